@@ -1,0 +1,122 @@
+// The device abstraction: memory, copies and the op list of docs/architecture.md.
+// CpuBackend always builds and is the reference; CudaBackend mirrors it exactly.
+// Every pointer argument is device memory in the backend's compute dtype unless
+// its type says otherwise (int32 metadata is device memory too).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "cohost/kernels/dtype.h"
+#include "cohost/kernels/paged_kv.h"
+#include "cohost/kernels/rope.h"
+
+namespace cohost::kernels {
+
+enum class BackendKind : uint8_t { kCpu, kCuda };
+
+struct BackendCaps {
+  DType compute_dtype = DType::kF32;
+  size_t total_memory = 0;  // bytes the device has in all
+  size_t free_memory = 0;   // bytes free now (measured, not assumed)
+  std::string device_name;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  virtual BackendKind kind() const = 0;
+  virtual BackendCaps Caps() const = 0;
+  DType compute_dtype() const { return Caps().compute_dtype; }
+
+  // Memory. Allocate returns RESOURCE_EXHAUSTED when the device is full.
+  virtual absl::StatusOr<void*> Allocate(size_t bytes) = 0;
+  virtual void Free(void* ptr) = 0;
+  virtual absl::Status CopyToDevice(void* dst, const void* src, size_t bytes) = 0;
+  virtual absl::Status CopyToHost(void* dst, const void* src, size_t bytes) = 0;
+  // Converts n host floats into the compute dtype at dst.
+  virtual absl::Status UploadF32(void* dst, const float* src, size_t n) = 0;
+  // Converts n compute-dtype elements at src into host floats.
+  virtual absl::Status DownloadF32(float* dst, const void* src, size_t n) = 0;
+  // Waits for queued work; reports any asynchronous kernel failure.
+  virtual absl::Status Synchronize() = 0;
+
+  // ---- ops ----
+  // out[i, :] = table[ids[i], :]. Ids were validated against the vocab upstream.
+  virtual void Embedding(const int32_t* ids /*[n]*/, int32_t n, const void* table /*[vocab, hidden]*/,
+                         int32_t hidden, void* out /*[n, hidden]*/) = 0;
+
+  // If residual != nullptr: residual += x first, then normalizes residual.
+  // out = residual_or_x / rms(residual_or_x) * weight.
+  virtual void RmsNorm(const void* x /*[n, hidden]*/, void* residual /*[n, hidden] or null*/,
+                       const void* weight /*[hidden]*/, int32_t n, int32_t hidden, float eps,
+                       void* out /*[n, hidden]*/) = 0;
+
+  // c = a * w^T (+ bias broadcast over rows when bias != nullptr).
+  virtual void Gemm(const void* a /*[m, k]*/, const void* w /*[n, k]*/, const void* bias /*[n] or null*/,
+                    int32_t m, int32_t n, int32_t k, void* c /*[m, n]*/) = 0;
+
+  // x += y elementwise.
+  virtual void Add(void* x /*[n]*/, const void* y /*[n]*/, int64_t n) = 0;
+
+  // out = silu(gate) * up, with gate_up packed per row as [gate | up].
+  virtual void SiluMul(const void* gate_up /*[n, 2 * inter]*/, int32_t n, int32_t inter,
+                       void* out /*[n, inter]*/) = 0;
+
+  // Rotates q, k in place (rotate-half) and writes k, v into the pages.
+  virtual void RopeWriteKv(void* q /*[num_tokens, num_heads, head_dim]*/,
+                           void* k /*[num_tokens, num_kv_heads, head_dim]*/,
+                           const void* v /*[num_tokens, num_kv_heads, head_dim]*/,
+                           const BatchLayout& batch, int32_t num_heads,
+                           const float* inv_freq /*device, [rotary_dim / 2]*/, int32_t rotary_dim,
+                           const PagedKv& kv) = 0;
+
+  // Causal attention of each new token over its sequence's cached context
+  // (prefix pages plus the new tokens themselves, already written), GQA-aware.
+  // Covers decode (1 new token) and prefill chunks alike.
+  virtual void PagedAttention(const void* q /*[num_tokens, num_heads, head_dim]*/,
+                              const BatchLayout& batch, const PagedKv& kv, int32_t num_heads,
+                              float scale, void* out /*[num_tokens, num_heads, head_dim]*/) = 0;
+
+  // out[r, :] = x[rows[r], :].
+  virtual void GatherRows(const void* x /*[n, width]*/, const int32_t* rows /*[num_rows]*/,
+                          int32_t num_rows, int32_t width, void* out /*[num_rows, width]*/) = 0;
+};
+
+// Always available.
+std::unique_ptr<Backend> MakeCpuBackend(int num_threads = 0);
+
+// NOT_FOUND / UNAVAILABLE when built without CUDA or no device is present.
+absl::StatusOr<std::unique_ptr<Backend>> MakeCudaBackend(int device_index);
+
+// RAII device buffer.
+class DeviceBuffer {
+ public:
+  DeviceBuffer() = default;
+  static absl::StatusOr<DeviceBuffer> Create(Backend* backend, size_t bytes);
+  DeviceBuffer(DeviceBuffer&& o) noexcept { *this = std::move(o); }
+  DeviceBuffer& operator=(DeviceBuffer&& o) noexcept;
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  ~DeviceBuffer() { Reset(); }
+
+  void* data() const { return data_; }
+  size_t bytes() const { return bytes_; }
+  template <typename T>
+  T* as() const {
+    return static_cast<T*>(data_);
+  }
+  void Reset();
+
+ private:
+  Backend* backend_ = nullptr;
+  void* data_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+}  // namespace cohost::kernels

@@ -1,0 +1,35 @@
+// The paged KV cache as every attention kernel sees it: the one contract
+// between the runtime's block bookkeeping and the CPU and CUDA kernels.
+#pragma once
+
+#include <cstdint>
+
+namespace cohost::kernels {
+
+// One layer's K and V pages. Logical token t of a sequence lives in page
+// block_table[t / block_size] at row t % block_size.
+struct PagedKv {
+  void* k = nullptr;  // [num_blocks, block_size, num_kv_heads, head_dim], compute dtype
+  void* v = nullptr;  // [num_blocks, block_size, num_kv_heads, head_dim], compute dtype
+  int32_t num_blocks = 0;
+  int32_t block_size = 0;
+  int32_t num_kv_heads = 0;
+  int32_t head_dim = 0;
+};
+
+// A flattened varlen batch: the new tokens of num_seqs sequences concatenated.
+// Every pointer is device memory (host memory for the CPU backend).
+struct BatchLayout {
+  const int32_t* seq_starts = nullptr;    // [num_seqs + 1] offsets into the new tokens
+  const int32_t* context_lens = nullptr;  // [num_seqs] tokens in cache after this step, new ones included
+  const int32_t* block_tables = nullptr;  // [num_seqs, max_blocks_per_seq] page ids
+  const int32_t* positions = nullptr;     // [num_tokens] logical position of each new token
+  const int32_t* slot_mapping = nullptr;  // [num_tokens] page * block_size + row; -1 = padding, not written
+  int32_t num_seqs = 0;
+  int32_t num_tokens = 0;
+  int32_t max_blocks_per_seq = 0;
+  int32_t max_query_len = 0;    // longest new-token run of one sequence (planning hint)
+  int32_t max_context_len = 0;  // longest context_lens entry (planning hint)
+};
+
+}  // namespace cohost::kernels

@@ -1,0 +1,43 @@
+// Architecture facts of one model, read from GGUF metadata or a Hugging Face
+// config.json; everything the forward pass needs to size and run itself.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+
+namespace cohost::runtime {
+
+struct RopeScaling {
+  enum class Kind : uint8_t { kNone, kLlama3 };
+  Kind kind = Kind::kNone;
+  float factor = 1.f;
+  float low_freq_factor = 1.f;
+  float high_freq_factor = 4.f;
+  int32_t original_max_position_embeddings = 8192;
+};
+
+struct ModelConfig {
+  std::string architecture;  // "llama", "mistral", "qwen2"
+  std::string name;          // human-readable, from metadata when present
+  int32_t vocab_size = 0;
+  int32_t hidden_size = 0;
+  int32_t intermediate_size = 0;
+  int32_t num_layers = 0;
+  int32_t num_heads = 0;
+  int32_t num_kv_heads = 0;
+  int32_t head_dim = 0;  // hidden_size / num_heads unless the config says otherwise
+  int32_t max_position_embeddings = 0;
+  float rms_norm_eps = 1e-5f;
+  float rope_theta = 10000.f;
+  RopeScaling rope_scaling;
+  bool tie_word_embeddings = false;
+  bool attention_bias = false;  // q/k/v projections carry a bias (Qwen2)
+
+  // INVALID_ARGUMENT naming the first inconsistent field (zero sizes, heads that
+  // do not divide, absurd dimensions).
+  absl::Status Validate() const;
+};
+
+}  // namespace cohost::runtime
