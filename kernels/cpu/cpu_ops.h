@@ -1,0 +1,36 @@
+// The CPU reference ops in fp32, as CpuBackend calls them. Shapes use the
+// layout notation of docs/architecture.md; every pointer is host memory.
+#pragma once
+
+#include <cstdint>
+
+#include "cohost/kernels/paged_kv.h"
+#include "thread_pool.h"
+
+namespace cohost::kernels::cpu {
+
+void Embedding(const int32_t* ids /*[n]*/, int32_t n, const float* table /*[vocab, hidden]*/,
+               int32_t hidden, float* out /*[n, hidden]*/, ThreadPool& pool);
+
+// out may alias x.
+void RmsNorm(const float* x /*[n, hidden]*/, float* residual /*[n, hidden] or null*/,
+             const float* weight /*[hidden]*/, int32_t n, int32_t hidden, float eps,
+             float* out /*[n, hidden]*/, ThreadPool& pool);
+
+// c = a * w^T (+ bias), through BLAS.
+void Gemm(const float* a /*[m, k]*/, const float* w /*[n, k]*/, const float* bias /*[n] or null*/,
+          int32_t m, int32_t n, int32_t k, float* c /*[m, n]*/);
+
+void Add(float* x /*[n]*/, const float* y /*[n]*/, int64_t n, ThreadPool& pool);
+
+void SiluMul(const float* gate_up /*[n, 2 * inter]*/, int32_t n, int32_t inter,
+             float* out /*[n, inter]*/, ThreadPool& pool);
+
+void GatherRows(const float* x /*[n, width]*/, const int32_t* rows /*[num_rows]*/,
+                int32_t num_rows, int32_t width, float* out /*[num_rows, width]*/);
+
+void PagedAttention(const float* q /*[num_tokens, num_heads, head_dim]*/,
+                    const BatchLayout& batch, const PagedKv& kv, int32_t num_heads, float scale,
+                    float* out /*[num_tokens, num_heads, head_dim]*/, ThreadPool& pool);
+
+}  // namespace cohost::kernels::cpu

@@ -1,0 +1,95 @@
+// ThreadPool: workers sleep on a condition variable between jobs (no spinning,
+// so BLAS threads and other helpers' processes get the cores).
+#include "thread_pool.h"
+
+#include <algorithm>
+#include <atomic>
+
+namespace cohost::kernels::cpu {
+
+struct ThreadPool::Job {
+  const std::function<void(int64_t, int64_t)>* fn;
+  int64_t n;
+  int64_t chunk;
+  int64_t num_chunks;
+  std::atomic<int64_t> next{0};
+
+  void Run() {
+    for (int64_t c = next.fetch_add(1); c < num_chunks; c = next.fetch_add(1)) {
+      const int64_t begin = c * chunk;
+      (*fn)(begin, std::min(n, begin + chunk));
+    }
+  }
+};
+
+ThreadPool::ThreadPool(int num_threads) {
+  if (num_threads <= 0) num_threads = static_cast<int>(std::thread::hardware_concurrency());
+  num_threads = std::max(num_threads, 1);
+  workers_.reserve(num_threads - 1);
+  for (int i = 1; i < num_threads; ++i) workers_.emplace_back([this] { WorkerLoop(); });
+}
+
+ThreadPool::~ThreadPool() {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    stop_ = true;
+  }
+  work_cv_.notify_all();
+  for (std::thread& t : workers_) t.join();
+}
+
+void ThreadPool::WorkerLoop() {
+  uint64_t seen = 0;
+  while (true) {
+    Job* job;
+    {
+      std::unique_lock<std::mutex> lk(mu_);
+      work_cv_.wait(lk, [&] { return stop_ || (job_ != nullptr && generation_ != seen); });
+      if (stop_) return;
+      seen = generation_;
+      job = job_;
+      ++active_;
+    }
+    job->Run();
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      if (--active_ == 0) done_cv_.notify_all();
+    }
+  }
+}
+
+void ThreadPool::ParallelFor(int64_t n, int64_t grain,
+                             const std::function<void(int64_t, int64_t)>& fn) {
+  if (n <= 0) return;
+  grain = std::max<int64_t>(grain, 1);
+  const int64_t threads = num_threads();
+  if (threads == 1 || n <= grain) {
+    fn(0, n);
+    return;
+  }
+  // A few chunks per thread balance uneven work (attention rows differ in length).
+  int64_t num_chunks = std::min<int64_t>((n + grain - 1) / grain, threads * 4);
+  const int64_t chunk = (n + num_chunks - 1) / num_chunks;
+  num_chunks = (n + chunk - 1) / chunk;
+
+  std::lock_guard<std::mutex> call_lk(call_mu_);
+  Job job;
+  job.fn = &fn;
+  job.n = n;
+  job.chunk = chunk;
+  job.num_chunks = num_chunks;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    job_ = &job;
+    ++generation_;
+  }
+  work_cv_.notify_all();
+  job.Run();
+  // Every chunk has been claimed; wait for workers still running theirs so the
+  // job (on this stack) outlives them.
+  std::unique_lock<std::mutex> lk(mu_);
+  done_cv_.wait(lk, [&] { return active_ == 0; });
+  job_ = nullptr;
+}
+
+}  // namespace cohost::kernels::cpu

@@ -1,0 +1,43 @@
+// A small persistent thread pool for the CPU kernels: ParallelFor splits an
+// index range into chunks that the calling thread and the workers share.
+// One ParallelFor runs at a time; concurrent callers are serialized.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <condition_variable>
+#include <thread>
+#include <vector>
+
+namespace cohost::kernels::cpu {
+
+class ThreadPool {
+ public:
+  // num_threads counts the calling thread; <= 0 means hardware_concurrency.
+  explicit ThreadPool(int num_threads);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int num_threads() const { return static_cast<int>(workers_.size()) + 1; }
+
+  // Calls fn(begin, end) over disjoint ranges covering [0, n). Ranges hold at
+  // least `grain` indices (except the last), so tiny loops stay on one thread.
+  void ParallelFor(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
+
+ private:
+  struct Job;
+  void WorkerLoop();
+
+  std::mutex call_mu_;  // serializes ParallelFor callers
+  std::mutex mu_;
+  std::condition_variable work_cv_, done_cv_;
+  Job* job_ = nullptr;     // guarded by mu_
+  uint64_t generation_ = 0;  // guarded by mu_
+  int active_ = 0;           // workers inside the current job; guarded by mu_
+  bool stop_ = false;        // guarded by mu_
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace cohost::kernels::cpu
