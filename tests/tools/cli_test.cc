@@ -1,0 +1,77 @@
+// `cohost run` end to end on the default model: --json fields, greedy output
+// equal to the transformers reference, streaming, and error exits.
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+
+namespace {
+
+struct Output {
+  int exit_code = -1;
+  std::string out;
+};
+
+Output RunCohost(const std::string& args) {
+  const std::string cmd = std::string(COHOST_BINARY) + " run " + args + " 2>/dev/null";
+  Output o;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (p == nullptr) return o;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) o.out.append(buf, n);
+  const int status = pclose(p);
+  o.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return o;
+}
+
+nlohmann::json Reference() {
+  std::ifstream f(std::string(COHOST_SOURCE_DIR) + "/tests/data/forward_reference_smollm2.json");
+  return nlohmann::json::parse(f);
+}
+
+const std::string kModel = std::string("--model ") + COHOST_DEFAULT_MODEL;
+
+TEST(CliTest, JsonGreedyMatchesReferenceForEachPrompt) {
+  nlohmann::json ref = Reference();
+  Output o = RunCohost(kModel +
+                       " --prompt 'The capital of France is' --prompt 'The capital of France is'"
+                       " --temperature 0 --max-tokens 32 --ignore-eos --json");
+  ASSERT_EQ(o.exit_code, 0);
+  std::istringstream lines(o.out);
+  std::string line;
+  int count = 0;
+  while (std::getline(lines, line)) {
+    nlohmann::json j = nlohmann::json::parse(line);
+    for (const char* key : {"prompt_ids", "generated_ids", "text", "finish_reason", "ttft_ms",
+                            "tokens_per_second"}) {
+      EXPECT_TRUE(j.contains(key)) << key;
+    }
+    EXPECT_EQ(j["prompt_ids"], ref["cases"][0]["prompt_ids"]);
+    EXPECT_EQ(j["generated_ids"], ref["cases"][0]["greedy_ids"]);
+    EXPECT_EQ(j["finish_reason"], "length");
+    EXPECT_GT(j["tokens_per_second"].get<double>(), 0);
+    ++count;
+  }
+  EXPECT_EQ(count, 2);
+}
+
+TEST(CliTest, StreamsPlainTextAndChatWorks) {
+  Output o = RunCohost(kModel + " --prompt 'Name a color.' --chat --temperature 0 --max-tokens 12");
+  ASSERT_EQ(o.exit_code, 0);
+  EXPECT_FALSE(o.out.empty());
+  EXPECT_EQ(o.out.find("<|im_"), std::string::npos) << o.out;
+}
+
+TEST(CliTest, ErrorsExitNonZero) {
+  EXPECT_EQ(RunCohost("").exit_code, 2);  // no flags: usage
+  EXPECT_NE(RunCohost(kModel + " --prompt hi --top-p 7").exit_code, 0);
+  EXPECT_NE(RunCohost("--model /nonexistent.gguf --prompt hi").exit_code, 0);
+  EXPECT_NE(RunCohost(kModel + " --prompt hi --device tpu").exit_code, 0);
+}
+
+}  // namespace
