@@ -1,1 +1,115 @@
-int main() { return 0; }
+// Decode-step and short-generation throughput on the default model (CPU).
+// Run: build/bench/decode_bench [--benchmark_filter=...]; results in bench/RESULTS.md.
+
+#include <cstdio>
+#include <memory>
+
+#include "benchmark/benchmark.h"
+#include "runtime/generator.h"
+#include "runtime/kv_cache.h"
+#include "runtime/loaded_model.h"
+
+namespace cohost::runtime {
+namespace {
+
+struct Fixture {
+  std::unique_ptr<kernels::Backend> backend = kernels::MakeCpuBackend();
+  LoadedModel model;
+};
+
+Fixture* Shared() {
+  static Fixture* f = [] {
+    auto* f = new Fixture;
+    absl::StatusOr<LoadedModel> m = LoadModel(COHOST_DEFAULT_MODEL, f->backend.get());
+    if (!m.ok()) {
+      std::fprintf(stderr, "decode_bench: %s (run scripts/fetch_model.sh)\n",
+                   std::string(m.status().message()).c_str());
+      std::exit(1);
+    }
+    f->model = *std::move(m);
+    return f;
+  }();
+  return f;
+}
+
+// One decode step (one new token) at context length state.range(0).
+void BM_DecodeStep(benchmark::State& state) {
+  Fixture* f = Shared();
+  const int32_t ctx = static_cast<int32_t>(state.range(0));
+  const int32_t bs = 16;
+  const int32_t num_blocks = ctx / bs + 2;
+  auto kv = KvCache::Create(f->backend.get(), f->model.config(), num_blocks, bs);
+  if (!kv.ok()) return state.SkipWithError("kv cache");
+  Batch b;
+  b.token_ids = {42};
+  b.positions = {ctx - 1};
+  b.slot_mapping = {(1 + (ctx - 1) / bs) * bs + (ctx - 1) % bs};
+  b.seq_starts = {0, 1};
+  b.context_lens = {ctx};
+  b.max_blocks_per_seq = num_blocks - 1;
+  for (int32_t i = 1; i < num_blocks; ++i) b.block_tables.push_back(i);
+  b.sample_rows = {0};
+  std::vector<float> logits;
+  for (auto _ : state) {
+    absl::Status s = f->model.model->Forward(b, **kv, &logits);
+    if (!s.ok()) return state.SkipWithError(std::string(s.message()).c_str());
+    benchmark::DoNotOptimize(logits.data());
+  }
+  state.counters["tok/s"] = benchmark::Counter(state.iterations(), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_DecodeStep)->Arg(16)->Arg(128)->Arg(1024)->Unit(benchmark::kMillisecond);
+
+// A 128-token greedy generation from a short prompt, end to end.
+void BM_Greedy128(benchmark::State& state) {
+  Fixture* f = Shared();
+  Generator gen(f->model.model.get(), f->model.tokenizer.get());
+  absl::StatusOr<std::vector<int32_t>> ids = f->model.tokenizer->Encode("Once upon a time");
+  SamplingParams p;
+  p.temperature = 0;
+  p.max_tokens = 128;
+  p.ignore_eos = true;
+  double decode_tps = 0;
+  for (auto _ : state) {
+    absl::StatusOr<GenerationResult> r = gen.Generate(*ids, p);
+    if (!r.ok()) return state.SkipWithError(std::string(r.status().message()).c_str());
+    decode_tps = r->decode_tokens_per_second;
+  }
+  state.counters["tok/s"] =
+      benchmark::Counter(128.0 * state.iterations(), benchmark::Counter::kIsRate);
+  state.counters["decode_tok/s"] = decode_tps;
+}
+BENCHMARK(BM_Greedy128)->Unit(benchmark::kMillisecond)->MinTime(2.0);
+
+// Prefill throughput: one prompt of state.range(0) tokens in one step.
+void BM_Prefill(benchmark::State& state) {
+  Fixture* f = Shared();
+  const int32_t n = static_cast<int32_t>(state.range(0));
+  const int32_t bs = 16;
+  const int32_t num_blocks = n / bs + 2;
+  auto kv = KvCache::Create(f->backend.get(), f->model.config(), num_blocks, bs);
+  if (!kv.ok()) return state.SkipWithError("kv cache");
+  Batch b;
+  for (int32_t p = 0; p < n; ++p) {
+    b.token_ids.push_back(100 + p % 1000);
+    b.positions.push_back(p);
+    b.slot_mapping.push_back((1 + p / bs) * bs + p % bs);
+  }
+  b.seq_starts = {0, n};
+  b.context_lens = {n};
+  b.max_blocks_per_seq = num_blocks - 1;
+  for (int32_t i = 1; i < num_blocks; ++i) b.block_tables.push_back(i);
+  b.sample_rows = {n - 1};
+  std::vector<float> logits;
+  for (auto _ : state) {
+    absl::Status s = f->model.model->Forward(b, **kv, &logits);
+    if (!s.ok()) return state.SkipWithError(std::string(s.message()).c_str());
+  }
+  state.counters["tok/s"] =
+      benchmark::Counter(static_cast<double>(n) * state.iterations(), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_Prefill)->Arg(128)->Arg(512)->Unit(benchmark::kMillisecond);
+
+}  // namespace
+}  // namespace cohost::runtime
+
+BENCHMARK_MAIN();
