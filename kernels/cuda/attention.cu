@@ -1,1 +1,255 @@
-// placeholder
+// Paged attention on CUDA: one kernel for varlen batches that mix decode
+// tokens and prefill chunks, reading K/V through each sequence's block table
+// (layout in cohost/kernels/paged_kv.h).
+//
+// Design (correct and simple first). A CTA owns one (sequence, kv head, query
+// tile); a query tile is kRows (token, query head) rows of that kv head's GQA
+// group, so a tile's K/V pages are read once for every head sharing them. The
+// CTA walks the context in tiles of 32 keys staged in shared memory; each warp
+// keeps kRowsPerWarp rows with an online softmax (running max, sum, fp32
+// accumulator). Lane j scores key j of the tile; the P*V product gives each
+// lane head_dim / 32 output dims. Causality follows the CPU reference: new
+// token i of sequence s sees logical keys [0, min(positions[i] + 1,
+// context_lens[s])); a row that sees no key, and a token outside every
+// sequence's run (padding), gets zeros. One extra z-slice of the grid writes
+// those padding tokens.
+//
+// TODO(perf): split-K over long contexts (flash-decoding: partial (m, l, acc)
+// per KV partition, then a merge kernel) so that decode of few sequences fills
+// the GPU; tensor-core (mma / wgmma) tiles for long prefill chunks; a host plan
+// of (sequence, tile) work items instead of the dense grid below, which launches
+// empty CTAs for sequences shorter than max_query_len. Until then long-context
+// decode of a small batch uses only num_seqs * num_kv_heads CTAs.
+#include <algorithm>
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "cuda_ops.cuh"
+#include "dispatch.cuh"
+
+namespace cohost::kernels::cuda {
+namespace {
+
+constexpr int kWarps = 4;
+constexpr int kThreads = kWarps * 32;
+constexpr int kRowsPerWarp = 4;
+constexpr int kRows = kWarps * kRowsPerWarp;  // (token, head) rows per CTA
+constexpr int kKeyTile = 32;                  // keys per shared tile: one per lane
+constexpr float kLog2e = 1.4426950408889634f;
+
+struct AttnParams {
+  const bf16* q;                // [num_tokens, num_heads, head_dim]
+  const bf16* k_cache;          // [num_blocks, block_size, num_kv_heads, head_dim]
+  const bf16* v_cache;          // [num_blocks, block_size, num_kv_heads, head_dim]
+  const int32_t* seq_starts;    // [num_seqs + 1]
+  const int32_t* context_lens;  // [num_seqs]
+  const int32_t* block_tables;  // [num_seqs, max_blocks_per_seq]
+  const int32_t* positions;     // [num_tokens]
+  bf16* out;                    // [num_tokens, num_heads, head_dim]
+  int32_t num_heads;
+  int32_t num_kv_heads;
+  int32_t block_size;
+  int32_t max_blocks_per_seq;
+  int32_t num_seqs;
+  int32_t num_tokens;
+  float scale_log2;  // softmax scale * log2(e): scores live in the exp2 domain
+};
+
+// Zeros out[t] for the tokens outside every sequence's run, for kv_head's
+// query heads.
+template <int kHeadDim>
+__device__ void ZeroPaddingTokens(const AttnParams& p, int kv_head) {
+  const int group = p.num_heads / p.num_kv_heads;
+  const int lo = p.num_seqs > 0 ? p.seq_starts[0] : 0;
+  const int hi = p.num_seqs > 0 ? p.seq_starts[p.num_seqs] : 0;
+  for (int t = blockIdx.x; t < p.num_tokens; t += gridDim.x) {
+    if (t >= lo && t < hi) continue;
+    uint4* row = reinterpret_cast<uint4*>(
+        p.out + (static_cast<int64_t>(t) * p.num_heads + kv_head * group) * kHeadDim);
+    for (int i = threadIdx.x; i < group * kHeadDim / 8; i += blockDim.x) row[i] = make_uint4(0, 0, 0, 0);
+  }
+}
+
+// Grid: (query tiles, num_kv_heads, num_seqs + 1); block: kThreads.
+template <int kHeadDim>
+__global__ __launch_bounds__(kThreads) void PagedAttentionKernel(const __grid_constant__ AttnParams p) {
+  constexpr int kChunks = kHeadDim / 8;   // 16-byte chunks per head row
+  constexpr int kStride = kHeadDim + 8;   // shared row pitch: 16-byte reads by 8 lanes hit 32 banks
+  constexpr int kPairs = kHeadDim / 64;   // bf16 pairs per lane in the output row
+  constexpr int kDims = 2 * kPairs;       // output dims per lane
+
+  __shared__ __align__(16) bf16 q_s[kRows * kStride];     // [kRows, kStride]
+  __shared__ __align__(16) bf16 k_s[kKeyTile * kStride];  // [kKeyTile, kStride]
+  __shared__ __align__(16) bf16 v_s[kKeyTile * kStride];  // [kKeyTile, kStride]
+
+  const int seq = blockIdx.z;
+  const int kv_head = blockIdx.y;
+  if (seq == p.num_seqs) {
+    ZeroPaddingTokens<kHeadDim>(p, kv_head);
+    return;
+  }
+  const int group = p.num_heads / p.num_kv_heads;
+  const int q_begin = p.seq_starts[seq];
+  const int q_len = p.seq_starts[seq + 1] - q_begin;
+  const int row_begin = blockIdx.x * kRows;  // rows of this sequence: q_len * group
+  if (row_begin >= q_len * group) return;
+  const int rows = min(kRows, q_len * group - row_begin);
+  const int context_len = p.context_lens[seq];
+  // Row r sees keys [0, key_end_of(r)).
+  auto key_end_of = [&](int r) {
+    const int token = q_begin + (row_begin + r) / group;
+    return min(p.positions[token] + 1, context_len);
+  };
+  int cta_key_end = 0;
+  for (int r = 0; r < rows; ++r) cta_key_end = max(cta_key_end, key_end_of(r));
+
+  const int lane = threadIdx.x & 31;
+  const int warp = threadIdx.x >> 5;
+
+  for (int i = threadIdx.x; i < kRows * kChunks; i += kThreads) {
+    const int r = i / kChunks, c = i % kChunks;
+    uint4 w = make_uint4(0, 0, 0, 0);
+    if (r < rows) {
+      const int gr = row_begin + r;
+      const int64_t token = q_begin + gr / group;
+      const int head = kv_head * group + gr % group;
+      w = reinterpret_cast<const uint4*>(p.q + (token * p.num_heads + head) * kHeadDim)[c];
+    }
+    *reinterpret_cast<uint4*>(q_s + r * kStride + c * 8) = w;
+  }
+
+  // Row r of this CTA is warp + kWarps * s.
+  float m[kRowsPerWarp], l[kRowsPerWarp], acc[kRowsPerWarp][kDims];
+  int key_end[kRowsPerWarp];
+#pragma unroll
+  for (int s = 0; s < kRowsPerWarp; ++s) {
+    const int r = warp + kWarps * s;
+    key_end[s] = r < rows ? key_end_of(r) : 0;
+    m[s] = -INFINITY;
+    l[s] = 0.f;
+#pragma unroll
+    for (int d = 0; d < kDims; ++d) acc[s][d] = 0.f;
+  }
+
+  const int32_t* table = p.block_tables + static_cast<int64_t>(seq) * p.max_blocks_per_seq;
+  for (int kt = 0; kt < cta_key_end; kt += kKeyTile) {
+    __syncthreads();  // the previous tile is consumed (and q_s is written)
+    for (int i = threadIdx.x; i < kKeyTile * kChunks; i += kThreads) {
+      const int j = i / kChunks, c = i % kChunks;
+      const int key = kt + j;
+      // Keys past the CTA's causal end are never read: they may be unwritten
+      // memory, and a NaN in V would survive a zero probability.
+      uint4 kw = make_uint4(0, 0, 0, 0), vw = make_uint4(0, 0, 0, 0);
+      if (key < cta_key_end) {
+        const int64_t page = table[key / p.block_size];
+        const int64_t off =
+            ((page * p.block_size + key % p.block_size) * p.num_kv_heads + kv_head) * kHeadDim;
+        kw = reinterpret_cast<const uint4*>(p.k_cache + off)[c];
+        vw = reinterpret_cast<const uint4*>(p.v_cache + off)[c];
+      }
+      *reinterpret_cast<uint4*>(k_s + j * kStride + c * 8) = kw;
+      *reinterpret_cast<uint4*>(v_s + j * kStride + c * 8) = vw;
+    }
+    __syncthreads();
+
+#pragma unroll
+    for (int s = 0; s < kRowsPerWarp; ++s) {
+      const int r = warp + kWarps * s;
+      if (r >= rows || kt >= key_end[s]) continue;  // warp-uniform
+      float dot = 0.f;
+#pragma unroll
+      for (int c = 0; c < kChunks; ++c) {
+        float qf[8], kf[8];
+        Unpack8(*reinterpret_cast<const uint4*>(q_s + r * kStride + c * 8), qf);
+        Unpack8(*reinterpret_cast<const uint4*>(k_s + lane * kStride + c * 8), kf);
+#pragma unroll
+        for (int e = 0; e < 8; ++e) dot = fmaf(qf[e], kf[e], dot);
+      }
+      const float score = kt + lane < key_end[s] ? dot * p.scale_log2 : -INFINITY;
+      // Key kt < key_end[s] is unmasked, so m_new is finite.
+      const float m_new = fmaxf(m[s], WarpMax(score));
+      const float prob = exp2f(score - m_new);
+      const float correction = exp2f(m[s] - m_new);  // 0 on the first tile (m = -inf)
+      l[s] = l[s] * correction + WarpSum(prob);
+      m[s] = m_new;
+#pragma unroll
+      for (int d = 0; d < kDims; ++d) acc[s][d] *= correction;
+#pragma unroll 8
+      for (int j = 0; j < kKeyTile; ++j) {
+        const float pj = __shfl_sync(0xffffffffu, prob, j);
+        const __nv_bfloat162* vrow = reinterpret_cast<const __nv_bfloat162*>(v_s + j * kStride);
+#pragma unroll
+        for (int pp = 0; pp < kPairs; ++pp) {
+          const float2 vf = __bfloat1622float2(vrow[32 * pp + lane]);
+          acc[s][2 * pp] = fmaf(pj, vf.x, acc[s][2 * pp]);
+          acc[s][2 * pp + 1] = fmaf(pj, vf.y, acc[s][2 * pp + 1]);
+        }
+      }
+    }
+  }
+
+#pragma unroll
+  for (int s = 0; s < kRowsPerWarp; ++s) {
+    const int r = warp + kWarps * s;
+    if (r >= rows) continue;
+    const int gr = row_begin + r;
+    const int64_t token = q_begin + gr / group;
+    const int head = kv_head * group + gr % group;
+    // l == 0 only for a row that sees no key: zeros, as on the CPU.
+    const float inv_l = l[s] > 0.f ? 1.f / l[s] : 0.f;
+    __nv_bfloat162* orow =
+        reinterpret_cast<__nv_bfloat162*>(p.out + (token * p.num_heads + head) * kHeadDim);
+#pragma unroll
+    for (int pp = 0; pp < kPairs; ++pp) {
+      orow[32 * pp + lane] = __floats2bfloat162_rn(acc[s][2 * pp] * inv_l, acc[s][2 * pp + 1] * inv_l);
+    }
+  }
+}
+
+}  // namespace
+
+absl::Status LaunchPagedAttention(const bf16* q, const BatchLayout& batch, const PagedKv& kv,
+                                  int32_t num_heads, float scale, bf16* out, cudaStream_t stream) {
+  if (batch.num_tokens < 0 || batch.num_seqs < 0 || num_heads <= 0 || kv.num_kv_heads <= 0 ||
+      num_heads % kv.num_kv_heads != 0 || kv.block_size <= 0 || batch.max_blocks_per_seq < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "PagedAttention: bad shape: num_tokens=", batch.num_tokens, " num_seqs=", batch.num_seqs,
+        " num_heads=", num_heads, " num_kv_heads=", kv.num_kv_heads, " block_size=", kv.block_size));
+  }
+  if (batch.num_tokens == 0) return absl::OkStatus();
+  if (batch.num_seqs >= 65535 || kv.num_kv_heads > 65535) {
+    return absl::UnimplementedError(absl::StrCat("PagedAttention: grid too large: num_seqs=",
+                                                 batch.num_seqs, " num_kv_heads=", kv.num_kv_heads));
+  }
+  if (!IsAligned16(q) || !IsAligned16(out) || !IsAligned16(kv.k) || !IsAligned16(kv.v)) {
+    return absl::InvalidArgumentError("PagedAttention: q, out and the KV pages must be 16-byte aligned");
+  }
+  const int32_t group = num_heads / kv.num_kv_heads;
+  // max_query_len is a hint; 0 means unknown, and num_tokens always bounds it.
+  const int32_t max_q = batch.max_query_len > 0 ? std::min(batch.max_query_len, batch.num_tokens)
+                                                : batch.num_tokens;
+  AttnParams params{q,
+                    static_cast<const bf16*>(kv.k),
+                    static_cast<const bf16*>(kv.v),
+                    batch.seq_starts,
+                    batch.context_lens,
+                    batch.block_tables,
+                    batch.positions,
+                    out,
+                    num_heads,
+                    kv.num_kv_heads,
+                    kv.block_size,
+                    batch.max_blocks_per_seq,
+                    batch.num_seqs,
+                    batch.num_tokens,
+                    scale * kLog2e};
+  // The last z-slice zeroes padding tokens (outside every sequence's run).
+  const dim3 grid(CeilDiv(static_cast<int64_t>(max_q) * group, kRows), kv.num_kv_heads,
+                  batch.num_seqs + 1);
+  return DispatchHeadDim(kv.head_dim, "PagedAttention", [&](auto head_dim) {
+    PagedAttentionKernel<decltype(head_dim)::value><<<grid, kThreads, 0, stream>>>(params);
+    return LaunchStatus("PagedAttentionKernel");
+  });
+}
+
+}  // namespace cohost::kernels::cuda

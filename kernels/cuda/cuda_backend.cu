@@ -1,1 +1,258 @@
-// placeholder
+// CudaBackend: kernels::Backend on one CUDA device, computing in bf16. One
+// stream per backend; memory is stream-ordered (cudaMallocAsync). Ops return
+// void, so the first failure of any op (bad argument, unsupported shape, CUDA
+// or cuBLAS error) is recorded and reported by Synchronize and the copies to
+// host; after it the backend stays failed, as a CUDA context does after a
+// kernel fault.
+#include <algorithm>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "cohost/kernels/backend.h"
+#include "cohost/kernels/dtype.h"
+#include "cuda_common.cuh"
+#include "cuda_ops.cuh"
+
+namespace cohost::kernels {
+namespace {
+
+using cuda::bf16;
+using cuda::CublasStatus;
+using cuda::CudaStatus;
+
+class CudaBackend final : public Backend {
+ public:
+  CudaBackend(int device, std::string name, cudaStream_t stream, cublasHandle_t cublas)
+      : device_(device), name_(std::move(name)), stream_(stream), cublas_(cublas) {}
+
+  ~CudaBackend() override {
+    // Teardown errors have nowhere to go; the stream is drained first so no
+    // queued work outlives the handle.
+    cudaSetDevice(device_);
+    cudaStreamSynchronize(stream_);
+    cublasDestroy(cublas_);
+    cudaStreamDestroy(stream_);
+    cudaGetLastError();
+  }
+
+  BackendKind kind() const override { return BackendKind::kCuda; }
+
+  BackendCaps Caps() const override {
+    BackendCaps caps;
+    caps.compute_dtype = DType::kBF16;
+    caps.device_name = name_;
+    size_t free_bytes = 0, total_bytes = 0;
+    if (cudaSetDevice(device_) == cudaSuccess &&
+        cudaMemGetInfo(&free_bytes, &total_bytes) == cudaSuccess) {
+      caps.free_memory = free_bytes;
+      caps.total_memory = total_bytes;
+    } else {
+      cudaGetLastError();  // reported as zero memory; the next checked call sees a sticky error
+    }
+    return caps;
+  }
+
+  absl::StatusOr<void*> Allocate(size_t bytes) override {
+    if (absl::Status s = Enter(); !s.ok()) return s;
+    void* ptr = nullptr;
+    cudaError_t err = cudaMallocAsync(&ptr, std::max<size_t>(bytes, 1), stream_);
+    if (err != cudaSuccess) {
+      cudaGetLastError();  // out of memory is not sticky; clear it for the next launch check
+      return CudaStatus(err, absl::StrCat("cudaMallocAsync(", bytes, " bytes)").c_str());
+    }
+    return ptr;
+  }
+
+  void Free(void* ptr) override {
+    if (ptr == nullptr) return;
+    Record(CudaStatus(cudaSetDevice(device_), "cudaSetDevice"));
+    Record(CudaStatus(cudaFreeAsync(ptr, stream_), "cudaFreeAsync"));
+  }
+
+  // Pageable host memory is staged by the driver before cudaMemcpyAsync
+  // returns, so src may be reused at once.
+  absl::Status CopyToDevice(void* dst, const void* src, size_t bytes) override {
+    if (absl::Status s = Enter(); !s.ok()) return s;
+    if (bytes == 0) return absl::OkStatus();
+    return CudaStatus(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, stream_), "CopyToDevice");
+  }
+
+  absl::Status CopyToHost(void* dst, const void* src, size_t bytes) override {
+    if (absl::Status s = Enter(); !s.ok()) return s;
+    if (bytes > 0) {
+      Record(CudaStatus(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, stream_), "CopyToHost"));
+    }
+    return Synchronize();
+  }
+
+  absl::Status UploadF32(void* dst, const float* src, size_t n) override {
+    if (absl::Status s = Enter(); !s.ok()) return s;
+    if (n == 0) return absl::OkStatus();
+    std::vector<uint16_t> staging(n);
+    for (size_t i = 0; i < n; ++i) staging[i] = F32ToBf16(src[i]);
+    // Synchronous so the staging vector outlives the transfer whatever the
+    // driver's staging policy; uploads are weights and tests, not the hot path.
+    Record(CudaStatus(cudaMemcpyAsync(dst, staging.data(), n * sizeof(uint16_t),
+                                      cudaMemcpyHostToDevice, stream_),
+                      "UploadF32"));
+    return Synchronize();
+  }
+
+  absl::Status DownloadF32(float* dst, const void* src, size_t n) override {
+    if (absl::Status s = Enter(); !s.ok()) return s;
+    if (n == 0) return absl::OkStatus();
+    std::vector<uint16_t> staging(n);
+    Record(CudaStatus(cudaMemcpyAsync(staging.data(), src, n * sizeof(uint16_t),
+                                      cudaMemcpyDeviceToHost, stream_),
+                      "DownloadF32"));
+    if (absl::Status s = Synchronize(); !s.ok()) return s;
+    for (size_t i = 0; i < n; ++i) dst[i] = Bf16ToF32(staging[i]);
+    return absl::OkStatus();
+  }
+
+  absl::Status Synchronize() override {
+    Record(CudaStatus(cudaSetDevice(device_), "cudaSetDevice"));
+    Record(CudaStatus(cudaStreamSynchronize(stream_), "cudaStreamSynchronize"));
+    return first_error_;
+  }
+
+  // ---- ops ----
+  void Embedding(const int32_t* ids, int32_t n, const void* table, int32_t hidden,
+                 void* out) override {
+    if (!EnterOp()) return;
+    Record(cuda::LaunchGatherRows(static_cast<const bf16*>(table), ids, n, hidden,
+                                  static_cast<bf16*>(out), stream_));
+  }
+
+  void RmsNorm(const void* x, void* residual, const void* weight, int32_t n, int32_t hidden,
+               float eps, void* out) override {
+    if (!EnterOp()) return;
+    Record(cuda::LaunchRmsNorm(static_cast<const bf16*>(x), static_cast<bf16*>(residual),
+                               static_cast<const bf16*>(weight), n, hidden, eps,
+                               static_cast<bf16*>(out), stream_));
+  }
+
+  // Row-major c[m, n] = a[m, k] * w[n, k]^T is, read column-major, the product
+  // C^T[n, m] = W[n, k] * A^T[k, m]: cuBLAS sees w as a k x n column-major
+  // matrix (ld k) to transpose, and a as k x m (ld k) as is; c is n x m (ld n).
+  void Gemm(const void* a, const void* w, const void* bias, int32_t m, int32_t n, int32_t k,
+            void* c) override {
+    if (!EnterOp()) return;
+    if (m < 0 || n < 0 || k < 0) {
+      Record(absl::InvalidArgumentError(absl::StrCat("Gemm: bad shape m=", m, " n=", n, " k=", k)));
+      return;
+    }
+    if (m == 0 || n == 0) return;
+    if (k == 0) {  // an empty sum: c = bias or 0
+      Record(CudaStatus(cudaMemsetAsync(c, 0, sizeof(bf16) * m * static_cast<size_t>(n), stream_),
+                        "cudaMemsetAsync"));
+    } else {
+      const float alpha = 1.f, beta = 0.f;
+      Record(CublasStatus(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, n, m, k, &alpha, w,
+                                       CUDA_R_16BF, k, a, CUDA_R_16BF, k, &beta, c, CUDA_R_16BF, n,
+                                       CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                          "cublasGemmEx"));
+    }
+    // TODO(perf): fold the bias into a cuBLASLt epilogue (CUBLASLT_EPILOGUE_BIAS)
+    // instead of a second pass over c; only biased models (Qwen2 qkv) pay it.
+    if (bias != nullptr) {
+      Record(cuda::LaunchAddBias(static_cast<bf16*>(c), static_cast<const bf16*>(bias), m, n, stream_));
+    }
+  }
+
+  void Add(void* x, const void* y, int64_t n) override {
+    if (!EnterOp()) return;
+    Record(cuda::LaunchAdd(static_cast<bf16*>(x), static_cast<const bf16*>(y), n, stream_));
+  }
+
+  void SiluMul(const void* gate_up, int32_t n, int32_t inter, void* out) override {
+    if (!EnterOp()) return;
+    Record(cuda::LaunchSiluMul(static_cast<const bf16*>(gate_up), n, inter, static_cast<bf16*>(out),
+                               stream_));
+  }
+
+  void RopeWriteKv(void* q, void* k, const void* v, const BatchLayout& batch, int32_t num_heads,
+                   const float* inv_freq, int32_t rotary_dim, const PagedKv& kv) override {
+    if (!EnterOp()) return;
+    Record(cuda::LaunchRopeWriteKv(static_cast<bf16*>(q), static_cast<bf16*>(k),
+                                   static_cast<const bf16*>(v), batch, num_heads, inv_freq,
+                                   rotary_dim, kv, stream_));
+  }
+
+  void PagedAttention(const void* q, const BatchLayout& batch, const PagedKv& kv, int32_t num_heads,
+                      float scale, void* out) override {
+    if (!EnterOp()) return;
+    Record(cuda::LaunchPagedAttention(static_cast<const bf16*>(q), batch, kv, num_heads, scale,
+                                      static_cast<bf16*>(out), stream_));
+  }
+
+  void GatherRows(const void* x, const int32_t* rows, int32_t num_rows, int32_t width,
+                  void* out) override {
+    if (!EnterOp()) return;
+    Record(cuda::LaunchGatherRows(static_cast<const bf16*>(x), rows, num_rows, width,
+                                  static_cast<bf16*>(out), stream_));
+  }
+
+ private:
+  // Keeps the first error only (Status::Update ignores later ones).
+  void Record(const absl::Status& s) { first_error_.Update(s); }
+
+  // Makes this backend's device current (several backends may share a thread).
+  absl::Status Enter() {
+    Record(CudaStatus(cudaSetDevice(device_), "cudaSetDevice"));
+    return first_error_;
+  }
+
+  // Ops after a failure are skipped: their inputs may be garbage.
+  bool EnterOp() { return Enter().ok(); }
+
+  int device_;
+  std::string name_;
+  cudaStream_t stream_;
+  cublasHandle_t cublas_;
+  absl::Status first_error_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Backend>> MakeCudaBackend(int device_index) {
+  int count = 0;
+  cudaError_t err = cudaGetDeviceCount(&count);
+  if (err != cudaSuccess) {
+    cudaGetLastError();
+    return absl::UnavailableError(
+        absl::StrCat("cudaGetDeviceCount: ", cudaGetErrorName(err), " (", cudaGetErrorString(err), ")"));
+  }
+  if (count == 0) return absl::UnavailableError("no CUDA device present");
+  if (device_index < 0 || device_index >= count) {
+    return absl::UnavailableError(
+        absl::StrCat("CUDA device ", device_index, " out of range: ", count, " device(s) present"));
+  }
+  if (absl::Status s = CudaStatus(cudaSetDevice(device_index), "cudaSetDevice"); !s.ok()) return s;
+  cudaDeviceProp prop{};
+  if (absl::Status s = CudaStatus(cudaGetDeviceProperties(&prop, device_index), "cudaGetDeviceProperties");
+      !s.ok()) {
+    return s;
+  }
+  cudaStream_t stream = nullptr;
+  if (absl::Status s = CudaStatus(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking),
+                                  "cudaStreamCreate");
+      !s.ok()) {
+    return s;
+  }
+  cublasHandle_t cublas = nullptr;
+  absl::Status s = CublasStatus(cublasCreate(&cublas), "cublasCreate");
+  if (s.ok()) s.Update(CublasStatus(cublasSetStream(cublas, stream), "cublasSetStream"));
+  if (!s.ok()) {
+    if (cublas != nullptr) cublasDestroy(cublas);
+    cudaStreamDestroy(stream);
+    return s;
+  }
+  return std::unique_ptr<Backend>(
+      new CudaBackend(device_index, absl::StrCat(prop.name, " (sm_", prop.major, prop.minor, ")"),
+                      stream, cublas));
+}
+
+}  // namespace cohost::kernels

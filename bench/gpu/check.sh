@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# The one GPU check of cohost, run on a lent GPU machine in a single call:
+#   bench/gpu/check.sh            (writes under $OUT, or a temp dir when unset)
+# 1. probe: fails at once with "no GPU" where none is present;
+# 2. build: configure + build with CUDA (Release, -j16) into build-gpu/; where
+#    the machine lacks the C++ dependencies (absl, GTest, OpenBLAS...), falls
+#    back to prebuilt binaries carried in .gpu-carry/ (bench/gpu/prepare_carry.sh);
+# 3. kernels_backend_ops_test: every CUDA op against the CPU reference (fresh
+#    random inputs, 3 draws), then compute-sanitizer memcheck/racecheck if present;
+# 4. end-to-end greedy generation, `cohost run --device cuda` against the CPU;
+# 5. kernel micro-benchmarks (kernels_bench), if that target exists.
+# Full logs go to $OUT/*.log; a short table is printed last and saved as
+# $OUT/table.md. Exit status: 0 all ran steps passed, 1 a step failed, 2 no GPU.
+set -uo pipefail
+
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+cd "$root"
+OUT="${OUT:-$(mktemp -d /tmp/cohost-gpu-check.XXXXXX)}"
+mkdir -p "$OUT"
+model="${COHOST_MODEL:-$root/models/SmolLM2-135M-Instruct.Q4_1.gguf}"
+jobs="${COHOST_JOBS:-16}"
+rows=()
+failed=0
+
+row() {  # step, result (PASS/FAIL/SKIP), note
+  rows+=("| $1 | $2 | $3 |")
+  [ "$2" = FAIL ] && failed=1
+  echo "== $1: $2 $3"
+}
+
+table() {
+  {
+    echo "| step | result | note |"
+    echo "|---|---|---|"
+    printf '%s\n' "${rows[@]}"
+  } >"$OUT/table.md"
+  echo
+  echo "cohost GPU check, commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(date -u +%FT%TZ), logs in $OUT"
+  cat "$OUT/table.md"
+}
+
+# ---- 1. probe ----
+{
+  echo "uname: $(uname -a)"
+  command -v nvidia-smi && nvidia-smi && nvidia-smi -L
+} >"$OUT/probe.log" 2>&1
+gpus="$(nvidia-smi -L 2>/dev/null | grep -c '^GPU ' || true)"
+if [ "${gpus:-0}" -lt 1 ]; then
+  echo "no GPU: nvidia-smi is missing or lists no device (see $OUT/probe.log)" >&2
+  row probe FAIL "no GPU"
+  table
+  exit 2
+fi
+row probe PASS "$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | head -1)"
+
+# ---- 2. build ----
+bin=""       # folder holding kernels_backend_ops_test
+cohost=""    # the cohost program, if built
+bench=""     # kernels_bench, if built
+if cmake -S "$root" -B "$root/build-gpu" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCOHOST_CUDA=ON \
+    >"$OUT/build.log" 2>&1 && grep -q "CUDA kernels enabled" "$OUT/build.log"; then
+  if ninja -C "$root/build-gpu" -j"$jobs" kernels_backend_ops_test >>"$OUT/build.log" 2>&1; then
+    bin="$root/build-gpu/tests"
+    row build PASS "configured and built here (Release, -j$jobs)"
+    ninja -C "$root/build-gpu" -j"$jobs" cohost >>"$OUT/build.log" 2>&1 && cohost="$root/build-gpu/tools/cohost"
+    if ninja -C "$root/build-gpu" -t targets all 2>/dev/null | grep -q '^kernels_bench:'; then
+      ninja -C "$root/build-gpu" -j"$jobs" kernels_bench >>"$OUT/build.log" 2>&1 &&
+        bench="$root/build-gpu/bench/kernels_bench"
+    fi
+  else
+    row build FAIL "ninja failed: tail of build.log below"
+    tail -30 "$OUT/build.log"
+  fi
+elif [ -x "$root/.gpu-carry/bin/kernels_backend_ops_test" ]; then
+  export LD_LIBRARY_PATH="$root/.gpu-carry/lib:/usr/local/cuda/lib64:/usr/local/cuda/lib:${LD_LIBRARY_PATH:-}"
+  bin="$root/.gpu-carry/bin"
+  [ -x "$bin/cohost" ] && cohost="$bin/cohost"
+  [ -x "$bin/kernels_bench" ] && bench="$bin/kernels_bench"
+  row build PASS "configure failed here (see build.log); using prebuilt .gpu-carry/ ($(cat "$root/.gpu-carry/COMMIT" 2>/dev/null))"
+else
+  row build FAIL "configure failed and no .gpu-carry/ prebuilt (bench/gpu/prepare_carry.sh): tail of build.log below"
+  tail -30 "$OUT/build.log"
+fi
+
+# ---- 3. cross-backend op tests ----
+if [ -n "$bin" ]; then
+  timeout 300 "$bin/kernels_backend_ops_test" --gtest_repeat=3 >"$OUT/ops_test.log" 2>&1
+  rc=$?
+  passed="$(grep -c '^\[       OK \]' "$OUT/ops_test.log" || true)"
+  nfailed="$(grep -c '^\[  FAILED  \] [A-Za-z]' "$OUT/ops_test.log" || true)"
+  if grep -q "no CUDA device" "$OUT/ops_test.log"; then
+    row kernels_backend_ops_test FAIL "skipped although a GPU is present: $(grep -m1 'no CUDA device' "$OUT/ops_test.log")"
+  elif [ "$rc" -eq 0 ]; then
+    row kernels_backend_ops_test PASS "$passed test runs passed (3 random draws)"
+  else
+    row kernels_backend_ops_test FAIL "rc=$rc, $passed ok, $nfailed failed: $(grep '^\[  FAILED  \] [A-Za-z]' "$OUT/ops_test.log" | sort -u | head -5 | sed 's/\[  FAILED  \] //' | tr '\n' ' ')"
+  fi
+  if command -v compute-sanitizer >/dev/null 2>&1; then
+    {
+      timeout 180 compute-sanitizer --tool memcheck --error-exitcode 9 "$bin/kernels_backend_ops_test"
+      echo "memcheck rc=$?"
+      timeout 90 compute-sanitizer --tool racecheck --error-exitcode 9 \
+        "$bin/kernels_backend_ops_test" --gtest_filter='*Attention*'
+      echo "racecheck rc=$?"
+    } >"$OUT/sanitizer.log" 2>&1
+    mem="$(grep -o 'memcheck rc=[0-9]*' "$OUT/sanitizer.log")"
+    race="$(grep -o 'racecheck rc=[0-9]*' "$OUT/sanitizer.log")"
+    if [ "$mem" = "memcheck rc=0" ] && [ "$race" = "racecheck rc=0" ]; then
+      row compute-sanitizer PASS "memcheck (all ops), racecheck (attention) clean"
+    else
+      row compute-sanitizer FAIL "$mem, $race (see sanitizer.log)"
+    fi
+  else
+    row compute-sanitizer SKIP "not on this machine"
+  fi
+else
+  row kernels_backend_ops_test FAIL "not built"
+fi
+
+# ---- 4. end-to-end greedy generation, GPU against CPU ----
+e2e_tokens=32
+if [ -z "$cohost" ]; then
+  row e2e-greedy SKIP "cohost program not built"
+elif ! "$cohost" run --help 2>&1 | grep -q -- '--device'; then
+  row e2e-greedy SKIP "cohost run has no --device flag yet"
+elif [ ! -f "$model" ]; then
+  row e2e-greedy SKIP "model absent here ($model): it cannot travel (98 MB > 64 MiB) nor be fetched"
+else
+  prompt="The capital of France is"
+  args=(run --model "$model" --prompt "$prompt" --max-tokens "$e2e_tokens" --temperature 0 --ignore-eos --json)
+  {
+    echo "== cpu"; timeout 180 "$cohost" "${args[@]}" --device cpu >"$OUT/e2e_cpu.json"; echo "rc=$?"
+    cat "$OUT/e2e_cpu.json"
+    echo "== cuda"; timeout 180 "$cohost" "${args[@]}" --device cuda >"$OUT/e2e_cuda.json"; echo "rc=$?"
+    cat "$OUT/e2e_cuda.json"
+  } >"$OUT/e2e.log" 2>&1
+  verdict="$(python3 - "$OUT/e2e_cpu.json" "$OUT/e2e_cuda.json" <<'PY' 2>&1
+import json, sys
+def ids(p):
+    try:
+        return json.loads(open(p).read().strip().splitlines()[0])["generated_ids"]
+    except Exception as e:
+        return None
+a, b = ids(sys.argv[1]), ids(sys.argv[2])
+if a is None or b is None:
+    print("FAIL cuda or cpu run produced no result (see e2e.log)")
+else:
+    same = 0
+    for x, y in zip(a, b):
+        if x != y: break
+        same += 1
+    # bf16 against fp32 may diverge late on near-ties; the first 8 must agree.
+    print(("PASS" if same >= min(8, len(a)) else "FAIL") + f" first {same}/{len(a)} greedy tokens agree")
+PY
+)"
+  row e2e-greedy "${verdict%% *}" "${verdict#* }"
+  rm -f "$OUT/e2e_cpu.json" "$OUT/e2e_cuda.json"
+fi
+
+# ---- 5. kernel micro-benchmarks ----
+if [ -n "$bench" ]; then
+  if timeout 180 "$bench" --benchmark_min_time=0.2 >"$OUT/bench.log" 2>&1; then
+    row kernels_bench PASS "see bench.log (compare with the floors: 4.3 TB/s copy, 790 TFLOP/s bf16)"
+  else
+    row kernels_bench FAIL "rc=$? (see bench.log)"
+  fi
+else
+  row kernels_bench SKIP "no kernels_bench target yet"
+fi
+
+table
+exit "$failed"

@@ -1,0 +1,54 @@
+// Host-side launchers of the CUDA kernels, one per op of kernels::Backend. Each
+// validates what it can, enqueues on `stream`, checks the launch, and returns
+// the first error; CudaBackend records it for Synchronize to report.
+// All tensors are bf16 device memory unless the type says otherwise.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "absl/status/status.h"
+#include "cohost/kernels/paged_kv.h"
+#include "cuda_common.cuh"
+
+namespace cohost::kernels::cuda {
+
+// out[r, :] = x[rows[r], :]; also the embedding lookup (x = table, rows = ids).
+absl::Status LaunchGatherRows(const bf16* x /*[n, width]*/, const int32_t* rows /*[num_rows]*/,
+                              int32_t num_rows, int32_t width, bf16* out /*[num_rows, width]*/,
+                              cudaStream_t stream);
+
+// residual (if not null) += x, then out = v / rms(v) * weight with v the new
+// residual (rounded to bf16, as the next layer will read it) or x.
+absl::Status LaunchRmsNorm(const bf16* x /*[n, hidden]*/, bf16* residual /*[n, hidden] or null*/,
+                           const bf16* weight /*[hidden]*/, int32_t n, int32_t hidden, float eps,
+                           bf16* out /*[n, hidden]*/, cudaStream_t stream);
+
+// x += y.
+absl::Status LaunchAdd(bf16* x /*[n]*/, const bf16* y /*[n]*/, int64_t n, cudaStream_t stream);
+
+// c[i, :] += bias.
+absl::Status LaunchAddBias(bf16* c /*[m, n]*/, const bf16* bias /*[n]*/, int32_t m, int32_t n,
+                           cudaStream_t stream);
+
+// out = silu(gate) * up with gate_up rows packed as [gate | up].
+absl::Status LaunchSiluMul(const bf16* gate_up /*[n, 2 * inter]*/, int32_t n, int32_t inter,
+                           bf16* out /*[n, inter]*/, cudaStream_t stream);
+
+// Rotate-half RoPE of q and k in place (first rotary_dim dims of each head),
+// then k and v rows into the pages at slot_mapping (-1: not written).
+absl::Status LaunchRopeWriteKv(bf16* q /*[num_tokens, num_heads, head_dim]*/,
+                               bf16* k /*[num_tokens, num_kv_heads, head_dim]*/,
+                               const bf16* v /*[num_tokens, num_kv_heads, head_dim]*/,
+                               const BatchLayout& batch, int32_t num_heads,
+                               const float* inv_freq /*[rotary_dim / 2], fp32*/,
+                               int32_t rotary_dim, const PagedKv& kv, cudaStream_t stream);
+
+// Causal paged attention over a varlen batch (decode and prefill chunks).
+absl::Status LaunchPagedAttention(const bf16* q /*[num_tokens, num_heads, head_dim]*/,
+                                  const BatchLayout& batch, const PagedKv& kv, int32_t num_heads,
+                                  float scale, bf16* out /*[num_tokens, num_heads, head_dim]*/,
+                                  cudaStream_t stream);
+
+}  // namespace cohost::kernels::cuda
