@@ -1,0 +1,40 @@
+// A read-only memory map of a whole file, for model loaders that treat the
+// file as untrusted bytes: every reader bounds-checks against size() itself.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+
+namespace cohost::runtime {
+
+class MappedFile {
+ public:
+  // NOT_FOUND if the file does not exist, INVALID_ARGUMENT if it is not a
+  // regular file; an empty file maps to an empty span.
+  static absl::StatusOr<MappedFile> Open(const std::string& path);
+
+  MappedFile() = default;
+  MappedFile(MappedFile&& other) noexcept;
+  MappedFile& operator=(MappedFile&& other) noexcept;
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  ~MappedFile();
+
+  const std::string& path() const { return path_; }
+  uint64_t size() const { return size_; }
+  const uint8_t* data() const { return data_; }
+  absl::Span<const uint8_t> bytes() const { return {data_, static_cast<size_t>(size_)}; }
+
+ private:
+  void Reset();
+
+  std::string path_;
+  const uint8_t* data_ = nullptr;
+  uint64_t size_ = 0;
+};
+
+}  // namespace cohost::runtime
