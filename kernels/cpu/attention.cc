@@ -21,8 +21,10 @@ void AttendOne(const float* q /*[head_dim]*/, const int32_t* block_table /*[max_
   const int32_t hd = kv.head_dim;
   const int32_t bs = kv.block_size;
   const int64_t kv_row = static_cast<int64_t>(kv.num_kv_heads) * hd;
-  const float* k_pages = static_cast<const float*>(kv.k);  // [num_blocks, block_size, num_kv_heads, head_dim]
-  const float* v_pages = static_cast<const float*>(kv.v);  // [num_blocks, block_size, num_kv_heads, head_dim]
+  const float* k_pages =
+      static_cast<const float*>(kv.k);  // [num_blocks, block_size, num_kv_heads, head_dim]
+  const float* v_pages =
+      static_cast<const float*>(kv.v);  // [num_blocks, block_size, num_kv_heads, head_dim]
   std::fill(acc, acc + hd, 0.f);
   float running_max = -std::numeric_limits<float>::infinity();
   float denom = 0.f;
@@ -83,7 +85,8 @@ void PagedAttention(const float* q, const BatchLayout& batch, const PagedKv& kv,
         std::fill(o, o + hd, 0.f);
         continue;
       }
-      const int32_t* table = batch.block_tables + static_cast<int64_t>(s) * batch.max_blocks_per_seq;
+      const int32_t* table =
+          batch.block_tables + static_cast<int64_t>(s) * batch.max_blocks_per_seq;
       AttendOne(q + w * hd, table, n_ctx, h / group, kv, scale, scores.data(), acc.data(), o);
     }
   });

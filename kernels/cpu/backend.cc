@@ -1,7 +1,8 @@
 // DeviceBuffer (RAII over Backend::Allocate/Free) and the CUDA factory's
 // stand-in for builds without CUDA.
-#include "absl/strings/str_cat.h"
 #include "cohost/kernels/backend.h"
+
+#include "absl/strings/str_cat.h"
 
 namespace cohost::kernels {
 
@@ -38,8 +39,8 @@ void DeviceBuffer::Reset() {
 
 #if !defined(COHOST_HAVE_CUDA)
 absl::StatusOr<std::unique_ptr<Backend>> MakeCudaBackend(int device_index) {
-  return absl::NotFoundError(absl::StrCat("CUDA device ", device_index,
-                                          " requested, but cohost was built without CUDA"));
+  return absl::NotFoundError(
+      absl::StrCat("CUDA device ", device_index, " requested, but cohost was built without CUDA"));
 }
 #endif
 

@@ -60,10 +60,12 @@ class CpuBackend final : public Backend {
       return absl::ResourceExhaustedError(absl::StrCat("cpu: cannot allocate ", bytes, " bytes"));
     }
     // aligned_alloc wants a multiple of the alignment; never ask for 0 bytes.
-    const size_t rounded = bytes == 0 ? kAlignment : (bytes + kAlignment - 1) / kAlignment * kAlignment;
+    const size_t rounded =
+        bytes == 0 ? kAlignment : (bytes + kAlignment - 1) / kAlignment * kAlignment;
     void* p = std::aligned_alloc(kAlignment, rounded);
     if (p == nullptr) {
-      return absl::ResourceExhaustedError(absl::StrCat("cpu: out of memory allocating ", bytes, " bytes"));
+      return absl::ResourceExhaustedError(
+          absl::StrCat("cpu: out of memory allocating ", bytes, " bytes"));
     }
     return p;
   }
@@ -107,8 +109,8 @@ class CpuBackend final : public Backend {
     cpu::RopeWriteKv(F(q), F(k), F(v), batch.positions, batch.slot_mapping, batch.num_tokens,
                      num_heads, inv_freq, rotary_dim, kv);
   }
-  void PagedAttention(const void* q, const BatchLayout& batch, const PagedKv& kv,
-                      int32_t num_heads, float scale, void* out) override {
+  void PagedAttention(const void* q, const BatchLayout& batch, const PagedKv& kv, int32_t num_heads,
+                      float scale, void* out) override {
     cpu::PagedAttention(F(q), batch, kv, num_heads, scale, F(out), pool_);
   }
   void GatherRows(const void* x, const int32_t* rows, int32_t num_rows, int32_t width,

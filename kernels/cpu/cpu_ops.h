@@ -26,11 +26,11 @@ void Add(float* x /*[n]*/, const float* y /*[n]*/, int64_t n, ThreadPool& pool);
 void SiluMul(const float* gate_up /*[n, 2 * inter]*/, int32_t n, int32_t inter,
              float* out /*[n, inter]*/, ThreadPool& pool);
 
-void GatherRows(const float* x /*[n, width]*/, const int32_t* rows /*[num_rows]*/,
-                int32_t num_rows, int32_t width, float* out /*[num_rows, width]*/);
+void GatherRows(const float* x /*[n, width]*/, const int32_t* rows /*[num_rows]*/, int32_t num_rows,
+                int32_t width, float* out /*[num_rows, width]*/);
 
-void PagedAttention(const float* q /*[num_tokens, num_heads, head_dim]*/,
-                    const BatchLayout& batch, const PagedKv& kv, int32_t num_heads, float scale,
+void PagedAttention(const float* q /*[num_tokens, num_heads, head_dim]*/, const BatchLayout& batch,
+                    const PagedKv& kv, int32_t num_heads, float scale,
                     float* out /*[num_tokens, num_heads, head_dim]*/, ThreadPool& pool);
 
 }  // namespace cohost::kernels::cpu

@@ -14,7 +14,9 @@ namespace {
 // thread handoff costs more than the work.
 constexpr int64_t kElementGrain = 16384;
 
-int64_t RowGrain(int64_t width) { return std::max<int64_t>(1, kElementGrain / std::max<int64_t>(width, 1)); }
+int64_t RowGrain(int64_t width) {
+  return std::max<int64_t>(1, kElementGrain / std::max<int64_t>(width, 1));
+}
 }  // namespace
 
 void Embedding(const int32_t* ids, int32_t n, const float* table, int32_t hidden, float* out,
@@ -55,7 +57,8 @@ void Gemm(const float* a, const float* w, const float* bias, int32_t m, int32_t 
   if (m <= 0 || n <= 0) return;
   float beta = 0.f;
   if (bias != nullptr) {
-    for (int32_t i = 0; i < m; ++i) std::memcpy(c + static_cast<int64_t>(i) * n, bias, sizeof(float) * n);
+    for (int32_t i = 0; i < m; ++i)
+      std::memcpy(c + static_cast<int64_t>(i) * n, bias, sizeof(float) * n);
     beta = 1.f;
   }
   if (k <= 0) {

@@ -2,12 +2,12 @@
 // rotate-half on q and k, then k and v into the pages at slot_mapping.
 // Numerics follow Hugging Face's fp32 path: inv_freq in fp32, angle =
 // fp32(pos * inv_freq), cos/sin of that fp32 angle.
+#include "cohost/kernels/rope.h"
+
 #include <cmath>
 #include <cstring>
 #include <numbers>
 #include <vector>
-
-#include "cohost/kernels/rope.h"
 
 namespace cohost::kernels {
 

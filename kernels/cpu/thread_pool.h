@@ -3,10 +3,10 @@
 // One ParallelFor runs at a time; concurrent callers are serialized.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <mutex>
-#include <condition_variable>
 #include <thread>
 #include <vector>
 
@@ -33,7 +33,7 @@ class ThreadPool {
   std::mutex call_mu_;  // serializes ParallelFor callers
   std::mutex mu_;
   std::condition_variable work_cv_, done_cv_;
-  Job* job_ = nullptr;     // guarded by mu_
+  Job* job_ = nullptr;       // guarded by mu_
   uint64_t generation_ = 0;  // guarded by mu_
   int active_ = 0;           // workers inside the current job; guarded by mu_
   bool stop_ = false;        // guarded by mu_

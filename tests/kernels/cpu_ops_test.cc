@@ -68,7 +68,7 @@ TEST(DTypeTest, HalfConversions) {
   EXPECT_EQ(F32ToF16(std::ldexp(1.f, -25)), 0x0000);  // tie to even: zero
   EXPECT_EQ(F32ToF16(std::ldexp(1.5f, -25)), 0x0001);
   EXPECT_EQ(F32ToF16(1.f / 3.f), 0x3555);
-  EXPECT_EQ(F32ToF16(1.f + std::ldexp(1.f, -11)), 0x3c00);  // tie to even, down
+  EXPECT_EQ(F32ToF16(1.f + std::ldexp(1.f, -11)), 0x3c00);      // tie to even, down
   EXPECT_EQ(F32ToF16(1.f + 3 * std::ldexp(1.f, -11)), 0x3c02);  // tie to even, up
   EXPECT_TRUE(std::isnan(F16ToF32(F32ToF16(std::numeric_limits<float>::quiet_NaN()))));
   EXPECT_EQ(F16ToF32(0x0001), std::ldexp(1.f, -24));
@@ -87,12 +87,14 @@ TEST_F(CpuOpsTest, RmsNormWithoutAndWithResidual) {
   std::vector<float> res = RandomVec(rng_, n * hidden, -3.f, 3.f);
   for (bool with_residual : {false, true}) {
     std::vector<float> r = res, out(n * hidden);
-    be_->RmsNorm(x.data(), with_residual ? r.data() : nullptr, w.data(), n, hidden, eps, out.data());
+    be_->RmsNorm(x.data(), with_residual ? r.data() : nullptr, w.data(), n, hidden, eps,
+                 out.data());
     std::vector<double> want(n * hidden), want_r(n * hidden);
     for (int i = 0; i < n; ++i) {
       double ss = 0;
       for (int j = 0; j < hidden; ++j) {
-        double v = x[i * hidden + j] + (with_residual ? static_cast<double>(res[i * hidden + j]) : 0);
+        double v =
+            x[i * hidden + j] + (with_residual ? static_cast<double>(res[i * hidden + j]) : 0);
         want_r[i * hidden + j] = v;
         ss += v * v;
       }
@@ -107,7 +109,8 @@ TEST_F(CpuOpsTest, RmsNormWithoutAndWithResidual) {
 TEST_F(CpuOpsTest, GemmWithAndWithoutBias) {
   for (int m : {1, 2, 7}) {
     const int n = 37, k = 70;
-    std::vector<float> a = RandomVec(rng_, m * k), w = RandomVec(rng_, n * k), b = RandomVec(rng_, n);
+    std::vector<float> a = RandomVec(rng_, m * k), w = RandomVec(rng_, n * k),
+                       b = RandomVec(rng_, n);
     for (bool with_bias : {false, true}) {
       std::vector<float> c(m * n, 99.f);
       be_->Gemm(a.data(), w.data(), with_bias ? b.data() : nullptr, m, n, k, c.data());
@@ -181,9 +184,9 @@ TEST(RopeInvFreqTest, MatchesHuggingFaceValues) {
   RopeInvFreq(l3, g.data());
   EXPECT_FLOAT_EQ(g[0], 1.0f);
   EXPECT_FLOAT_EQ(g[1], 0.8146172165870667f);
-  EXPECT_FLOAT_EQ(g[20], 0.016560440883040428f);       // high frequency: unchanged
-  EXPECT_FLOAT_EQ(g[30], 0.0013718936825171113f);      // medium: smoothed
-  EXPECT_FLOAT_EQ(g[40], 3.428102354519069e-05f);      // low frequency: divided by 8
+  EXPECT_FLOAT_EQ(g[20], 0.016560440883040428f);   // high frequency: unchanged
+  EXPECT_FLOAT_EQ(g[30], 0.0013718936825171113f);  // medium: smoothed
+  EXPECT_FLOAT_EQ(g[40], 3.428102354519069e-05f);  // low frequency: divided by 8
   EXPECT_FLOAT_EQ(g[63], 3.068925877869333e-07f);
 }
 
@@ -230,7 +233,8 @@ TEST_F(CpuOpsTest, RopeRotatesAndWritesPages) {
           double* o = &out[(i * heads + h) * hd];
           for (int d = 0; d < half; ++d) {
             const float angle = static_cast<float>(positions[i]) * inv[d];  // fp32, as HF
-            const double c = std::cos(static_cast<double>(angle)), s = std::sin(static_cast<double>(angle));
+            const double c = std::cos(static_cast<double>(angle)),
+                         s = std::sin(static_cast<double>(angle));
             o[d] = x[d] * c - x[d + half] * s;
             o[d + half] = x[d + half] * c + x[d] * s;
           }
@@ -296,13 +300,15 @@ TEST_P(PagedAttentionTest, MatchesDenseReference) {
   std::vector<int32_t> seq_starts = {0}, context_lens, block_tables(ns * max_blocks, 0), positions;
   for (int s = 0; s < ns; ++s) {
     const int ctx = seqs[s].cached + seqs[s].new_tokens;
-    for (int b = 0; b < (ctx + bs - 1) / bs; ++b) block_tables[s * max_blocks + b] = pages[s * max_blocks + b];
+    for (int b = 0; b < (ctx + bs - 1) / bs; ++b)
+      block_tables[s * max_blocks + b] = pages[s * max_blocks + b];
     for (int j = 0; j < seqs[s].new_tokens; ++j) positions.push_back(seqs[s].cached + j);
     seq_starts.push_back(seq_starts.back() + seqs[s].new_tokens);
     context_lens.push_back(ctx);
   }
   // Random K/V everywhere: stray reads of unowned rows would change the result.
-  std::vector<float> kc = RandomVec(rng, static_cast<size_t>(num_blocks) * bs * nkv * hd, -2.f, 2.f);
+  std::vector<float> kc =
+      RandomVec(rng, static_cast<size_t>(num_blocks) * bs * nkv * hd, -2.f, 2.f);
   std::vector<float> vc = RandomVec(rng, kc.size());
   std::vector<float> q = RandomVec(rng, nt * nh * hd, -2.f, 2.f), out(nt * nh * hd, -7.f);
   PagedKv kv{kc.data(), vc.data(), num_blocks, bs, nkv, hd};
