@@ -1,0 +1,37 @@
+// Per-request sampling and stopping settings (OpenAI/vLLM names and ranges), and
+// their validation. The Sampler and StopChecker read these; the server fills them.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+
+namespace cohost::runtime {
+
+// Limits on stop strings, so matching cost and held-back text stay bounded.
+inline constexpr int32_t kMaxStopStrings = 16;
+inline constexpr int32_t kMaxStopStringBytes = 256;
+
+struct SamplingParams {
+  float temperature = 1.0f;               // 0 = greedy (argmax); valid [0, 100]
+  int32_t top_k = 0;                      // 0 = off; valid [0, vocab]
+  float top_p = 1.0f;                     // (0, 1]
+  float min_p = 0.0f;                     // [0, 1]
+  float repetition_penalty = 1.0f;        // (0, 10]; HF/vLLM: logit > 0 ? logit/p : logit*p,
+                                          // over tokens in prompt+generated
+  float presence_penalty = 0.0f;          // [-2, 2] OpenAI semantics, over generated tokens
+  float frequency_penalty = 0.0f;         // [-2, 2]
+  std::optional<uint64_t> seed;           // same seed, same output
+  int32_t max_tokens = 256;               // >= 1
+  std::vector<int32_t> stop_token_ids;    // each in [0, vocab)
+  std::vector<std::string> stop_strings;  // non-empty, each <= 256 bytes, at most 16
+  bool ignore_eos = false;
+
+  // INVALID_ARGUMENT naming the field and the bad value; NaN and infinities rejected.
+  absl::Status Validate(int32_t vocab_size) const;
+};
+
+}  // namespace cohost::runtime
