@@ -1,0 +1,49 @@
+// Chat formatting for the prompt formats cohost knows: ChatML (SmolLM2, Qwen),
+// Llama 3, Llama 2 and Mistral [INST]. This is NOT a Jinja engine: the model's
+// Jinja template source is only inspected for markers to pick one of these
+// hand-written formats (and for a literal default system message).
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+
+namespace cohost::runtime {
+
+struct ChatMessage {
+  std::string role;  // "system", "user", "assistant" (others pass through)
+  std::string content;
+};
+
+enum class ChatFormat : uint8_t {
+  kChatMl,   // <|im_start|>role\ncontent<|im_end|>\n
+  kLlama3,   // <|start_header_id|>role<|end_header_id|>\n\ncontent<|eot_id|>
+  kLlama2,   // [INST] <<SYS>>\nsystem\n<</SYS>>\n\nuser [/INST] answer </s><s>[INST] ...
+  kMistral,  // [INST] user [/INST]answer</s>[INST] ...
+};
+
+struct ChatTemplate {
+  ChatFormat format = ChatFormat::kChatMl;
+  // System message the template inserts when the conversation has none
+  // (SmolLM2: "You are a helpful AI assistant named SmolLM, ...").
+  std::string default_system;
+  // Written at the start when the template begins with bos_token but the
+  // tokenizer does not add BOS itself; empty otherwise.
+  std::string bos_text;
+  std::string eos_text;  // ends an assistant turn in the [INST] formats
+  std::string bos_turn_text;  // starts each later turn in Llama 2 ("<s>")
+};
+
+// Picks the format from the template source. NOT_FOUND for an empty source,
+// UNIMPLEMENTED for a template whose format is not one of the above.
+// `bos_token`/`eos_token`: the model's token texts; `adds_bos`: the tokenizer
+// prepends BOS itself, so the template's leading bos_token is left out.
+absl::StatusOr<ChatTemplate> ParseChatTemplate(std::string_view source, std::string_view bos_token,
+                                               std::string_view eos_token, bool adds_bos);
+
+std::string FormatChat(const ChatTemplate& chat_template, absl::Span<const ChatMessage> messages,
+                       bool add_generation_prompt);
+
+}  // namespace cohost::runtime
