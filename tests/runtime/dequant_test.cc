@@ -116,7 +116,7 @@ TEST(DequantTest, SizeMismatchesAndUnsupportedTypes) {
   absl::Status s = DequantizeToF32(GgmlType::kQ4_K, Bytes(std::string(144, '\0')), 256,
                                    absl::MakeSpan(out256));
   EXPECT_EQ(s.code(), absl::StatusCode::kUnimplemented);
-  EXPECT_THAT(s.message(), ::testing::HasSubstr("Q4_K"));
+  EXPECT_THAT(Msg(s), ::testing::HasSubstr("Q4_K"));
   EXPECT_EQ(FindGgmlType(1000), nullptr);
   EXPECT_EQ(FindGgmlType(3)->name, "Q4_1");
 }

@@ -109,7 +109,7 @@ TEST(GgufReaderTest, TypedGettersNameTheKeyOnMismatch) {
   ASSERT_TRUE(f.ok()) << f.status();
   absl::StatusOr<std::optional<int64_t>> v = f->GetInt("general.architecture");
   ASSERT_FALSE(v.ok());
-  EXPECT_THAT(v.status().message(), HasSubstr("'general.architecture'"));
+  EXPECT_THAT(Msg(v.status()), HasSubstr("'general.architecture'"));
   EXPECT_FALSE(f->GetBool("u16").ok());
   EXPECT_FALSE(f->GetString("u16").ok());
   EXPECT_FALSE(f->GetArray("names", GgufFile::ArrayKind::kInt).ok());
@@ -148,8 +148,8 @@ void ExpectError(const GgufWriter& w, const std::string& substring) {
   absl::StatusOr<GgufFile> f = OpenBytes(w.Build(), "bad.gguf");
   ASSERT_FALSE(f.ok()) << "expected an error containing: " << substring;
   EXPECT_EQ(f.status().code(), absl::StatusCode::kInvalidArgument) << f.status();
-  EXPECT_THAT(f.status().message(), HasSubstr("bad.gguf: "));
-  EXPECT_THAT(f.status().message(), HasSubstr(substring));
+  EXPECT_THAT(Msg(f.status()), HasSubstr("bad.gguf: "));
+  EXPECT_THAT(Msg(f.status()), HasSubstr(substring));
 }
 
 TEST(GgufReaderTest, BadMagicAndVersions) {
@@ -157,7 +157,7 @@ TEST(GgufReaderTest, BadMagicAndVersions) {
   bytes[0] = 'X';
   absl::StatusOr<GgufFile> f = OpenBytes(bytes);
   ASSERT_FALSE(f.ok());
-  EXPECT_THAT(f.status().message(), HasSubstr("bad magic"));
+  EXPECT_THAT(Msg(f.status()), HasSubstr("bad magic"));
   for (uint32_t v : {0u, 1u, 4u, 0xffffffffu}) {
     GgufWriter w = SmallValidWriter();
     w.version = v;
@@ -256,8 +256,8 @@ TEST(GgufReaderTest, HugeLengthsAndCounts) {
   bytes.replace(at, 8, len);
   absl::StatusOr<GgufFile> f = OpenBytes(bytes);
   ASSERT_FALSE(f.ok());
-  EXPECT_THAT(f.status().message(), HasSubstr("the name of tensor #0"));
-  EXPECT_THAT(f.status().message(), HasSubstr("past the end of the file"));
+  EXPECT_THAT(Msg(f.status()), HasSubstr("the name of tensor #0"));
+  EXPECT_THAT(Msg(f.status()), HasSubstr("past the end of the file"));
 }
 
 TEST(GgufReaderTest, DuplicatesAreRejected) {

@@ -14,9 +14,14 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "gtest/gtest.h"
 
 namespace cohost::runtime::testing {
+
+// absl::string_view is not std::string_view in Debian's Abseil, and gmock
+// prints it char by char; match on a std::string instead.
+inline std::string Msg(const absl::Status& s) { return std::string(s.message()); }
 
 inline std::string TempPath(const std::string& name) {
   std::string dir = ::testing::TempDir();
