@@ -74,6 +74,24 @@ CASES = [
 ]
 
 
+def random_cases(n=25, seed=7):
+    """Random mixes of scripts, digits, whitespace and punctuation."""
+    import random
+
+    rng = random.Random(seed)
+    ranges = [(0x20, 0x7E), (0x20, 0x7E), (0x30, 0x39), (0x09, 0x0D), (0xA0, 0x24F),
+              (0x300, 0x36F), (0x400, 0x45F), (0x4E00, 0x4E80), (0x1F300, 0x1F64F),
+              (0x2000, 0x200F), (0x3000, 0x3003)]
+    out = []
+    for _ in range(n):
+        chars = []
+        for _ in range(rng.randint(1, 40)):
+            lo, hi = rng.choice(ranges)
+            chars.append(chr(rng.randint(lo, hi)))
+        out.append("".join(chars))
+    return out
+
+
 def read_gguf(path):
     reader = GGUFReader(path)
 
@@ -135,7 +153,7 @@ def main():
 
     cases = []
     mismatches = []
-    for text in CASES:
+    for text in CASES + random_cases():
         ids = ref.encode(text, add_special_tokens=False).ids
         ref.encode_special_tokens = True
         ids_plain = ref.encode(text, add_special_tokens=False).ids
