@@ -11,6 +11,9 @@
 # 5. kernel micro-benchmarks (kernels_bench), if that target exists.
 # Full logs go to $OUT/*.log; a short table is printed last and saved as
 # $OUT/table.md. Exit status: 0 all ran steps passed, 1 a step failed, 2 no GPU.
+# Through the device tool: run bench/gpu/prepare_carry.sh here first, then
+#   run(command="bench/gpu/check.sh", carry=[".gpu-carry"], timeout_s=540)
+# and record the table in bench/gpu/RESULTS.md.
 set -uo pipefail
 
 root="$(cd "$(dirname "$0")/../.." && pwd)"

@@ -24,8 +24,13 @@ using cuda::CudaStatus;
 
 class CudaBackend final : public Backend {
  public:
-  CudaBackend(int device, std::string name, cudaStream_t stream, cublasHandle_t cublas)
-      : device_(device), name_(std::move(name)), stream_(stream), cublas_(cublas) {}
+  CudaBackend(int device, std::string name, size_t total_memory, cudaStream_t stream,
+              cublasHandle_t cublas)
+      : device_(device),
+        name_(std::move(name)),
+        total_memory_(total_memory),
+        stream_(stream),
+        cublas_(cublas) {}
 
   ~CudaBackend() override {
     // Teardown errors have nowhere to go; the stream is drained first so no
@@ -56,6 +61,12 @@ class CudaBackend final : public Backend {
 
   absl::StatusOr<void*> Allocate(size_t bytes) override {
     if (absl::Status s = Enter(); !s.ok()) return s;
+    // Sizes past the device's memory never reach the driver, which may call
+    // them invalid values rather than out of memory.
+    if (bytes > total_memory_) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("cudaMallocAsync(", bytes, " bytes): more than the device's ", total_memory_));
+    }
     void* ptr = nullptr;
     cudaError_t err = cudaMallocAsync(&ptr, std::max<size_t>(bytes, 1), stream_);
     if (err != cudaSuccess) {
@@ -210,6 +221,7 @@ class CudaBackend final : public Backend {
 
   int device_;
   std::string name_;
+  size_t total_memory_;  // bytes, from cudaDeviceProp
   cudaStream_t stream_;
   cublasHandle_t cublas_;
   absl::Status first_error_;
@@ -252,7 +264,7 @@ absl::StatusOr<std::unique_ptr<Backend>> MakeCudaBackend(int device_index) {
   }
   return std::unique_ptr<Backend>(
       new CudaBackend(device_index, absl::StrCat(prop.name, " (sm_", prop.major, prop.minor, ")"),
-                      stream, cublas));
+                      prop.totalGlobalMem, stream, cublas));
 }
 
 }  // namespace cohost::kernels

@@ -486,5 +486,17 @@ TEST_F(BackendOpsTest, UnsupportedHeadDimFailsLoudly) {
   EXPECT_EQ(s.code(), absl::StatusCode::kUnimplemented) << s;
 }
 
+TEST_F(BackendOpsTest, AllocationFailureIsRecoverable) {
+  if (cand_.be->kind() != BackendKind::kCuda) GTEST_SKIP() << "CUDA-only: host overcommit varies";
+  absl::StatusOr<void*> huge = cand_.be->Allocate(size_t{1} << 50);  // 1 PiB
+  EXPECT_EQ(huge.status().code(), absl::StatusCode::kResourceExhausted) << huge.status();
+  // Out of memory is not sticky: the backend keeps working.
+  std::vector<float> x = Random(64), y = Random(64);
+  void* px = cand_.Floats(x);
+  cand_.be->Add(px, cand_.Floats(y), 64);
+  std::vector<float> got = cand_.Read(px, 64);
+  for (size_t i = 0; i < x.size(); ++i) EXPECT_NEAR(got[i], x[i] + y[i], 1e-2) << i;
+}
+
 }  // namespace
 }  // namespace cohost::kernels
