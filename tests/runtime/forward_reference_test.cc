@@ -3,6 +3,7 @@
 // (scripts/make_forward_reference.py wrote tests/data/forward_reference_smollm2.json).
 
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <memory>
 
@@ -15,9 +16,10 @@
 namespace cohost::runtime {
 namespace {
 
-// fp32 on both sides, different summation orders and dequantization paths: the
-// last-position logits (magnitudes up to ~30) agree to well under 1e-2.
-constexpr float kLogitTolerance = 2e-2f;
+// fp32 on both sides with different summation orders: measured max error is
+// about 3e-5 on logits of magnitude up to ~30; 1e-3 leaves headroom for other
+// BLAS builds while still catching any real numerical bug.
+constexpr float kLogitTolerance = 1e-3f;
 
 class ForwardReferenceTest : public ::testing::Test {
  protected:
@@ -88,6 +90,7 @@ TEST_F(ForwardReferenceTest, LastPositionLogitsMatchTransformers) {
         max_err = std::max(max_err, std::fabs(logits[check[i]] - want[i]));
       }
       EXPECT_LT(max_err, kLogitTolerance) << "chunk " << chunk;
+      std::printf("  max |logit - reference| = %.2e (chunk %d)\n", max_err, chunk);
     }
   }
 }
