@@ -1,5 +1,6 @@
 // CpuBackend: host memory (64-byte aligned), memcpy copies, fp32 compute, and
 // the reference ops of cpu_ops.h over a small persistent thread pool.
+#include <cblas.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -36,27 +37,36 @@ size_t AvailableMemory() {
 
 class CpuBackend final : public Backend {
  public:
-  explicit CpuBackend(int num_threads) : pool_(num_threads) {}
+  explicit CpuBackend(int num_threads) : pool_(num_threads) {
+    const long pages = sysconf(_SC_PHYS_PAGES);
+    const long page_size = sysconf(_SC_PAGE_SIZE);
+    if (pages > 0 && page_size > 0) total_memory_ = static_cast<size_t>(pages) * page_size;
+  }
 
   BackendKind kind() const override { return BackendKind::kCpu; }
 
   BackendCaps Caps() const override {
     BackendCaps caps;
     caps.compute_dtype = DType::kF32;
-    const long pages = sysconf(_SC_PHYS_PAGES);
-    const long page_size = sysconf(_SC_PAGE_SIZE);
-    if (pages > 0 && page_size > 0) caps.total_memory = static_cast<size_t>(pages) * page_size;
+    caps.total_memory = total_memory_;
     caps.free_memory = AvailableMemory();
     if (caps.free_memory == 0) {
       const long avail = sysconf(_SC_AVPHYS_PAGES);
+      const long page_size = sysconf(_SC_PAGE_SIZE);
       if (avail > 0 && page_size > 0) caps.free_memory = static_cast<size_t>(avail) * page_size;
     }
-    caps.device_name = absl::StrCat("cpu (", pool_.num_threads(), " threads)");
+    // OpenBLAS's kernel choice decides GEMM speed; a generic one (e.g.
+    // "Prescott" on a CPU it does not recognise) is worth seeing in logs.
+    caps.device_name =
+        absl::StrCat("cpu (", pool_.num_threads(), " threads, OpenBLAS ", openblas_get_corename(), ")");
     return caps;
   }
 
   absl::StatusOr<void*> Allocate(size_t bytes) override {
-    if (bytes > std::numeric_limits<size_t>::max() - kAlignment) {
+    // More than the machine has can only fail later (overcommit, then the OOM
+    // killer); refuse it now, as a GPU would.
+    if (bytes > std::numeric_limits<size_t>::max() - kAlignment ||
+        (total_memory_ > 0 && bytes > total_memory_)) {
       return absl::ResourceExhaustedError(absl::StrCat("cpu: cannot allocate ", bytes, " bytes"));
     }
     // aligned_alloc wants a multiple of the alignment; never ask for 0 bytes.
@@ -122,6 +132,7 @@ class CpuBackend final : public Backend {
   static float* F(void* p) { return static_cast<float*>(p); }
   static const float* F(const void* p) { return static_cast<const float*>(p); }
 
+  size_t total_memory_ = 0;  // physical memory in bytes; 0 if unknown
   cpu::ThreadPool pool_;
 };
 

@@ -56,6 +56,10 @@ TEST_F(CpuOpsTest, CapsReportFp32AndMemory) {
   DeviceBuffer moved = std::move(*buf);
   EXPECT_EQ(buf->data(), nullptr);
   EXPECT_NE(moved.data(), nullptr);
+  // More than the machine has fails cleanly instead of overcommitting.
+  absl::StatusOr<DeviceBuffer> huge = DeviceBuffer::Create(be_.get(), caps.total_memory + 1);
+  EXPECT_EQ(huge.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(caps.device_name.find("OpenBLAS"), std::string::npos) << caps.device_name;
 }
 
 TEST(DTypeTest, HalfConversions) {
