@@ -275,9 +275,10 @@ struct SeqSpec {
 struct AttentionCase {
   int group;  // num_heads / num_kv_heads
   int block_size;
+  int head_dim = 16;
 };
 void PrintTo(const AttentionCase& c, std::ostream* os) {
-  *os << "group " << c.group << ", block_size " << c.block_size;
+  *os << "group " << c.group << ", block_size " << c.block_size << ", head_dim " << c.head_dim;
 }
 
 class PagedAttentionTest : public ::testing::TestWithParam<AttentionCase> {};
@@ -286,7 +287,7 @@ TEST_P(PagedAttentionTest, MatchesDenseReference) {
   const AttentionCase c = GetParam();
   std::mt19937 rng(42 + c.group * 100 + c.block_size);
   std::unique_ptr<Backend> be = MakeCpuBackend(3);
-  const int nkv = 2, nh = nkv * c.group, hd = 16, bs = c.block_size;
+  const int nkv = 2, nh = nkv * c.group, hd = c.head_dim, bs = c.block_size;
   // Decode after a long prefix, a prefill chunk after a cached prefix, a fresh
   // prefill, and a single-token prompt: one varlen batch.
   const std::vector<SeqSpec> seqs = {{37, 1}, {21, 6}, {0, 13}, {0, 1}, {bs, 1}};
@@ -364,10 +365,12 @@ TEST_P(PagedAttentionTest, MatchesDenseReference) {
 INSTANTIATE_TEST_SUITE_P(GqaAndBlockSizes, PagedAttentionTest,
                          ::testing::Values(AttentionCase{1, 16}, AttentionCase{3, 16},
                                            AttentionCase{4, 16}, AttentionCase{1, 5},
-                                           AttentionCase{3, 5}, AttentionCase{4, 7}),
+                                           AttentionCase{3, 5}, AttentionCase{4, 7, 12},
+                                           AttentionCase{2, 16, 64}),
                          [](const ::testing::TestParamInfo<AttentionCase>& info) {
                            return "gqa" + std::to_string(info.param.group) + "_bs" +
-                                  std::to_string(info.param.block_size);
+                                  std::to_string(info.param.block_size) + "_hd" +
+                                  std::to_string(info.param.head_dim);
                          });
 
 }  // namespace
