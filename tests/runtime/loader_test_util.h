@@ -203,6 +203,18 @@ inline std::string Q4_1Block(float d, float m, const std::vector<uint8_t>& qs) {
   return s;
 }
 
+// llama.cpp's converter order: HF row (h, i, j) is written as GGUF row (h, j, i).
+inline std::vector<float> ConverterPermute(const std::vector<float>& hf, int64_t n_head, int64_t cols) {
+  const int64_t rows = static_cast<int64_t>(hf.size()) / cols, d = rows / n_head;
+  std::vector<float> out(hf.size());
+  for (int64_t h = 0; h < n_head; ++h)
+    for (int64_t i = 0; i < 2; ++i)
+      for (int64_t j = 0; j < d / 2; ++j)
+        for (int64_t c = 0; c < cols; ++c)
+          out[((h * d + 2 * j + i) * cols) + c] = hf[((h * d + i * d / 2 + j) * cols) + c];
+  return out;
+}
+
 // A safetensors file from a header JSON text and the data section.
 inline std::string SafetensorsBytes(const std::string& header, const std::string& data) {
   std::string out;
