@@ -43,18 +43,6 @@ void FillBatch(absl::Span<const int32_t> tokens, int32_t first_pos, int32_t num_
 
 }  // namespace
 
-std::string_view FinishReasonName(FinishReason r) {
-  switch (r) {
-    case FinishReason::kStop:
-      return "stop";
-    case FinishReason::kLength:
-      return "length";
-    case FinishReason::kStopString:
-      return "stop_string";
-  }
-  return "unknown";
-}
-
 Generator::Generator(Model* model, const Tokenizer* tokenizer, GeneratorOptions options)
     : model_(model), tokenizer_(tokenizer), options_(options) {}
 

@@ -12,17 +12,11 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "runtime/model.h"
+#include "runtime/request.h"
 #include "runtime/sampling_params.h"
 #include "runtime/tokenizer.h"
 
 namespace cohost::runtime {
-
-enum class FinishReason : uint8_t {
-  kStop,        // end-of-generation token or a stop token id
-  kLength,      // max_tokens reached
-  kStopString,  // a stop string matched
-};
-std::string_view FinishReasonName(FinishReason r);
 
 struct GenerationResult {
   std::vector<int32_t> prompt_ids;
