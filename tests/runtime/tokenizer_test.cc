@@ -210,6 +210,23 @@ TEST(PreTokenizerTest, PiecesCoverTheText) {
   EXPECT_FALSE((*pre)->Split("\xFF").ok());
 }
 
+TEST(PreTokenizerTest, HugeRunsDoNotFail) {
+  // Long runs stress regex backtracking (JIT stack, interpreter heap limits).
+  for (std::string_view family : {"gpt2", "smollm", "llama3", "qwen2"}) {
+    auto pre = PreTokenizer::Create(family);
+    ASSERT_TRUE(pre.ok());
+    for (const std::string& text :
+         {std::string(1 << 20, ' ') + "x", std::string(1 << 20, 'a'), std::string(1 << 20, '\n'),
+          std::string(1 << 20, '!') + " ", std::string(1 << 18, '7')}) {
+      const auto pieces = (*pre)->Split(text);
+      ASSERT_TRUE(pieces.ok()) << family << ": " << pieces.status();
+      size_t total = 0;
+      for (std::string_view p : *pieces) total += p.size();
+      EXPECT_EQ(total, text.size()) << family;
+    }
+  }
+}
+
 TEST(UnicodeTest, ValidationAndRepair) {
   EXPECT_TRUE(IsValidUtf8("a\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80"));
   EXPECT_FALSE(IsValidUtf8("\xC0\x80"));          // overlong
