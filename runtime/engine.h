@@ -80,8 +80,11 @@ class Engine {
   const ModelConfig& model_config() const { return model_->config(); }
   int32_t kv_capacity_tokens() const;
 
- private:
+ // Opaque state (runtime/engine_state.h); public only so the step's helpers
+  // can name it.
   struct Impl;
+
+ private:
   Engine(Model* model, const Tokenizer* tokenizer, const EngineConfig& config);
 
   Model* model_;
