@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
 #include "absl/types/span.h"
 
 namespace cohost::runtime {
@@ -60,22 +61,37 @@ class BlockAllocator {
   // tail is evicted before its (more shareable) head.
   void Release(absl::Span<const BlockId> blocks);
 
-  int32_t num_free() const;
+  int32_t num_free() const { return num_free_; }
   int32_t block_size() const { return block_size_; }
   int32_t num_usable() const { return num_blocks_ - 1; }
   int32_t RefCount(BlockId block) const;
   BlockAllocatorStats Stats() const;
 
+  // The hash `block` is cached under, if any (held or free-but-not-evicted).
+  std::optional<BlockHash> CachedHashOf(BlockId block) const;
+  // Free blocks, next to be handed out first. O(num_free); for tests and debugging.
+  std::vector<BlockId> FreeBlocksInEvictionOrder() const;
+  // Walks every structure and reports the first inconsistency (free list links
+  // and counts, refcounts, hash map <-> per-block hash). O(num_blocks); for tests.
+  absl::Status Validate() const;
+
  private:
-  // (implementation's choice: doubly linked free list over block ids, a
-  // hash -> block map, per-block refcount and hash)
+  static constexpr int32_t kNil = -1;  // end of the free list
+
+  void PushFreeTail(BlockId block);
+  void Unlink(BlockId block);
+  void CheckBlock(BlockId block) const;
+
   int32_t num_blocks_;
   int32_t block_size_;
   bool prefix_caching_;
-  std::vector<int32_t> ref_;
-  std::vector<std::optional<BlockHash>> hash_of_;
-  std::vector<int32_t> prev_, next_;  // free list links, -1 terminated
-  int32_t head_ = -1, tail_ = -1, num_free_ = 0, num_cached_free_ = 0;
+  std::vector<int32_t> ref_;                    // [num_blocks] refcount
+  std::vector<std::optional<BlockHash>> hash_;  // [num_blocks] cached content, if any
+  // Free list links over block ids ([num_blocks] each), kNil terminated; a block
+  // is on the list exactly when its refcount is 0 (the null block never is).
+  std::vector<int32_t> prev_, next_;
+  int32_t head_ = kNil, tail_ = kNil;
+  int32_t num_free_ = 0, num_cached_free_ = 0;
   absl::flat_hash_map<BlockHash, BlockId> cached_;
   BlockAllocatorStats stats_;
 };

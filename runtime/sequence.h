@@ -26,6 +26,9 @@ struct Sequence {
   // Hashes of the full blocks of `tokens` computed so far (a prefix of
   // block_table once those blocks are cached).
   std::vector<BlockHash> block_hashes;
+  // Leading entries of block_table already offered to the prefix cache (found
+  // there or registered by KvCacheManager::CacheFullBlocks); reset by Free.
+  int32_t num_cached_blocks = 0;
 
   int32_t num_preemptions = 0;
   // Set when preempted; cleared when the sequence samples a new token. A
