@@ -15,26 +15,16 @@ namespace {
 constexpr int64_t kQk = 32;  // values per block of the 32-wide quant types
 
 constexpr std::array<GgmlTypeTraits, 20> kTypes = {{
-    {GgmlType::kF32, "F32", 1, 4, true},
-    {GgmlType::kF16, "F16", 1, 2, true},
-    {GgmlType::kQ4_0, "Q4_0", 32, 18, true},
-    {GgmlType::kQ4_1, "Q4_1", 32, 20, true},
-    {GgmlType::kQ5_0, "Q5_0", 32, 22, false},
-    {GgmlType::kQ5_1, "Q5_1", 32, 24, false},
-    {GgmlType::kQ8_0, "Q8_0", 32, 34, true},
-    {GgmlType::kQ8_1, "Q8_1", 32, 36, false},
-    {GgmlType::kQ2_K, "Q2_K", 256, 84, false},
-    {GgmlType::kQ3_K, "Q3_K", 256, 110, false},
-    {GgmlType::kQ4_K, "Q4_K", 256, 144, false},
-    {GgmlType::kQ5_K, "Q5_K", 256, 176, false},
-    {GgmlType::kQ6_K, "Q6_K", 256, 210, false},
-    {GgmlType::kQ8_K, "Q8_K", 256, 292, false},
-    {GgmlType::kI8, "I8", 1, 1, false},
-    {GgmlType::kI16, "I16", 1, 2, false},
-    {GgmlType::kI32, "I32", 1, 4, false},
-    {GgmlType::kI64, "I64", 1, 8, false},
-    {GgmlType::kF64, "F64", 1, 8, false},
-    {GgmlType::kBF16, "BF16", 1, 2, true},
+    {GgmlType::kF32, "F32", 1, 4, true},        {GgmlType::kF16, "F16", 1, 2, true},
+    {GgmlType::kQ4_0, "Q4_0", 32, 18, true},    {GgmlType::kQ4_1, "Q4_1", 32, 20, true},
+    {GgmlType::kQ5_0, "Q5_0", 32, 22, false},   {GgmlType::kQ5_1, "Q5_1", 32, 24, false},
+    {GgmlType::kQ8_0, "Q8_0", 32, 34, true},    {GgmlType::kQ8_1, "Q8_1", 32, 36, false},
+    {GgmlType::kQ2_K, "Q2_K", 256, 84, false},  {GgmlType::kQ3_K, "Q3_K", 256, 110, false},
+    {GgmlType::kQ4_K, "Q4_K", 256, 144, false}, {GgmlType::kQ5_K, "Q5_K", 256, 176, false},
+    {GgmlType::kQ6_K, "Q6_K", 256, 210, false}, {GgmlType::kQ8_K, "Q8_K", 256, 292, false},
+    {GgmlType::kI8, "I8", 1, 1, false},         {GgmlType::kI16, "I16", 1, 2, false},
+    {GgmlType::kI32, "I32", 1, 4, false},       {GgmlType::kI64, "I64", 1, 8, false},
+    {GgmlType::kF64, "F64", 1, 8, false},       {GgmlType::kBF16, "BF16", 1, 2, true},
 }};
 
 uint16_t LoadU16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
@@ -94,16 +84,16 @@ absl::Status DequantizeToF32(GgmlType type, absl::Span<const uint8_t> src, int64
         traits->name));
   }
   if (n < 0 || n % traits->block_elems != 0) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "%d values of type %s: not a multiple of its block size %d", n, traits->name,
-        traits->block_elems));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%d values of type %s: not a multiple of its block size %d", n,
+                        traits->name, traits->block_elems));
   }
   const int64_t blocks = n / traits->block_elems;
   if (static_cast<int64_t>(src.size()) != blocks * traits->block_bytes ||
       static_cast<int64_t>(dst.size()) != n) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "%d values of type %s need %d source bytes and %d floats; got %d and %d", n,
-        traits->name, blocks * traits->block_bytes, n, src.size(), dst.size()));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%d values of type %s need %d source bytes and %d floats; got %d and %d", n,
+                        traits->name, blocks * traits->block_bytes, n, src.size(), dst.size()));
   }
   const uint8_t* s = src.data();
   float* d = dst.data();
@@ -120,7 +110,8 @@ absl::Status DequantizeToF32(GgmlType type, absl::Span<const uint8_t> src, int64
     case GgmlType::kQ8_0:
       for (int64_t b = 0; b < blocks; ++b, s += 34, d += kQk) {
         const float scale = HalfBitsToF32(LoadU16(s));
-        for (int j = 0; j < kQk; ++j) d[j] = scale * static_cast<float>(static_cast<int8_t>(s[2 + j]));
+        for (int j = 0; j < kQk; ++j)
+          d[j] = scale * static_cast<float>(static_cast<int8_t>(s[2 + j]));
       }
       break;
     case GgmlType::kQ4_0:

@@ -38,9 +38,9 @@ enum class GgmlType : uint32_t {
 struct GgmlTypeTraits {
   GgmlType type;
   absl::string_view name;  // "Q4_1"
-  int64_t block_elems;    // values per block (1 for plain types)
-  int64_t block_bytes;    // bytes per block
-  bool dequantizable;     // DequantizeToF32 supports it
+  int64_t block_elems;     // values per block (1 for plain types)
+  int64_t block_bytes;     // bytes per block
+  bool dequantizable;      // DequantizeToF32 supports it
 };
 
 // nullptr for a type id this build does not know (the reader rejects those).

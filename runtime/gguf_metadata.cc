@@ -10,9 +10,9 @@
 namespace cohost::runtime {
 
 absl::string_view GgufValueTypeName(GgufValueType t) {
-  static constexpr absl::string_view kNames[] = {"uint8",  "int8",  "uint16", "int16", "uint32",
-                                                "int32",  "float32", "bool", "string", "array",
-                                                "uint64", "int64", "float64"};
+  static constexpr absl::string_view kNames[] = {"uint8",  "int8",    "uint16", "int16",  "uint32",
+                                                 "int32",  "float32", "bool",   "string", "array",
+                                                 "uint64", "int64",   "float64"};
   uint32_t i = static_cast<uint32_t>(t);
   return i < std::size(kNames) ? kNames[i] : "invalid";
 }
@@ -82,7 +82,8 @@ absl::StatusOr<std::optional<T>> Typed(const GgufFile& f, absl::string_view key,
   if (v == nullptr) return std::optional<T>();
   absl::StatusOr<T> r = (v->*get)();
   if (!r.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(f.path(), ": metadata '", key, "': ", r.status().message()));
+    return absl::InvalidArgumentError(
+        absl::StrCat(f.path(), ": metadata '", key, "': ", r.status().message()));
   }
   return std::optional<T>(*r);
 }
@@ -103,13 +104,14 @@ absl::StatusOr<std::optional<std::string>> GgufFile::GetString(absl::string_view
   const GgufValue* v = Find(key);
   if (v == nullptr) return std::optional<std::string>();
   if (v->type != GgufValueType::kString) {
-    return absl::InvalidArgumentError(absl::StrCat(path(), ": metadata '", key,
-                                                   "': expected a string, found ", GgufValueTypeName(v->type)));
+    return absl::InvalidArgumentError(absl::StrCat(
+        path(), ": metadata '", key, "': expected a string, found ", GgufValueTypeName(v->type)));
   }
   return std::optional<std::string>(v->string_value);
 }
 
-absl::StatusOr<const GgufArray*> GgufFile::GetArray(absl::string_view key, ArrayKind elem_kind) const {
+absl::StatusOr<const GgufArray*> GgufFile::GetArray(absl::string_view key,
+                                                    ArrayKind elem_kind) const {
   const GgufValue* v = Find(key);
   if (v == nullptr) return nullptr;
   bool ok = v->type == GgufValueType::kArray;
@@ -117,17 +119,25 @@ absl::StatusOr<const GgufArray*> GgufFile::GetArray(absl::string_view key, Array
     GgufValue probe;
     probe.type = v->array.elem_type;
     switch (elem_kind) {
-      case ArrayKind::kString: ok = probe.type == GgufValueType::kString; break;
-      case ArrayKind::kInt: ok = probe.is_int(); break;
-      case ArrayKind::kFloat: ok = probe.is_float() || probe.is_int(); break;
+      case ArrayKind::kString:
+        ok = probe.type == GgufValueType::kString;
+        break;
+      case ArrayKind::kInt:
+        ok = probe.is_int();
+        break;
+      case ArrayKind::kFloat:
+        ok = probe.is_float() || probe.is_int();
+        break;
     }
   }
   if (!ok) {
     static constexpr absl::string_view kKinds[] = {"string", "integer", "number"};
-    return absl::InvalidArgumentError(absl::StrCat(
-        path(), ": metadata '", key, "': expected an array of ", kKinds[static_cast<int>(elem_kind)],
-        ", found ", GgufValueTypeName(v->type),
-        v->type == GgufValueType::kArray ? absl::StrCat(" of ", GgufValueTypeName(v->array.elem_type)) : ""));
+    return absl::InvalidArgumentError(
+        absl::StrCat(path(), ": metadata '", key, "': expected an array of ",
+                     kKinds[static_cast<int>(elem_kind)], ", found ", GgufValueTypeName(v->type),
+                     v->type == GgufValueType::kArray
+                         ? absl::StrCat(" of ", GgufValueTypeName(v->array.elem_type))
+                         : ""));
   }
   return &v->array;
 }

@@ -16,8 +16,8 @@ namespace cohost::runtime {
 namespace {
 
 // Shorthand for the StatusOr<optional<T>> lookups.
-#define COHOST_ASSIGN_OR_RETURN(lhs, expr) \
-  auto lhs##_or = (expr);                  \
+#define COHOST_ASSIGN_OR_RETURN(lhs, expr)      \
+  auto lhs##_or = (expr);                       \
   if (!lhs##_or.ok()) return lhs##_or.status(); \
   auto lhs = *std::move(lhs##_or)
 
@@ -79,8 +79,9 @@ absl::Status DeriveLlama3Scaling(const GgufFile& f, const GgufTensorInfo& info, 
   r.low_freq_factor = 1.f;
   r.high_freq_factor = 4.f;
   r.original_max_position_embeddings = 8192;
-  if (absl::Status st = GetInt32(f, absl::StrCat(c->architecture, ".rope.scaling.original_context_length"),
-                                 false, &r.original_max_position_embeddings);
+  if (absl::Status st =
+          GetInt32(f, absl::StrCat(c->architecture, ".rope.scaling.original_context_length"), false,
+                   &r.original_max_position_embeddings);
       !st.ok()) {
     return st;
   }
@@ -107,8 +108,9 @@ absl::StatusOr<ModelConfig> ConfigFromGguf(const GgufFile& f) {
   COHOST_ASSIGN_OR_RETURN(arch, f.GetString("general.architecture"));
   if (!arch.has_value()) return MetaError(f, "general.architecture", "is missing");
   if (*arch != "llama" && *arch != "qwen2" && *arch != "mistral") {
-    return absl::UnimplementedError(absl::StrFormat(
-        "%s: architecture '%s' is not supported (supported: llama, mistral, qwen2)", f.path(), *arch));
+    return absl::UnimplementedError(
+        absl::StrFormat("%s: architecture '%s' is not supported (supported: llama, mistral, qwen2)",
+                        f.path(), *arch));
   }
   c.architecture = *arch;
   COHOST_ASSIGN_OR_RETURN(name, f.GetString("general.name"));
@@ -134,15 +136,18 @@ absl::StatusOr<ModelConfig> ConfigFromGguf(const GgufFile& f) {
   if (c.num_kv_heads == 0) c.num_kv_heads = c.num_heads;
   if (c.head_dim == 0 && c.num_heads > 0) c.head_dim = c.hidden_size / c.num_heads;
   int32_t value_length = c.head_dim, rope_dims = c.head_dim;
-  if (absl::Status s = GetInt32(f, p + "attention.value_length", false, &value_length); !s.ok()) return s;
-  if (absl::Status s = GetInt32(f, p + "rope.dimension_count", false, &rope_dims); !s.ok()) return s;
+  if (absl::Status s = GetInt32(f, p + "attention.value_length", false, &value_length); !s.ok())
+    return s;
+  if (absl::Status s = GetInt32(f, p + "rope.dimension_count", false, &rope_dims); !s.ok())
+    return s;
   if (value_length != c.head_dim || rope_dims != c.head_dim) {
     return absl::UnimplementedError(absl::StrFormat(
         "%s: head_dim %d with value length %d and %d rotary dims is not supported (all must match)",
         f.path(), c.head_dim, value_length, rope_dims));
   }
   if (c.vocab_size == 0) {
-    COHOST_ASSIGN_OR_RETURN(tokens, f.GetArray("tokenizer.ggml.tokens", GgufFile::ArrayKind::kString));
+    COHOST_ASSIGN_OR_RETURN(tokens,
+                            f.GetArray("tokenizer.ggml.tokens", GgufFile::ArrayKind::kString));
     if (tokens != nullptr && tokens->size() <= std::numeric_limits<int32_t>::max()) {
       c.vocab_size = static_cast<int32_t>(tokens->size());
     }
@@ -193,9 +198,9 @@ absl::StatusOr<ModelFile> LoadGgufModel(const std::string& path, const LoadOptio
       return absl::InvalidArgumentError(absl::StrCat(path, ": missing tensor '", name, "'"));
     }
     if (info->Shape() != shape) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "%s: tensor '%s' has shape [%s]; the config needs [%s]", path, name,
-          absl::StrJoin(info->Shape(), ", "), absl::StrJoin(shape, ", ")));
+      return absl::InvalidArgumentError(
+          absl::StrFormat("%s: tensor '%s' has shape [%s]; the config needs [%s]", path, name,
+                          absl::StrJoin(info->Shape(), ", "), absl::StrJoin(shape, ", ")));
     }
     const GgmlTypeTraits* traits = FindGgmlType(static_cast<uint32_t>(info->type));
     if (!traits->dequantizable) {
@@ -205,8 +210,10 @@ absl::StatusOr<ModelFile> LoadGgufModel(const std::string& path, const LoadOptio
     }
     int32_t permute_heads = 0;
     if (PermutedArchitecture(c.architecture)) {
-      if (name.ends_with(".attn_q.weight") || name.ends_with(".attn_q.bias")) permute_heads = c.num_heads;
-      if (name.ends_with(".attn_k.weight") || name.ends_with(".attn_k.bias")) permute_heads = c.num_kv_heads;
+      if (name.ends_with(".attn_q.weight") || name.ends_with(".attn_q.bias"))
+        permute_heads = c.num_heads;
+      if (name.ends_with(".attn_k.weight") || name.ends_with(".attn_k.bias"))
+        permute_heads = c.num_kv_heads;
     }
     TensorJob job;
     job.name = name;
@@ -215,10 +222,12 @@ absl::StatusOr<ModelFile> LoadGgufModel(const std::string& path, const LoadOptio
     job.convert = [&f, info, shape, permute_heads](absl::Span<float> dst) -> absl::Status {
       absl::Status s = DequantizeToF32(info->type, f.TensorData(*info), info->numel, dst);
       if (s.ok() && permute_heads > 0) {
-        s = UndoLlamaRopePermutation(dst, shape[0], shape.size() == 2 ? shape[1] : 1, permute_heads);
+        s = UndoLlamaRopePermutation(dst, shape[0], shape.size() == 2 ? shape[1] : 1,
+                                     permute_heads);
       }
       if (!s.ok()) {
-        return absl::Status(s.code(), absl::StrCat(f.path(), ": tensor '", info->name, "': ", s.message()));
+        return absl::Status(s.code(),
+                            absl::StrCat(f.path(), ": tensor '", info->name, "': ", s.message()));
       }
       return s;
     };

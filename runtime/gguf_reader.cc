@@ -22,7 +22,7 @@ constexpr int kMaxArrayNesting = 4;
 constexpr uint64_t kMaxNestedArrays = 1 << 16;
 constexpr uint64_t kMaxAlignment = 1 << 20;
 // Smallest encodings, used to bound counts by the bytes left in the file.
-constexpr uint64_t kMinKvBytes = 8 + 1 + 4 + 1;               // key len, 1-char key, type, u8
+constexpr uint64_t kMinKvBytes = 8 + 1 + 4 + 1;                  // key len, 1-char key, type, u8
 constexpr uint64_t kMinTensorInfoBytes = 8 + 1 + 4 + 8 + 4 + 8;  // 1-char name, 1 dim
 
 // Encoded size of a fixed-size value type; 0 for string/array.
@@ -55,10 +55,12 @@ bool ValidValueType(uint32_t t) { return t <= static_cast<uint32_t>(GgufValueTyp
 // Reads the header, metadata and tensor infos of one mapped file.
 class GgufParser {
  public:
-  explicit GgufParser(GgufFile& out) : out_(out), data_(out.file_.data()), size_(out.file_.size()) {}
+  explicit GgufParser(GgufFile& out)
+      : out_(out), data_(out.file_.data()), size_(out.file_.size()) {}
 
   absl::Status Parse() {
-    if (size_ < 4 || std::memcmp(data_, "GGUF", 4) != 0) return Error("not a GGUF file (bad magic)");
+    if (size_ < 4 || std::memcmp(data_, "GGUF", 4) != 0)
+      return Error("not a GGUF file (bad magic)");
     pos_ = 4;
     uint32_t version;
     if (!ReadU32(&version)) return Truncated("the version");
@@ -73,10 +75,12 @@ class GgufParser {
     if (!ReadU64(&tensor_count)) return Truncated("the tensor count");
     if (!ReadU64(&kv_count)) return Truncated("the metadata count");
     if (kv_count > Remaining() / kMinKvBytes) {
-      return Error(absl::StrFormat("metadata count %u cannot fit in the file (size %u)", kv_count, size_));
+      return Error(
+          absl::StrFormat("metadata count %u cannot fit in the file (size %u)", kv_count, size_));
     }
     if (tensor_count > Remaining() / kMinTensorInfoBytes) {
-      return Error(absl::StrFormat("tensor count %u cannot fit in the file (size %u)", tensor_count, size_));
+      return Error(
+          absl::StrFormat("tensor count %u cannot fit in the file (size %u)", tensor_count, size_));
     }
     out_.metadata_.reserve(kv_count);
     for (uint64_t i = 0; i < kv_count; ++i) {
@@ -121,8 +125,9 @@ class GgufParser {
     uint64_t len;
     if (!ReadU64(&len)) return Truncated(what);
     if (len > Remaining()) {
-      return Error(absl::StrFormat("%s at offset %u has length %u, past the end of the file (size %u)",
-                                   what, pos_ - 8, len, size_));
+      return Error(
+          absl::StrFormat("%s at offset %u has length %u, past the end of the file (size %u)", what,
+                          pos_ - 8, len, size_));
     }
     s->assign(reinterpret_cast<const char*>(data_ + pos_), len);
     pos_ += len;
@@ -165,7 +170,8 @@ class GgufParser {
         if (!ReadBytes(&v->float_value, 8)) return Truncated(absl::StrCat("metadata '", key, "'"));
         return absl::OkStatus();
       default:
-        if (!ReadInt(v->type, &v->int_value)) return Truncated(absl::StrCat("metadata '", key, "'"));
+        if (!ReadInt(v->type, &v->int_value))
+          return Truncated(absl::StrCat("metadata '", key, "'"));
         return absl::OkStatus();
     }
   }
@@ -176,21 +182,50 @@ class GgufParser {
     const uint64_t n = ScalarSize(t);
     if (!ReadBytes(b, n)) return false;
     switch (t) {
-      case GgufValueType::kUint8: *out = b[0]; break;
-      case GgufValueType::kBool: *out = b[0] != 0; break;
-      case GgufValueType::kInt8: *out = static_cast<int8_t>(b[0]); break;
-      case GgufValueType::kUint16: { uint16_t x; std::memcpy(&x, b, 2); *out = x; break; }
-      case GgufValueType::kInt16: { int16_t x; std::memcpy(&x, b, 2); *out = x; break; }
-      case GgufValueType::kUint32: { uint32_t x; std::memcpy(&x, b, 4); *out = x; break; }
-      case GgufValueType::kInt32: { int32_t x; std::memcpy(&x, b, 4); *out = x; break; }
-      default: std::memcpy(out, b, 8); break;  // uint64 / int64
+      case GgufValueType::kUint8:
+        *out = b[0];
+        break;
+      case GgufValueType::kBool:
+        *out = b[0] != 0;
+        break;
+      case GgufValueType::kInt8:
+        *out = static_cast<int8_t>(b[0]);
+        break;
+      case GgufValueType::kUint16: {
+        uint16_t x;
+        std::memcpy(&x, b, 2);
+        *out = x;
+        break;
+      }
+      case GgufValueType::kInt16: {
+        int16_t x;
+        std::memcpy(&x, b, 2);
+        *out = x;
+        break;
+      }
+      case GgufValueType::kUint32: {
+        uint32_t x;
+        std::memcpy(&x, b, 4);
+        *out = x;
+        break;
+      }
+      case GgufValueType::kInt32: {
+        int32_t x;
+        std::memcpy(&x, b, 4);
+        *out = x;
+        break;
+      }
+      default:
+        std::memcpy(out, b, 8);
+        break;  // uint64 / int64
     }
     return true;
   }
 
   absl::Status ReadArray(const std::string& key, int depth, GgufArray* a) {
     if (depth >= kMaxArrayNesting) {
-      return Error(absl::StrFormat("metadata '%s' nests arrays deeper than %d", key, kMaxArrayNesting));
+      return Error(
+          absl::StrFormat("metadata '%s' nests arrays deeper than %d", key, kMaxArrayNesting));
     }
     uint32_t elem_type;
     uint64_t count;
@@ -206,8 +241,8 @@ class GgufParser {
     if (a->elem_type == GgufValueType::kArray) min_elem = 12;
     if (count > Remaining() / min_elem) {
       return Error(absl::StrFormat(
-          "metadata '%s' claims %u elements of type %s, which cannot fit in the %u bytes left",
-          key, count, GgufValueTypeName(a->elem_type), Remaining()));
+          "metadata '%s' claims %u elements of type %s, which cannot fit in the %u bytes left", key,
+          count, GgufValueTypeName(a->elem_type), Remaining()));
     }
     switch (a->elem_type) {
       case GgufValueType::kString:
@@ -220,7 +255,8 @@ class GgufParser {
       case GgufValueType::kArray:
         nested_arrays_ += count;
         if (nested_arrays_ > kMaxNestedArrays) {
-          return Error(absl::StrFormat("metadata '%s': more than %u nested arrays", key, kMaxNestedArrays));
+          return Error(
+              absl::StrFormat("metadata '%s': more than %u nested arrays", key, kMaxNestedArrays));
         }
         a->arrays.resize(count);
         for (uint64_t i = 0; i < count; ++i) {
@@ -255,7 +291,8 @@ class GgufParser {
     absl::StatusOr<int64_t> a = v->AsInt();
     if (!a.ok()) return Error(absl::StrCat("general.alignment: ", a.status().message()));
     if (*a <= 0 || static_cast<uint64_t>(*a) > kMaxAlignment || (*a & (*a - 1)) != 0) {
-      return Error(absl::StrFormat("general.alignment %d is not a power of two in [1, %u]", *a, kMaxAlignment));
+      return Error(absl::StrFormat("general.alignment %d is not a power of two in [1, %u]", *a,
+                                   kMaxAlignment));
     }
     out_.alignment_ = static_cast<uint64_t>(*a);
     return absl::OkStatus();
@@ -271,7 +308,8 @@ class GgufParser {
     uint32_t n_dims;
     if (!ReadU32(&n_dims)) return Truncated(absl::StrCat("the dims of ", what));
     if (n_dims == 0 || n_dims > kMaxDims) {
-      return Error(absl::StrFormat("%s has %u dimensions (supported: 1 to %u)", what, n_dims, kMaxDims));
+      return Error(
+          absl::StrFormat("%s has %u dimensions (supported: 1 to %u)", what, n_dims, kMaxDims));
     }
     int64_t numel = 1;
     for (uint32_t d = 0; d < n_dims; ++d) {
@@ -290,14 +328,16 @@ class GgufParser {
     uint32_t type;
     if (!ReadU32(&type)) return Truncated(absl::StrCat("the type of ", what));
     const GgmlTypeTraits* traits = FindGgmlType(type);
-    if (traits == nullptr) return Error(absl::StrFormat("%s has unknown tensor type %u", what, type));
+    if (traits == nullptr)
+      return Error(absl::StrFormat("%s has unknown tensor type %u", what, type));
     t.type = traits->type;
     if (t.dims[0] % traits->block_elems != 0) {
-      return Error(absl::StrFormat("%s: row length %d is not a multiple of the %s block size %d", what,
-                                   t.dims[0], traits->name, traits->block_elems));
+      return Error(absl::StrFormat("%s: row length %d is not a multiple of the %s block size %d",
+                                   what, t.dims[0], traits->name, traits->block_elems));
     }
     const uint64_t blocks = static_cast<uint64_t>(numel / traits->block_elems);
-    if (blocks > std::numeric_limits<uint64_t>::max() / static_cast<uint64_t>(traits->block_bytes)) {
+    if (blocks >
+        std::numeric_limits<uint64_t>::max() / static_cast<uint64_t>(traits->block_bytes)) {
       return Error(absl::StrCat(what, ": its byte size overflows"));
     }
     t.size_bytes = blocks * static_cast<uint64_t>(traits->block_bytes);
@@ -309,8 +349,9 @@ class GgufParser {
 
   absl::Status CheckTensorData(const GgufTensorInfo& t) const {
     if (t.offset % out_.alignment_ != 0) {
-      return Error(absl::StrFormat("tensor '%s' data offset %u is not a multiple of the alignment %u",
-                                   t.name, t.offset, out_.alignment_));
+      return Error(
+          absl::StrFormat("tensor '%s' data offset %u is not a multiple of the alignment %u",
+                          t.name, t.offset, out_.alignment_));
     }
     const uint64_t start = out_.data_offset_;
     if (start > size_ || t.offset > size_ - start || t.size_bytes > size_ - start - t.offset) {

@@ -57,7 +57,9 @@ struct GgufValue {
   GgufArray array;
 
   bool is_int() const;  // any integer type
-  bool is_float() const { return type == GgufValueType::kFloat32 || type == GgufValueType::kFloat64; }
+  bool is_float() const {
+    return type == GgufValueType::kFloat32 || type == GgufValueType::kFloat64;
+  }
   // INVALID_ARGUMENT (without the key: callers prefix it) on a type mismatch or
   // a value out of range.
   absl::StatusOr<int64_t> AsInt() const;

@@ -17,7 +17,7 @@ namespace {
 
 // Tokens that end an assistant turn in the chat formats we know.
 constexpr absl::string_view kTurnEndTokens[] = {"<|eot_id|>", "<|im_end|>", "<|end|>",
-                                               "<|endoftext|>"};
+                                                "<|endoftext|>"};
 
 absl::Status Bad(const GgufFile& f, absl::string_view what) {
   return absl::InvalidArgumentError(absl::StrCat(f.path(), ": ", what));
@@ -59,8 +59,10 @@ absl::StatusOr<TokenizerSpec> TokenizerFromGguf(const GgufFile& f, int32_t vocab
   COHOST_ASSIGN_OR_RETURN(pre, f.GetString("tokenizer.ggml.pre"));
   if (pre.has_value() && *pre != "default") spec.pre_tokenizer = *pre;
 
-  COHOST_ASSIGN_OR_RETURN(tokens, f.GetArray("tokenizer.ggml.tokens", GgufFile::ArrayKind::kString));
-  if (tokens == nullptr || tokens->size() == 0) return Bad(f, "metadata 'tokenizer.ggml.tokens' is missing");
+  COHOST_ASSIGN_OR_RETURN(tokens,
+                          f.GetArray("tokenizer.ggml.tokens", GgufFile::ArrayKind::kString));
+  if (tokens == nullptr || tokens->size() == 0)
+    return Bad(f, "metadata 'tokenizer.ggml.tokens' is missing");
   const size_t n = tokens->size();
   if (n > static_cast<size_t>(vocab_size)) {
     return Bad(f, absl::StrFormat("%u tokens but the model's vocab_size is %d", n, vocab_size));
@@ -70,16 +72,19 @@ absl::StatusOr<TokenizerSpec> TokenizerFromGguf(const GgufFile& f, int32_t vocab
   COHOST_ASSIGN_OR_RETURN(scores, f.GetArray("tokenizer.ggml.scores", GgufFile::ArrayKind::kFloat));
   if (scores != nullptr) {
     if (scores->size() != n) {
-      return Bad(f, absl::StrFormat("tokenizer.ggml.scores has %u entries for %u tokens", scores->size(), n));
+      return Bad(f, absl::StrFormat("tokenizer.ggml.scores has %u entries for %u tokens",
+                                    scores->size(), n));
     }
     spec.scores.reserve(n);
     for (double s : scores->floats) spec.scores.push_back(static_cast<float>(s));
     for (int64_t s : scores->ints) spec.scores.push_back(static_cast<float>(s));
   }
-  COHOST_ASSIGN_OR_RETURN(types, f.GetArray("tokenizer.ggml.token_type", GgufFile::ArrayKind::kInt));
+  COHOST_ASSIGN_OR_RETURN(types,
+                          f.GetArray("tokenizer.ggml.token_type", GgufFile::ArrayKind::kInt));
   if (types != nullptr) {
     if (types->size() != n) {
-      return Bad(f, absl::StrFormat("tokenizer.ggml.token_type has %u entries for %u tokens", types->size(), n));
+      return Bad(f, absl::StrFormat("tokenizer.ggml.token_type has %u entries for %u tokens",
+                                    types->size(), n));
     }
     spec.token_types.reserve(n);
     for (size_t i = 0; i < n; ++i) {
@@ -90,7 +95,8 @@ absl::StatusOr<TokenizerSpec> TokenizerFromGguf(const GgufFile& f, int32_t vocab
       spec.token_types.push_back(static_cast<TokenType>(t));
     }
   }
-  COHOST_ASSIGN_OR_RETURN(merges, f.GetArray("tokenizer.ggml.merges", GgufFile::ArrayKind::kString));
+  COHOST_ASSIGN_OR_RETURN(merges,
+                          f.GetArray("tokenizer.ggml.merges", GgufFile::ArrayKind::kString));
   if (merges != nullptr) spec.merges = merges->strings;
   if (!spm && spec.merges.empty()) return Bad(f, "a gpt2 tokenizer needs 'tokenizer.ggml.merges'");
 
@@ -107,7 +113,8 @@ absl::StatusOr<TokenizerSpec> TokenizerFromGguf(const GgufFile& f, int32_t vocab
   // Turn-ending tokens: explicit eot/eom ids, then the well-known names.
   auto add_extra_eos = [&spec](int32_t id) {
     if (id < 0 || id == spec.eos_id) return;
-    for (int32_t e : spec.extra_eos_ids) if (e == id) return;
+    for (int32_t e : spec.extra_eos_ids)
+      if (e == id) return;
     spec.extra_eos_ids.push_back(id);
   };
   for (const char* key : {"tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"}) {
@@ -129,7 +136,8 @@ absl::StatusOr<TokenizerSpec> TokenizerFromGguf(const GgufFile& f, int32_t vocab
   spec.add_space_prefix = spm;
   if (absl::Status s = GetFlag(f, "tokenizer.ggml.add_bos_token", &spec.add_bos); !s.ok()) return s;
   if (absl::Status s = GetFlag(f, "tokenizer.ggml.add_eos_token", &spec.add_eos); !s.ok()) return s;
-  if (absl::Status s = GetFlag(f, "tokenizer.ggml.add_space_prefix", &spec.add_space_prefix); !s.ok()) {
+  if (absl::Status s = GetFlag(f, "tokenizer.ggml.add_space_prefix", &spec.add_space_prefix);
+      !s.ok()) {
     return s;
   }
   COHOST_ASSIGN_OR_RETURN(tmpl, f.GetString("tokenizer.chat_template"));

@@ -33,7 +33,8 @@ class Fields {
     }
     std::optional<int64_t> i = JsonInt64(*v);
     if (!i) return Fail(key, "must be an integer");
-    if (*i < 0 || *i > std::numeric_limits<int32_t>::max()) return Fail(key, absl::StrCat("= ", *i, " is out of range"));
+    if (*i < 0 || *i > std::numeric_limits<int32_t>::max())
+      return Fail(key, absl::StrCat("= ", *i, " is out of range"));
     *out = static_cast<int32_t>(*i);
   }
 
@@ -52,7 +53,8 @@ class Fields {
   }
 
   void Fail(absl::string_view key, absl::string_view what) {
-    if (status_.ok()) status_ = absl::InvalidArgumentError(absl::StrCat(path_, ": '", key, "' ", what));
+    if (status_.ok())
+      status_ = absl::InvalidArgumentError(absl::StrCat(path_, ": '", key, "' ", what));
   }
 
  private:
@@ -63,14 +65,17 @@ class Fields {
 
 absl::StatusOr<std::string> Architecture(const nlohmann::json& j, const std::string& path) {
   static constexpr std::pair<absl::string_view, absl::string_view> kArchs[] = {
-      {"LlamaForCausalLM", "llama"}, {"MistralForCausalLM", "mistral"}, {"Qwen2ForCausalLM", "qwen2"}};
+      {"LlamaForCausalLM", "llama"},
+      {"MistralForCausalLM", "mistral"},
+      {"Qwen2ForCausalLM", "qwen2"}};
   auto it = j.find("architectures");
   if (it == j.end() || !it->is_array() || it->empty()) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": 'architectures' is missing"));
   }
   std::string seen;
   for (const nlohmann::json& a : *it) {
-    if (!a.is_string()) return absl::InvalidArgumentError(absl::StrCat(path, ": 'architectures' must hold strings"));
+    if (!a.is_string())
+      return absl::InvalidArgumentError(absl::StrCat(path, ": 'architectures' must hold strings"));
     for (const auto& [hf, ours] : kArchs) {
       if (a.get_ref<const std::string&>() == hf) return std::string(ours);
     }
@@ -78,11 +83,13 @@ absl::StatusOr<std::string> Architecture(const nlohmann::json& j, const std::str
   }
   return absl::UnimplementedError(absl::StrFormat(
       "%s: architecture %s is not supported (supported: LlamaForCausalLM, MistralForCausalLM, "
-      "Qwen2ForCausalLM)", path, seen));
+      "Qwen2ForCausalLM)",
+      path, seen));
 }
 
 absl::Status ParseRopeScaling(const nlohmann::json& j, const std::string& path, RopeScaling* r) {
-  if (!j.is_object()) return absl::InvalidArgumentError(absl::StrCat(path, ": 'rope_scaling' must be an object"));
+  if (!j.is_object())
+    return absl::InvalidArgumentError(absl::StrCat(path, ": 'rope_scaling' must be an object"));
   auto type = j.find("rope_type");
   if (type == j.end()) type = j.find("type");  // older configs
   if (type == j.end() || !type->is_string()) {
@@ -117,7 +124,8 @@ absl::StatusOr<ModelConfig> ParseHfConfig(absl::string_view json_text, const std
   absl::StatusOr<std::string> arch = Architecture(j, path);
   if (!arch.ok()) return arch.status();
   c.architecture = *arch;
-  if (auto it = j.find("_name_or_path"); it != j.end() && it->is_string()) c.name = it->get<std::string>();
+  if (auto it = j.find("_name_or_path"); it != j.end() && it->is_string())
+    c.name = it->get<std::string>();
 
   Fields f(j, path);
   f.Int("vocab_size", true, &c.vocab_size);
@@ -142,7 +150,8 @@ absl::StatusOr<ModelConfig> ParseHfConfig(absl::string_view json_text, const std
     bool sliding = false;
     f.Bool("use_sliding_window", &sliding);
     if (!f.status().ok()) return f.status();
-    if (sliding) return absl::UnimplementedError(absl::StrCat(path, ": use_sliding_window is not supported"));
+    if (sliding)
+      return absl::UnimplementedError(absl::StrCat(path, ": use_sliding_window is not supported"));
   }
   if (c.architecture == "mistral") {
     // Sliding-window attention equals full attention within the window, so we

@@ -110,30 +110,33 @@ absl::StatusOr<ModelFile> LoadHfModel(const std::string& dir, const LoadOptions&
     absl::flat_hash_map<std::string, const SafetensorsFile*> shards;
     for (const auto& [name, shard] : map->items()) {
       if (!shard.is_string() || !SafeShardName(shard.get_ref<const std::string&>())) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(index_path, ": weight_map entry '", name, "' is not a file name in the directory"));
+        return absl::InvalidArgumentError(absl::StrCat(index_path, ": weight_map entry '", name,
+                                                       "' is not a file name in the directory"));
       }
       const std::string& shard_name = shard.get_ref<const std::string&>();
       auto [it, inserted] = shards.try_emplace(shard_name, nullptr);
       if (inserted) {
-        absl::StatusOr<SafetensorsFile> f = SafetensorsFile::Open(absl::StrCat(dir, "/", shard_name));
+        absl::StatusOr<SafetensorsFile> f =
+            SafetensorsFile::Open(absl::StrCat(dir, "/", shard_name));
         if (!f.ok()) return f.status();
         files.push_back(std::make_unique<SafetensorsFile>(*std::move(f)));
         it->second = files.back().get();
       }
       const SafetensorsTensor* t = it->second->FindTensor(name);
       if (t == nullptr) {
-        return absl::InvalidArgumentError(absl::StrFormat(
-            "%s: the index places tensor '%s' in this file, which lacks it", it->second->path(), name));
+        return absl::InvalidArgumentError(
+            absl::StrFormat("%s: the index places tensor '%s' in this file, which lacks it",
+                            it->second->path(), name));
       }
       add_source(name, *it->second, *t);
     }
   } else {
-    absl::StatusOr<SafetensorsFile> f = SafetensorsFile::Open(absl::StrCat(dir, "/model.safetensors"));
+    absl::StatusOr<SafetensorsFile> f =
+        SafetensorsFile::Open(absl::StrCat(dir, "/model.safetensors"));
     if (!f.ok()) {
       if (f.status().code() != absl::StatusCode::kNotFound) return f.status();
-      return absl::NotFoundError(absl::StrCat(
-          dir, ": has neither model.safetensors nor model.safetensors.index.json"));
+      return absl::NotFoundError(
+          absl::StrCat(dir, ": has neither model.safetensors nor model.safetensors.index.json"));
     }
     files.push_back(std::make_unique<SafetensorsFile>(*std::move(f)));
     for (const SafetensorsTensor& t : files.back()->tensors()) add_source(t.name, *files.back(), t);
@@ -147,9 +150,10 @@ absl::StatusOr<ModelFile> LoadHfModel(const std::string& dir, const LoadOptions&
     }
     const Source src = it->second;
     if (src.tensor->shape != shape) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "%s: tensor '%s' (%s) has shape [%s]; the config needs [%s]", src.file->path(),
-          src.tensor->name, name, absl::StrJoin(src.tensor->shape, ", "), absl::StrJoin(shape, ", ")));
+      return absl::InvalidArgumentError(
+          absl::StrFormat("%s: tensor '%s' (%s) has shape [%s]; the config needs [%s]",
+                          src.file->path(), src.tensor->name, name,
+                          absl::StrJoin(src.tensor->shape, ", "), absl::StrJoin(shape, ", ")));
     }
     TensorJob job;
     job.name = name;

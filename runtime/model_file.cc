@@ -115,10 +115,11 @@ absl::Status RunTensorJobs(std::vector<TensorJob> jobs, const LoadOptions& optio
 absl::Status UndoLlamaRopePermutation(absl::Span<float> data, int64_t rows, int64_t cols,
                                       int32_t n_head) {
   if (n_head <= 0 || rows <= 0 || cols <= 0 || rows % (2 * int64_t{n_head}) != 0 ||
-      static_cast<int64_t>(data.size()) / cols != rows || static_cast<int64_t>(data.size()) % cols != 0) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "cannot undo the RoPE permutation of [%d, %d] (%d values) for %d heads", rows, cols,
-        data.size(), n_head));
+      static_cast<int64_t>(data.size()) / cols != rows ||
+      static_cast<int64_t>(data.size()) % cols != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("cannot undo the RoPE permutation of [%d, %d] (%d values) for %d heads",
+                        rows, cols, data.size(), n_head));
   }
   const int64_t head_dim = rows / n_head, half = head_dim / 2;
   std::vector<float> src(static_cast<size_t>(head_dim * cols));

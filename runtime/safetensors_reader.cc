@@ -3,8 +3,8 @@
 
 #include <algorithm>
 #include <cstring>
-#include <optional>
 #include <limits>
+#include <optional>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -20,17 +20,19 @@ namespace {
 uint64_t DTypeSize(SafetensorsDType t) { return t == SafetensorsDType::kF32 ? 4 : 2; }
 
 // Dtype names the format defines that we do not convert.
-constexpr absl::string_view kOtherDTypes[] = {"BOOL", "U8",  "I8",  "U16", "I16", "U32",
-                                             "I32",  "U64", "I64", "F64", "F8_E4M3",
-                                             "F8_E5M2"};
+constexpr absl::string_view kOtherDTypes[] = {"BOOL", "U8",  "I8",  "U16", "I16",     "U32",
+                                              "I32",  "U64", "I64", "F64", "F8_E4M3", "F8_E5M2"};
 
 }  // namespace
 
 absl::string_view SafetensorsDTypeName(SafetensorsDType t) {
   switch (t) {
-    case SafetensorsDType::kF32: return "F32";
-    case SafetensorsDType::kF16: return "F16";
-    case SafetensorsDType::kBF16: return "BF16";
+    case SafetensorsDType::kF32:
+      return "F32";
+    case SafetensorsDType::kF16:
+      return "F16";
+    case SafetensorsDType::kBF16:
+      return "BF16";
   }
   return "?";
 }
@@ -62,7 +64,8 @@ absl::StatusOr<SafetensorsFile> SafetensorsFile::Open(const std::string& path) {
     if (name == "__metadata__") {
       if (!entry.is_object()) return error("__metadata__ is not an object");
       for (const auto& [k, v] : entry.items()) {
-        if (!v.is_string()) return error(absl::StrCat("__metadata__ value of '", k, "' is not a string"));
+        if (!v.is_string())
+          return error(absl::StrCat("__metadata__ value of '", k, "' is not a string"));
         out.metadata_[k] = v.get<std::string>();
       }
       continue;
@@ -72,7 +75,8 @@ absl::StatusOr<SafetensorsFile> SafetensorsFile::Open(const std::string& path) {
     SafetensorsTensor t;
     t.name = name;
     auto dtype = entry.find("dtype");
-    if (dtype == entry.end() || !dtype->is_string()) return error(absl::StrCat(what, " has no dtype"));
+    if (dtype == entry.end() || !dtype->is_string())
+      return error(absl::StrCat(what, " has no dtype"));
     const std::string& dt = dtype->get_ref<const std::string&>();
     if (dt == "F32") {
       t.dtype = SafetensorsDType::kF32;
@@ -80,14 +84,16 @@ absl::StatusOr<SafetensorsFile> SafetensorsFile::Open(const std::string& path) {
       t.dtype = SafetensorsDType::kF16;
     } else if (dt == "BF16") {
       t.dtype = SafetensorsDType::kBF16;
-    } else if (std::find(std::begin(kOtherDTypes), std::end(kOtherDTypes), dt) != std::end(kOtherDTypes)) {
-      return absl::UnimplementedError(absl::StrFormat(
-          "%s: %s has dtype %s (supported: F32, F16, BF16)", path, what, dt));
+    } else if (std::find(std::begin(kOtherDTypes), std::end(kOtherDTypes), dt) !=
+               std::end(kOtherDTypes)) {
+      return absl::UnimplementedError(
+          absl::StrFormat("%s: %s has dtype %s (supported: F32, F16, BF16)", path, what, dt));
     } else {
       return error(absl::StrFormat("%s has unknown dtype \"%s\"", what, dt));
     }
     auto shape = entry.find("shape");
-    if (shape == entry.end() || !shape->is_array()) return error(absl::StrCat(what, " has no shape"));
+    if (shape == entry.end() || !shape->is_array())
+      return error(absl::StrCat(what, " has no shape"));
     int64_t numel = 1;
     for (const nlohmann::json& d : *shape) {
       std::optional<int64_t> dim = JsonInt64(d);
@@ -110,8 +116,9 @@ absl::StatusOr<SafetensorsFile> SafetensorsFile::Open(const std::string& path) {
     t.begin = static_cast<uint64_t>(*begin);
     t.end = static_cast<uint64_t>(*end);
     if (t.end > data_size) {
-      return error(absl::StrFormat("%s data [%u, %u) runs past the end of the data section (size %u)",
-                                   what, t.begin, t.end, data_size));
+      return error(
+          absl::StrFormat("%s data [%u, %u) runs past the end of the data section (size %u)", what,
+                          t.begin, t.end, data_size));
     }
     // numel <= data_size here or the byte count check below fails without overflow.
     if (static_cast<uint64_t>(numel) > data_size ||
@@ -139,7 +146,8 @@ absl::Status SafetensorsFile::ToF32(const SafetensorsTensor& t, absl::Span<float
                   : t.dtype == SafetensorsDType::kF16 ? GgmlType::kF16
                                                       : GgmlType::kBF16;
   absl::Status s = DequantizeToF32(type, TensorData(t), t.numel, dst);
-  if (!s.ok()) return absl::Status(s.code(), absl::StrCat(path(), ": tensor '", t.name, "': ", s.message()));
+  if (!s.ok())
+    return absl::Status(s.code(), absl::StrCat(path(), ": tensor '", t.name, "': ", s.message()));
   return s;
 }
 

@@ -25,9 +25,9 @@ TEST(DequantTest, HalfToFloat) {
   EXPECT_EQ(HalfBitsToF32(0xc000), -2.f);
   EXPECT_EQ(HalfBitsToF32(0x3555), 0.333251953125f);
   EXPECT_EQ(HalfBitsToF32(0x7bff), 65504.f);
-  EXPECT_EQ(HalfBitsToF32(0x0001), std::ldexp(1.f, -24));  // smallest subnormal
+  EXPECT_EQ(HalfBitsToF32(0x0001), std::ldexp(1.f, -24));     // smallest subnormal
   EXPECT_EQ(HalfBitsToF32(0x03ff), std::ldexp(1023.f, -24));  // largest subnormal
-  EXPECT_EQ(HalfBitsToF32(0x0400), std::ldexp(1.f, -14));  // smallest normal
+  EXPECT_EQ(HalfBitsToF32(0x0400), std::ldexp(1.f, -14));     // smallest normal
   EXPECT_EQ(HalfBitsToF32(0x7c00), std::numeric_limits<float>::infinity());
   EXPECT_EQ(HalfBitsToF32(0xfc00), -std::numeric_limits<float>::infinity());
   EXPECT_TRUE(std::isnan(HalfBitsToF32(0x7e00)));
@@ -106,15 +106,18 @@ TEST(DequantTest, Q4_1) {
 TEST(DequantTest, SizeMismatchesAndUnsupportedTypes) {
   std::vector<float> out(32);
   const std::string block = Q8_0Block(1.f, std::vector<int8_t>(32, 1));
-  EXPECT_EQ(DequantizeToF32(GgmlType::kQ8_0, Bytes(block), 16, absl::MakeSpan(out).subspan(0, 16)).code(),
-            absl::StatusCode::kInvalidArgument);  // not a whole block
-  EXPECT_EQ(DequantizeToF32(GgmlType::kQ8_0, Bytes(block).subspan(0, 33), 32, absl::MakeSpan(out)).code(),
-            absl::StatusCode::kInvalidArgument);  // short source
-  EXPECT_EQ(DequantizeToF32(GgmlType::kQ8_0, Bytes(block), 32, absl::MakeSpan(out).subspan(0, 31)).code(),
-            absl::StatusCode::kInvalidArgument);  // short destination
+  EXPECT_EQ(
+      DequantizeToF32(GgmlType::kQ8_0, Bytes(block), 16, absl::MakeSpan(out).subspan(0, 16)).code(),
+      absl::StatusCode::kInvalidArgument);  // not a whole block
+  EXPECT_EQ(
+      DequantizeToF32(GgmlType::kQ8_0, Bytes(block).subspan(0, 33), 32, absl::MakeSpan(out)).code(),
+      absl::StatusCode::kInvalidArgument);  // short source
+  EXPECT_EQ(
+      DequantizeToF32(GgmlType::kQ8_0, Bytes(block), 32, absl::MakeSpan(out).subspan(0, 31)).code(),
+      absl::StatusCode::kInvalidArgument);  // short destination
   std::vector<float> out256(256);
-  absl::Status s = DequantizeToF32(GgmlType::kQ4_K, Bytes(std::string(144, '\0')), 256,
-                                   absl::MakeSpan(out256));
+  absl::Status s =
+      DequantizeToF32(GgmlType::kQ4_K, Bytes(std::string(144, '\0')), 256, absl::MakeSpan(out256));
   EXPECT_EQ(s.code(), absl::StatusCode::kUnimplemented);
   EXPECT_THAT(Msg(s), ::testing::HasSubstr("Q4_K"));
   EXPECT_EQ(FindGgmlType(1000), nullptr);

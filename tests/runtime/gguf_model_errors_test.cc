@@ -24,7 +24,8 @@ TEST(GgufModelTest, TensorProblems) {
   {
     TinyModel m = MakeTinyModel();
     std::erase_if(m.writer.tensors, [](const auto& t) { return t.name == "blk.0.ffn_up.weight"; });
-    ExpectLoadError(m.writer, absl::StatusCode::kInvalidArgument, "missing tensor 'blk.0.ffn_up.weight'");
+    ExpectLoadError(m.writer, absl::StatusCode::kInvalidArgument,
+                    "missing tensor 'blk.0.ffn_up.weight'");
   }
   {
     TinyModel m = MakeTinyModel();
@@ -41,7 +42,8 @@ TEST(GgufModelTest, TensorProblems) {
     t.data = std::string(144, '\0');
     ExpectLoadError(m.writer, absl::StatusCode::kInvalidArgument, "has shape [256]");
     t.dims = {64, 4};  // rows of 64 cannot hold 256-value Q4_K blocks
-    ExpectLoadError(m.writer, absl::StatusCode::kInvalidArgument, "not a multiple of the Q4_K block size");
+    ExpectLoadError(m.writer, absl::StatusCode::kInvalidArgument,
+                    "not a multiple of the Q4_K block size");
   }
   {
     // A needed tensor in a type we cannot dequantize.
@@ -58,8 +60,11 @@ TEST(GgufModelTest, UnsupportedTensorTypeIsUnimplemented) {
   // Q4_K for the [256]-wide rows of a model whose hidden size is 256.
   GgufWriter w;
   w.AddString("general.architecture", "llama");
-  for (auto [k, v] : {std::pair{"block_count", 1}, {"context_length", 64}, {"embedding_length", 256},
-                      {"feed_forward_length", 256}, {"attention.head_count", 4}}) {
+  for (auto [k, v] : {std::pair{"block_count", 1},
+                      {"context_length", 64},
+                      {"embedding_length", 256},
+                      {"feed_forward_length", 256},
+                      {"attention.head_count", 4}}) {
     w.AddU32(absl::StrCat("llama.", k), v);
   }
   w.AddF32("llama.attention.layer_norm_rms_epsilon", 1e-5f);
@@ -79,17 +84,23 @@ TEST(GgufModelTest, ConfigProblems) {
   {
     TinyModel m = MakeTinyModel();
     SetMeta(m.writer, "general.architecture", kGString, std::string("\x04\0\0\0\0\0\0\0gpt2", 12));
-    ExpectLoadError(m.writer, absl::StatusCode::kUnimplemented, "architecture 'gpt2' is not supported");
+    ExpectLoadError(m.writer, absl::StatusCode::kUnimplemented,
+                    "architecture 'gpt2' is not supported");
   }
   {
     TinyModel m = MakeTinyModel();
     SetMeta(m.writer, "llama.attention.head_count_kv", kGU32, U32(3));
-    ExpectLoadError(m.writer, absl::StatusCode::kInvalidArgument, "num_heads 2 is not a multiple of num_kv_heads 3");
+    ExpectLoadError(m.writer, absl::StatusCode::kInvalidArgument,
+                    "num_heads 2 is not a multiple of num_kv_heads 3");
   }
   {
     TinyModel m = MakeTinyModel();
-    SetMeta(m.writer, "llama.embedding_length", kGString, std::string("\x02\0\0\0\0\0\0\0" "64", 10));
-    ExpectLoadError(m.writer, absl::StatusCode::kInvalidArgument, "'llama.embedding_length': expected an integer");
+    SetMeta(m.writer, "llama.embedding_length", kGString,
+            std::string("\x02\0\0\0\0\0\0\0"
+                        "64",
+                        10));
+    ExpectLoadError(m.writer, absl::StatusCode::kInvalidArgument,
+                    "'llama.embedding_length': expected an integer");
   }
   {
     TinyModel m = MakeTinyModel();
@@ -108,7 +119,8 @@ TEST(GgufModelTest, ConfigProblems) {
   }
   {
     TinyModel m = MakeTinyModel();
-    SetMeta(m.writer, "llama.attention.layer_norm_rms_epsilon", kGF32, std::string("\0\0\xc0\x7f", 4));  // NaN
+    SetMeta(m.writer, "llama.attention.layer_norm_rms_epsilon", kGF32,
+            std::string("\0\0\xc0\x7f", 4));  // NaN
     ExpectLoadError(m.writer, absl::StatusCode::kInvalidArgument, "rms_norm_eps");
   }
 }
@@ -122,18 +134,21 @@ TEST(GgufModelTest, TokenizerProblems) {
   {
     TinyModel m = MakeTinyModel();
     SetMeta(m.writer, "tokenizer.ggml.bos_token_id", kGU32, U32(8));
-    ExpectLoadError(m.writer, absl::StatusCode::kInvalidArgument, "'tokenizer.ggml.bos_token_id' = 8 is not a token id");
+    ExpectLoadError(m.writer, absl::StatusCode::kInvalidArgument,
+                    "'tokenizer.ggml.bos_token_id' = 8 is not a token id");
   }
   {
     TinyModel m = MakeTinyModel();
     m.writer.AddArray<float>("tokenizer.ggml.scores", kGF32, {0, 1, 2});
-    ExpectLoadError(m.writer, absl::StatusCode::kInvalidArgument, "scores has 3 entries for 8 tokens");
+    ExpectLoadError(m.writer, absl::StatusCode::kInvalidArgument,
+                    "scores has 3 entries for 8 tokens");
   }
   {
     TinyModel m = MakeTinyModel();
     RemoveMeta(m.writer, "tokenizer.ggml.token_type");
     m.writer.AddArray<int32_t>("tokenizer.ggml.token_type", kGI32, {1, 1, 1, 1, 1, 1, 1, 9});
-    ExpectLoadError(m.writer, absl::StatusCode::kInvalidArgument, "token 7 has invalid token type 9");
+    ExpectLoadError(m.writer, absl::StatusCode::kInvalidArgument,
+                    "token 7 has invalid token type 9");
   }
   {
     TinyModel m = MakeTinyModel();
@@ -143,7 +158,8 @@ TEST(GgufModelTest, TokenizerProblems) {
   {
     TinyModel m = MakeTinyModel();
     m.writer.AddU32("llama.vocab_size", 4);  // fewer than the 8 tokens
-    ExpectLoadError(m.writer, absl::StatusCode::kInvalidArgument, "8 tokens but the model's vocab_size is 4");
+    ExpectLoadError(m.writer, absl::StatusCode::kInvalidArgument,
+                    "8 tokens but the model's vocab_size is 4");
   }
 }
 
@@ -218,7 +234,8 @@ TEST(GgufModelTest, Llama3RopeScalingFromRopeFreqs) {
   std::vector<float> odd = freqs;
   odd[odd.size() / 2] *= 1.5f;
   other.writer.AddF32Tensor("rope_freqs.weight", {kHeadDim / 2}, odd);
-  ExpectLoadError(other.writer, absl::StatusCode::kUnimplemented, "does not match Llama-3 RoPE scaling");
+  ExpectLoadError(other.writer, absl::StatusCode::kUnimplemented,
+                  "does not match Llama-3 RoPE scaling");
 }
 
 }  // namespace

@@ -77,7 +77,8 @@ TEST(GgufReaderTest, ParsesAllMetadataTypesAndTensors) {
   const GgufArray* names = *f->GetArray("names", GgufFile::ArrayKind::kString);
   ASSERT_NE(names, nullptr);
   EXPECT_THAT(names->strings, ::testing::ElementsAre("a", "", "ccc"));
-  EXPECT_THAT((*f->GetArray("ints", GgufFile::ArrayKind::kInt))->ints, ::testing::ElementsAre(1, -2, 3));
+  EXPECT_THAT((*f->GetArray("ints", GgufFile::ArrayKind::kInt))->ints,
+              ::testing::ElementsAre(1, -2, 3));
   EXPECT_THAT((*f->GetArray("floats", GgufFile::ArrayKind::kFloat))->floats,
               ::testing::ElementsAre(0.5, -1.0));
   const GgufValue* nested = f->Find("nested");

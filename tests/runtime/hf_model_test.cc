@@ -36,8 +36,8 @@ std::string SafetensorsFileBytes(const std::vector<HfTensor>& tensors) {
       if (t.dtype == "BF16") Append<uint16_t>(&data, ExactBf16(v));
     }
     entries.push_back(absl::StrCat("\"", t.name, "\": {\"dtype\": \"", t.dtype, "\", \"shape\": [",
-                                   absl::StrJoin(t.shape, ", "), "], \"data_offsets\": [", begin, ", ",
-                                   data.size(), "]}"));
+                                   absl::StrJoin(t.shape, ", "), "], \"data_offsets\": [", begin,
+                                   ", ", data.size(), "]}"));
   }
   return SafetensorsBytes(absl::StrCat("{", absl::StrJoin(entries, ", "), "}"), data);
 }
@@ -63,7 +63,8 @@ HfModel MakeHfModel(bool tied = false, bool bias = false) {
     for (int64_t d : shape) n *= d;
     std::vector<float> v(static_cast<size_t>(n));
     ++seed;
-    for (int64_t i = 0; i < n; ++i) v[i] = static_cast<float>(((i * 5 + seed * 11) % 23) - 11) / 4.f;
+    for (int64_t i = 0; i < n; ++i)
+      v[i] = static_cast<float>(((i * 5 + seed * 11) % 23) - 11) / 4.f;
     m.tensors.push_back({hf, shape, dtype, v});
     if (!canonical.empty()) m.expected[canonical] = v;
   };
@@ -138,14 +139,18 @@ TEST(HfModelTest, ShardedLoads) {
   HfModel m = MakeHfModel();
   const std::string dir = MakeTempDir("hf_sharded");
   WriteFile(dir + "/config.json", kLlamaConfig);
-  std::vector<HfTensor> a(m.tensors.begin(), m.tensors.begin() + 7), b(m.tensors.begin() + 7, m.tensors.end());
+  std::vector<HfTensor> a(m.tensors.begin(), m.tensors.begin() + 7),
+      b(m.tensors.begin() + 7, m.tensors.end());
   WriteFile(dir + "/model-00001-of-00002.safetensors", SafetensorsFileBytes(a));
   WriteFile(dir + "/model-00002-of-00002.safetensors", SafetensorsFileBytes(b));
   std::vector<std::string> map;
-  for (const HfTensor& t : a) map.push_back(absl::StrCat("\"", t.name, "\": \"model-00001-of-00002.safetensors\""));
-  for (const HfTensor& t : b) map.push_back(absl::StrCat("\"", t.name, "\": \"model-00002-of-00002.safetensors\""));
+  for (const HfTensor& t : a)
+    map.push_back(absl::StrCat("\"", t.name, "\": \"model-00001-of-00002.safetensors\""));
+  for (const HfTensor& t : b)
+    map.push_back(absl::StrCat("\"", t.name, "\": \"model-00002-of-00002.safetensors\""));
   WriteFile(dir + "/model.safetensors.index.json",
-            absl::StrCat(R"({"metadata": {"total_size": 1}, "weight_map": {)", absl::StrJoin(map, ", "), "}}"));
+            absl::StrCat(R"({"metadata": {"total_size": 1}, "weight_map": {)",
+                         absl::StrJoin(map, ", "), "}}"));
   uint64_t last_done = 0, last_total = 1;
   LoadOptions options;
   options.progress = [&](uint64_t done, uint64_t total) {
@@ -168,8 +173,11 @@ TEST(HfModelTest, ShardedLoads) {
             R"({"weight_map": {"model.norm.weight": "model-00002-of-00002.safetensors"}})");
   bad = LoadModelFile(dir);
   ASSERT_FALSE(bad.ok());
-  EXPECT_THAT(Msg(bad.status()), HasSubstr("model-00002-of-00002.safetensors: the index places tensor 'model.norm.weight'"));
-  WriteFile(dir + "/model.safetensors.index.json", R"({"weight_map": {"model.norm.weight": "missing.safetensors"}})");
+  EXPECT_THAT(
+      Msg(bad.status()),
+      HasSubstr("model-00002-of-00002.safetensors: the index places tensor 'model.norm.weight'"));
+  WriteFile(dir + "/model.safetensors.index.json",
+            R"({"weight_map": {"model.norm.weight": "missing.safetensors"}})");
   EXPECT_EQ(LoadModelFile(dir).status().code(), absl::StatusCode::kNotFound);
   WriteFile(dir + "/model.safetensors.index.json", R"({"weights": {}})");
   bad = LoadModelFile(dir);
@@ -179,13 +187,15 @@ TEST(HfModelTest, ShardedLoads) {
 
 TEST(HfModelTest, TiedAndQwen2) {
   HfModel tied = MakeHfModel(/*tied=*/true);
-  std::string config = absl::StrReplaceAll(kLlamaConfig, {{R"("tie_word_embeddings": false)", R"("tie_word_embeddings": true)"}});
+  std::string config = absl::StrReplaceAll(
+      kLlamaConfig, {{R"("tie_word_embeddings": false)", R"("tie_word_embeddings": true)"}});
   absl::StatusOr<ModelFile> mf = LoadModelFile(WriteDir("hf_tied", config, tied));
   ASSERT_TRUE(mf.ok()) << mf.status();
   EXPECT_TRUE(mf->config.tie_word_embeddings);
   ExpectTensors(*mf, tied);
 
-  const std::string qwen = absl::StrReplaceAll(kLlamaConfig, {{"LlamaForCausalLM", "Qwen2ForCausalLM"}});
+  const std::string qwen =
+      absl::StrReplaceAll(kLlamaConfig, {{"LlamaForCausalLM", "Qwen2ForCausalLM"}});
   HfModel with_bias = MakeHfModel(false, /*bias=*/true);
   mf = LoadModelFile(WriteDir("hf_qwen", qwen, with_bias));
   ASSERT_TRUE(mf.ok()) << mf.status();
@@ -204,11 +214,12 @@ TEST(HfModelTest, WeightProblems) {
   m.tensors[3].values.resize(128);
   absl::StatusOr<ModelFile> mf = LoadModelFile(WriteDir("hf_shape", kLlamaConfig, m));
   ASSERT_FALSE(mf.ok());
-  EXPECT_THAT(Msg(mf.status()),
-              HasSubstr("tensor 'model.layers.0.input_layernorm.weight' (blk.0.attn_norm.weight) has shape [64, 2]"));
+  EXPECT_THAT(Msg(mf.status()), HasSubstr("tensor 'model.layers.0.input_layernorm.weight' "
+                                          "(blk.0.attn_norm.weight) has shape [64, 2]"));
 
   HfModel missing = MakeHfModel();
-  std::erase_if(missing.tensors, [](const HfTensor& t) { return t.name == "model.layers.1.mlp.up_proj.weight"; });
+  std::erase_if(missing.tensors,
+                [](const HfTensor& t) { return t.name == "model.layers.1.mlp.up_proj.weight"; });
   mf = LoadModelFile(WriteDir("hf_missing", kLlamaConfig, missing));
   ASSERT_FALSE(mf.ok());
   EXPECT_THAT(Msg(mf.status()), HasSubstr("missing tensor 'blk.1.ffn_up.weight'"));
@@ -260,36 +271,62 @@ TEST(HfConfigTest, Errors) {
     absl::StatusCode code;
     const char* substring;
   } cases[] = {
-      {{{R"("hidden_size": 64,)", ""}}, absl::StatusCode::kInvalidArgument, "'hidden_size' is missing"},
-      {{{R"("vocab_size": 8,)", ""}}, absl::StatusCode::kInvalidArgument, "'vocab_size' is missing"},
-      {{{R"("num_hidden_layers": 2,)", ""}}, absl::StatusCode::kInvalidArgument, "'num_hidden_layers' is missing"},
-      {{{R"("hidden_size": 64)", R"("hidden_size": "64")"}}, absl::StatusCode::kInvalidArgument,
+      {{{R"("hidden_size": 64,)", ""}},
+       absl::StatusCode::kInvalidArgument,
+       "'hidden_size' is missing"},
+      {{{R"("vocab_size": 8,)", ""}},
+       absl::StatusCode::kInvalidArgument,
+       "'vocab_size' is missing"},
+      {{{R"("num_hidden_layers": 2,)", ""}},
+       absl::StatusCode::kInvalidArgument,
+       "'num_hidden_layers' is missing"},
+      {{{R"("hidden_size": 64)", R"("hidden_size": "64")"}},
+       absl::StatusCode::kInvalidArgument,
        "'hidden_size' must be an integer"},
-      {{{R"("hidden_size": 64)", R"("hidden_size": 64.5)"}}, absl::StatusCode::kInvalidArgument,
+      {{{R"("hidden_size": 64)", R"("hidden_size": 64.5)"}},
+       absl::StatusCode::kInvalidArgument,
        "'hidden_size' must be an integer"},
-      {{{R"("hidden_size": 64)", R"("hidden_size": -64)"}}, absl::StatusCode::kInvalidArgument, "out of range"},
-      {{{R"("hidden_size": 64)", R"("hidden_size": 99999999999)"}}, absl::StatusCode::kInvalidArgument, "out of range"},
-      {{{R"("num_attention_heads": 2)", R"("num_attention_heads": 3)"}}, absl::StatusCode::kInvalidArgument,
+      {{{R"("hidden_size": 64)", R"("hidden_size": -64)"}},
+       absl::StatusCode::kInvalidArgument,
+       "out of range"},
+      {{{R"("hidden_size": 64)", R"("hidden_size": 99999999999)"}},
+       absl::StatusCode::kInvalidArgument,
+       "out of range"},
+      {{{R"("num_attention_heads": 2)", R"("num_attention_heads": 3)"}},
+       absl::StatusCode::kInvalidArgument,
        "hidden_size 64 is not a multiple of num_heads 3"},
-      {{{R"("rms_norm_eps": 1e-05)", R"("rms_norm_eps": 0)"}}, absl::StatusCode::kInvalidArgument, "rms_norm_eps"},
-      {{{R"("rope_theta": 10000.0)", R"("rope_theta": "big")"}}, absl::StatusCode::kInvalidArgument,
+      {{{R"("rms_norm_eps": 1e-05)", R"("rms_norm_eps": 0)"}},
+       absl::StatusCode::kInvalidArgument,
+       "rms_norm_eps"},
+      {{{R"("rope_theta": 10000.0)", R"("rope_theta": "big")"}},
+       absl::StatusCode::kInvalidArgument,
        "'rope_theta' must be a number"},
-      {{{R"("tie_word_embeddings": false)", R"("tie_word_embeddings": 0)"}}, absl::StatusCode::kInvalidArgument,
+      {{{R"("tie_word_embeddings": false)", R"("tie_word_embeddings": 0)"}},
+       absl::StatusCode::kInvalidArgument,
        "'tie_word_embeddings' must be true or false"},
-      {{{R"("vocab_size": 8,)", R"("vocab_size": 8, "vocab_size": 9,)"}}, absl::StatusCode::kInvalidArgument,
+      {{{R"("vocab_size": 8,)", R"("vocab_size": 8, "vocab_size": 9,)"}},
+       absl::StatusCode::kInvalidArgument,
        "duplicate key \"vocab_size\""},
       {{{"}", ""}}, absl::StatusCode::kInvalidArgument, "malformed JSON"},
-      {{{"LlamaForCausalLM", "GPT2LMHeadModel"}}, absl::StatusCode::kUnimplemented,
+      {{{"LlamaForCausalLM", "GPT2LMHeadModel"}},
+       absl::StatusCode::kUnimplemented,
        "architecture GPT2LMHeadModel is not supported"},
-      {{{R"(["LlamaForCausalLM"])", "[]"}}, absl::StatusCode::kInvalidArgument, "'architectures' is missing"},
+      {{{R"(["LlamaForCausalLM"])", "[]"}},
+       absl::StatusCode::kInvalidArgument,
+       "'architectures' is missing"},
       {{{R"("rope_scaling": null)", R"("rope_scaling": {"rope_type": "yarn", "factor": 4.0})"}},
-       absl::StatusCode::kUnimplemented, "rope_scaling type 'yarn'"},
+       absl::StatusCode::kUnimplemented,
+       "rope_scaling type 'yarn'"},
       {{{R"("rope_scaling": null)", R"("rope_scaling": {"rope_type": "llama3", "factor": 8.0})"}},
-       absl::StatusCode::kInvalidArgument, "'rope_scaling.low_freq_factor' is missing"},
-      {{{R"("rope_scaling": null)", R"("rope_scaling": 8)"}}, absl::StatusCode::kInvalidArgument,
+       absl::StatusCode::kInvalidArgument,
+       "'rope_scaling.low_freq_factor' is missing"},
+      {{{R"("rope_scaling": null)", R"("rope_scaling": 8)"}},
+       absl::StatusCode::kInvalidArgument,
        "'rope_scaling' must be an object"},
-      {{{"LlamaForCausalLM", "Qwen2ForCausalLM"}, {R"("rope_scaling": null)", R"("use_sliding_window": true)"}},
-       absl::StatusCode::kUnimplemented, "use_sliding_window"},
+      {{{"LlamaForCausalLM", "Qwen2ForCausalLM"},
+        {R"("rope_scaling": null)", R"("use_sliding_window": true)"}},
+       absl::StatusCode::kUnimplemented,
+       "use_sliding_window"},
   };
   for (const auto& c : cases) {
     absl::StatusOr<ModelConfig> config = ParseEdited(c.edits);
@@ -307,9 +344,11 @@ TEST(HfNamesTest, CanonicalNames) {
   EXPECT_EQ(HfToCanonicalName("lm_head.weight"), "output.weight");
   EXPECT_EQ(HfToCanonicalName("model.norm.weight"), "output_norm.weight");
   EXPECT_EQ(HfToCanonicalName("model.layers.12.mlp.down_proj.weight"), "blk.12.ffn_down.weight");
-  EXPECT_EQ(HfToCanonicalName("model.layers.0.self_attn.o_proj.weight"), "blk.0.attn_output.weight");
+  EXPECT_EQ(HfToCanonicalName("model.layers.0.self_attn.o_proj.weight"),
+            "blk.0.attn_output.weight");
   EXPECT_EQ(HfToCanonicalName("model.layers.3.self_attn.k_proj.bias"), "blk.3.attn_k.bias");
-  EXPECT_EQ(HfToCanonicalName("model.layers.3.post_attention_layernorm.weight"), "blk.3.ffn_norm.weight");
+  EXPECT_EQ(HfToCanonicalName("model.layers.3.post_attention_layernorm.weight"),
+            "blk.3.ffn_norm.weight");
   EXPECT_EQ(HfToCanonicalName("model.layers.01.mlp.up_proj.weight"), "");
   EXPECT_EQ(HfToCanonicalName("model.layers.-1.mlp.up_proj.weight"), "");
   EXPECT_EQ(HfToCanonicalName("model.layers.x.mlp.up_proj.weight"), "");

@@ -76,11 +76,30 @@ inline void AppendString(std::string* out, const std::string& s) {
 
 // GGUF value type ids (gguf_type).
 enum : uint32_t {
-  kGU8 = 0, kGI8 = 1, kGU16 = 2, kGI16 = 3, kGU32 = 4, kGI32 = 5, kGF32 = 6, kGBool = 7,
-  kGString = 8, kGArray = 9, kGU64 = 10, kGI64 = 11, kGF64 = 12,
+  kGU8 = 0,
+  kGI8 = 1,
+  kGU16 = 2,
+  kGI16 = 3,
+  kGU32 = 4,
+  kGI32 = 5,
+  kGF32 = 6,
+  kGBool = 7,
+  kGString = 8,
+  kGArray = 9,
+  kGU64 = 10,
+  kGI64 = 11,
+  kGF64 = 12,
 };
 // ggml tensor type ids.
-enum : uint32_t { kTF32 = 0, kTF16 = 1, kTQ4_0 = 2, kTQ4_1 = 3, kTQ8_0 = 8, kTQ4_K = 12, kTBF16 = 30 };
+enum : uint32_t {
+  kTF32 = 0,
+  kTF16 = 1,
+  kTQ4_0 = 2,
+  kTQ4_1 = 3,
+  kTQ8_0 = 8,
+  kTQ4_K = 12,
+  kTBF16 = 30
+};
 
 // Builds a GGUF file. Fields are public so tests can break any of them.
 struct GgufWriter {
@@ -135,10 +154,12 @@ struct GgufWriter {
     for (T x : v) Append(&s, x);
     AddRaw(key, kGArray, s);
   }
-  void AddTensor(const std::string& name, std::vector<uint64_t> dims, uint32_t type, std::string data) {
+  void AddTensor(const std::string& name, std::vector<uint64_t> dims, uint32_t type,
+                 std::string data) {
     tensors.push_back({name, std::move(dims), type, std::move(data), std::nullopt});
   }
-  void AddF32Tensor(const std::string& name, std::vector<uint64_t> dims, const std::vector<float>& v) {
+  void AddF32Tensor(const std::string& name, std::vector<uint64_t> dims,
+                    const std::vector<float>& v) {
     std::string data;
     for (float x : v) Append(&data, x);
     AddTensor(name, std::move(dims), kTF32, data);
@@ -204,7 +225,8 @@ inline std::string Q4_1Block(float d, float m, const std::vector<uint8_t>& qs) {
 }
 
 // llama.cpp's converter order: HF row (h, i, j) is written as GGUF row (h, j, i).
-inline std::vector<float> ConverterPermute(const std::vector<float>& hf, int64_t n_head, int64_t cols) {
+inline std::vector<float> ConverterPermute(const std::vector<float>& hf, int64_t n_head,
+                                           int64_t cols) {
   const int64_t rows = static_cast<int64_t>(hf.size()) / cols, d = rows / n_head;
   std::vector<float> out(hf.size());
   for (int64_t h = 0; h < n_head; ++h)

@@ -1,10 +1,11 @@
 // ModelConfig::Validate bounds, and undoing llama.cpp's Q/K row permutation.
+#include "runtime/model_config.h"
+
 #include <cmath>
 #include <functional>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "runtime/model_config.h"
 #include "runtime/model_loading.h"
 #include "tests/runtime/loader_test_util.h"
 

@@ -88,9 +88,9 @@ TEST_F(DefaultModelTest, TensorShapes) {
   EXPECT_EQ(model_->tensors.size(), 2u + 30u * 9u);  // no output.weight: tied
   EXPECT_FALSE(model_->tensors.contains("output.weight"));
   const std::pair<const char*, std::vector<int64_t>> shapes[] = {
-      {"token_embd.weight", {49152, 576}}, {"output_norm.weight", {576}},
-      {"blk.0.attn_q.weight", {576, 576}}, {"blk.0.attn_k.weight", {192, 576}},
-      {"blk.29.attn_v.weight", {192, 576}}, {"blk.7.attn_output.weight", {576, 576}},
+      {"token_embd.weight", {49152, 576}},    {"output_norm.weight", {576}},
+      {"blk.0.attn_q.weight", {576, 576}},    {"blk.0.attn_k.weight", {192, 576}},
+      {"blk.29.attn_v.weight", {192, 576}},   {"blk.7.attn_output.weight", {576, 576}},
       {"blk.3.ffn_gate.weight", {1536, 576}}, {"blk.3.ffn_down.weight", {576, 1536}},
       {"blk.29.ffn_norm.weight", {576}},
   };

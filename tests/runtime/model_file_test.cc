@@ -1,13 +1,14 @@
 // LoadModelFile on tiny GGUF models built by the test: config and tokenizer
 // from metadata, every supported tensor type dequantized to known values, and
 // llama.cpp's Q/K row permutation undone (Llama) or left alone (Qwen2).
+#include "runtime/model_file.h"
+
 #include <cmath>
 #include <numbers>
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "runtime/model_file.h"
 #include "runtime/model_loading.h"
 #include "tests/runtime/loader_test_util.h"
 #include "tests/runtime/tiny_gguf_model.h"
@@ -93,7 +94,8 @@ TEST(GgufModelTest, ConfigOnlyLoad) {
 }
 
 TEST(GgufModelTest, MissingPathIsNotFound) {
-  EXPECT_EQ(LoadModelFile(TempPath("nothing_here.gguf")).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(LoadModelFile(TempPath("nothing_here.gguf")).status().code(),
+            absl::StatusCode::kNotFound);
 }
 
 // Replaces the value of metadata `key` (which must exist).

@@ -15,7 +15,8 @@ namespace {
 using ::testing::HasSubstr;
 using namespace ::cohost::runtime::testing;  // NOLINT
 
-absl::StatusOr<SafetensorsFile> OpenBytes(const std::string& bytes, const std::string& name = "t.safetensors") {
+absl::StatusOr<SafetensorsFile> OpenBytes(const std::string& bytes,
+                                          const std::string& name = "t.safetensors") {
   const std::string path = TempPath(name);
   WriteFile(path, bytes);
   return SafetensorsFile::Open(path);
@@ -115,15 +116,17 @@ TEST(SafetensorsReaderTest, OffsetsAndSizes) {
               "do not match shape");
   ExpectError(OneTensor(R"({"dtype": "F32", "shape": [4], "data_offsets": [-4, 12]})"),
               "invalid data_offsets");
-  ExpectError(OneTensor(R"({"dtype": "F32", "shape": [4], "data_offsets": [0, 18446744073709551615]})"),
-              "invalid data_offsets");
+  ExpectError(
+      OneTensor(R"({"dtype": "F32", "shape": [4], "data_offsets": [0, 18446744073709551615]})"),
+      "invalid data_offsets");
   ExpectError(OneTensor(R"({"dtype": "F32", "shape": [4], "data_offsets": [0]})"), "data_offsets");
   ExpectError(OneTensor(R"({"dtype": "F32", "shape": [4]})"), "data_offsets");
 }
 
 TEST(SafetensorsReaderTest, Shapes) {
-  ExpectError(OneTensor(R"({"dtype": "F32", "shape": [4294967296, 4294967296], "data_offsets": [0, 16]})"),
-              "overflows");
+  ExpectError(
+      OneTensor(R"({"dtype": "F32", "shape": [4294967296, 4294967296], "data_offsets": [0, 16]})"),
+      "overflows");
   ExpectError(OneTensor(R"({"dtype": "F32", "shape": [1073741824, 4], "data_offsets": [0, 16]})"),
               "do not match shape");
   ExpectError(OneTensor(R"({"dtype": "F32", "shape": [-1], "data_offsets": [0, 16]})"),

@@ -25,7 +25,9 @@ struct Encoded {
   std::vector<float> values;
 };
 
-inline float Pattern(int64_t i, int seed) { return static_cast<float>(((i * 7 + seed * 13) % 29) - 14) / 8.f; }
+inline float Pattern(int64_t i, int seed) {
+  return static_cast<float>(((i * 7 + seed * 13) % 29) - 14) / 8.f;
+}
 
 inline Encoded EncodePlain(uint32_t type, const std::vector<float>& v) {
   Encoded e{type, "", v};
@@ -48,7 +50,8 @@ inline Encoded Encode(uint32_t type, int64_t n, int seed) {
     const float d = std::ldexp(1.f, -static_cast<int>((b + seed) % 4) - 1);
     if (type == kTQ8_0) {
       std::vector<int8_t> q(32);
-      for (int j = 0; j < 32; ++j) q[j] = static_cast<int8_t>(((b * 31 + j * 5 + seed) % 255) - 127);
+      for (int j = 0; j < 32; ++j)
+        q[j] = static_cast<int8_t>(((b * 31 + j * 5 + seed) % 255) - 127);
       e.bytes += Q8_0Block(d, q);
       for (int j = 0; j < 32; ++j) e.values.push_back(d * q[j]);
       continue;
@@ -98,8 +101,8 @@ inline TinyModel MakeTinyModel(const TinyOptions& o = {}) {
   w.AddU32(a + ".rope.dimension_count", kHeadDim);
   w.AddString("tokenizer.ggml.model", "gpt2");
   w.AddString("tokenizer.ggml.pre", "llama-bpe");
-  w.AddStringArray("tokenizer.ggml.tokens",
-                   {"<|endoftext|>", "<|im_start|>", "<|im_end|>", "a", "b", "ab", "Ġ", "<|eot_id|>"});
+  w.AddStringArray("tokenizer.ggml.tokens", {"<|endoftext|>", "<|im_start|>", "<|im_end|>", "a",
+                                             "b", "ab", "Ġ", "<|eot_id|>"});
   w.AddArray<int32_t>("tokenizer.ggml.token_type", kGI32, {3, 3, 3, 1, 1, 1, 1, 3});
   w.AddStringArray("tokenizer.ggml.merges", {"a b"});
   w.AddU32("tokenizer.ggml.bos_token_id", 1);
@@ -142,7 +145,8 @@ inline TinyModel MakeTinyModel(const TinyOptions& o = {}) {
     Encoded e = Encode(s.type, n, ++seed);
     m.expected[s.name] = e.values;
     if (s.permute_heads > 0) {
-      e = EncodePlain(s.type, ConverterPermute(e.values, s.permute_heads, s.shape.size() == 2 ? s.shape[1] : 1));
+      e = EncodePlain(s.type, ConverterPermute(e.values, s.permute_heads,
+                                               s.shape.size() == 2 ? s.shape[1] : 1));
     }
     m.shapes[s.name] = s.shape;
     m.tensor_bytes += e.bytes.size();
@@ -157,8 +161,9 @@ inline LoadOptions ConfigOnly() {
   return o;
 }
 
-inline absl::StatusOr<ModelFile> LoadBytes(const std::string& bytes, const LoadOptions& options = {},
-                                    const std::string& name = "tiny.gguf") {
+inline absl::StatusOr<ModelFile> LoadBytes(const std::string& bytes,
+                                           const LoadOptions& options = {},
+                                           const std::string& name = "tiny.gguf") {
   const std::string path = TempPath(name);
   WriteFile(path, bytes);
   return LoadModelFile(path, options);
@@ -174,7 +179,8 @@ inline void ExpectTensorsMatch(const ModelFile& mf, const TinyModel& m) {
   }
 }
 
-inline void SetMeta(GgufWriter& w, const std::string& key, uint32_t type, const std::string& value) {
+inline void SetMeta(GgufWriter& w, const std::string& key, uint32_t type,
+                    const std::string& value) {
   for (GgufWriter::Kv& kv : w.kvs) {
     if (kv.key == key) {
       kv.type = type;
@@ -200,7 +206,8 @@ inline GgufWriter::Tensor& FindTensor(GgufWriter& w, const std::string& name) {
   return w.tensors[0];
 }
 
-inline void ExpectLoadError(const GgufWriter& w, absl::StatusCode code, const std::string& substring) {
+inline void ExpectLoadError(const GgufWriter& w, absl::StatusCode code,
+                            const std::string& substring) {
   absl::StatusOr<ModelFile> mf = LoadBytes(w.Build(), {}, "bad_model.gguf");
   ASSERT_FALSE(mf.ok()) << "expected: " << substring;
   EXPECT_EQ(mf.status().code(), code) << mf.status();
