@@ -124,8 +124,8 @@ void BlockAllocator::Cache(BlockId block, BlockHash hash) {
   COHOST_KV_CHECK(ref_[block] > 0, "caching block %d that nobody holds", block);
   if (hash_[block].has_value()) {
     // Already cached (a shared prefix block, or cached twice): must be the same content.
-    COHOST_KV_CHECK(*hash_[block] == hash, "block %d cached as %x, now as %x", block,
-                    *hash_[block], hash);
+    COHOST_KV_CHECK(*hash_[block] == hash, "block %d cached as %x, now as %x", block, *hash_[block],
+                    hash);
     return;
   }
   // try_emplace keeps an existing entry: that other block stays the shared
@@ -147,14 +147,12 @@ void BlockAllocator::Release(absl::Span<const BlockId> blocks) {
 }
 
 int32_t BlockAllocator::RefCount(BlockId block) const {
-  COHOST_KV_CHECK(block >= 0 && block < num_blocks_, "block %d out of [0, %d)", block,
-                  num_blocks_);
+  COHOST_KV_CHECK(block >= 0 && block < num_blocks_, "block %d out of [0, %d)", block, num_blocks_);
   return ref_[block];
 }
 
 std::optional<BlockHash> BlockAllocator::CachedHashOf(BlockId block) const {
-  COHOST_KV_CHECK(block >= 0 && block < num_blocks_, "block %d out of [0, %d)", block,
-                  num_blocks_);
+  COHOST_KV_CHECK(block >= 0 && block < num_blocks_, "block %d out of [0, %d)", block, num_blocks_);
   return hash_[block];
 }
 
@@ -201,8 +199,7 @@ void BlockAllocator::Unlink(BlockId b) {
 }
 
 void BlockAllocator::CheckBlock(BlockId b) const {
-  COHOST_KV_CHECK(b > kNullBlock && b < num_blocks_, "block id %d out of [1, %d)", b,
-                  num_blocks_);
+  COHOST_KV_CHECK(b > kNullBlock && b < num_blocks_, "block id %d out of [1, %d)", b, num_blocks_);
 }
 
 absl::Status BlockAllocator::Validate() const {
@@ -219,8 +216,8 @@ absl::Status BlockAllocator::Validate() const {
     }
     if (on_list[b]) return absl::InternalError(absl::StrFormat("free list cycles at %d", b));
     if (prev_[b] != prev) {
-      return absl::InternalError(absl::StrFormat("block %d: prev link %d, expected %d", b,
-                                                 prev_[b], prev));
+      return absl::InternalError(
+          absl::StrFormat("block %d: prev link %d, expected %d", b, prev_[b], prev));
     }
     on_list[b] = true;
     ++count;
@@ -233,7 +230,8 @@ absl::Status BlockAllocator::Validate() const {
                                                count, cached_count, num_free_, num_cached_free_));
   }
   for (BlockId b = 1; b < num_blocks_; ++b) {
-    if (ref_[b] < 0) return absl::InternalError(absl::StrFormat("block %d refcount %d", b, ref_[b]));
+    if (ref_[b] < 0)
+      return absl::InternalError(absl::StrFormat("block %d refcount %d", b, ref_[b]));
     if ((ref_[b] == 0) != on_list[b]) {
       return absl::InternalError(absl::StrFormat("block %d: refcount %d but %s the free list", b,
                                                  ref_[b], on_list[b] ? "on" : "off"));
@@ -241,14 +239,15 @@ absl::Status BlockAllocator::Validate() const {
     if (hash_[b].has_value()) {
       auto it = cached_.find(*hash_[b]);
       if (it == cached_.end() || it->second != b) {
-        return absl::InternalError(absl::StrFormat("block %d hash %x not mapped back to it", b,
-                                                   *hash_[b]));
+        return absl::InternalError(
+            absl::StrFormat("block %d hash %x not mapped back to it", b, *hash_[b]));
       }
     }
   }
   for (const auto& [h, b] : cached_) {
     if (b <= kNullBlock || b >= num_blocks_ || hash_[b] != h) {
-      return absl::InternalError(absl::StrFormat("map entry %x -> %d does not match the block", h, b));
+      return absl::InternalError(
+          absl::StrFormat("map entry %x -> %d does not match the block", h, b));
     }
   }
   if (!prefix_caching_ && !cached_.empty()) {

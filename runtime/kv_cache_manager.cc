@@ -17,8 +17,8 @@ int32_t CeilDiv(int32_t a, int32_t b) { return (a + b - 1) / b; }
 // tokens. Tokens are append-only, so hashes computed earlier stay valid.
 void ExtendHashes(Sequence& seq, int32_t num_blocks, int32_t block_size) {
   COHOST_KV_CHECK(static_cast<int64_t>(num_blocks) * block_size <= seq.num_tokens(),
-                  "seq %d: hashing %d blocks of %d tokens but it has %d tokens", seq.id,
-                  num_blocks, block_size, seq.num_tokens());
+                  "seq %d: hashing %d blocks of %d tokens but it has %d tokens", seq.id, num_blocks,
+                  block_size, seq.num_tokens());
   seq.block_hashes.reserve(num_blocks);
   for (auto i = static_cast<int32_t>(seq.block_hashes.size()); i < num_blocks; ++i) {
     BlockHash parent = i == 0 ? 0 : seq.block_hashes[i - 1];
@@ -35,8 +35,8 @@ KvCacheManager::KvCacheManager(int32_t num_blocks, int32_t block_size, bool enab
       prefix_caching_(enable_prefix_caching) {}
 
 std::vector<BlockId> KvCacheManager::FindCachedPrefix(Sequence& seq) {
-  COHOST_KV_CHECK(seq.block_table.empty(), "seq %d: FindCachedPrefix with %zu blocks held",
-                  seq.id, seq.block_table.size());
+  COHOST_KV_CHECK(seq.block_table.empty(), "seq %d: FindCachedPrefix with %zu blocks held", seq.id,
+                  seq.block_table.size());
   const int32_t bs = block_size();
   ExtendHashes(seq, seq.num_tokens() / bs, bs);
   if (!prefix_caching_ || seq.num_tokens() == 0) return {};
@@ -98,8 +98,8 @@ bool KvCacheManager::Allocate(Sequence& seq, int32_t num_new_tokens,
 
 void KvCacheManager::CacheFullBlocks(Sequence& seq) {
   const int32_t bs = block_size();
-  const int32_t full = std::min(seq.num_computed_tokens / bs,
-                                static_cast<int32_t>(seq.block_table.size()));
+  const int32_t full =
+      std::min(seq.num_computed_tokens / bs, static_cast<int32_t>(seq.block_table.size()));
   if (full <= seq.num_cached_blocks) return;
   if (prefix_caching_) {
     ExtendHashes(seq, full, bs);

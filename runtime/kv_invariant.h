@@ -9,11 +9,11 @@
 
 #include "absl/strings/str_format.h"
 
-#define COHOST_KV_CHECK(cond, ...)                                                     \
-  do {                                                                                 \
-    if (!(cond)) [[unlikely]] {                                                        \
-      std::fprintf(stderr, "%s:%d: KV invariant failed: %s: %s\n", __FILE__, __LINE__, \
-                   #cond, absl::StrFormat(__VA_ARGS__).c_str());                       \
-      std::abort();                                                                    \
-    }                                                                                  \
+#define COHOST_KV_CHECK(cond, ...)                                                            \
+  do {                                                                                        \
+    if (!(cond)) [[unlikely]] {                                                               \
+      std::fprintf(stderr, "%s:%d: KV invariant failed: %s: %s\n", __FILE__, __LINE__, #cond, \
+                   absl::StrFormat(__VA_ARGS__).c_str());                                     \
+      std::abort();                                                                           \
+    }                                                                                         \
   } while (0)

@@ -227,7 +227,8 @@ TEST(BlockAllocatorTest, SaltSeparatesTenants) {
   ASSERT_TRUE(blocks.has_value());
   a.Cache((*blocks)[0], BlockAllocator::HashBlock(0, {4, 2}, /*salt=*/11));
   EXPECT_THAT(a.LookupPrefix({BlockAllocator::HashBlock(0, {4, 2}, 12)}), IsEmpty());
-  EXPECT_THAT(a.LookupPrefix({BlockAllocator::HashBlock(0, {4, 2}, 11)}), ElementsAre((*blocks)[0]));
+  EXPECT_THAT(a.LookupPrefix({BlockAllocator::HashBlock(0, {4, 2}, 11)}),
+              ElementsAre((*blocks)[0]));
 }
 
 TEST(BlockAllocatorTest, PrefixCachingDisabledNeverHits) {
