@@ -1,5 +1,7 @@
-// `cohost run`: loads a model and generates for each --prompt, streaming text to
-// stdout, or printing one JSON object per prompt with --json.
+// `cohost run`: loads a model and generates for every --prompt as one
+// continuous batch, streaming text to stdout in prompt order (the first prompt
+// live, later ones as soon as those before them finish), or printing one JSON
+// object per prompt with --json.
 
 #include <cstdio>
 #include <iostream>
@@ -10,7 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "cohost/kernels/backend.h"
 #include "nlohmann/json.hpp"
-#include "runtime/generator.h"
+#include "runtime/engine.h"
 #include "runtime/loaded_model.h"
 #include "tools/arg_parser.h"
 #include "tools/commands.h"
@@ -29,6 +31,10 @@ std::vector<FlagSpec> RunFlagSpecs() {
       {"json", "", "print one JSON object per prompt instead of streaming text"},
       {"device", "cpu|cuda", "where to run (default cpu)"},
       {"threads", "N", "CPU threads (default: all cores)"},
+      {"kv-cache-mb", "MB", "KV cache pool size (default 256)"},
+      {"max-batch-tokens", "N", "tokens per engine step, all sequences (default 512)"},
+      {"max-seqs", "N", "sequences per engine step (default 64)"},
+      {"no-prefix-cache", "", "disable automatic prefix caching"},
       {"help", "", "show this help"},
   };
   for (FlagSpec& s : SamplingFlagSpecs()) specs.push_back(std::move(s));
@@ -63,17 +69,77 @@ absl::StatusOr<std::vector<int32_t>> PromptIds(const runtime::Tokenizer& tokeniz
   return tokenizer.Encode(*text, /*add_special=*/true);
 }
 
-nlohmann::json ResultJson(const std::string& prompt, const runtime::GenerationResult& r) {
+absl::StatusOr<runtime::EngineConfig> EngineConfigFromArgs(const ParsedArgs& args) {
+  runtime::EngineConfig c;
+  absl::StatusOr<std::optional<int64_t>> mb = args.GetInt("kv-cache-mb", 1, int64_t{1} << 20);
+  if (!mb.ok()) return mb.status();
+  c.kv_cache_bytes = mb->value_or(256) << 20;
+  absl::StatusOr<std::optional<int64_t>> tokens = args.GetInt("max-batch-tokens", 1, 1 << 20);
+  if (!tokens.ok()) return tokens.status();
+  c.scheduler.max_tokens_per_step = static_cast<int32_t>(tokens->value_or(512));
+  c.scheduler.max_prefill_chunk = c.scheduler.max_tokens_per_step;
+  absl::StatusOr<std::optional<int64_t>> seqs = args.GetInt("max-seqs", 1, 4096);
+  if (!seqs.ok()) return seqs.status();
+  c.scheduler.max_num_seqs = static_cast<int32_t>(
+      std::min<int64_t>(seqs->value_or(64), c.scheduler.max_tokens_per_step));
+  c.enable_prefix_caching = !args.Has("no-prefix-cache");
+  return c;
+}
+
+// Receives one prompt's output on the engine thread (here: the main thread,
+// which calls Engine::Step). Text of the prompt being shown goes straight to
+// stdout; other prompts' text waits in their buffer until their turn.
+struct PromptOutput : runtime::TokenSink {
+  std::string prompt;
+  std::vector<int32_t> prompt_ids;
+  std::vector<int32_t> generated;
+  std::string text;
+  size_t shown = 0;  // bytes of text already written to stdout
+  bool live = false;
+  bool done = false;
+  runtime::FinishInfo info;
+
+  bool OnDelta(const runtime::TokenDelta& d) override {
+    generated.insert(generated.end(), d.token_ids.begin(), d.token_ids.end());
+    text += d.text;
+    if (live) Show();
+    return true;
+  }
+  void OnFinish(const runtime::FinishInfo& i) override {
+    info = i;
+    done = true;
+  }
+  void Show() {
+    std::fwrite(text.data() + shown, 1, text.size() - shown, stdout);
+    std::fflush(stdout);
+    shown = text.size();
+  }
+};
+
+nlohmann::json ResultJson(const PromptOutput& o) {
+  const runtime::RequestTimings& t = o.info.timings;
   return {
-      {"prompt", prompt},
-      {"prompt_ids", r.prompt_ids},
-      {"generated_ids", r.generated_ids},
-      {"text", r.text},
-      {"finish_reason", std::string(runtime::FinishReasonName(r.finish_reason))},
-      {"ttft_ms", r.ttft_ms},
-      {"tokens_per_second", r.decode_tokens_per_second},
-      {"total_ms", r.total_ms},
+      {"prompt", o.prompt},
+      {"prompt_ids", o.prompt_ids},
+      {"generated_ids", o.generated},
+      {"text", o.text},
+      {"finish_reason", std::string(runtime::FinishReasonName(o.info.reason))},
+      {"ttft_ms", t.ttft_ms},
+      {"tokens_per_second", t.decode_tokens_per_second},
+      {"queue_ms", t.queue_ms},
+      {"total_ms", t.e2e_ms},
+      {"cached_prompt_tokens", o.info.cached_prompt_tokens},
+      {"preemptions", o.info.preemptions},
   };
+}
+
+void PrintSummary(const PromptOutput& o) {
+  std::fprintf(stderr,
+               "\n[%zu prompt tokens (%d cached), %zu generated, finish: %s, ttft %.1f ms, "
+               "%.1f tok/s]\n",
+               o.prompt_ids.size(), o.info.cached_prompt_tokens, o.generated.size(),
+               std::string(runtime::FinishReasonName(o.info.reason)).c_str(),
+               o.info.timings.ttft_ms, o.info.timings.decode_tokens_per_second);
 }
 
 }  // namespace
@@ -99,35 +165,55 @@ int RunCommand(int argc, char** argv) {
   bar.Finish();
   if (!loaded.ok()) return Fail(loaded.status());
 
+  absl::StatusOr<runtime::EngineConfig> config = EngineConfigFromArgs(*args);
+  if (!config.ok()) return Fail(config.status());
+  absl::StatusOr<std::unique_ptr<runtime::Engine>> engine =
+      runtime::Engine::Create(loaded->model.get(), loaded->tokenizer.get(), *config);
+  if (!engine.ok()) return Fail(engine.status());
+
   const bool json = args->Has("json");
-  runtime::Generator generator(loaded->model.get(), loaded->tokenizer.get());
-  bool first = true;
+  std::vector<std::shared_ptr<PromptOutput>> outputs;
   for (const std::string& prompt : args->All("prompt")) {
     absl::StatusOr<std::vector<int32_t>> ids = PromptIds(*loaded->tokenizer, *args, prompt);
     if (!ids.ok()) return Fail(ids.status());
-    if (!json && !first) std::fputs("\n\n", stdout);
-    first = false;
-    runtime::Generator::TextCallback stream = nullptr;
-    if (!json) {
-      stream = [](std::string_view delta) {
-        std::fwrite(delta.data(), 1, delta.size(), stdout);
-        std::fflush(stdout);
-        return true;
-      };
+    auto out = std::make_shared<PromptOutput>();
+    out->prompt = prompt;
+    out->prompt_ids = *ids;
+    runtime::GenerateRequest request;
+    request.prompt_ids = *std::move(ids);
+    request.sampling = *params;
+    if (absl::StatusOr<runtime::RequestId> id = (*engine)->Submit(std::move(request), out);
+        !id.ok()) {
+      return Fail(id.status());
     }
-    absl::StatusOr<runtime::GenerationResult> result = generator.Generate(*ids, *params, stream);
-    if (!result.ok()) return Fail(result.status());
-    if (json) {
-      std::cout << ResultJson(prompt, *result).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << std::endl;
-    } else {
-      std::fprintf(stderr, "\n[%zu prompt tokens, %zu generated, finish: %s, ttft %.1f ms, %.1f tok/s]\n",
-                   result->prompt_ids.size(), result->generated_ids.size(),
-                   std::string(runtime::FinishReasonName(result->finish_reason)).c_str(),
-                   result->ttft_ms, result->decode_tokens_per_second);
-    }
+    outputs.push_back(std::move(out));
   }
-  if (!json) std::fputc('\n', stdout);
-  return 0;
+
+  // Step until every prompt finished; show prompts in order as they complete.
+  size_t current = 0;
+  if (!json) outputs[0]->live = true;
+  for (;;) {
+    absl::StatusOr<bool> more = (*engine)->Step();
+    if (!more.ok()) return Fail(more.status());
+    while (current < outputs.size() && outputs[current]->done) {
+      PromptOutput& o = *outputs[current];
+      if (o.info.reason == runtime::FinishReason::kError) return Fail(o.info.status);
+      if (json) {
+        std::cout << ResultJson(o).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
+                  << std::endl;
+      } else {
+        o.Show();
+        PrintSummary(o);
+      }
+      if (++current < outputs.size() && !json) {
+        std::fputs("\n\n", stdout);
+        outputs[current]->live = true;
+        outputs[current]->Show();
+      }
+    }
+    if (!*more) break;
+  }
+  return current == outputs.size() ? 0 : Fail(absl::InternalError("engine stopped early"));
 }
 
 }  // namespace cohost::tools
