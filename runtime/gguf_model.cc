@@ -99,6 +99,8 @@ absl::Status DeriveLlama3Scaling(const GgufFile& f, const GgufTensorInfo& info, 
   return absl::OkStatus();
 }
 
+// llama.cpp converts Mistral models with its Llama code path (which permutes Q/K
+// rows); a file that says "mistral" came from that path too. Qwen2 is not permuted.
 bool PermutedArchitecture(const std::string& arch) { return arch == "llama" || arch == "mistral"; }
 
 }  // namespace
