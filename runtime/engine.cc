@@ -98,6 +98,9 @@ absl::StatusOr<RequestId> Engine::Submit(GenerateRequest request,
     }
   }
   if (absl::Status s = request.sampling.Validate(mc.vocab_size); !s.ok()) return s;
+  if (request.deadline && *request.deadline <= Clock::now()) {
+    return absl::DeadlineExceededError("the request's deadline passed before it was queued");
+  }
   const int64_t need =
       static_cast<int64_t>(request.prompt_ids.size()) + request.sampling.max_tokens;
   if (need > mc.max_position_embeddings) {

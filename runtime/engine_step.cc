@@ -87,6 +87,19 @@ static void Retire(Engine::Impl& s, RequestId id, FinishReason reason, absl::Sta
   s.live.erase(it);
 }
 
+// Ends every request whose deadline has passed, queued or running.
+static void ExpireDeadlines(Engine::Impl& s) {
+  const Clock::time_point now = Clock::now();
+  std::vector<RequestId> expired;
+  for (const auto& [id, r] : s.live) {
+    if (r->request.deadline && *r->request.deadline <= now) expired.push_back(id);
+  }
+  for (RequestId id : expired) {
+    Retire(s, id, FinishReason::kError,
+           absl::DeadlineExceededError("the request's deadline passed before it finished"));
+  }
+}
+
 // Streams the token just sampled for `r` and decides whether it finished.
 static void EmitToken(Engine::Impl& s, LiveRequest& r, const Tokenizer& tokenizer) {
   const int32_t token = r.seq.tokens.back();
@@ -135,6 +148,7 @@ absl::StatusOr<bool> Engine::Step() {
     s.scheduler.Add(seq);
   }
   for (RequestId id : aborts) Retire(s, id, FinishReason::kCancelled, absl::OkStatus());
+  ExpireDeadlines(s);
 
   absl::Status result = absl::OkStatus();
   StepPlan plan = s.scheduler.Schedule();
@@ -154,6 +168,7 @@ absl::StatusOr<bool> Engine::Step() {
       if (!r.scheduled_once) {
         r.scheduled_once = true;
         r.first_scheduled = now;
+        r.sink->OnScheduled();
       }
     }
     BuildBatch(plan, s.kv_manager.block_size(), &s.batch);

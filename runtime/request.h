@@ -31,6 +31,9 @@ struct GenerateRequest {
   SamplingParams sampling;
   std::string tenant;  // salts the prefix cache: tenants never share cached blocks
   std::string external_id;  // the caller's id, for logs
+  // Past it, the request ends with FinishReason::kError and DEADLINE_EXCEEDED,
+  // whether queued or running (checked at every step boundary).
+  std::optional<Clock::time_point> deadline;
 };
 
 // One step's output for one request: the tokens sampled and the text that is
@@ -62,6 +65,8 @@ struct FinishInfo {
 class TokenSink {
  public:
   virtual ~TokenSink() = default;
+  // The request left the queue and was scheduled for the first time.
+  virtual void OnScheduled() {}
   // False means the consumer is gone: the engine aborts the request.
   virtual bool OnDelta(const TokenDelta& delta) = 0;
   // Exactly once, last.

@@ -179,6 +179,26 @@ TEST_F(EngineTest, AbortInEveryStateFreesBlocks) {
   ASSERT_TRUE(e->Step().ok());
 }
 
+TEST_F(EngineTest, DeadlinesEndQueuedAndRunningRequests) {
+  std::unique_ptr<Engine> e = MakeEngine(32);
+  GenerateRequest late = Request(4, 4);
+  late.deadline = Clock::now() - std::chrono::milliseconds(1);
+  EXPECT_EQ(e->Submit(late, std::make_shared<RecordingSink>()).status().code(),
+            absl::StatusCode::kDeadlineExceeded);
+
+  auto running = std::make_shared<RecordingSink>();
+  GenerateRequest r = Request(4, 100);
+  r.deadline = Clock::now() + std::chrono::milliseconds(30);
+  ASSERT_TRUE(e->Submit(r, running).ok());
+  ASSERT_TRUE(e->Step().ok());  // running now
+  std::this_thread::sleep_for(std::chrono::milliseconds(40));
+  ASSERT_TRUE(e->Step().ok());
+  ASSERT_TRUE(running->finished());
+  EXPECT_EQ(running->info().reason, FinishReason::kError);
+  EXPECT_EQ(running->info().status.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(e->Stats().kv_blocks_free, e->Stats().kv_blocks_total);
+}
+
 TEST_F(EngineTest, FailingSinkAbortsItsRequest) {
   std::unique_ptr<Engine> e = MakeEngine(32);
   auto sink = std::make_shared<RecordingSink>(/*fail_after_deltas=*/3);
