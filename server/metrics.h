@@ -1,0 +1,53 @@
+// Per-model serving metrics and their Prometheus text exposition: latency
+// histograms (time to first token, inter-token latency, queue time, end to
+// end), counters (requests by finish reason and by error code, tokens,
+// preemptions, cancellations) and gauges read from the engines at scrape time.
+// Thread-safe: recorded from gRPC and engine threads, rendered on the HTTP one.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "runtime/request.h"
+
+namespace cohost::server {
+
+// Live values sampled from one model's engine when /metrics is scraped.
+struct ModelGauges {
+  std::string model;
+  int64_t running_requests = 0;
+  int64_t waiting_requests = 0;
+  int64_t kv_blocks_total = 0;
+  int64_t kv_blocks_used = 0;  // refcount > 0
+  int64_t preemptions_total = 0;  // engine counter, exported as a counter
+};
+
+class ServerMetrics {
+ public:
+  ServerMetrics();
+  ~ServerMetrics();
+
+  // Seconds, per model.
+  void ObserveTimeToFirstToken(std::string_view model, double seconds);
+  void ObserveInterTokenLatency(std::string_view model, double seconds);
+  void ObserveQueueTime(std::string_view model, double seconds);
+  // End-to-end latency, requests by finish reason, prompt / cached prompt /
+  // generated tokens, cancellations.
+  void RecordFinish(std::string_view model, const runtime::FinishInfo& info);
+  // A request that failed with a gRPC status code (its canonical name, e.g.
+  // "RESOURCE_EXHAUSTED"); model is "" when it named no known model.
+  void RecordError(std::string_view model, std::string_view code);
+
+  // The Prometheus text format (version 0.0.4), all metrics prefixed cohost_,
+  // labelled {model="..."}.
+  std::string Render(const std::vector<ModelGauges>& gauges) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace cohost::server
