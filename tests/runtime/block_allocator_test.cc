@@ -286,7 +286,7 @@ TEST(BlockAllocatorTest, RandomizedOperationsKeepInvariants) {
   std::vector<BlockHash> known_hashes;        // hashes ever cached (some since evicted)
   int64_t expected_evictions = 0;
 
-  for (int step = 0; step < 5000; ++step) {
+  for (int step = 0; step < 20000; ++step) {
     const int op = rand(0, 9);
     if (op <= 2) {  // allocate
       const int n = rand(0, 6);
@@ -309,7 +309,7 @@ TEST(BlockAllocatorTest, RandomizedOperationsKeepInvariants) {
         expected_evictions += cached_free_before - a.Stats().num_cached_free;
         holders.push_back(*got);
       }
-    } else if (op <= 4 && !holders.empty()) {  // release a holder, in a random order
+    } else if (op <= 5 && !holders.empty()) {  // release a holder, in a random order
       const size_t i = rand(0, static_cast<int>(holders.size()) - 1);
       std::vector<BlockId> blocks = holders[i];
       std::shuffle(blocks.begin(), blocks.end(), rng);
@@ -323,7 +323,7 @@ TEST(BlockAllocatorTest, RandomizedOperationsKeepInvariants) {
       EXPECT_TRUE(std::equal(expect_tail.begin(), expect_tail.end(),
                              order.end() - static_cast<std::ptrdiff_t>(expect_tail.size())));
       holders.erase(holders.begin() + static_cast<std::ptrdiff_t>(i));
-    } else if (op <= 6 && !holders.empty()) {  // cache a held block under a new hash
+    } else if (op <= 7 && !holders.empty()) {  // cache a held block under a new hash
       const auto& h = holders[rand(0, static_cast<int>(holders.size()) - 1)];
       if (h.empty()) continue;
       const BlockId b = h[rand(0, static_cast<int>(h.size()) - 1)];
@@ -338,7 +338,9 @@ TEST(BlockAllocatorTest, RandomizedOperationsKeepInvariants) {
     } else if (!known_hashes.empty()) {  // share cached blocks found by lookup
       std::vector<BlockHash> query;
       for (int k = rand(1, 3); k > 0; --k) {
-        query.push_back(known_hashes[rand(0, static_cast<int>(known_hashes.size()) - 1)]);
+        // Mostly recent hashes (likely still cached), so lookups hit often.
+        const int n = static_cast<int>(known_hashes.size());
+        query.push_back(known_hashes[rand(std::max(0, n - 32), n - 1)]);
       }
       std::vector<BlockId> found = a.LookupPrefix(query);
       ASSERT_LE(found.size(), query.size());
@@ -365,6 +367,9 @@ TEST(BlockAllocatorTest, RandomizedOperationsKeepInvariants) {
   }
   for (const auto& h : holders) a.Release(h);
   EXPECT_EQ(a.num_free(), a.num_usable());
+  // The run exercised sharing and eviction, not just allocate/release.
+  EXPECT_GT(a.Stats().prefix_hits, 500);
+  EXPECT_GT(a.Stats().evictions, 300);
   EXPECT_TRUE(a.Validate().ok()) << a.Validate();
 }
 
