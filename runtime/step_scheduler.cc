@@ -22,14 +22,22 @@
 //    eligible. So the oldest running sequence is never preempted, always
 //    progresses and finishes; then the next oldest is in that position.
 //  * When nothing runs the pool is empty and the head of the queue fits.
-//    Admission is skipped in a step that preempted, so a freshly preempted
-//    sequence is not readmitted into the blocks its preemptor needs.
+//    Admission is skipped in a step that preempted (vLLM's rule). With the
+//    reservation above it could not readmit the victim anyway: the victim is
+//    at the front and needs at least the blocks it gave up, part of which its
+//    preemptor just took.
+//  * Without chunked prefill a sequence is admitted only whole, so one whose
+//    tokens exceed min(max_tokens_per_step, max_prefill_chunk) would wait at
+//    the head forever. A resumed sequence needs prompt + generated tokens, so
+//    the Engine must reject prompt + max_tokens - 1 above that bound at Submit
+//    when chunking is off (as vLLM requires max_num_batched_tokens >=
+//    max_model_len).
 
 #include "runtime/step_scheduler.h"
 
 #include <algorithm>
-#include <cstdlib>
-#include <iterator>
+#include <cstddef>
+#include <vector>
 
 namespace cohost::runtime {
 namespace {
