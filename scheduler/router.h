@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "cohost/kernels/backend.h"
 #include "runtime/engine.h"
@@ -47,6 +48,11 @@ class ServedModel {
   std::atomic<int64_t> queued_prompt_tokens{0};
   std::atomic<int32_t> in_flight{0};
 
+  // Ids of admitted requests that have not finished, so that unloading and
+  // AbortAll can reach them. Admission checks also run under this mutex.
+  std::mutex admission_mu;
+  absl::flat_hash_set<runtime::RequestId> in_flight_ids;  // guarded by admission_mu
+
  private:
   std::string name_, path_;
   runtime::LoadedModel loaded_;
@@ -67,11 +73,16 @@ class Router {
   Router(kernels::Backend* backend, runtime::EngineConfig engine_config, AdmissionLimits limits);
   ~Router();
 
-  // Loads and starts serving a model. ALREADY_EXISTS for a taken name; the
-  // loader's error for a bad file.
+  // Loads and starts serving a model. Names are 1-128 characters of
+  // [A-Za-z0-9._-] (INVALID_ARGUMENT otherwise); ALREADY_EXISTS for a taken
+  // name; the loader's error for a bad file.
   absl::Status LoadModel(const std::string& name, const std::string& path,
                          const ProgressFn& progress = nullptr);
-  // NOT_FOUND for an unknown name. Requests in flight on it finish as cancelled.
+  // Serves a model that is already loaded (tests, or a caller that loads
+  // elsewhere): starts its engine. Same name rules as LoadModel.
+  absl::Status AddModel(const std::string& name, std::string path, runtime::LoadedModel loaded);
+  // NOT_FOUND for an unknown name. Requests in flight on it are aborted and
+  // finish as cancelled; the engine stops when the last holder lets go.
   absl::Status UnloadModel(const std::string& name);
   std::vector<ModelSummary> ListModels() const;
   // NOT_FOUND naming the model.
