@@ -4,6 +4,7 @@
 
 #include "runtime/engine.h"
 
+#include <algorithm>
 #include <cstdio>
 
 #include "absl/strings/str_format.h"
@@ -107,6 +108,17 @@ absl::StatusOr<RequestId> Engine::Submit(GenerateRequest request,
     return absl::InvalidArgumentError(absl::StrFormat(
         "prompt (%d tokens) plus max_tokens (%d) exceeds the model's context of %d tokens",
         request.prompt_ids.size(), request.sampling.max_tokens, mc.max_position_embeddings));
+  }
+  const SchedulerConfig& sc = config_.scheduler;
+  if (!sc.chunked_prefill &&
+      need - 1 > std::min(sc.max_tokens_per_step, sc.max_prefill_chunk)) {
+    // Without chunking a sequence (re)starts whole, and after a preemption
+    // "whole" includes its generated tokens.
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "with chunked prefill off, prompt (%d tokens) plus max_tokens (%d) must fit one "
+        "step of %d tokens",
+        request.prompt_ids.size(), request.sampling.max_tokens,
+        std::min(sc.max_tokens_per_step, sc.max_prefill_chunk)));
   }
   if (need > kv_capacity_tokens()) {
     return absl::InvalidArgumentError(absl::StrFormat(

@@ -124,6 +124,20 @@ TEST_F(EngineTest, SubmitRejectsRequestsThatCanNeverRun) {
   EXPECT_EQ(e->Submit(Request(4, 4), nullptr).status().code(), absl::StatusCode::kInvalidArgument);
   RunToIdle(*e);
   EXPECT_TRUE(sink->finished());
+
+  EngineConfig whole;
+  whole.block_size = 4;
+  whole.num_kv_blocks = 64;
+  whole.scheduler.chunked_prefill = false;
+  whole.scheduler.max_tokens_per_step = 16;
+  whole.scheduler.max_num_seqs = 4;
+  std::unique_ptr<Engine> w = Engine::Create(model_.get(), tokenizer_.get(), whole).value();
+  EXPECT_EQ(w->Submit(Request(12, 6), sink).status().code(), absl::StatusCode::kInvalidArgument)
+      << "without chunking, 17 tokens can never start in a 16-token step";
+  sink = std::make_shared<RecordingSink>();
+  EXPECT_TRUE(w->Submit(Request(12, 5), sink).ok());
+  RunToIdle(*w);
+  EXPECT_TRUE(sink->finished());
 }
 
 TEST_F(EngineTest, GreedyOutputDoesNotDependOnBatching) {
