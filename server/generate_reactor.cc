@@ -1,1 +1,397 @@
-// placeholder: being written
+// The Generate stream. Two threads meet here: the engine thread (the sink's
+// OnScheduled/OnDelta/OnFinish) and gRPC's callback threads (OnWriteDone,
+// OnCancel, OnDone). They share one mutex-guarded Shared object; whoever finds
+// the stream idle under that mutex claims the next operation (a write or the
+// Finish) and issues it after unlocking. Because Finish is only issued with no
+// write in flight and only once, the reactor cannot reach OnDone (and be
+// deleted) while anyone still holds a claim on it.
+
+#include "server/generate_reactor.h"
+
+#include <chrono>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "server/grpc_status.h"
+#include "server/request_builder.h"
+
+namespace cohost::server {
+namespace {
+
+using runtime::Clock;
+
+// Client-supplied strings that end up in logs and prefix-cache salts.
+constexpr size_t kMaxRequestIdBytes = 256;
+constexpr size_t kMaxTenantBytes = 256;
+constexpr char kTenantKey[] = "x-cohost-tenant";
+constexpr char kPushbackKey[] = "grpc-retry-pushback-ms";
+
+double MsBetween(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+size_t DeltaBytes(const runtime::TokenDelta& d) {
+  return d.text.size() + d.token_ids.size() * sizeof(int32_t);
+}
+
+v1::FinishReason ToProto(runtime::FinishReason r) {
+  switch (r) {
+    case runtime::FinishReason::kStop:
+      return v1::FINISH_REASON_STOP;
+    case runtime::FinishReason::kLength:
+      return v1::FINISH_REASON_LENGTH;
+    case runtime::FinishReason::kStopString:
+      return v1::FINISH_REASON_STOP_STRING;
+    case runtime::FinishReason::kCancelled:
+      return v1::FINISH_REASON_CANCELLED;
+    case runtime::FinishReason::kError:
+      break;
+  }
+  return v1::FINISH_REASON_UNSPECIFIED;
+}
+
+std::string MakeRequestId() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  return absl::StrFormat("req-%016x", rng());
+}
+
+// The gRPC deadline as an engine deadline; nullopt when the call has none.
+// DEADLINE_EXCEEDED when it has already passed.
+absl::StatusOr<std::optional<Clock::time_point>> EngineDeadline(
+    const grpc::CallbackServerContext& context) {
+  const auto deadline = context.deadline();
+  if (deadline == std::chrono::system_clock::time_point::max()) return std::nullopt;
+  const auto left = deadline - std::chrono::system_clock::now();
+  if (left <= std::chrono::system_clock::duration::zero()) {
+    return absl::DeadlineExceededError("the call's deadline passed before it was queued");
+  }
+  // Beyond a year is "no deadline" (and keeps the steady clock from overflowing).
+  if (left > std::chrono::hours(24 * 365)) return std::nullopt;
+  return Clock::now() + std::chrono::duration_cast<Clock::duration>(left);
+}
+
+}  // namespace
+
+struct GenerateReactor::Shared {
+  // Fixed before the request is submitted.
+  std::string model_name;  // "" until the model is found
+  std::string request_id;
+  Clock::time_point arrival;
+  StreamDeps deps;
+
+  std::mutex mu;
+  GenerateReactor* reactor = nullptr;  // null once OnDone ran
+  // The message being written, serialized: only the holder of the write claim
+  // touches it.
+  v1::GenerateResponse out;
+  grpc::ByteBuffer out_bytes;
+  std::deque<runtime::TokenDelta> pending;  // produced, not yet written
+  size_t pending_bytes = 0;
+  bool write_in_flight = false;
+  bool finish_called = false;
+  bool client_gone = false;  // cancelled, disconnected, or a write failed
+  bool overflow = false;     // the backlog bound was hit
+  bool first_sent = false;   // request_id goes on the first message
+  bool final_sent = false;
+  bool submitted = false;
+  runtime::RequestId id = 0;
+  bool engine_finished = false;
+  runtime::FinishInfo info;  // once engine_finished; timings from the server's view
+  std::optional<Clock::time_point> scheduled, first_token, last_token;
+
+  void RecordError(grpc::StatusCode code) {
+    if (deps.metrics != nullptr) deps.metrics->RecordError(model_name, GrpcCodeName(code));
+  }
+
+  // How the call ends once the engine finished and the backlog is written:
+  // a last message and OK, or a bare status. Needs the reactor attached
+  // (then the router is alive).
+  grpc::Status FinalStatus() const {
+    if (info.reason == runtime::FinishReason::kError) {
+      return info.status.ok() ? grpc::Status(grpc::StatusCode::INTERNAL, "the engine failed")
+                              : ToGrpcStatus(info.status);
+    }
+    if (info.reason == runtime::FinishReason::kCancelled && deps.router->draining()) {
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                          "the server shut down before the generation finished");
+    }
+    return grpc::Status::OK;
+  }
+
+  // Moves pending deltas (up to the per-message bound, at least one) into
+  // `out`, and the finish fields when this is the last message.
+  void BuildMessageLocked() {
+    out.Clear();
+    if (!first_sent) {
+      out.set_request_id(request_id);
+      first_sent = true;
+    }
+    size_t bytes = 0;
+    while (!pending.empty()) {
+      const size_t b = DeltaBytes(pending.front());
+      if (bytes > 0 && bytes + b > deps.limits.max_message_bytes) break;
+      runtime::TokenDelta& d = pending.front();
+      out.mutable_text()->append(d.text);
+      out.mutable_token_ids()->Add(d.token_ids.begin(), d.token_ids.end());
+      bytes += b;
+      pending_bytes -= b;
+      pending.pop_front();
+    }
+    if (pending.empty() && engine_finished && FinalStatus().ok()) {
+      out.set_finish_reason(ToProto(info.reason));
+      v1::Usage* u = out.mutable_usage();
+      u->set_prompt_tokens(info.prompt_tokens);
+      u->set_cached_prompt_tokens(info.cached_prompt_tokens);
+      u->set_completion_tokens(info.completion_tokens);
+      v1::Timings* t = out.mutable_timings();
+      t->set_queue_time_ms(info.timings.queue_ms);
+      t->set_time_to_first_token_ms(info.timings.ttft_ms);
+      t->set_decode_tokens_per_second(info.timings.decode_tokens_per_second);
+      t->set_e2e_ms(info.timings.e2e_ms);
+      final_sent = true;
+    }
+    bool own_buffer = false;
+    out_bytes.Clear();
+    // Only fails on a message over 2 GiB, which the per-message bound rules out.
+    (void)grpc::SerializationTraits<v1::GenerateResponse>::Serialize(out, &out_bytes, &own_buffer);
+  }
+};
+
+namespace {
+
+using Shared = GenerateReactor::Shared;
+
+// Issues the stream's next operation if one is due and the stream is idle.
+// Called from both sides after every change.
+void Pump(Shared& s) {
+  GenerateReactor* reactor = nullptr;
+  std::optional<grpc::Status> finish;
+  {
+    std::lock_guard<std::mutex> lock(s.mu);
+    if (s.reactor == nullptr || s.write_in_flight || s.finish_called) return;
+    reactor = s.reactor;
+    if (s.client_gone) {
+      finish = grpc::Status::CANCELLED;
+    } else if (s.overflow) {
+      finish = grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                            "the client stopped reading: too much unsent output");
+    } else if (!s.pending.empty() ||
+               (s.engine_finished && !s.final_sent && s.FinalStatus().ok())) {
+      s.BuildMessageLocked();
+      s.write_in_flight = true;
+    } else if (s.engine_finished) {
+      finish = s.FinalStatus();
+    } else {
+      return;  // waiting for the engine
+    }
+    if (finish) s.finish_called = true;
+  }
+  if (!finish) {
+    reactor->StartWrite(&s.out_bytes);
+    return;
+  }
+  if (!finish->ok() && finish->error_code() != grpc::StatusCode::CANCELLED) {
+    s.RecordError(finish->error_code());
+  }
+  reactor->Finish(*finish);
+}
+
+// The engine's view of the stream: runs on the engine thread, so it only
+// records, buffers and starts writes.
+class StreamSink final : public runtime::TokenSink {
+ public:
+  explicit StreamSink(std::shared_ptr<Shared> shared) : s_(std::move(shared)) {}
+
+  void OnScheduled() override {
+    const Clock::time_point now = Clock::now();
+    {
+      std::lock_guard<std::mutex> lock(s_->mu);
+      s_->scheduled = now;
+    }
+    if (ServerMetrics* m = s_->deps.metrics) {
+      m->ObserveQueueTime(s_->model_name, MsBetween(s_->arrival, now) / 1000.0);
+    }
+  }
+
+  bool OnDelta(const runtime::TokenDelta& delta) override {
+    const Clock::time_point now = Clock::now();
+    std::optional<double> ttft_s, itl_s;
+    bool keep = true;
+    {
+      std::lock_guard<std::mutex> lock(s_->mu);
+      if (s_->reactor == nullptr || s_->client_gone || s_->overflow) return false;
+      if (!delta.token_ids.empty()) {
+        if (!s_->first_token) {
+          s_->first_token = now;
+          ttft_s = MsBetween(s_->arrival, now) / 1000.0;
+        } else {
+          itl_s = MsBetween(*s_->last_token, now) / 1000.0;
+        }
+        s_->last_token = now;
+      }
+      s_->pending.push_back(delta);
+      s_->pending_bytes += DeltaBytes(delta);
+      if (s_->pending_bytes > s_->deps.limits.max_backlog_bytes) {
+        s_->overflow = true;  // the engine aborts the request when we return false
+        s_->pending.clear();
+        s_->pending_bytes = 0;
+        keep = false;
+      }
+    }
+    if (ServerMetrics* m = s_->deps.metrics) {
+      if (ttft_s) m->ObserveTimeToFirstToken(s_->model_name, *ttft_s);
+      if (itl_s) m->ObserveInterTokenLatency(s_->model_name, *itl_s);
+    }
+    Pump(*s_);
+    return keep;
+  }
+
+  void OnFinish(const runtime::FinishInfo& info) override {
+    const Clock::time_point now = Clock::now();
+    runtime::FinishInfo adjusted = info;
+    {
+      std::lock_guard<std::mutex> lock(s_->mu);
+      // Queue time and TTFT from arrival at the server, not at the engine:
+      // they then include validation, tokenization and admission.
+      runtime::RequestTimings& t = adjusted.timings;
+      if (s_->scheduled) t.queue_ms = MsBetween(s_->arrival, *s_->scheduled);
+      if (s_->first_token) t.ttft_ms = MsBetween(s_->arrival, *s_->first_token);
+      t.e2e_ms = MsBetween(s_->arrival, now);
+      s_->info = adjusted;
+      s_->engine_finished = true;
+    }
+    if (ServerMetrics* m = s_->deps.metrics) m->RecordFinish(s_->model_name, adjusted);
+    Pump(*s_);
+  }
+
+ private:
+  std::shared_ptr<Shared> s_;
+};
+
+}  // namespace
+
+GenerateReactor::GenerateReactor(grpc::CallbackServerContext* context,
+                                 const grpc::ByteBuffer& request, const StreamDeps& deps)
+    : context_(context), deps_(deps), shared_(std::make_shared<Shared>()) {
+  shared_->arrival = Clock::now();
+  shared_->deps = deps;
+  shared_->reactor = this;
+  if (absl::Status s = Start(request); !s.ok()) FinishEarly(s);
+}
+
+GenerateReactor::~GenerateReactor() = default;
+
+absl::Status GenerateReactor::Start(const grpc::ByteBuffer& request_bytes) {
+  scheduler::Router& router = *deps_.router;
+  if (router.draining()) {
+    return absl::UnavailableError("the server is shutting down; retry elsewhere");
+  }
+  v1::GenerateRequest request;
+  grpc::ByteBuffer bytes = request_bytes;  // shares the slices; Deserialize consumes it
+  if (!grpc::SerializationTraits<v1::GenerateRequest>::Deserialize(&bytes, &request).ok()) {
+    return absl::InvalidArgumentError(
+        "the request is not a valid cohost.v1.GenerateRequest (string fields such as text, "
+        "chat content and stop strings must be valid UTF-8)");
+  }
+  absl::StatusOr<std::shared_ptr<scheduler::ServedModel>> model = router.Find(request.model());
+  if (!model.ok()) return model.status();
+  model_ = *std::move(model);
+  shared_->model_name = model_->name();
+
+  if (request.request_id().size() > kMaxRequestIdBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("request_id is %d bytes, at most %d allowed", request.request_id().size(),
+                        kMaxRequestIdBytes));
+  }
+  shared_->request_id = request.request_id().empty() ? MakeRequestId() : request.request_id();
+
+  std::string tenant;
+  const auto& metadata = context_->client_metadata();
+  if (auto it = metadata.find(kTenantKey); it != metadata.end()) {
+    if (it->second.size() > kMaxTenantBytes) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "%s is %d bytes, at most %d allowed", kTenantKey, it->second.size(), kMaxTenantBytes));
+    }
+    tenant.assign(it->second.data(), it->second.size());
+  }
+  absl::StatusOr<std::optional<Clock::time_point>> deadline = EngineDeadline(*context_);
+  if (!deadline.ok()) return deadline.status();
+
+  const ModelLimits limits{model_->config().vocab_size, model_->config().max_position_embeddings};
+  absl::StatusOr<runtime::GenerateRequest> built =
+      BuildGenerateRequest(request, model_->tokenizer(), limits);
+  if (!built.ok()) return built.status();
+  built->tenant = std::move(tenant);
+  built->deadline = *deadline;
+  built->external_id = shared_->request_id;
+
+  absl::StatusOr<runtime::RequestId> id =
+      router.Submit(model_, *std::move(built), std::make_shared<StreamSink>(shared_));
+  if (!id.ok()) return id.status();
+  bool gone;
+  {
+    std::lock_guard<std::mutex> lock(shared_->mu);
+    shared_->submitted = true;
+    shared_->id = *id;
+    gone = shared_->client_gone && !shared_->engine_finished;
+  }
+  if (gone) router.Abort(model_, *id);  // cancelled while we were submitting
+  return absl::OkStatus();
+}
+
+void GenerateReactor::FinishEarly(const absl::Status& status) {
+  if (status.code() == absl::StatusCode::kResourceExhausted) {
+    context_->AddTrailingMetadata(kPushbackKey,
+                                  std::to_string(deps_.router->limits().retry_pushback_ms));
+  }
+  const grpc::Status grpc_status = ToGrpcStatus(status);
+  shared_->RecordError(grpc_status.error_code());
+  {
+    std::lock_guard<std::mutex> lock(shared_->mu);
+    if (shared_->finish_called) return;
+    shared_->finish_called = true;
+  }
+  Finish(grpc_status);
+}
+
+void GenerateReactor::OnWriteDone(bool ok) {
+  bool abort = false;
+  {
+    std::lock_guard<std::mutex> lock(shared_->mu);
+    shared_->write_in_flight = false;
+    if (!ok) {
+      shared_->client_gone = true;
+      abort = shared_->submitted && !shared_->engine_finished;
+    }
+  }
+  if (abort) deps_.router->Abort(model_, shared_->id);
+  Pump(*shared_);
+}
+
+void GenerateReactor::OnCancel() {
+  bool abort;
+  {
+    std::lock_guard<std::mutex> lock(shared_->mu);
+    shared_->client_gone = true;
+    abort = shared_->submitted && !shared_->engine_finished;
+  }
+  // The engine frees the request's KV blocks at its next step boundary.
+  if (abort) deps_.router->Abort(model_, shared_->id);
+  Pump(*shared_);
+}
+
+void GenerateReactor::OnDone() {
+  {
+    std::lock_guard<std::mutex> lock(shared_->mu);
+    shared_->reactor = nullptr;
+  }
+  delete this;
+}
+
+}  // namespace cohost::server

@@ -1,1 +1,102 @@
-// placeholder: being written
+// Builds and runs the gRPC server; drains it on request.
+
+#include "server/server.h"
+
+#include <thread>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/server_builder.h"
+
+namespace cohost::server {
+namespace {
+
+std::string HostPort(const std::string& host, int port) {
+  const bool ipv6 = host.find(':') != std::string::npos && host.front() != '[';
+  return ipv6 ? absl::StrCat("[", host, "]:", port) : absl::StrCat(host, ":", port);
+}
+
+void ApplyLimits(const ServerOptions& o, grpc::ServerBuilder& b) {
+  b.SetMaxReceiveMessageSize(o.max_receive_message_bytes);
+  b.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, o.max_concurrent_streams);
+  b.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, o.keepalive_time_ms);
+  b.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, o.keepalive_timeout_ms);
+  b.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS,
+                       o.keepalive_permit_without_calls ? 1 : 0);
+  b.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+                       o.min_recv_ping_interval_without_data_ms);
+  b.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, o.max_ping_strikes);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Server>> Server::Start(scheduler::Router* router,
+                                                      ServerMetrics* metrics,
+                                                      const ServerOptions& options) {
+  if (options.port < 0 || options.port > 65535) {
+    return absl::InvalidArgumentError(absl::StrCat("port must be in [0, 65535], got ", options.port));
+  }
+  std::unique_ptr<Server> s(new Server());
+  s->router_ = router;
+  s->options_ = options;
+
+  // Process-wide switches, read when the builder is created.
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+
+  // The watchdog exists before the service can call it; it starts once the
+  // server (and so its health service) does.
+  s->watchdog_ = std::make_unique<HealthWatchdog>(router, options.health_interval,
+                                                  options.stall_timeout);
+  StreamDeps deps{router, metrics, options.stream};
+  s->service_ = std::make_unique<InferenceService>(
+      deps, [watchdog = s->watchdog_.get()] { watchdog->Poke(); });
+
+  grpc::ServerBuilder builder;
+  const std::string requested = HostPort(options.host, options.port);
+  int bound_port = 0;
+  builder.AddListeningPort(requested, grpc::InsecureServerCredentials(), &bound_port);
+  ApplyLimits(options, builder);
+  builder.RegisterService(s->service_.get());
+  s->server_ = builder.BuildAndStart();
+  if (s->server_ == nullptr || bound_port == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", requested));
+  }
+  s->port_ = bound_port;
+  s->address_ = HostPort(options.host, bound_port);
+
+  grpc::HealthCheckServiceInterface* health = s->server_->GetHealthCheckService();
+  if (health == nullptr) return absl::InternalError("the default health service is missing");
+  s->watchdog_->Start(health);
+  return s;
+}
+
+Server::~Server() {
+  if (watchdog_) watchdog_->Stop();  // it uses the health service, which server_ owns
+  if (stopped_ || server_ == nullptr) return;
+  server_->Shutdown(std::chrono::system_clock::now());
+  server_->Wait();
+}
+
+int Server::Drain(std::chrono::milliseconds drain_timeout) {
+  if (stopped_) return 0;
+  stopped_ = true;
+  watchdog_->ShutdownHealth();
+  router_->StartDraining();
+  const auto deadline = std::chrono::steady_clock::now() + drain_timeout;
+  while (router_->num_in_flight() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  const int aborted = router_->num_in_flight();
+  if (aborted > 0) router_->AbortAll();  // their streams end with UNAVAILABLE
+  // Streams still writing (or health watches) get a grace period, then are
+  // cancelled.
+  server_->Shutdown(std::chrono::system_clock::now() + options_.shutdown_grace);
+  server_->Wait();
+  return aborted;
+}
+
+}  // namespace cohost::server

@@ -1,0 +1,68 @@
+// One Generate call: the server-streaming reactor that parses, validates and
+// submits the request, then streams the engine's deltas with one write in
+// flight, coalescing what piles up behind a slow reader (bounded, never
+// dropped), and aborts the request when the client cancels or goes away.
+//
+// It reads and writes serialized bytes (the method is registered raw): a
+// request that does not parse, e.g. a string field holding invalid UTF-8,
+// then gets INVALID_ARGUMENT instead of gRPC's bare UNIMPLEMENTED.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+
+#include "cohost/v1/inference.grpc.pb.h"
+#include "grpcpp/support/byte_buffer.h"
+#include "grpcpp/support/server_callback.h"
+#include "scheduler/router.h"
+#include "server/metrics.h"
+
+namespace cohost::server {
+
+// What one stream may buffer for a client that reads slower than the engine
+// produces.
+struct StreamLimits {
+  size_t max_message_bytes = size_t{256} << 10;  // coalesced deltas per message
+  // Unsent output beyond this means the client stopped reading: the request is
+  // aborted and the call ends with RESOURCE_EXHAUSTED.
+  size_t max_backlog_bytes = size_t{8} << 20;
+};
+
+// What every stream shares; all outlive the gRPC server (router and metrics
+// also outlive every engine, whose sinks report to metrics to the end).
+struct StreamDeps {
+  scheduler::Router* router = nullptr;
+  ServerMetrics* metrics = nullptr;
+  StreamLimits limits;
+};
+
+// Writes serialized v1::GenerateResponse messages.
+class GenerateReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
+ public:
+  // Does all pre-stream work on the calling gRPC thread (parse, find the
+  // model, validate, tokenize, admit); any failure finishes the call at once
+  // with its status (RESOURCE_EXHAUSTED carries `grpc-retry-pushback-ms`).
+  // `request` holds a serialized v1::GenerateRequest.
+  GenerateReactor(grpc::CallbackServerContext* context, const grpc::ByteBuffer& request,
+                  const StreamDeps& deps);
+  ~GenerateReactor() override;
+
+  void OnWriteDone(bool ok) override;
+  void OnCancel() override;
+  void OnDone() override;
+
+  // State shared with the engine-side sink (generate_reactor.cc). The sink
+  // outlives the reactor; OnDone detaches the reactor from it.
+  struct Shared;
+
+ private:
+  absl::Status Start(const grpc::ByteBuffer& request_bytes);
+  void FinishEarly(const absl::Status& status);
+
+  grpc::CallbackServerContext* context_;
+  StreamDeps deps_;
+  std::shared_ptr<scheduler::ServedModel> model_;
+  std::shared_ptr<Shared> shared_;
+};
+
+}  // namespace cohost::server

@@ -1,0 +1,100 @@
+// Health statuses from the Router's model list and each engine's step counter.
+
+#include "server/health_watchdog.h"
+
+namespace cohost::server {
+
+bool ProgressTracker::Update(const std::string& model, const runtime::EngineStats& stats,
+                             Clock::time_point now) {
+  auto [it, inserted] = entries_.try_emplace(model, Entry{stats.num_steps, now});
+  Entry& e = it->second;
+  const bool idle = stats.num_running == 0 && stats.num_waiting == 0;
+  if (inserted || idle || stats.num_steps != e.steps) {
+    e.steps = stats.num_steps;
+    e.last_progress = now;
+  }
+  return now - e.last_progress < stall_timeout_;
+}
+
+HealthWatchdog::HealthWatchdog(scheduler::Router* router, Clock::duration interval,
+                               Clock::duration stall_timeout)
+    : router_(router), interval_(interval), tracker_(stall_timeout) {}
+
+HealthWatchdog::~HealthWatchdog() { Stop(); }
+
+void HealthWatchdog::Start(grpc::HealthCheckServiceInterface* health) {
+  health_ = health;
+  Poll();
+  thread_ = std::thread([this] { Loop(); });
+}
+
+void HealthWatchdog::Poke() {
+  std::lock_guard<std::mutex> lock(mu_);
+  poke_ = true;
+  cv_.notify_all();
+}
+
+void HealthWatchdog::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+    cv_.notify_all();
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+void HealthWatchdog::ShutdownHealth() {
+  Stop();
+  if (health_ != nullptr) health_->Shutdown();  // NOT_SERVING everywhere; later updates are ignored
+}
+
+void HealthWatchdog::Loop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stop_) {
+    cv_.wait_for(lock, interval_, [this] { return stop_ || poke_; });
+    if (stop_) break;
+    poke_ = false;
+    lock.unlock();
+    Poll();
+    lock.lock();
+  }
+}
+
+void HealthWatchdog::Poll() {
+  const Clock::time_point now = Clock::now();
+  std::map<std::string, bool> serving;
+  for (const scheduler::ModelSummary& m : router_->ListModels()) {
+    bool ok = m.serving;
+    if (absl::StatusOr<std::shared_ptr<scheduler::ServedModel>> model = router_->Find(m.name);
+        model.ok()) {
+      ok = tracker_.Update(m.name, (*model)->engine().Stats(), now) && ok;
+    } else {
+      ok = false;  // unloaded between the two calls
+    }
+    serving[m.name] = ok && !router_->draining();
+  }
+  // Models that went away stay known to health clients, as NOT_SERVING.
+  for (auto& [name, was] : published_) {
+    if (!name.empty() && !serving.count(name)) {
+      tracker_.Forget(name);
+      if (was) health_->SetServingStatus(name, false);
+      was = false;
+    }
+  }
+  bool all = !router_->draining();
+  for (const auto& [name, ok] : serving) {
+    all = all && ok;
+    auto it = published_.find(name);
+    if (it == published_.end() || it->second != ok) {
+      health_->SetServingStatus(name, ok);
+      published_[name] = ok;
+    }
+  }
+  auto overall = published_.find("");
+  if (overall == published_.end() || overall->second != all) {
+    health_->SetServingStatus("", all);
+    published_[""] = all;
+  }
+}
+
+}  // namespace cohost::server

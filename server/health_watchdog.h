@@ -1,0 +1,76 @@
+// grpc.health.v1 statuses for the served models: one service name per model
+// plus "" (the whole server). A model is SERVING while it is loaded and its
+// engine makes progress: an engine with work whose step counter has not moved
+// for the stall timeout is NOT_SERVING until it moves again.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "grpcpp/health_check_service_interface.h"
+#include "runtime/engine.h"
+#include "scheduler/router.h"
+
+namespace cohost::server {
+
+// Per-model stall detection from successive EngineStats snapshots.
+class ProgressTracker {
+ public:
+  using Clock = std::chrono::steady_clock;
+  explicit ProgressTracker(Clock::duration stall_timeout) : stall_timeout_(stall_timeout) {}
+
+  // Whether the model's engine counts as making progress at `now`: it is idle
+  // (nothing running or waiting), or num_steps moved within the stall timeout.
+  bool Update(const std::string& model, const runtime::EngineStats& stats, Clock::time_point now);
+  void Forget(const std::string& model) { entries_.erase(model); }
+
+ private:
+  struct Entry {
+    int64_t steps = 0;
+    Clock::time_point last_progress;
+  };
+  Clock::duration stall_timeout_;
+  std::map<std::string, Entry> entries_;
+};
+
+class HealthWatchdog {
+ public:
+  using Clock = ProgressTracker::Clock;
+  HealthWatchdog(scheduler::Router* router, Clock::duration interval,
+                 Clock::duration stall_timeout);
+  ~HealthWatchdog();
+
+  // Publishes the statuses to `health` now, then re-checks every interval on
+  // its own thread.
+  void Start(grpc::HealthCheckServiceInterface* health);
+  // Re-check soon (the model list changed).
+  void Poke();
+  // Stops checking and sets every service NOT_SERVING for good (draining).
+  // Before Start, only stops.
+  void ShutdownHealth();
+  // Stops checking; statuses stay as they are.
+  void Stop();
+
+ private:
+  void Loop();
+  void Poll();
+
+  scheduler::Router* router_;
+  grpc::HealthCheckServiceInterface* health_ = nullptr;
+  Clock::duration interval_;
+  ProgressTracker tracker_;          // touched by Poll only
+  std::map<std::string, bool> published_;  // touched by Poll only
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  bool poke_ = false;
+  std::thread thread_;
+};
+
+}  // namespace cohost::server

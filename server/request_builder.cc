@@ -1,0 +1,120 @@
+// Validation and tokenization of API requests.
+
+#include "server/request_builder.h"
+
+#include <algorithm>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace cohost::server {
+namespace {
+
+absl::StatusOr<std::vector<int32_t>> PromptIds(const v1::GenerateRequest& request,
+                                               const runtime::Tokenizer& tokenizer,
+                                               const ModelLimits& limits) {
+  switch (request.input_case()) {
+    case v1::GenerateRequest::kText:
+      if (request.text().empty()) return absl::InvalidArgumentError("text input is empty");
+      // The same rules as `cohost run`: BOS/EOS per the model, special-token
+      // spellings parsed.
+      return tokenizer.Encode(request.text(), /*add_special=*/true);
+    case v1::GenerateRequest::kChat: {
+      if (request.chat().messages().empty()) {
+        return absl::InvalidArgumentError("chat input has no messages");
+      }
+      std::vector<runtime::ChatMessage> messages;
+      messages.reserve(request.chat().messages_size());
+      for (const v1::ChatMessage& m : request.chat().messages()) {
+        if (m.role().empty()) return absl::InvalidArgumentError("a chat message has no role");
+        messages.push_back({m.role(), m.content()});
+      }
+      absl::StatusOr<std::string> text = tokenizer.ApplyChatTemplate(messages);
+      if (!text.ok()) {
+        // The template's own NOT_FOUND must not read as "unknown model".
+        if (text.status().code() == absl::StatusCode::kInvalidArgument) return text.status();
+        return absl::FailedPreconditionError(
+            absl::StrCat("chat input is not supported by this model: ", text.status().message()));
+      }
+      return tokenizer.Encode(*text, /*add_special=*/true);
+    }
+    case v1::GenerateRequest::kTokens: {
+      const auto& ids = request.tokens().ids();
+      if (ids.empty()) return absl::InvalidArgumentError("token input is empty");
+      for (int i = 0; i < ids.size(); ++i) {
+        if (ids[i] < 0 || ids[i] >= limits.vocab_size) {
+          return absl::InvalidArgumentError(absl::StrFormat(
+              "tokens.ids[%d] must be in [0, %d), got %d", i, limits.vocab_size, ids[i]));
+        }
+      }
+      return std::vector<int32_t>(ids.begin(), ids.end());
+    }
+    case v1::GenerateRequest::INPUT_NOT_SET:
+      break;
+  }
+  return absl::InvalidArgumentError("no input: set text, chat or tokens");
+}
+
+runtime::SamplingParams SamplingFrom(const v1::GenerateRequest& request) {
+  runtime::SamplingParams p;
+  const v1::SamplingParams& s = request.sampling();
+  if (s.has_temperature()) p.temperature = s.temperature();
+  if (s.has_top_k()) p.top_k = s.top_k();
+  if (s.has_top_p()) p.top_p = s.top_p();
+  if (s.has_min_p()) p.min_p = s.min_p();
+  if (s.has_repetition_penalty()) p.repetition_penalty = s.repetition_penalty();
+  if (s.has_presence_penalty()) p.presence_penalty = s.presence_penalty();
+  if (s.has_frequency_penalty()) p.frequency_penalty = s.frequency_penalty();
+  if (s.has_seed()) p.seed = s.seed();
+  p.stop_token_ids.assign(request.stop_token_ids().begin(), request.stop_token_ids().end());
+  p.stop_strings.assign(request.stop().begin(), request.stop().end());
+  p.ignore_eos = request.ignore_eos();
+  return p;
+}
+
+}  // namespace
+
+absl::StatusOr<runtime::GenerateRequest> BuildGenerateRequest(const v1::GenerateRequest& request,
+                                                              const runtime::Tokenizer& tokenizer,
+                                                              const ModelLimits& limits) {
+  // Cheap checks first: a bad request should not cost a tokenization.
+  if (request.has_max_tokens() && request.max_tokens() == 0) {
+    return absl::InvalidArgumentError("max_tokens must be >= 1, got 0");
+  }
+  runtime::SamplingParams sampling = SamplingFrom(request);
+  sampling.max_tokens = 1;  // checked below, against the prompt
+  if (absl::Status s = sampling.Validate(limits.vocab_size); !s.ok()) return s;
+
+  absl::StatusOr<std::vector<int32_t>> ids = PromptIds(request, tokenizer, limits);
+  if (!ids.ok()) return ids.status();
+  if (ids->empty()) return absl::InvalidArgumentError("the input encodes to no tokens");
+
+  const int64_t prompt_len = static_cast<int64_t>(ids->size());
+  const int64_t room = limits.context_length - prompt_len;
+  if (room < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("the prompt has %d tokens; the model's context holds %d", prompt_len,
+                        limits.context_length));
+  }
+  if (request.has_max_tokens()) {
+    if (request.max_tokens() > room) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "prompt (%d tokens) + max_tokens (%d) exceeds the model's context of %d tokens",
+          prompt_len, request.max_tokens(), limits.context_length));
+    }
+    sampling.max_tokens = static_cast<int32_t>(request.max_tokens());
+  } else {
+    sampling.max_tokens = static_cast<int32_t>(std::min<int64_t>(kDefaultMaxTokens, room));
+  }
+
+  runtime::GenerateRequest out;
+  out.prompt_ids = *std::move(ids);
+  out.sampling = std::move(sampling);
+  out.external_id = request.request_id();
+  return out;
+}
+
+}  // namespace cohost::server

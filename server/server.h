@@ -1,0 +1,77 @@
+// The gRPC server object: cohost.v1.Inference, grpc.health.v1 (with the
+// progress watchdog) and reflection on one port, with explicit transport
+// limits, and the drain-then-shutdown sequence that SIGTERM triggers.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "grpcpp/server.h"
+#include "scheduler/router.h"
+#include "server/generate_reactor.h"
+#include "server/health_watchdog.h"
+#include "server/inference_service.h"
+#include "server/metrics.h"
+
+namespace cohost::server {
+
+struct ServerOptions {
+  std::string host = "0.0.0.0";
+  int port = 0;  // 0: the OS picks a free port (see Server::port())
+
+  // Transport limits.
+  int max_receive_message_bytes = 4 << 20;  // a request: prompt text or ids, stop strings
+  int max_concurrent_streams = 1024;        // per HTTP/2 connection
+  int keepalive_time_ms = 60'000;           // ping idle connections this often...
+  int keepalive_timeout_ms = 20'000;        // ...and drop them if no ack comes in this time
+  bool keepalive_permit_without_calls = true;
+  // Clients may ping this often without data; faster pings count as strikes.
+  int min_recv_ping_interval_without_data_ms = 10'000;
+  int max_ping_strikes = 2;
+
+  StreamLimits stream;
+
+  // Health: how often engines are checked, and how long one may hold work
+  // without finishing a step before it is NOT_SERVING.
+  std::chrono::milliseconds health_interval{500};
+  std::chrono::milliseconds stall_timeout{10'000};
+  // After the drain: how long streams whose request ended may take to write
+  // their last messages before the server cancels them.
+  std::chrono::milliseconds shutdown_grace{2'000};
+};
+
+class Server {
+ public:
+  // Router and metrics must outlive the server.
+  static absl::StatusOr<std::unique_ptr<Server>> Start(scheduler::Router* router,
+                                                       ServerMetrics* metrics,
+                                                       const ServerOptions& options);
+  ~Server();  // shuts down at once if Drain did not run
+
+  int port() const { return port_; }
+  const std::string& address() const { return address_; }  // host:port as bound
+
+  // Graceful stop: health goes NOT_SERVING everywhere, the Router refuses new
+  // requests (UNAVAILABLE), in-flight requests get up to drain_timeout to
+  // finish, then the rest are aborted and the server shuts down. Returns the
+  // number of requests aborted. Safe to call once, from any thread.
+  int Drain(std::chrono::milliseconds drain_timeout);
+
+ private:
+  Server() = default;
+
+  scheduler::Router* router_ = nullptr;
+  ServerOptions options_;
+  int port_ = 0;
+  std::string address_;
+  // Destroyed in reverse: the grpc::Server goes before the service and the
+  // watchdog it calls.
+  std::unique_ptr<HealthWatchdog> watchdog_;
+  std::unique_ptr<InferenceService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  bool stopped_ = false;
+};
+
+}  // namespace cohost::server
