@@ -1,1 +1,294 @@
-// placeholder: being written
+// ServerMetrics: per-model histograms and counters kept in atomics (recording
+// is a hash lookup under a shared lock plus a few relaxed atomic adds, with no
+// allocation after a model's first observation), rendered in the Prometheus
+// text exposition format 0.0.4.
+
+#include "server/metrics.h"
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <charconv>
+#include <cmath>
+#include <initializer_list>
+#include <map>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+
+namespace cohost::server {
+namespace {
+
+// Upper bounds (seconds) shared by every latency histogram: a 1-2-5 series
+// from 1 ms (an inter-token gap on a GPU) to a minute (a long prompt queued
+// behind others). Prometheus' +Inf bucket comes on top.
+constexpr std::array<double, 16> kLatencyBounds = {0.001, 0.002, 0.005, 0.01, 0.02, 0.05,
+                                                   0.1,   0.2,   0.5,   1,    2,    5,
+                                                   10,    20,    30,    60};
+constexpr int kNumReasons = 5;  // FinishReason values
+constexpr std::array<runtime::FinishReason, kNumReasons> kReasons = {
+    runtime::FinishReason::kStop, runtime::FinishReason::kLength,
+    runtime::FinishReason::kStopString, runtime::FinishReason::kCancelled,
+    runtime::FinishReason::kError};
+
+class Histogram {
+ public:
+  void Observe(double seconds) {
+    if (std::isnan(seconds)) return;
+    seconds = std::max(seconds, 0.0);
+    // le is inclusive: the first bound >= the value.
+    const size_t i = static_cast<size_t>(
+        std::lower_bound(kLatencyBounds.begin(), kLatencyBounds.end(), seconds) -
+        kLatencyBounds.begin());
+    counts_[i].fetch_add(1, std::memory_order_relaxed);
+    sum_.fetch_add(seconds, std::memory_order_relaxed);
+  }
+
+  // Per-bucket (not cumulative) counts; the last is above every bound.
+  std::array<uint64_t, kLatencyBounds.size() + 1> Counts() const {
+    std::array<uint64_t, kLatencyBounds.size() + 1> out;
+    for (size_t i = 0; i < out.size(); ++i) out[i] = counts_[i].load(std::memory_order_relaxed);
+    return out;
+  }
+  double Sum() const { return sum_.load(std::memory_order_relaxed); }
+
+ private:
+  std::array<std::atomic<uint64_t>, kLatencyBounds.size() + 1> counts_{};
+  std::atomic<double> sum_{0};
+};
+
+struct ModelMetrics {
+  Histogram ttft, inter_token, queue, e2e;
+  std::array<std::atomic<uint64_t>, kNumReasons> finished{};  // by FinishReason
+  std::atomic<uint64_t> prompt_tokens{0}, cached_prompt_tokens{0}, generation_tokens{0},
+      cancellations{0};
+};
+
+// Prometheus numbers: shortest round-trip decimal, +Inf / -Inf / NaN spelled
+// as the format wants them.
+std::string FormatDouble(double v) {
+  if (std::isnan(v)) return "NaN";
+  if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
+  char buf[64];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), v);
+  return std::string(buf, end);
+}
+
+// Label values escape backslash, double quote and newline.
+std::string EscapeLabel(std::string_view v) {
+  std::string out;
+  out.reserve(v.size());
+  for (char c : v) {
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '"') {
+      out += "\\\"";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+// Debian's absl::string_view is not std::string_view, so absl::StrCat does
+// not take ours: two small helpers instead.
+void Append(std::string* out, std::initializer_list<std::string_view> parts) {
+  for (std::string_view p : parts) out->append(p);
+}
+std::string Cat(std::initializer_list<std::string_view> parts) {
+  std::string out;
+  Append(&out, parts);
+  return out;
+}
+
+void Header(std::string* out, std::string_view name, std::string_view type,
+            std::string_view help) {
+  Append(out, {"# HELP ", name, " ", help, "\n# TYPE ", name, " ", type, "\n"});
+}
+
+void Sample(std::string* out, std::string_view name, std::string_view labels,
+            std::string_view value) {
+  Append(out, {name, "{", labels, "} ", value, "\n"});
+}
+
+std::string ModelLabel(std::string_view model) {
+  return Cat({"model=\"", EscapeLabel(model), "\""});
+}
+
+}  // namespace
+
+struct ServerMetrics::Impl {
+  mutable std::shared_mutex mu;
+  absl::flat_hash_map<std::string, std::unique_ptr<ModelMetrics>> models;  // never erased
+
+  mutable std::mutex errors_mu;
+  std::map<std::pair<std::string, std::string>, uint64_t> errors;  // (model, code) -> count
+
+  // The model's record, created on first use. The reference stays valid for
+  // the lifetime of the metrics (records are never removed).
+  ModelMetrics& For(std::string_view model) {
+    const absl::string_view key(model.data(), model.size());
+    {
+      std::shared_lock<std::shared_mutex> lock(mu);
+      auto it = models.find(key);
+      if (it != models.end()) return *it->second;
+    }
+    std::unique_lock<std::shared_mutex> lock(mu);
+    std::unique_ptr<ModelMetrics>& slot = models[key];
+    if (slot == nullptr) slot = std::make_unique<ModelMetrics>();
+    return *slot;
+  }
+};
+
+ServerMetrics::ServerMetrics() : impl_(std::make_unique<Impl>()) {}
+ServerMetrics::~ServerMetrics() = default;
+
+void ServerMetrics::ObserveTimeToFirstToken(std::string_view model, double seconds) {
+  impl_->For(model).ttft.Observe(seconds);
+}
+
+void ServerMetrics::ObserveInterTokenLatency(std::string_view model, double seconds) {
+  impl_->For(model).inter_token.Observe(seconds);
+}
+
+void ServerMetrics::ObserveQueueTime(std::string_view model, double seconds) {
+  impl_->For(model).queue.Observe(seconds);
+}
+
+void ServerMetrics::RecordFinish(std::string_view model, const runtime::FinishInfo& info) {
+  ModelMetrics& m = impl_->For(model);
+  const auto reason = static_cast<size_t>(info.reason);
+  if (reason < m.finished.size()) m.finished[reason].fetch_add(1, std::memory_order_relaxed);
+  if (info.reason == runtime::FinishReason::kCancelled) {
+    m.cancellations.fetch_add(1, std::memory_order_relaxed);
+  }
+  m.prompt_tokens.fetch_add(std::max(info.prompt_tokens, 0), std::memory_order_relaxed);
+  m.cached_prompt_tokens.fetch_add(std::max(info.cached_prompt_tokens, 0),
+                                   std::memory_order_relaxed);
+  m.generation_tokens.fetch_add(std::max(info.completion_tokens, 0), std::memory_order_relaxed);
+  m.e2e.Observe(info.timings.e2e_ms / 1000.0);
+}
+
+void ServerMetrics::RecordError(std::string_view model, std::string_view code) {
+  std::lock_guard<std::mutex> lock(impl_->errors_mu);
+  ++impl_->errors[{std::string(model), std::string(code)}];
+}
+
+std::string ServerMetrics::Render(const std::vector<ModelGauges>& gauges) const {
+  // Every model seen by either side, in name order; models with gauges but no
+  // observations yet render zeros so dashboards see them from the start.
+  static const ModelMetrics kEmpty{};
+  std::map<std::string, const ModelMetrics*> models;
+  {
+    std::shared_lock<std::shared_mutex> lock(impl_->mu);
+    for (const auto& [name, m] : impl_->models) models[name] = m.get();
+  }
+  std::map<std::string, const ModelGauges*> by_model;
+  for (const ModelGauges& g : gauges) {
+    by_model[g.model] = &g;
+    models.try_emplace(g.model, &kEmpty);
+  }
+  std::map<std::string, std::string> labels;  // model -> model="..."
+  for (const auto& [name, m] : models) labels[name] = ModelLabel(name);
+
+  std::string out;
+  const auto histogram = [&](std::string_view name, std::string_view help,
+                             const Histogram ModelMetrics::*field) {
+    Header(&out, name, "histogram", help);
+    const std::string bucket = Cat({name, "_bucket"});
+    const std::string sum = Cat({name, "_sum"});
+    const std::string count = Cat({name, "_count"});
+    for (const auto& [model, m] : models) {
+      const Histogram& h = m->*field;
+      const auto counts = h.Counts();
+      const double total = h.Sum();
+      uint64_t cumulative = 0;
+      for (size_t i = 0; i < counts.size(); ++i) {
+        cumulative += counts[i];
+        const std::string le =
+            i < kLatencyBounds.size() ? FormatDouble(kLatencyBounds[i]) : std::string("+Inf");
+        Sample(&out, bucket, Cat({labels[model], ",le=\"", le, "\""}), std::to_string(cumulative));
+      }
+      Sample(&out, sum, labels[model], FormatDouble(total));
+      Sample(&out, count, labels[model], std::to_string(cumulative));
+    }
+  };
+  const auto counter = [&](std::string_view name, std::string_view help,
+                           const std::atomic<uint64_t> ModelMetrics::*field) {
+    Header(&out, name, "counter", help);
+    for (const auto& [model, m] : models) {
+      Sample(&out, name, labels[model],
+             std::to_string((m->*field).load(std::memory_order_relaxed)));
+    }
+  };
+  const auto gauge = [&](std::string_view name, std::string_view type, std::string_view help,
+                         const auto& value) {
+    Header(&out, name, type, help);
+    for (const auto& [model, g] : by_model) Sample(&out, name, labels[model], value(*g));
+  };
+
+  histogram("cohost_time_to_first_token_seconds",
+            "Time from receiving a request to its first generated token, in seconds.",
+            &ModelMetrics::ttft);
+  histogram("cohost_inter_token_latency_seconds",
+            "Time between consecutive generated tokens of a request, in seconds.",
+            &ModelMetrics::inter_token);
+  histogram("cohost_request_queue_time_seconds",
+            "Time a request waited before it was first scheduled, in seconds.",
+            &ModelMetrics::queue);
+  histogram("cohost_e2e_request_latency_seconds",
+            "Time from receiving a request to its end, in seconds.", &ModelMetrics::e2e);
+
+  Header(&out, "cohost_requests_total", "counter", "Requests finished, by finish reason.");
+  for (const auto& [model, m] : models) {
+    for (runtime::FinishReason r : kReasons) {
+      Sample(&out, "cohost_requests_total",
+             Cat({labels[model], ",finish_reason=\"", runtime::FinishReasonName(r), "\""}),
+             std::to_string(m->finished[static_cast<size_t>(r)].load(std::memory_order_relaxed)));
+    }
+  }
+  Header(&out, "cohost_request_errors_total", "counter",
+         "Requests refused or failed, by gRPC status code.");
+  {
+    std::lock_guard<std::mutex> lock(impl_->errors_mu);
+    for (const auto& [key, n] : impl_->errors) {
+      Sample(&out, "cohost_request_errors_total",
+             Cat({ModelLabel(key.first), ",code=\"", EscapeLabel(key.second), "\""}),
+             std::to_string(n));
+    }
+  }
+  counter("cohost_prompt_tokens_total", "Prompt tokens of finished requests.",
+          &ModelMetrics::prompt_tokens);
+  counter("cohost_cached_prompt_tokens_total",
+          "Prompt tokens of finished requests served from the prefix cache.",
+          &ModelMetrics::cached_prompt_tokens);
+  counter("cohost_generation_tokens_total", "Tokens generated by finished requests.",
+          &ModelMetrics::generation_tokens);
+  counter("cohost_request_cancellations_total",
+          "Requests cancelled (client gone, aborted, or shut down).",
+          &ModelMetrics::cancellations);
+
+  gauge("cohost_preemptions_total", "counter",
+        "Sequences preempted by the engine (KV blocks ran out; recomputed later).",
+        [](const ModelGauges& g) { return std::to_string(g.preemptions_total); });
+  gauge("cohost_running_requests", "gauge", "Requests in the engine's running batch.",
+        [](const ModelGauges& g) { return std::to_string(g.running_requests); });
+  gauge("cohost_waiting_requests", "gauge", "Requests queued in the engine, not yet running.",
+        [](const ModelGauges& g) { return std::to_string(g.waiting_requests); });
+  gauge("cohost_kv_cache_usage_ratio", "gauge",
+        "Fraction of KV cache blocks in use (0 to 1).", [](const ModelGauges& g) {
+          return FormatDouble(g.kv_blocks_total > 0 ? static_cast<double>(g.kv_blocks_used) /
+                                                          static_cast<double>(g.kv_blocks_total)
+                                                    : 0.0);
+        });
+  gauge("cohost_kv_cache_blocks_total", "gauge", "KV cache blocks in the pool.",
+        [](const ModelGauges& g) { return std::to_string(g.kv_blocks_total); });
+  return out;
+}
+
+}  // namespace cohost::server

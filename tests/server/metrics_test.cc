@@ -1,1 +1,443 @@
-// placeholder: being written
+// ServerMetrics' Prometheus text: exact histogram lines for known observations
+// (inclusive bucket bounds, cumulative counts, sum, count), counters by finish
+// reason and by error code, gauges, label escaping and the format's structure;
+// concurrent recording and rendering; and the /metrics HTTP server.
+
+#include "server/metrics.h"
+
+#include <httplib.h>
+
+#include <atomic>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/metrics_http.h"
+
+namespace cohost::server {
+namespace {
+
+using runtime::FinishInfo;
+using runtime::FinishReason;
+using ::testing::HasSubstr;
+
+// "name{labels}" -> value, for every sample line; fails the test on a line
+// that is neither a comment nor a sample.
+std::map<std::string, std::string> Samples(const std::string& text) {
+  std::map<std::string, std::string> out;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    const size_t close = line.rfind("} ");
+    EXPECT_NE(close, std::string::npos) << "not a labelled sample: " << line;
+    if (close == std::string::npos) continue;
+    const std::string key = line.substr(0, close + 1);
+    EXPECT_EQ(out.count(key), 0u) << "duplicate series " << key;
+    out[key] = line.substr(close + 2);
+  }
+  return out;
+}
+
+std::string Get(const std::map<std::string, std::string>& samples, const std::string& key) {
+  auto it = samples.find(key);
+  EXPECT_NE(it, samples.end()) << "missing series " << key;
+  return it == samples.end() ? "" : it->second;
+}
+
+FinishInfo Finish(FinishReason reason, int prompt, int cached, int completion, double e2e_ms) {
+  FinishInfo f;
+  f.reason = reason;
+  f.prompt_tokens = prompt;
+  f.cached_prompt_tokens = cached;
+  f.completion_tokens = completion;
+  f.timings.e2e_ms = e2e_ms;
+  return f;
+}
+
+TEST(ServerMetricsTest, HistogramTextIsExact) {
+  ServerMetrics m;
+  // Dyadic values so the sum prints exactly; 0.5 sits on a bound (le is inclusive).
+  for (double v : {0.0009765625, 0.00390625, 0.75, 0.5, 100.0}) m.ObserveTimeToFirstToken("m", v);
+  m.ObserveQueueTime("n", 0.01);  // "n" exists, with no time-to-first-token observations
+
+  const std::string text = m.Render({});
+  const std::string expected =
+      "# HELP cohost_time_to_first_token_seconds Time from receiving a request to its first "
+      "generated token, in seconds.\n"
+      "# TYPE cohost_time_to_first_token_seconds histogram\n"
+      "cohost_time_to_first_token_seconds_bucket{model=\"m\",le=\"0.001\"} 1\n"
+      "cohost_time_to_first_token_seconds_bucket{model=\"m\",le=\"0.002\"} 1\n"
+      "cohost_time_to_first_token_seconds_bucket{model=\"m\",le=\"0.005\"} 2\n"
+      "cohost_time_to_first_token_seconds_bucket{model=\"m\",le=\"0.01\"} 2\n"
+      "cohost_time_to_first_token_seconds_bucket{model=\"m\",le=\"0.02\"} 2\n"
+      "cohost_time_to_first_token_seconds_bucket{model=\"m\",le=\"0.05\"} 2\n"
+      "cohost_time_to_first_token_seconds_bucket{model=\"m\",le=\"0.1\"} 2\n"
+      "cohost_time_to_first_token_seconds_bucket{model=\"m\",le=\"0.2\"} 2\n"
+      "cohost_time_to_first_token_seconds_bucket{model=\"m\",le=\"0.5\"} 3\n"
+      "cohost_time_to_first_token_seconds_bucket{model=\"m\",le=\"1\"} 4\n"
+      "cohost_time_to_first_token_seconds_bucket{model=\"m\",le=\"2\"} 4\n"
+      "cohost_time_to_first_token_seconds_bucket{model=\"m\",le=\"5\"} 4\n"
+      "cohost_time_to_first_token_seconds_bucket{model=\"m\",le=\"10\"} 4\n"
+      "cohost_time_to_first_token_seconds_bucket{model=\"m\",le=\"20\"} 4\n"
+      "cohost_time_to_first_token_seconds_bucket{model=\"m\",le=\"30\"} 4\n"
+      "cohost_time_to_first_token_seconds_bucket{model=\"m\",le=\"60\"} 4\n"
+      "cohost_time_to_first_token_seconds_bucket{model=\"m\",le=\"+Inf\"} 5\n"
+      "cohost_time_to_first_token_seconds_sum{model=\"m\"} 101.2548828125\n"
+      "cohost_time_to_first_token_seconds_count{model=\"m\"} 5\n"
+      "cohost_time_to_first_token_seconds_bucket{model=\"n\",le=\"0.001\"} 0\n"
+      "cohost_time_to_first_token_seconds_bucket{model=\"n\",le=\"0.002\"} 0\n"
+      "cohost_time_to_first_token_seconds_bucket{model=\"n\",le=\"0.005\"} 0\n"
+      "cohost_time_to_first_token_seconds_bucket{model=\"n\",le=\"0.01\"} 0\n"
+      "cohost_time_to_first_token_seconds_bucket{model=\"n\",le=\"0.02\"} 0\n"
+      "cohost_time_to_first_token_seconds_bucket{model=\"n\",le=\"0.05\"} 0\n"
+      "cohost_time_to_first_token_seconds_bucket{model=\"n\",le=\"0.1\"} 0\n"
+      "cohost_time_to_first_token_seconds_bucket{model=\"n\",le=\"0.2\"} 0\n"
+      "cohost_time_to_first_token_seconds_bucket{model=\"n\",le=\"0.5\"} 0\n"
+      "cohost_time_to_first_token_seconds_bucket{model=\"n\",le=\"1\"} 0\n"
+      "cohost_time_to_first_token_seconds_bucket{model=\"n\",le=\"2\"} 0\n"
+      "cohost_time_to_first_token_seconds_bucket{model=\"n\",le=\"5\"} 0\n"
+      "cohost_time_to_first_token_seconds_bucket{model=\"n\",le=\"10\"} 0\n"
+      "cohost_time_to_first_token_seconds_bucket{model=\"n\",le=\"20\"} 0\n"
+      "cohost_time_to_first_token_seconds_bucket{model=\"n\",le=\"30\"} 0\n"
+      "cohost_time_to_first_token_seconds_bucket{model=\"n\",le=\"60\"} 0\n"
+      "cohost_time_to_first_token_seconds_bucket{model=\"n\",le=\"+Inf\"} 0\n"
+      "cohost_time_to_first_token_seconds_sum{model=\"n\"} 0\n"
+      "cohost_time_to_first_token_seconds_count{model=\"n\"} 0\n"
+      "# HELP cohost_inter_token_latency_seconds ";
+  EXPECT_EQ(text.substr(0, expected.size()), expected) << text;
+
+  const auto s = Samples(text);
+  EXPECT_EQ(Get(s, "cohost_request_queue_time_seconds_bucket{model=\"n\",le=\"0.005\"}"), "0");
+  EXPECT_EQ(Get(s, "cohost_request_queue_time_seconds_bucket{model=\"n\",le=\"0.01\"}"), "1");
+  EXPECT_EQ(Get(s, "cohost_request_queue_time_seconds_count{model=\"n\"}"), "1");
+  EXPECT_EQ(Get(s, "cohost_request_queue_time_seconds_sum{model=\"n\"}"), "0.01");
+  EXPECT_EQ(Get(s, "cohost_request_queue_time_seconds_count{model=\"m\"}"), "0");
+}
+
+TEST(ServerMetricsTest, NegativeAndNanObservations) {
+  ServerMetrics m;
+  m.ObserveInterTokenLatency("m", -0.5);  // clock skew: counted as 0
+  m.ObserveInterTokenLatency("m", std::numeric_limits<double>::quiet_NaN());  // dropped
+  m.ObserveInterTokenLatency("m", 0.25);
+  const auto s = Samples(m.Render({}));
+  EXPECT_EQ(Get(s, "cohost_inter_token_latency_seconds_bucket{model=\"m\",le=\"0.001\"}"), "1");
+  EXPECT_EQ(Get(s, "cohost_inter_token_latency_seconds_bucket{model=\"m\",le=\"0.5\"}"), "2");
+  EXPECT_EQ(Get(s, "cohost_inter_token_latency_seconds_count{model=\"m\"}"), "2");
+  EXPECT_EQ(Get(s, "cohost_inter_token_latency_seconds_sum{model=\"m\"}"), "0.25");
+}
+
+TEST(ServerMetricsTest, CountersByFinishReasonAndErrorCode) {
+  ServerMetrics m;
+  m.RecordFinish("m", Finish(FinishReason::kStop, 10, 4, 7, 250));
+  m.RecordFinish("m", Finish(FinishReason::kStop, 5, 0, 3, 1500));
+  m.RecordFinish("m", Finish(FinishReason::kLength, 8, 8, 16, 3000));
+  m.RecordFinish("m", Finish(FinishReason::kCancelled, 20, 0, 2, 125));
+  m.RecordFinish("m", Finish(FinishReason::kError, 3, 0, 0, 62.5));
+  m.RecordFinish("other", Finish(FinishReason::kStopString, 1, 0, 1, 10));
+  m.RecordError("m", "RESOURCE_EXHAUSTED");
+  m.RecordError("m", "RESOURCE_EXHAUSTED");
+  m.RecordError("m", "INVALID_ARGUMENT");
+  m.RecordError("", "NOT_FOUND");
+
+  const auto s = Samples(m.Render({}));
+  const auto reason = [&](const std::string& model, const std::string& r) {
+    return Get(s, "cohost_requests_total{model=\"" + model + "\",finish_reason=\"" + r + "\"}");
+  };
+  EXPECT_EQ(reason("m", "stop"), "2");
+  EXPECT_EQ(reason("m", "length"), "1");
+  EXPECT_EQ(reason("m", "stop_string"), "0");
+  EXPECT_EQ(reason("m", "cancelled"), "1");
+  EXPECT_EQ(reason("m", "error"), "1");
+  EXPECT_EQ(reason("other", "stop_string"), "1");
+  EXPECT_EQ(reason("other", "stop"), "0");
+
+  EXPECT_EQ(Get(s, "cohost_request_errors_total{model=\"m\",code=\"RESOURCE_EXHAUSTED\"}"), "2");
+  EXPECT_EQ(Get(s, "cohost_request_errors_total{model=\"m\",code=\"INVALID_ARGUMENT\"}"), "1");
+  EXPECT_EQ(Get(s, "cohost_request_errors_total{model=\"\",code=\"NOT_FOUND\"}"), "1");
+  EXPECT_EQ(s.count("cohost_requests_total{model=\"\",finish_reason=\"stop\"}"), 0u)
+      << "an error with no model does not invent a model";
+
+  EXPECT_EQ(Get(s, "cohost_prompt_tokens_total{model=\"m\"}"), "46");
+  EXPECT_EQ(Get(s, "cohost_cached_prompt_tokens_total{model=\"m\"}"), "12");
+  EXPECT_EQ(Get(s, "cohost_generation_tokens_total{model=\"m\"}"), "28");
+  EXPECT_EQ(Get(s, "cohost_request_cancellations_total{model=\"m\"}"), "1");
+  EXPECT_EQ(Get(s, "cohost_request_cancellations_total{model=\"other\"}"), "0");
+
+  // End-to-end latency comes from the finish timings, in seconds (values
+  // chosen so that ms / 1000 and their sum are exact).
+  EXPECT_EQ(Get(s, "cohost_e2e_request_latency_seconds_count{model=\"m\"}"), "5");
+  EXPECT_EQ(Get(s, "cohost_e2e_request_latency_seconds_sum{model=\"m\"}"), "4.9375");
+  EXPECT_EQ(Get(s, "cohost_e2e_request_latency_seconds_bucket{model=\"m\",le=\"0.05\"}"), "0");
+  EXPECT_EQ(Get(s, "cohost_e2e_request_latency_seconds_bucket{model=\"m\",le=\"0.1\"}"), "1");
+  EXPECT_EQ(Get(s, "cohost_e2e_request_latency_seconds_bucket{model=\"m\",le=\"0.2\"}"), "2");
+  EXPECT_EQ(Get(s, "cohost_e2e_request_latency_seconds_bucket{model=\"m\",le=\"0.5\"}"), "3");
+  EXPECT_EQ(Get(s, "cohost_e2e_request_latency_seconds_bucket{model=\"m\",le=\"2\"}"), "4");
+  EXPECT_EQ(Get(s, "cohost_e2e_request_latency_seconds_bucket{model=\"m\",le=\"5\"}"), "5");
+}
+
+TEST(ServerMetricsTest, GaugesFromTheEngines) {
+  ServerMetrics m;
+  m.ObserveTimeToFirstToken("m", 0.1);
+  ModelGauges a;
+  a.model = "m";
+  a.running_requests = 3;
+  a.waiting_requests = 2;
+  a.kv_blocks_total = 200;
+  a.kv_blocks_used = 50;
+  a.preemptions_total = 7;
+  ModelGauges idle;
+  idle.model = "idle";  // loaded, never used: zeros everywhere, no division by zero
+  const std::string text = m.Render({a, idle});
+  const auto s = Samples(text);
+  EXPECT_EQ(Get(s, "cohost_running_requests{model=\"m\"}"), "3");
+  EXPECT_EQ(Get(s, "cohost_waiting_requests{model=\"m\"}"), "2");
+  EXPECT_EQ(Get(s, "cohost_kv_cache_usage_ratio{model=\"m\"}"), "0.25");
+  EXPECT_EQ(Get(s, "cohost_kv_cache_blocks_total{model=\"m\"}"), "200");
+  EXPECT_EQ(Get(s, "cohost_preemptions_total{model=\"m\"}"), "7");
+  EXPECT_EQ(Get(s, "cohost_kv_cache_usage_ratio{model=\"idle\"}"), "0");
+  EXPECT_EQ(Get(s, "cohost_kv_cache_blocks_total{model=\"idle\"}"), "0");
+  EXPECT_EQ(Get(s, "cohost_time_to_first_token_seconds_count{model=\"idle\"}"), "0");
+  EXPECT_EQ(Get(s, "cohost_requests_total{model=\"idle\",finish_reason=\"stop\"}"), "0");
+  EXPECT_THAT(text, HasSubstr("# TYPE cohost_preemptions_total counter\n"));
+  EXPECT_THAT(text, HasSubstr("# TYPE cohost_kv_cache_usage_ratio gauge\n"));
+  EXPECT_THAT(text, HasSubstr("# TYPE cohost_running_requests gauge\n"));
+
+  // Without gauges, no gauge samples (the families are still declared).
+  const auto bare = Samples(m.Render({}));
+  EXPECT_EQ(bare.count("cohost_running_requests{model=\"m\"}"), 0u);
+}
+
+TEST(ServerMetricsTest, LabelValuesAreEscaped) {
+  ServerMetrics m;
+  const std::string weird = "we\"ird\\name\nline2";
+  m.RecordFinish(weird, Finish(FinishReason::kStop, 1, 0, 1, 1));
+  m.RecordError(weird, "CODE\"X");
+  const std::string text = m.Render({});
+  EXPECT_THAT(text, HasSubstr("cohost_requests_total{model=\"we\\\"ird\\\\name\\nline2\","
+                              "finish_reason=\"stop\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("cohost_request_errors_total{model=\"we\\\"ird\\\\name\\nline2\","
+                              "code=\"CODE\\\"X\"} 1\n"));
+  EXPECT_EQ(text.find("\nline2"), std::string::npos) << "a raw newline broke a line";
+}
+
+// Every family: HELP then TYPE, then its samples, contiguous; every sample
+// belongs to the family declared just before it.
+TEST(ServerMetricsTest, ExpositionStructure) {
+  ServerMetrics m;
+  m.ObserveTimeToFirstToken("a", 0.2);
+  m.RecordFinish("b", Finish(FinishReason::kLength, 4, 0, 4, 30));
+  m.RecordError("a", "INTERNAL");
+  ModelGauges g;
+  g.model = "a";
+  const std::string text = m.Render({g});
+  ASSERT_FALSE(text.empty());
+  EXPECT_EQ(text.back(), '\n');
+
+  const std::map<std::string, std::string> types = {
+      {"cohost_time_to_first_token_seconds", "histogram"},
+      {"cohost_inter_token_latency_seconds", "histogram"},
+      {"cohost_request_queue_time_seconds", "histogram"},
+      {"cohost_e2e_request_latency_seconds", "histogram"},
+      {"cohost_requests_total", "counter"},
+      {"cohost_request_errors_total", "counter"},
+      {"cohost_prompt_tokens_total", "counter"},
+      {"cohost_cached_prompt_tokens_total", "counter"},
+      {"cohost_generation_tokens_total", "counter"},
+      {"cohost_preemptions_total", "counter"},
+      {"cohost_request_cancellations_total", "counter"},
+      {"cohost_running_requests", "gauge"},
+      {"cohost_waiting_requests", "gauge"},
+      {"cohost_kv_cache_usage_ratio", "gauge"},
+      {"cohost_kv_cache_blocks_total", "gauge"},
+  };
+  std::set<std::string> seen;
+  std::string family, type;
+  bool expect_type = false;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("# HELP ", 0) == 0) {
+      EXPECT_FALSE(expect_type) << line;
+      family = line.substr(7, line.find(' ', 7) - 7);
+      EXPECT_TRUE(seen.insert(family).second) << "family declared twice: " << family;
+      expect_type = true;
+      continue;
+    }
+    if (line.rfind("# TYPE ", 0) == 0) {
+      EXPECT_TRUE(expect_type) << line;
+      expect_type = false;
+      auto it = types.find(family);
+      ASSERT_NE(it, types.end()) << "unexpected family " << family;
+      EXPECT_EQ(line, "# TYPE " + family + " " + it->second);
+      type = it->second;
+      continue;
+    }
+    EXPECT_FALSE(expect_type) << "sample before TYPE: " << line;
+    const std::string name = line.substr(0, line.find('{'));
+    if (type == "histogram") {
+      EXPECT_TRUE(name == family + "_bucket" || name == family + "_sum" ||
+                  name == family + "_count")
+          << line;
+    } else {
+      EXPECT_EQ(name, family) << line;
+    }
+  }
+  for (const auto& [name, t] : types) EXPECT_TRUE(seen.count(name)) << "missing family " << name;
+}
+
+// Several threads record into two models while another renders; the totals
+// come out exact. Run under TSan too.
+TEST(ServerMetricsTest, ConcurrentRecordingIsExact) {
+  ServerMetrics m;
+  constexpr int kThreads = 4, kPerThread = 5000;
+  std::atomic<bool> done{false};
+  std::thread renderer([&] {
+    while (!done.load()) {
+      const std::string text = m.Render({});
+      EXPECT_FALSE(text.empty());
+    }
+  });
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      const std::string model = t % 2 == 0 ? "even" : "odd";
+      for (int i = 0; i < kPerThread; ++i) {
+        m.ObserveInterTokenLatency(model, 0.25);  // dyadic: the sum is exact
+        m.ObserveTimeToFirstToken("shared", 0.5);
+        if (i % 10 == 0) {
+          m.RecordFinish("shared", Finish(FinishReason::kLength, 2, 1, 3, 500));
+          m.RecordError("shared", t % 2 == 0 ? "CANCELLED" : "INTERNAL");
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  done.store(true);
+  renderer.join();
+
+  const auto s = Samples(m.Render({}));
+  EXPECT_EQ(Get(s, "cohost_inter_token_latency_seconds_count{model=\"even\"}"), "10000");
+  EXPECT_EQ(Get(s, "cohost_inter_token_latency_seconds_sum{model=\"even\"}"), "2500");
+  EXPECT_EQ(Get(s, "cohost_inter_token_latency_seconds_count{model=\"odd\"}"), "10000");
+  EXPECT_EQ(Get(s, "cohost_time_to_first_token_seconds_count{model=\"shared\"}"), "20000");
+  EXPECT_EQ(Get(s, "cohost_time_to_first_token_seconds_sum{model=\"shared\"}"), "10000");
+  EXPECT_EQ(Get(s, "cohost_requests_total{model=\"shared\",finish_reason=\"length\"}"), "2000");
+  EXPECT_EQ(Get(s, "cohost_generation_tokens_total{model=\"shared\"}"), "6000");
+  EXPECT_EQ(Get(s, "cohost_request_errors_total{model=\"shared\",code=\"CANCELLED\"}"), "1000");
+  EXPECT_EQ(Get(s, "cohost_request_errors_total{model=\"shared\",code=\"INTERNAL\"}"), "1000");
+}
+
+TEST(MetricsHttpServerTest, ServesMetricsAndHealth) {
+  ServerMetrics metrics;
+  metrics.ObserveTimeToFirstToken("m", 0.02);
+  std::atomic<bool> healthy{true};
+  const auto render = [&] { return metrics.Render({}); };
+  absl::StatusOr<std::unique_ptr<MetricsHttpServer>> server =
+      MetricsHttpServer::Start("127.0.0.1", 0, render, [&] { return healthy.load(); });
+  ASSERT_TRUE(server.ok()) << server.status();
+  const int port = (*server)->port();
+  ASSERT_GT(port, 0);
+
+  httplib::Client client("127.0.0.1", port);
+  client.set_connection_timeout(5);
+  client.set_read_timeout(5);
+  httplib::Result r = client.Get("/metrics");
+  ASSERT_TRUE(r) << httplib::to_string(r.error());
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->get_header_value("Content-Type"), "text/plain; version=0.0.4");
+  EXPECT_EQ(r->body, render());
+  EXPECT_THAT(r->body, HasSubstr("cohost_time_to_first_token_seconds_count{model=\"m\"} 1\n"));
+
+  // Scrapes see new observations.
+  metrics.ObserveTimeToFirstToken("m", 0.02);
+  r = client.Get("/metrics");
+  ASSERT_TRUE(r);
+  EXPECT_THAT(r->body, HasSubstr("cohost_time_to_first_token_seconds_count{model=\"m\"} 2\n"));
+
+  r = client.Get("/nope");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 404);
+  r = client.Get("/metrics/extra");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 404);
+
+  r = client.Get("/healthz");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "ok\n");
+  healthy.store(false);
+  r = client.Get("/healthz");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 503);
+
+  (*server)->Stop();
+  (*server)->Stop();  // idempotent
+  httplib::Client after("127.0.0.1", port);
+  after.set_connection_timeout(2);
+  EXPECT_FALSE(after.Get("/metrics")) << "still answering after Stop";
+}
+
+TEST(MetricsHttpServerTest, ConcurrentScrapes) {
+  ServerMetrics metrics;
+  absl::StatusOr<std::unique_ptr<MetricsHttpServer>> server =
+      MetricsHttpServer::Start("127.0.0.1", 0, [&] { return metrics.Render({}); });
+  ASSERT_TRUE(server.ok()) << server.status();
+  const int port = (*server)->port();
+  std::atomic<int> ok{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      httplib::Client client("127.0.0.1", port);
+      client.set_read_timeout(10);
+      for (int i = 0; i < 20; ++i) {
+        metrics.ObserveQueueTime("m", 0.001);
+        httplib::Result r = client.Get("/metrics");
+        if (r && r->status == 200 &&
+            r->body.find("# TYPE cohost_request_queue_time_seconds histogram") !=
+                std::string::npos) {
+          ok.fetch_add(1);
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(ok.load(), 80);
+  // Destruction stops it.
+}
+
+TEST(MetricsHttpServerTest, StartErrors) {
+  const auto render = [] { return std::string("x"); };
+  EXPECT_EQ(MetricsHttpServer::Start("127.0.0.1", -1, render).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(MetricsHttpServer::Start("127.0.0.1", 70000, render).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(MetricsHttpServer::Start("127.0.0.1", 0, nullptr).status().code(),
+            absl::StatusCode::kInvalidArgument);
+
+  absl::StatusOr<std::unique_ptr<MetricsHttpServer>> first =
+      MetricsHttpServer::Start("127.0.0.1", 0, render);
+  ASSERT_TRUE(first.ok()) << first.status();
+  absl::StatusOr<std::unique_ptr<MetricsHttpServer>> taken =
+      MetricsHttpServer::Start("127.0.0.1", (*first)->port(), render);
+  EXPECT_EQ(taken.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(taken.status().message()), HasSubstr(std::to_string((*first)->port())));
+
+  // A port that was just freed can be bound again by a fixed number.
+  const int port = (*first)->port();
+  first->reset();
+  absl::StatusOr<std::unique_ptr<MetricsHttpServer>> again =
+      MetricsHttpServer::Start("127.0.0.1", port, render);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ((*again)->port(), port);
+}
+
+}  // namespace
+}  // namespace cohost::server
