@@ -1,0 +1,198 @@
+// The server's pure pieces, without a network: request validation and
+// tokenization (BuildGenerateRequest) on the tiny byte-level tokenizer, and the
+// health watchdog's stall detection (ProgressTracker).
+
+#include "server/request_builder.h"
+
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <memory>
+#include <string>
+
+#include "gtest/gtest.h"
+#include "server/health_watchdog.h"
+#include "tests/runtime/tiny_model.h"
+
+namespace cohost::server {
+namespace {
+
+class RequestBuilderTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<std::unique_ptr<runtime::Tokenizer>> t =
+        runtime::Tokenizer::Create(runtime::testing::MakeByteTokenizerSpec());
+    ASSERT_TRUE(t.ok()) << t.status();
+    tokenizer_ = *std::move(t);
+  }
+
+  absl::StatusOr<runtime::GenerateRequest> Build(const v1::GenerateRequest& r) const {
+    return BuildGenerateRequest(r, *tokenizer_, limits_);
+  }
+  absl::StatusCode Code(const v1::GenerateRequest& r) const { return Build(r).status().code(); }
+
+  static v1::GenerateRequest Text(const std::string& text) {
+    v1::GenerateRequest r;
+    r.set_model("m");
+    r.set_text(text);
+    return r;
+  }
+
+  std::unique_ptr<runtime::Tokenizer> tokenizer_;
+  ModelLimits limits_{/*vocab_size=*/272, /*context_length=*/64};
+};
+
+TEST_F(RequestBuilderTest, TextIsEncodedAndUnsetFieldsTakeDefaults) {
+  v1::GenerateRequest r = Text("hello");
+  r.set_request_id("abc");
+  absl::StatusOr<runtime::GenerateRequest> g = Build(r);
+  ASSERT_TRUE(g.ok()) << g.status();
+  EXPECT_EQ(g->prompt_ids, *tokenizer_->Encode("hello", /*add_special=*/true));
+  EXPECT_EQ(g->external_id, "abc");
+  const runtime::SamplingParams defaults;
+  EXPECT_EQ(g->sampling.temperature, defaults.temperature);
+  EXPECT_EQ(g->sampling.top_p, defaults.top_p);
+  EXPECT_EQ(g->sampling.top_k, defaults.top_k);
+  EXPECT_FALSE(g->sampling.seed.has_value());
+  // Unset max_tokens: 256, capped by what the 64-token context leaves.
+  EXPECT_EQ(g->sampling.max_tokens, 64 - static_cast<int>(g->prompt_ids.size()));
+}
+
+TEST_F(RequestBuilderTest, EveryFieldIsCarriedOver) {
+  v1::GenerateRequest r;
+  r.mutable_tokens()->add_ids(5);
+  r.mutable_tokens()->add_ids(271);
+  v1::SamplingParams* s = r.mutable_sampling();
+  s->set_temperature(0.5f);
+  s->set_top_k(7);
+  s->set_top_p(0.9f);
+  s->set_min_p(0.1f);
+  s->set_repetition_penalty(1.2f);
+  s->set_presence_penalty(-1.f);
+  s->set_frequency_penalty(1.5f);
+  s->set_seed(42);
+  r.set_max_tokens(10);
+  r.add_stop("xy");
+  r.add_stop_token_ids(256);
+  r.set_ignore_eos(true);
+  absl::StatusOr<runtime::GenerateRequest> g = Build(r);
+  ASSERT_TRUE(g.ok()) << g.status();
+  EXPECT_EQ(g->prompt_ids, (std::vector<int32_t>{5, 271}));  // tokens are used as given
+  EXPECT_EQ(g->sampling.temperature, 0.5f);
+  EXPECT_EQ(g->sampling.top_k, 7);
+  EXPECT_EQ(g->sampling.top_p, 0.9f);
+  EXPECT_EQ(g->sampling.min_p, 0.1f);
+  EXPECT_EQ(g->sampling.repetition_penalty, 1.2f);
+  EXPECT_EQ(g->sampling.presence_penalty, -1.f);
+  EXPECT_EQ(g->sampling.frequency_penalty, 1.5f);
+  EXPECT_EQ(g->sampling.seed, 42u);
+  EXPECT_EQ(g->sampling.max_tokens, 10);
+  EXPECT_EQ(g->sampling.stop_strings, std::vector<std::string>{"xy"});
+  EXPECT_EQ(g->sampling.stop_token_ids, std::vector<int32_t>{256});
+  EXPECT_TRUE(g->sampling.ignore_eos);
+}
+
+TEST_F(RequestBuilderTest, BadInputsAreInvalidArgument) {
+  const auto kInvalid = absl::StatusCode::kInvalidArgument;
+  v1::GenerateRequest none;
+  none.set_model("m");
+  EXPECT_EQ(Code(none), kInvalid) << "no input";
+  EXPECT_EQ(Code(Text("")), kInvalid) << "empty text";
+  EXPECT_EQ(Code(Text("ab\xff\xfe")), kInvalid) << "invalid UTF-8";
+  EXPECT_EQ(Code(Text("\xe2\x82")), kInvalid) << "truncated UTF-8";
+
+  v1::GenerateRequest empty_tokens;
+  empty_tokens.mutable_tokens();
+  EXPECT_EQ(Code(empty_tokens), kInvalid);
+  for (int bad_id : {-1, 272, 1 << 30}) {
+    v1::GenerateRequest r;
+    r.mutable_tokens()->add_ids(3);
+    r.mutable_tokens()->add_ids(bad_id);
+    EXPECT_EQ(Code(r), kInvalid) << bad_id;
+  }
+
+  v1::GenerateRequest empty_chat;
+  empty_chat.mutable_chat();
+  EXPECT_EQ(Code(empty_chat), kInvalid);
+
+  v1::GenerateRequest r = Text("hi");
+  r.set_max_tokens(0);
+  EXPECT_EQ(Code(r), kInvalid) << "max_tokens 0";
+  const int prompt_len = static_cast<int>(tokenizer_->Encode("hi")->size());
+  r.set_max_tokens(64 - prompt_len + 1);
+  EXPECT_EQ(Code(r), kInvalid) << "beyond the context";
+  r.set_max_tokens(64 - prompt_len);
+  EXPECT_TRUE(Build(r).ok()) << "exactly the context";
+  EXPECT_EQ(Code(Text(std::string(64, 'a'))), kInvalid) << "the prompt fills the context";
+
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float inf = std::numeric_limits<float>::infinity();
+  auto with = [](auto set) {
+    v1::GenerateRequest q = Text("hi");
+    set(*q.mutable_sampling());
+    return q;
+  };
+  EXPECT_EQ(Code(with([&](v1::SamplingParams& s) { s.set_temperature(nan); })), kInvalid);
+  EXPECT_EQ(Code(with([&](v1::SamplingParams& s) { s.set_temperature(-0.5f); })), kInvalid);
+  EXPECT_EQ(Code(with([&](v1::SamplingParams& s) { s.set_temperature(inf); })), kInvalid);
+  EXPECT_EQ(Code(with([&](v1::SamplingParams& s) { s.set_top_p(0.f); })), kInvalid);
+  EXPECT_EQ(Code(with([&](v1::SamplingParams& s) { s.set_top_p(nan); })), kInvalid);
+  EXPECT_EQ(Code(with([&](v1::SamplingParams& s) { s.set_top_k(-1); })), kInvalid);
+  EXPECT_EQ(Code(with([&](v1::SamplingParams& s) { s.set_top_k(273); })), kInvalid);
+  EXPECT_EQ(Code(with([&](v1::SamplingParams& s) { s.set_min_p(1.5f); })), kInvalid);
+  EXPECT_EQ(Code(with([&](v1::SamplingParams& s) { s.set_repetition_penalty(0.f); })), kInvalid);
+  EXPECT_EQ(Code(with([&](v1::SamplingParams& s) { s.set_presence_penalty(3.f); })), kInvalid);
+  EXPECT_EQ(Code(with([&](v1::SamplingParams& s) { s.set_frequency_penalty(nan); })), kInvalid);
+
+  v1::GenerateRequest stops = Text("hi");
+  for (int i = 0; i < 17; ++i) stops.add_stop("s" + std::to_string(i));
+  EXPECT_EQ(Code(stops), kInvalid) << "17 stop strings";
+  v1::GenerateRequest long_stop = Text("hi");
+  long_stop.add_stop(std::string(257, 'x'));
+  EXPECT_EQ(Code(long_stop), kInvalid) << "a 257-byte stop string";
+  v1::GenerateRequest empty_stop = Text("hi");
+  empty_stop.add_stop("");
+  EXPECT_EQ(Code(empty_stop), kInvalid);
+  v1::GenerateRequest stop_id = Text("hi");
+  stop_id.add_stop_token_ids(272);
+  EXPECT_EQ(Code(stop_id), kInvalid);
+}
+
+TEST_F(RequestBuilderTest, ChatWithoutATemplateIsAFailedPreconditionNotAnUnknownModel) {
+  // The byte tokenizer fixture has no chat template.
+  v1::GenerateRequest r;
+  v1::ChatMessage* m = r.mutable_chat()->add_messages();
+  m->set_role("user");
+  m->set_content("hi");
+  EXPECT_EQ(Code(r), absl::StatusCode::kFailedPrecondition) << Build(r).status();
+  m->set_role("");
+  EXPECT_EQ(Code(r), absl::StatusCode::kInvalidArgument) << "a message without a role";
+}
+
+TEST(ProgressTrackerTest, StalledOnlyWithWorkAndNoStepsForTheTimeout) {
+  using Clock = ProgressTracker::Clock;
+  using std::chrono::seconds;
+  ProgressTracker t(seconds(10));
+  const Clock::time_point t0 = Clock::now();
+  runtime::EngineStats s;
+  EXPECT_TRUE(t.Update("m", s, t0));
+  EXPECT_TRUE(t.Update("m", s, t0 + seconds(60))) << "idle is healthy however long";
+
+  s.num_running = 1;
+  s.num_steps = 5;
+  EXPECT_TRUE(t.Update("m", s, t0 + seconds(61)));
+  EXPECT_TRUE(t.Update("m", s, t0 + seconds(70)));
+  EXPECT_FALSE(t.Update("m", s, t0 + seconds(72))) << "work, and no step for 11 s";
+  s.num_steps = 6;
+  EXPECT_TRUE(t.Update("m", s, t0 + seconds(73))) << "moving again";
+
+  s.num_running = 0;
+  s.num_waiting = 3;  // queued work counts too
+  EXPECT_FALSE(t.Update("m", s, t0 + seconds(84)));
+  EXPECT_TRUE(t.Update("other", s, t0 + seconds(84))) << "models are tracked apart";
+  t.Forget("m");
+  EXPECT_TRUE(t.Update("m", s, t0 + seconds(85))) << "a forgotten model starts afresh";
+}
+
+}  // namespace
+}  // namespace cohost::server
