@@ -1,0 +1,197 @@
+// Client-side helpers for the server's end-to-end tests: a blocking Generate
+// that collects the whole stream, the grpc.health.v1 Check call (hand-encoded:
+// Debian ships no C++ stubs for health.proto), and a loopback TCP proxy whose
+// connections a test can cut, to play a client that vanishes.
+#pragma once
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cohost/v1/inference.grpc.pb.h"
+#include "grpcpp/generic/generic_stub.h"
+#include "grpcpp/grpcpp.h"
+
+namespace cohost::testing {
+
+struct StreamResult {
+  grpc::Status status;
+  std::vector<v1::GenerateResponse> messages;
+  std::string text;  // all deltas concatenated
+  std::vector<int32_t> token_ids;
+  std::multimap<std::string, std::string> trailers;
+
+  const v1::GenerateResponse& last() const { return messages.back(); }
+};
+
+struct CallOptions {
+  std::optional<std::chrono::milliseconds> timeout;
+  std::string tenant;
+};
+
+inline StreamResult Generate(v1::Inference::Stub& stub, const v1::GenerateRequest& request,
+                             const CallOptions& options = {}) {
+  grpc::ClientContext ctx;
+  if (options.timeout) ctx.set_deadline(std::chrono::system_clock::now() + *options.timeout);
+  if (!options.tenant.empty()) ctx.AddMetadata("x-cohost-tenant", options.tenant);
+  StreamResult r;
+  std::unique_ptr<grpc::ClientReader<v1::GenerateResponse>> reader = stub.Generate(&ctx, request);
+  v1::GenerateResponse msg;
+  while (reader->Read(&msg)) {
+    r.text += msg.text();
+    r.token_ids.insert(r.token_ids.end(), msg.token_ids().begin(), msg.token_ids().end());
+    r.messages.push_back(msg);
+  }
+  r.status = reader->Finish();
+  for (const auto& [k, v] : ctx.GetServerTrailingMetadata()) {
+    r.trailers.emplace(std::string(k.data(), k.size()), std::string(v.data(), v.size()));
+  }
+  return r;
+}
+
+// grpc.health.v1.Health/Check. Returns the serving status (1 SERVING,
+// 2 NOT_SERVING) or the call's error.
+inline absl::StatusOr<int> HealthCheck(const std::shared_ptr<grpc::Channel>& channel,
+                                       const std::string& service) {
+  // HealthCheckRequest { string service = 1; }
+  std::string req = "\x0a";
+  req.push_back(static_cast<char>(service.size()));  // names here are < 128 bytes
+  req += service;
+  grpc::Slice slice(req);
+  grpc::ByteBuffer request(&slice, 1);
+  grpc::GenericStub stub(channel);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  grpc::CompletionQueue cq;
+  std::unique_ptr<grpc::GenericClientAsyncResponseReader> call =
+      stub.PrepareUnaryCall(&ctx, "/grpc.health.v1.Health/Check", request, &cq);
+  call->StartCall();
+  grpc::ByteBuffer response;
+  grpc::Status status;
+  call->Finish(&response, &status, reinterpret_cast<void*>(1));
+  void* tag;
+  bool ok;
+  cq.Next(&tag, &ok);
+  if (!status.ok()) {
+    return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                        status.error_message());
+  }
+  std::vector<grpc::Slice> slices;
+  (void)response.Dump(&slices);
+  std::string bytes;
+  for (const grpc::Slice& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  // HealthCheckResponse { ServingStatus status = 1; }: absent means 0 (UNKNOWN).
+  if (bytes.size() >= 2 && bytes[0] == '\x08') return static_cast<int>(bytes[1]);
+  return 0;
+}
+
+// Forwards every connection made to 127.0.0.1:port() to 127.0.0.1:target.
+// CutAll() closes both ends of every connection, as a crashed client would.
+class TcpProxy {
+ public:
+  explicit TcpProxy(int target) : target_(target) {
+    listen_fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
+        ::listen(listen_fd_, 16) != 0 ||
+        ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      return;
+    }
+    port_ = ntohs(addr.sin_port);
+    accept_thread_ = std::thread([this] { AcceptLoop(); });
+  }
+  ~TcpProxy() {
+    stop_ = true;
+    ::shutdown(listen_fd_, SHUT_RDWR);
+    CutAll();
+    if (accept_thread_.joinable()) accept_thread_.join();
+    for (std::thread& t : pumps_) t.join();
+    for (int fd : fds_) ::close(fd);
+    ::close(listen_fd_);
+  }
+
+  int port() const { return port_; }
+
+  void CutAll() {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (int fd : fds_) ::shutdown(fd, SHUT_RDWR);
+  }
+
+ private:
+  void AcceptLoop() {
+    while (!stop_) {
+      pollfd p{listen_fd_, POLLIN, 0};
+      if (::poll(&p, 1, 100) <= 0) continue;
+      const int client = ::accept(listen_fd_, nullptr, nullptr);
+      if (client < 0) continue;
+      const int server = ::socket(AF_INET, SOCK_STREAM, 0);
+      sockaddr_in addr{};
+      addr.sin_family = AF_INET;
+      addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      addr.sin_port = htons(static_cast<uint16_t>(target_));
+      if (::connect(server, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+        ::close(client);
+        ::close(server);
+        continue;
+      }
+      std::lock_guard<std::mutex> lock(mu_);
+      fds_.push_back(client);
+      fds_.push_back(server);
+      pumps_.emplace_back([client, server] { Pump(client, server); });
+    }
+  }
+
+  static void Pump(int a, int b) {
+    char buf[16384];
+    pollfd p[2] = {{a, POLLIN, 0}, {b, POLLIN, 0}};
+    for (;;) {
+      if (::poll(p, 2, 200) < 0) break;
+      bool done = false;
+      for (int i = 0; i < 2 && !done; ++i) {
+        if (p[i].revents == 0) continue;
+        const ssize_t n = ::read(p[i].fd, buf, sizeof buf);
+        done = n <= 0 || !WriteAll(p[1 - i].fd, buf, static_cast<size_t>(n));
+      }
+      if (done) break;
+    }
+    // Closed by the destructor, so that CutAll never meets a reused fd.
+    ::shutdown(a, SHUT_RDWR);
+    ::shutdown(b, SHUT_RDWR);
+  }
+
+  static bool WriteAll(int fd, const char* data, size_t n) {
+    while (n > 0) {
+      const ssize_t w = ::write(fd, data, n);
+      if (w <= 0) return false;
+      data += w;
+      n -= static_cast<size_t>(w);
+    }
+    return true;
+  }
+
+  int target_;
+  int listen_fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::thread accept_thread_;
+  std::mutex mu_;
+  std::vector<int> fds_;
+  std::vector<std::thread> pumps_;
+};
+
+}  // namespace cohost::testing

@@ -1,0 +1,413 @@
+// The gRPC server end to end over loopback, on the default model: greedy
+// output equal to the transformers reference, cancellation and disconnects
+// freeing KV blocks within a few engine steps, every bad input's status code
+// (and the server serving on), overload with retry pushback, queued requests
+// past their deadline, health, model listing, and draining.
+
+#include "server/server.h"
+
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tests/server/grpc_test_client.h"
+
+namespace cohost::server {
+namespace {
+
+using ::cohost::testing::CallOptions;
+using ::cohost::testing::Generate;
+using ::cohost::testing::HealthCheck;
+using ::cohost::testing::StreamResult;
+using ::testing::HasSubstr;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+constexpr char kModel[] = "smol";
+
+bool WaitFor(const std::function<bool()>& pred, milliseconds timeout) {
+  const auto end = std::chrono::steady_clock::now() + timeout;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > end) return false;
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+  return true;
+}
+
+// One server on a fresh Router holding the default model as "smol".
+class TestServer {
+ public:
+  explicit TestServer(runtime::EngineConfig engine = {}, scheduler::AdmissionLimits limits = {}) {
+    backend_ = kernels::MakeCpuBackend(0);
+    router_ = std::make_unique<scheduler::Router>(backend_.get(), engine, limits);
+    status_ = router_->LoadModel(kModel, COHOST_DEFAULT_MODEL);
+    if (!status_.ok()) return;
+    ServerOptions options;
+    options.host = "127.0.0.1";
+    options.port = 0;
+    options.health_interval = milliseconds(50);
+    absl::StatusOr<std::unique_ptr<Server>> s = Server::Start(router_.get(), &metrics_, options);
+    if (!s.ok()) {
+      status_ = s.status();
+      return;
+    }
+    server_ = *std::move(s);
+    channel_ = NewChannel(server_->port());
+    stub_ = v1::Inference::NewStub(channel_);
+  }
+  ~TestServer() {
+    server_.reset();  // before the router, whose engines its streams use
+    router_.reset();
+  }
+
+  static std::shared_ptr<grpc::Channel> NewChannel(int port) {
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // its own TCP connection
+    return grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", port),
+                                     grpc::InsecureChannelCredentials(), args);
+  }
+
+  const absl::Status& status() const { return status_; }
+  v1::Inference::Stub& stub() { return *stub_; }
+  const std::shared_ptr<grpc::Channel>& channel() { return channel_; }
+  Server& server() { return *server_; }
+  scheduler::Router& router() { return *router_; }
+  ServerMetrics& metrics() { return metrics_; }
+  runtime::EngineStats Stats() const {
+    return (*router_->Find(kModel))->engine().Stats();
+  }
+  const runtime::Tokenizer& tokenizer() const { return (*router_->Find(kModel))->tokenizer(); }
+
+ private:
+  ServerMetrics metrics_;
+  std::unique_ptr<kernels::Backend> backend_;
+  std::unique_ptr<scheduler::Router> router_;
+  absl::Status status_;
+  std::unique_ptr<Server> server_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::Inference::Stub> stub_;
+};
+
+nlohmann::json ReferenceCase0() {
+  std::ifstream f(std::string(COHOST_SOURCE_DIR) + "/tests/data/forward_reference_smollm2.json");
+  return nlohmann::json::parse(f)["cases"][0];
+}
+
+v1::GenerateRequest Greedy(int max_tokens) {
+  v1::GenerateRequest r;
+  r.set_model(kModel);
+  r.set_text("The capital of France is");
+  r.mutable_sampling()->set_temperature(0);
+  r.set_max_tokens(max_tokens);
+  r.set_ignore_eos(true);
+  return r;
+}
+
+// The pool is back to all-free with nothing running.
+bool PoolIdle(const runtime::EngineStats& s) {
+  return s.num_running == 0 && s.num_waiting == 0 && s.kv_blocks_free == s.kv_blocks_total;
+}
+
+TEST(ServerTest, GreedyStreamEqualsTheReference) {
+  TestServer ts;
+  ASSERT_TRUE(ts.status().ok()) << ts.status();
+  const nlohmann::json ref = ReferenceCase0();
+  const std::vector<int32_t> prompt_ids = ref["prompt_ids"];
+  const std::vector<int32_t> want = ref["greedy_ids"];
+
+  v1::GenerateRequest r = Greedy(32);
+  r.clear_text();
+  for (int32_t id : prompt_ids) r.mutable_tokens()->add_ids(id);
+  StreamResult got = Generate(ts.stub(), r);
+  ASSERT_TRUE(got.status.ok()) << got.status.error_message();
+  EXPECT_EQ(got.token_ids, want);
+  EXPECT_EQ(got.text, ts.tokenizer().Decode(want));
+  EXPECT_GT(got.messages.size(), 1u) << "streamed, not one message at the end";
+  EXPECT_FALSE(got.messages.front().request_id().empty());
+  for (size_t i = 1; i < got.messages.size(); ++i) EXPECT_TRUE(got.messages[i].request_id().empty());
+  const v1::GenerateResponse& last = got.last();
+  EXPECT_EQ(last.finish_reason(), v1::FINISH_REASON_LENGTH);
+  EXPECT_EQ(last.usage().prompt_tokens(), prompt_ids.size());
+  EXPECT_EQ(last.usage().completion_tokens(), 32u);
+  EXPECT_GT(last.timings().time_to_first_token_ms(), 0);
+  EXPECT_GE(last.timings().time_to_first_token_ms(), last.timings().queue_time_ms());
+  EXPECT_GE(last.timings().e2e_ms(), last.timings().time_to_first_token_ms());
+  EXPECT_GT(last.timings().decode_tokens_per_second(), 0);
+  for (size_t i = 0; i + 1 < got.messages.size(); ++i) {
+    EXPECT_EQ(got.messages[i].finish_reason(), v1::FINISH_REASON_UNSPECIFIED);
+  }
+
+  // Text input tokenizes as `cohost run` does; the request id is echoed.
+  v1::GenerateRequest text = Greedy(6);
+  text.set_request_id("my-id-1");
+  StreamResult t = Generate(ts.stub(), text);
+  ASSERT_TRUE(t.status.ok()) << t.status.error_message();
+  EXPECT_EQ(t.messages.front().request_id(), "my-id-1");
+  EXPECT_EQ(t.last().usage().prompt_tokens(), prompt_ids.size());
+  EXPECT_EQ(t.token_ids, std::vector<int32_t>(want.begin(), want.begin() + 6));
+}
+
+TEST(ServerTest, CancelMidStreamFreesTheRequestsBlocks) {
+  TestServer ts;
+  ASSERT_TRUE(ts.status().ok()) << ts.status();
+  const runtime::EngineStats before = ts.Stats();
+  ASSERT_TRUE(PoolIdle(before));
+
+  grpc::ClientContext ctx;
+  auto reader = ts.stub().Generate(&ctx, Greedy(200));
+  v1::GenerateResponse msg;
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(reader->Read(&msg));
+  EXPECT_LT(ts.Stats().kv_blocks_free, ts.Stats().kv_blocks_total) << "the request holds blocks";
+  ctx.TryCancel();
+  const int64_t steps_at_cancel = ts.Stats().num_steps;
+  ASSERT_TRUE(WaitFor([&] { return PoolIdle(ts.Stats()); }, seconds(10)));
+  const runtime::EngineStats after = ts.Stats();
+  // The server aborts at once; the engine frees at its next step boundary.
+  // (A little slack for a loaded machine.)
+  EXPECT_LE(after.num_steps - steps_at_cancel, 3);
+  EXPECT_EQ(after.num_requests_aborted, before.num_requests_aborted + 1);
+  while (reader->Read(&msg)) {
+  }
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+
+  StreamResult next = Generate(ts.stub(), Greedy(2));
+  EXPECT_TRUE(next.status.ok()) << next.status.error_message();
+}
+
+TEST(ServerTest, ClientDisconnectFreesTheRequestsBlocks) {
+  TestServer ts;
+  ASSERT_TRUE(ts.status().ok()) << ts.status();
+  const runtime::EngineStats before = ts.Stats();
+  cohost::testing::TcpProxy proxy(ts.server().port());
+  ASSERT_GT(proxy.port(), 0);
+
+  std::atomic<int> received{0};
+  grpc::Status final_status;
+  std::thread client([&] {
+    auto stub = v1::Inference::NewStub(TestServer::NewChannel(proxy.port()));
+    grpc::ClientContext ctx;
+    auto reader = stub->Generate(&ctx, Greedy(200));
+    v1::GenerateResponse msg;
+    while (reader->Read(&msg)) ++received;
+    final_status = reader->Finish();
+  });
+  ASSERT_TRUE(WaitFor([&] { return received.load() >= 2; }, seconds(60)));
+  proxy.CutAll();  // the client's machine is gone: no RST_STREAM, just a dead socket
+  const int64_t steps_at_cut = ts.Stats().num_steps;
+  ASSERT_TRUE(WaitFor([&] { return PoolIdle(ts.Stats()); }, seconds(10)));
+  EXPECT_LE(ts.Stats().num_steps - steps_at_cut, 3);
+  EXPECT_EQ(ts.Stats().num_requests_aborted, before.num_requests_aborted + 1);
+  client.join();
+  EXPECT_FALSE(final_status.ok());
+
+  StreamResult next = Generate(ts.stub(), Greedy(2));
+  EXPECT_TRUE(next.status.ok()) << next.status.error_message();
+}
+
+TEST(ServerTest, EveryBadInputGetsItsCodeAndTheServerServesOn) {
+  TestServer ts;
+  ASSERT_TRUE(ts.status().ok()) << ts.status();
+  struct Case {
+    std::string name;
+    std::function<void(v1::GenerateRequest&)> edit;
+    grpc::StatusCode code;
+    CallOptions options = {};
+  };
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const grpc::StatusCode kInvalid = grpc::StatusCode::INVALID_ARGUMENT;
+  const std::vector<Case> cases = {
+      {"unknown model", [](auto& r) { r.set_model("no-such-model"); }, grpc::StatusCode::NOT_FOUND},
+      {"no input", [](auto& r) { r.clear_input(); }, kInvalid},
+      {"empty text", [](auto& r) { r.set_text(""); }, kInvalid},
+      {"empty tokens", [](auto& r) { r.mutable_tokens(); }, kInvalid},
+      {"token outside the vocab", [](auto& r) { r.mutable_tokens()->add_ids(49152); }, kInvalid},
+      {"invalid UTF-8", [](auto& r) { r.set_text("caf\xc3 \xff"); }, kInvalid},
+      {"max_tokens 0", [](auto& r) { r.set_max_tokens(0); }, kInvalid},
+      {"beyond the context", [](auto& r) { r.set_max_tokens(8192); }, kInvalid},
+      {"NaN temperature", [&](auto& r) { r.mutable_sampling()->set_temperature(nan); }, kInvalid},
+      {"top_p 2", [](auto& r) { r.mutable_sampling()->set_top_p(2); }, kInvalid},
+      {"top_k -1", [](auto& r) { r.mutable_sampling()->set_top_k(-1); }, kInvalid},
+      {"17 stop strings",
+       [](auto& r) {
+         for (int i = 0; i < 17; ++i) r.add_stop("s" + std::to_string(i));
+       },
+       kInvalid},
+      {"a 300-byte stop string", [](auto& r) { r.add_stop(std::string(300, 'x')); }, kInvalid},
+      {"stop id outside the vocab", [](auto& r) { r.add_stop_token_ids(-3); }, kInvalid},
+      {"request id too long", [](auto& r) { r.set_request_id(std::string(300, 'r')); }, kInvalid},
+      {"tenant too long", [](auto&) {}, kInvalid, CallOptions{std::nullopt, std::string(300, 't')}},
+  };
+  for (const Case& c : cases) {
+    v1::GenerateRequest r = Greedy(2);
+    c.edit(r);
+    StreamResult bad = Generate(ts.stub(), r, c.options);
+    EXPECT_EQ(bad.status.error_code(), c.code) << c.name << ": " << bad.status.error_message();
+    EXPECT_TRUE(bad.messages.empty()) << c.name << ": errors come before the stream";
+    if (c.code == grpc::StatusCode::NOT_FOUND) {
+      EXPECT_THAT(bad.status.error_message(), HasSubstr("no-such-model"));
+    }
+    StreamResult good = Generate(ts.stub(), Greedy(1), CallOptions{std::nullopt, "tenant-a"});
+    EXPECT_TRUE(good.status.ok()) << "after " << c.name << ": " << good.status.error_message();
+    EXPECT_EQ(good.token_ids.size(), 1u);
+  }
+  const std::string page = ts.metrics().Render({});
+  EXPECT_THAT(page, HasSubstr("INVALID_ARGUMENT"));
+  EXPECT_THAT(page, HasSubstr("NOT_FOUND"));
+}
+
+TEST(ServerTest, HealthAndModelListing) {
+  TestServer ts;
+  ASSERT_TRUE(ts.status().ok()) << ts.status();
+  EXPECT_EQ(HealthCheck(ts.channel(), "").value_or(-1), 1);
+  EXPECT_EQ(HealthCheck(ts.channel(), kModel).value_or(-1), 1);
+  EXPECT_EQ(HealthCheck(ts.channel(), "no-such-model").status().code(),
+            absl::StatusCode::kNotFound);
+
+  grpc::ClientContext ctx;
+  v1::ListModelsResponse list;
+  ASSERT_TRUE(ts.stub().ListModels(&ctx, {}, &list).ok());
+  ASSERT_EQ(list.models_size(), 1);
+  EXPECT_EQ(list.models(0).name(), kModel);
+  EXPECT_EQ(list.models(0).path(), COHOST_DEFAULT_MODEL);
+  EXPECT_EQ(list.models(0).vocab_size(), 49152u);
+  EXPECT_EQ(list.models(0).context_length(), 8192u);
+  EXPECT_GT(list.models(0).kv_cache_tokens(), 0u);
+  EXPECT_TRUE(list.models(0).serving());
+
+  // Unloading turns the model's health NOT_SERVING; loading brings it back.
+  grpc::ClientContext unload_ctx;
+  v1::UnloadModelRequest unload;
+  unload.set_name(kModel);
+  v1::UnloadModelResponse unloaded;
+  ASSERT_TRUE(ts.stub().UnloadModel(&unload_ctx, unload, &unloaded).ok());
+  EXPECT_TRUE(WaitFor([&] { return HealthCheck(ts.channel(), kModel).value_or(-1) == 2; },
+                      seconds(5)));
+  StreamResult gone = Generate(ts.stub(), Greedy(1));
+  EXPECT_EQ(gone.status.error_code(), grpc::StatusCode::NOT_FOUND);
+  grpc::ClientContext load_ctx;
+  v1::LoadModelRequest load;
+  load.set_name(kModel);
+  load.set_path(COHOST_DEFAULT_MODEL);
+  v1::LoadModelResponse loaded;
+  ASSERT_TRUE(ts.stub().LoadModel(&load_ctx, load, &loaded).ok());
+  EXPECT_EQ(loaded.model().name(), kModel);
+  EXPECT_TRUE(WaitFor([&] { return HealthCheck(ts.channel(), kModel).value_or(-1) == 1; },
+                      seconds(5)));
+  EXPECT_TRUE(Generate(ts.stub(), Greedy(1)).status.ok());
+}
+
+// One sequence at a time and a queue of one: a long request runs, one waits,
+// the rest are refused.
+runtime::EngineConfig OneAtATime() {
+  runtime::EngineConfig c;
+  c.scheduler.max_num_seqs = 1;
+  return c;
+}
+
+TEST(ServerTest, OverloadIsResourceExhaustedWithPushback) {
+  scheduler::AdmissionLimits limits;
+  limits.max_queued_requests = 1;
+  limits.retry_pushback_ms = 250;
+  TestServer ts(OneAtATime(), limits);
+  ASSERT_TRUE(ts.status().ok()) << ts.status();
+
+  StreamResult long_result;
+  std::thread long_request([&] { long_result = Generate(ts.stub(), Greedy(24)); });
+  ASSERT_TRUE(WaitFor([&] { return ts.Stats().num_running == 1; }, seconds(30)));
+
+  std::vector<StreamResult> results(5);
+  std::vector<std::thread> clients;
+  for (StreamResult& r : results) {
+    clients.emplace_back([&ts, &r] { r = Generate(ts.stub(), Greedy(2)); });
+  }
+  for (std::thread& t : clients) t.join();
+  long_request.join();
+  EXPECT_TRUE(long_result.status.ok()) << long_result.status.error_message();
+  int ok = 0, exhausted = 0;
+  for (const StreamResult& r : results) {
+    if (r.status.ok()) {
+      ++ok;
+    } else {
+      EXPECT_EQ(r.status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+          << r.status.error_message();
+      ++exhausted;
+      auto it = r.trailers.find("grpc-retry-pushback-ms");
+      ASSERT_NE(it, r.trailers.end()) << "no pushback trailer";
+      EXPECT_EQ(it->second, "250");
+      EXPECT_TRUE(r.messages.empty());
+    }
+  }
+  EXPECT_EQ(ok, 1) << "the one queued behind the long request";
+  EXPECT_EQ(exhausted, 4);
+  EXPECT_THAT(ts.metrics().Render({}), HasSubstr("RESOURCE_EXHAUSTED"));
+  EXPECT_TRUE(Generate(ts.stub(), Greedy(1)).status.ok()) << "serves on once the queue drains";
+}
+
+TEST(ServerTest, QueuedRequestPastItsDeadlineIsDeadlineExceeded) {
+  TestServer ts(OneAtATime());
+  ASSERT_TRUE(ts.status().ok()) << ts.status();
+  StreamResult long_result;
+  std::thread long_request([&] { long_result = Generate(ts.stub(), Greedy(24)); });
+  ASSERT_TRUE(WaitFor([&] { return ts.Stats().num_running == 1; }, seconds(30)));
+
+  StreamResult late = Generate(ts.stub(), Greedy(2), CallOptions{milliseconds(300), ""});
+  EXPECT_EQ(late.status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED)
+      << late.status.error_message();
+  // It left the queue while the long request still runs.
+  EXPECT_TRUE(WaitFor([&] { return ts.Stats().num_waiting == 0; }, seconds(2)));
+  EXPECT_EQ(ts.Stats().num_running, 1);
+  long_request.join();
+  EXPECT_TRUE(long_result.status.ok()) << long_result.status.error_message();
+}
+
+TEST(ServerTest, DrainFinishesLiveStreamsAndRefusesNewOnes) {
+  TestServer ts;
+  ASSERT_TRUE(ts.status().ok()) << ts.status();
+  StreamResult live;
+  std::thread client([&] { live = Generate(ts.stub(), Greedy(12)); });
+  ASSERT_TRUE(WaitFor([&] { return ts.Stats().num_running == 1; }, seconds(30)));
+
+  int aborted = -1;
+  std::thread drainer([&] { aborted = ts.server().Drain(seconds(60)); });
+  ASSERT_TRUE(WaitFor([&] { return ts.router().draining(); }, seconds(5)));
+  EXPECT_EQ(HealthCheck(ts.channel(), "").value_or(-1), 2);
+  EXPECT_EQ(HealthCheck(ts.channel(), kModel).value_or(-1), 2);
+  StreamResult refused = Generate(ts.stub(), Greedy(1));
+  EXPECT_EQ(refused.status.error_code(), grpc::StatusCode::UNAVAILABLE);
+
+  client.join();
+  drainer.join();
+  ASSERT_TRUE(live.status.ok()) << live.status.error_message();
+  EXPECT_EQ(live.last().finish_reason(), v1::FINISH_REASON_LENGTH);
+  EXPECT_EQ(live.token_ids.size(), 12u);
+  EXPECT_EQ(aborted, 0);
+}
+
+TEST(ServerTest, DrainDeadlineCancelsWhatIsLeft) {
+  TestServer ts;
+  ASSERT_TRUE(ts.status().ok()) << ts.status();
+  StreamResult live;
+  std::thread client([&] { live = Generate(ts.stub(), Greedy(500)); });
+  ASSERT_TRUE(WaitFor([&] { return ts.Stats().num_running == 1; }, seconds(30)));
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(ts.server().Drain(milliseconds(300)), 1);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, seconds(10));
+  client.join();
+  EXPECT_EQ(live.status.error_code(), grpc::StatusCode::UNAVAILABLE)
+      << live.status.error_message();
+  EXPECT_FALSE(live.token_ids.empty()) << "what was generated before the deadline was streamed";
+  // Stats are published at the end of the step that retired it.
+  EXPECT_TRUE(WaitFor([&] { return PoolIdle(ts.Stats()); }, seconds(2)));
+}
+
+}  // namespace
+}  // namespace cohost::server
