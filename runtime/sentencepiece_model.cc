@@ -1,13 +1,15 @@
-// ReadSentencePieceModel (tokenizer_json.h): reads tokenizer.model with the
-// sentencepiece library (pieces, scores, special ids); the few ModelProto
-// fields its public API does not expose (piece types, model type, normalizer
-// flags) are read from the serialized proto with a minimal wire-format walker.
-// sentencepiece is never used to encode.
+// ReadSentencePieceModel (tokenizer_json.h): reads a tokenizer.model
+// (sentencepiece's ModelProto) with a minimal protobuf wire-format walker:
+// pieces, scores, types, special ids, model type and normalizer flags. Our own
+// walker rather than libsentencepiece, whose Debian build exports a private
+// copy of protobuf's symbols that clashes with libprotobuf in one process.
+#include <cstring>
+#include <fstream>
+#include <sstream>
 #include <string_view>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "runtime/sentencepiece_loader.h"
 #include "runtime/tokenizer_json.h"
 
 namespace cohost::runtime {
@@ -18,6 +20,7 @@ struct Field {
   uint32_t number;
   uint32_t wire_type;
   uint64_t varint;
+  uint32_t fixed32;
   std::string_view bytes;
 };
 
@@ -32,6 +35,7 @@ class WireReader {
     f->number = static_cast<uint32_t>(key >> 3);
     f->wire_type = static_cast<uint32_t>(key & 7);
     f->varint = 0;
+    f->fixed32 = 0;
     f->bytes = {};
     switch (f->wire_type) {
       case 0:
@@ -39,7 +43,10 @@ class WireReader {
       case 1:
         return Skip(8);
       case 5:
-        return Skip(4);
+        if (4 > data_.size() - pos_) return Fail();
+        std::memcpy(&f->fixed32, data_.data() + pos_, 4);  // little-endian hosts only
+        pos_ += 4;
+        return true;
       case 2: {
         uint64_t len;
         if (!Varint(&len) || len > data_.size() - pos_) return Fail();
@@ -80,14 +87,18 @@ class WireReader {
 
 // ModelProto field numbers (sentencepiece_model.proto).
 constexpr uint32_t kPieces = 1, kTrainerSpec = 2, kNormalizerSpec = 3;
-constexpr uint32_t kPieceType = 3;
-constexpr uint32_t kTrainerModelType = 3;
+constexpr uint32_t kPieceText = 1, kPieceScore = 2, kPieceType = 3;
+constexpr uint32_t kTrainerModelType = 3, kTrainerUnkId = 40, kTrainerBosId = 41,
+                   kTrainerEosId = 42, kTrainerPadId = 43;
 constexpr uint32_t kNormName = 1, kNormAddDummyPrefix = 3, kNormRemoveExtraWhitespaces = 4,
                    kNormEscapeWhitespaces = 5;
 constexpr uint64_t kModelTypeBpe = 2;
 
 struct ProtoFacts {
+  std::vector<std::string> pieces;
+  std::vector<float> scores;
   std::vector<TokenType> types;  // SentencePiece.Type numbering equals ours
+  int32_t unk_id = 0, bos_id = 1, eos_id = 2, pad_id = -1;  // ModelProto defaults
   uint64_t model_type = 1;       // UNIGRAM unless said otherwise
   std::string normalizer = "nmt_nfkc";
   bool add_dummy_prefix = true;
@@ -103,18 +114,31 @@ bool ReadFacts(std::string_view proto, ProtoFacts* facts) {
       WireReader piece(f.bytes);
       Field pf;
       TokenType type = TokenType::kNormal;
+      std::string text;
+      float score = 0;
       while (piece.Next(&pf)) {
+        if (pf.number == kPieceText && pf.wire_type == 2) text = std::string(pf.bytes);
+        if (pf.number == kPieceScore && pf.wire_type == 5) std::memcpy(&score, &pf.fixed32, 4);
         if (pf.number == kPieceType && pf.wire_type == 0 && pf.varint >= 1 && pf.varint <= 6) {
           type = static_cast<TokenType>(pf.varint);
         }
       }
       if (!piece.ok()) return false;
+      facts->pieces.push_back(std::move(text));
+      facts->scores.push_back(score);
       facts->types.push_back(type);
     } else if (f.number == kTrainerSpec && f.wire_type == 2) {
       WireReader trainer(f.bytes);
       Field tf;
       while (trainer.Next(&tf)) {
-        if (tf.number == kTrainerModelType && tf.wire_type == 0) facts->model_type = tf.varint;
+        if (tf.wire_type != 0) continue;
+        // int32 fields: negative values arrive as 64-bit two's complement.
+        const auto as_int = static_cast<int32_t>(static_cast<int64_t>(tf.varint));
+        if (tf.number == kTrainerModelType) facts->model_type = tf.varint;
+        if (tf.number == kTrainerUnkId) facts->unk_id = as_int;
+        if (tf.number == kTrainerBosId) facts->bos_id = as_int;
+        if (tf.number == kTrainerEosId) facts->eos_id = as_int;
+        if (tf.number == kTrainerPadId) facts->pad_id = as_int;
       }
       if (!trainer.ok()) return false;
     } else if (f.number == kNormalizerSpec && f.wire_type == 2) {
@@ -138,17 +162,25 @@ bool ReadFacts(std::string_view proto, ProtoFacts* facts) {
 }  // namespace
 
 absl::StatusOr<TokenizerSpec> ReadSentencePieceModel(const std::string& path) {
-  RawSentencePieceModel raw;
-  if (const std::string error = LoadRawSentencePieceModel(path, &raw); !error.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": not a SentencePiece model: ", error));
+  constexpr std::streamoff kMaxBytes = 64 << 20;  // real models are well under 5 MB
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
+  const std::streamoff size = in.tellg();
+  if (size <= 0 || size > kMaxBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": size ", size, " bytes is not that of a SentencePiece model"));
   }
+  std::string bytes(static_cast<size_t>(size), '\0');
+  in.seekg(0);
+  if (!in.read(bytes.data(), size)) return absl::DataLossError(absl::StrCat(path, ": read failed"));
   ProtoFacts facts;
-  if (!ReadFacts(raw.serialized_proto, &facts)) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": malformed SentencePiece proto"));
+  if (!ReadFacts(bytes, &facts) || facts.pieces.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": not a SentencePiece model (malformed ModelProto)"));
   }
-  const auto n = static_cast<int>(raw.pieces.size());
-  if (facts.types.size() != static_cast<size_t>(n)) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": piece count mismatch"));
+  const auto n = static_cast<int32_t>(facts.pieces.size());
+  for (int32_t* id : {&facts.unk_id, &facts.bos_id, &facts.eos_id, &facts.pad_id}) {
+    if (*id >= n || *id < -1) *id = -1;  // an id outside the vocabulary means "none"
   }
   if (facts.model_type != kModelTypeBpe) {
     return absl::UnimplementedError(
@@ -165,13 +197,13 @@ absl::StatusOr<TokenizerSpec> ReadSentencePieceModel(const std::string& path) {
   TokenizerSpec spec;
   spec.kind = TokenizerKind::kSentencePiece;
   spec.pre_tokenizer.clear();
-  spec.tokens = std::move(raw.pieces);
-  spec.scores = std::move(raw.scores);
+  spec.tokens = std::move(facts.pieces);
+  spec.scores = std::move(facts.scores);
   spec.token_types = std::move(facts.types);
-  spec.bos_id = raw.bos_id;
-  spec.eos_id = raw.eos_id;
-  spec.unk_id = raw.unk_id;
-  spec.pad_id = raw.pad_id;
+  spec.bos_id = facts.bos_id;
+  spec.eos_id = facts.eos_id;
+  spec.unk_id = facts.unk_id;
+  spec.pad_id = facts.pad_id;
   spec.add_bos = spec.bos_id >= 0;  // Llama's convention; tokenizer_config may override
   spec.add_eos = false;
   spec.add_space_prefix = facts.add_dummy_prefix;

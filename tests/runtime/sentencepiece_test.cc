@@ -5,6 +5,7 @@
 // fallback, <unk> and the decode conventions.
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 
 #include <gmock/gmock.h>
@@ -165,6 +166,24 @@ TEST(SentencePieceTest, BadModelFileIsAnError) {
   const auto spec = LoadTokenizerSpecFromDirectory(dir);
   EXPECT_FALSE(spec.ok());
   EXPECT_FALSE(LoadTokenizerSpecFromDirectory(dir + "/missing").ok());
+}
+
+// Every truncation of a real tokenizer.model is an error or a smaller valid
+// model, never a crash (our own wire-format reader sees untrusted bytes).
+TEST(SentencePieceTest, TruncatedModelFilesNeverCrash) {
+  std::ifstream in(kDataDir + "/sentencepiece_bpe/tokenizer.model", std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_GT(bytes.size(), 100u);
+  const std::string dir = ::testing::TempDir() + "/truncated_spm";
+  std::filesystem::create_directories(dir);
+  int errors = 0;
+  for (size_t n = 0; n < bytes.size(); n += 7) {
+    std::ofstream(dir + "/tokenizer.model", std::ios::binary | std::ios::trunc)
+        .write(bytes.data(), static_cast<std::streamsize>(n));
+    const auto spec = LoadTokenizerSpecFromDirectory(dir);
+    if (!spec.ok()) ++errors;
+  }
+  EXPECT_GT(errors, 0);
 }
 
 }  // namespace
