@@ -42,7 +42,8 @@ std::vector<FlagSpec> BenchFlagSpecs() {
        "{\"prompt\": ...} or {\"prompt_ids\": [...]} per line, "
        "optional \"max_tokens\""},
       {"max-tokens-range", "LO:HI", "output lengths uniform in [LO, HI]"},
-      {"trace", "F.csv", "replay an Azure trace (TIMESTAMP,ContextTokens,GeneratedTokens)"},
+      {"trace", "F.csv",
+       "replay an Azure trace (TIMESTAMP,ContextTokens,GeneratedTokens); implies --ignore-eos"},
       {"time-scale", "S", "multiply trace times by S (0.5 = twice the rate; default 1)"},
       {"max-prompt-tokens", "N", "cap trace prompt lengths (default: the model's context)"},
       {"num-requests", "N", "stop issuing after N requests (default 100, or the trace's rows)"},
@@ -158,6 +159,9 @@ absl::Status Setup(const ParsedArgs& args, const v1::ModelInfo& model, BenchSetu
     if (!cap.ok()) return cap.status();
     for (const TraceRow& r : *rows) s->trace_arrivals.push_back(r.arrival_s * scale->value_or(1));
     const int32_t max_prompt = static_cast<int32_t>(cap->value_or(context > 0 ? context : 4096));
+    // The trace's output lengths are the point of replaying it.
+    s->plan.base.set_ignore_eos(true);
+    c["sampling"]["ignore_eos"] = true;
     c["trace"] = {{"file", *args.Get("trace")},
                   {"rows", rows->size()},
                   {"time_scale", scale->value_or(1)},
@@ -226,8 +230,9 @@ absl::Status Setup(const ParsedArgs& args, const v1::ModelInfo& model, BenchSetu
         s->trace_arrivals.empty() ? kDefaultNumRequests : s->trace_arrivals.size();
   }
   s->plan.duration_s = duration->value_or(0);
-  c["num_requests"] = s->plan.num_requests;
-  c["duration_s"] = s->plan.duration_s;
+  // null: unbounded.
+  c["num_requests"] = s->plan.num_requests > 0 ? nlohmann::json(s->plan.num_requests) : nullptr;
+  c["duration_s"] = s->plan.duration_s > 0 ? nlohmann::json(s->plan.duration_s) : nullptr;
   absl::StatusOr<std::optional<double>> drain = PositiveDouble(args, "drain-timeout");
   if (!drain.ok()) return drain.status();
   s->plan.drain_timeout_s = drain->value_or(60);

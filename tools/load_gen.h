@@ -173,7 +173,7 @@ struct BenchStats {
   double goodput = 0;  // good requests / s; meaningful only with a target
 };
 // Statistics over successful requests; failures only count. duration_s is the
-// wall time of the run (first issue to last completion).
+// wall time of the run (its start to the last completion).
 BenchStats ComputeStats(const std::vector<RequestResult>& results, double duration_s,
                         const GoodputTargets& targets);
 

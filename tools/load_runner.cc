@@ -81,7 +81,7 @@ class Runner {
       size_t finished, issued;
       {
         std::lock_guard<std::mutex> lock(mu_);
-        finished = results_.size();
+        finished = finished_;
         issued = issued_;
       }
       progress(finished, issued, SecondsSince(t0_));
@@ -142,6 +142,7 @@ class Runner {
   void Finished(StreamCall* call, RequestResult result) {
     std::lock_guard<std::mutex> lock(mu_);
     results_.push_back(std::move(result));
+    ++finished_;
     live_.erase(call);
     last_done_ = Clock::now();
     cv_.notify_all();
@@ -177,6 +178,7 @@ class Runner {
   std::condition_variable cv_;
   std::unordered_set<StreamCall*> live_;  // guarded by mu_
   std::vector<RequestResult> results_;    // guarded by mu_
+  size_t finished_ = 0;                   // guarded by mu_
   size_t issued_ = 0;                     // written by the run thread, read under mu_
   Clock::time_point last_done_;           // guarded by mu_
 };

@@ -32,7 +32,7 @@ struct LoadPlan {
 
 struct LoadRun {
   std::vector<RequestResult> results;  // ordered by issue time
-  double duration_s = 0;               // first issue -> last completion
+  double duration_s = 0;               // run start -> last completion
   size_t cancelled_at_drain = 0;
 };
 

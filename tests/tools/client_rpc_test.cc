@@ -204,13 +204,20 @@ TEST_F(ClientRpcTest, ClosedLoopKeepsConcurrencyAndRecordsEveryToken) {
   plan.num_requests = 12;
   plan.tenant = "bench";
   RequestSource source = RequestSource::Generated(8, 500, *MaxTokensDist::ParseRange("2:6"), 1);
-  size_t progress_calls = 0;
-  LoadRun run = RunLoad(*stub_, plan, source, [&](size_t, size_t, double) { ++progress_calls; });
+  size_t progress_calls = 0, last_done = 0, last_issued = 0;
+  LoadRun run = RunLoad(*stub_, plan, source, [&](size_t done, size_t issued, double) {
+    ++progress_calls;
+    EXPECT_LE(done, issued);
+    last_done = done;
+    last_issued = issued;
+  });
   ASSERT_EQ(run.results.size(), 12u);
   EXPECT_EQ(run.cancelled_at_drain, 0u);
   EXPECT_LE(service_.max_in_flight(), 3);
   EXPECT_GE(service_.max_in_flight(), 2);
   EXPECT_GT(progress_calls, 0u);
+  EXPECT_EQ(last_done, 12u);  // the last report is after the drain
+  EXPECT_EQ(last_issued, 12u);
   const std::vector<v1::GenerateRequest> sent = service_.requests();
   ASSERT_EQ(sent.size(), 12u);
   int64_t total_tokens = 0;
