@@ -4,8 +4,9 @@
 Starts `cohost serve` on the default model on port 0, streams a greedy
 generation with token input (the transformers reference's prompt), checks the
 deltas arrive in several messages and the last one carries finish_reason
-LENGTH, usage and timings, checks an unknown model gives NOT_FOUND, then
-SIGTERMs the server and expects exit status 0.
+LENGTH, usage and timings, checks an unknown model gives NOT_FOUND, runs the
+C++ clients (`cohost generate`, `models`, `bench`) against the same server,
+then SIGTERMs the server and expects exit status 0.
 
 Usage: client_test.py [--cohost BIN] [--model PATH] (or COHOST_BINARY /
 COHOST_MODEL). Runs with Debian's /usr/bin/python3 (python3-grpcio).
@@ -104,6 +105,41 @@ def check(condition, message):
         raise AssertionError(message)
 
 
+def check_cli(binary, address, reference):
+    """The C++ clients against the same server: generate, models, bench."""
+    def cohost(*args):
+        return subprocess.run([binary] + list(args), capture_output=True, text=True, timeout=300)
+
+    ids = ",".join(str(i) for i in reference["prompt_ids"])
+    out = cohost("generate", "--server", address, "--model", "default", "--tokens", ids,
+                 "--temperature", "0", "--max-tokens", str(len(reference["greedy_ids"])),
+                 "--ignore-eos", "--json")
+    check(out.returncode == 0, "cohost generate --json: %s" % out.stderr)
+    result = json.loads(out.stdout)
+    check(result["generated_ids"] == reference["greedy_ids"], "generate: %s" % result)
+    check(result["finish_reason"] == "length" and result["ttft_ms"] > 0, "generate: %s" % result)
+
+    out = cohost("generate", "--server", address, "--model", "nope", "--prompt", "hi")
+    check(out.returncode == 1 and "cohost generate: NOT_FOUND: " in out.stderr,
+          "generate with an unknown model: %d %s" % (out.returncode, out.stderr))
+
+    out = cohost("models", "--server", address, "--json")
+    check(out.returncode == 0 and json.loads(out.stdout)[0]["name"] == "default",
+          "cohost models: %s %s" % (out.stdout, out.stderr))
+
+    with tempfile.TemporaryDirectory(prefix="cohost-bench-") as tmp:
+        report_path = os.path.join(tmp, "bench.json")
+        out = cohost("bench", "--server", address, "--model", "default", "--concurrency", "2",
+                     "--num-requests", "4", "--prompt-tokens", "8", "--max-tokens", "4",
+                     "--ignore-eos", "--output", report_path)
+        check(out.returncode == 0, "cohost bench: %s" % out.stderr)
+        report = json.load(open(report_path))
+    check(report["requests"]["completed"] == 4 and report["output_tokens"] == 16,
+          "bench report: %s" % report)
+    check(report["ttft_ms"]["count"] == 4 and report["tpot_ms"]["p50"] > 0,
+          "bench report: %s" % report)
+
+
 def run(binary, model):
     import grpc  # Debian's python3-grpcio
     from cohost.v1 import inference_pb2 as pb
@@ -156,6 +192,7 @@ def run(binary, model):
         except grpc.RpcError as e:
             check(e.code() == grpc.StatusCode.NOT_FOUND, "unknown model: %s" % e.code())
         channel.close()
+        check_cli(binary, address, reference)
     except BaseException:
         server.stop(signal.SIGKILL)
         sys.stderr.write("server stderr:\n" + "".join(server.log))
