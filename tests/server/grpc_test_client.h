@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "cohost/v1/inference.grpc.pb.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"

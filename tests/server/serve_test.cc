@@ -1,0 +1,244 @@
+// `cohost serve` as a process: it prints where it listens, serves /metrics,
+// and on SIGTERM turns health NOT_SERVING, refuses new requests, lets live
+// streams finish (or cancels them at the drain deadline) and exits 0.
+
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <regex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/server/grpc_test_client.h"
+
+extern char** environ;
+
+namespace cohost {
+namespace {
+
+using ::cohost::testing::Generate;
+using ::cohost::testing::HealthCheck;
+using ::cohost::testing::StreamResult;
+using ::testing::HasSubstr;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+// A `cohost serve` child with its stderr on a pipe.
+class ServeProcess {
+ public:
+  explicit ServeProcess(int drain_seconds) {
+    int fds[2];
+    if (::pipe(fds) != 0) return;
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, fds[1], STDERR_FILENO);
+    posix_spawn_file_actions_addclose(&actions, fds[0]);
+    const std::string model = std::string("smol=") + COHOST_DEFAULT_MODEL;
+    const std::string drain = std::to_string(drain_seconds);
+    std::vector<const char*> argv = {COHOST_BINARY,   "serve",          "--model",
+                                     model.c_str(),   "--host",         "127.0.0.1",
+                                     "--port",        "0",              "--metrics-port",
+                                     "0",             "--drain-seconds", drain.c_str(),
+                                     nullptr};
+    if (posix_spawn(&pid_, COHOST_BINARY, &actions, nullptr, const_cast<char**>(argv.data()),
+                    environ) != 0) {
+      pid_ = -1;
+    }
+    posix_spawn_file_actions_destroy(&actions);
+    ::close(fds[1]);
+    err_fd_ = fds[0];
+  }
+  ~ServeProcess() {
+    if (pid_ > 0 && !exit_code_) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+    if (err_fd_ >= 0) ::close(err_fd_);
+  }
+
+  // Reads stderr until the "listening on" line; false on timeout or exit.
+  bool WaitReady(seconds timeout) {
+    const std::regex ready("listening on [^ ]*:([0-9]+) \\(metrics on :([0-9]+)\\)");
+    const auto end = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < end) {
+      std::smatch m;
+      if (std::regex_search(stderr_, m, ready)) {
+        port_ = std::stoi(m[1]);
+        metrics_port_ = std::stoi(m[2]);
+        return true;
+      }
+      if (!ReadSome(milliseconds(200))) return false;
+    }
+    return false;
+  }
+
+  // The exit code once the process exits within `timeout`.
+  std::optional<int> WaitExit(seconds timeout) {
+    const auto end = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < end) {
+      int status = 0;
+      const pid_t r = ::waitpid(pid_, &status, WNOHANG);
+      if (r == pid_) {
+        while (ReadSome(milliseconds(0))) {
+        }
+        exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        return exit_code_;
+      }
+      ReadSome(milliseconds(50));
+    }
+    return std::nullopt;
+  }
+
+  bool started() const { return pid_ > 0; }
+  pid_t pid() const { return pid_; }
+  int port() const { return port_; }
+  int metrics_port() const { return metrics_port_; }
+  const std::string& stderr_text() const { return stderr_; }
+
+ private:
+  // False at end of file.
+  bool ReadSome(milliseconds wait) {
+    pollfd p{err_fd_, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(wait.count())) <= 0) return true;
+    char buf[4096];
+    const ssize_t n = ::read(err_fd_, buf, sizeof buf);
+    if (n <= 0) return false;
+    stderr_.append(buf, static_cast<size_t>(n));
+    return true;
+  }
+
+  pid_t pid_ = -1;
+  int err_fd_ = -1;
+  std::string stderr_;
+  int port_ = 0, metrics_port_ = 0;
+  std::optional<int> exit_code_;
+};
+
+// GET path over plain HTTP/1.0; the whole response.
+std::string HttpGet(int port, const std::string& path) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  std::string out;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+    const std::string req = "GET " + path + " HTTP/1.0\r\nHost: localhost\r\n\r\n";
+    if (::write(fd, req.data(), req.size()) == static_cast<ssize_t>(req.size())) {
+      char buf[8192];
+      ssize_t n;
+      while ((n = ::read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+    }
+  }
+  ::close(fd);
+  return out;
+}
+
+v1::GenerateRequest Request(int max_tokens) {
+  v1::GenerateRequest r;
+  r.set_model("smol");
+  r.set_text("Once upon a time");
+  r.mutable_sampling()->set_temperature(0);
+  r.set_max_tokens(max_tokens);
+  r.set_ignore_eos(true);
+  return r;
+}
+
+bool WaitFor(const std::function<bool()>& pred, milliseconds timeout) {
+  const auto end = std::chrono::steady_clock::now() + timeout;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > end) return false;
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  return true;
+}
+
+// Streams `request` on its own thread, counting messages as they arrive.
+struct LiveStream {
+  LiveStream(v1::Inference::Stub& stub, const v1::GenerateRequest& request) {
+    thread = std::thread([this, &stub, request] {
+      grpc::ClientContext ctx;
+      auto reader = stub.Generate(&ctx, request);
+      v1::GenerateResponse msg;
+      while (reader->Read(&msg)) {
+        tokens += msg.token_ids_size();
+        if (msg.finish_reason() != v1::FINISH_REASON_UNSPECIFIED) finish = msg.finish_reason();
+        ++messages;
+      }
+      status = reader->Finish();
+    });
+  }
+  void Join() { thread.join(); }
+
+  std::thread thread;
+  std::atomic<int> messages{0};
+  std::atomic<int> tokens{0};
+  v1::FinishReason finish = v1::FINISH_REASON_UNSPECIFIED;
+  grpc::Status status;
+};
+
+std::shared_ptr<grpc::Channel> Channel(int port) {
+  return grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
+                             grpc::InsecureChannelCredentials());
+}
+
+TEST(ServeTest, SigtermDrainsLiveStreamsAndExitsZero) {
+  ServeProcess serve(/*drain_seconds=*/60);
+  ASSERT_TRUE(serve.started());
+  ASSERT_TRUE(serve.WaitReady(seconds(120))) << serve.stderr_text();
+  auto channel = Channel(serve.port());
+  auto stub = v1::Inference::NewStub(channel);
+  EXPECT_EQ(HealthCheck(channel, "smol").value_or(-1), 1);
+
+  LiveStream a(*stub, Request(24)), b(*stub, Request(24));
+  ASSERT_TRUE(WaitFor([&] { return a.messages > 0 && b.messages > 0; }, seconds(60)));
+  const std::string metrics = HttpGet(serve.metrics_port(), "/metrics");
+  EXPECT_THAT(metrics, HasSubstr("cohost_time_to_first_token_seconds_count{model=\"smol\"}"));
+
+  ASSERT_EQ(::kill(serve.pid(), SIGTERM), 0);
+  // Health flips first; new requests are refused while the live ones run on.
+  EXPECT_TRUE(WaitFor([&] { return HealthCheck(channel, "").value_or(-1) == 2; }, seconds(10)));
+  StreamResult refused = Generate(*stub, Request(1));
+  EXPECT_EQ(refused.status.error_code(), grpc::StatusCode::UNAVAILABLE)
+      << refused.status.error_message();
+
+  a.Join();
+  b.Join();
+  for (LiveStream* s : {&a, &b}) {
+    EXPECT_TRUE(s->status.ok()) << s->status.error_message();
+    EXPECT_EQ(s->tokens, 24);
+    EXPECT_EQ(s->finish, v1::FINISH_REASON_LENGTH);
+  }
+  EXPECT_EQ(serve.WaitExit(seconds(30)), 0) << serve.stderr_text();
+  EXPECT_THAT(serve.stderr_text(), HasSubstr("draining"));
+}
+
+TEST(ServeTest, StreamsPastTheDrainDeadlineAreCancelledAndTheProcessExitsZero) {
+  ServeProcess serve(/*drain_seconds=*/1);
+  ASSERT_TRUE(serve.started());
+  ASSERT_TRUE(serve.WaitReady(seconds(120))) << serve.stderr_text();
+  auto stub = v1::Inference::NewStub(Channel(serve.port()));
+  LiveStream s(*stub, Request(1000));
+  ASSERT_TRUE(WaitFor([&] { return s.messages > 0; }, seconds(60)));
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_EQ(::kill(serve.pid(), SIGTERM), 0);
+  s.Join();
+  EXPECT_EQ(s.status.error_code(), grpc::StatusCode::UNAVAILABLE) << s.status.error_message();
+  EXPECT_GT(s.tokens, 0);
+  EXPECT_LT(s.tokens, 1000);
+  EXPECT_EQ(serve.WaitExit(seconds(30)), 0) << serve.stderr_text();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, seconds(20));
+}
+
+}  // namespace
+}  // namespace cohost
