@@ -76,6 +76,7 @@ class Runner {
 
   LoadRun Run(RequestSource& source, const LoadProgress& progress) {
     t0_ = Clock::now();
+    last_done_ = t0_;  // a run that issues nothing lasts 0 s
     auto report = [&] {
       if (!progress) return;
       size_t finished, issued;

@@ -288,5 +288,25 @@ TEST_F(ClientRpcTest, DurationBoundsIssuingAndDrainCancelsTheRest) {
   EXPECT_LT(wall, 5.0);
 }
 
+TEST_F(ClientRpcTest, ExhaustedScheduleEndsTheRunWithoutRequests) {
+  LoadPlan plan;
+  plan.base.set_model("tiny");
+  std::vector<double> schedule = {0.0, 0.01};
+  size_t next = 0;
+  plan.next_arrival = [&]() -> std::optional<double> {
+    if (next >= schedule.size()) return std::nullopt;
+    return schedule[next++];
+  };
+  RequestSource source = RequestSource::FromTexts({"x"}, *MaxTokensDist::Fixed(1), 0);
+  LoadRun run = RunLoad(*stub_, plan, source, nullptr);
+  EXPECT_EQ(run.results.size(), 2u);  // the schedule, not a request count, bounds the run
+  schedule.clear();
+  next = 0;
+  LoadRun empty = RunLoad(*stub_, plan, source, nullptr);
+  EXPECT_TRUE(empty.results.empty());
+  EXPECT_GE(empty.duration_s, 0);
+  EXPECT_LT(empty.duration_s, 1);
+}
+
 }  // namespace
 }  // namespace cohost::tools
