@@ -9,7 +9,6 @@
 #include "server/generate_reactor.h"
 
 #include <chrono>
-#include <deque>
 #include <mutex>
 #include <optional>
 #include <random>
@@ -18,6 +17,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "server/delta_backlog.h"
 #include "server/grpc_status.h"
 #include "server/request_builder.h"
 
@@ -34,10 +34,6 @@ constexpr char kPushbackKey[] = "grpc-retry-pushback-ms";
 
 double MsBetween(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
-}
-
-size_t DeltaBytes(const runtime::TokenDelta& d) {
-  return d.text.size() + d.token_ids.size() * sizeof(int32_t);
 }
 
 v1::FinishReason ToProto(runtime::FinishReason r) {
@@ -91,8 +87,7 @@ struct GenerateReactor::Shared {
   // touches it.
   v1::GenerateResponse out;
   grpc::ByteBuffer out_bytes;
-  std::deque<runtime::TokenDelta> pending;  // produced, not yet written
-  size_t pending_bytes = 0;
+  DeltaBacklog pending;  // produced, not yet written
   bool write_in_flight = false;
   bool finish_called = false;
   bool client_gone = false;  // cancelled, disconnected, or a write failed
@@ -132,17 +127,7 @@ struct GenerateReactor::Shared {
       out.set_request_id(request_id);
       first_sent = true;
     }
-    size_t bytes = 0;
-    while (!pending.empty()) {
-      const size_t b = DeltaBytes(pending.front());
-      if (bytes > 0 && bytes + b > deps.limits.max_message_bytes) break;
-      runtime::TokenDelta& d = pending.front();
-      out.mutable_text()->append(d.text);
-      out.mutable_token_ids()->Add(d.token_ids.begin(), d.token_ids.end());
-      bytes += b;
-      pending_bytes -= b;
-      pending.pop_front();
-    }
+    pending.TakeInto(&out, deps.limits.max_message_bytes);
     if (pending.empty() && engine_finished && FinalStatus().ok()) {
       out.set_finish_reason(ToProto(info.reason));
       v1::Usage* u = out.mutable_usage();
@@ -235,12 +220,10 @@ class StreamSink final : public runtime::TokenSink {
         }
         s_->last_token = now;
       }
-      s_->pending.push_back(delta);
-      s_->pending_bytes += DeltaBytes(delta);
-      if (s_->pending_bytes > s_->deps.limits.max_backlog_bytes) {
+      s_->pending.Push(delta);
+      if (s_->pending.bytes() > s_->deps.limits.max_backlog_bytes) {
         s_->overflow = true;  // the engine aborts the request when we return false
-        s_->pending.clear();
-        s_->pending_bytes = 0;
+        s_->pending.Clear();
         keep = false;
       }
     }

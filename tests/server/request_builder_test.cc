@@ -1,5 +1,6 @@
 // The server's pure pieces, without a network: request validation and
-// tokenization (BuildGenerateRequest) on the tiny byte-level tokenizer, and the
+// tokenization (BuildGenerateRequest) on the tiny byte-level tokenizer, the
+// coalescing of output queued behind a slow reader (DeltaBacklog), and the
 // health watchdog's stall detection (ProgressTracker).
 
 #include "server/request_builder.h"
@@ -11,6 +12,7 @@
 #include <string>
 
 #include "gtest/gtest.h"
+#include "server/delta_backlog.h"
 #include "server/health_watchdog.h"
 #include "tests/runtime/tiny_model.h"
 
@@ -167,6 +169,68 @@ TEST_F(RequestBuilderTest, ChatWithoutATemplateIsAFailedPreconditionNotAnUnknown
   EXPECT_EQ(Code(r), absl::StatusCode::kFailedPrecondition) << Build(r).status();
   m->set_role("");
   EXPECT_EQ(Code(r), absl::StatusCode::kInvalidArgument) << "a message without a role";
+}
+
+runtime::TokenDelta Delta(int32_t id, const std::string& text) {
+  runtime::TokenDelta d;
+  d.token_ids.push_back(id);
+  d.text = text;
+  return d;
+}
+
+TEST(DeltaBacklogTest, CoalescesInOrderWithinTheBoundAndDropsNothing) {
+  DeltaBacklog b;
+  std::string want_text;
+  std::vector<int32_t> want_ids;
+  for (int i = 0; i < 10; ++i) {
+    const std::string text(96, static_cast<char>('a' + i));  // 96 + 4 = 100 bytes each
+    b.Push(Delta(i, text));
+    want_text += text;
+    want_ids.push_back(i);
+  }
+  EXPECT_EQ(b.bytes(), 1000u);
+
+  std::string got_text;
+  std::vector<int32_t> got_ids;
+  std::vector<int> sizes;
+  while (!b.empty()) {
+    v1::GenerateResponse m;
+    b.TakeInto(&m, 250);
+    sizes.push_back(m.token_ids_size());
+    got_text += m.text();
+    got_ids.insert(got_ids.end(), m.token_ids().begin(), m.token_ids().end());
+  }
+  EXPECT_EQ(sizes, (std::vector<int>{2, 2, 2, 2, 2})) << "two 100-byte deltas fit in 250";
+  EXPECT_EQ(got_text, want_text);
+  EXPECT_EQ(got_ids, want_ids);
+  EXPECT_EQ(b.bytes(), 0u);
+}
+
+TEST(DeltaBacklogTest, ADeltaBiggerThanTheBoundGoesAloneAndWhole) {
+  DeltaBacklog b;
+  b.Push(Delta(1, "x"));
+  b.Push(Delta(2, std::string(1000, 'y')));
+  b.Push(Delta(3, "z"));
+  v1::GenerateResponse first, second, third;
+  b.TakeInto(&first, 64);
+  b.TakeInto(&second, 64);
+  b.TakeInto(&third, 64);
+  EXPECT_EQ(first.text(), "x");
+  EXPECT_EQ(second.text(), std::string(1000, 'y'));
+  EXPECT_EQ(third.text(), "z");
+  EXPECT_TRUE(b.empty());
+
+  // Token-only deltas (e.g. an end token with no text) still count and coalesce.
+  b.Push(Delta(7, ""));
+  b.Push(Delta(8, ""));
+  EXPECT_EQ(b.bytes(), 8u);
+  v1::GenerateResponse m;
+  b.TakeInto(&m, 256);
+  EXPECT_EQ(m.token_ids_size(), 2);
+  b.Push(Delta(9, "q"));
+  b.Clear();
+  EXPECT_TRUE(b.empty());
+  EXPECT_EQ(b.bytes(), 0u);
 }
 
 TEST(ProgressTrackerTest, StalledOnlyWithWorkAndNoStepsForTheTimeout) {
