@@ -19,9 +19,9 @@ constexpr size_t kMaxNameLength = 128;
 absl::Status ValidateName(const std::string& name) {
   if (name.empty()) return absl::InvalidArgumentError("the model name is empty");
   if (name.size() > kMaxNameLength) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "the model name is %d characters long; at most %d are allowed", name.size(),
-        kMaxNameLength));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("the model name is %d characters long; at most %d are allowed", name.size(),
+                        kMaxNameLength));
   }
   for (char c : name) {
     const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
@@ -83,8 +83,8 @@ class AdmissionSink : public runtime::TokenSink {
   const int64_t prompt_tokens_;
   std::shared_ptr<runtime::TokenSink> inner_;
   std::atomic<bool> left_queue_{false};
-  bool finished_ = false;         // guarded by model_->admission_mu
-  runtime::RequestId id_ = -1;    // guarded by model_->admission_mu
+  bool finished_ = false;       // guarded by model_->admission_mu
+  runtime::RequestId id_ = -1;  // guarded by model_->admission_mu
 };
 
 }  // namespace
@@ -116,7 +116,8 @@ absl::Status Router::LoadModel(const std::string& name, const std::string& path,
     // Fail fast before a long load; AddModel checks again under the lock.
     std::lock_guard<std::mutex> lock(mu_);
     if (models_.contains(name)) {
-      return absl::AlreadyExistsError(absl::StrFormat("a model named \"%s\" is already loaded", name));
+      return absl::AlreadyExistsError(
+          absl::StrFormat("a model named \"%s\" is already loaded", name));
     }
   }
   absl::StatusOr<runtime::LoadedModel> loaded = runtime::LoadModel(path, backend_, progress);
@@ -133,19 +134,21 @@ absl::Status Router::AddModel(const std::string& name, std::string path,
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (models_.contains(name)) {
-      return absl::AlreadyExistsError(absl::StrFormat("a model named \"%s\" is already loaded", name));
+      return absl::AlreadyExistsError(
+          absl::StrFormat("a model named \"%s\" is already loaded", name));
     }
   }
   absl::StatusOr<std::unique_ptr<runtime::Engine>> engine =
       runtime::Engine::Create(loaded.model.get(), loaded.tokenizer.get(), engine_config_);
   if (!engine.ok()) return engine.status();
-  auto served = std::make_shared<ServedModel>(name, std::move(path), std::move(loaded),
-                                              *std::move(engine));
+  auto served =
+      std::make_shared<ServedModel>(name, std::move(path), std::move(loaded), *std::move(engine));
   std::lock_guard<std::mutex> lock(mu_);
   if (models_.contains(name)) {
     // Lost a race with a concurrent load of the same name; `served` is dropped
     // before its engine ever ran.
-    return absl::AlreadyExistsError(absl::StrFormat("a model named \"%s\" is already loaded", name));
+    return absl::AlreadyExistsError(
+        absl::StrFormat("a model named \"%s\" is already loaded", name));
   }
   served->engine().Start();
   models_.emplace(name, std::move(served));
@@ -158,7 +161,8 @@ absl::Status Router::UnloadModel(const std::string& name) {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = models_.find(name);
     if (it == models_.end()) {
-      return absl::NotFoundError(absl::StrFormat("model \"%s\" is not loaded", name));
+      return absl::NotFoundError(
+          absl::StrFormat("model \"%s\" is not loaded", absl::CHexEscape(name)));
     }
     model = std::move(it->second);
     models_.erase(it);
@@ -194,7 +198,8 @@ absl::StatusOr<std::shared_ptr<ServedModel>> Router::Find(const std::string& nam
   std::lock_guard<std::mutex> lock(mu_);
   auto it = models_.find(name);
   if (it == models_.end()) {
-    return absl::NotFoundError(absl::StrFormat("model \"%s\" is not loaded", absl::CHexEscape(name)));
+    return absl::NotFoundError(
+        absl::StrFormat("model \"%s\" is not loaded", absl::CHexEscape(name)));
   }
   return it->second;
 }

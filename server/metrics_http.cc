@@ -20,8 +20,10 @@ constexpr int kWorkerThreads = 2;  // scrapes are rare and cheap
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
-    const std::string& host, int port, RenderFn render, HealthFn healthy) {
+absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(const std::string& host,
+                                                                            int port,
+                                                                            RenderFn render,
+                                                                            HealthFn healthy) {
   if (port < 0 || port > 65535) {
     return absl::InvalidArgumentError(
         absl::StrFormat("metrics port %d is outside [0, 65535]", port));

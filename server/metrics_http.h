@@ -25,9 +25,9 @@ class MetricsHttpServer {
   // Stop(). UNAVAILABLE when the address cannot be bound; INVALID_ARGUMENT for
   // a port outside [0, 65535] or no render function. render (and healthy, when
   // given) run on the server's threads and must be thread-safe.
-  static absl::StatusOr<std::unique_ptr<MetricsHttpServer>> Start(const std::string& host,
-                                                                   int port, RenderFn render,
-                                                                   HealthFn healthy = nullptr);
+  static absl::StatusOr<std::unique_ptr<MetricsHttpServer>> Start(const std::string& host, int port,
+                                                                  RenderFn render,
+                                                                  HealthFn healthy = nullptr);
   ~MetricsHttpServer();  // Stop()
 
   MetricsHttpServer(const MetricsHttpServer&) = delete;

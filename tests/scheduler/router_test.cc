@@ -10,6 +10,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <deque>
 #include <filesystem>
 #include <mutex>
 #include <random>
@@ -123,7 +124,8 @@ class RecordingSink : public runtime::TokenSink {
 runtime::GenerateRequest Request(int32_t prompt_len, int32_t max_tokens, uint32_t seed = 1) {
   runtime::GenerateRequest r;
   std::mt19937 rng(seed);
-  for (int32_t i = 0; i < prompt_len; ++i) r.prompt_ids.push_back(static_cast<int32_t>(rng() % 256));
+  for (int32_t i = 0; i < prompt_len; ++i)
+    r.prompt_ids.push_back(static_cast<int32_t>(rng() % 256));
   r.sampling.temperature = 0;
   r.sampling.max_tokens = max_tokens;
   r.sampling.ignore_eos = true;
@@ -152,6 +154,15 @@ runtime::LoadedModel TinyLoaded() {
 class RouterTest : public ::testing::Test {
  protected:
   void SetUp() override { backend_ = kernels::MakeCpuBackend(1); }
+
+  // A test that fails with the engine held in a gate must not hang: open
+  // every gate before the router (and its engines) go.
+  void TearDown() override {
+    for (Gate& g : gates_) g.Open();
+    router_.reset();
+  }
+
+  Gate& NewGate() { return gates_.emplace_back(); }
 
   void MakeRouter(AdmissionLimits limits = {}) {
     router_ = std::make_unique<Router>(backend_.get(), SmallEngine(), limits);
@@ -194,6 +205,7 @@ class RouterTest : public ::testing::Test {
   }
 
   std::unique_ptr<kernels::Backend> backend_;
+  std::deque<Gate> gates_;  // outlives router_ and every engine thread
   std::unique_ptr<Router> router_;
 };
 
@@ -365,7 +377,7 @@ TEST_F(RouterTest, AdmissionLimitByRequests) {
   MakeRouter(limits);
   ASSERT_TRUE(AddTiny("tiny").ok());
   std::shared_ptr<ServedModel> m = FindOrDie("tiny");
-  Gate gate;
+  Gate& gate = NewGate();
   std::shared_ptr<RecordingSink> blocker = SubmitBlocker(m, &gate);
   EXPECT_EQ(m->queued_requests.load(), 0) << "the running request left the queue";
 
@@ -412,7 +424,7 @@ TEST_F(RouterTest, AdmissionLimitByPromptTokens) {
   MakeRouter(limits);
   ASSERT_TRUE(AddTiny("tiny").ok());
   std::shared_ptr<ServedModel> m = FindOrDie("tiny");
-  Gate gate;
+  Gate& gate = NewGate();
   std::shared_ptr<RecordingSink> blocker = SubmitBlocker(m, &gate, /*prompt_len=*/9);
   EXPECT_EQ(m->queued_prompt_tokens.load(), 0);
 
@@ -448,7 +460,7 @@ TEST_F(RouterTest, LimitsArePerModel) {
   ASSERT_TRUE(AddTiny("a").ok());
   ASSERT_TRUE(AddTiny("b").ok());
   std::shared_ptr<ServedModel> a = FindOrDie("a"), b = FindOrDie("b");
-  Gate gate;
+  Gate& gate = NewGate();
   std::shared_ptr<RecordingSink> blocker = SubmitBlocker(a, &gate);
   auto queued = std::make_shared<RecordingSink>();
   ASSERT_TRUE(router_->Submit(a, Request(3, 2), queued).ok());
@@ -470,7 +482,7 @@ TEST_F(RouterTest, DrainingRefusesNewRequestsAndKeepsInFlightOnes) {
   MakeRouter();
   ASSERT_TRUE(AddTiny("tiny").ok());
   std::shared_ptr<ServedModel> m = FindOrDie("tiny");
-  Gate gate;
+  Gate& gate = NewGate();
   std::shared_ptr<RecordingSink> running = SubmitBlocker(m, &gate, 3, 5);
   auto queued = std::make_shared<RecordingSink>();
   ASSERT_TRUE(router_->Submit(m, Request(3, 5), queued).ok());
@@ -499,7 +511,7 @@ TEST_F(RouterTest, AbortOneRequest) {
   MakeRouter();
   ASSERT_TRUE(AddTiny("tiny").ok());
   std::shared_ptr<ServedModel> m = FindOrDie("tiny");
-  Gate gate;
+  Gate& gate = NewGate();
   std::shared_ptr<RecordingSink> running = SubmitBlocker(m, &gate, 3, 4);
   auto queued = std::make_shared<RecordingSink>();
   absl::StatusOr<runtime::RequestId> id = router_->Submit(m, Request(3, 4), queued);
@@ -520,7 +532,8 @@ TEST_F(RouterTest, AbortAllCancelsEverything) {
   ASSERT_TRUE(AddTiny("a").ok());
   ASSERT_TRUE(AddTiny("b").ok());
   std::shared_ptr<ServedModel> a = FindOrDie("a"), b = FindOrDie("b");
-  Gate gate_a, gate_b;
+  Gate& gate_a = NewGate();
+  Gate& gate_b = NewGate();
   std::vector<std::shared_ptr<RecordingSink>> sinks;
   sinks.push_back(SubmitBlocker(a, &gate_a, 3, 50));
   sinks.push_back(SubmitBlocker(b, &gate_b, 3, 50));
@@ -551,7 +564,7 @@ TEST_F(RouterTest, UnloadAbortsInFlightRequests) {
   MakeRouter();
   ASSERT_TRUE(AddTiny("tiny").ok());
   std::shared_ptr<ServedModel> m = FindOrDie("tiny");
-  Gate gate;
+  Gate& gate = NewGate();
   std::shared_ptr<RecordingSink> running = SubmitBlocker(m, &gate, 3, 50);
   auto queued = std::make_shared<RecordingSink>();
   ASSERT_TRUE(router_->Submit(m, Request(3, 50), queued).ok());
@@ -572,7 +585,7 @@ TEST_F(RouterTest, DroppingTheLastHolderCancelsLiveRequests) {
   MakeRouter();
   ASSERT_TRUE(AddTiny("tiny").ok());
   std::shared_ptr<ServedModel> m = FindOrDie("tiny");
-  Gate gate;
+  Gate& gate = NewGate();
   std::shared_ptr<RecordingSink> running = SubmitBlocker(m, &gate, 3, 50);
   std::vector<std::shared_ptr<RecordingSink>> queued;
   for (int i = 0; i < 3; ++i) {
@@ -599,7 +612,7 @@ TEST_F(RouterTest, DroppingTheLastHolderCancelsLiveRequests) {
 TEST_F(RouterTest, DestroyingTheRouterWithLiveRequests) {
   MakeRouter();
   ASSERT_TRUE(AddTiny("tiny").ok());
-  Gate gate;
+  Gate& gate = NewGate();
   std::vector<std::shared_ptr<RecordingSink>> sinks;
   {
     std::shared_ptr<ServedModel> m = FindOrDie("tiny");
@@ -648,7 +661,7 @@ TEST_F(RouterTest, ConcurrentSubmittersRespectTheBound) {
     }
   });
 
-  Gate gate;
+  Gate& gate = NewGate();
   std::shared_ptr<RecordingSink> blocker = SubmitBlocker(m, &gate, 3, 3);
 
   constexpr int kThreads = 4, kPerThread = 25;
