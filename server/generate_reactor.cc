@@ -166,8 +166,7 @@ void Pump(Shared& s) {
     } else if (s.overflow) {
       finish = grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
                             "the client stopped reading: too much unsent output");
-    } else if (!s.pending.empty() ||
-               (s.engine_finished && !s.final_sent && s.FinalStatus().ok())) {
+    } else if (!s.pending.empty() || (s.engine_finished && !s.final_sent && s.FinalStatus().ok())) {
       s.BuildMessageLocked();
       s.write_in_flight = true;
     } else if (s.engine_finished) {
@@ -288,9 +287,9 @@ absl::Status GenerateReactor::Start(const grpc::ByteBuffer& request_bytes) {
   shared_->model_name = model_->name();
 
   if (request.request_id().size() > kMaxRequestIdBytes) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("request_id is %d bytes, at most %d allowed", request.request_id().size(),
-                        kMaxRequestIdBytes));
+    return absl::InvalidArgumentError(absl::StrFormat("request_id is %d bytes, at most %d allowed",
+                                                      request.request_id().size(),
+                                                      kMaxRequestIdBytes));
   }
   shared_->request_id = request.request_id().empty() ? MakeRequestId() : request.request_id();
 

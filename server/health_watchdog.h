@@ -63,7 +63,7 @@ class HealthWatchdog {
   scheduler::Router* router_;
   grpc::HealthCheckServiceInterface* health_ = nullptr;
   Clock::duration interval_;
-  ProgressTracker tracker_;          // touched by Poll only
+  ProgressTracker tracker_;                // touched by Poll only
   std::map<std::string, bool> published_;  // touched by Poll only
 
   std::mutex mu_;

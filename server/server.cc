@@ -37,7 +37,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(scheduler::Router* router,
                                                       ServerMetrics* metrics,
                                                       const ServerOptions& options) {
   if (options.port < 0 || options.port > 65535) {
-    return absl::InvalidArgumentError(absl::StrCat("port must be in [0, 65535], got ", options.port));
+    return absl::InvalidArgumentError(
+        absl::StrCat("port must be in [0, 65535], got ", options.port));
   }
   std::unique_ptr<Server> s(new Server());
   s->router_ = router;
@@ -49,8 +50,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(scheduler::Router* router,
 
   // The watchdog exists before the service can call it; it starts once the
   // server (and so its health service) does.
-  s->watchdog_ = std::make_unique<HealthWatchdog>(router, options.health_interval,
-                                                  options.stall_timeout);
+  s->watchdog_ =
+      std::make_unique<HealthWatchdog>(router, options.health_interval, options.stall_timeout);
   StreamDeps deps{router, metrics, options.stream};
   s->service_ = std::make_unique<InferenceService>(
       deps, [watchdog = s->watchdog_.get()] { watchdog->Poke(); });

@@ -151,8 +151,8 @@ TEST_F(BackpressureTest, AClientThatStopsReadingIsAbortedWithResourceExhausted) 
   Start(limits);
   const int64_t aborted_before = Stats().num_requests_aborted;
   const Collected c = ReadWithPause(*stub_, Request(240), [&] {
-    ASSERT_TRUE(WaitFor([&] { return Stats().num_requests_aborted > aborted_before; },
-                        seconds(30)));
+    ASSERT_TRUE(
+        WaitFor([&] { return Stats().num_requests_aborted > aborted_before; }, seconds(30)));
   });
   EXPECT_EQ(c.status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
       << c.status.error_message();

@@ -40,11 +40,15 @@ struct StreamResult {
 struct CallOptions {
   std::optional<std::chrono::milliseconds> timeout;
   std::string tenant;
+  // The caller's context (to TryCancel from another thread); one is made
+  // when null.
+  grpc::ClientContext* context = nullptr;
 };
 
 inline StreamResult Generate(v1::Inference::Stub& stub, const v1::GenerateRequest& request,
                              const CallOptions& options = {}) {
-  grpc::ClientContext ctx;
+  grpc::ClientContext own;
+  grpc::ClientContext& ctx = options.context != nullptr ? *options.context : own;
   if (options.timeout) ctx.set_deadline(std::chrono::system_clock::now() + *options.timeout);
   if (!options.tenant.empty()) ctx.AddMetadata("x-cohost-tenant", options.tenant);
   StreamResult r;
@@ -86,13 +90,13 @@ inline absl::StatusOr<int> HealthCheck(const std::shared_ptr<grpc::Channel>& cha
   bool ok;
   cq.Next(&tag, &ok);
   if (!status.ok()) {
-    return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                        status.error_message());
+    return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
   }
   std::vector<grpc::Slice> slices;
   (void)response.Dump(&slices);
   std::string bytes;
-  for (const grpc::Slice& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  for (const grpc::Slice& s : slices)
+    bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
   // HealthCheckResponse { ServingStatus status = 1; }: absent means 0 (UNKNOWN).
   if (bytes.size() >= 2 && bytes[0] == '\x08') return static_cast<int>(bytes[1]);
   return 0;

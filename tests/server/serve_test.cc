@@ -29,9 +29,9 @@ namespace {
 using ::cohost::testing::Generate;
 using ::cohost::testing::HealthCheck;
 using ::cohost::testing::StreamResult;
-using ::testing::HasSubstr;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
+using ::testing::HasSubstr;
 
 // A `cohost serve` child with its stderr on a pipe.
 class ServeProcess {
@@ -45,11 +45,10 @@ class ServeProcess {
     posix_spawn_file_actions_addclose(&actions, fds[0]);
     const std::string model = std::string("smol=") + COHOST_DEFAULT_MODEL;
     const std::string drain = std::to_string(drain_seconds);
-    std::vector<const char*> argv = {COHOST_BINARY,   "serve",          "--model",
-                                     model.c_str(),   "--host",         "127.0.0.1",
-                                     "--port",        "0",              "--metrics-port",
-                                     "0",             "--drain-seconds", drain.c_str(),
-                                     nullptr};
+    std::vector<const char*> argv = {
+        COHOST_BINARY,     "serve",       "--model", model.c_str(),    "--host",
+        "127.0.0.1",       "--port",      "0",       "--metrics-port", "0",
+        "--drain-seconds", drain.c_str(), nullptr};
     if (posix_spawn(&pid_, COHOST_BINARY, &actions, nullptr, const_cast<char**>(argv.data()),
                     environ) != 0) {
       pid_ = -1;
