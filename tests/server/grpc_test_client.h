@@ -1,7 +1,8 @@
 // Client-side helpers for the server's end-to-end tests: a blocking Generate
-// that collects the whole stream, the grpc.health.v1 Check call (hand-encoded:
-// Debian ships no C++ stubs for health.proto), and a loopback TCP proxy whose
-// connections a test can cut, to play a client that vanishes.
+// that collects the whole stream, the grpc.health.v1 Check and reflection
+// list_services calls (hand-encoded: Debian ships no C++ stubs for their
+// protos), and a loopback TCP proxy whose connections a test can cut, to play
+// a client that vanishes.
 #pragma once
 
 #include <arpa/inet.h>
@@ -100,6 +101,46 @@ inline absl::StatusOr<int> HealthCheck(const std::shared_ptr<grpc::Channel>& cha
   // HealthCheckResponse { ServingStatus status = 1; }: absent means 0 (UNKNOWN).
   if (bytes.size() >= 2 && bytes[0] == '\x08') return static_cast<int>(bytes[1]);
   return 0;
+}
+
+// grpc.reflection.v1alpha.ServerReflection: one list_services request; the
+// raw bytes of the response (service names appear in it verbatim), or the
+// call's error.
+inline absl::StatusOr<std::string> ReflectionListServices(
+    const std::shared_ptr<grpc::Channel>& channel) {
+  grpc::GenericStub stub(channel);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  grpc::CompletionQueue cq;
+  auto call =
+      stub.PrepareCall(&ctx, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq);
+  void* tag;
+  bool ok = false;
+  auto step = [&] { return cq.Next(&tag, &ok) && ok; };
+  call->StartCall(reinterpret_cast<void*>(1));
+  if (!step()) return absl::UnavailableError("cannot start the reflection call");
+  // ServerReflectionRequest { string list_services = 7; } with an empty value.
+  grpc::Slice slice(std::string("\x3a\x00", 2));
+  grpc::ByteBuffer request(&slice, 1);
+  call->Write(request, reinterpret_cast<void*>(2));
+  if (!step()) return absl::UnavailableError("cannot write the reflection request");
+  grpc::ByteBuffer response;
+  call->Read(&response, reinterpret_cast<void*>(3));
+  const bool got = step();
+  call->WritesDone(reinterpret_cast<void*>(4));
+  step();
+  grpc::Status status;
+  call->Finish(&status, reinterpret_cast<void*>(5));
+  cq.Next(&tag, &ok);
+  if (!got) {
+    return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+  }
+  std::vector<grpc::Slice> slices;
+  (void)response.Dump(&slices);
+  std::string bytes;
+  for (const grpc::Slice& s : slices)
+    bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  return bytes;
 }
 
 // Forwards every connection made to 127.0.0.1:port() to 127.0.0.1:target.

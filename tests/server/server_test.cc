@@ -2,7 +2,7 @@
 // output equal to the transformers reference, cancellation and disconnects
 // freeing KV blocks within a few engine steps, every bad input's status code
 // (and the server serving on), overload with retry pushback, queued requests
-// past their deadline, health, model listing, and draining.
+// past their deadline, health, reflection, model management, and draining.
 
 #include "server/server.h"
 
@@ -270,6 +270,10 @@ TEST(ServerTest, HealthAndModelListing) {
   EXPECT_EQ(HealthCheck(ts.channel(), kModel).value_or(-1), 1);
   EXPECT_EQ(HealthCheck(ts.channel(), "no-such-model").status().code(),
             absl::StatusCode::kNotFound);
+  absl::StatusOr<std::string> services = cohost::testing::ReflectionListServices(ts.channel());
+  ASSERT_TRUE(services.ok()) << services.status();
+  EXPECT_THAT(*services, HasSubstr("cohost.v1.Inference"));
+  EXPECT_THAT(*services, HasSubstr("grpc.health.v1.Health"));
 
   grpc::ClientContext ctx;
   v1::ListModelsResponse list;
