@@ -16,6 +16,7 @@
 #include "runtime/loaded_model.h"
 #include "tools/arg_parser.h"
 #include "tools/commands.h"
+#include "tools/engine_flags.h"
 #include "tools/progress.h"
 #include "tools/sampling_flags.h"
 
@@ -29,14 +30,9 @@ std::vector<FlagSpec> RunFlagSpecs() {
       {"chat", "", "format each prompt as a user turn with the model's chat template"},
       {"system", "TEXT", "system message for --chat"},
       {"json", "", "print one JSON object per prompt instead of streaming text"},
-      {"device", "cpu|cuda", "where to run (default cpu)"},
-      {"threads", "N", "CPU threads (default: all cores)"},
-      {"kv-cache-mb", "MB", "KV cache pool size (default 256)"},
-      {"max-batch-tokens", "N", "tokens per engine step, all sequences (default 512)"},
-      {"max-seqs", "N", "sequences per engine step (default 64)"},
-      {"no-prefix-cache", "", "disable automatic prefix caching"},
       {"help", "", "show this help"},
   };
+  for (FlagSpec& s : EngineFlagSpecs()) specs.push_back(std::move(s));
   for (FlagSpec& s : SamplingFlagSpecs()) specs.push_back(std::move(s));
   return specs;
 }
@@ -44,16 +40,6 @@ std::vector<FlagSpec> RunFlagSpecs() {
 int Fail(const absl::Status& status) {
   std::fprintf(stderr, "cohost run: %s\n", std::string(status.message()).c_str());
   return 1;
-}
-
-absl::StatusOr<std::unique_ptr<kernels::Backend>> MakeBackend(const ParsedArgs& args) {
-  const std::string device = args.Get("device").value_or("cpu");
-  absl::StatusOr<std::optional<int64_t>> threads = args.GetInt("threads", 1, 1024);
-  if (!threads.ok()) return threads.status();
-  if (device == "cpu") return kernels::MakeCpuBackend(static_cast<int>(threads->value_or(0)));
-  if (device == "cuda") return kernels::MakeCudaBackend(0);
-  return absl::InvalidArgumentError(
-      absl::StrCat("--device: expected cpu or cuda, got '", device, "'"));
 }
 
 absl::StatusOr<std::vector<int32_t>> PromptIds(const runtime::Tokenizer& tokenizer,
@@ -67,23 +53,6 @@ absl::StatusOr<std::vector<int32_t>> PromptIds(const runtime::Tokenizer& tokeniz
   absl::StatusOr<std::string> text = tokenizer.ApplyChatTemplate(messages);
   if (!text.ok()) return text.status();
   return tokenizer.Encode(*text, /*add_special=*/true);
-}
-
-absl::StatusOr<runtime::EngineConfig> EngineConfigFromArgs(const ParsedArgs& args) {
-  runtime::EngineConfig c;
-  absl::StatusOr<std::optional<int64_t>> mb = args.GetInt("kv-cache-mb", 1, int64_t{1} << 20);
-  if (!mb.ok()) return mb.status();
-  c.kv_cache_bytes = mb->value_or(256) << 20;
-  absl::StatusOr<std::optional<int64_t>> tokens = args.GetInt("max-batch-tokens", 1, 1 << 20);
-  if (!tokens.ok()) return tokens.status();
-  c.scheduler.max_tokens_per_step = static_cast<int32_t>(tokens->value_or(512));
-  c.scheduler.max_prefill_chunk = c.scheduler.max_tokens_per_step;
-  absl::StatusOr<std::optional<int64_t>> seqs = args.GetInt("max-seqs", 1, 4096);
-  if (!seqs.ok()) return seqs.status();
-  c.scheduler.max_num_seqs = static_cast<int32_t>(
-      std::min<int64_t>(seqs->value_or(64), c.scheduler.max_tokens_per_step));
-  c.enable_prefix_caching = !args.Has("no-prefix-cache");
-  return c;
 }
 
 // Receives one prompt's output on the engine thread (here: the main thread,
@@ -155,7 +124,7 @@ int RunCommand(int argc, char** argv) {
   }
   absl::StatusOr<runtime::SamplingParams> params = SamplingParamsFromArgs(*args);
   if (!params.ok()) return Fail(params.status());
-  absl::StatusOr<std::unique_ptr<kernels::Backend>> backend = MakeBackend(*args);
+  absl::StatusOr<std::unique_ptr<kernels::Backend>> backend = BackendFromArgs(*args);
   if (!backend.ok()) return Fail(backend.status());
 
   const std::string model_path = *args->Get("model");

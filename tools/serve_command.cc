@@ -27,29 +27,26 @@
 #include "server/server.h"
 #include "tools/arg_parser.h"
 #include "tools/commands.h"
+#include "tools/engine_flags.h"
 #include "tools/progress.h"
 
 namespace cohost::tools {
 namespace {
 
 std::vector<FlagSpec> ServeFlagSpecs() {
-  return {
+  std::vector<FlagSpec> specs = {
       {"model", "NAME=PATH", "serve the model at PATH (.gguf or HF directory) as NAME (required)",
        /*repeated=*/true},
       {"host", "H", "address to listen on (default 0.0.0.0)"},
       {"port", "P", "gRPC port; 0 picks a free one (default 50051)"},
       {"metrics-port", "M", "HTTP port for /metrics; 0 picks a free one (default 9090)"},
-      {"device", "cpu|cuda", "where to run (default cpu)"},
-      {"threads", "N", "CPU threads (default: all cores)"},
-      {"kv-cache-mb", "MB", "KV cache pool size per model (default 256)"},
-      {"max-batch-tokens", "N", "tokens per engine step, all sequences (default 512)"},
-      {"max-seqs", "N", "sequences per engine step (default 64)"},
-      {"no-prefix-cache", "", "disable automatic prefix caching"},
       {"max-queued-requests", "N", "per model, requests waiting to be scheduled (default 256)"},
       {"max-queued-tokens", "N", "per model, prompt tokens waiting to be scheduled (default 1M)"},
       {"drain-seconds", "S", "on SIGTERM, how long in-flight requests may finish (default 30)"},
       {"help", "", "show this help"},
   };
+  for (FlagSpec& s : EngineFlagSpecs()) specs.push_back(std::move(s));
+  return specs;
 }
 
 int Fail(const absl::Status& status) {
@@ -88,14 +85,9 @@ absl::StatusOr<ServeConfig> ConfigFromArgs(const ParsedArgs& args) {
   }
   c.server.host = args.Get("host").value_or("0.0.0.0");
   c.server.port = 50051;
-  int64_t kv_mb = 256;
-  int32_t batch_tokens = 512, seqs = 64;
   for (const absl::Status& s : {
            ReadInt(args, "port", 0, 65535, c.server.port),
            ReadInt(args, "metrics-port", 0, 65535, c.metrics_port),
-           ReadInt(args, "kv-cache-mb", 1, int64_t{1} << 20, kv_mb),
-           ReadInt(args, "max-batch-tokens", 1, 1 << 20, batch_tokens),
-           ReadInt(args, "max-seqs", 1, 4096, seqs),
            ReadInt(args, "max-queued-requests", 1, 1 << 20, c.admission.max_queued_requests),
            ReadInt(args, "max-queued-tokens", 1, int64_t{1} << 40,
                    c.admission.max_queued_prompt_tokens),
@@ -103,22 +95,10 @@ absl::StatusOr<ServeConfig> ConfigFromArgs(const ParsedArgs& args) {
        }) {
     if (!s.ok()) return s;
   }
-  c.engine.kv_cache_bytes = kv_mb << 20;
-  c.engine.scheduler.max_tokens_per_step = batch_tokens;
-  c.engine.scheduler.max_prefill_chunk = batch_tokens;
-  c.engine.scheduler.max_num_seqs = std::min(seqs, batch_tokens);
-  c.engine.enable_prefix_caching = !args.Has("no-prefix-cache");
+  absl::StatusOr<runtime::EngineConfig> engine = EngineConfigFromArgs(args);
+  if (!engine.ok()) return engine.status();
+  c.engine = *engine;
   return c;
-}
-
-absl::StatusOr<std::unique_ptr<kernels::Backend>> MakeBackend(const ParsedArgs& args) {
-  const std::string device = args.Get("device").value_or("cpu");
-  absl::StatusOr<std::optional<int64_t>> threads = args.GetInt("threads", 1, 1024);
-  if (!threads.ok()) return threads.status();
-  if (device == "cpu") return kernels::MakeCpuBackend(static_cast<int>(threads->value_or(0)));
-  if (device == "cuda") return kernels::MakeCudaBackend(0);
-  return absl::InvalidArgumentError(
-      absl::StrCat("--device: expected cpu or cuda, got '", device, "'"));
 }
 
 // The live per-model values /metrics shows, read from the engines at scrape time.
@@ -241,7 +221,7 @@ int ServeCommand(int argc, char** argv) {
   // Before the threads we start, so that they all inherit the mask.
   SignalWaiter::BlockSignals();
 
-  absl::StatusOr<std::unique_ptr<kernels::Backend>> backend = MakeBackend(*args);
+  absl::StatusOr<std::unique_ptr<kernels::Backend>> backend = BackendFromArgs(*args);
   if (!backend.ok()) return Fail(backend.status());
 
   // Destroyed in reverse order: servers, then the router (stopping engines,
