@@ -1,11 +1,34 @@
 #!/usr/bin/env bash
-# README's first command: build, fetch the default model, and stream one chat
-# generation with `cohost run`. Arguments replace the default prompt flags.
+# README's first command: build, fetch the default model, start `cohost serve`
+# on it, stream one sample chat generation through the gRPC API with
+# `cohost generate`, then keep serving in the foreground (Ctrl-C stops it and the
+# server drains). COHOST_SAMPLE_ONLY=1 stops the server after the sample.
+# Arguments replace the sample's prompt flags (e.g. --prompt "Once upon a time").
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 COHOST_BUILD_TARGETS=cohost "$root/scripts/build.sh"
 "$root/scripts/fetch_model.sh"
+
+cohost="$root/build/tools/cohost"
+port="${COHOST_PORT:-50051}"
+metrics_port="${COHOST_METRICS_PORT:-9090}"
+log="$(mktemp)"
+"$cohost" serve --model "smollm2=$root/models/SmolLM2-135M-Instruct.Q4_1.gguf" \
+  --host 127.0.0.1 --port "$port" --metrics-port "$metrics_port" 2> >(tee "$log" >&2) &
+server=$!
+trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null; rm -f "$log"' EXIT
+
+for _ in $(seq 1 600); do
+  grep -q "listening on" "$log" 2>/dev/null && break
+  kill -0 $server 2>/dev/null || { echo "run_default: the server exited" >&2; exit 1; }
+  sleep 0.1
+done
+
 if [ $# -eq 0 ]; then
   set -- --chat --prompt "Explain in two sentences why the sky is blue." --max-tokens 96
 fi
-exec "$root/build/tools/cohost" run --model "$root/models/SmolLM2-135M-Instruct.Q4_1.gguf" "$@"
+"$cohost" generate --server "127.0.0.1:$port" --model smollm2 "$@"
+
+if [ "${COHOST_SAMPLE_ONLY:-0}" = 1 ]; then exit 0; fi
+echo "run_default: serving smollm2 on 127.0.0.1:$port (metrics: http://127.0.0.1:$metrics_port/metrics); Ctrl-C to stop" >&2
+wait $server
