@@ -7,30 +7,13 @@
 #include "benchmark/benchmark.h"
 #include "runtime/generator.h"
 #include "runtime/kv_cache.h"
-#include "runtime/loaded_model.h"
+#include "bench/default_model.h"
 
 namespace cohost::runtime {
 namespace {
 
-struct Fixture {
-  std::unique_ptr<kernels::Backend> backend = kernels::MakeCpuBackend();
-  LoadedModel model;
-};
-
-Fixture* Shared() {
-  static Fixture* f = [] {
-    auto* f = new Fixture;
-    absl::StatusOr<LoadedModel> m = LoadModel(COHOST_DEFAULT_MODEL, f->backend.get());
-    if (!m.ok()) {
-      std::fprintf(stderr, "decode_bench: %s (run scripts/fetch_model.sh)\n",
-                   std::string(m.status().message()).c_str());
-      std::exit(1);
-    }
-    f->model = *std::move(m);
-    return f;
-  }();
-  return f;
-}
+using Fixture = bench::DefaultModel;
+Fixture* Shared() { return bench::SharedDefaultModel(); }
 
 // One decode step (one new token) at context length state.range(0).
 void BM_DecodeStep(benchmark::State& state) {

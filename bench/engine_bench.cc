@@ -3,35 +3,20 @@
 // per second. Run: build/bench/engine_bench; results in bench/RESULTS.md.
 
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <cstdio>
 #include <memory>
 
 #include "benchmark/benchmark.h"
 #include "runtime/engine.h"
-#include "runtime/loaded_model.h"
+#include "bench/default_model.h"
 
 namespace cohost::runtime {
 namespace {
 
-struct Fixture {
-  std::unique_ptr<kernels::Backend> backend = kernels::MakeCpuBackend();
-  LoadedModel model;
-};
-
-Fixture* Shared() {
-  static Fixture* f = [] {
-    auto* f = new Fixture;
-    absl::StatusOr<LoadedModel> m = LoadModel(COHOST_DEFAULT_MODEL, f->backend.get());
-    if (!m.ok()) {
-      std::fprintf(stderr, "engine_bench: %s (run scripts/fetch_model.sh)\n",
-                   std::string(m.status().message()).c_str());
-      std::exit(1);
-    }
-    f->model = *std::move(m);
-    return f;
-  }();
-  return f;
-}
+using Fixture = bench::DefaultModel;
+Fixture* Shared() { return bench::SharedDefaultModel(); }
 
 struct NullSink : TokenSink {
   bool OnDelta(const TokenDelta&) override { return true; }
@@ -98,6 +83,46 @@ void BM_Prefill(benchmark::State& state) {
                                                benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_Prefill)->Arg(1)->Arg(8)->Unit(benchmark::kMillisecond)->Iterations(2);
+
+// Time to first token on an idle engine driven by its own loop thread, as the
+// server drives it: Submit() of a 16-token prompt -> the first delta at the
+// sink. The baseline for what the gRPC server adds (bench/RESULTS.md).
+void BM_EngineFirstToken(benchmark::State& state) {
+  Fixture* f = Shared();
+  static std::unique_ptr<Engine> e = [f] {
+    std::unique_ptr<Engine> engine = MakeEngine(f);
+    engine->Start();
+    return engine;
+  }();
+  struct FirstTokenSink : TokenSink {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+    std::chrono::steady_clock::time_point first;
+    bool OnDelta(const TokenDelta&) override {
+      std::lock_guard<std::mutex> lock(mu);
+      if (first == std::chrono::steady_clock::time_point()) first = std::chrono::steady_clock::now();
+      return true;
+    }
+    void OnFinish(const FinishInfo&) override {
+      std::lock_guard<std::mutex> lock(mu);
+      done = true;
+      cv.notify_all();
+    }
+  };
+  int32_t i = 0;
+  for (auto _ : state) {
+    auto sink = std::make_shared<FirstTokenSink>();
+    const auto t0 = std::chrono::steady_clock::now();
+    e->Submit(Request(16, 1, i++), sink).value();
+    std::unique_lock<std::mutex> lock(sink->mu);
+    sink->cv.wait(lock, [&] { return sink->done; });
+    state.SetIterationTime(std::chrono::duration<double>(sink->first - t0).count());
+  }
+}
+// One submit per repetition; the median is what bench/RESULTS.md compares.
+BENCHMARK(BM_EngineFirstToken)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(1)
+    ->Repetitions(30)->ReportAggregatesOnly(true);
 
 }  // namespace
 }  // namespace cohost::runtime
