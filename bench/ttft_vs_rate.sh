@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # TTFT p50/p99 under a rising Poisson request rate, chunked prefill on and off,
 # on the default model (CPU). Prints one markdown row per (mode, rate).
-# Usage: bench/ttft_vs_rate.sh [RATES...]   (default 0.25 0.5 1.0)
+# Usage: [MODES="chunked64 chunked512 whole"] bench/ttft_vs_rate.sh [RATES...]
+#   chunked64:  64-token steps (a prompt arrives in 64-token chunks between decodes)
+#   chunked512: 512-token steps, at most 64 tokens of one prompt per step
+#   whole:      512-token steps, a prompt admitted only whole (no chunking)
+# RATES default to 0.25 0.5 1.0 requests/s.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cohost="$root/build/tools/cohost"
@@ -12,9 +16,14 @@ out="$(mktemp -d)"
 
 echo "| prefill | rate (req/s) | TTFT p50 (ms) | TTFT p99 (ms) | TPOT p50 (ms) | ITL p99 (ms) | ok |"
 echo "|---|---|---|---|---|---|---|"
-for mode in chunked whole; do
-  flags=(--max-batch-tokens 512 --max-prefill-chunk 64)
-  [ "$mode" = whole ] && flags=(--max-batch-tokens 512 --no-chunked-prefill)
+for mode in ${MODES:-chunked64 chunked512 whole}; do
+  # Prefix caching off: every run replays the same seeded prompts.
+  case "$mode" in
+    chunked64) flags=(--no-prefix-cache --max-batch-tokens 64) ;;
+    chunked512) flags=(--no-prefix-cache --max-batch-tokens 512 --max-prefill-chunk 64) ;;
+    whole) flags=(--no-prefix-cache --max-batch-tokens 512 --no-chunked-prefill) ;;
+    *) echo "unknown mode $mode" >&2; exit 2 ;;
+  esac
   "$cohost" serve --model "m=$model" --host 127.0.0.1 --port 0 --metrics-port 0 \
     "${flags[@]}" 2> "$out/serve.log" &
   server=$!

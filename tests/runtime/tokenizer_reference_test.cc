@@ -31,7 +31,9 @@ nlohmann::json ReadJson(const std::string& path) {
 class SmolLm2TokenizerTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    auto mf = LoadModelFile(COHOST_DEFAULT_MODEL, {.load_tensors = false});
+    LoadOptions options;
+    options.load_tensors = false;
+    auto mf = LoadModelFile(COHOST_DEFAULT_MODEL, options);
     ASSERT_TRUE(mf.ok()) << mf.status();
     auto t = Tokenizer::Create(mf->tokenizer);
     ASSERT_TRUE(t.ok()) << t.status();
@@ -115,7 +117,7 @@ TEST_F(SmolLm2TokenizerTest, ChatTemplateMatchesSmolLm2) {
 }
 
 TEST_F(SmolLm2TokenizerTest, InvalidUtf8IsAnError) {
-  for (const std::string bad : {std::string("abc\xff"), std::string("\xc3"),
+  for (const std::string& bad : {std::string("abc\xff"), std::string("\xc3"),
                                 std::string("\xed\xa0\x80"), std::string("a\xf0\x9f\x98")}) {
     const auto ids = tokenizer_->Encode(bad);
     ASSERT_FALSE(ids.ok());

@@ -97,7 +97,9 @@ TEST(MaxTokensDistTest, BadRangesAreErrors) {
   for (const char* bad : {"9:5", "0:3", "a:b", "5", "1:2:3", "", "-1:4"}) {
     absl::StatusOr<MaxTokensDist> d = MaxTokensDist::ParseRange(bad);
     EXPECT_EQ(d.status().code(), absl::StatusCode::kInvalidArgument) << bad;
-    if (!d.ok()) EXPECT_THAT(std::string(d.status().message()), HasSubstr("LO:HI"));
+    if (!d.ok()) {
+      EXPECT_THAT(std::string(d.status().message()), HasSubstr("LO:HI"));
+    }
   }
   EXPECT_FALSE(MaxTokensDist::Fixed(0).ok());
   EXPECT_TRUE(MaxTokensDist::ParseRange("4:4").ok());
