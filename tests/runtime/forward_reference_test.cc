@@ -12,6 +12,7 @@
 #include "runtime/generator.h"
 #include "runtime/kv_cache.h"
 #include "runtime/loaded_model.h"
+#include "tests/runtime/default_model.h"
 
 namespace cohost::runtime {
 namespace {
@@ -24,18 +25,16 @@ constexpr float kLogitTolerance = 1e-3f;
 class ForwardReferenceTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    backend_ = kernels::MakeCpuBackend().release();
-    absl::StatusOr<LoadedModel> m = LoadModel(COHOST_DEFAULT_MODEL, backend_);
-    ASSERT_TRUE(m.ok()) << m.status() << " (run scripts/fetch_model.sh)";
-    model_ = new LoadedModel(*std::move(m));
+    absl::StatusOr<testing::DefaultModel*> shared = testing::SharedDefaultModel();
+    ASSERT_TRUE(shared.ok()) << shared.status();
+    backend_ = (*shared)->backend.get();
+    model_ = &(*shared)->model;
     std::ifstream f(std::string(COHOST_SOURCE_DIR) + "/tests/data/forward_reference_smollm2.json");
     ASSERT_TRUE(f.good());
     ref_ = new nlohmann::json(nlohmann::json::parse(f));
   }
   static void TearDownTestSuite() {
-    delete model_;
     delete ref_;
-    delete backend_;
   }
 
   // Prefills `ids` in chunks of `chunk` tokens; returns the last position's logits.

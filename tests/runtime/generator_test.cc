@@ -7,6 +7,7 @@
 
 #include "gtest/gtest.h"
 #include "runtime/loaded_model.h"
+#include "tests/runtime/default_model.h"
 
 namespace cohost::runtime {
 namespace {
@@ -14,14 +15,10 @@ namespace {
 class GeneratorTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    backend_ = kernels::MakeCpuBackend().release();
-    absl::StatusOr<LoadedModel> m = LoadModel(COHOST_DEFAULT_MODEL, backend_);
-    ASSERT_TRUE(m.ok()) << m.status() << " (run scripts/fetch_model.sh)";
-    model_ = new LoadedModel(*std::move(m));
-  }
-  static void TearDownTestSuite() {
-    delete model_;
-    delete backend_;
+    absl::StatusOr<testing::DefaultModel*> shared = testing::SharedDefaultModel();
+    ASSERT_TRUE(shared.ok()) << shared.status();
+    backend_ = (*shared)->backend.get();
+    model_ = &(*shared)->model;
   }
   std::vector<int32_t> Ids(const std::string& text) {
     absl::StatusOr<std::vector<int32_t>> ids = model_->tokenizer->Encode(text);
