@@ -24,14 +24,8 @@ void BM_DecodeStep(benchmark::State& state) {
   auto kv = KvCache::Create(f->backend.get(), f->model.config(), num_blocks, bs);
   if (!kv.ok()) return state.SkipWithError("kv cache");
   Batch b;
-  b.token_ids = {42};
-  b.positions = {ctx - 1};
-  b.slot_mapping = {(1 + (ctx - 1) / bs) * bs + (ctx - 1) % bs};
-  b.seq_starts = {0, 1};
-  b.context_lens = {ctx};
-  b.max_blocks_per_seq = num_blocks - 1;
-  for (int32_t i = 1; i < num_blocks; ++i) b.block_tables.push_back(i);
-  b.sample_rows = {0};
+  const int32_t token = 42;
+  FillSingleSequenceBatch(absl::MakeConstSpan(&token, 1), ctx - 1, num_blocks, bs, true, &b);
   std::vector<float> logits;
   for (auto _ : state) {
     absl::Status s = f->model.model->Forward(b, **kv, &logits);
@@ -71,17 +65,10 @@ void BM_Prefill(benchmark::State& state) {
   const int32_t num_blocks = n / bs + 2;
   auto kv = KvCache::Create(f->backend.get(), f->model.config(), num_blocks, bs);
   if (!kv.ok()) return state.SkipWithError("kv cache");
+  std::vector<int32_t> tokens;
+  for (int32_t p = 0; p < n; ++p) tokens.push_back(100 + p % 1000);
   Batch b;
-  for (int32_t p = 0; p < n; ++p) {
-    b.token_ids.push_back(100 + p % 1000);
-    b.positions.push_back(p);
-    b.slot_mapping.push_back((1 + p / bs) * bs + p % bs);
-  }
-  b.seq_starts = {0, n};
-  b.context_lens = {n};
-  b.max_blocks_per_seq = num_blocks - 1;
-  for (int32_t i = 1; i < num_blocks; ++i) b.block_tables.push_back(i);
-  b.sample_rows = {n - 1};
+  FillSingleSequenceBatch(tokens, 0, num_blocks, bs, true, &b);
   std::vector<float> logits;
   for (auto _ : state) {
     absl::Status s = f->model.model->Forward(b, **kv, &logits);

@@ -84,4 +84,24 @@ absl::Status Batch::Validate(int32_t num_blocks, int32_t block_size, int32_t voc
   return absl::OkStatus();
 }
 
+void FillSingleSequenceBatch(absl::Span<const int32_t> tokens, int32_t first_pos,
+                             int32_t num_blocks, int32_t block_size, bool sample, Batch* b) {
+  const int32_t n = static_cast<int32_t>(tokens.size());
+  b->token_ids.assign(tokens.begin(), tokens.end());
+  b->positions.resize(n);
+  b->slot_mapping.resize(n);
+  for (int32_t i = 0; i < n; ++i) {
+    const int32_t pos = first_pos + i;
+    b->positions[i] = pos;
+    b->slot_mapping[i] = (1 + pos / block_size) * block_size + pos % block_size;
+  }
+  b->seq_starts = {0, n};
+  b->context_lens = {first_pos + n};
+  b->max_blocks_per_seq = num_blocks - 1;
+  b->block_tables.resize(num_blocks - 1);
+  for (int32_t i = 0; i < num_blocks - 1; ++i) b->block_tables[i] = i + 1;
+  b->sample_rows.clear();
+  if (sample) b->sample_rows.push_back(n - 1);
+}
+
 }  // namespace cohost::runtime

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/types/span.h"
 
 namespace cohost::runtime {
 
@@ -27,5 +28,12 @@ struct Batch {
   // instead of letting a kernel read out of bounds.
   absl::Status Validate(int32_t num_blocks, int32_t block_size, int32_t vocab_size) const;
 };
+
+// Fills *b with one sequence whose K/V lives in blocks 1..num_blocks-1 in order
+// (block 0 is the null block): new tokens at positions [first_pos, first_pos +
+// tokens.size()), returning the last one's logits when `sample`. The layout of
+// the one-sequence Generator, the reference tests and the benchmarks.
+void FillSingleSequenceBatch(absl::Span<const int32_t> tokens, int32_t first_pos,
+                             int32_t num_blocks, int32_t block_size, bool sample, Batch* b);
 
 }  // namespace cohost::runtime

@@ -20,27 +20,6 @@ double MsSince(Clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
 }
 
-// Blocks 1..n hold the sequence in order; block 0 is the null block.
-void FillBatch(absl::Span<const int32_t> tokens, int32_t first_pos, int32_t num_blocks,
-               int32_t block_size, bool sample, Batch* b) {
-  const int32_t n = static_cast<int32_t>(tokens.size());
-  b->token_ids.assign(tokens.begin(), tokens.end());
-  b->positions.resize(n);
-  b->slot_mapping.resize(n);
-  for (int32_t i = 0; i < n; ++i) {
-    const int32_t pos = first_pos + i;
-    b->positions[i] = pos;
-    b->slot_mapping[i] = (1 + pos / block_size) * block_size + pos % block_size;
-  }
-  b->seq_starts = {0, n};
-  b->context_lens = {first_pos + n};
-  b->max_blocks_per_seq = num_blocks - 1;
-  b->block_tables.resize(num_blocks - 1);
-  for (int32_t i = 0; i < num_blocks - 1; ++i) b->block_tables[i] = i + 1;
-  b->sample_rows.clear();
-  if (sample) b->sample_rows.push_back(n - 1);
-}
-
 }  // namespace
 
 Generator::Generator(Model* model, const Tokenizer* tokenizer, GeneratorOptions options)
@@ -87,7 +66,7 @@ absl::StatusOr<GenerationResult> Generator::Generate(absl::Span<const int32_t> p
   // Prefill in chunks; only the last chunk samples.
   for (int32_t start = 0; start < num_prompt; start += options_.prefill_chunk_tokens) {
     const int32_t end = std::min(num_prompt, start + options_.prefill_chunk_tokens);
-    FillBatch(prompt_ids.subspan(start, end - start), start, num_blocks, bs, end == num_prompt,
+    FillSingleSequenceBatch(prompt_ids.subspan(start, end - start), start, num_blocks, bs, end == num_prompt,
               &batch);
     if (absl::Status s = model_->Forward(batch, **kv, &logits); !s.ok()) return s;
   }
@@ -128,7 +107,7 @@ absl::StatusOr<GenerationResult> Generator::Generate(absl::Span<const int32_t> p
       break;
     }
     const int32_t pos = static_cast<int32_t>(history.size()) - 1;
-    FillBatch(absl::MakeConstSpan(&history[pos], 1), pos, num_blocks, bs, true, &batch);
+    FillSingleSequenceBatch(absl::MakeConstSpan(&history[pos], 1), pos, num_blocks, bs, true, &batch);
     if (absl::Status s = model_->Forward(batch, **kv, &logits); !s.ok()) return s;
   }
   if (result.finish_reason != FinishReason::kStopString) {

@@ -48,16 +48,8 @@ class ForwardReferenceTest : public ::testing::Test {
     for (int32_t start = 0; start < n; start += chunk) {
       const int32_t end = std::min(n, start + chunk);
       Batch b;
-      b.token_ids.assign(ids.begin() + start, ids.begin() + end);
-      for (int32_t p = start; p < end; ++p) {
-        b.positions.push_back(p);
-        b.slot_mapping.push_back((1 + p / bs) * bs + p % bs);
-      }
-      b.seq_starts = {0, end - start};
-      b.context_lens = {end};
-      b.max_blocks_per_seq = num_blocks - 1;
-      for (int32_t i = 1; i < num_blocks; ++i) b.block_tables.push_back(i);
-      if (end == n) b.sample_rows = {end - start - 1};
+      FillSingleSequenceBatch(absl::MakeConstSpan(ids).subspan(start, end - start), start,
+                              num_blocks, bs, end == n, &b);
       absl::Status s = model_->model->Forward(b, **kv, &logits);
       EXPECT_TRUE(s.ok()) << s;
     }

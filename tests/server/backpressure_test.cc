@@ -23,14 +23,7 @@ namespace {
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-bool WaitFor(const std::function<bool()>& pred, milliseconds timeout) {
-  const auto end = std::chrono::steady_clock::now() + timeout;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > end) return false;
-    std::this_thread::sleep_for(milliseconds(5));
-  }
-  return true;
-}
+using ::cohost::testing::WaitFor;
 
 class BackpressureTest : public ::testing::Test {
  protected:

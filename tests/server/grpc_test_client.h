@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -27,6 +28,17 @@
 #include "grpcpp/grpcpp.h"
 
 namespace cohost::testing {
+
+// Polls `pred` until it holds or `timeout` passes; the server tests wait on
+// engine and stream state that other threads change.
+inline bool WaitFor(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
+  const auto end = std::chrono::steady_clock::now() + timeout;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > end) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
+}
 
 struct StreamResult {
   grpc::Status status;

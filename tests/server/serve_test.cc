@@ -153,14 +153,7 @@ v1::GenerateRequest Request(int max_tokens) {
   return r;
 }
 
-bool WaitFor(const std::function<bool()>& pred, milliseconds timeout) {
-  const auto end = std::chrono::steady_clock::now() + timeout;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > end) return false;
-    std::this_thread::sleep_for(milliseconds(10));
-  }
-  return true;
-}
+using ::cohost::testing::WaitFor;
 
 // Streams `request` on its own thread, counting messages as they arrive.
 struct LiveStream {

@@ -34,14 +34,7 @@ using ::testing::HasSubstr;
 
 constexpr char kModel[] = "smol";
 
-bool WaitFor(const std::function<bool()>& pred, milliseconds timeout) {
-  const auto end = std::chrono::steady_clock::now() + timeout;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > end) return false;
-    std::this_thread::sleep_for(milliseconds(5));
-  }
-  return true;
-}
+using ::cohost::testing::WaitFor;
 
 // One server on a fresh Router holding the default model as "smol".
 class TestServer {
