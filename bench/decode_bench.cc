@@ -5,8 +5,8 @@
 #include <memory>
 
 #include "benchmark/benchmark.h"
-#include "runtime/generator.h"
-#include "runtime/kv_cache.h"
+#include "runtime/engine/engine.h"
+#include "runtime/model/kv_cache.h"
 #include "bench/default_model.h"
 
 namespace cohost::runtime {
@@ -36,20 +36,36 @@ void BM_DecodeStep(benchmark::State& state) {
 }
 BENCHMARK(BM_DecodeStep)->Arg(16)->Arg(128)->Arg(1024)->Unit(benchmark::kMillisecond);
 
-// A 128-token greedy generation from a short prompt, end to end.
+// A 128-token greedy generation from a short prompt, end to end through the
+// engine's step loop (one sequence: what `cohost run` does with one prompt).
 void BM_Greedy128(benchmark::State& state) {
   Fixture* f = Shared();
-  Generator gen(f->model.model.get(), f->model.tokenizer.get());
+  EngineConfig config;
+  config.kv_cache_bytes = int64_t{64} << 20;
+  std::unique_ptr<Engine> engine =
+      Engine::Create(f->model.model.get(), f->model.tokenizer.get(), config).value();
   absl::StatusOr<std::vector<int32_t>> ids = f->model.tokenizer->Encode("Once upon a time");
-  SamplingParams p;
-  p.temperature = 0;
-  p.max_tokens = 128;
-  p.ignore_eos = true;
+  GenerateRequest request;
+  request.prompt_ids = *ids;
+  request.sampling.temperature = 0;
+  request.sampling.max_tokens = 128;
+  request.sampling.ignore_eos = true;
+  struct Sink : TokenSink {
+    bool OnDelta(const TokenDelta&) override { return true; }
+    void OnFinish(const FinishInfo& info) override { decode_tps = info.timings.decode_tokens_per_second; }
+    double decode_tps = 0;
+  };
   double decode_tps = 0;
   for (auto _ : state) {
-    absl::StatusOr<GenerationResult> r = gen.Generate(*ids, p);
-    if (!r.ok()) return state.SkipWithError(std::string(r.status().message()).c_str());
-    decode_tps = r->decode_tokens_per_second;
+    auto sink = std::make_shared<Sink>();
+    absl::StatusOr<RequestId> id = engine->Submit(request, sink);
+    if (!id.ok()) return state.SkipWithError(std::string(id.status().message()).c_str());
+    for (;;) {
+      absl::StatusOr<bool> more = engine->Step();
+      if (!more.ok()) return state.SkipWithError(std::string(more.status().message()).c_str());
+      if (!*more) break;
+    }
+    decode_tps = sink->decode_tps;
   }
   state.counters["tok/s"] =
       benchmark::Counter(128.0 * state.iterations(), benchmark::Counter::kIsRate);

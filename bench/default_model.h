@@ -7,7 +7,7 @@
 #include <memory>
 #include <string>
 
-#include "runtime/loaded_model.h"
+#include "runtime/engine/loaded_model.h"
 
 namespace cohost::bench {
 

@@ -9,7 +9,7 @@
 #include <memory>
 
 #include "benchmark/benchmark.h"
-#include "runtime/engine.h"
+#include "runtime/engine/engine.h"
 #include "bench/default_model.h"
 
 namespace cohost::runtime {

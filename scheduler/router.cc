@@ -4,12 +4,14 @@
 // until it finishes; an AdmissionSink wrapped around the caller's sink keeps
 // those counters honest on the engine thread.
 
+#include "common/status_macros.h"
 #include "scheduler/router.h"
 
 #include <utility>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_format.h"
+#include "common/status_macros.h"
 
 namespace cohost::scheduler {
 namespace {
@@ -35,66 +37,46 @@ absl::Status ValidateName(const std::string& name) {
   return absl::OkStatus();
 }
 
-// Wraps the caller's sink: drops the model's queue counters exactly once, when
-// the request is first scheduled or finishes without ever being scheduled, and
-// its in-flight count and id on finish. Every call is forwarded. Holds the
-// model by raw pointer: the engine that calls it is owned by the model, so the
-// model outlives every call (a shared_ptr here would let the engine thread
-// destroy its own engine).
+// Wraps the caller's sink and keeps the model's admission books: the request
+// leaves the queue when first scheduled (or when it finishes unscheduled) and
+// the flight when it finishes. Every call is forwarded. Holds the model by raw
+// pointer: the engine that calls it is owned by the model, so the model
+// outlives every call (a shared_ptr here would let the engine thread destroy
+// its own engine).
 class AdmissionSink : public runtime::TokenSink {
  public:
-  AdmissionSink(ServedModel* model, int64_t prompt_tokens,
+  AdmissionSink(ServedModel* model, std::unique_ptr<Admission::Ticket> ticket,
                 std::shared_ptr<runtime::TokenSink> inner)
-      : model_(model), prompt_tokens_(prompt_tokens), inner_(std::move(inner)) {}
+      : model_(model), ticket_(std::move(ticket)), inner_(std::move(inner)) {}
 
   void OnScheduled() override {
-    LeaveQueue();
+    model_->admission().Scheduled(*ticket_);
     inner_->OnScheduled();
   }
   bool OnDelta(const runtime::TokenDelta& delta) override { return inner_->OnDelta(delta); }
   void OnFinish(const runtime::FinishInfo& info) override {
-    // Counters first, so whoever the inner sink wakes sees them settled.
-    LeaveQueue();
-    {
-      std::lock_guard<std::mutex> lock(model_->admission_mu);
-      finished_ = true;
-      if (id_ >= 0) model_->in_flight_ids.erase(id_);
-    }
-    model_->in_flight.fetch_sub(1);
+    // The books first, so whoever the inner sink wakes sees them settled.
+    model_->admission().Finished(*ticket_);
     inner_->OnFinish(info);
   }
 
-  // After Engine::Submit returned `id`; the request may already have finished.
-  void Admitted(runtime::RequestId id) {
-    std::lock_guard<std::mutex> lock(model_->admission_mu);
-    if (finished_) return;
-    id_ = id;
-    model_->in_flight_ids.insert(id);
-  }
+  Admission::Ticket& ticket() { return *ticket_; }
 
  private:
-  void LeaveQueue() {
-    if (left_queue_.exchange(true)) return;
-    model_->queued_requests.fetch_sub(1);
-    model_->queued_prompt_tokens.fetch_sub(prompt_tokens_);
-  }
-
   ServedModel* model_;
-  const int64_t prompt_tokens_;
+  const std::unique_ptr<Admission::Ticket> ticket_;
   std::shared_ptr<runtime::TokenSink> inner_;
-  std::atomic<bool> left_queue_{false};
-  bool finished_ = false;       // guarded by model_->admission_mu
-  runtime::RequestId id_ = -1;  // guarded by model_->admission_mu
 };
 
 }  // namespace
 
 ServedModel::ServedModel(std::string name, std::string path, runtime::LoadedModel loaded,
-                         std::unique_ptr<runtime::Engine> engine)
+                         std::unique_ptr<runtime::Engine> engine, AdmissionLimits limits)
     : name_(std::move(name)),
       path_(std::move(path)),
       loaded_(std::move(loaded)),
-      engine_(std::move(engine)) {}
+      engine_(std::move(engine)),
+      admission_(name_, limits) {}
 
 ServedModel::~ServedModel() {
   // The engine reads the model's weights and calls sinks that touch this
@@ -111,7 +93,7 @@ Router::~Router() = default;
 
 absl::Status Router::LoadModel(const std::string& name, const std::string& path,
                                const ProgressFn& progress) {
-  if (absl::Status s = ValidateName(name); !s.ok()) return s;
+  RETURN_IF_ERROR(ValidateName(name));
   {
     // Fail fast before a long load; AddModel checks again under the lock.
     std::lock_guard<std::mutex> lock(mu_);
@@ -127,7 +109,7 @@ absl::Status Router::LoadModel(const std::string& name, const std::string& path,
 
 absl::Status Router::AddModel(const std::string& name, std::string path,
                               runtime::LoadedModel loaded) {
-  if (absl::Status s = ValidateName(name); !s.ok()) return s;
+  RETURN_IF_ERROR(ValidateName(name));
   if (loaded.model == nullptr || loaded.tokenizer == nullptr) {
     return absl::InvalidArgumentError("the loaded model has no weights or no tokenizer");
   }
@@ -141,8 +123,8 @@ absl::Status Router::AddModel(const std::string& name, std::string path,
   absl::StatusOr<std::unique_ptr<runtime::Engine>> engine =
       runtime::Engine::Create(loaded.model.get(), loaded.tokenizer.get(), engine_config_);
   if (!engine.ok()) return engine.status();
-  auto served =
-      std::make_shared<ServedModel>(name, std::move(path), std::move(loaded), *std::move(engine));
+  auto served = std::make_shared<ServedModel>(name, std::move(path), std::move(loaded),
+                                              *std::move(engine), limits_);
   std::lock_guard<std::mutex> lock(mu_);
   if (models_.contains(name)) {
     // Lost a race with a concurrent load of the same name; `served` is dropped
@@ -167,12 +149,7 @@ absl::Status Router::UnloadModel(const std::string& name) {
     model = std::move(it->second);
     models_.erase(it);
   }
-  std::vector<runtime::RequestId> ids;
-  {
-    std::lock_guard<std::mutex> lock(model->admission_mu);
-    ids.assign(model->in_flight_ids.begin(), model->in_flight_ids.end());
-  }
-  for (runtime::RequestId id : ids) model->engine().Abort(id);
+  for (runtime::RequestId id : model->admission().InFlightIds()) model->engine().Abort(id);
   return absl::OkStatus();
 }
 
@@ -210,44 +187,16 @@ absl::StatusOr<runtime::RequestId> Router::Submit(const std::shared_ptr<ServedMo
   if (draining()) return absl::UnavailableError("server is draining");
   if (model == nullptr) return absl::InvalidArgumentError("no model");
   if (sink == nullptr) return absl::InvalidArgumentError("no output sink");
-  const int64_t prompt_tokens = static_cast<int64_t>(request.prompt_ids.size());
-  if (prompt_tokens > limits_.max_queued_prompt_tokens) {
-    // Waiting never helps this one, so it is not RESOURCE_EXHAUSTED.
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "the prompt of %d tokens exceeds model \"%s\"'s queue limit of %d prompt tokens",
-        prompt_tokens, model->name(), limits_.max_queued_prompt_tokens));
-  }
-  {
-    // Check and increment together: decrements happen lock-free on the engine
-    // thread and can only make the check conservative.
-    std::lock_guard<std::mutex> lock(model->admission_mu);
-    if (model->queued_requests.load() >= limits_.max_queued_requests) {
-      return absl::ResourceExhaustedError(absl::StrFormat(
-          "model \"%s\" has %d requests queued, the limit (max_queued_requests = %d); retry "
-          "later",
-          model->name(), model->queued_requests.load(), limits_.max_queued_requests));
-    }
-    const int64_t queued_tokens = model->queued_prompt_tokens.load();
-    if (queued_tokens + prompt_tokens > limits_.max_queued_prompt_tokens) {
-      return absl::ResourceExhaustedError(absl::StrFormat(
-          "model \"%s\" has %d prompt tokens queued; %d more would pass the limit "
-          "(max_queued_prompt_tokens = %d); retry later",
-          model->name(), queued_tokens, prompt_tokens, limits_.max_queued_prompt_tokens));
-    }
-    model->queued_requests.fetch_add(1);
-    model->queued_prompt_tokens.fetch_add(prompt_tokens);
-    model->in_flight.fetch_add(1);
-  }
-  auto admission = std::make_shared<AdmissionSink>(model.get(), prompt_tokens, std::move(sink));
+  ASSIGN_OR_RETURN(std::unique_ptr<Admission::Ticket> ticket,
+                   model->admission().Admit(static_cast<int64_t>(request.prompt_ids.size())));
+  auto admission = std::make_shared<AdmissionSink>(model.get(), std::move(ticket), std::move(sink));
   absl::StatusOr<runtime::RequestId> id = model->engine().Submit(std::move(request), admission);
   if (!id.ok()) {
     // The engine refused it and will never call the sink.
-    model->queued_requests.fetch_sub(1);
-    model->queued_prompt_tokens.fetch_sub(prompt_tokens);
-    model->in_flight.fetch_sub(1);
+    model->admission().Refused(admission->ticket());
     return id.status();
   }
-  admission->Admitted(*id);
+  model->admission().Submitted(admission->ticket(), *id);
   return *id;
 }
 
@@ -260,7 +209,7 @@ void Router::StartDraining() { draining_.store(true); }
 int32_t Router::num_in_flight() const {
   int32_t n = 0;
   std::lock_guard<std::mutex> lock(mu_);
-  for (const auto& [name, model] : models_) n += model->in_flight.load();
+  for (const auto& [name, model] : models_) n += model->admission().in_flight();
   return n;
 }
 
@@ -271,12 +220,7 @@ void Router::AbortAll() {
     for (const auto& [name, model] : models_) models.push_back(model);
   }
   for (const std::shared_ptr<ServedModel>& model : models) {
-    std::vector<runtime::RequestId> ids;
-    {
-      std::lock_guard<std::mutex> lock(model->admission_mu);
-      ids.assign(model->in_flight_ids.begin(), model->in_flight_ids.end());
-    }
-    for (runtime::RequestId id : ids) model->engine().Abort(id);
+    for (runtime::RequestId id : model->admission().InFlightIds()) model->engine().Abort(id);
   }
 }
 

@@ -13,28 +13,22 @@
 #include <string>
 #include <vector>
 
-#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "cohost/kernels/backend.h"
-#include "runtime/engine.h"
-#include "runtime/loaded_model.h"
-#include "runtime/request.h"
+#include "runtime/engine/engine.h"
+#include "runtime/engine/loaded_model.h"
+#include "scheduler/admission.h"
+#include "runtime/batching/request.h"
 
 namespace cohost::scheduler {
 
-struct AdmissionLimits {
-  int32_t max_queued_requests = 256;          // per model, not yet scheduled
-  int64_t max_queued_prompt_tokens = 1 << 20;  // per model, prompts not yet scheduled
-  int32_t retry_pushback_ms = 500;            // what clients are told to wait
-};
-
 // One served model: weights, tokenizer, engine (running its own loop thread),
-// and its admission counters. Shared by in-flight requests so unloading never
+// and its admission control. Shared by in-flight requests so unloading never
 // pulls it from under them.
 class ServedModel {
  public:
   ServedModel(std::string name, std::string path, runtime::LoadedModel loaded,
-              std::unique_ptr<runtime::Engine> engine);
+              std::unique_ptr<runtime::Engine> engine, AdmissionLimits limits);
   ~ServedModel();  // stops the engine; live requests finish as cancelled
 
   const std::string& name() const { return name_; }
@@ -44,19 +38,14 @@ class ServedModel {
   runtime::Engine& engine() { return *engine_; }
   const runtime::Engine& engine() const { return *engine_; }
 
-  std::atomic<int32_t> queued_requests{0};
-  std::atomic<int64_t> queued_prompt_tokens{0};
-  std::atomic<int32_t> in_flight{0};
-
-  // Ids of admitted requests that have not finished, so that unloading and
-  // AbortAll can reach them. Admission checks also run under this mutex.
-  std::mutex admission_mu;
-  absl::flat_hash_set<runtime::RequestId> in_flight_ids;  // guarded by admission_mu
+  Admission& admission() { return admission_; }
+  const Admission& admission() const { return admission_; }
 
  private:
   std::string name_, path_;
   runtime::LoadedModel loaded_;
   std::unique_ptr<runtime::Engine> engine_;
+  Admission admission_;
 };
 
 struct ModelSummary {

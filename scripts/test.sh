@@ -9,7 +9,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 
 echo "== AddressSanitizer: loaders, tokenizers, scheduling, engine =="
 COHOST_BUILD_DIR="$root/build-asan" \
-  COHOST_BUILD_TARGETS="loader_test tokenizer_test scheduling_test engine_test" \
+  COHOST_BUILD_TARGETS="loader_test tokenizer_test batching_test engine_test" \
   "$root/scripts/build.sh" -DCOHOST_CUDA=OFF -DCOHOST_SANITIZE=address -DCMAKE_BUILD_TYPE=Debug
 # Only these targets are built there: skip the placeholders ctest keeps for
 # the others, and the Python client test (it needs the cohost binary).

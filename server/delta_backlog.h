@@ -9,7 +9,7 @@
 #include <deque>
 
 #include "cohost/v1/inference.pb.h"
-#include "runtime/request.h"
+#include "runtime/batching/request.h"
 
 namespace cohost::server {
 

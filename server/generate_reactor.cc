@@ -305,9 +305,8 @@ absl::Status GenerateReactor::Start(const grpc::ByteBuffer& request_bytes) {
   absl::StatusOr<std::optional<Clock::time_point>> deadline = EngineDeadline(*context_);
   if (!deadline.ok()) return deadline.status();
 
-  const ModelLimits limits{model_->config().vocab_size, model_->config().max_position_embeddings};
   absl::StatusOr<runtime::GenerateRequest> built =
-      BuildGenerateRequest(request, model_->tokenizer(), limits);
+      BuildGenerateRequest(request, model_->tokenizer(), model_->engine().request_limits());
   if (!built.ok()) return built.status();
   built->tenant = std::move(tenant);
   built->deadline = *deadline;

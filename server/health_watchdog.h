@@ -13,7 +13,7 @@
 #include <thread>
 
 #include "grpcpp/health_check_service_interface.h"
-#include "runtime/engine.h"
+#include "runtime/engine/engine.h"
 #include "scheduler/router.h"
 
 namespace cohost::server {

@@ -11,7 +11,7 @@
 #include <string_view>
 #include <vector>
 
-#include "runtime/request.h"
+#include "runtime/batching/request.h"
 
 namespace cohost::server {
 

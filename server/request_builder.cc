@@ -1,21 +1,23 @@
 // Validation and tokenization of API requests.
 
+#include "common/status_macros.h"
 #include "server/request_builder.h"
 
 #include <algorithm>
+#include <limits>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/status_macros.h"
 
 namespace cohost::server {
 namespace {
 
 absl::StatusOr<std::vector<int32_t>> PromptIds(const v1::GenerateRequest& request,
-                                               const runtime::Tokenizer& tokenizer,
-                                               const ModelLimits& limits) {
+                                               const runtime::Tokenizer& tokenizer) {
   switch (request.input_case()) {
     case v1::GenerateRequest::kText:
       if (request.text().empty()) return absl::InvalidArgumentError("text input is empty");
@@ -42,14 +44,9 @@ absl::StatusOr<std::vector<int32_t>> PromptIds(const v1::GenerateRequest& reques
       return tokenizer.Encode(*text, /*add_special=*/true);
     }
     case v1::GenerateRequest::kTokens: {
+      // Their range is ValidateRequest's to check.
       const auto& ids = request.tokens().ids();
       if (ids.empty()) return absl::InvalidArgumentError("token input is empty");
-      for (int i = 0; i < ids.size(); ++i) {
-        if (ids[i] < 0 || ids[i] >= limits.vocab_size) {
-          return absl::InvalidArgumentError(absl::StrFormat(
-              "tokens.ids[%d] must be in [0, %d), got %d", i, limits.vocab_size, ids[i]));
-        }
-      }
       return std::vector<int32_t>(ids.begin(), ids.end());
     }
     case v1::GenerateRequest::INPUT_NOT_SET:
@@ -77,42 +74,29 @@ runtime::SamplingParams SamplingFrom(const v1::GenerateRequest& request) {
 
 }  // namespace
 
-absl::StatusOr<runtime::GenerateRequest> BuildGenerateRequest(const v1::GenerateRequest& request,
-                                                              const runtime::Tokenizer& tokenizer,
-                                                              const ModelLimits& limits) {
+absl::StatusOr<runtime::GenerateRequest> BuildGenerateRequest(
+    const v1::GenerateRequest& request, const runtime::Tokenizer& tokenizer,
+    const runtime::RequestLimits& limits) {
   // Cheap checks first: a bad request should not cost a tokenization.
   if (request.has_max_tokens() && request.max_tokens() == 0) {
     return absl::InvalidArgumentError("max_tokens must be >= 1, got 0");
   }
-  runtime::SamplingParams sampling = SamplingFrom(request);
-  sampling.max_tokens = 1;  // checked below, against the prompt
-  if (absl::Status s = sampling.Validate(limits.vocab_size); !s.ok()) return s;
-
-  absl::StatusOr<std::vector<int32_t>> ids = PromptIds(request, tokenizer, limits);
-  if (!ids.ok()) return ids.status();
-  if (ids->empty()) return absl::InvalidArgumentError("the input encodes to no tokens");
-
-  const int64_t prompt_len = static_cast<int64_t>(ids->size());
-  const int64_t room = limits.context_length - prompt_len;
-  if (room < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("the prompt has %d tokens; the model's context holds %d", prompt_len,
-                        limits.context_length));
-  }
-  if (request.has_max_tokens()) {
-    if (request.max_tokens() > room) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "prompt (%d tokens) + max_tokens (%d) exceeds the model's context of %d tokens",
-          prompt_len, request.max_tokens(), limits.context_length));
-    }
-    sampling.max_tokens = static_cast<int32_t>(request.max_tokens());
-  } else {
-    sampling.max_tokens = static_cast<int32_t>(std::min<int64_t>(kDefaultMaxTokens, room));
-  }
-
   runtime::GenerateRequest out;
-  out.prompt_ids = *std::move(ids);
-  out.sampling = std::move(sampling);
+  out.sampling = SamplingFrom(request);
+  out.sampling.max_tokens = 1;  // a placeholder until the prompt's length is known
+  RETURN_IF_ERROR(out.sampling.Validate(limits.vocab_size));
+
+  ASSIGN_OR_RETURN(out.prompt_ids, PromptIds(request, tokenizer));
+  if (out.prompt_ids.empty()) return absl::InvalidArgumentError("the input encodes to no tokens");
+  if (request.has_max_tokens()) {
+    // Beyond int32 is beyond every context: ValidateRequest says so.
+    out.sampling.max_tokens = static_cast<int32_t>(
+        std::min<uint64_t>(request.max_tokens(), std::numeric_limits<int32_t>::max()));
+  } else {
+    ASSIGN_OR_RETURN(out.sampling.max_tokens,
+                     runtime::DefaultMaxTokens(out.prompt_ids.size(), limits));
+  }
+  RETURN_IF_ERROR(runtime::ValidateRequest(out, limits));
   out.external_id = request.request_id();
   return out;
 }

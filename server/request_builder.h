@@ -3,31 +3,23 @@
 // tokenizes the input on the calling (gRPC) thread, never the engine's.
 #pragma once
 
-#include <cstdint>
-
 #include "absl/status/statusor.h"
 #include "cohost/v1/inference.pb.h"
-#include "runtime/request.h"
-#include "runtime/tokenizer.h"
+#include "runtime/batching/request.h"
+#include "runtime/batching/request_validation.h"
+#include "runtime/tokenizer/tokenizer.h"
 
 namespace cohost::server {
 
-// max_tokens when the client leaves it unset (then capped by the context).
-inline constexpr int32_t kDefaultMaxTokens = 256;
-
-struct ModelLimits {
-  int32_t vocab_size = 0;      // token ids must be in [0, vocab_size)
-  int32_t context_length = 0;  // prompt + max_tokens must fit
-};
-
 // Fills prompt_ids, sampling and external_id; the caller adds tenant and
-// deadline. INVALID_ARGUMENT for: no or empty input, an empty chat, invalid
-// UTF-8, token ids outside the vocabulary, out-of-range or NaN sampling values,
-// max_tokens 0 or prompt + max_tokens beyond the context, too many or too long
-// stop strings. FAILED_PRECONDITION when chat input meets a model without a
+// deadline. An unset max_tokens becomes runtime::DefaultMaxTokens. The result
+// passes runtime::ValidateRequest against `limits` (the engine's), whose
+// INVALID_ARGUMENT comes back as is; also INVALID_ARGUMENT for no or empty
+// input, an empty chat or a message without a role, invalid UTF-8, and
+// max_tokens 0. FAILED_PRECONDITION when chat input meets a model without a
 // usable chat template.
-absl::StatusOr<runtime::GenerateRequest> BuildGenerateRequest(const v1::GenerateRequest& request,
-                                                              const runtime::Tokenizer& tokenizer,
-                                                              const ModelLimits& limits);
+absl::StatusOr<runtime::GenerateRequest> BuildGenerateRequest(
+    const v1::GenerateRequest& request, const runtime::Tokenizer& tokenizer,
+    const runtime::RequestLimits& limits);
 
 }  // namespace cohost::server

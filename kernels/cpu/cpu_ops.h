@@ -29,6 +29,14 @@ void SiluMul(const float* gate_up /*[n, 2 * inter]*/, int32_t n, int32_t inter,
 void GatherRows(const float* x /*[n, width]*/, const int32_t* rows /*[num_rows]*/, int32_t num_rows,
                 int32_t width, float* out /*[num_rows, width]*/);
 
+// Rotates q and k in place, then copies k and v into the pages at slot_mapping.
+void RopeWriteKv(float* q,        // [num_tokens, num_heads, head_dim]
+                 float* k,        // [num_tokens, num_kv_heads, head_dim]
+                 const float* v,  // [num_tokens, num_kv_heads, head_dim]
+                 const int32_t* positions, const int32_t* slot_mapping, int32_t num_tokens,
+                 int32_t num_heads, const float* inv_freq, int32_t rotary_dim,
+                 const PagedKv& kv);
+
 void PagedAttention(const float* q /*[num_tokens, num_heads, head_dim]*/, const BatchLayout& batch,
                     const PagedKv& kv, int32_t num_heads, float scale,
                     float* out /*[num_tokens, num_heads, head_dim]*/, ThreadPool& pool);

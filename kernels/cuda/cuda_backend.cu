@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "common/status_macros.h"
 #include "absl/strings/str_cat.h"
 #include "cohost/kernels/backend.h"
 #include "cohost/kernels/dtype.h"
@@ -60,7 +61,7 @@ class CudaBackend final : public Backend {
   }
 
   absl::StatusOr<void*> Allocate(size_t bytes) override {
-    if (absl::Status s = Enter(); !s.ok()) return s;
+    RETURN_IF_ERROR(Enter());
     // Sizes past the device's memory never reach the driver, which may call
     // them invalid values rather than out of memory.
     if (bytes > total_memory_) {
@@ -85,13 +86,13 @@ class CudaBackend final : public Backend {
   // Pageable host memory is staged by the driver before cudaMemcpyAsync
   // returns, so src may be reused at once.
   absl::Status CopyToDevice(void* dst, const void* src, size_t bytes) override {
-    if (absl::Status s = Enter(); !s.ok()) return s;
+    RETURN_IF_ERROR(Enter());
     if (bytes == 0) return absl::OkStatus();
     return CudaStatus(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, stream_), "CopyToDevice");
   }
 
   absl::Status CopyToHost(void* dst, const void* src, size_t bytes) override {
-    if (absl::Status s = Enter(); !s.ok()) return s;
+    RETURN_IF_ERROR(Enter());
     if (bytes > 0) {
       Record(CudaStatus(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, stream_), "CopyToHost"));
     }
@@ -99,7 +100,7 @@ class CudaBackend final : public Backend {
   }
 
   absl::Status UploadF32(void* dst, const float* src, size_t n) override {
-    if (absl::Status s = Enter(); !s.ok()) return s;
+    RETURN_IF_ERROR(Enter());
     if (n == 0) return absl::OkStatus();
     std::vector<uint16_t> staging(n);
     for (size_t i = 0; i < n; ++i) staging[i] = F32ToBf16(src[i]);
@@ -112,13 +113,13 @@ class CudaBackend final : public Backend {
   }
 
   absl::Status DownloadF32(float* dst, const void* src, size_t n) override {
-    if (absl::Status s = Enter(); !s.ok()) return s;
+    RETURN_IF_ERROR(Enter());
     if (n == 0) return absl::OkStatus();
     std::vector<uint16_t> staging(n);
     Record(CudaStatus(cudaMemcpyAsync(staging.data(), src, n * sizeof(uint16_t),
                                       cudaMemcpyDeviceToHost, stream_),
                       "DownloadF32"));
-    if (absl::Status s = Synchronize(); !s.ok()) return s;
+    RETURN_IF_ERROR(Synchronize());
     for (size_t i = 0; i < n; ++i) dst[i] = Bf16ToF32(staging[i]);
     return absl::OkStatus();
   }
@@ -242,7 +243,7 @@ absl::StatusOr<std::unique_ptr<Backend>> MakeCudaBackend(int device_index) {
     return absl::UnavailableError(
         absl::StrCat("CUDA device ", device_index, " out of range: ", count, " device(s) present"));
   }
-  if (absl::Status s = CudaStatus(cudaSetDevice(device_index), "cudaSetDevice"); !s.ok()) return s;
+  RETURN_IF_ERROR(CudaStatus(cudaSetDevice(device_index), "cudaSetDevice"));
   cudaDeviceProp prop{};
   if (absl::Status s = CudaStatus(cudaGetDeviceProperties(&prop, device_index), "cudaGetDeviceProperties");
       !s.ok()) {

@@ -5,11 +5,12 @@ Starts `cohost serve` on the default model on port 0, streams a greedy
 generation with token input (the transformers reference's prompt), checks the
 deltas arrive in several messages and the last one carries finish_reason
 LENGTH, usage and timings, checks an unknown model gives NOT_FOUND, runs the
-C++ clients (`cohost generate`, `models`, `bench`) against the same server,
+C++ clients (`generate`, `models`, `bench` of the client-only program
+`cohost-client`, or of `cohost` without --client) against the same server,
 then SIGTERMs the server and expects exit status 0.
 
-Usage: client_test.py [--cohost BIN] [--model PATH] (or COHOST_BINARY /
-COHOST_MODEL). Runs with Debian's /usr/bin/python3 (python3-grpcio).
+Usage: client_test.py [--cohost BIN] [--client BIN] [--model PATH] (or
+COHOST_BINARY / COHOST_MODEL). Runs with Debian's /usr/bin/python3 (python3-grpcio).
 """
 
 import argparse
@@ -140,7 +141,7 @@ def check_cli(binary, address, reference):
           "bench report: %s" % report)
 
 
-def run(binary, model):
+def run(binary, client, model):
     import grpc  # Debian's python3-grpcio
     from cohost.v1 import inference_pb2 as pb
     from cohost.v1 import inference_pb2_grpc as pb_grpc
@@ -192,7 +193,7 @@ def run(binary, model):
         except grpc.RpcError as e:
             check(e.code() == grpc.StatusCode.NOT_FOUND, "unknown model: %s" % e.code())
         channel.close()
-        check_cli(binary, address, reference)
+        check_cli(client, address, reference)
     except BaseException:
         server.stop(signal.SIGKILL)
         sys.stderr.write("server stderr:\n" + "".join(server.log))
@@ -205,6 +206,8 @@ def run(binary, model):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cohost", default=os.environ.get("COHOST_BINARY"))
+    parser.add_argument("--client", help="the program whose generate/models/bench to run "
+                        "(default: --cohost)")
     parser.add_argument("--model", default=os.environ.get(
         "COHOST_MODEL", os.path.join(SOURCE_DIR, "models", "SmolLM2-135M-Instruct.Q4_1.gguf")))
     args = parser.parse_args()
@@ -216,7 +219,7 @@ def main():
         generate_stubs(stubs)
         sys.path.insert(0, stubs)
         start = time.time()
-        run(args.cohost, args.model)
+        run(args.cohost, args.client or args.cohost, args.model)
     print("client_test: OK (%.1f s)" % (time.time() - start))
 
 

@@ -20,8 +20,8 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/runtime/tiny_gguf_model.h"
-#include "tests/runtime/tiny_model.h"
+#include "tests/runtime/loader/tiny_gguf_model.h"
+#include "tests/support/tiny_model.h"
 
 namespace cohost::scheduler {
 namespace {
@@ -197,11 +197,10 @@ class RouterTest : public ::testing::Test {
   }
 
   static void ExpectIdle(ServedModel& m) {
-    EXPECT_EQ(m.queued_requests.load(), 0);
-    EXPECT_EQ(m.queued_prompt_tokens.load(), 0);
-    EXPECT_EQ(m.in_flight.load(), 0);
-    std::lock_guard<std::mutex> lock(m.admission_mu);
-    EXPECT_TRUE(m.in_flight_ids.empty());
+    EXPECT_EQ(m.admission().queued_requests(), 0);
+    EXPECT_EQ(m.admission().queued_prompt_tokens(), 0);
+    EXPECT_EQ(m.admission().in_flight(), 0);
+    EXPECT_TRUE(m.admission().InFlightIds().empty());
   }
 
   std::unique_ptr<kernels::Backend> backend_;
@@ -379,16 +378,16 @@ TEST_F(RouterTest, AdmissionLimitByRequests) {
   std::shared_ptr<ServedModel> m = FindOrDie("tiny");
   Gate& gate = NewGate();
   std::shared_ptr<RecordingSink> blocker = SubmitBlocker(m, &gate);
-  EXPECT_EQ(m->queued_requests.load(), 0) << "the running request left the queue";
+  EXPECT_EQ(m->admission().queued_requests(), 0) << "the running request left the queue";
 
   std::vector<std::shared_ptr<RecordingSink>> queued;
   for (int i = 0; i < 2; ++i) {
     queued.push_back(std::make_shared<RecordingSink>());
     ASSERT_TRUE(router_->Submit(m, Request(4, 3, i), queued.back()).ok());
   }
-  EXPECT_EQ(m->queued_requests.load(), 2);
-  EXPECT_EQ(m->queued_prompt_tokens.load(), 8);
-  EXPECT_EQ(m->in_flight.load(), 3);
+  EXPECT_EQ(m->admission().queued_requests(), 2);
+  EXPECT_EQ(m->admission().queued_prompt_tokens(), 8);
+  EXPECT_EQ(m->admission().in_flight(), 3);
   EXPECT_EQ(router_->num_in_flight(), 3);
 
   auto refused = std::make_shared<RecordingSink>();
@@ -396,8 +395,8 @@ TEST_F(RouterTest, AdmissionLimitByRequests) {
   EXPECT_EQ(full.status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_THAT(Msg(full.status()), HasSubstr("\"tiny\""));
   EXPECT_THAT(Msg(full.status()), HasSubstr("max_queued_requests = 2"));
-  EXPECT_EQ(m->queued_requests.load(), 2) << "a refusal leaves the counters alone";
-  EXPECT_EQ(m->in_flight.load(), 3);
+  EXPECT_EQ(m->admission().queued_requests(), 2) << "a refusal leaves the counters alone";
+  EXPECT_EQ(m->admission().in_flight(), 3);
   EXPECT_EQ(router_->limits().retry_pushback_ms, 500);
 
   gate.Open();
@@ -426,7 +425,7 @@ TEST_F(RouterTest, AdmissionLimitByPromptTokens) {
   std::shared_ptr<ServedModel> m = FindOrDie("tiny");
   Gate& gate = NewGate();
   std::shared_ptr<RecordingSink> blocker = SubmitBlocker(m, &gate, /*prompt_len=*/9);
-  EXPECT_EQ(m->queued_prompt_tokens.load(), 0);
+  EXPECT_EQ(m->admission().queued_prompt_tokens(), 0);
 
   auto a = std::make_shared<RecordingSink>();
   ASSERT_TRUE(router_->Submit(m, Request(6, 2), a).ok());
@@ -437,8 +436,8 @@ TEST_F(RouterTest, AdmissionLimitByPromptTokens) {
   EXPECT_THAT(Msg(full.status()), HasSubstr("max_queued_prompt_tokens = 10"));
   auto b = std::make_shared<RecordingSink>();
   ASSERT_TRUE(router_->Submit(m, Request(4, 2), b).ok()) << "6 + 4 fits 10 exactly";
-  EXPECT_EQ(m->queued_prompt_tokens.load(), 10);
-  EXPECT_EQ(m->queued_requests.load(), 2);
+  EXPECT_EQ(m->admission().queued_prompt_tokens(), 10);
+  EXPECT_EQ(m->admission().queued_requests(), 2);
 
   // A prompt larger than the whole queue can never wait its turn.
   EXPECT_EQ(router_->Submit(m, Request(11, 2), refused).status().code(),
@@ -653,8 +652,8 @@ TEST_F(RouterTest, ConcurrentSubmittersRespectTheBound) {
   std::atomic<int64_t> max_tokens_queued{0};
   std::thread monitor([&] {
     while (!done.load()) {
-      int q = m->queued_requests.load();
-      int64_t t = m->queued_prompt_tokens.load();
+      int q = m->admission().queued_requests();
+      int64_t t = m->admission().queued_prompt_tokens();
       if (q > max_queued.load()) max_queued.store(q);
       if (t > max_tokens_queued.load()) max_tokens_queued.store(t);
       std::this_thread::yield();

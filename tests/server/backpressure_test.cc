@@ -14,7 +14,7 @@
 
 #include "gtest/gtest.h"
 #include "server/server.h"
-#include "tests/runtime/tiny_model.h"
+#include "tests/support/tiny_model.h"
 #include "tests/server/grpc_test_client.h"
 
 namespace cohost::server {

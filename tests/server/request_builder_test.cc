@@ -14,7 +14,7 @@
 #include "gtest/gtest.h"
 #include "server/delta_backlog.h"
 #include "server/health_watchdog.h"
-#include "tests/runtime/tiny_model.h"
+#include "tests/support/tiny_model.h"
 
 namespace cohost::server {
 namespace {
@@ -41,7 +41,7 @@ class RequestBuilderTest : public ::testing::Test {
   }
 
   std::unique_ptr<runtime::Tokenizer> tokenizer_;
-  ModelLimits limits_{/*vocab_size=*/272, /*context_length=*/64};
+  runtime::RequestLimits limits_{/*vocab_size=*/272, /*context_length=*/64};
 };
 
 TEST_F(RequestBuilderTest, TextIsEncodedAndUnsetFieldsTakeDefaults) {

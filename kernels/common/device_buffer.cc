@@ -1,0 +1,37 @@
+// DeviceBuffer: RAII over Backend::Allocate/Free.
+#include "cohost/kernels/backend.h"
+
+namespace cohost::kernels {
+
+absl::StatusOr<DeviceBuffer> DeviceBuffer::Create(Backend* backend, size_t bytes) {
+  if (backend == nullptr) return absl::InvalidArgumentError("DeviceBuffer: null backend");
+  absl::StatusOr<void*> ptr = backend->Allocate(bytes);
+  if (!ptr.ok()) return ptr.status();
+  DeviceBuffer b;
+  b.backend_ = backend;
+  b.data_ = *ptr;
+  b.bytes_ = bytes;
+  return b;
+}
+
+DeviceBuffer& DeviceBuffer::operator=(DeviceBuffer&& o) noexcept {
+  if (this != &o) {
+    Reset();
+    backend_ = o.backend_;
+    data_ = o.data_;
+    bytes_ = o.bytes_;
+    o.backend_ = nullptr;
+    o.data_ = nullptr;
+    o.bytes_ = 0;
+  }
+  return *this;
+}
+
+void DeviceBuffer::Reset() {
+  if (backend_ != nullptr && data_ != nullptr) backend_->Free(data_);
+  backend_ = nullptr;
+  data_ = nullptr;
+  bytes_ = 0;
+}
+
+}  // namespace cohost::kernels

@@ -1,0 +1,63 @@
+#include "runtime/batching/request_validation.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_format.h"
+#include "common/status_macros.h"
+
+namespace cohost::runtime {
+
+absl::Status ValidateRequest(const GenerateRequest& request, const RequestLimits& limits) {
+  const std::vector<int32_t>& ids = request.prompt_ids;
+  if (ids.empty()) return absl::InvalidArgumentError("the prompt is empty");
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (ids[i] < 0 || ids[i] >= limits.vocab_size) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("prompt token %d is id %d, outside the vocabulary [0, %d)", i, ids[i],
+                          limits.vocab_size));
+    }
+  }
+  RETURN_IF_ERROR(request.sampling.Validate(limits.vocab_size));
+
+  const int64_t prompt = static_cast<int64_t>(ids.size());
+  const int32_t max_tokens = request.sampling.max_tokens;
+  const int64_t need = prompt + max_tokens;
+  if (need > limits.context_length) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "prompt (%d tokens) plus max_tokens (%d) exceeds the model's context of %d tokens", prompt,
+        max_tokens, limits.context_length));
+  }
+  if (limits.max_unchunked_tokens > 0 && need - 1 > limits.max_unchunked_tokens) {
+    // Without chunking a sequence (re)starts whole, and after a preemption
+    // "whole" includes its generated tokens.
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "with chunked prefill off, prompt (%d tokens) plus max_tokens (%d) must fit one step of "
+        "%d tokens",
+        prompt, max_tokens, limits.max_unchunked_tokens));
+  }
+  if (limits.kv_capacity_tokens > 0 && need > limits.kv_capacity_tokens) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "prompt (%d tokens) plus max_tokens (%d) can never fit in the KV pool of %d tokens",
+        prompt, max_tokens, limits.kv_capacity_tokens));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int32_t> DefaultMaxTokens(int64_t prompt_tokens, const RequestLimits& limits) {
+  int64_t room = limits.context_length - prompt_tokens;
+  if (limits.kv_capacity_tokens > 0) {
+    room = std::min(room, limits.kv_capacity_tokens - prompt_tokens);
+  }
+  if (limits.max_unchunked_tokens > 0) {
+    room = std::min(room, limits.max_unchunked_tokens + 1 - prompt_tokens);
+  }
+  if (room < 1) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "the prompt has %d tokens and leaves no room to generate one (the model's context holds "
+        "%d tokens, the KV pool %d)",
+        prompt_tokens, limits.context_length, limits.kv_capacity_tokens));
+  }
+  return static_cast<int32_t>(std::min<int64_t>(kDefaultMaxTokens, room));
+}
+
+}  // namespace cohost::runtime

@@ -1,0 +1,182 @@
+// The step scheduler: one plan per step under a token budget and a sequence
+// cap, running sequences first, then FIFO admission, with preemption by
+// recompute when a running sequence cannot get a block.
+//
+// Why this cannot deadlock (every sequence fits the empty pool; the Engine
+// rejects the others at Submit):
+//  * A sequence that was preempted (resumed_without_progress) is never chosen
+//    as a victim until it samples again. So that it never needs a victim
+//    either, it is readmitted only when blocks for ALL its tokens fit, not just
+//    for its first chunk: until it samples, its later chunks need no new block,
+//    and it samples after at most ceil(tokens / chunk) steps in which it gets
+//    budget.
+//  * Hence an allocation that fails in the running loop belongs to a sequence
+//    that is itself an eligible victim: the newest eligible sequence is
+//    preempted, at worst the failing one itself, which then waits at the front
+//    of the queue.
+//  * Except the oldest running sequence: it never preempts itself (vLLM only
+//    does when it is the last one running, which cannot happen when every
+//    sequence fits the pool). Nothing is scheduled ahead of it, so it can
+//    preempt every newer sequence but the resumed ones, and those sample within
+//    a few steps (the oldest, when blocked, leaves them the budget) and become
+//    eligible. So the oldest running sequence is never preempted, always
+//    progresses and finishes; then the next oldest is in that position.
+//  * When nothing runs the pool is empty and the head of the queue fits.
+//    Admission is skipped in a step that preempted (vLLM's rule). With the
+//    reservation above it could not readmit the victim anyway: the victim is
+//    at the front and needs at least the blocks it gave up, part of which its
+//    preemptor just took.
+//  * Without chunked prefill a sequence is admitted only whole, so one whose
+//    tokens exceed min(max_tokens_per_step, max_prefill_chunk) would wait at
+//    the head forever. A resumed sequence needs prompt + generated tokens, so
+//    the Engine must reject prompt + max_tokens - 1 above that bound at Submit
+//    when chunking is off (as vLLM requires max_num_batched_tokens >=
+//    max_model_len).
+
+#include "runtime/batching/step_scheduler.h"
+
+#include <algorithm>
+#include <cstddef>
+#include <vector>
+
+namespace cohost::runtime {
+namespace {
+
+bool IsScheduled(const StepPlan& plan, const Sequence* seq) {
+  return std::any_of(plan.scheduled.begin(), plan.scheduled.end(),
+                     [seq](const ScheduledSeq& s) { return s.seq == seq; });
+}
+
+}  // namespace
+
+StepScheduler::StepScheduler(const SchedulerConfig& config, KvCacheManager* kv)
+    : config_(config), kv_(kv) {}
+
+void StepScheduler::Add(Sequence* seq) {
+  seq->status = SeqStatus::kWaiting;
+  waiting_.push_back(seq);
+}
+
+StepPlan StepScheduler::Schedule() {
+  StepPlan plan;
+  int32_t budget = config_.max_tokens_per_step;
+  const int32_t chunk_cap = std::max<int32_t>(config_.max_prefill_chunk, 1);
+
+  // Preempted sequences go to the front of the queue; one step's victims are
+  // chosen newest first, so pushing each to the front leaves the earliest
+  // started of them first.
+  auto preempt = [&](size_t index) {
+    Sequence* victim = running_[index];
+    kv_->Free(*victim);
+    victim->status = SeqStatus::kWaiting;
+    victim->num_preemptions++;
+    victim->resumed_without_progress = true;
+    running_.erase(running_.begin() + static_cast<std::ptrdiff_t>(index));
+    waiting_.push_front(victim);
+    plan.preempted.push_back(victim);
+    num_preemptions_++;
+  };
+
+  // 1. Running sequences, oldest first.
+  size_t i = 0;
+  while (i < running_.size() && budget > 0) {
+    Sequence* seq = running_[i];
+    const int32_t wanted = seq->num_uncomputed();
+    const int32_t num_new = std::min({wanted, chunk_cap, budget});
+    // Nothing to compute (a caller that has not appended a sampled token yet),
+    // or, without chunking, a remainder that does not fit whole.
+    if (num_new <= 0 || (!config_.chunked_prefill && num_new < wanted)) {
+      ++i;
+      continue;
+    }
+    bool allocated = false;
+    bool self_preempted = false;
+    while (!(allocated = kv_->Allocate(*seq, num_new, {}))) {
+      // The newest running sequence that may be preempted: not resumed without
+      // progress (no thrashing), not already in this step's plan.
+      // The oldest running sequence is never preempted, not even by itself;
+      // see the top of this file.
+      size_t victim = running_.size();
+      for (size_t j = running_.size(); j-- > 0;) {
+        Sequence* candidate = running_[j];
+        if (candidate->resumed_without_progress) continue;
+        if (j < i && IsScheduled(plan, candidate)) continue;
+        if (j == 0) continue;
+        victim = j;
+        break;
+      }
+      if (victim == running_.size()) break;
+      preempt(victim);
+      if (victim == i) {
+        self_preempted = true;
+        break;
+      }
+      if (victim < i) --i;  // an older, skipped sequence left the list
+    }
+    if (self_preempted) continue;  // running_[i] is now the next sequence
+    if (!allocated) {
+      // No eligible victim: the sequence keeps its blocks and waits a step.
+      ++i;
+      continue;
+    }
+    plan.scheduled.push_back(
+        {seq, num_new, seq->num_computed_tokens + num_new == seq->num_tokens()});
+    plan.num_tokens += num_new;
+    budget -= num_new;
+    ++i;
+  }
+
+  // 2. Waiting sequences in queue order, only if nothing was preempted (the
+  // pool is short; admitting now would only feed the next preemption).
+  if (!plan.preempted.empty()) return plan;
+  while (!waiting_.empty() && budget > 0 &&
+         static_cast<int32_t>(running_.size()) < config_.max_num_seqs) {
+    Sequence* seq = waiting_.front();
+    std::vector<BlockId> cached;
+    if (seq->block_table.empty()) cached = kv_->FindCachedPrefix(*seq);
+    const int32_t cached_tokens = static_cast<int32_t>(cached.size()) * kv_->block_size();
+    const int32_t remaining = seq->num_tokens() - seq->num_computed_tokens - cached_tokens;
+    const int32_t num_new = std::min({remaining, chunk_cap, budget});
+    // FIFO: a head that cannot start now blocks everyone behind it.
+    if (num_new <= 0 || (!config_.chunked_prefill && num_new < remaining)) break;
+    // A resumed sequence reserves blocks for all its tokens (see the top of
+    // this file); a new one needs only its first chunk's.
+    const int32_t num_alloc = seq->resumed_without_progress ? remaining : num_new;
+    if (!kv_->Allocate(*seq, num_alloc, cached)) break;
+    waiting_.pop_front();
+    seq->status = SeqStatus::kRunning;
+    seq->start_order = next_start_order_++;
+    running_.push_back(seq);
+    plan.scheduled.push_back(
+        {seq, num_new, seq->num_computed_tokens + num_new == seq->num_tokens()});
+    plan.num_tokens += num_new;
+    budget -= num_new;
+  }
+  return plan;
+}
+
+void StepScheduler::Commit(const StepPlan& plan) {
+  for (const ScheduledSeq& s : plan.scheduled) {
+    Sequence* seq = s.seq;
+    // Removed (finished or aborted) between Schedule and Commit: its blocks
+    // are already gone.
+    if (seq->status != SeqStatus::kRunning) continue;
+    seq->num_computed_tokens += s.num_new_tokens;
+    kv_->CacheFullBlocks(*seq);
+    if (s.samples) seq->resumed_without_progress = false;
+  }
+}
+
+void StepScheduler::Remove(Sequence* seq) {
+  if (seq->status == SeqStatus::kFinished) return;
+  if (auto it = std::find(waiting_.begin(), waiting_.end(), seq); it != waiting_.end()) {
+    waiting_.erase(it);
+  }
+  if (auto it = std::find(running_.begin(), running_.end(), seq); it != running_.end()) {
+    running_.erase(it);
+  }
+  kv_->Free(*seq);
+  seq->status = SeqStatus::kFinished;
+}
+
+}  // namespace cohost::runtime

@@ -1,0 +1,68 @@
+// Iteration-level scheduling: each step, under a token budget and a maximum
+// number of sequences, running sequences first (decodes take one token, a
+// sequence mid-prefill takes its next chunk), then waiting sequences in FIFO
+// order. The result is {sequence -> new tokens this step}; there are no separate
+// prefill and decode modes. When a running sequence cannot get a block, the most
+// recently started running sequence is preempted (recompute): its blocks are
+// freed and it goes back to the front of the queue, keeping its tokens.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <vector>
+
+#include "runtime/batching/kv_cache_manager.h"
+#include "runtime/batching/scheduler_config.h"
+#include "runtime/batching/sequence.h"
+
+namespace cohost::runtime {
+
+struct ScheduledSeq {
+  Sequence* seq = nullptr;
+  int32_t num_new_tokens = 0;  // tokens [num_computed_tokens, + num_new_tokens) this step
+  bool samples = false;        // reaches the end of its tokens: sample a token after the step
+};
+
+struct StepPlan {
+  std::vector<ScheduledSeq> scheduled;  // running ones first, then newly admitted
+  std::vector<Sequence*> preempted;     // preempted during this planning
+  int32_t num_tokens = 0;
+  bool empty() const { return scheduled.empty(); }
+};
+
+class StepScheduler {
+ public:
+  StepScheduler(const SchedulerConfig& config, KvCacheManager* kv);
+
+  // Queues a new sequence (status kWaiting) at the back.
+  void Add(Sequence* seq);
+
+  // Plans one step and allocates its blocks. Sequences in the plan have their
+  // block tables ready; num_computed_tokens is not advanced until Commit.
+  StepPlan Schedule();
+
+  // After the forward pass: advances num_computed_tokens of every scheduled
+  // sequence and caches its newly full blocks. Sampled tokens must already be
+  // appended to seq->tokens by the caller for sequences with samples == true.
+  void Commit(const StepPlan& plan);
+
+  // Removes a sequence in any state (waiting, running) and frees its blocks.
+  // Used for finish and abort alike; status becomes kFinished.
+  void Remove(Sequence* seq);
+
+  int32_t num_waiting() const { return static_cast<int32_t>(waiting_.size()); }
+  int32_t num_running() const { return static_cast<int32_t>(running_.size()); }
+  int64_t num_preemptions() const { return num_preemptions_; }
+  const std::deque<Sequence*>& waiting() const { return waiting_; }
+  const std::vector<Sequence*>& running() const { return running_; }
+
+ private:
+  SchedulerConfig config_;
+  KvCacheManager* kv_;
+  std::deque<Sequence*> waiting_;
+  std::vector<Sequence*> running_;  // in start order
+  int64_t next_start_order_ = 0;
+  int64_t num_preemptions_ = 0;
+};
+
+}  // namespace cohost::runtime

@@ -1,0 +1,105 @@
+// The continuous-batching engine for one model on one backend: a thread-safe
+// front (Submit, Abort, Stats) over single-threaded state (scheduler, KV blocks,
+// sequences, samplers) that only Step() touches. Run it either by calling Step()
+// in a loop on one thread, or with Start(), which owns such a thread.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "runtime/batching/request.h"
+#include "runtime/batching/request_validation.h"
+#include "runtime/batching/scheduler_config.h"
+
+namespace cohost::runtime {
+
+class Model;
+class Tokenizer;
+struct ModelConfig;
+
+struct EngineConfig {
+  SchedulerConfig scheduler;
+  int32_t block_size = 16;
+  // The KV pool: num_kv_blocks when > 0, else as many blocks as kv_cache_bytes holds.
+  int64_t kv_cache_bytes = int64_t{256} << 20;
+  int32_t num_kv_blocks = 0;
+  bool enable_prefix_caching = true;
+  // Where the engine reads the time (deadlines, timings); steady_clock when
+  // empty. Tests inject a manual clock.
+  std::function<Clock::time_point()> clock;
+};
+
+struct EngineStats {
+  int32_t num_running = 0;
+  int32_t num_waiting = 0;
+  int32_t kv_blocks_total = 0;  // usable blocks
+  int32_t kv_blocks_free = 0;   // refcount 0 (incl. evictable cached)
+  int32_t kv_blocks_cached_free = 0;
+  int64_t prefix_cache_queries = 0;  // blocks
+  int64_t prefix_cache_hits = 0;     // blocks
+  int64_t num_preemptions = 0;
+  int64_t num_steps = 0;
+  int64_t num_tokens_computed = 0;  // forward-pass tokens (prefill + decode)
+  int64_t num_prompt_tokens_cached = 0;
+  int64_t num_requests_finished = 0;
+  int64_t num_requests_aborted = 0;
+};
+
+class Engine {
+ public:
+  // INVALID_ARGUMENT for a block size outside [1, 1024], non-positive scheduler
+  // limits, a step budget below max_num_seqs, or a KV pool of fewer than 2
+  // blocks or more than 2^30 tokens; the backend's error when the pool cannot
+  // be allocated. `model` and `tokenizer` must outlive the engine.
+  static absl::StatusOr<std::unique_ptr<Engine>> Create(Model* model, const Tokenizer* tokenizer,
+                                                        const EngineConfig& config);
+  ~Engine();  // stops the loop thread if running; finishes live requests as cancelled
+
+  // Thread-safe. Validates the request (ValidateRequest against
+  // request_limits()) and queues it; its output goes to sink.
+  // INVALID_ARGUMENT for what ValidateRequest refuses or a null sink;
+  // DEADLINE_EXCEEDED when the request's deadline has already passed.
+  absl::StatusOr<RequestId> Submit(GenerateRequest request, std::shared_ptr<TokenSink> sink);
+
+  // Thread-safe; any state. Takes effect at the next step boundary, where the
+  // request's blocks are freed and its sink gets OnFinish(kCancelled). Unknown
+  // or finished ids are ignored.
+  void Abort(RequestId id);
+
+  // Runs one step on the calling thread: applies queued submits and aborts,
+  // schedules, runs the model, samples, streams. Returns whether work remains.
+  // Must not be called while Start() is active.
+  absl::StatusOr<bool> Step();
+
+  // Thread-safe snapshot, updated at step boundaries.
+  EngineStats Stats() const;
+
+  // The run loop on an engine-owned thread: steps while there is work, sleeps
+  // otherwise. Stop() finishes the current step and joins.
+  void Start();
+  void Stop();
+  // Thread-safe: Stop() has been called (and Start() not since). Lets a
+  // caller see that a Stop() on another thread is waiting for the step.
+  bool stop_requested() const;
+
+  const ModelConfig& model_config() const;
+  // What Submit accepts; fixed at Create.
+  const RequestLimits& request_limits() const { return limits_; }
+  int64_t kv_capacity_tokens() const { return limits_.kv_capacity_tokens; }
+
+ private:
+  struct Impl;  // engine_state.h
+
+  Engine(Model* model, const Tokenizer* tokenizer, const EngineConfig& config);
+  Clock::time_point Now() const { return config_.clock ? config_.clock() : Clock::now(); }
+
+  Model* model_;
+  const Tokenizer* tokenizer_;
+  EngineConfig config_;
+  RequestLimits limits_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace cohost::runtime

@@ -1,0 +1,91 @@
+// Engine internals shared by engine.cc (the thread-safe front) and
+// engine_step.cc (one step). Not part of the public API.
+#pragma once
+
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/hash/hash.h"
+#include "runtime/batching/kv_cache_manager.h"
+#include "runtime/batching/step_scheduler.h"
+#include "runtime/engine/engine.h"
+#include "runtime/model/batch.h"
+#include "runtime/model/kv_cache.h"
+#include "runtime/sampling/sampler.h"
+#include "runtime/sampling/stop_checker.h"
+#include "runtime/tokenizer/detokenizer.h"
+#include "runtime/tokenizer/tokenizer.h"
+
+namespace cohost::runtime {
+
+// One live request: scheduler state plus everything needed to turn its logits
+// into streamed text.
+struct LiveRequest {
+  LiveRequest(RequestId id, GenerateRequest req, std::shared_ptr<TokenSink> s,
+              const Tokenizer& tokenizer, uint64_t default_seed, Clock::time_point now)
+      : request(std::move(req)),
+        sink(std::move(s)),
+        sampler(request.sampling, default_seed),
+        detok(tokenizer),
+        stops(request.sampling.stop_strings),
+        submitted(now) {
+    seq.id = id;
+    seq.tokens = request.prompt_ids;
+    seq.num_prompt_tokens = static_cast<int32_t>(request.prompt_ids.size());
+    seq.max_tokens = request.sampling.max_tokens;
+    seq.cache_salt = request.tenant.empty() ? 0 : absl::Hash<std::string>{}(request.tenant) | 1;
+  }
+
+  Sequence seq;
+  GenerateRequest request;
+  std::shared_ptr<TokenSink> sink;
+  Sampler sampler;
+  IncrementalDetokenizer detok;
+  StopChecker stops;
+  Clock::time_point submitted;
+  Clock::time_point first_scheduled, first_token;
+  bool scheduled_once = false;
+};
+
+// Everything Step() owns, and the queues other threads hand it work through.
+struct Engine::Impl {
+  Impl(int32_t num_blocks, int32_t block_size, const EngineConfig& config)
+      : kv_manager(num_blocks, block_size, config.enable_prefix_caching),
+        scheduler(config.scheduler, &kv_manager) {}
+
+  // The step's pieces (engine_step.cc), on the stepping thread.
+  // Removes a request from the scheduler (freeing its blocks), tells its sink,
+  // and forgets it. Unknown ids are ignored.
+  void Retire(RequestId id, FinishReason reason, absl::Status status, Clock::time_point now);
+  // Ends every request whose deadline is at or before `now`, queued or running.
+  void ExpireDeadlines(Clock::time_point now);
+  // Streams the token just sampled for `r` and retires it if it finished.
+  void EmitToken(LiveRequest& r, const Tokenizer& tokenizer, Clock::time_point now);
+
+  std::unique_ptr<KvCache> kv_cache;
+  KvCacheManager kv_manager;
+  StepScheduler scheduler;
+  absl::flat_hash_map<RequestId, std::unique_ptr<LiveRequest>> live;
+  Batch batch;
+  std::vector<float> logits;
+  int64_t next_arrival = 0;
+  EngineStats counters;  // owned by the stepping thread
+
+  // Shared with other threads.
+  mutable std::mutex mu;
+  std::condition_variable wake;
+  std::vector<std::unique_ptr<LiveRequest>> inbox;
+  std::vector<RequestId> aborts;
+  EngineStats snapshot;
+  RequestId next_id = 1;
+  std::mt19937_64 seed_source{std::random_device{}()};
+  bool stop = false;
+  std::thread loop;
+};
+
+}  // namespace cohost::runtime

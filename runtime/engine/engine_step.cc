@@ -1,0 +1,218 @@
+// Engine::Step: drain the inbox, schedule, run one flattened batch, sample,
+// stream, retire. Runs on the one thread that owns the engine's state.
+
+#include <algorithm>
+
+#include "absl/strings/str_format.h"
+#include "runtime/engine/engine_state.h"
+#include "runtime/model/model.h"
+
+namespace cohost::runtime {
+namespace {
+
+double MsBetween(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+// The flattened varlen batch of a plan: each scheduled sequence contributes
+// tokens [num_computed_tokens, + num_new_tokens), written at slots from its
+// block table; sequences that reach their last token sample.
+void BuildBatch(const StepPlan& plan, int32_t block_size, Batch* b) {
+  b->token_ids.clear();
+  b->positions.clear();
+  b->slot_mapping.clear();
+  b->seq_starts.assign(1, 0);
+  b->context_lens.clear();
+  b->sample_rows.clear();
+  int32_t max_blocks = 1;
+  for (const ScheduledSeq& s : plan.scheduled) {
+    max_blocks = std::max(max_blocks, static_cast<int32_t>(s.seq->block_table.size()));
+  }
+  b->max_blocks_per_seq = max_blocks;
+  b->block_tables.assign(plan.scheduled.size() * max_blocks, kNullBlock);
+  for (size_t i = 0; i < plan.scheduled.size(); ++i) {
+    const Sequence& seq = *plan.scheduled[i].seq;
+    const int32_t begin = seq.num_computed_tokens;
+    const int32_t end = begin + plan.scheduled[i].num_new_tokens;
+    for (int32_t pos = begin; pos < end; ++pos) {
+      b->token_ids.push_back(seq.tokens[pos]);
+      b->positions.push_back(pos);
+      b->slot_mapping.push_back(seq.block_table[pos / block_size] * block_size + pos % block_size);
+    }
+    b->seq_starts.push_back(static_cast<int32_t>(b->token_ids.size()));
+    b->context_lens.push_back(end);
+    std::copy(seq.block_table.begin(), seq.block_table.end(),
+              b->block_tables.begin() + i * max_blocks);
+    if (plan.scheduled[i].samples) b->sample_rows.push_back(b->seq_starts.back() - 1);
+  }
+}
+
+FinishInfo MakeFinishInfo(const LiveRequest& r, FinishReason reason, absl::Status status,
+                          Clock::time_point now) {
+  FinishInfo info;
+  info.reason = reason;
+  info.status = std::move(status);
+  info.prompt_tokens = r.seq.num_prompt_tokens;
+  info.cached_prompt_tokens = r.seq.num_cached_prompt_tokens;
+  info.completion_tokens = std::max(0, r.seq.num_generated());
+  info.preemptions = r.seq.num_preemptions;
+  RequestTimings& t = info.timings;
+  t.e2e_ms = MsBetween(r.submitted, now);
+  if (r.scheduled_once) t.queue_ms = MsBetween(r.submitted, r.first_scheduled);
+  if (info.completion_tokens > 0) {
+    t.ttft_ms = MsBetween(r.submitted, r.first_token);
+    const double decode_ms = MsBetween(r.first_token, now);
+    if (info.completion_tokens > 1 && decode_ms > 0) {
+      t.decode_tokens_per_second = (info.completion_tokens - 1) * 1000.0 / decode_ms;
+    }
+  }
+  return info;
+}
+
+}  // namespace
+
+void Engine::Impl::Retire(RequestId id, FinishReason reason, absl::Status status,
+                          Clock::time_point now) {
+  auto it = live.find(id);
+  if (it == live.end()) return;
+  LiveRequest& r = *it->second;
+  scheduler.Remove(&r.seq);
+  r.sink->OnFinish(MakeFinishInfo(r, reason, std::move(status), now));
+  if (reason == FinishReason::kCancelled) {
+    ++counters.num_requests_aborted;
+  } else {
+    ++counters.num_requests_finished;
+  }
+  counters.num_prompt_tokens_cached += r.seq.num_cached_prompt_tokens;
+  live.erase(it);
+}
+
+void Engine::Impl::ExpireDeadlines(Clock::time_point now) {
+  std::vector<RequestId> expired;
+  for (const auto& [id, r] : live) {
+    if (r->request.deadline && *r->request.deadline <= now) expired.push_back(id);
+  }
+  for (RequestId id : expired) {
+    Retire(id, FinishReason::kError,
+           absl::DeadlineExceededError("the request's deadline passed before it finished"), now);
+  }
+}
+
+void Engine::Impl::EmitToken(LiveRequest& r, const Tokenizer& tokenizer, Clock::time_point now) {
+  const int32_t token = r.seq.tokens.back();
+  const SamplingParams& p = r.request.sampling;
+  TokenDelta delta;
+  delta.token_ids.push_back(token);
+  std::optional<FinishReason> finish;
+
+  const bool stop_id =
+      std::find(p.stop_token_ids.begin(), p.stop_token_ids.end(), token) != p.stop_token_ids.end();
+  if (stop_id || (!p.ignore_eos && tokenizer.IsEndOfGeneration(token))) {
+    finish = FinishReason::kStop;  // the end token itself is not shown as text
+  } else {
+    StopChecker::Result out = r.stops.Push(r.detok.Push(token));
+    delta.text = std::move(out.text);
+    if (out.stopped) finish = FinishReason::kStopString;
+    if (!finish && r.seq.num_generated() >= r.seq.max_tokens) finish = FinishReason::kLength;
+  }
+  if (finish && *finish != FinishReason::kStopString) {
+    // Release what was held back: incomplete UTF-8 and possible stop prefixes.
+    StopChecker::Result tail = r.stops.Push(r.detok.Flush());
+    delta.text += tail.text;
+    if (tail.stopped) {
+      finish = FinishReason::kStopString;
+    } else {
+      delta.text += r.stops.Flush();
+    }
+  }
+  if (!r.sink->OnDelta(delta)) finish = FinishReason::kCancelled;
+  if (finish) Retire(r.seq.id, *finish, absl::OkStatus(), now);
+}
+
+absl::StatusOr<bool> Engine::Step() {
+  Impl& s = *impl_;
+  std::vector<std::unique_ptr<LiveRequest>> arrivals;
+  std::vector<RequestId> aborts;
+  {
+    std::lock_guard<std::mutex> lock(s.mu);
+    arrivals.swap(s.inbox);
+    aborts.swap(s.aborts);
+  }
+  for (std::unique_ptr<LiveRequest>& r : arrivals) {
+    r->seq.arrival_order = s.next_arrival++;
+    Sequence* seq = &r->seq;
+    s.live.emplace(seq->id, std::move(r));
+    s.scheduler.Add(seq);
+  }
+  const Clock::time_point step_start = Now();
+  for (RequestId id : aborts) s.Retire(id, FinishReason::kCancelled, absl::OkStatus(), step_start);
+  s.ExpireDeadlines(step_start);
+
+  absl::Status result = absl::OkStatus();
+  StepPlan plan = s.scheduler.Schedule();
+  if (plan.empty() && s.scheduler.num_running() == 0 && s.scheduler.num_waiting() > 0) {
+    // Submit rejects requests that cannot fit an empty pool, so this is a bug;
+    // fail the head request rather than spin forever.
+    Sequence* head = s.scheduler.waiting().front();
+    result = absl::InternalError(absl::StrFormat(
+        "request %d cannot be scheduled on an idle engine (%d tokens, %d free blocks)", head->id,
+        head->num_tokens(), s.kv_manager.num_free_blocks()));
+    s.Retire(head->id, FinishReason::kError, result, step_start);
+  }
+  if (!plan.empty()) {
+    for (const ScheduledSeq& item : plan.scheduled) {
+      LiveRequest& r = *s.live.at(item.seq->id);
+      if (!r.scheduled_once) {
+        r.scheduled_once = true;
+        r.first_scheduled = step_start;
+        r.sink->OnScheduled();
+      }
+    }
+    BuildBatch(plan, s.kv_manager.block_size(), &s.batch);
+    result = model_->Forward(s.batch, *s.kv_cache, &s.logits);
+    if (!result.ok()) {
+      for (const ScheduledSeq& item : plan.scheduled) {
+        s.Retire(item.seq->id, FinishReason::kError, result, Now());
+      }
+    } else {
+      const Clock::time_point sampled_at = Now();
+      const int32_t vocab = model_->config().vocab_size;
+      std::vector<LiveRequest*> sampled;
+      int32_t row = 0;
+      for (const ScheduledSeq& item : plan.scheduled) {
+        if (!item.samples) continue;
+        LiveRequest& r = *s.live.at(item.seq->id);
+        const int32_t token = r.sampler.Sample(
+            absl::MakeSpan(s.logits.data() + static_cast<size_t>(row++) * vocab, vocab),
+            r.seq.tokens, r.seq.num_prompt_tokens);
+        r.seq.tokens.push_back(token);
+        if (r.seq.num_generated() == 1) r.first_token = sampled_at;
+        sampled.push_back(&r);
+      }
+      s.scheduler.Commit(plan);
+      for (LiveRequest* r : sampled) s.EmitToken(*r, *tokenizer_, sampled_at);
+      ++s.counters.num_steps;
+      s.counters.num_tokens_computed += plan.num_tokens;
+    }
+  }
+
+  // Publish the snapshot other threads read.
+  EngineStats& c = s.counters;
+  c.num_running = s.scheduler.num_running();
+  c.num_waiting = s.scheduler.num_waiting();
+  c.num_preemptions = s.scheduler.num_preemptions();
+  const BlockAllocatorStats kv = s.kv_manager.Stats();
+  c.kv_blocks_total = kv.num_blocks;
+  c.kv_blocks_free = kv.num_free;
+  c.kv_blocks_cached_free = kv.num_cached_free;
+  c.prefix_cache_queries = kv.prefix_queries;
+  c.prefix_cache_hits = kv.prefix_hits;
+  {
+    std::lock_guard<std::mutex> lock(s.mu);
+    s.snapshot = c;
+  }
+  if (!result.ok()) return result;
+  return !s.live.empty();
+}
+
+}  // namespace cohost::runtime

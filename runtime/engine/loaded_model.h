@@ -1,0 +1,25 @@
+// A model ready to run: weights on a backend plus its tokenizer. Reads either
+// a GGUF file or a Hugging Face directory; host copies are dropped after upload.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "cohost/kernels/backend.h"
+#include "runtime/model/model.h"
+#include "runtime/loader/model_file.h"
+#include "runtime/tokenizer/tokenizer.h"
+
+namespace cohost::runtime {
+
+struct LoadedModel {
+  std::unique_ptr<Tokenizer> tokenizer;
+  std::unique_ptr<Model> model;
+  const ModelConfig& config() const { return model->config(); }
+};
+
+absl::StatusOr<LoadedModel> LoadModel(const std::string& path, kernels::Backend* backend,
+                                      const LoadProgressFn& progress = nullptr);
+
+}  // namespace cohost::runtime

@@ -1,0 +1,240 @@
+// GGUF -> ModelFile: the config from `<arch>.*` metadata, the tensors checked
+// against it, dequantized, and (Llama) put back into rotate-half RoPE order.
+#include <cmath>
+#include <limits>
+#include <numbers>
+
+#include "common/status_macros.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "runtime/loader/dequant.h"
+#include "runtime/loader/gguf_reader.h"
+#include "runtime/loader/model_loading.h"
+
+namespace cohost::runtime {
+namespace {
+
+absl::Status MetaError(const GgufFile& f, absl::string_view key, absl::string_view what) {
+  return absl::InvalidArgumentError(absl::StrCat(f.path(), ": metadata '", key, "' ", what));
+}
+
+// A required or optional int32 metadata value.
+absl::Status GetInt32(const GgufFile& f, const std::string& key, bool required, int32_t* out) {
+  ASSIGN_OR_RETURN(auto v, f.GetInt(key));
+  if (!v.has_value()) return required ? MetaError(f, key, "is missing") : absl::OkStatus();
+  if (*v < 0 || *v > std::numeric_limits<int32_t>::max()) {
+    return MetaError(f, key, absl::StrCat("= ", *v, " is out of range"));
+  }
+  *out = static_cast<int32_t>(*v);
+  return absl::OkStatus();
+}
+
+// The factors llama.cpp's converter stores in rope_freqs.weight for Llama-3
+// scaling: each rotary frequency is divided by its factor.
+std::vector<double> Llama3RopeFactors(const RopeScaling& r, double theta, int32_t head_dim) {
+  std::vector<double> out;
+  const double low_wavelen = r.original_max_position_embeddings / r.low_freq_factor;
+  const double high_wavelen = r.original_max_position_embeddings / r.high_freq_factor;
+  for (int32_t i = 0; i < head_dim / 2; ++i) {
+    const double freq = 1.0 / std::pow(theta, 2.0 * i / head_dim);
+    const double wavelen = 2 * std::numbers::pi / freq;
+    if (wavelen < high_wavelen) {
+      out.push_back(1.0);
+    } else if (wavelen > low_wavelen) {
+      out.push_back(r.factor);
+    } else {
+      const double smooth = (r.original_max_position_embeddings / wavelen - r.low_freq_factor) /
+                            (r.high_freq_factor - r.low_freq_factor);
+      out.push_back(1.0 / ((1 - smooth) / r.factor + smooth));
+    }
+  }
+  return out;
+}
+
+// GGUF files of Llama 3.1+ carry their RoPE scaling only as a rope_freqs.weight
+// tensor. We recover the Llama-3 parameters: factor = the largest entry, the
+// low/high frequency factors 1 and 4 and the original context 8192 (or the
+// file's rope.scaling.original_context_length) that every Llama 3.x release
+// uses, and accept them only if they reproduce the tensor exactly (to 1e-4).
+absl::Status DeriveLlama3Scaling(const GgufFile& f, const GgufTensorInfo& info, ModelConfig* c) {
+  const std::string prefix = absl::StrCat(f.path(), ": tensor 'rope_freqs.weight'");
+  if (info.numel != c->head_dim / 2 || info.dims.size() != 1) {
+    return absl::InvalidArgumentError(absl::StrFormat("%s has %d values; expected head_dim/2 = %d",
+                                                      prefix, info.numel, c->head_dim / 2));
+  }
+  std::vector<float> v(static_cast<size_t>(info.numel));
+  absl::Status s = DequantizeToF32(info.type, f.TensorData(info), info.numel, absl::MakeSpan(v));
+  if (!s.ok()) return absl::Status(s.code(), absl::StrCat(prefix, ": ", s.message()));
+  RopeScaling r;
+  r.kind = RopeScaling::Kind::kLlama3;
+  r.factor = 0.f;
+  for (float x : v) r.factor = std::isfinite(x) ? std::max(r.factor, x) : r.factor;
+  r.low_freq_factor = 1.f;
+  r.high_freq_factor = 4.f;
+  r.original_max_position_embeddings = 8192;
+  if (absl::Status st =
+          GetInt32(f, absl::StrCat(c->architecture, ".rope.scaling.original_context_length"), false,
+                   &r.original_max_position_embeddings);
+      !st.ok()) {
+    return st;
+  }
+  if (r.factor == 1.f) return absl::OkStatus();  // all ones: no scaling
+  std::vector<double> want = Llama3RopeFactors(r, c->rope_theta, c->head_dim);
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (!(std::abs(v[i] - want[i]) <= 1e-4 * want[i])) {
+      return absl::UnimplementedError(absl::StrFormat(
+          "%s: entry %d = %g does not match Llama-3 RoPE scaling (factor %g, low_freq_factor 1, "
+          "high_freq_factor 4, original context %d predict %g); other rope_freqs are not supported",
+          prefix, i, v[i], r.factor, r.original_max_position_embeddings, want[i]));
+    }
+  }
+  c->rope_scaling = r;
+  return absl::OkStatus();
+}
+
+// llama.cpp converts Mistral models with its Llama code path (which permutes Q/K
+// rows); a file that says "mistral" came from that path too. Qwen2 is not permuted.
+bool PermutedArchitecture(const std::string& arch) { return arch == "llama" || arch == "mistral"; }
+
+}  // namespace
+
+absl::StatusOr<ModelConfig> ConfigFromGguf(const GgufFile& f) {
+  ModelConfig c;
+  ASSIGN_OR_RETURN(auto arch, f.GetString("general.architecture"));
+  if (!arch.has_value()) return MetaError(f, "general.architecture", "is missing");
+  if (*arch != "llama" && *arch != "qwen2" && *arch != "mistral") {
+    return absl::UnimplementedError(
+        absl::StrFormat("%s: architecture '%s' is not supported (supported: llama, mistral, qwen2)",
+                        f.path(), *arch));
+  }
+  c.architecture = *arch;
+  ASSIGN_OR_RETURN(auto name, f.GetString("general.name"));
+  c.name = name.value_or("");
+  const std::string p = *arch + ".";
+  const struct {
+    const char* key;
+    bool required;
+    int32_t* out;
+  } ints[] = {
+      {"block_count", true, &c.num_layers},
+      {"context_length", true, &c.max_position_embeddings},
+      {"embedding_length", true, &c.hidden_size},
+      {"feed_forward_length", true, &c.intermediate_size},
+      {"attention.head_count", true, &c.num_heads},
+      {"attention.head_count_kv", false, &c.num_kv_heads},
+      {"attention.key_length", false, &c.head_dim},
+      {"vocab_size", false, &c.vocab_size},
+  };
+  for (const auto& e : ints) {
+    RETURN_IF_ERROR(GetInt32(f, p + e.key, e.required, e.out));
+  }
+  if (c.num_kv_heads == 0) c.num_kv_heads = c.num_heads;
+  if (c.head_dim == 0 && c.num_heads > 0) c.head_dim = c.hidden_size / c.num_heads;
+  int32_t value_length = c.head_dim, rope_dims = c.head_dim;
+  if (absl::Status s = GetInt32(f, p + "attention.value_length", false, &value_length); !s.ok())
+    return s;
+  if (absl::Status s = GetInt32(f, p + "rope.dimension_count", false, &rope_dims); !s.ok())
+    return s;
+  if (value_length != c.head_dim || rope_dims != c.head_dim) {
+    return absl::UnimplementedError(absl::StrFormat(
+        "%s: head_dim %d with value length %d and %d rotary dims is not supported (all must match)",
+        f.path(), c.head_dim, value_length, rope_dims));
+  }
+  if (c.vocab_size == 0) {
+    ASSIGN_OR_RETURN(auto tokens,
+                            f.GetArray("tokenizer.ggml.tokens", GgufFile::ArrayKind::kString));
+    if (tokens != nullptr && tokens->size() <= std::numeric_limits<int32_t>::max()) {
+      c.vocab_size = static_cast<int32_t>(tokens->size());
+    }
+  }
+  ASSIGN_OR_RETURN(auto eps, f.GetFloat(p + "attention.layer_norm_rms_epsilon"));
+  if (!eps.has_value()) return MetaError(f, p + "attention.layer_norm_rms_epsilon", "is missing");
+  c.rms_norm_eps = static_cast<float>(*eps);
+  ASSIGN_OR_RETURN(auto theta, f.GetFloat(p + "rope.freq_base"));
+  c.rope_theta = static_cast<float>(theta.value_or(10000.0));
+  ASSIGN_OR_RETURN(auto scaling, f.GetString(p + "rope.scaling.type"));
+  if (scaling.has_value() && *scaling != "none") {
+    ASSIGN_OR_RETURN(auto factor, f.GetFloat(p + "rope.scaling.factor"));
+    if (*scaling != "linear" || factor.value_or(1.0) != 1.0) {
+      return absl::UnimplementedError(absl::StrFormat(
+          "%s: rope scaling '%s' is not supported (Llama-3 scaling comes from rope_freqs.weight)",
+          f.path(), *scaling));
+    }
+  }
+  c.tie_word_embeddings = f.FindTensor("output.weight") == nullptr;
+  c.attention_bias = f.FindTensor("blk.0.attn_q.bias") != nullptr;
+  if (absl::Status s = c.Validate(); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(f.path(), ": ", s.message()));
+  }
+  if (const GgufTensorInfo* rf = f.FindTensor("rope_freqs.weight"); rf != nullptr) {
+    RETURN_IF_ERROR(DeriveLlama3Scaling(f, *rf, &c));
+  }
+  return c;
+}
+
+absl::StatusOr<ModelFile> LoadGgufModel(const std::string& path, const LoadOptions& options) {
+  absl::StatusOr<GgufFile> file = GgufFile::Open(path);
+  if (!file.ok()) return file.status();
+  const GgufFile& f = *file;
+  ModelFile mf;
+  mf.path = path;
+  absl::StatusOr<ModelConfig> config = ConfigFromGguf(f);
+  if (!config.ok()) return config.status();
+  mf.config = *std::move(config);
+  absl::StatusOr<TokenizerSpec> tokenizer = TokenizerFromGguf(f, mf.config.vocab_size);
+  if (!tokenizer.ok()) return tokenizer.status();
+  mf.tokenizer = *std::move(tokenizer);
+
+  const ModelConfig& c = mf.config;
+  std::vector<TensorJob> jobs;
+  for (auto& [name, shape] : ExpectedTensors(c)) {
+    const GgufTensorInfo* info = f.FindTensor(name);
+    if (info == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": missing tensor '", name, "'"));
+    }
+    if (info->Shape() != shape) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("%s: tensor '%s' has shape [%s]; the config needs [%s]", path, name,
+                          absl::StrJoin(info->Shape(), ", "), absl::StrJoin(shape, ", ")));
+    }
+    const GgmlTypeTraits* traits = FindGgmlType(static_cast<uint32_t>(info->type));
+    if (!traits->dequantizable) {
+      return absl::UnimplementedError(absl::StrFormat(
+          "%s: tensor '%s' has type %s (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1)", path, name,
+          traits->name));
+    }
+    int32_t permute_heads = 0;
+    if (PermutedArchitecture(c.architecture)) {
+      if (name.ends_with(".attn_q.weight") || name.ends_with(".attn_q.bias"))
+        permute_heads = c.num_heads;
+      if (name.ends_with(".attn_k.weight") || name.ends_with(".attn_k.bias"))
+        permute_heads = c.num_kv_heads;
+    }
+    TensorJob job;
+    job.name = name;
+    job.shape = shape;
+    job.source_bytes = info->size_bytes;
+    job.convert = [&f, info, shape, permute_heads](absl::Span<float> dst) -> absl::Status {
+      absl::Status s = DequantizeToF32(info->type, f.TensorData(*info), info->numel, dst);
+      if (s.ok() && permute_heads > 0) {
+        s = UndoLlamaRopePermutation(dst, shape[0], shape.size() == 2 ? shape[1] : 1,
+                                     permute_heads);
+      }
+      if (!s.ok()) {
+        return absl::Status(s.code(),
+                            absl::StrCat(f.path(), ": tensor '", info->name, "': ", s.message()));
+      }
+      return s;
+    };
+    jobs.push_back(std::move(job));
+  }
+  if (options.load_tensors) {
+    RETURN_IF_ERROR(RunTensorJobs(std::move(jobs), options, &mf.tensors));
+  }
+  return mf;
+}
+
+}  // namespace cohost::runtime
+

@@ -1,0 +1,174 @@
+// Hugging Face config.json -> ModelConfig for LlamaForCausalLM,
+// MistralForCausalLM and Qwen2ForCausalLM.
+#include <limits>
+#include <optional>
+
+#include "common/status_macros.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "runtime/loader/loader_json.h"
+#include "runtime/loader/model_loading.h"
+
+namespace cohost::runtime {
+namespace {
+
+// Field readers over one config object; the first error sticks.
+class Fields {
+ public:
+  Fields(const nlohmann::json& obj, const std::string& path) : obj_(obj), path_(path) {}
+
+  const absl::Status& status() const { return status_; }
+
+  // nullptr for absent or null.
+  const nlohmann::json* Get(absl::string_view key) const {
+    auto it = obj_.find(std::string(key));
+    return it == obj_.end() || it->is_null() ? nullptr : &*it;
+  }
+
+  void Int(absl::string_view key, bool required, int32_t* out) {
+    const nlohmann::json* v = Get(key);
+    if (v == nullptr) {
+      if (required) Fail(key, "is missing");
+      return;
+    }
+    std::optional<int64_t> i = JsonInt64(*v);
+    if (!i) return Fail(key, "must be an integer");
+    if (*i < 0 || *i > std::numeric_limits<int32_t>::max())
+      return Fail(key, absl::StrCat("= ", *i, " is out of range"));
+    *out = static_cast<int32_t>(*i);
+  }
+
+  void Float(absl::string_view key, float* out) {
+    const nlohmann::json* v = Get(key);
+    if (v == nullptr) return;
+    if (!v->is_number()) return Fail(key, "must be a number");
+    *out = v->get<float>();
+  }
+
+  void Bool(absl::string_view key, bool* out) {
+    const nlohmann::json* v = Get(key);
+    if (v == nullptr) return;
+    if (!v->is_boolean()) return Fail(key, "must be true or false");
+    *out = v->get<bool>();
+  }
+
+  void Fail(absl::string_view key, absl::string_view what) {
+    if (status_.ok())
+      status_ = absl::InvalidArgumentError(absl::StrCat(path_, ": '", key, "' ", what));
+  }
+
+ private:
+  const nlohmann::json& obj_;
+  const std::string& path_;
+  absl::Status status_;
+};
+
+absl::StatusOr<std::string> Architecture(const nlohmann::json& j, const std::string& path) {
+  static constexpr std::pair<absl::string_view, absl::string_view> kArchs[] = {
+      {"LlamaForCausalLM", "llama"},
+      {"MistralForCausalLM", "mistral"},
+      {"Qwen2ForCausalLM", "qwen2"}};
+  auto it = j.find("architectures");
+  if (it == j.end() || !it->is_array() || it->empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": 'architectures' is missing"));
+  }
+  std::string seen;
+  for (const nlohmann::json& a : *it) {
+    if (!a.is_string())
+      return absl::InvalidArgumentError(absl::StrCat(path, ": 'architectures' must hold strings"));
+    for (const auto& [hf, ours] : kArchs) {
+      if (a.get_ref<const std::string&>() == hf) return std::string(ours);
+    }
+    absl::StrAppend(&seen, seen.empty() ? "" : ", ", a.get_ref<const std::string&>());
+  }
+  return absl::UnimplementedError(absl::StrFormat(
+      "%s: architecture %s is not supported (supported: LlamaForCausalLM, MistralForCausalLM, "
+      "Qwen2ForCausalLM)",
+      path, seen));
+}
+
+absl::Status ParseRopeScaling(const nlohmann::json& j, const std::string& path, RopeScaling* r) {
+  if (!j.is_object())
+    return absl::InvalidArgumentError(absl::StrCat(path, ": 'rope_scaling' must be an object"));
+  auto type = j.find("rope_type");
+  if (type == j.end()) type = j.find("type");  // older configs
+  if (type == j.end() || !type->is_string()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": 'rope_scaling' has no rope_type"));
+  }
+  const std::string& t = type->get_ref<const std::string&>();
+  if (t == "default") return absl::OkStatus();
+  if (t != "llama3") {
+    return absl::UnimplementedError(absl::StrFormat(
+        "%s: rope_scaling type '%s' is not supported (supported: llama3)", path, t));
+  }
+  r->kind = RopeScaling::Kind::kLlama3;
+  Fields f(j, path);
+  for (const char* key : {"factor", "low_freq_factor", "high_freq_factor"}) {
+    if (f.Get(key) == nullptr) f.Fail(absl::StrCat("rope_scaling.", key), "is missing");
+  }
+  f.Float("factor", &r->factor);
+  f.Float("low_freq_factor", &r->low_freq_factor);
+  f.Float("high_freq_factor", &r->high_freq_factor);
+  f.Int("original_max_position_embeddings", true, &r->original_max_position_embeddings);
+  return f.status();
+}
+
+}  // namespace
+
+absl::StatusOr<ModelConfig> ParseHfConfig(absl::string_view json_text, const std::string& path) {
+  absl::StatusOr<nlohmann::json> parsed = ParseJsonStrict(json_text, path);
+  if (!parsed.ok()) return parsed.status();
+  const nlohmann::json& j = *parsed;
+  if (!j.is_object()) return absl::InvalidArgumentError(absl::StrCat(path, ": not a JSON object"));
+  ModelConfig c;
+  absl::StatusOr<std::string> arch = Architecture(j, path);
+  if (!arch.ok()) return arch.status();
+  c.architecture = *arch;
+  if (auto it = j.find("_name_or_path"); it != j.end() && it->is_string())
+    c.name = it->get<std::string>();
+
+  Fields f(j, path);
+  f.Int("vocab_size", true, &c.vocab_size);
+  f.Int("hidden_size", true, &c.hidden_size);
+  f.Int("intermediate_size", true, &c.intermediate_size);
+  f.Int("num_hidden_layers", true, &c.num_layers);
+  f.Int("num_attention_heads", true, &c.num_heads);
+  f.Int("max_position_embeddings", true, &c.max_position_embeddings);
+  c.num_kv_heads = 0;
+  f.Int("num_key_value_heads", false, &c.num_kv_heads);
+  f.Int("head_dim", false, &c.head_dim);
+  c.rms_norm_eps = 1e-6f;  // the transformers default for these three classes
+  f.Float("rms_norm_eps", &c.rms_norm_eps);
+  f.Float("rope_theta", &c.rope_theta);
+  f.Bool("tie_word_embeddings", &c.tie_word_embeddings);
+  f.Bool("attention_bias", &c.attention_bias);
+  if (!f.status().ok()) return f.status();
+  if (c.num_kv_heads == 0) c.num_kv_heads = c.num_heads;
+  if (c.head_dim == 0 && c.num_heads > 0) c.head_dim = c.hidden_size / c.num_heads;
+  if (c.architecture == "qwen2") {
+    c.attention_bias = true;  // Qwen2 always has q/k/v biases
+    bool sliding = false;
+    f.Bool("use_sliding_window", &sliding);
+    if (!f.status().ok()) return f.status();
+    if (sliding)
+      return absl::UnimplementedError(absl::StrCat(path, ": use_sliding_window is not supported"));
+  }
+  if (c.architecture == "mistral") {
+    // Sliding-window attention equals full attention within the window, so we
+    // serve contexts up to the window only.
+    int32_t window = 0;
+    f.Int("sliding_window", false, &window);
+    if (!f.status().ok()) return f.status();
+    if (window > 0 && window < c.max_position_embeddings) c.max_position_embeddings = window;
+  }
+  if (const nlohmann::json* rs = f.Get("rope_scaling"); rs != nullptr) {
+    RETURN_IF_ERROR(ParseRopeScaling(*rs, path, &c.rope_scaling));
+  }
+  if (absl::Status s = c.Validate(); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": ", s.message()));
+  }
+  return c;
+}
+
+}  // namespace cohost::runtime

@@ -1,0 +1,87 @@
+// ModelConfig::Validate: the bounds every loader applies before sizing buffers.
+#include "common/status_macros.h"
+#include "runtime/loader/model_config.h"
+
+#include <cmath>
+
+#include "absl/strings/str_format.h"
+
+namespace cohost::runtime {
+namespace {
+
+// Upper bounds far above any released model; they stop absurd values from
+// becoming absurd allocations.
+constexpr int64_t kMaxVocab = 1 << 22;
+constexpr int64_t kMaxHidden = 65536;
+constexpr int64_t kMaxIntermediate = 1 << 20;
+constexpr int64_t kMaxLayers = 512;
+constexpr int64_t kMaxHeads = 1024;
+constexpr int64_t kMaxHeadDim = 1024;
+constexpr int64_t kMaxPositions = 1 << 26;
+
+absl::Status CheckRange(const char* field, int64_t v, int64_t max) {
+  if (v <= 0 || v > max) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("config: %s = %d is outside [1, %d]", field, v, max));
+  }
+  return absl::OkStatus();
+}
+
+bool FinitePositive(float v) { return std::isfinite(v) && v > 0.f; }
+
+}  // namespace
+
+absl::Status ModelConfig::Validate() const {
+  if (architecture.empty()) return absl::InvalidArgumentError("config: architecture is empty");
+  const struct {
+    const char* field;
+    int64_t value;
+    int64_t max;
+  } ranges[] = {
+      {"vocab_size", vocab_size, kMaxVocab},
+      {"hidden_size", hidden_size, kMaxHidden},
+      {"intermediate_size", intermediate_size, kMaxIntermediate},
+      {"num_layers", num_layers, kMaxLayers},
+      {"num_heads", num_heads, kMaxHeads},
+      {"num_kv_heads", num_kv_heads, kMaxHeads},
+      {"head_dim", head_dim, kMaxHeadDim},
+      {"max_position_embeddings", max_position_embeddings, kMaxPositions},
+  };
+  for (const auto& r : ranges) {
+    RETURN_IF_ERROR(CheckRange(r.field, r.value, r.max));
+  }
+  if (hidden_size % num_heads != 0) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "config: hidden_size %d is not a multiple of num_heads %d", hidden_size, num_heads));
+  }
+  if (num_heads % num_kv_heads != 0) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "config: num_heads %d is not a multiple of num_kv_heads %d", num_heads, num_kv_heads));
+  }
+  if (head_dim % 2 != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("config: head_dim %d is odd (RoPE rotates pairs)", head_dim));
+  }
+  if (!FinitePositive(rms_norm_eps) || rms_norm_eps >= 1.f) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("config: rms_norm_eps %g is not in (0, 1)", rms_norm_eps));
+  }
+  if (!FinitePositive(rope_theta)) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("config: rope_theta %g is not a finite positive number", rope_theta));
+  }
+  if (rope_scaling.kind == RopeScaling::Kind::kLlama3) {
+    const RopeScaling& r = rope_scaling;
+    if (!std::isfinite(r.factor) || r.factor < 1.f || !FinitePositive(r.low_freq_factor) ||
+        !FinitePositive(r.high_freq_factor) || !(r.low_freq_factor < r.high_freq_factor) ||
+        r.original_max_position_embeddings <= 0) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "config: invalid llama3 rope_scaling (factor %g, low_freq_factor %g, high_freq_factor "
+          "%g, original_max_position_embeddings %d)",
+          r.factor, r.low_freq_factor, r.high_freq_factor, r.original_max_position_embeddings));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace cohost::runtime

@@ -1,0 +1,148 @@
+// LoadModelFile: dispatch on the path, plus what both formats share: the
+// expected tensor table and the parallel conversion to fp32.
+#include "runtime/loader/model_file.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "runtime/loader/model_loading.h"
+
+namespace cohost::runtime {
+namespace {
+
+constexpr uint64_t kProgressStep = 64ull << 20;
+
+}  // namespace
+
+std::vector<std::pair<std::string, std::vector<int64_t>>> ExpectedTensors(const ModelConfig& c) {
+  const int64_t hidden = c.hidden_size, q_dim = int64_t{c.num_heads} * c.head_dim,
+                kv_dim = int64_t{c.num_kv_heads} * c.head_dim, inter = c.intermediate_size;
+  std::vector<std::pair<std::string, std::vector<int64_t>>> t = {
+      {"token_embd.weight", {c.vocab_size, hidden}},
+      {"output_norm.weight", {hidden}},
+  };
+  if (!c.tie_word_embeddings) t.push_back({"output.weight", {c.vocab_size, hidden}});
+  for (int32_t n = 0; n < c.num_layers; ++n) {
+    auto name = [n](absl::string_view s) { return absl::StrCat("blk.", n, ".", s); };
+    t.push_back({name("attn_norm.weight"), {hidden}});
+    t.push_back({name("ffn_norm.weight"), {hidden}});
+    t.push_back({name("attn_q.weight"), {q_dim, hidden}});
+    t.push_back({name("attn_k.weight"), {kv_dim, hidden}});
+    t.push_back({name("attn_v.weight"), {kv_dim, hidden}});
+    t.push_back({name("attn_output.weight"), {hidden, q_dim}});
+    t.push_back({name("ffn_gate.weight"), {inter, hidden}});
+    t.push_back({name("ffn_up.weight"), {inter, hidden}});
+    t.push_back({name("ffn_down.weight"), {hidden, inter}});
+    if (c.attention_bias) {
+      t.push_back({name("attn_q.bias"), {q_dim}});
+      t.push_back({name("attn_k.bias"), {kv_dim}});
+      t.push_back({name("attn_v.bias"), {kv_dim}});
+    }
+  }
+  return t;
+}
+
+absl::Status RunTensorJobs(std::vector<TensorJob> jobs, const LoadOptions& options,
+                           absl::flat_hash_map<std::string, HostTensor>* out) {
+  uint64_t total = 0;
+  std::vector<HostTensor*> targets;
+  targets.reserve(jobs.size());
+  // Allocate every tensor up front so workers never touch the map.
+  for (TensorJob& job : jobs) {
+    total += job.source_bytes;
+    HostTensor& t = (*out)[job.name];
+    t.shape = job.shape;
+    t.data.assign(static_cast<size_t>(t.numel()), 0.f);
+  }
+  for (TensorJob& job : jobs) targets.push_back(&(*out)[job.name]);
+
+  std::atomic<size_t> next{0};
+  std::atomic<uint64_t> done_bytes{0};
+  std::mutex mu;
+  std::condition_variable cv;
+  size_t finished_workers = 0;
+  absl::Status first_error;
+  std::atomic<bool> failed{false};
+  auto worker = [&] {
+    for (size_t i; !failed.load() && (i = next.fetch_add(1)) < jobs.size();) {
+      absl::Status s = jobs[i].convert(absl::MakeSpan(targets[i]->data));
+      if (!s.ok()) {
+        std::lock_guard<std::mutex> lock(mu);
+        if (first_error.ok()) first_error = s;
+        failed.store(true);
+      }
+      done_bytes.fetch_add(jobs[i].source_bytes);
+      cv.notify_all();
+    }
+    std::lock_guard<std::mutex> lock(mu);
+    ++finished_workers;
+    cv.notify_all();
+  };
+  const size_t n_threads = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 4);
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < std::min(n_threads, jobs.size()); ++i) threads.emplace_back(worker);
+  // The calling thread only reports progress, so callbacks stay on it.
+  uint64_t reported = 0;
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    while (finished_workers < threads.size()) {
+      cv.wait_for(lock, std::chrono::milliseconds(100));
+      const uint64_t done = done_bytes.load();
+      if (options.progress && done - reported >= kProgressStep && done < total) {
+        reported = done;
+        lock.unlock();
+        options.progress(done, total);
+        lock.lock();
+      }
+    }
+  }
+  for (std::thread& t : threads) t.join();
+  if (!first_error.ok()) return first_error;
+  if (options.progress) options.progress(total, total);
+  return absl::OkStatus();
+}
+
+absl::Status UndoLlamaRopePermutation(absl::Span<float> data, int64_t rows, int64_t cols,
+                                      int32_t n_head) {
+  if (n_head <= 0 || rows <= 0 || cols <= 0 || rows % (2 * int64_t{n_head}) != 0 ||
+      static_cast<int64_t>(data.size()) / cols != rows ||
+      static_cast<int64_t>(data.size()) % cols != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("cannot undo the RoPE permutation of [%d, %d] (%d values) for %d heads",
+                        rows, cols, data.size(), n_head));
+  }
+  const int64_t head_dim = rows / n_head, half = head_dim / 2;
+  std::vector<float> src(static_cast<size_t>(head_dim * cols));
+  for (int64_t h = 0; h < n_head; ++h) {
+    float* head = data.data() + h * head_dim * cols;
+    std::copy(head, head + head_dim * cols, src.begin());
+    for (int64_t j = 0; j < half; ++j) {
+      for (int64_t i = 0; i < 2; ++i) {
+        const float* from = src.data() + (2 * j + i) * cols;
+        std::copy(from, from + cols, head + (i * half + j) * cols);
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ModelFile> LoadModelFile(const std::string& path, const LoadOptions& options) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    return absl::NotFoundError(absl::StrCat(path, ": no such file or directory"));
+  }
+  if (S_ISDIR(st.st_mode)) return LoadHfModel(path, options);
+  return LoadGgufModel(path, options);
+}
+
+}  // namespace cohost::runtime

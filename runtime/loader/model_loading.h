@@ -1,0 +1,57 @@
+// The pieces LoadModelFile is built from: per-format loaders, config parsers,
+// the table of tensors a config needs, and the parallel fp32 conversion.
+// Internal to the loader library (and its tests).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/span.h"
+#include "runtime/loader/gguf_reader.h"
+#include "runtime/loader/model_file.h"
+
+namespace cohost::runtime {
+
+// GGUF file -> ModelFile (gguf_model.cc).
+absl::StatusOr<ModelFile> LoadGgufModel(const std::string& path, const LoadOptions& options);
+absl::StatusOr<ModelConfig> ConfigFromGguf(const GgufFile& file);
+absl::StatusOr<TokenizerSpec> TokenizerFromGguf(const GgufFile& file, int32_t vocab_size);
+
+// Hugging Face directory -> ModelFile (hf_model.cc, hf_config.cc).
+absl::StatusOr<ModelFile> LoadHfModel(const std::string& dir, const LoadOptions& options);
+// `path` only names the file in errors.
+absl::StatusOr<ModelConfig> ParseHfConfig(absl::string_view json_text, const std::string& path);
+// HF parameter name -> canonical name; empty when the name is not one we use.
+std::string HfToCanonicalName(absl::string_view hf_name);
+
+// Every tensor `config` needs, canonical name -> row-major shape.
+std::vector<std::pair<std::string, std::vector<int64_t>>> ExpectedTensors(
+    const ModelConfig& config);
+
+// One tensor to produce: `convert` fills `dst` (numel of `shape` floats).
+struct TensorJob {
+  std::string name;
+  std::vector<int64_t> shape;
+  uint64_t source_bytes = 0;  // what progress counts
+  std::function<absl::Status(absl::Span<float> dst)> convert;
+};
+
+// Runs the jobs on a few threads into `out`; reports progress from the calling
+// thread at least every 64 MiB and at the end. The first error wins.
+absl::Status RunTensorJobs(std::vector<TensorJob> jobs, const LoadOptions& options,
+                           absl::flat_hash_map<std::string, HostTensor>* out);
+
+// llama.cpp's converter reorders each head's rows of Llama Q/K projections
+// into interleaved RoPE pairs: GGUF row h*d + 2*j + i holds HF row
+// h*d + i*d/2 + j (d = head_dim, i in {0, 1}, j < d/2). This undoes it in
+// place on row-major [rows = n_head*d, cols] data (cols = 1 for a bias).
+absl::Status UndoLlamaRopePermutation(absl::Span<float> data, int64_t rows, int64_t cols,
+                                      int32_t n_head);
+
+}  // namespace cohost::runtime

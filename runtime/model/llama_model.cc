@@ -1,0 +1,191 @@
+// LlamaModel::Forward: one flattened varlen batch through the decoder. The
+// same code drives every backend; host work is limited to validating the batch
+// and one metadata upload per step.
+#include "common/status_macros.h"
+#include "runtime/model/llama_model.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "absl/strings/str_format.h"
+
+namespace cohost::runtime {
+
+namespace {
+// Activation buffers start here and double when a larger batch arrives.
+constexpr int32_t kInitialTokens = 64;
+constexpr int32_t kInitialSamples = 8;
+}  // namespace
+
+LlamaModel::LlamaModel(const ModelConfig& config, kernels::Backend* backend, LlamaWeights weights)
+    : config_(config),
+      backend_(backend),
+      w_(std::move(weights)),
+      elem_size_(kernels::DTypeSize(backend->compute_dtype())) {}
+
+absl::Status LlamaModel::Reserve(int32_t num_tokens, int32_t num_samples) {
+  const ModelConfig& c = config_;
+  const int64_t hidden = c.hidden_size;
+  const int64_t qkv_width = static_cast<int64_t>(c.num_heads + 2 * c.num_kv_heads) * c.head_dim;
+  auto alloc = [&](kernels::DeviceBuffer& b, int64_t elems) -> absl::Status {
+    b.Reset();  // free first: growing should not need old and new at once
+    absl::StatusOr<kernels::DeviceBuffer> n =
+        kernels::DeviceBuffer::Create(backend_, static_cast<size_t>(elems) * elem_size_);
+    if (!n.ok()) return n.status();
+    b = *std::move(n);
+    return absl::OkStatus();
+  };
+  if (num_tokens > token_capacity_) {
+    const int32_t cap =
+        std::max({num_tokens, kInitialTokens, std::min(2 * token_capacity_, INT32_MAX / 2)});
+    token_capacity_ = 0;  // stays 0 if any allocation below fails
+    for (auto [buf, width] : {std::pair{&x_, hidden},
+                              {&delta_, hidden},
+                              {&normed_, hidden},
+                              {&qkv_, qkv_width},
+                              {&attn_, static_cast<int64_t>(c.num_heads) * c.head_dim},
+                              {&gate_up_, 2 * static_cast<int64_t>(c.intermediate_size)},
+                              {&act_, static_cast<int64_t>(c.intermediate_size)}}) {
+      RETURN_IF_ERROR(alloc(*buf, cap * width));
+    }
+    token_capacity_ = cap;
+  }
+  if (num_samples > sample_capacity_) {
+    const int32_t cap =
+        std::max({num_samples, kInitialSamples, std::min(2 * sample_capacity_, INT32_MAX / 2)});
+    sample_capacity_ = 0;
+    for (auto [buf, width] : {std::pair{&sample_x_, hidden},
+                              {&sample_delta_, hidden},
+                              {&sample_normed_, hidden},
+                              {&logits_, static_cast<int64_t>(c.vocab_size)}}) {
+      RETURN_IF_ERROR(alloc(*buf, cap * width));
+    }
+    sample_capacity_ = cap;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LlamaModel::UploadMetadata(const Batch& b, kernels::BatchLayout* layout,
+                                        const int32_t** ids, const int32_t** rows) {
+  // One int32 array: token_ids | positions | slot_mapping | seq_starts |
+  // context_lens | block_tables | sample_rows.
+  meta_host_.clear();
+  size_t offsets[7];
+  const std::vector<int32_t>* parts[7] = {&b.token_ids,  &b.positions,    &b.slot_mapping,
+                                          &b.seq_starts, &b.context_lens, &b.block_tables,
+                                          &b.sample_rows};
+  for (int i = 0; i < 7; ++i) {
+    offsets[i] = meta_host_.size();
+    meta_host_.insert(meta_host_.end(), parts[i]->begin(), parts[i]->end());
+  }
+  const size_t bytes = meta_host_.size() * sizeof(int32_t);
+  if (bytes > meta_.bytes()) {
+    meta_.Reset();
+    absl::StatusOr<kernels::DeviceBuffer> m =
+        kernels::DeviceBuffer::Create(backend_, std::max<size_t>(bytes * 2, 4096));
+    if (!m.ok()) return m.status();
+    meta_ = *std::move(m);
+  }
+  if (absl::Status s = backend_->CopyToDevice(meta_.data(), meta_host_.data(), bytes); !s.ok()) {
+    return s;
+  }
+  const int32_t* base = meta_.as<int32_t>();
+  *ids = base + offsets[0];
+  layout->positions = base + offsets[1];
+  layout->slot_mapping = base + offsets[2];
+  layout->seq_starts = base + offsets[3];
+  layout->context_lens = base + offsets[4];
+  layout->block_tables = base + offsets[5];
+  *rows = base + offsets[6];
+  layout->num_seqs = b.num_seqs();
+  layout->num_tokens = b.num_tokens();
+  layout->max_blocks_per_seq = b.max_blocks_per_seq;
+  layout->max_query_len = 0;
+  for (int32_t s = 0; s < b.num_seqs(); ++s) {
+    layout->max_query_len = std::max(layout->max_query_len, b.seq_starts[s + 1] - b.seq_starts[s]);
+  }
+  layout->max_context_len =
+      b.context_lens.empty() ? 0 : *std::max_element(b.context_lens.begin(), b.context_lens.end());
+  return absl::OkStatus();
+}
+
+absl::Status LlamaModel::Forward(const Batch& batch, KvCache& kv, std::vector<float>* logits) {
+  if (logits == nullptr) return absl::InvalidArgumentError("Forward: null logits");
+  const ModelConfig& c = config_;
+  if (kv.num_layers() != c.num_layers || kv.Layer(0).num_kv_heads != c.num_kv_heads ||
+      kv.Layer(0).head_dim != c.head_dim) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "Forward: kv cache has %d layers of %d kv heads x %d; model needs %d x %d x %d",
+        kv.num_layers(), kv.Layer(0).num_kv_heads, kv.Layer(0).head_dim, c.num_layers,
+        c.num_kv_heads, c.head_dim));
+  }
+  if (absl::Status s = batch.Validate(kv.num_blocks(), kv.block_size(), c.vocab_size); !s.ok()) {
+    return s;
+  }
+  const int32_t T = batch.num_tokens();
+  const int32_t S = static_cast<int32_t>(batch.sample_rows.size());
+  logits->clear();
+  if (T == 0) return absl::OkStatus();
+  RETURN_IF_ERROR(Reserve(T, S));
+  kernels::BatchLayout layout;
+  const int32_t* ids = nullptr;
+  const int32_t* rows = nullptr;
+  RETURN_IF_ERROR(UploadMetadata(batch, &layout, &ids, &rows));
+
+  kernels::Backend& be = *backend_;
+  const int32_t H = c.hidden_size, I = c.intermediate_size, hd = c.head_dim;
+  const int32_t q_width = c.num_heads * hd, kv_width = c.num_kv_heads * hd;
+  const float eps = c.rms_norm_eps;
+  const float scale = 1.f / std::sqrt(static_cast<float>(hd));
+  void* q = qkv_.data();
+  void* k = At(qkv_, static_cast<int64_t>(T) * q_width);
+  void* v = At(qkv_, static_cast<int64_t>(T) * (q_width + kv_width));
+  const int64_t k_rows = static_cast<int64_t>(q_width) * H;  // offset of wk inside wqkv
+  const int64_t v_rows = static_cast<int64_t>(q_width + kv_width) * H;
+
+  be.Embedding(ids, T, w_.token_embd.data(), H, x_.data());
+  for (int32_t l = 0; l < c.num_layers; ++l) {
+    const LlamaLayerWeights& lw = w_.layers[l];
+    // Pre-attention norm; from layer 1 on it first adds the last MLP output.
+    be.RmsNorm(l == 0 ? x_.data() : delta_.data(), l == 0 ? nullptr : x_.data(),
+               lw.attn_norm.data(), T, H, eps, normed_.data());
+    const bool bias = lw.bqkv.data() != nullptr;
+    if (T == 1) {
+      // One row: the fused [q | k | v] row is already the planar layout.
+      be.Gemm(normed_.data(), lw.wqkv.data(), bias ? lw.bqkv.data() : nullptr, 1,
+              q_width + 2 * kv_width, H, q);
+    } else {
+      // Kernels take q, k, v as separate dense tensors, so split by weight rows.
+      be.Gemm(normed_.data(), lw.wqkv.data(), bias ? lw.bqkv.data() : nullptr, T, q_width, H, q);
+      be.Gemm(normed_.data(), At(lw.wqkv, k_rows), bias ? At(lw.bqkv, q_width) : nullptr, T,
+              kv_width, H, k);
+      be.Gemm(normed_.data(), At(lw.wqkv, v_rows), bias ? At(lw.bqkv, q_width + kv_width) : nullptr,
+              T, kv_width, H, v);
+    }
+    const kernels::PagedKv pages = kv.Layer(l);
+    be.RopeWriteKv(q, k, v, layout, c.num_heads, w_.inv_freq.as<float>(), hd, pages);
+    be.PagedAttention(q, layout, pages, c.num_heads, scale, attn_.data());
+    be.Gemm(attn_.data(), lw.wo.data(), nullptr, T, H, q_width, delta_.data());
+    be.RmsNorm(delta_.data(), x_.data(), lw.ffn_norm.data(), T, H, eps, normed_.data());
+    be.Gemm(normed_.data(), lw.w_gate_up.data(), nullptr, T, 2 * I, H, gate_up_.data());
+    be.SiluMul(gate_up_.data(), T, I, act_.data());
+    be.Gemm(act_.data(), lw.w_down.data(), nullptr, T, H, I, delta_.data());
+  }
+  if (S > 0) {
+    // Final norm and lm_head only on the rows that sample.
+    be.GatherRows(x_.data(), rows, S, H, sample_x_.data());
+    be.GatherRows(delta_.data(), rows, S, H, sample_delta_.data());
+    be.RmsNorm(sample_delta_.data(), sample_x_.data(), w_.output_norm.data(), S, H, eps,
+               sample_normed_.data());
+    const void* lm_head = w_.output.data() != nullptr ? w_.output.data() : w_.token_embd.data();
+    be.Gemm(sample_normed_.data(), lm_head, nullptr, S, c.vocab_size, H, logits_.data());
+    logits->resize(static_cast<size_t>(S) * c.vocab_size);
+    if (absl::Status s = be.DownloadF32(logits->data(), logits_.data(), logits->size()); !s.ok()) {
+      logits->clear();
+      return s;
+    }
+  }
+  return be.Synchronize();
+}
+
+}  // namespace cohost::runtime

@@ -1,0 +1,80 @@
+// The Llama-family decoder behind Model: its weights in device memory (q/k/v
+// and gate/up fused at load) and the activation buffers one Forward reuses.
+// Internal to runtime/; everything else talks to Model.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "cohost/kernels/backend.h"
+#include "runtime/model/model.h"
+#include "runtime/loader/model_file.h"
+
+namespace cohost::runtime {
+
+struct LlamaLayerWeights {
+  kernels::DeviceBuffer attn_norm;  // [hidden]
+  kernels::DeviceBuffer wqkv;  // [(num_heads + 2 * num_kv_heads) * head_dim, hidden], rows q; k; v
+  kernels::DeviceBuffer bqkv;  // [(num_heads + 2 * num_kv_heads) * head_dim] or empty
+  kernels::DeviceBuffer wo;    // [hidden, num_heads * head_dim]
+  kernels::DeviceBuffer ffn_norm;   // [hidden]
+  kernels::DeviceBuffer w_gate_up;  // [2 * inter, hidden], rows gate; up
+  kernels::DeviceBuffer w_down;     // [hidden, inter]
+};
+
+struct LlamaWeights {
+  kernels::DeviceBuffer token_embd;   // [vocab, hidden]
+  kernels::DeviceBuffer output_norm;  // [hidden]
+  kernels::DeviceBuffer output;       // [vocab, hidden]; empty when tied to token_embd
+  kernels::DeviceBuffer inv_freq;     // fp32 [head_dim / 2], RoPE inverse frequencies
+  std::vector<LlamaLayerWeights> layers;
+};
+
+// Checks every tensor of `file` against file.config (INVALID_ARGUMENT naming
+// the tensor) and uploads them in the backend's compute dtype.
+absl::StatusOr<LlamaWeights> UploadLlamaWeights(const ModelFile& file, kernels::Backend* backend);
+
+class LlamaModel final : public Model {
+ public:
+  LlamaModel(const ModelConfig& config, kernels::Backend* backend, LlamaWeights weights);
+
+  const ModelConfig& config() const override { return config_; }
+  kernels::Backend* backend() const override { return backend_; }
+  absl::Status Forward(const Batch& batch, KvCache& kv, std::vector<float>* logits) override;
+
+ private:
+  // Activation buffers for up to num_tokens new tokens and num_samples rows.
+  absl::Status Reserve(int32_t num_tokens, int32_t num_samples);
+  // Copies the step's int32 metadata to the device in one transfer and points
+  // `layout`, `ids` and `rows` at it.
+  absl::Status UploadMetadata(const Batch& batch, kernels::BatchLayout* layout, const int32_t** ids,
+                              const int32_t** rows);
+  // Byte offset `elems` elements of the compute dtype into `buf`.
+  void* At(const kernels::DeviceBuffer& buf, int64_t elems) const {
+    return static_cast<char*>(buf.data()) + elems * elem_size_;
+  }
+
+  ModelConfig config_;
+  kernels::Backend* backend_;
+  LlamaWeights w_;
+  size_t elem_size_;
+
+  int32_t token_capacity_ = 0;
+  int32_t sample_capacity_ = 0;
+  kernels::DeviceBuffer x_;       // [tokens, hidden] residual stream
+  kernels::DeviceBuffer delta_;   // [tokens, hidden] output of the last sublayer
+  kernels::DeviceBuffer normed_;  // [tokens, hidden]
+  // Planar q [tokens, num_heads * head_dim], then k and v [tokens, num_kv_heads *
+  // head_dim]; for one token that is exactly the row the fused QKV gemm writes.
+  kernels::DeviceBuffer qkv_;
+  kernels::DeviceBuffer attn_;                                     // [tokens, num_heads * head_dim]
+  kernels::DeviceBuffer gate_up_;                                  // [tokens, 2 * inter]
+  kernels::DeviceBuffer act_;                                      // [tokens, inter]
+  kernels::DeviceBuffer sample_x_, sample_delta_, sample_normed_;  // [samples, hidden]
+  kernels::DeviceBuffer logits_;                                   // [samples, vocab]
+  kernels::DeviceBuffer meta_;  // int32 step metadata, see UploadMetadata
+  std::vector<int32_t> meta_host_;
+};
+
+}  // namespace cohost::runtime

@@ -1,0 +1,35 @@
+// The Llama-family decoder (Llama 2/3, Mistral, Qwen2, SmolLM2) over a
+// kernels::Backend: weights in device memory and one Forward per step.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "cohost/kernels/backend.h"
+#include "runtime/model/batch.h"
+#include "runtime/model/kv_cache.h"
+#include "runtime/loader/model_config.h"
+#include "runtime/loader/model_file.h"
+
+namespace cohost::runtime {
+
+class Model {
+ public:
+  virtual ~Model() = default;
+
+  // Checks every tensor's presence and shape against file.config, then uploads
+  // the weights in the backend's compute dtype.
+  static absl::StatusOr<std::unique_ptr<Model>> Create(const ModelFile& file,
+                                                       kernels::Backend* backend);
+
+  virtual const ModelConfig& config() const = 0;
+  virtual kernels::Backend* backend() const = 0;
+
+  // Runs one flattened batch; writes the logits of batch.sample_rows, in order,
+  // to *logits as [sample_rows.size(), vocab_size] host floats. K/V of the new
+  // tokens are written into `kv` at batch.slot_mapping.
+  virtual absl::Status Forward(const Batch& batch, KvCache& kv, std::vector<float>* logits) = 0;
+};
+
+}  // namespace cohost::runtime

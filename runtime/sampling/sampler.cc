@@ -1,0 +1,270 @@
+#include "runtime/sampling/sampler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace cohost::runtime {
+namespace {
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+constexpr float kPosInf = std::numeric_limits<float>::infinity();
+// exp() of anything below this is 0 in float: such tokens cannot be drawn.
+constexpr float kMinShiftedLogit = -104.f;
+// Up to this top_k, selection uses a bounded heap in one pass; above, nth_element.
+constexpr size_t kHeapTopK = 1024;
+
+// Values the Sampler can always compute with, so a params struct that skipped
+// Validate() degrades to "off" instead of producing NaN.
+SamplingParams Sanitized(SamplingParams p) {
+  auto in = [](float v, float lo, float hi) { return v >= lo && v <= hi; };  // false for NaN
+  if (!(p.repetition_penalty > 0.f && p.repetition_penalty <= 10.f)) p.repetition_penalty = 1.f;
+  if (!in(p.temperature, 0.f, 100.f)) p.temperature = 0.f;
+  if (p.top_k < 0) p.top_k = 0;
+  if (!in(p.top_p, 0.f, 1.f)) p.top_p = 1.f;
+  if (!in(p.min_p, 0.f, 1.f)) p.min_p = 0.f;
+  if (!in(p.presence_penalty, -2.f, 2.f)) p.presence_penalty = 0.f;
+  if (!in(p.frequency_penalty, -2.f, 2.f)) p.frequency_penalty = 0.f;
+  return p;
+}
+
+}  // namespace
+
+Sampler::Sampler(const SamplingParams& params, uint64_t default_seed)
+    : params_(Sanitized(params)), rng_(params.seed.value_or(default_seed)) {}
+
+double Sampler::UniformDouble() {
+  // 53 random bits -> [0, 1); std::uniform_real_distribution differs between libraries.
+  return static_cast<double>(rng_() >> 11) * 0x1.0p-53;
+}
+
+void Sampler::ApplyPenalties(absl::Span<float> logits, absl::Span<const int32_t> history,
+                             int32_t num_prompt_tokens) {
+  const auto vocab = static_cast<int64_t>(logits.size());
+  auto valid = [vocab](int32_t id) { return id >= 0 && id < vocab; };
+  const size_t num_prompt =
+      std::clamp<int64_t>(num_prompt_tokens, 0, static_cast<int64_t>(history.size()));
+  const absl::Span<const int32_t> generated = history.subspan(num_prompt);
+
+  const float rep = params_.repetition_penalty;
+  if (rep != 1.f) {
+    if (seen_.size() < logits.size()) seen_.resize(logits.size(), 0);
+    for (int32_t id : history) {
+      if (!valid(id) || seen_[id]) continue;
+      seen_[id] = 1;
+      float& l = logits[id];
+      l = l > 0.f ? l / rep : l * rep;
+    }
+    for (int32_t id : history) {
+      if (valid(id)) seen_[id] = 0;
+    }
+  }
+
+  const float presence = params_.presence_penalty;
+  const float frequency = params_.frequency_penalty;
+  if (presence != 0.f || frequency != 0.f) {
+    if (generated_count_.size() < logits.size()) generated_count_.resize(logits.size(), 0);
+    for (int32_t id : generated) {
+      if (valid(id)) ++generated_count_[id];
+    }
+    for (int32_t id : generated) {
+      if (!valid(id) || generated_count_[id] == 0) continue;  // 0: already applied
+      logits[id] -= presence + frequency * static_cast<float>(generated_count_[id]);
+      generated_count_[id] = 0;
+    }
+  }
+}
+
+namespace {
+
+// Higher logit first; ties to the lower id. A total order, so every sort and
+// selection below gives the same result on every standard library.
+struct Higher {
+  template <typename C>
+  bool operator()(const C& a, const C& b) const {
+    // Bitwise operators: no branches, which matters in the partition loop below.
+    return (a.logit > b.logit) | ((a.logit == b.logit) & (a.id < b.id));
+  }
+};
+
+}  // namespace
+
+void Sampler::ApplyTopP(double total, bool sorted) {
+  const double need = static_cast<double>(params_.top_p) * total;
+  const Higher higher;
+  if (sorted) {
+    double cumulative = 0.0;
+    size_t kept = 0;
+    while (kept < candidates_.size()) {
+      cumulative += candidates_[kept++].weight;
+      if (cumulative >= need) break;
+    }
+    candidates_.resize(kept);
+    return;
+  }
+
+  // Weighted quickselect on a copy: [0, lo) is known to be kept and holds `above` of
+  // the mass; the cut lies in [lo, hi). Our own partition code (std::partition's
+  // order is unspecified) and sorts under a total order keep the result identical on
+  // every standard library.
+  // Tokens below floor_weight can be skipped: together they hold less than
+  // (1 - top_p) of the mass, so the tokens at or above it already reach top_p, and
+  // they rank below all of those. Real logits are peaked, so this drops most tokens.
+  const double floor_weight =
+      (1.0 - static_cast<double>(params_.top_p)) * total / static_cast<double>(candidates_.size());
+  scratch_.clear();
+  for (const Candidate& c : candidates_) {
+    if (c.weight >= floor_weight) scratch_.push_back(c);
+  }
+  size_t lo = 0, hi = scratch_.size();
+  double above = 0.0;
+  int budget = 64;  // partition rounds before falling back to a sort (bad pivots)
+  Candidate cut{};  // the last kept candidate in highest-first order
+  bool found = false;
+  while (lo < hi && !found) {
+    if (hi - lo <= 16 || --budget == 0) {
+      std::sort(scratch_.begin() + lo, scratch_.begin() + hi, higher);
+      for (size_t i = lo; i < hi; ++i) {
+        above += scratch_[i].weight;
+        if (above >= need || i + 1 == hi) {
+          cut = scratch_[i];
+          found = true;
+          break;
+        }
+      }
+      break;
+    }
+    // Median of three as the pivot, moved to hi - 1.
+    const size_t mid = lo + (hi - lo) / 2;
+    if (higher(scratch_[mid], scratch_[lo])) std::swap(scratch_[mid], scratch_[lo]);
+    if (higher(scratch_[hi - 1], scratch_[lo])) std::swap(scratch_[hi - 1], scratch_[lo]);
+    if (higher(scratch_[hi - 1], scratch_[mid])) std::swap(scratch_[hi - 1], scratch_[mid]);
+    std::swap(scratch_[mid], scratch_[hi - 1]);
+    const Candidate pivot = scratch_[hi - 1];
+    size_t p = lo;
+    double upper = 0.0;  // mass ranked above the pivot within [lo, hi)
+    for (size_t i = lo; i + 1 < hi; ++i) {
+      // Branch-free Lomuto step: the comparison is a coin flip for the predictor.
+      const Candidate c = scratch_[i];
+      const bool is_higher = higher(c, pivot);
+      scratch_[i] = scratch_[p];
+      scratch_[p] = c;
+      p += is_higher;
+      upper += is_higher ? c.weight : 0.0;
+    }
+    std::swap(scratch_[p], scratch_[hi - 1]);
+    if (p > lo && above + upper >= need) {
+      hi = p;
+    } else if (above + upper + pivot.weight >= need || p + 1 == hi) {
+      cut = pivot;
+      found = true;
+    } else {
+      above += upper + pivot.weight;
+      lo = p + 1;
+    }
+  }
+  if (!found) return;  // rounding: the whole mass is short of need, keep everything
+  std::erase_if(candidates_, [&](const Candidate& c) { return higher(cut, c); });
+}
+
+int32_t Sampler::Sample(absl::Span<float> logits, absl::Span<const int32_t> history,
+                        int32_t num_prompt_tokens) {
+  if (logits.empty()) return 0;
+  ApplyPenalties(logits, history, num_prompt_tokens);  // NaN stays NaN through these
+
+  int32_t argmax = 0;
+  float max_logit = kNegInf;
+  for (size_t i = 0; i < logits.size(); ++i) {
+    float l = logits[i];
+    if (std::isnan(l)) logits[i] = l = kNegInf;
+    if (l > max_logit) {
+      max_logit = l;
+      argmax = static_cast<int32_t>(i);
+    }
+  }
+  if (params_.temperature == 0.f) return argmax;
+
+  // One draw per call whatever happens below, so token i always uses the i-th number.
+  const double u = UniformDouble();
+  const float inv_temperature = 1.f / params_.temperature;
+  // Nothing finite (all masked), or a denormal temperature: only the argmax can win.
+  if (max_logit == kNegInf || std::isinf(inv_temperature)) return argmax;
+
+  // Candidates: tokens whose probability does not underflow to zero, in id order
+  // (or highest first when top-k applies). With +inf logits present, those share all
+  // the mass equally.
+  candidates_.clear();
+  candidates_.reserve(logits.size());
+  // top_k >= vocab is the same as off. When on, candidates end up highest first.
+  const size_t top_k = params_.top_k > 0 && static_cast<size_t>(params_.top_k) < logits.size()
+                           ? static_cast<size_t>(params_.top_k)
+                           : 0;
+  if (max_logit == kPosInf) {
+    for (size_t i = 0; i < logits.size(); ++i) {
+      if (logits[i] == kPosInf) candidates_.push_back({0.f, 0.f, static_cast<int32_t>(i)});
+    }
+  } else if (top_k > 0 && top_k <= kHeapTopK) {
+    // A bounded heap whose front is the worst kept candidate: one pass, and most
+    // tokens cost one comparison.
+    const Higher higher;
+    for (size_t i = 0; i < logits.size(); ++i) {
+      const Candidate c{(logits[i] - max_logit) * inv_temperature, 0.f, static_cast<int32_t>(i)};
+      if (c.logit < kMinShiftedLogit) continue;
+      if (candidates_.size() < top_k) {
+        candidates_.push_back(c);
+        std::push_heap(candidates_.begin(), candidates_.end(), higher);
+      } else if (higher(c, candidates_.front())) {
+        std::pop_heap(candidates_.begin(), candidates_.end(), higher);
+        candidates_.back() = c;
+        std::push_heap(candidates_.begin(), candidates_.end(), higher);
+      }
+    }
+  } else {
+    for (size_t i = 0; i < logits.size(); ++i) {
+      const float shifted = (logits[i] - max_logit) * inv_temperature;
+      if (shifted >= kMinShiftedLogit) {
+        candidates_.push_back({shifted, 0.f, static_cast<int32_t>(i)});
+      }
+    }
+  }
+  // The argmax itself has shifted logit 0, so candidates_ is not empty.
+  const bool sorted = top_k > 0;
+  if (sorted) {
+    if (top_k < candidates_.size()) {
+      std::nth_element(candidates_.begin(), candidates_.begin() + (top_k - 1), candidates_.end(),
+                       Higher());
+      candidates_.resize(top_k);
+    }
+    std::sort(candidates_.begin(), candidates_.end(), Higher());
+  }
+
+  double total = 0.0;
+  for (Candidate& c : candidates_) {
+    c.weight = std::exp(c.logit);  // softmax numerator; the max has weight 1
+    total += c.weight;
+  }
+  if (params_.top_p < 1.f) ApplyTopP(total, sorted);
+
+  if (params_.min_p > 0.f) {
+    float max_weight = 0.f;
+    for (const Candidate& c : candidates_) max_weight = std::max(max_weight, c.weight);
+    const float threshold = params_.min_p * max_weight;
+    // remove_if keeps the survivors' order, which the draw below depends on.
+    candidates_.erase(
+        std::remove_if(candidates_.begin(), candidates_.end(),
+                       [threshold](const Candidate& c) { return c.weight < threshold; }),
+        candidates_.end());
+  }
+
+  total = 0.0;
+  for (const Candidate& c : candidates_) total += c.weight;
+  const double target = u * total;
+  double cumulative = 0.0;
+  for (const Candidate& c : candidates_) {
+    cumulative += c.weight;
+    if (target < cumulative) return c.id;
+  }
+  return candidates_.back().id;  // rounding put target at the very end
+}
+
+}  // namespace cohost::runtime

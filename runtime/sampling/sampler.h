@@ -1,0 +1,69 @@
+// Turns one sequence's logits into a token id: penalties, temperature, top-k, top-p,
+// min-p, then a draw from a per-request RNG. One Sampler per request; the CPU
+// reference for the sampling ops in kernels/.
+#pragma once
+
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "absl/types/span.h"
+#include "runtime/sampling/sampling_params.h"
+
+namespace cohost::runtime {
+
+// Order of processing (as vLLM does it):
+//   1. NaN logits become -inf (never chosen unless nothing else is left).
+//   2. penalties: repetition over the distinct ids of prompt+generated
+//      (logit > 0 ? logit / p : logit * p); then presence and frequency over the
+//      generated ids (logit -= presence * [count > 0] + frequency * count).
+//   3. temperature == 0: argmax, ties to the lowest id. Done.
+//   4. divide by temperature (after subtracting the max, so tiny temperatures do not
+//      overflow), keep only finite logits as candidates.
+//   5. top-k, 6. softmax, 7. top-p (smallest set, highest first, whose cumulative
+//      probability reaches top_p; at least one), 8. min-p (drop probs < min_p * max),
+//   9. renormalize and draw with the request's std::mt19937_64.
+// Ties in every ordering go to the lower id, and the draw scans candidates in a fixed
+// order (highest first when top-k is on, else by id), so equal seeds and logits give
+// equal tokens on every standard library. Cost is O(vocab) per call, plus
+// O(vocab log k) for top-k; top-p without top-k uses a weighted selection, not a sort.
+class Sampler {
+ public:
+  // default_seed is used when params.seed is unset (the caller picks a random one).
+  // params should have passed Validate(); out-of-range values are clamped, not fatal.
+  Sampler(const SamplingParams& params, uint64_t default_seed);
+
+  // logits: [vocab] of one sequence, modified in place: on return it holds the
+  // penalized logits (step 2, NaN as -inf). history: prompt then generated ids
+  // (num_prompt_tokens tells where generated begins); ids outside [0, vocab) are
+  // ignored. Returns the chosen id; 0 if logits is empty, the lowest id if no logit
+  // is finite. Exactly one RNG draw per non-greedy call.
+  int32_t Sample(absl::Span<float> logits, absl::Span<const int32_t> history,
+                 int32_t num_prompt_tokens);
+
+ private:
+  struct Candidate {
+    float logit;   // penalized logit / temperature, shifted so the max is 0
+    float weight;  // exp(logit): unnormalized probability
+    int32_t id;
+  };
+
+  void ApplyPenalties(absl::Span<float> logits, absl::Span<const int32_t> history,
+                      int32_t num_prompt_tokens);
+  // Keeps the candidates ranked at or above the one where the cumulative probability,
+  // highest first, reaches top_p. candidates_ keeps its order. sorted: candidates_ is
+  // already highest first (after top-k); otherwise a weighted selection finds the cut
+  // in O(vocab) expected time without sorting.
+  void ApplyTopP(double total, bool sorted);
+  double UniformDouble();  // [0, 1), identical on every standard library
+
+  SamplingParams params_;
+  std::mt19937_64 rng_;
+  // Reused across calls so the hot path does not allocate once sized to the vocab.
+  std::vector<Candidate> candidates_;
+  std::vector<Candidate> scratch_;        // top-p selection reorders a copy
+  std::vector<int32_t> generated_count_;  // [vocab], zero between calls
+  std::vector<uint8_t> seen_;             // [vocab], zero between calls
+};
+
+}  // namespace cohost::runtime

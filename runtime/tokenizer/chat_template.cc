@@ -1,0 +1,141 @@
+#include "runtime/tokenizer/chat_template.h"
+
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "runtime/tokenizer/string_view_compat.h"
+
+namespace cohost::runtime {
+namespace {
+
+constexpr absl::string_view kImStart = "<|im_start|>";
+constexpr absl::string_view kImEnd = "<|im_end|>";
+
+// A ChatML template that writes a system turn as one literal string (the
+// default used when the conversation has none) has it as
+// '<|im_start|>system\n<text><|im_end|>' in its source. Occurrences that build
+// the turn from a message (quotes, '+', Jinja braces in between) are skipped.
+std::string FindDefaultSystem(absl::string_view source) {
+  const std::string marker = absl::StrCat(kImStart, "system");
+  for (size_t at = source.find(marker); at != absl::string_view::npos;
+       at = source.find(marker, at + 1)) {
+    absl::string_view rest = source.substr(at + marker.size());
+    if (absl::StartsWith(rest, "\n")) {
+      rest.remove_prefix(1);
+    } else if (absl::StartsWith(rest, "\\n")) {
+      rest.remove_prefix(2);
+    } else {
+      continue;
+    }
+    const size_t end = rest.find(kImEnd);
+    if (end == absl::string_view::npos) continue;
+    const absl::string_view text = rest.substr(0, end);
+    if (text.empty() || text.find_first_of("'\"{}+") != absl::string_view::npos) continue;
+    return absl::StrReplaceAll(text, {{"\\n", "\n"}});
+  }
+  return "";
+}
+
+void FormatChatMl(const ChatTemplate& t, absl::Span<const ChatMessage> messages,
+                  bool add_generation_prompt, std::string* out) {
+  auto turn = [out](absl::string_view role, absl::string_view content) {
+    absl::StrAppend(out, kImStart, role, "\n", content, kImEnd, "\n");
+  };
+  if (!t.default_system.empty() && !messages.empty() && messages[0].role != "system") {
+    turn("system", t.default_system);
+  }
+  for (const ChatMessage& m : messages) turn(m.role, m.content);
+  if (add_generation_prompt) absl::StrAppend(out, kImStart, "assistant\n");
+}
+
+void FormatLlama3(absl::Span<const ChatMessage> messages, bool add_generation_prompt,
+                  std::string* out) {
+  for (const ChatMessage& m : messages) {
+    absl::StrAppend(out, "<|start_header_id|>", m.role, "<|end_header_id|>\n\n",
+                    absl::StripAsciiWhitespace(m.content), "<|eot_id|>");
+  }
+  if (add_generation_prompt) absl::StrAppend(out, "<|start_header_id|>assistant<|end_header_id|>\n\n");
+}
+
+// Llama 2 puts the system prompt inside the first user turn; Mistral (which has
+// no system role) gets it prepended to the first user message.
+void FormatInst(const ChatTemplate& t, absl::Span<const ChatMessage> messages, std::string* out) {
+  const bool llama2 = t.format == ChatFormat::kLlama2;
+  std::string system;
+  if (!messages.empty() && messages[0].role == "system") {
+    system = messages[0].content;
+    messages.remove_prefix(1);
+  }
+  bool first_user = true;
+  for (const ChatMessage& m : messages) {
+    if (m.role == "assistant") {
+      if (llama2) {
+        absl::StrAppend(out, " ", absl::StripAsciiWhitespace(m.content), " ", t.eos_text);
+      } else {
+        absl::StrAppend(out, m.content, t.eos_text);
+      }
+      continue;
+    }
+    std::string content = m.content;
+    if (first_user && !system.empty()) {
+      content = llama2 ? absl::StrCat("<<SYS>>\n", system, "\n<</SYS>>\n\n", content)
+                       : absl::StrCat(system, "\n\n", content);
+    }
+    if (llama2) {
+      if (!first_user) out->append(t.bos_turn_text);
+      absl::StrAppend(out, "[INST] ", absl::StripAsciiWhitespace(content), " [/INST]");
+    } else {
+      absl::StrAppend(out, "[INST] ", content, " [/INST]");
+    }
+    first_user = false;
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<ChatTemplate> ParseChatTemplate(std::string_view source_view,
+                                               std::string_view bos_token,
+                                               std::string_view eos_token, bool adds_bos) {
+  const absl::string_view source = AsAbsl(source_view);
+  if (source.empty()) return absl::NotFoundError("the model has no chat template");
+  ChatTemplate t;
+  if (absl::StrContains(source, kImStart)) {
+    t.format = ChatFormat::kChatMl;
+    t.default_system = FindDefaultSystem(source);
+  } else if (absl::StrContains(source, "<|start_header_id|>")) {
+    t.format = ChatFormat::kLlama3;
+  } else if (absl::StrContains(source, "<<SYS>>")) {
+    t.format = ChatFormat::kLlama2;
+  } else if (absl::StrContains(source, "[INST]")) {
+    t.format = ChatFormat::kMistral;
+  } else {
+    return absl::UnimplementedError(
+        "unsupported chat template (known: ChatML, Llama 3, Llama 2, Mistral [INST])");
+  }
+  if (!adds_bos && absl::StrContains(source, "bos_token")) t.bos_text = std::string(bos_token);
+  t.eos_text = std::string(eos_token);
+  t.bos_turn_text = std::string(bos_token);
+  return t;
+}
+
+std::string FormatChat(const ChatTemplate& t, absl::Span<const ChatMessage> messages,
+                       bool add_generation_prompt) {
+  std::string out = t.bos_text;
+  switch (t.format) {
+    case ChatFormat::kChatMl:
+      FormatChatMl(t, messages, add_generation_prompt, &out);
+      break;
+    case ChatFormat::kLlama3:
+      FormatLlama3(messages, add_generation_prompt, &out);
+      break;
+    case ChatFormat::kLlama2:
+    case ChatFormat::kMistral:
+      FormatInst(t, messages, &out);
+      break;
+  }
+  return out;
+}
+
+}  // namespace cohost::runtime

@@ -1,0 +1,186 @@
+#include "common/status_macros.h"
+#include "runtime/tokenizer/tokenizer.h"
+
+#include <algorithm>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "runtime/tokenizer/bpe.h"
+#include "runtime/tokenizer/sentencepiece_bpe.h"
+#include "runtime/tokenizer/bpe_encoder.h"
+#include "runtime/tokenizer/unicode.h"
+
+namespace cohost::runtime {
+namespace {
+
+// Control tokens that end a turn or a text in the families we run; a model
+// emitting one is done even when its metadata names another EOS.
+constexpr std::string_view kEndMarkers[] = {
+    "<|endoftext|>", "<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<|end_of_text|>",
+    "<|end|>",       "</s>",       "<end_of_turn>", "<|return|>",
+};
+
+}  // namespace
+
+Tokenizer::~Tokenizer() = default;
+
+absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::Create(const TokenizerSpec& spec) {
+  const auto n = static_cast<int32_t>(spec.tokens.size());
+  if (n == 0) return absl::InvalidArgumentError("tokenizer has an empty vocabulary");
+  if (!spec.token_types.empty() && spec.token_types.size() != spec.tokens.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("tokenizer has ", n, " tokens but ",
+                                                   spec.token_types.size(), " token types"));
+  }
+  for (const auto& [name, id] : {std::pair<const char*, int32_t>{"bos", spec.bos_id},
+                                 {"eos", spec.eos_id},
+                                 {"unk", spec.unk_id},
+                                 {"pad", spec.pad_id}}) {
+    if (id < -1 || id >= n) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("tokenizer ", name, " id ", id, " is outside the vocabulary of ", n));
+    }
+  }
+  if (spec.add_bos && spec.bos_id < 0) {
+    return absl::InvalidArgumentError("tokenizer adds BOS but has no BOS id");
+  }
+  if (spec.add_eos && spec.eos_id < 0) {
+    return absl::InvalidArgumentError("tokenizer adds EOS but has no EOS id");
+  }
+
+  auto t = std::unique_ptr<Tokenizer>(new Tokenizer());
+  t->spec_ = spec;
+  t->types_ = spec.token_types;
+  if (t->types_.empty()) {
+    // No types given: the ids the spec names as special are control tokens.
+    t->types_.assign(n, TokenType::kNormal);
+    for (int32_t id : {spec.bos_id, spec.eos_id, spec.pad_id}) {
+      if (id >= 0) t->types_[id] = TokenType::kControl;
+    }
+    for (int32_t id : spec.extra_eos_ids) {
+      if (id >= 0 && id < n) t->types_[id] = TokenType::kControl;
+    }
+    if (spec.unk_id >= 0) t->types_[spec.unk_id] = TokenType::kUnknown;
+  }
+  TokenizerSpec encoder_spec = spec;
+  encoder_spec.token_types = t->types_;
+  if (spec.kind == TokenizerKind::kByteLevelBpe) {
+    ASSIGN_OR_RETURN(t->encoder_, ByteLevelBpe::Create(encoder_spec));
+  } else {
+    ASSIGN_OR_RETURN(t->encoder_, SentencePieceBpe::Create(encoder_spec));
+    t->strips_leading_space_ = spec.add_space_prefix;
+  }
+
+  t->token_bytes_.resize(n);
+  t->end_of_generation_.assign(n, false);
+  for (int32_t id = 0; id < n; ++id) {
+    const TokenType type = t->types_[id];
+    const bool special = type == TokenType::kControl || type == TokenType::kUserDefined;
+    // Special tokens are literal text in every vocabulary format.
+    t->token_bytes_[id] = special ? spec.tokens[id] : t->encoder_->PieceBytes(id);
+    if (special && !spec.tokens[id].empty()) {
+      t->specials_by_first_byte_[static_cast<uint8_t>(spec.tokens[id][0])].push_back(id);
+    }
+    if (type == TokenType::kControl &&
+        std::find(std::begin(kEndMarkers), std::end(kEndMarkers), spec.tokens[id]) !=
+            std::end(kEndMarkers)) {
+      t->end_of_generation_[id] = true;
+    }
+  }
+  for (auto& ids : t->specials_by_first_byte_) {
+    std::stable_sort(ids.begin(), ids.end(), [&](int32_t a, int32_t b) {
+      return spec.tokens[a].size() > spec.tokens[b].size();
+    });
+  }
+  if (spec.eos_id >= 0) t->end_of_generation_[spec.eos_id] = true;
+  for (int32_t id : spec.extra_eos_ids) {
+    if (id >= 0 && id < n) t->end_of_generation_[id] = true;
+  }
+  const std::string bos_text = spec.bos_id >= 0 ? spec.tokens[spec.bos_id] : "";
+  const std::string eos_text = spec.eos_id >= 0 ? spec.tokens[spec.eos_id] : "";
+  t->chat_template_ = ParseChatTemplate(spec.chat_template, bos_text, eos_text, spec.add_bos);
+  return t;
+}
+
+absl::StatusOr<std::vector<int32_t>> Tokenizer::Encode(std::string_view text, bool add_special,
+                                                       bool parse_special) const {
+  const size_t bad = FirstInvalidUtf8(text);
+  if (bad != text.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("text is not valid UTF-8 (at byte ", bad, " of ", text.size(), ")"));
+  }
+  std::vector<int32_t> ids;
+  ids.reserve(text.size() / 3 + 4);
+  if (add_special && spec_.add_bos) ids.push_back(spec_.bos_id);
+  size_t fragment_start = 0;
+  auto flush_text = [&](size_t end) -> absl::Status {
+    if (end <= fragment_start) return absl::OkStatus();
+    return encoder_->EncodeText(text.substr(fragment_start, end - fragment_start),
+                              fragment_start == 0, &ids);
+  };
+  if (parse_special) {
+    for (size_t pos = 0; pos < text.size();) {
+      int32_t match = -1;
+      for (int32_t id : specials_by_first_byte_[static_cast<uint8_t>(text[pos])]) {
+        if (text.compare(pos, spec_.tokens[id].size(), spec_.tokens[id]) == 0) {
+          match = id;  // candidates are longest first
+          break;
+        }
+      }
+      if (match < 0) {
+        ++pos;
+        continue;
+      }
+      RETURN_IF_ERROR(flush_text(pos));
+      ids.push_back(match);
+      pos += spec_.tokens[match].size();
+      fragment_start = pos;
+    }
+  }
+  RETURN_IF_ERROR(flush_text(text.size()));
+  if (add_special && spec_.add_eos) ids.push_back(spec_.eos_id);
+  return ids;
+}
+
+std::string Tokenizer::Decode(absl::Span<const int32_t> ids, bool skip_special) const {
+  std::string out;
+  bool at_start = true;
+  for (int32_t id : ids) {
+    if (!InVocab(id)) continue;
+    const bool control = TypeOf(id) == TokenType::kControl;
+    if (control && skip_special) continue;
+    std::string_view bytes = token_bytes_[id];
+    if (!control) {
+      if (at_start && strips_leading_space_ && !bytes.empty() && bytes[0] == ' ') {
+        bytes.remove_prefix(1);
+      }
+      at_start = false;
+    }
+    out.append(bytes);
+  }
+  return out;
+}
+
+std::string Tokenizer::TokenBytes(int32_t id) const {
+  return InVocab(id) ? token_bytes_[id] : std::string();
+}
+
+bool Tokenizer::IsEndOfGeneration(int32_t id) const {
+  return InVocab(id) && end_of_generation_[id];
+}
+
+bool Tokenizer::IsSpecial(int32_t id) const {
+  return InVocab(id) &&
+         (TypeOf(id) == TokenType::kControl || TypeOf(id) == TokenType::kUserDefined);
+}
+
+bool Tokenizer::IsControl(int32_t id) const {
+  return InVocab(id) && TypeOf(id) == TokenType::kControl;
+}
+
+absl::StatusOr<std::string> Tokenizer::ApplyChatTemplate(absl::Span<const ChatMessage> messages,
+                                                         bool add_generation_prompt) const {
+  if (!chat_template_.ok()) return chat_template_.status();
+  return FormatChat(*chat_template_, messages, add_generation_prompt);
+}
+
+}  // namespace cohost::runtime

@@ -1,0 +1,86 @@
+// The runtime tokenizer: text <-> token ids for byte-level BPE (GPT-2, Llama 3,
+// Qwen2, SmolLM2) and SentencePiece BPE (Llama 2, Mistral), special tokens,
+// streaming detokenization and the model's chat format. Built from a
+// TokenizerSpec (GGUF metadata, tokenizer.json or tokenizer.model).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "runtime/tokenizer/chat_template.h"
+#include "runtime/loader/tokenizer_spec.h"
+
+namespace cohost::runtime {
+
+class BpeEncoder;
+
+// Immutable after Create; every method is safe to call from many threads.
+class Tokenizer {
+ public:
+  static absl::StatusOr<std::unique_ptr<Tokenizer>> Create(const TokenizerSpec& spec);
+  ~Tokenizer();
+
+  // add_special: prepend BOS / append EOS per the model's rules (spec.add_bos,
+  // spec.add_eos). parse_special: text spelling a control or user-defined
+  // token becomes that id (leftmost, longest match); otherwise such text is
+  // encoded as ordinary text. Invalid UTF-8 -> INVALID_ARGUMENT.
+  absl::StatusOr<std::vector<int32_t>> Encode(std::string_view text, bool add_special = true,
+                                              bool parse_special = true) const;
+
+  // Raw bytes of the tokens (may end mid UTF-8 sequence). skip_special drops
+  // control tokens. Ids outside the vocabulary are skipped. SentencePiece
+  // models with a space prefix lose the leading space of the first text token.
+  std::string Decode(absl::Span<const int32_t> ids, bool skip_special = true) const;
+
+  // Decoded bytes of one token; empty for ids outside the vocabulary.
+  std::string TokenBytes(int32_t id) const;
+
+  int32_t vocab_size() const { return static_cast<int32_t>(token_bytes_.size()); }
+  int32_t bos_id() const { return spec_.bos_id; }
+  int32_t eos_id() const { return spec_.eos_id; }
+  // EOS, spec.extra_eos_ids, and control tokens spelled as a known end of
+  // turn/text marker (<|im_end|>, <|eot_id|>, <|endoftext|>, ...).
+  bool IsEndOfGeneration(int32_t id) const;
+  // Control and user-defined tokens.
+  bool IsSpecial(int32_t id) const;
+  bool IsControl(int32_t id) const;
+  // Whether Decode drops the first text token's leading space (SentencePiece
+  // with add_space_prefix).
+  bool strips_leading_space() const { return strips_leading_space_; }
+  const TokenizerSpec& spec() const { return spec_; }
+
+  // Formats messages with the model's own chat format (picked from
+  // spec.chat_template; see chat_template.h, not a Jinja engine). NOT_FOUND or
+  // UNIMPLEMENTED if the model has no template or an unknown one.
+  absl::StatusOr<std::string> ApplyChatTemplate(absl::Span<const ChatMessage> messages,
+                                                bool add_generation_prompt = true) const;
+
+ private:
+  Tokenizer() = default;
+  TokenType TypeOf(int32_t id) const { return types_[id]; }
+  bool InVocab(int32_t id) const { return id >= 0 && id < vocab_size(); }
+
+  TokenizerSpec spec_;
+  std::unique_ptr<BpeEncoder> encoder_;
+  std::vector<std::string> token_bytes_;  // id -> decoded bytes
+  std::vector<TokenType> types_;          // id -> type, never empty
+  std::vector<bool> end_of_generation_;
+  // Special tokens by first byte, longest first, for the splitter.
+  std::array<std::vector<int32_t>, 256> specials_by_first_byte_;
+  bool strips_leading_space_ = false;
+  absl::StatusOr<ChatTemplate> chat_template_;
+};
+
+// Load a TokenizerSpec from a Hugging Face directory: tokenizer.json (BPE
+// models with a ByteLevel pre-tokenizer, or SentencePiece-converted BPE with
+// byte_fallback) and tokenizer_config.json (chat_template, add_bos_token,
+// bos/eos tokens), or tokenizer.model (SentencePiece BPE).
+absl::StatusOr<TokenizerSpec> LoadTokenizerSpecFromDirectory(const std::string& dir);
+
+}  // namespace cohost::runtime

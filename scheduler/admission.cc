@@ -1,0 +1,93 @@
+#include "scheduler/admission.h"
+
+#include <utility>
+
+#include "absl/strings/str_format.h"
+
+namespace cohost::scheduler {
+
+Admission::Admission(std::string model_name, AdmissionLimits limits)
+    : model_name_(std::move(model_name)), limits_(limits) {}
+
+absl::StatusOr<std::unique_ptr<Admission::Ticket>> Admission::Admit(int64_t prompt_tokens) {
+  if (prompt_tokens > limits_.max_queued_prompt_tokens) {
+    // Waiting never helps this one, so it is not RESOURCE_EXHAUSTED.
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "the prompt of %d tokens exceeds model \"%s\"'s queue limit of %d prompt tokens",
+        prompt_tokens, model_name_, limits_.max_queued_prompt_tokens));
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  if (queued_requests_ >= limits_.max_queued_requests) {
+    return absl::ResourceExhaustedError(absl::StrFormat(
+        "model \"%s\" has %d requests queued, the limit (max_queued_requests = %d); retry later",
+        model_name_, queued_requests_, limits_.max_queued_requests));
+  }
+  if (queued_prompt_tokens_ + prompt_tokens > limits_.max_queued_prompt_tokens) {
+    return absl::ResourceExhaustedError(absl::StrFormat(
+        "model \"%s\" has %d prompt tokens queued; %d more would pass the limit "
+        "(max_queued_prompt_tokens = %d); retry later",
+        model_name_, queued_prompt_tokens_, prompt_tokens, limits_.max_queued_prompt_tokens));
+  }
+  ++queued_requests_;
+  queued_prompt_tokens_ += prompt_tokens;
+  ++in_flight_;
+  return std::unique_ptr<Ticket>(new Ticket(prompt_tokens));
+}
+
+void Admission::Refused(Ticket& ticket) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (ticket.finished_) return;
+  LeaveQueueLocked(ticket);
+  ticket.finished_ = true;
+  --in_flight_;
+}
+
+void Admission::Submitted(Ticket& ticket, runtime::RequestId id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (ticket.finished_) return;
+  ticket.id_ = id;
+  in_flight_ids_.insert(id);
+}
+
+void Admission::Scheduled(Ticket& ticket) {
+  std::lock_guard<std::mutex> lock(mu_);
+  LeaveQueueLocked(ticket);
+}
+
+void Admission::Finished(Ticket& ticket) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (ticket.finished_) return;
+  LeaveQueueLocked(ticket);
+  ticket.finished_ = true;
+  if (ticket.id_ >= 0) in_flight_ids_.erase(ticket.id_);
+  --in_flight_;
+}
+
+void Admission::LeaveQueueLocked(Ticket& ticket) {
+  if (!ticket.queued_) return;
+  ticket.queued_ = false;
+  --queued_requests_;
+  queued_prompt_tokens_ -= ticket.prompt_tokens_;
+}
+
+std::vector<runtime::RequestId> Admission::InFlightIds() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return {in_flight_ids_.begin(), in_flight_ids_.end()};
+}
+
+int32_t Admission::queued_requests() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return queued_requests_;
+}
+
+int64_t Admission::queued_prompt_tokens() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return queued_prompt_tokens_;
+}
+
+int32_t Admission::in_flight() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return in_flight_;
+}
+
+}  // namespace cohost::scheduler

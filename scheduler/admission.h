@@ -1,0 +1,78 @@
+// Admission control in front of one model's engine: a bounded queue, in
+// requests and in prompt tokens not yet scheduled, and the set of admitted
+// requests still in flight (so that unloading and draining can reach them).
+// All of it is guarded by one lock this class owns. Thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/statusor.h"
+#include "runtime/batching/request.h"
+
+namespace cohost::scheduler {
+
+struct AdmissionLimits {
+  int32_t max_queued_requests = 256;           // per model, not yet scheduled
+  int64_t max_queued_prompt_tokens = 1 << 20;  // per model, prompts not yet scheduled
+  int32_t retry_pushback_ms = 500;             // what clients are told to wait
+};
+
+class Admission {
+ public:
+  // One admitted request's place in the books. Its state belongs to the
+  // Admission that issued it and changes only through it, under its lock.
+  class Ticket {
+   public:
+    int64_t prompt_tokens() const { return prompt_tokens_; }
+
+   private:
+    friend class Admission;
+    explicit Ticket(int64_t prompt_tokens) : prompt_tokens_(prompt_tokens) {}
+    const int64_t prompt_tokens_;
+    bool queued_ = true;
+    bool finished_ = false;
+    runtime::RequestId id_ = -1;  // set by Submitted, unless it finished first
+  };
+
+  // `model_name` appears in refusals.
+  Admission(std::string model_name, AdmissionLimits limits);
+
+  // Counts a request of `prompt_tokens` as queued and in flight, or refuses it:
+  // RESOURCE_EXHAUSTED when the queue is full (retrying later may help), and
+  // INVALID_ARGUMENT when the prompt alone is over the queue's token bound
+  // (waiting never helps). A refusal changes nothing.
+  absl::StatusOr<std::unique_ptr<Ticket>> Admit(int64_t prompt_tokens);
+  // The engine refused an admitted request: undoes Admit.
+  void Refused(Ticket& ticket);
+  // The engine took it under `id`; the request may already have finished.
+  void Submitted(Ticket& ticket, runtime::RequestId id);
+  // First scheduled: it leaves the queue (once; later calls do nothing).
+  void Scheduled(Ticket& ticket);
+  // Finished, whether scheduled or not: it leaves the queue and the flight.
+  void Finished(Ticket& ticket);
+
+  // Ids of requests submitted to the engine and not yet finished.
+  std::vector<runtime::RequestId> InFlightIds() const;
+  int32_t queued_requests() const;
+  int64_t queued_prompt_tokens() const;
+  int32_t in_flight() const;
+  const AdmissionLimits& limits() const { return limits_; }
+
+ private:
+  void LeaveQueueLocked(Ticket& ticket);
+
+  const std::string model_name_;
+  const AdmissionLimits limits_;
+  mutable std::mutex mu_;
+  int32_t queued_requests_ = 0;                          // guarded by mu_
+  int64_t queued_prompt_tokens_ = 0;                     // guarded by mu_
+  int32_t in_flight_ = 0;                                // guarded by mu_
+  absl::flat_hash_set<runtime::RequestId> in_flight_ids_;  // guarded by mu_
+};
+
+}  // namespace cohost::scheduler

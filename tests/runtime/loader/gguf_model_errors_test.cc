@@ -1,0 +1,242 @@
+// LoadModelFile on tiny GGUF models whose metadata or tensors are wrong:
+// each gives a clear error naming the file; plus the metadata variants that
+// are accepted (SentencePiece defaults, Llama-3 rope_freqs).
+#include <cmath>
+#include <numbers>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "runtime/loader/gguf_reader.h"
+#include "runtime/loader/model_file.h"
+#include "runtime/loader/model_loading.h"
+#include "tests/runtime/loader/loader_test_util.h"
+#include "tests/runtime/loader/tiny_gguf_model.h"
+
+namespace cohost::runtime {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using namespace ::cohost::runtime::testing;  // NOLINT
+
+TEST(GgufModelTest, TensorProblems) {
+  {
+    TinyModel m = MakeTinyModel();
+    std::erase_if(m.writer.tensors, [](const auto& t) { return t.name == "blk.0.ffn_up.weight"; });
+    ExpectLoadError(m.writer, absl::StatusCode::kInvalidArgument,
+                    "missing tensor 'blk.0.ffn_up.weight'");
+  }
+  {
+    TinyModel m = MakeTinyModel();
+    FindTensor(m.writer, "blk.0.attn_norm.weight").dims = {32};
+    FindTensor(m.writer, "blk.0.attn_norm.weight").data.resize(128);
+    ExpectLoadError(m.writer, absl::StatusCode::kInvalidArgument,
+                    "tensor 'blk.0.attn_norm.weight' has shape [32]; the config needs [64]");
+  }
+  {
+    TinyModel m = MakeTinyModel();
+    GgufWriter::Tensor& t = FindTensor(m.writer, "blk.0.ffn_norm.weight");
+    t.dims = {256};
+    t.type = kTQ4_K;
+    t.data = std::string(144, '\0');
+    ExpectLoadError(m.writer, absl::StatusCode::kInvalidArgument, "has shape [256]");
+    t.dims = {64, 4};  // rows of 64 cannot hold 256-value Q4_K blocks
+    ExpectLoadError(m.writer, absl::StatusCode::kInvalidArgument,
+                    "not a multiple of the Q4_K block size");
+  }
+  {
+    // A needed tensor in a type we cannot dequantize.
+    TinyModel m = MakeTinyModel();
+    GgufWriter::Tensor& t = FindTensor(m.writer, "blk.0.attn_q.weight");
+    t.dims = {256, 16};  // 4096 values as Q4_K (same element count as [64, 64])
+    t.type = kTQ4_K;
+    t.data = std::string(16 * 144, '\0');
+    ExpectLoadError(m.writer, absl::StatusCode::kInvalidArgument, "blk.0.attn_q.weight");
+  }
+}
+
+TEST(GgufModelTest, UnsupportedTensorTypeIsUnimplemented) {
+  // Q4_K for the [256]-wide rows of a model whose hidden size is 256.
+  GgufWriter w;
+  w.AddString("general.architecture", "llama");
+  for (auto [k, v] : {std::pair{"block_count", 1},
+                      {"context_length", 64},
+                      {"embedding_length", 256},
+                      {"feed_forward_length", 256},
+                      {"attention.head_count", 4}}) {
+    w.AddU32(absl::StrCat("llama.", k), v);
+  }
+  w.AddF32("llama.attention.layer_norm_rms_epsilon", 1e-5f);
+  w.AddString("tokenizer.ggml.model", "gpt2");
+  w.AddStringArray("tokenizer.ggml.tokens", {"a", "b"});
+  w.AddStringArray("tokenizer.ggml.merges", {"a b"});
+  w.AddTensor("token_embd.weight", {256, 2}, kTQ4_K, std::string(2 * 144, '\0'));
+  ExpectLoadError(w, absl::StatusCode::kUnimplemented, "tensor 'token_embd.weight' has type Q4_K");
+}
+
+TEST(GgufModelTest, ConfigProblems) {
+  {
+    TinyModel m = MakeTinyModel();
+    RemoveMeta(m.writer, "llama.block_count");
+    ExpectLoadError(m.writer, absl::StatusCode::kInvalidArgument, "'llama.block_count' is missing");
+  }
+  {
+    TinyModel m = MakeTinyModel();
+    SetMeta(m.writer, "general.architecture", kGString, std::string("\x04\0\0\0\0\0\0\0gpt2", 12));
+    ExpectLoadError(m.writer, absl::StatusCode::kUnimplemented,
+                    "architecture 'gpt2' is not supported");
+  }
+  {
+    TinyModel m = MakeTinyModel();
+    SetMeta(m.writer, "llama.attention.head_count_kv", kGU32, U32(3));
+    ExpectLoadError(m.writer, absl::StatusCode::kInvalidArgument,
+                    "num_heads 2 is not a multiple of num_kv_heads 3");
+  }
+  {
+    TinyModel m = MakeTinyModel();
+    SetMeta(m.writer, "llama.embedding_length", kGString,
+            std::string("\x02\0\0\0\0\0\0\0"
+                        "64",
+                        10));
+    ExpectLoadError(m.writer, absl::StatusCode::kInvalidArgument,
+                    "'llama.embedding_length': expected an integer");
+  }
+  {
+    TinyModel m = MakeTinyModel();
+    SetMeta(m.writer, "llama.block_count", kGU32, U32(100000));
+    ExpectLoadError(m.writer, absl::StatusCode::kInvalidArgument, "num_layers = 100000");
+  }
+  {
+    TinyModel m = MakeTinyModel();
+    SetMeta(m.writer, "llama.rope.dimension_count", kGU32, U32(16));
+    ExpectLoadError(m.writer, absl::StatusCode::kUnimplemented, "16 rotary dims");
+  }
+  {
+    TinyModel m = MakeTinyModel();
+    m.writer.AddString("llama.rope.scaling.type", "yarn");
+    ExpectLoadError(m.writer, absl::StatusCode::kUnimplemented, "rope scaling 'yarn'");
+  }
+  {
+    TinyModel m = MakeTinyModel();
+    SetMeta(m.writer, "llama.attention.layer_norm_rms_epsilon", kGF32,
+            std::string("\0\0\xc0\x7f", 4));  // NaN
+    ExpectLoadError(m.writer, absl::StatusCode::kInvalidArgument, "rms_norm_eps");
+  }
+}
+
+TEST(GgufModelTest, TokenizerProblems) {
+  {
+    TinyModel m = MakeTinyModel();
+    SetMeta(m.writer, "tokenizer.ggml.model", kGString, std::string("\x04\0\0\0\0\0\0\0bert", 12));
+    ExpectLoadError(m.writer, absl::StatusCode::kUnimplemented, "tokenizer model 'bert'");
+  }
+  {
+    TinyModel m = MakeTinyModel();
+    SetMeta(m.writer, "tokenizer.ggml.bos_token_id", kGU32, U32(8));
+    ExpectLoadError(m.writer, absl::StatusCode::kInvalidArgument,
+                    "'tokenizer.ggml.bos_token_id' = 8 is not a token id");
+  }
+  {
+    TinyModel m = MakeTinyModel();
+    m.writer.AddArray<float>("tokenizer.ggml.scores", kGF32, {0, 1, 2});
+    ExpectLoadError(m.writer, absl::StatusCode::kInvalidArgument,
+                    "scores has 3 entries for 8 tokens");
+  }
+  {
+    TinyModel m = MakeTinyModel();
+    RemoveMeta(m.writer, "tokenizer.ggml.token_type");
+    m.writer.AddArray<int32_t>("tokenizer.ggml.token_type", kGI32, {1, 1, 1, 1, 1, 1, 1, 9});
+    ExpectLoadError(m.writer, absl::StatusCode::kInvalidArgument,
+                    "token 7 has invalid token type 9");
+  }
+  {
+    TinyModel m = MakeTinyModel();
+    RemoveMeta(m.writer, "tokenizer.ggml.merges");
+    ExpectLoadError(m.writer, absl::StatusCode::kInvalidArgument, "needs 'tokenizer.ggml.merges'");
+  }
+  {
+    TinyModel m = MakeTinyModel();
+    m.writer.AddU32("llama.vocab_size", 4);  // fewer than the 8 tokens
+    ExpectLoadError(m.writer, absl::StatusCode::kInvalidArgument,
+                    "8 tokens but the model's vocab_size is 4");
+  }
+}
+
+// Corrupting any one byte before the tensor data gives a model or an error,
+// never a crash (AddressSanitizer runs of loader_test check the memory side).
+TEST(GgufModelTest, CorruptedMetadataNeverCrashes) {
+  const std::string bytes = MakeTinyModel().writer.Build();
+  absl::StatusOr<GgufFile> f = GgufFile::Open([&] {
+    const std::string path = TempPath("tiny_ok.gguf");
+    WriteFile(path, bytes);
+    return path;
+  }());
+  ASSERT_TRUE(f.ok()) << f.status();
+  int errors = 0;
+  for (size_t i = 0; i < f->data_offset(); i += 3) {
+    std::string bad = bytes;
+    bad[i] = static_cast<char>(bad[i] ^ 0x5a);
+    if (!LoadBytes(bad, {}, "corrupt_model.gguf").ok()) ++errors;
+  }
+  EXPECT_GT(errors, 0);
+}
+
+TEST(GgufModelTest, SentencePieceDefaults) {
+  TinyModel m = MakeTinyModel();
+  SetMeta(m.writer, "tokenizer.ggml.model", kGString, std::string("\x05\0\0\0\0\0\0\0llama", 13));
+  RemoveMeta(m.writer, "tokenizer.ggml.add_bos_token");
+  m.writer.AddArray<float>("tokenizer.ggml.scores", kGF32, {0, 0, 0, -1, -2, -3, -4, 0});
+  absl::StatusOr<ModelFile> mf = LoadBytes(m.writer.Build(), ConfigOnly());
+  ASSERT_TRUE(mf.ok()) << mf.status();
+  EXPECT_EQ(mf->tokenizer.kind, TokenizerKind::kSentencePiece);
+  EXPECT_THAT(mf->tokenizer.scores, ElementsAre(0, 0, 0, -1, -2, -3, -4, 0));
+  EXPECT_TRUE(mf->tokenizer.add_bos);
+  EXPECT_TRUE(mf->tokenizer.add_space_prefix);
+}
+
+// rope_freqs.weight as llama.cpp's converter writes it for Llama-3 scaling.
+std::vector<float> Llama3Freqs(double factor, double theta) {
+  std::vector<float> out;
+  for (int i = 0; i < kHeadDim / 2; ++i) {
+    const double wavelen = 2 * std::numbers::pi * std::pow(theta, 2.0 * i / kHeadDim);
+    if (wavelen < 8192 / 4.0) {
+      out.push_back(1.f);
+    } else if (wavelen > 8192 / 1.0) {
+      out.push_back(static_cast<float>(factor));
+    } else {
+      const double smooth = (8192 / wavelen - 1) / (4 - 1);
+      out.push_back(static_cast<float>(1 / ((1 - smooth) / factor + smooth)));
+    }
+  }
+  return out;
+}
+
+TEST(GgufModelTest, Llama3RopeScalingFromRopeFreqs) {
+  const std::vector<float> freqs = Llama3Freqs(8, 500000);
+  // The tiny head_dim must exercise all three regions of the formula.
+  ASSERT_EQ(freqs.front(), 1.f);
+  ASSERT_EQ(freqs.back(), 8.f);
+  ASSERT_TRUE(std::any_of(freqs.begin(), freqs.end(), [](float f) { return f > 1.f && f < 8.f; }));
+  TinyModel m = MakeTinyModel();
+  m.writer.AddF32Tensor("rope_freqs.weight", {kHeadDim / 2}, freqs);
+  absl::StatusOr<ModelFile> mf = LoadBytes(m.writer.Build());
+  ASSERT_TRUE(mf.ok()) << mf.status();
+  const RopeScaling& r = mf->config.rope_scaling;
+  EXPECT_EQ(r.kind, RopeScaling::Kind::kLlama3);
+  EXPECT_EQ(r.factor, 8.f);
+  EXPECT_EQ(r.low_freq_factor, 1.f);
+  EXPECT_EQ(r.high_freq_factor, 4.f);
+  EXPECT_EQ(r.original_max_position_embeddings, 8192);
+  EXPECT_FALSE(mf->tensors.contains("rope_freqs.weight"));
+
+  TinyModel other = MakeTinyModel();
+  std::vector<float> odd = freqs;
+  odd[odd.size() / 2] *= 1.5f;
+  other.writer.AddF32Tensor("rope_freqs.weight", {kHeadDim / 2}, odd);
+  ExpectLoadError(other.writer, absl::StatusCode::kUnimplemented,
+                  "does not match Llama-3 RoPE scaling");
+}
+
+}  // namespace
+}  // namespace cohost::runtime

@@ -1,0 +1,360 @@
+// LoadModelFile on tiny Hugging Face directories written by the test:
+// config.json parsing, single-file and sharded safetensors, HF -> canonical
+// names, and bad configs / indexes rejected with clear errors.
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "runtime/loader/model_file.h"
+#include "runtime/loader/model_loading.h"
+#include "tests/runtime/loader/loader_test_util.h"
+
+namespace cohost::runtime {
+namespace {
+
+using ::testing::HasSubstr;
+using namespace ::cohost::runtime::testing;  // NOLINT
+
+struct HfTensor {
+  std::string name;
+  std::vector<int64_t> shape;
+  std::string dtype;  // F32, F16, BF16
+  std::vector<float> values;
+};
+
+std::string SafetensorsFileBytes(const std::vector<HfTensor>& tensors) {
+  std::vector<std::string> entries = {R"("__metadata__": {"format": "pt"})"};
+  std::string data;
+  for (const HfTensor& t : tensors) {
+    const size_t begin = data.size();
+    for (float v : t.values) {
+      if (t.dtype == "F32") Append(&data, v);
+      if (t.dtype == "F16") Append<uint16_t>(&data, ExactHalf(v));
+      if (t.dtype == "BF16") Append<uint16_t>(&data, ExactBf16(v));
+    }
+    entries.push_back(absl::StrCat("\"", t.name, "\": {\"dtype\": \"", t.dtype, "\", \"shape\": [",
+                                   absl::StrJoin(t.shape, ", "), "], \"data_offsets\": [", begin,
+                                   ", ", data.size(), "]}"));
+  }
+  return SafetensorsBytes(absl::StrCat("{", absl::StrJoin(entries, ", "), "}"), data);
+}
+
+constexpr char kLlamaConfig[] = R"({
+  "architectures": ["LlamaForCausalLM"], "_name_or_path": "tiny-llama",
+  "hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 2,
+  "num_attention_heads": 2, "num_key_value_heads": 1, "max_position_embeddings": 256,
+  "rms_norm_eps": 1e-05, "rope_theta": 10000.0, "vocab_size": 8,
+  "tie_word_embeddings": false, "rope_scaling": null, "torch_dtype": "bfloat16"})";
+
+struct HfModel {
+  std::vector<HfTensor> tensors;
+  absl::flat_hash_map<std::string, std::vector<float>> expected;  // canonical name -> values
+};
+
+HfModel MakeHfModel(bool tied = false, bool bias = false) {
+  HfModel m;
+  int seed = 0;
+  auto add = [&](const std::string& hf, const std::string& canonical, std::vector<int64_t> shape,
+                 const std::string& dtype) {
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    std::vector<float> v(static_cast<size_t>(n));
+    ++seed;
+    for (int64_t i = 0; i < n; ++i)
+      v[i] = static_cast<float>(((i * 5 + seed * 11) % 23) - 11) / 4.f;
+    m.tensors.push_back({hf, shape, dtype, v});
+    if (!canonical.empty()) m.expected[canonical] = v;
+  };
+  add("model.embed_tokens.weight", "token_embd.weight", {8, 64}, "BF16");
+  add("model.norm.weight", "output_norm.weight", {64}, "F32");
+  if (!tied) add("lm_head.weight", "output.weight", {8, 64}, "F16");
+  for (int l = 0; l < 2; ++l) {
+    const std::string p = absl::StrCat("model.layers.", l, "."), b = absl::StrCat("blk.", l, ".");
+    add(p + "input_layernorm.weight", b + "attn_norm.weight", {64}, "F32");
+    add(p + "post_attention_layernorm.weight", b + "ffn_norm.weight", {64}, "F32");
+    add(p + "self_attn.q_proj.weight", b + "attn_q.weight", {64, 64}, "F16");
+    add(p + "self_attn.k_proj.weight", b + "attn_k.weight", {32, 64}, "BF16");
+    add(p + "self_attn.v_proj.weight", b + "attn_v.weight", {32, 64}, "F32");
+    add(p + "self_attn.o_proj.weight", b + "attn_output.weight", {64, 64}, "F32");
+    add(p + "mlp.gate_proj.weight", b + "ffn_gate.weight", {96, 64}, "F32");
+    add(p + "mlp.up_proj.weight", b + "ffn_up.weight", {96, 64}, "F16");
+    add(p + "mlp.down_proj.weight", b + "ffn_down.weight", {64, 96}, "BF16");
+    if (bias) {
+      add(p + "self_attn.q_proj.bias", b + "attn_q.bias", {64}, "F32");
+      add(p + "self_attn.k_proj.bias", b + "attn_k.bias", {32}, "F32");
+      add(p + "self_attn.v_proj.bias", b + "attn_v.bias", {32}, "F32");
+    }
+  }
+  add("model.layers.0.self_attn.rotary_emb.inv_freq", "", {16}, "F32");  // ignored
+  return m;
+}
+
+std::string WriteDir(const std::string& name, const std::string& config, const HfModel& m) {
+  const std::string dir = MakeTempDir(name);
+  WriteFile(dir + "/config.json", config);
+  WriteFile(dir + "/model.safetensors", SafetensorsFileBytes(m.tensors));
+  return dir;
+}
+
+void ExpectTensors(const ModelFile& mf, const HfModel& m) {
+  EXPECT_EQ(mf.tensors.size(), m.expected.size());
+  for (const auto& [name, values] : m.expected) {
+    auto it = mf.tensors.find(name);
+    ASSERT_NE(it, mf.tensors.end()) << name;
+    EXPECT_EQ(it->second.data, values) << name;  // no permutation: HF is rotate-half already
+  }
+}
+
+TEST(HfModelTest, SingleFileLoads) {
+  HfModel m = MakeHfModel();
+  const std::string dir = WriteDir("hf_single", kLlamaConfig, m);
+  absl::StatusOr<ModelFile> mf = LoadModelFile(dir);
+  ASSERT_TRUE(mf.ok()) << mf.status();
+  const ModelConfig& c = mf->config;
+  EXPECT_EQ(c.architecture, "llama");
+  EXPECT_EQ(c.name, "tiny-llama");
+  EXPECT_EQ(c.vocab_size, 8);
+  EXPECT_EQ(c.hidden_size, 64);
+  EXPECT_EQ(c.intermediate_size, 96);
+  EXPECT_EQ(c.num_layers, 2);
+  EXPECT_EQ(c.num_heads, 2);
+  EXPECT_EQ(c.num_kv_heads, 1);
+  EXPECT_EQ(c.head_dim, 32);
+  EXPECT_EQ(c.max_position_embeddings, 256);
+  EXPECT_EQ(c.rms_norm_eps, 1e-5f);
+  EXPECT_EQ(c.rope_theta, 10000.f);
+  EXPECT_FALSE(c.tie_word_embeddings);
+  EXPECT_FALSE(c.attention_bias);
+  EXPECT_EQ(c.rope_scaling.kind, RopeScaling::Kind::kNone);
+  EXPECT_EQ(mf->tensors.at("blk.1.attn_k.weight").shape, (std::vector<int64_t>{32, 64}));
+  ExpectTensors(*mf, m);
+  // The tokenizer of a directory comes from tokenizer.json, read by the tokenizer library.
+  EXPECT_TRUE(mf->tokenizer.tokens.empty());
+}
+
+TEST(HfModelTest, ShardedLoads) {
+  HfModel m = MakeHfModel();
+  const std::string dir = MakeTempDir("hf_sharded");
+  WriteFile(dir + "/config.json", kLlamaConfig);
+  std::vector<HfTensor> a(m.tensors.begin(), m.tensors.begin() + 7),
+      b(m.tensors.begin() + 7, m.tensors.end());
+  WriteFile(dir + "/model-00001-of-00002.safetensors", SafetensorsFileBytes(a));
+  WriteFile(dir + "/model-00002-of-00002.safetensors", SafetensorsFileBytes(b));
+  std::vector<std::string> map;
+  for (const HfTensor& t : a)
+    map.push_back(absl::StrCat("\"", t.name, "\": \"model-00001-of-00002.safetensors\""));
+  for (const HfTensor& t : b)
+    map.push_back(absl::StrCat("\"", t.name, "\": \"model-00002-of-00002.safetensors\""));
+  WriteFile(dir + "/model.safetensors.index.json",
+            absl::StrCat(R"({"metadata": {"total_size": 1}, "weight_map": {)",
+                         absl::StrJoin(map, ", "), "}}"));
+  uint64_t last_done = 0, last_total = 1;
+  LoadOptions options;
+  options.progress = [&](uint64_t done, uint64_t total) {
+    last_done = done;
+    last_total = total;
+  };
+  absl::StatusOr<ModelFile> mf = LoadModelFile(dir, options);
+  ASSERT_TRUE(mf.ok()) << mf.status();
+  ExpectTensors(*mf, m);
+  EXPECT_EQ(last_done, last_total);
+  EXPECT_GT(last_total, 0u);
+
+  // The index must not point outside the directory, nor at a shard lacking the tensor.
+  WriteFile(dir + "/model.safetensors.index.json",
+            R"({"weight_map": {"model.norm.weight": "../model-00001-of-00002.safetensors"}})");
+  absl::StatusOr<ModelFile> bad = LoadModelFile(dir);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(Msg(bad.status()), HasSubstr("not a file name in the directory"));
+  WriteFile(dir + "/model.safetensors.index.json",
+            R"({"weight_map": {"model.norm.weight": "model-00002-of-00002.safetensors"}})");
+  bad = LoadModelFile(dir);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(
+      Msg(bad.status()),
+      HasSubstr("model-00002-of-00002.safetensors: the index places tensor 'model.norm.weight'"));
+  WriteFile(dir + "/model.safetensors.index.json",
+            R"({"weight_map": {"model.norm.weight": "missing.safetensors"}})");
+  EXPECT_EQ(LoadModelFile(dir).status().code(), absl::StatusCode::kNotFound);
+  WriteFile(dir + "/model.safetensors.index.json", R"({"weights": {}})");
+  bad = LoadModelFile(dir);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(Msg(bad.status()), HasSubstr("no 'weight_map' object"));
+}
+
+TEST(HfModelTest, TiedAndQwen2) {
+  HfModel tied = MakeHfModel(/*tied=*/true);
+  std::string config = absl::StrReplaceAll(
+      kLlamaConfig, {{R"("tie_word_embeddings": false)", R"("tie_word_embeddings": true)"}});
+  absl::StatusOr<ModelFile> mf = LoadModelFile(WriteDir("hf_tied", config, tied));
+  ASSERT_TRUE(mf.ok()) << mf.status();
+  EXPECT_TRUE(mf->config.tie_word_embeddings);
+  ExpectTensors(*mf, tied);
+
+  const std::string qwen =
+      absl::StrReplaceAll(kLlamaConfig, {{"LlamaForCausalLM", "Qwen2ForCausalLM"}});
+  HfModel with_bias = MakeHfModel(false, /*bias=*/true);
+  mf = LoadModelFile(WriteDir("hf_qwen", qwen, with_bias));
+  ASSERT_TRUE(mf.ok()) << mf.status();
+  EXPECT_EQ(mf->config.architecture, "qwen2");
+  EXPECT_TRUE(mf->config.attention_bias);  // Qwen2 always has q/k/v bias
+  ExpectTensors(*mf, with_bias);
+
+  mf = LoadModelFile(WriteDir("hf_qwen_nobias", qwen, MakeHfModel()));
+  ASSERT_FALSE(mf.ok());
+  EXPECT_THAT(Msg(mf.status()), HasSubstr("missing tensor 'blk.0.attn_q.bias'"));
+}
+
+TEST(HfModelTest, WeightProblems) {
+  HfModel m = MakeHfModel();
+  m.tensors[3].shape = {64, 2};  // input_layernorm of layer 0, 128 values
+  m.tensors[3].values.resize(128);
+  absl::StatusOr<ModelFile> mf = LoadModelFile(WriteDir("hf_shape", kLlamaConfig, m));
+  ASSERT_FALSE(mf.ok());
+  EXPECT_THAT(Msg(mf.status()), HasSubstr("tensor 'model.layers.0.input_layernorm.weight' "
+                                          "(blk.0.attn_norm.weight) has shape [64, 2]"));
+
+  HfModel missing = MakeHfModel();
+  std::erase_if(missing.tensors,
+                [](const HfTensor& t) { return t.name == "model.layers.1.mlp.up_proj.weight"; });
+  mf = LoadModelFile(WriteDir("hf_missing", kLlamaConfig, missing));
+  ASSERT_FALSE(mf.ok());
+  EXPECT_THAT(Msg(mf.status()), HasSubstr("missing tensor 'blk.1.ffn_up.weight'"));
+
+  const std::string dir = MakeTempDir("hf_noweights");
+  WriteFile(dir + "/config.json", kLlamaConfig);
+  mf = LoadModelFile(dir);
+  EXPECT_EQ(mf.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(Msg(mf.status()), HasSubstr("neither model.safetensors nor"));
+
+  WriteFile(dir + "/model.safetensors", "garbage!");
+  mf = LoadModelFile(dir);
+  ASSERT_FALSE(mf.ok());
+  EXPECT_THAT(Msg(mf.status()), HasSubstr("model.safetensors: header length"));
+
+  const std::string empty = MakeTempDir("hf_empty");
+  EXPECT_EQ(LoadModelFile(empty).status().code(), absl::StatusCode::kNotFound);  // no config.json
+}
+
+absl::StatusOr<ModelConfig> ParseEdited(std::vector<std::pair<std::string, std::string>> edits) {
+  return ParseHfConfig(absl::StrReplaceAll(kLlamaConfig, edits), "config.json");
+}
+
+TEST(HfConfigTest, RopeScalingAndMistral) {
+  absl::StatusOr<ModelConfig> c = ParseEdited(
+      {{R"("rope_scaling": null)",
+        R"("rope_scaling": {"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0,
+            "high_freq_factor": 4.0, "original_max_position_embeddings": 8192})"}});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->rope_scaling.kind, RopeScaling::Kind::kLlama3);
+  EXPECT_EQ(c->rope_scaling.factor, 32.f);
+  EXPECT_EQ(c->rope_scaling.original_max_position_embeddings, 8192);
+
+  c = ParseEdited({{"LlamaForCausalLM", "MistralForCausalLM"},
+                   {R"("rope_scaling": null)", R"("sliding_window": 128, "head_dim": 16)"}});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->architecture, "mistral");
+  EXPECT_EQ(c->max_position_embeddings, 128);  // served up to the window only
+  EXPECT_EQ(c->head_dim, 16);
+
+  c = ParseEdited({{R"("rope_scaling": null)", R"("rope_scaling": {"type": "default"})"}});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->rope_scaling.kind, RopeScaling::Kind::kNone);
+}
+
+TEST(HfConfigTest, Errors) {
+  const struct {
+    std::vector<std::pair<std::string, std::string>> edits;
+    absl::StatusCode code;
+    const char* substring;
+  } cases[] = {
+      {{{R"("hidden_size": 64,)", ""}},
+       absl::StatusCode::kInvalidArgument,
+       "'hidden_size' is missing"},
+      {{{R"("vocab_size": 8,)", ""}},
+       absl::StatusCode::kInvalidArgument,
+       "'vocab_size' is missing"},
+      {{{R"("num_hidden_layers": 2,)", ""}},
+       absl::StatusCode::kInvalidArgument,
+       "'num_hidden_layers' is missing"},
+      {{{R"("hidden_size": 64)", R"("hidden_size": "64")"}},
+       absl::StatusCode::kInvalidArgument,
+       "'hidden_size' must be an integer"},
+      {{{R"("hidden_size": 64)", R"("hidden_size": 64.5)"}},
+       absl::StatusCode::kInvalidArgument,
+       "'hidden_size' must be an integer"},
+      {{{R"("hidden_size": 64)", R"("hidden_size": -64)"}},
+       absl::StatusCode::kInvalidArgument,
+       "out of range"},
+      {{{R"("hidden_size": 64)", R"("hidden_size": 99999999999)"}},
+       absl::StatusCode::kInvalidArgument,
+       "out of range"},
+      {{{R"("num_attention_heads": 2)", R"("num_attention_heads": 3)"}},
+       absl::StatusCode::kInvalidArgument,
+       "hidden_size 64 is not a multiple of num_heads 3"},
+      {{{R"("rms_norm_eps": 1e-05)", R"("rms_norm_eps": 0)"}},
+       absl::StatusCode::kInvalidArgument,
+       "rms_norm_eps"},
+      {{{R"("rope_theta": 10000.0)", R"("rope_theta": "big")"}},
+       absl::StatusCode::kInvalidArgument,
+       "'rope_theta' must be a number"},
+      {{{R"("tie_word_embeddings": false)", R"("tie_word_embeddings": 0)"}},
+       absl::StatusCode::kInvalidArgument,
+       "'tie_word_embeddings' must be true or false"},
+      {{{R"("vocab_size": 8,)", R"("vocab_size": 8, "vocab_size": 9,)"}},
+       absl::StatusCode::kInvalidArgument,
+       "duplicate key \"vocab_size\""},
+      {{{"}", ""}}, absl::StatusCode::kInvalidArgument, "malformed JSON"},
+      {{{"LlamaForCausalLM", "GPT2LMHeadModel"}},
+       absl::StatusCode::kUnimplemented,
+       "architecture GPT2LMHeadModel is not supported"},
+      {{{R"(["LlamaForCausalLM"])", "[]"}},
+       absl::StatusCode::kInvalidArgument,
+       "'architectures' is missing"},
+      {{{R"("rope_scaling": null)", R"("rope_scaling": {"rope_type": "yarn", "factor": 4.0})"}},
+       absl::StatusCode::kUnimplemented,
+       "rope_scaling type 'yarn'"},
+      {{{R"("rope_scaling": null)", R"("rope_scaling": {"rope_type": "llama3", "factor": 8.0})"}},
+       absl::StatusCode::kInvalidArgument,
+       "'rope_scaling.low_freq_factor' is missing"},
+      {{{R"("rope_scaling": null)", R"("rope_scaling": 8)"}},
+       absl::StatusCode::kInvalidArgument,
+       "'rope_scaling' must be an object"},
+      {{{"LlamaForCausalLM", "Qwen2ForCausalLM"},
+        {R"("rope_scaling": null)", R"("use_sliding_window": true)"}},
+       absl::StatusCode::kUnimplemented,
+       "use_sliding_window"},
+  };
+  for (const auto& c : cases) {
+    absl::StatusOr<ModelConfig> config = ParseEdited(c.edits);
+    ASSERT_FALSE(config.ok()) << c.substring;
+    EXPECT_EQ(config.status().code(), c.code) << config.status();
+    EXPECT_THAT(Msg(config.status()), HasSubstr("config.json: "));
+    EXPECT_THAT(Msg(config.status()), HasSubstr(c.substring));
+  }
+  EXPECT_FALSE(ParseHfConfig("[1]", "config.json").ok());
+  EXPECT_FALSE(ParseHfConfig("", "config.json").ok());
+}
+
+TEST(HfNamesTest, CanonicalNames) {
+  EXPECT_EQ(HfToCanonicalName("model.embed_tokens.weight"), "token_embd.weight");
+  EXPECT_EQ(HfToCanonicalName("lm_head.weight"), "output.weight");
+  EXPECT_EQ(HfToCanonicalName("model.norm.weight"), "output_norm.weight");
+  EXPECT_EQ(HfToCanonicalName("model.layers.12.mlp.down_proj.weight"), "blk.12.ffn_down.weight");
+  EXPECT_EQ(HfToCanonicalName("model.layers.0.self_attn.o_proj.weight"),
+            "blk.0.attn_output.weight");
+  EXPECT_EQ(HfToCanonicalName("model.layers.3.self_attn.k_proj.bias"), "blk.3.attn_k.bias");
+  EXPECT_EQ(HfToCanonicalName("model.layers.3.post_attention_layernorm.weight"),
+            "blk.3.ffn_norm.weight");
+  EXPECT_EQ(HfToCanonicalName("model.layers.01.mlp.up_proj.weight"), "");
+  EXPECT_EQ(HfToCanonicalName("model.layers.-1.mlp.up_proj.weight"), "");
+  EXPECT_EQ(HfToCanonicalName("model.layers.x.mlp.up_proj.weight"), "");
+  EXPECT_EQ(HfToCanonicalName("model.layers.0.self_attn.rotary_emb.inv_freq"), "");
+  EXPECT_EQ(HfToCanonicalName("model.layers..mlp.up_proj.weight"), "");
+}
+
+}  // namespace
+}  // namespace cohost::runtime

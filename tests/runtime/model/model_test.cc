@@ -1,0 +1,461 @@
+// The Llama forward on tiny random-weight models: against a dense double
+// reference written here, and against itself under different batchings
+// (prefill vs decode vs chunks, varlen batches, scattered pages). Also
+// Model::Create's checks of the file and KvCache sizing.
+#include "runtime/model/model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <ostream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "cohost/kernels/backend.h"
+#include "cohost/kernels/rope.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "runtime/model/batch.h"
+#include "runtime/model/kv_cache.h"
+#include "runtime/loader/model_file.h"
+
+namespace cohost::runtime {
+namespace {
+
+using ::testing::HasSubstr;
+
+// fp32 through two layers of a 32-wide model vs double: well under 1e-4.
+constexpr float kTol = 1e-4f;
+
+struct Variant {
+  std::string name;
+  bool attention_bias;
+  bool tied;
+  bool llama3;
+  int32_t block_size;
+};
+void PrintTo(const Variant& v, std::ostream* os) { *os << v.name; }
+
+ModelFile MakeTinyModel(const Variant& v, uint32_t seed = 7) {
+  ModelFile f;
+  f.path = "tiny-" + v.name;
+  ModelConfig& c = f.config;
+  c.architecture = v.attention_bias ? "qwen2" : "llama";
+  c.vocab_size = 64;
+  c.hidden_size = 32;
+  c.intermediate_size = 48;
+  c.num_layers = 2;
+  c.num_heads = 4;
+  c.num_kv_heads = 2;
+  c.head_dim = 8;
+  c.max_position_embeddings = 256;
+  c.rms_norm_eps = 1e-5f;
+  c.rope_theta = 10000.f;
+  c.tie_word_embeddings = v.tied;
+  c.attention_bias = v.attention_bias;
+  if (v.llama3) {
+    // Small original context so every llama3 branch hits one of 4 frequencies.
+    c.rope_scaling.kind = RopeScaling::Kind::kLlama3;
+    c.rope_scaling.factor = 8.f;
+    c.rope_scaling.original_max_position_embeddings = 64;
+  }
+  std::mt19937 rng(seed);
+  auto add = [&](const std::string& name, std::vector<int64_t> shape, float lo, float hi) {
+    HostTensor t;
+    t.shape = std::move(shape);
+    t.data.resize(t.numel());
+    std::uniform_real_distribution<float> d(lo, hi);
+    for (float& x : t.data) x = d(rng);
+    f.tensors[name] = std::move(t);
+  };
+  const int64_t H = c.hidden_size, I = c.intermediate_size, V = c.vocab_size;
+  const int64_t q = c.num_heads * c.head_dim, kv = c.num_kv_heads * c.head_dim;
+  add("token_embd.weight", {V, H}, -1.f, 1.f);
+  add("output_norm.weight", {H}, 0.8f, 1.2f);
+  if (!v.tied) add("output.weight", {V, H}, -0.3f, 0.3f);
+  for (int l = 0; l < c.num_layers; ++l) {
+    const std::string p = "blk." + std::to_string(l) + ".";
+    add(p + "attn_norm.weight", {H}, 0.8f, 1.2f);
+    add(p + "ffn_norm.weight", {H}, 0.8f, 1.2f);
+    // Wide q/k weights make attention far from uniform, so masking errors show.
+    add(p + "attn_q.weight", {q, H}, -0.6f, 0.6f);
+    add(p + "attn_k.weight", {kv, H}, -0.6f, 0.6f);
+    add(p + "attn_v.weight", {kv, H}, -0.3f, 0.3f);
+    if (v.attention_bias) {
+      add(p + "attn_q.bias", {q}, -0.5f, 0.5f);
+      add(p + "attn_k.bias", {kv}, -0.5f, 0.5f);
+      add(p + "attn_v.bias", {kv}, -0.5f, 0.5f);
+    }
+    add(p + "attn_output.weight", {H, q}, -0.3f, 0.3f);
+    add(p + "ffn_gate.weight", {I, H}, -0.3f, 0.3f);
+    add(p + "ffn_up.weight", {I, H}, -0.3f, 0.3f);
+    add(p + "ffn_down.weight", {H, I}, -0.3f, 0.3f);
+  }
+  return f;
+}
+
+// Dense, unpaged forward in double for every position of one sequence:
+// logits [tokens.size()][vocab].
+std::vector<std::vector<double>> ReferenceLogits(const ModelFile& f,
+                                                 const std::vector<int32_t>& tokens) {
+  const ModelConfig& c = f.config;
+  const int H = c.hidden_size, I = c.intermediate_size, hd = c.head_dim, nh = c.num_heads,
+            nkv = c.num_kv_heads, T = static_cast<int>(tokens.size());
+  auto W = [&](const std::string& n) { return f.tensors.at(n).data; };
+  auto matvec = [](const std::vector<float>& w, const std::vector<double>& x, int rows) {
+    const int cols = static_cast<int>(x.size());
+    std::vector<double> y(rows);
+    for (int r = 0; r < rows; ++r)
+      for (int j = 0; j < cols; ++j) y[r] += w[static_cast<size_t>(r) * cols + j] * x[j];
+    return y;
+  };
+  auto rmsnorm = [&](const std::vector<double>& x, const std::vector<float>& w) {
+    double ss = 0;
+    for (double v : x) ss += v * v;
+    const double inv = 1 / std::sqrt(ss / x.size() + c.rms_norm_eps);
+    std::vector<double> y(x.size());
+    for (size_t j = 0; j < x.size(); ++j) y[j] = x[j] * inv * w[j];
+    return y;
+  };
+  // Inverse frequencies from the kernel (checked against transformers in
+  // cpu_ops_test); angles and rotation in double.
+  kernels::RopeParams rp;
+  rp.rotary_dim = hd;
+  rp.theta = c.rope_theta;
+  if (c.rope_scaling.kind == RopeScaling::Kind::kLlama3) {
+    rp.llama3_factor = c.rope_scaling.factor;
+    rp.llama3_low_freq_factor = c.rope_scaling.low_freq_factor;
+    rp.llama3_high_freq_factor = c.rope_scaling.high_freq_factor;
+    rp.llama3_original_max_position = c.rope_scaling.original_max_position_embeddings;
+  }
+  std::vector<float> inv_freq(hd / 2);
+  kernels::RopeInvFreq(rp, inv_freq.data());
+  auto rope = [&](std::vector<double>& x, int heads, int pos) {
+    for (int h = 0; h < heads; ++h) {
+      for (int d = 0; d < hd / 2; ++d) {
+        const double a = pos * static_cast<double>(inv_freq[d]);
+        double& x1 = x[h * hd + d];
+        double& x2 = x[h * hd + d + hd / 2];
+        const double n1 = x1 * std::cos(a) - x2 * std::sin(a),
+                     n2 = x2 * std::cos(a) + x1 * std::sin(a);
+        x1 = n1;
+        x2 = n2;
+      }
+    }
+  };
+  std::vector<std::vector<double>> x(T, std::vector<double>(H));
+  const std::vector<float> embd = W("token_embd.weight");
+  for (int t = 0; t < T; ++t)
+    for (int j = 0; j < H; ++j) x[t][j] = embd[tokens[t] * H + j];
+  for (int l = 0; l < c.num_layers; ++l) {
+    const std::string p = "blk." + std::to_string(l) + ".";
+    std::vector<std::vector<double>> q(T), k(T), v(T);
+    for (int t = 0; t < T; ++t) {
+      std::vector<double> h = rmsnorm(x[t], W(p + "attn_norm.weight"));
+      q[t] = matvec(W(p + "attn_q.weight"), h, nh * hd);
+      k[t] = matvec(W(p + "attn_k.weight"), h, nkv * hd);
+      v[t] = matvec(W(p + "attn_v.weight"), h, nkv * hd);
+      if (c.attention_bias) {
+        for (int j = 0; j < nh * hd; ++j) q[t][j] += W(p + "attn_q.bias")[j];
+        for (int j = 0; j < nkv * hd; ++j) k[t][j] += W(p + "attn_k.bias")[j];
+        for (int j = 0; j < nkv * hd; ++j) v[t][j] += W(p + "attn_v.bias")[j];
+      }
+      rope(q[t], nh, t);
+      rope(k[t], nkv, t);
+    }
+    for (int t = 0; t < T; ++t) {
+      std::vector<double> attn(nh * hd);
+      for (int h = 0; h < nh; ++h) {
+        const int g = h / (nh / nkv);
+        std::vector<double> s(t + 1);
+        double mx = -1e300, denom = 0;
+        for (int u = 0; u <= t; ++u) {
+          for (int d = 0; d < hd; ++d) s[u] += q[t][h * hd + d] * k[u][g * hd + d];
+          s[u] /= std::sqrt(static_cast<double>(hd));
+          mx = std::max(mx, s[u]);
+        }
+        for (double& e : s) denom += (e = std::exp(e - mx));
+        for (int u = 0; u <= t; ++u)
+          for (int d = 0; d < hd; ++d) attn[h * hd + d] += s[u] / denom * v[u][g * hd + d];
+      }
+      std::vector<double> o = matvec(W(p + "attn_output.weight"), attn, H);
+      for (int j = 0; j < H; ++j) x[t][j] += o[j];
+      std::vector<double> h = rmsnorm(x[t], W(p + "ffn_norm.weight"));
+      std::vector<double> g = matvec(W(p + "ffn_gate.weight"), h, I);
+      std::vector<double> u = matvec(W(p + "ffn_up.weight"), h, I);
+      for (int j = 0; j < I; ++j) g[j] = g[j] / (1 + std::exp(-g[j])) * u[j];
+      std::vector<double> d = matvec(W(p + "ffn_down.weight"), g, H);
+      for (int j = 0; j < H; ++j) x[t][j] += d[j];
+    }
+  }
+  std::vector<std::vector<double>> logits(T);
+  const std::vector<float> head = W(c.tie_word_embeddings ? "token_embd.weight" : "output.weight");
+  for (int t = 0; t < T; ++t)
+    logits[t] = matvec(head, rmsnorm(x[t], W("output_norm.weight")), c.vocab_size);
+  return logits;
+}
+
+// One sequence's pages and how many of its tokens are cached.
+struct Seq {
+  std::vector<int32_t> pages;
+  int32_t len = 0;
+};
+
+// A batch advancing each (seq, new tokens) pair; samples every new token when
+// sample_all, else the last new token of each sequence.
+Batch MakeBatch(const std::vector<std::pair<Seq*, std::vector<int32_t>>>& parts, int32_t bs,
+                bool sample_all = false) {
+  Batch b;
+  b.seq_starts = {0};
+  for (const auto& [seq, toks] : parts)
+    b.max_blocks_per_seq = std::max(b.max_blocks_per_seq, static_cast<int32_t>(seq->pages.size()));
+  for (const auto& [seq, toks] : parts) {
+    for (size_t j = 0; j < toks.size(); ++j) {
+      const int32_t pos = seq->len + static_cast<int32_t>(j);
+      b.token_ids.push_back(toks[j]);
+      b.positions.push_back(pos);
+      b.slot_mapping.push_back(seq->pages[pos / bs] * bs + pos % bs);
+      if (sample_all || j + 1 == toks.size()) b.sample_rows.push_back(b.num_tokens() - 1);
+    }
+    seq->len += static_cast<int32_t>(toks.size());
+    b.seq_starts.push_back(b.num_tokens());
+    b.context_lens.push_back(seq->len);
+    std::vector<int32_t> row = seq->pages;
+    row.resize(b.max_blocks_per_seq, 0);
+    b.block_tables.insert(b.block_tables.end(), row.begin(), row.end());
+  }
+  return b;
+}
+
+std::vector<int32_t> Prompt(uint32_t seed, int n, int vocab) {
+  std::mt19937 rng(seed);
+  std::vector<int32_t> p(n);
+  for (int32_t& t : p) t = static_cast<int32_t>(rng() % vocab);
+  return p;
+}
+
+float MaxDiff(const float* a, const float* b, int n) {
+  float m = 0;
+  for (int i = 0; i < n; ++i) m = std::max(m, std::fabs(a[i] - b[i]));
+  return m;
+}
+
+class ModelTest : public ::testing::TestWithParam<Variant> {
+ protected:
+  void SetUp() override {
+    file_ = MakeTinyModel(GetParam());
+    auto m = Model::Create(file_, be_.get());
+    ASSERT_TRUE(m.ok()) << m.status();
+    model_ = *std::move(m);
+    bs_ = GetParam().block_size;
+  }
+
+  std::unique_ptr<KvCache> NewCache(int32_t num_blocks = 48) {
+    auto kv = KvCache::Create(be_.get(), file_.config, num_blocks, bs_);
+    EXPECT_TRUE(kv.ok()) << kv.status();
+    return *std::move(kv);
+  }
+
+  // Pages [first, first + n) in order: the "contiguous" layout.
+  static Seq Contiguous(int32_t first, int32_t n) {
+    Seq s;
+    s.pages.resize(n);
+    std::iota(s.pages.begin(), s.pages.end(), first);
+    return s;
+  }
+
+  // Runs `prompt` through a fresh cache in chunks of `chunk` tokens and returns
+  // the logits of every position, [prompt.size() * vocab].
+  std::vector<float> RunChunked(const std::vector<int32_t>& prompt, int chunk, Seq seq) {
+    auto kv = NewCache();
+    std::vector<float> all, logits;
+    for (size_t start = 0; start < prompt.size(); start += chunk) {
+      const size_t end = std::min(prompt.size(), start + chunk);
+      Batch b = MakeBatch({{&seq, {prompt.begin() + start, prompt.begin() + end}}}, bs_, true);
+      absl::Status s = model_->Forward(b, *kv, &logits);
+      EXPECT_TRUE(s.ok()) << s;
+      all.insert(all.end(), logits.begin(), logits.end());
+    }
+    return all;
+  }
+
+  std::unique_ptr<kernels::Backend> be_ = kernels::MakeCpuBackend(2);
+  ModelFile file_;
+  std::unique_ptr<Model> model_;
+  int32_t bs_ = 16;
+};
+
+TEST_P(ModelTest, PrefillDecodeAndChunksMatchDenseReference) {
+  const int V = file_.config.vocab_size;
+  const std::vector<int32_t> prompt = Prompt(3, 21, V);
+  const auto ref = ReferenceLogits(file_, prompt);
+  const int pages = (21 + bs_ - 1) / bs_;
+  const std::vector<float> prefill = RunChunked(prompt, 21, Contiguous(1, pages));
+  const std::vector<float> decode = RunChunked(prompt, 1, Contiguous(1, pages));
+  const std::vector<float> chunks = RunChunked(prompt, 3, Contiguous(1, pages));
+  ASSERT_EQ(prefill.size(), prompt.size() * V);
+  ASSERT_EQ(decode.size(), prefill.size());
+  ASSERT_EQ(chunks.size(), prefill.size());
+  for (size_t t = 0; t < prompt.size(); ++t) {
+    for (int j = 0; j < V; ++j) {
+      ASSERT_NEAR(prefill[t * V + j], ref[t][j], kTol) << "prefill, position " << t;
+      ASSERT_NEAR(decode[t * V + j], ref[t][j], kTol) << "decode, position " << t;
+      ASSERT_NEAR(chunks[t * V + j], ref[t][j], kTol) << "chunks of 3, position " << t;
+    }
+  }
+  // The model is not degenerate: positions disagree with each other.
+  EXPECT_GT(MaxDiff(&prefill[0], &prefill[20 * V], V), 0.1f);
+}
+
+TEST_P(ModelTest, VarlenBatchMatchesEachSequenceAlone) {
+  const int V = file_.config.vocab_size;
+  const std::vector<int32_t> a = Prompt(11, 14, V), b = Prompt(12, 9, V);
+  const int32_t max_pages = (20 + bs_ - 1) / bs_;
+  // Alone: a's prefill then 3 decodes; b's prefill in two chunks then a chunk of 4.
+  std::vector<float> alone_a = RunChunked(a, 11, Contiguous(1, max_pages));
+  std::vector<float> alone_b = RunChunked(b, 5, Contiguous(1, max_pages));
+  // Together: step 1 = a[0:11] + b[0:5], step 2 = a[11] + b[5:9], steps 3-4 = a decodes.
+  auto kv = NewCache();
+  Seq sa = Contiguous(1, max_pages), sb = Contiguous(1 + max_pages, max_pages);
+  std::vector<float> logits;
+  auto slice = [](const std::vector<int32_t>& v, int s, int e) {
+    return std::vector<int32_t>(v.begin() + s, v.begin() + e);
+  };
+  ASSERT_TRUE(
+      model_->Forward(MakeBatch({{&sa, slice(a, 0, 11)}, {&sb, slice(b, 0, 5)}}, bs_), *kv, &logits)
+          .ok());
+  ASSERT_EQ(logits.size(), 2u * V);
+  EXPECT_LT(MaxDiff(&logits[0], &alone_a[10 * V], V), kTol);
+  EXPECT_LT(MaxDiff(&logits[V], &alone_b[4 * V], V), kTol);
+  ASSERT_TRUE(
+      model_
+          ->Forward(MakeBatch({{&sa, slice(a, 11, 12)}, {&sb, slice(b, 5, 9)}}, bs_), *kv, &logits)
+          .ok());
+  EXPECT_LT(MaxDiff(&logits[0], &alone_a[11 * V], V), kTol);
+  EXPECT_LT(MaxDiff(&logits[V], &alone_b[8 * V], V), kTol);
+  for (int t = 12; t < 14; ++t) {
+    ASSERT_TRUE(model_->Forward(MakeBatch({{&sa, slice(a, t, t + 1)}}, bs_), *kv, &logits).ok());
+    EXPECT_LT(MaxDiff(&logits[0], &alone_a[t * V], V), kTol) << "decode " << t;
+  }
+}
+
+TEST_P(ModelTest, ScatteredPagesMatchContiguousPages) {
+  const int V = file_.config.vocab_size;
+  const std::vector<int32_t> prompt = Prompt(5, 19, V);
+  const int32_t pages = (19 + bs_ - 1) / bs_;
+  std::vector<int32_t> perm(47);
+  std::iota(perm.begin(), perm.end(), 1);  // never page 0, the allocator's null block
+  std::shuffle(perm.begin(), perm.end(), std::mt19937(99));
+  Seq scattered;
+  scattered.pages.assign(perm.begin(), perm.begin() + pages);
+  const std::vector<float> want = RunChunked(prompt, 4, Contiguous(1, pages));
+  const std::vector<float> got = RunChunked(prompt, 4, scattered);
+  ASSERT_EQ(got.size(), want.size());
+  EXPECT_LT(MaxDiff(got.data(), want.data(), static_cast<int>(got.size())), 1e-6f);
+}
+
+TEST_P(ModelTest, ForwardRejectsBadBatchAndMismatchedCache) {
+  auto kv = NewCache(8);
+  Seq s = Contiguous(1, 2);
+  Batch b = MakeBatch({{&s, {1, 2, 3}}}, bs_);
+  std::vector<float> logits;
+  b.token_ids[1] = file_.config.vocab_size;
+  EXPECT_EQ(model_->Forward(b, *kv, &logits).code(), absl::StatusCode::kInvalidArgument);
+  b.token_ids[1] = 2;
+  b.block_tables[0] = 8;  // == num_blocks
+  EXPECT_EQ(model_->Forward(b, *kv, &logits).code(), absl::StatusCode::kInvalidArgument);
+  ModelConfig other = file_.config;
+  other.num_layers = 3;
+  auto wrong = KvCache::Create(be_.get(), other, 8, bs_);
+  ASSERT_TRUE(wrong.ok());
+  b.block_tables[0] = 1;
+  EXPECT_EQ(model_->Forward(b, **wrong, &logits).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(model_->Forward(b, *kv, &logits).ok());
+  EXPECT_EQ(logits.size(), static_cast<size_t>(file_.config.vocab_size));
+}
+
+INSTANTIATE_TEST_SUITE_P(Tiny, ModelTest,
+                         ::testing::Values(Variant{"llama_untied_bs4", false, false, false, 4},
+                                           Variant{"qwen2_bias_tied_bs16", true, true, false, 16},
+                                           Variant{"llama3_rope_tied_bs5", false, true, true, 5}),
+                         [](const ::testing::TestParamInfo<Variant>& info) {
+                           return info.param.name;
+                         });
+
+TEST(ModelCreateTest, RejectsMissingAndMisshapenTensors) {
+  auto be = kernels::MakeCpuBackend(1);
+  const Variant v{"checks", true, false, false, 16};
+  {
+    ModelFile f = MakeTinyModel(v);
+    f.tensors.erase("blk.1.attn_v.weight");
+    auto m = Model::Create(f, be.get());
+    ASSERT_FALSE(m.ok());
+    EXPECT_EQ(m.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(m.status().message()),
+                HasSubstr("missing tensor 'blk.1.attn_v.weight'"));
+  }
+  {
+    ModelFile f = MakeTinyModel(v);
+    HostTensor& t = f.tensors["blk.0.ffn_up.weight"];
+    t.shape = {32, 48};  // transposed
+    auto m = Model::Create(f, be.get());
+    ASSERT_FALSE(m.ok());
+    EXPECT_THAT(std::string(m.status().message()),
+                HasSubstr("'blk.0.ffn_up.weight' has shape [32, 48], expected [48, 32]"));
+  }
+  {
+    ModelFile f = MakeTinyModel(v);
+    f.tensors.erase("blk.0.attn_k.bias");
+    auto m = Model::Create(f, be.get());
+    EXPECT_THAT(std::string(m.status().message()), HasSubstr("blk.0.attn_k.bias"));
+  }
+  {
+    ModelFile f = MakeTinyModel(v);
+    f.tensors.erase("output.weight");  // untied model needs its own lm_head
+    EXPECT_THAT(std::string(Model::Create(f, be.get()).status().message()),
+                HasSubstr("output.weight"));
+  }
+  {
+    ModelFile f = MakeTinyModel(v);
+    f.tensors["token_embd.weight"].data.pop_back();  // shape right, data short
+    EXPECT_THAT(std::string(Model::Create(f, be.get()).status().message()),
+                HasSubstr("token_embd.weight"));
+  }
+  {
+    ModelFile f = MakeTinyModel(v);
+    f.config.architecture = "gpt2";
+    EXPECT_THAT(std::string(Model::Create(f, be.get()).status().message()),
+                HasSubstr("not supported"));
+  }
+  {
+    ModelFile f = MakeTinyModel(v);
+    f.config.num_kv_heads = 3;  // does not divide num_heads
+    EXPECT_EQ(Model::Create(f, be.get()).status().code(), absl::StatusCode::kInvalidArgument);
+  }
+}
+
+TEST(KvCacheTest, SizesAndFailsCleanly) {
+  auto be = kernels::MakeCpuBackend(1);
+  ModelFile f = MakeTinyModel({"kv", false, false, false, 16});
+  // 2 (K, V) x 2 layers x 16 rows x 2 kv heads x 8 dims x 4 bytes.
+  EXPECT_EQ(KvCache::BytesPerBlock(f.config, kernels::DType::kF32, 16), 2u * 2 * 16 * 2 * 8 * 4);
+  auto kv = KvCache::Create(be.get(), f.config, 10, 16);
+  ASSERT_TRUE(kv.ok());
+  EXPECT_EQ((*kv)->num_layers(), 2);
+  kernels::PagedKv p = (*kv)->Layer(1);
+  EXPECT_EQ(p.num_blocks, 10);
+  EXPECT_EQ(p.block_size, 16);
+  EXPECT_EQ(p.num_kv_heads, 2);
+  EXPECT_EQ(p.head_dim, 8);
+  EXPECT_NE(p.k, p.v);
+  EXPECT_NE(p.k, (*kv)->Layer(0).k);
+  // 2^48 rows of 64 bytes: more than any address space.
+  auto huge = KvCache::Create(be.get(), f.config, 1 << 24, 1 << 24);
+  EXPECT_EQ(huge.status().code(), absl::StatusCode::kResourceExhausted) << huge.status();
+  EXPECT_EQ(KvCache::Create(be.get(), f.config, 0, 16).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace cohost::runtime

@@ -1,0 +1,423 @@
+#include "runtime/sampling/sampler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <random>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace cohost::runtime {
+namespace {
+
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+constexpr float kInf = std::numeric_limits<float>::infinity();
+
+std::vector<float> RandomLogits(int n, uint32_t seed, float scale = 3.f) {
+  std::mt19937 gen(seed);
+  std::normal_distribution<float> dist(0.f, scale);
+  std::vector<float> logits(n);
+  for (float& l : logits) l = dist(gen);
+  return logits;
+}
+
+int32_t Argmax(const std::vector<float>& v) {
+  return static_cast<int32_t>(std::max_element(v.begin(), v.end()) - v.begin());
+}
+
+int32_t SampleOnce(Sampler& sampler, std::vector<float> logits) {
+  return sampler.Sample(absl::MakeSpan(logits), {}, 0);
+}
+
+// Draws n tokens from the same logits; returns counts per id.
+std::vector<int> Histogram(const SamplingParams& params, const std::vector<float>& logits, int n,
+                           uint64_t seed = 1234) {
+  Sampler sampler(params, seed);
+  std::vector<int> counts(logits.size(), 0);
+  for (int i = 0; i < n; ++i) ++counts[SampleOnce(sampler, logits)];
+  return counts;
+}
+
+// Each count within 5 binomial standard deviations of n * p (p renormalized).
+void ExpectFrequencies(const std::vector<int>& counts, std::vector<double> p, int n) {
+  const double sum = std::accumulate(p.begin(), p.end(), 0.0);
+  ASSERT_EQ(counts.size(), p.size());
+  for (size_t i = 0; i < p.size(); ++i) {
+    const double pi = p[i] / sum;
+    const double sd = std::sqrt(n * pi * (1 - pi));
+    EXPECT_NEAR(counts[i], n * pi, 5 * sd + 1e-9) << "id " << i << " p " << pi;
+  }
+}
+
+std::vector<float> LogOf(const std::vector<double>& p) {
+  std::vector<float> l;
+  for (double x : p) l.push_back(x > 0 ? static_cast<float>(std::log(x)) : -kInf);
+  return l;
+}
+
+SamplingParams Greedy() {
+  SamplingParams p;
+  p.temperature = 0.f;
+  return p;
+}
+
+TEST(SamplerTest, GreedyPicksArgmax) {
+  for (uint32_t seed = 0; seed < 20; ++seed) {
+    const std::vector<float> logits = RandomLogits(32000, seed);
+    Sampler sampler(Greedy(), 1);
+    EXPECT_EQ(SampleOnce(sampler, logits), Argmax(logits));
+  }
+}
+
+TEST(SamplerTest, GreedyTiesGoToLowestId) {
+  Sampler sampler(Greedy(), 1);
+  EXPECT_EQ(SampleOnce(sampler, {1.f, 5.f, 2.f, 5.f, 5.f}), 1);
+  EXPECT_EQ(SampleOnce(sampler, {-kInf, -kInf, 0.f, 0.f}), 2);
+}
+
+TEST(SamplerTest, TopK1EqualsGreedyAtAnyTemperature) {
+  for (float t : {0.01f, 0.5f, 1.f, 7.f, 100.f}) {
+    SamplingParams p;
+    p.temperature = t;
+    p.top_k = 1;
+    Sampler sampler(p, 99);
+    for (uint32_t seed = 0; seed < 10; ++seed) {
+      std::vector<float> logits = RandomLogits(5000, seed);
+      logits[4321] = logits[17] = 100.f;  // a tie: both must resolve to the lower id
+      EXPECT_EQ(SampleOnce(sampler, logits), 17) << t;
+      logits[17] = 0.f;
+      EXPECT_EQ(SampleOnce(sampler, logits), 4321) << t;
+    }
+  }
+}
+
+TEST(SamplerTest, TinyTopPEqualsGreedy) {
+  SamplingParams p;
+  p.temperature = 5.f;  // flat enough that any leak past the top token would show
+  p.top_p = 1e-6f;
+  Sampler sampler(p, 3);
+  for (uint32_t seed = 0; seed < 50; ++seed) {
+    const std::vector<float> logits = RandomLogits(10000, seed);
+    EXPECT_EQ(SampleOnce(sampler, logits), Argmax(logits));
+  }
+}
+
+TEST(SamplerTest, MinP1EqualsGreedy) {
+  SamplingParams p;
+  p.temperature = 5.f;
+  p.min_p = 1.f;
+  Sampler sampler(p, 3);
+  for (uint32_t seed = 0; seed < 50; ++seed) {
+    const std::vector<float> logits = RandomLogits(10000, seed);
+    EXPECT_EQ(SampleOnce(sampler, logits), Argmax(logits));
+  }
+}
+
+TEST(SamplerTest, TemperatureOneMatchesSoftmax) {
+  const std::vector<double> probs = {0.1, 0.2, 0.3, 0.4};
+  constexpr int kDraws = 20000;
+  ExpectFrequencies(Histogram(SamplingParams(), LogOf(probs), kDraws), probs, kDraws);
+}
+
+TEST(SamplerTest, TemperatureFlattensAndSharpens) {
+  const std::vector<double> probs = {0.05, 0.15, 0.3, 0.5};
+  constexpr int kDraws = 20000;
+  for (double t : {0.5, 2.0, 10.0}) {
+    SamplingParams p;
+    p.temperature = static_cast<float>(t);
+    std::vector<double> expected;
+    for (double x : probs) expected.push_back(std::pow(x, 1.0 / t));  // softmax(log p / t)
+    ExpectFrequencies(Histogram(p, LogOf(probs), kDraws), expected, kDraws);
+  }
+}
+
+TEST(SamplerTest, TopKKeepsTheKBestRenormalized) {
+  const std::vector<double> probs = {0.1, 0.4, 0.05, 0.3, 0.15};
+  SamplingParams p;
+  p.top_k = 3;
+  constexpr int kDraws = 20000;
+  ExpectFrequencies(Histogram(p, LogOf(probs), kDraws), {0, 0.4, 0, 0.3, 0.15}, kDraws);
+}
+
+TEST(SamplerTest, TopPKeepsSmallestSetReachingP) {
+  const std::vector<double> probs = {0.15, 0.05, 0.5, 0.3};
+  SamplingParams p;
+  p.top_p = 0.75f;  // 0.5 < 0.75, 0.5 + 0.3 >= 0.75
+  constexpr int kDraws = 20000;
+  ExpectFrequencies(Histogram(p, LogOf(probs), kDraws), {0, 0, 0.5, 0.3}, kDraws);
+  p.top_p = 0.9f;  // 0.8 < 0.9: 0.15 joins
+  ExpectFrequencies(Histogram(p, LogOf(probs), kDraws), {0.15, 0, 0.5, 0.3}, kDraws);
+}
+
+TEST(SamplerTest, TopPOnFlatDistributionCutsTiesByLowestId) {
+  // 1000 equal logits: the nucleus is the 251 lowest ids (ties go to lower ids).
+  SamplingParams p;
+  p.top_p = 0.2505f;
+  const std::vector<int> counts = Histogram(p, std::vector<float>(1000, 0.5f), 20000);
+  for (int id = 0; id <= 250; ++id) EXPECT_GT(counts[id], 0) << id;
+  for (int id = 251; id < 1000; ++id) EXPECT_EQ(counts[id], 0) << id;
+}
+
+// The documented algorithm written the slow, obvious way (full sorts). Kept tokens are
+// drawn in id order, or highest first when top-k applies, with u from mt19937_64.
+std::vector<int32_t> ReferenceDraws(const std::vector<float>& logits, const SamplingParams& p,
+                                    int n) {
+  const float max = *std::max_element(logits.begin(), logits.end());
+  const int vocab = static_cast<int>(logits.size());
+  std::vector<float> w(vocab);
+  for (int i = 0; i < vocab; ++i) w[i] = std::exp((logits[i] - max) * (1.f / p.temperature));
+  std::vector<int32_t> by_rank(vocab);
+  std::iota(by_rank.begin(), by_rank.end(), 0);
+  std::stable_sort(by_rank.begin(), by_rank.end(),
+                   [&](int32_t a, int32_t b) { return logits[a] > logits[b]; });
+  std::vector<int32_t> candidates(vocab);  // in draw order
+  std::iota(candidates.begin(), candidates.end(), 0);
+  if (p.top_k > 0 && p.top_k < vocab) candidates.assign(by_rank.begin(), by_rank.begin() + p.top_k);
+  std::vector<bool> keep(vocab, false);
+  double total = 0;
+  for (int32_t id : candidates) total += w[id];
+  double cumulative = 0;
+  for (int32_t id : by_rank) {
+    if (std::find(candidates.begin(), candidates.end(), id) == candidates.end()) continue;
+    keep[id] = true;
+    cumulative += w[id];
+    if (cumulative >= static_cast<double>(p.top_p) * total) break;
+  }
+  for (int i = 0; i < vocab; ++i) {
+    if (w[i] < p.min_p * 1.f) keep[i] = false;  // the max has weight exp(0) = 1
+  }
+  double kept_total = 0;
+  for (int32_t id : candidates) kept_total += keep[id] ? w[id] : 0.0;
+  std::mt19937_64 rng(*p.seed);
+  std::vector<int32_t> out;
+  for (int d = 0; d < n; ++d) {
+    const double target = static_cast<double>(rng() >> 11) * 0x1.0p-53 * kept_total;
+    double c = 0;
+    int32_t chosen = -1;
+    for (int32_t id : candidates) {
+      if (!keep[id]) continue;
+      c += w[id];
+      if (target < c) {
+        chosen = id;
+        break;
+      }
+    }
+    out.push_back(chosen);
+  }
+  return out;
+}
+
+TEST(SamplerTest, FiltersMatchReferenceExactly) {
+  // Many shapes: sizes around the selection's small-range cutoff and large ones,
+  // quantized logits (many ties, broken by id), peaked and flat distributions, top-k
+  // through the heap (small k) and nth_element (large k).
+  std::mt19937 gen(7);
+  for (int trial = 0; trial < 240; ++trial) {
+    const int vocab = std::vector<int>{3, 16, 17, 40, 300, 3000}[trial % 6];
+    std::vector<float> logits = RandomLogits(vocab, trial, (trial % 3 == 0) ? 0.3f : 3.f);
+    if (trial % 2 == 0) {
+      for (float& l : logits) l = std::round(l * 2.f) / 2.f;
+    }
+    SamplingParams p;
+    p.temperature = std::uniform_real_distribution<float>(0.3f, 2.f)(gen);
+    p.top_p = (trial % 5 == 4) ? 1.f : std::uniform_real_distribution<float>(0.05f, 0.99f)(gen);
+    p.min_p = (trial % 4 == 1) ? 0.02f : 0.f;
+    p.top_k = std::vector<int>{0, 0, 2, 10, 1500}[(trial / 7) % 5];
+    p.seed = trial;
+    Sampler sampler(p, 0);
+    std::vector<int32_t> got;
+    for (int d = 0; d < 30; ++d) got.push_back(SampleOnce(sampler, logits));
+    EXPECT_EQ(got, ReferenceDraws(logits, p, 30))
+        << "trial " << trial << " vocab " << vocab << " top_k " << p.top_k << " top_p " << p.top_p
+        << " min_p " << p.min_p;
+  }
+}
+
+TEST(SamplerTest, MinPDropsUnlikelyTokens) {
+  const std::vector<double> probs = {0.5, 0.3, 0.15, 0.05};
+  SamplingParams p;
+  p.min_p = 0.2f;  // threshold 0.1: drops only the 0.05 token
+  constexpr int kDraws = 20000;
+  ExpectFrequencies(Histogram(p, LogOf(probs), kDraws), {0.5, 0.3, 0.15, 0}, kDraws);
+}
+
+TEST(SamplerTest, CombinedFiltersApplyInOrder) {
+  // top_k 3 -> {0.4, 0.3, 0.2}; top_p 0.6 of that (renormalized 4/9, 3/9, 2/9)
+  // keeps {0.4, 0.3}; min_p 0.8 then drops 0.3 (< 0.8 * 0.4).
+  const std::vector<double> probs = {0.3, 0.1, 0.4, 0.2};
+  SamplingParams p;
+  p.top_k = 3;
+  p.top_p = 0.6f;
+  constexpr int kDraws = 5000;
+  ExpectFrequencies(Histogram(p, LogOf(probs), kDraws), {0.3, 0, 0.4, 0}, kDraws);
+  p.min_p = 0.8f;
+  const std::vector<int> counts = Histogram(p, LogOf(probs), kDraws);
+  EXPECT_EQ(counts[2], kDraws);
+}
+
+TEST(SamplerTest, PenaltiesChangeLogitsExactly) {
+  SamplingParams p = Greedy();
+  p.repetition_penalty = 2.f;
+  p.presence_penalty = 0.5f;
+  p.frequency_penalty = 0.25f;
+  Sampler sampler(p, 1);
+  // prompt {1, 2, 2, 4}, generated {2, 3, 3, 3}; -1 and 99 are out of range and ignored.
+  const std::vector<int32_t> history = {1, 2, 2, 4, 2, 3, 3, 3, -1, 99};
+  std::vector<float> logits = {1.f, 3.f, -1.f, 2.f, -0.5f, 4.f};
+  for (int round = 0; round < 2; ++round) {  // scratch buffers must be clean again
+    std::vector<float> l = logits;
+    const int32_t chosen = sampler.Sample(absl::MakeSpan(l), history, 4);
+    EXPECT_FLOAT_EQ(l[0], 1.f);                     // never seen
+    EXPECT_FLOAT_EQ(l[1], 1.5f);                    // prompt only: 3 / 2
+    EXPECT_FLOAT_EQ(l[2], -2.f - 0.5f - 0.25f);     // -1 * 2, then generated once
+    EXPECT_FLOAT_EQ(l[3], 1.f - 0.5f - 3 * 0.25f);  // 2 / 2, then generated 3 times
+    EXPECT_FLOAT_EQ(l[4], -1.f);                    // prompt only: -0.5 * 2
+    EXPECT_FLOAT_EQ(l[5], 4.f);                     // never seen
+    EXPECT_EQ(chosen, 5);
+  }
+}
+
+TEST(SamplerTest, RepetitionPenaltyCanChangeTheGreedyChoice) {
+  SamplingParams p = Greedy();
+  p.repetition_penalty = 1.5f;
+  Sampler sampler(p, 1);
+  std::vector<float> logits = {2.f, 2.9f, 1.f};
+  const std::vector<int32_t> history = {1};
+  EXPECT_EQ(sampler.Sample(absl::MakeSpan(logits), history, 1), 0);
+  EXPECT_FLOAT_EQ(logits[1], 2.9f / 1.5f);
+}
+
+TEST(SamplerTest, PresenceAndFrequencyIgnorePrompt) {
+  SamplingParams p = Greedy();
+  p.presence_penalty = 2.f;
+  p.frequency_penalty = -1.f;  // negative values encourage repetition
+  Sampler sampler(p, 1);
+  std::vector<float> logits = {0.f, 0.f, 0.f};
+  const std::vector<int32_t> history = {0, 0, 1, 1};
+  sampler.Sample(absl::MakeSpan(logits), history, 3);  // generated = {1}
+  EXPECT_FLOAT_EQ(logits[0], 0.f);
+  EXPECT_FLOAT_EQ(logits[1], -2.f + 1.f);
+  EXPECT_FLOAT_EQ(logits[2], 0.f);
+}
+
+TEST(SamplerTest, DefaultParamsLeaveLogitsUnchanged) {
+  Sampler sampler(SamplingParams(), 1);
+  const std::vector<float> original = RandomLogits(100, 5);
+  std::vector<float> logits = original;
+  const std::vector<int32_t> history = {1, 2, 3, 3, 50};
+  sampler.Sample(absl::MakeSpan(logits), history, 2);
+  EXPECT_EQ(logits, original);
+}
+
+std::vector<int32_t> Sequence(const SamplingParams& p, uint64_t default_seed, int n) {
+  Sampler sampler(p, default_seed);
+  std::vector<int32_t> out;
+  std::vector<int32_t> history = {7, 8};
+  for (int i = 0; i < n; ++i) {
+    std::vector<float> logits = RandomLogits(1000, i, 0.1f);  // nearly flat
+    out.push_back(sampler.Sample(absl::MakeSpan(logits), history, 2));
+    history.push_back(out.back());
+  }
+  return out;
+}
+
+TEST(SamplerTest, SameSeedSameSequence) {
+  SamplingParams p;
+  p.seed = 42;
+  p.top_p = 0.95f;
+  p.frequency_penalty = 0.3f;
+  EXPECT_EQ(Sequence(p, 1, 200), Sequence(p, 2, 200));  // explicit seed beats the default
+  SamplingParams q = p;
+  q.seed = 43;
+  EXPECT_NE(Sequence(p, 1, 200), Sequence(q, 1, 200));
+  SamplingParams unseeded = p;
+  unseeded.seed.reset();
+  EXPECT_EQ(Sequence(unseeded, 42, 200), Sequence(p, 0, 200));
+  EXPECT_NE(Sequence(unseeded, 41, 200), Sequence(p, 0, 200));
+}
+
+TEST(SamplerTest, DrawIsPortableUniformFromMt19937_64) {
+  // On 4 equal logits the token is floor(4 * u), u = (x >> 11) * 2^-53 with x the
+  // next mt19937_64 output: one draw per call, no std:: distribution involved.
+  SamplingParams p;
+  p.seed = 2024;
+  Sampler sampler(p, 0);
+  std::mt19937_64 reference(2024);
+  for (int i = 0; i < 500; ++i) {
+    const double u = static_cast<double>(reference() >> 11) * 0x1.0p-53;
+    EXPECT_EQ(SampleOnce(sampler, {1.f, 1.f, 1.f, 1.f}), static_cast<int32_t>(u * 4)) << i;
+  }
+}
+
+TEST(SamplerTest, MaskedAndNaNLogitsAreNeverSampled) {
+  std::vector<float> logits(10, 0.f);
+  logits[0] = -kInf;
+  logits[3] = kNaN;
+  logits[7] = -kInf;
+  SamplingParams p;
+  p.temperature = 2.f;
+  const std::vector<int> counts = Histogram(p, logits, 5000);
+  EXPECT_EQ(counts[0], 0);
+  EXPECT_EQ(counts[3], 0);
+  EXPECT_EQ(counts[7], 0);
+  for (int id : {1, 2, 4, 5, 6, 8, 9}) EXPECT_GT(counts[id], 0);
+
+  Sampler greedy(Greedy(), 1);
+  std::vector<float> l = {kNaN, 1.f, kNaN, 3.f, -kInf};
+  EXPECT_EQ(greedy.Sample(absl::MakeSpan(l), {}, 0), 3);
+  EXPECT_EQ(l[0], -kInf);  // NaN is rewritten as masked
+}
+
+TEST(SamplerTest, DegenerateLogitsDoNotCrash) {
+  for (float t : {0.f, 1.f}) {
+    SamplingParams p;
+    p.temperature = t;
+    p.top_p = 0.5f;
+    p.min_p = 0.1f;
+    p.repetition_penalty = 1.3f;
+    Sampler sampler(p, 5);
+    const std::vector<int32_t> history = {0, 1};
+    std::vector<float> all_nan(8, kNaN), all_masked(8, -kInf), empty;
+    EXPECT_EQ(sampler.Sample(absl::MakeSpan(all_nan), history, 1), 0);
+    EXPECT_EQ(sampler.Sample(absl::MakeSpan(all_masked), history, 1), 0);
+    EXPECT_EQ(sampler.Sample(absl::MakeSpan(empty), history, 1), 0);
+    // +inf dominates everything finite.
+    std::vector<float> pos_inf = {1.f, kInf, 3.f, kInf};
+    const int32_t id = sampler.Sample(absl::MakeSpan(pos_inf), history, 1);
+    EXPECT_TRUE(id == 1 || id == 3) << id;
+  }
+}
+
+TEST(SamplerTest, TinyTemperatureDoesNotOverflow) {
+  SamplingParams p;
+  p.temperature = 1e-6f;
+  Sampler sampler(p, 5);
+  std::vector<float> logits = RandomLogits(1000, 3, 1e30f);
+  logits[10] = 1e32f;  // unique max; differences / 1e-6 overflow float
+  EXPECT_EQ(SampleOnce(sampler, logits), 10);
+
+  p.temperature = 1e-45f;  // valid, and 1 / temperature is +inf
+  Sampler denormal(p, 5);
+  EXPECT_EQ(SampleOnce(denormal, logits), 10);
+}
+
+TEST(SamplerTest, LargeVocabTopKAndTopP) {
+  // A 150k vocab with typical settings: result is inside the top-k set.
+  const std::vector<float> logits = RandomLogits(151936, 8, 2.f);
+  std::vector<float> sorted = logits;
+  std::sort(sorted.begin(), sorted.end(), std::greater<float>());
+  SamplingParams p;
+  p.top_k = 40;
+  p.top_p = 0.9f;
+  p.temperature = 0.8f;
+  Sampler sampler(p, 77);
+  for (int i = 0; i < 50; ++i) {
+    EXPECT_GE(logits[SampleOnce(sampler, logits)], sorted[39]);
+  }
+}
+
+}  // namespace
+}  // namespace cohost::runtime

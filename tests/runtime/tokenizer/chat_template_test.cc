@@ -1,0 +1,115 @@
+// Chat formats picked from template sources (not a Jinja engine): ChatML with
+// SmolLM2's default system message, Llama 3, Llama 2, Mistral, and errors.
+#include "runtime/tokenizer/chat_template.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "runtime/tokenizer/tokenizer.h"
+
+namespace cohost::runtime {
+namespace {
+
+// SmolLM2-135M-Instruct's template, as stored in its GGUF.
+constexpr char kSmolLm2Template[] =
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+    "{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging "
+    "Face<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + "
+    "message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}"
+    "{{ '<|im_start|>assistant\n' }}{% endif %}";
+
+// Plain ChatML with no default system message (escaped newlines, as in JSON).
+constexpr char kChatMlTemplate[] =
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + "
+    "message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}";
+
+constexpr char kLlama3Template[] =
+    "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = "
+    "'<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n'+ message['content'] | "
+    "trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}"
+    "{% endif %}{{ content }}{% endfor %}";
+
+constexpr char kLlama2Template[] =
+    "{% if messages[0]['role'] == 'system' %}... '<<SYS>>\\n' + system_message + "
+    "'\\n<</SYS>>\\n\\n' ... {{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}";
+
+constexpr char kMistralTemplate[] =
+    "{{ bos_token }}{% for message in messages %}{% if message['role'] == 'user' %}"
+    "{{ '[INST] ' + message['content'] + ' [/INST]' }}{% else %}{{ message['content'] + "
+    "eos_token}}{% endif %}{% endfor %}";
+
+std::string Format(std::string_view source, std::vector<ChatMessage> messages, bool gen = true,
+                   bool adds_bos = true) {
+  auto t = ParseChatTemplate(source, "<s>", "</s>", adds_bos);
+  EXPECT_TRUE(t.ok()) << t.status();
+  return t.ok() ? FormatChat(*t, messages, gen) : "";
+}
+
+TEST(ChatTemplateTest, SmolLm2InsertsItsDefaultSystemMessage) {
+  auto t = ParseChatTemplate(kSmolLm2Template, "<|im_start|>", "<|im_end|>", false);
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(t->format, ChatFormat::kChatMl);
+  EXPECT_EQ(t->default_system,
+            "You are a helpful AI assistant named SmolLM, trained by Hugging Face");
+  EXPECT_EQ(FormatChat(*t, {{"user", "Hi"}}, true),
+            "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging "
+            "Face<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
+  // A given system message replaces the default; no generation prompt.
+  EXPECT_EQ(FormatChat(*t, {{"system", "Be brief."}, {"user", "Hi"}, {"assistant", "Yo"}}, false),
+            "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
+            "<|im_start|>assistant\nYo<|im_end|>\n");
+}
+
+TEST(ChatTemplateTest, PlainChatMlHasNoDefaultSystem) {
+  EXPECT_EQ(Format(kChatMlTemplate, {{"user", "Hi"}}),
+            "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
+}
+
+TEST(ChatTemplateTest, Llama3TrimsContentAndLeavesBosToTheTokenizer) {
+  EXPECT_EQ(Format(kLlama3Template, {{"system", "S "}, {"user", "\nHi\n"}}),
+            "<|start_header_id|>system<|end_header_id|>\n\nS<|eot_id|>"
+            "<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>"
+            "<|start_header_id|>assistant<|end_header_id|>\n\n");
+  // A tokenizer that does not add BOS gets it as text.
+  EXPECT_EQ(Format(kLlama3Template, {{"user", "Hi"}}, false, /*adds_bos=*/false),
+            "<s><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>");
+}
+
+TEST(ChatTemplateTest, Llama2PutsSystemInTheFirstTurn) {
+  EXPECT_EQ(Format(kLlama2Template,
+                   {{"system", "Sys"}, {"user", "Q1"}, {"assistant", "A1"}, {"user", "Q2"}}),
+            "[INST] <<SYS>>\nSys\n<</SYS>>\n\nQ1 [/INST] A1 </s><s>[INST] Q2 [/INST]");
+}
+
+TEST(ChatTemplateTest, Mistral) {
+  EXPECT_EQ(Format(kMistralTemplate, {{"user", "Q1"}, {"assistant", "A1"}, {"user", "Q2"}}),
+            "[INST] Q1 [/INST]A1</s>[INST] Q2 [/INST]");
+  EXPECT_EQ(Format(kMistralTemplate, {{"system", "S"}, {"user", "Q"}}), "[INST] S\n\nQ [/INST]");
+}
+
+TEST(ChatTemplateTest, MissingOrUnknownTemplates) {
+  EXPECT_EQ(ParseChatTemplate("", "", "", false).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(ParseChatTemplate("{{ messages | tojson }}", "", "", false).status().code(),
+            absl::StatusCode::kUnimplemented);
+}
+
+TEST(ChatTemplateTest, TokenizerUsesTheSpecTemplate) {
+  TokenizerSpec spec;
+  spec.tokens = {"a", "<|im_start|>", "<|im_end|>"};
+  spec.token_types = {TokenType::kNormal, TokenType::kControl, TokenType::kControl};
+  spec.chat_template = kSmolLm2Template;
+  auto t = Tokenizer::Create(spec);
+  ASSERT_TRUE(t.ok()) << t.status();
+  auto text = (*t)->ApplyChatTemplate({{"system", "S"}, {"user", "a"}});
+  ASSERT_TRUE(text.ok());
+  EXPECT_EQ(*text, "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\na<|im_end|>\n"
+                   "<|im_start|>assistant\n");
+  spec.chat_template.clear();
+  t = Tokenizer::Create(spec);
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ((*t)->ApplyChatTemplate({{"user", "a"}}).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace cohost::runtime

@@ -1,0 +1,190 @@
+// SentencePiece BPE: a tiny model trained with the sentencepiece library
+// (tests/data/sentencepiece_bpe, scripts/make_sentencepiece_reference.py)
+// read through LoadTokenizerSpecFromDirectory must encode exactly as
+// sentencepiece does; plus hand-built specs for the merge order, byte
+// fallback, <unk> and the decode conventions.
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <sstream>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "runtime/tokenizer/tokenizer.h"
+
+namespace cohost::runtime {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::ElementsAreArray;
+
+const std::string kDataDir = std::string(COHOST_SOURCE_DIR) + "/tests/data";
+
+nlohmann::json ReadJson(const std::string& path) {
+  std::ifstream in(path);
+  EXPECT_TRUE(in.good()) << path;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return nlohmann::json::parse(ss.str());
+}
+
+TEST(SentencePieceReferenceTest, MatchesSentencePieceLibrary) {
+  auto spec = LoadTokenizerSpecFromDirectory(kDataDir + "/sentencepiece_bpe");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->kind, TokenizerKind::kSentencePiece);
+  EXPECT_TRUE(spec->add_space_prefix);
+  EXPECT_TRUE(spec->add_bos);
+  const nlohmann::json ref = ReadJson(kDataDir + "/tokenizer_reference_sentencepiece.json");
+  EXPECT_EQ(static_cast<int>(spec->tokens.size()), ref["vocab_size"].get<int>());
+  EXPECT_EQ(spec->bos_id, ref["bos_id"].get<int>());
+  EXPECT_EQ(spec->eos_id, ref["eos_id"].get<int>());
+  EXPECT_EQ(spec->unk_id, ref["unk_id"].get<int>());
+  auto tokenizer = Tokenizer::Create(*spec);
+  ASSERT_TRUE(tokenizer.ok()) << tokenizer.status();
+  const Tokenizer& t = **tokenizer;
+  ASSERT_GE(ref["cases"].size(), 15u);
+  for (const auto& c : ref["cases"]) {
+    const std::string text = c["text"];
+    SCOPED_TRACE(text);
+    const auto expected = c["ids"].get<std::vector<int32_t>>();
+    // sentencepiece's encode adds no BOS; "<s>" in text is plain text to it.
+    const auto ids = t.Encode(text, /*add_special=*/false, /*parse_special=*/false);
+    ASSERT_TRUE(ids.ok()) << ids.status();
+    EXPECT_THAT(*ids, ElementsAreArray(expected));
+    EXPECT_EQ(t.Decode(expected), c["decoded"].get<std::string>());
+    // With add_special the model's BOS comes first.
+    const auto with_bos = t.Encode(text, true, false);
+    ASSERT_TRUE(with_bos.ok());
+    ASSERT_FALSE(with_bos->empty());
+    EXPECT_EQ(with_bos->front(), t.bos_id());
+    EXPECT_EQ(t.Decode(*with_bos), c["decoded"].get<std::string>());
+  }
+}
+
+// A hand-built SentencePiece vocabulary: byte pieces for a few bytes only.
+TokenizerSpec TinySpec() {
+  TokenizerSpec s;
+  s.kind = TokenizerKind::kSentencePiece;
+  auto add = [&s](std::string piece, float score, TokenType type = TokenType::kNormal) {
+    s.tokens.push_back(std::move(piece));
+    s.scores.push_back(score);
+    s.token_types.push_back(type);
+    return static_cast<int32_t>(s.tokens.size() - 1);
+  };
+  s.unk_id = add("<unk>", 0, TokenType::kUnknown);  // 0
+  s.bos_id = add("<s>", 0, TokenType::kControl);    // 1
+  s.eos_id = add("</s>", 0, TokenType::kControl);   // 2
+  add("<0xE2>", 0, TokenType::kByte);               // 3
+  add("<0x82>", 0, TokenType::kByte);               // 4
+  add("<0xAC>", 0, TokenType::kByte);               // 5
+  add("\xE2\x96\x81", -1);                          // 6 "▁"
+  add("a", -1);                                     // 7
+  add("b", -1);                                     // 8
+  add("c", -1);                                     // 9
+  add("ab", -3);                                    // 10
+  add("bc", -2);                                    // 11: outscores "ab"
+  add("\xE2\x96\x81" "a", -4);                      // 12 "▁a"
+  add("abc", -5);                                   // 13: any split may merge into it
+  s.add_bos = true;
+  s.add_space_prefix = true;
+  return s;
+}
+
+TEST(SentencePieceTest, MergesByScoreOfMergedPiece) {
+  auto t = Tokenizer::Create(TinySpec());
+  ASSERT_TRUE(t.ok()) << t.status();
+  // "▁abc": "bc" (-2) first, then "▁a"(-4) vs "abc"(-5 via a+bc): "▁a" wins,
+  // leaving "▁a" + "bc".
+  auto ids = (*t)->Encode("abc", /*add_special=*/false);
+  ASSERT_TRUE(ids.ok());
+  EXPECT_THAT(*ids, ElementsAre(12, 11));
+  ids = (*t)->Encode("abc");
+  ASSERT_TRUE(ids.ok());
+  EXPECT_THAT(*ids, ElementsAre(1, 12, 11));
+  EXPECT_EQ((*t)->Decode(*ids), "abc");  // BOS skipped, prefix space stripped
+  EXPECT_EQ((*t)->Decode(*ids, /*skip_special=*/false), "<s>abc");
+}
+
+TEST(SentencePieceTest, ByteFallbackAndUnknown) {
+  auto t = Tokenizer::Create(TinySpec());
+  ASSERT_TRUE(t.ok());
+  // "€" is E2 82 AC: all three byte pieces exist. "é" (C3 A9) has none: <unk>
+  // per missing byte.
+  auto ids = (*t)->Encode("a\xE2\x82\xAC", false);
+  ASSERT_TRUE(ids.ok());
+  EXPECT_THAT(*ids, ElementsAre(12, 3, 4, 5));
+  EXPECT_EQ((*t)->Decode(*ids), "a\xE2\x82\xAC");
+  ids = (*t)->Encode("\xC3\xA9", false);
+  ASSERT_TRUE(ids.ok());
+  EXPECT_THAT(*ids, ElementsAre(6, 0, 0));
+}
+
+TEST(SentencePieceTest, UnknownRunsFoldWithoutByteFallback) {
+  TokenizerSpec spec = TinySpec();
+  for (int i = 3; i <= 5; ++i) {  // turn the byte pieces into ordinary unused pieces
+    spec.tokens[i] = "x" + std::to_string(i);
+    spec.token_types[i] = TokenType::kUnused;
+  }
+  auto t = Tokenizer::Create(spec);
+  ASSERT_TRUE(t.ok());
+  const auto ids = (*t)->Encode("a\xC3\xA9\xC3\xA9 b", false);
+  ASSERT_TRUE(ids.ok());
+  EXPECT_THAT(*ids, ElementsAre(12, 0, 6, 8));
+}
+
+TEST(SentencePieceTest, SpacePrefixOnlyAtTextStart) {
+  TokenizerSpec spec = TinySpec();
+  auto t = Tokenizer::Create(spec);
+  ASSERT_TRUE(t.ok());
+  // After a special token the text is not at the start: no "▁" prefix.
+  auto ids = (*t)->Encode("</s>a", false, /*parse_special=*/true);
+  ASSERT_TRUE(ids.ok());
+  EXPECT_THAT(*ids, ElementsAre(2, 7));
+  spec.add_space_prefix = false;
+  t = Tokenizer::Create(spec);
+  ASSERT_TRUE(t.ok());
+  ids = (*t)->Encode("a b", false);
+  ASSERT_TRUE(ids.ok());
+  EXPECT_THAT(*ids, ElementsAre(7, 6, 8));
+  EXPECT_EQ((*t)->Decode(*ids), "a b");  // nothing stripped without a prefix
+}
+
+TEST(SentencePieceTest, MismatchedScoresAreAnError) {
+  TokenizerSpec spec = TinySpec();
+  spec.scores.pop_back();
+  const auto t = Tokenizer::Create(spec);
+  ASSERT_FALSE(t.ok());
+  EXPECT_EQ(t.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(SentencePieceTest, BadModelFileIsAnError) {
+  const std::string dir = ::testing::TempDir() + "/bad_spm";
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir + "/tokenizer.model") << "this is not a protobuf";
+  const auto spec = LoadTokenizerSpecFromDirectory(dir);
+  EXPECT_FALSE(spec.ok());
+  EXPECT_FALSE(LoadTokenizerSpecFromDirectory(dir + "/missing").ok());
+}
+
+// Every truncation of a real tokenizer.model is an error or a smaller valid
+// model, never a crash (our own wire-format reader sees untrusted bytes).
+TEST(SentencePieceTest, TruncatedModelFilesNeverCrash) {
+  std::ifstream in(kDataDir + "/sentencepiece_bpe/tokenizer.model", std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_GT(bytes.size(), 100u);
+  const std::string dir = ::testing::TempDir() + "/truncated_spm";
+  std::filesystem::create_directories(dir);
+  int errors = 0;
+  for (size_t n = 0; n < bytes.size(); n += 7) {
+    std::ofstream(dir + "/tokenizer.model", std::ios::binary | std::ios::trunc)
+        .write(bytes.data(), static_cast<std::streamsize>(n));
+    const auto spec = LoadTokenizerSpecFromDirectory(dir);
+    if (!spec.ok()) ++errors;
+  }
+  EXPECT_GT(errors, 0);
+}
+
+}  // namespace
+}  // namespace cohost::runtime

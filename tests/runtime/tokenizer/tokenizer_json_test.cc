@@ -1,0 +1,121 @@
+// LoadTokenizerSpecFromDirectory on small handwritten Hugging Face tokenizer
+// directories (tests/data/tokenizer_json_*). Expected ids were checked with
+// HF `tokenizers` (Tokenizer.from_file(...).encode) on the same files.
+#include <filesystem>
+#include <fstream>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "runtime/tokenizer/tokenizer.h"
+#include "runtime/tokenizer/tokenizer_json.h"
+
+namespace cohost::runtime {
+namespace {
+
+using ::testing::ElementsAre;
+
+const std::string kDataDir = std::string(COHOST_SOURCE_DIR) + "/tests/data";
+
+std::unique_ptr<Tokenizer> Load(const std::string& dir, TokenizerSpec* spec_out = nullptr) {
+  auto spec = LoadTokenizerSpecFromDirectory(dir);
+  EXPECT_TRUE(spec.ok()) << spec.status();
+  if (!spec.ok()) return nullptr;
+  if (spec_out != nullptr) *spec_out = *spec;
+  auto t = Tokenizer::Create(*spec);
+  EXPECT_TRUE(t.ok()) << t.status();
+  return t.ok() ? *std::move(t) : nullptr;
+}
+
+std::vector<int32_t> Ids(const Tokenizer& t, std::string_view text, bool add_special = false) {
+  auto ids = t.Encode(text, add_special);
+  EXPECT_TRUE(ids.ok()) << ids.status();
+  return ids.ok() ? *ids : std::vector<int32_t>{};
+}
+
+TEST(TokenizerJsonTest, ByteLevelDirectory) {
+  TokenizerSpec spec;
+  auto t = Load(kDataDir + "/tokenizer_json_bytelevel", &spec);
+  ASSERT_NE(t, nullptr);
+  EXPECT_EQ(spec.kind, TokenizerKind::kByteLevelBpe);
+  EXPECT_EQ(spec.pre_tokenizer, "smollm");  // Digits + ByteLevel
+  EXPECT_EQ(spec.tokens.size(), 27u);
+  EXPECT_EQ(spec.merges.size(), 11u);
+  EXPECT_EQ(spec.bos_id, 1);
+  EXPECT_EQ(spec.eos_id, 2);
+  EXPECT_FALSE(spec.add_bos);
+  EXPECT_THAT(spec.extra_eos_ids, ElementsAre(0));  // from generation_config.json
+  EXPECT_THAT(Ids(*t, "hello world\n12"), ElementsAre(16, 21, 22, 11, 12));
+  EXPECT_THAT(Ids(*t, "<|im_start|>hello<|im_end|>"), ElementsAre(1, 16, 2));
+  EXPECT_THAT(Ids(*t, "hello  world"), ElementsAre(16, 7, 21));
+  EXPECT_THAT(Ids(*t, "\xC3\xA9hello"), ElementsAre(26, 16));
+  EXPECT_THAT(Ids(*t, "2hello1"), ElementsAre(12, 16, 11));
+  EXPECT_EQ(t->Decode(Ids(*t, "hello world\n12")), "hello world\n12");
+  EXPECT_TRUE(t->IsEndOfGeneration(0));
+  EXPECT_TRUE(t->IsEndOfGeneration(2));
+  const auto chat = t->ApplyChatTemplate({{"user", "hello"}});
+  ASSERT_TRUE(chat.ok()) << chat.status();
+  EXPECT_EQ(*chat,
+            "<|im_start|>system\nYou are tiny.<|im_end|>\n<|im_start|>user\nhello<|im_end|>\n"
+            "<|im_start|>assistant\n");
+}
+
+TEST(TokenizerJsonTest, SentencePieceConvertedDirectory) {
+  TokenizerSpec spec;
+  auto t = Load(kDataDir + "/tokenizer_json_spm", &spec);
+  ASSERT_NE(t, nullptr);
+  EXPECT_EQ(spec.kind, TokenizerKind::kSentencePiece);
+  EXPECT_TRUE(spec.add_space_prefix);
+  EXPECT_TRUE(spec.add_bos);  // from the TemplateProcessing post-processor
+  EXPECT_EQ(spec.bos_id, 1);
+  EXPECT_EQ(spec.unk_id, 0);
+  EXPECT_THAT(Ids(*t, "abc", true), ElementsAre(1, 10, 12));
+  EXPECT_THAT(Ids(*t, "ab c", true), ElementsAre(1, 13, 6, 9));
+  EXPECT_THAT(Ids(*t, "a\xC3\xA9\n", true), ElementsAre(1, 10, 3, 4, 5));
+  EXPECT_THAT(Ids(*t, "  abc", true), ElementsAre(1, 14, 10, 12));
+  EXPECT_THAT(Ids(*t, "zab", true), ElementsAre(1, 6, 0, 11));
+  EXPECT_EQ(t->Decode(Ids(*t, "a\xC3\xA9\n", true)), "a\xC3\xA9\n");
+  EXPECT_EQ(t->Decode(Ids(*t, "  abc", true)), "  abc");
+}
+
+TEST(TokenizerJsonTest, MalformedInputsAreErrors) {
+  EXPECT_FALSE(ParseTokenizerJson("not json").ok());
+  EXPECT_FALSE(ParseTokenizerJson("[1, 2]").ok());
+  EXPECT_FALSE(ParseTokenizerJson(R"({"model": {"type": "BPE"}})").ok());  // no vocab
+  EXPECT_FALSE(ParseTokenizerJson(R"({"model": {"type": "BPE", "vocab": {"a": "x"}}})").ok());
+  EXPECT_EQ(ParseTokenizerJson(R"({"model": {"type": "WordPiece", "vocab": {}}})").status().code(),
+            absl::StatusCode::kUnimplemented);
+  EXPECT_FALSE(ParseTokenizerJson(
+                   R"({"model": {"type": "BPE", "vocab": {"a": -3}},
+                       "pre_tokenizer": {"type": "ByteLevel"}})")
+                   .ok());
+  // A byte-level pre-tokenizer shape we do not know is refused, not guessed.
+  EXPECT_EQ(ParseTokenizerJson(
+                R"({"model": {"type": "BPE", "vocab": {"a": 0}},
+                    "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+                      {"type": "Split", "pattern": {"Regex": "\\w+"}},
+                      {"type": "ByteLevel", "use_regex": false}]}})")
+                .status()
+                .code(),
+            absl::StatusCode::kUnimplemented);
+  TokenizerSpec spec;
+  spec.tokens = {"a"};
+  EXPECT_FALSE(ApplyTokenizerConfig(R"({"bos_token": "<nope>"})", &spec).ok());
+  EXPECT_FALSE(ApplyTokenizerConfig(R"({"chat_template": 5, "add_bos_token": true})", &spec).ok());
+  EXPECT_TRUE(ApplyGenerationConfig(R"({"eos_token_id": [0, 99, "x"]})", &spec).ok());
+  EXPECT_THAT(spec.extra_eos_ids, ElementsAre(0));
+}
+
+TEST(TokenizerJsonTest, MissingDirectoryIsNotFound) {
+  const auto spec = LoadTokenizerSpecFromDirectory(kDataDir + "/no_such_dir");
+  ASSERT_FALSE(spec.ok());
+  EXPECT_EQ(spec.status().code(), absl::StatusCode::kNotFound);
+  const std::string dir = ::testing::TempDir() + "/bad_tokenizer_json";
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir + "/tokenizer.json") << "{\"model\": ";
+  EXPECT_EQ(LoadTokenizerSpecFromDirectory(dir).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace cohost::runtime

@@ -1,0 +1,75 @@
+// Tiny random-weight model and byte tokenizer for tests.
+
+#include "tests/support/tiny_model.h"
+
+#include <random>
+#include <string>
+
+#include "runtime/tokenizer/unicode.h"
+
+namespace cohost::runtime::testing {
+
+ModelFile MakeTinyModelFile(const TinyModelOptions& options) {
+  ModelFile f;
+  f.path = "tiny";
+  ModelConfig& c = f.config;
+  c.architecture = "llama";
+  c.name = "tiny";
+  c.vocab_size = options.vocab_size;
+  c.hidden_size = 32;
+  c.intermediate_size = 48;
+  c.num_layers = 2;
+  c.num_heads = 4;
+  c.num_kv_heads = 2;
+  c.head_dim = 8;
+  c.max_position_embeddings = options.max_position_embeddings;
+  c.rms_norm_eps = 1e-5f;
+  c.rope_theta = 10000.f;
+  c.tie_word_embeddings = true;
+  std::mt19937 rng(options.seed);
+  auto add = [&](const std::string& name, std::vector<int64_t> shape, float scale) {
+    HostTensor t;
+    t.shape = std::move(shape);
+    t.data.resize(t.numel());
+    std::uniform_real_distribution<float> d(-scale, scale);
+    for (float& x : t.data) x = d(rng);
+    f.tensors[name] = std::move(t);
+  };
+  const int64_t h = c.hidden_size, inter = c.intermediate_size;
+  const int64_t q = c.num_heads * c.head_dim, kv = c.num_kv_heads * c.head_dim;
+  add("token_embd.weight", {c.vocab_size, h}, 1.f);
+  add("output_norm.weight", {h}, 1.f);
+  for (int l = 0; l < c.num_layers; ++l) {
+    const std::string p = "blk." + std::to_string(l) + ".";
+    add(p + "attn_norm.weight", {h}, 1.f);
+    add(p + "ffn_norm.weight", {h}, 1.f);
+    add(p + "attn_q.weight", {q, h}, 0.6f);
+    add(p + "attn_k.weight", {kv, h}, 0.6f);
+    add(p + "attn_v.weight", {kv, h}, 0.3f);
+    add(p + "attn_output.weight", {h, q}, 0.3f);
+    add(p + "ffn_gate.weight", {inter, h}, 0.3f);
+    add(p + "ffn_up.weight", {inter, h}, 0.3f);
+    add(p + "ffn_down.weight", {h, inter}, 0.3f);
+  }
+  return f;
+}
+
+TokenizerSpec MakeByteTokenizerSpec(int32_t vocab_size) {
+  TokenizerSpec s;
+  s.kind = TokenizerKind::kByteLevelBpe;
+  s.pre_tokenizer = "gpt2";
+  for (int b = 0; b < 256; ++b) {
+    s.tokens.push_back(ByteToUnicode(static_cast<uint8_t>(b)));
+    s.token_types.push_back(TokenType::kNormal);
+  }
+  s.tokens.push_back("<eos>");
+  s.token_types.push_back(TokenType::kControl);
+  for (int32_t i = 257; i < vocab_size; ++i) {
+    s.tokens.push_back("<t" + std::to_string(i) + ">");
+    s.token_types.push_back(TokenType::kNormal);
+  }
+  s.eos_id = 256;
+  return s;
+}
+
+}  // namespace cohost::runtime::testing

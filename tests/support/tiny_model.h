@@ -1,0 +1,25 @@
+// Test fixtures: a tiny random-weight Llama model and a byte-level tokenizer
+// that fits its vocabulary, for engine and scheduler tests that need real
+// forward passes without the default model.
+#pragma once
+
+#include <cstdint>
+
+#include "runtime/loader/model_file.h"
+#include "runtime/loader/tokenizer_spec.h"
+
+namespace cohost::runtime::testing {
+
+struct TinyModelOptions {
+  int32_t vocab_size = 272;  // 256 byte tokens, an end token (256) and a few more
+  int32_t max_position_embeddings = 256;
+  uint32_t seed = 7;
+};
+
+ModelFile MakeTinyModelFile(const TinyModelOptions& options = {});
+
+// Byte-level BPE with no merges: token b < 256 is byte b; token 256 is the
+// end-of-sequence control token "<eos>"; the rest are normal tokens "<tN>".
+TokenizerSpec MakeByteTokenizerSpec(int32_t vocab_size = 272);
+
+}  // namespace cohost::runtime::testing

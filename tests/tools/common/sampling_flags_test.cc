@@ -1,0 +1,57 @@
+// Sampling flags map onto SamplingParams; malformed values are errors.
+
+#include "tools/common/sampling_flags.h"
+
+#include "gtest/gtest.h"
+
+namespace cohost::tools {
+namespace {
+
+absl::StatusOr<runtime::SamplingParams> Parse(std::vector<std::string> args) {
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  absl::StatusOr<ParsedArgs> parsed =
+      ParseArgs(SamplingFlagSpecs(), static_cast<int>(argv.size()), argv.data());
+  if (!parsed.ok()) return parsed.status();
+  return SamplingParamsFromArgs(*parsed);
+}
+
+TEST(SamplingFlagsTest, Defaults) {
+  absl::StatusOr<runtime::SamplingParams> p = Parse({});
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->max_tokens, 128);
+  EXPECT_FLOAT_EQ(p->temperature, 0.7f);
+  EXPECT_FALSE(p->seed.has_value());
+}
+
+TEST(SamplingFlagsTest, EveryFlagLandsInItsField) {
+  absl::StatusOr<runtime::SamplingParams> p = Parse(
+      {"--max-tokens", "5", "--temperature", "0", "--top-k", "3", "--top-p", "0.5", "--min-p",
+       "0.1", "--repetition-penalty", "1.2", "--presence-penalty", "0.5", "--frequency-penalty",
+       "-0.5", "--seed", "9", "--stop", "a", "--stop", "b", "--stop-token", "7", "--ignore-eos"});
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->max_tokens, 5);
+  EXPECT_EQ(p->temperature, 0.f);
+  EXPECT_EQ(p->top_k, 3);
+  EXPECT_FLOAT_EQ(p->top_p, 0.5f);
+  EXPECT_FLOAT_EQ(p->min_p, 0.1f);
+  EXPECT_FLOAT_EQ(p->repetition_penalty, 1.2f);
+  EXPECT_FLOAT_EQ(p->presence_penalty, 0.5f);
+  EXPECT_FLOAT_EQ(p->frequency_penalty, -0.5f);
+  EXPECT_EQ(p->seed, 9u);
+  EXPECT_EQ(p->stop_strings, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(p->stop_token_ids, std::vector<int32_t>{7});
+  EXPECT_TRUE(p->ignore_eos);
+}
+
+TEST(SamplingFlagsTest, MalformedValuesAreErrors) {
+  EXPECT_FALSE(Parse({"--max-tokens", "0"}).ok());
+  EXPECT_FALSE(Parse({"--max-tokens", "ten"}).ok());
+  EXPECT_FALSE(Parse({"--temperature", "hot"}).ok());
+  EXPECT_FALSE(Parse({"--top-k", "-1"}).ok());
+  EXPECT_FALSE(Parse({"--seed", "-3"}).ok());
+  EXPECT_FALSE(Parse({"--stop-token", "x"}).ok());
+}
+
+}  // namespace
+}  // namespace cohost::tools

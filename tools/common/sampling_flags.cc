@@ -1,0 +1,69 @@
+// Parses sampling flags into runtime::SamplingParams.
+
+#include "common/status_macros.h"
+#include "tools/common/sampling_flags.h"
+
+#include <limits>
+
+namespace cohost::tools {
+
+std::vector<FlagSpec> SamplingFlagSpecs() {
+  return {
+      {"max-tokens", "N", "tokens to generate at most (default 128)"},
+      {"temperature", "T", "0 = greedy (default 0.7)"},
+      {"top-k", "K", "keep the K most likely tokens; 0 = off (default)"},
+      {"top-p", "P", "nucleus sampling mass in (0, 1] (default 0.95)"},
+      {"min-p", "P", "drop tokens below P x the top probability (default 0)"},
+      {"repetition-penalty", "R", "divide logits of seen tokens by R (default 1)"},
+      {"presence-penalty", "X", "OpenAI presence penalty in [-2, 2] (default 0)"},
+      {"frequency-penalty", "X", "OpenAI frequency penalty in [-2, 2] (default 0)"},
+      {"seed", "S", "random seed; same seed, same output"},
+      {"stop", "TEXT", "stop when this text is generated", /*repeated=*/true},
+      {"stop-token", "ID", "stop when this token id is generated", /*repeated=*/true},
+      {"ignore-eos", "", "keep generating past end-of-sequence tokens"},
+  };
+}
+
+absl::StatusOr<runtime::SamplingParams> SamplingParamsFromArgs(const ParsedArgs& args) {
+  runtime::SamplingParams p;
+  p.max_tokens = 128;
+  p.temperature = 0.7f;
+  p.top_p = 0.95f;
+
+  auto set_float = [&](const char* name, float* out) -> absl::Status {
+    absl::StatusOr<std::optional<double>> v = args.GetDouble(name);
+    if (!v.ok()) return v.status();
+    if (v->has_value()) *out = static_cast<float>(**v);
+    return absl::OkStatus();
+  };
+  for (auto [name, field] : {std::pair{"temperature", &p.temperature}, {"top-p", &p.top_p},
+                             {"min-p", &p.min_p}, {"repetition-penalty", &p.repetition_penalty},
+                             {"presence-penalty", &p.presence_penalty},
+                             {"frequency-penalty", &p.frequency_penalty}}) {
+    RETURN_IF_ERROR(set_float(name, field));
+  }
+  constexpr int64_t kMaxInt = std::numeric_limits<int32_t>::max();
+  absl::StatusOr<std::optional<int64_t>> max_tokens = args.GetInt("max-tokens", 1, kMaxInt);
+  if (!max_tokens.ok()) return max_tokens.status();
+  if (max_tokens->has_value()) p.max_tokens = static_cast<int32_t>(**max_tokens);
+  absl::StatusOr<std::optional<int64_t>> top_k = args.GetInt("top-k", 0, kMaxInt);
+  if (!top_k.ok()) return top_k.status();
+  if (top_k->has_value()) p.top_k = static_cast<int32_t>(**top_k);
+  absl::StatusOr<std::optional<int64_t>> seed =
+      args.GetInt("seed", 0, std::numeric_limits<int64_t>::max());
+  if (!seed.ok()) return seed.status();
+  if (seed->has_value()) p.seed = static_cast<uint64_t>(**seed);
+  for (const std::string& s : args.All("stop")) p.stop_strings.push_back(s);
+  for (const std::string& id : args.All("stop-token")) {
+    char* end = nullptr;
+    const long v = std::strtol(id.c_str(), &end, 10);
+    if (id.empty() || *end != '\0' || v < 0 || v > kMaxInt) {
+      return absl::InvalidArgumentError("--stop-token: expected a token id, got '" + id + "'");
+    }
+    p.stop_token_ids.push_back(static_cast<int32_t>(v));
+  }
+  p.ignore_eos = args.Has("ignore-eos");
+  return p;
+}
+
+}  // namespace cohost::tools

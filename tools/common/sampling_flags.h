@@ -1,0 +1,18 @@
+// The sampling flags shared by `cohost run` and (later) `cohost generate`.
+#pragma once
+
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "runtime/sampling/sampling_params.h"
+#include "tools/common/arg_parser.h"
+
+namespace cohost::tools {
+
+std::vector<FlagSpec> SamplingFlagSpecs();
+
+// Range checks beyond parsing are SamplingParams::Validate's job, done where the
+// vocabulary is known.
+absl::StatusOr<runtime::SamplingParams> SamplingParamsFromArgs(const ParsedArgs& args);
+
+}  // namespace cohost::tools

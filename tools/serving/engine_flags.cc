@@ -1,0 +1,56 @@
+// Parsing of the device and engine flags.
+
+#include "tools/serving/engine_flags.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+
+namespace cohost::tools {
+
+std::vector<FlagSpec> EngineFlagSpecs() {
+  return {
+      {"device", "cpu|cuda", "where to run (default cpu)"},
+      {"threads", "N", "CPU threads (default: all cores)"},
+      {"kv-cache-mb", "MB", "KV cache pool size per model (default 256)"},
+      {"max-batch-tokens", "N", "tokens per engine step, all sequences (default 512)"},
+      {"max-prefill-chunk", "N", "prompt tokens of one sequence per step (default: the above)"},
+      {"max-seqs", "N", "sequences per engine step (default 64)"},
+      {"no-chunked-prefill", "", "admit a prompt only whole, in one step"},
+      {"no-prefix-cache", "", "disable automatic prefix caching"},
+  };
+}
+
+absl::StatusOr<std::unique_ptr<kernels::Backend>> BackendFromArgs(const ParsedArgs& args) {
+  const std::string device = args.Get("device").value_or("cpu");
+  absl::StatusOr<std::optional<int64_t>> threads = args.GetInt("threads", 1, 1024);
+  if (!threads.ok()) return threads.status();
+  if (device == "cpu") return kernels::MakeCpuBackend(static_cast<int>(threads->value_or(0)));
+  if (device == "cuda") return kernels::MakeCudaBackend(0);
+  return absl::InvalidArgumentError(
+      absl::StrCat("--device: expected cpu or cuda, got '", device, "'"));
+}
+
+absl::StatusOr<runtime::EngineConfig> EngineConfigFromArgs(const ParsedArgs& args) {
+  runtime::EngineConfig c;
+  absl::StatusOr<std::optional<int64_t>> mb = args.GetInt("kv-cache-mb", 1, int64_t{1} << 20);
+  if (!mb.ok()) return mb.status();
+  c.kv_cache_bytes = mb->value_or(256) << 20;
+  absl::StatusOr<std::optional<int64_t>> tokens = args.GetInt("max-batch-tokens", 1, 1 << 20);
+  if (!tokens.ok()) return tokens.status();
+  c.scheduler.max_tokens_per_step = static_cast<int32_t>(tokens->value_or(512));
+  absl::StatusOr<std::optional<int64_t>> chunk = args.GetInt("max-prefill-chunk", 1, 1 << 20);
+  if (!chunk.ok()) return chunk.status();
+  c.scheduler.max_prefill_chunk =
+      static_cast<int32_t>(chunk->value_or(c.scheduler.max_tokens_per_step));
+  absl::StatusOr<std::optional<int64_t>> seqs = args.GetInt("max-seqs", 1, 4096);
+  if (!seqs.ok()) return seqs.status();
+  // Every running sequence must be able to decode in each step.
+  c.scheduler.max_num_seqs = static_cast<int32_t>(
+      std::min<int64_t>(seqs->value_or(64), c.scheduler.max_tokens_per_step));
+  c.scheduler.chunked_prefill = !args.Has("no-chunked-prefill");
+  c.enable_prefix_caching = !args.Has("no-prefix-cache");
+  return c;
+}
+
+}  // namespace cohost::tools

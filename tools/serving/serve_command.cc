@@ -1,0 +1,272 @@
+// `cohost serve`: loads models, serves them over gRPC (with health and
+// reflection) and /metrics over HTTP, and drains on SIGTERM/SIGINT. Signals
+// are taken by one thread with sigwait, so no work happens in a signal
+// handler.
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "cohost/kernels/backend.h"
+#include "scheduler/router.h"
+#include "server/metrics.h"
+#include "server/metrics_http.h"
+#include "server/server.h"
+#include "tools/common/arg_parser.h"
+#include "tools/serving/serving_commands.h"
+#include "tools/serving/engine_flags.h"
+#include "tools/common/progress.h"
+
+namespace cohost::tools {
+namespace {
+
+std::vector<FlagSpec> ServeFlagSpecs() {
+  std::vector<FlagSpec> specs = {
+      {"model", "NAME=PATH", "serve the model at PATH (.gguf or HF directory) as NAME (required)",
+       /*repeated=*/true},
+      {"host", "H", "address to listen on (default 0.0.0.0)"},
+      {"port", "P", "gRPC port; 0 picks a free one (default 50051)"},
+      {"metrics-port", "M", "HTTP port for /metrics; 0 picks a free one (default 9090)"},
+      {"max-queued-requests", "N", "per model, requests waiting to be scheduled (default 256)"},
+      {"max-queued-tokens", "N", "per model, prompt tokens waiting to be scheduled (default 1M)"},
+      {"drain-seconds", "S", "on SIGTERM, how long in-flight requests may finish (default 30)"},
+      {"help", "", "show this help"},
+  };
+  for (FlagSpec& s : EngineFlagSpecs()) specs.push_back(std::move(s));
+  return specs;
+}
+
+int Fail(const absl::Status& status) {
+  std::fprintf(stderr, "cohost serve: %s\n", std::string(status.message()).c_str());
+  return 1;
+}
+
+struct ServeConfig {
+  std::vector<std::pair<std::string, std::string>> models;  // name, path
+  runtime::EngineConfig engine;
+  scheduler::AdmissionLimits admission;
+  server::ServerOptions server;
+  int metrics_port = 9090;
+  int64_t drain_seconds = 30;
+};
+
+// Reads an optional integer flag into `out` (unchanged when absent).
+template <typename T>
+absl::Status ReadInt(const ParsedArgs& args, const std::string& name, int64_t lo, int64_t hi,
+                     T& out) {
+  absl::StatusOr<std::optional<int64_t>> v = args.GetInt(name, lo, hi);
+  if (!v.ok()) return v.status();
+  if (v->has_value()) out = static_cast<T>(**v);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ServeConfig> ConfigFromArgs(const ParsedArgs& args) {
+  ServeConfig c;
+  for (const std::string& spec : args.All("model")) {
+    const size_t eq = spec.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--model: expected NAME=PATH, got '", spec, "'"));
+    }
+    c.models.emplace_back(spec.substr(0, eq), spec.substr(eq + 1));
+  }
+  c.server.host = args.Get("host").value_or("0.0.0.0");
+  c.server.port = 50051;
+  for (const absl::Status& s : {
+           ReadInt(args, "port", 0, 65535, c.server.port),
+           ReadInt(args, "metrics-port", 0, 65535, c.metrics_port),
+           ReadInt(args, "max-queued-requests", 1, 1 << 20, c.admission.max_queued_requests),
+           ReadInt(args, "max-queued-tokens", 1, int64_t{1} << 40,
+                   c.admission.max_queued_prompt_tokens),
+           ReadInt(args, "drain-seconds", 0, 24 * 3600, c.drain_seconds),
+       }) {
+    if (!s.ok()) return s;
+  }
+  absl::StatusOr<runtime::EngineConfig> engine = EngineConfigFromArgs(args);
+  if (!engine.ok()) return engine.status();
+  c.engine = *engine;
+  return c;
+}
+
+// The live per-model values /metrics shows, read from the engines at scrape time.
+std::vector<server::ModelGauges> CollectGauges(const scheduler::Router& router) {
+  std::vector<server::ModelGauges> out;
+  for (const scheduler::ModelSummary& m : router.ListModels()) {
+    absl::StatusOr<std::shared_ptr<scheduler::ServedModel>> model = router.Find(m.name);
+    if (!model.ok()) continue;
+    const runtime::EngineStats s = (*model)->engine().Stats();
+    server::ModelGauges g;
+    g.model = m.name;
+    g.running_requests = s.num_running;
+    g.waiting_requests = s.num_waiting;
+    g.kv_blocks_total = s.kv_blocks_total;
+    g.kv_blocks_used = s.kv_blocks_total - s.kv_blocks_free;
+    g.preemptions_total = s.num_preemptions;
+    out.push_back(std::move(g));
+  }
+  return out;
+}
+
+// The thread that takes SIGINT/SIGTERM (sigwait). Threads that libraries
+// start before main (OpenBLAS's pool) do not block the signals; if one of them
+// is picked, a handler that only forwards the signal to the waiter (with
+// pthread_kill, async-signal-safe) stands in for the default "terminate".
+pthread_t g_signal_waiter;
+
+extern "C" void ForwardSignalToWaiter(int sig) { pthread_kill(g_signal_waiter, sig); }
+
+class SignalWaiter {
+ public:
+  static sigset_t Signals() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    return set;
+  }
+  // In the calling thread, inherited by every thread it starts afterwards.
+  static void BlockSignals() {
+    const sigset_t set = Signals();
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  }
+
+  // Call after BlockSignals. on_repeat runs (on the waiter's thread) for
+  // every signal after the first.
+  explicit SignalWaiter(std::function<void()> on_repeat) : on_repeat_(std::move(on_repeat)) {
+    thread_ = std::thread([this] { Loop(); });
+    g_signal_waiter = thread_.native_handle();
+    SetDisposition(ForwardSignalToWaiter);
+  }
+  ~SignalWaiter() {
+    SetDisposition(SIG_IGN);  // shutting down anyway; nothing left to forward to
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+    }
+    pthread_kill(thread_.native_handle(), SIGTERM);  // wakes its sigwait
+    thread_.join();
+  }
+
+  // Blocks until the first signal; returns its number.
+  int Wait() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [this] { return first_signal_ != 0; });
+    return first_signal_;
+  }
+
+ private:
+  static void SetDisposition(void (*handler)(int)) {
+    struct sigaction sa = {};
+    sa.sa_handler = handler;
+    sa.sa_flags = SA_RESTART;
+    sigfillset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, nullptr);
+    sigaction(SIGTERM, &sa, nullptr);
+  }
+
+  void Loop() {
+    const sigset_t set = Signals();
+    for (;;) {
+      int sig = 0;
+      if (sigwait(&set, &sig) != 0) continue;
+      std::unique_lock<std::mutex> lock(mu_);
+      if (stopping_) return;
+      if (first_signal_ == 0) {
+        first_signal_ = sig;
+        cv_.notify_all();
+      } else if (on_repeat_) {
+        lock.unlock();
+        on_repeat_();
+      }
+    }
+  }
+
+  std::function<void()> on_repeat_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int first_signal_ = 0;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+}  // namespace
+
+int ServeCommand(int argc, char** argv) {
+  const std::vector<FlagSpec> specs = ServeFlagSpecs();
+  absl::StatusOr<ParsedArgs> args = ParseArgs(specs, argc, argv);
+  if (!args.ok() || args->Has("help") || !args->Has("model")) {
+    if (!args.ok()) std::fprintf(stderr, "cohost serve: %s\n", args.status().message().data());
+    std::fprintf(stderr,
+                 "usage: cohost serve --model NAME=PATH [--model ...] --port P --metrics-port M "
+                 "[flags]\n\n%s",
+                 FlagsHelp(specs).c_str());
+    return args.ok() && args->Has("help") ? 0 : 2;
+  }
+  absl::StatusOr<ServeConfig> config = ConfigFromArgs(*args);
+  if (!config.ok()) return Fail(config.status());
+
+  // Before the threads we start, so that they all inherit the mask.
+  SignalWaiter::BlockSignals();
+
+  absl::StatusOr<std::unique_ptr<kernels::Backend>> backend = BackendFromArgs(*args);
+  if (!backend.ok()) return Fail(backend.status());
+
+  // Destroyed in reverse order: servers, then the router (stopping engines,
+  // whose sinks still report to metrics), then metrics.
+  server::ServerMetrics metrics;
+  scheduler::Router router(backend->get(), config->engine, config->admission);
+  SignalWaiter signals([&router] {
+    std::fputs("cohost serve: second signal, cancelling all requests\n", stderr);
+    router.AbortAll();
+  });
+
+  for (const auto& [name, path] : config->models) {
+    ProgressBar bar(absl::StrCat("loading ", name, " from ", path));
+    absl::Status s = router.LoadModel(
+        name, path, [&bar](uint64_t done, uint64_t total) { bar.Update(done, total); });
+    bar.Finish();
+    if (!s.ok()) return Fail(s);
+  }
+
+  absl::StatusOr<std::unique_ptr<server::Server>> grpc_server =
+      server::Server::Start(&router, &metrics, config->server);
+  if (!grpc_server.ok()) return Fail(grpc_server.status());
+  absl::StatusOr<std::unique_ptr<server::MetricsHttpServer>> http =
+      server::MetricsHttpServer::Start(
+          config->server.host, config->metrics_port,
+          [&metrics, &router] { return metrics.Render(CollectGauges(router)); },
+          [&router] { return !router.draining(); });
+  if (!http.ok()) return Fail(http.status());
+
+  std::fprintf(stderr, "cohost serve: listening on %s (metrics on :%d)\n",
+               (*grpc_server)->address().c_str(), (*http)->port());
+  std::fflush(stderr);
+
+  const int sig = signals.Wait();
+  std::fprintf(stderr, "cohost serve: %s, draining (up to %llds)\n",
+               sig == SIGINT ? "SIGINT" : "SIGTERM", static_cast<long long>(config->drain_seconds));
+  const int aborted = (*grpc_server)->Drain(std::chrono::seconds(config->drain_seconds));
+  if (aborted > 0) {
+    std::fprintf(stderr, "cohost serve: cancelled %d requests still running at the deadline\n",
+                 aborted);
+  }
+  (*http)->Stop();
+  grpc_server->reset();
+  std::fputs("cohost serve: stopped\n", stderr);
+  return 0;
+}
+
+}  // namespace cohost::tools
