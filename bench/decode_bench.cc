@@ -4,10 +4,10 @@
 #include <cstdio>
 #include <memory>
 
+#include "bench/default_model.h"
 #include "benchmark/benchmark.h"
 #include "runtime/engine/engine.h"
 #include "runtime/model/kv_cache.h"
-#include "bench/default_model.h"
 
 namespace cohost::runtime {
 namespace {
@@ -52,7 +52,9 @@ void BM_Greedy128(benchmark::State& state) {
   request.sampling.ignore_eos = true;
   struct Sink : TokenSink {
     bool OnDelta(const TokenDelta&) override { return true; }
-    void OnFinish(const FinishInfo& info) override { decode_tps = info.timings.decode_tokens_per_second; }
+    void OnFinish(const FinishInfo& info) override {
+      decode_tps = info.timings.decode_tokens_per_second;
+    }
     double decode_tps = 0;
   };
   double decode_tps = 0;

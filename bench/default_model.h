@@ -19,8 +19,8 @@ struct DefaultModel {
 inline DefaultModel* SharedDefaultModel() {
   static DefaultModel* f = [] {
     auto* f = new DefaultModel;
-    absl::StatusOr<runtime::LoadedModel> m = runtime::LoadModel(COHOST_DEFAULT_MODEL,
-                                                                f->backend.get());
+    absl::StatusOr<runtime::LoadedModel> m =
+        runtime::LoadModel(COHOST_DEFAULT_MODEL, f->backend.get());
     if (!m.ok()) {
       std::fprintf(stderr, "%s (run scripts/fetch_model.sh)\n",
                    std::string(m.status().message()).c_str());

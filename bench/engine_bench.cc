@@ -4,13 +4,13 @@
 
 #include <chrono>
 #include <condition_variable>
-#include <mutex>
 #include <cstdio>
 #include <memory>
+#include <mutex>
 
+#include "bench/default_model.h"
 #include "benchmark/benchmark.h"
 #include "runtime/engine/engine.h"
-#include "bench/default_model.h"
 
 namespace cohost::runtime {
 namespace {
@@ -60,11 +60,17 @@ void BM_BatchedDecode(benchmark::State& state) {
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     tokens += static_cast<int64_t>(n) * (kDecode - 1);
   }
-  state.counters["tok/s"] = benchmark::Counter(static_cast<double>(tokens),
-                                               benchmark::Counter::kIsRate);
+  state.counters["tok/s"] =
+      benchmark::Counter(static_cast<double>(tokens), benchmark::Counter::kIsRate);
 }
-BENCHMARK(BM_BatchedDecode)->Arg(1)->Arg(4)->Arg(16)->Arg(64)->UseManualTime()
-    ->Unit(benchmark::kMillisecond)->Iterations(1);
+BENCHMARK(BM_BatchedDecode)
+    ->Arg(1)
+    ->Arg(4)
+    ->Arg(16)
+    ->Arg(64)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(1);
 
 // Prefill of range(0) prompts of 256 tokens, one output token each.
 void BM_Prefill(benchmark::State& state) {
@@ -79,8 +85,8 @@ void BM_Prefill(benchmark::State& state) {
     }
     tokens += static_cast<int64_t>(n) * 256;
   }
-  state.counters["tok/s"] = benchmark::Counter(static_cast<double>(tokens),
-                                               benchmark::Counter::kIsRate);
+  state.counters["tok/s"] =
+      benchmark::Counter(static_cast<double>(tokens), benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_Prefill)->Arg(1)->Arg(8)->Unit(benchmark::kMillisecond)->Iterations(2);
 
@@ -101,7 +107,8 @@ void BM_EngineFirstToken(benchmark::State& state) {
     std::chrono::steady_clock::time_point first;
     bool OnDelta(const TokenDelta&) override {
       std::lock_guard<std::mutex> lock(mu);
-      if (first == std::chrono::steady_clock::time_point()) first = std::chrono::steady_clock::now();
+      if (first == std::chrono::steady_clock::time_point())
+        first = std::chrono::steady_clock::now();
       return true;
     }
     void OnFinish(const FinishInfo&) override {
@@ -121,8 +128,12 @@ void BM_EngineFirstToken(benchmark::State& state) {
   }
 }
 // One submit per repetition; the median is what bench/RESULTS.md compares.
-BENCHMARK(BM_EngineFirstToken)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(1)
-    ->Repetitions(30)->ReportAggregatesOnly(true);
+BENCHMARK(BM_EngineFirstToken)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(1)
+    ->Repetitions(30)
+    ->ReportAggregatesOnly(true);
 
 }  // namespace
 }  // namespace cohost::runtime

@@ -14,10 +14,9 @@
 #define COHOST_STATUS_CONCAT_INNER_(a, b) a##b
 #define COHOST_STATUS_CONCAT_(a, b) COHOST_STATUS_CONCAT_INNER_(a, b)
 
-#define RETURN_IF_ERROR(expr)                                     \
-  do {                                                            \
-    if (absl::Status cohost_status_ = (expr); !cohost_status_.ok()) \
-      return cohost_status_;                                      \
+#define RETURN_IF_ERROR(expr)                                                              \
+  do {                                                                                     \
+    if (absl::Status cohost_status_ = (expr); !cohost_status_.ok()) return cohost_status_; \
   } while (0)
 
 // Not wrapped in do/while: `lhs` may declare a variable the caller goes on using.

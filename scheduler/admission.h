@@ -69,9 +69,9 @@ class Admission {
   const std::string model_name_;
   const AdmissionLimits limits_;
   mutable std::mutex mu_;
-  int32_t queued_requests_ = 0;                          // guarded by mu_
-  int64_t queued_prompt_tokens_ = 0;                     // guarded by mu_
-  int32_t in_flight_ = 0;                                // guarded by mu_
+  int32_t queued_requests_ = 0;                            // guarded by mu_
+  int64_t queued_prompt_tokens_ = 0;                       // guarded by mu_
+  int32_t in_flight_ = 0;                                  // guarded by mu_
   absl::flat_hash_set<runtime::RequestId> in_flight_ids_;  // guarded by mu_
 };
 

@@ -4,7 +4,6 @@
 // until it finishes; an AdmissionSink wrapped around the caller's sink keeps
 // those counters honest on the engine thread.
 
-#include "common/status_macros.h"
 #include "scheduler/router.h"
 
 #include <utility>

@@ -15,10 +15,10 @@
 
 #include "absl/status/statusor.h"
 #include "cohost/kernels/backend.h"
+#include "runtime/batching/request.h"
 #include "runtime/engine/engine.h"
 #include "runtime/engine/loaded_model.h"
 #include "scheduler/admission.h"
-#include "runtime/batching/request.h"
 
 namespace cohost::scheduler {
 

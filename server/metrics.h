@@ -21,7 +21,7 @@ struct ModelGauges {
   int64_t running_requests = 0;
   int64_t waiting_requests = 0;
   int64_t kv_blocks_total = 0;
-  int64_t kv_blocks_used = 0;  // refcount > 0
+  int64_t kv_blocks_used = 0;     // refcount > 0
   int64_t preemptions_total = 0;  // engine counter, exported as a counter
 };
 

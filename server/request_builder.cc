@@ -1,6 +1,5 @@
 // Validation and tokenization of API requests.
 
-#include "common/status_macros.h"
 #include "server/request_builder.h"
 
 #include <algorithm>

@@ -18,8 +18,8 @@ namespace cohost::server {
 // input, an empty chat or a message without a role, invalid UTF-8, and
 // max_tokens 0. FAILED_PRECONDITION when chat input meets a model without a
 // usable chat template.
-absl::StatusOr<runtime::GenerateRequest> BuildGenerateRequest(
-    const v1::GenerateRequest& request, const runtime::Tokenizer& tokenizer,
-    const runtime::RequestLimits& limits);
+absl::StatusOr<runtime::GenerateRequest> BuildGenerateRequest(const v1::GenerateRequest& request,
+                                                              const runtime::Tokenizer& tokenizer,
+                                                              const runtime::RequestLimits& limits);
 
 }  // namespace cohost::server

@@ -57,8 +57,8 @@ class CpuBackend final : public Backend {
     }
     // OpenBLAS's kernel choice decides GEMM speed; a generic one (e.g.
     // "Prescott" on a CPU it does not recognise) is worth seeing in logs.
-    caps.device_name =
-        absl::StrCat("cpu (", pool_.num_threads(), " threads, OpenBLAS ", openblas_get_corename(), ")");
+    caps.device_name = absl::StrCat("cpu (", pool_.num_threads(), " threads, OpenBLAS ",
+                                    openblas_get_corename(), ")");
     return caps;
   }
 

@@ -34,8 +34,7 @@ void RopeWriteKv(float* q,        // [num_tokens, num_heads, head_dim]
                  float* k,        // [num_tokens, num_kv_heads, head_dim]
                  const float* v,  // [num_tokens, num_kv_heads, head_dim]
                  const int32_t* positions, const int32_t* slot_mapping, int32_t num_tokens,
-                 int32_t num_heads, const float* inv_freq, int32_t rotary_dim,
-                 const PagedKv& kv);
+                 int32_t num_heads, const float* inv_freq, int32_t rotary_dim, const PagedKv& kv);
 
 void PagedAttention(const float* q /*[num_tokens, num_heads, head_dim]*/, const BatchLayout& batch,
                     const PagedKv& kv, int32_t num_heads, float scale,

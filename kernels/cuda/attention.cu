@@ -66,17 +66,19 @@ __device__ void ZeroPaddingTokens(const AttnParams& p, int kv_head) {
     if (t >= lo && t < hi) continue;
     uint4* row = reinterpret_cast<uint4*>(
         p.out + (static_cast<int64_t>(t) * p.num_heads + kv_head * group) * kHeadDim);
-    for (int i = threadIdx.x; i < group * kHeadDim / 8; i += blockDim.x) row[i] = make_uint4(0, 0, 0, 0);
+    for (int i = threadIdx.x; i < group * kHeadDim / 8; i += blockDim.x)
+      row[i] = make_uint4(0, 0, 0, 0);
   }
 }
 
 // Grid: (query tiles, num_kv_heads, num_seqs + 1); block: kThreads.
 template <int kHeadDim>
-__global__ __launch_bounds__(kThreads) void PagedAttentionKernel(const __grid_constant__ AttnParams p) {
-  constexpr int kChunks = kHeadDim / 8;   // 16-byte chunks per head row
-  constexpr int kStride = kHeadDim + 8;   // shared row pitch: 16-byte reads by 8 lanes hit 32 banks
-  constexpr int kPairs = kHeadDim / 64;   // bf16 pairs per lane in the output row
-  constexpr int kDims = 2 * kPairs;       // output dims per lane
+__global__ __launch_bounds__(kThreads) void PagedAttentionKernel(
+    const __grid_constant__ AttnParams p) {
+  constexpr int kChunks = kHeadDim / 8;  // 16-byte chunks per head row
+  constexpr int kStride = kHeadDim + 8;  // shared row pitch: 16-byte reads by 8 lanes hit 32 banks
+  constexpr int kPairs = kHeadDim / 64;  // bf16 pairs per lane in the output row
+  constexpr int kDims = 2 * kPairs;      // output dims per lane
 
   __shared__ __align__(16) bf16 q_s[kRows * kStride];     // [kRows, kStride]
   __shared__ __align__(16) bf16 k_s[kKeyTile * kStride];  // [kKeyTile, kStride]
@@ -201,7 +203,8 @@ __global__ __launch_bounds__(kThreads) void PagedAttentionKernel(const __grid_co
         reinterpret_cast<__nv_bfloat162*>(p.out + (token * p.num_heads + head) * kHeadDim);
 #pragma unroll
     for (int pp = 0; pp < kPairs; ++pp) {
-      orow[32 * pp + lane] = __floats2bfloat162_rn(acc[s][2 * pp] * inv_l, acc[s][2 * pp + 1] * inv_l);
+      orow[32 * pp + lane] =
+          __floats2bfloat162_rn(acc[s][2 * pp] * inv_l, acc[s][2 * pp + 1] * inv_l);
     }
   }
 }
@@ -212,22 +215,25 @@ absl::Status LaunchPagedAttention(const bf16* q, const BatchLayout& batch, const
                                   int32_t num_heads, float scale, bf16* out, cudaStream_t stream) {
   if (batch.num_tokens < 0 || batch.num_seqs < 0 || num_heads <= 0 || kv.num_kv_heads <= 0 ||
       num_heads % kv.num_kv_heads != 0 || kv.block_size <= 0 || batch.max_blocks_per_seq < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "PagedAttention: bad shape: num_tokens=", batch.num_tokens, " num_seqs=", batch.num_seqs,
-        " num_heads=", num_heads, " num_kv_heads=", kv.num_kv_heads, " block_size=", kv.block_size));
+    return absl::InvalidArgumentError(
+        absl::StrCat("PagedAttention: bad shape: num_tokens=", batch.num_tokens,
+                     " num_seqs=", batch.num_seqs, " num_heads=", num_heads,
+                     " num_kv_heads=", kv.num_kv_heads, " block_size=", kv.block_size));
   }
   if (batch.num_tokens == 0) return absl::OkStatus();
   if (batch.num_seqs >= 65535 || kv.num_kv_heads > 65535) {
-    return absl::UnimplementedError(absl::StrCat("PagedAttention: grid too large: num_seqs=",
-                                                 batch.num_seqs, " num_kv_heads=", kv.num_kv_heads));
+    return absl::UnimplementedError(
+        absl::StrCat("PagedAttention: grid too large: num_seqs=", batch.num_seqs,
+                     " num_kv_heads=", kv.num_kv_heads));
   }
   if (!IsAligned16(q) || !IsAligned16(out) || !IsAligned16(kv.k) || !IsAligned16(kv.v)) {
-    return absl::InvalidArgumentError("PagedAttention: q, out and the KV pages must be 16-byte aligned");
+    return absl::InvalidArgumentError(
+        "PagedAttention: q, out and the KV pages must be 16-byte aligned");
   }
   const int32_t group = num_heads / kv.num_kv_heads;
   // max_query_len is a hint; 0 means unknown, and num_tokens always bounds it.
-  const int32_t max_q = batch.max_query_len > 0 ? std::min(batch.max_query_len, batch.num_tokens)
-                                                : batch.num_tokens;
+  const int32_t max_q =
+      batch.max_query_len > 0 ? std::min(batch.max_query_len, batch.num_tokens) : batch.num_tokens;
   AttnParams params{q,
                     static_cast<const bf16*>(kv.k),
                     static_cast<const bf16*>(kv.v),

@@ -9,10 +9,10 @@
 #include <string>
 #include <vector>
 
-#include "common/status_macros.h"
 #include "absl/strings/str_cat.h"
 #include "cohost/kernels/backend.h"
 #include "cohost/kernels/dtype.h"
+#include "common/status_macros.h"
 #include "cuda_common.cuh"
 #include "cuda_ops.cuh"
 
@@ -65,8 +65,8 @@ class CudaBackend final : public Backend {
     // Sizes past the device's memory never reach the driver, which may call
     // them invalid values rather than out of memory.
     if (bytes > total_memory_) {
-      return absl::ResourceExhaustedError(
-          absl::StrCat("cudaMallocAsync(", bytes, " bytes): more than the device's ", total_memory_));
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "cudaMallocAsync(", bytes, " bytes): more than the device's ", total_memory_));
     }
     void* ptr = nullptr;
     cudaError_t err = cudaMallocAsync(&ptr, std::max<size_t>(bytes, 1), stream_);
@@ -94,7 +94,8 @@ class CudaBackend final : public Backend {
   absl::Status CopyToHost(void* dst, const void* src, size_t bytes) override {
     RETURN_IF_ERROR(Enter());
     if (bytes > 0) {
-      Record(CudaStatus(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, stream_), "CopyToHost"));
+      Record(
+          CudaStatus(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, stream_), "CopyToHost"));
     }
     return Synchronize();
   }
@@ -106,9 +107,9 @@ class CudaBackend final : public Backend {
     for (size_t i = 0; i < n; ++i) staging[i] = F32ToBf16(src[i]);
     // Synchronous so the staging vector outlives the transfer whatever the
     // driver's staging policy; uploads are weights and tests, not the hot path.
-    Record(CudaStatus(cudaMemcpyAsync(dst, staging.data(), n * sizeof(uint16_t),
-                                      cudaMemcpyHostToDevice, stream_),
-                      "UploadF32"));
+    Record(CudaStatus(
+        cudaMemcpyAsync(dst, staging.data(), n * sizeof(uint16_t), cudaMemcpyHostToDevice, stream_),
+        "UploadF32"));
     return Synchronize();
   }
 
@@ -116,9 +117,9 @@ class CudaBackend final : public Backend {
     RETURN_IF_ERROR(Enter());
     if (n == 0) return absl::OkStatus();
     std::vector<uint16_t> staging(n);
-    Record(CudaStatus(cudaMemcpyAsync(staging.data(), src, n * sizeof(uint16_t),
-                                      cudaMemcpyDeviceToHost, stream_),
-                      "DownloadF32"));
+    Record(CudaStatus(
+        cudaMemcpyAsync(staging.data(), src, n * sizeof(uint16_t), cudaMemcpyDeviceToHost, stream_),
+        "DownloadF32"));
     RETURN_IF_ERROR(Synchronize());
     for (size_t i = 0; i < n; ++i) dst[i] = Bf16ToF32(staging[i]);
     return absl::OkStatus();
@@ -170,7 +171,8 @@ class CudaBackend final : public Backend {
     // TODO(perf): fold the bias into a cuBLASLt epilogue (CUBLASLT_EPILOGUE_BIAS)
     // instead of a second pass over c; only biased models (Qwen2 qkv) pay it.
     if (bias != nullptr) {
-      Record(cuda::LaunchAddBias(static_cast<bf16*>(c), static_cast<const bf16*>(bias), m, n, stream_));
+      Record(cuda::LaunchAddBias(static_cast<bf16*>(c), static_cast<const bf16*>(bias), m, n,
+                                 stream_));
     }
   }
 
@@ -235,8 +237,8 @@ absl::StatusOr<std::unique_ptr<Backend>> MakeCudaBackend(int device_index) {
   cudaError_t err = cudaGetDeviceCount(&count);
   if (err != cudaSuccess) {
     cudaGetLastError();
-    return absl::UnavailableError(
-        absl::StrCat("cudaGetDeviceCount: ", cudaGetErrorName(err), " (", cudaGetErrorString(err), ")"));
+    return absl::UnavailableError(absl::StrCat("cudaGetDeviceCount: ", cudaGetErrorName(err), " (",
+                                               cudaGetErrorString(err), ")"));
   }
   if (count == 0) return absl::UnavailableError("no CUDA device present");
   if (device_index < 0 || device_index >= count) {
@@ -245,13 +247,14 @@ absl::StatusOr<std::unique_ptr<Backend>> MakeCudaBackend(int device_index) {
   }
   RETURN_IF_ERROR(CudaStatus(cudaSetDevice(device_index), "cudaSetDevice"));
   cudaDeviceProp prop{};
-  if (absl::Status s = CudaStatus(cudaGetDeviceProperties(&prop, device_index), "cudaGetDeviceProperties");
+  if (absl::Status s =
+          CudaStatus(cudaGetDeviceProperties(&prop, device_index), "cudaGetDeviceProperties");
       !s.ok()) {
     return s;
   }
   cudaStream_t stream = nullptr;
-  if (absl::Status s = CudaStatus(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking),
-                                  "cudaStreamCreate");
+  if (absl::Status s =
+          CudaStatus(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate");
       !s.ok()) {
     return s;
   }

@@ -19,15 +19,16 @@ using bf16 = __nv_bfloat16;
 // other CUDA failure is INTERNAL, naming the call that failed.
 inline absl::Status CudaStatus(cudaError_t err, const char* what) {
   if (err == cudaSuccess) return absl::OkStatus();
-  std::string msg = absl::StrCat(what, ": ", cudaGetErrorName(err), " (", cudaGetErrorString(err), ")");
+  std::string msg =
+      absl::StrCat(what, ": ", cudaGetErrorName(err), " (", cudaGetErrorString(err), ")");
   if (err == cudaErrorMemoryAllocation) return absl::ResourceExhaustedError(msg);
   return absl::InternalError(msg);
 }
 
 inline absl::Status CublasStatus(cublasStatus_t err, const char* what) {
   if (err == CUBLAS_STATUS_SUCCESS) return absl::OkStatus();
-  return absl::InternalError(absl::StrCat(what, ": ", cublasGetStatusName(err), " (",
-                                          cublasGetStatusString(err), ")"));
+  return absl::InternalError(
+      absl::StrCat(what, ": ", cublasGetStatusName(err), " (", cublasGetStatusString(err), ")"));
 }
 
 // Call after every kernel launch: configuration errors surface here, at once.

@@ -42,8 +42,8 @@ absl::Status LaunchRopeWriteKv(bf16* q /*[num_tokens, num_heads, head_dim]*/,
                                bf16* k /*[num_tokens, num_kv_heads, head_dim]*/,
                                const bf16* v /*[num_tokens, num_kv_heads, head_dim]*/,
                                const BatchLayout& batch, int32_t num_heads,
-                               const float* inv_freq /*[rotary_dim / 2], fp32*/,
-                               int32_t rotary_dim, const PagedKv& kv, cudaStream_t stream);
+                               const float* inv_freq /*[rotary_dim / 2], fp32*/, int32_t rotary_dim,
+                               const PagedKv& kv, cudaStream_t stream);
 
 // Causal paged attention over a varlen batch (decode and prefill chunks).
 absl::Status LaunchPagedAttention(const bf16* q /*[num_tokens, num_heads, head_dim]*/,

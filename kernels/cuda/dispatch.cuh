@@ -19,8 +19,8 @@ absl::Status DispatchHeadDim(int head_dim, const char* op, F&& f) {
     case 128:
       return f(std::integral_constant<int, 128>{});
     default:
-      return absl::UnimplementedError(
-          absl::StrCat(op, ": head_dim ", head_dim, " is not supported on CUDA (supported: 64, 128)"));
+      return absl::UnimplementedError(absl::StrCat(
+          op, ": head_dim ", head_dim, " is not supported on CUDA (supported: 64, 128)"));
   }
 }
 

@@ -95,7 +95,8 @@ __global__ void RmsNormKernel(const bf16* x /*[n, hidden]*/, bf16* residual /*[n
     }
   } else {
     for (int i = threadIdx.x; i < hidden; i += blockDim.x) {
-      orow[i] = __float2bfloat16_rn(__bfloat162float(vr[i]) * inv_rms * __bfloat162float(weight[i]));
+      orow[i] =
+          __float2bfloat16_rn(__bfloat162float(vr[i]) * inv_rms * __bfloat162float(weight[i]));
     }
   }
 }
@@ -115,13 +116,15 @@ __global__ void AddKernel(bf16* __restrict__ x /*[n]*/, const bf16* __restrict__
       reinterpret_cast<uint4*>(x)[i] = Pack8(a);
     }
   } else {
-    for (; i < n; i += stride) x[i] = __float2bfloat16_rn(__bfloat162float(x[i]) + __bfloat162float(y[i]));
+    for (; i < n; i += stride)
+      x[i] = __float2bfloat16_rn(__bfloat162float(x[i]) + __bfloat162float(y[i]));
   }
 }
 
 template <bool kVec>
-__global__ void AddBiasKernel(bf16* __restrict__ c /*[m, n]*/, const bf16* __restrict__ bias /*[n]*/,
-                              int64_t total /*m * n*/, int32_t n) {
+__global__ void AddBiasKernel(bf16* __restrict__ c /*[m, n]*/,
+                              const bf16* __restrict__ bias /*[n]*/, int64_t total /*m * n*/,
+                              int32_t n) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if constexpr (kVec) {
@@ -165,7 +168,8 @@ __global__ void SiluMulKernel(const bf16* __restrict__ gate_up /*[n, 2 * inter]*
     for (; i < total; i += stride) {
       const int64_t row = i / inter, col = i % inter;
       const bf16* g = gate_up + row * 2 * inter;
-      out[i] = __float2bfloat16_rn(Silu(__bfloat162float(g[col])) * __bfloat162float(g[inter + col]));
+      out[i] =
+          __float2bfloat16_rn(Silu(__bfloat162float(g[col])) * __bfloat162float(g[inter + col]));
     }
   }
 }
@@ -173,7 +177,8 @@ __global__ void SiluMulKernel(const bf16* __restrict__ gate_up /*[n, 2 * inter]*
 // Grid for a grid-stride elementwise kernel over `units` work items.
 constexpr int kEltThreads = 256;
 unsigned EltBlocks(int64_t units) {
-  return static_cast<unsigned>(std::clamp<int64_t>((units + kEltThreads - 1) / kEltThreads, 1, 65536));
+  return static_cast<unsigned>(
+      std::clamp<int64_t>((units + kEltThreads - 1) / kEltThreads, 1, 65536));
 }
 
 // Threads for a row kernel touching `units` accesses per row: whole warps, <= 1024.
@@ -230,7 +235,8 @@ absl::Status LaunchAdd(bf16* x, const bf16* y, int64_t n, cudaStream_t stream) {
 }
 
 absl::Status LaunchAddBias(bf16* c, const bf16* bias, int32_t m, int32_t n, cudaStream_t stream) {
-  if (m < 0 || n < 0) return absl::InvalidArgumentError(absl::StrCat("AddBias: bad shape ", m, "x", n));
+  if (m < 0 || n < 0)
+    return absl::InvalidArgumentError(absl::StrCat("AddBias: bad shape ", m, "x", n));
   const int64_t total = static_cast<int64_t>(m) * n;
   if (total == 0) return absl::OkStatus();
   if (n % 8 == 0 && IsAligned16(c) && IsAligned16(bias)) {
@@ -249,7 +255,8 @@ absl::Status LaunchSiluMul(const bf16* gate_up, int32_t n, int32_t inter, bf16* 
   const int64_t total = static_cast<int64_t>(n) * inter;
   if (total == 0) return absl::OkStatus();
   if (inter % 8 == 0 && IsAligned16(gate_up) && IsAligned16(out)) {
-    SiluMulKernel<true><<<EltBlocks(total / 8), kEltThreads, 0, stream>>>(gate_up, total, inter, out);
+    SiluMulKernel<true>
+        <<<EltBlocks(total / 8), kEltThreads, 0, stream>>>(gate_up, total, inter, out);
   } else {
     SiluMulKernel<false><<<EltBlocks(total), kEltThreads, 0, stream>>>(gate_up, total, inter, out);
   }

@@ -10,16 +10,16 @@ namespace {
 
 constexpr int kRopeThreads = 128;
 
-__global__ void RopeWriteKvKernel(bf16* __restrict__ q /*[num_tokens, num_heads, head_dim]*/,
-                                  bf16* __restrict__ k /*[num_tokens, num_kv_heads, head_dim]*/,
-                                  const bf16* __restrict__ v /*[num_tokens, num_kv_heads, head_dim]*/,
-                                  const int32_t* __restrict__ positions /*[num_tokens]*/,
-                                  const int32_t* __restrict__ slot_mapping /*[num_tokens]*/,
-                                  const float* __restrict__ inv_freq /*[rotary_dim / 2]*/,
-                                  int32_t num_heads, int32_t num_kv_heads, int32_t head_dim,
-                                  int32_t rotary_dim,
-                                  bf16* __restrict__ k_cache /*[num_blocks, block_size, num_kv_heads, head_dim]*/,
-                                  bf16* __restrict__ v_cache /*[num_blocks, block_size, num_kv_heads, head_dim]*/) {
+__global__ void RopeWriteKvKernel(
+    bf16* __restrict__ q /*[num_tokens, num_heads, head_dim]*/,
+    bf16* __restrict__ k /*[num_tokens, num_kv_heads, head_dim]*/,
+    const bf16* __restrict__ v /*[num_tokens, num_kv_heads, head_dim]*/,
+    const int32_t* __restrict__ positions /*[num_tokens]*/,
+    const int32_t* __restrict__ slot_mapping /*[num_tokens]*/,
+    const float* __restrict__ inv_freq /*[rotary_dim / 2]*/, int32_t num_heads,
+    int32_t num_kv_heads, int32_t head_dim, int32_t rotary_dim,
+    bf16* __restrict__ k_cache /*[num_blocks, block_size, num_kv_heads, head_dim]*/,
+    bf16* __restrict__ v_cache /*[num_blocks, block_size, num_kv_heads, head_dim]*/) {
   extern __shared__ float trig[];  // [2, rotary_dim / 2]: cos then sin
   const int64_t t = blockIdx.x;
   const int half = rotary_dim / 2;

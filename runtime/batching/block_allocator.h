@@ -21,12 +21,12 @@ using BlockHash = uint64_t;
 inline constexpr BlockId kNullBlock = 0;  // never handed out; pads block tables
 
 struct BlockAllocatorStats {
-  int32_t num_blocks = 0;         // usable blocks (the null block excluded)
-  int32_t num_free = 0;           // refcount 0: truly free plus evictable cached
-  int32_t num_cached_free = 0;    // refcount 0 but still holding a reusable prefix
-  int64_t prefix_queries = 0;     // full blocks looked up in the prefix cache
-  int64_t prefix_hits = 0;        // of those, found
-  int64_t evictions = 0;          // cached blocks reused for new content
+  int32_t num_blocks = 0;       // usable blocks (the null block excluded)
+  int32_t num_free = 0;         // refcount 0: truly free plus evictable cached
+  int32_t num_cached_free = 0;  // refcount 0 but still holding a reusable prefix
+  int64_t prefix_queries = 0;   // full blocks looked up in the prefix cache
+  int64_t prefix_hits = 0;      // of those, found
+  int64_t evictions = 0;        // cached blocks reused for new content
 };
 
 class BlockAllocator {

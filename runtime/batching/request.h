@@ -29,7 +29,7 @@ std::string_view FinishReasonName(FinishReason r);
 struct GenerateRequest {
   std::vector<int32_t> prompt_ids;
   SamplingParams sampling;
-  std::string tenant;  // salts the prefix cache: tenants never share cached blocks
+  std::string tenant;       // salts the prefix cache: tenants never share cached blocks
   std::string external_id;  // the caller's id, for logs
   // Past it, the request ends with FinishReason::kError and DEADLINE_EXCEEDED,
   // whether queued or running (checked at every step boundary).
@@ -44,10 +44,10 @@ struct TokenDelta {
 };
 
 struct RequestTimings {
-  double queue_ms = 0;          // submit -> first scheduled
-  double ttft_ms = 0;           // submit -> first token sampled
+  double queue_ms = 0;                  // submit -> first scheduled
+  double ttft_ms = 0;                   // submit -> first token sampled
   double decode_tokens_per_second = 0;  // tokens after the first over their time
-  double e2e_ms = 0;            // submit -> finish
+  double e2e_ms = 0;                    // submit -> finish
 };
 
 struct FinishInfo {

@@ -37,8 +37,8 @@ absl::Status ValidateRequest(const GenerateRequest& request, const RequestLimits
   }
   if (limits.kv_capacity_tokens > 0 && need > limits.kv_capacity_tokens) {
     return absl::InvalidArgumentError(absl::StrFormat(
-        "prompt (%d tokens) plus max_tokens (%d) can never fit in the KV pool of %d tokens",
-        prompt, max_tokens, limits.kv_capacity_tokens));
+        "prompt (%d tokens) plus max_tokens (%d) can never fit in the KV pool of %d tokens", prompt,
+        max_tokens, limits.kv_capacity_tokens));
   }
   return absl::OkStatus();
 }

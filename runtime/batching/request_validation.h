@@ -18,9 +18,9 @@ inline constexpr int32_t kDefaultMaxTokens = 256;
 
 // What one engine can take. Engine::request_limits() fills every field.
 struct RequestLimits {
-  int32_t vocab_size = 0;           // prompt and stop ids in [0, vocab_size)
-  int32_t context_length = 0;       // prompt + max_tokens <= context_length
-  int64_t kv_capacity_tokens = 0;   // prompt + max_tokens <= the whole KV pool; 0: not checked
+  int32_t vocab_size = 0;            // prompt and stop ids in [0, vocab_size)
+  int32_t context_length = 0;        // prompt + max_tokens <= context_length
+  int64_t kv_capacity_tokens = 0;    // prompt + max_tokens <= the whole KV pool; 0: not checked
   int32_t max_unchunked_tokens = 0;  // > 0 when prefill is not chunked: a (re)started
                                      // sequence's prompt + max_tokens - 1 must fit one step
 };

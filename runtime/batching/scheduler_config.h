@@ -7,10 +7,10 @@
 namespace cohost::runtime {
 
 struct SchedulerConfig {
-  int32_t max_num_seqs = 64;           // sequences per step
-  int32_t max_tokens_per_step = 512;   // new tokens per step, all sequences together
-  bool chunked_prefill = true;         // false: a prompt is admitted only whole
-  int32_t max_prefill_chunk = 512;     // cap of one sequence's tokens in one step
+  int32_t max_num_seqs = 64;          // sequences per step
+  int32_t max_tokens_per_step = 512;  // new tokens per step, all sequences together
+  bool chunked_prefill = true;        // false: a prompt is admitted only whole
+  int32_t max_prefill_chunk = 512;    // cap of one sequence's tokens in one step
 };
 
 }  // namespace cohost::runtime

@@ -14,13 +14,13 @@ enum class SeqStatus : uint8_t { kWaiting, kRunning, kFinished };
 
 struct Sequence {
   RequestId id = 0;
-  std::vector<int32_t> tokens;   // prompt, then generated tokens
+  std::vector<int32_t> tokens;  // prompt, then generated tokens
   int32_t num_prompt_tokens = 0;
-  int32_t max_tokens = 0;        // generated tokens at most
-  uint64_t cache_salt = 0;       // tenant salt for prefix hashes
+  int32_t max_tokens = 0;   // generated tokens at most
+  uint64_t cache_salt = 0;  // tenant salt for prefix hashes
 
   SeqStatus status = SeqStatus::kWaiting;
-  int32_t num_computed_tokens = 0;  // tokens whose K/V are in the cache
+  int32_t num_computed_tokens = 0;       // tokens whose K/V are in the cache
   int32_t num_cached_prompt_tokens = 0;  // of the prompt, served from the prefix cache
   std::vector<BlockId> block_table;
   // Hashes of the full blocks of `tokens` computed so far (a prefix of

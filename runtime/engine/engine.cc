@@ -2,7 +2,6 @@
 // flattened batch, sample, stream, retire. All sequence state lives here and is
 // touched only by the thread that calls Step().
 
-#include "common/status_macros.h"
 #include "runtime/engine/engine.h"
 
 #include <algorithm>
@@ -74,16 +73,16 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(Model* model, const Token
         config.kv_cache_bytes, num_blocks, per_block));
   }
   if (num_blocks > (int64_t{1} << 30) / config.block_size) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "the KV pool of %d blocks of %d tokens is more than 2^30 tokens", num_blocks,
-        config.block_size));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("the KV pool of %d blocks of %d tokens is more than 2^30 tokens",
+                        num_blocks, config.block_size));
   }
   std::unique_ptr<Engine> engine(new Engine(model, tokenizer, config));
-  engine->impl_ = std::make_unique<Impl>(static_cast<int32_t>(num_blocks), config.block_size,
-                                         config);
-  ASSIGN_OR_RETURN(engine->impl_->kv_cache,
-                   KvCache::Create(model->backend(), mc, static_cast<int32_t>(num_blocks),
-                                   config.block_size));
+  engine->impl_ =
+      std::make_unique<Impl>(static_cast<int32_t>(num_blocks), config.block_size, config);
+  ASSIGN_OR_RETURN(
+      engine->impl_->kv_cache,
+      KvCache::Create(model->backend(), mc, static_cast<int32_t>(num_blocks), config.block_size));
   RequestLimits& limits = engine->limits_;
   limits.vocab_size = mc.vocab_size;
   limits.context_length = mc.max_position_embeddings;
@@ -100,8 +99,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(Model* model, const Token
 
 const ModelConfig& Engine::model_config() const { return model_->config(); }
 
-absl::StatusOr<RequestId> Engine::Submit(GenerateRequest request,
-                                         std::shared_ptr<TokenSink> sink) {
+absl::StatusOr<RequestId> Engine::Submit(GenerateRequest request, std::shared_ptr<TokenSink> sink) {
   if (sink == nullptr) return absl::InvalidArgumentError("no output sink");
   RETURN_IF_ERROR(ValidateRequest(request, limits_));
   const Clock::time_point now = Now();
@@ -110,8 +108,8 @@ absl::StatusOr<RequestId> Engine::Submit(GenerateRequest request,
   }
   std::lock_guard<std::mutex> lock(impl_->mu);
   const RequestId id = impl_->next_id++;
-  impl_->inbox.push_back(std::make_unique<LiveRequest>(
-      id, std::move(request), std::move(sink), *tokenizer_, impl_->seed_source(), now));
+  impl_->inbox.push_back(std::make_unique<LiveRequest>(id, std::move(request), std::move(sink),
+                                                       *tokenizer_, impl_->seed_source(), now));
   impl_->wake.notify_one();
   return id;
 }

@@ -4,11 +4,11 @@
 #include <limits>
 #include <numbers>
 
-#include "common/status_macros.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "common/status_macros.h"
 #include "runtime/loader/dequant.h"
 #include "runtime/loader/gguf_reader.h"
 #include "runtime/loader/model_loading.h"
@@ -144,7 +144,7 @@ absl::StatusOr<ModelConfig> ConfigFromGguf(const GgufFile& f) {
   }
   if (c.vocab_size == 0) {
     ASSIGN_OR_RETURN(auto tokens,
-                            f.GetArray("tokenizer.ggml.tokens", GgufFile::ArrayKind::kString));
+                     f.GetArray("tokenizer.ggml.tokens", GgufFile::ArrayKind::kString));
     if (tokens != nullptr && tokens->size() <= std::numeric_limits<int32_t>::max()) {
       c.vocab_size = static_cast<int32_t>(tokens->size());
     }
@@ -237,4 +237,3 @@ absl::StatusOr<ModelFile> LoadGgufModel(const std::string& path, const LoadOptio
 }
 
 }  // namespace cohost::runtime
-

@@ -3,7 +3,6 @@
 // {string name, u32 n_dims, u64 dims[n_dims], u32 ggml_type, u64 offset};
 // padding to `general.alignment`; the data section. A string is u64 length +
 // bytes; an array is u32 element type + u64 count + elements.
-#include "common/status_macros.h"
 #include "runtime/loader/gguf_reader.h"
 
 #include <cstring>
@@ -13,6 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/status_macros.h"
 
 namespace cohost::runtime {
 namespace {

@@ -1,10 +1,10 @@
 // TokenizerSpec from GGUF `tokenizer.*` metadata (llama.cpp's keys).
 #include <limits>
 
-#include "common/status_macros.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/status_macros.h"
 #include "runtime/loader/gguf_reader.h"
 #include "runtime/loader/model_loading.h"
 
@@ -55,8 +55,7 @@ absl::StatusOr<TokenizerSpec> TokenizerFromGguf(const GgufFile& f, int32_t vocab
   ASSIGN_OR_RETURN(auto pre, f.GetString("tokenizer.ggml.pre"));
   if (pre.has_value() && *pre != "default") spec.pre_tokenizer = *pre;
 
-  ASSIGN_OR_RETURN(auto tokens,
-                          f.GetArray("tokenizer.ggml.tokens", GgufFile::ArrayKind::kString));
+  ASSIGN_OR_RETURN(auto tokens, f.GetArray("tokenizer.ggml.tokens", GgufFile::ArrayKind::kString));
   if (tokens == nullptr || tokens->size() == 0)
     return Bad(f, "metadata 'tokenizer.ggml.tokens' is missing");
   const size_t n = tokens->size();
@@ -75,8 +74,7 @@ absl::StatusOr<TokenizerSpec> TokenizerFromGguf(const GgufFile& f, int32_t vocab
     for (double s : scores->floats) spec.scores.push_back(static_cast<float>(s));
     for (int64_t s : scores->ints) spec.scores.push_back(static_cast<float>(s));
   }
-  ASSIGN_OR_RETURN(auto types,
-                          f.GetArray("tokenizer.ggml.token_type", GgufFile::ArrayKind::kInt));
+  ASSIGN_OR_RETURN(auto types, f.GetArray("tokenizer.ggml.token_type", GgufFile::ArrayKind::kInt));
   if (types != nullptr) {
     if (types->size() != n) {
       return Bad(f, absl::StrFormat("tokenizer.ggml.token_type has %u entries for %u tokens",
@@ -91,8 +89,7 @@ absl::StatusOr<TokenizerSpec> TokenizerFromGguf(const GgufFile& f, int32_t vocab
       spec.token_types.push_back(static_cast<TokenType>(t));
     }
   }
-  ASSIGN_OR_RETURN(auto merges,
-                          f.GetArray("tokenizer.ggml.merges", GgufFile::ArrayKind::kString));
+  ASSIGN_OR_RETURN(auto merges, f.GetArray("tokenizer.ggml.merges", GgufFile::ArrayKind::kString));
   if (merges != nullptr) spec.merges = merges->strings;
   if (!spm && spec.merges.empty()) return Bad(f, "a gpt2 tokenizer needs 'tokenizer.ggml.merges'");
 
@@ -140,6 +137,5 @@ absl::StatusOr<TokenizerSpec> TokenizerFromGguf(const GgufFile& f, int32_t vocab
   spec.chat_template = tmpl.value_or("");
   return spec;
 }
-
 
 }  // namespace cohost::runtime

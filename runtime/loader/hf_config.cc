@@ -3,10 +3,10 @@
 #include <limits>
 #include <optional>
 
-#include "common/status_macros.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/status_macros.h"
 #include "runtime/loader/loader_json.h"
 #include "runtime/loader/model_loading.h"
 

@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <memory>
 
-#include "common/status_macros.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
@@ -18,6 +17,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "common/status_macros.h"
 #include "runtime/loader/loader_json.h"
 #include "runtime/loader/model_loading.h"
 #include "runtime/loader/safetensors_reader.h"

@@ -1,10 +1,10 @@
 // ModelConfig::Validate: the bounds every loader applies before sizing buffers.
-#include "common/status_macros.h"
 #include "runtime/loader/model_config.h"
 
 #include <cmath>
 
 #include "absl/strings/str_format.h"
+#include "common/status_macros.h"
 
 namespace cohost::runtime {
 namespace {

@@ -30,10 +30,10 @@ struct TokenizerSpec {
   // Pre-tokenizer family for byte-level BPE: "gpt2", "llama3" (aka "llama-bpe"),
   // "qwen2", "smollm", ... Unknown names are an error, never a silent fallback.
   std::string pre_tokenizer = "gpt2";
-  std::vector<std::string> tokens;   // id -> token text (byte-level or "▁" form)
-  std::vector<float> scores;         // SentencePiece piece scores; empty for BPE
+  std::vector<std::string> tokens;     // id -> token text (byte-level or "▁" form)
+  std::vector<float> scores;           // SentencePiece piece scores; empty for BPE
   std::vector<TokenType> token_types;  // empty means all kNormal
-  std::vector<std::string> merges;   // "left right", rank order; byte-level BPE only
+  std::vector<std::string> merges;     // "left right", rank order; byte-level BPE only
   int32_t bos_id = -1;
   int32_t eos_id = -1;
   int32_t unk_id = -1;

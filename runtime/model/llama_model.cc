@@ -1,13 +1,13 @@
 // LlamaModel::Forward: one flattened varlen batch through the decoder. The
 // same code drives every backend; host work is limited to validating the batch
 // and one metadata upload per step.
-#include "common/status_macros.h"
 #include "runtime/model/llama_model.h"
 
 #include <algorithm>
 #include <cmath>
 
 #include "absl/strings/str_format.h"
+#include "common/status_macros.h"
 
 namespace cohost::runtime {
 

@@ -8,8 +8,8 @@
 
 #include "absl/status/statusor.h"
 #include "cohost/kernels/backend.h"
-#include "runtime/model/model.h"
 #include "runtime/loader/model_file.h"
+#include "runtime/model/model.h"
 
 namespace cohost::runtime {
 

@@ -4,10 +4,10 @@
 #include <string>
 #include <vector>
 
-#include "common/status_macros.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "cohost/kernels/rope.h"
+#include "common/status_macros.h"
 #include "runtime/model/llama_model.h"
 
 namespace cohost::runtime {
@@ -129,8 +129,7 @@ absl::StatusOr<LlamaWeights> UploadLlamaWeights(const ModelFile& file, Backend* 
   }
   std::vector<float> inv_freq(c.head_dim / 2);
   kernels::RopeInvFreq(rope, inv_freq.data());
-  ASSIGN_OR_RETURN(w.inv_freq,
-                          DeviceBuffer::Create(backend, inv_freq.size() * sizeof(float)));
+  ASSIGN_OR_RETURN(w.inv_freq, DeviceBuffer::Create(backend, inv_freq.size() * sizeof(float)));
   if (absl::Status s = backend->CopyToDevice(w.inv_freq.data(), inv_freq.data(),
                                              inv_freq.size() * sizeof(float));
       !s.ok()) {
@@ -138,7 +137,6 @@ absl::StatusOr<LlamaWeights> UploadLlamaWeights(const ModelFile& file, Backend* 
   }
   return w;
 }
-
 
 absl::StatusOr<std::unique_ptr<Model>> Model::Create(const ModelFile& file, Backend* backend) {
   if (backend == nullptr) return absl::InvalidArgumentError("Model::Create: null backend");

@@ -7,10 +7,10 @@
 
 #include "absl/status/statusor.h"
 #include "cohost/kernels/backend.h"
-#include "runtime/model/batch.h"
-#include "runtime/model/kv_cache.h"
 #include "runtime/loader/model_config.h"
 #include "runtime/loader/model_file.h"
+#include "runtime/model/batch.h"
+#include "runtime/model/kv_cache.h"
 
 namespace cohost::runtime {
 

@@ -32,8 +32,8 @@ absl::StatusOr<std::unique_ptr<ByteLevelBpe>> ByteLevelBpe::Create(const Tokeniz
   for (int32_t id = 0; id < n; ++id) {
     // Control and user-defined tokens are matched by the special-token
     // splitter, never produced by merges; the first id of a duplicate wins.
-    const TokenType type =
-        id < static_cast<int32_t>(spec.token_types.size()) ? spec.token_types[id] : TokenType::kNormal;
+    const TokenType type = id < static_cast<int32_t>(spec.token_types.size()) ? spec.token_types[id]
+                                                                              : TokenType::kNormal;
     if (type == TokenType::kControl || type == TokenType::kUserDefined) continue;
     bpe->token_to_id_.emplace(spec.tokens[id], id);
   }

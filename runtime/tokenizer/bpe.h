@@ -13,9 +13,9 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
-#include "runtime/tokenizer/pretokenizer.h"
-#include "runtime/tokenizer/bpe_encoder.h"
 #include "runtime/loader/tokenizer_spec.h"
+#include "runtime/tokenizer/bpe_encoder.h"
+#include "runtime/tokenizer/pretokenizer.h"
 
 namespace cohost::runtime {
 

@@ -56,7 +56,8 @@ void FormatLlama3(absl::Span<const ChatMessage> messages, bool add_generation_pr
     absl::StrAppend(out, "<|start_header_id|>", m.role, "<|end_header_id|>\n\n",
                     absl::StripAsciiWhitespace(m.content), "<|eot_id|>");
   }
-  if (add_generation_prompt) absl::StrAppend(out, "<|start_header_id|>assistant<|end_header_id|>\n\n");
+  if (add_generation_prompt)
+    absl::StrAppend(out, "<|start_header_id|>assistant<|end_header_id|>\n\n");
 }
 
 // Llama 2 puts the system prompt inside the first user turn; Mistral (which has

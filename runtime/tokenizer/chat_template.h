@@ -32,7 +32,7 @@ struct ChatTemplate {
   // Written at the start when the template begins with bos_token but the
   // tokenizer does not add BOS itself; empty otherwise.
   std::string bos_text;
-  std::string eos_text;  // ends an assistant turn in the [INST] formats
+  std::string eos_text;       // ends an assistant turn in the [INST] formats
   std::string bos_turn_text;  // starts each later turn in Llama 2 ("<s>")
 };
 

@@ -104,8 +104,8 @@ absl::StatusOr<std::vector<std::string_view>> PreTokenizer::Split(std::string_vi
       const auto* subject = reinterpret_cast<PCRE2_SPTR>(piece.data());
       size_t start = 0;
       while (start < piece.size()) {
-        int rc = pcre2_match(pass->code, subject, piece.size(), start, PCRE2_NO_UTF_CHECK, md,
-                             nullptr);
+        int rc =
+            pcre2_match(pass->code, subject, piece.size(), start, PCRE2_NO_UTF_CHECK, md, nullptr);
         if (rc == PCRE2_ERROR_JIT_STACKLIMIT) {
           // Pathological input for the default JIT stack: retry interpreted.
           rc = pcre2_match(pass->code, subject, piece.size(), start,

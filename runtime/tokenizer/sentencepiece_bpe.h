@@ -15,8 +15,8 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
-#include "runtime/tokenizer/bpe_encoder.h"
 #include "runtime/loader/tokenizer_spec.h"
+#include "runtime/tokenizer/bpe_encoder.h"
 
 namespace cohost::runtime {
 

@@ -99,7 +99,7 @@ struct ProtoFacts {
   std::vector<float> scores;
   std::vector<TokenType> types;  // SentencePiece.Type numbering equals ours
   int32_t unk_id = 0, bos_id = 1, eos_id = 2, pad_id = -1;  // ModelProto defaults
-  uint64_t model_type = 1;       // UNIGRAM unless said otherwise
+  uint64_t model_type = 1;                                  // UNIGRAM unless said otherwise
   std::string normalizer = "nmt_nfkc";
   bool add_dummy_prefix = true;
   bool remove_extra_whitespaces = true;
@@ -189,10 +189,10 @@ absl::StatusOr<TokenizerSpec> ReadSentencePieceModel(const std::string& path) {
   }
   if (facts.normalizer != "identity" || facts.remove_extra_whitespaces ||
       !facts.escape_whitespaces) {
-    return absl::UnimplementedError(absl::StrCat(
-        path, ": SentencePiece normalizer \"", facts.normalizer,
-        "\" (remove_extra_whitespaces=", facts.remove_extra_whitespaces,
-        ") is not supported; only identity normalization as in Llama/Mistral"));
+    return absl::UnimplementedError(
+        absl::StrCat(path, ": SentencePiece normalizer \"", facts.normalizer,
+                     "\" (remove_extra_whitespaces=", facts.remove_extra_whitespaces,
+                     ") is not supported; only identity normalization as in Llama/Mistral"));
   }
   TokenizerSpec spec;
   spec.kind = TokenizerKind::kSentencePiece;

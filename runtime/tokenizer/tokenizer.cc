@@ -1,13 +1,13 @@
-#include "common/status_macros.h"
 #include "runtime/tokenizer/tokenizer.h"
 
 #include <algorithm>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "runtime/tokenizer/bpe.h"
-#include "runtime/tokenizer/sentencepiece_bpe.h"
 #include "runtime/tokenizer/bpe_encoder.h"
+#include "runtime/tokenizer/sentencepiece_bpe.h"
 #include "runtime/tokenizer/unicode.h"
 
 namespace cohost::runtime {
@@ -16,7 +16,7 @@ namespace {
 // Control tokens that end a turn or a text in the families we run; a model
 // emitting one is done even when its metadata names another EOS.
 constexpr std::string_view kEndMarkers[] = {
-    "<|endoftext|>", "<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<|end_of_text|>",
+    "<|endoftext|>", "<|im_end|>", "<|eot_id|>",    "<|eom_id|>", "<|end_of_text|>",
     "<|end|>",       "</s>",       "<end_of_turn>", "<|return|>",
 };
 
@@ -28,8 +28,8 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::Create(const TokenizerSpec
   const auto n = static_cast<int32_t>(spec.tokens.size());
   if (n == 0) return absl::InvalidArgumentError("tokenizer has an empty vocabulary");
   if (!spec.token_types.empty() && spec.token_types.size() != spec.tokens.size()) {
-    return absl::InvalidArgumentError(absl::StrCat("tokenizer has ", n, " tokens but ",
-                                                   spec.token_types.size(), " token types"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("tokenizer has ", n, " tokens but ", spec.token_types.size(), " token types"));
   }
   for (const auto& [name, id] : {std::pair<const char*, int32_t>{"bos", spec.bos_id},
                                  {"eos", spec.eos_id},
@@ -80,9 +80,8 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::Create(const TokenizerSpec
     if (special && !spec.tokens[id].empty()) {
       t->specials_by_first_byte_[static_cast<uint8_t>(spec.tokens[id][0])].push_back(id);
     }
-    if (type == TokenType::kControl &&
-        std::find(std::begin(kEndMarkers), std::end(kEndMarkers), spec.tokens[id]) !=
-            std::end(kEndMarkers)) {
+    if (type == TokenType::kControl && std::find(std::begin(kEndMarkers), std::end(kEndMarkers),
+                                                 spec.tokens[id]) != std::end(kEndMarkers)) {
       t->end_of_generation_[id] = true;
     }
   }
@@ -115,7 +114,7 @@ absl::StatusOr<std::vector<int32_t>> Tokenizer::Encode(std::string_view text, bo
   auto flush_text = [&](size_t end) -> absl::Status {
     if (end <= fragment_start) return absl::OkStatus();
     return encoder_->EncodeText(text.substr(fragment_start, end - fragment_start),
-                              fragment_start == 0, &ids);
+                                fragment_start == 0, &ids);
   };
   if (parse_special) {
     for (size_t pos = 0; pos < text.size();) {

@@ -13,8 +13,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
-#include "runtime/tokenizer/chat_template.h"
 #include "runtime/loader/tokenizer_spec.h"
+#include "runtime/tokenizer/chat_template.h"
 
 namespace cohost::runtime {
 

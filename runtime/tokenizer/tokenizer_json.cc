@@ -2,9 +2,8 @@
 
 #include <filesystem>
 #include <fstream>
-#include <sstream>
-
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -131,7 +130,8 @@ absl::StatusOr<TokenizerSpec> ParseTokenizerJsonImpl(const json& j) {
       if (!a.is_object() || !a.contains("id") || !a["id"].is_number_integer()) {
         return absl::InvalidArgumentError("added_tokens entry without an integer id");
       }
-      added.push_back({a["id"].get<int64_t>(), StringOr(a, "content"), BoolOr(a, "special", false)});
+      added.push_back(
+          {a["id"].get<int64_t>(), StringOr(a, "content"), BoolOr(a, "special", false)});
       entries.emplace_back(added.back().id, added.back().content);
     }
   }
@@ -166,8 +166,8 @@ absl::StatusOr<TokenizerSpec> ParseTokenizerJsonImpl(const json& j) {
   const json pre = j.value("pre_tokenizer", json());
   const json normalizer = j.value("normalizer", json());
   const json decoder = j.value("decoder", json());
-  const bool byte_level = HasStep(pre, "pretokenizers", "ByteLevel") ||
-                          HasStep(decoder, "decoders", "ByteLevel");
+  const bool byte_level =
+      HasStep(pre, "pretokenizers", "ByteLevel") || HasStep(decoder, "decoders", "ByteLevel");
   if (byte_level) {
     spec.kind = TokenizerKind::kByteLevelBpe;
     auto family = ByteLevelFamily(pre);
@@ -178,7 +178,8 @@ absl::StatusOr<TokenizerSpec> ParseTokenizerJsonImpl(const json& j) {
       return absl::UnimplementedError(
           absl::StrCat("unsupported normalizer for byte-level BPE: ", normalizer.dump()));
     }
-  } else if (BoolOr(model, "byte_fallback", false) || HasStep(decoder, "decoders", "ByteFallback")) {
+  } else if (BoolOr(model, "byte_fallback", false) ||
+             HasStep(decoder, "decoders", "ByteFallback")) {
     spec.kind = TokenizerKind::kSentencePiece;
     spec.pre_tokenizer.clear();
     bool prepend = false;
@@ -270,8 +271,8 @@ absl::Status ApplyTokenizerConfig(std::string_view json_text, TokenizerSpec* spe
       if (text.empty()) continue;
       const int32_t found = FindToken(*spec, text);
       if (found < 0) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("tokenizer_config.json ", key, " \"", text, "\" is not in the vocabulary"));
+        return absl::InvalidArgumentError(absl::StrCat("tokenizer_config.json ", key, " \"", text,
+                                                       "\" is not in the vocabulary"));
       }
       *id = found;
     }
@@ -289,9 +290,8 @@ absl::Status ApplyGenerationConfig(std::string_view json_text, TokenizerSpec* sp
   if (!parsed.ok()) return parsed.status();
   const json& j = *parsed;
   if (!j.contains("eos_token_id")) return absl::OkStatus();
-  std::vector<json> ids = j["eos_token_id"].is_array()
-                              ? j["eos_token_id"].get<std::vector<json>>()
-                              : std::vector<json>{j["eos_token_id"]};
+  std::vector<json> ids = j["eos_token_id"].is_array() ? j["eos_token_id"].get<std::vector<json>>()
+                                                       : std::vector<json>{j["eos_token_id"]};
   for (const json& id : ids) {
     if (!id.is_number_integer()) continue;
     const int64_t v = id.get<int64_t>();
@@ -317,9 +317,8 @@ absl::StatusOr<TokenizerSpec> LoadTokenizerSpecFromDirectory(const std::string& 
     if (!text.ok()) return text.status();
     spec = ParseTokenizerJson(*text);
     if (!spec.ok()) {
-      spec = absl::Status(spec.status().code(),
-                          absl::StrCat((root / "tokenizer.json").string(), ": ",
-                                       spec.status().message()));
+      spec = absl::Status(spec.status().code(), absl::StrCat((root / "tokenizer.json").string(),
+                                                             ": ", spec.status().message()));
     }
   }
   // SentencePiece models: the original tokenizer.model (scores) is what the

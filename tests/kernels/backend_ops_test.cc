@@ -126,7 +126,8 @@ bool SelfTest() {
 }
 
 uint32_t Seed() {
-  if (const char* v = std::getenv("COHOST_TEST_SEED")) return static_cast<uint32_t>(std::strtoul(v, nullptr, 10));
+  if (const char* v = std::getenv("COHOST_TEST_SEED"))
+    return static_cast<uint32_t>(std::strtoul(v, nullptr, 10));
   return std::random_device{}();
 }
 
@@ -241,7 +242,8 @@ class BackendOpsTest : public ::testing::Test {
       ExpectClose(want[i], got[i], tol, names[i], nan_equal);
       // The reference itself must be finite where the check is strict.
       if (!nan_equal) {
-        EXPECT_TRUE(std::none_of(want[i].begin(), want[i].end(), [](float x) { return std::isnan(x); }))
+        EXPECT_TRUE(
+            std::none_of(want[i].begin(), want[i].end(), [](float x) { return std::isnan(x); }))
             << names[i] << ": reference has NaN";
       }
     }
@@ -334,9 +336,9 @@ TEST_F(BackendOpsTest, Gemm) {
     int32_t m, n, k;
     bool bias;
   };
-  for (const Shape& sh : {Shape{1, 576, 576, false}, Shape{7, 1536, 512, false},
-                          Shape{33, 49, 512, true}, Shape{64, 192, 576, true},
-                          Shape{5, 3, 7, true}, Shape{130, 256, 1024, false}}) {
+  for (const Shape& sh :
+       {Shape{1, 576, 576, false}, Shape{7, 1536, 512, false}, Shape{33, 49, 512, true},
+        Shape{64, 192, 576, true}, Shape{5, 3, 7, true}, Shape{130, 256, 1024, false}}) {
     std::vector<float> a = Random(static_cast<size_t>(sh.m) * sh.k);
     std::vector<float> w = Random(static_cast<size_t>(sh.n) * sh.k);
     std::vector<float> bias = Random(sh.n);
@@ -344,7 +346,8 @@ TEST_F(BackendOpsTest, Gemm) {
     Compare(
         [&](Side& s) {
           void* c = s.Poisoned(total);
-          s.be->Gemm(s.Floats(a), s.Floats(w), sh.bias ? s.Floats(bias) : nullptr, sh.m, sh.n, sh.k, c);
+          s.be->Gemm(s.Floats(a), s.Floats(w), sh.bias ? s.Floats(bias) : nullptr, sh.m, sh.n, sh.k,
+                     c);
           return Outputs{s.Read(c, total)};
         },
         {absl::StrCat("gemm m=", sh.m, " n=", sh.n, " k=", sh.k, sh.bias ? " +bias" : "")}, tol_);
@@ -384,7 +387,8 @@ TEST_F(BackendOpsTest, RopeWriteKv) {
     int32_t num_heads, num_kv_heads, head_dim, rotary_dim;
     float llama3_factor;
   };
-  for (const Case& c : {Case{9, 3, 64, 64, 0.f}, Case{8, 2, 128, 128, 8.f}, Case{4, 4, 64, 32, 0.f}}) {
+  for (const Case& c :
+       {Case{9, 3, 64, 64, 0.f}, Case{8, 2, 128, 128, 8.f}, Case{4, 4, 64, 32, 0.f}}) {
     const int32_t bs = 16;
     // Positions up to ~5000 so that angles need range reduction.
     HostBatch b = MakeBatch({{0, 5}, {4990, 3}, {37, 1}}, bs, 3, 2, rng_);
@@ -398,20 +402,23 @@ TEST_F(BackendOpsTest, RopeWriteKv) {
     rp.llama3_factor = c.llama3_factor;
     std::vector<float> inv_freq(c.rotary_dim / 2);
     RopeInvFreq(rp, inv_freq.data());
-    const std::string tag = absl::StrCat(" heads=", c.num_heads, "/", c.num_kv_heads, " hd=", c.head_dim,
-                                         " rot=", c.rotary_dim);
+    const std::string tag = absl::StrCat(" heads=", c.num_heads, "/", c.num_kv_heads,
+                                         " hd=", c.head_dim, " rot=", c.rotary_dim);
     Compare(
         [&](Side& s) {
           void* pq = s.Floats(q);
           void* pk = s.Floats(k);
-          PagedKv kv{s.Poisoned(page_n), s.Poisoned(page_n), b.num_blocks, bs, c.num_kv_heads, c.head_dim};
-          s.be->RopeWriteKv(pq, pk, s.Floats(v), Upload(s, b), c.num_heads, s.Raw(inv_freq), c.rotary_dim,
-                            kv);
-          return Outputs{s.Read(pq, q_n), s.Read(pk, kv_n), s.Read(kv.k, page_n), s.Read(kv.v, page_n)};
+          PagedKv kv{s.Poisoned(page_n), s.Poisoned(page_n), b.num_blocks, bs,
+                     c.num_kv_heads,     c.head_dim};
+          s.be->RopeWriteKv(pq, pk, s.Floats(v), Upload(s, b), c.num_heads, s.Raw(inv_freq),
+                            c.rotary_dim, kv);
+          return Outputs{s.Read(pq, q_n), s.Read(pk, kv_n), s.Read(kv.k, page_n),
+                         s.Read(kv.v, page_n)};
         },
         // nan_equal: page rows the reference left poisoned (padding tokens,
         // unused slots) must stay poisoned on the candidate, and no others.
-        {"rope q" + tag, "rope k" + tag, "k pages" + tag, "v pages" + tag}, tol_, /*nan_equal=*/true);
+        {"rope q" + tag, "rope k" + tag, "k pages" + tag, "v pages" + tag}, tol_,
+        /*nan_equal=*/true);
   }
 }
 
@@ -437,7 +444,8 @@ TEST_P(PagedAttentionTest, MatchesReference) {
   std::vector<float> v_pages = k_pages;
   for (int32_t s = 0; s < b.num_seqs; ++s) {
     for (int32_t t = 0; t < b.context_lens[s]; ++t) {
-      const int64_t slot = static_cast<int64_t>(b.block_tables[s * b.max_blocks_per_seq + t / bs]) * bs + t % bs;
+      const int64_t slot =
+          static_cast<int64_t>(b.block_tables[s * b.max_blocks_per_seq + t / bs]) * bs + t % bs;
       std::vector<float> kr = Random(row, -1.f, 1.f), vr = Random(row);
       std::copy(kr.begin(), kr.end(), k_pages.begin() + slot * row);
       std::copy(vr.begin(), vr.end(), v_pages.begin() + slot * row);
@@ -449,7 +457,8 @@ TEST_P(PagedAttentionTest, MatchesReference) {
   const float scale = 1.f / std::sqrt(static_cast<float>(c.head_dim));
   Compare(
       [&](Side& s) {
-        PagedKv kv{s.Floats(k_pages), s.Floats(v_pages), b.num_blocks, bs, c.num_kv_heads, c.head_dim};
+        PagedKv kv{s.Floats(k_pages), s.Floats(v_pages), b.num_blocks, bs,
+                   c.num_kv_heads,    c.head_dim};
         void* out = s.Poisoned(q_n);
         s.be->PagedAttention(s.Floats(q), Upload(s, b), kv, c.num_heads, scale, out);
         return Outputs{s.Read(out, q_n)};

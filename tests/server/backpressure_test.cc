@@ -14,8 +14,8 @@
 
 #include "gtest/gtest.h"
 #include "server/server.h"
-#include "tests/support/tiny_model.h"
 #include "tests/server/grpc_test_client.h"
+#include "tests/support/tiny_model.h"
 
 namespace cohost::server {
 namespace {

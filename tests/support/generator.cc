@@ -1,6 +1,5 @@
 // One-sequence generation loop over Model::Forward with a private KV cache.
 
-#include "common/status_macros.h"
 #include "tests/support/generator.h"
 
 #include <algorithm>
@@ -8,6 +7,7 @@
 #include <random>
 
 #include "absl/strings/str_format.h"
+#include "common/status_macros.h"
 #include "runtime/model/kv_cache.h"
 #include "runtime/sampling/sampler.h"
 #include "runtime/sampling/stop_checker.h"
@@ -35,9 +35,8 @@ absl::StatusOr<GenerationResult> Generator::Generate(absl::Span<const int32_t> p
   if (prompt_ids.empty()) return absl::InvalidArgumentError("the prompt is empty");
   for (int32_t id : prompt_ids) {
     if (id < 0 || id >= cfg.vocab_size) {
-      return absl::InvalidArgumentError(
-          absl::StrFormat("prompt token id %d is outside the vocabulary [0, %d)", id,
-                          cfg.vocab_size));
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "prompt token id %d is outside the vocabulary [0, %d)", id, cfg.vocab_size));
     }
   }
   RETURN_IF_ERROR(params.Validate(cfg.vocab_size));
@@ -68,8 +67,8 @@ absl::StatusOr<GenerationResult> Generator::Generate(absl::Span<const int32_t> p
   // Prefill in chunks; only the last chunk samples.
   for (int32_t start = 0; start < num_prompt; start += options_.prefill_chunk_tokens) {
     const int32_t end = std::min(num_prompt, start + options_.prefill_chunk_tokens);
-    FillSingleSequenceBatch(prompt_ids.subspan(start, end - start), start, num_blocks, bs, end == num_prompt,
-              &batch);
+    FillSingleSequenceBatch(prompt_ids.subspan(start, end - start), start, num_blocks, bs,
+                            end == num_prompt, &batch);
     RETURN_IF_ERROR(model_->Forward(batch, **kv, &logits));
   }
 
@@ -109,7 +108,8 @@ absl::StatusOr<GenerationResult> Generator::Generate(absl::Span<const int32_t> p
       break;
     }
     const int32_t pos = static_cast<int32_t>(history.size()) - 1;
-    FillSingleSequenceBatch(absl::MakeConstSpan(&history[pos], 1), pos, num_blocks, bs, true, &batch);
+    FillSingleSequenceBatch(absl::MakeConstSpan(&history[pos], 1), pos, num_blocks, bs, true,
+                            &batch);
     RETURN_IF_ERROR(model_->Forward(batch, **kv, &logits));
   }
   if (result.finish_reason != FinishReason::kStopString) {
@@ -123,8 +123,8 @@ absl::StatusOr<GenerationResult> Generator::Generate(absl::Span<const int32_t> p
   }
 
   result.total_ms = MsSince(t0);
-  const double decode_ms = std::chrono::duration<double, std::milli>(Clock::now() -
-                                                                     first_token_time).count();
+  const double decode_ms =
+      std::chrono::duration<double, std::milli>(Clock::now() - first_token_time).count();
   if (result.generated_ids.size() > 1 && decode_ms > 0) {
     result.decode_tokens_per_second = (result.generated_ids.size() - 1) * 1000.0 / decode_ms;
   }

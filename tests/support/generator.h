@@ -11,8 +11,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
-#include "runtime/model/model.h"
 #include "runtime/batching/request.h"
+#include "runtime/model/model.h"
 #include "runtime/sampling/sampling_params.h"
 #include "runtime/tokenizer/tokenizer.h"
 
@@ -23,7 +23,7 @@ struct GenerationResult {
   std::vector<int32_t> generated_ids;
   std::string text;  // streamed text, stop string excluded
   FinishReason finish_reason = FinishReason::kLength;
-  double ttft_ms = 0;             // from Generate() to the first token sampled
+  double ttft_ms = 0;                   // from Generate() to the first token sampled
   double decode_tokens_per_second = 0;  // tokens after the first over their time
   double total_ms = 0;
 };

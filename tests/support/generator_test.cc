@@ -56,7 +56,8 @@ TEST_F(GeneratorTest, StreamedDeltasConcatenateToTheDecodedText) {
 }
 
 TEST_F(GeneratorTest, StopStringEndsGenerationAndIsNotEmitted) {
-  absl::StatusOr<GenerationResult> full = gen().Generate(Ids("The capital of France is"), Greedy(8));
+  absl::StatusOr<GenerationResult> full =
+      gen().Generate(Ids("The capital of France is"), Greedy(8));
   ASSERT_TRUE(full.ok());
   ASSERT_NE(full->text.find("Paris"), std::string::npos) << full->text;
   SamplingParams p = Greedy(8);
@@ -68,7 +69,8 @@ TEST_F(GeneratorTest, StopStringEndsGenerationAndIsNotEmitted) {
 }
 
 TEST_F(GeneratorTest, StopTokenIdAndMaxTokens) {
-  absl::StatusOr<GenerationResult> full = gen().Generate(Ids("The capital of France is"), Greedy(6));
+  absl::StatusOr<GenerationResult> full =
+      gen().Generate(Ids("The capital of France is"), Greedy(6));
   ASSERT_TRUE(full.ok());
   EXPECT_EQ(full->finish_reason, FinishReason::kLength);
   EXPECT_EQ(full->generated_ids.size(), 6u);
@@ -82,8 +84,7 @@ TEST_F(GeneratorTest, StopTokenIdAndMaxTokens) {
 }
 
 TEST_F(GeneratorTest, ChatTurnEndsWithEndOfTurnToken) {
-  absl::StatusOr<std::string> chat =
-      model_->tokenizer->ApplyChatTemplate({{"user", "Say hello."}});
+  absl::StatusOr<std::string> chat = model_->tokenizer->ApplyChatTemplate({{"user", "Say hello."}});
   ASSERT_TRUE(chat.ok()) << chat.status();
   absl::StatusOr<GenerationResult> r = gen().Generate(Ids(*chat), Greedy(64));
   ASSERT_TRUE(r.ok());
@@ -109,10 +110,8 @@ TEST_F(GeneratorTest, SameSeedSameOutputDifferentSeedDifferentOutput) {
 
 TEST_F(GeneratorTest, SinkThatStopsCancelsTheRequest) {
   int calls = 0;
-  absl::StatusOr<GenerationResult> r =
-      gen().Generate(Ids("Once upon a time"), Greedy(32), [&](std::string_view) {
-        return ++calls < 2;
-      });
+  absl::StatusOr<GenerationResult> r = gen().Generate(
+      Ids("Once upon a time"), Greedy(32), [&](std::string_view) { return ++calls < 2; });
   EXPECT_EQ(r.status().code(), absl::StatusCode::kCancelled);
   EXPECT_EQ(calls, 2);
 }
@@ -122,10 +121,9 @@ TEST_F(GeneratorTest, RejectsBadInput) {
   EXPECT_EQ(g.Generate({}, Greedy(4)).status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(g.Generate(std::vector<int32_t>{1, -1}, Greedy(4)).status().code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(g.Generate(std::vector<int32_t>{1, model_->config().vocab_size}, Greedy(4))
-                .status()
-                .code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      g.Generate(std::vector<int32_t>{1, model_->config().vocab_size}, Greedy(4)).status().code(),
+      absl::StatusCode::kInvalidArgument);
   SamplingParams too_long = Greedy(model_->config().max_position_embeddings);
   EXPECT_EQ(g.Generate(Ids("hi"), too_long).status().code(), absl::StatusCode::kInvalidArgument);
   SamplingParams nan = Greedy(4);

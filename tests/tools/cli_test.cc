@@ -47,8 +47,8 @@ TEST(CliTest, JsonGreedyMatchesReferenceForEachPrompt) {
   int count = 0;
   while (std::getline(lines, line)) {
     nlohmann::json j = nlohmann::json::parse(line);
-    for (const char* key : {"prompt_ids", "generated_ids", "text", "finish_reason", "ttft_ms",
-                            "tokens_per_second"}) {
+    for (const char* key :
+         {"prompt_ids", "generated_ids", "text", "finish_reason", "ttft_ms", "tokens_per_second"}) {
       EXPECT_TRUE(j.contains(key)) << key;
     }
     EXPECT_EQ(j["prompt_ids"], ref["cases"][0]["prompt_ids"]);

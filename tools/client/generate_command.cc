@@ -9,9 +9,9 @@
 #include <vector>
 
 #include "nlohmann/json.hpp"
-#include "tools/common/arg_parser.h"
-#include "tools/client/client_common.h"
 #include "tools/client/client_commands.h"
+#include "tools/client/client_common.h"
+#include "tools/common/arg_parser.h"
 #include "tools/common/sampling_flags.h"
 
 namespace cohost::tools {

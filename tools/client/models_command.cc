@@ -7,9 +7,9 @@
 
 #include "absl/strings/str_format.h"
 #include "nlohmann/json.hpp"
-#include "tools/common/arg_parser.h"
-#include "tools/client/client_common.h"
 #include "tools/client/client_commands.h"
+#include "tools/client/client_common.h"
+#include "tools/common/arg_parser.h"
 
 namespace cohost::tools {
 namespace {

@@ -14,7 +14,7 @@
 namespace cohost::tools {
 
 struct FlagSpec {
-  std::string name;  // without dashes
+  std::string name;        // without dashes
   std::string value_name;  // empty: a boolean flag
   std::string help;
   bool repeated = false;

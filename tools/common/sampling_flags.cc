@@ -1,9 +1,10 @@
 // Parses sampling flags into runtime::SamplingParams.
 
-#include "common/status_macros.h"
 #include "tools/common/sampling_flags.h"
 
 #include <limits>
+
+#include "common/status_macros.h"
 
 namespace cohost::tools {
 
@@ -36,8 +37,10 @@ absl::StatusOr<runtime::SamplingParams> SamplingParamsFromArgs(const ParsedArgs&
     if (v->has_value()) *out = static_cast<float>(**v);
     return absl::OkStatus();
   };
-  for (auto [name, field] : {std::pair{"temperature", &p.temperature}, {"top-p", &p.top_p},
-                             {"min-p", &p.min_p}, {"repetition-penalty", &p.repetition_penalty},
+  for (auto [name, field] : {std::pair{"temperature", &p.temperature},
+                             {"top-p", &p.top_p},
+                             {"min-p", &p.min_p},
+                             {"repetition-penalty", &p.repetition_penalty},
                              {"presence-penalty", &p.presence_penalty},
                              {"frequency-penalty", &p.frequency_penalty}}) {
     RETURN_IF_ERROR(set_float(name, field));

@@ -46,8 +46,8 @@ absl::StatusOr<runtime::EngineConfig> EngineConfigFromArgs(const ParsedArgs& arg
   absl::StatusOr<std::optional<int64_t>> seqs = args.GetInt("max-seqs", 1, 4096);
   if (!seqs.ok()) return seqs.status();
   // Every running sequence must be able to decode in each step.
-  c.scheduler.max_num_seqs = static_cast<int32_t>(
-      std::min<int64_t>(seqs->value_or(64), c.scheduler.max_tokens_per_step));
+  c.scheduler.max_num_seqs =
+      static_cast<int32_t>(std::min<int64_t>(seqs->value_or(64), c.scheduler.max_tokens_per_step));
   c.scheduler.chunked_prefill = !args.Has("no-chunked-prefill");
   c.enable_prefix_caching = !args.Has("no-prefix-cache");
   return c;

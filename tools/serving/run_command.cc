@@ -15,10 +15,10 @@
 #include "runtime/engine/engine.h"
 #include "runtime/engine/loaded_model.h"
 #include "tools/common/arg_parser.h"
-#include "tools/serving/serving_commands.h"
-#include "tools/serving/engine_flags.h"
 #include "tools/common/progress.h"
 #include "tools/common/sampling_flags.h"
+#include "tools/serving/engine_flags.h"
+#include "tools/serving/serving_commands.h"
 
 namespace cohost::tools {
 namespace {

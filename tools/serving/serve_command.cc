@@ -26,9 +26,9 @@
 #include "server/metrics_http.h"
 #include "server/server.h"
 #include "tools/common/arg_parser.h"
-#include "tools/serving/serving_commands.h"
-#include "tools/serving/engine_flags.h"
 #include "tools/common/progress.h"
+#include "tools/serving/engine_flags.h"
+#include "tools/serving/serving_commands.h"
 
 namespace cohost::tools {
 namespace {

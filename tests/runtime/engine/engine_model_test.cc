@@ -5,9 +5,9 @@
 
 #include "gtest/gtest.h"
 #include "runtime/engine/engine.h"
-#include "tests/support/generator.h"
 #include "runtime/engine/loaded_model.h"
 #include "tests/support/default_model.h"
+#include "tests/support/generator.h"
 
 namespace cohost::runtime {
 namespace {

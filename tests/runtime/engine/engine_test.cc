@@ -10,8 +10,8 @@
 #include <random>
 #include <thread>
 
-#include "gtest/gtest.h"
 #include "cohost/kernels/backend.h"
+#include "gtest/gtest.h"
 #include "runtime/model/model.h"
 #include "runtime/tokenizer/tokenizer.h"
 #include "tests/support/tiny_model.h"

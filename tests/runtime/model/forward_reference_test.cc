@@ -9,10 +9,10 @@
 
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
-#include "tests/support/generator.h"
-#include "runtime/model/kv_cache.h"
 #include "runtime/engine/loaded_model.h"
+#include "runtime/model/kv_cache.h"
 #include "tests/support/default_model.h"
+#include "tests/support/generator.h"
 
 namespace cohost::runtime {
 namespace {
@@ -33,9 +33,7 @@ class ForwardReferenceTest : public ::testing::Test {
     ASSERT_TRUE(f.good());
     ref_ = new nlohmann::json(nlohmann::json::parse(f));
   }
-  static void TearDownTestSuite() {
-    delete ref_;
-  }
+  static void TearDownTestSuite() { delete ref_; }
 
   // Prefills `ids` in chunks of `chunk` tokens; returns the last position's logits.
   static std::vector<float> LastLogits(const std::vector<int32_t>& ids, int32_t chunk) {

@@ -16,9 +16,9 @@
 #include "cohost/kernels/rope.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "runtime/loader/model_file.h"
 #include "runtime/model/batch.h"
 #include "runtime/model/kv_cache.h"
-#include "runtime/loader/model_file.h"
 
 namespace cohost::runtime {
 namespace {

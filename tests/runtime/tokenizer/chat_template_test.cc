@@ -102,13 +102,13 @@ TEST(ChatTemplateTest, TokenizerUsesTheSpecTemplate) {
   ASSERT_TRUE(t.ok()) << t.status();
   auto text = (*t)->ApplyChatTemplate({{"system", "S"}, {"user", "a"}});
   ASSERT_TRUE(text.ok());
-  EXPECT_EQ(*text, "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\na<|im_end|>\n"
-                   "<|im_start|>assistant\n");
+  EXPECT_EQ(*text,
+            "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\na<|im_end|>\n"
+            "<|im_start|>assistant\n");
   spec.chat_template.clear();
   t = Tokenizer::Create(spec);
   ASSERT_TRUE(t.ok());
-  EXPECT_EQ((*t)->ApplyChatTemplate({{"user", "a"}}).status().code(),
-            absl::StatusCode::kNotFound);
+  EXPECT_EQ((*t)->ApplyChatTemplate({{"user", "a"}}).status().code(), absl::StatusCode::kNotFound);
 }
 
 }  // namespace

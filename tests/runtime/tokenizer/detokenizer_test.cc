@@ -1,9 +1,10 @@
 // IncrementalDetokenizer: text deltas never split a UTF-8 sequence, invalid
 // bytes become U+FFFD once they are known invalid, Flush empties the tail.
+#include "runtime/tokenizer/detokenizer.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "runtime/tokenizer/detokenizer.h"
 #include "runtime/tokenizer/tokenizer.h"
 #include "runtime/tokenizer/unicode.h"
 
@@ -38,15 +39,18 @@ TEST(IncrementalDetokenizerTest, EmojiSplitOverByteTokensIsHeldBack) {
   EXPECT_EQ(d.Push(0xF0), "");
   EXPECT_EQ(d.Push(0x9F), "");
   EXPECT_EQ(d.Push(0x98), "");
-  EXPECT_EQ(d.Push(257), "\xF0\x9F\x98\x80" "a");
+  EXPECT_EQ(d.Push(257),
+            "\xF0\x9F\x98\x80"
+            "a");
   EXPECT_EQ(d.Flush(), "");
 }
 
 TEST(IncrementalDetokenizerTest, ZwjSequenceStreamsToTheSameText) {
   auto t = MakeTokenizer();
   ASSERT_NE(t, nullptr);
-  const std::string text = "family: \xF0\x9F\x91\xA8\xE2\x80\x8D\xF0\x9F\x91\xA9\xE2\x80\x8D"
-                           "\xF0\x9F\x91\xA7 ok \xC3\xA9";
+  const std::string text =
+      "family: \xF0\x9F\x91\xA8\xE2\x80\x8D\xF0\x9F\x91\xA9\xE2\x80\x8D"
+      "\xF0\x9F\x91\xA7 ok \xC3\xA9";
   IncrementalDetokenizer d(*t);
   std::string streamed;
   for (unsigned char c : text) {

@@ -3,14 +3,14 @@
 // read through LoadTokenizerSpecFromDirectory must encode exactly as
 // sentencepiece does; plus hand-built specs for the merge order, byte
 // fallback, <unk> and the decode conventions.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
 #include <filesystem>
 #include <fstream>
 #include <iterator>
-#include <sstream>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "runtime/tokenizer/tokenizer.h"
 
@@ -85,8 +85,10 @@ TokenizerSpec TinySpec() {
   add("c", -1);                                     // 9
   add("ab", -3);                                    // 10
   add("bc", -2);                                    // 11: outscores "ab"
-  add("\xE2\x96\x81" "a", -4);                      // 12 "▁a"
-  add("abc", -5);                                   // 13: any split may merge into it
+  add("\xE2\x96\x81"
+      "a",
+      -4);         // 12 "▁a"
+  add("abc", -5);  // 13: any split may merge into it
   s.add_bos = true;
   s.add_space_prefix = true;
   return s;

@@ -1,14 +1,15 @@
 // LoadTokenizerSpecFromDirectory on small handwritten Hugging Face tokenizer
 // directories (tests/data/tokenizer_json_*). Expected ids were checked with
 // HF `tokenizers` (Tokenizer.from_file(...).encode) on the same files.
-#include <filesystem>
-#include <fstream>
+#include "runtime/tokenizer/tokenizer_json.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+
 #include "runtime/tokenizer/tokenizer.h"
-#include "runtime/tokenizer/tokenizer_json.h"
 
 namespace cohost::runtime {
 namespace {

@@ -2,14 +2,14 @@
 // pre-tokenizer) read from its GGUF, against ids computed by Hugging Face
 // `tokenizers` (scripts/make_tokenizer_reference.py), plus round trips and
 // an encoding-speed check on real text.
-#include <chrono>
-#include <fstream>
-#include <random>
-#include <sstream>
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <chrono>
+#include <fstream>
 #include <nlohmann/json.hpp>
+#include <random>
+#include <sstream>
 
 #include "runtime/loader/model_file.h"
 #include "runtime/tokenizer/detokenizer.h"
@@ -119,7 +119,7 @@ TEST_F(SmolLm2TokenizerTest, ChatTemplateMatchesSmolLm2) {
 
 TEST_F(SmolLm2TokenizerTest, InvalidUtf8IsAnError) {
   for (const std::string& bad : {std::string("abc\xff"), std::string("\xc3"),
-                                std::string("\xed\xa0\x80"), std::string("a\xf0\x9f\x98")}) {
+                                 std::string("\xed\xa0\x80"), std::string("a\xf0\x9f\x98")}) {
     const auto ids = tokenizer_->Encode(bad);
     ASSERT_FALSE(ids.ok());
     EXPECT_EQ(ids.status().code(), absl::StatusCode::kInvalidArgument);
@@ -128,8 +128,9 @@ TEST_F(SmolLm2TokenizerTest, InvalidUtf8IsAnError) {
 
 TEST_F(SmolLm2TokenizerTest, RandomTextRoundTripsAndRandomIdsAreSafe) {
   // Code points from ASCII, Latin-1, combining marks, CJK, emoji, spaces.
-  const uint32_t kRanges[][2] = {{0x20, 0x7E}, {0x09, 0x0D}, {0xA0, 0x24F}, {0x300, 0x36F},
-                                 {0x4E00, 0x4E80}, {0x1F600, 0x1F64F}, {0x2000, 0x200F}};
+  const uint32_t kRanges[][2] = {{0x20, 0x7E},    {0x09, 0x0D},     {0xA0, 0x24F},
+                                 {0x300, 0x36F},  {0x4E00, 0x4E80}, {0x1F600, 0x1F64F},
+                                 {0x2000, 0x200F}};
   std::mt19937 rng(1234);
   for (int iter = 0; iter < 200; ++iter) {
     std::string text;

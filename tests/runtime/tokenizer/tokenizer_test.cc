@@ -2,10 +2,10 @@
 // BOS/EOS, invalid input, the pre-tokenizer families, and UTF-8 helpers.
 #include "runtime/tokenizer/tokenizer.h"
 
-#include <chrono>
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <chrono>
 
 #include "runtime/tokenizer/pretokenizer.h"
 #include "runtime/tokenizer/unicode.h"
@@ -17,8 +17,7 @@ using ::testing::ElementsAre;
 
 // The 256 byte tokens (id = byte value), then `extra`, with `merges`.
 TokenizerSpec ByteLevelSpec(const std::vector<std::string>& extra,
-                            const std::vector<std::string>& merges,
-                            std::string pre = "gpt2") {
+                            const std::vector<std::string>& merges, std::string pre = "gpt2") {
   TokenizerSpec s;
   s.kind = TokenizerKind::kByteLevelBpe;
   s.pre_tokenizer = std::move(pre);
@@ -57,8 +56,8 @@ TEST(ByteLevelBpeTest, EqualRanksMergeLeftmostFirst) {
 
 TEST(ByteLevelBpeTest, SpacesAndNonAsciiUseTheByteAlphabet) {
   // "Ġw" is " w" in GPT-2's alphabet; "Ã©" is "é" (C3 A9).
-  auto t = Tokenizer::Create(ByteLevelSpec({"\xC4\xA0w", "\xC3\x83\xC2\xA9"},
-                                           {"\xC4\xA0 w", "\xC3\x83 \xC2\xA9"}));
+  auto t = Tokenizer::Create(
+      ByteLevelSpec({"\xC4\xA0w", "\xC3\x83\xC2\xA9"}, {"\xC4\xA0 w", "\xC3\x83 \xC2\xA9"}));
   ASSERT_TRUE(t.ok());
   const auto ids = EncodeOk(**t, "a w\xC3\xA9");
   EXPECT_THAT(ids, ElementsAre('a', 256, 257));
@@ -149,8 +148,8 @@ TEST(ByteLevelBpeTest, BadSpecsAreErrors) {
 
 TEST(ByteLevelBpeTest, LongWordsMergeInNearLinearTime) {
   // 256: "aa", 257: "aaaa", 258: "aaaaaaaa"
-  auto t = Tokenizer::Create(
-      ByteLevelSpec({"aa", "aaaa", "aaaaaaaa"}, {"a a", "aa aa", "aaaa aaaa"}));
+  auto t =
+      Tokenizer::Create(ByteLevelSpec({"aa", "aaaa", "aaaaaaaa"}, {"a a", "aa aa", "aaaa aaaa"}));
   ASSERT_TRUE(t.ok());
   const std::string word(200000, 'a');
   const auto start = std::chrono::steady_clock::now();
@@ -195,7 +194,8 @@ TEST(PreTokenizerTest, Llama3AndQwen2) {
 }
 
 TEST(PreTokenizerTest, PiecesCoverTheText) {
-  const std::string text = "  mixed 日本語 😀👍🏽 text\t\t123,456.78 'll 'LL \r\n\r\n end  ";
+  const std::string text =
+      "  mixed 日本語 😀👍🏽 text\t\t123,456.78 'll 'LL \r\n\r\n end  ";
   for (std::string_view family : {"gpt2", "smollm", "llama3", "qwen2"}) {
     std::string joined;
     for (const std::string& p : SplitWith(family, text)) {

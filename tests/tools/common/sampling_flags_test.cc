@@ -25,10 +25,31 @@ TEST(SamplingFlagsTest, Defaults) {
 }
 
 TEST(SamplingFlagsTest, EveryFlagLandsInItsField) {
-  absl::StatusOr<runtime::SamplingParams> p = Parse(
-      {"--max-tokens", "5", "--temperature", "0", "--top-k", "3", "--top-p", "0.5", "--min-p",
-       "0.1", "--repetition-penalty", "1.2", "--presence-penalty", "0.5", "--frequency-penalty",
-       "-0.5", "--seed", "9", "--stop", "a", "--stop", "b", "--stop-token", "7", "--ignore-eos"});
+  absl::StatusOr<runtime::SamplingParams> p = Parse({"--max-tokens",
+                                                     "5",
+                                                     "--temperature",
+                                                     "0",
+                                                     "--top-k",
+                                                     "3",
+                                                     "--top-p",
+                                                     "0.5",
+                                                     "--min-p",
+                                                     "0.1",
+                                                     "--repetition-penalty",
+                                                     "1.2",
+                                                     "--presence-penalty",
+                                                     "0.5",
+                                                     "--frequency-penalty",
+                                                     "-0.5",
+                                                     "--seed",
+                                                     "9",
+                                                     "--stop",
+                                                     "a",
+                                                     "--stop",
+                                                     "b",
+                                                     "--stop-token",
+                                                     "7",
+                                                     "--ignore-eos"});
   ASSERT_TRUE(p.ok()) << p.status();
   EXPECT_EQ(p->max_tokens, 5);
   EXPECT_EQ(p->temperature, 0.f);

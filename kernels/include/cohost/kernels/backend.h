@@ -48,8 +48,9 @@ class Backend {
 
   // ---- ops ----
   // out[i, :] = table[ids[i], :]. Ids were validated against the vocab upstream.
-  virtual void Embedding(const int32_t* ids /*[n]*/, int32_t n, const void* table /*[vocab, hidden]*/,
-                         int32_t hidden, void* out /*[n, hidden]*/) = 0;
+  virtual void Embedding(const int32_t* ids /*[n]*/, int32_t n,
+                         const void* table /*[vocab, hidden]*/, int32_t hidden,
+                         void* out /*[n, hidden]*/) = 0;
 
   // If residual != nullptr: residual += x first, then normalizes residual.
   // out = residual_or_x / rms(residual_or_x) * weight.
@@ -58,8 +59,9 @@ class Backend {
                        void* out /*[n, hidden]*/) = 0;
 
   // c = a * w^T (+ bias broadcast over rows when bias != nullptr).
-  virtual void Gemm(const void* a /*[m, k]*/, const void* w /*[n, k]*/, const void* bias /*[n] or null*/,
-                    int32_t m, int32_t n, int32_t k, void* c /*[m, n]*/) = 0;
+  virtual void Gemm(const void* a /*[m, k]*/, const void* w /*[n, k]*/,
+                    const void* bias /*[n] or null*/, int32_t m, int32_t n, int32_t k,
+                    void* c /*[m, n]*/) = 0;
 
   // x += y elementwise.
   virtual void Add(void* x /*[n]*/, const void* y /*[n]*/, int64_t n) = 0;

@@ -20,11 +20,13 @@ struct PagedKv {
 // A flattened varlen batch: the new tokens of num_seqs sequences concatenated.
 // Every pointer is device memory (host memory for the CPU backend).
 struct BatchLayout {
-  const int32_t* seq_starts = nullptr;    // [num_seqs + 1] offsets into the new tokens
-  const int32_t* context_lens = nullptr;  // [num_seqs] tokens in cache after this step, new ones included
+  const int32_t* seq_starts = nullptr;  // [num_seqs + 1] offsets into the new tokens
+  const int32_t* context_lens =
+      nullptr;  // [num_seqs] tokens in cache after this step, new ones included
   const int32_t* block_tables = nullptr;  // [num_seqs, max_blocks_per_seq] page ids
   const int32_t* positions = nullptr;     // [num_tokens] logical position of each new token
-  const int32_t* slot_mapping = nullptr;  // [num_tokens] page * block_size + row; -1 = padding, not written
+  const int32_t* slot_mapping =
+      nullptr;  // [num_tokens] page * block_size + row; -1 = padding, not written
   int32_t num_seqs = 0;
   int32_t num_tokens = 0;
   int32_t max_blocks_per_seq = 0;
