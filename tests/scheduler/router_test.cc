@@ -22,6 +22,7 @@
 #include "gtest/gtest.h"
 #include "tests/runtime/loader/tiny_gguf_model.h"
 #include "tests/support/tiny_model.h"
+#include "tests/support/wait_for.h"
 
 namespace cohost::scheduler {
 namespace {
@@ -592,10 +593,11 @@ TEST_F(RouterTest, DroppingTheLastHolderCancelsLiveRequests) {
     ASSERT_TRUE(router_->Submit(m, Request(3, 50, i), queued.back()).ok());
   }
   ASSERT_TRUE(router_->UnloadModel("tiny").ok());
-  // The engine thread is still blocked in a sink: let it go a little later,
-  // while this thread is inside ~ServedModel waiting for the step to end.
-  std::thread opener([&gate] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  // The engine thread is still blocked in a sink: let it go once this thread
+  // is inside ~ServedModel, waiting in Engine::Stop for the step to end.
+  const runtime::Engine* engine = &m->engine();
+  std::thread opener([&gate, engine] {
+    EXPECT_TRUE(testing::WaitFor([engine] { return engine->stop_requested(); }, kWait));
     gate.Open();
   });
   m.reset();
@@ -613,16 +615,19 @@ TEST_F(RouterTest, DestroyingTheRouterWithLiveRequests) {
   ASSERT_TRUE(AddTiny("tiny").ok());
   Gate& gate = NewGate();
   std::vector<std::shared_ptr<RecordingSink>> sinks;
+  const runtime::Engine* engine = nullptr;
   {
     std::shared_ptr<ServedModel> m = FindOrDie("tiny");
+    engine = &m->engine();
     sinks.push_back(SubmitBlocker(m, &gate, 3, 50));
     for (int i = 0; i < 5; ++i) {
       sinks.push_back(std::make_shared<RecordingSink>());
       ASSERT_TRUE(router_->Submit(m, Request(8, 50, i), sinks.back()).ok());
     }
   }
-  std::thread opener([&gate] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  // Let the blocked step go once the router's destructor is waiting for it.
+  std::thread opener([&gate, engine] {
+    EXPECT_TRUE(testing::WaitFor([engine] { return engine->stop_requested(); }, kWait));
     gate.Open();
   });
   router_.reset();  // the last holder of the model: waits for the blocked step

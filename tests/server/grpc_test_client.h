@@ -26,19 +26,9 @@
 #include "cohost/v1/inference.grpc.pb.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
+#include "tests/support/wait_for.h"
 
 namespace cohost::testing {
-
-// Polls `pred` until it holds or `timeout` passes; the server tests wait on
-// engine and stream state that other threads change.
-inline bool WaitFor(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
-  const auto end = std::chrono::steady_clock::now() + timeout;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > end) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return true;
-}
 
 struct StreamResult {
   grpc::Status status;

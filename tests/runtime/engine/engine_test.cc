@@ -4,17 +4,22 @@
 
 #include "runtime/engine/engine.h"
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <random>
 #include <thread>
 
 #include "cohost/kernels/backend.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "runtime/model/model.h"
 #include "runtime/tokenizer/tokenizer.h"
 #include "tests/support/tiny_model.h"
+#include "tests/support/wait_for.h"
 
 namespace cohost::runtime {
 namespace {
@@ -75,11 +80,13 @@ class EngineTest : public ::testing::Test {
     tokenizer_ = *std::move(t);
   }
 
-  std::unique_ptr<Engine> MakeEngine(int32_t num_blocks, int32_t block_size = 4) {
+  std::unique_ptr<Engine> MakeEngine(int32_t num_blocks, int32_t block_size = 4,
+                                     int32_t max_num_seqs = 6) {
     EngineConfig c;
+    c.clock = [this] { return now_; };
     c.block_size = block_size;
     c.num_kv_blocks = num_blocks;
-    c.scheduler.max_num_seqs = 6;
+    c.scheduler.max_num_seqs = max_num_seqs;
     c.scheduler.max_tokens_per_step = 16;
     c.scheduler.max_prefill_chunk = 8;
     absl::StatusOr<std::unique_ptr<Engine>> e = Engine::Create(model_.get(), tokenizer_.get(), c);
@@ -106,6 +113,9 @@ class EngineTest : public ::testing::Test {
     FAIL() << "engine still busy after " << max_steps << " steps (deadlock?)";
   }
 
+  // The engines' clock: time moves only when a test moves it. Read on the
+  // stepping thread, so only tests that step on their own thread move it.
+  Clock::time_point now_ = Clock::time_point{} + std::chrono::hours(1);
   std::unique_ptr<kernels::Backend> backend_;
   std::unique_ptr<Model> model_;
   std::unique_ptr<Tokenizer> tokenizer_;
@@ -197,23 +207,109 @@ TEST_F(EngineTest, AbortInEveryStateFreesBlocks) {
 }
 
 TEST_F(EngineTest, DeadlinesEndQueuedAndRunningRequests) {
-  std::unique_ptr<Engine> e = MakeEngine(32);
+  using std::chrono::milliseconds;
+  // One sequence at a time, so the second request waits in the queue.
+  std::unique_ptr<Engine> e = MakeEngine(32, /*block_size=*/4, /*max_num_seqs=*/1);
   GenerateRequest late = Request(4, 4);
-  late.deadline = Clock::now() - std::chrono::milliseconds(1);
+  late.deadline = now_;
   EXPECT_EQ(e->Submit(late, std::make_shared<RecordingSink>()).status().code(),
-            absl::StatusCode::kDeadlineExceeded);
+            absl::StatusCode::kDeadlineExceeded)
+      << "a deadline at the submit time has passed";
 
   auto running = std::make_shared<RecordingSink>();
   GenerateRequest r = Request(4, 100);
-  r.deadline = Clock::now() + std::chrono::milliseconds(30);
+  r.deadline = now_ + milliseconds(30);
   ASSERT_TRUE(e->Submit(r, running).ok());
-  ASSERT_TRUE(e->Step().ok());  // running now
-  std::this_thread::sleep_for(std::chrono::milliseconds(40));
+  auto queued = std::make_shared<RecordingSink>();
+  GenerateRequest q = Request(4, 100, /*seed=*/2);
+  q.deadline = now_ + milliseconds(10);
+  ASSERT_TRUE(e->Submit(q, queued).ok());
+  auto patient = std::make_shared<RecordingSink>();  // no deadline: outlives both
+  ASSERT_TRUE(e->Submit(Request(4, 3, /*seed=*/3), patient).ok());
+
+  ASSERT_TRUE(e->Step().ok());
+  EXPECT_EQ(e->Stats().num_running, 1);
+  EXPECT_EQ(e->Stats().num_waiting, 2);
+  now_ += milliseconds(9);
+  ASSERT_TRUE(e->Step().ok());
+  EXPECT_FALSE(queued->finished()) << "1 ms before its deadline";
+
+  now_ += milliseconds(1);  // the queued request's deadline, never scheduled
+  ASSERT_TRUE(e->Step().ok());
+  ASSERT_TRUE(queued->finished());
+  EXPECT_EQ(queued->info().reason, FinishReason::kError);
+  EXPECT_EQ(queued->info().status.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_TRUE(queued->tokens().empty());
+  EXPECT_EQ(queued->info().timings.queue_ms, 0) << "it was never scheduled";
+  EXPECT_FALSE(running->finished());
+  EXPECT_EQ(e->Stats().num_waiting, 1);
+
+  now_ += milliseconds(20);  // the running request's deadline
   ASSERT_TRUE(e->Step().ok());
   ASSERT_TRUE(running->finished());
   EXPECT_EQ(running->info().reason, FinishReason::kError);
   EXPECT_EQ(running->info().status.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_FALSE(running->tokens().empty()) << "it ran until its deadline";
+  EXPECT_DOUBLE_EQ(running->info().timings.e2e_ms, 30.0) << "timings read the engine's clock";
+
+  RunToIdle(*e);
+  ASSERT_TRUE(patient->finished());
+  EXPECT_EQ(patient->info().reason, FinishReason::kLength);
   EXPECT_EQ(e->Stats().kv_blocks_free, e->Stats().kv_blocks_total);
+}
+
+TEST_F(EngineTest, CreateRejectsConfigurationsThatCannotRun) {
+  auto code_and_message = [&](const EngineConfig& c) {
+    absl::StatusOr<std::unique_ptr<Engine>> e = Engine::Create(model_.get(), tokenizer_.get(), c);
+    return std::make_pair(e.status().code(), std::string(e.status().message()));
+  };
+  const auto kInvalid = absl::StatusCode::kInvalidArgument;
+  EngineConfig ok;
+  ok.num_kv_blocks = 8;
+  ASSERT_EQ(code_and_message(ok).first, absl::StatusCode::kOk);
+
+  struct Case {
+    const char* what;
+    std::function<void(EngineConfig&)> edit;
+    const char* message;
+  };
+  const Case cases[] = {
+      {"block size 0", [](EngineConfig& c) { c.block_size = 0; }, "block size 0"},
+      {"block size 1025", [](EngineConfig& c) { c.block_size = 1025; }, "[1, 1024]"},
+      {"no sequences", [](EngineConfig& c) { c.scheduler.max_num_seqs = 0; }, "must be positive"},
+      {"no step budget", [](EngineConfig& c) { c.scheduler.max_tokens_per_step = 0; },
+       "must be positive"},
+      {"no prefill chunk", [](EngineConfig& c) { c.scheduler.max_prefill_chunk = -1; },
+       "must be positive"},
+      {"budget below the sequence cap",
+       [](EngineConfig& c) {
+         c.scheduler.max_num_seqs = 8;
+         c.scheduler.max_tokens_per_step = 7;
+       },
+       "at least max_num_seqs"},
+      {"one block", [](EngineConfig& c) { c.num_kv_blocks = 1; }, "at least 2 are needed"},
+      {"a byte budget under 2 blocks",
+       [](EngineConfig& c) {
+         c.num_kv_blocks = 0;
+         c.kv_cache_bytes = 1;
+       },
+       "at least 2 are needed"},
+      {"more than 2^30 tokens",
+       [](EngineConfig& c) {
+         c.block_size = 1024;
+         c.num_kv_blocks = (1 << 20) + 1;
+       },
+       "more than 2^30 tokens"},
+  };
+  for (const Case& c : cases) {
+    EngineConfig config = ok;
+    c.edit(config);
+    auto [code, message] = code_and_message(config);
+    EXPECT_EQ(code, kInvalid) << c.what;
+    EXPECT_THAT(message, ::testing::HasSubstr(c.message)) << c.what;
+  }
+  EXPECT_EQ(Engine::Create(nullptr, tokenizer_.get(), ok).status().code(), kInvalid);
+  EXPECT_EQ(Engine::Create(model_.get(), nullptr, ok).status().code(), kInvalid);
 }
 
 TEST_F(EngineTest, FailingSinkAbortsItsRequest) {
@@ -319,15 +415,12 @@ TEST_F(EngineTest, RunLoopWithConcurrentSubmittersAndAborters) {
   }
   for (std::thread& th : threads) th.join();
   // Drain: the loop keeps stepping until every request finished.
-  for (int i = 0; i < 2000; ++i) {
-    bool all = true;
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      for (auto& s : sinks) all = all && s->finished();
-    }
-    if (all) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  EXPECT_TRUE(cohost::testing::WaitFor(
+      [&] {
+        std::lock_guard<std::mutex> lock(mu);
+        return std::all_of(sinks.begin(), sinks.end(), [](auto& s) { return s->finished(); });
+      },
+      std::chrono::minutes(2)));
   e->Stop();
   for (auto& s : sinks) EXPECT_TRUE(s->finished());
   EngineStats st = e->Stats();
