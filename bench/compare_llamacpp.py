@@ -2,7 +2,8 @@
 """128-token greedy generation on the default GGUF: cohost vs llama.cpp
 (through llama-cpp-python, built locally), same thread count, same run.
 
-Run: /work/ref/venv/bin/python bench/compare_llamacpp.py [--threads 2] [--reps 3]
+Run: $VENV/bin/python bench/compare_llamacpp.py [--threads 2] [--reps 3]
+($VENV: a virtualenv made as scripts/requirements-reference.txt says.)
 Needs `pip install llama-cpp-python` (it compiles llama.cpp) and a Release build
 of cohost in build/.
 """

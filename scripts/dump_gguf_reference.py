@@ -3,8 +3,9 @@
 GGUF (dequantized by the gguf package, Q/K rows put back into Hugging Face
 rotate-half order by transformers' own GGUF loader), for loader_model_test.
 
-usage: /work/ref/venv/bin/python scripts/dump_gguf_reference.py \
+usage: $VENV/bin/python scripts/dump_gguf_reference.py \
            models/SmolLM2-135M-Instruct.Q4_1.gguf tests/data/smollm2_q4_1_rows.txt
+($VENV: a virtualenv made as scripts/requirements-reference.txt says.)
 Output lines: <canonical tensor name> <row> <first col> <n> <n floats>.
 """
 import os

@@ -8,7 +8,8 @@ prompt we keep the prompt ids, the last-position logits at the 64 highest ids pl
 256 fixed random ids, and a 32-token greedy continuation that ignores EOS, with
 the top-1/top-2 logit margin at each step so near-ties are visible.
 
-Run: /work/ref/venv/bin/python scripts/make_forward_reference.py
+Run: $VENV/bin/python scripts/make_forward_reference.py
+($VENV: a virtualenv made as scripts/requirements-reference.txt says.)
 (needs torch, transformers, gguf; not needed by the tests, which read the JSON).
 """
 import json

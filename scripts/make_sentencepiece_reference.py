@@ -3,7 +3,8 @@
 normalization, no whitespace folding, dummy prefix, digits split, byte
 fallback) and writes reference encodings made by the sentencepiece library.
 
-    /work/ref/venv/bin/python scripts/make_sentencepiece_reference.py
+    $VENV/bin/python scripts/make_sentencepiece_reference.py
+    ($VENV: a virtualenv made as scripts/requirements-reference.txt says.)
 
 Outputs (both small, committed):
     tests/data/sentencepiece_bpe/tokenizer.model

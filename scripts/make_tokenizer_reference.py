@@ -3,7 +3,8 @@
 under the default model's tokenizer, computed by Hugging Face `tokenizers`.
 
 Run with the reference venv:
-    /work/ref/venv/bin/python scripts/make_tokenizer_reference.py
+    $VENV/bin/python scripts/make_tokenizer_reference.py
+    ($VENV: a virtualenv made as scripts/requirements-reference.txt says.)
 
 Which tokenizer is the reference: SmolLM2's own tokenizer.json (on the Hub) is a
 byte-level BPE whose pre-tokenizer is Sequence[Digits(individual_digits=True),
