@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# README's second command (and CI's): build everything, run every test, then run
-# the untrusted-input suites (loaders, tokenizers) again under AddressSanitizer.
+# README's second command (and CI's): build everything, check formatting, static
+# analysis of changed files and the documented link graph (scripts/lint.sh), run
+# every test, then the untrusted-input and concurrency suites again under
+# AddressSanitizer and ThreadSanitizer.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 "$root/scripts/build.sh"
+"$root/scripts/lint.sh"
 "$root/scripts/fetch_model.sh"
 (cd "$root/build" && ctest --output-on-failure --timeout 900 -j2)
 
-echo "== AddressSanitizer: loaders, tokenizers, scheduling, engine =="
+echo "== AddressSanitizer: loaders, tokenizers, batching, engine =="
 COHOST_BUILD_DIR="$root/build-asan" \
   COHOST_BUILD_TARGETS="loader_test tokenizer_test batching_test engine_test" \
   "$root/scripts/build.sh" -DCOHOST_CUDA=OFF -DCOHOST_SANITIZE=address -DCMAKE_BUILD_TYPE=Debug
@@ -15,8 +18,8 @@ COHOST_BUILD_DIR="$root/build-asan" \
 # the others, and the Python client test (it needs the cohost binary).
 (cd "$root/build-asan" && ctest --output-on-failure --timeout 900 -j2 -E '_NOT_BUILT$|^python_client_test$')
 
-echo "== ThreadSanitizer: engine (run loop fed from several threads) =="
-COHOST_BUILD_DIR="$root/build-tsan" COHOST_BUILD_TARGETS="engine_test" \
+echo "== ThreadSanitizer: engine (run loop fed from several threads), router (admission) =="
+COHOST_BUILD_DIR="$root/build-tsan" COHOST_BUILD_TARGETS="engine_test router_test" \
   "$root/scripts/build.sh" -DCOHOST_CUDA=OFF -DCOHOST_SANITIZE=thread -DCMAKE_BUILD_TYPE=Debug
 # OpenBLAS synchronizes its worker threads with spin-waits TSan cannot see;
 # keep BLAS single-threaded there so reports are about cohost's own threads.
