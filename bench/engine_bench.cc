@@ -26,9 +26,9 @@ struct NullSink : TokenSink {
 std::unique_ptr<Engine> MakeEngine(Fixture* f) {
   EngineConfig c;
   c.kv_cache_bytes = int64_t{512} << 20;
-  c.scheduler.max_num_seqs = 64;
-  c.scheduler.max_tokens_per_step = 2048;
-  c.scheduler.max_prefill_chunk = 2048;
+  c.step_scheduler.max_num_seqs = 64;
+  c.step_scheduler.max_tokens_per_step = 2048;
+  c.step_scheduler.max_prefill_chunk = 2048;
   return Engine::Create(f->model.model.get(), f->model.tokenizer.get(), c).value();
 }
 

@@ -49,7 +49,7 @@ bool IsScheduled(const StepPlan& plan, const Sequence* seq) {
 
 }  // namespace
 
-StepScheduler::StepScheduler(const SchedulerConfig& config, KvCacheManager* kv)
+StepScheduler::StepScheduler(const StepSchedulerConfig& config, KvCacheManager* kv)
     : config_(config), kv_(kv) {}
 
 void StepScheduler::Add(Sequence* seq) {

@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "runtime/batching/kv_cache_manager.h"
-#include "runtime/batching/scheduler_config.h"
 #include "runtime/batching/sequence.h"
+#include "runtime/batching/step_scheduler_config.h"
 
 namespace cohost::runtime {
 
@@ -32,7 +32,7 @@ struct StepPlan {
 
 class StepScheduler {
  public:
-  StepScheduler(const SchedulerConfig& config, KvCacheManager* kv);
+  StepScheduler(const StepSchedulerConfig& config, KvCacheManager* kv);
 
   // Queues a new sequence (status kWaiting) at the back.
   void Add(Sequence* seq);
@@ -57,7 +57,7 @@ class StepScheduler {
   const std::vector<Sequence*>& running() const { return running_; }
 
  private:
-  SchedulerConfig config_;
+  StepSchedulerConfig config_;
   KvCacheManager* kv_;
   std::deque<Sequence*> waiting_;
   std::vector<Sequence*> running_;  // in start order

@@ -46,7 +46,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(Model* model, const Token
     return absl::InvalidArgumentError("an engine needs a model and a tokenizer");
   }
   const ModelConfig& mc = model->config();
-  const SchedulerConfig& sc = config.scheduler;
+  const StepSchedulerConfig& sc = config.step_scheduler;
   if (config.block_size < 1 || config.block_size > 1024) {
     return absl::InvalidArgumentError(
         absl::StrFormat("block size %d must be in [1, 1024]", config.block_size));

@@ -11,7 +11,7 @@
 #include "absl/status/statusor.h"
 #include "runtime/batching/request.h"
 #include "runtime/batching/request_validation.h"
-#include "runtime/batching/scheduler_config.h"
+#include "runtime/batching/step_scheduler_config.h"
 
 namespace cohost::runtime {
 
@@ -20,7 +20,7 @@ class Tokenizer;
 struct ModelConfig;
 
 struct EngineConfig {
-  SchedulerConfig scheduler;
+  StepSchedulerConfig step_scheduler;
   int32_t block_size = 16;
   // The KV pool: num_kv_blocks when > 0, else as many blocks as kv_cache_bytes holds.
   int64_t kv_cache_bytes = int64_t{256} << 20;

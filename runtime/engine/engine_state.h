@@ -56,7 +56,7 @@ struct LiveRequest {
 struct Engine::Impl {
   Impl(int32_t num_blocks, int32_t block_size, const EngineConfig& config)
       : kv_manager(num_blocks, block_size, config.enable_prefix_caching),
-        scheduler(config.scheduler, &kv_manager) {}
+        step_scheduler(config.step_scheduler, &kv_manager) {}
 
   // The step's pieces (engine_step.cc), on the stepping thread.
   // Removes a request from the scheduler (freeing its blocks), tells its sink,
@@ -69,7 +69,7 @@ struct Engine::Impl {
 
   std::unique_ptr<KvCache> kv_cache;
   KvCacheManager kv_manager;
-  StepScheduler scheduler;
+  StepScheduler step_scheduler;
   absl::flat_hash_map<RequestId, std::unique_ptr<LiveRequest>> live;
   Batch batch;
   std::vector<float> logits;

@@ -76,7 +76,7 @@ void Engine::Impl::Retire(RequestId id, FinishReason reason, absl::Status status
   auto it = live.find(id);
   if (it == live.end()) return;
   LiveRequest& r = *it->second;
-  scheduler.Remove(&r.seq);
+  step_scheduler.Remove(&r.seq);
   r.sink->OnFinish(MakeFinishInfo(r, reason, std::move(status), now));
   if (reason == FinishReason::kCancelled) {
     ++counters.num_requests_aborted;
@@ -142,18 +142,18 @@ absl::StatusOr<bool> Engine::Step() {
     r->seq.arrival_order = s.next_arrival++;
     Sequence* seq = &r->seq;
     s.live.emplace(seq->id, std::move(r));
-    s.scheduler.Add(seq);
+    s.step_scheduler.Add(seq);
   }
   const Clock::time_point step_start = Now();
   for (RequestId id : aborts) s.Retire(id, FinishReason::kCancelled, absl::OkStatus(), step_start);
   s.ExpireDeadlines(step_start);
 
   absl::Status result = absl::OkStatus();
-  StepPlan plan = s.scheduler.Schedule();
-  if (plan.empty() && s.scheduler.num_running() == 0 && s.scheduler.num_waiting() > 0) {
+  StepPlan plan = s.step_scheduler.Schedule();
+  if (plan.empty() && s.step_scheduler.num_running() == 0 && s.step_scheduler.num_waiting() > 0) {
     // Submit rejects requests that cannot fit an empty pool, so this is a bug;
     // fail the head request rather than spin forever.
-    Sequence* head = s.scheduler.waiting().front();
+    Sequence* head = s.step_scheduler.waiting().front();
     result = absl::InternalError(absl::StrFormat(
         "request %d cannot be scheduled on an idle engine (%d tokens, %d free blocks)", head->id,
         head->num_tokens(), s.kv_manager.num_free_blocks()));
@@ -189,7 +189,7 @@ absl::StatusOr<bool> Engine::Step() {
         if (r.seq.num_generated() == 1) r.first_token = sampled_at;
         sampled.push_back(&r);
       }
-      s.scheduler.Commit(plan);
+      s.step_scheduler.Commit(plan);
       for (LiveRequest* r : sampled) s.EmitToken(*r, *tokenizer_, sampled_at);
       ++s.counters.num_steps;
       s.counters.num_tokens_computed += plan.num_tokens;
@@ -198,9 +198,9 @@ absl::StatusOr<bool> Engine::Step() {
 
   // Publish the snapshot other threads read.
   EngineStats& c = s.counters;
-  c.num_running = s.scheduler.num_running();
-  c.num_waiting = s.scheduler.num_waiting();
-  c.num_preemptions = s.scheduler.num_preemptions();
+  c.num_running = s.step_scheduler.num_running();
+  c.num_waiting = s.step_scheduler.num_waiting();
+  c.num_preemptions = s.step_scheduler.num_preemptions();
   const BlockAllocatorStats kv = s.kv_manager.Stats();
   c.kv_blocks_total = kv.num_blocks;
   c.kv_blocks_free = kv.num_free;

@@ -137,9 +137,9 @@ runtime::EngineConfig SmallEngine() {
   runtime::EngineConfig c;
   c.block_size = 4;
   c.num_kv_blocks = 128;
-  c.scheduler.max_num_seqs = 4;
-  c.scheduler.max_tokens_per_step = 16;
-  c.scheduler.max_prefill_chunk = 8;
+  c.step_scheduler.max_num_seqs = 4;
+  c.step_scheduler.max_tokens_per_step = 16;
+  c.step_scheduler.max_prefill_chunk = 8;
   return c;
 }
 

@@ -305,7 +305,7 @@ TEST(ServerTest, HealthAndModelListing) {
 // the rest are refused.
 runtime::EngineConfig OneAtATime() {
   runtime::EngineConfig c;
-  c.scheduler.max_num_seqs = 1;
+  c.step_scheduler.max_num_seqs = 1;
   return c;
 }
 

@@ -38,17 +38,17 @@ absl::StatusOr<runtime::EngineConfig> EngineConfigFromArgs(const ParsedArgs& arg
   c.kv_cache_bytes = mb->value_or(256) << 20;
   absl::StatusOr<std::optional<int64_t>> tokens = args.GetInt("max-batch-tokens", 1, 1 << 20);
   if (!tokens.ok()) return tokens.status();
-  c.scheduler.max_tokens_per_step = static_cast<int32_t>(tokens->value_or(512));
+  c.step_scheduler.max_tokens_per_step = static_cast<int32_t>(tokens->value_or(512));
   absl::StatusOr<std::optional<int64_t>> chunk = args.GetInt("max-prefill-chunk", 1, 1 << 20);
   if (!chunk.ok()) return chunk.status();
-  c.scheduler.max_prefill_chunk =
-      static_cast<int32_t>(chunk->value_or(c.scheduler.max_tokens_per_step));
+  c.step_scheduler.max_prefill_chunk =
+      static_cast<int32_t>(chunk->value_or(c.step_scheduler.max_tokens_per_step));
   absl::StatusOr<std::optional<int64_t>> seqs = args.GetInt("max-seqs", 1, 4096);
   if (!seqs.ok()) return seqs.status();
   // Every running sequence must be able to decode in each step.
-  c.scheduler.max_num_seqs =
-      static_cast<int32_t>(std::min<int64_t>(seqs->value_or(64), c.scheduler.max_tokens_per_step));
-  c.scheduler.chunked_prefill = !args.Has("no-chunked-prefill");
+  c.step_scheduler.max_num_seqs = static_cast<int32_t>(
+      std::min<int64_t>(seqs->value_or(64), c.step_scheduler.max_tokens_per_step));
+  c.step_scheduler.chunked_prefill = !args.Has("no-chunked-prefill");
   c.enable_prefix_caching = !args.Has("no-prefix-cache");
   return c;
 }

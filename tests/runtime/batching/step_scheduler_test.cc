@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "tests/runtime/batching/scheduler_sim.h"
+#include "tests/runtime/batching/step_scheduler_sim.h"
 
 namespace cohost::runtime {
 namespace {

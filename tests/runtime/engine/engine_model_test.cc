@@ -69,9 +69,9 @@ class EngineModelTest : public ::testing::Test {
     EngineConfig c;
     c.num_kv_blocks = num_blocks;
     c.enable_prefix_caching = prefix_caching;
-    c.scheduler.max_tokens_per_step = 64;
-    c.scheduler.max_num_seqs = 8;
-    c.scheduler.max_prefill_chunk = 32;
+    c.step_scheduler.max_tokens_per_step = 64;
+    c.step_scheduler.max_num_seqs = 8;
+    c.step_scheduler.max_prefill_chunk = 32;
     return Engine::Create(model_->model.get(), model_->tokenizer.get(), c).value();
   }
   static void RunToIdle(Engine& e) {

@@ -86,9 +86,9 @@ class EngineTest : public ::testing::Test {
     c.clock = [this] { return now_; };
     c.block_size = block_size;
     c.num_kv_blocks = num_blocks;
-    c.scheduler.max_num_seqs = max_num_seqs;
-    c.scheduler.max_tokens_per_step = 16;
-    c.scheduler.max_prefill_chunk = 8;
+    c.step_scheduler.max_num_seqs = max_num_seqs;
+    c.step_scheduler.max_tokens_per_step = 16;
+    c.step_scheduler.max_prefill_chunk = 8;
     absl::StatusOr<std::unique_ptr<Engine>> e = Engine::Create(model_.get(), tokenizer_.get(), c);
     EXPECT_TRUE(e.ok()) << e.status();
     return e.ok() ? *std::move(e) : nullptr;
@@ -141,9 +141,9 @@ TEST_F(EngineTest, SubmitRejectsRequestsThatCanNeverRun) {
   EngineConfig whole;
   whole.block_size = 4;
   whole.num_kv_blocks = 64;
-  whole.scheduler.chunked_prefill = false;
-  whole.scheduler.max_tokens_per_step = 16;
-  whole.scheduler.max_num_seqs = 4;
+  whole.step_scheduler.chunked_prefill = false;
+  whole.step_scheduler.max_tokens_per_step = 16;
+  whole.step_scheduler.max_num_seqs = 4;
   std::unique_ptr<Engine> w = Engine::Create(model_.get(), tokenizer_.get(), whole).value();
   EXPECT_EQ(w->Submit(Request(12, 6), sink).status().code(), absl::StatusCode::kInvalidArgument)
       << "without chunking, 17 tokens can never start in a 16-token step";
@@ -276,15 +276,16 @@ TEST_F(EngineTest, CreateRejectsConfigurationsThatCannotRun) {
   const Case cases[] = {
       {"block size 0", [](EngineConfig& c) { c.block_size = 0; }, "block size 0"},
       {"block size 1025", [](EngineConfig& c) { c.block_size = 1025; }, "[1, 1024]"},
-      {"no sequences", [](EngineConfig& c) { c.scheduler.max_num_seqs = 0; }, "must be positive"},
-      {"no step budget", [](EngineConfig& c) { c.scheduler.max_tokens_per_step = 0; },
+      {"no sequences", [](EngineConfig& c) { c.step_scheduler.max_num_seqs = 0; },
        "must be positive"},
-      {"no prefill chunk", [](EngineConfig& c) { c.scheduler.max_prefill_chunk = -1; },
+      {"no step budget", [](EngineConfig& c) { c.step_scheduler.max_tokens_per_step = 0; },
+       "must be positive"},
+      {"no prefill chunk", [](EngineConfig& c) { c.step_scheduler.max_prefill_chunk = -1; },
        "must be positive"},
       {"budget below the sequence cap",
        [](EngineConfig& c) {
-         c.scheduler.max_num_seqs = 8;
-         c.scheduler.max_tokens_per_step = 7;
+         c.step_scheduler.max_num_seqs = 8;
+         c.step_scheduler.max_tokens_per_step = 7;
        },
        "at least max_num_seqs"},
       {"one block", [](EngineConfig& c) { c.num_kv_blocks = 1; }, "at least 2 are needed"},

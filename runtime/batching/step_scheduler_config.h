@@ -6,7 +6,7 @@
 
 namespace cohost::runtime {
 
-struct SchedulerConfig {
+struct StepSchedulerConfig {
   int32_t max_num_seqs = 64;          // sequences per step
   int32_t max_tokens_per_step = 512;  // new tokens per step, all sequences together
   bool chunked_prefill = true;        // false: a prompt is admitted only whole

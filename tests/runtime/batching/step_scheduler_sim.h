@@ -48,7 +48,7 @@ inline std::string Describe(const std::vector<std::pair<int, int>>& v) {
 
 class Sim {
  public:
-  Sim(const SchedulerConfig& config, int32_t usable_blocks, bool prefix_caching = false)
+  Sim(const StepSchedulerConfig& config, int32_t usable_blocks, bool prefix_caching = false)
       : config_(config),
         prefix_caching_(prefix_caching),
         kv_(usable_blocks + 1, kBs, prefix_caching),
@@ -260,7 +260,7 @@ class Sim {
     EXPECT_TRUE(kv_.allocator().Validate().ok());
   }
 
-  SchedulerConfig config_;
+  StepSchedulerConfig config_;
   bool prefix_caching_;
   KvCacheManager kv_;
   StepScheduler scheduler_;
@@ -272,9 +272,9 @@ class Sim {
   int step_ = 0;
 };
 
-inline SchedulerConfig Config(int32_t budget, int32_t chunk, int32_t max_seqs = 8,
-                              bool chunked = true) {
-  SchedulerConfig c;
+inline StepSchedulerConfig Config(int32_t budget, int32_t chunk, int32_t max_seqs = 8,
+                                  bool chunked = true) {
+  StepSchedulerConfig c;
   c.max_tokens_per_step = budget;
   c.max_prefill_chunk = chunk;
   c.max_num_seqs = max_seqs;
