@@ -1,0 +1,353 @@
+// The cross-backend harness can fail, and fails on the CPU: ExpectClose reports
+// corrupt elements, NaNs and small errors spread everywhere, and every op check
+// of OpChecks catches a CPU backend whose outputs were corrupted after the op by
+// an amount the bf16 tolerance would let through.
+#include "backend_ops_harness.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <ostream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "cohost/kernels/backend.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest-spi.h"
+#include "gtest/gtest.h"
+
+namespace cohost::kernels::backend_ops {
+namespace {
+
+std::vector<float> Ramp(size_t n) {
+  std::vector<float> v(n);
+  for (size_t i = 0; i < n; ++i) v[i] = 0.5f + static_cast<float>(i % 17) / 4;
+  return v;
+}
+
+TEST(ExpectCloseTest, EqualOutputsPass) {
+  const std::vector<float> want = Ramp(1000);
+  ExpectClose(want, want, kExact, "identical");
+  ExpectClose(want, want, kF32Tol, "identical");
+  std::vector<float> poisoned(10, kNaN);
+  ExpectClose(poisoned, poisoned, kExact, "both NaN", /*nan_equal=*/true);
+}
+
+TEST(ExpectCloseTest, ErrorWithinToleranceOfOneElementPasses) {
+  const std::vector<float> want = Ramp(1000);
+  std::vector<float> got = want;
+  got[3] += static_cast<float>(0.5 * (kF32Tol.atol + kF32Tol.rtol * want[3]));
+  ExpectClose(want, got, kF32Tol, "half the bound");
+}
+
+TEST(ExpectCloseTest, OneCorruptElementFails) {
+  const std::vector<float> want = Ramp(1000);
+  std::vector<float> got = want;
+  got[500] += 1e-4f;  // 10x the fp32 bound, 200x below the bf16 one
+  EXPECT_NONFATAL_FAILURE(ExpectClose(want, got, kF32Tol, "corrupt"),
+                          "corrupt: 1 of 1000 elements differ");
+  got[500] = want[500] * -1;
+  EXPECT_NONFATAL_FAILURE(ExpectClose(want, got, kBf16Tol, "sign"), "[500] want=");
+  // Copies are exact: one ulp is a failure.
+  got[500] = std::nextafter(want[500], 100.f);
+  EXPECT_NONFATAL_FAILURE(ExpectClose(want, got, kExact, "ulp"), "ulp: 1 of 1000 elements differ");
+}
+
+TEST(ExpectCloseTest, NaNOrInfinityWhereTheReferenceIsFiniteFails) {
+  const std::vector<float> want = Ramp(100);
+  for (float bad : {kNaN, std::numeric_limits<float>::infinity()}) {
+    std::vector<float> got = want;
+    got[7] = bad;
+    EXPECT_NONFATAL_FAILURE(ExpectClose(want, got, kBf16Tol, "bad"), "1 of 100 elements differ");
+    // nan_equal only excuses a NaN on both sides.
+    EXPECT_NONFATAL_FAILURE(ExpectClose(want, got, kBf16Tol, "bad", /*nan_equal=*/true),
+                            "1 of 100 elements differ");
+  }
+}
+
+TEST(ExpectCloseTest, ReferenceNaNMatchesOnlyWhenAllowed) {
+  std::vector<float> want = Ramp(100), got = want;
+  want[9] = got[9] = kNaN;
+  EXPECT_NONFATAL_FAILURE(ExpectClose(want, got, kF32Tol, "strict"), "1 of 100 elements differ");
+  ExpectClose(want, got, kF32Tol, "rows left unwritten", /*nan_equal=*/true);
+  // A page row that must stay poisoned but was written.
+  got[9] = 0.f;
+  EXPECT_NONFATAL_FAILURE(ExpectClose(want, got, kF32Tol, "stray write", /*nan_equal=*/true),
+                          "stray write: 1 of 100 elements differ");
+}
+
+TEST(ExpectCloseTest, SmallErrorsEverywhereFailTheNorm) {
+  // 1.5% on every element: inside the bf16 elementwise bound (2e-2 + 2e-2 |x|),
+  // above its 1e-2 norm bound.
+  const std::vector<float> want = Ramp(1000);
+  std::vector<float> got = want;
+  for (float& x : got) x *= 1.015f;
+  EXPECT_NONFATAL_FAILURE(ExpectClose(want, got, kBf16Tol, "drift"),
+                          "drift: 0 of 1000 elements differ");
+}
+
+TEST(ExpectCloseTest, SizeMismatchFails) {
+  EXPECT_FATAL_FAILURE(ExpectClose(std::vector<float>(3), std::vector<float>(2), kF32Tol, "sizes"),
+                       "sizes: output sizes differ");
+}
+
+TEST(ExpectCloseTest, ToleranceFollowsTheComputeDtype) {
+  EXPECT_EQ(ToleranceFor(DType::kF32).atol, kF32Tol.atol);
+  EXPECT_EQ(ToleranceFor(DType::kBF16).atol, kBf16Tol.atol);
+  EXPECT_NONFATAL_FAILURE(ToleranceFor(DType::kF16), "no tolerance derived");
+  // The fp32 GEMM bound grows with k, and never below the elementwise one.
+  EXPECT_EQ(GemmTolerance(kF32Tol, 7).atol, kF32Tol.atol);
+  EXPECT_NEAR(GemmTolerance(kF32Tol, 1024).atol, 1024 * kF32Roundoff, 1e-12);
+  EXPECT_EQ(GemmTolerance(kBf16Tol, 1024).atol, kBf16Tol.atol);
+}
+
+// How a FaultyBackend spoils the CPU backend's results.
+enum class Fault {
+  kPerturb,       // one output element moves by kPerturbation * (1 + |x|)
+  kNaN,           // one output element becomes NaN
+  kStrayWrite,    // RopeWriteKv also writes a page row no token maps to
+  kNoCausalMask,  // PagedAttention lets every new token see its whole context
+};
+
+void PrintTo(Fault f, std::ostream* os) {
+  constexpr const char* kNames[] = {"Perturb", "NaN", "StrayWrite", "NoCausalMask"};
+  *os << kNames[static_cast<int>(f)];
+}
+
+// Inside the bf16 tolerance (2e-2 + 2e-2 |x|), 10x outside the fp32 one: a
+// check that used bf16 tolerances on the CPU would miss it.
+constexpr double kPerturbation = 1e-4;
+static_assert(kPerturbation >= 10 * kF32Tol.atol && kPerturbation >= 10 * kF32Tol.rtol);
+static_assert(kPerturbation < kBf16Tol.atol && kPerturbation < kBf16Tol.rtol);
+
+// The CPU backend with one fault injected into each op's output. CPU memory is
+// host memory, so outputs are spoiled in place after the op ran.
+class FaultyBackend final : public Backend {
+ public:
+  FaultyBackend(std::unique_ptr<Backend> cpu, Fault fault) : cpu_(std::move(cpu)), fault_(fault) {}
+
+  // How many results this backend spoiled: each must be reported.
+  int faults() const { return faults_; }
+
+  BackendKind kind() const override { return cpu_->kind(); }
+  BackendCaps Caps() const override { return cpu_->Caps(); }
+  absl::StatusOr<void*> Allocate(size_t bytes) override { return cpu_->Allocate(bytes); }
+  void Free(void* ptr) override { cpu_->Free(ptr); }
+  absl::Status CopyToDevice(void* dst, const void* src, size_t bytes) override {
+    return cpu_->CopyToDevice(dst, src, bytes);
+  }
+  absl::Status CopyToHost(void* dst, const void* src, size_t bytes) override {
+    return cpu_->CopyToHost(dst, src, bytes);
+  }
+  absl::Status UploadF32(void* dst, const float* src, size_t n) override {
+    return cpu_->UploadF32(dst, src, n);
+  }
+  absl::Status DownloadF32(float* dst, const void* src, size_t n) override {
+    return cpu_->DownloadF32(dst, src, n);
+  }
+  absl::Status Synchronize() override { return cpu_->Synchronize(); }
+
+  void Embedding(const int32_t* ids, int32_t n, const void* table, int32_t hidden,
+                 void* out) override {
+    cpu_->Embedding(ids, n, table, hidden, out);
+    SpoilLast(out, int64_t{n} * hidden);
+  }
+  void RmsNorm(const void* x, void* residual, const void* weight, int32_t n, int32_t hidden,
+               float eps, void* out) override {
+    cpu_->RmsNorm(x, residual, weight, n, hidden, eps, out);
+    SpoilLast(out, int64_t{n} * hidden);
+  }
+  void Gemm(const void* a, const void* w, const void* bias, int32_t m, int32_t n, int32_t k,
+            void* c) override {
+    cpu_->Gemm(a, w, bias, m, n, k, c);
+    SpoilLast(c, int64_t{m} * n);
+  }
+  void Add(void* x, const void* y, int64_t n) override {
+    cpu_->Add(x, y, n);
+    SpoilLast(x, n);
+  }
+  void SiluMul(const void* gate_up, int32_t n, int32_t inter, void* out) override {
+    cpu_->SiluMul(gate_up, n, inter, out);
+    SpoilLast(out, int64_t{n} * inter);
+  }
+  void GatherRows(const void* x, const int32_t* rows, int32_t num_rows, int32_t width,
+                  void* out) override {
+    cpu_->GatherRows(x, rows, num_rows, width, out);
+    SpoilLast(out, int64_t{num_rows} * width);
+  }
+
+  void RopeWriteKv(void* q, void* k, const void* v, const BatchLayout& batch, int32_t num_heads,
+                   const float* inv_freq, int32_t rotary_dim, const PagedKv& kv) override {
+    cpu_->RopeWriteKv(q, k, v, batch, num_heads, inv_freq, rotary_dim, kv);
+    if (batch.num_tokens == 0) return;
+    float* pages = static_cast<float*>(kv.k);
+    const int64_t row = int64_t{kv.num_kv_heads} * kv.head_dim;
+    const int64_t page_n = int64_t{kv.num_blocks} * kv.block_size * row;
+    if (fault_ == Fault::kStrayWrite) {
+      // The first page element still poisoned is one no token maps to.
+      for (int64_t i = 0; i < page_n; ++i) {
+        if (std::isnan(pages[i])) {
+          pages[i] = 0.f;
+          ++faults_;
+          return;
+        }
+      }
+      return;
+    }
+    // The K row cached for the first token that has a slot.
+    for (int32_t t = 0; t < batch.num_tokens; ++t) {
+      if (batch.slot_mapping[t] >= 0) {
+        Spoil(pages + int64_t{batch.slot_mapping[t]} * row);
+        return;
+      }
+    }
+  }
+
+  void PagedAttention(const void* q, const BatchLayout& batch, const PagedKv& kv, int32_t num_heads,
+                      float scale, void* out) override {
+    if (fault_ != Fault::kNoCausalMask) {
+      cpu_->PagedAttention(q, batch, kv, num_heads, scale, out);
+      if (batch.num_tokens > 0) Spoil(static_cast<float*>(out));
+      return;
+    }
+    // Every new token placed at its sequence's last position sees the whole
+    // context: a fault only where some token should have seen less.
+    std::vector<int32_t> last(batch.positions, batch.positions + batch.num_tokens);
+    bool masked = false;
+    for (int32_t s = 0; s < batch.num_seqs; ++s) {
+      for (int32_t i = batch.seq_starts[s]; i < batch.seq_starts[s + 1]; ++i) {
+        masked |= last[i] + 1 < batch.context_lens[s];
+        last[i] = batch.context_lens[s] - 1;
+      }
+    }
+    BatchLayout unmasked = batch;
+    unmasked.positions = last.data();
+    cpu_->PagedAttention(q, unmasked, kv, num_heads, scale, out);
+    if (masked) ++faults_;
+  }
+
+ private:
+  void SpoilLast(void* out, int64_t n) {
+    if (n > 0) Spoil(static_cast<float*>(out) + n - 1);
+  }
+  void Spoil(float* x) {
+    if (fault_ == Fault::kPerturb) {
+      *x += static_cast<float>(kPerturbation * (1 + std::abs(*x)));
+    } else if (fault_ == Fault::kNaN) {
+      *x = kNaN;
+    } else {
+      return;  // faults of other ops
+    }
+    ++faults_;
+  }
+
+  std::unique_ptr<Backend> cpu_;
+  Fault fault_;
+  int faults_ = 0;
+};
+
+struct OpCheck {
+  std::string name;
+  std::function<void(OpChecks&)> run;
+};
+
+std::vector<OpCheck> AllOpChecks() {
+  std::vector<OpCheck> checks = {
+      {"AllocationFailureIsRecoverable", [](OpChecks& c) { c.AllocationFailureIsRecoverable(); }},
+      {"Embedding", [](OpChecks& c) { c.Embedding(); }},
+      {"GatherRows", [](OpChecks& c) { c.GatherRows(); }},
+      {"RmsNorm", [](OpChecks& c) { c.RmsNorm(); }},
+      {"Gemm", [](OpChecks& c) { c.Gemm(); }},
+      {"Add", [](OpChecks& c) { c.Add(); }},
+      {"SiluMul", [](OpChecks& c) { c.SiluMul(); }},
+      {"RopeWriteKv", [](OpChecks& c) { c.RopeWriteKv(); }},
+      {"EmptyShapes", [](OpChecks& c) { c.EmptyShapes(); }},
+      {"UnalignedViews", [](OpChecks& c) { c.UnalignedViews(); }},
+  };
+  for (const AttnCase& a : AttentionCases()) {
+    checks.push_back({"PagedAttention " + a.name, [a](OpChecks& c) { c.PagedAttention(a); }});
+  }
+  return checks;
+}
+
+struct Outcome {
+  int faults = 0;  // results spoiled
+  std::vector<std::string> failures;
+};
+
+// Runs one check on a FaultyBackend and collects what it reported instead of
+// failing this test.
+Outcome RunFaulty(const OpCheck& check, Fault fault) {
+  auto faulty = std::make_unique<FaultyBackend>(MakeCpuBackend(1), fault);
+  FaultyBackend* backend = faulty.get();
+  Outcome outcome;
+  ::testing::TestPartResultArray results;
+  {
+    ::testing::ScopedFakeTestPartResultReporter reporter(
+        ::testing::ScopedFakeTestPartResultReporter::INTERCEPT_ONLY_CURRENT_THREAD, &results);
+    OpChecks checks(std::move(faulty), SeedFromEnv());
+    check.run(checks);
+    outcome.faults = backend->faults();
+  }
+  for (int i = 0; i < results.size(); ++i) {
+    const ::testing::TestPartResult& r = results.GetTestPartResult(i);
+    outcome.failures.push_back(absl::StrCat(r.nonfatally_failed() ? "" : "(fatal) ", r.message()));
+  }
+  return outcome;
+}
+
+// Every spoiled result is reported once, as a mismatch, and nothing else is.
+void ExpectEachFaultCaught(const std::string& name, const Outcome& o) {
+  EXPECT_EQ(o.failures.size(), static_cast<size_t>(o.faults))
+      << name << ": " << o.faults << " results spoiled, " << o.failures.size() << " reported";
+  for (const std::string& f : o.failures) {
+    EXPECT_THAT(f, ::testing::HasSubstr("elements differ")) << name;
+    EXPECT_EQ(f.rfind("(fatal)", 0), std::string::npos) << name << ": " << f;
+  }
+}
+
+class OpCheckFaultTest : public ::testing::TestWithParam<Fault> {};
+
+TEST_P(OpCheckFaultTest, EveryOpCheckCatchesASpoiledResult) {
+  for (const OpCheck& check : AllOpChecks()) {
+    const Outcome o = RunFaulty(check, GetParam());
+    // Each check spoils at least one result, or it would prove nothing.
+    EXPECT_GT(o.faults, 0) << check.name;
+    ExpectEachFaultCaught(check.name, o);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Faults, OpCheckFaultTest, ::testing::Values(Fault::kPerturb, Fault::kNaN),
+                         [](const ::testing::TestParamInfo<Fault>& info) {
+                           return ::testing::PrintToString(info.param);
+                         });
+
+TEST(FaultyBackendTest, RopeWritingAnUnmappedPageRowIsCaught) {
+  const Outcome o =
+      RunFaulty({"RopeWriteKv", [](OpChecks& c) { c.RopeWriteKv(); }}, Fault::kStrayWrite);
+  EXPECT_GT(o.faults, 0);
+  ExpectEachFaultCaught("RopeWriteKv", o);
+}
+
+TEST(FaultyBackendTest, AttentionWithoutTheCausalMaskIsCaught) {
+  int faults = 0, chunked_cases = 0;
+  for (const AttnCase& a : AttentionCases()) {
+    const Outcome o =
+        RunFaulty({a.name, [a](OpChecks& c) { c.PagedAttention(a); }}, Fault::kNoCausalMask);
+    faults += o.faults;
+    ExpectEachFaultCaught(a.name, o);
+    // The mask matters where a sequence has more than one new token.
+    chunked_cases +=
+        std::any_of(a.seqs.begin(), a.seqs.end(), [](const SeqSpec& s) { return s.fresh > 1; });
+  }
+  EXPECT_EQ(faults, chunked_cases);
+  EXPECT_GT(chunked_cases, 0);
+}
+
+}  // namespace
+}  // namespace cohost::kernels::backend_ops
