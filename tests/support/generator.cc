@@ -6,8 +6,8 @@
 #include <chrono>
 #include <random>
 
-#include "absl/strings/str_format.h"
 #include "common/status_macros.h"
+#include "runtime/batching/request_validation.h"
 #include "runtime/model/kv_cache.h"
 #include "runtime/sampling/sampler.h"
 #include "runtime/sampling/stop_checker.h"
@@ -32,20 +32,12 @@ absl::StatusOr<GenerationResult> Generator::Generate(absl::Span<const int32_t> p
                                                      const TextCallback& on_text) {
   const Clock::time_point t0 = Clock::now();
   const ModelConfig& cfg = model_->config();
-  if (prompt_ids.empty()) return absl::InvalidArgumentError("the prompt is empty");
-  for (int32_t id : prompt_ids) {
-    if (id < 0 || id >= cfg.vocab_size) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "prompt token id %d is outside the vocabulary [0, %d)", id, cfg.vocab_size));
-    }
-  }
-  RETURN_IF_ERROR(params.Validate(cfg.vocab_size));
+  GenerateRequest request;
+  request.prompt_ids.assign(prompt_ids.begin(), prompt_ids.end());
+  request.sampling = params;
+  // Its KV cache is sized to the request, so only the context bounds it.
+  RETURN_IF_ERROR(ValidateRequest(request, {cfg.vocab_size, cfg.max_position_embeddings}));
   const int64_t need = static_cast<int64_t>(prompt_ids.size()) + params.max_tokens;
-  if (need > cfg.max_position_embeddings) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "prompt (%d tokens) plus max_tokens (%d) exceeds the model's context of %d tokens",
-        prompt_ids.size(), params.max_tokens, cfg.max_position_embeddings));
-  }
 
   const int32_t bs = options_.block_size;
   const int32_t num_blocks = static_cast<int32_t>((need + bs - 1) / bs) + 1;
