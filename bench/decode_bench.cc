@@ -84,6 +84,7 @@ void BM_Prefill(benchmark::State& state) {
   auto kv = KvCache::Create(f->backend.get(), f->model.config(), num_blocks, bs);
   if (!kv.ok()) return state.SkipWithError("kv cache");
   std::vector<int32_t> tokens;
+  tokens.reserve(n);
   for (int32_t p = 0; p < n; ++p) tokens.push_back(100 + p % 1000);
   Batch b;
   FillSingleSequenceBatch(tokens, 0, num_blocks, bs, true, &b);

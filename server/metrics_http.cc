@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <utility>
 
 #include "absl/strings/str_format.h"
 
@@ -45,14 +46,15 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(cons
   s.set_read_timeout(5);
   s.set_write_timeout(5);
   s.set_keep_alive_timeout(5);
-  s.Get("/metrics", [render](const httplib::Request&, httplib::Response& res) {
+  s.Get("/metrics", [render = std::move(render)](const httplib::Request&, httplib::Response& res) {
     res.set_content(render(), kMetricsContentType);
   });
-  s.Get("/healthz", [healthy](const httplib::Request&, httplib::Response& res) {
-    const bool ok = healthy == nullptr || healthy();
-    res.status = ok ? 200 : 503;
-    res.set_content(ok ? "ok\n" : "not serving\n", "text/plain");
-  });
+  s.Get("/healthz",
+        [healthy = std::move(healthy)](const httplib::Request&, httplib::Response& res) {
+          const bool ok = healthy == nullptr || healthy();
+          res.status = ok ? 200 : 503;
+          res.set_content(ok ? "ok\n" : "not serving\n", "text/plain");
+        });
 
   if (port == 0) {
     port = s.bind_to_any_port(host);

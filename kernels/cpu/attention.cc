@@ -44,7 +44,8 @@ void AttendOne(const float* q /*[head_dim]*/, const int32_t* block_table /*[max_
   float denom = 0.f;
   for (int32_t b = 0; b * bs < n_ctx; ++b) {
     const int32_t rows = std::min(bs, n_ctx - b * bs);
-    const int64_t base = static_cast<int64_t>(block_table[b]) * bs * kv_row + kv_head * hd;
+    const int64_t base =
+        static_cast<int64_t>(block_table[b]) * bs * kv_row + static_cast<int64_t>(kv_head) * hd;
     float block_max = -std::numeric_limits<float>::infinity();
     for (int32_t r = 0; r < rows; ++r) {
       const float* kr = k_pages + base + r * kv_row;

@@ -41,9 +41,11 @@ void RopeWriteKv(float* q, float* k, const float* v, const int32_t* positions,
       sin[d] = static_cast<float>(std::sin(static_cast<double>(angle)));
     }
     float* qi = q + static_cast<int64_t>(i) * num_heads * hd;
-    for (int32_t h = 0; h < num_heads; ++h) RotateHead(qi + h * hd, cos.data(), sin.data(), half);
+    for (int32_t h = 0; h < num_heads; ++h)
+      RotateHead(qi + static_cast<int64_t>(h) * hd, cos.data(), sin.data(), half);
     float* ki = k + i * kv_row;
-    for (int32_t h = 0; h < nkv; ++h) RotateHead(ki + h * hd, cos.data(), sin.data(), half);
+    for (int32_t h = 0; h < nkv; ++h)
+      RotateHead(ki + static_cast<int64_t>(h) * hd, cos.data(), sin.data(), half);
     const int64_t slot = slot_mapping[i];
     if (slot < 0) continue;  // padding: nothing cached
     // slot = page * block_size + row, so it indexes (page, row) pairs directly.

@@ -216,7 +216,8 @@ absl::StatusOr<ModelFile> LoadGgufModel(const std::string& path, const LoadOptio
     job.name = name;
     job.shape = shape;
     job.source_bytes = info->size_bytes;
-    job.convert = [&f, info, shape, permute_heads](absl::Span<float> dst) -> absl::Status {
+    job.convert = [&f, info, shape = job.shape,
+                   permute_heads](absl::Span<float> dst) -> absl::Status {
       absl::Status s = DequantizeToF32(info->type, f.TensorData(*info), info->numel, dst);
       if (s.ok() && permute_heads > 0) {
         s = UndoLlamaRopePermutation(dst, shape[0], shape.size() == 2 ? shape[1] : 1,

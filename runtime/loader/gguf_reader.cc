@@ -190,7 +190,7 @@ class GgufParser {
         *out = b[0] != 0;
         break;
       case GgufValueType::kInt8:
-        *out = static_cast<int8_t>(b[0]);
+        *out = static_cast<int8_t>(b[0]);  // NOLINT(bugprone-signed-char-misuse): sign-extends
         break;
       case GgufValueType::kUint16: {
         uint16_t x;

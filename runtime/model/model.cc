@@ -21,7 +21,8 @@ class TensorChecker {
   explicit TensorChecker(const ModelFile& file) : file_(file) {}
 
   // The tensor `name` with exactly `shape`, or INVALID_ARGUMENT naming it.
-  absl::StatusOr<const HostTensor*> Get(const std::string& name, std::vector<int64_t> shape) const {
+  absl::StatusOr<const HostTensor*> Get(const std::string& name,
+                                        const std::vector<int64_t>& shape) const {
     auto it = file_.tensors.find(name);
     if (it == file_.tensors.end()) {
       return absl::InvalidArgumentError(absl::StrFormat(

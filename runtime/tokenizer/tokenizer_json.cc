@@ -54,6 +54,7 @@ bool HasStep(const json& node, const char* list_key, std::string_view type) {
 absl::StatusOr<std::string> ByteLevelFamily(const json& pre) {
   const std::vector<json> steps = Steps(pre, "pretokenizers");
   std::vector<std::string> types;
+  types.reserve(steps.size());
   for (const json& s : steps) types.push_back(StringOr(s, "type"));
   if (types == std::vector<std::string>{"ByteLevel"} && BoolOr(steps[0], "use_regex", true)) {
     return std::string("gpt2");

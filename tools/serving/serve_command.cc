@@ -91,7 +91,7 @@ absl::StatusOr<ServeConfig> ConfigFromArgs(const ParsedArgs& args) {
            ReadInt(args, "max-queued-requests", 1, 1 << 20, c.admission.max_queued_requests),
            ReadInt(args, "max-queued-tokens", 1, int64_t{1} << 40,
                    c.admission.max_queued_prompt_tokens),
-           ReadInt(args, "drain-seconds", 0, 24 * 3600, c.drain_seconds),
+           ReadInt(args, "drain-seconds", 0, int64_t{24} * 3600, c.drain_seconds),
        }) {
     if (!s.ok()) return s;
   }
@@ -156,7 +156,8 @@ class SignalWaiter {
       std::lock_guard<std::mutex> lock(mu_);
       stopping_ = true;
     }
-    pthread_kill(thread_.native_handle(), SIGTERM);  // wakes its sigwait
+    // Not a kill: SIGTERM is blocked in every thread, so it only wakes sigwait.
+    pthread_kill(thread_.native_handle(), SIGTERM);  // NOLINT(bugprone-bad-signal-to-kill-thread)
     thread_.join();
   }
 
