@@ -224,7 +224,8 @@ class TcpProxy {
 
   static bool WriteAll(int fd, const char* data, size_t n) {
     while (n > 0) {
-      const ssize_t w = ::write(fd, data, n);
+      // send, not write: a peer cut by CutAll must fail the call, not raise SIGPIPE.
+      const ssize_t w = ::send(fd, data, n, MSG_NOSIGNAL);
       if (w <= 0) return false;
       data += w;
       n -= static_cast<size_t>(w);
