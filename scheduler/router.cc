@@ -70,23 +70,30 @@ class AdmissionSink : public runtime::TokenSink {
 }  // namespace
 
 ServedModel::ServedModel(std::string name, std::string path, runtime::LoadedModel loaded,
-                         std::unique_ptr<runtime::Engine> engine, AdmissionLimits limits)
+                         std::unique_ptr<runtime::Engine> engine, AdmissionLimits limits,
+                         std::shared_ptr<DeviceExecutor> executor, EngineTargets targets)
     : name_(std::move(name)),
       path_(std::move(path)),
       loaded_(std::move(loaded)),
       engine_(std::move(engine)),
-      admission_(name_, limits) {}
+      admission_(name_, limits),
+      executor_(std::move(executor)) {
+  executor_->Attach(engine_.get(), targets);
+}
 
 ServedModel::~ServedModel() {
   // The engine reads the model's weights and calls sinks that touch this
   // object's counters: it goes first, while everything else is still alive.
-  if (engine_ != nullptr) engine_->Stop();
+  executor_->Detach(engine_.get());
   engine_.reset();
 }
 
 Router::Router(kernels::Backend* backend, runtime::EngineConfig engine_config,
-               AdmissionLimits limits)
-    : backend_(backend), engine_config_(std::move(engine_config)), limits_(limits) {}
+               AdmissionLimits limits, ExecutorOptions executor_options)
+    : backend_(backend),
+      engine_config_(std::move(engine_config)),
+      executor_(std::make_shared<DeviceExecutor>(backend->Caps().device_name, executor_options)),
+      limits_(limits) {}
 
 Router::~Router() = default;
 
@@ -119,20 +126,20 @@ absl::Status Router::AddModel(const std::string& name, std::string path,
           absl::StrFormat("a model named \"%s\" is already loaded", name));
     }
   }
+  runtime::EngineConfig engine_config = engine_config_;
+  engine_config.on_work = executor_->MakeWakeCallback();
   absl::StatusOr<std::unique_ptr<runtime::Engine>> engine =
-      runtime::Engine::Create(loaded.model.get(), loaded.tokenizer.get(), engine_config_);
+      runtime::Engine::Create(loaded.model.get(), loaded.tokenizer.get(), engine_config);
   if (!engine.ok()) return engine.status();
-  auto served = std::make_shared<ServedModel>(name, std::move(path), std::move(loaded),
-                                              *std::move(engine), limits_);
   std::lock_guard<std::mutex> lock(mu_);
   if (models_.contains(name)) {
-    // Lost a race with a concurrent load of the same name; `served` is dropped
-    // before its engine ever ran.
+    // Lost a race with a concurrent load of the same name.
     return absl::AlreadyExistsError(
         absl::StrFormat("a model named \"%s\" is already loaded", name));
   }
-  served->engine().Start();
-  models_.emplace(name, std::move(served));
+  models_.emplace(
+      name, std::make_shared<ServedModel>(name, std::move(path), std::move(loaded),
+                                          *std::move(engine), limits_, executor_, EngineTargets{}));
   return absl::OkStatus();
 }
 

@@ -19,6 +19,7 @@
 #include "runtime/engine/engine.h"
 #include "runtime/engine/loaded_model.h"
 #include "scheduler/admission.h"
+#include "scheduler/device_executor.h"
 
 namespace cohost::scheduler {
 
@@ -27,9 +28,13 @@ namespace cohost::scheduler {
 // pulls it from under them.
 class ServedModel {
  public:
+  // Attaches `engine` to `executor`, which steps it from then on.
   ServedModel(std::string name, std::string path, runtime::LoadedModel loaded,
-              std::unique_ptr<runtime::Engine> engine, AdmissionLimits limits);
-  ~ServedModel();  // stops the engine; live requests finish as cancelled
+              std::unique_ptr<runtime::Engine> engine, AdmissionLimits limits,
+              std::shared_ptr<DeviceExecutor> executor, EngineTargets targets);
+  // Detaches the engine (waiting for a step of it in progress); live requests
+  // finish as cancelled. Must not run on the executor's thread.
+  ~ServedModel();
 
   const std::string& name() const { return name_; }
   const std::string& path() const { return path_; }
@@ -40,12 +45,17 @@ class ServedModel {
 
   Admission& admission() { return admission_; }
   const Admission& admission() const { return admission_; }
+  DeviceExecutor& executor() { return *executor_; }
+  const DeviceExecutor& executor() const { return *executor_; }
 
  private:
   std::string name_, path_;
   runtime::LoadedModel loaded_;
   std::unique_ptr<runtime::Engine> engine_;
   Admission admission_;
+  // Shared: in-flight requests can keep a model (and so its executor) alive
+  // after the Router is gone.
+  std::shared_ptr<DeviceExecutor> executor_;
 };
 
 struct ModelSummary {
@@ -59,7 +69,10 @@ class Router {
  public:
   using ProgressFn = runtime::LoadProgressFn;
 
-  Router(kernels::Backend* backend, runtime::EngineConfig engine_config, AdmissionLimits limits);
+  // One device for now: every model runs on `backend`, stepped by one
+  // DeviceExecutor thread.
+  Router(kernels::Backend* backend, runtime::EngineConfig engine_config, AdmissionLimits limits,
+         ExecutorOptions executor_options = {});
   ~Router();
 
   // Loads and starts serving a model. Names are 1-128 characters of
@@ -99,6 +112,7 @@ class Router {
  private:
   kernels::Backend* backend_;
   runtime::EngineConfig engine_config_;
+  std::shared_ptr<DeviceExecutor> executor_;
   AdmissionLimits limits_;
   std::atomic<bool> draining_{false};
   mutable std::mutex mu_;

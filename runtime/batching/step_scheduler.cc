@@ -57,9 +57,12 @@ void StepScheduler::Add(Sequence* seq) {
   waiting_.push_back(seq);
 }
 
-StepPlan StepScheduler::Schedule() {
+StepPlan StepScheduler::Schedule(int32_t max_step_tokens) {
   StepPlan plan;
   int32_t budget = config_.max_tokens_per_step;
+  if (max_step_tokens > 0) {
+    budget = std::min(budget, std::max(max_step_tokens, static_cast<int32_t>(running_.size())));
+  }
   const int32_t chunk_cap = std::max<int32_t>(config_.max_prefill_chunk, 1);
 
   // Preempted sequences go to the front of the queue; one step's victims are

@@ -39,7 +39,10 @@ class StepScheduler {
 
   // Plans one step and allocates its blocks. Sequences in the plan have their
   // block tables ready; num_computed_tokens is not advanced until Commit.
-  StepPlan Schedule();
+  // `max_step_tokens` > 0 caps this step's new tokens below the configured
+  // budget (a device executor bounding a step's duration); every running
+  // sequence still gets room for one token, so decodes are never starved.
+  StepPlan Schedule(int32_t max_step_tokens = 0);
 
   // After the forward pass: advances num_computed_tokens of every scheduled
   // sequence and caches its newly full blocks. Sampled tokens must already be

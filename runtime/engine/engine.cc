@@ -106,18 +106,45 @@ absl::StatusOr<RequestId> Engine::Submit(GenerateRequest request, std::shared_pt
   if (request.deadline && *request.deadline <= now) {
     return absl::DeadlineExceededError("the request's deadline passed before it was queued");
   }
-  std::lock_guard<std::mutex> lock(impl_->mu);
-  const RequestId id = impl_->next_id++;
-  impl_->inbox.push_back(std::make_unique<LiveRequest>(id, std::move(request), std::move(sink),
-                                                       *tokenizer_, impl_->seed_source(), now));
-  impl_->wake.notify_one();
+  RequestId id;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    id = impl_->next_id++;
+    impl_->inbox.push_back(std::make_unique<LiveRequest>(id, std::move(request), std::move(sink),
+                                                         *tokenizer_, impl_->seed_source(), now));
+    impl_->wake.notify_one();
+  }
+  if (config_.on_work) config_.on_work();
   return id;
 }
 
 void Engine::Abort(RequestId id) {
-  std::lock_guard<std::mutex> lock(impl_->mu);
-  impl_->aborts.push_back(id);
-  impl_->wake.notify_one();
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->aborts.push_back(id);
+    impl_->wake.notify_one();
+  }
+  if (config_.on_work) config_.on_work();
+}
+
+EngineLoad Engine::Load() const {
+  EngineLoad load;
+  auto awaiting = [&load](const LiveRequest& r) {
+    ++load.num_live;
+    if (r.seq.num_generated() > 0) return;
+    ++load.num_awaiting_first;
+    if (!load.oldest_awaiting_first || r.submitted < *load.oldest_awaiting_first) {
+      load.oldest_awaiting_first = r.submitted;
+    }
+  };
+  for (const auto& [id, r] : impl_->live) awaiting(*r);
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    for (const std::unique_ptr<LiveRequest>& r : impl_->inbox) awaiting(*r);
+    load.has_work = load.num_live > 0 || !impl_->aborts.empty();
+  }
+  load.tokens_computed = impl_->counters.num_tokens_computed;
+  return load;
 }
 
 EngineStats Engine::Stats() const {
@@ -150,11 +177,6 @@ void Engine::Start() {
       }
     }
   });
-}
-
-bool Engine::stop_requested() const {
-  std::lock_guard<std::mutex> lock(impl_->mu);
-  return impl_->stop;
 }
 
 void Engine::Stop() {

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 
 #include "absl/status/statusor.h"
 #include "runtime/batching/request.h"
@@ -29,6 +30,27 @@ struct EngineConfig {
   // Where the engine reads the time (deadlines, timings); steady_clock when
   // empty. Tests inject a manual clock.
   std::function<Clock::time_point()> clock;
+  // Called (on the caller's thread, with no engine lock held) after Submit or
+  // Abort queued something for the next step: how a device executor that
+  // steps this engine learns it has work. Must be cheap and must not call
+  // back into the engine.
+  std::function<void()> on_work;
+};
+
+// Caps on one step, chosen by whoever steps the engine.
+struct StepLimits {
+  int32_t max_new_tokens = 0;  // > 0: at most this many new tokens (decodes always fit)
+};
+
+// What the engine has to do, for a device executor choosing which engine to
+// step next. Read on the stepping thread, between steps.
+struct EngineLoad {
+  bool has_work = false;           // queued submits or aborts, or live requests
+  int32_t num_live = 0;            // requests submitted and not finished
+  int32_t num_awaiting_first = 0;  // of those, without a first token yet
+  // The earliest submit time among requests without a first token.
+  std::optional<Clock::time_point> oldest_awaiting_first;
+  int64_t tokens_computed = 0;  // forward-pass tokens over the engine's life
 };
 
 struct EngineStats {
@@ -71,7 +93,10 @@ class Engine {
   // Runs one step on the calling thread: applies queued submits and aborts,
   // schedules, runs the model, samples, streams. Returns whether work remains.
   // Must not be called while Start() is active.
-  absl::StatusOr<bool> Step();
+  absl::StatusOr<bool> Step(const StepLimits& limits = {});
+
+  // The stepping thread's view of what is left to do (see EngineLoad).
+  EngineLoad Load() const;
 
   // Thread-safe snapshot, updated at step boundaries.
   EngineStats Stats() const;
@@ -80,9 +105,6 @@ class Engine {
   // otherwise. Stop() finishes the current step and joins.
   void Start();
   void Stop();
-  // Thread-safe: Stop() has been called (and Start() not since). Lets a
-  // caller see that a Stop() on another thread is waiting for the step.
-  bool stop_requested() const;
 
   const ModelConfig& model_config() const;
   // What Submit accepts; fixed at Create.

@@ -129,7 +129,7 @@ void Engine::Impl::EmitToken(LiveRequest& r, const Tokenizer& tokenizer, Clock::
   if (finish) Retire(r.seq.id, *finish, absl::OkStatus(), now);
 }
 
-absl::StatusOr<bool> Engine::Step() {
+absl::StatusOr<bool> Engine::Step(const StepLimits& limits) {
   Impl& s = *impl_;
   std::vector<std::unique_ptr<LiveRequest>> arrivals;
   std::vector<RequestId> aborts;
@@ -149,7 +149,7 @@ absl::StatusOr<bool> Engine::Step() {
   s.ExpireDeadlines(step_start);
 
   absl::Status result = absl::OkStatus();
-  StepPlan plan = s.step_scheduler.Schedule();
+  StepPlan plan = s.step_scheduler.Schedule(limits.max_new_tokens);
   if (plan.empty() && s.step_scheduler.num_running() == 0 && s.step_scheduler.num_waiting() > 0) {
     // Submit rejects requests that cannot fit an empty pool, so this is a bug;
     // fail the head request rather than spin forever.

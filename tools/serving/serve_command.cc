@@ -43,6 +43,9 @@ std::vector<FlagSpec> ServeFlagSpecs() {
       {"max-queued-requests", "N", "per model, requests waiting to be scheduled (default 256)"},
       {"max-queued-tokens", "N", "per model, prompt tokens waiting to be scheduled (default 1M)"},
       {"drain-seconds", "S", "on SIGTERM, how long in-flight requests may finish (default 30)"},
+      {"step-slice-ms", "MS",
+       "while models share a device, size each step to last about this long (default 250; "
+       "0: no cap)"},
       {"help", "", "show this help"},
   };
   for (FlagSpec& s : EngineFlagSpecs()) specs.push_back(std::move(s));
@@ -58,6 +61,7 @@ struct ServeConfig {
   std::vector<std::pair<std::string, std::string>> models;  // name, path
   runtime::EngineConfig engine;
   scheduler::AdmissionLimits admission;
+  scheduler::ExecutorOptions executor;
   server::ServerOptions server;
   int metrics_port = 9090;
   int64_t drain_seconds = 30;
@@ -75,6 +79,7 @@ absl::Status ReadInt(const ParsedArgs& args, const std::string& name, int64_t lo
 
 absl::StatusOr<ServeConfig> ConfigFromArgs(const ParsedArgs& args) {
   ServeConfig c;
+  int64_t slice_ms = 250;
   for (const std::string& spec : args.All("model")) {
     const size_t eq = spec.find('=');
     if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size()) {
@@ -92,9 +97,11 @@ absl::StatusOr<ServeConfig> ConfigFromArgs(const ParsedArgs& args) {
            ReadInt(args, "max-queued-tokens", 1, int64_t{1} << 40,
                    c.admission.max_queued_prompt_tokens),
            ReadInt(args, "drain-seconds", 0, int64_t{24} * 3600, c.drain_seconds),
+           ReadInt(args, "step-slice-ms", 0, 60000, slice_ms),
        }) {
     if (!s.ok()) return s;
   }
+  c.executor.step_slice = std::chrono::milliseconds(slice_ms);
   absl::StatusOr<runtime::EngineConfig> engine = EngineConfigFromArgs(args);
   if (!engine.ok()) return engine.status();
   c.engine = *engine;
@@ -228,7 +235,7 @@ int ServeCommand(int argc, char** argv) {
   // Destroyed in reverse order: servers, then the router (stopping engines,
   // whose sinks still report to metrics), then metrics.
   server::ServerMetrics metrics;
-  scheduler::Router router(backend->get(), config->engine, config->admission);
+  scheduler::Router router(backend->get(), config->engine, config->admission, config->executor);
   SignalWaiter signals([&router] {
     std::fputs("cohost serve: second signal, cancelling all requests\n", stderr);
     router.AbortAll();

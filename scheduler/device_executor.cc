@@ -1,0 +1,154 @@
+#include "scheduler/device_executor.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <utility>
+
+#include "scheduler/executor_policy.h"
+
+namespace cohost::scheduler {
+
+DeviceExecutor::DeviceExecutor(std::string device, ExecutorOptions options)
+    : device_(std::move(device)), options_(options) {
+  thread_ = std::thread([this] { Run(); });
+}
+
+DeviceExecutor::~DeviceExecutor() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+void DeviceExecutor::Attach(runtime::Engine* engine, EngineTargets targets) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    slots_.push_back(Slot{engine, targets});
+    woken_ = true;  // it may already hold work
+  }
+  cv_.notify_all();
+}
+
+void DeviceExecutor::Detach(runtime::Engine* engine) {
+  if (std::this_thread::get_id() == thread_.get_id()) {
+    // Inside a step of `engine` (a sink dropped the last holder of its model):
+    // the engine would be destroyed under its own Step. An internal invariant
+    // (the server's sinks hold models by raw pointer), not a client's doing.
+    std::fprintf(stderr, "cohost executor %s: an engine detached from its own step\n",
+                 device_.c_str());
+    std::abort();
+  }
+  std::unique_lock<std::mutex> lock(mu_);
+  slots_.erase(std::remove_if(slots_.begin(), slots_.end(),
+                              [engine](const Slot& s) { return s.engine == engine; }),
+               slots_.end());
+  ++detach_waiters_;
+  cv_.wait(lock, [&] { return stepping_ != engine; });
+  --detach_waiters_;
+}
+
+int32_t DeviceExecutor::detach_waiters() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return detach_waiters_;
+}
+
+void DeviceExecutor::Wake() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    woken_ = true;
+  }
+  cv_.notify_all();
+}
+
+int64_t DeviceExecutor::num_steps() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return num_steps_;
+}
+
+void DeviceExecutor::Run() {
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [this] { return stop_ || woken_; });
+      if (stop_) return;
+      woken_ = false;
+    }
+    // Step until no engine has work; a Wake during a step sets woken_ again,
+    // so nothing queued meanwhile is missed.
+    while (StepOnce()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stop_) return;
+    }
+  }
+}
+
+bool DeviceExecutor::StepOnce() {
+  // Engine::Load and Step run here, on the one thread that steps these engines;
+  // the lock is held only to read and update the slots.
+  std::vector<Slot> slots;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    slots = slots_;
+  }
+  std::vector<EngineCandidate> candidates(slots.size());
+  std::vector<runtime::EngineLoad> loads(slots.size());
+  for (size_t i = 0; i < slots.size(); ++i) {
+    loads[i] = slots[i].engine->Load();
+    candidates[i].has_work = loads[i].has_work;
+    candidates[i].oldest_awaiting_first = loads[i].oldest_awaiting_first;
+    candidates[i].ttft_target = slots[i].targets.ttft_target;
+    candidates[i].last_stepped = slots[i].last_stepped;
+  }
+  const std::optional<size_t> pick = PickNextEngine(candidates, runtime::Clock::now());
+  if (!pick) return false;
+  runtime::Engine* engine = slots[*pick].engine;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    // Detached between the snapshot and now: skip it.
+    if (std::none_of(slots_.begin(), slots_.end(),
+                     [engine](const Slot& s) { return s.engine == engine; })) {
+      return true;
+    }
+    stepping_ = engine;
+  }
+
+  runtime::StepLimits limits;
+  if (slots.size() > 1 && options_.step_slice.count() > 0) {
+    limits.max_new_tokens =
+        SliceTokens(slots[*pick].tokens_per_second, options_.step_slice, options_.min_slice_tokens,
+                    options_.unmeasured_slice_tokens);
+  }
+  const auto start = runtime::Clock::now();
+  absl::StatusOr<bool> more = engine->Step(limits);
+  const double seconds = std::chrono::duration<double>(runtime::Clock::now() - start).count();
+  if (!more.ok()) {
+    std::fprintf(stderr, "cohost executor %s: step failed: %s\n", device_.c_str(),
+                 std::string(more.status().message()).c_str());
+  }
+  const int64_t tokens = engine->Load().tokens_computed - loads[*pick].tokens_computed;
+
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stepping_ = nullptr;
+    ++num_steps_;
+    ++round_;
+    for (Slot& s : slots_) {
+      if (s.engine != engine) continue;
+      s.last_stepped = round_;
+      // Steps of a few tokens are decode steps whose time is mostly fixed
+      // cost; they would understate the prefill rate the slice is sized by.
+      if (tokens >= options_.min_slice_tokens && seconds > 0) {
+        const double rate = static_cast<double>(tokens) / seconds;
+        s.tokens_per_second =
+            s.tokens_per_second > 0 ? 0.7 * s.tokens_per_second + 0.3 * rate : rate;
+      }
+    }
+  }
+  cv_.notify_all();  // a Detach may be waiting for this step to end
+  return true;
+}
+
+}  // namespace cohost::scheduler

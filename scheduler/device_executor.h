@@ -1,0 +1,85 @@
+// The one thread that steps every engine placed on a device. Engines attached
+// here own no thread: Submit and Abort on them only queue work and wake the
+// executor (EngineConfig::on_work), which picks the next engine by
+// PickNextEngine and caps the step's tokens to a time slice while several
+// engines share the device. Thread-safe: Attach, Detach and Wake may be called
+// from any thread.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "runtime/batching/request.h"
+#include "runtime/engine/engine.h"
+
+namespace cohost::scheduler {
+
+struct ExecutorOptions {
+  // While two or more engines are attached, a step is sized to last about this
+  // long (from the engine's measured prefill rate): how long another model's
+  // first token can wait behind a chunk already running. 0: no cap.
+  runtime::Clock::duration step_slice = std::chrono::milliseconds(250);
+  int32_t min_slice_tokens = 16;         // a step may always take this many new tokens
+  int32_t unmeasured_slice_tokens = 64;  // before an engine's rate is known
+};
+
+// How one engine's steps are scheduled among the others.
+struct EngineTargets {
+  std::chrono::milliseconds ttft_target{1000};
+};
+
+class DeviceExecutor {
+ public:
+  DeviceExecutor(std::string device, ExecutorOptions options = {});
+  ~DeviceExecutor();  // stops the thread; attached engines are left as they are
+
+  // Steps `engine` from now on. The engine must have been created with
+  // on_work = [this] { Wake(); } (MakeWakeCallback) and must outlive its
+  // attachment.
+  void Attach(runtime::Engine* engine, EngineTargets targets);
+  // Stops stepping `engine`; returns once no step of it is running.
+  void Detach(runtime::Engine* engine);
+  // Something was queued on an attached engine.
+  void Wake();
+  std::function<void()> MakeWakeCallback() {
+    return [this] { Wake(); };
+  }
+
+  const std::string& device() const { return device_; }
+  int64_t num_steps() const;
+  // Detach calls now waiting for a step to end (lets tests act at that moment).
+  int32_t detach_waiters() const;
+
+ private:
+  struct Slot {
+    runtime::Engine* engine;
+    EngineTargets targets;
+    int64_t last_stepped = 0;
+    double tokens_per_second = 0;  // moving estimate over steps that computed tokens
+  };
+
+  void Run();
+  // One round: picks an engine with work and steps it. False when none had work.
+  bool StepOnce();
+
+  const std::string device_;
+  const ExecutorOptions options_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<Slot> slots_;              // guarded by mu_
+  runtime::Engine* stepping_ = nullptr;  // guarded by mu_
+  bool woken_ = false;                   // guarded by mu_
+  int32_t detach_waiters_ = 0;           // guarded by mu_
+  bool stop_ = false;                    // guarded by mu_
+  int64_t round_ = 0;                    // guarded by mu_
+  int64_t num_steps_ = 0;                // guarded by mu_
+  std::thread thread_;
+};
+
+}  // namespace cohost::scheduler

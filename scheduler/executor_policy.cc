@@ -1,0 +1,46 @@
+#include "scheduler/executor_policy.h"
+
+#include <algorithm>
+#include <cmath>
+#include <tuple>
+
+namespace cohost::scheduler {
+
+std::optional<size_t> PickNextEngine(absl::Span<const EngineCandidate> engines,
+                                     Clock::time_point now) {
+  // Rank: (class, deadline, last_stepped, index). Class 0: a first token whose
+  // deadline can still be met; class 1: everything else with work.
+  std::optional<size_t> best;
+  std::tuple<int, Clock::time_point, int64_t> best_key;
+  for (size_t i = 0; i < engines.size(); ++i) {
+    const EngineCandidate& e = engines[i];
+    if (!e.has_work) continue;
+    int cls = 1;
+    Clock::time_point deadline = Clock::time_point::max();
+    if (e.oldest_awaiting_first) {
+      const Clock::time_point d = *e.oldest_awaiting_first + e.ttft_target;
+      if (d >= now) {
+        cls = 0;
+        deadline = d;
+      }
+    }
+    const auto key = std::make_tuple(cls, deadline, e.last_stepped);
+    if (!best || key < best_key) {
+      best = i;
+      best_key = key;
+    }
+  }
+  return best;
+}
+
+int32_t SliceTokens(double tokens_per_second, Clock::duration slice, int32_t min_tokens,
+                    int32_t unmeasured_tokens) {
+  const int32_t floor = std::max(min_tokens, 1);
+  if (!(tokens_per_second > 0)) return std::max(unmeasured_tokens, floor);
+  const double seconds = std::chrono::duration<double>(slice).count();
+  const double tokens = std::floor(tokens_per_second * seconds);
+  if (tokens >= static_cast<double>(INT32_MAX)) return INT32_MAX;
+  return std::max(static_cast<int32_t>(tokens), floor);
+}
+
+}  // namespace cohost::scheduler

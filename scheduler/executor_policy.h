@@ -1,0 +1,44 @@
+// Which engine a device executor steps next, and how many new tokens that step
+// may take: pure functions of what each engine reports, so the policy is tested
+// as tables (tests/scheduler/executor_policy_test.cc).
+//
+// The rule (docs/architecture.md, "One executor per device"): requests waiting
+// for their first token come first, earliest TTFT deadline (submit time plus the
+// model's TTFT target) first; a deadline already missed ranks behind every one
+// that can still be met, so a flooded model cannot hold the device with
+// requests it has failed anyway. Among the rest (decoding models, and late
+// first tokens), the engine stepped least recently goes next: round robin.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+
+#include "absl/types/span.h"
+#include "runtime/batching/request.h"
+
+namespace cohost::scheduler {
+
+using runtime::Clock;
+
+struct EngineCandidate {
+  bool has_work = false;
+  // Earliest submit time among requests without a first token, if any.
+  std::optional<Clock::time_point> oldest_awaiting_first;
+  Clock::duration ttft_target = std::chrono::seconds(1);
+  // Rounds since the engine was last stepped are compared through this
+  // counter: smaller means stepped longer ago (never stepped: 0).
+  int64_t last_stepped = 0;
+};
+
+// The index of the engine to step, or nullopt when none has work.
+std::optional<size_t> PickNextEngine(absl::Span<const EngineCandidate> engines,
+                                     Clock::time_point now);
+
+// New tokens a step may take so that it lasts about `slice` at the engine's
+// measured rate (tokens per second; <= 0 when not measured yet, then
+// `unmeasured_tokens`). Never below `min_tokens`, never 0.
+int32_t SliceTokens(double tokens_per_second, Clock::duration slice, int32_t min_tokens,
+                    int32_t unmeasured_tokens);
+
+}  // namespace cohost::scheduler

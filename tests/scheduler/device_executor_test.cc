@@ -1,0 +1,238 @@
+// DeviceExecutor on tiny random-weight models: one thread steps several
+// engines that own none; a first token waiting on a quiet model goes ahead of
+// a flooded model's backlog; steps are capped to a slice only while engines
+// share the device; Detach waits for a step in progress.
+
+#include "scheduler/device_executor.h"
+
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "cohost/kernels/backend.h"
+#include "gtest/gtest.h"
+#include "runtime/model/model.h"
+#include "runtime/tokenizer/tokenizer.h"
+#include "tests/support/tiny_model.h"
+#include "tests/support/wait_for.h"
+
+namespace cohost::scheduler {
+namespace {
+
+using runtime::Engine;
+using runtime::FinishInfo;
+using runtime::FinishReason;
+using runtime::GenerateRequest;
+using runtime::TokenDelta;
+using std::chrono::milliseconds;
+
+constexpr auto kWait = std::chrono::seconds(60);
+
+// Counts first tokens across all sinks of a test, to compare their order.
+struct Order {
+  std::atomic<int> next{0};
+};
+
+class Sink : public runtime::TokenSink {
+ public:
+  explicit Sink(Order* order = nullptr) : order_(order) {}
+  bool OnDelta(const TokenDelta& d) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (tokens_ == 0 && order_ != nullptr) first_token_rank_ = order_->next++;
+    tokens_ += static_cast<int>(d.token_ids.size());
+    if (block_ != nullptr) {
+      entered_.set_value();
+      block_->wait();
+      block_.reset();
+    }
+    return true;
+  }
+  void OnFinish(const FinishInfo& info) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    finished_ = true;
+    reason_ = info.reason;
+  }
+  bool finished() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return finished_;
+  }
+  FinishReason reason() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return reason_;
+  }
+  int first_token_rank() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return first_token_rank_;
+  }
+  // The next OnDelta makes the returned future ready, then blocks until
+  // `released` is.
+  std::future<void> BlockOn(std::shared_future<void> released) {
+    block_ = std::make_unique<std::shared_future<void>>(std::move(released));
+    return entered_.get_future();
+  }
+
+ private:
+  mutable std::mutex mu_;
+  Order* order_;
+  int tokens_ = 0;
+  int first_token_rank_ = -1;
+  bool finished_ = false;
+  FinishReason reason_ = FinishReason::kError;
+  std::unique_ptr<std::shared_future<void>> block_;
+  std::promise<void> entered_;
+};
+
+class DeviceExecutorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    backend_ = kernels::MakeCpuBackend(1);
+    model_ = runtime::Model::Create(runtime::testing::MakeTinyModelFile(), backend_.get()).value();
+    tokenizer_ = runtime::Tokenizer::Create(runtime::testing::MakeByteTokenizerSpec()).value();
+  }
+
+  // An engine whose work wakes `executor`; one sequence at a time, so a
+  // backlog stays queued.
+  std::unique_ptr<Engine> MakeEngine(DeviceExecutor& executor, int32_t max_num_seqs = 1) {
+    runtime::EngineConfig c;
+    c.block_size = 4;
+    c.num_kv_blocks = 80;
+    c.step_scheduler.max_num_seqs = max_num_seqs;
+    c.step_scheduler.max_tokens_per_step = 128;
+    c.step_scheduler.max_prefill_chunk = 128;
+    c.on_work = executor.MakeWakeCallback();
+    return Engine::Create(model_.get(), tokenizer_.get(), c).value();
+  }
+
+  // Prompts differ by `salt`, so the prefix cache never shortens one.
+  static GenerateRequest Request(int32_t prompt_len, int32_t max_tokens, int32_t salt = 0) {
+    GenerateRequest r;
+    for (int32_t i = 0; i < prompt_len; ++i) r.prompt_ids.push_back(1 + (i * 7 + salt) % 250);
+    r.sampling.temperature = 0;
+    r.sampling.max_tokens = max_tokens;
+    r.sampling.ignore_eos = true;
+    return r;
+  }
+
+  std::unique_ptr<kernels::Backend> backend_;
+  std::unique_ptr<runtime::Model> model_;
+  std::unique_ptr<runtime::Tokenizer> tokenizer_;
+};
+
+TEST_F(DeviceExecutorTest, OneThreadServesEveryAttachedEngine) {
+  DeviceExecutor executor("cpu");
+  std::unique_ptr<Engine> a = MakeEngine(executor, 4), b = MakeEngine(executor, 4);
+  executor.Attach(a.get(), {});
+  executor.Attach(b.get(), {});
+  std::vector<std::shared_ptr<Sink>> sinks;
+  for (int i = 0; i < 6; ++i) {
+    sinks.push_back(std::make_shared<Sink>());
+    Engine& e = i % 2 ? *a : *b;
+    ASSERT_TRUE(e.Submit(Request(5 + i, 4), sinks.back()).ok());
+  }
+  for (auto& s : sinks) {
+    ASSERT_TRUE(cohost::testing::WaitFor([&] { return s->finished(); }, kWait));
+    EXPECT_EQ(s->reason(), FinishReason::kLength);
+  }
+  EXPECT_GT(a->Stats().num_steps, 0);
+  EXPECT_GT(b->Stats().num_steps, 0);
+  EXPECT_EQ(executor.num_steps(), a->Stats().num_steps + b->Stats().num_steps)
+      << "every step of both engines ran on the executor";
+  executor.Detach(a.get());
+  executor.Detach(b.get());
+}
+
+TEST_F(DeviceExecutorTest, AQuietModelsFirstTokenGoesAheadOfAFloodsBacklog) {
+  ExecutorOptions options;
+  options.unmeasured_slice_tokens = 8;
+  options.min_slice_tokens = 8;
+  options.step_slice = std::chrono::nanoseconds(1);  // every step as small as the floor
+  DeviceExecutor executor("cpu", options);
+  std::unique_ptr<Engine> flood = MakeEngine(executor), quiet = MakeEngine(executor);
+  // The flood's targets are already missed when its requests arrive; the
+  // quiet model's can still be met.
+  executor.Attach(flood.get(), {milliseconds(0)});
+  executor.Attach(quiet.get(), {std::chrono::seconds(60)});
+  Order order;
+  // The flood's first request holds the executor in its first token while
+  // the rest of the flood and then the quiet request queue up.
+  std::promise<void> release;
+  std::vector<std::shared_ptr<Sink>> backlog;
+  backlog.push_back(std::make_shared<Sink>(&order));
+  std::future<void> entered = backlog.back()->BlockOn(release.get_future().share());
+  ASSERT_TRUE(flood->Submit(Request(64, 2), backlog.back()).ok());
+  ASSERT_EQ(entered.wait_for(kWait), std::future_status::ready);
+  for (int i = 0; i < 5; ++i) {
+    backlog.push_back(std::make_shared<Sink>(&order));
+    ASSERT_TRUE(flood->Submit(Request(64, 2, /*salt=*/i + 1), backlog.back()).ok());
+  }
+  auto urgent = std::make_shared<Sink>(&order);
+  ASSERT_TRUE(quiet->Submit(Request(16, 2), urgent).ok());
+  release.set_value();
+  for (auto& s : backlog)
+    ASSERT_TRUE(cohost::testing::WaitFor([&] { return s->finished(); }, kWait));
+  ASSERT_TRUE(cohost::testing::WaitFor([&] { return urgent->finished(); }, kWait));
+  // Each backlog request needs 8 capped steps of prefill, the quiet one 2:
+  // FIFO across models would have ranked it last.
+  EXPECT_EQ(backlog[0]->first_token_rank(), 0);
+  EXPECT_EQ(urgent->first_token_rank(), 1) << "the quiet model waited behind the flood's backlog";
+  executor.Detach(flood.get());
+  executor.Detach(quiet.get());
+}
+
+TEST_F(DeviceExecutorTest, StepsAreCappedOnlyWhileEnginesShareTheDevice) {
+  ExecutorOptions options;
+  options.unmeasured_slice_tokens = 8;
+  options.min_slice_tokens = 8;
+  options.step_slice = std::chrono::nanoseconds(1);
+  DeviceExecutor executor("cpu", options);
+  std::unique_ptr<Engine> a = MakeEngine(executor), b = MakeEngine(executor);
+
+  executor.Attach(a.get(), {});
+  auto alone = std::make_shared<Sink>();
+  ASSERT_TRUE(a->Submit(Request(64, 1), alone).ok());
+  ASSERT_TRUE(cohost::testing::WaitFor([&] { return alone->finished(); }, kWait));
+  EXPECT_EQ(a->Stats().num_steps, 1) << "alone, a 64-token prompt is one step";
+
+  executor.Attach(b.get(), {});
+  auto shared = std::make_shared<Sink>();
+  ASSERT_TRUE(a->Submit(Request(64, 1, /*salt=*/1), shared).ok());
+  ASSERT_TRUE(cohost::testing::WaitFor([&] { return shared->finished(); }, kWait));
+  EXPECT_EQ(a->Stats().num_steps, 1 + 8) << "sharing, the same prompt takes 8 steps of 8";
+  executor.Detach(a.get());
+  executor.Detach(b.get());
+}
+
+TEST_F(DeviceExecutorTest, DetachWaitsForTheStepInProgress) {
+  DeviceExecutor executor("cpu");
+  std::unique_ptr<Engine> e = MakeEngine(executor);
+  executor.Attach(e.get(), {});
+  std::promise<void> release;
+  auto sink = std::make_shared<Sink>();
+  std::future<void> entered = sink->BlockOn(release.get_future().share());
+  ASSERT_TRUE(e->Submit(Request(4, 3), sink).ok());
+  ASSERT_EQ(entered.wait_for(kWait), std::future_status::ready);
+  std::atomic<bool> detached{false};
+  std::thread detacher([&] {
+    executor.Detach(e.get());
+    detached = true;
+  });
+  ASSERT_TRUE(cohost::testing::WaitFor([&] { return executor.detach_waiters() == 1; }, kWait));
+  EXPECT_FALSE(detached) << "returned while the engine's step was still running";
+  release.set_value();
+  detacher.join();
+  EXPECT_TRUE(detached);
+  const int64_t steps = e->Stats().num_steps;
+  EXPECT_FALSE(sink->finished()) << "detached mid-request: nobody steps it any more";
+  EXPECT_EQ(e->Stats().num_steps, steps);
+  // The engine's owner ends what is left (as ServedModel does).
+  e.reset();
+  EXPECT_TRUE(sink->finished());
+  EXPECT_EQ(sink->reason(), FinishReason::kCancelled);
+}
+
+}  // namespace
+}  // namespace cohost::scheduler

@@ -1,0 +1,103 @@
+// PickNextEngine and SliceTokens as tables: which engine a device executor
+// steps next, and how many new tokens that step may take.
+
+#include "scheduler/executor_policy.h"
+
+#include <chrono>
+#include <optional>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace cohost::scheduler {
+namespace {
+
+using std::chrono::milliseconds;
+
+const Clock::time_point kNow = Clock::time_point{} + std::chrono::hours(10);
+
+EngineCandidate Idle() { return {}; }
+EngineCandidate Decoding(int64_t last_stepped) {
+  EngineCandidate c;
+  c.has_work = true;
+  c.last_stepped = last_stepped;
+  return c;
+}
+// A request without its first token, submitted `age` ago, TTFT target `target`.
+EngineCandidate Awaiting(milliseconds age, milliseconds target, int64_t last_stepped = 0) {
+  EngineCandidate c = Decoding(last_stepped);
+  c.oldest_awaiting_first = kNow - age;
+  c.ttft_target = target;
+  return c;
+}
+
+TEST(PickNextEngineTest, Table) {
+  struct Case {
+    const char* what;
+    std::vector<EngineCandidate> engines;
+    std::optional<size_t> want;
+  };
+  const Case cases[] = {
+      {"nothing attached", {}, std::nullopt},
+      {"nobody has work", {Idle(), Idle()}, std::nullopt},
+      {"the only one with work", {Idle(), Decoding(5)}, 1},
+      {"decoders take turns: least recently stepped first",
+       {Decoding(7), Decoding(3), Decoding(9)},
+       1},
+      {"a first token beats decoding",
+       {Decoding(0), Awaiting(milliseconds(10), milliseconds(1000), 99)},
+       1},
+      {"earliest TTFT deadline first (older request, same target)",
+       {Awaiting(milliseconds(100), milliseconds(1000)),
+        Awaiting(milliseconds(300), milliseconds(1000))},
+       1},
+      {"earliest deadline, not oldest submit: a tighter target wins",
+       {Awaiting(milliseconds(300), milliseconds(1000)),
+        Awaiting(milliseconds(10), milliseconds(200))},
+       1},
+      {"a deadline already missed ranks behind one that can be met",
+       {Awaiting(milliseconds(5000), milliseconds(1000), 0),
+        Awaiting(milliseconds(10), milliseconds(1000), 50)},
+       1},
+      {"a missed deadline is still served before nothing",
+       {Idle(), Awaiting(milliseconds(5000), milliseconds(1000))},
+       1},
+      {"missed first tokens share turns with decoders",
+       {Awaiting(milliseconds(5000), milliseconds(1000), 8), Decoding(4)},
+       1},
+      {"a deadline exactly now can still be met",
+       {Decoding(0), Awaiting(milliseconds(1000), milliseconds(1000), 9)},
+       1},
+      {"ties go to the engine stepped least recently",
+       {Awaiting(milliseconds(100), milliseconds(1000), 6),
+        Awaiting(milliseconds(100), milliseconds(1000), 2)},
+       1},
+  };
+  for (const Case& c : cases) {
+    EXPECT_EQ(PickNextEngine(c.engines, kNow), c.want) << c.what;
+  }
+}
+
+TEST(SliceTokensTest, Table) {
+  struct Case {
+    double rate;
+    milliseconds slice;
+    int32_t want;
+  };
+  const Case cases[] = {
+      {0, milliseconds(250), 64},         // not measured yet
+      {-1, milliseconds(250), 64},        // nonsense rate: as unmeasured
+      {180, milliseconds(250), 45},       // a CPU prefill rate
+      {20, milliseconds(250), 16},        // never below the floor
+      {1e7, milliseconds(250), 2500000},  // a GPU: effectively no cap
+      {1e12, milliseconds(100000), INT32_MAX},
+  };
+  for (const Case& c : cases) {
+    EXPECT_EQ(SliceTokens(c.rate, c.slice, /*min_tokens=*/16, /*unmeasured_tokens=*/64), c.want)
+        << c.rate << " tok/s";
+  }
+  EXPECT_EQ(SliceTokens(0, milliseconds(250), 0, 0), 1) << "a step may always take a token";
+}
+
+}  // namespace
+}  // namespace cohost::scheduler
