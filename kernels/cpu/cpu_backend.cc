@@ -1,8 +1,10 @@
 // CpuBackend: host memory (64-byte aligned), memcpy copies, fp32 compute, and
 // the reference ops of cpu_ops.h over a small persistent thread pool.
 #include <cblas.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -10,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "cohost/kernels/backend.h"
+#include "common/status_macros.h"
 #include "cpu_ops.h"
 
 namespace cohost::kernels {
@@ -98,6 +101,40 @@ class CpuBackend final : public Backend {
   }
   absl::Status Synchronize() override { return absl::OkStatus(); }
 
+  // Address space from mmap(MAP_NORESERVE): the kernel supplies pages on first
+  // touch, so backing a range is only a check; unbacking returns its pages
+  // (madvise(MADV_DONTNEED): RSS drops, later reads see zeros). How much is
+  // backed is the caller's accounting (scheduler::KvPool), not the kernel's.
+  size_t vm_granularity() const override { return page_size_; }
+
+  absl::StatusOr<void*> ReserveAddressSpace(size_t bytes) override {
+    if (bytes == 0 || bytes % page_size_ != 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("cpu: reserve ", bytes, " bytes: not a positive multiple of ", page_size_));
+    }
+    void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("cpu: reserving ", bytes, " bytes of address space: ", strerror(errno)));
+    }
+    return p;
+  }
+
+  void ReleaseAddressSpace(void* base, size_t bytes) override {
+    if (base != nullptr) munmap(base, bytes);
+  }
+
+  absl::Status BackRange(void* addr, size_t bytes) override { return CheckRange(addr, bytes); }
+
+  absl::Status UnbackRange(void* addr, size_t bytes) override {
+    RETURN_IF_ERROR(CheckRange(addr, bytes));
+    if (madvise(addr, bytes, MADV_DONTNEED) != 0) {
+      return absl::InternalError(absl::StrCat("cpu: madvise(DONTNEED): ", strerror(errno)));
+    }
+    return absl::OkStatus();
+  }
+
   void Embedding(const int32_t* ids, int32_t n, const void* table, int32_t hidden,
                  void* out) override {
     cpu::Embedding(ids, n, F(table), hidden, F(out), pool_);
@@ -129,10 +166,19 @@ class CpuBackend final : public Backend {
   }
 
  private:
+  absl::Status CheckRange(const void* addr, size_t bytes) const {
+    if (reinterpret_cast<uintptr_t>(addr) % page_size_ != 0 || bytes % page_size_ != 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("cpu: range of ", bytes, " bytes not aligned to ", page_size_));
+    }
+    return absl::OkStatus();
+  }
+
   static float* F(void* p) { return static_cast<float*>(p); }
   static const float* F(const void* p) { return static_cast<const float*>(p); }
 
   size_t total_memory_ = 0;  // physical memory in bytes; 0 if unknown
+  size_t page_size_ = static_cast<size_t>(sysconf(_SC_PAGE_SIZE));
   cpu::ThreadPool pool_;
 };
 

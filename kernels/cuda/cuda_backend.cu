@@ -9,12 +9,14 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "cohost/kernels/backend.h"
 #include "cohost/kernels/dtype.h"
 #include "common/status_macros.h"
 #include "cuda_common.cuh"
 #include "cuda_ops.cuh"
+#include "driver_vm.h"
 
 namespace cohost::kernels {
 namespace {
@@ -31,7 +33,15 @@ class CudaBackend final : public Backend {
         name_(std::move(name)),
         total_memory_(total_memory),
         stream_(stream),
-        cublas_(cublas) {}
+        cublas_(cublas) {
+    vm_status_ = cuda::DriverVm::Load(&vm_);
+    CUmemAllocationProp prop = AllocationProp();
+    size_t g = 0;
+    if (vm_status_.ok() &&
+        vm_.granularity(&g, &prop, CU_MEM_ALLOC_GRANULARITY_MINIMUM) == CUDA_SUCCESS && g > 0) {
+      granularity_ = g;
+    }
+  }
 
   ~CudaBackend() override {
     // Teardown errors have nowhere to go; the stream is drained first so no
@@ -98,6 +108,80 @@ class CudaBackend final : public Backend {
           CudaStatus(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, stream_), "CopyToHost"));
     }
     return Synchronize();
+  }
+
+  // Virtual memory through the driver API (as vLLM's CuMemAllocator and
+  // kvcached do): cuMemAddressReserve once, then cuMemCreate + cuMemMap +
+  // cuMemSetAccess per backed range, cuMemUnmap + cuMemRelease to give it back.
+  // Addresses never move, so pointers into the range stay valid throughout.
+  size_t vm_granularity() const override { return granularity_; }
+
+  absl::StatusOr<void*> ReserveAddressSpace(size_t bytes) override {
+    RETURN_IF_ERROR(Enter());
+    RETURN_IF_ERROR(vm_status_);
+    if (bytes == 0 || bytes % granularity_ != 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "cuda: reserve ", bytes, " bytes: not a positive multiple of ", granularity_));
+    }
+    CUdeviceptr base = 0;
+    RETURN_IF_ERROR(
+        vm_.Check(vm_.address_reserve(&base, bytes, granularity_, 0, 0), "cuMemAddressReserve"));
+    return reinterpret_cast<void*>(base);
+  }
+
+  void ReleaseAddressSpace(void* base, size_t bytes) override {
+    if (base == nullptr) return;
+    const uintptr_t lo = reinterpret_cast<uintptr_t>(base), hi = lo + bytes;
+    std::vector<uintptr_t> inside;
+    for (const auto& [addr, backed] : backed_) {
+      if (addr >= lo && addr < hi) inside.push_back(addr);
+    }
+    for (uintptr_t addr : inside) {
+      Record(UnbackRange(reinterpret_cast<void*>(addr), backed_.at(addr).bytes));
+    }
+    Record(vm_.Check(vm_.address_free(reinterpret_cast<CUdeviceptr>(base), bytes),
+                     "cuMemAddressFree"));
+  }
+
+  absl::Status BackRange(void* addr, size_t bytes) override {
+    RETURN_IF_ERROR(Enter());
+    RETURN_IF_ERROR(vm_status_);
+    RETURN_IF_ERROR(CheckRange(addr, bytes));
+    const uintptr_t key = reinterpret_cast<uintptr_t>(addr);
+    if (backed_.contains(key)) {
+      return absl::InvalidArgumentError("cuda: range is already backed");
+    }
+    CUmemAllocationProp prop = AllocationProp();
+    CUmemGenericAllocationHandle handle = 0;
+    RETURN_IF_ERROR(vm_.Check(vm_.create(&handle, bytes, &prop, 0), "cuMemCreate"));
+    absl::Status s = vm_.Check(vm_.map(key, bytes, 0, handle, 0), "cuMemMap");
+    if (s.ok()) {
+      CUmemAccessDesc access{};
+      access.location = prop.location;
+      access.flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
+      s = vm_.Check(vm_.set_access(key, bytes, &access, 1), "cuMemSetAccess");
+      if (!s.ok()) vm_.unmap(key, bytes);
+    }
+    if (!s.ok()) {
+      vm_.release(handle);
+      return s;
+    }
+    backed_[key] = Backed{handle, bytes};
+    return absl::OkStatus();
+  }
+
+  absl::Status UnbackRange(void* addr, size_t bytes) override {
+    RETURN_IF_ERROR(Enter());
+    auto it = backed_.find(reinterpret_cast<uintptr_t>(addr));
+    if (it == backed_.end() || it->second.bytes != bytes) {
+      return absl::InvalidArgumentError("cuda: range was not backed as one piece");
+    }
+    // Work queued before now may still read the range.
+    RETURN_IF_ERROR(CudaStatus(cudaStreamSynchronize(stream_), "cudaStreamSynchronize"));
+    absl::Status s = vm_.Check(vm_.unmap(it->first, bytes), "cuMemUnmap");
+    s.Update(vm_.Check(vm_.release(it->second.handle), "cuMemRelease"));
+    backed_.erase(it);
+    return s;
   }
 
   absl::Status UploadF32(void* dst, const float* src, size_t n) override {
@@ -210,6 +294,28 @@ class CudaBackend final : public Backend {
   }
 
  private:
+  struct Backed {
+    CUmemGenericAllocationHandle handle;
+    size_t bytes;
+  };
+
+  CUmemAllocationProp AllocationProp() const {
+    CUmemAllocationProp prop{};
+    prop.type = CU_MEM_ALLOCATION_TYPE_PINNED;
+    prop.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+    prop.location.id = device_;
+    return prop;
+  }
+
+  absl::Status CheckRange(const void* addr, size_t bytes) const {
+    if (reinterpret_cast<uintptr_t>(addr) % granularity_ != 0 || bytes == 0 ||
+        bytes % granularity_ != 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("cuda: range of ", bytes, " bytes not aligned to ", granularity_));
+    }
+    return absl::OkStatus();
+  }
+
   // Keeps the first error only (Status::Update ignores later ones).
   void Record(const absl::Status& s) { first_error_.Update(s); }
 
@@ -228,6 +334,10 @@ class CudaBackend final : public Backend {
   cudaStream_t stream_;
   cublasHandle_t cublas_;
   absl::Status first_error_;
+  size_t granularity_ = size_t{2} << 20;           // cuMemGetAllocationGranularity, set at creation
+  absl::flat_hash_map<uintptr_t, Backed> backed_;  // backed ranges by start address
+  cuda::DriverVm vm_;
+  absl::Status vm_status_;  // why the driver's VM calls are missing, if they are
 };
 
 }  // namespace

@@ -38,19 +38,94 @@ inline uint64_t Avalanche(uint64_t h) {
 
 }  // namespace
 
-BlockAllocator::BlockAllocator(int32_t num_blocks, int32_t block_size, bool enable_prefix_caching)
+BlockAllocator::BlockAllocator(int32_t num_blocks, int32_t block_size, bool enable_prefix_caching,
+                               int32_t group_blocks, int32_t initial_groups)
     : num_blocks_(num_blocks),
       block_size_(block_size),
       prefix_caching_(enable_prefix_caching),
+      group_blocks_(group_blocks > 0 ? group_blocks : std::max(num_blocks, 1)),
+      max_groups_((num_blocks + group_blocks_ - 1) / group_blocks_),
+      groups_backed_(initial_groups < 0 ? max_groups_ : initial_groups),
       ref_(num_blocks, 0),
       hash_(num_blocks),
       prev_(num_blocks, kNil),
       next_(num_blocks, kNil) {
   COHOST_KV_CHECK(num_blocks >= 1, "num_blocks %d (the null block needs one)", num_blocks);
   COHOST_KV_CHECK(block_size >= 1, "block_size %d", block_size);
+  COHOST_KV_CHECK(groups_backed_ >= 1 && groups_backed_ <= max_groups_,
+                  "%d groups backed of %d (group 0 holds the null block)", groups_backed_,
+                  max_groups_);
   // Initially every usable block is free, handed out in id order.
-  for (BlockId b = 1; b < num_blocks_; ++b) PushFreeTail(b);
+  for (BlockId b = 1; b < active_end(); ++b) PushFreeTail(b);
   stats_.num_blocks = num_usable();
+}
+
+BlockId BlockAllocator::active_end() const {
+  return std::min(num_blocks_, (groups_backed_ - groups_draining_) * group_blocks_);
+}
+
+void BlockAllocator::AddGroup() {
+  COHOST_KV_CHECK(groups_draining_ == 0, "AddGroup while %d groups drain", groups_draining_);
+  COHOST_KV_CHECK(groups_backed_ < max_groups_, "AddGroup: all %d groups backed", max_groups_);
+  const int32_t g = groups_backed_++;
+  for (BlockId b = GroupBegin(g); b < GroupEnd(g); ++b) PushFreeTail(b);
+  stats_.num_blocks = num_usable();
+}
+
+int32_t BlockAllocator::StartDraining(int32_t n) {
+  int32_t started = 0;
+  // Group 0 stays: it holds the null block every block table pads with.
+  while (started < n && groups_backed_ - groups_draining_ > 1) {
+    const int32_t g = groups_backed_ - groups_draining_ - 1;
+    for (BlockId b = GroupBegin(g); b < GroupEnd(g); ++b) {
+      if (ref_[b] == 0) {
+        Unlink(b);
+        if (hash_[b].has_value()) --num_cached_free_;
+      }
+      Uncache(b);
+    }
+    ++groups_draining_;
+    ++started;
+  }
+  stats_.num_blocks = num_usable();
+  return started;
+}
+
+int32_t BlockAllocator::StopDraining(int32_t n) {
+  int32_t stopped = 0;
+  while (stopped < n && groups_draining_ > 0) {
+    const int32_t g = groups_backed_ - groups_draining_;
+    --groups_draining_;
+    for (BlockId b = GroupBegin(g); b < GroupEnd(g); ++b) {
+      if (ref_[b] == 0) PushFreeTail(b);
+    }
+    ++stopped;
+  }
+  stats_.num_blocks = num_usable();
+  return stopped;
+}
+
+int32_t BlockAllocator::TakeDrainedGroups() {
+  int32_t taken = 0;
+  while (groups_draining_ > 0) {
+    const int32_t g = groups_backed_ - 1;
+    bool held = false;
+    for (BlockId b = GroupBegin(g); b < GroupEnd(g) && !held; ++b) held = ref_[b] > 0;
+    if (held) break;
+    --groups_backed_;
+    --groups_draining_;
+    ++taken;
+  }
+  return taken;
+}
+
+void BlockAllocator::Uncache(BlockId b) {
+  if (!hash_[b].has_value()) return;
+  auto it = cached_.find(*hash_[b]);
+  COHOST_KV_CHECK(it != cached_.end() && it->second == b,
+                  "block %d holds hash %x that the map does not point back to", b, *hash_[b]);
+  cached_.erase(it);
+  hash_[b].reset();
 }
 
 BlockHash BlockAllocator::HashBlock(BlockHash parent, absl::Span<const int32_t> tokens,
@@ -104,11 +179,7 @@ std::optional<std::vector<BlockId>> BlockAllocator::Allocate(int32_t n) {
     Unlink(b);
     if (hash_[b].has_value()) {
       // Least recently freed cached block: its content is about to be overwritten.
-      auto it = cached_.find(*hash_[b]);
-      COHOST_KV_CHECK(it != cached_.end() && it->second == b,
-                      "block %d holds hash %x that the map does not point back to", b, *hash_[b]);
-      cached_.erase(it);
-      hash_[b].reset();
+      Uncache(b);
       --num_cached_free_;
       ++stats_.evictions;
     }
@@ -122,6 +193,7 @@ void BlockAllocator::Cache(BlockId block, BlockHash hash) {
   if (!prefix_caching_) return;
   CheckBlock(block);
   COHOST_KV_CHECK(ref_[block] > 0, "caching block %d that nobody holds", block);
+  if (block >= active_end()) return;  // draining: about to be given back, not shared
   if (hash_[block].has_value()) {
     // Already cached (a shared prefix block, or cached twice): must be the same content.
     COHOST_KV_CHECK(*hash_[block] == hash, "block %d cached as %x, now as %x", block, *hash_[block],
@@ -139,7 +211,8 @@ void BlockAllocator::Release(absl::Span<const BlockId> blocks) {
     CheckBlock(b);
     COHOST_KV_CHECK(ref_[b] > 0, "releasing block %d with refcount %d (double release?)", b,
                     ref_[b]);
-    if (--ref_[b] == 0) {
+    // A block of a draining group rests off the list until its group is taken.
+    if (--ref_[b] == 0 && b < active_end()) {
       PushFreeTail(b);
       if (hash_[b].has_value()) ++num_cached_free_;
     }
@@ -229,12 +302,25 @@ absl::Status BlockAllocator::Validate() const {
     return absl::InternalError(absl::StrFormat("free list has %d (%d cached), counters say %d (%d)",
                                                count, cached_count, num_free_, num_cached_free_));
   }
+  const BlockId active = active_end();
+  const BlockId backed = std::min(num_blocks_, groups_backed_ * group_blocks_);
+  if (groups_backed_ < 1 || groups_backed_ > max_groups_ || groups_draining_ < 0 ||
+      groups_draining_ >= groups_backed_) {
+    return absl::InternalError(absl::StrFormat("%d groups backed, %d draining, of %d",
+                                               groups_backed_, groups_draining_, max_groups_));
+  }
   for (BlockId b = 1; b < num_blocks_; ++b) {
     if (ref_[b] < 0)
       return absl::InternalError(absl::StrFormat("block %d refcount %d", b, ref_[b]));
-    if ((ref_[b] == 0) != on_list[b]) {
+    if ((ref_[b] == 0 && b < active) != on_list[b]) {
       return absl::InternalError(absl::StrFormat("block %d: refcount %d but %s the free list", b,
                                                  ref_[b], on_list[b] ? "on" : "off"));
+    }
+    if (b >= active && hash_[b].has_value()) {
+      return absl::InternalError(absl::StrFormat("block %d of a draining group is cached", b));
+    }
+    if (b >= backed && ref_[b] != 0) {
+      return absl::InternalError(absl::StrFormat("block %d of an unbacked group is held", b));
     }
     if (hash_[b].has_value()) {
       auto it = cached_.find(*hash_[b]);

@@ -3,8 +3,16 @@
 // cache (full blocks identified by a hash chained over their parent's hash, their
 // token ids and a per-tenant salt). Host-side metadata only; the bytes live in
 // runtime::KvCache. Owned by one thread (the engine's); not thread-safe.
+//
+// The pool can grow and shrink in groups of blocks (the unit runtime::KvCache
+// backs with memory). Groups [0, num_groups_backed) are backed; of those the
+// top num_groups_draining are being given back: nothing new is placed there,
+// their prefix-cache entries are dropped, and once none of their blocks is held
+// TakeDrainedGroups hands them to the caller to unback. Group 0 (it holds the
+// null block) is never drained.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <vector>
@@ -31,8 +39,11 @@ struct BlockAllocatorStats {
 
 class BlockAllocator {
  public:
-  // num_blocks counts the null block too, so num_blocks - 1 are usable.
-  BlockAllocator(int32_t num_blocks, int32_t block_size, bool enable_prefix_caching);
+  // num_blocks counts the null block too. Blocks come in groups of
+  // group_blocks (0: one group of all), of which the first initial_groups
+  // (-1: all) are backed; the usable blocks are the backed ones but block 0.
+  BlockAllocator(int32_t num_blocks, int32_t block_size, bool enable_prefix_caching,
+                 int32_t group_blocks = 0, int32_t initial_groups = -1);
 
   // Chained hash of one full block. parent is 0 for the first block; salt
   // separates tenants (0 = shared).
@@ -61,9 +72,29 @@ class BlockAllocator {
   // tail is evicted before its (more shareable) head.
   void Release(absl::Span<const BlockId> blocks);
 
+  // ---- growing and shrinking, a group at a time ----
+  // Backs the next group: its blocks join the free list. No group may be
+  // draining (stop draining one instead: it is still backed).
+  void AddGroup();
+  // The top `n` active groups (never group 0) start draining: their free
+  // blocks leave the free list and every one of their blocks leaves the
+  // prefix cache. Returns how many started (fewer when fewer are active).
+  int32_t StartDraining(int32_t n);
+  // The lowest `n` draining groups become active again; returns how many.
+  int32_t StopDraining(int32_t n);
+  // Removes the top draining groups that no longer hold any block, and
+  // returns how many: the caller unbacks them.
+  int32_t TakeDrainedGroups();
+  int32_t group_blocks() const { return group_blocks_; }
+  int32_t max_groups() const { return max_groups_; }
+  int32_t num_groups_backed() const { return groups_backed_; }
+  int32_t num_groups_draining() const { return groups_draining_; }
+  // Blocks at or past this id are in draining or unbacked groups.
+  BlockId active_end() const;
+
   int32_t num_free() const { return num_free_; }
   int32_t block_size() const { return block_size_; }
-  int32_t num_usable() const { return num_blocks_ - 1; }
+  int32_t num_usable() const { return active_end() - 1; }
   int32_t RefCount(BlockId block) const;
   BlockAllocatorStats Stats() const;
 
@@ -81,10 +112,20 @@ class BlockAllocator {
   void PushFreeTail(BlockId block);
   void Unlink(BlockId block);
   void CheckBlock(BlockId block) const;
+  // Removes `block`'s prefix-cache entry, if it has one.
+  void Uncache(BlockId block);
+  BlockId GroupBegin(int32_t group) const { return group * group_blocks_; }
+  BlockId GroupEnd(int32_t group) const {
+    return std::min(num_blocks_, (group + 1) * group_blocks_);
+  }
 
   int32_t num_blocks_;
   int32_t block_size_;
   bool prefix_caching_;
+  int32_t group_blocks_;
+  int32_t max_groups_;
+  int32_t groups_backed_;
+  int32_t groups_draining_ = 0;
   std::vector<int32_t> ref_;                    // [num_blocks] refcount
   std::vector<std::optional<BlockHash>> hash_;  // [num_blocks] cached content, if any
   // Free list links over block ids ([num_blocks] each), kNil terminated; a block

@@ -30,8 +30,9 @@ void ExtendHashes(Sequence& seq, int32_t num_blocks, int32_t block_size) {
 
 }  // namespace
 
-KvCacheManager::KvCacheManager(int32_t num_blocks, int32_t block_size, bool enable_prefix_caching)
-    : allocator_(num_blocks, block_size, enable_prefix_caching),
+KvCacheManager::KvCacheManager(int32_t num_blocks, int32_t block_size, bool enable_prefix_caching,
+                               int32_t group_blocks, int32_t initial_groups)
+    : allocator_(num_blocks, block_size, enable_prefix_caching, group_blocks, initial_groups),
       prefix_caching_(enable_prefix_caching) {}
 
 std::vector<BlockId> KvCacheManager::FindCachedPrefix(Sequence& seq) {
@@ -79,6 +80,11 @@ bool KvCacheManager::Allocate(Sequence& seq, int32_t num_new_tokens,
   int32_t free_after_acquire = allocator_.num_free();
   for (BlockId b : cached_prefix) {
     if (allocator_.RefCount(b) == 0) --free_after_acquire;
+  }
+  while (needed > free_after_acquire && grow_) {
+    const int32_t before = allocator_.num_free();
+    if (!grow_()) break;
+    free_after_acquire += allocator_.num_free() - before;
   }
   if (needed > free_after_acquire) return false;
 

@@ -4,6 +4,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <utility>
 #include <vector>
 
 #include "runtime/batching/block_allocator.h"
@@ -13,7 +15,15 @@ namespace cohost::runtime {
 
 class KvCacheManager {
  public:
-  KvCacheManager(int32_t num_blocks, int32_t block_size, bool enable_prefix_caching);
+  // Groups as BlockAllocator's (group_blocks 0: one group; initial_groups
+  // -1: all backed).
+  KvCacheManager(int32_t num_blocks, int32_t block_size, bool enable_prefix_caching,
+                 int32_t group_blocks = 0, int32_t initial_groups = -1);
+
+  // Called by Allocate when the free blocks fall short, before it gives up:
+  // makes one more group of blocks available (a draining one back, or a new
+  // one backed) and returns whether it did.
+  void SetGrowth(std::function<bool()> grow_one_group) { grow_ = std::move(grow_one_group); }
 
   // For a sequence with no blocks: the cached blocks of its longest cached
   // prefix of full blocks (its tokens, prompt and any generated ones, salted with
@@ -43,9 +53,12 @@ class KvCacheManager {
   int32_t block_size() const { return allocator_.block_size(); }
   BlockAllocatorStats Stats() const { return allocator_.Stats(); }
   const BlockAllocator& allocator() const { return allocator_; }
+  // Growing and shrinking (see BlockAllocator).
+  BlockAllocator& mutable_allocator() { return allocator_; }
 
  private:
   BlockAllocator allocator_;
+  std::function<bool()> grow_;
   bool prefix_caching_;
 };
 

@@ -151,6 +151,17 @@ class FaultyBackend final : public Backend {
     return cpu_->DownloadF32(dst, src, n);
   }
   absl::Status Synchronize() override { return cpu_->Synchronize(); }
+  size_t vm_granularity() const override { return cpu_->vm_granularity(); }
+  absl::StatusOr<void*> ReserveAddressSpace(size_t bytes) override {
+    return cpu_->ReserveAddressSpace(bytes);
+  }
+  void ReleaseAddressSpace(void* base, size_t bytes) override {
+    cpu_->ReleaseAddressSpace(base, bytes);
+  }
+  absl::Status BackRange(void* addr, size_t bytes) override { return cpu_->BackRange(addr, bytes); }
+  absl::Status UnbackRange(void* addr, size_t bytes) override {
+    return cpu_->UnbackRange(addr, bytes);
+  }
 
   void Embedding(const int32_t* ids, int32_t n, const void* table, int32_t hidden,
                  void* out) override {

@@ -46,6 +46,22 @@ class Backend {
   // Waits for queued work; reports any asynchronous kernel failure.
   virtual absl::Status Synchronize() = 0;
 
+  // ---- virtual memory, for pools that grow and shrink (runtime::KvCache) ----
+  // Address space is reserved once; ranges of it are backed by memory on
+  // demand and handed back, each range a multiple of vm_granularity() at such
+  // an offset. A range must be unbacked exactly as it was backed. Reads of an
+  // unbacked range are undefined (the CPU gives zeros); kernels never make one.
+  virtual size_t vm_granularity() const = 0;
+  // INVALID_ARGUMENT for 0 or a size not a multiple of the granularity;
+  // RESOURCE_EXHAUSTED when the address space cannot be had.
+  virtual absl::StatusOr<void*> ReserveAddressSpace(size_t bytes) = 0;
+  // Unbacks what is still backed inside, then gives the range back.
+  virtual void ReleaseAddressSpace(void* base, size_t bytes) = 0;
+  // RESOURCE_EXHAUSTED when the device has no memory for it.
+  virtual absl::Status BackRange(void* addr, size_t bytes) = 0;
+  // Waits for queued work that may read the range, then frees its memory.
+  virtual absl::Status UnbackRange(void* addr, size_t bytes) = 0;
+
   // ---- ops ----
   // out[i, :] = table[ids[i], :]. Ids were validated against the vocab upstream.
   virtual void Embedding(const int32_t* ids /*[n]*/, int32_t n,

@@ -1,0 +1,196 @@
+// BlockAllocator's groups: growing a group at a time, draining the top groups
+// (nothing new placed there, their prefix-cache entries dropped), taking the
+// drained ones back, and a randomized test of the invariants under all of it.
+
+#include <algorithm>
+#include <random>
+#include <set>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "runtime/batching/block_allocator.h"
+
+namespace cohost::runtime {
+namespace {
+
+using ::testing::ElementsAre;
+
+TEST(BlockGroupsTest, GrowsAGroupAtATime) {
+  // 3 groups of 4 blocks; only group 0 (blocks 0-3, 0 the null block) backed.
+  BlockAllocator a(/*num_blocks=*/12, /*block_size=*/2, true, /*group_blocks=*/4,
+                   /*initial_groups=*/1);
+  EXPECT_EQ(a.max_groups(), 3);
+  EXPECT_EQ(a.num_usable(), 3);
+  EXPECT_THAT(a.FreeBlocksInEvictionOrder(), ElementsAre(1, 2, 3));
+  EXPECT_FALSE(a.Allocate(4).has_value());
+  a.AddGroup();
+  EXPECT_EQ(a.num_groups_backed(), 2);
+  EXPECT_EQ(a.num_usable(), 7);
+  EXPECT_THAT(a.FreeBlocksInEvictionOrder(), ElementsAre(1, 2, 3, 4, 5, 6, 7));
+  a.AddGroup();
+  EXPECT_EQ(a.num_usable(), 11);
+  EXPECT_TRUE(a.Validate().ok()) << a.Validate();
+}
+
+TEST(BlockGroupsTest, ALastGroupMayBeShort) {
+  BlockAllocator a(/*num_blocks=*/10, 2, true, /*group_blocks=*/4, 1);
+  EXPECT_EQ(a.max_groups(), 3);
+  a.AddGroup();
+  a.AddGroup();
+  EXPECT_EQ(a.num_usable(), 9) << "group 2 holds blocks 8 and 9 only";
+  EXPECT_TRUE(a.Validate().ok()) << a.Validate();
+}
+
+TEST(BlockGroupsTest, DrainingTakesFreeAndCachedBlocksOutAndWaitsForHeldOnes) {
+  BlockAllocator a(12, 2, true, 4, 3);
+  // Hold 6 and 10 (groups 1 and 2); cache 5 and 9 then free them.
+  auto all = a.Allocate(11);
+  ASSERT_TRUE(all.has_value());
+  a.Cache(5, 0x55);
+  a.Cache(9, 0x99);
+  std::vector<BlockId> release;
+  for (BlockId b : *all) {
+    if (b != 6 && b != 10) release.push_back(b);
+  }
+  a.Release(release);
+  EXPECT_EQ(a.num_free(), 9);
+  EXPECT_EQ(a.Stats().num_cached_free, 2);
+
+  EXPECT_EQ(a.StartDraining(1), 1);  // group 2: blocks 8-11
+  EXPECT_EQ(a.num_groups_draining(), 1);
+  EXPECT_EQ(a.active_end(), 8);
+  EXPECT_EQ(a.num_free(), 6) << "8, 9 and 11 left the free list";
+  EXPECT_EQ(a.Stats().num_cached_free, 1) << "9's cache entry is gone, 5's stays";
+  EXPECT_FALSE(a.CachedHashOf(9).has_value());
+  EXPECT_THAT(a.LookupPrefix(std::vector<BlockHash>{0x99}), ::testing::IsEmpty());
+  EXPECT_EQ(a.TakeDrainedGroups(), 0) << "10 is still held";
+
+  // Nothing new is placed on a draining group.
+  auto six = a.Allocate(6);
+  ASSERT_TRUE(six.has_value());
+  for (BlockId b : *six) EXPECT_LT(b, 8);
+  a.Release(*six);
+  // A held block of a draining group is not cached, and rests off the list.
+  a.Cache(10, 0x1010);
+  EXPECT_FALSE(a.CachedHashOf(10).has_value());
+  a.Release(std::vector<BlockId>{10});
+  EXPECT_EQ(a.num_free(), 6);
+  EXPECT_TRUE(a.Validate().ok()) << a.Validate();
+
+  EXPECT_EQ(a.TakeDrainedGroups(), 1);
+  EXPECT_EQ(a.num_groups_backed(), 2);
+  EXPECT_EQ(a.num_groups_draining(), 0);
+  EXPECT_TRUE(a.Validate().ok()) << a.Validate();
+  a.AddGroup();  // and it can come back
+  EXPECT_EQ(a.num_usable(), 11);
+  EXPECT_TRUE(a.Validate().ok()) << a.Validate();
+}
+
+TEST(BlockGroupsTest, StopDrainingPutsTheGroupBack) {
+  BlockAllocator a(12, 2, true, 4, 3);
+  EXPECT_EQ(a.StartDraining(5), 2) << "group 0 never drains";
+  EXPECT_EQ(a.num_usable(), 3);
+  EXPECT_EQ(a.StopDraining(1), 1);
+  EXPECT_EQ(a.num_usable(), 7) << "the lowest draining group came back";
+  EXPECT_EQ(a.num_free(), 7);
+  EXPECT_TRUE(a.Validate().ok()) << a.Validate();
+  EXPECT_EQ(a.TakeDrainedGroups(), 1) << "group 2 held nothing";
+  EXPECT_EQ(a.num_groups_backed(), 2);
+  EXPECT_TRUE(a.Validate().ok()) << a.Validate();
+}
+
+TEST(BlockGroupsTest, OnlyTheTopGroupsAreTakenInOrder) {
+  BlockAllocator a(12, 2, true, 4, 3);
+  auto blocks = a.Allocate(11);
+  ASSERT_TRUE(blocks.has_value());
+  ASSERT_EQ(a.StartDraining(2), 2);  // groups 1 and 2
+  // Free all of group 1 but keep block 9 of group 2: neither can go, because
+  // backed groups stay a prefix [0, n).
+  std::vector<BlockId> release;
+  for (BlockId b : *blocks) {
+    if (b != 9) release.push_back(b);
+  }
+  a.Release(release);
+  EXPECT_EQ(a.TakeDrainedGroups(), 0);
+  a.Release(std::vector<BlockId>{9});
+  EXPECT_EQ(a.TakeDrainedGroups(), 2);
+  EXPECT_EQ(a.num_groups_backed(), 1);
+  EXPECT_TRUE(a.Validate().ok()) << a.Validate();
+}
+
+// Random allocations, releases, caching, lookups, growth and draining; the
+// invariants hold after every operation and no block outside the active
+// groups is ever handed out.
+TEST(BlockGroupsTest, RandomizedOperationsKeepInvariants) {
+  for (uint32_t seed = 1; seed <= 200; ++seed) {
+    std::mt19937 rng(seed);
+    const int32_t group_blocks = 1 + static_cast<int32_t>(rng() % 5);
+    const int32_t num_blocks = group_blocks * (2 + static_cast<int32_t>(rng() % 5)) -
+                               static_cast<int32_t>(rng() % group_blocks);
+    BlockAllocator a(num_blocks, 2, true, group_blocks, 1);
+    std::vector<std::vector<BlockId>> held;
+    for (int op = 0; op < 300; ++op) {
+      switch (rng() % 7) {
+        case 0:
+        case 1: {
+          auto b = a.Allocate(1 + static_cast<int32_t>(rng() % 3));
+          if (b.has_value()) {
+            for (BlockId id : *b) {
+              ASSERT_GT(id, kNullBlock);
+              ASSERT_LT(id, a.active_end()) << "seed " << seed;
+            }
+            held.push_back(*b);
+          }
+          break;
+        }
+        case 2:
+          if (!held.empty()) {
+            const size_t i = rng() % held.size();
+            a.Release(held[i]);
+            held.erase(held.begin() + static_cast<std::ptrdiff_t>(i));
+          }
+          break;
+        case 3:
+          if (!held.empty()) {
+            const std::vector<BlockId>& h = held[rng() % held.size()];
+            // Content never changes under a cached block.
+            if (!a.CachedHashOf(h[0]).has_value()) a.Cache(h[0], 1 + rng() % 16);
+          }
+          break;
+        case 4: {
+          std::vector<BlockId> found = a.LookupPrefix(std::vector<BlockHash>{1 + rng() % 16});
+          for (BlockId b : found) ASSERT_LT(b, a.active_end()) << "seed " << seed;
+          if (!found.empty()) {
+            a.Acquire(found);
+            held.push_back(found);
+          }
+          break;
+        }
+        case 5:
+          if (a.num_groups_draining() > 0) {
+            if (rng() % 2) {
+              a.StopDraining(1);
+            } else {
+              a.TakeDrainedGroups();
+            }
+          } else if (a.num_groups_backed() < a.max_groups()) {
+            a.AddGroup();
+          }
+          break;
+        case 6:
+          a.StartDraining(1 + static_cast<int32_t>(rng() % 2));
+          break;
+      }
+      ASSERT_TRUE(a.Validate().ok()) << "seed " << seed << " op " << op << ": " << a.Validate();
+    }
+    for (const auto& h : held) a.Release(h);
+    a.StartDraining(a.max_groups());
+    a.TakeDrainedGroups();
+    EXPECT_EQ(a.num_groups_backed(), 1) << "seed " << seed << ": everything released drains";
+    ASSERT_TRUE(a.Validate().ok()) << a.Validate();
+  }
+}
+
+}  // namespace
+}  // namespace cohost::runtime
