@@ -45,8 +45,10 @@ void DeviceExecutor::Detach(runtime::Engine* engine) {
   slots_.erase(std::remove_if(slots_.begin(), slots_.end(),
                               [engine](const Slot& s) { return s.engine == engine; }),
                slots_.end());
+  // Any step, not only this engine's: a step of another engine may call this
+  // one through the device's KV pool (Engine::ReclaimKv).
   ++detach_waiters_;
-  cv_.wait(lock, [&] { return stepping_ != engine; });
+  cv_.wait(lock, [&] { return stepping_ == nullptr; });
   --detach_waiters_;
 }
 
@@ -94,13 +96,22 @@ bool DeviceExecutor::StepOnce() {
     slots = slots_;
   }
   std::vector<EngineCandidate> candidates(slots.size());
+  bool any_unstalled_work = false;
   std::vector<runtime::EngineLoad> loads(slots.size());
   for (size_t i = 0; i < slots.size(); ++i) {
     loads[i] = slots[i].engine->Load();
     candidates[i].has_work = loads[i].has_work;
+    any_unstalled_work = any_unstalled_work || (loads[i].has_work && !slots[i].stalled);
     candidates[i].oldest_awaiting_first = loads[i].oldest_awaiting_first;
     candidates[i].ttft_target = slots[i].targets.ttft_target;
     candidates[i].last_stepped = slots[i].last_stepped;
+  }
+  // An engine whose last step did nothing (it waits for KV memory other
+  // engines are giving back) steps only when no other engine has work.
+  if (any_unstalled_work) {
+    for (size_t i = 0; i < slots.size(); ++i) {
+      if (slots[i].stalled) candidates[i].has_work = false;
+    }
   }
   const std::optional<size_t> pick = PickNextEngine(candidates, runtime::Clock::now());
   if (!pick) return false;
@@ -136,8 +147,11 @@ bool DeviceExecutor::StepOnce() {
     ++num_steps_;
     ++round_;
     for (Slot& s : slots_) {
+      // Progress anywhere may have freed memory a stalled engine waits for.
+      if (tokens > 0) s.stalled = false;
       if (s.engine != engine) continue;
       s.last_stepped = round_;
+      s.stalled = tokens == 0 && more.ok() && *more;
       // Steps of a few tokens are decode steps whose time is mostly fixed
       // cost; they would understate the prefill rate the slice is sized by.
       if (tokens >= options_.min_slice_tokens && seconds > 0) {

@@ -62,6 +62,7 @@ class DeviceExecutor {
     EngineTargets targets;
     int64_t last_stepped = 0;
     double tokens_per_second = 0;  // moving estimate over steps that computed tokens
+    bool stalled = false;          // its last step computed nothing, with work left
   };
 
   void Run();

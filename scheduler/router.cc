@@ -71,20 +71,25 @@ class AdmissionSink : public runtime::TokenSink {
 
 ServedModel::ServedModel(std::string name, std::string path, runtime::LoadedModel loaded,
                          std::unique_ptr<runtime::Engine> engine, AdmissionLimits limits,
-                         std::shared_ptr<DeviceExecutor> executor, EngineTargets targets)
+                         Placement placement)
     : name_(std::move(name)),
       path_(std::move(path)),
+      placement_(std::move(placement)),
       loaded_(std::move(loaded)),
       engine_(std::move(engine)),
-      admission_(name_, limits),
-      executor_(std::move(executor)) {
-  executor_->Attach(engine_.get(), targets);
+      admission_(name_, limits) {
+  runtime::Engine* e = engine_.get();
+  placement_.kv_account->SetReclaimer([e](int64_t wanted, int64_t most, bool preempt) {
+    return e->ReclaimKv(wanted, most, preempt);
+  });
+  placement_.executor->Attach(e, placement_.targets);
 }
 
 ServedModel::~ServedModel() {
   // The engine reads the model's weights and calls sinks that touch this
   // object's counters: it goes first, while everything else is still alive.
-  executor_->Detach(engine_.get());
+  placement_.kv_account->StopReclaims();
+  placement_.executor->Detach(engine_.get());
   engine_.reset();
 }
 
@@ -93,12 +98,14 @@ Router::Router(kernels::Backend* backend, runtime::EngineConfig engine_config,
     : backend_(backend),
       engine_config_(std::move(engine_config)),
       executor_(std::make_shared<DeviceExecutor>(backend->Caps().device_name, executor_options)),
+      kv_pool_(
+          std::make_shared<KvPool>(backend->Caps().device_name, engine_config_.kv_cache_bytes)),
       limits_(limits) {}
 
 Router::~Router() = default;
 
 absl::Status Router::LoadModel(const std::string& name, const std::string& path,
-                               const ProgressFn& progress) {
+                               const ProgressFn& progress, const ModelOptions& options) {
   RETURN_IF_ERROR(ValidateName(name));
   {
     // Fail fast before a long load; AddModel checks again under the lock.
@@ -110,11 +117,11 @@ absl::Status Router::LoadModel(const std::string& name, const std::string& path,
   }
   absl::StatusOr<runtime::LoadedModel> loaded = runtime::LoadModel(path, backend_, progress);
   if (!loaded.ok()) return loaded.status();
-  return AddModel(name, path, *std::move(loaded));
+  return AddModel(name, path, *std::move(loaded), options);
 }
 
 absl::Status Router::AddModel(const std::string& name, std::string path,
-                              runtime::LoadedModel loaded) {
+                              runtime::LoadedModel loaded, const ModelOptions& options) {
   RETURN_IF_ERROR(ValidateName(name));
   if (loaded.model == nullptr || loaded.tokenizer == nullptr) {
     return absl::InvalidArgumentError("the loaded model has no weights or no tokenizer");
@@ -126,8 +133,19 @@ absl::Status Router::AddModel(const std::string& name, std::string path,
           absl::StrFormat("a model named \"%s\" is already loaded", name));
     }
   }
+  ServedModel::Placement placement;
+  placement.executor = executor_;
+  placement.kv_pool = kv_pool_;
+  placement.targets.ttft_target = options.ttft_target;
+  ASSIGN_OR_RETURN(
+      placement.kv_account,
+      kv_pool_->Join(name, options.kv_floor_bytes,
+                     options.kv_cap_bytes > 0 ? options.kv_cap_bytes : kv_pool_->budget()));
   runtime::EngineConfig engine_config = engine_config_;
   engine_config.on_work = executor_->MakeWakeCallback();
+  engine_config.kv_budget = placement.kv_account.get();
+  engine_config.kv_cache_bytes = placement.kv_account->promised();
+  engine_config.num_kv_blocks = 0;
   absl::StatusOr<std::unique_ptr<runtime::Engine>> engine =
       runtime::Engine::Create(loaded.model.get(), loaded.tokenizer.get(), engine_config);
   if (!engine.ok()) return engine.status();
@@ -137,9 +155,9 @@ absl::Status Router::AddModel(const std::string& name, std::string path,
     return absl::AlreadyExistsError(
         absl::StrFormat("a model named \"%s\" is already loaded", name));
   }
-  models_.emplace(
-      name, std::make_shared<ServedModel>(name, std::move(path), std::move(loaded),
-                                          *std::move(engine), limits_, executor_, EngineTargets{}));
+  models_.emplace(name,
+                  std::make_shared<ServedModel>(name, std::move(path), std::move(loaded),
+                                                *std::move(engine), limits_, std::move(placement)));
   return absl::OkStatus();
 }
 
@@ -171,6 +189,7 @@ std::vector<ModelSummary> Router::ListModels() const {
     s.context_length = model->config().max_position_embeddings;
     s.vocab_size = model->config().vocab_size;
     s.kv_cache_tokens = model->engine().kv_capacity_tokens();
+    s.kv_bytes_held = model->kv_account().held();
     s.serving = !draining();
     out.push_back(std::move(s));
   }

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -20,6 +21,7 @@
 #include "runtime/engine/loaded_model.h"
 #include "scheduler/admission.h"
 #include "scheduler/device_executor.h"
+#include "scheduler/kv_pool.h"
 
 namespace cohost::scheduler {
 
@@ -28,12 +30,21 @@ namespace cohost::scheduler {
 // pulls it from under them.
 class ServedModel {
  public:
-  // Attaches `engine` to `executor`, which steps it from then on.
+  // Where a model runs: the device's executor and KV pool, and its share of
+  // that pool (the budget its engine was created with).
+  struct Placement {
+    std::shared_ptr<DeviceExecutor> executor;
+    std::shared_ptr<KvPool> kv_pool;
+    std::unique_ptr<KvPool::Account> kv_account;
+    EngineTargets targets;
+  };
+
+  // Attaches `engine` to the placement's executor, which steps it from then on.
   ServedModel(std::string name, std::string path, runtime::LoadedModel loaded,
-              std::unique_ptr<runtime::Engine> engine, AdmissionLimits limits,
-              std::shared_ptr<DeviceExecutor> executor, EngineTargets targets);
-  // Detaches the engine (waiting for a step of it in progress); live requests
-  // finish as cancelled. Must not run on the executor's thread.
+              std::unique_ptr<runtime::Engine> engine, AdmissionLimits limits, Placement placement);
+  // Stops the pool's reclaims from this model, detaches the engine (waiting
+  // for a step in progress), ends live requests as cancelled and gives its KV
+  // memory back. Must not run on the executor's thread.
   ~ServedModel();
 
   const std::string& name() const { return name_; }
@@ -45,23 +56,33 @@ class ServedModel {
 
   Admission& admission() { return admission_; }
   const Admission& admission() const { return admission_; }
-  DeviceExecutor& executor() { return *executor_; }
-  const DeviceExecutor& executor() const { return *executor_; }
+  DeviceExecutor& executor() { return *placement_.executor; }
+  const DeviceExecutor& executor() const { return *placement_.executor; }
+  const KvPool::Account& kv_account() const { return *placement_.kv_account; }
 
  private:
   std::string name_, path_;
+  // Before the engine, so it outlives it: the engine releases its KV memory
+  // into the account, and the account into the pool. Shared executor and
+  // pool: in-flight requests can keep a model alive after the Router is gone.
+  Placement placement_;
   runtime::LoadedModel loaded_;
   std::unique_ptr<runtime::Engine> engine_;
   Admission admission_;
-  // Shared: in-flight requests can keep a model (and so its executor) alive
-  // after the Router is gone.
-  std::shared_ptr<DeviceExecutor> executor_;
+};
+
+// How one model shares its device (the per-model fields of the configuration).
+struct ModelOptions {
+  int64_t kv_floor_bytes = 0;  // KV memory guaranteed to it
+  int64_t kv_cap_bytes = 0;    // the most it may hold; 0: the whole device pool
+  std::chrono::milliseconds ttft_target{1000};
 };
 
 struct ModelSummary {
   std::string name, path, architecture;
   int32_t context_length = 0, vocab_size = 0;
-  int64_t kv_cache_tokens = 0;
+  int64_t kv_cache_tokens = 0;  // the most the model's KV share can ever hold
+  int64_t kv_bytes_held = 0;    // its share of the device's KV pool now
   bool serving = false;
 };
 
@@ -70,7 +91,9 @@ class Router {
   using ProgressFn = runtime::LoadProgressFn;
 
   // One device for now: every model runs on `backend`, stepped by one
-  // DeviceExecutor thread.
+  // DeviceExecutor thread, its KV memory drawn from one KvPool of
+  // engine_config.kv_cache_bytes (num_kv_blocks is ignored: each engine's
+  // blocks follow from its share of the pool).
   Router(kernels::Backend* backend, runtime::EngineConfig engine_config, AdmissionLimits limits,
          ExecutorOptions executor_options = {});
   ~Router();
@@ -79,10 +102,12 @@ class Router {
   // [A-Za-z0-9._-] (INVALID_ARGUMENT otherwise); ALREADY_EXISTS for a taken
   // name; the loader's error for a bad file.
   absl::Status LoadModel(const std::string& name, const std::string& path,
-                         const ProgressFn& progress = nullptr);
+                         const ProgressFn& progress = nullptr, const ModelOptions& options = {});
   // Serves a model that is already loaded (tests, or a caller that loads
   // elsewhere): starts its engine. Same name rules as LoadModel.
-  absl::Status AddModel(const std::string& name, std::string path, runtime::LoadedModel loaded);
+  // RESOURCE_EXHAUSTED when its KV floor does not fit the device's pool.
+  absl::Status AddModel(const std::string& name, std::string path, runtime::LoadedModel loaded,
+                        const ModelOptions& options = {});
   // NOT_FOUND for an unknown name. Requests in flight on it are aborted and
   // finish as cancelled; the engine stops when the last holder lets go.
   absl::Status UnloadModel(const std::string& name);
@@ -108,11 +133,13 @@ class Router {
   void AbortAll();
 
   const AdmissionLimits& limits() const { return limits_; }
+  const KvPool& kv_pool() const { return *kv_pool_; }
 
  private:
   kernels::Backend* backend_;
   runtime::EngineConfig engine_config_;
   std::shared_ptr<DeviceExecutor> executor_;
+  std::shared_ptr<KvPool> kv_pool_;
   AdmissionLimits limits_;
   std::atomic<bool> draining_{false};
   mutable std::mutex mu_;

@@ -177,7 +177,8 @@ void ServerMetrics::RecordError(std::string_view model, std::string_view code) {
   ++impl_->errors[{std::string(model), std::string(code)}];
 }
 
-std::string ServerMetrics::Render(const std::vector<ModelGauges>& gauges) const {
+std::string ServerMetrics::Render(const std::vector<ModelGauges>& gauges,
+                                  const std::vector<DeviceGauges>& devices) const {
   // Every model seen by either side, in name order; models with gauges but no
   // observations yet render zeros so dashboards see them from the start.
   static const ModelMetrics kEmpty{};
@@ -283,8 +284,22 @@ std::string ServerMetrics::Render(const std::vector<ModelGauges>& gauges) const 
                                                           static_cast<double>(g.kv_blocks_total)
                                                     : 0.0);
         });
-  gauge("cohost_kv_cache_blocks_total", "gauge", "KV cache blocks in the pool.",
+  gauge("cohost_kv_cache_blocks_total", "gauge",
+        "KV cache blocks the model holds now (its share of the device pool grows and shrinks).",
         [](const ModelGauges& g) { return std::to_string(g.kv_blocks_total); });
+  gauge("cohost_kv_used_bytes", "gauge", "Bytes of the device's KV pool the model holds.",
+        [](const ModelGauges& g) { return std::to_string(g.kv_used_bytes); });
+  const auto device_gauge = [&](std::string_view name, std::string_view help,
+                                int64_t DeviceGauges::*field) {
+    Header(&out, name, "gauge", help);
+    for (const DeviceGauges& d : devices) {
+      Sample(&out, name, Cat({"device=\"", EscapeLabel(d.device), "\""}), std::to_string(d.*field));
+    }
+  };
+  device_gauge("cohost_kv_pool_bytes", "The device's KV pool, shared by its models.",
+               &DeviceGauges::kv_pool_bytes);
+  device_gauge("cohost_kv_pool_used_bytes", "Bytes of the device's KV pool held by its models.",
+               &DeviceGauges::kv_pool_used_bytes);
   return out;
 }
 

@@ -23,6 +23,14 @@ struct ModelGauges {
   int64_t kv_blocks_total = 0;
   int64_t kv_blocks_used = 0;     // refcount > 0
   int64_t preemptions_total = 0;  // engine counter, exported as a counter
+  int64_t kv_used_bytes = 0;      // its share of the device's KV pool now
+};
+
+// Live values of one device's KV pool, sampled at scrape time.
+struct DeviceGauges {
+  std::string device;
+  int64_t kv_pool_bytes = 0;
+  int64_t kv_pool_used_bytes = 0;
 };
 
 class ServerMetrics {
@@ -42,8 +50,9 @@ class ServerMetrics {
   void RecordError(std::string_view model, std::string_view code);
 
   // The Prometheus text format (version 0.0.4), all metrics prefixed cohost_,
-  // labelled {model="..."}.
-  std::string Render(const std::vector<ModelGauges>& gauges) const;
+  // labelled {model="..."} (device gauges {device="..."}).
+  std::string Render(const std::vector<ModelGauges>& gauges,
+                     const std::vector<DeviceGauges>& devices = {}) const;
 
  private:
   struct Impl;

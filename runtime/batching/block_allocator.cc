@@ -52,9 +52,8 @@ BlockAllocator::BlockAllocator(int32_t num_blocks, int32_t block_size, bool enab
       next_(num_blocks, kNil) {
   COHOST_KV_CHECK(num_blocks >= 1, "num_blocks %d (the null block needs one)", num_blocks);
   COHOST_KV_CHECK(block_size >= 1, "block_size %d", block_size);
-  COHOST_KV_CHECK(groups_backed_ >= 1 && groups_backed_ <= max_groups_,
-                  "%d groups backed of %d (group 0 holds the null block)", groups_backed_,
-                  max_groups_);
+  COHOST_KV_CHECK(groups_backed_ >= 0 && groups_backed_ <= max_groups_, "%d groups backed of %d",
+                  groups_backed_, max_groups_);
   // Initially every usable block is free, handed out in id order.
   for (BlockId b = 1; b < active_end(); ++b) PushFreeTail(b);
   stats_.num_blocks = num_usable();
@@ -68,7 +67,7 @@ void BlockAllocator::AddGroup() {
   COHOST_KV_CHECK(groups_draining_ == 0, "AddGroup while %d groups drain", groups_draining_);
   COHOST_KV_CHECK(groups_backed_ < max_groups_, "AddGroup: all %d groups backed", max_groups_);
   const int32_t g = groups_backed_++;
-  for (BlockId b = GroupBegin(g); b < GroupEnd(g); ++b) PushFreeTail(b);
+  for (BlockId b = std::max(GroupBegin(g), kNullBlock + 1); b < GroupEnd(g); ++b) PushFreeTail(b);
   stats_.num_blocks = num_usable();
 }
 
@@ -304,8 +303,8 @@ absl::Status BlockAllocator::Validate() const {
   }
   const BlockId active = active_end();
   const BlockId backed = std::min(num_blocks_, groups_backed_ * group_blocks_);
-  if (groups_backed_ < 1 || groups_backed_ > max_groups_ || groups_draining_ < 0 ||
-      groups_draining_ >= groups_backed_) {
+  if (groups_backed_ < 0 || groups_backed_ > max_groups_ || groups_draining_ < 0 ||
+      (groups_draining_ > 0 && groups_draining_ >= groups_backed_)) {
     return absl::InternalError(absl::StrFormat("%d groups backed, %d draining, of %d",
                                                groups_backed_, groups_draining_, max_groups_));
   }

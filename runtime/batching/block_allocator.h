@@ -41,7 +41,8 @@ class BlockAllocator {
  public:
   // num_blocks counts the null block too. Blocks come in groups of
   // group_blocks (0: one group of all), of which the first initial_groups
-  // (-1: all) are backed; the usable blocks are the backed ones but block 0.
+  // (-1: all; 0: none yet) are backed; the usable blocks are the backed ones
+  // but block 0.
   BlockAllocator(int32_t num_blocks, int32_t block_size, bool enable_prefix_caching,
                  int32_t group_blocks = 0, int32_t initial_groups = -1);
 
@@ -94,7 +95,7 @@ class BlockAllocator {
 
   int32_t num_free() const { return num_free_; }
   int32_t block_size() const { return block_size_; }
-  int32_t num_usable() const { return active_end() - 1; }
+  int32_t num_usable() const { return std::max(0, active_end() - 1); }
   int32_t RefCount(BlockId block) const;
   BlockAllocatorStats Stats() const;
 

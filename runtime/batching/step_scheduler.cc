@@ -57,6 +57,32 @@ void StepScheduler::Add(Sequence* seq) {
   waiting_.push_back(seq);
 }
 
+// Preempted sequences go to the front of the queue; victims are chosen newest
+// first, so pushing each to the front leaves the earliest started of them first.
+void StepScheduler::Preempt(size_t index, StepPlan* plan) {
+  Sequence* victim = running_[index];
+  kv_->Free(*victim);
+  victim->status = SeqStatus::kWaiting;
+  victim->num_preemptions++;
+  victim->resumed_without_progress = true;
+  running_.erase(running_.begin() + static_cast<std::ptrdiff_t>(index));
+  waiting_.push_front(victim);
+  if (plan != nullptr) plan->preempted.push_back(victim);
+  num_preemptions_++;
+}
+
+int32_t StepScheduler::PreemptHolding(BlockId first) {
+  int32_t n = 0;
+  for (size_t i = running_.size(); i-- > 0;) {
+    const std::vector<BlockId>& table = running_[i]->block_table;
+    if (std::any_of(table.begin(), table.end(), [first](BlockId b) { return b >= first; })) {
+      Preempt(i, nullptr);
+      ++n;
+    }
+  }
+  return n;
+}
+
 StepPlan StepScheduler::Schedule(int32_t max_step_tokens) {
   StepPlan plan;
   int32_t budget = config_.max_tokens_per_step;
@@ -65,20 +91,7 @@ StepPlan StepScheduler::Schedule(int32_t max_step_tokens) {
   }
   const int32_t chunk_cap = std::max<int32_t>(config_.max_prefill_chunk, 1);
 
-  // Preempted sequences go to the front of the queue; one step's victims are
-  // chosen newest first, so pushing each to the front leaves the earliest
-  // started of them first.
-  auto preempt = [&](size_t index) {
-    Sequence* victim = running_[index];
-    kv_->Free(*victim);
-    victim->status = SeqStatus::kWaiting;
-    victim->num_preemptions++;
-    victim->resumed_without_progress = true;
-    running_.erase(running_.begin() + static_cast<std::ptrdiff_t>(index));
-    waiting_.push_front(victim);
-    plan.preempted.push_back(victim);
-    num_preemptions_++;
-  };
+  auto preempt = [&](size_t index) { Preempt(index, &plan); };
 
   // 1. Running sequences, oldest first.
   size_t i = 0;

@@ -49,6 +49,11 @@ class StepScheduler {
   // appended to seq->tokens by the caller for sequences with samples == true.
   void Commit(const StepPlan& plan);
 
+  // Preempts (recompute) every running sequence holding a block id at or past
+  // `first`, newest first: how an engine gives back KV groups another model
+  // needs. Returns how many it preempted.
+  int32_t PreemptHolding(BlockId first);
+
   // Removes a sequence in any state (waiting, running) and frees its blocks.
   // Used for finish and abort alike; status becomes kFinished.
   void Remove(Sequence* seq);
@@ -60,6 +65,9 @@ class StepScheduler {
   const std::vector<Sequence*>& running() const { return running_; }
 
  private:
+  // Frees running_[index]'s blocks and puts it at the front of the queue.
+  void Preempt(size_t index, StepPlan* plan);
+
   StepSchedulerConfig config_;
   KvCacheManager* kv_;
   std::deque<Sequence*> waiting_;

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <string>
 
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
@@ -38,6 +39,66 @@ Engine::~Engine() {
     info.completion_tokens = r->seq.num_generated();
     r->sink->OnFinish(info);
   }
+  if (config_.kv_budget != nullptr && impl_->kv_cache != nullptr) {
+    const int64_t held = int64_t{impl_->kv_cache->num_groups_backed()} *
+                         static_cast<int64_t>(impl_->kv_cache->group_bytes());
+    impl_->kv_cache.reset();  // unbacks every group
+    config_.kv_budget->Release(held);
+  }
+}
+
+bool Engine::GrowKv() {
+  BlockAllocator& a = impl_->kv_manager.mutable_allocator();
+  KvCache& kv = *impl_->kv_cache;
+  // A draining group is on its way back to the pool for another engine that
+  // waits for it; but this engine's own sequences may need it to progress (its
+  // oldest may hold blocks there and need one more). Draining is advisory: the
+  // group comes back, and the other engine asks again after this one's work
+  // ends (or preempts it, when it is below its floor).
+  if (a.num_groups_draining() > 0) return a.StopDraining(1) == 1;
+  if (a.num_groups_backed() >= a.max_groups()) return false;
+  const auto bytes = static_cast<int64_t>(kv.group_bytes());
+  if (!config_.kv_budget->Acquire(bytes)) return false;
+  if (absl::Status s = kv.BackGroup(a.num_groups_backed()); !s.ok()) {
+    config_.kv_budget->Release(bytes);
+    std::fprintf(stderr, "cohost engine: %s\n", std::string(s.message()).c_str());
+    return false;
+  }
+  a.AddGroup();
+  return true;
+}
+
+int64_t Engine::ReturnDrainedKv() {
+  BlockAllocator& a = impl_->kv_manager.mutable_allocator();
+  KvCache& kv = *impl_->kv_cache;
+  const int32_t taken = a.TakeDrainedGroups();
+  for (int32_t i = 0; i < taken; ++i) {
+    if (absl::Status s = kv.UnbackGroup(kv.num_groups_backed() - 1); !s.ok()) {
+      // The allocator no longer uses the group; its memory is the backend's to
+      // account for now. Said, and released from the budget all the same.
+      std::fprintf(stderr, "cohost engine: %s\n", std::string(s.message()).c_str());
+    }
+  }
+  const int64_t bytes = int64_t{taken} * static_cast<int64_t>(kv.group_bytes());
+  if (bytes > 0) config_.kv_budget->Release(bytes);
+  return bytes;
+}
+
+int64_t Engine::ReclaimKv(int64_t wanted, int64_t most, bool preempt) {
+  if (config_.kv_budget == nullptr || wanted <= 0) return 0;
+  BlockAllocator& a = impl_->kv_manager.mutable_allocator();
+  const auto group = static_cast<int64_t>(impl_->kv_cache->group_bytes());
+  const int64_t max_groups = std::max<int64_t>(most, 0) / group;
+  const int64_t want_groups = std::min(max_groups, (wanted + group - 1) / group);
+  int64_t released = ReturnDrainedKv();
+  const int64_t more = want_groups - released / group - a.num_groups_draining();
+  if (more > 0) a.StartDraining(static_cast<int32_t>(more));
+  released += ReturnDrainedKv();
+  if (preempt && released < wanted && a.num_groups_draining() > 0) {
+    impl_->step_scheduler.PreemptHolding(a.active_end());
+    released += ReturnDrainedKv();
+  }
+  return released;
 }
 
 absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(Model* model, const Tokenizer* tokenizer,
@@ -78,16 +139,32 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(Model* model, const Token
                         num_blocks, config.block_size));
   }
   std::unique_ptr<Engine> engine(new Engine(model, tokenizer, config));
-  engine->impl_ =
-      std::make_unique<Impl>(static_cast<int32_t>(num_blocks), config.block_size, config);
-  ASSIGN_OR_RETURN(
-      engine->impl_->kv_cache,
-      KvCache::Create(model->backend(), mc, static_cast<int32_t>(num_blocks), config.block_size));
+  // A shared pool starts with no memory and grows a group at a time; a fixed
+  // one is one group, backed now.
+  const bool elastic = config.kv_budget != nullptr;
+  const int32_t group_blocks =
+      elastic ? KvCache::GroupBlocks(mc, model->backend()->compute_dtype(), config.block_size,
+                                     model->backend()->vm_granularity(),
+                                     // At least ~8 groups in the engine's share.
+                                     static_cast<size_t>(std::clamp<int64_t>(
+                                         config.kv_group_min_bytes, 0, config.kv_cache_bytes / 8)))
+              : 0;
+  const int32_t initial_groups = elastic ? 0 : -1;
+  engine->impl_ = std::make_unique<Impl>(static_cast<int32_t>(num_blocks), config.block_size,
+                                         config, group_blocks, initial_groups);
+  ASSIGN_OR_RETURN(engine->impl_->kv_cache,
+                   KvCache::Create(model->backend(), mc, static_cast<int32_t>(num_blocks),
+                                   config.block_size, group_blocks, initial_groups));
+  if (elastic) {
+    Engine* e = engine.get();
+    engine->impl_->kv_manager.SetGrowth([e] { return e->GrowKv(); });
+  }
   RequestLimits& limits = engine->limits_;
   limits.vocab_size = mc.vocab_size;
   limits.context_length = mc.max_position_embeddings;
-  limits.kv_capacity_tokens =
-      int64_t{engine->impl_->kv_manager.num_usable_blocks()} * config.block_size;
+  // A shared pool's blocks are promised (the pool holds this engine's cap for
+  // it), not backed yet.
+  limits.kv_capacity_tokens = (num_blocks - 1) * config.block_size;
   if (!sc.chunked_prefill) {
     limits.max_unchunked_tokens = std::min(sc.max_tokens_per_step, sc.max_prefill_chunk);
   }

@@ -13,6 +13,7 @@
 #include "runtime/batching/request.h"
 #include "runtime/batching/request_validation.h"
 #include "runtime/batching/step_scheduler_config.h"
+#include "runtime/engine/kv_budget.h"
 
 namespace cohost::runtime {
 
@@ -23,10 +24,17 @@ struct ModelConfig;
 struct EngineConfig {
   StepSchedulerConfig step_scheduler;
   int32_t block_size = 16;
-  // The KV pool: num_kv_blocks when > 0, else as many blocks as kv_cache_bytes holds.
+  // The KV pool: num_kv_blocks when > 0, else as many blocks as kv_cache_bytes
+  // holds. With a kv_budget that is the most the engine may grow to.
   int64_t kv_cache_bytes = int64_t{256} << 20;
   int32_t num_kv_blocks = 0;
   bool enable_prefix_caching = true;
+  // Null: the whole pool is backed at Create and never changes. Otherwise the
+  // engine shares its device's KV memory: it starts with none, backs a group
+  // of blocks (at least kv_group_min_bytes) at a time as it needs one, and
+  // gives groups back when asked (ReclaimKv). Must outlive the engine.
+  KvBudget* kv_budget = nullptr;
+  int64_t kv_group_min_bytes = int64_t{4} << 20;
   // Where the engine reads the time (deadlines, timings); steady_clock when
   // empty. Tests inject a manual clock.
   std::function<Clock::time_point()> clock;
@@ -54,6 +62,7 @@ struct EngineLoad {
 };
 
 struct EngineStats {
+  int64_t kv_bytes_backed = 0;  // KV memory the engine holds now
   int32_t num_running = 0;
   int32_t num_waiting = 0;
   int32_t kv_blocks_total = 0;  // usable blocks
@@ -98,6 +107,14 @@ class Engine {
   // The stepping thread's view of what is left to do (see EngineLoad).
   EngineLoad Load() const;
 
+  // With a kv_budget, on the stepping thread between steps: gives back at
+  // least `wanted` bytes of KV memory if it can, never more than `most`, in
+  // whole groups. Empty groups go at once; otherwise the top groups start
+  // draining (nothing new is placed there) and go as their sequences finish,
+  // or at once when `preempt` lets it preempt (recompute) the sequences that
+  // hold them. Returns the bytes given back now (through KvBudget::Release).
+  int64_t ReclaimKv(int64_t wanted, int64_t most, bool preempt);
+
   // Thread-safe snapshot, updated at step boundaries.
   EngineStats Stats() const;
 
@@ -116,6 +133,10 @@ class Engine {
 
   Engine(Model* model, const Tokenizer* tokenizer, const EngineConfig& config);
   Clock::time_point Now() const { return config_.clock ? config_.clock() : Clock::now(); }
+  // The KV cache manager's growth hook: one more group, from the budget.
+  bool GrowKv();
+  // Unbacks the groups that finished draining and releases them to the budget.
+  int64_t ReturnDrainedKv();
 
   Model* model_;
   const Tokenizer* tokenizer_;

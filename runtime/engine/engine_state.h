@@ -54,8 +54,10 @@ struct LiveRequest {
 
 // Everything Step() owns, and the queues other threads hand it work through.
 struct Engine::Impl {
-  Impl(int32_t num_blocks, int32_t block_size, const EngineConfig& config)
-      : kv_manager(num_blocks, block_size, config.enable_prefix_caching),
+  Impl(int32_t num_blocks, int32_t block_size, const EngineConfig& config, int32_t group_blocks,
+       int32_t initial_groups)
+      : kv_manager(num_blocks, block_size, config.enable_prefix_caching, group_blocks,
+                   initial_groups),
         step_scheduler(config.step_scheduler, &kv_manager) {}
 
   // The step's pieces (engine_step.cc), on the stepping thread.

@@ -150,7 +150,10 @@ absl::StatusOr<bool> Engine::Step(const StepLimits& limits) {
 
   absl::Status result = absl::OkStatus();
   StepPlan plan = s.step_scheduler.Schedule(limits.max_new_tokens);
-  if (plan.empty() && s.step_scheduler.num_running() == 0 && s.step_scheduler.num_waiting() > 0) {
+  // With a shared pool the head can wait for memory other engines are giving
+  // back; a fixed pool that cannot fit it is a bug (Submit checks).
+  if (plan.empty() && config_.kv_budget == nullptr && s.step_scheduler.num_running() == 0 &&
+      s.step_scheduler.num_waiting() > 0) {
     // Submit rejects requests that cannot fit an empty pool, so this is a bug;
     // fail the head request rather than spin forever.
     Sequence* head = s.step_scheduler.waiting().front();
@@ -196,8 +199,12 @@ absl::StatusOr<bool> Engine::Step(const StepLimits& limits) {
     }
   }
 
+  if (config_.kv_budget != nullptr) ReturnDrainedKv();
+
   // Publish the snapshot other threads read.
   EngineStats& c = s.counters;
+  c.kv_bytes_backed =
+      int64_t{s.kv_cache->num_groups_backed()} * static_cast<int64_t>(s.kv_cache->group_bytes());
   c.num_running = s.step_scheduler.num_running();
   c.num_waiting = s.step_scheduler.num_waiting();
   c.num_preemptions = s.step_scheduler.num_preemptions();

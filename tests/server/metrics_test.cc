@@ -193,10 +193,14 @@ TEST(ServerMetricsTest, GaugesFromTheEngines) {
   a.kv_blocks_total = 200;
   a.kv_blocks_used = 50;
   a.preemptions_total = 7;
+  a.kv_used_bytes = 4096;
   ModelGauges idle;
   idle.model = "idle";  // loaded, never used: zeros everywhere, no division by zero
-  const std::string text = m.Render({a, idle});
+  const std::string text = m.Render({a, idle}, {{"cpu (2 threads)", 1 << 20, 4096}});
   const auto s = Samples(text);
+  EXPECT_EQ(Get(s, "cohost_kv_used_bytes{model=\"m\"}"), "4096");
+  EXPECT_EQ(Get(s, "cohost_kv_pool_bytes{device=\"cpu (2 threads)\"}"), "1048576");
+  EXPECT_EQ(Get(s, "cohost_kv_pool_used_bytes{device=\"cpu (2 threads)\"}"), "4096");
   EXPECT_EQ(Get(s, "cohost_running_requests{model=\"m\"}"), "3");
   EXPECT_EQ(Get(s, "cohost_waiting_requests{model=\"m\"}"), "2");
   EXPECT_EQ(Get(s, "cohost_kv_cache_usage_ratio{model=\"m\"}"), "0.25");
@@ -257,6 +261,9 @@ TEST(ServerMetricsTest, ExpositionStructure) {
       {"cohost_waiting_requests", "gauge"},
       {"cohost_kv_cache_usage_ratio", "gauge"},
       {"cohost_kv_cache_blocks_total", "gauge"},
+      {"cohost_kv_used_bytes", "gauge"},
+      {"cohost_kv_pool_bytes", "gauge"},
+      {"cohost_kv_pool_used_bytes", "gauge"},
   };
   std::set<std::string> seen;
   std::string family, type;

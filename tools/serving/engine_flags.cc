@@ -12,7 +12,9 @@ std::vector<FlagSpec> EngineFlagSpecs() {
   return {
       {"device", "cpu|cuda", "where to run (default cpu)"},
       {"threads", "N", "CPU threads (default: all cores)"},
-      {"kv-cache-mb", "MB", "KV cache pool size per model (default 256)"},
+      {"kv-cache-mb", "MB",
+       "KV cache memory (default 256): cohost run's pool; for cohost serve the device's pool, "
+       "shared by all its models"},
       {"max-batch-tokens", "N", "tokens per engine step, all sequences (default 512)"},
       {"max-prefill-chunk", "N", "prompt tokens of one sequence per step (default: the above)"},
       {"max-seqs", "N", "sequences per engine step (default 64)"},

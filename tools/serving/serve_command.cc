@@ -122,6 +122,7 @@ std::vector<server::ModelGauges> CollectGauges(const scheduler::Router& router) 
     g.kv_blocks_total = s.kv_blocks_total;
     g.kv_blocks_used = s.kv_blocks_total - s.kv_blocks_free;
     g.preemptions_total = s.num_preemptions;
+    g.kv_used_bytes = m.kv_bytes_held;
     out.push_back(std::move(g));
   }
   return out;
@@ -255,7 +256,11 @@ int ServeCommand(int argc, char** argv) {
   absl::StatusOr<std::unique_ptr<server::MetricsHttpServer>> http =
       server::MetricsHttpServer::Start(
           config->server.host, config->metrics_port,
-          [&metrics, &router] { return metrics.Render(CollectGauges(router)); },
+          [&metrics, &router] {
+            const scheduler::KvPool& pool = router.kv_pool();
+            return metrics.Render(CollectGauges(router),
+                                  {{pool.device(), pool.budget(), pool.used()}});
+          },
           [&router] { return !router.draining(); });
   if (!http.ok()) return Fail(http.status());
 

@@ -33,6 +33,15 @@ TEST(BlockGroupsTest, GrowsAGroupAtATime) {
   EXPECT_TRUE(a.Validate().ok()) << a.Validate();
 }
 
+TEST(BlockGroupsTest, StartingEmptyTheFirstGroupStillKeepsTheNullBlockOut) {
+  BlockAllocator a(/*num_blocks=*/8, 2, true, /*group_blocks=*/4, /*initial_groups=*/0);
+  EXPECT_EQ(a.num_usable(), 0);
+  EXPECT_FALSE(a.Allocate(1).has_value());
+  a.AddGroup();
+  EXPECT_THAT(a.FreeBlocksInEvictionOrder(), ElementsAre(1, 2, 3));
+  EXPECT_TRUE(a.Validate().ok()) << a.Validate();
+}
+
 TEST(BlockGroupsTest, ALastGroupMayBeShort) {
   BlockAllocator a(/*num_blocks=*/10, 2, true, /*group_blocks=*/4, 1);
   EXPECT_EQ(a.max_groups(), 3);
@@ -128,7 +137,7 @@ TEST(BlockGroupsTest, RandomizedOperationsKeepInvariants) {
     const int32_t group_blocks = 1 + static_cast<int32_t>(rng() % 5);
     const int32_t num_blocks = group_blocks * (2 + static_cast<int32_t>(rng() % 5)) -
                                static_cast<int32_t>(rng() % group_blocks);
-    BlockAllocator a(num_blocks, 2, true, group_blocks, 1);
+    BlockAllocator a(num_blocks, 2, true, group_blocks, static_cast<int32_t>(rng() % 2));
     std::vector<std::vector<BlockId>> held;
     for (int op = 0; op < 300; ++op) {
       switch (rng() % 7) {
@@ -187,7 +196,7 @@ TEST(BlockGroupsTest, RandomizedOperationsKeepInvariants) {
     for (const auto& h : held) a.Release(h);
     a.StartDraining(a.max_groups());
     a.TakeDrainedGroups();
-    EXPECT_EQ(a.num_groups_backed(), 1) << "seed " << seed << ": everything released drains";
+    EXPECT_LE(a.num_groups_backed(), 1) << "seed " << seed << ": everything released drains";
     ASSERT_TRUE(a.Validate().ok()) << a.Validate();
   }
 }

@@ -1,0 +1,142 @@
+#include "scheduler/kv_pool.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <utility>
+
+#include "absl/strings/str_format.h"
+
+namespace cohost::scheduler {
+
+KvPool::KvPool(std::string device, int64_t budget_bytes)
+    : device_(std::move(device)), budget_(budget_bytes) {}
+
+KvPool::~KvPool() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!accounts_.empty()) {
+    std::fprintf(stderr, "cohost kv pool %s: destroyed with %zu accounts\n", device_.c_str(),
+                 accounts_.size());
+    std::abort();
+  }
+}
+
+absl::StatusOr<std::unique_ptr<KvPool::Account>> KvPool::Join(std::string name, int64_t floor,
+                                                              int64_t cap) {
+  if (floor < 0 || cap < floor || cap > budget_) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "model \"%s\": KV floor %d and cap %d bytes must satisfy 0 <= floor <= cap <= the "
+        "device's KV pool of %d bytes",
+        name, floor, cap, budget_));
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  int64_t floors = floor;
+  for (const Account* a : accounts_) floors += a->floor_;
+  if (floors > budget_) {
+    return absl::ResourceExhaustedError(absl::StrFormat(
+        "model \"%s\": KV floors would add up to %d bytes, more than the device's pool of %d", name,
+        floors, budget_));
+  }
+  // Every account may grow to its promise whatever the others do, as long as
+  // they sit at their floors: promise + the others' floors <= budget.
+  for (const Account* a : accounts_) {
+    if (a->promised_ + (floors - a->floor_) > budget_) {
+      return absl::ResourceExhaustedError(absl::StrFormat(
+          "model \"%s\": a KV floor of %d bytes would break model \"%s\"'s %d bytes", name, floor,
+          a->name_, a->promised_));
+    }
+  }
+  const int64_t promised = std::min(cap, budget_ - (floors - floor));
+  std::unique_ptr<Account> account(new Account(this, std::move(name), floor, cap, promised));
+  accounts_.push_back(account.get());
+  return account;
+}
+
+int64_t KvPool::used() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return used_;
+}
+
+int64_t KvPool::floors() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  int64_t f = 0;
+  for (const Account* a : accounts_) f += a->floor_;
+  return f;
+}
+
+bool KvPool::AcquireFor(Account* asker, int64_t bytes) {
+  if (bytes <= 0) return true;
+  struct Victim {
+    ReclaimFn reclaim;
+    int64_t excess;
+  };
+  std::vector<Victim> victims;
+  bool below_floor;
+  int64_t need;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (asker->held_ + bytes > asker->promised_) return false;
+    if (used_ + bytes <= budget_) {
+      used_ += bytes;
+      asker->held_ += bytes;
+      return true;
+    }
+    need = used_ + bytes - budget_;
+    below_floor = asker->held_ + bytes <= asker->floor_;
+    for (Account* a : accounts_) {
+      if (a == asker || !a->reclaimable_ || !a->reclaim_ || a->held_ <= a->floor_) continue;
+      victims.push_back({a->reclaim_, a->held_ - a->floor_});
+    }
+  }
+  // Most above its floor first. The reclaims call Release (which locks), so
+  // the lock is not held across them.
+  std::stable_sort(victims.begin(), victims.end(),
+                   [](const Victim& x, const Victim& y) { return x.excess > y.excess; });
+  for (const Victim& v : victims) {
+    if (need <= 0) break;
+    need -= v.reclaim(std::min(need, v.excess), v.excess, below_floor);
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  if (used_ + bytes > budget_) return false;
+  used_ += bytes;
+  asker->held_ += bytes;
+  return true;
+}
+
+void KvPool::ReleaseFor(Account* account, int64_t bytes) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const int64_t b = std::min(bytes, account->held_);
+  account->held_ -= b;
+  used_ -= b;
+}
+
+void KvPool::Leave(Account* account) {
+  std::lock_guard<std::mutex> lock(mu_);
+  used_ -= account->held_;
+  account->held_ = 0;
+  accounts_.erase(std::remove(accounts_.begin(), accounts_.end(), account), accounts_.end());
+}
+
+KvPool::Account::~Account() { pool_->Leave(this); }
+
+bool KvPool::Account::Acquire(int64_t bytes) { return pool_->AcquireFor(this, bytes); }
+
+void KvPool::Account::Release(int64_t bytes) { pool_->ReleaseFor(this, bytes); }
+
+void KvPool::Account::SetReclaimer(ReclaimFn reclaim) {
+  std::lock_guard<std::mutex> lock(pool_->mu_);
+  reclaim_ = std::move(reclaim);
+}
+
+void KvPool::Account::StopReclaims() {
+  std::lock_guard<std::mutex> lock(pool_->mu_);
+  reclaimable_ = false;
+  reclaim_ = nullptr;
+}
+
+int64_t KvPool::Account::held() const {
+  std::lock_guard<std::mutex> lock(pool_->mu_);
+  return held_;
+}
+
+}  // namespace cohost::scheduler

@@ -1,0 +1,87 @@
+// One device's KV memory, shared by the engines placed on it: a byte budget,
+// and per engine a floor it is guaranteed and a cap it cannot pass. In
+// between, memory goes where the work is: an engine that needs a group asks
+// (KvBudget::Acquire); the pool grants from what is free, else takes it back
+// from engines above their floors: they drain their top groups, and when the
+// asker is still below its own floor they preempt the sequences holding them.
+// Nobody is pushed below its floor. Acquire and the reclaims it makes run on
+// the device's executor thread (one engine steps at a time); Join, Leave and
+// the read-outs are thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "runtime/engine/kv_budget.h"
+
+namespace cohost::scheduler {
+
+class KvPool {
+ public:
+  // Gives back at least `wanted` bytes, at most `most`, preempting if
+  // `preempt`; returns what it gave back (Engine::ReclaimKv).
+  using ReclaimFn = std::function<int64_t(int64_t wanted, int64_t most, bool preempt)>;
+
+  class Account : public runtime::KvBudget {
+   public:
+    ~Account() override;  // leaves the pool; whatever it still holds is freed
+    bool Acquire(int64_t bytes) override;
+    void Release(int64_t bytes) override;
+    // Installed once the engine exists; the pool calls it to take memory back.
+    void SetReclaimer(ReclaimFn reclaim);
+    // No more reclaims from this account (its engine is going away); what it
+    // holds stays counted until it is released or the account is destroyed.
+    void StopReclaims();
+
+    const std::string& name() const { return name_; }
+    int64_t floor() const { return floor_; }
+    int64_t cap() const { return cap_; }
+    // The most this account can ever hold: its cap, less what other accounts'
+    // floors keep out of reach. Fixed at Join (later joins must respect it).
+    int64_t promised() const { return promised_; }
+    int64_t held() const;
+
+   private:
+    friend class KvPool;
+    Account(KvPool* pool, std::string name, int64_t floor, int64_t cap, int64_t promised)
+        : pool_(pool), name_(std::move(name)), floor_(floor), cap_(cap), promised_(promised) {}
+    KvPool* pool_;
+    const std::string name_;
+    const int64_t floor_, cap_, promised_;
+    int64_t held_ = 0;         // guarded by pool_->mu_
+    bool reclaimable_ = true;  // guarded by pool_->mu_
+    ReclaimFn reclaim_;        // guarded by pool_->mu_
+  };
+
+  KvPool(std::string device, int64_t budget_bytes);
+  ~KvPool();  // every account must be gone
+
+  // An engine's share: INVALID_ARGUMENT for a negative floor, a cap below the
+  // floor or above the budget; RESOURCE_EXHAUSTED when the floors would no
+  // longer fit the budget, or when this floor would break what an earlier
+  // account was promised. `name` appears in errors.
+  absl::StatusOr<std::unique_ptr<Account>> Join(std::string name, int64_t floor, int64_t cap);
+
+  const std::string& device() const { return device_; }
+  int64_t budget() const { return budget_; }
+  int64_t used() const;
+  int64_t floors() const;
+
+ private:
+  bool AcquireFor(Account* asker, int64_t bytes);
+  void ReleaseFor(Account* account, int64_t bytes);
+  void Leave(Account* account);
+
+  const std::string device_;
+  const int64_t budget_;
+  mutable std::mutex mu_;
+  int64_t used_ = 0;                // guarded by mu_
+  std::vector<Account*> accounts_;  // guarded by mu_
+};
+
+}  // namespace cohost::scheduler

@@ -1,0 +1,232 @@
+// KvPool with stand-in engines: who may join, free grants, caps, reclaims
+// from the engines most above their floors, preemption only for an asker below
+// its floor, and a randomized test that the budget and the floors always hold.
+
+#include "scheduler/kv_pool.h"
+
+#include <algorithm>
+#include <memory>
+#include <random>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace cohost::scheduler {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr int64_t kGroup = 100;  // the stand-in engines' group size
+
+// An engine's KV share in whole groups: some in use by sequences, the rest
+// free (given back at once when reclaimed). With `preempt`, used groups go too.
+struct FakeEngine {
+  std::unique_ptr<KvPool::Account> account;
+  int64_t used = 0, free = 0;                      // groups
+  std::vector<std::pair<int64_t, bool>> reclaims;  // (wanted, preempt) per call
+
+  bool Grow() {
+    if (!account->Acquire(kGroup)) return false;
+    ++used;
+    return true;
+  }
+  void Finish(int64_t groups) {
+    used -= groups;
+    free += groups;
+  }
+  int64_t Reclaim(int64_t wanted, int64_t most, bool preempt) {
+    reclaims.emplace_back(wanted, preempt);
+    const int64_t want = std::min(most / kGroup, (wanted + kGroup - 1) / kGroup);
+    int64_t given = std::min(want, free);
+    free -= given;
+    if (preempt && given < want) {
+      const int64_t more = std::min(want - given, used);
+      used -= more;
+      given += more;
+    }
+    account->Release(given * kGroup);
+    return given * kGroup;
+  }
+};
+
+std::unique_ptr<FakeEngine> Join(KvPool& pool, const std::string& name, int64_t floor,
+                                 int64_t cap) {
+  auto e = std::make_unique<FakeEngine>();
+  absl::StatusOr<std::unique_ptr<KvPool::Account>> a = pool.Join(name, floor, cap);
+  EXPECT_TRUE(a.ok()) << a.status();
+  if (!a.ok()) return nullptr;
+  e->account = *std::move(a);
+  FakeEngine* raw = e.get();
+  e->account->SetReclaimer([raw](int64_t wanted, int64_t most, bool preempt) {
+    return raw->Reclaim(wanted, most, preempt);
+  });
+  return e;
+}
+
+TEST(KvPoolTest, JoinChecksFloorsCapsAndPromises) {
+  KvPool pool("cpu", 1000);
+  EXPECT_EQ(pool.Join("a", -1, 100).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(pool.Join("a", 200, 100).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(pool.Join("a", 0, 1001).status().code(), absl::StatusCode::kInvalidArgument);
+
+  auto a = pool.Join("a", 300, 1000);
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ((*a)->promised(), 1000) << "nobody else's floor is in the way yet";
+  auto b = pool.Join("b", 0, 1000);
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ((*b)->promised(), 700) << "a's floor stays out of b's reach";
+  // Any floor for c would leave a less than its promised 1000.
+  absl::StatusOr<std::unique_ptr<KvPool::Account>> c = pool.Join("c", 100, 500);
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(c.status().message()), HasSubstr("would break model \"a\""));
+  EXPECT_EQ(pool.Join("d", 400, 400).status().code(), absl::StatusCode::kResourceExhausted)
+      << "floors of 700 in a pool of 1000 would break a's promise too";
+  EXPECT_TRUE(pool.Join("c", 0, 500).ok());
+  EXPECT_EQ(pool.floors(), 300);
+}
+
+TEST(KvPoolTest, GrantsFreeMemoryUpToThePromise) {
+  KvPool pool("cpu", 500);
+  auto a = Join(pool, "a", 0, 300);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(a->Grow());
+  EXPECT_FALSE(a->Grow()) << "its cap";
+  EXPECT_EQ(pool.used(), 300);
+  a->account->Release(100);
+  EXPECT_EQ(a->account->held(), 200);
+  EXPECT_EQ(pool.used(), 200);
+  EXPECT_TRUE(a->reclaims.empty());
+}
+
+TEST(KvPoolTest, AnIdleEnginesFreeMemoryGoesWhereTheWorkIs) {
+  KvPool pool("cpu", 500);
+  auto a = Join(pool, "a", 0, 500), b = Join(pool, "b", 0, 500);
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(a->Grow()) << "a holds more than an even share";
+  a->Finish(5);  // a goes idle; its memory stays backed (cached prefixes)
+  ASSERT_TRUE(b->Grow());
+  ASSERT_EQ(a->reclaims.size(), 1u);
+  EXPECT_EQ(a->reclaims[0], std::make_pair(int64_t{100}, false)) << "no preemption above floor";
+  EXPECT_EQ(a->account->held(), 400);
+  EXPECT_EQ(b->account->held(), 100);
+  EXPECT_EQ(pool.used(), 500);
+}
+
+TEST(KvPoolTest, BusyEnginesAboveTheirFloorsDrainButArePreemptedOnlyForAFloor) {
+  KvPool pool("cpu", 600);
+  // Promises: a 400, b 300, c 300; each fits with the others at their floors.
+  auto a = Join(pool, "a", 100, 400), b = Join(pool, "b", 0, 300), c = Join(pool, "c", 200, 300);
+  ASSERT_TRUE(a && b && c);
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(a->Grow());  // a's sequences use 400
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(b->Grow());  // b's use the other 200
+  // b, above its floor of 0, can only wait for others to drain.
+  EXPECT_FALSE(b->Grow());
+  ASSERT_FALSE(a->reclaims.empty());
+  EXPECT_FALSE(a->reclaims.back().second) << "no preemption for an asker above its floor";
+  EXPECT_EQ(a->account->held(), 400);
+
+  // c holds nothing, below its floor of 200: the engine most above its floor
+  // is preempted for it, but never below its own floor.
+  ASSERT_TRUE(c->Grow());
+  EXPECT_TRUE(a->reclaims.back().second);
+  EXPECT_EQ(a->account->held(), 300);
+  ASSERT_TRUE(c->Grow());
+  EXPECT_EQ(c->account->held(), 200);
+  EXPECT_GE(a->account->held(), 100);
+  EXPECT_GE(b->account->held(), 0);
+  EXPECT_EQ(pool.used(), 600);
+  const size_t a_before = a->reclaims.size(), b_before = b->reclaims.size();
+  EXPECT_FALSE(c->Grow()) << "at its floor: it may only wait";
+  for (size_t i = a_before; i < a->reclaims.size(); ++i) EXPECT_FALSE(a->reclaims[i].second);
+  for (size_t i = b_before; i < b->reclaims.size(); ++i) EXPECT_FALSE(b->reclaims[i].second);
+}
+
+TEST(KvPoolTest, TheMostOverItsFloorGivesFirstAndNobodyGoesBelowItsFloor) {
+  KvPool pool("cpu", 1000);
+  auto a = Join(pool, "a", 100, 400), b = Join(pool, "b", 200, 500), c = Join(pool, "c", 400, 500);
+  ASSERT_TRUE(a && b && c);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(a->Grow());  // 200 over its floor
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(b->Grow());  // 300 over
+  ASSERT_TRUE(c->Grow());
+  ASSERT_TRUE(c->Grow());  // the last free 200
+  EXPECT_TRUE(a->reclaims.empty() && b->reclaims.empty());
+  ASSERT_TRUE(c->Grow());
+  ASSERT_EQ(b->reclaims.size(), 1u) << "b, most over its floor, gave first";
+  EXPECT_TRUE(a->reclaims.empty());
+  ASSERT_TRUE(c->Grow());  // c reaches its floor
+  EXPECT_GE(a->account->held(), 100);
+  EXPECT_GE(b->account->held(), 200);
+  EXPECT_EQ(c->account->held(), 400);
+  EXPECT_EQ(pool.used(), 1000);
+}
+
+TEST(KvPoolTest, StoppedAccountsAreNotReclaimedAndLeavingFreesTheirMemory) {
+  KvPool pool("cpu", 200);
+  auto a = Join(pool, "a", 0, 200), b = Join(pool, "b", 0, 200);
+  ASSERT_TRUE(a->Grow());
+  ASSERT_TRUE(a->Grow());
+  a->Finish(2);
+  a->account->StopReclaims();
+  EXPECT_FALSE(b->Grow());
+  EXPECT_TRUE(a->reclaims.empty());
+  a.reset();  // the account leaves: its memory is free again
+  EXPECT_EQ(pool.used(), 0);
+  EXPECT_TRUE(b->Grow());
+}
+
+// Random grows, finishes and joins of engines with random floors and caps.
+// After every call: the pool never passes its budget, the books add up, an
+// engine below its floor always gets a group, and a reclaim never leaves an
+// engine below its floor (it held more before).
+TEST(KvPoolTest, RandomizedSharingKeepsBudgetAndFloors) {
+  for (uint32_t seed = 1; seed <= 300; ++seed) {
+    std::mt19937 rng(seed);
+    const int64_t budget = kGroup * (4 + rng() % 12);
+    KvPool pool("cpu", budget);
+    std::vector<std::unique_ptr<FakeEngine>> engines;
+    int64_t floors = 0;
+    for (int i = 0; i < 4; ++i) {
+      const int64_t floor = kGroup * static_cast<int64_t>(rng() % 3);
+      const int64_t cap = std::min(budget, floor + kGroup * static_cast<int64_t>(1 + rng() % 8));
+      absl::StatusOr<std::unique_ptr<KvPool::Account>> a =
+          pool.Join("m" + std::to_string(i), floor, cap);
+      if (!a.ok()) continue;
+      floors += floor;
+      auto e = std::make_unique<FakeEngine>();
+      e->account = *std::move(a);
+      FakeEngine* raw = e.get();
+      e->account->SetReclaimer(
+          [raw](int64_t w, int64_t m, bool p) { return raw->Reclaim(w, m, p); });
+      engines.push_back(std::move(e));
+    }
+    ASSERT_LE(floors, budget);
+    for (int op = 0; op < 400; ++op) {
+      FakeEngine& e = *engines[rng() % engines.size()];
+      std::vector<int64_t> held_before;
+      for (auto& x : engines) held_before.push_back(x->account->held());
+      if (rng() % 3 == 0 && e.used > 0) {
+        e.Finish(1 + static_cast<int64_t>(rng() % e.used));
+      } else {
+        const bool below_floor = e.account->held() + kGroup <= e.account->floor();
+        const bool granted = e.Grow();
+        if (below_floor) {
+          ASSERT_TRUE(granted) << "seed " << seed << " op " << op << ": below its floor";
+        }
+      }
+      int64_t sum = 0;
+      for (size_t i = 0; i < engines.size(); ++i) {
+        const int64_t held = engines[i]->account->held();
+        sum += held;
+        if (held < held_before[i]) {
+          ASSERT_GE(held, engines[i]->account->floor())
+              << "seed " << seed << " op " << op << ": reclaimed below its floor";
+        }
+        ASSERT_EQ(held, (engines[i]->used + engines[i]->free) * kGroup);
+      }
+      ASSERT_EQ(sum, pool.used());
+      ASSERT_LE(pool.used(), budget);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace cohost::scheduler

@@ -1,0 +1,269 @@
+// Several tiny models sharing one device's KV pool through the Router: a model
+// holds more than an even share while the others are idle, gives it back when
+// they need it, a model below its floor gets memory by preempting one above
+// its floor, and under random concurrent load the pool's budget always holds.
+// Outputs are compared with the same requests on a fixed-pool engine.
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "cohost/kernels/backend.h"
+#include "gtest/gtest.h"
+#include "runtime/engine/engine.h"
+#include "runtime/model/kv_cache.h"
+#include "runtime/model/model.h"
+#include "runtime/tokenizer/tokenizer.h"
+#include "scheduler/router.h"
+#include "tests/support/tiny_model.h"
+#include "tests/support/wait_for.h"
+
+namespace cohost::scheduler {
+namespace {
+
+using runtime::FinishInfo;
+using runtime::FinishReason;
+constexpr auto kWait = std::chrono::seconds(120);
+
+class Collect : public runtime::TokenSink {
+ public:
+  bool OnDelta(const runtime::TokenDelta& d) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    ids_.insert(ids_.end(), d.token_ids.begin(), d.token_ids.end());
+    return true;
+  }
+  void OnFinish(const FinishInfo& info) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    finished_ = true;
+    info_ = info;
+    cv_.notify_all();
+  }
+  bool Wait() {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, kWait, [this] { return finished_; });
+  }
+  bool finished() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return finished_;
+  }
+  std::vector<int32_t> ids() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return ids_;
+  }
+  FinishInfo info() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return info_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<int32_t> ids_;
+  bool finished_ = false;
+  FinishInfo info_;
+};
+
+runtime::GenerateRequest Request(int32_t prompt_len, int32_t max_tokens, uint32_t seed) {
+  runtime::GenerateRequest r;
+  std::mt19937 rng(seed);
+  for (int32_t i = 0; i < prompt_len; ++i)
+    r.prompt_ids.push_back(static_cast<int32_t>(rng() % 256));
+  r.sampling.temperature = 0;
+  r.sampling.max_tokens = max_tokens;
+  r.sampling.ignore_eos = true;
+  return r;
+}
+
+class KvSharingTest : public ::testing::Test {
+ protected:
+  static constexpr int32_t kBlock = 4;
+
+  void SetUp() override {
+    backend_ = kernels::MakeCpuBackend(1);
+    const runtime::ModelConfig c = runtime::testing::MakeTinyModelFile().config;
+    block_bytes_ =
+        static_cast<int64_t>(runtime::KvCache::BytesPerBlock(c, kernels::DType::kF32, kBlock));
+  }
+  void TearDown() override { router_.reset(); }
+
+  // A device pool of `blocks` blocks' worth, groups of `group_blocks`.
+  void MakeRouter(int64_t blocks, int64_t group_blocks) {
+    runtime::EngineConfig c;
+    c.block_size = kBlock;
+    c.kv_cache_bytes = blocks * block_bytes_;
+    c.kv_group_min_bytes = group_blocks * block_bytes_;
+    c.step_scheduler.max_num_seqs = 8;
+    c.step_scheduler.max_tokens_per_step = 64;
+    c.step_scheduler.max_prefill_chunk = 64;
+    router_ = std::make_unique<Router>(backend_.get(), c, AdmissionLimits{});
+  }
+
+  std::shared_ptr<ServedModel> Add(const std::string& name, ModelOptions options = {}) {
+    runtime::LoadedModel loaded;
+    loaded.tokenizer =
+        runtime::Tokenizer::Create(runtime::testing::MakeByteTokenizerSpec()).value();
+    loaded.model =
+        runtime::Model::Create(runtime::testing::MakeTinyModelFile(), backend_.get()).value();
+    EXPECT_TRUE(router_->AddModel(name, "tiny:" + name, std::move(loaded), options).ok());
+    return router_->Find(name).value();
+  }
+
+  // What a fixed pool computes for the request: the reference output.
+  std::vector<int32_t> Reference(const runtime::GenerateRequest& r) {
+    runtime::LoadedModel m;
+    m.tokenizer = runtime::Tokenizer::Create(runtime::testing::MakeByteTokenizerSpec()).value();
+    m.model = runtime::Model::Create(runtime::testing::MakeTinyModelFile(), backend_.get()).value();
+    runtime::EngineConfig c;
+    c.block_size = kBlock;
+    c.num_kv_blocks = 128;
+    auto e = runtime::Engine::Create(m.model.get(), m.tokenizer.get(), c).value();
+    auto sink = std::make_shared<Collect>();
+    EXPECT_TRUE(e->Submit(r, sink).ok());
+    while (e->Step().value()) {
+    }
+    return sink->ids();
+  }
+
+  std::shared_ptr<Collect> Submit(const std::shared_ptr<ServedModel>& m,
+                                  const runtime::GenerateRequest& r) {
+    auto sink = std::make_shared<Collect>();
+    absl::StatusOr<runtime::RequestId> id = router_->Submit(m, r, sink);
+    EXPECT_TRUE(id.ok()) << id.status();
+    return sink;
+  }
+
+  std::unique_ptr<kernels::Backend> backend_;
+  std::unique_ptr<Router> router_;
+  int64_t block_bytes_ = 0;
+};
+
+TEST_F(KvSharingTest, AnIdleModelsShareGoesWhereTheWorkIsAndComesBack) {
+  MakeRouter(/*blocks=*/256, /*group_blocks=*/16);  // 16 groups of 16 blocks
+  std::shared_ptr<ServedModel> a = Add("a"), b = Add("b");
+  const int64_t budget = 256 * block_bytes_;
+  EXPECT_EQ(a->kv_account().held(), 0) << "memory is taken when work needs it";
+
+  // Six sequences of up to 160 tokens need 6 x 40 = 240 blocks: far more than
+  // an even share, and a holds it while b is idle.
+  std::vector<runtime::GenerateRequest> work;
+  for (uint32_t i = 0; i < 6; ++i) work.push_back(Request(100, 60, 10 + i));
+  std::vector<std::shared_ptr<Collect>> sinks;
+  for (const auto& r : work) sinks.push_back(Submit(a, r));
+  for (auto& s : sinks) ASSERT_TRUE(s->Wait());
+  EXPECT_GT(a->kv_account().held(), budget / 2);
+  for (size_t i = 0; i < work.size(); ++i) {
+    EXPECT_EQ(sinks[i]->ids(), Reference(work[i])) << i;
+  }
+
+  // Now b needs the same: a is idle, its blocks only cached prefixes, so its
+  // groups come back without preempting anything.
+  sinks.clear();
+  for (const auto& r : work) sinks.push_back(Submit(b, r));
+  for (auto& s : sinks) ASSERT_TRUE(s->Wait());
+  EXPECT_GT(b->kv_account().held(), budget / 2);
+  EXPECT_LT(a->kv_account().held(), budget / 2);
+  EXPECT_EQ(a->engine().Stats().num_preemptions, 0);
+  for (size_t i = 0; i < work.size(); ++i) {
+    EXPECT_EQ(sinks[i]->ids(), Reference(work[i])) << i;
+    EXPECT_EQ(sinks[i]->info().reason, FinishReason::kLength);
+  }
+  EXPECT_LE(a->kv_account().held() + b->kv_account().held(), budget);
+}
+
+TEST_F(KvSharingTest, AModelBelowItsFloorPreemptsOneAboveItsFloor) {
+  MakeRouter(/*blocks=*/256, /*group_blocks=*/16);
+  ModelOptions half;  // a and c may each hold half the pool, with no floor
+  half.kv_cap_bytes = 128 * block_bytes_;
+  ModelOptions floor;  // b is guaranteed 64 blocks (4 groups)
+  floor.kv_floor_bytes = 64 * block_bytes_;
+  floor.kv_cap_bytes = 64 * block_bytes_;
+  std::shared_ptr<ServedModel> a = Add("a", half), c = Add("c", half);
+  std::shared_ptr<ServedModel> b = Add("b", floor);
+  ASSERT_NE(b, nullptr);
+
+  // a and c fill the whole pool with long-running sequences.
+  std::vector<std::pair<runtime::GenerateRequest, std::shared_ptr<Collect>>> long_work;
+  for (uint32_t i = 0; i < 8; ++i) {
+    runtime::GenerateRequest r = Request(40, 200, 30 + i);
+    long_work.emplace_back(r, Submit(i % 2 ? a : c, r));
+  }
+  ASSERT_TRUE(cohost::testing::WaitFor(
+      [&] { return a->kv_account().held() + c->kv_account().held() == 256 * block_bytes_; }, kWait))
+      << "a and c fill the pool";
+
+  // b holds nothing, below its floor: it is served now, with memory a or c
+  // gives up by preempting the sequences that held it.
+  const runtime::GenerateRequest urgent = Request(60, 20, 99);
+  std::shared_ptr<Collect> quick = Submit(b, urgent);
+  ASSERT_TRUE(quick->Wait());
+  EXPECT_EQ(quick->ids(), Reference(urgent));
+  EXPECT_GT(b->kv_account().held(), 0);
+  int unfinished = 0;
+  for (auto& [r, s] : long_work) unfinished += s->finished() ? 0 : 1;
+  EXPECT_GT(unfinished, 0) << "b did not wait for the others' work to end";
+  // The pool was full with a's and c's running work, so b's share could only
+  // come from their preempted sequences.
+
+  // The preempted sequences are recomputed: their output is as if alone.
+  for (auto& [r, s] : long_work) {
+    ASSERT_TRUE(s->Wait());
+    EXPECT_EQ(s->ids(), Reference(r));
+  }
+  EXPECT_LE(a->kv_account().held() + b->kv_account().held() + c->kv_account().held(),
+            256 * block_bytes_);
+}
+
+TEST_F(KvSharingTest, RandomConcurrentLoadKeepsTheBudgetAndFinishesEverything) {
+  MakeRouter(/*blocks=*/192, /*group_blocks=*/16);
+  const int64_t budget = 192 * block_bytes_;
+  ModelOptions with_floor;
+  with_floor.kv_floor_bytes = 32 * block_bytes_;
+  with_floor.kv_cap_bytes = 96 * block_bytes_;
+  ModelOptions plain;
+  plain.kv_cap_bytes = 96 * block_bytes_;
+  std::vector<std::shared_ptr<ServedModel>> models = {Add("a", with_floor), Add("b", plain),
+                                                      Add("c", plain)};
+  std::atomic<bool> done{false};
+  std::atomic<int64_t> worst{0};
+  std::thread watcher([&] {
+    while (!done) {
+      int64_t sum = 0;
+      for (auto& m : models) sum += m->kv_account().held();
+      worst = std::max(worst.load(), sum);
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  });
+  std::mutex mu;
+  std::vector<std::pair<runtime::GenerateRequest, std::shared_ptr<Collect>>> all;
+  std::vector<std::thread> clients;
+  for (uint32_t t = 0; t < 3; ++t) {
+    clients.emplace_back([&, t] {
+      std::mt19937 rng(1000 + t);
+      for (int i = 0; i < 12; ++i) {
+        runtime::GenerateRequest r =
+            Request(1 + static_cast<int32_t>(rng() % 120), 1 + static_cast<int32_t>(rng() % 60),
+                    static_cast<uint32_t>(rng()));
+        std::shared_ptr<Collect> sink = Submit(models[rng() % models.size()], r);
+        std::lock_guard<std::mutex> lock(mu);
+        all.emplace_back(std::move(r), std::move(sink));
+      }
+    });
+  }
+  for (auto& c : clients) c.join();
+  for (auto& [r, s] : all) ASSERT_TRUE(s->Wait());
+  done = true;
+  watcher.join();
+  EXPECT_LE(worst.load(), budget);
+  for (auto& [r, s] : all) {
+    EXPECT_EQ(s->info().reason, FinishReason::kLength);
+    EXPECT_EQ(s->ids(), Reference(r));
+  }
+}
+
+}  // namespace
+}  // namespace cohost::scheduler
