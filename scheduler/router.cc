@@ -11,30 +11,10 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
+#include "scheduler/model_name.h"
 
 namespace cohost::scheduler {
 namespace {
-
-constexpr size_t kMaxNameLength = 128;
-
-absl::Status ValidateName(const std::string& name) {
-  if (name.empty()) return absl::InvalidArgumentError("the model name is empty");
-  if (name.size() > kMaxNameLength) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("the model name is %d characters long; at most %d are allowed", name.size(),
-                        kMaxNameLength));
-  }
-  for (char c : name) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                    c == '.' || c == '_' || c == '-';
-    if (!ok) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "the model name \"%s\" may only contain letters, digits, '.', '_' and '-'",
-          absl::CHexEscape(name)));
-    }
-  }
-  return absl::OkStatus();
-}
 
 // Wraps the caller's sink and keeps the model's admission books: the request
 // leaves the queue when first scheduled (or when it finishes unscheduled) and
@@ -106,7 +86,7 @@ Router::~Router() = default;
 
 absl::Status Router::LoadModel(const std::string& name, const std::string& path,
                                const ProgressFn& progress, const ModelOptions& options) {
-  RETURN_IF_ERROR(ValidateName(name));
+  RETURN_IF_ERROR(ValidateModelName(name));
   {
     // Fail fast before a long load; AddModel checks again under the lock.
     std::lock_guard<std::mutex> lock(mu_);
@@ -122,7 +102,7 @@ absl::Status Router::LoadModel(const std::string& name, const std::string& path,
 
 absl::Status Router::AddModel(const std::string& name, std::string path,
                               runtime::LoadedModel loaded, const ModelOptions& options) {
-  RETURN_IF_ERROR(ValidateName(name));
+  RETURN_IF_ERROR(ValidateModelName(name));
   if (loaded.model == nullptr || loaded.tokenizer == nullptr) {
     return absl::InvalidArgumentError("the loaded model has no weights or no tokenizer");
   }
