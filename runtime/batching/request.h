@@ -34,6 +34,9 @@ struct GenerateRequest {
   // Past it, the request ends with FinishReason::kError and DEADLINE_EXCEEDED,
   // whether queued or running (checked at every step boundary).
   std::optional<Clock::time_point> deadline;
+  // When the request reached the server, if earlier than its submission to an
+  // engine (it waited for its model to load): queue time and TTFT count from it.
+  std::optional<Clock::time_point> arrival;
 };
 
 // One step's output for one request: the tokens sampled and the text that is

@@ -47,6 +47,26 @@ Engine::~Engine() {
   }
 }
 
+RequestLimits Engine::RequestLimitsFor(const ModelConfig& mc, kernels::DType dtype,
+                                       const EngineConfig& config) {
+  RequestLimits limits;
+  limits.vocab_size = mc.vocab_size;
+  limits.context_length = mc.max_position_embeddings;
+  const auto per_block =
+      static_cast<int64_t>(KvCache::BytesPerBlock(mc, dtype, std::max(config.block_size, 1)));
+  const int64_t num_blocks = config.num_kv_blocks > 0
+                                 ? config.num_kv_blocks
+                                 : config.kv_cache_bytes / std::max<int64_t>(per_block, 1);
+  // A shared pool's blocks are promised (the pool holds this engine's cap for
+  // it), not backed yet.
+  limits.kv_capacity_tokens = std::max<int64_t>(num_blocks - 1, 0) * config.block_size;
+  const StepSchedulerConfig& sc = config.step_scheduler;
+  if (!sc.chunked_prefill) {
+    limits.max_unchunked_tokens = std::min(sc.max_tokens_per_step, sc.max_prefill_chunk);
+  }
+  return limits;
+}
+
 bool Engine::GrowKv() {
   BlockAllocator& a = impl_->kv_manager.mutable_allocator();
   KvCache& kv = *impl_->kv_cache;
@@ -159,15 +179,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(Model* model, const Token
     Engine* e = engine.get();
     engine->impl_->kv_manager.SetGrowth([e] { return e->GrowKv(); });
   }
-  RequestLimits& limits = engine->limits_;
-  limits.vocab_size = mc.vocab_size;
-  limits.context_length = mc.max_position_embeddings;
-  // A shared pool's blocks are promised (the pool holds this engine's cap for
-  // it), not backed yet.
-  limits.kv_capacity_tokens = (num_blocks - 1) * config.block_size;
-  if (!sc.chunked_prefill) {
-    limits.max_unchunked_tokens = std::min(sc.max_tokens_per_step, sc.max_prefill_chunk);
-  }
+  engine->limits_ = RequestLimitsFor(mc, model->backend()->compute_dtype(), config);
   engine->impl_->counters.kv_blocks_total = engine->impl_->kv_manager.num_usable_blocks();
   engine->impl_->counters.kv_blocks_free = engine->impl_->kv_manager.num_free_blocks();
   engine->impl_->snapshot = engine->impl_->counters;
@@ -177,22 +189,34 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(Model* model, const Token
 const ModelConfig& Engine::model_config() const { return model_->config(); }
 
 absl::StatusOr<RequestId> Engine::Submit(GenerateRequest request, std::shared_ptr<TokenSink> sink) {
+  RequestId id;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    id = impl_->next_id++;
+  }
+  RETURN_IF_ERROR(Submit(id, std::move(request), std::move(sink)));
+  return id;
+}
+
+absl::Status Engine::Submit(RequestId id, GenerateRequest request,
+                            std::shared_ptr<TokenSink> sink) {
   if (sink == nullptr) return absl::InvalidArgumentError("no output sink");
   RETURN_IF_ERROR(ValidateRequest(request, limits_));
   const Clock::time_point now = Now();
   if (request.deadline && *request.deadline <= now) {
     return absl::DeadlineExceededError("the request's deadline passed before it was queued");
   }
-  RequestId id;
+  // Queue time and TTFT count from the request's arrival at the server, which
+  // may be earlier (it waited for its model to load).
+  const Clock::time_point submitted = std::min(request.arrival.value_or(now), now);
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
-    id = impl_->next_id++;
-    impl_->inbox.push_back(std::make_unique<LiveRequest>(id, std::move(request), std::move(sink),
-                                                         *tokenizer_, impl_->seed_source(), now));
+    impl_->inbox.push_back(std::make_unique<LiveRequest>(
+        id, std::move(request), std::move(sink), *tokenizer_, impl_->seed_source(), submitted));
     impl_->wake.notify_one();
   }
   if (config_.on_work) config_.on_work();
-  return id;
+  return absl::OkStatus();
 }
 
 void Engine::Abort(RequestId id) {

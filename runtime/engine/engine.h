@@ -10,6 +10,7 @@
 #include <optional>
 
 #include "absl/status/statusor.h"
+#include "cohost/kernels/dtype.h"
 #include "runtime/batching/request.h"
 #include "runtime/batching/request_validation.h"
 #include "runtime/batching/step_scheduler_config.h"
@@ -93,6 +94,10 @@ class Engine {
   // INVALID_ARGUMENT for what ValidateRequest refuses or a null sink;
   // DEADLINE_EXCEEDED when the request's deadline has already passed.
   absl::StatusOr<RequestId> Submit(GenerateRequest request, std::shared_ptr<TokenSink> sink);
+  // The same under the caller's id, for a caller that numbers requests itself
+  // (the Router, across models and loads): ids must be unique in this engine,
+  // and a caller uses one form or the other, not both.
+  absl::Status Submit(RequestId id, GenerateRequest request, std::shared_ptr<TokenSink> sink);
 
   // Thread-safe; any state. Takes effect at the next step boundary, where the
   // request's blocks are freed and its sink gets OnFinish(kCancelled). Unknown
@@ -124,6 +129,10 @@ class Engine {
   void Stop();
 
   const ModelConfig& model_config() const;
+  // What an engine created with `config` for a model with `mc` on a backend
+  // computing in `dtype` will accept: known before the model is loaded.
+  static RequestLimits RequestLimitsFor(const ModelConfig& mc, kernels::DType dtype,
+                                        const EngineConfig& config);
   // What Submit accepts; fixed at Create.
   const RequestLimits& request_limits() const { return limits_; }
   int64_t kv_capacity_tokens() const { return limits_.kv_capacity_tokens; }

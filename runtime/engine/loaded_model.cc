@@ -4,36 +4,54 @@
 
 #include <filesystem>
 
+#include "common/status_macros.h"
 #include "runtime/tokenizer/tokenizer_json.h"
 
 namespace cohost::runtime {
+
+namespace {
+
+// A GGUF file carries its tokenizer in metadata; a Hugging Face directory
+// keeps it in tokenizer.json / tokenizer.model beside the weights.
+absl::StatusOr<std::unique_ptr<Tokenizer>> TokenizerFor(const std::string& path,
+                                                        TokenizerSpec from_file) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    ASSIGN_OR_RETURN(from_file, LoadTokenizerSpecFromDirectory(path));
+  }
+  return Tokenizer::Create(from_file);
+}
+
+}  // namespace
 
 absl::StatusOr<LoadedModel> LoadModel(const std::string& path, kernels::Backend* backend,
                                       const LoadProgressFn& progress) {
   LoadOptions options;
   options.progress = progress;
-  absl::StatusOr<ModelFile> file = LoadModelFile(path, options);
-  if (!file.ok()) return file.status();
-
-  // A GGUF file carries its tokenizer in metadata; a Hugging Face directory
-  // keeps it in tokenizer.json / tokenizer.model beside the weights.
-  TokenizerSpec spec = std::move(file->tokenizer);
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) {
-    absl::StatusOr<TokenizerSpec> dir_spec = LoadTokenizerSpecFromDirectory(path);
-    if (!dir_spec.ok()) return dir_spec.status();
-    spec = *std::move(dir_spec);
-  }
-
+  ASSIGN_OR_RETURN(ModelFile file, LoadModelFile(path, options));
   LoadedModel out;
-  absl::StatusOr<std::unique_ptr<Tokenizer>> tokenizer = Tokenizer::Create(spec);
-  if (!tokenizer.ok()) return tokenizer.status();
-  out.tokenizer = *std::move(tokenizer);
-
-  absl::StatusOr<std::unique_ptr<Model>> model = Model::Create(*file, backend);
-  if (!model.ok()) return model.status();
-  out.model = *std::move(model);
+  ASSIGN_OR_RETURN(out.tokenizer, TokenizerFor(path, std::move(file.tokenizer)));
+  ASSIGN_OR_RETURN(out.model, Model::Create(file, backend));
   return out;
+}
+
+absl::StatusOr<ModelDescription> DescribeModel(const std::string& path) {
+  LoadOptions options;
+  options.load_tensors = false;
+  ASSIGN_OR_RETURN(ModelFile file, LoadModelFile(path, options));
+  ModelDescription out;
+  out.config = file.config;
+  ASSIGN_OR_RETURN(out.tokenizer, TokenizerFor(path, std::move(file.tokenizer)));
+  return out;
+}
+
+absl::StatusOr<std::unique_ptr<Model>> LoadWeights(const std::string& path,
+                                                   kernels::Backend* backend,
+                                                   const LoadProgressFn& progress) {
+  LoadOptions options;
+  options.progress = progress;
+  ASSIGN_OR_RETURN(ModelFile file, LoadModelFile(path, options));
+  return Model::Create(file, backend);
 }
 
 }  // namespace cohost::runtime

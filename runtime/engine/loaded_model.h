@@ -22,4 +22,17 @@ struct LoadedModel {
 absl::StatusOr<LoadedModel> LoadModel(const std::string& path, kernels::Backend* backend,
                                       const LoadProgressFn& progress = nullptr);
 
+// What a model is, without its weights: the config and tokenizer, from the
+// file's metadata (and a Hugging Face directory's tokenizer files). Cheap.
+struct ModelDescription {
+  ModelConfig config;
+  std::unique_ptr<Tokenizer> tokenizer;
+};
+absl::StatusOr<ModelDescription> DescribeModel(const std::string& path);
+
+// Only the weights, uploaded to `backend`.
+absl::StatusOr<std::unique_ptr<Model>> LoadWeights(const std::string& path,
+                                                   kernels::Backend* backend,
+                                                   const LoadProgressFn& progress = nullptr);
+
 }  // namespace cohost::runtime

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -43,6 +44,10 @@ struct ModelFile {
   TokenizerSpec tokenizer;
   absl::flat_hash_map<std::string, HostTensor> tensors;
 };
+
+// Every tensor `config` needs, canonical name -> row-major shape.
+std::vector<std::pair<std::string, std::vector<int64_t>>> ExpectedTensors(
+    const ModelConfig& config);
 
 // Called with bytes processed so far and the total, from the loading thread.
 using LoadProgressFn = std::function<void(uint64_t done_bytes, uint64_t total_bytes)>;

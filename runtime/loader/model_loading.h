@@ -30,10 +30,6 @@ absl::StatusOr<ModelConfig> ParseHfConfig(absl::string_view json_text, const std
 // HF parameter name -> canonical name; empty when the name is not one we use.
 std::string HfToCanonicalName(absl::string_view hf_name);
 
-// Every tensor `config` needs, canonical name -> row-major shape.
-std::vector<std::pair<std::string, std::vector<int64_t>>> ExpectedTensors(
-    const ModelConfig& config);
-
 // One tensor to produce: `convert` fills `dst` (numel of `shape` floats).
 struct TensorJob {
   std::string name;

@@ -21,7 +21,18 @@ LlamaModel::LlamaModel(const ModelConfig& config, kernels::Backend* backend, Lla
     : config_(config),
       backend_(backend),
       w_(std::move(weights)),
-      elem_size_(kernels::DTypeSize(backend->compute_dtype())) {}
+      elem_size_(kernels::DTypeSize(backend->compute_dtype())) {
+  for (const kernels::DeviceBuffer* b :
+       {&w_.token_embd, &w_.output_norm, &w_.output, &w_.inv_freq}) {
+    weights_bytes_ += b->bytes();
+  }
+  for (const LlamaLayerWeights& l : w_.layers) {
+    for (const kernels::DeviceBuffer* b :
+         {&l.attn_norm, &l.wqkv, &l.bqkv, &l.wo, &l.ffn_norm, &l.w_gate_up, &l.w_down}) {
+      weights_bytes_ += b->bytes();
+    }
+  }
+}
 
 absl::Status LlamaModel::Reserve(int32_t num_tokens, int32_t num_samples) {
   const ModelConfig& c = config_;

@@ -41,6 +41,7 @@ class LlamaModel final : public Model {
 
   const ModelConfig& config() const override { return config_; }
   kernels::Backend* backend() const override { return backend_; }
+  size_t weights_bytes() const override { return weights_bytes_; }
   absl::Status Forward(const Batch& batch, KvCache& kv, std::vector<float>* logits) override;
 
  private:
@@ -59,6 +60,7 @@ class LlamaModel final : public Model {
   kernels::Backend* backend_;
   LlamaWeights w_;
   size_t elem_size_;
+  size_t weights_bytes_ = 0;
 
   int32_t token_capacity_ = 0;
   int32_t sample_capacity_ = 0;

@@ -139,6 +139,17 @@ absl::StatusOr<LlamaWeights> UploadLlamaWeights(const ModelFile& file, Backend* 
   return w;
 }
 
+size_t Model::PredictWeightsBytes(const ModelConfig& config, kernels::DType dtype) {
+  size_t elems = 0;
+  for (const auto& [name, shape] : ExpectedTensors(config)) {
+    size_t n = 1;
+    for (int64_t d : shape) n *= static_cast<size_t>(d);
+    elems += n;
+  }
+  // The RoPE inverse frequencies stay fp32.
+  return elems * kernels::DTypeSize(dtype) + static_cast<size_t>(config.head_dim / 2) * 4;
+}
+
 absl::StatusOr<std::unique_ptr<Model>> Model::Create(const ModelFile& file, Backend* backend) {
   if (backend == nullptr) return absl::InvalidArgumentError("Model::Create: null backend");
   const ModelConfig& c = file.config;

@@ -23,8 +23,15 @@ class Model {
   static absl::StatusOr<std::unique_ptr<Model>> Create(const ModelFile& file,
                                                        kernels::Backend* backend);
 
+  // Device memory Create will allocate for the weights of a model with
+  // `config` on a backend computing in `dtype`: what placement plans with
+  // before loading (weights_bytes() of the result equals it).
+  static size_t PredictWeightsBytes(const ModelConfig& config, kernels::DType dtype);
+
   virtual const ModelConfig& config() const = 0;
   virtual kernels::Backend* backend() const = 0;
+  // Device memory its weights take, as allocated on the backend.
+  virtual size_t weights_bytes() const = 0;
 
   // Runs one flattened batch; writes the logits of batch.sample_rows, in order,
   // to *logits as [sample_rows.size(), vocab_size] host floats. K/V of the new
