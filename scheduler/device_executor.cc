@@ -45,10 +45,11 @@ void DeviceExecutor::Detach(runtime::Engine* engine) {
   slots_.erase(std::remove_if(slots_.begin(), slots_.end(),
                               [engine](const Slot& s) { return s.engine == engine; }),
                slots_.end());
-  // Any step, not only this engine's: a step of another engine may call this
-  // one through the device's KV pool (Engine::ReclaimKv).
+  // Any round, not only one stepping this engine: a round reads every
+  // engine's load, and a step of another engine may call this one through the
+  // device's KV pool (Engine::ReclaimKv).
   ++detach_waiters_;
-  cv_.wait(lock, [&] { return stepping_ == nullptr; });
+  cv_.wait(lock, [&] { return !in_round_; });
   --detach_waiters_;
 }
 
@@ -88,13 +89,25 @@ void DeviceExecutor::Run() {
 }
 
 bool DeviceExecutor::StepOnce() {
-  // Engine::Load and Step run here, on the one thread that steps these engines;
-  // the lock is held only to read and update the slots.
   std::vector<Slot> slots;
   {
     std::lock_guard<std::mutex> lock(mu_);
     slots = slots_;
+    in_round_ = true;
   }
+  const bool stepped = RoundOver(slots);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    in_round_ = false;
+  }
+  cv_.notify_all();  // a Detach may be waiting for this round to end
+  return stepped;
+}
+
+bool DeviceExecutor::RoundOver(const std::vector<Slot>& slots) {
+  // Engine::Load and Step run here, on the one thread that steps these engines;
+  // the lock is held only to read and update the slots. Detach waits for the
+  // round, so every engine in `slots` lives until it returns.
   std::vector<EngineCandidate> candidates(slots.size());
   bool any_unstalled_work = false;
   std::vector<runtime::EngineLoad> loads(slots.size());
@@ -118,12 +131,11 @@ bool DeviceExecutor::StepOnce() {
   runtime::Engine* engine = slots[*pick].engine;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    // Detached between the snapshot and now: skip it.
+    // Detached since the snapshot (its Detach waits for this round): skip it.
     if (std::none_of(slots_.begin(), slots_.end(),
                      [engine](const Slot& s) { return s.engine == engine; })) {
       return true;
     }
-    stepping_ = engine;
   }
 
   runtime::StepLimits limits;
@@ -143,7 +155,6 @@ bool DeviceExecutor::StepOnce() {
 
   {
     std::lock_guard<std::mutex> lock(mu_);
-    stepping_ = nullptr;
     ++num_steps_;
     ++round_;
     for (Slot& s : slots_) {
@@ -161,7 +172,6 @@ bool DeviceExecutor::StepOnce() {
       }
     }
   }
-  cv_.notify_all();  // a Detach may be waiting for this step to end
   return true;
 }
 

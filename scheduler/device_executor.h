@@ -53,7 +53,7 @@ class DeviceExecutor {
 
   const std::string& device() const { return device_; }
   int64_t num_steps() const;
-  // Detach calls now waiting for a step to end (lets tests act at that moment).
+  // Detach calls now waiting for a round to end (lets tests act at that moment).
   int32_t detach_waiters() const;
 
  private:
@@ -68,18 +68,22 @@ class DeviceExecutor {
   void Run();
   // One round: picks an engine with work and steps it. False when none had work.
   bool StepOnce();
+  // The round's work over a snapshot of the slots, while in_round_ is set.
+  bool RoundOver(const std::vector<Slot>& slots);
 
   const std::string device_;
   const ExecutorOptions options_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::vector<Slot> slots_;              // guarded by mu_
-  runtime::Engine* stepping_ = nullptr;  // guarded by mu_
-  bool woken_ = false;                   // guarded by mu_
-  int32_t detach_waiters_ = 0;           // guarded by mu_
-  bool stop_ = false;                    // guarded by mu_
-  int64_t round_ = 0;                    // guarded by mu_
-  int64_t num_steps_ = 0;                // guarded by mu_
+  std::vector<Slot> slots_;  // guarded by mu_
+  // A round (the engines' loads read, one engine stepped) is under way: the
+  // engines snapshotted for it are in use until it ends.
+  bool in_round_ = false;       // guarded by mu_
+  bool woken_ = false;          // guarded by mu_
+  int32_t detach_waiters_ = 0;  // guarded by mu_
+  bool stop_ = false;           // guarded by mu_
+  int64_t round_ = 0;           // guarded by mu_
+  int64_t num_steps_ = 0;       // guarded by mu_
   std::thread thread_;
 };
 

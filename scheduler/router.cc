@@ -1,16 +1,21 @@
-// The Router: the table of served models, admission control in front of each
-// model's engine, and draining. Admission counts a request as queued from
-// Submit until the engine first schedules it (or finishes it), and in flight
-// until it finishes; an AdmissionSink wrapped around the caller's sink keeps
-// those counters honest on the engine thread.
+// The Router: the table of registered models, their loading and eviction,
+// admission control in front of each, and draining. Admission counts a
+// request as queued from Submit until the engine first schedules it (or
+// finishes it), and in flight until it finishes; an AdmissionSink wrapped
+// around the caller's sink keeps those counters honest on the engine thread.
 
 #include "scheduler/router.h"
 
+#include <algorithm>
+#include <cstdio>
 #include <utility>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "common/status_macros.h"
+#include "runtime/model/model.h"
+#include "scheduler/eviction.h"
 #include "scheduler/model_name.h"
 
 namespace cohost::scheduler {
@@ -47,98 +52,237 @@ class AdmissionSink : public runtime::TokenSink {
   std::shared_ptr<runtime::TokenSink> inner_;
 };
 
+absl::Status NotFound(const std::string& name) {
+  return absl::NotFoundError(absl::StrFormat("model \"%s\" is not loaded", absl::CHexEscape(name)));
+}
+
+int64_t PredictedWeights(const ServedModel& m) {
+  return static_cast<int64_t>(
+      runtime::Model::PredictWeightsBytes(m.config(), m.device().backend->compute_dtype()));
+}
+
 }  // namespace
 
-ServedModel::ServedModel(std::string name, std::string path, runtime::LoadedModel loaded,
-                         std::unique_ptr<runtime::Engine> engine, AdmissionLimits limits,
-                         Placement placement)
-    : name_(std::move(name)),
-      path_(std::move(path)),
-      placement_(std::move(placement)),
-      loaded_(std::move(loaded)),
-      engine_(std::move(engine)),
-      admission_(name_, limits) {
-  runtime::Engine* e = engine_.get();
-  placement_.kv_account->SetReclaimer([e](int64_t wanted, int64_t most, bool preempt) {
-    return e->ReclaimKv(wanted, most, preempt);
-  });
-  placement_.executor->Attach(e, placement_.targets);
-}
-
-ServedModel::~ServedModel() {
-  // The engine reads the model's weights and calls sinks that touch this
-  // object's counters: it goes first, while everything else is still alive.
-  placement_.kv_account->StopReclaims();
-  placement_.executor->Detach(engine_.get());
-  engine_.reset();
-}
-
 Router::Router(kernels::Backend* backend, runtime::EngineConfig engine_config,
-               AdmissionLimits limits, ExecutorOptions executor_options)
-    : backend_(backend),
-      engine_config_(std::move(engine_config)),
-      executor_(std::make_shared<DeviceExecutor>(backend->Caps().device_name, executor_options)),
-      kv_pool_(
-          std::make_shared<KvPool>(backend->Caps().device_name, engine_config_.kv_cache_bytes)),
-      limits_(limits) {}
+               RouterOptions options)
+    : engine_config_(std::move(engine_config)), options_(options) {
+  device_ = std::make_shared<Device>();
+  device_->name = backend->Caps().device_name;
+  device_->backend = backend;
+  device_->executor = std::make_shared<DeviceExecutor>(device_->name, options_.executor);
+  device_->kv_pool = std::make_shared<KvPool>(device_->name, engine_config_.kv_cache_bytes);
+  device_->weights_budget_bytes = options_.weights_budget_bytes;
+  loader_ = std::thread([this] { LoaderLoop(); });
+}
 
-Router::~Router() = default;
-
-absl::Status Router::LoadModel(const std::string& name, const std::string& path,
-                               const ProgressFn& progress, const ModelOptions& options) {
-  RETURN_IF_ERROR(ValidateModelName(name));
+Router::~Router() {
   {
-    // Fail fast before a long load; AddModel checks again under the lock.
+    std::lock_guard<std::mutex> lock(loader_mu_);
+    loader_stop_ = true;
+  }
+  loader_cv_.notify_all();
+  loader_.join();
+}
+
+absl::StatusOr<std::shared_ptr<ServedModel>> Router::Register(const ModelSpec& spec,
+                                                              std::string why_not_loaded) {
+  RETURN_IF_ERROR(ValidateModelName(spec.name));
+  {
+    // Fail fast before reading the file; Insert checks again under the lock.
     std::lock_guard<std::mutex> lock(mu_);
-    if (models_.contains(name)) {
+    if (models_.contains(spec.name)) {
       return absl::AlreadyExistsError(
-          absl::StrFormat("a model named \"%s\" is already loaded", name));
+          absl::StrFormat("a model named \"%s\" is already loaded", spec.name));
     }
   }
-  absl::StatusOr<runtime::LoadedModel> loaded = runtime::LoadModel(path, backend_, progress);
-  if (!loaded.ok()) return loaded.status();
-  return AddModel(name, path, *std::move(loaded), options);
+  ASSIGN_OR_RETURN(runtime::ModelDescription description, runtime::DescribeModel(spec.path));
+  const KvPool& pool = *device_->kv_pool;
+  ASSIGN_OR_RETURN(
+      std::unique_ptr<KvPool::Account> account,
+      device_->kv_pool->Join(spec.name, spec.kv_floor_bytes,
+                             spec.kv_cap_bytes > 0 ? spec.kv_cap_bytes : pool.budget()));
+  return std::make_shared<ServedModel>(
+      spec, std::move(description.tokenizer), std::move(description.config), device_,
+      std::move(account), engine_config_, options_.admission, std::move(why_not_loaded));
 }
 
-absl::Status Router::AddModel(const std::string& name, std::string path,
-                              runtime::LoadedModel loaded, const ModelOptions& options) {
-  RETURN_IF_ERROR(ValidateModelName(name));
+absl::Status Router::Insert(const std::shared_ptr<ServedModel>& model) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (models_.contains(model->name())) {
+    return absl::AlreadyExistsError(
+        absl::StrFormat("a model named \"%s\" is already loaded", model->name()));
+  }
+  models_.emplace(model->name(), model);
+  return absl::OkStatus();
+}
+
+absl::Status Router::AddModel(const ModelSpec& spec, const ProgressFn& progress) {
+  const bool lazy = spec.load == LoadPolicy::kLazy;
+  ASSIGN_OR_RETURN(std::shared_ptr<ServedModel> model,
+                   Register(spec, lazy ? "lazy: loads on its first request" : "not loaded yet"));
+  RETURN_IF_ERROR(Insert(model));
+  if (lazy) return absl::OkStatus();
+  if (!model->BeginLoading()) return absl::OkStatus();  // a first request beat us to it
+  return Load(model, progress);
+}
+
+absl::Status Router::AddModelAndLoadInBackground(const ModelSpec& spec) {
+  ASSIGN_OR_RETURN(std::shared_ptr<ServedModel> model, Register(spec, "queued to load"));
+  RETURN_IF_ERROR(Insert(model));
+  if (model->BeginLoading()) EnqueueLoad(model);
+  return absl::OkStatus();
+}
+
+absl::Status Router::AddLoadedModel(const ModelSpec& spec, runtime::LoadedModel loaded) {
+  RETURN_IF_ERROR(ValidateModelName(spec.name));
   if (loaded.model == nullptr || loaded.tokenizer == nullptr) {
     return absl::InvalidArgumentError("the loaded model has no weights or no tokenizer");
   }
-  {
+  const KvPool& pool = *device_->kv_pool;
+  ASSIGN_OR_RETURN(
+      std::unique_ptr<KvPool::Account> account,
+      device_->kv_pool->Join(spec.name, spec.kv_floor_bytes,
+                             spec.kv_cap_bytes > 0 ? spec.kv_cap_bytes : pool.budget()));
+  const runtime::ModelConfig config = loaded.model->config();
+  auto model = std::make_shared<ServedModel>(spec, std::move(loaded.tokenizer), config, device_,
+                                             std::move(account), engine_config_, options_.admission,
+                                             "loading");
+  model->BeginLoading();
+  // Inserted (as loading) before its engine exists, so that a taken name
+  // costs no engine; an engine that cannot be built leaves it failed.
+  RETURN_IF_ERROR(Insert(model));
+  const auto bytes = static_cast<int64_t>(loaded.model->weights_bytes());
+  RETURN_IF_ERROR(model->Activate(std::move(loaded.model)));
+  std::lock_guard<std::mutex> lock(mu_);
+  weights_[spec.name] = bytes;
+  return absl::OkStatus();
+}
+
+absl::Status Router::AddModel(const std::string& name, std::string path,
+                              runtime::LoadedModel loaded) {
+  ModelSpec spec;
+  spec.name = name;
+  spec.path = std::move(path);
+  return AddLoadedModel(spec, std::move(loaded));
+}
+
+absl::Status Router::LoadModel(const std::string& name, const std::string& path,
+                               const ProgressFn& progress) {
+  ModelSpec spec;
+  spec.name = name;
+  spec.path = path;
+  return AddModel(spec, progress);
+}
+
+absl::Status Router::MakeRoom(const std::shared_ptr<ServedModel>& model, int64_t bytes) {
+  const int64_t budget = device_->weights_budget_bytes;
+  if (budget <= 0) {
     std::lock_guard<std::mutex> lock(mu_);
-    if (models_.contains(name)) {
-      return absl::AlreadyExistsError(
-          absl::StrFormat("a model named \"%s\" is already loaded", name));
+    weights_[model->name()] = bytes;
+    return absl::OkStatus();
+  }
+  if (bytes > budget) {
+    return absl::ResourceExhaustedError(absl::StrFormat(
+        "its weights take %d bytes; the device's weights budget is %d", bytes, budget));
+  }
+  // Evicting runs outside the lock (it waits for the executor); whoever
+  // reserves after it sees the memory free. A few rounds at most: each one
+  // either fits, evicts something, or gives up.
+  for (int round = 0; round < 4; ++round) {
+    std::vector<std::shared_ptr<ServedModel>> on_device;
+    std::vector<EvictionCandidate> candidates;
+    int64_t used = 0;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (const auto& [name, b] : weights_) used += b;
+      if (used + bytes <= budget) {
+        weights_[model->name()] = bytes;
+        return absl::OkStatus();
+      }
+      for (const auto& [name, m] : models_) {
+        auto it = weights_.find(name);
+        if (m == model || it == weights_.end()) continue;
+        const ModelStatus s = m->status();
+        if (s.state != ModelState::kReady) continue;
+        on_device.push_back(m);
+        candidates.push_back(
+            {it->second, m->admission().in_flight() == 0, s.last_used, m->spec().keep_alive});
+      }
+    }
+    const std::optional<std::vector<size_t>> victims =
+        PickEvictions(candidates, bytes, budget - used, runtime::Clock::now());
+    if (!victims.has_value()) {
+      std::vector<std::string> held;
+      for (size_t i = 0; i < on_device.size(); ++i) {
+        held.push_back(absl::StrFormat("%s (%d bytes, %s)", on_device[i]->name(),
+                                       candidates[i].bytes,
+                                       candidates[i].idle ? "within its keep-alive" : "busy"));
+      }
+      return absl::ResourceExhaustedError(absl::StrFormat(
+          "its weights need %d bytes and %d of the device's %d are free; no idle model past its "
+          "keep-alive can make room (resident: %s)",
+          bytes, budget - used, budget, held.empty() ? "none" : absl::StrJoin(held, ", ")));
+    }
+    for (size_t i : *victims) {
+      if (on_device[i]->Evict(absl::StrFormat("evicted for model \"%s\"", model->name()))) {
+        ReleaseWeights(on_device[i]->name());
+      }
     }
   }
-  ServedModel::Placement placement;
-  placement.executor = executor_;
-  placement.kv_pool = kv_pool_;
-  placement.targets.ttft_target = options.ttft_target;
-  ASSIGN_OR_RETURN(
-      placement.kv_account,
-      kv_pool_->Join(name, options.kv_floor_bytes,
-                     options.kv_cap_bytes > 0 ? options.kv_cap_bytes : kv_pool_->budget()));
-  runtime::EngineConfig engine_config = engine_config_;
-  engine_config.on_work = executor_->MakeWakeCallback();
-  engine_config.kv_budget = placement.kv_account.get();
-  engine_config.kv_cache_bytes = placement.kv_account->promised();
-  engine_config.num_kv_blocks = 0;
-  absl::StatusOr<std::unique_ptr<runtime::Engine>> engine =
-      runtime::Engine::Create(loaded.model.get(), loaded.tokenizer.get(), engine_config);
-  if (!engine.ok()) return engine.status();
+  return absl::ResourceExhaustedError("the device's weights budget stayed full while evicting");
+}
+
+void Router::ReleaseWeights(const std::string& name) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (models_.contains(name)) {
-    // Lost a race with a concurrent load of the same name.
-    return absl::AlreadyExistsError(
-        absl::StrFormat("a model named \"%s\" is already loaded", name));
+  weights_.erase(name);
+}
+
+absl::Status Router::Load(const std::shared_ptr<ServedModel>& model, const ProgressFn& progress) {
+  const runtime::Clock::time_point start = runtime::Clock::now();
+  absl::Status s = MakeRoom(model, PredictedWeights(*model));
+  absl::StatusOr<std::unique_ptr<runtime::Model>> weights =
+      s.ok() ? runtime::LoadWeights(model->path(), device_->backend, progress)
+             : absl::StatusOr<std::unique_ptr<runtime::Model>>(s);
+  if (!weights.ok()) {
+    ReleaseWeights(model->name());
+    model->Fail(weights.status());
+    return weights.status();
   }
-  models_.emplace(name,
-                  std::make_shared<ServedModel>(name, std::move(path), std::move(loaded),
-                                                *std::move(engine), limits_, std::move(placement)));
+  const auto measured = static_cast<int64_t>((*weights)->weights_bytes());
+  const double seconds = std::chrono::duration<double>(runtime::Clock::now() - start).count();
+  if (absl::Status a = model->Activate(*std::move(weights), seconds); !a.ok()) {
+    ReleaseWeights(model->name());
+    return a;
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  weights_[model->name()] = measured;  // the prediction's place, now measured
   return absl::OkStatus();
+}
+
+void Router::EnqueueLoad(const std::shared_ptr<ServedModel>& model) {
+  {
+    std::lock_guard<std::mutex> lock(loader_mu_);
+    load_queue_.push_back(model);
+  }
+  loader_cv_.notify_all();
+}
+
+void Router::LoaderLoop() {
+  for (;;) {
+    std::shared_ptr<ServedModel> model;
+    {
+      std::unique_lock<std::mutex> lock(loader_mu_);
+      loader_cv_.wait(lock, [this] { return loader_stop_ || !load_queue_.empty(); });
+      if (loader_stop_) return;
+      model = load_queue_.front().lock();
+      load_queue_.pop_front();
+    }
+    if (model == nullptr) continue;  // unloaded while it waited
+    if (absl::Status s = Load(model, nullptr); !s.ok()) {
+      std::fprintf(stderr, "cohost: loading model \"%s\" failed: %s\n", model->name().c_str(),
+                   std::string(s.message()).c_str());
+    }
+  }
 }
 
 absl::Status Router::UnloadModel(const std::string& name) {
@@ -146,14 +290,12 @@ absl::Status Router::UnloadModel(const std::string& name) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = models_.find(name);
-    if (it == models_.end()) {
-      return absl::NotFoundError(
-          absl::StrFormat("model \"%s\" is not loaded", absl::CHexEscape(name)));
-    }
+    if (it == models_.end()) return NotFound(name);
     model = std::move(it->second);
     models_.erase(it);
+    weights_.erase(name);
   }
-  for (runtime::RequestId id : model->admission().InFlightIds()) model->engine().Abort(id);
+  model->AbortAll();
   return absl::OkStatus();
 }
 
@@ -162,15 +304,24 @@ std::vector<ModelSummary> Router::ListModels() const {
   std::lock_guard<std::mutex> lock(mu_);
   out.reserve(models_.size());
   for (const auto& [name, model] : models_) {
+    const ModelStatus status = model->status();
     ModelSummary s;
     s.name = name;
     s.path = model->path();
     s.architecture = model->config().architecture;
     s.context_length = model->config().max_position_embeddings;
     s.vocab_size = model->config().vocab_size;
-    s.kv_cache_tokens = model->engine().kv_capacity_tokens();
+    s.kv_cache_tokens = model->request_limits().kv_capacity_tokens;
     s.kv_bytes_held = model->kv_account().held();
-    s.serving = !draining();
+    s.state = status.state;
+    s.state_reason = status.reason;
+    s.serving = !draining() && status.state == ModelState::kReady;
+    s.device = model->device().name;
+    s.placement = "the only device";
+    s.weights_bytes = status.weights_bytes;
+    s.predicted_weights_bytes = PredictedWeights(*model);
+    s.load = model->spec().load;
+    s.last_used = status.last_used;
     out.push_back(std::move(s));
   }
   return out;
@@ -179,10 +330,7 @@ std::vector<ModelSummary> Router::ListModels() const {
 absl::StatusOr<std::shared_ptr<ServedModel>> Router::Find(const std::string& name) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = models_.find(name);
-  if (it == models_.end()) {
-    return absl::NotFoundError(
-        absl::StrFormat("model \"%s\" is not loaded", absl::CHexEscape(name)));
-  }
+  if (it == models_.end()) return NotFound(name);
   return it->second;
 }
 
@@ -195,18 +343,20 @@ absl::StatusOr<runtime::RequestId> Router::Submit(const std::shared_ptr<ServedMo
   ASSIGN_OR_RETURN(std::unique_ptr<Admission::Ticket> ticket,
                    model->admission().Admit(static_cast<int64_t>(request.prompt_ids.size())));
   auto admission = std::make_shared<AdmissionSink>(model.get(), std::move(ticket), std::move(sink));
-  absl::StatusOr<runtime::RequestId> id = model->engine().Submit(std::move(request), admission);
-  if (!id.ok()) {
-    // The engine refused it and will never call the sink.
+  const runtime::RequestId id = next_id_.fetch_add(1);
+  bool needs_load = false;
+  if (absl::Status s = model->Submit(id, std::move(request), admission, &needs_load); !s.ok()) {
+    // Refused: nobody will call the sink.
     model->admission().Refused(admission->ticket());
-    return id.status();
+    return s;
   }
-  model->admission().Submitted(admission->ticket(), *id);
-  return *id;
+  model->admission().Submitted(admission->ticket(), id);
+  if (needs_load && model->BeginLoading()) EnqueueLoad(model);
+  return id;
 }
 
 void Router::Abort(const std::shared_ptr<ServedModel>& model, runtime::RequestId id) {
-  if (model != nullptr) model->engine().Abort(id);
+  if (model != nullptr) model->Abort(id);
 }
 
 void Router::StartDraining() { draining_.store(true); }
@@ -224,9 +374,7 @@ void Router::AbortAll() {
     std::lock_guard<std::mutex> lock(mu_);
     for (const auto& [name, model] : models_) models.push_back(model);
   }
-  for (const std::shared_ptr<ServedModel>& model : models) {
-    for (runtime::RequestId id : model->admission().InFlightIds()) model->engine().Abort(id);
-  }
+  for (const std::shared_ptr<ServedModel>& model : models) model->AbortAll();
 }
 
 }  // namespace cohost::scheduler

@@ -1,17 +1,21 @@
-// The front of the scheduler: which models are served, admission control in
-// front of each model's engine (a bounded queue, in requests and in queued
-// prompt tokens), and draining. One device for now; placement across devices is
-// the multi-model scheduler's issue. Thread-safe.
+// The front of the scheduler: the registered models and their lifecycle
+// (loading on a loader thread, lazily on a first request, evicting idle
+// models when another needs the memory), admission control in front of each,
+// and draining. One device for now (the Device list and the placement rule are
+// built for more). Thread-safe.
 #pragma once
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -20,70 +24,35 @@
 #include "runtime/engine/engine.h"
 #include "runtime/engine/loaded_model.h"
 #include "scheduler/admission.h"
+#include "scheduler/device.h"
 #include "scheduler/device_executor.h"
 #include "scheduler/kv_pool.h"
+#include "scheduler/model_config_file.h"
+#include "scheduler/served_model.h"
 
 namespace cohost::scheduler {
-
-// One served model: weights, tokenizer, engine (running its own loop thread),
-// and its admission control. Shared by in-flight requests so unloading never
-// pulls it from under them.
-class ServedModel {
- public:
-  // Where a model runs: the device's executor and KV pool, and its share of
-  // that pool (the budget its engine was created with).
-  struct Placement {
-    std::shared_ptr<DeviceExecutor> executor;
-    std::shared_ptr<KvPool> kv_pool;
-    std::unique_ptr<KvPool::Account> kv_account;
-    EngineTargets targets;
-  };
-
-  // Attaches `engine` to the placement's executor, which steps it from then on.
-  ServedModel(std::string name, std::string path, runtime::LoadedModel loaded,
-              std::unique_ptr<runtime::Engine> engine, AdmissionLimits limits, Placement placement);
-  // Stops the pool's reclaims from this model, detaches the engine (waiting
-  // for a step in progress), ends live requests as cancelled and gives its KV
-  // memory back. Must not run on the executor's thread.
-  ~ServedModel();
-
-  const std::string& name() const { return name_; }
-  const std::string& path() const { return path_; }
-  const runtime::Tokenizer& tokenizer() const { return *loaded_.tokenizer; }
-  const runtime::ModelConfig& config() const { return loaded_.config(); }
-  runtime::Engine& engine() { return *engine_; }
-  const runtime::Engine& engine() const { return *engine_; }
-
-  Admission& admission() { return admission_; }
-  const Admission& admission() const { return admission_; }
-  DeviceExecutor& executor() { return *placement_.executor; }
-  const DeviceExecutor& executor() const { return *placement_.executor; }
-  const KvPool::Account& kv_account() const { return *placement_.kv_account; }
-
- private:
-  std::string name_, path_;
-  // Before the engine, so it outlives it: the engine releases its KV memory
-  // into the account, and the account into the pool. Shared executor and
-  // pool: in-flight requests can keep a model alive after the Router is gone.
-  Placement placement_;
-  runtime::LoadedModel loaded_;
-  std::unique_ptr<runtime::Engine> engine_;
-  Admission admission_;
-};
-
-// How one model shares its device (the per-model fields of the configuration).
-struct ModelOptions {
-  int64_t kv_floor_bytes = 0;  // KV memory guaranteed to it
-  int64_t kv_cap_bytes = 0;    // the most it may hold; 0: the whole device pool
-  std::chrono::milliseconds ttft_target{1000};
-};
 
 struct ModelSummary {
   std::string name, path, architecture;
   int32_t context_length = 0, vocab_size = 0;
   int64_t kv_cache_tokens = 0;  // the most the model's KV share can ever hold
   int64_t kv_bytes_held = 0;    // its share of the device's KV pool now
-  bool serving = false;
+  bool serving = false;         // ready and not draining
+  ModelState state = ModelState::kEvicted;
+  std::string state_reason;
+  std::string device;
+  std::string placement;      // why it is on that device
+  int64_t weights_bytes = 0;  // resident now
+  int64_t predicted_weights_bytes = 0;
+  LoadPolicy load = LoadPolicy::kStartup;
+  runtime::Clock::time_point last_used;
+};
+
+struct RouterOptions {
+  AdmissionLimits admission;
+  ExecutorOptions executor;
+  // What the models' weights may take on the device; 0: no limit.
+  int64_t weights_budget_bytes = 0;
 };
 
 class Router {
@@ -94,31 +63,42 @@ class Router {
   // DeviceExecutor thread, its KV memory drawn from one KvPool of
   // engine_config.kv_cache_bytes (num_kv_blocks is ignored: each engine's
   // blocks follow from its share of the pool).
-  Router(kernels::Backend* backend, runtime::EngineConfig engine_config, AdmissionLimits limits,
-         ExecutorOptions executor_options = {});
-  ~Router();
+  Router(kernels::Backend* backend, runtime::EngineConfig engine_config, RouterOptions options);
+  Router(kernels::Backend* backend, runtime::EngineConfig engine_config, AdmissionLimits limits)
+      : Router(backend, std::move(engine_config), RouterOptions{limits, {}, 0}) {}
+  ~Router();  // stops the loader; models live on while requests hold them
 
-  // Loads and starts serving a model. Names are 1-128 characters of
-  // [A-Za-z0-9._-] (INVALID_ARGUMENT otherwise); ALREADY_EXISTS for a taken
-  // name; the loader's error for a bad file.
-  absl::Status LoadModel(const std::string& name, const std::string& path,
-                         const ProgressFn& progress = nullptr, const ModelOptions& options = {});
+  // Registers a model: reads its config and tokenizer (not its weights),
+  // places it on a device and gives it a share of that device's KV pool. A
+  // startup model is then loaded before this returns (a failed load leaves it
+  // registered as failed, and its error is returned); a lazy one loads on its
+  // first request. INVALID_ARGUMENT for a bad name; ALREADY_EXISTS for a
+  // taken one; the loader's error for a file it cannot read; RESOURCE_EXHAUSTED
+  // when its KV floor does not fit.
+  absl::Status AddModel(const ModelSpec& spec, const ProgressFn& progress = nullptr);
+  // Registers a model and starts loading it on the loader thread; returns once
+  // it is registered (state loading). For the LoadModel RPC.
+  absl::Status AddModelAndLoadInBackground(const ModelSpec& spec);
   // Serves a model that is already loaded (tests, or a caller that loads
-  // elsewhere): starts its engine. Same name rules as LoadModel.
-  // RESOURCE_EXHAUSTED when its KV floor does not fit the device's pool.
-  absl::Status AddModel(const std::string& name, std::string path, runtime::LoadedModel loaded,
-                        const ModelOptions& options = {});
+  // elsewhere). Same name rules as AddModel.
+  absl::Status AddLoadedModel(const ModelSpec& spec, runtime::LoadedModel loaded);
+  absl::Status AddModel(const std::string& name, std::string path, runtime::LoadedModel loaded);
+  // Loads a model (startup) from a path: AddModel with default settings.
+  absl::Status LoadModel(const std::string& name, const std::string& path,
+                         const ProgressFn& progress = nullptr);
   // NOT_FOUND for an unknown name. Requests in flight on it are aborted and
-  // finish as cancelled; the engine stops when the last holder lets go.
+  // finish as cancelled; its memory goes when the last holder lets go.
   absl::Status UnloadModel(const std::string& name);
   std::vector<ModelSummary> ListModels() const;
   // NOT_FOUND naming the model.
   absl::StatusOr<std::shared_ptr<ServedModel>> Find(const std::string& name) const;
 
-  // Admission control, then Engine::Submit. UNAVAILABLE while draining;
-  // RESOURCE_EXHAUSTED when the model's queue is full (limits().retry_pushback_ms
-  // says when to retry); the engine's INVALID_ARGUMENT for bad requests. The
-  // sink is wrapped so the queue counters drop when the request is scheduled.
+  // Admission control, then the model (its engine, or its queue while it
+  // loads; a first request to a model that is not resident starts its load).
+  // UNAVAILABLE while draining; RESOURCE_EXHAUSTED when the model's queue is
+  // full (limits().retry_pushback_ms says when to retry); INVALID_ARGUMENT for
+  // a bad request. The sink is wrapped so the queue counters drop when the
+  // request is scheduled.
   absl::StatusOr<runtime::RequestId> Submit(const std::shared_ptr<ServedModel>& model,
                                             runtime::GenerateRequest request,
                                             std::shared_ptr<runtime::TokenSink> sink);
@@ -132,18 +112,43 @@ class Router {
   // Cancels every in-flight request (after a drain deadline).
   void AbortAll();
 
-  const AdmissionLimits& limits() const { return limits_; }
-  const KvPool& kv_pool() const { return *kv_pool_; }
+  const AdmissionLimits& limits() const { return options_.admission; }
+  const KvPool& kv_pool() const { return *device_->kv_pool; }
+  const Device& device() const { return *device_; }
 
  private:
-  kernels::Backend* backend_;
-  runtime::EngineConfig engine_config_;
-  std::shared_ptr<DeviceExecutor> executor_;
-  std::shared_ptr<KvPool> kv_pool_;
-  AdmissionLimits limits_;
+  // Reads config and tokenizer and builds the registration (not yet inserted).
+  absl::StatusOr<std::shared_ptr<ServedModel>> Register(const ModelSpec& spec,
+                                                        std::string why_not_loaded);
+  // Inserts a registration; ALREADY_EXISTS when the name was taken meanwhile.
+  absl::Status Insert(const std::shared_ptr<ServedModel>& model);
+  // Loads `model`'s weights (it is in state loading): makes room on its device
+  // by evicting idle models past their keep-alive, reads the file, activates.
+  // On failure the model is failed with the error, which is returned.
+  absl::Status Load(const std::shared_ptr<ServedModel>& model, const ProgressFn& progress);
+  // Reserves `bytes` of the device's weights budget for `model`, evicting as
+  // PickEvictions says; RESOURCE_EXHAUSTED saying why when it cannot.
+  absl::Status MakeRoom(const std::shared_ptr<ServedModel>& model, int64_t bytes);
+  void ReleaseWeights(const std::string& name);
+  void EnqueueLoad(const std::shared_ptr<ServedModel>& model);
+  void LoaderLoop();
+
+  const runtime::EngineConfig engine_config_;
+  const RouterOptions options_;
+  std::shared_ptr<Device> device_;
   std::atomic<bool> draining_{false};
+  std::atomic<runtime::RequestId> next_id_{1};
+
   mutable std::mutex mu_;
-  std::map<std::string, std::shared_ptr<ServedModel>> models_;
+  std::map<std::string, std::shared_ptr<ServedModel>> models_;  // guarded by mu_
+  // Weights memory reserved per model on the device (predicted, then measured).
+  std::map<std::string, int64_t> weights_;  // guarded by mu_
+
+  std::mutex loader_mu_;
+  std::condition_variable loader_cv_;
+  std::deque<std::weak_ptr<ServedModel>> load_queue_;  // guarded by loader_mu_
+  bool loader_stop_ = false;                           // guarded by loader_mu_
+  std::thread loader_;
 };
 
 }  // namespace cohost::scheduler

@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build pkg-config ccache python3 python3-pip clang-format clang-tidy
-  libabsl-dev libopenblas-dev nlohmann-json3-dev libpcre2-dev
+  libabsl-dev libopenblas-dev nlohmann-json3-dev libpcre2-dev libyaml-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libcpp-httplib-dev
   python3-grpcio python3-grpc-tools

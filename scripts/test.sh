@@ -20,8 +20,8 @@ COHOST_BUILD_DIR="$root/build-asan" \
   "$root/scripts/build.sh" -DCOHOST_CUDA=OFF -DCOHOST_SANITIZE=address -DCMAKE_BUILD_TYPE=Debug
 (cd "$root/build-asan" && ctest --output-on-failure --timeout 900 -j2 -E "$not_built")
 
-echo "== ThreadSanitizer: engine (run loop fed from several threads), router (admission), device executor =="
-COHOST_BUILD_DIR="$root/build-tsan" COHOST_BUILD_TARGETS="engine_test router_test executor_test" \
+echo "== ThreadSanitizer: engine (run loop fed from several threads), router (admission), device executor, model lifecycle (loader thread) =="
+COHOST_BUILD_DIR="$root/build-tsan" COHOST_BUILD_TARGETS="engine_test router_test executor_test lifecycle_test" \
   "$root/scripts/build.sh" -DCOHOST_CUDA=OFF -DCOHOST_SANITIZE=thread -DCMAKE_BUILD_TYPE=Debug
 # OpenBLAS synchronizes its worker threads with spin-waits TSan cannot see;
 # keep BLAS single-threaded there so reports are about cohost's own threads.

@@ -306,7 +306,7 @@ absl::Status GenerateReactor::Start(const grpc::ByteBuffer& request_bytes) {
   if (!deadline.ok()) return deadline.status();
 
   absl::StatusOr<runtime::GenerateRequest> built =
-      BuildGenerateRequest(request, model_->tokenizer(), model_->engine().request_limits());
+      BuildGenerateRequest(request, model_->tokenizer(), model_->request_limits());
   if (!built.ok()) return built.status();
   built->tenant = std::move(tenant);
   built->deadline = *deadline;

@@ -63,15 +63,19 @@ void HealthWatchdog::Loop() {
 void HealthWatchdog::Poll() {
   const Clock::time_point now = Clock::now();
   std::map<std::string, bool> serving;
+  bool overall_ok = true;
   for (const scheduler::ModelSummary& m : router_->ListModels()) {
     bool ok = m.serving;
     if (absl::StatusOr<std::shared_ptr<scheduler::ServedModel>> model = router_->Find(m.name);
         model.ok()) {
-      ok = tracker_.Update(m.name, (*model)->engine().Stats(), now) && ok;
+      ok = tracker_.Update(m.name, (*model)->Stats(), now) && ok;
     } else {
       ok = false;  // unloaded between the two calls
     }
     serving[m.name] = ok && !router_->draining();
+    // The server as a whole is unwell only when a resident model is: one
+    // that is loading, evicted or failed to load is that model's own state.
+    if (m.state == scheduler::ModelState::kReady) overall_ok = overall_ok && ok;
   }
   // Models that went away stay known to health clients, as NOT_SERVING.
   for (auto& [name, was] : published_) {
@@ -81,9 +85,8 @@ void HealthWatchdog::Poll() {
       was = false;
     }
   }
-  bool all = !router_->draining();
+  const bool all = !router_->draining() && overall_ok;
   for (const auto& [name, ok] : serving) {
-    all = all && ok;
     auto it = published_.find(name);
     if (it == published_.end() || it->second != ok) {
       health_->SetServingStatus(name, ok);

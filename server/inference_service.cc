@@ -2,6 +2,7 @@
 
 #include "server/inference_service.h"
 
+#include <chrono>
 #include <string>
 #include <utility>
 
@@ -19,6 +20,32 @@ void FillModelInfo(const scheduler::ModelSummary& m, v1::ModelInfo* out) {
   out->set_vocab_size(static_cast<uint32_t>(m.vocab_size));
   out->set_serving(m.serving);
   out->set_kv_cache_tokens(static_cast<uint64_t>(m.kv_cache_tokens));
+  switch (m.state) {
+    case scheduler::ModelState::kLoading:
+      out->set_state(v1::MODEL_STATE_LOADING);
+      break;
+    case scheduler::ModelState::kReady:
+      out->set_state(v1::MODEL_STATE_READY);
+      break;
+    case scheduler::ModelState::kEvicted:
+      out->set_state(v1::MODEL_STATE_EVICTED);
+      break;
+    case scheduler::ModelState::kFailed:
+      out->set_state(v1::MODEL_STATE_FAILED);
+      break;
+  }
+  out->set_state_reason(m.state_reason);
+  out->set_device(m.device);
+  out->set_placement(m.placement);
+  out->set_weights_bytes(static_cast<uint64_t>(m.weights_bytes));
+  out->set_predicted_weights_bytes(static_cast<uint64_t>(m.predicted_weights_bytes));
+  out->set_kv_bytes(static_cast<uint64_t>(m.kv_bytes_held));
+  // The steady clock's last use, on the wall clock.
+  const auto ago = runtime::Clock::now() - m.last_used;
+  out->set_last_used_unix_ms(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 (std::chrono::system_clock::now() - ago).time_since_epoch())
+                                 .count());
+  out->set_lazy(m.load == scheduler::LoadPolicy::kLazy);
 }
 
 }  // namespace
@@ -52,7 +79,12 @@ grpc::ServerUnaryReactor* InferenceService::LoadModel(grpc::CallbackServerContex
   } else if (request->path().empty()) {
     status = absl::InvalidArgumentError("path is empty");
   } else {
-    status = deps_.router->LoadModel(request->name(), request->path());
+    // Registers (reading the file's metadata) and queues the load; the
+    // weights are read on the Router's loader thread, not this one.
+    scheduler::ModelSpec spec;
+    spec.name = request->name();
+    spec.path = request->path();
+    status = deps_.router->AddModelAndLoadInBackground(spec);
   }
   if (status.ok()) {
     if (on_models_changed_) on_models_changed_();

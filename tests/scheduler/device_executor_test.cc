@@ -137,12 +137,13 @@ TEST_F(DeviceExecutorTest, OneThreadServesEveryAttachedEngine) {
     ASSERT_TRUE(cohost::testing::WaitFor([&] { return s->finished(); }, kWait));
     EXPECT_EQ(s->reason(), FinishReason::kLength);
   }
+  // Detached, neither engine steps again and every count is settled.
+  executor.Detach(a.get());
+  executor.Detach(b.get());
   EXPECT_GT(a->Stats().num_steps, 0);
   EXPECT_GT(b->Stats().num_steps, 0);
   EXPECT_EQ(executor.num_steps(), a->Stats().num_steps + b->Stats().num_steps)
       << "every step of both engines ran on the executor";
-  executor.Detach(a.get());
-  executor.Detach(b.get());
 }
 
 TEST_F(DeviceExecutorTest, AQuietModelsFirstTokenGoesAheadOfAFloodsBacklog) {
@@ -195,12 +196,15 @@ TEST_F(DeviceExecutorTest, StepsAreCappedOnlyWhileEnginesShareTheDevice) {
   auto alone = std::make_shared<Sink>();
   ASSERT_TRUE(a->Submit(Request(64, 1), alone).ok());
   ASSERT_TRUE(cohost::testing::WaitFor([&] { return alone->finished(); }, kWait));
+  // The stats are published at the end of the step the sink finished in.
+  ASSERT_TRUE(cohost::testing::WaitFor([&] { return a->Stats().num_steps >= 1; }, kWait));
   EXPECT_EQ(a->Stats().num_steps, 1) << "alone, a 64-token prompt is one step";
 
   executor.Attach(b.get(), {});
   auto shared = std::make_shared<Sink>();
   ASSERT_TRUE(a->Submit(Request(64, 1, /*salt=*/1), shared).ok());
   ASSERT_TRUE(cohost::testing::WaitFor([&] { return shared->finished(); }, kWait));
+  ASSERT_TRUE(cohost::testing::WaitFor([&] { return a->Stats().num_steps >= 1 + 8; }, kWait));
   EXPECT_EQ(a->Stats().num_steps, 1 + 8) << "sharing, the same prompt takes 8 steps of 8";
   executor.Detach(a.get());
   executor.Detach(b.get());

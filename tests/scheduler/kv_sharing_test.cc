@@ -103,13 +103,15 @@ class KvSharingTest : public ::testing::Test {
     router_ = std::make_unique<Router>(backend_.get(), c, AdmissionLimits{});
   }
 
-  std::shared_ptr<ServedModel> Add(const std::string& name, ModelOptions options = {}) {
+  std::shared_ptr<ServedModel> Add(const std::string& name, ModelSpec spec = {}) {
     runtime::LoadedModel loaded;
     loaded.tokenizer =
         runtime::Tokenizer::Create(runtime::testing::MakeByteTokenizerSpec()).value();
     loaded.model =
         runtime::Model::Create(runtime::testing::MakeTinyModelFile(), backend_.get()).value();
-    EXPECT_TRUE(router_->AddModel(name, "tiny:" + name, std::move(loaded), options).ok());
+    spec.name = name;
+    spec.path = "tiny:" + name;
+    EXPECT_TRUE(router_->AddLoadedModel(spec, std::move(loaded)).ok());
     return router_->Find(name).value();
   }
 
@@ -167,7 +169,7 @@ TEST_F(KvSharingTest, AnIdleModelsShareGoesWhereTheWorkIsAndComesBack) {
   for (auto& s : sinks) ASSERT_TRUE(s->Wait());
   EXPECT_GT(b->kv_account().held(), budget / 2);
   EXPECT_LT(a->kv_account().held(), budget / 2);
-  EXPECT_EQ(a->engine().Stats().num_preemptions, 0);
+  EXPECT_EQ(a->Stats().num_preemptions, 0);
   for (size_t i = 0; i < work.size(); ++i) {
     EXPECT_EQ(sinks[i]->ids(), Reference(work[i])) << i;
     EXPECT_EQ(sinks[i]->info().reason, FinishReason::kLength);
@@ -177,9 +179,9 @@ TEST_F(KvSharingTest, AnIdleModelsShareGoesWhereTheWorkIsAndComesBack) {
 
 TEST_F(KvSharingTest, AModelBelowItsFloorPreemptsOneAboveItsFloor) {
   MakeRouter(/*blocks=*/256, /*group_blocks=*/16);
-  ModelOptions half;  // a and c may each hold half the pool, with no floor
+  ModelSpec half;  // a and c may each hold half the pool, with no floor
   half.kv_cap_bytes = 128 * block_bytes_;
-  ModelOptions floor;  // b is guaranteed 64 blocks (4 groups)
+  ModelSpec floor;  // b is guaranteed 64 blocks (4 groups)
   floor.kv_floor_bytes = 64 * block_bytes_;
   floor.kv_cap_bytes = 64 * block_bytes_;
   std::shared_ptr<ServedModel> a = Add("a", half), c = Add("c", half);
@@ -221,10 +223,10 @@ TEST_F(KvSharingTest, AModelBelowItsFloorPreemptsOneAboveItsFloor) {
 TEST_F(KvSharingTest, RandomConcurrentLoadKeepsTheBudgetAndFinishesEverything) {
   MakeRouter(/*blocks=*/192, /*group_blocks=*/16);
   const int64_t budget = 192 * block_bytes_;
-  ModelOptions with_floor;
+  ModelSpec with_floor;
   with_floor.kv_floor_bytes = 32 * block_bytes_;
   with_floor.kv_cap_bytes = 96 * block_bytes_;
-  ModelOptions plain;
+  ModelSpec plain;
   plain.kv_cap_bytes = 96 * block_bytes_;
   std::vector<std::shared_ptr<ServedModel>> models = {Add("a", with_floor), Add("b", plain),
                                                       Add("c", plain)};

@@ -228,7 +228,7 @@ TEST_F(RouterTest, AddFindListUnload) {
   EXPECT_EQ(list[1].architecture, "llama");
   EXPECT_EQ(list[1].context_length, 256);
   EXPECT_EQ(list[1].vocab_size, 272);
-  EXPECT_EQ(list[1].kv_cache_tokens, m->engine().kv_capacity_tokens());
+  EXPECT_EQ(list[1].kv_cache_tokens, m->request_limits().kv_capacity_tokens);
   EXPECT_GT(list[1].kv_cache_tokens, 0);
   EXPECT_TRUE(list[1].serving);
 

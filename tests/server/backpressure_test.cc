@@ -63,7 +63,7 @@ class BackpressureTest : public ::testing::Test {
     router_.reset();
   }
 
-  runtime::EngineStats Stats() { return (*router_->Find("tiny"))->engine().Stats(); }
+  runtime::EngineStats Stats() { return (*router_->Find("tiny"))->Stats(); }
 
   static v1::GenerateRequest Request(int max_tokens) {
     v1::GenerateRequest r;

@@ -75,7 +75,7 @@ class TestServer {
   Server& server() { return *server_; }
   scheduler::Router& router() { return *router_; }
   ServerMetrics& metrics() { return metrics_; }
-  runtime::EngineStats Stats() const { return (*router_->Find(kModel))->engine().Stats(); }
+  runtime::EngineStats Stats() const { return (*router_->Find(kModel))->Stats(); }
   const runtime::Tokenizer& tokenizer() const { return (*router_->Find(kModel))->tokenizer(); }
 
  private:
@@ -278,6 +278,13 @@ TEST(ServerTest, HealthAndModelListing) {
   EXPECT_EQ(list.models(0).context_length(), 8192u);
   EXPECT_GT(list.models(0).kv_cache_tokens(), 0u);
   EXPECT_TRUE(list.models(0).serving());
+  EXPECT_EQ(list.models(0).state(), v1::MODEL_STATE_READY);
+  EXPECT_EQ(list.models(0).state_reason(), "");
+  EXPECT_FALSE(list.models(0).device().empty());
+  EXPECT_GT(list.models(0).weights_bytes(), 0u);
+  EXPECT_EQ(list.models(0).weights_bytes(), list.models(0).predicted_weights_bytes())
+      << "placement predicts exactly what the weights take";
+  EXPECT_FALSE(list.models(0).lazy());
 
   // Unloading turns the model's health NOT_SERVING; loading brings it back.
   grpc::ClientContext unload_ctx;
@@ -296,8 +303,11 @@ TEST(ServerTest, HealthAndModelListing) {
   v1::LoadModelResponse loaded;
   ASSERT_TRUE(ts.stub().LoadModel(&load_ctx, load, &loaded).ok());
   EXPECT_EQ(loaded.model().name(), kModel);
+  // LoadModel answers before the weights are read (a load takes seconds).
+  EXPECT_EQ(loaded.model().state(), v1::MODEL_STATE_LOADING);
+  EXPECT_FALSE(loaded.model().serving());
   EXPECT_TRUE(
-      WaitFor([&] { return HealthCheck(ts.channel(), kModel).value_or(-1) == 1; }, seconds(5)));
+      WaitFor([&] { return HealthCheck(ts.channel(), kModel).value_or(-1) == 1; }, seconds(60)));
   EXPECT_TRUE(Generate(ts.stub(), Greedy(1)).status.ok());
 }
 

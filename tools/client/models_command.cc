@@ -23,12 +23,36 @@ std::vector<FlagSpec> ModelsFlagSpecs() {
   };
 }
 
+std::string StateName(v1::ModelState s) {
+  switch (s) {
+    case v1::MODEL_STATE_LOADING:
+      return "loading";
+    case v1::MODEL_STATE_READY:
+      return "ready";
+    case v1::MODEL_STATE_EVICTED:
+      return "evicted";
+    case v1::MODEL_STATE_FAILED:
+      return "failed";
+    default:
+      return "unknown";
+  }
+}
+
 nlohmann::json ModelJson(const v1::ModelInfo& m) {
   return {{"name", m.name()},
           {"architecture", m.architecture()},
           {"context_length", m.context_length()},
           {"vocab_size", m.vocab_size()},
           {"serving", m.serving()},
+          {"state", StateName(m.state())},
+          {"state_reason", m.state_reason()},
+          {"device", m.device()},
+          {"placement", m.placement()},
+          {"weights_bytes", m.weights_bytes()},
+          {"predicted_weights_bytes", m.predicted_weights_bytes()},
+          {"kv_bytes", m.kv_bytes()},
+          {"last_used_unix_ms", m.last_used_unix_ms()},
+          {"lazy", m.lazy()},
           {"path", m.path()},
           {"kv_cache_tokens", m.kv_cache_tokens()}};
 }
@@ -67,11 +91,14 @@ int ModelsCommand(int argc, char** argv) {
     std::cout << out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << std::endl;
     return 0;
   }
-  std::printf("%-20s %-12s %8s %8s %-8s %s\n", "NAME", "ARCH", "CONTEXT", "VOCAB", "SERVING",
-              "PATH");
+  std::printf("%-20s %-8s %-12s %8s %9s %9s %-24s %s\n", "NAME", "STATE", "ARCH", "CONTEXT",
+              "WEIGHTS", "KV", "DEVICE", "WHY");
   for (const v1::ModelInfo& m : response.models()) {
-    std::printf("%-20s %-12s %8u %8u %-8s %s\n", m.name().c_str(), m.architecture().c_str(),
-                m.context_length(), m.vocab_size(), m.serving() ? "yes" : "no", m.path().c_str());
+    const std::string why = m.state_reason().empty() ? m.placement() : m.state_reason();
+    std::printf("%-20s %-8s %-12s %8u %7.1fMB %7.1fMB %-24s %s\n", m.name().c_str(),
+                StateName(m.state()).c_str(), m.architecture().c_str(), m.context_length(),
+                static_cast<double>(m.weights_bytes()) / (1 << 20),
+                static_cast<double>(m.kv_bytes()) / (1 << 20), m.device().c_str(), why.c_str());
   }
   return 0;
 }

@@ -20,7 +20,11 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "cohost/kernels/backend.h"
+#include "common/status_macros.h"
+#include "scheduler/device_budget.h"
+#include "scheduler/model_config_file.h"
 #include "scheduler/router.h"
 #include "server/metrics.h"
 #include "server/metrics_http.h"
@@ -35,8 +39,13 @@ namespace {
 
 std::vector<FlagSpec> ServeFlagSpecs() {
   std::vector<FlagSpec> specs = {
-      {"model", "NAME=PATH", "serve the model at PATH (.gguf or HF directory) as NAME (required)",
+      {"model", "NAME=PATH", "serve the model at PATH (.gguf or HF directory) as NAME",
        /*repeated=*/true},
+      {"config", "FILE",
+       "models to serve and how (YAML or JSON; docs/architecture.md); with or instead of --model"},
+      {"cpu-memory-mb", "MB",
+       "memory cohost may use on the CPU: KV pool plus weights (default 80% of what is available)"},
+      {"gpu-memory-fraction", "F", "of a CUDA device's free memory cohost may use (default 0.9)"},
       {"host", "H", "address to listen on (default 0.0.0.0)"},
       {"port", "P", "gRPC port; 0 picks a free one (default 50051)"},
       {"metrics-port", "M", "HTTP port for /metrics; 0 picks a free one (default 9090)"},
@@ -58,10 +67,11 @@ int Fail(const absl::Status& status) {
 }
 
 struct ServeConfig {
-  std::vector<std::pair<std::string, std::string>> models;  // name, path
+  std::vector<scheduler::ModelSpec> models;  // --config's, then --model's
   runtime::EngineConfig engine;
-  scheduler::AdmissionLimits admission;
-  scheduler::ExecutorOptions executor;
+  scheduler::RouterOptions router;
+  std::optional<int64_t> cpu_memory_bytes;
+  double gpu_fraction = 0.9;
   server::ServerOptions server;
   int metrics_port = 9090;
   int64_t drain_seconds = 30;
@@ -80,28 +90,35 @@ absl::Status ReadInt(const ParsedArgs& args, const std::string& name, int64_t lo
 absl::StatusOr<ServeConfig> ConfigFromArgs(const ParsedArgs& args) {
   ServeConfig c;
   int64_t slice_ms = 250;
-  for (const std::string& spec : args.All("model")) {
-    const size_t eq = spec.find('=');
-    if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--model: expected NAME=PATH, got '", spec, "'"));
-    }
-    c.models.emplace_back(spec.substr(0, eq), spec.substr(eq + 1));
+  if (std::optional<std::string> file = args.Get("config")) {
+    ASSIGN_OR_RETURN(c.models, scheduler::LoadModelConfigFile(*file));
   }
+  for (const std::string& flag : args.All("model")) {
+    absl::StatusOr<scheduler::ModelSpec> spec = scheduler::ModelSpecFromFlag(flag);
+    if (!spec.ok())
+      return absl::InvalidArgumentError(absl::StrCat("--model: ", spec.status().message()));
+    c.models.push_back(*std::move(spec));
+  }
+  if (c.models.empty()) return absl::InvalidArgumentError("no models: give --model or --config");
+  int64_t cpu_mb = 0;
   c.server.host = args.Get("host").value_or("0.0.0.0");
   c.server.port = 50051;
   for (const absl::Status& s : {
            ReadInt(args, "port", 0, 65535, c.server.port),
            ReadInt(args, "metrics-port", 0, 65535, c.metrics_port),
-           ReadInt(args, "max-queued-requests", 1, 1 << 20, c.admission.max_queued_requests),
+           ReadInt(args, "max-queued-requests", 1, 1 << 20, c.router.admission.max_queued_requests),
            ReadInt(args, "max-queued-tokens", 1, int64_t{1} << 40,
-                   c.admission.max_queued_prompt_tokens),
+                   c.router.admission.max_queued_prompt_tokens),
+           ReadInt(args, "cpu-memory-mb", 1, int64_t{1} << 30, cpu_mb),
            ReadInt(args, "drain-seconds", 0, int64_t{24} * 3600, c.drain_seconds),
            ReadInt(args, "step-slice-ms", 0, 60000, slice_ms),
        }) {
     if (!s.ok()) return s;
   }
-  c.executor.step_slice = std::chrono::milliseconds(slice_ms);
+  c.router.executor.step_slice = std::chrono::milliseconds(slice_ms);
+  if (cpu_mb > 0) c.cpu_memory_bytes = cpu_mb << 20;
+  ASSIGN_OR_RETURN(std::optional<double> fraction, args.GetDouble("gpu-memory-fraction"));
+  if (fraction) c.gpu_fraction = *fraction;
   absl::StatusOr<runtime::EngineConfig> engine = EngineConfigFromArgs(args);
   if (!engine.ok()) return engine.status();
   c.engine = *engine;
@@ -114,7 +131,7 @@ std::vector<server::ModelGauges> CollectGauges(const scheduler::Router& router) 
   for (const scheduler::ModelSummary& m : router.ListModels()) {
     absl::StatusOr<std::shared_ptr<scheduler::ServedModel>> model = router.Find(m.name);
     if (!model.ok()) continue;
-    const runtime::EngineStats s = (*model)->engine().Stats();
+    const runtime::EngineStats s = (*model)->Stats();
     server::ModelGauges g;
     g.model = m.name;
     g.running_requests = s.num_running;
@@ -216,7 +233,7 @@ class SignalWaiter {
 int ServeCommand(int argc, char** argv) {
   const std::vector<FlagSpec> specs = ServeFlagSpecs();
   absl::StatusOr<ParsedArgs> args = ParseArgs(specs, argc, argv);
-  if (!args.ok() || args->Has("help") || !args->Has("model")) {
+  if (!args.ok() || args->Has("help") || (!args->Has("model") && !args->Has("config"))) {
     if (!args.ok()) std::fprintf(stderr, "cohost serve: %s\n", args.status().message().data());
     std::fprintf(stderr,
                  "usage: cohost serve --model NAME=PATH [--model ...] --port P --metrics-port M "
@@ -236,18 +253,39 @@ int ServeCommand(int argc, char** argv) {
   // Destroyed in reverse order: servers, then the router (stopping engines,
   // whose sinks still report to metrics), then metrics.
   server::ServerMetrics metrics;
-  scheduler::Router router(backend->get(), config->engine, config->admission, config->executor);
+  // The device's budget holds the KV pool; the models' weights get the rest.
+  absl::StatusOr<int64_t> budget =
+      scheduler::DeviceMemoryBudget(**backend, config->cpu_memory_bytes, config->gpu_fraction);
+  if (!budget.ok()) return Fail(budget.status());
+  if (*budget <= config->engine.kv_cache_bytes) {
+    return Fail(absl::InvalidArgumentError(absl::StrFormat(
+        "the device's memory budget of %d MB leaves nothing for weights beside a %d MB KV pool",
+        *budget >> 20, config->engine.kv_cache_bytes >> 20)));
+  }
+  config->router.weights_budget_bytes = *budget - config->engine.kv_cache_bytes;
+  scheduler::Router router(backend->get(), config->engine, config->router);
   SignalWaiter signals([&router] {
     std::fputs("cohost serve: second signal, cancelling all requests\n", stderr);
     router.AbortAll();
   });
 
-  for (const auto& [name, path] : config->models) {
-    ProgressBar bar(absl::StrCat("loading ", name, " from ", path));
-    absl::Status s = router.LoadModel(
-        name, path, [&bar](uint64_t done, uint64_t total) { bar.Update(done, total); });
+  std::fprintf(stderr, "cohost serve: %s: %d MB for weights, %d MB KV pool\n",
+               router.device().name.c_str(), config->router.weights_budget_bytes >> 20,
+               config->engine.kv_cache_bytes >> 20);
+  for (const scheduler::ModelSpec& spec : config->models) {
+    ProgressBar bar(spec.load == scheduler::LoadPolicy::kLazy
+                        ? absl::StrCat("registering ", spec.name, " (lazy) from ", spec.path)
+                        : absl::StrCat("loading ", spec.name, " from ", spec.path));
+    absl::Status s =
+        router.AddModel(spec, [&bar](uint64_t done, uint64_t total) { bar.Update(done, total); });
     bar.Finish();
-    if (!s.ok()) return Fail(s);
+    if (s.ok()) continue;
+    // A model that could not even be registered (a bad file, a taken name) is
+    // a configuration error; one registered but failed to load is reported
+    // and the others serve on.
+    if (!router.Find(spec.name).ok()) return Fail(s);
+    std::fprintf(stderr, "cohost serve: model \"%s\" failed to load, serving the others: %s\n",
+                 spec.name.c_str(), std::string(s.message()).c_str());
   }
 
   absl::StatusOr<std::unique_ptr<server::Server>> grpc_server =

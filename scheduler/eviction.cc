@@ -1,0 +1,30 @@
+#include "scheduler/eviction.h"
+
+#include <algorithm>
+#include <numeric>
+
+namespace cohost::scheduler {
+
+std::optional<std::vector<size_t>> PickEvictions(absl::Span<const EvictionCandidate> candidates,
+                                                 int64_t need, int64_t free,
+                                                 runtime::Clock::time_point now) {
+  if (need <= free) return std::vector<size_t>{};
+  std::vector<size_t> evictable;
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    const EvictionCandidate& c = candidates[i];
+    if (c.idle && c.keep_alive && now - c.last_used >= *c.keep_alive) evictable.push_back(i);
+  }
+  std::stable_sort(evictable.begin(), evictable.end(), [&](size_t a, size_t b) {
+    return candidates[a].last_used < candidates[b].last_used;
+  });
+  std::vector<size_t> picked;
+  for (size_t i : evictable) {
+    if (need <= free) break;
+    picked.push_back(i);
+    free += candidates[i].bytes;
+  }
+  if (need > free) return std::nullopt;
+  return picked;
+}
+
+}  // namespace cohost::scheduler

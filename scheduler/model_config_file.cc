@@ -1,0 +1,621 @@
+// Parses `cohost serve --config` files with yaml-cpp. yaml-cpp reports errors
+// by throwing; cohost does not otherwise use exceptions, so every call into it
+// happens under the one try in ParseModelConfig and nothing escapes this file.
+#include "scheduler/model_config_file.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <yaml-cpp/depthguard.h>
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <exception>
+#include <limits>
+#include <new>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/strip.h"
+#include "common/status_macros.h"
+#include "scheduler/model_name.h"
+
+namespace cohost::scheduler {
+namespace {
+
+// Debian's absl::string_view is its own type, not std::string_view; the
+// public API takes std's, everything inside works in absl's.
+absl::string_view AsAbsl(std::string_view s) { return {s.data(), s.size()}; }
+
+enum class Field {
+  kName,
+  kPath,
+  kLoad,
+  kKeepAlive,
+  kKvFloor,
+  kKvCap,
+  kTtftTarget,
+  kTpotTarget,
+  kPriority,
+  kDevice,
+};
+
+struct FieldInfo {
+  absl::string_view key;
+  Field field;
+  bool per_model_only;  // not allowed under `defaults`
+};
+
+constexpr std::array<FieldInfo, 10> kFields = {{
+    {"name", Field::kName, true},
+    {"path", Field::kPath, true},
+    {"load", Field::kLoad, false},
+    {"keep_alive_s", Field::kKeepAlive, false},
+    {"kv_floor_mb", Field::kKvFloor, false},
+    {"kv_cap_mb", Field::kKvCap, false},
+    {"ttft_target_ms", Field::kTtftTarget, false},
+    {"tpot_target_ms", Field::kTpotTarget, false},
+    {"priority", Field::kPriority, false},
+    {"device", Field::kDevice, true},
+}};
+
+constexpr std::array<absl::string_view, 2> kTopLevelKeys = {"defaults", "models"};
+
+// The 0-based line of each field's key in one map, -1 where it is not set.
+using FieldLines = std::array<int, kFields.size()>;
+
+constexpr FieldLines kNoFieldLines = [] {
+  FieldLines lines{};
+  lines.fill(-1);
+  return lines;
+}();
+
+size_t FieldIndex(Field field) { return static_cast<size_t>(field); }
+
+// Operator text quoted for an error: escaped, so that control bytes and
+// quotes cannot garble the message, and cut short.
+std::string Quote(absl::string_view s) {
+  constexpr size_t kMaxShown = 64;
+  const bool cut = s.size() > kMaxShown;
+  return absl::StrCat("\"", absl::CHexEscape(s.substr(0, kMaxShown)), cut ? "\"..." : "\"");
+}
+
+// What an unexpected value is, in an error. Never walks into a list or map:
+// aliases can make them cyclic.
+std::string Describe(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Scalar:
+      return Quote(node.Scalar());
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Map:
+      return "a map";
+    case YAML::NodeType::Null:
+      return "null";
+    case YAML::NodeType::Undefined:
+      break;
+  }
+  return "nothing";
+}
+
+// A node's 0-based line, or `fallback` where yaml-cpp has none for it.
+int LineOf(const YAML::Node& node, int fallback) {
+  const YAML::Mark mark = node.Mark();
+  return mark.is_null() || mark.line < 0 ? fallback : mark.line;
+}
+
+// Levenshtein distance; keys are cut to 64 bytes so that a huge key costs little.
+size_t EditDistance(absl::string_view a, absl::string_view b) {
+  a = a.substr(0, 64);
+  b = b.substr(0, 64);
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+// "unknown field", with the nearest known name when the key looks like a typo
+// of it or a shortened or lengthened form of it (keep_alive, kv_floor).
+std::string UnknownField(absl::string_view key, const std::vector<absl::string_view>& known) {
+  absl::string_view best;
+  size_t best_distance = 3;
+  for (absl::string_view candidate : known) {
+    size_t distance = EditDistance(key, candidate);
+    const bool related =
+        key.size() >= 4 && (absl::StartsWith(candidate, key) || absl::StartsWith(key, candidate));
+    if (related) distance = std::min<size_t>(distance, 2);
+    if (distance < best_distance) {
+      best = candidate;
+      best_distance = distance;
+    }
+  }
+  if (best.empty()) return "unknown field";
+  return absl::StrCat("unknown field; did you mean ", best, "?");
+}
+
+// A field path with a key appended; odd keys are escaped.
+std::string SubPath(absl::string_view path, absl::string_view key) {
+  const bool plain = !key.empty() && std::all_of(key.begin(), key.end(), [](char c) {
+    return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+  });
+  const std::string shown = plain && key.size() <= 64 ? std::string(key) : Quote(key);
+  return path.empty() ? shown : absl::StrCat(path, ".", shown);
+}
+
+// YAML 1.2's core integers in decimal only: [-+]?[0-9]+, without leading
+// zeros, which YAML 1.1 reads as octal. Hex, octal and `1_000` are refused
+// rather than guessed at. Values past int64 saturate, so that range checks
+// call them too large or too small.
+bool ParseDecimal(absl::string_view s, int64_t& value) {
+  absl::string_view digits = s;
+  const bool negative = absl::ConsumePrefix(&digits, "-");
+  if (!negative) absl::ConsumePrefix(&digits, "+");
+  if (digits.empty() || !std::all_of(digits.begin(), digits.end(), absl::ascii_isdigit)) {
+    return false;
+  }
+  if (digits.size() > 1 && digits[0] == '0') return false;
+  if (!absl::SimpleAtoi(s, &value)) {  // digits only: overflow
+    value = negative ? std::numeric_limits<int64_t>::min() : std::numeric_limits<int64_t>::max();
+  }
+  return true;
+}
+
+// "cpu" or "cuda:N", N in [0, kMaxCudaDevice] written canonically (no sign,
+// no leading zero), so that one device has one spelling.
+bool ValidDevice(absl::string_view device) {
+  if (device == "cpu") return true;
+  if (!absl::ConsumePrefix(&device, "cuda:")) return false;
+  int64_t ordinal = 0;
+  return !device.empty() && absl::ascii_isdigit(static_cast<unsigned char>(device[0])) &&
+         ParseDecimal(device, ordinal) && ordinal <= kMaxCudaDevice;
+}
+
+// Counts the documents in a stream and notes where the second starts.
+// yaml-cpp 0.7 sees endless empty documents after some junk (`{},`), so
+// LoadAll allocates until it runs out of memory; a caller of this stops at two.
+class DocumentCounter : public YAML::EventHandler {
+ public:
+  int documents() const { return documents_; }
+  int second_line() const { return second_line_; }  // 0-based; -1 if unknown
+
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    if (++documents_ == 2) second_line_ = mark.is_null() ? -1 : mark.line;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+
+ private:
+  int documents_ = 0;
+  int second_line_ = -1;
+};
+
+class ConfigParser {
+ public:
+  explicit ConfigParser(absl::string_view file) : file_(file) {}
+
+  // May throw YAML::Exception (or bad_alloc); the caller catches.
+  absl::StatusOr<std::vector<ModelSpec>> Parse(absl::string_view text);
+
+  // `FILE:LINE: PATH: what`, LINE 1-based; without LINE where yaml-cpp gave none.
+  absl::Status Error(int line, absl::string_view path, absl::string_view what) const {
+    std::string where = line >= 0 ? absl::StrCat(file_, ":", line + 1) : std::string(file_);
+    return absl::InvalidArgumentError(path.empty() ? absl::StrCat(where, ": ", what)
+                                                   : absl::StrCat(where, ": ", path, ": ", what));
+  }
+
+ private:
+  absl::Status ApplyFields(const YAML::Node& map, int map_line, absl::string_view path,
+                           bool defaults, ModelSpec& spec, FieldLines& lines) const;
+  absl::Status ApplyField(Field field, const YAML::Node& value, int line, const std::string& path,
+                          ModelSpec& spec) const;
+  absl::StatusOr<int64_t> ParseInt(const YAML::Node& value, int line, const std::string& path,
+                                   int64_t min, int64_t max, absl::string_view expected) const;
+  absl::StatusOr<std::string> ParseString(const YAML::Node& value, int line,
+                                          const std::string& path) const;
+  // Sets `name_line` to the 0-based line of the model's name.
+  absl::StatusOr<ModelSpec> ParseModel(const YAML::Node& item, int line, const std::string& path,
+                                       const ModelSpec& defaults, int& name_line) const;
+
+  absl::string_view file_;
+};
+
+absl::StatusOr<int64_t> ConfigParser::ParseInt(const YAML::Node& value, int line,
+                                               const std::string& path, int64_t min, int64_t max,
+                                               absl::string_view expected) const {
+  int64_t n = 0;
+  // Quoted scalars are strings (tag "!"), as in JSON; plain ones have tag "?".
+  const bool quoted = value.IsScalar() && value.Tag() == "!";
+  const bool plain =
+      value.IsScalar() && (value.Tag() == "?" || value.Tag() == "tag:yaml.org,2002:int");
+  const bool integer = value.IsScalar() && ParseDecimal(value.Scalar(), n);
+  if (quoted && integer) {
+    return Error(
+        line, path,
+        absl::StrCat("expected ", expected, ", got ", Describe(value), " (quoted, so a string)"));
+  }
+  if (!plain || !integer || n < min) {
+    return Error(line, path, absl::StrCat("expected ", expected, ", got ", Describe(value)));
+  }
+  if (n > max) {
+    return Error(line, path,
+                 absl::StrCat("expected ", expected, ", at most ", max, ", got ", Describe(value)));
+  }
+  return n;
+}
+
+absl::StatusOr<std::string> ConfigParser::ParseString(const YAML::Node& value, int line,
+                                                      const std::string& path) const {
+  if (!value.IsScalar()) {
+    return Error(line, path, absl::StrCat("expected a string, got ", Describe(value)));
+  }
+  return value.Scalar();
+}
+
+absl::Status ConfigParser::ApplyField(Field field, const YAML::Node& value, int line,
+                                      const std::string& path, ModelSpec& spec) const {
+  switch (field) {
+    case Field::kName: {
+      ASSIGN_OR_RETURN(std::string name, ParseString(value, line, path));
+      if (absl::Status s = ValidateModelName(name); !s.ok()) return Error(line, path, s.message());
+      spec.name = std::move(name);
+      return absl::OkStatus();
+    }
+    case Field::kPath: {
+      ASSIGN_OR_RETURN(std::string model_path, ParseString(value, line, path));
+      if (model_path.empty()) return Error(line, path, "the path is empty");
+      // A NUL would silently cut the path short where it is opened.
+      if (model_path.find('\0') != std::string::npos) {
+        return Error(line, path, "the path contains a NUL byte");
+      }
+      if (model_path.size() > kMaxModelPathLength) {
+        return Error(line, path,
+                     absl::StrFormat("the path is %d bytes long; at most %d are allowed",
+                                     model_path.size(), kMaxModelPathLength));
+      }
+      spec.path = std::move(model_path);
+      return absl::OkStatus();
+    }
+    case Field::kLoad: {
+      if (value.IsScalar() && value.Scalar() == "startup") {
+        spec.load = LoadPolicy::kStartup;
+      } else if (value.IsScalar() && value.Scalar() == "lazy") {
+        spec.load = LoadPolicy::kLazy;
+      } else {
+        return Error(line, path, absl::StrCat("expected startup or lazy, got ", Describe(value)));
+      }
+      return absl::OkStatus();
+    }
+    case Field::kKeepAlive: {
+      if (value.IsScalar() && value.Scalar() == "forever") {
+        spec.keep_alive = std::nullopt;
+        return absl::OkStatus();
+      }
+      ASSIGN_OR_RETURN(int64_t seconds, ParseInt(value, line, path, 0, kMaxKeepAliveSeconds,
+                                                 "an integer >= 0 or \"forever\""));
+      spec.keep_alive = std::chrono::seconds(seconds);
+      return absl::OkStatus();
+    }
+    case Field::kKvFloor:
+    case Field::kKvCap: {
+      ASSIGN_OR_RETURN(int64_t mb, ParseInt(value, line, path, 0, kMaxKvMb, "an integer >= 0"));
+      // kMaxKvMb * 2^20 = 2^60: no overflow.
+      (field == Field::kKvFloor ? spec.kv_floor_bytes : spec.kv_cap_bytes) = mb << 20;
+      return absl::OkStatus();
+    }
+    case Field::kTtftTarget:
+    case Field::kTpotTarget: {
+      ASSIGN_OR_RETURN(int64_t ms, ParseInt(value, line, path, 1, kMaxTargetMs, "an integer >= 1"));
+      (field == Field::kTtftTarget ? spec.ttft_target : spec.tpot_target) =
+          std::chrono::milliseconds(ms);
+      return absl::OkStatus();
+    }
+    case Field::kPriority: {
+      const std::string expected =
+          absl::StrFormat("an integer in [%d, %d]", -kMaxPriority, kMaxPriority);
+      ASSIGN_OR_RETURN(int64_t priority,
+                       ParseInt(value, line, path, -kMaxPriority, kMaxPriority, expected));
+      spec.priority = static_cast<int32_t>(priority);
+      return absl::OkStatus();
+    }
+    case Field::kDevice: {
+      const std::string expected =
+          absl::StrFormat("expected cpu or cuda:N with N in [0, %d], got ", kMaxCudaDevice);
+      if (!value.IsScalar()) return Error(line, path, absl::StrCat(expected, Describe(value)));
+      const std::string& device = value.Scalar();
+      if (!ValidDevice(device)) return Error(line, path, absl::StrCat(expected, Describe(value)));
+      spec.device = device;
+      return absl::OkStatus();
+    }
+  }
+  return Error(line, path, "internal error: unhandled field");
+}
+
+absl::Status ConfigParser::ApplyFields(const YAML::Node& map, int map_line, absl::string_view path,
+                                       bool defaults, ModelSpec& spec, FieldLines& lines) const {
+  std::vector<absl::string_view> allowed;
+  for (const FieldInfo& info : kFields) {
+    if (!defaults || !info.per_model_only) allowed.push_back(info.key);
+  }
+  for (const auto& entry : map) {
+    const YAML::Node& key = entry.first;
+    const int line = LineOf(key, map_line);
+    if (!key.IsScalar()) {
+      return Error(line, path,
+                   absl::StrCat("expected field names, got ", Describe(key), " as a key"));
+    }
+    const std::string& name = key.Scalar();
+    const std::string field_path = SubPath(path, name);
+    const auto info = std::find_if(kFields.begin(), kFields.end(),
+                                   [&](const FieldInfo& f) { return f.key == name; });
+    if (info == kFields.end()) return Error(line, field_path, UnknownField(name, allowed));
+    if (defaults && info->per_model_only) {
+      return Error(line, field_path, "not allowed in defaults; set it per model");
+    }
+    int& first_line = lines[FieldIndex(info->field)];
+    if (first_line >= 0) {
+      return Error(line, field_path,
+                   absl::StrCat("set twice (first on line ", first_line + 1, ")"));
+    }
+    first_line = line;
+    // Errors about the value point at the key's line: a null value's mark is
+    // on the next line, and an alias's is at its anchor.
+    RETURN_IF_ERROR(ApplyField(info->field, entry.second, line, field_path, spec));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ModelSpec> ConfigParser::ParseModel(const YAML::Node& item, int line,
+                                                   const std::string& path,
+                                                   const ModelSpec& defaults,
+                                                   int& name_line) const {
+  if (!item.IsMap()) {
+    return Error(line, path, absl::StrCat("expected a map of model fields, got ", Describe(item)));
+  }
+  ModelSpec spec = defaults;
+  FieldLines lines = kNoFieldLines;
+  RETURN_IF_ERROR(ApplyFields(item, line, path, /*defaults=*/false, spec, lines));
+  name_line = lines[FieldIndex(Field::kName)];
+  if (name_line < 0) return Error(line, path, "missing name");
+  if (lines[FieldIndex(Field::kPath)] < 0) return Error(line, path, "missing path");
+  if (spec.kv_cap_bytes > 0 && spec.kv_floor_bytes > spec.kv_cap_bytes) {
+    // Point at whichever of the two this model sets itself.
+    int at = lines[FieldIndex(Field::kKvFloor)];
+    if (at < 0) at = lines[FieldIndex(Field::kKvCap)];
+    if (at < 0) at = line;
+    return Error(at, path,
+                 absl::StrCat("kv_floor_mb (", spec.kv_floor_bytes >> 20, ") is above kv_cap_mb (",
+                              spec.kv_cap_bytes >> 20, ")"));
+  }
+  return spec;
+}
+
+absl::StatusOr<std::vector<ModelSpec>> ConfigParser::Parse(absl::string_view text) {
+  const std::string owned(text);
+  // Load would silently drop a second document; LoadAll never returns on some
+  // junk (see DocumentCounter). So count first, then Load.
+  {
+    std::istringstream stream(owned);
+    YAML::Parser parser(stream);
+    DocumentCounter counter;
+    while (counter.documents() < 2 && parser.HandleNextDocument(counter)) continue;
+    if (counter.documents() == 0) {
+      return Error(0, "", "expected a map with a models list, got an empty document");
+    }
+    if (counter.documents() > 1) {
+      return Error(counter.second_line(), "", "expected one YAML document, got a second one");
+    }
+  }
+  const YAML::Node root = YAML::Load(owned);
+  const int root_line = LineOf(root, 0);
+  if (!root.IsMap()) {
+    return Error(root_line, "",
+                 absl::StrCat("expected a map with a models list, got ", Describe(root)));
+  }
+
+  // Defaults may come after the models in the file, so find both first.
+  YAML::Node defaults_node, models_node;
+  int defaults_line = -1, models_line = -1;
+  const std::vector<absl::string_view> top_keys(kTopLevelKeys.begin(), kTopLevelKeys.end());
+  for (const auto& entry : root) {
+    const YAML::Node& key = entry.first;
+    const int line = LineOf(key, root_line);
+    if (!key.IsScalar()) {
+      return Error(line, "",
+                   absl::StrCat("expected field names, got ", Describe(key), " as a key"));
+    }
+    const std::string& name = key.Scalar();
+    int* seen = name == "defaults" ? &defaults_line : name == "models" ? &models_line : nullptr;
+    if (seen == nullptr) return Error(line, SubPath("", name), UnknownField(name, top_keys));
+    if (*seen >= 0) {
+      return Error(line, name, absl::StrCat("set twice (first on line ", *seen + 1, ")"));
+    }
+    *seen = line;
+    (name == "defaults" ? defaults_node : models_node) = entry.second;
+  }
+
+  ModelSpec defaults;
+  if (defaults_line >= 0) {
+    // An empty `defaults:` (every line commented out) is no defaults.
+    if (!defaults_node.IsNull() && !defaults_node.IsMap()) {
+      return Error(defaults_line, "defaults",
+                   absl::StrCat("expected a map of model fields, got ", Describe(defaults_node)));
+    }
+    if (defaults_node.IsMap()) {
+      FieldLines lines = kNoFieldLines;
+      RETURN_IF_ERROR(ApplyFields(defaults_node, defaults_line, "defaults", /*defaults=*/true,
+                                  defaults, lines));
+    }
+  }
+
+  constexpr absl::string_view kExpectedModels = "expected a non-empty list of models";
+  if (models_line < 0) {
+    return Error(root_line, "models", absl::StrCat("missing; ", kExpectedModels));
+  }
+  if (!models_node.IsSequence()) {
+    return Error(models_line, "models",
+                 absl::StrCat(kExpectedModels, ", got ", Describe(models_node)));
+  }
+  if (models_node.size() == 0) {
+    return Error(models_line, "models", absl::StrCat(kExpectedModels, ", got an empty list"));
+  }
+
+  std::vector<ModelSpec> specs;
+  absl::flat_hash_map<std::string, int> name_lines;  // 0-based
+  size_t index = 0;
+  for (const YAML::Node& item : models_node) {
+    const std::string path = absl::StrCat("models[", index++, "]");
+    const int line = LineOf(item, models_line);
+    int name_line = -1;
+    ASSIGN_OR_RETURN(ModelSpec spec, ParseModel(item, line, path, defaults, name_line));
+    const auto [it, inserted] = name_lines.emplace(spec.name, name_line);
+    if (!inserted) {
+      return Error(name_line, absl::StrCat(path, ".name"),
+                   absl::StrCat("duplicate model name ", Quote(spec.name), " (first on line ",
+                                it->second + 1, ")"));
+    }
+    specs.push_back(std::move(spec));
+  }
+  return specs;
+}
+
+// YAML allows no C0 controls but tab, LF and CR, nor DEL; yaml-cpp 0.7 drops
+// some silently (0x04 inside a quoted string) and misreports others (NUL), so
+// they are refused here with their position.
+absl::Status CheckControlBytes(absl::string_view text, const ConfigParser& parser) {
+  int line = 0;
+  size_t line_start = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c == '\n') {
+      ++line;
+      line_start = i + 1;
+    } else if ((c < 0x20 && c != '\t' && c != '\r') || c == 0x7f) {
+      return parser.Error(
+          line, "",
+          absl::StrFormat("invalid YAML: control byte 0x%02x at column %d", c, i - line_start + 1));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Closes a descriptor on every return path.
+struct FdCloser {
+  int fd;
+  ~FdCloser() { ::close(fd); }
+};
+
+}  // namespace
+
+absl::StatusOr<std::vector<ModelSpec>> ParseModelConfig(std::string_view text,
+                                                        std::string_view file_name) {
+  ConfigParser parser(AsAbsl(file_name));
+  if (text.size() > kMaxModelConfigBytes) {
+    return parser.Error(-1, "",
+                        absl::StrFormat("the file is %d bytes; at most %d are allowed", text.size(),
+                                        kMaxModelConfigBytes));
+  }
+  RETURN_IF_ERROR(CheckControlBytes(AsAbsl(text), parser));
+  try {
+    return parser.Parse(AsAbsl(text));
+  } catch (const YAML::DeepRecursion& e) {
+    // yaml-cpp 0.7 words this "bad file".
+    return parser.Error(e.mark.line, "", "invalid YAML: nested too deeply");
+  } catch (const YAML::ParserException& e) {
+    return parser.Error(e.mark.line, "",
+                        absl::StrCat("invalid YAML: ", e.msg, " (column ", e.mark.column + 1, ")"));
+  } catch (const YAML::Exception& e) {
+    return parser.Error(e.mark.is_null() ? -1 : e.mark.line, "", absl::StrCat("YAML: ", e.msg));
+  } catch (const std::bad_alloc&) {
+    return parser.Error(-1, "", "out of memory parsing the YAML");
+  } catch (const std::exception& e) {
+    return parser.Error(-1, "", absl::StrCat("YAML: ", e.what()));
+  } catch (...) {
+    return parser.Error(-1, "", "YAML: unknown error");
+  }
+}
+
+absl::StatusOr<std::vector<ModelSpec>> LoadModelConfigFile(const std::string& path) {
+  // O_NONBLOCK: opening a FIFO would otherwise wait for a writer; the
+  // regular-file check below then refuses it.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return absl::ErrnoToStatus(errno, absl::StrCat(path, ": cannot open"));
+  const FdCloser closer{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return absl::ErrnoToStatus(errno, absl::StrCat(path, ": cannot stat"));
+  if (!S_ISREG(st.st_mode)) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": not a regular file"));
+  }
+  const auto too_large = [&](int64_t size) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%s: the file is %d bytes; at most %d are allowed", path, size, kMaxModelConfigBytes));
+  };
+  if (static_cast<uint64_t>(st.st_size) > kMaxModelConfigBytes) return too_large(st.st_size);
+  // Read one byte past the limit, in case the file grew since fstat.
+  std::string text(kMaxModelConfigBytes + 1, '\0');
+  size_t size = 0;
+  while (size < text.size()) {
+    const ssize_t n = ::read(fd, text.data() + size, text.size() - size);
+    if (n == 0) break;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return absl::ErrnoToStatus(errno, absl::StrCat(path, ": cannot read"));
+    }
+    size += static_cast<size_t>(n);
+  }
+  if (size > kMaxModelConfigBytes) return too_large(static_cast<int64_t>(size));
+  text.resize(size);
+  return ParseModelConfig(text, path);
+}
+
+absl::StatusOr<ModelSpec> ModelSpecFromFlag(std::string_view name_eq_path) {
+  const auto error = [&](absl::string_view what) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--model ", Quote(AsAbsl(name_eq_path)), ": ", what));
+  };
+  // Names cannot contain '=', so the first one ends the name.
+  const size_t eq = name_eq_path.find('=');
+  if (eq == std::string_view::npos) return error("expected NAME=PATH");
+  ModelSpec spec;
+  spec.name = std::string(name_eq_path.substr(0, eq));
+  spec.path = std::string(name_eq_path.substr(eq + 1));
+  if (absl::Status s = ValidateModelName(spec.name); !s.ok()) return error(s.message());
+  if (spec.path.empty()) return error("the path after '=' is empty");
+  if (spec.path.find('\0') != std::string::npos) return error("the path contains a NUL byte");
+  if (spec.path.size() > kMaxModelPathLength) {
+    return error(absl::StrFormat("the path is %d bytes long; at most %d are allowed",
+                                 spec.path.size(), kMaxModelPathLength));
+  }
+  return spec;
+}
+
+}  // namespace cohost::scheduler

@@ -1,0 +1,79 @@
+// The per-model configuration of a multi-model server: `cohost serve --config
+// models.yaml` (YAML or JSON) and `--model NAME=PATH`, turned into ModelSpecs.
+// Only parsing and validation live here; nothing is opened or loaded.
+//
+// The file:
+//   defaults:            # optional; any model field but name/path/device
+//     keep_alive_s: 600
+//   models:              # required, a non-empty list
+//     - name: smol                      # ValidateModelName's rule
+//       path: models/smol.gguf          # non-empty
+//       load: lazy                      # startup (default) | lazy
+//       keep_alive_s: 300               # integer >= 0, or "forever"
+//       kv_floor_mb: 0                  # integer >= 0
+//       kv_cap_mb: 512                  # integer >= 0, 0 = the whole pool; floor <= cap
+//       ttft_target_ms: 1000            # integer >= 1
+//       tpot_target_ms: 200             # integer >= 1
+//       priority: 0                     # integer in [-1000, 1000], higher first
+//       device: cpu                     # cpu | cuda:N, N in [0, 63]
+// Every error is INVALID_ARGUMENT and reads `FILE:LINE: FIELD.PATH: what`.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace cohost::scheduler {
+
+enum class LoadPolicy { kStartup, kLazy };
+
+struct ModelSpec {
+  std::string name;  // checked with ValidateModelName (scheduler/model_name.h)
+  std::string path;  // non-empty; not opened or checked for existence here
+  LoadPolicy load = LoadPolicy::kStartup;
+  // How long an idle model stays loaded before it may be evicted; nullopt =
+  // never evicted.
+  std::optional<std::chrono::seconds> keep_alive = std::chrono::seconds(300);
+  int64_t kv_floor_bytes = 0;  // from kv_floor_mb
+  int64_t kv_cap_bytes = 0;    // from kv_cap_mb; 0 = the whole device pool
+  std::chrono::milliseconds ttft_target{1000};
+  std::chrono::milliseconds tpot_target{200};
+  int32_t priority = 0;               // higher first
+  std::optional<std::string> device;  // "cpu" or "cuda:N"
+
+  bool operator==(const ModelSpec&) const = default;
+};
+
+// Larger files are refused: a model list is a few KiB, and the bound keeps a
+// mistaken --config (a model file, say) from being read into memory.
+inline constexpr size_t kMaxModelConfigBytes = size_t{1} << 20;
+// Upper bounds beyond the documented lower ones, so that the values stay far
+// from overflow wherever they are added to clocks or multiplied into bytes.
+inline constexpr int64_t kMaxKvMb = int64_t{1} << 40;           // 2^60 bytes
+inline constexpr int64_t kMaxKeepAliveSeconds = 1'000'000'000;  // ~31 years; use "forever"
+inline constexpr int64_t kMaxTargetMs = 86'400'000;             // a day
+inline constexpr int32_t kMaxPriority = 1000;
+inline constexpr int32_t kMaxCudaDevice = 63;
+inline constexpr size_t kMaxModelPathLength = 4096;  // PATH_MAX
+
+// `text` is the file's content (at most kMaxModelConfigBytes); `file_name`
+// only names it in errors.
+absl::StatusOr<std::vector<ModelSpec>> ParseModelConfig(std::string_view text,
+                                                        std::string_view file_name);
+
+// Reads and parses a file: NOT_FOUND, PERMISSION_DENIED, ... naming the file
+// when it cannot be read; INVALID_ARGUMENT for one that is not a regular file
+// or is over kMaxModelConfigBytes.
+absl::StatusOr<std::vector<ModelSpec>> LoadModelConfigFile(const std::string& path);
+
+// The spec `--model NAME=PATH` gives (defaults for the rest); INVALID_ARGUMENT
+// for a bad NAME=PATH or name.
+absl::StatusOr<ModelSpec> ModelSpecFromFlag(std::string_view name_eq_path);
+
+}  // namespace cohost::scheduler

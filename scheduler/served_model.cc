@@ -1,0 +1,221 @@
+#include "scheduler/served_model.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace cohost::scheduler {
+namespace {
+
+runtime::EngineConfig WithPlacement(runtime::EngineConfig c, Device& device,
+                                    KvPool::Account* account) {
+  c.on_work = device.executor->MakeWakeCallback();
+  c.kv_budget = account;
+  c.kv_cache_bytes = account->promised();
+  c.num_kv_blocks = 0;  // the share of the pool decides
+  return c;
+}
+
+}  // namespace
+
+std::string_view ModelStateName(ModelState s) {
+  switch (s) {
+    case ModelState::kLoading:
+      return "loading";
+    case ModelState::kReady:
+      return "ready";
+    case ModelState::kEvicted:
+      return "evicted";
+    case ModelState::kFailed:
+      return "failed";
+  }
+  return "unknown";
+}
+
+ServedModel::ServedModel(ModelSpec spec, std::unique_ptr<runtime::Tokenizer> tokenizer,
+                         runtime::ModelConfig config, std::shared_ptr<Device> device,
+                         std::unique_ptr<KvPool::Account> kv_account,
+                         runtime::EngineConfig engine_config, AdmissionLimits limits,
+                         std::string why_not_loaded)
+    : spec_(std::move(spec)),
+      tokenizer_(std::move(tokenizer)),
+      config_(std::move(config)),
+      device_(std::move(device)),
+      kv_account_(std::move(kv_account)),
+      engine_config_(WithPlacement(std::move(engine_config), *device_, kv_account_.get())),
+      limits_(runtime::Engine::RequestLimitsFor(config_, device_->backend->compute_dtype(),
+                                                engine_config_)),
+      admission_(spec_.name, limits),
+      reason_(std::move(why_not_loaded)),
+      last_used_(runtime::Clock::now()) {}
+
+ServedModel::~ServedModel() {
+  std::vector<Queued> queued;
+  std::unique_ptr<runtime::Engine> engine;
+  std::unique_ptr<runtime::Model> model;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    queued.swap(queued_);
+    engine = std::move(engine_);
+    model = std::move(model_);
+  }
+  for (Queued& q : queued) Finish(q, runtime::FinishReason::kCancelled, absl::OkStatus());
+  Release(std::move(engine), std::move(model));
+}
+
+void ServedModel::Finish(Queued& q, runtime::FinishReason reason, absl::Status status) {
+  runtime::FinishInfo info;
+  info.reason = reason;
+  info.status = std::move(status);
+  info.prompt_tokens = static_cast<int32_t>(q.request.prompt_ids.size());
+  q.sink->OnFinish(info);
+}
+
+void ServedModel::Release(std::unique_ptr<runtime::Engine> engine,
+                          std::unique_ptr<runtime::Model> model) {
+  if (engine != nullptr) {
+    // No reclaims of an engine on its way out; then no step of the device may
+    // be running (one engine's step can reach another through the pool).
+    kv_account_->SetReclaimer(nullptr);
+    device_->executor->Detach(engine.get());
+    engine.reset();  // live requests end as cancelled; KV memory goes back
+  }
+  model.reset();
+}
+
+ModelStatus ServedModel::status() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  ModelStatus s;
+  s.state = state_;
+  s.reason = reason_;
+  s.weights_bytes = model_ != nullptr ? static_cast<int64_t>(model_->weights_bytes()) : 0;
+  s.last_used = last_used_;
+  s.last_load_seconds = last_load_seconds_;
+  s.loads_ok = loads_ok_;
+  s.loads_failed = loads_failed_;
+  s.evictions = evictions_;
+  return s;
+}
+
+runtime::EngineStats ServedModel::Stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  runtime::EngineStats s;
+  if (engine_ != nullptr) {
+    s = engine_->Stats();
+  } else {
+    s.num_waiting = static_cast<int32_t>(queued_.size());
+  }
+  s.kv_bytes_backed = kv_account_->held();
+  return s;
+}
+
+absl::Status ServedModel::Submit(runtime::RequestId id, runtime::GenerateRequest request,
+                                 std::shared_ptr<runtime::TokenSink> sink, bool* needs_load) {
+  *needs_load = false;
+  std::lock_guard<std::mutex> lock(mu_);
+  last_used_ = runtime::Clock::now();
+  if (state_ == ModelState::kReady) return engine_->Submit(id, std::move(request), std::move(sink));
+  // Checked now, as the engine will: a bad request must not wait for a load.
+  if (sink == nullptr) return absl::InvalidArgumentError("no output sink");
+  if (absl::Status s = runtime::ValidateRequest(request, limits_); !s.ok()) return s;
+  if (!request.arrival) request.arrival = last_used_;
+  queued_.push_back({id, std::move(request), std::move(sink)});
+  *needs_load = state_ == ModelState::kEvicted || state_ == ModelState::kFailed;
+  return absl::OkStatus();
+}
+
+void ServedModel::Abort(runtime::RequestId id) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (engine_ != nullptr) {
+    engine_->Abort(id);
+    return;
+  }
+  for (auto it = queued_.begin(); it != queued_.end(); ++it) {
+    if (it->id != id) continue;
+    Queued q = std::move(*it);
+    queued_.erase(it);
+    lock.unlock();
+    Finish(q, runtime::FinishReason::kCancelled, absl::OkStatus());
+    return;
+  }
+}
+
+void ServedModel::AbortAll() {
+  std::vector<runtime::RequestId> ids = admission_.InFlightIds();
+  for (runtime::RequestId id : ids) Abort(id);
+}
+
+bool ServedModel::BeginLoading() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (state_ != ModelState::kEvicted && state_ != ModelState::kFailed) return false;
+  state_ = ModelState::kLoading;
+  reason_ = "loading";
+  return true;
+}
+
+absl::Status ServedModel::Activate(std::unique_ptr<runtime::Model> model, double load_seconds) {
+  absl::StatusOr<std::unique_ptr<runtime::Engine>> engine =
+      runtime::Engine::Create(model.get(), tokenizer_.get(), engine_config_);
+  if (!engine.ok()) {
+    Fail(engine.status());
+    return engine.status();
+  }
+  runtime::Engine* e = engine->get();
+  kv_account_->SetReclaimer([e](int64_t wanted, int64_t most, bool preempt) {
+    return e->ReclaimKv(wanted, most, preempt);
+  });
+  // Requests whose deadline passed while the model loaded; told off-lock.
+  std::vector<std::pair<Queued, absl::Status>> refused;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    model_ = std::move(model);
+    engine_ = *std::move(engine);
+    state_ = ModelState::kReady;
+    reason_.clear();
+    last_load_seconds_ = load_seconds;
+    ++loads_ok_;
+    // Handed over under the lock: a Submit racing with this comes after them.
+    for (Queued& q : queued_) {
+      absl::Status s = engine_->Submit(q.id, q.request, q.sink);
+      if (!s.ok()) refused.emplace_back(std::move(q), std::move(s));
+    }
+    queued_.clear();
+  }
+  device_->executor->Attach(e, EngineTargets{spec_.ttft_target});
+  for (auto& [q, status] : refused) Finish(q, runtime::FinishReason::kError, status);
+  return absl::OkStatus();
+}
+
+void ServedModel::Fail(const absl::Status& why) {
+  std::vector<Queued> queued;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    state_ = ModelState::kFailed;
+    reason_ = std::string(why.message());
+    ++loads_failed_;
+    queued.swap(queued_);
+  }
+  const absl::Status status(
+      why.code() == absl::StatusCode::kResourceExhausted ? absl::StatusCode::kResourceExhausted
+                                                         : absl::StatusCode::kUnavailable,
+      absl::StrCat("model \"", spec_.name, "\" failed to load: ", why.message()));
+  for (Queued& q : queued) Finish(q, runtime::FinishReason::kError, status);
+}
+
+bool ServedModel::Evict(std::string reason) {
+  std::unique_ptr<runtime::Engine> engine;
+  std::unique_ptr<runtime::Model> model;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (state_ != ModelState::kReady || admission_.in_flight() > 0) return false;
+    state_ = ModelState::kEvicted;
+    reason_ = std::move(reason);
+    ++evictions_;
+    engine = std::move(engine_);
+    model = std::move(model_);
+  }
+  Release(std::move(engine), std::move(model));
+  return true;
+}
+
+}  // namespace cohost::scheduler

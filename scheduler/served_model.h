@@ -1,0 +1,133 @@
+// One registered model and its lifecycle: what it knows without its weights
+// (spec, tokenizer, config, request limits, admission books, its share of the
+// device's KV pool) and, while it is resident, its weights and engine.
+//
+//   evicted --(BeginLoading)--> loading --(Activate)--> ready --(Evict)--> evicted
+//                                   \--(Fail)--> failed --(BeginLoading)--> loading
+//
+// A request for a model that is not ready waits in the model's own queue until
+// Activate hands it to the new engine (its TTFT then includes the load), or
+// Fail ends it with the load's error. Thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "runtime/batching/request.h"
+#include "runtime/batching/request_validation.h"
+#include "runtime/engine/engine.h"
+#include "runtime/loader/model_config.h"
+#include "runtime/model/model.h"
+#include "runtime/tokenizer/tokenizer.h"
+#include "scheduler/admission.h"
+#include "scheduler/device.h"
+#include "scheduler/kv_pool.h"
+#include "scheduler/model_config_file.h"
+
+namespace cohost::scheduler {
+
+enum class ModelState { kLoading, kReady, kEvicted, kFailed };
+std::string_view ModelStateName(ModelState s);
+
+struct ModelStatus {
+  ModelState state = ModelState::kEvicted;
+  std::string reason;                    // why it is in that state ("" for ready)
+  int64_t weights_bytes = 0;             // resident weights, bytes the backend allocated
+  runtime::Clock::time_point last_used;  // last request submitted (or registration)
+  double last_load_seconds = 0;          // its last successful load, start to ready
+  int64_t loads_ok = 0, loads_failed = 0, evictions = 0;
+};
+
+class ServedModel {
+ public:
+  // Registered, not resident (state evicted, reason `why_not_loaded`).
+  ServedModel(ModelSpec spec, std::unique_ptr<runtime::Tokenizer> tokenizer,
+              runtime::ModelConfig config, std::shared_ptr<Device> device,
+              std::unique_ptr<KvPool::Account> kv_account, runtime::EngineConfig engine_config,
+              AdmissionLimits limits, std::string why_not_loaded);
+  // Ends queued and live requests as cancelled, and frees weights and KV
+  // memory. Must not run on the device executor's thread.
+  ~ServedModel();
+
+  const std::string& name() const { return spec_.name; }
+  const std::string& path() const { return spec_.path; }
+  const ModelSpec& spec() const { return spec_; }
+  const runtime::Tokenizer& tokenizer() const { return *tokenizer_; }
+  const runtime::ModelConfig& config() const { return config_; }
+  const Device& device() const { return *device_; }
+  // What its engine will accept, known before the weights are loaded.
+  const runtime::RequestLimits& request_limits() const { return limits_; }
+  Admission& admission() { return admission_; }
+  const Admission& admission() const { return admission_; }
+  const KvPool::Account& kv_account() const { return *kv_account_; }
+  DeviceExecutor& executor() { return *device_->executor; }
+  const DeviceExecutor& executor() const { return *device_->executor; }
+
+  ModelStatus status() const;
+  // The engine's counters; zeros (but KV held) while not resident.
+  runtime::EngineStats Stats() const;
+
+  // Hands a request to the engine under the Router's `id`, or queues it until
+  // the model is resident; `*needs_load` says the Router should start a load
+  // (the model is evicted or failed). The engine's errors for an invalid
+  // request or a past deadline.
+  absl::Status Submit(runtime::RequestId id, runtime::GenerateRequest request,
+                      std::shared_ptr<runtime::TokenSink> sink, bool* needs_load);
+  void Abort(runtime::RequestId id);
+  // Aborts every request queued here or live in the engine.
+  void AbortAll();
+
+  // ---- lifecycle (the Router's loader) ----
+  // evicted or failed -> loading; false (nothing changes) from another state.
+  bool BeginLoading();
+  // loading -> ready: builds the engine over `model` on the device, attaches it
+  // to the executor and hands it every queued request. An engine that cannot
+  // be built is Fail's business: the error comes back and the state is failed.
+  // `load_seconds` is how long the load took, for the books.
+  absl::Status Activate(std::unique_ptr<runtime::Model> model, double load_seconds = 0);
+  // loading -> failed: queued requests end with `why`.
+  void Fail(const absl::Status& why);
+  // ready and idle (nothing queued or running) -> evicted: the engine and the
+  // weights are freed before it returns. False, with nothing changed, when the
+  // model is busy or not ready. Not on the executor's thread.
+  bool Evict(std::string reason);
+
+ private:
+  struct Queued {
+    runtime::RequestId id;
+    runtime::GenerateRequest request;
+    std::shared_ptr<runtime::TokenSink> sink;
+  };
+  // Ends a request that never reached an engine.
+  static void Finish(Queued& q, runtime::FinishReason reason, absl::Status status);
+  // Detaches and destroys the engine and weights taken out under mu_.
+  void Release(std::unique_ptr<runtime::Engine> engine, std::unique_ptr<runtime::Model> model);
+
+  const ModelSpec spec_;
+  const std::unique_ptr<runtime::Tokenizer> tokenizer_;
+  const runtime::ModelConfig config_;
+  const std::shared_ptr<Device> device_;
+  // Before the engine, so it outlives it: the engine releases its KV memory
+  // into the account.
+  const std::unique_ptr<KvPool::Account> kv_account_;
+  const runtime::EngineConfig engine_config_;
+  const runtime::RequestLimits limits_;
+  Admission admission_;
+
+  mutable std::mutex mu_;
+  ModelState state_ = ModelState::kEvicted;                  // guarded by mu_
+  std::string reason_;                                       // guarded by mu_
+  runtime::Clock::time_point last_used_;                     // guarded by mu_
+  std::unique_ptr<runtime::Model> model_;                    // guarded by mu_; set while ready
+  std::unique_ptr<runtime::Engine> engine_;                  // guarded by mu_; set while ready
+  std::vector<Queued> queued_;                               // guarded by mu_; while not ready
+  double last_load_seconds_ = 0;                             // guarded by mu_
+  int64_t loads_ok_ = 0, loads_failed_ = 0, evictions_ = 0;  // guarded by mu_
+};
+
+}  // namespace cohost::scheduler

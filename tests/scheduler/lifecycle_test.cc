@@ -1,0 +1,384 @@
+// The Router's model lifecycle on tiny GGUF files: lazy loading on a first
+// request (its wait for the load counted in its timings), eviction of idle
+// models past their keep-alive, least recently used first, never of a busy one
+// or one within its keep-alive, reloading an evicted model, a failed load that
+// leaves the others serving, loading in the background, and unloading a model
+// whose requests wait for its load. Plus the eviction rule and the device
+// budget as tables.
+
+#include <chrono>
+#include <filesystem>
+#include <future>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cohost/kernels/backend.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "runtime/model/model.h"
+#include "scheduler/device_budget.h"
+#include "scheduler/eviction.h"
+#include "scheduler/router.h"
+#include "tests/runtime/loader/loader_test_util.h"
+#include "tests/runtime/loader/tiny_gguf_model.h"
+#include "tests/support/wait_for.h"
+
+namespace cohost::scheduler {
+namespace {
+
+using runtime::FinishInfo;
+using runtime::FinishReason;
+using std::chrono::hours;
+using std::chrono::seconds;
+using ::testing::HasSubstr;
+
+constexpr auto kWait = std::chrono::seconds(60);
+
+// ---- PickEvictions ----
+
+const runtime::Clock::time_point kNow = runtime::Clock::time_point{} + hours(100);
+
+EvictionCandidate Idle(int64_t bytes, seconds ago, std::optional<seconds> keep_alive) {
+  return {bytes, true, kNow - ago, keep_alive};
+}
+
+TEST(PickEvictionsTest, Table) {
+  struct Case {
+    const char* what;
+    std::vector<EvictionCandidate> candidates;
+    int64_t need, free;
+    std::optional<std::vector<size_t>> want;
+  };
+  const std::optional<seconds> k10 = seconds(10), forever = std::nullopt;
+  const Case cases[] = {
+      {"it fits already", {Idle(100, seconds(60), k10)}, 50, 50, std::vector<size_t>{}},
+      {"nothing to evict", {}, 50, 10, std::nullopt},
+      {"the least recently used goes first",
+       {Idle(100, seconds(20), k10), Idle(100, seconds(90), k10), Idle(100, seconds(50), k10)},
+       150,
+       60,
+       std::vector<size_t>{1}},
+      {"as many as needed, oldest first",
+       {Idle(100, seconds(20), k10), Idle(100, seconds(90), k10), Idle(100, seconds(50), k10)},
+       250,
+       60,
+       std::vector<size_t>{1, 2}},
+      {"within its keep-alive: kept",
+       {Idle(100, seconds(5), k10), Idle(100, seconds(30), k10)},
+       150,
+       60,
+       std::vector<size_t>{1}},
+      {"keep-alive exactly passed: evictable",
+       {Idle(100, seconds(10), k10)},
+       100,
+       0,
+       std::vector<size_t>{0}},
+      {"busy: kept",
+       {{100, false, kNow - seconds(90), k10}, Idle(100, seconds(30), k10)},
+       150,
+       60,
+       std::vector<size_t>{1}},
+      {"kept forever", {Idle(100, seconds(1000), forever)}, 100, 0, std::nullopt},
+      {"not enough even evicting all: evict none",
+       {Idle(100, seconds(90), k10), {500, false, kNow, k10}},
+       400,
+       60,
+       std::nullopt},
+  };
+  for (const Case& c : cases) {
+    EXPECT_EQ(PickEvictions(c.candidates, c.need, c.free, kNow), c.want) << c.what;
+  }
+}
+
+// ---- the device budget ----
+
+TEST(DeviceBudgetTest, CgroupHeadroom) {
+  EXPECT_EQ(CgroupHeadroom("max\n", "123\n"), std::nullopt);
+  EXPECT_EQ(CgroupHeadroom("1000\n", "300\n"), 700);
+  EXPECT_EQ(CgroupHeadroom("1000", "3000"), 0) << "over its limit: no headroom, not negative";
+  EXPECT_EQ(CgroupHeadroom("", ""), std::nullopt);
+  EXPECT_EQ(CgroupHeadroom("lots", "1"), std::nullopt);
+}
+
+TEST(DeviceBudgetTest, CpuFlagOrAFractionOfWhatIsAvailable) {
+  auto cpu = kernels::MakeCpuBackend(1);
+  EXPECT_EQ(DeviceMemoryBudget(*cpu, int64_t{12345}, 0.9).value(), 12345);
+  absl::StatusOr<int64_t> by_default = DeviceMemoryBudget(*cpu, std::nullopt, 0.9);
+  ASSERT_TRUE(by_default.ok()) << by_default.status();
+  EXPECT_GT(*by_default, 0);
+  EXPECT_LE(*by_default, static_cast<int64_t>(cpu->Caps().free_memory));
+  EXPECT_EQ(DeviceMemoryBudget(*cpu, std::nullopt, 0).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(DeviceMemoryBudget(*cpu, std::nullopt, 1.5).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+// ---- the lifecycle ----
+
+class Collect : public runtime::TokenSink {
+ public:
+  bool OnDelta(const runtime::TokenDelta& d) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    tokens_ += static_cast<int>(d.token_ids.size());
+    return true;
+  }
+  void OnFinish(const FinishInfo& info) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    finished_ = true;
+    info_ = info;
+  }
+  bool Wait() {
+    return cohost::testing::WaitFor(
+        [this] {
+          std::lock_guard<std::mutex> lock(mu_);
+          return finished_;
+        },
+        kWait);
+  }
+  FinishInfo info() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return info_;
+  }
+  int tokens() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return tokens_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  bool finished_ = false;
+  int tokens_ = 0;
+  FinishInfo info_;
+};
+
+runtime::GenerateRequest Request(int32_t max_tokens = 3) {
+  runtime::GenerateRequest r;
+  r.prompt_ids = {3, 4, 5};
+  r.sampling.temperature = 0;
+  r.sampling.max_tokens = max_tokens;
+  r.sampling.ignore_eos = true;
+  return r;
+}
+
+class LifecycleTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    backend_ = kernels::MakeCpuBackend(1);
+    bytes_ = runtime::testing::MakeTinyModel().writer.Build();
+    ASSERT_TRUE(DescribeOne().ok());
+  }
+  void TearDown() override {
+    router_.reset();
+    for (const std::string& p : paths_) std::filesystem::remove(p);
+  }
+
+  absl::Status DescribeOne() {
+    const std::string path = Write("probe");
+    absl::StatusOr<runtime::ModelDescription> d = runtime::DescribeModel(path);
+    if (!d.ok()) return d.status();
+    weights_ =
+        static_cast<int64_t>(runtime::Model::PredictWeightsBytes(d->config, kernels::DType::kF32));
+    return absl::OkStatus();
+  }
+
+  std::string Write(const std::string& name) {
+    const std::string path = runtime::testing::TempPath("lifecycle_" + name + ".gguf");
+    runtime::testing::WriteFile(path, bytes_);
+    paths_.push_back(path);
+    return path;
+  }
+
+  // Room for the weights of `models` tiny models on the device.
+  void MakeRouter(int models) {
+    runtime::EngineConfig c;
+    c.block_size = 4;
+    c.kv_cache_bytes = int64_t{4} << 20;
+    RouterOptions o;
+    o.weights_budget_bytes = models * weights_ + weights_ / 2;
+    router_ = std::make_unique<Router>(backend_.get(), c, o);
+  }
+
+  ModelSpec Spec(const std::string& name, LoadPolicy load = LoadPolicy::kStartup,
+                 std::optional<seconds> keep_alive = seconds(0)) {
+    ModelSpec s;
+    s.name = name;
+    s.path = Write(name);
+    s.load = load;
+    s.keep_alive = keep_alive;
+    return s;
+  }
+
+  ModelStatus Status(const std::string& name) { return router_->Find(name).value()->status(); }
+
+  std::shared_ptr<Collect> Run(const std::string& name, int32_t max_tokens = 3) {
+    auto sink = std::make_shared<Collect>();
+    absl::StatusOr<runtime::RequestId> id =
+        router_->Submit(router_->Find(name).value(), Request(max_tokens), sink);
+    EXPECT_TRUE(id.ok()) << id.status();
+    EXPECT_TRUE(sink->Wait());
+    return sink;
+  }
+
+  std::unique_ptr<kernels::Backend> backend_;
+  std::unique_ptr<Router> router_;
+  std::string bytes_;
+  std::vector<std::string> paths_;
+  int64_t weights_ = 0;
+};
+
+TEST_F(LifecycleTest, ALazyModelLoadsOnItsFirstRequestWhichWaitsForIt) {
+  MakeRouter(1);
+  ASSERT_TRUE(router_->AddModel(Spec("lazy", LoadPolicy::kLazy)).ok());
+  ModelStatus s = Status("lazy");
+  EXPECT_EQ(s.state, ModelState::kEvicted);
+  EXPECT_THAT(s.reason, HasSubstr("lazy"));
+  EXPECT_EQ(s.weights_bytes, 0);
+
+  std::shared_ptr<Collect> first = Run("lazy");
+  EXPECT_EQ(first->info().reason, FinishReason::kLength);
+  EXPECT_EQ(first->tokens(), 3);
+  s = Status("lazy");
+  EXPECT_EQ(s.state, ModelState::kReady);
+  EXPECT_EQ(s.weights_bytes, weights_) << "as predicted";
+  EXPECT_EQ(s.loads_ok, 1);
+  // It waited for the whole load before its first step: its queue time (and
+  // so its TTFT) includes the load.
+  EXPECT_GE(first->info().timings.queue_ms, s.last_load_seconds * 1000.0);
+  EXPECT_GE(first->info().timings.ttft_ms, first->info().timings.queue_ms);
+  EXPECT_GT(s.last_load_seconds, 0);
+}
+
+TEST_F(LifecycleTest, IdleModelsPastTheirKeepAliveAreEvictedLeastRecentlyUsedFirst) {
+  MakeRouter(2);
+  ASSERT_TRUE(router_->AddModel(Spec("a")).ok());
+  ASSERT_TRUE(router_->AddModel(Spec("b")).ok());
+  ASSERT_TRUE(router_->AddModel(Spec("c", LoadPolicy::kLazy)).ok());
+  Run("b");
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  Run("a");  // now b is the least recently used
+  EXPECT_EQ(Run("c")->info().reason, FinishReason::kLength);
+  EXPECT_EQ(Status("b").state, ModelState::kEvicted);
+  EXPECT_THAT(Status("b").reason, HasSubstr("for model \"c\""));
+  EXPECT_EQ(Status("b").evictions, 1);
+  EXPECT_EQ(Status("a").state, ModelState::kReady);
+  EXPECT_EQ(Status("c").state, ModelState::kReady);
+
+  // An evicted model reloads on its next request (evicting the oldest again).
+  EXPECT_EQ(Run("b")->info().reason, FinishReason::kLength);
+  EXPECT_EQ(Status("b").state, ModelState::kReady);
+  EXPECT_EQ(Status("b").loads_ok, 2);
+  EXPECT_EQ(Status("a").state, ModelState::kEvicted);
+}
+
+TEST_F(LifecycleTest, AModelWithinItsKeepAliveIsNeverEvictedAndTheNewOneFails) {
+  MakeRouter(1);
+  ASSERT_TRUE(router_->AddModel(Spec("resident", LoadPolicy::kStartup, hours(1))).ok());
+  ASSERT_TRUE(router_->AddModel(Spec("newcomer", LoadPolicy::kLazy)).ok());
+  std::shared_ptr<Collect> refused = Run("newcomer");
+  EXPECT_EQ(refused->info().reason, FinishReason::kError);
+  EXPECT_EQ(refused->info().status.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(refused->info().status.message()), HasSubstr("within its keep-alive"));
+  EXPECT_EQ(Status("newcomer").state, ModelState::kFailed);
+  EXPECT_EQ(Status("resident").state, ModelState::kReady);
+  EXPECT_EQ(Run("resident")->info().reason, FinishReason::kLength) << "it serves on";
+}
+
+// Holds the device's executor inside its first token until released.
+class Held : public Collect {
+ public:
+  bool OnDelta(const runtime::TokenDelta& d) override {
+    if (!entered_) {
+      entered_ = true;
+      entered_promise_.set_value();
+      release_.wait();
+    }
+    return Collect::OnDelta(d);
+  }
+  std::future<void> entered() { return entered_promise_.get_future(); }
+  void Release() { release_promise_.set_value(); }
+
+ private:
+  bool entered_ = false;  // the executor thread's only
+  std::promise<void> entered_promise_, release_promise_;
+  std::shared_future<void> release_ = release_promise_.get_future().share();
+};
+
+TEST_F(LifecycleTest, ABusyModelIsNeverEvicted) {
+  MakeRouter(1);
+  ASSERT_TRUE(router_->AddModel(Spec("busy", LoadPolicy::kStartup, seconds(0))).ok());
+  ASSERT_TRUE(router_->AddModel(Spec("other", LoadPolicy::kLazy)).ok());
+  // A request of "busy" is running (held in its first token) while "other"
+  // asks for its memory.
+  auto held = std::make_shared<Held>();
+  std::future<void> entered = held->entered();
+  ASSERT_TRUE(router_->Submit(router_->Find("busy").value(), Request(5), held).ok());
+  ASSERT_EQ(entered.wait_for(kWait), std::future_status::ready);
+  auto refused = std::make_shared<Collect>();
+  ASSERT_TRUE(router_->Submit(router_->Find("other").value(), Request(), refused).ok());
+  ASSERT_TRUE(refused->Wait()) << "the load fails on the loader thread, executor or not";
+  EXPECT_EQ(refused->info().status.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(refused->info().status.message()), HasSubstr("busy"));
+  held->Release();
+  ASSERT_TRUE(held->Wait());
+  EXPECT_EQ(held->info().reason, FinishReason::kLength) << "never interrupted";
+  // Idle now: the next request for "other" evicts it and loads.
+  EXPECT_EQ(Run("other")->info().reason, FinishReason::kLength);
+  EXPECT_EQ(Status("busy").state, ModelState::kEvicted);
+}
+
+TEST_F(LifecycleTest, AFailedLoadLeavesTheOthersServingAndSaysWhy) {
+  MakeRouter(2);
+  ASSERT_TRUE(router_->AddModel(Spec("good")).ok());
+  ModelSpec broken = Spec("broken", LoadPolicy::kLazy);
+  ASSERT_TRUE(router_->AddModel(broken).ok());
+  std::filesystem::remove(broken.path);  // gone before its first request
+  std::shared_ptr<Collect> failed = Run("broken");
+  EXPECT_EQ(failed->info().reason, FinishReason::kError);
+  EXPECT_EQ(failed->info().status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(failed->info().status.message()), HasSubstr("failed to load"));
+  EXPECT_EQ(Status("broken").state, ModelState::kFailed);
+  EXPECT_FALSE(Status("broken").reason.empty());
+  EXPECT_EQ(Status("broken").loads_failed, 1);
+  EXPECT_EQ(Run("good")->info().reason, FinishReason::kLength);
+  // The file comes back: the next request retries the load.
+  runtime::testing::WriteFile(broken.path, bytes_);
+  EXPECT_EQ(Run("broken")->info().reason, FinishReason::kLength);
+  EXPECT_EQ(Status("broken").state, ModelState::kReady);
+}
+
+TEST_F(LifecycleTest, LoadingInTheBackgroundAnswersAtOnce) {
+  MakeRouter(1);
+  ASSERT_TRUE(router_->AddModelAndLoadInBackground(Spec("bg")).ok());
+  const ModelState now = Status("bg").state;
+  EXPECT_TRUE(now == ModelState::kLoading || now == ModelState::kReady);
+  ASSERT_TRUE(
+      cohost::testing::WaitFor([&] { return Status("bg").state == ModelState::kReady; }, kWait));
+  EXPECT_EQ(Run("bg")->info().reason, FinishReason::kLength);
+  EXPECT_EQ(router_->AddModelAndLoadInBackground(Spec("bg")).code(),
+            absl::StatusCode::kAlreadyExists);
+  ModelSpec missing = Spec("missing");
+  missing.path += ".nope";
+  EXPECT_EQ(router_->AddModelAndLoadInBackground(missing).code(), absl::StatusCode::kNotFound)
+      << "a file that cannot be read is refused at registration";
+}
+
+TEST_F(LifecycleTest, UnloadingEndsRequestsThatWaitForTheLoad) {
+  MakeRouter(1);
+  ModelSpec spec = Spec("gone", LoadPolicy::kLazy);
+  ASSERT_TRUE(router_->AddModel(spec).ok());
+  std::shared_ptr<ServedModel> m = router_->Find("gone").value();
+  auto waiting = std::make_shared<Collect>();
+  ASSERT_TRUE(router_->Submit(m, Request(), waiting).ok());
+  ASSERT_TRUE(router_->UnloadModel("gone").ok());
+  ASSERT_TRUE(waiting->Wait());
+  const FinishReason r = waiting->info().reason;
+  EXPECT_TRUE(r == FinishReason::kCancelled || r == FinishReason::kLength)
+      << "cancelled while queued, or, if the load won the race, cancelled running";
+  EXPECT_EQ(router_->Find("gone").status().code(), absl::StatusCode::kNotFound);
+  m.reset();
+}
+
+}  // namespace
+}  // namespace cohost::scheduler
