@@ -10,7 +10,7 @@
 namespace cohost::scheduler {
 
 DeviceExecutor::DeviceExecutor(std::string device, ExecutorOptions options)
-    : device_(std::move(device)), options_(options) {
+    : device_(std::move(device)), options_(std::move(options)) {
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -26,7 +26,7 @@ DeviceExecutor::~DeviceExecutor() {
 void DeviceExecutor::Attach(runtime::Engine* engine, EngineTargets targets) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    slots_.push_back(Slot{engine, targets});
+    slots_.push_back(Slot{engine, std::move(targets)});
     woken_ = true;  // it may already hold work
   }
   cv_.notify_all();
@@ -152,6 +152,7 @@ bool DeviceExecutor::RoundOver(const std::vector<Slot>& slots) {
                  std::string(more.status().message()).c_str());
   }
   const int64_t tokens = engine->Load().tokens_computed - loads[*pick].tokens_computed;
+  if (options_.on_step) options_.on_step(device_, slots[*pick].targets.name, seconds);
 
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -27,11 +27,16 @@ struct ExecutorOptions {
   runtime::Clock::duration step_slice = std::chrono::milliseconds(250);
   int32_t min_slice_tokens = 16;         // a step may always take this many new tokens
   int32_t unmeasured_slice_tokens = 64;  // before an engine's rate is known
+  // Called on the executor's thread after every step with the device, the
+  // engine's name (EngineTargets::name) and the step's seconds. Must be cheap
+  // and must not block: every engine of the device waits for it.
+  std::function<void(const std::string& device, const std::string& model, double seconds)> on_step;
 };
 
 // How one engine's steps are scheduled among the others.
 struct EngineTargets {
   std::chrono::milliseconds ttft_target{1000};
+  std::string name;  // the model's, for on_step
 };
 
 class DeviceExecutor {

@@ -65,7 +65,7 @@ int64_t PredictedWeights(const ServedModel& m) {
 
 Router::Router(kernels::Backend* backend, runtime::EngineConfig engine_config,
                RouterOptions options)
-    : engine_config_(std::move(engine_config)), options_(options) {
+    : engine_config_(std::move(engine_config)), options_(std::move(options)) {
   device_ = std::make_shared<Device>();
   device_->name = backend->Caps().device_name;
   device_->backend = backend;
@@ -239,23 +239,30 @@ void Router::ReleaseWeights(const std::string& name) {
 
 absl::Status Router::Load(const std::shared_ptr<ServedModel>& model, const ProgressFn& progress) {
   const runtime::Clock::time_point start = runtime::Clock::now();
+  const auto elapsed = [&] {
+    return std::chrono::duration<double>(runtime::Clock::now() - start).count();
+  };
+  const auto failed = [&](const absl::Status& why) {
+    ReleaseWeights(model->name());
+    if (options_.on_load) options_.on_load(model->name(), false, elapsed());
+    return why;
+  };
   absl::Status s = MakeRoom(model, PredictedWeights(*model));
   absl::StatusOr<std::unique_ptr<runtime::Model>> weights =
       s.ok() ? runtime::LoadWeights(model->path(), device_->backend, progress)
              : absl::StatusOr<std::unique_ptr<runtime::Model>>(s);
   if (!weights.ok()) {
-    ReleaseWeights(model->name());
     model->Fail(weights.status());
-    return weights.status();
+    return failed(weights.status());
   }
   const auto measured = static_cast<int64_t>((*weights)->weights_bytes());
-  const double seconds = std::chrono::duration<double>(runtime::Clock::now() - start).count();
-  if (absl::Status a = model->Activate(*std::move(weights), seconds); !a.ok()) {
-    ReleaseWeights(model->name());
-    return a;
+  const double seconds = elapsed();
+  if (absl::Status a = model->Activate(*std::move(weights), seconds); !a.ok()) return failed(a);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    weights_[model->name()] = measured;  // the prediction's place, now measured
   }
-  std::lock_guard<std::mutex> lock(mu_);
-  weights_[model->name()] = measured;  // the prediction's place, now measured
+  if (options_.on_load) options_.on_load(model->name(), true, seconds);
   return absl::OkStatus();
 }
 

@@ -53,6 +53,9 @@ struct RouterOptions {
   ExecutorOptions executor;
   // What the models' weights may take on the device; 0: no limit.
   int64_t weights_budget_bytes = 0;
+  // Called after every attempt to load a model's weights, on the thread that
+  // loaded them: the model, whether it is now ready, and the seconds taken.
+  std::function<void(const std::string& model, bool ok, double seconds)> on_load;
 };
 
 class Router {
@@ -65,7 +68,7 @@ class Router {
   // blocks follow from its share of the pool).
   Router(kernels::Backend* backend, runtime::EngineConfig engine_config, RouterOptions options);
   Router(kernels::Backend* backend, runtime::EngineConfig engine_config, AdmissionLimits limits)
-      : Router(backend, std::move(engine_config), RouterOptions{limits, {}, 0}) {}
+      : Router(backend, std::move(engine_config), RouterOptions{limits, {}, 0, nullptr}) {}
   ~Router();  // stops the loader; models live on while requests hold them
 
   // Registers a model: reads its config and tokenizer (not its weights),

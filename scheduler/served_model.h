@@ -10,6 +10,7 @@
 // Fail ends it with the load's error. Thread-safe.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -32,6 +33,8 @@
 namespace cohost::scheduler {
 
 enum class ModelState { kLoading, kReady, kEvicted, kFailed };
+inline constexpr std::array<ModelState, 4> kModelStates = {
+    ModelState::kLoading, ModelState::kReady, ModelState::kEvicted, ModelState::kFailed};
 std::string_view ModelStateName(ModelState s);
 
 struct ModelStatus {

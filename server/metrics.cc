@@ -60,7 +60,8 @@ class Histogram {
 };
 
 struct ModelMetrics {
-  Histogram ttft, inter_token, queue, e2e;
+  Histogram ttft, inter_token, queue, e2e, load;
+  std::atomic<uint64_t> loads_ok{0}, loads_failed{0};
   std::array<std::atomic<uint64_t>, kNumReasons> finished{};  // by FinishReason
   std::atomic<uint64_t> prompt_tokens{0}, cached_prompt_tokens{0}, generation_tokens{0},
       cancellations{0};
@@ -118,11 +119,41 @@ std::string ModelLabel(std::string_view model) {
   return Cat({"model=\"", EscapeLabel(model), "\""});
 }
 
+// One histogram's _bucket, _sum and _count samples under `labels`.
+void HistogramSamples(std::string* out, std::string_view name, std::string_view labels,
+                      const Histogram& h) {
+  const std::string bucket = Cat({name, "_bucket"});
+  const auto counts = h.Counts();
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < counts.size(); ++i) {
+    cumulative += counts[i];
+    const std::string le =
+        i < kLatencyBounds.size() ? FormatDouble(kLatencyBounds[i]) : std::string("+Inf");
+    Sample(out, bucket, Cat({labels, ",le=\"", le, "\""}), std::to_string(cumulative));
+  }
+  Sample(out, Cat({name, "_sum"}), labels, FormatDouble(h.Sum()));
+  Sample(out, Cat({name, "_count"}), labels, std::to_string(cumulative));
+}
+
+// Orders (device, model) keys, owned or viewed, without building strings.
+struct StepKeyLess {
+  using is_transparent = void;
+  template <typename A, typename B>
+  bool operator()(const A& a, const B& b) const {
+    return std::pair<std::string_view, std::string_view>(a.first, a.second) <
+           std::pair<std::string_view, std::string_view>(b.first, b.second);
+  }
+};
+
 }  // namespace
 
 struct ServerMetrics::Impl {
   mutable std::shared_mutex mu;
   absl::flat_hash_map<std::string, std::unique_ptr<ModelMetrics>> models;  // never erased
+
+  // (device, model) -> step times; never erased.
+  mutable std::shared_mutex steps_mu;
+  std::map<std::pair<std::string, std::string>, std::unique_ptr<Histogram>, StepKeyLess> steps;
 
   mutable std::mutex errors_mu;
   std::map<std::pair<std::string, std::string>, uint64_t> errors;  // (model, code) -> count
@@ -172,6 +203,29 @@ void ServerMetrics::RecordFinish(std::string_view model, const runtime::FinishIn
   m.e2e.Observe(info.timings.e2e_ms / 1000.0);
 }
 
+void ServerMetrics::RecordModelLoad(std::string_view model, bool ok, double seconds) {
+  ModelMetrics& m = impl_->For(model);
+  (ok ? m.loads_ok : m.loads_failed).fetch_add(1, std::memory_order_relaxed);
+  if (ok) m.load.Observe(seconds);
+}
+
+void ServerMetrics::ObserveExecutorStep(std::string_view device, std::string_view model,
+                                        double seconds) {
+  const std::pair<std::string_view, std::string_view> key(device, model);
+  {
+    std::shared_lock<std::shared_mutex> lock(impl_->steps_mu);
+    auto it = impl_->steps.find(key);
+    if (it != impl_->steps.end()) {
+      it->second->Observe(seconds);
+      return;
+    }
+  }
+  std::unique_lock<std::shared_mutex> lock(impl_->steps_mu);
+  std::unique_ptr<Histogram>& h = impl_->steps[{std::string(device), std::string(model)}];
+  if (h == nullptr) h = std::make_unique<Histogram>();
+  h->Observe(seconds);
+}
+
 void ServerMetrics::RecordError(std::string_view model, std::string_view code) {
   std::lock_guard<std::mutex> lock(impl_->errors_mu);
   ++impl_->errors[{std::string(model), std::string(code)}];
@@ -199,23 +253,7 @@ std::string ServerMetrics::Render(const std::vector<ModelGauges>& gauges,
   const auto histogram = [&](std::string_view name, std::string_view help,
                              const Histogram ModelMetrics::*field) {
     Header(&out, name, "histogram", help);
-    const std::string bucket = Cat({name, "_bucket"});
-    const std::string sum = Cat({name, "_sum"});
-    const std::string count = Cat({name, "_count"});
-    for (const auto& [model, m] : models) {
-      const Histogram& h = m->*field;
-      const auto counts = h.Counts();
-      const double total = h.Sum();
-      uint64_t cumulative = 0;
-      for (size_t i = 0; i < counts.size(); ++i) {
-        cumulative += counts[i];
-        const std::string le =
-            i < kLatencyBounds.size() ? FormatDouble(kLatencyBounds[i]) : std::string("+Inf");
-        Sample(&out, bucket, Cat({labels[model], ",le=\"", le, "\""}), std::to_string(cumulative));
-      }
-      Sample(&out, sum, labels[model], FormatDouble(total));
-      Sample(&out, count, labels[model], std::to_string(cumulative));
-    }
+    for (const auto& [model, m] : models) HistogramSamples(&out, name, labels[model], m->*field);
   };
   const auto counter = [&](std::string_view name, std::string_view help,
                            const std::atomic<uint64_t> ModelMetrics::*field) {
@@ -300,6 +338,46 @@ std::string ServerMetrics::Render(const std::vector<ModelGauges>& gauges,
                &DeviceGauges::kv_pool_bytes);
   device_gauge("cohost_kv_pool_used_bytes", "Bytes of the device's KV pool held by its models.",
                &DeviceGauges::kv_pool_used_bytes);
+
+  // The model lifecycle.
+  Header(&out, "cohost_model_state", "gauge",
+         "1 for the state the model is in (loading, ready, evicted, failed), 0 for the others.");
+  for (const auto& [model, g] : by_model) {
+    for (const auto& [state, now] : g->states) {
+      Sample(&out, "cohost_model_state",
+             Cat({labels[model], ",state=\"", EscapeLabel(state), "\""}), now ? "1" : "0");
+    }
+  }
+  Header(&out, "cohost_model_weights_bytes", "gauge",
+         "Bytes the model's resident weights take on its device (0 while not resident).");
+  for (const auto& [model, g] : by_model) {
+    Sample(&out, "cohost_model_weights_bytes",
+           Cat({labels[model], ",device=\"", EscapeLabel(g->device), "\""}),
+           std::to_string(g->weights_bytes));
+  }
+  gauge("cohost_model_evictions_total", "counter",
+        "Times the model was evicted to make room for another.",
+        [](const ModelGauges& g) { return std::to_string(g.evictions_total); });
+  Header(&out, "cohost_model_loads_total", "counter", "Loads of the model's weights, by result.");
+  for (const auto& [model, m] : models) {
+    Sample(&out, "cohost_model_loads_total", Cat({labels[model], ",result=\"ok\""}),
+           std::to_string(m->loads_ok.load(std::memory_order_relaxed)));
+    Sample(&out, "cohost_model_loads_total", Cat({labels[model], ",result=\"failed\""}),
+           std::to_string(m->loads_failed.load(std::memory_order_relaxed)));
+  }
+  histogram("cohost_model_load_seconds",
+            "Time from the start of a successful load to the model being ready, in seconds.",
+            &ModelMetrics::load);
+  Header(&out, "cohost_executor_step_seconds", "histogram",
+         "Time of one engine step on a device's executor, in seconds.");
+  {
+    std::shared_lock<std::shared_mutex> lock(impl_->steps_mu);
+    for (const auto& [key, h] : impl_->steps) {
+      HistogramSamples(&out, "cohost_executor_step_seconds",
+                       Cat({"device=\"", EscapeLabel(key.first), "\",", ModelLabel(key.second)}),
+                       *h);
+    }
+  }
   return out;
 }
 

@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "runtime/batching/request.h"
@@ -24,6 +25,13 @@ struct ModelGauges {
   int64_t kv_blocks_used = 0;     // refcount > 0
   int64_t preemptions_total = 0;  // engine counter, exported as a counter
   int64_t kv_used_bytes = 0;      // its share of the device's KV pool now
+  // Lifecycle: the device it is placed on, every state it can be in with the
+  // current one true (cohost_model_state is 1 for that one, 0 for the rest),
+  // resident weights, and counters kept by the scheduler.
+  std::string device;
+  std::vector<std::pair<std::string, bool>> states;
+  int64_t weights_bytes = 0;
+  int64_t evictions_total = 0;
 };
 
 // Live values of one device's KV pool, sampled at scrape time.
@@ -48,6 +56,12 @@ class ServerMetrics {
   // A request that failed with a gRPC status code (its canonical name, e.g.
   // "RESOURCE_EXHAUSTED"); model is "" when it named no known model.
   void RecordError(std::string_view model, std::string_view code);
+  // One attempt to load a model's weights: counted by result, and its
+  // seconds observed when it succeeded.
+  void RecordModelLoad(std::string_view model, bool ok, double seconds);
+  // One executor step of `model` on `device`, in seconds. Called on the
+  // executor's thread: a shared lock and a few atomic adds.
+  void ObserveExecutorStep(std::string_view device, std::string_view model, double seconds);
 
   // The Prometheus text format (version 0.0.4), all metrics prefixed cohost_,
   // labelled {model="..."} (device gauges {device="..."}).

@@ -9,11 +9,14 @@
 #include <chrono>
 #include <filesystem>
 #include <future>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_format.h"
 #include "cohost/kernels/backend.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -32,6 +35,7 @@ using runtime::FinishInfo;
 using runtime::FinishReason;
 using std::chrono::hours;
 using std::chrono::seconds;
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
 constexpr auto kWait = std::chrono::seconds(60);
@@ -197,7 +201,25 @@ class LifecycleTest : public ::testing::Test {
     c.kv_cache_bytes = int64_t{4} << 20;
     RouterOptions o;
     o.weights_budget_bytes = models * weights_ + weights_ / 2;
+    o.on_load = [this](const std::string& model, bool ok, double seconds) {
+      std::lock_guard<std::mutex> lock(observed_mu_);
+      loads_.push_back(absl::StrFormat("%s %s", model, ok ? "ok" : "failed"));
+      EXPECT_GE(seconds, 0);
+    };
+    o.executor.on_step = [this](const std::string& device, const std::string& model, double) {
+      std::lock_guard<std::mutex> lock(observed_mu_);
+      ++steps_[model];
+      EXPECT_EQ(device, backend_->Caps().device_name);
+    };
     router_ = std::make_unique<Router>(backend_.get(), c, o);
+  }
+  std::vector<std::string> Loads() {
+    std::lock_guard<std::mutex> lock(observed_mu_);
+    return loads_;
+  }
+  int Steps(const std::string& model) {
+    std::lock_guard<std::mutex> lock(observed_mu_);
+    return steps_[model];
   }
 
   ModelSpec Spec(const std::string& name, LoadPolicy load = LoadPolicy::kStartup,
@@ -226,6 +248,9 @@ class LifecycleTest : public ::testing::Test {
   std::string bytes_;
   std::vector<std::string> paths_;
   int64_t weights_ = 0;
+  std::mutex observed_mu_;
+  std::vector<std::string> loads_;    // what on_load saw, "model ok|failed"
+  std::map<std::string, int> steps_;  // on_step calls by model
 };
 
 TEST_F(LifecycleTest, ALazyModelLoadsOnItsFirstRequestWhichWaitsForIt) {
@@ -346,6 +371,10 @@ TEST_F(LifecycleTest, AFailedLoadLeavesTheOthersServingAndSaysWhy) {
   runtime::testing::WriteFile(broken.path, bytes_);
   EXPECT_EQ(Run("broken")->info().reason, FinishReason::kLength);
   EXPECT_EQ(Status("broken").state, ModelState::kReady);
+  // What the server's metrics are fed: every load attempt, every step.
+  EXPECT_THAT(Loads(), ElementsAre("good ok", "broken failed", "broken ok"));
+  EXPECT_GE(Steps("good"), 3) << "one step per token at least";
+  EXPECT_GE(Steps("broken"), 3);
 }
 
 TEST_F(LifecycleTest, LoadingInTheBackgroundAnswersAtOnce) {

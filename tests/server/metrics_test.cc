@@ -219,6 +219,38 @@ TEST(ServerMetricsTest, GaugesFromTheEngines) {
   EXPECT_EQ(bare.count("cohost_running_requests{model=\"m\"}"), 0u);
 }
 
+TEST(ServerMetricsTest, ModelLifecycle) {
+  ServerMetrics m;
+  m.RecordModelLoad("a", true, 1.5);
+  m.RecordModelLoad("a", false, 0.2);  // a failed load is counted, not timed
+  m.RecordModelLoad("a", true, 3);
+  m.ObserveExecutorStep("cpu", "a", 0.004);
+  m.ObserveExecutorStep("cpu", "a", 0.02);
+  m.ObserveExecutorStep("cpu", "b", 0.5);
+  ModelGauges a;
+  a.model = "a";
+  a.device = "cpu";
+  a.states = {{"loading", false}, {"ready", true}, {"evicted", false}, {"failed", false}};
+  a.weights_bytes = 123456;
+  a.evictions_total = 2;
+  const auto s = Samples(m.Render({a}));
+  EXPECT_EQ(Get(s, "cohost_model_state{model=\"a\",state=\"ready\"}"), "1");
+  EXPECT_EQ(Get(s, "cohost_model_state{model=\"a\",state=\"evicted\"}"), "0");
+  EXPECT_EQ(Get(s, "cohost_model_state{model=\"a\",state=\"loading\"}"), "0");
+  EXPECT_EQ(Get(s, "cohost_model_weights_bytes{model=\"a\",device=\"cpu\"}"), "123456");
+  EXPECT_EQ(Get(s, "cohost_model_evictions_total{model=\"a\"}"), "2");
+  EXPECT_EQ(Get(s, "cohost_model_loads_total{model=\"a\",result=\"ok\"}"), "2");
+  EXPECT_EQ(Get(s, "cohost_model_loads_total{model=\"a\",result=\"failed\"}"), "1");
+  EXPECT_EQ(Get(s, "cohost_model_load_seconds_count{model=\"a\"}"), "2");
+  EXPECT_EQ(Get(s, "cohost_model_load_seconds_sum{model=\"a\"}"), "4.5");
+  EXPECT_EQ(Get(s, "cohost_model_load_seconds_bucket{model=\"a\",le=\"2\"}"), "1");
+  EXPECT_EQ(Get(s, "cohost_model_load_seconds_bucket{model=\"a\",le=\"5\"}"), "2");
+  EXPECT_EQ(Get(s, "cohost_executor_step_seconds_count{device=\"cpu\",model=\"a\"}"), "2");
+  EXPECT_EQ(Get(s, "cohost_executor_step_seconds_bucket{device=\"cpu\",model=\"a\",le=\"0.005\"}"),
+            "1");
+  EXPECT_EQ(Get(s, "cohost_executor_step_seconds_count{device=\"cpu\",model=\"b\"}"), "1");
+}
+
 TEST(ServerMetricsTest, LabelValuesAreEscaped) {
   ServerMetrics m;
   const std::string weird = "we\"ird\\name\nline2";
@@ -241,6 +273,8 @@ TEST(ServerMetricsTest, ExpositionStructure) {
   m.RecordError("a", "INTERNAL");
   ModelGauges g;
   g.model = "a";
+  m.RecordModelLoad("a", true, 1.5);
+  m.ObserveExecutorStep("cpu", "a", 0.01);
   const std::string text = m.Render({g});
   ASSERT_FALSE(text.empty());
   EXPECT_EQ(text.back(), '\n');
@@ -264,6 +298,12 @@ TEST(ServerMetricsTest, ExpositionStructure) {
       {"cohost_kv_used_bytes", "gauge"},
       {"cohost_kv_pool_bytes", "gauge"},
       {"cohost_kv_pool_used_bytes", "gauge"},
+      {"cohost_model_state", "gauge"},
+      {"cohost_model_weights_bytes", "gauge"},
+      {"cohost_model_evictions_total", "counter"},
+      {"cohost_model_loads_total", "counter"},
+      {"cohost_model_load_seconds", "histogram"},
+      {"cohost_executor_step_seconds", "histogram"},
   };
   std::set<std::string> seen;
   std::string family, type;

@@ -132,7 +132,14 @@ std::vector<server::ModelGauges> CollectGauges(const scheduler::Router& router) 
     absl::StatusOr<std::shared_ptr<scheduler::ServedModel>> model = router.Find(m.name);
     if (!model.ok()) continue;
     const runtime::EngineStats s = (*model)->Stats();
+    const scheduler::ModelStatus status = (*model)->status();
     server::ModelGauges g;
+    g.device = m.device;
+    for (scheduler::ModelState state : scheduler::kModelStates) {
+      g.states.emplace_back(scheduler::ModelStateName(state), state == status.state);
+    }
+    g.weights_bytes = status.weights_bytes;
+    g.evictions_total = status.evictions;
     g.model = m.name;
     g.running_requests = s.num_running;
     g.waiting_requests = s.num_waiting;
@@ -263,6 +270,13 @@ int ServeCommand(int argc, char** argv) {
         *budget >> 20, config->engine.kv_cache_bytes >> 20)));
   }
   config->router.weights_budget_bytes = *budget - config->engine.kv_cache_bytes;
+  config->router.on_load = [&metrics](const std::string& model, bool ok, double seconds) {
+    metrics.RecordModelLoad(model, ok, seconds);
+  };
+  config->router.executor.on_step = [&metrics](const std::string& device, const std::string& model,
+                                               double seconds) {
+    metrics.ObserveExecutorStep(device, model, seconds);
+  };
   scheduler::Router router(backend->get(), config->engine, config->router);
   SignalWaiter signals([&router] {
     std::fputs("cohost serve: second signal, cancelling all requests\n", stderr);
