@@ -302,7 +302,8 @@ absl::Status Router::UnloadModel(const std::string& name) {
     models_.erase(it);
     weights_.erase(name);
   }
-  model->AbortAll();
+  model->AbortAll(
+      absl::UnavailableError(absl::StrFormat("model \"%s\" was unloaded", absl::CHexEscape(name))));
   return absl::OkStatus();
 }
 

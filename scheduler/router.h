@@ -90,7 +90,8 @@ class Router {
   absl::Status LoadModel(const std::string& name, const std::string& path,
                          const ProgressFn& progress = nullptr);
   // NOT_FOUND for an unknown name. Requests in flight on it are aborted and
-  // finish as cancelled; its memory goes when the last holder lets go.
+  // finish as cancelled with UNAVAILABLE ("was unloaded"); its memory goes
+  // when the last holder lets go.
   absl::Status UnloadModel(const std::string& name);
   std::vector<ModelSummary> ListModels() const;
   // NOT_FOUND naming the model.

@@ -124,10 +124,10 @@ absl::Status ServedModel::Submit(runtime::RequestId id, runtime::GenerateRequest
   return absl::OkStatus();
 }
 
-void ServedModel::Abort(runtime::RequestId id) {
+void ServedModel::Abort(runtime::RequestId id, const absl::Status& why) {
   std::unique_lock<std::mutex> lock(mu_);
   if (engine_ != nullptr) {
-    engine_->Abort(id);
+    engine_->Abort(id, why);
     return;
   }
   for (auto it = queued_.begin(); it != queued_.end(); ++it) {
@@ -135,14 +135,14 @@ void ServedModel::Abort(runtime::RequestId id) {
     Queued q = std::move(*it);
     queued_.erase(it);
     lock.unlock();
-    Finish(q, runtime::FinishReason::kCancelled, absl::OkStatus());
+    Finish(q, runtime::FinishReason::kCancelled, why);
     return;
   }
 }
 
-void ServedModel::AbortAll() {
+void ServedModel::AbortAll(const absl::Status& why) {
   std::vector<runtime::RequestId> ids = admission_.InFlightIds();
-  for (runtime::RequestId id : ids) Abort(id);
+  for (runtime::RequestId id : ids) Abort(id, why);
 }
 
 bool ServedModel::BeginLoading() {

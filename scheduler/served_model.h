@@ -81,9 +81,11 @@ class ServedModel {
   // request or a past deadline.
   absl::Status Submit(runtime::RequestId id, runtime::GenerateRequest request,
                       std::shared_ptr<runtime::TokenSink> sink, bool* needs_load);
-  void Abort(runtime::RequestId id);
+  // `why` as in Engine::Abort: OK for the client's cancellation, else the
+  // server's reason, which the request's status carries.
+  void Abort(runtime::RequestId id, const absl::Status& why = absl::OkStatus());
   // Aborts every request queued here or live in the engine.
-  void AbortAll();
+  void AbortAll(const absl::Status& why = absl::OkStatus());
 
   // ---- lifecycle (the Router's loader) ----
   // evicted or failed -> loading; false (nothing changes) from another state.

@@ -112,6 +112,10 @@ struct GenerateReactor::Shared {
       return info.status.ok() ? grpc::Status(grpc::StatusCode::INTERNAL, "the engine failed")
                               : ToGrpcStatus(info.status);
     }
+    // Cancelled by the server with a reason (its model was unloaded).
+    if (info.reason == runtime::FinishReason::kCancelled && !info.status.ok()) {
+      return ToGrpcStatus(info.status);
+    }
     if (info.reason == runtime::FinishReason::kCancelled && deps.router->draining()) {
       return grpc::Status(grpc::StatusCode::UNAVAILABLE,
                           "the server shut down before the generation finished");

@@ -219,10 +219,10 @@ absl::Status Engine::Submit(RequestId id, GenerateRequest request,
   return absl::OkStatus();
 }
 
-void Engine::Abort(RequestId id) {
+void Engine::Abort(RequestId id, absl::Status why) {
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
-    impl_->aborts.push_back(id);
+    impl_->aborts.emplace_back(id, std::move(why));
     impl_->wake.notify_one();
   }
   if (config_.on_work) config_.on_work();

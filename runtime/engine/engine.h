@@ -100,9 +100,10 @@ class Engine {
   absl::Status Submit(RequestId id, GenerateRequest request, std::shared_ptr<TokenSink> sink);
 
   // Thread-safe; any state. Takes effect at the next step boundary, where the
-  // request's blocks are freed and its sink gets OnFinish(kCancelled). Unknown
-  // or finished ids are ignored.
-  void Abort(RequestId id);
+  // request's blocks are freed and its sink gets OnFinish(kCancelled) with
+  // `why` as its status (OK: the client's doing; an error: the server's, e.g.
+  // its model was unloaded). Unknown or finished ids are ignored.
+  void Abort(RequestId id, absl::Status why = absl::OkStatus());
 
   // Runs one step on the calling thread: applies queued submits and aborts,
   // schedules, runs the model, samples, streams. Returns whether work remains.

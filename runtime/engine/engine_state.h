@@ -82,7 +82,7 @@ struct Engine::Impl {
   mutable std::mutex mu;
   std::condition_variable wake;
   std::vector<std::unique_ptr<LiveRequest>> inbox;
-  std::vector<RequestId> aborts;
+  std::vector<std::pair<RequestId, absl::Status>> aborts;  // with why
   EngineStats snapshot;
   RequestId next_id = 1;
   std::mt19937_64 seed_source{std::random_device{}()};

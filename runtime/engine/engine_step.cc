@@ -132,7 +132,7 @@ void Engine::Impl::EmitToken(LiveRequest& r, const Tokenizer& tokenizer, Clock::
 absl::StatusOr<bool> Engine::Step(const StepLimits& limits) {
   Impl& s = *impl_;
   std::vector<std::unique_ptr<LiveRequest>> arrivals;
-  std::vector<RequestId> aborts;
+  std::vector<std::pair<RequestId, absl::Status>> aborts;
   {
     std::lock_guard<std::mutex> lock(s.mu);
     arrivals.swap(s.inbox);
@@ -145,7 +145,7 @@ absl::StatusOr<bool> Engine::Step(const StepLimits& limits) {
     s.step_scheduler.Add(seq);
   }
   const Clock::time_point step_start = Now();
-  for (RequestId id : aborts) s.Retire(id, FinishReason::kCancelled, absl::OkStatus(), step_start);
+  for (auto& [id, why] : aborts) s.Retire(id, FinishReason::kCancelled, std::move(why), step_start);
   s.ExpireDeadlines(step_start);
 
   absl::Status result = absl::OkStatus();
