@@ -126,7 +126,8 @@ bool DeviceExecutor::RoundOver(const std::vector<Slot>& slots) {
       if (slots[i].stalled) candidates[i].has_work = false;
     }
   }
-  const std::optional<size_t> pick = PickNextEngine(candidates, runtime::Clock::now());
+  const runtime::Clock::time_point now = runtime::Clock::now();
+  const std::optional<size_t> pick = PickNextEngine(candidates, now);
   if (!pick) return false;
   runtime::Engine* engine = slots[*pick].engine;
   {
@@ -139,7 +140,8 @@ bool DeviceExecutor::RoundOver(const std::vector<Slot>& slots) {
   }
 
   runtime::StepLimits limits;
-  if (slots.size() > 1 && options_.step_slice.count() > 0) {
+  if (slots.size() > 1 && options_.step_slice.count() > 0 &&
+      SliceThisStep(candidates, *pick, now)) {
     limits.max_new_tokens =
         SliceTokens(slots[*pick].tokens_per_second, options_.step_slice, options_.min_slice_tokens,
                     options_.unmeasured_slice_tokens);

@@ -5,6 +5,18 @@
 #include <tuple>
 
 namespace cohost::scheduler {
+namespace {
+
+// The TTFT deadline of the engine's oldest request still without a first
+// token, when that deadline can still be met.
+std::optional<Clock::time_point> OnTimeDeadline(const EngineCandidate& e, Clock::time_point now) {
+  if (!e.has_work || !e.oldest_awaiting_first) return std::nullopt;
+  const Clock::time_point d = *e.oldest_awaiting_first + e.ttft_target;
+  if (d < now) return std::nullopt;
+  return d;
+}
+
+}  // namespace
 
 std::optional<size_t> PickNextEngine(absl::Span<const EngineCandidate> engines,
                                      Clock::time_point now) {
@@ -15,15 +27,9 @@ std::optional<size_t> PickNextEngine(absl::Span<const EngineCandidate> engines,
   for (size_t i = 0; i < engines.size(); ++i) {
     const EngineCandidate& e = engines[i];
     if (!e.has_work) continue;
-    int cls = 1;
-    Clock::time_point deadline = Clock::time_point::max();
-    if (e.oldest_awaiting_first) {
-      const Clock::time_point d = *e.oldest_awaiting_first + e.ttft_target;
-      if (d >= now) {
-        cls = 0;
-        deadline = d;
-      }
-    }
+    const std::optional<Clock::time_point> on_time = OnTimeDeadline(e, now);
+    const int cls = on_time ? 0 : 1;
+    const Clock::time_point deadline = on_time.value_or(Clock::time_point::max());
     const auto key = std::make_tuple(cls, deadline, e.last_stepped);
     if (!best || key < best_key) {
       best = i;
@@ -31,6 +37,14 @@ std::optional<size_t> PickNextEngine(absl::Span<const EngineCandidate> engines,
     }
   }
   return best;
+}
+
+bool SliceThisStep(absl::Span<const EngineCandidate> engines, size_t pick, Clock::time_point now) {
+  if (pick >= engines.size() || !OnTimeDeadline(engines[pick], now)) return true;
+  for (size_t i = 0; i < engines.size(); ++i) {
+    if (i != pick && OnTimeDeadline(engines[i], now)) return true;
+  }
+  return false;
 }
 
 int32_t SliceTokens(double tokens_per_second, Clock::duration slice, int32_t min_tokens,

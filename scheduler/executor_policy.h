@@ -35,6 +35,14 @@ struct EngineCandidate {
 std::optional<size_t> PickNextEngine(absl::Span<const EngineCandidate> engines,
                                      Clock::time_point now);
 
+// Whether the step of engines[pick] is capped to a time slice (SliceTokens)
+// while several engines share the device. A step that serves a first token
+// still on time, while no other engine has one, runs whole: the policy would
+// pick that engine again at every boundary anyway, so cutting its prefill into
+// slices only adds each step's fixed cost to its TTFT. Every other step is
+// capped, so that a first token arriving meanwhile waits at most one slice.
+bool SliceThisStep(absl::Span<const EngineCandidate> engines, size_t pick, Clock::time_point now);
+
 // New tokens a step may take so that it lasts about `slice` at the engine's
 // measured rate (tokens per second; <= 0 when not measured yet, then
 // `unmeasured_tokens`). Never below `min_tokens`, never 0.

@@ -192,7 +192,9 @@ TEST_F(DeviceExecutorTest, StepsAreCappedOnlyWhileEnginesShareTheDevice) {
   DeviceExecutor executor("cpu", options);
   std::unique_ptr<Engine> a = MakeEngine(executor), b = MakeEngine(executor);
 
-  executor.Attach(a.get(), {});
+  // a's first tokens are due at once, so they are always late: its steps are
+  // capped whenever it shares the device.
+  executor.Attach(a.get(), {std::chrono::milliseconds(0)});
   auto alone = std::make_shared<Sink>();
   ASSERT_TRUE(a->Submit(Request(64, 1), alone).ok());
   ASSERT_TRUE(cohost::testing::WaitFor([&] { return alone->finished(); }, kWait));
@@ -206,6 +208,14 @@ TEST_F(DeviceExecutorTest, StepsAreCappedOnlyWhileEnginesShareTheDevice) {
   ASSERT_TRUE(cohost::testing::WaitFor([&] { return shared->finished(); }, kWait));
   ASSERT_TRUE(cohost::testing::WaitFor([&] { return a->Stats().num_steps >= 1 + 8; }, kWait));
   EXPECT_EQ(a->Stats().num_steps, 1 + 8) << "sharing, the same prompt takes 8 steps of 8";
+
+  // b's first token can be on time and nobody else's is due: its prefill runs
+  // whole (slicing it would only add steps to its TTFT).
+  auto on_time = std::make_shared<Sink>();
+  ASSERT_TRUE(b->Submit(Request(64, 1, /*salt=*/2), on_time).ok());
+  ASSERT_TRUE(cohost::testing::WaitFor([&] { return on_time->finished(); }, kWait));
+  ASSERT_TRUE(cohost::testing::WaitFor([&] { return b->Stats().num_steps >= 1; }, kWait));
+  EXPECT_EQ(b->Stats().num_steps, 1) << "an on-time first token is not sliced";
   executor.Detach(a.get());
   executor.Detach(b.get());
 }

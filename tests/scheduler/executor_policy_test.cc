@@ -1,5 +1,6 @@
-// PickNextEngine and SliceTokens as tables: which engine a device executor
-// steps next, and how many new tokens that step may take.
+// PickNextEngine, SliceThisStep and SliceTokens as tables: which engine a
+// device executor steps next, whether its step is capped to a time slice, and
+// how many new tokens that step may take.
 
 #include "scheduler/executor_policy.h"
 
@@ -75,6 +76,30 @@ TEST(PickNextEngineTest, Table) {
   };
   for (const Case& c : cases) {
     EXPECT_EQ(PickNextEngine(c.engines, kNow), c.want) << c.what;
+  }
+}
+
+TEST(SliceThisStepTest, Table) {
+  const EngineCandidate on_time = Awaiting(milliseconds(10), milliseconds(1000));
+  const EngineCandidate missed = Awaiting(milliseconds(5000), milliseconds(1000));
+  struct Case {
+    const char* what;
+    std::vector<EngineCandidate> engines;
+    size_t pick;
+    bool want;
+  };
+  const Case cases[] = {
+      {"an on-time first token, nobody else's due: whole", {on_time, Decoding(1)}, 0, false},
+      {"alone among idle engines: whole", {Idle(), on_time}, 1, false},
+      {"another on-time first token waits: sliced", {on_time, on_time}, 0, true},
+      {"decoding, while another's first token waits: sliced", {Decoding(1), on_time}, 0, true},
+      {"decoding among decoders: sliced, they take turns", {Decoding(1), Decoding(2)}, 0, true},
+      {"missed first tokens (a flood): sliced", {missed, Decoding(2)}, 0, true},
+      {"an on-time first token beside a flood: whole", {missed, on_time}, 1, false},
+      {"a pick out of range: sliced", {on_time}, 3, true},
+  };
+  for (const Case& c : cases) {
+    EXPECT_EQ(SliceThisStep(c.engines, c.pick, kNow), c.want) << c.what;
   }
 }
 
