@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake ninja-build pkg-config ccache python3 python3-pip clang-format clang-tidy
+  build-essential cmake ninja-build pkg-config ccache python3 python3-pip python3-venv clang-format clang-tidy
   libabsl-dev libopenblas-dev nlohmann-json3-dev libpcre2-dev libyaml-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libcpp-httplib-dev
