@@ -8,6 +8,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 "$root/scripts/build.sh"
 "$root/scripts/lint.sh"
 "$root/scripts/fetch_model.sh"
+"$root/scripts/make_model_variants.sh"
 (cd "$root/build" && ctest --output-on-failure --timeout 900 -j2)
 
 # The sanitizer builds make only some targets: skip the placeholders ctest keeps
