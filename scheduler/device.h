@@ -14,7 +14,8 @@
 namespace cohost::scheduler {
 
 struct Device {
-  std::string name;  // "cpu", "cuda:0"
+  std::string name;  // the backend's, e.g. "cpu (2 threads)": metrics label it so
+  std::string id;    // "cpu" or "cuda:N": what a model's `device` pins it to
   kernels::Backend* backend = nullptr;
   std::shared_ptr<DeviceExecutor> executor;
   std::shared_ptr<KvPool> kv_pool;

@@ -15,8 +15,8 @@
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 #include "runtime/model/model.h"
-#include "scheduler/eviction.h"
 #include "scheduler/model_name.h"
+#include "scheduler/placement.h"
 
 namespace cohost::scheduler {
 namespace {
@@ -68,6 +68,8 @@ Router::Router(kernels::Backend* backend, runtime::EngineConfig engine_config,
     : engine_config_(std::move(engine_config)), options_(std::move(options)) {
   device_ = std::make_shared<Device>();
   device_->name = backend->Caps().device_name;
+  // One backend per server for now, so a CUDA one is device 0.
+  device_->id = backend->kind() == kernels::BackendKind::kCpu ? "cpu" : "cuda:0";
   device_->backend = backend;
   device_->executor = std::make_shared<DeviceExecutor>(device_->name, options_.executor);
   device_->kv_pool = std::make_shared<KvPool>(device_->name, engine_config_.kv_cache_bytes);
@@ -94,6 +96,12 @@ absl::StatusOr<std::shared_ptr<ServedModel>> Router::Register(const ModelSpec& s
       return absl::AlreadyExistsError(
           absl::StrFormat("a model named \"%s\" is already loaded", spec.name));
     }
+  }
+  if (spec.device && *spec.device != device_->id) {
+    // The placement rule's refusal, before the file is read.
+    RETURN_IF_ERROR(PlaceModel({DeviceRoom{device_->id}}, ModelDemand{spec.name, 0, 0, spec.device},
+                               runtime::Clock::now())
+                        .status());
   }
   ASSIGN_OR_RETURN(runtime::ModelDescription description, runtime::DescribeModel(spec.path));
   const KvPool& pool = *device_->kv_pool;
@@ -155,6 +163,7 @@ absl::Status Router::AddLoadedModel(const ModelSpec& spec, runtime::LoadedModel 
   RETURN_IF_ERROR(model->Activate(std::move(loaded.model)));
   std::lock_guard<std::mutex> lock(mu_);
   weights_[spec.name] = bytes;
+  placements_[spec.name] = "the only device; loaded by the caller";
   return absl::OkStatus();
 }
 
@@ -179,51 +188,48 @@ absl::Status Router::MakeRoom(const std::shared_ptr<ServedModel>& model, int64_t
   if (budget <= 0) {
     std::lock_guard<std::mutex> lock(mu_);
     weights_[model->name()] = bytes;
+    placements_[model->name()] = "the only device; no memory budget set";
     return absl::OkStatus();
   }
-  if (bytes > budget) {
-    return absl::ResourceExhaustedError(absl::StrFormat(
-        "its weights take %d bytes; the device's weights budget is %d", bytes, budget));
-  }
+  const ModelDemand demand{model->name(), bytes, 0, model->spec().device};
   // Evicting runs outside the lock (it waits for the executor); whoever
   // reserves after it sees the memory free. A few rounds at most: each one
   // either fits, evicts something, or gives up.
   for (int round = 0; round < 4; ++round) {
     std::vector<std::shared_ptr<ServedModel>> on_device;
-    std::vector<EvictionCandidate> candidates;
-    int64_t used = 0;
+    DeviceRoom room{device_->id, budget};
+    absl::StatusOr<Placement> placement;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      for (const auto& [name, b] : weights_) used += b;
-      if (used + bytes <= budget) {
-        weights_[model->name()] = bytes;
-        return absl::OkStatus();
-      }
+      for (const auto& [name, b] : weights_) room.used_bytes += b;
       for (const auto& [name, m] : models_) {
         auto it = weights_.find(name);
         if (m == model || it == weights_.end()) continue;
         const ModelStatus s = m->status();
         if (s.state != ModelState::kReady) continue;
         on_device.push_back(m);
-        candidates.push_back(
+        room.residents.push_back(
             {it->second, m->admission().in_flight() == 0, s.last_used, m->spec().keep_alive});
       }
+      placement = PlaceModel({room}, demand, runtime::Clock::now());
+      if (placement.ok() && placement->evict.empty()) {
+        weights_[model->name()] = bytes;
+        placements_[model->name()] = placement->why;
+        return absl::OkStatus();
+      }
     }
-    const std::optional<std::vector<size_t>> victims =
-        PickEvictions(candidates, bytes, budget - used, runtime::Clock::now());
-    if (!victims.has_value()) {
+    if (!placement.ok()) {
       std::vector<std::string> held;
       for (size_t i = 0; i < on_device.size(); ++i) {
         held.push_back(absl::StrFormat("%s (%d bytes, %s)", on_device[i]->name(),
-                                       candidates[i].bytes,
-                                       candidates[i].idle ? "within its keep-alive" : "busy"));
+                                       room.residents[i].bytes,
+                                       room.residents[i].idle ? "within its keep-alive" : "busy"));
       }
-      return absl::ResourceExhaustedError(absl::StrFormat(
-          "its weights need %d bytes and %d of the device's %d are free; no idle model past its "
-          "keep-alive can make room (resident: %s)",
-          bytes, budget - used, budget, held.empty() ? "none" : absl::StrJoin(held, ", ")));
+      return absl::Status(placement.status().code(),
+                          absl::StrFormat("%s (resident: %s)", placement.status().message(),
+                                          held.empty() ? "none" : absl::StrJoin(held, ", ")));
     }
-    for (size_t i : *victims) {
+    for (size_t i : placement->evict) {
       if (on_device[i]->Evict(absl::StrFormat("evicted for model \"%s\"", model->name()))) {
         ReleaseWeights(on_device[i]->name());
       }
@@ -235,6 +241,7 @@ absl::Status Router::MakeRoom(const std::shared_ptr<ServedModel>& model, int64_t
 void Router::ReleaseWeights(const std::string& name) {
   std::lock_guard<std::mutex> lock(mu_);
   weights_.erase(name);
+  placements_.erase(name);
 }
 
 absl::Status Router::Load(const std::shared_ptr<ServedModel>& model, const ProgressFn& progress) {
@@ -301,6 +308,7 @@ absl::Status Router::UnloadModel(const std::string& name) {
     model = std::move(it->second);
     models_.erase(it);
     weights_.erase(name);
+    placements_.erase(name);
   }
   model->AbortAll(
       absl::UnavailableError(absl::StrFormat("model \"%s\" was unloaded", absl::CHexEscape(name))));
@@ -325,7 +333,8 @@ std::vector<ModelSummary> Router::ListModels() const {
     s.state_reason = status.reason;
     s.serving = !draining() && status.state == ModelState::kReady;
     s.device = model->device().name;
-    s.placement = "the only device";
+    auto placed = placements_.find(name);
+    s.placement = placed != placements_.end() ? placed->second : "not placed: not loaded";
     s.weights_bytes = status.weights_bytes;
     s.predicted_weights_bytes = PredictedWeights(*model);
     s.load = model->spec().load;

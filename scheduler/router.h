@@ -147,6 +147,8 @@ class Router {
   std::map<std::string, std::shared_ptr<ServedModel>> models_;  // guarded by mu_
   // Weights memory reserved per model on the device (predicted, then measured).
   std::map<std::string, int64_t> weights_;  // guarded by mu_
+  // Why each model placed is where it is (PlaceModel's reason).
+  std::map<std::string, std::string> placements_;  // guarded by mu_
 
   std::mutex loader_mu_;
   std::condition_variable loader_cv_;

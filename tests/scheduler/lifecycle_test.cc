@@ -377,6 +377,29 @@ TEST_F(LifecycleTest, AFailedLoadLeavesTheOthersServingAndSaysWhy) {
   EXPECT_GE(Steps("broken"), 3);
 }
 
+TEST_F(LifecycleTest, PinsAreCheckedAndPlacementsExplained) {
+  MakeRouter(2);
+  ModelSpec elsewhere = Spec("elsewhere");
+  elsewhere.device = "cuda:3";
+  const absl::Status refused = router_->AddModel(elsewhere);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(refused.message()), HasSubstr("cuda:3"));
+  EXPECT_FALSE(router_->Find("elsewhere").ok()) << "not registered";
+
+  ModelSpec here = Spec("here");
+  here.device = "cpu";
+  ASSERT_TRUE(router_->AddModel(here).ok());
+  ASSERT_TRUE(router_->AddModel(Spec("lazy", LoadPolicy::kLazy)).ok());
+  for (const ModelSummary& m : router_->ListModels()) {
+    if (m.name == "here") EXPECT_THAT(m.placement, HasSubstr("pinned there"));
+    if (m.name == "lazy") EXPECT_THAT(m.placement, HasSubstr("not loaded"));
+  }
+  Run("lazy");
+  for (const ModelSummary& m : router_->ListModels()) {
+    if (m.name == "lazy") EXPECT_THAT(m.placement, HasSubstr("best fit"));
+  }
+}
+
 TEST_F(LifecycleTest, LoadingInTheBackgroundAnswersAtOnce) {
   MakeRouter(1);
   ASSERT_TRUE(router_->AddModelAndLoadInBackground(Spec("bg")).ok());

@@ -1,0 +1,121 @@
+#include "scheduler/placement.h"
+
+#include <algorithm>
+#include <numeric>
+#include <tuple>
+
+#include "absl/strings/str_format.h"
+
+namespace cohost::scheduler {
+namespace {
+
+int64_t FreeBytes(const DeviceRoom& d) {
+  return std::max<int64_t>(d.budget_bytes - d.used_bytes, 0);
+}
+
+std::string Mb(int64_t bytes) {
+  return absl::StrFormat("%.1f MB", static_cast<double>(bytes) / (1 << 20));
+}
+
+}  // namespace
+
+absl::StatusOr<Placement> PlaceModel(absl::Span<const DeviceRoom> devices, const ModelDemand& model,
+                                     runtime::Clock::time_point now) {
+  std::vector<size_t> allowed;
+  for (size_t i = 0; i < devices.size(); ++i) {
+    if (!model.device || devices[i].name == *model.device) allowed.push_back(i);
+  }
+  if (model.device && allowed.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("model \"%s\" is pinned to device %s, which this server does not have",
+                        model.name, *model.device));
+  }
+  const std::string pinned = model.device ? "pinned there by its configuration; " : "";
+
+  // Steps 2 and 3: fits in free memory. Within capacity: (free after, load);
+  // over it: (load, free after). Earlier devices win ties.
+  std::optional<size_t> best;
+  std::tuple<bool, double, double> best_key;
+  for (size_t i : allowed) {
+    const DeviceRoom& d = devices[i];
+    if (model.bytes > FreeBytes(d)) continue;
+    const bool over = d.load + model.load > 1.0;
+    const auto free_after = static_cast<double>(FreeBytes(d) - model.bytes);
+    const auto key = over ? std::make_tuple(true, d.load, free_after)
+                          : std::make_tuple(false, free_after, d.load);
+    if (!best || key < best_key) {
+      best = i;
+      best_key = key;
+    }
+  }
+  if (best) {
+    const DeviceRoom& d = devices[*best];
+    Placement p;
+    p.device = *best;
+    p.why = absl::StrFormat("%sbest fit: %s of %s free there before it, %s after", pinned,
+                            Mb(FreeBytes(d)), Mb(d.budget_bytes), Mb(FreeBytes(d) - model.bytes));
+    if (std::get<0>(best_key)) p.why += "; every device that fits is at capacity";
+    return p;
+  }
+
+  // Step 4: fits after evicting idle models: the fewest bytes evicted.
+  std::optional<Placement> evicting;
+  int64_t evicted_bytes = 0;
+  for (size_t i : allowed) {
+    const DeviceRoom& d = devices[i];
+    if (model.bytes > d.budget_bytes) continue;
+    std::optional<std::vector<size_t>> victims =
+        PickEvictions(d.residents, model.bytes, FreeBytes(d), now);
+    if (!victims) continue;
+    const int64_t bytes =
+        std::accumulate(victims->begin(), victims->end(), int64_t{0},
+                        [&](int64_t sum, size_t v) { return sum + d.residents[v].bytes; });
+    if (!evicting || bytes < evicted_bytes) {
+      evicting = Placement{i, *std::move(victims), ""};
+      evicted_bytes = bytes;
+    }
+  }
+  if (evicting) {
+    const DeviceRoom& d = devices[evicting->device];
+    evicting->why =
+        absl::StrFormat("%sfits after evicting %d idle model(s) past their keep-alive (%s) of %s",
+                        pinned, evicting->evict.size(), Mb(evicted_bytes), Mb(d.budget_bytes));
+    return *evicting;
+  }
+
+  // Step 5: say how close it came.
+  int64_t most_free = 0;
+  std::string where = "no device";
+  for (size_t i : allowed) {
+    if (where == "no device" || FreeBytes(devices[i]) > most_free) {
+      most_free = FreeBytes(devices[i]);
+      where = devices[i].name;
+    }
+  }
+  return absl::ResourceExhaustedError(absl::StrFormat(
+      "model \"%s\" needs %s for its weights; the most free is %s on %s, and no idle model past "
+      "its keep-alive can make room",
+      model.name, Mb(model.bytes), Mb(most_free), where));
+}
+
+std::vector<absl::StatusOr<Placement>> PlaceModels(std::vector<DeviceRoom> devices,
+                                                   absl::Span<const ModelDemand> models,
+                                                   runtime::Clock::time_point now) {
+  std::vector<size_t> order(models.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return models[a].bytes > models[b].bytes; });
+  // Residents are not evicted at start-up: nobody is idle yet.
+  for (DeviceRoom& d : devices) d.residents.clear();
+  std::vector<absl::StatusOr<Placement>> out(models.size(), absl::UnknownError("unplaced"));
+  for (size_t m : order) {
+    out[m] = PlaceModel(devices, models[m], now);
+    if (!out[m].ok()) continue;
+    DeviceRoom& d = devices[out[m]->device];
+    d.used_bytes += models[m].bytes;
+    d.load += models[m].load;
+  }
+  return out;
+}
+
+}  // namespace cohost::scheduler

@@ -1,0 +1,64 @@
+// Where a model's weights go: pure functions of what each device reports,
+// tested as tables (tests/scheduler/placement_test.cc).
+//
+// The rule, for one model (PlaceModel):
+//   1. Only the devices it may use: the one its configuration pins it to, or all.
+//   2. Among those where it fits in free memory and its expected load fits the
+//      device's spare capacity: best fit, the device left with the least free
+//      memory (bins stay as full as possible, so that large models still find
+//      room); ties go to the less loaded device, then to the first listed.
+//   3. Where it fits in memory only: the same, least loaded first, since load
+//      is an estimate and memory is not.
+//   4. Where it fits only once idle models past their keep-alive are evicted
+//      (PickEvictions): the device where that evicts the fewest bytes.
+//   5. Nowhere: RESOURCE_EXHAUSTED saying how close the nearest device came.
+// Never over-commits: a device's used bytes plus the model's never pass its
+// budget. PlaceModels places several at once (start-up) by best-fit
+// decreasing: the largest first, each by PlaceModel without evictions.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "runtime/batching/request.h"
+#include "scheduler/eviction.h"
+
+namespace cohost::scheduler {
+
+struct DeviceRoom {
+  std::string name;                          // "cpu", "cuda:0"
+  int64_t budget_bytes = 0;                  // what models' weights may take there
+  int64_t used_bytes = 0;                    // taken by resident (or loading) models
+  double load = 0;                           // expected busy fraction already placed, 0..1
+  std::vector<EvictionCandidate> residents;  // the models that could make room
+};
+
+struct ModelDemand {
+  std::string name;
+  int64_t bytes = 0;                  // its weights (measured, or predicted before a first load)
+  double load = 0;                    // expected busy fraction it adds, 0..1 (0: unknown)
+  std::optional<std::string> device;  // pinned by its configuration
+};
+
+struct Placement {
+  size_t device = 0;          // index into the devices given
+  std::vector<size_t> evict;  // indices into that device's residents
+  std::string why;            // for `cohost models`
+};
+
+// INVALID_ARGUMENT for a pin to a device not listed; RESOURCE_EXHAUSTED when
+// it fits nowhere, even after evictions.
+absl::StatusOr<Placement> PlaceModel(absl::Span<const DeviceRoom> devices, const ModelDemand& model,
+                                     runtime::Clock::time_point now);
+
+// Best-fit decreasing over `models` (largest first; equal sizes in the order
+// given), without evictions. One result per model, in the order given.
+std::vector<absl::StatusOr<Placement>> PlaceModels(std::vector<DeviceRoom> devices,
+                                                   absl::Span<const ModelDemand> models,
+                                                   runtime::Clock::time_point now);
+
+}  // namespace cohost::scheduler
