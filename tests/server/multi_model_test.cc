@@ -148,11 +148,17 @@ TEST_F(MultiModelTest, AFloodOnOneModelLeavesAnothersTtftWithinOneAndAHalfTimes)
   ASSERT_NO_FATAL_FAILURE(Add("flooded", kQ4, scheduler::LoadPolicy::kStartup, milliseconds(50)));
   ASSERT_NO_FATAL_FAILURE(Add("quiet", kQ8));
   ASSERT_NO_FATAL_FAILURE(Add("third", kF16));
-  constexpr int kQuietPrompt = 128;
+  // A step cannot be cut short: the quiet model's first token waits for the
+  // flooded model's step in progress, one pass over its fp32 weights and a
+  // slice of tokens (about 100 ms on two cores). The 1.5x bound therefore
+  // holds for prompts whose own prefill takes a few such steps, as this one's
+  // does; a shorter prompt's TTFT grows by that one step instead.
+  constexpr int kQuietPrompt = 256;
+  constexpr int kSamples = 5;
   constexpr int kFloodStreams = 6;
   TtftMs("quiet", kQuietPrompt);  // warm: buffers sized, rates measured
   std::vector<double> unloaded;
-  for (int i = 0; i < 3; ++i) unloaded.push_back(TtftMs("quiet", kQuietPrompt));
+  for (int i = 0; i < kSamples; ++i) unloaded.push_back(TtftMs("quiet", kQuietPrompt));
 
   // Streams of 320-token prompts: several seconds of prefill on two cores.
   std::vector<std::thread> flood;
@@ -168,7 +174,7 @@ TEST_F(MultiModelTest, AFloodOnOneModelLeavesAnothersTtftWithinOneAndAHalfTimes)
       WaitFor([&] { return (*router_->Find("flooded"))->Stats().num_running > 0; }, seconds(30)));
   std::this_thread::sleep_for(milliseconds(200));  // its deadlines have passed
   std::vector<double> loaded;
-  for (int i = 0; i < 3; ++i) loaded.push_back(TtftMs("quiet", kQuietPrompt));
+  for (int i = 0; i < kSamples; ++i) loaded.push_back(TtftMs("quiet", kQuietPrompt));
   const runtime::EngineStats during = (*router_->Find("flooded"))->Stats();
   for (std::thread& t : flood) t.join();
 
