@@ -20,6 +20,7 @@
 #include "runtime/model/model.h"
 #include "runtime/tokenizer/tokenizer.h"
 #include "scheduler/router.h"
+#include "tests/support/collecting_sink.h"
 #include "tests/support/tiny_model.h"
 #include "tests/support/wait_for.h"
 
@@ -30,43 +31,7 @@ using runtime::FinishInfo;
 using runtime::FinishReason;
 constexpr auto kWait = std::chrono::seconds(120);
 
-class Collect : public runtime::TokenSink {
- public:
-  bool OnDelta(const runtime::TokenDelta& d) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    ids_.insert(ids_.end(), d.token_ids.begin(), d.token_ids.end());
-    return true;
-  }
-  void OnFinish(const FinishInfo& info) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    finished_ = true;
-    info_ = info;
-    cv_.notify_all();
-  }
-  bool Wait() {
-    std::unique_lock<std::mutex> lock(mu_);
-    return cv_.wait_for(lock, kWait, [this] { return finished_; });
-  }
-  bool finished() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return finished_;
-  }
-  std::vector<int32_t> ids() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return ids_;
-  }
-  FinishInfo info() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return info_;
-  }
-
- private:
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<int32_t> ids_;
-  bool finished_ = false;
-  FinishInfo info_;
-};
+using Collect = cohost::testing::CollectingSink;
 
 runtime::GenerateRequest Request(int32_t prompt_len, int32_t max_tokens, uint32_t seed) {
   runtime::GenerateRequest r;

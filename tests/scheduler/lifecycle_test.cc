@@ -26,6 +26,7 @@
 #include "scheduler/router.h"
 #include "tests/runtime/loader/loader_test_util.h"
 #include "tests/runtime/loader/tiny_gguf_model.h"
+#include "tests/support/collecting_sink.h"
 #include "tests/support/wait_for.h"
 
 namespace cohost::scheduler {
@@ -121,41 +122,7 @@ TEST(DeviceBudgetTest, CpuFlagOrAFractionOfWhatIsAvailable) {
 
 // ---- the lifecycle ----
 
-class Collect : public runtime::TokenSink {
- public:
-  bool OnDelta(const runtime::TokenDelta& d) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    tokens_ += static_cast<int>(d.token_ids.size());
-    return true;
-  }
-  void OnFinish(const FinishInfo& info) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    finished_ = true;
-    info_ = info;
-  }
-  bool Wait() {
-    return cohost::testing::WaitFor(
-        [this] {
-          std::lock_guard<std::mutex> lock(mu_);
-          return finished_;
-        },
-        kWait);
-  }
-  FinishInfo info() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return info_;
-  }
-  int tokens() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return tokens_;
-  }
-
- private:
-  mutable std::mutex mu_;
-  bool finished_ = false;
-  int tokens_ = 0;
-  FinishInfo info_;
-};
+using Collect = cohost::testing::CollectingSink;
 
 runtime::GenerateRequest Request(int32_t max_tokens = 3) {
   runtime::GenerateRequest r;
