@@ -118,6 +118,8 @@ bool DeviceExecutor::RoundOver(const std::vector<Slot>& slots) {
     candidates[i].oldest_awaiting_first = loads[i].oldest_awaiting_first;
     candidates[i].ttft_target = slots[i].targets.ttft_target;
     candidates[i].last_stepped = slots[i].last_stepped;
+    candidates[i].tpot_target = slots[i].targets.tpot_target;
+    candidates[i].last_step_end = slots[i].last_step_end;
   }
   // An engine whose last step did nothing (it waits for KV memory other
   // engines are giving back) steps only when no other engine has work.
@@ -148,7 +150,8 @@ bool DeviceExecutor::RoundOver(const std::vector<Slot>& slots) {
   }
   const auto start = runtime::Clock::now();
   absl::StatusOr<bool> more = engine->Step(limits);
-  const double seconds = std::chrono::duration<double>(runtime::Clock::now() - start).count();
+  const runtime::Clock::time_point end = runtime::Clock::now();
+  const double seconds = std::chrono::duration<double>(end - start).count();
   if (!more.ok()) {
     std::fprintf(stderr, "cohost executor %s: step failed: %s\n", device_.c_str(),
                  std::string(more.status().message()).c_str());
@@ -165,6 +168,7 @@ bool DeviceExecutor::RoundOver(const std::vector<Slot>& slots) {
       if (tokens > 0) s.stalled = false;
       if (s.engine != engine) continue;
       s.last_stepped = round_;
+      s.last_step_end = end;
       s.stalled = tokens == 0 && more.ok() && *more;
       // Steps of a few tokens are decode steps whose time is mostly fixed
       // cost; they would understate the prefill rate the slice is sized by.

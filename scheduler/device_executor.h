@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -36,7 +37,8 @@ struct ExecutorOptions {
 // How one engine's steps are scheduled among the others.
 struct EngineTargets {
   std::chrono::milliseconds ttft_target{1000};
-  std::string name;  // the model's, for on_step
+  std::string name;
+  std::chrono::milliseconds tpot_target{200};  // the model's, for on_step
 };
 
 class DeviceExecutor {
@@ -66,6 +68,7 @@ class DeviceExecutor {
     runtime::Engine* engine;
     EngineTargets targets;
     int64_t last_stepped = 0;
+    std::optional<runtime::Clock::time_point> last_step_end;
     double tokens_per_second = 0;  // moving estimate over steps that computed tokens
     bool stalled = false;          // its last step computed nothing, with work left
   };

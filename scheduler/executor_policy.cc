@@ -29,7 +29,10 @@ std::optional<size_t> PickNextEngine(absl::Span<const EngineCandidate> engines,
     if (!e.has_work) continue;
     const std::optional<Clock::time_point> on_time = OnTimeDeadline(e, now);
     const int cls = on_time ? 0 : 1;
-    const Clock::time_point deadline = on_time.value_or(Clock::time_point::max());
+    // Class 1's deadline is for its next token.
+    const Clock::time_point deadline =
+        on_time ? *on_time
+                : (e.last_step_end ? *e.last_step_end + e.tpot_target : Clock::time_point::min());
     const auto key = std::make_tuple(cls, deadline, e.last_stepped);
     if (!best || key < best_key) {
       best = i;

@@ -7,7 +7,10 @@
 // model's TTFT target) first; a deadline already missed ranks behind every one
 // that can still be met, so a flooded model cannot hold the device with
 // requests it has failed anyway. Among the rest (decoding models, and late
-// first tokens), the engine stepped least recently goes next: round robin.
+// first tokens), the earliest next-token deadline goes next: the end of the
+// engine's last step plus its model's TPOT target (never stepped: first), so
+// a model with a tight TPOT target is stepped more often than one with a
+// loose target; with equal targets this is round robin.
 #pragma once
 
 #include <chrono>
@@ -26,6 +29,9 @@ struct EngineCandidate {
   // Earliest submit time among requests without a first token, if any.
   std::optional<Clock::time_point> oldest_awaiting_first;
   Clock::duration ttft_target = std::chrono::seconds(1);
+  Clock::duration tpot_target = std::chrono::milliseconds(200);
+  // When its last step ended; nullopt: never stepped.
+  std::optional<Clock::time_point> last_step_end;
   // Rounds since the engine was last stepped are compared through this
   // counter: smaller means stepped longer ago (never stepped: 0).
   int64_t last_stepped = 0;

@@ -181,7 +181,7 @@ absl::Status ServedModel::Activate(std::unique_ptr<runtime::Model> model, double
     }
     queued_.clear();
   }
-  device_->executor->Attach(e, EngineTargets{spec_.ttft_target, spec_.name});
+  device_->executor->Attach(e, EngineTargets{spec_.ttft_target, spec_.name, spec_.tpot_target});
   for (auto& [q, status] : refused) Finish(q, runtime::FinishReason::kError, status);
   return absl::OkStatus();
 }

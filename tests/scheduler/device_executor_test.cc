@@ -5,6 +5,7 @@
 
 #include "scheduler/device_executor.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <future>
@@ -63,6 +64,10 @@ class Sink : public runtime::TokenSink {
   FinishReason reason() const {
     std::lock_guard<std::mutex> lock(mu_);
     return reason_;
+  }
+  int tokens() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return tokens_;
   }
   int first_token_rank() const {
     std::lock_guard<std::mutex> lock(mu_);
@@ -218,6 +223,54 @@ TEST_F(DeviceExecutorTest, StepsAreCappedOnlyWhileEnginesShareTheDevice) {
   EXPECT_EQ(b->Stats().num_steps, 1) << "an on-time first token is not sliced";
   executor.Detach(a.get());
   executor.Detach(b.get());
+}
+
+TEST_F(DeviceExecutorTest, ATightTpotTargetIsSteppedMoreOften) {
+  std::mutex mu;
+  std::vector<std::string> stepped;  // the engines' names, in step order
+  ExecutorOptions o;
+  o.on_step = [&](const std::string&, const std::string& model, double) {
+    std::lock_guard<std::mutex> lock(mu);
+    stepped.push_back(model);
+  };
+  DeviceExecutor executor("cpu", o);
+  std::unique_ptr<Engine> tight = MakeEngine(executor), loose = MakeEngine(executor),
+                          blocker = MakeEngine(executor);
+  // The executor is held inside a third engine's step while both are
+  // attached, so that neither steps before the other is there.
+  std::promise<void> release;
+  auto held = std::make_shared<Sink>();
+  std::future<void> entered = held->BlockOn(release.get_future().share());
+  executor.Attach(blocker.get(), {});
+  ASSERT_TRUE(blocker->Submit(Request(4, 1, /*salt=*/2), held).ok());
+  ASSERT_EQ(entered.wait_for(kWait), std::future_status::ready);
+  auto fast = std::make_shared<Sink>(), slow = std::make_shared<Sink>();
+  ASSERT_TRUE(tight->Submit(Request(4, 24), fast).ok());
+  ASSERT_TRUE(loose->Submit(Request(4, 24, /*salt=*/1), slow).ok());
+  EngineTargets t;
+  t.name = "tight";
+  t.tpot_target = milliseconds(1);
+  executor.Attach(tight.get(), t);
+  t.name = "loose";
+  t.tpot_target = std::chrono::seconds(30);
+  executor.Attach(loose.get(), t);
+  release.set_value();
+  ASSERT_TRUE(
+      cohost::testing::WaitFor([&] { return fast->finished() && slow->finished(); }, kWait));
+  executor.Detach(tight.get());
+  executor.Detach(loose.get());
+  executor.Detach(blocker.get());
+
+  // Each engine's first step serves its first token. After that the loose
+  // engine's next token is due 30 s after its step, the tight one's 1 ms
+  // after each of its own: the tight one decodes to the end first.
+  std::lock_guard<std::mutex> lock(mu);
+  stepped.erase(std::remove(stepped.begin(), stepped.end(), ""), stepped.end());  // the blocker
+  ASSERT_EQ(stepped.size(), 48u);
+  const auto first_loose_decode =
+      std::find(std::find(stepped.begin(), stepped.end(), "loose") + 1, stepped.end(), "loose");
+  EXPECT_EQ(std::count(stepped.begin(), first_loose_decode, "tight"), 24)
+      << "the loose engine decoded before the tight one finished";
 }
 
 TEST_F(DeviceExecutorTest, DetachWaitsForTheStepInProgress) {

@@ -24,6 +24,13 @@ EngineCandidate Decoding(int64_t last_stepped) {
   c.last_stepped = last_stepped;
   return c;
 }
+// Decoding, its last step ended `ago`, its model's TPOT target `tpot`.
+EngineCandidate DecodingAt(milliseconds ago, milliseconds tpot, int64_t last_stepped = 0) {
+  EngineCandidate c = Decoding(last_stepped);
+  c.last_step_end = kNow - ago;
+  c.tpot_target = tpot;
+  return c;
+}
 // A request without its first token, submitted `age` ago, TTFT target `target`.
 EngineCandidate Awaiting(milliseconds age, milliseconds target, int64_t last_stepped = 0) {
   EngineCandidate c = Decoding(last_stepped);
@@ -68,6 +75,21 @@ TEST(PickNextEngineTest, Table) {
        1},
       {"a deadline exactly now can still be met",
        {Decoding(0), Awaiting(milliseconds(1000), milliseconds(1000), 9)},
+       1},
+      {"decoders: the earliest next-token deadline, a tight TPOT target first",
+       {DecodingAt(milliseconds(50), milliseconds(200), 1),
+        DecodingAt(milliseconds(10), milliseconds(50), 9)},
+       1},
+      {"decoders with equal targets: the one whose step ended longer ago",
+       {DecodingAt(milliseconds(20), milliseconds(100), 1),
+        DecodingAt(milliseconds(100), milliseconds(100), 9)},
+       1},
+      {"a decoder never stepped goes before one with a due token",
+       {DecodingAt(milliseconds(1000), milliseconds(0), 0), Decoding(5)},
+       1},
+      {"an on-time first token still beats an overdue decode",
+       {DecodingAt(milliseconds(1000), milliseconds(10), 0),
+        Awaiting(milliseconds(10), milliseconds(1000), 9)},
        1},
       {"ties go to the engine stepped least recently",
        {Awaiting(milliseconds(100), milliseconds(1000), 6),
