@@ -339,9 +339,14 @@ TEST_F(LifecycleTest, AFailedLoadLeavesTheOthersServingAndSaysWhy) {
   EXPECT_EQ(Run("broken")->info().reason, FinishReason::kLength);
   EXPECT_EQ(Status("broken").state, ModelState::kReady);
   // What the server's metrics are fed: every load attempt, every step.
+  // (on_load runs on the loader thread after the model is ready, so possibly
+  // after the request it served has finished.)
+  EXPECT_TRUE(cohost::testing::WaitFor([&] { return Loads().size() == 3; }, kWait));
   EXPECT_THAT(Loads(), ElementsAre("good ok", "broken failed", "broken ok"));
-  EXPECT_GE(Steps("good"), 3) << "one step per token at least";
-  EXPECT_GE(Steps("broken"), 3);
+  // (on_step follows the step whose sink finished the request.)
+  EXPECT_TRUE(cohost::testing::WaitFor([&] { return Steps("good") >= 3; }, kWait))
+      << "one step per token at least";
+  EXPECT_TRUE(cohost::testing::WaitFor([&] { return Steps("broken") >= 3; }, kWait));
 }
 
 TEST_F(LifecycleTest, PinsAreCheckedAndPlacementsExplained) {
