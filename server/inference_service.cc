@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "scheduler/model_path.h"
 #include "server/grpc_status.h"
 
 namespace cohost::server {
@@ -50,8 +51,11 @@ void FillModelInfo(const scheduler::ModelSummary& m, v1::ModelInfo* out) {
 
 }  // namespace
 
-InferenceService::InferenceService(StreamDeps deps, std::function<void()> on_models_changed)
-    : deps_(deps), on_models_changed_(std::move(on_models_changed)) {}
+InferenceService::InferenceService(StreamDeps deps, std::string model_root,
+                                   std::function<void()> on_models_changed)
+    : deps_(deps),
+      model_root_(std::move(model_root)),
+      on_models_changed_(std::move(on_models_changed)) {}
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* InferenceService::Generate(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* request) {
@@ -76,15 +80,22 @@ grpc::ServerUnaryReactor* InferenceService::LoadModel(grpc::CallbackServerContex
   absl::Status status;
   if (deps_.router->draining()) {
     status = absl::UnavailableError("the server is shutting down");
-  } else if (request->path().empty()) {
-    status = absl::InvalidArgumentError("path is empty");
+  } else if (absl::StatusOr<std::string> path =
+                 scheduler::ResolveClientModelPath(model_root_, request->path());
+             !path.ok()) {
+    status = path.status();
   } else {
     // Registers (reading the file's metadata) and queues the load; the
     // weights are read on the Router's loader thread, not this one.
     scheduler::ModelSpec spec;
     spec.name = request->name();
-    spec.path = request->path();
+    spec.path = *path;
     status = deps_.router->AddModelAndLoadInBackground(spec);
+    // The loader's errors name the file: not where the server keeps it.
+    if (!status.ok()) {
+      status = absl::Status(status.code(),
+                            scheduler::WithoutRoot(model_root_, std::string(status.message())));
+    }
   }
   if (status.ok()) {
     if (on_models_changed_) on_models_changed_();

@@ -19,14 +19,18 @@ class InferenceService final : public InferenceCallbackBase {
  public:
   // on_models_changed runs after a successful LoadModel or UnloadModel (the
   // health watchdog re-reads the model list).
-  InferenceService(StreamDeps deps, std::function<void()> on_models_changed);
+  // LoadModel resolves client paths under `model_root` (empty: refused).
+  InferenceService(StreamDeps deps, std::string model_root,
+                   std::function<void()> on_models_changed);
 
   grpc::ServerWriteReactor<grpc::ByteBuffer>* Generate(grpc::CallbackServerContext* context,
                                                        const grpc::ByteBuffer* request) override;
   grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* context,
                                        const v1::ListModelsRequest* request,
                                        v1::ListModelsResponse* response) override;
-  // Loads on the calling gRPC thread (engines keep serving meanwhile).
+  // Registers the model (its metadata read on the calling gRPC thread) and
+  // answers at once with state LOADING; the weights load on the Router's
+  // loader thread.
   grpc::ServerUnaryReactor* LoadModel(grpc::CallbackServerContext* context,
                                       const v1::LoadModelRequest* request,
                                       v1::LoadModelResponse* response) override;
@@ -36,6 +40,7 @@ class InferenceService final : public InferenceCallbackBase {
 
  private:
   StreamDeps deps_;
+  const std::string model_root_;
   std::function<void()> on_models_changed_;
 };
 

@@ -54,7 +54,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(scheduler::Router* router,
       std::make_unique<HealthWatchdog>(router, options.health_interval, options.stall_timeout);
   StreamDeps deps{router, metrics, options.stream};
   s->service_ = std::make_unique<InferenceService>(
-      deps, [watchdog = s->watchdog_.get()] { watchdog->Poke(); });
+      deps, options.model_root, [watchdog = s->watchdog_.get()] { watchdog->Poke(); });
 
   grpc::ServerBuilder builder;
   const std::string requested = HostPort(options.host, options.port);

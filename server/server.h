@@ -33,6 +33,11 @@ struct ServerOptions {
 
   StreamLimits stream;
 
+  // LoadModel may name files under this directory only (relative paths);
+  // empty: LoadModel is refused (PERMISSION_DENIED). Checked by
+  // scheduler::ResolveClientModelPath.
+  std::string model_root;
+
   // Health: how often engines are checked, and how long one may hold work
   // without finishing a step before it is NOT_SERVING.
   std::chrono::milliseconds health_interval{500};

@@ -87,6 +87,7 @@ class MultiModelTest : public ::testing::Test {
     server_options.host = "127.0.0.1";
     server_options.port = 0;
     server_options.health_interval = milliseconds(50);
+    server_options.model_root = ::testing::TempDir();
     absl::StatusOr<std::unique_ptr<Server>> s =
         Server::Start(router_.get(), &metrics_, server_options);
     ASSERT_TRUE(s.ok()) << s.status();
@@ -233,7 +234,7 @@ TEST_F(MultiModelTest, AFileThatFailsToLoadLeavesTheOtherTwoServing) {
   grpc::ClientContext ctx;
   v1::LoadModelRequest load;
   load.set_name("cut");
-  load.set_path(cut);
+  load.set_path(std::filesystem::path(cut).filename().string());  // under the model root
   v1::LoadModelResponse loaded;
   const grpc::Status s = stub_->LoadModel(&ctx, load, &loaded);
   if (s.ok()) {

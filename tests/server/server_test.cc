@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <limits>
@@ -39,7 +40,8 @@ using ::cohost::testing::WaitFor;
 // One server on a fresh Router holding the default model as "smol".
 class TestServer {
  public:
-  explicit TestServer(runtime::EngineConfig engine = {}, scheduler::AdmissionLimits limits = {}) {
+  explicit TestServer(runtime::EngineConfig engine = {}, scheduler::AdmissionLimits limits = {},
+                      std::string model_root = "") {
     backend_ = kernels::MakeCpuBackend(0);
     router_ = std::make_unique<scheduler::Router>(backend_.get(), engine, limits);
     status_ = router_->LoadModel(kModel, COHOST_DEFAULT_MODEL);
@@ -48,6 +50,7 @@ class TestServer {
     options.host = "127.0.0.1";
     options.port = 0;
     options.health_interval = milliseconds(50);
+    options.model_root = std::move(model_root);
     absl::StatusOr<std::unique_ptr<Server>> s = Server::Start(router_.get(), &metrics_, options);
     if (!s.ok()) {
       status_ = s.status();
@@ -257,7 +260,7 @@ TEST(ServerTest, EveryBadInputGetsItsCodeAndTheServerServesOn) {
 }
 
 TEST(ServerTest, HealthAndModelListing) {
-  TestServer ts;
+  TestServer ts({}, {}, std::filesystem::path(COHOST_DEFAULT_MODEL).parent_path().string());
   ASSERT_TRUE(ts.status().ok()) << ts.status();
   EXPECT_EQ(HealthCheck(ts.channel(), "").value_or(-1), 1);
   EXPECT_EQ(HealthCheck(ts.channel(), kModel).value_or(-1), 1);
@@ -299,9 +302,10 @@ TEST(ServerTest, HealthAndModelListing) {
   grpc::ClientContext load_ctx;
   v1::LoadModelRequest load;
   load.set_name(kModel);
-  load.set_path(COHOST_DEFAULT_MODEL);
+  load.set_path(std::filesystem::path(COHOST_DEFAULT_MODEL).filename().string());
   v1::LoadModelResponse loaded;
-  ASSERT_TRUE(ts.stub().LoadModel(&load_ctx, load, &loaded).ok());
+  const grpc::Status load_status = ts.stub().LoadModel(&load_ctx, load, &loaded);
+  ASSERT_TRUE(load_status.ok()) << load_status.error_message();
   EXPECT_EQ(loaded.model().name(), kModel);
   // LoadModel answers before the weights are read (a load takes seconds).
   EXPECT_EQ(loaded.model().state(), v1::MODEL_STATE_LOADING);
@@ -309,6 +313,48 @@ TEST(ServerTest, HealthAndModelListing) {
   EXPECT_TRUE(
       WaitFor([&] { return HealthCheck(ts.channel(), kModel).value_or(-1) == 1; }, seconds(60)));
   EXPECT_TRUE(Generate(ts.stub(), Greedy(1)).status.ok());
+}
+
+// LoadModel names files under the operator's model root only, and its
+// refusals say nothing about the server's files.
+TEST(ServerTest, LoadModelPathsStayUnderTheModelRoot) {
+  const std::string root = std::filesystem::path(COHOST_DEFAULT_MODEL).parent_path().string();
+  const auto load = [](TestServer& ts, const std::string& path) {
+    grpc::ClientContext ctx;
+    v1::LoadModelRequest r;
+    r.set_name("other");
+    r.set_path(path);
+    v1::LoadModelResponse response;
+    return ts.stub().LoadModel(&ctx, r, &response);
+  };
+  {
+    TestServer off;  // no --model-root: LoadModel is off
+    ASSERT_TRUE(off.status().ok()) << off.status();
+    const grpc::Status s = load(off, "SmolLM2-135M-Instruct.Q4_1.gguf");
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+    EXPECT_THAT(s.error_message(), HasSubstr("--model-root"));
+  }
+  TestServer ts({}, {}, root);
+  ASSERT_TRUE(ts.status().ok()) << ts.status();
+  const struct {
+    std::string path;
+    grpc::StatusCode code;
+  } cases[] = {
+      {COHOST_DEFAULT_MODEL, grpc::StatusCode::INVALID_ARGUMENT},  // absolute
+      {"../models/SmolLM2-135M-Instruct.Q4_1.gguf", grpc::StatusCode::INVALID_ARGUMENT},
+      {"no-such-model.gguf", grpc::StatusCode::NOT_FOUND},
+      {"", grpc::StatusCode::INVALID_ARGUMENT},
+  };
+  for (const auto& c : cases) {
+    const grpc::Status s = load(ts, c.path);
+    EXPECT_EQ(s.error_code(), c.code) << c.path << ": " << s.error_message();
+    EXPECT_EQ(s.error_message().find(root), std::string::npos)
+        << "the server's model directory leaked: " << s.error_message();
+  }
+  grpc::ClientContext ctx;
+  v1::ListModelsResponse list;
+  ASSERT_TRUE(ts.stub().ListModels(&ctx, {}, &list).ok());
+  EXPECT_EQ(list.models_size(), 1) << "nothing was registered";
 }
 
 // One sequence at a time and a queue of one: a long request runs, one waits,

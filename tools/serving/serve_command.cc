@@ -10,6 +10,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -43,6 +44,8 @@ std::vector<FlagSpec> ServeFlagSpecs() {
        /*repeated=*/true},
       {"config", "FILE",
        "models to serve and how (YAML or JSON; docs/architecture.md); with or instead of --model"},
+      {"model-root", "DIR",
+       "let LoadModel load models under DIR (paths relative to it); without it LoadModel is off"},
       {"cpu-memory-mb", "MB",
        "memory cohost may use on the CPU: KV pool plus weights (default 80% of what is available)"},
       {"gpu-memory-fraction", "F", "of a CUDA device's free memory cohost may use (default 0.9)"},
@@ -102,6 +105,13 @@ absl::StatusOr<ServeConfig> ConfigFromArgs(const ParsedArgs& args) {
   if (c.models.empty()) return absl::InvalidArgumentError("no models: give --model or --config");
   int64_t cpu_mb = 0;
   c.server.host = args.Get("host").value_or("0.0.0.0");
+  if (std::optional<std::string> root = args.Get("model-root")) {
+    std::error_code ec;
+    if (!std::filesystem::is_directory(*root, ec)) {
+      return absl::InvalidArgumentError(absl::StrCat("--model-root ", *root, ": not a directory"));
+    }
+    c.server.model_root = *root;
+  }
   c.server.port = 50051;
   for (const absl::Status& s : {
            ReadInt(args, "port", 0, 65535, c.server.port),

@@ -1,0 +1,70 @@
+#include "scheduler/model_path.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include <memory>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "scheduler/model_config_file.h"
+
+namespace cohost::scheduler {
+namespace {
+
+// realpath(3), or "" when it fails.
+std::string RealPath(const std::string& path) {
+  std::unique_ptr<char, decltype(&free)> resolved(realpath(path.c_str(), nullptr), &free);
+  return resolved == nullptr ? std::string() : std::string(resolved.get());
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> ResolveClientModelPath(const std::string& root,
+                                                   std::string_view requested) {
+  if (root.empty()) {
+    return absl::PermissionDeniedError(
+        "loading models over the API is off; the operator enables it with --model-root DIR");
+  }
+  const absl::string_view path(requested.data(), requested.size());
+  if (path.empty()) return absl::InvalidArgumentError("the model path is empty");
+  if (path.size() > kMaxModelPathLength) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the model path is over ", kMaxModelPathLength, " bytes"));
+  }
+  if (path.find('\0') != absl::string_view::npos) {
+    return absl::InvalidArgumentError("the model path contains a NUL byte");
+  }
+  if (path.front() == '/') {
+    return absl::InvalidArgumentError(
+        "the model path must be relative to the server's model root, not absolute");
+  }
+  for (absl::string_view part : absl::StrSplit(path, '/')) {
+    if (part == "..") {
+      return absl::InvalidArgumentError("the model path may not contain \"..\"");
+    }
+  }
+  const absl::Status not_found = absl::NotFoundError(absl::StrCat(
+      "no model \"", absl::CHexEscape(path.substr(0, 256)), "\" under the model root"));
+  const std::string real_root = RealPath(root);
+  if (real_root.empty()) return not_found;  // the operator's root went away
+  const std::string real = RealPath(absl::StrCat(real_root, "/", path));
+  if (real.empty() || real.rfind(real_root + "/", 0) != 0) return not_found;
+  struct stat st {};
+  if (::stat(real.c_str(), &st) != 0 || !(S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))) {
+    return not_found;
+  }
+  return real;
+}
+
+std::string WithoutRoot(const std::string& root, std::string_view message) {
+  const std::string real_root = RealPath(root);
+  std::string out(message);
+  if (real_root.empty()) return out;
+  return absl::StrReplaceAll(out, {{real_root + "/", ""}, {real_root, "<model root>"}});
+}
+
+}  // namespace cohost::scheduler

@@ -1,0 +1,91 @@
+// ResolveClientModelPath as a table over a real directory: what a client may
+// name under the model root, and that every refusal hides the server's files.
+
+#include "scheduler/model_path.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace cohost::scheduler {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+class ModelPathTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    base_ =
+        std::filesystem::path(::testing::TempDir()) / ("model_path_" + std::to_string(getpid()));
+    std::filesystem::remove_all(base_);
+    root_ = base_ / "root";
+    std::filesystem::create_directories(root_ / "hf");
+    std::ofstream(root_ / "m.gguf") << "x";
+    std::ofstream(root_ / "hf" / "config.json") << "{}";
+    std::ofstream(base_ / "secret.gguf") << "x";
+    std::filesystem::create_symlink(base_ / "secret.gguf", root_ / "escape.gguf");
+    std::filesystem::create_symlink(root_ / "m.gguf", root_ / "alias.gguf");
+  }
+  void TearDown() override { std::filesystem::remove_all(base_); }
+
+  std::filesystem::path base_, root_;
+};
+
+TEST_F(ModelPathTest, Table) {
+  const std::string real_root = std::filesystem::canonical(root_).string();
+  const struct {
+    std::string path;
+    absl::StatusCode code;
+    std::string resolves_to;  // relative to the root, when OK
+  } cases[] = {
+      {"m.gguf", absl::StatusCode::kOk, "m.gguf"},
+      {"hf", absl::StatusCode::kOk, "hf"},
+      {"./hf/../m.gguf", absl::StatusCode::kInvalidArgument, ""},  // ".." anywhere
+      {"alias.gguf", absl::StatusCode::kOk, "m.gguf"},             // a link inside the root
+      {"escape.gguf", absl::StatusCode::kNotFound, ""},            // a link out of it
+      {"../secret.gguf", absl::StatusCode::kInvalidArgument, ""},
+      {(base_ / "secret.gguf").string(), absl::StatusCode::kInvalidArgument, ""},  // absolute
+      {"missing.gguf", absl::StatusCode::kNotFound, ""},
+      {"hf/config.json/x", absl::StatusCode::kNotFound, ""},
+      {"", absl::StatusCode::kInvalidArgument, ""},
+      {std::string("m.gguf\0x", 8), absl::StatusCode::kInvalidArgument, ""},
+      {std::string(5000, 'a'), absl::StatusCode::kInvalidArgument, ""},
+  };
+  for (const auto& c : cases) {
+    absl::StatusOr<std::string> got = ResolveClientModelPath(root_.string(), c.path);
+    EXPECT_EQ(got.status().code(), c.code) << c.path << ": " << got.status();
+    if (got.ok()) {
+      EXPECT_EQ(*got, real_root + "/" + c.resolves_to) << c.path;
+    } else {
+      EXPECT_THAT(std::string(got.status().message()), Not(HasSubstr(base_.string())))
+          << "a refusal showed the server's directories";
+    }
+  }
+  // The same words for a missing file and a link out of the root.
+  EXPECT_EQ(ResolveClientModelPath(root_.string(), "escape.gguf").status().message(),
+            "no model \"escape.gguf\" under the model root");
+  EXPECT_EQ(ResolveClientModelPath(root_.string(), "missing.gguf").status().message(),
+            "no model \"missing.gguf\" under the model root");
+}
+
+TEST_F(ModelPathTest, NoRootMeansLoadingIsOff) {
+  absl::Status s = ResolveClientModelPath("", "m.gguf").status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("--model-root"));
+}
+
+TEST_F(ModelPathTest, WithoutRootStripsTheServersDirectory) {
+  const std::string real = std::filesystem::canonical(root_).string();
+  EXPECT_EQ(WithoutRoot(root_.string(), real + "/m.gguf: bad magic"), "m.gguf: bad magic");
+  EXPECT_EQ(WithoutRoot(root_.string(), "cannot read " + real), "cannot read <model root>");
+  EXPECT_EQ(WithoutRoot(root_.string(), "nothing to strip"), "nothing to strip");
+}
+
+}  // namespace
+}  // namespace cohost::scheduler
