@@ -597,6 +597,20 @@ absl::StatusOr<std::vector<ModelSpec>> LoadModelConfigFile(const std::string& pa
   return ParseModelConfig(text, path);
 }
 
+absl::Status FillDefaultKvCaps(std::vector<ModelSpec>& specs, int64_t pool_bytes) {
+  int64_t floors = 0;
+  for (const ModelSpec& s : specs) floors += s.kv_floor_bytes;  // each <= 2^60: no overflow
+  if (floors > pool_bytes) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "the models' kv_floor_mb add up to %d MB, more than the KV pool's %d MB (--kv-cache-mb)",
+        floors >> 20, pool_bytes >> 20));
+  }
+  for (ModelSpec& s : specs) {
+    if (s.kv_cap_bytes == 0) s.kv_cap_bytes = pool_bytes - (floors - s.kv_floor_bytes);
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<ModelSpec> ModelSpecFromFlag(std::string_view name_eq_path) {
   const auto error = [&](absl::string_view what) {
     return absl::InvalidArgumentError(

@@ -11,7 +11,8 @@
 //       load: lazy                      # startup (default) | lazy
 //       keep_alive_s: 300               # integer >= 0, or "forever"
 //       kv_floor_mb: 0                  # integer >= 0
-//       kv_cap_mb: 512                  # integer >= 0, 0 = the whole pool; floor <= cap
+//       kv_cap_mb: 512                  # integer >= 0; 0 or unset: the pool less the
+//                                       # other models' floors (FillDefaultKvCaps)
 //       ttft_target_ms: 1000            # integer >= 1
 //       tpot_target_ms: 200             # integer >= 1
 //       priority: 0                     # integer in [-1000, 1000], higher first
@@ -41,7 +42,7 @@ struct ModelSpec {
   // never evicted.
   std::optional<std::chrono::seconds> keep_alive = std::chrono::seconds(300);
   int64_t kv_floor_bytes = 0;  // from kv_floor_mb
-  int64_t kv_cap_bytes = 0;    // from kv_cap_mb; 0 = the whole device pool
+  int64_t kv_cap_bytes = 0;    // from kv_cap_mb; 0 = FillDefaultKvCaps decides (or the whole pool)
   std::chrono::milliseconds ttft_target{1000};
   std::chrono::milliseconds tpot_target{200};
   int32_t priority = 0;               // higher first
@@ -71,6 +72,13 @@ absl::StatusOr<std::vector<ModelSpec>> ParseModelConfig(std::string_view text,
 // when it cannot be read; INVALID_ARGUMENT for one that is not a regular file
 // or is over kMaxModelConfigBytes.
 absl::StatusOr<std::vector<ModelSpec>> LoadModelConfigFile(const std::string& path);
+
+// Gives every spec without a kv_cap_mb the pool less the other models'
+// floors as its cap, so that floors set on later models never collide with
+// the whole-pool promise of an earlier one (the KV pool refuses a floor that
+// would break an earlier promise). INVALID_ARGUMENT when the floors alone
+// exceed the pool, or a floor is above `pool_bytes`.
+absl::Status FillDefaultKvCaps(std::vector<ModelSpec>& specs, int64_t pool_bytes);
 
 // The spec `--model NAME=PATH` gives (defaults for the rest); INVALID_ARGUMENT
 // for a bad NAME=PATH or name.

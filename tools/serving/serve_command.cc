@@ -132,6 +132,7 @@ absl::StatusOr<ServeConfig> ConfigFromArgs(const ParsedArgs& args) {
   absl::StatusOr<runtime::EngineConfig> engine = EngineConfigFromArgs(args);
   if (!engine.ok()) return engine.status();
   c.engine = *engine;
+  RETURN_IF_ERROR(scheduler::FillDefaultKvCaps(c.models, c.engine.kv_cache_bytes));
   return c;
 }
 
