@@ -140,6 +140,7 @@ class Runner {
     return run;
   }
 
+  // `call` is only a key here: it may already be deleted.
   void Finished(StreamCall* call, RequestResult result) {
     std::lock_guard<std::mutex> lock(mu_);
     results_.push_back(std::move(result));
@@ -190,8 +191,14 @@ void StreamCall::OnDone(const grpc::Status& status) {
   if (!status.ok()) result_.error_message = status.error_message();
   result_.output_tokens =
       saw_usage_ ? usage_completion_ : static_cast<int32_t>(result_.token_times_ms.size());
-  runner_->Finished(this, std::move(result_));
+  // The call (and its ClientContext) is destroyed before the runner hears of
+  // it: once the runner has every call back, the program may tear gRPC down,
+  // and a context destroyed after that aborts the process.
+  Runner* runner = runner_;
+  RequestResult result = std::move(result_);
+  StreamCall* const key = this;
   delete this;
+  runner->Finished(key, std::move(result));
 }
 
 }  // namespace
