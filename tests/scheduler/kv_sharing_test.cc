@@ -21,6 +21,7 @@
 #include "runtime/tokenizer/tokenizer.h"
 #include "scheduler/router.h"
 #include "tests/support/collecting_sink.h"
+#include "tests/support/requests.h"
 #include "tests/support/tiny_model.h"
 #include "tests/support/wait_for.h"
 
@@ -34,14 +35,7 @@ constexpr auto kWait = std::chrono::seconds(120);
 using Collect = cohost::testing::CollectingSink;
 
 runtime::GenerateRequest Request(int32_t prompt_len, int32_t max_tokens, uint32_t seed) {
-  runtime::GenerateRequest r;
-  std::mt19937 rng(seed);
-  for (int32_t i = 0; i < prompt_len; ++i)
-    r.prompt_ids.push_back(static_cast<int32_t>(rng() % 256));
-  r.sampling.temperature = 0;
-  r.sampling.max_tokens = max_tokens;
-  r.sampling.ignore_eos = true;
-  return r;
+  return cohost::testing::RandomGreedyRequest(prompt_len, max_tokens, seed);
 }
 
 class KvSharingTest : public ::testing::Test {

@@ -21,6 +21,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/runtime/loader/tiny_gguf_model.h"
+#include "tests/support/requests.h"
 #include "tests/support/tiny_model.h"
 #include "tests/support/wait_for.h"
 
@@ -123,14 +124,7 @@ class RecordingSink : public runtime::TokenSink {
 };
 
 runtime::GenerateRequest Request(int32_t prompt_len, int32_t max_tokens, uint32_t seed = 1) {
-  runtime::GenerateRequest r;
-  std::mt19937 rng(seed);
-  for (int32_t i = 0; i < prompt_len; ++i)
-    r.prompt_ids.push_back(static_cast<int32_t>(rng() % 256));
-  r.sampling.temperature = 0;
-  r.sampling.max_tokens = max_tokens;
-  r.sampling.ignore_eos = true;
-  return r;
+  return cohost::testing::RandomGreedyRequest(prompt_len, max_tokens, seed);
 }
 
 runtime::EngineConfig SmallEngine() {
