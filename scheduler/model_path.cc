@@ -38,24 +38,21 @@ absl::StatusOr<std::string> ResolveClientModelPath(const std::string& root,
   if (path.find('\0') != absl::string_view::npos) {
     return absl::InvalidArgumentError("the model path contains a NUL byte");
   }
-  if (path.front() == '/') {
-    return absl::InvalidArgumentError(
-        "the model path must be relative to the server's model root, not absolute");
-  }
+  // Outside the root, through "..", through a symbolic link out of it, or
+  // missing: one answer, so that it tells nothing about what exists.
+  const absl::Status denied = absl::PermissionDeniedError(absl::StrCat(
+      "\"", absl::CHexEscape(path.substr(0, 256)), "\" is not a model under the model root"));
   for (absl::string_view part : absl::StrSplit(path, '/')) {
-    if (part == "..") {
-      return absl::InvalidArgumentError("the model path may not contain \"..\"");
-    }
+    if (part == "..") return denied;
   }
-  const absl::Status not_found = absl::NotFoundError(absl::StrCat(
-      "no model \"", absl::CHexEscape(path.substr(0, 256)), "\" under the model root"));
   const std::string real_root = RealPath(root);
-  if (real_root.empty()) return not_found;  // the operator's root went away
-  const std::string real = RealPath(absl::StrCat(real_root, "/", path));
-  if (real.empty() || real.rfind(real_root + "/", 0) != 0) return not_found;
+  if (real_root.empty()) return denied;  // the operator's root went away
+  const std::string real =
+      RealPath(path.front() == '/' ? std::string(path) : absl::StrCat(real_root, "/", path));
+  if (real.empty() || real.rfind(real_root + "/", 0) != 0) return denied;
   struct stat st {};
   if (::stat(real.c_str(), &st) != 0 || !(S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))) {
-    return not_found;
+    return denied;
   }
   return real;
 }

@@ -11,13 +11,14 @@
 
 namespace cohost::scheduler {
 
-// The real path of `requested` (relative to `root`), or:
-//   PERMISSION_DENIED when `root` is empty (loading over the API is off);
-//   INVALID_ARGUMENT for an empty, absolute or overlong path, a NUL byte, or a
-//     ".." component;
-//   NOT_FOUND, in the same words whatever the cause, when it does not resolve
-//     to an existing file or directory under the root (missing, unreadable, or
-//     a symbolic link leading out of it).
+// The real path of `requested` (relative to `root`, or absolute), or:
+//   PERMISSION_DENIED when `root` is empty (loading by path over the API is
+//     off);
+//   INVALID_ARGUMENT for an empty or overlong path, or a NUL byte;
+//   PERMISSION_DENIED, in the same words whatever the cause, when it does not
+//     resolve to an existing file or directory under the root (outside it, a
+//     ".." component, a symbolic link out of it, missing, unreadable), so that
+//     the answer says nothing about what exists on the server.
 // `root` must be an existing directory (its real path is taken here too).
 absl::StatusOr<std::string> ResolveClientModelPath(const std::string& root,
                                                    std::string_view requested);

@@ -340,9 +340,10 @@ TEST(ServerTest, LoadModelPathsStayUnderTheModelRoot) {
     std::string path;
     grpc::StatusCode code;
   } cases[] = {
-      {COHOST_DEFAULT_MODEL, grpc::StatusCode::INVALID_ARGUMENT},  // absolute
-      {"../models/SmolLM2-135M-Instruct.Q4_1.gguf", grpc::StatusCode::INVALID_ARGUMENT},
-      {"no-such-model.gguf", grpc::StatusCode::NOT_FOUND},
+      {"/etc/passwd", grpc::StatusCode::PERMISSION_DENIED},  // exists, outside the root
+      {"/no/such/file", grpc::StatusCode::PERMISSION_DENIED},
+      {"../models/SmolLM2-135M-Instruct.Q4_1.gguf", grpc::StatusCode::PERMISSION_DENIED},
+      {"no-such-model.gguf", grpc::StatusCode::PERMISSION_DENIED},
       {"", grpc::StatusCode::INVALID_ARGUMENT},
   };
   for (const auto& c : cases) {
