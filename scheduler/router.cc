@@ -61,6 +61,15 @@ int64_t PredictedWeights(const ServedModel& m) {
       runtime::Model::PredictWeightsBytes(m.config(), m.device().backend->compute_dtype()));
 }
 
+// What a load reserves on the device: the weights and the activations of the
+// engine's largest step (Engine::Create allocates them).
+int64_t PredictedFootprint(const ServedModel& m) {
+  const runtime::StepSchedulerConfig& sc = m.engine_config().step_scheduler;
+  return PredictedWeights(m) + static_cast<int64_t>(runtime::Model::PredictWorkspaceBytes(
+                                   m.config(), m.device().backend->compute_dtype(),
+                                   sc.max_tokens_per_step, sc.max_num_seqs));
+}
+
 }  // namespace
 
 Router::Router(kernels::Backend* backend, runtime::EngineConfig engine_config,
@@ -159,10 +168,10 @@ absl::Status Router::AddLoadedModel(const ModelSpec& spec, runtime::LoadedModel 
   // Inserted (as loading) before its engine exists, so that a taken name
   // costs no engine; an engine that cannot be built leaves it failed.
   RETURN_IF_ERROR(Insert(model));
-  const auto bytes = static_cast<int64_t>(loaded.model->weights_bytes());
   RETURN_IF_ERROR(model->Activate(std::move(loaded.model)));
+  const ModelStatus status = model->status();
   std::lock_guard<std::mutex> lock(mu_);
-  weights_[spec.name] = bytes;
+  weights_[spec.name] = status.weights_bytes + status.workspace_bytes;
   placements_[spec.name] = "the only device; loaded by the caller";
   return absl::OkStatus();
 }
@@ -254,7 +263,7 @@ absl::Status Router::Load(const std::shared_ptr<ServedModel>& model, const Progr
     if (options_.on_load) options_.on_load(model->name(), false, elapsed());
     return why;
   };
-  absl::Status s = MakeRoom(model, PredictedWeights(*model));
+  absl::Status s = MakeRoom(model, PredictedFootprint(*model));
   absl::StatusOr<std::unique_ptr<runtime::Model>> weights =
       s.ok() ? runtime::LoadWeights(model->path(), device_->backend, progress)
              : absl::StatusOr<std::unique_ptr<runtime::Model>>(s);
@@ -262,12 +271,13 @@ absl::Status Router::Load(const std::shared_ptr<ServedModel>& model, const Progr
     model->Fail(weights.status());
     return failed(weights.status());
   }
-  const auto measured = static_cast<int64_t>((*weights)->weights_bytes());
   const double seconds = elapsed();
   if (absl::Status a = model->Activate(*std::move(weights), seconds); !a.ok()) return failed(a);
+  const ModelStatus loaded = model->status();
   {
     std::lock_guard<std::mutex> lock(mu_);
-    weights_[model->name()] = measured;  // the prediction's place, now measured
+    // The prediction's place, now measured.
+    weights_[model->name()] = loaded.weights_bytes + loaded.workspace_bytes;
   }
   if (options_.on_load) options_.on_load(model->name(), true, seconds);
   return absl::OkStatus();
@@ -337,6 +347,7 @@ std::vector<ModelSummary> Router::ListModels() const {
     s.placement = placed != placements_.end() ? placed->second : "not placed: not loaded";
     s.weights_bytes = status.weights_bytes;
     s.predicted_weights_bytes = PredictedWeights(*model);
+    s.workspace_bytes = status.workspace_bytes;
     s.load = model->spec().load;
     s.last_used = status.last_used;
     out.push_back(std::move(s));

@@ -41,8 +41,9 @@ struct ModelSummary {
   ModelState state = ModelState::kEvicted;
   std::string state_reason;
   std::string device;
-  std::string placement;      // why it is on that device
-  int64_t weights_bytes = 0;  // resident now
+  std::string placement;        // why it is on that device
+  int64_t weights_bytes = 0;    // resident now
+  int64_t workspace_bytes = 0;  // activations of its largest step, resident now
   int64_t predicted_weights_bytes = 0;
   LoadPolicy load = LoadPolicy::kStartup;
   runtime::Clock::time_point last_used;

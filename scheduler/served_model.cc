@@ -89,6 +89,7 @@ ModelStatus ServedModel::status() const {
   s.state = state_;
   s.reason = reason_;
   s.weights_bytes = model_ != nullptr ? static_cast<int64_t>(model_->weights_bytes()) : 0;
+  s.workspace_bytes = model_ != nullptr ? static_cast<int64_t>(model_->workspace_bytes()) : 0;
   s.last_used = last_used_;
   s.last_load_seconds = last_load_seconds_;
   s.loads_ok = loads_ok_;

@@ -41,6 +41,7 @@ struct ModelStatus {
   ModelState state = ModelState::kEvicted;
   std::string reason;                    // why it is in that state ("" for ready)
   int64_t weights_bytes = 0;             // resident weights, bytes the backend allocated
+  int64_t workspace_bytes = 0;           // resident activations (its engine's largest step)
   runtime::Clock::time_point last_used;  // last request submitted (or registration)
   double last_load_seconds = 0;          // its last successful load, start to ready
   int64_t loads_ok = 0, loads_failed = 0, evictions = 0;
@@ -62,6 +63,8 @@ class ServedModel {
   const ModelSpec& spec() const { return spec_; }
   const runtime::Tokenizer& tokenizer() const { return *tokenizer_; }
   const runtime::ModelConfig& config() const { return config_; }
+  // The configuration its engine is (or will be) created with.
+  const runtime::EngineConfig& engine_config() const { return engine_config_; }
   const Device& device() const { return *device_; }
   // What its engine will accept, known before the weights are loaded.
   const runtime::RequestLimits& request_limits() const { return limits_; }

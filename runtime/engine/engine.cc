@@ -158,6 +158,9 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(Model* model, const Token
         absl::StrFormat("the KV pool of %d blocks of %d tokens is more than 2^30 tokens",
                         num_blocks, config.block_size));
   }
+  // The activations of the largest step, now: the model's footprint is
+  // known once its engine exists, and no step allocates.
+  RETURN_IF_ERROR(model->ReserveWorkspace(sc.max_tokens_per_step, sc.max_num_seqs));
   std::unique_ptr<Engine> engine(new Engine(model, tokenizer, config));
   // A shared pool starts with no memory and grows a group at a time; a fixed
   // one is one group, backed now.

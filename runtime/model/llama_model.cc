@@ -34,6 +34,30 @@ LlamaModel::LlamaModel(const ModelConfig& config, kernels::Backend* backend, Lla
   }
 }
 
+size_t LlamaModel::workspace_bytes() const {
+  size_t bytes = 0;
+  for (const kernels::DeviceBuffer* b : {&x_, &delta_, &normed_, &qkv_, &attn_, &gate_up_, &act_,
+                                         &sample_x_, &sample_delta_, &sample_normed_, &logits_}) {
+    bytes += b->bytes();
+  }
+  return bytes;
+}
+
+size_t LlamaModel::TokenWidth(const ModelConfig& c) {
+  return 3 * static_cast<size_t>(c.hidden_size) +
+         static_cast<size_t>(c.num_heads + 2 * c.num_kv_heads) * c.head_dim +
+         static_cast<size_t>(c.num_heads) * c.head_dim +
+         3 * static_cast<size_t>(c.intermediate_size);
+}
+
+size_t LlamaModel::SampleWidth(const ModelConfig& c) {
+  return 3 * static_cast<size_t>(c.hidden_size) + static_cast<size_t>(c.vocab_size);
+}
+
+size_t LlamaModel::InitialCapacity(int32_t wanted, bool samples) {
+  return static_cast<size_t>(std::max(wanted, samples ? kInitialSamples : kInitialTokens));
+}
+
 absl::Status LlamaModel::Reserve(int32_t num_tokens, int32_t num_samples) {
   const ModelConfig& c = config_;
   const int64_t hidden = c.hidden_size;

@@ -42,7 +42,17 @@ class LlamaModel final : public Model {
   const ModelConfig& config() const override { return config_; }
   kernels::Backend* backend() const override { return backend_; }
   size_t weights_bytes() const override { return weights_bytes_; }
+  absl::Status ReserveWorkspace(int32_t tokens, int32_t samples) override {
+    return Reserve(tokens, samples);
+  }
+  size_t workspace_bytes() const override;
   absl::Status Forward(const Batch& batch, KvCache& kv, std::vector<float>* logits) override;
+
+  // Elements of activations per token and per sampled row, and the first
+  // capacity Reserve allocates: what Model::PredictWorkspaceBytes uses.
+  static size_t TokenWidth(const ModelConfig& c);
+  static size_t SampleWidth(const ModelConfig& c);
+  static size_t InitialCapacity(int32_t wanted, bool samples);
 
  private:
   // Activation buffers for up to num_tokens new tokens and num_samples rows.

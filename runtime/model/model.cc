@@ -150,6 +150,13 @@ size_t Model::PredictWeightsBytes(const ModelConfig& config, kernels::DType dtyp
   return elems * kernels::DTypeSize(dtype) + static_cast<size_t>(config.head_dim / 2) * 4;
 }
 
+size_t Model::PredictWorkspaceBytes(const ModelConfig& config, kernels::DType dtype, int32_t tokens,
+                                    int32_t samples) {
+  const size_t elems = LlamaModel::InitialCapacity(tokens, false) * LlamaModel::TokenWidth(config) +
+                       LlamaModel::InitialCapacity(samples, true) * LlamaModel::SampleWidth(config);
+  return elems * kernels::DTypeSize(dtype);
+}
+
 absl::StatusOr<std::unique_ptr<Model>> Model::Create(const ModelFile& file, Backend* backend) {
   if (backend == nullptr) return absl::InvalidArgumentError("Model::Create: null backend");
   const ModelConfig& c = file.config;

@@ -28,10 +28,22 @@ class Model {
   // before loading (weights_bytes() of the result equals it).
   static size_t PredictWeightsBytes(const ModelConfig& config, kernels::DType dtype);
 
+  // Device memory for the activations of a step of up to `tokens` new tokens
+  // and `samples` sampled rows, once ReserveWorkspace(tokens, samples) has run
+  // on a fresh model (workspace_bytes() then equals it).
+  static size_t PredictWorkspaceBytes(const ModelConfig& config, kernels::DType dtype,
+                                      int32_t tokens, int32_t samples);
+
   virtual const ModelConfig& config() const = 0;
   virtual kernels::Backend* backend() const = 0;
   // Device memory its weights take, as allocated on the backend.
   virtual size_t weights_bytes() const = 0;
+  // Allocates the activations of the largest step now, so that steps up to it
+  // allocate nothing; RESOURCE_EXHAUSTED when the device is full.
+  virtual absl::Status ReserveWorkspace(int32_t tokens, int32_t samples) = 0;
+  // Device memory the activations take now (without the step's small int32
+  // metadata array).
+  virtual size_t workspace_bytes() const = 0;
 
   // Runs one flattened batch; writes the logits of batch.sample_rows, in order,
   // to *logits as [sample_rows.size(), vocab_size] host floats. K/V of the new

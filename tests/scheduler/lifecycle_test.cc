@@ -151,6 +151,9 @@ class LifecycleTest : public ::testing::Test {
     if (!d.ok()) return d.status();
     weights_ =
         static_cast<int64_t>(runtime::Model::PredictWeightsBytes(d->config, kernels::DType::kF32));
+    const runtime::StepSchedulerConfig sc;  // MakeRouter's engines use the defaults
+    workspace_ = static_cast<int64_t>(runtime::Model::PredictWorkspaceBytes(
+        d->config, kernels::DType::kF32, sc.max_tokens_per_step, sc.max_num_seqs));
     return absl::OkStatus();
   }
 
@@ -167,7 +170,8 @@ class LifecycleTest : public ::testing::Test {
     c.block_size = 4;
     c.kv_cache_bytes = int64_t{4} << 20;
     RouterOptions o;
-    o.weights_budget_bytes = models * weights_ + weights_ / 2;
+    const int64_t footprint = weights_ + workspace_;
+    o.weights_budget_bytes = models * footprint + footprint / 2;
     o.on_load = [this](const std::string& model, bool ok, double seconds) {
       std::lock_guard<std::mutex> lock(observed_mu_);
       loads_.push_back(absl::StrFormat("%s %s", model, ok ? "ok" : "failed"));
@@ -214,7 +218,8 @@ class LifecycleTest : public ::testing::Test {
   std::unique_ptr<Router> router_;
   std::string bytes_;
   std::vector<std::string> paths_;
-  int64_t weights_ = 0;
+  int64_t weights_ = 0;    // predicted weights of one tiny model
+  int64_t workspace_ = 0;  // and of its engine's largest step
   std::mutex observed_mu_;
   std::vector<std::string> loads_;    // what on_load saw, "model ok|failed"
   std::map<std::string, int> steps_;  // on_step calls by model
@@ -234,6 +239,7 @@ TEST_F(LifecycleTest, ALazyModelLoadsOnItsFirstRequestWhichWaitsForIt) {
   s = Status("lazy");
   EXPECT_EQ(s.state, ModelState::kReady);
   EXPECT_EQ(s.weights_bytes, weights_) << "as predicted";
+  EXPECT_EQ(s.workspace_bytes, workspace_) << "as predicted, allocated with the engine";
   EXPECT_EQ(s.loads_ok, 1);
   // It waited for the whole load before its first step: its queue time (and
   // so its TTFT) includes the load.

@@ -69,7 +69,7 @@ class MultiModelTest : public ::testing::Test {
     router_.reset();
   }
 
-  // A server whose device holds the weights of `resident` models and a
+  // A server whose device holds the weights and workspace of `resident` models and a
   // 160 MiB KV pool; the executor's time slice is 20 ms.
   void Start(int resident) {
     runtime::EngineConfig engine;
@@ -81,7 +81,11 @@ class MultiModelTest : public ::testing::Test {
     ASSERT_TRUE(d.ok()) << d.status();
     weights_ = static_cast<int64_t>(
         runtime::Model::PredictWeightsBytes(d->config, backend_->compute_dtype()));
-    options.weights_budget_bytes = resident * weights_ + weights_ / 2;
+    const int64_t footprint = weights_ + static_cast<int64_t>(runtime::Model::PredictWorkspaceBytes(
+                                             d->config, backend_->compute_dtype(),
+                                             engine.step_scheduler.max_tokens_per_step,
+                                             engine.step_scheduler.max_num_seqs));
+    options.weights_budget_bytes = resident * footprint + footprint / 2;
     router_ = std::make_unique<scheduler::Router>(backend_.get(), engine, options);
     ServerOptions server_options;
     server_options.host = "127.0.0.1";

@@ -288,6 +288,7 @@ TEST(ServerTest, HealthAndModelListing) {
   EXPECT_EQ(list.models(0).weights_bytes(), list.models(0).predicted_weights_bytes())
       << "placement predicts exactly what the weights take";
   EXPECT_FALSE(list.models(0).lazy());
+  EXPECT_GT(list.models(0).workspace_bytes(), 0u) << "the largest step's activations, allocated";
 
   // Unloading turns the model's health NOT_SERVING; loading brings it back.
   grpc::ClientContext unload_ctx;

@@ -50,6 +50,7 @@ nlohmann::json ModelJson(const v1::ModelInfo& m) {
           {"placement", m.placement()},
           {"weights_bytes", m.weights_bytes()},
           {"predicted_weights_bytes", m.predicted_weights_bytes()},
+          {"workspace_bytes", m.workspace_bytes()},
           {"kv_bytes", m.kv_bytes()},
           {"last_used_unix_ms", m.last_used_unix_ms()},
           {"lazy", m.lazy()},
