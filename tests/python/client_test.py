@@ -127,6 +127,11 @@ def check_cli(binary, address, reference):
     out = cohost("models", "--server", address, "--json")
     check(out.returncode == 0 and json.loads(out.stdout)[0]["name"] == "default",
           "cohost models: %s %s" % (out.stdout, out.stderr))
+    out = cohost("models", "--server", address)
+    lines = out.stdout.splitlines()
+    check(out.returncode == 0 and "LAST USED" in lines[0] and lines[1].startswith("default ")
+          and " ready " in lines[1] and (" ago " in lines[1] or " now " in lines[1]),
+          "cohost models table: %s %s" % (out.stdout, out.stderr))
 
     with tempfile.TemporaryDirectory(prefix="cohost-bench-") as tmp:
         report_path = os.path.join(tmp, "bench.json")

@@ -1,10 +1,14 @@
 // `cohost models`: the models a server knows, as a table or JSON.
 
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <iostream>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "nlohmann/json.hpp"
 #include "tools/client/client_commands.h"
@@ -36,6 +40,16 @@ std::string StateName(v1::ModelState s) {
     default:
       return "unknown";
   }
+}
+
+// "12s ago", "5m ago", "3h ago", "2d ago"; "now" under a second.
+std::string Ago(int64_t ms) {
+  const int64_t s = std::max<int64_t>(ms, 0) / 1000;
+  if (s < 1) return "now";
+  if (s < 120) return absl::StrCat(s, "s ago");
+  if (s < int64_t{2} * 3600) return absl::StrCat(s / 60, "m ago");
+  if (s < int64_t{2} * 86400) return absl::StrCat(s / 3600, "h ago");
+  return absl::StrCat(s / 86400, "d ago");
 }
 
 nlohmann::json ModelJson(const v1::ModelInfo& m) {
@@ -92,14 +106,18 @@ int ModelsCommand(int argc, char** argv) {
     std::cout << out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << std::endl;
     return 0;
   }
-  std::printf("%-20s %-8s %-12s %8s %9s %9s %-24s %s\n", "NAME", "STATE", "ARCH", "CONTEXT",
-              "WEIGHTS", "KV", "DEVICE", "WHY");
+  std::printf("%-20s %-8s %-12s %8s %9s %9s %-10s %-24s %s\n", "NAME", "STATE", "ARCH", "CONTEXT",
+              "WEIGHTS", "KV", "LAST USED", "DEVICE", "WHY");
+  const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
   for (const v1::ModelInfo& m : response.models()) {
     const std::string why = m.state_reason().empty() ? m.placement() : m.state_reason();
-    std::printf("%-20s %-8s %-12s %8u %7.1fMB %7.1fMB %-24s %s\n", m.name().c_str(),
+    std::printf("%-20s %-8s %-12s %8u %7.1fMB %7.1fMB %-10s %-24s %s\n", m.name().c_str(),
                 StateName(m.state()).c_str(), m.architecture().c_str(), m.context_length(),
                 static_cast<double>(m.weights_bytes()) / (1 << 20),
-                static_cast<double>(m.kv_bytes()) / (1 << 20), m.device().c_str(), why.c_str());
+                static_cast<double>(m.kv_bytes()) / (1 << 20),
+                Ago(now_ms - m.last_used_unix_ms()).c_str(), m.device().c_str(), why.c_str());
   }
   return 0;
 }
