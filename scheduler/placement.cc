@@ -19,16 +19,22 @@ std::string Mb(int64_t bytes) {
 
 }  // namespace
 
+absl::Status CheckPin(absl::Span<const DeviceRoom> devices, const ModelDemand& model) {
+  if (!model.device || std::any_of(devices.begin(), devices.end(),
+                                   [&](const DeviceRoom& d) { return d.name == *model.device; })) {
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(
+      absl::StrFormat("model \"%s\" is pinned to device %s, which this server does not have",
+                      model.name, *model.device));
+}
+
 absl::StatusOr<Placement> PlaceModel(absl::Span<const DeviceRoom> devices, const ModelDemand& model,
                                      runtime::Clock::time_point now) {
+  if (absl::Status pin = CheckPin(devices, model); !pin.ok()) return pin;
   std::vector<size_t> allowed;
   for (size_t i = 0; i < devices.size(); ++i) {
     if (!model.device || devices[i].name == *model.device) allowed.push_back(i);
-  }
-  if (model.device && allowed.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("model \"%s\" is pinned to device %s, which this server does not have",
-                        model.name, *model.device));
   }
   const std::string pinned = model.device ? "pinned there by its configuration; " : "";
 

@@ -50,6 +50,10 @@ struct Placement {
   std::string why;            // for `cohost models`
 };
 
+// INVALID_ARGUMENT when `model` is pinned to a device not listed (step 1 of
+// the rule, checked alone before a model's file is read).
+absl::Status CheckPin(absl::Span<const DeviceRoom> devices, const ModelDemand& model);
+
 // INVALID_ARGUMENT for a pin to a device not listed; RESOURCE_EXHAUSTED when
 // it fits nowhere, even after evictions.
 absl::StatusOr<Placement> PlaceModel(absl::Span<const DeviceRoom> devices, const ModelDemand& model,

@@ -52,6 +52,11 @@ class AdmissionSink : public runtime::TokenSink {
   std::shared_ptr<runtime::TokenSink> inner_;
 };
 
+absl::Status AlreadyLoaded(const std::string& name) {
+  return absl::AlreadyExistsError(
+      absl::StrFormat("a model named \"%s\" is already loaded", absl::CHexEscape(name)));
+}
+
 absl::Status NotFound(const std::string& name) {
   return absl::NotFoundError(absl::StrFormat("model \"%s\" is not loaded", absl::CHexEscape(name)));
 }
@@ -95,29 +100,23 @@ Router::~Router() {
   loader_.join();
 }
 
+absl::StatusOr<std::unique_ptr<KvPool::Account>> Router::JoinPool(const ModelSpec& spec) const {
+  KvPool& pool = *device_->kv_pool;
+  return pool.Join(spec.name, spec.kv_floor_bytes,
+                   spec.kv_cap_bytes > 0 ? spec.kv_cap_bytes : pool.budget());
+}
+
 absl::StatusOr<std::shared_ptr<ServedModel>> Router::Register(const ModelSpec& spec,
                                                               std::string why_not_loaded) {
   RETURN_IF_ERROR(ValidateModelName(spec.name));
   {
     // Fail fast before reading the file; Insert checks again under the lock.
     std::lock_guard<std::mutex> lock(mu_);
-    if (models_.contains(spec.name)) {
-      return absl::AlreadyExistsError(
-          absl::StrFormat("a model named \"%s\" is already loaded", spec.name));
-    }
+    if (models_.contains(spec.name)) return AlreadyLoaded(spec.name);
   }
-  if (spec.device && *spec.device != device_->id) {
-    // The placement rule's refusal, before the file is read.
-    RETURN_IF_ERROR(PlaceModel({DeviceRoom{device_->id}}, ModelDemand{spec.name, 0, 0, spec.device},
-                               runtime::Clock::now())
-                        .status());
-  }
+  RETURN_IF_ERROR(CheckPin({DeviceRoom{device_->id}}, ModelDemand{spec.name, 0, 0, spec.device}));
   ASSIGN_OR_RETURN(runtime::ModelDescription description, runtime::DescribeModel(spec.path));
-  const KvPool& pool = *device_->kv_pool;
-  ASSIGN_OR_RETURN(
-      std::unique_ptr<KvPool::Account> account,
-      device_->kv_pool->Join(spec.name, spec.kv_floor_bytes,
-                             spec.kv_cap_bytes > 0 ? spec.kv_cap_bytes : pool.budget()));
+  ASSIGN_OR_RETURN(std::unique_ptr<KvPool::Account> account, JoinPool(spec));
   return std::make_shared<ServedModel>(
       spec, std::move(description.tokenizer), std::move(description.config), device_,
       std::move(account), engine_config_, options_.admission, std::move(why_not_loaded));
@@ -125,10 +124,7 @@ absl::StatusOr<std::shared_ptr<ServedModel>> Router::Register(const ModelSpec& s
 
 absl::Status Router::Insert(const std::shared_ptr<ServedModel>& model) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (models_.contains(model->name())) {
-    return absl::AlreadyExistsError(
-        absl::StrFormat("a model named \"%s\" is already loaded", model->name()));
-  }
+  if (models_.contains(model->name())) return AlreadyLoaded(model->name());
   models_.emplace(model->name(), model);
   return absl::OkStatus();
 }
@@ -155,11 +151,7 @@ absl::Status Router::AddLoadedModel(const ModelSpec& spec, runtime::LoadedModel 
   if (loaded.model == nullptr || loaded.tokenizer == nullptr) {
     return absl::InvalidArgumentError("the loaded model has no weights or no tokenizer");
   }
-  const KvPool& pool = *device_->kv_pool;
-  ASSIGN_OR_RETURN(
-      std::unique_ptr<KvPool::Account> account,
-      device_->kv_pool->Join(spec.name, spec.kv_floor_bytes,
-                             spec.kv_cap_bytes > 0 ? spec.kv_cap_bytes : pool.budget()));
+  ASSIGN_OR_RETURN(std::unique_ptr<KvPool::Account> account, JoinPool(spec));
   const runtime::ModelConfig config = loaded.model->config();
   auto model = std::make_shared<ServedModel>(spec, std::move(loaded.tokenizer), config, device_,
                                              std::move(account), engine_config_, options_.admission,
@@ -348,6 +340,7 @@ std::vector<ModelSummary> Router::ListModels() const {
     s.weights_bytes = status.weights_bytes;
     s.predicted_weights_bytes = PredictedWeights(*model);
     s.workspace_bytes = status.workspace_bytes;
+    s.evictions = status.evictions;
     s.load = model->spec().load;
     s.last_used = status.last_used;
     out.push_back(std::move(s));

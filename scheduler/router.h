@@ -44,6 +44,7 @@ struct ModelSummary {
   std::string placement;        // why it is on that device
   int64_t weights_bytes = 0;    // resident now
   int64_t workspace_bytes = 0;  // activations of its largest step, resident now
+  int64_t evictions = 0;        // times it was evicted for another model
   int64_t predicted_weights_bytes = 0;
   LoadPolicy load = LoadPolicy::kStartup;
   runtime::Clock::time_point last_used;
@@ -125,6 +126,9 @@ class Router {
   // Reads config and tokenizer and builds the registration (not yet inserted).
   absl::StatusOr<std::shared_ptr<ServedModel>> Register(const ModelSpec& spec,
                                                         std::string why_not_loaded);
+  // The model's share of the device's KV pool (its floor; its cap, or the
+  // whole pool).
+  absl::StatusOr<std::unique_ptr<KvPool::Account>> JoinPool(const ModelSpec& spec) const;
   // Inserts a registration; ALREADY_EXISTS when the name was taken meanwhile.
   absl::Status Insert(const std::shared_ptr<ServedModel>& model);
   // Loads `model`'s weights (it is in state loading): makes room on its device

@@ -143,14 +143,13 @@ std::vector<server::ModelGauges> CollectGauges(const scheduler::Router& router) 
     absl::StatusOr<std::shared_ptr<scheduler::ServedModel>> model = router.Find(m.name);
     if (!model.ok()) continue;
     const runtime::EngineStats s = (*model)->Stats();
-    const scheduler::ModelStatus status = (*model)->status();
     server::ModelGauges g;
     g.device = m.device;
     for (scheduler::ModelState state : scheduler::kModelStates) {
-      g.states.emplace_back(scheduler::ModelStateName(state), state == status.state);
+      g.states.emplace_back(scheduler::ModelStateName(state), state == m.state);
     }
-    g.weights_bytes = status.weights_bytes;
-    g.evictions_total = status.evictions;
+    g.weights_bytes = m.weights_bytes;
+    g.evictions_total = m.evictions;
     g.model = m.name;
     g.running_requests = s.num_running;
     g.waiting_requests = s.num_waiting;
