@@ -13,9 +13,19 @@
 
 namespace cohost::scheduler {
 
+// What a server is given for one device.
+struct DeviceSetup {
+  kernels::Backend* backend = nullptr;  // outlives the Router
+  std::string id;                       // "cpu" or "cuda:N"; distinct among a Router's devices
+  int64_t kv_pool_bytes = 0;            // the device's KV pool, shared by its models
+  int64_t weights_budget_bytes = 0;     // what its models' weights may take; 0: no limit
+};
+
 struct Device {
-  std::string name;  // the backend's, e.g. "cpu (2 threads)": metrics label it so
-  std::string id;    // "cpu" or "cuda:N": what a model's `device` pins it to
+  // The backend's name, led by the id unless it starts with it: "cpu (2
+  // threads)", "cuda:1: NVIDIA H200 (sm_90)". Metrics label by it.
+  std::string name;
+  std::string id;  // "cpu" or "cuda:N": what a model's `device` pins it to
   kernels::Backend* backend = nullptr;
   std::shared_ptr<DeviceExecutor> executor;
   std::shared_ptr<KvPool> kv_pool;

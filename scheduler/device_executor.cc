@@ -26,7 +26,7 @@ DeviceExecutor::~DeviceExecutor() {
 void DeviceExecutor::Attach(runtime::Engine* engine, EngineTargets targets) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    slots_.push_back(Slot{engine, std::move(targets)});
+    slots_.push_back(Slot{engine, std::move(targets), 0, std::nullopt});
     woken_ = true;  // it may already hold work
   }
   cv_.notify_all();
@@ -158,6 +158,7 @@ bool DeviceExecutor::RoundOver(const std::vector<Slot>& slots) {
   }
   const int64_t tokens = engine->Load().tokens_computed - loads[*pick].tokens_computed;
   if (options_.on_step) options_.on_step(device_, slots[*pick].targets.name, seconds);
+  if (slots[*pick].targets.on_step) slots[*pick].targets.on_step(seconds, end);
 
   {
     std::lock_guard<std::mutex> lock(mu_);

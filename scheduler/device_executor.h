@@ -39,6 +39,9 @@ struct EngineTargets {
   std::chrono::milliseconds ttft_target{1000};
   std::string name;
   std::chrono::milliseconds tpot_target{200};  // the model's, for on_step
+  // Called on the executor's thread after each of this engine's steps with the
+  // step's seconds and when it ended; same rules as ExecutorOptions::on_step.
+  std::function<void(double seconds, runtime::Clock::time_point end)> on_step;
 };
 
 class DeviceExecutor {

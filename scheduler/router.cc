@@ -8,9 +8,12 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <limits>
 #include <utility>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
@@ -61,35 +64,67 @@ absl::Status NotFound(const std::string& name) {
   return absl::NotFoundError(absl::StrFormat("model \"%s\" is not loaded", absl::CHexEscape(name)));
 }
 
-int64_t PredictedWeights(const ServedModel& m) {
-  return static_cast<int64_t>(
-      runtime::Model::PredictWeightsBytes(m.config(), m.device().backend->compute_dtype()));
+int64_t PredictedWeights(const runtime::ModelConfig& config, kernels::DType dtype) {
+  return static_cast<int64_t>(runtime::Model::PredictWeightsBytes(config, dtype));
 }
 
 // What a load reserves on the device: the weights and the activations of the
 // engine's largest step (Engine::Create allocates them).
+int64_t PredictedFootprint(const runtime::ModelConfig& config,
+                           const runtime::EngineConfig& engine_config, kernels::DType dtype) {
+  const runtime::StepSchedulerConfig& sc = engine_config.step_scheduler;
+  return PredictedWeights(config, dtype) +
+         static_cast<int64_t>(runtime::Model::PredictWorkspaceBytes(
+             config, dtype, sc.max_tokens_per_step, sc.max_num_seqs));
+}
+
 int64_t PredictedFootprint(const ServedModel& m) {
-  const runtime::StepSchedulerConfig& sc = m.engine_config().step_scheduler;
-  return PredictedWeights(m) + static_cast<int64_t>(runtime::Model::PredictWorkspaceBytes(
-                                   m.config(), m.device().backend->compute_dtype(),
-                                   sc.max_tokens_per_step, sc.max_num_seqs));
+  return PredictedFootprint(m.config(), m.engine_config(), m.device().backend->compute_dtype());
+}
+
+// A device without a weights budget, as placement sees it.
+constexpr int64_t kUnlimited = std::numeric_limits<int64_t>::max() / 4;
+
+// CheckPin over devices known by their ids alone.
+absl::Status CheckPinAmong(const std::vector<std::string>& ids, const ModelSpec& spec) {
+  std::vector<DeviceRoom> rooms(ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) rooms[i].name = ids[i];
+  return CheckPin(rooms, ModelDemand{spec.name, 0, 0, spec.device});
+}
+
+std::string DefaultDeviceId(const kernels::Backend& backend) {
+  return backend.kind() == kernels::BackendKind::kCpu ? "cpu" : "cuda:0";
 }
 
 }  // namespace
 
-Router::Router(kernels::Backend* backend, runtime::EngineConfig engine_config,
+Router::Router(std::vector<DeviceSetup> devices, runtime::EngineConfig engine_config,
                RouterOptions options)
-    : engine_config_(std::move(engine_config)), options_(std::move(options)) {
-  device_ = std::make_shared<Device>();
-  device_->name = backend->Caps().device_name;
-  // One backend per server for now, so a CUDA one is device 0.
-  device_->id = backend->kind() == kernels::BackendKind::kCpu ? "cpu" : "cuda:0";
-  device_->backend = backend;
-  device_->executor = std::make_shared<DeviceExecutor>(device_->name, options_.executor);
-  device_->kv_pool = std::make_shared<KvPool>(device_->name, engine_config_.kv_cache_bytes);
-  device_->weights_budget_bytes = options_.weights_budget_bytes;
+    : engine_config_(std::move(engine_config)), options_(std::move(options)), devices_([&] {
+        std::vector<std::shared_ptr<Device>> out;
+        for (DeviceSetup& setup : devices) {
+          auto d = std::make_shared<Device>();
+          // Named for metrics and logs; the id leads, so that two devices of
+          // one model of GPU have two names.
+          d->name = setup.backend->Caps().device_name;
+          if (!absl::StartsWith(d->name, setup.id)) d->name = absl::StrCat(setup.id, ": ", d->name);
+          d->id = std::move(setup.id);
+          d->backend = setup.backend;
+          d->executor = std::make_shared<DeviceExecutor>(d->name, options_.executor);
+          d->kv_pool = std::make_shared<KvPool>(d->name, setup.kv_pool_bytes);
+          d->weights_budget_bytes = setup.weights_budget_bytes;
+          out.push_back(std::move(d));
+        }
+        return out;
+      }()) {
   loader_ = std::thread([this] { LoaderLoop(); });
 }
+
+Router::Router(kernels::Backend* backend, const runtime::EngineConfig& engine_config,
+               const RouterOptions& options)
+    : Router({DeviceSetup{backend, DefaultDeviceId(*backend), engine_config.kv_cache_bytes,
+                          options.weights_budget_bytes}},
+             engine_config, options) {}
 
 Router::~Router() {
   {
@@ -100,49 +135,144 @@ Router::~Router() {
   loader_.join();
 }
 
-absl::StatusOr<std::unique_ptr<KvPool::Account>> Router::JoinPool(const ModelSpec& spec) const {
-  KvPool& pool = *device_->kv_pool;
-  return pool.Join(spec.name, spec.kv_floor_bytes,
-                   spec.kv_cap_bytes > 0 ? spec.kv_cap_bytes : pool.budget());
+size_t Router::IndexOf(const Device& device) const {
+  for (size_t i = 0; i < devices_.size(); ++i) {
+    if (devices_[i].get() == &device) return i;
+  }
+  return 0;  // every model's device is one of ours
 }
 
-absl::StatusOr<std::shared_ptr<ServedModel>> Router::Register(const ModelSpec& spec,
-                                                              std::string why_not_loaded) {
+std::vector<DeviceRoom> Router::RoomsLocked(
+    const ServedModel* except,
+    std::vector<std::vector<std::shared_ptr<ServedModel>>>* residents) const {
+  std::vector<DeviceRoom> rooms;
+  for (const std::shared_ptr<Device>& d : devices_) {
+    DeviceRoom& room = rooms.emplace_back();
+    room.name = d->id;
+    room.budget_bytes = d->weights_budget_bytes > 0 ? d->weights_budget_bytes : kUnlimited;
+  }
+  if (residents != nullptr) residents->assign(devices_.size(), {});
+  for (const auto& [name, m] : models_) {
+    auto reserved = weights_.find(name);
+    if (m.get() == except || reserved == weights_.end()) continue;
+    const size_t i = IndexOf(m->device());
+    DeviceRoom& room = rooms[i];
+    room.used_bytes += reserved->second;
+    room.load += m->busy().Load();
+    const ModelStatus s = m->status();
+    if (s.state != ModelState::kReady) continue;
+    room.residents.push_back(
+        {reserved->second, m->admission().in_flight() == 0, s.last_used, m->spec().keep_alive});
+    if (residents != nullptr) (*residents)[i].push_back(m);
+  }
+  return rooms;
+}
+
+absl::StatusOr<Router::Home> Router::PlaceNew(const ModelSpec& spec,
+                                              const runtime::ModelConfig& config) {
+  if (devices_.empty()) return absl::FailedPreconditionError("this server has no device");
+  const auto join = [&](const std::shared_ptr<Device>& d) {
+    KvPool& pool = *d->kv_pool;
+    return pool.Join(spec.name, spec.kv_floor_bytes,
+                     spec.kv_cap_bytes > 0 ? spec.kv_cap_bytes : pool.budget());
+  };
+  if (devices_.size() == 1) {
+    RETURN_IF_ERROR(CheckPinAmong({devices_[0]->id}, spec));
+    ASSIGN_OR_RETURN(std::unique_ptr<KvPool::Account> account, join(devices_[0]));
+    return Home{devices_[0], std::move(account), "the only device"};
+  }
+  // All devices are of one kind, so the prediction holds on each.
+  const ModelDemand demand{
+      spec.name, PredictedFootprint(config, engine_config_, devices_[0]->backend->compute_dtype()),
+      0, spec.device};
+  std::vector<bool> passed_over(devices_.size(), false);
+  absl::Status no_room;  // the last pool that could not take its floor
+  for (;;) {
+    std::vector<DeviceRoom> rooms;
+    std::vector<size_t> index;  // rooms[k] is devices_[index[k]]
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      std::vector<DeviceRoom> all = RoomsLocked(nullptr, nullptr);
+      for (size_t i = 0; i < all.size(); ++i) {
+        if (passed_over[i] || (spec.device && all[i].name != *spec.device)) continue;
+        rooms.push_back(std::move(all[i]));
+        index.push_back(i);
+      }
+    }
+    if (rooms.empty()) {
+      if (!no_room.ok()) return no_room;
+      return CheckPinAmong({}, spec);  // pinned to a device this server lacks
+    }
+    absl::StatusOr<Placement> placed = PlaceModel(rooms, demand, runtime::Clock::now());
+    size_t k = 0;
+    std::string why;
+    if (placed.ok()) {
+      k = placed->device;
+      why = absl::StrFormat("chosen among %d devices: %s", devices_.size(), placed->why);
+    } else {
+      // Fits nowhere now: it waits on the largest device, whose load will say
+      // why while nothing there can make room.
+      for (size_t j = 1; j < rooms.size(); ++j) {
+        if (rooms[j].budget_bytes > rooms[k].budget_bytes) k = j;
+      }
+      why = absl::StrCat("the largest device; ", placed.status().message());
+    }
+    const std::shared_ptr<Device>& device = devices_[index[k]];
+    absl::StatusOr<std::unique_ptr<KvPool::Account>> account = join(device);
+    if (account.ok()) return Home{device, *std::move(account), std::move(why)};
+    if (account.status().code() != absl::StatusCode::kResourceExhausted) return account.status();
+    no_room = account.status();
+    passed_over[index[k]] = true;
+  }
+}
+
+absl::StatusOr<Router::Registration> Router::Register(const ModelSpec& spec,
+                                                      std::string why_not_loaded) {
   RETURN_IF_ERROR(ValidateModelName(spec.name));
   {
     // Fail fast before reading the file; Insert checks again under the lock.
     std::lock_guard<std::mutex> lock(mu_);
     if (models_.contains(spec.name)) return AlreadyLoaded(spec.name);
   }
-  RETURN_IF_ERROR(CheckPin({DeviceRoom{device_->id}}, ModelDemand{spec.name, 0, 0, spec.device}));
+  {
+    // A pin to a device this server lacks fails before the file is read.
+    std::vector<std::string> ids;
+    for (const std::shared_ptr<Device>& d : devices_) ids.push_back(d->id);
+    RETURN_IF_ERROR(CheckPinAmong(ids, spec));
+  }
   ASSIGN_OR_RETURN(runtime::ModelDescription description, runtime::DescribeModel(spec.path));
-  ASSIGN_OR_RETURN(std::unique_ptr<KvPool::Account> account, JoinPool(spec));
-  return std::make_shared<ServedModel>(
-      spec, std::move(description.tokenizer), std::move(description.config), device_,
-      std::move(account), engine_config_, options_.admission, std::move(why_not_loaded));
+  ASSIGN_OR_RETURN(Home home, PlaceNew(spec, description.config));
+  Registration r;
+  r.model = std::make_shared<ServedModel>(
+      spec, std::move(description.tokenizer), std::move(description.config), home.device,
+      std::move(home.account), engine_config_, options_.admission, std::move(why_not_loaded));
+  r.home_why = std::move(home.why);
+  return r;
 }
 
-absl::Status Router::Insert(const std::shared_ptr<ServedModel>& model) {
+absl::Status Router::Insert(const Registration& r) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (models_.contains(model->name())) return AlreadyLoaded(model->name());
-  models_.emplace(model->name(), model);
+  if (models_.contains(r.model->name())) return AlreadyLoaded(r.model->name());
+  models_.emplace(r.model->name(), r.model);
+  homes_[r.model->name()] = r.home_why;
   return absl::OkStatus();
 }
 
 absl::Status Router::AddModel(const ModelSpec& spec, const ProgressFn& progress) {
   const bool lazy = spec.load == LoadPolicy::kLazy;
-  ASSIGN_OR_RETURN(std::shared_ptr<ServedModel> model,
+  ASSIGN_OR_RETURN(Registration r,
                    Register(spec, lazy ? "lazy: loads on its first request" : "not loaded yet"));
-  RETURN_IF_ERROR(Insert(model));
+  RETURN_IF_ERROR(Insert(r));
+  const std::shared_ptr<ServedModel>& model = r.model;
   if (lazy) return absl::OkStatus();
   if (!model->BeginLoading()) return absl::OkStatus();  // a first request beat us to it
   return Load(model, progress);
 }
 
 absl::Status Router::AddModelAndLoadInBackground(const ModelSpec& spec) {
-  ASSIGN_OR_RETURN(std::shared_ptr<ServedModel> model, Register(spec, "queued to load"));
-  RETURN_IF_ERROR(Insert(model));
-  if (model->BeginLoading()) EnqueueLoad(model);
+  ASSIGN_OR_RETURN(Registration r, Register(spec, "queued to load"));
+  RETURN_IF_ERROR(Insert(r));
+  if (r.model->BeginLoading()) EnqueueLoad(r.model);
   return absl::OkStatus();
 }
 
@@ -151,20 +281,33 @@ absl::Status Router::AddLoadedModel(const ModelSpec& spec, runtime::LoadedModel 
   if (loaded.model == nullptr || loaded.tokenizer == nullptr) {
     return absl::InvalidArgumentError("the loaded model has no weights or no tokenizer");
   }
-  ASSIGN_OR_RETURN(std::unique_ptr<KvPool::Account> account, JoinPool(spec));
+  // It stays on the device whose backend holds its weights.
+  auto device = std::find_if(devices_.begin(), devices_.end(),
+                             [&](const auto& d) { return d->backend == loaded.model->backend(); });
+  if (device == devices_.end()) {
+    return absl::InvalidArgumentError(
+        "the model was loaded on a backend this server does not have");
+  }
+  RETURN_IF_ERROR(CheckPinAmong({(*device)->id}, spec));
+  KvPool& pool = *(*device)->kv_pool;
+  ASSIGN_OR_RETURN(std::unique_ptr<KvPool::Account> account,
+                   pool.Join(spec.name, spec.kv_floor_bytes,
+                             spec.kv_cap_bytes > 0 ? spec.kv_cap_bytes : pool.budget()));
   const runtime::ModelConfig config = loaded.model->config();
-  auto model = std::make_shared<ServedModel>(spec, std::move(loaded.tokenizer), config, device_,
-                                             std::move(account), engine_config_, options_.admission,
-                                             "loading");
-  model->BeginLoading();
+  Registration r;
+  r.model = std::make_shared<ServedModel>(spec, std::move(loaded.tokenizer), config, *device,
+                                          std::move(account), engine_config_, options_.admission,
+                                          "loading");
+  r.home_why = "the device its weights were loaded on";
+  r.model->BeginLoading();
   // Inserted (as loading) before its engine exists, so that a taken name
   // costs no engine; an engine that cannot be built leaves it failed.
-  RETURN_IF_ERROR(Insert(model));
-  RETURN_IF_ERROR(model->Activate(std::move(loaded.model)));
-  const ModelStatus status = model->status();
+  RETURN_IF_ERROR(Insert(r));
+  RETURN_IF_ERROR(r.model->Activate(std::move(loaded.model)));
+  const ModelStatus status = r.model->status();
   std::lock_guard<std::mutex> lock(mu_);
   weights_[spec.name] = status.weights_bytes + status.workspace_bytes;
-  placements_[spec.name] = "the only device; loaded by the caller";
+  placements_[spec.name] = "loaded by the caller";
   return absl::OkStatus();
 }
 
@@ -185,33 +328,26 @@ absl::Status Router::LoadModel(const std::string& name, const std::string& path,
 }
 
 absl::Status Router::MakeRoom(const std::shared_ptr<ServedModel>& model, int64_t bytes) {
-  const int64_t budget = device_->weights_budget_bytes;
-  if (budget <= 0) {
+  const Device& home = model->device();
+  if (home.weights_budget_bytes <= 0) {
     std::lock_guard<std::mutex> lock(mu_);
     weights_[model->name()] = bytes;
-    placements_[model->name()] = "the only device; no memory budget set";
+    placements_[model->name()] = "no memory budget set";
     return absl::OkStatus();
   }
-  const ModelDemand demand{model->name(), bytes, 0, model->spec().device};
+  const size_t i = IndexOf(home);
+  const ModelDemand demand{model->name(), bytes, model->busy().Load(), model->spec().device};
   // Evicting runs outside the lock (it waits for the executor); whoever
   // reserves after it sees the memory free. A few rounds at most: each one
   // either fits, evicts something, or gives up.
   for (int round = 0; round < 4; ++round) {
-    std::vector<std::shared_ptr<ServedModel>> on_device;
-    DeviceRoom room{device_->id, budget};
+    std::vector<std::vector<std::shared_ptr<ServedModel>>> residents;
+    DeviceRoom room;
     absl::StatusOr<Placement> placement;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      for (const auto& [name, b] : weights_) room.used_bytes += b;
-      for (const auto& [name, m] : models_) {
-        auto it = weights_.find(name);
-        if (m == model || it == weights_.end()) continue;
-        const ModelStatus s = m->status();
-        if (s.state != ModelState::kReady) continue;
-        on_device.push_back(m);
-        room.residents.push_back(
-            {it->second, m->admission().in_flight() == 0, s.last_used, m->spec().keep_alive});
-      }
+      room = std::move(RoomsLocked(model.get(), &residents)[i]);
+      // Its own reservation, if any, is being replaced.
       placement = PlaceModel({room}, demand, runtime::Clock::now());
       if (placement.ok() && placement->evict.empty()) {
         weights_[model->name()] = bytes;
@@ -219,20 +355,22 @@ absl::Status Router::MakeRoom(const std::shared_ptr<ServedModel>& model, int64_t
         return absl::OkStatus();
       }
     }
+    const std::vector<std::shared_ptr<ServedModel>>& on_device = residents[i];
     if (!placement.ok()) {
       std::vector<std::string> held;
-      for (size_t i = 0; i < on_device.size(); ++i) {
-        held.push_back(absl::StrFormat("%s (%d bytes, %s)", on_device[i]->name(),
-                                       room.residents[i].bytes,
-                                       room.residents[i].idle ? "within its keep-alive" : "busy"));
+      for (size_t r = 0; r < on_device.size(); ++r) {
+        held.push_back(absl::StrFormat("%s (%d bytes, %s)", on_device[r]->name(),
+                                       room.residents[r].bytes,
+                                       room.residents[r].idle ? "within its keep-alive" : "busy"));
       }
-      return absl::Status(placement.status().code(),
-                          absl::StrFormat("%s (resident: %s)", placement.status().message(),
-                                          held.empty() ? "none" : absl::StrJoin(held, ", ")));
+      return absl::Status(
+          placement.status().code(),
+          absl::StrFormat("%s (resident on %s: %s)", placement.status().message(), home.id,
+                          held.empty() ? "none" : absl::StrJoin(held, ", ")));
     }
-    for (size_t i : placement->evict) {
-      if (on_device[i]->Evict(absl::StrFormat("evicted for model \"%s\"", model->name()))) {
-        ReleaseWeights(on_device[i]->name());
+    for (size_t r : placement->evict) {
+      if (on_device[r]->Evict(absl::StrFormat("evicted for model \"%s\"", model->name()))) {
+        ReleaseWeights(on_device[r]->name());
       }
     }
   }
@@ -257,7 +395,7 @@ absl::Status Router::Load(const std::shared_ptr<ServedModel>& model, const Progr
   };
   absl::Status s = MakeRoom(model, PredictedFootprint(*model));
   absl::StatusOr<std::unique_ptr<runtime::Model>> weights =
-      s.ok() ? runtime::LoadWeights(model->path(), device_->backend, progress)
+      s.ok() ? runtime::LoadWeights(model->path(), model->device().backend, progress)
              : absl::StatusOr<std::unique_ptr<runtime::Model>>(s);
   if (!weights.ok()) {
     model->Fail(weights.status());
@@ -311,6 +449,7 @@ absl::Status Router::UnloadModel(const std::string& name) {
     models_.erase(it);
     weights_.erase(name);
     placements_.erase(name);
+    homes_.erase(name);
   }
   model->AbortAll(
       absl::UnavailableError(absl::StrFormat("model \"%s\" was unloaded", absl::CHexEscape(name))));
@@ -337,8 +476,14 @@ std::vector<ModelSummary> Router::ListModels() const {
     s.device = model->device().name;
     auto placed = placements_.find(name);
     s.placement = placed != placements_.end() ? placed->second : "not placed: not loaded";
+    if (devices_.size() > 1) {
+      auto home = homes_.find(name);
+      s.placement = absl::StrCat(model->device().id, ", ", home != homes_.end() ? home->second : "",
+                                 "; its weights: ", s.placement);
+    }
     s.weights_bytes = status.weights_bytes;
-    s.predicted_weights_bytes = PredictedWeights(*model);
+    s.predicted_weights_bytes =
+        PredictedWeights(model->config(), model->device().backend->compute_dtype());
     s.workspace_bytes = status.workspace_bytes;
     s.evictions = status.evictions;
     s.load = model->spec().load;

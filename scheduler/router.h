@@ -1,8 +1,7 @@
-// The front of the scheduler: the registered models and their lifecycle
-// (loading on a loader thread, lazily on a first request, evicting idle
-// models when another needs the memory), admission control in front of each,
-// and draining. One device for now (the Device list and the placement rule are
-// built for more). Thread-safe.
+// The front of the scheduler: the devices, the registered models and their
+// lifecycle (placed on a device when registered, loaded on a loader thread or
+// lazily on a first request, evicting idle models when another needs the
+// memory), admission control in front of each, and draining. Thread-safe.
 #pragma once
 
 #include <atomic>
@@ -28,6 +27,7 @@
 #include "scheduler/device_executor.h"
 #include "scheduler/kv_pool.h"
 #include "scheduler/model_config_file.h"
+#include "scheduler/placement.h"
 #include "scheduler/served_model.h"
 
 namespace cohost::scheduler {
@@ -53,7 +53,8 @@ struct ModelSummary {
 struct RouterOptions {
   AdmissionLimits admission;
   ExecutorOptions executor;
-  // What the models' weights may take on the device; 0: no limit.
+  // For the one-backend constructor: what the models' weights may take on the
+  // device; 0: no limit.
   int64_t weights_budget_bytes = 0;
   // Called after every attempt to load a model's weights, on the thread that
   // loaded them: the model, whether it is now ready, and the seconds taken.
@@ -64,17 +65,26 @@ class Router {
  public:
   using ProgressFn = runtime::LoadProgressFn;
 
-  // One device for now: every model runs on `backend`, stepped by one
-  // DeviceExecutor thread, its KV memory drawn from one KvPool of
-  // engine_config.kv_cache_bytes (num_kv_blocks is ignored: each engine's
-  // blocks follow from its share of the pool).
-  Router(kernels::Backend* backend, runtime::EngineConfig engine_config, RouterOptions options);
-  Router(kernels::Backend* backend, runtime::EngineConfig engine_config, AdmissionLimits limits)
-      : Router(backend, std::move(engine_config), RouterOptions{limits, {}, 0, nullptr}) {}
+  // Each device gets one DeviceExecutor thread that steps its engines and one
+  // KvPool of its kv_pool_bytes that they share (engine_config's
+  // kv_cache_bytes and num_kv_blocks are ignored: each engine's blocks follow
+  // from its share of its device's pool). At least one device; ids distinct;
+  // all of one backend kind.
+  Router(std::vector<DeviceSetup> devices, runtime::EngineConfig engine_config,
+         RouterOptions options);
+  // One device: `backend` ("cpu", or "cuda:0"), a pool of
+  // engine_config.kv_cache_bytes, options.weights_budget_bytes for weights.
+  Router(kernels::Backend* backend, const runtime::EngineConfig& engine_config,
+         const RouterOptions& options);
+  Router(kernels::Backend* backend, const runtime::EngineConfig& engine_config,
+         AdmissionLimits limits)
+      : Router(backend, engine_config, RouterOptions{limits, {}, 0, nullptr}) {}
   ~Router();  // stops the loader; models live on while requests hold them
 
   // Registers a model: reads its config and tokenizer (not its weights),
-  // places it on a device and gives it a share of that device's KV pool. A
+  // places it on a device (PlaceModel over every device, by its predicted
+  // footprint and measured load; it reloads there after an eviction) and gives
+  // it a share of that device's KV pool. A
   // startup model is then loaded before this returns (a failed load leaves it
   // registered as failed, and its error is returned); a lazy one loads on its
   // first request. INVALID_ARGUMENT for a bad name; ALREADY_EXISTS for a
@@ -119,18 +129,34 @@ class Router {
   void AbortAll();
 
   const AdmissionLimits& limits() const { return options_.admission; }
-  const KvPool& kv_pool() const { return *device_->kv_pool; }
-  const Device& device() const { return *device_; }
+  const std::vector<std::shared_ptr<Device>>& devices() const { return devices_; }
 
  private:
-  // Reads config and tokenizer and builds the registration (not yet inserted).
-  absl::StatusOr<std::shared_ptr<ServedModel>> Register(const ModelSpec& spec,
-                                                        std::string why_not_loaded);
-  // The model's share of the device's KV pool (its floor; its cap, or the
-  // whole pool).
-  absl::StatusOr<std::unique_ptr<KvPool::Account>> JoinPool(const ModelSpec& spec) const;
+  struct Registration {
+    std::shared_ptr<ServedModel> model;
+    std::string home_why;  // why it is on its device
+  };
+  // Reads config and tokenizer, places the model on a device and builds the
+  // registration (not yet inserted).
+  absl::StatusOr<Registration> Register(const ModelSpec& spec, std::string why_not_loaded);
+  // The device a new model goes to, with its share of that device's KV pool
+  // (its floor; its cap, or the whole pool), and why it goes there. Devices
+  // whose pool cannot take its floor are passed over.
+  struct Home {
+    std::shared_ptr<Device> device;
+    std::unique_ptr<KvPool::Account> account;
+    std::string why;
+  };
+  absl::StatusOr<Home> PlaceNew(const ModelSpec& spec, const runtime::ModelConfig& config);
+  // Where `device` is in devices_.
+  size_t IndexOf(const Device& device) const;
+  // Each device as placement sees it, with the ready models on it that could
+  // make room, in the order of its residents. Not `except`. Under mu_.
+  std::vector<DeviceRoom> RoomsLocked(
+      const ServedModel* except,
+      std::vector<std::vector<std::shared_ptr<ServedModel>>>* residents) const;
   // Inserts a registration; ALREADY_EXISTS when the name was taken meanwhile.
-  absl::Status Insert(const std::shared_ptr<ServedModel>& model);
+  absl::Status Insert(const Registration& r);
   // Loads `model`'s weights (it is in state loading): makes room on its device
   // by evicting idle models past their keep-alive, reads the file, activates.
   // On failure the model is failed with the error, which is returned.
@@ -144,7 +170,7 @@ class Router {
 
   const runtime::EngineConfig engine_config_;
   const RouterOptions options_;
-  std::shared_ptr<Device> device_;
+  const std::vector<std::shared_ptr<Device>> devices_;
   std::atomic<bool> draining_{false};
   std::atomic<runtime::RequestId> next_id_{1};
 
@@ -152,7 +178,9 @@ class Router {
   std::map<std::string, std::shared_ptr<ServedModel>> models_;  // guarded by mu_
   // Weights memory reserved per model on the device (predicted, then measured).
   std::map<std::string, int64_t> weights_;  // guarded by mu_
-  // Why each model placed is where it is (PlaceModel's reason).
+  // Why each model is where it is: its device (chosen at registration, when
+  // there are several) and its weights there (PlaceModel's reason at load).
+  std::map<std::string, std::string> homes_;       // guarded by mu_
   std::map<std::string, std::string> placements_;  // guarded by mu_
 
   std::mutex loader_mu_;

@@ -182,7 +182,11 @@ absl::Status ServedModel::Activate(std::unique_ptr<runtime::Model> model, double
     }
     queued_.clear();
   }
-  device_->executor->Attach(e, EngineTargets{spec_.ttft_target, spec_.name, spec_.tpot_target});
+  device_->executor->Attach(e,
+                            EngineTargets{spec_.ttft_target, spec_.name, spec_.tpot_target,
+                                          [this](double seconds, runtime::Clock::time_point end) {
+                                            busy_.Record(seconds, end);
+                                          }});
   for (auto& [q, status] : refused) Finish(q, runtime::FinishReason::kError, status);
   return absl::OkStatus();
 }

@@ -26,6 +26,7 @@
 #include "runtime/model/model.h"
 #include "runtime/tokenizer/tokenizer.h"
 #include "scheduler/admission.h"
+#include "scheduler/busy_meter.h"
 #include "scheduler/device.h"
 #include "scheduler/kv_pool.h"
 #include "scheduler/model_config_file.h"
@@ -71,6 +72,9 @@ class ServedModel {
   Admission& admission() { return admission_; }
   const Admission& admission() const { return admission_; }
   const KvPool::Account& kv_account() const { return *kv_account_; }
+  // How busy its steps keep its device (a moving estimate; it survives
+  // evictions, so a reload is placed by what the model did before).
+  const BusyMeter& busy() const { return busy_; }
   DeviceExecutor& executor() { return *device_->executor; }
   const DeviceExecutor& executor() const { return *device_->executor; }
 
@@ -126,6 +130,7 @@ class ServedModel {
   const runtime::EngineConfig engine_config_;
   const runtime::RequestLimits limits_;
   Admission admission_;
+  BusyMeter busy_;
 
   mutable std::mutex mu_;
   ModelState state_ = ModelState::kEvicted;                  // guarded by mu_

@@ -342,6 +342,15 @@ class CudaBackend final : public Backend {
 
 }  // namespace
 
+int CudaDeviceCount() {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess) {
+    cudaGetLastError();  // not sticky, but do not leave it for the next call
+    return 0;
+  }
+  return count;
+}
+
 absl::StatusOr<std::unique_ptr<Backend>> MakeCudaBackend(int device_index) {
   int count = 0;
   cudaError_t err = cudaGetDeviceCount(&count);

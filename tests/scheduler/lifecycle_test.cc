@@ -16,17 +16,14 @@
 #include <thread>
 #include <vector>
 
-#include "absl/strings/str_format.h"
 #include "cohost/kernels/backend.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "runtime/model/model.h"
 #include "scheduler/device_budget.h"
 #include "scheduler/eviction.h"
 #include "scheduler/router.h"
 #include "tests/runtime/loader/loader_test_util.h"
-#include "tests/runtime/loader/tiny_gguf_model.h"
-#include "tests/support/collecting_sink.h"
+#include "tests/scheduler/lifecycle_fixture.h"
 #include "tests/support/wait_for.h"
 
 namespace cohost::scheduler {
@@ -38,8 +35,6 @@ using std::chrono::hours;
 using std::chrono::seconds;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-
-constexpr auto kWait = std::chrono::seconds(60);
 
 // ---- PickEvictions ----
 
@@ -121,109 +116,6 @@ TEST(DeviceBudgetTest, CpuFlagOrAFractionOfWhatIsAvailable) {
 }
 
 // ---- the lifecycle ----
-
-using Collect = cohost::testing::CollectingSink;
-
-runtime::GenerateRequest Request(int32_t max_tokens = 3) {
-  runtime::GenerateRequest r;
-  r.prompt_ids = {3, 4, 5};
-  r.sampling.temperature = 0;
-  r.sampling.max_tokens = max_tokens;
-  r.sampling.ignore_eos = true;
-  return r;
-}
-
-class LifecycleTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    backend_ = kernels::MakeCpuBackend(1);
-    bytes_ = runtime::testing::MakeTinyModel().writer.Build();
-    ASSERT_TRUE(DescribeOne().ok());
-  }
-  void TearDown() override {
-    router_.reset();
-    for (const std::string& p : paths_) std::filesystem::remove(p);
-  }
-
-  absl::Status DescribeOne() {
-    const std::string path = Write("probe");
-    absl::StatusOr<runtime::ModelDescription> d = runtime::DescribeModel(path);
-    if (!d.ok()) return d.status();
-    weights_ =
-        static_cast<int64_t>(runtime::Model::PredictWeightsBytes(d->config, kernels::DType::kF32));
-    const runtime::StepSchedulerConfig sc;  // MakeRouter's engines use the defaults
-    workspace_ = static_cast<int64_t>(runtime::Model::PredictWorkspaceBytes(
-        d->config, kernels::DType::kF32, sc.max_tokens_per_step, sc.max_num_seqs));
-    return absl::OkStatus();
-  }
-
-  std::string Write(const std::string& name) {
-    const std::string path = runtime::testing::TempPath("lifecycle_" + name + ".gguf");
-    runtime::testing::WriteFile(path, bytes_);
-    paths_.push_back(path);
-    return path;
-  }
-
-  // Room for the weights of `models` tiny models on the device.
-  void MakeRouter(int models) {
-    runtime::EngineConfig c;
-    c.block_size = 4;
-    c.kv_cache_bytes = int64_t{4} << 20;
-    RouterOptions o;
-    const int64_t footprint = weights_ + workspace_;
-    o.weights_budget_bytes = models * footprint + footprint / 2;
-    o.on_load = [this](const std::string& model, bool ok, double seconds) {
-      std::lock_guard<std::mutex> lock(observed_mu_);
-      loads_.push_back(absl::StrFormat("%s %s", model, ok ? "ok" : "failed"));
-      EXPECT_GE(seconds, 0);
-    };
-    o.executor.on_step = [this](const std::string& device, const std::string& model, double) {
-      std::lock_guard<std::mutex> lock(observed_mu_);
-      ++steps_[model];
-      EXPECT_EQ(device, backend_->Caps().device_name);
-    };
-    router_ = std::make_unique<Router>(backend_.get(), c, o);
-  }
-  std::vector<std::string> Loads() {
-    std::lock_guard<std::mutex> lock(observed_mu_);
-    return loads_;
-  }
-  int Steps(const std::string& model) {
-    std::lock_guard<std::mutex> lock(observed_mu_);
-    return steps_[model];
-  }
-
-  ModelSpec Spec(const std::string& name, LoadPolicy load = LoadPolicy::kStartup,
-                 std::optional<seconds> keep_alive = seconds(0)) {
-    ModelSpec s;
-    s.name = name;
-    s.path = Write(name);
-    s.load = load;
-    s.keep_alive = keep_alive;
-    return s;
-  }
-
-  ModelStatus Status(const std::string& name) { return router_->Find(name).value()->status(); }
-
-  std::shared_ptr<Collect> Run(const std::string& name, int32_t max_tokens = 3) {
-    auto sink = std::make_shared<Collect>();
-    absl::StatusOr<runtime::RequestId> id =
-        router_->Submit(router_->Find(name).value(), Request(max_tokens), sink);
-    EXPECT_TRUE(id.ok()) << id.status();
-    EXPECT_TRUE(sink->Wait());
-    return sink;
-  }
-
-  std::unique_ptr<kernels::Backend> backend_;
-  std::unique_ptr<Router> router_;
-  std::string bytes_;
-  std::vector<std::string> paths_;
-  int64_t weights_ = 0;    // predicted weights of one tiny model
-  int64_t workspace_ = 0;  // and of its engine's largest step
-  std::mutex observed_mu_;
-  std::vector<std::string> loads_;    // what on_load saw, "model ok|failed"
-  std::map<std::string, int> steps_;  // on_step calls by model
-};
 
 TEST_F(LifecycleTest, ALazyModelLoadsOnItsFirstRequestWhichWaitsForIt) {
   MakeRouter(1);
@@ -369,12 +261,18 @@ TEST_F(LifecycleTest, PinsAreCheckedAndPlacementsExplained) {
   ASSERT_TRUE(router_->AddModel(here).ok());
   ASSERT_TRUE(router_->AddModel(Spec("lazy", LoadPolicy::kLazy)).ok());
   for (const ModelSummary& m : router_->ListModels()) {
-    if (m.name == "here") EXPECT_THAT(m.placement, HasSubstr("pinned there"));
-    if (m.name == "lazy") EXPECT_THAT(m.placement, HasSubstr("not loaded"));
+    if (m.name == "here") {
+      EXPECT_THAT(m.placement, HasSubstr("pinned there"));
+    }
+    if (m.name == "lazy") {
+      EXPECT_THAT(m.placement, HasSubstr("not loaded"));
+    }
   }
   Run("lazy");
   for (const ModelSummary& m : router_->ListModels()) {
-    if (m.name == "lazy") EXPECT_THAT(m.placement, HasSubstr("best fit"));
+    if (m.name == "lazy") {
+      EXPECT_THAT(m.placement, HasSubstr("best fit"));
+    }
   }
 }
 

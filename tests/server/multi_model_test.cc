@@ -298,8 +298,10 @@ TEST_F(MultiModelTest, UnloadingAModelWithLiveStreamsEndsThemAndFreesItsMemory) 
     return held;
   };
   EXPECT_TRUE(WaitFor([&] { return doomed.expired(); }, seconds(10)));
-  EXPECT_TRUE(WaitFor([&] { return router_->kv_pool().used() == held_by_others(); }, seconds(10)))
-      << router_->kv_pool().used() << " bytes used, " << held_by_others() << " by the others";
+  EXPECT_TRUE(WaitFor([&] { return router_->devices()[0]->kv_pool->used() == held_by_others(); },
+                      seconds(10)))
+      << router_->devices()[0]->kv_pool->used() << " bytes used, " << held_by_others()
+      << " by the others";
   EXPECT_EQ(Info("doomed").name(), "");
   EXPECT_GT(TtftMs("a", 8), 0) << "the others serve on";
 }

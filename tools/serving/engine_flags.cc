@@ -4,13 +4,19 @@
 
 #include <algorithm>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
 
 namespace cohost::tools {
 
 std::vector<FlagSpec> EngineFlagSpecs() {
   return {
-      {"device", "cpu|cuda", "where to run (default cpu)"},
+      {"device", "cpu|cuda|cuda:N[,cuda:M...]",
+       "where to run (default cpu); cuda: cohost run uses device 0, cohost serve every visible "
+       "GPU"},
       {"threads", "N", "CPU threads (default: all cores)"},
       {"kv-cache-mb", "MB",
        "KV cache memory (default 256): cohost run's pool; for cohost serve the device's pool, "
@@ -23,14 +29,66 @@ std::vector<FlagSpec> EngineFlagSpecs() {
   };
 }
 
+namespace {
+
+absl::Status BadDevice(absl::string_view what, absl::string_view got) {
+  return absl::InvalidArgumentError(absl::StrCat(
+      "--device: ", what, " (expected cpu, cuda, or cuda:N[,cuda:M...]), got '", got, "'"));
+}
+
+// "cuda:N" -> N.
+absl::StatusOr<int> CudaIndex(absl::string_view name) {
+  int index = 0;
+  if (!absl::ConsumePrefix(&name, "cuda:") || !absl::SimpleAtoi(name, &index) || index < 0 ||
+      index > 1023) {
+    return absl::InvalidArgumentError("not a device name");
+  }
+  return index;
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<kernels::Backend>> BackendFromArgs(const ParsedArgs& args) {
   const std::string device = args.Get("device").value_or("cpu");
   absl::StatusOr<std::optional<int64_t>> threads = args.GetInt("threads", 1, 1024);
   if (!threads.ok()) return threads.status();
   if (device == "cpu") return kernels::MakeCpuBackend(static_cast<int>(threads->value_or(0)));
   if (device == "cuda") return kernels::MakeCudaBackend(0);
-  return absl::InvalidArgumentError(
-      absl::StrCat("--device: expected cpu or cuda, got '", device, "'"));
+  absl::StatusOr<int> index = CudaIndex(device);
+  if (!index.ok()) return BadDevice("one device", device);
+  return kernels::MakeCudaBackend(*index);
+}
+
+absl::StatusOr<std::vector<DeviceBackend>> BackendsFromArgs(const ParsedArgs& args) {
+  const std::string device = args.Get("device").value_or("cpu");
+  std::vector<DeviceBackend> out;
+  if (device == "cpu") {
+    absl::StatusOr<std::unique_ptr<kernels::Backend>> cpu = BackendFromArgs(args);
+    if (!cpu.ok()) return cpu.status();
+    out.push_back({"cpu", *std::move(cpu)});
+    return out;
+  }
+  std::vector<int> indices;
+  if (device == "cuda") {
+    const int count = kernels::CudaDeviceCount();
+    if (count == 0) return kernels::MakeCudaBackend(0).status();  // says why there is none
+    for (int i = 0; i < count; ++i) indices.push_back(i);
+  } else {
+    for (absl::string_view name : absl::StrSplit(device, ',')) {
+      absl::StatusOr<int> index = CudaIndex(name);
+      if (!index.ok()) return BadDevice("not a device name", name);
+      if (std::find(indices.begin(), indices.end(), *index) != indices.end()) {
+        return BadDevice("a device named twice", name);
+      }
+      indices.push_back(*index);
+    }
+  }
+  for (int i : indices) {
+    absl::StatusOr<std::unique_ptr<kernels::Backend>> cuda = kernels::MakeCudaBackend(i);
+    if (!cuda.ok()) return cuda.status();
+    out.push_back({absl::StrCat("cuda:", i), *std::move(cuda)});
+  }
+  return out;
 }
 
 absl::StatusOr<runtime::EngineConfig> EngineConfigFromArgs(const ParsedArgs& args) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -15,7 +16,16 @@ namespace cohost::tools {
 
 std::vector<FlagSpec> EngineFlagSpecs();
 
+// One backend: --device cpu, cuda (device 0) or cuda:N.
 absl::StatusOr<std::unique_ptr<kernels::Backend>> BackendFromArgs(const ParsedArgs& args);
+
+struct DeviceBackend {
+  std::string id;  // "cpu", "cuda:N"
+  std::unique_ptr<kernels::Backend> backend;
+};
+// Every device `cohost serve` runs on: --device cpu; cuda (every visible GPU);
+// or a list, cuda:0,cuda:2. INVALID_ARGUMENT for a bad or repeated name.
+absl::StatusOr<std::vector<DeviceBackend>> BackendsFromArgs(const ParsedArgs& args);
 absl::StatusOr<runtime::EngineConfig> EngineConfigFromArgs(const ParsedArgs& args);
 
 }  // namespace cohost::tools

@@ -264,22 +264,26 @@ int ServeCommand(int argc, char** argv) {
   // Before the threads we start, so that they all inherit the mask.
   SignalWaiter::BlockSignals();
 
-  absl::StatusOr<std::unique_ptr<kernels::Backend>> backend = BackendFromArgs(*args);
-  if (!backend.ok()) return Fail(backend.status());
+  absl::StatusOr<std::vector<DeviceBackend>> backends = BackendsFromArgs(*args);
+  if (!backends.ok()) return Fail(backends.status());
 
   // Destroyed in reverse order: servers, then the router (stopping engines,
   // whose sinks still report to metrics), then metrics.
   server::ServerMetrics metrics;
-  // The device's budget holds the KV pool; the models' weights get the rest.
-  absl::StatusOr<int64_t> budget =
-      scheduler::DeviceMemoryBudget(**backend, config->cpu_memory_bytes, config->gpu_fraction);
-  if (!budget.ok()) return Fail(budget.status());
-  if (*budget <= config->engine.kv_cache_bytes) {
-    return Fail(absl::InvalidArgumentError(absl::StrFormat(
-        "the device's memory budget of %d MB leaves nothing for weights beside a %d MB KV pool",
-        *budget >> 20, config->engine.kv_cache_bytes >> 20)));
+  // Each device's budget holds its KV pool; the models' weights get the rest.
+  std::vector<scheduler::DeviceSetup> devices;
+  for (const DeviceBackend& d : *backends) {
+    absl::StatusOr<int64_t> budget =
+        scheduler::DeviceMemoryBudget(*d.backend, config->cpu_memory_bytes, config->gpu_fraction);
+    if (!budget.ok()) return Fail(budget.status());
+    if (*budget <= config->engine.kv_cache_bytes) {
+      return Fail(absl::InvalidArgumentError(absl::StrFormat(
+          "%s: its memory budget of %d MB leaves nothing for weights beside a %d MB KV pool", d.id,
+          *budget >> 20, config->engine.kv_cache_bytes >> 20)));
+    }
+    devices.push_back({d.backend.get(), d.id, config->engine.kv_cache_bytes,
+                       *budget - config->engine.kv_cache_bytes});
   }
-  config->router.weights_budget_bytes = *budget - config->engine.kv_cache_bytes;
   config->router.on_load = [&metrics](const std::string& model, bool ok, double seconds) {
     metrics.RecordModelLoad(model, ok, seconds);
   };
@@ -287,15 +291,17 @@ int ServeCommand(int argc, char** argv) {
                                                double seconds) {
     metrics.ObserveExecutorStep(device, model, seconds);
   };
-  scheduler::Router router(backend->get(), config->engine, config->router);
+  scheduler::Router router(devices, config->engine, config->router);
   SignalWaiter signals([&router] {
     std::fputs("cohost serve: second signal, cancelling all requests\n", stderr);
     router.AbortAll();
   });
 
-  std::fprintf(stderr, "cohost serve: %s: %d MB for weights, %d MB KV pool\n",
-               router.device().name.c_str(), config->router.weights_budget_bytes >> 20,
-               config->engine.kv_cache_bytes >> 20);
+  for (const std::shared_ptr<scheduler::Device>& d : router.devices()) {
+    std::fprintf(stderr, "cohost serve: %s: %lld MB for weights, %lld MB KV pool\n",
+                 d->name.c_str(), static_cast<long long>(d->weights_budget_bytes >> 20),
+                 static_cast<long long>(d->kv_pool->budget() >> 20));
+  }
   for (const scheduler::ModelSpec& spec : config->models) {
     ProgressBar bar(spec.load == scheduler::LoadPolicy::kLazy
                         ? absl::StrCat("registering ", spec.name, " (lazy) from ", spec.path)
@@ -319,9 +325,11 @@ int ServeCommand(int argc, char** argv) {
       server::MetricsHttpServer::Start(
           config->server.host, config->metrics_port,
           [&metrics, &router] {
-            const scheduler::KvPool& pool = router.kv_pool();
-            return metrics.Render(CollectGauges(router),
-                                  {{pool.device(), pool.budget(), pool.used()}});
+            std::vector<server::DeviceGauges> pools;
+            for (const std::shared_ptr<scheduler::Device>& d : router.devices()) {
+              pools.push_back({d->kv_pool->device(), d->kv_pool->budget(), d->kv_pool->used()});
+            }
+            return metrics.Render(CollectGauges(router), pools);
           },
           [&router] { return !router.draining(); });
   if (!http.ok()) return Fail(http.status());

@@ -111,6 +111,9 @@ std::unique_ptr<Backend> MakeCpuBackend(int num_threads = 0);
 
 // NOT_FOUND / UNAVAILABLE when built without CUDA or no device is present.
 absl::StatusOr<std::unique_ptr<Backend>> MakeCudaBackend(int device_index);
+// The CUDA devices visible to this process; 0 without CUDA or without a
+// driver.
+int CudaDeviceCount();
 
 // RAII device buffer.
 class DeviceBuffer {

@@ -1,0 +1,148 @@
+// A Router over several devices (here several CPU backends, each its own
+// executor thread, KV pool and weights budget): a new model goes where
+// placement says, by memory, pin and KV floor; each model is stepped by its
+// own device's executor; a load evicts only on the model's device. Plus the
+// busy meter that placement reads as a model's expected load.
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "scheduler/busy_meter.h"
+#include "scheduler/router.h"
+#include "tests/scheduler/lifecycle_fixture.h"
+#include "tests/support/wait_for.h"
+
+namespace cohost::scheduler {
+namespace {
+
+using runtime::FinishReason;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+// ---- BusyMeter ----
+
+const runtime::Clock::time_point kStart = runtime::Clock::time_point{} + std::chrono::hours(100);
+
+TEST(BusyMeterTest, ReadsTheFractionOfTimeSpentInSteps) {
+  BusyMeter meter(seconds(10));
+  EXPECT_EQ(meter.Load(kStart), 0) << "no step yet";
+  // Busy half of every second for ten time constants: the estimate settles at 0.5.
+  runtime::Clock::time_point t = kStart;
+  for (int i = 0; i < 100; ++i) {
+    t += seconds(1);
+    meter.Record(0.5, t);
+  }
+  EXPECT_NEAR(meter.Load(t), 0.5, 0.03);
+  // Idle for one time constant: it has forgotten all but 1/e.
+  EXPECT_NEAR(meter.Load(t + seconds(10)), 0.5 / std::exp(1.0), 0.02);
+  EXPECT_LT(meter.Load(t + seconds(100)), 0.001);
+}
+
+TEST(BusyMeterTest, NeverReadsAboveOneOrGoesBackInTime) {
+  BusyMeter meter(seconds(1));
+  for (int i = 0; i < 50; ++i) meter.Record(1.0, kStart + milliseconds(10 * i));
+  EXPECT_EQ(meter.Load(kStart + milliseconds(500)), 1.0) << "overlapping steps clamp to 1";
+  const double before = meter.Load(kStart + seconds(2));
+  meter.Record(0.0, kStart);  // a step that ended before the last one: counted at the latest
+  EXPECT_DOUBLE_EQ(meter.Load(kStart + seconds(2)), before);
+}
+
+// ---- several devices ----
+
+TEST_F(LifecycleTest, ModelsSpreadOverDevicesAndEachIsSteppedByItsOwn) {
+  MakeRouter(/*models=*/1, /*devices=*/2);
+  ASSERT_TRUE(router_->AddModel(Spec("a")).ok());
+  ASSERT_TRUE(router_->AddModel(Spec("b")).ok());
+  EXPECT_EQ(DeviceOf("a"), "cpu:0") << "both empty: the first listed";
+  EXPECT_EQ(DeviceOf("b"), "cpu:1") << "cpu:0 has no room left for a second model";
+  EXPECT_EQ(Status("a").state, ModelState::kReady);
+  EXPECT_EQ(Status("b").state, ModelState::kReady);
+  EXPECT_EQ(Run("a")->info().reason, FinishReason::kLength);
+  EXPECT_EQ(Run("b")->info().reason, FinishReason::kLength);
+  EXPECT_THAT(SteppedOn("a"), HasSubstr("cpu:0"));
+  EXPECT_THAT(SteppedOn("b"), HasSubstr("cpu:1"));
+  for (const ModelSummary& m : router_->ListModels()) {
+    EXPECT_THAT(m.placement, HasSubstr("chosen among 2 devices")) << m.name;
+    EXPECT_THAT(m.placement, HasSubstr(m.name == "a" ? "cpu:0" : "cpu:1")) << m.name;
+    EXPECT_THAT(m.device, HasSubstr(m.name == "a" ? "cpu:0" : "cpu:1")) << m.name;
+  }
+  const auto& devices = router_->devices();
+  ASSERT_EQ(devices.size(), 2u);
+  EXPECT_NE(devices[0]->name, devices[1]->name) << "metrics tell them apart";
+  EXPECT_NE(devices[0]->kv_pool.get(), devices[1]->kv_pool.get());
+  EXPECT_NE(devices[0]->executor.get(), devices[1]->executor.get());
+}
+
+TEST_F(LifecycleTest, APinWinsOverBestFitAndAnUnknownPinIsRefused) {
+  MakeRouter(/*models=*/2, /*devices=*/2);
+  ASSERT_TRUE(router_->AddModel(Spec("a")).ok());  // cpu:0, the first listed
+  ModelSpec pinned = Spec("pinned");
+  pinned.device = "cpu:1";
+  ASSERT_TRUE(router_->AddModel(pinned).ok());
+  EXPECT_EQ(DeviceOf("pinned"), "cpu:1");
+  // Best fit (the fullest device that fits) would put a third beside either;
+  // the tie goes to the first listed.
+  ASSERT_TRUE(router_->AddModel(Spec("c")).ok());
+  EXPECT_EQ(DeviceOf("c"), "cpu:0");
+
+  ModelSpec nowhere = Spec("nowhere");
+  nowhere.device = "cpu:7";
+  const absl::Status refused = router_->AddModel(nowhere);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(refused.message()), HasSubstr("cpu:7"));
+  EXPECT_FALSE(router_->Find("nowhere").ok());
+}
+
+TEST_F(LifecycleTest, ALoadEvictsOnlyOnItsOwnDevice) {
+  MakeRouter(/*models=*/1, /*devices=*/2);
+  ASSERT_TRUE(router_->AddModel(Spec("a")).ok());  // cpu:0
+  ASSERT_TRUE(router_->AddModel(Spec("b")).ok());  // cpu:1
+  Run("a");
+  std::this_thread::sleep_for(milliseconds(5));
+  Run("b");
+  // Both devices are full; either could make room by evicting its idle model,
+  // at the same cost: the first listed.
+  ASSERT_TRUE(router_->AddModel(Spec("lazy", LoadPolicy::kLazy)).ok());
+  EXPECT_EQ(DeviceOf("lazy"), "cpu:0");
+  EXPECT_EQ(Run("lazy")->info().reason, FinishReason::kLength);
+  EXPECT_EQ(Status("a").state, ModelState::kEvicted);
+  EXPECT_THAT(Status("a").reason, HasSubstr("lazy"));
+  EXPECT_EQ(Status("b").state, ModelState::kReady) << "another device's model is left alone";
+  // a reloads on its own device, evicting lazy (now idle past its keep-alive).
+  EXPECT_EQ(Run("a")->info().reason, FinishReason::kLength);
+  EXPECT_EQ(DeviceOf("a"), "cpu:0");
+  EXPECT_EQ(Status("lazy").state, ModelState::kEvicted);
+  EXPECT_EQ(Status("b").state, ModelState::kReady);
+}
+
+TEST_F(LifecycleTest, AFloorOneDevicesPoolCannotTakeGoesToAnother) {
+  MakeRouter(/*models=*/4, /*devices=*/2, /*kv_bytes=*/int64_t{4} << 20);
+  ModelSpec big = Spec("big");
+  big.kv_floor_bytes = int64_t{3} << 20;
+  big.kv_cap_bytes = int64_t{4} << 20;
+  ASSERT_TRUE(router_->AddModel(big).ok());
+  EXPECT_EQ(DeviceOf("big"), "cpu:0");
+  ModelSpec second = Spec("second");
+  second.kv_floor_bytes = int64_t{3} << 20;
+  second.kv_cap_bytes = int64_t{4} << 20;
+  // Memory alone would put it beside big (best fit); big's floor leaves that
+  // pool 1 MB, so it goes to the other device.
+  ASSERT_TRUE(router_->AddModel(second).ok());
+  EXPECT_EQ(DeviceOf("second"), "cpu:1");
+  EXPECT_EQ(Run("second")->info().reason, FinishReason::kLength);
+
+  ModelSpec third = Spec("third");
+  third.kv_floor_bytes = int64_t{3} << 20;
+  const absl::Status refused = router_->AddModel(third);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted) << "no pool can take it";
+  EXPECT_THAT(std::string(refused.message()), Not(HasSubstr("does not have")));
+  EXPECT_FALSE(router_->Find("third").ok());
+}
+
+}  // namespace
+}  // namespace cohost::scheduler
