@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <numeric>
+#include <tuple>
 
 namespace cohost::scheduler {
 
@@ -15,7 +16,8 @@ std::optional<std::vector<size_t>> PickEvictions(absl::Span<const EvictionCandid
     if (c.idle && c.keep_alive && now - c.last_used >= *c.keep_alive) evictable.push_back(i);
   }
   std::stable_sort(evictable.begin(), evictable.end(), [&](size_t a, size_t b) {
-    return candidates[a].last_used < candidates[b].last_used;
+    const EvictionCandidate &x = candidates[a], &y = candidates[b];
+    return std::tie(x.priority, x.last_used) < std::tie(y.priority, y.last_used);
   });
   std::vector<size_t> picked;
   for (size_t i : evictable) {

@@ -1,9 +1,10 @@
 // Which resident models to evict so that a model that is loading fits its
 // device: a pure function of what each candidate reports, tested as tables.
 // Only idle models (nothing queued or running) whose keep-alive has passed may
-// go, least recently used first; a model with work, or within its keep-alive,
-// never does. Evicting more than needed is avoided: the oldest are taken until
-// the need is met.
+// go: the lowest `priority` first (the configuration's), and within a priority
+// the least recently used first; a model with work, or within its keep-alive,
+// never does, whatever its priority. Evicting more than needed is avoided:
+// candidates are taken in that order until the need is met.
 #pragma once
 
 #include <chrono>
@@ -21,10 +22,11 @@ struct EvictionCandidate {
   bool idle = false;  // nothing queued or running
   runtime::Clock::time_point last_used;
   std::optional<std::chrono::seconds> keep_alive;  // nullopt: never evicted
+  int32_t priority = 0;                            // lower goes first
 };
 
 // Indices of the candidates to evict so that `need` bytes fit in `free` bytes,
-// oldest first; empty when they already fit; nullopt when even every evictable
+// in the order above; empty when they already fit; nullopt when even every evictable
 // candidate would not free enough (then nothing should be evicted).
 std::optional<std::vector<size_t>> PickEvictions(absl::Span<const EvictionCandidate> candidates,
                                                  int64_t need, int64_t free,

@@ -15,7 +15,7 @@
 //                                       # other models' floors (FillDefaultKvCaps)
 //       ttft_target_ms: 1000            # integer >= 1
 //       tpot_target_ms: 200             # integer >= 1
-//       priority: 0                     # integer in [-1000, 1000], higher first
+//       priority: 0                     # integer in [-1000, 1000]; lower evicted first
 //       device: cpu                     # cpu | cuda:N, N in [0, 63]
 // Every error is INVALID_ARGUMENT and reads `FILE:LINE: FIELD.PATH: what`.
 #pragma once
@@ -45,7 +45,7 @@ struct ModelSpec {
   int64_t kv_cap_bytes = 0;    // from kv_cap_mb; 0 = FillDefaultKvCaps decides (or the whole pool)
   std::chrono::milliseconds ttft_target{1000};
   std::chrono::milliseconds tpot_target{200};
-  int32_t priority = 0;               // higher first
+  int32_t priority = 0;               // among idle models, the lowest is evicted first
   std::optional<std::string> device;  // "cpu" or "cuda:N"
 
   bool operator==(const ModelSpec&) const = default;

@@ -78,10 +78,6 @@ int64_t PredictedFootprint(const runtime::ModelConfig& config,
              config, dtype, sc.max_tokens_per_step, sc.max_num_seqs));
 }
 
-int64_t PredictedFootprint(const ServedModel& m) {
-  return PredictedFootprint(m.config(), m.engine_config(), m.device().backend->compute_dtype());
-}
-
 // A device without a weights budget, as placement sees it.
 constexpr int64_t kUnlimited = std::numeric_limits<int64_t>::max() / 4;
 
@@ -161,8 +157,8 @@ std::vector<DeviceRoom> Router::RoomsLocked(
     room.load += m->busy().Load();
     const ModelStatus s = m->status();
     if (s.state != ModelState::kReady) continue;
-    room.residents.push_back(
-        {reserved->second, m->admission().in_flight() == 0, s.last_used, m->spec().keep_alive});
+    room.residents.push_back({reserved->second, m->admission().in_flight() == 0, s.last_used,
+                              m->spec().keep_alive, m->spec().priority});
     if (residents != nullptr) (*residents)[i].push_back(m);
   }
   return rooms;
@@ -327,12 +323,28 @@ absl::Status Router::LoadModel(const std::string& name, const std::string& path,
   return AddModel(spec, progress);
 }
 
-absl::Status Router::MakeRoom(const std::shared_ptr<ServedModel>& model, int64_t bytes) {
+Router::Expected Router::ExpectedFootprint(const std::string& path,
+                                           const runtime::ModelConfig& config,
+                                           const Device& device) const {
+  if (options_.footprints != nullptr) {
+    absl::StatusOr<FootprintKey> key = KeyFor(path, *device.backend, engine_config_.step_scheduler);
+    if (key.ok()) {
+      if (std::optional<Footprint> f = options_.footprints->Find(*key)) {
+        return {f->weights_bytes + f->workspace_bytes, true};
+      }
+    }
+  }
+  return {PredictedFootprint(config, engine_config_, device.backend->compute_dtype()), false};
+}
+
+absl::Status Router::MakeRoom(const std::shared_ptr<ServedModel>& model, const Expected& expected) {
+  const int64_t bytes = expected.bytes;
+  const std::string measured = expected.recorded ? "; its footprint as its last load measured" : "";
   const Device& home = model->device();
   if (home.weights_budget_bytes <= 0) {
     std::lock_guard<std::mutex> lock(mu_);
     weights_[model->name()] = bytes;
-    placements_[model->name()] = "no memory budget set";
+    placements_[model->name()] = "no memory budget set" + measured;
     return absl::OkStatus();
   }
   const size_t i = IndexOf(home);
@@ -351,7 +363,7 @@ absl::Status Router::MakeRoom(const std::shared_ptr<ServedModel>& model, int64_t
       placement = PlaceModel({room}, demand, runtime::Clock::now());
       if (placement.ok() && placement->evict.empty()) {
         weights_[model->name()] = bytes;
-        placements_[model->name()] = placement->why;
+        placements_[model->name()] = placement->why + measured;
         return absl::OkStatus();
       }
     }
@@ -393,7 +405,8 @@ absl::Status Router::Load(const std::shared_ptr<ServedModel>& model, const Progr
     if (options_.on_load) options_.on_load(model->name(), false, elapsed());
     return why;
   };
-  absl::Status s = MakeRoom(model, PredictedFootprint(*model));
+  absl::Status s =
+      MakeRoom(model, ExpectedFootprint(model->path(), model->config(), model->device()));
   absl::StatusOr<std::unique_ptr<runtime::Model>> weights =
       s.ok() ? runtime::LoadWeights(model->path(), model->device().backend, progress)
              : absl::StatusOr<std::unique_ptr<runtime::Model>>(s);
@@ -406,11 +419,23 @@ absl::Status Router::Load(const std::shared_ptr<ServedModel>& model, const Progr
   const ModelStatus loaded = model->status();
   {
     std::lock_guard<std::mutex> lock(mu_);
-    // The prediction's place, now measured.
+    // The expectation's place, now measured.
     weights_[model->name()] = loaded.weights_bytes + loaded.workspace_bytes;
   }
+  RecordFootprint(*model, {loaded.weights_bytes, loaded.workspace_bytes, seconds});
   if (options_.on_load) options_.on_load(model->name(), true, seconds);
   return absl::OkStatus();
+}
+
+void Router::RecordFootprint(const ServedModel& model, const Footprint& measured) {
+  if (options_.footprints == nullptr) return;
+  absl::StatusOr<FootprintKey> key =
+      KeyFor(model.path(), *model.device().backend, engine_config_.step_scheduler);
+  absl::Status s = key.ok() ? options_.footprints->Put(*key, measured) : key.status();
+  if (!s.ok() && !footprint_write_failed_.exchange(true)) {
+    std::fprintf(stderr, "cohost: not recording model footprints (%s): %s\n",
+                 options_.footprints->file().c_str(), std::string(s.message()).c_str());
+  }
 }
 
 void Router::EnqueueLoad(const std::shared_ptr<ServedModel>& model) {

@@ -25,6 +25,7 @@
 #include "scheduler/admission.h"
 #include "scheduler/device.h"
 #include "scheduler/device_executor.h"
+#include "scheduler/footprint_record.h"
 #include "scheduler/kv_pool.h"
 #include "scheduler/model_config_file.h"
 #include "scheduler/placement.h"
@@ -59,6 +60,10 @@ struct RouterOptions {
   // Called after every attempt to load a model's weights, on the thread that
   // loaded them: the model, whether it is now ready, and the seconds taken.
   std::function<void(const std::string& model, bool ok, double seconds)> on_load;
+  // Each load's measured footprint is recorded here, and placement plans with
+  // the recorded one before loading when the file has not changed; null:
+  // predictions only.
+  std::shared_ptr<FootprintRecord> footprints;
 };
 
 class Router {
@@ -78,7 +83,7 @@ class Router {
          const RouterOptions& options);
   Router(kernels::Backend* backend, const runtime::EngineConfig& engine_config,
          AdmissionLimits limits)
-      : Router(backend, engine_config, RouterOptions{limits, {}, 0, nullptr}) {}
+      : Router(backend, engine_config, RouterOptions{limits, {}, 0, nullptr, nullptr}) {}
   ~Router();  // stops the loader; models live on while requests hold them
 
   // Registers a model: reads its config and tokenizer (not its weights),
@@ -161,10 +166,22 @@ class Router {
   // by evicting idle models past their keep-alive, reads the file, activates.
   // On failure the model is failed with the error, which is returned.
   absl::Status Load(const std::shared_ptr<ServedModel>& model, const ProgressFn& progress);
-  // Reserves `bytes` of the device's weights budget for `model`, evicting as
+  // What loading the model at `path` will take on `device`: its footprint
+  // recorded at an earlier load of the same file, else the prediction from
+  // its config.
+  struct Expected {
+    int64_t bytes = 0;
+    bool recorded = false;
+  };
+  Expected ExpectedFootprint(const std::string& path, const runtime::ModelConfig& config,
+                             const Device& device) const;
+  // Reserves the expected footprint on the model's device, evicting as
   // PickEvictions says; RESOURCE_EXHAUSTED saying why when it cannot.
-  absl::Status MakeRoom(const std::shared_ptr<ServedModel>& model, int64_t bytes);
+  absl::Status MakeRoom(const std::shared_ptr<ServedModel>& model, const Expected& expected);
   void ReleaseWeights(const std::string& name);
+  // Writes a load's measured footprint to options_.footprints (a failure is
+  // reported once, on stderr).
+  void RecordFootprint(const ServedModel& model, const Footprint& measured);
   void EnqueueLoad(const std::shared_ptr<ServedModel>& model);
   void LoaderLoop();
 
@@ -173,6 +190,7 @@ class Router {
   const std::vector<std::shared_ptr<Device>> devices_;
   std::atomic<bool> draining_{false};
   std::atomic<runtime::RequestId> next_id_{1};
+  std::atomic<bool> footprint_write_failed_{false};  // warned once
 
   mutable std::mutex mu_;
   std::map<std::string, std::shared_ptr<ServedModel>> models_;  // guarded by mu_

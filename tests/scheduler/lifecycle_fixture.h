@@ -77,6 +77,7 @@ class LifecycleTest : public ::testing::Test {
     c.kv_cache_bytes = kv_bytes;
     RouterOptions o;
     o.weights_budget_bytes = models * footprint() + footprint() / 2;
+    o.footprints = footprints_;
     o.on_load = [this](const std::string& model, bool ok, double seconds) {
       std::lock_guard<std::mutex> lock(observed_mu_);
       loads_.push_back(absl::StrFormat("%s %s", model, ok ? "ok" : "failed"));
@@ -137,6 +138,7 @@ class LifecycleTest : public ::testing::Test {
   }
 
   std::vector<std::unique_ptr<kernels::Backend>> backends_;
+  std::shared_ptr<FootprintRecord> footprints_;  // MakeRouter's, if set before it
   std::unique_ptr<Router> router_;
   std::string bytes_;
   std::vector<std::string> paths_;

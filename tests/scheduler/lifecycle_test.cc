@@ -40,8 +40,9 @@ using ::testing::HasSubstr;
 
 const runtime::Clock::time_point kNow = runtime::Clock::time_point{} + hours(100);
 
-EvictionCandidate Idle(int64_t bytes, seconds ago, std::optional<seconds> keep_alive) {
-  return {bytes, true, kNow - ago, keep_alive};
+EvictionCandidate Idle(int64_t bytes, seconds ago, std::optional<seconds> keep_alive,
+                       int32_t priority = 0) {
+  return {bytes, true, kNow - ago, keep_alive, priority};
 }
 
 TEST(PickEvictionsTest, Table) {
@@ -76,13 +77,34 @@ TEST(PickEvictionsTest, Table) {
        0,
        std::vector<size_t>{0}},
       {"busy: kept",
-       {{100, false, kNow - seconds(90), k10}, Idle(100, seconds(30), k10)},
+       {{100, false, kNow - seconds(90), k10, 0}, Idle(100, seconds(30), k10)},
        150,
        60,
        std::vector<size_t>{1}},
       {"kept forever", {Idle(100, seconds(1000), forever)}, 100, 0, std::nullopt},
+      {"the lowest priority goes first, however recently used",
+       {Idle(100, seconds(90), k10, 5), Idle(100, seconds(20), k10, -1)},
+       150,
+       60,
+       std::vector<size_t>{1}},
+      {"within one priority, the least recently used",
+       {Idle(100, seconds(20), k10, 1), Idle(100, seconds(90), k10, 1),
+        Idle(100, seconds(99), k10, 2)},
+       150,
+       60,
+       std::vector<size_t>{1}},
+      {"a high priority still goes when nothing else frees enough",
+       {Idle(100, seconds(20), k10, 9), Idle(50, seconds(90), k10, 0)},
+       200,
+       60,
+       std::vector<size_t>{1, 0}},
+      {"priority does not override a keep-alive",
+       {Idle(100, seconds(5), k10, -9), Idle(100, seconds(30), k10, 9)},
+       150,
+       60,
+       std::vector<size_t>{1}},
       {"not enough even evicting all: evict none",
-       {Idle(100, seconds(90), k10), {500, false, kNow, k10}},
+       {Idle(100, seconds(90), k10), {500, false, kNow, k10, 0}},
        400,
        60,
        std::nullopt},
@@ -194,6 +216,21 @@ class Held : public Collect {
   std::promise<void> entered_promise_, release_promise_;
   std::shared_future<void> release_ = release_promise_.get_future().share();
 };
+
+TEST_F(LifecycleTest, ALowerPriorityModelIsEvictedBeforeAnOlderHigherOne) {
+  MakeRouter(2);
+  ModelSpec important = Spec("important");
+  important.priority = 5;
+  ASSERT_TRUE(router_->AddModel(important).ok());
+  ASSERT_TRUE(router_->AddModel(Spec("casual")).ok());
+  ASSERT_TRUE(router_->AddModel(Spec("c", LoadPolicy::kLazy)).ok());
+  Run("important");
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  Run("casual");  // important is now the least recently used
+  EXPECT_EQ(Run("c")->info().reason, FinishReason::kLength);
+  EXPECT_EQ(Status("casual").state, ModelState::kEvicted);
+  EXPECT_EQ(Status("important").state, ModelState::kReady);
+}
 
 TEST_F(LifecycleTest, ABusyModelIsNeverEvicted) {
   MakeRouter(1);

@@ -1,6 +1,7 @@
 // `cohost serve` as a process: it prints where it listens, serves /metrics,
-// and on SIGTERM turns health NOT_SERVING, refuses new requests, lets live
-// streams finish (or cancels them at the drain deadline) and exits 0.
+// records each load's measured footprint in its footprint file, and on
+// SIGTERM turns health NOT_SERVING, refuses new requests, lets live streams
+// finish (or cancels them at the drain deadline) and exits 0.
 
 #include <poll.h>
 #include <signal.h>
@@ -10,6 +11,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
+#include <fstream>
 #include <functional>
 #include <optional>
 #include <regex>
@@ -19,6 +22,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
 #include "tests/server/grpc_test_client.h"
 
 extern char** environ;
@@ -36,7 +40,11 @@ using ::testing::HasSubstr;
 // A `cohost serve` child with its stderr on a pipe.
 class ServeProcess {
  public:
-  explicit ServeProcess(int drain_seconds) {
+  // Its footprint record goes to a file of this process's own.
+  explicit ServeProcess(int drain_seconds)
+      : footprint_file_(::testing::TempDir() + "serve_test_footprints_" +
+                        std::to_string(::getpid()) + ".json") {
+    std::remove(footprint_file_.c_str());
     int fds[2];
     if (::pipe(fds) != 0) return;
     posix_spawn_file_actions_t actions;
@@ -45,10 +53,21 @@ class ServeProcess {
     posix_spawn_file_actions_addclose(&actions, fds[0]);
     const std::string model = std::string("smol=") + COHOST_DEFAULT_MODEL;
     const std::string drain = std::to_string(drain_seconds);
-    std::vector<const char*> argv = {
-        COHOST_BINARY,     "serve",       "--model", model.c_str(),    "--host",
-        "127.0.0.1",       "--port",      "0",       "--metrics-port", "0",
-        "--drain-seconds", drain.c_str(), nullptr};
+    std::vector<const char*> argv = {COHOST_BINARY,
+                                     "serve",
+                                     "--model",
+                                     model.c_str(),
+                                     "--host",
+                                     "127.0.0.1",
+                                     "--port",
+                                     "0",
+                                     "--metrics-port",
+                                     "0",
+                                     "--drain-seconds",
+                                     drain.c_str(),
+                                     "--footprint-file",
+                                     footprint_file_.c_str(),
+                                     nullptr};
     if (posix_spawn(&pid_, COHOST_BINARY, &actions, nullptr, const_cast<char**>(argv.data()),
                     environ) != 0) {
       pid_ = -1;
@@ -63,6 +82,7 @@ class ServeProcess {
       ::waitpid(pid_, nullptr, 0);
     }
     if (err_fd_ >= 0) ::close(err_fd_);
+    std::remove(footprint_file_.c_str());
   }
 
   // Reads stderr until the "listening on" line; false on timeout or exit.
@@ -103,6 +123,7 @@ class ServeProcess {
   int port() const { return port_; }
   int metrics_port() const { return metrics_port_; }
   const std::string& stderr_text() const { return stderr_; }
+  const std::string& footprint_file() const { return footprint_file_; }
 
  private:
   // False at end of file.
@@ -116,6 +137,7 @@ class ServeProcess {
     return true;
   }
 
+  const std::string footprint_file_;
   pid_t pid_ = -1;
   int err_fd_ = -1;
   std::string stderr_;
@@ -213,6 +235,18 @@ TEST(ServeTest, SigtermDrainsLiveStreamsAndExitsZero) {
   }
   EXPECT_EQ(serve.WaitExit(seconds(30)), 0) << serve.stderr_text();
   EXPECT_THAT(serve.stderr_text(), HasSubstr("draining"));
+
+  // The startup load was measured and recorded for the next start.
+  std::ifstream record(serve.footprint_file());
+  ASSERT_TRUE(record.good()) << serve.footprint_file();
+  const nlohmann::json j = nlohmann::json::parse(record);
+  ASSERT_EQ(j["footprints"].size(), 1u) << j.dump();
+  const nlohmann::json& e = j["footprints"][0];
+  EXPECT_EQ(e["path"], COHOST_DEFAULT_MODEL);
+  EXPECT_EQ(e["device"], "cpu/f32");
+  EXPECT_GT(e["weights_bytes"].get<int64_t>(), 100 << 20) << "SmolLM2-135M in fp32";
+  EXPECT_GT(e["workspace_bytes"].get<int64_t>(), 0);
+  EXPECT_GT(e["load_seconds"].get<double>(), 0);
 }
 
 TEST(ServeTest, StreamsPastTheDrainDeadlineAreCancelledAndTheProcessExitsZero) {

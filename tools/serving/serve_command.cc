@@ -25,6 +25,7 @@
 #include "cohost/kernels/backend.h"
 #include "common/status_macros.h"
 #include "scheduler/device_budget.h"
+#include "scheduler/footprint_record.h"
 #include "scheduler/model_config_file.h"
 #include "scheduler/router.h"
 #include "server/metrics.h"
@@ -49,6 +50,9 @@ std::vector<FlagSpec> ServeFlagSpecs() {
       {"cpu-memory-mb", "MB",
        "memory cohost may use on the CPU: KV pool plus weights (default 80% of what is available)"},
       {"gpu-memory-fraction", "F", "of a CUDA device's free memory cohost may use (default 0.9)"},
+      {"footprint-file", "FILE",
+       "where each load's measured memory is kept for placing it next time (default "
+       "~/.cache/cohost/footprints.json; none: do not keep)"},
       {"host", "H", "address to listen on (default 0.0.0.0)"},
       {"port", "P", "gRPC port; 0 picks a free one (default 50051)"},
       {"metrics-port", "M", "HTTP port for /metrics; 0 picks a free one (default 9090)"},
@@ -126,6 +130,11 @@ absl::StatusOr<ServeConfig> ConfigFromArgs(const ParsedArgs& args) {
     if (!s.ok()) return s;
   }
   c.router.executor.step_slice = std::chrono::milliseconds(slice_ms);
+  const std::string footprints =
+      args.Get("footprint-file").value_or(scheduler::DefaultFootprintFile());
+  if (!footprints.empty() && footprints != "none") {
+    c.router.footprints = std::make_shared<scheduler::FootprintRecord>(footprints);
+  }
   if (cpu_mb > 0) c.cpu_memory_bytes = cpu_mb << 20;
   ASSIGN_OR_RETURN(std::optional<double> fraction, args.GetDouble("gpu-memory-fraction"));
   if (fraction) c.gpu_fraction = *fraction;
