@@ -407,15 +407,28 @@ absl::Status Router::Load(const std::shared_ptr<ServedModel>& model, const Progr
   };
   absl::Status s =
       MakeRoom(model, ExpectedFootprint(model->path(), model->config(), model->device()));
+  // The model's own handle on the device (its stream and error, on CUDA).
+  std::unique_ptr<kernels::Backend> context;
+  if (s.ok()) {
+    absl::StatusOr<std::unique_ptr<kernels::Backend>> c = model->device().backend->NewContext();
+    if (c.ok()) {
+      context = *std::move(c);
+    } else {
+      s = c.status();
+    }
+  }
+  kernels::Backend* backend = context != nullptr ? context.get() : model->device().backend;
   absl::StatusOr<std::unique_ptr<runtime::Model>> weights =
-      s.ok() ? runtime::LoadWeights(model->path(), model->device().backend, progress)
+      s.ok() ? runtime::LoadWeights(model->path(), backend, progress)
              : absl::StatusOr<std::unique_ptr<runtime::Model>>(s);
   if (!weights.ok()) {
     model->Fail(weights.status());
     return failed(weights.status());
   }
   const double seconds = elapsed();
-  if (absl::Status a = model->Activate(*std::move(weights), seconds); !a.ok()) return failed(a);
+  if (absl::Status a = model->Activate(*std::move(weights), seconds, std::move(context)); !a.ok()) {
+    return failed(a);
+  }
   const ModelStatus loaded = model->status();
   {
     std::lock_guard<std::mutex> lock(mu_);

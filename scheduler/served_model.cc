@@ -51,16 +51,14 @@ ServedModel::ServedModel(ModelSpec spec, std::unique_ptr<runtime::Tokenizer> tok
 
 ServedModel::~ServedModel() {
   std::vector<Queued> queued;
-  std::unique_ptr<runtime::Engine> engine;
-  std::unique_ptr<runtime::Model> model;
+  Resident resident;
   {
     std::lock_guard<std::mutex> lock(mu_);
     queued.swap(queued_);
-    engine = std::move(engine_);
-    model = std::move(model_);
+    resident = {std::move(context_), std::move(model_), std::move(engine_)};
   }
   for (Queued& q : queued) Finish(q, runtime::FinishReason::kCancelled, absl::OkStatus());
-  Release(std::move(engine), std::move(model));
+  Release(std::move(resident));
 }
 
 void ServedModel::Finish(Queued& q, runtime::FinishReason reason, absl::Status status) {
@@ -71,16 +69,16 @@ void ServedModel::Finish(Queued& q, runtime::FinishReason reason, absl::Status s
   q.sink->OnFinish(info);
 }
 
-void ServedModel::Release(std::unique_ptr<runtime::Engine> engine,
-                          std::unique_ptr<runtime::Model> model) {
-  if (engine != nullptr) {
+void ServedModel::Release(Resident resident) {
+  if (resident.engine != nullptr) {
     // No reclaims of an engine on its way out; then no step of the device may
     // be running (one engine's step can reach another through the pool).
     kv_account_->SetReclaimer(nullptr);
-    device_->executor->Detach(engine.get());
-    engine.reset();  // live requests end as cancelled; KV memory goes back
+    device_->executor->Detach(resident.engine.get());
+    resident.engine.reset();  // live requests end as cancelled; KV memory goes back
   }
-  model.reset();
+  resident.model.reset();
+  resident.context.reset();
 }
 
 ModelStatus ServedModel::status() const {
@@ -154,11 +152,13 @@ bool ServedModel::BeginLoading() {
   return true;
 }
 
-absl::Status ServedModel::Activate(std::unique_ptr<runtime::Model> model, double load_seconds) {
+absl::Status ServedModel::Activate(std::unique_ptr<runtime::Model> model, double load_seconds,
+                                   std::unique_ptr<kernels::Backend> context) {
   absl::StatusOr<std::unique_ptr<runtime::Engine>> engine =
       runtime::Engine::Create(model.get(), tokenizer_.get(), engine_config_);
   if (!engine.ok()) {
     Fail(engine.status());
+    Release({std::move(context), std::move(model), nullptr});
     return engine.status();
   }
   runtime::Engine* e = engine->get();
@@ -169,6 +169,7 @@ absl::Status ServedModel::Activate(std::unique_ptr<runtime::Model> model, double
   std::vector<std::pair<Queued, absl::Status>> refused;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    context_ = std::move(context);
     model_ = std::move(model);
     engine_ = *std::move(engine);
     state_ = ModelState::kReady;
@@ -208,18 +209,16 @@ void ServedModel::Fail(const absl::Status& why) {
 }
 
 bool ServedModel::Evict(std::string reason) {
-  std::unique_ptr<runtime::Engine> engine;
-  std::unique_ptr<runtime::Model> model;
+  Resident resident;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (state_ != ModelState::kReady || admission_.in_flight() > 0) return false;
     state_ = ModelState::kEvicted;
     reason_ = std::move(reason);
     ++evictions_;
-    engine = std::move(engine_);
-    model = std::move(model_);
+    resident = {std::move(context_), std::move(model_), std::move(engine_)};
   }
-  Release(std::move(engine), std::move(model));
+  Release(std::move(resident));
   return true;
 }
 

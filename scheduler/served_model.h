@@ -100,8 +100,11 @@ class ServedModel {
   // loading -> ready: builds the engine over `model` on the device, attaches it
   // to the executor and hands it every queued request. An engine that cannot
   // be built is Fail's business: the error comes back and the state is failed.
-  // `load_seconds` is how long the load took, for the books.
-  absl::Status Activate(std::unique_ptr<runtime::Model> model, double load_seconds = 0);
+  // `load_seconds` is how long the load took, for the books. `context` is the
+  // backend handle `model` was loaded through (Backend::NewContext), if not
+  // the device's own: kept until the weights and engine are gone.
+  absl::Status Activate(std::unique_ptr<runtime::Model> model, double load_seconds = 0,
+                        std::unique_ptr<kernels::Backend> context = nullptr);
   // loading -> failed: queued requests end with `why`.
   void Fail(const absl::Status& why);
   // ready and idle (nothing queued or running) -> evicted: the engine and the
@@ -117,8 +120,16 @@ class ServedModel {
   };
   // Ends a request that never reached an engine.
   static void Finish(Queued& q, runtime::FinishReason reason, absl::Status status);
-  // Detaches and destroys the engine and weights taken out under mu_.
-  void Release(std::unique_ptr<runtime::Engine> engine, std::unique_ptr<runtime::Model> model);
+  // What a resident model holds, in the order it must go: the engine (its KV
+  // memory and activations), then the weights, then the backend handle they
+  // were made through.
+  struct Resident {
+    std::unique_ptr<kernels::Backend> context;
+    std::unique_ptr<runtime::Model> model;
+    std::unique_ptr<runtime::Engine> engine;
+  };
+  // Detaches and destroys what was taken out under mu_.
+  void Release(Resident resident);
 
   const ModelSpec spec_;
   const std::unique_ptr<runtime::Tokenizer> tokenizer_;
@@ -136,6 +147,7 @@ class ServedModel {
   ModelState state_ = ModelState::kEvicted;                  // guarded by mu_
   std::string reason_;                                       // guarded by mu_
   runtime::Clock::time_point last_used_;                     // guarded by mu_
+  std::unique_ptr<kernels::Backend> context_;                // guarded by mu_; may stay null
   std::unique_ptr<runtime::Model> model_;                    // guarded by mu_; set while ready
   std::unique_ptr<runtime::Engine> engine_;                  // guarded by mu_; set while ready
   std::vector<Queued> queued_;                               // guarded by mu_; while not ready

@@ -25,6 +25,9 @@ using cuda::bf16;
 using cuda::CublasStatus;
 using cuda::CudaStatus;
 
+absl::StatusOr<std::unique_ptr<Backend>> MakeCudaContext(int device, std::string name,
+                                                         size_t total_memory);
+
 class CudaBackend final : public Backend {
  public:
   CudaBackend(int device, std::string name, size_t total_memory, cudaStream_t stream,
@@ -54,6 +57,11 @@ class CudaBackend final : public Backend {
   }
 
   BackendKind kind() const override { return BackendKind::kCuda; }
+
+  absl::StatusOr<std::unique_ptr<Backend>> NewContext() override {
+    RETURN_IF_ERROR(Enter());
+    return MakeCudaContext(device_, name_, total_memory_);
+  }
 
   BackendCaps Caps() const override {
     BackendCaps caps;
@@ -340,6 +348,27 @@ class CudaBackend final : public Backend {
   absl::Status vm_status_;  // why the driver's VM calls are missing, if they are
 };
 
+// A backend on `device` (current) with a stream and cuBLAS handle of its own.
+absl::StatusOr<std::unique_ptr<Backend>> MakeCudaContext(int device, std::string name,
+                                                         size_t total_memory) {
+  cudaStream_t stream = nullptr;
+  if (absl::Status s =
+          CudaStatus(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate");
+      !s.ok()) {
+    return s;
+  }
+  cublasHandle_t cublas = nullptr;
+  absl::Status s = CublasStatus(cublasCreate(&cublas), "cublasCreate");
+  if (s.ok()) s.Update(CublasStatus(cublasSetStream(cublas, stream), "cublasSetStream"));
+  if (!s.ok()) {
+    if (cublas != nullptr) cublasDestroy(cublas);
+    cudaStreamDestroy(stream);
+    return s;
+  }
+  return std::unique_ptr<Backend>(
+      new CudaBackend(device, std::move(name), total_memory, stream, cublas));
+}
+
 }  // namespace
 
 int CudaDeviceCount() {
@@ -371,23 +400,9 @@ absl::StatusOr<std::unique_ptr<Backend>> MakeCudaBackend(int device_index) {
       !s.ok()) {
     return s;
   }
-  cudaStream_t stream = nullptr;
-  if (absl::Status s =
-          CudaStatus(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate");
-      !s.ok()) {
-    return s;
-  }
-  cublasHandle_t cublas = nullptr;
-  absl::Status s = CublasStatus(cublasCreate(&cublas), "cublasCreate");
-  if (s.ok()) s.Update(CublasStatus(cublasSetStream(cublas, stream), "cublasSetStream"));
-  if (!s.ok()) {
-    if (cublas != nullptr) cublasDestroy(cublas);
-    cudaStreamDestroy(stream);
-    return s;
-  }
-  return std::unique_ptr<Backend>(
-      new CudaBackend(device_index, absl::StrCat(prop.name, " (sm_", prop.major, prop.minor, ")"),
-                      prop.totalGlobalMem, stream, cublas));
+  return MakeCudaContext(device_index,
+                         absl::StrCat(prop.name, " (sm_", prop.major, prop.minor, ")"),
+                         prop.totalGlobalMem);
 }
 
 }  // namespace cohost::kernels

@@ -314,5 +314,44 @@ TEST_F(CudaBackendErrorsTest, FirstErrorIsKeptAndLaterOpsDoNotRun) {
   EXPECT_EQ(x, std::vector<float>(64, 2.f));
 }
 
+// What each model on a shared device gets (Backend::NewContext): its own
+// stream and first error. One model's refused op leaves the device's backend
+// and a sibling context working, and memory made through a context is freed
+// through it.
+TEST_F(CudaBackendErrorsTest, EachContextKeepsItsOwnError) {
+  absl::StatusOr<std::unique_ptr<Backend>> first = backend().NewContext();
+  absl::StatusOr<std::unique_ptr<Backend>> second = backend().NewContext();
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_TRUE(second.ok()) << second.status();
+  ASSERT_NE(*first, nullptr) << "CUDA separates models";
+  Backend& bad = **first;
+  Backend& good = **second;
+  EXPECT_EQ(bad.Caps().device_name, backend().Caps().device_name);
+
+  absl::StatusOr<void*> mine = bad.Allocate(64 * sizeof(uint16_t));
+  ASSERT_TRUE(mine.ok()) << mine.status();
+  bad.Gemm(a_.x, a_.w, nullptr, -1, 8, 8, a_.out);
+  const absl::Status failed = bad.Synchronize();
+  EXPECT_EQ(failed.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(failed.message()), HasSubstr("Gemm: bad shape"));
+  bad.Free(*mine);
+
+  const std::vector<float> ones(64, 1.f);
+  std::vector<float> x(ones.size());
+  EXPECT_TRUE(backend().Synchronize().ok()) << "the device's own handle is unaffected";
+  ASSERT_TRUE(good.UploadF32(a_.x, ones.data(), ones.size()).ok());
+  ASSERT_TRUE(good.UploadF32(a_.w, ones.data(), ones.size()).ok());
+  good.Add(a_.x, a_.w, 64);
+  ASSERT_TRUE(good.DownloadF32(x.data(), a_.x, x.size()).ok());
+  EXPECT_EQ(x, std::vector<float>(64, 2.f)) << "a sibling context still computes";
+}
+
+TEST(CpuContextTest, TheCpuHasNothingPerModelToSeparate) {
+  std::unique_ptr<Backend> cpu = MakeCpuBackend(1);
+  absl::StatusOr<std::unique_ptr<Backend>> context = cpu->NewContext();
+  ASSERT_TRUE(context.ok());
+  EXPECT_EQ(*context, nullptr) << "models use the device's backend directly";
+}
+
 }  // namespace
 }  // namespace cohost::kernels::backend_ops

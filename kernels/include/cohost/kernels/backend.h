@@ -34,6 +34,16 @@ class Backend {
   virtual BackendCaps Caps() const = 0;
   DType compute_dtype() const { return Caps().compute_dtype; }
 
+  // Another handle on this backend's device for one model's weights and
+  // engine, so that models sharing a device do not share an ordering or an
+  // error: on CUDA its own stream, cuBLAS handle and first error (one model's
+  // refused op no longer fails the others; a fault that corrupts the device's
+  // CUDA context still reaches all of them). Memory is the device's either
+  // way, but a pointer goes back (Free, UnbackRange, ReleaseAddressSpace)
+  // through the handle that made it, which must outlive it. nullptr: this
+  // backend has nothing per model to separate (the CPU), use it directly.
+  virtual absl::StatusOr<std::unique_ptr<Backend>> NewContext() { return nullptr; }
+
   // Memory. Allocate returns RESOURCE_EXHAUSTED when the device is full.
   virtual absl::StatusOr<void*> Allocate(size_t bytes) = 0;
   virtual void Free(void* ptr) = 0;
