@@ -5,7 +5,11 @@
 # markdown row per (setup, model) and one per setup: TTFT p50/p99, output
 # throughput, the servers' summed peak RSS, and the largest prompt each model
 # accepts (its KV share, capped by the context).
-# Usage: [KV_MB=384] [RATES="0.6 0.15 0.15"] [REQUESTS=16] bench/multi_model.sh
+# Usage: [KV_MB=384] [RATES="0.6 0.15 0.15"] [REQUESTS=16] [PROMPT_TOKENS=128]
+#        [BURSTINESS=1] bench/multi_model.sh
+# BURSTINESS below 1 sends each model's requests in gamma-distributed bursts
+# (cohost bench --burstiness): the case where one model's burst can borrow
+# the KV memory the others leave idle.
 # The models: the default GGUF and its F16 and Q8_0 variants
 # (scripts/make_model_variants.sh).
 set -euo pipefail
@@ -17,6 +21,8 @@ models=(q4="$dir/SmolLM2-135M-Instruct.Q4_1.gguf" f16="$dir/SmolLM2-135M-Instruc
 kv_mb="${KV_MB:-384}"
 read -r -a rates <<< "${RATES:-0.6 0.15 0.15}"
 requests="${REQUESTS:-16}"
+prompt_tokens="${PROMPT_TOKENS:-128}"
+burstiness="${BURSTINESS:-1}"
 out="$(mktemp -d)"
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$out"' EXIT
 
@@ -50,7 +56,8 @@ run_load() {
     shift
     "$cohost" models --server "$addr" --json > "$out/$setup-$name-models.json"
     "$cohost" bench --server "$addr" --model "$name" --rate "${rates[$i]}" \
-      --num-requests "$requests" --prompt-tokens 128 --max-tokens 16 --ignore-eos \
+      --num-requests "$requests" --prompt-tokens "$prompt_tokens" --burstiness "$burstiness" \
+      --max-tokens 16 --ignore-eos \
       --seed $((7 + i)) --output "$out/$setup-$name.json" > "$out/$setup-$name.log" 2>&1 &
     bench+=("$!:$setup-$name")
     i=$((i + 1))

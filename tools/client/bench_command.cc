@@ -35,6 +35,9 @@ std::vector<FlagSpec> BenchFlagSpecs() {
       {"server", "ADDR", "the server, HOST:PORT (required)"},
       {"model", "NAME", "the served model's name (required)"},
       {"rate", "R", "open loop: Poisson arrivals at R requests/s"},
+      {"burstiness", "B",
+       "with --rate: gamma-distributed gaps of shape B (1: Poisson, the default; below 1: "
+       "bursts and lulls)"},
       {"concurrency", "C", "closed loop: keep C requests in flight (with --rate: at most C)"},
       {"prompt", "TEXT", "a prompt, used in turn", /*repeated=*/true},
       {"prompt-tokens", "N", "generated prompts of N random token ids (default 128)"},
@@ -94,7 +97,7 @@ absl::StatusOr<std::optional<double>> PositiveDouble(const ParsedArgs& args, con
 struct BenchSetup {
   LoadPlan plan;
   std::optional<RequestSource> source;
-  std::optional<PoissonArrivals> poisson;
+  std::optional<RateArrivals> arrivals;
   std::vector<double> trace_arrivals;
   size_t next_trace = 0;
   GoodputTargets targets;
@@ -204,10 +207,15 @@ absl::Status Setup(const ParsedArgs& args, const v1::ModelInfo& model, BenchSetu
   if (!rate.ok()) return rate.status();
   absl::StatusOr<std::optional<int64_t>> concurrency = args.GetInt("concurrency", 1, 100000);
   if (!concurrency.ok()) return concurrency.status();
+  absl::StatusOr<std::optional<double>> burstiness = PositiveDouble(args, "burstiness");
+  if (!burstiness.ok()) return burstiness.status();
+  if (*burstiness && !*rate) return absl::InvalidArgumentError("--burstiness needs --rate");
+  const double bursts = burstiness->value_or(1.0);
   if (*rate) {
-    s->poisson.emplace(**rate, workload_seed);
-    s->plan.next_arrival = [s] { return std::optional<double>(s->poisson->Next()); };
+    s->arrivals.emplace(**rate, workload_seed, bursts);
+    s->plan.next_arrival = [s] { return std::optional<double>(s->arrivals->Next()); };
     c["rate"] = **rate;
+    c["burstiness"] = bursts;
   } else if (!s->trace_arrivals.empty()) {
     s->plan.next_arrival = [s]() -> std::optional<double> {
       if (s->next_trace >= s->trace_arrivals.size()) return std::nullopt;
@@ -217,7 +225,10 @@ absl::Status Setup(const ParsedArgs& args, const v1::ModelInfo& model, BenchSetu
   s->plan.max_concurrency =
       static_cast<int32_t>(concurrency->value_or(*rate || !s->trace_arrivals.empty() ? 0 : 1));
   c["concurrency"] = s->plan.max_concurrency;
-  c["mode"] = !s->trace_arrivals.empty() ? "trace" : *rate ? "poisson" : "closed_loop";
+  c["mode"] = !s->trace_arrivals.empty() ? "trace"
+              : !*rate                   ? "closed_loop"
+              : bursts == 1              ? "poisson"
+                                         : "gamma";
 
   absl::StatusOr<std::optional<int64_t>> num = args.GetInt("num-requests", 1, int64_t{1} << 40);
   if (!num.ok()) return num.status();

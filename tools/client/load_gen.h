@@ -33,15 +33,25 @@ Summary Summarize(std::vector<double> values);
 
 // ---- arrivals ---------------------------------------------------------------
 
-// A Poisson process of `rate` arrivals per second: exponential gaps with mean
-// 1/rate, from a seeded generator. Times are seconds from the start, ascending.
-class PoissonArrivals {
+// Open-loop arrivals at `rate` per second, from a seeded generator. With
+// burstiness 1, a Poisson process (exponential gaps with mean 1/rate); with
+// burstiness b, gamma-distributed gaps of shape b and the same mean, whose
+// coefficient of variation is 1/sqrt(b): below 1 the requests come in bursts
+// with lulls between (vLLM's benchmark_serving.py `--burstiness` means the
+// same). Times are seconds from the start, ascending.
+class RateArrivals {
  public:
-  PoissonArrivals(double rate, uint64_t seed) : gap_(rate), rng_(seed) {}
-  double Next() { return now_ += gap_(rng_); }
+  RateArrivals(double rate, uint64_t seed, double burstiness = 1)
+      : poisson_(burstiness == 1),
+        exponential_(rate),
+        gamma_(burstiness, 1 / (rate * burstiness)),
+        rng_(seed) {}
+  double Next() { return now_ += poisson_ ? exponential_(rng_) : gamma_(rng_); }
 
  private:
-  std::exponential_distribution<double> gap_;
+  bool poisson_;
+  std::exponential_distribution<double> exponential_;
+  std::gamma_distribution<double> gamma_;
   std::mt19937_64 rng_;
   double now_ = 0;
 };

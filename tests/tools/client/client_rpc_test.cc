@@ -247,7 +247,7 @@ TEST_F(ClientRpcTest, PoissonRunIssuesAtPlannedTimesAndCountsErrors) {
   LoadPlan plan;
   plan.base.set_model("busy");
   plan.num_requests = 10;
-  PoissonArrivals arrivals(100, 3);
+  RateArrivals arrivals(100, 3);
   std::vector<double> planned;
   plan.next_arrival = [&] {
     planned.push_back(arrivals.Next());
@@ -272,7 +272,7 @@ TEST_F(ClientRpcTest, DurationBoundsIssuingAndDrainCancelsTheRest) {
   plan.base.set_model("tiny");
   plan.duration_s = 0.3;
   plan.drain_timeout_s = 0.2;
-  PoissonArrivals arrivals(50, 5);
+  RateArrivals arrivals(50, 5);
   plan.next_arrival = [&] { return std::optional<double>(arrivals.Next()); };
   RequestSource source = RequestSource::FromTexts({"hang"}, *MaxTokensDist::Fixed(2), 0);
   const auto t0 = std::chrono::steady_clock::now();

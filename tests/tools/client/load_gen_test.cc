@@ -44,10 +44,10 @@ TEST(PercentileTest, SummarizeSortsAndAverages) {
   EXPECT_EQ(Summarize({}).count, 0u);
 }
 
-TEST(PoissonArrivalsTest, MeanRateWithinFourStandardErrors) {
+TEST(RateArrivalsTest, MeanRateWithinFourStandardErrors) {
   constexpr double kRate = 20;
   constexpr int kN = 20000;
-  PoissonArrivals arrivals(kRate, /*seed=*/7);
+  RateArrivals arrivals(kRate, /*seed=*/7);
   double prev = 0, sum = 0, sum_sq = 0;
   for (int i = 0; i < kN; ++i) {
     const double t = arrivals.Next();
@@ -66,8 +66,31 @@ TEST(PoissonArrivalsTest, MeanRateWithinFourStandardErrors) {
   EXPECT_NEAR(sd / mean, 1.0, 0.05);  // coefficient of variation of an exponential
 }
 
-TEST(PoissonArrivalsTest, SeededAndReproducible) {
-  PoissonArrivals a(5, 1), b(5, 1), c(5, 2);
+TEST(RateArrivalsTest, BurstinessKeepsTheRateAndWidensTheGaps) {
+  constexpr double kRate = 20;
+  constexpr int kN = 40000;
+  for (const double b : {0.25, 4.0}) {
+    RateArrivals arrivals(kRate, /*seed=*/11, b);
+    double prev = 0, sum = 0, sum_sq = 0;
+    for (int i = 0; i < kN; ++i) {
+      const double t = arrivals.Next();
+      ASSERT_GE(t, prev);
+      const double gap = t - prev;
+      sum += gap;
+      sum_sq += gap * gap;
+      prev = t;
+    }
+    // Gamma(b, 1/(rate b)) gaps: mean 1/rate, standard deviation
+    // 1/(rate sqrt(b)), so the mean's standard error is that over sqrt(n).
+    const double mean = sum / kN;
+    EXPECT_NEAR(mean, 1 / kRate, 4 * (1 / (kRate * std::sqrt(b))) / std::sqrt(kN)) << b;
+    const double cv = std::sqrt(sum_sq / kN - mean * mean) / mean;
+    EXPECT_NEAR(cv, 1 / std::sqrt(b), 0.1 / std::sqrt(b)) << b;
+  }
+}
+
+TEST(RateArrivalsTest, SeededAndReproducible) {
+  RateArrivals a(5, 1), b(5, 1), c(5, 2);
   bool differs = false;
   for (int i = 0; i < 10; ++i) {
     const double x = a.Next();
