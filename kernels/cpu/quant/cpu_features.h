@@ -1,0 +1,23 @@
+// What this CPU can run, read from cpuid (and xgetbv: the OS must save the
+// wide registers) at run time, never assumed from the build machine. The
+// quantized kernels are chosen from it once (quant_kernels.h).
+#pragma once
+
+#include <string>
+
+namespace cohost::kernels::cpu {
+
+struct CpuFeatures {
+  bool avx2 = false, fma = false, f16c = false;
+  bool avx512f = false, avx512bw = false, avx512vl = false, avx512vnni = false, avx512bf16 = false;
+  bool amx_tile = false, amx_int8 = false, amx_bf16 = false;
+  std::string brand;  // "AMD EPYC 9B14", from the extended cpuid leaves
+
+  // "avx2 fma f16c avx512f ..." for start-up lines and benchmark records.
+  std::string Summary() const;
+};
+
+// Read once, on first use.
+const CpuFeatures& HostCpuFeatures();
+
+}  // namespace cohost::kernels::cpu
