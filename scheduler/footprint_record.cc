@@ -74,11 +74,13 @@ std::optional<std::pair<FootprintKey, Footprint>> FromJson(const nlohmann::json&
 }  // namespace
 
 absl::StatusOr<FootprintKey> KeyFor(const std::string& path, const kernels::Backend& backend,
-                                    const runtime::StepSchedulerConfig& steps) {
+                                    const runtime::StepSchedulerConfig& steps,
+                                    bool keep_quantized) {
   FootprintKey key;
   key.path = path;
   key.device = absl::StrCat(backend.kind() == kernels::BackendKind::kCpu ? "cpu" : "cuda", "/",
-                            std::string(kernels::DTypeName(backend.compute_dtype())));
+                            std::string(kernels::DTypeName(backend.compute_dtype())),
+                            keep_quantized ? "+blocks" : "");
   key.max_tokens_per_step = steps.max_tokens_per_step;
   key.max_num_seqs = steps.max_num_seqs;
   struct stat st {};

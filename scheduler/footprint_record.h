@@ -24,7 +24,7 @@ struct FootprintKey {
   std::string path;        // the model file or directory, as configured
   int64_t file_bytes = 0;  // its size (a directory's: its files' total)
   int64_t mtime_ns = 0;    // its last modification (a directory's: its newest file's)
-  std::string device;      // backend kind and compute dtype, e.g. "cpu/f32", "cuda/bf16"
+  std::string device;      // backend kind, compute dtype, "+blocks" when quantized weights stay so
   int32_t max_tokens_per_step = 0, max_num_seqs = 0;  // they size the workspace
 
   bool operator==(const FootprintKey&) const = default;
@@ -36,10 +36,11 @@ struct Footprint {
   double load_seconds = 0;      // file to ready
 };
 
-// The key for loading `path` on `backend` with `steps`; NOT_FOUND when the
-// path cannot be read.
+// The key for loading `path` on `backend` with `steps`, keeping quantized
+// weights in their blocks or not; NOT_FOUND when the path cannot be read.
 absl::StatusOr<FootprintKey> KeyFor(const std::string& path, const kernels::Backend& backend,
-                                    const runtime::StepSchedulerConfig& steps);
+                                    const runtime::StepSchedulerConfig& steps,
+                                    bool keep_quantized = false);
 
 class FootprintRecord {
  public:

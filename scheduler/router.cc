@@ -64,18 +64,22 @@ absl::Status NotFound(const std::string& name) {
   return absl::NotFoundError(absl::StrFormat("model \"%s\" is not loaded", absl::CHexEscape(name)));
 }
 
-int64_t PredictedWeights(const runtime::ModelConfig& config, kernels::DType dtype) {
-  return static_cast<int64_t>(runtime::Model::PredictWeightsBytes(config, dtype));
+// `keep_quantized`: Router::KeepsBlocks for that backend.
+int64_t PredictedWeights(const runtime::ModelConfig& config, const kernels::Backend& backend,
+                         bool keep_quantized) {
+  return static_cast<int64_t>(
+      runtime::Model::PredictWeightsBytes(config, backend.compute_dtype(), keep_quantized));
 }
 
 // What a load reserves on the device: the weights and the activations of the
 // engine's largest step (Engine::Create allocates them).
 int64_t PredictedFootprint(const runtime::ModelConfig& config,
-                           const runtime::EngineConfig& engine_config, kernels::DType dtype) {
+                           const runtime::EngineConfig& engine_config,
+                           const kernels::Backend& backend, bool keep_quantized) {
   const runtime::StepSchedulerConfig& sc = engine_config.step_scheduler;
-  return PredictedWeights(config, dtype) +
+  return PredictedWeights(config, backend, keep_quantized) +
          static_cast<int64_t>(runtime::Model::PredictWorkspaceBytes(
-             config, dtype, sc.max_tokens_per_step, sc.max_num_seqs));
+             config, backend.compute_dtype(), sc.max_tokens_per_step, sc.max_num_seqs));
 }
 
 // A device without a weights budget, as placement sees it.
@@ -177,10 +181,9 @@ absl::StatusOr<Router::Home> Router::PlaceNew(const ModelSpec& spec,
     ASSIGN_OR_RETURN(std::unique_ptr<KvPool::Account> account, join(devices_[0]));
     return Home{devices_[0], std::move(account), "the only device"};
   }
-  // All devices are of one kind, so the prediction holds on each.
-  const ModelDemand demand{
-      spec.name, PredictedFootprint(config, engine_config_, devices_[0]->backend->compute_dtype()),
-      0, spec.device};
+  // All devices are of one kind, so the footprint holds on each.
+  const ModelDemand demand{spec.name, ExpectedFootprint(spec.path, config, *devices_[0]).bytes, 0,
+                           spec.device};
   std::vector<bool> passed_over(devices_.size(), false);
   absl::Status no_room;  // the last pool that could not take its floor
   for (;;) {
@@ -323,18 +326,24 @@ absl::Status Router::LoadModel(const std::string& name, const std::string& path,
   return AddModel(spec, progress);
 }
 
+bool Router::KeepsBlocks(const kernels::Backend& backend) const {
+  return options_.keep_quantized_weights && runtime::Model::KeepsQuantizedWeights(backend);
+}
+
 Router::Expected Router::ExpectedFootprint(const std::string& path,
                                            const runtime::ModelConfig& config,
                                            const Device& device) const {
   if (options_.footprints != nullptr) {
-    absl::StatusOr<FootprintKey> key = KeyFor(path, *device.backend, engine_config_.step_scheduler);
+    absl::StatusOr<FootprintKey> key =
+        KeyFor(path, *device.backend, engine_config_.step_scheduler, KeepsBlocks(*device.backend));
     if (key.ok()) {
       if (std::optional<Footprint> f = options_.footprints->Find(*key)) {
         return {f->weights_bytes + f->workspace_bytes, true};
       }
     }
   }
-  return {PredictedFootprint(config, engine_config_, device.backend->compute_dtype()), false};
+  return {PredictedFootprint(config, engine_config_, *device.backend, KeepsBlocks(*device.backend)),
+          false};
 }
 
 absl::Status Router::MakeRoom(const std::shared_ptr<ServedModel>& model, const Expected& expected) {
@@ -419,8 +428,9 @@ absl::Status Router::Load(const std::shared_ptr<ServedModel>& model, const Progr
   }
   kernels::Backend* backend = context != nullptr ? context.get() : model->device().backend;
   absl::StatusOr<std::unique_ptr<runtime::Model>> weights =
-      s.ok() ? runtime::LoadWeights(model->path(), backend, progress)
-             : absl::StatusOr<std::unique_ptr<runtime::Model>>(s);
+      s.ok()
+          ? runtime::LoadWeights(model->path(), backend, progress, options_.keep_quantized_weights)
+          : absl::StatusOr<std::unique_ptr<runtime::Model>>(s);
   if (!weights.ok()) {
     model->Fail(weights.status());
     return failed(weights.status());
@@ -443,7 +453,8 @@ absl::Status Router::Load(const std::shared_ptr<ServedModel>& model, const Progr
 void Router::RecordFootprint(const ServedModel& model, const Footprint& measured) {
   if (options_.footprints == nullptr) return;
   absl::StatusOr<FootprintKey> key =
-      KeyFor(model.path(), *model.device().backend, engine_config_.step_scheduler);
+      KeyFor(model.path(), *model.device().backend, engine_config_.step_scheduler,
+             KeepsBlocks(*model.device().backend));
   absl::Status s = key.ok() ? options_.footprints->Put(*key, measured) : key.status();
   if (!s.ok() && !footprint_write_failed_.exchange(true)) {
     std::fprintf(stderr, "cohost: not recording model footprints (%s): %s\n",
@@ -520,8 +531,8 @@ std::vector<ModelSummary> Router::ListModels() const {
                                  "; its weights: ", s.placement);
     }
     s.weights_bytes = status.weights_bytes;
-    s.predicted_weights_bytes =
-        PredictedWeights(model->config(), model->device().backend->compute_dtype());
+    s.predicted_weights_bytes = PredictedWeights(model->config(), *model->device().backend,
+                                                 KeepsBlocks(*model->device().backend));
     s.workspace_bytes = status.workspace_bytes;
     s.evictions = status.evictions;
     s.load = model->spec().load;

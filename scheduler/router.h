@@ -64,6 +64,9 @@ struct RouterOptions {
   // the recorded one before loading when the file has not changed; null:
   // predictions only.
   std::shared_ptr<FootprintRecord> footprints;
+  // Loads keep quantized linear layers in their blocks where the device's
+  // Gemm takes them (runtime::LoadWeights).
+  bool keep_quantized_weights = false;
 };
 
 class Router {
@@ -83,7 +86,7 @@ class Router {
          const RouterOptions& options);
   Router(kernels::Backend* backend, const runtime::EngineConfig& engine_config,
          AdmissionLimits limits)
-      : Router(backend, engine_config, RouterOptions{limits, {}, 0, nullptr, nullptr}) {}
+      : Router(backend, engine_config, RouterOptions{limits, {}, 0, nullptr, nullptr, false}) {}
   ~Router();  // stops the loader; models live on while requests hold them
 
   // Registers a model: reads its config and tokenizer (not its weights),
@@ -166,6 +169,8 @@ class Router {
   // by evicting idle models past their keep-alive, reads the file, activates.
   // On failure the model is failed with the error, which is returned.
   absl::Status Load(const std::shared_ptr<ServedModel>& model, const ProgressFn& progress);
+  // Whether loads onto `backend` keep quantized weights in their blocks.
+  bool KeepsBlocks(const kernels::Backend& backend) const;
   // What loading the model at `path` will take on `device`: its footprint
   // recorded at an earlier load of the same file, else the prediction from
   // its config.

@@ -143,10 +143,15 @@ class CpuBackend final : public Backend {
                float eps, void* out) override {
     cpu::RmsNorm(F(x), F(residual), F(weight), n, hidden, eps, F(out), pool_);
   }
-  void Gemm(const void* a, const void* w, const void* bias, int32_t m, int32_t n, int32_t k,
+  void Gemm(const void* a, WeightRef w, const void* bias, int32_t m, int32_t n, int32_t k,
             void* c) override {
-    cpu::Gemm(F(a), F(w), F(bias), m, n, k, F(c));
+    if (w.format == WeightFormat::kDense) {
+      cpu::Gemm(F(a), F(w.data), F(bias), m, n, k, F(c));
+    } else {
+      cpu::QuantGemm(F(a), w, F(bias), m, n, k, F(c), pool_);
+    }
   }
+  bool SupportsWeightFormat(WeightFormat) const override { return true; }
   void Add(void* x, const void* y, int64_t n) override { cpu::Add(F(x), F(y), n, pool_); }
   void SiluMul(const void* gate_up, int32_t n, int32_t inter, void* out) override {
     cpu::SiluMul(F(gate_up), n, inter, F(out), pool_);

@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "cohost/kernels/paged_kv.h"
+#include "cohost/kernels/quant.h"
 #include "thread_pool.h"
 
 namespace cohost::kernels::cpu {
@@ -20,6 +21,13 @@ void RmsNorm(const float* x /*[n, hidden]*/, float* residual /*[n, hidden] or nu
 // c = a * w^T (+ bias), through BLAS.
 void Gemm(const float* a /*[m, k]*/, const float* w /*[n, k]*/, const float* bias /*[n] or null*/,
           int32_t m, int32_t n, int32_t k, float* c /*[m, n]*/);
+
+// c = a * w^T (+ bias) for w in rows of quantized blocks (k a multiple of
+// 32): each row of a quantized to int8 blocks, then integer dot products
+// (quant/quant_kernels.h, the table this CPU runs best), split over the pool
+// by 16 output columns so that no two threads write one cache line of c.
+void QuantGemm(const float* a /*[m, k]*/, WeightRef w /*[n, k]*/, const float* bias /*[n] or null*/,
+               int32_t m, int32_t n, int32_t k, float* c /*[m, n]*/, ThreadPool& pool);
 
 void Add(float* x /*[n]*/, const float* y /*[n]*/, int64_t n, ThreadPool& pool);
 

@@ -242,9 +242,16 @@ class CudaBackend final : public Backend {
   // Row-major c[m, n] = a[m, k] * w[n, k]^T is, read column-major, the product
   // C^T[n, m] = W[n, k] * A^T[k, m]: cuBLAS sees w as a k x n column-major
   // matrix (ld k) to transpose, and a as k x m (ld k) as is; c is n x m (ld n).
-  void Gemm(const void* a, const void* w, const void* bias, int32_t m, int32_t n, int32_t k,
+  void Gemm(const void* a, WeightRef weight, const void* bias, int32_t m, int32_t n, int32_t k,
             void* c) override {
     if (!EnterOp()) return;
+    if (weight.format != WeightFormat::kDense) {
+      Record(absl::UnimplementedError(absl::StrCat("Gemm: weights in ",
+                                                   std::string(WeightFormatName(weight.format)),
+                                                   " (the CUDA backend takes bf16)")));
+      return;
+    }
+    const void* w = weight.data;
     if (m < 0 || n < 0 || k < 0) {
       Record(absl::InvalidArgumentError(absl::StrCat("Gemm: bad shape m=", m, " n=", n, " k=", k)));
       return;

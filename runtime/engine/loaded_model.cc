@@ -25,9 +25,10 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> TokenizerFor(const std::string& path,
 }  // namespace
 
 absl::StatusOr<LoadedModel> LoadModel(const std::string& path, kernels::Backend* backend,
-                                      const LoadProgressFn& progress) {
+                                      const LoadProgressFn& progress, bool keep_quantized) {
   LoadOptions options;
   options.progress = progress;
+  options.keep_quantized = keep_quantized && Model::KeepsQuantizedWeights(*backend);
   ASSIGN_OR_RETURN(ModelFile file, LoadModelFile(path, options));
   LoadedModel out;
   ASSIGN_OR_RETURN(out.tokenizer, TokenizerFor(path, std::move(file.tokenizer)));
@@ -47,9 +48,11 @@ absl::StatusOr<ModelDescription> DescribeModel(const std::string& path) {
 
 absl::StatusOr<std::unique_ptr<Model>> LoadWeights(const std::string& path,
                                                    kernels::Backend* backend,
-                                                   const LoadProgressFn& progress) {
+                                                   const LoadProgressFn& progress,
+                                                   bool keep_quantized) {
   LoadOptions options;
   options.progress = progress;
+  options.keep_quantized = keep_quantized && Model::KeepsQuantizedWeights(*backend);
   ASSIGN_OR_RETURN(ModelFile file, LoadModelFile(path, options));
   return Model::Create(file, backend);
 }

@@ -19,8 +19,12 @@ struct LoadedModel {
   const ModelConfig& config() const { return model->config(); }
 };
 
+// `keep_quantized`: linear layers stored as Q8_0, Q4_0 or Q4_1 stay in their
+// blocks where the backend's Gemm takes them (the CPU: int8 activations, as
+// llama.cpp computes), instead of becoming the compute dtype.
 absl::StatusOr<LoadedModel> LoadModel(const std::string& path, kernels::Backend* backend,
-                                      const LoadProgressFn& progress = nullptr);
+                                      const LoadProgressFn& progress = nullptr,
+                                      bool keep_quantized = false);
 
 // What a model is, without its weights: the config and tokenizer, from the
 // file's metadata (and a Hugging Face directory's tokenizer files). Cheap.
@@ -33,6 +37,7 @@ absl::StatusOr<ModelDescription> DescribeModel(const std::string& path);
 // Only the weights, uploaded to `backend`.
 absl::StatusOr<std::unique_ptr<Model>> LoadWeights(const std::string& path,
                                                    kernels::Backend* backend,
-                                                   const LoadProgressFn& progress = nullptr);
+                                                   const LoadProgressFn& progress = nullptr,
+                                                   bool keep_quantized = false);
 
 }  // namespace cohost::runtime

@@ -1,5 +1,7 @@
 // GGUF -> ModelFile: the config from `<arch>.*` metadata, the tensors checked
-// against it, dequantized, and (Llama) put back into rotate-half RoPE order.
+// against it, dequantized (or, for linear layers with LoadOptions::keep_quantized,
+// kept in their blocks), and (Llama) put back into rotate-half RoPE order.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <numbers>
@@ -171,8 +173,32 @@ absl::StatusOr<ModelConfig> ConfigFromGguf(const GgufFile& f) {
   if (const GgufTensorInfo* rf = f.FindTensor("rope_freqs.weight"); rf != nullptr) {
     RETURN_IF_ERROR(DeriveLlama3Scaling(f, *rf, &c));
   }
+  for (const auto& [name, shape] : ExpectedTensors(c)) {
+    if (const GgufTensorInfo* info = f.FindTensor(name)) c.stored_types[name] = info->type;
+  }
   return c;
 }
+
+namespace {
+
+// Whether a tensor may stay in its blocks: a linear layer's matrix (the
+// embedding is looked up by rows, so it is always fp32) in a format the
+// quantized Gemm takes.
+bool KeepsBlocks(const std::string& name, const GgufTensorInfo& info) {
+  if (info.type != GgmlType::kQ8_0 && info.type != GgmlType::kQ4_0 &&
+      info.type != GgmlType::kQ4_1) {
+    return false;
+  }
+  if (name == "output.weight") return true;
+  for (const char* suffix :
+       {".attn_q.weight", ".attn_k.weight", ".attn_v.weight", ".attn_output.weight",
+        ".ffn_gate.weight", ".ffn_up.weight", ".ffn_down.weight"}) {
+    if (name.ends_with(suffix)) return true;
+  }
+  return false;
+}
+
+}  // namespace
 
 absl::StatusOr<ModelFile> LoadGgufModel(const std::string& path, const LoadOptions& options) {
   absl::StatusOr<GgufFile> file = GgufFile::Open(path);
@@ -216,6 +242,29 @@ absl::StatusOr<ModelFile> LoadGgufModel(const std::string& path, const LoadOptio
     job.name = name;
     job.shape = shape;
     job.source_bytes = info->size_bytes;
+    if (options.keep_quantized && KeepsBlocks(name, *info)) {
+      // Rows of blocks as they lie in the file (the reader checked the
+      // tensor's byte size against its shape and type).
+      job.raw_type = info->type;
+      job.raw_bytes = info->size_bytes;
+      job.copy_raw = [&f, info, shape = job.shape,
+                      permute_heads](absl::Span<uint8_t> dst) -> absl::Status {
+        absl::Span<const uint8_t> src = f.TensorData(*info);
+        if (src.size() != dst.size()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat(f.path(), ": tensor '", info->name, "': size does not match"));
+        }
+        std::copy(src.begin(), src.end(), dst.begin());
+        if (permute_heads == 0) return absl::OkStatus();
+        absl::Status s = UndoLlamaRopePermutationRows(
+            dst, shape[0], static_cast<int64_t>(dst.size()) / shape[0], permute_heads);
+        if (s.ok()) return s;
+        return absl::Status(s.code(),
+                            absl::StrCat(f.path(), ": tensor '", info->name, "': ", s.message()));
+      };
+      jobs.push_back(std::move(job));
+      continue;
+    }
     job.convert = [&f, info, shape = job.shape,
                    permute_heads](absl::Span<float> dst) -> absl::Status {
       absl::Status s = DequantizeToF32(info->type, f.TensorData(*info), info->numel, dst);

@@ -3,9 +3,11 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 
 #include "absl/status/status.h"
+#include "runtime/loader/dequant.h"
 
 namespace cohost::runtime {
 
@@ -34,6 +36,9 @@ struct ModelConfig {
   RopeScaling rope_scaling;
   bool tie_word_embeddings = false;
   bool attention_bias = false;  // q/k/v projections carry a bias (Qwen2)
+  // How the file stores each tensor (GGUF; empty for other formats): what
+  // Model::PredictWeightsBytes reads for weights that stay quantized.
+  std::map<std::string, GgmlType> stored_types;
 
   // INVALID_ARGUMENT naming the first inconsistent field (zero sizes, heads that
   // do not divide, absurd dimensions).

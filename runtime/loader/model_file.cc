@@ -62,7 +62,12 @@ absl::Status RunTensorJobs(std::vector<TensorJob> jobs, const LoadOptions& optio
     total += job.source_bytes;
     HostTensor& t = (*out)[job.name];
     t.shape = job.shape;
-    t.data.assign(static_cast<size_t>(t.numel()), 0.f);
+    if (job.raw_bytes > 0) {
+      t.raw_type = job.raw_type;
+      t.raw.assign(job.raw_bytes, 0);
+    } else {
+      t.data.assign(static_cast<size_t>(t.numel()), 0.f);
+    }
   }
   for (TensorJob& job : jobs) targets.push_back(&(*out)[job.name]);
 
@@ -75,7 +80,8 @@ absl::Status RunTensorJobs(std::vector<TensorJob> jobs, const LoadOptions& optio
   std::atomic<bool> failed{false};
   auto worker = [&] {
     for (size_t i; !failed.load() && (i = next.fetch_add(1)) < jobs.size();) {
-      absl::Status s = jobs[i].convert(absl::MakeSpan(targets[i]->data));
+      absl::Status s = jobs[i].raw_bytes > 0 ? jobs[i].copy_raw(absl::MakeSpan(targets[i]->raw))
+                                             : jobs[i].convert(absl::MakeSpan(targets[i]->data));
       if (!s.ok()) {
         std::lock_guard<std::mutex> lock(mu);
         if (first_error.ok()) first_error = s;
@@ -121,15 +127,28 @@ absl::Status UndoLlamaRopePermutation(absl::Span<float> data, int64_t rows, int6
         absl::StrFormat("cannot undo the RoPE permutation of [%d, %d] (%d values) for %d heads",
                         rows, cols, data.size(), n_head));
   }
+  return UndoLlamaRopePermutationRows(
+      absl::MakeSpan(reinterpret_cast<uint8_t*>(data.data()), data.size() * sizeof(float)), rows,
+      cols * static_cast<int64_t>(sizeof(float)), n_head);
+}
+
+absl::Status UndoLlamaRopePermutationRows(absl::Span<uint8_t> data, int64_t rows, int64_t row_bytes,
+                                          int32_t n_head) {
+  if (n_head <= 0 || rows <= 0 || row_bytes <= 0 || rows % (2 * int64_t{n_head}) != 0 ||
+      static_cast<int64_t>(data.size()) != rows * row_bytes) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "cannot undo the RoPE permutation of %d rows of %d bytes (%d bytes) for %d heads", rows,
+        row_bytes, data.size(), n_head));
+  }
   const int64_t head_dim = rows / n_head, half = head_dim / 2;
-  std::vector<float> src(static_cast<size_t>(head_dim * cols));
+  std::vector<uint8_t> src(static_cast<size_t>(head_dim * row_bytes));
   for (int64_t h = 0; h < n_head; ++h) {
-    float* head = data.data() + h * head_dim * cols;
-    std::copy(head, head + head_dim * cols, src.begin());
+    uint8_t* head = data.data() + h * head_dim * row_bytes;
+    std::copy(head, head + head_dim * row_bytes, src.begin());
     for (int64_t j = 0; j < half; ++j) {
       for (int64_t i = 0; i < 2; ++i) {
-        const float* from = src.data() + (2 * j + i) * cols;
-        std::copy(from, from + cols, head + (i * half + j) * cols);
+        const uint8_t* from = src.data() + (2 * j + i) * row_bytes;
+        std::copy(from, from + row_bytes, head + (i * half + j) * row_bytes);
       }
     }
   }

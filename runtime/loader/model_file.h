@@ -11,15 +11,21 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "runtime/loader/dequant.h"
 #include "runtime/loader/model_config.h"
 #include "runtime/loader/tokenizer_spec.h"
 
 namespace cohost::runtime {
 
 // Row-major fp32; a matrix of a linear layer is [out_features, in_features].
+// A matrix kept quantized (LoadOptions::keep_quantized) holds its rows of
+// blocks as they lie in the file in `raw` instead, and `data` is empty.
 struct HostTensor {
   std::vector<int64_t> shape;
   std::vector<float> data;
+  GgmlType raw_type = GgmlType::kF32;  // Q8_0, Q4_0 or Q4_1 when raw is set
+  std::vector<uint8_t> raw;
+  bool quantized() const { return !raw.empty(); }
   int64_t numel() const {
     int64_t n = 1;
     for (int64_t d : shape) n *= d;
@@ -54,7 +60,10 @@ using LoadProgressFn = std::function<void(uint64_t done_bytes, uint64_t total_by
 
 struct LoadOptions {
   bool load_tensors = true;  // false: config and tokenizer only (fast)
-  LoadProgressFn progress;   // optional
+  // The linear layers' matrices (not the embedding) stored as Q8_0, Q4_0 or
+  // Q4_1 stay in their blocks instead of becoming fp32.
+  bool keep_quantized = false;
+  LoadProgressFn progress;  // optional
 };
 
 // Dispatches on what `path` is: a .gguf file, or a directory holding

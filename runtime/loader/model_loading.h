@@ -30,12 +30,17 @@ absl::StatusOr<ModelConfig> ParseHfConfig(absl::string_view json_text, const std
 // HF parameter name -> canonical name; empty when the name is not one we use.
 std::string HfToCanonicalName(absl::string_view hf_name);
 
-// One tensor to produce: `convert` fills `dst` (numel of `shape` floats).
+// One tensor to produce: `convert` fills `dst` (numel of `shape` floats);
+// or, for a tensor kept quantized (raw_bytes > 0), `copy_raw` fills its
+// raw_bytes of blocks.
 struct TensorJob {
   std::string name;
   std::vector<int64_t> shape;
   uint64_t source_bytes = 0;  // what progress counts
   std::function<absl::Status(absl::Span<float> dst)> convert;
+  GgmlType raw_type = GgmlType::kF32;
+  uint64_t raw_bytes = 0;
+  std::function<absl::Status(absl::Span<uint8_t> dst)> copy_raw;
 };
 
 // Runs the jobs on a few threads into `out`; reports progress from the calling
@@ -49,5 +54,8 @@ absl::Status RunTensorJobs(std::vector<TensorJob> jobs, const LoadOptions& optio
 // place on row-major [rows = n_head*d, cols] data (cols = 1 for a bias).
 absl::Status UndoLlamaRopePermutation(absl::Span<float> data, int64_t rows, int64_t cols,
                                       int32_t n_head);
+// The same on rows of `row_bytes` bytes each (rows of quantized blocks).
+absl::Status UndoLlamaRopePermutationRows(absl::Span<uint8_t> data, int64_t rows, int64_t row_bytes,
+                                          int32_t n_head);
 
 }  // namespace cohost::runtime

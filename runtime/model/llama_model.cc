@@ -17,18 +17,25 @@ constexpr int32_t kInitialTokens = 64;
 constexpr int32_t kInitialSamples = 8;
 }  // namespace
 
+kernels::WeightRef WeightMatrix::RowsFrom(int64_t row, size_t elem_size) const {
+  const size_t row_bytes = format == kernels::WeightFormat::kDense
+                               ? static_cast<size_t>(cols) * elem_size
+                               : kernels::QuantRowBytes(format, cols);
+  return {static_cast<const uint8_t*>(buf.data()) + static_cast<size_t>(row) * row_bytes, format};
+}
+
 LlamaModel::LlamaModel(const ModelConfig& config, kernels::Backend* backend, LlamaWeights weights)
     : config_(config),
       backend_(backend),
       w_(std::move(weights)),
       elem_size_(kernels::DTypeSize(backend->compute_dtype())) {
   for (const kernels::DeviceBuffer* b :
-       {&w_.token_embd, &w_.output_norm, &w_.output, &w_.inv_freq}) {
+       {&w_.token_embd, &w_.output_norm, &w_.output.buf, &w_.inv_freq}) {
     weights_bytes_ += b->bytes();
   }
   for (const LlamaLayerWeights& l : w_.layers) {
-    for (const kernels::DeviceBuffer* b :
-         {&l.attn_norm, &l.wqkv, &l.bqkv, &l.wo, &l.ffn_norm, &l.w_gate_up, &l.w_down}) {
+    for (const kernels::DeviceBuffer* b : {&l.attn_norm, &l.wqkv.buf, &l.bqkv, &l.wo.buf,
+                                           &l.ffn_norm, &l.w_gate_up.buf, &l.w_down.buf}) {
       weights_bytes_ += b->bytes();
     }
   }
@@ -175,8 +182,6 @@ absl::Status LlamaModel::Forward(const Batch& batch, KvCache& kv, std::vector<fl
   void* q = qkv_.data();
   void* k = At(qkv_, static_cast<int64_t>(T) * q_width);
   void* v = At(qkv_, static_cast<int64_t>(T) * (q_width + kv_width));
-  const int64_t k_rows = static_cast<int64_t>(q_width) * H;  // offset of wk inside wqkv
-  const int64_t v_rows = static_cast<int64_t>(q_width + kv_width) * H;
 
   be.Embedding(ids, T, w_.token_embd.data(), H, x_.data());
   for (int32_t l = 0; l < c.num_layers; ++l) {
@@ -187,24 +192,24 @@ absl::Status LlamaModel::Forward(const Batch& batch, KvCache& kv, std::vector<fl
     const bool bias = lw.bqkv.data() != nullptr;
     if (T == 1) {
       // One row: the fused [q | k | v] row is already the planar layout.
-      be.Gemm(normed_.data(), lw.wqkv.data(), bias ? lw.bqkv.data() : nullptr, 1,
+      be.Gemm(normed_.data(), lw.wqkv.Ref(), bias ? lw.bqkv.data() : nullptr, 1,
               q_width + 2 * kv_width, H, q);
     } else {
       // Kernels take q, k, v as separate dense tensors, so split by weight rows.
-      be.Gemm(normed_.data(), lw.wqkv.data(), bias ? lw.bqkv.data() : nullptr, T, q_width, H, q);
-      be.Gemm(normed_.data(), At(lw.wqkv, k_rows), bias ? At(lw.bqkv, q_width) : nullptr, T,
-              kv_width, H, k);
-      be.Gemm(normed_.data(), At(lw.wqkv, v_rows), bias ? At(lw.bqkv, q_width + kv_width) : nullptr,
-              T, kv_width, H, v);
+      be.Gemm(normed_.data(), lw.wqkv.Ref(), bias ? lw.bqkv.data() : nullptr, T, q_width, H, q);
+      be.Gemm(normed_.data(), lw.wqkv.RowsFrom(q_width, elem_size_),
+              bias ? At(lw.bqkv, q_width) : nullptr, T, kv_width, H, k);
+      be.Gemm(normed_.data(), lw.wqkv.RowsFrom(q_width + kv_width, elem_size_),
+              bias ? At(lw.bqkv, q_width + kv_width) : nullptr, T, kv_width, H, v);
     }
     const kernels::PagedKv pages = kv.Layer(l);
     be.RopeWriteKv(q, k, v, layout, c.num_heads, w_.inv_freq.as<float>(), hd, pages);
     be.PagedAttention(q, layout, pages, c.num_heads, scale, attn_.data());
-    be.Gemm(attn_.data(), lw.wo.data(), nullptr, T, H, q_width, delta_.data());
+    be.Gemm(attn_.data(), lw.wo.Ref(), nullptr, T, H, q_width, delta_.data());
     be.RmsNorm(delta_.data(), x_.data(), lw.ffn_norm.data(), T, H, eps, normed_.data());
-    be.Gemm(normed_.data(), lw.w_gate_up.data(), nullptr, T, 2 * I, H, gate_up_.data());
+    be.Gemm(normed_.data(), lw.w_gate_up.Ref(), nullptr, T, 2 * I, H, gate_up_.data());
     be.SiluMul(gate_up_.data(), T, I, act_.data());
-    be.Gemm(act_.data(), lw.w_down.data(), nullptr, T, H, I, delta_.data());
+    be.Gemm(act_.data(), lw.w_down.Ref(), nullptr, T, H, I, delta_.data());
   }
   if (S > 0) {
     // Final norm and lm_head only on the rows that sample.
@@ -212,7 +217,9 @@ absl::Status LlamaModel::Forward(const Batch& batch, KvCache& kv, std::vector<fl
     be.GatherRows(delta_.data(), rows, S, H, sample_delta_.data());
     be.RmsNorm(sample_delta_.data(), sample_x_.data(), w_.output_norm.data(), S, H, eps,
                sample_normed_.data());
-    const void* lm_head = w_.output.data() != nullptr ? w_.output.data() : w_.token_embd.data();
+    const kernels::WeightRef lm_head = w_.output.buf.data() != nullptr
+                                           ? w_.output.Ref()
+                                           : kernels::WeightRef(w_.token_embd.data());
     be.Gemm(sample_normed_.data(), lm_head, nullptr, S, c.vocab_size, H, logits_.data());
     logits->resize(static_cast<size_t>(S) * c.vocab_size);
     if (absl::Status s = be.DownloadF32(logits->data(), logits_.data(), logits->size()); !s.ok()) {

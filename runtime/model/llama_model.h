@@ -13,26 +13,40 @@
 
 namespace cohost::runtime {
 
+// A linear layer's matrix [rows, cols]: dense in the compute dtype, or rows of
+// quantized blocks where the backend's Gemm takes them.
+struct WeightMatrix {
+  kernels::DeviceBuffer buf;
+  kernels::WeightFormat format = kernels::WeightFormat::kDense;
+  int64_t cols = 0;
+
+  kernels::WeightRef Ref() const { return {buf.data(), format}; }
+  // The rows from `row` on (dense elements are `elem_size` bytes).
+  kernels::WeightRef RowsFrom(int64_t row, size_t elem_size) const;
+};
+
 struct LlamaLayerWeights {
   kernels::DeviceBuffer attn_norm;  // [hidden]
-  kernels::DeviceBuffer wqkv;  // [(num_heads + 2 * num_kv_heads) * head_dim, hidden], rows q; k; v
+  WeightMatrix wqkv;           // [(num_heads + 2 * num_kv_heads) * head_dim, hidden], rows q; k; v
   kernels::DeviceBuffer bqkv;  // [(num_heads + 2 * num_kv_heads) * head_dim] or empty
-  kernels::DeviceBuffer wo;    // [hidden, num_heads * head_dim]
-  kernels::DeviceBuffer ffn_norm;   // [hidden]
-  kernels::DeviceBuffer w_gate_up;  // [2 * inter, hidden], rows gate; up
-  kernels::DeviceBuffer w_down;     // [hidden, inter]
+  WeightMatrix wo;             // [hidden, num_heads * head_dim]
+  kernels::DeviceBuffer ffn_norm;  // [hidden]
+  WeightMatrix w_gate_up;          // [2 * inter, hidden], rows gate; up
+  WeightMatrix w_down;             // [hidden, inter]
 };
 
 struct LlamaWeights {
-  kernels::DeviceBuffer token_embd;   // [vocab, hidden]
+  kernels::DeviceBuffer token_embd;   // [vocab, hidden], always dense (looked up by rows)
   kernels::DeviceBuffer output_norm;  // [hidden]
-  kernels::DeviceBuffer output;       // [vocab, hidden]; empty when tied to token_embd
+  WeightMatrix output;                // [vocab, hidden]; empty when tied to token_embd
   kernels::DeviceBuffer inv_freq;     // fp32 [head_dim / 2], RoPE inverse frequencies
   std::vector<LlamaLayerWeights> layers;
 };
 
 // Checks every tensor of `file` against file.config (INVALID_ARGUMENT naming
-// the tensor) and uploads them in the backend's compute dtype.
+// the tensor) and uploads them: in the backend's compute dtype, except the
+// matrices the file kept quantized, which stay in their blocks when the
+// backend's Gemm takes the format (and are dequantized when it does not).
 absl::StatusOr<LlamaWeights> UploadLlamaWeights(const ModelFile& file, kernels::Backend* backend);
 
 class LlamaModel final : public Model {

@@ -1,6 +1,9 @@
 // Model::Create for the Llama family: every tensor checked against the config
 // (a bad file is an error naming the tensor, never a crash), q/k/v and
 // gate/up fused into one matrix each, everything uploaded to the backend.
+#include <algorithm>
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -8,6 +11,7 @@
 #include "absl/strings/str_join.h"
 #include "cohost/kernels/rope.h"
 #include "common/status_macros.h"
+#include "runtime/loader/dequant.h"
 #include "runtime/model/llama_model.h"
 
 namespace cohost::runtime {
@@ -34,6 +38,17 @@ class TensorChecker {
           absl::StrFormat("model %s: tensor '%s' has shape [%s], expected [%s]", file_.path, name,
                           absl::StrJoin(t.shape, ", "), absl::StrJoin(shape, ", ")));
     }
+    if (t.quantized()) {
+      const GgmlTypeTraits* traits = FindGgmlType(static_cast<uint32_t>(t.raw_type));
+      if (traits == nullptr || t.shape.size() != 2 || t.shape[1] % traits->block_elems != 0 ||
+          static_cast<int64_t>(t.raw.size()) !=
+              t.numel() / traits->block_elems * traits->block_bytes) {
+        return absl::InvalidArgumentError(
+            absl::StrFormat("model %s: tensor '%s' holds %d bytes of blocks for shape [%s]",
+                            file_.path, name, t.raw.size(), absl::StrJoin(shape, ", ")));
+      }
+      return &t;
+    }
     if (static_cast<int64_t>(t.data.size()) != t.numel()) {
       return absl::InvalidArgumentError(
           absl::StrFormat("model %s: tensor '%s' holds %d values for shape [%s]", file_.path, name,
@@ -54,19 +69,71 @@ absl::StatusOr<DeviceBuffer> Upload(Backend* backend, const float* data, size_t 
   return b;
 }
 
-absl::StatusOr<DeviceBuffer> Upload(Backend* backend, const HostTensor& t) {
-  return Upload(backend, t.data.data(), t.data.size());
-}
-
-// Rows of each tensor in order, as one [sum(rows), cols] matrix.
+// Rows of each tensor in order, as one [sum(rows), cols] matrix (of dense
+// tensors; a quantized one is dequantized first).
 absl::StatusOr<DeviceBuffer> UploadConcat(Backend* backend,
                                           const std::vector<const HostTensor*>& parts) {
   size_t n = 0;
-  for (const HostTensor* t : parts) n += t->data.size();
-  std::vector<float> joined;
-  joined.reserve(n);
-  for (const HostTensor* t : parts) joined.insert(joined.end(), t->data.begin(), t->data.end());
+  for (const HostTensor* t : parts) n += static_cast<size_t>(t->numel());
+  std::vector<float> joined(n);
+  size_t at = 0;
+  for (const HostTensor* t : parts) {
+    const auto count = static_cast<size_t>(t->numel());
+    if (t->quantized()) {
+      RETURN_IF_ERROR(DequantizeToF32(t->raw_type, t->raw, t->numel(),
+                                      absl::MakeSpan(joined.data() + at, count)));
+    } else {
+      std::copy(t->data.begin(), t->data.end(), joined.begin() + static_cast<ptrdiff_t>(at));
+    }
+    at += count;
+  }
   return Upload(backend, joined.data(), joined.size());
+}
+
+absl::StatusOr<DeviceBuffer> Upload(Backend* backend, const HostTensor& t) {
+  return UploadConcat(backend, {&t});
+}
+
+std::optional<kernels::WeightFormat> FormatOf(GgmlType t) {
+  switch (t) {
+    case GgmlType::kQ8_0:
+      return kernels::WeightFormat::kQ8_0;
+    case GgmlType::kQ4_0:
+      return kernels::WeightFormat::kQ4_0;
+    case GgmlType::kQ4_1:
+      return kernels::WeightFormat::kQ4_1;
+    default:
+      return std::nullopt;
+  }
+}
+
+// The parts' rows as one matrix: their blocks joined when every part is kept
+// in one format the backend's Gemm takes, else dense.
+absl::StatusOr<WeightMatrix> UploadMatrix(Backend* backend,
+                                          const std::vector<const HostTensor*>& parts) {
+  WeightMatrix m;
+  m.cols = parts[0]->shape[1];
+  const std::optional<kernels::WeightFormat> format =
+      parts[0]->quantized() ? FormatOf(parts[0]->raw_type) : std::nullopt;
+  const bool keep = format && backend->SupportsWeightFormat(*format) &&
+                    std::all_of(parts.begin(), parts.end(), [&](const HostTensor* t) {
+                      return t->quantized() && t->raw_type == parts[0]->raw_type;
+                    });
+  if (!keep) {
+    ASSIGN_OR_RETURN(m.buf, UploadConcat(backend, parts));
+    return m;
+  }
+  size_t bytes = 0;
+  for (const HostTensor* t : parts) bytes += t->raw.size();
+  ASSIGN_OR_RETURN(m.buf, DeviceBuffer::Create(backend, bytes));
+  size_t at = 0;
+  for (const HostTensor* t : parts) {
+    RETURN_IF_ERROR(backend->CopyToDevice(static_cast<uint8_t*>(m.buf.data()) + at, t->raw.data(),
+                                          t->raw.size()));
+    at += t->raw.size();
+  }
+  m.format = *format;
+  return m;
 }
 
 }  // namespace
@@ -86,7 +153,7 @@ absl::StatusOr<LlamaWeights> UploadLlamaWeights(const ModelFile& file, Backend* 
   ASSIGN_OR_RETURN(w.output_norm, Upload(backend, *t));
   if (!c.tie_word_embeddings) {
     ASSIGN_OR_RETURN(t, check.Get("output.weight", {vocab, hidden}));
-    ASSIGN_OR_RETURN(w.output, Upload(backend, *t));
+    ASSIGN_OR_RETURN(w.output, UploadMatrix(backend, {t}));
   }
 
   for (int32_t l = 0; l < c.num_layers; ++l) {
@@ -98,7 +165,7 @@ absl::StatusOr<LlamaWeights> UploadLlamaWeights(const ModelFile& file, Backend* 
     ASSIGN_OR_RETURN(wq, check.Get(p + "attn_q.weight", {q_rows, hidden}));
     ASSIGN_OR_RETURN(wk, check.Get(p + "attn_k.weight", {kv_rows, hidden}));
     ASSIGN_OR_RETURN(wv, check.Get(p + "attn_v.weight", {kv_rows, hidden}));
-    ASSIGN_OR_RETURN(lw.wqkv, UploadConcat(backend, {wq, wk, wv}));
+    ASSIGN_OR_RETURN(lw.wqkv, UploadMatrix(backend, {wq, wk, wv}));
     if (c.attention_bias) {
       const HostTensor *bq, *bk, *bv;
       ASSIGN_OR_RETURN(bq, check.Get(p + "attn_q.bias", {q_rows}));
@@ -107,14 +174,14 @@ absl::StatusOr<LlamaWeights> UploadLlamaWeights(const ModelFile& file, Backend* 
       ASSIGN_OR_RETURN(lw.bqkv, UploadConcat(backend, {bq, bk, bv}));
     }
     ASSIGN_OR_RETURN(t, check.Get(p + "attn_output.weight", {hidden, q_rows}));
-    ASSIGN_OR_RETURN(lw.wo, Upload(backend, *t));
+    ASSIGN_OR_RETURN(lw.wo, UploadMatrix(backend, {t}));
     ASSIGN_OR_RETURN(t, check.Get(p + "ffn_norm.weight", {hidden}));
     ASSIGN_OR_RETURN(lw.ffn_norm, Upload(backend, *t));
     ASSIGN_OR_RETURN(gate, check.Get(p + "ffn_gate.weight", {inter, hidden}));
     ASSIGN_OR_RETURN(up, check.Get(p + "ffn_up.weight", {inter, hidden}));
-    ASSIGN_OR_RETURN(lw.w_gate_up, UploadConcat(backend, {gate, up}));
+    ASSIGN_OR_RETURN(lw.w_gate_up, UploadMatrix(backend, {gate, up}));
     ASSIGN_OR_RETURN(t, check.Get(p + "ffn_down.weight", {hidden, inter}));
-    ASSIGN_OR_RETURN(lw.w_down, Upload(backend, *t));
+    ASSIGN_OR_RETURN(lw.w_down, UploadMatrix(backend, {t}));
     w.layers.push_back(std::move(lw));
   }
 
@@ -139,15 +206,50 @@ absl::StatusOr<LlamaWeights> UploadLlamaWeights(const ModelFile& file, Backend* 
   return w;
 }
 
-size_t Model::PredictWeightsBytes(const ModelConfig& config, kernels::DType dtype) {
-  size_t elems = 0;
+bool Model::KeepsQuantizedWeights(const kernels::Backend& backend) {
+  return backend.SupportsWeightFormat(kernels::WeightFormat::kQ8_0) &&
+         backend.SupportsWeightFormat(kernels::WeightFormat::kQ4_0) &&
+         backend.SupportsWeightFormat(kernels::WeightFormat::kQ4_1);
+}
+
+size_t Model::PredictWeightsBytes(const ModelConfig& config, kernels::DType dtype,
+                                  bool keep_quantized) {
+  std::map<std::string, size_t> numel;
   for (const auto& [name, shape] : ExpectedTensors(config)) {
     size_t n = 1;
     for (int64_t d : shape) n *= static_cast<size_t>(d);
-    elems += n;
+    numel[name] = n;
   }
   // The RoPE inverse frequencies stay fp32.
-  return elems * kernels::DTypeSize(dtype) + static_cast<size_t>(config.head_dim / 2) * 4;
+  size_t bytes = static_cast<size_t>(config.head_dim / 2) * 4;
+  // The matrices UploadMatrix fuses, each group kept in its blocks only when
+  // all its parts are stored in one format the Gemm takes.
+  std::vector<std::vector<std::string>> groups;
+  if (!config.tie_word_embeddings) groups.push_back({"output.weight"});
+  for (int32_t l = 0; l < config.num_layers; ++l) {
+    const std::string p = absl::StrFormat("blk.%d.", l);
+    groups.push_back({p + "attn_q.weight", p + "attn_k.weight", p + "attn_v.weight"});
+    groups.push_back({p + "attn_output.weight"});
+    groups.push_back({p + "ffn_gate.weight", p + "ffn_up.weight"});
+    groups.push_back({p + "ffn_down.weight"});
+  }
+  for (const std::vector<std::string>& group : groups) {
+    auto first = config.stored_types.find(group[0]);
+    if (!keep_quantized || first == config.stored_types.end() || !FormatOf(first->second)) continue;
+    const bool uniform = std::all_of(group.begin(), group.end(), [&](const std::string& name) {
+      auto it = config.stored_types.find(name);
+      return it != config.stored_types.end() && it->second == first->second;
+    });
+    if (!uniform) continue;
+    const GgmlTypeTraits* traits = FindGgmlType(static_cast<uint32_t>(first->second));
+    for (const std::string& name : group) {
+      bytes += numel[name] / static_cast<size_t>(traits->block_elems) *
+               static_cast<size_t>(traits->block_bytes);
+      numel.erase(name);
+    }
+  }
+  for (const auto& [name, n] : numel) bytes += n * kernels::DTypeSize(dtype);
+  return bytes;
 }
 
 size_t Model::PredictWorkspaceBytes(const ModelConfig& config, kernels::DType dtype, int32_t tokens,

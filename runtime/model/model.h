@@ -23,10 +23,16 @@ class Model {
   static absl::StatusOr<std::unique_ptr<Model>> Create(const ModelFile& file,
                                                        kernels::Backend* backend);
 
+  // Whether a load onto `backend` keeps linear layers in their quantized
+  // blocks (its Gemm takes Q8_0, Q4_0 and Q4_1).
+  static bool KeepsQuantizedWeights(const kernels::Backend& backend);
+
   // Device memory Create will allocate for the weights of a model with
-  // `config` on a backend computing in `dtype`: what placement plans with
-  // before loading (weights_bytes() of the result equals it).
-  static size_t PredictWeightsBytes(const ModelConfig& config, kernels::DType dtype);
+  // `config` on a backend computing in `dtype` (keeping quantized weights
+  // quantized, if `keep_quantized`, by config.stored_types): what placement
+  // plans with before loading (weights_bytes() of the result equals it).
+  static size_t PredictWeightsBytes(const ModelConfig& config, kernels::DType dtype,
+                                    bool keep_quantized = false);
 
   // Device memory for the activations of a step of up to `tokens` new tokens
   // and `samples` sampled rows, once ReserveWorkspace(tokens, samples) has run

@@ -173,7 +173,7 @@ class FaultyBackend final : public Backend {
     cpu_->RmsNorm(x, residual, weight, n, hidden, eps, out);
     SpoilLast(out, int64_t{n} * hidden);
   }
-  void Gemm(const void* a, const void* w, const void* bias, int32_t m, int32_t n, int32_t k,
+  void Gemm(const void* a, WeightRef w, const void* bias, int32_t m, int32_t n, int32_t k,
             void* c) override {
     cpu_->Gemm(a, w, bias, m, n, k, c);
     SpoilLast(c, int64_t{m} * n);

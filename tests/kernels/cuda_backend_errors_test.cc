@@ -77,6 +77,10 @@ std::vector<BadCall> BadCalls() {
        [](Backend& be, Args a) { be.RmsNorm(a.x, nullptr, a.w, -1, 64, 1e-5f, a.out); }},
       {"rmsnorm_zero_hidden", kInvalid, "RmsNorm: bad shape",
        [](Backend& be, Args a) { be.RmsNorm(a.x, a.k, a.w, 2, 0, 1e-5f, a.out); }},
+      {"gemm_quantized_weights", kUnimplemented, "Q8_0",
+       [](Backend& be, Args a) {
+         be.Gemm(a.x, WeightRef(a.w, WeightFormat::kQ8_0), nullptr, 8, 8, 32, a.out);
+       }},
       {"gemm_negative_m", kInvalid, "Gemm: bad shape",
        [](Backend& be, Args a) { be.Gemm(a.x, a.w, nullptr, -1, 8, 8, a.out); }},
       {"gemm_negative_n", kInvalid, "Gemm: bad shape",

@@ -13,6 +13,7 @@
 #include "gtest/gtest.h"
 #include "tests/runtime/loader/loader_test_util.h"
 #include "tests/scheduler/lifecycle_fixture.h"
+#include "tests/support/wait_for.h"
 
 namespace cohost::scheduler {
 namespace {
@@ -148,8 +149,15 @@ TEST_F(LifecycleTest, ARecordedFootprintPlacesAModelBeforeItLoadsAndEachLoadIsRe
   std::filesystem::last_write_time(
       spec.path, std::filesystem::last_write_time(spec.path) + std::chrono::seconds(5));
   EXPECT_EQ(Run("m")->info().reason, runtime::FinishReason::kLength);
-  std::optional<Footprint> recorded =
-      FootprintRecord(file).Find(KeyFor(spec.path, *cpu, steps).value());
+  // Recorded on the loader thread once the engine exists, possibly after the
+  // request it served has finished.
+  std::optional<Footprint> recorded;
+  EXPECT_TRUE(cohost::testing::WaitFor(
+      [&] {
+        recorded = FootprintRecord(file).Find(KeyFor(spec.path, *cpu, steps).value());
+        return recorded.has_value();
+      },
+      kWait));
   ASSERT_TRUE(recorded.has_value());
   EXPECT_EQ(recorded->weights_bytes, weights_);
   EXPECT_EQ(recorded->workspace_bytes, workspace_);

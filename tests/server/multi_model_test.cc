@@ -57,6 +57,10 @@ double Median(std::vector<double> v) {
 
 class MultiModelTest : public ::testing::Test {
  protected:
+  static constexpr int32_t kStepTokens = 512, kStepSeqs = 64;
+  // Room for all three models at once, and some.
+  int64_t AllThree() { return Footprint(kQ4) * 3 / 2 + Footprint(kF16) + Footprint(kQ8); }
+
   void SetUp() override {
     for (const std::string& p : {kQ4, kF16, kQ8}) {
       ASSERT_TRUE(std::filesystem::exists(p))
@@ -69,23 +73,30 @@ class MultiModelTest : public ::testing::Test {
     router_.reset();
   }
 
-  // A server whose device holds the weights and workspace of `resident` models and a
+  // What loading `path` takes on the device (its weights, in fp32 as the
+  // server loads them by default, and its largest step's activations), and
+  // its weights alone in *weights.
+  int64_t Footprint(const std::string& path, int64_t* weights = nullptr) {
+    absl::StatusOr<runtime::ModelDescription> d = runtime::DescribeModel(path);
+    EXPECT_TRUE(d.ok()) << d.status();
+    if (!d.ok()) return 0;
+    const auto w = static_cast<int64_t>(
+        runtime::Model::PredictWeightsBytes(d->config, backend_->compute_dtype()));
+    if (weights != nullptr) *weights = w;
+    return w + static_cast<int64_t>(runtime::Model::PredictWorkspaceBytes(
+                   d->config, backend_->compute_dtype(), kStepTokens, kStepSeqs));
+  }
+
+  // A server whose device holds `weights_budget` bytes of models and a
   // 160 MiB KV pool; the executor's time slice is 20 ms.
-  void Start(int resident) {
+  void Start(int64_t weights_budget) {
     runtime::EngineConfig engine;
     engine.kv_cache_bytes = int64_t{160} << 20;
-    engine.step_scheduler.max_tokens_per_step = 512;
+    engine.step_scheduler.max_tokens_per_step = kStepTokens;
+    engine.step_scheduler.max_num_seqs = kStepSeqs;
     scheduler::RouterOptions options;
     options.executor.step_slice = milliseconds(20);
-    absl::StatusOr<runtime::ModelDescription> d = runtime::DescribeModel(kQ4);
-    ASSERT_TRUE(d.ok()) << d.status();
-    weights_ = static_cast<int64_t>(
-        runtime::Model::PredictWeightsBytes(d->config, backend_->compute_dtype()));
-    const int64_t footprint = weights_ + static_cast<int64_t>(runtime::Model::PredictWorkspaceBytes(
-                                             d->config, backend_->compute_dtype(),
-                                             engine.step_scheduler.max_tokens_per_step,
-                                             engine.step_scheduler.max_num_seqs));
-    options.weights_budget_bytes = resident * footprint + footprint / 2;
+    options.weights_budget_bytes = weights_budget;
     router_ = std::make_unique<scheduler::Router>(backend_.get(), engine, options);
     ServerOptions server_options;
     server_options.host = "127.0.0.1";
@@ -142,12 +153,11 @@ class MultiModelTest : public ::testing::Test {
   std::unique_ptr<scheduler::Router> router_;
   std::unique_ptr<Server> server_;
   std::unique_ptr<v1::Inference::Stub> stub_;
-  int64_t weights_ = 0;
   int salt_ = 0;
 };
 
 TEST_F(MultiModelTest, AFloodOnOneModelLeavesAnothersTtftWithinOneAndAHalfTimes) {
-  ASSERT_NO_FATAL_FAILURE(Start(3));
+  ASSERT_NO_FATAL_FAILURE(Start(AllThree()));
   // The flooded model's first tokens are due in 50 ms, which a flood misses:
   // from then on it waits behind a model whose first tokens can still be on time.
   ASSERT_NO_FATAL_FAILURE(Add("flooded", kQ4, scheduler::LoadPolicy::kStartup, milliseconds(50)));
@@ -193,7 +203,12 @@ TEST_F(MultiModelTest, AFloodOnOneModelLeavesAnothersTtftWithinOneAndAHalfTimes)
 }
 
 TEST_F(MultiModelTest, AnIdleModelIsEvictedForALazyOneAndReloadsWithTheLoadInItsTtft) {
-  ASSERT_NO_FATAL_FAILURE(Start(2));
+  // Room for any two of the three, never for all three: the largest pair plus
+  // half the smallest model (footprints differ once weights stay quantized).
+  int64_t lazy_weights = 0;
+  std::vector<int64_t> sizes = {Footprint(kQ4), Footprint(kF16), Footprint(kQ8, &lazy_weights)};
+  std::sort(sizes.begin(), sizes.end());
+  ASSERT_NO_FATAL_FAILURE(Start(sizes[2] + sizes[1] + sizes[0] / 2));
   ASSERT_NO_FATAL_FAILURE(Add("a", kQ4));
   ASSERT_NO_FATAL_FAILURE(Add("b", kF16));
   ASSERT_NO_FATAL_FAILURE(Add("lazy", kQ8, scheduler::LoadPolicy::kLazy));
@@ -204,7 +219,7 @@ TEST_F(MultiModelTest, AnIdleModelIsEvictedForALazyOneAndReloadsWithTheLoadInIts
 
   const double lazy_ttft = TtftMs("lazy", 8);
   EXPECT_EQ(Info("lazy").state(), v1::MODEL_STATE_READY);
-  EXPECT_EQ(Info("lazy").weights_bytes(), static_cast<uint64_t>(weights_));
+  EXPECT_EQ(Info("lazy").weights_bytes(), static_cast<uint64_t>(lazy_weights)) << "as predicted";
   EXPECT_EQ(Info("b").state(), v1::MODEL_STATE_EVICTED);
   EXPECT_THAT(Info("b").state_reason(), HasSubstr("lazy"));
   EXPECT_EQ(Info("b").weights_bytes(), 0u);
@@ -217,13 +232,13 @@ TEST_F(MultiModelTest, AnIdleModelIsEvictedForALazyOneAndReloadsWithTheLoadInIts
   const double b_ttft = TtftMs("b", 8);
   EXPECT_EQ(Info("b").state(), v1::MODEL_STATE_READY);
   EXPECT_EQ(Info("a").state(), v1::MODEL_STATE_EVICTED);
-  const scheduler::ModelStatus b = (*router_->Find("b"))->status();
-  EXPECT_EQ(b.loads_ok, 2);
-  EXPECT_GE(b_ttft, b.last_load_seconds * 1000);
+  const scheduler::ModelStatus back = (*router_->Find("b"))->status();
+  EXPECT_EQ(back.loads_ok, 2);
+  EXPECT_GE(b_ttft, back.last_load_seconds * 1000);
 }
 
 TEST_F(MultiModelTest, AFileThatFailsToLoadLeavesTheOtherTwoServing) {
-  ASSERT_NO_FATAL_FAILURE(Start(3));
+  ASSERT_NO_FATAL_FAILURE(Start(AllThree()));
   ASSERT_NO_FATAL_FAILURE(Add("a", kQ4));
   ASSERT_NO_FATAL_FAILURE(Add("b", kQ8));
   // The header and metadata are whole, the tensor data is cut short: it
@@ -257,7 +272,7 @@ TEST_F(MultiModelTest, AFileThatFailsToLoadLeavesTheOtherTwoServing) {
 }
 
 TEST_F(MultiModelTest, UnloadingAModelWithLiveStreamsEndsThemAndFreesItsMemory) {
-  ASSERT_NO_FATAL_FAILURE(Start(3));
+  ASSERT_NO_FATAL_FAILURE(Start(AllThree()));
   ASSERT_NO_FATAL_FAILURE(Add("a", kQ4));
   ASSERT_NO_FATAL_FAILURE(Add("b", kQ8));
   ASSERT_NO_FATAL_FAILURE(Add("doomed", kF16));

@@ -130,7 +130,8 @@ int RunCommand(int argc, char** argv) {
   const std::string model_path = *args->Get("model");
   ProgressBar bar("loading " + model_path);
   absl::StatusOr<runtime::LoadedModel> loaded = runtime::LoadModel(
-      model_path, backend->get(), [&](uint64_t done, uint64_t total) { bar.Update(done, total); });
+      model_path, backend->get(), [&](uint64_t done, uint64_t total) { bar.Update(done, total); },
+      KeepQuantizedFromArgs(*args));
   bar.Finish();
   if (!loaded.ok()) return Fail(loaded.status());
 

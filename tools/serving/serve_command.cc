@@ -130,6 +130,7 @@ absl::StatusOr<ServeConfig> ConfigFromArgs(const ParsedArgs& args) {
     if (!s.ok()) return s;
   }
   c.router.executor.step_slice = std::chrono::milliseconds(slice_ms);
+  c.router.keep_quantized_weights = KeepQuantizedFromArgs(args);
   const std::string footprints =
       args.Get("footprint-file").value_or(scheduler::DefaultFootprintFile());
   if (!footprints.empty() && footprints != "none") {

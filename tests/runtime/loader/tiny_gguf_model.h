@@ -82,7 +82,21 @@ struct TinyOptions {
   std::string arch = "llama";
   bool tied = false;
   bool bias = false;
+  // q, k and v all Q8_0 (so that a loader keeping blocks keeps them, q and k
+  // with their rows in the converter's RoPE order).
+  bool quantized_attention = false;
 };
+
+// The rows of `bytes` (rows of equal size) in the converter's RoPE order.
+inline std::string PermuteRows(const std::string& bytes, int64_t rows, int64_t n_head) {
+  std::vector<float> index(static_cast<size_t>(rows));
+  for (int64_t r = 0; r < rows; ++r) index[r] = static_cast<float>(r);
+  const std::vector<float> order = ConverterPermute(index, n_head, 1);
+  const size_t row_bytes = bytes.size() / static_cast<size_t>(rows);
+  std::string out;
+  for (float from : order) out += bytes.substr(static_cast<size_t>(from) * row_bytes, row_bytes);
+  return out;
+}
 
 inline TinyModel MakeTinyModel(const TinyOptions& o = {}) {
   TinyModel m;
@@ -124,9 +138,18 @@ inline TinyModel MakeTinyModel(const TinyOptions& o = {}) {
       {"output_norm.weight", {kHidden}, kTF32, 0},
       {"blk.0.attn_norm.weight", {kHidden}, kTF32, 0},
       {"blk.0.ffn_norm.weight", {kHidden}, kTBF16, 0},
-      {"blk.0.attn_q.weight", {kHeads * kHeadDim, kHidden}, kTF32, permuted ? kHeads : 0},
-      {"blk.0.attn_k.weight", {kKvHeads * kHeadDim, kHidden}, kTF16, permuted ? kKvHeads : 0},
-      {"blk.0.attn_v.weight", {kKvHeads * kHeadDim, kHidden}, kTQ4_1, 0},
+      {"blk.0.attn_q.weight",
+       {kHeads * kHeadDim, kHidden},
+       o.quantized_attention ? kTQ8_0 : kTF32,
+       permuted ? kHeads : 0},
+      {"blk.0.attn_k.weight",
+       {kKvHeads * kHeadDim, kHidden},
+       o.quantized_attention ? kTQ8_0 : kTF16,
+       permuted ? kKvHeads : 0},
+      {"blk.0.attn_v.weight",
+       {kKvHeads * kHeadDim, kHidden},
+       o.quantized_attention ? kTQ8_0 : kTQ4_1,
+       0},
       {"blk.0.attn_output.weight", {kHidden, kHeads * kHeadDim}, kTF16, 0},
       {"blk.0.ffn_gate.weight", {kFfn, kHidden}, kTQ8_0, 0},
       {"blk.0.ffn_up.weight", {kFfn, kHidden}, kTQ4_0, 0},
@@ -144,9 +167,11 @@ inline TinyModel MakeTinyModel(const TinyOptions& o = {}) {
     for (int64_t d : s.shape) n *= d;
     Encoded e = Encode(s.type, n, ++seed);
     m.expected[s.name] = e.values;
-    if (s.permute_heads > 0) {
+    if (s.permute_heads > 0 && (s.type == kTF32 || s.type == kTF16 || s.type == kTBF16)) {
       e = EncodePlain(s.type, ConverterPermute(e.values, s.permute_heads,
                                                s.shape.size() == 2 ? s.shape[1] : 1));
+    } else if (s.permute_heads > 0) {
+      e.bytes = PermuteRows(e.bytes, s.shape[0], s.permute_heads);  // blocks never span rows
     }
     m.shapes[s.name] = s.shape;
     m.tensor_bytes += e.bytes.size();

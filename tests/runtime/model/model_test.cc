@@ -13,6 +13,8 @@
 #include <vector>
 
 #include "cohost/kernels/backend.h"
+#include "cohost/kernels/dtype.h"
+#include "cohost/kernels/quant.h"
 #include "cohost/kernels/rope.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -432,6 +434,81 @@ TEST(ModelCreateTest, RejectsMissingAndMisshapenTensors) {
     ModelFile f = MakeTinyModel(v);
     f.config.num_kv_heads = 3;  // does not divide num_heads
     EXPECT_EQ(Model::Create(f, be.get()).status().code(), absl::StatusCode::kInvalidArgument);
+  }
+}
+
+// Rows of Q8_0 blocks for `t` (its rows a multiple of 32 long), and t's
+// values replaced by what the blocks dequantize to.
+void QuantizeToQ80(HostTensor* t, HostTensor* dequantized) {
+  std::string raw;
+  for (size_t b = 0; b < t->data.size(); b += kernels::kQuantBlock) {
+    float amax = 0;
+    for (int i = 0; i < kernels::kQuantBlock; ++i) amax = std::max(amax, std::fabs(t->data[b + i]));
+    const uint16_t d16 = kernels::F32ToF16(amax / 127.f);
+    const float d = kernels::F16ToF32(d16);
+    kernels::BlockQ8_0 block{d16, {}};
+    for (int i = 0; i < kernels::kQuantBlock; ++i) {
+      const float q = d == 0 ? 0.f : std::clamp(std::nearbyint(t->data[b + i] / d), -127.f, 127.f);
+      block.qs[i] = static_cast<int8_t>(q);
+      dequantized->data[b + i] = d * q;
+    }
+    raw.append(reinterpret_cast<const char*>(&block), sizeof block);
+  }
+  t->raw.assign(raw.begin(), raw.end());
+  t->raw_type = GgmlType::kQ8_0;
+  t->data.clear();
+}
+
+// A model whose matrices stay in Q8_0 blocks against the same model in fp32
+// with the blocks' values: the same logits but for the int8 rounding of the
+// activations; its weights take what PredictWeightsBytes says.
+TEST(QuantizedModelTest, MatricesKeptInBlocksMatchTheirValuesInFp32) {
+  for (const bool tied : {false, true}) {
+    SCOPED_TRACE(tied ? "tied" : "untied");
+    ModelFile dense = MakeTinyModel({"q8", false, tied, false, 16});
+    ModelFile quant = dense;
+    // Every matrix 32 wide (ffn_down is 48 wide: it stays fp32).
+    std::vector<std::string> names = {"output.weight"};
+    for (int l = 0; l < dense.config.num_layers; ++l) {
+      const std::string p = "blk." + std::to_string(l) + ".";
+      for (const char* m : {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up"}) {
+        names.push_back(p + m + ".weight");
+      }
+    }
+    for (const std::string& n : names) {
+      if (!quant.tensors.contains(n)) continue;  // tied: no output.weight
+      QuantizeToQ80(&quant.tensors[n], &dense.tensors[n]);
+      quant.config.stored_types[n] = GgmlType::kQ8_0;
+    }
+    auto be = kernels::MakeCpuBackend(2);
+    absl::StatusOr<std::unique_ptr<Model>> fp32 = Model::Create(dense, be.get());
+    absl::StatusOr<std::unique_ptr<Model>> q8 = Model::Create(quant, be.get());
+    ASSERT_TRUE(fp32.ok()) << fp32.status();
+    ASSERT_TRUE(q8.ok()) << q8.status();
+    EXPECT_EQ((*q8)->weights_bytes(),
+              Model::PredictWeightsBytes(quant.config, kernels::DType::kF32, true));
+    EXPECT_LT((*q8)->weights_bytes(), (*fp32)->weights_bytes());
+    EXPECT_EQ((*fp32)->weights_bytes(),
+              Model::PredictWeightsBytes(dense.config, kernels::DType::kF32));
+
+    const std::vector<int32_t> prompt = {1, 5, 9, 2, 33, 17, 60, 4, 8};
+    std::vector<float> want, got;
+    for (auto [model, out] : {std::pair{fp32->get(), &want}, {q8->get(), &got}}) {
+      auto kv = KvCache::Create(be.get(), dense.config, 4, 16);
+      ASSERT_TRUE(kv.ok());
+      Seq seq;
+      seq.pages = {0, 1, 2, 3};
+      ASSERT_TRUE(model->Forward(MakeBatch({{&seq, prompt}}, 16, true), **kv, out).ok());
+    }
+    ASSERT_EQ(got.size(), want.size());
+    float max_err = 0, max_abs = 0;
+    for (size_t i = 0; i < got.size(); ++i) {
+      max_err = std::max(max_err, std::fabs(got[i] - want[i]));
+      max_abs = std::max(max_abs, std::fabs(want[i]));
+    }
+    // int8 activations: about 1/254 of each block's range per value.
+    EXPECT_LT(max_err, 0.03f * max_abs) << "max |logit| " << max_abs;
+    EXPECT_GT(max_err, 0.f) << "the activations really were quantized";
   }
 }
 

@@ -13,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "cohost/kernels/dtype.h"
 #include "cohost/kernels/paged_kv.h"
+#include "cohost/kernels/quant.h"
 #include "cohost/kernels/rope.h"
 
 namespace cohost::kernels {
@@ -84,10 +85,16 @@ class Backend {
                        const void* weight /*[hidden]*/, int32_t n, int32_t hidden, float eps,
                        void* out /*[n, hidden]*/) = 0;
 
-  // c = a * w^T (+ bias broadcast over rows when bias != nullptr).
-  virtual void Gemm(const void* a /*[m, k]*/, const void* w /*[n, k]*/,
+  // c = a * w^T (+ bias broadcast over rows when bias != nullptr). w is dense
+  // in the compute dtype, or n rows of quantized blocks (k a multiple of 32)
+  // in a format SupportsWeightFormat accepts.
+  virtual void Gemm(const void* a /*[m, k]*/, WeightRef w /*[n, k]*/,
                     const void* bias /*[n] or null*/, int32_t m, int32_t n, int32_t k,
                     void* c /*[m, n]*/) = 0;
+  // Whether Gemm takes weights in `format` (kDense always).
+  virtual bool SupportsWeightFormat(WeightFormat format) const {
+    return format == WeightFormat::kDense;
+  }
 
   // x += y elementwise.
   virtual void Add(void* x /*[n]*/, const void* y /*[n]*/, int64_t n) = 0;

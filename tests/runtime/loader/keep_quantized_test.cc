@@ -1,0 +1,64 @@
+// LoadOptions::keep_quantized: the linear layers stored as Q8_0, Q4_0 or
+// Q4_1 arrive as their blocks, rows in rotate-half RoPE order for Llama's q
+// and k, and dequantize to exactly the values a plain load gives; everything
+// else (the embedding, norms, fp16/fp32 matrices) is fp32 as before.
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "runtime/loader/dequant.h"
+#include "runtime/loader/model_file.h"
+#include "tests/runtime/loader/loader_test_util.h"
+#include "tests/runtime/loader/tiny_gguf_model.h"
+
+namespace cohost::runtime {
+namespace {
+
+using testing::MakeTinyModel;
+using testing::TempPath;
+using testing::TinyOptions;
+using testing::WriteFile;
+
+TEST(KeepQuantizedTest, LinearLayersKeepTheirBlocksAndDequantizeToThePlainValues) {
+  for (const bool quantized_attention : {false, true}) {
+    SCOPED_TRACE(quantized_attention ? "q, k, v in Q8_0" : "q f32, k f16, v Q4_1");
+    TinyOptions o;
+    o.quantized_attention = quantized_attention;
+    testing::TinyModel m = MakeTinyModel(o);
+    const std::string path = TempPath("keep_quantized.gguf");
+    WriteFile(path, m.writer.Build());
+    LoadOptions keep;
+    keep.keep_quantized = true;
+    absl::StatusOr<ModelFile> kept = LoadModelFile(path, keep);
+    absl::StatusOr<ModelFile> plain = LoadModelFile(path);
+    std::filesystem::remove(path);
+    ASSERT_TRUE(kept.ok()) << kept.status();
+    ASSERT_TRUE(plain.ok()) << plain.status();
+
+    int raw = 0;
+    for (const auto& [name, t] : kept->tensors) {
+      SCOPED_TRACE(name);
+      const std::vector<float>& want = plain->tensors.at(name).data;
+      EXPECT_EQ(want, m.expected.at(name)) << "the plain load, as written";
+      if (!t.quantized()) {
+        EXPECT_EQ(t.data, want);
+        continue;
+      }
+      ++raw;
+      EXPECT_TRUE(t.data.empty());
+      EXPECT_NE(name, "token_embd.weight") << "looked up by rows: always fp32";
+      std::vector<float> values(want.size());
+      ASSERT_TRUE(DequantizeToF32(t.raw_type, t.raw, t.numel(), absl::MakeSpan(values)).ok());
+      EXPECT_EQ(values, want) << "the same values, rows in the same order";
+    }
+    // ffn_gate (Q8_0), ffn_up (Q4_0), ffn_down (Q4_1), output (Q4_0); then
+    // v (Q4_1) or q, k, v (Q8_0).
+    EXPECT_EQ(raw, quantized_attention ? 7 : 5);
+    EXPECT_TRUE(kept->tensors.at("blk.0.attn_k.weight").quantized() == quantized_attention);
+  }
+}
+
+}  // namespace
+}  // namespace cohost::runtime
