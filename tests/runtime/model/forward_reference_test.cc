@@ -13,6 +13,7 @@
 #include "runtime/model/kv_cache.h"
 #include "tests/support/default_model.h"
 #include "tests/support/generator.h"
+#include "tests/support/last_logits.h"
 
 namespace cohost::runtime {
 namespace {
@@ -35,23 +36,8 @@ class ForwardReferenceTest : public ::testing::Test {
   }
   static void TearDownTestSuite() { delete ref_; }
 
-  // Prefills `ids` in chunks of `chunk` tokens; returns the last position's logits.
   static std::vector<float> LastLogits(const std::vector<int32_t>& ids, int32_t chunk) {
-    const int32_t bs = 16;
-    const int32_t n = static_cast<int32_t>(ids.size());
-    const int32_t num_blocks = (n + bs - 1) / bs + 1;
-    auto kv = KvCache::Create(backend_, model_->config(), num_blocks, bs);
-    EXPECT_TRUE(kv.ok()) << kv.status();
-    std::vector<float> logits;
-    for (int32_t start = 0; start < n; start += chunk) {
-      const int32_t end = std::min(n, start + chunk);
-      Batch b;
-      FillSingleSequenceBatch(absl::MakeConstSpan(ids).subspan(start, end - start), start,
-                              num_blocks, bs, end == n, &b);
-      absl::Status s = model_->model->Forward(b, **kv, &logits);
-      EXPECT_TRUE(s.ok()) << s;
-    }
-    return logits;
+    return cohost::testing::LastLogits(*model_->model, backend_, ids, chunk);
   }
 
   static kernels::Backend* backend_;

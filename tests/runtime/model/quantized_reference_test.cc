@@ -16,8 +16,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "runtime/engine/loaded_model.h"
-#include "runtime/model/batch.h"
-#include "runtime/model/kv_cache.h"
+#include "tests/support/last_logits.h"
 
 namespace cohost::runtime {
 namespace {
@@ -50,17 +49,8 @@ class QuantizedReferenceTest : public ::testing::Test {
 
   // Prefills `ids` in one step; returns the last position's logits.
   static std::vector<float> LastLogits(const std::vector<int32_t>& ids) {
-    const int32_t bs = 16;
-    const int32_t n = static_cast<int32_t>(ids.size());
-    const int32_t num_blocks = (n + bs - 1) / bs + 1;
-    auto kv = KvCache::Create(backend_, model_->model->config(), num_blocks, bs);
-    EXPECT_TRUE(kv.ok()) << kv.status();
-    std::vector<float> logits;
-    Batch b;
-    FillSingleSequenceBatch(ids, 0, num_blocks, bs, true, &b);
-    absl::Status s = model_->model->Forward(b, **kv, &logits);
-    EXPECT_TRUE(s.ok()) << s;
-    return logits;
+    return cohost::testing::LastLogits(*model_->model, backend_, ids,
+                                       static_cast<int32_t>(ids.size()));
   }
 
   static kernels::Backend* backend_;
