@@ -13,6 +13,7 @@
 #include <initializer_list>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <utility>
@@ -148,6 +149,9 @@ struct StepKeyLess {
 }  // namespace
 
 struct ServerMetrics::Impl {
+  mutable std::mutex info_mu;
+  std::optional<std::array<std::string, 3>> cpu_info;  // guarded by info_mu
+
   mutable std::shared_mutex mu;
   absl::flat_hash_map<std::string, std::unique_ptr<ModelMetrics>> models;  // never erased
 
@@ -229,6 +233,11 @@ void ServerMetrics::ObserveExecutorStep(std::string_view device, std::string_vie
 void ServerMetrics::RecordError(std::string_view model, std::string_view code) {
   std::lock_guard<std::mutex> lock(impl_->errors_mu);
   ++impl_->errors[{std::string(model), std::string(code)}];
+}
+
+void ServerMetrics::SetCpuInfo(std::string cpu, std::string features, std::string quant_kernels) {
+  std::lock_guard<std::mutex> lock(impl_->info_mu);
+  impl_->cpu_info = {std::move(cpu), std::move(features), std::move(quant_kernels)};
 }
 
 std::string ServerMetrics::Render(const std::vector<ModelGauges>& gauges,
@@ -334,6 +343,18 @@ std::string ServerMetrics::Render(const std::vector<ModelGauges>& gauges,
       Sample(&out, name, Cat({"device=\"", EscapeLabel(d.device), "\""}), std::to_string(d.*field));
     }
   };
+  {
+    std::lock_guard<std::mutex> lock(impl_->info_mu);
+    if (impl_->cpu_info) {
+      const auto& [cpu, features, kernels] = *impl_->cpu_info;
+      Header(&out, "cohost_cpu_info", "gauge",
+             "The CPU as cpuid reports it, and the quantized kernel table chosen for it.");
+      Sample(&out, "cohost_cpu_info",
+             Cat({"cpu=\"", EscapeLabel(cpu), "\",features=\"", EscapeLabel(features),
+                  "\",quant_kernels=\"", EscapeLabel(kernels), "\""}),
+             "1");
+    }
+  }
   device_gauge("cohost_kv_pool_bytes", "The device's KV pool, shared by its models.",
                &DeviceGauges::kv_pool_bytes);
   device_gauge("cohost_kv_pool_used_bytes", "Bytes of the device's KV pool held by its models.",

@@ -63,6 +63,9 @@ class ServerMetrics {
   // executor's thread: a shared lock and a few atomic adds.
   void ObserveExecutorStep(std::string_view device, std::string_view model, double seconds);
 
+  // cohost_cpu_info{cpu,features,quant_kernels} 1: what the CPU kernels run on.
+  void SetCpuInfo(std::string cpu, std::string features, std::string quant_kernels);
+
   // The Prometheus text format (version 0.0.4), all metrics prefixed cohost_,
   // labelled {model="..."} (device gauges {device="..."}).
   std::string Render(const std::vector<ModelGauges>& gauges,

@@ -219,6 +219,17 @@ TEST(ServerMetricsTest, GaugesFromTheEngines) {
   EXPECT_EQ(bare.count("cohost_running_requests{model=\"m\"}"), 0u);
 }
 
+TEST(ServerMetricsTest, CpuInfoOnceSetWithItsLabelsEscaped) {
+  ServerMetrics m;
+  EXPECT_EQ(m.Render({}).find("cohost_cpu_info"), std::string::npos) << "not set: not shown";
+  m.SetCpuInfo("Vendor \"X\" CPU", "avx2 fma", "avx2");
+  const auto s = Samples(m.Render({}));
+  EXPECT_EQ(Get(s,
+                "cohost_cpu_info{cpu=\"Vendor \\\"X\\\" CPU\",features=\"avx2 fma\","
+                "quant_kernels=\"avx2\"}"),
+            "1");
+}
+
 TEST(ServerMetricsTest, ModelLifecycle) {
   ServerMetrics m;
   m.RecordModelLoad("a", true, 1.5);

@@ -218,6 +218,10 @@ TEST(ServeTest, SigtermDrainsLiveStreamsAndExitsZero) {
   ASSERT_TRUE(WaitFor([&] { return a.messages > 0 && b.messages > 0; }, seconds(60)));
   const std::string metrics = HttpGet(serve.metrics_port(), "/metrics");
   EXPECT_THAT(metrics, HasSubstr("cohost_time_to_first_token_seconds_count{model=\"smol\"}"));
+  // The CPU kernels cpuid chose, named at start-up and in /metrics.
+  EXPECT_THAT(serve.stderr_text(), HasSubstr("quantized kernels: "));
+  EXPECT_THAT(metrics, HasSubstr("cohost_cpu_info{cpu="));
+  EXPECT_THAT(metrics, ::testing::ContainsRegex("quant_kernels=\"(avx2|scalar)\"\\} 1"));
 
   ASSERT_EQ(::kill(serve.pid(), SIGTERM), 0);
   // Health flips first; new requests are refused while the live ones run on.

@@ -23,6 +23,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "cohost/kernels/backend.h"
+#include "cohost/kernels/cpu_info.h"
 #include "common/status_macros.h"
 #include "scheduler/device_budget.h"
 #include "scheduler/footprint_record.h"
@@ -307,6 +308,15 @@ int ServeCommand(int argc, char** argv) {
     router.AbortAll();
   });
 
+  // The CPU and the kernel table cpuid chose, here and in /metrics.
+  const kernels::CpuInfo cpu = kernels::HostCpuInfo();
+  metrics.SetCpuInfo(cpu.brand, cpu.features, cpu.quant_kernels);
+  std::fprintf(stderr, "cohost serve: cpu %s (%s); quantized kernels: %s%s\n",
+               cpu.brand.empty() ? "unnamed" : cpu.brand.c_str(), cpu.features.c_str(),
+               cpu.quant_kernels.c_str(),
+               config->router.keep_quantized_weights
+                   ? ""
+                   : " (unused: weights load as fp32 without --keep-quantized)");
   for (const std::shared_ptr<scheduler::Device>& d : router.devices()) {
     std::fprintf(stderr, "cohost serve: %s: %lld MB for weights, %lld MB KV pool\n",
                  d->name.c_str(), static_cast<long long>(d->weights_budget_bytes >> 20),

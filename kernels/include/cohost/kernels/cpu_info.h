@@ -1,0 +1,18 @@
+// The CPU this process runs on, as cpuid reports it at run time, and the
+// quantized kernel table chosen for it: for start-up lines, /metrics and
+// benchmark records.
+#pragma once
+
+#include <string>
+
+namespace cohost::kernels {
+
+struct CpuInfo {
+  std::string brand;          // "AMD EPYC 9B14"; "" when cpuid has no brand string
+  std::string features;       // "avx2 fma f16c avx512f ..."
+  std::string quant_kernels;  // "avx2" or "scalar"
+};
+
+CpuInfo HostCpuInfo();
+
+}  // namespace cohost::kernels
