@@ -219,6 +219,37 @@ TEST(QuantDotTest, RandomAndExtremeScalesAgreeToRounding) {
   }
 }
 
+// The four-row kernels give each row exactly what the single-row kernel of
+// the same table gives it.
+TEST(QuantDotTest, FourRowsAtOnceEqualEachRowAlone) {
+  std::mt19937 rng(5);
+  std::vector<const QuantKernels*> tables = Vectorized();
+  tables.push_back(&ScalarQuantKernels());
+  for (const QuantKernels* k : tables) {
+    std::vector<BlockQ8A> a;
+    for (int r = 0; r < 4; ++r) {
+      const std::vector<BlockQ8A> row = Quantize(*k, RandomRow(rng, r == 2 ? 1e-3f : 1.f));
+      a.insert(a.end(), row.begin(), row.end());
+    }
+    auto q8 = RandomWeights<BlockQ8_0>(rng, 0.02f);
+    auto q40 = RandomWeights<BlockQ4_0>(rng, 0.03f);
+    auto q41 = RandomWeights<BlockQ4_1>(rng, 0.01f, -0.05f);
+    float four[4];
+    k->dot4_q8_0(q8.data(), a.data(), kBlocks, kBlocks, four);
+    for (int r = 0; r < 4; ++r) {
+      EXPECT_EQ(four[r], k->dot_q8_0(q8.data(), a.data() + r * kBlocks, kBlocks)) << k->name << r;
+    }
+    k->dot4_q4_0(q40.data(), a.data(), kBlocks, kBlocks, four);
+    for (int r = 0; r < 4; ++r) {
+      EXPECT_EQ(four[r], k->dot_q4_0(q40.data(), a.data() + r * kBlocks, kBlocks)) << k->name << r;
+    }
+    k->dot4_q4_1(q41.data(), a.data(), kBlocks, kBlocks, four);
+    for (int r = 0; r < 4; ++r) {
+      EXPECT_EQ(four[r], k->dot_q4_1(q41.data(), a.data() + r * kBlocks, kBlocks)) << k->name << r;
+    }
+  }
+}
+
 // The activations' quantization error is what the int8 path costs: against
 // the unquantized activations, within half a step of each block's scale.
 TEST(QuantDotTest, TheActivationsQuantizationErrorIsBounded) {

@@ -27,6 +27,20 @@ float Dot(const QuantKernels& k, WeightFormat f, const void* row, const BlockQ8A
   return 0;
 }
 
+void Dot4(const QuantKernels& k, WeightFormat f, const void* row, const BlockQ8A* a,
+          int64_t a_stride, int64_t nb, float* out) {
+  switch (f) {
+    case WeightFormat::kQ8_0:
+      return k.dot4_q8_0(static_cast<const BlockQ8_0*>(row), a, a_stride, nb, out);
+    case WeightFormat::kQ4_0:
+      return k.dot4_q4_0(static_cast<const BlockQ4_0*>(row), a, a_stride, nb, out);
+    case WeightFormat::kQ4_1:
+      return k.dot4_q4_1(static_cast<const BlockQ4_1*>(row), a, a_stride, nb, out);
+    case WeightFormat::kDense:
+      break;
+  }
+}
+
 }  // namespace
 
 void QuantGemm(const float* a, WeightRef w, const float* bias, int32_t m, int32_t n, int32_t k,
@@ -46,8 +60,19 @@ void QuantGemm(const float* a, WeightRef w, const float* bias, int32_t m, int32_
   pool.ParallelFor(tiles, 1, [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
       const int64_t j0 = t * kColumnTile, j1 = std::min<int64_t>(n, j0 + kColumnTile);
-      // The tile's weight rows stay in cache while every activation row passes.
-      for (int64_t i = 0; i < m; ++i) {
+      // The tile's weight rows stay in cache while every activation row
+      // passes, four rows per weight block where there are four.
+      int64_t i = 0;
+      for (; i + 4 <= m; i += 4) {
+        for (int64_t j = j0; j < j1; ++j) {
+          float dot[4];
+          Dot4(table, w.format, base + j * row_bytes, qa + i * nb, nb, nb, dot);
+          for (int64_t r = 0; r < 4; ++r) {
+            c[(i + r) * n + j] = bias != nullptr ? dot[r] + bias[j] : dot[r];
+          }
+        }
+      }
+      for (; i < m; ++i) {
         for (int64_t j = j0; j < j1; ++j) {
           const float dot = Dot(table, w.format, base + j * row_bytes, qa + i * nb, nb);
           c[i * n + j] = bias != nullptr ? dot + bias[j] : dot;

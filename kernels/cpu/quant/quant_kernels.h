@@ -20,6 +20,15 @@ struct QuantKernels {
   float (*dot_q8_0)(const BlockQ8_0* w, const BlockQ8A* a, int64_t nb);
   float (*dot_q4_0)(const BlockQ4_0* w, const BlockQ8A* a, int64_t nb);
   float (*dot_q4_1)(const BlockQ4_1* w, const BlockQ8A* a, int64_t nb);
+  // Four activation rows (row r at a + r * a_stride) against one weight row,
+  // the weight blocks unpacked once: out[r] equals dot(w, row r) of the same
+  // table bit for bit (prefill's rows share each weight row).
+  void (*dot4_q8_0)(const BlockQ8_0* w, const BlockQ8A* a, int64_t a_stride, int64_t nb,
+                    float* out);
+  void (*dot4_q4_0)(const BlockQ4_0* w, const BlockQ8A* a, int64_t a_stride, int64_t nb,
+                    float* out);
+  void (*dot4_q4_1)(const BlockQ4_1* w, const BlockQ8A* a, int64_t a_stride, int64_t nb,
+                    float* out);
 };
 
 const QuantKernels& ScalarQuantKernels();

@@ -69,10 +69,23 @@ float DotQ41(const BlockQ4_1* w, const BlockQ8A* a, int64_t nb) {
   return acc;
 }
 
+// The reference for four rows: four single-row dots.
+template <typename Block, float (*Dot)(const Block*, const BlockQ8A*, int64_t)>
+void Dot4(const Block* w, const BlockQ8A* a, int64_t a_stride, int64_t nb, float* out) {
+  for (int r = 0; r < 4; ++r) out[r] = Dot(w, a + r * a_stride, nb);
+}
+
 }  // namespace
 
 const QuantKernels& ScalarQuantKernels() {
-  static const QuantKernels k{"scalar", QuantizeQ8A, DotQ80, DotQ40, DotQ41};
+  static const QuantKernels k{"scalar",
+                              QuantizeQ8A,
+                              DotQ80,
+                              DotQ40,
+                              DotQ41,
+                              Dot4<BlockQ8_0, DotQ80>,
+                              Dot4<BlockQ4_0, DotQ40>,
+                              Dot4<BlockQ4_1, DotQ41>};
   return k;
 }
 
