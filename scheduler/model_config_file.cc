@@ -181,14 +181,8 @@ bool ParseDecimal(absl::string_view s, int64_t& value) {
   return true;
 }
 
-// "cpu" or "cuda:N", N in [0, kMaxCudaDevice] written canonically (no sign,
-// no leading zero), so that one device has one spelling.
 bool ValidDevice(absl::string_view device) {
-  if (device == "cpu") return true;
-  if (!absl::ConsumePrefix(&device, "cuda:")) return false;
-  int64_t ordinal = 0;
-  return !device.empty() && absl::ascii_isdigit(static_cast<unsigned char>(device[0])) &&
-         ParseDecimal(device, ordinal) && ordinal <= kMaxCudaDevice;
+  return device == "cpu" || ParseCudaDevice(std::string_view(device.data(), device.size()));
 }
 
 // Counts the documents in a stream and notes where the second starts.

@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "scheduler/device_name.h"
 
 namespace cohost::scheduler {
 
@@ -60,7 +61,6 @@ inline constexpr int64_t kMaxKvMb = int64_t{1} << 40;           // 2^60 bytes
 inline constexpr int64_t kMaxKeepAliveSeconds = 1'000'000'000;  // ~31 years; use "forever"
 inline constexpr int64_t kMaxTargetMs = 86'400'000;             // a day
 inline constexpr int32_t kMaxPriority = 1000;
-inline constexpr int32_t kMaxCudaDevice = 63;
 inline constexpr size_t kMaxModelPathLength = 4096;  // PATH_MAX
 
 // `text` is the file's content (at most kMaxModelConfigBytes); `file_name`

@@ -92,6 +92,15 @@ absl::Status CheckPinAmong(const std::vector<std::string>& ids, const ModelSpec&
   return CheckPin(rooms, ModelDemand{spec.name, 0, 0, spec.device});
 }
 
+// The model's share of `device`'s KV pool: its floor, and its cap or the
+// whole pool.
+absl::StatusOr<std::unique_ptr<KvPool::Account>> JoinPool(const Device& device,
+                                                          const ModelSpec& spec) {
+  KvPool& pool = *device.kv_pool;
+  return pool.Join(spec.name, spec.kv_floor_bytes,
+                   spec.kv_cap_bytes > 0 ? spec.kv_cap_bytes : pool.budget());
+}
+
 std::string DefaultDeviceId(const kernels::Backend& backend) {
   return backend.kind() == kernels::BackendKind::kCpu ? "cpu" : "cuda:0";
 }
@@ -171,14 +180,9 @@ std::vector<DeviceRoom> Router::RoomsLocked(
 absl::StatusOr<Router::Home> Router::PlaceNew(const ModelSpec& spec,
                                               const runtime::ModelConfig& config) {
   if (devices_.empty()) return absl::FailedPreconditionError("this server has no device");
-  const auto join = [&](const std::shared_ptr<Device>& d) {
-    KvPool& pool = *d->kv_pool;
-    return pool.Join(spec.name, spec.kv_floor_bytes,
-                     spec.kv_cap_bytes > 0 ? spec.kv_cap_bytes : pool.budget());
-  };
   if (devices_.size() == 1) {
     RETURN_IF_ERROR(CheckPinAmong({devices_[0]->id}, spec));
-    ASSIGN_OR_RETURN(std::unique_ptr<KvPool::Account> account, join(devices_[0]));
+    ASSIGN_OR_RETURN(std::unique_ptr<KvPool::Account> account, JoinPool(*devices_[0], spec));
     return Home{devices_[0], std::move(account), "the only device"};
   }
   // All devices are of one kind, so the footprint holds on each.
@@ -217,7 +221,7 @@ absl::StatusOr<Router::Home> Router::PlaceNew(const ModelSpec& spec,
       why = absl::StrCat("the largest device; ", placed.status().message());
     }
     const std::shared_ptr<Device>& device = devices_[index[k]];
-    absl::StatusOr<std::unique_ptr<KvPool::Account>> account = join(device);
+    absl::StatusOr<std::unique_ptr<KvPool::Account>> account = JoinPool(*device, spec);
     if (account.ok()) return Home{device, *std::move(account), std::move(why)};
     if (account.status().code() != absl::StatusCode::kResourceExhausted) return account.status();
     no_room = account.status();
@@ -288,10 +292,7 @@ absl::Status Router::AddLoadedModel(const ModelSpec& spec, runtime::LoadedModel 
         "the model was loaded on a backend this server does not have");
   }
   RETURN_IF_ERROR(CheckPinAmong({(*device)->id}, spec));
-  KvPool& pool = *(*device)->kv_pool;
-  ASSIGN_OR_RETURN(std::unique_ptr<KvPool::Account> account,
-                   pool.Join(spec.name, spec.kv_floor_bytes,
-                             spec.kv_cap_bytes > 0 ? spec.kv_cap_bytes : pool.budget()));
+  ASSIGN_OR_RETURN(std::unique_ptr<KvPool::Account> account, JoinPool(**device, spec));
   const runtime::ModelConfig config = loaded.model->config();
   Registration r;
   r.model = std::make_shared<ServedModel>(spec, std::move(loaded.tokenizer), config, *device,
@@ -414,23 +415,16 @@ absl::Status Router::Load(const std::shared_ptr<ServedModel>& model, const Progr
     if (options_.on_load) options_.on_load(model->name(), false, elapsed());
     return why;
   };
-  absl::Status s =
-      MakeRoom(model, ExpectedFootprint(model->path(), model->config(), model->device()));
+  const Device& device = model->device();
   // The model's own handle on the device (its stream and error, on CUDA).
   std::unique_ptr<kernels::Backend> context;
-  if (s.ok()) {
-    absl::StatusOr<std::unique_ptr<kernels::Backend>> c = model->device().backend->NewContext();
-    if (c.ok()) {
-      context = *std::move(c);
-    } else {
-      s = c.status();
-    }
-  }
-  kernels::Backend* backend = context != nullptr ? context.get() : model->device().backend;
   absl::StatusOr<std::unique_ptr<runtime::Model>> weights =
-      s.ok()
-          ? runtime::LoadWeights(model->path(), backend, progress, options_.keep_quantized_weights)
-          : absl::StatusOr<std::unique_ptr<runtime::Model>>(s);
+      [&]() -> absl::StatusOr<std::unique_ptr<runtime::Model>> {
+    RETURN_IF_ERROR(MakeRoom(model, ExpectedFootprint(model->path(), model->config(), device)));
+    ASSIGN_OR_RETURN(context, device.backend->NewContext());
+    return runtime::LoadWeights(model->path(), context != nullptr ? context.get() : device.backend,
+                                progress, KeepsBlocks(*device.backend));
+  }();
   if (!weights.ok()) {
     model->Fail(weights.status());
     return failed(weights.status());

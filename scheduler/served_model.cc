@@ -55,7 +55,7 @@ ServedModel::~ServedModel() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     queued.swap(queued_);
-    resident = {std::move(context_), std::move(model_), std::move(engine_)};
+    resident = std::move(resident_);
   }
   for (Queued& q : queued) Finish(q, runtime::FinishReason::kCancelled, absl::OkStatus());
   Release(std::move(resident));
@@ -86,8 +86,10 @@ ModelStatus ServedModel::status() const {
   ModelStatus s;
   s.state = state_;
   s.reason = reason_;
-  s.weights_bytes = model_ != nullptr ? static_cast<int64_t>(model_->weights_bytes()) : 0;
-  s.workspace_bytes = model_ != nullptr ? static_cast<int64_t>(model_->workspace_bytes()) : 0;
+  s.weights_bytes =
+      resident_.model != nullptr ? static_cast<int64_t>(resident_.model->weights_bytes()) : 0;
+  s.workspace_bytes =
+      resident_.model != nullptr ? static_cast<int64_t>(resident_.model->workspace_bytes()) : 0;
   s.last_used = last_used_;
   s.last_load_seconds = last_load_seconds_;
   s.loads_ok = loads_ok_;
@@ -99,8 +101,8 @@ ModelStatus ServedModel::status() const {
 runtime::EngineStats ServedModel::Stats() const {
   std::lock_guard<std::mutex> lock(mu_);
   runtime::EngineStats s;
-  if (engine_ != nullptr) {
-    s = engine_->Stats();
+  if (resident_.engine != nullptr) {
+    s = resident_.engine->Stats();
   } else {
     s.num_waiting = static_cast<int32_t>(queued_.size());
   }
@@ -113,7 +115,8 @@ absl::Status ServedModel::Submit(runtime::RequestId id, runtime::GenerateRequest
   *needs_load = false;
   std::lock_guard<std::mutex> lock(mu_);
   last_used_ = runtime::Clock::now();
-  if (state_ == ModelState::kReady) return engine_->Submit(id, std::move(request), std::move(sink));
+  if (state_ == ModelState::kReady)
+    return resident_.engine->Submit(id, std::move(request), std::move(sink));
   // Checked now, as the engine will: a bad request must not wait for a load.
   if (sink == nullptr) return absl::InvalidArgumentError("no output sink");
   if (absl::Status s = runtime::ValidateRequest(request, limits_); !s.ok()) return s;
@@ -125,8 +128,8 @@ absl::Status ServedModel::Submit(runtime::RequestId id, runtime::GenerateRequest
 
 void ServedModel::Abort(runtime::RequestId id, const absl::Status& why) {
   std::unique_lock<std::mutex> lock(mu_);
-  if (engine_ != nullptr) {
-    engine_->Abort(id, why);
+  if (resident_.engine != nullptr) {
+    resident_.engine->Abort(id, why);
     return;
   }
   for (auto it = queued_.begin(); it != queued_.end(); ++it) {
@@ -169,16 +172,14 @@ absl::Status ServedModel::Activate(std::unique_ptr<runtime::Model> model, double
   std::vector<std::pair<Queued, absl::Status>> refused;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    context_ = std::move(context);
-    model_ = std::move(model);
-    engine_ = *std::move(engine);
+    resident_ = {std::move(context), std::move(model), *std::move(engine)};
     state_ = ModelState::kReady;
     reason_.clear();
     last_load_seconds_ = load_seconds;
     ++loads_ok_;
     // Handed over under the lock: a Submit racing with this comes after them.
     for (Queued& q : queued_) {
-      absl::Status s = engine_->Submit(q.id, q.request, q.sink);
+      absl::Status s = resident_.engine->Submit(q.id, q.request, q.sink);
       if (!s.ok()) refused.emplace_back(std::move(q), std::move(s));
     }
     queued_.clear();
@@ -216,7 +217,7 @@ bool ServedModel::Evict(std::string reason) {
     state_ = ModelState::kEvicted;
     reason_ = std::move(reason);
     ++evictions_;
-    resident = {std::move(context_), std::move(model_), std::move(engine_)};
+    resident = std::move(resident_);
   }
   Release(std::move(resident));
   return true;

@@ -144,12 +144,10 @@ class ServedModel {
   BusyMeter busy_;
 
   mutable std::mutex mu_;
-  ModelState state_ = ModelState::kEvicted;                  // guarded by mu_
-  std::string reason_;                                       // guarded by mu_
-  runtime::Clock::time_point last_used_;                     // guarded by mu_
-  std::unique_ptr<kernels::Backend> context_;                // guarded by mu_; may stay null
-  std::unique_ptr<runtime::Model> model_;                    // guarded by mu_; set while ready
-  std::unique_ptr<runtime::Engine> engine_;                  // guarded by mu_; set while ready
+  ModelState state_ = ModelState::kEvicted;  // guarded by mu_
+  std::string reason_;                       // guarded by mu_
+  runtime::Clock::time_point last_used_;     // guarded by mu_
+  Resident resident_;  // guarded by mu_; model and engine set while ready (context may stay null)
   std::vector<Queued> queued_;                               // guarded by mu_; while not ready
   double last_load_seconds_ = 0;                             // guarded by mu_
   int64_t loads_ok_ = 0, loads_failed_ = 0, evictions_ = 0;  // guarded by mu_

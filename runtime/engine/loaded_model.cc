@@ -22,14 +22,22 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> TokenizerFor(const std::string& path,
   return Tokenizer::Create(from_file);
 }
 
+// Loading a file's weights for `backend`: blocks kept where asked and the
+// backend's Gemm takes them.
+LoadOptions WeightsOptions(const kernels::Backend& backend, const LoadProgressFn& progress,
+                           bool keep_quantized) {
+  LoadOptions options;
+  options.progress = progress;
+  options.keep_quantized = keep_quantized && Model::KeepsQuantizedWeights(backend);
+  return options;
+}
+
 }  // namespace
 
 absl::StatusOr<LoadedModel> LoadModel(const std::string& path, kernels::Backend* backend,
                                       const LoadProgressFn& progress, bool keep_quantized) {
-  LoadOptions options;
-  options.progress = progress;
-  options.keep_quantized = keep_quantized && Model::KeepsQuantizedWeights(*backend);
-  ASSIGN_OR_RETURN(ModelFile file, LoadModelFile(path, options));
+  ASSIGN_OR_RETURN(ModelFile file,
+                   LoadModelFile(path, WeightsOptions(*backend, progress, keep_quantized)));
   LoadedModel out;
   ASSIGN_OR_RETURN(out.tokenizer, TokenizerFor(path, std::move(file.tokenizer)));
   ASSIGN_OR_RETURN(out.model, Model::Create(file, backend));
@@ -50,10 +58,8 @@ absl::StatusOr<std::unique_ptr<Model>> LoadWeights(const std::string& path,
                                                    kernels::Backend* backend,
                                                    const LoadProgressFn& progress,
                                                    bool keep_quantized) {
-  LoadOptions options;
-  options.progress = progress;
-  options.keep_quantized = keep_quantized && Model::KeepsQuantizedWeights(*backend);
-  ASSIGN_OR_RETURN(ModelFile file, LoadModelFile(path, options));
+  ASSIGN_OR_RETURN(ModelFile file,
+                   LoadModelFile(path, WeightsOptions(*backend, progress, keep_quantized)));
   return Model::Create(file, backend);
 }
 

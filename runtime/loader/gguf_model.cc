@@ -181,21 +181,20 @@ absl::StatusOr<ModelConfig> ConfigFromGguf(const GgufFile& f) {
 
 namespace {
 
-// Whether a tensor may stay in its blocks: a linear layer's matrix (the
-// embedding is looked up by rows, so it is always fp32) in a format the
-// quantized Gemm takes.
-bool KeepsBlocks(const std::string& name, const GgufTensorInfo& info) {
-  if (info.type != GgmlType::kQ8_0 && info.type != GgmlType::kQ4_0 &&
-      info.type != GgmlType::kQ4_1) {
-    return false;
-  }
-  if (name == "output.weight") return true;
-  for (const char* suffix :
-       {".attn_q.weight", ".attn_k.weight", ".attn_v.weight", ".attn_output.weight",
-        ".ffn_gate.weight", ".ffn_up.weight", ".ffn_down.weight"}) {
-    if (name.ends_with(suffix)) return true;
-  }
-  return false;
+// Whether a tensor may stay in its blocks: a matrix in a format the quantized
+// Gemm takes, other than the embedding (looked up by rows, so always fp32).
+bool KeepsBlocks(const std::string& name, const std::vector<int64_t>& shape,
+                 const GgufTensorInfo& info) {
+  return shape.size() == 2 && name != "token_embd.weight" &&
+         (info.type == GgmlType::kQ8_0 || info.type == GgmlType::kQ4_0 ||
+          info.type == GgmlType::kQ4_1);
+}
+
+// `s` with the file and the tensor named in front of its message.
+absl::Status InTensor(const GgufFile& f, const GgufTensorInfo& info, const absl::Status& s) {
+  if (s.ok()) return s;
+  return absl::Status(s.code(),
+                      absl::StrCat(f.path(), ": tensor '", info.name, "': ", s.message()));
 }
 
 }  // namespace
@@ -242,25 +241,18 @@ absl::StatusOr<ModelFile> LoadGgufModel(const std::string& path, const LoadOptio
     job.name = name;
     job.shape = shape;
     job.source_bytes = info->size_bytes;
-    if (options.keep_quantized && KeepsBlocks(name, *info)) {
+    if (options.keep_quantized && KeepsBlocks(name, shape, *info)) {
       // Rows of blocks as they lie in the file (the reader checked the
       // tensor's byte size against its shape and type).
       job.raw_type = info->type;
       job.raw_bytes = info->size_bytes;
-      job.copy_raw = [&f, info, shape = job.shape,
-                      permute_heads](absl::Span<uint8_t> dst) -> absl::Status {
-        absl::Span<const uint8_t> src = f.TensorData(*info);
-        if (src.size() != dst.size()) {
-          return absl::InvalidArgumentError(
-              absl::StrCat(f.path(), ": tensor '", info->name, "': size does not match"));
-        }
+      job.copy_raw = [&f, info, rows = shape[0], permute_heads](absl::Span<uint8_t> dst) {
+        const absl::Span<const uint8_t> src = f.TensorData(*info);
         std::copy(src.begin(), src.end(), dst.begin());
         if (permute_heads == 0) return absl::OkStatus();
-        absl::Status s = UndoLlamaRopePermutationRows(
-            dst, shape[0], static_cast<int64_t>(dst.size()) / shape[0], permute_heads);
-        if (s.ok()) return s;
-        return absl::Status(s.code(),
-                            absl::StrCat(f.path(), ": tensor '", info->name, "': ", s.message()));
+        return InTensor(f, *info,
+                        UndoLlamaRopePermutationRows(
+                            dst, rows, static_cast<int64_t>(dst.size()) / rows, permute_heads));
       };
       jobs.push_back(std::move(job));
       continue;
@@ -272,11 +264,7 @@ absl::StatusOr<ModelFile> LoadGgufModel(const std::string& path, const LoadOptio
         s = UndoLlamaRopePermutation(dst, shape[0], shape.size() == 2 ? shape[1] : 1,
                                      permute_heads);
       }
-      if (!s.ok()) {
-        return absl::Status(s.code(),
-                            absl::StrCat(f.path(), ": tensor '", info->name, "': ", s.message()));
-      }
-      return s;
+      return InTensor(f, *info, s);
     };
     jobs.push_back(std::move(job));
   }

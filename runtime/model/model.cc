@@ -107,19 +107,29 @@ std::optional<kernels::WeightFormat> FormatOf(GgmlType t) {
   }
 }
 
-// The parts' rows as one matrix: their blocks joined when every part is kept
-// in one format the backend's Gemm takes, else dense.
+// The one rule for a (fused) matrix, which UploadMatrix follows and
+// PredictWeightsBytes predicts: it stays in blocks when all its parts are
+// stored in one format a quantized Gemm takes (`types`: each part's type as it
+// arrives, kF32 for one that came dense).
+std::optional<kernels::WeightFormat> KeptFormat(const std::vector<GgmlType>& types) {
+  if (types.empty() ||
+      !std::all_of(types.begin(), types.end(), [&](GgmlType t) { return t == types[0]; })) {
+    return std::nullopt;
+  }
+  return FormatOf(types[0]);
+}
+
+// The parts' rows as one matrix: their blocks joined when KeptFormat says so
+// and the backend's Gemm takes that format, else dense.
 absl::StatusOr<WeightMatrix> UploadMatrix(Backend* backend,
                                           const std::vector<const HostTensor*>& parts) {
   WeightMatrix m;
   m.cols = parts[0]->shape[1];
-  const std::optional<kernels::WeightFormat> format =
-      parts[0]->quantized() ? FormatOf(parts[0]->raw_type) : std::nullopt;
-  const bool keep = format && backend->SupportsWeightFormat(*format) &&
-                    std::all_of(parts.begin(), parts.end(), [&](const HostTensor* t) {
-                      return t->quantized() && t->raw_type == parts[0]->raw_type;
-                    });
-  if (!keep) {
+  std::vector<GgmlType> types(parts.size());
+  std::transform(parts.begin(), parts.end(), types.begin(),
+                 [](const HostTensor* t) { return t->quantized() ? t->raw_type : GgmlType::kF32; });
+  const std::optional<kernels::WeightFormat> format = KeptFormat(types);
+  if (!format || !backend->SupportsWeightFormat(*format)) {
     ASSIGN_OR_RETURN(m.buf, UploadConcat(backend, parts));
     return m;
   }
@@ -234,14 +244,14 @@ size_t Model::PredictWeightsBytes(const ModelConfig& config, kernels::DType dtyp
     groups.push_back({p + "ffn_down.weight"});
   }
   for (const std::vector<std::string>& group : groups) {
-    auto first = config.stored_types.find(group[0]);
-    if (!keep_quantized || first == config.stored_types.end() || !FormatOf(first->second)) continue;
-    const bool uniform = std::all_of(group.begin(), group.end(), [&](const std::string& name) {
+    if (!keep_quantized) break;
+    std::vector<GgmlType> types;
+    for (const std::string& name : group) {
       auto it = config.stored_types.find(name);
-      return it != config.stored_types.end() && it->second == first->second;
-    });
-    if (!uniform) continue;
-    const GgmlTypeTraits* traits = FindGgmlType(static_cast<uint32_t>(first->second));
+      types.push_back(it != config.stored_types.end() ? it->second : GgmlType::kF32);
+    }
+    if (!KeptFormat(types)) continue;
+    const GgmlTypeTraits* traits = FindGgmlType(static_cast<uint32_t>(types[0]));
     for (const std::string& name : group) {
       bytes += numel[name] / static_cast<size_t>(traits->block_elems) *
                static_cast<size_t>(traits->block_bytes);

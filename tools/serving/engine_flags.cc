@@ -3,12 +3,13 @@
 #include "tools/serving/engine_flags.h"
 
 #include <algorithm>
+#include <optional>
+#include <string_view>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
-#include "absl/strings/strip.h"
+#include "scheduler/device_name.h"
 
 namespace cohost::tools {
 
@@ -39,16 +40,6 @@ absl::Status BadDevice(absl::string_view what, absl::string_view got) {
       "--device: ", what, " (expected cpu, cuda, or cuda:N[,cuda:M...]), got '", got, "'"));
 }
 
-// "cuda:N" -> N.
-absl::StatusOr<int> CudaIndex(absl::string_view name) {
-  int index = 0;
-  if (!absl::ConsumePrefix(&name, "cuda:") || !absl::SimpleAtoi(name, &index) || index < 0 ||
-      index > 1023) {
-    return absl::InvalidArgumentError("not a device name");
-  }
-  return index;
-}
-
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<kernels::Backend>> BackendFromArgs(const ParsedArgs& args) {
@@ -57,8 +48,8 @@ absl::StatusOr<std::unique_ptr<kernels::Backend>> BackendFromArgs(const ParsedAr
   if (!threads.ok()) return threads.status();
   if (device == "cpu") return kernels::MakeCpuBackend(static_cast<int>(threads->value_or(0)));
   if (device == "cuda") return kernels::MakeCudaBackend(0);
-  absl::StatusOr<int> index = CudaIndex(device);
-  if (!index.ok()) return BadDevice("one device", device);
+  const std::optional<int32_t> index = scheduler::ParseCudaDevice(device);
+  if (!index) return BadDevice("one device", device);
   return kernels::MakeCudaBackend(*index);
 }
 
@@ -75,11 +66,12 @@ absl::StatusOr<std::vector<DeviceBackend>> BackendsFromArgs(const ParsedArgs& ar
   if (device == "cuda") {
     const int count = kernels::CudaDeviceCount();
     if (count == 0) return kernels::MakeCudaBackend(0).status();  // says why there is none
-    for (int i = 0; i < count; ++i) indices.push_back(i);
+    for (int i = 0; i < std::min(count, scheduler::kMaxCudaDevice + 1); ++i) indices.push_back(i);
   } else {
     for (absl::string_view name : absl::StrSplit(device, ',')) {
-      absl::StatusOr<int> index = CudaIndex(name);
-      if (!index.ok()) return BadDevice("not a device name", name);
+      const std::optional<int32_t> index =
+          scheduler::ParseCudaDevice(std::string_view(name.data(), name.size()));
+      if (!index) return BadDevice("not a device name", name);
       if (std::find(indices.begin(), indices.end(), *index) != indices.end()) {
         return BadDevice("a device named twice", name);
       }

@@ -120,18 +120,24 @@ COHOST_AVX2 float DotQ41(const BlockQ4_1* w, const BlockQ8A* a, int64_t nb) {
 // Four rows at once: each weight block is loaded, unpacked and its scale
 // converted once, and each row's accumulator sees exactly the operations of
 // the single-row kernels above, in the same order.
+
+// One block of signed weights `x` (scale d) into the four rows' accumulators.
+COHOST_AVX2 inline void Accumulate4(__m256i x, float d, const BlockQ8A* a, int64_t a_stride,
+                                    int64_t b, __m256* acc) {
+  for (int r = 0; r < 4; ++r) {
+    const BlockQ8A& ab = a[r * a_stride + b];
+    const __m256i y = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ab.qs));
+    acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * ab.d), _mm256_cvtepi32_ps(DotI8(x, y)), acc[r]);
+  }
+}
+
 COHOST_AVX2 void Dot4Q80(const BlockQ8_0* w, const BlockQ8A* a, int64_t a_stride, int64_t nb,
                          float* out) {
   __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
                    _mm256_setzero_ps()};
   for (int64_t b = 0; b < nb; ++b) {
-    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qs));
-    const float d = _cvtsh_ss(w[b].d);
-    for (int r = 0; r < 4; ++r) {
-      const BlockQ8A& ab = a[r * a_stride + b];
-      const __m256i y = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ab.qs));
-      acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * ab.d), _mm256_cvtepi32_ps(DotI8(x, y)), acc[r]);
-    }
+    Accumulate4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qs)), _cvtsh_ss(w[b].d), a,
+                a_stride, b, acc);
   }
   for (int r = 0; r < 4; ++r) out[r] = HorizontalSum(acc[r]);
 }
@@ -141,13 +147,8 @@ COHOST_AVX2 void Dot4Q40(const BlockQ4_0* w, const BlockQ8A* a, int64_t a_stride
   __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
                    _mm256_setzero_ps()};
   for (int64_t b = 0; b < nb; ++b) {
-    const __m256i x = _mm256_sub_epi8(Nibbles(w[b].qs), _mm256_set1_epi8(8));
-    const float d = _cvtsh_ss(w[b].d);
-    for (int r = 0; r < 4; ++r) {
-      const BlockQ8A& ab = a[r * a_stride + b];
-      const __m256i y = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ab.qs));
-      acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * ab.d), _mm256_cvtepi32_ps(DotI8(x, y)), acc[r]);
-    }
+    Accumulate4(_mm256_sub_epi8(Nibbles(w[b].qs), _mm256_set1_epi8(8)), _cvtsh_ss(w[b].d), a,
+                a_stride, b, acc);
   }
   for (int r = 0; r < 4; ++r) out[r] = HorizontalSum(acc[r]);
 }

@@ -33,7 +33,8 @@ TEST(EngineFlagsTest, CpuIsOneDevice) {
 }
 
 TEST(EngineFlagsTest, BadAndRepeatedNamesAreRefused) {
-  for (const char* bad : {"tpu", "cuda:", "cuda:x", "cuda:-1", "cuda:0,", "cuda:0,cpu", "CUDA"}) {
+  for (const char* bad : {"tpu", "cuda:", "cuda:x", "cuda:-1", "cuda:01", "cuda:64", "cuda:0,",
+                          "cuda:0,cpu", "CUDA"}) {
     absl::StatusOr<std::vector<DeviceBackend>> d = Devices(bad);
     EXPECT_EQ(d.status().code(), absl::StatusCode::kInvalidArgument) << bad;
     EXPECT_THAT(std::string(d.status().message()), HasSubstr("--device")) << bad;
