@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "server/delta_backlog.h"
+#include "server/grpc_auth.h"
 #include "server/grpc_status.h"
 #include "server/request_builder.h"
 
@@ -28,8 +29,6 @@ using runtime::Clock;
 
 // Client-supplied strings that end up in logs and prefix-cache salts.
 constexpr size_t kMaxRequestIdBytes = 256;
-constexpr size_t kMaxTenantBytes = 256;
-constexpr char kTenantKey[] = "x-cohost-tenant";
 constexpr char kPushbackKey[] = "grpc-retry-pushback-ms";
 
 double MsBetween(Clock::time_point a, Clock::time_point b) {
@@ -275,6 +274,10 @@ GenerateReactor::~GenerateReactor() = default;
 
 absl::Status GenerateReactor::Start(const grpc::ByteBuffer& request_bytes) {
   scheduler::Router& router = *deps_.router;
+  // Before anything that could tell an unknown caller which models exist.
+  absl::StatusOr<auth::Principal> principal =
+      AuthenticateCall(*context_, *deps_.keys, auth::Role::kUser);
+  if (!principal.ok()) return principal.status();
   if (router.draining()) {
     return absl::UnavailableError("the server is shutting down; retry elsewhere");
   }
@@ -297,22 +300,15 @@ absl::Status GenerateReactor::Start(const grpc::ByteBuffer& request_bytes) {
   }
   shared_->request_id = request.request_id().empty() ? MakeRequestId() : request.request_id();
 
-  std::string tenant;
-  const auto& metadata = context_->client_metadata();
-  if (auto it = metadata.find(kTenantKey); it != metadata.end()) {
-    if (it->second.size() > kMaxTenantBytes) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "%s is %d bytes, at most %d allowed", kTenantKey, it->second.size(), kMaxTenantBytes));
-    }
-    tenant.assign(it->second.data(), it->second.size());
-  }
+  absl::StatusOr<std::string> tenant = CallTenant(*context_, *deps_.keys, *principal);
+  if (!tenant.ok()) return tenant.status();
   absl::StatusOr<std::optional<Clock::time_point>> deadline = EngineDeadline(*context_);
   if (!deadline.ok()) return deadline.status();
 
   absl::StatusOr<runtime::GenerateRequest> built =
       BuildGenerateRequest(request, model_->tokenizer(), model_->request_limits());
   if (!built.ok()) return built.status();
-  built->tenant = std::move(tenant);
+  built->tenant = *std::move(tenant);
   built->deadline = *deadline;
   built->external_id = shared_->request_id;
 

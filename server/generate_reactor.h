@@ -15,6 +15,7 @@
 #include "grpcpp/support/byte_buffer.h"
 #include "grpcpp/support/server_callback.h"
 #include "scheduler/router.h"
+#include "server/auth/api_keys.h"
 #include "server/metrics.h"
 
 namespace cohost::server {
@@ -33,6 +34,7 @@ struct StreamLimits {
 struct StreamDeps {
   scheduler::Router* router = nullptr;
   ServerMetrics* metrics = nullptr;
+  const auth::ApiKeys* keys = nullptr;  // never null; empty: no keys needed
   StreamLimits limits;
 };
 

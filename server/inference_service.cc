@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "scheduler/model_path.h"
+#include "server/grpc_auth.h"
 #include "server/grpc_status.h"
 
 namespace cohost::server {
@@ -66,10 +67,19 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* InferenceService::Generate(
 grpc::ServerUnaryReactor* InferenceService::ListModels(grpc::CallbackServerContext* context,
                                                        const v1::ListModelsRequest*,
                                                        v1::ListModelsResponse* response) {
-  for (const scheduler::ModelSummary& m : deps_.router->ListModels()) {
-    FillModelInfo(m, response->add_models());
-  }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::StatusOr<auth::Principal> caller =
+      AuthenticateCall(*context, *deps_.keys, auth::Role::kUser);
+  if (!caller.ok()) {
+    reactor->Finish(ToGrpcStatus(caller.status()));
+    return reactor;
+  }
+  for (const scheduler::ModelSummary& m : deps_.router->ListModels()) {
+    v1::ModelInfo* info = response->add_models();
+    FillModelInfo(m, info);
+    // Where the server keeps its files is for operators only.
+    if (caller->role != auth::Role::kAdmin) info->clear_path();
+  }
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }
@@ -79,7 +89,11 @@ grpc::ServerUnaryReactor* InferenceService::LoadModel(grpc::CallbackServerContex
                                                       v1::LoadModelResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   absl::Status status;
-  if (deps_.router->draining()) {
+  // The role is checked before the path, so that a user key learns nothing
+  // about the model root.
+  if (auto p = AuthenticateCall(*context, *deps_.keys, auth::Role::kAdmin); !p.ok()) {
+    status = p.status();
+  } else if (deps_.router->draining()) {
     status = absl::UnavailableError("the server is shutting down");
   } else if (absl::StatusOr<std::string> path =
                  scheduler::ResolveClientModelPath(model_root_, request->path());
@@ -112,7 +126,8 @@ grpc::ServerUnaryReactor* InferenceService::UnloadModel(grpc::CallbackServerCont
                                                         const v1::UnloadModelRequest* request,
                                                         v1::UnloadModelResponse*) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  absl::Status status = deps_.router->UnloadModel(request->name());
+  absl::Status status = AuthenticateCall(*context, *deps_.keys, auth::Role::kAdmin).status();
+  if (status.ok()) status = deps_.router->UnloadModel(request->name());
   if (status.ok() && on_models_changed_) on_models_changed_();
   reactor->Finish(ToGrpcStatus(status));
   return reactor;

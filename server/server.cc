@@ -52,7 +52,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(scheduler::Router* router,
   // server (and so its health service) does.
   s->watchdog_ =
       std::make_unique<HealthWatchdog>(router, options.health_interval, options.stall_timeout);
-  StreamDeps deps{router, metrics, options.stream};
+  StreamDeps deps{router, metrics, &s->options_.api_keys, options.stream};
   s->service_ = std::make_unique<InferenceService>(
       deps, options.model_root, [watchdog = s->watchdog_.get()] { watchdog->Poke(); });
 

@@ -18,7 +18,7 @@
 namespace cohost::server {
 
 struct ServerOptions {
-  std::string host = "0.0.0.0";
+  std::string host = "127.0.0.1";
   int port = 0;  // 0: the OS picks a free port (see Server::port())
 
   // Transport limits.
@@ -32,6 +32,9 @@ struct ServerOptions {
   int max_ping_strikes = 2;
 
   StreamLimits stream;
+
+  // With keys, every call but health and reflection needs one (auth/).
+  auth::ApiKeys api_keys;
 
   // LoadModel may name files under this directory only (relative paths);
   // empty: LoadModel is refused (PERMISSION_DENIED). Checked by

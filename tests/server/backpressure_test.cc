@@ -15,7 +15,7 @@
 #include "gtest/gtest.h"
 #include "server/server.h"
 #include "tests/server/grpc_test_client.h"
-#include "tests/support/tiny_model.h"
+#include "tests/server/tiny_router.h"
 
 namespace cohost::server {
 namespace {
@@ -28,24 +28,15 @@ using ::cohost::testing::WaitFor;
 class BackpressureTest : public ::testing::Test {
  protected:
   void Start(const StreamLimits& limits) {
-    backend_ = kernels::MakeCpuBackend(1);
-    router_ = std::make_unique<scheduler::Router>(backend_.get(), runtime::EngineConfig{},
-                                                  scheduler::AdmissionLimits{});
-    runtime::LoadedModel loaded;
-    absl::StatusOr<std::unique_ptr<runtime::Tokenizer>> t =
-        runtime::Tokenizer::Create(runtime::testing::MakeByteTokenizerSpec());
-    ASSERT_TRUE(t.ok()) << t.status();
-    loaded.tokenizer = *std::move(t);
-    absl::StatusOr<std::unique_ptr<runtime::Model>> m =
-        runtime::Model::Create(runtime::testing::MakeTinyModelFile(), backend_.get());
-    ASSERT_TRUE(m.ok()) << m.status();
-    loaded.model = *std::move(m);
-    ASSERT_TRUE(router_->AddModel("tiny", "tiny", std::move(loaded)).ok());
+    absl::StatusOr<std::unique_ptr<testing::TinyRouter>> tiny = testing::MakeTinyRouter();
+    ASSERT_TRUE(tiny.ok()) << tiny.status();
+    tiny_ = *std::move(tiny);
 
     ServerOptions options;
     options.host = "127.0.0.1";
     options.stream = limits;
-    absl::StatusOr<std::unique_ptr<Server>> s = Server::Start(router_.get(), &metrics_, options);
+    absl::StatusOr<std::unique_ptr<Server>> s =
+        Server::Start(tiny_->router.get(), &metrics_, options);
     ASSERT_TRUE(s.ok()) << s.status();
     server_ = *std::move(s);
 
@@ -60,10 +51,10 @@ class BackpressureTest : public ::testing::Test {
   }
   void TearDown() override {
     server_.reset();
-    router_.reset();
+    tiny_.reset();
   }
 
-  runtime::EngineStats Stats() { return (*router_->Find("tiny"))->Stats(); }
+  runtime::EngineStats Stats() { return (*tiny_->router->Find("tiny"))->Stats(); }
 
   static v1::GenerateRequest Request(int max_tokens) {
     v1::GenerateRequest r;
@@ -76,8 +67,7 @@ class BackpressureTest : public ::testing::Test {
   }
 
   ServerMetrics metrics_;
-  std::unique_ptr<kernels::Backend> backend_;
-  std::unique_ptr<scheduler::Router> router_;
+  std::unique_ptr<testing::TinyRouter> tiny_;
   std::unique_ptr<Server> server_;
   std::unique_ptr<v1::Inference::Stub> stub_;
 };

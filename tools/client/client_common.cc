@@ -3,6 +3,7 @@
 #include "tools/client/client_common.h"
 
 #include <chrono>
+#include <cstdlib>
 #include <limits>
 
 #include "absl/strings/numbers.h"
@@ -106,6 +107,13 @@ absl::StatusOr<std::vector<int32_t>> ParseTokenList(std::string_view list) {
   return ids;
 }
 
+void AddCallMetadata(grpc::ClientContext* context, const std::string& tenant) {
+  if (const char* key = std::getenv("COHOST_API_KEY"); key != nullptr && *key != '\0') {
+    context->AddMetadata("authorization", absl::StrCat("Bearer ", key));
+  }
+  if (!tenant.empty()) context->AddMetadata(kTenantMetadataKey, tenant);
+}
+
 namespace {
 
 void SetDeadline(grpc::ClientContext* context, std::optional<int64_t> timeout_ms) {
@@ -126,7 +134,7 @@ StreamOutcome StreamGenerate(v1::Inference::StubInterface& stub, const v1::Gener
   };
   StreamOutcome out;
   grpc::ClientContext context;
-  if (!options.tenant.empty()) context.AddMetadata(kTenantMetadataKey, options.tenant);
+  AddCallMetadata(&context, options.tenant);
   SetDeadline(&context, options.timeout_ms);
   const Clock::time_point t0 = Clock::now();
   std::unique_ptr<grpc::ClientReaderInterface<v1::GenerateResponse>> reader =
@@ -156,6 +164,7 @@ StreamOutcome StreamGenerate(v1::Inference::StubInterface& stub, const v1::Gener
 absl::StatusOr<v1::ModelInfo> FindModel(v1::Inference::StubInterface& stub, const std::string& name,
                                         int64_t timeout_ms) {
   grpc::ClientContext context;
+  AddCallMetadata(&context);
   SetDeadline(&context, timeout_ms);
   v1::ListModelsResponse response;
   grpc::Status status = stub.ListModels(&context, v1::ListModelsRequest(), &response);

@@ -25,6 +25,10 @@ inline constexpr char kPushbackTrailerKey[] = "grpc-retry-pushback-ms";
 
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address);
 
+// Adds the caller's identity to a call: `authorization: Bearer $COHOST_API_KEY`
+// when that is set, and the tenant metadata when `tenant` is not empty.
+void AddCallMetadata(grpc::ClientContext* context, const std::string& tenant = "");
+
 // Sets every sampling field explicitly (so the server uses `cohost run`'s
 // defaults, not its own), max_tokens, stop strings and ids, ignore_eos.
 void FillSampling(const runtime::SamplingParams& params, v1::GenerateRequest* request);

@@ -160,7 +160,7 @@ class Runner {
     }
     request.set_max_tokens(static_cast<uint32_t>(spec.max_tokens));
     auto* call = new StreamCall(this, std::move(request), SecondsSince(t0_));
-    if (!plan_.tenant.empty()) call->context().AddMetadata(kTenantMetadataKey, plan_.tenant);
+    AddCallMetadata(&call->context(), plan_.tenant);
     if (plan_.request_timeout_ms) {
       call->context().set_deadline(std::chrono::system_clock::now() +
                                    std::chrono::milliseconds(*plan_.request_timeout_ms));

@@ -92,6 +92,7 @@ int ModelsCommand(int argc, char** argv) {
   std::unique_ptr<v1::Inference::Stub> stub =
       v1::Inference::NewStub(MakeChannel(*args->Get("server")));
   grpc::ClientContext context;
+  AddCallMetadata(&context);
   context.set_deadline(std::chrono::system_clock::now() +
                        std::chrono::milliseconds(timeout_ms->value_or(10000)));
   v1::ListModelsResponse response;

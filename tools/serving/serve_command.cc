@@ -10,6 +10,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -54,7 +55,11 @@ std::vector<FlagSpec> ServeFlagSpecs() {
       {"footprint-file", "FILE",
        "where each load's measured memory is kept for placing it next time (default "
        "~/.cache/cohost/footprints.json; none: do not keep)"},
-      {"host", "H", "address to listen on (default 0.0.0.0)"},
+      {"host", "H",
+       "address to listen on (default 127.0.0.1; another without API keys gets a warning)"},
+      {"api-key-file", "FILE",
+       "API keys, one per line: KEY [tenant=NAME] [role=user|admin]; COHOST_API_KEY adds an "
+       "admin key. With keys, every call but health and metrics needs one"},
       {"port", "P", "gRPC port; 0 picks a free one (default 50051)"},
       {"metrics-port", "M", "HTTP port for /metrics; 0 picks a free one (default 9090)"},
       {"max-queued-requests", "N", "per model, requests waiting to be scheduled (default 256)"},
@@ -109,7 +114,9 @@ absl::StatusOr<ServeConfig> ConfigFromArgs(const ParsedArgs& args) {
   }
   if (c.models.empty()) return absl::InvalidArgumentError("no models: give --model or --config");
   int64_t cpu_mb = 0;
-  c.server.host = args.Get("host").value_or("0.0.0.0");
+  c.server.host = args.Get("host").value_or("127.0.0.1");
+  ASSIGN_OR_RETURN(c.server.api_keys, server::auth::ApiKeys::Load(args.Get("api-key-file"),
+                                                                  std::getenv("COHOST_API_KEY")));
   if (std::optional<std::string> root = args.Get("model-root")) {
     std::error_code ec;
     if (!std::filesystem::is_directory(*root, ec)) {
@@ -354,8 +361,15 @@ int ServeCommand(int argc, char** argv) {
           [&router] { return !router.draining(); });
   if (!http.ok()) return Fail(http.status());
 
-  std::fprintf(stderr, "cohost serve: listening on %s (metrics on :%d)\n",
-               (*grpc_server)->address().c_str(), (*http)->port());
+  std::fprintf(stderr, "cohost serve: listening on %s (metrics on :%d)%s\n",
+               (*grpc_server)->address().c_str(), (*http)->port(),
+               config->server.api_keys.empty() ? "" : ", API keys required");
+  if (config->server.api_keys.empty() && !server::auth::IsLoopbackHost(config->server.host)) {
+    std::fprintf(stderr,
+                 "cohost serve: WARNING: listening on %s without API keys: anyone who can reach "
+                 "it may generate and manage models (give --api-key-file or COHOST_API_KEY)\n",
+                 config->server.host.c_str());
+  }
   std::fflush(stderr);
 
   const int sig = signals.Wait();

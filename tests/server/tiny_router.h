@@ -1,0 +1,40 @@
+// A Router serving the tiny random model (byte tokenizer) as "tiny" on a
+// one-thread CPU backend: the front-door tests' server, fast to build and
+// faster than any client.
+#pragma once
+
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "scheduler/router.h"
+#include "tests/support/tiny_model.h"
+
+namespace cohost::testing {
+
+struct TinyRouter {
+  std::unique_ptr<kernels::Backend> backend;
+  std::unique_ptr<scheduler::Router> router;  // destroyed before the backend
+
+  ~TinyRouter() { router.reset(); }
+};
+
+inline absl::StatusOr<std::unique_ptr<TinyRouter>> MakeTinyRouter(
+    const scheduler::AdmissionLimits& limits = {}) {
+  auto t = std::make_unique<TinyRouter>();
+  t->backend = kernels::MakeCpuBackend(1);
+  t->router =
+      std::make_unique<scheduler::Router>(t->backend.get(), runtime::EngineConfig{}, limits);
+  runtime::LoadedModel loaded;
+  absl::StatusOr<std::unique_ptr<runtime::Tokenizer>> tokenizer =
+      runtime::Tokenizer::Create(runtime::testing::MakeByteTokenizerSpec());
+  if (!tokenizer.ok()) return tokenizer.status();
+  loaded.tokenizer = *std::move(tokenizer);
+  absl::StatusOr<std::unique_ptr<runtime::Model>> model =
+      runtime::Model::Create(runtime::testing::MakeTinyModelFile(), t->backend.get());
+  if (!model.ok()) return model.status();
+  loaded.model = *std::move(model);
+  if (absl::Status s = t->router->AddModel("tiny", "tiny", std::move(loaded)); !s.ok()) return s;
+  return t;
+}
+
+}  // namespace cohost::testing
