@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # README's first command: build, fetch the default model, start `cohost serve`
-# on it, stream one sample chat generation through the gRPC API with
+# on it (gRPC on 50051, the OpenAI HTTP API on 8000), stream one sample chat
+# generation through the gRPC API with
 # `cohost generate`, then keep serving in the foreground (Ctrl-C stops it and the
 # server drains). COHOST_SAMPLE_ONLY=1 stops the server after the sample.
 # Arguments replace the sample's prompt flags (e.g. --prompt "Once upon a time").
@@ -12,9 +13,10 @@ COHOST_BUILD_TARGETS=cohost "$root/scripts/build.sh"
 cohost="$root/build/tools/cohost"
 port="${COHOST_PORT:-50051}"
 metrics_port="${COHOST_METRICS_PORT:-9090}"
+http_port="${COHOST_HTTP_PORT:-8000}"
 log="$(mktemp)"
 "$cohost" serve --model "smollm2=$root/models/SmolLM2-135M-Instruct.Q4_1.gguf" \
-  --host 127.0.0.1 --port "$port" --metrics-port "$metrics_port" 2> >(tee "$log" >&2) &
+  --host 127.0.0.1 --port "$port" --metrics-port "$metrics_port" --http-port "$http_port" 2> >(tee "$log" >&2) &
 server=$!
 trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null; rm -f "$log"' EXIT
 
@@ -30,5 +32,5 @@ fi
 "$cohost" generate --server "127.0.0.1:$port" --model smollm2 "$@"
 
 if [ "${COHOST_SAMPLE_ONLY:-0}" = 1 ]; then exit 0; fi
-echo "run_default: serving smollm2 on 127.0.0.1:$port (metrics: http://127.0.0.1:$metrics_port/metrics); Ctrl-C to stop" >&2
+echo "run_default: serving smollm2 on 127.0.0.1:$port (gRPC), http://127.0.0.1:$http_port/v1 (OpenAI API; metrics: http://127.0.0.1:$metrics_port/metrics); Ctrl-C to stop" >&2
 wait $server

@@ -9,11 +9,12 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 "$root/scripts/lint.sh"
 "$root/scripts/fetch_model.sh"
 "$root/scripts/make_model_variants.sh"
+COHOST_TEST_VENV="$HOME/.cache/cohost-test-venv" "$root/scripts/test_venv.sh" >/dev/null
 (cd "$root/build" && ctest --output-on-failure --timeout 900 -j2)
 
 # The sanitizer builds make only some targets: skip the placeholders ctest keeps
 # for the others, and the tests that run a program (cohost, cohost-client).
-not_built='_NOT_BUILT$|^python_client_test$|^client_link_test$'
+not_built='_NOT_BUILT$|^python_client_test$|^openai_test$|^client_link_test$'
 
 echo "== AddressSanitizer: loaders, tokenizers, batching, engine =="
 COHOST_BUILD_DIR="$root/build-asan" \
@@ -21,8 +22,8 @@ COHOST_BUILD_DIR="$root/build-asan" \
   "$root/scripts/build.sh" -DCOHOST_CUDA=OFF -DCOHOST_SANITIZE=address -DCMAKE_BUILD_TYPE=Debug
 (cd "$root/build-asan" && ctest --output-on-failure --timeout 900 -j2 -E "$not_built")
 
-echo "== ThreadSanitizer: engine (run loop fed from several threads), router (admission), device executor, model lifecycle (loader thread) =="
-COHOST_BUILD_DIR="$root/build-tsan" COHOST_BUILD_TARGETS="engine_test router_test executor_test lifecycle_test" \
+echo "== ThreadSanitizer: engine (run loop fed from several threads), router (admission), device executor, model lifecycle (loader thread), HTTP front door (event loop and engine threads) =="
+COHOST_BUILD_DIR="$root/build-tsan" COHOST_BUILD_TARGETS="engine_test router_test executor_test lifecycle_test http_front_door_test" \
   "$root/scripts/build.sh" -DCOHOST_CUDA=OFF -DCOHOST_SANITIZE=thread -DCMAKE_BUILD_TYPE=Debug
 # OpenBLAS synchronizes its worker threads with spin-waits TSan cannot see;
 # keep BLAS single-threaded there so reports are about cohost's own threads.

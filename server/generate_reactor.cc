@@ -21,6 +21,7 @@
 #include "server/grpc_auth.h"
 #include "server/grpc_status.h"
 #include "server/request_builder.h"
+#include "server/stream_timing.h"
 
 namespace cohost::server {
 namespace {
@@ -30,10 +31,6 @@ using runtime::Clock;
 // Client-supplied strings that end up in logs and prefix-cache salts.
 constexpr size_t kMaxRequestIdBytes = 256;
 constexpr char kPushbackKey[] = "grpc-retry-pushback-ms";
-
-double MsBetween(Clock::time_point a, Clock::time_point b) {
-  return std::chrono::duration<double, std::milli>(b - a).count();
-}
 
 v1::FinishReason ToProto(runtime::FinishReason r) {
   switch (r) {
@@ -77,8 +74,10 @@ struct GenerateReactor::Shared {
   // Fixed before the request is submitted.
   std::string model_name;  // "" until the model is found
   std::string request_id;
-  Clock::time_point arrival;
   StreamDeps deps;
+  StreamTiming timing;  // the sink's alone once submitted
+
+  Shared(const StreamDeps& d, Clock::time_point arrival) : deps(d), timing(d.metrics, arrival) {}
 
   std::mutex mu;
   GenerateReactor* reactor = nullptr;  // null once OnDone ran
@@ -97,7 +96,6 @@ struct GenerateReactor::Shared {
   runtime::RequestId id = 0;
   bool engine_finished = false;
   runtime::FinishInfo info;  // once engine_finished; timings from the server's view
-  std::optional<Clock::time_point> scheduled, first_token, last_token;
 
   void RecordError(grpc::StatusCode code) {
     if (deps.metrics != nullptr) deps.metrics->RecordError(model_name, GrpcCodeName(code));
@@ -195,33 +193,13 @@ class StreamSink final : public runtime::TokenSink {
  public:
   explicit StreamSink(std::shared_ptr<Shared> shared) : s_(std::move(shared)) {}
 
-  void OnScheduled() override {
-    const Clock::time_point now = Clock::now();
-    {
-      std::lock_guard<std::mutex> lock(s_->mu);
-      s_->scheduled = now;
-    }
-    if (ServerMetrics* m = s_->deps.metrics) {
-      m->ObserveQueueTime(s_->model_name, MsBetween(s_->arrival, now) / 1000.0);
-    }
-  }
+  void OnScheduled() override { s_->timing.OnScheduled(); }
 
   bool OnDelta(const runtime::TokenDelta& delta) override {
-    const Clock::time_point now = Clock::now();
-    std::optional<double> ttft_s, itl_s;
     bool keep = true;
     {
       std::lock_guard<std::mutex> lock(s_->mu);
       if (s_->reactor == nullptr || s_->client_gone || s_->overflow) return false;
-      if (!delta.token_ids.empty()) {
-        if (!s_->first_token) {
-          s_->first_token = now;
-          ttft_s = MsBetween(s_->arrival, now) / 1000.0;
-        } else {
-          itl_s = MsBetween(*s_->last_token, now) / 1000.0;
-        }
-        s_->last_token = now;
-      }
       s_->pending.Push(delta);
       if (s_->pending.bytes() > s_->deps.limits.max_backlog_bytes) {
         s_->overflow = true;  // the engine aborts the request when we return false
@@ -229,29 +207,18 @@ class StreamSink final : public runtime::TokenSink {
         keep = false;
       }
     }
-    if (ServerMetrics* m = s_->deps.metrics) {
-      if (ttft_s) m->ObserveTimeToFirstToken(s_->model_name, *ttft_s);
-      if (itl_s) m->ObserveInterTokenLatency(s_->model_name, *itl_s);
-    }
+    if (!delta.token_ids.empty()) s_->timing.OnTokens();
     Pump(*s_);
     return keep;
   }
 
   void OnFinish(const runtime::FinishInfo& info) override {
-    const Clock::time_point now = Clock::now();
-    runtime::FinishInfo adjusted = info;
+    const runtime::FinishInfo adjusted = s_->timing.OnFinish(info);
     {
       std::lock_guard<std::mutex> lock(s_->mu);
-      // Queue time and TTFT from arrival at the server, not at the engine:
-      // they then include validation, tokenization and admission.
-      runtime::RequestTimings& t = adjusted.timings;
-      if (s_->scheduled) t.queue_ms = MsBetween(s_->arrival, *s_->scheduled);
-      if (s_->first_token) t.ttft_ms = MsBetween(s_->arrival, *s_->first_token);
-      t.e2e_ms = MsBetween(s_->arrival, now);
       s_->info = adjusted;
       s_->engine_finished = true;
     }
-    if (ServerMetrics* m = s_->deps.metrics) m->RecordFinish(s_->model_name, adjusted);
     Pump(*s_);
   }
 
@@ -263,9 +230,7 @@ class StreamSink final : public runtime::TokenSink {
 
 GenerateReactor::GenerateReactor(grpc::CallbackServerContext* context,
                                  const grpc::ByteBuffer& request, const StreamDeps& deps)
-    : context_(context), deps_(deps), shared_(std::make_shared<Shared>()) {
-  shared_->arrival = Clock::now();
-  shared_->deps = deps;
+    : context_(context), deps_(deps), shared_(std::make_shared<Shared>(deps, Clock::now())) {
   shared_->reactor = this;
   if (absl::Status s = Start(request); !s.ok()) FinishEarly(s);
 }
@@ -292,6 +257,7 @@ absl::Status GenerateReactor::Start(const grpc::ByteBuffer& request_bytes) {
   if (!model.ok()) return model.status();
   model_ = *std::move(model);
   shared_->model_name = model_->name();
+  shared_->timing.set_model(model_->name());
 
   if (request.request_id().size() > kMaxRequestIdBytes) {
     return absl::InvalidArgumentError(absl::StrFormat("request_id is %d bytes, at most %d allowed",

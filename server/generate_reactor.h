@@ -8,35 +8,15 @@
 // then gets INVALID_ARGUMENT instead of gRPC's bare UNIMPLEMENTED.
 #pragma once
 
-#include <cstddef>
 #include <memory>
 
 #include "cohost/v1/inference.grpc.pb.h"
 #include "grpcpp/support/byte_buffer.h"
 #include "grpcpp/support/server_callback.h"
 #include "scheduler/router.h"
-#include "server/auth/api_keys.h"
-#include "server/metrics.h"
+#include "server/stream_deps.h"
 
 namespace cohost::server {
-
-// What one stream may buffer for a client that reads slower than the engine
-// produces.
-struct StreamLimits {
-  size_t max_message_bytes = size_t{256} << 10;  // coalesced deltas per message
-  // Unsent output beyond this means the client stopped reading: the request is
-  // aborted and the call ends with RESOURCE_EXHAUSTED.
-  size_t max_backlog_bytes = size_t{8} << 20;
-};
-
-// What every stream shares; all outlive the gRPC server (router and metrics
-// also outlive every engine, whose sinks report to metrics to the end).
-struct StreamDeps {
-  scheduler::Router* router = nullptr;
-  ServerMetrics* metrics = nullptr;
-  const auth::ApiKeys* keys = nullptr;  // never null; empty: no keys needed
-  StreamLimits limits;
-};
 
 // Writes serialized v1::GenerateResponse messages.
 class GenerateReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {

@@ -30,6 +30,7 @@
 #include "scheduler/footprint_record.h"
 #include "scheduler/model_config_file.h"
 #include "scheduler/router.h"
+#include "server/http/http_front_door.h"
 #include "server/metrics.h"
 #include "server/metrics_http.h"
 #include "server/server.h"
@@ -61,6 +62,9 @@ std::vector<FlagSpec> ServeFlagSpecs() {
        "API keys, one per line: KEY [tenant=NAME] [role=user|admin]; COHOST_API_KEY adds an "
        "admin key. With keys, every call but health and metrics needs one"},
       {"port", "P", "gRPC port; 0 picks a free one (default 50051)"},
+      {"http-port", "P",
+       "also serve the OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, "
+       "/v1/models, /health) on this port; 0 picks a free one (default: off)"},
       {"metrics-port", "M", "HTTP port for /metrics; 0 picks a free one (default 9090)"},
       {"max-queued-requests", "N", "per model, requests waiting to be scheduled (default 256)"},
       {"max-queued-tokens", "N", "per model, prompt tokens waiting to be scheduled (default 1M)"},
@@ -87,6 +91,7 @@ struct ServeConfig {
   double gpu_fraction = 0.9;
   server::ServerOptions server;
   int metrics_port = 9090;
+  std::optional<int> http_port;  // the OpenAI API; off when unset
   int64_t drain_seconds = 30;
 };
 
@@ -125,6 +130,10 @@ absl::StatusOr<ServeConfig> ConfigFromArgs(const ParsedArgs& args) {
     c.server.model_root = *root;
   }
   c.server.port = 50051;
+  if (args.Has("http-port")) {
+    c.http_port = 0;
+    RETURN_IF_ERROR(ReadInt(args, "http-port", 0, 65535, *c.http_port));
+  }
   for (const absl::Status& s : {
            ReadInt(args, "port", 0, 65535, c.server.port),
            ReadInt(args, "metrics-port", 0, 65535, c.metrics_port),
@@ -360,9 +369,22 @@ int ServeCommand(int argc, char** argv) {
           },
           [&router] { return !router.draining(); });
   if (!http.ok()) return Fail(http.status());
+  std::unique_ptr<server::http::HttpFrontDoor> openai;
+  if (config->http_port) {
+    server::http::HttpOptions options;
+    options.host = config->server.host;
+    options.port = *config->http_port;
+    const server::StreamDeps deps{&router, &metrics, &config->server.api_keys,
+                                  config->server.stream};
+    absl::StatusOr<std::unique_ptr<server::http::HttpFrontDoor>> door =
+        server::http::HttpFrontDoor::Start(deps, options);
+    if (!door.ok()) return Fail(door.status());
+    openai = *std::move(door);
+  }
 
-  std::fprintf(stderr, "cohost serve: listening on %s (metrics on :%d)%s\n",
+  std::fprintf(stderr, "cohost serve: listening on %s (metrics on :%d)%s%s\n",
                (*grpc_server)->address().c_str(), (*http)->port(),
+               openai ? absl::StrCat(", OpenAI HTTP API on :", openai->port()).c_str() : "",
                config->server.api_keys.empty() ? "" : ", API keys required");
   if (config->server.api_keys.empty() && !server::auth::IsLoopbackHost(config->server.host)) {
     std::fprintf(stderr,
@@ -380,6 +402,7 @@ int ServeCommand(int argc, char** argv) {
     std::fprintf(stderr, "cohost serve: cancelled %d requests still running at the deadline\n",
                  aborted);
   }
+  if (openai) openai->Stop(std::chrono::seconds(2));
   (*http)->Stop();
   grpc_server->reset();
   std::fputs("cohost serve: stopped\n", stderr);

@@ -1,0 +1,357 @@
+// The engine side buffers; the loop side writes. See completion_call.h.
+
+#include "server/http/completion_call.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <sys/socket.h>
+
+#include <ctime>
+#include <optional>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "server/http/reply.h"
+
+namespace cohost::server::http {
+namespace {
+
+// One choice's view of the engine.
+class ChoiceSink final : public runtime::TokenSink {
+ public:
+  ChoiceSink(std::shared_ptr<CompletionCall> call, int index)
+      : call_(std::move(call)), index_(index) {}
+  void OnScheduled() override { call_->OnScheduled(index_); }
+  bool OnDelta(const runtime::TokenDelta& delta) override { return call_->OnDelta(index_, delta); }
+  void OnFinish(const runtime::FinishInfo& info) override { call_->OnFinish(index_, info); }
+
+ private:
+  std::shared_ptr<CompletionCall> call_;
+  int index_;
+};
+
+}  // namespace
+
+void Waker::Notify(std::shared_ptr<CompletionCall> call) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (wake_ == nullptr) return;
+  dirty_.push_back(std::move(call));
+  if (dirty_.size() == 1) event_active(wake_, EV_READ, 0);
+}
+
+std::vector<std::shared_ptr<CompletionCall>> Waker::TakeAll() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return std::exchange(dirty_, {});
+}
+
+void Waker::Close() {
+  std::lock_guard<std::mutex> lock(mu_);
+  wake_ = nullptr;
+  dirty_.clear();
+}
+
+CompletionCall::CompletionCall(evhttp_request* req, const StreamDeps& deps,
+                               std::shared_ptr<Waker> waker, runtime::Clock::time_point arrival)
+    : req_(req), deps_(deps), waker_(std::move(waker)), arrival_(arrival) {}
+
+absl::Status CompletionCall::Start(std::shared_ptr<scheduler::ServedModel> model,
+                                   const CompletionRequest& parsed,
+                                   const runtime::GenerateRequest& request,
+                                   std::string response_id) {
+  model_ = std::move(model);
+  header_.id = std::move(response_id);
+  header_.created = static_cast<int64_t>(std::time(nullptr));
+  header_.model = model_->name();
+  header_.endpoint = parsed.endpoint;
+  stream_ = parsed.stream;
+  include_usage_ = parsed.include_usage;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    choices_.resize(static_cast<size_t>(parsed.n));
+  }
+  timings_.assign(static_cast<size_t>(parsed.n), StreamTiming(deps_.metrics, arrival_));
+  for (StreamTiming& t : timings_) t.set_model(model_->name());
+
+  for (int i = 0; i < parsed.n; ++i) {
+    runtime::GenerateRequest r = request;
+    r.external_id = parsed.n == 1 ? header_.id : absl::StrCat(header_.id, "-", i);
+    // Several choices from one seed differ, and stay reproducible.
+    if (r.sampling.seed) *r.sampling.seed += static_cast<uint64_t>(i);
+    absl::StatusOr<runtime::RequestId> id = deps_.router->Submit(
+        model_, std::move(r), std::make_shared<ChoiceSink>(shared_from_this(), i));
+    if (!id.ok()) {
+      AbortRunning();
+      ReplyError(id.status());
+      return id.status();
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    choices_[static_cast<size_t>(i)].id = *id;
+    choices_[static_cast<size_t>(i)].submitted = true;
+  }
+  return absl::OkStatus();
+}
+
+void CompletionCall::OnScheduled(int index) { timings_[static_cast<size_t>(index)].OnScheduled(); }
+
+bool CompletionCall::OnDelta(int index, const runtime::TokenDelta& delta) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (client_gone_) return false;
+    choices_[static_cast<size_t>(index)].pending += delta.text;
+  }
+  if (!delta.token_ids.empty()) timings_[static_cast<size_t>(index)].OnTokens();
+  // Without streaming nothing is written before the end.
+  if (stream_) Wake();
+  return true;
+}
+
+void CompletionCall::OnFinish(int index, const runtime::FinishInfo& info) {
+  const runtime::FinishInfo adjusted = timings_[static_cast<size_t>(index)].OnFinish(info);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    Choice& c = choices_[static_cast<size_t>(index)];
+    c.finished = true;
+    c.info = adjusted;
+  }
+  Wake();
+}
+
+void CompletionCall::Wake() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (wake_pending_) return;
+    wake_pending_ = true;
+  }
+  waker_->Notify(shared_from_this());
+}
+
+absl::Status CompletionCall::ChoiceStatus(const Choice& c) const {
+  const runtime::FinishInfo& info = c.info;
+  if (info.reason == runtime::FinishReason::kError) {
+    return info.status.ok() ? absl::InternalError("the engine failed") : info.status;
+  }
+  if (info.reason == runtime::FinishReason::kCancelled) {
+    if (!info.status.ok()) return info.status;  // e.g. its model was unloaded
+    if (deps_.router->draining()) {
+      return absl::UnavailableError("the server shut down before the generation finished");
+    }
+    return absl::CancelledError("the request was cancelled");
+  }
+  return absl::OkStatus();
+}
+
+UsageCounts CompletionCall::Usage() const {
+  UsageCounts u;
+  for (const Choice& c : choices_) {
+    // The prompt is one prompt, whatever the number of choices.
+    u.prompt_tokens = std::max<int64_t>(u.prompt_tokens, c.info.prompt_tokens);
+    u.cached_prompt_tokens = std::max<int64_t>(u.cached_prompt_tokens, c.info.cached_prompt_tokens);
+    u.completion_tokens += c.info.completion_tokens;
+  }
+  return u;
+}
+
+void CompletionCall::AbortRunning() {
+  std::vector<runtime::RequestId> running;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const Choice& c : choices_) {
+      if (c.submitted && !c.finished) running.push_back(c.id);
+    }
+  }
+  // The engine frees their KV blocks at its next step boundary.
+  for (runtime::RequestId id : running) deps_.router->Abort(model_, id);
+}
+
+void CompletionCall::ReplyError(const absl::Status& status) {
+  if (req_ == nullptr) return;
+  if (deps_.metrics != nullptr) {
+    deps_.metrics->RecordError(header_.model, absl::StatusCodeToString(status.code()));
+  }
+  SendError(req_, status, deps_.router->limits().retry_pushback_ms);
+  req_ = nullptr;
+}
+
+void CompletionCall::EndReply() {
+  if (req_ == nullptr) return;
+  evhttp_send_reply_end(req_);  // frees the request (now, if the client left)
+  req_ = nullptr;
+}
+
+size_t CompletionCall::UnsentBytes() const {
+  evhttp_connection* conn = evhttp_request_get_connection(req_);
+  if (conn == nullptr) return 0;
+  return evbuffer_get_length(bufferevent_get_output(evhttp_connection_get_bufferevent(conn)));
+}
+
+bool CompletionCall::Pump() {
+  if (req_ == nullptr) return true;
+  struct Snapshot {
+    std::string text;
+    bool finished = false;
+    absl::Status status;
+    runtime::FinishReason reason = runtime::FinishReason::kStop;
+  };
+  std::vector<Snapshot> snap;
+  UsageCounts usage;
+  bool all_finished = true;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    wake_pending_ = false;
+    for (const Choice& c : choices_) all_finished = all_finished && c.finished;
+    // Without streaming the text stays until every choice is done.
+    if (!stream_ && !all_finished) return false;
+    snap.resize(choices_.size());
+    for (size_t i = 0; i < choices_.size(); ++i) {
+      Choice& c = choices_[i];
+      snap[i].text = std::exchange(c.pending, std::string());
+      snap[i].finished = c.finished;
+      if (c.finished) {
+        snap[i].status = ChoiceStatus(c);
+        snap[i].reason = c.info.reason;
+      }
+    }
+    if (all_finished) usage = Usage();
+  }
+
+  if (!stream_) {
+    std::vector<ChoiceResult> results;
+    for (Snapshot& s : snap) {
+      if (!s.status.ok()) {
+        ReplyError(s.status);
+        return true;
+      }
+      results.push_back({std::move(s.text), s.reason});
+    }
+    SendJson(req_, 200, CompletionBody(header_, results, usage));
+    req_ = nullptr;
+    return true;
+  }
+
+  if (!reply_started_) {
+    // A failure before any output is the reply's status, not a 200 stream.
+    bool any_text = false;
+    std::optional<absl::Status> failure;
+    for (const Snapshot& s : snap) {
+      any_text = any_text || !s.text.empty();
+      if (s.finished && !s.status.ok() && !failure) failure = s.status;
+    }
+    if (failure && !any_text) {
+      AbortRunning();
+      ReplyError(*failure);
+      return true;
+    }
+    if (!any_text && !all_finished) return false;
+    evkeyvalq* headers = evhttp_request_get_output_headers(req_);
+    evhttp_add_header(headers, "Content-Type", "text/event-stream");
+    evhttp_add_header(headers, "Cache-Control", "no-cache");
+    evhttp_send_reply_start(req_, 200, "OK");
+    reply_started_ = true;
+  }
+
+  std::string events;
+  std::optional<absl::Status> failure;
+  bool all_sent = true;
+  for (size_t i = 0; i < snap.size(); ++i) {
+    // choices_' loop-only fields: no lock needed.
+    Choice& c = choices_[i];
+    const Snapshot& s = snap[i];
+    const int index = static_cast<int>(i);
+    if (!s.text.empty()) {
+      events += ChunkEvent(header_, index, !c.first_sent, s.text, std::nullopt, include_usage_);
+      c.first_sent = true;
+    }
+    if (s.finished && !c.last_sent) {
+      if (s.status.ok()) {
+        events += ChunkEvent(header_, index, !c.first_sent, "", OpenAiFinishReason(s.reason),
+                             include_usage_);
+        c.first_sent = true;
+      } else if (!failure) {
+        failure = s.status;
+      }
+      c.last_sent = true;
+    }
+    all_sent = all_sent && c.last_sent;
+  }
+  if (failure) {
+    AbortRunning();
+    if (deps_.metrics != nullptr) {
+      deps_.metrics->RecordError(header_.model, absl::StatusCodeToString(failure->code()));
+    }
+    events += ErrorEvent(*failure);
+  } else if (all_sent && include_usage_) {
+    events += UsageEvent(header_, usage);
+  }
+  const bool done = failure.has_value() || all_sent;
+  if (done) events += kDoneEvent;
+  if (!events.empty()) {
+    evbuffer* buf = evbuffer_new();
+    evbuffer_add(buf, events.data(), events.size());
+    evhttp_send_reply_chunk(req_, buf);
+    evbuffer_free(buf);
+  }
+  if (done) {
+    EndReply();
+    return true;
+  }
+  if (UnsentBytes() > deps_.limits.max_backlog_bytes) {
+    // The client stopped reading: free the engine's memory and drop the
+    // connection; its close callback then ends the call.
+    AbortRunning();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      client_gone_ = true;
+    }
+    if (deps_.metrics != nullptr) deps_.metrics->RecordError(header_.model, "RESOURCE_EXHAUSTED");
+    evhttp_connection* conn = evhttp_request_get_connection(req_);
+    if (conn != nullptr) {
+      ::shutdown(bufferevent_getfd(evhttp_connection_get_bufferevent(conn)), SHUT_RDWR);
+    }
+  }
+  return false;
+}
+
+void CompletionCall::ClientGone() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    client_gone_ = true;
+  }
+  AbortRunning();
+  EndReply();
+}
+
+void CompletionCall::ClientLeft() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    client_gone_ = true;
+  }
+  AbortRunning();
+  if (req_ == nullptr) return;
+  if (reply_started_) {
+    EndReply();
+    return;
+  }
+  // Nobody reads it: 499, as nginx logs a client that closed its request.
+  SendJson(req_, 499, "{}");
+  req_ = nullptr;
+}
+
+void CompletionCall::Cancel() {
+  AbortRunning();
+  if (req_ == nullptr) return;
+  const absl::Status status = absl::UnavailableError("the server is shutting down");
+  if (!reply_started_) {
+    ReplyError(status);
+    return;
+  }
+  const std::string events = ErrorEvent(status) + std::string(kDoneEvent);
+  evbuffer* buf = evbuffer_new();
+  evbuffer_add(buf, events.data(), events.size());
+  evhttp_send_reply_chunk(req_, buf);
+  evbuffer_free(buf);
+  EndReply();
+}
+
+}  // namespace cohost::server::http

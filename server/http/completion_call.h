@@ -1,0 +1,117 @@
+// One OpenAI completion request on the HTTP front door: its n choices run as
+// n engine requests (sharing the prompt's KV blocks through the prefix
+// cache), and their output goes back as one JSON body or as server-sent
+// events.
+//
+// Two threads meet here. The engine's thread runs each choice's sink: it
+// only buffers text and finish info under the call's mutex and asks the
+// Waker to wake the event loop. The event-loop thread does everything with
+// libevent: Pump() moves what was buffered onto the connection, and
+// ClientGone() / Cancel() end the call. The reply starts only when the first
+// output (or failure) comes, so an error before that is a real HTTP status,
+// never an error inside a 200 stream.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "runtime/batching/request.h"
+#include "server/http/openai_format.h"
+#include "server/http/openai_request.h"
+#include "server/stream_deps.h"
+#include "server/stream_timing.h"
+
+struct event;
+struct evhttp_request;
+
+namespace cohost::server::http {
+
+class CompletionCall;
+
+// Wakes the event loop for calls that have new output; thread-safe. Closed
+// when the loop stops, after which notifications are dropped.
+class Waker {
+ public:
+  explicit Waker(event* wake) : wake_(wake) {}
+  void Notify(std::shared_ptr<CompletionCall> call);
+  std::vector<std::shared_ptr<CompletionCall>> TakeAll();
+  void Close();
+
+ private:
+  std::mutex mu_;
+  event* wake_;
+  std::vector<std::shared_ptr<CompletionCall>> dirty_;
+};
+
+class CompletionCall : public std::enable_shared_from_this<CompletionCall> {
+ public:
+  CompletionCall(evhttp_request* req, const StreamDeps& deps, std::shared_ptr<Waker> waker,
+                 runtime::Clock::time_point arrival);
+
+  // On the loop thread: submits the n choices of `request` (already built and
+  // validated) to `model`. On failure nothing is left running and the error
+  // reply has been sent; the status says what it was.
+  absl::Status Start(std::shared_ptr<scheduler::ServedModel> model, const CompletionRequest& parsed,
+                     const runtime::GenerateRequest& request, std::string response_id);
+
+  // Loop thread: writes what the engine produced; ends the reply when every
+  // choice has finished. True once the call is over (the caller forgets it).
+  bool Pump();
+  // Loop thread: the connection closed; aborts the choices still running.
+  void ClientGone();
+  // Loop thread: the client closed its side while the connection is still
+  // open; aborts what runs and ends the reply through libevent, which then
+  // closes the connection.
+  void ClientLeft();
+  // Loop thread, at shutdown: aborts what runs and ends the reply now.
+  void Cancel();
+
+  // Engine thread (the sinks).
+  void OnScheduled(int index);
+  bool OnDelta(int index, const runtime::TokenDelta& delta);
+  void OnFinish(int index, const runtime::FinishInfo& info);
+
+ private:
+  struct Choice {
+    runtime::RequestId id = 0;
+    bool submitted = false;
+    // Under mu_, written by the sink.
+    std::string pending;  // text not yet written (all of it, when not streaming)
+    bool finished = false;
+    runtime::FinishInfo info;
+    // Loop thread only.
+    bool first_sent = false;
+    bool last_sent = false;
+  };
+
+  void AbortRunning();
+  void ReplyError(const absl::Status& status);
+  void EndReply();
+  UsageCounts Usage() const;  // under mu_
+  // Engine thread: wakes the loop unless a wake-up is already pending.
+  void Wake();
+  // The status a finished choice ends the call with (OK for a normal finish).
+  absl::Status ChoiceStatus(const Choice& c) const;
+  size_t UnsentBytes() const;
+
+  evhttp_request* req_;  // loop thread; null once the reply ended
+  StreamDeps deps_;
+  std::shared_ptr<Waker> waker_;
+  std::shared_ptr<scheduler::ServedModel> model_;
+  ResponseHeader header_;
+  bool stream_ = false;
+  bool include_usage_ = false;
+  bool reply_started_ = false;  // loop thread
+  runtime::Clock::time_point arrival_;
+
+  mutable std::mutex mu_;
+  bool client_gone_ = false;
+  bool wake_pending_ = false;  // the loop was woken and has not pumped since
+  std::vector<Choice> choices_;
+  std::vector<StreamTiming> timings_;  // each choice's, touched by its sink only
+};
+
+}  // namespace cohost::server::http

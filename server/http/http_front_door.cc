@@ -1,0 +1,282 @@
+// The evhttp server: routing, keys, and the calls in flight.
+
+#include "server/http/http_front_door.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/listener.h>
+#include <event2/thread.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <csignal>
+#include <ctime>
+#include <optional>
+#include <random>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "server/http/completion_call.h"
+#include "server/http/openai_format.h"
+#include "server/http/openai_request.h"
+#include "server/http/reply.h"
+#include "server/request_builder.h"
+
+namespace cohost::server::http {
+namespace {
+
+constexpr char kTenantHeader[] = "x-cohost-tenant";
+
+std::optional<std::string_view> Header(evhttp_request* req, const char* name) {
+  const char* v = evhttp_find_header(evhttp_request_get_input_headers(req), name);
+  if (v == nullptr) return std::nullopt;
+  return std::string_view(v);
+}
+
+std::string NewResponseId(Endpoint endpoint) {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  return absl::StrFormat("%s-%016x", endpoint == Endpoint::kChatCompletions ? "chatcmpl" : "cmpl",
+                         rng());
+}
+
+// The port a bound socket got (the OS picks one for port 0).
+int BoundPort(evhttp_bound_socket* bound) {
+  sockaddr_storage addr{};
+  socklen_t len = sizeof addr;
+  const evutil_socket_t fd = evconnlistener_get_fd(evhttp_bound_socket_get_listener(bound));
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return 0;
+  if (addr.ss_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port);
+  return ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<HttpFrontDoor>> HttpFrontDoor::Start(const StreamDeps& deps,
+                                                                    const HttpOptions& options) {
+  if (options.port < 0 || options.port > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the HTTP port must be in [0, 65535], got ", options.port));
+  }
+  // Once per process, before any base: lets engine threads wake the loop.
+  // A write to a client that left must be an error, not a SIGPIPE.
+  static const int threads_ok = [] {
+    std::signal(SIGPIPE, SIG_IGN);
+    return evthread_use_pthreads();
+  }();
+  if (threads_ok != 0) return absl::InternalError("libevent has no pthreads support");
+
+  std::unique_ptr<HttpFrontDoor> d(new HttpFrontDoor());
+  d->deps_ = deps;
+  d->options_ = options;
+  d->started_unix_ = static_cast<int64_t>(std::time(nullptr));
+  d->base_ = event_base_new();
+  if (d->base_ == nullptr) return absl::InternalError("cannot create an event loop");
+  d->http_ = evhttp_new(d->base_);
+  evhttp_set_max_body_size(d->http_, static_cast<ev_ssize_t>(options.max_body_bytes));
+  evhttp_set_max_headers_size(d->http_, static_cast<ev_ssize_t>(options.max_header_bytes));
+  evhttp_set_timeout(d->http_, options.io_timeout_seconds);
+  evhttp_set_default_content_type(d->http_, "application/json");
+  evhttp_set_allowed_methods(d->http_, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD);
+  evhttp_set_gencb(d->http_, &HttpFrontDoor::OnRequest, d.get());
+  evhttp_bound_socket* bound = evhttp_bind_socket_with_handle(
+      d->http_, options.host.c_str(), static_cast<ev_uint16_t>(options.port));
+  if (bound == nullptr) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen for HTTP on ", options.host, ":", options.port));
+  }
+  d->port_ = BoundPort(bound);
+  d->wake_ = event_new(d->base_, -1, 0, &HttpFrontDoor::OnWake, d.get());
+  d->stop_check_ = evtimer_new(d->base_, &HttpFrontDoor::OnStopCheck, d.get());
+  d->liveness_ = event_new(d->base_, -1, EV_PERSIST, &HttpFrontDoor::OnLivenessTick, d.get());
+  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(options.liveness_interval);
+  const timeval tick{static_cast<time_t>(us.count() / 1'000'000),
+                     static_cast<suseconds_t>(us.count() % 1'000'000)};
+  event_add(d->liveness_, &tick);
+  d->waker_ = std::make_shared<Waker>(d->wake_);
+  d->thread_ = std::thread([base = d->base_] { event_base_loop(base, EVLOOP_NO_EXIT_ON_EMPTY); });
+  return d;
+}
+
+HttpFrontDoor::~HttpFrontDoor() { Stop(std::chrono::milliseconds(0)); }
+
+void HttpFrontDoor::Stop(std::chrono::milliseconds grace) {
+  if (stopped_ || base_ == nullptr) return;
+  stopped_ = true;
+  // Published to the loop by event_active's lock.
+  stop_deadline_ = std::chrono::steady_clock::now() + grace;
+  event_active(stop_check_, EV_TIMEOUT, 0);
+  thread_.join();
+  // The loop is gone: nothing runs callbacks any more.
+  waker_->Close();
+  by_connection_.clear();
+  evhttp_free(http_);  // closes every connection
+  event_free(wake_);
+  event_free(stop_check_);
+  event_free(liveness_);
+  event_base_free(base_);
+  base_ = nullptr;
+}
+
+void HttpFrontDoor::OnStopCheck(int, short, void* self) {
+  auto* d = static_cast<HttpFrontDoor*>(self);
+  d->stopping_ = true;
+  if (!d->live_.empty() && std::chrono::steady_clock::now() < d->stop_deadline_) {
+    timeval tick{0, 10'000};
+    evtimer_add(d->stop_check_, &tick);
+    return;
+  }
+  for (auto& [ptr, live] : d->live_) live.call->Cancel();
+  d->live_.clear();
+  d->by_connection_.clear();
+  event_base_loopbreak(d->base_);
+}
+
+void HttpFrontDoor::OnLivenessTick(int, short, void* self) {
+  auto* d = static_cast<HttpFrontDoor*>(self);
+  std::vector<CompletionCall*> gone;
+  for (const auto& [call, live] : d->live_) {
+    const evutil_socket_t fd =
+        bufferevent_getfd(evhttp_connection_get_bufferevent(live.connection));
+    char byte;
+    const ssize_t n = ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    // 0: the client closed its side; an error other than "nothing to read":
+    // the connection broke. Bytes waiting (a pipelined request) are fine.
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+      gone.push_back(call);
+    }
+  }
+  for (CompletionCall* call : gone) {
+    call->ClientLeft();
+    d->Forget(call);
+  }
+}
+
+void HttpFrontDoor::OnWake(int, short, void* self) {
+  auto* d = static_cast<HttpFrontDoor*>(self);
+  for (const std::shared_ptr<CompletionCall>& call : d->waker_->TakeAll()) {
+    if (call->Pump()) d->Forget(call.get());
+  }
+}
+
+void HttpFrontDoor::OnConnectionClose(evhttp_connection* conn, void* self) {
+  auto* d = static_cast<HttpFrontDoor*>(self);
+  auto it = d->by_connection_.find(conn);
+  if (it == d->by_connection_.end()) return;
+  CompletionCall* call = it->second;
+  call->ClientGone();
+  d->Forget(call);
+}
+
+void HttpFrontDoor::Forget(CompletionCall* call) {
+  auto it = live_.find(call);
+  if (it == live_.end()) return;
+  by_connection_.erase(it->second.connection);
+  live_.erase(it);
+}
+
+void HttpFrontDoor::RecordError(const absl::Status& status) {
+  if (deps_.metrics != nullptr) {
+    deps_.metrics->RecordError("", absl::StatusCodeToString(status.code()));
+  }
+}
+
+void HttpFrontDoor::OnRequest(evhttp_request* req, void* self) {
+  auto* d = static_cast<HttpFrontDoor*>(self);
+  const char* raw_path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+  const std::string_view path = raw_path == nullptr ? "" : raw_path;
+  const evhttp_cmd_type method = evhttp_request_get_command(req);
+  const bool get = method == EVHTTP_REQ_GET || method == EVHTTP_REQ_HEAD;
+  const bool post = method == EVHTTP_REQ_POST;
+  if (path == "/v1/chat/completions" || path == "/v1/completions") {
+    if (!post) return SendJson(req, 405, ErrorBody(absl::InvalidArgumentError("use POST")));
+    return d->HandleCompletion(
+        req, static_cast<int>(path == "/v1/completions" ? Endpoint::kCompletions
+                                                        : Endpoint::kChatCompletions));
+  }
+  if (path == "/v1/models") {
+    if (!get) return SendJson(req, 405, ErrorBody(absl::InvalidArgumentError("use GET")));
+    return d->HandleModels(req);
+  }
+  if (path == "/health") {
+    if (!get) return SendJson(req, 405, ErrorBody(absl::InvalidArgumentError("use GET")));
+    return d->HandleHealth(req);
+  }
+  SendError(req, absl::NotFoundError("no such endpoint"), 0);
+}
+
+void HttpFrontDoor::HandleHealth(evhttp_request* req) {
+  bool serving = false;
+  if (!stopping_ && !deps_.router->draining()) {
+    for (const scheduler::ModelSummary& m : deps_.router->ListModels()) serving |= m.serving;
+  }
+  SendJson(req, serving ? 200 : 503,
+           serving ? R"({"status":"ok"})" : R"({"status":"unavailable"})");
+}
+
+void HttpFrontDoor::HandleModels(evhttp_request* req) {
+  absl::StatusOr<auth::Principal> caller =
+      deps_.keys->Authenticate(Header(req, "Authorization"), auth::Role::kUser);
+  if (!caller.ok()) {
+    RecordError(caller.status());
+    return SendError(req, caller.status(), 0);
+  }
+  std::vector<std::string> names;
+  for (const scheduler::ModelSummary& m : deps_.router->ListModels()) names.push_back(m.name);
+  SendJson(req, 200, ModelListBody(names, started_unix_));
+}
+
+void HttpFrontDoor::HandleCompletion(evhttp_request* req, int endpoint) {
+  const runtime::Clock::time_point arrival = runtime::Clock::now();
+  const int pushback_ms = deps_.router->limits().retry_pushback_ms;
+  auto fail = [&](const absl::Status& status) {
+    RecordError(status);
+    SendError(req, status, pushback_ms);
+  };
+  // Keys first, so that an unknown caller learns nothing else.
+  absl::StatusOr<auth::Principal> caller =
+      deps_.keys->Authenticate(Header(req, "Authorization"), auth::Role::kUser);
+  if (!caller.ok()) return fail(caller.status());
+  if (stopping_ || deps_.router->draining()) {
+    return fail(absl::UnavailableError("the server is shutting down; retry elsewhere"));
+  }
+  evbuffer* in = evhttp_request_get_input_buffer(req);
+  const size_t length = evbuffer_get_length(in);
+  const auto* data = reinterpret_cast<const char*>(evbuffer_pullup(in, -1));
+  absl::StatusOr<CompletionRequest> parsed = ParseCompletionRequest(
+      std::string_view(data == nullptr ? "" : data, length), static_cast<Endpoint>(endpoint));
+  if (!parsed.ok()) return fail(parsed.status());
+  absl::StatusOr<std::shared_ptr<scheduler::ServedModel>> model =
+      deps_.router->Find(parsed->request.model());
+  if (!model.ok()) return fail(model.status());
+
+  // The key decides the tenant; without keys, the header or the body's
+  // `user` may name one.
+  std::optional<std::string_view> claimed = Header(req, kTenantHeader);
+  if (!claimed && deps_.keys->empty() && parsed->user) claimed = *parsed->user;
+  absl::StatusOr<std::string> tenant = auth::ResolveTenant(*deps_.keys, *caller, claimed);
+  if (!tenant.ok()) return fail(tenant.status());
+
+  absl::StatusOr<runtime::GenerateRequest> built =
+      BuildGenerateRequest(parsed->request, (*model)->tokenizer(), (*model)->request_limits());
+  if (!built.ok()) return fail(built.status());
+  built->tenant = *std::move(tenant);
+
+  auto call = std::make_shared<CompletionCall>(req, deps_, waker_, arrival);
+  // On failure the call has answered (and recorded) it.
+  if (!call->Start(*model, *parsed, *built, NewResponseId(parsed->endpoint)).ok()) {
+    return;
+  }
+  evhttp_connection* conn = evhttp_request_get_connection(req);
+  evhttp_connection_set_closecb(conn, &HttpFrontDoor::OnConnectionClose, this);
+  CompletionCall* key = call.get();
+  by_connection_[conn] = key;
+  live_[key] = Live{std::move(call), conn};
+}
+
+}  // namespace cohost::server::http

@@ -1,0 +1,100 @@
+// The OpenAI-compatible HTTP front door: POST /v1/chat/completions and
+// /v1/completions (streamed as server-sent events or whole), GET /v1/models
+// and GET /health, on libevent's evhttp, beside the gRPC port and over the
+// same Router. One event-loop thread serves every connection: it parses,
+// authenticates, tokenizes and submits requests, and writes what the engines
+// produce, so thousands of idle or streaming connections cost no threads.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "server/stream_deps.h"
+
+struct event;
+struct event_base;
+struct evhttp;
+struct evhttp_connection;
+struct evhttp_request;
+
+namespace cohost::server::http {
+
+class CompletionCall;
+class Waker;
+
+struct HttpOptions {
+  std::string host = "127.0.0.1";
+  int port = 0;  // 0: the OS picks one (see port())
+  size_t max_body_bytes = size_t{4} << 20;
+  size_t max_header_bytes = size_t{64} << 10;
+  // A connection that sends nothing for this long while its request is read
+  // is closed (also bounds a stalled write).
+  int io_timeout_seconds = 60;
+  // How often connections waiting for output are checked for a client that
+  // left (evhttp only notices when it writes); its request is then aborted.
+  std::chrono::milliseconds liveness_interval{200};
+};
+
+class HttpFrontDoor {
+ public:
+  // Listens and starts the loop thread. UNAVAILABLE when the address cannot
+  // be bound. `deps` must outlive the front door.
+  static absl::StatusOr<std::unique_ptr<HttpFrontDoor>> Start(const StreamDeps& deps,
+                                                              const HttpOptions& options);
+  ~HttpFrontDoor();  // Stop(0)
+
+  HttpFrontDoor(const HttpFrontDoor&) = delete;
+  HttpFrontDoor& operator=(const HttpFrontDoor&) = delete;
+
+  int port() const { return port_; }
+
+  // Stops accepting work, lets calls still writing finish for up to `grace`,
+  // ends the rest (UNAVAILABLE), and joins the loop. Idempotent. Run it after
+  // the Router has drained, so that no new generation starts meanwhile.
+  void Stop(std::chrono::milliseconds grace);
+
+ private:
+  HttpFrontDoor() = default;
+
+  // Loop thread.
+  static void OnRequest(evhttp_request* req, void* self);
+  static void OnWake(int, short, void* self);
+  static void OnConnectionClose(evhttp_connection* conn, void* self);
+  static void OnStopCheck(int, short, void* self);
+  static void OnLivenessTick(int, short, void* self);
+  void HandleCompletion(evhttp_request* req, int endpoint);
+  void HandleModels(evhttp_request* req);
+  void HandleHealth(evhttp_request* req);
+  void Forget(CompletionCall* call);
+  void RecordError(const absl::Status& status);
+
+  StreamDeps deps_;
+  HttpOptions options_;
+  int port_ = 0;
+  event_base* base_ = nullptr;
+  evhttp* http_ = nullptr;
+  event* wake_ = nullptr;
+  event* stop_check_ = nullptr;
+  event* liveness_ = nullptr;
+  std::shared_ptr<Waker> waker_;
+  std::thread thread_;
+  bool stopped_ = false;  // Stop's caller only
+
+  // Loop thread only: the calls in flight, and each one's connection.
+  struct Live {
+    std::shared_ptr<CompletionCall> call;
+    evhttp_connection* connection = nullptr;
+  };
+  absl::flat_hash_map<CompletionCall*, Live> live_;
+  absl::flat_hash_map<evhttp_connection*, CompletionCall*> by_connection_;
+  int64_t started_unix_ = 0;
+  std::chrono::steady_clock::time_point stop_deadline_;
+  bool stopping_ = false;  // set on the loop thread by the stop check
+};
+
+}  // namespace cohost::server::http

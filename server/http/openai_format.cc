@@ -1,0 +1,194 @@
+// OpenAI-shaped JSON out.
+
+#include "server/http/openai_format.h"
+
+#include "absl/strings/str_cat.h"
+#include "nlohmann/json.hpp"
+
+namespace cohost::server::http {
+namespace {
+
+using Json = nlohmann::json;
+
+std::string_view ErrorType(int http_status) {
+  switch (http_status) {
+    case 400:
+    case 404:
+      return "invalid_request_error";
+    case 401:
+      return "authentication_error";
+    case 403:
+      return "permission_error";
+    case 429:
+      return "rate_limit_error";
+    case 503:
+      return "service_unavailable";
+    default:
+      return "server_error";
+  }
+}
+
+std::string_view CodeName(absl::StatusCode code) {
+  switch (code) {
+    case absl::StatusCode::kInvalidArgument:
+      return "invalid_argument";
+    case absl::StatusCode::kFailedPrecondition:
+      return "failed_precondition";
+    case absl::StatusCode::kOutOfRange:
+      return "out_of_range";
+    case absl::StatusCode::kUnauthenticated:
+      return "unauthenticated";
+    case absl::StatusCode::kPermissionDenied:
+      return "permission_denied";
+    case absl::StatusCode::kNotFound:
+      return "not_found";
+    case absl::StatusCode::kResourceExhausted:
+      return "resource_exhausted";
+    case absl::StatusCode::kUnavailable:
+      return "unavailable";
+    case absl::StatusCode::kDeadlineExceeded:
+      return "deadline_exceeded";
+    case absl::StatusCode::kUnimplemented:
+      return "unimplemented";
+    case absl::StatusCode::kCancelled:
+      return "cancelled";
+    default:
+      return "internal";
+  }
+}
+
+Json ErrorJson(const absl::Status& status) {
+  return Json{{"error",
+               {{"message", std::string(status.message())},
+                {"type", ErrorType(HttpStatusFor(status.code()))},
+                {"param", nullptr},
+                {"code", CodeName(status.code())}}}};
+}
+
+Json Header(const ResponseHeader& h, bool chunk) {
+  const bool chat = h.endpoint == Endpoint::kChatCompletions;
+  const char* object =
+      chat ? (chunk ? "chat.completion.chunk" : "chat.completion") : "text_completion";
+  return Json{{"id", h.id}, {"object", object}, {"created", h.created}, {"model", h.model}};
+}
+
+Json UsageJson(const UsageCounts& u) {
+  return Json{{"prompt_tokens", u.prompt_tokens},
+              {"completion_tokens", u.completion_tokens},
+              {"total_tokens", u.prompt_tokens + u.completion_tokens},
+              {"prompt_tokens_details", {{"cached_tokens", u.cached_prompt_tokens}}}};
+}
+
+std::string Event(const Json& j) {
+  // Invalid UTF-8 cannot reach here (text deltas are UTF-8-safe); replace
+  // rather than throw should it ever.
+  return absl::StrCat("data: ", j.dump(-1, ' ', false, Json::error_handler_t::replace), "\n\n");
+}
+
+Json Finish(std::optional<std::string_view> reason) {
+  return reason ? Json(std::string(*reason)) : Json(nullptr);
+}
+
+}  // namespace
+
+int HttpStatusFor(absl::StatusCode code) {
+  switch (code) {
+    case absl::StatusCode::kOk:
+      return 200;
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kOutOfRange:
+      return 400;
+    case absl::StatusCode::kUnauthenticated:
+      return 401;
+    case absl::StatusCode::kPermissionDenied:
+      return 403;
+    case absl::StatusCode::kNotFound:
+      return 404;
+    case absl::StatusCode::kResourceExhausted:
+      return 429;
+    case absl::StatusCode::kUnavailable:
+      return 503;
+    case absl::StatusCode::kDeadlineExceeded:
+      return 504;
+    case absl::StatusCode::kUnimplemented:
+      return 501;
+    default:
+      return 500;
+  }
+}
+
+std::string ErrorBody(const absl::Status& status) {
+  return ErrorJson(status).dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+std::optional<std::string_view> OpenAiFinishReason(runtime::FinishReason reason) {
+  switch (reason) {
+    case runtime::FinishReason::kStop:
+    case runtime::FinishReason::kStopString:
+      return "stop";
+    case runtime::FinishReason::kLength:
+      return "length";
+    case runtime::FinishReason::kCancelled:
+    case runtime::FinishReason::kError:
+      break;
+  }
+  return std::nullopt;
+}
+
+std::string CompletionBody(const ResponseHeader& h, const std::vector<ChoiceResult>& choices,
+                           const UsageCounts& usage) {
+  Json j = Header(h, /*chunk=*/false);
+  Json list = Json::array();
+  for (size_t i = 0; i < choices.size(); ++i) {
+    Json c{{"index", i},
+           {"logprobs", nullptr},
+           {"finish_reason", Finish(OpenAiFinishReason(choices[i].reason))}};
+    if (h.endpoint == Endpoint::kChatCompletions) {
+      c["message"] = {{"role", "assistant"}, {"content", choices[i].text}};
+    } else {
+      c["text"] = choices[i].text;
+    }
+    list.push_back(std::move(c));
+  }
+  j["choices"] = std::move(list);
+  j["usage"] = UsageJson(usage);
+  return j.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+std::string ChunkEvent(const ResponseHeader& h, int index, bool first, std::string_view text,
+                       std::optional<std::string_view> finish_reason, bool with_usage_null) {
+  Json j = Header(h, /*chunk=*/true);
+  Json c{{"index", index}, {"logprobs", nullptr}, {"finish_reason", Finish(finish_reason)}};
+  if (h.endpoint == Endpoint::kChatCompletions) {
+    Json delta = Json::object();
+    if (first) delta["role"] = "assistant";
+    if (!text.empty() || (first && !finish_reason)) delta["content"] = std::string(text);
+    c["delta"] = std::move(delta);
+  } else {
+    c["text"] = std::string(text);
+  }
+  j["choices"] = Json::array({std::move(c)});
+  if (with_usage_null) j["usage"] = nullptr;
+  return Event(j);
+}
+
+std::string UsageEvent(const ResponseHeader& h, const UsageCounts& usage) {
+  Json j = Header(h, /*chunk=*/true);
+  j["choices"] = Json::array();
+  j["usage"] = UsageJson(usage);
+  return Event(j);
+}
+
+std::string ErrorEvent(const absl::Status& status) { return Event(ErrorJson(status)); }
+
+std::string ModelListBody(const std::vector<std::string>& names, int64_t created) {
+  Json data = Json::array();
+  for (const std::string& name : names) {
+    data.push_back(
+        {{"id", name}, {"object", "model"}, {"created", created}, {"owned_by", "cohost"}});
+  }
+  return Json{{"object", "list"}, {"data", std::move(data)}}.dump();
+}
+
+}  // namespace cohost::server::http

@@ -1,0 +1,67 @@
+// What the OpenAI endpoints send back: the JSON bodies of completions and
+// their stream chunks (server-sent events), the model list, and errors as
+// OpenAI-style bodies with the HTTP status each gRPC code maps to. The one
+// home of absl::Status -> HTTP status for the HTTP front door.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "runtime/batching/request.h"
+#include "server/http/openai_request.h"
+
+namespace cohost::server::http {
+
+// 400, 401, 403, 404, 429, 503, 504, 501 or 500.
+int HttpStatusFor(absl::StatusCode code);
+
+// {"error": {"message", "type", "param": null, "code"}}.
+std::string ErrorBody(const absl::Status& status);
+
+// What identifies one response: its id, creation time and model.
+struct ResponseHeader {
+  std::string id;  // "chatcmpl-..." or "cmpl-..."
+  int64_t created = 0;
+  std::string model;
+  Endpoint endpoint = Endpoint::kChatCompletions;
+};
+
+// Token counts over all choices (the prompt counted once).
+struct UsageCounts {
+  int64_t prompt_tokens = 0;
+  int64_t cached_prompt_tokens = 0;
+  int64_t completion_tokens = 0;
+};
+
+// "stop", "length"; nullopt for reasons that are not a normal finish.
+std::optional<std::string_view> OpenAiFinishReason(runtime::FinishReason reason);
+
+struct ChoiceResult {
+  std::string text;
+  runtime::FinishReason reason = runtime::FinishReason::kStop;
+};
+
+// The whole (non-streamed) response.
+std::string CompletionBody(const ResponseHeader& h, const std::vector<ChoiceResult>& choices,
+                           const UsageCounts& usage);
+
+// One server-sent event ("data: {...}\n\n") for a stream chunk of choice
+// `index`: its role (chat's first chunk), new text, and finish reason when
+// it is the choice's last. `with_usage_null` adds "usage": null, as OpenAI
+// does on every chunk when the stream ends with usage.
+std::string ChunkEvent(const ResponseHeader& h, int index, bool first, std::string_view text,
+                       std::optional<std::string_view> finish_reason, bool with_usage_null);
+// The usage chunk (no choices) that ends a stream when include_usage asked.
+std::string UsageEvent(const ResponseHeader& h, const UsageCounts& usage);
+// An error inside a stream that already started.
+std::string ErrorEvent(const absl::Status& status);
+inline constexpr std::string_view kDoneEvent = "data: [DONE]\n\n";
+
+// GET /v1/models.
+std::string ModelListBody(const std::vector<std::string>& names, int64_t created);
+
+}  // namespace cohost::server::http

@@ -1,0 +1,250 @@
+// JSON -> GenerateRequest for the OpenAI endpoints.
+
+#include "server/http/openai_request.h"
+
+#include <cmath>
+#include <limits>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "nlohmann/json.hpp"
+
+namespace cohost::server::http {
+namespace {
+
+using Json = nlohmann::json;
+
+absl::Status Bad(std::string_view field, std::string_view what) {
+  return absl::InvalidArgumentError(absl::StrCat(std::string(field), " ", std::string(what)));
+}
+
+// The field when present and not null.
+const Json* Field(const Json& body, const char* name) {
+  auto it = body.find(name);
+  if (it == body.end() || it->is_null()) return nullptr;
+  return &*it;
+}
+
+absl::StatusOr<std::optional<double>> Number(const Json& body, const char* name) {
+  const Json* v = Field(body, name);
+  if (v == nullptr) return std::nullopt;
+  if (!v->is_number()) return Bad(name, "must be a number");
+  return v->get<double>();
+}
+
+absl::StatusOr<std::optional<int64_t>> Integer(const Json& body, const char* name) {
+  const Json* v = Field(body, name);
+  if (v == nullptr) return std::nullopt;
+  if (v->is_number_integer()) return v->get<int64_t>();
+  // 3.0 is an integer; 3.5 is not.
+  if (v->is_number_float()) {
+    const double d = v->get<double>();
+    if (std::isfinite(d) && std::floor(d) == d && std::abs(d) < 9e15) {
+      return static_cast<int64_t>(d);
+    }
+  }
+  return Bad(name, "must be an integer");
+}
+
+absl::StatusOr<bool> Boolean(const Json& body, const char* name) {
+  const Json* v = Field(body, name);
+  if (v == nullptr) return false;
+  if (!v->is_boolean()) return Bad(name, "must be true or false");
+  return v->get<bool>();
+}
+
+// A chat message's content: a string, or a list of {"type": "text"} parts.
+absl::StatusOr<std::string> MessageContent(const Json& message, size_t index) {
+  const std::string field = absl::StrCat("messages[", index, "].content");
+  const Json* content = Field(message, "content");
+  if (content == nullptr) return std::string();  // an assistant turn with tool calls has none
+  if (content->is_string()) return content->get<std::string>();
+  if (!content->is_array()) return Bad(field, "must be a string or a list of text parts");
+  std::string text;
+  for (const Json& part : *content) {
+    const Json* type = part.is_object() ? Field(part, "type") : nullptr;
+    if (type == nullptr || !type->is_string() || type->get<std::string>() != "text") {
+      return Bad(field,
+                 "may hold only parts of type \"text\" (this server takes no images or audio)");
+    }
+    const Json* t = Field(part, "text");
+    if (t == nullptr || !t->is_string()) return Bad(field, "has a text part without text");
+    text += t->get<std::string>();
+  }
+  return text;
+}
+
+absl::Status ParseMessages(const Json& body, v1::GenerateRequest* out) {
+  const Json* messages = Field(body, "messages");
+  if (messages == nullptr) return Bad("messages", "is required");
+  if (!messages->is_array() || messages->empty())
+    return Bad("messages", "must be a non-empty list");
+  v1::ChatInput* chat = out->mutable_chat();
+  for (size_t i = 0; i < messages->size(); ++i) {
+    const Json& m = (*messages)[i];
+    const std::string field = absl::StrCat("messages[", i, "]");
+    if (!m.is_object()) return Bad(field, "must be an object");
+    const Json* role = Field(m, "role");
+    if (role == nullptr || !role->is_string()) return Bad(field + ".role", "is required");
+    std::string r = role->get<std::string>();
+    if (r == "developer") r = "system";  // OpenAI's newer name for the system turn
+    if (r != "system" && r != "user" && r != "assistant") {
+      return Bad(field + ".role", "must be system, developer, user or assistant");
+    }
+    absl::StatusOr<std::string> content = MessageContent(m, i);
+    if (!content.ok()) return content.status();
+    v1::ChatMessage* msg = chat->add_messages();
+    msg->set_role(std::move(r));
+    msg->set_content(*std::move(content));
+  }
+  return absl::OkStatus();
+}
+
+// A string, a list of one string, or a list of token ids.
+absl::Status ParsePrompt(const Json& body, v1::GenerateRequest* out) {
+  const Json* prompt = Field(body, "prompt");
+  if (prompt == nullptr) return Bad("prompt", "is required");
+  if (prompt->is_string()) {
+    out->set_text(prompt->get<std::string>());
+    return absl::OkStatus();
+  }
+  if (prompt->is_array() && prompt->size() == 1 && (*prompt)[0].is_string()) {
+    out->set_text((*prompt)[0].get<std::string>());
+    return absl::OkStatus();
+  }
+  if (prompt->is_array() && !prompt->empty()) {
+    v1::TokenInput* tokens = out->mutable_tokens();
+    for (const Json& id : *prompt) {
+      if (!id.is_number_integer()) {
+        return Bad("prompt",
+                   "must be a string, a list of one string, or a list of token ids "
+                   "(send several prompts as several requests)");
+      }
+      const int64_t v = id.get<int64_t>();
+      if (v < 0 || v > std::numeric_limits<int32_t>::max()) {
+        return Bad("prompt", "holds a token id out of range");
+      }
+      tokens->add_ids(static_cast<int32_t>(v));
+    }
+    return absl::OkStatus();
+  }
+  return Bad("prompt", "must be a non-empty string or list");
+}
+
+absl::Status ParseStop(const Json& body, v1::GenerateRequest* out) {
+  const Json* stop = Field(body, "stop");
+  if (stop == nullptr) return absl::OkStatus();
+  if (stop->is_string()) {
+    out->add_stop(stop->get<std::string>());
+    return absl::OkStatus();
+  }
+  if (!stop->is_array()) return Bad("stop", "must be a string or a list of strings");
+  for (const Json& s : *stop) {
+    if (!s.is_string()) return Bad("stop", "must be a string or a list of strings");
+    out->add_stop(s.get<std::string>());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParseSampling(const Json& body, CompletionRequest* out) {
+  v1::GenerateRequest& r = out->request;
+  v1::SamplingParams* s = r.mutable_sampling();
+  struct FloatField {
+    const char* name;
+    void (v1::SamplingParams::*set)(float);
+  };
+  for (const FloatField& f : {
+           FloatField{"temperature", &v1::SamplingParams::set_temperature},
+           FloatField{"top_p", &v1::SamplingParams::set_top_p},
+           FloatField{"min_p", &v1::SamplingParams::set_min_p},
+           FloatField{"presence_penalty", &v1::SamplingParams::set_presence_penalty},
+           FloatField{"frequency_penalty", &v1::SamplingParams::set_frequency_penalty},
+           FloatField{"repetition_penalty", &v1::SamplingParams::set_repetition_penalty},
+       }) {
+    absl::StatusOr<std::optional<double>> v = Number(body, f.name);
+    if (!v.ok()) return v.status();
+    if (*v) (s->*f.set)(static_cast<float>(**v));
+  }
+  absl::StatusOr<std::optional<int64_t>> top_k = Integer(body, "top_k");
+  if (!top_k.ok()) return top_k.status();
+  if (*top_k) {
+    // vLLM's "no top-k" is -1; ours is 0.
+    if (**top_k == -1) **top_k = 0;
+    if (**top_k < 0 || **top_k > std::numeric_limits<int32_t>::max()) {
+      return Bad("top_k", "must be -1, 0 or a positive integer");
+    }
+    s->set_top_k(static_cast<int32_t>(**top_k));
+  }
+  absl::StatusOr<std::optional<int64_t>> seed = Integer(body, "seed");
+  if (!seed.ok()) return seed.status();
+  if (*seed) s->set_seed(static_cast<uint64_t>(**seed));
+
+  // max_completion_tokens is the newer name; it wins when both are given.
+  for (const char* name : {"max_tokens", "max_completion_tokens"}) {
+    absl::StatusOr<std::optional<int64_t>> v = Integer(body, name);
+    if (!v.ok()) return v.status();
+    if (!*v) continue;
+    if (**v < 1) return Bad(name, "must be at least 1");
+    r.set_max_tokens(
+        static_cast<uint32_t>(std::min<int64_t>(**v, std::numeric_limits<uint32_t>::max())));
+  }
+  absl::StatusOr<bool> ignore_eos = Boolean(body, "ignore_eos");
+  if (!ignore_eos.ok()) return ignore_eos.status();
+  r.set_ignore_eos(*ignore_eos);
+  return ParseStop(body, &r);
+}
+
+}  // namespace
+
+absl::StatusOr<CompletionRequest> ParseCompletionRequest(std::string_view body, Endpoint endpoint) {
+  // No exceptions: a parse error is a discarded value.
+  const Json json = Json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (json.is_discarded()) return absl::InvalidArgumentError("the body is not valid JSON");
+  if (!json.is_object()) return absl::InvalidArgumentError("the body must be a JSON object");
+
+  CompletionRequest out;
+  out.endpoint = endpoint;
+  const Json* model = Field(json, "model");
+  if (model == nullptr || !model->is_string() || model->get<std::string>().empty()) {
+    return Bad("model", "is required (a name from GET /v1/models)");
+  }
+  out.request.set_model(model->get<std::string>());
+
+  absl::Status input = endpoint == Endpoint::kChatCompletions ? ParseMessages(json, &out.request)
+                                                              : ParsePrompt(json, &out.request);
+  if (!input.ok()) return input;
+  if (absl::Status s = ParseSampling(json, &out); !s.ok()) return s;
+
+  absl::StatusOr<std::optional<int64_t>> n = Integer(json, "n");
+  if (!n.ok()) return n.status();
+  if (*n) {
+    if (**n < 1 || **n > kMaxChoices)
+      return Bad("n", absl::StrCat("must be in [1, ", kMaxChoices, "]"));
+    out.n = static_cast<int>(**n);
+  }
+  absl::StatusOr<bool> stream = Boolean(json, "stream");
+  if (!stream.ok()) return stream.status();
+  out.stream = *stream;
+  if (const Json* options = Field(json, "stream_options")) {
+    if (!options->is_object()) return Bad("stream_options", "must be an object");
+    absl::StatusOr<bool> usage = Boolean(*options, "include_usage");
+    if (!usage.ok()) return Bad("stream_options.include_usage", "must be true or false");
+    out.include_usage = *usage;
+  }
+  // Asked for but not produced yet: refused rather than silently dropped.
+  absl::StatusOr<bool> logprobs = Boolean(json, "logprobs");
+  if (!logprobs.ok()) {
+    // /v1/completions' logprobs is an integer (how many).
+    absl::StatusOr<std::optional<int64_t>> k = Integer(json, "logprobs");
+    if (!k.ok()) return k.status();
+    logprobs = **k > 0;
+  }
+  if (*logprobs) return Bad("logprobs", "are not supported yet by this server");
+  if (const Json* user = Field(json, "user")) {
+    if (!user->is_string()) return Bad("user", "must be a string");
+    out.user = user->get<std::string>();
+  }
+  return out;
+}
+
+}  // namespace cohost::server::http

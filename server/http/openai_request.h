@@ -1,0 +1,33 @@
+// OpenAI's /v1/chat/completions and /v1/completions request bodies, mapped
+// onto cohost.v1.GenerateRequest: from there on a request takes the same path
+// as a gRPC one (server::BuildGenerateRequest validates and tokenizes it).
+// Only the JSON's shape is checked here: a wrong type or a field cohost
+// cannot honour is INVALID_ARGUMENT naming the field; unknown fields are
+// ignored, as OpenAI's own server ignores them.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "cohost/v1/inference.pb.h"
+
+namespace cohost::server::http {
+
+enum class Endpoint { kChatCompletions, kCompletions };
+
+struct CompletionRequest {
+  Endpoint endpoint = Endpoint::kChatCompletions;
+  v1::GenerateRequest request;  // model, input, sampling, max_tokens, stop
+  int n = 1;                    // choices, each its own engine request
+  bool stream = false;
+  bool include_usage = false;       // stream_options.include_usage
+  std::optional<std::string> user;  // a tenant hint, used only without API keys
+};
+
+inline constexpr int kMaxChoices = 8;
+
+absl::StatusOr<CompletionRequest> ParseCompletionRequest(std::string_view body, Endpoint endpoint);
+
+}  // namespace cohost::server::http

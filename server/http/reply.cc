@@ -1,0 +1,63 @@
+// Whole replies over evhttp.
+
+#include "server/http/reply.h"
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+
+#include <algorithm>
+#include <string>
+
+#include "server/http/openai_format.h"
+
+namespace cohost::server::http {
+
+const char* ReasonPhrase(int status) {
+  switch (status) {
+    case 200:
+      return "OK";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 429:
+      return "Too Many Requests";
+    case 499:
+      return "Client Closed Request";
+    case 501:
+      return "Not Implemented";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    default:
+      return "Internal Server Error";
+  }
+}
+
+void SendJson(evhttp_request* req, int status, std::string_view body) {
+  evkeyvalq* headers = evhttp_request_get_output_headers(req);
+  evhttp_add_header(headers, "Content-Type", "application/json");
+  evbuffer* buf = evbuffer_new();
+  evbuffer_add(buf, body.data(), body.size());
+  evhttp_send_reply(req, status, ReasonPhrase(status), buf);
+  evbuffer_free(buf);
+}
+
+void SendError(evhttp_request* req, const absl::Status& status, int pushback_ms) {
+  const int http_status = HttpStatusFor(status.code());
+  if (status.code() == absl::StatusCode::kResourceExhausted) {
+    const int seconds = std::max(1, (pushback_ms + 999) / 1000);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After",
+                      std::to_string(seconds).c_str());
+  }
+  SendJson(req, http_status, ErrorBody(status));
+}
+
+}  // namespace cohost::server::http

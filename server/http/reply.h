@@ -1,0 +1,24 @@
+// Sending whole HTTP replies with libevent: JSON bodies and OpenAI-style
+// errors (with Retry-After on RESOURCE_EXHAUSTED). Loop thread only.
+#pragma once
+
+#include <string_view>
+
+#include "absl/status/status.h"
+
+struct evhttp_request;
+
+namespace cohost::server::http {
+
+// Sends `body` with `status` and Content-Type application/json; frees `req`
+// (libevent does once the reply is written, or at once if the client left).
+void SendJson(evhttp_request* req, int status, std::string_view body);
+
+// The error body for `status` (never OK) with its HTTP status; RESOURCE_EXHAUSTED
+// adds Retry-After: the pushback rounded up to whole seconds.
+void SendError(evhttp_request* req, const absl::Status& status, int pushback_ms);
+
+// The standard reason phrase of an HTTP status.
+const char* ReasonPhrase(int status);
+
+}  // namespace cohost::server::http

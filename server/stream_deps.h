@@ -1,0 +1,31 @@
+// What every generation stream shares, whichever front door (gRPC or HTTP)
+// it came through, and the bounds on what one stream may buffer.
+#pragma once
+
+#include <cstddef>
+
+#include "scheduler/router.h"
+#include "server/auth/api_keys.h"
+#include "server/metrics.h"
+
+namespace cohost::server {
+
+// What one stream may buffer for a client that reads slower than the engine
+// produces.
+struct StreamLimits {
+  size_t max_message_bytes = size_t{256} << 10;  // coalesced deltas per message
+  // Unsent output beyond this means the client stopped reading: the request is
+  // aborted and the call ends (RESOURCE_EXHAUSTED on gRPC).
+  size_t max_backlog_bytes = size_t{8} << 20;
+};
+
+// All outlive the front doors (router and metrics also outlive every engine,
+// whose sinks report to metrics to the end).
+struct StreamDeps {
+  scheduler::Router* router = nullptr;
+  ServerMetrics* metrics = nullptr;
+  const auth::ApiKeys* keys = nullptr;  // never null; empty: no keys needed
+  StreamLimits limits;
+};
+
+}  // namespace cohost::server

@@ -1,0 +1,47 @@
+// Server-side request timings.
+
+#include "server/stream_timing.h"
+
+#include <chrono>
+
+namespace cohost::server {
+namespace {
+
+using runtime::Clock;
+
+double MsBetween(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+}  // namespace
+
+void StreamTiming::OnScheduled() {
+  const Clock::time_point now = Clock::now();
+  scheduled_ = now;
+  if (metrics_ != nullptr) metrics_->ObserveQueueTime(model_, MsBetween(arrival_, now) / 1000.0);
+}
+
+void StreamTiming::OnTokens() {
+  const Clock::time_point now = Clock::now();
+  if (!first_token_) {
+    first_token_ = now;
+    if (metrics_ != nullptr) {
+      metrics_->ObserveTimeToFirstToken(model_, MsBetween(arrival_, now) / 1000.0);
+    }
+  } else if (metrics_ != nullptr) {
+    metrics_->ObserveInterTokenLatency(model_, MsBetween(*last_token_, now) / 1000.0);
+  }
+  last_token_ = now;
+}
+
+runtime::FinishInfo StreamTiming::OnFinish(const runtime::FinishInfo& info) {
+  runtime::FinishInfo adjusted = info;
+  runtime::RequestTimings& t = adjusted.timings;
+  if (scheduled_) t.queue_ms = MsBetween(arrival_, *scheduled_);
+  if (first_token_) t.ttft_ms = MsBetween(arrival_, *first_token_);
+  t.e2e_ms = MsBetween(arrival_, Clock::now());
+  if (metrics_ != nullptr) metrics_->RecordFinish(model_, adjusted);
+  return adjusted;
+}
+
+}  // namespace cohost::server

@@ -1,0 +1,39 @@
+// The server's view of one request's timings, for both front doors: queue
+// time, time to first token and inter-token latency measured from its
+// arrival at the server (so they include parsing, tokenization and
+// admission), reported to ServerMetrics as they happen. Called from the
+// request's sink only, which the engine calls on one thread at a time.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "runtime/batching/request.h"
+#include "server/metrics.h"
+
+namespace cohost::server {
+
+class StreamTiming {
+ public:
+  StreamTiming(ServerMetrics* metrics, runtime::Clock::time_point arrival)
+      : metrics_(metrics), arrival_(arrival) {}
+
+  // The model is known once the request names one that exists.
+  void set_model(std::string model) { model_ = std::move(model); }
+  const std::string& model() const { return model_; }
+
+  void OnScheduled();
+  // A delta carrying tokens: the first is the TTFT, later ones inter-token gaps.
+  void OnTokens();
+  // `info` with queue time, TTFT and end-to-end time from the server's view;
+  // records the finish in metrics.
+  runtime::FinishInfo OnFinish(const runtime::FinishInfo& info);
+
+ private:
+  ServerMetrics* metrics_;
+  runtime::Clock::time_point arrival_;
+  std::string model_;
+  std::optional<runtime::Clock::time_point> scheduled_, first_token_, last_token_;
+};
+
+}  // namespace cohost::server

@@ -1,0 +1,324 @@
+// The OpenAI-compatible HTTP front door end to end on the tiny model, with
+// cpp-httplib as the client: whole and streamed completions agree (with gRPC
+// too: tests/python/openai_test.py, on the default model), n choices, usage, every error status
+// with an OpenAI-style body (and the server serving on after each), Retry-After on 429, 503 while
+// draining, and API keys.
+
+#include "server/http/http_front_door.h"
+
+#include <httplib.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tests/server/tiny_router.h"
+#include "tests/support/wait_for.h"
+
+namespace cohost::server::http {
+namespace {
+
+using Json = nlohmann::json;
+using ::testing::HasSubstr;
+
+// Token ids the byte tokenizer decodes to "Hi!\n"; greedy and past EOS.
+Json CompletionBody(int max_tokens) {
+  return Json{{"model", "tiny"},
+              {"prompt", {72, 105, 33, 10}},
+              {"max_tokens", max_tokens},
+              {"temperature", 0},
+              {"ignore_eos", true}};
+}
+
+struct Events {
+  std::vector<Json> chunks;  // every data: line but [DONE], parsed
+  bool done = false;         // ended with data: [DONE]
+};
+
+Events ParseEvents(const std::string& body) {
+  Events e;
+  size_t pos = 0;
+  while (pos < body.size()) {
+    const size_t end = body.find("\n\n", pos);
+    EXPECT_NE(end, std::string::npos) << "an event without its blank line";
+    if (end == std::string::npos) break;
+    const std::string event = body.substr(pos, end - pos);
+    pos = end + 2;
+    EXPECT_EQ(event.rfind("data: ", 0), 0u) << event;
+    const std::string data = event.substr(6);
+    EXPECT_FALSE(e.done) << "an event after [DONE]";
+    if (data == "[DONE]") {
+      e.done = true;
+      continue;
+    }
+    e.chunks.push_back(Json::parse(data));
+  }
+  return e;
+}
+
+class HttpFrontDoorTest : public ::testing::Test {
+ protected:
+  void Start(const std::string& key_file_text = "", const scheduler::AdmissionLimits& limits = {}) {
+    absl::StatusOr<std::unique_ptr<testing::TinyRouter>> tiny = testing::MakeTinyRouter(limits);
+    ASSERT_TRUE(tiny.ok()) << tiny.status();
+    tiny_ = *std::move(tiny);
+    absl::StatusOr<auth::ApiKeys> keys = auth::ApiKeys::Parse(key_file_text, "test");
+    ASSERT_TRUE(keys.ok()) << keys.status();
+    keys_ = *std::move(keys);
+    const StreamDeps deps{tiny_->router.get(), &metrics_, &keys_, StreamLimits{}};
+    absl::StatusOr<std::unique_ptr<HttpFrontDoor>> door = HttpFrontDoor::Start(deps, {});
+    ASSERT_TRUE(door.ok()) << door.status();
+    door_ = *std::move(door);
+    client_ = std::make_unique<httplib::Client>("127.0.0.1", door_->port());
+    client_->set_read_timeout(30, 0);
+  }
+  void TearDown() override {
+    client_.reset();
+    door_.reset();
+    tiny_.reset();
+  }
+
+  httplib::Result Post(const std::string& path, const std::string& body,
+                       const httplib::Headers& headers = {}) {
+    return client_->Post(path, headers, body, "application/json");
+  }
+
+  runtime::EngineStats Stats() { return (*tiny_->router->Find("tiny"))->Stats(); }
+
+  ServerMetrics metrics_;
+  auth::ApiKeys keys_;
+  std::unique_ptr<testing::TinyRouter> tiny_;
+  std::unique_ptr<HttpFrontDoor> door_;
+  std::unique_ptr<httplib::Client> client_;
+};
+
+TEST_F(HttpFrontDoorTest, WholeAndStreamedCompletionsAgree) {
+  Start();
+  httplib::Result whole = Post("/v1/completions", CompletionBody(20).dump());
+  ASSERT_TRUE(whole);
+  ASSERT_EQ(whole->status, 200) << whole->body;
+  EXPECT_EQ(whole->get_header_value("Content-Type"), "application/json");
+  const Json j = Json::parse(whole->body);
+  EXPECT_EQ(j["object"], "text_completion");
+  EXPECT_EQ(j["model"], "tiny");
+  EXPECT_THAT(j["id"].get<std::string>(), ::testing::StartsWith("cmpl-"));
+  ASSERT_EQ(j["choices"].size(), 1u);
+  EXPECT_EQ(j["choices"][0]["finish_reason"], "length");
+  EXPECT_EQ(j["usage"]["prompt_tokens"], 4);
+  EXPECT_EQ(j["usage"]["completion_tokens"], 20);
+  EXPECT_EQ(j["usage"]["total_tokens"], 24);
+  const std::string text = j["choices"][0]["text"];
+
+  Json streamed_body = CompletionBody(20);
+  streamed_body["stream"] = true;
+  streamed_body["stream_options"] = {{"include_usage", true}};
+  httplib::Result streamed = Post("/v1/completions", streamed_body.dump());
+  ASSERT_TRUE(streamed);
+  ASSERT_EQ(streamed->status, 200);
+  EXPECT_EQ(streamed->get_header_value("Content-Type"), "text/event-stream");
+  const Events events = ParseEvents(streamed->body);
+  EXPECT_TRUE(events.done);
+  ASSERT_GE(events.chunks.size(), 2u);
+  std::string joined;
+  for (size_t i = 0; i + 1 < events.chunks.size(); ++i) {
+    const Json& c = events.chunks[i];
+    EXPECT_EQ(c["id"], events.chunks[0]["id"]);
+    EXPECT_TRUE(c["usage"].is_null());  // present and null until the last chunk
+    ASSERT_EQ(c["choices"].size(), 1u);
+    joined += c["choices"][0]["text"].get<std::string>();
+  }
+  EXPECT_EQ(events.chunks[events.chunks.size() - 2]["choices"][0]["finish_reason"], "length");
+  const Json& usage_chunk = events.chunks.back();
+  EXPECT_TRUE(usage_chunk["choices"].empty());
+  EXPECT_EQ(usage_chunk["usage"]["completion_tokens"], 20);
+  EXPECT_EQ(joined, text);
+}
+
+TEST_F(HttpFrontDoorTest, ChatWithoutATemplateIs400) {
+  Start();
+  // The byte tokenizer has no chat template: FAILED_PRECONDITION is a 400.
+  const Json chat{
+      {"model", "tiny"}, {"messages", {{{"role", "user"}, {"content", "Hi"}}}}, {"max_tokens", 4}};
+  httplib::Result r = Post("/v1/chat/completions", chat.dump());
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400);
+  EXPECT_THAT(Json::parse(r->body)["error"]["message"].get<std::string>(),
+              HasSubstr("chat input is not supported by this model"));
+}
+
+TEST_F(HttpFrontDoorTest, NChoicesEachRunTheirCourse) {
+  Start();
+  Json body = CompletionBody(6);
+  body["n"] = 4;
+  body["temperature"] = 1.0;
+  body["seed"] = 11;
+  httplib::Result r = Post("/v1/completions", body.dump());
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  const Json j = Json::parse(r->body);
+  ASSERT_EQ(j["choices"].size(), 4u);
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(j["choices"][i]["index"], i);
+    EXPECT_EQ(j["choices"][i]["finish_reason"], "length");
+  }
+  EXPECT_EQ(j["usage"]["prompt_tokens"], 4);  // one prompt
+  EXPECT_EQ(j["usage"]["completion_tokens"], 24);
+  // The same seed gives the same four choices again.
+  httplib::Result again = Post("/v1/completions", body.dump());
+  ASSERT_TRUE(again);
+  EXPECT_EQ(Json::parse(again->body)["choices"], j["choices"]);
+
+  body["stream"] = true;
+  httplib::Result streamed = Post("/v1/completions", body.dump());
+  ASSERT_TRUE(streamed);
+  const Events events = ParseEvents(streamed->body);
+  EXPECT_TRUE(events.done);
+  std::vector<std::string> texts(4);
+  for (const Json& c : events.chunks) {
+    texts[c["choices"][0]["index"].get<size_t>()] += c["choices"][0]["text"].get<std::string>();
+  }
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(texts[i], j["choices"][i]["text"]) << i;
+}
+
+TEST_F(HttpFrontDoorTest, ErrorsHaveTheirStatusAndAnOpenAiBody) {
+  Start();
+  struct Case {
+    const char* path;
+    std::string body;
+    int status;
+    const char* message;
+  };
+  Json unknown_model = CompletionBody(4);
+  unknown_model["model"] = "missing";
+  Json bad_role{{"model", "tiny"}, {"messages", {{{"role", "wizard"}, {"content", "x"}}}}};
+  Json zero_tokens = CompletionBody(4);
+  zero_tokens["max_tokens"] = 0;
+  Json bad_temperature = CompletionBody(4);
+  bad_temperature["temperature"] = "hot";
+  Json too_hot = CompletionBody(4);
+  too_hot["temperature"] = 1000;
+  Json logprobs = CompletionBody(4);
+  logprobs["logprobs"] = 2;
+  Json bad_n = CompletionBody(4);
+  bad_n["n"] = 9;
+  Json long_prompt = CompletionBody(4);
+  long_prompt["prompt"] = std::vector<int>(300, 72);
+  for (const Case& c : {
+           Case{"/v1/completions", "{not json", 400, "not valid JSON"},
+           Case{"/v1/completions", "[1, 2]", 400, "JSON object"},
+           Case{"/v1/completions", R"({"prompt": "x"})", 400, "model is required"},
+           Case{"/v1/completions", unknown_model.dump(), 404, "missing"},
+           Case{"/v1/chat/completions", bad_role.dump(), 400, "messages[0].role"},
+           Case{"/v1/completions", zero_tokens.dump(), 400, "max_tokens"},
+           Case{"/v1/completions", bad_temperature.dump(), 400, "temperature must be a number"},
+           Case{"/v1/completions", too_hot.dump(), 400, "temperature"},
+           Case{"/v1/completions", logprobs.dump(), 400, "logprobs"},
+           Case{"/v1/completions", bad_n.dump(), 400, "n must be in [1, 8]"},
+           Case{"/v1/completions", long_prompt.dump(), 400, "context"},
+           Case{"/v1/nothing", "{}", 404, "no such endpoint"},
+       }) {
+    httplib::Result r = Post(c.path, c.body);
+    ASSERT_TRUE(r) << c.body;
+    EXPECT_EQ(r->status, c.status) << c.body << " -> " << r->body;
+    const Json j = Json::parse(r->body, nullptr, false);
+    ASSERT_TRUE(j.contains("error")) << r->body;
+    EXPECT_THAT(j["error"]["message"].get<std::string>(), HasSubstr(c.message)) << c.body;
+    EXPECT_TRUE(j["error"].contains("type"));
+  }
+  httplib::Result get = client_->Get("/v1/completions");
+  ASSERT_TRUE(get);
+  EXPECT_EQ(get->status, 405);
+  // And it serves on.
+  httplib::Result ok = Post("/v1/completions", CompletionBody(3).dump());
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->status, 200);
+  EXPECT_EQ(Stats().num_running, 0);
+}
+
+TEST_F(HttpFrontDoorTest, AFullQueueIs429WithRetryAfter) {
+  scheduler::AdmissionLimits limits;
+  limits.max_queued_requests = 0;  // nothing is ever admitted
+  limits.retry_pushback_ms = 1500;
+  Start("", limits);
+  Json body = CompletionBody(3);
+  body["stream"] = true;  // refused before the stream starts: a real status
+  httplib::Result r = Post("/v1/completions", body.dump());
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 429);
+  EXPECT_EQ(r->get_header_value("Retry-After"), "2");
+  EXPECT_EQ(Json::parse(r->body)["error"]["type"], "rate_limit_error");
+}
+
+TEST_F(HttpFrontDoorTest, ModelsAndHealth) {
+  Start();
+  httplib::Result models = client_->Get("/v1/models");
+  ASSERT_TRUE(models);
+  ASSERT_EQ(models->status, 200);
+  const Json j = Json::parse(models->body);
+  EXPECT_EQ(j["object"], "list");
+  ASSERT_EQ(j["data"].size(), 1u);
+  EXPECT_EQ(j["data"][0]["id"], "tiny");
+  httplib::Result health = client_->Get("/health");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+
+  tiny_->router->StartDraining();
+  health = client_->Get("/health");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 503);
+  httplib::Result refused = Post("/v1/completions", CompletionBody(3).dump());
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 503);
+}
+
+TEST_F(HttpFrontDoorTest, KeysAreCheckedAndDecideTheTenant) {
+  Start("user-key-0123456789 tenant=alice\n");
+  const std::string body = CompletionBody(3).dump();
+  httplib::Result r = Post("/v1/completions", body);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 401);
+  EXPECT_EQ(Json::parse(r->body)["error"]["type"], "authentication_error");
+  r = Post("/v1/completions", body, {{"Authorization", "Bearer wrong-key-0123456789"}});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 401);
+  r = Post("/v1/completions", body,
+           {{"Authorization", "Bearer user-key-0123456789"}, {"x-cohost-tenant", "bob"}});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 403);
+  r = Post("/v1/completions", body, {{"Authorization", "Bearer user-key-0123456789"}});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+  httplib::Result models = client_->Get("/v1/models");
+  ASSERT_TRUE(models);
+  EXPECT_EQ(models->status, 401);
+  // Health is on the exempt list.
+  httplib::Result health = client_->Get("/health");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+}
+
+TEST_F(HttpFrontDoorTest, StopEndsLiveStreams) {
+  Start();
+  Json body = CompletionBody(200);
+  body["stream"] = true;
+  std::thread client([&] {
+    httplib::Client c("127.0.0.1", door_->port());
+    c.Post("/v1/completions", body.dump(), "application/json");
+  });
+  // Stops with no grace while the stream may still run: it ends, the thread
+  // joins, and nothing is left running in the engine.
+  tiny_->router->StartDraining();
+  door_->Stop(std::chrono::milliseconds(0));
+  client.join();
+  tiny_->router->AbortAll();
+  testing::WaitFor([&] { return Stats().num_running == 0; }, std::chrono::seconds(10));
+  EXPECT_EQ(Stats().num_running, 0);
+}
+
+}  // namespace
+}  // namespace cohost::server::http
