@@ -8,8 +8,7 @@ packages=(
   libabsl-dev libopenblas-dev nlohmann-json3-dev libpcre2-dev libyaml-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libcpp-httplib-dev
-  libevent-dev libssl-dev curl
-  python3-grpcio python3-grpc-tools
+  libevent-dev libssl-dev openssl curl
 )
 
 missing=()

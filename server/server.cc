@@ -31,6 +31,16 @@ void ApplyLimits(const ServerOptions& o, grpc::ServerBuilder& b) {
   b.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, o.max_ping_strikes);
 }
 
+std::shared_ptr<grpc::ServerCredentials> Credentials(const auth::TlsConfig& tls) {
+  if (!tls.enabled()) return grpc::InsecureServerCredentials();
+  grpc::SslServerCredentialsOptions options(
+      tls.mutual() ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+                   : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+  options.pem_key_cert_pairs.push_back({tls.private_key_pem, tls.cert_chain_pem});
+  options.pem_root_certs = tls.client_ca_pem;
+  return grpc::SslServerCredentials(options);
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(scheduler::Router* router,
@@ -59,7 +69,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(scheduler::Router* router,
   grpc::ServerBuilder builder;
   const std::string requested = HostPort(options.host, options.port);
   int bound_port = 0;
-  builder.AddListeningPort(requested, grpc::InsecureServerCredentials(), &bound_port);
+  builder.AddListeningPort(requested, Credentials(options.tls), &bound_port);
   ApplyLimits(options, builder);
   builder.RegisterService(s->service_.get());
   s->server_ = builder.BuildAndStart();

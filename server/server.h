@@ -10,6 +10,7 @@
 #include "absl/status/statusor.h"
 #include "grpcpp/server.h"
 #include "scheduler/router.h"
+#include "server/auth/tls.h"
 #include "server/generate_reactor.h"
 #include "server/health_watchdog.h"
 #include "server/inference_service.h"
@@ -35,6 +36,8 @@ struct ServerOptions {
 
   // With keys, every call but health and reflection needs one (auth/).
   auth::ApiKeys api_keys;
+  // Off unless it holds a certificate; with a client CA, mutual TLS.
+  auth::TlsConfig tls;
 
   // LoadModel may name files under this directory only (relative paths);
   // empty: LoadModel is refused (PERMISSION_DENIED). Checked by

@@ -4,11 +4,13 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/listener.h>
 #include <event2/thread.h>
 #include <netinet/in.h>
+#include <openssl/ssl.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -55,6 +57,18 @@ int BoundPort(evhttp_bound_socket* bound) {
   return ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
 }
 
+// evhttp's factory for each new connection's bufferevent, with TLS: an
+// OpenSSL one in accepting state (evhttp gives it the socket).
+bufferevent* MakeTlsBufferevent(event_base* base, void* ssl_ctx) {
+  SSL* ssl = SSL_new(static_cast<SSL_CTX*>(ssl_ctx));
+  if (ssl == nullptr) return nullptr;
+  bufferevent* bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                                    BEV_OPT_CLOSE_ON_FREE);
+  // Clients that close without a TLS close_notify are the norm.
+  if (bev != nullptr) bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+  return bev;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<HttpFrontDoor>> HttpFrontDoor::Start(const StreamDeps& deps,
@@ -84,6 +98,12 @@ absl::StatusOr<std::unique_ptr<HttpFrontDoor>> HttpFrontDoor::Start(const Stream
   evhttp_set_default_content_type(d->http_, "application/json");
   evhttp_set_allowed_methods(d->http_, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD);
   evhttp_set_gencb(d->http_, &HttpFrontDoor::OnRequest, d.get());
+  if (options.tls.enabled()) {
+    absl::StatusOr<auth::SslCtxPtr> ctx = auth::MakeServerSslContext(options.tls);
+    if (!ctx.ok()) return ctx.status();
+    d->ssl_ctx_ = *std::move(ctx);
+    evhttp_set_bevcb(d->http_, &MakeTlsBufferevent, d->ssl_ctx_.get());
+  }
   evhttp_bound_socket* bound = evhttp_bind_socket_with_handle(
       d->http_, options.host.c_str(), static_cast<ev_uint16_t>(options.port));
   if (bound == nullptr) {

@@ -14,6 +14,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "server/auth/tls.h"
 #include "server/stream_deps.h"
 
 struct event;
@@ -38,6 +39,8 @@ struct HttpOptions {
   // How often connections waiting for output are checked for a client that
   // left (evhttp only notices when it writes); its request is then aborted.
   std::chrono::milliseconds liveness_interval{200};
+  // Off unless it holds a certificate; with a client CA, mutual TLS.
+  auth::TlsConfig tls;
 };
 
 class HttpFrontDoor {
@@ -81,6 +84,7 @@ class HttpFrontDoor {
   event* wake_ = nullptr;
   event* stop_check_ = nullptr;
   event* liveness_ = nullptr;
+  auth::SslCtxPtr ssl_ctx_;  // with TLS; outlives every connection
   std::shared_ptr<Waker> waker_;
   std::thread thread_;
   bool stopped_ = false;  // Stop's caller only

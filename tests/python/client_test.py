@@ -1,23 +1,26 @@
-#!/usr/bin/python3
-"""A client nobody here wrote: grpcio stubs generated from the committed proto.
+#!/usr/bin/env python3
+"""The Python client package (clients/python, cohost-client, built from the
+committed proto) against `cohost serve`, beside the C++ clients.
 
 Starts `cohost serve` on the default model on port 0, streams a greedy
-generation with token input (the transformers reference's prompt), checks the
-deltas arrive in several messages and the last one carries finish_reason
-LENGTH, usage and timings, checks an unknown model gives NOT_FOUND, runs the
-C++ clients (`generate`, `models`, `bench` of the client-only program
-`cohost-client`, or of `cohost` without --client) against the same server,
-then SIGTERMs the server and expects exit status 0.
+generation with token input (the transformers reference's prompt) through
+`cohost_client.Client`, checks the deltas arrive in several chunks and the
+last one carries finish_reason "length", usage and timings; the same through
+`AsyncClient`; that an unknown model raises `NotFound` and an empty input
+`InvalidArgument`; runs the C++ clients (`generate`, `models`, `bench` of the
+client-only program `cohost-client`, or of `cohost` without --client) against
+the same server; then SIGTERMs the server and expects exit status 0.
 
 Usage: client_test.py [--cohost BIN] [--client BIN] [--model PATH] (or
-COHOST_BINARY / COHOST_MODEL). Runs with Debian's /usr/bin/python3 (python3-grpcio).
+COHOST_BINARY / COHOST_MODEL). Runs in the virtualenv scripts/test_venv.sh
+makes, where cohost-client is installed from the tree.
 """
 
 import argparse
+import asyncio
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -26,36 +29,8 @@ import threading
 import time
 
 SOURCE_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-PROTO_DIR = os.path.join(SOURCE_DIR, "proto")
-PROTO = os.path.join(PROTO_DIR, "cohost", "v1", "inference.proto")
 REFERENCE = os.path.join(SOURCE_DIR, "tests", "data", "forward_reference_smollm2.json")
 LISTENING = re.compile(r"listening on (\S+):(\d+)")
-
-
-def generate_stubs(out_dir):
-    """Python messages and stubs for the proto, into out_dir.
-
-    Debian's python3-grpc-tools (1.14) bundles a protoc that predates proto3
-    `optional`, so its grpc_tools.protoc is tried first and the system protoc
-    with grpc_python_plugin (protobuf-compiler-grpc) is the fallback.
-    """
-    common = ["-I" + PROTO_DIR, "--python_out=" + out_dir, "--grpc_python_out=" + out_dir, PROTO]
-    tried = []
-    run = subprocess.run([sys.executable, "-m", "grpc_tools.protoc"] + common,
-                         capture_output=True, text=True)
-    if run.returncode == 0:
-        return
-    err = run.stderr.strip().splitlines()
-    tried.append("grpc_tools.protoc: " + (err[-1] if err else "exit %d" % run.returncode))
-    protoc = shutil.which("protoc")
-    plugin = shutil.which("grpc_python_plugin")
-    if protoc and plugin:
-        run = subprocess.run([protoc, "--plugin=protoc-gen-grpc_python=" + plugin] + common,
-                             capture_output=True, text=True)
-        if run.returncode == 0:
-            return
-        tried.append("protoc: " + run.stderr.strip())
-    raise RuntimeError("cannot generate Python stubs: " + "; ".join(tried))
 
 
 class Server:
@@ -146,58 +121,62 @@ def check_cli(binary, address, reference):
           "bench report: %s" % report)
 
 
+def check_stream(chunks, prompt_ids, greedy_ids, reference):
+    with_tokens = [c for c in chunks if c.token_ids]
+    check(len(with_tokens) >= 2, "expected deltas in several chunks, got %d" % len(with_tokens))
+    generated = [t for c in chunks for t in c.token_ids]
+    check(generated == greedy_ids,
+          "greedy tokens differ from the reference:\n %s\n %s" % (generated, greedy_ids))
+    check(chunks[0].request_id != "", "the first chunk has no request_id")
+    last = chunks[-1]
+    check(last.finish_reason == "length", "finish_reason %s" % last.finish_reason)
+    check(last.usage is not None, "the last chunk has no usage")
+    check(last.usage.prompt_tokens == len(prompt_ids), "usage %s" % last.usage)
+    check(last.usage.completion_tokens == len(greedy_ids), "usage %s" % last.usage)
+    check(last.timings is not None and last.timings.time_to_first_token_ms > 0,
+          "timings %s" % last.timings)
+    # The server's text leaves out special tokens (ChatML markers here).
+    text = "".join(c.text for c in chunks)
+    expected_text = re.sub(r"<\|im_(start|end)\|>", "", reference["greedy_text"])
+    check(text == expected_text, "text %r differs from the reference %r" % (text, expected_text))
+
+
 def run(binary, client, model):
-    import grpc  # Debian's python3-grpcio
-    from cohost.v1 import inference_pb2 as pb
-    from cohost.v1 import inference_pb2_grpc as pb_grpc
+    import cohost_client
 
     reference = json.load(open(REFERENCE))["cases"][0]
     prompt_ids = reference["prompt_ids"]
     greedy_ids = reference["greedy_ids"]
+    request = dict(tokens=prompt_ids, max_tokens=len(greedy_ids), temperature=0.0,
+                   ignore_eos=True)
 
     server = Server(binary, model)
     try:
         address = server.wait_ready(timeout=300)
-        channel = grpc.insecure_channel(address)
-        grpc.channel_ready_future(channel).result(timeout=30)
-        stub = pb_grpc.InferenceStub(channel)
+        with cohost_client.Client(address, tenant="python-test", timeout=300) as c:
+            models = c.list_models()
+            check([m.name for m in models] == ["default"], "list_models: %s" % models)
+            check(models[0].state == "ready" and models[0].context_length > 0, models[0])
+            check_stream(list(c.generate("default", **request)), prompt_ids, greedy_ids,
+                         reference)
+            for bad, error in ((dict(model="nope", prompt="hi"), cohost_client.NotFound),
+                               (dict(model="default", prompt=""),
+                                cohost_client.InvalidArgument)):
+                try:
+                    list(c.generate(**bad))
+                    raise AssertionError("%s did not fail" % bad)
+                except error as e:
+                    check(e.code.name in ("NOT_FOUND", "INVALID_ARGUMENT"), e)
 
-        models = stub.ListModels(pb.ListModelsRequest(), timeout=30).models
-        check([m.name for m in models] == ["default"], "ListModels: %s" % models)
-        check(models[0].vocab_size > 0, "vocab_size is 0")
+        async def with_asyncio():
+            async with cohost_client.AsyncClient(address, timeout=300) as c:
+                chunks = [chunk async for chunk in c.generate("default", **request)]
+                models = await c.list_models()
+                return chunks, models
 
-        request = pb.GenerateRequest(model="default", max_tokens=len(greedy_ids),
-                                     ignore_eos=True)
-        request.tokens.ids.extend(prompt_ids)
-        request.sampling.temperature = 0.0
-        messages = list(stub.Generate(request, timeout=300,
-                                      metadata=[("x-cohost-tenant", "python-test")]))
-        with_tokens = [m for m in messages if m.token_ids]
-        check(len(with_tokens) >= 2,
-              "expected deltas in several messages, got %d" % len(with_tokens))
-        generated = [t for m in messages for t in m.token_ids]
-        check(generated == greedy_ids,
-              "greedy tokens differ from the reference:\n %s\n %s" % (generated, greedy_ids))
-        check(messages[0].request_id != "", "the first message has no request_id")
-        last = messages[-1]
-        check(last.finish_reason == pb.FINISH_REASON_LENGTH,
-              "finish_reason %s" % pb.FinishReason.Name(last.finish_reason))
-        check(last.HasField("usage"), "the last message has no usage")
-        check(last.usage.prompt_tokens == len(prompt_ids), "usage %s" % last.usage)
-        check(last.usage.completion_tokens == len(greedy_ids), "usage %s" % last.usage)
-        check(last.HasField("timings") and last.timings.time_to_first_token_ms > 0,
-              "timings %s" % last.timings)
-        # The server's text leaves out special tokens (ChatML markers here).
-        text = "".join(m.text for m in messages)
-        expected_text = re.sub(r"<\|im_(start|end)\|>", "", reference["greedy_text"])
-        check(text == expected_text, "text %r differs from the reference %r" % (text, expected_text))
-
-        try:
-            list(stub.Generate(pb.GenerateRequest(model="nope", text="hi"), timeout=30))
-            raise AssertionError("an unknown model did not fail")
-        except grpc.RpcError as e:
-            check(e.code() == grpc.StatusCode.NOT_FOUND, "unknown model: %s" % e.code())
-        channel.close()
+        chunks, models = asyncio.run(with_asyncio())
+        check_stream(chunks, prompt_ids, greedy_ids, reference)
+        check([m.name for m in models] == ["default"], "async list_models: %s" % models)
         check_cli(client, address, reference)
     except BaseException:
         server.stop(signal.SIGKILL)
@@ -220,11 +199,8 @@ def main():
         parser.error("--cohost (or COHOST_BINARY) is required")
     if not os.path.exists(args.model):
         parser.error("model not found: " + args.model)
-    with tempfile.TemporaryDirectory(prefix="cohost-pystubs-") as stubs:
-        generate_stubs(stubs)
-        sys.path.insert(0, stubs)
-        start = time.time()
-        run(args.cohost, args.client or args.cohost, args.model)
+    start = time.time()
+    run(args.cohost, args.client or args.cohost, args.model)
     print("client_test: OK (%.1f s)" % (time.time() - start))
 
 

@@ -62,6 +62,10 @@ std::vector<FlagSpec> ServeFlagSpecs() {
        "API keys, one per line: KEY [tenant=NAME] [role=user|admin]; COHOST_API_KEY adds an "
        "admin key. With keys, every call but health and metrics needs one"},
       {"port", "P", "gRPC port; 0 picks a free one (default 50051)"},
+      {"tls-cert", "FILE", "serve gRPC and HTTP over TLS with this PEM certificate (chain)"},
+      {"tls-key", "FILE", "the PEM private key of --tls-cert"},
+      {"tls-client-ca", "FILE",
+       "require client certificates that chain to this PEM CA (mutual TLS)"},
       {"http-port", "P",
        "also serve the OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, "
        "/v1/models, /health) on this port; 0 picks a free one (default: off)"},
@@ -120,6 +124,9 @@ absl::StatusOr<ServeConfig> ConfigFromArgs(const ParsedArgs& args) {
   if (c.models.empty()) return absl::InvalidArgumentError("no models: give --model or --config");
   int64_t cpu_mb = 0;
   c.server.host = args.Get("host").value_or("127.0.0.1");
+  ASSIGN_OR_RETURN(c.server.tls,
+                   server::auth::LoadTlsConfig(args.Get("tls-cert"), args.Get("tls-key"),
+                                               args.Get("tls-client-ca")));
   ASSIGN_OR_RETURN(c.server.api_keys, server::auth::ApiKeys::Load(args.Get("api-key-file"),
                                                                   std::getenv("COHOST_API_KEY")));
   if (std::optional<std::string> root = args.Get("model-root")) {
@@ -374,6 +381,7 @@ int ServeCommand(int argc, char** argv) {
     server::http::HttpOptions options;
     options.host = config->server.host;
     options.port = *config->http_port;
+    options.tls = config->server.tls;
     const server::StreamDeps deps{&router, &metrics, &config->server.api_keys,
                                   config->server.stream};
     absl::StatusOr<std::unique_ptr<server::http::HttpFrontDoor>> door =
@@ -382,10 +390,13 @@ int ServeCommand(int argc, char** argv) {
     openai = *std::move(door);
   }
 
-  std::fprintf(stderr, "cohost serve: listening on %s (metrics on :%d)%s%s\n",
+  std::fprintf(stderr, "cohost serve: listening on %s (metrics on :%d)%s%s%s\n",
                (*grpc_server)->address().c_str(), (*http)->port(),
                openai ? absl::StrCat(", OpenAI HTTP API on :", openai->port()).c_str() : "",
-               config->server.api_keys.empty() ? "" : ", API keys required");
+               config->server.api_keys.empty() ? "" : ", API keys required",
+               !config->server.tls.enabled() ? ""
+               : config->server.tls.mutual() ? ", mutual TLS"
+                                             : ", TLS");
   if (config->server.api_keys.empty() && !server::auth::IsLoopbackHost(config->server.host)) {
     std::fprintf(stderr,
                  "cohost serve: WARNING: listening on %s without API keys: anyone who can reach "

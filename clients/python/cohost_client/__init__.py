@@ -1,0 +1,19 @@
+"""cohost-client: the cohost inference server's gRPC API from Python.
+
+    from cohost_client import Client
+    with Client("127.0.0.1:50051", api_key="...") as c:
+        for chunk in c.generate("smol", messages=[{"role": "user", "content": "Hi"}]):
+            print(chunk.text, end="", flush=True)
+"""
+
+from ._common import Chunk, ModelInfo, Timings, Usage
+from .aio import AsyncClient
+from .client import Client
+from .errors import (CohostError, DeadlineExceeded, FailedPrecondition, InvalidArgument,
+                     NotFound, PermissionDenied, ResourceExhausted, Unauthenticated, Unavailable)
+
+__all__ = [
+    "AsyncClient", "Chunk", "Client", "CohostError", "DeadlineExceeded", "FailedPrecondition",
+    "InvalidArgument", "ModelInfo", "NotFound", "PermissionDenied", "ResourceExhausted",
+    "Timings", "Unauthenticated", "Unavailable", "Usage",
+]

@@ -1,0 +1,119 @@
+"""What the sync and asyncio clients share: requests, results, channels."""
+
+import dataclasses
+from typing import List, Optional, Sequence
+
+import grpc
+
+from .v1 import inference_pb2 as pb
+
+FINISH_REASONS = {
+    pb.FINISH_REASON_STOP: "stop",
+    pb.FINISH_REASON_LENGTH: "length",
+    pb.FINISH_REASON_STOP_STRING: "stop_string",
+    pb.FINISH_REASON_CANCELLED: "cancelled",
+}
+
+
+@dataclasses.dataclass
+class Usage:
+    prompt_tokens: int
+    cached_prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclasses.dataclass
+class Timings:
+    queue_time_ms: float
+    time_to_first_token_ms: float
+    decode_tokens_per_second: float
+    e2e_ms: float
+
+
+@dataclasses.dataclass
+class Chunk:
+    """One streamed message: new text and tokens. The last one of a stream
+    also has finish_reason, usage and timings."""
+    text: str
+    token_ids: List[int]
+    request_id: str = ""
+    finish_reason: Optional[str] = None
+    usage: Optional[Usage] = None
+    timings: Optional[Timings] = None
+
+
+@dataclasses.dataclass
+class ModelInfo:
+    name: str
+    state: str
+    serving: bool
+    device: str
+    context_length: int
+    path: str
+
+
+def build_request(model, prompt=None, messages=None, tokens=None, max_tokens=None,
+                  temperature=None, top_p=None, top_k=None, min_p=None, seed=None,
+                  repetition_penalty=None, presence_penalty=None, frequency_penalty=None,
+                  stop: Optional[Sequence[str]] = None, ignore_eos=False, request_id=""):
+    inputs = [x is not None for x in (prompt, messages, tokens)]
+    if sum(inputs) != 1:
+        raise ValueError("give exactly one of prompt, messages and tokens")
+    r = pb.GenerateRequest(model=model, ignore_eos=ignore_eos, request_id=request_id)
+    if prompt is not None:
+        r.text = prompt
+    elif messages is not None:
+        r.chat.messages.extend(pb.ChatMessage(role=m["role"], content=m["content"])
+                               for m in messages)
+    else:
+        r.tokens.ids.extend(tokens)
+    if max_tokens is not None:
+        r.max_tokens = max_tokens
+    for name, value in (("temperature", temperature), ("top_p", top_p), ("top_k", top_k),
+                        ("min_p", min_p), ("seed", seed),
+                        ("repetition_penalty", repetition_penalty),
+                        ("presence_penalty", presence_penalty),
+                        ("frequency_penalty", frequency_penalty)):
+        if value is not None:
+            setattr(r.sampling, name, value)
+    r.stop.extend(stop or [])
+    return r
+
+
+def to_chunk(message):
+    chunk = Chunk(text=message.text, token_ids=list(message.token_ids),
+                  request_id=message.request_id)
+    if message.finish_reason != pb.FINISH_REASON_UNSPECIFIED:
+        chunk.finish_reason = FINISH_REASONS.get(message.finish_reason, "unspecified")
+    if message.HasField("usage"):
+        u = message.usage
+        chunk.usage = Usage(u.prompt_tokens, u.cached_prompt_tokens, u.completion_tokens)
+    if message.HasField("timings"):
+        t = message.timings
+        chunk.timings = Timings(t.queue_time_ms, t.time_to_first_token_ms,
+                                t.decode_tokens_per_second, t.e2e_ms)
+    return chunk
+
+
+def to_model(info):
+    return ModelInfo(name=info.name, state=pb.ModelState.Name(info.state).replace(
+        "MODEL_STATE_", "").lower(), serving=info.serving, device=info.device,
+        context_length=info.context_length, path=info.path)
+
+
+def channel_credentials(root_certificates=None, private_key=None, certificate_chain=None):
+    """TLS credentials from PEM bytes, or None for plain text."""
+    if root_certificates is None and private_key is None and certificate_chain is None:
+        return None
+    return grpc.ssl_channel_credentials(root_certificates=root_certificates,
+                                        private_key=private_key,
+                                        certificate_chain=certificate_chain)
+
+
+def call_metadata(api_key, tenant):
+    md = []
+    if api_key:
+        md.append(("authorization", "Bearer " + api_key))
+    if tenant:
+        md.append(("x-cohost-tenant", tenant))
+    return md
