@@ -7,8 +7,25 @@
 namespace cohost::server {
 
 size_t DeltaBacklog::Bytes(const runtime::TokenDelta& d) {
-  return d.text.size() + d.token_ids.size() * sizeof(int32_t);
+  size_t bytes = d.text.size() + d.token_ids.size() * sizeof(int32_t);
+  // Each entry: an id and a logprob, for the chosen token and each alternative.
+  for (const runtime::TokenLogprobs& l : d.logprobs) bytes += (1 + l.top.size()) * 8;
+  return bytes;
 }
+
+namespace {
+
+void AppendLogprobs(const runtime::TokenLogprobs& in, v1::Logprobs* out) {
+  out->mutable_chosen()->set_token_id(in.chosen.id);
+  out->mutable_chosen()->set_logprob(in.chosen.logprob);
+  for (const runtime::TokenLogprob& t : in.top) {
+    v1::TokenLogprob* p = out->add_top();
+    p->set_token_id(t.id);
+    p->set_logprob(t.logprob);
+  }
+}
+
+}  // namespace
 
 void DeltaBacklog::Push(runtime::TokenDelta delta) {
   bytes_ += Bytes(delta);
@@ -23,6 +40,7 @@ void DeltaBacklog::TakeInto(v1::GenerateResponse* out, size_t max_bytes) {
     if (taken > 0 && taken + b > max_bytes) break;
     out->mutable_text()->append(d.text);
     out->mutable_token_ids()->Add(d.token_ids.begin(), d.token_ids.end());
+    for (const runtime::TokenLogprobs& l : d.logprobs) AppendLogprobs(l, out->add_logprobs());
     taken += b;
     bytes_ -= b;
     deltas_.pop_front();

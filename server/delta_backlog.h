@@ -1,6 +1,6 @@
 // Output a stream has produced but not yet written: engine deltas queued
 // behind the write in flight, taken out as coalesced messages (text
-// concatenated, token ids appended) of bounded size. Nothing is ever dropped
+// concatenated, token ids and their logprobs appended) of bounded size. Nothing is ever dropped
 // or split: a single delta larger than the bound goes out alone. Not
 // thread-safe (the reactor guards it).
 #pragma once
@@ -15,7 +15,7 @@ namespace cohost::server {
 
 class DeltaBacklog {
  public:
-  // A delta's weight: its text bytes plus 4 per token id.
+  // A delta's weight: its text bytes, 4 per token id, 8 per logprob entry.
   static size_t Bytes(const runtime::TokenDelta& d);
 
   void Push(runtime::TokenDelta delta);

@@ -68,6 +68,11 @@ runtime::SamplingParams SamplingFrom(const v1::GenerateRequest& request) {
   p.stop_token_ids.assign(request.stop_token_ids().begin(), request.stop_token_ids().end());
   p.stop_strings.assign(request.stop().begin(), request.stop().end());
   p.ignore_eos = request.ignore_eos();
+  // Beyond int32 is beyond the limit: Validate says so.
+  if (request.has_logprobs()) {
+    p.logprobs = static_cast<int32_t>(
+        std::min<uint32_t>(request.logprobs(), std::numeric_limits<int32_t>::max()));
+  }
   return p;
 }
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "runtime/sampling/logprobs.h"
 #include "runtime/sampling/sampling_params.h"
 
 namespace cohost::runtime {
@@ -44,6 +45,8 @@ struct GenerateRequest {
 struct TokenDelta {
   std::vector<int32_t> token_ids;
   std::string text;
+  // One per token id when the request asked (SamplingParams::logprobs), else empty.
+  std::vector<TokenLogprobs> logprobs;
 };
 
 struct RequestTimings {

@@ -50,6 +50,8 @@ struct LiveRequest {
   Clock::time_point submitted;
   Clock::time_point first_scheduled, first_token;
   bool scheduled_once = false;
+  // The last sampled token's, when the request asks for logprobs.
+  std::optional<TokenLogprobs> logprobs;
 };
 
 // Everything Step() owns, and the queues other threads hand it work through.
@@ -75,6 +77,7 @@ struct Engine::Impl {
   absl::flat_hash_map<RequestId, std::unique_ptr<LiveRequest>> live;
   Batch batch;
   std::vector<float> logits;
+  std::vector<float> raw_logits;  // one row, copied for a request asking logprobs
   int64_t next_arrival = 0;
   EngineStats counters;  // owned by the stepping thread
 

@@ -2,6 +2,8 @@
 // stream, retire. Runs on the one thread that owns the engine's state.
 
 #include <algorithm>
+#include <optional>
+#include <utility>
 
 #include "absl/strings/str_format.h"
 #include "runtime/engine/engine_state.h"
@@ -103,6 +105,7 @@ void Engine::Impl::EmitToken(LiveRequest& r, const Tokenizer& tokenizer, Clock::
   const SamplingParams& p = r.request.sampling;
   TokenDelta delta;
   delta.token_ids.push_back(token);
+  if (r.logprobs) delta.logprobs.push_back(*std::exchange(r.logprobs, std::nullopt));
   std::optional<FinishReason> finish;
 
   const bool stop_id =
@@ -185,9 +188,13 @@ absl::StatusOr<bool> Engine::Step(const StepLimits& limits) {
       for (const ScheduledSeq& item : plan.scheduled) {
         if (!item.samples) continue;
         LiveRequest& r = *s.live.at(item.seq->id);
-        const int32_t token = r.sampler.Sample(
-            absl::MakeSpan(s.logits.data() + static_cast<size_t>(row++) * vocab, vocab),
-            r.seq.tokens, r.seq.num_prompt_tokens);
+        const absl::Span<float> logits =
+            absl::MakeSpan(s.logits.data() + static_cast<size_t>(row++) * vocab, vocab);
+        // Sample rewrites the logits: logprobs read a copy of the model's.
+        const std::optional<int32_t> top_n = r.request.sampling.logprobs;
+        if (top_n) s.raw_logits.assign(logits.begin(), logits.end());
+        const int32_t token = r.sampler.Sample(logits, r.seq.tokens, r.seq.num_prompt_tokens);
+        if (top_n) r.logprobs = ComputeLogprobs(s.raw_logits, token, *top_n);
         r.seq.tokens.push_back(token);
         if (r.seq.num_generated() == 1) r.first_token = sampled_at;
         sampled.push_back(&r);

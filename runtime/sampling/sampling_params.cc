@@ -47,6 +47,10 @@ absl::Status SamplingParams::Validate(int32_t vocab_size) const {
           "stop_token_ids[%d] must be in [0, %d), got %d", i, vocab_size, stop_token_ids[i]));
     }
   }
+  if (logprobs && (*logprobs < 0 || *logprobs > kMaxTopLogprobs)) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("logprobs must be in [0, %d], got %d", kMaxTopLogprobs, *logprobs));
+  }
   if (stop_strings.size() > static_cast<size_t>(kMaxStopStrings)) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "stop_strings has %d entries, at most %d allowed", stop_strings.size(), kMaxStopStrings));

@@ -14,6 +14,8 @@ namespace cohost::runtime {
 // Limits on stop strings, so matching cost and held-back text stay bounded.
 inline constexpr int32_t kMaxStopStrings = 16;
 inline constexpr int32_t kMaxStopStringBytes = 256;
+// The most alternatives a request may ask log-probabilities for (OpenAI's limit).
+inline constexpr int32_t kMaxTopLogprobs = 20;
 
 struct SamplingParams {
   float temperature = 1.0f;               // 0 = greedy (argmax); valid [0, 100]
@@ -29,6 +31,9 @@ struct SamplingParams {
   std::vector<int32_t> stop_token_ids;    // each in [0, vocab)
   std::vector<std::string> stop_strings;  // non-empty, each <= 256 bytes, at most 16
   bool ignore_eos = false;
+  // Set: each generated token comes with its log-probability (runtime/sampling/
+  // logprobs.h) and those of the `*logprobs` most likely tokens; [0, 20].
+  std::optional<int32_t> logprobs;
 
   // INVALID_ARGUMENT naming the field and the bad value; NaN and infinities rejected.
   absl::Status Validate(int32_t vocab_size) const;

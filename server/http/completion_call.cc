@@ -67,6 +67,7 @@ absl::Status CompletionCall::Start(std::shared_ptr<scheduler::ServedModel> model
   header_.endpoint = parsed.endpoint;
   stream_ = parsed.stream;
   include_usage_ = parsed.include_usage;
+  logprobs_ = request.sampling.logprobs.has_value();
   {
     std::lock_guard<std::mutex> lock(mu_);
     choices_.resize(static_cast<size_t>(parsed.n));
@@ -99,7 +100,10 @@ bool CompletionCall::OnDelta(int index, const runtime::TokenDelta& delta) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (client_gone_) return false;
-    choices_[static_cast<size_t>(index)].pending += delta.text;
+    Choice& c = choices_[static_cast<size_t>(index)];
+    c.pending += delta.text;
+    c.pending_logprobs.insert(c.pending_logprobs.end(), delta.logprobs.begin(),
+                              delta.logprobs.end());
   }
   if (!delta.token_ids.empty()) timings_[static_cast<size_t>(index)].OnTokens();
   // Without streaming nothing is written before the end.
@@ -186,10 +190,28 @@ size_t CompletionCall::UnsentBytes() const {
   return evbuffer_get_length(bufferevent_get_output(evhttp_connection_get_bufferevent(conn)));
 }
 
+std::vector<ShownToken> CompletionCall::Show(
+    const std::vector<runtime::TokenLogprobs>& logprobs) const {
+  const runtime::Tokenizer& tokenizer = model_->tokenizer();
+  auto shown = [&](const runtime::TokenLogprob& t) {
+    return ShownLogprob{tokenizer.TokenBytes(t.id), t.logprob};
+  };
+  std::vector<ShownToken> out;
+  out.reserve(logprobs.size());
+  for (const runtime::TokenLogprobs& l : logprobs) {
+    ShownToken t{shown(l.chosen), {}};
+    t.top.reserve(l.top.size());
+    for (const runtime::TokenLogprob& alt : l.top) t.top.push_back(shown(alt));
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
 bool CompletionCall::Pump() {
   if (req_ == nullptr) return true;
   struct Snapshot {
     std::string text;
+    std::vector<runtime::TokenLogprobs> logprobs;
     bool finished = false;
     absl::Status status;
     runtime::FinishReason reason = runtime::FinishReason::kStop;
@@ -207,6 +229,7 @@ bool CompletionCall::Pump() {
     for (size_t i = 0; i < choices_.size(); ++i) {
       Choice& c = choices_[i];
       snap[i].text = std::exchange(c.pending, std::string());
+      snap[i].logprobs = std::exchange(c.pending_logprobs, {});
       snap[i].finished = c.finished;
       if (c.finished) {
         snap[i].status = ChoiceStatus(c);
@@ -223,7 +246,9 @@ bool CompletionCall::Pump() {
         ReplyError(s.status);
         return true;
       }
-      results.push_back({std::move(s.text), s.reason});
+      ChoiceResult r{std::move(s.text), s.reason, std::nullopt};
+      if (logprobs_) r.logprobs = Show(s.logprobs);
+      results.push_back(std::move(r));
     }
     SendJson(req_, 200, CompletionBody(header_, results, usage));
     req_ = nullptr;
@@ -259,14 +284,22 @@ bool CompletionCall::Pump() {
     Choice& c = choices_[i];
     const Snapshot& s = snap[i];
     const int index = static_cast<int>(i);
-    if (!s.text.empty()) {
-      events += ChunkEvent(header_, index, !c.first_sent, s.text, std::nullopt, include_usage_);
+    if (!s.text.empty() || !s.logprobs.empty()) {
+      ChunkDelta delta{index, !c.first_sent, s.text, std::nullopt, nullptr, c.text_offset};
+      std::vector<ShownToken> shown;
+      if (logprobs_) {
+        shown = Show(s.logprobs);
+        delta.logprobs = &shown;
+        for (const ShownToken& t : shown)
+          c.text_offset += static_cast<int64_t>(t.chosen.token.size());
+      }
+      events += ChunkEvent(header_, delta, include_usage_);
       c.first_sent = true;
     }
     if (s.finished && !c.last_sent) {
       if (s.status.ok()) {
-        events += ChunkEvent(header_, index, !c.first_sent, "", OpenAiFinishReason(s.reason),
-                             include_usage_);
+        const ChunkDelta last{index, !c.first_sent, "", OpenAiFinishReason(s.reason)};
+        events += ChunkEvent(header_, last, include_usage_);
         c.first_sent = true;
       } else if (!failure) {
         failure = s.status;

@@ -80,11 +80,13 @@ class CompletionCall : public std::enable_shared_from_this<CompletionCall> {
     bool submitted = false;
     // Under mu_, written by the sink.
     std::string pending;  // text not yet written (all of it, when not streaming)
+    std::vector<runtime::TokenLogprobs> pending_logprobs;  // when asked, likewise
     bool finished = false;
     runtime::FinishInfo info;
     // Loop thread only.
     bool first_sent = false;
     bool last_sent = false;
+    int64_t text_offset = 0;  // /v1/completions logprobs: bytes of token text sent
   };
 
   void AbortRunning();
@@ -96,6 +98,8 @@ class CompletionCall : public std::enable_shared_from_this<CompletionCall> {
   // The status a finished choice ends the call with (OK for a normal finish).
   absl::Status ChoiceStatus(const Choice& c) const;
   size_t UnsentBytes() const;
+  // Loop thread: token ids to the text OpenAI shows them as.
+  std::vector<ShownToken> Show(const std::vector<runtime::TokenLogprobs>& logprobs) const;
 
   evhttp_request* req_;  // loop thread; null once the reply ended
   StreamDeps deps_;
@@ -104,6 +108,7 @@ class CompletionCall : public std::enable_shared_from_this<CompletionCall> {
   ResponseHeader header_;
   bool stream_ = false;
   bool include_usage_ = false;
+  bool logprobs_ = false;       // the request asked for them
   bool reply_started_ = false;  // loop thread
   runtime::Clock::time_point arrival_;
 

@@ -2,6 +2,8 @@
 
 #include "server/http/openai_format.h"
 
+#include <cmath>
+
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
 
@@ -85,6 +87,48 @@ std::string Event(const Json& j) {
   return absl::StrCat("data: ", j.dump(-1, ' ', false, Json::error_handler_t::replace), "\n\n");
 }
 
+// OpenAI shows a token the model rules out as -9999.
+double ShownValue(float logprob) { return std::isfinite(logprob) ? logprob : -9999.0; }
+
+Json Bytes(const std::string& token) {
+  Json bytes = Json::array();
+  for (unsigned char c : token) bytes.push_back(static_cast<int>(c));
+  return bytes;
+}
+
+Json ChatEntry(const ShownLogprob& t) {
+  return Json{{"token", t.token}, {"logprob", ShownValue(t.logprob)}, {"bytes", Bytes(t.token)}};
+}
+
+// choice.logprobs in the endpoint's shape.
+Json LogprobsJson(Endpoint endpoint, const std::vector<ShownToken>& tokens, int64_t text_offset) {
+  if (endpoint == Endpoint::kChatCompletions) {
+    Json content = Json::array();
+    for (const ShownToken& t : tokens) {
+      Json entry = ChatEntry(t.chosen);
+      Json top = Json::array();
+      for (const ShownLogprob& alt : t.top) top.push_back(ChatEntry(alt));
+      entry["top_logprobs"] = std::move(top);
+      content.push_back(std::move(entry));
+    }
+    return Json{{"content", std::move(content)}, {"refusal", nullptr}};
+  }
+  Json text = Json::array(), values = Json::array(), top = Json::array(), offsets = Json::array();
+  for (const ShownToken& t : tokens) {
+    text.push_back(t.chosen.token);
+    values.push_back(ShownValue(t.chosen.logprob));
+    Json alternatives = Json::object();
+    for (const ShownLogprob& alt : t.top) alternatives[alt.token] = ShownValue(alt.logprob);
+    top.push_back(std::move(alternatives));
+    offsets.push_back(text_offset);
+    text_offset += static_cast<int64_t>(t.chosen.token.size());
+  }
+  return Json{{"tokens", std::move(text)},
+              {"token_logprobs", std::move(values)},
+              {"top_logprobs", std::move(top)},
+              {"text_offset", std::move(offsets)}};
+}
+
 Json Finish(std::optional<std::string_view> reason) {
   return reason ? Json(std::string(*reason)) : Json(nullptr);
 }
@@ -142,7 +186,9 @@ std::string CompletionBody(const ResponseHeader& h, const std::vector<ChoiceResu
   Json list = Json::array();
   for (size_t i = 0; i < choices.size(); ++i) {
     Json c{{"index", i},
-           {"logprobs", nullptr},
+           {"logprobs", choices[i].logprobs
+                            ? LogprobsJson(h.endpoint, *choices[i].logprobs, /*text_offset=*/0)
+                            : Json(nullptr)},
            {"finish_reason", Finish(OpenAiFinishReason(choices[i].reason))}};
     if (h.endpoint == Endpoint::kChatCompletions) {
       c["message"] = {{"role", "assistant"}, {"content", choices[i].text}};
@@ -156,17 +202,19 @@ std::string CompletionBody(const ResponseHeader& h, const std::vector<ChoiceResu
   return j.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
-std::string ChunkEvent(const ResponseHeader& h, int index, bool first, std::string_view text,
-                       std::optional<std::string_view> finish_reason, bool with_usage_null) {
+std::string ChunkEvent(const ResponseHeader& h, const ChunkDelta& d, bool with_usage_null) {
   Json j = Header(h, /*chunk=*/true);
-  Json c{{"index", index}, {"logprobs", nullptr}, {"finish_reason", Finish(finish_reason)}};
+  Json c{{"index", d.index},
+         {"logprobs", d.logprobs != nullptr ? LogprobsJson(h.endpoint, *d.logprobs, d.text_offset)
+                                            : Json(nullptr)},
+         {"finish_reason", Finish(d.finish_reason)}};
   if (h.endpoint == Endpoint::kChatCompletions) {
     Json delta = Json::object();
-    if (first) delta["role"] = "assistant";
-    if (!text.empty() || (first && !finish_reason)) delta["content"] = std::string(text);
+    if (d.first) delta["role"] = "assistant";
+    if (!d.text.empty() || (d.first && !d.finish_reason)) delta["content"] = std::string(d.text);
     c["delta"] = std::move(delta);
   } else {
-    c["text"] = std::string(text);
+    c["text"] = std::string(d.text);
   }
   j["choices"] = Json::array({std::move(c)});
   if (with_usage_null) j["usage"] = nullptr;

@@ -40,21 +40,41 @@ struct UsageCounts {
 // "stop", "length"; nullopt for reasons that are not a normal finish.
 std::optional<std::string_view> OpenAiFinishReason(runtime::FinishReason reason);
 
+// A token as OpenAI shows it in logprobs: its bytes (shown as text, invalid
+// UTF-8 replaced, and as a byte list) and its log-probability.
+struct ShownLogprob {
+  std::string token;
+  float logprob = 0;
+};
+struct ShownToken {
+  ShownLogprob chosen;
+  std::vector<ShownLogprob> top;
+};
+
 struct ChoiceResult {
   std::string text;
   runtime::FinishReason reason = runtime::FinishReason::kStop;
+  std::optional<std::vector<ShownToken>> logprobs;  // when the request asked
+};
+
+// What one stream chunk carries for one choice.
+struct ChunkDelta {
+  int index = 0;
+  bool first = false;  // the choice's first chunk (chat adds the role)
+  std::string_view text;
+  std::optional<std::string_view> finish_reason;      // on the choice's last chunk
+  const std::vector<ShownToken>* logprobs = nullptr;  // this chunk's tokens, when asked
+  int64_t text_offset = 0;  // /v1/completions: where this chunk's text starts
 };
 
 // The whole (non-streamed) response.
 std::string CompletionBody(const ResponseHeader& h, const std::vector<ChoiceResult>& choices,
                            const UsageCounts& usage);
 
-// One server-sent event ("data: {...}\n\n") for a stream chunk of choice
-// `index`: its role (chat's first chunk), new text, and finish reason when
-// it is the choice's last. `with_usage_null` adds "usage": null, as OpenAI
-// does on every chunk when the stream ends with usage.
-std::string ChunkEvent(const ResponseHeader& h, int index, bool first, std::string_view text,
-                       std::optional<std::string_view> finish_reason, bool with_usage_null);
+// One server-sent event ("data: {...}\n\n") for a stream chunk of one
+// choice. `with_usage_null` adds "usage": null, as OpenAI does on every chunk
+// when the stream ends with usage.
+std::string ChunkEvent(const ResponseHeader& h, const ChunkDelta& delta, bool with_usage_null);
 // The usage chunk (no choices) that ends a stream when include_usage asked.
 std::string UsageEvent(const ResponseHeader& h, const UsageCounts& usage);
 // An error inside a stream that already started.

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
+#include "runtime/sampling/sampling_params.h"
 
 namespace cohost::server::http {
 namespace {
@@ -194,6 +195,34 @@ absl::Status ParseSampling(const Json& body, CompletionRequest* out) {
   return ParseStop(body, &r);
 }
 
+// Chat: logprobs (bool) and top_logprobs (0..20). Completions: logprobs, the
+// number of alternatives (0..20; 0 = the chosen tokens only).
+absl::Status ParseLogprobs(const Json& body, Endpoint endpoint, v1::GenerateRequest* out) {
+  auto in_range = [](const char* name, int64_t n) {
+    return n >= 0 && n <= runtime::kMaxTopLogprobs
+               ? absl::OkStatus()
+               : Bad(name, absl::StrCat("must be in [0, ", runtime::kMaxTopLogprobs, "]"));
+  };
+  if (endpoint == Endpoint::kCompletions) {
+    absl::StatusOr<std::optional<int64_t>> n = Integer(body, "logprobs");
+    if (!n.ok()) return n.status();
+    if (!*n) return absl::OkStatus();
+    if (absl::Status s = in_range("logprobs", **n); !s.ok()) return s;
+    out->set_logprobs(static_cast<uint32_t>(**n));
+    return absl::OkStatus();
+  }
+  absl::StatusOr<bool> wanted = Boolean(body, "logprobs");
+  if (!wanted.ok()) return wanted.status();
+  absl::StatusOr<std::optional<int64_t>> top = Integer(body, "top_logprobs");
+  if (!top.ok()) return top.status();
+  if (*top && !*wanted) return Bad("top_logprobs", "needs logprobs: true");
+  if (!*wanted) return absl::OkStatus();
+  const int64_t n = top->value_or(0);
+  if (absl::Status s = in_range("top_logprobs", n); !s.ok()) return s;
+  out->set_logprobs(static_cast<uint32_t>(n));
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<CompletionRequest> ParseCompletionRequest(std::string_view body, Endpoint endpoint) {
@@ -231,15 +260,7 @@ absl::StatusOr<CompletionRequest> ParseCompletionRequest(std::string_view body, 
     if (!usage.ok()) return Bad("stream_options.include_usage", "must be true or false");
     out.include_usage = *usage;
   }
-  // Asked for but not produced yet: refused rather than silently dropped.
-  absl::StatusOr<bool> logprobs = Boolean(json, "logprobs");
-  if (!logprobs.ok()) {
-    // /v1/completions' logprobs is an integer (how many).
-    absl::StatusOr<std::optional<int64_t>> k = Integer(json, "logprobs");
-    if (!k.ok()) return k.status();
-    logprobs = **k > 0;
-  }
-  if (*logprobs) return Bad("logprobs", "are not supported yet by this server");
+  if (absl::Status s = ParseLogprobs(json, endpoint, &out.request); !s.ok()) return s;
   if (const Json* user = Field(json, "user")) {
     if (!user->is_string()) return Bad("user", "must be a string");
     out.user = user->get<std::string>();

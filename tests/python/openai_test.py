@@ -3,7 +3,8 @@
 model, with API keys on.
 
 Checks: chat and text completions, whole and streamed, agree with each other
-and with the gRPC API (`cohost generate`, same key); usage counts; n=4; the
+and with the gRPC API (`cohost generate`, same key); logprobs (chat and text,
+whole and streamed) agree with gRPC's (cohost-client); usage counts; n=4; the
 error statuses (400, 401, 403, 404) with the server serving on after each;
 keys on gRPC too; `curl -N` streams server-sent events; a client that
 disconnects, mid-stream or while waiting for a whole reply, has its request
@@ -146,6 +147,56 @@ def check_completions(client, cohost, server, reference):
     check([m.id for m in client.models.list()] == ["smol"], "models")
 
 
+def check_logprobs(client, server, reference):
+    """HTTP logprobs (chat and text) agree with gRPC's (cohost_client) for the same
+    greedy request."""
+    import cohost_client
+
+    prompt_ids = reference["prompt_ids"]
+    n = 8
+    with cohost_client.Client("127.0.0.1:%d" % server.ports["grpc"], api_key=USER_KEY) as c:
+        chunks = list(c.generate("smol", tokens=prompt_ids, max_tokens=n, temperature=0,
+                                 ignore_eos=True, logprobs=3))
+    grpc_lp = [lp for chunk in chunks for lp in chunk.logprobs]
+    check(len(grpc_lp) == n, "gRPC logprobs: %d for %d tokens" % (len(grpc_lp), n))
+    for lp in grpc_lp:
+        check(len(lp.top) == 3 and lp.top[0].token_id == lp.chosen.token_id, lp)
+        check(lp.chosen.logprob <= 0, lp)
+
+    text = client.completions.create(model="smol", prompt=prompt_ids, max_tokens=n,
+                                     temperature=0, logprobs=3, extra_body={"ignore_eos": True})
+    lp = text.choices[0].logprobs
+    check(len(lp.token_logprobs) == n and len(lp.tokens) == n and len(lp.top_logprobs) == n, lp)
+    for http, grpc in zip(lp.token_logprobs, grpc_lp):
+        check(abs(http - grpc.chosen.logprob) < 1e-5, "HTTP %s vs gRPC %s" % (http, grpc))
+    check(all(len(top) <= 3 for top in lp.top_logprobs), lp.top_logprobs)
+    check(lp.text_offset[0] == 0 and lp.text_offset == sorted(lp.text_offset), lp.text_offset)
+
+    messages = [{"role": "user", "content": "Name a colour."}]
+    chat = client.chat.completions.create(model="smol", messages=messages, max_tokens=6,
+                                          temperature=0, logprobs=True, top_logprobs=2,
+                                          extra_body={"ignore_eos": True})
+    content = chat.choices[0].logprobs.content
+    check(len(content) == 6, content)
+    check(all(len(e.top_logprobs) == 2 and e.logprob == e.top_logprobs[0].logprob
+              for e in content), content)
+    check("".join(e.token for e in content) == chat.choices[0].message.content,
+          "tokens %r vs text %r" % ([e.token for e in content], chat.choices[0].message.content))
+    stream = client.chat.completions.create(model="smol", messages=messages, max_tokens=6,
+                                            temperature=0, logprobs=True, top_logprobs=2,
+                                            stream=True, extra_body={"ignore_eos": True})
+    streamed = [e for chunk in stream if chunk.choices and chunk.choices[0].logprobs
+                for e in chunk.choices[0].logprobs.content]
+    # The second request reuses the first's cached prompt blocks, which moves
+    # the float sums a little; the tokens are the same.
+    check([e.token for e in streamed] == [e.token for e in content] and
+          all(abs(a.logprob - b.logprob) < 1e-3 for a, b in zip(streamed, content)),
+          "streamed logprobs %s differ from whole ones %s" %
+          ([e.logprob for e in streamed], [e.logprob for e in content]))
+    no = client.chat.completions.create(model="smol", messages=messages, max_tokens=2)
+    check(no.choices[0].logprobs is None, "logprobs without asking")
+
+
 def check_errors(base_url, client):
     def expect(error_type, status, call):
         try:
@@ -243,6 +294,7 @@ def main():
                                       timeout=300, env=env)
 
             check_completions(client, cohost, server, reference)
+            check_logprobs(client, server, reference)
             check_errors(base_url, client)
             check_grpc_keys(cohost, server)
             check_curl_and_disconnects(server)

@@ -8,6 +8,7 @@
 
 #include <httplib.h>
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -139,6 +140,53 @@ TEST_F(HttpFrontDoorTest, WholeAndStreamedCompletionsAgree) {
   EXPECT_EQ(joined, text);
 }
 
+TEST_F(HttpFrontDoorTest, LogprobsWholeAndStreamed) {
+  Start();
+  Json body = CompletionBody(10);
+  body["logprobs"] = 2;
+  httplib::Result whole = Post("/v1/completions", body.dump());
+  ASSERT_TRUE(whole);
+  ASSERT_EQ(whole->status, 200) << whole->body;
+  const Json lp = Json::parse(whole->body)["choices"][0]["logprobs"];
+  ASSERT_EQ(lp["tokens"].size(), 10u);
+  ASSERT_EQ(lp["token_logprobs"].size(), 10u);
+  ASSERT_EQ(lp["top_logprobs"].size(), 10u);
+  ASSERT_EQ(lp["text_offset"].size(), 10u);
+  // Byte offsets: from 0, each token at least one byte on (a token that is not
+  // valid UTF-8 alone shows as U+FFFD, so they are not sums of shown tokens).
+  EXPECT_EQ(lp["text_offset"][0], 0);
+  for (size_t i = 1; i < 10; ++i) {
+    EXPECT_GT(lp["text_offset"][i].get<int64_t>(), lp["text_offset"][i - 1].get<int64_t>());
+  }
+  for (size_t i = 0; i < 10; ++i) {
+    const double chosen = lp["token_logprobs"][i];
+    EXPECT_LE(chosen, 0.0);
+    // Greedy: the chosen token is the most likely one, shown among the top.
+    double best = -1e30;
+    for (const auto& [token, value] : lp["top_logprobs"][i].items())
+      best = std::max(best, value.get<double>());
+    EXPECT_DOUBLE_EQ(best, chosen) << i;
+  }
+
+  body["stream"] = true;
+  httplib::Result streamed = Post("/v1/completions", body.dump());
+  ASSERT_TRUE(streamed);
+  std::vector<double> values;
+  for (const Json& c : ParseEvents(streamed->body).chunks) {
+    const Json& l = c["choices"][0]["logprobs"];
+    if (l.is_null()) continue;
+    for (const Json& v : l["token_logprobs"]) values.push_back(v);
+  }
+  ASSERT_EQ(values.size(), 10u);
+  for (size_t i = 0; i < 10; ++i)
+    EXPECT_DOUBLE_EQ(values[i], lp["token_logprobs"][i].get<double>());
+
+  // Without asking: null.
+  httplib::Result none = Post("/v1/completions", CompletionBody(3).dump());
+  ASSERT_TRUE(none);
+  EXPECT_TRUE(Json::parse(none->body)["choices"][0]["logprobs"].is_null());
+}
+
 TEST_F(HttpFrontDoorTest, ChatWithoutATemplateIs400) {
   Start();
   // The byte tokenizer has no chat template: FAILED_PRECONDITION is a 400.
@@ -203,7 +251,7 @@ TEST_F(HttpFrontDoorTest, ErrorsHaveTheirStatusAndAnOpenAiBody) {
   Json too_hot = CompletionBody(4);
   too_hot["temperature"] = 1000;
   Json logprobs = CompletionBody(4);
-  logprobs["logprobs"] = 2;
+  logprobs["logprobs"] = 21;
   Json bad_n = CompletionBody(4);
   bad_n["n"] = 9;
   Json long_prompt = CompletionBody(4);
@@ -217,7 +265,11 @@ TEST_F(HttpFrontDoorTest, ErrorsHaveTheirStatusAndAnOpenAiBody) {
            Case{"/v1/completions", zero_tokens.dump(), 400, "max_tokens"},
            Case{"/v1/completions", bad_temperature.dump(), 400, "temperature must be a number"},
            Case{"/v1/completions", too_hot.dump(), 400, "temperature"},
-           Case{"/v1/completions", logprobs.dump(), 400, "logprobs"},
+           Case{"/v1/completions", logprobs.dump(), 400, "logprobs must be in [0, 20]"},
+           Case{"/v1/chat/completions",
+                R"({"model": "tiny", "messages": [{"role": "user", "content": "x"}],
+                    "top_logprobs": 2})",
+                400, "top_logprobs needs logprobs: true"},
            Case{"/v1/completions", bad_n.dump(), 400, "n must be in [1, 8]"},
            Case{"/v1/completions", long_prompt.dump(), 400, "context"},
            Case{"/v1/nothing", "{}", 404, "no such endpoint"},

@@ -6,7 +6,7 @@
             print(chunk.text, end="", flush=True)
 """
 
-from ._common import Chunk, ModelInfo, Timings, Usage
+from ._common import Chunk, Logprobs, ModelInfo, TokenLogprob, Timings, Usage
 from .aio import AsyncClient
 from .client import Client
 from .errors import (CohostError, DeadlineExceeded, FailedPrecondition, InvalidArgument,
@@ -14,6 +14,6 @@ from .errors import (CohostError, DeadlineExceeded, FailedPrecondition, InvalidA
 
 __all__ = [
     "AsyncClient", "Chunk", "Client", "CohostError", "DeadlineExceeded", "FailedPrecondition",
-    "InvalidArgument", "ModelInfo", "NotFound", "PermissionDenied", "ResourceExhausted",
-    "Timings", "Unauthenticated", "Unavailable", "Usage",
+    "InvalidArgument", "Logprobs", "ModelInfo", "NotFound", "PermissionDenied",
+    "ResourceExhausted", "Timings", "TokenLogprob", "Unauthenticated", "Unavailable", "Usage",
 ]

@@ -31,6 +31,19 @@ class Timings:
 
 
 @dataclasses.dataclass
+class TokenLogprob:
+    token_id: int
+    logprob: float
+
+
+@dataclasses.dataclass
+class Logprobs:
+    """A generated token's log-probability and the most likely alternatives."""
+    chosen: TokenLogprob
+    top: List[TokenLogprob]
+
+
+@dataclasses.dataclass
 class Chunk:
     """One streamed message: new text and tokens. The last one of a stream
     also has finish_reason, usage and timings."""
@@ -40,6 +53,7 @@ class Chunk:
     finish_reason: Optional[str] = None
     usage: Optional[Usage] = None
     timings: Optional[Timings] = None
+    logprobs: List[Logprobs] = dataclasses.field(default_factory=list)  # one per token, if asked
 
 
 @dataclasses.dataclass
@@ -55,7 +69,8 @@ class ModelInfo:
 def build_request(model, prompt=None, messages=None, tokens=None, max_tokens=None,
                   temperature=None, top_p=None, top_k=None, min_p=None, seed=None,
                   repetition_penalty=None, presence_penalty=None, frequency_penalty=None,
-                  stop: Optional[Sequence[str]] = None, ignore_eos=False, request_id=""):
+                  stop: Optional[Sequence[str]] = None, ignore_eos=False, request_id="",
+                  logprobs: Optional[int] = None):
     inputs = [x is not None for x in (prompt, messages, tokens)]
     if sum(inputs) != 1:
         raise ValueError("give exactly one of prompt, messages and tokens")
@@ -69,6 +84,8 @@ def build_request(model, prompt=None, messages=None, tokens=None, max_tokens=Non
         r.tokens.ids.extend(tokens)
     if max_tokens is not None:
         r.max_tokens = max_tokens
+    if logprobs is not None:
+        r.logprobs = logprobs
     for name, value in (("temperature", temperature), ("top_p", top_p), ("top_k", top_k),
                         ("min_p", min_p), ("seed", seed),
                         ("repetition_penalty", repetition_penalty),
@@ -83,6 +100,10 @@ def build_request(model, prompt=None, messages=None, tokens=None, max_tokens=Non
 def to_chunk(message):
     chunk = Chunk(text=message.text, token_ids=list(message.token_ids),
                   request_id=message.request_id)
+    for lp in message.logprobs:
+        chunk.logprobs.append(Logprobs(
+            TokenLogprob(lp.chosen.token_id, lp.chosen.logprob),
+            [TokenLogprob(t.token_id, t.logprob) for t in lp.top]))
     if message.finish_reason != pb.FINISH_REASON_UNSPECIFIED:
         chunk.finish_reason = FINISH_REASONS.get(message.finish_reason, "unspecified")
     if message.HasField("usage"):

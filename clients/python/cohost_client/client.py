@@ -39,7 +39,8 @@ class Client:
         """Streams the generation: text deltas, then a last chunk with
         finish_reason, usage and timings. Arguments: one of prompt, messages
         ([{"role", "content"}]) or tokens, then max_tokens, temperature,
-        top_p, top_k, min_p, seed, penalties, stop, ignore_eos."""
+        top_p, top_k, min_p, seed, penalties, stop, ignore_eos, and
+        logprobs=N for each token's log-probability and N alternatives."""
         request = _common.build_request(model, **kwargs)
         call = self._stub.Generate(request, metadata=self._metadata, timeout=self._timeout)
         try:

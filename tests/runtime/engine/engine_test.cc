@@ -33,6 +33,7 @@ class RecordingSink : public TokenSink {
     std::lock_guard<std::mutex> lock(mu_);
     EXPECT_FALSE(finished_) << "delta after finish";
     tokens_.insert(tokens_.end(), d.token_ids.begin(), d.token_ids.end());
+    logprobs_.insert(logprobs_.end(), d.logprobs.begin(), d.logprobs.end());
     text_ += d.text;
     ++deltas_;
     return fail_after_ < 0 || deltas_ < fail_after_;
@@ -55,6 +56,10 @@ class RecordingSink : public TokenSink {
     std::lock_guard<std::mutex> lock(mu_);
     return tokens_;
   }
+  std::vector<TokenLogprobs> logprobs() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return logprobs_;
+  }
 
  private:
   mutable std::mutex mu_;
@@ -63,6 +68,7 @@ class RecordingSink : public TokenSink {
   bool finished_ = false;
   FinishInfo info_;
   std::vector<int32_t> tokens_;
+  std::vector<TokenLogprobs> logprobs_;
   std::string text_;
 };
 
@@ -173,6 +179,33 @@ TEST_F(EngineTest, GreedyOutputDoesNotDependOnBatching) {
   }
   RunToIdle(*e);
   for (uint32_t s = 0; s < 4; ++s) EXPECT_EQ(sinks[s]->tokens(), alone[s]) << s;
+}
+
+TEST_F(EngineTest, LogprobsComeWithEachTokenOnlyWhenAsked) {
+  std::unique_ptr<Engine> e = MakeEngine(64);
+  GenerateRequest asked = Request(6, 10);
+  asked.sampling.logprobs = 3;
+  auto with = std::make_shared<RecordingSink>();
+  auto without = std::make_shared<RecordingSink>();
+  ASSERT_TRUE(e->Submit(asked, with).ok());
+  ASSERT_TRUE(e->Submit(Request(6, 10), without).ok());
+  RunToIdle(*e);
+  EXPECT_TRUE(without->logprobs().empty());
+  const std::vector<int32_t> tokens = with->tokens();
+  const std::vector<TokenLogprobs> logprobs = with->logprobs();
+  ASSERT_EQ(tokens, without->tokens());  // asking changes nothing else
+  ASSERT_EQ(logprobs.size(), tokens.size());
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    const TokenLogprobs& l = logprobs[i];
+    EXPECT_EQ(l.chosen.id, tokens[i]);
+    ASSERT_EQ(l.top.size(), 3u);
+    // Greedy without penalties picks the most likely token.
+    EXPECT_EQ(l.top[0].id, tokens[i]);
+    EXPECT_FLOAT_EQ(l.top[0].logprob, l.chosen.logprob);
+    EXPECT_LE(l.chosen.logprob, 0.0f);
+    EXPECT_GE(l.top[0].logprob, l.top[1].logprob);
+    EXPECT_GE(l.top[1].logprob, l.top[2].logprob);
+  }
 }
 
 TEST_F(EngineTest, AbortInEveryStateFreesBlocks) {
