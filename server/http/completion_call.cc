@@ -75,23 +75,60 @@ absl::Status CompletionCall::Start(std::shared_ptr<scheduler::ServedModel> model
   timings_.assign(static_cast<size_t>(parsed.n), StreamTiming(deps_.metrics, arrival_));
   for (StreamTiming& t : timings_) t.set_model(model_->name());
 
-  for (int i = 0; i < parsed.n; ++i) {
-    runtime::GenerateRequest r = request;
-    r.external_id = parsed.n == 1 ? header_.id : absl::StrCat(header_.id, "-", i);
-    // Several choices from one seed differ, and stay reproducible.
-    if (r.sampling.seed) *r.sampling.seed += static_cast<uint64_t>(i);
-    absl::StatusOr<runtime::RequestId> id = deps_.router->Submit(
-        model_, std::move(r), std::make_shared<ChoiceSink>(shared_from_this(), i));
-    if (!id.ok()) {
-      AbortRunning();
-      ReplyError(id.status());
-      return id.status();
-    }
-    std::lock_guard<std::mutex> lock(mu_);
-    choices_[static_cast<size_t>(i)].id = *id;
-    choices_[static_cast<size_t>(i)].submitted = true;
+  // The other choices follow once the first has prefilled the prompt, so that
+  // they share its KV blocks through the prefix cache instead of computing
+  // the prompt n times (SubmitRest).
+  if (parsed.n > 1) {
+    rest_ = request;
+    rest_pending_.store(true, std::memory_order_relaxed);
+  }
+  absl::Status first = SubmitChoice(0, request);
+  if (!first.ok()) {
+    ReplyError(first);
+    return first;
   }
   return absl::OkStatus();
+}
+
+absl::Status CompletionCall::SubmitChoice(int index, runtime::GenerateRequest r) {
+  r.external_id = choices_.size() == 1 ? header_.id : absl::StrCat(header_.id, "-", index);
+  // Several choices from one seed differ, and stay reproducible.
+  if (r.sampling.seed) *r.sampling.seed += static_cast<uint64_t>(index);
+  absl::StatusOr<runtime::RequestId> id = deps_.router->Submit(
+      model_, std::move(r), std::make_shared<ChoiceSink>(shared_from_this(), index));
+  if (!id.ok()) return id.status();
+  std::lock_guard<std::mutex> lock(mu_);
+  choices_[static_cast<size_t>(index)].id = *id;
+  choices_[static_cast<size_t>(index)].submitted = true;
+  return absl::OkStatus();
+}
+
+void CompletionCall::SubmitRest() {
+  if (!rest_) return;
+  bool ready, gone;
+  absl::Status first_failed;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const Choice& first = choices_[0];
+    ready = first.produced || first.finished;
+    gone = client_gone_;
+    if (first.finished) first_failed = ChoiceStatus(first);
+  }
+  if (!ready || gone) return;
+  const runtime::GenerateRequest request = *std::exchange(rest_, std::nullopt);
+  rest_pending_.store(false, std::memory_order_relaxed);
+  for (size_t i = 1; i < choices_.size(); ++i) {
+    // Once one fails (the first's own failure, or a full queue), the rest
+    // end with it.
+    absl::Status s = first_failed.ok() ? SubmitChoice(static_cast<int>(i), request) : first_failed;
+    if (s.ok()) continue;
+    first_failed = s;
+    std::lock_guard<std::mutex> lock(mu_);
+    Choice& c = choices_[i];
+    c.finished = true;
+    c.info.reason = runtime::FinishReason::kError;
+    c.info.status = s;
+  }
 }
 
 void CompletionCall::OnScheduled(int index) { timings_[static_cast<size_t>(index)].OnScheduled(); }
@@ -101,13 +138,15 @@ bool CompletionCall::OnDelta(int index, const runtime::TokenDelta& delta) {
     std::lock_guard<std::mutex> lock(mu_);
     if (client_gone_) return false;
     Choice& c = choices_[static_cast<size_t>(index)];
+    c.produced = true;
     c.pending += delta.text;
     c.pending_logprobs.insert(c.pending_logprobs.end(), delta.logprobs.begin(),
                               delta.logprobs.end());
   }
   if (!delta.token_ids.empty()) timings_[static_cast<size_t>(index)].OnTokens();
-  // Without streaming nothing is written before the end.
-  if (stream_) Wake();
+  // Without streaming nothing is written before the end, but the first
+  // choice's first token lets the others start.
+  if (stream_ || (index == 0 && rest_pending_.load(std::memory_order_relaxed))) Wake();
   return true;
 }
 
@@ -209,6 +248,7 @@ std::vector<ShownToken> CompletionCall::Show(
 
 bool CompletionCall::Pump() {
   if (req_ == nullptr) return true;
+  SubmitRest();
   struct Snapshot {
     std::string text;
     std::vector<runtime::TokenLogprobs> logprobs;

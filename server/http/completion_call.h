@@ -12,8 +12,10 @@
 // never an error inside a 200 stream.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -81,6 +83,7 @@ class CompletionCall : public std::enable_shared_from_this<CompletionCall> {
     // Under mu_, written by the sink.
     std::string pending;  // text not yet written (all of it, when not streaming)
     std::vector<runtime::TokenLogprobs> pending_logprobs;  // when asked, likewise
+    bool produced = false;                                 // a delta came
     bool finished = false;
     runtime::FinishInfo info;
     // Loop thread only.
@@ -89,6 +92,11 @@ class CompletionCall : public std::enable_shared_from_this<CompletionCall> {
     int64_t text_offset = 0;  // /v1/completions logprobs: bytes of token text sent
   };
 
+  // Submits choice `index` (its seed moved on by index).
+  absl::Status SubmitChoice(int index, runtime::GenerateRequest request);
+  // Loop thread: submits choices 1..n-1 once the first has produced (its
+  // prompt blocks are then in the prefix cache), or fails them with it.
+  void SubmitRest();
   void AbortRunning();
   void ReplyError(const absl::Status& status);
   void EndReply();
@@ -108,7 +116,11 @@ class CompletionCall : public std::enable_shared_from_this<CompletionCall> {
   ResponseHeader header_;
   bool stream_ = false;
   bool include_usage_ = false;
-  bool logprobs_ = false;       // the request asked for them
+  bool logprobs_ = false;  // the request asked for them
+  // Loop thread: choices 1..n-1, not yet submitted; rest_pending_ says so to
+  // the sinks.
+  std::optional<runtime::GenerateRequest> rest_;
+  std::atomic<bool> rest_pending_{false};
   bool reply_started_ = false;  // loop thread
   runtime::Clock::time_point arrival_;
 

@@ -216,6 +216,7 @@ TEST_F(HttpFrontDoorTest, NChoicesEachRunTheirCourse) {
   }
   EXPECT_EQ(j["usage"]["prompt_tokens"], 4);  // one prompt
   EXPECT_EQ(j["usage"]["completion_tokens"], 24);
+  EXPECT_EQ(j["usage"]["prompt_tokens_details"]["cached_tokens"], 0);  // under one block
   // The same seed gives the same four choices again.
   httplib::Result again = Post("/v1/completions", body.dump());
   ASSERT_TRUE(again);
@@ -231,6 +232,22 @@ TEST_F(HttpFrontDoorTest, NChoicesEachRunTheirCourse) {
     texts[c["choices"][0]["index"].get<size_t>()] += c["choices"][0]["text"].get<std::string>();
   }
   for (int i = 0; i < 4; ++i) EXPECT_EQ(texts[i], j["choices"][i]["text"]) << i;
+}
+
+TEST_F(HttpFrontDoorTest, ChoicesShareThePromptsBlocks) {
+  Start();
+  Json body = CompletionBody(4);
+  body["prompt"] = std::vector<int>(40, 65);  // two full blocks of 16, and 8 more
+  body["n"] = 3;
+  const int64_t cached_before = Stats().prefix_cache_hits;
+  httplib::Result r = Post("/v1/completions", body.dump());
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  const Json j = Json::parse(r->body);
+  EXPECT_EQ(j["usage"]["prompt_tokens"], 40);
+  // The second and third choices found the first's two full blocks cached.
+  EXPECT_EQ(j["usage"]["prompt_tokens_details"]["cached_tokens"], 32);
+  EXPECT_GT(Stats().prefix_cache_hits, cached_before);
 }
 
 TEST_F(HttpFrontDoorTest, ErrorsHaveTheirStatusAndAnOpenAiBody) {
