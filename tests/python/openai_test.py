@@ -5,7 +5,8 @@ model, with API keys on.
 Checks: chat and text completions, whole and streamed, agree with each other
 and with the gRPC API (`cohost generate`, same key); logprobs (chat and text,
 whole and streamed) agree with gRPC's (cohost-client); usage counts; n=4; the
-error statuses (400, 401, 403, 404) with the server serving on after each;
+error statuses (400, 401, 403, 404; 429 with Retry-After on a full queue and 503
+while draining, on a second server) with the server serving on after each;
 keys on gRPC too; `curl -N` streams server-sent events; a client that
 disconnects, mid-stream or while waiting for a whole reply, has its request
 aborted and its KV freed; SIGTERM exits 0.
@@ -25,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 
 import openai
@@ -42,10 +44,11 @@ def check(condition, message):
 
 
 class Server:
-    def __init__(self, binary, model, key_file):
+    def __init__(self, binary, model, key_file, *extra):
         self.proc = subprocess.Popen(
             [binary, "serve", "--model", "smol=" + model, "--port", "0", "--metrics-port", "0",
-             "--http-port", "0", "--api-key-file", key_file, "--footprint-file", "none"],
+             "--http-port", "0", "--api-key-file", key_file, "--footprint-file", "none"] +
+            list(extra),
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         self.log = []
         self.ports = None
@@ -271,6 +274,59 @@ def check_curl_and_disconnects(server):
                    "the %s request of a gone client to be freed" % ("streamed" if stream else "whole"))
 
 
+def check_full_queue_and_drain(binary, model, key_file):
+    """429 with Retry-After when the queue is full, 503 while draining, on a
+    server that runs one sequence and queues one."""
+    server = Server(binary, model, key_file, "--max-seqs", "1", "--max-queued-requests", "1",
+                    "--drain-seconds", "8")
+    try:
+        server.wait_ready()
+        base_url = "http://127.0.0.1:%d/v1" % server.ports["http"]
+        client = openai.OpenAI(base_url=base_url, api_key=USER_KEY, max_retries=0)
+        long = dict(model="smol", prompt="Once upon a time", max_tokens=4000, stream=True,
+                    extra_body={"ignore_eos": True})
+        running = client.completions.create(**long)
+        next(iter(running))  # it runs: the one sequence the server steps
+        queued = []
+
+        def queue_one():
+            queued.append(client.completions.create(**long))
+            next(iter(queued[0]))
+        thread = threading.Thread(target=queue_one, daemon=True)
+        thread.start()
+        wait_until(lambda: server.metric('cohost_waiting_requests{model="smol"}') == 1, 30,
+                   "a queued request")
+        try:
+            client.completions.create(model="smol", prompt="Hi", max_tokens=2)
+            raise AssertionError("a full queue did not refuse")
+        except openai.RateLimitError as e:
+            check(e.status_code == 429, e)
+            retry = e.response.headers.get("retry-after")
+            check(retry is not None and 1 <= int(retry) <= 60, "Retry-After %r" % retry)
+
+        server.proc.send_signal(signal.SIGTERM)  # drains: the two streams may finish
+        wait_until(lambda: any("draining" in line for line in server.log), 10, "the drain")
+        try:
+            client.completions.create(model="smol", prompt="Hi", max_tokens=2)
+            raise AssertionError("a draining server did not refuse")
+        except openai.APIStatusError as e:
+            check(e.status_code == 503, "status %s while draining" % e.status_code)
+        health = urllib.request.Request("http://127.0.0.1:%d/health" % server.ports["http"])
+        try:
+            urllib.request.urlopen(health, timeout=10)
+            raise AssertionError("health was ready while draining")
+        except urllib.error.HTTPError as e:
+            check(e.code == 503, "health %s while draining" % e.code)
+        running.close()  # the client leaves; the drain ends
+        if queued:
+            queued[0].close()
+        check(server.proc.wait(60) == 0, "exit status after the drain")
+    except BaseException:
+        sys.stderr.write("second server stderr:\n" + "".join(server.log))
+        server.proc.kill()
+        raise
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--cohost", required=True)
@@ -306,6 +362,7 @@ def main():
             raise
         code = server.stop()
         check(code == 0, "exit status %s; stderr:\n%s" % (code, "".join(server.log)))
+        check_full_queue_and_drain(args.cohost, args.model, key_file)
     print("openai_test: all checks passed")
 
 
