@@ -25,60 +25,12 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+
+from serve_process import ServeProcess, check
 
 SOURCE_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 REFERENCE = os.path.join(SOURCE_DIR, "tests", "data", "forward_reference_smollm2.json")
-LISTENING = re.compile(r"listening on (\S+):(\d+)")
-
-
-class Server:
-    """`cohost serve` as a child process; stderr is collected on a thread."""
-
-    def __init__(self, binary, model):
-        self.proc = subprocess.Popen(
-            [binary, "serve", "--model", "default=" + model, "--port", "0",
-             "--metrics-port", "0"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        self.log = []
-        self.address = None
-        self.ready = threading.Event()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        for line in self.proc.stderr:
-            self.log.append(line)
-            m = LISTENING.search(line)
-            if m and self.address is None:
-                host = m.group(1)
-                if host in ("0.0.0.0", "[::]", "::", ""):
-                    host = "127.0.0.1"
-                self.address = "%s:%s" % (host, m.group(2))
-                self.ready.set()
-        self.ready.set()  # exited: wake the waiter
-
-    def wait_ready(self, timeout):
-        self.ready.wait(timeout)
-        if self.address is None:
-            raise AssertionError("server did not report 'listening on HOST:PORT'; stderr:\n" +
-                                 "".join(self.log))
-        return self.address
-
-    def stop(self, sig=signal.SIGTERM, timeout=60):
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise AssertionError("server did not exit within %d s of SIGTERM" % timeout)
-
-
-def check(condition, message):
-    if not condition:
-        raise AssertionError(message)
 
 
 def check_cli(binary, address, reference):
@@ -150,9 +102,9 @@ def run(binary, client, model):
     request = dict(tokens=prompt_ids, max_tokens=len(greedy_ids), temperature=0.0,
                    ignore_eos=True)
 
-    server = Server(binary, model)
+    server = ServeProcess(binary, "--model", "default=" + model)
     try:
-        address = server.wait_ready(timeout=300)
+        address = server.wait_ready()
         with cohost_client.Client(address, tenant="python-test", timeout=300) as c:
             models = c.list_models()
             check([m.name for m in models] == ["default"], "list_models: %s" % models)

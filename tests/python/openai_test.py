@@ -18,7 +18,6 @@ tests/python/requirements.txt (scripts/test_venv.sh makes the venv).
 import argparse
 import json
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -31,55 +30,17 @@ import urllib.request
 
 import openai
 
+from serve_process import ServeProcess, check
+
 SOURCE_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 REFERENCE = os.path.join(SOURCE_DIR, "tests", "data", "forward_reference_smollm2.json")
-LISTENING = re.compile(r"listening on (\S+):(\d+) \(metrics on :(\d+)\), OpenAI HTTP API on :(\d+)")
 USER_KEY = "user-key-for-the-openai-test"
 ADMIN_KEY = "admin-key-for-the-openai-test"
 
 
-def check(condition, message):
-    if not condition:
-        raise AssertionError(message)
-
-
-class Server:
-    def __init__(self, binary, model, key_file, *extra):
-        self.proc = subprocess.Popen(
-            [binary, "serve", "--model", "smol=" + model, "--port", "0", "--metrics-port", "0",
-             "--http-port", "0", "--api-key-file", key_file, "--footprint-file", "none"] +
-            list(extra),
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        self.log = []
-        self.ports = None
-        self.ready = threading.Event()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        for line in self.proc.stderr:
-            self.log.append(line)
-            m = LISTENING.search(line)
-            if m and self.ports is None:
-                self.ports = {"grpc": int(m.group(2)), "metrics": int(m.group(3)),
-                              "http": int(m.group(4))}
-                self.ready.set()
-        self.ready.set()
-
-    def wait_ready(self, timeout=300):
-        self.ready.wait(timeout)
-        check(self.ports is not None, "no 'listening on' line; stderr:\n" + "".join(self.log))
-
-    def metric(self, name):
-        """The value of metric line `name` (with its labels), or None."""
-        url = "http://127.0.0.1:%d/metrics" % self.ports["metrics"]
-        for line in urllib.request.urlopen(url, timeout=10).read().decode().splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[-1])
-        return None
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(60)
+def start_server(binary, model, key_file, *extra):
+    return ServeProcess(binary, "--model", "smol=" + model, "--http-port", "0",
+                        "--api-key-file", key_file, "--footprint-file", "none", *extra)
 
 
 def wait_until(predicate, timeout, what):
@@ -277,7 +238,7 @@ def check_curl_and_disconnects(server):
 def check_full_queue_and_drain(binary, model, key_file):
     """429 with Retry-After when the queue is full, 503 while draining, on a
     server that runs one sequence and queues one."""
-    server = Server(binary, model, key_file, "--max-seqs", "1", "--max-queued-requests", "1",
+    server = start_server(binary, model, key_file, "--max-seqs", "1", "--max-queued-requests", "1",
                     "--drain-seconds", "8")
     try:
         server.wait_ready()
@@ -338,7 +299,7 @@ def main():
         key_file = os.path.join(tmp, "keys.txt")
         with open(key_file, "w") as f:
             f.write("# test keys\n%s tenant=alice\n%s role=admin\n" % (USER_KEY, ADMIN_KEY))
-        server = Server(args.cohost, args.model, key_file)
+        server = start_server(args.cohost, args.model, key_file)
         try:
             server.wait_ready()
             base_url = "http://127.0.0.1:%d/v1" % server.ports["http"]
