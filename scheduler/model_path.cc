@@ -27,7 +27,8 @@ absl::StatusOr<std::string> ResolveClientModelPath(const std::string& root,
                                                    std::string_view requested) {
   if (root.empty()) {
     return absl::PermissionDeniedError(
-        "loading models over the API is off; the operator enables it with --model-root DIR");
+        "loading models by path over the API is off (the operator enables it with --model-root "
+        "DIR); the server's configured models load by name with an empty path");
   }
   const absl::string_view path(requested.data(), requested.size());
   if (path.empty()) return absl::InvalidArgumentError("the model path is empty");

@@ -13,7 +13,7 @@ namespace cohost::scheduler {
 
 // The real path of `requested` (relative to `root`, or absolute), or:
 //   PERMISSION_DENIED when `root` is empty (loading by path over the API is
-//     off);
+//     off; the server's configured models still load by name);
 //   INVALID_ARGUMENT for an empty or overlong path, or a NUL byte;
 //   PERMISSION_DENIED, in the same words whatever the cause, when it does not
 //     resolve to an existing file or directory under the root (outside it, a

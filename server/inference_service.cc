@@ -54,9 +54,11 @@ void FillModelInfo(const scheduler::ModelSummary& m, v1::ModelInfo* out) {
 }  // namespace
 
 InferenceService::InferenceService(StreamDeps deps, std::string model_root,
+                                   std::vector<scheduler::ModelSpec> configured,
                                    std::function<void()> on_models_changed)
     : deps_(deps),
       model_root_(std::move(model_root)),
+      configured_(std::move(configured)),
       on_models_changed_(std::move(on_models_changed)) {}
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* InferenceService::Generate(
@@ -84,6 +86,25 @@ grpc::ServerUnaryReactor* InferenceService::ListModels(grpc::CallbackServerConte
   return reactor;
 }
 
+absl::StatusOr<scheduler::ModelSpec> InferenceService::SpecToLoad(
+    const v1::LoadModelRequest& request) const {
+  if (model_root_.empty()) {
+    for (const scheduler::ModelSpec& spec : configured_) {
+      if (spec.name == request.name() && (request.path().empty() || request.path() == spec.path)) {
+        return spec;
+      }
+    }
+    // The same refusal as for any path without a root.
+    return scheduler::ResolveClientModelPath(model_root_, request.path()).status();
+  }
+  absl::StatusOr<std::string> path = scheduler::ResolveClientModelPath(model_root_, request.path());
+  if (!path.ok()) return path.status();
+  scheduler::ModelSpec spec;
+  spec.name = request.name();
+  spec.path = *path;
+  return spec;
+}
+
 grpc::ServerUnaryReactor* InferenceService::LoadModel(grpc::CallbackServerContext* context,
                                                       const v1::LoadModelRequest* request,
                                                       v1::LoadModelResponse* response) {
@@ -95,17 +116,12 @@ grpc::ServerUnaryReactor* InferenceService::LoadModel(grpc::CallbackServerContex
     status = p.status();
   } else if (deps_.router->draining()) {
     status = absl::UnavailableError("the server is shutting down");
-  } else if (absl::StatusOr<std::string> path =
-                 scheduler::ResolveClientModelPath(model_root_, request->path());
-             !path.ok()) {
-    status = path.status();
+  } else if (absl::StatusOr<scheduler::ModelSpec> spec = SpecToLoad(*request); !spec.ok()) {
+    status = spec.status();
   } else {
     // Registers (reading the file's metadata) and queues the load; the
     // weights are read on the Router's loader thread, not this one.
-    scheduler::ModelSpec spec;
-    spec.name = request->name();
-    spec.path = *path;
-    status = deps_.router->AddModelAndLoadInBackground(spec);
+    status = deps_.router->AddModelAndLoadInBackground(*spec);
     // The loader's errors name the file: not where the server keeps it.
     if (!status.ok()) {
       status = absl::Status(status.code(),

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <functional>
+#include <vector>
 
 #include "cohost/v1/inference.grpc.pb.h"
 #include "server/generate_reactor.h"
@@ -19,8 +20,10 @@ class InferenceService final : public InferenceCallbackBase {
  public:
   // on_models_changed runs after a successful LoadModel or UnloadModel (the
   // health watchdog re-reads the model list).
-  // LoadModel resolves client paths under `model_root` (empty: refused).
+  // LoadModel resolves client paths under `model_root`; without one it only
+  // (re)loads `configured` models by name.
   InferenceService(StreamDeps deps, std::string model_root,
+                   std::vector<scheduler::ModelSpec> configured,
                    std::function<void()> on_models_changed);
 
   grpc::ServerWriteReactor<grpc::ByteBuffer>* Generate(grpc::CallbackServerContext* context,
@@ -41,6 +44,9 @@ class InferenceService final : public InferenceCallbackBase {
  private:
   StreamDeps deps_;
   const std::string model_root_;
+  const std::vector<scheduler::ModelSpec> configured_;
+  // The spec LoadModel loads for `request`, or PERMISSION_DENIED.
+  absl::StatusOr<scheduler::ModelSpec> SpecToLoad(const v1::LoadModelRequest& request) const;
   std::function<void()> on_models_changed_;
 };
 

@@ -63,8 +63,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(scheduler::Router* router,
   s->watchdog_ =
       std::make_unique<HealthWatchdog>(router, options.health_interval, options.stall_timeout);
   StreamDeps deps{router, metrics, &s->options_.api_keys, options.stream};
-  s->service_ = std::make_unique<InferenceService>(
-      deps, options.model_root, [watchdog = s->watchdog_.get()] { watchdog->Poke(); });
+  s->service_ =
+      std::make_unique<InferenceService>(deps, options.model_root, options.configured_models,
+                                         [watchdog = s->watchdog_.get()] { watchdog->Poke(); });
 
   grpc::ServerBuilder builder;
   const std::string requested = HostPort(options.host, options.port);

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "grpcpp/server.h"
@@ -40,9 +41,12 @@ struct ServerOptions {
   auth::TlsConfig tls;
 
   // LoadModel may name files under this directory only (relative paths);
-  // empty: LoadModel is refused (PERMISSION_DENIED). Checked by
-  // scheduler::ResolveClientModelPath.
+  // empty: LoadModel may only (re)load `configured_models` by name.
+  // Checked by scheduler::ResolveClientModelPath.
   std::string model_root;
+  // The models of the server's configuration (flags, --config): LoadModel of
+  // one of these names with an empty path (or its own) loads it as configured.
+  std::vector<scheduler::ModelSpec> configured_models;
 
   // Health: how often engines are checked, and how long one may hold work
   // without finishing a step before it is NOT_SERVING.

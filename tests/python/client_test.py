@@ -7,7 +7,8 @@ generation with token input (the transformers reference's prompt) through
 `cohost_client.Client`, checks the deltas arrive in several chunks and the
 last one carries finish_reason "length", usage and timings; the same through
 `AsyncClient`; that an unknown model raises `NotFound` and an empty input
-`InvalidArgument`; runs the C++ clients (`generate`, `models`, `bench` of the
+`InvalidArgument`; over mutual TLS with certificates made by openssl (and
+refused without a client certificate); runs the C++ clients (`generate`, `models`, `bench` of the
 client-only program `cohost-client`, or of `cohost` without --client) against
 the same server; then SIGTERMs the server and expects exit status 0.
 
@@ -93,6 +94,52 @@ def check_stream(chunks, prompt_ids, greedy_ids, reference):
     check(text == expected_text, "text %r differs from the reference %r" % (text, expected_text))
 
 
+def check_tls(binary, model):
+    """cohost-client over TLS, and mutual TLS, with certificates made here."""
+    import cohost_client
+
+    with tempfile.TemporaryDirectory(prefix="cohost-tls-") as d:
+        ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+
+        def openssl(*args):
+            subprocess.run(["openssl"] + list(args), cwd=d, check=True, capture_output=True)
+        openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+                "-subj", "/CN=test-ca")
+        with open(os.path.join(d, "san.ext"), "w") as f:
+            f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+        for name in ("server", "client"):
+            openssl("req", *ec, "-keyout", name + ".key", "-out", name + ".csr", "-subj",
+                    "/CN=" + name)
+            openssl("x509", "-req", "-in", name + ".csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                    "-CAcreateserial", "-out", name + ".pem", "-days", "2", "-extfile", "san.ext")
+
+        def pem(name):
+            return open(os.path.join(d, name), "rb").read()
+        server = ServeProcess(binary, "--model", "default=" + model, "--footprint-file", "none",
+                              "--tls-cert", os.path.join(d, "server.pem"),
+                              "--tls-key", os.path.join(d, "server.key"),
+                              "--tls-client-ca", os.path.join(d, "ca.pem"))
+        try:
+            address = server.wait_ready()
+            with cohost_client.Client(address, root_certificates=pem("ca.pem"),
+                                      private_key=pem("client.key"),
+                                      certificate_chain=pem("client.pem"), timeout=60) as c:
+                chunks = list(c.generate("default", prompt="Hi", max_tokens=3))
+                check(chunks[-1].usage.completion_tokens >= 1, chunks[-1])
+            # Without a client certificate: refused.
+            with cohost_client.Client(address, root_certificates=pem("ca.pem"), timeout=10) as c:
+                try:
+                    c.list_models()
+                    raise AssertionError("mutual TLS let a client without a certificate in")
+                except cohost_client.Unavailable:
+                    pass
+        except BaseException:
+            sys.stderr.write("TLS server stderr:\n" + "".join(server.log))
+            raise
+        finally:
+            server.stop(signal.SIGKILL)
+
+
 def run(binary, client, model):
     import cohost_client
 
@@ -130,6 +177,7 @@ def run(binary, client, model):
         check_stream(chunks, prompt_ids, greedy_ids, reference)
         check([m.name for m in models] == ["default"], "async list_models: %s" % models)
         check_cli(client, address, reference)
+        check_tls(binary, model)
     except BaseException:
         server.stop(signal.SIGKILL)
         sys.stderr.write("server stderr:\n" + "".join(server.log))

@@ -264,6 +264,15 @@ def check_full_queue_and_drain(binary, model, key_file):
             check(e.status_code == 429, e)
             retry = e.response.headers.get("retry-after")
             check(retry is not None and 1 <= int(retry) <= 60, "Retry-After %r" % retry)
+        # The same refusal on gRPC, through cohost-client's typed error.
+        import cohost_client
+        with cohost_client.Client(server.wait_ready(), api_key=USER_KEY) as c:
+            try:
+                list(c.generate("smol", prompt="Hi", max_tokens=2))
+                raise AssertionError("a full queue did not refuse on gRPC")
+            except cohost_client.ResourceExhausted as e:
+                check(e.code.name == "RESOURCE_EXHAUSTED" and e.retry_after_ms == 500,
+                      "pushback %s" % e.retry_after_ms)
 
         server.proc.send_signal(signal.SIGTERM)  # drains: the two streams may finish
         wait_until(lambda: any("draining" in line for line in server.log), 10, "the drain")

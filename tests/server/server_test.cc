@@ -41,7 +41,8 @@ using ::cohost::testing::WaitFor;
 class TestServer {
  public:
   explicit TestServer(runtime::EngineConfig engine = {}, scheduler::AdmissionLimits limits = {},
-                      std::string model_root = "") {
+                      std::string model_root = "",
+                      std::vector<scheduler::ModelSpec> configured = {}) {
     backend_ = kernels::MakeCpuBackend(0);
     router_ = std::make_unique<scheduler::Router>(backend_.get(), engine, limits);
     status_ = router_->LoadModel(kModel, COHOST_DEFAULT_MODEL);
@@ -51,6 +52,7 @@ class TestServer {
     options.port = 0;
     options.health_interval = milliseconds(50);
     options.model_root = std::move(model_root);
+    options.configured_models = std::move(configured);
     absl::StatusOr<std::unique_ptr<Server>> s = Server::Start(router_.get(), &metrics_, options);
     if (!s.ok()) {
       status_ = s.status();
@@ -314,6 +316,34 @@ TEST(ServerTest, HealthAndModelListing) {
   EXPECT_TRUE(
       WaitFor([&] { return HealthCheck(ts.channel(), kModel).value_or(-1) == 1; }, seconds(60)));
   EXPECT_TRUE(Generate(ts.stub(), Greedy(1)).status.ok());
+}
+
+// Without a model root, LoadModel (re)loads the server's configured models by
+// name, and nothing else.
+TEST(ServerTest, WithoutARootLoadModelLoadsConfiguredModelsByName) {
+  scheduler::ModelSpec spare;
+  spare.name = "spare";
+  spare.path = COHOST_DEFAULT_MODEL;
+  TestServer ts({}, {}, "", {spare});
+  ASSERT_TRUE(ts.status().ok()) << ts.status();
+  const auto load = [&](const std::string& name, const std::string& path) {
+    grpc::ClientContext ctx;
+    v1::LoadModelRequest r;
+    r.set_name(name);
+    r.set_path(path);
+    v1::LoadModelResponse response;
+    return ts.stub().LoadModel(&ctx, r, &response).error_code();
+  };
+  EXPECT_EQ(load("spare", "/etc/passwd"), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(load("other", ""), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(load("other", COHOST_DEFAULT_MODEL), grpc::StatusCode::PERMISSION_DENIED);
+  ASSERT_EQ(load("spare", ""), grpc::StatusCode::OK);
+  EXPECT_TRUE(
+      WaitFor([&] { return HealthCheck(ts.channel(), "spare").value_or(-1) == 1; }, seconds(60)));
+  EXPECT_EQ(load("spare", ""), grpc::StatusCode::ALREADY_EXISTS);
+  v1::GenerateRequest r = Greedy(2);
+  r.set_model("spare");
+  EXPECT_TRUE(Generate(ts.stub(), r).status.ok());
 }
 
 // LoadModel names files under the operator's model root only, and its

@@ -167,6 +167,7 @@ absl::StatusOr<ServeConfig> ConfigFromArgs(const ParsedArgs& args) {
   if (!engine.ok()) return engine.status();
   c.engine = *engine;
   RETURN_IF_ERROR(scheduler::FillDefaultKvCaps(c.models, c.engine.kv_cache_bytes));
+  c.server.configured_models = c.models;
   return c;
 }
 
