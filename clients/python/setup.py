@@ -34,6 +34,19 @@ def generate():
     open(os.path.join(OUT, "__init__.py"), "w").close()
 
 
+def runtime_requirements():
+    """The generated stubs need a grpcio and a protobuf at least as new as the
+    ones that made them."""
+    import grpc_tools
+    from google import protobuf
+    from importlib.metadata import version
+
+    tools = version("grpcio-tools")
+    proto = ".".join(protobuf.__version__.split(".")[:2])
+    del grpc_tools
+    return ["grpcio>=%s" % tools, "protobuf>=%s" % proto]
+
+
 # Every build step (metadata included) needs the generated package present.
 generate()
-setup()
+setup(install_requires=runtime_requirements())
