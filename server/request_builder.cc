@@ -102,6 +102,7 @@ absl::StatusOr<runtime::GenerateRequest> BuildGenerateRequest(
   }
   RETURN_IF_ERROR(runtime::ValidateRequest(out, limits));
   out.external_id = request.request_id();
+  out.priority = request.priority();
   return out;
 }
 

@@ -38,6 +38,10 @@ struct GenerateRequest {
   // When the request reached the server, if earlier than its submission to an
   // engine (it waited for its model to load): queue time and TTFT count from it.
   std::optional<Clock::time_point> arrival;
+  // Orders the model's waiting queue: higher first, then by arrival. It never
+  // preempts running work, and a preempted sequence keeps its place at the
+  // front (StepScheduler::Add).
+  int32_t priority = 0;
 };
 
 // One step's output for one request: the tokens sampled and the text that is

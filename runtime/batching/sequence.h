@@ -35,6 +35,7 @@ struct Sequence {
   // sequence with this set is never chosen as a preemption victim (no thrashing).
   bool resumed_without_progress = false;
   int64_t arrival_order = 0;  // submission order, for FIFO admission
+  int32_t priority = 0;       // higher is admitted first among waiting sequences
   int64_t start_order = -1;   // when it last started running; the newest is preempted first
 
   int32_t num_generated() const { return static_cast<int32_t>(tokens.size()) - num_prompt_tokens; }

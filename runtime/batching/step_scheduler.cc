@@ -54,7 +54,12 @@ StepScheduler::StepScheduler(const StepSchedulerConfig& config, KvCacheManager* 
 
 void StepScheduler::Add(Sequence* seq) {
   seq->status = SeqStatus::kWaiting;
-  waiting_.push_back(seq);
+  // Behind every sequence of at least its priority, and behind every
+  // preempted one (they ran before: they resume first); FIFO within a level.
+  auto it = std::find_if(waiting_.begin(), waiting_.end(), [seq](const Sequence* w) {
+    return w->num_preemptions == 0 && w->priority < seq->priority;
+  });
+  waiting_.insert(it, seq);
 }
 
 // Preempted sequences go to the front of the queue; victims are chosen newest

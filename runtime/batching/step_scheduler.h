@@ -1,10 +1,10 @@
 // Iteration-level scheduling: each step, under a token budget and a maximum
 // number of sequences, running sequences first (decodes take one token, a
-// sequence mid-prefill takes its next chunk), then waiting sequences in FIFO
-// order. The result is {sequence -> new tokens this step}; there are no separate
-// prefill and decode modes. When a running sequence cannot get a block, the most
-// recently started running sequence is preempted (recompute): its blocks are
-// freed and it goes back to the front of the queue, keeping its tokens.
+// sequence mid-prefill takes its next chunk), then waiting sequences in
+// priority order (higher first; FIFO within a priority; preempted ones first). The result is
+// {sequence -> new tokens this step}; there are no separate prefill and decode modes. When a
+// running sequence cannot get a block, the most recently started running sequence is preempted
+// (recompute): its blocks are freed and it goes back to the front of the queue, keeping its tokens.
 #pragma once
 
 #include <cstdint>
@@ -34,7 +34,8 @@ class StepScheduler {
  public:
   StepScheduler(const StepSchedulerConfig& config, KvCacheManager* kv);
 
-  // Queues a new sequence (status kWaiting) at the back.
+  // Queues a new sequence (status kWaiting) behind the preempted ones and
+  // every waiting one of at least its priority.
   void Add(Sequence* seq);
 
   // Plans one step and allocates its blocks. Sequences in the plan have their

@@ -38,6 +38,7 @@ struct LiveRequest {
     seq.tokens = request.prompt_ids;
     seq.num_prompt_tokens = static_cast<int32_t>(request.prompt_ids.size());
     seq.max_tokens = request.sampling.max_tokens;
+    seq.priority = request.priority;
     seq.cache_salt = request.tenant.empty() ? 0 : absl::Hash<std::string>{}(request.tenant) | 1;
   }
 

@@ -189,6 +189,16 @@ absl::Status ParseSampling(const Json& body, CompletionRequest* out) {
     r.set_max_tokens(
         static_cast<uint32_t>(std::min<int64_t>(**v, std::numeric_limits<uint32_t>::max())));
   }
+  // vLLM's extension: higher starts first among the model's waiting requests.
+  absl::StatusOr<std::optional<int64_t>> priority = Integer(body, "priority");
+  if (!priority.ok()) return priority.status();
+  if (*priority) {
+    if (**priority < std::numeric_limits<int32_t>::min() ||
+        **priority > std::numeric_limits<int32_t>::max()) {
+      return Bad("priority", "must be a 32-bit integer");
+    }
+    r.set_priority(static_cast<int32_t>(**priority));
+  }
   absl::StatusOr<bool> ignore_eos = Boolean(body, "ignore_eos");
   if (!ignore_eos.ok()) return ignore_eos.status();
   r.set_ignore_eos(*ignore_eos);

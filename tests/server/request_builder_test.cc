@@ -77,9 +77,13 @@ TEST_F(RequestBuilderTest, EveryFieldIsCarriedOver) {
   r.add_stop("xy");
   r.add_stop_token_ids(256);
   r.set_ignore_eos(true);
+  r.set_logprobs(4);
+  r.set_priority(-3);
   absl::StatusOr<runtime::GenerateRequest> g = Build(r);
   ASSERT_TRUE(g.ok()) << g.status();
   EXPECT_EQ(g->prompt_ids, (std::vector<int32_t>{5, 271}));  // tokens are used as given
+  EXPECT_EQ(g->sampling.logprobs, 4);
+  EXPECT_EQ(g->priority, -3);
   EXPECT_EQ(g->sampling.temperature, 0.5f);
   EXPECT_EQ(g->sampling.top_k, 7);
   EXPECT_EQ(g->sampling.top_p, 0.9f);

@@ -57,19 +57,21 @@ class Sim {
   }
 
   // A sequence whose prompt shares no tokens with any other's.
-  Sequence* Add(int id, int32_t prompt_len, int32_t max_tokens) {
+  Sequence* Add(int id, int32_t prompt_len, int32_t max_tokens, int32_t priority = 0) {
     std::vector<int32_t> prompt(prompt_len);
     std::iota(prompt.begin(), prompt.end(), id * 1000);
-    return AddPrompt(id, std::move(prompt), max_tokens);
+    return AddPrompt(id, std::move(prompt), max_tokens, /*salt=*/0, priority);
   }
 
-  Sequence* AddPrompt(int id, std::vector<int32_t> prompt, int32_t max_tokens, uint64_t salt = 0) {
+  Sequence* AddPrompt(int id, std::vector<int32_t> prompt, int32_t max_tokens, uint64_t salt = 0,
+                      int32_t priority = 0) {
     auto seq = std::make_unique<Sequence>();
     seq->id = id;
     seq->num_prompt_tokens = static_cast<int32_t>(prompt.size());
     seq->tokens = std::move(prompt);
     seq->max_tokens = max_tokens;
     seq->cache_salt = salt;
+    seq->priority = priority;
     seq->arrival_order = next_arrival_++;
     prompts_[id] = seq->tokens;
     Sequence* raw = seq.get();

@@ -208,6 +208,31 @@ TEST_F(EngineTest, LogprobsComeWithEachTokenOnlyWhenAsked) {
   }
 }
 
+// Records the order in which requests are first scheduled.
+class ScheduleOrderSink : public RecordingSink {
+ public:
+  ScheduleOrderSink(std::vector<int>* order, int label) : order_(order), label_(label) {}
+  void OnScheduled() override { order_->push_back(label_); }
+
+ private:
+  std::vector<int>* order_;
+  int label_;
+};
+
+TEST_F(EngineTest, UnderABacklogHigherPriorityStartsFirst) {
+  std::unique_ptr<Engine> e = MakeEngine(64, 4, /*max_num_seqs=*/1);
+  std::vector<int> order;  // written on this (the stepping) thread only
+  const int priorities[] = {0, 0, 0, 5, -2, 5};
+  for (int i = 0; i < 6; ++i) {
+    GenerateRequest r = Request(4, 3, static_cast<uint32_t>(i));
+    r.priority = priorities[i];
+    ASSERT_TRUE(e->Submit(r, std::make_shared<ScheduleOrderSink>(&order, i)).ok());
+    if (i == 0) ASSERT_TRUE(e->Step().ok());  // 0 runs before the others arrive
+  }
+  RunToIdle(*e);
+  EXPECT_EQ(order, (std::vector<int>{0, 3, 5, 1, 2, 4}));
+}
+
 TEST_F(EngineTest, AbortInEveryStateFreesBlocks) {
   std::unique_ptr<Engine> e = MakeEngine(/*num_blocks=*/13);  // 48 tokens
   const int32_t total = e->Stats().kv_blocks_total;
