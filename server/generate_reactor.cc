@@ -75,7 +75,8 @@ struct GenerateReactor::Shared {
   std::string model_name;  // "" until the model is found
   std::string request_id;
   StreamDeps deps;
-  StreamTiming timing;  // the sink's alone once submitted
+  StreamTiming timing;                // the sink's alone once submitted
+  std::optional<std::string> tenant;  // once resolved, before submission
 
   Shared(const StreamDeps& d, Clock::time_point arrival) : deps(d), timing(d.metrics, arrival) {}
 
@@ -268,6 +269,8 @@ absl::Status GenerateReactor::Start(const grpc::ByteBuffer& request_bytes) {
 
   absl::StatusOr<std::string> tenant = CallTenant(*context_, *deps_.keys, *principal);
   if (!tenant.ok()) return tenant.status();
+  shared_->tenant = *tenant;
+  shared_->timing.set_tenant(*tenant);
   absl::StatusOr<std::optional<Clock::time_point>> deadline = EngineDeadline(*context_);
   if (!deadline.ok()) return deadline.status();
 
@@ -299,6 +302,9 @@ void GenerateReactor::FinishEarly(const absl::Status& status) {
   }
   const grpc::Status grpc_status = ToGrpcStatus(status);
   shared_->RecordError(grpc_status.error_code());
+  if (shared_->tenant && deps_.metrics != nullptr) {
+    deps_.metrics->RecordTenantRefusal(*shared_->tenant, GrpcCodeName(grpc_status.error_code()));
+  }
   {
     std::lock_guard<std::mutex> lock(shared_->mu);
     if (shared_->finish_called) return;

@@ -1,4 +1,4 @@
-// Per-model serving metrics and their Prometheus text exposition: latency
+// Per-model (and per-tenant) serving metrics and their Prometheus text exposition: latency
 // histograms (time to first token, inter-token latency, queue time, end to
 // end), counters (requests by finish reason and by error code, tokens,
 // preemptions, cancellations) and gauges read from the engines at scrape time.
@@ -62,6 +62,16 @@ class ServerMetrics {
   // One executor step of `model` on `device`, in seconds. Called on the
   // executor's thread: a shared lock and a few atomic adds.
   void ObserveExecutorStep(std::string_view device, std::string_view model, double seconds);
+
+  // Per tenant (the API key's, or the one a client claims without keys). The
+  // first kMaxTenantLabels tenants seen get their own label; later ones count
+  // as "(other)", and requests without a tenant as "(none)".
+  static constexpr size_t kMaxTenantLabels = 64;
+  void ObserveTenantTimeToFirstToken(std::string_view tenant, double seconds);
+  // Requests and their prompt and generated tokens.
+  void RecordTenantFinish(std::string_view tenant, const runtime::FinishInfo& info);
+  // A request refused or failed with a gRPC code name, once its tenant is known.
+  void RecordTenantRefusal(std::string_view tenant, std::string_view code);
 
   // cohost_cpu_info{cpu,features,quant_kernels} 1: what the CPU kernels run on.
   void SetCpuInfo(std::string cpu, std::string features, std::string quant_kernels);

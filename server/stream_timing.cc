@@ -26,7 +26,9 @@ void StreamTiming::OnTokens() {
   if (!first_token_) {
     first_token_ = now;
     if (metrics_ != nullptr) {
-      metrics_->ObserveTimeToFirstToken(model_, MsBetween(arrival_, now) / 1000.0);
+      const double seconds = MsBetween(arrival_, now) / 1000.0;
+      metrics_->ObserveTimeToFirstToken(model_, seconds);
+      if (tenant_) metrics_->ObserveTenantTimeToFirstToken(*tenant_, seconds);
     }
   } else if (metrics_ != nullptr) {
     metrics_->ObserveInterTokenLatency(model_, MsBetween(*last_token_, now) / 1000.0);
@@ -40,7 +42,10 @@ runtime::FinishInfo StreamTiming::OnFinish(const runtime::FinishInfo& info) {
   if (scheduled_) t.queue_ms = MsBetween(arrival_, *scheduled_);
   if (first_token_) t.ttft_ms = MsBetween(arrival_, *first_token_);
   t.e2e_ms = MsBetween(arrival_, Clock::now());
-  if (metrics_ != nullptr) metrics_->RecordFinish(model_, adjusted);
+  if (metrics_ != nullptr) {
+    metrics_->RecordFinish(model_, adjusted);
+    if (tenant_) metrics_->RecordTenantFinish(*tenant_, adjusted);
+  }
   return adjusted;
 }
 

@@ -7,6 +7,7 @@
 
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "runtime/batching/request.h"
 #include "server/metrics.h"
@@ -21,6 +22,8 @@ class StreamTiming {
   // The model is known once the request names one that exists.
   void set_model(std::string model) { model_ = std::move(model); }
   const std::string& model() const { return model_; }
+  // The tenant's metrics get its TTFT and finish too.
+  void set_tenant(std::string tenant) { tenant_ = std::move(tenant); }
 
   void OnScheduled();
   // A delta carrying tokens: the first is the TTFT, later ones inter-token gaps.
@@ -33,6 +36,7 @@ class StreamTiming {
   ServerMetrics* metrics_;
   runtime::Clock::time_point arrival_;
   std::string model_;
+  std::optional<std::string> tenant_;
   std::optional<runtime::Clock::time_point> scheduled_, first_token_, last_token_;
 };
 

@@ -73,7 +73,11 @@ absl::Status CompletionCall::Start(std::shared_ptr<scheduler::ServedModel> model
     choices_.resize(static_cast<size_t>(parsed.n));
   }
   timings_.assign(static_cast<size_t>(parsed.n), StreamTiming(deps_.metrics, arrival_));
-  for (StreamTiming& t : timings_) t.set_model(model_->name());
+  tenant_ = request.tenant;
+  for (StreamTiming& t : timings_) {
+    t.set_model(model_->name());
+    t.set_tenant(tenant_);
+  }
 
   // The other choices follow once the first has prefilled the prompt, so that
   // they share its KV blocks through the prefix cache instead of computing
@@ -211,7 +215,9 @@ void CompletionCall::AbortRunning() {
 void CompletionCall::ReplyError(const absl::Status& status) {
   if (req_ == nullptr) return;
   if (deps_.metrics != nullptr) {
-    deps_.metrics->RecordError(header_.model, absl::StatusCodeToString(status.code()));
+    const std::string code = absl::StatusCodeToString(status.code());
+    deps_.metrics->RecordError(header_.model, code);
+    deps_.metrics->RecordTenantRefusal(tenant_, code);
   }
   SendError(req_, status, deps_.router->limits().retry_pushback_ms);
   req_ = nullptr;

@@ -114,6 +114,7 @@ class CompletionCall : public std::enable_shared_from_this<CompletionCall> {
   std::shared_ptr<Waker> waker_;
   std::shared_ptr<scheduler::ServedModel> model_;
   ResponseHeader header_;
+  std::string tenant_;
   bool stream_ = false;
   bool include_usage_ = false;
   bool logprobs_ = false;  // the request asked for them

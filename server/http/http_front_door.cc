@@ -281,10 +281,17 @@ void HttpFrontDoor::HandleCompletion(evhttp_request* req, int endpoint) {
   if (!claimed && deps_.keys->empty() && parsed->user) claimed = *parsed->user;
   absl::StatusOr<std::string> tenant = auth::ResolveTenant(*deps_.keys, *caller, claimed);
   if (!tenant.ok()) return fail(tenant.status());
+  // From here on a refusal counts against the tenant too.
+  auto fail_tenant = [&](const absl::Status& status) {
+    if (deps_.metrics != nullptr) {
+      deps_.metrics->RecordTenantRefusal(*tenant, absl::StatusCodeToString(status.code()));
+    }
+    fail(status);
+  };
 
   absl::StatusOr<runtime::GenerateRequest> built =
       BuildGenerateRequest(parsed->request, (*model)->tokenizer(), (*model)->request_limits());
-  if (!built.ok()) return fail(built.status());
+  if (!built.ok()) return fail_tenant(built.status());
   built->tenant = *std::move(tenant);
 
   auto call = std::make_shared<CompletionCall>(req, deps_, waker_, arrival);

@@ -324,6 +324,9 @@ def main():
             check_errors(base_url, client)
             check_grpc_keys(cohost, server)
             check_curl_and_disconnects(server)
+            # The user key's tenant has its own series.
+            alice = server.metric('cohost_tenant_requests_total{tenant="alice"}')
+            check(alice is not None and alice > 0, "tenant requests %s" % alice)
             health = urllib.request.urlopen("http://127.0.0.1:%d/health" % server.ports["http"])
             check(health.status == 200, "health")
         except BaseException:

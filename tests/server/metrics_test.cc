@@ -183,6 +183,39 @@ TEST(ServerMetricsTest, CountersByFinishReasonAndErrorCode) {
   EXPECT_EQ(Get(s, "cohost_e2e_request_latency_seconds_bucket{model=\"m\",le=\"5\"}"), "5");
 }
 
+TEST(ServerMetricsTest, TenantsAreCountedWithABoundedNumberOfLabels) {
+  ServerMetrics m;
+  m.RecordTenantFinish("alice", Finish(FinishReason::kStop, 10, 0, 7, 100));
+  m.RecordTenantFinish("alice", Finish(FinishReason::kLength, 5, 0, 3, 100));
+  m.RecordTenantFinish("", Finish(FinishReason::kStop, 1, 0, 1, 100));
+  m.ObserveTenantTimeToFirstToken("alice", 0.25);
+  m.RecordTenantRefusal("alice", "RESOURCE_EXHAUSTED");
+  // More tenants than labels: the first ones seen keep theirs (alice among
+  // them), the rest count together.
+  const int extra = static_cast<int>(ServerMetrics::kMaxTenantLabels) + 10;
+  for (int i = 0; i < extra; ++i) {
+    m.RecordTenantFinish("t" + std::to_string(i), Finish(FinishReason::kStop, 2, 0, 1, 100));
+  }
+  m.RecordTenantRefusal("t99", "UNAVAILABLE");
+  const auto s = Samples(m.Render({}));
+  EXPECT_EQ(Get(s, "cohost_tenant_requests_total{tenant=\"alice\"}"), "2");
+  EXPECT_EQ(Get(s, "cohost_tenant_prompt_tokens_total{tenant=\"alice\"}"), "15");
+  EXPECT_EQ(Get(s, "cohost_tenant_generation_tokens_total{tenant=\"alice\"}"), "10");
+  EXPECT_EQ(Get(s, "cohost_tenant_time_to_first_token_seconds_count{tenant=\"alice\"}"), "1");
+  EXPECT_EQ(Get(s, "cohost_tenant_refusals_total{tenant=\"alice\",code=\"RESOURCE_EXHAUSTED\"}"),
+            "1");
+  EXPECT_EQ(Get(s, "cohost_tenant_requests_total{tenant=\"(none)\"}"), "1");
+  // alice took one of the labels: the first kMaxTenantLabels - 1 of the t's
+  // got the others, the remaining 11 count as "(other)".
+  EXPECT_EQ(Get(s, "cohost_tenant_requests_total{tenant=\"(other)\"}"), "11");
+  EXPECT_EQ(Get(s, "cohost_tenant_refusals_total{tenant=\"(other)\",code=\"UNAVAILABLE\"}"), "1");
+  size_t tenant_series = 0;
+  for (const auto& [key, value] : s) {
+    tenant_series += key.rfind("cohost_tenant_requests_total{", 0) == 0 ? 1 : 0;
+  }
+  EXPECT_EQ(tenant_series, ServerMetrics::kMaxTenantLabels + 2);  // + (none) and (other)
+}
+
 TEST(ServerMetricsTest, GaugesFromTheEngines) {
   ServerMetrics m;
   m.ObserveTimeToFirstToken("m", 0.1);
@@ -309,6 +342,11 @@ TEST(ServerMetricsTest, ExpositionStructure) {
       {"cohost_kv_used_bytes", "gauge"},
       {"cohost_kv_pool_bytes", "gauge"},
       {"cohost_kv_pool_used_bytes", "gauge"},
+      {"cohost_tenant_requests_total", "counter"},
+      {"cohost_tenant_prompt_tokens_total", "counter"},
+      {"cohost_tenant_generation_tokens_total", "counter"},
+      {"cohost_tenant_time_to_first_token_seconds", "histogram"},
+      {"cohost_tenant_refusals_total", "counter"},
       {"cohost_model_state", "gauge"},
       {"cohost_model_weights_bytes", "gauge"},
       {"cohost_model_evictions_total", "counter"},
