@@ -126,6 +126,17 @@ def check_tls(binary, model):
                                       certificate_chain=pem("client.pem"), timeout=60) as c:
                 chunks = list(c.generate("default", prompt="Hi", max_tokens=3))
                 check(chunks[-1].usage.completion_tokens >= 1, chunks[-1])
+            # The C++ client's TLS flags, with and without a client certificate.
+            models = ["models", "--server", address, "--json", "--tls-ca",
+                      os.path.join(d, "ca.pem")]
+            mutual = ["--tls-cert", os.path.join(d, "client.pem"), "--tls-key",
+                      os.path.join(d, "client.key")]
+            out = subprocess.run([binary] + models + mutual, capture_output=True, text=True,
+                                 timeout=60)
+            check(out.returncode == 0 and json.loads(out.stdout)[0]["name"] == "default",
+                  "cohost models over mutual TLS: " + out.stderr)
+            out = subprocess.run([binary] + models, capture_output=True, text=True, timeout=60)
+            check(out.returncode != 0, "cohost models without a client certificate succeeded")
             # Without a client certificate: refused.
             with cohost_client.Client(address, root_certificates=pem("ca.pem"), timeout=10) as c:
                 try:

@@ -65,6 +65,7 @@ std::vector<FlagSpec> BenchFlagSpecs() {
   for (FlagSpec& s : SamplingFlagSpecs()) {
     if (s.name != "seed") specs.push_back(std::move(s));
   }
+  for (FlagSpec& s : TlsFlagSpecs()) specs.push_back(std::move(s));
   return specs;
 }
 
@@ -275,8 +276,9 @@ int BenchCommand(int argc, char** argv) {
                  FlagsHelp(specs).c_str());
     return args.ok() && args->Has("help") ? 0 : 2;
   }
-  std::unique_ptr<v1::Inference::Stub> stub =
-      v1::Inference::NewStub(MakeChannel(*args->Get("server")));
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = MakeChannelFromArgs(*args);
+  if (!channel.ok()) return Fail(channel.status());
+  std::unique_ptr<v1::Inference::Stub> stub = v1::Inference::NewStub(*channel);
   absl::StatusOr<v1::ModelInfo> model = FindModel(*stub, *args->Get("model"), 10000);
   if (!model.ok()) return Fail(model.status());
 

@@ -4,7 +4,9 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <fstream>
 #include <limits>
+#include <sstream>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -14,12 +16,64 @@
 
 namespace cohost::tools {
 
-std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address) {
+namespace {
+
+std::shared_ptr<grpc::Channel> Channel(const std::string& address,
+                                       const std::shared_ptr<grpc::ChannelCredentials>& creds) {
   grpc::ChannelArguments args;
   // Long generations stream many small messages; nothing large comes back, but a
   // ListModels with many models should not trip the 4 MB default either.
   args.SetMaxReceiveMessageSize(64 << 20);
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  return grpc::CreateCustomChannel(address, creds, args);
+}
+
+absl::StatusOr<std::string> ReadFlagFile(const ParsedArgs& args, const std::string& flag) {
+  const std::string path = *args.Get(flag);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("--", flag, " ", path, ": cannot be read"));
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+}  // namespace
+
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address) {
+  return Channel(address, grpc::InsecureChannelCredentials());
+}
+
+std::vector<FlagSpec> TlsFlagSpecs() {
+  return {
+      {"tls-ca", "FILE", "connect over TLS, trusting this PEM CA"},
+      {"tls-cert", "FILE", "with --tls-ca: this PEM client certificate (mutual TLS)"},
+      {"tls-key", "FILE", "the PEM private key of --tls-cert"},
+  };
+}
+
+absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannelFromArgs(const ParsedArgs& args) {
+  const std::string address = *args.Get("server");
+  if (!args.Has("tls-ca")) {
+    if (args.Has("tls-cert") || args.Has("tls-key")) {
+      return absl::InvalidArgumentError("--tls-cert and --tls-key need --tls-ca");
+    }
+    return MakeChannel(address);
+  }
+  if (args.Has("tls-cert") != args.Has("tls-key")) {
+    return absl::InvalidArgumentError("--tls-cert and --tls-key come together");
+  }
+  grpc::SslCredentialsOptions tls;
+  absl::StatusOr<std::string> ca = ReadFlagFile(args, "tls-ca");
+  if (!ca.ok()) return ca.status();
+  tls.pem_root_certs = *std::move(ca);
+  if (args.Has("tls-cert")) {
+    absl::StatusOr<std::string> cert = ReadFlagFile(args, "tls-cert");
+    if (!cert.ok()) return cert.status();
+    absl::StatusOr<std::string> key = ReadFlagFile(args, "tls-key");
+    if (!key.ok()) return key.status();
+    tls.pem_cert_chain = *std::move(cert);
+    tls.pem_private_key = *std::move(key);
+  }
+  return Channel(address, grpc::SslCredentials(tls));
 }
 
 void FillSampling(const runtime::SamplingParams& p, v1::GenerateRequest* request) {

@@ -15,6 +15,7 @@
 #include "cohost/v1/inference.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "runtime/sampling/sampling_params.h"
+#include "tools/common/arg_parser.h"
 
 namespace cohost::tools {
 
@@ -24,6 +25,13 @@ inline constexpr char kTenantMetadataKey[] = "x-cohost-tenant";
 inline constexpr char kPushbackTrailerKey[] = "grpc-retry-pushback-ms";
 
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address);
+
+// --tls-ca, --tls-cert, --tls-key: what every client subcommand takes beside --server.
+std::vector<FlagSpec> TlsFlagSpecs();
+// The channel to --server: plain text, or TLS when --tls-ca is given (with
+// --tls-cert and --tls-key for mutual TLS). INVALID_ARGUMENT for a cert
+// without its key; NOT_FOUND naming the flag for a file it cannot read.
+absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannelFromArgs(const ParsedArgs& args);
 
 // Adds the caller's identity to a call: `authorization: Bearer $COHOST_API_KEY`
 // when that is set, and the tenant metadata when `tenant` is not empty.

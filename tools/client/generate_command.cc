@@ -31,6 +31,7 @@ std::vector<FlagSpec> GenerateFlagSpecs() {
       {"help", "", "show this help"},
   };
   for (FlagSpec& s : SamplingFlagSpecs()) specs.push_back(std::move(s));
+  for (FlagSpec& s : TlsFlagSpecs()) specs.push_back(std::move(s));
   return specs;
 }
 
@@ -127,8 +128,9 @@ int GenerateCommand(int argc, char** argv) {
   options.tenant = args->Get("tenant").value_or("");
   options.timeout_ms = *timeout_ms;
   const bool json = args->Has("json");
-  std::unique_ptr<v1::Inference::Stub> stub =
-      v1::Inference::NewStub(MakeChannel(*args->Get("server")));
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = MakeChannelFromArgs(*args);
+  if (!channel.ok()) return Fail(channel.status());
+  std::unique_ptr<v1::Inference::Stub> stub = v1::Inference::NewStub(*channel);
   StreamOutcome outcome = StreamGenerate(*stub, *request, options, [&](const std::string& text) {
     if (json) return;
     std::fwrite(text.data(), 1, text.size(), stdout);

@@ -19,12 +19,14 @@ namespace cohost::tools {
 namespace {
 
 std::vector<FlagSpec> ModelsFlagSpecs() {
-  return {
+  std::vector<FlagSpec> specs = {
       {"server", "ADDR", "the server, HOST:PORT (required)"},
       {"timeout-ms", "N", "the call's deadline (default 10000)"},
       {"json", "", "print a JSON array instead of a table"},
       {"help", "", "show this help"},
   };
+  for (FlagSpec& s : TlsFlagSpecs()) specs.push_back(std::move(s));
+  return specs;
 }
 
 std::string StateName(v1::ModelState s) {
@@ -89,8 +91,12 @@ int ModelsCommand(int argc, char** argv) {
     std::fprintf(stderr, "cohost models: %s\n", std::string(timeout_ms.status().message()).c_str());
     return 2;
   }
-  std::unique_ptr<v1::Inference::Stub> stub =
-      v1::Inference::NewStub(MakeChannel(*args->Get("server")));
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = MakeChannelFromArgs(*args);
+  if (!channel.ok()) {
+    std::fprintf(stderr, "cohost models: %s\n", std::string(channel.status().message()).c_str());
+    return 2;
+  }
+  std::unique_ptr<v1::Inference::Stub> stub = v1::Inference::NewStub(*channel);
   grpc::ClientContext context;
   AddCallMetadata(&context);
   context.set_deadline(std::chrono::system_clock::now() +
