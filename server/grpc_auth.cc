@@ -14,13 +14,13 @@ std::optional<std::string_view> ClientMetadata(const grpc::CallbackServerContext
 
 absl::StatusOr<auth::Principal> AuthenticateCall(const grpc::CallbackServerContext& context,
                                                  const auth::ApiKeys& keys, auth::Role needed) {
-  return keys.Authenticate(ClientMetadata(context, kAuthorizationKey), needed);
+  return keys.Authenticate(ClientMetadata(context, auth::kAuthorizationHeader), needed);
 }
 
 absl::StatusOr<std::string> CallTenant(const grpc::CallbackServerContext& context,
                                        const auth::ApiKeys& keys,
                                        const auth::Principal& principal) {
-  return auth::ResolveTenant(keys, principal, ClientMetadata(context, kTenantKey));
+  return auth::ResolveTenant(keys, principal, ClientMetadata(context, auth::kTenantHeader));
 }
 
 }  // namespace cohost::server

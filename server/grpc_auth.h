@@ -12,9 +12,6 @@
 
 namespace cohost::server {
 
-inline constexpr char kAuthorizationKey[] = "authorization";
-inline constexpr char kTenantKey[] = "x-cohost-tenant";
-
 // The value of metadata `key`, if the client sent it.
 std::optional<std::string_view> ClientMetadata(const grpc::CallbackServerContext& context,
                                                std::string_view key);

@@ -6,11 +6,10 @@
 #include <openssl/sha.h>
 
 #include <algorithm>
-#include <fstream>
-#include <sstream>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "server/auth/read_file.h"
 
 namespace cohost::server::auth {
 namespace {
@@ -140,15 +139,9 @@ absl::StatusOr<ApiKeys> ApiKeys::Parse(std::string_view text, std::string_view s
 }
 
 absl::StatusOr<ApiKeys> ApiKeys::FromFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot open the key file ", path));
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (text.str().size() > kMaxKeyFileBytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("the key file ", path, " is over ", kMaxKeyFileBytes, " bytes"));
-  }
-  return Parse(text.str(), path);
+  absl::StatusOr<std::string> text = ReadSmallFile("the key file", path, kMaxKeyFileBytes);
+  if (!text.ok()) return text.status();
+  return Parse(*text, path);
 }
 
 absl::StatusOr<ApiKeys> ApiKeys::Load(const std::optional<std::string>& file, const char* env_key) {

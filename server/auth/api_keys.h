@@ -16,6 +16,11 @@
 
 namespace cohost::server::auth {
 
+// Where a caller's credential and claimed tenant travel: gRPC metadata keys,
+// and HTTP header names (which match case-insensitively).
+inline constexpr char kAuthorizationHeader[] = "authorization";
+inline constexpr char kTenantHeader[] = "x-cohost-tenant";
+
 enum class Role { kUser, kAdmin };  // admin may also do everything a user may
 
 std::string_view RoleName(Role role);

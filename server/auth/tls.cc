@@ -8,10 +8,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
-#include <fstream>
-#include <sstream>
-
 #include "absl/strings/str_cat.h"
+#include "server/auth/read_file.h"
 
 namespace cohost::server::auth {
 namespace {
@@ -19,12 +17,9 @@ namespace {
 constexpr size_t kMaxPemBytes = size_t{1} << 20;
 
 absl::StatusOr<std::string> ReadPem(const std::string& flag, const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat(flag, " ", path, ": cannot be read"));
-  std::ostringstream text;
-  text << in.rdbuf();
-  std::string pem = text.str();
-  if (pem.size() > kMaxPemBytes || pem.find("-----BEGIN ") == std::string::npos) {
+  absl::StatusOr<std::string> pem = ReadSmallFile(flag, path, kMaxPemBytes);
+  if (!pem.ok()) return pem.status();
+  if (pem->find("-----BEGIN ") == std::string::npos) {
     return absl::InvalidArgumentError(absl::StrCat(flag, " ", path, ": not a PEM file"));
   }
   return pem;

@@ -223,6 +223,13 @@ void CompletionCall::ReplyError(const absl::Status& status) {
   req_ = nullptr;
 }
 
+void CompletionCall::SendEvents(const std::string& events) {
+  evbuffer* buf = evbuffer_new();
+  evbuffer_add(buf, events.data(), events.size());
+  evhttp_send_reply_chunk(req_, buf);
+  evbuffer_free(buf);
+}
+
 void CompletionCall::EndReply() {
   if (req_ == nullptr) return;
   evhttp_send_reply_end(req_);  // frees the request (now, if the client left)
@@ -365,12 +372,7 @@ bool CompletionCall::Pump() {
   }
   const bool done = failure.has_value() || all_sent;
   if (done) events += kDoneEvent;
-  if (!events.empty()) {
-    evbuffer* buf = evbuffer_new();
-    evbuffer_add(buf, events.data(), events.size());
-    evhttp_send_reply_chunk(req_, buf);
-    evbuffer_free(buf);
-  }
+  if (!events.empty()) SendEvents(events);
   if (done) {
     EndReply();
     return true;
@@ -425,11 +427,7 @@ void CompletionCall::Cancel() {
     ReplyError(status);
     return;
   }
-  const std::string events = ErrorEvent(status) + std::string(kDoneEvent);
-  evbuffer* buf = evbuffer_new();
-  evbuffer_add(buf, events.data(), events.size());
-  evhttp_send_reply_chunk(req_, buf);
-  evbuffer_free(buf);
+  SendEvents(ErrorEvent(status) + std::string(kDoneEvent));
   EndReply();
 }
 

@@ -99,6 +99,8 @@ class CompletionCall : public std::enable_shared_from_this<CompletionCall> {
   void SubmitRest();
   void AbortRunning();
   void ReplyError(const absl::Status& status);
+  // Writes server-sent events on the started reply.
+  void SendEvents(const std::string& events);
   void EndReply();
   UsageCounts Usage() const;  // under mu_
   // Engine thread: wakes the loop unless a wake-up is already pending.

@@ -33,8 +33,6 @@
 namespace cohost::server::http {
 namespace {
 
-constexpr char kTenantHeader[] = "x-cohost-tenant";
-
 std::optional<std::string_view> Header(evhttp_request* req, const char* name) {
   const char* v = evhttp_find_header(evhttp_request_get_input_headers(req), name);
   if (v == nullptr) return std::nullopt;
@@ -241,7 +239,7 @@ void HttpFrontDoor::HandleHealth(evhttp_request* req) {
 
 void HttpFrontDoor::HandleModels(evhttp_request* req) {
   absl::StatusOr<auth::Principal> caller =
-      deps_.keys->Authenticate(Header(req, "Authorization"), auth::Role::kUser);
+      deps_.keys->Authenticate(Header(req, auth::kAuthorizationHeader), auth::Role::kUser);
   if (!caller.ok()) {
     RecordError(caller.status());
     return SendError(req, caller.status(), 0);
@@ -260,7 +258,7 @@ void HttpFrontDoor::HandleCompletion(evhttp_request* req, int endpoint) {
   };
   // Keys first, so that an unknown caller learns nothing else.
   absl::StatusOr<auth::Principal> caller =
-      deps_.keys->Authenticate(Header(req, "Authorization"), auth::Role::kUser);
+      deps_.keys->Authenticate(Header(req, auth::kAuthorizationHeader), auth::Role::kUser);
   if (!caller.ok()) return fail(caller.status());
   if (stopping_ || deps_.router->draining()) {
     return fail(absl::UnavailableError("the server is shutting down; retry elsewhere"));
@@ -277,7 +275,7 @@ void HttpFrontDoor::HandleCompletion(evhttp_request* req, int endpoint) {
 
   // The key decides the tenant; without keys, the header or the body's
   // `user` may name one.
-  std::optional<std::string_view> claimed = Header(req, kTenantHeader);
+  std::optional<std::string_view> claimed = Header(req, auth::kTenantHeader);
   if (!claimed && deps_.keys->empty() && parsed->user) claimed = *parsed->user;
   absl::StatusOr<std::string> tenant = auth::ResolveTenant(*deps_.keys, *caller, claimed);
   if (!tenant.ok()) return fail(tenant.status());

@@ -2,7 +2,9 @@
 
 #include "server/http/openai_format.h"
 
+#include <cctype>
 #include <cmath>
+#include <string>
 
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
@@ -30,33 +32,11 @@ std::string_view ErrorType(int http_status) {
   }
 }
 
-std::string_view CodeName(absl::StatusCode code) {
-  switch (code) {
-    case absl::StatusCode::kInvalidArgument:
-      return "invalid_argument";
-    case absl::StatusCode::kFailedPrecondition:
-      return "failed_precondition";
-    case absl::StatusCode::kOutOfRange:
-      return "out_of_range";
-    case absl::StatusCode::kUnauthenticated:
-      return "unauthenticated";
-    case absl::StatusCode::kPermissionDenied:
-      return "permission_denied";
-    case absl::StatusCode::kNotFound:
-      return "not_found";
-    case absl::StatusCode::kResourceExhausted:
-      return "resource_exhausted";
-    case absl::StatusCode::kUnavailable:
-      return "unavailable";
-    case absl::StatusCode::kDeadlineExceeded:
-      return "deadline_exceeded";
-    case absl::StatusCode::kUnimplemented:
-      return "unimplemented";
-    case absl::StatusCode::kCancelled:
-      return "cancelled";
-    default:
-      return "internal";
-  }
+// The gRPC code's canonical name in lower case, e.g. "resource_exhausted".
+std::string CodeName(absl::StatusCode code) {
+  std::string name = absl::StatusCodeToString(code);
+  for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return name;
 }
 
 Json ErrorJson(const absl::Status& status) {

@@ -372,7 +372,7 @@ TEST_F(HttpFrontDoorTest, KeysAreCheckedAndDecideTheTenant) {
   EXPECT_EQ(health->status, 200);
 }
 
-TEST_F(HttpFrontDoorTest, StopEndsLiveStreams) {
+TEST_F(HttpFrontDoorTest, StoppingWithAStreamInFlightJoinsCleanly) {
   Start();
   Json body = CompletionBody(200);
   body["stream"] = true;
