@@ -1,10 +1,29 @@
 #include "scheduler/admission.h"
 
+#include <string>
 #include <utility>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
 
 namespace cohost::scheduler {
+namespace {
+
+constexpr char kPushbackPayload[] = "type.cohost.dev/retry-pushback-ms";
+
+}  // namespace
+
+absl::Status WithRetryPushback(absl::Status status, std::chrono::milliseconds pushback) {
+  status.SetPayload(kPushbackPayload, absl::Cord(std::to_string(pushback.count())));
+  return status;
+}
+
+std::optional<std::chrono::milliseconds> RetryPushback(const absl::Status& status) {
+  const auto payload = status.GetPayload(kPushbackPayload);
+  int64_t ms = 0;
+  if (!payload || !absl::SimpleAtoi(std::string(*payload), &ms) || ms < 0) return std::nullopt;
+  return std::chrono::milliseconds(ms);
+}
 
 Admission::Admission(std::string model_name, AdmissionLimits limits)
     : model_name_(std::move(model_name)), limits_(limits) {}
@@ -17,16 +36,22 @@ absl::StatusOr<std::unique_ptr<Admission::Ticket>> Admission::Admit(int64_t prom
         prompt_tokens, model_name_, limits_.max_queued_prompt_tokens));
   }
   std::lock_guard<std::mutex> lock(mu_);
+  const std::chrono::milliseconds pushback(limits_.retry_pushback_ms);
   if (queued_requests_ >= limits_.max_queued_requests) {
-    return absl::ResourceExhaustedError(absl::StrFormat(
-        "model \"%s\" has %d requests queued, the limit (max_queued_requests = %d); retry later",
-        model_name_, queued_requests_, limits_.max_queued_requests));
+    return WithRetryPushback(
+        absl::ResourceExhaustedError(absl::StrFormat(
+            "model \"%s\" has %d requests queued, the limit (max_queued_requests = %d); retry "
+            "later",
+            model_name_, queued_requests_, limits_.max_queued_requests)),
+        pushback);
   }
   if (queued_prompt_tokens_ + prompt_tokens > limits_.max_queued_prompt_tokens) {
-    return absl::ResourceExhaustedError(absl::StrFormat(
-        "model \"%s\" has %d prompt tokens queued; %d more would pass the limit "
-        "(max_queued_prompt_tokens = %d); retry later",
-        model_name_, queued_prompt_tokens_, prompt_tokens, limits_.max_queued_prompt_tokens));
+    return WithRetryPushback(
+        absl::ResourceExhaustedError(absl::StrFormat(
+            "model \"%s\" has %d prompt tokens queued; %d more would pass the limit "
+            "(max_queued_prompt_tokens = %d); retry later",
+            model_name_, queued_prompt_tokens_, prompt_tokens, limits_.max_queued_prompt_tokens)),
+        pushback);
   }
   ++queued_requests_;
   queued_prompt_tokens_ += prompt_tokens;

@@ -4,9 +4,11 @@
 // All of it is guarded by one lock this class owns. Thread-safe.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,6 +23,13 @@ struct AdmissionLimits {
   int64_t max_queued_prompt_tokens = 1 << 20;  // per model, prompts not yet scheduled
   int32_t retry_pushback_ms = 500;             // what clients are told to wait
 };
+
+// A refusal that retrying later may cure carries when to retry: set here,
+// read by both front doors (the gRPC `grpc-retry-pushback-ms` trailer, HTTP's
+// Retry-After).
+absl::Status WithRetryPushback(absl::Status status, std::chrono::milliseconds pushback);
+// The pushback `status` carries, if any.
+std::optional<std::chrono::milliseconds> RetryPushback(const absl::Status& status);
 
 class Admission {
  public:
@@ -43,7 +52,8 @@ class Admission {
   Admission(std::string model_name, AdmissionLimits limits);
 
   // Counts a request of `prompt_tokens` as queued and in flight, or refuses it:
-  // RESOURCE_EXHAUSTED when the queue is full (retrying later may help), and
+  // RESOURCE_EXHAUSTED when the queue is full (retrying later may help; it
+  // carries limits().retry_pushback_ms), and
   // INVALID_ARGUMENT when the prompt alone is over the queue's token bound
   // (waiting never helps). A refusal changes nothing.
   absl::StatusOr<std::unique_ptr<Ticket>> Admit(int64_t prompt_tokens);

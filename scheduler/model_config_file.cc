@@ -49,6 +49,7 @@ enum class Field {
   kKvCap,
   kTtftTarget,
   kTpotTarget,
+  kAdmitMargin,
   kPriority,
   kDevice,
 };
@@ -59,7 +60,7 @@ struct FieldInfo {
   bool per_model_only;  // not allowed under `defaults`
 };
 
-constexpr std::array<FieldInfo, 10> kFields = {{
+constexpr std::array<FieldInfo, 11> kFields = {{
     {"name", Field::kName, true},
     {"path", Field::kPath, true},
     {"load", Field::kLoad, false},
@@ -68,6 +69,7 @@ constexpr std::array<FieldInfo, 10> kFields = {{
     {"kv_cap_mb", Field::kKvCap, false},
     {"ttft_target_ms", Field::kTtftTarget, false},
     {"tpot_target_ms", Field::kTpotTarget, false},
+    {"ttft_admit_margin_pct", Field::kAdmitMargin, false},
     {"priority", Field::kPriority, false},
     {"device", Field::kDevice, true},
 }};
@@ -331,6 +333,12 @@ absl::Status ConfigParser::ApplyField(Field field, const YAML::Node& value, int 
       ASSIGN_OR_RETURN(int64_t ms, ParseInt(value, line, path, 1, kMaxTargetMs, "an integer >= 1"));
       (field == Field::kTtftTarget ? spec.ttft_target : spec.tpot_target) =
           std::chrono::milliseconds(ms);
+      return absl::OkStatus();
+    }
+    case Field::kAdmitMargin: {
+      const std::string expected = absl::StrFormat("an integer in [0, %d]", kMaxAdmitMarginPct);
+      ASSIGN_OR_RETURN(int64_t pct, ParseInt(value, line, path, 0, kMaxAdmitMarginPct, expected));
+      spec.ttft_admit_margin_pct = static_cast<int32_t>(pct);
       return absl::OkStatus();
     }
     case Field::kPriority: {

@@ -15,6 +15,7 @@
 //                                       # other models' floors (FillDefaultKvCaps)
 //       ttft_target_ms: 1000            # integer >= 1
 //       tpot_target_ms: 200             # integer >= 1
+//       ttft_admit_margin_pct: 50       # integer in [0, 10000]; unset: never refuse by it
 //       priority: 0                     # integer in [-1000, 1000]; lower evicted first
 //       device: cpu                     # cpu | cuda:N, N in [0, 63]
 // Every error is INVALID_ARGUMENT and reads `FILE:LINE: FIELD.PATH: what`.
@@ -46,6 +47,10 @@ struct ModelSpec {
   int64_t kv_cap_bytes = 0;    // from kv_cap_mb; 0 = FillDefaultKvCaps decides (or the whole pool)
   std::chrono::milliseconds ttft_target{1000};
   std::chrono::milliseconds tpot_target{200};
+  // Set: a request whose predicted TTFT (scheduler/ttft_predictor.h) is over
+  // ttft_target by more than this percentage of it is refused at once with
+  // RESOURCE_EXHAUSTED and a pushback. Unset: the target only orders work.
+  std::optional<int32_t> ttft_admit_margin_pct;
   int32_t priority = 0;               // among idle models, the lowest is evicted first
   std::optional<std::string> device;  // "cpu" or "cuda:N"
 
@@ -61,6 +66,7 @@ inline constexpr int64_t kMaxKvMb = int64_t{1} << 40;           // 2^60 bytes
 inline constexpr int64_t kMaxKeepAliveSeconds = 1'000'000'000;  // ~31 years; use "forever"
 inline constexpr int64_t kMaxTargetMs = 86'400'000;             // a day
 inline constexpr int32_t kMaxPriority = 1000;
+inline constexpr int32_t kMaxAdmitMarginPct = 10'000;
 inline constexpr size_t kMaxModelPathLength = 4096;  // PATH_MAX
 
 // `text` is the file's content (at most kMaxModelConfigBytes); `file_name`

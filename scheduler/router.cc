@@ -20,6 +20,7 @@
 #include "runtime/model/model.h"
 #include "scheduler/model_name.h"
 #include "scheduler/placement.h"
+#include "scheduler/ttft_predictor.h"
 
 namespace cohost::scheduler {
 namespace {
@@ -32,15 +33,29 @@ namespace {
 // its own engine).
 class AdmissionSink : public runtime::TokenSink {
  public:
+  // `predicted`: the request's TTFT as predicted at admission, recorded
+  // against the actual one (from `arrival`) at its first token.
   AdmissionSink(ServedModel* model, std::unique_ptr<Admission::Ticket> ticket,
-                std::shared_ptr<runtime::TokenSink> inner)
-      : model_(model), ticket_(std::move(ticket)), inner_(std::move(inner)) {}
+                std::shared_ptr<runtime::TokenSink> inner,
+                std::optional<runtime::Clock::duration> predicted,
+                runtime::Clock::time_point arrival)
+      : model_(model),
+        ticket_(std::move(ticket)),
+        inner_(std::move(inner)),
+        predicted_(predicted),
+        arrival_(arrival) {}
 
   void OnScheduled() override {
     model_->admission().Scheduled(*ticket_);
     inner_->OnScheduled();
   }
-  bool OnDelta(const runtime::TokenDelta& delta) override { return inner_->OnDelta(delta); }
+  bool OnDelta(const runtime::TokenDelta& delta) override {
+    if (predicted_ && !delta.token_ids.empty()) {
+      model_->ttft_predictions().Record(*predicted_, runtime::Clock::now() - arrival_);
+      predicted_.reset();
+    }
+    return inner_->OnDelta(delta);
+  }
   void OnFinish(const runtime::FinishInfo& info) override {
     // The books first, so whoever the inner sink wakes sees them settled.
     model_->admission().Finished(*ticket_);
@@ -53,6 +68,8 @@ class AdmissionSink : public runtime::TokenSink {
   ServedModel* model_;
   const std::unique_ptr<Admission::Ticket> ticket_;
   std::shared_ptr<runtime::TokenSink> inner_;
+  std::optional<runtime::Clock::duration> predicted_;  // until the first token
+  const runtime::Clock::time_point arrival_;
 };
 
 absl::Status AlreadyLoaded(const std::string& name) {
@@ -549,9 +566,14 @@ absl::StatusOr<runtime::RequestId> Router::Submit(const std::shared_ptr<ServedMo
   if (draining()) return absl::UnavailableError("server is draining");
   if (model == nullptr) return absl::InvalidArgumentError("no model");
   if (sink == nullptr) return absl::InvalidArgumentError("no output sink");
+  const runtime::Clock::time_point now = runtime::Clock::now();
+  const auto prompt_tokens = static_cast<int64_t>(request.prompt_ids.size());
+  const std::optional<runtime::Clock::duration> predicted = PredictTtft(*model, prompt_tokens);
+  if (predicted) RETURN_IF_ERROR(JudgeAdmission(*model, request, *predicted, now));
   ASSIGN_OR_RETURN(std::unique_ptr<Admission::Ticket> ticket,
-                   model->admission().Admit(static_cast<int64_t>(request.prompt_ids.size())));
-  auto admission = std::make_shared<AdmissionSink>(model.get(), std::move(ticket), std::move(sink));
+                   model->admission().Admit(prompt_tokens));
+  auto admission = std::make_shared<AdmissionSink>(model.get(), std::move(ticket), std::move(sink),
+                                                   predicted, request.arrival.value_or(now));
   const runtime::RequestId id = next_id_.fetch_add(1);
   bool needs_load = false;
   if (absl::Status s = model->Submit(id, std::move(request), admission, &needs_load); !s.ok()) {
@@ -562,6 +584,48 @@ absl::StatusOr<runtime::RequestId> Router::Submit(const std::shared_ptr<ServedMo
   model->admission().Submitted(admission->ticket(), id);
   if (needs_load && model->BeginLoading()) EnqueueLoad(model);
   return id;
+}
+
+std::optional<runtime::Clock::duration> Router::PredictTtft(const ServedModel& model,
+                                                            int64_t prompt_tokens) const {
+  const std::optional<runtime::Clock::duration> to_ready = model.TimeToReady();
+  if (!to_ready) return std::nullopt;
+  std::vector<std::shared_ptr<ServedModel>> neighbours;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [name, m] : models_) {
+      if (m.get() != &model && &m->device() == &model.device()) neighbours.push_back(m);
+    }
+  }
+  std::vector<PrefillQueue> others;
+  others.reserve(neighbours.size());
+  for (const std::shared_ptr<ServedModel>& m : neighbours) others.push_back(m->Backlog());
+  return scheduler::PredictTtft(model.Backlog(), others, prompt_tokens, *to_ready);
+}
+
+absl::Status Router::JudgeAdmission(const ServedModel& model,
+                                    const runtime::GenerateRequest& request,
+                                    runtime::Clock::duration predicted,
+                                    runtime::Clock::time_point now) const {
+  const auto ms = [](runtime::Clock::duration d) {
+    return static_cast<int64_t>(std::chrono::duration<double, std::milli>(d).count());
+  };
+  if (request.deadline && now + predicted > *request.deadline) {
+    return absl::DeadlineExceededError(absl::StrFormat(
+        "model \"%s\" cannot meet this request's deadline: its first token is predicted in "
+        "%d ms, and the deadline is in %d ms",
+        model.name(), ms(predicted), ms(*request.deadline - now)));
+  }
+  const std::optional<int32_t> margin = model.spec().ttft_admit_margin_pct;
+  if (!margin) return absl::OkStatus();
+  const TtftVerdict verdict = JudgeTtft(predicted, model.spec().ttft_target, *margin);
+  if (verdict.admit) return absl::OkStatus();
+  return WithRetryPushback(
+      absl::ResourceExhaustedError(absl::StrFormat(
+          "model \"%s\" is too busy to meet its time-to-first-token target of %d ms: this "
+          "request's first token is predicted in %d ms; retry in %d ms",
+          model.name(), model.spec().ttft_target.count(), ms(predicted), verdict.pushback.count())),
+      verdict.pushback);
 }
 
 void Router::Abort(const std::shared_ptr<ServedModel>& model, runtime::RequestId id) {

@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -120,13 +121,21 @@ class Router {
   // Admission control, then the model (its engine, or its queue while it
   // loads; a first request to a model that is not resident starts its load).
   // UNAVAILABLE while draining; RESOURCE_EXHAUSTED when the model's queue is
-  // full (limits().retry_pushback_ms says when to retry); INVALID_ARGUMENT for
-  // a bad request. The sink is wrapped so the queue counters drop when the
-  // request is scheduled.
+  // full, or when its TTFT is predicted over the model's target by more than
+  // its ttft_admit_margin_pct (the status carries a RetryPushback);
+  // DEADLINE_EXCEEDED when its first token is predicted past its deadline;
+  // INVALID_ARGUMENT for a bad request. The sink is wrapped so the queue
+  // counters drop when the request is scheduled, and the prediction is
+  // recorded against the actual TTFT (ServedModel::ttft_predictions).
   absl::StatusOr<runtime::RequestId> Submit(const std::shared_ptr<ServedModel>& model,
                                             runtime::GenerateRequest request,
                                             std::shared_ptr<runtime::TokenSink> sink);
   void Abort(const std::shared_ptr<ServedModel>& model, runtime::RequestId id);
+  // The TTFT a request of `prompt_tokens` for `model` would be predicted now
+  // (scheduler/ttft_predictor.h): behind the prefill backlog of every model on
+  // its device. nullopt until its model's step cost is measured.
+  std::optional<runtime::Clock::duration> PredictTtft(const ServedModel& model,
+                                                      int64_t prompt_tokens) const;
 
   // Refuse new requests from now on; in-flight ones continue.
   void StartDraining();
@@ -188,6 +197,11 @@ class Router {
   // reported once, on stderr).
   void RecordFootprint(const ServedModel& model, const Footprint& measured);
   void EnqueueLoad(const std::shared_ptr<ServedModel>& model);
+  // OK, or why a request predicted to wait `predicted` for its first token is
+  // refused: past its deadline, or over its model's TTFT target and margin.
+  absl::Status JudgeAdmission(const ServedModel& model, const runtime::GenerateRequest& request,
+                              runtime::Clock::duration predicted,
+                              runtime::Clock::time_point now) const;
   void LoaderLoop();
 
   const runtime::EngineConfig engine_config_;

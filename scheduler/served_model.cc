@@ -110,6 +110,29 @@ runtime::EngineStats ServedModel::Stats() const {
   return s;
 }
 
+PrefillQueue ServedModel::Backlog() const {
+  PrefillQueue q;
+  q.step_tokens = engine_config_.step_scheduler.max_tokens_per_step;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (resident_.engine != nullptr) {
+    const runtime::EngineStats stats = resident_.engine->Stats();
+    q.tokens = stats.prefill_tokens_left;
+    if (stats.step_cost) last_cost_ = stats.step_cost;
+  } else {
+    for (const Queued& r : queued_) q.tokens += static_cast<int64_t>(r.request.prompt_ids.size());
+  }
+  q.cost = last_cost_;
+  return q;
+}
+
+std::optional<runtime::Clock::duration> ServedModel::TimeToReady() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (state_ == ModelState::kReady) return runtime::Clock::duration::zero();
+  if (loads_ok_ == 0) return std::nullopt;
+  return std::chrono::duration_cast<runtime::Clock::duration>(
+      std::chrono::duration<double>(last_load_seconds_));
+}
+
 absl::Status ServedModel::Submit(runtime::RequestId id, runtime::GenerateRequest request,
                                  std::shared_ptr<runtime::TokenSink> sink, bool* needs_load) {
   *needs_load = false;
@@ -217,6 +240,9 @@ bool ServedModel::Evict(std::string reason) {
     state_ = ModelState::kEvicted;
     reason_ = std::move(reason);
     ++evictions_;
+    if (const std::optional<runtime::StepCost> cost = resident_.engine->Stats().step_cost) {
+      last_cost_ = cost;
+    }
     resident = std::move(resident_);
   }
   Release(std::move(resident));

@@ -30,6 +30,7 @@
 #include "scheduler/device.h"
 #include "scheduler/kv_pool.h"
 #include "scheduler/model_config_file.h"
+#include "scheduler/ttft_predictor.h"
 
 namespace cohost::scheduler {
 
@@ -79,6 +80,15 @@ class ServedModel {
   const DeviceExecutor& executor() const { return *device_->executor; }
 
   ModelStatus status() const;
+  // Its prefill backlog, for TTFT prediction: the engine's while resident,
+  // else the prompts waiting for the load; the cost is its engine's last
+  // known one, kept across evictions.
+  PrefillQueue Backlog() const;
+  // How long before it can run a new request: 0 when ready, else its last
+  // load's duration (all of it, even mid-load); nullopt if it never loaded.
+  std::optional<runtime::Clock::duration> TimeToReady() const;
+  TtftPredictionBook& ttft_predictions() { return ttft_predictions_; }
+  const TtftPredictionBook& ttft_predictions() const { return ttft_predictions_; }
   // The engine's counters; zeros (but KV held) while not resident.
   runtime::EngineStats Stats() const;
 
@@ -142,6 +152,7 @@ class ServedModel {
   const runtime::RequestLimits limits_;
   Admission admission_;
   BusyMeter busy_;
+  TtftPredictionBook ttft_predictions_;
 
   mutable std::mutex mu_;
   ModelState state_ = ModelState::kEvicted;  // guarded by mu_
@@ -151,6 +162,8 @@ class ServedModel {
   std::vector<Queued> queued_;                               // guarded by mu_; while not ready
   double last_load_seconds_ = 0;                             // guarded by mu_
   int64_t loads_ok_ = 0, loads_failed_ = 0, evictions_ = 0;  // guarded by mu_
+  // Its engine's last known step cost (it outlives the engine).
+  mutable std::optional<runtime::StepCost> last_cost_;  // guarded by mu_
 };
 
 }  // namespace cohost::scheduler

@@ -297,8 +297,9 @@ absl::Status GenerateReactor::Start(const grpc::ByteBuffer& request_bytes) {
 
 void GenerateReactor::FinishEarly(const absl::Status& status) {
   if (status.code() == absl::StatusCode::kResourceExhausted) {
-    context_->AddTrailingMetadata(kPushbackKey,
-                                  std::to_string(deps_.router->limits().retry_pushback_ms));
+    const std::chrono::milliseconds pushback = scheduler::RetryPushback(status).value_or(
+        std::chrono::milliseconds(deps_.router->limits().retry_pushback_ms));
+    context_->AddTrailingMetadata(kPushbackKey, std::to_string(pushback.count()));
   }
   const grpc::Status grpc_status = ToGrpcStatus(status);
   shared_->RecordError(grpc_status.error_code());

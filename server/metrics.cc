@@ -475,6 +475,19 @@ std::string ServerMetrics::Render(const std::vector<ModelGauges>& gauges,
   gauge("cohost_model_evictions_total", "counter",
         "Times the model was evicted to make room for another.",
         [](const ModelGauges& g) { return std::to_string(g.evictions_total); });
+  gauge("cohost_ttft_predictions_total", "counter",
+        "Requests whose TTFT admission predicted and that produced a first token.",
+        [](const ModelGauges& g) { return std::to_string(g.ttft_predictions_total); });
+  gauge("cohost_ttft_predicted_seconds_total", "counter",
+        "Sum of the predicted TTFTs of those requests, in seconds.",
+        [](const ModelGauges& g) { return FormatDouble(g.ttft_predicted_seconds_total); });
+  gauge("cohost_ttft_actual_seconds_total", "counter",
+        "Sum of the actual TTFTs of those requests, in seconds.",
+        [](const ModelGauges& g) { return FormatDouble(g.ttft_actual_seconds_total); });
+  gauge(
+      "cohost_ttft_prediction_abs_error_seconds_total", "counter",
+      "Sum of |actual - predicted| TTFT over those requests, in seconds.",
+      [](const ModelGauges& g) { return FormatDouble(g.ttft_prediction_abs_error_seconds_total); });
   Header(&out, "cohost_model_loads_total", "counter", "Loads of the model's weights, by result.");
   for (const auto& [model, m] : models) {
     Sample(&out, "cohost_model_loads_total", Cat({labels[model], ",result=\"ok\""}),

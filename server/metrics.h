@@ -32,6 +32,13 @@ struct ModelGauges {
   std::vector<std::pair<std::string, bool>> states;
   int64_t weights_bytes = 0;
   int64_t evictions_total = 0;
+  // Admission's TTFT predictions against the actual TTFTs of the same
+  // requests (scheduler::TtftPredictionBook): counters, so that a rate of the
+  // error over a rate of the count is the predictor's mean error.
+  int64_t ttft_predictions_total = 0;
+  double ttft_predicted_seconds_total = 0;
+  double ttft_actual_seconds_total = 0;
+  double ttft_prediction_abs_error_seconds_total = 0;
 };
 
 // Live values of one device's KV pool, sampled at scrape time.

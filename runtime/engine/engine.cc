@@ -185,6 +185,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(Model* model, const Token
   engine->limits_ = RequestLimitsFor(mc, model->backend()->compute_dtype(), config);
   engine->impl_->counters.kv_blocks_total = engine->impl_->kv_manager.num_usable_blocks();
   engine->impl_->counters.kv_blocks_free = engine->impl_->kv_manager.num_free_blocks();
+  engine->impl_->counters.step_cost = config.step_cost;
   engine->impl_->snapshot = engine->impl_->counters;
   return engine;
 }
@@ -255,6 +256,9 @@ EngineStats Engine::Stats() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   EngineStats s = impl_->snapshot;
   s.num_waiting += static_cast<int32_t>(impl_->inbox.size());
+  for (const std::unique_ptr<LiveRequest>& r : impl_->inbox) {
+    s.prefill_tokens_left += r->seq.num_prompt_tokens;
+  }
   return s;
 }
 

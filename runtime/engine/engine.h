@@ -13,6 +13,7 @@
 #include "cohost/kernels/dtype.h"
 #include "runtime/batching/request.h"
 #include "runtime/batching/request_validation.h"
+#include "runtime/batching/step_cost.h"
 #include "runtime/batching/step_scheduler_config.h"
 #include "runtime/engine/kv_budget.h"
 
@@ -39,6 +40,9 @@ struct EngineConfig {
   // Where the engine reads the time (deadlines, timings); steady_clock when
   // empty. Tests inject a manual clock.
   std::function<Clock::time_point()> clock;
+  // What a step costs, instead of the line fitted from the engine's own steps
+  // (StepCostFit): tests set it to make predictions exact.
+  std::optional<StepCost> step_cost;
   // Called (on the caller's thread, with no engine lock held) after Submit or
   // Abort queued something for the next step: how a device executor that
   // steps this engine learns it has work. Must be cheap and must not call
@@ -77,6 +81,12 @@ struct EngineStats {
   int64_t num_prompt_tokens_cached = 0;
   int64_t num_requests_finished = 0;
   int64_t num_requests_aborted = 0;
+  // Prompt tokens still to compute for requests without a first token
+  // (queued ones included): the engine's prefill backlog.
+  int64_t prefill_tokens_left = 0;
+  // Its steps' cost (EngineConfig::step_cost, else fitted from its steps);
+  // nullopt until a step has done prefill work.
+  std::optional<StepCost> step_cost;
 };
 
 class Engine {

@@ -12,6 +12,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/hash/hash.h"
 #include "runtime/batching/kv_cache_manager.h"
+#include "runtime/batching/step_cost.h"
 #include "runtime/batching/step_scheduler.h"
 #include "runtime/engine/engine.h"
 #include "runtime/model/batch.h"
@@ -67,8 +68,13 @@ struct Engine::Impl {
   // Removes a request from the scheduler (freeing its blocks), tells its sink,
   // and forgets it. Unknown ids are ignored.
   void Retire(RequestId id, FinishReason reason, absl::Status status, Clock::time_point now);
-  // Ends every request whose deadline is at or before `now`, queued or running.
-  void ExpireDeadlines(Clock::time_point now);
+  // Ends every request whose deadline is at or before `now`, queued or running,
+  // and, given the step cost, every request still without a first token
+  // whose first token cannot come before its deadline: the prefill ahead of
+  // it in this engine and its own, in steps of `step_tokens`, would end past
+  // it. Both with DEADLINE_EXCEEDED.
+  void ExpireDeadlines(Clock::time_point now, const std::optional<StepCost>& cost,
+                       int32_t step_tokens);
   // Streams the token just sampled for `r` and retires it if it finished.
   void EmitToken(LiveRequest& r, const Tokenizer& tokenizer, Clock::time_point now);
 
@@ -81,6 +87,7 @@ struct Engine::Impl {
   std::vector<float> raw_logits;  // one row, copied for a request asking logprobs
   int64_t next_arrival = 0;
   EngineStats counters;  // owned by the stepping thread
+  StepCostFit cost_fit;  // of this engine's steps
 
   // Shared with other threads.
   mutable std::mutex mu;

@@ -89,7 +89,8 @@ void Engine::Impl::Retire(RequestId id, FinishReason reason, absl::Status status
   live.erase(it);
 }
 
-void Engine::Impl::ExpireDeadlines(Clock::time_point now) {
+void Engine::Impl::ExpireDeadlines(Clock::time_point now, const std::optional<StepCost>& cost,
+                                   int32_t step_tokens) {
   std::vector<RequestId> expired;
   for (const auto& [id, r] : live) {
     if (r->request.deadline && *r->request.deadline <= now) expired.push_back(id);
@@ -97,6 +98,38 @@ void Engine::Impl::ExpireDeadlines(Clock::time_point now) {
   for (RequestId id : expired) {
     Retire(id, FinishReason::kError,
            absl::DeadlineExceededError("the request's deadline passed before it finished"), now);
+  }
+  if (!cost) return;
+  // Requests without a first token in the order the scheduler will serve
+  // them: running ones (mid-prefill) first, then the queue. Each one's first
+  // token needs the prefill ahead of it and its own.
+  std::vector<Sequence*> order;
+  for (Sequence* seq : step_scheduler.running()) {
+    if (seq->num_generated() == 0) order.push_back(seq);
+  }
+  for (Sequence* seq : step_scheduler.waiting()) {
+    if (seq->num_generated() == 0) order.push_back(seq);
+  }
+  int64_t ahead = 0;
+  std::vector<std::pair<RequestId, double>> hopeless;  // with the predicted ms
+  for (Sequence* seq : order) {
+    const int64_t tokens = ahead + seq->num_uncomputed();
+    const std::optional<Clock::time_point>& deadline = live.at(seq->id)->request.deadline;
+    const auto first_token = std::chrono::duration<double>(cost->Seconds(tokens, step_tokens));
+    if (deadline && now + std::chrono::duration_cast<Clock::duration>(first_token) > *deadline) {
+      hopeless.emplace_back(seq->id, first_token.count() * 1e3);
+      continue;  // dropped: it no longer holds up the ones behind it
+    }
+    ahead = tokens;
+  }
+  for (const auto& [id, ms] : hopeless) {
+    const double left_ms = MsBetween(now, *live.at(id)->request.deadline);
+    Retire(id, FinishReason::kError,
+           absl::DeadlineExceededError(absl::StrFormat(
+               "the request's deadline cannot be met: its first token is predicted in %.0f ms, "
+               "and its deadline is in %.0f ms",
+               ms, left_ms)),
+           now);
   }
 }
 
@@ -149,7 +182,9 @@ absl::StatusOr<bool> Engine::Step(const StepLimits& limits) {
   }
   const Clock::time_point step_start = Now();
   for (auto& [id, why] : aborts) s.Retire(id, FinishReason::kCancelled, std::move(why), step_start);
-  s.ExpireDeadlines(step_start);
+  const std::optional<StepCost> cost =
+      config_.step_cost ? config_.step_cost : s.cost_fit.Estimate();
+  s.ExpireDeadlines(step_start, cost, config_.step_scheduler.max_tokens_per_step);
 
   absl::Status result = absl::OkStatus();
   StepPlan plan = s.step_scheduler.Schedule(limits.max_new_tokens);
@@ -203,6 +238,8 @@ absl::StatusOr<bool> Engine::Step(const StepLimits& limits) {
       for (LiveRequest* r : sampled) s.EmitToken(*r, *tokenizer_, sampled_at);
       ++s.counters.num_steps;
       s.counters.num_tokens_computed += plan.num_tokens;
+      s.cost_fit.Observe(plan.num_tokens,
+                         std::chrono::duration<double>(sampled_at - step_start).count());
     }
   }
 
@@ -221,6 +258,11 @@ absl::StatusOr<bool> Engine::Step(const StepLimits& limits) {
   c.kv_blocks_cached_free = kv.num_cached_free;
   c.prefix_cache_queries = kv.prefix_queries;
   c.prefix_cache_hits = kv.prefix_hits;
+  c.step_cost = config_.step_cost ? config_.step_cost : s.cost_fit.Estimate();
+  c.prefill_tokens_left = 0;
+  for (const auto& [id, r] : s.live) {
+    if (r->seq.num_generated() == 0) c.prefill_tokens_left += r->seq.num_uncomputed();
+  }
   {
     std::lock_guard<std::mutex> lock(s.mu);
     s.snapshot = c;

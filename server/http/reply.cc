@@ -6,8 +6,11 @@
 #include <event2/http.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cstdint>
 #include <string>
 
+#include "scheduler/admission.h"
 #include "server/http/openai_format.h"
 
 namespace cohost::server::http {
@@ -50,10 +53,13 @@ void SendJson(evhttp_request* req, int status, std::string_view body) {
   evbuffer_free(buf);
 }
 
-void SendError(evhttp_request* req, const absl::Status& status, int pushback_ms) {
+void SendError(evhttp_request* req, const absl::Status& status, int default_pushback_ms) {
   const int http_status = HttpStatusFor(status.code());
   if (status.code() == absl::StatusCode::kResourceExhausted) {
-    const int seconds = std::max(1, (pushback_ms + 999) / 1000);
+    const int64_t pushback_ms = scheduler::RetryPushback(status)
+                                    .value_or(std::chrono::milliseconds(default_pushback_ms))
+                                    .count();
+    const int64_t seconds = std::max<int64_t>(1, (pushback_ms + 999) / 1000);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After",
                       std::to_string(seconds).c_str());
   }

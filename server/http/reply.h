@@ -15,8 +15,9 @@ namespace cohost::server::http {
 void SendJson(evhttp_request* req, int status, std::string_view body);
 
 // The error body for `status` (never OK) with its HTTP status; RESOURCE_EXHAUSTED
-// adds Retry-After: the pushback rounded up to whole seconds.
-void SendError(evhttp_request* req, const absl::Status& status, int pushback_ms);
+// adds Retry-After: the pushback the status carries (scheduler::RetryPushback),
+// else `default_pushback_ms`, rounded up to whole seconds.
+void SendError(evhttp_request* req, const absl::Status& status, int default_pushback_ms);
 
 // The standard reason phrase of an HTTP status.
 const char* ReasonPhrase(int status);

@@ -30,6 +30,7 @@ constexpr std::string_view kFullYaml = R"(# Two models on one machine.
 defaults:
   keep_alive_s: 600
   ttft_target_ms: 800
+  ttft_admit_margin_pct: 50
   priority: 5
 models:
   - name: smol
@@ -40,6 +41,7 @@ models:
     kv_cap_mb: 512
     ttft_target_ms: 1000
     tpot_target_ms: 150
+    ttft_admit_margin_pct: 0
     priority: -3
     device: cpu
   - name: big
@@ -48,7 +50,8 @@ models:
 )";
 
 constexpr std::string_view kFullJson = R"({
-  "defaults": {"keep_alive_s": 600, "ttft_target_ms": 800, "priority": 5},
+  "defaults": {"keep_alive_s": 600, "ttft_target_ms": 800, "ttft_admit_margin_pct": 50,
+               "priority": 5},
   "models": [
     {
       "name": "smol",
@@ -59,6 +62,7 @@ constexpr std::string_view kFullJson = R"({
       "kv_cap_mb": 512,
       "ttft_target_ms": 1000,
       "tpot_target_ms": 150,
+      "ttft_admit_margin_pct": 0,
       "priority": -3,
       "device": "cpu"
     },
@@ -77,6 +81,7 @@ std::vector<ModelSpec> FullSpecs() {
   smol.kv_cap_bytes = int64_t{512} << 20;
   smol.ttft_target = std::chrono::milliseconds(1000);
   smol.tpot_target = std::chrono::milliseconds(150);
+  smol.ttft_admit_margin_pct = 0;
   smol.priority = -3;
   smol.device = "cpu";
   ModelSpec big;
@@ -86,6 +91,7 @@ std::vector<ModelSpec> FullSpecs() {
   big.keep_alive = std::chrono::seconds(600);
   big.ttft_target = std::chrono::milliseconds(800);
   big.tpot_target = std::chrono::milliseconds(200);
+  big.ttft_admit_margin_pct = 50;
   big.priority = 5;
   big.device = "cuda:1";
   return {smol, big};
@@ -276,6 +282,9 @@ TEST(ModelConfigFileTest, ErrorsNameFileLineAndField) {
       {"models:\n  - {name: a, path: a, ttft_target_ms: \"5\"}\n",
        "models.yaml:2: models[0].ttft_target_ms: expected an integer >= 1, got \"5\" (quoted, so a "
        "string)"},
+      {"models:\n  - {name: a, path: a, ttft_admit_margin_pct: -1}\n",
+       "models.yaml:2: models[0].ttft_admit_margin_pct: expected an integer in [0, 10000], got "
+       "\"-1\""},
       {"models:\n  - {name: a, path: a, ttft_target_ms: 0}\n",
        "models.yaml:2: models[0].ttft_target_ms: expected an integer >= 1, got \"0\""},
       {"models:\n  - name: a\n    path: a\n    tpot_target_ms:\n",

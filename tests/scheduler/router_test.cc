@@ -21,6 +21,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/runtime/loader/tiny_gguf_model.h"
+#include "tests/support/gated_sink.h"
 #include "tests/support/requests.h"
 #include "tests/support/tiny_model.h"
 #include "tests/support/wait_for.h"
@@ -36,92 +37,8 @@ constexpr auto kWait = std::chrono::seconds(120);  // generous for sanitizer bui
 
 std::string Msg(const absl::Status& s) { return std::string(s.message()); }
 
-// Blocks whoever calls Enter() until Open(); tells the test when someone is
-// blocked.
-class Gate {
- public:
-  void Enter() {
-    std::unique_lock<std::mutex> lock(mu_);
-    ++entered_;
-    cv_.notify_all();
-    cv_.wait(lock, [this] { return open_; });
-  }
-  void Open() {
-    std::lock_guard<std::mutex> lock(mu_);
-    open_ = true;
-    cv_.notify_all();
-  }
-  bool WaitEntered() {
-    std::unique_lock<std::mutex> lock(mu_);
-    return cv_.wait_for(lock, kWait, [this] { return entered_ > 0; });
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  int entered_ = 0;
-  bool open_ = false;
-};
-
-// Records a request's output and checks the sink protocol (scheduled at most
-// once, no delta after finish, exactly one finish).
-class RecordingSink : public runtime::TokenSink {
- public:
-  explicit RecordingSink(Gate* gate = nullptr) : gate_(gate) {}
-
-  void OnScheduled() override {
-    std::lock_guard<std::mutex> lock(mu_);
-    EXPECT_FALSE(scheduled_) << "scheduled twice";
-    EXPECT_FALSE(finished_) << "scheduled after finish";
-    scheduled_ = true;
-  }
-  bool OnDelta(const runtime::TokenDelta& d) override {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      EXPECT_FALSE(finished_) << "delta after finish";
-      tokens_ += static_cast<int>(d.token_ids.size());
-    }
-    if (gate_ != nullptr) gate_->Enter();
-    return true;
-  }
-  void OnFinish(const FinishInfo& info) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    EXPECT_FALSE(finished_) << "finished twice";
-    finished_ = true;
-    info_ = info;
-    cv_.notify_all();
-  }
-
-  bool WaitFinished() {
-    std::unique_lock<std::mutex> lock(mu_);
-    return cv_.wait_for(lock, kWait, [this] { return finished_; });
-  }
-  bool finished() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return finished_;
-  }
-  bool scheduled() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return scheduled_;
-  }
-  FinishInfo info() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return info_;
-  }
-  int tokens() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return tokens_;
-  }
-
- private:
-  Gate* gate_;
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  bool scheduled_ = false;
-  bool finished_ = false;
-  int tokens_ = 0;
-  FinishInfo info_;
-};
+using cohost::testing::Gate;
+using cohost::testing::RecordingSink;
 
 runtime::GenerateRequest Request(int32_t prompt_len, int32_t max_tokens, uint32_t seed = 1) {
   return cohost::testing::RandomGreedyRequest(prompt_len, max_tokens, seed);

@@ -295,6 +295,21 @@ TEST(ServerMetricsTest, ModelLifecycle) {
   EXPECT_EQ(Get(s, "cohost_executor_step_seconds_count{device=\"cpu\",model=\"b\"}"), "1");
 }
 
+TEST(ServerMetricsTest, TtftPredictionsAgainstActuals) {
+  ServerMetrics m;
+  ModelGauges a;
+  a.model = "a";
+  a.ttft_predictions_total = 4;
+  a.ttft_predicted_seconds_total = 1.25;
+  a.ttft_actual_seconds_total = 1.5;
+  a.ttft_prediction_abs_error_seconds_total = 0.375;
+  const auto s = Samples(m.Render({a}));
+  EXPECT_EQ(Get(s, "cohost_ttft_predictions_total{model=\"a\"}"), "4");
+  EXPECT_EQ(Get(s, "cohost_ttft_predicted_seconds_total{model=\"a\"}"), "1.25");
+  EXPECT_EQ(Get(s, "cohost_ttft_actual_seconds_total{model=\"a\"}"), "1.5");
+  EXPECT_EQ(Get(s, "cohost_ttft_prediction_abs_error_seconds_total{model=\"a\"}"), "0.375");
+}
+
 TEST(ServerMetricsTest, LabelValuesAreEscaped) {
   ServerMetrics m;
   const std::string weird = "we\"ird\\name\nline2";
@@ -350,6 +365,10 @@ TEST(ServerMetricsTest, ExpositionStructure) {
       {"cohost_model_state", "gauge"},
       {"cohost_model_weights_bytes", "gauge"},
       {"cohost_model_evictions_total", "counter"},
+      {"cohost_ttft_predictions_total", "counter"},
+      {"cohost_ttft_predicted_seconds_total", "counter"},
+      {"cohost_ttft_actual_seconds_total", "counter"},
+      {"cohost_ttft_prediction_abs_error_seconds_total", "counter"},
       {"cohost_model_loads_total", "counter"},
       {"cohost_model_load_seconds", "histogram"},
       {"cohost_executor_step_seconds", "histogram"},

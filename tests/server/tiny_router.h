@@ -18,12 +18,13 @@ struct TinyRouter {
   ~TinyRouter() { router.reset(); }
 };
 
+// `spec`: the model's settings (its name and path are always "tiny").
 inline absl::StatusOr<std::unique_ptr<TinyRouter>> MakeTinyRouter(
-    const scheduler::AdmissionLimits& limits = {}) {
+    const scheduler::AdmissionLimits& limits = {}, const runtime::EngineConfig& engine = {},
+    scheduler::ModelSpec spec = {}) {
   auto t = std::make_unique<TinyRouter>();
   t->backend = kernels::MakeCpuBackend(1);
-  t->router =
-      std::make_unique<scheduler::Router>(t->backend.get(), runtime::EngineConfig{}, limits);
+  t->router = std::make_unique<scheduler::Router>(t->backend.get(), engine, limits);
   runtime::LoadedModel loaded;
   absl::StatusOr<std::unique_ptr<runtime::Tokenizer>> tokenizer =
       runtime::Tokenizer::Create(runtime::testing::MakeByteTokenizerSpec());
@@ -33,7 +34,9 @@ inline absl::StatusOr<std::unique_ptr<TinyRouter>> MakeTinyRouter(
       runtime::Model::Create(runtime::testing::MakeTinyModelFile(), t->backend.get());
   if (!model.ok()) return model.status();
   loaded.model = *std::move(model);
-  if (absl::Status s = t->router->AddModel("tiny", "tiny", std::move(loaded)); !s.ok()) return s;
+  spec.name = "tiny";
+  spec.path = "tiny";
+  if (absl::Status s = t->router->AddLoadedModel(spec, std::move(loaded)); !s.ok()) return s;
   return t;
 }
 

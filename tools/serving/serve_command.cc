@@ -192,6 +192,11 @@ std::vector<server::ModelGauges> CollectGauges(const scheduler::Router& router) 
     g.kv_blocks_used = s.kv_blocks_total - s.kv_blocks_free;
     g.preemptions_total = s.num_preemptions;
     g.kv_used_bytes = m.kv_bytes_held;
+    const scheduler::TtftPredictionTotals p = (*model)->ttft_predictions().totals();
+    g.ttft_predictions_total = p.count;
+    g.ttft_predicted_seconds_total = p.predicted_seconds;
+    g.ttft_actual_seconds_total = p.actual_seconds;
+    g.ttft_prediction_abs_error_seconds_total = p.abs_error_seconds;
     out.push_back(std::move(g));
   }
   return out;

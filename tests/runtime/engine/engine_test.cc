@@ -87,9 +87,11 @@ class EngineTest : public ::testing::Test {
   }
 
   std::unique_ptr<Engine> MakeEngine(int32_t num_blocks, int32_t block_size = 4,
-                                     int32_t max_num_seqs = 6) {
+                                     int32_t max_num_seqs = 6,
+                                     std::optional<StepCost> step_cost = std::nullopt) {
     EngineConfig c;
     c.clock = [this] { return now_; };
+    c.step_cost = step_cost;
     c.block_size = block_size;
     c.num_kv_blocks = num_blocks;
     c.step_scheduler.max_num_seqs = max_num_seqs;
@@ -314,6 +316,46 @@ TEST_F(EngineTest, DeadlinesEndQueuedAndRunningRequests) {
   ASSERT_TRUE(patient->finished());
   EXPECT_EQ(patient->info().reason, FinishReason::kLength);
   EXPECT_EQ(e->Stats().kv_blocks_free, e->Stats().kv_blocks_total);
+}
+
+TEST_F(EngineTest, RequestsWhoseFirstTokenCannotMeetTheirDeadlineAreDroppedEarly) {
+  using std::chrono::milliseconds;
+  // 10 ms a step whatever its size, 16 tokens a step: predictions are exact.
+  std::unique_ptr<Engine> e =
+      MakeEngine(64, /*block_size=*/4, /*max_num_seqs=*/1, StepCost{0.010, 0});
+  auto first = std::make_shared<RecordingSink>();  // 32 tokens: 2 steps
+  ASSERT_TRUE(e->Submit(Request(32, 2), first).ok());
+  auto fits = std::make_shared<RecordingSink>();  // behind 32: 48 tokens, 30 ms, due in 35
+  GenerateRequest r = Request(16, 2, /*seed=*/2);
+  r.deadline = now_ + milliseconds(35);
+  ASSERT_TRUE(e->Submit(r, fits).ok());
+  auto hopeless = std::make_shared<RecordingSink>();  // behind 48: 64 tokens, 40 ms, due in 35
+  r = Request(16, 2, /*seed=*/3);
+  r.deadline = now_ + milliseconds(35);
+  ASSERT_TRUE(e->Submit(r, hopeless).ok());
+  auto after = std::make_shared<RecordingSink>();  // behind 48 once the hopeless one went: 40 ms
+  r = Request(16, 2, /*seed=*/4);
+  r.deadline = now_ + milliseconds(45);
+  ASSERT_TRUE(e->Submit(r, after).ok());
+  EXPECT_EQ(e->Stats().prefill_tokens_left, 32 + 3 * 16) << "queued prompts count before a step";
+
+  ASSERT_TRUE(e->Step().ok());
+  ASSERT_TRUE(hopeless->finished()) << "dropped at the first step, not run to waste";
+  EXPECT_EQ(hopeless->info().reason, FinishReason::kError);
+  EXPECT_EQ(hopeless->info().status.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_THAT(std::string(hopeless->info().status.message()),
+              ::testing::HasSubstr("cannot be met: its first token is predicted in 40 ms"));
+  EXPECT_FALSE(fits->finished());
+  EXPECT_FALSE(after->finished()) << "the dropped request no longer holds it up";
+  EXPECT_EQ(e->Stats().prefill_tokens_left, 32 + 2 * 16 - 8)
+      << "the first chunk of the first prompt is computed";
+  ASSERT_TRUE(e->Stats().step_cost);
+  EXPECT_EQ(e->Stats().step_cost->fixed_seconds, 0.010);
+  RunToIdle(*e);
+  for (const auto& sink : {first, fits, after}) {
+    ASSERT_TRUE(sink->finished());
+    EXPECT_EQ(sink->info().reason, FinishReason::kLength);
+  }
 }
 
 TEST_F(EngineTest, CreateRejectsConfigurationsThatCannotRun) {
