@@ -30,7 +30,10 @@ std::string_view FinishReasonName(FinishReason r);
 struct GenerateRequest {
   std::vector<int32_t> prompt_ids;
   SamplingParams sampling;
-  std::string tenant;       // salts the prefix cache: tenants never share cached blocks
+  std::string tenant;  // salts the prefix cache: tenants never share cached blocks
+  // The tenant's share of the engine against other tenants' (FairShare): its
+  // tokens count 1 / weight each. > 0.
+  double tenant_weight = 1;
   std::string external_id;  // the caller's id, for logs
   // Past it, the request ends with FinishReason::kError and DEADLINE_EXCEEDED,
   // whether queued or running (checked at every step boundary).

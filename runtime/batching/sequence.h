@@ -18,6 +18,10 @@ struct Sequence {
   int32_t num_prompt_tokens = 0;
   int32_t max_tokens = 0;   // generated tokens at most
   uint64_t cache_salt = 0;  // tenant salt for prefix hashes
+  // Its tenant for fair sharing (FairShare: a hash of the name, 0 for none)
+  // and the tenant's weight.
+  uint64_t tenant_key = 0;
+  double tenant_weight = 1;
 
   SeqStatus status = SeqStatus::kWaiting;
   int32_t num_computed_tokens = 0;       // tokens whose K/V are in the cache

@@ -1,6 +1,7 @@
 // The step scheduler: one plan per step under a token budget and a sequence
-// cap, running sequences first, then FIFO admission, with preemption by
-// recompute when a running sequence cannot get a block.
+// cap, running sequences first, then admission (by priority, then fair share
+// between tenants, then FIFO), with preemption by recompute when a running
+// sequence cannot get a block.
 //
 // Why this cannot deadlock (every sequence fits the empty pool; the Engine
 // rejects the others at Submit):
@@ -26,6 +27,13 @@
 //    reservation above it could not readmit the victim anyway: the victim is
 //    at the front and needs at least the blocks it gave up, part of which its
 //    preemptor just took.
+//  * Fair sharing between tenants changes which waiting sequence is admitted
+//    and holds back prefill chunks of running sequences for one that is owed
+//    service, but it never holds back the oldest (it only leaves room for the
+//    owed sequence, and always takes at least one token) nor a resumed
+//    sequence (it must sample to become a victim again), so the argument above
+//    stands. tests/runtime/batching: RandomWorkloadsAlwaysDrain runs it with
+//    three tenants of different weights.
 //  * Without chunked prefill a sequence is admitted only whole, so one whose
 //    tokens exceed min(max_tokens_per_step, max_prefill_chunk) would wait at
 //    the head forever. A resumed sequence needs prompt + generated tokens, so
@@ -37,6 +45,8 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <iterator>
+#include <optional>
 #include <vector>
 
 namespace cohost::runtime {
@@ -54,6 +64,7 @@ StepScheduler::StepScheduler(const StepSchedulerConfig& config, KvCacheManager* 
 
 void StepScheduler::Add(Sequence* seq) {
   seq->status = SeqStatus::kWaiting;
+  fair_.Join(seq->tenant_key);
   // Behind every sequence of at least its priority, and behind every
   // preempted one (they ran before: they resume first); FIFO within a level.
   auto it = std::find_if(waiting_.begin(), waiting_.end(), [seq](const Sequence* w) {
@@ -88,13 +99,51 @@ int32_t StepScheduler::PreemptHolding(BlockId first) {
   return n;
 }
 
+StepScheduler::TenantRank StepScheduler::RankOf(uint64_t tenant) const {
+  auto it = running_by_tenant_.find(tenant);
+  return {fair_.Counter(tenant), it == running_by_tenant_.end() ? 0 : it->second};
+}
+
+std::deque<Sequence*>::iterator StepScheduler::NextWaiting() {
+  auto best = waiting_.begin();
+  if (best == waiting_.end() || (*best)->num_preemptions > 0) return best;
+  TenantRank best_rank = RankOf((*best)->tenant_key);
+  for (auto it = std::next(best); it != waiting_.end(); ++it) {
+    // The queue is ordered by priority (preempted ones lead): past the
+    // front's priority nothing else competes.
+    if ((*it)->priority != (*best)->priority || (*it)->num_preemptions > 0) break;
+    if ((*it)->tenant_key == (*best)->tenant_key) continue;  // FIFO within a tenant
+    const TenantRank rank = RankOf((*it)->tenant_key);
+    if (rank < best_rank) {
+      best = it;
+      best_rank = rank;
+    }
+  }
+  return best;
+}
+
 StepPlan StepScheduler::Schedule(int32_t max_step_tokens) {
   StepPlan plan;
+  running_by_tenant_.clear();
+  for (const Sequence* seq : running_) ++running_by_tenant_[seq->tenant_key];
+  // The waiting sequence admission would take first, when one may start: the
+  // running prefill chunks of tenants ranked behind it wait a step for it.
   int32_t budget = config_.max_tokens_per_step;
   if (max_step_tokens > 0) {
     budget = std::min(budget, std::max(max_step_tokens, static_cast<int32_t>(running_.size())));
   }
   const int32_t chunk_cap = std::max<int32_t>(config_.max_prefill_chunk, 1);
+  std::optional<TenantRank> owed;
+  uint64_t owed_tenant = 0;
+  int32_t reserve = 0;  // of the budget, kept from the oldest's chunk for the owed sequence
+  if (fair_.num_active() > 1 && static_cast<int32_t>(running_.size()) < config_.max_num_seqs) {
+    auto next = NextWaiting();
+    if (next != waiting_.end() && (*next)->num_preemptions == 0) {
+      owed_tenant = (*next)->tenant_key;
+      owed = RankOf(owed_tenant);
+      if (config_.chunked_prefill) reserve = std::min((*next)->num_uncomputed(), chunk_cap);
+    }
+  }
 
   auto preempt = [&](size_t index) { Preempt(index, &plan); };
 
@@ -103,7 +152,21 @@ StepPlan StepScheduler::Schedule(int32_t max_step_tokens) {
   while (i < running_.size() && budget > 0) {
     Sequence* seq = running_[i];
     const int32_t wanted = seq->num_uncomputed();
-    const int32_t num_new = std::min({wanted, chunk_cap, budget});
+    // A prefill chunk (more than a decode's one token) of a tenant ranked
+    // behind the owed one waits a step; the oldest's, which must always
+    // progress, only leaves room for the owed sequence's first chunk. Never a
+    // resumed sequence's: it cannot be a victim until it samples, so holding
+    // it back could leave the oldest without one (see the top of this file).
+    int32_t room = budget;
+    if (owed && wanted > 1 && !seq->resumed_without_progress && seq->tenant_key != owed_tenant &&
+        *owed < RankOf(seq->tenant_key)) {
+      if (i > 0) {
+        ++i;
+        continue;
+      }
+      room = std::max(1, budget - reserve);
+    }
+    const int32_t num_new = std::min({wanted, chunk_cap, room});
     // Nothing to compute (a caller that has not appended a sampled token yet),
     // or, without chunking, a remainder that does not fit whole.
     if (num_new <= 0 || (!config_.chunked_prefill && num_new < wanted)) {
@@ -152,19 +215,21 @@ StepPlan StepScheduler::Schedule(int32_t max_step_tokens) {
   if (!plan.preempted.empty()) return plan;
   while (!waiting_.empty() && budget > 0 &&
          static_cast<int32_t>(running_.size()) < config_.max_num_seqs) {
-    Sequence* seq = waiting_.front();
+    const auto next = NextWaiting();
+    Sequence* seq = *next;
     std::vector<BlockId> cached;
     if (seq->block_table.empty()) cached = kv_->FindCachedPrefix(*seq);
     const int32_t cached_tokens = static_cast<int32_t>(cached.size()) * kv_->block_size();
     const int32_t remaining = seq->num_tokens() - seq->num_computed_tokens - cached_tokens;
     const int32_t num_new = std::min({remaining, chunk_cap, budget});
-    // FIFO: a head that cannot start now blocks everyone behind it.
+    // A head (the fairest) that cannot start now blocks everyone behind it.
     if (num_new <= 0 || (!config_.chunked_prefill && num_new < remaining)) break;
     // A resumed sequence reserves blocks for all its tokens (see the top of
     // this file); a new one needs only its first chunk's.
     const int32_t num_alloc = seq->resumed_without_progress ? remaining : num_new;
     if (!kv_->Allocate(*seq, num_alloc, cached)) break;
-    waiting_.pop_front();
+    waiting_.erase(next);
+    ++running_by_tenant_[seq->tenant_key];
     seq->status = SeqStatus::kRunning;
     seq->start_order = next_start_order_++;
     running_.push_back(seq);
@@ -183,6 +248,7 @@ void StepScheduler::Commit(const StepPlan& plan) {
     // are already gone.
     if (seq->status != SeqStatus::kRunning) continue;
     seq->num_computed_tokens += s.num_new_tokens;
+    fair_.Charge(seq->tenant_key, s.num_new_tokens, seq->tenant_weight);
     kv_->CacheFullBlocks(*seq);
     if (s.samples) seq->resumed_without_progress = false;
   }
@@ -190,6 +256,7 @@ void StepScheduler::Commit(const StepPlan& plan) {
 
 void StepScheduler::Remove(Sequence* seq) {
   if (seq->status == SeqStatus::kFinished) return;
+  fair_.Leave(seq->tenant_key);
   if (auto it = std::find(waiting_.begin(), waiting_.end(), seq); it != waiting_.end()) {
     waiting_.erase(it);
   }

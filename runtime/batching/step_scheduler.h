@@ -1,7 +1,13 @@
 // Iteration-level scheduling: each step, under a token budget and a maximum
 // number of sequences, running sequences first (decodes take one token, a
 // sequence mid-prefill takes its next chunk), then waiting sequences in
-// priority order (higher first; FIFO within a priority; preempted ones first). The result is
+// priority order (higher first; preempted ones first). Within a priority,
+// tenants share by tokens (FairShare): the waiting sequence of the tenant with
+// the fewest virtual tokens goes first (ties: the tenant with fewer running
+// sequences, then arrival), and while such a sequence waits, the prefill
+// chunks of running sequences of tenants ahead of it are held back a step
+// (never the oldest running sequence's), so that one tenant's long prompts
+// cannot fill every step. With one tenant this is FIFO. The result is
 // {sequence -> new tokens this step}; there are no separate prefill and decode modes. When a
 // running sequence cannot get a block, the most recently started running sequence is preempted
 // (recompute): its blocks are freed and it goes back to the front of the queue, keeping its tokens.
@@ -11,6 +17,7 @@
 #include <deque>
 #include <vector>
 
+#include "runtime/batching/fair_share.h"
 #include "runtime/batching/kv_cache_manager.h"
 #include "runtime/batching/sequence.h"
 #include "runtime/batching/step_scheduler_config.h"
@@ -64,10 +71,23 @@ class StepScheduler {
   int64_t num_preemptions() const { return num_preemptions_; }
   const std::deque<Sequence*>& waiting() const { return waiting_; }
   const std::vector<Sequence*>& running() const { return running_; }
+  const FairShare& fair_share() const { return fair_; }
 
  private:
   // Frees running_[index]'s blocks and puts it at the front of the queue.
   void Preempt(size_t index, StepPlan* plan);
+  // The waiting sequence to admit next: the front when it was preempted, else
+  // the fairest among the front's priority.
+  std::deque<Sequence*>::iterator NextWaiting();
+  // Orders tenants for service: fewer virtual tokens, then fewer running.
+  struct TenantRank {
+    double counter;
+    int32_t running;
+    bool operator<(const TenantRank& o) const {
+      return counter != o.counter ? counter < o.counter : running < o.running;
+    }
+  };
+  TenantRank RankOf(uint64_t tenant) const;
 
   StepSchedulerConfig config_;
   KvCacheManager* kv_;
@@ -75,6 +95,9 @@ class StepScheduler {
   std::vector<Sequence*> running_;  // in start order
   int64_t next_start_order_ = 0;
   int64_t num_preemptions_ = 0;
+  FairShare fair_;
+  // Running sequences per tenant, rebuilt by each Schedule.
+  absl::flat_hash_map<uint64_t, int32_t> running_by_tenant_;
 };
 
 }  // namespace cohost::runtime

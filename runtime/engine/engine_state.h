@@ -41,6 +41,8 @@ struct LiveRequest {
     seq.max_tokens = request.sampling.max_tokens;
     seq.priority = request.priority;
     seq.cache_salt = request.tenant.empty() ? 0 : absl::Hash<std::string>{}(request.tenant) | 1;
+    seq.tenant_key = seq.cache_salt;
+    seq.tenant_weight = request.tenant_weight;
   }
 
   Sequence seq;

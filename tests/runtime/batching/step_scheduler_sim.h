@@ -63,8 +63,16 @@ class Sim {
     return AddPrompt(id, std::move(prompt), max_tokens, /*salt=*/0, priority);
   }
 
+  // A sequence of `tenant` (its FairShare key), whose weight is `weight`.
+  Sequence* AddForTenant(int id, int32_t prompt_len, int32_t max_tokens, uint64_t tenant,
+                         double weight = 1) {
+    std::vector<int32_t> prompt(prompt_len);
+    std::iota(prompt.begin(), prompt.end(), id * 1000);
+    return AddPrompt(id, std::move(prompt), max_tokens, /*salt=*/0, /*priority=*/0, tenant, weight);
+  }
+
   Sequence* AddPrompt(int id, std::vector<int32_t> prompt, int32_t max_tokens, uint64_t salt = 0,
-                      int32_t priority = 0) {
+                      int32_t priority = 0, uint64_t tenant = 0, double weight = 1) {
     auto seq = std::make_unique<Sequence>();
     seq->id = id;
     seq->num_prompt_tokens = static_cast<int32_t>(prompt.size());
@@ -72,6 +80,8 @@ class Sim {
     seq->max_tokens = max_tokens;
     seq->cache_salt = salt;
     seq->priority = priority;
+    seq->tenant_key = tenant;
+    seq->tenant_weight = weight;
     seq->arrival_order = next_arrival_++;
     prompts_[id] = seq->tokens;
     Sequence* raw = seq.get();

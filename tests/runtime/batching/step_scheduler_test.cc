@@ -431,7 +431,11 @@ TEST(StepSchedulerTest, RandomWorkloadsAlwaysDrain) {
         }
         while (static_cast<int32_t>(prompt.size()) < prompt_len)
           prompt.push_back(uniform(0, 1 << 20));
-        sim.AddPrompt(id, prompt, max_tokens, /*salt=*/uniform(0, 3) == 0 ? 9 : 0);
+        // Up to three tenants of different weights: fair sharing reorders
+        // admission and holds chunks back, and must never stall a schedule.
+        const uint64_t tenant = static_cast<uint64_t>(uniform(0, 2));
+        sim.AddPrompt(id, prompt, max_tokens, /*salt=*/uniform(0, 3) == 0 ? 9 : 0,
+                      /*priority=*/0, tenant, /*weight=*/1.0 + static_cast<double>(tenant));
         live.insert(id);
         ++added;
       }
