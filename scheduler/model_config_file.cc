@@ -1,6 +1,7 @@
 // Parses `cohost serve --config` files with yaml-cpp. yaml-cpp reports errors
 // by throwing; cohost does not otherwise use exceptions, so every call into it
-// happens under the one try in ParseModelConfig and nothing escapes this file.
+// (here, config_yaml.cc, tenant_config.cc) happens under the one try in
+// ParseServeConfig and nothing escapes this file.
 #include "scheduler/model_config_file.h"
 
 #include <fcntl.h>
@@ -31,14 +32,21 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
 #include "common/status_macros.h"
+#include "scheduler/config_yaml.h"
 #include "scheduler/model_name.h"
+#include "scheduler/tenant_config.h"
 
 namespace cohost::scheduler {
 namespace {
 
-// Debian's absl::string_view is its own type, not std::string_view; the
-// public API takes std's, everything inside works in absl's.
-absl::string_view AsAbsl(std::string_view s) { return {s.data(), s.size()}; }
+using config_yaml::AsAbsl;
+using config_yaml::Describe;
+using config_yaml::DocumentCounter;
+using config_yaml::LineOf;
+using config_yaml::Quote;
+using config_yaml::SubPath;
+using config_yaml::UnknownField;
+using config_yaml::YamlReader;
 
 enum class Field {
   kName,
@@ -74,7 +82,8 @@ constexpr std::array<FieldInfo, 11> kFields = {{
     {"device", Field::kDevice, true},
 }};
 
-constexpr std::array<absl::string_view, 2> kTopLevelKeys = {"defaults", "models"};
+constexpr std::array<absl::string_view, 4> kTopLevelKeys = {"defaults", "models", "tenant_defaults",
+                                                            "tenants"};
 
 // The 0-based line of each field's key in one map, -1 where it is not set.
 using FieldLines = std::array<int, kFields.size()>;
@@ -87,195 +96,26 @@ constexpr FieldLines kNoFieldLines = [] {
 
 size_t FieldIndex(Field field) { return static_cast<size_t>(field); }
 
-// Operator text quoted for an error: escaped, so that control bytes and
-// quotes cannot garble the message, and cut short.
-std::string Quote(absl::string_view s) {
-  constexpr size_t kMaxShown = 64;
-  const bool cut = s.size() > kMaxShown;
-  return absl::StrCat("\"", absl::CHexEscape(s.substr(0, kMaxShown)), cut ? "\"..." : "\"");
-}
-
-// What an unexpected value is, in an error. Never walks into a list or map:
-// aliases can make them cyclic.
-std::string Describe(const YAML::Node& node) {
-  switch (node.Type()) {
-    case YAML::NodeType::Scalar:
-      return Quote(node.Scalar());
-    case YAML::NodeType::Sequence:
-      return "a list";
-    case YAML::NodeType::Map:
-      return "a map";
-    case YAML::NodeType::Null:
-      return "null";
-    case YAML::NodeType::Undefined:
-      break;
-  }
-  return "nothing";
-}
-
-// A node's 0-based line, or `fallback` where yaml-cpp has none for it.
-int LineOf(const YAML::Node& node, int fallback) {
-  const YAML::Mark mark = node.Mark();
-  return mark.is_null() || mark.line < 0 ? fallback : mark.line;
-}
-
-// Levenshtein distance; keys are cut to 64 bytes so that a huge key costs little.
-size_t EditDistance(absl::string_view a, absl::string_view b) {
-  a = a.substr(0, 64);
-  b = b.substr(0, 64);
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diagonal = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      const size_t above = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diagonal = above;
-    }
-  }
-  return row[b.size()];
-}
-
-// "unknown field", with the nearest known name when the key looks like a typo
-// of it or a shortened or lengthened form of it (keep_alive, kv_floor).
-std::string UnknownField(absl::string_view key, const std::vector<absl::string_view>& known) {
-  absl::string_view best;
-  size_t best_distance = 3;
-  for (absl::string_view candidate : known) {
-    size_t distance = EditDistance(key, candidate);
-    const bool related =
-        key.size() >= 4 && (absl::StartsWith(candidate, key) || absl::StartsWith(key, candidate));
-    if (related) distance = std::min<size_t>(distance, 2);
-    if (distance < best_distance) {
-      best = candidate;
-      best_distance = distance;
-    }
-  }
-  if (best.empty()) return "unknown field";
-  return absl::StrCat("unknown field; did you mean ", best, "?");
-}
-
-// A field path with a key appended; odd keys are escaped.
-std::string SubPath(absl::string_view path, absl::string_view key) {
-  const bool plain = !key.empty() && std::all_of(key.begin(), key.end(), [](char c) {
-    return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
-  });
-  const std::string shown = plain && key.size() <= 64 ? std::string(key) : Quote(key);
-  return path.empty() ? shown : absl::StrCat(path, ".", shown);
-}
-
-// YAML 1.2's core integers in decimal only: [-+]?[0-9]+, without leading
-// zeros, which YAML 1.1 reads as octal. Hex, octal and `1_000` are refused
-// rather than guessed at. Values past int64 saturate, so that range checks
-// call them too large or too small.
-bool ParseDecimal(absl::string_view s, int64_t& value) {
-  absl::string_view digits = s;
-  const bool negative = absl::ConsumePrefix(&digits, "-");
-  if (!negative) absl::ConsumePrefix(&digits, "+");
-  if (digits.empty() || !std::all_of(digits.begin(), digits.end(), absl::ascii_isdigit)) {
-    return false;
-  }
-  if (digits.size() > 1 && digits[0] == '0') return false;
-  if (!absl::SimpleAtoi(s, &value)) {  // digits only: overflow
-    value = negative ? std::numeric_limits<int64_t>::min() : std::numeric_limits<int64_t>::max();
-  }
-  return true;
-}
-
 bool ValidDevice(absl::string_view device) {
   return device == "cpu" || ParseCudaDevice(std::string_view(device.data(), device.size()));
 }
 
-// Counts the documents in a stream and notes where the second starts.
-// yaml-cpp 0.7 sees endless empty documents after some junk (`{},`), so
-// LoadAll allocates until it runs out of memory; a caller of this stops at two.
-class DocumentCounter : public YAML::EventHandler {
+class ConfigParser : public YamlReader {
  public:
-  int documents() const { return documents_; }
-  int second_line() const { return second_line_; }  // 0-based; -1 if unknown
-
-  void OnDocumentStart(const YAML::Mark& mark) override {
-    if (++documents_ == 2) second_line_ = mark.is_null() ? -1 : mark.line;
-  }
-  void OnDocumentEnd() override {}
-  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
-  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
-  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                const std::string&) override {}
-  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                       YAML::EmitterStyle::value) override {}
-  void OnSequenceEnd() override {}
-  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                  YAML::EmitterStyle::value) override {}
-  void OnMapEnd() override {}
-
- private:
-  int documents_ = 0;
-  int second_line_ = -1;
-};
-
-class ConfigParser {
- public:
-  explicit ConfigParser(absl::string_view file) : file_(file) {}
+  explicit ConfigParser(absl::string_view file) : YamlReader(file) {}
 
   // May throw YAML::Exception (or bad_alloc); the caller catches.
-  absl::StatusOr<std::vector<ModelSpec>> Parse(absl::string_view text);
-
-  // `FILE:LINE: PATH: what`, LINE 1-based; without LINE where yaml-cpp gave none.
-  absl::Status Error(int line, absl::string_view path, absl::string_view what) const {
-    std::string where = line >= 0 ? absl::StrCat(file_, ":", line + 1) : std::string(file_);
-    return absl::InvalidArgumentError(path.empty() ? absl::StrCat(where, ": ", what)
-                                                   : absl::StrCat(where, ": ", path, ": ", what));
-  }
+  absl::StatusOr<ServeConfig> Parse(absl::string_view text);
 
  private:
   absl::Status ApplyFields(const YAML::Node& map, int map_line, absl::string_view path,
                            bool defaults, ModelSpec& spec, FieldLines& lines) const;
   absl::Status ApplyField(Field field, const YAML::Node& value, int line, const std::string& path,
                           ModelSpec& spec) const;
-  absl::StatusOr<int64_t> ParseInt(const YAML::Node& value, int line, const std::string& path,
-                                   int64_t min, int64_t max, absl::string_view expected) const;
-  absl::StatusOr<std::string> ParseString(const YAML::Node& value, int line,
-                                          const std::string& path) const;
   // Sets `name_line` to the 0-based line of the model's name.
   absl::StatusOr<ModelSpec> ParseModel(const YAML::Node& item, int line, const std::string& path,
                                        const ModelSpec& defaults, int& name_line) const;
-
-  absl::string_view file_;
 };
-
-absl::StatusOr<int64_t> ConfigParser::ParseInt(const YAML::Node& value, int line,
-                                               const std::string& path, int64_t min, int64_t max,
-                                               absl::string_view expected) const {
-  int64_t n = 0;
-  // Quoted scalars are strings (tag "!"), as in JSON; plain ones have tag "?".
-  const bool quoted = value.IsScalar() && value.Tag() == "!";
-  const bool plain =
-      value.IsScalar() && (value.Tag() == "?" || value.Tag() == "tag:yaml.org,2002:int");
-  const bool integer = value.IsScalar() && ParseDecimal(value.Scalar(), n);
-  if (quoted && integer) {
-    return Error(
-        line, path,
-        absl::StrCat("expected ", expected, ", got ", Describe(value), " (quoted, so a string)"));
-  }
-  if (!plain || !integer || n < min) {
-    return Error(line, path, absl::StrCat("expected ", expected, ", got ", Describe(value)));
-  }
-  if (n > max) {
-    return Error(line, path,
-                 absl::StrCat("expected ", expected, ", at most ", max, ", got ", Describe(value)));
-  }
-  return n;
-}
-
-absl::StatusOr<std::string> ConfigParser::ParseString(const YAML::Node& value, int line,
-                                                      const std::string& path) const {
-  if (!value.IsScalar()) {
-    return Error(line, path, absl::StrCat("expected a string, got ", Describe(value)));
-  }
-  return value.Scalar();
-}
 
 absl::Status ConfigParser::ApplyField(Field field, const YAML::Node& value, int line,
                                       const std::string& path, ModelSpec& spec) const {
@@ -421,7 +261,7 @@ absl::StatusOr<ModelSpec> ConfigParser::ParseModel(const YAML::Node& item, int l
   return spec;
 }
 
-absl::StatusOr<std::vector<ModelSpec>> ConfigParser::Parse(absl::string_view text) {
+absl::StatusOr<ServeConfig> ConfigParser::Parse(absl::string_view text) {
   const std::string owned(text);
   // Load would silently drop a second document; LoadAll never returns on some
   // junk (see DocumentCounter). So count first, then Load.
@@ -444,9 +284,10 @@ absl::StatusOr<std::vector<ModelSpec>> ConfigParser::Parse(absl::string_view tex
                  absl::StrCat("expected a map with a models list, got ", Describe(root)));
   }
 
-  // Defaults may come after the models in the file, so find both first.
-  YAML::Node defaults_node, models_node;
-  int defaults_line = -1, models_line = -1;
+  // Defaults may come after the models in the file, so find every section first.
+  std::array<YAML::Node, kTopLevelKeys.size()> nodes;
+  std::array<int, kTopLevelKeys.size()> node_lines;
+  node_lines.fill(-1);
   const std::vector<absl::string_view> top_keys(kTopLevelKeys.begin(), kTopLevelKeys.end());
   for (const auto& entry : root) {
     const YAML::Node& key = entry.first;
@@ -456,14 +297,26 @@ absl::StatusOr<std::vector<ModelSpec>> ConfigParser::Parse(absl::string_view tex
                    absl::StrCat("expected field names, got ", Describe(key), " as a key"));
     }
     const std::string& name = key.Scalar();
-    int* seen = name == "defaults" ? &defaults_line : name == "models" ? &models_line : nullptr;
-    if (seen == nullptr) return Error(line, SubPath("", name), UnknownField(name, top_keys));
+    const auto known = std::find(kTopLevelKeys.begin(), kTopLevelKeys.end(), name);
+    if (known == kTopLevelKeys.end()) {
+      return Error(line, SubPath("", name), UnknownField(name, top_keys));
+    }
+    const size_t section = static_cast<size_t>(known - kTopLevelKeys.begin());
+    int* seen = &node_lines[section];
     if (*seen >= 0) {
       return Error(line, name, absl::StrCat("set twice (first on line ", *seen + 1, ")"));
     }
     *seen = line;
-    (name == "defaults" ? defaults_node : models_node) = entry.second;
+    nodes[section] = entry.second;
   }
+  const YAML::Node& defaults_node = nodes[0];
+  const YAML::Node& models_node = nodes[1];
+  const int defaults_line = node_lines[0];
+  const int models_line = node_lines[1];
+
+  ServeConfig config;
+  ASSIGN_OR_RETURN(config.tenants,
+                   ParseTenantSections(*this, nodes[2], node_lines[2], nodes[3], node_lines[3]));
 
   ModelSpec defaults;
   if (defaults_line >= 0) {
@@ -491,7 +344,6 @@ absl::StatusOr<std::vector<ModelSpec>> ConfigParser::Parse(absl::string_view tex
     return Error(models_line, "models", absl::StrCat(kExpectedModels, ", got an empty list"));
   }
 
-  std::vector<ModelSpec> specs;
   absl::flat_hash_map<std::string, int> name_lines;  // 0-based
   size_t index = 0;
   for (const YAML::Node& item : models_node) {
@@ -505,9 +357,9 @@ absl::StatusOr<std::vector<ModelSpec>> ConfigParser::Parse(absl::string_view tex
                    absl::StrCat("duplicate model name ", Quote(spec.name), " (first on line ",
                                 it->second + 1, ")"));
     }
-    specs.push_back(std::move(spec));
+    config.models.push_back(std::move(spec));
   }
-  return specs;
+  return config;
 }
 
 // YAML allows no C0 controls but tab, LF and CR, nor DEL; yaml-cpp 0.7 drops
@@ -538,8 +390,7 @@ struct FdCloser {
 
 }  // namespace
 
-absl::StatusOr<std::vector<ModelSpec>> ParseModelConfig(std::string_view text,
-                                                        std::string_view file_name) {
+absl::StatusOr<ServeConfig> ParseServeConfig(std::string_view text, std::string_view file_name) {
   ConfigParser parser(AsAbsl(file_name));
   if (text.size() > kMaxModelConfigBytes) {
     return parser.Error(-1, "",
@@ -566,7 +417,13 @@ absl::StatusOr<std::vector<ModelSpec>> ParseModelConfig(std::string_view text,
   }
 }
 
-absl::StatusOr<std::vector<ModelSpec>> LoadModelConfigFile(const std::string& path) {
+absl::StatusOr<std::vector<ModelSpec>> ParseModelConfig(std::string_view text,
+                                                        std::string_view file_name) {
+  ASSIGN_OR_RETURN(ServeConfig config, ParseServeConfig(text, file_name));
+  return std::move(config.models);
+}
+
+absl::StatusOr<ServeConfig> LoadServeConfigFile(const std::string& path) {
   // O_NONBLOCK: opening a FIFO would otherwise wait for a writer; the
   // regular-file check below then refuses it.
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
@@ -596,7 +453,7 @@ absl::StatusOr<std::vector<ModelSpec>> LoadModelConfigFile(const std::string& pa
   }
   if (size > kMaxModelConfigBytes) return too_large(static_cast<int64_t>(size));
   text.resize(size);
-  return ParseModelConfig(text, path);
+  return ParseServeConfig(text, path);
 }
 
 absl::Status FillDefaultKvCaps(std::vector<ModelSpec>& specs, int64_t pool_bytes) {

@@ -18,6 +18,8 @@
 //       ttft_admit_margin_pct: 50       # integer in [0, 10000]; unset: never refuse by it
 //       priority: 0                     # integer in [-1000, 1000]; lower evicted first
 //       device: cpu                     # cpu | cuda:N, N in [0, 63]
+//   tenant_defaults: {max_streams: 32}  # optional; see scheduler/tenant_config.h
+//   tenants: [{name: alice, weight: 2, tokens_per_minute: 100000}]
 // Every error is INVALID_ARGUMENT and reads `FILE:LINE: FIELD.PATH: what`.
 #pragma once
 
@@ -31,6 +33,7 @@
 
 #include "absl/status/statusor.h"
 #include "scheduler/device_name.h"
+#include "scheduler/tenants.h"
 
 namespace cohost::scheduler {
 
@@ -69,15 +72,24 @@ inline constexpr int32_t kMaxPriority = 1000;
 inline constexpr int32_t kMaxAdmitMarginPct = 10'000;
 inline constexpr size_t kMaxModelPathLength = 4096;  // PATH_MAX
 
+// What a configuration file says: its models, and its tenants' weights and
+// budgets (`tenant_defaults` and `tenants`, scheduler/tenant_config.h).
+struct ServeConfig {
+  std::vector<ModelSpec> models;
+  TenantPolicy tenants;
+};
+
 // `text` is the file's content (at most kMaxModelConfigBytes); `file_name`
 // only names it in errors.
+absl::StatusOr<ServeConfig> ParseServeConfig(std::string_view text, std::string_view file_name);
+// The same, its models only.
 absl::StatusOr<std::vector<ModelSpec>> ParseModelConfig(std::string_view text,
                                                         std::string_view file_name);
 
 // Reads and parses a file: NOT_FOUND, PERMISSION_DENIED, ... naming the file
 // when it cannot be read; INVALID_ARGUMENT for one that is not a regular file
 // or is over kMaxModelConfigBytes.
-absl::StatusOr<std::vector<ModelSpec>> LoadModelConfigFile(const std::string& path);
+absl::StatusOr<ServeConfig> LoadServeConfigFile(const std::string& path);
 
 // Gives every spec without a kv_cap_mb the pool less the other models'
 // floors as its cap, so that floors set on later models never collide with

@@ -33,23 +33,29 @@ namespace {
 // its own engine).
 class AdmissionSink : public runtime::TokenSink {
  public:
+  // `tenant`: the request's place in its tenant's books, in `tenants`.
   // `predicted`: the request's TTFT as predicted at admission, recorded
   // against the actual one (from `arrival`) at its first token.
-  AdmissionSink(ServedModel* model, std::unique_ptr<Admission::Ticket> ticket,
+  AdmissionSink(ServedModel* model, std::unique_ptr<Admission::Ticket> ticket, TenantBook* tenants,
+                std::unique_ptr<TenantBook::Ticket> tenant,
                 std::shared_ptr<runtime::TokenSink> inner,
                 std::optional<runtime::Clock::duration> predicted,
                 runtime::Clock::time_point arrival)
       : model_(model),
         ticket_(std::move(ticket)),
+        tenants_(tenants),
+        tenant_(std::move(tenant)),
         inner_(std::move(inner)),
         predicted_(predicted),
         arrival_(arrival) {}
 
   void OnScheduled() override {
     model_->admission().Scheduled(*ticket_);
+    tenants_->Scheduled(*tenant_);
     inner_->OnScheduled();
   }
   bool OnDelta(const runtime::TokenDelta& delta) override {
+    tenants_->Generated(*tenant_, static_cast<int64_t>(delta.token_ids.size()));
     if (predicted_ && !delta.token_ids.empty()) {
       model_->ttft_predictions().Record(*predicted_, runtime::Clock::now() - arrival_);
       predicted_.reset();
@@ -59,14 +65,18 @@ class AdmissionSink : public runtime::TokenSink {
   void OnFinish(const runtime::FinishInfo& info) override {
     // The books first, so whoever the inner sink wakes sees them settled.
     model_->admission().Finished(*ticket_);
+    tenants_->Finished(*tenant_);
     inner_->OnFinish(info);
   }
 
   Admission::Ticket& ticket() { return *ticket_; }
+  TenantBook::Ticket& tenant() { return *tenant_; }
 
  private:
   ServedModel* model_;
   const std::unique_ptr<Admission::Ticket> ticket_;
+  TenantBook* tenants_;  // the Router's, which outlives its models
+  const std::unique_ptr<TenantBook::Ticket> tenant_;
   std::shared_ptr<runtime::TokenSink> inner_;
   std::optional<runtime::Clock::duration> predicted_;  // until the first token
   const runtime::Clock::time_point arrival_;
@@ -126,7 +136,9 @@ std::string DefaultDeviceId(const kernels::Backend& backend) {
 
 Router::Router(std::vector<DeviceSetup> devices, runtime::EngineConfig engine_config,
                RouterOptions options)
-    : engine_config_(std::move(engine_config)), options_(std::move(options)), devices_([&] {
+    : engine_config_(std::move(engine_config)),
+      options_(std::move(options)),
+      devices_([&] {
         std::vector<std::shared_ptr<Device>> out;
         for (DeviceSetup& setup : devices) {
           auto d = std::make_shared<Device>();
@@ -142,7 +154,8 @@ Router::Router(std::vector<DeviceSetup> devices, runtime::EngineConfig engine_co
           out.push_back(std::move(d));
         }
         return out;
-      }()) {
+      }()),
+      tenants_(options_.tenants) {
   loader_ = std::thread([this] { LoaderLoop(); });
 }
 
@@ -570,15 +583,24 @@ absl::StatusOr<runtime::RequestId> Router::Submit(const std::shared_ptr<ServedMo
   const auto prompt_tokens = static_cast<int64_t>(request.prompt_ids.size());
   const std::optional<runtime::Clock::duration> predicted = PredictTtft(*model, prompt_tokens);
   if (predicted) RETURN_IF_ERROR(JudgeAdmission(*model, request, *predicted, now));
-  ASSIGN_OR_RETURN(std::unique_ptr<Admission::Ticket> ticket,
-                   model->admission().Admit(prompt_tokens));
-  auto admission = std::make_shared<AdmissionSink>(model.get(), std::move(ticket), std::move(sink),
-                                                   predicted, request.arrival.value_or(now));
+  ASSIGN_OR_RETURN(std::unique_ptr<TenantBook::Ticket> tenant,
+                   tenants_.Admit(request.tenant, prompt_tokens, now));
+  absl::StatusOr<std::unique_ptr<Admission::Ticket>> ticket =
+      model->admission().Admit(prompt_tokens);
+  if (!ticket.ok()) {
+    tenants_.Refused(*tenant);
+    return ticket.status();
+  }
+  request.tenant_weight = tenants_.Weight(request.tenant);
+  auto admission =
+      std::make_shared<AdmissionSink>(model.get(), *std::move(ticket), &tenants_, std::move(tenant),
+                                      std::move(sink), predicted, request.arrival.value_or(now));
   const runtime::RequestId id = next_id_.fetch_add(1);
   bool needs_load = false;
   if (absl::Status s = model->Submit(id, std::move(request), admission, &needs_load); !s.ok()) {
     // Refused: nobody will call the sink.
     model->admission().Refused(admission->ticket());
+    tenants_.Refused(admission->tenant());
     return s;
   }
   model->admission().Submitted(admission->ticket(), id);

@@ -31,6 +31,7 @@
 #include "scheduler/model_config_file.h"
 #include "scheduler/placement.h"
 #include "scheduler/served_model.h"
+#include "scheduler/tenants.h"
 
 namespace cohost::scheduler {
 
@@ -68,6 +69,8 @@ struct RouterOptions {
   // Loads keep quantized linear layers in their blocks where the device's
   // Gemm takes them (runtime::LoadWeights).
   bool keep_quantized_weights = false;
+  // Each tenant's weight and budgets (the configuration's `tenants`).
+  TenantPolicy tenants;
 };
 
 class Router {
@@ -87,7 +90,7 @@ class Router {
          const RouterOptions& options);
   Router(kernels::Backend* backend, const runtime::EngineConfig& engine_config,
          AdmissionLimits limits)
-      : Router(backend, engine_config, RouterOptions{limits, {}, 0, nullptr, nullptr, false}) {}
+      : Router(backend, engine_config, RouterOptions{limits, {}, 0, nullptr, nullptr, false, {}}) {}
   ~Router();  // stops the loader; models live on while requests hold them
 
   // Registers a model: reads its config and tokenizer (not its weights),
@@ -121,8 +124,10 @@ class Router {
   // Admission control, then the model (its engine, or its queue while it
   // loads; a first request to a model that is not resident starts its load).
   // UNAVAILABLE while draining; RESOURCE_EXHAUSTED when the model's queue is
-  // full, or when its TTFT is predicted over the model's target by more than
-  // its ttft_admit_margin_pct (the status carries a RetryPushback);
+  // full, when its tenant is over a budget (TenantBook), or when its TTFT is
+  // predicted over the model's target by more than its ttft_admit_margin_pct
+  // (the status carries a RetryPushback); the tenant's weight goes with the
+  // request to the engine's fair sharing;
   // DEADLINE_EXCEEDED when its first token is predicted past its deadline;
   // INVALID_ARGUMENT for a bad request. The sink is wrapped so the queue
   // counters drop when the request is scheduled, and the prediction is
@@ -146,6 +151,7 @@ class Router {
   void AbortAll();
 
   const AdmissionLimits& limits() const { return options_.admission; }
+  const TenantBook& tenants() const { return tenants_; }
   const std::vector<std::shared_ptr<Device>>& devices() const { return devices_; }
 
  private:
@@ -210,6 +216,7 @@ class Router {
   std::atomic<bool> draining_{false};
   std::atomic<runtime::RequestId> next_id_{1};
   std::atomic<bool> footprint_write_failed_{false};  // warned once
+  TenantBook tenants_;
 
   mutable std::mutex mu_;
   std::map<std::string, std::shared_ptr<ServedModel>> models_;  // guarded by mu_

@@ -9,6 +9,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <random>
 #include <string>
 #include <vector>
@@ -418,14 +419,21 @@ std::string WriteTempFile(const std::string& name, std::string_view content) {
   return path;
 }
 
-TEST(ModelConfigFileTest, LoadModelConfigFileReadsAndNamesTheFile) {
+// LoadServeConfigFile's models.
+absl::StatusOr<std::vector<ModelSpec>> LoadModels(const std::string& path) {
+  absl::StatusOr<ServeConfig> config = LoadServeConfigFile(path);
+  if (!config.ok()) return config.status();
+  return config->models;
+}
+
+TEST(ModelConfigFileTest, LoadServeConfigFileReadsAndNamesTheFile) {
   const std::string path = WriteTempFile("cohost_models.yaml", kFullYaml);
-  absl::StatusOr<std::vector<ModelSpec>> specs = LoadModelConfigFile(path);
+  absl::StatusOr<std::vector<ModelSpec>> specs = LoadModels(path);
   ASSERT_TRUE(specs.ok()) << specs.status();
   EXPECT_EQ(*specs, FullSpecs());
 
   const std::string bad = WriteTempFile("cohost_bad_models.yaml", "models:\n  - name: a\n");
-  specs = LoadModelConfigFile(bad);
+  specs = LoadModels(bad);
   ASSERT_FALSE(specs.ok());
   EXPECT_EQ(specs.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(std::string(specs.status().message()), bad + ":2: models[0]: missing path");
@@ -435,35 +443,35 @@ TEST(ModelConfigFileTest, LoadModelConfigFileReadsAndNamesTheFile) {
   padded += "#";
   padded.resize(kMaxModelConfigBytes, '#');
   const std::string full = WriteTempFile("cohost_full_models.yaml", padded);
-  specs = LoadModelConfigFile(full);
+  specs = LoadModels(full);
   ASSERT_TRUE(specs.ok()) << specs.status();
   EXPECT_EQ(*specs, FullSpecs());
 
   for (const std::string& p : {path, bad, full}) std::remove(p.c_str());
 }
 
-TEST(ModelConfigFileTest, LoadModelConfigFileErrors) {
+TEST(ModelConfigFileTest, LoadServeConfigFileErrors) {
   const std::string missing = ::testing::TempDir() + "/cohost_no_such_models.yaml";
-  absl::StatusOr<std::vector<ModelSpec>> specs = LoadModelConfigFile(missing);
+  absl::StatusOr<std::vector<ModelSpec>> specs = LoadModels(missing);
   EXPECT_EQ(specs.status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(std::string(specs.status().message()), HasSubstr(missing));
 
   const std::string big =
       WriteTempFile("cohost_big_models.yaml", std::string(kMaxModelConfigBytes + 1, '#'));
-  specs = LoadModelConfigFile(big);
+  specs = LoadModels(big);
   EXPECT_EQ(specs.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(std::string(specs.status().message()),
             big + ": the file is 1048577 bytes; at most 1048576 are allowed");
   std::remove(big.c_str());
 
-  specs = LoadModelConfigFile(::testing::TempDir());
+  specs = LoadModels(::testing::TempDir());
   EXPECT_EQ(specs.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(specs.status().message()), HasSubstr("not a regular file"));
 
   if (::geteuid() != 0) {  // root reads anything
     const std::string locked = WriteTempFile("cohost_locked_models.yaml", kFullYaml);
     ASSERT_EQ(::chmod(locked.c_str(), 0), 0);
-    specs = LoadModelConfigFile(locked);
+    specs = LoadModels(locked);
     EXPECT_EQ(specs.status().code(), absl::StatusCode::kPermissionDenied);
     EXPECT_THAT(std::string(specs.status().message()), HasSubstr(locked));
     std::remove(locked.c_str());
@@ -478,6 +486,76 @@ void ExpectOkOrInvalid(std::string_view text) {
       << specs.status() << "\n--- input ---\n"
       << text;
   ASSERT_THAT(std::string(specs.status().message()), StartsWith("models.yaml"));
+}
+
+TEST(ModelConfigFileTest, TenantsStartFromTheirDefaults) {
+  constexpr std::string_view kText = R"(
+tenant_defaults:
+  max_streams: 32
+  tokens_per_minute: 6000
+models:
+  - {name: a, path: a}
+tenants:
+  - name: alice
+    weight: 2.5
+    tokens_per_minute: 0
+    max_queued_prompt_tokens: 50000
+  - {name: "bob the builder", max_streams: 1}
+)";
+  absl::StatusOr<ServeConfig> c = ParseServeConfig(kText, kFile);
+  ASSERT_TRUE(c.ok()) << c.status();
+  TenantLimits defaults;
+  defaults.max_streams = 32;
+  defaults.tokens_per_minute = 6000;
+  EXPECT_EQ(c->tenants.defaults, defaults);
+  TenantLimits alice = defaults;
+  alice.weight = 2.5;
+  alice.tokens_per_minute = 0;
+  alice.max_queued_prompt_tokens = 50000;
+  TenantLimits bob = defaults;
+  bob.max_streams = 1;
+  EXPECT_EQ(c->tenants.named,
+            (std::map<std::string, TenantLimits>{{"alice", alice}, {"bob the builder", bob}}));
+  EXPECT_EQ(c->models.size(), 1u);
+  // Without the sections: no budgets, weight 1.
+  c = ParseServeConfig("models: [{name: a, path: a}]\n", kFile);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->tenants, TenantPolicy{});
+}
+
+TEST(ModelConfigFileTest, TenantErrorsNameFileLineAndField) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"models: [{name: a, path: a}]\ntenants: [{weight: 2}]\n",
+       "models.yaml:2: tenants[0]: missing name"},
+      {"models: [{name: a, path: a}]\ntenants: [{name: x, weight: 0}]\n",
+       "models.yaml:2: tenants[0].weight: expected a number above 0, at most 1000, got \"0\""},
+      {"models: [{name: a, path: a}]\ntenants: [{name: x, weight: -1}]\n",
+       "models.yaml:2: tenants[0].weight: expected a number above 0, at most 1000, got \"-1\""},
+      {"models: [{name: a, path: a}]\ntenants: [{name: x, weight: \"2\"}]\n",
+       "models.yaml:2: tenants[0].weight: expected a number above 0, at most 1000, got \"2\""},
+      {"models: [{name: a, path: a}]\ntenants: [{name: x, weight: .nan}]\n",
+       "models.yaml:2: tenants[0].weight: expected a number above 0, at most 1000, got \".nan\""},
+      {"models: [{name: a, path: a}]\ntenants: [{name: x, max_stream: 2}]\n",
+       "models.yaml:2: tenants[0].max_stream: unknown field; did you mean max_streams?"},
+      {"models: [{name: a, path: a}]\ntenants: [{name: x, tokens_per_minute: -5}]\n",
+       "models.yaml:2: tenants[0].tokens_per_minute: expected an integer >= 0 (0: no limit), got "
+       "\"-5\""},
+      {"models: [{name: a, path: a}]\ntenants: [{name: \"\"}]\n",
+       "models.yaml:2: tenants[0].name: the name is empty"},
+      {"models: [{name: a, path: a}]\ntenants: [{name: \"a\\tb\"}]\n",
+       "models.yaml:2: tenants[0].name: the name contains a control byte"},
+      {"models: [{name: a, path: a}]\ntenants:\n  - {name: x}\n  - {name: x}\n",
+       "models.yaml:4: tenants[1].name: duplicate tenant name \"x\" (first on line 3)"},
+      {"models: [{name: a, path: a}]\ntenants: {name: x}\n",
+       "models.yaml:2: tenants: expected a list of tenants, got a map"},
+      {"models: [{name: a, path: a}]\ntenants: [x]\n",
+       "models.yaml:2: tenants[0]: expected a map of tenant fields, got \"x\""},
+      {"models: [{name: a, path: a}]\ntenant_defaults: {name: x}\n",
+       "models.yaml:2: tenant_defaults.name: not allowed in tenant_defaults"},
+      {"models: [{name: a, path: a}]\ntenant: []\n",
+       "models.yaml:2: tenant: unknown field; did you mean tenants?"},
+  };
+  for (const auto& [text, want] : cases) EXPECT_EQ(ErrorOf(text), want) << text;
 }
 
 TEST(ModelConfigFileTest, EveryPrefixParsesOrFailsCleanly) {

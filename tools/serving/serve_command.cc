@@ -113,7 +113,9 @@ absl::StatusOr<ServeConfig> ConfigFromArgs(const ParsedArgs& args) {
   ServeConfig c;
   int64_t slice_ms = 250;
   if (std::optional<std::string> file = args.Get("config")) {
-    ASSIGN_OR_RETURN(c.models, scheduler::LoadModelConfigFile(*file));
+    ASSIGN_OR_RETURN(scheduler::ServeConfig file_config, scheduler::LoadServeConfigFile(*file));
+    c.models = std::move(file_config.models);
+    c.router.tenants = std::move(file_config.tenants);
   }
   for (const std::string& flag : args.All("model")) {
     absl::StatusOr<scheduler::ModelSpec> spec = scheduler::ModelSpecFromFlag(flag);

@@ -1,0 +1,184 @@
+#include "scheduler/tenants.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <utility>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "scheduler/admission.h"
+
+namespace cohost::scheduler {
+
+struct TenantBook::Ticket::State {
+  TenantLimits limits;
+  int32_t streams = 0;
+  int64_t queued_prompt_tokens = 0;
+  double bucket = 0;  // tokens it may still use; below 0 after generation ran over
+  runtime::Clock::time_point refilled;
+
+  double rate_per_second() const { return static_cast<double>(limits.tokens_per_minute) / 60.0; }
+  // Tops the bucket up to `now`; a rate of 0 has no bucket.
+  void Refill(runtime::Clock::time_point now) {
+    if (limits.tokens_per_minute <= 0) return;
+    const double seconds = std::chrono::duration<double>(now - refilled).count();
+    if (seconds > 0) {
+      bucket = std::min(static_cast<double>(limits.tokens_per_minute),
+                        bucket + seconds * rate_per_second());
+      refilled = now;
+    }
+  }
+  bool at_rest() const {
+    return streams == 0 && queued_prompt_tokens == 0 &&
+           (limits.tokens_per_minute <= 0 ||
+            bucket >= static_cast<double>(limits.tokens_per_minute));
+  }
+};
+
+namespace {
+
+// A tenant named in a message: clients choose the name, so it is escaped and cut.
+std::string Shown(const std::string& tenant) {
+  constexpr size_t kMaxShown = 64;
+  return absl::StrCat("\"", absl::CHexEscape(tenant.substr(0, kMaxShown)),
+                      tenant.size() > kMaxShown ? "\"..." : "\"");
+}
+
+}  // namespace
+
+const TenantLimits& TenantPolicy::For(const std::string& tenant) const {
+  auto it = named.find(tenant);
+  return it == named.end() ? defaults : it->second;
+}
+
+TenantBook::TenantBook(TenantPolicy policy) : policy_(std::move(policy)) {}
+TenantBook::~TenantBook() = default;
+
+absl::StatusOr<std::unique_ptr<TenantBook::Ticket>> TenantBook::Admit(
+    const std::string& tenant, int64_t prompt_tokens, runtime::Clock::time_point now) {
+  const TenantLimits& limits = policy_.For(tenant);
+  auto ticket = std::make_unique<Ticket>();
+  ticket->prompt_tokens_ = prompt_tokens;
+  if (!limits.has_budget()) return ticket;
+  if (limits.tokens_per_minute > 0 && prompt_tokens > limits.tokens_per_minute) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "the prompt of %d tokens is more than tenant %s's budget of %d tokens per minute",
+        prompt_tokens, Shown(tenant), limits.tokens_per_minute));
+  }
+  if (limits.max_queued_prompt_tokens > 0 && prompt_tokens > limits.max_queued_prompt_tokens) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "the prompt of %d tokens is more than tenant %s's limit of %d queued prompt tokens",
+        prompt_tokens, Shown(tenant), limits.max_queued_prompt_tokens));
+  }
+  const auto budget_refusal = [](const std::string& message, int64_t pushback_ms) {
+    return WithRetryPushback(absl::ResourceExhaustedError(message),
+                             std::chrono::milliseconds(pushback_ms));
+  };
+
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = states_.find(tenant);
+  if (it == states_.end()) {
+    if (states_.size() >= kMaxTracked) PruneLocked(now);
+    if (states_.size() >= kMaxTracked) {
+      return budget_refusal(
+          absl::StrFormat("%d tenants with budgets are active, the most tracked at once; retry "
+                          "later",
+                          states_.size()),
+          kBudgetPushbackMs);
+    }
+    auto state = std::make_shared<State>();
+    state->limits = limits;
+    state->bucket = static_cast<double>(limits.tokens_per_minute);
+    state->refilled = now;
+    it = states_.emplace(tenant, std::move(state)).first;
+  }
+  State& s = *it->second;
+  s.Refill(now);
+  if (limits.max_streams > 0 && s.streams >= limits.max_streams) {
+    return budget_refusal(
+        absl::StrFormat("tenant %s has %d requests in flight, its limit (max_streams); retry later",
+                        Shown(tenant), s.streams),
+        kBudgetPushbackMs);
+  }
+  if (limits.max_queued_prompt_tokens > 0 &&
+      s.queued_prompt_tokens + prompt_tokens > limits.max_queued_prompt_tokens) {
+    return budget_refusal(
+        absl::StrFormat("tenant %s has %d prompt tokens queued; %d more would pass its limit of "
+                        "%d (max_queued_prompt_tokens); retry later",
+                        Shown(tenant), s.queued_prompt_tokens, prompt_tokens,
+                        limits.max_queued_prompt_tokens),
+        kBudgetPushbackMs);
+  }
+  if (limits.tokens_per_minute > 0 && s.bucket < static_cast<double>(prompt_tokens)) {
+    const double wait_s = (static_cast<double>(prompt_tokens) - s.bucket) / s.rate_per_second();
+    const auto pushback_ms = static_cast<int64_t>(std::ceil(wait_s * 1000));
+    return budget_refusal(
+        absl::StrFormat("tenant %s is over its budget of %d tokens per minute; retry in %d ms",
+                        Shown(tenant), limits.tokens_per_minute, pushback_ms),
+        pushback_ms);
+  }
+  ++s.streams;
+  s.queued_prompt_tokens += prompt_tokens;
+  if (limits.tokens_per_minute > 0) s.bucket -= static_cast<double>(prompt_tokens);
+  ticket->state_ = it->second;
+  return ticket;
+}
+
+void TenantBook::Refused(Ticket& ticket) {
+  std::lock_guard<std::mutex> lock(mu_);
+  State* s = ticket.state_.get();
+  if (s == nullptr || ticket.finished_) return;
+  if (s->limits.tokens_per_minute > 0) {
+    s->bucket = std::min(static_cast<double>(s->limits.tokens_per_minute),
+                         s->bucket + static_cast<double>(ticket.prompt_tokens_));
+  }
+  if (ticket.queued_) s->queued_prompt_tokens -= ticket.prompt_tokens_;
+  ticket.queued_ = false;
+  ticket.finished_ = true;
+  --s->streams;
+}
+
+void TenantBook::Scheduled(Ticket& ticket) {
+  std::lock_guard<std::mutex> lock(mu_);
+  State* s = ticket.state_.get();
+  if (s == nullptr || !ticket.queued_) return;
+  ticket.queued_ = false;
+  s->queued_prompt_tokens -= ticket.prompt_tokens_;
+}
+
+void TenantBook::Generated(Ticket& ticket, int64_t tokens) {
+  std::lock_guard<std::mutex> lock(mu_);
+  State* s = ticket.state_.get();
+  if (s == nullptr || s->limits.tokens_per_minute <= 0 || tokens <= 0) return;
+  s->bucket -= static_cast<double>(tokens);
+}
+
+void TenantBook::Finished(Ticket& ticket) {
+  std::lock_guard<std::mutex> lock(mu_);
+  State* s = ticket.state_.get();
+  if (s == nullptr || ticket.finished_) return;
+  if (ticket.queued_) s->queued_prompt_tokens -= ticket.prompt_tokens_;
+  ticket.queued_ = false;
+  ticket.finished_ = true;
+  --s->streams;
+}
+
+size_t TenantBook::tracked() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return states_.size();
+}
+
+void TenantBook::PruneLocked(runtime::Clock::time_point now) {
+  for (auto it = states_.begin(); it != states_.end();) {
+    it->second->Refill(now);
+    if (it->second->at_rest()) {
+      states_.erase(it++);
+    } else {
+      ++it;
+    }
+  }
+}
+
+}  // namespace cohost::scheduler
