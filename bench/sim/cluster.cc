@@ -1,0 +1,439 @@
+#include "bench/sim/cluster.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <memory>
+#include <queue>
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "runtime/batching/kv_cache_manager.h"
+#include "runtime/batching/step_scheduler.h"
+#include "scheduler/executor_policy.h"
+#include "scheduler/placement.h"
+
+namespace cohost::sim {
+namespace {
+
+using runtime::Clock;
+constexpr int32_t kBlockSize = 16;
+constexpr double kInf = std::numeric_limits<double>::infinity();
+// Expected loads assume decodes share a step with this many others.
+constexpr double kAssumedDecodeBatch = 8;
+// Both packing policies keep this much KV per model, as a fraction of its
+// weights: weights take at most 1 / (1 + share) of a device. Static splits
+// the rest evenly; dynamic shares it.
+constexpr double kKvShare = 0.5;
+
+Clock::time_point At(double seconds) {
+  return Clock::time_point{} +
+         std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+}
+
+struct SimSeq {
+  runtime::Sequence seq;
+  size_t request = 0;
+  double arrival = 0;
+  int32_t output = 1;
+};
+
+struct SimEngine {
+  int32_t model = 0;
+  std::unique_ptr<runtime::KvCacheManager> kv;
+  std::unique_ptr<runtime::StepScheduler> sched;
+  std::map<runtime::RequestId, std::unique_ptr<SimSeq>> live;
+  std::optional<double> last_step_end;
+  int64_t last_stepped = 0;
+};
+
+struct SimDevice {
+  std::vector<std::unique_ptr<SimEngine>> engines;
+  int64_t pool_blocks = 0;
+  bool busy = false;
+  double busy_until = 0;
+  double step_seconds = 0;
+  SimEngine* stepping = nullptr;
+  runtime::StepPlan plan;
+  double busy_seconds = 0;
+  int64_t round = 0;
+};
+
+class Cluster {
+ public:
+  Cluster(const std::vector<SimRequest>& requests, const Assignment& assignment, Policy policy,
+          const SimConfig& config)
+      : requests_(requests), policy_(policy), config_(config), ttft_(requests.size(), kInf) {
+    for (const std::vector<int32_t>& models : assignment) {
+      auto d = std::make_unique<SimDevice>();
+      const double kv_bytes =
+          config.cost.device_bytes - config.cost.weights_bytes * static_cast<double>(models.size());
+      d->pool_blocks = std::max<int64_t>(
+          2, static_cast<int64_t>(kv_bytes / (config.cost.kv_bytes_per_token * kBlockSize)));
+      for (int32_t m : models) {
+        auto e = std::make_unique<SimEngine>();
+        e->model = m;
+        // Static: an equal fixed share each; otherwise each may use the pool.
+        int64_t blocks = d->pool_blocks;
+        if (policy == Policy::kStatic) blocks /= std::max<int64_t>(1, models.size());
+        blocks = std::clamp<int64_t>(blocks, 2, int64_t{1} << 20);
+        e->kv = std::make_unique<runtime::KvCacheManager>(static_cast<int32_t>(blocks) + 1,
+                                                          kBlockSize, false);
+        runtime::StepSchedulerConfig sc;
+        sc.max_num_seqs = config.max_num_seqs;
+        sc.max_tokens_per_step = config.max_tokens_per_step;
+        sc.max_prefill_chunk = config.max_tokens_per_step;
+        e->sched = std::make_unique<runtime::StepScheduler>(sc, e->kv.get());
+        replicas_[m].push_back({d.get(), e.get()});
+        d->engines.push_back(std::move(e));
+      }
+      devices_.push_back(std::move(d));
+    }
+  }
+
+  SimResult Run() {
+    size_t next = 0;
+    using Done = std::pair<double, SimDevice*>;
+    std::priority_queue<Done, std::vector<Done>, std::greater<>> done;
+    double now = 0;
+    for (;;) {
+      const double t_arrival = next < requests_.size() ? requests_[next].arrival_s : kInf;
+      const double t_done = done.empty() ? kInf : done.top().first;
+      if (t_arrival == kInf && t_done == kInf) break;
+      // A step ending when a request arrives frees its engine first (within
+      // rounding: times are sums of step lengths).
+      if (t_arrival < t_done - 1e-9) {
+        now = t_arrival;
+        SimDevice* d = Arrive(next++);
+        if (d != nullptr && !d->busy && StartStep(*d, now)) done.push({d->busy_until, d});
+      } else {
+        now = t_done;
+        SimDevice* d = done.top().second;
+        done.pop();
+        FinishStep(*d, now);
+        if (StartStep(*d, now)) done.push({d->busy_until, d});
+      }
+    }
+    return Summarize(now);
+  }
+
+ private:
+  SimDevice* Arrive(size_t index) {
+    const SimRequest& r = requests_[index];
+    auto it = replicas_.find(r.model);
+    if (it == replicas_.end()) return nullptr;  // a model nowhere: never served
+    // To the replica whose device has the least prefill queued (what its TTFT
+    // waits for: the admission predictor's backlog), then the fewest live.
+    const auto backlog = [](const SimDevice& d) {
+      int64_t tokens = 0;
+      for (const auto& e : d.engines) {
+        for (const auto& [id, s] : e->live) {
+          if (s->seq.num_generated() == 0) tokens += s->seq.num_uncomputed();
+        }
+      }
+      return tokens;
+    };
+    auto best = std::min_element(it->second.begin(), it->second.end(), [&](auto& a, auto& b) {
+      const int64_t qa = backlog(*a.first), qb = backlog(*b.first);
+      return qa != qb ? qa < qb : a.second->live.size() < b.second->live.size();
+    });
+    SimEngine& e = *best->second;
+    auto s = std::make_unique<SimSeq>();
+    s->request = index;
+    s->arrival = r.arrival_s;
+    s->output = r.output_tokens;
+    s->seq.id = static_cast<runtime::RequestId>(index);
+    s->seq.tokens.assign(static_cast<size_t>(r.prompt_tokens), static_cast<int32_t>(index));
+    s->seq.num_prompt_tokens = r.prompt_tokens;
+    s->seq.max_tokens = r.output_tokens;
+    s->seq.arrival_order = static_cast<int64_t>(index);
+    e.sched->Add(&s->seq);
+    e.live.emplace(s->seq.id, std::move(s));
+    return best->first;
+  }
+
+  // Picks an engine and plans its step; false when nothing can run.
+  bool StartStep(SimDevice& d, double now) {
+    std::vector<scheduler::EngineCandidate> candidates(d.engines.size());
+    for (size_t i = 0; i < d.engines.size(); ++i) {
+      const SimEngine& e = *d.engines[i];
+      scheduler::EngineCandidate& c = candidates[i];
+      c.has_work = !e.live.empty();
+      for (const auto& [id, s] : e.live) {
+        if (s->seq.num_generated() == 0 &&
+            (!c.oldest_awaiting_first || At(s->arrival) < *c.oldest_awaiting_first)) {
+          c.oldest_awaiting_first = At(s->arrival);
+        }
+      }
+      c.ttft_target = std::chrono::duration_cast<Clock::duration>(
+          std::chrono::duration<double>(config_.ttft_target_s));
+      c.tpot_target = std::chrono::duration_cast<Clock::duration>(
+          std::chrono::duration<double>(config_.tpot_target_s));
+      if (e.last_step_end) c.last_step_end = At(*e.last_step_end);
+      c.last_stepped = e.last_stepped;
+    }
+    // An engine whose plan comes back empty (no KV memory) sits this round out.
+    for (size_t tries = 0; tries < d.engines.size(); ++tries) {
+      std::optional<size_t> pick;
+      if (policy_ == Policy::kDynamic) {
+        pick = scheduler::PickNextEngine(candidates, At(now));
+      } else {  // in turn: the engine with work stepped longest ago
+        for (size_t i = 0; i < candidates.size(); ++i) {
+          if (candidates[i].has_work &&
+              (!pick || candidates[i].last_stepped < candidates[*pick].last_stepped)) {
+            pick = i;
+          }
+        }
+      }
+      if (!pick) return false;
+      int32_t cap = 0;
+      if (policy_ == Policy::kDynamic && d.engines.size() > 1 && config_.slice_s > 0 &&
+          scheduler::SliceThisStep(candidates, *pick, At(now))) {
+        const runtime::StepCost& c = config_.cost.step;
+        const double full = config_.max_tokens_per_step;
+        const double rate = full / (c.fixed_seconds + full * c.seconds_per_token);
+        cap = scheduler::SliceTokens(rate,
+                                     std::chrono::duration_cast<Clock::duration>(
+                                         std::chrono::duration<double>(config_.slice_s)),
+                                     16, 64);
+      }
+      SimEngine& e = *d.engines[*pick];
+      runtime::StepPlan plan = e.sched->Schedule(cap);
+      if (plan.empty()) {
+        candidates[*pick].has_work = false;
+        continue;
+      }
+      d.plan = std::move(plan);
+      d.stepping = &e;
+      d.step_seconds = config_.cost.step.fixed_seconds +
+                       config_.cost.step.seconds_per_token * static_cast<double>(d.plan.num_tokens);
+      d.busy = true;
+      d.busy_until = now + d.step_seconds;
+      return true;
+    }
+    return false;
+  }
+
+  void FinishStep(SimDevice& d, double now) {
+    SimEngine& e = *d.stepping;
+    std::vector<SimSeq*> sampled;
+    for (const runtime::ScheduledSeq& s : d.plan.scheduled) {
+      if (!s.samples) continue;
+      SimSeq* seq = e.live.at(s.seq->id).get();
+      seq->seq.tokens.push_back(0);
+      sampled.push_back(seq);
+    }
+    e.sched->Commit(d.plan);
+    int64_t used = 0;
+    for (const auto& engine : d.engines) {
+      used += engine->kv->num_usable_blocks() - engine->kv->num_free_blocks();
+    }
+    peak_kv_ = std::max(peak_kv_, static_cast<double>(used) / static_cast<double>(d.pool_blocks));
+    for (SimSeq* s : sampled) {
+      if (s->seq.num_generated() == 1) ttft_[s->request] = now - s->arrival;
+      if (s->seq.num_generated() >= s->output) {
+        e.sched->Remove(&s->seq);
+        e.live.erase(s->seq.id);
+      }
+    }
+    e.last_step_end = now;
+    e.last_stepped = ++d.round;
+    d.busy_seconds += d.step_seconds;
+    d.busy = false;
+    d.stepping = nullptr;
+    d.plan = {};
+  }
+
+  SimResult Summarize(double end) const {
+    SimResult r;
+    r.devices = static_cast<int32_t>(devices_.size());
+    r.requests = static_cast<int64_t>(requests_.size());
+    std::vector<double> sorted = ttft_;
+    for (double t : ttft_) r.met += t <= config_.ttft_target_s ? 1 : 0;
+    r.attainment =
+        r.requests > 0 ? static_cast<double>(r.met) / static_cast<double>(r.requests) : 1;
+    if (!sorted.empty()) {
+      const auto quantile = [&](double q) {
+        // Nearest rank: the smallest value with at least q of them at or below it.
+        const auto rank = static_cast<size_t>(std::ceil(q * static_cast<double>(sorted.size())));
+        const size_t k = std::min(sorted.size() - 1, rank > 0 ? rank - 1 : 0);
+        std::nth_element(sorted.begin(), sorted.begin() + static_cast<std::ptrdiff_t>(k),
+                         sorted.end());
+        return sorted[k];
+      };
+      r.ttft_p50_s = quantile(0.5);
+      r.ttft_p99_s = quantile(0.99);
+    }
+    double busy = 0;
+    for (const auto& d : devices_) busy += d->busy_seconds;
+    if (end > 0 && !devices_.empty()) busy /= end * static_cast<double>(devices_.size());
+    r.busy_fraction = busy;
+    const double span = requests_.empty() ? 0 : requests_.back().arrival_s;
+    r.goodput_rps = span > 0 ? static_cast<double>(r.met) / span : 0;
+    r.peak_kv_fraction = peak_kv_;
+    return r;
+  }
+
+  const std::vector<SimRequest>& requests_;
+  const Policy policy_;
+  const SimConfig& config_;
+  std::vector<std::unique_ptr<SimDevice>> devices_;
+  std::map<int32_t, std::vector<std::pair<SimDevice*, SimEngine*>>> replicas_;
+  std::vector<double> ttft_;
+  double peak_kv_ = 0;
+};
+
+}  // namespace
+
+std::string_view PolicyName(Policy p) {
+  switch (p) {
+    case Policy::kDedicated:
+      return "dedicated";
+    case Policy::kStatic:
+      return "static";
+    case Policy::kDynamic:
+      return "dynamic";
+  }
+  return "?";
+}
+
+SimResult Simulate(const std::vector<SimRequest>& requests, const Assignment& assignment,
+                   Policy policy, const SimConfig& config) {
+  return Cluster(requests, assignment, policy, config).Run();
+}
+
+std::vector<double> ExpectedLoads(const std::vector<SimRequest>& requests, int32_t num_models,
+                                  const SimConfig& config) {
+  std::vector<double> work(static_cast<size_t>(num_models), 0);
+  const runtime::StepCost& c = config.cost.step;
+  for (const SimRequest& r : requests) {
+    if (r.model < 0 || r.model >= num_models) continue;
+    work[r.model] +=
+        c.Seconds(r.prompt_tokens, config.max_tokens_per_step) +
+        r.output_tokens * (c.seconds_per_token + c.fixed_seconds / kAssumedDecodeBatch);
+  }
+  const double span = requests.empty() ? 1 : std::max(1.0, requests.back().arrival_s);
+  for (double& w : work) w /= span;
+  return work;
+}
+
+std::optional<Assignment> Place(Policy policy, int32_t devices, const std::vector<double>& loads,
+                                const SimConfig& config) {
+  const auto models = static_cast<int32_t>(loads.size());
+  if (devices < 1) return std::nullopt;
+  Assignment out(static_cast<size_t>(devices));
+  const double w = config.cost.weights_bytes;
+  if (policy == Policy::kDedicated) {
+    if (devices < models || w >= config.cost.device_bytes) return std::nullopt;
+    std::vector<int32_t> replicas(static_cast<size_t>(models), 1);
+    for (int32_t extra = devices - models; extra > 0; --extra) {
+      // The next device to the model with the most load per replica.
+      size_t busiest = 0;
+      for (size_t m = 1; m < replicas.size(); ++m) {
+        if (loads[m] / replicas[m] > loads[busiest] / replicas[busiest]) busiest = m;
+      }
+      ++replicas[busiest];
+    }
+    size_t d = 0;
+    for (size_t m = 0; m < replicas.size(); ++m) {
+      for (int32_t r = 0; r < replicas[m]; ++r) out[d++].push_back(static_cast<int32_t>(m));
+    }
+    return out;
+  }
+  if (policy == Policy::kStatic) {
+    // A device holds each model once at most.
+    const auto per_device = static_cast<int32_t>(
+        std::min<double>(models, config.cost.device_bytes / (w * (1 + kKvShare))));
+    if (per_device < 1 || static_cast<int64_t>(per_device) * devices < models) return std::nullopt;
+    // Round robin in popularity order, then replicas the same way until full.
+    for (int32_t i = 0; i < per_device * devices; ++i) {
+      const int32_t model = i % models;
+      std::vector<int32_t>& slot = out[static_cast<size_t>(i % devices)];
+      if (i >= models && std::find(slot.begin(), slot.end(), model) != slot.end()) continue;
+      slot.push_back(model);
+    }
+    return out;
+  }
+  // Dynamic: every model once, the busiest first, then more replicas to the
+  // model with the most expected load per replica while any device has room;
+  // each replica placed by the server's own rule (PlaceModel: memory, then
+  // spare load capacity) among the devices that do not hold the model yet.
+  std::vector<scheduler::DeviceRoom> rooms(static_cast<size_t>(devices));
+  for (int32_t d = 0; d < devices; ++d) {
+    rooms[d].name = absl::StrCat("sim:", d);
+    rooms[d].budget_bytes = static_cast<int64_t>(config.cost.device_bytes / (1 + kKvShare));
+  }
+  std::vector<int32_t> replicas(static_cast<size_t>(models), 0);
+  // Places one more replica of `m`; false when no device can take it.
+  const auto place_one = [&](int32_t m) {
+    std::vector<scheduler::DeviceRoom> free_rooms;
+    std::vector<size_t> index;
+    for (size_t d = 0; d < rooms.size(); ++d) {
+      if (std::find(out[d].begin(), out[d].end(), m) != out[d].end()) continue;
+      free_rooms.push_back(rooms[d]);
+      index.push_back(d);
+    }
+    const scheduler::ModelDemand demand{
+        absl::StrCat("m", m), static_cast<int64_t>(w), loads[m] / (replicas[m] + 1), {}};
+    absl::StatusOr<scheduler::Placement> placed =
+        scheduler::PlaceModel(free_rooms, demand, Clock::time_point{});
+    if (!placed.ok()) return false;
+    const size_t d = index[placed->device];
+    out[d].push_back(m);
+    rooms[d].used_bytes += demand.bytes;
+    rooms[d].load += demand.load;
+    ++replicas[m];
+    return true;
+  };
+  std::vector<int32_t> order(static_cast<size_t>(models));
+  for (int32_t m = 0; m < models; ++m) order[m] = m;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int32_t a, int32_t b) { return loads[a] > loads[b]; });
+  for (int32_t m : order) {
+    if (!place_one(m)) return std::nullopt;  // the model fits nowhere
+  }
+  std::vector<bool> full(static_cast<size_t>(models), false);
+  for (;;) {
+    int32_t next = -1;
+    for (int32_t m : order) {
+      if (full[m] || replicas[m] >= devices) continue;
+      if (next < 0 || loads[m] / replicas[m] > loads[next] / replicas[next]) next = m;
+    }
+    if (next < 0) break;
+    if (!place_one(next)) full[next] = true;
+  }
+  return out;
+}
+
+std::optional<SimResult> MinDevices(Policy policy, const std::vector<SimRequest>& requests,
+                                    int32_t num_models, const SimConfig& config, double attainment,
+                                    int32_t max_devices) {
+  const std::vector<double> loads = ExpectedLoads(requests, num_models, config);
+  std::map<int32_t, std::optional<SimResult>> tried;
+  const auto meets = [&](int32_t n) -> const std::optional<SimResult>& {
+    auto it = tried.find(n);
+    if (it != tried.end()) return it->second;
+    std::optional<SimResult> r;
+    if (std::optional<Assignment> a = Place(policy, n, loads, config)) {
+      SimResult s = Simulate(requests, *a, policy, config);
+      if (s.attainment >= attainment) r = s;
+    }
+    return tried.emplace(n, r).first->second;
+  };
+  if (!meets(max_devices)) return std::nullopt;
+  int32_t lo = 1, hi = max_devices;  // hi meets
+  while (lo < hi) {
+    const int32_t mid = lo + (hi - lo) / 2;
+    if (meets(mid)) {
+      hi = mid;
+    } else {
+      lo = mid + 1;
+    }
+  }
+  return meets(hi);
+}
+
+}  // namespace cohost::sim

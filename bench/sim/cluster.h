@@ -1,0 +1,84 @@
+// A discrete-event simulation of a cluster of devices serving several models,
+// driven by the server's own scheduling code: each engine is a real
+// runtime::StepScheduler over a real KvCacheManager, each device's executor
+// picks engines with the real PickNextEngine / SliceThisStep / SliceTokens
+// (scheduler/executor_policy.h), and the dynamic policy places models with
+// the real PlaceModel (scheduler/placement.h). Only time is simulated: a
+// step lasts what the cost model says (SimCost), nothing is computed.
+//
+// Three policies:
+//   dedicated: one model per device (replicas as its load needs), the
+//              Kubernetes whole-GPU default;
+//   static:    models packed onto devices by memory only (popularity order,
+//              round robin), a fixed equal KV share each, engines stepped in
+//              turn without time slices;
+//   dynamic:   cohost: every model placed once by memory and expected load
+//              (PlaceModel, busiest first), then replicas to the models with
+//              the most load per replica while memory lasts (never two of one
+//              model on a device), one KV pool per device, engines picked by
+//              TTFT and TPOT deadlines with sliced steps.
+// What it leaves out: prefix caching, admission refusals (every request is
+// served, late or not), model loads and evictions during the run (placement
+// is fixed for the whole trace), network and tokenization time, and KV
+// pressure under the dynamic policy (each engine may use its device's whole
+// pool; the peak use across them is reported, and is the over-commit check).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+#include "bench/sim/cost_model.h"
+#include "bench/sim/workload.h"
+
+namespace cohost::sim {
+
+enum class Policy { kDedicated, kStatic, kDynamic };
+std::string_view PolicyName(Policy p);
+
+struct SimConfig {
+  SimCost cost;
+  double ttft_target_s = 1.0;
+  double tpot_target_s = 0.2;
+  int32_t max_tokens_per_step = 2048;
+  int32_t max_num_seqs = 128;
+  double slice_s = 0.05;  // dynamic: a step's length while engines share a device
+};
+
+// Which models each device holds (a model on several devices is replicated;
+// a request goes to the replica whose device has the least prefill queued,
+// then the fewest live requests: the router in front of the replicas).
+using Assignment = std::vector<std::vector<int32_t>>;
+
+struct SimResult {
+  int32_t devices = 0;
+  int64_t requests = 0;
+  int64_t met = 0;  // first token within the TTFT target
+  double attainment = 0;
+  double ttft_p50_s = 0, ttft_p99_s = 0;
+  double busy_fraction = 0;     // device busy time over devices x makespan
+  double goodput_rps = 0;       // requests that met the target, per second of trace
+  double peak_kv_fraction = 0;  // the most KV any device's engines held at once, over its pool
+};
+
+SimResult Simulate(const std::vector<SimRequest>& requests, const Assignment& assignment,
+                   Policy policy, const SimConfig& config);
+
+// Each model's expected busy fraction of one device over the trace.
+std::vector<double> ExpectedLoads(const std::vector<SimRequest>& requests, int32_t num_models,
+                                  const SimConfig& config);
+
+// The assignment a policy makes on `devices` devices; nullopt when the
+// models do not fit (every model must be placed once at least).
+std::optional<Assignment> Place(Policy policy, int32_t devices, const std::vector<double>& loads,
+                                const SimConfig& config);
+
+// The fewest devices with which the policy meets the TTFT target for at
+// least `attainment` of the requests, and the run that did (dedicated: each
+// model sized alone). At most `max_devices`; nullopt beyond.
+std::optional<SimResult> MinDevices(Policy policy, const std::vector<SimRequest>& requests,
+                                    int32_t num_models, const SimConfig& config, double attainment,
+                                    int32_t max_devices);
+
+}  // namespace cohost::sim

@@ -1,0 +1,169 @@
+// cohost_sim: how many devices a mix of models needs at a TTFT target, under
+// three policies (bench/sim/cluster.h), on a public trace or a synthetic
+// workload. Prints a markdown table (bench/RESULTS.md keeps them), optionally
+// CSV rows for bench/sim/plot.py, and with --plan the dynamic policy's
+// assignment: the models each `cohost serve` replica should hold.
+//
+//   cohost_sim --workload azure-conv --models 20 --alpha 1.5 --ttft-ms 1000
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "bench/sim/cluster.h"
+
+namespace {
+
+using cohost::sim::Policy;
+
+struct Flags {
+  std::map<std::string, std::string> values;
+  std::string Get(const std::string& name, const std::string& fallback) const {
+    auto it = values.find(name);
+    return it == values.end() ? fallback : it->second;
+  }
+  double Number(const std::string& name, double fallback) const {
+    double v = fallback;
+    auto it = values.find(name);
+    if (it != values.end() && !absl::SimpleAtod(it->second, &v)) {
+      std::fprintf(stderr, "cohost_sim: --%s: not a number: %s\n", name.c_str(),
+                   it->second.c_str());
+      std::exit(2);
+    }
+    return v;
+  }
+};
+
+Flags Parse(int argc, char** argv) {
+  Flags f;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a.rfind("--", 0) != 0) {
+      std::fprintf(stderr, "cohost_sim: unexpected argument %s\n", a.c_str());
+      std::exit(2);
+    }
+    a = a.substr(2);
+    const size_t eq = a.find('=');
+    if (eq != std::string::npos) {
+      f.values[a.substr(0, eq)] = a.substr(eq + 1);
+    } else if (a == "plan") {
+      f.values[a] = "1";
+    } else if (i + 1 < argc) {
+      f.values[a] = argv[++i];
+    } else {
+      std::fprintf(stderr, "cohost_sim: --%s needs a value\n", a.c_str());
+      std::exit(2);
+    }
+  }
+  return f;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Flags flags = Parse(argc, argv);
+  const std::string workload = flags.Get("workload", "poisson");
+  const auto models = static_cast<int32_t>(flags.Number("models", 20));
+  const double alpha = flags.Number("alpha", 1.5);
+  const auto seed = static_cast<uint64_t>(flags.Number("seed", 1));
+  const auto max_tokens = static_cast<int32_t>(flags.Number("max-tokens", 16384));
+  const std::string dir = flags.Get("trace-dir", "../shared/traces");
+  const std::vector<double> shares = cohost::sim::PowerLawShares(models, alpha);
+
+  std::vector<cohost::sim::SimRequest> requests;
+  const std::map<std::string, std::string> traces = {
+      {"azure-code", "AzureLLMInferenceTrace_code.csv"},
+      {"azure-conv", "AzureLLMInferenceTrace_conv.csv"},
+      {"mooncake-conv", "mooncake_conversation_trace.jsonl"},
+      {"mooncake-synth", "mooncake_synthetic_trace.jsonl"}};
+  if (workload == "poisson" || workload == "gamma") {
+    requests = cohost::sim::SyntheticWorkload(
+        shares, flags.Number("rate", 20), flags.Number("duration", 120),
+        flags.Number("cv", workload == "gamma" ? 4 : 1),
+        static_cast<int32_t>(flags.Number("prompt", 512)),
+        static_cast<int32_t>(flags.Number("output", 128)), seed);
+  } else if (auto it = traces.find(workload); it != traces.end()) {
+    const std::string path = dir + "/" + it->second;
+    const auto max_requests = static_cast<size_t>(flags.Number("max-requests", 3000));
+    absl::StatusOr<std::vector<cohost::sim::SimRequest>> loaded =
+        workload.rfind("azure", 0) == 0
+            ? cohost::sim::LoadAzureCsv(path, max_requests, max_tokens)
+            : cohost::sim::LoadMooncakeJsonl(path, max_requests, max_tokens);
+    if (!loaded.ok()) {
+      std::fprintf(stderr, "cohost_sim: %s\n", std::string(loaded.status().message()).c_str());
+      return 1;
+    }
+    requests = *std::move(loaded);
+    cohost::sim::AssignModels(requests, shares, seed);
+  } else {
+    std::fprintf(stderr, "cohost_sim: unknown --workload %s\n", workload.c_str());
+    return 2;
+  }
+
+  cohost::sim::SimConfig config;
+  config.cost = cohost::sim::H200Llama3_8B();
+  config.ttft_target_s = flags.Number("ttft-ms", 1000) / 1000.0;
+  const double attainment = flags.Number("attainment", 0.99);
+  const auto max_devices = static_cast<int32_t>(flags.Number("max-devices", 64));
+
+  std::printf("workload %s: %zu requests over %.0f s, %d models, power-law alpha %.2f, seed %llu\n",
+              workload.c_str(), requests.size(), requests.empty() ? 0 : requests.back().arrival_s,
+              models, alpha, static_cast<unsigned long long>(seed));
+  std::printf("cost %s: %s\n", config.cost.name.c_str(), config.cost.source.c_str());
+  std::printf("target: TTFT <= %.0f ms for %.1f%% of requests\n\n", config.ttft_target_s * 1e3,
+              attainment * 100);
+  std::printf("| policy | devices | attainment | TTFT p50 | TTFT p99 | busy | goodput (req/s) |\n");
+  std::printf("|---|---|---|---|---|---|---|\n");
+  std::ofstream csv;
+  if (std::string path = flags.Get("csv", ""); !path.empty()) csv.open(path, std::ios::app);
+  std::map<Policy, int32_t> needed;
+  // --devices N: each policy on N devices, instead of the fewest that meet the target.
+  const auto fixed_devices = static_cast<int32_t>(flags.Number("devices", 0));
+  const std::vector<double> loads = cohost::sim::ExpectedLoads(requests, models, config);
+  for (Policy p : {Policy::kDedicated, Policy::kStatic, Policy::kDynamic}) {
+    std::optional<cohost::sim::SimResult> r;
+    if (fixed_devices > 0) {
+      if (std::optional<cohost::sim::Assignment> a =
+              cohost::sim::Place(p, fixed_devices, loads, config)) {
+        r = cohost::sim::Simulate(requests, *a, p, config);
+      }
+    } else {
+      r = cohost::sim::MinDevices(p, requests, models, config, attainment, max_devices);
+    }
+    if (!r) {
+      std::printf("| %s | > %d | | | | | |\n", std::string(PolicyName(p)).c_str(), max_devices);
+      continue;
+    }
+    needed[p] = r->devices;
+    std::printf("| %s | %d | %.2f%% | %.0f ms | %.0f ms | %.0f%% | %.2f |\n",
+                std::string(PolicyName(p)).c_str(), r->devices, r->attainment * 100,
+                r->ttft_p50_s * 1e3, r->ttft_p99_s * 1e3, r->busy_fraction * 100, r->goodput_rps);
+    if (csv.is_open()) {
+      csv << workload << "," << models << "," << alpha << "," << PolicyName(p) << "," << r->devices
+          << "," << r->attainment << "," << r->ttft_p50_s << "," << r->ttft_p99_s << ","
+          << r->busy_fraction << "," << r->goodput_rps << "\n";
+    }
+  }
+  if (needed.count(Policy::kDedicated) && needed.count(Policy::kDynamic)) {
+    std::printf("\ndedicated / dynamic: %.2fx\n",
+                static_cast<double>(needed[Policy::kDedicated]) / needed[Policy::kDynamic]);
+  }
+  if (flags.Get("plan", "") == "1" && needed.count(Policy::kDynamic)) {
+    const std::optional<cohost::sim::Assignment> plan =
+        cohost::sim::Place(Policy::kDynamic, needed[Policy::kDynamic], loads, config);
+    std::printf("\nplan (dynamic, %d replicas): the models each replica serves\n",
+                needed[Policy::kDynamic]);
+    for (size_t d = 0; plan && d < plan->size(); ++d) {
+      std::vector<std::string> names;
+      for (int32_t m : (*plan)[d]) names.push_back(absl::StrCat("m", m));
+      std::printf("replica %zu: %s\n", d, absl::StrJoin(names, " ").c_str());
+    }
+  }
+  return 0;
+}

@@ -1,0 +1,48 @@
+// What the cluster simulator replays: requests with an arrival time, a model,
+// and prompt and output lengths; read from the public traces in
+// ../shared/traces (Azure 2023, Mooncake) or generated (Poisson or bursty
+// Gamma arrivals), and spread over several models by a power-law popularity,
+// as MuxServe does.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace cohost::sim {
+
+struct SimRequest {
+  double arrival_s = 0;  // from the workload's start
+  int32_t model = 0;
+  int32_t prompt_tokens = 1;
+  int32_t output_tokens = 1;
+};
+
+// The Azure LLM inference trace (TIMESTAMP,ContextTokens,GeneratedTokens),
+// all for model 0, arrivals relative to the first; at most `max_requests`
+// (0: all). Lengths are clamped to [1, max_tokens].
+absl::StatusOr<std::vector<SimRequest>> LoadAzureCsv(const std::string& path, size_t max_requests,
+                                                     int32_t max_tokens);
+// A Mooncake trace (JSON lines: timestamp in ms, input_length, output_length).
+absl::StatusOr<std::vector<SimRequest>> LoadMooncakeJsonl(const std::string& path,
+                                                          size_t max_requests, int32_t max_tokens);
+
+// Popularity of `models` models under a power law: model k's share is
+// proportional to (k + 1)^-alpha. Sums to 1.
+std::vector<double> PowerLawShares(int32_t models, double alpha);
+
+// Gives each request a model drawn from `shares` (seeded, reproducible).
+void AssignModels(std::vector<SimRequest>& requests, const std::vector<double>& shares,
+                  uint64_t seed);
+
+// Per-model arrivals over `duration_s`: model k at total_rate * shares[k]
+// requests a second, gaps drawn from a Gamma distribution with coefficient of
+// variation `cv` (1: Poisson; above 1: bursty). Every request has the given
+// lengths. Sorted by arrival.
+std::vector<SimRequest> SyntheticWorkload(const std::vector<double>& shares, double total_rate,
+                                          double duration_s, double cv, int32_t prompt_tokens,
+                                          int32_t output_tokens, uint64_t seed);
+
+}  // namespace cohost::sim

@@ -1,0 +1,134 @@
+// The cluster simulator on hand-made workloads whose answers are known, and
+// its trace readers on the public traces' formats.
+
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "bench/sim/cluster.h"
+#include "gtest/gtest.h"
+
+namespace cohost::sim {
+namespace {
+
+// Every step takes 100 ms whatever its size; memory never binds.
+SimConfig FlatConfig() {
+  SimConfig c;
+  c.cost.name = "flat";
+  c.cost.step = runtime::StepCost{0.1, 0};
+  c.cost.weights_bytes = 1;
+  c.cost.kv_bytes_per_token = 1;
+  c.cost.device_bytes = 1e6;
+  c.ttft_target_s = 0.25;
+  return c;
+}
+
+TEST(SimTest, TwoQuietModelsShareOneDeviceUnlessEachGetsItsOwn) {
+  // Both models get a request at each whole second: on one device the second
+  // one's step ends at 200 ms, within the 250 ms target.
+  std::vector<SimRequest> requests;
+  for (int t = 0; t < 10; ++t) {
+    for (int32_t m = 0; m < 2; ++m) requests.push_back({static_cast<double>(t), m, 10, 1});
+  }
+  const SimConfig c = FlatConfig();
+  for (Policy p : {Policy::kDedicated, Policy::kStatic, Policy::kDynamic}) {
+    std::optional<SimResult> r = MinDevices(p, requests, 2, c, 0.99, 8);
+    ASSERT_TRUE(r) << PolicyName(p);
+    EXPECT_EQ(r->devices, p == Policy::kDedicated ? 2 : 1) << PolicyName(p);
+    EXPECT_EQ(r->attainment, 1.0) << PolicyName(p);
+  }
+  // On one device the second request of each pair waits for the first.
+  const SimResult shared = Simulate(requests, {{0, 1}}, Policy::kDynamic, c);
+  EXPECT_NEAR(shared.ttft_p50_s, 0.1, 1e-9);
+  EXPECT_NEAR(shared.ttft_p99_s, 0.2, 1e-9);
+}
+
+TEST(SimTest, ALoadThatNeedsTwoDevicesGetsExactlyTwo) {
+  // One request every 50 ms, one sequence per step of 100 ms: one device
+  // falls behind for good, two keep every TTFT at 100 ms.
+  std::vector<SimRequest> requests;
+  for (int i = 0; i < 200; ++i) requests.push_back({0.05 * i, 0, 10, 1});
+  SimConfig c = FlatConfig();
+  c.max_num_seqs = 1;
+  EXPECT_LT(Simulate(requests, {{0}}, Policy::kDedicated, c).attainment, 0.2);
+  for (Policy p : {Policy::kDedicated, Policy::kStatic, Policy::kDynamic}) {
+    std::optional<SimResult> r = MinDevices(p, requests, 1, c, 0.99, 8);
+    ASSERT_TRUE(r) << PolicyName(p);
+    EXPECT_EQ(r->devices, 2) << PolicyName(p);
+    EXPECT_NEAR(r->ttft_p99_s, 0.1, 1e-9) << PolicyName(p);
+    EXPECT_NEAR(r->busy_fraction, 1.0, 0.01) << PolicyName(p) << ": both devices always busy";
+  }
+}
+
+TEST(SimTest, MemoryBoundsHowManyModelsADeviceHolds) {
+  SimConfig c = FlatConfig();
+  c.cost.weights_bytes = 40;
+  c.cost.device_bytes = 130;  // weights take at most 130 / 1.5: two models of 40
+  const std::vector<double> loads(5, 0.01);
+  EXPECT_FALSE(Place(Policy::kStatic, 2, loads, c)) << "4 places for 5 models";
+  EXPECT_FALSE(Place(Policy::kDynamic, 2, loads, c));
+  ASSERT_TRUE(Place(Policy::kStatic, 3, loads, c));
+  ASSERT_TRUE(Place(Policy::kDynamic, 3, loads, c));
+  EXPECT_FALSE(Place(Policy::kDedicated, 4, loads, c)) << "one device per model";
+  std::vector<double> skewed(5, 0.01);
+  skewed[3] = 0.5;
+  const std::optional<Assignment> dynamic = Place(Policy::kDynamic, 3, skewed, c);
+  std::vector<int> copies(5, 0);
+  for (const std::vector<int32_t>& models : *dynamic) {
+    EXPECT_LE(models.size(), 2u);
+    for (int32_t m : models) ++copies[m];
+  }
+  EXPECT_EQ(copies, (std::vector<int>{1, 1, 1, 2, 1})) << "the spare place: the busiest model";
+}
+
+TEST(SimTest, PowerLawSharesAndSyntheticArrivals) {
+  const std::vector<double> shares = PowerLawShares(3, 1.0);
+  EXPECT_NEAR(shares[0], 1 / (1 + 0.5 + 1.0 / 3), 1e-12);
+  EXPECT_NEAR(shares[0] + shares[1] + shares[2], 1, 1e-12);
+  const std::vector<SimRequest> r = SyntheticWorkload(shares, 100, 100, 1.0, 64, 8, 7);
+  EXPECT_NEAR(static_cast<double>(r.size()), 10000, 400) << "Poisson at 100/s for 100 s";
+  size_t first = 0;
+  for (size_t i = 0; i < r.size(); ++i) {
+    if (i > 0) EXPECT_LE(r[i - 1].arrival_s, r[i].arrival_s);
+    first += r[i].model == 0 ? 1 : 0;
+  }
+  EXPECT_NEAR(static_cast<double>(first) / r.size(), shares[0], 0.02);
+}
+
+TEST(SimTest, ReadsBothTraceFormats) {
+  const std::string dir = ::testing::TempDir();
+  {
+    std::ofstream azure(dir + "/azure.csv");
+    azure << "TIMESTAMP,ContextTokens,GeneratedTokens\n"
+          << "2023-11-16 23:59:59.5000000,100,10\n"
+          << "2023-11-17 00:00:01.0000000,999999,0\n";
+    std::ofstream mooncake(dir + "/mooncake.jsonl");
+    mooncake << R"({"timestamp": 1500, "input_length": 10, "output_length": 2, "hash_ids": [0]})"
+             << "\n"
+             << R"({"timestamp": 500, "input_length": 20, "output_length": 3, "hash_ids": [1]})"
+             << "\n";
+  }
+  absl::StatusOr<std::vector<SimRequest>> a = LoadAzureCsv(dir + "/azure.csv", 0, 4096);
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_EQ(a->size(), 2u);
+  EXPECT_NEAR((*a)[1].arrival_s, 1.5, 1e-6) << "across midnight";
+  EXPECT_EQ((*a)[1].prompt_tokens, 4096) << "clamped";
+  EXPECT_EQ((*a)[1].output_tokens, 1) << "at least one token";
+  absl::StatusOr<std::vector<SimRequest>> m = LoadMooncakeJsonl(dir + "/mooncake.jsonl", 0, 4096);
+  ASSERT_TRUE(m.ok()) << m.status();
+  ASSERT_EQ(m->size(), 2u);
+  EXPECT_EQ((*m)[0].prompt_tokens, 20) << "sorted by arrival";
+  EXPECT_NEAR((*m)[1].arrival_s, 1.0, 1e-9);
+  {
+    std::ofstream bad(dir + "/bad.jsonl");
+    bad << "{\"timestamp\": \"soon\"}\n";
+  }
+  EXPECT_EQ(LoadMooncakeJsonl(dir + "/bad.jsonl", 0, 4096).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(LoadAzureCsv(dir + "/missing.csv", 0, 4096).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace cohost::sim
