@@ -38,7 +38,7 @@ class StepCostFit {
   // chunk) the cost is taken as proportional, which is exact near that size.
   std::optional<StepCost> Estimate() const;
 
-  static constexpr int64_t kMinPrefillTokens = 32;
+  static constexpr int64_t kMinPrefillTokens = 16;
 
  private:
   double decay_;

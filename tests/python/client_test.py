@@ -151,6 +151,45 @@ def check_tls(binary, model):
             server.stop(signal.SIGKILL)
 
 
+def check_tenants(binary, model):
+    """A configuration file's tenant budgets: a tenant over its token rate is
+    refused with a pushback, another is served; TTFT predictions are exported."""
+    import cohost_client
+
+    with tempfile.TemporaryDirectory(prefix="cohost-tenants-") as d:
+        config = os.path.join(d, "models.yaml")
+        with open(config, "w") as f:
+            f.write("models:\n  - {name: default, path: %s}\n"
+                    "tenants:\n  - {name: metered, tokens_per_minute: 100, weight: 2}\n"
+                    % json.dumps(model))
+        server = ServeProcess(binary, "--config", config)
+        try:
+            address = server.wait_ready()
+            request = dict(tokens=list(range(100, 140)), max_tokens=30, temperature=0.0,
+                           ignore_eos=True)
+            with cohost_client.Client(address, tenant="metered", timeout=300) as c:
+                list(c.generate("default", **request))  # 40 + 30 of 100 tokens
+                try:
+                    list(c.generate("default", **request))
+                    raise AssertionError("a tenant over its budget was served")
+                except cohost_client.ResourceExhausted as e:
+                    # 10 tokens short at 100 a minute: about 6 s.
+                    check("100 tokens per minute" in str(e), e)
+                    check(e.retry_after_ms is not None and 1000 <= e.retry_after_ms <= 6000,
+                          "pushback %s" % e.retry_after_ms)
+            with cohost_client.Client(address, tenant="free", timeout=300) as c:
+                for _ in range(3):
+                    list(c.generate("default", **request))
+            predicted = server.metric('cohost_ttft_predictions_total{model="default"}')
+            check(predicted is not None and predicted >= 1, "predictions: %s" % predicted)
+        except BaseException:
+            server.stop(signal.SIGKILL)
+            sys.stderr.write("server stderr:\n" + "".join(server.log))
+            raise
+        code = server.stop(signal.SIGTERM)
+        check(code == 0, "server exited with %s; stderr:\n%s" % (code, "".join(server.log)))
+
+
 def run(binary, client, model):
     import cohost_client
 
@@ -189,6 +228,7 @@ def run(binary, client, model):
         check([m.name for m in models] == ["default"], "async list_models: %s" % models)
         check_cli(client, address, reference)
         check_tls(binary, model)
+        check_tenants(binary, model)
     except BaseException:
         server.stop(signal.SIGKILL)
         sys.stderr.write("server stderr:\n" + "".join(server.log))

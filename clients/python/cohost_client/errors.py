@@ -23,7 +23,8 @@ class NotFound(CohostError):
 
 
 class ResourceExhausted(CohostError):
-    """The model's queue is full; retry after `retry_after_ms`."""
+    """The model's queue is full, its tenant is over a budget, or its first token
+    could not meet the model's TTFT target; retry after `retry_after_ms`."""
 
 
 class Unauthenticated(CohostError):
