@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "bench/sim/cluster.h"
+#include "bench/sim/measure_cost.h"
 
 namespace {
 
@@ -107,7 +108,23 @@ int main(int argc, char** argv) {
   }
 
   cohost::sim::SimConfig config;
-  config.cost = cohost::sim::H200Llama3_8B();
+  // --cost h200-8b (the floor model) or cpu: fitted from the engine running
+  // --cost-model on this machine's CPU, each device --device-gb of memory.
+  const std::string cost = flags.Get("cost", "h200-8b");
+  if (cost == "cpu") {
+    absl::StatusOr<cohost::sim::SimCost> measured = cohost::sim::MeasureCpuCost(
+        flags.Get("cost-model", COHOST_DEFAULT_MODEL), flags.Number("device-gb", 16) * 1e9);
+    if (!measured.ok()) {
+      std::fprintf(stderr, "cohost_sim: %s\n", std::string(measured.status().message()).c_str());
+      return 1;
+    }
+    config.cost = *std::move(measured);
+  } else if (cost == "h200-8b") {
+    config.cost = cohost::sim::H200Llama3_8B();
+  } else {
+    std::fprintf(stderr, "cohost_sim: unknown --cost %s (h200-8b or cpu)\n", cost.c_str());
+    return 2;
+  }
   config.ttft_target_s = flags.Number("ttft-ms", 1000) / 1000.0;
   const double attainment = flags.Number("attainment", 0.99);
   const auto max_devices = static_cast<int32_t>(flags.Number("max-devices", 64));
@@ -118,8 +135,10 @@ int main(int argc, char** argv) {
   std::printf("cost %s: %s\n", config.cost.name.c_str(), config.cost.source.c_str());
   std::printf("target: TTFT <= %.0f ms for %.1f%% of requests\n\n", config.ttft_target_s * 1e3,
               attainment * 100);
-  std::printf("| policy | devices | attainment | TTFT p50 | TTFT p99 | busy | goodput (req/s) |\n");
-  std::printf("|---|---|---|---|---|---|---|\n");
+  std::printf(
+      "| policy | devices | attainment | TTFT p50 | TTFT p99 | busy | goodput (req/s) | peak KV "
+      "|\n");
+  std::printf("|---|---|---|---|---|---|---|---|\n");
   std::ofstream csv;
   if (std::string path = flags.Get("csv", ""); !path.empty()) csv.open(path, std::ios::app);
   std::map<Policy, int32_t> needed;
@@ -137,13 +156,14 @@ int main(int argc, char** argv) {
       r = cohost::sim::MinDevices(p, requests, models, config, attainment, max_devices);
     }
     if (!r) {
-      std::printf("| %s | > %d | | | | | |\n", std::string(PolicyName(p)).c_str(), max_devices);
+      std::printf("| %s | > %d | | | | | | |\n", std::string(PolicyName(p)).c_str(), max_devices);
       continue;
     }
     needed[p] = r->devices;
-    std::printf("| %s | %d | %.2f%% | %.0f ms | %.0f ms | %.0f%% | %.2f |\n",
+    std::printf("| %s | %d | %.2f%% | %.0f ms | %.0f ms | %.0f%% | %.2f | %.0f%% |\n",
                 std::string(PolicyName(p)).c_str(), r->devices, r->attainment * 100,
-                r->ttft_p50_s * 1e3, r->ttft_p99_s * 1e3, r->busy_fraction * 100, r->goodput_rps);
+                r->ttft_p50_s * 1e3, r->ttft_p99_s * 1e3, r->busy_fraction * 100, r->goodput_rps,
+                r->peak_kv_fraction * 100);
     if (csv.is_open()) {
       csv << workload << "," << models << "," << alpha << "," << PolicyName(p) << "," << r->devices
           << "," << r->attainment << "," << r->ttft_p50_s << "," << r->ttft_p99_s << ","
