@@ -209,6 +209,7 @@ void CompletionCall::AbortRunning() {
     }
   }
   // The engine frees their KV blocks at its next step boundary.
+  if (model_ == nullptr) return;  // released: nothing was left running
   for (runtime::RequestId id : running) deps_.router->Abort(model_, id);
 }
 
@@ -417,6 +418,13 @@ void CompletionCall::ClientLeft() {
   // Nobody reads it: 499, as nginx logs a client that closed its request.
   SendJson(req_, 499, "{}");
   req_ = nullptr;
+}
+
+void CompletionCall::ReleaseModel() {
+  // Moved out first: destroying the model may finish requests whose sinks
+  // call back into this call.
+  std::shared_ptr<scheduler::ServedModel> model = std::move(model_);
+  model.reset();
 }
 
 void CompletionCall::Cancel() {

@@ -70,6 +70,12 @@ class CompletionCall : public std::enable_shared_from_this<CompletionCall> {
   void ClientLeft();
   // Loop thread, at shutdown: aborts what runs and ends the reply now.
   void Cancel();
+  // Loop thread, once the reply is over and the front door forgets the call:
+  // lets go of the model here. The sinks can outlive the reply, and may hold
+  // the call last; were the call to hold the model then, an unloaded model
+  // could be destroyed on its own executor's thread (which aborts: a model's
+  // engine cannot be detached from inside its step).
+  void ReleaseModel();
 
   // Engine thread (the sinks).
   void OnScheduled(int index);
@@ -114,7 +120,7 @@ class CompletionCall : public std::enable_shared_from_this<CompletionCall> {
   evhttp_request* req_;  // loop thread; null once the reply ended
   StreamDeps deps_;
   std::shared_ptr<Waker> waker_;
-  std::shared_ptr<scheduler::ServedModel> model_;
+  std::shared_ptr<scheduler::ServedModel> model_;  // loop thread; null once released
   ResponseHeader header_;
   std::string tenant_;
   bool stream_ = false;

@@ -149,7 +149,10 @@ void HttpFrontDoor::OnStopCheck(int, short, void* self) {
     evtimer_add(d->stop_check_, &tick);
     return;
   }
-  for (auto& [ptr, live] : d->live_) live.call->Cancel();
+  for (auto& [ptr, live] : d->live_) {
+    live.call->Cancel();
+    live.call->ReleaseModel();
+  }
   d->live_.clear();
   d->by_connection_.clear();
   event_base_loopbreak(d->base_);
@@ -194,8 +197,10 @@ void HttpFrontDoor::OnConnectionClose(evhttp_connection* conn, void* self) {
 void HttpFrontDoor::Forget(CompletionCall* call) {
   auto it = live_.find(call);
   if (it == live_.end()) return;
+  std::shared_ptr<CompletionCall> held = std::move(it->second.call);
   by_connection_.erase(it->second.connection);
   live_.erase(it);
+  held->ReleaseModel();  // here, on the loop thread, never on an engine's
 }
 
 void HttpFrontDoor::RecordError(const absl::Status& status) {
