@@ -10,12 +10,23 @@ namespace cohost::scheduler {
 namespace {
 
 constexpr char kPushbackPayload[] = "type.cohost.dev/retry-pushback-ms";
+constexpr char kReasonPayload[] = "type.cohost.dev/refusal-reason";
 
 }  // namespace
 
 absl::Status WithRetryPushback(absl::Status status, std::chrono::milliseconds pushback) {
   status.SetPayload(kPushbackPayload, absl::Cord(std::to_string(pushback.count())));
   return status;
+}
+
+absl::Status WithRefusalReason(absl::Status status, std::string_view reason) {
+  status.SetPayload(kReasonPayload, absl::Cord(std::string(reason)));
+  return status;
+}
+
+std::string RefusalReason(const absl::Status& status) {
+  const auto payload = status.GetPayload(kReasonPayload);
+  return payload ? std::string(*payload) : std::string();
 }
 
 std::optional<std::chrono::milliseconds> RetryPushback(const absl::Status& status) {
@@ -38,20 +49,25 @@ absl::StatusOr<std::unique_ptr<Admission::Ticket>> Admission::Admit(int64_t prom
   std::lock_guard<std::mutex> lock(mu_);
   const std::chrono::milliseconds pushback(limits_.retry_pushback_ms);
   if (queued_requests_ >= limits_.max_queued_requests) {
-    return WithRetryPushback(
-        absl::ResourceExhaustedError(absl::StrFormat(
-            "model \"%s\" has %d requests queued, the limit (max_queued_requests = %d); retry "
-            "later",
-            model_name_, queued_requests_, limits_.max_queued_requests)),
-        pushback);
+    return WithRefusalReason(
+        WithRetryPushback(
+            absl::ResourceExhaustedError(absl::StrFormat(
+                "model \"%s\" has %d requests queued, the limit (max_queued_requests = %d); retry "
+                "later",
+                model_name_, queued_requests_, limits_.max_queued_requests)),
+            pushback),
+        "model_queue");
   }
   if (queued_prompt_tokens_ + prompt_tokens > limits_.max_queued_prompt_tokens) {
-    return WithRetryPushback(
-        absl::ResourceExhaustedError(absl::StrFormat(
-            "model \"%s\" has %d prompt tokens queued; %d more would pass the limit "
-            "(max_queued_prompt_tokens = %d); retry later",
-            model_name_, queued_prompt_tokens_, prompt_tokens, limits_.max_queued_prompt_tokens)),
-        pushback);
+    return WithRefusalReason(
+        WithRetryPushback(
+            absl::ResourceExhaustedError(absl::StrFormat(
+                "model \"%s\" has %d prompt tokens queued; %d more would pass the limit "
+                "(max_queued_prompt_tokens = %d); retry later",
+                model_name_, queued_prompt_tokens_, prompt_tokens,
+                limits_.max_queued_prompt_tokens)),
+            pushback),
+        "model_queue");
   }
   ++queued_requests_;
   queued_prompt_tokens_ += prompt_tokens;

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
@@ -30,6 +31,11 @@ struct AdmissionLimits {
 absl::Status WithRetryPushback(absl::Status status, std::chrono::milliseconds pushback);
 // The pushback `status` carries, if any.
 std::optional<std::chrono::milliseconds> RetryPushback(const absl::Status& status);
+// Why admission refused a request, for metrics: "model_queue", "ttft_target",
+// "deadline", "tenant_streams", "tenant_queued_tokens", "tenant_rate",
+// "tenant_limit". Set where the refusal is made; "" when a status carries none.
+absl::Status WithRefusalReason(absl::Status status, std::string_view reason);
+std::string RefusalReason(const absl::Status& status);
 
 class Admission {
  public:

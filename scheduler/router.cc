@@ -633,21 +633,26 @@ absl::Status Router::JudgeAdmission(const ServedModel& model,
     return static_cast<int64_t>(std::chrono::duration<double, std::milli>(d).count());
   };
   if (request.deadline && now + predicted > *request.deadline) {
-    return absl::DeadlineExceededError(absl::StrFormat(
-        "model \"%s\" cannot meet this request's deadline: its first token is predicted in "
-        "%d ms, and the deadline is in %d ms",
-        model.name(), ms(predicted), ms(*request.deadline - now)));
+    return WithRefusalReason(
+        absl::DeadlineExceededError(absl::StrFormat(
+            "model \"%s\" cannot meet this request's deadline: its first token is predicted in "
+            "%d ms, and the deadline is in %d ms",
+            model.name(), ms(predicted), ms(*request.deadline - now))),
+        "deadline");
   }
   const std::optional<int32_t> margin = model.spec().ttft_admit_margin_pct;
   if (!margin) return absl::OkStatus();
   const TtftVerdict verdict = JudgeTtft(predicted, model.spec().ttft_target, *margin);
   if (verdict.admit) return absl::OkStatus();
-  return WithRetryPushback(
-      absl::ResourceExhaustedError(absl::StrFormat(
-          "model \"%s\" is too busy to meet its time-to-first-token target of %d ms: this "
-          "request's first token is predicted in %d ms; retry in %d ms",
-          model.name(), model.spec().ttft_target.count(), ms(predicted), verdict.pushback.count())),
-      verdict.pushback);
+  return WithRefusalReason(
+      WithRetryPushback(absl::ResourceExhaustedError(absl::StrFormat(
+                            "model \"%s\" is too busy to meet its time-to-first-token target of "
+                            "%d ms: this request's first token is predicted in %d ms; retry in "
+                            "%d ms",
+                            model.name(), model.spec().ttft_target.count(), ms(predicted),
+                            verdict.pushback.count())),
+                        verdict.pushback),
+      "ttft_target");
 }
 
 void Router::Abort(const std::shared_ptr<ServedModel>& model, runtime::RequestId id) {

@@ -72,9 +72,11 @@ absl::StatusOr<std::unique_ptr<TenantBook::Ticket>> TenantBook::Admit(
         "the prompt of %d tokens is more than tenant %s's limit of %d queued prompt tokens",
         prompt_tokens, Shown(tenant), limits.max_queued_prompt_tokens));
   }
-  const auto budget_refusal = [](const std::string& message, int64_t pushback_ms) {
-    return WithRetryPushback(absl::ResourceExhaustedError(message),
-                             std::chrono::milliseconds(pushback_ms));
+  const auto budget_refusal = [](const std::string& message, int64_t pushback_ms,
+                                 std::string_view reason) {
+    return WithRefusalReason(WithRetryPushback(absl::ResourceExhaustedError(message),
+                                               std::chrono::milliseconds(pushback_ms)),
+                             reason);
   };
 
   std::lock_guard<std::mutex> lock(mu_);
@@ -86,7 +88,7 @@ absl::StatusOr<std::unique_ptr<TenantBook::Ticket>> TenantBook::Admit(
           absl::StrFormat("%d tenants with budgets are active, the most tracked at once; retry "
                           "later",
                           states_.size()),
-          kBudgetPushbackMs);
+          kBudgetPushbackMs, "tenant_limit");
     }
     auto state = std::make_shared<State>();
     state->limits = limits;
@@ -100,7 +102,7 @@ absl::StatusOr<std::unique_ptr<TenantBook::Ticket>> TenantBook::Admit(
     return budget_refusal(
         absl::StrFormat("tenant %s has %d requests in flight, its limit (max_streams); retry later",
                         Shown(tenant), s.streams),
-        kBudgetPushbackMs);
+        kBudgetPushbackMs, "tenant_streams");
   }
   if (limits.max_queued_prompt_tokens > 0 &&
       s.queued_prompt_tokens + prompt_tokens > limits.max_queued_prompt_tokens) {
@@ -109,7 +111,7 @@ absl::StatusOr<std::unique_ptr<TenantBook::Ticket>> TenantBook::Admit(
                         "%d (max_queued_prompt_tokens); retry later",
                         Shown(tenant), s.queued_prompt_tokens, prompt_tokens,
                         limits.max_queued_prompt_tokens),
-        kBudgetPushbackMs);
+        kBudgetPushbackMs, "tenant_queued_tokens");
   }
   if (limits.tokens_per_minute > 0 && s.bucket < static_cast<double>(prompt_tokens)) {
     const double wait_s = (static_cast<double>(prompt_tokens) - s.bucket) / s.rate_per_second();
@@ -117,7 +119,7 @@ absl::StatusOr<std::unique_ptr<TenantBook::Ticket>> TenantBook::Admit(
     return budget_refusal(
         absl::StrFormat("tenant %s is over its budget of %d tokens per minute; retry in %d ms",
                         Shown(tenant), limits.tokens_per_minute, pushback_ms),
-        pushback_ms);
+        pushback_ms, "tenant_rate");
   }
   ++s.streams;
   s.queued_prompt_tokens += prompt_tokens;

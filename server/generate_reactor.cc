@@ -17,6 +17,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "scheduler/admission.h"
 #include "server/delta_backlog.h"
 #include "server/grpc_auth.h"
 #include "server/grpc_status.h"
@@ -304,7 +305,8 @@ void GenerateReactor::FinishEarly(const absl::Status& status) {
   const grpc::Status grpc_status = ToGrpcStatus(status);
   shared_->RecordError(grpc_status.error_code());
   if (shared_->tenant && deps_.metrics != nullptr) {
-    deps_.metrics->RecordTenantRefusal(*shared_->tenant, GrpcCodeName(grpc_status.error_code()));
+    deps_.metrics->RecordTenantRefusal(*shared_->tenant, GrpcCodeName(grpc_status.error_code()),
+                                       scheduler::RefusalReason(status));
   }
   {
     std::lock_guard<std::mutex> lock(shared_->mu);

@@ -16,6 +16,7 @@
 #include <optional>
 #include <shared_mutex>
 #include <string>
+#include <tuple>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
@@ -176,7 +177,8 @@ struct ServerMetrics::Impl {
   absl::flat_hash_map<std::string, std::unique_ptr<TenantMetrics>> tenants;
   size_t named_tenants = 0;  // guarded by tenants_mu
   mutable std::mutex refusals_mu;
-  std::map<std::pair<std::string, std::string>, uint64_t> refusals;  // (label, code) -> count
+  // (label, code, reason) -> count
+  std::map<std::tuple<std::string, std::string, std::string>, uint64_t> refusals;
 
   // The label a tenant is counted under, and its record.
   std::pair<std::string_view, TenantMetrics*> Tenant(std::string_view tenant) {
@@ -285,10 +287,11 @@ void ServerMetrics::RecordTenantFinish(std::string_view tenant, const runtime::F
   t.generation_tokens.fetch_add(std::max(info.completion_tokens, 0), std::memory_order_relaxed);
 }
 
-void ServerMetrics::RecordTenantRefusal(std::string_view tenant, std::string_view code) {
+void ServerMetrics::RecordTenantRefusal(std::string_view tenant, std::string_view code,
+                                        std::string_view reason) {
   const std::string label(impl_->Tenant(tenant).first);
   std::lock_guard<std::mutex> lock(impl_->refusals_mu);
-  ++impl_->refusals[{label, std::string(code)}];
+  ++impl_->refusals[{label, std::string(code), reason.empty() ? "other" : std::string(reason)}];
 }
 
 void ServerMetrics::SetCpuInfo(std::string cpu, std::string features, std::string quant_kernels) {
@@ -447,11 +450,14 @@ std::string ServerMetrics::Render(const std::vector<ModelGauges>& gauges,
                        t->ttft);
     }
     Header(&out, "cohost_tenant_refusals_total", "counter",
-           "Requests refused or failed once their tenant was known, by gRPC status code.");
+           "Requests refused or failed once their tenant was known, by gRPC status code and "
+           "admission's reason.");
     std::lock_guard<std::mutex> lock(impl_->refusals_mu);
     for (const auto& [key, n] : impl_->refusals) {
+      const auto& [tenant, code, reason] = key;
       Sample(&out, "cohost_tenant_refusals_total",
-             Cat({tenant_label(key.first), ",code=\"", EscapeLabel(key.second), "\""}),
+             Cat({tenant_label(tenant), ",code=\"", EscapeLabel(code), "\",reason=\"",
+                  EscapeLabel(reason), "\""}),
              std::to_string(n));
     }
   }

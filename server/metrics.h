@@ -77,8 +77,11 @@ class ServerMetrics {
   void ObserveTenantTimeToFirstToken(std::string_view tenant, double seconds);
   // Requests and their prompt and generated tokens.
   void RecordTenantFinish(std::string_view tenant, const runtime::FinishInfo& info);
-  // A request refused or failed with a gRPC code name, once its tenant is known.
-  void RecordTenantRefusal(std::string_view tenant, std::string_view code);
+  // A request refused or failed with a gRPC code name, once its tenant is
+  // known, and why admission refused it (scheduler::RefusalReason; "" for
+  // other failures, shown as "other").
+  void RecordTenantRefusal(std::string_view tenant, std::string_view code,
+                           std::string_view reason = "");
 
   // cohost_cpu_info{cpu,features,quant_kernels} 1: what the CPU kernels run on.
   void SetCpuInfo(std::string cpu, std::string features, std::string quant_kernels);

@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "scheduler/admission.h"
 #include "server/http/reply.h"
 
 namespace cohost::server::http {
@@ -218,7 +219,7 @@ void CompletionCall::ReplyError(const absl::Status& status) {
   if (deps_.metrics != nullptr) {
     const std::string code = absl::StatusCodeToString(status.code());
     deps_.metrics->RecordError(header_.model, code);
-    deps_.metrics->RecordTenantRefusal(tenant_, code);
+    deps_.metrics->RecordTenantRefusal(tenant_, code, scheduler::RefusalReason(status));
   }
   SendError(req_, status, deps_.router->limits().retry_pushback_ms);
   req_ = nullptr;

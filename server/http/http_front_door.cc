@@ -24,6 +24,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "scheduler/admission.h"
 #include "server/http/completion_call.h"
 #include "server/http/openai_format.h"
 #include "server/http/openai_request.h"
@@ -287,7 +288,8 @@ void HttpFrontDoor::HandleCompletion(evhttp_request* req, int endpoint) {
   // From here on a refusal counts against the tenant too.
   auto fail_tenant = [&](const absl::Status& status) {
     if (deps_.metrics != nullptr) {
-      deps_.metrics->RecordTenantRefusal(*tenant, absl::StatusCodeToString(status.code()));
+      deps_.metrics->RecordTenantRefusal(*tenant, absl::StatusCodeToString(status.code()),
+                                         scheduler::RefusalReason(status));
     }
     fail(status);
   };

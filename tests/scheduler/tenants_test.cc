@@ -47,6 +47,7 @@ TEST(TenantBookTest, TokensPerMinuteIsABucketThatRefills) {
   EXPECT_THAT(std::string(over.status().message()),
               HasSubstr("tenant \"alice\" is over its budget of 600 tokens per minute"));
   EXPECT_EQ(RetryPushback(over.status()), milliseconds(5000)) << "50 more tokens at 10 a second";
+  EXPECT_EQ(RefusalReason(over.status()), "tenant_rate");
   EXPECT_TRUE(book.Admit("carol", 100000, kT0).ok()) << "the defaults have no budget";
   EXPECT_TRUE(book.Admit("alice", 100, kT0 + seconds(5)).ok()) << "refilled by then";
   EXPECT_FALSE(book.Admit("alice", 10, kT0 + seconds(5)).ok()) << "and used again";
@@ -64,12 +65,14 @@ TEST(TenantBookTest, StreamsAndQueuedPromptTokens) {
   ASSERT_EQ(queue_full.status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_THAT(std::string(queue_full.status().message()), HasSubstr("60 prompt tokens queued"));
   EXPECT_EQ(RetryPushback(queue_full.status()), milliseconds(TenantBook::kBudgetPushbackMs));
+  EXPECT_EQ(RefusalReason(queue_full.status()), "tenant_queued_tokens");
   book.Scheduled(**first);
   auto second = book.Admit("bob", 41, kT0);
   ASSERT_TRUE(second.ok()) << "the first left the queue";
   absl::StatusOr<std::unique_ptr<TenantBook::Ticket>> third = book.Admit("bob", 1, kT0);
   ASSERT_EQ(third.status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_THAT(std::string(third.status().message()), HasSubstr("2 requests in flight"));
+  EXPECT_EQ(RefusalReason(third.status()), "tenant_streams");
   EXPECT_TRUE(book.Admit("alice", 1, kT0).ok()) << "another tenant is not refused";
   book.Finished(**first);
   EXPECT_TRUE(book.Admit("bob", 1, kT0).ok()) << "a stream closed";

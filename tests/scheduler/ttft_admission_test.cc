@@ -113,6 +113,7 @@ TEST_F(TtftAdmissionTest, RefusesUpFrontWhatWouldMissTheTargetAndAdmitsOnceTheLo
               HasSubstr("target of 1500 ms: this request's first token is predicted in 2000 ms"));
   EXPECT_EQ(RetryPushback(refused.status()), milliseconds(500))
       << "the backlog must drain 500 ms for the target";
+  EXPECT_EQ(RefusalReason(refused.status()), "ttft_target");
   EXPECT_EQ(m->admission().queued_requests(), 1) << "a refusal changes nothing";
 
   // A deadline its first token cannot meet: refused at once, whatever the target.
@@ -122,6 +123,7 @@ TEST_F(TtftAdmissionTest, RefusesUpFrontWhatWouldMissTheTargetAndAdmitsOnceTheLo
       router_->Submit(m, std::move(due), std::make_shared<RecordingSink>());
   ASSERT_EQ(late.status().code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_THAT(std::string(late.status().message()), HasSubstr("predicted in 2000 ms"));
+  EXPECT_EQ(RefusalReason(late.status()), "deadline");
 
   gate_.Open();
   ASSERT_TRUE(blocker->WaitFinished());

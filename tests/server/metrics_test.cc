@@ -189,7 +189,7 @@ TEST(ServerMetricsTest, TenantsAreCountedWithABoundedNumberOfLabels) {
   m.RecordTenantFinish("alice", Finish(FinishReason::kLength, 5, 0, 3, 100));
   m.RecordTenantFinish("", Finish(FinishReason::kStop, 1, 0, 1, 100));
   m.ObserveTenantTimeToFirstToken("alice", 0.25);
-  m.RecordTenantRefusal("alice", "RESOURCE_EXHAUSTED");
+  m.RecordTenantRefusal("alice", "RESOURCE_EXHAUSTED", "tenant_rate");
   // More tenants than labels: the first ones seen keep theirs (alice among
   // them), the rest count together.
   const int extra = static_cast<int>(ServerMetrics::kMaxTenantLabels) + 10;
@@ -202,13 +202,18 @@ TEST(ServerMetricsTest, TenantsAreCountedWithABoundedNumberOfLabels) {
   EXPECT_EQ(Get(s, "cohost_tenant_prompt_tokens_total{tenant=\"alice\"}"), "15");
   EXPECT_EQ(Get(s, "cohost_tenant_generation_tokens_total{tenant=\"alice\"}"), "10");
   EXPECT_EQ(Get(s, "cohost_tenant_time_to_first_token_seconds_count{tenant=\"alice\"}"), "1");
-  EXPECT_EQ(Get(s, "cohost_tenant_refusals_total{tenant=\"alice\",code=\"RESOURCE_EXHAUSTED\"}"),
+  EXPECT_EQ(Get(s,
+                "cohost_tenant_refusals_total{tenant=\"alice\",code=\"RESOURCE_EXHAUSTED\","
+                "reason=\"tenant_rate\"}"),
             "1");
   EXPECT_EQ(Get(s, "cohost_tenant_requests_total{tenant=\"(none)\"}"), "1");
   // alice took one of the labels: the first kMaxTenantLabels - 1 of the t's
   // got the others, the remaining 11 count as "(other)".
   EXPECT_EQ(Get(s, "cohost_tenant_requests_total{tenant=\"(other)\"}"), "11");
-  EXPECT_EQ(Get(s, "cohost_tenant_refusals_total{tenant=\"(other)\",code=\"UNAVAILABLE\"}"), "1");
+  EXPECT_EQ(
+      Get(s,
+          "cohost_tenant_refusals_total{tenant=\"(other)\",code=\"UNAVAILABLE\",reason=\"other\"}"),
+      "1");
   size_t tenant_series = 0;
   for (const auto& [key, value] : s) {
     tenant_series += key.rfind("cohost_tenant_requests_total{", 0) == 0 ? 1 : 0;

@@ -72,6 +72,8 @@ TEST_F(TtftRefusalTest, GrpcGetsResourceExhaustedWithThePredictedPushback) {
   ASSERT_NE(it, result.trailers.end());
   EXPECT_EQ(it->second, "2900");
   EXPECT_TRUE(result.messages.empty()) << "refused before the stream started";
+  EXPECT_THAT(metrics_.Render({}), HasSubstr("code=\"RESOURCE_EXHAUSTED\",reason=\"ttft_target\""))
+      << "the tenant's refusals by reason";
 }
 
 TEST_F(TtftRefusalTest, HttpGets429WithRetryAfterRoundedUp) {
@@ -83,6 +85,7 @@ TEST_F(TtftRefusalTest, HttpGets429WithRetryAfterRoundedUp) {
   EXPECT_EQ(r->status, 429);
   EXPECT_EQ(r->get_header_value("Retry-After"), "3");
   EXPECT_THAT(r->body, HasSubstr("time-to-first-token target of 100 ms"));
+  EXPECT_THAT(metrics_.Render({}), HasSubstr("reason=\"ttft_target\""));
 }
 
 }  // namespace
