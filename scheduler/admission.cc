@@ -14,7 +14,10 @@ constexpr char kReasonPayload[] = "type.cohost.dev/refusal-reason";
 
 }  // namespace
 
-absl::Status WithRetryPushback(absl::Status status, std::chrono::milliseconds pushback) {
+absl::Status RetryLater(std::string_view reason, std::chrono::milliseconds pushback,
+                        std::string_view message) {
+  absl::Status status =
+      WithRefusalReason(absl::ResourceExhaustedError(std::string(message)), reason);
   status.SetPayload(kPushbackPayload, absl::Cord(std::to_string(pushback.count())));
   return status;
 }
@@ -49,25 +52,18 @@ absl::StatusOr<std::unique_ptr<Admission::Ticket>> Admission::Admit(int64_t prom
   std::lock_guard<std::mutex> lock(mu_);
   const std::chrono::milliseconds pushback(limits_.retry_pushback_ms);
   if (queued_requests_ >= limits_.max_queued_requests) {
-    return WithRefusalReason(
-        WithRetryPushback(
-            absl::ResourceExhaustedError(absl::StrFormat(
-                "model \"%s\" has %d requests queued, the limit (max_queued_requests = %d); retry "
-                "later",
-                model_name_, queued_requests_, limits_.max_queued_requests)),
-            pushback),
-        "model_queue");
+    return RetryLater("model_queue", pushback,
+                      absl::StrFormat("model \"%s\" has %d requests queued, the limit "
+                                      "(max_queued_requests = %d); retry later",
+                                      model_name_, queued_requests_, limits_.max_queued_requests));
   }
   if (queued_prompt_tokens_ + prompt_tokens > limits_.max_queued_prompt_tokens) {
-    return WithRefusalReason(
-        WithRetryPushback(
-            absl::ResourceExhaustedError(absl::StrFormat(
-                "model \"%s\" has %d prompt tokens queued; %d more would pass the limit "
-                "(max_queued_prompt_tokens = %d); retry later",
-                model_name_, queued_prompt_tokens_, prompt_tokens,
-                limits_.max_queued_prompt_tokens)),
-            pushback),
-        "model_queue");
+    return RetryLater(
+        "model_queue", pushback,
+        absl::StrFormat("model \"%s\" has %d prompt tokens queued; %d more would pass "
+                        "the limit (max_queued_prompt_tokens = %d); retry later",
+                        model_name_, queued_prompt_tokens_, prompt_tokens,
+                        limits_.max_queued_prompt_tokens));
   }
   ++queued_requests_;
   queued_prompt_tokens_ += prompt_tokens;

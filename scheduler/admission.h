@@ -25,16 +25,19 @@ struct AdmissionLimits {
   int32_t retry_pushback_ms = 500;             // what clients are told to wait
 };
 
-// A refusal that retrying later may cure carries when to retry: set here,
-// read by both front doors (the gRPC `grpc-retry-pushback-ms` trailer, HTTP's
-// Retry-After).
-absl::Status WithRetryPushback(absl::Status status, std::chrono::milliseconds pushback);
-// The pushback `status` carries, if any.
-std::optional<std::chrono::milliseconds> RetryPushback(const absl::Status& status);
-// Why admission refused a request, for metrics: "model_queue", "ttft_target",
-// "deadline", "tenant_streams", "tenant_queued_tokens", "tenant_rate",
-// "tenant_limit". Set where the refusal is made; "" when a status carries none.
+// Admission's refusals carry why (`reason`, for metrics: "model_queue",
+// "ttft_target", "deadline", "tenant_streams", "tenant_queued_tokens",
+// "tenant_rate", "tenant_limit") and, when retrying later may cure them, when
+// to retry (read by both front doors: the gRPC `grpc-retry-pushback-ms`
+// trailer, HTTP's Retry-After).
+//
+// RESOURCE_EXHAUSTED saying `message`, with its reason and pushback.
+absl::Status RetryLater(std::string_view reason, std::chrono::milliseconds pushback,
+                        std::string_view message);
+// Any other refusal (`status` not OK), with its reason.
 absl::Status WithRefusalReason(absl::Status status, std::string_view reason);
+// What a status carries: the pushback, if any; the reason, "" if none.
+std::optional<std::chrono::milliseconds> RetryPushback(const absl::Status& status);
 std::string RefusalReason(const absl::Status& status);
 
 class Admission {

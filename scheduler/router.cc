@@ -644,15 +644,12 @@ absl::Status Router::JudgeAdmission(const ServedModel& model,
   if (!margin) return absl::OkStatus();
   const TtftVerdict verdict = JudgeTtft(predicted, model.spec().ttft_target, *margin);
   if (verdict.admit) return absl::OkStatus();
-  return WithRefusalReason(
-      WithRetryPushback(absl::ResourceExhaustedError(absl::StrFormat(
-                            "model \"%s\" is too busy to meet its time-to-first-token target of "
-                            "%d ms: this request's first token is predicted in %d ms; retry in "
-                            "%d ms",
-                            model.name(), model.spec().ttft_target.count(), ms(predicted),
-                            verdict.pushback.count())),
-                        verdict.pushback),
-      "ttft_target");
+  return RetryLater("ttft_target", verdict.pushback,
+                    absl::StrFormat("model \"%s\" is too busy to meet its time-to-first-token "
+                                    "target of %d ms: this request's first token is predicted in "
+                                    "%d ms; retry in %d ms",
+                                    model.name(), model.spec().ttft_target.count(), ms(predicted),
+                                    verdict.pushback.count()));
 }
 
 void Router::Abort(const std::shared_ptr<ServedModel>& model, runtime::RequestId id) {

@@ -72,23 +72,16 @@ absl::StatusOr<std::unique_ptr<TenantBook::Ticket>> TenantBook::Admit(
         "the prompt of %d tokens is more than tenant %s's limit of %d queued prompt tokens",
         prompt_tokens, Shown(tenant), limits.max_queued_prompt_tokens));
   }
-  const auto budget_refusal = [](const std::string& message, int64_t pushback_ms,
-                                 std::string_view reason) {
-    return WithRefusalReason(WithRetryPushback(absl::ResourceExhaustedError(message),
-                                               std::chrono::milliseconds(pushback_ms)),
-                             reason);
-  };
-
   std::lock_guard<std::mutex> lock(mu_);
   auto it = states_.find(tenant);
   if (it == states_.end()) {
     if (states_.size() >= kMaxTracked) PruneLocked(now);
     if (states_.size() >= kMaxTracked) {
-      return budget_refusal(
+      return RetryLater(
+          "tenant_limit", std::chrono::milliseconds(kBudgetPushbackMs),
           absl::StrFormat("%d tenants with budgets are active, the most tracked at once; retry "
                           "later",
-                          states_.size()),
-          kBudgetPushbackMs, "tenant_limit");
+                          states_.size()));
     }
     auto state = std::make_shared<State>();
     state->limits = limits;
@@ -99,27 +92,27 @@ absl::StatusOr<std::unique_ptr<TenantBook::Ticket>> TenantBook::Admit(
   State& s = *it->second;
   s.Refill(now);
   if (limits.max_streams > 0 && s.streams >= limits.max_streams) {
-    return budget_refusal(
+    return RetryLater(
+        "tenant_streams", std::chrono::milliseconds(kBudgetPushbackMs),
         absl::StrFormat("tenant %s has %d requests in flight, its limit (max_streams); retry later",
-                        Shown(tenant), s.streams),
-        kBudgetPushbackMs, "tenant_streams");
+                        Shown(tenant), s.streams));
   }
   if (limits.max_queued_prompt_tokens > 0 &&
       s.queued_prompt_tokens + prompt_tokens > limits.max_queued_prompt_tokens) {
-    return budget_refusal(
+    return RetryLater(
+        "tenant_queued_tokens", std::chrono::milliseconds(kBudgetPushbackMs),
         absl::StrFormat("tenant %s has %d prompt tokens queued; %d more would pass its limit of "
                         "%d (max_queued_prompt_tokens); retry later",
                         Shown(tenant), s.queued_prompt_tokens, prompt_tokens,
-                        limits.max_queued_prompt_tokens),
-        kBudgetPushbackMs, "tenant_queued_tokens");
+                        limits.max_queued_prompt_tokens));
   }
   if (limits.tokens_per_minute > 0 && s.bucket < static_cast<double>(prompt_tokens)) {
     const double wait_s = (static_cast<double>(prompt_tokens) - s.bucket) / s.rate_per_second();
     const auto pushback_ms = static_cast<int64_t>(std::ceil(wait_s * 1000));
-    return budget_refusal(
+    return RetryLater(
+        "tenant_rate", std::chrono::milliseconds(pushback_ms),
         absl::StrFormat("tenant %s is over its budget of %d tokens per minute; retry in %d ms",
-                        Shown(tenant), limits.tokens_per_minute, pushback_ms),
-        pushback_ms, "tenant_rate");
+                        Shown(tenant), limits.tokens_per_minute, pushback_ms));
   }
   ++s.streams;
   s.queued_prompt_tokens += prompt_tokens;

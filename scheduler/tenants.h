@@ -3,7 +3,7 @@
 // unscheduled, and how many tokens (prompt and generated) it may use per
 // minute, as a token bucket that holds a minute's worth and refills
 // continuously. A request over a budget is refused at once with
-// RESOURCE_EXHAUSTED and a pushback (WithRetryPushback), under one short lock:
+// RESOURCE_EXHAUSTED and a pushback (RetryLater), under one short lock:
 // one tenant's refusal never delays another's request. The weight is the
 // tenant's share of a busy engine's tokens (runtime::FairShare). Thread-safe.
 #pragma once

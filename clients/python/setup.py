@@ -37,13 +37,10 @@ def generate():
 def runtime_requirements():
     """The generated stubs need a grpcio and a protobuf at least as new as the
     ones that made them."""
-    import grpc_tools
-    from google import protobuf
     from importlib.metadata import version
 
     tools = version("grpcio-tools")
-    proto = ".".join(protobuf.__version__.split(".")[:2])
-    del grpc_tools
+    proto = ".".join(version("protobuf").split(".")[:2])
     return ["grpcio>=%s" % tools, "protobuf>=%s" % proto]
 
 

@@ -67,6 +67,13 @@ void StepScheduler::Add(Sequence* seq) {
   fair_.Join(seq->tenant_key);
   // Behind every sequence of at least its priority, and behind every
   // preempted one (they ran before: they resume first); FIFO within a level.
+  // The queue is preempted ones, then descending priorities: the common case
+  // (nothing queued of a lower priority) is the back.
+  if (waiting_.empty() || waiting_.back()->num_preemptions > 0 ||
+      waiting_.back()->priority >= seq->priority) {
+    waiting_.push_back(seq);
+    return;
+  }
   auto it = std::find_if(waiting_.begin(), waiting_.end(), [seq](const Sequence* w) {
     return w->num_preemptions == 0 && w->priority < seq->priority;
   });

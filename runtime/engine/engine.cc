@@ -192,6 +192,10 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(Model* model, const Token
 
 const ModelConfig& Engine::model_config() const { return model_->config(); }
 
+std::optional<StepCost> Engine::StepCostNow() const {
+  return config_.step_cost ? config_.step_cost : impl_->cost_fit.Estimate();
+}
+
 absl::StatusOr<RequestId> Engine::Submit(GenerateRequest request, std::shared_ptr<TokenSink> sink) {
   RequestId id;
   {

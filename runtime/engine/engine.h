@@ -157,6 +157,8 @@ class Engine {
   bool GrowKv();
   // Unbacks the groups that finished draining and releases them to the budget.
   int64_t ReturnDrainedKv();
+  // What a step costs: EngineConfig::step_cost, else the line fitted so far.
+  std::optional<StepCost> StepCostNow() const;
 
   Model* model_;
   const Tokenizer* tokenizer_;

@@ -92,14 +92,20 @@ void Engine::Impl::Retire(RequestId id, FinishReason reason, absl::Status status
 void Engine::Impl::ExpireDeadlines(Clock::time_point now, const std::optional<StepCost>& cost,
                                    int32_t step_tokens) {
   std::vector<RequestId> expired;
+  bool deadlines_left = false;
   for (const auto& [id, r] : live) {
-    if (r->request.deadline && *r->request.deadline <= now) expired.push_back(id);
+    if (!r->request.deadline) continue;
+    if (*r->request.deadline <= now) {
+      expired.push_back(id);
+    } else {
+      deadlines_left = true;
+    }
   }
   for (RequestId id : expired) {
     Retire(id, FinishReason::kError,
            absl::DeadlineExceededError("the request's deadline passed before it finished"), now);
   }
-  if (!cost) return;
+  if (!cost || !deadlines_left) return;
   // Requests without a first token in the order the scheduler will serve
   // them: running ones (mid-prefill) first, then the queue. Each one's first
   // token needs the prefill ahead of it and its own.
@@ -182,9 +188,7 @@ absl::StatusOr<bool> Engine::Step(const StepLimits& limits) {
   }
   const Clock::time_point step_start = Now();
   for (auto& [id, why] : aborts) s.Retire(id, FinishReason::kCancelled, std::move(why), step_start);
-  const std::optional<StepCost> cost =
-      config_.step_cost ? config_.step_cost : s.cost_fit.Estimate();
-  s.ExpireDeadlines(step_start, cost, config_.step_scheduler.max_tokens_per_step);
+  s.ExpireDeadlines(step_start, StepCostNow(), config_.step_scheduler.max_tokens_per_step);
 
   absl::Status result = absl::OkStatus();
   StepPlan plan = s.step_scheduler.Schedule(limits.max_new_tokens);
@@ -258,7 +262,7 @@ absl::StatusOr<bool> Engine::Step(const StepLimits& limits) {
   c.kv_blocks_cached_free = kv.num_cached_free;
   c.prefix_cache_queries = kv.prefix_queries;
   c.prefix_cache_hits = kv.prefix_hits;
-  c.step_cost = config_.step_cost ? config_.step_cost : s.cost_fit.Estimate();
+  c.step_cost = StepCostNow();
   c.prefill_tokens_left = 0;
   for (const auto& [id, r] : s.live) {
     if (r->seq.num_generated() == 0) c.prefill_tokens_left += r->seq.num_uncomputed();

@@ -24,7 +24,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 
@@ -145,7 +144,7 @@ def check_tls(binary, model):
                 except cohost_client.Unavailable:
                     pass
         except BaseException:
-            sys.stderr.write("TLS server stderr:\n" + "".join(server.log))
+            server.dump_and_kill("TLS server")
             raise
         finally:
             server.stop(signal.SIGKILL)
@@ -183,8 +182,7 @@ def check_tenants(binary, model):
             predicted = server.metric('cohost_ttft_predictions_total{model="default"}')
             check(predicted is not None and predicted >= 1, "predictions: %s" % predicted)
         except BaseException:
-            server.stop(signal.SIGKILL)
-            sys.stderr.write("server stderr:\n" + "".join(server.log))
+            server.dump_and_kill()
             raise
         code = server.stop(signal.SIGTERM)
         check(code == 0, "server exited with %s; stderr:\n%s" % (code, "".join(server.log)))
@@ -230,8 +228,7 @@ def run(binary, client, model):
         check_tls(binary, model)
         check_tenants(binary, model)
     except BaseException:
-        server.stop(signal.SIGKILL)
-        sys.stderr.write("server stderr:\n" + "".join(server.log))
+        server.dump_and_kill()
         raise
 
     code = server.stop(signal.SIGTERM)

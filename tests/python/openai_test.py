@@ -21,7 +21,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -292,8 +291,7 @@ def check_full_queue_and_drain(binary, model, key_file):
             queued[0].close()
         check(server.proc.wait(60) == 0, "exit status after the drain")
     except BaseException:
-        sys.stderr.write("second server stderr:\n" + "".join(server.log))
-        server.proc.kill()
+        server.dump_and_kill("second server")
         raise
 
 
@@ -330,8 +328,7 @@ def main():
             health = urllib.request.urlopen("http://127.0.0.1:%d/health" % server.ports["http"])
             check(health.status == 200, "health")
         except BaseException:
-            sys.stderr.write("server stderr:\n" + "".join(server.log))
-            server.proc.kill()
+            server.dump_and_kill()
             raise
         code = server.stop()
         check(code == 0, "exit status %s; stderr:\n%s" % (code, "".join(server.log)))

@@ -5,6 +5,7 @@ on" line, its /metrics readable, stopped with a signal."""
 import re
 import signal
 import subprocess
+import sys
 import threading
 import urllib.request
 
@@ -53,6 +54,11 @@ class ServeProcess:
             if line.startswith(name + " "):
                 return float(line.split()[-1])
         return None
+
+    def dump_and_kill(self, label="server"):
+        """After a failure: its stderr onto ours, and the server killed."""
+        sys.stderr.write("%s stderr:\n%s" % (label, "".join(self.log)))
+        self.stop(signal.SIGKILL)
 
     def stop(self, sig=signal.SIGTERM, timeout=60):
         """Sends `sig` and returns the exit status."""

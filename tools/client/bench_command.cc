@@ -7,7 +7,6 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -75,14 +74,6 @@ int Fail(std::string_view message) {
 }
 
 int Fail(const absl::Status& status) { return Fail(std::string(status.message())); }
-
-absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return absl::NotFoundError(absl::StrCat("cannot open ", path));
-  std::ostringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
 
 // A positive finite double flag, or nullopt when not given.
 absl::StatusOr<std::optional<double>> PositiveDouble(const ParsedArgs& args, const char* name) {

@@ -29,14 +29,21 @@ std::shared_ptr<grpc::Channel> Channel(const std::string& address,
 
 absl::StatusOr<std::string> ReadFlagFile(const ParsedArgs& args, const std::string& flag) {
   const std::string path = *args.Get(flag);
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("--", flag, " ", path, ": cannot be read"));
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
+  absl::StatusOr<std::string> text = ReadFile(path);
+  if (!text.ok())
+    return absl::NotFoundError(absl::StrCat("--", flag, " ", path, ": cannot be read"));
+  return text;
 }
 
 }  // namespace
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return absl::NotFoundError(absl::StrCat("cannot open ", path));
+  std::ostringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
 
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address) {
   return Channel(address, grpc::InsecureChannelCredentials());

@@ -26,6 +26,10 @@ inline constexpr char kPushbackTrailerKey[] = "grpc-retry-pushback-ms";
 
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address);
 
+// A whole file (traces, prompt lists, PEM files); NOT_FOUND naming it when it
+// cannot be opened.
+absl::StatusOr<std::string> ReadFile(const std::string& path);
+
 // --tls-ca, --tls-cert, --tls-key: what every client subcommand takes beside --server.
 std::vector<FlagSpec> TlsFlagSpecs();
 // The channel to --server: plain text, or TLS when --tls-ca is given (with
