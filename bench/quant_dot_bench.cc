@@ -1,6 +1,7 @@
 // The quantized dot products, each table on this CPU: one weight matrix of
-// SmolLM2-135M's MLP shape (1536 x 576) against one activation row, as a
-// decode step's matrix-vector product sees it. Reported as weight bytes read
+// SmolLM2-135M's down-projection shape (576 x 1536; rows of 1536 hold whole
+// K-quant super-blocks) against one activation row, as a decode step's
+// matrix-vector product sees it. Reported as weight bytes read
 // per second; compare tables by their ratio within one run.
 
 #include <benchmark/benchmark.h>
@@ -17,15 +18,19 @@
 namespace cohost::kernels::cpu {
 namespace {
 
-constexpr int64_t kRows = 1536, kCols = 576, kBlocks = kCols / kQuantBlock;
+constexpr int64_t kRows = 576, kCols = 1536, kBlocks = kCols / kQuantBlock;
 
+// Random bytes with finite scales.
 template <typename Block>
 std::vector<Block> Weights() {
   std::mt19937 rng(1);
-  std::vector<Block> w(kRows * kBlocks);
+  std::vector<Block> w(kRows * kBlocks / kSubBlocks<Block>);
   for (Block& b : w) {
-    for (auto& q : b.qs) q = static_cast<std::remove_reference_t<decltype(q)>>(rng());
+    auto* bytes = reinterpret_cast<uint8_t*>(&b);
+    for (size_t i = 0; i < sizeof(Block); ++i) bytes[i] = static_cast<uint8_t>(rng());
     b.d = F32ToF16(0.01f);
+    if constexpr (requires { b.m; }) b.m = F32ToF16(-0.05f);
+    if constexpr (requires { b.dmin; }) b.dmin = F32ToF16(0.002f);
   }
   return w;
 }
@@ -42,7 +47,7 @@ std::vector<BlockQ8A> Activations(const QuantKernels& k) {
 
 const QuantKernels* Table(int64_t i) { return i == 0 ? &ScalarQuantKernels() : Avx2QuantKernels(); }
 
-template <typename Block, float (*QuantKernels::*Dot)(const Block*, const BlockQ8A*, int64_t)>
+template <typename Block, WeightFormat kFormat>
 void BM_Dot(benchmark::State& state) {
   const QuantKernels* k = Table(state.range(0));
   if (k == nullptr) {
@@ -52,18 +57,24 @@ void BM_Dot(benchmark::State& state) {
   const std::vector<Block> w = Weights<Block>();
   const std::vector<BlockQ8A> a = Activations(*k);
   std::vector<float> out(kRows);
+  const QuantDotFn dot = k->Dot(kFormat);
+  const int64_t row_blocks = kBlocks / kSubBlocks<Block>;
   for (auto _ : state) {
-    for (int64_t r = 0; r < kRows; ++r)
-      out[r] = (k->*Dot)(w.data() + r * kBlocks, a.data(), kBlocks);
+    for (int64_t r = 0; r < kRows; ++r) out[r] = dot(w.data() + r * row_blocks, a.data(), kBlocks);
     benchmark::DoNotOptimize(out.data());
   }
   state.SetLabel(k->name);
   state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(w.size() * sizeof(Block)));
 }
 
-BENCHMARK(BM_Dot<BlockQ8_0, &QuantKernels::dot_q8_0>)->Name("dot_q8_0")->Arg(0)->Arg(1);
-BENCHMARK(BM_Dot<BlockQ4_0, &QuantKernels::dot_q4_0>)->Name("dot_q4_0")->Arg(0)->Arg(1);
-BENCHMARK(BM_Dot<BlockQ4_1, &QuantKernels::dot_q4_1>)->Name("dot_q4_1")->Arg(0)->Arg(1);
+BENCHMARK(BM_Dot<BlockQ8_0, WeightFormat::kQ8_0>)->Name("dot_q8_0")->Arg(0)->Arg(1);
+BENCHMARK(BM_Dot<BlockQ4_0, WeightFormat::kQ4_0>)->Name("dot_q4_0")->Arg(0)->Arg(1);
+BENCHMARK(BM_Dot<BlockQ4_1, WeightFormat::kQ4_1>)->Name("dot_q4_1")->Arg(0)->Arg(1);
+BENCHMARK(BM_Dot<BlockQ5_0, WeightFormat::kQ5_0>)->Name("dot_q5_0")->Arg(0)->Arg(1);
+BENCHMARK(BM_Dot<BlockQ5_1, WeightFormat::kQ5_1>)->Name("dot_q5_1")->Arg(0)->Arg(1);
+BENCHMARK(BM_Dot<BlockQ4_K, WeightFormat::kQ4_K>)->Name("dot_q4_k")->Arg(0)->Arg(1);
+BENCHMARK(BM_Dot<BlockQ5_K, WeightFormat::kQ5_K>)->Name("dot_q5_k")->Arg(0)->Arg(1);
+BENCHMARK(BM_Dot<BlockQ6_K, WeightFormat::kQ6_K>)->Name("dot_q6_k")->Arg(0)->Arg(1);
 
 }  // namespace
 }  // namespace cohost::kernels::cpu

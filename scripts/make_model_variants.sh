@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Makes the multi-model tests' second and third models from the default one
-# (scripts/fetch_model.sh): models/SmolLM2-135M-Instruct.{F16,Q8_0}.gguf,
-# written by the gguf package (scripts/make_model_variant.py). The package goes
+# (scripts/fetch_model.sh), models/SmolLM2-135M-Instruct.{F16,Q8_0}.gguf, and
+# the K-quant models the quantized kernels are checked on against llama.cpp,
+# models/SmolLM2-135M-Instruct.{Q4_K_M,Q5_K_M}.gguf, written by the gguf
+# package (scripts/make_model_variant.py). The package goes
 # into a virtual environment outside the checkout ($COHOST_VENV, by default
 # ~/.cache/cohost-venv). Idempotent: files newer than the default model are kept.
 set -euo pipefail
@@ -14,12 +16,31 @@ venv="${COHOST_VENV:-$HOME/.cache/cohost-venv}"
 [ -f "$src" ] || "$root/scripts/fetch_model.sh"
 
 missing=()
-for type in F16 Q8_0; do
+types=(F16 Q8_0 Q4_K_M Q5_K_M)
+for type in "${types[@]}"; do
   out="$dir/SmolLM2-135M-Instruct.$type.gguf"
-  [ -f "$out" ] && [ "$out" -nt "$src" ] || missing+=("$type")
+  [ -f "$out" ] && [ "$out" -nt "$src" ] && [ "$out" -nt "$root/scripts/make_model_variant.py" ] ||
+    missing+=("$type")
 done
+# llama.cpp's reference numbers (tests/data/llamacpp_reference.json) were
+# computed on the K-quant files this script writes; say so if these differ
+# (another numpy may round a scale differently: the test then compares
+# against a slightly different file, within its tolerance).
+check_reference_files() {
+  local ref="$root/tests/data/llamacpp_reference.json" name want got
+  [ -f "$ref" ] || return 0
+  while read -r name want; do
+    [ -f "$dir/$name" ] || continue
+    got="$(sha256sum "$dir/$name" | cut -d' ' -f1)"
+    [ "$got" = "$want" ] ||
+      echo "make_model_variants: WARNING: $name differs from the file llama.cpp's reference numbers were computed on (sha256 $got, expected $want)"
+  done < <(python3 -c 'import json,sys
+for m in json.load(open(sys.argv[1]))["models"]: print(m["file"], m["sha256"])' "$ref")
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
   echo "make_model_variants: present"
+  check_reference_files
   exit 0
 fi
 
@@ -34,3 +55,4 @@ for type in "${missing[@]}"; do
   "$venv/bin/python" "$root/scripts/make_model_variant.py" "$src" "$out.tmp" "$type"
   mv "$out.tmp" "$out"
 done
+check_reference_files

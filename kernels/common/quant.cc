@@ -1,34 +1,36 @@
 #include "cohost/kernels/quant.h"
 
 namespace cohost::kernels {
+namespace {
 
-std::string_view WeightFormatName(WeightFormat f) {
-  switch (f) {
-    case WeightFormat::kDense:
-      return "dense";
-    case WeightFormat::kQ8_0:
-      return "Q8_0";
-    case WeightFormat::kQ4_0:
-      return "Q4_0";
-    case WeightFormat::kQ4_1:
-      return "Q4_1";
-  }
-  return "unknown";
-}
+struct FormatInfo {
+  std::string_view name;
+  int32_t values;  // per block
+  size_t bytes;    // per block
+};
+
+constexpr std::array<FormatInfo, kWeightFormats> kFormats = {{
+    {"dense", 1, 0},
+    {"Q8_0", kQuantBlock, sizeof(BlockQ8_0)},
+    {"Q4_0", kQuantBlock, sizeof(BlockQ4_0)},
+    {"Q4_1", kQuantBlock, sizeof(BlockQ4_1)},
+    {"Q5_0", kQuantBlock, sizeof(BlockQ5_0)},
+    {"Q5_1", kQuantBlock, sizeof(BlockQ5_1)},
+    {"Q4_K", kSuperBlock, sizeof(BlockQ4_K)},
+    {"Q5_K", kSuperBlock, sizeof(BlockQ5_K)},
+    {"Q6_K", kSuperBlock, sizeof(BlockQ6_K)},
+}};
+
+const FormatInfo& Info(WeightFormat f) { return kFormats[static_cast<size_t>(f)]; }
+
+}  // namespace
+
+std::string_view WeightFormatName(WeightFormat f) { return Info(f).name; }
+
+int32_t QuantBlockValues(WeightFormat f) { return Info(f).values; }
 
 size_t QuantRowBytes(WeightFormat f, int64_t k) {
-  const auto blocks = static_cast<size_t>(k / kQuantBlock);
-  switch (f) {
-    case WeightFormat::kDense:
-      return 0;
-    case WeightFormat::kQ8_0:
-      return blocks * sizeof(BlockQ8_0);
-    case WeightFormat::kQ4_0:
-      return blocks * sizeof(BlockQ4_0);
-    case WeightFormat::kQ4_1:
-      return blocks * sizeof(BlockQ4_1);
-  }
-  return 0;
+  return static_cast<size_t>(k / Info(f).values) * Info(f).bytes;
 }
 
 }  // namespace cohost::kernels

@@ -19,7 +19,7 @@ struct LoadedModel {
   const ModelConfig& config() const { return model->config(); }
 };
 
-// `keep_quantized`: linear layers stored as Q8_0, Q4_0 or Q4_1 stay in their
+// `keep_quantized`: linear layers stored in a block type (Q8_0, Q4_K, ...) stay in their
 // blocks where the backend's Gemm takes them (the CPU: int8 activations, as
 // llama.cpp computes), instead of becoming the compute dtype.
 absl::StatusOr<LoadedModel> LoadModel(const std::string& path, kernels::Backend* backend,

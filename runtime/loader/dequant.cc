@@ -1,13 +1,28 @@
-// Block layouts follow ggml (little-endian): Q8_0 = {f16 d; int8 q[32]},
-// Q4_0 = {f16 d; uint8 qs[16]}, Q4_1 = {f16 d; f16 m; uint8 qs[16]}; in the
-// 4-bit types element j < 16 is the low nibble of qs[j], element j + 16 its
-// high nibble.
+// Block layouts follow ggml (little-endian, fp16 scales):
+//   Q8_0 = {d; int8 q[32]}                 x = d q
+//   Q4_0 = {d; uint8 qs[16]}               x = d (q - 8)
+//   Q4_1 = {d; m; uint8 qs[16]}            x = d q + m
+//   Q5_0 = {d; uint32 qh; uint8 qs[16]}    x = d (q - 16), bit 4 of q in qh
+//   Q5_1 = {d; m; uint32 qh; uint8 qs[16]} x = d q + m
+// In these, element j < 16 is the low nibble of qs[j], element j + 16 its
+// high nibble; bit j of qh is element j's fifth bit.
+// The K-quants hold 256 values in super-blocks of 8 sub-blocks of 32:
+//   Q4_K = {d; dmin; uint8 scales[12]; uint8 qs[128]}
+//   Q5_K = {d; dmin; uint8 scales[12]; uint8 qh[32]; uint8 qs[128]}
+//     x = d sc_j q - dmin m_j, sc_j and m_j six bits each (KScaleMin);
+//     sub-blocks 2i and 2i+1 are the low and high nibbles of qs[32i..32i+31],
+//     and bits 2i and 2i+1 of qh[l] their fifth bits.
+//   Q6_K = {uint8 ql[128]; uint8 qh[64]; int8 scales[16]; d}
+//     x = d sc_(l/16) (q - 32) with a scale per 16 values; each half of 128
+//     values takes 64 bytes of ql (low nibbles, then high) and 32 of qh (two
+//     bits for each of four quarters).
 #include "runtime/loader/dequant.h"
 
 #include <array>
 #include <cstring>
 
 #include "absl/strings/str_format.h"
+#include "common/status_macros.h"
 
 namespace cohost::runtime {
 namespace {
@@ -15,19 +30,99 @@ namespace {
 constexpr int64_t kQk = 32;  // values per block of the 32-wide quant types
 
 constexpr std::array<GgmlTypeTraits, 20> kTypes = {{
-    {GgmlType::kF32, "F32", 1, 4, true},        {GgmlType::kF16, "F16", 1, 2, true},
-    {GgmlType::kQ4_0, "Q4_0", 32, 18, true},    {GgmlType::kQ4_1, "Q4_1", 32, 20, true},
-    {GgmlType::kQ5_0, "Q5_0", 32, 22, false},   {GgmlType::kQ5_1, "Q5_1", 32, 24, false},
-    {GgmlType::kQ8_0, "Q8_0", 32, 34, true},    {GgmlType::kQ8_1, "Q8_1", 32, 36, false},
-    {GgmlType::kQ2_K, "Q2_K", 256, 84, false},  {GgmlType::kQ3_K, "Q3_K", 256, 110, false},
-    {GgmlType::kQ4_K, "Q4_K", 256, 144, false}, {GgmlType::kQ5_K, "Q5_K", 256, 176, false},
-    {GgmlType::kQ6_K, "Q6_K", 256, 210, false}, {GgmlType::kQ8_K, "Q8_K", 256, 292, false},
-    {GgmlType::kI8, "I8", 1, 1, false},         {GgmlType::kI16, "I16", 1, 2, false},
-    {GgmlType::kI32, "I32", 1, 4, false},       {GgmlType::kI64, "I64", 1, 8, false},
-    {GgmlType::kF64, "F64", 1, 8, false},       {GgmlType::kBF16, "BF16", 1, 2, true},
+    {GgmlType::kF32, "F32", 1, 4, true},       {GgmlType::kF16, "F16", 1, 2, true},
+    {GgmlType::kQ4_0, "Q4_0", 32, 18, true},   {GgmlType::kQ4_1, "Q4_1", 32, 20, true},
+    {GgmlType::kQ5_0, "Q5_0", 32, 22, true},   {GgmlType::kQ5_1, "Q5_1", 32, 24, true},
+    {GgmlType::kQ8_0, "Q8_0", 32, 34, true},   {GgmlType::kQ8_1, "Q8_1", 32, 36, false},
+    {GgmlType::kQ2_K, "Q2_K", 256, 84, false}, {GgmlType::kQ3_K, "Q3_K", 256, 110, false},
+    {GgmlType::kQ4_K, "Q4_K", 256, 144, true}, {GgmlType::kQ5_K, "Q5_K", 256, 176, true},
+    {GgmlType::kQ6_K, "Q6_K", 256, 210, true}, {GgmlType::kQ8_K, "Q8_K", 256, 292, false},
+    {GgmlType::kI8, "I8", 1, 1, false},        {GgmlType::kI16, "I16", 1, 2, false},
+    {GgmlType::kI32, "I32", 1, 4, false},      {GgmlType::kI64, "I64", 1, 8, false},
+    {GgmlType::kF64, "F64", 1, 8, false},      {GgmlType::kBF16, "BF16", 1, 2, true},
 }};
 
 uint16_t LoadU16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
+uint32_t LoadU32(const uint8_t* p) {
+  return static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[1]) << 8) |
+         (static_cast<uint32_t>(p[2]) << 16) | (static_cast<uint32_t>(p[3]) << 24);
+}
+float LoadHalf(const uint8_t* p) { return HalfBitsToF32(LoadU16(p)); }
+
+struct KScale {
+  int scale, min;
+};
+// Sub-block j's six-bit scale and min, from a K-quant's 12 bytes of scales:
+// bytes 0-3 hold scales 0-3 and bytes 4-7 mins 0-3 in their low six bits;
+// bytes 8-11 hold the low four bits of scales and mins 4-7, whose top two
+// bits are the top bits of bytes 0-3 and 4-7.
+KScale KScaleMin(const uint8_t* q, int j) {
+  if (j < 4) return {q[j] & 63, q[j + 4] & 63};
+  return {(q[j + 4] & 0x0f) | ((q[j - 4] >> 6) << 4), (q[j + 4] >> 4) | ((q[j] >> 6) << 4)};
+}
+
+// One 32-value block of the 4- and 5-bit types: x = d q + m, q from the
+// nibbles of qs and (5-bit) the bits of qh.
+void Dequant32(float d, float m, const uint8_t* qs, const uint8_t* qh, float* y) {
+  const uint32_t high = qh != nullptr ? LoadU32(qh) : 0;
+  for (int j = 0; j < kQk / 2; ++j) {
+    const int lo = (qs[j] & 0x0f) | static_cast<int>(((high >> j) & 1u) << 4);
+    const int hi = (qs[j] >> 4) | static_cast<int>(((high >> (j + 16)) & 1u) << 4);
+    y[j] = d * static_cast<float>(lo) + m;
+    y[j + kQk / 2] = d * static_cast<float>(hi) + m;
+  }
+}
+
+void DequantQ4K(const uint8_t* s, float* y) {
+  const float d = LoadHalf(s), dmin = LoadHalf(s + 2);
+  const uint8_t* scales = s + 4;
+  const uint8_t* qs = s + 16;
+  for (int j = 0; j < 8; ++j, y += kQk) {
+    const KScale k = KScaleMin(scales, j);
+    const float dj = d * static_cast<float>(k.scale), mj = dmin * static_cast<float>(k.min);
+    const uint8_t* q = qs + ptrdiff_t{32} * (j / 2);
+    const int shift = 4 * (j % 2);
+    for (int l = 0; l < kQk; ++l) y[l] = dj * static_cast<float>((q[l] >> shift) & 0x0f) - mj;
+  }
+}
+
+void DequantQ5K(const uint8_t* s, float* y) {
+  const float d = LoadHalf(s), dmin = LoadHalf(s + 2);
+  const uint8_t* scales = s + 4;
+  const uint8_t* qh = s + 16;
+  const uint8_t* qs = s + 48;
+  for (int j = 0; j < 8; ++j, y += kQk) {
+    const KScale k = KScaleMin(scales, j);
+    const float dj = d * static_cast<float>(k.scale), mj = dmin * static_cast<float>(k.min);
+    const uint8_t* q = qs + ptrdiff_t{32} * (j / 2);
+    const int shift = 4 * (j % 2);
+    for (int l = 0; l < kQk; ++l) {
+      const int v = ((q[l] >> shift) & 0x0f) | (((qh[l] >> j) & 1) << 4);
+      y[l] = dj * static_cast<float>(v) - mj;
+    }
+  }
+}
+
+void DequantQ6K(const uint8_t* s, float* y) {
+  const float d = LoadHalf(s + 208);
+  const auto* scales = reinterpret_cast<const int8_t*>(s + 192);
+  for (int half = 0; half < 2; ++half, y += 128) {
+    const uint8_t* ql = s + ptrdiff_t{64} * half;
+    const uint8_t* qh = s + 128 + ptrdiff_t{32} * half;
+    const int8_t* sc = scales + ptrdiff_t{8} * half;
+    for (int l = 0; l < 32; ++l) {
+      const int is = l / 16;
+      const int q0 = ((ql[l] & 0x0f) | ((qh[l] & 3) << 4)) - 32;
+      const int q1 = ((ql[l + 32] & 0x0f) | (((qh[l] >> 2) & 3) << 4)) - 32;
+      const int q2 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+      const int q3 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+      y[l] = d * static_cast<float>(sc[is]) * static_cast<float>(q0);
+      y[l + 32] = d * static_cast<float>(sc[is + 2]) * static_cast<float>(q1);
+      y[l + 64] = d * static_cast<float>(sc[is + 4]) * static_cast<float>(q2);
+      y[l + 96] = d * static_cast<float>(sc[is + 6]) * static_cast<float>(q3);
+    }
+  }
+}
 
 }  // namespace
 
@@ -71,6 +166,38 @@ float Bf16BitsToF32(uint16_t h) {
   return f;
 }
 
+absl::Status CheckBlockScales(GgmlType type, absl::Span<const uint8_t> src) {
+  const GgmlTypeTraits* traits = FindGgmlType(static_cast<uint32_t>(type));
+  if (traits == nullptr || traits->block_elems == 1) return absl::OkStatus();
+  // Byte offsets of the block's fp16 scale fields.
+  std::array<int, 2> fields{0, -1};
+  switch (type) {
+    case GgmlType::kQ4_1:
+    case GgmlType::kQ5_1:
+    case GgmlType::kQ4_K:
+    case GgmlType::kQ5_K:
+      fields = {0, 2};
+      break;
+    case GgmlType::kQ6_K:
+      fields = {208, -1};
+      break;
+    default:
+      break;
+  }
+  const auto size = static_cast<size_t>(traits->block_bytes);
+  for (size_t at = 0, block = 0; at + size <= src.size(); at += size, ++block) {
+    for (const int field : fields) {
+      if (field < 0) continue;
+      // Exponent all ones: infinity or NaN.
+      if ((LoadU16(src.data() + at + field) & 0x7c00u) == 0x7c00u) {
+        return absl::InvalidArgumentError(
+            absl::StrFormat("%s block %d has a non-finite scale", traits->name, block));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status DequantizeToF32(GgmlType type, absl::Span<const uint8_t> src, int64_t n,
                              absl::Span<float> dst) {
   const GgmlTypeTraits* traits = FindGgmlType(static_cast<uint32_t>(type));
@@ -80,8 +207,7 @@ absl::Status DequantizeToF32(GgmlType type, absl::Span<const uint8_t> src, int64
   }
   if (!traits->dequantizable) {
     return absl::UnimplementedError(absl::StrFormat(
-        "tensor type %s is not supported (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1)",
-        traits->name));
+        "tensor type %s is not supported (supported: %s)", traits->name, kDequantizableTypes));
   }
   if (n < 0 || n % traits->block_elems != 0) {
     return absl::InvalidArgumentError(
@@ -95,6 +221,7 @@ absl::Status DequantizeToF32(GgmlType type, absl::Span<const uint8_t> src, int64
         absl::StrFormat("%d values of type %s need %d source bytes and %d floats; got %d and %d", n,
                         traits->name, blocks * traits->block_bytes, n, src.size(), dst.size()));
   }
+  RETURN_IF_ERROR(CheckBlockScales(type, src));
   const uint8_t* s = src.data();
   float* d = dst.data();
   switch (type) {
@@ -126,14 +253,28 @@ absl::Status DequantizeToF32(GgmlType type, absl::Span<const uint8_t> src, int64
       break;
     case GgmlType::kQ4_1:
       for (int64_t b = 0; b < blocks; ++b, s += 20, d += kQk) {
-        const float scale = HalfBitsToF32(LoadU16(s));
-        const float min = HalfBitsToF32(LoadU16(s + 2));
-        const uint8_t* qs = s + 4;
-        for (int j = 0; j < kQk / 2; ++j) {
-          d[j] = scale * static_cast<float>(qs[j] & 0x0f) + min;
-          d[j + kQk / 2] = scale * static_cast<float>(qs[j] >> 4) + min;
-        }
+        Dequant32(LoadHalf(s), LoadHalf(s + 2), s + 4, nullptr, d);
       }
+      break;
+    case GgmlType::kQ5_0:
+      for (int64_t b = 0; b < blocks; ++b, s += 22, d += kQk) {
+        const float scale = LoadHalf(s);
+        Dequant32(scale, -16.f * scale, s + 6, s + 2, d);
+      }
+      break;
+    case GgmlType::kQ5_1:
+      for (int64_t b = 0; b < blocks; ++b, s += 24, d += kQk) {
+        Dequant32(LoadHalf(s), LoadHalf(s + 2), s + 8, s + 4, d);
+      }
+      break;
+    case GgmlType::kQ4_K:
+      for (int64_t b = 0; b < blocks; ++b, s += 144, d += 256) DequantQ4K(s, d);
+      break;
+    case GgmlType::kQ5_K:
+      for (int64_t b = 0; b < blocks; ++b, s += 176, d += 256) DequantQ5K(s, d);
+      break;
+    case GgmlType::kQ6_K:
+      for (int64_t b = 0; b < blocks; ++b, s += 210, d += 256) DequantQ6K(s, d);
       break;
     default:
       return absl::InternalError(absl::StrFormat("no dequantizer for %s", traits->name));

@@ -1,6 +1,6 @@
 // ggml tensor element types (as GGUF files name them) and their conversion to
-// fp32. Quantized types store blocks of 32 values; a row's length must be a
-// multiple of the block size.
+// fp32. Quantized types store blocks of 32 values (256 for the K-quants); a
+// row's length must be a multiple of the block size.
 #pragma once
 
 #include <cstdint>
@@ -50,9 +50,18 @@ const GgmlTypeTraits* FindGgmlType(uint32_t id);
 float HalfBitsToF32(uint16_t h);
 float Bf16BitsToF32(uint16_t h);
 
+// The types DequantizeToF32 reads, for error messages.
+inline constexpr absl::string_view kDequantizableTypes =
+    "F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K";
+
+// INVALID_ARGUMENT naming the first block of `src` (whole blocks of `type`)
+// whose fp16 scale or min is infinite or NaN; OK for plain types.
+absl::Status CheckBlockScales(GgmlType type, absl::Span<const uint8_t> src);
+
 // Dequantizes `n` values of `type` from `src` (exactly the bytes of those n
 // values, n a multiple of the block size) into `dst` (n floats).
-// UNIMPLEMENTED for types outside F32, F16, BF16, Q8_0, Q4_0, Q4_1;
+// UNIMPLEMENTED for types outside kDequantizableTypes; CheckBlockScales's
+// error for a non-finite scale;
 // INVALID_ARGUMENT when n or the sizes do not agree.
 absl::Status DequantizeToF32(GgmlType type, absl::Span<const uint8_t> src, int64_t n,
                              absl::Span<float> dst);

@@ -181,13 +181,15 @@ absl::StatusOr<ModelConfig> ConfigFromGguf(const GgufFile& f) {
 
 namespace {
 
-// Whether a tensor may stay in its blocks: a matrix in a format the quantized
-// Gemm takes, other than the embedding (looked up by rows, so always fp32).
+// Whether a tensor may stay in its blocks: a matrix of a block type, other
+// than the embedding (looked up by rows, so always fp32). Whether the backend
+// computes on those blocks is the model's choice (runtime/model/model.cc);
+// it dequantizes the others.
 bool KeepsBlocks(const std::string& name, const std::vector<int64_t>& shape,
                  const GgufTensorInfo& info) {
-  return shape.size() == 2 && name != "token_embd.weight" &&
-         (info.type == GgmlType::kQ8_0 || info.type == GgmlType::kQ4_0 ||
-          info.type == GgmlType::kQ4_1);
+  const GgmlTypeTraits* traits = FindGgmlType(static_cast<uint32_t>(info.type));
+  return shape.size() == 2 && name != "token_embd.weight" && traits != nullptr &&
+         traits->block_elems > 1 && traits->dequantizable;
 }
 
 // `s` with the file and the tensor named in front of its message.
@@ -226,9 +228,9 @@ absl::StatusOr<ModelFile> LoadGgufModel(const std::string& path, const LoadOptio
     }
     const GgmlTypeTraits* traits = FindGgmlType(static_cast<uint32_t>(info->type));
     if (!traits->dequantizable) {
-      return absl::UnimplementedError(absl::StrFormat(
-          "%s: tensor '%s' has type %s (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1)", path, name,
-          traits->name));
+      return absl::UnimplementedError(absl::StrFormat("%s: tensor '%s' has type %s (supported: %s)",
+                                                      path, name, traits->name,
+                                                      kDequantizableTypes));
     }
     int32_t permute_heads = 0;
     if (PermutedArchitecture(c.architecture)) {
@@ -248,6 +250,7 @@ absl::StatusOr<ModelFile> LoadGgufModel(const std::string& path, const LoadOptio
       job.raw_bytes = info->size_bytes;
       job.copy_raw = [&f, info, rows = shape[0], permute_heads](absl::Span<uint8_t> dst) {
         const absl::Span<const uint8_t> src = f.TensorData(*info);
+        RETURN_IF_ERROR(InTensor(f, *info, CheckBlockScales(info->type, src)));
         std::copy(src.begin(), src.end(), dst.begin());
         if (permute_heads == 0) return absl::OkStatus();
         return InTensor(f, *info,

@@ -23,7 +23,7 @@ namespace cohost::runtime {
 struct HostTensor {
   std::vector<int64_t> shape;
   std::vector<float> data;
-  GgmlType raw_type = GgmlType::kF32;  // Q8_0, Q4_0 or Q4_1 when raw is set
+  GgmlType raw_type = GgmlType::kF32;  // a block type (Q4_K, ...) when raw is set
   std::vector<uint8_t> raw;
   bool quantized() const { return !raw.empty(); }
   int64_t numel() const {
@@ -60,8 +60,8 @@ using LoadProgressFn = std::function<void(uint64_t done_bytes, uint64_t total_by
 
 struct LoadOptions {
   bool load_tensors = true;  // false: config and tokenizer only (fast)
-  // The linear layers' matrices (not the embedding) stored as Q8_0, Q4_0 or
-  // Q4_1 stay in their blocks instead of becoming fp32.
+  // The linear layers' matrices (not the embedding) stored in a block type
+  // (Q8_0, Q4_K, ...) stay in their blocks instead of becoming fp32.
   bool keep_quantized = false;
   LoadProgressFn progress;  // optional
 };

@@ -2,6 +2,8 @@
 // (a bad file is an error naming the tensor, never a crash), q/k/v and
 // gate/up fused into one matrix each, everything uploaded to the backend.
 #include <algorithm>
+#include <cmath>
+#include <cstring>
 #include <map>
 #include <optional>
 #include <string>
@@ -9,6 +11,8 @@
 
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "cohost/kernels/dtype.h"
+#include "cohost/kernels/quant.h"
 #include "cohost/kernels/rope.h"
 #include "common/status_macros.h"
 #include "runtime/loader/dequant.h"
@@ -102,21 +106,66 @@ std::optional<kernels::WeightFormat> FormatOf(GgmlType t) {
       return kernels::WeightFormat::kQ4_0;
     case GgmlType::kQ4_1:
       return kernels::WeightFormat::kQ4_1;
+    case GgmlType::kQ5_0:
+      return kernels::WeightFormat::kQ5_0;
+    case GgmlType::kQ5_1:
+      return kernels::WeightFormat::kQ5_1;
+    case GgmlType::kQ4_K:
+      return kernels::WeightFormat::kQ4_K;
+    case GgmlType::kQ5_K:
+      return kernels::WeightFormat::kQ5_K;
+    case GgmlType::kQ6_K:
+      return kernels::WeightFormat::kQ6_K;
     default:
       return std::nullopt;
   }
 }
 
 // The one rule for a (fused) matrix, which UploadMatrix follows and
-// PredictWeightsBytes predicts: it stays in blocks when all its parts are
-// stored in one format a quantized Gemm takes (`types`: each part's type as it
-// arrives, kF32 for one that came dense).
+// PredictWeightsBytes predicts (`types`: each part's type as it arrives, kF32
+// for one that came dense): it stays in its blocks when all its parts are
+// stored in one format a quantized Gemm takes. Parts in different block
+// formats (a Q4_K_M file's q and k in Q4_K, its v in Q6_K) are joined as
+// Q8_0, each part requantized from its own values: 8.5 bits a value instead
+// of fp32's 32, at an error below each 32 values' largest / 254.
 std::optional<kernels::WeightFormat> KeptFormat(const std::vector<GgmlType>& types) {
-  if (types.empty() ||
-      !std::all_of(types.begin(), types.end(), [&](GgmlType t) { return t == types[0]; })) {
+  if (types.empty() || !std::all_of(types.begin(), types.end(),
+                                    [](GgmlType t) { return FormatOf(t).has_value(); })) {
     return std::nullopt;
   }
-  return FormatOf(types[0]);
+  if (std::all_of(types.begin(), types.end(), [&](GgmlType t) { return t == types[0]; })) {
+    return FormatOf(types[0]);
+  }
+  return kernels::WeightFormat::kQ8_0;
+}
+
+// `x` (a multiple of 32 values) as Q8_0 blocks, as llama.cpp quantizes:
+// d = max|x| / 127 stored as fp16, q = round(x / d), halves away from zero.
+std::vector<uint8_t> QuantizeToQ80(const std::vector<float>& x) {
+  std::vector<kernels::BlockQ8_0> blocks(x.size() / kernels::kQuantBlock);
+  for (size_t b = 0; b < blocks.size(); ++b) {
+    const float* v = x.data() + b * kernels::kQuantBlock;
+    float amax = 0;
+    for (int i = 0; i < kernels::kQuantBlock; ++i) amax = std::max(amax, std::fabs(v[i]));
+    const float d = amax / 127.f;
+    const float id = d != 0 ? 1.f / d : 0.f;
+    blocks[b].d = kernels::F32ToF16(d);
+    for (int i = 0; i < kernels::kQuantBlock; ++i) {
+      blocks[b].qs[i] = static_cast<int8_t>(std::clamp(std::round(v[i] * id), -127.f, 127.f));
+    }
+  }
+  std::vector<uint8_t> out(blocks.size() * sizeof(kernels::BlockQ8_0));
+  std::memcpy(out.data(), blocks.data(), out.size());
+  return out;
+}
+
+// A part's blocks in `format`: its own bytes, or (a part of a mixed group)
+// its values requantized to Q8_0.
+absl::StatusOr<std::vector<uint8_t>> BlocksIn(const HostTensor& t, kernels::WeightFormat format) {
+  if (FormatOf(t.raw_type) == format) return t.raw;
+  std::vector<float> values(static_cast<size_t>(t.numel()));
+  RETURN_IF_ERROR(DequantizeToF32(t.raw_type, t.raw, t.numel(), absl::MakeSpan(values)));
+  return QuantizeToQ80(values);
 }
 
 // The parts' rows as one matrix: their blocks joined when KeptFormat says so
@@ -134,13 +183,14 @@ absl::StatusOr<WeightMatrix> UploadMatrix(Backend* backend,
     return m;
   }
   size_t bytes = 0;
-  for (const HostTensor* t : parts) bytes += t->raw.size();
+  for (const HostTensor* t : parts) bytes += kernels::QuantRowBytes(*format, t->numel());
   ASSIGN_OR_RETURN(m.buf, DeviceBuffer::Create(backend, bytes));
   size_t at = 0;
   for (const HostTensor* t : parts) {
-    RETURN_IF_ERROR(backend->CopyToDevice(static_cast<uint8_t*>(m.buf.data()) + at, t->raw.data(),
-                                          t->raw.size()));
-    at += t->raw.size();
+    ASSIGN_OR_RETURN(std::vector<uint8_t> blocks, BlocksIn(*t, *format));
+    RETURN_IF_ERROR(backend->CopyToDevice(static_cast<uint8_t*>(m.buf.data()) + at, blocks.data(),
+                                          blocks.size()));
+    at += blocks.size();
   }
   m.format = *format;
   return m;
@@ -217,9 +267,10 @@ absl::StatusOr<LlamaWeights> UploadLlamaWeights(const ModelFile& file, Backend* 
 }
 
 bool Model::KeepsQuantizedWeights(const kernels::Backend& backend) {
-  return backend.SupportsWeightFormat(kernels::WeightFormat::kQ8_0) &&
-         backend.SupportsWeightFormat(kernels::WeightFormat::kQ4_0) &&
-         backend.SupportsWeightFormat(kernels::WeightFormat::kQ4_1);
+  for (size_t f = 1; f < kernels::kWeightFormats; ++f) {
+    if (!backend.SupportsWeightFormat(static_cast<kernels::WeightFormat>(f))) return false;
+  }
+  return true;
 }
 
 size_t Model::PredictWeightsBytes(const ModelConfig& config, kernels::DType dtype,
@@ -250,11 +301,10 @@ size_t Model::PredictWeightsBytes(const ModelConfig& config, kernels::DType dtyp
       auto it = config.stored_types.find(name);
       types.push_back(it != config.stored_types.end() ? it->second : GgmlType::kF32);
     }
-    if (!KeptFormat(types)) continue;
-    const GgmlTypeTraits* traits = FindGgmlType(static_cast<uint32_t>(types[0]));
+    const std::optional<kernels::WeightFormat> format = KeptFormat(types);
+    if (!format) continue;
     for (const std::string& name : group) {
-      bytes += numel[name] / static_cast<size_t>(traits->block_elems) *
-               static_cast<size_t>(traits->block_bytes);
+      bytes += kernels::QuantRowBytes(*format, static_cast<int64_t>(numel[name]));
       numel.erase(name);
     }
   }

@@ -24,7 +24,7 @@ class Model {
                                                        kernels::Backend* backend);
 
   // Whether a load onto `backend` keeps linear layers in their quantized
-  // blocks (its Gemm takes Q8_0, Q4_0 and Q4_1).
+  // blocks (its Gemm takes every block format).
   static bool KeepsQuantizedWeights(const kernels::Backend& backend);
 
   // Device memory Create will allocate for the weights of a model with

@@ -1,9 +1,11 @@
-// The quantized dot products: every vectorized table against the scalar
-// reference (the same activation bytes, exactly; the same integer sums,
-// exactly, with unit scales where the whole result is an integer; within
-// rounding of fp32 accumulation with random and extreme scales), and the
-// scalar table against fp32 arithmetic on the dequantized values. Tables this
-// CPU cannot run skip visibly.
+// The quantized dot products, every block format: every vectorized table
+// against the scalar reference (the same activation bytes, exactly; the same
+// integer sums, exactly, with unit scales where the whole result is an
+// integer; within rounding of fp32 accumulation with random and extreme
+// scales), and the scalar table against double arithmetic on the values the
+// loader's dequantizer gives, itself checked against the gguf package; and
+// the committed gguf-package blocks directly. Tables this CPU cannot run skip
+// visibly.
 
 #include "kernels/cpu/quant/quant_kernels.h"
 
@@ -20,17 +22,29 @@
 #include "cohost/kernels/quant.h"
 #include "gtest/gtest.h"
 #include "kernels/cpu/quant/cpu_features.h"
+#include "runtime/loader/dequant.h"
+#include "tests/support/dequant_reference.h"
 
 namespace cohost::kernels::cpu {
 namespace {
 
-constexpr int64_t kBlocks = 16;  // rows of 512 values
+constexpr int64_t kBlocks = 16;  // rows of 512 values: 16 blocks, 2 super-blocks
 constexpr int64_t kK = kBlocks * kQuantBlock;
+
+constexpr WeightFormat kFormats[] = {WeightFormat::kQ8_0, WeightFormat::kQ4_0, WeightFormat::kQ4_1,
+                                     WeightFormat::kQ5_0, WeightFormat::kQ5_1, WeightFormat::kQ4_K,
+                                     WeightFormat::kQ5_K, WeightFormat::kQ6_K};
 
 // The tables to check against the scalar one on this CPU.
 std::vector<const QuantKernels*> Vectorized() {
   std::vector<const QuantKernels*> out;
   if (const QuantKernels* avx2 = Avx2QuantKernels()) out.push_back(avx2);
+  return out;
+}
+
+std::vector<const QuantKernels*> AllTables() {
+  std::vector<const QuantKernels*> out = Vectorized();
+  out.push_back(&ScalarQuantKernels());
   return out;
 }
 
@@ -40,48 +54,90 @@ std::vector<const QuantKernels*> Vectorized() {
                  << ")";                                                                      \
   }
 
-std::vector<float> RandomRow(std::mt19937& rng, float scale) {
+std::vector<float> RandomRow(std::mt19937& rng, float scale, int64_t k = kK) {
   std::normal_distribution<float> n(0.f, scale);
-  std::vector<float> x(kK);
+  std::vector<float> x(k);
   for (float& v : x) v = n(rng);
   return x;
 }
 
-// Weights with random codes and a scale of `d` (an fp16 value).
-template <typename Block>
-std::vector<Block> RandomWeights(std::mt19937& rng, float d, float m = 0) {
-  std::vector<Block> w(kBlocks);
-  std::uniform_int_distribution<int> byte(0, 255);
-  for (Block& b : w) {
-    for (auto& q : b.qs) q = static_cast<std::remove_reference_t<decltype(q)>>(byte(rng));
-    b.d = F32ToF16(d);
-    if constexpr (std::is_same_v<Block, BlockQ4_1>) b.m = F32ToF16(m);
+runtime::GgmlType GgmlTypeOf(WeightFormat f) {
+  for (uint32_t id = 0; id < 64; ++id) {
+    const runtime::GgmlTypeTraits* t = runtime::FindGgmlType(id);
+    if (t != nullptr && std::string_view(t->name.data(), t->name.size()) == WeightFormatName(f)) {
+      return t->type;
+    }
   }
-  return w;
+  ADD_FAILURE() << "no ggml type " << WeightFormatName(f);
+  return runtime::GgmlType::kF32;
 }
 
-// The value i of block b, dequantized.
-float Value(const BlockQ8_0& b, int i) { return F16ToF32(b.d) * b.qs[i]; }
-float Value(const BlockQ4_0& b, int i) {
-  const int q = i < 16 ? (b.qs[i] & 0xf) : (b.qs[i - 16] >> 4);
-  return F16ToF32(b.d) * static_cast<float>(q - 8);
+// One weight row of kK values in format `f`: random codes, and every fp16
+// scale field set to `d` (the main scales) or `m` (mins: Q4_1, Q5_1; dmin
+// of the K-quants).
+struct Row {
+  WeightFormat format;
+  std::vector<uint8_t> bytes;
+  std::vector<float> values;  // the loader's dequantization
+};
+
+template <typename Block>
+void SetScales(std::vector<uint8_t>& bytes, float d, float m) {
+  for (size_t at = 0; at < bytes.size(); at += sizeof(Block)) {
+    Block b;
+    std::memcpy(&b, bytes.data() + at, sizeof(Block));
+    b.d = F32ToF16(d);
+    if constexpr (requires { b.m; }) b.m = F32ToF16(m);
+    if constexpr (requires { b.dmin; }) b.dmin = F32ToF16(m);
+    std::memcpy(bytes.data() + at, &b, sizeof(Block));
+  }
 }
-float Value(const BlockQ4_1& b, int i) {
-  const int q = i < 16 ? (b.qs[i] & 0xf) : (b.qs[i - 16] >> 4);
-  return F16ToF32(b.d) * static_cast<float>(q) + F16ToF32(b.m);
+
+Row RandomWeights(std::mt19937& rng, WeightFormat f, float d, float m = 0) {
+  Row r{f, std::vector<uint8_t>(QuantRowBytes(f, kK)), std::vector<float>(kK)};
+  std::uniform_int_distribution<int> byte(0, 255);
+  for (uint8_t& b : r.bytes) b = static_cast<uint8_t>(byte(rng));
+  switch (f) {
+    case WeightFormat::kQ8_0:
+      SetScales<BlockQ8_0>(r.bytes, d, m);
+      break;
+    case WeightFormat::kQ4_0:
+      SetScales<BlockQ4_0>(r.bytes, d, m);
+      break;
+    case WeightFormat::kQ4_1:
+      SetScales<BlockQ4_1>(r.bytes, d, m);
+      break;
+    case WeightFormat::kQ5_0:
+      SetScales<BlockQ5_0>(r.bytes, d, m);
+      break;
+    case WeightFormat::kQ5_1:
+      SetScales<BlockQ5_1>(r.bytes, d, m);
+      break;
+    case WeightFormat::kQ4_K:
+      SetScales<BlockQ4_K>(r.bytes, d, m);
+      break;
+    case WeightFormat::kQ5_K:
+      SetScales<BlockQ5_K>(r.bytes, d, m);
+      break;
+    case WeightFormat::kQ6_K:
+      SetScales<BlockQ6_K>(r.bytes, d, m);
+      break;
+    case WeightFormat::kDense:
+      break;
+  }
+  EXPECT_TRUE(runtime::DequantizeToF32(GgmlTypeOf(f), r.bytes, kK, absl::MakeSpan(r.values)).ok());
+  return r;
 }
 
 // sum w x in double over the dequantized weights and activations, and the sum
 // of |terms| (the scale of any rounding).
-template <typename Block>
-std::pair<double, double> Reference(const std::vector<Block>& w, const std::vector<BlockQ8A>& a) {
+std::pair<double, double> Reference(const std::vector<float>& w, const BlockQ8A* a) {
   double sum = 0, mag = 0;
-  for (int64_t b = 0; b < kBlocks; ++b) {
-    for (int i = 0; i < kQuantBlock; ++i) {
-      const double t = static_cast<double>(Value(w[b], i)) * a[b].d * a[b].qs[i];
-      sum += t;
-      mag += std::fabs(t);
-    }
+  for (size_t i = 0; i < w.size(); ++i) {
+    const BlockQ8A& b = a[i / kQuantBlock];
+    const double t = static_cast<double>(w[i]) * b.d * b.qs[i % kQuantBlock];
+    sum += t;
+    mag += std::fabs(t);
   }
   return {sum, mag};
 }
@@ -150,27 +206,28 @@ TEST(QuantizeQ8ATest, EveryTableWritesTheSameBytes) {
   }
 }
 
-// Unit scales make every term an integer and every sum exact in fp32.
+// Unit scales (and small activations for the K-quants, whose integer
+// scales multiply) make every term an integer and every partial sum exact in
+// fp32.
 TEST(QuantDotTest, WithUnitScalesEveryTableGivesTheExactIntegerSum) {
   std::mt19937 rng(2);
-  std::vector<const QuantKernels*> tables = Vectorized();
-  tables.push_back(&ScalarQuantKernels());
   for (int trial = 0; trial < 20; ++trial) {
-    std::vector<BlockQ8A> a(kBlocks);
-    std::uniform_int_distribution<int> q(-127, 127);
-    for (BlockQ8A& b : a) {
-      int sum = 0;
-      for (int8_t& v : b.qs) sum += v = static_cast<int8_t>(q(rng));
-      b.d = 1.f;
-      b.s = static_cast<float>(sum);
-    }
-    auto q8 = RandomWeights<BlockQ8_0>(rng, 1.f);
-    auto q40 = RandomWeights<BlockQ4_0>(rng, 1.f);
-    auto q41 = RandomWeights<BlockQ4_1>(rng, 1.f, 3.f);
-    for (const QuantKernels* k : tables) {
-      EXPECT_EQ(k->dot_q8_0(q8.data(), a.data(), kBlocks), Reference(q8, a).first) << k->name;
-      EXPECT_EQ(k->dot_q4_0(q40.data(), a.data(), kBlocks), Reference(q40, a).first) << k->name;
-      EXPECT_EQ(k->dot_q4_1(q41.data(), a.data(), kBlocks), Reference(q41, a).first) << k->name;
+    for (const WeightFormat f : kFormats) {
+      const int range = QuantBlockValues(f) == kSuperBlock ? 7 : 127;
+      std::vector<BlockQ8A> a(kBlocks);
+      std::uniform_int_distribution<int> q(-range, range);
+      for (BlockQ8A& b : a) {
+        int sum = 0;
+        for (int8_t& v : b.qs) sum += v = static_cast<int8_t>(q(rng));
+        b.d = 1.f;
+        b.s = static_cast<float>(sum);
+      }
+      const Row w = RandomWeights(rng, f, 1.f, 3.f);
+      const double want = Reference(w.values, a.data()).first;
+      for (const QuantKernels* k : AllTables()) {
+        EXPECT_EQ(k->Dot(f)(w.bytes.data(), a.data(), kBlocks), want)
+            << k->name << " " << WeightFormatName(f);
+      }
     }
   }
 }
@@ -185,9 +242,8 @@ TEST(QuantDotTest, WeightsAtMinus128StayExact) {
     a[b].d = 1.f;
   }
   const float want = 128.f * 127.f * kQuantBlock * kBlocks;
-  EXPECT_EQ(ScalarQuantKernels().dot_q8_0(w.data(), a.data(), kBlocks), want);
-  for (const QuantKernels* k : Vectorized()) {
-    EXPECT_EQ(k->dot_q8_0(w.data(), a.data(), kBlocks), want) << k->name;
+  for (const QuantKernels* k : AllTables()) {
+    EXPECT_EQ(k->Dot(WeightFormat::kQ8_0)(w.data(), a.data(), kBlocks), want) << k->name;
   }
 }
 
@@ -200,21 +256,40 @@ TEST(QuantDotTest, RandomAndExtremeScalesAgreeToRounding) {
   for (const float wd : {0.01f, 60000.f, 6e-5f, 1.f}) {
     for (const float xs : {1.f, 1e-20f, 1e20f}) {
       const std::vector<BlockQ8A> a = Quantize(scalar, RandomRow(rng, xs));
-      auto q8 = RandomWeights<BlockQ8_0>(rng, wd);
-      auto q40 = RandomWeights<BlockQ4_0>(rng, wd);
-      auto q41 = RandomWeights<BlockQ4_1>(rng, wd, -wd * 0.5f);  // both within fp16
-      const auto check = [&](const char* what, float got, std::pair<double, double> ref) {
+      for (const WeightFormat f : kFormats) {
+        // The K-quants' mins are dmin times six-bit integers: kept within fp16.
+        const float m = QuantBlockValues(f) == kSuperBlock ? wd / 64 : -wd * 0.5f;
+        const Row w = RandomWeights(rng, f, wd, m);
+        const std::pair<double, double> ref = Reference(w.values, a.data());
         const double tol = 1e-5 * ref.second + 1e-30;
-        EXPECT_NEAR(got, ref.first, tol) << what << " wd " << wd << " xs " << xs;
-      };
-      check("scalar q8_0", scalar.dot_q8_0(q8.data(), a.data(), kBlocks), Reference(q8, a));
-      check("scalar q4_0", scalar.dot_q4_0(q40.data(), a.data(), kBlocks), Reference(q40, a));
-      check("scalar q4_1", scalar.dot_q4_1(q41.data(), a.data(), kBlocks), Reference(q41, a));
-      for (const QuantKernels* k : Vectorized()) {
-        check(k->name, k->dot_q8_0(q8.data(), a.data(), kBlocks), Reference(q8, a));
-        check(k->name, k->dot_q4_0(q40.data(), a.data(), kBlocks), Reference(q40, a));
-        check(k->name, k->dot_q4_1(q41.data(), a.data(), kBlocks), Reference(q41, a));
+        for (const QuantKernels* k : AllTables()) {
+          EXPECT_NEAR(k->Dot(f)(w.bytes.data(), a.data(), kBlocks), ref.first, tol)
+              << k->name << " " << WeightFormatName(f) << " wd " << wd << " xs " << xs;
+        }
       }
+    }
+  }
+}
+
+// The blocks the gguf package dequantized (tests/data/dequant_reference.json)
+// against random activations: the kernels read the file's layout as llama.cpp
+// does, independently of the loader's dequantizer.
+TEST(QuantDotTest, EveryTableAgreesWithTheGgufPackagesValues) {
+  std::mt19937 rng(6);
+  const std::vector<::cohost::testing::DequantCase> cases =
+      ::cohost::testing::LoadDequantReference();
+  ASSERT_FALSE(cases.empty());
+  for (const ::cohost::testing::DequantCase& c : cases) {
+    const auto* f = std::find_if(std::begin(kFormats), std::end(kFormats),
+                                 [&](WeightFormat f) { return WeightFormatName(f) == c.type; });
+    ASSERT_NE(f, std::end(kFormats)) << c.type;
+    const auto k = static_cast<int64_t>(c.values.size());
+    const std::vector<BlockQ8A> a = Quantize(ScalarQuantKernels(), RandomRow(rng, 1.f, k));
+    const std::pair<double, double> ref = Reference(c.values, a.data());
+    for (const QuantKernels* t : AllTables()) {
+      EXPECT_NEAR(t->Dot(*f)(c.bytes.data(), a.data(), k / kQuantBlock), ref.first,
+                  1e-5 * ref.second)
+          << t->name << " " << c.type;
     }
   }
 }
@@ -223,29 +298,20 @@ TEST(QuantDotTest, RandomAndExtremeScalesAgreeToRounding) {
 // the same table gives it.
 TEST(QuantDotTest, FourRowsAtOnceEqualEachRowAlone) {
   std::mt19937 rng(5);
-  std::vector<const QuantKernels*> tables = Vectorized();
-  tables.push_back(&ScalarQuantKernels());
-  for (const QuantKernels* k : tables) {
+  for (const QuantKernels* k : AllTables()) {
     std::vector<BlockQ8A> a;
     for (int r = 0; r < 4; ++r) {
       const std::vector<BlockQ8A> row = Quantize(*k, RandomRow(rng, r == 2 ? 1e-3f : 1.f));
       a.insert(a.end(), row.begin(), row.end());
     }
-    auto q8 = RandomWeights<BlockQ8_0>(rng, 0.02f);
-    auto q40 = RandomWeights<BlockQ4_0>(rng, 0.03f);
-    auto q41 = RandomWeights<BlockQ4_1>(rng, 0.01f, -0.05f);
-    float four[4];
-    k->dot4_q8_0(q8.data(), a.data(), kBlocks, kBlocks, four);
-    for (int r = 0; r < 4; ++r) {
-      EXPECT_EQ(four[r], k->dot_q8_0(q8.data(), a.data() + r * kBlocks, kBlocks)) << k->name << r;
-    }
-    k->dot4_q4_0(q40.data(), a.data(), kBlocks, kBlocks, four);
-    for (int r = 0; r < 4; ++r) {
-      EXPECT_EQ(four[r], k->dot_q4_0(q40.data(), a.data() + r * kBlocks, kBlocks)) << k->name << r;
-    }
-    k->dot4_q4_1(q41.data(), a.data(), kBlocks, kBlocks, four);
-    for (int r = 0; r < 4; ++r) {
-      EXPECT_EQ(four[r], k->dot_q4_1(q41.data(), a.data() + r * kBlocks, kBlocks)) << k->name << r;
+    for (const WeightFormat f : kFormats) {
+      const Row w = RandomWeights(rng, f, 0.02f, -0.05f);
+      float four[4];
+      k->Dot4(f)(w.bytes.data(), a.data(), kBlocks, kBlocks, four);
+      for (int r = 0; r < 4; ++r) {
+        EXPECT_EQ(four[r], k->Dot(f)(w.bytes.data(), a.data() + r * kBlocks, kBlocks))
+            << k->name << " " << WeightFormatName(f) << " row " << r;
+      }
     }
   }
 }
@@ -257,15 +323,16 @@ TEST(QuantDotTest, TheActivationsQuantizationErrorIsBounded) {
   const QuantKernels& k = SelectedQuantKernels();
   const std::vector<float> x = RandomRow(rng, 1.f);
   const std::vector<BlockQ8A> a = Quantize(k, x);
-  auto w = RandomWeights<BlockQ4_1>(rng, 0.02f, -0.1f);
-  double exact = 0, bound = 0;
-  for (int64_t b = 0; b < kBlocks; ++b) {
-    for (int i = 0; i < kQuantBlock; ++i) {
-      exact += static_cast<double>(Value(w[b], i)) * x[b * kQuantBlock + i];
-      bound += std::fabs(Value(w[b], i)) * a[b].d / 2;
+  for (const WeightFormat f : kFormats) {
+    const Row w = RandomWeights(rng, f, 0.02f, -0.1f);
+    double exact = 0, bound = 0;
+    for (int64_t i = 0; i < kK; ++i) {
+      exact += static_cast<double>(w.values[i]) * x[i];
+      bound += std::fabs(w.values[i]) * a[i / kQuantBlock].d / 2;
     }
+    EXPECT_NEAR(k.Dot(f)(w.bytes.data(), a.data(), kBlocks), exact, bound * 1.001 + 1e-6)
+        << WeightFormatName(f);
   }
-  EXPECT_NEAR(k.dot_q4_1(w.data(), a.data(), kBlocks), exact, bound * 1.001 + 1e-6);
 }
 
 }  // namespace

@@ -6,6 +6,8 @@
 #include <immintrin.h>
 
 #include <cmath>
+#include <cstring>
+#include <type_traits>
 
 #include "cpu_features.h"
 #include "quant_kernels.h"
@@ -27,15 +29,6 @@ COHOST_AVX2 inline int32_t HorizontalSum(__m256i v) {
   s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
   s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
   return _mm_cvtsi128_si32(s);
-}
-
-// Eight int32 lanes of sum(x * y) over 32 signed bytes, exact for |x| <= 128
-// and |y| <= 127 (the activations never hold -128): maddubs needs one operand
-// unsigned, so |x| and y with x's sign.
-COHOST_AVX2 inline __m256i DotI8(__m256i x, __m256i y) {
-  const __m256i ax = _mm256_sign_epi8(x, x);
-  const __m256i sy = _mm256_sign_epi8(y, x);
-  return _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), _mm256_set1_epi16(1));
 }
 
 // Sixteen bytes of nibbles -> 32 bytes: the low nibbles, then the high ones
@@ -81,95 +74,157 @@ COHOST_AVX2 void QuantizeQ8A(const float* x, int64_t k, BlockQ8A* out) {
   }
 }
 
-COHOST_AVX2 float DotQ80(const BlockQ8_0* w, const BlockQ8A* a, int64_t nb) {
-  __m256 acc = _mm256_setzero_ps();
-  for (int64_t b = 0; b < nb; ++b) {
-    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qs));
-    const __m256i y = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[b].qs));
-    const __m256 scale = _mm256_set1_ps(_cvtsh_ss(w[b].d) * a[b].d);
-    acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(DotI8(x, y)), acc);
-  }
-  return HorizontalSum(acc);
+// The AVX2 form of quant_scalar.cc's SubBlock: 32 weight codes as bytes,
+// the per-16 integer scales as int16 lanes (ones but for Q6_K), and the
+// block's fp32 factors.
+struct SubBlock {
+  __m256i q;
+  __m256i sc16;
+  float scale;
+  float min;
+};
+
+// Byte i is 0x10 where bit i of the little-endian 32 bits at `qh` is set.
+COHOST_AVX2 inline __m256i FifthBits(const uint8_t* qh) {
+  uint32_t bits;
+  std::memcpy(&bits, qh, 4);
+  const __m256i spread = _mm256_shuffle_epi8(
+      _mm256_set1_epi32(static_cast<int>(bits)),
+      _mm256_setr_epi64x(0, 0x0101010101010101, 0x0202020202020202, 0x0303030303030303));
+  const __m256i bit = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201ull));
+  const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
+  return _mm256_and_si256(set, _mm256_set1_epi8(0x10));
 }
 
-COHOST_AVX2 float DotQ40(const BlockQ4_0* w, const BlockQ8A* a, int64_t nb) {
-  __m256 acc = _mm256_setzero_ps();
-  for (int64_t b = 0; b < nb; ++b) {
-    const __m256i x = _mm256_sub_epi8(Nibbles(w[b].qs), _mm256_set1_epi8(8));
-    const __m256i y = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[b].qs));
-    const __m256 scale = _mm256_set1_ps(_cvtsh_ss(w[b].d) * a[b].d);
-    acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(DotI8(x, y)), acc);
-  }
-  return HorizontalSum(acc);
+// The 32 bytes at p shifted right by `shift` bits and masked to `mask`, byte
+// by byte.
+COHOST_AVX2 inline __m256i BitField(const uint8_t* p, int shift, int mask) {
+  const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  return _mm256_and_si256(_mm256_srl_epi16(v, _mm_cvtsi32_si128(shift)),
+                          _mm256_set1_epi8(static_cast<char>(mask)));
 }
 
-COHOST_AVX2 float DotQ41(const BlockQ4_1* w, const BlockQ8A* a, int64_t nb) {
-  __m256 acc = _mm256_setzero_ps();
-  float mins = 0;
-  for (int64_t b = 0; b < nb; ++b) {
-    const __m256i x = Nibbles(w[b].qs);  // unsigned 0..15
-    const __m256i y = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[b].qs));
-    const __m256i dot = _mm256_madd_epi16(_mm256_maddubs_epi16(x, y), _mm256_set1_epi16(1));
-    const __m256 scale = _mm256_set1_ps(_cvtsh_ss(w[b].d) * a[b].d);
-    acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(dot), acc);
-    mins += _cvtsh_ss(w[b].m) * a[b].s;
-  }
-  return HorizontalSum(acc) + mins;
+COHOST_AVX2 inline SubBlock Plain(__m256i q, float scale, float min = 0) {
+  return {q, _mm256_set1_epi16(1), scale, min};
 }
 
-// Four rows at once: each weight block is loaded, unpacked and its scale
-// converted once, and each row's accumulator sees exactly the operations of
-// the single-row kernels above, in the same order.
-
-// One block of signed weights `x` (scale d) into the four rows' accumulators.
-COHOST_AVX2 inline void Accumulate4(__m256i x, float d, const BlockQ8A* a, int64_t a_stride,
-                                    int64_t b, __m256* acc) {
-  for (int r = 0; r < 4; ++r) {
-    const BlockQ8A& ab = a[r * a_stride + b];
-    const __m256i y = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ab.qs));
-    acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * ab.d), _mm256_cvtepi32_ps(DotI8(x, y)), acc[r]);
-  }
+// Sub-block J of a block, J known at compile time (shifts and scale
+// positions become constants; a K-quant super-block's eight are unrolled).
+template <int J>
+COHOST_AVX2 inline SubBlock Load(const BlockQ8_0& w) {
+  return Plain(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qs)), _cvtsh_ss(w.d));
+}
+template <int J>
+COHOST_AVX2 inline SubBlock Load(const BlockQ4_0& w) {
+  return Plain(_mm256_sub_epi8(Nibbles(w.qs), _mm256_set1_epi8(8)), _cvtsh_ss(w.d));
+}
+template <int J>
+COHOST_AVX2 inline SubBlock Load(const BlockQ4_1& w) {
+  return Plain(Nibbles(w.qs), _cvtsh_ss(w.d), _cvtsh_ss(w.m));
+}
+template <int J>
+COHOST_AVX2 inline SubBlock Load(const BlockQ5_0& w) {
+  const __m256i q = _mm256_or_si256(Nibbles(w.qs), FifthBits(w.qh));
+  return Plain(_mm256_sub_epi8(q, _mm256_set1_epi8(16)), _cvtsh_ss(w.d));
+}
+template <int J>
+COHOST_AVX2 inline SubBlock Load(const BlockQ5_1& w) {
+  return Plain(_mm256_or_si256(Nibbles(w.qs), FifthBits(w.qh)), _cvtsh_ss(w.d), _cvtsh_ss(w.m));
+}
+template <int J, typename Block>
+COHOST_AVX2 inline SubBlock LoadK(const Block& w, __m256i q) {
+  const KScaleMin k = UnpackKScaleMin(w.scales, J);
+  return Plain(q, _cvtsh_ss(w.d) * static_cast<float>(k.scale),
+               -(_cvtsh_ss(w.dmin) * static_cast<float>(k.min)));
+}
+template <int J>
+COHOST_AVX2 inline SubBlock Load(const BlockQ4_K& w) {
+  return LoadK<J>(w, BitField(w.qs + 32 * (J / 2), 4 * (J % 2), 0x0f));
+}
+template <int J>
+COHOST_AVX2 inline SubBlock Load(const BlockQ5_K& w) {
+  const __m256i high = _mm256_slli_epi16(BitField(w.qh, J, 1), 4);
+  return LoadK<J>(w, _mm256_or_si256(BitField(w.qs + 32 * (J / 2), 4 * (J % 2), 0x0f), high));
+}
+template <int J>
+COHOST_AVX2 inline SubBlock Load(const BlockQ6_K& w) {
+  constexpr int kHalf = J / 4, kQuarter = J % 4;
+  const __m256i low = BitField(w.ql + 64 * kHalf + 32 * (kQuarter & 1), 4 * (kQuarter >> 1), 0x0f);
+  const __m256i high = _mm256_slli_epi16(BitField(w.qh + 32 * kHalf, 2 * kQuarter, 3), 4);
+  const __m256i q = _mm256_sub_epi8(_mm256_or_si256(low, high), _mm256_set1_epi8(32));
+  const __m256i sc16 = _mm256_set_m128i(_mm_set1_epi16(w.scales[8 * kHalf + 2 * kQuarter + 1]),
+                                        _mm_set1_epi16(w.scales[8 * kHalf + 2 * kQuarter]));
+  return {q, sc16, _cvtsh_ss(w.d), 0.f};
 }
 
-COHOST_AVX2 void Dot4Q80(const BlockQ8_0* w, const BlockQ8A* a, int64_t a_stride, int64_t nb,
-                         float* out) {
-  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
-                   _mm256_setzero_ps()};
-  for (int64_t b = 0; b < nb; ++b) {
-    Accumulate4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qs)), _cvtsh_ss(w[b].d), a,
-                a_stride, b, acc);
-  }
-  for (int r = 0; r < 4; ++r) out[r] = HorizontalSum(acc[r]);
+// Formats whose codes are never negative (a min instead of an offset):
+// maddubs takes them as its unsigned operand directly.
+template <typename Block>
+inline constexpr bool kUnsignedCodes =
+    std::is_same_v<Block, BlockQ4_1> || std::is_same_v<Block, BlockQ5_1> ||
+    std::is_same_v<Block, BlockQ4_K> || std::is_same_v<Block, BlockQ5_K>;
+
+// Eight int32 lanes summing to the block's integer sum: its codes times the
+// activations, each half of 16 times its integer scale. Exact: a pair of
+// products fits int16 (|q| <= 128, |y| <= 127), the scaled pairs int32.
+// maddubs needs one operand unsigned: signed codes give |q| and y with q's
+// sign.
+template <typename Block>
+COHOST_AVX2 inline __m256i Products(const SubBlock& s, __m256i y) {
+  const __m256i pairs = kUnsignedCodes<Block> ? _mm256_maddubs_epi16(s.q, y)
+                                              : _mm256_maddubs_epi16(_mm256_sign_epi8(s.q, s.q),
+                                                                     _mm256_sign_epi8(y, s.q));
+  return _mm256_madd_epi16(pairs, s.sc16);
 }
 
-COHOST_AVX2 void Dot4Q40(const BlockQ4_0* w, const BlockQ8A* a, int64_t a_stride, int64_t nb,
-                         float* out) {
-  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
-                   _mm256_setzero_ps()};
-  for (int64_t b = 0; b < nb; ++b) {
-    Accumulate4(_mm256_sub_epi8(Nibbles(w[b].qs), _mm256_set1_epi8(8)), _cvtsh_ss(w[b].d), a,
-                a_stride, b, acc);
-  }
-  for (int r = 0; r < 4; ++r) out[r] = HorizontalSum(acc[r]);
-}
-
-COHOST_AVX2 void Dot4Q41(const BlockQ4_1* w, const BlockQ8A* a, int64_t a_stride, int64_t nb,
-                         float* out) {
-  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
-                   _mm256_setzero_ps()};
-  float mins[4] = {0, 0, 0, 0};
-  for (int64_t b = 0; b < nb; ++b) {
-    const __m256i x = Nibbles(w[b].qs);
-    const float d = _cvtsh_ss(w[b].d), m = _cvtsh_ss(w[b].m);
-    for (int r = 0; r < 4; ++r) {
-      const BlockQ8A& ab = a[r * a_stride + b];
+// Sub-blocks J.. of one weight block into `rows` activation rows' sums
+// (row r's blocks at a + r * a_stride), one sub-block at a time: each row's
+// accumulator sees the same operations in the same order whatever `rows` is.
+template <typename Block, int Rows, int J = 0>
+COHOST_AVX2 inline void Accumulate(const Block& w, const BlockQ8A* a, int64_t a_stride, __m256* acc,
+                                   float* mins) {
+  if constexpr (J < kSubBlocks<Block>) {
+    const SubBlock s = Load<J>(w);
+    for (int r = 0; r < Rows; ++r) {
+      const BlockQ8A& ab = a[r * a_stride + J];
       const __m256i y = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ab.qs));
-      const __m256i dot = _mm256_madd_epi16(_mm256_maddubs_epi16(x, y), _mm256_set1_epi16(1));
-      acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * ab.d), _mm256_cvtepi32_ps(dot), acc[r]);
-      mins[r] += m * ab.s;
+      acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(s.scale * ab.d),
+                               _mm256_cvtepi32_ps(Products<Block>(s, y)), acc[r]);
+      mins[r] += s.min * ab.s;
     }
+    Accumulate<Block, Rows, J + 1>(w, a, a_stride, acc, mins);
   }
-  for (int r = 0; r < 4; ++r) out[r] = HorizontalSum(acc[r]) + mins[r];
+}
+
+// `Rows` activation rows against one weight row: each weight block is loaded,
+// unpacked and its scales converted once for all rows.
+template <typename Block, int Rows>
+COHOST_AVX2 void DotRows(const void* wv, const BlockQ8A* a, int64_t a_stride, int64_t nb,
+                         float* out) {
+  const auto* w = static_cast<const Block*>(wv);
+  __m256 acc[Rows];
+  float mins[Rows];
+  for (int r = 0; r < Rows; ++r) {
+    acc[r] = _mm256_setzero_ps();
+    mins[r] = 0;
+  }
+  for (int64_t b = 0; b < nb / kSubBlocks<Block>; ++b) {
+    Accumulate<Block, Rows>(w[b], a + b * kSubBlocks<Block>, a_stride, acc, mins);
+  }
+  for (int r = 0; r < Rows; ++r) out[r] = HorizontalSum(acc[r]) + mins[r];
+}
+
+template <typename Block>
+COHOST_AVX2 float DotRow(const void* w, const BlockQ8A* a, int64_t nb) {
+  float out;
+  DotRows<Block, 1>(w, a, 0, nb, &out);
+  return out;
+}
+
+template <typename Block>
+COHOST_AVX2 void Dot4Rows(const void* w, const BlockQ8A* a, int64_t a_stride, int64_t nb,
+                          float* out) {
+  DotRows<Block, 4>(w, a, a_stride, nb, out);
 }
 
 }  // namespace
@@ -177,8 +232,13 @@ COHOST_AVX2 void Dot4Q41(const BlockQ4_1* w, const BlockQ8A* a, int64_t a_stride
 const QuantKernels* Avx2QuantKernels() {
   const CpuFeatures& f = HostCpuFeatures();
   if (!f.avx2 || !f.fma || !f.f16c) return nullptr;
-  static const QuantKernels k{"avx2", QuantizeQ8A, DotQ80,  DotQ40,
-                              DotQ41, Dot4Q80,     Dot4Q40, Dot4Q41};
+  static const QuantKernels k{
+      "avx2",
+      QuantizeQ8A,
+      {nullptr, DotRow<BlockQ8_0>, DotRow<BlockQ4_0>, DotRow<BlockQ4_1>, DotRow<BlockQ5_0>,
+       DotRow<BlockQ5_1>, DotRow<BlockQ4_K>, DotRow<BlockQ5_K>, DotRow<BlockQ6_K>},
+      {nullptr, Dot4Rows<BlockQ8_0>, Dot4Rows<BlockQ4_0>, Dot4Rows<BlockQ4_1>, Dot4Rows<BlockQ5_0>,
+       Dot4Rows<BlockQ5_1>, Dot4Rows<BlockQ4_K>, Dot4Rows<BlockQ5_K>, Dot4Rows<BlockQ6_K>}};
   return &k;
 }
 

@@ -13,39 +13,13 @@ namespace {
 // Output columns per task: 16 floats are one 64-byte cache line of c.
 constexpr int64_t kColumnTile = 16;
 
-float Dot(const QuantKernels& k, WeightFormat f, const void* row, const BlockQ8A* a, int64_t nb) {
-  switch (f) {
-    case WeightFormat::kQ8_0:
-      return k.dot_q8_0(static_cast<const BlockQ8_0*>(row), a, nb);
-    case WeightFormat::kQ4_0:
-      return k.dot_q4_0(static_cast<const BlockQ4_0*>(row), a, nb);
-    case WeightFormat::kQ4_1:
-      return k.dot_q4_1(static_cast<const BlockQ4_1*>(row), a, nb);
-    case WeightFormat::kDense:
-      break;
-  }
-  return 0;
-}
-
-void Dot4(const QuantKernels& k, WeightFormat f, const void* row, const BlockQ8A* a,
-          int64_t a_stride, int64_t nb, float* out) {
-  switch (f) {
-    case WeightFormat::kQ8_0:
-      return k.dot4_q8_0(static_cast<const BlockQ8_0*>(row), a, a_stride, nb, out);
-    case WeightFormat::kQ4_0:
-      return k.dot4_q4_0(static_cast<const BlockQ4_0*>(row), a, a_stride, nb, out);
-    case WeightFormat::kQ4_1:
-      return k.dot4_q4_1(static_cast<const BlockQ4_1*>(row), a, a_stride, nb, out);
-    case WeightFormat::kDense:
-      break;
-  }
-}
-
 }  // namespace
 
 void QuantGemm(const float* a, WeightRef w, const float* bias, int32_t m, int32_t n, int32_t k,
                float* c, ThreadPool& pool) {
   const QuantKernels& table = SelectedQuantKernels();
+  const QuantDotFn dot_row = table.Dot(w.format);
+  const QuantDot4Fn dot4_rows = table.Dot4(w.format);
   const int64_t nb = k / kQuantBlock;
   const size_t row_bytes = QuantRowBytes(w.format, k);
   // The caller's thread owns its scratch; workers only read it.
@@ -66,7 +40,7 @@ void QuantGemm(const float* a, WeightRef w, const float* bias, int32_t m, int32_
       for (; i + 4 <= m; i += 4) {
         for (int64_t j = j0; j < j1; ++j) {
           float dot[4];
-          Dot4(table, w.format, base + j * row_bytes, qa + i * nb, nb, nb, dot);
+          dot4_rows(base + j * row_bytes, qa + i * nb, nb, nb, dot);
           for (int64_t r = 0; r < 4; ++r) {
             c[(i + r) * n + j] = bias != nullptr ? dot[r] + bias[j] : dot[r];
           }
@@ -74,7 +48,7 @@ void QuantGemm(const float* a, WeightRef w, const float* bias, int32_t m, int32_
       }
       for (; i < m; ++i) {
         for (int64_t j = j0; j < j1; ++j) {
-          const float dot = Dot(table, w.format, base + j * row_bytes, qa + i * nb, nb);
+          const float dot = dot_row(base + j * row_bytes, qa + i * nb, nb);
           c[i * n + j] = bias != nullptr ? dot + bias[j] : dot;
         }
       }

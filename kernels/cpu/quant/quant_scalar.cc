@@ -32,60 +32,128 @@ void QuantizeQ8A(const float* x, int64_t k, BlockQ8A* out) {
   }
 }
 
-float DotQ80(const BlockQ8_0* w, const BlockQ8A* a, int64_t nb) {
-  float acc = 0;
-  for (int64_t b = 0; b < nb; ++b) {
-    int32_t sumi = 0;
-    for (int i = 0; i < kQuantBlock; ++i) sumi += w[b].qs[i] * a[b].qs[i];
-    acc += F16ToF32(w[b].d) * a[b].d * static_cast<float>(sumi);
+// One 32-value block of weights, decoded: the integer codes the sum
+// multiplies (offsets applied), an integer scale per 16 values (Q6_K's; 1
+// elsewhere), and the fp32 factors of the block's integer sum (times the
+// activations' d) and of the activations' s (a min; 0 without one).
+struct SubBlock {
+  int8_t q[kQuantBlock];
+  int32_t sc16[2] = {1, 1};
+  float scale = 0;
+  float min = 0;
+};
+
+// Low and high nibbles of 16 bytes as values 0-15 and 16-31, plus `offset`
+// and the fifth bits of the little-endian `qh` where given.
+void Nibbles(const uint8_t* qs, const uint8_t* qh, int offset, int8_t* q) {
+  uint32_t high = 0;
+  if (qh != nullptr) {
+    high = static_cast<uint32_t>(qh[0]) | (static_cast<uint32_t>(qh[1]) << 8) |
+           (static_cast<uint32_t>(qh[2]) << 16) | (static_cast<uint32_t>(qh[3]) << 24);
   }
-  return acc;
+  for (int i = 0; i < kQuantBlock / 2; ++i) {
+    q[i] = static_cast<int8_t>((qs[i] & 0xf) + static_cast<int>(((high >> i) & 1u) << 4) + offset);
+    q[i + 16] = static_cast<int8_t>((qs[i] >> 4) +
+                                    static_cast<int>(((high >> (i + 16)) & 1u) << 4) + offset);
+  }
 }
 
-float DotQ40(const BlockQ4_0* w, const BlockQ8A* a, int64_t nb) {
-  float acc = 0;
-  for (int64_t b = 0; b < nb; ++b) {
-    int32_t sumi = 0;
-    for (int i = 0; i < kQuantBlock / 2; ++i) {
-      sumi += ((w[b].qs[i] & 0xf) - 8) * a[b].qs[i];
-      sumi += ((w[b].qs[i] >> 4) - 8) * a[b].qs[i + kQuantBlock / 2];
-    }
-    acc += F16ToF32(w[b].d) * a[b].d * static_cast<float>(sumi);
+SubBlock Decode(const BlockQ8_0& w, int /*j*/) {
+  SubBlock s;
+  std::copy(std::begin(w.qs), std::end(w.qs), s.q);
+  s.scale = F16ToF32(w.d);
+  return s;
+}
+SubBlock Decode(const BlockQ4_0& w, int /*j*/) {
+  SubBlock s;
+  Nibbles(w.qs, nullptr, -8, s.q);
+  s.scale = F16ToF32(w.d);
+  return s;
+}
+SubBlock Decode(const BlockQ4_1& w, int /*j*/) {
+  SubBlock s;
+  Nibbles(w.qs, nullptr, 0, s.q);
+  s.scale = F16ToF32(w.d);
+  s.min = F16ToF32(w.m);
+  return s;
+}
+SubBlock Decode(const BlockQ5_0& w, int /*j*/) {
+  SubBlock s;
+  Nibbles(w.qs, w.qh, -16, s.q);
+  s.scale = F16ToF32(w.d);
+  return s;
+}
+SubBlock Decode(const BlockQ5_1& w, int /*j*/) {
+  SubBlock s;
+  Nibbles(w.qs, w.qh, 0, s.q);
+  s.scale = F16ToF32(w.d);
+  s.min = F16ToF32(w.m);
+  return s;
+}
+// sum (d sc q - dmin m)(da qa) = d sc da sum(q qa) - dmin m s.
+template <typename Block>
+SubBlock DecodeK(const Block& w, int j, const uint8_t* qh) {
+  SubBlock s;
+  const uint8_t* qs = w.qs + 32 * (j / 2);
+  const int shift = 4 * (j % 2);
+  for (int l = 0; l < kQuantBlock; ++l) {
+    const int high = qh != nullptr ? ((qh[l] >> j) & 1) << 4 : 0;
+    s.q[l] = static_cast<int8_t>(((qs[l] >> shift) & 0xf) | high);
   }
-  return acc;
+  const KScaleMin k = UnpackKScaleMin(w.scales, j);
+  s.scale = F16ToF32(w.d) * static_cast<float>(k.scale);
+  s.min = -(F16ToF32(w.dmin) * static_cast<float>(k.min));
+  return s;
+}
+SubBlock Decode(const BlockQ4_K& w, int j) { return DecodeK(w, j, nullptr); }
+SubBlock Decode(const BlockQ5_K& w, int j) { return DecodeK(w, j, w.qh); }
+SubBlock Decode(const BlockQ6_K& w, int j) {
+  SubBlock s;
+  const ptrdiff_t h = j / 4, c = j % 4;
+  const uint8_t* ql = w.ql + 64 * h + 32 * (c & 1);
+  const uint8_t* qh = w.qh + 32 * h;
+  for (int l = 0; l < kQuantBlock; ++l) {
+    const int low = (ql[l] >> (4 * (c >> 1))) & 0xf;
+    s.q[l] = static_cast<int8_t>((low | (((qh[l] >> (2 * c)) & 3) << 4)) - 32);
+  }
+  // The scales are signed by the format.
+  s.sc16[0] = w.scales[8 * h + 2 * c];      // NOLINT(bugprone-signed-char-misuse)
+  s.sc16[1] = w.scales[8 * h + 2 * c + 1];  // NOLINT(bugprone-signed-char-misuse)
+  s.scale = F16ToF32(w.d);
+  return s;
 }
 
-// sum (d q + m) (da qa) = d da sum(q qa) + m s.
-float DotQ41(const BlockQ4_1* w, const BlockQ8A* a, int64_t nb) {
+template <typename Block>
+float DotRow(const void* wv, const BlockQ8A* a, int64_t nb) {
+  const auto* w = static_cast<const Block*>(wv);
   float acc = 0;
   for (int64_t b = 0; b < nb; ++b) {
-    int32_t sumi = 0;
-    for (int i = 0; i < kQuantBlock / 2; ++i) {
-      sumi += (w[b].qs[i] & 0xf) * a[b].qs[i];
-      sumi += (w[b].qs[i] >> 4) * a[b].qs[i + kQuantBlock / 2];
-    }
-    acc += F16ToF32(w[b].d) * a[b].d * static_cast<float>(sumi) + F16ToF32(w[b].m) * a[b].s;
+    const SubBlock s = Decode(w[b / kSubBlocks<Block>], static_cast<int>(b % kSubBlocks<Block>));
+    int32_t lo = 0, hi = 0;
+    for (int i = 0; i < 16; ++i) lo += s.q[i] * a[b].qs[i];
+    for (int i = 16; i < kQuantBlock; ++i) hi += s.q[i] * a[b].qs[i];
+    const int32_t sumi = s.sc16[0] * lo + s.sc16[1] * hi;
+    acc += s.scale * a[b].d * static_cast<float>(sumi) + s.min * a[b].s;
   }
   return acc;
 }
 
 // The reference for four rows: four single-row dots.
-template <typename Block, float (*Dot)(const Block*, const BlockQ8A*, int64_t)>
-void Dot4(const Block* w, const BlockQ8A* a, int64_t a_stride, int64_t nb, float* out) {
-  for (int r = 0; r < 4; ++r) out[r] = Dot(w, a + r * a_stride, nb);
+template <typename Block>
+void Dot4Rows(const void* w, const BlockQ8A* a, int64_t a_stride, int64_t nb, float* out) {
+  for (int r = 0; r < 4; ++r) out[r] = DotRow<Block>(w, a + r * a_stride, nb);
 }
 
 }  // namespace
 
 const QuantKernels& ScalarQuantKernels() {
-  static const QuantKernels k{"scalar",
-                              QuantizeQ8A,
-                              DotQ80,
-                              DotQ40,
-                              DotQ41,
-                              Dot4<BlockQ8_0, DotQ80>,
-                              Dot4<BlockQ4_0, DotQ40>,
-                              Dot4<BlockQ4_1, DotQ41>};
+  static const QuantKernels k{
+      "scalar",
+      QuantizeQ8A,
+      {nullptr, DotRow<BlockQ8_0>, DotRow<BlockQ4_0>, DotRow<BlockQ4_1>, DotRow<BlockQ5_0>,
+       DotRow<BlockQ5_1>, DotRow<BlockQ4_K>, DotRow<BlockQ5_K>, DotRow<BlockQ6_K>},
+      {nullptr, Dot4Rows<BlockQ8_0>, Dot4Rows<BlockQ4_0>, Dot4Rows<BlockQ4_1>, Dot4Rows<BlockQ5_0>,
+       Dot4Rows<BlockQ5_1>, Dot4Rows<BlockQ4_K>, Dot4Rows<BlockQ5_K>, Dot4Rows<BlockQ6_K>}};
   return k;
 }
 

@@ -10,6 +10,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/runtime/loader/loader_test_util.h"
+#include "tests/support/dequant_reference.h"
 
 namespace cohost::runtime {
 namespace {
@@ -103,6 +104,66 @@ TEST(DequantTest, Q4_1) {
   }
 }
 
+// Every quantized type against the gguf package's dequantizer (an
+// implementation independent of this one) on random blocks: every code of
+// every field, scales of both signs over five decades.
+TEST(DequantTest, AgreesWithTheGgufPackageOnRandomBlocks) {
+  const std::vector<::cohost::testing::DequantCase> cases =
+      ::cohost::testing::LoadDequantReference();
+  ASSERT_EQ(cases.size(), 8u);
+  for (const ::cohost::testing::DequantCase& c : cases) {
+    const GgmlTypeTraits* traits = nullptr;
+    for (uint32_t id = 0; id < 64 && traits == nullptr; ++id) {
+      const GgmlTypeTraits* t = FindGgmlType(id);
+      if (t != nullptr && t->name == c.type) traits = t;
+    }
+    ASSERT_NE(traits, nullptr) << c.type;
+    const auto n = static_cast<int64_t>(c.values.size());
+    ASSERT_EQ(static_cast<int64_t>(c.bytes.size()), n / traits->block_elems * traits->block_bytes)
+        << c.type;
+    std::vector<float> out(c.values.size());
+    ASSERT_TRUE(DequantizeToF32(traits->type, c.bytes, n, absl::MakeSpan(out)).ok()) << c.type;
+    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(out[i], c.values[i]) << c.type << " value " << i;
+  }
+}
+
+// Every scale field of every block type: infinity or NaN is refused, naming
+// the block; finite values (subnormal, negative) pass.
+TEST(DequantTest, NonFiniteScalesAreRefused) {
+  for (const ::cohost::testing::DequantCase& c : ::cohost::testing::LoadDequantReference()) {
+    const GgmlTypeTraits* traits = nullptr;
+    for (uint32_t id = 0; id < 64 && traits == nullptr; ++id) {
+      const GgmlTypeTraits* t = FindGgmlType(id);
+      if (t != nullptr && t->name == c.type) traits = t;
+    }
+    ASSERT_NE(traits, nullptr);
+    EXPECT_TRUE(CheckBlockScales(traits->type, c.bytes).ok()) << c.type;
+    // The fp16 fields: d (and m / dmin after it), Q6_K's d at its end.
+    std::vector<int> fields = {0};
+    if (c.type == "Q4_1" || c.type == "Q5_1" || c.type == "Q4_K" || c.type == "Q5_K") {
+      fields = {0, 2};
+    }
+    if (c.type == "Q6_K") fields = {208};
+    for (const int field : fields) {
+      for (const uint16_t bad : {uint16_t{0x7c00}, uint16_t{0xfc00}, uint16_t{0x7e01}}) {
+        std::vector<uint8_t> bytes = c.bytes;
+        const size_t at = static_cast<size_t>(2 * traits->block_bytes + field);  // block 2
+        bytes[at] = static_cast<uint8_t>(bad & 0xff);
+        bytes[at + 1] = static_cast<uint8_t>(bad >> 8);
+        const absl::Status s = CheckBlockScales(traits->type, bytes);
+        EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << c.type << " field " << field;
+        EXPECT_THAT(Msg(s), ::testing::HasSubstr("block 2 has a non-finite scale")) << c.type;
+        std::vector<float> out(c.values.size());
+        EXPECT_EQ(DequantizeToF32(traits->type, bytes, static_cast<int64_t>(out.size()),
+                                  absl::MakeSpan(out))
+                      .code(),
+                  absl::StatusCode::kInvalidArgument)
+            << c.type;
+      }
+    }
+  }
+}
+
 TEST(DequantTest, SizeMismatchesAndUnsupportedTypes) {
   std::vector<float> out(32);
   const std::string block = Q8_0Block(1.f, std::vector<int8_t>(32, 1));
@@ -117,9 +178,13 @@ TEST(DequantTest, SizeMismatchesAndUnsupportedTypes) {
       absl::StatusCode::kInvalidArgument);  // short destination
   std::vector<float> out256(256);
   absl::Status s =
-      DequantizeToF32(GgmlType::kQ4_K, Bytes(std::string(144, '\0')), 256, absl::MakeSpan(out256));
+      DequantizeToF32(GgmlType::kQ2_K, Bytes(std::string(84, '\0')), 256, absl::MakeSpan(out256));
   EXPECT_EQ(s.code(), absl::StatusCode::kUnimplemented);
-  EXPECT_THAT(Msg(s), ::testing::HasSubstr("Q4_K"));
+  EXPECT_THAT(Msg(s), ::testing::HasSubstr("Q2_K"));
+  EXPECT_EQ(DequantizeToF32(GgmlType::kQ4_K, Bytes(std::string(144, '\0')), 32,
+                            absl::MakeSpan(out256).subspan(0, 32))
+                .code(),
+            absl::StatusCode::kInvalidArgument);  // part of a super-block
   EXPECT_EQ(FindGgmlType(1000), nullptr);
   EXPECT_EQ(FindGgmlType(3)->name, "Q4_1");
 }

@@ -3,6 +3,7 @@
 // are accepted (SentencePiece defaults, Llama-3 rope_freqs).
 #include <cmath>
 #include <numbers>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
@@ -45,6 +46,27 @@ TEST(GgufModelTest, TensorProblems) {
     ExpectLoadError(m.writer, absl::StatusCode::kInvalidArgument,
                     "not a multiple of the Q4_K block size");
   }
+  for (const auto& [type, block_bytes, scale_at] :
+       {std::tuple{kTQ5_0, 22, 0}, std::tuple{kTQ4_1, 20, 2}}) {
+    // A scale or min that is NaN, in a tensor kept in its blocks or
+    // dequantized: refused before use, naming the tensor and the block (the
+    // K-quants' fields: dequant_test).
+    for (const bool keep : {false, true}) {
+      TinyModel m = MakeTinyModel();
+      GgufWriter::Tensor& t = FindTensor(m.writer, "blk.0.ffn_down.weight");
+      const int64_t values = t.dims[0] * t.dims[1];
+      t.type = type;
+      t.data = std::string(static_cast<size_t>(values / 32 * block_bytes), '\0');
+      t.data[static_cast<size_t>(block_bytes) + static_cast<size_t>(scale_at) + 1] =
+          '\x7e';  // 0x7e00: NaN
+      LoadOptions options;
+      options.keep_quantized = keep;
+      ExpectLoadError(m.writer, absl::StatusCode::kInvalidArgument,
+                      "tensor 'blk.0.ffn_down.weight': ", options);
+      ExpectLoadError(m.writer, absl::StatusCode::kInvalidArgument,
+                      "block 1 has a non-finite scale", options);
+    }
+  }
   {
     // A needed tensor in a type we cannot dequantize.
     TinyModel m = MakeTinyModel();
@@ -57,7 +79,7 @@ TEST(GgufModelTest, TensorProblems) {
 }
 
 TEST(GgufModelTest, UnsupportedTensorTypeIsUnimplemented) {
-  // Q4_K for the [256]-wide rows of a model whose hidden size is 256.
+  // Q2_K for the [256]-wide rows of a model whose hidden size is 256.
   GgufWriter w;
   w.AddString("general.architecture", "llama");
   for (auto [k, v] : {std::pair{"block_count", 1},
@@ -71,8 +93,8 @@ TEST(GgufModelTest, UnsupportedTensorTypeIsUnimplemented) {
   w.AddString("tokenizer.ggml.model", "gpt2");
   w.AddStringArray("tokenizer.ggml.tokens", {"a", "b"});
   w.AddStringArray("tokenizer.ggml.merges", {"a b"});
-  w.AddTensor("token_embd.weight", {256, 2}, kTQ4_K, std::string(2 * 144, '\0'));
-  ExpectLoadError(w, absl::StatusCode::kUnimplemented, "tensor 'token_embd.weight' has type Q4_K");
+  w.AddTensor("token_embd.weight", {256, 2}, kTQ2_K, std::string(2 * 84, '\0'));
+  ExpectLoadError(w, absl::StatusCode::kUnimplemented, "tensor 'token_embd.weight' has type Q2_K");
 }
 
 TEST(GgufModelTest, ConfigProblems) {

@@ -96,8 +96,12 @@ enum : uint32_t {
   kTF16 = 1,
   kTQ4_0 = 2,
   kTQ4_1 = 3,
+  kTQ5_0 = 6,
   kTQ8_0 = 8,
+  kTQ2_K = 10,
   kTQ4_K = 12,
+  kTQ5_K = 13,
+  kTQ6_K = 14,
   kTBF16 = 30
 };
 

@@ -232,8 +232,8 @@ inline GgufWriter::Tensor& FindTensor(GgufWriter& w, const std::string& name) {
 }
 
 inline void ExpectLoadError(const GgufWriter& w, absl::StatusCode code,
-                            const std::string& substring) {
-  absl::StatusOr<ModelFile> mf = LoadBytes(w.Build(), {}, "bad_model.gguf");
+                            const std::string& substring, const LoadOptions& options = {}) {
+  absl::StatusOr<ModelFile> mf = LoadBytes(w.Build(), options, "bad_model.gguf");
   ASSERT_FALSE(mf.ok()) << "expected: " << substring;
   EXPECT_EQ(mf.status().code(), code) << mf.status();
   EXPECT_THAT(Msg(mf.status()), ::testing::HasSubstr("bad_model.gguf"));

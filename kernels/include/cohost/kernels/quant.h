@@ -1,9 +1,11 @@
 // Weights kept in their file's quantized formats (GGUF's block layouts, so a
 // tensor's bytes are used as they lie in the file) and the int8 blocks the
 // activations are quantized to for the integer dot products
-// (kernels/cpu/quant/). Every format packs 32 values per block.
+// (kernels/cpu/quant/). A block packs 32 values; a K-quant super-block 256,
+// as eight sub-blocks of 32.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -15,10 +17,17 @@ enum class WeightFormat : uint8_t {
   kQ8_0,   // ggml Q8_0: fp16 scale d, 32 int8 q; x = d q
   kQ4_0,   // ggml Q4_0: fp16 scale d, 32 4-bit q; x = d (q - 8)
   kQ4_1,   // ggml Q4_1: fp16 scale d and min m, 32 4-bit q; x = d q + m
+  kQ5_0,   // ggml Q5_0: as Q4_0 with a fifth bit per value in qh; x = d (q - 16)
+  kQ5_1,   // ggml Q5_1: as Q4_1 with a fifth bit per value in qh; x = d q + m
+  kQ4_K,   // ggml Q4_K: 256 values; sub-block j: x = d sc_j q - dmin m_j, q 4-bit
+  kQ5_K,   // ggml Q5_K: as Q4_K with a fifth bit per value
+  kQ6_K,   // ggml Q6_K: 256 values; x = d sc (q - 32), q 6-bit, an int8 sc per 16
 };
+inline constexpr size_t kWeightFormats = 9;
 std::string_view WeightFormatName(WeightFormat f);
 
 inline constexpr int32_t kQuantBlock = 32;
+inline constexpr int32_t kSuperBlock = 256;
 
 struct BlockQ8_0 {
   uint16_t d;  // fp16 bits
@@ -32,11 +41,64 @@ struct BlockQ4_1 {
   uint16_t d, m;
   uint8_t qs[kQuantBlock / 2];
 };
-static_assert(sizeof(BlockQ8_0) == 34 && sizeof(BlockQ4_0) == 18 && sizeof(BlockQ4_1) == 20,
+struct BlockQ5_0 {
+  uint16_t d;
+  uint8_t qh[4];  // bit i of the little-endian uint32: value i's fifth bit
+  uint8_t qs[kQuantBlock / 2];
+};
+struct BlockQ5_1 {
+  uint16_t d, m;
+  uint8_t qh[4];
+  uint8_t qs[kQuantBlock / 2];
+};
+// Sub-blocks 2i and 2i+1 are the low and high nibbles of qs[32i .. 32i+31];
+// their six-bit scales and mins are packed in `scales` (KScaleMin).
+struct BlockQ4_K {
+  uint16_t d, dmin;
+  uint8_t scales[12];
+  uint8_t qs[kSuperBlock / 2];
+};
+// As Q4_K; bit j of qh[l] is the fifth bit of value l of sub-block j.
+struct BlockQ5_K {
+  uint16_t d, dmin;
+  uint8_t scales[12];
+  uint8_t qh[kSuperBlock / 8];
+  uint8_t qs[kSuperBlock / 2];
+};
+// Value 128h + 32c + l (half h, quarter c, l < 32): low four bits in
+// ql[64h + 32(c & 1) + l] (low nibble for c < 2, high for c >= 2), top two
+// bits in qh[32h + l] at bit 2c; its scale scales[8h + 2c + l / 16].
+struct BlockQ6_K {
+  uint8_t ql[kSuperBlock / 2];
+  uint8_t qh[kSuperBlock / 4];
+  int8_t scales[kSuperBlock / 16];
+  uint16_t d;
+};
+static_assert(sizeof(BlockQ8_0) == 34 && sizeof(BlockQ4_0) == 18 && sizeof(BlockQ4_1) == 20 &&
+                  sizeof(BlockQ5_0) == 22 && sizeof(BlockQ5_1) == 24 && sizeof(BlockQ4_K) == 144 &&
+                  sizeof(BlockQ5_K) == 176 && sizeof(BlockQ6_K) == 210,
               "GGUF's block layouts");
 
-// Bytes of one row of `k` values (k a multiple of kQuantBlock); for kDense,
-// 0 (the compute dtype decides).
+// Sub-block j's (0..7) six-bit scale and min in a Q4_K / Q5_K super-block:
+// bytes 0-3 hold scales 0-3 and bytes 4-7 mins 0-3 in their low six bits;
+// bytes 8-11 the low four bits of scales (low nibble) and mins (high nibble)
+// 4-7, whose top two bits are the top bits of bytes 0-3 and 4-7.
+struct KScaleMin {
+  uint8_t scale, min;
+};
+inline KScaleMin UnpackKScaleMin(const uint8_t* scales, int j) {
+  if (j < 4) {
+    return {static_cast<uint8_t>(scales[j] & 63), static_cast<uint8_t>(scales[j + 4] & 63)};
+  }
+  return {static_cast<uint8_t>((scales[j + 4] & 0x0f) | ((scales[j - 4] >> 6) << 4)),
+          static_cast<uint8_t>((scales[j + 4] >> 4) | ((scales[j] >> 6) << 4))};
+}
+
+// Values per block of `f` (32, or 256 for the K-quants; 1 for kDense).
+int32_t QuantBlockValues(WeightFormat f);
+
+// Bytes of one row of `k` values (k a multiple of QuantBlockValues(f)); for
+// kDense, 0 (the compute dtype decides).
 size_t QuantRowBytes(WeightFormat f, int64_t k);
 
 // A block of activations: 32 int8 values and their scale, x ~ d q, with
