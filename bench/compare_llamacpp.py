@@ -1,72 +1,127 @@
 #!/usr/bin/env python3
-"""128-token greedy generation on the default GGUF: cohost vs llama.cpp
-(through llama-cpp-python, built locally), same thread count, same run.
+"""cohost against llama.cpp (llama-cpp-python, compiled on this machine) on the
+same GGUF and thread count, interleaved in one run so machine noise hits both:
+decode tok/s at batch 1 (128 greedy tokens), prefill tok/s on a 511-token
+prompt, and each process's peak RSS. Every measurement is a fresh process
+under /usr/bin/time, so a peak is that process's alone.
 
-Run: $VENV/bin/python bench/compare_llamacpp.py [--threads 2] [--reps 3]
-($VENV: a virtualenv made as scripts/requirements-reference.txt says.)
-Needs `pip install llama-cpp-python` (it compiles llama.cpp) and a Release build
-of cohost in build/.
+Run: $VENV/bin/python bench/compare_llamacpp.py [--model PATH] [--threads 2]
+     [--reps 3] [--cohost-flags "--keep-quantized"]
+($VENV: a virtualenv with llama-cpp-python, as scripts/requirements-reference.txt
+says; a Release build of cohost in build/.) Prints a markdown table and the CPU.
 """
 import argparse
 import json
 import os
+import shlex
 import statistics
 import subprocess
+import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MODEL = os.path.join(ROOT, "models", "SmolLM2-135M-Instruct.Q4_1.gguf")
-PROMPT = "Once upon a time"
-N = 128
+DEFAULT_MODEL = os.path.join(ROOT, "models", "SmolLM2-135M-Instruct.Q4_1.gguf")
+DECODE_PROMPT = "Once upon a time"
+DECODE_TOKENS = 128
+# 34 repeats of a sentence: 511 tokens for SmolLM2's tokenizer (cohost's
+# gives llama.cpp's ids: llamacpp_reference_test); each engine's rate is its
+# own prompt count over its own time.
+PREFILL_TEXT = "The quick brown fox jumps over the lazy dog while the cat sleeps. " * 34
 
 
-def cohost_run(threads):
-    out = subprocess.run(
-        [os.path.join(ROOT, "build", "tools", "cohost"), "run", "--model", MODEL,
-         "--prompt", PROMPT, "--temperature", "0", "--max-tokens", str(N), "--ignore-eos",
-         "--json", "--threads", str(threads)],
-        check=True, capture_output=True, text=True).stdout
+def timed(cmd):
+    """(stdout, peak RSS in MB) of `cmd` run under GNU time."""
+    out = subprocess.run(["/usr/bin/time", "-f", "%M"] + cmd, check=True, capture_output=True,
+                         text=True)
+    rss_kb = int(out.stderr.strip().splitlines()[-1])
+    return out.stdout, rss_kb / 1024
+
+
+def worker(args):
+    """One llama.cpp measurement in this process; prints JSON."""
+    from llama_cpp import Llama
+    llm = Llama(model_path=args.model, n_ctx=1024, n_threads=args.threads,
+                n_threads_batch=args.threads, n_batch=1024, verbose=False)
+    if args.worker == "decode":
+        tokens = llm.tokenize(DECODE_PROMPT.encode(), add_bos=False)
+        first = None
+        n = 0
+        for _ in llm.generate(tokens, top_k=1, temp=0.0, reset=True):
+            n += 1
+            if first is None:
+                first = time.perf_counter()
+            if n == DECODE_TOKENS:
+                break
+        rate = (DECODE_TOKENS - 1) / (time.perf_counter() - first)
+    else:
+        ids = llm.tokenize(PREFILL_TEXT.encode(), add_bos=False)
+        start = time.perf_counter()
+        llm.eval(ids)
+        rate = len(ids) / (time.perf_counter() - start)
+    print(json.dumps({"rate": rate}))
+
+
+def llamacpp(args, kind):
+    out, rss = timed([sys.executable, os.path.abspath(__file__), "--worker", kind, "--model",
+                      args.model, "--threads", str(args.threads)])
+    return json.loads(out.splitlines()[-1])["rate"], rss
+
+
+def cohost(args, kind):
+    cmd = [os.path.join(ROOT, "build", "tools", "cohost"), "run", "--model", args.model,
+           "--temperature", "0", "--json", "--threads", str(args.threads)]
+    cmd += shlex.split(args.cohost_flags)
+    if kind == "decode":
+        cmd += ["--prompt", DECODE_PROMPT, "--max-tokens", str(DECODE_TOKENS), "--ignore-eos"]
+    else:
+        cmd += ["--prompt", PREFILL_TEXT, "--max-tokens", "1"]
+    out, rss = timed(cmd)
     j = json.loads(out.splitlines()[-1])
-    assert len(j["generated_ids"]) == N
-    return j["tokens_per_second"], j["ttft_ms"]
+    if kind == "decode":
+        assert len(j["generated_ids"]) == DECODE_TOKENS
+        return j["tokens_per_second"], rss
+    return len(j["prompt_ids"]) / (j["ttft_ms"] / 1000), rss
 
 
-def llamacpp_run(llm):
-    llm.reset()
-    tokens = llm.tokenize(PROMPT.encode(), add_bos=False)
-    t0 = time.perf_counter()
-    first = None
-    n = 0
-    for _ in llm.generate(tokens, top_k=1, temp=0.0, reset=True):
-        n += 1
-        if first is None:
-            first = time.perf_counter()
-        if n == N:
-            break
-    end = time.perf_counter()
-    return (N - 1) / (end - first), (first - t0) * 1000
+def cpu_name():
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return "unknown"
 
 
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default=DEFAULT_MODEL)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--cohost-flags", default="--keep-quantized")
+    ap.add_argument("--worker", choices=["decode", "prefill"], help=argparse.SUPPRESS)
     args = ap.parse_args()
-    from llama_cpp import Llama
+    if args.worker:
+        return worker(args)
     import llama_cpp
-    llm = Llama(model_path=MODEL, n_ctx=512, n_threads=args.threads, n_batch=512,
-                verbose=False)
-    rows = {"cohost": [], "llama.cpp": []}
-    for _ in range(args.reps):  # interleaved so machine noise hits both alike
-        rows["cohost"].append(cohost_run(args.threads))
-        rows["llama.cpp"].append(llamacpp_run(llm))
-    print(f"threads={args.threads} reps={args.reps} prompt={PROMPT!r} tokens={N} "
-          f"llama-cpp-python {llama_cpp.__version__}")
-    print("| engine | decode tok/s (median) | TTFT ms (median) |")
-    print("|---|---|---|")
-    for name, vals in rows.items():
-        print(f"| {name} | {statistics.median(v[0] for v in vals):.1f} | "
-              f"{statistics.median(v[1] for v in vals):.1f} |")
+    rows = {"cohost": {"decode": [], "prefill": []}, "llama.cpp": {"decode": [], "prefill": []}}
+    for _ in range(args.reps):  # interleaved
+        for kind in ("decode", "prefill"):
+            rows["cohost"][kind].append(cohost(args, kind))
+            rows["llama.cpp"][kind].append(llamacpp(args, kind))
+    size_mb = os.path.getsize(args.model) / 2**20
+    print(f"model={os.path.basename(args.model)} ({size_mb:.0f} MB) threads={args.threads} "
+          f"reps={args.reps} cohost flags={args.cohost_flags!r} "
+          f"llama-cpp-python {llama_cpp.__version__} cpu={cpu_name()!r}")
+    print("| engine | decode tok/s (median) | prefill tok/s, ~512 tokens (median) | "
+          "peak RSS MB (decode run, median) |")
+    print("|---|---|---|---|")
+    med = {}
+    for name, r in rows.items():
+        med[name] = (statistics.median(v[0] for v in r["decode"]),
+                     statistics.median(v[0] for v in r["prefill"]),
+                     statistics.median(v[1] for v in r["decode"]))
+        print(f"| {name} | {med[name][0]:.1f} | {med[name][1]:.0f} | {med[name][2]:.0f} |")
+    c, l = med["cohost"], med["llama.cpp"]
+    print(f"| cohost / llama.cpp | {c[0] / l[0]:.2f}x | {c[1] / l[1]:.2f}x | {c[2] / l[2]:.2f}x |")
 
 
 if __name__ == "__main__":

@@ -135,9 +135,9 @@ class CpuBackend final : public Backend {
     return absl::OkStatus();
   }
 
-  void Embedding(const int32_t* ids, int32_t n, const void* table, int32_t hidden,
+  void Embedding(const int32_t* ids, int32_t n, WeightRef table, int32_t hidden,
                  void* out) override {
-    cpu::Embedding(ids, n, F(table), hidden, F(out), pool_);
+    cpu::Embedding(ids, n, table, hidden, F(out), pool_);
   }
   void RmsNorm(const void* x, void* residual, const void* weight, int32_t n, int32_t hidden,
                float eps, void* out) override {

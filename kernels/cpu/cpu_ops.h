@@ -10,7 +10,7 @@
 
 namespace cohost::kernels::cpu {
 
-void Embedding(const int32_t* ids /*[n]*/, int32_t n, const float* table /*[vocab, hidden]*/,
+void Embedding(const int32_t* ids /*[n]*/, int32_t n, WeightRef table /*[vocab, hidden]*/,
                int32_t hidden, float* out /*[n, hidden]*/, ThreadPool& pool);
 
 // out may alias x.

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "cpu_ops.h"
+#include "quant/quant_kernels.h"
 
 namespace cohost::kernels::cpu {
 
@@ -19,12 +20,20 @@ int64_t RowGrain(int64_t width) {
 }
 }  // namespace
 
-void Embedding(const int32_t* ids, int32_t n, const float* table, int32_t hidden, float* out,
+void Embedding(const int32_t* ids, int32_t n, WeightRef table, int32_t hidden, float* out,
                ThreadPool& pool) {
+  const auto* base = static_cast<const uint8_t*>(table.data);
+  const size_t row_bytes = table.format == WeightFormat::kDense
+                               ? sizeof(float) * static_cast<size_t>(hidden)
+                               : QuantRowBytes(table.format, hidden);
   pool.ParallelFor(n, RowGrain(hidden), [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
-      std::memcpy(out + i * hidden, table + static_cast<int64_t>(ids[i]) * hidden,
-                  sizeof(float) * hidden);
+      const uint8_t* row = base + static_cast<size_t>(ids[i]) * row_bytes;
+      if (table.format == WeightFormat::kDense) {
+        std::memcpy(out + i * hidden, row, row_bytes);
+      } else {
+        DequantizeRow(table.format, row, hidden, out + i * hidden);
+      }
     }
   });
 }

@@ -224,10 +224,16 @@ class CudaBackend final : public Backend {
   }
 
   // ---- ops ----
-  void Embedding(const int32_t* ids, int32_t n, const void* table, int32_t hidden,
+  void Embedding(const int32_t* ids, int32_t n, WeightRef table, int32_t hidden,
                  void* out) override {
     if (!EnterOp()) return;
-    Record(cuda::LaunchGatherRows(static_cast<const bf16*>(table), ids, n, hidden,
+    if (table.format != WeightFormat::kDense) {
+      Record(absl::UnimplementedError(absl::StrCat("Embedding: a table in ",
+                                                   std::string(WeightFormatName(table.format)),
+                                                   " (the CUDA backend takes bf16)")));
+      return;
+    }
+    Record(cuda::LaunchGatherRows(static_cast<const bf16*>(table.data), ids, n, hidden,
                                   static_cast<bf16*>(out), stream_));
   }
 

@@ -181,15 +181,14 @@ absl::StatusOr<ModelConfig> ConfigFromGguf(const GgufFile& f) {
 
 namespace {
 
-// Whether a tensor may stay in its blocks: a matrix of a block type, other
-// than the embedding (looked up by rows, so always fp32). Whether the backend
-// computes on those blocks is the model's choice (runtime/model/model.cc);
-// it dequantizes the others.
-bool KeepsBlocks(const std::string& name, const std::vector<int64_t>& shape,
-                 const GgufTensorInfo& info) {
+// Whether a tensor may stay in its blocks: a matrix of a block type (the
+// embedding too: its rows are dequantized as they are looked up, and a tied
+// lm_head multiplies its blocks). Whether the backend computes on those
+// blocks is the model's choice (runtime/model/model.cc); it dequantizes the
+// others.
+bool KeepsBlocks(const std::vector<int64_t>& shape, const GgufTensorInfo& info) {
   const GgmlTypeTraits* traits = FindGgmlType(static_cast<uint32_t>(info.type));
-  return shape.size() == 2 && name != "token_embd.weight" && traits != nullptr &&
-         traits->block_elems > 1 && traits->dequantizable;
+  return shape.size() == 2 && traits != nullptr && traits->block_elems > 1 && traits->dequantizable;
 }
 
 // `s` with the file and the tensor named in front of its message.
@@ -243,7 +242,7 @@ absl::StatusOr<ModelFile> LoadGgufModel(const std::string& path, const LoadOptio
     job.name = name;
     job.shape = shape;
     job.source_bytes = info->size_bytes;
-    if (options.keep_quantized && KeepsBlocks(name, shape, *info)) {
+    if (options.keep_quantized && KeepsBlocks(shape, *info)) {
       // Rows of blocks as they lie in the file (the reader checked the
       // tensor's byte size against its shape and type).
       job.raw_type = info->type;

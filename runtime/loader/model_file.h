@@ -60,8 +60,8 @@ using LoadProgressFn = std::function<void(uint64_t done_bytes, uint64_t total_by
 
 struct LoadOptions {
   bool load_tensors = true;  // false: config and tokenizer only (fast)
-  // The linear layers' matrices (not the embedding) stored in a block type
-  // (Q8_0, Q4_K, ...) stay in their blocks instead of becoming fp32.
+  // The matrices (the embedding too) stored in a block type (Q8_0, Q4_K, ...)
+  // stay in their blocks instead of becoming fp32.
   bool keep_quantized = false;
   LoadProgressFn progress;  // optional
 };

@@ -30,7 +30,7 @@ LlamaModel::LlamaModel(const ModelConfig& config, kernels::Backend* backend, Lla
       w_(std::move(weights)),
       elem_size_(kernels::DTypeSize(backend->compute_dtype())) {
   for (const kernels::DeviceBuffer* b :
-       {&w_.token_embd, &w_.output_norm, &w_.output.buf, &w_.inv_freq}) {
+       {&w_.token_embd.buf, &w_.output_norm, &w_.output.buf, &w_.inv_freq}) {
     weights_bytes_ += b->bytes();
   }
   for (const LlamaLayerWeights& l : w_.layers) {
@@ -183,7 +183,7 @@ absl::Status LlamaModel::Forward(const Batch& batch, KvCache& kv, std::vector<fl
   void* k = At(qkv_, static_cast<int64_t>(T) * q_width);
   void* v = At(qkv_, static_cast<int64_t>(T) * (q_width + kv_width));
 
-  be.Embedding(ids, T, w_.token_embd.data(), H, x_.data());
+  be.Embedding(ids, T, w_.token_embd.Ref(), H, x_.data());
   for (int32_t l = 0; l < c.num_layers; ++l) {
     const LlamaLayerWeights& lw = w_.layers[l];
     // Pre-attention norm; from layer 1 on it first adds the last MLP output.
@@ -217,9 +217,8 @@ absl::Status LlamaModel::Forward(const Batch& batch, KvCache& kv, std::vector<fl
     be.GatherRows(delta_.data(), rows, S, H, sample_delta_.data());
     be.RmsNorm(sample_delta_.data(), sample_x_.data(), w_.output_norm.data(), S, H, eps,
                sample_normed_.data());
-    const kernels::WeightRef lm_head = w_.output.buf.data() != nullptr
-                                           ? w_.output.Ref()
-                                           : kernels::WeightRef(w_.token_embd.data());
+    const kernels::WeightRef lm_head =
+        w_.output.buf.data() != nullptr ? w_.output.Ref() : w_.token_embd.Ref();
     be.Gemm(sample_normed_.data(), lm_head, nullptr, S, c.vocab_size, H, logits_.data());
     logits->resize(static_cast<size_t>(S) * c.vocab_size);
     if (absl::Status s = be.DownloadF32(logits->data(), logits_.data(), logits->size()); !s.ok()) {

@@ -36,7 +36,7 @@ struct LlamaLayerWeights {
 };
 
 struct LlamaWeights {
-  kernels::DeviceBuffer token_embd;   // [vocab, hidden], always dense (looked up by rows)
+  WeightMatrix token_embd;            // [vocab, hidden]; rows looked up, and the tied lm_head
   kernels::DeviceBuffer output_norm;  // [hidden]
   WeightMatrix output;                // [vocab, hidden]; empty when tied to token_embd
   kernels::DeviceBuffer inv_freq;     // fp32 [head_dim / 2], RoPE inverse frequencies

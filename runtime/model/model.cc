@@ -208,7 +208,7 @@ absl::StatusOr<LlamaWeights> UploadLlamaWeights(const ModelFile& file, Backend* 
   const HostTensor* t = nullptr;
 
   ASSIGN_OR_RETURN(t, check.Get("token_embd.weight", {vocab, hidden}));
-  ASSIGN_OR_RETURN(w.token_embd, Upload(backend, *t));
+  ASSIGN_OR_RETURN(w.token_embd, UploadMatrix(backend, {t}));
   ASSIGN_OR_RETURN(t, check.Get("output_norm.weight", {hidden}));
   ASSIGN_OR_RETURN(w.output_norm, Upload(backend, *t));
   if (!c.tie_word_embeddings) {
@@ -285,7 +285,7 @@ size_t Model::PredictWeightsBytes(const ModelConfig& config, kernels::DType dtyp
   size_t bytes = static_cast<size_t>(config.head_dim / 2) * 4;
   // The matrices UploadMatrix fuses, each group kept in its blocks only when
   // all its parts are stored in one format the Gemm takes.
-  std::vector<std::vector<std::string>> groups;
+  std::vector<std::vector<std::string>> groups = {{"token_embd.weight"}};
   if (!config.tie_word_embeddings) groups.push_back({"output.weight"});
   for (int32_t l = 0; l < config.num_layers; ++l) {
     const std::string p = absl::StrFormat("blk.%d.", l);

@@ -163,7 +163,7 @@ class FaultyBackend final : public Backend {
     return cpu_->UnbackRange(addr, bytes);
   }
 
-  void Embedding(const int32_t* ids, int32_t n, const void* table, int32_t hidden,
+  void Embedding(const int32_t* ids, int32_t n, WeightRef table, int32_t hidden,
                  void* out) override {
     cpu_->Embedding(ids, n, table, hidden, out);
     SpoilLast(out, int64_t{n} * hidden);

@@ -294,6 +294,19 @@ TEST(QuantDotTest, EveryTableAgreesWithTheGgufPackagesValues) {
   }
 }
 
+// An embedding row looked up from a table kept in its blocks: exactly the
+// gguf package's values (so exactly the loader's reference path's).
+TEST(QuantDotTest, DequantizeRowGivesTheGgufPackagesValuesExactly) {
+  for (const ::cohost::testing::DequantCase& c : ::cohost::testing::LoadDequantReference()) {
+    const auto* f = std::find_if(std::begin(kFormats), std::end(kFormats),
+                                 [&](WeightFormat f) { return WeightFormatName(f) == c.type; });
+    ASSERT_NE(f, std::end(kFormats)) << c.type;
+    std::vector<float> out(c.values.size());
+    DequantizeRow(*f, c.bytes.data(), static_cast<int64_t>(out.size()), out.data());
+    for (size_t i = 0; i < out.size(); ++i) ASSERT_EQ(out[i], c.values[i]) << c.type << " " << i;
+  }
+}
+
 // The four-row kernels give each row exactly what the single-row kernel of
 // the same table gives it.
 TEST(QuantDotTest, FourRowsAtOnceEqualEachRowAlone) {

@@ -137,20 +137,26 @@ COHOST_AVX2 inline SubBlock LoadK(const Block& w, __m256i q) {
   return Plain(q, _cvtsh_ss(w.d) * static_cast<float>(k.scale),
                -(_cvtsh_ss(w.dmin) * static_cast<float>(k.min)));
 }
+// Sub-blocks 2i and 2i+1 of a Q4_K / Q5_K share the 32 bytes at 32i.
+template <int J>
+inline constexpr ptrdiff_t kNibbleBytes = ptrdiff_t{32} * (J / 2);
+
 template <int J>
 COHOST_AVX2 inline SubBlock Load(const BlockQ4_K& w) {
-  return LoadK<J>(w, BitField(w.qs + 32 * (J / 2), 4 * (J % 2), 0x0f));
+  return LoadK<J>(w, BitField(w.qs + kNibbleBytes<J>, 4 * (J % 2), 0x0f));
 }
 template <int J>
 COHOST_AVX2 inline SubBlock Load(const BlockQ5_K& w) {
   const __m256i high = _mm256_slli_epi16(BitField(w.qh, J, 1), 4);
-  return LoadK<J>(w, _mm256_or_si256(BitField(w.qs + 32 * (J / 2), 4 * (J % 2), 0x0f), high));
+  return LoadK<J>(w, _mm256_or_si256(BitField(w.qs + kNibbleBytes<J>, 4 * (J % 2), 0x0f), high));
 }
 template <int J>
 COHOST_AVX2 inline SubBlock Load(const BlockQ6_K& w) {
   constexpr int kHalf = J / 4, kQuarter = J % 4;
-  const __m256i low = BitField(w.ql + 64 * kHalf + 32 * (kQuarter & 1), 4 * (kQuarter >> 1), 0x0f);
-  const __m256i high = _mm256_slli_epi16(BitField(w.qh + 32 * kHalf, 2 * kQuarter, 3), 4);
+  constexpr ptrdiff_t kLow = ptrdiff_t{64} * kHalf + ptrdiff_t{32} * (kQuarter & 1);
+  constexpr ptrdiff_t kHigh = ptrdiff_t{32} * kHalf;
+  const __m256i low = BitField(w.ql + kLow, 4 * (kQuarter >> 1), 0x0f);
+  const __m256i high = _mm256_slli_epi16(BitField(w.qh + kHigh, 2 * kQuarter, 3), 4);
   const __m256i q = _mm256_sub_epi8(_mm256_or_si256(low, high), _mm256_set1_epi8(32));
   const __m256i sc16 = _mm256_set_m128i(_mm_set1_epi16(w.scales[8 * kHalf + 2 * kQuarter + 1]),
                                         _mm_set1_epi16(w.scales[8 * kHalf + 2 * kQuarter]));

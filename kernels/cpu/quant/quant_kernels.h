@@ -46,6 +46,11 @@ struct QuantKernels {
   QuantDot4Fn Dot4(WeightFormat f) const { return dot4[static_cast<size_t>(f)]; }
 };
 
+// The `k` values of one weight row in format `f` (not kDense), dequantized
+// as the loader's reference path does, bit for bit: an embedding row looked
+// up from a table kept in its blocks.
+void DequantizeRow(WeightFormat f, const void* row, int64_t k, float* out);
+
 const QuantKernels& ScalarQuantKernels();
 // nullptr when this CPU lacks AVX2, FMA or F16C.
 const QuantKernels* Avx2QuantKernels();

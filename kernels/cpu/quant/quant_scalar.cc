@@ -144,7 +144,44 @@ void Dot4Rows(const void* w, const BlockQ8A* a, int64_t a_stride, int64_t nb, fl
   for (int r = 0; r < 4; ++r) out[r] = DotRow<Block>(w, a + r * a_stride, nb);
 }
 
+// value = (scale * sc16) * q + min: the loader's order for every format
+// (sc16 is 1 but for Q6_K, whose loader multiplies d by its scale first).
+template <typename Block>
+void DequantizeRowOf(const void* wv, int64_t k, float* out) {
+  const auto* w = static_cast<const Block*>(wv);
+  for (int64_t b = 0; b < k / kQuantBlock; ++b, out += kQuantBlock) {
+    const SubBlock s = Decode(w[b / kSubBlocks<Block>], static_cast<int>(b % kSubBlocks<Block>));
+    for (int i = 0; i < kQuantBlock; ++i) {
+      const float scale = s.scale * static_cast<float>(s.sc16[i < 16 ? 0 : 1]);
+      out[i] = scale * static_cast<float>(s.q[i]) + s.min;
+    }
+  }
+}
+
 }  // namespace
+
+void DequantizeRow(WeightFormat f, const void* row, int64_t k, float* out) {
+  switch (f) {
+    case WeightFormat::kQ8_0:
+      return DequantizeRowOf<BlockQ8_0>(row, k, out);
+    case WeightFormat::kQ4_0:
+      return DequantizeRowOf<BlockQ4_0>(row, k, out);
+    case WeightFormat::kQ4_1:
+      return DequantizeRowOf<BlockQ4_1>(row, k, out);
+    case WeightFormat::kQ5_0:
+      return DequantizeRowOf<BlockQ5_0>(row, k, out);
+    case WeightFormat::kQ5_1:
+      return DequantizeRowOf<BlockQ5_1>(row, k, out);
+    case WeightFormat::kQ4_K:
+      return DequantizeRowOf<BlockQ4_K>(row, k, out);
+    case WeightFormat::kQ5_K:
+      return DequantizeRowOf<BlockQ5_K>(row, k, out);
+    case WeightFormat::kQ6_K:
+      return DequantizeRowOf<BlockQ6_K>(row, k, out);
+    case WeightFormat::kDense:
+      break;
+  }
+}
 
 const QuantKernels& ScalarQuantKernels() {
   static const QuantKernels k{

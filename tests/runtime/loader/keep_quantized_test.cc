@@ -1,7 +1,7 @@
-// LoadOptions::keep_quantized: the linear layers stored as Q8_0, Q4_0 or
-// Q4_1 arrive as their blocks, rows in rotate-half RoPE order for Llama's q
-// and k, and dequantize to exactly the values a plain load gives; everything
-// else (the embedding, norms, fp16/fp32 matrices) is fp32 as before.
+// LoadOptions::keep_quantized: the matrices stored in a block type (the
+// embedding too) arrive as their blocks, rows in rotate-half RoPE order for
+// Llama's q and k, and dequantize to exactly the values a plain load gives;
+// everything else (norms, fp16/fp32 matrices) is fp32 as before.
 
 #include <filesystem>
 #include <string>
@@ -48,14 +48,14 @@ TEST(KeepQuantizedTest, LinearLayersKeepTheirBlocksAndDequantizeToThePlainValues
       }
       ++raw;
       EXPECT_TRUE(t.data.empty());
-      EXPECT_NE(name, "token_embd.weight") << "looked up by rows: always fp32";
       std::vector<float> values(want.size());
       ASSERT_TRUE(DequantizeToF32(t.raw_type, t.raw, t.numel(), absl::MakeSpan(values)).ok());
       EXPECT_EQ(values, want) << "the same values, rows in the same order";
     }
-    // ffn_gate (Q8_0), ffn_up (Q4_0), ffn_down (Q4_1), output (Q4_0); then
-    // v (Q4_1) or q, k, v (Q8_0).
-    EXPECT_EQ(raw, quantized_attention ? 7 : 5);
+    // token_embd (Q8_0), ffn_gate (Q8_0), ffn_up (Q4_0), ffn_down (Q4_1),
+    // output (Q4_0); then v (Q4_1) or q, k, v (Q8_0).
+    EXPECT_EQ(raw, quantized_attention ? 8 : 6);
+    EXPECT_TRUE(kept->tensors.at("token_embd.weight").quantized());
     EXPECT_TRUE(kept->tensors.at("blk.0.attn_k.weight").quantized() == quantized_attention);
   }
 }

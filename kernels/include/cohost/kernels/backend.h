@@ -75,9 +75,10 @@ class Backend {
 
   // ---- ops ----
   // out[i, :] = table[ids[i], :]. Ids were validated against the vocab upstream.
-  virtual void Embedding(const int32_t* ids /*[n]*/, int32_t n,
-                         const void* table /*[vocab, hidden]*/, int32_t hidden,
-                         void* out /*[n, hidden]*/) = 0;
+  // The table is dense or, where SupportsWeightFormat takes its format, rows
+  // of blocks (each looked-up row dequantized).
+  virtual void Embedding(const int32_t* ids /*[n]*/, int32_t n, WeightRef table /*[vocab, hidden]*/,
+                         int32_t hidden, void* out /*[n, hidden]*/) = 0;
 
   // If residual != nullptr: residual += x first, then normalizes residual.
   // out = residual_or_x / rms(residual_or_x) * weight.
