@@ -45,7 +45,9 @@ std::vector<BlockQ8A> Activations(const QuantKernels& k) {
   return a;
 }
 
-const QuantKernels* Table(int64_t i) { return i == 0 ? &ScalarQuantKernels() : Avx2QuantKernels(); }
+const QuantKernels* Table(int64_t i) {
+  return i == 0 ? &ScalarQuantKernels() : i == 1 ? Avx2QuantKernels() : Avx512VnniQuantKernels();
+}
 
 template <typename Block, WeightFormat kFormat>
 void BM_Dot(benchmark::State& state) {
@@ -67,14 +69,14 @@ void BM_Dot(benchmark::State& state) {
   state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(w.size() * sizeof(Block)));
 }
 
-BENCHMARK(BM_Dot<BlockQ8_0, WeightFormat::kQ8_0>)->Name("dot_q8_0")->Arg(0)->Arg(1);
-BENCHMARK(BM_Dot<BlockQ4_0, WeightFormat::kQ4_0>)->Name("dot_q4_0")->Arg(0)->Arg(1);
-BENCHMARK(BM_Dot<BlockQ4_1, WeightFormat::kQ4_1>)->Name("dot_q4_1")->Arg(0)->Arg(1);
-BENCHMARK(BM_Dot<BlockQ5_0, WeightFormat::kQ5_0>)->Name("dot_q5_0")->Arg(0)->Arg(1);
-BENCHMARK(BM_Dot<BlockQ5_1, WeightFormat::kQ5_1>)->Name("dot_q5_1")->Arg(0)->Arg(1);
-BENCHMARK(BM_Dot<BlockQ4_K, WeightFormat::kQ4_K>)->Name("dot_q4_k")->Arg(0)->Arg(1);
-BENCHMARK(BM_Dot<BlockQ5_K, WeightFormat::kQ5_K>)->Name("dot_q5_k")->Arg(0)->Arg(1);
-BENCHMARK(BM_Dot<BlockQ6_K, WeightFormat::kQ6_K>)->Name("dot_q6_k")->Arg(0)->Arg(1);
+BENCHMARK(BM_Dot<BlockQ8_0, WeightFormat::kQ8_0>)->Name("dot_q8_0")->Arg(0)->Arg(1)->Arg(2);
+BENCHMARK(BM_Dot<BlockQ4_0, WeightFormat::kQ4_0>)->Name("dot_q4_0")->Arg(0)->Arg(1)->Arg(2);
+BENCHMARK(BM_Dot<BlockQ4_1, WeightFormat::kQ4_1>)->Name("dot_q4_1")->Arg(0)->Arg(1)->Arg(2);
+BENCHMARK(BM_Dot<BlockQ5_0, WeightFormat::kQ5_0>)->Name("dot_q5_0")->Arg(0)->Arg(1)->Arg(2);
+BENCHMARK(BM_Dot<BlockQ5_1, WeightFormat::kQ5_1>)->Name("dot_q5_1")->Arg(0)->Arg(1)->Arg(2);
+BENCHMARK(BM_Dot<BlockQ4_K, WeightFormat::kQ4_K>)->Name("dot_q4_k")->Arg(0)->Arg(1)->Arg(2);
+BENCHMARK(BM_Dot<BlockQ5_K, WeightFormat::kQ5_K>)->Name("dot_q5_k")->Arg(0)->Arg(1)->Arg(2);
+BENCHMARK(BM_Dot<BlockQ6_K, WeightFormat::kQ6_K>)->Name("dot_q6_k")->Arg(0)->Arg(1)->Arg(2);
 
 }  // namespace
 }  // namespace cohost::kernels::cpu

@@ -39,6 +39,7 @@ constexpr WeightFormat kFormats[] = {WeightFormat::kQ8_0, WeightFormat::kQ4_0, W
 std::vector<const QuantKernels*> Vectorized() {
   std::vector<const QuantKernels*> out;
   if (const QuantKernels* avx2 = Avx2QuantKernels()) out.push_back(avx2);
+  if (const QuantKernels* vnni = Avx512VnniQuantKernels()) out.push_back(vnni);
   return out;
 }
 
@@ -160,9 +161,15 @@ TEST(CpuFeaturesTest, NamesTheCpuAndWhatItHas) {
   }
   const bool avx2_table = Avx2QuantKernels() != nullptr;
   EXPECT_EQ(avx2_table, f.avx2 && f.fma && f.f16c);
+  const bool vnni_table = Avx512VnniQuantKernels() != nullptr;
+  EXPECT_EQ(vnni_table, avx2_table && f.avx512f && f.avx512vl && f.avx512vnni);
   const char* force = std::getenv("COHOST_CPU_KERNELS");
-  const bool forced_scalar = force != nullptr && std::string(force) == "scalar";
-  EXPECT_STREQ(SelectedQuantKernels().name, avx2_table && !forced_scalar ? "avx2" : "scalar");
+  const std::string forced = force != nullptr ? force : "";
+  const char* want = forced == "scalar"               ? "scalar"
+                     : vnni_table && forced != "avx2" ? "avx512vnni"
+                     : avx2_table                     ? "avx2"
+                                                      : "scalar";
+  EXPECT_STREQ(SelectedQuantKernels().name, want);
 }
 
 TEST(QuantizeQ8ATest, ScalarRoundsToNearestWithTheBlocksScale) {
@@ -304,6 +311,34 @@ TEST(QuantDotTest, DequantizeRowGivesTheGgufPackagesValuesExactly) {
     std::vector<float> out(c.values.size());
     DequantizeRow(*f, c.bytes.data(), static_cast<int64_t>(out.size()), out.data());
     for (size_t i = 0; i < out.size(); ++i) ASSERT_EQ(out[i], c.values[i]) << c.type << " " << i;
+  }
+}
+
+// The VNNI table sums the same integers as the AVX2 one (vpdpbusd for
+// maddubs + madd) and scales them in the same order: the same bits.
+TEST(QuantDotTest, TheVnniTableEqualsTheAvx2TableBitForBit) {
+  const QuantKernels* vnni = Avx512VnniQuantKernels();
+  if (vnni == nullptr) {
+    GTEST_SKIP() << "this CPU has no AVX-512 VNNI (" << HostCpuFeatures().Summary() << ")";
+  }
+  const QuantKernels& avx2 = *Avx2QuantKernels();
+  std::mt19937 rng(7);
+  std::vector<BlockQ8A> a;
+  for (int r = 0; r < 4; ++r) {
+    const std::vector<BlockQ8A> row = Quantize(avx2, RandomRow(rng, 1.f));
+    a.insert(a.end(), row.begin(), row.end());
+  }
+  for (const WeightFormat f : kFormats) {
+    for (const float d : {0.02f, 1.f, 6e-5f}) {
+      const Row w = RandomWeights(rng, f, d, -d);
+      EXPECT_EQ(vnni->Dot(f)(w.bytes.data(), a.data(), kBlocks),
+                avx2.Dot(f)(w.bytes.data(), a.data(), kBlocks))
+          << WeightFormatName(f);
+      float four_vnni[4], four_avx2[4];
+      vnni->Dot4(f)(w.bytes.data(), a.data(), kBlocks, kBlocks, four_vnni);
+      avx2.Dot4(f)(w.bytes.data(), a.data(), kBlocks, kBlocks, four_avx2);
+      for (int r = 0; r < 4; ++r) EXPECT_EQ(four_vnni[r], four_avx2[r]) << WeightFormatName(f);
+    }
   }
 }
 

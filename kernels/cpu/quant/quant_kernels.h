@@ -1,9 +1,9 @@
 // The CPU's quantized dot products: weights in GGUF blocks (every
 // WeightFormat but kDense) against activations quantized per 32 values to
 // int8 (BlockQ8A), summed per 32-value block in integers and scaled in fp32,
-// as llama.cpp does. One portable scalar table, the reference; one AVX2
-// table, used only where cpuid says the CPU has AVX2, FMA and F16C.
-// SelectedQuantKernels picks once, at first use.
+// as llama.cpp does. One portable scalar table, the reference; an AVX2 table
+// and an AVX-512 VNNI one, each used only where cpuid says the CPU has what it
+// needs. SelectedQuantKernels picks once, at first use.
 #pragma once
 
 #include <array>
@@ -54,6 +54,8 @@ void DequantizeRow(WeightFormat f, const void* row, int64_t k, float* out);
 const QuantKernels& ScalarQuantKernels();
 // nullptr when this CPU lacks AVX2, FMA or F16C.
 const QuantKernels* Avx2QuantKernels();
+// nullptr when this CPU lacks those or AVX-512 F, VL and VNNI.
+const QuantKernels* Avx512VnniQuantKernels();
 // The fastest table this CPU runs.
 const QuantKernels& SelectedQuantKernels();
 

@@ -195,10 +195,15 @@ const QuantKernels& ScalarQuantKernels() {
 }
 
 const QuantKernels& SelectedQuantKernels() {
-  // COHOST_CPU_KERNELS=scalar forces the reference (for comparisons).
+  // COHOST_CPU_KERNELS=scalar forces the reference, =avx2 the AVX2 table
+  // where a faster one exists (for comparisons).
   static const QuantKernels& chosen = []() -> const QuantKernels& {
     const char* force = std::getenv("COHOST_CPU_KERNELS");
     if (force != nullptr && std::string_view(force) == "scalar") return ScalarQuantKernels();
+    const bool avx2_only = force != nullptr && std::string_view(force) == "avx2";
+    if (const QuantKernels* vnni = Avx512VnniQuantKernels(); vnni != nullptr && !avx2_only) {
+      return *vnni;
+    }
     if (const QuantKernels* avx2 = Avx2QuantKernels()) return *avx2;
     return ScalarQuantKernels();
   }();
