@@ -6,7 +6,7 @@ prompt, and each process's peak RSS. Every measurement is a fresh process
 under /usr/bin/time, so a peak is that process's alone.
 
 Run: $VENV/bin/python bench/compare_llamacpp.py [--model PATH] [--threads 2]
-     [--reps 3] [--cohost-flags "--keep-quantized"]
+     [--reps 3] [--cohost-flags "--cpu-precision reference"]
 ($VENV: a virtualenv with llama-cpp-python, as scripts/requirements-reference.txt
 says; a Release build of cohost in build/.) Prints a markdown table and the CPU.
 """
@@ -96,7 +96,7 @@ def main():
     ap.add_argument("--model", default=DEFAULT_MODEL)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--cohost-flags", default="--keep-quantized")
+    ap.add_argument("--cohost-flags", default="", help="extra cohost run flags")
     ap.add_argument("--worker", choices=["decode", "prefill"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:

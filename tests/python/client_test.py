@@ -197,7 +197,9 @@ def run(binary, client, model):
     request = dict(tokens=prompt_ids, max_tokens=len(greedy_ids), temperature=0.0,
                    ignore_eos=True)
 
-    server = ServeProcess(binary, "--model", "default=" + model)
+    # The exact fp32 path: its greedy tokens are transformers' (the default int8
+    # path is held to llama.cpp by llamacpp_reference_test).
+    server = ServeProcess(binary, "--model", "default=" + model, "--cpu-precision", "reference")
     try:
         address = server.wait_ready()
         with cohost_client.Client(address, tenant="python-test", timeout=300) as c:

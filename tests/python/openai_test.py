@@ -38,8 +38,10 @@ ADMIN_KEY = "admin-key-for-the-openai-test"
 
 
 def start_server(binary, model, key_file, *extra):
+    # The exact fp32 path: the completions' greedy tokens are transformers'.
     return ServeProcess(binary, "--model", "smol=" + model, "--http-port", "0",
-                        "--api-key-file", key_file, "--footprint-file", "none", *extra)
+                        "--api-key-file", key_file, "--footprint-file", "none",
+                        "--cpu-precision", "reference", *extra)
 
 
 def wait_until(predicate, timeout, what):

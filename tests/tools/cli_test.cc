@@ -16,8 +16,10 @@ struct Output {
   std::string out;
 };
 
-Output RunCohost(const std::string& args) {
-  const std::string cmd = std::string(COHOST_BINARY) + " run " + args + " 2>/dev/null";
+// `with_stderr`: stderr joins `out` (else it is dropped).
+Output RunCohost(const std::string& args, bool with_stderr = false) {
+  const std::string cmd =
+      std::string(COHOST_BINARY) + " run " + args + (with_stderr ? " 2>&1" : " 2>/dev/null");
   Output o;
   FILE* p = popen(cmd.c_str(), "r");
   if (p == nullptr) return o;
@@ -40,7 +42,8 @@ TEST(CliTest, JsonGreedyMatchesReferenceForEachPrompt) {
   nlohmann::json ref = Reference();
   Output o = RunCohost(kModel +
                        " --prompt 'The capital of France is' --prompt 'The capital of France is'"
-                       " --temperature 0 --max-tokens 32 --ignore-eos --json");
+                       " --temperature 0 --max-tokens 32 --ignore-eos --json"
+                       " --cpu-precision reference");  // the exact path transformers computes
   ASSERT_EQ(o.exit_code, 0);
   std::istringstream lines(o.out);
   std::string line;
@@ -58,6 +61,28 @@ TEST(CliTest, JsonGreedyMatchesReferenceForEachPrompt) {
     ++count;
   }
   EXPECT_EQ(count, 2);
+}
+
+// The default is the int8 path, as close to transformers as llama.cpp is
+// (llamacpp_reference_test): its greedy text starts as the reference's.
+TEST(CliTest, TheDefaultPrecisionIsInt8AndABadOneIsRefused) {
+  const nlohmann::json ref = Reference();
+  Output o = RunCohost(kModel +
+                       " --prompt 'The capital of France is' --temperature 0 --max-tokens 4"
+                       " --ignore-eos --json");
+  ASSERT_EQ(o.exit_code, 0);
+  const nlohmann::json j = nlohmann::json::parse(o.out.substr(0, o.out.find('\n')));
+  std::vector<int32_t> want = ref["cases"][0]["greedy_ids"];
+  want.resize(4);
+  EXPECT_EQ(j["generated_ids"].get<std::vector<int32_t>>(), want);
+  for (const std::string& flags : {std::string(" --cpu-precision fp8"),
+                                   std::string(" --cpu-precision reference --keep-quantized")}) {
+    std::string args = kModel + " --prompt hi --max-tokens 1";
+    args += flags;
+    Output bad = RunCohost(args, /*with_stderr=*/true);
+    EXPECT_NE(bad.exit_code, 0) << flags;
+    EXPECT_NE(bad.out.find("--cpu-precision"), std::string::npos) << bad.out;
+  }
 }
 
 TEST(CliTest, StreamsPlainTextAndChatWorks) {

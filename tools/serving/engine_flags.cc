@@ -27,9 +27,11 @@ std::vector<FlagSpec> EngineFlagSpecs() {
       {"max-seqs", "N", "sequences per engine step (default 64)"},
       {"no-chunked-prefill", "", "admit a prompt only whole, in one step"},
       {"no-prefix-cache", "", "disable automatic prefix caching"},
-      {"keep-quantized", "",
-       "CPU: keep GGUF Q8_0/Q4_0/Q4_1 linear layers in their blocks (int8 activations, as "
-       "llama.cpp; less memory, faster decode) instead of fp32"},
+      {"cpu-precision", "MODE",
+       "CPU weights: int8 (default: a GGUF's quantized matrices stay in their blocks, "
+       "activations in int8, as llama.cpp computes; about the file's size in memory) or "
+       "reference (every weight dequantized to fp32, fp32 activations: the exact path)"},
+      {"keep-quantized", "", "the default, --cpu-precision int8 (accepted for older scripts)"},
   };
 }
 
@@ -86,7 +88,18 @@ absl::StatusOr<std::vector<DeviceBackend>> BackendsFromArgs(const ParsedArgs& ar
   return out;
 }
 
-bool KeepQuantizedFromArgs(const ParsedArgs& args) { return args.Has("keep-quantized"); }
+absl::StatusOr<bool> KeepQuantizedFromArgs(const ParsedArgs& args) {
+  const std::string mode = args.Get("cpu-precision").value_or("int8");
+  if (mode != "int8" && mode != "reference") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--cpu-precision: expected int8 or reference, got '", mode, "'"));
+  }
+  if (mode == "reference" && args.Has("keep-quantized")) {
+    return absl::InvalidArgumentError(
+        "--keep-quantized and --cpu-precision reference contradict each other");
+  }
+  return mode == "int8";
+}
 
 absl::StatusOr<runtime::EngineConfig> EngineConfigFromArgs(const ParsedArgs& args) {
   runtime::EngineConfig c;

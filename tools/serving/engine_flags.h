@@ -27,8 +27,9 @@ struct DeviceBackend {
 // or a list, cuda:0,cuda:2. INVALID_ARGUMENT for a bad or repeated name.
 absl::StatusOr<std::vector<DeviceBackend>> BackendsFromArgs(const ParsedArgs& args);
 absl::StatusOr<runtime::EngineConfig> EngineConfigFromArgs(const ParsedArgs& args);
-// --keep-quantized: linear layers stay in their GGUF blocks where the backend
-// takes them (runtime::LoadWeights).
-bool KeepQuantizedFromArgs(const ParsedArgs& args);
+// --cpu-precision int8 (the default; --keep-quantized says the same): a
+// GGUF's quantized matrices stay in their blocks where the backend takes them
+// (runtime::LoadModel); reference: fp32. INVALID_ARGUMENT for another mode.
+absl::StatusOr<bool> KeepQuantizedFromArgs(const ParsedArgs& args);
 
 }  // namespace cohost::tools

@@ -156,7 +156,7 @@ absl::StatusOr<ServeConfig> ConfigFromArgs(const ParsedArgs& args) {
     if (!s.ok()) return s;
   }
   c.router.executor.step_slice = std::chrono::milliseconds(slice_ms);
-  c.router.keep_quantized_weights = KeepQuantizedFromArgs(args);
+  ASSIGN_OR_RETURN(c.router.keep_quantized_weights, KeepQuantizedFromArgs(args));
   const std::string footprints =
       args.Get("footprint-file").value_or(scheduler::DefaultFootprintFile());
   if (!footprints.empty() && footprints != "none") {
@@ -347,7 +347,7 @@ int ServeCommand(int argc, char** argv) {
                cpu.quant_kernels.c_str(),
                config->router.keep_quantized_weights
                    ? ""
-                   : " (unused: weights load as fp32 without --keep-quantized)");
+                   : " (unused: --cpu-precision reference loads weights as fp32)");
   for (const std::shared_ptr<scheduler::Device>& d : router.devices()) {
     std::fprintf(stderr, "cohost serve: %s: %lld MB for weights, %lld MB KV pool\n",
                  d->name.c_str(), static_cast<long long>(d->weights_budget_bytes >> 20),
