@@ -78,6 +78,20 @@ BENCHMARK(BM_Dot<BlockQ4_K, WeightFormat::kQ4_K>)->Name("dot_q4_k")->Arg(0)->Arg
 BENCHMARK(BM_Dot<BlockQ5_K, WeightFormat::kQ5_K>)->Name("dot_q5_k")->Arg(0)->Arg(1)->Arg(2);
 BENCHMARK(BM_Dot<BlockQ6_K, WeightFormat::kQ6_K>)->Name("dot_q6_k")->Arg(0)->Arg(1)->Arg(2);
 
+// The memory floor decode is compared against: memcpy of a 256 MB buffer
+// per thread (far past the caches), in 1 and 2 threads at once; reported as
+// bytes copied per second of wall time, summed over the threads.
+void BM_Copy(benchmark::State& state) {
+  constexpr size_t kBytes = size_t{256} << 20;
+  std::vector<char> src(kBytes, 1), dst(kBytes, 0);
+  for (auto _ : state) {
+    std::memcpy(dst.data(), src.data(), kBytes);
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(kBytes));
+}
+BENCHMARK(BM_Copy)->Name("copy_256mb")->Threads(1)->Threads(2)->UseRealTime()->MinTime(1.0);
+
 }  // namespace
 }  // namespace cohost::kernels::cpu
 

@@ -2,10 +2,63 @@
 // so BLAS threads and other helpers' processes get the cores).
 #include "thread_pool.h"
 
+#include <sched.h>
+
 #include <algorithm>
 #include <atomic>
+#include <charconv>
+#include <fstream>
+#include <sstream>
+#include <string>
 
 namespace cohost::kernels::cpu {
+namespace {
+
+std::string ReadSmallFile(const char* path) {
+  std::ifstream f(path);
+  std::stringstream s;
+  s << f.rdbuf();
+  return f ? s.str() : std::string();
+}
+
+std::optional<int64_t> ParseInt(std::string_view s) {
+  int64_t v = 0;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || end == s.data()) return std::nullopt;
+  return v;
+}
+
+}  // namespace
+
+std::optional<int> CpusFromCgroupQuota(std::string_view cpu_max) {
+  while (!cpu_max.empty() && (cpu_max.back() == '\n' || cpu_max.back() == ' ')) {
+    cpu_max.remove_suffix(1);
+  }
+  const size_t space = cpu_max.find(' ');
+  if (space == std::string_view::npos) return std::nullopt;
+  const std::optional<int64_t> quota = ParseInt(cpu_max.substr(0, space));
+  const std::optional<int64_t> period = ParseInt(cpu_max.substr(space + 1));
+  if (!quota || !period || *quota <= 0 || *period <= 0) return std::nullopt;  // "max": no quota
+  return static_cast<int>(std::min<int64_t>((*quota + *period - 1) / *period, 1 << 20));
+}
+
+int AvailableCpus() {
+  int cpus = static_cast<int>(std::thread::hardware_concurrency());
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) cpus = CPU_COUNT(&set);
+  std::optional<int> quota = CpusFromCgroupQuota(ReadSmallFile("/sys/fs/cgroup/cpu.max"));
+  if (!quota) {
+    // cgroup v1: the same two numbers in two files.
+    const std::string v1 = ReadSmallFile("/sys/fs/cgroup/cpu/cpu.cfs_quota_us");
+    const std::string period = ReadSmallFile("/sys/fs/cgroup/cpu/cpu.cfs_period_us");
+    if (!v1.empty() && !period.empty()) {
+      quota = CpusFromCgroupQuota(v1.substr(0, v1.find('\n')) + " " + period);
+    }
+  }
+  if (quota) cpus = std::min(cpus, *quota);
+  return std::max(cpus, 1);
+}
 
 struct ThreadPool::Job {
   const std::function<void(int64_t, int64_t)>* fn;
@@ -23,7 +76,7 @@ struct ThreadPool::Job {
 };
 
 ThreadPool::ThreadPool(int num_threads) {
-  if (num_threads <= 0) num_threads = static_cast<int>(std::thread::hardware_concurrency());
+  if (num_threads <= 0) num_threads = AvailableCpus();
   num_threads = std::max(num_threads, 1);
   workers_.reserve(num_threads - 1);
   for (int i = 1; i < num_threads; ++i) workers_.emplace_back([this] { WorkerLoop(); });

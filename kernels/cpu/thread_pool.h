@@ -7,14 +7,26 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <optional>
+#include <string_view>
 #include <thread>
 #include <vector>
 
 namespace cohost::kernels::cpu {
 
+// The CPUs this process may run on: its affinity mask (sched_getaffinity,
+// so taskset and cpusets count), capped by a cgroup CPU quota (a container's
+// --cpus: cgroup v2 cpu.max, or v1 cpu.cfs_quota_us / cpu.cfs_period_us,
+// rounded up). At least 1. hardware_concurrency counts the host's cores,
+// which oversubscribes a container many times over.
+int AvailableCpus();
+// The quota in a cgroup v2 cpu.max line ("200000 100000" -> 2, "150000
+// 100000" -> 2, "max 100000" -> nullopt); nullopt for anything unreadable.
+std::optional<int> CpusFromCgroupQuota(std::string_view cpu_max);
+
 class ThreadPool {
  public:
-  // num_threads counts the calling thread; <= 0 means hardware_concurrency.
+  // num_threads counts the calling thread; <= 0 means AvailableCpus().
   explicit ThreadPool(int num_threads);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;

@@ -18,7 +18,9 @@ std::vector<FlagSpec> EngineFlagSpecs() {
       {"device", "cpu|cuda|cuda:N[,cuda:M...]",
        "where to run (default cpu); cuda: cohost run uses device 0, cohost serve every visible "
        "GPU"},
-      {"threads", "N", "CPU threads (default: all cores)"},
+      {"threads", "N",
+       "CPU threads (default: the CPUs this process may use: its affinity mask, capped by a "
+       "cgroup CPU quota)"},
       {"kv-cache-mb", "MB",
        "KV cache memory (default 256): cohost run's pool; for cohost serve the device's pool, "
        "shared by all its models"},
