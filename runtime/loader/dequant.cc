@@ -73,32 +73,18 @@ void Dequant32(float d, float m, const uint8_t* qs, const uint8_t* qh, float* y)
   }
 }
 
-void DequantQ4K(const uint8_t* s, float* y) {
+// A Q4_K (qh null) or Q5_K super-block at `s`, its 4-bit codes at `qs`.
+void DequantK(const uint8_t* s, const uint8_t* qh, const uint8_t* qs, float* y) {
   const float d = LoadHalf(s), dmin = LoadHalf(s + 2);
   const uint8_t* scales = s + 4;
-  const uint8_t* qs = s + 16;
-  for (int j = 0; j < 8; ++j, y += kQk) {
-    const KScale k = KScaleMin(scales, j);
-    const float dj = d * static_cast<float>(k.scale), mj = dmin * static_cast<float>(k.min);
-    const uint8_t* q = qs + ptrdiff_t{32} * (j / 2);
-    const int shift = 4 * (j % 2);
-    for (int l = 0; l < kQk; ++l) y[l] = dj * static_cast<float>((q[l] >> shift) & 0x0f) - mj;
-  }
-}
-
-void DequantQ5K(const uint8_t* s, float* y) {
-  const float d = LoadHalf(s), dmin = LoadHalf(s + 2);
-  const uint8_t* scales = s + 4;
-  const uint8_t* qh = s + 16;
-  const uint8_t* qs = s + 48;
   for (int j = 0; j < 8; ++j, y += kQk) {
     const KScale k = KScaleMin(scales, j);
     const float dj = d * static_cast<float>(k.scale), mj = dmin * static_cast<float>(k.min);
     const uint8_t* q = qs + ptrdiff_t{32} * (j / 2);
     const int shift = 4 * (j % 2);
     for (int l = 0; l < kQk; ++l) {
-      const int v = ((q[l] >> shift) & 0x0f) | (((qh[l] >> j) & 1) << 4);
-      y[l] = dj * static_cast<float>(v) - mj;
+      const int high = qh != nullptr ? ((qh[l] >> j) & 1) << 4 : 0;
+      y[l] = dj * static_cast<float>(((q[l] >> shift) & 0x0f) | high) - mj;
     }
   }
 }
@@ -268,10 +254,10 @@ absl::Status DequantizeToF32(GgmlType type, absl::Span<const uint8_t> src, int64
       }
       break;
     case GgmlType::kQ4_K:
-      for (int64_t b = 0; b < blocks; ++b, s += 144, d += 256) DequantQ4K(s, d);
+      for (int64_t b = 0; b < blocks; ++b, s += 144, d += 256) DequantK(s, nullptr, s + 16, d);
       break;
     case GgmlType::kQ5_K:
-      for (int64_t b = 0; b < blocks; ++b, s += 176, d += 256) DequantQ5K(s, d);
+      for (int64_t b = 0; b < blocks; ++b, s += 176, d += 256) DequantK(s, s + 16, s + 48, d);
       break;
     case GgmlType::kQ6_K:
       for (int64_t b = 0; b < blocks; ++b, s += 210, d += 256) DequantQ6K(s, d);

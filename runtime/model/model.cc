@@ -159,10 +159,8 @@ std::vector<uint8_t> QuantizeToQ80(const std::vector<float>& x) {
   return out;
 }
 
-// A part's blocks in `format`: its own bytes, or (a part of a mixed group)
-// its values requantized to Q8_0.
-absl::StatusOr<std::vector<uint8_t>> BlocksIn(const HostTensor& t, kernels::WeightFormat format) {
-  if (FormatOf(t.raw_type) == format) return t.raw;
+// A part of a mixed group: its values requantized to Q8_0.
+absl::StatusOr<std::vector<uint8_t>> RequantizedToQ80(const HostTensor& t) {
   std::vector<float> values(static_cast<size_t>(t.numel()));
   RETURN_IF_ERROR(DequantizeToF32(t.raw_type, t.raw, t.numel(), absl::MakeSpan(values)));
   return QuantizeToQ80(values);
@@ -187,7 +185,13 @@ absl::StatusOr<WeightMatrix> UploadMatrix(Backend* backend,
   ASSIGN_OR_RETURN(m.buf, DeviceBuffer::Create(backend, bytes));
   size_t at = 0;
   for (const HostTensor* t : parts) {
-    ASSIGN_OR_RETURN(std::vector<uint8_t> blocks, BlocksIn(*t, *format));
+    // Its own blocks, or (a part of a mixed group) requantized ones.
+    absl::Span<const uint8_t> blocks = t->raw;
+    std::vector<uint8_t> requantized;
+    if (FormatOf(t->raw_type) != *format) {
+      ASSIGN_OR_RETURN(requantized, RequantizedToQ80(*t));
+      blocks = requantized;
+    }
     RETURN_IF_ERROR(backend->CopyToDevice(static_cast<uint8_t*>(m.buf.data()) + at, blocks.data(),
                                           blocks.size()));
     at += blocks.size();
@@ -283,8 +287,8 @@ size_t Model::PredictWeightsBytes(const ModelConfig& config, kernels::DType dtyp
   }
   // The RoPE inverse frequencies stay fp32.
   size_t bytes = static_cast<size_t>(config.head_dim / 2) * 4;
-  // The matrices UploadMatrix fuses, each group kept in its blocks only when
-  // all its parts are stored in one format the Gemm takes.
+  // The matrices UploadMatrix fuses, each group kept in blocks as KeptFormat
+  // says (its parts' own format, or Q8_0 for a mixed group).
   std::vector<std::vector<std::string>> groups = {{"token_embd.weight"}};
   if (!config.tie_word_embeddings) groups.push_back({"output.weight"});
   for (int32_t l = 0; l < config.num_layers; ++l) {
