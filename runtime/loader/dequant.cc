@@ -34,7 +34,7 @@ constexpr std::array<GgmlTypeTraits, 20> kTypes = {{
     {GgmlType::kQ4_0, "Q4_0", 32, 18, true},   {GgmlType::kQ4_1, "Q4_1", 32, 20, true},
     {GgmlType::kQ5_0, "Q5_0", 32, 22, true},   {GgmlType::kQ5_1, "Q5_1", 32, 24, true},
     {GgmlType::kQ8_0, "Q8_0", 32, 34, true},   {GgmlType::kQ8_1, "Q8_1", 32, 36, false},
-    {GgmlType::kQ2_K, "Q2_K", 256, 84, false}, {GgmlType::kQ3_K, "Q3_K", 256, 110, false},
+    {GgmlType::kQ2_K, "Q2_K", 256, 84, true},  {GgmlType::kQ3_K, "Q3_K", 256, 110, true},
     {GgmlType::kQ4_K, "Q4_K", 256, 144, true}, {GgmlType::kQ5_K, "Q5_K", 256, 176, true},
     {GgmlType::kQ6_K, "Q6_K", 256, 210, true}, {GgmlType::kQ8_K, "Q8_K", 256, 292, false},
     {GgmlType::kI8, "I8", 1, 1, false},        {GgmlType::kI16, "I16", 1, 2, false},
@@ -85,6 +85,57 @@ void DequantK(const uint8_t* s, const uint8_t* qh, const uint8_t* qs, float* y) 
     for (int l = 0; l < kQk; ++l) {
       const int high = qh != nullptr ? ((qh[l] >> j) & 1) << 4 : 0;
       y[l] = dj * static_cast<float>(((q[l] >> shift) & 0x0f) | high) - mj;
+    }
+  }
+}
+
+// Q2_K = {uint8 scales[16]; uint8 qs[64]; d; dmin}: 16 sub-blocks of 16,
+// x = d (sc & 15) q - dmin (sc >> 4), q two bits: each half of 128 values
+// takes 32 bytes of qs, four 2-bit planes of 32 values each.
+void DequantQ2K(const uint8_t* s, float* y) {
+  const float d = LoadHalf(s + 80), dmin = LoadHalf(s + 82);
+  const uint8_t* scales = s;
+  for (int half = 0; half < 2; ++half) {
+    const uint8_t* q = s + 16 + ptrdiff_t{32} * half;
+    for (int plane = 0; plane < 4; ++plane) {
+      for (int sub = 0; sub < 2; ++sub, y += 16) {
+        const uint8_t sc = *scales++;
+        const float dl = d * static_cast<float>(sc & 0x0f), ml = dmin * static_cast<float>(sc >> 4);
+        for (int l = 0; l < 16; ++l) {
+          y[l] = dl * static_cast<float>((q[16 * sub + l] >> (2 * plane)) & 3) - ml;
+        }
+      }
+    }
+  }
+}
+
+// Q3_K = {uint8 hmask[32]; uint8 qs[64]; uint8 scales[12]; d}: 16 sub-blocks
+// of 16, x = d (sc - 32) (q - 4 unless the value's hmask bit is set), q two
+// bits laid out as Q2_K's; the sixteen 6-bit scales are packed as low
+// nibbles in bytes 0-7 and top two bits in bytes 8-11.
+void DequantQ3K(const uint8_t* s, float* y) {
+  const float d = LoadHalf(s + 108);
+  const uint8_t* hmask = s;
+  const uint8_t* packed = s + 96;
+  int scale[16];
+  for (int i = 0; i < 16; ++i) {
+    const int low = i < 8 ? packed[i] & 0x0f : packed[i - 8] >> 4;
+    const int high = (packed[8 + i % 4] >> (2 * (i / 4))) & 3;
+    scale[i] = (low | (high << 4)) - 32;
+  }
+  int is = 0;
+  for (int half = 0; half < 2; ++half) {
+    const uint8_t* q = s + 32 + ptrdiff_t{32} * half;
+    for (int plane = 0; plane < 4; ++plane) {
+      const int bit = 4 * half + plane;  // the values' hmask bit
+      for (int sub = 0; sub < 2; ++sub, y += 16) {
+        const float dl = d * static_cast<float>(scale[is++]);
+        for (int l = 0; l < 16; ++l) {
+          const int v = ((q[16 * sub + l] >> (2 * plane)) & 3) -
+                        (((hmask[16 * sub + l] >> bit) & 1) != 0 ? 0 : 4);
+          y[l] = dl * static_cast<float>(v);
+        }
+      }
     }
   }
 }
@@ -166,6 +217,12 @@ absl::Status CheckBlockScales(GgmlType type, absl::Span<const uint8_t> src) {
       break;
     case GgmlType::kQ6_K:
       fields = {208, -1};
+      break;
+    case GgmlType::kQ2_K:
+      fields = {80, 82};
+      break;
+    case GgmlType::kQ3_K:
+      fields = {108, -1};
       break;
     default:
       break;
@@ -261,6 +318,12 @@ absl::Status DequantizeToF32(GgmlType type, absl::Span<const uint8_t> src, int64
       break;
     case GgmlType::kQ6_K:
       for (int64_t b = 0; b < blocks; ++b, s += 210, d += 256) DequantQ6K(s, d);
+      break;
+    case GgmlType::kQ2_K:
+      for (int64_t b = 0; b < blocks; ++b, s += 84, d += 256) DequantQ2K(s, d);
+      break;
+    case GgmlType::kQ3_K:
+      for (int64_t b = 0; b < blocks; ++b, s += 110, d += 256) DequantQ3K(s, d);
       break;
     default:
       return absl::InternalError(absl::StrFormat("no dequantizer for %s", traits->name));

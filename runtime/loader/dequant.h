@@ -52,7 +52,7 @@ float Bf16BitsToF32(uint16_t h);
 
 // The types DequantizeToF32 reads, for error messages.
 inline constexpr absl::string_view kDequantizableTypes =
-    "F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K";
+    "F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K";
 
 // INVALID_ARGUMENT naming the first block of `src` (whole blocks of `type`)
 // whose fp16 scale or min is infinite or NaN; OK for plain types.

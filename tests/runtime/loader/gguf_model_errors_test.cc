@@ -79,7 +79,8 @@ TEST(GgufModelTest, TensorProblems) {
 }
 
 TEST(GgufModelTest, UnsupportedTensorTypeIsUnimplemented) {
-  // Q2_K for the [256]-wide rows of a model whose hidden size is 256.
+  // Q8_K (llama.cpp's activation type, never a weight's) for the [256]-wide
+  // rows of a model whose hidden size is 256.
   GgufWriter w;
   w.AddString("general.architecture", "llama");
   for (auto [k, v] : {std::pair{"block_count", 1},
@@ -93,8 +94,8 @@ TEST(GgufModelTest, UnsupportedTensorTypeIsUnimplemented) {
   w.AddString("tokenizer.ggml.model", "gpt2");
   w.AddStringArray("tokenizer.ggml.tokens", {"a", "b"});
   w.AddStringArray("tokenizer.ggml.merges", {"a b"});
-  w.AddTensor("token_embd.weight", {256, 2}, kTQ2_K, std::string(2 * 84, '\0'));
-  ExpectLoadError(w, absl::StatusCode::kUnimplemented, "tensor 'token_embd.weight' has type Q2_K");
+  w.AddTensor("token_embd.weight", {256, 2}, kTQ8_K, std::string(2 * 292, '\0'));
+  ExpectLoadError(w, absl::StatusCode::kUnimplemented, "tensor 'token_embd.weight' has type Q8_K");
 }
 
 TEST(GgufModelTest, ConfigProblems) {

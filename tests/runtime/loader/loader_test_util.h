@@ -98,10 +98,10 @@ enum : uint32_t {
   kTQ4_1 = 3,
   kTQ5_0 = 6,
   kTQ8_0 = 8,
-  kTQ2_K = 10,
   kTQ4_K = 12,
   kTQ5_K = 13,
   kTQ6_K = 14,
+  kTQ8_K = 15,
   kTBF16 = 30
 };
 
