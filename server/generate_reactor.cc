@@ -99,8 +99,12 @@ struct GenerateReactor::Shared {
   bool engine_finished = false;
   runtime::FinishInfo info;  // once engine_finished; timings from the server's view
 
-  void RecordError(grpc::StatusCode code) {
-    if (deps.metrics != nullptr) deps.metrics->RecordError(model_name, GrpcCodeName(code));
+  // The one place a failed call is counted: per model by code and, once the
+  // tenant is known, per tenant by code and `reason` ("" reads "other").
+  void RecordError(grpc::StatusCode code, std::string_view reason = "") {
+    if (deps.metrics == nullptr) return;
+    deps.metrics->RecordError(model_name, GrpcCodeName(code));
+    if (tenant) deps.metrics->RecordTenantRefusal(*tenant, GrpcCodeName(code), reason);
   }
 
   // How the call ends once the engine finished and the backlog is written:
@@ -160,6 +164,7 @@ using Shared = GenerateReactor::Shared;
 void Pump(Shared& s) {
   GenerateReactor* reactor = nullptr;
   std::optional<grpc::Status> finish;
+  bool slow_reader = false;
   {
     std::lock_guard<std::mutex> lock(s.mu);
     if (s.reactor == nullptr || s.write_in_flight || s.finish_called) return;
@@ -169,6 +174,7 @@ void Pump(Shared& s) {
     } else if (s.overflow) {
       finish = grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
                             "the client stopped reading: too much unsent output");
+      slow_reader = true;
     } else if (!s.pending.empty() || (s.engine_finished && !s.final_sent && s.FinalStatus().ok())) {
       s.BuildMessageLocked();
       s.write_in_flight = true;
@@ -184,7 +190,7 @@ void Pump(Shared& s) {
     return;
   }
   if (!finish->ok() && finish->error_code() != grpc::StatusCode::CANCELLED) {
-    s.RecordError(finish->error_code());
+    s.RecordError(finish->error_code(), slow_reader ? "slow_reader" : "");
   }
   reactor->Finish(*finish);
 }
@@ -303,11 +309,7 @@ void GenerateReactor::FinishEarly(const absl::Status& status) {
     context_->AddTrailingMetadata(kPushbackKey, std::to_string(pushback.count()));
   }
   const grpc::Status grpc_status = ToGrpcStatus(status);
-  shared_->RecordError(grpc_status.error_code());
-  if (shared_->tenant && deps_.metrics != nullptr) {
-    deps_.metrics->RecordTenantRefusal(*shared_->tenant, GrpcCodeName(grpc_status.error_code()),
-                                       scheduler::RefusalReason(status));
-  }
+  shared_->RecordError(grpc_status.error_code(), scheduler::RefusalReason(status));
   {
     std::lock_guard<std::mutex> lock(shared_->mu);
     if (shared_->finish_called) return;

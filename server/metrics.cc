@@ -451,7 +451,7 @@ std::string ServerMetrics::Render(const std::vector<ModelGauges>& gauges,
     }
     Header(&out, "cohost_tenant_refusals_total", "counter",
            "Requests refused or failed once their tenant was known, by gRPC status code and "
-           "admission's reason.");
+           "reason (admission's, slow_reader, or other).");
     std::lock_guard<std::mutex> lock(impl_->refusals_mu);
     for (const auto& [key, n] : impl_->refusals) {
       const auto& [tenant, code, reason] = key;

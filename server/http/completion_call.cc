@@ -214,13 +214,16 @@ void CompletionCall::AbortRunning() {
   for (runtime::RequestId id : running) deps_.router->Abort(model_, id);
 }
 
+void CompletionCall::RecordFailure(const absl::Status& status) {
+  if (deps_.metrics == nullptr) return;
+  const std::string code = absl::StatusCodeToString(status.code());
+  deps_.metrics->RecordError(header_.model, code);
+  deps_.metrics->RecordTenantRefusal(tenant_, code, scheduler::RefusalReason(status));
+}
+
 void CompletionCall::ReplyError(const absl::Status& status) {
   if (req_ == nullptr) return;
-  if (deps_.metrics != nullptr) {
-    const std::string code = absl::StatusCodeToString(status.code());
-    deps_.metrics->RecordError(header_.model, code);
-    deps_.metrics->RecordTenantRefusal(tenant_, code, scheduler::RefusalReason(status));
-  }
+  RecordFailure(status);
   SendError(req_, status, deps_.router->limits().retry_pushback_ms);
   req_ = nullptr;
 }
@@ -365,9 +368,7 @@ bool CompletionCall::Pump() {
   }
   if (failure) {
     AbortRunning();
-    if (deps_.metrics != nullptr) {
-      deps_.metrics->RecordError(header_.model, absl::StatusCodeToString(failure->code()));
-    }
+    RecordFailure(*failure);
     events += ErrorEvent(*failure);
   } else if (all_sent && include_usage_) {
     events += UsageEvent(header_, usage);
@@ -387,7 +388,8 @@ bool CompletionCall::Pump() {
       std::lock_guard<std::mutex> lock(mu_);
       client_gone_ = true;
     }
-    if (deps_.metrics != nullptr) deps_.metrics->RecordError(header_.model, "RESOURCE_EXHAUSTED");
+    RecordFailure(scheduler::WithRefusalReason(
+        absl::ResourceExhaustedError("the client stopped reading"), "slow_reader"));
     evhttp_connection* conn = evhttp_request_get_connection(req_);
     if (conn != nullptr) {
       ::shutdown(bufferevent_getfd(evhttp_connection_get_bufferevent(conn)), SHUT_RDWR);

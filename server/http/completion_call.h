@@ -104,6 +104,9 @@ class CompletionCall : public std::enable_shared_from_this<CompletionCall> {
   // prompt blocks are then in the prefix cache), or fails them with it.
   void SubmitRest();
   void AbortRunning();
+  // The one place a failed call is counted: per model by code, per tenant
+  // by code and the status's refusal reason.
+  void RecordFailure(const absl::Status& status);
   void ReplyError(const absl::Status& status);
   // Writes server-sent events on the started reply.
   void SendEvents(const std::string& events);

@@ -140,6 +140,11 @@ TEST_F(BackpressureTest, AClientThatStopsReadingIsAbortedWithResourceExhausted) 
   EXPECT_EQ(c.status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
       << c.status.error_message();
   EXPECT_LT(c.ids.size(), 240u);
+  // Counted against its model and its tenant, with why.
+  const std::string metrics = metrics_.Render({});
+  EXPECT_NE(metrics.find("code=\"RESOURCE_EXHAUSTED\",reason=\"slow_reader\"} 1"),
+            std::string::npos)
+      << metrics;
   EXPECT_TRUE(WaitFor(
       [&] {
         const runtime::EngineStats s = Stats();
