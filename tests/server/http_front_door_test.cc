@@ -19,6 +19,8 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/server/tiny_router.h"
+#include "tests/support/gated_sink.h"
+#include "tests/support/requests.h"
 #include "tests/support/wait_for.h"
 
 namespace cohost::server::http {
@@ -372,22 +374,40 @@ TEST_F(HttpFrontDoorTest, KeysAreCheckedAndDecideTheTenant) {
   EXPECT_EQ(health->status, 200);
 }
 
+// A stream still in the engine when the front door stops with no grace:
+// Stop returns, the client's call ends, and the front door itself aborts the
+// request (nothing else does here). A gated request holds the engine thread,
+// so the HTTP request is certainly still queued when Stop runs.
 TEST_F(HttpFrontDoorTest, StoppingWithAStreamInFlightJoinsCleanly) {
   Start();
+  std::shared_ptr<scheduler::ServedModel> model = *tiny_->router->Find("tiny");
+  cohost::testing::Gate gate;
+  auto blocker = std::make_shared<cohost::testing::RecordingSink>(&gate);
+  ASSERT_TRUE(
+      tiny_->router->Submit(model, cohost::testing::RandomGreedyRequest(3, 4, 1), blocker).ok());
+  ASSERT_TRUE(gate.WaitEntered());  // the engine thread is held in the blocker's first delta
+
   Json body = CompletionBody(200);
   body["stream"] = true;
+  const int64_t aborted_before = Stats().num_requests_aborted;
   std::thread client([&] {
     httplib::Client c("127.0.0.1", door_->port());
     c.Post("/v1/completions", body.dump(), "application/json");
   });
-  // Stops with no grace while the stream may still run: it ends, the thread
-  // joins, and nothing is left running in the engine.
-  tiny_->router->StartDraining();
+  // Queued behind the held step (the engine counts its inbox as waiting).
+  ASSERT_TRUE(testing::WaitFor([&] { return Stats().num_waiting >= 1; }, std::chrono::seconds(30)));
   door_->Stop(std::chrono::milliseconds(0));
   client.join();
-  tiny_->router->AbortAll();
-  testing::WaitFor([&] { return Stats().num_running == 0; }, std::chrono::seconds(10));
-  EXPECT_EQ(Stats().num_running, 0);
+  gate.Open();
+  ASSERT_TRUE(blocker->WaitFinished());
+  EXPECT_TRUE(testing::WaitFor(
+      [&] {
+        const runtime::EngineStats st = Stats();
+        return st.num_running == 0 && st.num_waiting == 0 &&
+               st.num_requests_aborted == aborted_before + 1;
+      },
+      std::chrono::seconds(10)))
+      << "the front door's stop aborted the HTTP request";
 }
 
 }  // namespace
