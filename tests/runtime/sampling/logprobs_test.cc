@@ -5,6 +5,8 @@
 
 #include <cmath>
 #include <limits>
+#include <numeric>
+#include <random>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -47,6 +49,28 @@ TEST(LogprobsTest, TopNIsClampedToTheVocabulary) {
   EXPECT_EQ(ComputeLogprobs(logits, 0, 20).top.size(), 2u);
   EXPECT_TRUE(ComputeLogprobs(logits, 0, 0).top.empty());
   EXPECT_TRUE(ComputeLogprobs({}, 0, 3).top.empty());
+}
+
+// A large vocabulary with many ties and NaNs: the top N are those of a full
+// stable sort (higher logit first, ties to the lower id), for every N.
+TEST(LogprobsTest, TopNMatchesAFullSortOnALargeVocabulary) {
+  std::mt19937 rng(3);
+  std::uniform_int_distribution<int> level(0, 40);
+  std::vector<float> logits(5000);
+  for (float& x : logits) {
+    const int v = level(rng);
+    x = v == 0 ? std::nanf("") : static_cast<float>(v) * 0.25f;
+  }
+  std::vector<int32_t> order(logits.size());
+  std::iota(order.begin(), order.end(), 0);
+  auto key = [&](int32_t i) { return std::isnan(logits[i]) ? -kInf : logits[i]; };
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int32_t a, int32_t b) { return key(a) > key(b); });
+  for (const int32_t n : {1, 5, 20, 64}) {
+    const TokenLogprobs l = ComputeLogprobs(logits, 0, n);
+    ASSERT_EQ(l.top.size(), static_cast<size_t>(n));
+    for (int32_t i = 0; i < n; ++i) EXPECT_EQ(l.top[i].id, order[i]) << "n " << n << " rank " << i;
+  }
 }
 
 }  // namespace
