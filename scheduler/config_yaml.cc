@@ -51,14 +51,6 @@ bool ParseDecimal(absl::string_view s, int64_t& value) {
 
 }  // namespace
 
-// Operator text quoted for an error: escaped, so that control bytes and
-// quotes cannot garble the message, and cut short.
-std::string Quote(absl::string_view s) {
-  constexpr size_t kMaxShown = 64;
-  const bool cut = s.size() > kMaxShown;
-  return absl::StrCat("\"", absl::CHexEscape(s.substr(0, kMaxShown)), cut ? "\"..." : "\"");
-}
-
 // What an unexpected value is, in an error. Never walks into a list or map:
 // aliases can make them cyclic.
 std::string Describe(const YAML::Node& node) {

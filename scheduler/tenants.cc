@@ -5,10 +5,10 @@
 #include <cmath>
 #include <utility>
 
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "scheduler/admission.h"
+#include "scheduler/quote.h"
 
 namespace cohost::scheduler {
 
@@ -37,17 +37,6 @@ struct TenantBook::Ticket::State {
   }
 };
 
-namespace {
-
-// A tenant named in a message: clients choose the name, so it is escaped and cut.
-std::string Shown(const std::string& tenant) {
-  constexpr size_t kMaxShown = 64;
-  return absl::StrCat("\"", absl::CHexEscape(tenant.substr(0, kMaxShown)),
-                      tenant.size() > kMaxShown ? "\"..." : "\"");
-}
-
-}  // namespace
-
 const TenantLimits& TenantPolicy::For(const std::string& tenant) const {
   auto it = named.find(tenant);
   return it == named.end() ? defaults : it->second;
@@ -65,12 +54,12 @@ absl::StatusOr<std::unique_ptr<TenantBook::Ticket>> TenantBook::Admit(
   if (limits.tokens_per_minute > 0 && prompt_tokens > limits.tokens_per_minute) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "the prompt of %d tokens is more than tenant %s's budget of %d tokens per minute",
-        prompt_tokens, Shown(tenant), limits.tokens_per_minute));
+        prompt_tokens, Quote(tenant), limits.tokens_per_minute));
   }
   if (limits.max_queued_prompt_tokens > 0 && prompt_tokens > limits.max_queued_prompt_tokens) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "the prompt of %d tokens is more than tenant %s's limit of %d queued prompt tokens",
-        prompt_tokens, Shown(tenant), limits.max_queued_prompt_tokens));
+        prompt_tokens, Quote(tenant), limits.max_queued_prompt_tokens));
   }
   std::lock_guard<std::mutex> lock(mu_);
   auto it = states_.find(tenant);
@@ -95,7 +84,7 @@ absl::StatusOr<std::unique_ptr<TenantBook::Ticket>> TenantBook::Admit(
     return RetryLater(
         "tenant_streams", std::chrono::milliseconds(kBudgetPushbackMs),
         absl::StrFormat("tenant %s has %d requests in flight, its limit (max_streams); retry later",
-                        Shown(tenant), s.streams));
+                        Quote(tenant), s.streams));
   }
   if (limits.max_queued_prompt_tokens > 0 &&
       s.queued_prompt_tokens + prompt_tokens > limits.max_queued_prompt_tokens) {
@@ -103,7 +92,7 @@ absl::StatusOr<std::unique_ptr<TenantBook::Ticket>> TenantBook::Admit(
         "tenant_queued_tokens", std::chrono::milliseconds(kBudgetPushbackMs),
         absl::StrFormat("tenant %s has %d prompt tokens queued; %d more would pass its limit of "
                         "%d (max_queued_prompt_tokens); retry later",
-                        Shown(tenant), s.queued_prompt_tokens, prompt_tokens,
+                        Quote(tenant), s.queued_prompt_tokens, prompt_tokens,
                         limits.max_queued_prompt_tokens));
   }
   if (limits.tokens_per_minute > 0 && s.bucket < static_cast<double>(prompt_tokens)) {
@@ -112,7 +101,7 @@ absl::StatusOr<std::unique_ptr<TenantBook::Ticket>> TenantBook::Admit(
     return RetryLater(
         "tenant_rate", std::chrono::milliseconds(pushback_ms),
         absl::StrFormat("tenant %s is over its budget of %d tokens per minute; retry in %d ms",
-                        Shown(tenant), limits.tokens_per_minute, pushback_ms));
+                        Quote(tenant), limits.tokens_per_minute, pushback_ms));
   }
   ++s.streams;
   s.queued_prompt_tokens += prompt_tokens;
@@ -129,10 +118,7 @@ void TenantBook::Refused(Ticket& ticket) {
     s->bucket = std::min(static_cast<double>(s->limits.tokens_per_minute),
                          s->bucket + static_cast<double>(ticket.prompt_tokens_));
   }
-  if (ticket.queued_) s->queued_prompt_tokens -= ticket.prompt_tokens_;
-  ticket.queued_ = false;
-  ticket.finished_ = true;
-  --s->streams;
+  CloseLocked(ticket, *s);
 }
 
 void TenantBook::Scheduled(Ticket& ticket) {
@@ -154,10 +140,14 @@ void TenantBook::Finished(Ticket& ticket) {
   std::lock_guard<std::mutex> lock(mu_);
   State* s = ticket.state_.get();
   if (s == nullptr || ticket.finished_) return;
-  if (ticket.queued_) s->queued_prompt_tokens -= ticket.prompt_tokens_;
+  CloseLocked(ticket, *s);
+}
+
+void TenantBook::CloseLocked(Ticket& ticket, State& s) {
+  if (ticket.queued_) s.queued_prompt_tokens -= ticket.prompt_tokens_;
   ticket.queued_ = false;
   ticket.finished_ = true;
-  --s->streams;
+  --s.streams;
 }
 
 size_t TenantBook::tracked() const {

@@ -90,6 +90,8 @@ class TenantBook {
   using State = Ticket::State;
   // Drops tenants at rest; under mu_.
   void PruneLocked(runtime::Clock::time_point now);
+  // Ends a live ticket's stream and any queued prompt; under mu_.
+  void CloseLocked(Ticket& ticket, State& s);
 
   const TenantPolicy policy_;
   mutable std::mutex mu_;

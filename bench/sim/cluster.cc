@@ -136,11 +136,19 @@ class Cluster {
       }
       return tokens;
     };
-    auto best = std::min_element(it->second.begin(), it->second.end(), [&](auto& a, auto& b) {
-      const int64_t qa = backlog(*a.first), qb = backlog(*b.first);
-      return qa != qb ? qa < qb : a.second->live.size() < b.second->live.size();
-    });
-    SimEngine& e = *best->second;
+    // Each replica's backlog once (a comparator would rescan both per pair).
+    const auto& replicas = it->second;
+    size_t best = 0;
+    int64_t best_backlog = backlog(*replicas[0].first);
+    for (size_t i = 1; i < replicas.size(); ++i) {
+      const int64_t q = backlog(*replicas[i].first);
+      if (q < best_backlog || (q == best_backlog && replicas[i].second->live.size() <
+                                                        replicas[best].second->live.size())) {
+        best = i;
+        best_backlog = q;
+      }
+    }
+    SimEngine& e = *replicas[best].second;
     auto s = std::make_unique<SimSeq>();
     s->request = index;
     s->arrival = r.arrival_s;
@@ -152,7 +160,7 @@ class Cluster {
     s->seq.arrival_order = static_cast<int64_t>(index);
     e.sched->Add(&s->seq);
     e.live.emplace(s->seq.id, std::move(s));
-    return best->first;
+    return replicas[best].first;
   }
 
   // Picks an engine and plans its step; false when nothing can run.

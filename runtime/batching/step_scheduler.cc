@@ -113,6 +113,8 @@ StepScheduler::TenantRank StepScheduler::RankOf(uint64_t tenant) const {
 
 std::deque<Sequence*>::iterator StepScheduler::NextWaiting() {
   auto best = waiting_.begin();
+  // One live tenant (the common case): its own order, FIFO, without a scan.
+  if (fair_.num_active() <= 1) return best;
   if (best == waiting_.end() || (*best)->num_preemptions > 0) return best;
   TenantRank best_rank = RankOf((*best)->tenant_key);
   for (auto it = std::next(best); it != waiting_.end(); ++it) {
@@ -131,8 +133,11 @@ std::deque<Sequence*>::iterator StepScheduler::NextWaiting() {
 
 StepPlan StepScheduler::Schedule(int32_t max_step_tokens) {
   StepPlan plan;
+  // What RankOf reads; only ranking between tenants needs it.
   running_by_tenant_.clear();
-  for (const Sequence* seq : running_) ++running_by_tenant_[seq->tenant_key];
+  if (fair_.num_active() > 1) {
+    for (const Sequence* seq : running_) ++running_by_tenant_[seq->tenant_key];
+  }
   // The waiting sequence admission would take first, when one may start: the
   // running prefill chunks of tenants ranked behind it wait a step for it.
   int32_t budget = config_.max_tokens_per_step;

@@ -21,6 +21,7 @@
 #include <array>
 #include <cstring>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
 
@@ -30,16 +31,26 @@ namespace {
 constexpr int64_t kQk = 32;  // values per block of the 32-wide quant types
 
 constexpr std::array<GgmlTypeTraits, 20> kTypes = {{
-    {GgmlType::kF32, "F32", 1, 4, true},       {GgmlType::kF16, "F16", 1, 2, true},
-    {GgmlType::kQ4_0, "Q4_0", 32, 18, true},   {GgmlType::kQ4_1, "Q4_1", 32, 20, true},
-    {GgmlType::kQ5_0, "Q5_0", 32, 22, true},   {GgmlType::kQ5_1, "Q5_1", 32, 24, true},
-    {GgmlType::kQ8_0, "Q8_0", 32, 34, true},   {GgmlType::kQ8_1, "Q8_1", 32, 36, false},
-    {GgmlType::kQ2_K, "Q2_K", 256, 84, true},  {GgmlType::kQ3_K, "Q3_K", 256, 110, true},
-    {GgmlType::kQ4_K, "Q4_K", 256, 144, true}, {GgmlType::kQ5_K, "Q5_K", 256, 176, true},
-    {GgmlType::kQ6_K, "Q6_K", 256, 210, true}, {GgmlType::kQ8_K, "Q8_K", 256, 292, false},
-    {GgmlType::kI8, "I8", 1, 1, false},        {GgmlType::kI16, "I16", 1, 2, false},
-    {GgmlType::kI32, "I32", 1, 4, false},      {GgmlType::kI64, "I64", 1, 8, false},
-    {GgmlType::kF64, "F64", 1, 8, false},      {GgmlType::kBF16, "BF16", 1, 2, true},
+    {GgmlType::kF32, "F32", 1, 4, true},
+    {GgmlType::kF16, "F16", 1, 2, true},
+    {GgmlType::kBF16, "BF16", 1, 2, true},
+    {GgmlType::kQ8_0, "Q8_0", 32, 34, true, {0, -1}},
+    {GgmlType::kQ4_0, "Q4_0", 32, 18, true, {0, -1}},
+    {GgmlType::kQ4_1, "Q4_1", 32, 20, true, {0, 2}},
+    {GgmlType::kQ5_0, "Q5_0", 32, 22, true, {0, -1}},
+    {GgmlType::kQ5_1, "Q5_1", 32, 24, true, {0, 2}},
+    {GgmlType::kQ2_K, "Q2_K", 256, 84, true, {80, 82}},
+    {GgmlType::kQ3_K, "Q3_K", 256, 110, true, {108, -1}},
+    {GgmlType::kQ4_K, "Q4_K", 256, 144, true, {0, 2}},
+    {GgmlType::kQ5_K, "Q5_K", 256, 176, true, {0, 2}},
+    {GgmlType::kQ6_K, "Q6_K", 256, 210, true, {208, -1}},
+    {GgmlType::kQ8_1, "Q8_1", 32, 36, false},
+    {GgmlType::kQ8_K, "Q8_K", 256, 292, false},
+    {GgmlType::kI8, "I8", 1, 1, false},
+    {GgmlType::kI16, "I16", 1, 2, false},
+    {GgmlType::kI32, "I32", 1, 4, false},
+    {GgmlType::kI64, "I64", 1, 8, false},
+    {GgmlType::kF64, "F64", 1, 8, false},
 }};
 
 uint16_t LoadU16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
@@ -203,33 +214,23 @@ float Bf16BitsToF32(uint16_t h) {
   return f;
 }
 
+const std::string& DequantizableTypeNames() {
+  static const std::string names = [] {
+    std::string out;
+    for (const GgmlTypeTraits& t : kTypes) {
+      if (t.dequantizable) absl::StrAppend(&out, out.empty() ? "" : ", ", t.name);
+    }
+    return out;
+  }();
+  return names;
+}
+
 absl::Status CheckBlockScales(GgmlType type, absl::Span<const uint8_t> src) {
   const GgmlTypeTraits* traits = FindGgmlType(static_cast<uint32_t>(type));
-  if (traits == nullptr || traits->block_elems == 1) return absl::OkStatus();
-  // Byte offsets of the block's fp16 scale fields.
-  std::array<int, 2> fields{0, -1};
-  switch (type) {
-    case GgmlType::kQ4_1:
-    case GgmlType::kQ5_1:
-    case GgmlType::kQ4_K:
-    case GgmlType::kQ5_K:
-      fields = {0, 2};
-      break;
-    case GgmlType::kQ6_K:
-      fields = {208, -1};
-      break;
-    case GgmlType::kQ2_K:
-      fields = {80, 82};
-      break;
-    case GgmlType::kQ3_K:
-      fields = {108, -1};
-      break;
-    default:
-      break;
-  }
+  if (traits == nullptr || traits->scale_at[0] < 0) return absl::OkStatus();  // no scales
   const auto size = static_cast<size_t>(traits->block_bytes);
   for (size_t at = 0, block = 0; at + size <= src.size(); at += size, ++block) {
-    for (const int field : fields) {
+    for (const int field : traits->scale_at) {
       if (field < 0) continue;
       // Exponent all ones: infinity or NaN.
       if ((LoadU16(src.data() + at + field) & 0x7c00u) == 0x7c00u) {
@@ -250,7 +251,7 @@ absl::Status DequantizeToF32(GgmlType type, absl::Span<const uint8_t> src, int64
   }
   if (!traits->dequantizable) {
     return absl::UnimplementedError(absl::StrFormat(
-        "tensor type %s is not supported (supported: %s)", traits->name, kDequantizableTypes));
+        "tensor type %s is not supported (supported: %s)", traits->name, DequantizableTypeNames()));
   }
   if (n < 0 || n % traits->block_elems != 0) {
     return absl::InvalidArgumentError(
@@ -286,12 +287,8 @@ absl::Status DequantizeToF32(GgmlType type, absl::Span<const uint8_t> src, int64
       break;
     case GgmlType::kQ4_0:
       for (int64_t b = 0; b < blocks; ++b, s += 18, d += kQk) {
-        const float scale = HalfBitsToF32(LoadU16(s));
-        const uint8_t* qs = s + 2;
-        for (int j = 0; j < kQk / 2; ++j) {
-          d[j] = scale * static_cast<float>((qs[j] & 0x0f) - 8);
-          d[j + kQk / 2] = scale * static_cast<float>((qs[j] >> 4) - 8);
-        }
+        const float scale = LoadHalf(s);
+        Dequant32(scale, -8.f * scale, s + 2, nullptr, d);  // d q - 8 d = d (q - 8), exactly
       }
       break;
     case GgmlType::kQ4_1:
@@ -302,7 +299,7 @@ absl::Status DequantizeToF32(GgmlType type, absl::Span<const uint8_t> src, int64
     case GgmlType::kQ5_0:
       for (int64_t b = 0; b < blocks; ++b, s += 22, d += kQk) {
         const float scale = LoadHalf(s);
-        Dequant32(scale, -16.f * scale, s + 6, s + 2, d);
+        Dequant32(scale, -16.f * scale, s + 6, s + 2, d);  // exactly d (q - 16)
       }
       break;
     case GgmlType::kQ5_1:

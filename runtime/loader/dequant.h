@@ -3,7 +3,9 @@
 // row's length must be a multiple of the block size.
 #pragma once
 
+#include <array>
 #include <cstdint>
+#include <string>
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
@@ -41,6 +43,9 @@ struct GgmlTypeTraits {
   int64_t block_elems;     // values per block (1 for plain types)
   int64_t block_bytes;     // bytes per block
   bool dequantizable;      // DequantizeToF32 supports it
+  // Byte offsets in a block of its fp16 scale fields (d, and m or dmin); -1
+  // for none. What CheckBlockScales reads.
+  std::array<int16_t, 2> scale_at = {-1, -1};
 };
 
 // nullptr for a type id this build does not know (the reader rejects those).
@@ -50,9 +55,8 @@ const GgmlTypeTraits* FindGgmlType(uint32_t id);
 float HalfBitsToF32(uint16_t h);
 float Bf16BitsToF32(uint16_t h);
 
-// The types DequantizeToF32 reads, for error messages.
-inline constexpr absl::string_view kDequantizableTypes =
-    "F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K";
+// The types DequantizeToF32 reads, for error messages: "F32, F16, ...".
+const std::string& DequantizableTypeNames();
 
 // INVALID_ARGUMENT naming the first block of `src` (whole blocks of `type`)
 // whose fp16 scale or min is infinite or NaN; OK for plain types.
@@ -60,7 +64,7 @@ absl::Status CheckBlockScales(GgmlType type, absl::Span<const uint8_t> src);
 
 // Dequantizes `n` values of `type` from `src` (exactly the bytes of those n
 // values, n a multiple of the block size) into `dst` (n floats).
-// UNIMPLEMENTED for types outside kDequantizableTypes; CheckBlockScales's
+// UNIMPLEMENTED for types outside DequantizableTypeNames(); CheckBlockScales's
 // error for a non-finite scale;
 // INVALID_ARGUMENT when n or the sizes do not agree.
 absl::Status DequantizeToF32(GgmlType type, absl::Span<const uint8_t> src, int64_t n,

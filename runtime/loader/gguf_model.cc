@@ -229,7 +229,7 @@ absl::StatusOr<ModelFile> LoadGgufModel(const std::string& path, const LoadOptio
     if (!traits->dequantizable) {
       return absl::UnimplementedError(absl::StrFormat("%s: tensor '%s' has type %s (supported: %s)",
                                                       path, name, traits->name,
-                                                      kDequantizableTypes));
+                                                      DequantizableTypeNames()));
     }
     int32_t permute_heads = 0;
     if (PermutedArchitecture(c.architecture)) {

@@ -98,27 +98,17 @@ absl::StatusOr<DeviceBuffer> Upload(Backend* backend, const HostTensor& t) {
   return UploadConcat(backend, {&t});
 }
 
+// The block format a quantized Gemm takes for a stored type: the one of the
+// same name (both are GGUF's names), if any.
 std::optional<kernels::WeightFormat> FormatOf(GgmlType t) {
-  switch (t) {
-    case GgmlType::kQ8_0:
-      return kernels::WeightFormat::kQ8_0;
-    case GgmlType::kQ4_0:
-      return kernels::WeightFormat::kQ4_0;
-    case GgmlType::kQ4_1:
-      return kernels::WeightFormat::kQ4_1;
-    case GgmlType::kQ5_0:
-      return kernels::WeightFormat::kQ5_0;
-    case GgmlType::kQ5_1:
-      return kernels::WeightFormat::kQ5_1;
-    case GgmlType::kQ4_K:
-      return kernels::WeightFormat::kQ4_K;
-    case GgmlType::kQ5_K:
-      return kernels::WeightFormat::kQ5_K;
-    case GgmlType::kQ6_K:
-      return kernels::WeightFormat::kQ6_K;
-    default:
-      return std::nullopt;
+  const GgmlTypeTraits* traits = FindGgmlType(static_cast<uint32_t>(t));
+  if (traits == nullptr || traits->block_elems == 1) return std::nullopt;
+  const std::string_view name(traits->name.data(), traits->name.size());
+  for (size_t f = 1; f < kernels::kWeightFormats; ++f) {
+    const auto format = static_cast<kernels::WeightFormat>(f);
+    if (kernels::WeightFormatName(format) == name) return format;
   }
+  return std::nullopt;
 }
 
 // The one rule for a (fused) matrix, which UploadMatrix follows and
