@@ -12,8 +12,10 @@
 
 #include "cohost/kernels/dtype.h"
 #include "cohost/kernels/quant.h"
+#include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/quant/cpu_features.h"
 #include "kernels/cpu/quant/quant_kernels.h"
+#include "kernels/cpu/thread_pool.h"
 
 namespace cohost::kernels::cpu {
 namespace {
@@ -59,10 +61,14 @@ void BM_Dot(benchmark::State& state) {
   const std::vector<Block> w = Weights<Block>();
   const std::vector<BlockQ8A> a = Activations(*k);
   std::vector<float> out(kRows);
-  const QuantDotFn dot = k->Dot(kFormat);
+  const QuantTileFn tile = k->Tile(kFormat);
   const int64_t row_blocks = kBlocks / kSubBlocks<Block>;
+  const size_t row_bytes = row_blocks * sizeof(Block);
   for (auto _ : state) {
-    for (int64_t r = 0; r < kRows; ++r) out[r] = dot(w.data() + r * row_blocks, a.data(), kBlocks);
+    for (int64_t r = 0; r < kRows; r += kTileCols) {
+      tile(w.data() + r * row_blocks, row_bytes, kTileCols, a.data(), 1, kBlocks, out.data() + r,
+           1);
+    }
     benchmark::DoNotOptimize(out.data());
   }
   state.SetLabel(k->name);
@@ -77,6 +83,35 @@ BENCHMARK(BM_Dot<BlockQ5_1, WeightFormat::kQ5_1>)->Name("dot_q5_1")->Arg(0)->Arg
 BENCHMARK(BM_Dot<BlockQ4_K, WeightFormat::kQ4_K>)->Name("dot_q4_k")->Arg(0)->Arg(1)->Arg(2);
 BENCHMARK(BM_Dot<BlockQ5_K, WeightFormat::kQ5_K>)->Name("dot_q5_k")->Arg(0)->Arg(1)->Arg(2);
 BENCHMARK(BM_Dot<BlockQ6_K, WeightFormat::kQ6_K>)->Name("dot_q6_k")->Arg(0)->Arg(1)->Arg(2);
+
+// The whole product as a step runs it (QuantGemm, one thread): m activation
+// rows (1: a decode step; 16: sixteen sequences decoding; 128: a prefill
+// chunk) against the same matrix, activations quantized inside. Reported as
+// multiply-adds per second (m * rows * cols), so the batched rate shows how
+// much a weight block's unpacking is shared.
+template <typename Block, WeightFormat kFormat>
+void BM_Gemm(benchmark::State& state) {
+  const int32_t m = static_cast<int32_t>(state.range(0));
+  const std::vector<Block> w = Weights<Block>();
+  std::mt19937 rng(3);
+  std::normal_distribution<float> n;
+  std::vector<float> x(static_cast<size_t>(m) * kCols);
+  for (float& v : x) v = n(rng);
+  std::vector<float> out(static_cast<size_t>(m) * kRows);
+  ThreadPool pool(1);
+  for (auto _ : state) {
+    QuantGemm(x.data(), WeightRef(w.data(), kFormat), nullptr, m, kRows, kCols, out.data(), pool);
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetLabel(SelectedQuantKernels().name);
+  state.SetItemsProcessed(state.iterations() * m * kRows * kCols);
+}
+
+BENCHMARK(BM_Gemm<BlockQ4_0, WeightFormat::kQ4_0>)->Name("gemm_q4_0")->Arg(1)->Arg(16)->Arg(128);
+BENCHMARK(BM_Gemm<BlockQ4_1, WeightFormat::kQ4_1>)->Name("gemm_q4_1")->Arg(1)->Arg(16)->Arg(128);
+BENCHMARK(BM_Gemm<BlockQ8_0, WeightFormat::kQ8_0>)->Name("gemm_q8_0")->Arg(1)->Arg(16)->Arg(128);
+BENCHMARK(BM_Gemm<BlockQ4_K, WeightFormat::kQ4_K>)->Name("gemm_q4_k")->Arg(1)->Arg(16)->Arg(128);
+BENCHMARK(BM_Gemm<BlockQ6_K, WeightFormat::kQ6_K>)->Name("gemm_q6_k")->Arg(1)->Arg(16)->Arg(128);
 
 // The memory floor decode is compared against: memcpy of a 256 MB buffer
 // per thread (far past the caches), in 1 and 2 threads at once; reported as

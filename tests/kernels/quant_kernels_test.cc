@@ -149,6 +149,31 @@ std::vector<BlockQ8A> Quantize(const QuantKernels& k, const std::vector<float>& 
   return a;
 }
 
+// An activation block written by hand: its scale d, and the sums
+// quantize_q8a would give its codes.
+void SetSums(BlockQ8A& b, float d) {
+  int32_t sum[2] = {0, 0};
+  for (int i = 0; i < kQuantBlock; ++i) sum[i / 16] += b.qs[i];
+  b.d = d;
+  b.s = d * static_cast<float>(sum[0] + sum[1]);
+  b.sum16[0] = static_cast<int16_t>(sum[0]);
+  b.sum16[1] = static_cast<int16_t>(sum[1]);
+}
+
+// One weight row against one activation row: a tile of one.
+float Dot(const QuantKernels& k, WeightFormat f, const void* w, const BlockQ8A* a, int64_t nb) {
+  float out = 0;
+  k.Tile(f)(w, QuantRowBytes(f, nb * kQuantBlock), 1, a, 1, nb, &out, 1);
+  return out;
+}
+
+// Rows of kK values one after another, as a matrix holds them.
+std::vector<uint8_t> Concatenated(const std::vector<Row>& rows) {
+  std::vector<uint8_t> out;
+  for (const Row& r : rows) out.insert(out.end(), r.bytes.begin(), r.bytes.end());
+  return out;
+}
+
 TEST(CpuFeaturesTest, NamesTheCpuAndWhatItHas) {
   const CpuFeatures& f = HostCpuFeatures();
   EXPECT_FALSE(f.Summary().empty());
@@ -187,6 +212,8 @@ TEST(QuantizeQ8ATest, ScalarRoundsToNearestWithTheBlocksScale) {
   EXPECT_EQ(a[0].qs[3], -2);
   EXPECT_EQ(a[0].qs[4], 0);
   EXPECT_EQ(a[0].s, 127.f + 2 + 4 - 2);
+  EXPECT_EQ(a[0].sum16[0], 127 + 2 + 4 - 2);
+  EXPECT_EQ(a[0].sum16[1], 0);
   std::vector<float> zeros(kQuantBlock, 0.f);
   a = Quantize(ScalarQuantKernels(), zeros);
   EXPECT_EQ(a[0].d, 0.f);
@@ -206,6 +233,8 @@ TEST(QuantizeQ8ATest, EveryTableWritesTheSameBytes) {
       for (int64_t b = 0; b < kBlocks; ++b) {
         EXPECT_EQ(got[b].d, want[b].d) << k->name << " block " << b << " scale " << scale;
         EXPECT_EQ(got[b].s, want[b].s) << k->name << " block " << b << " scale " << scale;
+        EXPECT_EQ(got[b].sum16[0], want[b].sum16[0]) << k->name << " block " << b;
+        EXPECT_EQ(got[b].sum16[1], want[b].sum16[1]) << k->name << " block " << b;
         EXPECT_EQ(std::memcmp(got[b].qs, want[b].qs, kQuantBlock), 0)
             << k->name << " block " << b << " scale " << scale;
       }
@@ -224,15 +253,13 @@ TEST(QuantDotTest, WithUnitScalesEveryTableGivesTheExactIntegerSum) {
       std::vector<BlockQ8A> a(kBlocks);
       std::uniform_int_distribution<int> q(-range, range);
       for (BlockQ8A& b : a) {
-        int sum = 0;
-        for (int8_t& v : b.qs) sum += v = static_cast<int8_t>(q(rng));
-        b.d = 1.f;
-        b.s = static_cast<float>(sum);
+        for (int8_t& v : b.qs) v = static_cast<int8_t>(q(rng));
+        SetSums(b, 1.f);
       }
       const Row w = RandomWeights(rng, f, 1.f, 3.f);
       const double want = Reference(w.values, a.data()).first;
       for (const QuantKernels* k : AllTables()) {
-        EXPECT_EQ(k->Dot(f)(w.bytes.data(), a.data(), kBlocks), want)
+        EXPECT_EQ(Dot(*k, f, w.bytes.data(), a.data(), kBlocks), want)
             << k->name << " " << WeightFormatName(f);
       }
     }
@@ -246,11 +273,11 @@ TEST(QuantDotTest, WeightsAtMinus128StayExact) {
     w[b].d = F32ToF16(1.f);
     std::fill(std::begin(w[b].qs), std::end(w[b].qs), int8_t{-128});
     std::fill(std::begin(a[b].qs), std::end(a[b].qs), int8_t{-127});
-    a[b].d = 1.f;
+    SetSums(a[b], 1.f);
   }
   const float want = 128.f * 127.f * kQuantBlock * kBlocks;
   for (const QuantKernels* k : AllTables()) {
-    EXPECT_EQ(k->Dot(WeightFormat::kQ8_0)(w.data(), a.data(), kBlocks), want) << k->name;
+    EXPECT_EQ(Dot(*k, WeightFormat::kQ8_0, w.data(), a.data(), kBlocks), want) << k->name;
   }
 }
 
@@ -270,7 +297,7 @@ TEST(QuantDotTest, RandomAndExtremeScalesAgreeToRounding) {
         const std::pair<double, double> ref = Reference(w.values, a.data());
         const double tol = 1e-5 * ref.second + 1e-30;
         for (const QuantKernels* k : AllTables()) {
-          EXPECT_NEAR(k->Dot(f)(w.bytes.data(), a.data(), kBlocks), ref.first, tol)
+          EXPECT_NEAR(Dot(*k, f, w.bytes.data(), a.data(), kBlocks), ref.first, tol)
               << k->name << " " << WeightFormatName(f) << " wd " << wd << " xs " << xs;
         }
       }
@@ -294,7 +321,7 @@ TEST(QuantDotTest, EveryTableAgreesWithTheGgufPackagesValues) {
     const std::vector<BlockQ8A> a = Quantize(ScalarQuantKernels(), RandomRow(rng, 1.f, k));
     const std::pair<double, double> ref = Reference(c.values, a.data());
     for (const QuantKernels* t : AllTables()) {
-      EXPECT_NEAR(t->Dot(*f)(c.bytes.data(), a.data(), k / kQuantBlock), ref.first,
+      EXPECT_NEAR(Dot(*t, *f, c.bytes.data(), a.data(), k / kQuantBlock), ref.first,
                   1e-5 * ref.second)
           << t->name << " " << c.type;
     }
@@ -314,51 +341,74 @@ TEST(QuantDotTest, DequantizeRowGivesTheGgufPackagesValuesExactly) {
   }
 }
 
-// The VNNI table sums the same integers as the AVX2 one (vpdpbusd for
-// maddubs + madd) and scales them in the same order: the same bits.
-TEST(QuantDotTest, TheVnniTableEqualsTheAvx2TableBitForBit) {
-  const QuantKernels* vnni = Avx512VnniQuantKernels();
-  if (vnni == nullptr) {
-    GTEST_SKIP() << "this CPU has no AVX-512 VNNI (" << HostCpuFeatures().Summary() << ")";
-  }
-  const QuantKernels& avx2 = *Avx2QuantKernels();
+// Every table reaches the same exact integer sums and scales them in the
+// same order (quant_kernels.h): the same bits as the scalar reference, for
+// every format, with random and extreme scales, partial tiles and batches
+// longer than one chunk of activation rows.
+TEST(QuantTileTest, EveryTableEqualsTheScalarTableBitForBit) {
+  SKIP_WITHOUT_VECTOR_TABLES();
   std::mt19937 rng(7);
+  const QuantKernels& scalar = ScalarQuantKernels();
+  constexpr int64_t kM = kTileRows + 3;
   std::vector<BlockQ8A> a;
-  for (int r = 0; r < 4; ++r) {
-    const std::vector<BlockQ8A> row = Quantize(avx2, RandomRow(rng, 1.f));
+  for (int64_t r = 0; r < kM; ++r) {
+    const float xs = r % 5 == 2 ? 1e-3f : r % 5 == 4 ? 3e4f : 1.f;
+    const std::vector<BlockQ8A> row = Quantize(scalar, RandomRow(rng, xs));
     a.insert(a.end(), row.begin(), row.end());
   }
   for (const WeightFormat f : kFormats) {
-    for (const float d : {0.02f, 1.f, 6e-5f}) {
-      const Row w = RandomWeights(rng, f, d, -d);
-      EXPECT_EQ(vnni->Dot(f)(w.bytes.data(), a.data(), kBlocks),
-                avx2.Dot(f)(w.bytes.data(), a.data(), kBlocks))
-          << WeightFormatName(f);
-      float four_vnni[4], four_avx2[4];
-      vnni->Dot4(f)(w.bytes.data(), a.data(), kBlocks, kBlocks, four_vnni);
-      avx2.Dot4(f)(w.bytes.data(), a.data(), kBlocks, kBlocks, four_avx2);
-      for (int r = 0; r < 4; ++r) EXPECT_EQ(four_vnni[r], four_avx2[r]) << WeightFormatName(f);
+    for (const float d : {0.02f, 1.f, 6e-5f, 30000.f}) {
+      std::vector<Row> rows;
+      for (int i = 0; i < kTileCols; ++i) {
+        rows.push_back(RandomWeights(rng, f, d * (1 + 0.0625f * i), -d));
+      }
+      const std::vector<uint8_t> w = Concatenated(rows);
+      const size_t row_bytes = rows[0].bytes.size();
+      for (const int cols : {kTileCols, 3}) {
+        std::vector<float> want(kM * kTileCols, -1.f);
+        scalar.Tile(f)(w.data(), row_bytes, cols, a.data(), kM, kBlocks, want.data(), kTileCols);
+        for (const QuantKernels* k : Vectorized()) {
+          std::vector<float> got(kM * kTileCols, -1.f);
+          k->Tile(f)(w.data(), row_bytes, cols, a.data(), kM, kBlocks, got.data(), kTileCols);
+          for (size_t i = 0; i < got.size(); ++i) {
+            ASSERT_EQ(got[i], want[i]) << k->name << " " << WeightFormatName(f) << " d " << d
+                                       << " cols " << cols << " output " << i;
+          }
+        }
+      }
     }
   }
 }
 
-// The four-row kernels give each row exactly what the single-row kernel of
-// the same table gives it.
-TEST(QuantDotTest, FourRowsAtOnceEqualEachRowAlone) {
+// An output does not depend on the rest of its tile: eight weight rows
+// against many activation rows give each pair what the pair alone gives
+// (a sequence's logits do not depend on what else is in its batch), and a
+// partial tile writes only its own columns.
+TEST(QuantTileTest, ATileGivesEachPairWhatThePairAloneGives) {
   std::mt19937 rng(5);
+  constexpr int64_t kM = 2 * kTileRows + 1;
+  constexpr int64_t kLdc = kTileCols + 2;
   for (const QuantKernels* k : AllTables()) {
     std::vector<BlockQ8A> a;
-    for (int r = 0; r < 4; ++r) {
+    for (int64_t r = 0; r < kM; ++r) {
       const std::vector<BlockQ8A> row = Quantize(*k, RandomRow(rng, r == 2 ? 1e-3f : 1.f));
       a.insert(a.end(), row.begin(), row.end());
     }
     for (const WeightFormat f : kFormats) {
-      const Row w = RandomWeights(rng, f, 0.02f, -0.05f);
-      float four[4];
-      k->Dot4(f)(w.bytes.data(), a.data(), kBlocks, kBlocks, four);
-      for (int r = 0; r < 4; ++r) {
-        EXPECT_EQ(four[r], k->Dot(f)(w.bytes.data(), a.data() + r * kBlocks, kBlocks))
-            << k->name << " " << WeightFormatName(f) << " row " << r;
+      std::vector<Row> rows;
+      for (int i = 0; i < kTileCols; ++i) rows.push_back(RandomWeights(rng, f, 0.02f, -0.05f));
+      const std::vector<uint8_t> w = Concatenated(rows);
+      for (const int cols : {kTileCols, 5, 1}) {
+        std::vector<float> c(kM * kLdc, -7.f);
+        k->Tile(f)(w.data(), rows[0].bytes.size(), cols, a.data(), kM, kBlocks, c.data(), kLdc);
+        for (int64_t r = 0; r < kM; ++r) {
+          for (int i = 0; i < kLdc; ++i) {
+            const float want =
+                i < cols ? Dot(*k, f, rows[i].bytes.data(), a.data() + r * kBlocks, kBlocks) : -7.f;
+            ASSERT_EQ(c[r * kLdc + i], want) << k->name << " " << WeightFormatName(f) << " cols "
+                                             << cols << " row " << r << " column " << i;
+          }
+        }
       }
     }
   }
@@ -378,7 +428,7 @@ TEST(QuantDotTest, TheActivationsQuantizationErrorIsBounded) {
       exact += static_cast<double>(w.values[i]) * x[i];
       bound += std::fabs(w.values[i]) * a[i / kQuantBlock].d / 2;
     }
-    EXPECT_NEAR(k.Dot(f)(w.bytes.data(), a.data(), kBlocks), exact, bound * 1.001 + 1e-6)
+    EXPECT_NEAR(Dot(k, f, w.bytes.data(), a.data(), kBlocks), exact, bound * 1.001 + 1e-6)
         << WeightFormatName(f);
   }
 }

@@ -7,6 +7,7 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <type_traits>
@@ -35,23 +36,12 @@ namespace {
 }  // namespace
 }  // namespace vnni
 
-#define COHOST_X86_TABLE(ns, label)                                                       \
-  QuantKernels {                                                                          \
-    label, ns::QuantizeQ8A,                                                               \
-        {nullptr,                                                                         \
-         ns::DotRow<BlockQ8_0>,                                                           \
-         ns::DotRow<BlockQ4_0>,                                                           \
-         ns::DotRow<BlockQ4_1>,                                                           \
-         ns::DotRow<BlockQ5_0>,                                                           \
-         ns::DotRow<BlockQ5_1>,                                                           \
-         ns::DotRow<BlockQ4_K>,                                                           \
-         ns::DotRow<BlockQ5_K>,                                                           \
-         ns::DotRow<BlockQ6_K>},                                                          \
-    {                                                                                     \
-      nullptr, ns::Dot4Rows<BlockQ8_0>, ns::Dot4Rows<BlockQ4_0>, ns::Dot4Rows<BlockQ4_1>, \
-          ns::Dot4Rows<BlockQ5_0>, ns::Dot4Rows<BlockQ5_1>, ns::Dot4Rows<BlockQ4_K>,      \
-          ns::Dot4Rows<BlockQ5_K>, ns::Dot4Rows<BlockQ6_K>                                \
-    }                                                                                     \
+#define COHOST_X86_TABLE(ns, label)                                                                \
+  QuantKernels {                                                                                   \
+    label, ns::QuantizeQ8A, {                                                                      \
+      nullptr, ns::Tile<BlockQ8_0>, ns::Tile<BlockQ4_0>, ns::Tile<BlockQ4_1>, ns::Tile<BlockQ5_0>, \
+          ns::Tile<BlockQ5_1>, ns::Tile<BlockQ4_K>, ns::Tile<BlockQ5_K>, ns::Tile<BlockQ6_K>       \
+    }                                                                                              \
   }
 
 const QuantKernels* Avx2QuantKernels() {

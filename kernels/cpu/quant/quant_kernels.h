@@ -1,27 +1,43 @@
 // The CPU's quantized dot products: weights in GGUF blocks (every
 // WeightFormat but kDense) against activations quantized per 32 values to
 // int8 (BlockQ8A), summed per 32-value block in integers and scaled in fp32,
-// as llama.cpp does. One portable scalar table, the reference; an AVX2 table
-// and an AVX-512 VNNI one, each used only where cpuid says the CPU has what it
-// needs. SelectedQuantKernels picks once, at first use.
+// as llama.cpp does, eight weight rows at a time (a tile) so that the fp32
+// work is one vector operation per sub-block and activation row. One portable
+// scalar table, the reference; an AVX2 table and an AVX-512 VNNI one, each
+// used only where cpuid says the CPU has what it needs. SelectedQuantKernels
+// picks once, at first use.
 #pragma once
 
 #include <array>
 #include <cstdint>
+#include <type_traits>
 
 #include "cohost/kernels/quant.h"
 
 namespace cohost::kernels::cpu {
 
-// sum over the nb 32-value blocks of one weight row `w` (nb a multiple of
-// the format's sub-blocks per block: 8 for the K-quants) against `a`, each
-// block's sum exact in int32.
-using QuantDotFn = float (*)(const void* w, const BlockQ8A* a, int64_t nb);
-// Four activation rows (row r at a + r * a_stride) against one weight row,
-// each weight block unpacked once: out[r] equals the same table's dot of row
-// r bit for bit (prefill's rows share each weight row).
-using QuantDot4Fn = void (*)(const void* w, const BlockQ8A* a, int64_t a_stride, int64_t nb,
-                             float* out);
+// Weight rows per tile: one 256-bit vector of fp32 outputs.
+inline constexpr int kTileCols = 8;
+// Activation rows whose accumulators a tile keeps at once; longer batches
+// are taken in chunks of this many.
+inline constexpr int64_t kTileRows = 16;
+
+// One tile of the product: `rows` (1..8) weight rows, row i at
+// w + i * row_bytes, against m activation rows of nb 32-value blocks each
+// (row r at a + r * nb): c[r * ldc + i] = the dot of weight row i and
+// activation row r.
+//
+// Every table computes each output the same way, whatever `rows` and m, so
+// a sequence's logits do not depend on what else is in its batch: acc = 0;
+// for each 32-value sub-block in order, acc = fma(float(isum), scale * a.d,
+// acc), then, for formats with a min (Q4_1, Q5_1, Q4_K, Q5_K),
+// acc = fma(min, a.s, acc). isum is the exact integer sum of the weight
+// codes (offsets applied, Q6_K's per-16 scales multiplied in) times the
+// activation codes; scale and min are the sub-block's fp32 factors. Vector
+// tables differ from the scalar one only in how they reach isum, so all give
+// the same bits.
+using QuantTileFn = void (*)(const void* w, size_t row_bytes, int rows, const BlockQ8A* a,
+                             int64_t m, int64_t nb, float* c, int64_t ldc);
 
 // 32-value sub-blocks per block of each layout.
 template <typename Block>
@@ -33,17 +49,23 @@ inline constexpr int64_t kSubBlocks<BlockQ5_K> = kSuperBlock / kQuantBlock;
 template <>
 inline constexpr int64_t kSubBlocks<BlockQ6_K> = kSuperBlock / kQuantBlock;
 
+// Formats whose value is scale * code + min (the activations' s carries the
+// min term); the rest are scale * (code - offset).
+template <typename Block>
+inline constexpr bool kHasMin =
+    std::is_same_v<Block, BlockQ4_1> || std::is_same_v<Block, BlockQ5_1> ||
+    std::is_same_v<Block, BlockQ4_K> || std::is_same_v<Block, BlockQ5_K>;
+
 struct QuantKernels {
-  const char* name;  // "scalar", "avx2"
+  const char* name;  // "scalar", "avx2", "avx512vnni"
   // x[k] (k a multiple of 32) -> k / 32 blocks: d = max|x| / 127, q = round(x / d)
-  // (to nearest, ties to even), s = d * sum(q). The same bytes from every table.
+  // (to nearest, ties to even), s = d * sum(q), sum16 the two halves' sums.
+  // The same bytes from every table.
   void (*quantize_q8a)(const float* x, int64_t k, BlockQ8A* out);
   // Indexed by WeightFormat; nullptr for kDense.
-  std::array<QuantDotFn, kWeightFormats> dot;
-  std::array<QuantDot4Fn, kWeightFormats> dot4;
+  std::array<QuantTileFn, kWeightFormats> tile;
 
-  QuantDotFn Dot(WeightFormat f) const { return dot[static_cast<size_t>(f)]; }
-  QuantDot4Fn Dot4(WeightFormat f) const { return dot4[static_cast<size_t>(f)]; }
+  QuantTileFn Tile(WeightFormat f) const { return tile[static_cast<size_t>(f)]; }
 };
 
 // The `k` values of one weight row in format `f` (not kDense), dequantized

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <string_view>
+#include <vector>
 
 #include "cohost/kernels/dtype.h"
 #include "cpu_features.h"
@@ -19,16 +20,18 @@ void QuantizeQ8A(const float* x, int64_t k, BlockQ8A* out) {
     for (int i = 0; i < kQuantBlock; ++i) amax = std::max(amax, std::fabs(x[i]));
     const float d = amax / 127.f;
     const float id = d != 0 ? 1.f / d : 0.f;
-    int32_t sum = 0;
+    int32_t sum[2] = {0, 0};
     for (int i = 0; i < kQuantBlock; ++i) {
       // Finite inputs give |v| <= 127; anything else (NaN) is taken as 0.
       const float v = std::nearbyint(x[i] * id);
       const auto q = static_cast<int8_t>(std::fabs(v) <= 127.f ? v : 0.f);
       out[b].qs[i] = q;
-      sum += q;
+      sum[i / 16] += q;
     }
     out[b].d = d;
-    out[b].s = d * static_cast<float>(sum);
+    out[b].s = d * static_cast<float>(sum[0] + sum[1]);
+    out[b].sum16[0] = static_cast<int16_t>(sum[0]);
+    out[b].sum16[1] = static_cast<int16_t>(sum[1]);
   }
 }
 
@@ -123,25 +126,30 @@ SubBlock Decode(const BlockQ6_K& w, int j) {
   return s;
 }
 
+// The tile's arithmetic, spelled out: Decode each weight row's sub-blocks
+// once, then every activation row through them.
 template <typename Block>
-float DotRow(const void* wv, const BlockQ8A* a, int64_t nb) {
-  const auto* w = static_cast<const Block*>(wv);
-  float acc = 0;
-  for (int64_t b = 0; b < nb; ++b) {
-    const SubBlock s = Decode(w[b / kSubBlocks<Block>], static_cast<int>(b % kSubBlocks<Block>));
-    int32_t lo = 0, hi = 0;
-    for (int i = 0; i < 16; ++i) lo += s.q[i] * a[b].qs[i];
-    for (int i = 16; i < kQuantBlock; ++i) hi += s.q[i] * a[b].qs[i];
-    const int32_t sumi = s.sc16[0] * lo + s.sc16[1] * hi;
-    acc += s.scale * a[b].d * static_cast<float>(sumi) + s.min * a[b].s;
+void Tile(const void* wv, size_t row_bytes, int rows, const BlockQ8A* a, int64_t m, int64_t nb,
+          float* c, int64_t ldc) {
+  std::vector<float> acc(static_cast<size_t>(m));
+  for (int i = 0; i < rows; ++i) {
+    const auto* w = reinterpret_cast<const Block*>(static_cast<const uint8_t*>(wv) + i * row_bytes);
+    std::fill(acc.begin(), acc.end(), 0.f);
+    for (int64_t b = 0; b < nb; ++b) {
+      const SubBlock s = Decode(w[b / kSubBlocks<Block>], static_cast<int>(b % kSubBlocks<Block>));
+      for (int64_t r = 0; r < m; ++r) {
+        const BlockQ8A& ab = a[r * nb + b];
+        int32_t lo = 0, hi = 0;
+        for (int l = 0; l < 16; ++l) lo += s.q[l] * ab.qs[l];
+        for (int l = 16; l < kQuantBlock; ++l) hi += s.q[l] * ab.qs[l];
+        const int32_t isum = s.sc16[0] * lo + s.sc16[1] * hi;
+        float& out = acc[static_cast<size_t>(r)];
+        out = std::fma(static_cast<float>(isum), s.scale * ab.d, out);
+        if constexpr (kHasMin<Block>) out = std::fma(s.min, ab.s, out);
+      }
+    }
+    for (int64_t r = 0; r < m; ++r) c[r * ldc + i] = acc[static_cast<size_t>(r)];
   }
-  return acc;
-}
-
-// The reference for four rows: four single-row dots.
-template <typename Block>
-void Dot4Rows(const void* w, const BlockQ8A* a, int64_t a_stride, int64_t nb, float* out) {
-  for (int r = 0; r < 4; ++r) out[r] = DotRow<Block>(w, a + r * a_stride, nb);
 }
 
 // value = (scale * sc16) * q + min: the loader's order for every format
@@ -187,10 +195,8 @@ const QuantKernels& ScalarQuantKernels() {
   static const QuantKernels k{
       "scalar",
       QuantizeQ8A,
-      {nullptr, DotRow<BlockQ8_0>, DotRow<BlockQ4_0>, DotRow<BlockQ4_1>, DotRow<BlockQ5_0>,
-       DotRow<BlockQ5_1>, DotRow<BlockQ4_K>, DotRow<BlockQ5_K>, DotRow<BlockQ6_K>},
-      {nullptr, Dot4Rows<BlockQ8_0>, Dot4Rows<BlockQ4_0>, Dot4Rows<BlockQ4_1>, Dot4Rows<BlockQ5_0>,
-       Dot4Rows<BlockQ5_1>, Dot4Rows<BlockQ4_K>, Dot4Rows<BlockQ5_K>, Dot4Rows<BlockQ6_K>}};
+      {nullptr, Tile<BlockQ8_0>, Tile<BlockQ4_0>, Tile<BlockQ4_1>, Tile<BlockQ5_0>, Tile<BlockQ5_1>,
+       Tile<BlockQ4_K>, Tile<BlockQ5_K>, Tile<BlockQ6_K>}};
   return k;
 }
 

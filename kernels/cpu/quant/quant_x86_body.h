@@ -4,13 +4,6 @@
 // header of its own: no include guard, on purpose.
 // NOLINTBEGIN(llvm-header-guard)
 
-COHOST_TARGET inline float HorizontalSum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
 COHOST_TARGET inline int32_t HorizontalSum(__m256i v) {
   __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
   s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
@@ -47,8 +40,8 @@ COHOST_TARGET void QuantizeQ8A(const float* x, int64_t k, BlockQ8A* out) {
       q[i] = _mm256_cvtps_epi32(
           _mm256_round_ps(_mm256_mul_ps(v[i], vid), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
     }
-    const __m256i sum =
-        _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+    const int32_t lo = HorizontalSum(_mm256_add_epi32(q[0], q[1]));
+    const int32_t hi = HorizontalSum(_mm256_add_epi32(q[2], q[3]));
     // int32 -> int16 -> int8 packs work within 128-bit lanes; the permute
     // puts the 32 values back in order.
     const __m256i q01 = _mm256_packs_epi32(q[0], q[1]);
@@ -57,19 +50,11 @@ COHOST_TARGET void QuantizeQ8A(const float* x, int64_t k, BlockQ8A* out) {
     bytes = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(out[b].qs), bytes);
     out[b].d = d;
-    out[b].s = d * static_cast<float>(HorizontalSum(sum));
+    out[b].s = d * static_cast<float>(lo + hi);
+    out[b].sum16[0] = static_cast<int16_t>(lo);
+    out[b].sum16[1] = static_cast<int16_t>(hi);
   }
 }
-
-// The AVX2 form of quant_scalar.cc's SubBlock: 32 weight codes as bytes,
-// the per-16 integer scales as int16 lanes (ones but for Q6_K), and the
-// block's fp32 factors.
-struct SubBlock {
-  __m256i q;
-  __m256i sc16;
-  float scale;
-  float min;
-};
 
 // Byte i is 0x10 where bit i of the little-endian 32 bits at `qh` is set.
 COHOST_TARGET inline __m256i FifthBits(const uint8_t* qh) {
@@ -91,139 +76,285 @@ COHOST_TARGET inline __m256i BitField(const uint8_t* p, int shift, int mask) {
                           _mm256_set1_epi8(static_cast<char>(mask)));
 }
 
-COHOST_TARGET inline SubBlock Plain(__m256i q, float scale, float min = 0) {
-  return {q, _mm256_set1_epi16(1), scale, min};
-}
+// The integer offset each format's unsigned codes carry (value = scale *
+// (code - offset)); 0 for the formats with a min.
+template <typename Block>
+inline constexpr int kOffset = 0;
+template <>
+inline constexpr int kOffset<BlockQ4_0> = 8;
+template <>
+inline constexpr int kOffset<BlockQ5_0> = 16;
+template <>
+inline constexpr int kOffset<BlockQ6_K> = 32;
+// vpdpbusd sums unsigned x signed bytes in int32: Q8_0's codes move up by
+// 128. AVX2's maddubs would saturate its int16 pairs at 255 x 127 x 2, so
+// there Q8_0 multiplies |q| by the activations with q's sign instead.
+template <>
+inline constexpr int kOffset<BlockQ8_0> = COHOST_VNNI ? 128 : 0;
 
-// Sub-block J of a block, J known at compile time (shifts and scale
-// positions become constants; a K-quant super-block's eight are unrolled).
+// The codes of sub-block J of a block as the tile multiplies them: unsigned
+// bytes (the offset is taken off the integer sum instead; only AVX2's Q8_0
+// keeps signed codes). J is known at compile time: shifts and positions are
+// constants, and a K-quant super-block's eight are unrolled.
 template <int J>
-COHOST_TARGET inline SubBlock Load(const BlockQ8_0& w) {
-  return Plain(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qs)), _cvtsh_ss(w.d));
+COHOST_TARGET inline __m256i Load(const BlockQ8_0& w) {
+  const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qs));
+  return COHOST_VNNI ? _mm256_xor_si256(q, _mm256_set1_epi8(static_cast<char>(0x80))) : q;
 }
 template <int J>
-COHOST_TARGET inline SubBlock Load(const BlockQ4_0& w) {
-  return Plain(_mm256_sub_epi8(Nibbles(w.qs), _mm256_set1_epi8(8)), _cvtsh_ss(w.d));
+COHOST_TARGET inline __m256i Load(const BlockQ4_0& w) {
+  return Nibbles(w.qs);
 }
 template <int J>
-COHOST_TARGET inline SubBlock Load(const BlockQ4_1& w) {
-  return Plain(Nibbles(w.qs), _cvtsh_ss(w.d), _cvtsh_ss(w.m));
+COHOST_TARGET inline __m256i Load(const BlockQ4_1& w) {
+  return Nibbles(w.qs);
 }
 template <int J>
-COHOST_TARGET inline SubBlock Load(const BlockQ5_0& w) {
-  const __m256i q = _mm256_or_si256(Nibbles(w.qs), FifthBits(w.qh));
-  return Plain(_mm256_sub_epi8(q, _mm256_set1_epi8(16)), _cvtsh_ss(w.d));
+COHOST_TARGET inline __m256i Load(const BlockQ5_0& w) {
+  return _mm256_or_si256(Nibbles(w.qs), FifthBits(w.qh));
 }
 template <int J>
-COHOST_TARGET inline SubBlock Load(const BlockQ5_1& w) {
-  return Plain(_mm256_or_si256(Nibbles(w.qs), FifthBits(w.qh)), _cvtsh_ss(w.d), _cvtsh_ss(w.m));
-}
-template <int J, typename Block>
-COHOST_TARGET inline SubBlock LoadK(const Block& w, __m256i q) {
-  const KScaleMin k = UnpackKScaleMin(w.scales, J);
-  return Plain(q, _cvtsh_ss(w.d) * static_cast<float>(k.scale),
-               -(_cvtsh_ss(w.dmin) * static_cast<float>(k.min)));
+COHOST_TARGET inline __m256i Load(const BlockQ5_1& w) {
+  return _mm256_or_si256(Nibbles(w.qs), FifthBits(w.qh));
 }
 // Sub-blocks 2i and 2i+1 of a Q4_K / Q5_K share the 32 bytes at 32i.
 template <int J>
 inline constexpr ptrdiff_t kNibbleBytes = ptrdiff_t{32} * (J / 2);
-
 template <int J>
-COHOST_TARGET inline SubBlock Load(const BlockQ4_K& w) {
-  return LoadK<J>(w, BitField(w.qs + kNibbleBytes<J>, 4 * (J % 2), 0x0f));
+COHOST_TARGET inline __m256i Load(const BlockQ4_K& w) {
+  return BitField(w.qs + kNibbleBytes<J>, 4 * (J % 2), 0x0f);
 }
 template <int J>
-COHOST_TARGET inline SubBlock Load(const BlockQ5_K& w) {
+COHOST_TARGET inline __m256i Load(const BlockQ5_K& w) {
   const __m256i high = _mm256_slli_epi16(BitField(w.qh, J, 1), 4);
-  return LoadK<J>(w, _mm256_or_si256(BitField(w.qs + kNibbleBytes<J>, 4 * (J % 2), 0x0f), high));
+  return _mm256_or_si256(BitField(w.qs + kNibbleBytes<J>, 4 * (J % 2), 0x0f), high);
 }
 template <int J>
-COHOST_TARGET inline SubBlock Load(const BlockQ6_K& w) {
+COHOST_TARGET inline __m256i Load(const BlockQ6_K& w) {
   constexpr int kHalf = J / 4, kQuarter = J % 4;
   constexpr ptrdiff_t kLow = ptrdiff_t{64} * kHalf + ptrdiff_t{32} * (kQuarter & 1);
   constexpr ptrdiff_t kHigh = ptrdiff_t{32} * kHalf;
   const __m256i low = BitField(w.ql + kLow, 4 * (kQuarter >> 1), 0x0f);
   const __m256i high = _mm256_slli_epi16(BitField(w.qh + kHigh, 2 * kQuarter, 3), 4);
-  const __m256i q = _mm256_sub_epi8(_mm256_or_si256(low, high), _mm256_set1_epi8(32));
-  const __m256i sc16 = _mm256_set_m128i(_mm_set1_epi16(w.scales[8 * kHalf + 2 * kQuarter + 1]),
-                                        _mm_set1_epi16(w.scales[8 * kHalf + 2 * kQuarter]));
-  return {q, sc16, _cvtsh_ss(w.d), 0.f};
+  return _mm256_or_si256(low, high);
 }
 
-// Formats whose codes are never negative (a min instead of an offset):
-// maddubs takes them as its unsigned operand directly.
+// One block's fp32 factors for the tile's eight rows, per sub-block: lane i
+// is row i's scale and min (the same products the scalar table forms), and
+// for Q6_K its two per-16 integer scales.
 template <typename Block>
-inline constexpr bool kUnsignedCodes =
-    std::is_same_v<Block, BlockQ4_1> || std::is_same_v<Block, BlockQ5_1> ||
-    std::is_same_v<Block, BlockQ4_K> || std::is_same_v<Block, BlockQ5_K>;
+struct Factors {
+  __m256 scale[kSubBlocks<Block>];
+  __m256 min[kSubBlocks<Block>];
+  __m256i sc_lo[kSubBlocks<Block>];
+  __m256i sc_hi[kSubBlocks<Block>];
+};
 
-// Eight int32 lanes summing to the block's integer sum: its codes times the
-// activations, each half of 16 times its integer scale. Exact: a pair of
-// products fits int16 (|q| <= 128, |y| <= 127), the scaled pairs int32.
-// maddubs needs one operand unsigned: signed codes give |q| and y with q's
-// sign.
-template <typename Block>
-COHOST_TARGET inline __m256i Products(const SubBlock& s, __m256i y) {
-  const __m256i x = kUnsignedCodes<Block> ? s.q : _mm256_sign_epi8(s.q, s.q);
-  const __m256i sy = kUnsignedCodes<Block> ? y : _mm256_sign_epi8(y, s.q);
-#if COHOST_VNNI
-  // One instruction for maddubs and madd: four products into each int32
-  // lane, without maddubs's int16 step (Q6_K's per-16 scales need it).
-  if constexpr (!std::is_same_v<Block, BlockQ6_K>) {
-    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), x, sy);
+// Eight fp16 fields, one per row, as fp32 lanes.
+template <typename Block, typename Field>
+COHOST_TARGET inline __m256 Halves(const Block* const* rows, int64_t b, Field field) {
+  return _mm256_cvtph_ps(_mm_setr_epi16(
+      static_cast<int16_t>(rows[0][b].*field), static_cast<int16_t>(rows[1][b].*field),
+      static_cast<int16_t>(rows[2][b].*field), static_cast<int16_t>(rows[3][b].*field),
+      static_cast<int16_t>(rows[4][b].*field), static_cast<int16_t>(rows[5][b].*field),
+      static_cast<int16_t>(rows[6][b].*field), static_cast<int16_t>(rows[7][b].*field)));
+}
+
+// Eight rows of eight bytes (one 64-bit word each) -> the eight columns:
+// column j is the low (j even) or high (j odd) eight bytes of out[j / 2].
+COHOST_TARGET inline void TransposeBytes(const uint64_t* rows, __m128i* out) {
+  __m128i a[4], c[4];
+  for (int i = 0; i < 4; ++i) {
+    a[i] = _mm_unpacklo_epi8(_mm_cvtsi64_si128(static_cast<int64_t>(rows[2 * i])),
+                             _mm_cvtsi64_si128(static_cast<int64_t>(rows[2 * i + 1])));
   }
-#endif
-  return _mm256_madd_epi16(_mm256_maddubs_epi16(x, sy), s.sc16);
+  c[0] = _mm_unpacklo_epi16(a[0], a[1]);  // columns 0-3 of rows 0-3
+  c[1] = _mm_unpackhi_epi16(a[0], a[1]);  // columns 4-7 of rows 0-3
+  c[2] = _mm_unpacklo_epi16(a[2], a[3]);
+  c[3] = _mm_unpackhi_epi16(a[2], a[3]);
+  out[0] = _mm_unpacklo_epi32(c[0], c[2]);
+  out[1] = _mm_unpackhi_epi32(c[0], c[2]);
+  out[2] = _mm_unpacklo_epi32(c[1], c[3]);
+  out[3] = _mm_unpackhi_epi32(c[1], c[3]);
 }
 
-// Sub-blocks J.. of one weight block into `rows` activation rows' sums
-// (row r's blocks at a + r * a_stride), one sub-block at a time: each row's
-// accumulator sees the same operations in the same order whatever `rows` is.
-template <typename Block, int Rows, int J = 0>
-COHOST_TARGET inline void Accumulate(const Block& w, const BlockQ8A* a, int64_t a_stride,
-                                     __m256* acc, float* mins) {
-  if constexpr (J < kSubBlocks<Block>) {
-    const SubBlock s = Load<J>(w);
-    for (int r = 0; r < Rows; ++r) {
-      const BlockQ8A& ab = a[r * a_stride + J];
-      const __m256i y = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ab.qs));
-      acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(s.scale * ab.d),
-                               _mm256_cvtepi32_ps(Products<Block>(s, y)), acc[r]);
-      mins[r] += s.min * ab.s;
+// Column j of TransposeBytes's output as eight fp32 lanes.
+COHOST_TARGET inline __m256 ByteColumn(const __m128i* columns, int j) {
+  const __m128i pair = columns[j / 2];
+  const __m128i bytes = j % 2 == 0 ? pair : _mm_srli_si128(pair, 8);
+  return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(bytes));
+}
+
+// A Q4_K / Q5_K super-block's eight six-bit scales and eight mins (see
+// UnpackKScaleMin), each as the bytes of a 64-bit word, sub-block j in byte j.
+struct KScaleWords {
+  uint64_t scales, mins;
+};
+inline KScaleWords UnpackKScaleWords(const uint8_t* scales) {
+  uint32_t w[3];
+  std::memcpy(w, scales, sizeof(w));
+  constexpr uint32_t kLow6 = 0x3f3f3f3f, kLow4 = 0x0f0f0f0f, kLow2 = 0x03030303;
+  const uint32_t scale_hi = (w[2] & kLow4) | (((w[0] >> 6) & kLow2) << 4);
+  const uint32_t min_hi = ((w[2] >> 4) & kLow4) | (((w[1] >> 6) & kLow2) << 4);
+  return {(w[0] & kLow6) | (uint64_t{scale_hi} << 32), (w[1] & kLow6) | (uint64_t{min_hi} << 32)};
+}
+
+template <typename Block>
+COHOST_TARGET inline void LoadFactors(const Block* const* rows, int64_t b, Factors<Block>& f) {
+  if constexpr (std::is_same_v<Block, BlockQ4_K> || std::is_same_v<Block, BlockQ5_K>) {
+    uint64_t scales[kTileCols], mins[kTileCols];
+    for (int i = 0; i < kTileCols; ++i) {
+      const KScaleWords k = UnpackKScaleWords(rows[i][b].scales);
+      scales[i] = k.scales;
+      mins[i] = k.mins;
     }
-    Accumulate<Block, Rows, J + 1>(w, a, a_stride, acc, mins);
+    __m128i scale_columns[4], min_columns[4];
+    TransposeBytes(scales, scale_columns);
+    TransposeBytes(mins, min_columns);
+    const __m256 d = Halves(rows, b, &Block::d);
+    const __m256 dmin = Halves(rows, b, &Block::dmin);
+    for (int j = 0; j < kSubBlocks<Block>; ++j) {
+      f.scale[j] = _mm256_mul_ps(d, ByteColumn(scale_columns, j));
+      f.min[j] =
+          _mm256_xor_ps(_mm256_mul_ps(dmin, ByteColumn(min_columns, j)), _mm256_set1_ps(-0.f));
+    }
+  } else if constexpr (std::is_same_v<Block, BlockQ6_K>) {
+    // Sixteen signed scales a row: the pair (2j, 2j + 1) as one 16-bit
+    // column, transposed as 8 x 8 16-bit values.
+    __m128i r[kTileCols], t[kTileCols];
+    for (int i = 0; i < kTileCols; ++i) {
+      r[i] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[i][b].scales));
+    }
+    for (int i = 0; i < 4; ++i) {
+      t[2 * i] = _mm_unpacklo_epi16(r[2 * i], r[2 * i + 1]);
+      t[2 * i + 1] = _mm_unpackhi_epi16(r[2 * i], r[2 * i + 1]);
+    }
+    // t[0]: columns 0-3 of rows 0-1; t[1]: columns 4-7 of rows 0-1; t[2]...
+    __m128i u[kTileCols];
+    for (int h = 0; h < 2; ++h) {
+      u[4 * h + 0] = _mm_unpacklo_epi32(t[h], t[2 + h]);      // columns 4h, 4h+1 of rows 0-3
+      u[4 * h + 1] = _mm_unpackhi_epi32(t[h], t[2 + h]);      // columns 4h+2, 4h+3
+      u[4 * h + 2] = _mm_unpacklo_epi32(t[4 + h], t[6 + h]);  // the same of rows 4-7
+      u[4 * h + 3] = _mm_unpackhi_epi32(t[4 + h], t[6 + h]);
+    }
+    const __m256 d = Halves(rows, b, &Block::d);
+    for (int j = 0; j < kSubBlocks<Block>; ++j) {
+      const int h = j / 4, q = j % 4;
+      // Column j of rows 0-3 and of rows 4-7: 64-bit half q % 2 of u[4h + q / 2]
+      // and of u[4h + 2 + q / 2].
+      const __m128i top = u[4 * h + q / 2], bottom = u[4 * h + 2 + q / 2];
+      const __m128i column =
+          q % 2 == 0 ? _mm_unpacklo_epi64(top, bottom) : _mm_unpackhi_epi64(top, bottom);
+      const __m256i pairs = _mm256_cvtepi16_epi32(column);  // hi * 256 + (lo & 0xff)
+      f.sc_lo[j] = _mm256_srai_epi32(_mm256_slli_epi32(pairs, 24), 24);
+      f.sc_hi[j] = _mm256_srai_epi32(pairs, 8);
+      f.scale[j] = d;
+    }
+  } else {
+    f.scale[0] = Halves(rows, b, &Block::d);
+    if constexpr (kHasMin<Block>) f.min[0] = Halves(rows, b, &Block::m);
   }
 }
 
-// `Rows` activation rows against one weight row: each weight block is loaded,
-// unpacked and its scales converted once for all rows.
-template <typename Block, int Rows>
-COHOST_TARGET void DotRows(const void* wv, const BlockQ8A* a, int64_t a_stride, int64_t nb,
-                           float* out) {
-  const auto* w = static_cast<const Block*>(wv);
-  __m256 acc[Rows];
-  float mins[Rows];
-  for (int r = 0; r < Rows; ++r) {
-    acc[r] = _mm256_setzero_ps();
-    mins[r] = 0;
+// Eight int32 lanes summing to the sub-block's codes times the activations
+// `y`. Exact: maddubs's pairs fit int16 (codes below 64, or |q| <= 128,
+// times |y| <= 127), and the rest is int32.
+template <typename Block>
+COHOST_TARGET inline __m256i Products(__m256i u, __m256i y) {
+  if constexpr (std::is_same_v<Block, BlockQ8_0> && !COHOST_VNNI) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(u, u), _mm256_sign_epi8(y, u)),
+                             _mm256_set1_epi16(1));
+  } else {
+#if COHOST_VNNI
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, y);
+#else
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, y), _mm256_set1_epi16(1));
+#endif
   }
-  for (int64_t b = 0; b < nb / kSubBlocks<Block>; ++b) {
-    Accumulate<Block, Rows>(w[b], a + b * kSubBlocks<Block>, a_stride, acc, mins);
+}
+
+// Lane i of lo / hi = the sum of p[i]'s low / high four lanes (a
+// sub-block's values 0-15 / 16-31).
+struct Halves8 {
+  __m256i lo, hi;
+};
+COHOST_TARGET inline Halves8 SumEachHalf(const __m256i* p) {
+  const __m256i t0 = _mm256_hadd_epi32(p[0], p[1]);
+  const __m256i t1 = _mm256_hadd_epi32(p[2], p[3]);
+  const __m256i t2 = _mm256_hadd_epi32(p[4], p[5]);
+  const __m256i t3 = _mm256_hadd_epi32(p[6], p[7]);
+  const __m256i u0 = _mm256_hadd_epi32(t0, t1);  // rows 0-3: low halves | high halves
+  const __m256i u1 = _mm256_hadd_epi32(t2, t3);  // rows 4-7
+  return {_mm256_permute2x128_si256(u0, u1, 0x20), _mm256_permute2x128_si256(u0, u1, 0x31)};
+}
+
+// Sub-blocks J.. of block b of the eight rows into `m` activation rows'
+// accumulators (row r's blocks at a + r * nb): each row's codes decoded
+// once for all m.
+template <typename Block, int J = 0>
+COHOST_TARGET inline void TileBlock(const Block* const* rows, int64_t b, const Factors<Block>& f,
+                                    const BlockQ8A* a, int64_t m, int64_t nb, __m256* acc) {
+  if constexpr (J < kSubBlocks<Block>) {
+    __m256i u[kTileCols];
+    for (int i = 0; i < kTileCols; ++i) u[i] = Load<J>(rows[i][b]);
+    const BlockQ8A* ab = a + b * kSubBlocks<Block> + J;
+    for (int64_t r = 0; r < m; ++r, ab += nb) {
+      const __m256i y = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ab->qs));
+      __m256i p[kTileCols];
+      for (int i = 0; i < kTileCols; ++i) p[i] = Products<Block>(u[i], y);
+      const Halves8 h = SumEachHalf(p);
+      __m256i isum;
+      if constexpr (std::is_same_v<Block, BlockQ6_K>) {
+        // sum over each half of sc (u - 32) y.
+        const __m256i lo = _mm256_sub_epi32(h.lo, _mm256_set1_epi32(32 * ab->sum16[0]));
+        const __m256i hi = _mm256_sub_epi32(h.hi, _mm256_set1_epi32(32 * ab->sum16[1]));
+        isum = _mm256_add_epi32(_mm256_mullo_epi32(lo, f.sc_lo[J]),
+                                _mm256_mullo_epi32(hi, f.sc_hi[J]));
+      } else {
+        isum = _mm256_add_epi32(h.lo, h.hi);
+        if constexpr (kOffset<Block> != 0) {
+          const int32_t sum = ab->sum16[0] + ab->sum16[1];
+          isum = _mm256_sub_epi32(isum, _mm256_set1_epi32(kOffset<Block> * sum));
+        }
+      }
+      __m256 out = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum),
+                                   _mm256_mul_ps(f.scale[J], _mm256_set1_ps(ab->d)), acc[r]);
+      if constexpr (kHasMin<Block>) out = _mm256_fmadd_ps(f.min[J], _mm256_set1_ps(ab->s), out);
+      acc[r] = out;
+    }
+    TileBlock<Block, J + 1>(rows, b, f, a, m, nb, acc);
   }
-  for (int r = 0; r < Rows; ++r) out[r] = HorizontalSum(acc[r]) + mins[r];
 }
 
 template <typename Block>
-COHOST_TARGET float DotRow(const void* w, const BlockQ8A* a, int64_t nb) {
-  float out;
-  DotRows<Block, 1>(w, a, 0, nb, &out);
-  return out;
-}
-
-template <typename Block>
-COHOST_TARGET void Dot4Rows(const void* w, const BlockQ8A* a, int64_t a_stride, int64_t nb,
-                            float* out) {
-  DotRows<Block, 4>(w, a, a_stride, nb, out);
+COHOST_TARGET void Tile(const void* wv, size_t row_bytes, int rows, const BlockQ8A* a, int64_t m,
+                        int64_t nb, float* c, int64_t ldc) {
+  // Rows past `rows` repeat the last one: read, computed, not written.
+  const Block* row[kTileCols];
+  for (int i = 0; i < kTileCols; ++i) {
+    row[i] = reinterpret_cast<const Block*>(static_cast<const uint8_t*>(wv) +
+                                            static_cast<size_t>(std::min(i, rows - 1)) * row_bytes);
+  }
+  for (int64_t r0 = 0; r0 < m; r0 += kTileRows) {
+    const int64_t rn = std::min(kTileRows, m - r0);
+    __m256 acc[kTileRows];
+    for (int64_t r = 0; r < rn; ++r) acc[r] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb / kSubBlocks<Block>; ++b) {
+      Factors<Block> f;
+      LoadFactors(row, b, f);
+      TileBlock<Block>(row, b, f, a + r0 * nb, rn, nb, acc);
+    }
+    for (int64_t r = 0; r < rn; ++r) {
+      float* out = c + (r0 + r) * ldc;
+      if (rows == kTileCols) {
+        _mm256_storeu_ps(out, acc[r]);
+      } else {
+        alignas(32) float lanes[kTileCols];
+        _mm256_store_ps(lanes, acc[r]);
+        std::copy(lanes, lanes + rows, out);
+      }
+    }
+  }
 }
 
 // NOLINTEND(llvm-header-guard)

@@ -102,10 +102,12 @@ int32_t QuantBlockValues(WeightFormat f);
 size_t QuantRowBytes(WeightFormat f, int64_t k);
 
 // A block of activations: 32 int8 values and their scale, x ~ d q, with
-// s = d * sum(q) for formats with a min (Q4_1).
+// s = d * sum(q) for formats with a min (Q4_1) and the integer sums of
+// values 0-15 and 16-31 for formats with an offset (Q4_0: code - 8).
 struct BlockQ8A {
   float d;
   float s;
+  int16_t sum16[2];
   int8_t qs[kQuantBlock];
 };
 
