@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "cpu_ops.h"
+#include "quant/cpu_features.h"
 
 namespace cohost::kernels::cpu {
 
@@ -14,7 +15,7 @@ namespace {
 
 // Eight independent partial sums: lets the compiler use SIMD lanes (a single
 // float accumulator forces a serial add chain) and shortens rounding chains.
-inline float Dot(const float* a, const float* b, int32_t n) {
+__attribute__((always_inline)) inline float Dot(const float* a, const float* b, int32_t n) {
   float lanes[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
   int32_t d = 0;
   for (; d + 8 <= n; d += 8) {
@@ -27,11 +28,13 @@ inline float Dot(const float* a, const float* b, int32_t n) {
 }
 
 // One query row against pages of its sequence; out = softmax(q k^T * scale) v
-// over logical tokens [0, n_ctx).
-void AttendOne(const float* q /*[head_dim]*/, const int32_t* block_table /*[max_blocks_per_seq]*/,
-               int32_t n_ctx, int32_t kv_head, const PagedKv& kv, float scale,
-               float* scores /*[block_size] scratch*/, float* acc /*[head_dim] scratch*/,
-               float* out /*[head_dim]*/) {
+// over logical tokens [0, n_ctx). Inlined into AttendOneAvx2 and
+// AttendOneBaseline, so that the compiler vectorizes it once for each.
+__attribute__((always_inline)) inline void AttendOne(
+    const float* q /*[head_dim]*/, const int32_t* block_table /*[max_blocks_per_seq]*/,
+    int32_t n_ctx, int32_t kv_head, const PagedKv& kv, float scale,
+    float* scores /*[block_size] scratch*/, float* acc /*[head_dim] scratch*/,
+    float* out /*[head_dim]*/) {
   const int32_t hd = kv.head_dim;
   const int32_t bs = kv.block_size;
   const int64_t kv_row = static_cast<int64_t>(kv.num_kv_heads) * hd;
@@ -69,6 +72,33 @@ void AttendOne(const float* q /*[head_dim]*/, const int32_t* block_table /*[max_
   for (int32_t d = 0; d < hd; ++d) out[d] = acc[d] * inv;
 }
 
+using AttendFn = void (*)(const float*, const int32_t*, int32_t, int32_t, const PagedKv&, float,
+                          float*, float*, float*);
+
+// The build's baseline ISA (SSE2 on x86-64), and AVX2 + FMA where cpuid
+// says the CPU has them: eight-wide fused multiply-adds for q.k and p v.
+void AttendOneBaseline(const float* q, const int32_t* block_table, int32_t n_ctx, int32_t kv_head,
+                       const PagedKv& kv, float scale, float* scores, float* acc, float* out) {
+  AttendOne(q, block_table, n_ctx, kv_head, kv, scale, scores, acc, out);
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma"))) void AttendOneAvx2(const float* q, const int32_t* block_table,
+                                                       int32_t n_ctx, int32_t kv_head,
+                                                       const PagedKv& kv, float scale,
+                                                       float* scores, float* acc, float* out) {
+  AttendOne(q, block_table, n_ctx, kv_head, kv, scale, scores, acc, out);
+}
+#endif
+
+AttendFn SelectedAttend() {
+#if defined(__x86_64__)
+  const CpuFeatures& f = HostCpuFeatures();
+  if (f.avx2 && f.fma) return AttendOneAvx2;
+#endif
+  return AttendOneBaseline;
+}
+
 }  // namespace
 
 void PagedAttention(const float* q, const BatchLayout& batch, const PagedKv& kv, int32_t num_heads,
@@ -86,6 +116,7 @@ void PagedAttention(const float* q, const BatchLayout& batch, const PagedKv& kv,
   const int64_t work = static_cast<int64_t>(num_tokens) * num_heads;
   const int64_t cost = std::max<int64_t>(1, static_cast<int64_t>(batch.max_context_len) * hd);
   const int64_t grain = std::max<int64_t>(1, 16384 / cost);
+  static const AttendFn attend = SelectedAttend();
   pool.ParallelFor(work, grain, [&](int64_t begin, int64_t end) {
     std::vector<float> scores(kv.block_size), acc(hd);
     for (int64_t w = begin; w < end; ++w) {
@@ -100,7 +131,7 @@ void PagedAttention(const float* q, const BatchLayout& batch, const PagedKv& kv,
       }
       const int32_t* table =
           batch.block_tables + static_cast<int64_t>(s) * batch.max_blocks_per_seq;
-      AttendOne(q + w * hd, table, n_ctx, h / group, kv, scale, scores.data(), acc.data(), o);
+      attend(q + w * hd, table, n_ctx, h / group, kv, scale, scores.data(), acc.data(), o);
     }
   });
 }
