@@ -288,21 +288,76 @@ COHOST_TARGET inline Halves8 SumEachHalf(const __m256i* p) {
   return {_mm256_permute2x128_si256(u0, u1, 0x20), _mm256_permute2x128_si256(u0, u1, 0x31)};
 }
 
+// The eight rows' codes (u[i]: row i's 32 bytes) as eight vectors of
+// columns: t[d] lane i = bytes 4d..4d+3 of row i.
+COHOST_TARGET inline void Transpose(const __m256i* u, __m256i* t) {
+  __m256i a[kTileCols], b[kTileCols];
+  for (int i = 0; i < kTileCols; i += 2) {
+    a[i] = _mm256_unpacklo_epi32(u[i], u[i + 1]);      // dwords 0, 1 | 4, 5 of rows i, i+1
+    a[i + 1] = _mm256_unpackhi_epi32(u[i], u[i + 1]);  // dwords 2, 3 | 6, 7
+  }
+  for (int i = 0; i < kTileCols; i += 4) {
+    b[i] = _mm256_unpacklo_epi64(a[i], a[i + 2]);          // dword 0 | 4 of rows i..i+3
+    b[i + 1] = _mm256_unpackhi_epi64(a[i], a[i + 2]);      // dword 1 | 5
+    b[i + 2] = _mm256_unpacklo_epi64(a[i + 1], a[i + 3]);  // dword 2 | 6
+    b[i + 3] = _mm256_unpackhi_epi64(a[i + 1], a[i + 3]);  // dword 3 | 7
+  }
+  for (int d = 0; d < 4; ++d) {
+    t[d] = _mm256_permute2x128_si256(b[d], b[4 + d], 0x20);
+    t[d + 4] = _mm256_permute2x128_si256(b[d], b[4 + d], 0x31);
+  }
+}
+
+// The four bytes at p in every 32-bit lane (a load with broadcast, no
+// trip through a general register).
+COHOST_TARGET inline __m256i Broadcast4(const int8_t* p) {
+  return _mm256_castps_si256(_mm256_broadcast_ss(reinterpret_cast<const float*>(p)));
+}
+
+// acc + the products of u and y summed per 32-bit lane (Products, fused
+// into vpdpbusd's accumulator where the table has it).
+template <typename Block>
+COHOST_TARGET inline __m256i AddProducts(__m256i acc, __m256i u, __m256i y) {
+#if COHOST_VNNI
+  if constexpr (!std::is_same_v<Block, BlockQ8_0> || COHOST_VNNI) {
+    return _mm256_dpbusd_epi32(acc, u, y);
+  }
+#endif
+  return _mm256_add_epi32(acc, Products<Block>(u, y));
+}
+
 // Sub-blocks J.. of block b of the eight rows into `m` activation rows'
 // accumulators (row r's blocks at a + r * nb): each row's codes decoded
-// once for all m.
-template <typename Block, int J = 0>
+// once for all m. Two ways to the same integer sums: for a few activation
+// rows, each row's products reduced across lanes (hadd); for many, the codes
+// transposed once so that lane i is weight row i, and each activation row
+// is eight broadcast products with no reduction.
+template <typename Block, bool kTransposed, int J = 0>
 COHOST_TARGET inline void TileBlock(const Block* const* rows, int64_t b, const Factors<Block>& f,
                                     const BlockQ8A* a, int64_t m, int64_t nb, __m256* acc) {
   if constexpr (J < kSubBlocks<Block>) {
     __m256i u[kTileCols];
     for (int i = 0; i < kTileCols; ++i) u[i] = Load<J>(rows[i][b]);
+    if constexpr (kTransposed) {
+      __m256i t[kTileCols];
+      Transpose(u, t);
+      for (int d = 0; d < kTileCols; ++d) u[d] = t[d];
+    }
     const BlockQ8A* ab = a + b * kSubBlocks<Block> + J;
     for (int64_t r = 0; r < m; ++r, ab += nb) {
-      const __m256i y = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ab->qs));
-      __m256i p[kTileCols];
-      for (int i = 0; i < kTileCols; ++i) p[i] = Products<Block>(u[i], y);
-      const Halves8 h = SumEachHalf(p);
+      Halves8 h;
+      if constexpr (kTransposed) {
+        h.lo = h.hi = _mm256_setzero_si256();
+        for (int d = 0; d < 4; ++d) {
+          h.lo = AddProducts<Block>(h.lo, u[d], Broadcast4(ab->qs + 4 * d));
+          h.hi = AddProducts<Block>(h.hi, u[d + 4], Broadcast4(ab->qs + 4 * (d + 4)));
+        }
+      } else {
+        const __m256i y = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ab->qs));
+        __m256i p[kTileCols];
+        for (int i = 0; i < kTileCols; ++i) p[i] = Products<Block>(u[i], y);
+        h = SumEachHalf(p);
+      }
       __m256i isum;
       if constexpr (std::is_same_v<Block, BlockQ6_K>) {
         // sum over each half of sc (u - 32) y.
@@ -322,9 +377,13 @@ COHOST_TARGET inline void TileBlock(const Block* const* rows, int64_t b, const F
       if constexpr (kHasMin<Block>) out = _mm256_fmadd_ps(f.min[J], _mm256_set1_ps(ab->s), out);
       acc[r] = out;
     }
-    TileBlock<Block, J + 1>(rows, b, f, a, m, nb, acc);
+    TileBlock<Block, kTransposed, J + 1>(rows, b, f, a, m, nb, acc);
   }
 }
+
+// Activation rows from which transposing the codes costs less than
+// reducing each row's products.
+inline constexpr int64_t kTransposeRows = 4;
 
 template <typename Block>
 COHOST_TARGET void Tile(const void* wv, size_t row_bytes, int rows, const BlockQ8A* a, int64_t m,
@@ -352,7 +411,11 @@ COHOST_TARGET void Tile(const void* wv, size_t row_bytes, int rows, const BlockQ
       }
       Factors<Block> f;
       LoadFactors(row, b, f);
-      TileBlock<Block>(row, b, f, a + r0 * nb, rn, nb, acc);
+      if (rn >= kTransposeRows) {
+        TileBlock<Block, true>(row, b, f, a + r0 * nb, rn, nb, acc);
+      } else {
+        TileBlock<Block, false>(row, b, f, a + r0 * nb, rn, nb, acc);
+      }
     }
     for (int64_t r = 0; r < rn; ++r) {
       float* out = c + (r0 + r) * ldc;
