@@ -3,6 +3,7 @@
 #include "runtime/engine/loaded_model.h"
 
 #include <filesystem>
+#include <utility>
 
 #include "common/status_macros.h"
 #include "runtime/tokenizer/tokenizer_json.h"
@@ -40,7 +41,7 @@ absl::StatusOr<LoadedModel> LoadModel(const std::string& path, kernels::Backend*
                    LoadModelFile(path, WeightsOptions(*backend, progress, keep_quantized)));
   LoadedModel out;
   ASSIGN_OR_RETURN(out.tokenizer, TokenizerFor(path, std::move(file.tokenizer)));
-  ASSIGN_OR_RETURN(out.model, Model::Create(file, backend));
+  ASSIGN_OR_RETURN(out.model, Model::Create(std::move(file), backend));
   return out;
 }
 
@@ -60,7 +61,7 @@ absl::StatusOr<std::unique_ptr<Model>> LoadWeights(const std::string& path,
                                                    bool keep_quantized) {
   ASSIGN_OR_RETURN(ModelFile file,
                    LoadModelFile(path, WeightsOptions(*backend, progress, keep_quantized)));
-  return Model::Create(file, backend);
+  return Model::Create(std::move(file), backend);
 }
 
 }  // namespace cohost::runtime

@@ -251,6 +251,7 @@ absl::StatusOr<ModelFile> LoadGgufModel(const std::string& path, const LoadOptio
         const absl::Span<const uint8_t> src = f.TensorData(*info);
         RETURN_IF_ERROR(InTensor(f, *info, CheckBlockScales(info->type, src)));
         std::copy(src.begin(), src.end(), dst.begin());
+        f.DropTensorPages(*info);
         if (permute_heads == 0) return absl::OkStatus();
         return InTensor(f, *info,
                         UndoLlamaRopePermutationRows(
@@ -262,6 +263,7 @@ absl::StatusOr<ModelFile> LoadGgufModel(const std::string& path, const LoadOptio
     job.convert = [&f, info, shape = job.shape,
                    permute_heads](absl::Span<float> dst) -> absl::Status {
       absl::Status s = DequantizeToF32(info->type, f.TensorData(*info), info->numel, dst);
+      f.DropTensorPages(*info);
       if (s.ok() && permute_heads > 0) {
         s = UndoLlamaRopePermutation(dst, shape[0], shape.size() == 2 ? shape[1] : 1,
                                      permute_heads);

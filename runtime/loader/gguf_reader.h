@@ -106,6 +106,9 @@ class GgufFile {
   const GgufTensorInfo* FindTensor(absl::string_view name) const;
   // The tensor's bytes inside the mapping (checked at Open).
   absl::Span<const uint8_t> TensorData(const GgufTensorInfo& info) const;
+  // Once the tensor is copied out: its pages leave the resident set
+  // (MappedFile::DropPages).
+  void DropTensorPages(const GgufTensorInfo& info) const { file_.DropPages(TensorData(info)); }
 
  private:
   friend class GgufParser;

@@ -72,4 +72,16 @@ void MappedFile::Reset() {
   size_ = 0;
 }
 
+void MappedFile::DropPages(absl::Span<const uint8_t> range) const {
+  if (range.empty() || range.data() < data_ || range.data() + range.size() > data_ + size_) return;
+  // The whole pages inside range, as offsets into the mapping (which starts
+  // on a page).
+  const auto page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  const auto offset = static_cast<size_t>(range.data() - data_);
+  const size_t begin = (offset + page - 1) / page * page;
+  const size_t end = (offset + range.size()) / page * page;
+  // Advice only: a failure leaves the pages resident, nothing else.
+  if (end > begin) ::madvise(const_cast<uint8_t*>(data_ + begin), end - begin, MADV_DONTNEED);
+}
+
 }  // namespace cohost::runtime

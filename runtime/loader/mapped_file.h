@@ -29,6 +29,13 @@ class MappedFile {
   const uint8_t* data() const { return data_; }
   absl::Span<const uint8_t> bytes() const { return {data_, static_cast<size_t>(size_)}; }
 
+  // Tells the kernel this process is done with the whole pages inside
+  // `range` (a part of bytes()): they leave its resident set (a later read
+  // faults them back in from the page cache). A loader calls it once a
+  // tensor is copied, so that the file's pages and the copies never both
+  // hold the whole model.
+  void DropPages(absl::Span<const uint8_t> range) const;
+
  private:
   void Reset();
 

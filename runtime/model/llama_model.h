@@ -47,7 +47,8 @@ struct LlamaWeights {
 // the tensor) and uploads them: in the backend's compute dtype, except the
 // matrices the file kept quantized, which stay in their blocks when the
 // backend's Gemm takes the format (and are dequantized when it does not).
-absl::StatusOr<LlamaWeights> UploadLlamaWeights(const ModelFile& file, kernels::Backend* backend);
+// Each tensor's host copy is freed once it is on the device.
+absl::StatusOr<LlamaWeights> UploadLlamaWeights(ModelFile& file, kernels::Backend* backend);
 
 class LlamaModel final : public Model {
  public:

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <initializer_list>
 #include <map>
 #include <optional>
 #include <string>
@@ -26,17 +27,17 @@ using kernels::DeviceBuffer;
 
 class TensorChecker {
  public:
-  explicit TensorChecker(const ModelFile& file) : file_(file) {}
+  explicit TensorChecker(ModelFile& file) : file_(file) {}
 
   // The tensor `name` with exactly `shape`, or INVALID_ARGUMENT naming it.
-  absl::StatusOr<const HostTensor*> Get(const std::string& name,
-                                        const std::vector<int64_t>& shape) const {
+  absl::StatusOr<HostTensor*> Get(const std::string& name,
+                                  const std::vector<int64_t>& shape) const {
     auto it = file_.tensors.find(name);
     if (it == file_.tensors.end()) {
       return absl::InvalidArgumentError(absl::StrFormat(
           "model %s: missing tensor '%s' [%s]", file_.path, name, absl::StrJoin(shape, ", ")));
     }
-    const HostTensor& t = it->second;
+    HostTensor& t = it->second;
     if (t.shape != shape) {
       return absl::InvalidArgumentError(
           absl::StrFormat("model %s: tensor '%s' has shape [%s], expected [%s]", file_.path, name,
@@ -62,8 +63,18 @@ class TensorChecker {
   }
 
  private:
-  const ModelFile& file_;
+  ModelFile& file_;
 };
+
+// Frees the host copies of tensors now on the device, as the load goes, so
+// that the host and device copies of the whole model never coexist (on the
+// CPU both are RAM: the peak was twice the weights).
+void Release(std::initializer_list<HostTensor*> tensors) {
+  for (HostTensor* t : tensors) {
+    std::vector<float>().swap(t->data);
+    std::vector<uint8_t>().swap(t->raw);
+  }
+}
 
 absl::StatusOr<DeviceBuffer> Upload(Backend* backend, const float* data, size_t n) {
   absl::StatusOr<DeviceBuffer> b =
@@ -192,50 +203,60 @@ absl::StatusOr<WeightMatrix> UploadMatrix(Backend* backend,
 
 }  // namespace
 
-absl::StatusOr<LlamaWeights> UploadLlamaWeights(const ModelFile& file, Backend* backend) {
+absl::StatusOr<LlamaWeights> UploadLlamaWeights(ModelFile& file, Backend* backend) {
   const ModelConfig& c = file.config;
   const int64_t hidden = c.hidden_size, inter = c.intermediate_size, vocab = c.vocab_size;
   const int64_t q_rows = static_cast<int64_t>(c.num_heads) * c.head_dim;
   const int64_t kv_rows = static_cast<int64_t>(c.num_kv_heads) * c.head_dim;
   TensorChecker check(file);
   LlamaWeights w;
-  const HostTensor* t = nullptr;
+  HostTensor* t = nullptr;
 
   ASSIGN_OR_RETURN(t, check.Get("token_embd.weight", {vocab, hidden}));
   ASSIGN_OR_RETURN(w.token_embd, UploadMatrix(backend, {t}));
+  Release({t});
   ASSIGN_OR_RETURN(t, check.Get("output_norm.weight", {hidden}));
   ASSIGN_OR_RETURN(w.output_norm, Upload(backend, *t));
+  Release({t});
   if (!c.tie_word_embeddings) {
     ASSIGN_OR_RETURN(t, check.Get("output.weight", {vocab, hidden}));
     ASSIGN_OR_RETURN(w.output, UploadMatrix(backend, {t}));
+    Release({t});
   }
 
   for (int32_t l = 0; l < c.num_layers; ++l) {
     const std::string p = absl::StrFormat("blk.%d.", l);
     LlamaLayerWeights lw;
-    const HostTensor *wq, *wk, *wv, *gate, *up;
+    HostTensor *wq, *wk, *wv, *gate, *up;
     ASSIGN_OR_RETURN(t, check.Get(p + "attn_norm.weight", {hidden}));
     ASSIGN_OR_RETURN(lw.attn_norm, Upload(backend, *t));
+    Release({t});
     ASSIGN_OR_RETURN(wq, check.Get(p + "attn_q.weight", {q_rows, hidden}));
     ASSIGN_OR_RETURN(wk, check.Get(p + "attn_k.weight", {kv_rows, hidden}));
     ASSIGN_OR_RETURN(wv, check.Get(p + "attn_v.weight", {kv_rows, hidden}));
     ASSIGN_OR_RETURN(lw.wqkv, UploadMatrix(backend, {wq, wk, wv}));
+    Release({wq, wk, wv});
     if (c.attention_bias) {
-      const HostTensor *bq, *bk, *bv;
+      HostTensor *bq, *bk, *bv;
       ASSIGN_OR_RETURN(bq, check.Get(p + "attn_q.bias", {q_rows}));
       ASSIGN_OR_RETURN(bk, check.Get(p + "attn_k.bias", {kv_rows}));
       ASSIGN_OR_RETURN(bv, check.Get(p + "attn_v.bias", {kv_rows}));
       ASSIGN_OR_RETURN(lw.bqkv, UploadConcat(backend, {bq, bk, bv}));
+      Release({bq, bk, bv});
     }
     ASSIGN_OR_RETURN(t, check.Get(p + "attn_output.weight", {hidden, q_rows}));
     ASSIGN_OR_RETURN(lw.wo, UploadMatrix(backend, {t}));
+    Release({t});
     ASSIGN_OR_RETURN(t, check.Get(p + "ffn_norm.weight", {hidden}));
     ASSIGN_OR_RETURN(lw.ffn_norm, Upload(backend, *t));
+    Release({t});
     ASSIGN_OR_RETURN(gate, check.Get(p + "ffn_gate.weight", {inter, hidden}));
     ASSIGN_OR_RETURN(up, check.Get(p + "ffn_up.weight", {inter, hidden}));
     ASSIGN_OR_RETURN(lw.w_gate_up, UploadMatrix(backend, {gate, up}));
+    Release({gate, up});
     ASSIGN_OR_RETURN(t, check.Get(p + "ffn_down.weight", {hidden, inter}));
     ASSIGN_OR_RETURN(lw.w_down, UploadMatrix(backend, {t}));
+    Release({t});
     w.layers.push_back(std::move(lw));
   }
 
@@ -313,7 +334,7 @@ size_t Model::PredictWorkspaceBytes(const ModelConfig& config, kernels::DType dt
   return elems * kernels::DTypeSize(dtype);
 }
 
-absl::StatusOr<std::unique_ptr<Model>> Model::Create(const ModelFile& file, Backend* backend) {
+absl::StatusOr<std::unique_ptr<Model>> Model::Create(ModelFile file, Backend* backend) {
   if (backend == nullptr) return absl::InvalidArgumentError("Model::Create: null backend");
   const ModelConfig& c = file.config;
   if (absl::Status s = c.Validate(); !s.ok()) {

@@ -19,9 +19,10 @@ class Model {
   virtual ~Model() = default;
 
   // Checks every tensor's presence and shape against file.config, then uploads
-  // the weights in the backend's compute dtype.
-  static absl::StatusOr<std::unique_ptr<Model>> Create(const ModelFile& file,
-                                                       kernels::Backend* backend);
+  // the weights in the backend's compute dtype, freeing each tensor's host
+  // copy once it is uploaded (pass the file with std::move; a copy keeps the
+  // caller's).
+  static absl::StatusOr<std::unique_ptr<Model>> Create(ModelFile file, kernels::Backend* backend);
 
   // Whether a load onto `backend` keeps linear layers in their quantized
   // blocks (its Gemm takes every block format).
