@@ -1,12 +1,17 @@
-// ThreadPool: workers sleep on a condition variable between jobs (no spinning,
-// so BLAS threads and other helpers' processes get the cores).
+// ThreadPool: workers watch for the next job for a few tens of microseconds,
+// then sleep on a condition variable (no long spinning, so other processes
+// sharing the cores get them).
 #include "thread_pool.h"
 
 #include <sched.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include <algorithm>
 #include <atomic>
 #include <charconv>
+#include <chrono>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -26,6 +31,25 @@ std::optional<int64_t> ParseInt(std::string_view s) {
   const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
   if (ec != std::errc() || end == s.data()) return std::nullopt;
   return v;
+}
+
+// Polls `done` for up to kSpin, pausing between polls; the caller then
+// takes the mutex and sleeps on its condition if still needed. Bounded so
+// that a process sharing the cores loses at most that much to a waiter
+// (OpenBLAS's spinning threads, which wait far longer, collapsed there).
+constexpr auto kSpin = std::chrono::microseconds(10);
+
+template <typename Done>
+void SpinUntil(Done done) {
+  const auto until = std::chrono::steady_clock::now() + kSpin;
+  while (!done()) {
+    for (int i = 0; i < 64; ++i) {
+#if defined(__x86_64__)
+      _mm_pause();
+#endif
+    }
+    if (std::chrono::steady_clock::now() > until) return;
+  }
 }
 
 }  // namespace
@@ -95,18 +119,21 @@ void ThreadPool::WorkerLoop() {
   uint64_t seen = 0;
   while (true) {
     Job* job;
+    // A step's products come a few microseconds apart: watch for the next
+    // briefly before sleeping, which costs a futex wake-up per job.
+    SpinUntil([&] { return published_.load(std::memory_order_acquire) != seen; });
     {
       std::unique_lock<std::mutex> lk(mu_);
       work_cv_.wait(lk, [&] { return stop_ || (job_ != nullptr && generation_ != seen); });
       if (stop_) return;
       seen = generation_;
       job = job_;
-      ++active_;
+      active_.fetch_add(1, std::memory_order_relaxed);
     }
     job->Run();
     {
       std::lock_guard<std::mutex> lk(mu_);
-      if (--active_ == 0) done_cv_.notify_all();
+      if (active_.fetch_sub(1, std::memory_order_release) == 1) done_cv_.notify_all();
     }
   }
 }
@@ -135,13 +162,15 @@ void ThreadPool::ParallelFor(int64_t n, int64_t grain,
     std::lock_guard<std::mutex> lk(mu_);
     job_ = &job;
     ++generation_;
+    published_.store(generation_, std::memory_order_release);
   }
   work_cv_.notify_all();
   job.Run();
   // Every chunk has been claimed; wait for workers still running theirs so the
   // job (on this stack) outlives them.
+  SpinUntil([&] { return active_.load(std::memory_order_acquire) == 0; });
   std::unique_lock<std::mutex> lk(mu_);
-  done_cv_.wait(lk, [&] { return active_ == 0; });
+  done_cv_.wait(lk, [&] { return active_.load(std::memory_order_relaxed) == 0; });
   job_ = nullptr;
 }
 

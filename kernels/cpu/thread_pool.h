@@ -3,6 +3,7 @@
 // One ParallelFor runs at a time; concurrent callers are serialized.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -47,8 +48,11 @@ class ThreadPool {
   std::condition_variable work_cv_, done_cv_;
   Job* job_ = nullptr;       // guarded by mu_
   uint64_t generation_ = 0;  // guarded by mu_
-  int active_ = 0;           // workers inside the current job; guarded by mu_
-  bool stop_ = false;        // guarded by mu_
+  // Workers inside the current job: changed under mu_, read without it by
+  // a caller watching for the job's end.
+  std::atomic<int> active_{0};
+  std::atomic<uint64_t> published_{0};  // generation_, for workers watching without mu_
+  bool stop_ = false;                   // guarded by mu_
   std::vector<std::thread> workers_;
 };
 
