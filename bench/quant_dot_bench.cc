@@ -6,6 +6,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include <cstdint>
 #include <cstring>
 #include <random>
 #include <vector>
@@ -126,6 +127,23 @@ void BM_Copy(benchmark::State& state) {
   state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(kBytes));
 }
 BENCHMARK(BM_Copy)->Name("copy_256mb")->Threads(1)->Threads(2)->UseRealTime()->MinTime(1.0);
+
+// Read-only streaming, as decode reads its weights: the same buffers summed
+// as 64-bit words (bytes read per second of wall time, over the threads). A
+// copy also writes every byte, so this floor is the higher one.
+void BM_Read(benchmark::State& state) {
+  constexpr size_t kWords = (size_t{256} << 20) / sizeof(uint64_t);
+  std::vector<uint64_t> src(kWords, 1);
+  for (auto _ : state) {
+    uint64_t sum[4] = {0, 0, 0, 0};
+    for (size_t i = 0; i < kWords; i += 4) {
+      for (int j = 0; j < 4; ++j) sum[j] += src[i + j];
+    }
+    benchmark::DoNotOptimize(sum);
+  }
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(kWords * sizeof(uint64_t)));
+}
+BENCHMARK(BM_Read)->Name("read_256mb")->Threads(1)->Threads(2)->UseRealTime()->MinTime(1.0);
 
 }  // namespace
 }  // namespace cohost::kernels::cpu
