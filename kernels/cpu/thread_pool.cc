@@ -1,4 +1,4 @@
-// ThreadPool: workers watch for the next job for a few tens of microseconds,
+// ThreadPool: workers watch for the next job for ten microseconds,
 // then sleep on a condition variable (no long spinning, so other processes
 // sharing the cores get them).
 #include "thread_pool.h"

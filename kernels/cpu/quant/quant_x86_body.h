@@ -152,7 +152,7 @@ struct Factors {
 
 // Eight fp16 fields, one per row, as fp32 lanes.
 template <typename Block, typename Field>
-COHOST_TARGET inline __m256 Halves(const Block* const* rows, int64_t b, Field field) {
+COHOST_TARGET inline __m256 Fp16Lanes(const Block* const* rows, int64_t b, Field field) {
   return _mm256_cvtph_ps(_mm_setr_epi16(
       static_cast<int16_t>(rows[0][b].*field), static_cast<int16_t>(rows[1][b].*field),
       static_cast<int16_t>(rows[2][b].*field), static_cast<int16_t>(rows[3][b].*field),
@@ -211,8 +211,8 @@ COHOST_TARGET inline void LoadFactors(const Block* const* rows, int64_t b, Facto
     __m128i scale_columns[4], min_columns[4];
     TransposeBytes(scales, scale_columns);
     TransposeBytes(mins, min_columns);
-    const __m256 d = Halves(rows, b, &Block::d);
-    const __m256 dmin = Halves(rows, b, &Block::dmin);
+    const __m256 d = Fp16Lanes(rows, b, &Block::d);
+    const __m256 dmin = Fp16Lanes(rows, b, &Block::dmin);
     for (int j = 0; j < kSubBlocks<Block>; ++j) {
       f.scale[j] = _mm256_mul_ps(d, ByteColumn(scale_columns, j));
       f.min[j] =
@@ -237,7 +237,7 @@ COHOST_TARGET inline void LoadFactors(const Block* const* rows, int64_t b, Facto
       u[4 * h + 2] = _mm_unpacklo_epi32(t[4 + h], t[6 + h]);  // the same of rows 4-7
       u[4 * h + 3] = _mm_unpackhi_epi32(t[4 + h], t[6 + h]);
     }
-    const __m256 d = Halves(rows, b, &Block::d);
+    const __m256 d = Fp16Lanes(rows, b, &Block::d);
     for (int j = 0; j < kSubBlocks<Block>; ++j) {
       const int h = j / 4, q = j % 4;
       // Column j of rows 0-3 and of rows 4-7: 64-bit half q % 2 of u[4h + q / 2]
@@ -251,8 +251,8 @@ COHOST_TARGET inline void LoadFactors(const Block* const* rows, int64_t b, Facto
       f.scale[j] = d;
     }
   } else {
-    f.scale[0] = Halves(rows, b, &Block::d);
-    if constexpr (kHasMin<Block>) f.min[0] = Halves(rows, b, &Block::m);
+    f.scale[0] = Fp16Lanes(rows, b, &Block::d);
+    if constexpr (kHasMin<Block>) f.min[0] = Fp16Lanes(rows, b, &Block::m);
   }
 }
 
@@ -319,11 +319,10 @@ COHOST_TARGET inline __m256i Broadcast4(const int8_t* p) {
 template <typename Block>
 COHOST_TARGET inline __m256i AddProducts(__m256i acc, __m256i u, __m256i y) {
 #if COHOST_VNNI
-  if constexpr (!std::is_same_v<Block, BlockQ8_0> || COHOST_VNNI) {
-    return _mm256_dpbusd_epi32(acc, u, y);
-  }
-#endif
+  return _mm256_dpbusd_epi32(acc, u, y);
+#else
   return _mm256_add_epi32(acc, Products<Block>(u, y));
+#endif
 }
 
 // Sub-blocks J.. of block b of the eight rows into `m` activation rows'
