@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -41,6 +42,13 @@ size_t AvailableMemory() {
 class CpuBackend final : public Backend {
  public:
   explicit CpuBackend(int num_threads) : pool_(num_threads) {
+    // OpenBLAS (the dense GEMMs of --cpu-precision reference) sizes its own
+    // threads from the cores it sees, past --threads and a cgroup's quota:
+    // hold it to the pool's size, never above what it chose itself (so
+    // OPENBLAS_NUM_THREADS, the sanitizer runs' 1, still wins). Process-wide,
+    // as OpenBLAS is: the last backend made sets it.
+    static const int openblas_own = openblas_get_num_threads();
+    openblas_set_num_threads(std::min(openblas_own, pool_.num_threads()));
     const long pages = sysconf(_SC_PHYS_PAGES);
     const long page_size = sysconf(_SC_PAGE_SIZE);
     if (pages > 0 && page_size > 0) total_memory_ = static_cast<size_t>(pages) * page_size;

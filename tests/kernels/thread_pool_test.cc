@@ -1,15 +1,22 @@
 // The CPU thread pool's size: the CPUs this process may use (affinity mask,
-// cgroup quota), and ParallelFor covering its range exactly once.
+// cgroup quota), ParallelFor covering its range exactly once, loop after
+// loop, and OpenBLAS held to the backend's thread count.
 
 #include "kernels/cpu/thread_pool.h"
 
 #include <sched.h>
 
 #include <atomic>
+#include <chrono>
+#include <memory>
 #include <thread>
 #include <vector>
 
+#include "cohost/kernels/backend.h"
 #include "gtest/gtest.h"
+
+// OpenBLAS's own (cblas.h is the kernels library's private include).
+extern "C" int openblas_get_num_threads(void);  // NOLINT(readability-identifier-naming)
 
 namespace cohost::kernels::cpu {
 namespace {
@@ -56,6 +63,34 @@ TEST(ThreadPoolTest, ParallelForCoversTheRangeOnce) {
     for (int64_t i = begin; i < end; ++i) seen[i].fetch_add(1);
   });
   for (const std::atomic<int>& s : seen) EXPECT_EQ(s.load(), 1);
+}
+
+// Back-to-back loops of every size (the workers catch most of them while
+// still watching for the next, some after sleeping), each covering its
+// range exactly once; then the pool is destroyed with its workers watching.
+TEST(ThreadPoolTest, BackToBackLoopsEachCoverTheirRangeOnce) {
+  ThreadPool pool(3);
+  std::vector<std::atomic<int>> seen(64);
+  for (int round = 0; round < 2000; ++round) {
+    const int64_t n = 1 + round % 64;
+    pool.ParallelFor(n, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) seen[i].fetch_add(1);
+    });
+    if (round % 500 == 499) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(seen[i].exchange(0), 1) << round << " " << i;
+  }
+}
+
+// OpenBLAS (the reference path's dense GEMMs) is held to the backend's
+// thread count instead of the cores it sees.
+TEST(CpuBackendTest, OpenBlasThreadsFollowTheBackendsPool) {
+  using kernels::Backend;
+  using kernels::MakeCpuBackend;
+  const std::unique_ptr<Backend> one = MakeCpuBackend(1);
+  EXPECT_EQ(openblas_get_num_threads(), 1);
+  const std::unique_ptr<Backend> two = MakeCpuBackend(2);
+  EXPECT_GE(openblas_get_num_threads(), 1);
+  EXPECT_LE(openblas_get_num_threads(), 2);
 }
 
 }  // namespace
