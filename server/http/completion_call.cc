@@ -348,8 +348,7 @@ bool CompletionCall::Pump() {
       if (logprobs_) {
         shown = Show(s.logprobs);
         delta.logprobs = &shown;
-        for (const ShownToken& t : shown)
-          c.text_offset += static_cast<int64_t>(t.chosen.token.size());
+        c.text_offset = TextOffsetAfter(shown, c.text_offset);
       }
       events += ChunkEvent(header_, delta, include_usage_);
       c.first_sent = true;

@@ -67,6 +67,11 @@ std::string Event(const Json& j) {
   return absl::StrCat("data: ", j.dump(-1, ' ', false, Json::error_handler_t::replace), "\n\n");
 }
 
+// The one token's step of TextOffsetAfter: its chosen text's bytes.
+int64_t TextOffsetAfter(const ShownToken& t, int64_t offset) {
+  return offset + static_cast<int64_t>(t.chosen.token.size());
+}
+
 // OpenAI shows a token the model rules out as -9999.
 double ShownValue(float logprob) { return std::isfinite(logprob) ? logprob : -9999.0; }
 
@@ -79,6 +84,15 @@ Json Bytes(const std::string& token) {
 Json ChatEntry(const ShownLogprob& t) {
   return Json{{"token", t.token}, {"logprob", ShownValue(t.logprob)}, {"bytes", Bytes(t.token)}};
 }
+
+}  // namespace
+
+int64_t TextOffsetAfter(const std::vector<ShownToken>& tokens, int64_t offset) {
+  for (const ShownToken& t : tokens) offset = TextOffsetAfter(t, offset);
+  return offset;
+}
+
+namespace {
 
 // choice.logprobs in the endpoint's shape.
 Json LogprobsJson(Endpoint endpoint, const std::vector<ShownToken>& tokens, int64_t text_offset) {
@@ -101,7 +115,7 @@ Json LogprobsJson(Endpoint endpoint, const std::vector<ShownToken>& tokens, int6
     for (const ShownLogprob& alt : t.top) alternatives[alt.token] = ShownValue(alt.logprob);
     top.push_back(std::move(alternatives));
     offsets.push_back(text_offset);
-    text_offset += static_cast<int64_t>(t.chosen.token.size());
+    text_offset = TextOffsetAfter(t, text_offset);
   }
   return Json{{"tokens", std::move(text)},
               {"token_logprobs", std::move(values)},

@@ -67,6 +67,11 @@ struct ChunkDelta {
   int64_t text_offset = 0;  // /v1/completions: where this chunk's text starts
 };
 
+// Where the text after `tokens` starts, for text that starts at `offset`:
+// /v1/completions' text_offset advances by each chosen token's bytes (the
+// one rule for it, here and in the chunks that follow).
+int64_t TextOffsetAfter(const std::vector<ShownToken>& tokens, int64_t offset);
+
 // The whole (non-streamed) response.
 std::string CompletionBody(const ResponseHeader& h, const std::vector<ChoiceResult>& choices,
                            const UsageCounts& usage);

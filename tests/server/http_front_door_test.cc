@@ -174,14 +174,20 @@ TEST_F(HttpFrontDoorTest, LogprobsWholeAndStreamed) {
   httplib::Result streamed = Post("/v1/completions", body.dump());
   ASSERT_TRUE(streamed);
   std::vector<double> values;
+  std::vector<int64_t> offsets;
   for (const Json& c : ParseEvents(streamed->body).chunks) {
     const Json& l = c["choices"][0]["logprobs"];
     if (l.is_null()) continue;
     for (const Json& v : l["token_logprobs"]) values.push_back(v);
+    for (const Json& o : l["text_offset"]) offsets.push_back(o);
   }
   ASSERT_EQ(values.size(), 10u);
-  for (size_t i = 0; i < 10; ++i)
+  ASSERT_EQ(offsets.size(), 10u);
+  for (size_t i = 0; i < 10; ++i) {
     EXPECT_DOUBLE_EQ(values[i], lp["token_logprobs"][i].get<double>());
+    // Each chunk's offsets continue where the last chunk's text ended.
+    EXPECT_EQ(offsets[i], lp["text_offset"][i].get<int64_t>()) << i;
+  }
 
   // Without asking: null.
   httplib::Result none = Post("/v1/completions", CompletionBody(3).dump());
