@@ -3,7 +3,10 @@
 same GGUF and thread count, interleaved in one run so machine noise hits both:
 decode tok/s at batch 1 (128 greedy tokens), prefill tok/s on a 511-token
 prompt, and each process's peak RSS. Every measurement is a fresh process
-under /usr/bin/time, so a peak is that process's alone.
+under /usr/bin/time, so a peak is that process's alone. For cohost also the
+aggregate decode of 16 sequences at once (16 prompts, 128 greedy tokens each:
+all tokens over the longest request's time) and its ratio to batch 1;
+llama-cpp-python's API decodes one sequence, so llama.cpp has no such row.
 
 Run: $VENV/bin/python bench/compare_llamacpp.py [--model PATH] [--threads 2]
      [--reps 3] [--cohost-flags "--cpu-precision reference"]
@@ -27,6 +30,7 @@ DECODE_TOKENS = 128
 # gives llama.cpp's ids: llamacpp_reference_test); each engine's rate is its
 # own prompt count over its own time.
 PREFILL_TEXT = "The quick brown fox jumps over the lazy dog while the cat sleeps. " * 34
+AGGREGATE_SEQS = 16
 
 
 def timed(cmd):
@@ -71,6 +75,16 @@ def cohost(args, kind):
     cmd = [os.path.join(ROOT, "build", "tools", "cohost"), "run", "--model", args.model,
            "--temperature", "0", "--json", "--threads", str(args.threads)]
     cmd += shlex.split(args.cohost_flags)
+    if kind == "aggregate":
+        for i in range(AGGREGATE_SEQS):
+            cmd += ["--prompt", f"Story number {i + 1}: once upon a time in a land far away"]
+        cmd += ["--max-tokens", str(DECODE_TOKENS), "--ignore-eos",
+                "--max-seqs", str(AGGREGATE_SEQS)]
+        out, rss = timed(cmd)
+        rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+        assert len(rows) == AGGREGATE_SEQS
+        tokens = sum(len(r["generated_ids"]) for r in rows)
+        return tokens / (max(r["total_ms"] for r in rows) / 1000), rss
     if kind == "decode":
         cmd += ["--prompt", DECODE_PROMPT, "--max-tokens", str(DECODE_TOKENS), "--ignore-eos"]
     else:
@@ -103,10 +117,12 @@ def main():
         return worker(args)
     import llama_cpp
     rows = {"cohost": {"decode": [], "prefill": []}, "llama.cpp": {"decode": [], "prefill": []}}
+    aggregate = []
     for _ in range(args.reps):  # interleaved
         for kind in ("decode", "prefill"):
             rows["cohost"][kind].append(cohost(args, kind))
             rows["llama.cpp"][kind].append(llamacpp(args, kind))
+        aggregate.append(cohost(args, "aggregate")[0])
     size_mb = os.path.getsize(args.model) / 2**20
     print(f"model={os.path.basename(args.model)} ({size_mb:.0f} MB) threads={args.threads} "
           f"reps={args.reps} cohost flags={args.cohost_flags!r} "
@@ -122,6 +138,9 @@ def main():
         print(f"| {name} | {med[name][0]:.1f} | {med[name][1]:.0f} | {med[name][2]:.0f} |")
     c, l = med["cohost"], med["llama.cpp"]
     print(f"| cohost / llama.cpp | {c[0] / l[0]:.2f}x | {c[1] / l[1]:.2f}x | {c[2] / l[2]:.2f}x |")
+    agg = statistics.median(aggregate)
+    print(f"\ncohost aggregate decode, {AGGREGATE_SEQS} sequences: {agg:.0f} tok/s (median), "
+          f"{agg / c[0]:.1f}x its batch-1 decode")
 
 
 if __name__ == "__main__":
