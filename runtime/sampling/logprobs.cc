@@ -5,6 +5,9 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <vector>
+
+#include "runtime/sampling/bounded_heap.h"
 
 namespace cohost::runtime {
 namespace {
@@ -34,8 +37,8 @@ TokenLogprobs ComputeLogprobs(absl::Span<const float> logits, int32_t chosen, in
 
   const int32_t n = std::clamp(top_n, 0, vocab);
   if (n == 0) return out;
-  // One pass keeping the n best in a heap whose top is the worst of them
-  // (higher logit first, then lower id): O(vocab log n), no vocab-sized copy.
+  // The n best in one pass (bounded_heap.h), higher logit first, then lower
+  // id: O(vocab log n), no vocab-sized copy.
   auto higher = [&](int32_t a, int32_t b) {
     const float xa = Finite(logits[static_cast<size_t>(a)]);
     const float xb = Finite(logits[static_cast<size_t>(b)]);
@@ -43,16 +46,7 @@ TokenLogprobs ComputeLogprobs(absl::Span<const float> logits, int32_t chosen, in
   };
   std::vector<int32_t> ids;
   ids.reserve(static_cast<size_t>(n));
-  for (int32_t i = 0; i < vocab; ++i) {
-    if (static_cast<int32_t>(ids.size()) < n) {
-      ids.push_back(i);
-      std::push_heap(ids.begin(), ids.end(), higher);
-    } else if (higher(i, ids.front())) {
-      std::pop_heap(ids.begin(), ids.end(), higher);
-      ids.back() = i;
-      std::push_heap(ids.begin(), ids.end(), higher);
-    }
-  }
+  for (int32_t i = 0; i < vocab; ++i) OfferBounded(ids, static_cast<size_t>(n), i, higher);
   std::sort_heap(ids.begin(), ids.end(), higher);
   out.top.reserve(static_cast<size_t>(n));
   for (int32_t i = 0; i < n; ++i) {

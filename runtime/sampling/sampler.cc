@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <vector>
+
+#include "runtime/sampling/bounded_heap.h"
 
 namespace cohost::runtime {
 namespace {
@@ -204,20 +207,10 @@ int32_t Sampler::Sample(absl::Span<float> logits, absl::Span<const int32_t> hist
       if (logits[i] == kPosInf) candidates_.push_back({0.f, 0.f, static_cast<int32_t>(i)});
     }
   } else if (top_k > 0 && top_k <= kHeapTopK) {
-    // A bounded heap whose front is the worst kept candidate: one pass, and most
-    // tokens cost one comparison.
-    const Higher higher;
+    // The top_k best in one pass (bounded_heap.h).
     for (size_t i = 0; i < logits.size(); ++i) {
       const Candidate c{(logits[i] - max_logit) * inv_temperature, 0.f, static_cast<int32_t>(i)};
-      if (c.logit < kMinShiftedLogit) continue;
-      if (candidates_.size() < top_k) {
-        candidates_.push_back(c);
-        std::push_heap(candidates_.begin(), candidates_.end(), higher);
-      } else if (higher(c, candidates_.front())) {
-        std::pop_heap(candidates_.begin(), candidates_.end(), higher);
-        candidates_.back() = c;
-        std::push_heap(candidates_.begin(), candidates_.end(), higher);
-      }
+      if (c.logit >= kMinShiftedLogit) OfferBounded(candidates_, top_k, c, Higher());
     }
   } else {
     for (size_t i = 0; i < logits.size(); ++i) {
