@@ -72,7 +72,8 @@ def llamacpp(args, kind):
 
 
 def cohost(args, kind):
-    cmd = [os.path.join(ROOT, "build", "tools", "cohost"), "run", "--model", args.model,
+    cmd = [getattr(args, "cohost_binary", None) or os.path.join(ROOT, "build", "tools", "cohost"),
+           "run", "--model", args.model,
            "--temperature", "0", "--json", "--threads", str(args.threads)]
     cmd += shlex.split(args.cohost_flags)
     if kind == "aggregate":

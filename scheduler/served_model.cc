@@ -43,8 +43,8 @@ ServedModel::ServedModel(ModelSpec spec, std::unique_ptr<runtime::Tokenizer> tok
       device_(std::move(device)),
       kv_account_(std::move(kv_account)),
       engine_config_(WithPlacement(std::move(engine_config), *device_, kv_account_.get())),
-      limits_(runtime::Engine::RequestLimitsFor(config_, device_->backend->compute_dtype(),
-                                                engine_config_)),
+      limits_(
+          runtime::Engine::RequestLimitsFor(config_, device_->backend->kv_dtype(), engine_config_)),
       admission_(spec_.name, limits),
       reason_(std::move(why_not_loaded)),
       last_used_(runtime::Clock::now()) {}

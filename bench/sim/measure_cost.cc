@@ -55,7 +55,7 @@ absl::StatusOr<SimCost> MeasureCpuCost(const std::string& model_path, double dev
   SimCost c = MeasuredCost(absl::StrCat("cpu-", loaded.config().architecture), *stats.step_cost,
                            static_cast<double>(loaded.model->weights_bytes()),
                            static_cast<double>(runtime::KvCache::BytesPerBlock(
-                               loaded.config(), backend->compute_dtype(), 16)) /
+                               loaded.config(), backend->kv_dtype(), 16)) /
                                16.0,
                            device_bytes, load_seconds);
   c.source =

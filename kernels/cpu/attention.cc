@@ -1,6 +1,9 @@
 // Paged attention on the CPU, one kernel for decode and prefill chunks: each
 // (new token, query head) walks its sequence's pages up to its own position
 // with an online softmax per page, the way a GPU split over blocks would.
+// Pages hold fp32, fp16 or bf16 (PagedKv::dtype); each element is widened to
+// fp32 as it is loaded, so attention over narrow pages computes exactly what
+// it computes over fp32 pages holding the same values.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -10,26 +13,14 @@
 #include <immintrin.h>
 #endif
 
+#include "attention_rows.h"
+#include "cohost/kernels/dtype.h"
 #include "cpu_ops.h"
 #include "quant/cpu_features.h"
 
 namespace cohost::kernels::cpu {
 
 namespace {
-
-// Eight independent partial sums: lets the compiler use SIMD lanes (a single
-// float accumulator forces a serial add chain) and shortens rounding chains.
-__attribute__((always_inline)) inline float Dot(const float* a, const float* b, int32_t n) {
-  float lanes[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
-  int32_t d = 0;
-  for (; d + 8 <= n; d += 8) {
-    for (int j = 0; j < 8; ++j) lanes[j] += a[d + j] * b[d + j];
-  }
-  float r = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) +
-            ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
-  for (; d < n; ++d) r += a[d] * b[d];
-  return r;
-}
 
 // x[i] = exp(x[i] - shift) for i < n, with the C library's expf.
 struct LibmExp {
@@ -87,11 +78,32 @@ struct VectorExp {
 };
 #endif
 
+// Asks for one head's K and V rows of `page` (its first `rows`) while the
+// page before it is read: pages are scattered, so the hardware prefetchers
+// lose the stream at every page boundary.
+template <DType T>
+__attribute__((always_inline)) inline void PrefetchPage(const PagedKv& kv, int32_t page,
+                                                        int32_t kv_head, int32_t rows) {
+  const int64_t kv_row = static_cast<int64_t>(kv.num_kv_heads) * kv.head_dim;
+  const int64_t row_bytes = static_cast<int64_t>(kv.head_dim) * DTypeSize(T);
+  const int64_t first = static_cast<int64_t>(page) * kv.block_size * kv_row +
+                        static_cast<int64_t>(kv_head) * kv.head_dim;
+  rows = std::min(rows, kv.block_size);
+  for (int32_t r = 0; r < rows; ++r) {
+    const char* k = static_cast<const char*>(KvRow<T>(kv.k, first + r * kv_row));
+    const char* v = static_cast<const char*>(KvRow<T>(kv.v, first + r * kv_row));
+    for (int64_t at = 0; at < row_bytes; at += 64) {
+      __builtin_prefetch(k + at);
+      __builtin_prefetch(v + at);
+    }
+  }
+}
+
 // One query row against pages of its sequence; out = softmax(q k^T * scale) v
 // over logical tokens [0, n_ctx). Inlined into AttendOneAvx2 and
-// AttendOneBaseline, so that the compiler vectorizes it once for each; `exp`
-// turns a page's scores into its probabilities.
-template <typename Exp>
+// AttendOneBaseline, so that the compiler vectorizes it once for each; `Rows`
+// reads a page's rows of T, `exp` turns a page's scores into probabilities.
+template <DType T, typename Rows, typename Exp>
 __attribute__((always_inline)) inline void AttendOne(
     const float* q /*[head_dim]*/, const int32_t* block_table /*[max_blocks_per_seq]*/,
     int32_t n_ctx, int32_t kv_head, const PagedKv& kv, float scale,
@@ -100,10 +112,6 @@ __attribute__((always_inline)) inline void AttendOne(
   const int32_t hd = kv.head_dim;
   const int32_t bs = kv.block_size;
   const int64_t kv_row = static_cast<int64_t>(kv.num_kv_heads) * hd;
-  const float* k_pages =
-      static_cast<const float*>(kv.k);  // [num_blocks, block_size, num_kv_heads, head_dim]
-  const float* v_pages =
-      static_cast<const float*>(kv.v);  // [num_blocks, block_size, num_kv_heads, head_dim]
   std::fill(acc, acc + hd, 0.f);
   float running_max = -std::numeric_limits<float>::infinity();
   float denom = 0.f;
@@ -111,24 +119,19 @@ __attribute__((always_inline)) inline void AttendOne(
     const int32_t rows = std::min(bs, n_ctx - b * bs);
     const int64_t base =
         static_cast<int64_t>(block_table[b]) * bs * kv_row + static_cast<int64_t>(kv_head) * hd;
+    if ((b + 1) * bs < n_ctx)
+      PrefetchPage<T>(kv, block_table[b + 1], kv_head, n_ctx - (b + 1) * bs);
+    Rows::Scores(q, KvRow<T>(kv.k, base), kv_row, rows, hd, scale, scores);
     float block_max = -std::numeric_limits<float>::infinity();
-    for (int32_t r = 0; r < rows; ++r) {
-      const float* kr = k_pages + base + r * kv_row;
-      scores[r] = Dot(q, kr, hd) * scale;
-      block_max = std::max(block_max, scores[r]);
-    }
+    for (int32_t r = 0; r < rows; ++r) block_max = std::max(block_max, scores[r]);
     const float new_max = std::max(running_max, block_max);
     // First page: running_max is -inf, correction is 0 and acc/denom are 0.
     const float correction = std::exp(running_max - new_max);
     denom *= correction;
     for (int32_t d = 0; d < hd; ++d) acc[d] *= correction;
     exp(scores, rows, new_max);
-    for (int32_t r = 0; r < rows; ++r) {
-      const float p = scores[r];
-      denom += p;
-      const float* vr = v_pages + base + r * kv_row;
-      for (int32_t d = 0; d < hd; ++d) acc[d] += p * vr[d];
-    }
+    for (int32_t r = 0; r < rows; ++r) denom += scores[r];
+    Rows::Accumulate(scores, KvRow<T>(kv.v, base), kv_row, rows, hd, acc);
     running_max = new_max;
   }
   const float inv = 1.f / denom;
@@ -138,28 +141,51 @@ __attribute__((always_inline)) inline void AttendOne(
 using AttendFn = void (*)(const float*, const int32_t*, int32_t, int32_t, const PagedKv&, float,
                           float*, float*, float*);
 
-// The build's baseline ISA (SSE2 on x86-64), and AVX2 + FMA where cpuid
-// says the CPU has them: eight-wide fused multiply-adds for q.k and p v.
+// The build's baseline ISA (SSE2 on x86-64), and AVX2 + FMA + F16C where
+// cpuid says the CPU has them: eight-wide fused multiply-adds for q.k and
+// p v. One of each per page dtype.
+template <DType T>
 void AttendOneBaseline(const float* q, const int32_t* block_table, int32_t n_ctx, int32_t kv_head,
                        const PagedKv& kv, float scale, float* scores, float* acc, float* out) {
-  AttendOne(q, block_table, n_ctx, kv_head, kv, scale, scores, acc, out, LibmExp{});
+  AttendOne<T, PortableRows<T>>(q, block_table, n_ctx, kv_head, kv, scale, scores, acc, out,
+                                LibmExp{});
 }
 
 #if defined(__x86_64__)
-__attribute__((target("avx2,fma"))) void AttendOneAvx2(const float* q, const int32_t* block_table,
-                                                       int32_t n_ctx, int32_t kv_head,
-                                                       const PagedKv& kv, float scale,
-                                                       float* scores, float* acc, float* out) {
-  AttendOne(q, block_table, n_ctx, kv_head, kv, scale, scores, acc, out, VectorExp{});
+template <DType T>
+__attribute__((target("avx2,fma,f16c"))) void AttendOneAvx2(const float* q,
+                                                            const int32_t* block_table,
+                                                            int32_t n_ctx, int32_t kv_head,
+                                                            const PagedKv& kv, float scale,
+                                                            float* scores, float* acc, float* out) {
+  AttendOne<T, Avx2Rows<T>>(q, block_table, n_ctx, kv_head, kv, scale, scores, acc, out,
+                            VectorExp{});
 }
 #endif
 
-AttendFn SelectedAttend() {
+AttendFn SelectedAttend(DType dtype) {
 #if defined(__x86_64__)
   const CpuFeatures& f = HostCpuFeatures();
-  if (f.avx2 && f.fma) return AttendOneAvx2;
+  if (f.avx2 && f.fma && f.f16c) {
+    switch (dtype) {
+      case DType::kF32:
+        return AttendOneAvx2<DType::kF32>;
+      case DType::kF16:
+        return AttendOneAvx2<DType::kF16>;
+      case DType::kBF16:
+        return AttendOneAvx2<DType::kBF16>;
+    }
+  }
 #endif
-  return AttendOneBaseline;
+  switch (dtype) {
+    case DType::kF16:
+      return AttendOneBaseline<DType::kF16>;
+    case DType::kBF16:
+      return AttendOneBaseline<DType::kBF16>;
+    case DType::kF32:
+      break;
+  }
+  return AttendOneBaseline<DType::kF32>;
 }
 
 }  // namespace
@@ -179,7 +205,9 @@ void PagedAttention(const float* q, const BatchLayout& batch, const PagedKv& kv,
   const int64_t work = static_cast<int64_t>(num_tokens) * num_heads;
   const int64_t cost = std::max<int64_t>(1, static_cast<int64_t>(batch.max_context_len) * hd);
   const int64_t grain = std::max<int64_t>(1, 16384 / cost);
-  static const AttendFn attend = SelectedAttend();
+  static const AttendFn by_dtype[3] = {SelectedAttend(DType::kF32), SelectedAttend(DType::kF16),
+                                       SelectedAttend(DType::kBF16)};
+  const AttendFn attend = by_dtype[static_cast<int>(kv.dtype)];
   pool.ParallelFor(work, grain, [&](int64_t begin, int64_t end) {
     std::vector<float> scores(kv.block_size), acc(hd);
     for (int64_t w = begin; w < end; ++w) {

@@ -41,7 +41,7 @@ size_t AvailableMemory() {
 
 class CpuBackend final : public Backend {
  public:
-  explicit CpuBackend(int num_threads) : pool_(num_threads) {
+  CpuBackend(int num_threads, DType kv_dtype) : kv_dtype_(kv_dtype), pool_(num_threads) {
     // OpenBLAS (the dense GEMMs of --cpu-precision reference) sizes its own
     // threads from the cores it sees, past --threads and a cgroup's quota:
     // hold it to the pool's size, never above what it chose itself (so
@@ -59,6 +59,7 @@ class CpuBackend final : public Backend {
   BackendCaps Caps() const override {
     BackendCaps caps;
     caps.compute_dtype = DType::kF32;
+    caps.kv_dtype = kv_dtype_;
     caps.total_memory = total_memory_;
     caps.free_memory = AvailableMemory();
     if (caps.free_memory == 0) {
@@ -190,6 +191,7 @@ class CpuBackend final : public Backend {
   static float* F(void* p) { return static_cast<float*>(p); }
   static const float* F(const void* p) { return static_cast<const float*>(p); }
 
+  DType kv_dtype_;
   size_t total_memory_ = 0;  // physical memory in bytes; 0 if unknown
   size_t page_size_ = static_cast<size_t>(sysconf(_SC_PAGE_SIZE));
   cpu::ThreadPool pool_;
@@ -197,8 +199,8 @@ class CpuBackend final : public Backend {
 
 }  // namespace
 
-std::unique_ptr<Backend> MakeCpuBackend(int num_threads) {
-  return std::make_unique<CpuBackend>(num_threads);
+std::unique_ptr<Backend> MakeCpuBackend(int num_threads, DType kv_dtype) {
+  return std::make_unique<CpuBackend>(num_threads, kv_dtype);
 }
 
 }  // namespace cohost::kernels

@@ -1,11 +1,11 @@
 // The CPU RopeWriteKv: rotate-half on q and k, then k and v into the pages at
-// slot_mapping. Numerics follow Hugging Face's fp32 path: angle =
-// fp32(pos * inv_freq), cos/sin of that fp32 angle.
+// slot_mapping, rounded to the cache's element type. Numerics follow Hugging Face's fp32 path:
+// angle = fp32(pos * inv_freq), cos/sin of that fp32 angle.
 #include <cmath>
-#include <cstring>
 #include <vector>
 
 #include "cpu_ops.h"
+#include "kv_narrow.h"
 
 namespace cohost::kernels {
 
@@ -29,10 +29,12 @@ void RopeWriteKv(float* q, float* k, const float* v, const int32_t* positions,
   const int32_t hd = kv.head_dim;
   const int32_t nkv = kv.num_kv_heads;
   const int32_t half = rotary_dim / 2;
-  const int64_t kv_row = static_cast<int64_t>(nkv) * hd;  // floats per (page, row)
+  const int64_t kv_row = static_cast<int64_t>(nkv) * hd;  // elements per (page, row)
+  const size_t row_bytes = static_cast<size_t>(kv_row) * DTypeSize(kv.dtype);
   std::vector<float> cos(half), sin(half);
-  float* k_pages = static_cast<float*>(kv.k);  // [num_blocks, block_size, num_kv_heads, head_dim]
-  float* v_pages = static_cast<float*>(kv.v);  // [num_blocks, block_size, num_kv_heads, head_dim]
+  auto* k_pages = static_cast<char*>(kv.k);  // [num_blocks, block_size, num_kv_heads, head_dim]
+  auto* v_pages = static_cast<char*>(kv.v);  // [num_blocks, block_size, num_kv_heads, head_dim]
+  static const KvNarrowFn narrow = HostKvNarrow();
   for (int32_t i = 0; i < num_tokens; ++i) {
     const float pos = static_cast<float>(positions[i]);
     for (int32_t d = 0; d < half; ++d) {
@@ -49,8 +51,9 @@ void RopeWriteKv(float* q, float* k, const float* v, const int32_t* positions,
     const int64_t slot = slot_mapping[i];
     if (slot < 0) continue;  // padding: nothing cached
     // slot = page * block_size + row, so it indexes (page, row) pairs directly.
-    std::memcpy(k_pages + slot * kv_row, ki, sizeof(float) * kv_row);
-    std::memcpy(v_pages + slot * kv_row, v + i * kv_row, sizeof(float) * kv_row);
+    const auto n = static_cast<int32_t>(kv_row);
+    narrow(ki, n, kv.dtype, k_pages + slot * row_bytes);
+    narrow(v + i * kv_row, n, kv.dtype, v_pages + slot * row_bytes);
   }
 }
 

@@ -220,6 +220,10 @@ absl::Status LaunchPagedAttention(const bf16* q, const BatchLayout& batch, const
                      " num_seqs=", batch.num_seqs, " num_heads=", num_heads,
                      " num_kv_heads=", kv.num_kv_heads, " block_size=", kv.block_size));
   }
+  if (kv.dtype != DType::kBF16) {
+    return absl::UnimplementedError(absl::StrCat(
+        "PagedAttention: KV pages of ", std::string(DTypeName(kv.dtype)), "; CUDA reads bf16"));
+  }
   if (batch.num_tokens == 0) return absl::OkStatus();
   if (batch.num_seqs >= 65535 || kv.num_kv_heads > 65535) {
     return absl::UnimplementedError(

@@ -66,6 +66,7 @@ class CudaBackend final : public Backend {
   BackendCaps Caps() const override {
     BackendCaps caps;
     caps.compute_dtype = DType::kBF16;
+    caps.kv_dtype = DType::kBF16;  // the kernels read and write bf16 pages only
     caps.device_name = name_;
     size_t free_bytes = 0, total_bytes = 0;
     if (cudaSetDevice(device_) == cudaSuccess &&

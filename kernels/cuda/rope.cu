@@ -80,6 +80,10 @@ absl::Status LaunchRopeWriteKv(bf16* q, bf16* k, const bf16* v, const BatchLayou
         "RopeWriteKv: bad shape: num_tokens=", batch.num_tokens, " num_heads=", num_heads,
         " num_kv_heads=", kv.num_kv_heads, " head_dim=", head_dim, " rotary_dim=", rotary_dim));
   }
+  if (kv.dtype != DType::kBF16) {
+    return absl::UnimplementedError(absl::StrCat(
+        "RopeWriteKv: KV pages of ", std::string(DTypeName(kv.dtype)), "; CUDA writes bf16"));
+  }
   if (batch.num_tokens == 0) return absl::OkStatus();
   const size_t smem = sizeof(float) * static_cast<size_t>(rotary_dim);
   RopeWriteKvKernel<<<batch.num_tokens, kRopeThreads, smem, stream>>>(

@@ -145,7 +145,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(Model* model, const Token
         sc.max_tokens_per_step, sc.max_num_seqs));
   }
   const size_t per_block =
-      KvCache::BytesPerBlock(mc, model->backend()->compute_dtype(), config.block_size);
+      KvCache::BytesPerBlock(mc, model->backend()->kv_dtype(), config.block_size);
   int64_t num_blocks = config.num_kv_blocks;
   if (num_blocks <= 0) num_blocks = config.kv_cache_bytes / static_cast<int64_t>(per_block);
   if (num_blocks < 2) {
@@ -166,7 +166,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(Model* model, const Token
   // one is one group, backed now.
   const bool elastic = config.kv_budget != nullptr;
   const int32_t group_blocks =
-      elastic ? KvCache::GroupBlocks(mc, model->backend()->compute_dtype(), config.block_size,
+      elastic ? KvCache::GroupBlocks(mc, model->backend()->kv_dtype(), config.block_size,
                                      model->backend()->vm_granularity(),
                                      // At least ~8 groups in the engine's share.
                                      static_cast<size_t>(std::clamp<int64_t>(
@@ -182,7 +182,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(Model* model, const Token
     Engine* e = engine.get();
     engine->impl_->kv_manager.SetGrowth([e] { return e->GrowKv(); });
   }
-  engine->limits_ = RequestLimitsFor(mc, model->backend()->compute_dtype(), config);
+  engine->limits_ = RequestLimitsFor(mc, model->backend()->kv_dtype(), config);
   engine->impl_->counters.kv_blocks_total = engine->impl_->kv_manager.num_usable_blocks();
   engine->impl_->counters.kv_blocks_free = engine->impl_->kv_manager.num_free_blocks();
   engine->impl_->counters.step_cost = config.step_cost;

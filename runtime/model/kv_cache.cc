@@ -55,7 +55,7 @@ absl::StatusOr<std::unique_ptr<KvCache>> KvCache::Create(kernels::Backend* backe
         absl::StrFormat("kv cache: config has %d layers, %d kv heads, head_dim %d",
                         config.num_layers, config.num_kv_heads, config.head_dim));
   }
-  const kernels::DType dtype = backend->compute_dtype();
+  const kernels::DType dtype = backend->kv_dtype();
   const size_t granularity = backend->vm_granularity();
   const size_t block = BlockArrayBytes(config, dtype, block_size);
   const int32_t min_group = GroupBlocks(config, dtype, block_size, granularity, 0);
@@ -84,6 +84,7 @@ absl::StatusOr<std::unique_ptr<KvCache>> KvCache::Create(kernels::Backend* backe
   kv->block_size_ = block_size;
   kv->num_kv_heads_ = config.num_kv_heads;
   kv->head_dim_ = config.head_dim;
+  kv->dtype_ = dtype;
   kv->group_blocks_ = group_blocks;
   kv->num_groups_ = static_cast<int32_t>(num_groups);
   kv->group_array_bytes_ = static_cast<size_t>(group_blocks) * block;
@@ -162,6 +163,7 @@ kernels::PagedKv KvCache::Layer(int32_t layer) const {
   p.block_size = block_size_;
   p.num_kv_heads = num_kv_heads_;
   p.head_dim = head_dim_;
+  p.dtype = dtype_;
   return p;
 }
 

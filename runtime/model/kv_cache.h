@@ -1,5 +1,5 @@
 // Device storage of the paged KV cache: per layer, K and V pages of
-// [num_blocks, block_size, num_kv_heads, head_dim] in the compute dtype. Which
+// [num_blocks, block_size, num_kv_heads, head_dim] in the backend's kv_dtype(). Which
 // sequence owns which block is the BlockAllocator's business, not this file's.
 //
 // Each per-layer array is a reserved address range (Backend::ReserveAddressSpace)
@@ -55,6 +55,7 @@ class KvCache {
   int32_t num_blocks() const { return num_blocks_; }
   int32_t block_size() const { return block_size_; }
   int32_t num_layers() const { return static_cast<int32_t>(k_.size()); }
+  kernels::DType dtype() const { return dtype_; }
   int32_t group_blocks() const { return group_blocks_; }
   int32_t num_groups() const { return num_groups_; }
   int32_t num_groups_backed() const { return groups_backed_; }
@@ -69,6 +70,7 @@ class KvCache {
   size_t group_array_bytes_ = 0;  // one group's share of one array
   int32_t num_blocks_ = 0, block_size_ = 0, num_kv_heads_ = 0, head_dim_ = 0;
   int32_t group_blocks_ = 0, num_groups_ = 0, groups_backed_ = 0;
+  kernels::DType dtype_ = kernels::DType::kF32;
 };
 
 }  // namespace cohost::runtime

@@ -390,7 +390,8 @@ void OpChecks::RopeWriteKv() {
                b.num_blocks,
                bs,
                c.num_kv_heads,
-               c.head_dim};
+               c.head_dim,
+               arena_.be->compute_dtype()};
     backend().RopeWriteKv(pq, pk, arena_.Floats(v), b.Upload(arena_), c.num_heads,
                           arena_.Raw(inv_freq), c.rotary_dim, kv);
     const std::string tag = absl::StrCat(" heads=", c.num_heads, "/", c.num_kv_heads,
@@ -431,8 +432,13 @@ void OpChecks::PagedAttention(const AttnCase& c) {
       PagedKv{k_pages.data(), v_pages.data(), b.num_blocks, bs, c.num_kv_heads, c.head_dim},
       c.num_heads, scale, want.data());
 
-  PagedKv kv{
-      arena_.Floats(k_pages), arena_.Floats(v_pages), b.num_blocks, bs, c.num_kv_heads, c.head_dim};
+  PagedKv kv{arena_.Floats(k_pages),
+             arena_.Floats(v_pages),
+             b.num_blocks,
+             bs,
+             c.num_kv_heads,
+             c.head_dim,
+             arena_.be->compute_dtype()};
   void* out = arena_.Poisoned(q_n);
   backend().PagedAttention(arena_.Floats(q), b.Upload(arena_), kv, c.num_heads, scale, out);
   Check("attention " + c.name, want, arena_.Read(out, q_n), tol_);
@@ -469,7 +475,8 @@ void OpChecks::EmptyShapes() {
   const std::vector<float> inv_freq(4, 0.5f);
   void* q = arena_.Poisoned(n);
   void* k = arena_.Poisoned(n);
-  PagedKv kv{arena_.Poisoned(n), arena_.Poisoned(n), 1, 1, 1, static_cast<int32_t>(n)};
+  PagedKv kv{arena_.Poisoned(n),      arena_.Poisoned(n),        1, 1, 1,
+             static_cast<int32_t>(n), arena_.be->compute_dtype()};
   backend().RopeWriteKv(q, k, arena_.Floats(x), layout, 1, arena_.Raw(inv_freq), 8, kv);
   untouched("rope q", q);
   untouched("rope k", k);

@@ -214,6 +214,17 @@ std::vector<BadCall> BadCalls() {
          a.kv.v = Offset(a.kv.v, 4);
          Attention(be, a);
        }},
+      // Pages of another element type than the kernels' bf16.
+      {"rope_f16_pages", kUnimplemented, "RopeWriteKv: KV pages of f16",
+       [](Backend& be, Args a) {
+         a.kv.dtype = DType::kF16;
+         Rope(be, a);
+       }},
+      {"attention_f32_pages", kUnimplemented, "PagedAttention: KV pages of f32",
+       [](Backend& be, Args a) {
+         a.kv.dtype = DType::kF32;
+         Attention(be, a);
+       }},
       // The head_dim dispatch matrix (dispatch.cuh): 64 and 128 only.
       {"attention_head_dim_32", kUnimplemented, "head_dim 32 is not supported",
        [](Backend& be, Args a) {
@@ -251,7 +262,8 @@ class CudaBackendErrorsTest : public ::testing::Test {
     a_.ids = arena_.Raw(std::vector<int32_t>(kScratch, 0));
     a_.inv_freq = arena_.Raw(std::vector<float>(128, 0.5f));
     a_.batch = batch_.Upload(arena_);
-    a_.kv = PagedKv{arena_.Floats(zeros), arena_.Floats(zeros), batch_.num_blocks, 16, 2, 64};
+    a_.kv = PagedKv{arena_.Floats(zeros), arena_.Floats(zeros), batch_.num_blocks, 16, 2, 64,
+                    DType::kBF16};
     ASSERT_TRUE(backend().Synchronize().ok());
   }
 

@@ -85,6 +85,30 @@ TEST(CliTest, TheDefaultPrecisionIsInt8AndABadOneIsRefused) {
   }
 }
 
+// Each KV dtype serves the default model, with the reference's first greedy
+// tokens; a dtype the backend cannot keep is refused by name.
+TEST(CliTest, EachKvDtypeRunsAndABadOneIsRefused) {
+  const nlohmann::json ref = Reference();
+  std::vector<int32_t> want = ref["cases"][0]["greedy_ids"];
+  want.resize(4);
+  for (const char* dtype : {"f32", "f16", "bf16"}) {
+    Output o = RunCohost(kModel + " --kv-dtype " + dtype +
+                         " --prompt 'The capital of France is' --temperature 0 --max-tokens 4"
+                         " --ignore-eos --json");
+    ASSERT_EQ(o.exit_code, 0) << dtype;
+    const nlohmann::json j = nlohmann::json::parse(o.out.substr(0, o.out.find('\n')));
+    EXPECT_EQ(j["generated_ids"].get<std::vector<int32_t>>(), want) << dtype;
+  }
+  for (const std::string& flags :
+       {std::string(" --kv-dtype fp8"), std::string(" --kv-dtype f16 --device cuda")}) {
+    std::string args = kModel + " --prompt hi --max-tokens 1";
+    args += flags;
+    Output bad = RunCohost(args, /*with_stderr=*/true);
+    EXPECT_NE(bad.exit_code, 0) << flags;
+    EXPECT_NE(bad.out.find("--kv-dtype"), std::string::npos) << flags << ": " << bad.out;
+  }
+}
+
 TEST(CliTest, StreamsPlainTextAndChatWorks) {
   Output o = RunCohost(kModel + " --prompt 'Name a color.' --chat --temperature 0 --max-tokens 12");
   ASSERT_EQ(o.exit_code, 0);

@@ -34,6 +34,9 @@ std::vector<FlagSpec> EngineFlagSpecs() {
        "activations in int8, as llama.cpp computes; about the file's size in memory) or "
        "reference (every weight dequantized to fp32, fp32 activations: the exact path)"},
       {"keep-quantized", "", "the default, --cpu-precision int8 (accepted for older scripts)"},
+      {"kv-dtype", "f32|f16|bf16",
+       "what the CPU's KV cache stores (default f16 with --cpu-precision int8, as llama.cpp: "
+       "half the memory of f32; f32 with reference); CUDA keeps bf16"},
   };
 }
 
@@ -46,11 +49,37 @@ absl::Status BadDevice(absl::string_view what, absl::string_view got) {
 
 }  // namespace
 
+absl::StatusOr<kernels::DType> KvDTypeFromArgs(const ParsedArgs& args) {
+  const std::string device = args.Get("device").value_or("cpu");
+  const std::optional<std::string> name = args.Get("kv-dtype");
+  if (device != "cpu") {
+    if (name && *name != "bf16") {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--kv-dtype: the CUDA backend keeps its KV cache in bf16, got '", *name, "'"));
+    }
+    return kernels::DType::kBF16;
+  }
+  if (!name) {
+    absl::StatusOr<bool> quantized = KeepQuantizedFromArgs(args);
+    if (!quantized.ok()) return quantized.status();
+    return *quantized ? kernels::DType::kF16 : kernels::DType::kF32;
+  }
+  for (kernels::DType t : {kernels::DType::kF32, kernels::DType::kF16, kernels::DType::kBF16}) {
+    if (*name == kernels::DTypeName(t)) return t;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("--kv-dtype: expected f32, f16 or bf16, got '", *name, "'"));
+}
+
 absl::StatusOr<std::unique_ptr<kernels::Backend>> BackendFromArgs(const ParsedArgs& args) {
   const std::string device = args.Get("device").value_or("cpu");
   absl::StatusOr<std::optional<int64_t>> threads = args.GetInt("threads", 1, 1024);
   if (!threads.ok()) return threads.status();
-  if (device == "cpu") return kernels::MakeCpuBackend(static_cast<int>(threads->value_or(0)));
+  absl::StatusOr<kernels::DType> kv_dtype = KvDTypeFromArgs(args);
+  if (!kv_dtype.ok()) return kv_dtype.status();
+  if (device == "cpu") {
+    return kernels::MakeCpuBackend(static_cast<int>(threads->value_or(0)), *kv_dtype);
+  }
   if (device == "cuda") return kernels::MakeCudaBackend(0);
   const std::optional<int32_t> index = scheduler::ParseCudaDevice(device);
   if (!index) return BadDevice("one device", device);
@@ -82,6 +111,7 @@ absl::StatusOr<std::vector<DeviceBackend>> BackendsFromArgs(const ParsedArgs& ar
       indices.push_back(*index);
     }
   }
+  if (absl::Status s = KvDTypeFromArgs(args).status(); !s.ok()) return s;
   for (int i : indices) {
     absl::StatusOr<std::unique_ptr<kernels::Backend>> cuda = kernels::MakeCudaBackend(i);
     if (!cuda.ok()) return cuda.status();

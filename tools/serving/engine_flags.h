@@ -16,7 +16,11 @@ namespace cohost::tools {
 
 std::vector<FlagSpec> EngineFlagSpecs();
 
-// One backend: --device cpu, cuda (device 0) or cuda:N.
+// --kv-dtype f32, f16 or bf16 for the CPU (default: f16 with --cpu-precision
+// int8, f32 with reference); CUDA's is bf16 and nothing else is accepted.
+absl::StatusOr<kernels::DType> KvDTypeFromArgs(const ParsedArgs& args);
+
+// One backend: --device cpu, cuda (device 0) or cuda:N, with --kv-dtype.
 absl::StatusOr<std::unique_ptr<kernels::Backend>> BackendFromArgs(const ParsedArgs& args);
 
 struct DeviceBackend {

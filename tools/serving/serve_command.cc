@@ -349,9 +349,10 @@ int ServeCommand(int argc, char** argv) {
                    ? ""
                    : " (unused: --cpu-precision reference loads weights as fp32)");
   for (const std::shared_ptr<scheduler::Device>& d : router.devices()) {
-    std::fprintf(stderr, "cohost serve: %s: %lld MB for weights, %lld MB KV pool\n",
+    std::fprintf(stderr, "cohost serve: %s: %lld MB for weights, %lld MB KV pool (%s)\n",
                  d->name.c_str(), static_cast<long long>(d->weights_budget_bytes >> 20),
-                 static_cast<long long>(d->kv_pool->budget() >> 20));
+                 static_cast<long long>(d->kv_pool->budget() >> 20),
+                 std::string(kernels::DTypeName(d->backend->kv_dtype())).c_str());
   }
   for (const scheduler::ModelSpec& spec : config->models) {
     ProgressBar bar(spec.load == scheduler::LoadPolicy::kLazy

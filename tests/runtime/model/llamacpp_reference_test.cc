@@ -66,7 +66,9 @@ class LlamaCppReferenceTest : public ::testing::TestWithParam<int> {
   void SetUp() override {
     const nlohmann::json& m = Reference()["models"][GetParam()];
     path_ = std::string(COHOST_SOURCE_DIR) + "/models/" + m["file"].get<std::string>();
-    backend_ = kernels::MakeCpuBackend(0);
+    // The fast path as cohost run and serve default to it: int8 weights, an
+    // fp16 KV cache (as llama.cpp's own default).
+    backend_ = kernels::MakeCpuBackend(0, kernels::DType::kF16);
     absl::StatusOr<LoadedModel> loaded =
         LoadModel(path_, backend_.get(), nullptr, /*keep_quantized=*/true);
     ASSERT_TRUE(loaded.ok()) << loaded.status();
@@ -113,14 +115,16 @@ TEST_P(LlamaCppReferenceTest, TokenizesAsLlamaCpp) {
 // llama.cpp's own (both round activations to int8: cohost per 32 values with
 // an fp32 scale, llama.cpp with fp16 scales, per 256 for the K-quants).
 TEST_P(LlamaCppReferenceTest, LastPositionLogitsAgreeAndAreAsCloseToExactAsLlamaCpps) {
-  absl::StatusOr<LoadedModel> exact = LoadModel(path_, backend_.get(), nullptr, false);
+  // Exact: fp32 weights, activations and KV cache.
+  const std::unique_ptr<kernels::Backend> fp32 = kernels::MakeCpuBackend(0, kernels::DType::kF32);
+  absl::StatusOr<LoadedModel> exact = LoadModel(path_, fp32.get(), nullptr, false);
   ASSERT_TRUE(exact.ok()) << exact.status();
   double fast_error = 0, llamacpp_error = 0;
   for (const auto& c : Cases()) {
     SCOPED_TRACE(c["prompt"].get<std::string>());
     const std::vector<int32_t> ids = c["prompt_ids"];
     const std::vector<float> fast = LastLogits(ids);
-    const std::vector<float> ref = cohost::testing::LastLogits(*exact->model, backend_.get(), ids,
+    const std::vector<float> ref = cohost::testing::LastLogits(*exact->model, fp32.get(), ids,
                                                                static_cast<int32_t>(ids.size()));
     ASSERT_EQ(fast.size(), static_cast<size_t>(model_->model->config().vocab_size));
     ASSERT_EQ(ref.size(), fast.size());

@@ -1,5 +1,6 @@
 // --device as `cohost serve` reads it: one CPU, every visible GPU, or a list
-// of GPUs; bad and repeated names are refused before anything starts.
+// of GPUs; bad and repeated names are refused before anything starts. And
+// --kv-dtype with its defaults.
 
 #include "tools/serving/engine_flags.h"
 
@@ -14,14 +15,48 @@ namespace {
 
 using ::testing::HasSubstr;
 
-absl::StatusOr<std::vector<DeviceBackend>> Devices(std::string device) {
-  std::vector<std::string> args = {"--device", std::move(device)};
+absl::StatusOr<ParsedArgs> Parse(std::vector<std::string> args) {
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
-  absl::StatusOr<ParsedArgs> parsed =
-      ParseArgs(EngineFlagSpecs(), static_cast<int>(argv.size()), argv.data());
+  return ParseArgs(EngineFlagSpecs(), static_cast<int>(argv.size()), argv.data());
+}
+
+absl::StatusOr<std::vector<DeviceBackend>> Devices(std::string device) {
+  absl::StatusOr<ParsedArgs> parsed = Parse({"--device", std::move(device)});
   if (!parsed.ok()) return parsed.status();
   return BackendsFromArgs(*parsed);
+}
+
+absl::StatusOr<kernels::DType> KvDtype(std::vector<std::string> args) {
+  absl::StatusOr<ParsedArgs> parsed = Parse(std::move(args));
+  if (!parsed.ok()) return parsed.status();
+  return KvDTypeFromArgs(*parsed);
+}
+
+// The CPU's KV dtype follows the weights' precision unless named; CUDA's is
+// bf16 and nothing else.
+TEST(EngineFlagsTest, KvDtypeDefaultsToThePrecisionsAndIsRefusedByName) {
+  EXPECT_EQ(*KvDtype({}), kernels::DType::kF16);
+  EXPECT_EQ(*KvDtype({"--cpu-precision", "int8"}), kernels::DType::kF16);
+  EXPECT_EQ(*KvDtype({"--cpu-precision", "reference"}), kernels::DType::kF32);
+  EXPECT_EQ(*KvDtype({"--cpu-precision", "reference", "--kv-dtype", "bf16"}),
+            kernels::DType::kBF16);
+  EXPECT_EQ(*KvDtype({"--kv-dtype", "f32"}), kernels::DType::kF32);
+  EXPECT_EQ(*KvDtype({"--device", "cuda:1"}), kernels::DType::kBF16);
+  EXPECT_EQ(*KvDtype({"--device", "cuda", "--kv-dtype", "bf16"}), kernels::DType::kBF16);
+  for (const std::vector<std::string>& bad : {std::vector<std::string>{"--kv-dtype", "fp8"},
+                                              {"--kv-dtype", "F16"},
+                                              {"--kv-dtype", ""},
+                                              {"--device", "cuda", "--kv-dtype", "f16"}}) {
+    absl::StatusOr<kernels::DType> t = KvDtype(bad);
+    EXPECT_EQ(t.status().code(), absl::StatusCode::kInvalidArgument) << bad.back();
+    EXPECT_THAT(std::string(t.status().message()), HasSubstr("--kv-dtype")) << bad.back();
+  }
+  absl::StatusOr<ParsedArgs> cpu = Parse({"--kv-dtype", "bf16", "--threads", "1"});
+  ASSERT_TRUE(cpu.ok());
+  absl::StatusOr<std::unique_ptr<kernels::Backend>> be = BackendFromArgs(*cpu);
+  ASSERT_TRUE(be.ok()) << be.status();
+  EXPECT_EQ((*be)->kv_dtype(), kernels::DType::kBF16);
 }
 
 TEST(EngineFlagsTest, CpuIsOneDevice) {

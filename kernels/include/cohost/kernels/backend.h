@@ -22,8 +22,9 @@ enum class BackendKind : uint8_t { kCpu, kCuda };
 
 struct BackendCaps {
   DType compute_dtype = DType::kF32;
-  size_t total_memory = 0;  // bytes the device has in all
-  size_t free_memory = 0;   // bytes free now (measured, not assumed)
+  DType kv_dtype = DType::kF32;  // what the paged KV cache stores (PagedKv::dtype)
+  size_t total_memory = 0;       // bytes the device has in all
+  size_t free_memory = 0;        // bytes free now (measured, not assumed)
   std::string device_name;
 };
 
@@ -34,6 +35,7 @@ class Backend {
   virtual BackendKind kind() const = 0;
   virtual BackendCaps Caps() const = 0;
   DType compute_dtype() const { return Caps().compute_dtype; }
+  DType kv_dtype() const { return Caps().kv_dtype; }
 
   // Another handle on this backend's device for one model's weights and
   // engine, so that models sharing a device do not share an ordering or an
@@ -124,8 +126,9 @@ class Backend {
                           int32_t num_rows, int32_t width, void* out /*[num_rows, width]*/) = 0;
 };
 
-// Always available.
-std::unique_ptr<Backend> MakeCpuBackend(int num_threads = 0);
+// Always available. `kv_dtype`: what its KV caches store, any DType (fp16 and
+// bf16 halve the cache; fp32, the default, is the exact reference).
+std::unique_ptr<Backend> MakeCpuBackend(int num_threads = 0, DType kv_dtype = DType::kF32);
 
 // NOT_FOUND / UNAVAILABLE when built without CUDA or no device is present.
 absl::StatusOr<std::unique_ptr<Backend>> MakeCudaBackend(int device_index);

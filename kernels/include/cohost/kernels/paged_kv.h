@@ -4,17 +4,22 @@
 
 #include <cstdint>
 
+#include "cohost/kernels/dtype.h"
+
 namespace cohost::kernels {
 
 // One layer's K and V pages. Logical token t of a sequence lives in page
 // block_table[t / block_size] at row t % block_size.
 struct PagedKv {
-  void* k = nullptr;  // [num_blocks, block_size, num_kv_heads, head_dim], compute dtype
-  void* v = nullptr;  // [num_blocks, block_size, num_kv_heads, head_dim], compute dtype
+  void* k = nullptr;  // [num_blocks, block_size, num_kv_heads, head_dim] of `dtype`
+  void* v = nullptr;  // [num_blocks, block_size, num_kv_heads, head_dim] of `dtype`
   int32_t num_blocks = 0;
   int32_t block_size = 0;
   int32_t num_kv_heads = 0;
   int32_t head_dim = 0;
+  // The backend's kv_dtype(): fp32, fp16 or bf16 on the CPU (RopeWriteKv
+  // rounds to it, attention widens it back); bf16 on CUDA.
+  DType dtype = DType::kF32;
 };
 
 // A flattened varlen batch: the new tokens of num_seqs sequences concatenated.
