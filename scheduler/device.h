@@ -8,6 +8,7 @@
 #include <string>
 
 #include "cohost/kernels/backend.h"
+#include "runtime/batching/fair_share.h"
 #include "scheduler/device_executor.h"
 #include "scheduler/kv_pool.h"
 
@@ -29,6 +30,9 @@ struct Device {
   kernels::Backend* backend = nullptr;
   std::shared_ptr<DeviceExecutor> executor;
   std::shared_ptr<KvPool> kv_pool;
+  // The tenants' virtual token counters of every engine here
+  // (EngineConfig::fair_share): token-weighted fairness across the models.
+  std::shared_ptr<runtime::FairShare> fair_share = std::make_shared<runtime::FairShare>();
   int64_t weights_budget_bytes = 0;
 };
 

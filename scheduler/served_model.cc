@@ -11,6 +11,7 @@ runtime::EngineConfig WithPlacement(runtime::EngineConfig c, Device& device,
                                     KvPool::Account* account) {
   c.on_work = device.executor->MakeWakeCallback();
   c.kv_budget = account;
+  c.fair_share = device.fair_share.get();
   c.kv_cache_bytes = account->promised();
   c.num_kv_blocks = 0;  // the share of the pool decides
   return c;

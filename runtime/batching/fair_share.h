@@ -5,12 +5,17 @@
 // scheduler serves the tenant with the smallest counter first. A tenant that
 // becomes active (its first live sequence) starts at the smallest counter of
 // the active ones, so that idle time banks no credit. Tenants are keys (a hash
-// of the name; 0 for none). Owned by the stepping thread.
+// of the name; 0 for none). One per engine, or one shared by every engine of a
+// device (EngineConfig::fair_share), so that a tenant's tokens on one model
+// count against it on the others. Thread-safe: an engine unloaded on another
+// thread leaves while the device's executor steps the rest.
 #pragma once
 
 #include <cstdint>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
 
 namespace cohost::runtime {
 
@@ -25,14 +30,15 @@ class FairShare {
   void Charge(uint64_t tenant, int64_t tokens, double weight);
   // The tenant's virtual tokens; 0 for an unknown tenant.
   double Counter(uint64_t tenant) const;
-  int32_t num_active() const { return static_cast<int32_t>(entries_.size()); }
+  int32_t num_active() const;
 
  private:
   struct Entry {
     double counter = 0;
     int32_t live = 0;
   };
-  absl::flat_hash_map<uint64_t, Entry> entries_;
+  mutable absl::Mutex mu_;
+  absl::flat_hash_map<uint64_t, Entry> entries_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace cohost::runtime

@@ -59,12 +59,13 @@ bool IsScheduled(const StepPlan& plan, const Sequence* seq) {
 
 }  // namespace
 
-StepScheduler::StepScheduler(const StepSchedulerConfig& config, KvCacheManager* kv)
-    : config_(config), kv_(kv) {}
+StepScheduler::StepScheduler(const StepSchedulerConfig& config, KvCacheManager* kv,
+                             FairShare* shared)
+    : config_(config), kv_(kv), fair_(shared != nullptr ? shared : &own_fair_) {}
 
 void StepScheduler::Add(Sequence* seq) {
   seq->status = SeqStatus::kWaiting;
-  fair_.Join(seq->tenant_key);
+  fair_->Join(seq->tenant_key);
   // Behind every sequence of at least its priority, and behind every
   // preempted one (they ran before: they resume first); FIFO within a level.
   // The queue is preempted ones, then descending priorities: the common case
@@ -108,13 +109,13 @@ int32_t StepScheduler::PreemptHolding(BlockId first) {
 
 StepScheduler::TenantRank StepScheduler::RankOf(uint64_t tenant) const {
   auto it = running_by_tenant_.find(tenant);
-  return {fair_.Counter(tenant), it == running_by_tenant_.end() ? 0 : it->second};
+  return {fair_->Counter(tenant), it == running_by_tenant_.end() ? 0 : it->second};
 }
 
 std::deque<Sequence*>::iterator StepScheduler::NextWaiting() {
   auto best = waiting_.begin();
   // One live tenant (the common case): its own order, FIFO, without a scan.
-  if (fair_.num_active() <= 1) return best;
+  if (fair_->num_active() <= 1) return best;
   if (best == waiting_.end() || (*best)->num_preemptions > 0) return best;
   TenantRank best_rank = RankOf((*best)->tenant_key);
   for (auto it = std::next(best); it != waiting_.end(); ++it) {
@@ -135,7 +136,7 @@ StepPlan StepScheduler::Schedule(int32_t max_step_tokens) {
   StepPlan plan;
   // What RankOf reads; only ranking between tenants needs it.
   running_by_tenant_.clear();
-  if (fair_.num_active() > 1) {
+  if (fair_->num_active() > 1) {
     for (const Sequence* seq : running_) ++running_by_tenant_[seq->tenant_key];
   }
   // The waiting sequence admission would take first, when one may start: the
@@ -148,7 +149,7 @@ StepPlan StepScheduler::Schedule(int32_t max_step_tokens) {
   std::optional<TenantRank> owed;
   uint64_t owed_tenant = 0;
   int32_t reserve = 0;  // of the budget, kept from the oldest's chunk for the owed sequence
-  if (fair_.num_active() > 1 && static_cast<int32_t>(running_.size()) < config_.max_num_seqs) {
+  if (fair_->num_active() > 1 && static_cast<int32_t>(running_.size()) < config_.max_num_seqs) {
     auto next = NextWaiting();
     if (next != waiting_.end() && (*next)->num_preemptions == 0) {
       owed_tenant = (*next)->tenant_key;
@@ -260,7 +261,7 @@ void StepScheduler::Commit(const StepPlan& plan) {
     // are already gone.
     if (seq->status != SeqStatus::kRunning) continue;
     seq->num_computed_tokens += s.num_new_tokens;
-    fair_.Charge(seq->tenant_key, s.num_new_tokens, seq->tenant_weight);
+    fair_->Charge(seq->tenant_key, s.num_new_tokens, seq->tenant_weight);
     kv_->CacheFullBlocks(*seq);
     if (s.samples) seq->resumed_without_progress = false;
   }
@@ -268,7 +269,7 @@ void StepScheduler::Commit(const StepPlan& plan) {
 
 void StepScheduler::Remove(Sequence* seq) {
   if (seq->status == SeqStatus::kFinished) return;
-  fair_.Leave(seq->tenant_key);
+  fair_->Leave(seq->tenant_key);
   if (auto it = std::find(waiting_.begin(), waiting_.end(), seq); it != waiting_.end()) {
     waiting_.erase(it);
   }

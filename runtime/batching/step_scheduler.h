@@ -39,7 +39,9 @@ struct StepPlan {
 
 class StepScheduler {
  public:
-  StepScheduler(const StepSchedulerConfig& config, KvCacheManager* kv);
+  // `shared`: the tenants' virtual tokens, when shared with other schedulers
+  // (a device's engines; must outlive this one); null: its own.
+  StepScheduler(const StepSchedulerConfig& config, KvCacheManager* kv, FairShare* shared = nullptr);
 
   // Queues a new sequence (status kWaiting) behind the preempted ones and
   // every waiting one of at least its priority.
@@ -71,7 +73,7 @@ class StepScheduler {
   int64_t num_preemptions() const { return num_preemptions_; }
   const std::deque<Sequence*>& waiting() const { return waiting_; }
   const std::vector<Sequence*>& running() const { return running_; }
-  const FairShare& fair_share() const { return fair_; }
+  const FairShare& fair_share() const { return *fair_; }
 
  private:
   // Frees running_[index]'s blocks and puts it at the front of the queue.
@@ -95,7 +97,8 @@ class StepScheduler {
   std::vector<Sequence*> running_;  // in start order
   int64_t next_start_order_ = 0;
   int64_t num_preemptions_ = 0;
-  FairShare fair_;
+  FairShare own_fair_;
+  FairShare* fair_;  // &own_fair_ or the shared one
   // Running sequences per tenant, rebuilt by each Schedule.
   absl::flat_hash_map<uint64_t, int32_t> running_by_tenant_;
 };

@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "cohost/kernels/dtype.h"
+#include "runtime/batching/fair_share.h"
 #include "runtime/batching/request.h"
 #include "runtime/batching/request_validation.h"
 #include "runtime/batching/step_cost.h"
@@ -37,6 +38,11 @@ struct EngineConfig {
   // gives groups back when asked (ReclaimKv). Must outlive the engine.
   KvBudget* kv_budget = nullptr;
   int64_t kv_group_min_bytes = int64_t{4} << 20;
+  // Null: tenants share this engine's tokens by its own virtual token
+  // counters. Otherwise by these, shared with the other engines of its device
+  // (scheduler::Device::fair_share), so that what a tenant took on one model
+  // counts against it on the others. Must outlive the engine.
+  FairShare* fair_share = nullptr;
   // Where the engine reads the time (deadlines, timings); steady_clock when
   // empty. Tests inject a manual clock.
   std::function<Clock::time_point()> clock;

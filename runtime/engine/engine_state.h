@@ -64,7 +64,7 @@ struct Engine::Impl {
        int32_t initial_groups)
       : kv_manager(num_blocks, block_size, config.enable_prefix_caching, group_blocks,
                    initial_groups),
-        step_scheduler(config.step_scheduler, &kv_manager) {}
+        step_scheduler(config.step_scheduler, &kv_manager, config.fair_share) {}
 
   // The step's pieces (engine_step.cc), on the stepping thread.
   // Removes a request from the scheduler (freeing its blocks), tells its sink,

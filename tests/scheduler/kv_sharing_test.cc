@@ -103,6 +103,29 @@ class KvSharingTest : public ::testing::Test {
   int64_t block_bytes_ = 0;
 };
 
+// Tenants share a device by tokens across its models: every engine there
+// counts tenants' tokens in the device's one FairShare (fair_share_test.cc
+// shows what sharing it does to the split).
+TEST_F(KvSharingTest, ModelsOnADeviceCountTenantsTokensTogether) {
+  MakeRouter(/*blocks=*/256, /*group_blocks=*/16);
+  std::shared_ptr<ServedModel> a = Add("a"), b = Add("b");
+  ASSERT_NE(a->device().fair_share, nullptr);
+  EXPECT_EQ(a->engine_config().fair_share, a->device().fair_share.get());
+  EXPECT_EQ(b->engine_config().fair_share, a->device().fair_share.get());
+  // Both models serve from it: requests of two tenants on each finish.
+  std::vector<std::shared_ptr<Collect>> sinks;
+  for (uint32_t i = 0; i < 8; ++i) {
+    runtime::GenerateRequest r = Request(24, 8, i);
+    r.tenant = i % 2 == 0 ? "t0" : "t1";
+    sinks.push_back(Submit(i < 4 ? a : b, r));
+  }
+  for (const std::shared_ptr<Collect>& sink : sinks) {
+    ASSERT_TRUE(sink->Wait(kWait));
+    EXPECT_EQ(sink->ids().size(), 8u);
+  }
+  EXPECT_EQ(a->device().fair_share->num_active(), 0) << "every tenant left when its work did";
+}
+
 TEST_F(KvSharingTest, AnIdleModelsShareGoesWhereTheWorkIsAndComesBack) {
   MakeRouter(/*blocks=*/256, /*group_blocks=*/16);  // 16 groups of 16 blocks
   std::shared_ptr<ServedModel> a = Add("a"), b = Add("b");

@@ -1,7 +1,9 @@
 // Token-weighted fairness between tenants: the virtual token counters, then
 // the step scheduler under two tenants on the deterministic simulation
 // (step_scheduler_sim.h): token shares follow the weights while both are
-// backlogged, and a quiet tenant's request is not held up by a flooding one.
+// backlogged, a quiet tenant's request is not held up by a flooding one, and
+// two models' schedulers sharing their device's counters share the device's
+// tokens by tenant.
 
 #include "runtime/batching/fair_share.h"
 
@@ -118,6 +120,52 @@ TEST(FairShareSchedulingTest, AQuietTenantIsNotHeldUpByAFloodingOne) {
       // The flood's sequences all still get their turn.
       while (sim.scheduler().num_running() + sim.scheduler().num_waiting() > 0) sim.Step();
       sim.ExpectDrained();
+    }
+  }
+}
+
+// Two models on one device, stepped in turn: tenant 1 floods model X and also
+// queues on model Y, where tenant 2 queues as much. With each model's own
+// counters tenant 1 takes half of Y on top of all of X (3/4 of the device);
+// with the device's shared counters what it took on X counts on Y, and the
+// device's tokens split by the weights.
+TEST(FairShareSchedulingTest, ModelsSharingADevicesCountersShareItsTokensByTenant) {
+  for (bool shared : {false, true}) {
+    FairShare device;
+    Sim x(Config(/*max_seqs=*/8, /*budget=*/64, /*chunk=*/32), /*usable_blocks=*/512, false,
+          shared ? &device : nullptr);
+    Sim y(Config(/*max_seqs=*/8, /*budget=*/64, /*chunk=*/32), /*usable_blocks=*/512, false,
+          shared ? &device : nullptr);
+    std::map<int, uint64_t> owner;
+    for (int i = 0; i < 400; ++i) {
+      x.AddForTenant(i, 96, 4, /*tenant=*/1);
+      y.AddForTenant(1000 + i, 96, 4, /*tenant=*/1);
+      y.AddForTenant(2000 + i, 96, 4, /*tenant=*/2);
+      owner[i] = owner[1000 + i] = 1;
+      owner[2000 + i] = 2;
+    }
+    std::map<uint64_t, int64_t> tokens;
+    for (int s = 0; s < 210; ++s) {
+      for (Sim* sim : {&x, &y}) {
+        const sched_sim::Observed o = sim->Step();
+        if (s < 10) continue;  // warm-up
+        for (const auto& [id, n] : o.scheduled) tokens[owner.at(id)] += n;
+      }
+    }
+    std::map<uint64_t, int> waiting;
+    for (const Sequence* seq : y.scheduler().waiting()) ++waiting[seq->tenant_key];
+    ASSERT_GT(waiting[1], 0) << "tenant 1 is still backlogged on Y";
+    ASSERT_GT(waiting[2], 0) << "tenant 2 is still backlogged on Y";
+    const double share =
+        static_cast<double>(tokens[1]) / static_cast<double>(tokens[1] + tokens[2]);
+    if (shared) {
+      EXPECT_NEAR(share, 0.5, 0.05) << "tenant 1's share of the device, counters shared";
+    } else {
+      EXPECT_NEAR(share, 0.75, 0.05) << "tenant 1's share of the device, counters per model";
+    }
+    for (const auto& [id, tenant] : owner) {
+      Sim& sim = id < 1000 ? x : y;
+      if (sim.seq(id).status != SeqStatus::kFinished) sim.Abort(id);
     }
   }
 }

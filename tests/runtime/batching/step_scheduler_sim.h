@@ -48,11 +48,13 @@ inline std::string Describe(const std::vector<std::pair<int, int>>& v) {
 
 class Sim {
  public:
-  Sim(const StepSchedulerConfig& config, int32_t usable_blocks, bool prefix_caching = false)
+  // `fair`: tenant counters shared with other Sims (a device's engines).
+  Sim(const StepSchedulerConfig& config, int32_t usable_blocks, bool prefix_caching = false,
+      FairShare* fair = nullptr)
       : config_(config),
         prefix_caching_(prefix_caching),
         kv_(usable_blocks + 1, kBs, prefix_caching),
-        scheduler_(config, &kv_) {
+        scheduler_(config, &kv_, fair) {
     EXPECT_EQ(kv_.num_usable_blocks(), usable_blocks);
   }
 
