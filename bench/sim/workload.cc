@@ -3,34 +3,15 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <iterator>
 #include <random>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "nlohmann/json.hpp"
+#include "tools/common/azure_trace.h"
 
 namespace cohost::sim {
 namespace {
-
-// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
-int64_t DaysFromCivil(int64_t y, int64_t m, int64_t d) {
-  y -= m <= 2 ? 1 : 0;
-  const int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const int64_t yoe = y - era * 400;
-  const int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  const int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + doe - 719468;
-}
-
-// "2023-11-16 18:17:03.9799600" -> seconds since the epoch.
-bool ParseTimestamp(const std::string& s, double* seconds) {
-  int y = 0, mo = 0, d = 0, h = 0, mi = 0;
-  double sec = 0;
-  if (std::sscanf(s.c_str(), "%d-%d-%d %d:%d:%lf", &y, &mo, &d, &h, &mi, &sec) != 6) return false;
-  *seconds = static_cast<double>(DaysFromCivil(y, mo, d)) * 86400.0 + h * 3600.0 + mi * 60.0 + sec;
-  return true;
-}
 
 int32_t Clamp(int64_t v, int32_t max_tokens) {
   return static_cast<int32_t>(std::clamp<int64_t>(v, 1, max_tokens));
@@ -51,25 +32,20 @@ absl::StatusOr<std::vector<SimRequest>> LoadAzureCsv(const std::string& path, si
                                                      int32_t max_tokens) {
   std::ifstream in(path);
   if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
-  std::string line;
-  std::getline(in, line);  // header
+  const std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  absl::StatusOr<std::vector<tools::TraceRow>> rows = tools::ParseAzureTraceCsv(content);
+  if (!rows.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": ", rows.status().message()));
+  }
   std::vector<SimRequest> out;
-  int64_t line_no = 1;
-  while (std::getline(in, line) && (max_requests == 0 || out.size() < max_requests)) {
-    ++line_no;
-    if (line.empty()) continue;
-    std::vector<std::string> f = absl::StrSplit(line, ',');
+  for (const tools::TraceRow& row : *rows) {
+    if (max_requests != 0 && out.size() >= max_requests) break;
     SimRequest r;
-    int64_t in_tokens = 0, out_tokens = 0;
-    if (f.size() != 3 || !ParseTimestamp(f[0], &r.arrival_s) ||
-        !absl::SimpleAtoi(f[1], &in_tokens) || !absl::SimpleAtoi(f[2], &out_tokens)) {
-      return absl::InvalidArgumentError(absl::StrCat(path, ":", line_no, ": not a trace row"));
-    }
-    r.prompt_tokens = Clamp(in_tokens, max_tokens);
-    r.output_tokens = Clamp(out_tokens, max_tokens);
+    r.arrival_s = row.arrival_s;
+    r.prompt_tokens = Clamp(row.context_tokens, max_tokens);
+    r.output_tokens = Clamp(row.generated_tokens, max_tokens);
     out.push_back(r);
   }
-  Rebase(out);
   return out;
 }
 

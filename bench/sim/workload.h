@@ -22,7 +22,8 @@ struct SimRequest {
 
 // The Azure LLM inference trace (TIMESTAMP,ContextTokens,GeneratedTokens),
 // all for model 0, arrivals relative to the first; at most `max_requests`
-// (0: all). Lengths are clamped to [1, max_tokens].
+// (0: all). Lengths are clamped to [1, max_tokens]. Parsed, and its errors
+// worded, as `cohost bench --trace` does (tools/common/azure_trace.h).
 absl::StatusOr<std::vector<SimRequest>> LoadAzureCsv(const std::string& path, size_t max_requests,
                                                      int32_t max_tokens);
 // A Mooncake trace (JSON lines: timestamp in ms, input_length, output_length).

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "tools/common/azure_trace.h"
 
 namespace cohost::tools {
 
@@ -82,17 +83,6 @@ struct PromptEntry {
 };
 // INVALID_ARGUMENT naming the 1-based line and what is wrong. Blank lines are skipped.
 absl::StatusOr<std::vector<PromptEntry>> ParsePromptsJsonl(std::string_view content);
-
-// One row of an Azure LLM inference trace (TIMESTAMP,ContextTokens,GeneratedTokens),
-// with the timestamp as seconds since the first row.
-struct TraceRow {
-  double arrival_s = 0;
-  int32_t context_tokens = 0;
-  int32_t generated_tokens = 0;
-};
-// Rows in file order; timestamps "YYYY-MM-DD HH:MM:SS[.fraction]". INVALID_ARGUMENT
-// naming the line for a bad header, field or timestamp, or time going backwards.
-absl::StatusOr<std::vector<TraceRow>> ParseAzureTraceCsv(std::string_view content);
 
 // What one benchmark request sends: text or token ids, and its max_tokens.
 struct RequestSpec {
