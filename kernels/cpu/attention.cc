@@ -16,51 +16,24 @@
 #include "attention_rows.h"
 #include "cohost/kernels/dtype.h"
 #include "cpu_ops.h"
+#include "exp8.h"
 #include "quant/cpu_features.h"
 
 namespace cohost::kernels::cpu {
 
 namespace {
 
-// x[i] = exp(x[i] - shift) for i < n, with the C library's expf.
+// x[i] = exp(x[i] - shift) for i < n, and exp(t) of one t <= 0, with the C
+// library's expf.
 struct LibmExp {
   void operator()(float* x, int32_t n, float shift) const {
     for (int32_t i = 0; i < n; ++i) x[i] = std::exp(x[i] - shift);
   }
+  float One(float t) const { return std::exp(t); }
 };
 
 #if defined(__x86_64__)
-// The same, eight at a time: exp(t) = 2^k * e^f with k = round(t log2 e)
-// and f = t - k ln 2 (in two parts, exactly representable), e^f by a degree-6
-// polynomial on |f| <= ln 2 / 2: within 3 ulp of expf over the softmax's
-// range (t <= 0; measured on a sweep), 0 where expf's result is below
-// FLT_MIN, NaN for NaN. A prefill of 511 tokens
-// spent 8% of its time in expf, called once per score.
-__attribute__((target("avx2,fma"))) inline __m256 Exp8(__m256 t) {
-  const __m256 kLog2e = _mm256_set1_ps(1.44269504088896341f);
-  const __m256 kLn2Hi = _mm256_set1_ps(0.693359375f);
-  const __m256 kLn2Lo = _mm256_set1_ps(-2.12194440e-4f);
-  const __m256 underflow = _mm256_cmp_ps(t, _mm256_set1_ps(-87.33654f), _CMP_LT_OQ);
-  t = _mm256_max_ps(_mm256_set1_ps(-87.33654f), t);  // a NaN stays NaN (max returns t)
-  const __m256 k =
-      _mm256_round_ps(_mm256_mul_ps(t, kLog2e), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 f = _mm256_fnmadd_ps(k, kLn2Hi, t);
-  f = _mm256_fnmadd_ps(k, kLn2Lo, f);
-  // e^f ~ 1 + f + f^2/2! + ... + f^6/6!, Horner.
-  __m256 p = _mm256_set1_ps(1.f / 720);
-  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.f / 120));
-  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.f / 24));
-  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.f / 6));
-  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(0.5f));
-  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.f));
-  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.f));
-  // 2^k: k in [-126, 0] here, so k + 127 is a normal exponent.
-  const __m256i bits =
-      _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
-  const __m256 e = _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
-  return _mm256_andnot_ps(underflow, e);
-}
-
+// The same with Exp8 (exp8.h): within 3 ulp.
 struct VectorExp {
   __attribute__((target("avx2,fma"))) void operator()(float* x, int32_t n, float shift) const {
     const __m256 s = _mm256_set1_ps(shift);
@@ -74,6 +47,9 @@ struct VectorExp {
       _mm256_store_ps(tail, Exp8(_mm256_sub_ps(_mm256_load_ps(tail), s)));
       std::copy(tail, tail + (n - i), x + i);
     }
+  }
+  __attribute__((target("avx2,fma"))) float One(float t) const {
+    return _mm256_cvtss_f32(Exp8(_mm256_set1_ps(t)));
   }
 };
 #endif
@@ -126,7 +102,7 @@ __attribute__((always_inline)) inline void AttendOne(
     for (int32_t r = 0; r < rows; ++r) block_max = std::max(block_max, scores[r]);
     const float new_max = std::max(running_max, block_max);
     // First page: running_max is -inf, correction is 0 and acc/denom are 0.
-    const float correction = std::exp(running_max - new_max);
+    const float correction = exp.One(running_max - new_max);
     denom *= correction;
     for (int32_t d = 0; d < hd; ++d) acc[d] *= correction;
     exp(scores, rows, new_max);

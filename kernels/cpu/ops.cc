@@ -6,6 +6,8 @@
 #include <cstring>
 
 #include "cpu_ops.h"
+#include "exp8.h"
+#include "quant/cpu_features.h"
 #include "quant/quant_kernels.h"
 
 namespace cohost::kernels::cpu {
@@ -88,13 +90,51 @@ void Add(float* x, const float* y, int64_t n, ThreadPool& pool) {
   });
 }
 
+namespace {
+
+// o[j] = silu(g[j]) * u[j] = g[j] / (1 + exp(-g[j])) * u[j], j < n.
+void SiluMulRow(const float* g, const float* u, int32_t n, float* o) {
+  for (int32_t j = 0; j < n; ++j) o[j] = g[j] / (1.f + std::exp(-g[j])) * u[j];
+}
+
+#if defined(__x86_64__)
+// The same eight at a time with Exp8 (within 3 ulp), which takes t <= 0 only:
+// with e = exp(-|g|), silu(g) = g / (1 + e) for g >= 0 and g e / (1 + e)
+// below (exact rewritings).
+__attribute__((target("avx2,fma"))) void SiluMulRowAvx2(const float* g, const float* u, int32_t n,
+                                                        float* o) {
+  const __m256 one = _mm256_set1_ps(1.f);
+  const __m256 sign = _mm256_set1_ps(-0.f);
+  int32_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const __m256 x = _mm256_loadu_ps(g + j);
+    const __m256 e = Exp8(_mm256_or_ps(x, sign));                    // exp(-|x|)
+    const __m256 num = _mm256_blendv_ps(x, _mm256_mul_ps(x, e), x);  // sign bit set: x e
+    const __m256 silu = _mm256_div_ps(num, _mm256_add_ps(one, e));
+    _mm256_storeu_ps(o + j, _mm256_mul_ps(silu, _mm256_loadu_ps(u + j)));
+  }
+  SiluMulRow(g + j, u + j, n - j, o + j);
+}
+#endif
+
+using SiluMulRowFn = void (*)(const float*, const float*, int32_t, float*);
+
+SiluMulRowFn SelectedSiluMulRow() {
+#if defined(__x86_64__)
+  const CpuFeatures& f = HostCpuFeatures();
+  if (f.avx2 && f.fma) return SiluMulRowAvx2;
+#endif
+  return SiluMulRow;
+}
+
+}  // namespace
+
 void SiluMul(const float* gate_up, int32_t n, int32_t inter, float* out, ThreadPool& pool) {
+  static const SiluMulRowFn row = SelectedSiluMulRow();
   pool.ParallelFor(n, RowGrain(inter), [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       const float* g = gate_up + i * 2 * inter;
-      const float* u = g + inter;
-      float* o = out + i * inter;
-      for (int32_t j = 0; j < inter; ++j) o[j] = g[j] / (1.f + std::exp(-g[j])) * u[j];
+      row(g, g + inter, inter, out + i * inter);
     }
   });
 }

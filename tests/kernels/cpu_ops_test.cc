@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <numeric>
 #include <ostream>
@@ -14,11 +15,21 @@
 #include "cohost/kernels/dtype.h"
 #include "cohost/kernels/rope.h"
 #include "gtest/gtest.h"
+#include "kernels/cpu/exp8.h"
+#include "kernels/cpu/quant/cpu_features.h"
 
 namespace cohost::kernels {
 namespace {
 
 constexpr double kTol = 1e-5;
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma"))) float Exp8Of(float t) {
+  return _mm256_cvtss_f32(cpu::Exp8(_mm256_set1_ps(t)));
+}
+#else
+float Exp8Of(float t) { return std::exp(t); }
+#endif
 
 std::vector<float> RandomVec(std::mt19937& rng, size_t n, float lo = -1.f, float hi = 1.f) {
   std::uniform_real_distribution<float> dist(lo, hi);
@@ -129,6 +140,46 @@ TEST_F(CpuOpsTest, GemmWithAndWithoutBias) {
       ExpectNear(c, want, kTol, with_bias ? "gemm+bias" : "gemm");
     }
   }
+}
+
+// SiLU at the edges (large magnitudes either way, zeros, tiny values) and
+// with a row length that leaves a tail past the eight-wide loop.
+TEST_F(CpuOpsTest, SiluMulAtTheEdges) {
+  const std::vector<float> g = {0.f,   -0.f, 1e-3f, -1e-3f, 5.f,    -5.f, 20.f,
+                                -20.f, 90.f, -90.f, 87.5f,  -87.5f, 0.75f};
+  const int inter = static_cast<int>(g.size());
+  std::vector<float> gu(g);
+  for (int j = 0; j < inter; ++j) gu.push_back(1.5f - 0.25f * j);  // the up half
+  std::vector<float> out(inter, -7.f);
+  be_->SiluMul(gu.data(), 1, inter, out.data());
+  std::vector<double> want(inter);
+  for (int j = 0; j < inter; ++j) {
+    const double x = g[j];
+    want[j] = x / (1 + std::exp(-x)) * gu[inter + j];
+  }
+  ExpectNear(out, want, kTol, "silu_mul edges");
+}
+
+TEST(Exp8Test, WithinThreeUlpOfExpfForNonPositiveArguments) {
+  if (!cpu::HostCpuFeatures().avx2 || !cpu::HostCpuFeatures().fma) {
+    GTEST_SKIP() << "no AVX2/FMA here (" << cpu::HostCpuFeatures().Summary() << ")";
+  }
+  int max_ulp = 0;
+  for (int i = 0; i <= 200000; ++i) {
+    const float t = -88.f * static_cast<float>(i) / 200000.f;
+    const float got = Exp8Of(t), want = std::exp(t);
+    if (want < std::numeric_limits<float>::min()) {
+      EXPECT_EQ(got, 0.f) << "t=" << t << ": below FLT_MIN flushes to 0";
+      continue;
+    }
+    int32_t a, b;
+    std::memcpy(&a, &got, 4);
+    std::memcpy(&b, &want, 4);
+    max_ulp = std::max(max_ulp, std::abs(a - b));
+  }
+  EXPECT_LE(max_ulp, 3);
+  EXPECT_EQ(Exp8Of(-std::numeric_limits<float>::infinity()), 0.f);
+  EXPECT_TRUE(std::isnan(Exp8Of(std::numeric_limits<float>::quiet_NaN())));
 }
 
 TEST_F(CpuOpsTest, SiluMulAddEmbeddingGather) {
