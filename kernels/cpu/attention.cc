@@ -1,9 +1,12 @@
 // Paged attention on the CPU, one kernel for decode and prefill chunks: each
-// (new token, query head) walks its sequence's pages up to its own position
-// with an online softmax per page, the way a GPU split over blocks would.
-// Pages hold fp32, fp16 or bf16 (PagedKv::dtype); each element is widened to
-// fp32 as it is loaded, so attention over narrow pages computes exactly what
-// it computes over fp32 pages holding the same values.
+// query head walks its sequence's pages with an online softmax per page, the
+// way a GPU split over blocks would, for a tile of up to four consecutive
+// new tokens at once (each to its own position), so that a prefill loads and
+// widens each K and V element once per tile instead of once per token. A
+// token's output has the same bits in a tile as alone. Pages hold fp32, fp16
+// or bf16 (PagedKv::dtype); each element is widened to fp32 as it is loaded,
+// so attention over narrow pages computes exactly what it computes over fp32
+// pages holding the same values.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -75,67 +78,101 @@ __attribute__((always_inline)) inline void PrefetchPage(const PagedKv& kv, int32
   }
 }
 
-// One query row against pages of its sequence; out = softmax(q k^T * scale) v
-// over logical tokens [0, n_ctx). Inlined into AttendOneAvx2 and
-// AttendOneBaseline, so that the compiler vectorizes it once for each; `Rows`
-// reads a page's rows of T, `exp` turns a page's scores into probabilities.
+// Up to kTileRows query rows of one head and one sequence, each with its own
+// causal context (consecutive tokens of a prefill chunk; a decode is a tile
+// of one). Masked keys weigh exactly 0, so each row's output has the bits it
+// would have alone.
+struct Tile {
+  const float* q[kTileRows];  // [head_dim] each
+  float* out[kTileRows];      // [head_dim] each
+  int32_t n_ctx[kTileRows];   // > 0
+  int32_t num_rows = 0;
+};
+
+// Scratch of one worker: each row's page scores and output accumulator.
+struct TileScratch {
+  float* scores;  // [kTileRows, block_size]
+  float* acc;     // [kTileRows, head_dim]
+};
+
+// out = softmax(q k^T * scale) v over logical tokens [0, n_ctx) for each
+// row of the tile, one page at a time with an online softmax. Inlined into
+// AttendAvx2 and AttendBaseline, so that the compiler vectorizes it once for
+// each; `Rows` reads a page's rows of T, `exp` turns scores into
+// probabilities.
 template <DType T, typename Rows, typename Exp>
-__attribute__((always_inline)) inline void AttendOne(
-    const float* q /*[head_dim]*/, const int32_t* block_table /*[max_blocks_per_seq]*/,
-    int32_t n_ctx, int32_t kv_head, const PagedKv& kv, float scale,
-    float* scores /*[block_size] scratch*/, float* acc /*[head_dim] scratch*/,
-    float* out /*[head_dim]*/, Exp exp) {
+__attribute__((always_inline)) inline void AttendTile(const Tile& t, const int32_t* block_table,
+                                                      int32_t kv_head, const PagedKv& kv,
+                                                      float scale, const TileScratch& scratch,
+                                                      Exp exp) {
   const int32_t hd = kv.head_dim;
   const int32_t bs = kv.block_size;
   const int64_t kv_row = static_cast<int64_t>(kv.num_kv_heads) * hd;
-  std::fill(acc, acc + hd, 0.f);
-  float running_max = -std::numeric_limits<float>::infinity();
-  float denom = 0.f;
-  for (int32_t b = 0; b * bs < n_ctx; ++b) {
-    const int32_t rows = std::min(bs, n_ctx - b * bs);
+  float* acc[kTileRows];
+  float running_max[kTileRows], denom[kTileRows];
+  int32_t max_ctx = 0;
+  for (int32_t j = 0; j < t.num_rows; ++j) {
+    acc[j] = scratch.acc + static_cast<int64_t>(j) * hd;
+    std::fill(acc[j], acc[j] + hd, 0.f);
+    running_max[j] = -std::numeric_limits<float>::infinity();
+    denom[j] = 0.f;
+    max_ctx = std::max(max_ctx, t.n_ctx[j]);
+  }
+  for (int32_t b = 0; b * bs < max_ctx; ++b) {
+    const int32_t rows = std::min(bs, max_ctx - b * bs);
     const int64_t base =
         static_cast<int64_t>(block_table[b]) * bs * kv_row + static_cast<int64_t>(kv_head) * hd;
-    if ((b + 1) * bs < n_ctx)
-      PrefetchPage<T>(kv, block_table[b + 1], kv_head, n_ctx - (b + 1) * bs);
-    Rows::Scores(q, KvRow<T>(kv.k, base), kv_row, rows, hd, scale, scores);
-    float block_max = -std::numeric_limits<float>::infinity();
-    for (int32_t r = 0; r < rows; ++r) block_max = std::max(block_max, scores[r]);
-    const float new_max = std::max(running_max, block_max);
-    // First page: running_max is -inf, correction is 0 and acc/denom are 0.
-    const float correction = exp.One(running_max - new_max);
-    denom *= correction;
-    for (int32_t d = 0; d < hd; ++d) acc[d] *= correction;
-    exp(scores, rows, new_max);
-    for (int32_t r = 0; r < rows; ++r) denom += scores[r];
-    Rows::Accumulate(scores, KvRow<T>(kv.v, base), kv_row, rows, hd, acc);
-    running_max = new_max;
+    if ((b + 1) * bs < max_ctx) {
+      PrefetchPage<T>(kv, block_table[b + 1], kv_head, max_ctx - (b + 1) * bs);
+    }
+    Rows::ScoresTile(t.q, t.num_rows, KvRow<T>(kv.k, base), kv_row, rows, hd, scale, scratch.scores,
+                     bs);
+    for (int32_t j = 0; j < t.num_rows; ++j) {
+      float* scores = scratch.scores + static_cast<int64_t>(j) * bs;
+      const int32_t mine = std::clamp(t.n_ctx[j] - b * bs, 0, rows);  // keys this row sees
+      if (mine == 0) {  // the page is past this row: it takes nothing from it
+        std::fill(scores, scores + rows, 0.f);
+        continue;
+      }
+      float block_max = -std::numeric_limits<float>::infinity();
+      for (int32_t r = 0; r < mine; ++r) block_max = std::max(block_max, scores[r]);
+      const float new_max = std::max(running_max[j], block_max);
+      // First page: running_max is -inf, correction is 0 and acc/denom are 0.
+      const float correction = exp.One(running_max[j] - new_max);
+      denom[j] *= correction;
+      for (int32_t d = 0; d < hd; ++d) acc[j][d] *= correction;
+      exp(scores, mine, new_max);
+      std::fill(scores + mine, scores + rows, 0.f);
+      for (int32_t r = 0; r < mine; ++r) denom[j] += scores[r];
+      running_max[j] = new_max;
+    }
+    Rows::AccumulateTile(scratch.scores, bs, t.num_rows, KvRow<T>(kv.v, base), kv_row, rows, hd,
+                         acc);
   }
-  const float inv = 1.f / denom;
-  for (int32_t d = 0; d < hd; ++d) out[d] = acc[d] * inv;
+  for (int32_t j = 0; j < t.num_rows; ++j) {
+    const float inv = 1.f / denom[j];
+    for (int32_t d = 0; d < hd; ++d) t.out[j][d] = acc[j][d] * inv;
+  }
 }
 
-using AttendFn = void (*)(const float*, const int32_t*, int32_t, int32_t, const PagedKv&, float,
-                          float*, float*, float*);
+using AttendFn = void (*)(const Tile&, const int32_t*, int32_t, const PagedKv&, float,
+                          const TileScratch&);
 
 // The build's baseline ISA (SSE2 on x86-64), and AVX2 + FMA + F16C where
 // cpuid says the CPU has them: eight-wide fused multiply-adds for q.k and
 // p v. One of each per page dtype.
 template <DType T>
-void AttendOneBaseline(const float* q, const int32_t* block_table, int32_t n_ctx, int32_t kv_head,
-                       const PagedKv& kv, float scale, float* scores, float* acc, float* out) {
-  AttendOne<T, PortableRows<T>>(q, block_table, n_ctx, kv_head, kv, scale, scores, acc, out,
-                                LibmExp{});
+void AttendBaseline(const Tile& t, const int32_t* block_table, int32_t kv_head, const PagedKv& kv,
+                    float scale, const TileScratch& scratch) {
+  AttendTile<T, PortableRows<T>>(t, block_table, kv_head, kv, scale, scratch, LibmExp{});
 }
 
 #if defined(__x86_64__)
 template <DType T>
-__attribute__((target("avx2,fma,f16c"))) void AttendOneAvx2(const float* q,
-                                                            const int32_t* block_table,
-                                                            int32_t n_ctx, int32_t kv_head,
-                                                            const PagedKv& kv, float scale,
-                                                            float* scores, float* acc, float* out) {
-  AttendOne<T, Avx2Rows<T>>(q, block_table, n_ctx, kv_head, kv, scale, scores, acc, out,
-                            VectorExp{});
+__attribute__((target("avx2,fma,f16c"))) void AttendAvx2(const Tile& t, const int32_t* block_table,
+                                                         int32_t kv_head, const PagedKv& kv,
+                                                         float scale, const TileScratch& scratch) {
+  AttendTile<T, Avx2Rows<T>>(t, block_table, kv_head, kv, scale, scratch, VectorExp{});
 }
 #endif
 
@@ -145,23 +182,23 @@ AttendFn SelectedAttend(DType dtype) {
   if (f.avx2 && f.fma && f.f16c) {
     switch (dtype) {
       case DType::kF32:
-        return AttendOneAvx2<DType::kF32>;
+        return AttendAvx2<DType::kF32>;
       case DType::kF16:
-        return AttendOneAvx2<DType::kF16>;
+        return AttendAvx2<DType::kF16>;
       case DType::kBF16:
-        return AttendOneAvx2<DType::kBF16>;
+        return AttendAvx2<DType::kBF16>;
     }
   }
 #endif
   switch (dtype) {
     case DType::kF16:
-      return AttendOneBaseline<DType::kF16>;
+      return AttendBaseline<DType::kF16>;
     case DType::kBF16:
-      return AttendOneBaseline<DType::kBF16>;
+      return AttendBaseline<DType::kBF16>;
     case DType::kF32:
       break;
   }
-  return AttendOneBaseline<DType::kF32>;
+  return AttendBaseline<DType::kF32>;
 }
 
 }  // namespace
@@ -172,33 +209,58 @@ void PagedAttention(const float* q, const BatchLayout& batch, const PagedKv& kv,
   const int32_t num_tokens = batch.num_tokens;
   if (num_tokens <= 0 || num_heads <= 0 || kv.num_kv_heads <= 0) return;
   const int32_t group = std::max(1, num_heads / kv.num_kv_heads);
-  // Which sequence each new token belongs to; -1 for tokens outside every run.
-  std::vector<int32_t> token_seq(num_tokens, -1);
+  // Tiles of up to kTileRows consecutive tokens of one sequence. A token
+  // outside every run, or with no context, gets a defined output and no reads.
+  struct TokenTile {
+    int32_t seq, first, count;
+  };
+  std::vector<TokenTile> tiles;
+  std::vector<int32_t> n_ctx(num_tokens, 0);
+  std::vector<bool> covered(num_tokens, false);
   for (int32_t s = 0; s < batch.num_seqs; ++s) {
     const int32_t end = std::min(batch.seq_starts[s + 1], num_tokens);
-    for (int32_t i = std::max(batch.seq_starts[s], 0); i < end; ++i) token_seq[i] = s;
+    for (int32_t i = std::max(batch.seq_starts[s], 0); i < end; ++i) {
+      if (covered[i]) continue;
+      covered[i] = true;
+      n_ctx[i] = std::min(batch.positions[i] + 1, batch.context_lens[s]);
+      if (n_ctx[i] <= 0) continue;
+      if (tiles.empty() || tiles.back().seq != s || tiles.back().count == kTileRows ||
+          tiles.back().first + tiles.back().count != i) {
+        tiles.push_back({s, i, 0});
+      }
+      ++tiles.back().count;
+    }
   }
-  const int64_t work = static_cast<int64_t>(num_tokens) * num_heads;
-  const int64_t cost = std::max<int64_t>(1, static_cast<int64_t>(batch.max_context_len) * hd);
+  for (int32_t i = 0; i < num_tokens; ++i) {
+    if (n_ctx[i] <= 0)
+      std::fill(out + static_cast<int64_t>(i) * num_heads * hd,
+                out + static_cast<int64_t>(i + 1) * num_heads * hd, 0.f);
+  }
+  const int64_t work = static_cast<int64_t>(tiles.size()) * num_heads;
+  const int64_t cost =
+      std::max<int64_t>(1, static_cast<int64_t>(batch.max_context_len) * hd * kTileRows);
   const int64_t grain = std::max<int64_t>(1, 16384 / cost);
   static const AttendFn by_dtype[3] = {SelectedAttend(DType::kF32), SelectedAttend(DType::kF16),
                                        SelectedAttend(DType::kBF16)};
   const AttendFn attend = by_dtype[static_cast<int>(kv.dtype)];
   pool.ParallelFor(work, grain, [&](int64_t begin, int64_t end) {
-    std::vector<float> scores(kv.block_size), acc(hd);
+    std::vector<float> buffer(static_cast<size_t>(kTileRows) * (kv.block_size + hd));
+    const TileScratch scratch{buffer.data(),
+                              buffer.data() + static_cast<int64_t>(kTileRows) * kv.block_size};
     for (int64_t w = begin; w < end; ++w) {
-      const int32_t i = static_cast<int32_t>(w / num_heads);
+      const TokenTile& tt = tiles[w / num_heads];
       const int32_t h = static_cast<int32_t>(w % num_heads);
-      float* o = out + w * hd;
-      const int32_t s = token_seq[i];
-      const int32_t n_ctx = s < 0 ? 0 : std::min(batch.positions[i] + 1, batch.context_lens[s]);
-      if (n_ctx <= 0) {  // padding or out-of-run token: defined output, no reads
-        std::fill(o, o + hd, 0.f);
-        continue;
+      Tile t;
+      t.num_rows = tt.count;
+      for (int32_t j = 0; j < tt.count; ++j) {
+        const int64_t row = (static_cast<int64_t>(tt.first + j) * num_heads + h) * hd;
+        t.q[j] = q + row;
+        t.out[j] = out + row;
+        t.n_ctx[j] = n_ctx[tt.first + j];
       }
       const int32_t* table =
-          batch.block_tables + static_cast<int64_t>(s) * batch.max_blocks_per_seq;
-      attend(q + w * hd, table, n_ctx, h / group, kv, scale, scores.data(), acc.data(), o);
+          batch.block_tables + static_cast<int64_t>(tt.seq) * batch.max_blocks_per_seq;
+      attend(t, table, h / group, kv, scale, scratch);
     }
   });
 }

@@ -37,9 +37,17 @@ __attribute__((always_inline)) inline const void* KvRow(const void* pages, int64
   return static_cast<const char*>(pages) + offset * static_cast<int64_t>(DTypeSize(T));
 }
 
-// Both versions' interface. Rows are `stride` elements apart from `rows0`.
+// Query rows taken together against one page (a prefill's consecutive
+// tokens of one head): each K and V element is loaded, and widened, once for
+// all of them.
+constexpr int32_t kTileRows = 4;
+
+// Both versions' interface. Rows are `stride` elements apart from k (or v).
 //   Scores:     scores[r] = scale * (q . k_r), r < rows.
 //   Accumulate: acc[d] += p[r] * v_r[d] for r = 0, 1, ... in turn, d < n.
+//   ScoresTile, AccumulateTile: the same for query rows j < num_q (at most
+//     kTileRows), scores and p of row j at [j * pitch]; every (query, key)
+//     pair gets exactly the arithmetic Scores and Accumulate give it.
 template <DType T>
 struct PortableRows {
   // Eight independent partial sums: SIMD lanes for the compiler (a single
@@ -67,6 +75,18 @@ struct PortableRows {
       const void* vr = KvRow<T>(v, r * stride);
       for (int32_t d = 0; d < n; ++d) acc[d] += p[r] * KvAt<T>(vr, d);
     }
+  }
+  __attribute__((always_inline)) static void ScoresTile(const float* const* q, int32_t num_q,
+                                                        const void* k, int64_t stride, int32_t rows,
+                                                        int32_t n, float scale, float* scores,
+                                                        int32_t pitch) {
+    for (int32_t j = 0; j < num_q; ++j) Scores(q[j], k, stride, rows, n, scale, scores + j * pitch);
+  }
+  __attribute__((always_inline)) static void AccumulateTile(const float* p, int32_t pitch,
+                                                            int32_t num_q, const void* v,
+                                                            int64_t stride, int32_t rows, int32_t n,
+                                                            float* const* acc) {
+    for (int32_t j = 0; j < num_q; ++j) Accumulate(p + j * pitch, v, stride, rows, n, acc[j]);
   }
 };
 
@@ -149,6 +169,82 @@ struct Avx2Rows {
       float c = acc[d];
       for (int32_t r = 0; r < rows; ++r) c = std::fma(p[r], KvAt<T>(KvRow<T>(v, r * stride), d), c);
       acc[d] = c;
+    }
+  }
+
+  // One key row at a time against four query rows (slots past num_q repeat
+  // row 0; dropped): four FMA chains sharing each widened K chunk, reduced
+  // by the tree Scores uses.
+  COHOST_ATTENTION_TARGET static void ScoresTile(const float* const* q, int32_t num_q,
+                                                 const void* k, int64_t stride, int32_t rows,
+                                                 int32_t n, float scale, float* scores,
+                                                 int32_t pitch) {
+    if (num_q == 1) return Scores(q[0], k, stride, rows, n, scale, scores);
+    const float* qs[kTileRows];
+    for (int j = 0; j < kTileRows; ++j) qs[j] = q[j < num_q ? j : 0];
+    for (int32_t r = 0; r < rows; ++r) {
+      const void* kr = KvRow<T>(k, r * stride);
+      __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+      int32_t d = 0;
+      for (; d + 8 <= n; d += 8) {
+        const __m256 k8 = Load8<T>(kr, d);
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(qs[0] + d), k8, a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(qs[1] + d), k8, a1);
+        a2 = _mm256_fmadd_ps(_mm256_loadu_ps(qs[2] + d), k8, a2);
+        a3 = _mm256_fmadd_ps(_mm256_loadu_ps(qs[3] + d), k8, a3);
+      }
+      const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+      alignas(16) float sums[4];
+      _mm_store_ps(sums, _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)));
+      for (int32_t j = 0; j < num_q; ++j) {
+        float s = sums[j];
+        for (int32_t t = d; t < n; ++t) s = std::fma(qs[j][t], KvAt<T>(kr, t), s);
+        scores[j * pitch + r] = s * scale;
+      }
+    }
+  }
+
+  // Eight of each query row's acc at a time in registers; each V chunk
+  // widened once for all rows.
+  COHOST_ATTENTION_TARGET static void AccumulateTile(const float* p, int32_t pitch, int32_t num_q,
+                                                     const void* v, int64_t stride, int32_t rows,
+                                                     int32_t n, float* const* acc) {
+    switch (num_q) {
+      case 1:
+        return Accumulate(p, v, stride, rows, n, acc[0]);
+      case 2:
+        return AccumulateN<2>(p, pitch, v, stride, rows, n, acc);
+      case 3:
+        return AccumulateN<3>(p, pitch, v, stride, rows, n, acc);
+      default:
+        return AccumulateN<4>(p, pitch, v, stride, rows, n, acc);
+    }
+  }
+
+  template <int NQ>
+  COHOST_ATTENTION_TARGET static void AccumulateN(const float* p, int32_t pitch, const void* v,
+                                                  int64_t stride, int32_t rows, int32_t n,
+                                                  float* const* acc) {
+    int32_t d = 0;
+    for (; d + 8 <= n; d += 8) {
+      __m256 c[NQ];
+      for (int j = 0; j < NQ; ++j) c[j] = _mm256_loadu_ps(acc[j] + d);
+      for (int32_t r = 0; r < rows; ++r) {
+        const __m256 v8 = Load8<T>(KvRow<T>(v, r * stride), d);
+        for (int j = 0; j < NQ; ++j) {
+          c[j] = _mm256_fmadd_ps(_mm256_set1_ps(p[j * pitch + r]), v8, c[j]);
+        }
+      }
+      for (int j = 0; j < NQ; ++j) _mm256_storeu_ps(acc[j] + d, c[j]);
+    }
+    for (; d < n; ++d) {
+      for (int j = 0; j < NQ; ++j) {
+        float c = acc[j][d];
+        for (int32_t r = 0; r < rows; ++r) {
+          c = std::fma(p[j * pitch + r], KvAt<T>(KvRow<T>(v, r * stride), d), c);
+        }
+        acc[j][d] = c;
+      }
     }
   }
 };

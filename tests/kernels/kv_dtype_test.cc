@@ -245,6 +245,59 @@ TEST_P(KvDtypeTest, AttentionReadsNarrowPagesAsTheirFp32Values) {
   }
 }
 
+// A prefill chunk's tokens are attended in tiles of several query rows
+// (kernels/cpu/attention_rows.h); each row's output must have the bits the
+// same token gets attended alone, as a decode would, for every page dtype.
+TEST_P(KvDtypeTest, EachRowOfAChunkGetsTheBitsItGetsAlone) {
+  const auto [bs, hd] = GetParam();
+  const int32_t nh = 6, nkv = 2;
+  PagedBatch b(bs, rng_);
+  const size_t page_n = static_cast<size_t>(b.num_blocks) * bs * nkv * hd;
+  const int32_t nt = b.layout.num_tokens;
+  const size_t q_n = static_cast<size_t>(nt) * nh * hd;
+  const std::vector<float> kc = RandomVec(rng_, page_n, -2.f, 2.f);
+  const std::vector<float> vc = RandomVec(rng_, page_n, -2.f, 2.f);
+  const std::vector<float> q = RandomVec(rng_, q_n, -2.f, 2.f);
+  const float scale = 1.f / std::sqrt(static_cast<float>(hd));
+  for (DType t : {DType::kF32, DType::kF16, DType::kBF16}) {
+    std::vector<uint16_t> kn, vn;
+    PagedKv kv{
+        const_cast<float*>(kc.data()), const_cast<float*>(vc.data()), b.num_blocks, bs, nkv, hd, t};
+    if (t != DType::kF32) {
+      kn = Narrow(ScalarKvNarrow(), kc, t);
+      vn = Narrow(ScalarKvNarrow(), vc, t);
+      kv.k = kn.data();
+      kv.v = vn.data();
+    }
+    std::vector<float> together(q_n);
+    be_->PagedAttention(q.data(), b.layout, kv, nh, scale, together.data());
+    for (int32_t s = 0; s < b.layout.num_seqs; ++s) {
+      for (int32_t i = b.seq_starts[s]; i < b.seq_starts[s + 1]; ++i) {
+        // Token i alone: a one-token sequence whose context ends at it.
+        const int32_t starts[2] = {0, 1};
+        const int32_t ctx = b.positions[i] + 1;
+        BatchLayout one;
+        one.seq_starts = starts;
+        one.context_lens = &ctx;
+        one.block_tables = b.block_tables.data() + static_cast<int64_t>(s) * b.max_blocks;
+        one.positions = &b.positions[i];
+        one.num_seqs = 1;
+        one.num_tokens = 1;
+        one.max_blocks_per_seq = b.max_blocks;
+        one.max_query_len = 1;
+        one.max_context_len = ctx;
+        std::vector<float> alone(static_cast<size_t>(nh) * hd);
+        be_->PagedAttention(q.data() + static_cast<int64_t>(i) * nh * hd, one, kv, nh, scale,
+                            alone.data());
+        for (int32_t e = 0; e < nh * hd; ++e) {
+          ASSERT_EQ(Bits(alone[e]), Bits(together[static_cast<int64_t>(i) * nh * hd + e]))
+              << DTypeName(t) << " token " << i << " element " << e;
+        }
+      }
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(PagesAndHeads, KvDtypeTest,
                          ::testing::Values(Shape{16, 64}, Shape{5, 12}, Shape{7, 128}),
                          [](const ::testing::TestParamInfo<Shape>& info) {
