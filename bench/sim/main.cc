@@ -10,65 +10,85 @@
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "bench/sim/cluster.h"
 #include "bench/sim/measure_cost.h"
+#include "tools/common/arg_parser.h"
 
 namespace {
 
 using cohost::sim::Policy;
+using cohost::tools::FlagSpec;
 
-struct Flags {
-  std::map<std::string, std::string> values;
-  std::string Get(const std::string& name, const std::string& fallback) const {
-    auto it = values.find(name);
-    return it == values.end() ? fallback : it->second;
-  }
-  double Number(const std::string& name, double fallback) const {
-    double v = fallback;
-    auto it = values.find(name);
-    if (it != values.end() && !absl::SimpleAtod(it->second, &v)) {
-      std::fprintf(stderr, "cohost_sim: --%s: not a number: %s\n", name.c_str(),
-                   it->second.c_str());
-      std::exit(2);
-    }
-    return v;
-  }
-};
-
-Flags Parse(int argc, char** argv) {
-  Flags f;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a.rfind("--", 0) != 0) {
-      std::fprintf(stderr, "cohost_sim: unexpected argument %s\n", a.c_str());
-      std::exit(2);
-    }
-    a = a.substr(2);
-    const size_t eq = a.find('=');
-    if (eq != std::string::npos) {
-      f.values[a.substr(0, eq)] = a.substr(eq + 1);
-    } else if (a == "plan") {
-      f.values[a] = "1";
-    } else if (i + 1 < argc) {
-      f.values[a] = argv[++i];
-    } else {
-      std::fprintf(stderr, "cohost_sim: --%s needs a value\n", a.c_str());
-      std::exit(2);
-    }
-  }
-  return f;
+std::vector<FlagSpec> SimFlags() {
+  return {
+      {"workload", "NAME",
+       "poisson or gamma (synthetic), azure-code, azure-conv, mooncake-conv, mooncake-synth "
+       "(default poisson)"},
+      {"models", "N", "models sharing the workload (default 20)"},
+      {"alpha", "A", "power-law exponent of their popularity (default 1.5)"},
+      {"seed", "S", "random seed (default 1)"},
+      {"max-tokens", "N", "a request's prompt and output are clamped to this (default 16384)"},
+      {"trace-dir", "DIR", "where the traces are (default ../shared/traces)"},
+      {"rate", "R", "synthetic: requests per second, all models (default 20)"},
+      {"duration", "S", "synthetic: seconds of arrivals (default 120)"},
+      {"cv", "C", "synthetic: arrivals' coefficient of variation (default 1, gamma 4)"},
+      {"prompt", "N", "synthetic: prompt tokens (default 512)"},
+      {"output", "N", "synthetic: output tokens (default 128)"},
+      {"max-requests", "N", "traces: the first N requests (default 3000)"},
+      {"cost", "NAME", "h200-8b (GPU floors, default) or cpu (fitted on this machine)"},
+      {"cost-model", "PATH", "--cost cpu: the model to measure (default: the default model)"},
+      {"device-gb", "GB", "--cost cpu: memory of a device (default 16)"},
+      {"ttft-ms", "MS", "the TTFT target (default 1000)"},
+      {"attainment", "F", "the fraction of requests that must meet it (default 0.99)"},
+      {"max-devices", "N", "the most devices tried (default 64)"},
+      {"devices", "N", "run each policy on N devices instead of searching for the fewest"},
+      {"csv", "PATH", "append CSV rows for bench/sim/plot.py"},
+      {"plan", "", "print the dynamic policy's models per replica"},
+      {"help", "", "this text"},
+  };
 }
+
+// The flags as read, with defaults; exits 2 with the parser's message on a
+// bad one (unknown, missing value, not a number).
+class Flags {
+ public:
+  explicit Flags(cohost::tools::ParsedArgs args) : args_(std::move(args)) {}
+  std::string Get(const std::string& name, const std::string& fallback) const {
+    return args_.Get(name).value_or(fallback);
+  }
+  bool Has(const std::string& name) const { return args_.Has(name); }
+  double Number(const std::string& name, double fallback) const {
+    absl::StatusOr<std::optional<double>> v = args_.GetDouble(name);
+    if (!v.ok()) Fail(v.status());
+    return v->value_or(fallback);
+  }
+  [[noreturn]] static void Fail(const absl::Status& s) {
+    std::fprintf(stderr, "cohost_sim: %s\n", std::string(s.message()).c_str());
+    std::exit(2);
+  }
+
+ private:
+  cohost::tools::ParsedArgs args_;
+};
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  const Flags flags = Parse(argc, argv);
+  absl::StatusOr<cohost::tools::ParsedArgs> parsed =
+      cohost::tools::ParseArgs(SimFlags(), argc - 1, argv + 1);
+  if (!parsed.ok()) Flags::Fail(parsed.status());
+  const Flags flags(*std::move(parsed));
+  if (flags.Has("help")) {
+    std::printf("usage: cohost_sim [flags]\n%s", cohost::tools::FlagsHelp(SimFlags()).c_str());
+    return 0;
+  }
   const std::string workload = flags.Get("workload", "poisson");
   const auto models = static_cast<int32_t>(flags.Number("models", 20));
   const double alpha = flags.Number("alpha", 1.5);
@@ -174,7 +194,7 @@ int main(int argc, char** argv) {
     std::printf("\ndedicated / dynamic: %.2fx\n",
                 static_cast<double>(needed[Policy::kDedicated]) / needed[Policy::kDynamic]);
   }
-  if (flags.Get("plan", "") == "1" && needed.count(Policy::kDynamic)) {
+  if (flags.Has("plan") && needed.count(Policy::kDynamic)) {
     const std::optional<cohost::sim::Assignment> plan =
         cohost::sim::Place(Policy::kDynamic, needed[Policy::kDynamic], loads, config);
     std::printf("\nplan (dynamic, %d replicas): the models each replica serves\n",

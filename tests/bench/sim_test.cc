@@ -1,6 +1,8 @@
 // The cluster simulator on hand-made workloads whose answers are known, and
 // its trace readers on the public traces' formats.
 
+#include <sys/wait.h>
+
 #include <cstdio>
 #include <fstream>
 #include <string>
@@ -128,6 +130,33 @@ TEST(SimTest, ReadsBothTraceFormats) {
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(LoadAzureCsv(dir + "/missing.csv", 0, 4096).status().code(),
             absl::StatusCode::kNotFound);
+}
+
+// The program's flags: a typo or a bad number is refused (exit 2, naming the
+// flag) rather than silently replaced by a default; --help lists them.
+TEST(SimTest, TheProgramRefusesUnknownFlagsAndBadNumbers) {
+  auto run = [](const std::string& args, int* code) {
+    const std::string cmd = std::string(COHOST_SIM_BINARY) + " " + args + " 2>&1";
+    std::string out;
+    FILE* p = popen(cmd.c_str(), "r");
+    if (p == nullptr) return out;
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+    const int status = pclose(p);
+    *code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return out;
+  };
+  int code = -1;
+  std::string out = run("--ttft-mss 100", &code);
+  EXPECT_EQ(code, 2) << out;
+  EXPECT_NE(out.find("unknown flag --ttft-mss"), std::string::npos) << out;
+  out = run("--models twenty", &code);
+  EXPECT_EQ(code, 2) << out;
+  EXPECT_NE(out.find("--models"), std::string::npos) << out;
+  out = run("--help", &code);
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("--ttft-ms"), std::string::npos) << out;
 }
 
 }  // namespace
