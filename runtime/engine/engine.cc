@@ -33,6 +33,9 @@ Engine::~Engine() {
     r->sink->OnFinish(info);
   }
   for (auto& [id, r] : impl_->live) {
+    // Out of the scheduler too: a device's shared tenant counters
+    // (EngineConfig::fair_share) outlive this engine.
+    impl_->step_scheduler.Remove(&r->seq);
     FinishInfo info;
     info.reason = FinishReason::kCancelled;
     info.prompt_tokens = r->seq.num_prompt_tokens;

@@ -235,6 +235,40 @@ TEST_F(EngineTest, UnderABacklogHigherPriorityStartsFirst) {
   EXPECT_EQ(order, (std::vector<int>{0, 3, 5, 1, 2, 4}));
 }
 
+// An engine sharing its device's tenant counters (EngineConfig::fair_share)
+// and destroyed with requests live (an evicted model) takes its tenants out
+// of them: the counters outlive it, and a stale tenant would pin every later
+// newcomer's starting counter.
+TEST_F(EngineTest, DestroyedWithLiveRequestsItLeavesTheSharedTenantCounters) {
+  FairShare device;
+  EngineConfig c;
+  c.clock = [this] { return now_; };
+  c.block_size = 4;
+  c.num_kv_blocks = 64;
+  c.step_scheduler.max_num_seqs = 2;
+  c.step_scheduler.max_tokens_per_step = 16;
+  c.step_scheduler.max_prefill_chunk = 8;
+  c.fair_share = &device;
+  absl::StatusOr<std::unique_ptr<Engine>> e = Engine::Create(model_.get(), tokenizer_.get(), c);
+  ASSERT_TRUE(e.ok()) << e.status();
+  std::vector<std::shared_ptr<RecordingSink>> sinks;
+  for (uint32_t i = 0; i < 4; ++i) {  // two running, two waiting
+    GenerateRequest r = Request(6, 50, i);
+    r.tenant = i % 2 == 0 ? "a" : "b";
+    sinks.push_back(std::make_shared<RecordingSink>());
+    ASSERT_TRUE((*e)->Submit(r, sinks.back()).ok());
+  }
+  ASSERT_TRUE((*e)->Step().ok());
+  ASSERT_TRUE((*e)->Step().ok());
+  EXPECT_EQ(device.num_active(), 2);
+  e->reset();
+  EXPECT_EQ(device.num_active(), 0);
+  for (const auto& sink : sinks) {
+    ASSERT_TRUE(sink->finished());
+    EXPECT_EQ(sink->info().reason, FinishReason::kCancelled);
+  }
+}
+
 TEST_F(EngineTest, AbortInEveryStateFreesBlocks) {
   std::unique_ptr<Engine> e = MakeEngine(/*num_blocks=*/13);  // 48 tokens
   const int32_t total = e->Stats().kv_blocks_total;
