@@ -14,6 +14,7 @@
 #include "cohost/kernels/backend.h"
 #include "cohost/kernels/dtype.h"
 #include "common/status_macros.h"
+#include "cublas_api.h"
 #include "cuda_common.cuh"
 #include "cuda_ops.cuh"
 #include "driver_vm.h"
@@ -22,7 +23,6 @@ namespace cohost::kernels {
 namespace {
 
 using cuda::bf16;
-using cuda::CublasStatus;
 using cuda::CudaStatus;
 
 absl::StatusOr<std::unique_ptr<Backend>> MakeCudaContext(int device, std::string name,
@@ -31,11 +31,12 @@ absl::StatusOr<std::unique_ptr<Backend>> MakeCudaContext(int device, std::string
 class CudaBackend final : public Backend {
  public:
   CudaBackend(int device, std::string name, size_t total_memory, cudaStream_t stream,
-              cublasHandle_t cublas)
+              const cuda::CublasApi* blas, cublasHandle_t cublas)
       : device_(device),
         name_(std::move(name)),
         total_memory_(total_memory),
         stream_(stream),
+        blas_(blas),
         cublas_(cublas) {
     vm_status_ = cuda::DriverVm::Load(&vm_);
     CUmemAllocationProp prop = AllocationProp();
@@ -51,7 +52,7 @@ class CudaBackend final : public Backend {
     // queued work outlives the handle.
     cudaSetDevice(device_);
     cudaStreamSynchronize(stream_);
-    cublasDestroy(cublas_);
+    blas_->destroy(cublas_);
     cudaStreamDestroy(stream_);
     cudaGetLastError();
   }
@@ -269,9 +270,9 @@ class CudaBackend final : public Backend {
                         "cudaMemsetAsync"));
     } else {
       const float alpha = 1.f, beta = 0.f;
-      Record(CublasStatus(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, n, m, k, &alpha, w,
-                                       CUDA_R_16BF, k, a, CUDA_R_16BF, k, &beta, c, CUDA_R_16BF, n,
-                                       CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+      Record(blas_->Check(blas_->gemm_ex(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, n, m, k, &alpha, w,
+                                         CUDA_R_16BF, k, a, CUDA_R_16BF, k, &beta, c, CUDA_R_16BF,
+                                         n, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
                           "cublasGemmEx"));
     }
     // TODO(perf): fold the bias into a cuBLASLt epilogue (CUBLASLT_EPILOGUE_BIAS)
@@ -354,6 +355,7 @@ class CudaBackend final : public Backend {
   std::string name_;
   size_t total_memory_;  // bytes, from cudaDeviceProp
   cudaStream_t stream_;
+  const cuda::CublasApi* blas_;  // the process's cuBLAS entry points
   cublasHandle_t cublas_;
   absl::Status first_error_;
   size_t granularity_ = size_t{2} << 20;           // cuMemGetAllocationGranularity, set at creation
@@ -371,16 +373,21 @@ absl::StatusOr<std::unique_ptr<Backend>> MakeCudaContext(int device, std::string
       !s.ok()) {
     return s;
   }
+  absl::StatusOr<const cuda::CublasApi*> blas = cuda::CublasApi::Get();
+  if (!blas.ok()) {
+    cudaStreamDestroy(stream);
+    return blas.status();
+  }
   cublasHandle_t cublas = nullptr;
-  absl::Status s = CublasStatus(cublasCreate(&cublas), "cublasCreate");
-  if (s.ok()) s.Update(CublasStatus(cublasSetStream(cublas, stream), "cublasSetStream"));
+  absl::Status s = (*blas)->Check((*blas)->create(&cublas), "cublasCreate");
+  if (s.ok()) s.Update((*blas)->Check((*blas)->set_stream(cublas, stream), "cublasSetStream"));
   if (!s.ok()) {
-    if (cublas != nullptr) cublasDestroy(cublas);
+    if (cublas != nullptr) (*blas)->destroy(cublas);
     cudaStreamDestroy(stream);
     return s;
   }
   return std::unique_ptr<Backend>(
-      new CudaBackend(device, std::move(name), total_memory, stream, cublas));
+      new CudaBackend(device, std::move(name), total_memory, stream, *blas, cublas));
 }
 
 }  // namespace

@@ -1,8 +1,7 @@
-// Shared helpers of the CUDA kernels: CUDA/cuBLAS errors as absl::Status, and
+// Shared helpers of the CUDA kernels: CUDA errors as absl::Status, and
 // bf16 <-> fp32 conversions of 8-element (16-byte) vectors for coalesced access.
 #pragma once
 
-#include <cublas_v2.h>
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -23,12 +22,6 @@ inline absl::Status CudaStatus(cudaError_t err, const char* what) {
       absl::StrCat(what, ": ", cudaGetErrorName(err), " (", cudaGetErrorString(err), ")");
   if (err == cudaErrorMemoryAllocation) return absl::ResourceExhaustedError(msg);
   return absl::InternalError(msg);
-}
-
-inline absl::Status CublasStatus(cublasStatus_t err, const char* what) {
-  if (err == CUBLAS_STATUS_SUCCESS) return absl::OkStatus();
-  return absl::InternalError(
-      absl::StrCat(what, ": ", cublasGetStatusName(err), " (", cublasGetStatusString(err), ")"));
 }
 
 // Call after every kernel launch: configuration errors surface here, at once.
