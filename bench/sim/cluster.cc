@@ -29,6 +29,29 @@ constexpr double kAssumedDecodeBatch = 8;
 // the rest evenly; dynamic shares it.
 constexpr double kKvShare = 0.5;
 
+// A prompt token: a function of the trace block it lies in (`key`, its id)
+// and its offset, so that equal blocks hold equal tokens and the real prefix
+// cache finds them; tokens past the trace's blocks are keyed by the request.
+int32_t SyntheticToken(uint64_t key, int64_t offset) {
+  uint64_t x = key * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(offset);  // splitmix64
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return static_cast<int32_t>((x ^ (x >> 31)) & 0x7fffffff);
+}
+
+std::vector<int32_t> PromptTokens(const SimRequest& r, size_t index) {
+  std::vector<int32_t> tokens(static_cast<size_t>(r.prompt_tokens));
+  const uint64_t own = (uint64_t{1} << 63) | index;  // never a trace id (those are < 2^63)
+  for (size_t p = 0; p < tokens.size(); ++p) {
+    const size_t block = p / kTraceBlockTokens;
+    const bool shared = block < r.prefix_blocks.size();
+    tokens[p] = SyntheticToken(
+        shared ? static_cast<uint64_t>(r.prefix_blocks[block]) : own,
+        shared ? static_cast<int64_t>(p % kTraceBlockTokens) : static_cast<int64_t>(p));
+  }
+  return tokens;
+}
+
 Clock::time_point At(double seconds) {
   return Clock::time_point{} +
          std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
@@ -81,7 +104,7 @@ class Cluster {
         if (policy == Policy::kStatic) blocks /= std::max<int64_t>(1, models.size());
         blocks = std::clamp<int64_t>(blocks, 2, int64_t{1} << 20);
         e->kv = std::make_unique<runtime::KvCacheManager>(static_cast<int32_t>(blocks) + 1,
-                                                          kBlockSize, false);
+                                                          kBlockSize, config.prefix_caching);
         runtime::StepSchedulerConfig sc;
         sc.max_num_seqs = config.max_num_seqs;
         sc.max_tokens_per_step = config.max_tokens_per_step;
@@ -125,39 +148,42 @@ class Cluster {
     const SimRequest& r = requests_[index];
     auto it = replicas_.find(r.model);
     if (it == replicas_.end()) return nullptr;  // a model nowhere: never served
-    // To the replica whose device has the least prefill queued (what its TTFT
-    // waits for: the admission predictor's backlog), then the fewest live.
-    const auto backlog = [](const SimDevice& d) {
-      int64_t tokens = 0;
-      for (const auto& e : d.engines) {
-        for (const auto& [id, s] : e->live) {
-          if (s->seq.num_generated() == 0) tokens += s->seq.num_uncomputed();
-        }
-      }
-      return tokens;
-    };
-    // Each replica's backlog once (a comparator would rescan both per pair).
-    const auto& replicas = it->second;
-    size_t best = 0;
-    int64_t best_backlog = backlog(*replicas[0].first);
-    for (size_t i = 1; i < replicas.size(); ++i) {
-      const int64_t q = backlog(*replicas[i].first);
-      if (q < best_backlog || (q == best_backlog && replicas[i].second->live.size() <
-                                                        replicas[best].second->live.size())) {
-        best = i;
-        best_backlog = q;
-      }
-    }
-    SimEngine& e = *replicas[best].second;
     auto s = std::make_unique<SimSeq>();
     s->request = index;
     s->arrival = r.arrival_s;
     s->output = r.output_tokens;
     s->seq.id = static_cast<runtime::RequestId>(index);
-    s->seq.tokens.assign(static_cast<size_t>(r.prompt_tokens), static_cast<int32_t>(index));
+    s->seq.tokens = PromptTokens(r, index);
     s->seq.num_prompt_tokens = r.prompt_tokens;
     s->seq.max_tokens = r.output_tokens;
     s->seq.arrival_order = static_cast<int64_t>(index);
+    // To the replica where its first token has the least prefill ahead of it:
+    // what its device has queued (the admission predictor's backlog) plus the
+    // part of its own prompt that replica's prefix cache lacks, as a
+    // cache-aware router in front of replicas does; then the fewest live.
+    const auto ahead = [&](const SimDevice& d, SimEngine& e) {
+      int64_t tokens = r.prompt_tokens -
+                       kBlockSize * static_cast<int64_t>(e.kv->FindCachedPrefix(s->seq).size());
+      for (const auto& engine : d.engines) {
+        for (const auto& [id, live] : engine->live) {
+          if (live->seq.num_generated() == 0) tokens += live->seq.num_uncomputed();
+        }
+      }
+      return tokens;
+    };
+    // Each replica's count once (a comparator would rescan both per pair).
+    const auto& replicas = it->second;
+    size_t best = 0;
+    int64_t best_ahead = ahead(*replicas[0].first, *replicas[0].second);
+    for (size_t i = 1; i < replicas.size(); ++i) {
+      const int64_t q = ahead(*replicas[i].first, *replicas[i].second);
+      if (q < best_ahead || (q == best_ahead && replicas[i].second->live.size() <
+                                                    replicas[best].second->live.size())) {
+        best = i;
+        best_ahead = q;
+      }
+    }
+    SimEngine& e = *replicas[best].second;
     e.sched->Add(&s->seq);
     e.live.emplace(s->seq.id, std::move(s));
     return replicas[best].first;
@@ -241,7 +267,11 @@ class Cluster {
     }
     peak_kv_ = std::max(peak_kv_, static_cast<double>(used) / static_cast<double>(d.pool_blocks));
     for (SimSeq* s : sampled) {
-      if (s->seq.num_generated() == 1) ttft_[s->request] = now - s->arrival;
+      if (s->seq.num_generated() == 1) {
+        ttft_[s->request] = now - s->arrival;
+        prompt_tokens_ += s->seq.num_prompt_tokens;
+        cached_tokens_ += s->seq.num_cached_prompt_tokens;
+      }
       if (s->seq.num_generated() >= s->output) {
         e.sched->Remove(&s->seq);
         e.live.erase(s->seq.id);
@@ -282,6 +312,9 @@ class Cluster {
     const double span = requests_.empty() ? 0 : requests_.back().arrival_s;
     r.goodput_rps = span > 0 ? static_cast<double>(r.met) / span : 0;
     r.peak_kv_fraction = peak_kv_;
+    r.prefix_hit_fraction = prompt_tokens_ > 0 ? static_cast<double>(cached_tokens_) /
+                                                     static_cast<double>(prompt_tokens_)
+                                               : 0;
     return r;
   }
 
@@ -292,6 +325,8 @@ class Cluster {
   std::map<int32_t, std::vector<std::pair<SimDevice*, SimEngine*>>> replicas_;
   std::vector<double> ttft_;
   double peak_kv_ = 0;
+  int64_t prompt_tokens_ = 0;  // of the requests that got a first token
+  int64_t cached_tokens_ = 0;  // of those, found in the prefix cache
 };
 
 }  // namespace

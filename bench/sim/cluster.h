@@ -17,11 +17,15 @@
 //              the most load per replica while memory lasts (never two of one
 //              model on a device), one KV pool per device, engines picked by
 //              TTFT and TPOT deadlines with sliced steps.
-// What it leaves out: prefix caching, admission refusals (every request is
-// served, late or not), model loads and evictions during the run (placement
-// is fixed for the whole trace), network and tokenization time, and KV
-// pressure under the dynamic policy (each engine may use its device's whole
-// pool; the peak use across them is reported, and is the over-commit check).
+// Every engine caches prefixes as the server does (on by default): a Mooncake
+// request's hash_ids become prompt tokens that equal ids share, so a replica
+// computes only what its cache lacks. The router does not look for the
+// replica holding a prefix, and placement's expected loads count whole prompts.
+// What it leaves out: admission refusals (every request is served, late or
+// not), model loads and evictions during the run (placement is fixed for the
+// whole trace), network and tokenization time, and KV pressure under the
+// dynamic policy (each engine may use its device's whole pool; the peak use
+// across them is reported, and is the over-commit check).
 #pragma once
 
 #include <cstdint>
@@ -44,6 +48,7 @@ struct SimConfig {
   int32_t max_tokens_per_step = 2048;
   int32_t max_num_seqs = 128;
   double slice_s = 0.05;  // dynamic: a step's length while engines share a device
+  bool prefix_caching = true;
 };
 
 // Which models each device holds (a model on several devices is replicated;
@@ -57,9 +62,10 @@ struct SimResult {
   int64_t met = 0;  // first token within the TTFT target
   double attainment = 0;
   double ttft_p50_s = 0, ttft_p99_s = 0;
-  double busy_fraction = 0;     // device busy time over devices x makespan
-  double goodput_rps = 0;       // requests that met the target, per second of trace
-  double peak_kv_fraction = 0;  // the most KV any device's engines held at once, over its pool
+  double busy_fraction = 0;        // device busy time over devices x makespan
+  double goodput_rps = 0;          // requests that met the target, per second of trace
+  double peak_kv_fraction = 0;     // the most KV any device's engines held at once, over its pool
+  double prefix_hit_fraction = 0;  // prompt tokens found in the prefix cache, over all
 };
 
 SimResult Simulate(const std::vector<SimRequest>& requests, const Assignment& assignment,

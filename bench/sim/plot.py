@@ -4,7 +4,8 @@
     python3 bench/sim/plot.py sim.csv bench/sim/devices.png
 
 Needs matplotlib (pip install matplotlib). Rows: workload, models, alpha,
-policy, devices, attainment, ttft_p50_s, ttft_p99_s, busy, goodput.
+policy, devices, attainment, ttft_p50_s, ttft_p99_s, busy, goodput,
+prefix_hit_fraction (a run with --prefix-cache off has "-nocache" after its workload).
 """
 import csv
 import sys

@@ -5,7 +5,9 @@
 #include <fstream>
 #include <iterator>
 #include <random>
+#include <utility>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
 #include "tools/common/azure_trace.h"
@@ -69,7 +71,24 @@ absl::StatusOr<std::vector<SimRequest>> LoadMooncakeJsonl(const std::string& pat
     r.arrival_s = j["timestamp"].get<double>() / 1000.0;
     r.prompt_tokens = Clamp(j["input_length"].get<int64_t>(), max_tokens);
     r.output_tokens = Clamp(j["output_length"].get<int64_t>(), max_tokens);
-    out.push_back(r);
+    if (j.contains("hash_ids")) {
+      const nlohmann::json& ids = j["hash_ids"];
+      if (!ids.is_array()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(path, ":", line_no, ": hash_ids not a list"));
+      }
+      // Only the blocks the (clamped) prompt reaches matter.
+      const size_t used = (static_cast<size_t>(r.prompt_tokens) + kTraceBlockTokens - 1) /
+                          static_cast<size_t>(kTraceBlockTokens);
+      for (size_t i = 0; i < ids.size() && i < used; ++i) {
+        if (!ids[i].is_number_integer() || ids[i].get<int64_t>() < 0) {
+          return absl::InvalidArgumentError(
+              absl::StrCat(path, ":", line_no, ": hash_ids[", i, "] not a non-negative integer"));
+        }
+        r.prefix_blocks.push_back(ids[i].get<int64_t>());
+      }
+    }
+    out.push_back(std::move(r));
   }
   Rebase(out);
   return out;
@@ -90,7 +109,17 @@ void AssignModels(std::vector<SimRequest>& requests, const std::vector<double>& 
                   uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::discrete_distribution<int32_t> pick(shares.begin(), shares.end());
-  for (SimRequest& r : requests) r.model = pick(rng);
+  // The model of the first request that held each trace block.
+  absl::flat_hash_map<int64_t, int32_t> owner;
+  for (SimRequest& r : requests) {
+    size_t known = 0;
+    while (known < r.prefix_blocks.size() && owner.contains(r.prefix_blocks[known])) ++known;
+    // Past the first block (a service's system prompt, which Mooncake's
+    // requests all share) a shared prefix is an earlier turn of the same
+    // conversation: it stays with that turn's model.
+    r.model = known >= 2 ? owner.at(r.prefix_blocks[known - 1]) : pick(rng);
+    for (int64_t block : r.prefix_blocks) owner.try_emplace(block, r.model);
+  }
 }
 
 std::vector<SimRequest> SyntheticWorkload(const std::vector<double>& shares, double total_rate,

@@ -13,11 +13,18 @@
 
 namespace cohost::sim {
 
+// Prompt tokens per entry of SimRequest::prefix_blocks (Mooncake's hash_ids).
+inline constexpr int32_t kTraceBlockTokens = 512;
+
 struct SimRequest {
   double arrival_s = 0;  // from the workload's start
   int32_t model = 0;
   int32_t prompt_tokens = 1;
   int32_t output_tokens = 1;
+  // The prompt's content as a Mooncake trace gives it: entry j names prompt
+  // tokens [512 j, 512 (j + 1)), and two requests whose entries agree up to j
+  // share those tokens. Empty: the prompt shares nothing.
+  std::vector<int64_t> prefix_blocks;
 };
 
 // The Azure LLM inference trace (TIMESTAMP,ContextTokens,GeneratedTokens),
@@ -26,7 +33,8 @@ struct SimRequest {
 // worded, as `cohost bench --trace` does (tools/common/azure_trace.h).
 absl::StatusOr<std::vector<SimRequest>> LoadAzureCsv(const std::string& path, size_t max_requests,
                                                      int32_t max_tokens);
-// A Mooncake trace (JSON lines: timestamp in ms, input_length, output_length).
+// A Mooncake trace (JSON lines: timestamp in ms, input_length, output_length,
+// and hash_ids, optional: non-negative integers, kept as prefix_blocks).
 absl::StatusOr<std::vector<SimRequest>> LoadMooncakeJsonl(const std::string& path,
                                                           size_t max_requests, int32_t max_tokens);
 
@@ -34,7 +42,9 @@ absl::StatusOr<std::vector<SimRequest>> LoadMooncakeJsonl(const std::string& pat
 // proportional to (k + 1)^-alpha. Sums to 1.
 std::vector<double> PowerLawShares(int32_t models, double alpha);
 
-// Gives each request a model drawn from `shares` (seeded, reproducible).
+// Gives each request a model drawn from `shares` (seeded, reproducible); a
+// request whose prefix_blocks continue an earlier request's past the first
+// block (a later turn of its conversation) gets that request's model.
 void AssignModels(std::vector<SimRequest>& requests, const std::vector<double>& shares,
                   uint64_t seed);
 

@@ -84,6 +84,72 @@ TEST(SimTest, MemoryBoundsHowManyModelsADeviceHolds) {
   EXPECT_EQ(copies, (std::vector<int>{1, 1, 1, 2, 1})) << "the spare place: the busiest model";
 }
 
+TEST(SimTest, ASharedTracePrefixIsComputedOnce) {
+  // 1 ms per computed token, one request at a time: TTFT is the tokens the
+  // engine had to compute. B shares A's first 512-token block, C all of A's.
+  SimConfig c = FlatConfig();
+  c.cost.step = runtime::StepCost{0, 0.001};
+  c.ttft_target_s = 10;
+  const std::vector<SimRequest> requests = {
+      {0, 0, 1024, 1, {7, 8}},
+      {10, 0, 1024, 1, {7, 9}},
+      {20, 0, 1024, 1, {7, 8}},
+      {30, 0, 1024, 1, {}},  // no trace ids: nothing shared, even by position
+  };
+  const SimResult cached = Simulate(requests, {{0}}, Policy::kDedicated, c);
+  // A computes 1024, B 512, C 16 (the cache never covers the last token, so
+  // its last 16-token block is computed again), D 1024.
+  EXPECT_NEAR(cached.ttft_p50_s, 0.512, 1e-9);
+  EXPECT_NEAR(cached.ttft_p99_s, 1.024, 1e-9);
+  EXPECT_NEAR(cached.prefix_hit_fraction, (512.0 + 1008.0) / 4096.0, 1e-12);
+  c.prefix_caching = false;
+  const SimResult uncached = Simulate(requests, {{0}}, Policy::kDedicated, c);
+  EXPECT_NEAR(uncached.ttft_p50_s, 1.024, 1e-9);
+  EXPECT_EQ(uncached.prefix_hit_fraction, 0);
+}
+
+TEST(SimTest, TheRouterSendsAPromptToTheReplicaHoldingItsPrefix) {
+  // Two replicas of one model, 1 ms per computed token. A leaves [7, 8] in
+  // replica 0's cache; Z then keeps replica 0 busy for 100 ms; B shares A's
+  // first block. Replica 0: 100 queued + 512 of B's own; replica 1: 1024.
+  SimConfig c = FlatConfig();
+  c.cost.step = runtime::StepCost{0, 0.001};
+  c.ttft_target_s = 10;
+  const std::vector<SimRequest> requests = {
+      {0, 0, 1024, 1, {7, 8}},
+      {10, 0, 100, 1, {}},
+      {10, 0, 1024, 1, {7, 9}},
+  };
+  const SimResult r = Simulate(requests, {{0}, {0}}, Policy::kDedicated, c);
+  EXPECT_NEAR(r.ttft_p50_s, 0.612, 1e-9) << "B waits 100 ms, then computes 512 tokens";
+  EXPECT_NEAR(r.prefix_hit_fraction, 512.0 / 2148.0, 1e-12);
+}
+
+TEST(SimTest, ALaterTurnOfAConversationStaysWithItsModel) {
+  // Block 0 is every request's (a system prompt); [0, 1, ...] is one
+  // conversation, [0, 2, ...] another.
+  for (uint64_t seed = 1; seed <= 20; ++seed) {
+    std::vector<SimRequest> r = {{0, 0, 1024, 1, {0, 1}},
+                                 {1, 0, 1024, 1, {0, 2}},
+                                 {2, 0, 2048, 1, {0, 1, 3, 4}},
+                                 {3, 0, 1536, 1, {0, 2, 5}},
+                                 {4, 0, 2048, 1, {0, 1, 3, 6}}};
+    AssignModels(r, PowerLawShares(50, 0.0), seed);
+    EXPECT_EQ(r[2].model, r[0].model) << "seed " << seed;
+    EXPECT_EQ(r[4].model, r[0].model) << "seed " << seed;
+    EXPECT_EQ(r[3].model, r[1].model) << "seed " << seed;
+  }
+  // Sharing only the first block does not tie requests: over 20 seeds, 50
+  // equally popular models, the two conversations do not always meet.
+  int together = 0;
+  for (uint64_t seed = 1; seed <= 20; ++seed) {
+    std::vector<SimRequest> r = {{0, 0, 1024, 1, {0, 1}}, {1, 0, 1024, 1, {0, 2}}};
+    AssignModels(r, PowerLawShares(50, 0.0), seed);
+    together += r[0].model == r[1].model ? 1 : 0;
+  }
+  EXPECT_LT(together, 5);
+}
+
 TEST(SimTest, PowerLawSharesAndSyntheticArrivals) {
   const std::vector<double> shares = PowerLawShares(3, 1.0);
   EXPECT_NEAR(shares[0], 1 / (1 + 0.5 + 1.0 / 3), 1e-12);
@@ -121,13 +187,21 @@ TEST(SimTest, ReadsBothTraceFormats) {
   ASSERT_TRUE(m.ok()) << m.status();
   ASSERT_EQ(m->size(), 2u);
   EXPECT_EQ((*m)[0].prompt_tokens, 20) << "sorted by arrival";
+  EXPECT_EQ((*m)[0].prefix_blocks, std::vector<int64_t>{1});
   EXPECT_NEAR((*m)[1].arrival_s, 1.0, 1e-9);
-  {
-    std::ofstream bad(dir + "/bad.jsonl");
-    bad << "{\"timestamp\": \"soon\"}\n";
+  for (const char* row : {R"({"timestamp": "soon"})",
+                          R"({"timestamp": 0, "input_length": 5, "output_length": 1, )"
+                          R"("hash_ids": 3})",
+                          R"({"timestamp": 0, "input_length": 5, "output_length": 1, )"
+                          R"("hash_ids": [-1]})"}) {
+    {
+      std::ofstream bad(dir + "/bad.jsonl");
+      bad << row << "\n";
+    }
+    EXPECT_EQ(LoadMooncakeJsonl(dir + "/bad.jsonl", 0, 4096).status().code(),
+              absl::StatusCode::kInvalidArgument)
+        << row;
   }
-  EXPECT_EQ(LoadMooncakeJsonl(dir + "/bad.jsonl", 0, 4096).status().code(),
-            absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(LoadAzureCsv(dir + "/missing.csv", 0, 4096).status().code(),
             absl::StatusCode::kNotFound);
 }
