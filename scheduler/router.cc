@@ -581,7 +581,8 @@ absl::StatusOr<runtime::RequestId> Router::Submit(const std::shared_ptr<ServedMo
   if (sink == nullptr) return absl::InvalidArgumentError("no output sink");
   const runtime::Clock::time_point now = runtime::Clock::now();
   const auto prompt_tokens = static_cast<int64_t>(request.prompt_ids.size());
-  const std::optional<runtime::Clock::duration> predicted = PredictTtft(*model, prompt_tokens);
+  const std::optional<runtime::Clock::duration> predicted =
+      PredictTtft(*model, prompt_tokens, request.priority);
   if (predicted) RETURN_IF_ERROR(JudgeAdmission(*model, request, *predicted, now));
   ASSIGN_OR_RETURN(std::unique_ptr<TenantBook::Ticket> tenant,
                    tenants_.Admit(request.tenant, prompt_tokens, now));
@@ -609,7 +610,8 @@ absl::StatusOr<runtime::RequestId> Router::Submit(const std::shared_ptr<ServedMo
 }
 
 std::optional<runtime::Clock::duration> Router::PredictTtft(const ServedModel& model,
-                                                            int64_t prompt_tokens) const {
+                                                            int64_t prompt_tokens,
+                                                            int32_t priority) const {
   const std::optional<runtime::Clock::duration> to_ready = model.TimeToReady();
   if (!to_ready) return std::nullopt;
   std::vector<std::shared_ptr<ServedModel>> neighbours;
@@ -622,7 +624,9 @@ std::optional<runtime::Clock::duration> Router::PredictTtft(const ServedModel& m
   std::vector<PrefillQueue> others;
   others.reserve(neighbours.size());
   for (const std::shared_ptr<ServedModel>& m : neighbours) others.push_back(m->Backlog());
-  return scheduler::PredictTtft(model.Backlog(), others, prompt_tokens, *to_ready);
+  // Priorities order a model's own queue only: the executor serves models'
+  // first tokens by deadline, so another model's whole backlog counts.
+  return scheduler::PredictTtft(model.Backlog(priority), others, prompt_tokens, *to_ready);
 }
 
 absl::Status Router::JudgeAdmission(const ServedModel& model,

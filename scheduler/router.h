@@ -136,11 +136,14 @@ class Router {
                                             runtime::GenerateRequest request,
                                             std::shared_ptr<runtime::TokenSink> sink);
   void Abort(const std::shared_ptr<ServedModel>& model, runtime::RequestId id);
-  // The TTFT a request of `prompt_tokens` for `model` would be predicted now
-  // (scheduler/ttft_predictor.h): behind the prefill backlog of every model on
-  // its device. nullopt until its model's step cost is measured.
+  // The TTFT a request of `prompt_tokens` and `priority` for `model` would be
+  // predicted now (scheduler/ttft_predictor.h): behind its model's started
+  // prefill and waiting prompts of at least its priority, and the whole
+  // prefill backlog of every other model on its device. nullopt until its
+  // model's step cost is measured.
   std::optional<runtime::Clock::duration> PredictTtft(const ServedModel& model,
-                                                      int64_t prompt_tokens) const;
+                                                      int64_t prompt_tokens,
+                                                      int32_t priority = 0) const;
 
   // Refuse new requests from now on; in-flight ones continue.
   void StartDraining();

@@ -111,16 +111,21 @@ runtime::EngineStats ServedModel::Stats() const {
   return s;
 }
 
-PrefillQueue ServedModel::Backlog() const {
+PrefillQueue ServedModel::Backlog(std::optional<int32_t> priority) const {
   PrefillQueue q;
   q.step_tokens = engine_config_.step_scheduler.max_tokens_per_step;
   std::lock_guard<std::mutex> lock(mu_);
   if (resident_.engine != nullptr) {
     const runtime::EngineStats stats = resident_.engine->Stats();
-    q.tokens = stats.prefill_tokens_left;
+    q.tokens = priority ? stats.PrefillTokensAhead(*priority) : stats.prefill_tokens_left;
     if (stats.step_cost) last_cost_ = stats.step_cost;
   } else {
-    for (const Queued& r : queued_) q.tokens += static_cast<int64_t>(r.request.prompt_ids.size());
+    // Once loaded, these go to the engine together and are admitted by priority.
+    for (const Queued& r : queued_) {
+      if (!priority || r.request.priority >= *priority) {
+        q.tokens += static_cast<int64_t>(r.request.prompt_ids.size());
+      }
+    }
   }
   q.cost = last_cost_;
   return q;

@@ -82,8 +82,9 @@ class ServedModel {
   ModelStatus status() const;
   // Its prefill backlog, for TTFT prediction: the engine's while resident,
   // else the prompts waiting for the load; the cost is its engine's last
-  // known one, kept across evictions.
-  PrefillQueue Backlog() const;
+  // known one, kept across evictions. With `priority`: only what a new
+  // request of that priority would wait for (EngineStats::PrefillTokensAhead).
+  PrefillQueue Backlog(std::optional<int32_t> priority = std::nullopt) const;
   // How long before it can run a new request: 0 when ready, else its last
   // load's duration (all of it, even mid-load); nullopt if it never loaded.
   std::optional<runtime::Clock::duration> TimeToReady() const;

@@ -3,14 +3,17 @@
 // functions, tested as tables (tests/scheduler/ttft_predictor_test.cc). The
 // Router feeds them each model's backlog (ServedModel::Backlog) at Submit.
 //
-// The model: a request waits for every prompt token queued on its device
-// before its own (the executor serves first tokens earliest deadline first
-// across models, which with equal targets is arrival order; within a model
-// the queue is FIFO), each model's tokens costing what its own steps cost
+// The model: a request waits for the prompt tokens queued on its device
+// before its own, each model's tokens costing what its own steps cost
 // (runtime::StepCost, fitted from them), plus the time its model needs to be
-// ready (a load, when it is not resident). Not modelled: prefix-cache hits
-// (a cached prompt is predicted as if computed: pessimistic), decode tokens
-// of other models interleaved with the prefill, and priorities.
+// ready (a load, when it is not resident). Of other models' tokens it waits
+// for all (the executor serves first tokens earliest deadline first across
+// models, which with equal targets is arrival order); of its own model's,
+// for what the step scheduler serves before it: started prefill and waiting
+// prompts of at least its priority (ServedModel::Backlog(priority)). Not modelled: prefix-cache
+// hits (a cached prompt is predicted as if computed: pessimistic), decode tokens of other models
+// interleaved with the prefill, and a higher-priority request arriving later
+// and going first.
 #pragma once
 
 #include <chrono>

@@ -265,8 +265,18 @@ EngineStats Engine::Stats() const {
   s.num_waiting += static_cast<int32_t>(impl_->inbox.size());
   for (const std::unique_ptr<LiveRequest>& r : impl_->inbox) {
     s.prefill_tokens_left += r->seq.num_prompt_tokens;
+    s.prefill_tokens_waiting[r->seq.priority] += r->seq.num_prompt_tokens;
   }
   return s;
+}
+
+int64_t EngineStats::PrefillTokensAhead(int32_t priority) const {
+  int64_t ahead = prefill_tokens_started;
+  for (auto it = prefill_tokens_waiting.lower_bound(priority); it != prefill_tokens_waiting.end();
+       ++it) {
+    ahead += it->second;
+  }
+  return ahead;
 }
 
 void Engine::Start() {

@@ -263,10 +263,21 @@ absl::StatusOr<bool> Engine::Step(const StepLimits& limits) {
   c.prefix_cache_queries = kv.prefix_queries;
   c.prefix_cache_hits = kv.prefix_hits;
   c.step_cost = StepCostNow();
-  c.prefill_tokens_left = 0;
-  for (const auto& [id, r] : s.live) {
-    if (r->seq.num_generated() == 0) c.prefill_tokens_left += r->seq.num_uncomputed();
+  c.prefill_tokens_started = 0;  // c carries the last snapshot's counters
+  c.prefill_tokens_waiting.clear();
+  for (const Sequence* seq : s.step_scheduler.running()) {
+    if (seq->num_generated() == 0) c.prefill_tokens_started += seq->num_uncomputed();
   }
+  for (const Sequence* seq : s.step_scheduler.waiting()) {
+    if (seq->num_generated() != 0) continue;
+    if (seq->num_preemptions > 0) {
+      c.prefill_tokens_started += seq->num_uncomputed();
+    } else {
+      c.prefill_tokens_waiting[seq->priority] += seq->num_uncomputed();
+    }
+  }
+  c.prefill_tokens_left = c.prefill_tokens_started;
+  for (const auto& [priority, tokens] : c.prefill_tokens_waiting) c.prefill_tokens_left += tokens;
   {
     std::lock_guard<std::mutex> lock(s.mu);
     s.snapshot = c;

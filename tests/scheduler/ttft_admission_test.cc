@@ -158,6 +158,28 @@ TEST_F(TtftAdmissionTest, WithoutAMarginTheTargetOnlyOrdersWork) {
   for (auto& s : sinks) ASSERT_TRUE(s->WaitFinished());
 }
 
+TEST_F(TtftAdmissionTest, ARequestIsPredictedBehindOnlyWhatItsPriorityWaitsFor) {
+  std::shared_ptr<ServedModel> m = AddTiny(Spec("m", /*margin_pct=*/0));
+  ASSERT_NE(m, nullptr);
+  std::shared_ptr<RecordingSink> blocker = Block(m);
+  const auto submit = [&](int32_t priority, uint32_t seed) {
+    runtime::GenerateRequest r = Request(16, 2, seed);
+    r.priority = priority;
+    return router_->Submit(m, std::move(r), std::make_shared<RecordingSink>());
+  };
+  ASSERT_TRUE(submit(-1, 1).ok()) << "alone: one step";
+  EXPECT_EQ(Predict(*m, 16), seconds(1)) << "priority 0 is admitted before the -1 queued";
+  EXPECT_EQ(router_->PredictTtft(*m, 16, -1), seconds(2));
+  ASSERT_TRUE(submit(0, 2).ok()) << "1 s, not the 2 s it would be behind the -1";
+  absl::StatusOr<runtime::RequestId> low = submit(-1, 3);
+  ASSERT_EQ(low.status().code(), absl::StatusCode::kResourceExhausted)
+      << "behind both: 3 s against the 1.5 s target";
+  EXPECT_EQ(RetryPushback(low.status()), milliseconds(1500));
+  ASSERT_TRUE(submit(7, 4).ok()) << "above everything queued";
+  gate_.Open();
+  ASSERT_TRUE(blocker->WaitFinished());
+}
+
 TEST_F(TtftAdmissionTest, OtherModelsBacklogOnTheDeviceCounts) {
   std::shared_ptr<ServedModel> quiet = AddTiny(Spec("quiet", 0));
   std::shared_ptr<ServedModel> busy = AddTiny(Spec("busy", std::nullopt));

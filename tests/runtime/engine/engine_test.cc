@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <random>
@@ -390,6 +391,39 @@ TEST_F(EngineTest, RequestsWhoseFirstTokenCannotMeetTheirDeadlineAreDroppedEarly
     ASSERT_TRUE(sink->finished());
     EXPECT_EQ(sink->info().reason, FinishReason::kLength);
   }
+}
+
+TEST_F(EngineTest, PrefillBacklogBySharesWhatANewRequestOfEachPriorityWaitsFor) {
+  // One sequence at a time, prompts in chunks of 8.
+  std::unique_ptr<Engine> e = MakeEngine(64, /*block_size=*/4, /*max_num_seqs=*/1);
+  const auto submit = [&](int32_t prompt, int32_t priority, uint32_t seed) {
+    GenerateRequest r = Request(prompt, 2, seed);
+    r.priority = priority;
+    ASSERT_TRUE(e->Submit(r, std::make_shared<RecordingSink>()).ok());
+  };
+  submit(32, 0, 1);
+  submit(16, 5, 2);
+  submit(8, -1, 3);
+  EngineStats s = e->Stats();  // all still queued
+  EXPECT_EQ(s.prefill_tokens_left, 56);
+  EXPECT_EQ(s.prefill_tokens_started, 0);
+  EXPECT_EQ(s.prefill_tokens_waiting, (std::map<int32_t, int64_t>{{-1, 8}, {0, 32}, {5, 16}}));
+  EXPECT_EQ(s.PrefillTokensAhead(0), 48) << "behind its own priority and higher";
+  EXPECT_EQ(s.PrefillTokensAhead(5), 16);
+  EXPECT_EQ(s.PrefillTokensAhead(6), 0) << "a higher priority goes first";
+  EXPECT_EQ(s.PrefillTokensAhead(-1), 56);
+
+  ASSERT_TRUE(e->Step().ok());  // the priority-5 request starts: 8 of its 16 computed
+  s = e->Stats();
+  EXPECT_EQ(s.prefill_tokens_started, 8);
+  EXPECT_EQ(s.prefill_tokens_waiting, (std::map<int32_t, int64_t>{{-1, 8}, {0, 32}}));
+  EXPECT_EQ(s.PrefillTokensAhead(100), 8) << "no priority goes before started work";
+  EXPECT_EQ(s.PrefillTokensAhead(0), 40);
+  EXPECT_EQ(s.prefill_tokens_left, 48);
+  RunToIdle(*e);
+  s = e->Stats();
+  EXPECT_EQ(s.prefill_tokens_left, 0);
+  EXPECT_EQ(s.PrefillTokensAhead(-5), 0);
 }
 
 TEST_F(EngineTest, CreateRejectsConfigurationsThatCannotRun) {
