@@ -15,6 +15,7 @@
 #include "runtime/batching/step_scheduler.h"
 #include "scheduler/executor_policy.h"
 #include "scheduler/placement.h"
+#include "scheduler/ttft_predictor.h"
 
 namespace cohost::sim {
 namespace {
@@ -89,7 +90,11 @@ class Cluster {
  public:
   Cluster(const std::vector<SimRequest>& requests, const Assignment& assignment, Policy policy,
           const SimConfig& config)
-      : requests_(requests), policy_(policy), config_(config), ttft_(requests.size(), kInf) {
+      : requests_(requests),
+        policy_(policy),
+        config_(config),
+        ttft_(requests.size(), kInf),
+        refused_at_(requests.size(), false) {
     for (const std::vector<int32_t>& models : assignment) {
       auto d = std::make_unique<SimDevice>();
       const double kv_bytes =
@@ -184,9 +189,40 @@ class Cluster {
       }
     }
     SimEngine& e = *replicas[best].second;
+    if (config_.admit_margin_pct && !Admit(*replicas[best].first, e, r.prompt_tokens)) {
+      ++refused_;
+      refused_at_[index] = true;
+      return nullptr;
+    }
     e.sched->Add(&s->seq);
     e.live.emplace(s->seq.id, std::move(s));
     return replicas[best].first;
+  }
+
+  // The server's admission verdict for a prompt of `prompt_tokens` to `e`:
+  // the same predictor over the same backlogs (each engine's prompt tokens
+  // still to compute for requests without a first token; every request here
+  // has priority 0, so its own engine's whole backlog is ahead of it).
+  bool Admit(const SimDevice& d, const SimEngine& e, int64_t prompt_tokens) const {
+    const auto backlog = [&](const SimEngine& engine) {
+      scheduler::PrefillQueue q;
+      q.cost = config_.cost.step;
+      q.step_tokens = config_.max_tokens_per_step;
+      for (const auto& [id, live] : engine.live) {
+        if (live->seq.num_generated() == 0) q.tokens += live->seq.num_uncomputed();
+      }
+      return q;
+    };
+    std::vector<scheduler::PrefillQueue> others;
+    for (const auto& engine : d.engines) {
+      if (engine.get() != &e) others.push_back(backlog(*engine));
+    }
+    const std::optional<Clock::duration> predicted =
+        scheduler::PredictTtft(backlog(e), others, prompt_tokens);
+    if (!predicted) return true;
+    const auto target = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::duration<double>(config_.ttft_target_s));
+    return scheduler::JudgeTtft(*predicted, target, *config_.admit_margin_pct).admit;
   }
 
   // Picks an engine and plans its step; false when nothing can run.
@@ -289,8 +325,13 @@ class Cluster {
     SimResult r;
     r.devices = static_cast<int32_t>(devices_.size());
     r.requests = static_cast<int64_t>(requests_.size());
-    std::vector<double> sorted = ttft_;
-    for (double t : ttft_) r.met += t <= config_.ttft_target_s ? 1 : 0;
+    // TTFT quantiles are over the requests served (a refusal has none);
+    // attainment counts a refusal as a miss.
+    std::vector<double> sorted;
+    for (size_t i = 0; i < ttft_.size(); ++i) {
+      r.met += ttft_[i] <= config_.ttft_target_s ? 1 : 0;
+      if (!refused_at_[i]) sorted.push_back(ttft_[i]);
+    }
     r.attainment =
         r.requests > 0 ? static_cast<double>(r.met) / static_cast<double>(r.requests) : 1;
     if (!sorted.empty()) {
@@ -312,6 +353,7 @@ class Cluster {
     const double span = requests_.empty() ? 0 : requests_.back().arrival_s;
     r.goodput_rps = span > 0 ? static_cast<double>(r.met) / span : 0;
     r.peak_kv_fraction = peak_kv_;
+    r.refused = refused_;
     r.prefix_hit_fraction = prompt_tokens_ > 0 ? static_cast<double>(cached_tokens_) /
                                                      static_cast<double>(prompt_tokens_)
                                                : 0;
@@ -324,7 +366,9 @@ class Cluster {
   std::vector<std::unique_ptr<SimDevice>> devices_;
   std::map<int32_t, std::vector<std::pair<SimDevice*, SimEngine*>>> replicas_;
   std::vector<double> ttft_;
+  std::vector<bool> refused_at_;  // by request
   double peak_kv_ = 0;
+  int64_t refused_ = 0;
   int64_t prompt_tokens_ = 0;  // of the requests that got a first token
   int64_t cached_tokens_ = 0;  // of those, found in the prefix cache
 };

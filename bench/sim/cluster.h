@@ -21,11 +21,11 @@
 // request's hash_ids become prompt tokens that equal ids share, so a replica
 // computes only what its cache lacks. The router does not look for the
 // replica holding a prefix, and placement's expected loads count whole prompts.
-// What it leaves out: admission refusals (every request is served, late or
-// not), model loads and evictions during the run (placement is fixed for the
-// whole trace), network and tokenization time, and KV pressure under the
-// dynamic policy (each engine may use its device's whole pool; the peak use
-// across them is reported, and is the over-commit check).
+// Admission by predicted TTFT is the server's own too, when asked for
+// (SimConfig::admit_margin_pct). What it leaves out: model loads and
+// evictions during the run (placement is fixed for the whole trace), network and tokenization time,
+// and KV pressure under the dynamic policy (each engine may use its device's whole pool; the peak
+// use across them is reported, and is the over-commit check).
 #pragma once
 
 #include <cstdint>
@@ -49,6 +49,12 @@ struct SimConfig {
   int32_t max_num_seqs = 128;
   double slice_s = 0.05;  // dynamic: a step's length while engines share a device
   bool prefix_caching = true;
+  // Set: a request is refused on arrival when the server's predictor
+  // (scheduler::PredictTtft on its replica's device, JudgeTtft) puts its
+  // first token over the TTFT target by more than this percent, as
+  // `ttft_admit_margin_pct` does in the server. A refusal counts as a miss;
+  // the refused request takes no device time. Unset: every request is served.
+  std::optional<int32_t> admit_margin_pct;
 };
 
 // Which models each device holds (a model on several devices is replicated;
@@ -59,11 +65,12 @@ using Assignment = std::vector<std::vector<int32_t>>;
 struct SimResult {
   int32_t devices = 0;
   int64_t requests = 0;
-  int64_t met = 0;  // first token within the TTFT target
+  int64_t met = 0;      // first token within the TTFT target
+  int64_t refused = 0;  // by admission (SimConfig::admit_margin_pct)
   double attainment = 0;
-  double ttft_p50_s = 0, ttft_p99_s = 0;
-  double busy_fraction = 0;        // device busy time over devices x makespan
-  double goodput_rps = 0;          // requests that met the target, per second of trace
+  double ttft_p50_s = 0, ttft_p99_s = 0;  // of the requests not refused
+  double busy_fraction = 0;               // device busy time over devices x makespan
+  double goodput_rps = 0;                 // requests that met the target, per second of trace
   double peak_kv_fraction = 0;     // the most KV any device's engines held at once, over its pool
   double prefix_hit_fraction = 0;  // prompt tokens found in the prefix cache, over all
 };

@@ -49,6 +49,9 @@ std::vector<FlagSpec> SimFlags() {
       {"attainment", "F", "the fraction of requests that must meet it (default 0.99)"},
       {"max-devices", "N", "the most devices tried (default 64)"},
       {"devices", "N", "run each policy on N devices instead of searching for the fewest"},
+      {"admit-margin-pct", "P",
+       "refuse a request whose predicted TTFT is over the target by more than P percent, as "
+       "the server's ttft_admit_margin_pct (default: serve every request)"},
       {"prefix-cache", "on|off",
        "engines cache prompt prefixes, as the server does (default on; only Mooncake traces "
        "share prefixes)"},
@@ -156,6 +159,13 @@ int main(int argc, char** argv) {
     return 2;
   }
   config.prefix_caching = prefix_cache == "on";
+  if (flags.Has("admit-margin-pct")) {
+    config.admit_margin_pct = static_cast<int32_t>(flags.Number("admit-margin-pct", 0));
+  }
+  const std::string admission =
+      config.admit_margin_pct
+          ? absl::StrCat("refuses past the target + ", *config.admit_margin_pct, "%")
+          : std::string("admits every request");
   const double attainment = flags.Number("attainment", 0.99);
   const auto max_devices = static_cast<int32_t>(flags.Number("max-devices", 64));
 
@@ -163,12 +173,13 @@ int main(int argc, char** argv) {
               workload.c_str(), requests.size(), requests.empty() ? 0 : requests.back().arrival_s,
               models, alpha, static_cast<unsigned long long>(seed));
   std::printf("cost %s: %s\n", config.cost.name.c_str(), config.cost.source.c_str());
-  std::printf("target: TTFT <= %.0f ms for %.1f%% of requests; prefix cache %s\n\n",
-              config.ttft_target_s * 1e3, attainment * 100, prefix_cache.c_str());
+  std::printf("target: TTFT <= %.0f ms for %.1f%% of requests; prefix cache %s; admission %s\n\n",
+              config.ttft_target_s * 1e3, attainment * 100, prefix_cache.c_str(),
+              admission.c_str());
   std::printf(
       "| policy | devices | attainment | TTFT p50 | TTFT p99 | busy | goodput (req/s) | peak KV "
-      "| prefix hits |\n");
-  std::printf("|---|---|---|---|---|---|---|---|---|\n");
+      "| prefix hits | refused |\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|---|\n");
   std::ofstream csv;
   if (std::string path = flags.Get("csv", ""); !path.empty()) csv.open(path, std::ios::app);
   std::map<Policy, int32_t> needed;
@@ -186,14 +197,21 @@ int main(int argc, char** argv) {
       r = cohost::sim::MinDevices(p, requests, models, config, attainment, max_devices);
     }
     if (!r) {
-      std::printf("| %s | > %d | | | | | | | |\n", std::string(PolicyName(p)).c_str(), max_devices);
+      if (fixed_devices > 0) {
+        std::printf("| %s | cannot place on %d | | | | | | | | |\n",
+                    std::string(PolicyName(p)).c_str(), fixed_devices);
+      } else {
+        std::printf("| %s | > %d | | | | | | | | |\n", std::string(PolicyName(p)).c_str(),
+                    max_devices);
+      }
       continue;
     }
     needed[p] = r->devices;
-    std::printf("| %s | %d | %.2f%% | %.0f ms | %.0f ms | %.0f%% | %.2f | %.0f%% | %.1f%% |\n",
-                std::string(PolicyName(p)).c_str(), r->devices, r->attainment * 100,
-                r->ttft_p50_s * 1e3, r->ttft_p99_s * 1e3, r->busy_fraction * 100, r->goodput_rps,
-                r->peak_kv_fraction * 100, r->prefix_hit_fraction * 100);
+    std::printf(
+        "| %s | %d | %.2f%% | %.0f ms | %.0f ms | %.0f%% | %.2f | %.0f%% | %.1f%% | %lld |\n",
+        std::string(PolicyName(p)).c_str(), r->devices, r->attainment * 100, r->ttft_p50_s * 1e3,
+        r->ttft_p99_s * 1e3, r->busy_fraction * 100, r->goodput_rps, r->peak_kv_fraction * 100,
+        r->prefix_hit_fraction * 100, static_cast<long long>(r->refused));
     if (csv.is_open()) {
       // plot.py groups rows by the first column: a run without the cache is its own group.
       csv << workload << (config.prefix_caching ? "" : "-nocache") << "," << models << "," << alpha

@@ -125,6 +125,30 @@ TEST(SimTest, TheRouterSendsAPromptToTheReplicaHoldingItsPrefix) {
   EXPECT_NEAR(r.prefix_hit_fraction, 512.0 / 2148.0, 1e-12);
 }
 
+TEST(SimTest, AdmissionRefusesWhatWouldMissAndSoTheRestMeetIt) {
+  // 10 ms a token, steps as large as they come, a 250 ms target. Ten 10-token
+  // prompts at once: the first starts alone (100 ms, met) and the other nine
+  // share the next step (900 ms: all miss). With the server's admission
+  // (margin 0) the second is predicted at 200 ms and admitted, the third at
+  // 300 ms is refused, and so is every later one while those two are queued.
+  // A request arriving once they are done is always admitted and met.
+  SimConfig c = FlatConfig();
+  c.cost.step = runtime::StepCost{0, 0.01};
+  std::vector<SimRequest> requests(10, SimRequest{0, 0, 10, 1});
+  requests.push_back({5, 0, 10, 1});
+  const SimResult all = Simulate(requests, {{0}}, Policy::kDynamic, c);
+  EXPECT_EQ(all.met, 2) << "the first and the late one";
+  EXPECT_EQ(all.refused, 0);
+  c.admit_margin_pct = 0;
+  const SimResult admitted = Simulate(requests, {{0}}, Policy::kDynamic, c);
+  EXPECT_EQ(admitted.refused, 8);
+  EXPECT_EQ(admitted.met, 3) << "the first, the second (at 200 ms) and the late one";
+  c.admit_margin_pct = 50;  // up to 375 ms: the third is admitted too
+  const SimResult loose = Simulate(requests, {{0}}, Policy::kDynamic, c);
+  EXPECT_EQ(loose.refused, 7);
+  EXPECT_EQ(loose.met, 2) << "the second and third share a 200 ms step: both at 300 ms, late";
+}
+
 TEST(SimTest, ALaterTurnOfAConversationStaysWithItsModel) {
   // Block 0 is every request's (a system prompt); [0, 1, ...] is one
   // conversation, [0, 2, ...] another.
