@@ -581,8 +581,9 @@ absl::StatusOr<runtime::RequestId> Router::Submit(const std::shared_ptr<ServedMo
   if (sink == nullptr) return absl::InvalidArgumentError("no output sink");
   const runtime::Clock::time_point now = runtime::Clock::now();
   const auto prompt_tokens = static_cast<int64_t>(request.prompt_ids.size());
+  // What its model's prefix cache already holds is not computed again.
   const std::optional<runtime::Clock::duration> predicted =
-      PredictTtft(*model, prompt_tokens, request.priority);
+      PredictTtft(*model, prompt_tokens - model->CachedPromptTokens(request), request.priority);
   if (predicted) RETURN_IF_ERROR(JudgeAdmission(*model, request, *predicted, now));
   ASSIGN_OR_RETURN(std::unique_ptr<TenantBook::Ticket> tenant,
                    tenants_.Admit(request.tenant, prompt_tokens, now));

@@ -136,8 +136,9 @@ class Router {
                                             runtime::GenerateRequest request,
                                             std::shared_ptr<runtime::TokenSink> sink);
   void Abort(const std::shared_ptr<ServedModel>& model, runtime::RequestId id);
-  // The TTFT a request of `prompt_tokens` and `priority` for `model` would be
-  // predicted now (scheduler/ttft_predictor.h): behind its model's started
+  // The TTFT a request with `prompt_tokens` to compute (Submit passes its
+  // prompt less what the model's prefix cache holds) and `priority` for
+  // `model` would be predicted now (scheduler/ttft_predictor.h): behind its model's started
   // prefill and waiting prompts of at least its priority, and the whole
   // prefill backlog of every other model on its device. nullopt until its
   // model's step cost is measured.

@@ -131,6 +131,11 @@ PrefillQueue ServedModel::Backlog(std::optional<int32_t> priority) const {
   return q;
 }
 
+int32_t ServedModel::CachedPromptTokens(const runtime::GenerateRequest& request) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return resident_.engine != nullptr ? resident_.engine->CachedPromptTokens(request) : 0;
+}
+
 std::optional<runtime::Clock::duration> ServedModel::TimeToReady() const {
   std::lock_guard<std::mutex> lock(mu_);
   if (state_ == ModelState::kReady) return runtime::Clock::duration::zero();

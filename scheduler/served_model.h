@@ -85,6 +85,9 @@ class ServedModel {
   // known one, kept across evictions. With `priority`: only what a new
   // request of that priority would wait for (EngineStats::PrefillTokensAhead).
   PrefillQueue Backlog(std::optional<int32_t> priority = std::nullopt) const;
+  // The prompt tokens of `request` its engine's prefix cache holds now
+  // (Engine::CachedPromptTokens); 0 while not resident.
+  int32_t CachedPromptTokens(const runtime::GenerateRequest& request) const;
   // How long before it can run a new request: 0 when ready, else its last
   // load's duration (all of it, even mid-load); nullopt if it never loaded.
   std::optional<runtime::Clock::duration> TimeToReady() const;

@@ -10,10 +10,12 @@
 // for all (the executor serves first tokens earliest deadline first across
 // models, which with equal targets is arrival order); of its own model's,
 // for what the step scheduler serves before it: started prefill and waiting
-// prompts of at least its priority (ServedModel::Backlog(priority)). Not modelled: prefix-cache
-// hits (a cached prompt is predicted as if computed: pessimistic), decode tokens of other models
-// interleaved with the prefill, and a higher-priority request arriving later
-// and going first.
+// prompts of at least its priority (ServedModel::Backlog(priority)). Its
+// own prompt counts less what its model's prefix cache holds at Submit
+// (ServedModel::CachedPromptTokens). Not modelled: the cache hits of the
+// prompts queued ahead (counted as computed: pessimistic), decode tokens of
+// other models interleaved with the prefill, and a higher-priority request
+// arriving later and going first.
 #pragma once
 
 #include <chrono>

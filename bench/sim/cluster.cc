@@ -166,9 +166,11 @@ class Cluster {
     // what its device has queued (the admission predictor's backlog) plus the
     // part of its own prompt that replica's prefix cache lacks, as a
     // cache-aware router in front of replicas does; then the fewest live.
+    const auto cached = [&](SimEngine& e) {
+      return kBlockSize * static_cast<int64_t>(e.kv->FindCachedPrefix(s->seq).size());
+    };
     const auto ahead = [&](const SimDevice& d, SimEngine& e) {
-      int64_t tokens = r.prompt_tokens -
-                       kBlockSize * static_cast<int64_t>(e.kv->FindCachedPrefix(s->seq).size());
+      int64_t tokens = r.prompt_tokens - cached(e);
       for (const auto& engine : d.engines) {
         for (const auto& [id, live] : engine->live) {
           if (live->seq.num_generated() == 0) tokens += live->seq.num_uncomputed();
@@ -189,7 +191,8 @@ class Cluster {
       }
     }
     SimEngine& e = *replicas[best].second;
-    if (config_.admit_margin_pct && !Admit(*replicas[best].first, e, r.prompt_tokens)) {
+    // As Router::Submit: the prompt less what the replica's cache holds.
+    if (config_.admit_margin_pct && !Admit(*replicas[best].first, e, r.prompt_tokens - cached(e))) {
       ++refused_;
       refused_at_[index] = true;
       return nullptr;
@@ -199,7 +202,7 @@ class Cluster {
     return replicas[best].first;
   }
 
-  // The server's admission verdict for a prompt of `prompt_tokens` to `e`:
+  // The server's admission verdict for `prompt_tokens` to compute on `e`:
   // the same predictor over the same backlogs (each engine's prompt tokens
   // still to compute for requests without a first token; every request here
   // has priority 0, so its own engine's whole backlog is ahead of it).

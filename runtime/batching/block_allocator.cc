@@ -124,6 +124,7 @@ void BlockAllocator::Uncache(BlockId b) {
   COHOST_KV_CHECK(it != cached_.end() && it->second == b,
                   "block %d holds hash %x that the map does not point back to", b, *hash_[b]);
   cached_.erase(it);
+  if (index_ != nullptr) index_->Erase(*hash_[b]);
   hash_[b].reset();
 }
 
@@ -202,7 +203,15 @@ void BlockAllocator::Cache(BlockId block, BlockHash hash) {
   // try_emplace keeps an existing entry: that other block stays the shared
   // copy, and this duplicate is simply not shared.
   auto [it, inserted] = cached_.try_emplace(hash, block);
-  if (inserted) hash_[block] = hash;
+  if (!inserted) return;
+  hash_[block] = hash;
+  if (index_ != nullptr) index_->Insert(hash);
+}
+
+void BlockAllocator::MirrorInto(PrefixIndex* index) {
+  index_ = index;
+  if (index_ == nullptr) return;
+  for (const auto& [hash, block] : cached_) index_->Insert(hash);
 }
 
 void BlockAllocator::Release(absl::Span<const BlockId> blocks) {
@@ -337,6 +346,17 @@ absl::Status BlockAllocator::Validate() const {
   }
   if (!prefix_caching_ && !cached_.empty()) {
     return absl::InternalError("prefix caching is off but blocks are cached");
+  }
+  if (index_ != nullptr) {
+    if (index_->size() != cached_.size()) {
+      return absl::InternalError(absl::StrFormat("the index mirrors %d hashes, the cache holds %d",
+                                                 index_->size(), cached_.size()));
+    }
+    for (const auto& [h, b] : cached_) {
+      if (!index_->Contains(h)) {
+        return absl::InternalError(absl::StrFormat("cached hash %x missing from the index", h));
+      }
+    }
   }
   return absl::OkStatus();
 }

@@ -2,7 +2,8 @@
 // list kept in eviction order (LRU), a reserved null block, and the prefix
 // cache (full blocks identified by a hash chained over their parent's hash, their
 // token ids and a per-tenant salt). Host-side metadata only; the bytes live in
-// runtime::KvCache. Owned by one thread (the engine's); not thread-safe.
+// runtime::KvCache. Owned by one thread (the engine's); not thread-safe, but
+// it can keep a thread-safe PrefixIndex of its cached hashes (MirrorInto).
 //
 // The pool can grow and shrink in groups of blocks (the unit runtime::KvCache
 // backs with memory). Groups [0, num_groups_backed) are backed; of those the
@@ -20,11 +21,11 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/types/span.h"
+#include "runtime/batching/prefix_index.h"
 
 namespace cohost::runtime {
 
 using BlockId = int32_t;
-using BlockHash = uint64_t;
 
 inline constexpr BlockId kNullBlock = 0;  // never handed out; pads block tables
 
@@ -68,6 +69,10 @@ class BlockAllocator {
   // lookups find it. If another block already holds that hash, nothing changes.
   void Cache(BlockId block, BlockHash hash);
 
+  // From now on `index` (outliving this allocator, or until reset to null)
+  // mirrors the cached hashes: what is cached now is inserted at once.
+  void MirrorInto(PrefixIndex* index);
+
   // Drops one reference per block. Blocks reaching refcount 0 join the free
   // list's tail in the order given: pass a sequence's blocks last-first so its
   // tail is evicted before its (more shareable) head.
@@ -104,7 +109,8 @@ class BlockAllocator {
   // Free blocks, next to be handed out first. O(num_free); for tests and debugging.
   std::vector<BlockId> FreeBlocksInEvictionOrder() const;
   // Walks every structure and reports the first inconsistency (free list links
-  // and counts, refcounts, hash map <-> per-block hash). O(num_blocks); for tests.
+  // and counts, refcounts, hash map <-> per-block hash, the mirrored index).
+  // O(num_blocks); for tests.
   absl::Status Validate() const;
 
  private:
@@ -135,6 +141,7 @@ class BlockAllocator {
   int32_t head_ = kNil, tail_ = kNil;
   int32_t num_free_ = 0, num_cached_free_ = 0;
   absl::flat_hash_map<BlockHash, BlockId> cached_;
+  PrefixIndex* index_ = nullptr;  // mirrors cached_'s keys, when set
   BlockAllocatorStats stats_;
 };
 

@@ -185,6 +185,9 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(Model* model, const Token
     Engine* e = engine.get();
     engine->impl_->kv_manager.SetGrowth([e] { return e->GrowKv(); });
   }
+  if (config.enable_prefix_caching) {
+    engine->impl_->kv_manager.mutable_allocator().MirrorInto(&engine->impl_->prefix_index);
+  }
   engine->limits_ = RequestLimitsFor(mc, model->backend()->kv_dtype(), config);
   engine->impl_->counters.kv_blocks_total = engine->impl_->kv_manager.num_usable_blocks();
   engine->impl_->counters.kv_blocks_free = engine->impl_->kv_manager.num_free_blocks();
@@ -268,6 +271,12 @@ EngineStats Engine::Stats() const {
     s.prefill_tokens_waiting[r->seq.priority] += r->seq.num_prompt_tokens;
   }
   return s;
+}
+
+int32_t Engine::CachedPromptTokens(const GenerateRequest& request) const {
+  if (!config_.enable_prefix_caching) return 0;
+  return impl_->prefix_index.CachedPrefixTokens(request.prompt_ids, config_.block_size,
+                                                TenantSalt(request.tenant));
 }
 
 int64_t EngineStats::PrefillTokensAhead(int32_t priority) const {

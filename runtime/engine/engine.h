@@ -149,6 +149,12 @@ class Engine {
   // Thread-safe snapshot, updated at step boundaries.
   EngineStats Stats() const;
 
+  // Thread-safe: the prompt tokens of `request` its prefix cache holds now
+  // (whole blocks, the tenant's salt, never the last token), from a
+  // PrefixIndex the allocator keeps in step; 0 with prefix caching off. A
+  // snapshot: the blocks may be evicted before the request is admitted.
+  int32_t CachedPromptTokens(const GenerateRequest& request) const;
+
   // The run loop on an engine-owned thread: steps while there is work, sleeps
   // otherwise. Stop() finishes the current step and joins.
   void Start();

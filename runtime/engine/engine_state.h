@@ -6,12 +6,14 @@
 #include <memory>
 #include <mutex>
 #include <random>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/hash/hash.h"
 #include "runtime/batching/kv_cache_manager.h"
+#include "runtime/batching/prefix_index.h"
 #include "runtime/batching/step_cost.h"
 #include "runtime/batching/step_scheduler.h"
 #include "runtime/engine/engine.h"
@@ -23,6 +25,12 @@
 #include "runtime/tokenizer/tokenizer.h"
 
 namespace cohost::runtime {
+
+// A tenant's prefix-cache salt (and fair-share key): tenants never share
+// cached blocks; the empty tenant is 0.
+inline uint64_t TenantSalt(const std::string& tenant) {
+  return tenant.empty() ? 0 : absl::Hash<std::string>{}(tenant) | 1;
+}
 
 // One live request: scheduler state plus everything needed to turn its logits
 // into streamed text.
@@ -40,7 +48,7 @@ struct LiveRequest {
     seq.num_prompt_tokens = static_cast<int32_t>(request.prompt_ids.size());
     seq.max_tokens = request.sampling.max_tokens;
     seq.priority = request.priority;
-    seq.cache_salt = request.tenant.empty() ? 0 : absl::Hash<std::string>{}(request.tenant) | 1;
+    seq.cache_salt = TenantSalt(request.tenant);
     seq.tenant_key = seq.cache_salt;
     seq.tenant_weight = request.tenant_weight;
   }
@@ -83,6 +91,7 @@ struct Engine::Impl {
   std::unique_ptr<KvCache> kv_cache;
   KvCacheManager kv_manager;
   StepScheduler step_scheduler;
+  PrefixIndex prefix_index;  // thread-safe: the allocator's cached hashes
   absl::flat_hash_map<RequestId, std::unique_ptr<LiveRequest>> live;
   Batch batch;
   std::vector<float> logits;

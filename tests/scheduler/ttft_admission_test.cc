@@ -180,6 +180,31 @@ TEST_F(TtftAdmissionTest, ARequestIsPredictedBehindOnlyWhatItsPriorityWaitsFor) 
   ASSERT_TRUE(blocker->WaitFinished());
 }
 
+TEST_F(TtftAdmissionTest, ACachedPromptIsPredictedAsWhatIsLeftToCompute) {
+  std::shared_ptr<ServedModel> m = AddTiny(Spec("m", /*margin_pct=*/0));
+  ASSERT_NE(m, nullptr);
+  // 32 tokens are two 16-token steps: 2 s, over the 1.5 s target.
+  EXPECT_EQ(router_->Submit(m, Request(32, 2, /*seed=*/5), std::make_shared<RecordingSink>())
+                .status()
+                .code(),
+            absl::StatusCode::kResourceExhausted);
+  runtime::GenerateRequest warm = Request(16, 2, /*seed=*/5);  // the same first 16 tokens
+  auto warmed = std::make_shared<RecordingSink>();
+  ASSERT_TRUE(router_->Submit(m, warm, warmed).ok());
+  ASSERT_TRUE(warmed->WaitFinished());
+  runtime::GenerateRequest twice = Request(32, 2, /*seed=*/5);
+  ASSERT_EQ(std::vector<int32_t>(twice.prompt_ids.begin(), twice.prompt_ids.begin() + 16),
+            warm.prompt_ids);
+  EXPECT_EQ(m->CachedPromptTokens(twice), 16) << "four whole blocks of 4";
+  runtime::GenerateRequest other_tenant = twice;
+  other_tenant.tenant = "b";
+  EXPECT_EQ(m->CachedPromptTokens(other_tenant), 0) << "tenants never share cached blocks";
+  auto sink = std::make_shared<RecordingSink>();
+  ASSERT_TRUE(router_->Submit(m, twice, sink).ok()) << "16 tokens left: one step, 1 s";
+  ASSERT_TRUE(sink->WaitFinished());
+  EXPECT_EQ(sink->info().cached_prompt_tokens, 16);
+}
+
 TEST_F(TtftAdmissionTest, OtherModelsBacklogOnTheDeviceCounts) {
   std::shared_ptr<ServedModel> quiet = AddTiny(Spec("quiet", 0));
   std::shared_ptr<ServedModel> busy = AddTiny(Spec("busy", std::nullopt));

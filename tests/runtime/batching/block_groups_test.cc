@@ -138,6 +138,8 @@ TEST(BlockGroupsTest, RandomizedOperationsKeepInvariants) {
     const int32_t num_blocks = group_blocks * (2 + static_cast<int32_t>(rng() % 5)) -
                                static_cast<int32_t>(rng() % group_blocks);
     BlockAllocator a(num_blocks, 2, true, group_blocks, static_cast<int32_t>(rng() % 2));
+    PrefixIndex index;  // Validate checks that it mirrors the cache throughout
+    a.MirrorInto(&index);
     std::vector<std::vector<BlockId>> held;
     for (int op = 0; op < 300; ++op) {
       switch (rng() % 7) {

@@ -8,10 +8,12 @@
 #include <memory>
 #include <numeric>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "runtime/batching/prefix_index.h"
 
 namespace cohost::runtime {
 namespace {
@@ -45,6 +47,39 @@ void Prefill(KvCacheManager& kv, Sequence& s) {
   ASSERT_TRUE(kv.Allocate(s, s.num_tokens() - static_cast<int32_t>(cached.size()) * kBs, cached));
   s.num_computed_tokens = s.num_tokens();
   kv.CacheFullBlocks(s);
+}
+
+// The thread-safe PrefixIndex answers what FindCachedPrefix would find, for
+// the same tokens, salt and the same never-the-last-token rule.
+TEST(KvCacheManagerTest, AMirroredIndexAgreesWithFindCachedPrefix) {
+  KvCacheManager kv(/*num_blocks=*/32, kBs, true);
+  PrefixIndex index;
+  kv.mutable_allocator().MirrorInto(&index);
+  Sequence first = MakeSeq(1, Range(13));
+  Prefill(kv, first);  // caches blocks [100..103], [104..107], [108..111]
+  kv.Free(first);
+  std::vector<int32_t> diverging = Range(13);
+  diverging[6] = 7;
+  const std::vector<std::pair<std::vector<int32_t>, uint64_t>> probes = {
+      {Range(13), 0}, {Range(12), 0}, {Range(9), 0},  {Range(3), 0},
+      {Range(20), 0}, {diverging, 0}, {Range(13), 5}, {Range(13, 101), 0}};
+  RequestId id = 2;
+  for (const auto& [tokens, salt] : probes) {
+    Sequence s = MakeSeq(id++, tokens, salt);
+    const auto found = static_cast<int32_t>(kv.FindCachedPrefix(s).size()) * kBs;
+    EXPECT_EQ(index.CachedPrefixTokens(tokens, kBs, salt), found)
+        << tokens.size() << " tokens, salt " << salt;
+  }
+  EXPECT_EQ(index.CachedPrefixTokens(Range(13), kBs, 0), 12);
+  EXPECT_EQ(index.CachedPrefixTokens(Range(12), kBs, 0), 8) << "never the last token";
+  EXPECT_EQ(index.CachedPrefixTokens(Range(13), kBs, 5), 0) << "another tenant's salt";
+  EXPECT_EQ(index.CachedPrefixTokens({}, kBs, 0), 0);
+
+  // Evicted blocks leave the index: fill the pool with other content.
+  Sequence other = MakeSeq(20, Range(31 * kBs, 5000));
+  Prefill(kv, other);
+  EXPECT_EQ(index.CachedPrefixTokens(Range(13), kBs, 0), 0);
+  EXPECT_TRUE(kv.allocator().Validate().ok()) << kv.allocator().Validate();
 }
 
 TEST(KvCacheManagerTest, AllocatesBlocksForNewTokens) {

@@ -1,0 +1,44 @@
+#include "runtime/batching/prefix_index.h"
+
+#include "runtime/batching/block_allocator.h"
+
+namespace cohost::runtime {
+
+void PrefixIndex::Insert(BlockHash hash) {
+  absl::MutexLock lock(&mu_);
+  hashes_.insert(hash);
+}
+
+void PrefixIndex::Erase(BlockHash hash) {
+  absl::MutexLock lock(&mu_);
+  hashes_.erase(hash);
+}
+
+bool PrefixIndex::Contains(BlockHash hash) const {
+  absl::MutexLock lock(&mu_);
+  return hashes_.contains(hash);
+}
+
+size_t PrefixIndex::size() const {
+  absl::MutexLock lock(&mu_);
+  return hashes_.size();
+}
+
+int32_t PrefixIndex::CachedPrefixTokens(absl::Span<const int32_t> tokens, int32_t block_size,
+                                        uint64_t salt) const {
+  if (tokens.empty() || block_size <= 0) return 0;
+  const auto max_blocks = static_cast<int32_t>((tokens.size() - 1) / block_size);
+  // Hashing needs no lock; each block's hash is looked up as soon as it is
+  // known, and the walk stops at the first miss.
+  BlockHash parent = 0;
+  int32_t found = 0;
+  for (; found < max_blocks; ++found) {
+    parent = BlockAllocator::HashBlock(
+        parent, tokens.subspan(static_cast<size_t>(found) * block_size, block_size), salt);
+    absl::MutexLock lock(&mu_);
+    if (!hashes_.contains(parent)) break;
+  }
+  return found * block_size;
+}
+
+}  // namespace cohost::runtime
