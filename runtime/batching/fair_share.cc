@@ -6,7 +6,7 @@
 namespace cohost::runtime {
 
 void FairShare::Join(uint64_t tenant) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   auto it = entries_.find(tenant);
   if (it != entries_.end()) {
     ++it->second.live;
@@ -18,14 +18,14 @@ void FairShare::Join(uint64_t tenant) {
 }
 
 void FairShare::Leave(uint64_t tenant) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   auto it = entries_.find(tenant);
   if (it == entries_.end()) return;
   if (--it->second.live <= 0) entries_.erase(it);
 }
 
 void FairShare::Charge(uint64_t tenant, int64_t tokens, double weight) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   auto it = entries_.find(tenant);
   if (it == entries_.end() || tokens <= 0) return;
   const double w = weight > 0 ? weight : 1.0;
@@ -33,13 +33,13 @@ void FairShare::Charge(uint64_t tenant, int64_t tokens, double weight) {
 }
 
 double FairShare::Counter(uint64_t tenant) const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   auto it = entries_.find(tenant);
   return it == entries_.end() ? 0.0 : it->second.counter;
 }
 
 int32_t FairShare::num_active() const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   return static_cast<int32_t>(entries_.size());
 }
 

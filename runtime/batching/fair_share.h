@@ -12,10 +12,9 @@
 #pragma once
 
 #include <cstdint>
+#include <mutex>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
-#include "absl/synchronization/mutex.h"
 
 namespace cohost::runtime {
 
@@ -37,8 +36,10 @@ class FairShare {
     double counter = 0;
     int32_t live = 0;
   };
-  mutable absl::Mutex mu_;
-  absl::flat_hash_map<uint64_t, Entry> entries_ ABSL_GUARDED_BY(mu_);
+  // std::mutex, not absl::Mutex: Debian's Abseil is not built for
+  // ThreadSanitizer, which then cannot see an absl::Mutex's locking.
+  mutable std::mutex mu_;
+  absl::flat_hash_map<uint64_t, Entry> entries_;  // guarded by mu_
 };
 
 }  // namespace cohost::runtime

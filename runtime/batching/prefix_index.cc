@@ -5,22 +5,22 @@
 namespace cohost::runtime {
 
 void PrefixIndex::Insert(BlockHash hash) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   hashes_.insert(hash);
 }
 
 void PrefixIndex::Erase(BlockHash hash) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   hashes_.erase(hash);
 }
 
 bool PrefixIndex::Contains(BlockHash hash) const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   return hashes_.contains(hash);
 }
 
 size_t PrefixIndex::size() const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   return hashes_.size();
 }
 
@@ -35,7 +35,7 @@ int32_t PrefixIndex::CachedPrefixTokens(absl::Span<const int32_t> tokens, int32_
   for (; found < max_blocks; ++found) {
     parent = BlockAllocator::HashBlock(
         parent, tokens.subspan(static_cast<size_t>(found) * block_size, block_size), salt);
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     if (!hashes_.contains(parent)) break;
   }
   return found * block_size;

@@ -7,10 +7,9 @@
 #pragma once
 
 #include <cstdint>
+#include <mutex>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_set.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
 
 namespace cohost::runtime {
@@ -31,8 +30,10 @@ class PrefixIndex {
                              uint64_t salt) const;
 
  private:
-  mutable absl::Mutex mu_;
-  absl::flat_hash_set<BlockHash> hashes_ ABSL_GUARDED_BY(mu_);
+  // std::mutex, not absl::Mutex: Debian's Abseil is not built for
+  // ThreadSanitizer, which then cannot see an absl::Mutex's locking.
+  mutable std::mutex mu_;
+  absl::flat_hash_set<BlockHash> hashes_;  // guarded by mu_
 };
 
 }  // namespace cohost::runtime

@@ -89,9 +89,11 @@ struct Engine::Impl {
   void EmitToken(LiveRequest& r, const Tokenizer& tokenizer, Clock::time_point now);
 
   std::unique_ptr<KvCache> kv_cache;
+  // Thread-safe: the allocator's cached hashes. Declared first, so that it
+  // outlives the allocator that writes to it.
+  PrefixIndex prefix_index;
   KvCacheManager kv_manager;
   StepScheduler step_scheduler;
-  PrefixIndex prefix_index;  // thread-safe: the allocator's cached hashes
   absl::flat_hash_map<RequestId, std::unique_ptr<LiveRequest>> live;
   Batch batch;
   std::vector<float> logits;
