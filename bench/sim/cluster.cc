@@ -8,11 +8,13 @@
 #include <memory>
 #include <queue>
 #include <string>
+#include <tuple>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "runtime/batching/kv_cache_manager.h"
 #include "runtime/batching/step_scheduler.h"
+#include "scheduler/eviction.h"
 #include "scheduler/executor_policy.h"
 #include "scheduler/placement.h"
 #include "scheduler/ttft_predictor.h"
@@ -67,15 +69,27 @@ struct SimSeq {
 
 struct SimEngine {
   int32_t model = 0;
+  int64_t kv_blocks = 0;  // its KvCacheManager's (made again after an eviction)
   std::unique_ptr<runtime::KvCacheManager> kv;
   std::unique_ptr<runtime::StepScheduler> sched;
   std::map<runtime::RequestId, std::unique_ptr<SimSeq>> live;
   std::optional<double> last_step_end;
   int64_t last_stepped = 0;
+  // Lazy policy: whether its weights are on the device (loading counts: the
+  // memory is taken), whether the load is still running, whether a request
+  // waits for a load that found no memory yet, and its last use.
+  bool resident = true;
+  bool loading = false;
+  bool wants_load = false;
+  double ready_at = 0;
+  double last_used = 0;
+  bool ready() const { return resident && !loading; }
 };
 
 struct SimDevice {
   std::vector<std::unique_ptr<SimEngine>> engines;
+  double weights_budget = kInf;  // lazy: what resident weights may take
+  double resident_bytes = 0;
   int64_t pool_blocks = 0;
   bool busy = false;
   double busy_until = 0;
@@ -95,10 +109,17 @@ class Cluster {
         config_(config),
         ttft_(requests.size(), kInf),
         refused_at_(requests.size(), false) {
+    const double w = config.cost.weights_bytes;
     for (const std::vector<int32_t>& models : assignment) {
       auto d = std::make_unique<SimDevice>();
-      const double kv_bytes =
-          config.cost.device_bytes - config.cost.weights_bytes * static_cast<double>(models.size());
+      double weights = w * static_cast<double>(models.size());
+      if (policy == Policy::kLazy) {
+        // Resident weights as the dynamic placement allows them; the KV pool
+        // is the rest, whichever models are resident.
+        d->weights_budget = config.cost.device_bytes / (1 + kKvShare);
+        weights = std::min(weights, d->weights_budget);
+      }
+      const double kv_bytes = config.cost.device_bytes - weights;
       d->pool_blocks = std::max<int64_t>(
           2, static_cast<int64_t>(kv_bytes / (config.cost.kv_bytes_per_token * kBlockSize)));
       for (int32_t m : models) {
@@ -107,14 +128,11 @@ class Cluster {
         // Static: an equal fixed share each; otherwise each may use the pool.
         int64_t blocks = d->pool_blocks;
         if (policy == Policy::kStatic) blocks /= std::max<int64_t>(1, models.size());
-        blocks = std::clamp<int64_t>(blocks, 2, int64_t{1} << 20);
-        e->kv = std::make_unique<runtime::KvCacheManager>(static_cast<int32_t>(blocks) + 1,
-                                                          kBlockSize, config.prefix_caching);
-        runtime::StepSchedulerConfig sc;
-        sc.max_num_seqs = config.max_num_seqs;
-        sc.max_tokens_per_step = config.max_tokens_per_step;
-        sc.max_prefill_chunk = config.max_tokens_per_step;
-        e->sched = std::make_unique<runtime::StepScheduler>(sc, e->kv.get());
+        e->kv_blocks = std::clamp<int64_t>(blocks, 2, int64_t{1} << 20);
+        ResetEngine(*e);
+        // Lazy: the models listed first are resident at the start, while they fit.
+        e->resident = d->resident_bytes + w <= d->weights_budget;
+        if (e->resident) d->resident_bytes += w;
         replicas_[m].push_back({d.get(), e.get()});
         d->engines.push_back(std::move(e));
       }
@@ -124,32 +142,107 @@ class Cluster {
 
   SimResult Run() {
     size_t next = 0;
-    using Done = std::pair<double, SimDevice*>;
-    std::priority_queue<Done, std::vector<Done>, std::greater<>> done;
     double now = 0;
     for (;;) {
       const double t_arrival = next < requests_.size() ? requests_[next].arrival_s : kInf;
-      const double t_done = done.empty() ? kInf : done.top().first;
-      if (t_arrival == kInf && t_done == kInf) break;
+      const double t_event = events_.empty() ? kInf : events_.top().at;
+      if (t_arrival == kInf && t_event == kInf) break;
       // A step ending when a request arrives frees its engine first (within
       // rounding: times are sums of step lengths).
-      if (t_arrival < t_done - 1e-9) {
+      if (t_arrival < t_event - 1e-9) {
         now = t_arrival;
-        SimDevice* d = Arrive(next++);
-        if (d != nullptr && !d->busy && StartStep(*d, now)) done.push({d->busy_until, d});
+        SimDevice* d = Arrive(next++, now);
+        if (d != nullptr && !d->busy) StartStepAndSchedule(*d, now);
       } else {
-        now = t_done;
-        SimDevice* d = done.top().second;
-        done.pop();
-        FinishStep(*d, now);
-        if (StartStep(*d, now)) done.push({d->busy_until, d});
+        now = t_event;
+        const Event e = events_.top();
+        events_.pop();
+        if (e.loaded != nullptr) {
+          e.loaded->loading = false;  // its requests can run now
+        } else {
+          FinishStep(*e.device, now);
+          RetryLoads(*e.device, now);
+        }
+        if (!e.device->busy) StartStepAndSchedule(*e.device, now);
       }
     }
     return Summarize(now);
   }
 
  private:
-  SimDevice* Arrive(size_t index) {
+  // A step ending (loaded null) or a model's load ending, at `at`.
+  struct Event {
+    double at = 0;
+    SimDevice* device = nullptr;
+    SimEngine* loaded = nullptr;
+    bool operator>(const Event& o) const { return at > o.at; }
+  };
+
+  // A fresh KV cache and scheduler: at the start, and after an eviction
+  // (which takes its cached prefixes with it).
+  void ResetEngine(SimEngine& e) const {
+    e.kv = std::make_unique<runtime::KvCacheManager>(static_cast<int32_t>(e.kv_blocks) + 1,
+                                                     kBlockSize, config_.prefix_caching);
+    runtime::StepSchedulerConfig sc;
+    sc.max_num_seqs = config_.max_num_seqs;
+    sc.max_tokens_per_step = config_.max_tokens_per_step;
+    sc.max_prefill_chunk = config_.max_tokens_per_step;
+    e.sched = std::make_unique<runtime::StepScheduler>(sc, e.kv.get());
+  }
+
+  // Dynamic and lazy share the device by deadlines, with sliced steps.
+  bool Dynamic() const { return policy_ == Policy::kDynamic || policy_ == Policy::kLazy; }
+
+  void StartStepAndSchedule(SimDevice& d, double now) {
+    if (StartStep(d, now)) events_.push({d.busy_until, &d, nullptr});
+  }
+
+  // Lazy: starts loading `e` on `d` if its memory can be had, evicting idle
+  // models by the server's rule; otherwise it waits (RetryLoads).
+  void EnsureLoaded(SimDevice& d, SimEngine& e, double now) {
+    if (e.resident) return;
+    const double w = config_.cost.weights_bytes;
+    std::vector<scheduler::EvictionCandidate> candidates;
+    std::vector<SimEngine*> who;
+    for (const auto& other : d.engines) {
+      if (other.get() == &e || !other->ready()) continue;
+      scheduler::EvictionCandidate c;
+      c.bytes = static_cast<int64_t>(w);
+      c.idle = other->live.empty();
+      c.last_used = At(other->last_used);
+      c.keep_alive = std::chrono::seconds(0);
+      candidates.push_back(c);
+      who.push_back(other.get());
+    }
+    const std::optional<std::vector<size_t>> evict = scheduler::PickEvictions(
+        candidates, static_cast<int64_t>(w),
+        static_cast<int64_t>(d.weights_budget - d.resident_bytes), At(now));
+    if (!evict) {
+      e.wants_load = true;
+      return;
+    }
+    for (size_t i : *evict) {
+      who[i]->resident = false;
+      d.resident_bytes -= w;
+      ResetEngine(*who[i]);
+    }
+    e.resident = true;
+    e.loading = true;
+    e.wants_load = false;
+    e.ready_at = now + config_.cost.load_seconds;
+    d.resident_bytes += w;
+    ++loads_;
+    events_.push({e.ready_at, &d, &e});
+  }
+
+  // After a step: models may have gone idle, so a waiting load may now fit.
+  void RetryLoads(SimDevice& d, double now) {
+    for (const auto& e : d.engines) {
+      if (e->wants_load) EnsureLoaded(d, *e, now);
+    }
+  }
+
+  SimDevice* Arrive(size_t index, double now) {
     const SimRequest& r = requests_[index];
     auto it = replicas_.find(r.model);
     if (it == replicas_.end()) return nullptr;  // a model nowhere: never served
@@ -180,33 +273,45 @@ class Cluster {
     };
     // Each replica's count once (a comparator would rescan both per pair).
     const auto& replicas = it->second;
+    // A replica whose model is on its device goes before one that must load.
+    const auto key = [&](size_t i) {
+      return std::make_tuple(replicas[i].second->ready() ? 0 : 1,
+                             ahead(*replicas[i].first, *replicas[i].second),
+                             replicas[i].second->live.size());
+    };
     size_t best = 0;
-    int64_t best_ahead = ahead(*replicas[0].first, *replicas[0].second);
+    auto best_key = key(0);
     for (size_t i = 1; i < replicas.size(); ++i) {
-      const int64_t q = ahead(*replicas[i].first, *replicas[i].second);
-      if (q < best_ahead || (q == best_ahead && replicas[i].second->live.size() <
-                                                    replicas[best].second->live.size())) {
+      auto k = key(i);
+      if (k < best_key) {
         best = i;
-        best_ahead = q;
+        best_key = k;
       }
     }
     SimEngine& e = *replicas[best].second;
     // As Router::Submit: the prompt less what the replica's cache holds.
-    if (config_.admit_margin_pct && !Admit(*replicas[best].first, e, r.prompt_tokens - cached(e))) {
+    SimDevice& d = *replicas[best].first;
+    const double to_ready = e.ready()   ? 0
+                            : e.loading ? e.ready_at - now
+                                        : config_.cost.load_seconds;
+    if (config_.admit_margin_pct && !Admit(d, e, r.prompt_tokens - cached(e), to_ready)) {
       ++refused_;
       refused_at_[index] = true;
       return nullptr;
     }
     e.sched->Add(&s->seq);
     e.live.emplace(s->seq.id, std::move(s));
-    return replicas[best].first;
+    e.last_used = now;
+    EnsureLoaded(d, e, now);
+    return &d;
   }
 
   // The server's admission verdict for `prompt_tokens` to compute on `e`:
   // the same predictor over the same backlogs (each engine's prompt tokens
   // still to compute for requests without a first token; every request here
   // has priority 0, so its own engine's whole backlog is ahead of it).
-  bool Admit(const SimDevice& d, const SimEngine& e, int64_t prompt_tokens) const {
+  bool Admit(const SimDevice& d, const SimEngine& e, int64_t prompt_tokens,
+             double to_ready_s) const {
     const auto backlog = [&](const SimEngine& engine) {
       scheduler::PrefillQueue q;
       q.cost = config_.cost.step;
@@ -220,8 +325,9 @@ class Cluster {
     for (const auto& engine : d.engines) {
       if (engine.get() != &e) others.push_back(backlog(*engine));
     }
-    const std::optional<Clock::duration> predicted =
-        scheduler::PredictTtft(backlog(e), others, prompt_tokens);
+    const std::optional<Clock::duration> predicted = scheduler::PredictTtft(
+        backlog(e), others, prompt_tokens,
+        std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(to_ready_s)));
     if (!predicted) return true;
     const auto target = std::chrono::duration_cast<std::chrono::milliseconds>(
         std::chrono::duration<double>(config_.ttft_target_s));
@@ -234,7 +340,7 @@ class Cluster {
     for (size_t i = 0; i < d.engines.size(); ++i) {
       const SimEngine& e = *d.engines[i];
       scheduler::EngineCandidate& c = candidates[i];
-      c.has_work = !e.live.empty();
+      c.has_work = !e.live.empty() && e.ready();
       for (const auto& [id, s] : e.live) {
         if (s->seq.num_generated() == 0 &&
             (!c.oldest_awaiting_first || At(s->arrival) < *c.oldest_awaiting_first)) {
@@ -251,7 +357,7 @@ class Cluster {
     // An engine whose plan comes back empty (no KV memory) sits this round out.
     for (size_t tries = 0; tries < d.engines.size(); ++tries) {
       std::optional<size_t> pick;
-      if (policy_ == Policy::kDynamic) {
+      if (Dynamic()) {
         pick = scheduler::PickNextEngine(candidates, At(now));
       } else {  // in turn: the engine with work stepped longest ago
         for (size_t i = 0; i < candidates.size(); ++i) {
@@ -263,7 +369,7 @@ class Cluster {
       }
       if (!pick) return false;
       int32_t cap = 0;
-      if (policy_ == Policy::kDynamic && d.engines.size() > 1 && config_.slice_s > 0 &&
+      if (Dynamic() && d.engines.size() > 1 && config_.slice_s > 0 &&
           scheduler::SliceThisStep(candidates, *pick, At(now))) {
         const runtime::StepCost& c = config_.cost.step;
         const double full = config_.max_tokens_per_step;
@@ -317,6 +423,7 @@ class Cluster {
       }
     }
     e.last_step_end = now;
+    e.last_used = now;
     e.last_stepped = ++d.round;
     d.busy_seconds += d.step_seconds;
     d.busy = false;
@@ -357,6 +464,7 @@ class Cluster {
     r.goodput_rps = span > 0 ? static_cast<double>(r.met) / span : 0;
     r.peak_kv_fraction = peak_kv_;
     r.refused = refused_;
+    r.loads = loads_;
     r.prefix_hit_fraction = prompt_tokens_ > 0 ? static_cast<double>(cached_tokens_) /
                                                      static_cast<double>(prompt_tokens_)
                                                : 0;
@@ -372,6 +480,8 @@ class Cluster {
   std::vector<bool> refused_at_;  // by request
   double peak_kv_ = 0;
   int64_t refused_ = 0;
+  int64_t loads_ = 0;
+  std::priority_queue<Event, std::vector<Event>, std::greater<>> events_;
   int64_t prompt_tokens_ = 0;  // of the requests that got a first token
   int64_t cached_tokens_ = 0;  // of those, found in the prefix cache
 };
@@ -386,6 +496,8 @@ std::string_view PolicyName(Policy p) {
       return "static";
     case Policy::kDynamic:
       return "dynamic";
+    case Policy::kLazy:
+      return "lazy";
   }
   return "?";
 }
@@ -447,7 +559,7 @@ std::optional<Assignment> Place(Policy policy, int32_t devices, const std::vecto
     }
     return out;
   }
-  // Dynamic: every model once, the busiest first, then more replicas to the
+  // Dynamic and lazy: every model once, the busiest first, then more replicas to the
   // model with the most expected load per replica while any device has room;
   // each replica placed by the server's own rule (PlaceModel: memory, then
   // spare load capacity) among the devices that do not hold the model yet.
@@ -482,8 +594,11 @@ std::optional<Assignment> Place(Policy policy, int32_t devices, const std::vecto
   for (int32_t m = 0; m < models; ++m) order[m] = m;
   std::stable_sort(order.begin(), order.end(),
                    [&](int32_t a, int32_t b) { return loads[a] > loads[b]; });
+  std::vector<int32_t> cold;  // lazy: the models no device's memory took
   for (int32_t m : order) {
-    if (!place_one(m)) return std::nullopt;  // the model fits nowhere
+    if (place_one(m)) continue;
+    if (policy != Policy::kLazy) return std::nullopt;  // the model fits nowhere
+    cold.push_back(m);
   }
   std::vector<bool> full(static_cast<size_t>(models), false);
   for (;;) {
@@ -494,6 +609,16 @@ std::optional<Assignment> Place(Policy policy, int32_t devices, const std::vecto
     }
     if (next < 0) break;
     if (!place_one(next)) full[next] = true;
+  }
+  // Lazy: each cold model (busiest first) to the device with the least
+  // expected load; it stays evicted there until a request loads it.
+  for (int32_t m : cold) {
+    size_t d = 0;
+    for (size_t i = 1; i < rooms.size(); ++i) {
+      if (rooms[i].load < rooms[d].load) d = i;
+    }
+    out[d].push_back(m);
+    rooms[d].load += loads[m];
   }
   return out;
 }

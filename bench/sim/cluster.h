@@ -6,7 +6,7 @@
 // the real PlaceModel (scheduler/placement.h). Only time is simulated: a
 // step lasts what the cost model says (SimCost), nothing is computed.
 //
-// Three policies:
+// Four policies:
 //   dedicated: one model per device (replicas as its load needs), the
 //              Kubernetes whole-GPU default;
 //   static:    models packed onto devices by memory only (popularity order,
@@ -17,13 +17,21 @@
 //              the most load per replica while memory lasts (never two of one
 //              model on a device), one KV pool per device, engines picked by
 //              TTFT and TPOT deadlines with sliced steps.
+//   lazy:      dynamic, plus cohost's lazy loading: a model that fits no
+//              device's memory is still given one (the least loaded), and
+//              waits there evicted; a request for an evicted model loads it
+//              (cost.load_seconds, inside that request's TTFT) after evicting
+//              idle models by the server's own rule (PickEvictions, least
+//              recently used first, never one with work). Engines step while
+//              another model loads.
 // Every engine caches prefixes as the server does (on by default): a Mooncake
 // request's hash_ids become prompt tokens that equal ids share, so a replica
 // computes only what its cache lacks. The router does not look for the
 // replica holding a prefix, and placement's expected loads count whole prompts.
 // Admission by predicted TTFT is the server's own too, when asked for
-// (SimConfig::admit_margin_pct). What it leaves out: model loads and
-// evictions during the run (placement is fixed for the whole trace), network and tokenization time,
+// (SimConfig::admit_margin_pct). What it leaves out: moving a model to
+// another device (placement is fixed for the whole trace; lazy only changes
+// which of a device's models are resident), network and tokenization time,
 // and KV pressure under the dynamic policy (each engine may use its device's whole pool; the peak
 // use across them is reported, and is the over-commit check).
 #pragma once
@@ -38,7 +46,7 @@
 
 namespace cohost::sim {
 
-enum class Policy { kDedicated, kStatic, kDynamic };
+enum class Policy { kDedicated, kStatic, kDynamic, kLazy };
 std::string_view PolicyName(Policy p);
 
 struct SimConfig {
@@ -73,6 +81,7 @@ struct SimResult {
   double goodput_rps = 0;                 // requests that met the target, per second of trace
   double peak_kv_fraction = 0;     // the most KV any device's engines held at once, over its pool
   double prefix_hit_fraction = 0;  // prompt tokens found in the prefix cache, over all
+  int64_t loads = 0;               // lazy: models loaded during the run
 };
 
 SimResult Simulate(const std::vector<SimRequest>& requests, const Assignment& assignment,

@@ -1,5 +1,5 @@
 // cohost_sim: how many devices a mix of models needs at a TTFT target, under
-// three policies (bench/sim/cluster.h), on a public trace or a synthetic
+// four policies (bench/sim/cluster.h), on a public trace or a synthetic
 // workload. Prints a markdown table (bench/RESULTS.md keeps them), optionally
 // CSV rows for bench/sim/plot.py, and with --plan the dynamic policy's
 // assignment: the models each `cohost serve` replica should hold.
@@ -178,15 +178,15 @@ int main(int argc, char** argv) {
               admission.c_str());
   std::printf(
       "| policy | devices | attainment | TTFT p50 | TTFT p99 | busy | goodput (req/s) | peak KV "
-      "| prefix hits | refused |\n");
-  std::printf("|---|---|---|---|---|---|---|---|---|---|\n");
+      "| prefix hits | refused | loads |\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
   std::ofstream csv;
   if (std::string path = flags.Get("csv", ""); !path.empty()) csv.open(path, std::ios::app);
   std::map<Policy, int32_t> needed;
   // --devices N: each policy on N devices, instead of the fewest that meet the target.
   const auto fixed_devices = static_cast<int32_t>(flags.Number("devices", 0));
   const std::vector<double> loads = cohost::sim::ExpectedLoads(requests, models, config);
-  for (Policy p : {Policy::kDedicated, Policy::kStatic, Policy::kDynamic}) {
+  for (Policy p : {Policy::kDedicated, Policy::kStatic, Policy::kDynamic, Policy::kLazy}) {
     std::optional<cohost::sim::SimResult> r;
     if (fixed_devices > 0) {
       if (std::optional<cohost::sim::Assignment> a =
@@ -198,20 +198,22 @@ int main(int argc, char** argv) {
     }
     if (!r) {
       if (fixed_devices > 0) {
-        std::printf("| %s | cannot place on %d | | | | | | | | |\n",
+        std::printf("| %s | cannot place on %d | | | | | | | | | |\n",
                     std::string(PolicyName(p)).c_str(), fixed_devices);
       } else {
-        std::printf("| %s | > %d | | | | | | | | |\n", std::string(PolicyName(p)).c_str(),
+        std::printf("| %s | > %d | | | | | | | | | |\n", std::string(PolicyName(p)).c_str(),
                     max_devices);
       }
       continue;
     }
     needed[p] = r->devices;
     std::printf(
-        "| %s | %d | %.2f%% | %.0f ms | %.0f ms | %.0f%% | %.2f | %.0f%% | %.1f%% | %lld |\n",
+        "| %s | %d | %.2f%% | %.0f ms | %.0f ms | %.0f%% | %.2f | %.0f%% | %.1f%% | %lld | %lld "
+        "|\n",
         std::string(PolicyName(p)).c_str(), r->devices, r->attainment * 100, r->ttft_p50_s * 1e3,
         r->ttft_p99_s * 1e3, r->busy_fraction * 100, r->goodput_rps, r->peak_kv_fraction * 100,
-        r->prefix_hit_fraction * 100, static_cast<long long>(r->refused));
+        r->prefix_hit_fraction * 100, static_cast<long long>(r->refused),
+        static_cast<long long>(r->loads));
     if (csv.is_open()) {
       // plot.py groups rows by the first column: a run without the cache is its own group.
       csv << workload << (config.prefix_caching ? "" : "-nocache") << "," << models << "," << alpha
@@ -220,10 +222,13 @@ int main(int argc, char** argv) {
           << r->goodput_rps << "," << r->prefix_hit_fraction << "\n";
     }
   }
-  if (needed.count(Policy::kDedicated) && needed.count(Policy::kDynamic)) {
-    std::printf("\ndedicated / dynamic: %.2fx\n",
-                static_cast<double>(needed[Policy::kDedicated]) / needed[Policy::kDynamic]);
+  for (Policy p : {Policy::kDynamic, Policy::kLazy}) {
+    if (needed.count(Policy::kDedicated) && needed.count(p)) {
+      std::printf("\ndedicated / %s: %.2fx", std::string(PolicyName(p)).c_str(),
+                  static_cast<double>(needed[Policy::kDedicated]) / needed[p]);
+    }
   }
+  std::printf("\n");
   if (flags.Has("plan") && needed.count(Policy::kDynamic)) {
     const std::optional<cohost::sim::Assignment> plan =
         cohost::sim::Place(Policy::kDynamic, needed[Policy::kDynamic], loads, config);

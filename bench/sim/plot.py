@@ -4,7 +4,8 @@
     python3 bench/sim/plot.py sim.csv bench/sim/devices.png
 
 Needs matplotlib (pip install matplotlib). Rows: workload, models, alpha,
-policy, devices, attainment, ttft_p50_s, ttft_p99_s, busy, goodput,
+policy (dedicated, static, dynamic, lazy), devices, attainment, ttft_p50_s, ttft_p99_s,
+busy, goodput,
 prefix_hit_fraction (a run with --prefix-cache off has "-nocache" after its workload).
 """
 import csv
@@ -15,7 +16,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-POLICIES = ["dedicated", "static", "dynamic"]
+POLICIES = ["dedicated", "static", "dynamic", "lazy"]
 
 
 def main(src, dst):
@@ -29,9 +30,9 @@ def main(src, dst):
             devices[key] = {}
         devices[key][policy] = int(n)
     fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(groups)), 4))
-    width = 0.27
+    width = 0.2
     for i, policy in enumerate(POLICIES):
-        xs = [g + (i - 1) * width for g in range(len(groups))]
+        xs = [g + (i - 1.5) * width for g in range(len(groups))]
         ys = [devices[k].get(policy, 0) for k in groups]
         bars = ax.bar(xs, ys, width, label=policy)
         ax.bar_label(bars, fontsize=7)

@@ -149,6 +149,45 @@ TEST(SimTest, AdmissionRefusesWhatWouldMissAndSoTheRestMeetIt) {
   EXPECT_EQ(loose.met, 2) << "the second and third share a 200 ms step: both at 300 ms, late";
 }
 
+// A device whose memory holds one model's weights (40 of 60 / 1.5), loads
+// that take 2 s, steps of 100 ms.
+SimConfig OneModelAtATime() {
+  SimConfig c = FlatConfig();
+  c.cost.weights_bytes = 40;
+  c.cost.device_bytes = 60;
+  c.cost.load_seconds = 2;
+  c.cost.kv_bytes_per_token = 0.01;  // the other 20: room for 2,000 tokens
+  c.ttft_target_s = 2.5;
+  return c;
+}
+
+TEST(SimTest, LazyLoadingServesMoreModelsThanFitByEvictingIdleOnes) {
+  const SimConfig c = OneModelAtATime();
+  const std::vector<SimRequest> requests = {{0, 0, 10, 1}, {10, 1, 10, 1}, {20, 0, 10, 1}};
+  // Model 0 is resident at the start; model 1 evicts it (idle), model 0 comes back.
+  const SimResult r = Simulate(requests, {{0, 1}}, Policy::kLazy, c);
+  EXPECT_EQ(r.loads, 2);
+  EXPECT_NEAR(r.ttft_p50_s, 2.1, 1e-9) << "a load, then a step";
+  EXPECT_EQ(r.attainment, 1.0);
+  EXPECT_FALSE(Place(Policy::kDynamic, 1, {0.01, 0.01}, c)) << "two models, memory for one";
+  const std::optional<SimResult> lazy = MinDevices(Policy::kLazy, requests, 2, c, 0.99, 8);
+  ASSERT_TRUE(lazy);
+  EXPECT_EQ(lazy->devices, 1);
+  const std::optional<SimResult> dynamic = MinDevices(Policy::kDynamic, requests, 2, c, 0.99, 8);
+  ASSERT_TRUE(dynamic);
+  EXPECT_EQ(dynamic->devices, 2);
+}
+
+TEST(SimTest, LazyLoadingNeverEvictsAModelWithWork) {
+  // Model 0 decodes 30 tokens (until 3 s); model 1's request at 1 s waits for
+  // it to go idle, then for its own load: first token at 3 + 2 + 0.1 s.
+  const SimConfig c = OneModelAtATime();
+  const SimResult r = Simulate({{0, 0, 10, 30}, {1, 1, 10, 1}}, {{0, 1}}, Policy::kLazy, c);
+  EXPECT_EQ(r.loads, 1);
+  EXPECT_NEAR(r.ttft_p50_s, 0.1, 1e-9);
+  EXPECT_NEAR(r.ttft_p99_s, 4.1, 1e-9);
+}
+
 TEST(SimTest, ALaterTurnOfAConversationStaysWithItsModel) {
   // Block 0 is every request's (a system prompt); [0, 1, ...] is one
   // conversation, [0, 2, ...] another.
