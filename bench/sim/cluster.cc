@@ -291,6 +291,13 @@ class Cluster {
     SimEngine& e = *replicas[best].second;
     // As Router::Submit: the prompt less what the replica's cache holds.
     SimDevice& d = *replicas[best].first;
+    // As the engine's Submit: what can never fit its KV is refused (served,
+    // it would stall the engine for good).
+    if (static_cast<int64_t>(r.prompt_tokens) + r.output_tokens > e.kv_blocks * kBlockSize) {
+      ++refused_;
+      refused_at_[index] = true;
+      return nullptr;
+    }
     const double to_ready = e.ready()   ? 0
                             : e.loading ? e.ready_at - now
                                         : config_.cost.load_seconds;

@@ -73,8 +73,10 @@ using Assignment = std::vector<std::vector<int32_t>>;
 struct SimResult {
   int32_t devices = 0;
   int64_t requests = 0;
-  int64_t met = 0;      // first token within the TTFT target
-  int64_t refused = 0;  // by admission (SimConfig::admit_margin_pct)
+  int64_t met = 0;  // first token within the TTFT target
+  // By admission (SimConfig::admit_margin_pct), or because the request can
+  // never fit its replica's KV cache (as the engine refuses it).
+  int64_t refused = 0;
   double attainment = 0;
   double ttft_p50_s = 0, ttft_p99_s = 0;  // of the requests not refused
   double busy_fraction = 0;               // device busy time over devices x makespan

@@ -81,8 +81,9 @@ struct Engine::Impl {
   // Ends every request whose deadline is at or before `now`, queued or running,
   // and, given the step cost, every request still without a first token
   // whose first token cannot come before its deadline: the prefill ahead of
-  // it in this engine and its own, in steps of `step_tokens`, would end past
-  // it. Both with DEADLINE_EXCEEDED.
+  // it in this engine and its own (less what the prefix cache holds, for one
+  // not started), in steps of `step_tokens`, would end past it. Both with
+  // DEADLINE_EXCEEDED.
   void ExpireDeadlines(Clock::time_point now, const std::optional<StepCost>& cost,
                        int32_t step_tokens);
   // Streams the token just sampled for `r` and retires it if it finished.

@@ -119,7 +119,13 @@ void Engine::Impl::ExpireDeadlines(Clock::time_point now, const std::optional<St
   int64_t ahead = 0;
   std::vector<std::pair<RequestId, double>> hopeless;  // with the predicted ms
   for (Sequence* seq : order) {
-    const int64_t tokens = ahead + seq->num_uncomputed();
+    // A sequence not started yet will find its cached prefix at admission,
+    // as the Router's prediction assumed when it was admitted.
+    const int32_t cached =
+        seq->block_table.empty()
+            ? prefix_index.CachedPrefixTokens(seq->tokens, kv_manager.block_size(), seq->cache_salt)
+            : 0;
+    const int64_t tokens = ahead + seq->num_uncomputed() - cached;
     const std::optional<Clock::time_point>& deadline = live.at(seq->id)->request.deadline;
     const auto first_token = std::chrono::duration<double>(cost->Seconds(tokens, step_tokens));
     if (deadline && now + std::chrono::duration_cast<Clock::duration>(first_token) > *deadline) {

@@ -188,6 +188,14 @@ TEST(SimTest, LazyLoadingNeverEvictsAModelWithWork) {
   EXPECT_NEAR(r.ttft_p99_s, 4.1, 1e-9);
 }
 
+TEST(SimTest, ARequestThatCanNeverFitTheKvCacheIsRefusedNotStalled) {
+  SimConfig c = FlatConfig();
+  c.cost.kv_bytes_per_token = 1000;  // 62 blocks of 16: 992 tokens
+  const SimResult r = Simulate({{0, 0, 2000, 1}, {1, 0, 10, 1}}, {{0}}, Policy::kDynamic, c);
+  EXPECT_EQ(r.refused, 1);
+  EXPECT_EQ(r.met, 1) << "the next request is served";
+}
+
 TEST(SimTest, ALaterTurnOfAConversationStaysWithItsModel) {
   // Block 0 is every request's (a system prompt); [0, 1, ...] is one
   // conversation, [0, 2, ...] another.

@@ -393,6 +393,40 @@ TEST_F(EngineTest, RequestsWhoseFirstTokenCannotMeetTheirDeadlineAreDroppedEarly
   }
 }
 
+TEST_F(EngineTest, TheEarlyDeadlineDropCountsACachedPrefixAsComputed) {
+  using std::chrono::milliseconds;
+  // 10 ms a step of 16 tokens; one sequence at a time, so the requests
+  // behind the first are still waiting (no blocks) when their deadlines are
+  // judged.
+  std::unique_ptr<Engine> e =
+      MakeEngine(64, /*block_size=*/4, /*max_num_seqs=*/1, StepCost{0.010, 0});
+  auto warm = std::make_shared<RecordingSink>();
+  ASSERT_TRUE(e->Submit(Request(32, 2, /*seed=*/7), warm).ok());
+  RunToIdle(*e);
+  ASSERT_EQ(e->CachedPromptTokens(Request(32, 2, /*seed=*/7)), 28) << "7 whole blocks of 4";
+
+  ASSERT_TRUE(e->Submit(Request(32, 2, /*seed=*/8), std::make_shared<RecordingSink>()).ok());
+  // Behind 32 tokens: 32 + 4 left of its own = 3 steps, 30 ms, due in 35.
+  // Priced whole (32 + 32) it would be 40 ms, and dropped.
+  auto cached = std::make_shared<RecordingSink>();
+  GenerateRequest r = Request(32, 2, /*seed=*/7);
+  r.deadline = now_ + milliseconds(35);
+  ASSERT_TRUE(e->Submit(r, cached).ok());
+  auto cold = std::make_shared<RecordingSink>();  // behind 36: 68 tokens, 50 ms
+  r = Request(32, 2, /*seed=*/9);
+  r.deadline = now_ + milliseconds(35);
+  ASSERT_TRUE(e->Submit(r, cold).ok());
+
+  ASSERT_TRUE(e->Step().ok());
+  ASSERT_TRUE(cold->finished());
+  EXPECT_EQ(cold->info().status.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_FALSE(cached->finished()) << "kept: its cached prefix is not work ahead";
+  RunToIdle(*e);
+  ASSERT_TRUE(cached->finished());
+  EXPECT_EQ(cached->info().reason, FinishReason::kLength);
+  EXPECT_EQ(cached->info().cached_prompt_tokens, 28);
+}
+
 TEST_F(EngineTest, PrefillBacklogBySharesWhatANewRequestOfEachPriorityWaitsFor) {
   // One sequence at a time, prompts in chunks of 8.
   std::unique_ptr<Engine> e = MakeEngine(64, /*block_size=*/4, /*max_num_seqs=*/1);
