@@ -19,6 +19,8 @@ constexpr std::array<FormatInfo, kWeightFormats> kFormats = {{
     {"Q4_K", kSuperBlock, sizeof(BlockQ4_K)},
     {"Q5_K", kSuperBlock, sizeof(BlockQ5_K)},
     {"Q6_K", kSuperBlock, sizeof(BlockQ6_K)},
+    {"Q2_K", kSuperBlock, sizeof(BlockQ2_K)},
+    {"Q3_K", kSuperBlock, sizeof(BlockQ3_K)},
 }};
 
 const FormatInfo& Info(WeightFormat f) { return kFormats[static_cast<size_t>(f)]; }

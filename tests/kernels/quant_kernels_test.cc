@@ -33,7 +33,8 @@ constexpr int64_t kK = kBlocks * kQuantBlock;
 
 constexpr WeightFormat kFormats[] = {WeightFormat::kQ8_0, WeightFormat::kQ4_0, WeightFormat::kQ4_1,
                                      WeightFormat::kQ5_0, WeightFormat::kQ5_1, WeightFormat::kQ4_K,
-                                     WeightFormat::kQ5_K, WeightFormat::kQ6_K};
+                                     WeightFormat::kQ5_K, WeightFormat::kQ6_K, WeightFormat::kQ2_K,
+                                     WeightFormat::kQ3_K};
 
 // The tables to check against the scalar one on this CPU.
 std::vector<const QuantKernels*> Vectorized() {
@@ -122,6 +123,12 @@ Row RandomWeights(std::mt19937& rng, WeightFormat f, float d, float m = 0) {
       break;
     case WeightFormat::kQ6_K:
       SetScales<BlockQ6_K>(r.bytes, d, m);
+      break;
+    case WeightFormat::kQ2_K:
+      SetScales<BlockQ2_K>(r.bytes, d, m);
+      break;
+    case WeightFormat::kQ3_K:
+      SetScales<BlockQ3_K>(r.bytes, d, m);
       break;
     case WeightFormat::kDense:
       break;
@@ -316,7 +323,7 @@ TEST(QuantDotTest, EveryTableAgreesWithTheGgufPackagesValues) {
   for (const ::cohost::testing::DequantCase& c : cases) {
     const auto* f = std::find_if(std::begin(kFormats), std::end(kFormats),
                                  [&](WeightFormat f) { return WeightFormatName(f) == c.type; });
-    if (f == std::end(kFormats)) continue;  // Q2_K, Q3_K: loaded as fp32, no kernel
+    ASSERT_NE(f, std::end(kFormats)) << c.type << ": no kernel";
     const auto k = static_cast<int64_t>(c.values.size());
     const std::vector<BlockQ8A> a = Quantize(ScalarQuantKernels(), RandomRow(rng, 1.f, k));
     const std::pair<double, double> ref = Reference(c.values, a.data());
@@ -334,7 +341,7 @@ TEST(QuantDotTest, DequantizeRowGivesTheGgufPackagesValuesExactly) {
   for (const ::cohost::testing::DequantCase& c : ::cohost::testing::LoadDequantReference()) {
     const auto* f = std::find_if(std::begin(kFormats), std::end(kFormats),
                                  [&](WeightFormat f) { return WeightFormatName(f) == c.type; });
-    if (f == std::end(kFormats)) continue;  // Q2_K, Q3_K: loaded as fp32, no kernel
+    ASSERT_NE(f, std::end(kFormats)) << c.type << ": no kernel";
     std::vector<float> out(c.values.size());
     DequantizeRow(*f, c.bytes.data(), static_cast<int64_t>(out.size()), out.data());
     for (size_t i = 0; i < out.size(); ++i) ASSERT_EQ(out[i], c.values[i]) << c.type << " " << i;

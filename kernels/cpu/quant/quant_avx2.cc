@@ -40,7 +40,8 @@ namespace {
   QuantKernels {                                                                                   \
     label, ns::QuantizeQ8A, {                                                                      \
       nullptr, ns::Tile<BlockQ8_0>, ns::Tile<BlockQ4_0>, ns::Tile<BlockQ4_1>, ns::Tile<BlockQ5_0>, \
-          ns::Tile<BlockQ5_1>, ns::Tile<BlockQ4_K>, ns::Tile<BlockQ5_K>, ns::Tile<BlockQ6_K>       \
+          ns::Tile<BlockQ5_1>, ns::Tile<BlockQ4_K>, ns::Tile<BlockQ5_K>, ns::Tile<BlockQ6_K>,      \
+          ns::Tile<BlockQ2_K>, ns::Tile<BlockQ3_K>                                                 \
     }                                                                                              \
   }
 

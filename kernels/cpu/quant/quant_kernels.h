@@ -31,11 +31,13 @@ inline constexpr int64_t kTileRows = 16;
 // a sequence's logits do not depend on what else is in its batch: acc = 0;
 // for each 32-value sub-block in order, acc = fma(float(isum), scale * a.d,
 // acc), then, for formats with a min (Q4_1, Q5_1, Q4_K, Q5_K),
-// acc = fma(min, a.s, acc). isum is the exact integer sum of the weight
-// codes (offsets applied, Q6_K's per-16 scales multiplied in) times the
-// activation codes; scale and min are the sub-block's fp32 factors. Vector
-// tables differ from the scalar one only in how they reach isum, so all give
-// the same bits.
+// acc = fma(min, a.s, acc), and for Q2_K, whose two halves have integer mins
+// m0 and m1, acc = fma(min, a.d * float(m0 a.sum16[0] + m1 a.sum16[1]), acc).
+// isum is the exact integer sum of the weight codes (offsets applied, the
+// per-16 scales of Q6_K, Q2_K and Q3_K multiplied in) times the activation
+// codes; scale and min are the sub-block's fp32 factors. Vector tables differ
+// from the scalar one only in how they reach isum, so all give the same bits
+// .
 using QuantTileFn = void (*)(const void* w, size_t row_bytes, int rows, const BlockQ8A* a,
                              int64_t m, int64_t nb, float* c, int64_t ldc);
 
@@ -48,6 +50,19 @@ template <>
 inline constexpr int64_t kSubBlocks<BlockQ5_K> = kSuperBlock / kQuantBlock;
 template <>
 inline constexpr int64_t kSubBlocks<BlockQ6_K> = kSuperBlock / kQuantBlock;
+template <>
+inline constexpr int64_t kSubBlocks<BlockQ2_K> = kSuperBlock / kQuantBlock;
+template <>
+inline constexpr int64_t kSubBlocks<BlockQ3_K> = kSuperBlock / kQuantBlock;
+
+// Formats with an integer scale per 16 values (sc16).
+template <typename Block>
+inline constexpr bool kPer16Scales =
+    std::is_same_v<Block, BlockQ6_K> || std::is_same_v<Block, BlockQ2_K> ||
+    std::is_same_v<Block, BlockQ3_K>;
+// Q2_K: an integer min per 16 values, against the activations' per-16 sums.
+template <typename Block>
+inline constexpr bool kHasMin16 = std::is_same_v<Block, BlockQ2_K>;
 
 // Formats whose value is scale * code + min (the activations' s carries the
 // min term); the rest are scale * (code - offset).

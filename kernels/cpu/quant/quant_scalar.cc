@@ -36,12 +36,15 @@ void QuantizeQ8A(const float* x, int64_t k, BlockQ8A* out) {
 }
 
 // One 32-value block of weights, decoded: the integer codes the sum
-// multiplies (offsets applied), an integer scale per 16 values (Q6_K's; 1
-// elsewhere), and the fp32 factors of the block's integer sum (times the
-// activations' d) and of the activations' s (a min; 0 without one).
+// multiplies (offsets applied), an integer scale per 16 values (Q6_K's,
+// Q2_K's, Q3_K's; 1 elsewhere), and the fp32 factors of the block's integer
+// sum (times the activations' d) and of its min term (0 without one): the
+// activations' s, or for Q2_K the integer mins per 16 values (m16) against
+// the activations' per-16 sums.
 struct SubBlock {
   int8_t q[kQuantBlock];
   int32_t sc16[2] = {1, 1};
+  int32_t m16[2] = {0, 0};
   float scale = 0;
   float min = 0;
 };
@@ -126,6 +129,34 @@ SubBlock Decode(const BlockQ6_K& w, int j) {
   return s;
 }
 
+// Sub-block j of a Q2_K / Q3_K super-block: half j / 4, plane j % 4.
+SubBlock Decode(const BlockQ2_K& w, int j) {
+  SubBlock s;
+  const uint8_t* qs = w.qs + ptrdiff_t{32} * (j / 4);
+  const int shift = 2 * (j % 4);
+  for (int l = 0; l < kQuantBlock; ++l) s.q[l] = static_cast<int8_t>((qs[l] >> shift) & 3);
+  for (int h = 0; h < 2; ++h) {
+    s.sc16[h] = w.scales[2 * j + h] & 0x0f;
+    s.m16[h] = w.scales[2 * j + h] >> 4;
+  }
+  s.scale = F16ToF32(w.d);
+  s.min = -F16ToF32(w.dmin);
+  return s;
+}
+SubBlock Decode(const BlockQ3_K& w, int j) {
+  SubBlock s;
+  const uint8_t* qs = w.qs + ptrdiff_t{32} * (j / 4);
+  const int shift = 2 * (j % 4);
+  for (int l = 0; l < kQuantBlock; ++l) {
+    const int high = (w.hmask[l] >> j) & 1;
+    s.q[l] = static_cast<int8_t>(((qs[l] >> shift) & 3) - (high != 0 ? 0 : 4));
+  }
+  s.sc16[0] = Q3KScale(w.scales, 2 * j);
+  s.sc16[1] = Q3KScale(w.scales, 2 * j + 1);
+  s.scale = F16ToF32(w.d);
+  return s;
+}
+
 // The tile's arithmetic, spelled out: Decode each weight row's sub-blocks
 // once, then every activation row through them.
 template <typename Block>
@@ -146,6 +177,10 @@ void Tile(const void* wv, size_t row_bytes, int rows, const BlockQ8A* a, int64_t
         float& out = acc[static_cast<size_t>(r)];
         out = std::fma(static_cast<float>(isum), s.scale * ab.d, out);
         if constexpr (kHasMin<Block>) out = std::fma(s.min, ab.s, out);
+        if constexpr (kHasMin16<Block>) {
+          const int32_t msum = s.m16[0] * ab.sum16[0] + s.m16[1] * ab.sum16[1];
+          out = std::fma(s.min, ab.d * static_cast<float>(msum), out);
+        }
       }
     }
     for (int64_t r = 0; r < m; ++r) c[r * ldc + i] = acc[static_cast<size_t>(r)];
@@ -153,15 +188,18 @@ void Tile(const void* wv, size_t row_bytes, int rows, const BlockQ8A* a, int64_t
 }
 
 // value = (scale * sc16) * q + min: the loader's order for every format
-// (sc16 is 1 but for Q6_K, whose loader multiplies d by its scale first).
+// (sc16 is 1 but for Q6_K, Q2_K and Q3_K, whose loader multiplies d by the
+// scale first; Q2_K's min is min * m16 per half, the loader's dmin * m).
 template <typename Block>
 void DequantizeRowOf(const void* wv, int64_t k, float* out) {
   const auto* w = static_cast<const Block*>(wv);
   for (int64_t b = 0; b < k / kQuantBlock; ++b, out += kQuantBlock) {
     const SubBlock s = Decode(w[b / kSubBlocks<Block>], static_cast<int>(b % kSubBlocks<Block>));
     for (int i = 0; i < kQuantBlock; ++i) {
-      const float scale = s.scale * static_cast<float>(s.sc16[i < 16 ? 0 : 1]);
-      out[i] = scale * static_cast<float>(s.q[i]) + s.min;
+      const int h = i < 16 ? 0 : 1;
+      const float scale = s.scale * static_cast<float>(s.sc16[h]);
+      const float min = kHasMin16<Block> ? s.min * static_cast<float>(s.m16[h]) : s.min;
+      out[i] = scale * static_cast<float>(s.q[i]) + min;
     }
   }
 }
@@ -186,6 +224,10 @@ void DequantizeRow(WeightFormat f, const void* row, int64_t k, float* out) {
       return DequantizeRowOf<BlockQ5_K>(row, k, out);
     case WeightFormat::kQ6_K:
       return DequantizeRowOf<BlockQ6_K>(row, k, out);
+    case WeightFormat::kQ2_K:
+      return DequantizeRowOf<BlockQ2_K>(row, k, out);
+    case WeightFormat::kQ3_K:
+      return DequantizeRowOf<BlockQ3_K>(row, k, out);
     case WeightFormat::kDense:
       break;
   }
@@ -196,7 +238,7 @@ const QuantKernels& ScalarQuantKernels() {
       "scalar",
       QuantizeQ8A,
       {nullptr, Tile<BlockQ8_0>, Tile<BlockQ4_0>, Tile<BlockQ4_1>, Tile<BlockQ5_0>, Tile<BlockQ5_1>,
-       Tile<BlockQ4_K>, Tile<BlockQ5_K>, Tile<BlockQ6_K>}};
+       Tile<BlockQ4_K>, Tile<BlockQ5_K>, Tile<BlockQ6_K>, Tile<BlockQ2_K>, Tile<BlockQ3_K>}};
   return k;
 }
 

@@ -86,6 +86,8 @@ template <>
 inline constexpr int kOffset<BlockQ5_0> = 16;
 template <>
 inline constexpr int kOffset<BlockQ6_K> = 32;
+template <>
+inline constexpr int kOffset<BlockQ3_K> = 4;
 // vpdpbusd sums unsigned x signed bytes in int32: Q8_0's codes move up by
 // 128. AVX2's maddubs would saturate its int16 pairs at 255 x 127 x 2, so
 // there Q8_0 multiplies |q| by the activations with q's sign instead.
@@ -139,15 +141,30 @@ COHOST_TARGET inline __m256i Load(const BlockQ6_K& w) {
   return _mm256_or_si256(low, high);
 }
 
+// Q2_K / Q3_K sub-block J: half J / 4 of qs, bit plane J % 4; Q3_K's
+// third bit is bit J of hmask[l] (code = low two bits + 4 * that bit, the
+// value code - 4).
+template <int J>
+COHOST_TARGET inline __m256i Load(const BlockQ2_K& w) {
+  return BitField(w.qs + ptrdiff_t{32} * (J / 4), 2 * (J % 4), 3);
+}
+template <int J>
+COHOST_TARGET inline __m256i Load(const BlockQ3_K& w) {
+  const __m256i high = _mm256_slli_epi16(BitField(w.hmask, J, 1), 2);
+  return _mm256_or_si256(BitField(w.qs + ptrdiff_t{32} * (J / 4), 2 * (J % 4), 3), high);
+}
+
 // One block's fp32 factors for the tile's eight rows, per sub-block: lane i
 // is row i's scale and min (the same products the scalar table forms), and
-// for Q6_K its two per-16 integer scales.
+// for Q6_K, Q2_K and Q3_K its two per-16 integer scales (Q2_K: and mins).
 template <typename Block>
 struct Factors {
   __m256 scale[kSubBlocks<Block>];
   __m256 min[kSubBlocks<Block>];
   __m256i sc_lo[kSubBlocks<Block>];
   __m256i sc_hi[kSubBlocks<Block>];
+  __m256i m_lo[kSubBlocks<Block>];
+  __m256i m_hi[kSubBlocks<Block>];
 };
 
 // Eight fp16 fields, one per row, as fp32 lanes.
@@ -197,6 +214,11 @@ inline KScaleWords UnpackKScaleWords(const uint8_t* scales) {
   const uint32_t scale_hi = (w[2] & kLow4) | (((w[0] >> 6) & kLow2) << 4);
   const uint32_t min_hi = ((w[2] >> 4) & kLow4) | (((w[1] >> 6) & kLow2) << 4);
   return {(w[0] & kLow6) | (uint64_t{scale_hi} << 32), (w[1] & kLow6) | (uint64_t{min_hi} << 32)};
+}
+
+// Eight int32 lanes from 32-byte-aligned memory.
+COHOST_TARGET inline __m256i LoadLanes(const int32_t* lanes) {
+  return _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes));
 }
 
 template <typename Block>
@@ -249,6 +271,36 @@ COHOST_TARGET inline void LoadFactors(const Block* const* rows, int64_t b, Facto
       f.sc_lo[j] = _mm256_srai_epi32(_mm256_slli_epi32(pairs, 24), 24);
       f.sc_hi[j] = _mm256_srai_epi32(pairs, 8);
       f.scale[j] = d;
+    }
+  } else if constexpr (std::is_same_v<Block, BlockQ2_K> || std::is_same_v<Block, BlockQ3_K>) {
+    // Sixteen small integer scales a row (Q2_K: and mins), unpacked a row at
+    // a time into columns (scale s of the eight rows), as the scalar table
+    // decodes them.
+    alignas(32) int32_t sc[kSuperBlock / 16][kTileCols];
+    alignas(32) int32_t mn[kSuperBlock / 16][kTileCols];
+    for (int i = 0; i < kTileCols; ++i) {
+      for (int s = 0; s < kSuperBlock / 16; ++s) {
+        if constexpr (std::is_same_v<Block, BlockQ2_K>) {
+          sc[s][i] = rows[i][b].scales[s] & 0x0f;
+          mn[s][i] = rows[i][b].scales[s] >> 4;
+        } else {
+          sc[s][i] = Q3KScale(rows[i][b].scales, s);
+        }
+      }
+    }
+    const __m256 d = Fp16Lanes(rows, b, &Block::d);
+    for (int j = 0; j < kSubBlocks<Block>; ++j) {
+      f.scale[j] = d;
+      f.sc_lo[j] = LoadLanes(sc[2 * j]);
+      f.sc_hi[j] = LoadLanes(sc[2 * j + 1]);
+    }
+    if constexpr (kHasMin16<Block>) {
+      const __m256 neg_dmin = _mm256_xor_ps(Fp16Lanes(rows, b, &Block::dmin), _mm256_set1_ps(-0.f));
+      for (int j = 0; j < kSubBlocks<Block>; ++j) {
+        f.min[j] = neg_dmin;
+        f.m_lo[j] = LoadLanes(mn[2 * j]);
+        f.m_hi[j] = LoadLanes(mn[2 * j + 1]);
+      }
     }
   } else {
     f.scale[0] = Fp16Lanes(rows, b, &Block::d);
@@ -358,10 +410,10 @@ COHOST_TARGET inline void TileBlock(const Block* const* rows, int64_t b, const F
         h = SumEachHalf(p);
       }
       __m256i isum;
-      if constexpr (std::is_same_v<Block, BlockQ6_K>) {
-        // sum over each half of sc (u - 32) y.
-        const __m256i lo = _mm256_sub_epi32(h.lo, _mm256_set1_epi32(32 * ab->sum16[0]));
-        const __m256i hi = _mm256_sub_epi32(h.hi, _mm256_set1_epi32(32 * ab->sum16[1]));
+      if constexpr (kPer16Scales<Block>) {
+        // sum over each half of sc (u - offset) y.
+        const __m256i lo = _mm256_sub_epi32(h.lo, _mm256_set1_epi32(kOffset<Block> * ab->sum16[0]));
+        const __m256i hi = _mm256_sub_epi32(h.hi, _mm256_set1_epi32(kOffset<Block> * ab->sum16[1]));
         isum = _mm256_add_epi32(_mm256_mullo_epi32(lo, f.sc_lo[J]),
                                 _mm256_mullo_epi32(hi, f.sc_hi[J]));
       } else {
@@ -374,6 +426,13 @@ COHOST_TARGET inline void TileBlock(const Block* const* rows, int64_t b, const F
       __m256 out = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum),
                                    _mm256_mul_ps(f.scale[J], _mm256_set1_ps(ab->d)), acc[r]);
       if constexpr (kHasMin<Block>) out = _mm256_fmadd_ps(f.min[J], _mm256_set1_ps(ab->s), out);
+      if constexpr (kHasMin16<Block>) {
+        const __m256i msum =
+            _mm256_add_epi32(_mm256_mullo_epi32(f.m_lo[J], _mm256_set1_epi32(ab->sum16[0])),
+                             _mm256_mullo_epi32(f.m_hi[J], _mm256_set1_epi32(ab->sum16[1])));
+        out = _mm256_fmadd_ps(f.min[J],
+                              _mm256_mul_ps(_mm256_set1_ps(ab->d), _mm256_cvtepi32_ps(msum)), out);
+      }
       acc[r] = out;
     }
     TileBlock<Block, kTransposed, J + 1>(rows, b, f, a, m, nb, acc);

@@ -22,8 +22,10 @@ enum class WeightFormat : uint8_t {
   kQ4_K,   // ggml Q4_K: 256 values; sub-block j: x = d sc_j q - dmin m_j, q 4-bit
   kQ5_K,   // ggml Q5_K: as Q4_K with a fifth bit per value
   kQ6_K,   // ggml Q6_K: 256 values; x = d sc (q - 32), q 6-bit, an int8 sc per 16
+  kQ2_K,   // ggml Q2_K: 256 values; per 16: x = d sc q - dmin m, q 2-bit, sc and m 4-bit
+  kQ3_K,   // ggml Q3_K: 256 values; per 16: x = d (sc - 32) q, q 3-bit signed, sc 6-bit
 };
-inline constexpr size_t kWeightFormats = 9;
+inline constexpr size_t kWeightFormats = 11;
 std::string_view WeightFormatName(WeightFormat f);
 
 inline constexpr int32_t kQuantBlock = 32;
@@ -74,10 +76,36 @@ struct BlockQ6_K {
   int8_t scales[kSuperBlock / 16];
   uint16_t d;
 };
+// Value 128h + 32c + l (half h, plane c, l < 32): bits 2c-2c+1 of
+// qs[32h + l]; its scale (low nibble) and min (high nibble) in
+// scales[8h + 2c + l / 16].
+struct BlockQ2_K {
+  uint8_t scales[kSuperBlock / 16];
+  uint8_t qs[kSuperBlock / 4];
+  uint16_t d, dmin;
+};
+// Codes laid out as Q2_K's, less 4 unless bit 4h + c of hmask[l] is set; the
+// sixteen six-bit scales (offset 32) packed as Q3KScale unpacks them.
+struct BlockQ3_K {
+  uint8_t hmask[kSuperBlock / 8];
+  uint8_t qs[kSuperBlock / 4];
+  uint8_t scales[12];
+  uint16_t d;
+};
 static_assert(sizeof(BlockQ8_0) == 34 && sizeof(BlockQ4_0) == 18 && sizeof(BlockQ4_1) == 20 &&
                   sizeof(BlockQ5_0) == 22 && sizeof(BlockQ5_1) == 24 && sizeof(BlockQ4_K) == 144 &&
-                  sizeof(BlockQ5_K) == 176 && sizeof(BlockQ6_K) == 210,
+                  sizeof(BlockQ5_K) == 176 && sizeof(BlockQ6_K) == 210 && sizeof(BlockQ2_K) == 84 &&
+                  sizeof(BlockQ3_K) == 110,
               "GGUF's block layouts");
+
+// Scale i (0..15, one per 16 values) of a Q3_K super-block, signed: low four
+// bits in the low (i < 8) or high nibble of scales[i % 8], top two bits at
+// bit 2 (i / 4) of scales[8 + i % 4]; less 32.
+inline int Q3KScale(const uint8_t* scales, int i) {
+  const int low = i < 8 ? scales[i] & 0x0f : scales[i - 8] >> 4;
+  const int high = (scales[8 + i % 4] >> (2 * (i / 4))) & 3;
+  return (low | (high << 4)) - 32;
+}
 
 // Sub-block j's (0..7) six-bit scale and min in a Q4_K / Q5_K super-block:
 // bytes 0-3 hold scales 0-3 and bytes 4-7 mins 0-3 in their low six bits;
