@@ -26,6 +26,15 @@ SimConfig FlatConfig() {
   return c;
 }
 
+// Steps cost `per_token` seconds a computed token and nothing else, so a
+// TTFT is the tokens computed before and with a request's first token.
+SimConfig PerTokenConfig(double per_token, double ttft_target_s) {
+  SimConfig c = FlatConfig();
+  c.cost.step = runtime::StepCost{0, per_token};
+  c.ttft_target_s = ttft_target_s;
+  return c;
+}
+
 TEST(SimTest, TwoQuietModelsShareOneDeviceUnlessEachGetsItsOwn) {
   // Both models get a request at each whole second: on one device the second
   // one's step ends at 200 ms, within the 250 ms target.
@@ -87,9 +96,7 @@ TEST(SimTest, MemoryBoundsHowManyModelsADeviceHolds) {
 TEST(SimTest, ASharedTracePrefixIsComputedOnce) {
   // 1 ms per computed token, one request at a time: TTFT is the tokens the
   // engine had to compute. B shares A's first 512-token block, C all of A's.
-  SimConfig c = FlatConfig();
-  c.cost.step = runtime::StepCost{0, 0.001};
-  c.ttft_target_s = 10;
+  SimConfig c = PerTokenConfig(0.001, 10);
   const std::vector<SimRequest> requests = {
       {0, 0, 1024, 1, {7, 8}},
       {10, 0, 1024, 1, {7, 9}},
@@ -112,9 +119,7 @@ TEST(SimTest, TheRouterSendsAPromptToTheReplicaHoldingItsPrefix) {
   // Two replicas of one model, 1 ms per computed token. A leaves [7, 8] in
   // replica 0's cache; Z then keeps replica 0 busy for 100 ms; B shares A's
   // first block. Replica 0: 100 queued + 512 of B's own; replica 1: 1024.
-  SimConfig c = FlatConfig();
-  c.cost.step = runtime::StepCost{0, 0.001};
-  c.ttft_target_s = 10;
+  SimConfig c = PerTokenConfig(0.001, 10);
   const std::vector<SimRequest> requests = {
       {0, 0, 1024, 1, {7, 8}},
       {10, 0, 100, 1, {}},
@@ -132,8 +137,7 @@ TEST(SimTest, AdmissionRefusesWhatWouldMissAndSoTheRestMeetIt) {
   // (margin 0) the second is predicted at 200 ms and admitted, the third at
   // 300 ms is refused, and so is every later one while those two are queued.
   // A request arriving once they are done is always admitted and met.
-  SimConfig c = FlatConfig();
-  c.cost.step = runtime::StepCost{0, 0.01};
+  SimConfig c = PerTokenConfig(0.01, 0.25);
   std::vector<SimRequest> requests(10, SimRequest{0, 0, 10, 1});
   requests.push_back({5, 0, 10, 1});
   const SimResult all = Simulate(requests, {{0}}, Policy::kDynamic, c);
