@@ -1,4 +1,5 @@
-// DeviceBuffer: RAII over Backend::Allocate/Free.
+// DeviceBuffer: RAII over Backend::Allocate/Free, and Backend's default
+// AdoptHostBytes (none: a device's memory is its own).
 #include "cohost/kernels/backend.h"
 
 namespace cohost::kernels {
@@ -12,6 +13,18 @@ absl::StatusOr<DeviceBuffer> DeviceBuffer::Create(Backend* backend, size_t bytes
   b.data_ = *ptr;
   b.bytes_ = bytes;
   return b;
+}
+
+DeviceBuffer DeviceBuffer::Adopt(Backend* backend, void* data, size_t bytes) {
+  DeviceBuffer b;
+  b.backend_ = backend;
+  b.data_ = data;
+  b.bytes_ = bytes;
+  return b;
+}
+
+std::optional<DeviceBuffer> Backend::AdoptHostBytes(std::vector<uint8_t>& /*bytes*/) {
+  return std::nullopt;
 }
 
 DeviceBuffer& DeviceBuffer::operator=(DeviceBuffer&& o) noexcept {

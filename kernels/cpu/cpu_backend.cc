@@ -10,7 +10,12 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "cohost/kernels/backend.h"
 #include "common/status_macros.h"
@@ -92,7 +97,29 @@ class CpuBackend final : public Backend {
     return p;
   }
 
-  void Free(void* ptr) override { std::free(ptr); }
+  void Free(void* ptr) override {
+    {
+      std::lock_guard<std::mutex> lock(adopted_mu_);
+      if (auto it = adopted_.find(ptr); it != adopted_.end()) {
+        adopted_.erase(it);  // the adopted vector goes with its entry
+        return;
+      }
+    }
+    std::free(ptr);
+  }
+
+  std::optional<DeviceBuffer> AdoptHostBytes(std::vector<uint8_t>& bytes) override {
+    if (bytes.empty()) return std::nullopt;
+    auto owned = std::make_unique<std::vector<uint8_t>>(std::move(bytes));
+    bytes.clear();
+    void* data = owned->data();
+    const size_t size = owned->size();
+    {
+      std::lock_guard<std::mutex> lock(adopted_mu_);
+      adopted_.emplace(data, std::move(owned));
+    }
+    return DeviceBuffer::Adopt(this, data, size);
+  }
 
   absl::Status CopyToDevice(void* dst, const void* src, size_t bytes) override {
     if (bytes > 0) std::memcpy(dst, src, bytes);
@@ -195,6 +222,10 @@ class CpuBackend final : public Backend {
   size_t total_memory_ = 0;  // physical memory in bytes; 0 if unknown
   size_t page_size_ = static_cast<size_t>(sysconf(_SC_PAGE_SIZE));
   cpu::ThreadPool pool_;
+  // Host vectors taken over by AdoptHostBytes, by data pointer; Free finds
+  // them here (anything else came from aligned_alloc).
+  std::mutex adopted_mu_;
+  absl::flat_hash_map<void*, std::unique_ptr<std::vector<uint8_t>>> adopted_;  // guarded
 };
 
 }  // namespace

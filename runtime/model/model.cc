@@ -169,8 +169,7 @@ absl::StatusOr<std::vector<uint8_t>> RequantizedToQ80(const HostTensor& t) {
 
 // The parts' rows as one matrix: their blocks joined when KeptFormat says so
 // and the backend's Gemm takes that format, else dense.
-absl::StatusOr<WeightMatrix> UploadMatrix(Backend* backend,
-                                          const std::vector<const HostTensor*>& parts) {
+absl::StatusOr<WeightMatrix> UploadMatrix(Backend* backend, const std::vector<HostTensor*>& parts) {
   WeightMatrix m;
   m.cols = parts[0]->shape[1];
   std::vector<GgmlType> types(parts.size());
@@ -178,8 +177,18 @@ absl::StatusOr<WeightMatrix> UploadMatrix(Backend* backend,
                  [](const HostTensor* t) { return t->quantized() ? t->raw_type : GgmlType::kF32; });
   const std::optional<kernels::WeightFormat> format = KeptFormat(types);
   if (!format || !backend->SupportsWeightFormat(*format)) {
-    ASSIGN_OR_RETURN(m.buf, UploadConcat(backend, parts));
+    ASSIGN_OR_RETURN(
+        m.buf, UploadConcat(backend, std::vector<const HostTensor*>(parts.begin(), parts.end())));
     return m;
+  }
+  m.format = *format;
+  // One part in its own blocks: where device memory is host memory, the
+  // buffer takes the loader's bytes over instead of copying them.
+  if (parts.size() == 1 && FormatOf(parts[0]->raw_type) == *format) {
+    if (std::optional<DeviceBuffer> adopted = backend->AdoptHostBytes(parts[0]->raw)) {
+      m.buf = *std::move(adopted);
+      return m;
+    }
   }
   size_t bytes = 0;
   for (const HostTensor* t : parts) bytes += kernels::QuantRowBytes(*format, t->numel());
@@ -197,7 +206,6 @@ absl::StatusOr<WeightMatrix> UploadMatrix(Backend* backend,
                                           blocks.size()));
     at += blocks.size();
   }
-  m.format = *format;
   return m;
 }
 

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <limits>
 #include <numeric>
+#include <optional>
 #include <ostream>
 #include <random>
 #include <vector>
@@ -71,6 +72,27 @@ TEST_F(CpuOpsTest, CapsReportFp32AndMemory) {
   absl::StatusOr<DeviceBuffer> huge = DeviceBuffer::Create(be_.get(), caps.total_memory + 1);
   EXPECT_EQ(huge.status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_NE(caps.device_name.find("OpenBLAS"), std::string::npos) << caps.device_name;
+}
+
+// A loaded matrix handed to the CPU backend is the buffer, not a copy of it,
+// and is given back through the backend when the buffer goes (ASan, which
+// runs the model-loading suites, would see a mismatched free).
+TEST_F(CpuOpsTest, AdoptedHostBytesBecomeTheBufferWithoutACopy) {
+  std::vector<uint8_t> bytes(1000);
+  std::iota(bytes.begin(), bytes.end(), uint8_t{0});
+  const void* data = bytes.data();
+  std::optional<DeviceBuffer> b = be_->AdoptHostBytes(bytes);
+  ASSERT_TRUE(b.has_value());
+  EXPECT_EQ(b->data(), data);
+  EXPECT_EQ(b->bytes(), 1000u);
+  EXPECT_TRUE(bytes.empty()) << "taken over";
+  EXPECT_EQ(b->as<uint8_t>()[999], static_cast<uint8_t>(999 % 256));
+  b->Reset();
+  std::vector<uint8_t> none;
+  EXPECT_FALSE(be_->AdoptHostBytes(none).has_value());
+  // Memory from Allocate still goes back as before.
+  absl::StatusOr<DeviceBuffer> allocated = DeviceBuffer::Create(be_.get(), 64);
+  ASSERT_TRUE(allocated.ok());
 }
 
 TEST(DTypeTest, HalfConversions) {

@@ -7,7 +7,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -19,6 +21,8 @@
 namespace cohost::kernels {
 
 enum class BackendKind : uint8_t { kCpu, kCuda };
+
+class DeviceBuffer;
 
 struct BackendCaps {
   DType compute_dtype = DType::kF32;
@@ -50,6 +54,11 @@ class Backend {
   // Memory. Allocate returns RESOURCE_EXHAUSTED when the device is full.
   virtual absl::StatusOr<void*> Allocate(size_t bytes) = 0;
   virtual void Free(void* ptr) = 0;
+  // Where the device's memory is the host's (the CPU): a buffer that takes
+  // `bytes` over without a copy (leaving it empty), given back through Free
+  // like any other. A loaded matrix then exists once, not twice, while it is
+  // uploaded. nullopt elsewhere (and for no bytes): allocate and copy.
+  virtual std::optional<DeviceBuffer> AdoptHostBytes(std::vector<uint8_t>& bytes);
   virtual absl::Status CopyToDevice(void* dst, const void* src, size_t bytes) = 0;
   virtual absl::Status CopyToHost(void* dst, const void* src, size_t bytes) = 0;
   // Converts n host floats into the compute dtype at dst.
@@ -141,6 +150,9 @@ class DeviceBuffer {
  public:
   DeviceBuffer() = default;
   static absl::StatusOr<DeviceBuffer> Create(Backend* backend, size_t bytes);
+  // Owns `data`, memory of `backend`'s that it did not Allocate (see
+  // AdoptHostBytes): Reset gives it back through backend->Free all the same.
+  static DeviceBuffer Adopt(Backend* backend, void* data, size_t bytes);
   DeviceBuffer(DeviceBuffer&& o) noexcept { *this = std::move(o); }
   DeviceBuffer& operator=(DeviceBuffer&& o) noexcept;
   DeviceBuffer(const DeviceBuffer&) = delete;
