@@ -225,7 +225,7 @@ const std::string& DequantizableTypeNames() {
   return names;
 }
 
-absl::Status CheckBlockScales(GgmlType type, absl::Span<const uint8_t> src) {
+absl::Status CheckBlockScales(GgmlType type, absl::Span<const uint8_t> src, int64_t first_block) {
   const GgmlTypeTraits* traits = FindGgmlType(static_cast<uint32_t>(type));
   if (traits == nullptr || traits->scale_at[0] < 0) return absl::OkStatus();  // no scales
   const auto size = static_cast<size_t>(traits->block_bytes);
@@ -235,7 +235,8 @@ absl::Status CheckBlockScales(GgmlType type, absl::Span<const uint8_t> src) {
       // Exponent all ones: infinity or NaN.
       if ((LoadU16(src.data() + at + field) & 0x7c00u) == 0x7c00u) {
         return absl::InvalidArgumentError(
-            absl::StrFormat("%s block %d has a non-finite scale", traits->name, block));
+            absl::StrFormat("%s block %d has a non-finite scale", traits->name,
+                            first_block + static_cast<int64_t>(block)));
       }
     }
   }

@@ -58,9 +58,11 @@ float Bf16BitsToF32(uint16_t h);
 // The types DequantizeToF32 reads, for error messages: "F32, F16, ...".
 const std::string& DequantizableTypeNames();
 
-// INVALID_ARGUMENT naming the first block of `src` (whole blocks of `type`)
-// whose fp16 scale or min is infinite or NaN; OK for plain types.
-absl::Status CheckBlockScales(GgmlType type, absl::Span<const uint8_t> src);
+// INVALID_ARGUMENT naming the first block of `src` (whole blocks of `type`,
+// the first of them the tensor's block `first_block`) whose fp16 scale or min
+// is infinite or NaN; OK for plain types.
+absl::Status CheckBlockScales(GgmlType type, absl::Span<const uint8_t> src,
+                              int64_t first_block = 0);
 
 // Dequantizes `n` values of `type` from `src` (exactly the bytes of those n
 // values, n a multiple of the block size) into `dst` (n floats).

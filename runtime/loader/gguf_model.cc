@@ -181,6 +181,9 @@ absl::StatusOr<ModelConfig> ConfigFromGguf(const GgufFile& f) {
 
 namespace {
 
+// Bytes of a kept tensor copied between dropping its file pages.
+constexpr size_t kCopyPieceBytes = size_t{4} << 20;
+
 // Whether a tensor may stay in its blocks: a matrix of a block type (the
 // embedding too: its rows are dequantized as they are looked up, and a tied
 // lm_head multiplies its blocks). Whether the backend computes on those
@@ -249,9 +252,20 @@ absl::StatusOr<ModelFile> LoadGgufModel(const std::string& path, const LoadOptio
       job.raw_bytes = info->size_bytes;
       job.copy_raw = [&f, info, rows = shape[0], permute_heads](absl::Span<uint8_t> dst) {
         const absl::Span<const uint8_t> src = f.TensorData(*info);
-        RETURN_IF_ERROR(InTensor(f, *info, CheckBlockScales(info->type, src)));
-        std::copy(src.begin(), src.end(), dst.begin());
-        f.DropTensorPages(*info);
+        // A piece at a time, each checked, copied and its file pages dropped
+        // before the next is read: the tensor is never resident twice (a
+        // 30 MB embedding was, mapped and copied, at the load's peak).
+        const auto block =
+            static_cast<size_t>(FindGgmlType(static_cast<uint32_t>(info->type))->block_bytes);
+        const size_t piece = std::max(block, kCopyPieceBytes / block * block);
+        for (size_t at = 0; at < src.size(); at += piece) {
+          const absl::Span<const uint8_t> part = src.subspan(at, piece);
+          RETURN_IF_ERROR(InTensor(
+              f, *info, CheckBlockScales(info->type, part, static_cast<int64_t>(at / block))));
+          std::copy(part.begin(), part.end(), dst.begin() + static_cast<ptrdiff_t>(at));
+          f.DropPages(part);
+        }
+        f.DropTensorPages(*info);  // the pages the pieces' edges shared
         if (permute_heads == 0) return absl::OkStatus();
         return InTensor(f, *info,
                         UndoLlamaRopePermutationRows(

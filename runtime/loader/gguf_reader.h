@@ -108,7 +108,9 @@ class GgufFile {
   absl::Span<const uint8_t> TensorData(const GgufTensorInfo& info) const;
   // Once the tensor is copied out: its pages leave the resident set
   // (MappedFile::DropPages).
-  void DropTensorPages(const GgufTensorInfo& info) const { file_.DropPages(TensorData(info)); }
+  void DropTensorPages(const GgufTensorInfo& info) const { DropPages(TensorData(info)); }
+  // The whole pages inside `range` (a part of the mapping) leave it too.
+  void DropPages(absl::Span<const uint8_t> range) const { file_.DropPages(range); }
 
  private:
   friend class GgufParser;

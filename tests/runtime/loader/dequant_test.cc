@@ -155,6 +155,14 @@ TEST(DequantTest, NonFiniteScalesAreRefused) {
         const absl::Status s = CheckBlockScales(traits->type, bytes);
         EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << c.type << " field " << field;
         EXPECT_THAT(Msg(s), ::testing::HasSubstr("block 2 has a non-finite scale")) << c.type;
+        // Checked a piece at a time (the loader's copy), the block is named
+        // in the tensor's numbering.
+        EXPECT_THAT(
+            Msg(CheckBlockScales(
+                traits->type,
+                absl::MakeConstSpan(bytes).subspan(static_cast<size_t>(traits->block_bytes)), 1)),
+            ::testing::HasSubstr("block 2 has a non-finite scale"))
+            << c.type;
         std::vector<float> out(c.values.size());
         EXPECT_EQ(DequantizeToF32(traits->type, bytes, static_cast<int64_t>(out.size()),
                                   absl::MakeSpan(out))
