@@ -117,7 +117,7 @@ PrefillQueue ServedModel::Backlog(std::optional<int32_t> priority) const {
   std::lock_guard<std::mutex> lock(mu_);
   if (resident_.engine != nullptr) {
     const runtime::EngineStats stats = resident_.engine->Stats();
-    q.tokens = priority ? stats.PrefillTokensAhead(*priority) : stats.prefill_tokens_left;
+    q.tokens = priority ? stats.PrefillTokensAhead(*priority) : stats.PrefillTokensLeft();
     if (stats.step_cost) last_cost_ = stats.step_cost;
   } else {
     // Once loaded, these go to the engine together and are admitted by priority.

@@ -86,6 +86,16 @@ struct SimEngine {
   bool ready() const { return resident && !loading; }
 };
 
+// Prompt tokens still to compute for the engine's requests without a first
+// token: its prefill backlog, as EngineStats counts it.
+int64_t PrefillLeft(const SimEngine& e) {
+  int64_t tokens = 0;
+  for (const auto& [id, s] : e.live) {
+    if (s->seq.num_generated() == 0) tokens += s->seq.num_uncomputed();
+  }
+  return tokens;
+}
+
 struct SimDevice {
   std::vector<std::unique_ptr<SimEngine>> engines;
   double weights_budget = kInf;  // lazy: what resident weights may take
@@ -264,11 +274,7 @@ class Cluster {
     };
     const auto ahead = [&](const SimDevice& d, SimEngine& e) {
       int64_t tokens = r.prompt_tokens - cached(e);
-      for (const auto& engine : d.engines) {
-        for (const auto& [id, live] : engine->live) {
-          if (live->seq.num_generated() == 0) tokens += live->seq.num_uncomputed();
-        }
-      }
+      for (const auto& engine : d.engines) tokens += PrefillLeft(*engine);
       return tokens;
     };
     // Each replica's count once (a comparator would rescan both per pair).
@@ -289,28 +295,31 @@ class Cluster {
       }
     }
     SimEngine& e = *replicas[best].second;
-    // As Router::Submit: the prompt less what the replica's cache holds.
     SimDevice& d = *replicas[best].first;
     // As the engine's Submit: what can never fit its KV is refused (served,
     // it would stall the engine for good).
     if (static_cast<int64_t>(r.prompt_tokens) + r.output_tokens > e.kv_blocks * kBlockSize) {
-      ++refused_;
-      refused_at_[index] = true;
-      return nullptr;
+      return Refuse(index);
     }
     const double to_ready = e.ready()   ? 0
                             : e.loading ? e.ready_at - now
                                         : config_.cost.load_seconds;
+    // As Router::Submit: the prompt less what the replica's cache holds.
     if (config_.admit_margin_pct && !Admit(d, e, r.prompt_tokens - cached(e), to_ready)) {
-      ++refused_;
-      refused_at_[index] = true;
-      return nullptr;
+      return Refuse(index);
     }
     e.sched->Add(&s->seq);
     e.live.emplace(s->seq.id, std::move(s));
     e.last_used = now;
     EnsureLoaded(d, e, now);
     return &d;
+  }
+
+  // Counts request `index` refused (a miss, no TTFT); nothing to step.
+  SimDevice* Refuse(size_t index) {
+    ++refused_;
+    refused_at_[index] = true;
+    return nullptr;
   }
 
   // The server's admission verdict for `prompt_tokens` to compute on `e`:
@@ -323,9 +332,7 @@ class Cluster {
       scheduler::PrefillQueue q;
       q.cost = config_.cost.step;
       q.step_tokens = config_.max_tokens_per_step;
-      for (const auto& [id, live] : engine.live) {
-        if (live->seq.num_generated() == 0) q.tokens += live->seq.num_uncomputed();
-      }
+      q.tokens = PrefillLeft(engine);
       return q;
     };
     std::vector<scheduler::PrefillQueue> others;

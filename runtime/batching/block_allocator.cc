@@ -155,6 +155,13 @@ std::vector<BlockId> BlockAllocator::LookupPrefix(absl::Span<const BlockHash> ha
   return found;
 }
 
+int32_t BlockAllocator::CachedPrefixLength(absl::Span<const BlockHash> hashes) const {
+  if (!prefix_caching_) return 0;
+  int32_t n = 0;
+  while (n < static_cast<int32_t>(hashes.size()) && cached_.contains(hashes[n])) ++n;
+  return n;
+}
+
 void BlockAllocator::Acquire(absl::Span<const BlockId> blocks) {
   for (BlockId b : blocks) {
     CheckBlock(b);

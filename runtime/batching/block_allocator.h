@@ -51,10 +51,19 @@ class BlockAllocator {
   // separates tenants (0 = shared).
   static BlockHash HashBlock(BlockHash parent, absl::Span<const int32_t> tokens, uint64_t salt);
 
+  // How many leading full blocks of `num_tokens` tokens a prefix-cache lookup
+  // considers: the last token is always recomputed (its logits are needed),
+  // so (num_tokens - 1) / block_size of them.
+  static int32_t CacheablePrefixBlocks(int64_t num_tokens, int32_t block_size) {
+    return num_tokens > 0 ? static_cast<int32_t>((num_tokens - 1) / block_size) : 0;
+  }
+
   // The longest run of leading hashes whose blocks are cached, as block ids
   // (possibly in use by others, possibly free but not yet evicted). Counts
   // queries and hits in the stats. No references are taken.
   std::vector<BlockId> LookupPrefix(absl::Span<const BlockHash> hashes);
+  // The length of that run, without counting a query in the stats.
+  int32_t CachedPrefixLength(absl::Span<const BlockHash> hashes) const;
 
   // Takes a reference on each block (cached blocks found by LookupPrefix);
   // a free one leaves the free list.

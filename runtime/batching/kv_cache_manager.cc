@@ -40,11 +40,20 @@ std::vector<BlockId> KvCacheManager::FindCachedPrefix(Sequence& seq) {
                   seq.block_table.size());
   const int32_t bs = block_size();
   ExtendHashes(seq, seq.num_tokens() / bs, bs);
-  if (!prefix_caching_ || seq.num_tokens() == 0) return {};
-  // The last token is always recomputed (its logits are needed), so only the
-  // blocks before it are candidates: (n - 1) / bs of them.
-  const int32_t max_blocks = (seq.num_tokens() - 1) / bs;
-  return allocator_.LookupPrefix(absl::MakeConstSpan(seq.block_hashes).first(max_blocks));
+  if (!prefix_caching_) return {};
+  return allocator_.LookupPrefix(
+      absl::MakeConstSpan(seq.block_hashes)
+          .first(BlockAllocator::CacheablePrefixBlocks(seq.num_tokens(), bs)));
+}
+
+int32_t KvCacheManager::CachedPrefixTokens(Sequence& seq) {
+  COHOST_KV_CHECK(seq.block_table.empty(), "seq %d: CachedPrefixTokens with %zu blocks held",
+                  seq.id, seq.block_table.size());
+  const int32_t bs = block_size();
+  ExtendHashes(seq, seq.num_tokens() / bs, bs);
+  return bs * allocator_.CachedPrefixLength(
+                  absl::MakeConstSpan(seq.block_hashes)
+                      .first(BlockAllocator::CacheablePrefixBlocks(seq.num_tokens(), bs)));
 }
 
 int32_t KvCacheManager::BlocksNeeded(const Sequence& seq, int32_t num_new_tokens) const {

@@ -30,6 +30,9 @@ class KvCacheManager {
   // seq.cache_salt), never covering the last token, which must be computed to
   // get logits. Fills seq.block_hashes for its full blocks. Takes no references.
   std::vector<BlockId> FindCachedPrefix(Sequence& seq);
+  // The tokens that prefix covers now, for a prediction: no query counted in
+  // the stats, no references.
+  int32_t CachedPrefixTokens(Sequence& seq);
 
   // Makes seq.block_table cover num_computed_tokens + cached prefix tokens +
   // num_new_tokens: takes references on `cached_prefix` (only when the sequence

@@ -26,8 +26,9 @@ size_t PrefixIndex::size() const {
 
 int32_t PrefixIndex::CachedPrefixTokens(absl::Span<const int32_t> tokens, int32_t block_size,
                                         uint64_t salt) const {
-  if (tokens.empty() || block_size <= 0) return 0;
-  const auto max_blocks = static_cast<int32_t>((tokens.size() - 1) / block_size);
+  if (block_size <= 0) return 0;
+  const int32_t max_blocks =
+      BlockAllocator::CacheablePrefixBlocks(static_cast<int64_t>(tokens.size()), block_size);
   // Hashing needs no lock; each block's hash is looked up as soon as it is
   // known, and the walk stops at the first miss.
   BlockHash parent = 0;

@@ -267,7 +267,6 @@ EngineStats Engine::Stats() const {
   EngineStats s = impl_->snapshot;
   s.num_waiting += static_cast<int32_t>(impl_->inbox.size());
   for (const std::unique_ptr<LiveRequest>& r : impl_->inbox) {
-    s.prefill_tokens_left += r->seq.num_prompt_tokens;
     s.prefill_tokens_waiting[r->seq.priority] += r->seq.num_prompt_tokens;
   }
   return s;

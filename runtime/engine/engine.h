@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -88,17 +89,20 @@ struct EngineStats {
   int64_t num_prompt_tokens_cached = 0;
   int64_t num_requests_finished = 0;
   int64_t num_requests_aborted = 0;
-  // Prompt tokens still to compute for requests without a first token
-  // (queued ones included): the engine's prefill backlog.
-  int64_t prefill_tokens_left = 0;
-  // The same tokens by whom a new request would wait for: the started ones
-  // (running, or preempted and requeued at the front) go before any
-  // admission; the waiting ones are admitted by priority, so a new request
-  // waits for those of at least its own.
+  // The engine's prefill backlog, the prompt tokens still to compute for
+  // requests without a first token (queued ones included), by whom a new
+  // request would wait for: the started ones (running, or preempted and
+  // requeued at the front) go before any admission; the waiting ones are
+  // admitted by priority, so a new request waits for those of at least its
+  // own.
   int64_t prefill_tokens_started = 0;
   std::map<int32_t, int64_t> prefill_tokens_waiting;  // by priority
   // What a new request of `priority` finds ahead of its own prompt.
   int64_t PrefillTokensAhead(int32_t priority) const;
+  // All of it.
+  int64_t PrefillTokensLeft() const {
+    return PrefillTokensAhead(std::numeric_limits<int32_t>::min());
+  }
   // Its steps' cost (EngineConfig::step_cost, else fitted from its steps);
   // nullopt until a step has done prefill work.
   std::optional<StepCost> step_cost;

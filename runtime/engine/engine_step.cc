@@ -121,10 +121,7 @@ void Engine::Impl::ExpireDeadlines(Clock::time_point now, const std::optional<St
   for (Sequence* seq : order) {
     // A sequence not started yet will find its cached prefix at admission,
     // as the Router's prediction assumed when it was admitted.
-    const int32_t cached =
-        seq->block_table.empty()
-            ? prefix_index.CachedPrefixTokens(seq->tokens, kv_manager.block_size(), seq->cache_salt)
-            : 0;
+    const int32_t cached = seq->block_table.empty() ? kv_manager.CachedPrefixTokens(*seq) : 0;
     const int64_t tokens = ahead + seq->num_uncomputed() - cached;
     const std::optional<Clock::time_point>& deadline = live.at(seq->id)->request.deadline;
     const auto first_token = std::chrono::duration<double>(cost->Seconds(tokens, step_tokens));
@@ -282,8 +279,6 @@ absl::StatusOr<bool> Engine::Step(const StepLimits& limits) {
       c.prefill_tokens_waiting[seq->priority] += seq->num_uncomputed();
     }
   }
-  c.prefill_tokens_left = c.prefill_tokens_started;
-  for (const auto& [priority, tokens] : c.prefill_tokens_waiting) c.prefill_tokens_left += tokens;
   {
     std::lock_guard<std::mutex> lock(s.mu);
     s.snapshot = c;

@@ -49,8 +49,9 @@ void Prefill(KvCacheManager& kv, Sequence& s) {
   kv.CacheFullBlocks(s);
 }
 
-// The thread-safe PrefixIndex answers what FindCachedPrefix would find, for
-// the same tokens, salt and the same never-the-last-token rule.
+// The thread-safe PrefixIndex, and the engine thread's CachedPrefixTokens,
+// answer what FindCachedPrefix would find, for the same tokens, salt and the
+// same never-the-last-token rule; neither counts a query.
 TEST(KvCacheManagerTest, AMirroredIndexAgreesWithFindCachedPrefix) {
   KvCacheManager kv(/*num_blocks=*/32, kBs, true);
   PrefixIndex index;
@@ -66,6 +67,10 @@ TEST(KvCacheManagerTest, AMirroredIndexAgreesWithFindCachedPrefix) {
   RequestId id = 2;
   for (const auto& [tokens, salt] : probes) {
     Sequence s = MakeSeq(id++, tokens, salt);
+    const int64_t queries = kv.Stats().prefix_queries;
+    EXPECT_EQ(index.CachedPrefixTokens(tokens, kBs, salt), kv.CachedPrefixTokens(s))
+        << tokens.size() << " tokens, salt " << salt;
+    EXPECT_EQ(kv.Stats().prefix_queries, queries);
     const auto found = static_cast<int32_t>(kv.FindCachedPrefix(s).size()) * kBs;
     EXPECT_EQ(index.CachedPrefixTokens(tokens, kBs, salt), found)
         << tokens.size() << " tokens, salt " << salt;

@@ -372,7 +372,7 @@ TEST_F(EngineTest, RequestsWhoseFirstTokenCannotMeetTheirDeadlineAreDroppedEarly
   r = Request(16, 2, /*seed=*/4);
   r.deadline = now_ + milliseconds(45);
   ASSERT_TRUE(e->Submit(r, after).ok());
-  EXPECT_EQ(e->Stats().prefill_tokens_left, 32 + 3 * 16) << "queued prompts count before a step";
+  EXPECT_EQ(e->Stats().PrefillTokensLeft(), 32 + 3 * 16) << "queued prompts count before a step";
 
   ASSERT_TRUE(e->Step().ok());
   ASSERT_TRUE(hopeless->finished()) << "dropped at the first step, not run to waste";
@@ -382,7 +382,7 @@ TEST_F(EngineTest, RequestsWhoseFirstTokenCannotMeetTheirDeadlineAreDroppedEarly
               ::testing::HasSubstr("cannot be met: its first token is predicted in 40 ms"));
   EXPECT_FALSE(fits->finished());
   EXPECT_FALSE(after->finished()) << "the dropped request no longer holds it up";
-  EXPECT_EQ(e->Stats().prefill_tokens_left, 32 + 2 * 16 - 8)
+  EXPECT_EQ(e->Stats().PrefillTokensLeft(), 32 + 2 * 16 - 8)
       << "the first chunk of the first prompt is computed";
   ASSERT_TRUE(e->Stats().step_cost);
   EXPECT_EQ(e->Stats().step_cost->fixed_seconds, 0.010);
@@ -439,7 +439,7 @@ TEST_F(EngineTest, PrefillBacklogBySharesWhatANewRequestOfEachPriorityWaitsFor) 
   submit(16, 5, 2);
   submit(8, -1, 3);
   EngineStats s = e->Stats();  // all still queued
-  EXPECT_EQ(s.prefill_tokens_left, 56);
+  EXPECT_EQ(s.PrefillTokensLeft(), 56);
   EXPECT_EQ(s.prefill_tokens_started, 0);
   EXPECT_EQ(s.prefill_tokens_waiting, (std::map<int32_t, int64_t>{{-1, 8}, {0, 32}, {5, 16}}));
   EXPECT_EQ(s.PrefillTokensAhead(0), 48) << "behind its own priority and higher";
@@ -453,10 +453,10 @@ TEST_F(EngineTest, PrefillBacklogBySharesWhatANewRequestOfEachPriorityWaitsFor) 
   EXPECT_EQ(s.prefill_tokens_waiting, (std::map<int32_t, int64_t>{{-1, 8}, {0, 32}}));
   EXPECT_EQ(s.PrefillTokensAhead(100), 8) << "no priority goes before started work";
   EXPECT_EQ(s.PrefillTokensAhead(0), 40);
-  EXPECT_EQ(s.prefill_tokens_left, 48);
+  EXPECT_EQ(s.PrefillTokensLeft(), 48);
   RunToIdle(*e);
   s = e->Stats();
-  EXPECT_EQ(s.prefill_tokens_left, 0);
+  EXPECT_EQ(s.PrefillTokensLeft(), 0);
   EXPECT_EQ(s.PrefillTokensAhead(-5), 0);
 }
 
