@@ -20,7 +20,8 @@ std::string ToByteLevel(std::string_view bytes) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<ByteLevelBpe>> ByteLevelBpe::Create(const TokenizerSpec& spec) {
+absl::StatusOr<std::unique_ptr<ByteLevelBpe>> ByteLevelBpe::Create(
+    const TokenizerSpec& spec, absl::Span<const TokenType> types) {
   auto pre = PreTokenizer::Create(spec.pre_tokenizer);
   if (!pre.ok()) return pre.status();
   auto bpe = std::unique_ptr<ByteLevelBpe>(new ByteLevelBpe());
@@ -32,10 +33,9 @@ absl::StatusOr<std::unique_ptr<ByteLevelBpe>> ByteLevelBpe::Create(const Tokeniz
   for (int32_t id = 0; id < n; ++id) {
     // Control and user-defined tokens are matched by the special-token
     // splitter, never produced by merges; the first id of a duplicate wins.
-    const TokenType type = id < static_cast<int32_t>(spec.token_types.size()) ? spec.token_types[id]
-                                                                              : TokenType::kNormal;
+    const TokenType type = id < static_cast<int32_t>(types.size()) ? types[id] : TokenType::kNormal;
     if (type == TokenType::kControl || type == TokenType::kUserDefined) continue;
-    bpe->token_to_id_.emplace(spec.tokens[id], id);
+    bpe->token_to_id_.emplace(bpe->tokens_[id], id);
   }
   for (int b = 0; b < 256; ++b) {
     const auto it = bpe->token_to_id_.find(ByteToUnicode(static_cast<uint8_t>(b)));

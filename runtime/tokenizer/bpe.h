@@ -13,6 +13,8 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/span.h"
 #include "runtime/loader/tokenizer_spec.h"
 #include "runtime/tokenizer/bpe_encoder.h"
 #include "runtime/tokenizer/pretokenizer.h"
@@ -21,7 +23,9 @@ namespace cohost::runtime {
 
 class ByteLevelBpe : public BpeEncoder {
  public:
-  static absl::StatusOr<std::unique_ptr<ByteLevelBpe>> Create(const TokenizerSpec& spec);
+  // types: one per token (spec.token_types, or the defaults Tokenizer fills in).
+  static absl::StatusOr<std::unique_ptr<ByteLevelBpe>> Create(const TokenizerSpec& spec,
+                                                              absl::Span<const TokenType> types);
 
   absl::Status EncodeText(std::string_view text, bool at_text_start,
                           std::vector<int32_t>* out) const override;
@@ -42,10 +46,10 @@ class ByteLevelBpe : public BpeEncoder {
   void MergeWord(std::string_view word, std::vector<int32_t>* out) const;
 
   std::unique_ptr<PreTokenizer> pre_;
-  std::vector<std::string> tokens_;
-  absl::flat_hash_map<std::string, int32_t> token_to_id_;  // byte-level form
-  absl::flat_hash_map<uint64_t, Merge> merges_;            // PairKey -> merge
-  std::array<int32_t, 256> byte_ids_;                      // id of each single byte, or -1
+  std::vector<std::string> tokens_;  // never changed after Create: keys below point into it
+  absl::flat_hash_map<absl::string_view, int32_t> token_to_id_;  // byte-level form
+  absl::flat_hash_map<uint64_t, Merge> merges_;                  // PairKey -> merge
+  std::array<int32_t, 256> byte_ids_;                            // id of each single byte, or -1
   int32_t unk_id_ = -1;
 
   // Words repeat a lot in real text; results are cached up to a bound.

@@ -29,7 +29,7 @@ bool ParseBytePiece(std::string_view piece, uint8_t* byte) {
 }
 
 absl::StatusOr<std::unique_ptr<SentencePieceBpe>> SentencePieceBpe::Create(
-    const TokenizerSpec& spec) {
+    const TokenizerSpec& spec, absl::Span<const TokenType> types) {
   const auto n = static_cast<int32_t>(spec.tokens.size());
   if (spec.merges.empty() && spec.scores.size() != spec.tokens.size()) {
     return absl::InvalidArgumentError(absl::StrCat("SentencePiece tokenizer has ", n,
@@ -39,7 +39,7 @@ absl::StatusOr<std::unique_ptr<SentencePieceBpe>> SentencePieceBpe::Create(
   auto sp = std::unique_ptr<SentencePieceBpe>(new SentencePieceBpe());
   sp->tokens_ = spec.tokens;
   sp->scores_ = spec.scores;
-  sp->types_ = spec.token_types;
+  sp->types_.assign(types.begin(), types.end());
   sp->types_.resize(n, TokenType::kNormal);
   sp->add_space_prefix_ = spec.add_space_prefix;
   sp->unk_id_ = spec.unk_id;
@@ -49,13 +49,13 @@ absl::StatusOr<std::unique_ptr<SentencePieceBpe>> SentencePieceBpe::Create(
     const TokenType type = sp->types_[id];
     uint8_t byte = 0;
     const bool looks_byte = ParseBytePiece(spec.tokens[id], &byte);
-    if (type == TokenType::kByte || (spec.token_types.empty() && looks_byte)) {
+    if (type == TokenType::kByte || (types.empty() && looks_byte)) {
       if (looks_byte && sp->byte_ids_[byte] < 0) sp->byte_ids_[byte] = id;
       sp->types_[id] = TokenType::kByte;
       continue;
     }
     if (type == TokenType::kControl || type == TokenType::kUnknown) continue;
-    sp->pieces_.emplace(spec.tokens[id], id);
+    sp->pieces_.emplace(sp->tokens_[id], id);
   }
   for (int32_t id : sp->byte_ids_) sp->byte_fallback_ |= id >= 0;
   for (size_t rank = 0; rank < spec.merges.size(); ++rank) {

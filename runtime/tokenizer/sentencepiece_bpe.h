@@ -15,6 +15,8 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/span.h"
 #include "runtime/loader/tokenizer_spec.h"
 #include "runtime/tokenizer/bpe_encoder.h"
 
@@ -24,7 +26,10 @@ inline constexpr std::string_view kSpaceSymbol = "\xE2\x96\x81";  // U+2581 "▁
 
 class SentencePieceBpe : public BpeEncoder {
  public:
-  static absl::StatusOr<std::unique_ptr<SentencePieceBpe>> Create(const TokenizerSpec& spec);
+  // types: one per token (spec.token_types, or the defaults Tokenizer fills
+  // in); where empty, pieces spelled <0xNN> are taken as byte pieces.
+  static absl::StatusOr<std::unique_ptr<SentencePieceBpe>> Create(
+      const TokenizerSpec& spec, absl::Span<const TokenType> types);
 
   absl::Status EncodeText(std::string_view text, bool at_text_start,
                           std::vector<int32_t>* out) const override;
@@ -43,7 +48,7 @@ class SentencePieceBpe : public BpeEncoder {
   std::vector<float> scores_;
   // Pieces merging may produce: normal, user-defined and unused ones (never
   // control, unknown or byte pieces), as in sentencepiece's model.
-  absl::flat_hash_map<std::string, int32_t> pieces_;
+  absl::flat_hash_map<absl::string_view, int32_t> pieces_;  // keys point into tokens_
   // PairKey(left id, right id) -> merge rank; only for HF-converted specs.
   absl::flat_hash_map<uint64_t, int32_t> merge_ranks_;
   std::array<int32_t, 256> byte_ids_;  // <0xNN> piece ids, -1 where absent

@@ -48,7 +48,10 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::Create(const TokenizerSpec
   }
 
   auto t = std::unique_ptr<Tokenizer>(new Tokenizer());
-  t->spec_ = spec;
+  t->bos_id_ = spec.bos_id;
+  t->eos_id_ = spec.eos_id;
+  t->add_bos_ = spec.add_bos;
+  t->add_eos_ = spec.add_eos;
   t->types_ = spec.token_types;
   if (t->types_.empty()) {
     // No types given: the ids the spec names as special are control tokens.
@@ -61,12 +64,10 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::Create(const TokenizerSpec
     }
     if (spec.unk_id >= 0) t->types_[spec.unk_id] = TokenType::kUnknown;
   }
-  TokenizerSpec encoder_spec = spec;
-  encoder_spec.token_types = t->types_;
   if (spec.kind == TokenizerKind::kByteLevelBpe) {
-    ASSIGN_OR_RETURN(t->encoder_, ByteLevelBpe::Create(encoder_spec));
+    ASSIGN_OR_RETURN(t->encoder_, ByteLevelBpe::Create(spec, t->types_));
   } else {
-    ASSIGN_OR_RETURN(t->encoder_, SentencePieceBpe::Create(encoder_spec));
+    ASSIGN_OR_RETURN(t->encoder_, SentencePieceBpe::Create(spec, t->types_));
     t->strips_leading_space_ = spec.add_space_prefix;
   }
 
@@ -109,7 +110,7 @@ absl::StatusOr<std::vector<int32_t>> Tokenizer::Encode(std::string_view text, bo
   }
   std::vector<int32_t> ids;
   ids.reserve(text.size() / 3 + 4);
-  if (add_special && spec_.add_bos) ids.push_back(spec_.bos_id);
+  if (add_special && add_bos_) ids.push_back(bos_id_);
   size_t fragment_start = 0;
   auto flush_text = [&](size_t end) -> absl::Status {
     if (end <= fragment_start) return absl::OkStatus();
@@ -120,7 +121,8 @@ absl::StatusOr<std::vector<int32_t>> Tokenizer::Encode(std::string_view text, bo
     for (size_t pos = 0; pos < text.size();) {
       int32_t match = -1;
       for (int32_t id : specials_by_first_byte_[static_cast<uint8_t>(text[pos])]) {
-        if (text.compare(pos, spec_.tokens[id].size(), spec_.tokens[id]) == 0) {
+        // A special token's bytes are its literal text.
+        if (text.compare(pos, token_bytes_[id].size(), token_bytes_[id]) == 0) {
           match = id;  // candidates are longest first
           break;
         }
@@ -131,12 +133,12 @@ absl::StatusOr<std::vector<int32_t>> Tokenizer::Encode(std::string_view text, bo
       }
       RETURN_IF_ERROR(flush_text(pos));
       ids.push_back(match);
-      pos += spec_.tokens[match].size();
+      pos += token_bytes_[match].size();
       fragment_start = pos;
     }
   }
   RETURN_IF_ERROR(flush_text(text.size()));
-  if (add_special && spec_.add_eos) ids.push_back(spec_.eos_id);
+  if (add_special && add_eos_) ids.push_back(eos_id_);
   return ids;
 }
 

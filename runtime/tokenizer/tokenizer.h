@@ -42,8 +42,11 @@ class Tokenizer {
   std::string TokenBytes(int32_t id) const;
 
   int32_t vocab_size() const { return static_cast<int32_t>(token_bytes_.size()); }
-  int32_t bos_id() const { return spec_.bos_id; }
-  int32_t eos_id() const { return spec_.eos_id; }
+  int32_t bos_id() const { return bos_id_; }
+  int32_t eos_id() const { return eos_id_; }
+  // Whether Encode(add_special) prepends BOS / appends EOS.
+  bool adds_bos() const { return add_bos_; }
+  bool adds_eos() const { return add_eos_; }
   // EOS, spec.extra_eos_ids, and control tokens spelled as a known end of
   // turn/text marker (<|im_end|>, <|eot_id|>, <|endoftext|>, ...).
   bool IsEndOfGeneration(int32_t id) const;
@@ -53,7 +56,6 @@ class Tokenizer {
   // Whether Decode drops the first text token's leading space (SentencePiece
   // with add_space_prefix).
   bool strips_leading_space() const { return strips_leading_space_; }
-  const TokenizerSpec& spec() const { return spec_; }
 
   // Formats messages with the model's own chat format (picked from
   // spec.chat_template; see chat_template.h, not a Jinja engine). NOT_FOUND or
@@ -66,7 +68,10 @@ class Tokenizer {
   TokenType TypeOf(int32_t id) const { return types_[id]; }
   bool InVocab(int32_t id) const { return id >= 0 && id < vocab_size(); }
 
-  TokenizerSpec spec_;
+  // Of the spec only what Encode needs is kept: the encoder owns the vocabulary
+  // (a copy of a 150k-token vocabulary and its merges is megabytes).
+  int32_t bos_id_ = -1, eos_id_ = -1;
+  bool add_bos_ = false, add_eos_ = false;
   std::unique_ptr<BpeEncoder> encoder_;
   std::vector<std::string> token_bytes_;  // id -> decoded bytes
   std::vector<TokenType> types_;          // id -> type, never empty

@@ -73,7 +73,7 @@ TEST_F(SmolLm2TokenizerTest, MatchesHuggingFaceIds) {
 TEST_F(SmolLm2TokenizerTest, ReferenceRecordsNoBos) {
   EXPECT_FALSE((*reference_)["gguf_add_bos"].get<bool>());
   EXPECT_FALSE((*reference_)["transformers_adds_bos"].get<bool>());
-  EXPECT_FALSE(tokenizer_->spec().add_bos);
+  EXPECT_FALSE(tokenizer_->adds_bos());
 }
 
 TEST_F(SmolLm2TokenizerTest, DecodeRoundTrips) {
