@@ -181,8 +181,10 @@ absl::StatusOr<ModelConfig> ConfigFromGguf(const GgufFile& f) {
 
 namespace {
 
-// Bytes of a kept tensor copied between dropping its file pages.
-constexpr size_t kCopyPieceBytes = size_t{4} << 20;
+// Bytes of a kept tensor copied between dropping its file pages. Each loader
+// thread holds one piece's pages at the load's peak: 4 MB pieces cost 3-4 MB
+// more peak RSS than 1 MB ones, for ~100 madvise calls saved per 100 MB.
+constexpr size_t kCopyPieceBytes = size_t{1} << 20;
 
 // Whether a tensor may stay in its blocks: a matrix of a block type (the
 // embedding too: its rows are dequantized as they are looked up, and a tied
