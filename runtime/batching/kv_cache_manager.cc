@@ -49,6 +49,7 @@ std::vector<BlockId> KvCacheManager::FindCachedPrefix(Sequence& seq) {
 int32_t KvCacheManager::CachedPrefixTokens(Sequence& seq) {
   COHOST_KV_CHECK(seq.block_table.empty(), "seq %d: CachedPrefixTokens with %zu blocks held",
                   seq.id, seq.block_table.size());
+  if (!prefix_caching_) return 0;
   const int32_t bs = block_size();
   ExtendHashes(seq, seq.num_tokens() / bs, bs);
   return bs * allocator_.CachedPrefixLength(

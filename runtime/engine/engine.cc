@@ -223,10 +223,12 @@ absl::Status Engine::Submit(RequestId id, GenerateRequest request,
   // Queue time and TTFT count from the request's arrival at the server, which
   // may be earlier (it waited for its model to load).
   const Clock::time_point submitted = std::min(request.arrival.value_or(now), now);
+  const int32_t cached = CachedPromptTokens(request);  // hashed outside the lock
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
     impl_->inbox.push_back(std::make_unique<LiveRequest>(
         id, std::move(request), std::move(sink), *tokenizer_, impl_->seed_source(), submitted));
+    impl_->inbox.back()->cached_at_submit = cached;
     impl_->wake.notify_one();
   }
   if (config_.on_work) config_.on_work();
@@ -267,7 +269,7 @@ EngineStats Engine::Stats() const {
   EngineStats s = impl_->snapshot;
   s.num_waiting += static_cast<int32_t>(impl_->inbox.size());
   for (const std::unique_ptr<LiveRequest>& r : impl_->inbox) {
-    s.prefill_tokens_waiting[r->seq.priority] += r->seq.num_prompt_tokens;
+    s.prefill_tokens_waiting[r->seq.priority] += r->seq.num_prompt_tokens - r->cached_at_submit;
   }
   return s;
 }

@@ -64,6 +64,9 @@ struct LiveRequest {
   bool scheduled_once = false;
   // The last sampled token's, when the request asks for logprobs.
   std::optional<TokenLogprobs> logprobs;
+  // While in the inbox: how much of the prompt the prefix cache held when it
+  // was submitted (its backlog share is the rest).
+  int32_t cached_at_submit = 0;
 };
 
 // Everything Step() owns, and the queues other threads hand it work through.
@@ -86,6 +89,10 @@ struct Engine::Impl {
   // DEADLINE_EXCEEDED.
   void ExpireDeadlines(Clock::time_point now, const std::optional<StepCost>& cost,
                        int32_t step_tokens);
+  // The prompt tokens `seq` has yet to prefill before its first token; for
+  // one holding no blocks (not started, or preempted) less the prefix the
+  // cache holds now, which it will find at admission.
+  int64_t PrefillLeft(Sequence& seq);
   // Streams the token just sampled for `r` and retires it if it finished.
   void EmitToken(LiveRequest& r, const Tokenizer& tokenizer, Clock::time_point now);
 

@@ -119,10 +119,8 @@ void Engine::Impl::ExpireDeadlines(Clock::time_point now, const std::optional<St
   int64_t ahead = 0;
   std::vector<std::pair<RequestId, double>> hopeless;  // with the predicted ms
   for (Sequence* seq : order) {
-    // A sequence not started yet will find its cached prefix at admission,
-    // as the Router's prediction assumed when it was admitted.
-    const int32_t cached = seq->block_table.empty() ? kv_manager.CachedPrefixTokens(*seq) : 0;
-    const int64_t tokens = ahead + seq->num_uncomputed() - cached;
+    // As the Router's prediction assumed when it was admitted.
+    const int64_t tokens = ahead + PrefillLeft(*seq);
     const std::optional<Clock::time_point>& deadline = live.at(seq->id)->request.deadline;
     const auto first_token = std::chrono::duration<double>(cost->Seconds(tokens, step_tokens));
     if (deadline && now + std::chrono::duration_cast<Clock::duration>(first_token) > *deadline) {
@@ -140,6 +138,11 @@ void Engine::Impl::ExpireDeadlines(Clock::time_point now, const std::optional<St
                ms, left_ms)),
            now);
   }
+}
+
+int64_t Engine::Impl::PrefillLeft(Sequence& seq) {
+  const int32_t cached = seq.block_table.empty() ? kv_manager.CachedPrefixTokens(seq) : 0;
+  return seq.num_uncomputed() - cached;
 }
 
 void Engine::Impl::EmitToken(LiveRequest& r, const Tokenizer& tokenizer, Clock::time_point now) {
@@ -268,15 +271,15 @@ absl::StatusOr<bool> Engine::Step(const StepLimits& limits) {
   c.step_cost = StepCostNow();
   c.prefill_tokens_started = 0;  // c carries the last snapshot's counters
   c.prefill_tokens_waiting.clear();
-  for (const Sequence* seq : s.step_scheduler.running()) {
-    if (seq->num_generated() == 0) c.prefill_tokens_started += seq->num_uncomputed();
+  for (Sequence* seq : s.step_scheduler.running()) {
+    if (seq->num_generated() == 0) c.prefill_tokens_started += s.PrefillLeft(*seq);
   }
-  for (const Sequence* seq : s.step_scheduler.waiting()) {
+  for (Sequence* seq : s.step_scheduler.waiting()) {
     if (seq->num_generated() != 0) continue;
     if (seq->num_preemptions > 0) {
-      c.prefill_tokens_started += seq->num_uncomputed();
+      c.prefill_tokens_started += s.PrefillLeft(*seq);
     } else {
-      c.prefill_tokens_waiting[seq->priority] += seq->num_uncomputed();
+      c.prefill_tokens_waiting[seq->priority] += s.PrefillLeft(*seq);
     }
   }
   {

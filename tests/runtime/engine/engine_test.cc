@@ -460,6 +460,30 @@ TEST_F(EngineTest, PrefillBacklogBySharesWhatANewRequestOfEachPriorityWaitsFor) 
   EXPECT_EQ(s.PrefillTokensAhead(-5), 0);
 }
 
+TEST_F(EngineTest, PrefillBacklogLeavesOutWhatThePrefixCacheHolds) {
+  // One sequence at a time, prompts in chunks of 8, blocks of 4.
+  std::unique_ptr<Engine> e = MakeEngine(64, /*block_size=*/4, /*max_num_seqs=*/1);
+  ASSERT_TRUE(e->Submit(Request(32, 2, /*seed=*/7), std::make_shared<RecordingSink>()).ok());
+  RunToIdle(*e);
+  ASSERT_EQ(e->CachedPromptTokens(Request(32, 2, /*seed=*/7)), 28) << "7 whole blocks of 4";
+
+  ASSERT_TRUE(e->Submit(Request(16, 2, /*seed=*/1), std::make_shared<RecordingSink>()).ok());
+  auto cached = std::make_shared<RecordingSink>();
+  ASSERT_TRUE(e->Submit(Request(32, 2, /*seed=*/7), cached).ok());
+  EngineStats s = e->Stats();  // both in the inbox
+  EXPECT_EQ(s.prefill_tokens_waiting, (std::map<int32_t, int64_t>{{0, 16 + 4}}))
+      << "the cached prompt adds only its 4 uncached tokens";
+
+  ASSERT_TRUE(e->Step().ok());  // the cold one starts; the cached one waits, holding no blocks
+  s = e->Stats();
+  EXPECT_EQ(s.prefill_tokens_started, 8);
+  EXPECT_EQ(s.prefill_tokens_waiting, (std::map<int32_t, int64_t>{{0, 4}}));
+  RunToIdle(*e);
+  ASSERT_TRUE(cached->finished());
+  EXPECT_EQ(cached->info().cached_prompt_tokens, 28) << "the prediction's assumption held";
+  EXPECT_EQ(e->Stats().PrefillTokensLeft(), 0);
+}
+
 TEST_F(EngineTest, CreateRejectsConfigurationsThatCannotRun) {
   auto code_and_message = [&](const EngineConfig& c) {
     absl::StatusOr<std::unique_ptr<Engine>> e = Engine::Create(model_.get(), tokenizer_.get(), c);
