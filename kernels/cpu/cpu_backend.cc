@@ -187,6 +187,17 @@ class CpuBackend final : public Backend {
       cpu::QuantGemm(F(a), w, F(bias), m, n, k, F(c), pool_);
     }
   }
+  void GroupedGemm(const void* a, const GemmPart* parts, int32_t num_parts, int32_t m,
+                   int32_t k) override {
+    const bool all_blocks = std::all_of(parts, parts + num_parts, [](const GemmPart& p) {
+      return p.w.format != WeightFormat::kDense;
+    });
+    if (!all_blocks) {
+      Backend::GroupedGemm(a, parts, num_parts, m, k);  // OpenBLAS takes one at a time
+      return;
+    }
+    cpu::QuantGemmParts(F(a), parts, num_parts, m, k, pool_);
+  }
   bool SupportsWeightFormat(WeightFormat) const override { return true; }
   void Add(void* x, const void* y, int64_t n) override { cpu::Add(F(x), F(y), n, pool_); }
   void SiluMul(const void* gate_up, int32_t n, int32_t inter, void* out) override {

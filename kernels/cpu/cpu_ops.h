@@ -28,6 +28,11 @@ void Gemm(const float* a /*[m, k]*/, const float* w /*[n, k]*/, const float* bia
 // by 16 output columns so that no two threads write one cache line of c.
 void QuantGemm(const float* a /*[m, k]*/, WeightRef w /*[n, k]*/, const float* bias /*[n] or null*/,
                int32_t m, int32_t n, int32_t k, float* c /*[m, n]*/, ThreadPool& pool);
+// QuantGemm for several weight matrices (every one in blocks) against the same
+// activations: a is quantized once, and the parts' column tiles share one
+// pass over the pool.
+void QuantGemmParts(const float* a /*[m, k]*/, const GemmPart* parts, int32_t num_parts, int32_t m,
+                    int32_t k, ThreadPool& pool);
 
 void Add(float* x /*[n]*/, const float* y /*[n]*/, int64_t n, ThreadPool& pool);
 

@@ -18,10 +18,16 @@ constexpr int32_t kInitialSamples = 8;
 }  // namespace
 
 kernels::WeightRef WeightMatrix::RowsFrom(int64_t row, size_t elem_size) const {
-  const size_t row_bytes = format == kernels::WeightFormat::kDense
+  Part part{0, format, 0};
+  for (const Part& p : parts) {
+    if (p.first_row <= row) part = p;
+  }
+  const size_t row_bytes = part.format == kernels::WeightFormat::kDense
                                ? static_cast<size_t>(cols) * elem_size
-                               : kernels::QuantRowBytes(format, cols);
-  return {static_cast<const uint8_t*>(buf.data()) + static_cast<size_t>(row) * row_bytes, format};
+                               : kernels::QuantRowBytes(part.format, cols);
+  return {static_cast<const uint8_t*>(buf.data()) + part.offset +
+              static_cast<size_t>(row - part.first_row) * row_bytes,
+          part.format};
 }
 
 LlamaModel::LlamaModel(const ModelConfig& config, kernels::Backend* backend, LlamaWeights weights)
@@ -190,17 +196,21 @@ absl::Status LlamaModel::Forward(const Batch& batch, KvCache& kv, std::vector<fl
     be.RmsNorm(l == 0 ? x_.data() : delta_.data(), l == 0 ? nullptr : x_.data(),
                lw.attn_norm.data(), T, H, eps, normed_.data());
     const bool bias = lw.bqkv.data() != nullptr;
-    if (T == 1) {
+    if (T == 1 && !lw.wqkv.split()) {
       // One row: the fused [q | k | v] row is already the planar layout.
       be.Gemm(normed_.data(), lw.wqkv.Ref(), bias ? lw.bqkv.data() : nullptr, 1,
               q_width + 2 * kv_width, H, q);
     } else {
-      // Kernels take q, k, v as separate dense tensors, so split by weight rows.
-      be.Gemm(normed_.data(), lw.wqkv.Ref(), bias ? lw.bqkv.data() : nullptr, T, q_width, H, q);
-      be.Gemm(normed_.data(), lw.wqkv.RowsFrom(q_width, elem_size_),
-              bias ? At(lw.bqkv, q_width) : nullptr, T, kv_width, H, k);
-      be.Gemm(normed_.data(), lw.wqkv.RowsFrom(q_width + kv_width, elem_size_),
-              bias ? At(lw.bqkv, q_width + kv_width) : nullptr, T, kv_width, H, v);
+      // Kernels take q, k, v as separate dense tensors, so a product per
+      // part of the weight rows (a split matrix's parts are these three).
+      const kernels::GemmPart parts[] = {
+          {lw.wqkv.Ref(), bias ? lw.bqkv.data() : nullptr, q_width, q},
+          {lw.wqkv.RowsFrom(q_width, elem_size_), bias ? At(lw.bqkv, q_width) : nullptr, kv_width,
+           k},
+          {lw.wqkv.RowsFrom(q_width + kv_width, elem_size_),
+           bias ? At(lw.bqkv, q_width + kv_width) : nullptr, kv_width, v},
+      };
+      be.GroupedGemm(normed_.data(), parts, 3, T, H);
     }
     const kernels::PagedKv pages = kv.Layer(l);
     be.RopeWriteKv(q, k, v, layout, c.num_heads, w_.inv_freq.as<float>(), hd, pages);

@@ -14,14 +14,26 @@
 namespace cohost::runtime {
 
 // A linear layer's matrix [rows, cols]: dense in the compute dtype, or rows of
-// quantized blocks where the backend's Gemm takes them.
+// quantized blocks where the backend's Gemm takes them. A fused group whose
+// parts keep different block formats (q, k and v of a Q4_K_M file) is split
+// by rows: each part's rows in its own format, one after another in `buf`.
 struct WeightMatrix {
-  kernels::DeviceBuffer buf;
-  kernels::WeightFormat format = kernels::WeightFormat::kDense;
-  int64_t cols = 0;
+  struct Part {
+    int64_t first_row = 0;
+    kernels::WeightFormat format = kernels::WeightFormat::kDense;
+    size_t offset = 0;  // bytes into buf
+  };
 
+  kernels::DeviceBuffer buf;
+  kernels::WeightFormat format = kernels::WeightFormat::kDense;  // the first row's
+  int64_t cols = 0;
+  std::vector<Part> parts;  // empty unless split
+
+  bool split() const { return !parts.empty(); }
+  // All rows, for one Gemm; a split matrix needs a Gemm per part (RowsFrom).
   kernels::WeightRef Ref() const { return {buf.data(), format}; }
-  // The rows from `row` on (dense elements are `elem_size` bytes).
+  // The rows from `row` on (dense elements are `elem_size` bytes); in a split
+  // matrix, the Gemm that reads them must stay within `row`'s part.
   kernels::WeightRef RowsFrom(int64_t row, size_t elem_size) const;
 };
 

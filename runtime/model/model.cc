@@ -122,22 +122,35 @@ std::optional<kernels::WeightFormat> FormatOf(GgmlType t) {
   return std::nullopt;
 }
 
+// How a group's parts may sit in one buffer when their block formats differ.
+enum class Fusion {
+  kJoined,    // one format for all rows: the forward pass runs one Gemm over them
+  kRowSplit,  // each part's rows in its own format: the forward runs a Gemm per part
+};
+
 // The one rule for a (fused) matrix, which UploadMatrix follows and
 // PredictWeightsBytes predicts (`types`: each part's type as it arrives, kF32
-// for one that came dense): it stays in its blocks when all its parts are
-// stored in one format a quantized Gemm takes. Parts in different block
-// formats (a Q4_K_M file's q and k in Q4_K, its v in Q6_K) are joined as
-// Q8_0, each part requantized from its own values: 8.5 bits a value instead
-// of fp32's 32, at an error below each 32 values' largest / 254.
-std::optional<kernels::WeightFormat> KeptFormat(const std::vector<GgmlType>& types) {
-  if (types.empty() || !std::all_of(types.begin(), types.end(),
-                                    [](GgmlType t) { return FormatOf(t).has_value(); })) {
-    return std::nullopt;
+// for one that came dense): the format each part keeps, or nullopt for dense.
+// It stays in its blocks when every part is stored in a format a quantized
+// Gemm takes. Parts in different formats (a Q4_K_M file's q and k in Q4_K or
+// Q5_0, its v in Q6_K or Q8_0) keep their own where the group may be split by
+// rows; otherwise they are joined as Q8_0, each part requantized from its own
+// values: 8.5 bits a value instead of fp32's 32, at an error below each 32
+// values' largest / 254.
+std::optional<std::vector<kernels::WeightFormat>> KeptFormats(const std::vector<GgmlType>& types,
+                                                              Fusion fusion) {
+  std::vector<kernels::WeightFormat> formats;
+  for (GgmlType t : types) {
+    const std::optional<kernels::WeightFormat> f = FormatOf(t);
+    if (!f) return std::nullopt;
+    formats.push_back(*f);
   }
-  if (std::all_of(types.begin(), types.end(), [&](GgmlType t) { return t == types[0]; })) {
-    return FormatOf(types[0]);
-  }
-  return kernels::WeightFormat::kQ8_0;
+  if (formats.empty()) return std::nullopt;
+  const bool uniform = std::all_of(formats.begin(), formats.end(),
+                                   [&](kernels::WeightFormat f) { return f == formats[0]; });
+  if (!uniform && fusion == Fusion::kJoined)
+    formats.assign(types.size(), kernels::WeightFormat::kQ8_0);
+  return formats;
 }
 
 // `x` (a multiple of 32 values) as Q8_0 blocks, as llama.cpp quantizes:
@@ -167,44 +180,55 @@ absl::StatusOr<std::vector<uint8_t>> RequantizedToQ80(const HostTensor& t) {
   return QuantizeToQ80(values);
 }
 
-// The parts' rows as one matrix: their blocks joined when KeptFormat says so
-// and the backend's Gemm takes that format, else dense.
-absl::StatusOr<WeightMatrix> UploadMatrix(Backend* backend, const std::vector<HostTensor*>& parts) {
+// The parts' rows as one matrix: their blocks kept as KeptFormats says where
+// the backend's Gemm takes every format, else dense.
+absl::StatusOr<WeightMatrix> UploadMatrix(Backend* backend, const std::vector<HostTensor*>& parts,
+                                          Fusion fusion = Fusion::kJoined) {
   WeightMatrix m;
   m.cols = parts[0]->shape[1];
   std::vector<GgmlType> types(parts.size());
   std::transform(parts.begin(), parts.end(), types.begin(),
                  [](const HostTensor* t) { return t->quantized() ? t->raw_type : GgmlType::kF32; });
-  const std::optional<kernels::WeightFormat> format = KeptFormat(types);
-  if (!format || !backend->SupportsWeightFormat(*format)) {
+  const std::optional<std::vector<kernels::WeightFormat>> formats = KeptFormats(types, fusion);
+  if (!formats || !std::all_of(formats->begin(), formats->end(), [&](kernels::WeightFormat f) {
+        return backend->SupportsWeightFormat(f);
+      })) {
     ASSIGN_OR_RETURN(
         m.buf, UploadConcat(backend, std::vector<const HostTensor*>(parts.begin(), parts.end())));
     return m;
   }
-  m.format = *format;
+  m.format = (*formats)[0];
   // One part in its own blocks: where device memory is host memory, the
   // buffer takes the loader's bytes over instead of copying them.
-  if (parts.size() == 1 && FormatOf(parts[0]->raw_type) == *format) {
+  if (parts.size() == 1 && FormatOf(parts[0]->raw_type) == m.format) {
     if (std::optional<DeviceBuffer> adopted = backend->AdoptHostBytes(parts[0]->raw)) {
       m.buf = *std::move(adopted);
       return m;
     }
   }
+  const bool split = std::any_of(formats->begin(), formats->end(),
+                                 [&](kernels::WeightFormat f) { return f != m.format; });
   size_t bytes = 0;
-  for (const HostTensor* t : parts) bytes += kernels::QuantRowBytes(*format, t->numel());
+  for (size_t i = 0; i < parts.size(); ++i) {
+    bytes += kernels::QuantRowBytes((*formats)[i], parts[i]->numel());
+  }
   ASSIGN_OR_RETURN(m.buf, DeviceBuffer::Create(backend, bytes));
   size_t at = 0;
-  for (const HostTensor* t : parts) {
-    // Its own blocks, or (a part of a mixed group) requantized ones.
+  int64_t row = 0;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const HostTensor* t = parts[i];
+    // Its own blocks, or (a part of a joined mixed group) requantized ones.
     absl::Span<const uint8_t> blocks = t->raw;
     std::vector<uint8_t> requantized;
-    if (FormatOf(t->raw_type) != *format) {
+    if (FormatOf(t->raw_type) != (*formats)[i]) {
       ASSIGN_OR_RETURN(requantized, RequantizedToQ80(*t));
       blocks = requantized;
     }
+    if (split) m.parts.push_back({row, (*formats)[i], at});
     RETURN_IF_ERROR(backend->CopyToDevice(static_cast<uint8_t*>(m.buf.data()) + at, blocks.data(),
                                           blocks.size()));
     at += blocks.size();
+    row += t->shape[0];
   }
   return m;
 }
@@ -242,7 +266,7 @@ absl::StatusOr<LlamaWeights> UploadLlamaWeights(ModelFile& file, Backend* backen
     ASSIGN_OR_RETURN(wq, check.Get(p + "attn_q.weight", {q_rows, hidden}));
     ASSIGN_OR_RETURN(wk, check.Get(p + "attn_k.weight", {kv_rows, hidden}));
     ASSIGN_OR_RETURN(wv, check.Get(p + "attn_v.weight", {kv_rows, hidden}));
-    ASSIGN_OR_RETURN(lw.wqkv, UploadMatrix(backend, {wq, wk, wv}));
+    ASSIGN_OR_RETURN(lw.wqkv, UploadMatrix(backend, {wq, wk, wv}, Fusion::kRowSplit));
     Release({wq, wk, wv});
     if (c.attention_bias) {
       HostTensor *bq, *bk, *bv;
@@ -306,29 +330,31 @@ size_t Model::PredictWeightsBytes(const ModelConfig& config, kernels::DType dtyp
   }
   // The RoPE inverse frequencies stay fp32.
   size_t bytes = static_cast<size_t>(config.head_dim / 2) * 4;
-  // The matrices UploadMatrix fuses, each group kept in blocks as KeptFormat
-  // says (its parts' own format, or Q8_0 for a mixed group).
-  std::vector<std::vector<std::string>> groups = {{"token_embd.weight"}};
-  if (!config.tie_word_embeddings) groups.push_back({"output.weight"});
+  // The matrices UploadMatrix fuses, each group kept in blocks as KeptFormats
+  // says, fused as UploadLlamaWeights fuses them.
+  std::vector<std::pair<std::vector<std::string>, Fusion>> groups = {
+      {{"token_embd.weight"}, Fusion::kJoined}};
+  if (!config.tie_word_embeddings) groups.push_back({{"output.weight"}, Fusion::kJoined});
   for (int32_t l = 0; l < config.num_layers; ++l) {
     const std::string p = absl::StrFormat("blk.%d.", l);
-    groups.push_back({p + "attn_q.weight", p + "attn_k.weight", p + "attn_v.weight"});
-    groups.push_back({p + "attn_output.weight"});
-    groups.push_back({p + "ffn_gate.weight", p + "ffn_up.weight"});
-    groups.push_back({p + "ffn_down.weight"});
+    groups.push_back(
+        {{p + "attn_q.weight", p + "attn_k.weight", p + "attn_v.weight"}, Fusion::kRowSplit});
+    groups.push_back({{p + "attn_output.weight"}, Fusion::kJoined});
+    groups.push_back({{p + "ffn_gate.weight", p + "ffn_up.weight"}, Fusion::kJoined});
+    groups.push_back({{p + "ffn_down.weight"}, Fusion::kJoined});
   }
-  for (const std::vector<std::string>& group : groups) {
+  for (const auto& [group, fusion] : groups) {
     if (!keep_quantized) break;
     std::vector<GgmlType> types;
     for (const std::string& name : group) {
       auto it = config.stored_types.find(name);
       types.push_back(it != config.stored_types.end() ? it->second : GgmlType::kF32);
     }
-    const std::optional<kernels::WeightFormat> format = KeptFormat(types);
-    if (!format) continue;
-    for (const std::string& name : group) {
-      bytes += kernels::QuantRowBytes(*format, static_cast<int64_t>(numel[name]));
-      numel.erase(name);
+    const std::optional<std::vector<kernels::WeightFormat>> formats = KeptFormats(types, fusion);
+    if (!formats) continue;
+    for (size_t i = 0; i < group.size(); ++i) {
+      bytes += kernels::QuantRowBytes((*formats)[i], static_cast<int64_t>(numel[group[i]]));
+      numel.erase(group[i]);
     }
   }
   for (const auto& [name, n] : numel) bytes += n * kernels::DTypeSize(dtype);

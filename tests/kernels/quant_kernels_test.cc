@@ -14,10 +14,12 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "cohost/kernels/backend.h"
 #include "cohost/kernels/dtype.h"
 #include "cohost/kernels/quant.h"
 #include "gtest/gtest.h"
@@ -417,6 +419,48 @@ TEST(QuantTileTest, ATileGivesEachPairWhatThePairAloneGives) {
           }
         }
       }
+    }
+  }
+}
+
+// A matrix split by rows (q, k and v of a Q4_K_M file: each part its own
+// format): GroupedGemm gives every part what Gemm gives it alone, bit for bit,
+// though the activations are quantized once and the parts share the pool.
+TEST(QuantGemmTest, GroupedPartsEachGetWhatTheirOwnGemmGives) {
+  std::mt19937 rng(11);
+  const std::unique_ptr<Backend> be = MakeCpuBackend(2);
+  const WeightFormat formats[] = {WeightFormat::kQ4_0, WeightFormat::kQ6_K, WeightFormat::kQ8_0};
+  const int32_t widths[] = {20, 3, 33};  // not whole 16-column tasks
+  std::vector<std::vector<uint8_t>> weights;
+  std::vector<std::vector<float>> biases;
+  for (int p = 0; p < 3; ++p) {
+    std::vector<Row> rows;
+    for (int i = 0; i < widths[p]; ++i)
+      rows.push_back(RandomWeights(rng, formats[p], 0.02f, -0.05f));
+    weights.push_back(Concatenated(rows));
+    biases.push_back(RandomRow(rng, 1.f));
+  }
+  for (const int32_t m : {1, 5, 17}) {
+    std::vector<float> a;
+    for (int32_t r = 0; r < m; ++r) {
+      const std::vector<float> row = RandomRow(rng, 1.f);
+      a.insert(a.end(), row.begin(), row.end());
+    }
+    std::vector<std::vector<float>> grouped(3), alone(3);
+    std::vector<GemmPart> parts;
+    for (int p = 0; p < 3; ++p) {
+      grouped[p].assign(static_cast<size_t>(m) * widths[p], -7.f);
+      alone[p].assign(grouped[p].size(), -7.f);
+      // The middle part without a bias.
+      const float* bias = p == 1 ? nullptr : biases[p].data();
+      parts.push_back(
+          {WeightRef(weights[p].data(), formats[p]), bias, widths[p], grouped[p].data()});
+      be->Gemm(a.data(), WeightRef(weights[p].data(), formats[p]), bias, m, widths[p], kK,
+               alone[p].data());
+    }
+    be->GroupedGemm(a.data(), parts.data(), 3, m, kK);
+    for (int p = 0; p < 3; ++p) {
+      EXPECT_EQ(grouped[p], alone[p]) << WeightFormatName(formats[p]) << " m " << m;
     }
   }
 }

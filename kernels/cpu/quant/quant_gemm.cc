@@ -1,6 +1,6 @@
-// cpu::QuantGemm: activations quantized per row to int8 blocks once, then
-// tiles of eight weight rows against chunks of activation rows through the
-// selected table.
+// cpu::QuantGemm and QuantGemmParts: activations quantized per row to int8
+// blocks once, then tiles of eight weight rows (of one part or several)
+// against chunks of activation rows through the selected table.
 
 #include <algorithm>
 #include <vector>
@@ -17,12 +17,10 @@ constexpr int64_t kColumnTile = 16;
 
 }  // namespace
 
-void QuantGemm(const float* a, WeightRef w, const float* bias, int32_t m, int32_t n, int32_t k,
-               float* c, ThreadPool& pool) {
+void QuantGemmParts(const float* a, const GemmPart* parts, int32_t num_parts, int32_t m, int32_t k,
+                    ThreadPool& pool) {
   const QuantKernels& table = SelectedQuantKernels();
-  const QuantTileFn tile = table.Tile(w.format);
   const int64_t nb = k / kQuantBlock;
-  const size_t row_bytes = QuantRowBytes(w.format, k);
   // The caller's thread owns its scratch; workers only read it.
   thread_local std::vector<BlockQ8A> quantized;
   quantized.resize(static_cast<size_t>(m) * static_cast<size_t>(nb));
@@ -30,11 +28,25 @@ void QuantGemm(const float* a, WeightRef w, const float* bias, int32_t m, int32_
   pool.ParallelFor(m, 4, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) table.quantize_q8a(a + i * k, k, qa + i * nb);
   });
-  const auto* base = static_cast<const uint8_t*>(w.data);
-  const int64_t tasks = (n + kColumnTile - 1) / kColumnTile;
-  pool.ParallelFor(tasks, 1, [&](int64_t begin, int64_t end) {
+  // Tasks are numbered across the parts: part p's run from first_task[p].
+  thread_local std::vector<int64_t> first_task;
+  first_task.assign(static_cast<size_t>(num_parts) + 1, 0);
+  for (int32_t p = 0; p < num_parts; ++p) {
+    first_task[p + 1] = first_task[p] + (parts[p].n + kColumnTile - 1) / kColumnTile;
+  }
+  const int64_t* starts = first_task.data();
+  pool.ParallelFor(first_task[num_parts], 1, [&](int64_t begin, int64_t end) {
+    int32_t p = 0;
     for (int64_t t = begin; t < end; ++t) {
-      const int64_t j0 = t * kColumnTile, j1 = std::min<int64_t>(n, j0 + kColumnTile);
+      while (t >= starts[p + 1]) ++p;
+      const GemmPart& part = parts[p];
+      const QuantTileFn tile = table.Tile(part.w.format);
+      const size_t row_bytes = QuantRowBytes(part.w.format, k);
+      const auto* base = static_cast<const uint8_t*>(part.w.data);
+      const auto* bias = static_cast<const float*>(part.bias);
+      auto* c = static_cast<float*>(part.c);
+      const int64_t n = part.n;
+      const int64_t j0 = (t - starts[p]) * kColumnTile, j1 = std::min<int64_t>(n, j0 + kColumnTile);
       // The task's weight rows stay in cache while every chunk of
       // activation rows passes through them.
       for (int64_t r0 = 0; r0 < m; r0 += kTileRows) {
@@ -52,6 +64,12 @@ void QuantGemm(const float* a, WeightRef w, const float* bias, int32_t m, int32_
       }
     }
   });
+}
+
+void QuantGemm(const float* a, WeightRef w, const float* bias, int32_t m, int32_t n, int32_t k,
+               float* c, ThreadPool& pool) {
+  const GemmPart part{w, bias, n, c};
+  QuantGemmParts(a, &part, 1, m, k, pool);
 }
 
 }  // namespace cohost::kernels::cpu

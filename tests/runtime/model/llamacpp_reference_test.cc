@@ -31,9 +31,11 @@ namespace cohost::runtime {
 namespace {
 
 // Measured on a 2-core AMD EPYC (every table gives the same bits), over the
-// 8 prompts: max |logit - llama.cpp| 0.29-1.0; against the exact
-// computation, the mean of the prompts' max errors is cohost 0.42 / 0.42 /
-// 0.47 and llama.cpp 0.40 / 0.52 / 0.67 (Q4_1 / Q4_K_M / Q5_K_M). That
+// 8 prompts: max |logit - llama.cpp| 0.24-1.3; against the exact
+// computation, the mean of the prompts' max errors is cohost 0.38 / 0.38 /
+// 0.32 and llama.cpp 0.40 / 0.52 / 0.67 (Q4_1 / Q4_K_M / Q5_K_M; cohost's
+// were 0.45 and 0.48 on the K-quant files while their mixed q/k/v groups were
+// requantized to Q8_0, before they were split by rows). That
 // statistic moves by about 0.1 with the fp32 order of the sums alone (a
 // one-ulp change flips some int8 roundings in later layers), so the bound
 // has headroom, while a wrong block layout or scale errs by several units.
@@ -87,16 +89,15 @@ class LlamaCppReferenceTest : public ::testing::TestWithParam<int> {
 };
 
 // The K-quant variants mix block formats within q/k/v (Q5_0 or Q5_1 with
-// Q8_0): such a group is joined as Q8_0, and the prediction placement uses
-// follows the same rule to the byte. The requantized q and k of those 14
-// layers take 8.5 bits a value where the file has 5.5 or 6: measured 0.5%
-// over the file's size.
-TEST_P(LlamaCppReferenceTest, WeightsTakeThePredictedBytesAboutTheFilesSize) {
+// Q8_0): such a group is split by rows, each part in its file's blocks, and
+// the prediction placement uses follows the same rule to the byte. So the
+// weights are the file's tensors, less than the file (which also holds the
+// vocabulary); joined as Q8_0 they were 0.5% over it.
+TEST_P(LlamaCppReferenceTest, WeightsTakeThePredictedBytesNoMoreThanTheFile) {
   const size_t predicted =
       Model::PredictWeightsBytes(model_->model->config(), kernels::DType::kF32, true);
   EXPECT_EQ(model_->model->weights_bytes(), predicted);
-  EXPECT_LE(static_cast<double>(predicted),
-            1.01 * static_cast<double>(std::filesystem::file_size(path_)));
+  EXPECT_LE(predicted, std::filesystem::file_size(path_));
 }
 
 TEST_P(LlamaCppReferenceTest, TokenizesAsLlamaCpp) {

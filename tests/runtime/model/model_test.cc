@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <numeric>
 #include <ostream>
 #include <random>
@@ -437,63 +438,86 @@ TEST(ModelCreateTest, RejectsMissingAndMisshapenTensors) {
   }
 }
 
-// Rows of Q8_0 blocks for `t` (its rows a multiple of 32 long), and t's
-// values replaced by what the blocks dequantize to.
-void QuantizeToQ80(HostTensor* t, HostTensor* dequantized) {
+// Rows of `type` blocks (Q8_0 or Q4_0) for `t` (its rows a multiple of 32
+// long), and t's values replaced by what the blocks dequantize to.
+void QuantizeTo(GgmlType type, HostTensor* t, HostTensor* dequantized) {
   std::string raw;
   for (size_t b = 0; b < t->data.size(); b += kernels::kQuantBlock) {
-    float amax = 0;
-    for (int i = 0; i < kernels::kQuantBlock; ++i) amax = std::max(amax, std::fabs(t->data[b + i]));
-    const uint16_t d16 = kernels::F32ToF16(amax / 127.f);
-    const float d = kernels::F16ToF32(d16);
-    kernels::BlockQ8_0 block{d16, {}};
-    for (int i = 0; i < kernels::kQuantBlock; ++i) {
-      const float q = d == 0 ? 0.f : std::clamp(std::nearbyint(t->data[b + i] / d), -127.f, 127.f);
-      block.qs[i] = static_cast<int8_t>(q);
-      dequantized->data[b + i] = d * q;
+    const float* x = t->data.data() + b;
+    float* out = dequantized->data.data() + b;
+    if (type == GgmlType::kQ8_0) {
+      float amax = 0;
+      for (int i = 0; i < kernels::kQuantBlock; ++i) amax = std::max(amax, std::fabs(x[i]));
+      const uint16_t d16 = kernels::F32ToF16(amax / 127.f);
+      const float d = kernels::F16ToF32(d16);
+      kernels::BlockQ8_0 block{d16, {}};
+      for (int i = 0; i < kernels::kQuantBlock; ++i) {
+        const float q = d == 0 ? 0.f : std::clamp(std::nearbyint(x[i] / d), -127.f, 127.f);
+        block.qs[i] = static_cast<int8_t>(q);
+        out[i] = d * q;
+      }
+      raw.append(reinterpret_cast<const char*>(&block), sizeof block);
+    } else {
+      // Q4_0: d = the value largest in magnitude / -8, nibbles q = x / d + 8.
+      float max = 0;
+      for (int i = 0; i < kernels::kQuantBlock; ++i) {
+        if (std::fabs(x[i]) > std::fabs(max)) max = x[i];
+      }
+      const uint16_t d16 = kernels::F32ToF16(max / -8.f);
+      const float d = kernels::F16ToF32(d16);
+      kernels::BlockQ4_0 block{d16, {}};
+      for (int i = 0; i < kernels::kQuantBlock; ++i) {
+        const int q =
+            d == 0 ? 8 : static_cast<int>(std::clamp(std::nearbyint(x[i] / d) + 8.f, 0.f, 15.f));
+        block.qs[i % 16] |= static_cast<uint8_t>(i < 16 ? q : q << 4);
+        out[i] = d * static_cast<float>(q - 8);
+      }
+      raw.append(reinterpret_cast<const char*>(&block), sizeof block);
     }
-    raw.append(reinterpret_cast<const char*>(&block), sizeof block);
   }
   t->raw.assign(raw.begin(), raw.end());
-  t->raw_type = GgmlType::kQ8_0;
+  t->raw_type = type;
   t->data.clear();
 }
 
-// A model whose matrices stay in Q8_0 blocks against the same model in fp32
-// with the blocks' values: the same logits but for the int8 rounding of the
-// activations; its weights take what PredictWeightsBytes says.
-TEST(QuantizedModelTest, MatricesKeptInBlocksMatchTheirValuesInFp32) {
-  for (const bool tied : {false, true}) {
-    SCOPED_TRACE(tied ? "tied" : "untied");
-    ModelFile dense = MakeTinyModel({"q8", false, tied, false, 16});
-    ModelFile quant = dense;
-    // Every matrix 32 wide (ffn_down is 48 wide: it stays fp32).
-    std::vector<std::string> names = {"output.weight"};
-    for (int l = 0; l < dense.config.num_layers; ++l) {
-      const std::string p = "blk." + std::to_string(l) + ".";
-      for (const char* m : {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up"}) {
-        names.push_back(p + m + ".weight");
-      }
+// A model whose matrices stay in blocks (`type_of` each one's type) against
+// the same model in fp32 with the blocks' values: the same logits, for a
+// prompt and for one token (the one-row path), but for the int8 rounding of
+// the activations; its weights take what PredictWeightsBytes says.
+void ExpectKeptMatchesDense(bool tied, const std::function<GgmlType(const std::string&)>& type_of,
+                            size_t* kept_bytes) {
+  ModelFile dense = MakeTinyModel({"q8", false, tied, false, 16});
+  ModelFile quant = dense;
+  // Every matrix 32 wide (ffn_down is 48 wide: it stays fp32).
+  std::vector<std::string> names = {"output.weight"};
+  for (int l = 0; l < dense.config.num_layers; ++l) {
+    const std::string p = "blk." + std::to_string(l) + ".";
+    for (const char* m : {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up"}) {
+      names.push_back(p + m + ".weight");
     }
-    for (const std::string& n : names) {
-      if (!quant.tensors.contains(n)) continue;  // tied: no output.weight
-      QuantizeToQ80(&quant.tensors[n], &dense.tensors[n]);
-      quant.config.stored_types[n] = GgmlType::kQ8_0;
-    }
-    auto be = kernels::MakeCpuBackend(2);
-    absl::StatusOr<std::unique_ptr<Model>> fp32 = Model::Create(dense, be.get());
-    absl::StatusOr<std::unique_ptr<Model>> q8 = Model::Create(quant, be.get());
-    ASSERT_TRUE(fp32.ok()) << fp32.status();
-    ASSERT_TRUE(q8.ok()) << q8.status();
-    EXPECT_EQ((*q8)->weights_bytes(),
-              Model::PredictWeightsBytes(quant.config, kernels::DType::kF32, true));
-    EXPECT_LT((*q8)->weights_bytes(), (*fp32)->weights_bytes());
-    EXPECT_EQ((*fp32)->weights_bytes(),
-              Model::PredictWeightsBytes(dense.config, kernels::DType::kF32));
+  }
+  for (const std::string& n : names) {
+    if (!quant.tensors.contains(n)) continue;  // tied: no output.weight
+    QuantizeTo(type_of(n), &quant.tensors[n], &dense.tensors[n]);
+    quant.config.stored_types[n] = type_of(n);
+  }
+  auto be = kernels::MakeCpuBackend(2);
+  absl::StatusOr<std::unique_ptr<Model>> fp32 = Model::Create(dense, be.get());
+  absl::StatusOr<std::unique_ptr<Model>> kept = Model::Create(quant, be.get());
+  ASSERT_TRUE(fp32.ok()) << fp32.status();
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  *kept_bytes = (*kept)->weights_bytes();
+  EXPECT_EQ((*kept)->weights_bytes(),
+            Model::PredictWeightsBytes(quant.config, kernels::DType::kF32, true));
+  EXPECT_LT((*kept)->weights_bytes(), (*fp32)->weights_bytes());
+  EXPECT_EQ((*fp32)->weights_bytes(),
+            Model::PredictWeightsBytes(dense.config, kernels::DType::kF32));
 
-    const std::vector<int32_t> prompt = {1, 5, 9, 2, 33, 17, 60, 4, 8};
+  for (const std::vector<int32_t>& prompt :
+       {std::vector<int32_t>{1, 5, 9, 2, 33, 17, 60, 4, 8}, std::vector<int32_t>{7}}) {
+    SCOPED_TRACE(prompt.size() == 1 ? "one row" : "a prompt");
     std::vector<float> want, got;
-    for (auto [model, out] : {std::pair{fp32->get(), &want}, {q8->get(), &got}}) {
+    for (auto [model, out] : {std::pair{fp32->get(), &want}, {kept->get(), &got}}) {
       auto kv = KvCache::Create(be.get(), dense.config, 4, 16);
       ASSERT_TRUE(kv.ok());
       Seq seq;
@@ -510,6 +534,51 @@ TEST(QuantizedModelTest, MatricesKeptInBlocksMatchTheirValuesInFp32) {
     EXPECT_LT(max_err, 0.03f * max_abs) << "max |logit| " << max_abs;
     EXPECT_GT(max_err, 0.f) << "the activations really were quantized";
   }
+}
+
+TEST(QuantizedModelTest, MatricesKeptInBlocksMatchTheirValuesInFp32) {
+  for (const bool tied : {false, true}) {
+    SCOPED_TRACE(tied ? "tied" : "untied");
+    size_t bytes = 0;
+    ExpectKeptMatchesDense(
+        tied, [](const std::string&) { return GgmlType::kQ8_0; }, &bytes);
+  }
+}
+
+// q and k in Q4_0, v in Q8_0 (as llama.cpp's K-quant mixes give v more bits):
+// each part keeps its own blocks, split by rows, instead of all three being
+// requantized to Q8_0; the forward pass runs a product per part.
+TEST(QuantizedModelTest, AQkvGroupMixingFormatsKeepsEachPartsOwnBlocks) {
+  size_t uniform = 0, mixed = 0;
+  ExpectKeptMatchesDense(
+      false, [](const std::string&) { return GgmlType::kQ8_0; }, &uniform);
+  ExpectKeptMatchesDense(
+      false,
+      [](const std::string& n) {
+        return n.ends_with("attn_q.weight") || n.ends_with("attn_k.weight") ? GgmlType::kQ4_0
+                                                                            : GgmlType::kQ8_0;
+      },
+      &mixed);
+  ModelFile f = MakeTinyModel({"q8", false, false, false, 16});
+  size_t qk_values = 0;
+  for (int l = 0; l < f.config.num_layers; ++l) {
+    for (const char* m : {"attn_q", "attn_k"}) {
+      qk_values += f.tensors["blk." + std::to_string(l) + "." + m + ".weight"].data.size();
+    }
+  }
+  // Q4_0 takes 18 bytes a block of 32 where Q8_0 takes 34.
+  EXPECT_EQ(uniform - mixed, qk_values / kernels::kQuantBlock * (34 - 18));
+
+  // gate and up run as one product: a mixed pair is joined as Q8_0, the Q4_0
+  // part requantized from its values.
+  size_t joined = 0;
+  ExpectKeptMatchesDense(
+      false,
+      [](const std::string& n) {
+        return n.ends_with("ffn_gate.weight") ? GgmlType::kQ4_0 : GgmlType::kQ8_0;
+      },
+      &joined);
+  EXPECT_EQ(joined, uniform);
 }
 
 TEST(KvCacheTest, SizesAndFailsCleanly) {

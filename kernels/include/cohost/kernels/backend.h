@@ -103,6 +103,16 @@ class Backend {
   virtual void Gemm(const void* a /*[m, k]*/, WeightRef w /*[n, k]*/,
                     const void* bias /*[n] or null*/, int32_t m, int32_t n, int32_t k,
                     void* c /*[m, n]*/) = 0;
+  // Gemm for each part, all of the same activations a [m, k]: what a fused
+  // matrix split by rows runs (q, k and v, each in its own format). A backend
+  // may read a once for all of them (the CPU quantizes it once, and runs all
+  // the parts' tiles in one pass over its pool); by default, one Gemm each.
+  virtual void GroupedGemm(const void* a /*[m, k]*/, const GemmPart* parts, int32_t num_parts,
+                           int32_t m, int32_t k) {
+    for (int32_t i = 0; i < num_parts; ++i) {
+      Gemm(a, parts[i].w, parts[i].bias, m, parts[i].n, k, parts[i].c);
+    }
+  }
   // Whether Gemm takes weights in `format` (kDense always).
   virtual bool SupportsWeightFormat(WeightFormat format) const {
     return format == WeightFormat::kDense;

@@ -147,4 +147,12 @@ struct WeightRef {
   WeightFormat format = WeightFormat::kDense;
 };
 
+// One product of Backend::GroupedGemm: c = a * w^T (+ bias), c [m, n].
+struct GemmPart {
+  WeightRef w{nullptr};
+  const void* bias = nullptr;  // [n] or null
+  int32_t n = 0;
+  void* c = nullptr;  // [m, n]
+};
+
 }  // namespace cohost::kernels
