@@ -21,6 +21,8 @@ constexpr std::array<FormatInfo, kWeightFormats> kFormats = {{
     {"Q6_K", kSuperBlock, sizeof(BlockQ6_K)},
     {"Q2_K", kSuperBlock, sizeof(BlockQ2_K)},
     {"Q3_K", kSuperBlock, sizeof(BlockQ3_K)},
+    {"F16", kQuantBlock, kQuantBlock * sizeof(uint16_t)},
+    {"BF16", kQuantBlock, kQuantBlock * sizeof(uint16_t)},
 }};
 
 const FormatInfo& Info(WeightFormat f) { return kFormats[static_cast<size_t>(f)]; }

@@ -183,17 +183,18 @@ class CpuBackend final : public Backend {
             void* c) override {
     if (w.format == WeightFormat::kDense) {
       cpu::Gemm(F(a), F(w.data), F(bias), m, n, k, F(c));
-    } else {
+    } else if (IsBlockFormat(w.format)) {
       cpu::QuantGemm(F(a), w, F(bias), m, n, k, F(c), pool_);
+    } else {
+      cpu::HalfGemm(F(a), w, F(bias), m, n, k, F(c), pool_);
     }
   }
   void GroupedGemm(const void* a, const GemmPart* parts, int32_t num_parts, int32_t m,
                    int32_t k) override {
-    const bool all_blocks = std::all_of(parts, parts + num_parts, [](const GemmPart& p) {
-      return p.w.format != WeightFormat::kDense;
-    });
+    const bool all_blocks = std::all_of(
+        parts, parts + num_parts, [](const GemmPart& p) { return IsBlockFormat(p.w.format); });
     if (!all_blocks) {
-      Backend::GroupedGemm(a, parts, num_parts, m, k);  // OpenBLAS takes one at a time
+      Backend::GroupedGemm(a, parts, num_parts, m, k);  // a Gemm each
       return;
     }
     cpu::QuantGemmParts(F(a), parts, num_parts, m, k, pool_);

@@ -186,14 +186,16 @@ namespace {
 // more peak RSS than 1 MB ones, for ~100 madvise calls saved per 100 MB.
 constexpr size_t kCopyPieceBytes = size_t{1} << 20;
 
-// Whether a tensor may stay in its blocks: a matrix of a block type (the
-// embedding too: its rows are dequantized as they are looked up, and a tied
-// lm_head multiplies its blocks). Whether the backend computes on those
-// blocks is the model's choice (runtime/model/model.cc); it dequantizes the
-// others.
+// Whether a tensor may stay in its blocks: a matrix of a block type, or of
+// F16 / BF16 with rows a multiple of 32 long (the embedding too: its rows are
+// dequantized as they are looked up, and a tied lm_head multiplies its
+// blocks). Whether the backend computes on those blocks is the model's choice
+// (runtime/model/model.cc); it dequantizes the others.
 bool KeepsBlocks(const std::vector<int64_t>& shape, const GgufTensorInfo& info) {
   const GgmlTypeTraits* traits = FindGgmlType(static_cast<uint32_t>(info.type));
-  return shape.size() == 2 && traits != nullptr && traits->block_elems > 1 && traits->dequantizable;
+  if (shape.size() != 2 || traits == nullptr || !traits->dequantizable) return false;
+  if (info.type == GgmlType::kF16 || info.type == GgmlType::kBF16) return shape[1] % 32 == 0;
+  return traits->block_elems > 1;
 }
 
 // `s` with the file and the tensor named in front of its message.

@@ -109,11 +109,11 @@ absl::StatusOr<DeviceBuffer> Upload(Backend* backend, const HostTensor& t) {
   return UploadConcat(backend, {&t});
 }
 
-// The block format a quantized Gemm takes for a stored type: the one of the
-// same name (both are GGUF's names), if any.
+// The format a Gemm takes for a stored type kept as it came: the one of the
+// same name (both are GGUF's names), if any; F32 is dense.
 std::optional<kernels::WeightFormat> FormatOf(GgmlType t) {
   const GgmlTypeTraits* traits = FindGgmlType(static_cast<uint32_t>(t));
-  if (traits == nullptr || traits->block_elems == 1) return std::nullopt;
+  if (traits == nullptr || t == GgmlType::kF32) return std::nullopt;
   const std::string_view name(traits->name.data(), traits->name.size());
   for (size_t f = 1; f < kernels::kWeightFormats; ++f) {
     const auto format = static_cast<kernels::WeightFormat>(f);

@@ -23,6 +23,7 @@
 #include "cohost/kernels/dtype.h"
 #include "cohost/kernels/quant.h"
 #include "gtest/gtest.h"
+#include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/quant/cpu_features.h"
 #include "runtime/loader/dequant.h"
 #include "tests/support/dequant_reference.h"
@@ -461,6 +462,68 @@ TEST(QuantGemmTest, GroupedPartsEachGetWhatTheirOwnGemmGives) {
     be->GroupedGemm(a.data(), parts.data(), 3, m, kK);
     for (int p = 0; p < 3; ++p) {
       EXPECT_EQ(grouped[p], alone[p]) << WeightFormatName(formats[p]) << " m " << m;
+    }
+  }
+}
+
+// Rows of 16-bit floats (F16 or BF16 weights kept as stored) against fp32
+// activations: the dot-product path (up to 4 rows) and the widen-and-sgemm one
+// (more) both give the products of the widened values, to fp32 rounding.
+TEST(HalfGemmTest, SixteenBitRowsGiveTheProductsOfTheirValues) {
+  std::mt19937 rng(13);
+  const std::unique_ptr<Backend> be = MakeCpuBackend(2);
+  constexpr int32_t kN = 37, kWidth = 96;
+  std::normal_distribution<float> normal(0.f, 1.f);
+  for (const WeightFormat f : {WeightFormat::kF16, WeightFormat::kBF16}) {
+    std::vector<uint16_t> w(static_cast<size_t>(kN) * kWidth);
+    std::vector<float> values(w.size());
+    for (size_t i = 0; i < w.size(); ++i) {
+      w[i] = f == WeightFormat::kF16 ? F32ToF16(normal(rng)) : F32ToBf16(normal(rng));
+      values[i] = f == WeightFormat::kF16 ? F16ToF32(w[i]) : Bf16ToF32(w[i]);
+    }
+    std::vector<float> bias(kN);
+    for (float& b : bias) b = normal(rng);
+    for (const int32_t m : {1, 3, 4, 5, 17}) {
+      std::vector<float> a(static_cast<size_t>(m) * kWidth);
+      for (float& v : a) v = normal(rng);
+      std::vector<float> c(static_cast<size_t>(m) * kN, -7.f);
+      be->Gemm(a.data(), WeightRef(w.data(), f), bias.data(), m, kN, kWidth, c.data());
+      for (int32_t r = 0; r < m; ++r) {
+        for (int32_t j = 0; j < kN; ++j) {
+          double want = bias[j], mag = std::fabs(bias[j]);
+          for (int32_t i = 0; i < kWidth; ++i) {
+            const double t = static_cast<double>(values[j * kWidth + i]) * a[r * kWidth + i];
+            want += t;
+            mag += std::fabs(t);
+          }
+          ASSERT_NEAR(c[r * kN + j], want, 1e-6 * mag + 1e-6)
+              << WeightFormatName(f) << " m " << m << " row " << r << " column " << j;
+        }
+      }
+    }
+  }
+}
+
+TEST(HalfGemmTest, TheVectorizedDotsEqualTheScalarOnesBitForBit) {
+  if (!cpu::HalfGemmVectorized()) {
+    GTEST_SKIP() << "this CPU lacks AVX2 + FMA + F16C (" << HostCpuFeatures().Summary() << ")";
+  }
+  std::mt19937 rng(17);
+  cpu::ThreadPool pool(2);
+  constexpr int32_t kN = 21, kWidth = 160;
+  std::normal_distribution<float> normal(0.f, 1.f);
+  for (const WeightFormat f : {WeightFormat::kF16, WeightFormat::kBF16}) {
+    std::vector<uint16_t> w(static_cast<size_t>(kN) * kWidth);
+    for (uint16_t& v : w)
+      v = f == WeightFormat::kF16 ? F32ToF16(normal(rng)) : F32ToBf16(normal(rng));
+    for (const int32_t m : {1, 2, 4}) {
+      std::vector<float> a(static_cast<size_t>(m) * kWidth);
+      for (float& v : a) v = normal(rng) * (m == 2 ? 1e-3f : 1.f);
+      std::vector<float> vec(static_cast<size_t>(m) * kN), scalar(vec.size());
+      cpu::HalfGemm(a.data(), WeightRef(w.data(), f), nullptr, m, kN, kWidth, vec.data(), pool);
+      cpu::HalfGemm(a.data(), WeightRef(w.data(), f), nullptr, m, kN, kWidth, scalar.data(), pool,
+                    /*scalar=*/true);
+      EXPECT_EQ(vec, scalar) << WeightFormatName(f) << " m " << m;
     }
   }
 }

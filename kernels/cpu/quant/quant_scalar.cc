@@ -228,6 +228,12 @@ void DequantizeRow(WeightFormat f, const void* row, int64_t k, float* out) {
       return DequantizeRowOf<BlockQ2_K>(row, k, out);
     case WeightFormat::kQ3_K:
       return DequantizeRowOf<BlockQ3_K>(row, k, out);
+    case WeightFormat::kF16:
+      for (int64_t i = 0; i < k; ++i) out[i] = F16ToF32(static_cast<const uint16_t*>(row)[i]);
+      return;
+    case WeightFormat::kBF16:
+      for (int64_t i = 0; i < k; ++i) out[i] = Bf16ToF32(static_cast<const uint16_t*>(row)[i]);
+      return;
     case WeightFormat::kDense:
       break;
   }

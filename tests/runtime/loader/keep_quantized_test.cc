@@ -1,7 +1,8 @@
-// LoadOptions::keep_quantized: the matrices stored in a block type (the
-// embedding too) arrive as their blocks, rows in rotate-half RoPE order for
-// Llama's q and k, and dequantize to exactly the values a plain load gives;
-// everything else (norms, fp16/fp32 matrices) is fp32 as before.
+// LoadOptions::keep_quantized: the matrices stored in a block type or in
+// F16 / BF16 with rows a multiple of 32 (the embedding too) arrive as stored,
+// rows in rotate-half RoPE order for Llama's q and k, and dequantize to
+// exactly the values a plain load gives; everything else (norms, fp32
+// matrices) is fp32 as before.
 
 #include <filesystem>
 #include <string>
@@ -53,10 +54,13 @@ TEST(KeepQuantizedTest, LinearLayersKeepTheirBlocksAndDequantizeToThePlainValues
       EXPECT_EQ(values, want) << "the same values, rows in the same order";
     }
     // token_embd (Q8_0), ffn_gate (Q8_0), ffn_up (Q4_0), ffn_down (Q4_1),
-    // output (Q4_0); then v (Q4_1) or q, k, v (Q8_0).
-    EXPECT_EQ(raw, quantized_attention ? 8 : 6);
+    // output (Q4_0), attn_output (F16); then k (F16) and v (Q4_1), or q, k,
+    // v (Q8_0). The fp32 q and the norms arrive as values.
+    EXPECT_EQ(raw, quantized_attention ? 9 : 8);
     EXPECT_TRUE(kept->tensors.at("token_embd.weight").quantized());
-    EXPECT_TRUE(kept->tensors.at("blk.0.attn_k.weight").quantized() == quantized_attention);
+    EXPECT_TRUE(kept->tensors.at("blk.0.attn_k.weight").quantized());
+    EXPECT_EQ(kept->tensors.at("blk.0.attn_output.weight").raw_type, GgmlType::kF16);
+    EXPECT_EQ(kept->tensors.at("blk.0.attn_q.weight").quantized(), quantized_attention);
   }
 }
 

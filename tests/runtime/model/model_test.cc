@@ -438,11 +438,21 @@ TEST(ModelCreateTest, RejectsMissingAndMisshapenTensors) {
   }
 }
 
-// Rows of `type` blocks (Q8_0 or Q4_0) for `t` (its rows a multiple of 32
-// long), and t's values replaced by what the blocks dequantize to.
+// Rows of `type` blocks (Q8_0, Q4_0, F16 or BF16) for `t` (its rows a
+// multiple of 32 long), and t's values replaced by what the blocks
+// dequantize to.
 void QuantizeTo(GgmlType type, HostTensor* t, HostTensor* dequantized) {
   std::string raw;
-  for (size_t b = 0; b < t->data.size(); b += kernels::kQuantBlock) {
+  const bool half = type == GgmlType::kF16 || type == GgmlType::kBF16;
+  if (half) {
+    for (size_t i = 0; i < t->data.size(); ++i) {
+      const uint16_t h =
+          type == GgmlType::kF16 ? kernels::F32ToF16(t->data[i]) : kernels::F32ToBf16(t->data[i]);
+      dequantized->data[i] = type == GgmlType::kF16 ? kernels::F16ToF32(h) : kernels::Bf16ToF32(h);
+      raw.append(reinterpret_cast<const char*>(&h), sizeof h);
+    }
+  }
+  for (size_t b = 0; !half && b < t->data.size(); b += kernels::kQuantBlock) {
     const float* x = t->data.data() + b;
     float* out = dequantized->data.data() + b;
     if (type == GgmlType::kQ8_0) {
@@ -485,7 +495,7 @@ void QuantizeTo(GgmlType type, HostTensor* t, HostTensor* dequantized) {
 // prompt and for one token (the one-row path), but for the int8 rounding of
 // the activations; its weights take what PredictWeightsBytes says.
 void ExpectKeptMatchesDense(bool tied, const std::function<GgmlType(const std::string&)>& type_of,
-                            size_t* kept_bytes) {
+                            size_t* kept_bytes, bool int8_activations = true) {
   ModelFile dense = MakeTinyModel({"q8", false, tied, false, 16});
   ModelFile quant = dense;
   // Every matrix 32 wide (ffn_down is 48 wide: it stays fp32).
@@ -530,9 +540,36 @@ void ExpectKeptMatchesDense(bool tied, const std::function<GgmlType(const std::s
       max_err = std::max(max_err, std::fabs(got[i] - want[i]));
       max_abs = std::max(max_abs, std::fabs(want[i]));
     }
-    // int8 activations: about 1/254 of each block's range per value.
-    EXPECT_LT(max_err, 0.03f * max_abs) << "max |logit| " << max_abs;
-    EXPECT_GT(max_err, 0.f) << "the activations really were quantized";
+    if (int8_activations) {
+      // About 1/254 of each block's range per value.
+      EXPECT_LT(max_err, 0.03f * max_abs) << "max |logit| " << max_abs;
+      EXPECT_GT(max_err, 0.f) << "the activations really were quantized";
+    } else {
+      // fp32 products of the same values, summed in another order.
+      EXPECT_LT(max_err, 1e-4f * max_abs) << "max |logit| " << max_abs;
+    }
+  }
+}
+
+// F16 and BF16 matrices stay 16-bit: half the bytes of fp32, the same
+// products (fp32 activations against the widened values).
+TEST(QuantizedModelTest, SixteenBitMatricesStayHalfTheSizeWithTheSameLogits) {
+  for (const GgmlType type : {GgmlType::kF16, GgmlType::kBF16}) {
+    SCOPED_TRACE(type == GgmlType::kF16 ? "F16" : "BF16");
+    size_t half = 0, q8 = 0;
+    ExpectKeptMatchesDense(
+        false, [&](const std::string&) { return type; }, &half, false);
+    ExpectKeptMatchesDense(
+        false, [](const std::string&) { return GgmlType::kQ8_0; }, &q8);
+    ModelFile f = MakeTinyModel({"q8", false, false, false, 16});
+    // The kept matrices' values: 2 bytes each, where Q8_0 takes 34 per 32.
+    size_t values = f.tensors["output.weight"].data.size();
+    for (int l = 0; l < f.config.num_layers; ++l) {
+      for (const char* m : {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up"}) {
+        values += f.tensors["blk." + std::to_string(l) + "." + m + ".weight"].data.size();
+      }
+    }
+    EXPECT_EQ(half - q8, values / kernels::kQuantBlock * (64 - 34));
   }
 }
 

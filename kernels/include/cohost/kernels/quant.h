@@ -24,8 +24,17 @@ enum class WeightFormat : uint8_t {
   kQ6_K,   // ggml Q6_K: 256 values; x = d sc (q - 32), q 6-bit, an int8 sc per 16
   kQ2_K,   // ggml Q2_K: 256 values; per 16: x = d sc q - dmin m, q 2-bit, sc and m 4-bit
   kQ3_K,   // ggml Q3_K: 256 values; per 16: x = d (sc - 32) q, q 3-bit signed, sc 6-bit
+  // 16-bit floats, one a value (rows a multiple of 32 long, as every format
+  // here): fp32 activations against them, widened as read (cpu::HalfGemm).
+  kF16,
+  kBF16,
 };
-inline constexpr size_t kWeightFormats = 11;
+inline constexpr size_t kWeightFormats = 13;
+// The int8 block formats (Q8_0 .. Q3_K), whose products quantize the
+// activations; kDense and the 16-bit floats are not.
+inline bool IsBlockFormat(WeightFormat f) {
+  return f != WeightFormat::kDense && f != WeightFormat::kF16 && f != WeightFormat::kBF16;
+}
 std::string_view WeightFormatName(WeightFormat f);
 
 inline constexpr int32_t kQuantBlock = 32;

@@ -1,0 +1,187 @@
+// cpu::HalfGemm: fp32 activations against weight rows stored in fp16 or bf16
+// (a GGUF's F16 / BF16 matrices, kept at two bytes a value), widened to fp32
+// as they are read.
+//
+// Up to kDotRows activation rows (decode: bound by reading the weights)
+// take dot products that widen each weight vector once for all the rows: a
+// scalar version, and one with F16C conversions and AVX2 + FMA where cpuid
+// has them; both compute each output the same way, so they give the same
+// bits (four chains of eight lanes, so that a decode step is not bound by
+// the latency of one chain of FMAs):
+//   acc[q] = fma(w[i], a[i], acc[q]) over i with i % 32 == q, in order;
+//   v[l] = (acc[l] + acc[8 + l]) + (acc[16 + l] + acc[24 + l]);
+//   s = v[0..3] + v[4..7]; out = (s0 + s2) + (s1 + s3).
+// More rows (a prompt: bound by arithmetic) widen kWidenRows weight rows at a
+// time into a scratch buffer and hand them to OpenBLAS's sgemm, which the
+// dot products cannot match; the scratch is 256 rows, never the matrix.
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+#include "cohost/kernels/dtype.h"
+#include "cpu_ops.h"
+#include "quant/cpu_features.h"
+
+namespace cohost::kernels::cpu {
+namespace {
+
+// Output columns per pool task: one 64-byte line of c, as QuantGemm.
+constexpr int64_t kColumnTile = 16;
+// At most this many activation rows take the dot products.
+constexpr int64_t kDotRows = 4;
+// Activation rows a pass keeps accumulators for (four vectors each); each
+// weight row is widened once per pass.
+constexpr int64_t kRowsPerPass = 2;
+// Weight rows widened per sgemm call, for more activation rows than that.
+constexpr int64_t kWidenRows = 256;
+
+float Widen(uint16_t h, bool bf16) { return bf16 ? Bf16ToF32(h) : F16ToF32(h); }
+
+// c[r * ldc] = the dot of weight row w (k values, a multiple of 32) with
+// activation row a + r * k, for r < rows (<= kRowsPerPass).
+using HalfDotsFn = void (*)(const uint16_t* w, bool bf16, const float* a, int64_t rows, int64_t k,
+                            float* c, int64_t ldc);
+
+void HalfDotsScalar(const uint16_t* w, bool bf16, const float* a, int64_t rows, int64_t k, float* c,
+                    int64_t ldc) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* x = a + r * k;
+    float acc[32] = {};
+    for (int64_t i = 0; i < k; i += 32) {
+      for (int q = 0; q < 32; ++q) acc[q] = std::fma(Widen(w[i + q], bf16), x[i + q], acc[q]);
+    }
+    float v[8];
+    for (int l = 0; l < 8; ++l) v[l] = (acc[l] + acc[8 + l]) + (acc[16 + l] + acc[24 + l]);
+    float s[4];
+    for (int l = 0; l < 4; ++l) s[l] = v[l] + v[l + 4];
+    c[r * ldc] = (s[0] + s[2]) + (s[1] + s[3]);
+  }
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma,f16c"))) __m256 Widen8(const uint16_t* w, bool bf16) {
+  const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w));
+  if (!bf16) return _mm256_cvtph_ps(h);
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+__attribute__((target("avx2,fma,f16c"))) float Reduce8(__m256 acc) {
+  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+  const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));  // s0 + s2, s1 + s3
+  return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
+}
+
+__attribute__((target("avx2,fma,f16c"))) void HalfDotsAvx2(const uint16_t* w, bool bf16,
+                                                           const float* a, int64_t rows, int64_t k,
+                                                           float* c, int64_t ldc) {
+  __m256 acc[kRowsPerPass][4];
+  for (auto& row : acc) {
+    for (__m256& v : row) v = _mm256_setzero_ps();
+  }
+  for (int64_t i = 0; i < k; i += 32) {
+    __m256 wv[4];
+    for (int64_t q = 0; q < 4; ++q) wv[q] = Widen8(w + i + 8 * q, bf16);
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t q = 0; q < 4; ++q) {
+        acc[r][q] = _mm256_fmadd_ps(wv[q], _mm256_loadu_ps(a + r * k + i + 8 * q), acc[r][q]);
+      }
+    }
+  }
+  for (int64_t r = 0; r < rows; ++r) {
+    c[r * ldc] = Reduce8(
+        _mm256_add_ps(_mm256_add_ps(acc[r][0], acc[r][1]), _mm256_add_ps(acc[r][2], acc[r][3])));
+  }
+}
+#endif
+
+void WidenRowScalar(const uint16_t* w, int64_t k, bool bf16, float* out) {
+  for (int64_t i = 0; i < k; ++i) out[i] = Widen(w[i], bf16);
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma,f16c"))) void WidenRowAvx2(const uint16_t* w, int64_t k, bool bf16,
+                                                           float* out) {
+  for (int64_t i = 0; i < k; i += 8) _mm256_storeu_ps(out + i, Widen8(w + i, bf16));
+}
+#endif
+
+using WidenRowFn = void (*)(const uint16_t* w, int64_t k, bool bf16, float* out);
+
+WidenRowFn SelectWidenRow() {
+#if defined(__x86_64__)
+  const CpuFeatures& f = HostCpuFeatures();
+  if (f.avx2 && f.fma && f.f16c) return WidenRowAvx2;
+#endif
+  return WidenRowScalar;
+}
+
+HalfDotsFn SelectHalfDots() {
+#if defined(__x86_64__)
+  const CpuFeatures& f = HostCpuFeatures();
+  if (f.avx2 && f.fma && f.f16c) return HalfDotsAvx2;
+#endif
+  return HalfDotsScalar;
+}
+
+}  // namespace
+
+bool HalfGemmVectorized() { return SelectHalfDots() != HalfDotsScalar; }
+
+void HalfGemm(const float* a, WeightRef w, const float* bias, int32_t m, int32_t n, int32_t k,
+              float* c, ThreadPool& pool, bool scalar) {
+  static const HalfDotsFn selected = SelectHalfDots();
+  const HalfDotsFn dots = scalar ? HalfDotsScalar : selected;
+  const bool bf16 = w.format == WeightFormat::kBF16;
+  const auto* base = static_cast<const uint16_t*>(w.data);
+  if (m <= 0 || n <= 0) return;
+  if (m > kDotRows) {
+    static const WidenRowFn widen = SelectWidenRow();
+    // The caller's thread owns its scratch; workers only write their rows.
+    thread_local std::vector<float> widened;
+    for (int64_t j0 = 0; j0 < n; j0 += kWidenRows) {
+      const int64_t rows = std::min<int64_t>(kWidenRows, n - j0);
+      widened.resize(static_cast<size_t>(rows * k));
+      float* out = widened.data();
+      pool.ParallelFor(rows, 8, [&](int64_t begin, int64_t end) {
+        for (int64_t j = begin; j < end; ++j) widen(base + (j0 + j) * k, k, bf16, out + j * k);
+      });
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, static_cast<int>(rows), k, 1.f, a, k,
+                  out, k, 0.f, c + j0, n);
+    }
+    if (bias != nullptr) {
+      pool.ParallelFor(m, 1, [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i) {
+          for (int64_t j = 0; j < n; ++j) c[i * n + j] += bias[j];
+        }
+      });
+    }
+    return;
+  }
+  const int64_t tasks = (n + kColumnTile - 1) / kColumnTile;
+  pool.ParallelFor(tasks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t j0 = t * kColumnTile, j1 = std::min<int64_t>(n, j0 + kColumnTile);
+      // The task's weight rows (16 x k x 2 bytes) stay in cache while every
+      // pass of activation rows goes through them.
+      for (int64_t r0 = 0; r0 < m; r0 += kRowsPerPass) {
+        const int64_t rows = std::min<int64_t>(kRowsPerPass, m - r0);
+        for (int64_t j = j0; j < j1; ++j) {
+          dots(base + j * k, bf16, a + r0 * k, rows, k, c + r0 * n + j, n);
+        }
+      }
+      if (bias != nullptr) {
+        for (int64_t i = 0; i < m; ++i) {
+          for (int64_t j = j0; j < j1; ++j) c[i * n + j] += bias[j];
+        }
+      }
+    }
+  });
+}
+
+}  // namespace cohost::kernels::cpu
