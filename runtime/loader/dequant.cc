@@ -225,6 +225,13 @@ const std::string& DequantizableTypeNames() {
   return names;
 }
 
+bool KeepsRowsAsStored(GgmlType type, int64_t cols) {
+  const GgmlTypeTraits* traits = FindGgmlType(static_cast<uint32_t>(type));
+  if (traits == nullptr || !traits->dequantizable) return false;
+  if (type == GgmlType::kF16 || type == GgmlType::kBF16) return cols % 32 == 0;
+  return traits->block_elems > 1;
+}
+
 absl::Status CheckBlockScales(GgmlType type, absl::Span<const uint8_t> src, int64_t first_block) {
   const GgmlTypeTraits* traits = FindGgmlType(static_cast<uint32_t>(type));
   if (traits == nullptr || traits->scale_at[0] < 0) return absl::OkStatus();  // no scales

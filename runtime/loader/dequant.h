@@ -58,6 +58,12 @@ float Bf16BitsToF32(uint16_t h);
 // The types DequantizeToF32 reads, for error messages: "F32, F16, ...".
 const std::string& DequantizableTypeNames();
 
+// Whether a matrix stored as `type`, rows `cols` values long, can be kept as
+// stored (LoadOptions::keep_quantized): a dequantizable block type, or F16 /
+// BF16 with rows a multiple of 32. The loader keeps exactly these, and
+// Model::PredictWeightsBytes predicts by the same rule.
+bool KeepsRowsAsStored(GgmlType type, int64_t cols);
+
 // INVALID_ARGUMENT naming the first block of `src` (whole blocks of `type`,
 // the first of them the tensor's block `first_block`) whose fp16 scale or min
 // is infinite or NaN; OK for plain types.

@@ -192,10 +192,7 @@ constexpr size_t kCopyPieceBytes = size_t{1} << 20;
 // blocks). Whether the backend computes on those blocks is the model's choice
 // (runtime/model/model.cc); it dequantizes the others.
 bool KeepsBlocks(const std::vector<int64_t>& shape, const GgufTensorInfo& info) {
-  const GgmlTypeTraits* traits = FindGgmlType(static_cast<uint32_t>(info.type));
-  if (shape.size() != 2 || traits == nullptr || !traits->dequantizable) return false;
-  if (info.type == GgmlType::kF16 || info.type == GgmlType::kBF16) return shape[1] % 32 == 0;
-  return traits->block_elems > 1;
+  return shape.size() == 2 && KeepsRowsAsStored(info.type, shape[1]);
 }
 
 // `s` with the file and the tensor named in front of its message.

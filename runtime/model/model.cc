@@ -323,10 +323,12 @@ bool Model::KeepsQuantizedWeights(const kernels::Backend& backend) {
 size_t Model::PredictWeightsBytes(const ModelConfig& config, kernels::DType dtype,
                                   bool keep_quantized) {
   std::map<std::string, size_t> numel;
+  std::map<std::string, int64_t> cols;
   for (const auto& [name, shape] : ExpectedTensors(config)) {
     size_t n = 1;
     for (int64_t d : shape) n *= static_cast<size_t>(d);
     numel[name] = n;
+    cols[name] = shape.size() == 2 ? shape[1] : 0;
   }
   // The RoPE inverse frequencies stay fp32.
   size_t bytes = static_cast<size_t>(config.head_dim / 2) * 4;
@@ -348,7 +350,10 @@ size_t Model::PredictWeightsBytes(const ModelConfig& config, kernels::DType dtyp
     std::vector<GgmlType> types;
     for (const std::string& name : group) {
       auto it = config.stored_types.find(name);
-      types.push_back(it != config.stored_types.end() ? it->second : GgmlType::kF32);
+      // What the loader did not keep arrives dense.
+      types.push_back(it != config.stored_types.end() && KeepsRowsAsStored(it->second, cols[name])
+                          ? it->second
+                          : GgmlType::kF32);
     }
     const std::optional<std::vector<kernels::WeightFormat>> formats = KeptFormats(types, fusion);
     if (!formats) continue;

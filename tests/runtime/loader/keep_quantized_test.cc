@@ -64,5 +64,16 @@ TEST(KeepQuantizedTest, LinearLayersKeepTheirBlocksAndDequantizeToThePlainValues
   }
 }
 
+// The one rule the loader keeps by and the weights prediction follows.
+TEST(KeepQuantizedTest, RowsAreKeptAsStoredForBlockTypesAnd16BitRowsOf32) {
+  EXPECT_TRUE(KeepsRowsAsStored(GgmlType::kQ8_0, 32));
+  EXPECT_TRUE(KeepsRowsAsStored(GgmlType::kQ4_K, 256));
+  EXPECT_TRUE(KeepsRowsAsStored(GgmlType::kF16, 64));
+  EXPECT_TRUE(KeepsRowsAsStored(GgmlType::kBF16, 576));
+  EXPECT_FALSE(KeepsRowsAsStored(GgmlType::kF16, 48)) << "widened: rows not whole 32s";
+  EXPECT_FALSE(KeepsRowsAsStored(GgmlType::kF32, 64)) << "fp32 is the dense format";
+  EXPECT_FALSE(KeepsRowsAsStored(GgmlType::kQ8_K, 256)) << "not dequantizable";
+}
+
 }  // namespace
 }  // namespace cohost::runtime
