@@ -113,35 +113,37 @@ __attribute__((target("avx2,fma,f16c"))) void WidenRowAvx2(const uint16_t* w, in
 
 using WidenRowFn = void (*)(const uint16_t* w, int64_t k, bool bf16, float* out);
 
-WidenRowFn SelectWidenRow() {
-#if defined(__x86_64__)
-  const CpuFeatures& f = HostCpuFeatures();
-  if (f.avx2 && f.fma && f.f16c) return WidenRowAvx2;
-#endif
-  return WidenRowScalar;
-}
+// The kernels this CPU runs: F16C + AVX2 + FMA ones where cpuid has them.
+struct HalfKernels {
+  HalfDotsFn dots = HalfDotsScalar;
+  WidenRowFn widen = WidenRowScalar;
+};
 
-HalfDotsFn SelectHalfDots() {
+const HalfKernels& SelectedHalfKernels() {
+  static const HalfKernels k = [] {
+    HalfKernels out;
 #if defined(__x86_64__)
-  const CpuFeatures& f = HostCpuFeatures();
-  if (f.avx2 && f.fma && f.f16c) return HalfDotsAvx2;
+    const CpuFeatures& f = HostCpuFeatures();
+    if (f.avx2 && f.fma && f.f16c) out = {HalfDotsAvx2, WidenRowAvx2};
 #endif
-  return HalfDotsScalar;
+    return out;
+  }();
+  return k;
 }
 
 }  // namespace
 
-bool HalfGemmVectorized() { return SelectHalfDots() != HalfDotsScalar; }
+bool HalfGemmVectorized() { return SelectedHalfKernels().dots != HalfDotsScalar; }
 
 void HalfGemm(const float* a, WeightRef w, const float* bias, int32_t m, int32_t n, int32_t k,
               float* c, ThreadPool& pool, bool scalar) {
-  static const HalfDotsFn selected = SelectHalfDots();
-  const HalfDotsFn dots = scalar ? HalfDotsScalar : selected;
+  const HalfKernels& kernels = SelectedHalfKernels();
+  const HalfDotsFn dots = scalar ? HalfDotsScalar : kernels.dots;
   const bool bf16 = w.format == WeightFormat::kBF16;
   const auto* base = static_cast<const uint16_t*>(w.data);
   if (m <= 0 || n <= 0) return;
   if (m > kDotRows) {
-    static const WidenRowFn widen = SelectWidenRow();
+    const WidenRowFn widen = kernels.widen;
     // The caller's thread owns its scratch; workers only write their rows.
     thread_local std::vector<float> widened;
     for (int64_t j0 = 0; j0 < n; j0 += kWidenRows) {
