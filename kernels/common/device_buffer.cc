@@ -27,6 +27,13 @@ std::optional<DeviceBuffer> Backend::AdoptHostBytes(std::vector<uint8_t>& /*byte
   return std::nullopt;
 }
 
+// By value: an override keeps the owner.
+std::optional<DeviceBuffer> Backend::AdoptMapped(
+    absl::Span<const uint8_t> /*bytes*/,
+    std::shared_ptr<const void> /*owner*/) {  // NOLINT(performance-unnecessary-value-param)
+  return std::nullopt;
+}
+
 DeviceBuffer& DeviceBuffer::operator=(DeviceBuffer&& o) noexcept {
   if (this != &o) {
     Reset();

@@ -101,7 +101,7 @@ class CpuBackend final : public Backend {
     {
       std::lock_guard<std::mutex> lock(adopted_mu_);
       if (auto it = adopted_.find(ptr); it != adopted_.end()) {
-        adopted_.erase(it);  // the adopted vector goes with its entry
+        adopted_.erase(it);  // the adopted bytes' owner goes with its entry
         return;
       }
     }
@@ -110,7 +110,7 @@ class CpuBackend final : public Backend {
 
   std::optional<DeviceBuffer> AdoptHostBytes(std::vector<uint8_t>& bytes) override {
     if (bytes.empty()) return std::nullopt;
-    auto owned = std::make_unique<std::vector<uint8_t>>(std::move(bytes));
+    auto owned = std::make_shared<std::vector<uint8_t>>(std::move(bytes));
     bytes.clear();
     void* data = owned->data();
     const size_t size = owned->size();
@@ -120,6 +120,20 @@ class CpuBackend final : public Backend {
     }
     return DeviceBuffer::Adopt(this, data, size);
   }
+  std::optional<DeviceBuffer> AdoptMapped(absl::Span<const uint8_t> bytes,
+                                          std::shared_ptr<const void> owner) override {
+    if (bytes.empty() || owner == nullptr) return std::nullopt;
+    // Read-only to every kernel that reads weights; Free only forgets it.
+    void* data = const_cast<uint8_t*>(bytes.data());
+    {
+      std::lock_guard<std::mutex> lock(adopted_mu_);
+      // Two buffers over the same bytes (a file naming one range twice)
+      // would free it twice: the second one copies instead.
+      if (!adopted_.emplace(data, std::move(owner)).second) return std::nullopt;
+    }
+    return DeviceBuffer::Adopt(this, data, bytes.size());
+  }
+  bool AdoptsHostMemory() const override { return true; }
 
   absl::Status CopyToDevice(void* dst, const void* src, size_t bytes) override {
     if (bytes > 0) std::memcpy(dst, src, bytes);
@@ -186,18 +200,27 @@ class CpuBackend final : public Backend {
     } else if (IsBlockFormat(w.format)) {
       cpu::QuantGemm(F(a), w, F(bias), m, n, k, F(c), pool_);
     } else {
-      cpu::HalfGemm(F(a), w, F(bias), m, n, k, F(c), pool_);
+      cpu::HalfGemm(F(a), w, F(bias), m, n, k, F(c), n, pool_);
     }
   }
   void GroupedGemm(const void* a, const GemmPart* parts, int32_t num_parts, int32_t m,
                    int32_t k) override {
     const bool all_blocks = std::all_of(
         parts, parts + num_parts, [](const GemmPart& p) { return IsBlockFormat(p.w.format); });
-    if (!all_blocks) {
-      Backend::GroupedGemm(a, parts, num_parts, m, k);  // a Gemm each
+    if (all_blocks) {
+      cpu::QuantGemmParts(F(a), parts, num_parts, m, k, pool_);
       return;
     }
-    cpu::QuantGemmParts(F(a), parts, num_parts, m, k, pool_);
+    for (int32_t i = 0; i < num_parts; ++i) {  // a product each
+      const GemmPart& p = parts[i];
+      if (IsBlockFormat(p.w.format)) {
+        cpu::QuantGemmParts(F(a), &p, 1, m, k, pool_);
+      } else if (p.w.format != WeightFormat::kDense) {
+        cpu::HalfGemm(F(a), p.w, F(p.bias), m, p.n, k, F(p.c), p.RowStride(), pool_);
+      } else {
+        Gemm(a, p.w, p.bias, m, p.n, k, p.c);  // dense weights are fused at load: rows n apart
+      }
+    }
   }
   bool SupportsWeightFormat(WeightFormat) const override { return true; }
   void Add(void* x, const void* y, int64_t n) override { cpu::Add(F(x), F(y), n, pool_); }
@@ -237,7 +260,8 @@ class CpuBackend final : public Backend {
   // Host vectors taken over by AdoptHostBytes, by data pointer; Free finds
   // them here (anything else came from aligned_alloc).
   std::mutex adopted_mu_;
-  absl::flat_hash_map<void*, std::unique_ptr<std::vector<uint8_t>>> adopted_;  // guarded
+  // What adopted buffers hold on to (a loaded vector, a file's mapping).
+  absl::flat_hash_map<void*, std::shared_ptr<const void>> adopted_;  // guarded
 };
 
 }  // namespace

@@ -35,8 +35,8 @@ void QuantGemm(const float* a /*[m, k]*/, WeightRef w /*[n, k]*/, const float* b
 // More rows: 256 weight rows at a time widened into a scratch buffer for
 // OpenBLAS's sgemm.
 void HalfGemm(const float* a /*[m, k]*/, WeightRef w /*[n, k]*/, const float* bias /*[n] or null*/,
-              int32_t m, int32_t n, int32_t k, float* c /*[m, n]*/, ThreadPool& pool,
-              bool scalar = false);
+              int32_t m, int32_t n, int32_t k, float* c /*[m, n], rows ldc apart*/, int32_t ldc,
+              ThreadPool& pool, bool scalar = false);
 // Whether HalfGemm runs vectorized on this CPU.
 bool HalfGemmVectorized();
 

@@ -136,7 +136,7 @@ const HalfKernels& SelectedHalfKernels() {
 bool HalfGemmVectorized() { return SelectedHalfKernels().dots != HalfDotsScalar; }
 
 void HalfGemm(const float* a, WeightRef w, const float* bias, int32_t m, int32_t n, int32_t k,
-              float* c, ThreadPool& pool, bool scalar) {
+              float* c, int32_t ldc, ThreadPool& pool, bool scalar) {
   const HalfKernels& kernels = SelectedHalfKernels();
   const HalfDotsFn dots = scalar ? HalfDotsScalar : kernels.dots;
   const bool bf16 = w.format == WeightFormat::kBF16;
@@ -154,12 +154,12 @@ void HalfGemm(const float* a, WeightRef w, const float* bias, int32_t m, int32_t
         for (int64_t j = begin; j < end; ++j) widen(base + (j0 + j) * k, k, bf16, out + j * k);
       });
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, static_cast<int>(rows), k, 1.f, a, k,
-                  out, k, 0.f, c + j0, n);
+                  out, k, 0.f, c + j0, ldc);
     }
     if (bias != nullptr) {
       pool.ParallelFor(m, 1, [&](int64_t begin, int64_t end) {
         for (int64_t i = begin; i < end; ++i) {
-          for (int64_t j = 0; j < n; ++j) c[i * n + j] += bias[j];
+          for (int64_t j = 0; j < n; ++j) c[i * ldc + j] += bias[j];
         }
       });
     }
@@ -174,12 +174,12 @@ void HalfGemm(const float* a, WeightRef w, const float* bias, int32_t m, int32_t
       for (int64_t r0 = 0; r0 < m; r0 += kRowsPerPass) {
         const int64_t rows = std::min<int64_t>(kRowsPerPass, m - r0);
         for (int64_t j = j0; j < j1; ++j) {
-          dots(base + j * k, bf16, a + r0 * k, rows, k, c + r0 * n + j, n);
+          dots(base + j * k, bf16, a + r0 * k, rows, k, c + r0 * ldc + j, ldc);
         }
       }
       if (bias != nullptr) {
         for (int64_t i = 0; i < m; ++i) {
-          for (int64_t j = j0; j < j1; ++j) c[i * n + j] += bias[j];
+          for (int64_t j = j0; j < j1; ++j) c[i * ldc + j] += bias[j];
         }
       }
     }

@@ -30,6 +30,7 @@ LoadOptions WeightsOptions(const kernels::Backend& backend, const LoadProgressFn
   LoadOptions options;
   options.progress = progress;
   options.keep_quantized = keep_quantized && Model::KeepsQuantizedWeights(backend);
+  options.map_weights = options.keep_quantized && backend.AdoptsHostMemory();
   return options;
 }
 

@@ -111,6 +111,11 @@ class GgufFile {
   void DropTensorPages(const GgufTensorInfo& info) const { DropPages(TensorData(info)); }
   // The whole pages inside `range` (a part of the mapping) leave it too.
   void DropPages(absl::Span<const uint8_t> range) const { file_.DropPages(range); }
+  // The same for the header and metadata (everything before the tensor data),
+  // once they are parsed.
+  void DropMetadataPages() const {
+    DropPages(file_.bytes().first(std::min<size_t>(data_offset_, file_.bytes().size())));
+  }
 
  private:
   friend class GgufParser;

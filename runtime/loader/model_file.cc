@@ -62,7 +62,11 @@ absl::Status RunTensorJobs(std::vector<TensorJob> jobs, const LoadOptions& optio
     total += job.source_bytes;
     HostTensor& t = (*out)[job.name];
     t.shape = job.shape;
-    if (job.raw_bytes > 0) {
+    if (!job.mapped.empty()) {
+      t.raw_type = job.raw_type;
+      t.mapped = job.mapped;
+      t.mapping = job.mapping;
+    } else if (job.raw_bytes > 0) {
       t.raw_type = job.raw_type;
       t.raw.assign(job.raw_bytes, 0);
     } else {
@@ -80,8 +84,9 @@ absl::Status RunTensorJobs(std::vector<TensorJob> jobs, const LoadOptions& optio
   std::atomic<bool> failed{false};
   auto worker = [&] {
     for (size_t i; !failed.load() && (i = next.fetch_add(1)) < jobs.size();) {
-      absl::Status s = jobs[i].raw_bytes > 0 ? jobs[i].copy_raw(absl::MakeSpan(targets[i]->raw))
-                                             : jobs[i].convert(absl::MakeSpan(targets[i]->data));
+      absl::Status s = !jobs[i].mapped.empty() ? jobs[i].check_mapped()
+                       : jobs[i].raw_bytes > 0 ? jobs[i].copy_raw(absl::MakeSpan(targets[i]->raw))
+                                               : jobs[i].convert(absl::MakeSpan(targets[i]->data));
       if (!s.ok()) {
         std::lock_guard<std::mutex> lock(mu);
         if (first_error.ok()) first_error = s;

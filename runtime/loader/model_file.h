@@ -5,12 +5,14 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "runtime/loader/dequant.h"
 #include "runtime/loader/model_config.h"
 #include "runtime/loader/tokenizer_spec.h"
@@ -18,14 +20,22 @@
 namespace cohost::runtime {
 
 // Row-major fp32; a matrix of a linear layer is [out_features, in_features].
-// A matrix kept quantized (LoadOptions::keep_quantized) holds its rows of
-// blocks as they lie in the file in `raw` instead, and `data` is empty.
+// A matrix kept as stored (LoadOptions::keep_quantized) holds its rows of
+// blocks as they lie in the file instead, and `data` is empty: copied into
+// `raw`, or (LoadOptions::map_weights, bytes that need no change) a view of
+// the file's read-only mapping in `mapped`, which `mapping` keeps alive.
 struct HostTensor {
   std::vector<int64_t> shape;
   std::vector<float> data;
-  GgmlType raw_type = GgmlType::kF32;  // a block type (Q4_K, ...) when raw is set
+  GgmlType raw_type = GgmlType::kF32;  // the stored type when kept as stored
   std::vector<uint8_t> raw;
-  bool quantized() const { return !raw.empty(); }
+  absl::Span<const uint8_t> mapped;
+  std::shared_ptr<const void> mapping;
+  bool quantized() const { return !raw.empty() || !mapped.empty(); }
+  // The stored bytes, wherever they are.
+  absl::Span<const uint8_t> stored() const {
+    return mapped.empty() ? absl::MakeConstSpan(raw) : mapped;
+  }
   int64_t numel() const {
     int64_t n = 1;
     for (int64_t d : shape) n *= d;
@@ -61,8 +71,14 @@ using LoadProgressFn = std::function<void(uint64_t done_bytes, uint64_t total_by
 struct LoadOptions {
   bool load_tensors = true;  // false: config and tokenizer only (fast)
   // The matrices (the embedding too) stored in a block type (Q8_0, Q4_K, ...)
-  // stay in their blocks instead of becoming fp32.
+  // or in F16 / BF16 (KeepsRowsAsStored) stay as stored instead of becoming
+  // fp32.
   bool keep_quantized = false;
+  // With keep_quantized, for a backend whose memory is host memory: a kept
+  // GGUF matrix that needs no change stays in the file's mapping (a view, no
+  // copy: its pages are the page cache's, shared with other processes)
+  // instead of being copied. Checked all the same.
+  bool map_weights = false;
   LoadProgressFn progress;  // optional
 };
 

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -41,6 +42,11 @@ struct TensorJob {
   GgmlType raw_type = GgmlType::kF32;
   uint64_t raw_bytes = 0;
   std::function<absl::Status(absl::Span<uint8_t> dst)> copy_raw;
+  // Or kept in the file's mapping (LoadOptions::map_weights): the view, its
+  // owner, and the checks its bytes must pass.
+  absl::Span<const uint8_t> mapped;
+  std::shared_ptr<const void> mapping;
+  std::function<absl::Status()> check_mapped;
 };
 
 // Runs the jobs on a few threads into `out`; reports progress from the calling

@@ -18,16 +18,26 @@ constexpr int32_t kInitialSamples = 8;
 }  // namespace
 
 kernels::WeightRef WeightMatrix::RowsFrom(int64_t row, size_t elem_size) const {
-  Part part{0, format, 0};
+  int64_t first_row = 0;
+  kernels::WeightFormat f = format;
+  const void* data = buf.data();
   for (const Part& p : parts) {
-    if (p.first_row <= row) part = p;
+    if (p.first_row <= row) {
+      first_row = p.first_row;
+      f = p.format;
+      data = p.buf.data();
+    }
   }
-  const size_t row_bytes = part.format == kernels::WeightFormat::kDense
+  const size_t row_bytes = f == kernels::WeightFormat::kDense
                                ? static_cast<size_t>(cols) * elem_size
-                               : kernels::QuantRowBytes(part.format, cols);
-  return {static_cast<const uint8_t*>(buf.data()) + part.offset +
-              static_cast<size_t>(row - part.first_row) * row_bytes,
-          part.format};
+                               : kernels::QuantRowBytes(f, cols);
+  return {static_cast<const uint8_t*>(data) + static_cast<size_t>(row - first_row) * row_bytes, f};
+}
+
+size_t WeightMatrix::bytes() const {
+  size_t b = buf.bytes();
+  for (const Part& p : parts) b += p.buf.bytes();
+  return b;
 }
 
 LlamaModel::LlamaModel(const ModelConfig& config, kernels::Backend* backend, LlamaWeights weights)
@@ -35,14 +45,16 @@ LlamaModel::LlamaModel(const ModelConfig& config, kernels::Backend* backend, Lla
       backend_(backend),
       w_(std::move(weights)),
       elem_size_(kernels::DTypeSize(backend->compute_dtype())) {
-  for (const kernels::DeviceBuffer* b :
-       {&w_.token_embd.buf, &w_.output_norm, &w_.output.buf, &w_.inv_freq}) {
+  weights_bytes_ = w_.token_embd.bytes() + w_.output.bytes();
+  for (const kernels::DeviceBuffer* b : {&w_.output_norm, &w_.inv_freq}) {
     weights_bytes_ += b->bytes();
   }
   for (const LlamaLayerWeights& l : w_.layers) {
-    for (const kernels::DeviceBuffer* b : {&l.attn_norm, &l.wqkv.buf, &l.bqkv, &l.wo.buf,
-                                           &l.ffn_norm, &l.w_gate_up.buf, &l.w_down.buf}) {
+    for (const kernels::DeviceBuffer* b : {&l.attn_norm, &l.bqkv, &l.ffn_norm}) {
       weights_bytes_ += b->bytes();
+    }
+    for (const WeightMatrix* m : {&l.wqkv, &l.wo, &l.w_gate_up, &l.w_down}) {
+      weights_bytes_ += m->bytes();
     }
   }
 }
@@ -217,7 +229,16 @@ absl::Status LlamaModel::Forward(const Batch& batch, KvCache& kv, std::vector<fl
     be.PagedAttention(q, layout, pages, c.num_heads, scale, attn_.data());
     be.Gemm(attn_.data(), lw.wo.Ref(), nullptr, T, H, q_width, delta_.data());
     be.RmsNorm(delta_.data(), x_.data(), lw.ffn_norm.data(), T, H, eps, normed_.data());
-    be.Gemm(normed_.data(), lw.w_gate_up.Ref(), nullptr, T, 2 * I, H, gate_up_.data());
+    if (!lw.w_gate_up.split()) {
+      be.Gemm(normed_.data(), lw.w_gate_up.Ref(), nullptr, T, 2 * I, H, gate_up_.data());
+    } else {
+      // Gate and up in their own buffers: each fills its half of every row.
+      const kernels::GemmPart parts[] = {
+          {lw.w_gate_up.Ref(), nullptr, I, gate_up_.data(), 2 * I},
+          {lw.w_gate_up.RowsFrom(I, elem_size_), nullptr, I, At(gate_up_, I), 2 * I},
+      };
+      be.GroupedGemm(normed_.data(), parts, 2, T, H);
+    }
     be.SiluMul(gate_up_.data(), T, I, act_.data());
     be.Gemm(act_.data(), lw.w_down.Ref(), nullptr, T, H, I, delta_.data());
   }
@@ -228,7 +249,7 @@ absl::Status LlamaModel::Forward(const Batch& batch, KvCache& kv, std::vector<fl
     be.RmsNorm(sample_delta_.data(), sample_x_.data(), w_.output_norm.data(), S, H, eps,
                sample_normed_.data());
     const kernels::WeightRef lm_head =
-        w_.output.buf.data() != nullptr ? w_.output.Ref() : w_.token_embd.Ref();
+        w_.output.bytes() != 0 ? w_.output.Ref() : w_.token_embd.Ref();
     be.Gemm(sample_normed_.data(), lm_head, nullptr, S, c.vocab_size, H, logits_.data());
     logits->resize(static_cast<size_t>(S) * c.vocab_size);
     if (absl::Status s = be.DownloadF32(logits->data(), logits_.data(), logits->size()); !s.ok()) {

@@ -14,27 +14,33 @@
 namespace cohost::runtime {
 
 // A linear layer's matrix [rows, cols]: dense in the compute dtype, or rows of
-// quantized blocks where the backend's Gemm takes them. A fused group whose
-// parts keep different block formats (q, k and v of a Q4_K_M file) is split
-// by rows: each part's rows in its own format, one after another in `buf`.
+// quantized blocks where the backend's Gemm takes them. A fused group (q, k,
+// v; gate, up) is one buffer, or split into its parts, each in its own
+// buffer and format: where the parts keep different block formats (q, k and
+// v of a Q4_K_M file), and where the backend took each part's loaded bytes
+// over (AdoptHostBytes, AdoptMapped) instead of copying them together.
 struct WeightMatrix {
   struct Part {
     int64_t first_row = 0;
     kernels::WeightFormat format = kernels::WeightFormat::kDense;
-    size_t offset = 0;  // bytes into buf
+    kernels::DeviceBuffer buf;
   };
 
-  kernels::DeviceBuffer buf;
+  kernels::DeviceBuffer buf;                                     // every row, unless split
   kernels::WeightFormat format = kernels::WeightFormat::kDense;  // the first row's
   int64_t cols = 0;
   std::vector<Part> parts;  // empty unless split
 
   bool split() const { return !parts.empty(); }
   // All rows, for one Gemm; a split matrix needs a Gemm per part (RowsFrom).
-  kernels::WeightRef Ref() const { return {buf.data(), format}; }
+  kernels::WeightRef Ref() const {
+    return split() ? RowsFrom(0, 0) : kernels::WeightRef{buf.data(), format};
+  }
   // The rows from `row` on (dense elements are `elem_size` bytes); in a split
   // matrix, the Gemm that reads them must stay within `row`'s part.
   kernels::WeightRef RowsFrom(int64_t row, size_t elem_size) const;
+  // Bytes of every buffer.
+  size_t bytes() const;
 };
 
 struct LlamaLayerWeights {

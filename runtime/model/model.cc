@@ -46,11 +46,11 @@ class TensorChecker {
     if (t.quantized()) {
       const GgmlTypeTraits* traits = FindGgmlType(static_cast<uint32_t>(t.raw_type));
       if (traits == nullptr || t.shape.size() != 2 || t.shape[1] % traits->block_elems != 0 ||
-          static_cast<int64_t>(t.raw.size()) !=
+          static_cast<int64_t>(t.stored().size()) !=
               t.numel() / traits->block_elems * traits->block_bytes) {
         return absl::InvalidArgumentError(
             absl::StrFormat("model %s: tensor '%s' holds %d bytes of blocks for shape [%s]",
-                            file_.path, name, t.raw.size(), absl::StrJoin(shape, ", ")));
+                            file_.path, name, t.stored().size(), absl::StrJoin(shape, ", ")));
       }
       return &t;
     }
@@ -73,6 +73,8 @@ void Release(std::initializer_list<HostTensor*> tensors) {
   for (HostTensor* t : tensors) {
     std::vector<float>().swap(t->data);
     std::vector<uint8_t>().swap(t->raw);
+    t->mapped = {};
+    t->mapping.reset();
   }
 }
 
@@ -176,12 +178,36 @@ std::vector<uint8_t> QuantizeToQ80(const std::vector<float>& x) {
 // A part of a mixed group: its values requantized to Q8_0.
 absl::StatusOr<std::vector<uint8_t>> RequantizedToQ80(const HostTensor& t) {
   std::vector<float> values(static_cast<size_t>(t.numel()));
-  RETURN_IF_ERROR(DequantizeToF32(t.raw_type, t.raw, t.numel(), absl::MakeSpan(values)));
+  RETURN_IF_ERROR(DequantizeToF32(t.raw_type, t.stored(), t.numel(), absl::MakeSpan(values)));
   return QuantizeToQ80(values);
 }
 
+// One part's rows in `format` in a buffer of their own: the loaded bytes
+// themselves where the backend takes them over (its memory is host memory:
+// AdoptMapped for bytes in the file's mapping, AdoptHostBytes for a loaded
+// copy), else copied; requantized first for a part of a joined mixed group.
+absl::StatusOr<DeviceBuffer> PlacePart(Backend* backend, HostTensor& t,
+                                       kernels::WeightFormat format) {
+  std::vector<uint8_t> requantized;
+  absl::Span<const uint8_t> bytes = t.stored();
+  if (FormatOf(t.raw_type) == format) {
+    std::optional<DeviceBuffer> adopted = t.mapped.empty()
+                                              ? backend->AdoptHostBytes(t.raw)
+                                              : backend->AdoptMapped(t.mapped, t.mapping);
+    if (adopted) return *std::move(adopted);
+  } else {
+    ASSIGN_OR_RETURN(requantized, RequantizedToQ80(t));
+    bytes = requantized;
+  }
+  ASSIGN_OR_RETURN(DeviceBuffer b, DeviceBuffer::Create(backend, bytes.size()));
+  RETURN_IF_ERROR(backend->CopyToDevice(b.data(), bytes.data(), bytes.size()));
+  return b;
+}
+
 // The parts' rows as one matrix: their blocks kept as KeptFormats says where
-// the backend's Gemm takes every format, else dense.
+// the backend's Gemm takes every format, else dense. Kept parts are split,
+// each in its own buffer, where their formats differ or the backend takes
+// loaded bytes over (nothing is copied then); else joined in one buffer.
 absl::StatusOr<WeightMatrix> UploadMatrix(Backend* backend, const std::vector<HostTensor*>& parts,
                                           Fusion fusion = Fusion::kJoined) {
   WeightMatrix m;
@@ -198,37 +224,36 @@ absl::StatusOr<WeightMatrix> UploadMatrix(Backend* backend, const std::vector<Ho
     return m;
   }
   m.format = (*formats)[0];
-  // One part in its own blocks: where device memory is host memory, the
-  // buffer takes the loader's bytes over instead of copying them.
-  if (parts.size() == 1 && FormatOf(parts[0]->raw_type) == m.format) {
-    if (std::optional<DeviceBuffer> adopted = backend->AdoptHostBytes(parts[0]->raw)) {
-      m.buf = *std::move(adopted);
-      return m;
-    }
+  if (parts.size() == 1) {
+    ASSIGN_OR_RETURN(m.buf, PlacePart(backend, *parts[0], m.format));
+    return m;
   }
-  const bool split = std::any_of(formats->begin(), formats->end(),
+  const bool mixed = std::any_of(formats->begin(), formats->end(),
                                  [&](kernels::WeightFormat f) { return f != m.format; });
-  size_t bytes = 0;
-  for (size_t i = 0; i < parts.size(); ++i) {
-    bytes += kernels::QuantRowBytes((*formats)[i], parts[i]->numel());
+  if (mixed || backend->AdoptsHostMemory()) {
+    int64_t row = 0;
+    for (size_t i = 0; i < parts.size(); ++i) {
+      ASSIGN_OR_RETURN(DeviceBuffer b, PlacePart(backend, *parts[i], (*formats)[i]));
+      m.parts.push_back({row, (*formats)[i], std::move(b)});
+      row += parts[i]->shape[0];
+    }
+    return m;
   }
+  size_t bytes = 0;
+  for (const HostTensor* t : parts) bytes += kernels::QuantRowBytes(m.format, t->numel());
   ASSIGN_OR_RETURN(m.buf, DeviceBuffer::Create(backend, bytes));
   size_t at = 0;
-  int64_t row = 0;
-  for (size_t i = 0; i < parts.size(); ++i) {
-    const HostTensor* t = parts[i];
+  for (const HostTensor* t : parts) {
     // Its own blocks, or (a part of a joined mixed group) requantized ones.
-    absl::Span<const uint8_t> blocks = t->raw;
+    absl::Span<const uint8_t> blocks = t->stored();
     std::vector<uint8_t> requantized;
-    if (FormatOf(t->raw_type) != (*formats)[i]) {
+    if (FormatOf(t->raw_type) != m.format) {
       ASSIGN_OR_RETURN(requantized, RequantizedToQ80(*t));
       blocks = requantized;
     }
-    if (split) m.parts.push_back({row, (*formats)[i], at});
     RETURN_IF_ERROR(backend->CopyToDevice(static_cast<uint8_t*>(m.buf.data()) + at, blocks.data(),
                                           blocks.size()));
     at += blocks.size();
-    row += t->shape[0];
   }
   return m;
 }

@@ -95,6 +95,27 @@ TEST_F(CpuOpsTest, AdoptedHostBytesBecomeTheBufferWithoutACopy) {
   ASSERT_TRUE(allocated.ok());
 }
 
+// Bytes in a model file's mapping become the buffer too: the buffer holds
+// the mapping's owner until it goes, and never frees the bytes themselves.
+// The same bytes are never taken over twice (a file naming one range for two
+// tensors): the second asker copies instead.
+TEST_F(CpuOpsTest, MappedBytesBecomeTheBufferWhileItHoldsTheirOwner) {
+  EXPECT_TRUE(be_->AdoptsHostMemory());
+  auto owner = std::make_shared<std::vector<uint8_t>>(256, uint8_t{7});
+  const absl::Span<const uint8_t> bytes(*owner);
+  std::optional<DeviceBuffer> b = be_->AdoptMapped(bytes, owner);
+  ASSERT_TRUE(b.has_value());
+  EXPECT_EQ(b->data(), owner->data());
+  EXPECT_EQ(b->bytes(), 256u);
+  EXPECT_EQ(owner.use_count(), 2) << "held by the buffer";
+  EXPECT_FALSE(be_->AdoptMapped(bytes, owner).has_value()) << "already taken over";
+  EXPECT_FALSE(be_->AdoptMapped({}, owner).has_value());
+  EXPECT_FALSE(be_->AdoptMapped(bytes, nullptr).has_value());
+  b->Reset();
+  EXPECT_EQ(owner.use_count(), 1) << "given back with the buffer";
+  EXPECT_EQ((*owner)[255], 7) << "and never freed by it";
+}
+
 TEST(DTypeTest, HalfConversions) {
   EXPECT_EQ(DTypeName(DType::kBF16), "bf16");
   EXPECT_EQ(F32ToF16(1.f), 0x3c00);

@@ -463,6 +463,22 @@ TEST(QuantGemmTest, GroupedPartsEachGetWhatTheirOwnGemmGives) {
     for (int p = 0; p < 3; ++p) {
       EXPECT_EQ(grouped[p], alone[p]) << WeightFormatName(formats[p]) << " m " << m;
     }
+    // The same parts filling the columns of one [m, 56] output (ldc).
+    constexpr int32_t kLdc = 20 + 3 + 33;
+    std::vector<float> joined(static_cast<size_t>(m) * kLdc, -7.f);
+    for (int p = 0, col = 0; p < 3; col += widths[p++]) {
+      parts[p].c = joined.data() + col;
+      parts[p].ldc = kLdc;
+    }
+    be->GroupedGemm(a.data(), parts.data(), 3, m, kK);
+    for (int32_t r = 0; r < m; ++r) {
+      for (int p = 0, col = 0; p < 3; col += widths[p++]) {
+        for (int32_t j = 0; j < widths[p]; ++j) {
+          ASSERT_EQ(joined[r * kLdc + col + j], alone[p][r * widths[p] + j])
+              << WeightFormatName(formats[p]) << " m " << m << " row " << r;
+        }
+      }
+    }
   }
 }
 
@@ -520,8 +536,9 @@ TEST(HalfGemmTest, TheVectorizedDotsEqualTheScalarOnesBitForBit) {
       std::vector<float> a(static_cast<size_t>(m) * kWidth);
       for (float& v : a) v = normal(rng) * (m == 2 ? 1e-3f : 1.f);
       std::vector<float> vec(static_cast<size_t>(m) * kN), scalar(vec.size());
-      cpu::HalfGemm(a.data(), WeightRef(w.data(), f), nullptr, m, kN, kWidth, vec.data(), pool);
-      cpu::HalfGemm(a.data(), WeightRef(w.data(), f), nullptr, m, kN, kWidth, scalar.data(), pool,
+      cpu::HalfGemm(a.data(), WeightRef(w.data(), f), nullptr, m, kN, kWidth, vec.data(), kN, pool);
+      cpu::HalfGemm(a.data(), WeightRef(w.data(), f), nullptr, m, kN, kWidth, scalar.data(), kN,
+                    pool,
                     /*scalar=*/true);
       EXPECT_EQ(vec, scalar) << WeightFormatName(f) << " m " << m;
     }

@@ -45,7 +45,7 @@ void QuantGemmParts(const float* a, const GemmPart* parts, int32_t num_parts, in
       const auto* base = static_cast<const uint8_t*>(part.w.data);
       const auto* bias = static_cast<const float*>(part.bias);
       auto* c = static_cast<float*>(part.c);
-      const int64_t n = part.n;
+      const int64_t n = part.n, ldc = part.RowStride();
       const int64_t j0 = (t - starts[p]) * kColumnTile, j1 = std::min<int64_t>(n, j0 + kColumnTile);
       // The task's weight rows stay in cache while every chunk of
       // activation rows passes through them.
@@ -54,12 +54,12 @@ void QuantGemmParts(const float* a, const GemmPart* parts, int32_t num_parts, in
         for (int64_t j = j0; j < j1; j += kTileCols) {
           tile(base + j * row_bytes, row_bytes,
                static_cast<int>(std::min<int64_t>(kTileCols, j1 - j)), qa + r0 * nb, rows, nb,
-               c + r0 * n + j, n);
+               c + r0 * ldc + j, ldc);
         }
       }
       if (bias != nullptr) {
         for (int64_t i = 0; i < m; ++i) {
-          for (int64_t j = j0; j < j1; ++j) c[i * n + j] += bias[j];
+          for (int64_t j = j0; j < j1; ++j) c[i * ldc + j] += bias[j];
         }
       }
     }

@@ -34,7 +34,29 @@ TEST(KeepQuantizedTest, LinearLayersKeepTheirBlocksAndDequantizeToThePlainValues
     keep.keep_quantized = true;
     absl::StatusOr<ModelFile> kept = LoadModelFile(path, keep);
     absl::StatusOr<ModelFile> plain = LoadModelFile(path);
-    std::filesystem::remove(path);
+    keep.map_weights = true;
+    absl::StatusOr<ModelFile> mapped = LoadModelFile(path, keep);
+    std::filesystem::remove(path);  // the mapping stays valid: it holds the file
+    ASSERT_TRUE(mapped.ok()) << mapped.status();
+    int views = 0;
+    for (const auto& [name, t] : mapped->tensors) {
+      SCOPED_TRACE(name);
+      const HostTensor& copied = kept->tensors.at(name);
+      ASSERT_EQ(t.quantized(), copied.quantized());
+      if (!t.quantized()) continue;
+      EXPECT_EQ(t.raw_type, copied.raw_type);
+      EXPECT_EQ(std::vector<uint8_t>(t.stored().begin(), t.stored().end()), copied.raw)
+          << "the same bytes, in the file or copied";
+      // Llama's q and k change (their rows are reordered): those are copies.
+      const bool permuted = name.ends_with("attn_q.weight") || name.ends_with("attn_k.weight");
+      EXPECT_EQ(t.mapped.empty(), permuted);
+      if (!t.mapped.empty()) {
+        ++views;
+        EXPECT_TRUE(t.raw.empty());
+        EXPECT_NE(t.mapping, nullptr);
+      }
+    }
+    EXPECT_GT(views, 0);
     ASSERT_TRUE(kept.ok()) << kept.status();
     ASSERT_TRUE(plain.ok()) << plain.status();
 

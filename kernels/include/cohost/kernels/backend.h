@@ -13,6 +13,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "cohost/kernels/dtype.h"
 #include "cohost/kernels/paged_kv.h"
 #include "cohost/kernels/quant.h"
@@ -59,6 +60,15 @@ class Backend {
   // like any other. A loaded matrix then exists once, not twice, while it is
   // uploaded. nullopt elsewhere (and for no bytes): allocate and copy.
   virtual std::optional<DeviceBuffer> AdoptHostBytes(std::vector<uint8_t>& bytes);
+  // The same for bytes in a read-only mapping (a model file's), which `owner`
+  // keeps alive until the buffer is freed; the buffer must never be written.
+  // nullopt where the device's memory is its own, for no bytes, or for bytes
+  // another buffer already took over.
+  virtual std::optional<DeviceBuffer> AdoptMapped(absl::Span<const uint8_t> bytes,
+                                                  std::shared_ptr<const void> owner);
+  // Whether AdoptHostBytes and AdoptMapped take bytes over (the device's
+  // memory is the host's): a loader may then leave weights where they are.
+  virtual bool AdoptsHostMemory() const { return false; }
   virtual absl::Status CopyToDevice(void* dst, const void* src, size_t bytes) = 0;
   virtual absl::Status CopyToHost(void* dst, const void* src, size_t bytes) = 0;
   // Converts n host floats into the compute dtype at dst.
@@ -104,9 +114,11 @@ class Backend {
                     const void* bias /*[n] or null*/, int32_t m, int32_t n, int32_t k,
                     void* c /*[m, n]*/) = 0;
   // Gemm for each part, all of the same activations a [m, k]: what a fused
-  // matrix split by rows runs (q, k and v, each in its own format). A backend
-  // may read a once for all of them (the CPU quantizes it once, and runs all
-  // the parts' tiles in one pass over its pool); by default, one Gemm each.
+  // matrix split by rows runs (q, k and v, each in its own format; gate and
+  // up, into the columns of one output). A backend may read a once for all of
+  // them (the CPU quantizes it once, and runs all the parts' tiles in one
+  // pass over its pool); by default, one Gemm each, which takes only parts
+  // whose rows are n apart (the weights this backend keeps are fused).
   virtual void GroupedGemm(const void* a /*[m, k]*/, const GemmPart* parts, int32_t num_parts,
                            int32_t m, int32_t k) {
     for (int32_t i = 0; i < num_parts; ++i) {

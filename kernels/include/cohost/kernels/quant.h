@@ -156,12 +156,15 @@ struct WeightRef {
   WeightFormat format = WeightFormat::kDense;
 };
 
-// One product of Backend::GroupedGemm: c = a * w^T (+ bias), c [m, n].
+// One product of Backend::GroupedGemm: c = a * w^T (+ bias), c [m, n] with
+// rows ldc apart (0: n), so that parts can fill columns of one matrix.
 struct GemmPart {
   WeightRef w{nullptr};
   const void* bias = nullptr;  // [n] or null
   int32_t n = 0;
-  void* c = nullptr;  // [m, n]
+  void* c = nullptr;  // [m, n], rows ldc apart
+  int32_t ldc = 0;    // 0: n
+  int32_t RowStride() const { return ldc != 0 ? ldc : n; }
 };
 
 }  // namespace cohost::kernels
