@@ -1,5 +1,6 @@
 // The Llama-family decoder behind Model: its weights in device memory (q/k/v
-// and gate/up fused at load) and the activation buffers one Forward reuses.
+// and gate/up fused at load, or kept as their parts where the backend took the
+// loaded bytes over) and the activation buffers one Forward reuses.
 // Internal to runtime/; everything else talks to Model.
 #pragma once
 

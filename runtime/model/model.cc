@@ -126,8 +126,8 @@ std::optional<kernels::WeightFormat> FormatOf(GgmlType t) {
 
 // How a group's parts may sit in one buffer when their block formats differ.
 enum class Fusion {
-  kJoined,    // one format for all rows: the forward pass runs one Gemm over them
-  kRowSplit,  // each part's rows in its own format: the forward runs a Gemm per part
+  kJoined,    // one format for all rows: a backend that copies runs one Gemm over them
+  kRowSplit,  // each part's rows in its own format: the forward runs a product per part
 };
 
 // The one rule for a (fused) matrix, which UploadMatrix follows and
