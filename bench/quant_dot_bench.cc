@@ -100,8 +100,9 @@ void BM_Gemm(benchmark::State& state) {
   for (float& v : x) v = n(rng);
   std::vector<float> out(static_cast<size_t>(m) * kRows);
   ThreadPool pool(1);
+  const GemmPart part{WeightRef(w.data(), kFormat), nullptr, kRows, out.data()};
   for (auto _ : state) {
-    QuantGemm(x.data(), WeightRef(w.data(), kFormat), nullptr, m, kRows, kCols, out.data(), pool);
+    QuantGemm(x.data(), &part, 1, m, kCols, pool);
     benchmark::DoNotOptimize(out.data());
   }
   state.SetLabel(SelectedQuantKernels().name);

@@ -195,30 +195,26 @@ class CpuBackend final : public Backend {
   }
   void Gemm(const void* a, WeightRef w, const void* bias, int32_t m, int32_t n, int32_t k,
             void* c) override {
-    if (w.format == WeightFormat::kDense) {
-      cpu::Gemm(F(a), F(w.data), F(bias), m, n, k, F(c));
-    } else if (IsBlockFormat(w.format)) {
-      cpu::QuantGemm(F(a), w, F(bias), m, n, k, F(c), pool_);
-    } else {
-      cpu::HalfGemm(F(a), w, F(bias), m, n, k, F(c), n, pool_);
-    }
+    const GemmPart part{w, bias, n, c};
+    GroupedGemm(a, &part, 1, m, k);
   }
   void GroupedGemm(const void* a, const GemmPart* parts, int32_t num_parts, int32_t m,
                    int32_t k) override {
     const bool all_blocks = std::all_of(
         parts, parts + num_parts, [](const GemmPart& p) { return IsBlockFormat(p.w.format); });
     if (all_blocks) {
-      cpu::QuantGemmParts(F(a), parts, num_parts, m, k, pool_);
+      cpu::QuantGemm(F(a), parts, num_parts, m, k, pool_);
       return;
     }
     for (int32_t i = 0; i < num_parts; ++i) {  // a product each
       const GemmPart& p = parts[i];
       if (IsBlockFormat(p.w.format)) {
-        cpu::QuantGemmParts(F(a), &p, 1, m, k, pool_);
+        cpu::QuantGemm(F(a), &p, 1, m, k, pool_);
       } else if (p.w.format != WeightFormat::kDense) {
         cpu::HalfGemm(F(a), p.w, F(p.bias), m, p.n, k, F(p.c), p.RowStride(), pool_);
       } else {
-        Gemm(a, p.w, p.bias, m, p.n, k, p.c);  // dense weights are fused at load: rows n apart
+        // OpenBLAS with rows n apart: dense weights are fused at load, never parts.
+        cpu::Gemm(F(a), F(p.w.data), F(p.bias), m, p.n, k, F(p.c));
       }
     }
   }

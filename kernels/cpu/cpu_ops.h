@@ -22,12 +22,13 @@ void RmsNorm(const float* x /*[n, hidden]*/, float* residual /*[n, hidden] or nu
 void Gemm(const float* a /*[m, k]*/, const float* w /*[n, k]*/, const float* bias /*[n] or null*/,
           int32_t m, int32_t n, int32_t k, float* c /*[m, n]*/);
 
-// c = a * w^T (+ bias) for w in rows of quantized blocks (k a multiple of
-// 32): each row of a quantized to int8 blocks, then integer dot products
-// (quant/quant_kernels.h, the table this CPU runs best), split over the pool
-// by 16 output columns so that no two threads write one cache line of c.
-void QuantGemm(const float* a /*[m, k]*/, WeightRef w /*[n, k]*/, const float* bias /*[n] or null*/,
-               int32_t m, int32_t n, int32_t k, float* c /*[m, n]*/, ThreadPool& pool);
+// For each part, c = a * w^T (+ bias) for w in rows of quantized blocks (k a
+// multiple of 32): each row of a quantized to int8 blocks once for all the
+// parts, then integer dot products (quant/quant_kernels.h, the table this CPU
+// runs best), every part's 16 output columns a pool task, so that no two
+// threads write one cache line of c, all in one pass over the pool.
+void QuantGemm(const float* a /*[m, k]*/, const GemmPart* parts, int32_t num_parts, int32_t m,
+               int32_t k, ThreadPool& pool);
 // c = a * w^T (+ bias) for w in rows of fp16 or bf16 values (kF16, kBF16; k
 // a multiple of 8), widened to fp32 as read. Up to 4 rows of a: dot products
 // split over the pool by 16 output columns, F16C + AVX2 + FMA where cpuid has
@@ -39,12 +40,6 @@ void HalfGemm(const float* a /*[m, k]*/, WeightRef w /*[n, k]*/, const float* bi
               ThreadPool& pool, bool scalar = false);
 // Whether HalfGemm runs vectorized on this CPU.
 bool HalfGemmVectorized();
-
-// QuantGemm for several weight matrices (every one in blocks) against the same
-// activations: a is quantized once, and the parts' column tiles share one
-// pass over the pool.
-void QuantGemmParts(const float* a /*[m, k]*/, const GemmPart* parts, int32_t num_parts, int32_t m,
-                    int32_t k, ThreadPool& pool);
 
 void Add(float* x /*[n]*/, const float* y /*[n]*/, int64_t n, ThreadPool& pool);
 

@@ -254,23 +254,22 @@ absl::StatusOr<ModelFile> LoadGgufModel(const std::string& path, const LoadOptio
     job.name = name;
     job.shape = shape;
     job.source_bytes = info->size_bytes;
-    const absl::Span<const uint8_t> stored = f.TensorData(*info);
-    if (options.keep_quantized && options.map_weights && KeepsBlocks(shape, *info) &&
-        permute_heads == 0 && reinterpret_cast<uintptr_t>(stored.data()) % kMappedAlignment == 0) {
-      // Needs no change: it stays where it lies, checked in place.
-      job.raw_type = info->type;
-      job.mapped = stored;
-      job.mapping = shared;
-      job.check_mapped = [&f, info, stored] {
-        return InTensor(f, *info, CheckBlockScales(info->type, stored, 0));
-      };
-      jobs.push_back(std::move(job));
-      continue;
-    }
     if (options.keep_quantized && KeepsBlocks(shape, *info)) {
       // Rows of blocks as they lie in the file (the reader checked the
       // tensor's byte size against its shape and type).
       job.raw_type = info->type;
+      const absl::Span<const uint8_t> stored = f.TensorData(*info);
+      if (options.map_weights && permute_heads == 0 &&
+          reinterpret_cast<uintptr_t>(stored.data()) % kMappedAlignment == 0) {
+        // Needs no change: it stays where it lies, checked in place.
+        job.mapped = stored;
+        job.mapping = shared;
+        job.check_mapped = [&f, info, stored] {
+          return InTensor(f, *info, CheckBlockScales(info->type, stored, 0));
+        };
+        jobs.push_back(std::move(job));
+        continue;
+      }
       job.raw_bytes = info->size_bytes;
       job.copy_raw = [&f, info, rows = shape[0], permute_heads](absl::Span<uint8_t> dst) {
         const absl::Span<const uint8_t> src = f.TensorData(*info);

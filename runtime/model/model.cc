@@ -182,23 +182,30 @@ absl::StatusOr<std::vector<uint8_t>> RequantizedToQ80(const HostTensor& t) {
   return QuantizeToQ80(values);
 }
 
+// A part's rows in `format`: its stored bytes, or (a part of a joined mixed
+// group) its values requantized into `scratch`.
+absl::StatusOr<absl::Span<const uint8_t>> BlocksIn(const HostTensor& t,
+                                                   kernels::WeightFormat format,
+                                                   std::vector<uint8_t>* scratch) {
+  if (FormatOf(t.raw_type) == format) return t.stored();
+  ASSIGN_OR_RETURN(*scratch, RequantizedToQ80(t));
+  return absl::MakeConstSpan(*scratch);
+}
+
 // One part's rows in `format` in a buffer of their own: the loaded bytes
 // themselves where the backend takes them over (its memory is host memory:
 // AdoptMapped for bytes in the file's mapping, AdoptHostBytes for a loaded
-// copy), else copied; requantized first for a part of a joined mixed group.
+// copy), else copied.
 absl::StatusOr<DeviceBuffer> PlacePart(Backend* backend, HostTensor& t,
                                        kernels::WeightFormat format) {
-  std::vector<uint8_t> requantized;
-  absl::Span<const uint8_t> bytes = t.stored();
   if (FormatOf(t.raw_type) == format) {
     std::optional<DeviceBuffer> adopted = t.mapped.empty()
                                               ? backend->AdoptHostBytes(t.raw)
                                               : backend->AdoptMapped(t.mapped, t.mapping);
     if (adopted) return *std::move(adopted);
-  } else {
-    ASSIGN_OR_RETURN(requantized, RequantizedToQ80(t));
-    bytes = requantized;
   }
+  std::vector<uint8_t> scratch;
+  ASSIGN_OR_RETURN(const absl::Span<const uint8_t> bytes, BlocksIn(t, format, &scratch));
   ASSIGN_OR_RETURN(DeviceBuffer b, DeviceBuffer::Create(backend, bytes.size()));
   RETURN_IF_ERROR(backend->CopyToDevice(b.data(), bytes.data(), bytes.size()));
   return b;
@@ -244,13 +251,8 @@ absl::StatusOr<WeightMatrix> UploadMatrix(Backend* backend, const std::vector<Ho
   ASSIGN_OR_RETURN(m.buf, DeviceBuffer::Create(backend, bytes));
   size_t at = 0;
   for (const HostTensor* t : parts) {
-    // Its own blocks, or (a part of a joined mixed group) requantized ones.
-    absl::Span<const uint8_t> blocks = t->stored();
-    std::vector<uint8_t> requantized;
-    if (FormatOf(t->raw_type) != m.format) {
-      ASSIGN_OR_RETURN(requantized, RequantizedToQ80(*t));
-      blocks = requantized;
-    }
+    std::vector<uint8_t> scratch;
+    ASSIGN_OR_RETURN(const absl::Span<const uint8_t> blocks, BlocksIn(*t, m.format, &scratch));
     RETURN_IF_ERROR(backend->CopyToDevice(static_cast<uint8_t*>(m.buf.data()) + at, blocks.data(),
                                           blocks.size()));
     at += blocks.size();

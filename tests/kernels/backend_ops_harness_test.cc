@@ -20,6 +20,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest-spi.h"
 #include "gtest/gtest.h"
+#include "tests/support/forwarding_backend.h"
 
 namespace cohost::kernels::backend_ops {
 namespace {
@@ -127,74 +128,46 @@ static_assert(kPerturbation < kBf16Tol.atol && kPerturbation < kBf16Tol.rtol);
 
 // The CPU backend with one fault injected into each op's output. CPU memory is
 // host memory, so outputs are spoiled in place after the op ran.
-class FaultyBackend final : public Backend {
+class FaultyBackend final : public cohost::testing::ForwardingBackend {
  public:
-  FaultyBackend(std::unique_ptr<Backend> cpu, Fault fault) : cpu_(std::move(cpu)), fault_(fault) {}
+  FaultyBackend(std::unique_ptr<Backend> cpu, Fault fault)
+      : ForwardingBackend(std::move(cpu)), fault_(fault) {}
 
   // How many results this backend spoiled: each must be reported.
   int faults() const { return faults_; }
 
-  BackendKind kind() const override { return cpu_->kind(); }
-  BackendCaps Caps() const override { return cpu_->Caps(); }
-  absl::StatusOr<void*> Allocate(size_t bytes) override { return cpu_->Allocate(bytes); }
-  void Free(void* ptr) override { cpu_->Free(ptr); }
-  absl::Status CopyToDevice(void* dst, const void* src, size_t bytes) override {
-    return cpu_->CopyToDevice(dst, src, bytes);
-  }
-  absl::Status CopyToHost(void* dst, const void* src, size_t bytes) override {
-    return cpu_->CopyToHost(dst, src, bytes);
-  }
-  absl::Status UploadF32(void* dst, const float* src, size_t n) override {
-    return cpu_->UploadF32(dst, src, n);
-  }
-  absl::Status DownloadF32(float* dst, const void* src, size_t n) override {
-    return cpu_->DownloadF32(dst, src, n);
-  }
-  absl::Status Synchronize() override { return cpu_->Synchronize(); }
-  size_t vm_granularity() const override { return cpu_->vm_granularity(); }
-  absl::StatusOr<void*> ReserveAddressSpace(size_t bytes) override {
-    return cpu_->ReserveAddressSpace(bytes);
-  }
-  void ReleaseAddressSpace(void* base, size_t bytes) override {
-    cpu_->ReleaseAddressSpace(base, bytes);
-  }
-  absl::Status BackRange(void* addr, size_t bytes) override { return cpu_->BackRange(addr, bytes); }
-  absl::Status UnbackRange(void* addr, size_t bytes) override {
-    return cpu_->UnbackRange(addr, bytes);
-  }
-
   void Embedding(const int32_t* ids, int32_t n, WeightRef table, int32_t hidden,
                  void* out) override {
-    cpu_->Embedding(ids, n, table, hidden, out);
+    inner().Embedding(ids, n, table, hidden, out);
     SpoilLast(out, int64_t{n} * hidden);
   }
   void RmsNorm(const void* x, void* residual, const void* weight, int32_t n, int32_t hidden,
                float eps, void* out) override {
-    cpu_->RmsNorm(x, residual, weight, n, hidden, eps, out);
+    inner().RmsNorm(x, residual, weight, n, hidden, eps, out);
     SpoilLast(out, int64_t{n} * hidden);
   }
   void Gemm(const void* a, WeightRef w, const void* bias, int32_t m, int32_t n, int32_t k,
             void* c) override {
-    cpu_->Gemm(a, w, bias, m, n, k, c);
+    inner().Gemm(a, w, bias, m, n, k, c);
     SpoilLast(c, int64_t{m} * n);
   }
   void Add(void* x, const void* y, int64_t n) override {
-    cpu_->Add(x, y, n);
+    inner().Add(x, y, n);
     SpoilLast(x, n);
   }
   void SiluMul(const void* gate_up, int32_t n, int32_t inter, void* out) override {
-    cpu_->SiluMul(gate_up, n, inter, out);
+    inner().SiluMul(gate_up, n, inter, out);
     SpoilLast(out, int64_t{n} * inter);
   }
   void GatherRows(const void* x, const int32_t* rows, int32_t num_rows, int32_t width,
                   void* out) override {
-    cpu_->GatherRows(x, rows, num_rows, width, out);
+    inner().GatherRows(x, rows, num_rows, width, out);
     SpoilLast(out, int64_t{num_rows} * width);
   }
 
   void RopeWriteKv(void* q, void* k, const void* v, const BatchLayout& batch, int32_t num_heads,
                    const float* inv_freq, int32_t rotary_dim, const PagedKv& kv) override {
-    cpu_->RopeWriteKv(q, k, v, batch, num_heads, inv_freq, rotary_dim, kv);
+    inner().RopeWriteKv(q, k, v, batch, num_heads, inv_freq, rotary_dim, kv);
     if (batch.num_tokens == 0) return;
     float* pages = static_cast<float*>(kv.k);
     const int64_t row = int64_t{kv.num_kv_heads} * kv.head_dim;
@@ -222,7 +195,7 @@ class FaultyBackend final : public Backend {
   void PagedAttention(const void* q, const BatchLayout& batch, const PagedKv& kv, int32_t num_heads,
                       float scale, void* out) override {
     if (fault_ != Fault::kNoCausalMask) {
-      cpu_->PagedAttention(q, batch, kv, num_heads, scale, out);
+      inner().PagedAttention(q, batch, kv, num_heads, scale, out);
       if (batch.num_tokens > 0) Spoil(static_cast<float*>(out));
       return;
     }
@@ -238,7 +211,7 @@ class FaultyBackend final : public Backend {
     }
     BatchLayout unmasked = batch;
     unmasked.positions = last.data();
-    cpu_->PagedAttention(q, unmasked, kv, num_heads, scale, out);
+    inner().PagedAttention(q, unmasked, kv, num_heads, scale, out);
     if (masked) ++faults_;
   }
 
@@ -257,7 +230,6 @@ class FaultyBackend final : public Backend {
     ++faults_;
   }
 
-  std::unique_ptr<Backend> cpu_;
   Fault fault_;
   int faults_ = 0;
 };

@@ -1,6 +1,6 @@
-// cpu::QuantGemm and QuantGemmParts: activations quantized per row to int8
-// blocks once, then tiles of eight weight rows (of one part or several)
-// against chunks of activation rows through the selected table.
+// cpu::QuantGemm: activations quantized per row to int8 blocks once, then
+// tiles of eight weight rows (of one part or several) against chunks of
+// activation rows through the selected table.
 
 #include <algorithm>
 #include <vector>
@@ -17,8 +17,8 @@ constexpr int64_t kColumnTile = 16;
 
 }  // namespace
 
-void QuantGemmParts(const float* a, const GemmPart* parts, int32_t num_parts, int32_t m, int32_t k,
-                    ThreadPool& pool) {
+void QuantGemm(const float* a, const GemmPart* parts, int32_t num_parts, int32_t m, int32_t k,
+               ThreadPool& pool) {
   const QuantKernels& table = SelectedQuantKernels();
   const int64_t nb = k / kQuantBlock;
   // The caller's thread owns its scratch; workers only read it.
@@ -64,12 +64,6 @@ void QuantGemmParts(const float* a, const GemmPart* parts, int32_t num_parts, in
       }
     }
   });
-}
-
-void QuantGemm(const float* a, WeightRef w, const float* bias, int32_t m, int32_t n, int32_t k,
-               float* c, ThreadPool& pool) {
-  const GemmPart part{w, bias, n, c};
-  QuantGemmParts(a, &part, 1, m, k, pool);
 }
 
 }  // namespace cohost::kernels::cpu

@@ -22,6 +22,7 @@
 #include "runtime/loader/model_file.h"
 #include "runtime/model/batch.h"
 #include "runtime/model/kv_cache.h"
+#include "tests/support/forwarding_backend.h"
 
 namespace cohost::runtime {
 namespace {
@@ -490,10 +491,23 @@ void QuantizeTo(GgmlType type, HostTensor* t, HostTensor* dequantized) {
   t->data.clear();
 }
 
+// The CPU backend as a device whose memory is its own would place weights: it
+// computes on blocks but takes no loaded bytes over, so a fused group whose
+// parts share a format is copied into one buffer, and one-row q/k/v is one
+// product.
+class CopyingCpuBackend final : public cohost::testing::ForwardingBackend {
+ public:
+  using ForwardingBackend::ForwardingBackend;
+  bool SupportsWeightFormat(kernels::WeightFormat f) const override {
+    return inner().SupportsWeightFormat(f);
+  }
+};
+
 // A model whose matrices stay in blocks (`type_of` each one's type) against
 // the same model in fp32 with the blocks' values: the same logits, for a
 // prompt and for one token (the one-row path), but for the int8 rounding of
-// the activations; its weights take what PredictWeightsBytes says.
+// the activations; its weights take what PredictWeightsBytes says. On a
+// backend that takes the loaded bytes over, and on one that copies them.
 void ExpectKeptMatchesDense(bool tied, const std::function<GgmlType(const std::string&)>& type_of,
                             size_t* kept_bytes, bool int8_activations = true) {
   ModelFile dense = MakeTinyModel({"q8", false, tied, false, 16});
@@ -511,42 +525,47 @@ void ExpectKeptMatchesDense(bool tied, const std::function<GgmlType(const std::s
     QuantizeTo(type_of(n), &quant.tensors[n], &dense.tensors[n]);
     quant.config.stored_types[n] = type_of(n);
   }
-  auto be = kernels::MakeCpuBackend(2);
-  absl::StatusOr<std::unique_ptr<Model>> fp32 = Model::Create(dense, be.get());
-  absl::StatusOr<std::unique_ptr<Model>> kept = Model::Create(quant, be.get());
-  ASSERT_TRUE(fp32.ok()) << fp32.status();
-  ASSERT_TRUE(kept.ok()) << kept.status();
-  *kept_bytes = (*kept)->weights_bytes();
-  EXPECT_EQ((*kept)->weights_bytes(),
-            Model::PredictWeightsBytes(quant.config, kernels::DType::kF32, true));
-  EXPECT_LT((*kept)->weights_bytes(), (*fp32)->weights_bytes());
-  EXPECT_EQ((*fp32)->weights_bytes(),
-            Model::PredictWeightsBytes(dense.config, kernels::DType::kF32));
+  for (const bool adopts : {true, false}) {
+    SCOPED_TRACE(adopts ? "the loaded bytes taken over" : "groups copied together");
+    std::unique_ptr<kernels::Backend> be = kernels::MakeCpuBackend(2);
+    if (!adopts) be = std::make_unique<CopyingCpuBackend>(std::move(be));
+    absl::StatusOr<std::unique_ptr<Model>> fp32 = Model::Create(dense, be.get());
+    absl::StatusOr<std::unique_ptr<Model>> kept = Model::Create(quant, be.get());
+    ASSERT_TRUE(fp32.ok()) << fp32.status();
+    ASSERT_TRUE(kept.ok()) << kept.status();
+    if (adopts) *kept_bytes = (*kept)->weights_bytes();
+    EXPECT_EQ((*kept)->weights_bytes(), *kept_bytes) << "the same bytes, however placed";
+    EXPECT_EQ((*kept)->weights_bytes(),
+              Model::PredictWeightsBytes(quant.config, kernels::DType::kF32, true));
+    EXPECT_LT((*kept)->weights_bytes(), (*fp32)->weights_bytes());
+    EXPECT_EQ((*fp32)->weights_bytes(),
+              Model::PredictWeightsBytes(dense.config, kernels::DType::kF32));
 
-  for (const std::vector<int32_t>& prompt :
-       {std::vector<int32_t>{1, 5, 9, 2, 33, 17, 60, 4, 8}, std::vector<int32_t>{7}}) {
-    SCOPED_TRACE(prompt.size() == 1 ? "one row" : "a prompt");
-    std::vector<float> want, got;
-    for (auto [model, out] : {std::pair{fp32->get(), &want}, {kept->get(), &got}}) {
-      auto kv = KvCache::Create(be.get(), dense.config, 4, 16);
-      ASSERT_TRUE(kv.ok());
-      Seq seq;
-      seq.pages = {0, 1, 2, 3};
-      ASSERT_TRUE(model->Forward(MakeBatch({{&seq, prompt}}, 16, true), **kv, out).ok());
-    }
-    ASSERT_EQ(got.size(), want.size());
-    float max_err = 0, max_abs = 0;
-    for (size_t i = 0; i < got.size(); ++i) {
-      max_err = std::max(max_err, std::fabs(got[i] - want[i]));
-      max_abs = std::max(max_abs, std::fabs(want[i]));
-    }
-    if (int8_activations) {
-      // About 1/254 of each block's range per value.
-      EXPECT_LT(max_err, 0.03f * max_abs) << "max |logit| " << max_abs;
-      EXPECT_GT(max_err, 0.f) << "the activations really were quantized";
-    } else {
-      // fp32 products of the same values, summed in another order.
-      EXPECT_LT(max_err, 1e-4f * max_abs) << "max |logit| " << max_abs;
+    for (const std::vector<int32_t>& prompt :
+         {std::vector<int32_t>{1, 5, 9, 2, 33, 17, 60, 4, 8}, std::vector<int32_t>{7}}) {
+      SCOPED_TRACE(prompt.size() == 1 ? "one row" : "a prompt");
+      std::vector<float> want, got;
+      for (auto [model, out] : {std::pair{fp32->get(), &want}, {kept->get(), &got}}) {
+        auto kv = KvCache::Create(be.get(), dense.config, 4, 16);
+        ASSERT_TRUE(kv.ok());
+        Seq seq;
+        seq.pages = {0, 1, 2, 3};
+        ASSERT_TRUE(model->Forward(MakeBatch({{&seq, prompt}}, 16, true), **kv, out).ok());
+      }
+      ASSERT_EQ(got.size(), want.size());
+      float max_err = 0, max_abs = 0;
+      for (size_t i = 0; i < got.size(); ++i) {
+        max_err = std::max(max_err, std::fabs(got[i] - want[i]));
+        max_abs = std::max(max_abs, std::fabs(want[i]));
+      }
+      if (int8_activations) {
+        // About 1/254 of each block's range per value.
+        EXPECT_LT(max_err, 0.03f * max_abs) << "max |logit| " << max_abs;
+        EXPECT_GT(max_err, 0.f) << "the activations really were quantized";
+      } else {
+        // fp32 products of the same values, summed in another order.
+        EXPECT_LT(max_err, 1e-4f * max_abs) << "max |logit| " << max_abs;
+      }
     }
   }
 }
