@@ -351,10 +351,21 @@ TEST(QuantDotTest, DequantizeRowGivesTheGgufPackagesValuesExactly) {
   }
 }
 
+// The scalar table's tile over up to kMaxTileCols rows, eight at a time.
+void ScalarTiles(WeightFormat f, const uint8_t* w, size_t row_bytes, int cols, const BlockQ8A* a,
+                 int64_t m, float* c, int64_t ldc) {
+  const QuantKernels& scalar = ScalarQuantKernels();
+  for (int j = 0; j < cols; j += scalar.tile_cols) {
+    scalar.Tile(f)(w + j * row_bytes, row_bytes, std::min(scalar.tile_cols, cols - j), a, m,
+                   kBlocks, c + j, ldc);
+  }
+}
+
 // Every table reaches the same exact integer sums and scales them in the
 // same order (quant_kernels.h): the same bits as the scalar reference, for
-// every format, with random and extreme scales, partial tiles and batches
-// longer than one chunk of activation rows.
+// every format, with random and extreme scales, whole and partial tiles of
+// every width a table takes, a decode step's few activation rows and batches
+// longer than one chunk of them.
 TEST(QuantTileTest, EveryTableEqualsTheScalarTableBitForBit) {
   SKIP_WITHOUT_VECTOR_TABLES();
   std::mt19937 rng(7);
@@ -369,20 +380,21 @@ TEST(QuantTileTest, EveryTableEqualsTheScalarTableBitForBit) {
   for (const WeightFormat f : kFormats) {
     for (const float d : {0.02f, 1.f, 6e-5f, 30000.f}) {
       std::vector<Row> rows;
-      for (int i = 0; i < kTileCols; ++i) {
+      for (int i = 0; i < kMaxTileCols; ++i) {
         rows.push_back(RandomWeights(rng, f, d * (1 + 0.0625f * i), -d));
       }
       const std::vector<uint8_t> w = Concatenated(rows);
       const size_t row_bytes = rows[0].bytes.size();
-      for (const int cols : {kTileCols, 3}) {
-        std::vector<float> want(kM * kTileCols, -1.f);
-        scalar.Tile(f)(w.data(), row_bytes, cols, a.data(), kM, kBlocks, want.data(), kTileCols);
-        for (const QuantKernels* k : Vectorized()) {
-          std::vector<float> got(kM * kTileCols, -1.f);
-          k->Tile(f)(w.data(), row_bytes, cols, a.data(), kM, kBlocks, got.data(), kTileCols);
-          for (size_t i = 0; i < got.size(); ++i) {
-            ASSERT_EQ(got[i], want[i]) << k->name << " " << WeightFormatName(f) << " d " << d
-                                       << " cols " << cols << " output " << i;
+      for (const QuantKernels* k : Vectorized()) {
+        for (const int cols : {k->tile_cols, 3, k->tile_cols - 5}) {
+          for (const int64_t m : {kM, int64_t{2}}) {
+            std::vector<float> want(kM * kMaxTileCols, -1.f), got(want.size(), -1.f);
+            ScalarTiles(f, w.data(), row_bytes, cols, a.data(), m, want.data(), kMaxTileCols);
+            k->Tile(f)(w.data(), row_bytes, cols, a.data(), m, kBlocks, got.data(), kMaxTileCols);
+            for (size_t i = 0; i < got.size(); ++i) {
+              ASSERT_EQ(got[i], want[i]) << k->name << " " << WeightFormatName(f) << " d " << d
+                                         << " cols " << cols << " m " << m << " output " << i;
+            }
           }
         }
       }
@@ -390,14 +402,14 @@ TEST(QuantTileTest, EveryTableEqualsTheScalarTableBitForBit) {
   }
 }
 
-// An output does not depend on the rest of its tile: eight weight rows
+// An output does not depend on the rest of its tile: a tile's weight rows
 // against many activation rows give each pair what the pair alone gives
 // (a sequence's logits do not depend on what else is in its batch), and a
 // partial tile writes only its own columns.
 TEST(QuantTileTest, ATileGivesEachPairWhatThePairAloneGives) {
   std::mt19937 rng(5);
   constexpr int64_t kM = 2 * kTileRows + 1;
-  constexpr int64_t kLdc = kTileCols + 2;
+  constexpr int64_t kLdc = kMaxTileCols + 2;
   for (const QuantKernels* k : AllTables()) {
     std::vector<BlockQ8A> a;
     for (int64_t r = 0; r < kM; ++r) {
@@ -406,9 +418,9 @@ TEST(QuantTileTest, ATileGivesEachPairWhatThePairAloneGives) {
     }
     for (const WeightFormat f : kFormats) {
       std::vector<Row> rows;
-      for (int i = 0; i < kTileCols; ++i) rows.push_back(RandomWeights(rng, f, 0.02f, -0.05f));
+      for (int i = 0; i < k->tile_cols; ++i) rows.push_back(RandomWeights(rng, f, 0.02f, -0.05f));
       const std::vector<uint8_t> w = Concatenated(rows);
-      for (const int cols : {kTileCols, 5, 1}) {
+      for (const int cols : {k->tile_cols, k->tile_cols - 3, 1}) {
         std::vector<float> c(kM * kLdc, -7.f);
         k->Tile(f)(w.data(), rows[0].bytes.size(), cols, a.data(), kM, kBlocks, c.data(), kLdc);
         for (int64_t r = 0; r < kM; ++r) {

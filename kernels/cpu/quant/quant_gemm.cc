@@ -11,9 +11,9 @@
 namespace cohost::kernels::cpu {
 namespace {
 
-// Output columns per task (two tiles): 16 floats are one 64-byte cache line
-// of c, so no two threads write one line.
-constexpr int64_t kColumnTile = 16;
+// Output columns per task (one or two tiles): 16 floats are one 64-byte
+// cache line of c, so no two threads write one line.
+constexpr int64_t kColumnTile = kMaxTileCols;
 
 }  // namespace
 
@@ -51,9 +51,9 @@ void QuantGemm(const float* a, const GemmPart* parts, int32_t num_parts, int32_t
       // activation rows passes through them.
       for (int64_t r0 = 0; r0 < m; r0 += kTileRows) {
         const int64_t rows = std::min<int64_t>(kTileRows, m - r0);
-        for (int64_t j = j0; j < j1; j += kTileCols) {
+        for (int64_t j = j0; j < j1; j += table.tile_cols) {
           tile(base + j * row_bytes, row_bytes,
-               static_cast<int>(std::min<int64_t>(kTileCols, j1 - j)), qa + r0 * nb, rows, nb,
+               static_cast<int>(std::min<int64_t>(table.tile_cols, j1 - j)), qa + r0 * nb, rows, nb,
                c + r0 * ldc + j, ldc);
         }
       }

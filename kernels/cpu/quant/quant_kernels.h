@@ -1,8 +1,9 @@
 // The CPU's quantized dot products: weights in GGUF blocks (every
 // WeightFormat but kDense) against activations quantized per 32 values to
 // int8 (BlockQ8A), summed per 32-value block in integers and scaled in fp32,
-// as llama.cpp does, eight weight rows at a time (a tile) so that the fp32
-// work is one vector operation per sub-block and activation row. One portable
+// as llama.cpp does, eight or sixteen weight rows at a time (a tile, one
+// vector of fp32 outputs) so that the fp32 work is one vector operation per
+// sub-block and activation row. One portable
 // scalar table, the reference; an AVX2 table and an AVX-512 VNNI one, each
 // used only where cpuid says the CPU has what it needs. SelectedQuantKernels
 // picks once, at first use.
@@ -16,13 +17,16 @@
 
 namespace cohost::kernels::cpu {
 
-// Weight rows per tile: one 256-bit vector of fp32 outputs.
+// Weight rows per tile of the scalar and AVX2 tables: one 256-bit vector of
+// fp32 outputs (the AVX-512 VNNI table's tiles take twice as many).
 inline constexpr int kTileCols = 8;
+// The most weight rows any table's tile takes.
+inline constexpr int kMaxTileCols = 16;
 // Activation rows whose accumulators a tile keeps at once; longer batches
 // are taken in chunks of this many.
 inline constexpr int64_t kTileRows = 16;
 
-// One tile of the product: `rows` (1..8) weight rows, row i at
+// One tile of the product: `rows` (1..the table's tile_cols) weight rows, row i at
 // w + i * row_bytes, against m activation rows of nb 32-value blocks each
 // (row r at a + r * nb): c[r * ldc + i] = the dot of weight row i and
 // activation row r.
@@ -73,6 +77,7 @@ inline constexpr bool kHasMin =
 
 struct QuantKernels {
   const char* name;  // "scalar", "avx2", "avx512vnni"
+  int tile_cols;     // the most weight rows one call of `tile` takes
   // x[k] (k a multiple of 32) -> k / 32 blocks: d = max|x| / 127, q = round(x / d)
   // (to nearest, ties to even), s = d * sum(q), sum16 the two halves' sums.
   // The same bytes from every table.
