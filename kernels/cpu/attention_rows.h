@@ -106,32 +106,43 @@ COHOST_ATTENTION_TARGET inline __m256 Load8(const void* row, int32_t i) {
   }
 }
 
-// Scores four rows at a time (four independent FMA chains, one shared load
-// of q, one horizontal reduction for all four); Accumulate keeps 32 of acc
-// in registers across the page's rows. Tails (n not a multiple of 8) are
-// fused explicitly, since whether `s += a * b` fuses would depend on T.
+// [sum of a[0]'s lanes, ..., sum of a[3]'s], each by the same tree:
+// ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)).
+COHOST_ATTENTION_TARGET inline void SumLanes4(const __m256* a, float* sums) {
+  const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
+  _mm_storeu_ps(sums, _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)));
+}
+
+// Every (query row, key row) pair gets one eight-lane FMA chain over the
+// head's dims and SumLanes4's tree, and every element of acc one chain over
+// the page's rows in order: the bits do not depend on how many chains run
+// side by side. Eight run at once (FMA's latency times its throughput), so
+// the loops are bound by the FMA units, not by one chain's latency: Scores
+// takes eight key rows at a time (one load of q for all), Accumulate keeps
+// 64 of acc in registers across the page's rows, the tiles two key rows or
+// two 8-element chunks per query row. Tails (n not a multiple of 8) are fused
+// explicitly, since whether `s += a * b` fuses would depend on T.
 template <DType T>
 struct Avx2Rows {
+  // One query row against eight key rows at a time (slots past `rows`
+  // repeat the last row; dropped).
   COHOST_ATTENTION_TARGET static void Scores(const float* q, const void* k, int64_t stride,
                                              int32_t rows, int32_t n, float scale, float* scores) {
-    for (int32_t r = 0; r < rows; r += 4) {
-      // Past the last row, repeat it; those sums are dropped.
-      const void* kr[4];
-      for (int j = 0; j < 4; ++j) kr[j] = KvRow<T>(k, std::min(r + j, rows - 1) * stride);
-      __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    constexpr int kKeys = 8;
+    for (int32_t r = 0; r < rows; r += kKeys) {
+      const void* kr[kKeys];
+      for (int j = 0; j < kKeys; ++j) kr[j] = KvRow<T>(k, std::min(r + j, rows - 1) * stride);
+      __m256 a[kKeys];
+      for (__m256& x : a) x = _mm256_setzero_ps();
       int32_t d = 0;
       for (; d + 8 <= n; d += 8) {
         const __m256 q8 = _mm256_loadu_ps(q + d);
-        a0 = _mm256_fmadd_ps(q8, Load8<T>(kr[0], d), a0);
-        a1 = _mm256_fmadd_ps(q8, Load8<T>(kr[1], d), a1);
-        a2 = _mm256_fmadd_ps(q8, Load8<T>(kr[2], d), a2);
-        a3 = _mm256_fmadd_ps(q8, Load8<T>(kr[3], d), a3);
+        for (int j = 0; j < kKeys; ++j) a[j] = _mm256_fmadd_ps(q8, Load8<T>(kr[j], d), a[j]);
       }
-      // [sum a0, sum a1, sum a2, sum a3].
-      const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
-      alignas(16) float sums[4];
-      _mm_store_ps(sums, _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)));
-      for (int j = 0; j < 4 && r + j < rows; ++j) {
+      alignas(16) float sums[kKeys];
+      SumLanes4(a, sums);
+      SumLanes4(a + 4, sums + 4);
+      for (int j = 0; j < kKeys && r + j < rows; ++j) {
         float s = sums[j];
         for (int32_t t = d; t < n; ++t) s = std::fma(q[t], KvAt<T>(kr[j], t), s);
         scores[r + j] = s * scale;
@@ -142,29 +153,9 @@ struct Avx2Rows {
   COHOST_ATTENTION_TARGET static void Accumulate(const float* p, const void* v, int64_t stride,
                                                  int32_t rows, int32_t n, float* acc) {
     int32_t d = 0;
-    for (; d + 32 <= n; d += 32) {
-      __m256 c0 = _mm256_loadu_ps(acc + d), c1 = _mm256_loadu_ps(acc + d + 8);
-      __m256 c2 = _mm256_loadu_ps(acc + d + 16), c3 = _mm256_loadu_ps(acc + d + 24);
-      for (int32_t r = 0; r < rows; ++r) {
-        const void* vr = KvRow<T>(v, r * stride);
-        const __m256 pr = _mm256_set1_ps(p[r]);
-        c0 = _mm256_fmadd_ps(pr, Load8<T>(vr, d), c0);
-        c1 = _mm256_fmadd_ps(pr, Load8<T>(vr, d + 8), c1);
-        c2 = _mm256_fmadd_ps(pr, Load8<T>(vr, d + 16), c2);
-        c3 = _mm256_fmadd_ps(pr, Load8<T>(vr, d + 24), c3);
-      }
-      _mm256_storeu_ps(acc + d, c0);
-      _mm256_storeu_ps(acc + d + 8, c1);
-      _mm256_storeu_ps(acc + d + 16, c2);
-      _mm256_storeu_ps(acc + d + 24, c3);
-    }
-    for (; d + 8 <= n; d += 8) {
-      __m256 c = _mm256_loadu_ps(acc + d);
-      for (int32_t r = 0; r < rows; ++r) {
-        c = _mm256_fmadd_ps(_mm256_set1_ps(p[r]), Load8<T>(KvRow<T>(v, r * stride), d), c);
-      }
-      _mm256_storeu_ps(acc + d, c);
-    }
+    d = AccumulateChunks<8>(p, v, stride, rows, n, acc, d);
+    d = AccumulateChunks<4>(p, v, stride, rows, n, acc, d);
+    d = AccumulateChunks<1>(p, v, stride, rows, n, acc, d);
     for (; d < n; ++d) {
       float c = acc[d];
       for (int32_t r = 0; r < rows; ++r) c = std::fma(p[r], KvAt<T>(KvRow<T>(v, r * stride), d), c);
@@ -172,9 +163,29 @@ struct Avx2Rows {
     }
   }
 
-  // One key row at a time against four query rows (slots past num_q repeat
-  // row 0; dropped): four FMA chains sharing each widened K chunk, reduced
-  // by the tree Scores uses.
+  // acc[d..] += p[r] * v_r[d..] over the rows, kChunks eight-element chunks
+  // of acc at a time in registers, from d while a whole group fits in n.
+  // Returns where it stopped.
+  template <int kChunks>
+  COHOST_ATTENTION_TARGET static int32_t AccumulateChunks(const float* p, const void* v,
+                                                          int64_t stride, int32_t rows, int32_t n,
+                                                          float* acc, int32_t d) {
+    for (; d + 8 * kChunks <= n; d += 8 * kChunks) {
+      __m256 c[kChunks];
+      for (int i = 0; i < kChunks; ++i) c[i] = _mm256_loadu_ps(acc + d + 8 * i);
+      for (int32_t r = 0; r < rows; ++r) {
+        const void* vr = KvRow<T>(v, r * stride);
+        const __m256 pr = _mm256_set1_ps(p[r]);
+        for (int i = 0; i < kChunks; ++i) c[i] = _mm256_fmadd_ps(pr, Load8<T>(vr, d + 8 * i), c[i]);
+      }
+      for (int i = 0; i < kChunks; ++i) _mm256_storeu_ps(acc + d + 8 * i, c[i]);
+    }
+    return d;
+  }
+
+  // Two key rows at a time against four query rows (slots past num_q repeat
+  // row 0, and a second key past `rows` repeats the first; dropped): eight
+  // FMA chains sharing each widened K chunk.
   COHOST_ATTENTION_TARGET static void ScoresTile(const float* const* q, int32_t num_q,
                                                  const void* k, int64_t stride, int32_t rows,
                                                  int32_t n, float scale, float* scores,
@@ -182,30 +193,34 @@ struct Avx2Rows {
     if (num_q == 1) return Scores(q[0], k, stride, rows, n, scale, scores);
     const float* qs[kTileRows];
     for (int j = 0; j < kTileRows; ++j) qs[j] = q[j < num_q ? j : 0];
-    for (int32_t r = 0; r < rows; ++r) {
-      const void* kr = KvRow<T>(k, r * stride);
-      __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (int32_t r = 0; r < rows; r += 2) {
+      const void* kr[2] = {KvRow<T>(k, r * stride),
+                           KvRow<T>(k, std::min(r + 1, rows - 1) * stride)};
+      __m256 a[2][kTileRows];
+      for (auto& key : a) {
+        for (__m256& x : key) x = _mm256_setzero_ps();
+      }
       int32_t d = 0;
       for (; d + 8 <= n; d += 8) {
-        const __m256 k8 = Load8<T>(kr, d);
-        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(qs[0] + d), k8, a0);
-        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(qs[1] + d), k8, a1);
-        a2 = _mm256_fmadd_ps(_mm256_loadu_ps(qs[2] + d), k8, a2);
-        a3 = _mm256_fmadd_ps(_mm256_loadu_ps(qs[3] + d), k8, a3);
+        const __m256 k0 = Load8<T>(kr[0], d), k1 = Load8<T>(kr[1], d);
+        for (int j = 0; j < kTileRows; ++j) {
+          const __m256 q8 = _mm256_loadu_ps(qs[j] + d);
+          a[0][j] = _mm256_fmadd_ps(q8, k0, a[0][j]);
+          a[1][j] = _mm256_fmadd_ps(q8, k1, a[1][j]);
+        }
       }
-      const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
-      alignas(16) float sums[4];
-      _mm_store_ps(sums, _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)));
-      for (int32_t j = 0; j < num_q; ++j) {
-        float s = sums[j];
-        for (int32_t t = d; t < n; ++t) s = std::fma(qs[j][t], KvAt<T>(kr, t), s);
-        scores[j * pitch + r] = s * scale;
+      for (int key = 0; key < 2 && r + key < rows; ++key) {
+        alignas(16) float sums[kTileRows];
+        SumLanes4(a[key], sums);
+        for (int32_t j = 0; j < num_q; ++j) {
+          float s = sums[j];
+          for (int32_t t = d; t < n; ++t) s = std::fma(qs[j][t], KvAt<T>(kr[key], t), s);
+          scores[j * pitch + r + key] = s * scale;
+        }
       }
     }
   }
 
-  // Eight of each query row's acc at a time in registers; each V chunk
-  // widened once for all rows.
   COHOST_ATTENTION_TARGET static void AccumulateTile(const float* p, int32_t pitch, int32_t num_q,
                                                      const void* v, int64_t stride, int32_t rows,
                                                      int32_t n, float* const* acc) {
@@ -221,22 +236,15 @@ struct Avx2Rows {
     }
   }
 
+  // Two 8-element chunks of each query row's acc at a time in registers;
+  // each V chunk widened once for all rows.
   template <int NQ>
   COHOST_ATTENTION_TARGET static void AccumulateN(const float* p, int32_t pitch, const void* v,
                                                   int64_t stride, int32_t rows, int32_t n,
                                                   float* const* acc) {
     int32_t d = 0;
-    for (; d + 8 <= n; d += 8) {
-      __m256 c[NQ];
-      for (int j = 0; j < NQ; ++j) c[j] = _mm256_loadu_ps(acc[j] + d);
-      for (int32_t r = 0; r < rows; ++r) {
-        const __m256 v8 = Load8<T>(KvRow<T>(v, r * stride), d);
-        for (int j = 0; j < NQ; ++j) {
-          c[j] = _mm256_fmadd_ps(_mm256_set1_ps(p[j * pitch + r]), v8, c[j]);
-        }
-      }
-      for (int j = 0; j < NQ; ++j) _mm256_storeu_ps(acc[j] + d, c[j]);
-    }
+    d = AccumulateNChunks<NQ, 2>(p, pitch, v, stride, rows, n, acc, d);
+    d = AccumulateNChunks<NQ, 1>(p, pitch, v, stride, rows, n, acc, d);
     for (; d < n; ++d) {
       for (int j = 0; j < NQ; ++j) {
         float c = acc[j][d];
@@ -246,6 +254,32 @@ struct Avx2Rows {
         acc[j][d] = c;
       }
     }
+  }
+
+  template <int NQ, int kChunks>
+  COHOST_ATTENTION_TARGET static int32_t AccumulateNChunks(const float* p, int32_t pitch,
+                                                           const void* v, int64_t stride,
+                                                           int32_t rows, int32_t n,
+                                                           float* const* acc, int32_t d) {
+    for (; d + 8 * kChunks <= n; d += 8 * kChunks) {
+      __m256 c[NQ][kChunks];
+      for (int j = 0; j < NQ; ++j) {
+        for (int i = 0; i < kChunks; ++i) c[j][i] = _mm256_loadu_ps(acc[j] + d + 8 * i);
+      }
+      for (int32_t r = 0; r < rows; ++r) {
+        const void* vr = KvRow<T>(v, r * stride);
+        __m256 v8[kChunks];
+        for (int i = 0; i < kChunks; ++i) v8[i] = Load8<T>(vr, d + 8 * i);
+        for (int j = 0; j < NQ; ++j) {
+          const __m256 pj = _mm256_set1_ps(p[j * pitch + r]);
+          for (int i = 0; i < kChunks; ++i) c[j][i] = _mm256_fmadd_ps(pj, v8[i], c[j][i]);
+        }
+      }
+      for (int j = 0; j < NQ; ++j) {
+        for (int i = 0; i < kChunks; ++i) _mm256_storeu_ps(acc[j] + d + 8 * i, c[j][i]);
+      }
+    }
+    return d;
   }
 };
 #undef COHOST_ATTENTION_TARGET
