@@ -14,6 +14,10 @@ namespace {
 // Output columns per task (one or two tiles): 16 floats are one 64-byte
 // cache line of c, so no two threads write one line.
 constexpr int64_t kColumnTile = kMaxTileCols;
+// Activation values quantized per parallel chunk: a decode batch's rows
+// (16 x 576 values: a few microseconds) are quantized on the calling thread,
+// since handing them to the pool costs about as much as the work.
+constexpr int64_t kQuantizeGrain = 16384;
 
 }  // namespace
 
@@ -25,7 +29,7 @@ void QuantGemm(const float* a, const GemmPart* parts, int32_t num_parts, int32_t
   thread_local std::vector<BlockQ8A> quantized;
   quantized.resize(static_cast<size_t>(m) * static_cast<size_t>(nb));
   BlockQ8A* qa = quantized.data();
-  pool.ParallelFor(m, 4, [&](int64_t begin, int64_t end) {
+  pool.ParallelFor(m, std::max<int64_t>(1, kQuantizeGrain / k), [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) table.quantize_q8a(a + i * k, k, qa + i * nb);
   });
   // Tasks are numbered across the parts: part p's run from first_task[p].
