@@ -224,9 +224,9 @@ class CpuBackend final : public Backend {
     cpu::SiluMul(F(gate_up), n, inter, F(out), pool_);
   }
   void RopeWriteKv(void* q, void* k, const void* v, const BatchLayout& batch, int32_t num_heads,
-                   const float* inv_freq, int32_t rotary_dim, const PagedKv& kv) override {
+                   const RopeSpec& rope, const PagedKv& kv) override {
     cpu::RopeWriteKv(F(q), F(k), F(v), batch.positions, batch.slot_mapping, batch.num_tokens,
-                     num_heads, inv_freq, rotary_dim, kv);
+                     num_heads, rope, kv);
   }
   void PagedAttention(const void* q, const BatchLayout& batch, const PagedKv& kv, int32_t num_heads,
                       float scale, void* out) override {

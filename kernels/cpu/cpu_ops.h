@@ -6,6 +6,7 @@
 
 #include "cohost/kernels/paged_kv.h"
 #include "cohost/kernels/quant.h"
+#include "cohost/kernels/rope.h"
 #include "thread_pool.h"
 
 namespace cohost::kernels::cpu {
@@ -54,7 +55,7 @@ void RopeWriteKv(float* q,        // [num_tokens, num_heads, head_dim]
                  float* k,        // [num_tokens, num_kv_heads, head_dim]
                  const float* v,  // [num_tokens, num_kv_heads, head_dim]
                  const int32_t* positions, const int32_t* slot_mapping, int32_t num_tokens,
-                 int32_t num_heads, const float* inv_freq, int32_t rotary_dim, const PagedKv& kv);
+                 int32_t num_heads, const RopeSpec& rope, const PagedKv& kv);
 
 void PagedAttention(const float* q /*[num_tokens, num_heads, head_dim]*/, const BatchLayout& batch,
                     const PagedKv& kv, int32_t num_heads, float scale,

@@ -295,11 +295,11 @@ class CudaBackend final : public Backend {
   }
 
   void RopeWriteKv(void* q, void* k, const void* v, const BatchLayout& batch, int32_t num_heads,
-                   const float* inv_freq, int32_t rotary_dim, const PagedKv& kv) override {
+                   const RopeSpec& rope, const PagedKv& kv) override {
     if (!EnterOp()) return;
     Record(cuda::LaunchRopeWriteKv(static_cast<bf16*>(q), static_cast<bf16*>(k),
-                                   static_cast<const bf16*>(v), batch, num_heads, inv_freq,
-                                   rotary_dim, kv, stream_));
+                                   static_cast<const bf16*>(v), batch, num_heads, rope, kv,
+                                   stream_));
   }
 
   void PagedAttention(const void* q, const BatchLayout& batch, const PagedKv& kv, int32_t num_heads,

@@ -10,6 +10,7 @@
 
 #include "absl/status/status.h"
 #include "cohost/kernels/paged_kv.h"
+#include "cohost/kernels/rope.h"
 #include "cuda_common.cuh"
 
 namespace cohost::kernels::cuda {
@@ -36,13 +37,13 @@ absl::Status LaunchAddBias(bf16* c /*[m, n]*/, const bf16* bias /*[n]*/, int32_t
 absl::Status LaunchSiluMul(const bf16* gate_up /*[n, 2 * inter]*/, int32_t n, int32_t inter,
                            bf16* out /*[n, inter]*/, cudaStream_t stream);
 
-// Rotate-half RoPE of q and k in place (first rotary_dim dims of each head),
-// then k and v rows into the pages at slot_mapping (-1: not written).
+// RoPE of q and k in place (the first rope.rotary_dim dims of each head, in
+// rope.pairs), then k and v rows into the pages at slot_mapping (-1: not
+// written).
 absl::Status LaunchRopeWriteKv(bf16* q /*[num_tokens, num_heads, head_dim]*/,
                                bf16* k /*[num_tokens, num_kv_heads, head_dim]*/,
                                const bf16* v /*[num_tokens, num_kv_heads, head_dim]*/,
-                               const BatchLayout& batch, int32_t num_heads,
-                               const float* inv_freq /*[rotary_dim / 2], fp32*/, int32_t rotary_dim,
+                               const BatchLayout& batch, int32_t num_heads, const RopeSpec& rope,
                                const PagedKv& kv, cudaStream_t stream);
 
 // Causal paged attention over a varlen batch (decode and prefill chunks).

@@ -225,6 +225,14 @@ absl::StatusOr<ModelFile> LoadGgufModel(const std::string& path, const LoadOptio
   if (!tokenizer.ok()) return tokenizer.status();
   mf.tokenizer = *std::move(tokenizer);
 
+  // A Llama GGUF's q and k rows as llama.cpp's converter permuted them stay
+  // in that order where the weights stay in the file's mapping, and RoPE
+  // turns adjacent pairs; elsewhere the permutation is undone.
+  const bool undo_permutation =
+      PermutedArchitecture(mf.config.architecture) && !options.map_weights;
+  if (PermutedArchitecture(mf.config.architecture) && options.map_weights) {
+    mf.config.rope_adjacent_pairs = true;
+  }
   const ModelConfig& c = mf.config;
   std::vector<TensorJob> jobs;
   for (auto& [name, shape] : ExpectedTensors(c)) {
@@ -244,7 +252,7 @@ absl::StatusOr<ModelFile> LoadGgufModel(const std::string& path, const LoadOptio
                                                       DequantizableTypeNames()));
     }
     int32_t permute_heads = 0;
-    if (PermutedArchitecture(c.architecture)) {
+    if (undo_permutation) {
       if (name.ends_with(".attn_q.weight") || name.ends_with(".attn_q.bias"))
         permute_heads = c.num_heads;
       if (name.ends_with(".attn_k.weight") || name.ends_with(".attn_k.bias"))
@@ -259,7 +267,7 @@ absl::StatusOr<ModelFile> LoadGgufModel(const std::string& path, const LoadOptio
       // tensor's byte size against its shape and type).
       job.raw_type = info->type;
       const absl::Span<const uint8_t> stored = f.TensorData(*info);
-      if (options.map_weights && permute_heads == 0 &&
+      if (options.map_weights &&
           reinterpret_cast<uintptr_t>(stored.data()) % kMappedAlignment == 0) {
         // Needs no change: it stays where it lies, checked in place.
         job.mapped = stored;

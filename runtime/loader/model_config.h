@@ -36,6 +36,11 @@ struct ModelConfig {
   RopeScaling rope_scaling;
   bool tie_word_embeddings = false;
   bool attention_bias = false;  // q/k/v projections carry a bias (Qwen2)
+  // RoPE turns adjacent dims (2i, 2i + 1) together instead of (i, i +
+  // head_dim / 2) (kernels::RopePairs): set where the loader keeps a Llama
+  // GGUF's q and k rows in the file's order (LoadOptions::map_weights)
+  // instead of undoing the converter's permutation.
+  bool rope_adjacent_pairs = false;
   // How the file stores each tensor (GGUF; empty for other formats): what
   // Model::PredictWeightsBytes reads for weights that stay quantized.
   std::map<std::string, GgmlType> stored_types;

@@ -197,6 +197,8 @@ absl::Status LlamaModel::Forward(const Batch& batch, KvCache& kv, std::vector<fl
   const int32_t q_width = c.num_heads * hd, kv_width = c.num_kv_heads * hd;
   const float eps = c.rms_norm_eps;
   const float scale = 1.f / std::sqrt(static_cast<float>(hd));
+  const kernels::RopePairs rope_pairs =
+      c.rope_adjacent_pairs ? kernels::RopePairs::kAdjacent : kernels::RopePairs::kHalves;
   void* q = qkv_.data();
   void* k = At(qkv_, static_cast<int64_t>(T) * q_width);
   void* v = At(qkv_, static_cast<int64_t>(T) * (q_width + kv_width));
@@ -225,7 +227,8 @@ absl::Status LlamaModel::Forward(const Batch& batch, KvCache& kv, std::vector<fl
       be.GroupedGemm(normed_.data(), parts, 3, T, H);
     }
     const kernels::PagedKv pages = kv.Layer(l);
-    be.RopeWriteKv(q, k, v, layout, c.num_heads, w_.inv_freq.as<float>(), hd, pages);
+    be.RopeWriteKv(q, k, v, layout, c.num_heads,
+                   kernels::RopeSpec{w_.inv_freq.as<float>(), hd, rope_pairs}, pages);
     be.PagedAttention(q, layout, pages, c.num_heads, scale, attn_.data());
     be.Gemm(attn_.data(), lw.wo.Ref(), nullptr, T, H, q_width, delta_.data());
     be.RmsNorm(delta_.data(), x_.data(), lw.ffn_norm.data(), T, H, eps, normed_.data());

@@ -354,6 +354,28 @@ void OpChecks::SiluMul() {
   }
 }
 
+namespace {
+
+// Whole heads of head_dim values with the rotary part reordered as
+// llama.cpp's converter stores a Llama's q and k rows: dims i and
+// i + rotary_dim / 2 go to 2i and 2i + 1 (RopePairs::kAdjacent's order).
+std::vector<float> ToAdjacentPairs(const std::vector<float>& x, int32_t head_dim,
+                                   int32_t rotary_dim) {
+  std::vector<float> out = x;
+  const size_t half = static_cast<size_t>(rotary_dim) / 2;
+  for (size_t h = 0; h + head_dim <= x.size(); h += head_dim) {
+    for (size_t i = 0; i < half; ++i) {
+      out[h + 2 * i] = x[h + i];
+      out[h + 2 * i + 1] = x[h + i + half];
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+// Rotate-half against the reference; adjacent pairs on q and k reordered as
+// a Llama GGUF stores them give the reference's result in that order.
 void OpChecks::RopeWriteKv() {
   struct Case {
     int32_t num_heads, num_kv_heads, head_dim, rotary_dim;
@@ -361,45 +383,53 @@ void OpChecks::RopeWriteKv() {
   };
   for (const Case& c :
        {Case{9, 3, 64, 64, 0.f}, Case{8, 2, 128, 128, 8.f}, Case{4, 4, 64, 32, 0.f}}) {
-    const int32_t bs = 16;
-    // Positions up to ~5000 so that angles need range reduction.
-    HostBatch b = MakeBatch({{0, 5}, {4990, 3}, {37, 1}}, bs, 3, 2, rng_);
-    const size_t q_n = static_cast<size_t>(b.num_tokens) * c.num_heads * c.head_dim;
-    const size_t kv_n = static_cast<size_t>(b.num_tokens) * c.num_kv_heads * c.head_dim;
-    const size_t page_n = static_cast<size_t>(b.num_blocks) * bs * c.num_kv_heads * c.head_dim;
-    std::vector<float> q = Random(q_n, -2.f, 2.f), k = Random(kv_n, -2.f, 2.f), v = Random(kv_n);
-    RopeParams rp;
-    rp.rotary_dim = c.rotary_dim;
-    rp.theta = 100000.f;
-    rp.llama3_factor = c.llama3_factor;
-    std::vector<float> inv_freq(c.rotary_dim / 2);
-    RopeInvFreq(rp, inv_freq.data());
+    for (const RopePairs pairs : {RopePairs::kHalves, RopePairs::kAdjacent}) {
+      const int32_t bs = 16;
+      // Positions up to ~5000 so that angles need range reduction.
+      HostBatch b = MakeBatch({{0, 5}, {4990, 3}, {37, 1}}, bs, 3, 2, rng_);
+      const size_t q_n = static_cast<size_t>(b.num_tokens) * c.num_heads * c.head_dim;
+      const size_t kv_n = static_cast<size_t>(b.num_tokens) * c.num_kv_heads * c.head_dim;
+      const size_t page_n = static_cast<size_t>(b.num_blocks) * bs * c.num_kv_heads * c.head_dim;
+      std::vector<float> q = Random(q_n, -2.f, 2.f), k = Random(kv_n, -2.f, 2.f), v = Random(kv_n);
+      RopeParams rp;
+      rp.rotary_dim = c.rotary_dim;
+      rp.theta = 100000.f;
+      rp.llama3_factor = c.llama3_factor;
+      std::vector<float> inv_freq(c.rotary_dim / 2);
+      RopeInvFreq(rp, inv_freq.data());
 
-    // Page rows no token maps to stay NaN in the reference and must stay NaN
-    // on the candidate.
-    std::vector<float> want_q = q, want_k = k, want_kp(page_n, kNaN), want_vp(page_n, kNaN);
-    naive::RopeWriteKv(
-        want_q.data(), want_k.data(), v.data(), b.Host(), c.num_heads, inv_freq.data(),
-        c.rotary_dim,
-        PagedKv{want_kp.data(), want_vp.data(), b.num_blocks, bs, c.num_kv_heads, c.head_dim});
+      // Page rows no token maps to stay NaN in the reference and must stay
+      // NaN on the candidate.
+      std::vector<float> want_q = q, want_k = k, want_kp(page_n, kNaN), want_vp(page_n, kNaN);
+      naive::RopeWriteKv(
+          want_q.data(), want_k.data(), v.data(), b.Host(), c.num_heads, inv_freq.data(),
+          c.rotary_dim,
+          PagedKv{want_kp.data(), want_vp.data(), b.num_blocks, bs, c.num_kv_heads, c.head_dim});
+      if (pairs == RopePairs::kAdjacent) {
+        for (std::vector<float>* x : {&q, &k, &want_q, &want_k, &want_kp}) {
+          *x = ToAdjacentPairs(*x, c.head_dim, c.rotary_dim);
+        }
+      }
 
-    void* pq = arena_.Floats(q);
-    void* pk = arena_.Floats(k);
-    PagedKv kv{arena_.Poisoned(page_n),
-               arena_.Poisoned(page_n),
-               b.num_blocks,
-               bs,
-               c.num_kv_heads,
-               c.head_dim,
-               arena_.be->compute_dtype()};
-    backend().RopeWriteKv(pq, pk, arena_.Floats(v), b.Upload(arena_), c.num_heads,
-                          arena_.Raw(inv_freq), c.rotary_dim, kv);
-    const std::string tag = absl::StrCat(" heads=", c.num_heads, "/", c.num_kv_heads,
-                                         " hd=", c.head_dim, " rot=", c.rotary_dim);
-    Check("rope q" + tag, want_q, arena_.Read(pq, q_n), tol_);
-    Check("rope k" + tag, want_k, arena_.Read(pk, kv_n), tol_);
-    Check("k pages" + tag, want_kp, arena_.Read(kv.k, page_n), tol_, /*nan_equal=*/true);
-    Check("v pages" + tag, want_vp, arena_.Read(kv.v, page_n), kExact, /*nan_equal=*/true);
+      void* pq = arena_.Floats(q);
+      void* pk = arena_.Floats(k);
+      PagedKv kv{arena_.Poisoned(page_n),
+                 arena_.Poisoned(page_n),
+                 b.num_blocks,
+                 bs,
+                 c.num_kv_heads,
+                 c.head_dim,
+                 arena_.be->compute_dtype()};
+      backend().RopeWriteKv(pq, pk, arena_.Floats(v), b.Upload(arena_), c.num_heads,
+                            RopeSpec{arena_.Raw(inv_freq), c.rotary_dim, pairs}, kv);
+      const std::string tag =
+          absl::StrCat(" heads=", c.num_heads, "/", c.num_kv_heads, " hd=", c.head_dim,
+                       " rot=", c.rotary_dim, pairs == RopePairs::kAdjacent ? " adjacent" : "");
+      Check("rope q" + tag, want_q, arena_.Read(pq, q_n), tol_);
+      Check("rope k" + tag, want_k, arena_.Read(pk, kv_n), tol_);
+      Check("k pages" + tag, want_kp, arena_.Read(kv.k, page_n), tol_, /*nan_equal=*/true);
+      Check("v pages" + tag, want_vp, arena_.Read(kv.v, page_n), kExact, /*nan_equal=*/true);
+    }
   }
 }
 
@@ -477,7 +507,7 @@ void OpChecks::EmptyShapes() {
   void* k = arena_.Poisoned(n);
   PagedKv kv{arena_.Poisoned(n),      arena_.Poisoned(n),        1, 1, 1,
              static_cast<int32_t>(n), arena_.be->compute_dtype()};
-  backend().RopeWriteKv(q, k, arena_.Floats(x), layout, 1, arena_.Raw(inv_freq), 8, kv);
+  backend().RopeWriteKv(q, k, arena_.Floats(x), layout, 1, RopeSpec{arena_.Raw(inv_freq), 8}, kv);
   untouched("rope q", q);
   untouched("rope k", k);
   untouched("rope k pages", kv.k);

@@ -166,8 +166,8 @@ class FaultyBackend final : public cohost::testing::ForwardingBackend {
   }
 
   void RopeWriteKv(void* q, void* k, const void* v, const BatchLayout& batch, int32_t num_heads,
-                   const float* inv_freq, int32_t rotary_dim, const PagedKv& kv) override {
-    inner().RopeWriteKv(q, k, v, batch, num_heads, inv_freq, rotary_dim, kv);
+                   const RopeSpec& rope, const PagedKv& kv) override {
+    inner().RopeWriteKv(q, k, v, batch, num_heads, rope, kv);
     if (batch.num_tokens == 0) return;
     float* pages = static_cast<float*>(kv.k);
     const int64_t row = int64_t{kv.num_kv_heads} * kv.head_dim;

@@ -320,7 +320,8 @@ TEST_F(CpuOpsTest, RopeRotatesAndWritesPages) {
     layout.positions = positions.data();
     layout.slot_mapping = slots.data();
     layout.num_tokens = nt;
-    be_->RopeWriteKv(q.data(), k.data(), v.data(), layout, nh, inv.data(), rotary_dim, kv);
+    be_->RopeWriteKv(q.data(), k.data(), v.data(), layout, nh, RopeSpec{inv.data(), rotary_dim},
+                     kv);
 
     auto rotate = [&](const std::vector<float>& x0, int heads) {
       std::vector<double> out(x0.begin(), x0.end());

@@ -48,7 +48,7 @@ struct Args {
 void* Offset(void* p, int elems) { return static_cast<char*>(p) + 2 * elems; }
 
 void Rope(Backend& be, const Args& a) {
-  be.RopeWriteKv(a.q, a.k, a.v, a.batch, a.num_heads, a.inv_freq, a.rotary_dim, a.kv);
+  be.RopeWriteKv(a.q, a.k, a.v, a.batch, a.num_heads, RopeSpec{a.inv_freq, a.rotary_dim}, a.kv);
 }
 void Attention(Backend& be, const Args& a) {
   be.PagedAttention(a.q, a.batch, a.kv, a.num_heads, a.scale, a.out);

@@ -187,13 +187,13 @@ TEST_P(KvDtypeTest, RopeStoresRoundedRows) {
   const std::vector<float> v = RandomVec(rng_, k0.size(), -3.f, 3.f);
 
   std::vector<float> q32 = q0, k32 = k0, kc32(page_n, 0.f), vc32(page_n, 0.f);
-  be_->RopeWriteKv(q32.data(), k32.data(), v.data(), b.layout, nh, inv.data(), hd,
+  be_->RopeWriteKv(q32.data(), k32.data(), v.data(), b.layout, nh, RopeSpec{inv.data(), hd},
                    PagedKv{kc32.data(), vc32.data(), b.num_blocks, bs, nkv, hd, DType::kF32});
   for (DType t : kNarrow) {
     constexpr uint16_t kSentinel = 0xabcd;
     std::vector<float> q = q0, k = k0;
     std::vector<uint16_t> kc(page_n, kSentinel), vc(page_n, kSentinel);
-    be_->RopeWriteKv(q.data(), k.data(), v.data(), b.layout, nh, inv.data(), hd,
+    be_->RopeWriteKv(q.data(), k.data(), v.data(), b.layout, nh, RopeSpec{inv.data(), hd},
                      PagedKv{kc.data(), vc.data(), b.num_blocks, bs, nkv, hd, t});
     EXPECT_EQ(q, q32) << DTypeName(t);
     EXPECT_EQ(k, k32) << DTypeName(t);

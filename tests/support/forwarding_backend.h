@@ -64,9 +64,9 @@ class ForwardingBackend : public kernels::Backend {
     inner_->SiluMul(gate_up, n, inter, out);
   }
   void RopeWriteKv(void* q, void* k, const void* v, const kernels::BatchLayout& batch,
-                   int32_t num_heads, const float* inv_freq, int32_t rotary_dim,
+                   int32_t num_heads, const kernels::RopeSpec& rope,
                    const kernels::PagedKv& kv) override {
-    inner_->RopeWriteKv(q, k, v, batch, num_heads, inv_freq, rotary_dim, kv);
+    inner_->RopeWriteKv(q, k, v, batch, num_heads, rope, kv);
   }
   void PagedAttention(const void* q, const kernels::BatchLayout& batch, const kernels::PagedKv& kv,
                       int32_t num_heads, float scale, void* out) override {

@@ -1,6 +1,7 @@
 // LoadOptions::keep_quantized: the matrices stored in a block type or in
 // F16 / BF16 with rows a multiple of 32 (the embedding too) arrive as stored,
-// rows in rotate-half RoPE order for Llama's q and k, and dequantize to
+// rows in rotate-half RoPE order for Llama's q and k (in the file's order,
+// for adjacent-pair RoPE, where they stay mapped), and dequantize to
 // exactly the values a plain load gives; everything else (norms, fp32
 // matrices) is fp32 as before.
 
@@ -11,6 +12,7 @@
 #include "gtest/gtest.h"
 #include "runtime/loader/dequant.h"
 #include "runtime/loader/model_file.h"
+#include "runtime/loader/model_loading.h"
 #include "tests/runtime/loader/loader_test_util.h"
 #include "tests/runtime/loader/tiny_gguf_model.h"
 
@@ -38,26 +40,45 @@ TEST(KeepQuantizedTest, LinearLayersKeepTheirBlocksAndDequantizeToThePlainValues
     absl::StatusOr<ModelFile> mapped = LoadModelFile(path, keep);
     std::filesystem::remove(path);  // the mapping stays valid: it holds the file
     ASSERT_TRUE(mapped.ok()) << mapped.status();
+    ASSERT_TRUE(kept.ok()) << kept.status();
+    // Mapped, Llama's q and k keep the file's row order (RoPE then turns
+    // adjacent pairs); copied, the converter's permutation is undone.
+    EXPECT_TRUE(mapped->config.rope_adjacent_pairs);
+    EXPECT_FALSE(kept->config.rope_adjacent_pairs);
     int views = 0;
     for (const auto& [name, t] : mapped->tensors) {
       SCOPED_TRACE(name);
       const HostTensor& copied = kept->tensors.at(name);
       ASSERT_EQ(t.quantized(), copied.quantized());
-      if (!t.quantized()) continue;
-      EXPECT_EQ(t.raw_type, copied.raw_type);
-      EXPECT_EQ(std::vector<uint8_t>(t.stored().begin(), t.stored().end()), copied.raw)
-          << "the same bytes, in the file or copied";
-      // Llama's q and k change (their rows are reordered): those are copies.
       const bool permuted = name.ends_with("attn_q.weight") || name.ends_with("attn_k.weight");
-      EXPECT_EQ(t.mapped.empty(), permuted);
-      if (!t.mapped.empty()) {
-        ++views;
-        EXPECT_TRUE(t.raw.empty());
-        EXPECT_NE(t.mapping, nullptr);
+      const int32_t heads =
+          name.ends_with("attn_q.weight") ? mapped->config.num_heads : mapped->config.num_kv_heads;
+      if (!t.quantized()) {
+        std::vector<float> values = t.data;
+        if (permuted) {
+          ASSERT_TRUE(UndoLlamaRopePermutation(absl::MakeSpan(values), t.shape[0],
+                                               static_cast<int64_t>(values.size()) / t.shape[0],
+                                               heads)
+                          .ok());
+        }
+        EXPECT_EQ(values, copied.data) << "fp32, in the file's order where permuted";
+        continue;
       }
+      EXPECT_EQ(t.raw_type, copied.raw_type);
+      std::vector<uint8_t> bytes(t.stored().begin(), t.stored().end());
+      if (permuted) {
+        ASSERT_TRUE(UndoLlamaRopePermutationRows(absl::MakeSpan(bytes), t.shape[0],
+                                                 static_cast<int64_t>(bytes.size()) / t.shape[0],
+                                                 heads)
+                        .ok());
+      }
+      EXPECT_EQ(bytes, copied.raw) << "the same bytes, in the file or copied";
+      EXPECT_FALSE(t.mapped.empty()) << "every kept matrix stays in the mapping";
+      ++views;
+      EXPECT_TRUE(t.raw.empty());
+      EXPECT_NE(t.mapping, nullptr);
     }
     EXPECT_GT(views, 0);
-    ASSERT_TRUE(kept.ok()) << kept.status();
     ASSERT_TRUE(plain.ok()) << plain.status();
 
     int raw = 0;

@@ -137,12 +137,12 @@ class Backend {
   virtual void SiluMul(const void* gate_up /*[n, 2 * inter]*/, int32_t n, int32_t inter,
                        void* out /*[n, inter]*/) = 0;
 
-  // Rotates q, k in place (rotate-half) and writes k, v into the pages.
+  // Rotates q, k in place (RopeSpec: which pairs, by what angles) and writes
+  // k, v into the pages.
   virtual void RopeWriteKv(void* q /*[num_tokens, num_heads, head_dim]*/,
                            void* k /*[num_tokens, num_kv_heads, head_dim]*/,
                            const void* v /*[num_tokens, num_kv_heads, head_dim]*/,
-                           const BatchLayout& batch, int32_t num_heads,
-                           const float* inv_freq /*device, [rotary_dim / 2]*/, int32_t rotary_dim,
+                           const BatchLayout& batch, int32_t num_heads, const RopeSpec& rope,
                            const PagedKv& kv) = 0;
 
   // Causal attention of each new token over its sequence's cached context
