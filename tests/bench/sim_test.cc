@@ -281,6 +281,32 @@ TEST(SimTest, ReadsBothTraceFormats) {
             absl::StatusCode::kNotFound);
 }
 
+// The committed excerpt of the Azure conversation trace (500 requests over
+// 129 s) split over 20 models with skewed popularity, on the H200 cost
+// model: sharing devices needs at least 3x fewer of them than one model per
+// device at 99% TTFT attainment (the goal on a skewed 20-model mix).
+TEST(SimTest, OnARealTraceSharingNeedsAThirdOfTheDevices) {
+  absl::StatusOr<std::vector<SimRequest>> requests = LoadAzureCsv(
+      std::string(COHOST_SOURCE_DIR) + "/tests/data/traces/azure_conv_first500.csv", 0, 16384);
+  ASSERT_TRUE(requests.ok()) << requests.status();
+  ASSERT_EQ(requests->size(), 500u);
+  constexpr int32_t kModels = 20;
+  AssignModels(*requests, PowerLawShares(kModels, 1.5), 1);
+  SimConfig c;
+  c.cost = H200Llama3_8B();
+  c.ttft_target_s = 1.0;
+  const std::optional<SimResult> dedicated =
+      MinDevices(Policy::kDedicated, *requests, kModels, c, 0.99, 64);
+  const std::optional<SimResult> dynamic =
+      MinDevices(Policy::kDynamic, *requests, kModels, c, 0.99, 64);
+  ASSERT_TRUE(dedicated && dynamic);
+  EXPECT_GE(dedicated->attainment, 0.99);
+  EXPECT_GE(dynamic->attainment, 0.99);
+  EXPECT_GE(dedicated->devices, 3 * dynamic->devices)
+      << dedicated->devices << " dedicated, " << dynamic->devices << " dynamic";
+  std::printf("  devices: %d dedicated, %d dynamic\n", dedicated->devices, dynamic->devices);
+}
+
 // The program's flags: a typo or a bad number is refused (exit 2, naming the
 // flag) rather than silently replaced by a default; --help lists them.
 TEST(SimTest, TheProgramRefusesUnknownFlagsAndBadNumbers) {
