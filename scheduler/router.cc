@@ -358,7 +358,7 @@ absl::Status Router::LoadModel(const std::string& name, const std::string& path,
 }
 
 bool Router::KeepsBlocks(const kernels::Backend& backend) const {
-  return options_.keep_quantized_weights && runtime::Model::KeepsQuantizedWeights(backend);
+  return options_.weights.keep_quantized && runtime::Model::KeepsQuantizedWeights(backend);
 }
 
 Router::Expected Router::ExpectedFootprint(const std::string& path,
@@ -453,7 +453,8 @@ absl::Status Router::Load(const std::shared_ptr<ServedModel>& model, const Progr
     RETURN_IF_ERROR(MakeRoom(model, ExpectedFootprint(model->path(), model->config(), device)));
     ASSIGN_OR_RETURN(context, device.backend->NewContext());
     return runtime::LoadWeights(model->path(), context != nullptr ? context.get() : device.backend,
-                                progress, KeepsBlocks(*device.backend));
+                                progress,
+                                {KeepsBlocks(*device.backend), options_.weights.map_file});
   }();
   if (!weights.ok()) {
     model->Fail(weights.status());

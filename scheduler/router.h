@@ -66,9 +66,10 @@ struct RouterOptions {
   // the recorded one before loading when the file has not changed; null:
   // predictions only.
   std::shared_ptr<FootprintRecord> footprints;
-  // Loads keep quantized linear layers in their blocks where the device's
-  // Gemm takes them (runtime::LoadWeights).
-  bool keep_quantized_weights = false;
+  // How loads treat the weights (runtime::LoadWeights): quantized linear
+  // layers kept in their blocks where the device's Gemm takes them, and left
+  // in the file's mapping where its memory is host memory.
+  runtime::WeightsPolicy weights;
   // Each tenant's weight and budgets (the configuration's `tenants`).
   TenantPolicy tenants;
 };

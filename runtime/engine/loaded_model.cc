@@ -24,22 +24,22 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> TokenizerFor(const std::string& path,
 }
 
 // Loading a file's weights for `backend`: blocks kept where asked and the
-// backend's Gemm takes them.
+// backend's Gemm takes them, left in the mapping where asked and the backend
+// takes host memory over.
 LoadOptions WeightsOptions(const kernels::Backend& backend, const LoadProgressFn& progress,
-                           bool keep_quantized) {
+                           WeightsPolicy policy) {
   LoadOptions options;
   options.progress = progress;
-  options.keep_quantized = keep_quantized && Model::KeepsQuantizedWeights(backend);
-  options.map_weights = options.keep_quantized && backend.AdoptsHostMemory();
+  options.keep_quantized = policy.keep_quantized && Model::KeepsQuantizedWeights(backend);
+  options.map_weights = options.keep_quantized && policy.map_file && backend.AdoptsHostMemory();
   return options;
 }
 
 }  // namespace
 
 absl::StatusOr<LoadedModel> LoadModel(const std::string& path, kernels::Backend* backend,
-                                      const LoadProgressFn& progress, bool keep_quantized) {
-  ASSIGN_OR_RETURN(ModelFile file,
-                   LoadModelFile(path, WeightsOptions(*backend, progress, keep_quantized)));
+                                      const LoadProgressFn& progress, WeightsPolicy policy) {
+  ASSIGN_OR_RETURN(ModelFile file, LoadModelFile(path, WeightsOptions(*backend, progress, policy)));
   LoadedModel out;
   ASSIGN_OR_RETURN(out.tokenizer, TokenizerFor(path, std::move(file.tokenizer)));
   ASSIGN_OR_RETURN(out.model, Model::Create(std::move(file), backend));
@@ -59,9 +59,8 @@ absl::StatusOr<ModelDescription> DescribeModel(const std::string& path) {
 absl::StatusOr<std::unique_ptr<Model>> LoadWeights(const std::string& path,
                                                    kernels::Backend* backend,
                                                    const LoadProgressFn& progress,
-                                                   bool keep_quantized) {
-  ASSIGN_OR_RETURN(ModelFile file,
-                   LoadModelFile(path, WeightsOptions(*backend, progress, keep_quantized)));
+                                                   WeightsPolicy policy) {
+  ASSIGN_OR_RETURN(ModelFile file, LoadModelFile(path, WeightsOptions(*backend, progress, policy)));
   return Model::Create(std::move(file), backend);
 }
 

@@ -19,12 +19,23 @@ struct LoadedModel {
   const ModelConfig& config() const { return model->config(); }
 };
 
-// `keep_quantized`: linear layers stored in a block type (Q8_0, Q4_K, ...) stay in their
-// blocks where the backend's Gemm takes them (the CPU: int8 activations, as
-// llama.cpp computes), instead of becoming the compute dtype.
+// How a model's weights are loaded onto a backend.
+struct WeightsPolicy {
+  // Linear layers stored in a block type (Q8_0, Q4_K, ...) stay in their
+  // blocks where the backend's Gemm takes them (the CPU: int8 activations,
+  // as llama.cpp computes), instead of becoming the compute dtype.
+  bool keep_quantized = false;
+  // Where the backend's memory is host memory, the matrices kept as stored
+  // stay in the file's read-only mapping: no copy, and the page cache's
+  // pages are shared by every process serving the file. false copies them
+  // (llama.cpp's --no-mmap): for file systems where mapped reads are slow,
+  // or a file that may be rewritten in place while it is served.
+  bool map_file = true;
+};
+
 absl::StatusOr<LoadedModel> LoadModel(const std::string& path, kernels::Backend* backend,
                                       const LoadProgressFn& progress = nullptr,
-                                      bool keep_quantized = false);
+                                      WeightsPolicy policy = {});
 
 // What a model is, without its weights: the config and tokenizer, from the
 // file's metadata (and a Hugging Face directory's tokenizer files). Cheap.
@@ -38,6 +49,6 @@ absl::StatusOr<ModelDescription> DescribeModel(const std::string& path);
 absl::StatusOr<std::unique_ptr<Model>> LoadWeights(const std::string& path,
                                                    kernels::Backend* backend,
                                                    const LoadProgressFn& progress = nullptr,
-                                                   bool keep_quantized = false);
+                                                   WeightsPolicy policy = {});
 
 }  // namespace cohost::runtime

@@ -34,6 +34,10 @@ std::vector<FlagSpec> EngineFlagSpecs() {
        "activations in int8, as llama.cpp computes; about the file's size in memory) or "
        "reference (every weight dequantized to fp32, fp32 activations: the exact path)"},
       {"keep-quantized", "", "the default, --cpu-precision int8 (accepted for older scripts)"},
+      {"no-mmap", "",
+       "copy the CPU's weights out of the model file instead of reading them in place from its "
+       "mapping (which shares their pages with every process serving the file): for file "
+       "systems where mapped reads are slow, or a file that may be rewritten while served"},
       {"kv-dtype", "f32|f16|bf16",
        "what the CPU's KV cache stores (default f16 with --cpu-precision int8, as llama.cpp: "
        "half the memory of f32; f32 with reference); CUDA keeps bf16"},
@@ -60,9 +64,9 @@ absl::StatusOr<kernels::DType> KvDTypeFromArgs(const ParsedArgs& args) {
     return kernels::DType::kBF16;
   }
   if (!name) {
-    absl::StatusOr<bool> quantized = KeepQuantizedFromArgs(args);
-    if (!quantized.ok()) return quantized.status();
-    return *quantized ? kernels::DType::kF16 : kernels::DType::kF32;
+    absl::StatusOr<runtime::WeightsPolicy> weights = WeightsPolicyFromArgs(args);
+    if (!weights.ok()) return weights.status();
+    return weights->keep_quantized ? kernels::DType::kF16 : kernels::DType::kF32;
   }
   for (kernels::DType t : {kernels::DType::kF32, kernels::DType::kF16, kernels::DType::kBF16}) {
     if (*name == kernels::DTypeName(t)) return t;
@@ -120,7 +124,7 @@ absl::StatusOr<std::vector<DeviceBackend>> BackendsFromArgs(const ParsedArgs& ar
   return out;
 }
 
-absl::StatusOr<bool> KeepQuantizedFromArgs(const ParsedArgs& args) {
+absl::StatusOr<runtime::WeightsPolicy> WeightsPolicyFromArgs(const ParsedArgs& args) {
   const std::string mode = args.Get("cpu-precision").value_or("int8");
   if (mode != "int8" && mode != "reference") {
     return absl::InvalidArgumentError(
@@ -130,7 +134,7 @@ absl::StatusOr<bool> KeepQuantizedFromArgs(const ParsedArgs& args) {
     return absl::InvalidArgumentError(
         "--keep-quantized and --cpu-precision reference contradict each other");
   }
-  return mode == "int8";
+  return runtime::WeightsPolicy{.keep_quantized = mode == "int8", .map_file = !args.Has("no-mmap")};
 }
 
 absl::StatusOr<runtime::EngineConfig> EngineConfigFromArgs(const ParsedArgs& args) {

@@ -10,6 +10,7 @@
 #include "absl/status/statusor.h"
 #include "cohost/kernels/backend.h"
 #include "runtime/engine/engine.h"
+#include "runtime/engine/loaded_model.h"
 #include "tools/common/arg_parser.h"
 
 namespace cohost::tools {
@@ -34,6 +35,7 @@ absl::StatusOr<runtime::EngineConfig> EngineConfigFromArgs(const ParsedArgs& arg
 // --cpu-precision int8 (the default; --keep-quantized says the same): a
 // GGUF's quantized matrices stay in their blocks where the backend takes them
 // (runtime::LoadModel); reference: fp32. INVALID_ARGUMENT for another mode.
-absl::StatusOr<bool> KeepQuantizedFromArgs(const ParsedArgs& args);
+// --no-mmap: copy the weights kept as stored out of the file's mapping.
+absl::StatusOr<runtime::WeightsPolicy> WeightsPolicyFromArgs(const ParsedArgs& args);
 
 }  // namespace cohost::tools

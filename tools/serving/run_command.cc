@@ -126,14 +126,14 @@ int RunCommand(int argc, char** argv) {
   if (!params.ok()) return Fail(params.status());
   absl::StatusOr<std::unique_ptr<kernels::Backend>> backend = BackendFromArgs(*args);
   if (!backend.ok()) return Fail(backend.status());
-  absl::StatusOr<bool> keep_quantized = KeepQuantizedFromArgs(*args);
-  if (!keep_quantized.ok()) return Fail(keep_quantized.status());
+  absl::StatusOr<runtime::WeightsPolicy> weights = WeightsPolicyFromArgs(*args);
+  if (!weights.ok()) return Fail(weights.status());
 
   const std::string model_path = *args->Get("model");
   ProgressBar bar("loading " + model_path);
   absl::StatusOr<runtime::LoadedModel> loaded = runtime::LoadModel(
       model_path, backend->get(), [&](uint64_t done, uint64_t total) { bar.Update(done, total); },
-      *keep_quantized);
+      *weights);
   bar.Finish();
   if (!loaded.ok()) return Fail(loaded.status());
 

@@ -156,7 +156,7 @@ absl::StatusOr<ServeConfig> ConfigFromArgs(const ParsedArgs& args) {
     if (!s.ok()) return s;
   }
   c.router.executor.step_slice = std::chrono::milliseconds(slice_ms);
-  ASSIGN_OR_RETURN(c.router.keep_quantized_weights, KeepQuantizedFromArgs(args));
+  ASSIGN_OR_RETURN(c.router.weights, WeightsPolicyFromArgs(args));
   const std::string footprints =
       args.Get("footprint-file").value_or(scheduler::DefaultFootprintFile());
   if (!footprints.empty() && footprints != "none") {
@@ -345,7 +345,7 @@ int ServeCommand(int argc, char** argv) {
   std::fprintf(stderr, "cohost serve: cpu %s (%s); quantized kernels: %s%s\n",
                cpu.brand.empty() ? "unnamed" : cpu.brand.c_str(), cpu.features.c_str(),
                cpu.quant_kernels.c_str(),
-               config->router.keep_quantized_weights
+               config->router.weights.keep_quantized
                    ? ""
                    : " (unused: --cpu-precision reference loads weights as fp32)");
   for (const std::shared_ptr<scheduler::Device>& d : router.devices()) {

@@ -72,7 +72,7 @@ class LlamaCppReferenceTest : public ::testing::TestWithParam<int> {
     // fp16 KV cache (as llama.cpp's own default).
     backend_ = kernels::MakeCpuBackend(0, kernels::DType::kF16);
     absl::StatusOr<LoadedModel> loaded =
-        LoadModel(path_, backend_.get(), nullptr, /*keep_quantized=*/true);
+        LoadModel(path_, backend_.get(), nullptr, {.keep_quantized = true});
     ASSERT_TRUE(loaded.ok()) << loaded.status();
     model_ = std::make_unique<LoadedModel>(*std::move(loaded));
   }
@@ -118,7 +118,8 @@ TEST_P(LlamaCppReferenceTest, TokenizesAsLlamaCpp) {
 TEST_P(LlamaCppReferenceTest, LastPositionLogitsAgreeAndAreAsCloseToExactAsLlamaCpps) {
   // Exact: fp32 weights, activations and KV cache.
   const std::unique_ptr<kernels::Backend> fp32 = kernels::MakeCpuBackend(0, kernels::DType::kF32);
-  absl::StatusOr<LoadedModel> exact = LoadModel(path_, fp32.get(), nullptr, false);
+  absl::StatusOr<LoadedModel> exact =
+      LoadModel(path_, fp32.get(), nullptr, {.keep_quantized = false});
   ASSERT_TRUE(exact.ok()) << exact.status();
   double fast_error = 0, llamacpp_error = 0;
   for (const auto& c : Cases()) {

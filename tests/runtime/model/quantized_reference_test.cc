@@ -35,7 +35,7 @@ class QuantizedReferenceTest : public ::testing::Test {
   static void SetUpTestSuite() {
     backend_ = kernels::MakeCpuBackend(0).release();
     absl::StatusOr<LoadedModel> loaded =
-        LoadModel(COHOST_DEFAULT_MODEL, backend_, nullptr, /*keep_quantized=*/true);
+        LoadModel(COHOST_DEFAULT_MODEL, backend_, nullptr, {.keep_quantized = true});
     ASSERT_TRUE(loaded.ok()) << loaded.status();
     model_ = new LoadedModel(*std::move(loaded));
     std::ifstream f(std::string(COHOST_SOURCE_DIR) + "/tests/data/forward_reference_smollm2.json");
@@ -112,6 +112,38 @@ TEST_F(QuantizedReferenceTest, GreedyStepsWithAClearMarginPickTheReferenceToken)
   }
   std::printf("  %d of the greedy steps had a margin over %.1f\n", checked, 2 * kLogitTolerance);
   EXPECT_GT(checked, 24) << "a third of the 96 steps at least: the check must not be vacuous";
+}
+
+// WeightsPolicy::map_file = false (--no-mmap): the kept matrices are copies,
+// Llama's q and k with the converter's permutation undone (rotate-half
+// RoPE). The permuted dims only reorder attention's sums, but an fp32
+// rounding difference can flip an activation's int8 rounding (see
+// kLogitTolerance): the copied model is held to the same bound against the
+// reference, and picks the mapped one's top token.
+TEST_F(QuantizedReferenceTest, CopiedWeightsComputeWhatMappedOnesDo) {
+  absl::StatusOr<LoadedModel> copied = LoadModel(COHOST_DEFAULT_MODEL, backend_, nullptr,
+                                                 {.keep_quantized = true, .map_file = false});
+  ASSERT_TRUE(copied.ok()) << copied.status();
+  EXPECT_TRUE(model_->config().rope_adjacent_pairs) << "the mapped q and k keep the file's order";
+  EXPECT_FALSE(copied->config().rope_adjacent_pairs);
+  EXPECT_EQ(copied->model->weights_bytes(), model_->model->weights_bytes());
+  for (const auto& c : (*ref_)["cases"]) {
+    SCOPED_TRACE(c["prompt"].get<std::string>());
+    const std::vector<int32_t> ids = c["prompt_ids"];
+    const std::vector<float> mapped = LastLogits(ids);
+    const std::vector<float> logits = cohost::testing::LastLogits(*copied->model, backend_, ids,
+                                                                  static_cast<int32_t>(ids.size()));
+    ASSERT_EQ(logits.size(), mapped.size());
+    const std::vector<int32_t> check = c["logit_ids"];
+    const std::vector<float> want = c["logits"];
+    float max_err = 0;
+    for (size_t i = 0; i < check.size(); ++i) {
+      max_err = std::max(max_err, std::fabs(logits[check[i]] - want[i]));
+    }
+    EXPECT_LT(max_err, kLogitTolerance);
+    EXPECT_EQ(std::max_element(logits.begin(), logits.end()) - logits.begin(),
+              std::max_element(mapped.begin(), mapped.end()) - mapped.begin());
+  }
 }
 
 }  // namespace

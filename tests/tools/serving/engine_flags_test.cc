@@ -1,6 +1,7 @@
 // --device as `cohost serve` reads it: one CPU, every visible GPU, or a list
 // of GPUs; bad and repeated names are refused before anything starts. And
-// --kv-dtype with its defaults.
+// --kv-dtype with its defaults, and the weights' policy (--cpu-precision,
+// --no-mmap).
 
 #include "tools/serving/engine_flags.h"
 
@@ -31,6 +32,26 @@ absl::StatusOr<kernels::DType> KvDtype(std::vector<std::string> args) {
   absl::StatusOr<ParsedArgs> parsed = Parse(std::move(args));
   if (!parsed.ok()) return parsed.status();
   return KvDTypeFromArgs(*parsed);
+}
+
+absl::StatusOr<runtime::WeightsPolicy> Weights(std::vector<std::string> args) {
+  absl::StatusOr<ParsedArgs> parsed = Parse(std::move(args));
+  if (!parsed.ok()) return parsed.status();
+  return WeightsPolicyFromArgs(*parsed);
+}
+
+// --cpu-precision keeps the blocks or not; --no-mmap copies instead of
+// mapping; a contradiction and an unknown mode are refused.
+TEST(EngineFlagsTest, WeightsPolicyFollowsPrecisionAndNoMmap) {
+  EXPECT_TRUE(Weights({})->keep_quantized);
+  EXPECT_TRUE(Weights({})->map_file);
+  EXPECT_FALSE(Weights({"--no-mmap"})->map_file);
+  EXPECT_TRUE(Weights({"--no-mmap"})->keep_quantized);
+  EXPECT_FALSE(Weights({"--cpu-precision", "reference"})->keep_quantized);
+  EXPECT_EQ(Weights({"--cpu-precision", "fp8"}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Weights({"--cpu-precision", "reference", "--keep-quantized"}).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 // The CPU's KV dtype follows the weights' precision unless named; CUDA's is
