@@ -77,6 +77,8 @@ inline constexpr size_t kMaxModelPathLength = 4096;  // PATH_MAX
 struct ServeConfig {
   std::vector<ModelSpec> models;
   TenantPolicy tenants;
+
+  bool operator==(const ServeConfig&) const = default;
 };
 
 // `text` is the file's content (at most kMaxModelConfigBytes); `file_name`
