@@ -26,14 +26,18 @@
 //              another model loads.
 // Every engine caches prefixes as the server does (on by default): a Mooncake
 // request's hash_ids become prompt tokens that equal ids share, so a replica
-// computes only what its cache lacks. The router does not look for the
-// replica holding a prefix, and placement's expected loads count whole prompts.
-// Admission by predicted TTFT is the server's own too, when asked for
-// (SimConfig::admit_margin_pct). What it leaves out: moving a model to
-// another device (placement is fixed for the whole trace; lazy only changes
-// which of a device's models are resident), network and tokenization time,
-// and KV pressure under the dynamic policy (each engine may use its device's whole pool; the peak
-// use across them is reported, and is the over-commit check).
+// computes only what its cache lacks, and the router in front of a model's
+// replicas counts what each replica's cache lacks; placement's expected
+// loads still count whole prompts. Admission by predicted TTFT is the
+// server's own too, when asked for (SimConfig::admit_margin_pct). What it
+// leaves out: moving a model to another device (placement is fixed for the
+// whole trace; lazy only changes which of a device's models are resident),
+// network and tokenization time, KV pressure under the dynamic policy (each
+// engine may use its device's whole pool; the peak use across them is
+// reported, and is the over-commit check), the context's cost in a step
+// (SimCost prices a step by its new tokens only, as runtime::StepCost does:
+// attention's reads of long contexts are not in it), and tenants (every
+// request is one tenant's, so fairness never arbitrates).
 #pragma once
 
 #include <cstdint>

@@ -2,9 +2,11 @@
 // four policies (bench/sim/cluster.h), on a public trace or a synthetic
 // workload. Prints a markdown table (bench/RESULTS.md keeps them), optionally
 // CSV rows for bench/sim/plot.py, and with --plan the dynamic policy's
-// assignment: the models each `cohost serve` replica should hold.
+// assignment: the models each `cohost serve` replica should hold, written as
+// one configuration file per replica with --plan-config and --plan-dir.
 //
 //   cohost_sim --workload azure-conv --models 20 --alpha 1.5 --ttft-ms 1000
+//   cohost_sim --workload azure-conv --alpha 1.5 --plan-config fleet.yaml --plan-dir replicas
 
 #include <cstdio>
 #include <cstdlib>
@@ -19,6 +21,8 @@
 #include "absl/strings/str_join.h"
 #include "bench/sim/cluster.h"
 #include "bench/sim/measure_cost.h"
+#include "bench/sim/plan.h"
+#include "scheduler/model_config_file.h"
 #include "tools/common/arg_parser.h"
 
 namespace {
@@ -57,6 +61,12 @@ std::vector<FlagSpec> SimFlags() {
        "share prefixes)"},
       {"csv", "PATH", "append CSV rows for bench/sim/plot.py"},
       {"plan", "", "print the dynamic policy's models per replica"},
+      {"plan-config", "PATH",
+       "the fleet's `cohost serve --config` file: its models are the workload's, the most "
+       "requested first (sets --models); --plan names them and --plan-dir copies them"},
+      {"plan-dir", "DIR",
+       "with --plan-config: write DIR/replica-<d>.yaml, each replica's `cohost serve --config` "
+       "file (its models, the fleet's tenants)"},
       {"help", "", "this text"},
   };
 }
@@ -96,7 +106,23 @@ int main(int argc, char** argv) {
     return 0;
   }
   const std::string workload = flags.Get("workload", "poisson");
-  const auto models = static_cast<int32_t>(flags.Number("models", 20));
+  std::optional<cohost::scheduler::ServeConfig> fleet;
+  if (flags.Has("plan-config")) {
+    absl::StatusOr<cohost::scheduler::ServeConfig> read =
+        cohost::scheduler::LoadServeConfigFile(flags.Get("plan-config", ""));
+    if (!read.ok()) Flags::Fail(read.status());
+    fleet = *std::move(read);
+    if (flags.Has("models") &&
+        flags.Number("models", 0) != static_cast<double>(fleet->models.size())) {
+      Flags::Fail(absl::InvalidArgumentError(absl::StrCat("--models ", flags.Get("models", ""),
+                                                          " but --plan-config lists ",
+                                                          fleet->models.size())));
+    }
+  } else if (flags.Has("plan-dir")) {
+    Flags::Fail(absl::InvalidArgumentError("--plan-dir needs --plan-config (the models' paths)"));
+  }
+  const auto models = fleet ? static_cast<int32_t>(fleet->models.size())
+                            : static_cast<int32_t>(flags.Number("models", 20));
   const double alpha = flags.Number("alpha", 1.5);
   const auto seed = static_cast<uint64_t>(flags.Number("seed", 1));
   const auto max_tokens = static_cast<int32_t>(flags.Number("max-tokens", 16384));
@@ -229,15 +255,29 @@ int main(int argc, char** argv) {
     }
   }
   std::printf("\n");
-  if (flags.Has("plan") && needed.count(Policy::kDynamic)) {
+  if ((flags.Has("plan") || flags.Has("plan-dir")) && needed.count(Policy::kDynamic)) {
     const std::optional<cohost::sim::Assignment> plan =
         cohost::sim::Place(Policy::kDynamic, needed[Policy::kDynamic], loads, config);
     std::printf("\nplan (dynamic, %d replicas): the models each replica serves\n",
                 needed[Policy::kDynamic]);
     for (size_t d = 0; plan && d < plan->size(); ++d) {
       std::vector<std::string> names;
-      for (int32_t m : (*plan)[d]) names.push_back(absl::StrCat("m", m));
+      for (int32_t m : (*plan)[d]) {
+        names.push_back(fleet ? fleet->models[m].name : absl::StrCat("m", m));
+      }
       std::printf("replica %zu: %s\n", d, absl::StrJoin(names, " ").c_str());
+    }
+    if (plan && flags.Has("plan-dir")) {
+      absl::StatusOr<std::vector<cohost::scheduler::ServeConfig>> replicas =
+          cohost::sim::ReplicaConfigs(*plan, *fleet);
+      absl::StatusOr<std::vector<std::string>> written =
+          replicas.ok() ? cohost::sim::WriteReplicaConfigs(*replicas, flags.Get("plan-dir", ""))
+                        : replicas.status();
+      if (!written.ok()) {
+        std::fprintf(stderr, "cohost_sim: %s\n", std::string(written.status().message()).c_str());
+        return 1;
+      }
+      std::printf("wrote %s\n", absl::StrJoin(*written, " ").c_str());
     }
   }
   return 0;

@@ -4,12 +4,16 @@
 #include <sys/wait.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "bench/sim/cluster.h"
+#include "bench/sim/plan.h"
 #include "gtest/gtest.h"
+#include "scheduler/model_config_file.h"
 
 namespace cohost::sim {
 namespace {
@@ -307,31 +311,94 @@ TEST(SimTest, OnARealTraceSharingNeedsAThirdOfTheDevices) {
   std::printf("  devices: %d dedicated, %d dynamic\n", dedicated->devices, dynamic->devices);
 }
 
+// The program's output (stderr too) for `args`; its exit code in *code.
+std::string RunSim(const std::string& args, int* code) {
+  const std::string cmd = std::string(COHOST_SIM_BINARY) + " " + args + " 2>&1";
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (p == nullptr) return out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  const int status = pclose(p);
+  *code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return out;
+}
+
 // The program's flags: a typo or a bad number is refused (exit 2, naming the
 // flag) rather than silently replaced by a default; --help lists them.
 TEST(SimTest, TheProgramRefusesUnknownFlagsAndBadNumbers) {
-  auto run = [](const std::string& args, int* code) {
-    const std::string cmd = std::string(COHOST_SIM_BINARY) + " " + args + " 2>&1";
-    std::string out;
-    FILE* p = popen(cmd.c_str(), "r");
-    if (p == nullptr) return out;
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-    const int status = pclose(p);
-    *code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    return out;
-  };
   int code = -1;
-  std::string out = run("--ttft-mss 100", &code);
+  std::string out = RunSim("--ttft-mss 100", &code);
   EXPECT_EQ(code, 2) << out;
   EXPECT_NE(out.find("unknown flag --ttft-mss"), std::string::npos) << out;
-  out = run("--models twenty", &code);
+  out = RunSim("--models twenty", &code);
   EXPECT_EQ(code, 2) << out;
   EXPECT_NE(out.find("--models"), std::string::npos) << out;
-  out = run("--help", &code);
+  out = RunSim("--help", &code);
   EXPECT_EQ(code, 0) << out;
   EXPECT_NE(out.find("--ttft-ms"), std::string::npos) << out;
+}
+
+// A replica's configuration holds the models its plan names, whole, and the
+// fleet's tenants; a plan naming a model the fleet lacks is refused.
+TEST(SimTest, EachReplicasConfigurationHoldsItsModels) {
+  scheduler::ServeConfig fleet;
+  for (const char* name : {"a", "b", "c"}) {
+    absl::StatusOr<scheduler::ModelSpec> m =
+        scheduler::ModelSpecFromFlag(std::string(name) + "=/models/" + name + ".gguf");
+    ASSERT_TRUE(m.ok());
+    fleet.models.push_back(*m);
+  }
+  fleet.models[2].priority = 7;
+  fleet.tenants.named["alice"].weight = 2;
+  absl::StatusOr<std::vector<scheduler::ServeConfig>> replicas =
+      ReplicaConfigs({{0, 2}, {1, 0}}, fleet);
+  ASSERT_TRUE(replicas.ok()) << replicas.status();
+  ASSERT_EQ(replicas->size(), 2u);
+  EXPECT_EQ((*replicas)[0].models,
+            (std::vector<scheduler::ModelSpec>{fleet.models[0], fleet.models[2]}));
+  EXPECT_EQ((*replicas)[1].models,
+            (std::vector<scheduler::ModelSpec>{fleet.models[1], fleet.models[0]}));
+  EXPECT_EQ((*replicas)[1].tenants, fleet.tenants);
+  EXPECT_EQ(ReplicaConfigs({{3}}, fleet).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// --plan-config names the workload's models; --plan-dir writes a file per
+// replica that `cohost serve --config` reads, together holding every model.
+TEST(SimTest, ThePlannerWritesAServeConfigurationPerReplica) {
+  const std::string dir = ::testing::TempDir() + "/plan";
+  const std::string fleet_path = ::testing::TempDir() + "/fleet.yaml";
+  {
+    std::ofstream fleet(fleet_path);
+    fleet << "models:\n";
+    for (int m = 0; m < 8; ++m)
+      fleet << "  - {name: m" << m << ", path: /models/m" << m << ".gguf}\n";
+    fleet << "tenants: [{name: alice, weight: 3}]\n";
+  }
+  int code = -1;
+  const std::string out = RunSim("--workload poisson --rate 20 --duration 20 --plan-config " +
+                                     fleet_path + " --plan-dir " + dir,
+                                 &code);
+  ASSERT_EQ(code, 0) << out;
+  std::set<std::string> held;
+  int replicas = 0;
+  for (; std::filesystem::exists(dir + "/replica-" + std::to_string(replicas) + ".yaml");
+       ++replicas) {
+    absl::StatusOr<scheduler::ServeConfig> c =
+        scheduler::LoadServeConfigFile(dir + "/replica-" + std::to_string(replicas) + ".yaml");
+    ASSERT_TRUE(c.ok()) << c.status();
+    EXPECT_EQ(c->tenants.For("alice").weight, 3);
+    for (const scheduler::ModelSpec& m : c->models) {
+      EXPECT_EQ(m.path, "/models/" + m.name + ".gguf");
+      held.insert(m.name);
+    }
+  }
+  EXPECT_GE(replicas, 2) << "8 models of 16 GB do not fit one H200\n" << out;
+  EXPECT_EQ(held.size(), 8u) << out;
+  const std::string refused = RunSim("--plan-dir " + dir, &code);
+  EXPECT_EQ(code, 2) << refused;
+  EXPECT_NE(refused.find("--plan-dir needs --plan-config"), std::string::npos) << refused;
 }
 
 }  // namespace
