@@ -74,6 +74,13 @@ struct RouterOptions {
   TenantPolicy tenants;
 };
 
+// Default options but the admission limits.
+inline RouterOptions OptionsWith(AdmissionLimits limits) {
+  RouterOptions options;
+  options.admission = limits;
+  return options;
+}
+
 class Router {
  public:
   using ProgressFn = runtime::LoadProgressFn;
@@ -91,7 +98,7 @@ class Router {
          const RouterOptions& options);
   Router(kernels::Backend* backend, const runtime::EngineConfig& engine_config,
          AdmissionLimits limits)
-      : Router(backend, engine_config, RouterOptions{limits, {}, 0, nullptr, nullptr, false, {}}) {}
+      : Router(backend, engine_config, OptionsWith(limits)) {}
   ~Router();  // stops the loader; models live on while requests hold them
 
   // Registers a model: reads its config and tokenizer (not its weights),

@@ -401,8 +401,11 @@ class Cluster {
       }
       d.plan = std::move(plan);
       d.stepping = &e;
-      d.step_seconds = config_.cost.step.fixed_seconds +
-                       config_.cost.step.seconds_per_token * static_cast<double>(d.plan.num_tokens);
+      int64_t context = 0;
+      for (const runtime::ScheduledSeq& s : d.plan.scheduled) {
+        context += s.seq->num_computed_tokens + s.num_new_tokens;
+      }
+      d.step_seconds = StepSeconds(config_.cost, d.plan.num_tokens, context);
       d.busy = true;
       d.busy_until = now + d.step_seconds;
       return true;

@@ -34,10 +34,9 @@
 // whole trace; lazy only changes which of a device's models are resident),
 // network and tokenization time, KV pressure under the dynamic policy (each
 // engine may use its device's whole pool; the peak use across them is
-// reported, and is the over-commit check), the context's cost in a step
-// (SimCost prices a step by its new tokens only, as runtime::StepCost does:
-// attention's reads of long contexts are not in it), and tenants (every
-// request is one tenant's, so fairness never arbitrates).
+// reported, and is the over-commit check), and tenants (every request is
+// one tenant's, so fairness never arbitrates). A step costs SimCost's line
+// over its new tokens plus its sequences' context (StepSeconds).
 #pragma once
 
 #include <cstdint>

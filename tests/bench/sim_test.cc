@@ -76,6 +76,25 @@ TEST(SimTest, ALoadThatNeedsTwoDevicesGetsExactlyTwo) {
   }
 }
 
+// A step pays for the context its sequences attend over: a 100-token
+// prompt's step at 1 ms a context token takes 100 ms, and a step that
+// batches another sequence's decode pays for that one's context too.
+TEST(SimTest, AStepPaysForItsContext) {
+  SimConfig c = FlatConfig();
+  c.cost.step = runtime::StepCost{0, 0};
+  c.cost.seconds_per_context_token = 0.001;
+  c.ttft_target_s = 10;
+  const SimResult alone = Simulate({{0, 0, 100, 1}}, {{0}}, Policy::kDedicated, c);
+  EXPECT_NEAR(alone.ttft_p50_s, 0.1, 1e-9);
+  // Arriving at 50 ms, during the first's prompt step: the next step (from
+  // 100 ms) is its 10-token prompt beside the first's decode over 101
+  // tokens, 111 ms, so its first token comes 161 ms after it arrived.
+  const SimResult beside =
+      Simulate({{0, 0, 100, 5}, {0.05, 0, 10, 1}}, {{0}}, Policy::kDedicated, c);
+  EXPECT_NEAR(beside.ttft_p99_s, 0.161, 1e-9);
+  EXPECT_NEAR(StepSeconds(c.cost, 7, 200), 0.2, 1e-12);
+}
+
 TEST(SimTest, MemoryBoundsHowManyModelsADeviceHolds) {
   SimConfig c = FlatConfig();
   c.cost.weights_bytes = 40;
