@@ -30,6 +30,17 @@ namespace {
 // wrong block layout or scale gives errors of several units.
 constexpr float kLogitTolerance = 1.0f;
 
+// The largest |logits[id] - reference| over a reference case's checked ids.
+float MaxErrorAtCheckedIds(const std::vector<float>& logits, const nlohmann::json& reference) {
+  const std::vector<int32_t> check = reference["logit_ids"];
+  const std::vector<float> want = reference["logits"];
+  float max_err = 0;
+  for (size_t i = 0; i < check.size(); ++i) {
+    max_err = std::max(max_err, std::fabs(logits[check[i]] - want[i]));
+  }
+  return max_err;
+}
+
 class QuantizedReferenceTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -82,12 +93,7 @@ TEST_F(QuantizedReferenceTest, LastPositionLogitsStayWithinTheInt8Bound) {
     SCOPED_TRACE(c["prompt"].get<std::string>());
     std::vector<float> logits = LastLogits(c["prompt_ids"]);
     ASSERT_EQ(logits.size(), static_cast<size_t>(model_->model->config().vocab_size));
-    const std::vector<int32_t> check = c["logit_ids"];
-    const std::vector<float> want = c["logits"];
-    float max_err = 0;
-    for (size_t i = 0; i < check.size(); ++i) {
-      max_err = std::max(max_err, std::fabs(logits[check[i]] - want[i]));
-    }
+    const float max_err = MaxErrorAtCheckedIds(logits, c);
     EXPECT_LT(max_err, kLogitTolerance);
     std::printf("  max |logit - reference| = %.3f\n", max_err);
   }
@@ -134,13 +140,7 @@ TEST_F(QuantizedReferenceTest, CopiedWeightsComputeWhatMappedOnesDo) {
     const std::vector<float> logits = cohost::testing::LastLogits(*copied->model, backend_, ids,
                                                                   static_cast<int32_t>(ids.size()));
     ASSERT_EQ(logits.size(), mapped.size());
-    const std::vector<int32_t> check = c["logit_ids"];
-    const std::vector<float> want = c["logits"];
-    float max_err = 0;
-    for (size_t i = 0; i < check.size(); ++i) {
-      max_err = std::max(max_err, std::fabs(logits[check[i]] - want[i]));
-    }
-    EXPECT_LT(max_err, kLogitTolerance);
+    EXPECT_LT(MaxErrorAtCheckedIds(logits, c), kLogitTolerance);
     EXPECT_EQ(std::max_element(logits.begin(), logits.end()) - logits.begin(),
               std::max_element(mapped.begin(), mapped.end()) - mapped.begin());
   }
