@@ -51,9 +51,13 @@ absl::StatusOr<double> DecodeStepSeconds(runtime::Engine& engine, int32_t prompt
 }  // namespace
 
 absl::StatusOr<SimCost> MeasureCpuCost(const std::string& model_path, double device_bytes) {
-  std::unique_ptr<kernels::Backend> backend = kernels::MakeCpuBackend();
+  // As `cohost serve` runs it by default: int8 weights (--cpu-precision
+  // int8) and an fp16 KV cache.
+  std::unique_ptr<kernels::Backend> backend = kernels::MakeCpuBackend(0, kernels::DType::kF16);
   const auto load_start = std::chrono::steady_clock::now();
-  ASSIGN_OR_RETURN(runtime::LoadedModel loaded, runtime::LoadModel(model_path, backend.get()));
+  ASSIGN_OR_RETURN(
+      runtime::LoadedModel loaded,
+      runtime::LoadModel(model_path, backend.get(), nullptr, {.keep_quantized = true}));
   const double load_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count();
   runtime::EngineConfig config;
