@@ -443,30 +443,41 @@ COHOST_TARGET inline void TileBlock(const Block* const* rows, int64_t b, const F
 // reducing each row's products.
 inline constexpr int64_t kTransposeRows = 4;
 
-template <typename Block>
-COHOST_TARGET void Tile(const void* wv, size_t row_bytes, int rows, const BlockQ8A* a, int64_t m,
-                        int64_t nb, float* c, int64_t ldc) {
-  // Rows past `rows` repeat the last one: read, computed, not written.
-  const Block* row[kTileCols];
-  for (int i = 0; i < kTileCols; ++i) {
+// The kCols rows of a tile from wv: rows past `rows` repeat the last one
+// (read, computed, not written).
+template <typename Block, int kCols>
+inline void TileRows(const void* wv, size_t row_bytes, int rows, const Block** row) {
+  for (int i = 0; i < kCols; ++i) {
     row[i] = reinterpret_cast<const Block*>(static_cast<const uint8_t*>(wv) +
                                             static_cast<size_t>(std::min(i, rows - 1)) * row_bytes);
   }
+}
+
+// Read block by block, a tile's rows are interleaved streams, which the
+// hardware prefetchers follow badly (decode, bound by memory, ran at 0.6x
+// the one-row kernels' speed): fetch the next tile's bytes (the following
+// kCols rows from `first`) linearly, block b's share at block b.
+// (Addresses as integers: past the matrix's end they are only hints.)
+template <typename Block, int kCols>
+COHOST_TARGET inline void PrefetchNextTile(const Block* first, size_t row_bytes, int64_t b) {
+  const uintptr_t next =
+      reinterpret_cast<uintptr_t>(first) + kCols * row_bytes + b * kCols * sizeof(Block);
+  for (size_t at = 0; at < kCols * sizeof(Block); at += 64) {
+    _mm_prefetch(reinterpret_cast<const char*>(next + at), _MM_HINT_T0);
+  }
+}
+
+template <typename Block>
+COHOST_TARGET void Tile(const void* wv, size_t row_bytes, int rows, const BlockQ8A* a, int64_t m,
+                        int64_t nb, float* c, int64_t ldc) {
+  const Block* row[kTileCols];
+  TileRows<Block, kTileCols>(wv, row_bytes, rows, row);
   for (int64_t r0 = 0; r0 < m; r0 += kTileRows) {
     const int64_t rn = std::min(kTileRows, m - r0);
     __m256 acc[kTileRows];
     for (int64_t r = 0; r < rn; ++r) acc[r] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb / kSubBlocks<Block>; ++b) {
-      // Read block by block, the eight rows are eight interleaved streams,
-      // which the hardware prefetchers follow badly (decode, bound by memory,
-      // ran at 0.6x the one-row kernels' speed): fetch the next tile's bytes
-      // (the following eight rows) linearly, one block's share a step.
-      // (Addresses as integers: past the matrix's end they are only hints.)
-      const uintptr_t next = reinterpret_cast<uintptr_t>(row[0]) + kTileCols * row_bytes +
-                             b * kTileCols * sizeof(Block);
-      for (size_t at = 0; at < kTileCols * sizeof(Block); at += 64) {
-        _mm_prefetch(reinterpret_cast<const char*>(next + at), _MM_HINT_T0);
-      }
+      PrefetchNextTile<Block, kTileCols>(row[0], row_bytes, b);
       Factors<Block> f;
       LoadFactors(row, b, f);
       if (rn >= kTransposeRows) {

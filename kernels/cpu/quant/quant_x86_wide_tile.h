@@ -126,23 +126,14 @@ COHOST_TARGET void WideTile(const void* wv, size_t row_bytes, int rows, const Bl
     }
     return;
   }
-  // Rows past `rows` repeat the last one: read, computed, not written.
   const Block* row[kWideTileCols];
-  for (int i = 0; i < kWideTileCols; ++i) {
-    row[i] = reinterpret_cast<const Block*>(static_cast<const uint8_t*>(wv) +
-                                            static_cast<size_t>(std::min(i, rows - 1)) * row_bytes);
-  }
+  TileRows<Block, kWideTileCols>(wv, row_bytes, rows, row);
   for (int64_t r0 = 0; r0 < m; r0 += kTileRows) {
     const int64_t rn = std::min(kTileRows, m - r0);
     __m512 acc[kTileRows];
     for (int64_t r = 0; r < rn; ++r) acc[r] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb / kSubBlocks<Block>; ++b) {
-      // As in Tile: the next tile's bytes, fetched linearly.
-      const uintptr_t next = reinterpret_cast<uintptr_t>(row[0]) + kWideTileCols * row_bytes +
-                             b * kWideTileCols * sizeof(Block);
-      for (size_t at = 0; at < kWideTileCols * sizeof(Block); at += 64) {
-        _mm_prefetch(reinterpret_cast<const char*>(next + at), _MM_HINT_T0);
-      }
+      PrefetchNextTile<Block, kWideTileCols>(row[0], row_bytes, b);
       WideFactors<Block> f;
       LoadWideFactors(row, b, f);
       WideTileBlock<Block>(row, b, f, a + r0 * nb, rn, nb, acc);
