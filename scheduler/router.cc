@@ -453,8 +453,7 @@ absl::Status Router::Load(const std::shared_ptr<ServedModel>& model, const Progr
     RETURN_IF_ERROR(MakeRoom(model, ExpectedFootprint(model->path(), model->config(), device)));
     ASSIGN_OR_RETURN(context, device.backend->NewContext());
     return runtime::LoadWeights(model->path(), context != nullptr ? context.get() : device.backend,
-                                progress,
-                                {KeepsBlocks(*device.backend), options_.weights.map_file});
+                                progress, options_.weights);
   }();
   if (!weights.ok()) {
     model->Fail(weights.status());

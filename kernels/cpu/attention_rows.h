@@ -118,9 +118,10 @@ COHOST_ATTENTION_TARGET inline void SumLanes4(const __m256* a, float* sums) {
 // the page's rows in order: the bits do not depend on how many chains run
 // side by side. Eight run at once (FMA's latency times its throughput), so
 // the loops are bound by the FMA units, not by one chain's latency: Scores
-// takes eight key rows at a time (one load of q for all), Accumulate keeps
-// 64 of acc in registers across the page's rows, the tiles two key rows or
-// two 8-element chunks per query row. Tails (n not a multiple of 8) are fused
+// takes eight key rows at a time (one load of q for all), ScoresTile two key
+// rows per query row, and the accumulations keep eight chunks of acc (64
+// values, split over the tile's query rows) in registers across the page's
+// rows. Tails (n not a multiple of 8) are fused
 // explicitly, since whether `s += a * b` fuses would depend on T.
 template <DType T>
 struct Avx2Rows {
@@ -152,35 +153,7 @@ struct Avx2Rows {
 
   COHOST_ATTENTION_TARGET static void Accumulate(const float* p, const void* v, int64_t stride,
                                                  int32_t rows, int32_t n, float* acc) {
-    int32_t d = 0;
-    d = AccumulateChunks<8>(p, v, stride, rows, n, acc, d);
-    d = AccumulateChunks<4>(p, v, stride, rows, n, acc, d);
-    d = AccumulateChunks<1>(p, v, stride, rows, n, acc, d);
-    for (; d < n; ++d) {
-      float c = acc[d];
-      for (int32_t r = 0; r < rows; ++r) c = std::fma(p[r], KvAt<T>(KvRow<T>(v, r * stride), d), c);
-      acc[d] = c;
-    }
-  }
-
-  // acc[d..] += p[r] * v_r[d..] over the rows, kChunks eight-element chunks
-  // of acc at a time in registers, from d while a whole group fits in n.
-  // Returns where it stopped.
-  template <int kChunks>
-  COHOST_ATTENTION_TARGET static int32_t AccumulateChunks(const float* p, const void* v,
-                                                          int64_t stride, int32_t rows, int32_t n,
-                                                          float* acc, int32_t d) {
-    for (; d + 8 * kChunks <= n; d += 8 * kChunks) {
-      __m256 c[kChunks];
-      for (int i = 0; i < kChunks; ++i) c[i] = _mm256_loadu_ps(acc + d + 8 * i);
-      for (int32_t r = 0; r < rows; ++r) {
-        const void* vr = KvRow<T>(v, r * stride);
-        const __m256 pr = _mm256_set1_ps(p[r]);
-        for (int i = 0; i < kChunks; ++i) c[i] = _mm256_fmadd_ps(pr, Load8<T>(vr, d + 8 * i), c[i]);
-      }
-      for (int i = 0; i < kChunks; ++i) _mm256_storeu_ps(acc + d + 8 * i, c[i]);
-    }
-    return d;
+    AccumulateN<1>(p, 0, v, stride, rows, n, &acc);
   }
 
   // Two key rows at a time against four query rows (slots past num_q repeat
@@ -226,7 +199,7 @@ struct Avx2Rows {
                                                      int32_t n, float* const* acc) {
     switch (num_q) {
       case 1:
-        return Accumulate(p, v, stride, rows, n, acc[0]);
+        return AccumulateN<1>(p, pitch, v, stride, rows, n, acc);
       case 2:
         return AccumulateN<2>(p, pitch, v, stride, rows, n, acc);
       case 3:
@@ -236,15 +209,19 @@ struct Avx2Rows {
     }
   }
 
-  // Two 8-element chunks of each query row's acc at a time in registers;
-  // each V chunk widened once for all rows.
+  // NQ query rows' acc (p of row j at [j * pitch]): eight 8-element
+  // accumulators in registers (8 / NQ chunks of each row's acc), then fewer
+  // for what is left of n; each V chunk widened once for all rows.
   template <int NQ>
   COHOST_ATTENTION_TARGET static void AccumulateN(const float* p, int32_t pitch, const void* v,
                                                   int64_t stride, int32_t rows, int32_t n,
                                                   float* const* acc) {
+    constexpr int kChunks = 8 / NQ;
     int32_t d = 0;
-    d = AccumulateNChunks<NQ, 2>(p, pitch, v, stride, rows, n, acc, d);
-    d = AccumulateNChunks<NQ, 1>(p, pitch, v, stride, rows, n, acc, d);
+    d = AccumulateNChunks<NQ, kChunks>(p, pitch, v, stride, rows, n, acc, d);
+    if constexpr (kChunks > 2)
+      d = AccumulateNChunks<NQ, kChunks / 2>(p, pitch, v, stride, rows, n, acc, d);
+    if constexpr (kChunks > 1) d = AccumulateNChunks<NQ, 1>(p, pitch, v, stride, rows, n, acc, d);
     for (; d < n; ++d) {
       for (int j = 0; j < NQ; ++j) {
         float c = acc[j][d];
@@ -256,6 +233,9 @@ struct Avx2Rows {
     }
   }
 
+  // acc[j][d..] += p[j * pitch + r] * v_r[d..] over the rows, kChunks
+  // eight-element chunks of each row's acc at a time, from d while a whole
+  // group fits in n. Returns where it stopped.
   template <int NQ, int kChunks>
   COHOST_ATTENTION_TARGET static int32_t AccumulateNChunks(const float* p, int32_t pitch,
                                                            const void* v, int64_t stride,

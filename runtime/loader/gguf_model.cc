@@ -228,11 +228,9 @@ absl::StatusOr<ModelFile> LoadGgufModel(const std::string& path, const LoadOptio
   // A Llama GGUF's q and k rows as llama.cpp's converter permuted them stay
   // in that order where the weights stay in the file's mapping, and RoPE
   // turns adjacent pairs; elsewhere the permutation is undone.
-  const bool undo_permutation =
-      PermutedArchitecture(mf.config.architecture) && !options.map_weights;
-  if (PermutedArchitecture(mf.config.architecture) && options.map_weights) {
-    mf.config.rope_adjacent_pairs = true;
-  }
+  const bool permuted = PermutedArchitecture(mf.config.architecture);
+  mf.config.rope_adjacent_pairs = permuted && options.map_weights;
+  const bool undo_permutation = permuted && !options.map_weights;
   const ModelConfig& c = mf.config;
   std::vector<TensorJob> jobs;
   for (auto& [name, shape] : ExpectedTensors(c)) {

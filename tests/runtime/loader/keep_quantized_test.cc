@@ -53,25 +53,24 @@ TEST(KeepQuantizedTest, LinearLayersKeepTheirBlocksAndDequantizeToThePlainValues
       const bool permuted = name.ends_with("attn_q.weight") || name.ends_with("attn_k.weight");
       const int32_t heads =
           name.ends_with("attn_q.weight") ? mapped->config.num_heads : mapped->config.num_kv_heads;
+      // The rows in the copy's order: the converter's permutation undone.
+      const int64_t num_rows = t.shape[0];
+      auto in_copy_order = [permuted, num_rows, heads](absl::Span<uint8_t> rows) {
+        if (!permuted) return absl::OkStatus();
+        return UndoLlamaRopePermutationRows(rows, num_rows,
+                                            static_cast<int64_t>(rows.size()) / num_rows, heads);
+      };
       if (!t.quantized()) {
         std::vector<float> values = t.data;
-        if (permuted) {
-          ASSERT_TRUE(UndoLlamaRopePermutation(absl::MakeSpan(values), t.shape[0],
-                                               static_cast<int64_t>(values.size()) / t.shape[0],
-                                               heads)
-                          .ok());
-        }
+        ASSERT_TRUE(in_copy_order(absl::MakeSpan(reinterpret_cast<uint8_t*>(values.data()),
+                                                 values.size() * sizeof(float)))
+                        .ok());
         EXPECT_EQ(values, copied.data) << "fp32, in the file's order where permuted";
         continue;
       }
       EXPECT_EQ(t.raw_type, copied.raw_type);
       std::vector<uint8_t> bytes(t.stored().begin(), t.stored().end());
-      if (permuted) {
-        ASSERT_TRUE(UndoLlamaRopePermutationRows(absl::MakeSpan(bytes), t.shape[0],
-                                                 static_cast<int64_t>(bytes.size()) / t.shape[0],
-                                                 heads)
-                        .ok());
-      }
+      ASSERT_TRUE(in_copy_order(absl::MakeSpan(bytes)).ok());
       EXPECT_EQ(bytes, copied.raw) << "the same bytes, in the file or copied";
       EXPECT_FALSE(t.mapped.empty()) << "every kept matrix stays in the mapping";
       ++views;
