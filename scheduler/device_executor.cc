@@ -120,6 +120,7 @@ bool DeviceExecutor::RoundOver(const std::vector<Slot>& slots) {
     candidates[i].last_stepped = slots[i].last_stepped;
     candidates[i].tpot_target = slots[i].targets.tpot_target;
     candidates[i].last_step_end = slots[i].last_step_end;
+    candidates[i].decoding = loads[i].num_live > loads[i].num_awaiting_first;
   }
   // An engine whose last step did nothing (it waits for KV memory other
   // engines are giving back) steps only when no other engine has work.
@@ -142,12 +143,10 @@ bool DeviceExecutor::RoundOver(const std::vector<Slot>& slots) {
   }
 
   runtime::StepLimits limits;
-  if (slots.size() > 1 && options_.step_slice.count() > 0 &&
-      SliceThisStep(candidates, *pick, now)) {
-    limits.max_new_tokens =
-        SliceTokens(slots[*pick].tokens_per_second, options_.step_slice, options_.min_slice_tokens,
-                    options_.unmeasured_slice_tokens);
-  }
+  limits.max_new_tokens = StepTokenCap(
+      candidates, *pick, now,
+      {options_.step_slice, options_.min_slice_tokens, options_.unmeasured_slice_tokens},
+      slots[*pick].tokens_per_second);
   const auto start = runtime::Clock::now();
   absl::StatusOr<bool> more = engine->Step(limits);
   const runtime::Clock::time_point end = runtime::Clock::now();

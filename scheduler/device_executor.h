@@ -1,8 +1,9 @@
 // The one thread that steps every engine placed on a device. Engines attached
 // here own no thread: Submit and Abort on them only queue work and wake the
 // executor (EngineConfig::on_work), which picks the next engine by
-// PickNextEngine and caps the step's tokens to a time slice while several
-// engines share the device. Thread-safe: Attach, Detach and Wake may be called
+// PickNextEngine and caps the step's tokens by StepTokenCap: to a time slice
+// while several engines share the device, and to the model's TPOT target while
+// its streams decode. Thread-safe: Attach, Detach and Wake may be called
 // from any thread.
 #pragma once
 

@@ -60,4 +60,22 @@ int32_t SliceTokens(double tokens_per_second, Clock::duration slice, int32_t min
   return std::max(static_cast<int32_t>(tokens), floor);
 }
 
+int32_t StepTokenCap(absl::Span<const EngineCandidate> engines, size_t pick, Clock::time_point now,
+                     const StepSlicing& slicing, double tokens_per_second) {
+  if (pick >= engines.size()) return 0;
+  auto tokens_in = [&](Clock::duration d) {
+    return SliceTokens(tokens_per_second, d, slicing.min_tokens, slicing.unmeasured_tokens);
+  };
+  int32_t cap = 0;
+  if (engines.size() > 1 && slicing.slice.count() > 0 && SliceThisStep(engines, pick, now)) {
+    cap = tokens_in(slicing.slice);
+  }
+  const EngineCandidate& e = engines[pick];
+  if (e.decoding && e.tpot_target.count() > 0) {
+    const int32_t tpot = tokens_in(e.tpot_target);
+    cap = cap > 0 ? std::min(cap, tpot) : tpot;
+  }
+  return cap;
+}
+
 }  // namespace cohost::scheduler

@@ -35,6 +35,8 @@ struct EngineCandidate {
   // Rounds since the engine was last stepped are compared through this
   // counter: smaller means stepped longer ago (never stepped: 0).
   int64_t last_stepped = 0;
+  // Some stream has its first token and waits for its next one.
+  bool decoding = false;
 };
 
 // The index of the engine to step, or nullopt when none has work.
@@ -54,5 +56,24 @@ bool SliceThisStep(absl::Span<const EngineCandidate> engines, size_t pick, Clock
 // `unmeasured_tokens`). Never below `min_tokens`, never 0.
 int32_t SliceTokens(double tokens_per_second, Clock::duration slice, int32_t min_tokens,
                     int32_t unmeasured_tokens);
+
+// How a device sizes its steps in time.
+struct StepSlicing {
+  Clock::duration slice{};         // between engines, when SliceThisStep; 0: never
+  int32_t min_tokens = 16;         // a step may always take this many new tokens
+  int32_t unmeasured_tokens = 64;  // before an engine's rate is known
+};
+
+// The new tokens the step of engines[pick] may take (0: no cap), at the
+// engine's measured rate (SliceTokens), the smaller of:
+//  - a step of about `slicing.slice`, while several engines share the device
+//    and SliceThisStep says so;
+//  - a step of about its model's TPOT target, while it has streams decoding: a
+//    longer step holds each of their next tokens past that target. This is
+//    Sarathi-Serve's token budget, set in time rather than tokens; it also
+//    bounds how long a request arriving meanwhile (another tenant's, on the
+//    same model) waits behind the step already running.
+int32_t StepTokenCap(absl::Span<const EngineCandidate> engines, size_t pick, Clock::time_point now,
+                     const StepSlicing& slicing, double tokens_per_second);
 
 }  // namespace cohost::scheduler

@@ -356,8 +356,9 @@ class Cluster {
       scheduler::EngineCandidate& c = candidates[i];
       c.has_work = !e.live.empty() && e.ready();
       for (const auto& [id, s] : e.live) {
-        if (s->seq.num_generated() == 0 &&
-            (!c.oldest_awaiting_first || At(s->arrival) < *c.oldest_awaiting_first)) {
+        if (s->seq.num_generated() > 0) {
+          c.decoding = true;
+        } else if (!c.oldest_awaiting_first || At(s->arrival) < *c.oldest_awaiting_first) {
           c.oldest_awaiting_first = At(s->arrival);
         }
       }
@@ -383,15 +384,14 @@ class Cluster {
       }
       if (!pick) return false;
       int32_t cap = 0;
-      if (Dynamic() && d.engines.size() > 1 && config_.slice_s > 0 &&
-          scheduler::SliceThisStep(candidates, *pick, At(now))) {
+      if (Dynamic()) {
         const runtime::StepCost& c = config_.cost.step;
         const double full = config_.max_tokens_per_step;
         const double rate = full / (c.fixed_seconds + full * c.seconds_per_token);
-        cap = scheduler::SliceTokens(rate,
-                                     std::chrono::duration_cast<Clock::duration>(
-                                         std::chrono::duration<double>(config_.slice_s)),
-                                     16, 64);
+        scheduler::StepSlicing slicing;
+        slicing.slice = std::chrono::duration_cast<Clock::duration>(
+            std::chrono::duration<double>(config_.slice_s));
+        cap = scheduler::StepTokenCap(candidates, *pick, At(now), slicing, rate);
       }
       SimEngine& e = *d.engines[*pick];
       runtime::StepPlan plan = e.sched->Schedule(cap);

@@ -28,12 +28,11 @@
 //    at the front and needs at least the blocks it gave up, part of which its
 //    preemptor just took.
 //  * Fair sharing between tenants changes which waiting sequence is admitted
-//    and holds back prefill chunks of running sequences for one that is owed
-//    service, but it never holds back the oldest (it only leaves room for the
-//    owed sequence, and always takes at least one token) nor a resumed
-//    sequence (it must sample to become a victim again), so the argument above
-//    stands. tests/runtime/batching: RandomWorkloadsAlwaysDrain runs it with
-//    three tenants of different weights.
+//    and holds back prefill chunks (and admissions) of tenants ranked behind
+//    the one owed service, but it never stops the oldest (it still takes at
+//    least one token a step) nor a resumed sequence (it must sample to become
+//    a victim again), so the argument above stands. tests/runtime/batching:
+//    RandomWorkloadsAlwaysDrain runs it with three tenants of different weights.
 //  * Without chunked prefill a sequence is admitted only whole, so one whose
 //    tokens exceed min(max_tokens_per_step, max_prefill_chunk) would wait at
 //    the head forever. A resumed sequence needs prompt + generated tokens, so
@@ -132,6 +131,38 @@ std::deque<Sequence*>::iterator StepScheduler::NextWaiting() {
   return best;
 }
 
+std::optional<StepScheduler::Owed> StepScheduler::FindOwed() {
+  if (fair_->num_active() <= 1) return std::nullopt;
+  const int32_t chunk_cap = std::max<int32_t>(config_.max_prefill_chunk, 1);
+  std::optional<Owed> owed;
+  auto consider = [&](const Sequence* seq, int32_t chunk) {
+    const TenantRank rank = RankOf(seq->tenant_key);
+    if (owed && !(rank < owed->rank)) return;
+    const auto served = running_by_tenant_.find(seq->tenant_key);
+    const int32_t others = (served == running_by_tenant_.end() ? 0 : served->second) -
+                           (seq->status == SeqStatus::kRunning ? 1 : 0);
+    owed = Owed{seq->tenant_key, rank, chunk,
+                kv_->BlocksNeeded(*seq, std::max(chunk, 1)) <= kv_->num_free_blocks(), others == 0};
+  };
+  // Running sequences mid-prefill (a resumed one is never held back, so it is
+  // not owed either: it goes in start order), then the fairest waiting one.
+  for (const Sequence* seq : running_) {
+    const int32_t wanted = seq->num_uncomputed();
+    if (wanted > 1 && !seq->resumed_without_progress) consider(seq, std::min(wanted, chunk_cap));
+  }
+  if (static_cast<int32_t>(running_.size()) < config_.max_num_seqs) {
+    auto next = NextWaiting();
+    if (next != waiting_.end() && (*next)->num_preemptions == 0) {
+      consider(*next, config_.chunked_prefill ? std::min((*next)->num_uncomputed(), chunk_cap) : 0);
+    }
+  }
+  return owed;
+}
+
+bool StepScheduler::GivesWay(const std::optional<Owed>& owed, uint64_t tenant) const {
+  return owed && tenant != owed->tenant && owed->rank < RankOf(tenant);
+}
+
 StepPlan StepScheduler::Schedule(int32_t max_step_tokens) {
   StepPlan plan;
   // What RankOf reads; only ranking between tenants needs it.
@@ -139,24 +170,18 @@ StepPlan StepScheduler::Schedule(int32_t max_step_tokens) {
   if (fair_->num_active() > 1) {
     for (const Sequence* seq : running_) ++running_by_tenant_[seq->tenant_key];
   }
-  // The waiting sequence admission would take first, when one may start: the
-  // running prefill chunks of tenants ranked behind it wait a step for it.
+  // The tenant owed service this step; tenants ranked behind it give way.
+  const std::optional<Owed> owed = FindOwed();
   int32_t budget = config_.max_tokens_per_step;
   if (max_step_tokens > 0) {
-    budget = std::min(budget, std::max(max_step_tokens, static_cast<int32_t>(running_.size())));
+    const auto running = static_cast<int32_t>(running_.size());
+    int32_t cap = std::max(max_step_tokens, running);
+    // The lone request of a tenant owed service takes its chunk whole, as it
+    // would alone, beside every running sequence's token.
+    if (owed && owed->lone) cap = std::max(cap, owed->chunk + running);
+    budget = std::min(budget, cap);
   }
   const int32_t chunk_cap = std::max<int32_t>(config_.max_prefill_chunk, 1);
-  std::optional<TenantRank> owed;
-  uint64_t owed_tenant = 0;
-  int32_t reserve = 0;  // of the budget, kept from the oldest's chunk for the owed sequence
-  if (fair_->num_active() > 1 && static_cast<int32_t>(running_.size()) < config_.max_num_seqs) {
-    auto next = NextWaiting();
-    if (next != waiting_.end() && (*next)->num_preemptions == 0) {
-      owed_tenant = (*next)->tenant_key;
-      owed = RankOf(owed_tenant);
-      if (config_.chunked_prefill) reserve = std::min((*next)->num_uncomputed(), chunk_cap);
-    }
-  }
 
   auto preempt = [&](size_t index) { Preempt(index, &plan); };
 
@@ -166,18 +191,19 @@ StepPlan StepScheduler::Schedule(int32_t max_step_tokens) {
     Sequence* seq = running_[i];
     const int32_t wanted = seq->num_uncomputed();
     // A prefill chunk (more than a decode's one token) of a tenant ranked
-    // behind the owed one waits a step; the oldest's, which must always
-    // progress, only leaves room for the owed sequence's first chunk. Never a
-    // resumed sequence's: it cannot be a victim until it samples, so holding
-    // it back could leave the oldest without one (see the top of this file).
+    // behind the owed one waits a step. The oldest's, which must always
+    // progress, takes one token, so that the step is about the owed chunk's
+    // own size, as when its tenant is alone; when the free blocks cannot hold
+    // that chunk, it takes the budget beyond it instead. Never a resumed
+    // sequence's: it cannot be a victim until it samples, so holding it back
+    // could leave the oldest without one (see the top of this file).
     int32_t room = budget;
-    if (owed && wanted > 1 && !seq->resumed_without_progress && seq->tenant_key != owed_tenant &&
-        *owed < RankOf(seq->tenant_key)) {
+    if (wanted > 1 && !seq->resumed_without_progress && GivesWay(owed, seq->tenant_key)) {
       if (i > 0) {
         ++i;
         continue;
       }
-      room = std::max(1, budget - reserve);
+      room = owed->fits ? 1 : std::max(1, budget - owed->chunk);
     }
     const int32_t num_new = std::min({wanted, chunk_cap, room});
     // Nothing to compute (a caller that has not appended a sampled token yet),
@@ -230,6 +256,9 @@ StepPlan StepScheduler::Schedule(int32_t max_step_tokens) {
          static_cast<int32_t>(running_.size()) < config_.max_num_seqs) {
     const auto next = NextWaiting();
     Sequence* seq = *next;
+    // A tenant ranked behind the owed one that is already served waits a
+    // step for more (NextWaiting ranks the rest behind it).
+    if (GivesWay(owed, seq->tenant_key) && running_by_tenant_[seq->tenant_key] > 0) break;
     std::vector<BlockId> cached;
     if (seq->block_table.empty()) cached = kv_->FindCachedPrefix(*seq);
     const int32_t cached_tokens = static_cast<int32_t>(cached.size()) * kv_->block_size();

@@ -4,10 +4,13 @@
 // priority order (higher first; preempted ones first). Within a priority,
 // tenants share by tokens (FairShare): the waiting sequence of the tenant with
 // the fewest virtual tokens goes first (ties: the tenant with fewer running
-// sequences, then arrival), and while such a sequence waits, the prefill
-// chunks of running sequences of tenants ahead of it are held back a step
-// (never the oldest running sequence's), so that one tenant's long prompts
-// cannot fill every step. With one tenant this is FIFO. The result is
+// sequences, then arrival). The tenant so ranked first among those with
+// prefill to do (running or waiting) is owed the step: the prefill chunks of
+// tenants ranked behind it wait, but for one token of the oldest running
+// sequence (which must progress), and so do new sequences of theirs that
+// already run some; a step that starts a quiet tenant's prompt is then about
+// that prompt's size, not one tenant's long prompts padded to the budget.
+// With one tenant this is FIFO. The result is
 // {sequence -> new tokens this step}; there are no separate prefill and decode modes. When a
 // running sequence cannot get a block, the most recently started running sequence is preempted
 // (recompute): its blocks are freed and it goes back to the front of the queue, keeping its tokens.
@@ -15,6 +18,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <optional>
 #include <vector>
 
 #include "runtime/batching/fair_share.h"
@@ -51,7 +55,8 @@ class StepScheduler {
   // block tables ready; num_computed_tokens is not advanced until Commit.
   // `max_step_tokens` > 0 caps this step's new tokens below the configured
   // budget (a device executor bounding a step's duration); every running
-  // sequence still gets room for one token, so decodes are never starved.
+  // sequence still gets room for one token, so decodes are never starved, and
+  // a tenant's lone request owed service takes its chunk whole, as alone.
   StepPlan Schedule(int32_t max_step_tokens = 0);
 
   // After the forward pass: advances num_computed_tokens of every scheduled
@@ -90,6 +95,19 @@ class StepScheduler {
     }
   };
   TenantRank RankOf(uint64_t tenant) const;
+  // The sequence owed service this step, while several tenants are live:
+  // among running sequences mid-prefill (not resumed) and the fairest waiting
+  // one, that of the best-ranked tenant.
+  struct Owed {
+    uint64_t tenant;
+    TenantRank rank;
+    int32_t chunk;  // its next chunk's tokens (0: a waiting one that must fit whole)
+    bool fits;      // the free blocks hold that chunk now
+    bool lone;      // its tenant runs nothing else
+  };
+  std::optional<Owed> FindOwed();
+  // Whether `tenant`'s prefill waits this step for the owed sequence's.
+  bool GivesWay(const std::optional<Owed>& owed, uint64_t tenant) const;
 
   StepSchedulerConfig config_;
   KvCacheManager* kv_;

@@ -1,6 +1,6 @@
-// PickNextEngine, SliceThisStep and SliceTokens as tables: which engine a
-// device executor steps next, whether its step is capped to a time slice, and
-// how many new tokens that step may take.
+// PickNextEngine, SliceThisStep, SliceTokens and StepTokenCap as tables:
+// which engine a device executor steps next, whether its step is capped to a
+// time slice, and how many new tokens that step may take.
 
 #include "scheduler/executor_policy.h"
 
@@ -144,6 +144,59 @@ TEST(SliceTokensTest, Table) {
         << c.rate << " tok/s";
   }
   EXPECT_EQ(SliceTokens(0, milliseconds(250), 0, 0), 1) << "a step may always take a token";
+}
+
+TEST(StepTokenCapTest, Table) {
+  // At 1000 tokens a second: a 100 ms slice is 100 tokens, a 40 ms TPOT 40.
+  constexpr double kRate = 1000;
+  StepSlicing slicing;
+  slicing.slice = milliseconds(100);
+  auto with_streams = [](EngineCandidate c, milliseconds tpot) {
+    c.decoding = true;
+    c.tpot_target = tpot;
+    return c;
+  };
+  const EngineCandidate on_time = Awaiting(milliseconds(10), milliseconds(1000));
+  const EngineCandidate prefilling = Decoding(1);  // work, no stream past its first token
+  struct Case {
+    const char* what;
+    std::vector<EngineCandidate> engines;
+    size_t pick;
+    int32_t want;
+  };
+  const Case cases[] = {
+      {"alone, prefill only: no cap", {prefilling}, 0, 0},
+      {"alone with streams decoding: their TPOT target",
+       {with_streams(prefilling, milliseconds(40))},
+       0,
+       40},
+      {"alone, a loose TPOT target: a larger step",
+       {with_streams(prefilling, milliseconds(400))},
+       0,
+       400},
+      {"shared, sliced, no streams: the slice", {prefilling, on_time}, 0, 100},
+      {"shared, sliced, streams: the smaller",
+       {with_streams(prefilling, milliseconds(40)), on_time},
+       0,
+       40},
+      {"shared, sliced, a loose TPOT: the slice",
+       {with_streams(prefilling, milliseconds(400)), on_time},
+       0,
+       100},
+      {"a whole step for an on-time first token still keeps its streams' TPOT",
+       {prefilling, with_streams(on_time, milliseconds(40))},
+       1,
+       40},
+      {"a pick out of range: no cap", {prefilling}, 2, 0},
+  };
+  for (const Case& c : cases) {
+    EXPECT_EQ(StepTokenCap(c.engines, c.pick, kNow, slicing, kRate), c.want) << c.what;
+  }
+  slicing.slice = milliseconds(0);
+  EXPECT_EQ(StepTokenCap({prefilling, on_time}, 0, kNow, slicing, kRate), 0)
+      << "a slice of 0 never slices";
+  EXPECT_EQ(StepTokenCap({with_streams(prefilling, milliseconds(40))}, 0, kNow, slicing, 0), 64)
+      << "an unmeasured rate: the unmeasured step";
 }
 
 }  // namespace

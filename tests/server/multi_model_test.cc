@@ -22,12 +22,15 @@
 #include "gtest/gtest.h"
 #include "server/server.h"
 #include "tests/server/grpc_test_client.h"
+#include "tests/server/token_requests.h"
 
 namespace cohost::server {
 namespace {
 
 using ::cohost::testing::Generate;
+using ::cohost::testing::Median;
 using ::cohost::testing::StreamResult;
+using ::cohost::testing::TokenRequest;
 using ::cohost::testing::WaitFor;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
@@ -38,22 +41,6 @@ const std::string kDir = std::filesystem::path(COHOST_DEFAULT_MODEL).parent_path
 const std::string kQ4 = COHOST_DEFAULT_MODEL;
 const std::string kF16 = kDir + "/SmolLM2-135M-Instruct.F16.gguf";
 const std::string kQ8 = kDir + "/SmolLM2-135M-Instruct.Q8_0.gguf";
-
-v1::GenerateRequest Tokens(const std::string& model, int prompt_tokens, int max_tokens) {
-  v1::GenerateRequest r;
-  r.set_model(model);
-  // Ordinary vocabulary ids, varied so that no prefix is shared.
-  for (int i = 0; i < prompt_tokens; ++i) r.mutable_tokens()->add_ids(1000 + (i * 37) % 20000);
-  r.mutable_sampling()->set_temperature(0);
-  r.set_max_tokens(max_tokens);
-  r.set_ignore_eos(true);
-  return r;
-}
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
 
 class MultiModelTest : public ::testing::Test {
  protected:
@@ -131,8 +118,7 @@ class MultiModelTest : public ::testing::Test {
   double TtftMs(const std::string& model, int prompt_tokens) {
     // A fresh first token each time, so that no prompt is served from the
     // prefix cache.
-    v1::GenerateRequest request = Tokens(model, prompt_tokens, 2);
-    request.mutable_tokens()->set_ids(0, 500 + salt_++);
+    const v1::GenerateRequest request = TokenRequest(model, prompt_tokens, 2, 500 + salt_++);
     StreamResult r = Generate(*stub_, request);
     EXPECT_TRUE(r.status.ok()) << r.status.error_message();
     return r.messages.empty() ? 0 : r.last().timings().time_to_first_token_ms();
@@ -180,8 +166,7 @@ TEST_F(MultiModelTest, AFloodOnOneModelLeavesAnothersTtftWithinOneAndAHalfTimes)
   std::atomic<int> flood_ok{0};
   for (int i = 0; i < kFloodStreams; ++i) {
     flood.emplace_back([&, i] {
-      v1::GenerateRequest r = Tokens("flooded", 320, 16);
-      r.mutable_tokens()->set_ids(0, 2000 + i);  // distinct prompts
+      const v1::GenerateRequest r = TokenRequest("flooded", 320, 16, 2000 + i);  // distinct prompts
       if (Generate(*stub_, r).status.ok()) ++flood_ok;
     });
   }
@@ -280,8 +265,7 @@ TEST_F(MultiModelTest, UnloadingAModelWithLiveStreamsEndsThemAndFreesItsMemory) 
   std::vector<StreamResult> results(3);
   for (int i = 0; i < 3; ++i) {
     streams.emplace_back([&, i] {
-      v1::GenerateRequest r = Tokens("doomed", 64, 600);
-      r.mutable_tokens()->set_ids(0, 3000 + i);
+      const v1::GenerateRequest r = TokenRequest("doomed", 64, 600, 3000 + i);
       results[i] = Generate(*stub_, r);
     });
   }

@@ -7,9 +7,12 @@
 
 #include "runtime/batching/fair_share.h"
 
+#include <algorithm>
 #include <map>
+#include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "tests/runtime/batching/step_scheduler_sim.h"
 
@@ -96,30 +99,57 @@ TEST(FairShareSchedulingTest, TokenSharesFollowTheWeightsWhileBothAreBacklogged)
 
 TEST(FairShareSchedulingTest, AQuietTenantIsNotHeldUpByAFloodingOne) {
   // The flood: long prompts from tenant 1, more than the batch holds; tenant
-  // 2 sends one short request at a time.
+  // 2 sends one request at a time. One of a single chunk (16 tokens) gets its
+  // first token at the next step, as when alone, and that step carries no
+  // more of the flood than its decodes and one token of its oldest sequence:
+  // a step's time follows its tokens, so the quiet tenant's wall-clock TTFT
+  // stays near its unloaded one too. One of four chunks (200 tokens) is owed
+  // the steps until its tenant's virtual tokens pass the flood's; from then
+  // on the two share the steps by their weights (equal here), so it takes at
+  // most twice its steps alone.
   constexpr int kQuietRequests = 5;
-  for (bool flood : {false, true}) {
-    Sim sim(Config(/*max_seqs=*/8, /*budget=*/64, /*chunk=*/64), /*usable_blocks=*/1024);
-    if (flood) {
-      for (int i = 0; i < 6; ++i) sim.AddForTenant(i, 400, 2, /*tenant=*/1);
-      for (int s = 0; s < 3; ++s) sim.Step();  // the flood is under way
-    }
-    for (int q = 0; q < kQuietRequests; ++q) {
-      const int id = 100 + q;
-      sim.AddForTenant(id, 16, 1, /*tenant=*/2);
-      int steps = 0;
-      while (sim.seq(id).status != SeqStatus::kFinished) {
-        sim.Step();
-        ++steps;
-        ASSERT_LT(steps, 100);
+  constexpr int kChunk = 64;
+  for (int quiet_prompt : {16, 200}) {
+    const int alone_steps = (quiet_prompt + kChunk - 1) / kChunk;
+    for (bool flood : {false, true}) {
+      const std::string what = absl::StrCat(flood ? "under the flood" : "alone", ", a prompt of ",
+                                            quiet_prompt, " tokens");
+      Sim sim(Config(/*max_seqs=*/8, /*budget=*/64, /*chunk=*/kChunk), /*usable_blocks=*/1024);
+      if (flood) {
+        for (int i = 0; i < 6; ++i) sim.AddForTenant(i, 400, 2, /*tenant=*/1);
+        for (int s = 0; s < 3; ++s) sim.Step();  // the flood is under way
       }
-      EXPECT_EQ(steps, 1) << (flood ? "under the flood" : "alone") << ", request " << q
-                          << ": its first token comes at the next step, as when alone";
-    }
-    if (flood) {
-      // The flood's sequences all still get their turn.
-      while (sim.scheduler().num_running() + sim.scheduler().num_waiting() > 0) sim.Step();
-      sim.ExpectDrained();
+      for (int q = 0; q < kQuietRequests; ++q) {
+        const int id = 100 + q;
+        sim.AddForTenant(id, quiet_prompt, 1, /*tenant=*/2);
+        int steps = 0;
+        while (sim.seq(id).status != SeqStatus::kFinished) {
+          const auto& running = sim.scheduler().running();
+          const auto decodes =
+              std::count_if(running.begin(), running.end(),
+                            [](const Sequence* seq) { return seq->num_uncomputed() == 1; });
+          const sched_sim::Observed o = sim.Step();
+          int step_tokens = 0;
+          for (const auto& [seq_id, n] : o.scheduled) step_tokens += n;
+          if (alone_steps == 1) {
+            EXPECT_LE(step_tokens, quiet_prompt + decodes + 1)
+                << what << ", request " << q << ": " << sched_sim::Describe(o.scheduled);
+          }
+          ++steps;
+          ASSERT_LT(steps, 100);
+        }
+        if (alone_steps == 1 || !flood) {
+          EXPECT_EQ(steps, alone_steps)
+              << what << ", request " << q << ": its first token comes as soon as when alone";
+        } else {
+          EXPECT_LE(steps, 2 * alone_steps) << what << ", request " << q;
+        }
+      }
+      if (flood) {
+        // The flood's sequences all still get their turn.
+        while (sim.scheduler().num_running() + sim.scheduler().num_waiting() > 0) sim.Step();
+        sim.ExpectDrained();
+      }
     }
   }
 }
