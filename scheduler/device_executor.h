@@ -63,6 +63,7 @@ class DeviceExecutor {
   }
 
   const std::string& device() const { return device_; }
+  const ExecutorOptions& options() const { return options_; }
   int64_t num_steps() const;
   // Detach calls now waiting for a round to end (lets tests act at that moment).
   int32_t detach_waiters() const;

@@ -119,6 +119,13 @@ PrefillQueue ServedModel::Backlog(std::optional<int32_t> priority) const {
     const runtime::EngineStats stats = resident_.engine->Stats();
     q.tokens = priority ? stats.PrefillTokensAhead(*priority) : stats.PrefillTokensLeft();
     if (stats.step_cost) last_cost_ = stats.step_cost;
+    // While its streams decode, the executor sizes its steps to the TPOT
+    // target (StepTokenCap): the backlog takes that many steps.
+    if (stats.num_decoding > 0 && last_cost_) {
+      q.step_tokens =
+          last_cost_->TokensWithin(std::chrono::duration<double>(spec_.tpot_target).count(),
+                                   device_->executor->options().min_slice_tokens, q.step_tokens);
+    }
   } else {
     // Once loaded, these go to the engine together and are admitted by priority.
     for (const Queued& r : queued_) {

@@ -12,7 +12,9 @@
 // for what the step scheduler serves before it: started prefill and waiting
 // prompts of at least its priority (ServedModel::Backlog(priority)). Its
 // own prompt counts less what its model's prefix cache holds at Submit
-// (ServedModel::CachedPromptTokens). Not modelled: the cache hits of the
+// (ServedModel::CachedPromptTokens). A model's steps take its step budget,
+// or, while its streams decode, what its TPOT target holds
+// (StepCost::TokensWithin: the executor's StepTokenCap). Not modelled: the cache hits of the
 // prompts queued ahead (counted as computed: pessimistic), decode tokens of
 // other models interleaved with the prefill, and a higher-priority request
 // arriving later and going first.

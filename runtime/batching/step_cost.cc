@@ -1,6 +1,7 @@
 #include "runtime/batching/step_cost.h"
 
 #include <algorithm>
+#include <cmath>
 
 namespace cohost::runtime {
 
@@ -10,6 +11,15 @@ double StepCost::Seconds(int64_t tokens, int32_t step_tokens) const {
   const int64_t steps = (tokens + per_step - 1) / per_step;
   return static_cast<double>(steps) * fixed_seconds +
          static_cast<double>(tokens) * seconds_per_token;
+}
+
+int32_t StepCost::TokensWithin(double seconds, int32_t min_tokens, int32_t max_tokens) const {
+  const int32_t hi = std::max(max_tokens, 1);
+  const int32_t lo = std::clamp(min_tokens, 1, hi);
+  if (!(seconds_per_token > 0)) return seconds >= fixed_seconds ? hi : lo;
+  const double tokens = std::floor((seconds - fixed_seconds) / seconds_per_token);
+  if (!(tokens >= lo)) return lo;  // also NaN
+  return tokens >= hi ? hi : static_cast<int32_t>(tokens);
 }
 
 void StepCostFit::Observe(int64_t tokens, double seconds) {

@@ -19,6 +19,10 @@ struct StepCost {
   // Seconds to compute `tokens` new tokens in steps of at most `step_tokens`
   // (> 0) each: ceil(tokens / step_tokens) fixed costs plus the tokens.
   double Seconds(int64_t tokens, int32_t step_tokens) const;
+  // The most new tokens a step of at most `seconds` takes, within
+  // [min_tokens, max_tokens]: the step a device executor sizes to a time
+  // (scheduler::StepTokenCap), as this line prices it.
+  int32_t TokensWithin(double seconds, int32_t min_tokens, int32_t max_tokens) const;
 };
 
 // An exponentially weighted least-squares fit of (tokens, seconds) pairs, each

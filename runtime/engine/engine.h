@@ -96,6 +96,9 @@ struct EngineStats {
   // admitted by priority, so a new request waits for those of at least its
   // own.
   int64_t prefill_tokens_started = 0;
+  // Live requests with a first token, waiting for their next one: while there
+  // are any, a device executor sizes the engine's steps to its TPOT target.
+  int32_t num_decoding = 0;
   std::map<int32_t, int64_t> prefill_tokens_waiting;  // by priority
   // What a new request of `priority` finds ahead of its own prompt.
   int64_t PrefillTokensAhead(int32_t priority) const;

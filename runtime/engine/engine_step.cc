@@ -271,11 +271,19 @@ absl::StatusOr<bool> Engine::Step(const StepLimits& limits) {
   c.step_cost = StepCostNow();
   c.prefill_tokens_started = 0;  // c carries the last snapshot's counters
   c.prefill_tokens_waiting.clear();
+  c.num_decoding = 0;
   for (Sequence* seq : s.step_scheduler.running()) {
-    if (seq->num_generated() == 0) c.prefill_tokens_started += s.PrefillLeft(*seq);
+    if (seq->num_generated() == 0) {
+      c.prefill_tokens_started += s.PrefillLeft(*seq);
+    } else {
+      ++c.num_decoding;
+    }
   }
   for (Sequence* seq : s.step_scheduler.waiting()) {
-    if (seq->num_generated() != 0) continue;
+    if (seq->num_generated() != 0) {
+      ++c.num_decoding;
+      continue;
+    }
     if (seq->num_preemptions > 0) {
       c.prefill_tokens_started += s.PrefillLeft(*seq);
     } else {

@@ -4,7 +4,8 @@
 // target is refused up front with a pushback to when it would fit; once the
 // backlog is gone the same request is admitted; a request whose first token
 // cannot come before its deadline is refused with DEADLINE_EXCEEDED; and each
-// prediction is booked against the actual TTFT.
+// prediction is booked against the actual TTFT. While a model's streams
+// decode, its backlog is priced in the steps its TPOT target holds.
 
 #include <chrono>
 #include <memory>
@@ -36,8 +37,7 @@ runtime::GenerateRequest Request(int32_t prompt_len, int32_t max_tokens, uint32_
 
 class TtftAdmissionTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    backend_ = kernels::MakeCpuBackend(1);
+  static runtime::EngineConfig Config() {
     runtime::EngineConfig config;
     config.block_size = 4;
     config.num_kv_blocks = 128;
@@ -45,7 +45,11 @@ class TtftAdmissionTest : public ::testing::Test {
     config.step_scheduler.max_tokens_per_step = 16;
     config.step_scheduler.max_prefill_chunk = 16;
     config.step_cost = runtime::StepCost{1.0, 0};
-    router_ = std::make_unique<Router>(backend_.get(), config, AdmissionLimits{});
+    return config;
+  }
+  void SetUp() override {
+    backend_ = kernels::MakeCpuBackend(1);
+    router_ = std::make_unique<Router>(backend_.get(), Config(), AdmissionLimits{});
   }
   void TearDown() override {
     gate_.Open();
@@ -220,6 +224,50 @@ TEST_F(TtftAdmissionTest, OtherModelsBacklogOnTheDeviceCounts) {
   EXPECT_EQ(RetryPushback(refused.status()), milliseconds(1500));
   gate_.Open();
   ASSERT_TRUE(queued->WaitFinished());
+}
+
+// Records like RecordingSink and holds the engine inside the stream's second
+// delta: by then the step that produced its first token has published it as
+// decoding.
+class SecondDeltaSink : public RecordingSink {
+ public:
+  explicit SecondDeltaSink(Gate* gate) : gate_(gate) {}
+  bool OnDelta(const runtime::TokenDelta& d) override {
+    const bool more = RecordingSink::OnDelta(d);
+    if (++deltas_ == 2) gate_->Enter();
+    return more;
+  }
+
+ private:
+  Gate* gate_;
+  int deltas_ = 0;  // the engine thread's alone
+};
+
+TEST_F(TtftAdmissionTest, WhileItsStreamsDecodeItsBacklogIsPricedInTpotSizedSteps) {
+  // 250 ms a step plus 1/128 s a token: the model's 297 ms TPOT target holds
+  // a step of 6 tokens (the executor's floor is 4 here), as the executor sizes
+  // the steps while streams decode (StepTokenCap).
+  runtime::EngineConfig config = Config();
+  config.step_cost = runtime::StepCost{0.25, 0.0078125};
+  RouterOptions options;
+  options.executor.min_slice_tokens = 4;
+  router_ = std::make_unique<Router>(backend_.get(), config, options);
+  ModelSpec spec = Spec("m", std::nullopt);
+  spec.tpot_target = milliseconds(297);
+  std::shared_ptr<ServedModel> m = AddTiny(spec);
+  ASSERT_NE(m, nullptr);
+  const auto seconds_of = [](std::optional<runtime::Clock::duration> d) {
+    return d ? std::chrono::duration<double>(*d).count() : -1.0;
+  };
+  EXPECT_NEAR(seconds_of(Predict(*m, 16)), 0.25 + 16 * 0.0078125, 1e-6)
+      << "nothing decoding: one step of the whole budget";
+  auto streaming = std::make_shared<SecondDeltaSink>(&gate_);
+  ASSERT_TRUE(router_->Submit(m, Request(3, 20), streaming).ok());
+  ASSERT_TRUE(gate_.WaitEntered());
+  EXPECT_NEAR(seconds_of(Predict(*m, 16)), 3 * 0.25 + 16 * 0.0078125, 1e-6)
+      << "a stream decoding: steps of 6 tokens, three of them";
+  gate_.Open();
+  ASSERT_TRUE(streaming->WaitFinished());
 }
 
 }  // namespace

@@ -18,6 +18,21 @@ TEST(StepCostTest, SecondsCountWholeStepsAndTokens) {
   EXPECT_DOUBLE_EQ(cost.Seconds(10, 0), 10 * 0.5 + 0.1) << "a step budget of 0 is one token";
 }
 
+TEST(StepCostTest, TokensWithinATimeInvertTheLine) {
+  // Binary fractions, so that the arithmetic is exact: 250 ms and 1/128 s a token.
+  const StepCost cost{/*fixed_seconds=*/0.25, /*seconds_per_token=*/0.0078125};
+  EXPECT_EQ(cost.TokensWithin(1.0, 16, 512), 96) << "(1000 - 250) ms at 7.8125 ms a token";
+  EXPECT_DOUBLE_EQ(cost.Seconds(96, 512), 1.0);
+  EXPECT_EQ(cost.TokensWithin(0.72265625, 16, 512), 60) << "60.5 rounds down: within the time";
+  EXPECT_EQ(cost.TokensWithin(100, 16, 512), 512) << "never past the budget";
+  EXPECT_EQ(cost.TokensWithin(0.125, 16, 512), 16) << "shorter than the fixed cost: the floor";
+  EXPECT_EQ(cost.TokensWithin(1.0, 0, 0), 1) << "a step always takes a token";
+  EXPECT_EQ(cost.TokensWithin(1.0, 900, 512), 512) << "a floor above the budget is the budget";
+  const StepCost flat{0.05, 0};
+  EXPECT_EQ(flat.TokensWithin(0.1, 16, 512), 512) << "tokens are free: the whole budget";
+  EXPECT_EQ(flat.TokensWithin(0.01, 16, 512), 16);
+}
+
 TEST(StepCostFitTest, NothingUntilAStepDidPrefill) {
   StepCostFit fit;
   EXPECT_FALSE(fit.Estimate());
