@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "runtime/batching/fair_share.h"
 #include "runtime/batching/kv_cache_manager.h"
 #include "runtime/batching/step_scheduler.h"
 #include "scheduler/eviction.h"
@@ -25,6 +26,8 @@ namespace {
 using runtime::Clock;
 constexpr int32_t kBlockSize = 16;
 constexpr double kInf = std::numeric_limits<double>::infinity();
+// The executor's floor on a step sized to a time (ExecutorOptions::min_slice_tokens).
+constexpr int32_t kMinStepTokens = 16;
 // Expected loads assume decodes share a step with this many others.
 constexpr double kAssumedDecodeBatch = 8;
 // Both packing policies keep this much KV per model, as a fraction of its
@@ -60,6 +63,20 @@ Clock::time_point At(double seconds) {
          std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
 }
 
+// Nearest rank: the smallest value with at least q of them at or below it;
+// 0 for none.
+double Quantile(std::vector<double> v, double q) {
+  if (v.empty()) return 0;
+  const auto rank = static_cast<size_t>(std::ceil(q * static_cast<double>(v.size())));
+  const size_t k = std::min(v.size() - 1, rank > 0 ? rank - 1 : 0);
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
+  return v[k];
+}
+
+double Fraction(int64_t part, int64_t whole) {
+  return whole > 0 ? static_cast<double>(part) / static_cast<double>(whole) : 1;
+}
+
 struct SimSeq {
   runtime::Sequence seq;
   size_t request = 0;
@@ -72,6 +89,7 @@ struct SimEngine {
   int64_t kv_blocks = 0;  // its KvCacheManager's (made again after an eviction)
   std::unique_ptr<runtime::KvCacheManager> kv;
   std::unique_ptr<runtime::StepScheduler> sched;
+  runtime::FairShare* fair = nullptr;  // its device's tenants' counters
   std::map<runtime::RequestId, std::unique_ptr<SimSeq>> live;
   std::optional<double> last_step_end;
   int64_t last_stepped = 0;
@@ -108,6 +126,9 @@ struct SimDevice {
   runtime::StepPlan plan;
   double busy_seconds = 0;
   int64_t round = 0;
+  // The tenants' virtual tokens, shared by its engines as a server's device's
+  // (Device::fair_share).
+  runtime::FairShare fair;
 };
 
 class Cluster {
@@ -135,6 +156,7 @@ class Cluster {
       for (int32_t m : models) {
         auto e = std::make_unique<SimEngine>();
         e->model = m;
+        e->fair = &d->fair;
         // Static: an equal fixed share each; otherwise each may use the pool.
         int64_t blocks = d->pool_blocks;
         if (policy == Policy::kStatic) blocks /= std::max<int64_t>(1, models.size());
@@ -197,7 +219,7 @@ class Cluster {
     sc.max_num_seqs = config_.max_num_seqs;
     sc.max_tokens_per_step = config_.max_tokens_per_step;
     sc.max_prefill_chunk = config_.max_tokens_per_step;
-    e.sched = std::make_unique<runtime::StepScheduler>(sc, e.kv.get());
+    e.sched = std::make_unique<runtime::StepScheduler>(sc, e.kv.get(), e.fair);
   }
 
   // Dynamic and lazy share the device by deadlines, with sliced steps.
@@ -265,6 +287,11 @@ class Cluster {
     s->seq.num_prompt_tokens = r.prompt_tokens;
     s->seq.max_tokens = r.output_tokens;
     s->seq.arrival_order = static_cast<int64_t>(index);
+    if (config_.fair_share) {
+      // Any key per tenant does (the server's is a hash of the name).
+      s->seq.tenant_key = static_cast<uint64_t>(r.tenant) + 1;
+      s->seq.tenant_weight = TenantWeight(r.tenant);
+    }
     // To the replica where its first token has the least prefill ahead of it:
     // what its device has queued (the admission predictor's backlog) plus the
     // part of its own prompt that replica's prefix cache lacks, as a
@@ -333,6 +360,13 @@ class Cluster {
       q.cost = config_.cost.step;
       q.step_tokens = config_.max_tokens_per_step;
       q.tokens = PrefillLeft(engine);
+      // As ServedModel::Backlog: steps sized to the TPOT target while streams decode.
+      const bool decoding = std::any_of(engine.live.begin(), engine.live.end(), [](const auto& kv) {
+        return kv.second->seq.num_generated() > 0;
+      });
+      if (decoding) {
+        q.step_tokens = q.cost->TokensWithin(config_.tpot_target_s, kMinStepTokens, q.step_tokens);
+      }
       return q;
     };
     std::vector<scheduler::PrefillQueue> others;
@@ -391,6 +425,7 @@ class Cluster {
         scheduler::StepSlicing slicing;
         slicing.slice = std::chrono::duration_cast<Clock::duration>(
             std::chrono::duration<double>(config_.slice_s));
+        slicing.min_tokens = kMinStepTokens;
         cap = scheduler::StepTokenCap(candidates, *pick, At(now), slicing, rate);
       }
       SimEngine& e = *d.engines[*pick];
@@ -448,30 +483,41 @@ class Cluster {
     d.plan = {};
   }
 
+  double TenantWeight(int32_t tenant) const {
+    const auto& w = config_.tenant_weights;
+    return tenant >= 0 && static_cast<size_t>(tenant) < w.size() ? w[tenant] : 1.0;
+  }
+
   SimResult Summarize(double end) const {
     SimResult r;
     r.devices = static_cast<int32_t>(devices_.size());
     r.requests = static_cast<int64_t>(requests_.size());
     // TTFT quantiles are over the requests served (a refusal has none);
-    // attainment counts a refusal as a miss.
-    std::vector<double> sorted;
+    // attainment counts a refusal as a miss. The same by tenant.
+    std::vector<double> served;
+    std::vector<std::vector<double>> served_by_tenant;
     for (size_t i = 0; i < ttft_.size(); ++i) {
-      r.met += ttft_[i] <= config_.ttft_target_s ? 1 : 0;
-      if (!refused_at_[i]) sorted.push_back(ttft_[i]);
+      const bool met = ttft_[i] <= config_.ttft_target_s;
+      r.met += met ? 1 : 0;
+      if (!refused_at_[i]) served.push_back(ttft_[i]);
+      const auto t = static_cast<size_t>(std::max(0, requests_[i].tenant));
+      if (t >= r.tenants.size()) {
+        r.tenants.resize(t + 1);
+        served_by_tenant.resize(t + 1);
+      }
+      TenantResult& tr = r.tenants[t];
+      ++tr.requests;
+      tr.met += met ? 1 : 0;
+      if (!refused_at_[i]) served_by_tenant[t].push_back(ttft_[i]);
     }
-    r.attainment =
-        r.requests > 0 ? static_cast<double>(r.met) / static_cast<double>(r.requests) : 1;
-    if (!sorted.empty()) {
-      const auto quantile = [&](double q) {
-        // Nearest rank: the smallest value with at least q of them at or below it.
-        const auto rank = static_cast<size_t>(std::ceil(q * static_cast<double>(sorted.size())));
-        const size_t k = std::min(sorted.size() - 1, rank > 0 ? rank - 1 : 0);
-        std::nth_element(sorted.begin(), sorted.begin() + static_cast<std::ptrdiff_t>(k),
-                         sorted.end());
-        return sorted[k];
-      };
-      r.ttft_p50_s = quantile(0.5);
-      r.ttft_p99_s = quantile(0.99);
+    r.attainment = Fraction(r.met, r.requests);
+    r.ttft_p50_s = Quantile(served, 0.5);
+    r.ttft_p99_s = Quantile(served, 0.99);
+    for (size_t t = 0; t < r.tenants.size(); ++t) {
+      TenantResult& tr = r.tenants[t];
+      tr.attainment = Fraction(tr.met, tr.requests);
+      tr.ttft_p50_s = Quantile(served_by_tenant[t], 0.5);
+      tr.ttft_p99_s = Quantile(served_by_tenant[t], 0.99);
     }
     double busy = 0;
     for (const auto& d : devices_) busy += d->busy_seconds;

@@ -1,8 +1,9 @@
 // A discrete-event simulation of a cluster of devices serving several models,
 // driven by the server's own scheduling code: each engine is a real
 // runtime::StepScheduler over a real KvCacheManager, each device's executor
-// picks engines with the real PickNextEngine / SliceThisStep / SliceTokens
-// (scheduler/executor_policy.h), and the dynamic policy places models with
+// picks engines with the real PickNextEngine and caps their steps with
+// StepTokenCap (scheduler/executor_policy.h), each device's engines share its
+// tenants' FairShare counters, and the dynamic policy places models with
 // the real PlaceModel (scheduler/placement.h). Only time is simulated: a
 // step lasts what the cost model says (SimCost), nothing is computed.
 //
@@ -34,9 +35,10 @@
 // whole trace; lazy only changes which of a device's models are resident),
 // network and tokenization time, KV pressure under the dynamic policy (each
 // engine may use its device's whole pool; the peak use across them is
-// reported, and is the over-commit check), and tenants (every request is
-// one tenant's, so fairness never arbitrates). A step costs SimCost's line
-// over its new tokens plus its sequences' context (StepSeconds).
+// reported, and is the over-commit check), and tenants' budgets (TenantBook:
+// tokens per minute, streams; their weights are in, SimConfig::tenant_weights).
+// A step costs SimCost's line over its new tokens plus its sequences' context
+// (StepSeconds).
 #pragma once
 
 #include <cstdint>
@@ -66,6 +68,20 @@ struct SimConfig {
   // `ttft_admit_margin_pct` does in the server. A refusal counts as a miss;
   // the refused request takes no device time. Unset: every request is served.
   std::optional<int32_t> admit_margin_pct;
+  // Each tenant's weight (index: SimRequest::tenant; missing: 1) in its
+  // device's fair share, the server's FairShare counters shared by the
+  // device's engines. false: the schedulers see one tenant (FIFO within a
+  // priority, as before tenants), and the results are still by tenant.
+  std::vector<double> tenant_weights;
+  bool fair_share = true;
+};
+
+// One tenant's requests (SimResult::tenants).
+struct TenantResult {
+  int64_t requests = 0;
+  int64_t met = 0;
+  double attainment = 0;
+  double ttft_p50_s = 0, ttft_p99_s = 0;  // of its requests not refused
 };
 
 // Which models each device holds (a model on several devices is replicated;
@@ -87,6 +103,7 @@ struct SimResult {
   double peak_kv_fraction = 0;     // the most KV any device's engines held at once, over its pool
   double prefix_hit_fraction = 0;  // prompt tokens found in the prefix cache, over all
   int64_t loads = 0;               // lazy: models loaded during the run
+  std::vector<TenantResult> tenants;  // by SimRequest::tenant
 };
 
 SimResult Simulate(const std::vector<SimRequest>& requests, const Assignment& assignment,

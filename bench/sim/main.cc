@@ -7,6 +7,7 @@
 //
 //   cohost_sim --workload azure-conv --models 20 --alpha 1.5 --ttft-ms 1000
 //   cohost_sim --workload azure-conv --alpha 1.5 --plan-config fleet.yaml --plan-dir replicas
+//   cohost_sim --workload azure-conv --tenants 8 --devices 3 --fair-share off
 
 #include <cstdio>
 #include <cstdlib>
@@ -17,8 +18,10 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "bench/sim/cluster.h"
 #include "bench/sim/measure_cost.h"
 #include "bench/sim/plan.h"
@@ -46,6 +49,16 @@ std::vector<FlagSpec> SimFlags() {
       {"prompt", "N", "synthetic: prompt tokens (default 512)"},
       {"output", "N", "synthetic: output tokens (default 128)"},
       {"max-requests", "N", "traces: the first N requests (default 3000)"},
+      {"tenants", "N",
+       "requests come from N tenants of power-law popularity (default 1); each policy's "
+       "results are then also printed by tenant"},
+      {"tenant-alpha", "A", "power-law exponent of the tenants' popularity (default 1.5)"},
+      {"tenant-weights", "W,W,...",
+       "the tenants' fair-share weights, the most active first "
+       "(default: 1 each)"},
+      {"fair-share", "on|off",
+       "the devices share tokens between tenants by their weights, as the server does "
+       "(default on); off: first come, first served"},
       {"cost", "NAME", "h200-8b (GPU floors, default) or cpu (fitted on this machine)"},
       {"cost-model", "PATH", "--cost cpu: the model to measure (default: the default model)"},
       {"device-gb", "GB", "--cost cpu: memory of a device (default 16)"},
@@ -93,6 +106,24 @@ class Flags {
  private:
   cohost::tools::ParsedArgs args_;
 };
+
+// Each policy's run by tenant, as a markdown table.
+void PrintTenants(const std::map<Policy, cohost::sim::SimResult>& results,
+                  const cohost::sim::SimConfig& config) {
+  std::printf(
+      "\n| policy | devices | tenant | weight | requests | attainment | TTFT p50 | TTFT p99 "
+      "|\n|---|---|---|---|---|---|---|---|\n");
+  for (const auto& [policy, r] : results) {
+    for (size_t t = 0; t < r.tenants.size(); ++t) {
+      const cohost::sim::TenantResult& tr = r.tenants[t];
+      const double weight = t < config.tenant_weights.size() ? config.tenant_weights[t] : 1.0;
+      std::printf("| %s | %d | %zu | %g | %lld | %.2f%% | %.0f ms | %.0f ms |\n",
+                  std::string(PolicyName(policy)).c_str(), r.devices, t, weight,
+                  static_cast<long long>(tr.requests), tr.attainment * 100, tr.ttft_p50_s * 1e3,
+                  tr.ttft_p99_s * 1e3);
+    }
+  }
+}
 
 }  // namespace
 
@@ -159,7 +190,32 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  const auto tenants = static_cast<int32_t>(flags.Number("tenants", 1));
+  if (tenants < 1) Flags::Fail(absl::InvalidArgumentError("--tenants: expected at least 1"));
+  if (tenants > 1) {
+    // Drawn apart from the models' (another seed), so that a tenant is not
+    // tied to a model.
+    cohost::sim::AssignTenants(
+        requests, cohost::sim::PowerLawShares(tenants, flags.Number("tenant-alpha", 1.5)),
+        seed + 0x7e4a47);
+  }
+
   cohost::sim::SimConfig config;
+  for (absl::string_view w :
+       absl::StrSplit(flags.Get("tenant-weights", ""), ',', absl::SkipEmpty())) {
+    double weight = 0;
+    if (!absl::SimpleAtod(w, &weight) || !(weight > 0)) {
+      Flags::Fail(absl::InvalidArgumentError(
+          absl::StrCat("--tenant-weights: expected positive numbers, got '", w, "'")));
+    }
+    config.tenant_weights.push_back(weight);
+  }
+  const std::string fair_share = flags.Get("fair-share", "on");
+  if (fair_share != "on" && fair_share != "off") {
+    Flags::Fail(
+        absl::InvalidArgumentError(absl::StrCat("--fair-share takes on or off, not ", fair_share)));
+  }
+  config.fair_share = fair_share == "on";
   // --cost h200-8b (the floor model) or cpu: fitted from the engine running
   // --cost-model on this machine's CPU, each device --device-gb of memory.
   const std::string cost = flags.Get("cost", "h200-8b");
@@ -199,9 +255,14 @@ int main(int argc, char** argv) {
               workload.c_str(), requests.size(), requests.empty() ? 0 : requests.back().arrival_s,
               models, alpha, static_cast<unsigned long long>(seed));
   std::printf("cost %s: %s\n", config.cost.name.c_str(), config.cost.source.c_str());
-  std::printf("target: TTFT <= %.0f ms for %.1f%% of requests; prefix cache %s; admission %s\n\n",
+  std::printf("target: TTFT <= %.0f ms for %.1f%% of requests; prefix cache %s; admission %s\n",
               config.ttft_target_s * 1e3, attainment * 100, prefix_cache.c_str(),
               admission.c_str());
+  if (tenants > 1) {
+    std::printf("tenants: %d, power-law alpha %.2f, fair share %s\n", tenants,
+                flags.Number("tenant-alpha", 1.5), fair_share.c_str());
+  }
+  std::printf("\n");
   std::printf(
       "| policy | devices | attainment | TTFT p50 | TTFT p99 | busy | goodput (req/s) | peak KV "
       "| prefix hits | refused | loads |\n");
@@ -209,6 +270,7 @@ int main(int argc, char** argv) {
   std::ofstream csv;
   if (std::string path = flags.Get("csv", ""); !path.empty()) csv.open(path, std::ios::app);
   std::map<Policy, int32_t> needed;
+  std::map<Policy, cohost::sim::SimResult> results;
   // --devices N: each policy on N devices, instead of the fewest that meet the target.
   const auto fixed_devices = static_cast<int32_t>(flags.Number("devices", 0));
   const std::vector<double> loads = cohost::sim::ExpectedLoads(requests, models, config);
@@ -233,6 +295,7 @@ int main(int argc, char** argv) {
       continue;
     }
     needed[p] = r->devices;
+    results[p] = *r;
     std::printf(
         "| %s | %d | %.2f%% | %.0f ms | %.0f ms | %.0f%% | %.2f | %.0f%% | %.1f%% | %lld | %lld "
         "|\n",
@@ -255,6 +318,7 @@ int main(int argc, char** argv) {
     }
   }
   std::printf("\n");
+  if (tenants > 1) PrintTenants(results, config);
   if ((flags.Has("plan") || flags.Has("plan-dir")) && needed.count(Policy::kDynamic)) {
     const std::optional<cohost::sim::Assignment> plan =
         cohost::sim::Place(Policy::kDynamic, needed[Policy::kDynamic], loads, config);

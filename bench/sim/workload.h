@@ -25,6 +25,7 @@ struct SimRequest {
   // tokens [512 j, 512 (j + 1)), and two requests whose entries agree up to j
   // share those tokens. Empty: the prompt shares nothing.
   std::vector<int64_t> prefix_blocks;
+  int32_t tenant = 0;  // who sent it (SimConfig::tenant_weights)
 };
 
 // The Azure LLM inference trace (TIMESTAMP,ContextTokens,GeneratedTokens),
@@ -47,6 +48,10 @@ std::vector<double> PowerLawShares(int32_t models, double alpha);
 // block (a later turn of its conversation) gets that request's model.
 void AssignModels(std::vector<SimRequest>& requests, const std::vector<double>& shares,
                   uint64_t seed);
+// The same for tenants: each request's tenant drawn from `shares`, a later
+// turn of a conversation keeping its first turn's.
+void AssignTenants(std::vector<SimRequest>& requests, const std::vector<double>& shares,
+                   uint64_t seed);
 
 // Per-model arrivals over `duration_s`: model k at total_rate * shares[k]
 // requests a second, gaps drawn from a Gamma distribution with coefficient of

@@ -3,6 +3,7 @@
 
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -233,9 +234,12 @@ TEST(SimTest, ALaterTurnOfAConversationStaysWithItsModel) {
                                  {3, 0, 1536, 1, {0, 2, 5}},
                                  {4, 0, 2048, 1, {0, 1, 3, 6}}};
     AssignModels(r, PowerLawShares(50, 0.0), seed);
+    AssignTenants(r, PowerLawShares(50, 0.0), seed + 100);
     EXPECT_EQ(r[2].model, r[0].model) << "seed " << seed;
     EXPECT_EQ(r[4].model, r[0].model) << "seed " << seed;
     EXPECT_EQ(r[3].model, r[1].model) << "seed " << seed;
+    EXPECT_EQ(r[2].tenant, r[0].tenant) << "and its tenant, seed " << seed;
+    EXPECT_EQ(r[3].tenant, r[1].tenant) << "and its tenant, seed " << seed;
   }
   // Sharing only the first block does not tie requests: over 20 seeds, 50
   // equally popular models, the two conversations do not always meet.
@@ -246,6 +250,59 @@ TEST(SimTest, ALaterTurnOfAConversationStaysWithItsModel) {
     together += r[0].model == r[1].model ? 1 : 0;
   }
   EXPECT_LT(together, 5);
+}
+
+// Tenant 0 queues 40 prompts of 2,000 tokens at once (8 s of prefill at
+// 100 us a token); tenant 1 sends a 100-token prompt each second. With the
+// server's fair share tenant 1 waits at most for the step in progress (a
+// 2,048-token chunk: 204.8 ms) and then takes a step of its own prompt and
+// one token of the flood's oldest (10.1 ms); first come, first served, it
+// waits behind the flood's whole queue.
+TEST(SimTest, FairShareKeepsAQuietTenantsTtftBesideAFlood) {
+  std::vector<SimRequest> requests;
+  for (int i = 0; i < 40; ++i) requests.push_back({0, 0, 2000, 1, {}, /*tenant=*/0});
+  for (int t = 0; t < 8; ++t) {
+    requests.push_back({0.5 + t, 0, 100, 1, {}, /*tenant=*/1});
+  }
+  std::stable_sort(requests.begin(), requests.end(), [](const SimRequest& a, const SimRequest& b) {
+    return a.arrival_s < b.arrival_s;
+  });
+  SimConfig c = PerTokenConfig(1e-4, 0.25);
+  for (bool fair : {true, false}) {
+    c.fair_share = fair;
+    const SimResult r = Simulate(requests, {{0}}, Policy::kDynamic, c);
+    ASSERT_EQ(r.tenants.size(), 2u);
+    EXPECT_EQ(r.tenants[0].requests, 40);
+    EXPECT_EQ(r.tenants[1].requests, 8);
+    if (fair) {
+      EXPECT_EQ(r.tenants[1].attainment, 1.0);
+      EXPECT_LE(r.tenants[1].ttft_p99_s, 0.2048 + 0.0101 + 1e-9);
+      EXPECT_GE(r.tenants[1].ttft_p99_s, 0.0101 - 1e-9);
+    } else {
+      EXPECT_EQ(r.tenants[1].attainment, 0.0) << "every quiet request waits for the flood";
+      EXPECT_GT(r.tenants[1].ttft_p50_s, 1.0);
+    }
+    EXPECT_LT(r.tenants[0].attainment, 0.1) << "the flood misses either way";
+  }
+}
+
+// Two tenants queue the same prompts at once: with equal weights their
+// first tokens come as early as each other's; with weights 3:1 the first
+// tenant takes three quarters of the steps while both wait, and its median
+// first token comes well before the other's.
+TEST(SimTest, TenantWeightsDecideWhoIsServedFirst) {
+  std::vector<SimRequest> requests;
+  for (int i = 0; i < 60; ++i) requests.push_back({0, 0, 1000, 1, {}, /*tenant=*/i % 2});
+  SimConfig c = PerTokenConfig(1e-4, 1.0);
+  c.tenant_weights = {1, 1};
+  const SimResult equal = Simulate(requests, {{0}}, Policy::kDynamic, c);
+  ASSERT_EQ(equal.tenants.size(), 2u);
+  EXPECT_NEAR(equal.tenants[0].ttft_p50_s, equal.tenants[1].ttft_p50_s,
+              0.1 * equal.tenants[1].ttft_p50_s);
+  c.tenant_weights = {3, 1};
+  const SimResult weighted = Simulate(requests, {{0}}, Policy::kDynamic, c);
+  EXPECT_LT(weighted.tenants[0].ttft_p50_s, 0.75 * weighted.tenants[1].ttft_p50_s)
+      << weighted.tenants[0].ttft_p50_s << " s against " << weighted.tenants[1].ttft_p50_s;
 }
 
 TEST(SimTest, PowerLawSharesAndSyntheticArrivals) {
