@@ -150,7 +150,12 @@ std::vector<SimRequest> SyntheticWorkload(const std::vector<double>& shares, dou
     if (rate <= 0) continue;
     std::gamma_distribution<double> gap(shape, 1.0 / (rate * shape));
     for (double t = gap(rng); t < duration_s; t += gap(rng)) {
-      out.push_back({t, static_cast<int32_t>(m), prompt_tokens, output_tokens});
+      SimRequest r;
+      r.arrival_s = t;
+      r.model = static_cast<int32_t>(m);
+      r.prompt_tokens = prompt_tokens;
+      r.output_tokens = output_tokens;
+      out.push_back(std::move(r));
     }
   }
   std::stable_sort(out.begin(), out.end(), [](const SimRequest& a, const SimRequest& b) {

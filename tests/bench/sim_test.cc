@@ -40,12 +40,23 @@ SimConfig PerTokenConfig(double per_token, double ttft_target_s) {
   return c;
 }
 
+// A request arriving at `at` seconds, sharing no prefix.
+SimRequest Req(double at, int32_t model, int32_t prompt, int32_t output, int32_t tenant = 0) {
+  SimRequest r;
+  r.arrival_s = at;
+  r.model = model;
+  r.prompt_tokens = prompt;
+  r.output_tokens = output;
+  r.tenant = tenant;
+  return r;
+}
+
 TEST(SimTest, TwoQuietModelsShareOneDeviceUnlessEachGetsItsOwn) {
   // Both models get a request at each whole second: on one device the second
   // one's step ends at 200 ms, within the 250 ms target.
   std::vector<SimRequest> requests;
   for (int t = 0; t < 10; ++t) {
-    for (int32_t m = 0; m < 2; ++m) requests.push_back({static_cast<double>(t), m, 10, 1});
+    for (int32_t m = 0; m < 2; ++m) requests.push_back(Req(t, m, 10, 1));
   }
   const SimConfig c = FlatConfig();
   for (Policy p : {Policy::kDedicated, Policy::kStatic, Policy::kDynamic}) {
@@ -64,7 +75,7 @@ TEST(SimTest, ALoadThatNeedsTwoDevicesGetsExactlyTwo) {
   // One request every 50 ms, one sequence per step of 100 ms: one device
   // falls behind for good, two keep every TTFT at 100 ms.
   std::vector<SimRequest> requests;
-  for (int i = 0; i < 200; ++i) requests.push_back({0.05 * i, 0, 10, 1});
+  for (int i = 0; i < 200; ++i) requests.push_back(Req(0.05 * i, 0, 10, 1));
   SimConfig c = FlatConfig();
   c.max_num_seqs = 1;
   EXPECT_LT(Simulate(requests, {{0}}, Policy::kDedicated, c).attainment, 0.2);
@@ -85,13 +96,13 @@ TEST(SimTest, AStepPaysForItsContext) {
   c.cost.step = runtime::StepCost{0, 0};
   c.cost.seconds_per_context_token = 0.001;
   c.ttft_target_s = 10;
-  const SimResult alone = Simulate({{0, 0, 100, 1}}, {{0}}, Policy::kDedicated, c);
+  const SimResult alone = Simulate({Req(0, 0, 100, 1)}, {{0}}, Policy::kDedicated, c);
   EXPECT_NEAR(alone.ttft_p50_s, 0.1, 1e-9);
   // Arriving at 50 ms, during the first's prompt step: the next step (from
   // 100 ms) is its 10-token prompt beside the first's decode over 101
   // tokens, 111 ms, so its first token comes 161 ms after it arrived.
   const SimResult beside =
-      Simulate({{0, 0, 100, 5}, {0.05, 0, 10, 1}}, {{0}}, Policy::kDedicated, c);
+      Simulate({Req(0, 0, 100, 5), Req(0.05, 0, 10, 1)}, {{0}}, Policy::kDedicated, c);
   EXPECT_NEAR(beside.ttft_p99_s, 0.161, 1e-9);
   EXPECT_NEAR(StepSeconds(c.cost, 7, 200), 0.2, 1e-12);
 }
@@ -162,8 +173,8 @@ TEST(SimTest, AdmissionRefusesWhatWouldMissAndSoTheRestMeetIt) {
   // 300 ms is refused, and so is every later one while those two are queued.
   // A request arriving once they are done is always admitted and met.
   SimConfig c = PerTokenConfig(0.01, 0.25);
-  std::vector<SimRequest> requests(10, SimRequest{0, 0, 10, 1});
-  requests.push_back({5, 0, 10, 1});
+  std::vector<SimRequest> requests(10, Req(0, 0, 10, 1));
+  requests.push_back(Req(5, 0, 10, 1));
   const SimResult all = Simulate(requests, {{0}}, Policy::kDynamic, c);
   EXPECT_EQ(all.met, 2) << "the first and the late one";
   EXPECT_EQ(all.refused, 0);
@@ -191,7 +202,7 @@ SimConfig OneModelAtATime() {
 
 TEST(SimTest, LazyLoadingServesMoreModelsThanFitByEvictingIdleOnes) {
   const SimConfig c = OneModelAtATime();
-  const std::vector<SimRequest> requests = {{0, 0, 10, 1}, {10, 1, 10, 1}, {20, 0, 10, 1}};
+  const std::vector<SimRequest> requests = {Req(0, 0, 10, 1), Req(10, 1, 10, 1), Req(20, 0, 10, 1)};
   // Model 0 is resident at the start; model 1 evicts it (idle), model 0 comes back.
   const SimResult r = Simulate(requests, {{0, 1}}, Policy::kLazy, c);
   EXPECT_EQ(r.loads, 2);
@@ -210,7 +221,7 @@ TEST(SimTest, LazyLoadingNeverEvictsAModelWithWork) {
   // Model 0 decodes 30 tokens (until 3 s); model 1's request at 1 s waits for
   // it to go idle, then for its own load: first token at 3 + 2 + 0.1 s.
   const SimConfig c = OneModelAtATime();
-  const SimResult r = Simulate({{0, 0, 10, 30}, {1, 1, 10, 1}}, {{0, 1}}, Policy::kLazy, c);
+  const SimResult r = Simulate({Req(0, 0, 10, 30), Req(1, 1, 10, 1)}, {{0, 1}}, Policy::kLazy, c);
   EXPECT_EQ(r.loads, 1);
   EXPECT_NEAR(r.ttft_p50_s, 0.1, 1e-9);
   EXPECT_NEAR(r.ttft_p99_s, 4.1, 1e-9);
@@ -219,7 +230,7 @@ TEST(SimTest, LazyLoadingNeverEvictsAModelWithWork) {
 TEST(SimTest, ARequestThatCanNeverFitTheKvCacheIsRefusedNotStalled) {
   SimConfig c = FlatConfig();
   c.cost.kv_bytes_per_token = 1000;  // 62 blocks of 16: 992 tokens
-  const SimResult r = Simulate({{0, 0, 2000, 1}, {1, 0, 10, 1}}, {{0}}, Policy::kDynamic, c);
+  const SimResult r = Simulate({Req(0, 0, 2000, 1), Req(1, 0, 10, 1)}, {{0}}, Policy::kDynamic, c);
   EXPECT_EQ(r.refused, 1);
   EXPECT_EQ(r.met, 1) << "the next request is served";
 }
@@ -260,9 +271,9 @@ TEST(SimTest, ALaterTurnOfAConversationStaysWithItsModel) {
 // waits behind the flood's whole queue.
 TEST(SimTest, FairShareKeepsAQuietTenantsTtftBesideAFlood) {
   std::vector<SimRequest> requests;
-  for (int i = 0; i < 40; ++i) requests.push_back({0, 0, 2000, 1, {}, /*tenant=*/0});
+  for (int i = 0; i < 40; ++i) requests.push_back(Req(0, 0, 2000, 1, /*tenant=*/0));
   for (int t = 0; t < 8; ++t) {
-    requests.push_back({0.5 + t, 0, 100, 1, {}, /*tenant=*/1});
+    requests.push_back(Req(0.5 + t, 0, 100, 1, /*tenant=*/1));
   }
   std::stable_sort(requests.begin(), requests.end(), [](const SimRequest& a, const SimRequest& b) {
     return a.arrival_s < b.arrival_s;
@@ -292,7 +303,7 @@ TEST(SimTest, FairShareKeepsAQuietTenantsTtftBesideAFlood) {
 // first token comes well before the other's.
 TEST(SimTest, TenantWeightsDecideWhoIsServedFirst) {
   std::vector<SimRequest> requests;
-  for (int i = 0; i < 60; ++i) requests.push_back({0, 0, 1000, 1, {}, /*tenant=*/i % 2});
+  for (int i = 0; i < 60; ++i) requests.push_back(Req(0, 0, 1000, 1, /*tenant=*/i % 2));
   SimConfig c = PerTokenConfig(1e-4, 1.0);
   c.tenant_weights = {1, 1};
   const SimResult equal = Simulate(requests, {{0}}, Policy::kDynamic, c);
@@ -313,7 +324,9 @@ TEST(SimTest, PowerLawSharesAndSyntheticArrivals) {
   EXPECT_NEAR(static_cast<double>(r.size()), 10000, 400) << "Poisson at 100/s for 100 s";
   size_t first = 0;
   for (size_t i = 0; i < r.size(); ++i) {
-    if (i > 0) EXPECT_LE(r[i - 1].arrival_s, r[i].arrival_s);
+    if (i > 0) {
+      EXPECT_LE(r[i - 1].arrival_s, r[i].arrival_s);
+    }
     first += r[i].model == 0 ? 1 : 0;
   }
   EXPECT_NEAR(static_cast<double>(first) / r.size(), shares[0], 0.02);

@@ -33,6 +33,13 @@ using std::chrono::milliseconds;
 
 constexpr auto kWait = std::chrono::seconds(60);
 
+// Targets with a TTFT target of `ttft` and the rest as by default.
+EngineTargets DueIn(std::chrono::milliseconds ttft) {
+  EngineTargets t;
+  t.ttft_target = ttft;
+  return t;
+}
+
 // Counts first tokens across all sinks of a test, to compare their order.
 struct Order {
   std::atomic<int> next{0};
@@ -160,8 +167,8 @@ TEST_F(DeviceExecutorTest, AQuietModelsFirstTokenGoesAheadOfAFloodsBacklog) {
   std::unique_ptr<Engine> flood = MakeEngine(executor), quiet = MakeEngine(executor);
   // The flood's targets are already missed when its requests arrive; the
   // quiet model's can still be met.
-  executor.Attach(flood.get(), {milliseconds(0)});
-  executor.Attach(quiet.get(), {std::chrono::seconds(60)});
+  executor.Attach(flood.get(), DueIn(milliseconds(0)));
+  executor.Attach(quiet.get(), DueIn(std::chrono::seconds(60)));
   Order order;
   // The flood's first request holds the executor in its first token while
   // the rest of the flood and then the quiet request queue up.
@@ -199,7 +206,7 @@ TEST_F(DeviceExecutorTest, StepsAreCappedOnlyWhileEnginesShareTheDevice) {
 
   // a's first tokens are due at once, so they are always late: its steps are
   // capped whenever it shares the device.
-  executor.Attach(a.get(), {std::chrono::milliseconds(0)});
+  executor.Attach(a.get(), DueIn(milliseconds(0)));
   auto alone = std::make_shared<Sink>();
   ASSERT_TRUE(a->Submit(Request(64, 1), alone).ok());
   ASSERT_TRUE(cohost::testing::WaitFor([&] { return alone->finished(); }, kWait));

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "cohost/v1/inference.grpc.pb.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
@@ -39,6 +40,15 @@ struct StreamResult {
 
   const v1::GenerateResponse& last() const { return messages.back(); }
 };
+
+// A channel to 127.0.0.1:`port` on its own TCP connection (a local subchannel
+// pool), with `args` besides.
+inline std::shared_ptr<grpc::Channel> OwnLoopbackChannel(int port,
+                                                         grpc::ChannelArguments args = {}) {
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  return grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", port),
+                                   grpc::InsecureChannelCredentials(), args);
+}
 
 struct CallOptions {
   std::optional<std::chrono::milliseconds> timeout;

@@ -94,10 +94,7 @@ class MultiModelTest : public ::testing::Test {
         Server::Start(router_.get(), &metrics_, server_options);
     ASSERT_TRUE(s.ok()) << s.status();
     server_ = *std::move(s);
-    grpc::ChannelArguments args;
-    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-    stub_ = v1::Inference::NewStub(grpc::CreateCustomChannel(
-        absl::StrCat("127.0.0.1:", server_->port()), grpc::InsecureChannelCredentials(), args));
+    stub_ = v1::Inference::NewStub(cohost::testing::OwnLoopbackChannel(server_->port()));
   }
 
   void Add(const std::string& name, const std::string& path,

@@ -68,10 +68,7 @@ class TestServer {
   }
 
   static std::shared_ptr<grpc::Channel> NewChannel(int port) {
-    grpc::ChannelArguments args;
-    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // its own TCP connection
-    return grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", port),
-                                     grpc::InsecureChannelCredentials(), args);
+    return cohost::testing::OwnLoopbackChannel(port);
   }
 
   const absl::Status& status() const { return status_; }

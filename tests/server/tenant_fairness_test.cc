@@ -59,10 +59,7 @@ class TenantFairnessTest : public ::testing::Test {
         Server::Start(router_.get(), &metrics_, server_options);
     ASSERT_TRUE(s.ok()) << s.status();
     server_ = *std::move(s);
-    grpc::ChannelArguments args;
-    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-    stub_ = v1::Inference::NewStub(grpc::CreateCustomChannel(
-        absl::StrCat("127.0.0.1:", server_->port()), grpc::InsecureChannelCredentials(), args));
+    stub_ = v1::Inference::NewStub(cohost::testing::OwnLoopbackChannel(server_->port()));
   }
   void TearDown() override {
     server_.reset();  // before the router, whose engines its streams use
