@@ -77,7 +77,7 @@ class TenantFairnessTest : public ::testing::Test {
   }
 
   static constexpr milliseconds kTpot{10};
-  static constexpr int kQuietPrompt = 64;
+  static constexpr int kQuietPrompt = 128;
 
   ServerMetrics metrics_;
   std::unique_ptr<kernels::Backend> backend_;
@@ -88,7 +88,7 @@ class TenantFairnessTest : public ::testing::Test {
 };
 
 TEST_F(TenantFairnessTest, AQuietTenantsTtftStaysWithinTwiceItsUnloadedOneUnderAFlood) {
-  constexpr int kSamples = 15;
+  constexpr int kSamples = 21;
   constexpr int kFloodStreams = 8;
   QuietTtftMs();  // warm: buffers sized, the step rate measured
   std::vector<double> unloaded;
