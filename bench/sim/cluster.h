@@ -119,8 +119,12 @@ std::optional<Assignment> Place(Policy policy, int32_t devices, const std::vecto
                                 const SimConfig& config);
 
 // The fewest devices with which the policy meets the TTFT target for at
-// least `attainment` of the requests, and the run that did (dedicated: each
-// model sized alone). At most `max_devices`; nullopt beyond.
+// least `attainment` of the requests, and the run that did, by bisection over
+// [1, max_devices]: attainment is taken to grow with the devices, which a
+// placement change can break by a device or so (RESULTS reads "8-9" once).
+// The devices are placed by Place (dedicated: one model each, the extra ones
+// to the models with the most expected load per replica). nullopt when even
+// `max_devices` misses.
 std::optional<SimResult> MinDevices(Policy policy, const std::vector<SimRequest>& requests,
                                     int32_t num_models, const SimConfig& config, double attainment,
                                     int32_t max_devices);
