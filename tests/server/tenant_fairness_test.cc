@@ -117,6 +117,16 @@ TEST_F(TenantFairnessTest, AQuietTenantsTtftStaysWithinTwiceItsUnloadedOneUnderA
   const runtime::EngineStats during = (*router_->Find("m"))->Stats();
   stop = true;
   for (std::thread& t : flood) t.join();
+  // Unloaded again, pooled with the first samples: this VM drifts between
+  // faster and slower phases, and a baseline from both sides of the flood
+  // keeps a drift from passing for the flood's cost.
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        const runtime::EngineStats s = (*router_->Find("m"))->Stats();
+        return s.num_running + s.num_waiting == 0;
+      },
+      seconds(60)));
+  for (int i = 0; i < kSamples; ++i) unloaded.push_back(QuietTtftMs());
 
   EXPECT_GT(during.num_running + during.num_waiting, 1) << "the flood outlasted the measurement";
   EXPECT_GT(flood_done.load(), 0) << "the flood is served too";
