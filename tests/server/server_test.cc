@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -232,7 +233,7 @@ TEST(ServerTest, EveryBadInputGetsItsCodeAndTheServerServesOn) {
       {"top_k -1", [](auto& r) { r.mutable_sampling()->set_top_k(-1); }, kInvalid},
       {"17 stop strings",
        [](auto& r) {
-         for (int i = 0; i < 17; ++i) r.add_stop("s" + std::to_string(i));
+         for (int i = 0; i < 17; ++i) r.add_stop(absl::StrCat("s", i));
        },
        kInvalid},
       {"a 300-byte stop string", [](auto& r) { r.add_stop(std::string(300, 'x')); }, kInvalid},

@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "absl/strings/str_cat.h"
+
 namespace cohost::tools {
 
 ProgressBar::ProgressBar(std::string label) : label_(std::move(label)), tty_(isatty(2) != 0) {}
@@ -18,7 +20,7 @@ void ProgressBar::Update(uint64_t done, uint64_t total) {
 }
 
 void ProgressBar::UpdateCount(uint64_t done, uint64_t total, const std::string& unit) {
-  Draw(done, total, "(" + std::to_string(done) + " / " + std::to_string(total) + " " + unit + ")");
+  Draw(done, total, absl::StrCat("(", done, " / ", total, " ", unit, ")"));
 }
 
 void ProgressBar::Draw(uint64_t done, uint64_t total, const std::string& detail) {

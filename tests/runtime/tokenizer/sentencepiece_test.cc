@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "absl/strings/str_cat.h"
 #include "runtime/tokenizer/tokenizer.h"
 
 namespace cohost::runtime {
@@ -126,7 +127,7 @@ TEST(SentencePieceTest, ByteFallbackAndUnknown) {
 TEST(SentencePieceTest, UnknownRunsFoldWithoutByteFallback) {
   TokenizerSpec spec = TinySpec();
   for (int i = 3; i <= 5; ++i) {  // turn the byte pieces into ordinary unused pieces
-    spec.tokens[i] = "x" + std::to_string(i);
+    spec.tokens[i] = absl::StrCat("x", i);
     spec.token_types[i] = TokenType::kUnused;
   }
   auto t = Tokenizer::Create(spec);
