@@ -134,6 +134,8 @@ Row RandomWeights(std::mt19937& rng, WeightFormat f, float d, float m = 0) {
       SetScales<BlockQ3_K>(r.bytes, d, m);
       break;
     case WeightFormat::kDense:
+    case WeightFormat::kF16:
+    case WeightFormat::kBF16:
       break;
   }
   EXPECT_TRUE(runtime::DequantizeToF32(GgmlTypeOf(f), r.bytes, kK, absl::MakeSpan(r.values)).ok());

@@ -9,6 +9,7 @@
 #include <random>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -188,7 +189,7 @@ TEST(KvPoolTest, RandomizedSharingKeepsBudgetAndFloors) {
       const int64_t floor = kGroup * static_cast<int64_t>(rng() % 3);
       const int64_t cap = std::min(budget, floor + kGroup * static_cast<int64_t>(1 + rng() % 8));
       absl::StatusOr<std::unique_ptr<KvPool::Account>> a =
-          pool.Join("m" + std::to_string(i), floor, cap);
+          pool.Join(absl::StrCat("m", i), floor, cap);
       if (!a.ok()) continue;
       floors += floor;
       auto e = std::make_unique<FakeEngine>();

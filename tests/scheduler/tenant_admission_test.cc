@@ -62,7 +62,9 @@ class TenantAdmissionTest : public ::testing::Test {
     auto sink = std::make_shared<RecordingSink>();
     absl::StatusOr<runtime::RequestId> id =
         router_->Submit(model_, Request(tenant, prompt, gen), sink);
-    if (id.ok()) EXPECT_TRUE(sink->WaitFinished());
+    if (id.ok()) {
+      EXPECT_TRUE(sink->WaitFinished());
+    }
     if (out != nullptr) *out = sink;
     return id;
   }

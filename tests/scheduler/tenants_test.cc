@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "scheduler/admission.h"
@@ -98,7 +99,7 @@ TEST(TenantBookTest, TenantsAtRestAreForgottenPastTheBound) {
   TenantBook book(p);
   std::vector<std::unique_ptr<TenantBook::Ticket>> open;
   for (size_t i = 0; i < TenantBook::kMaxTracked; ++i) {
-    auto t = book.Admit("t" + std::to_string(i), 1, kT0);
+    auto t = book.Admit(absl::StrCat("t", i), 1, kT0);
     ASSERT_TRUE(t.ok());
     if (i % 2 == 0) {
       open.push_back(*std::move(t));  // still in flight

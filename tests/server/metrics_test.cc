@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/metrics_http.h"
@@ -194,7 +195,7 @@ TEST(ServerMetricsTest, TenantsAreCountedWithABoundedNumberOfLabels) {
   // them), the rest count together.
   const int extra = static_cast<int>(ServerMetrics::kMaxTenantLabels) + 10;
   for (int i = 0; i < extra; ++i) {
-    m.RecordTenantFinish("t" + std::to_string(i), Finish(FinishReason::kStop, 2, 0, 1, 100));
+    m.RecordTenantFinish(absl::StrCat("t", i), Finish(FinishReason::kStop, 2, 0, 1, 100));
   }
   m.RecordTenantRefusal("t99", "UNAVAILABLE");
   const auto s = Samples(m.Render({}));

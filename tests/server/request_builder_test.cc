@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "server/delta_backlog.h"
 #include "server/health_watchdog.h"
@@ -151,7 +152,7 @@ TEST_F(RequestBuilderTest, BadInputsAreInvalidArgument) {
   EXPECT_EQ(Code(with([&](v1::SamplingParams& s) { s.set_frequency_penalty(nan); })), kInvalid);
 
   v1::GenerateRequest stops = Text("hi");
-  for (int i = 0; i < 17; ++i) stops.add_stop("s" + std::to_string(i));
+  for (int i = 0; i < 17; ++i) stops.add_stop(absl::StrCat("s", i));
   EXPECT_EQ(Code(stops), kInvalid) << "17 stop strings";
   v1::GenerateRequest long_stop = Text("hi");
   long_stop.add_stop(std::string(257, 'x'));

@@ -93,7 +93,9 @@ TEST(DefaultMaxTokensTest, TheDefaultCappedByEveryLimit) {
       absl::StatusOr<int32_t> n = DefaultMaxTokens(prompt, l);
       const bool one_fits = ValidateRequest(Request(prompt, 1), l).ok();
       EXPECT_EQ(n.ok(), one_fits) << prompt;
-      if (n.ok()) EXPECT_TRUE(ValidateRequest(Request(prompt, *n), l).ok()) << prompt;
+      if (n.ok()) {
+        EXPECT_TRUE(ValidateRequest(Request(prompt, *n), l).ok()) << prompt;
+      }
     }
   }
 }

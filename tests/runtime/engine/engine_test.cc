@@ -230,7 +230,9 @@ TEST_F(EngineTest, UnderABacklogHigherPriorityStartsFirst) {
     GenerateRequest r = Request(4, 3, static_cast<uint32_t>(i));
     r.priority = priorities[i];
     ASSERT_TRUE(e->Submit(r, std::make_shared<ScheduleOrderSink>(&order, i)).ok());
-    if (i == 0) ASSERT_TRUE(e->Step().ok());  // 0 runs before the others arrive
+    if (i == 0) {
+      ASSERT_TRUE(e->Step().ok());  // 0 runs before the others arrive
+    }
   }
   RunToIdle(*e);
   EXPECT_EQ(order, (std::vector<int>{0, 3, 5, 1, 2, 4}));

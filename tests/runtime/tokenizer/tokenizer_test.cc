@@ -109,7 +109,7 @@ TEST(ByteLevelBpeTest, EmptyTextGivesOnlyRequestedSpecials) {
 TEST(ByteLevelBpeTest, InvalidUtf8IsInvalidArgument) {
   auto t = Tokenizer::Create(ByteLevelSpec({}, {}));
   ASSERT_TRUE(t.ok());
-  for (const std::string bad :
+  for (const std::string& bad :
        {std::string("\x80"), std::string("ok\xC0\xAF"), std::string("\xF4\x90\x80\x80"),
         std::string("\xED\xBF\xBF"), std::string("\xE2\x82")}) {
     const auto ids = (*t)->Encode(bad);
