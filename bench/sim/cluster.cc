@@ -114,6 +114,13 @@ int64_t PrefillLeft(const SimEngine& e) {
   return tokens;
 }
 
+// Whether a stream of the engine has its first token and waits for its next:
+// the executor then sizes its steps to the TPOT target.
+bool Decoding(const SimEngine& e) {
+  return std::any_of(e.live.begin(), e.live.end(),
+                     [](const auto& kv) { return kv.second->seq.num_generated() > 0; });
+}
+
 struct SimDevice {
   std::vector<std::unique_ptr<SimEngine>> engines;
   double weights_budget = kInf;  // lazy: what resident weights may take
@@ -361,10 +368,7 @@ class Cluster {
       q.step_tokens = config_.max_tokens_per_step;
       q.tokens = PrefillLeft(engine);
       // As ServedModel::Backlog: steps sized to the TPOT target while streams decode.
-      const bool decoding = std::any_of(engine.live.begin(), engine.live.end(), [](const auto& kv) {
-        return kv.second->seq.num_generated() > 0;
-      });
-      if (decoding) {
+      if (Decoding(engine)) {
         q.step_tokens = q.cost->TokensWithin(config_.tpot_target_s, kMinStepTokens, q.step_tokens);
       }
       return q;
@@ -389,10 +393,10 @@ class Cluster {
       const SimEngine& e = *d.engines[i];
       scheduler::EngineCandidate& c = candidates[i];
       c.has_work = !e.live.empty() && e.ready();
+      c.decoding = Decoding(e);
       for (const auto& [id, s] : e.live) {
-        if (s->seq.num_generated() > 0) {
-          c.decoding = true;
-        } else if (!c.oldest_awaiting_first || At(s->arrival) < *c.oldest_awaiting_first) {
+        if (s->seq.num_generated() == 0 &&
+            (!c.oldest_awaiting_first || At(s->arrival) < *c.oldest_awaiting_first)) {
           c.oldest_awaiting_first = At(s->arrival);
         }
       }

@@ -28,6 +28,25 @@ void Rebase(std::vector<SimRequest>& requests) {
   for (SimRequest& r : requests) r.arrival_s -= t0;
 }
 
+// Draws requests' `field` (a model, a tenant) from `shares`; a request whose
+// prefix_blocks continue an earlier one's past the first block keeps its.
+void AssignByShares(std::vector<SimRequest>& requests, const std::vector<double>& shares,
+                    uint64_t seed, int32_t SimRequest::*field) {
+  std::mt19937_64 rng(seed);
+  std::discrete_distribution<int32_t> pick(shares.begin(), shares.end());
+  // The value of the first request that held each trace block.
+  absl::flat_hash_map<int64_t, int32_t> owner;
+  for (SimRequest& r : requests) {
+    size_t known = 0;
+    while (known < r.prefix_blocks.size() && owner.contains(r.prefix_blocks[known])) ++known;
+    // Past the first block (a service's system prompt, which Mooncake's
+    // requests all share) a shared prefix is an earlier turn of the same
+    // conversation: it stays with that turn's model and tenant.
+    r.*field = known >= 2 ? owner.at(r.prefix_blocks[known - 1]) : pick(rng);
+    for (int64_t block : r.prefix_blocks) owner.try_emplace(block, r.*field);
+  }
+}
+
 }  // namespace
 
 absl::StatusOr<std::vector<SimRequest>> LoadAzureCsv(const std::string& path, size_t max_requests,
@@ -104,29 +123,6 @@ std::vector<double> PowerLawShares(int32_t models, double alpha) {
   for (double& s : shares) s /= total;
   return shares;
 }
-
-namespace {
-
-// Draws requests' `field` (a model, a tenant) from `shares`; a request whose
-// prefix_blocks continue an earlier one's past the first block keeps its.
-void AssignByShares(std::vector<SimRequest>& requests, const std::vector<double>& shares,
-                    uint64_t seed, int32_t SimRequest::*field) {
-  std::mt19937_64 rng(seed);
-  std::discrete_distribution<int32_t> pick(shares.begin(), shares.end());
-  // The value of the first request that held each trace block.
-  absl::flat_hash_map<int64_t, int32_t> owner;
-  for (SimRequest& r : requests) {
-    size_t known = 0;
-    while (known < r.prefix_blocks.size() && owner.contains(r.prefix_blocks[known])) ++known;
-    // Past the first block (a service's system prompt, which Mooncake's
-    // requests all share) a shared prefix is an earlier turn of the same
-    // conversation: it stays with that turn's model and tenant.
-    r.*field = known >= 2 ? owner.at(r.prefix_blocks[known - 1]) : pick(rng);
-    for (int64_t block : r.prefix_blocks) owner.try_emplace(block, r.*field);
-  }
-}
-
-}  // namespace
 
 void AssignModels(std::vector<SimRequest>& requests, const std::vector<double>& shares,
                   uint64_t seed) {

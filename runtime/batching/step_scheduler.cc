@@ -133,14 +133,13 @@ std::deque<Sequence*>::iterator StepScheduler::NextWaiting() {
 
 std::optional<StepScheduler::Owed> StepScheduler::FindOwed() {
   if (fair_->num_active() <= 1) return std::nullopt;
-  const int32_t chunk_cap = std::max<int32_t>(config_.max_prefill_chunk, 1);
+  const int32_t chunk_cap = ChunkCap();
   std::optional<Owed> owed;
   auto consider = [&](const Sequence* seq, int32_t chunk) {
     const TenantRank rank = RankOf(seq->tenant_key);
     if (owed && !(rank < owed->rank)) return;
-    const auto served = running_by_tenant_.find(seq->tenant_key);
-    const int32_t others = (served == running_by_tenant_.end() ? 0 : served->second) -
-                           (seq->status == SeqStatus::kRunning ? 1 : 0);
+    // rank.running counts its tenant's running sequences, itself included.
+    const int32_t others = rank.running - (seq->status == SeqStatus::kRunning ? 1 : 0);
     owed = Owed{seq->tenant_key, rank, chunk,
                 kv_->BlocksNeeded(*seq, std::max(chunk, 1)) <= kv_->num_free_blocks(), others == 0};
   };
@@ -181,7 +180,7 @@ StepPlan StepScheduler::Schedule(int32_t max_step_tokens) {
     if (owed && owed->lone) cap = std::max(cap, owed->chunk + running);
     budget = std::min(budget, cap);
   }
-  const int32_t chunk_cap = std::max<int32_t>(config_.max_prefill_chunk, 1);
+  const int32_t chunk_cap = ChunkCap();
 
   auto preempt = [&](size_t index) { Preempt(index, &plan); };
 

@@ -16,6 +16,7 @@
 // (recompute): its blocks are freed and it goes back to the front of the queue, keeping its tokens.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <optional>
@@ -95,6 +96,8 @@ class StepScheduler {
     }
   };
   TenantRank RankOf(uint64_t tenant) const;
+  // One sequence's tokens in one step at most.
+  int32_t ChunkCap() const { return std::max<int32_t>(config_.max_prefill_chunk, 1); }
   // The sequence owed service this step, while several tenants are live:
   // among running sequences mid-prefill (not resumed) and the fairest waiting
   // one, that of the best-ranked tenant.
