@@ -2,11 +2,11 @@
 // tokens and prefill chunks, reading K/V through each sequence's block table
 // (layout in cohost/kernels/paged_kv.h).
 //
-// Design (correct and simple first). A CTA owns one (sequence, kv head, query
-// tile); a query tile is kRows (token, query head) rows of that kv head's GQA
-// group, so a tile's K/V pages are read once for every head sharing them. The
-// CTA walks the context in tiles of 32 keys staged in shared memory; each warp
-// keeps kRowsPerWarp rows with an online softmax (running max, sum, fp32
+// Design. A CTA owns one (sequence, kv head, query tile, context split); a
+// query tile is kRows (token, query head) rows of that kv head's GQA group, so
+// a tile's K/V pages are read once for every head sharing them. The CTA walks
+// its split's keys in tiles of 32 staged in shared memory; each warp keeps
+// kRowsPerWarp rows with an online softmax (running max, sum, fp32
 // accumulator). Lane j scores key j of the tile; the P*V product gives each
 // lane head_dim / 32 output dims. Causality follows the CPU reference: new
 // token i of sequence s sees logical keys [0, min(positions[i] + 1,
@@ -14,16 +14,23 @@
 // sequence's run (padding), gets zeros. One extra z-slice of the grid writes
 // those padding tokens.
 //
-// TODO(perf): split-K over long contexts (flash-decoding: partial (m, l, acc)
-// per KV partition, then a merge kernel) so that decode of few sequences fills
-// the GPU; tensor-core (mma / wgmma) tiles for long prefill chunks; a host plan
-// of (sequence, tile) work items instead of the dense grid below, which launches
-// empty CTAs for sequences shorter than max_query_len. Until then long-context
-// decode of a small batch uses only num_seqs * num_kv_heads CTAs.
+// Split-K (flash-decoding). When the dense grid has fewer CTAs than the device
+// keeps busy (decode of few sequences: batch 1 of an 8-kv-head model is 8
+// CTAs), PlanPagedAttention cuts each sequence's context into num_splits
+// ranges of whole key tiles. Each split writes its unnormalized fp32
+// accumulator and its (max, sum) to a workspace, and MergeSplitsKernel
+// combines them: out = sum_s acc_s 2^(m_s - M) / sum_s l_s 2^(m_s - M), M the
+// largest m_s. With one split the kernel writes normalized bf16 rows itself.
+//
+// TODO(perf): tensor-core (mma / wgmma) tiles for long prefill chunks; a host
+// plan of (sequence, tile) work items instead of the dense grid below, which
+// launches empty CTAs for sequences shorter than max_query_len.
 #include <algorithm>
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "attention_plan.h"
+#include "common/status_macros.h"
 #include "cuda_ops.cuh"
 #include "dispatch.cuh"
 
@@ -34,7 +41,8 @@ constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * 32;
 constexpr int kRowsPerWarp = 4;
 constexpr int kRows = kWarps * kRowsPerWarp;  // (token, head) rows per CTA
-constexpr int kKeyTile = 32;                  // keys per shared tile: one per lane
+static_assert(kRows == kAttnRowsPerCta, "the plan counts this kernel's CTAs");
+constexpr int kKeyTile = 32;  // keys per shared tile: one per lane
 constexpr float kLog2e = 1.4426950408889634f;
 
 struct AttnParams {
@@ -46,6 +54,11 @@ struct AttnParams {
   const int32_t* block_tables;  // [num_seqs, max_blocks_per_seq]
   const int32_t* positions;     // [num_tokens]
   bf16* out;                    // [num_tokens, num_heads, head_dim]
+  // With num_splits > 1: each split's unnormalized accumulator and (m, l)
+  // (scores in the exp2 domain), indexed [split][token][head].
+  float* part_acc;  // [num_splits, num_tokens, num_heads, head_dim]
+  float2* part_ml;  // [num_splits, num_tokens, num_heads]
+  int32_t num_splits;
   int32_t num_heads;
   int32_t num_kv_heads;
   int32_t block_size;
@@ -71,7 +84,7 @@ __device__ void ZeroPaddingTokens(const AttnParams& p, int kv_head) {
   }
 }
 
-// Grid: (query tiles, num_kv_heads, num_seqs + 1); block: kThreads.
+// Grid: (query tiles, num_kv_heads, num_seqs * num_splits + 1); block: kThreads.
 template <int kHeadDim>
 __global__ __launch_bounds__(kThreads) void PagedAttentionKernel(
     const __grid_constant__ AttnParams p) {
@@ -84,7 +97,8 @@ __global__ __launch_bounds__(kThreads) void PagedAttentionKernel(
   __shared__ __align__(16) bf16 k_s[kKeyTile * kStride];  // [kKeyTile, kStride]
   __shared__ __align__(16) bf16 v_s[kKeyTile * kStride];  // [kKeyTile, kStride]
 
-  const int seq = blockIdx.z;
+  const int seq = blockIdx.z / p.num_splits;
+  const int split = blockIdx.z % p.num_splits;
   const int kv_head = blockIdx.y;
   if (seq == p.num_seqs) {
     ZeroPaddingTokens<kHeadDim>(p, kv_head);
@@ -104,6 +118,12 @@ __global__ __launch_bounds__(kThreads) void PagedAttentionKernel(
   };
   int cta_key_end = 0;
   for (int r = 0; r < rows; ++r) cta_key_end = max(cta_key_end, key_end_of(r));
+  // This split's keys [split_begin, split_end): whole key tiles, so that every
+  // tile but the last of the context is full.
+  const int split_keys =
+      (cta_key_end + p.num_splits * kKeyTile - 1) / (p.num_splits * kKeyTile) * kKeyTile;
+  const int split_begin = min(split * split_keys, cta_key_end);
+  const int split_end = min(split_begin + split_keys, cta_key_end);
 
   const int lane = threadIdx.x & 31;
   const int warp = threadIdx.x >> 5;
@@ -126,7 +146,7 @@ __global__ __launch_bounds__(kThreads) void PagedAttentionKernel(
 #pragma unroll
   for (int s = 0; s < kRowsPerWarp; ++s) {
     const int r = warp + kWarps * s;
-    key_end[s] = r < rows ? key_end_of(r) : 0;
+    key_end[s] = r < rows ? min(key_end_of(r), split_end) : 0;
     m[s] = -INFINITY;
     l[s] = 0.f;
 #pragma unroll
@@ -134,15 +154,16 @@ __global__ __launch_bounds__(kThreads) void PagedAttentionKernel(
   }
 
   const int32_t* table = p.block_tables + static_cast<int64_t>(seq) * p.max_blocks_per_seq;
-  for (int kt = 0; kt < cta_key_end; kt += kKeyTile) {
+  for (int kt = split_begin; kt < split_end; kt += kKeyTile) {
     __syncthreads();  // the previous tile is consumed (and q_s is written)
     for (int i = threadIdx.x; i < kKeyTile * kChunks; i += kThreads) {
       const int j = i / kChunks, c = i % kChunks;
       const int key = kt + j;
-      // Keys past the CTA's causal end are never read: they may be unwritten
-      // memory, and a NaN in V would survive a zero probability.
+      // Keys past the split's (and so the CTA's causal) end are never read:
+      // they may be unwritten memory, and a NaN in V would survive a zero
+      // probability.
       uint4 kw = make_uint4(0, 0, 0, 0), vw = make_uint4(0, 0, 0, 0);
-      if (key < cta_key_end) {
+      if (key < split_end) {
         const int64_t page = table[key / p.block_size];
         const int64_t off =
             ((page * p.block_size + key % p.block_size) * p.num_kv_heads + kv_head) * kHeadDim;
@@ -197,6 +218,18 @@ __global__ __launch_bounds__(kThreads) void PagedAttentionKernel(
     const int gr = row_begin + r;
     const int64_t token = q_begin + gr / group;
     const int head = kv_head * group + gr % group;
+    if (p.num_splits > 1) {
+      // Every split writes every row, (-inf, 0) and zeros where it saw no key.
+      const int64_t part =
+          (static_cast<int64_t>(split) * p.num_tokens + token) * p.num_heads + head;
+      float2* prow = reinterpret_cast<float2*>(p.part_acc + part * kHeadDim);
+#pragma unroll
+      for (int pp = 0; pp < kPairs; ++pp) {
+        prow[32 * pp + lane] = make_float2(acc[s][2 * pp], acc[s][2 * pp + 1]);
+      }
+      if (lane == 0) p.part_ml[part] = make_float2(m[s], l[s]);
+      continue;
+    }
     // l == 0 only for a row that sees no key: zeros, as on the CPU.
     const float inv_l = l[s] > 0.f ? 1.f / l[s] : 0.f;
     __nv_bfloat162* orow =
@@ -209,10 +242,54 @@ __global__ __launch_bounds__(kThreads) void PagedAttentionKernel(
   }
 }
 
+// One warp per (token, head) of the sequences' runs: combines the splits'
+// partial results into the bf16 output row. Grid: CeilDiv(rows, kWarps).
+template <int kHeadDim>
+__global__ __launch_bounds__(kThreads) void MergeSplitsKernel(
+    const __grid_constant__ AttnParams p) {
+  constexpr int kPairs = kHeadDim / 64;
+  const int lo = p.seq_starts[0];
+  const int hi = p.seq_starts[p.num_seqs];
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * kWarps + (threadIdx.x >> 5);
+  if (row >= static_cast<int64_t>(hi - lo) * p.num_heads) return;
+  const int lane = threadIdx.x & 31;
+  const int64_t token_head = static_cast<int64_t>(lo) * p.num_heads + row;
+  const int64_t split_stride = static_cast<int64_t>(p.num_tokens) * p.num_heads;
+  float max_m = -INFINITY;
+  for (int sp = 0; sp < p.num_splits; ++sp) {
+    max_m = fmaxf(max_m, p.part_ml[sp * split_stride + token_head].x);
+  }
+  float acc[2 * kPairs] = {};
+  float sum = 0.f;
+  if (max_m != -INFINITY) {  // otherwise no split saw a key: zeros, as on the CPU
+    for (int sp = 0; sp < p.num_splits; ++sp) {
+      const int64_t part = sp * split_stride + token_head;
+      const float2 ml = p.part_ml[part];
+      if (ml.y == 0.f) continue;  // saw no key (its m may be -inf)
+      const float weight = exp2f(ml.x - max_m);
+      sum += ml.y * weight;
+      const float2* prow = reinterpret_cast<const float2*>(p.part_acc + part * kHeadDim);
+#pragma unroll
+      for (int pp = 0; pp < kPairs; ++pp) {
+        const float2 a = prow[32 * pp + lane];
+        acc[2 * pp] = fmaf(a.x, weight, acc[2 * pp]);
+        acc[2 * pp + 1] = fmaf(a.y, weight, acc[2 * pp + 1]);
+      }
+    }
+  }
+  const float inv = sum > 0.f ? 1.f / sum : 0.f;
+  __nv_bfloat162* orow = reinterpret_cast<__nv_bfloat162*>(p.out + token_head * kHeadDim);
+#pragma unroll
+  for (int pp = 0; pp < kPairs; ++pp) {
+    orow[32 * pp + lane] = __floats2bfloat162_rn(acc[2 * pp] * inv, acc[2 * pp + 1] * inv);
+  }
+}
+
 }  // namespace
 
 absl::Status LaunchPagedAttention(const bf16* q, const BatchLayout& batch, const PagedKv& kv,
-                                  int32_t num_heads, float scale, bf16* out, cudaStream_t stream) {
+                                  int32_t num_heads, float scale, bf16* out,
+                                  const AttentionPlan& plan, void* workspace, cudaStream_t stream) {
   if (batch.num_tokens < 0 || batch.num_seqs < 0 || num_heads <= 0 || kv.num_kv_heads <= 0 ||
       num_heads % kv.num_kv_heads != 0 || kv.block_size <= 0 || batch.max_blocks_per_seq < 0) {
     return absl::InvalidArgumentError(
@@ -225,7 +302,12 @@ absl::Status LaunchPagedAttention(const bf16* q, const BatchLayout& batch, const
         "PagedAttention: KV pages of ", std::string(DTypeName(kv.dtype)), "; CUDA reads bf16"));
   }
   if (batch.num_tokens == 0) return absl::OkStatus();
-  if (batch.num_seqs >= 65535 || kv.num_kv_heads > 65535) {
+  const int32_t splits = plan.num_splits;
+  if (splits < 1 || (splits > 1 && (workspace == nullptr || !IsAligned16(workspace)))) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("PagedAttention: ", splits, " splits without an aligned workspace"));
+  }
+  if (int64_t{batch.num_seqs} * splits >= 65535 || kv.num_kv_heads > 65535) {
     return absl::UnimplementedError(
         absl::StrCat("PagedAttention: grid too large: num_seqs=", batch.num_seqs,
                      " num_kv_heads=", kv.num_kv_heads));
@@ -246,6 +328,9 @@ absl::Status LaunchPagedAttention(const bf16* q, const BatchLayout& batch, const
                     batch.block_tables,
                     batch.positions,
                     out,
+                    nullptr,
+                    nullptr,
+                    splits,
                     num_heads,
                     kv.num_kv_heads,
                     kv.block_size,
@@ -253,12 +338,24 @@ absl::Status LaunchPagedAttention(const bf16* q, const BatchLayout& batch, const
                     batch.num_seqs,
                     batch.num_tokens,
                     scale * kLog2e};
+  if (splits > 1) {
+    // The accumulators first (16-byte aligned rows), then the (m, l) pairs.
+    params.part_acc = static_cast<float*>(workspace);
+    params.part_ml = reinterpret_cast<float2*>(
+        params.part_acc + int64_t{splits} * batch.num_tokens * num_heads * kv.head_dim);
+  }
   // The last z-slice zeroes padding tokens (outside every sequence's run).
   const dim3 grid(CeilDiv(static_cast<int64_t>(max_q) * group, kRows), kv.num_kv_heads,
-                  batch.num_seqs + 1);
+                  batch.num_seqs * splits + 1);
   return DispatchHeadDim(kv.head_dim, "PagedAttention", [&](auto head_dim) {
-    PagedAttentionKernel<decltype(head_dim)::value><<<grid, kThreads, 0, stream>>>(params);
-    return LaunchStatus("PagedAttentionKernel");
+    constexpr int kHeadDim = decltype(head_dim)::value;
+    PagedAttentionKernel<kHeadDim><<<grid, kThreads, 0, stream>>>(params);
+    RETURN_IF_ERROR(LaunchStatus("PagedAttentionKernel"));
+    if (splits == 1 || batch.num_seqs == 0) return absl::OkStatus();
+    // Rows of the sequences' runs; num_tokens bounds them (Validate upstream).
+    MergeSplitsKernel<kHeadDim>
+        <<<CeilDiv(int64_t{batch.num_tokens} * num_heads, kWarps), kThreads, 0, stream>>>(params);
+    return LaunchStatus("MergeSplitsKernel");
   });
 }
 

@@ -17,6 +17,7 @@
 #include "cublas_api.h"
 #include "cuda_common.cuh"
 #include "cuda_ops.cuh"
+#include "dispatch.cuh"
 #include "driver_vm.h"
 
 namespace cohost::kernels {
@@ -37,8 +38,14 @@ class CudaBackend final : public Backend {
         total_memory_(total_memory),
         stream_(stream),
         blas_(blas),
-        cublas_(cublas) {
-    vm_status_ = cuda::DriverVm::Load(&vm_);
+        cublas_(cublas),
+        vm_status_(cuda::DriverVm::Load(&vm_)) {
+    int sms = 0;
+    if (cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device_) == cudaSuccess) {
+      num_sms_ = sms;
+    } else {
+      cudaGetLastError();  // no SM count: attention plans one split
+    }
     CUmemAllocationProp prop = AllocationProp();
     size_t g = 0;
     if (vm_status_.ok() &&
@@ -51,6 +58,7 @@ class CudaBackend final : public Backend {
     // Teardown errors have nowhere to go; the stream is drained first so no
     // queued work outlives the handle.
     cudaSetDevice(device_);
+    if (scratch_ != nullptr) cudaFreeAsync(scratch_, stream_);
     cudaStreamSynchronize(stream_);
     blas_->destroy(cublas_);
     cudaStreamDestroy(stream_);
@@ -169,7 +177,7 @@ class CudaBackend final : public Backend {
       CUmemAccessDesc access{};
       access.location = prop.location;
       access.flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
-      s = vm_.Check(vm_.set_access(key, bytes, &access, 1), "cuMemSetAccess");
+      s.Update(vm_.Check(vm_.set_access(key, bytes, &access, 1), "cuMemSetAccess"));
       if (!s.ok()) vm_.unmap(key, bytes);
     }
     if (!s.ok()) {
@@ -283,6 +291,39 @@ class CudaBackend final : public Backend {
     }
   }
 
+  // The same product with fp32 C (bf16 A and B, fp32 accumulation): a
+  // combination cublasGemmEx takes as is.
+  void GemmToF32(const void* a, WeightRef weight, int32_t m, int32_t n, int32_t k,
+                 float* c) override {
+    if (!EnterOp()) return;
+    if (weight.format != WeightFormat::kDense) {
+      Record(absl::UnimplementedError(absl::StrCat("GemmToF32: weights in ",
+                                                   std::string(WeightFormatName(weight.format)),
+                                                   " (the CUDA backend takes bf16)")));
+      return;
+    }
+    if (m < 0 || n < 0 || k < 0) {
+      Record(absl::InvalidArgumentError(
+          absl::StrCat("GemmToF32: bad shape m=", m, " n=", n, " k=", k)));
+      return;
+    }
+    if (m == 0 || n == 0) return;
+    if (k == 0) {
+      Record(CudaStatus(cudaMemsetAsync(c, 0, sizeof(float) * m * static_cast<size_t>(n), stream_),
+                        "cudaMemsetAsync"));
+      return;
+    }
+    const float alpha = 1.f, beta = 0.f;
+    Record(blas_->Check(blas_->gemm_ex(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, n, m, k, &alpha,
+                                       weight.data, CUDA_R_16BF, k, a, CUDA_R_16BF, k, &beta, c,
+                                       CUDA_R_32F, n, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                        "cublasGemmEx (fp32 out)"));
+  }
+
+  absl::Status CheckHeadDim(int32_t head_dim) const override {
+    return cuda::DispatchHeadDim(head_dim, "attention", [](auto) { return absl::OkStatus(); });
+  }
+
   void Add(void* x, const void* y, int64_t n) override {
     if (!EnterOp()) return;
     Record(cuda::LaunchAdd(static_cast<bf16*>(x), static_cast<const bf16*>(y), n, stream_));
@@ -305,8 +346,12 @@ class CudaBackend final : public Backend {
   void PagedAttention(const void* q, const BatchLayout& batch, const PagedKv& kv, int32_t num_heads,
                       float scale, void* out) override {
     if (!EnterOp()) return;
+    cuda::AttentionPlan plan = cuda::PlanPagedAttention(batch, kv, num_heads, num_sms_);
+    if (plan.num_splits > 1 && !GrowScratch(plan.workspace_bytes)) {
+      plan = cuda::AttentionPlan{};  // no memory for splits: one, slower but whole
+    }
     Record(cuda::LaunchPagedAttention(static_cast<const bf16*>(q), batch, kv, num_heads, scale,
-                                      static_cast<bf16*>(out), stream_));
+                                      static_cast<bf16*>(out), plan, scratch_, stream_));
   }
 
   void GatherRows(const void* x, const int32_t* rows, int32_t num_rows, int32_t width,
@@ -339,6 +384,23 @@ class CudaBackend final : public Backend {
     return absl::OkStatus();
   }
 
+  // Makes the op scratch at least `bytes` (stream-ordered, so work queued
+  // before still reads the old one); false, with the old kept, when the device
+  // has no memory for it.
+  bool GrowScratch(size_t bytes) {
+    if (bytes <= scratch_bytes_) return true;
+    const size_t want = std::max(bytes, 2 * scratch_bytes_);
+    void* fresh = nullptr;
+    if (cudaMallocAsync(&fresh, want, stream_) != cudaSuccess) {
+      cudaGetLastError();  // out of memory is not sticky
+      return false;
+    }
+    if (scratch_ != nullptr) Record(CudaStatus(cudaFreeAsync(scratch_, stream_), "cudaFreeAsync"));
+    scratch_ = fresh;
+    scratch_bytes_ = want;
+    return true;
+  }
+
   // Keeps the first error only (Status::Update ignores later ones).
   void Record(const absl::Status& s) { first_error_.Update(s); }
 
@@ -361,7 +423,10 @@ class CudaBackend final : public Backend {
   size_t granularity_ = size_t{2} << 20;           // cuMemGetAllocationGranularity, set at creation
   absl::flat_hash_map<uintptr_t, Backed> backed_;  // backed ranges by start address
   cuda::DriverVm vm_;
-  absl::Status vm_status_;  // why the driver's VM calls are missing, if they are
+  absl::Status vm_status_;   // why the driver's VM calls are missing, if they are
+  int32_t num_sms_ = 0;      // what the attention plan fills
+  void* scratch_ = nullptr;  // ops' workspace (attention's split-K partials)
+  size_t scratch_bytes_ = 0;
 };
 
 // A backend on `device` (current) with a stream and cuBLAS handle of its own.

@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "absl/status/status.h"
+#include "attention_plan.h"
 #include "cohost/kernels/paged_kv.h"
 #include "cohost/kernels/rope.h"
 #include "cuda_common.cuh"
@@ -47,9 +48,11 @@ absl::Status LaunchRopeWriteKv(bf16* q /*[num_tokens, num_heads, head_dim]*/,
                                const PagedKv& kv, cudaStream_t stream);
 
 // Causal paged attention over a varlen batch (decode and prefill chunks).
+// `workspace`: plan.workspace_bytes of device memory, 16-byte aligned (none
+// for one split).
 absl::Status LaunchPagedAttention(const bf16* q /*[num_tokens, num_heads, head_dim]*/,
                                   const BatchLayout& batch, const PagedKv& kv, int32_t num_heads,
                                   float scale, bf16* out /*[num_tokens, num_heads, head_dim]*/,
-                                  cudaStream_t stream);
+                                  const AttentionPlan& plan, void* workspace, cudaStream_t stream);
 
 }  // namespace cohost::kernels::cuda

@@ -75,8 +75,9 @@ size_t LlamaModel::TokenWidth(const ModelConfig& c) {
          3 * static_cast<size_t>(c.intermediate_size);
 }
 
-size_t LlamaModel::SampleWidth(const ModelConfig& c) {
-  return 3 * static_cast<size_t>(c.hidden_size) + static_cast<size_t>(c.vocab_size);
+size_t LlamaModel::SampleBytes(const ModelConfig& c, size_t elem_size) {
+  return 3 * static_cast<size_t>(c.hidden_size) * elem_size +
+         static_cast<size_t>(c.vocab_size) * sizeof(float);
 }
 
 size_t LlamaModel::InitialCapacity(int32_t wanted, bool samples) {
@@ -87,10 +88,10 @@ absl::Status LlamaModel::Reserve(int32_t num_tokens, int32_t num_samples) {
   const ModelConfig& c = config_;
   const int64_t hidden = c.hidden_size;
   const int64_t qkv_width = static_cast<int64_t>(c.num_heads + 2 * c.num_kv_heads) * c.head_dim;
-  auto alloc = [&](kernels::DeviceBuffer& b, int64_t elems) -> absl::Status {
+  auto alloc = [&](kernels::DeviceBuffer& b, int64_t elems, size_t elem_size) -> absl::Status {
     b.Reset();  // free first: growing should not need old and new at once
     absl::StatusOr<kernels::DeviceBuffer> n =
-        kernels::DeviceBuffer::Create(backend_, static_cast<size_t>(elems) * elem_size_);
+        kernels::DeviceBuffer::Create(backend_, static_cast<size_t>(elems) * elem_size);
     if (!n.ok()) return n.status();
     b = *std::move(n);
     return absl::OkStatus();
@@ -106,7 +107,7 @@ absl::Status LlamaModel::Reserve(int32_t num_tokens, int32_t num_samples) {
                               {&attn_, static_cast<int64_t>(c.num_heads) * c.head_dim},
                               {&gate_up_, 2 * static_cast<int64_t>(c.intermediate_size)},
                               {&act_, static_cast<int64_t>(c.intermediate_size)}}) {
-      RETURN_IF_ERROR(alloc(*buf, cap * width));
+      RETURN_IF_ERROR(alloc(*buf, cap * width, elem_size_));
     }
     token_capacity_ = cap;
   }
@@ -114,12 +115,10 @@ absl::Status LlamaModel::Reserve(int32_t num_tokens, int32_t num_samples) {
     const int32_t cap =
         std::max({num_samples, kInitialSamples, std::min(2 * sample_capacity_, INT32_MAX / 2)});
     sample_capacity_ = 0;
-    for (auto [buf, width] : {std::pair{&sample_x_, hidden},
-                              {&sample_delta_, hidden},
-                              {&sample_normed_, hidden},
-                              {&logits_, static_cast<int64_t>(c.vocab_size)}}) {
-      RETURN_IF_ERROR(alloc(*buf, cap * width));
+    for (kernels::DeviceBuffer* buf : {&sample_x_, &sample_delta_, &sample_normed_}) {
+      RETURN_IF_ERROR(alloc(*buf, cap * hidden, elem_size_));
     }
+    RETURN_IF_ERROR(alloc(logits_, cap * static_cast<int64_t>(c.vocab_size), sizeof(float)));
     sample_capacity_ = cap;
   }
   return absl::OkStatus();
@@ -253,9 +252,11 @@ absl::Status LlamaModel::Forward(const Batch& batch, KvCache& kv, std::vector<fl
                sample_normed_.data());
     const kernels::WeightRef lm_head =
         w_.output.bytes() != 0 ? w_.output.Ref() : w_.token_embd.Ref();
-    be.Gemm(sample_normed_.data(), lm_head, nullptr, S, c.vocab_size, H, logits_.data());
+    be.GemmToF32(sample_normed_.data(), lm_head, S, c.vocab_size, H, logits_.as<float>());
     logits->resize(static_cast<size_t>(S) * c.vocab_size);
-    if (absl::Status s = be.DownloadF32(logits->data(), logits_.data(), logits->size()); !s.ok()) {
+    if (absl::Status s =
+            be.CopyToHost(logits->data(), logits_.data(), logits->size() * sizeof(float));
+        !s.ok()) {
       logits->clear();
       return s;
     }

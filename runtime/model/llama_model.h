@@ -82,10 +82,11 @@ class LlamaModel final : public Model {
   size_t workspace_bytes() const override;
   absl::Status Forward(const Batch& batch, KvCache& kv, std::vector<float>* logits) override;
 
-  // Elements of activations per token and per sampled row, and the first
-  // capacity Reserve allocates: what Model::PredictWorkspaceBytes uses.
+  // Elements of activations per token, bytes per sampled row (activations of
+  // `elem_size` bytes and fp32 logits), and the first capacity Reserve
+  // allocates: what Model::PredictWorkspaceBytes uses.
   static size_t TokenWidth(const ModelConfig& c);
-  static size_t SampleWidth(const ModelConfig& c);
+  static size_t SampleBytes(const ModelConfig& c, size_t elem_size);
   static size_t InitialCapacity(int32_t wanted, bool samples);
 
  private:
@@ -118,7 +119,7 @@ class LlamaModel final : public Model {
   kernels::DeviceBuffer gate_up_;                                  // [tokens, 2 * inter]
   kernels::DeviceBuffer act_;                                      // [tokens, inter]
   kernels::DeviceBuffer sample_x_, sample_delta_, sample_normed_;  // [samples, hidden]
-  kernels::DeviceBuffer logits_;                                   // [samples, vocab]
+  kernels::DeviceBuffer logits_;                                   // [samples, vocab] fp32
   kernels::DeviceBuffer meta_;  // int32 step metadata, see UploadMetadata
   std::vector<int32_t> meta_host_;
 };

@@ -395,9 +395,9 @@ size_t Model::PredictWeightsBytes(const ModelConfig& config, kernels::DType dtyp
 
 size_t Model::PredictWorkspaceBytes(const ModelConfig& config, kernels::DType dtype, int32_t tokens,
                                     int32_t samples) {
-  const size_t elems = LlamaModel::InitialCapacity(tokens, false) * LlamaModel::TokenWidth(config) +
-                       LlamaModel::InitialCapacity(samples, true) * LlamaModel::SampleWidth(config);
-  return elems * kernels::DTypeSize(dtype);
+  const size_t elem_size = kernels::DTypeSize(dtype);
+  return LlamaModel::InitialCapacity(tokens, false) * LlamaModel::TokenWidth(config) * elem_size +
+         LlamaModel::InitialCapacity(samples, true) * LlamaModel::SampleBytes(config, elem_size);
 }
 
 absl::StatusOr<std::unique_ptr<Model>> Model::Create(ModelFile file, Backend* backend) {
@@ -410,6 +410,9 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Create(ModelFile file, Backend* ba
     return absl::InvalidArgumentError(
         absl::StrFormat("model %s: architecture '%s' is not supported (llama, mistral, qwen2)",
                         file.path, c.architecture));
+  }
+  if (absl::Status s = backend->CheckHeadDim(c.head_dim); !s.ok()) {
+    return absl::Status(s.code(), absl::StrFormat("model %s: %s", file.path, s.message()));
   }
   absl::StatusOr<LlamaWeights> w = UploadLlamaWeights(file, backend);
   if (!w.ok()) return w.status();

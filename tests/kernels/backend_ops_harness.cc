@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <iostream>
 #include <numeric>
+#include <tuple>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -196,6 +197,12 @@ std::vector<AttnCase> AttentionCases() {
       {"mixed_bs48_hd128", 8, 4, 128, {{70, 9}, {100, 1}}, 0, 48},
       // Planning hints left 0: the kernels must not rely on them.
       {"mixed_no_hints_hd64", 9, 3, 64, {{40, 25}, {7, 1}}, 1, 16, /*zero_hints=*/true},
+      // Long contexts of few sequences: on CUDA, split-K (several context
+      // splits merged), a split's boundary inside a page, and splits past a
+      // short row's causal end.
+      {"decode_long_b1_gqa4_hd128", 32, 8, 128, {{4000, 1}}},
+      {"decode_long_b3_gqa3_hd64", 9, 3, 64, {{1500, 1}, {2047, 1}, {3, 1}}, 1},
+      {"prefill_long_prefix_gqa4_hd128", 8, 2, 128, {{2500, 7}}, 0, 48},
       // Only padding tokens: every output row is zeros, nothing is read.
       {"padding_only_hd64", 4, 2, 64, {}, 3},
   };
@@ -327,6 +334,26 @@ void OpChecks::Gemm() {
                    sh.m, sh.n, sh.k, c);
     Check(absl::StrCat("gemm m=", sh.m, " n=", sh.n, " k=", sh.k, sh.bias ? " +bias" : ""), want,
           arena_.Read(c, total), GemmTolerance(tol_, sh.k));
+  }
+}
+
+void OpChecks::GemmToF32() {
+  // The inputs are bf16-representable, so the only error left is the fp32
+  // accumulation's: an output rounded to bf16 (4e-3 relative) fails here.
+  for (auto [m, n, k] : {std::tuple{1, 576, 576}, {3, 49152, 64}, {9, 1000, 512}}) {
+    std::vector<float> a = Random(static_cast<size_t>(m) * k);
+    std::vector<float> w = Random(static_cast<size_t>(n) * k);
+    const size_t total = static_cast<size_t>(m) * n;
+    std::vector<float> want(total);
+    naive::Gemm(a.data(), w.data(), nullptr, m, n, k, want.data());
+    std::vector<float> poison(total, kNaN);
+    float* c = arena_.Raw(poison);
+    backend().GemmToF32(arena_.Floats(a), arena_.Floats(w), m, n, k, c);
+    std::vector<float> got(total, kNaN);
+    absl::Status s = backend().CopyToHost(got.data(), c, total * sizeof(float));
+    if (!s.ok()) ADD_FAILURE() << "after GemmToF32: " << s;
+    Check(absl::StrCat("gemm_to_f32 m=", m, " n=", n, " k=", k), want, got,
+          GemmTolerance(kF32Tol, k));
   }
 }
 

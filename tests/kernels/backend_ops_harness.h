@@ -129,6 +129,8 @@ class OpChecks {
   void GatherRows();
   void RmsNorm();
   void Gemm();
+  // GemmToF32: fp32 logits, held to fp32 roundoff on every backend.
+  void GemmToF32();
   void Add();
   void SiluMul();
   void RopeWriteKv();

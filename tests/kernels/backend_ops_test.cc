@@ -66,6 +66,7 @@ TEST_P(BackendOpsTest, Embedding) { checks_->Embedding(); }
 TEST_P(BackendOpsTest, GatherRows) { checks_->GatherRows(); }
 TEST_P(BackendOpsTest, RmsNorm) { checks_->RmsNorm(); }
 TEST_P(BackendOpsTest, Gemm) { checks_->Gemm(); }
+TEST_P(BackendOpsTest, GemmToF32) { checks_->GemmToF32(); }
 TEST_P(BackendOpsTest, Add) { checks_->Add(); }
 TEST_P(BackendOpsTest, SiluMul) { checks_->SiluMul(); }
 TEST_P(BackendOpsTest, RopeWriteKv) { checks_->RopeWriteKv(); }

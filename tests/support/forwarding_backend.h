@@ -1,8 +1,9 @@
 // A Backend that hands every call it must implement to another one: tests
 // derive from it and override the few calls whose behaviour they change. The
 // optional calls (AdoptHostBytes, AdoptMapped, AdoptsHostMemory,
-// SupportsWeightFormat, GroupedGemm, NewContext) keep Backend's defaults, so a
-// subclass that overrides Gemm sees every product, and nothing is adopted.
+// SupportsWeightFormat, GroupedGemm, GemmToF32, NewContext) keep Backend's
+// defaults, so a subclass that overrides Gemm sees every product (the inner
+// backend must then compute in fp32), and nothing is adopted.
 #pragma once
 
 #include <memory>
@@ -58,6 +59,9 @@ class ForwardingBackend : public kernels::Backend {
   void Gemm(const void* a, kernels::WeightRef w, const void* bias, int32_t m, int32_t n, int32_t k,
             void* c) override {
     inner_->Gemm(a, w, bias, m, n, k, c);
+  }
+  absl::Status CheckHeadDim(int32_t head_dim) const override {
+    return inner_->CheckHeadDim(head_dim);
   }
   void Add(void* x, const void* y, int64_t n) override { inner_->Add(x, y, n); }
   void SiluMul(const void* gate_up, int32_t n, int32_t inter, void* out) override {

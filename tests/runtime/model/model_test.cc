@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "cohost/kernels/backend.h"
 #include "cohost/kernels/dtype.h"
 #include "cohost/kernels/quant.h"
@@ -437,6 +438,46 @@ TEST(ModelCreateTest, RejectsMissingAndMisshapenTensors) {
     f.config.num_kv_heads = 3;  // does not divide num_heads
     EXPECT_EQ(Model::Create(f, be.get()).status().code(), absl::StatusCode::kInvalidArgument);
   }
+}
+
+// A device with attention kernels for one head size only, as CUDA has a
+// dispatch list: it counts the bytes it is asked for.
+class OneHeadDimBackend final : public cohost::testing::ForwardingBackend {
+ public:
+  OneHeadDimBackend(int32_t head_dim, std::unique_ptr<kernels::Backend> inner)
+      : ForwardingBackend(std::move(inner)), head_dim_(head_dim) {}
+  absl::Status CheckHeadDim(int32_t head_dim) const override {
+    if (head_dim == head_dim_) return absl::OkStatus();
+    return absl::UnimplementedError(
+        absl::StrCat("head_dim ", head_dim, " is not supported (supported: ", head_dim_, ")"));
+  }
+  absl::StatusOr<void*> Allocate(size_t bytes) override {
+    allocated += bytes;
+    return ForwardingBackend::Allocate(bytes);
+  }
+  size_t allocated = 0;
+
+ private:
+  int32_t head_dim_;
+};
+
+TEST(ModelCreateTest, AHeadSizeWithoutKernelsIsRefusedBeforeAnyUpload) {
+  const Variant v{"checks", true, false, false, 16};
+  ModelFile f = MakeTinyModel(v);
+  const int32_t head_dim = f.config.head_dim;
+  {
+    OneHeadDimBackend be(head_dim + 2, kernels::MakeCpuBackend(1));
+    auto m = Model::Create(f, &be);
+    ASSERT_FALSE(m.ok());
+    EXPECT_EQ(m.status().code(), absl::StatusCode::kUnimplemented);
+    EXPECT_THAT(std::string(m.status().message()),
+                HasSubstr(absl::StrCat("head_dim ", head_dim, " is not supported")));
+    EXPECT_EQ(be.allocated, 0u);
+  }
+  OneHeadDimBackend be(head_dim, kernels::MakeCpuBackend(1));
+  auto m = Model::Create(f, &be);
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_GT(be.allocated, 0u);
 }
 
 // Rows of `type` blocks (Q8_0, Q4_0, F16 or BF16) for `t` (its rows a

@@ -125,9 +125,25 @@ class Backend {
       Gemm(a, parts[i].w, parts[i].bias, m, parts[i].n, k, parts[i].c);
     }
   }
+  // Gemm without a bias, written as fp32 whatever the compute dtype: the
+  // lm_head, whose logits are sampled and compared, must not be rounded to 16
+  // bits (bf16's step is 0.125 between 16 and 32). The default is Gemm, which
+  // is right only for an fp32 compute dtype; every other backend overrides it.
+  virtual void GemmToF32(const void* a /*[m, k]*/, WeightRef w /*[n, k]*/, int32_t m, int32_t n,
+                         int32_t k, float* c /*[m, n] fp32*/) {
+    Gemm(a, w, nullptr, m, n, k, c);
+  }
   // Whether Gemm takes weights in `format` (kDense always).
   virtual bool SupportsWeightFormat(WeightFormat format) const {
     return format == WeightFormat::kDense;
+  }
+
+  // OK when PagedAttention and RopeWriteKv take heads of `head_dim`;
+  // otherwise UNIMPLEMENTED, naming the head sizes this backend has kernels
+  // for. Model::Create asks before any weight is uploaded.
+  virtual absl::Status CheckHeadDim(int32_t head_dim) const {
+    (void)head_dim;
+    return absl::OkStatus();
   }
 
   // x += y elementwise.

@@ -1,0 +1,35 @@
+// How CUDA paged attention cuts one call into CTAs: host-side planning, no
+// CUDA types, so that it is tested where no GPU is present.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "cohost/kernels/paged_kv.h"
+
+namespace cohost::kernels::cuda {
+
+// (token, query head) rows per CTA: a query tile of one kv head's GQA group.
+inline constexpr int kAttnRowsPerCta = 16;
+
+// num_splits ranges of each sequence's context (split-K, flash-decoding) when
+// the batch alone would not fill the device, and the fp32 workspace their
+// partial results take.
+struct AttentionPlan {
+  int32_t num_splits = 1;
+  size_t workspace_bytes = 0;
+};
+
+// Splits aim at kCtasPerSm CTAs per SM, take at least kMinSplitKeys keys each,
+// number at most kMaxSplits, and need at most kMaxWorkspaceBytes.
+inline constexpr int kAttnCtasPerSm = 4;
+inline constexpr int kAttnMinSplitKeys = 128;
+inline constexpr int kAttnMaxSplits = 64;
+inline constexpr int64_t kAttnMaxWorkspaceBytes = int64_t{64} << 20;
+
+// From the batch's planning hints (max_query_len, max_context_len; without
+// them, one split) and the device's SM count (0: one split).
+AttentionPlan PlanPagedAttention(const BatchLayout& batch, const PagedKv& kv, int32_t num_heads,
+                                 int32_t num_sms);
+
+}  // namespace cohost::kernels::cuda
