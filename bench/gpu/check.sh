@@ -7,8 +7,11 @@
 #    back to prebuilt binaries carried in .gpu-carry/ (bench/gpu/prepare_carry.sh);
 # 3. kernels_backend_ops_test: every CUDA op against the CPU reference (fresh
 #    random inputs, 3 draws), then compute-sanitizer memcheck/racecheck if present;
-# 4. end-to-end greedy generation, `cohost run --device cuda` against the CPU;
-# 5. kernel micro-benchmarks (kernels_bench), if that target exists.
+# 4. the decoder on CUDA against the CPU (cuda_model_test: random-weight
+#    models, head sizes 64 and 128), then end-to-end greedy generation,
+#    `cohost run --device cuda` against the CPU, where the default model is;
+# 5. kernels_bench (each op and a decode step against its floor) and
+#    torch_baseline.py (torch.matmul, SDPA, an eager step on the same shapes).
 # Full logs go to $OUT/*.log; a short table is printed last and saved as
 # $OUT/table.md. Exit status: 0 all ran steps passed, 1 a step failed, 2 no GPU.
 # Through the device tool: run bench/gpu/prepare_carry.sh here first, then
@@ -40,6 +43,10 @@ table() {
   echo
   echo "cohost GPU check, commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(date -u +%FT%TZ), logs in $OUT"
   cat "$OUT/table.md"
+  if [ -f "$OUT/versus_torch.md" ]; then
+    echo
+    cat "$OUT/versus_torch.md"
+  fi
 }
 
 # ---- 1. probe ----
@@ -66,10 +73,9 @@ if cmake -S "$root" -B "$root/build-gpu" -G Ninja -DCMAKE_BUILD_TYPE=Release -DC
     bin="$root/build-gpu/tests"
     row build PASS "configured and built here (Release, -j$jobs)"
     ninja -C "$root/build-gpu" -j"$jobs" cohost >>"$OUT/build.log" 2>&1 && cohost="$root/build-gpu/tools/cohost"
-    if ninja -C "$root/build-gpu" -t targets all 2>/dev/null | grep -q '^kernels_bench:'; then
-      ninja -C "$root/build-gpu" -j"$jobs" kernels_bench >>"$OUT/build.log" 2>&1 &&
-        bench="$root/build-gpu/bench/kernels_bench"
-    fi
+    ninja -C "$root/build-gpu" -j"$jobs" cuda_model_test >>"$OUT/build.log" 2>&1
+    ninja -C "$root/build-gpu" -j"$jobs" kernels_bench >>"$OUT/build.log" 2>&1 &&
+      bench="$root/build-gpu/bench/kernels_bench"
   else
     row build FAIL "ninja failed: tail of build.log below"
     tail -30 "$OUT/build.log"
@@ -120,6 +126,22 @@ else
   row kernels_backend_ops_test FAIL "not built"
 fi
 
+# ---- 4. the decoder on CUDA against the CPU: random-weight models of head
+# sizes 64 and 128 (GQA, MQA), then the default model where it is present ----
+if [ -x "$bin/cuda_model_test" ]; then
+  timeout 120 "$bin/cuda_model_test" >"$OUT/model_test.log" 2>&1
+  rc=$?
+  if grep -q "no CUDA device" "$OUT/model_test.log"; then
+    row cuda_model_test FAIL "skipped although a GPU is present"
+  elif [ "$rc" -eq 0 ]; then
+    row cuda_model_test PASS "$(grep -c '^\[       OK \]' "$OUT/model_test.log") random-weight models match the CPU"
+  else
+    row cuda_model_test FAIL "rc=$rc: $(grep -m3 -E 'Failure|Expected|Which is' "$OUT/model_test.log" | tr '\n' ' ')"
+  fi
+else
+  row cuda_model_test SKIP "not built"
+fi
+
 # ---- 4. end-to-end greedy generation, GPU against CPU ----
 e2e_tokens=32
 if [ -z "$cohost" ]; then
@@ -160,15 +182,38 @@ PY
   rm -f "$OUT/e2e_cpu.json" "$OUT/e2e_cuda.json"
 fi
 
-# ---- 5. kernel micro-benchmarks ----
+# ---- 5. kernel benchmarks against their floors, and torch on the same shapes ----
 if [ -n "$bench" ]; then
-  if timeout 180 "$bench" --benchmark_min_time=0.2 >"$OUT/bench.log" 2>&1; then
-    row kernels_bench PASS "see bench.log (compare with the floors: 4.3 TB/s copy, 790 TFLOP/s bf16)"
+  if timeout 240 "$bench" --device cuda --iters 20 >"$OUT/bench.log" 2>&1; then
+    row kernels_bench PASS "$(grep -c '^| [a-z]' "$OUT/bench.log") rows against the floors (4.3 TB/s, 790 TFLOP/s): bench.log"
   else
     row kernels_bench FAIL "rc=$? (see bench.log)"
   fi
+  if timeout 240 python3 "$root/bench/gpu/torch_baseline.py" --iters 20 >"$OUT/torch.log" 2>&1; then
+    # One table: cohost's time and floor beside torch's, per (op, shape).
+    python3 - "$OUT/bench.log" "$OUT/torch.log" >"$OUT/versus_torch.md" <<'PY'
+import sys
+def rows(path):
+    out = {}
+    for line in open(path):
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 3 and cells[0] not in ("op", "") and not cells[0].startswith("-"):
+            out[(cells[0], cells[1])] = cells[2:]
+    return out
+ours, torch = rows(sys.argv[1]), rows(sys.argv[2])
+print("| op | shape | cohost us | of floor | torch us | torch / cohost |")
+print("|---|---|---|---|---|---|")
+for key, cells in ours.items():
+    t = torch.get(key)
+    ratio = f"{float(t[0]) / float(cells[0]):.2f}" if t else "-"
+    print(f"| {key[0]} | {key[1]} | {cells[0]} | {cells[2]} | {t[0] if t else '-'} | {ratio} |")
+PY
+    row torch-baseline PASS "versus_torch.md: each op beside torch.matmul / SDPA / an eager step"
+  else
+    row torch-baseline SKIP "rc=$?: $(tail -1 "$OUT/torch.log")"
+  fi
 else
-  row kernels_bench SKIP "no kernels_bench target yet"
+  row kernels_bench SKIP "kernels_bench not built"
 fi
 
 table

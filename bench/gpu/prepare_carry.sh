@@ -15,7 +15,7 @@ if [ ! -f "$build/build.ninja" ]; then
   cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCOHOST_CUDA=ON >/dev/null
 fi
 targets=(kernels_backend_ops_test)
-for t in cohost kernels_bench; do
+for t in cohost kernels_bench cuda_model_test; do
   ninja -C "$build" -t targets all | grep -q "^$t:" && targets+=("$t")
 done
 ninja -C "$build" -j"${COHOST_JOBS:-2}" "${targets[@]}" || {
@@ -24,7 +24,8 @@ ninja -C "$build" -j"${COHOST_JOBS:-2}" "${targets[@]}" || {
 }
 rm -rf "$carry"
 mkdir -p "$carry/bin" "$carry/lib"
-for f in "$build/tests/kernels_backend_ops_test" "$build/tools/cohost" "$build/bench/kernels_bench"; do
+for f in "$build/tests/kernels_backend_ops_test" "$build/tests/cuda_model_test" "$build/tools/cohost" \
+  "$build/bench/kernels_bench"; do
   [ -x "$f" ] || continue
   cp "$f" "$carry/bin/"
   strip --strip-debug "$carry/bin/$(basename "$f")"

@@ -2,6 +2,7 @@
 
 #include "tests/support/tiny_model.h"
 
+#include <cmath>
 #include <random>
 #include <string>
 
@@ -16,12 +17,12 @@ ModelFile MakeTinyModelFile(const TinyModelOptions& options) {
   c.architecture = "llama";
   c.name = "tiny";
   c.vocab_size = options.vocab_size;
-  c.hidden_size = 32;
-  c.intermediate_size = 48;
-  c.num_layers = 2;
-  c.num_heads = 4;
-  c.num_kv_heads = 2;
-  c.head_dim = 8;
+  c.hidden_size = options.hidden_size;
+  c.intermediate_size = options.intermediate_size;
+  c.num_layers = options.num_layers;
+  c.num_heads = options.num_heads;
+  c.num_kv_heads = options.num_kv_heads;
+  c.head_dim = options.head_dim;
   c.max_position_embeddings = options.max_position_embeddings;
   c.rms_norm_eps = 1e-5f;
   c.rope_theta = 10000.f;
@@ -37,19 +38,24 @@ ModelFile MakeTinyModelFile(const TinyModelOptions& options) {
   };
   const int64_t h = c.hidden_size, inter = c.intermediate_size;
   const int64_t q = c.num_heads * c.head_dim, kv = c.num_kv_heads * c.head_dim;
+  // Scales for the default shape's fan-ins (32, 48 and 32): a wider model's
+  // products keep the default's magnitudes.
+  const float from_h = std::sqrt(32.f / static_cast<float>(h));
+  const float from_q = std::sqrt(32.f / static_cast<float>(q));
+  const float from_inter = std::sqrt(48.f / static_cast<float>(inter));
   add("token_embd.weight", {c.vocab_size, h}, 1.f);
   add("output_norm.weight", {h}, 1.f);
   for (int l = 0; l < c.num_layers; ++l) {
     const std::string p = "blk." + std::to_string(l) + ".";
     add(p + "attn_norm.weight", {h}, 1.f);
     add(p + "ffn_norm.weight", {h}, 1.f);
-    add(p + "attn_q.weight", {q, h}, 0.6f);
-    add(p + "attn_k.weight", {kv, h}, 0.6f);
-    add(p + "attn_v.weight", {kv, h}, 0.3f);
-    add(p + "attn_output.weight", {h, q}, 0.3f);
-    add(p + "ffn_gate.weight", {inter, h}, 0.3f);
-    add(p + "ffn_up.weight", {inter, h}, 0.3f);
-    add(p + "ffn_down.weight", {h, inter}, 0.3f);
+    add(p + "attn_q.weight", {q, h}, 0.6f * from_h);
+    add(p + "attn_k.weight", {kv, h}, 0.6f * from_h);
+    add(p + "attn_v.weight", {kv, h}, 0.3f * from_h);
+    add(p + "attn_output.weight", {h, q}, 0.3f * from_q);
+    add(p + "ffn_gate.weight", {inter, h}, 0.3f * from_h);
+    add(p + "ffn_up.weight", {inter, h}, 0.3f * from_h);
+    add(p + "ffn_down.weight", {h, inter}, 0.3f * from_inter);
   }
   return f;
 }

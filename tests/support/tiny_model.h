@@ -14,6 +14,14 @@ struct TinyModelOptions {
   int32_t vocab_size = 272;  // 256 byte tokens, an end token (256) and a few more
   int32_t max_position_embeddings = 256;
   uint32_t seed = 7;
+  // The decoder's shape: tiny by default; the CUDA model test asks for the
+  // head sizes its kernels take (64, 128).
+  int32_t hidden_size = 32;
+  int32_t intermediate_size = 48;
+  int32_t num_layers = 2;
+  int32_t num_heads = 4;
+  int32_t num_kv_heads = 2;
+  int32_t head_dim = 8;
 };
 
 ModelFile MakeTinyModelFile(const TinyModelOptions& options = {});
