@@ -236,6 +236,9 @@ class CpuBackend final : public Backend {
                   void* out) override {
     cpu::GatherRows(F(x), rows, num_rows, width, F(out));
   }
+  void ArgmaxRows(const float* x, int32_t rows, int32_t width, int32_t* out) override {
+    cpu::ArgmaxRows(x, rows, width, out);
+  }
 
  private:
   absl::Status CheckRange(const void* addr, size_t bytes) const {

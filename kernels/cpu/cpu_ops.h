@@ -50,6 +50,11 @@ void SiluMul(const float* gate_up /*[n, 2 * inter]*/, int32_t n, int32_t inter,
 void GatherRows(const float* x /*[n, width]*/, const int32_t* rows /*[num_rows]*/, int32_t num_rows,
                 int32_t width, float* out /*[num_rows, width]*/);
 
+// out[r] = the first column of row r's largest value, NaN as -inf, 0 where
+// nothing is above -inf (Backend::ArgmaxRows).
+void ArgmaxRows(const float* x /*[rows, width]*/, int32_t rows, int32_t width,
+                int32_t* out /*[rows]*/);
+
 // Rotates q and k in place, then copies k and v into the pages at slot_mapping.
 void RopeWriteKv(float* q,        // [num_tokens, num_heads, head_dim]
                  float* k,        // [num_tokens, num_kv_heads, head_dim]

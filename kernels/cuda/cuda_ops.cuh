@@ -21,6 +21,11 @@ absl::Status LaunchGatherRows(const bf16* x /*[n, width]*/, const int32_t* rows 
                               int32_t num_rows, int32_t width, bf16* out /*[num_rows, width]*/,
                               cudaStream_t stream);
 
+// out[r] = the first column of row r's largest value, NaN as -inf, 0 where
+// nothing is above -inf (Backend::ArgmaxRows).
+absl::Status LaunchArgmaxRows(const float* x /*[rows, width]*/, int32_t rows, int32_t width,
+                              int32_t* out /*[rows]*/, cudaStream_t stream);
+
 // residual (if not null) += x, then out = v / rms(v) * weight with v the new
 // residual (rounded to bf16, as the next layer will read it) or x.
 absl::Status LaunchRmsNorm(const bf16* x /*[n, hidden]*/, bf16* residual /*[n, hidden] or null*/,

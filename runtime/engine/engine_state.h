@@ -53,6 +53,10 @@ struct LiveRequest {
     seq.tenant_weight = request.tenant_weight;
   }
 
+  // Its next token is the argmax of the model's logits, and nothing else is
+  // read from them: a step of only such requests brings back ids.
+  bool TakesArgmax() const { return sampler.IsGreedy() && !request.sampling.logprobs; }
+
   Sequence seq;
   GenerateRequest request;
   std::shared_ptr<TokenSink> sink;
@@ -105,7 +109,8 @@ struct Engine::Impl {
   absl::flat_hash_map<RequestId, std::unique_ptr<LiveRequest>> live;
   Batch batch;
   std::vector<float> logits;
-  std::vector<float> raw_logits;  // one row, copied for a request asking logprobs
+  std::vector<float> raw_logits;    // one row, copied for a request asking logprobs
+  std::vector<int32_t> greedy_ids;  // a greedy step's tokens (Model::ForwardGreedy)
   int64_t next_arrival = 0;
   EngineStats counters;  // owned by the stepping thread
   StepCostFit cost_fit;  // of this engine's steps

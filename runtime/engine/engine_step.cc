@@ -220,7 +220,13 @@ absl::StatusOr<bool> Engine::Step(const StepLimits& limits) {
       }
     }
     BuildBatch(plan, s.kv_manager.block_size(), &s.batch);
-    result = model_->Forward(s.batch, *s.kv_cache, &s.logits);
+    // A step whose every sampling request takes the argmax brings back ids.
+    const bool greedy =
+        std::all_of(plan.scheduled.begin(), plan.scheduled.end(), [&](const ScheduledSeq& item) {
+          return !item.samples || s.live.at(item.seq->id)->TakesArgmax();
+        });
+    result = greedy ? model_->ForwardGreedy(s.batch, *s.kv_cache, &s.greedy_ids)
+                    : model_->Forward(s.batch, *s.kv_cache, &s.logits);
     if (!result.ok()) {
       for (const ScheduledSeq& item : plan.scheduled) {
         s.Retire(item.seq->id, FinishReason::kError, result, Now());
@@ -233,13 +239,18 @@ absl::StatusOr<bool> Engine::Step(const StepLimits& limits) {
       for (const ScheduledSeq& item : plan.scheduled) {
         if (!item.samples) continue;
         LiveRequest& r = *s.live.at(item.seq->id);
-        const absl::Span<float> logits =
-            absl::MakeSpan(s.logits.data() + static_cast<size_t>(row++) * vocab, vocab);
-        // Sample rewrites the logits: logprobs read a copy of the model's.
-        const std::optional<int32_t> top_n = r.request.sampling.logprobs;
-        if (top_n) s.raw_logits.assign(logits.begin(), logits.end());
-        const int32_t token = r.sampler.Sample(logits, r.seq.tokens, r.seq.num_prompt_tokens);
-        if (top_n) r.logprobs = ComputeLogprobs(s.raw_logits, token, *top_n);
+        int32_t token = 0;
+        if (greedy) {
+          token = s.greedy_ids[row++];
+        } else {
+          const absl::Span<float> logits =
+              absl::MakeSpan(s.logits.data() + static_cast<size_t>(row++) * vocab, vocab);
+          // Sample rewrites the logits: logprobs read a copy of the model's.
+          const std::optional<int32_t> top_n = r.request.sampling.logprobs;
+          if (top_n) s.raw_logits.assign(logits.begin(), logits.end());
+          token = r.sampler.Sample(logits, r.seq.tokens, r.seq.num_prompt_tokens);
+          if (top_n) r.logprobs = ComputeLogprobs(s.raw_logits, token, *top_n);
+        }
         r.seq.tokens.push_back(token);
         if (r.seq.num_generated() == 1) r.first_token = sampled_at;
         sampled.push_back(&r);

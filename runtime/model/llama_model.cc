@@ -61,8 +61,9 @@ LlamaModel::LlamaModel(const ModelConfig& config, kernels::Backend* backend, Lla
 
 size_t LlamaModel::workspace_bytes() const {
   size_t bytes = 0;
-  for (const kernels::DeviceBuffer* b : {&x_, &delta_, &normed_, &qkv_, &attn_, &gate_up_, &act_,
-                                         &sample_x_, &sample_delta_, &sample_normed_, &logits_}) {
+  for (const kernels::DeviceBuffer* b :
+       {&x_, &delta_, &normed_, &qkv_, &attn_, &gate_up_, &act_, &sample_x_, &sample_delta_,
+        &sample_normed_, &logits_, &sample_ids_}) {
     bytes += b->bytes();
   }
   return bytes;
@@ -77,7 +78,7 @@ size_t LlamaModel::TokenWidth(const ModelConfig& c) {
 
 size_t LlamaModel::SampleBytes(const ModelConfig& c, size_t elem_size) {
   return 3 * static_cast<size_t>(c.hidden_size) * elem_size +
-         static_cast<size_t>(c.vocab_size) * sizeof(float);
+         static_cast<size_t>(c.vocab_size) * sizeof(float) + sizeof(int32_t);
 }
 
 size_t LlamaModel::InitialCapacity(int32_t wanted, bool samples) {
@@ -119,6 +120,7 @@ absl::Status LlamaModel::Reserve(int32_t num_tokens, int32_t num_samples) {
       RETURN_IF_ERROR(alloc(*buf, cap * hidden, elem_size_));
     }
     RETURN_IF_ERROR(alloc(logits_, cap * static_cast<int64_t>(c.vocab_size), sizeof(float)));
+    RETURN_IF_ERROR(alloc(sample_ids_, cap, sizeof(int32_t)));
     sample_capacity_ = cap;
   }
   return absl::OkStatus();
@@ -170,6 +172,39 @@ absl::Status LlamaModel::UploadMetadata(const Batch& b, kernels::BatchLayout* la
 
 absl::Status LlamaModel::Forward(const Batch& batch, KvCache& kv, std::vector<float>* logits) {
   if (logits == nullptr) return absl::InvalidArgumentError("Forward: null logits");
+  logits->clear();
+  RETURN_IF_ERROR(Run(batch, kv));
+  const size_t n = batch.sample_rows.size() * static_cast<size_t>(config_.vocab_size);
+  if (n > 0) {
+    logits->resize(n);
+    if (absl::Status s = backend_->CopyToHost(logits->data(), logits_.data(), n * sizeof(float));
+        !s.ok()) {
+      logits->clear();
+      return s;
+    }
+  }
+  return backend_->Synchronize();
+}
+
+absl::Status LlamaModel::ForwardGreedy(const Batch& batch, KvCache& kv, std::vector<int32_t>* ids) {
+  if (ids == nullptr) return absl::InvalidArgumentError("ForwardGreedy: null ids");
+  ids->clear();
+  RETURN_IF_ERROR(Run(batch, kv));
+  const int32_t rows = static_cast<int32_t>(batch.sample_rows.size());
+  if (rows > 0) {
+    backend_->ArgmaxRows(logits_.as<float>(), rows, config_.vocab_size, sample_ids_.as<int32_t>());
+    ids->resize(rows);
+    if (absl::Status s =
+            backend_->CopyToHost(ids->data(), sample_ids_.data(), rows * sizeof(int32_t));
+        !s.ok()) {
+      ids->clear();
+      return s;
+    }
+  }
+  return backend_->Synchronize();
+}
+
+absl::Status LlamaModel::Run(const Batch& batch, KvCache& kv) {
   const ModelConfig& c = config_;
   if (kv.num_layers() != c.num_layers || kv.Layer(0).num_kv_heads != c.num_kv_heads ||
       kv.Layer(0).head_dim != c.head_dim) {
@@ -183,7 +218,6 @@ absl::Status LlamaModel::Forward(const Batch& batch, KvCache& kv, std::vector<fl
   }
   const int32_t T = batch.num_tokens();
   const int32_t S = static_cast<int32_t>(batch.sample_rows.size());
-  logits->clear();
   if (T == 0) return absl::OkStatus();
   RETURN_IF_ERROR(Reserve(T, S));
   kernels::BatchLayout layout;
@@ -253,15 +287,8 @@ absl::Status LlamaModel::Forward(const Batch& batch, KvCache& kv, std::vector<fl
     const kernels::WeightRef lm_head =
         w_.output.bytes() != 0 ? w_.output.Ref() : w_.token_embd.Ref();
     be.GemmToF32(sample_normed_.data(), lm_head, S, c.vocab_size, H, logits_.as<float>());
-    logits->resize(static_cast<size_t>(S) * c.vocab_size);
-    if (absl::Status s =
-            be.CopyToHost(logits->data(), logits_.data(), logits->size() * sizeof(float));
-        !s.ok()) {
-      logits->clear();
-      return s;
-    }
   }
-  return be.Synchronize();
+  return absl::OkStatus();
 }
 
 }  // namespace cohost::runtime

@@ -81,6 +81,7 @@ class LlamaModel final : public Model {
   }
   size_t workspace_bytes() const override;
   absl::Status Forward(const Batch& batch, KvCache& kv, std::vector<float>* logits) override;
+  absl::Status ForwardGreedy(const Batch& batch, KvCache& kv, std::vector<int32_t>* ids) override;
 
   // Elements of activations per token, bytes per sampled row (activations of
   // `elem_size` bytes and fp32 logits), and the first capacity Reserve
@@ -92,6 +93,9 @@ class LlamaModel final : public Model {
  private:
   // Activation buffers for up to num_tokens new tokens and num_samples rows.
   absl::Status Reserve(int32_t num_tokens, int32_t num_samples);
+  // The decoder on one batch, up to the fp32 logits of its sample rows in
+  // logits_ (queued on the backend, not waited for).
+  absl::Status Run(const Batch& batch, KvCache& kv);
   // Copies the step's int32 metadata to the device in one transfer and points
   // `layout`, `ids` and `rows` at it.
   absl::Status UploadMetadata(const Batch& batch, kernels::BatchLayout* layout, const int32_t** ids,
@@ -120,6 +124,7 @@ class LlamaModel final : public Model {
   kernels::DeviceBuffer act_;                                      // [tokens, inter]
   kernels::DeviceBuffer sample_x_, sample_delta_, sample_normed_;  // [samples, hidden]
   kernels::DeviceBuffer logits_;                                   // [samples, vocab] fp32
+  kernels::DeviceBuffer sample_ids_;                               // [samples] int32 argmax
   kernels::DeviceBuffer meta_;  // int32 step metadata, see UploadMetadata
   std::vector<int32_t> meta_host_;
 };

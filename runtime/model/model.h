@@ -56,6 +56,11 @@ class Model {
   // to *logits as [sample_rows.size(), vocab_size] host floats. K/V of the new
   // tokens are written into `kv` at batch.slot_mapping.
   virtual absl::Status Forward(const Batch& batch, KvCache& kv, std::vector<float>* logits) = 0;
+  // Forward for a step whose every sampled row is greedy: writes the argmax id
+  // of each row of batch.sample_rows, in order (Backend::ArgmaxRows: the
+  // Sampler's greedy choice), and leaves the logits on the device.
+  virtual absl::Status ForwardGreedy(const Batch& batch, KvCache& kv,
+                                     std::vector<int32_t>* ids) = 0;
 };
 
 }  // namespace cohost::runtime

@@ -41,6 +41,14 @@ class Sampler {
   int32_t Sample(absl::Span<float> logits, absl::Span<const int32_t> history,
                  int32_t num_prompt_tokens);
 
+  // Sample is the argmax of the logits as given (temperature 0, no penalty):
+  // the first of the largest, NaN as -inf, 0 if none is above -inf
+  // (Backend::ArgmaxRows computes the same on the device).
+  bool IsGreedy() const {
+    return params_.temperature == 0.f && params_.repetition_penalty == 1.f &&
+           params_.presence_penalty == 0.f && params_.frequency_penalty == 0.f;
+  }
+
  private:
   struct Candidate {
     float logit;   // penalized logit / temperature, shifted so the max is 0

@@ -295,6 +295,44 @@ void OpChecks::GatherRows() {
   }
 }
 
+void OpChecks::ArgmaxRows() {
+  constexpr float kInf = std::numeric_limits<float>::infinity();
+  for (int32_t width : {49152, 1000, 33, 1}) {
+    const int32_t rows = 9;
+    std::vector<float> x = Random(static_cast<size_t>(rows) * width, -30.f, 30.f);
+    auto row = [&](int32_t r) { return x.begin() + static_cast<int64_t>(r) * width; };
+    if (width > 2) {
+      // Row 1: the maximum twice (the first wins); row 2: NaN beside it.
+      row(1)[width - 1] = row(1)[width / 3] = 99.f;
+      row(2)[width / 2] = 98.f;
+      row(2)[0] = row(2)[width - 1] = kNaN;
+      // Row 3: two +inf (the first wins) among -inf.
+      std::fill(row(3), row(3) + width, -kInf);
+      row(3)[width - 2] = row(3)[width - 1] = kInf;
+    }
+    // Row 4: all -inf; row 5: all NaN (nothing above -inf: column 0).
+    std::fill(row(4), row(4) + width, -kInf);
+    std::fill(row(5), row(5) + width, kNaN);
+    std::vector<int32_t> want(rows);
+    for (int32_t r = 0; r < rows; ++r) {
+      float best = -kInf;
+      for (int32_t i = 0; i < width; ++i) {
+        if (row(r)[i] > best) {
+          best = row(r)[i];
+          want[r] = i;
+        }
+      }
+    }
+    float* px = arena_.Raw(x);
+    int32_t* out = arena_.Raw(std::vector<int32_t>(rows, -7));
+    backend().ArgmaxRows(px, rows, width, out);
+    std::vector<int32_t> got(rows, -1);
+    absl::Status s = backend().CopyToHost(got.data(), out, rows * sizeof(int32_t));
+    EXPECT_TRUE(s.ok()) << s;
+    EXPECT_EQ(got, want) << "argmax rows width=" << width << " [COHOST_TEST_SEED=" << seed_ << "]";
+  }
+}
+
 void OpChecks::RmsNorm() {
   for (int32_t hidden : {576, 4096, 100}) {
     for (bool with_residual : {false, true}) {

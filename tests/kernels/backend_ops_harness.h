@@ -127,6 +127,8 @@ class OpChecks {
   void AllocationFailureIsRecoverable();
   void Embedding();
   void GatherRows();
+  // ArgmaxRows: ties, NaN, infinities, rows with nothing above -inf.
+  void ArgmaxRows();
   void RmsNorm();
   void Gemm();
   // GemmToF32: fp32 logits, held to fp32 roundoff on every backend.

@@ -64,6 +64,7 @@ TEST_P(BackendOpsTest, AllocationFailureIsRecoverable) {
 }
 TEST_P(BackendOpsTest, Embedding) { checks_->Embedding(); }
 TEST_P(BackendOpsTest, GatherRows) { checks_->GatherRows(); }
+TEST_P(BackendOpsTest, ArgmaxRows) { checks_->ArgmaxRows(); }
 TEST_P(BackendOpsTest, RmsNorm) { checks_->RmsNorm(); }
 TEST_P(BackendOpsTest, Gemm) { checks_->Gemm(); }
 TEST_P(BackendOpsTest, GemmToF32) { checks_->GemmToF32(); }

@@ -10,6 +10,7 @@
 #include <numeric>
 #include <ostream>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -345,6 +346,30 @@ TEST_P(ModelTest, VarlenBatchMatchesEachSequenceAlone) {
   }
 }
 
+TEST_P(ModelTest, ForwardGreedyGivesEachSampledRowsArgmax) {
+  const int V = file_.config.vocab_size;
+  const std::vector<int32_t> a = Prompt(11, 14, V), b = Prompt(12, 9, V);
+  const int32_t max_pages = (14 + bs_ - 1) / bs_;
+  // Every position of both sequences samples; each call on a fresh cache.
+  auto batch = [&](Seq* sa, Seq* sb) { return MakeBatch({{sa, a}, {sb, b}}, bs_, true); };
+  Seq sa = Contiguous(1, max_pages), sb = Contiguous(1 + max_pages, max_pages);
+  Seq ga = sa, gb = sb;
+  auto kv = NewCache(), greedy_kv = NewCache();
+  std::vector<float> logits;
+  std::vector<int32_t> ids;
+  ASSERT_TRUE(model_->Forward(batch(&sa, &sb), *kv, &logits).ok());
+  ASSERT_TRUE(model_->ForwardGreedy(batch(&ga, &gb), *greedy_kv, &ids).ok());
+  ASSERT_EQ(ids.size(), 23u);
+  ASSERT_EQ(logits.size(), ids.size() * V);
+  std::set<int32_t> distinct;
+  for (size_t r = 0; r < ids.size(); ++r) {
+    const float* row = &logits[r * V];
+    EXPECT_EQ(ids[r], std::max_element(row, row + V) - row) << "row " << r;
+    distinct.insert(ids[r]);
+  }
+  EXPECT_GT(distinct.size(), 3u) << "the rows' argmaxes should differ";
+}
+
 TEST_P(ModelTest, ScatteredPagesMatchContiguousPages) {
   const int V = file_.config.vocab_size;
   const std::vector<int32_t> prompt = Prompt(5, 19, V);
@@ -438,6 +463,37 @@ TEST(ModelCreateTest, RejectsMissingAndMisshapenTensors) {
     f.config.num_kv_heads = 3;  // does not divide num_heads
     EXPECT_EQ(Model::Create(f, be.get()).status().code(), absl::StatusCode::kInvalidArgument);
   }
+}
+
+// Records the largest copy to the host.
+class CopyCountingBackend final : public cohost::testing::ForwardingBackend {
+ public:
+  using ForwardingBackend::ForwardingBackend;
+  absl::Status CopyToHost(void* dst, const void* src, size_t bytes) override {
+    largest_copy = std::max(largest_copy, bytes);
+    return ForwardingBackend::CopyToHost(dst, src, bytes);
+  }
+  size_t largest_copy = 0;
+};
+
+TEST(ModelGreedyTest, AGreedyStepBringsBackIdsNotLogits) {
+  CopyCountingBackend be(kernels::MakeCpuBackend(1));
+  const ModelFile f = MakeTinyModel(Variant{"greedy", false, true, false, 16});
+  const int32_t V = f.config.vocab_size;
+  auto m = Model::Create(f, &be);
+  ASSERT_TRUE(m.ok()) << m.status();
+  auto kv = KvCache::Create(&be, f.config, 8, 16);
+  ASSERT_TRUE(kv.ok()) << kv.status();
+  const std::vector<int32_t> prompt = Prompt(3, 10, V);
+  Seq greedy_seq{{1}, 0}, seq{{2}, 0};
+  std::vector<int32_t> ids;
+  be.largest_copy = 0;
+  ASSERT_TRUE((*m)->ForwardGreedy(MakeBatch({{&greedy_seq, prompt}}, 16, true), **kv, &ids).ok());
+  EXPECT_EQ(be.largest_copy, 10 * sizeof(int32_t));
+  std::vector<float> logits;
+  be.largest_copy = 0;
+  ASSERT_TRUE((*m)->Forward(MakeBatch({{&seq, prompt}}, 16, true), **kv, &logits).ok());
+  EXPECT_EQ(be.largest_copy, size_t{10} * V * sizeof(float));
 }
 
 // A device with attention kernels for one head size only, as CUDA has a

@@ -168,6 +168,12 @@ class Backend {
                               const BatchLayout& batch, const PagedKv& kv, int32_t num_heads,
                               float scale, void* out /*[num_tokens, num_heads, head_dim]*/) = 0;
 
+  // out[r] = the column of the largest value of row r of fp32 x: the first on
+  // ties, NaN counted as -inf, 0 where nothing is above -inf (the Sampler's
+  // greedy choice), so that a greedy step brings back ids, not logits.
+  virtual void ArgmaxRows(const float* x /*[rows, width] fp32*/, int32_t rows, int32_t width,
+                          int32_t* out /*[rows]*/) = 0;
+
   // out[r, :] = x[rows[r], :].
   virtual void GatherRows(const void* x /*[n, width]*/, const int32_t* rows /*[num_rows]*/,
                           int32_t num_rows, int32_t width, void* out /*[num_rows, width]*/) = 0;
