@@ -4,7 +4,8 @@
 # 1. probe: fails at once with "no GPU" where none is present;
 # 2. build: configure + build with CUDA (Release, -j16) into build-gpu/; where
 #    the machine lacks the C++ dependencies (absl, GTest, OpenBLAS...), falls
-#    back to prebuilt binaries carried in .gpu-carry/ (bench/gpu/prepare_carry.sh);
+#    back to prebuilt binaries carried in .gpu-carry/ (bench/gpu/prepare_carry.sh:
+#    statically linked but for libc, libstdc++ and the CUDA runtime, under 20 MB);
 # 3. kernels_backend_ops_test: every CUDA op against the CPU reference (fresh
 #    random inputs, 3 draws), then compute-sanitizer memcheck/racecheck if present;
 # 4. the decoder on CUDA against the CPU (cuda_model_test: random-weight
@@ -80,11 +81,25 @@ if cmake -S "$root" -B "$root/build-gpu" -G Ninja -DCMAKE_BUILD_TYPE=Release -DC
     row build FAIL "ninja failed: tail of build.log below"
     tail -30 "$OUT/build.log"
   fi
-elif [ -x "$root/.gpu-carry/bin/kernels_backend_ops_test" ]; then
-  export LD_LIBRARY_PATH="$root/.gpu-carry/lib:/usr/local/cuda/lib64:/usr/local/cuda/lib:${LD_LIBRARY_PATH:-}"
-  bin="$root/.gpu-carry/bin"
-  [ -x "$bin/cohost" ] && cohost="$bin/cohost"
+elif [ -f "$root/.gpu-carry/bin/kernels_backend_ops_test.xz" ]; then
+  bin="$(mktemp -d /tmp/cohost-carry.XXXXXX)"  # not under $OUT: that travels back
+  python3 - "$root/.gpu-carry/bin" "$bin" <<'PY'
+import lzma, os, sys
+src, dst = sys.argv[1], sys.argv[2]
+for name in os.listdir(src):
+    if name.endswith(".xz"):
+        out = os.path.join(dst, name[:-3])
+        with lzma.open(os.path.join(src, name)) as f, open(out, "wb") as g:
+            g.write(f.read())
+        os.chmod(out, 0o755)
+PY
+  # The carried binaries need the CUDA runtime and (through dlopen) cuBLAS of
+  # the machine's toolkit, or else of its PyTorch's wheels.
+  wheels="$(python3 -c 'import nvidia.cublas as c, nvidia.cuda_runtime as r; print(c.__path__[0] + "/lib:" + r.__path__[0] + "/lib")' 2>/dev/null || true)"
+  export LD_LIBRARY_PATH="/usr/local/cuda/lib64:/usr/local/cuda/lib:${wheels}:${LD_LIBRARY_PATH:-}"
   [ -x "$bin/kernels_bench" ] && bench="$bin/kernels_bench"
+  missing="$(ldd "$bin"/* 2>/dev/null | grep 'not found' | sort -u | tr -s ' \t\n' ' ')"
+  [ -n "$missing" ] && echo "carried binaries lack: $missing" >>"$OUT/build.log"
   row build PASS "configure failed here (see build.log); using prebuilt .gpu-carry/ ($(cat "$root/.gpu-carry/COMMIT" 2>/dev/null))"
 else
   row build FAIL "configure failed and no .gpu-carry/ prebuilt (bench/gpu/prepare_carry.sh): tail of build.log below"
