@@ -22,13 +22,17 @@
 // combines them: out = sum_s acc_s 2^(m_s - M) / sum_s l_s 2^(m_s - M), M the
 // largest m_s. With one split the kernel writes normalized bf16 rows itself.
 //
-// TODO(perf): tensor-core (mma / wgmma) tiles for long prefill chunks; a host
-// plan of (sequence, tile) work items instead of the dense grid below, which
-// launches empty CTAs for sequences shorter than max_query_len.
+// A call whose longest query tile has at least kMmaRows rows and no splits
+// runs on the tensor cores instead (attention_mma.cu).
+//
+// TODO(perf): a host plan of (sequence, tile) work items instead of the dense
+// grid below, which launches empty CTAs for sequences shorter than
+// max_query_len.
 #include <algorithm>
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "attention_common.cuh"
 #include "attention_plan.h"
 #include "common/status_macros.h"
 #include "cuda_ops.cuh"
@@ -43,46 +47,6 @@ constexpr int kRowsPerWarp = 4;
 constexpr int kRows = kWarps * kRowsPerWarp;  // (token, head) rows per CTA
 static_assert(kRows == kAttnRowsPerCta, "the plan counts this kernel's CTAs");
 constexpr int kKeyTile = 32;  // keys per shared tile: one per lane
-constexpr float kLog2e = 1.4426950408889634f;
-
-struct AttnParams {
-  const bf16* q;                // [num_tokens, num_heads, head_dim]
-  const bf16* k_cache;          // [num_blocks, block_size, num_kv_heads, head_dim]
-  const bf16* v_cache;          // [num_blocks, block_size, num_kv_heads, head_dim]
-  const int32_t* seq_starts;    // [num_seqs + 1]
-  const int32_t* context_lens;  // [num_seqs]
-  const int32_t* block_tables;  // [num_seqs, max_blocks_per_seq]
-  const int32_t* positions;     // [num_tokens]
-  bf16* out;                    // [num_tokens, num_heads, head_dim]
-  // With num_splits > 1: each split's unnormalized accumulator and (m, l)
-  // (scores in the exp2 domain), indexed [split][token][head].
-  float* part_acc;  // [num_splits, num_tokens, num_heads, head_dim]
-  float2* part_ml;  // [num_splits, num_tokens, num_heads]
-  int32_t num_splits;
-  int32_t num_heads;
-  int32_t num_kv_heads;
-  int32_t block_size;
-  int32_t max_blocks_per_seq;
-  int32_t num_seqs;
-  int32_t num_tokens;
-  float scale_log2;  // softmax scale * log2(e): scores live in the exp2 domain
-};
-
-// Zeros out[t] for the tokens outside every sequence's run, for kv_head's
-// query heads.
-template <int kHeadDim>
-__device__ void ZeroPaddingTokens(const AttnParams& p, int kv_head) {
-  const int group = p.num_heads / p.num_kv_heads;
-  const int lo = p.num_seqs > 0 ? p.seq_starts[0] : 0;
-  const int hi = p.num_seqs > 0 ? p.seq_starts[p.num_seqs] : 0;
-  for (int t = blockIdx.x; t < p.num_tokens; t += gridDim.x) {
-    if (t >= lo && t < hi) continue;
-    uint4* row = reinterpret_cast<uint4*>(
-        p.out + (static_cast<int64_t>(t) * p.num_heads + kv_head * group) * kHeadDim);
-    for (int i = threadIdx.x; i < group * kHeadDim / 8; i += blockDim.x)
-      row[i] = make_uint4(0, 0, 0, 0);
-  }
-}
 
 // Grid: (query tiles, num_kv_heads, num_seqs * num_splits + 1); block: kThreads.
 template <int kHeadDim>
@@ -156,23 +120,7 @@ __global__ __launch_bounds__(kThreads) void PagedAttentionKernel(
   const int32_t* table = p.block_tables + static_cast<int64_t>(seq) * p.max_blocks_per_seq;
   for (int kt = split_begin; kt < split_end; kt += kKeyTile) {
     __syncthreads();  // the previous tile is consumed (and q_s is written)
-    for (int i = threadIdx.x; i < kKeyTile * kChunks; i += kThreads) {
-      const int j = i / kChunks, c = i % kChunks;
-      const int key = kt + j;
-      // Keys past the split's (and so the CTA's causal) end are never read:
-      // they may be unwritten memory, and a NaN in V would survive a zero
-      // probability.
-      uint4 kw = make_uint4(0, 0, 0, 0), vw = make_uint4(0, 0, 0, 0);
-      if (key < split_end) {
-        const int64_t page = table[key / p.block_size];
-        const int64_t off =
-            ((page * p.block_size + key % p.block_size) * p.num_kv_heads + kv_head) * kHeadDim;
-        kw = reinterpret_cast<const uint4*>(p.k_cache + off)[c];
-        vw = reinterpret_cast<const uint4*>(p.v_cache + off)[c];
-      }
-      *reinterpret_cast<uint4*>(k_s + j * kStride + c * 8) = kw;
-      *reinterpret_cast<uint4*>(v_s + j * kStride + c * 8) = vw;
-    }
+    StageKvTile<kHeadDim, kKeyTile, kStride, kThreads>(p, table, kv_head, kt, split_end, k_s, v_s);
     __syncthreads();
 
 #pragma unroll
@@ -343,6 +291,11 @@ absl::Status LaunchPagedAttention(const bf16* q, const BatchLayout& batch, const
     params.part_acc = static_cast<float*>(workspace);
     params.part_ml = reinterpret_cast<float2*>(
         params.part_acc + int64_t{splits} * batch.num_tokens * num_heads * kv.head_dim);
+  }
+  // Long query tiles (prefill chunks) on the tensor cores; their rows then
+  // fill the device without splits.
+  if (splits == 1 && int64_t{max_q} * group >= kMmaRows) {
+    return LaunchMmaAttention(params, kv.head_dim, max_q, stream);
   }
   // The last z-slice zeroes padding tokens (outside every sequence's run).
   const dim3 grid(CeilDiv(static_cast<int64_t>(max_q) * group, kRows), kv.num_kv_heads,

@@ -1,0 +1,89 @@
+// What the paged attention kernels share (attention.cu: CUDA cores, with
+// split-K; attention_mma.cu: tensor cores, for long query tiles): their
+// parameters, the padding rows, and staging K/V tiles through the block table.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "absl/status/status.h"
+#include "cuda_common.cuh"
+
+namespace cohost::kernels::cuda {
+
+inline constexpr float kLog2e = 1.4426950408889634f;
+
+struct AttnParams {
+  const bf16* q;                // [num_tokens, num_heads, head_dim]
+  const bf16* k_cache;          // [num_blocks, block_size, num_kv_heads, head_dim]
+  const bf16* v_cache;          // [num_blocks, block_size, num_kv_heads, head_dim]
+  const int32_t* seq_starts;    // [num_seqs + 1]
+  const int32_t* context_lens;  // [num_seqs]
+  const int32_t* block_tables;  // [num_seqs, max_blocks_per_seq]
+  const int32_t* positions;     // [num_tokens]
+  bf16* out;                    // [num_tokens, num_heads, head_dim]
+  // With num_splits > 1: each split's unnormalized accumulator and (m, l)
+  // (scores in the exp2 domain), indexed [split][token][head].
+  float* part_acc;  // [num_splits, num_tokens, num_heads, head_dim]
+  float2* part_ml;  // [num_splits, num_tokens, num_heads]
+  int32_t num_splits;
+  int32_t num_heads;
+  int32_t num_kv_heads;
+  int32_t block_size;
+  int32_t max_blocks_per_seq;
+  int32_t num_seqs;
+  int32_t num_tokens;
+  float scale_log2;  // softmax scale * log2(e): scores live in the exp2 domain
+};
+
+// Zeros out[t] for the tokens outside every sequence's run, for kv_head's
+// query heads.
+template <int kHeadDim>
+__device__ void ZeroPaddingTokens(const AttnParams& p, int kv_head) {
+  const int group = p.num_heads / p.num_kv_heads;
+  const int lo = p.num_seqs > 0 ? p.seq_starts[0] : 0;
+  const int hi = p.num_seqs > 0 ? p.seq_starts[p.num_seqs] : 0;
+  for (int t = blockIdx.x; t < p.num_tokens; t += gridDim.x) {
+    if (t >= lo && t < hi) continue;
+    uint4* row = reinterpret_cast<uint4*>(
+        p.out + (static_cast<int64_t>(t) * p.num_heads + kv_head * group) * kHeadDim);
+    for (int i = threadIdx.x; i < group * kHeadDim / 8; i += blockDim.x)
+      row[i] = make_uint4(0, 0, 0, 0);
+  }
+}
+
+// Copies keys [first, first + kKeys) of kv_head's K and V rows into k_s and
+// v_s ([kKeys, kStride] bf16), the CTA's kThreads threads together; keys at
+// or past `end` become zeros and are never read: they may be unwritten
+// memory, and a NaN in V would survive a zero probability.
+template <int kHeadDim, int kKeys, int kStride, int kThreads>
+__device__ __forceinline__ void StageKvTile(const AttnParams& p, const int32_t* table, int kv_head,
+                                            int first, int end, bf16* k_s, bf16* v_s) {
+  constexpr int kChunks = kHeadDim / 8;  // 16-byte chunks per head row
+  for (int i = threadIdx.x; i < kKeys * kChunks; i += kThreads) {
+    const int j = i / kChunks, c = i % kChunks;
+    const int key = first + j;
+    uint4 kw = make_uint4(0, 0, 0, 0), vw = make_uint4(0, 0, 0, 0);
+    if (key < end) {
+      const int64_t page = table[key / p.block_size];
+      const int64_t off =
+          ((page * p.block_size + key % p.block_size) * p.num_kv_heads + kv_head) * kHeadDim;
+      kw = reinterpret_cast<const uint4*>(p.k_cache + off)[c];
+      vw = reinterpret_cast<const uint4*>(p.v_cache + off)[c];
+    }
+    *reinterpret_cast<uint4*>(k_s + j * kStride + c * 8) = kw;
+    *reinterpret_cast<uint4*>(v_s + j * kStride + c * 8) = vw;
+  }
+}
+
+// (token, query head) rows per CTA of the tensor-core kernel: four warps of
+// one m16 tile each.
+inline constexpr int kMmaRows = 64;
+
+// The tensor-core kernel (attention_mma.cu) on a grid of (CeilDiv(max_q *
+// group, kMmaRows), num_kv_heads, num_seqs + 1), one split.
+absl::Status LaunchMmaAttention(const AttnParams& p, int head_dim, int32_t max_q,
+                                cudaStream_t stream);
+
+}  // namespace cohost::kernels::cuda
