@@ -292,8 +292,8 @@ absl::Status LaunchPagedAttention(const bf16* q, const BatchLayout& batch, const
     params.part_ml = reinterpret_cast<float2*>(
         params.part_acc + int64_t{splits} * batch.num_tokens * num_heads * kv.head_dim);
   }
-  // Long query tiles (prefill chunks) on the tensor cores; their rows then
-  // fill the device without splits.
+  // Long query tiles (prefill chunks) on the tensor cores, never split
+  // (PlanPagedAttention plans them one split).
   if (splits == 1 && int64_t{max_q} * group >= kMmaRows) {
     return LaunchMmaAttention(params, kv.head_dim, max_q, stream);
   }

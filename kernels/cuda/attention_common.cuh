@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "absl/status/status.h"
+#include "attention_plan.h"
 #include "cuda_common.cuh"
 
 namespace cohost::kernels::cuda {
@@ -79,7 +80,7 @@ __device__ __forceinline__ void StageKvTile(const AttnParams& p, const int32_t* 
 
 // (token, query head) rows per CTA of the tensor-core kernel: four warps of
 // one m16 tile each.
-inline constexpr int kMmaRows = 64;
+inline constexpr int kMmaRows = kAttnMmaRows;
 
 // The tensor-core kernel (attention_mma.cu) on a grid of (CeilDiv(max_q *
 // group, kMmaRows), num_kv_heads, num_seqs + 1), one split.

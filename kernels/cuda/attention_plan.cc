@@ -16,6 +16,7 @@ AttentionPlan PlanPagedAttention(const BatchLayout& batch, const PagedKv& kv, in
   const int64_t max_q =
       batch.max_query_len > 0 ? std::min(batch.max_query_len, batch.num_tokens) : batch.num_tokens;
   // The dense grid's CTAs (PagedAttentionKernel): query tiles x kv heads x sequences.
+  if (max_q * group >= kAttnMmaRows) return plan;  // the tensor cores' kernel
   const int64_t tiles = (max_q * group + kAttnRowsPerCta - 1) / kAttnRowsPerCta;
   const int64_t ctas = tiles * kv.num_kv_heads * batch.num_seqs;
   const int64_t wanted = int64_t{kAttnCtasPerSm} * num_sms;

@@ -11,6 +11,9 @@ namespace cohost::kernels::cuda {
 
 // (token, query head) rows per CTA: a query tile of one kv head's GQA group.
 inline constexpr int kAttnRowsPerCta = 16;
+// A call whose longest query tile has this many rows runs on the tensor cores
+// (attention_mma.cu), in CTAs of this many rows, without splits.
+inline constexpr int kAttnMmaRows = 64;
 
 // num_splits ranges of each sequence's context (split-K, flash-decoding) when
 // the batch alone would not fill the device, and the fp32 workspace their
@@ -28,7 +31,8 @@ inline constexpr int kAttnMaxSplits = 64;
 inline constexpr int64_t kAttnMaxWorkspaceBytes = int64_t{64} << 20;
 
 // From the batch's planning hints (max_query_len, max_context_len; without
-// them, one split) and the device's SM count (0: one split).
+// them, one split) and the device's SM count (0: one split). Calls for the
+// tensor cores (kAttnMmaRows) get one split: the CUDA-core kernel alone splits.
 AttentionPlan PlanPagedAttention(const BatchLayout& batch, const PagedKv& kv, int32_t num_heads,
                                  int32_t num_sms);
 

@@ -6,6 +6,7 @@
 // search (LD_LIBRARY_PATH, the binary's run path, ld.so.cache).
 #pragma once
 
+#include <cublasLt.h>
 #include <cublas_v2.h>
 
 #include "absl/status/status.h"
@@ -34,6 +35,27 @@ struct CublasApi {
 
   // OK, or INTERNAL naming `what` and cuBLAS's name and text for `err`.
   absl::Status Check(cublasStatus_t err, const char* what) const;
+};
+
+// cuBLASLt's entry points, from libcublasLt.so.<major> (cuBLAS's major):
+// what LtGemm (lt_gemm.h) calls. Loaded the same way, on first use.
+struct CublasLtApi {
+  decltype(&cublasLtCreate) create = nullptr;
+  decltype(&cublasLtDestroy) destroy = nullptr;
+  decltype(&cublasLtMatmulDescCreate) desc_create = nullptr;
+  decltype(&cublasLtMatmulDescDestroy) desc_destroy = nullptr;
+  decltype(&cublasLtMatmulDescSetAttribute) desc_set = nullptr;
+  decltype(&cublasLtMatrixLayoutCreate) layout_create = nullptr;
+  decltype(&cublasLtMatrixLayoutDestroy) layout_destroy = nullptr;
+  decltype(&cublasLtMatmulPreferenceCreate) pref_create = nullptr;
+  decltype(&cublasLtMatmulPreferenceDestroy) pref_destroy = nullptr;
+  decltype(&cublasLtMatmulPreferenceSetAttribute) pref_set = nullptr;
+  decltype(&cublasLtMatmulAlgoGetHeuristic) heuristic = nullptr;
+  decltype(&cublasLtMatmul) matmul = nullptr;
+
+  // As CublasApi::Get: the process's one table, UNAVAILABLE naming what is
+  // missing.
+  static absl::StatusOr<const CublasLtApi*> Get();
 };
 
 // The file name tried first: libcublas.so.<major> of the headers compiled

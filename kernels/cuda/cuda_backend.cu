@@ -19,6 +19,7 @@
 #include "cuda_ops.cuh"
 #include "dispatch.cuh"
 #include "driver_vm.h"
+#include "lt_gemm.h"
 
 namespace cohost::kernels {
 namespace {
@@ -32,13 +33,14 @@ absl::StatusOr<std::unique_ptr<Backend>> MakeCudaContext(int device, std::string
 class CudaBackend final : public Backend {
  public:
   CudaBackend(int device, std::string name, size_t total_memory, cudaStream_t stream,
-              const cuda::CublasApi* blas, cublasHandle_t cublas)
+              const cuda::CublasApi* blas, cublasHandle_t cublas, std::unique_ptr<cuda::LtGemm> lt)
       : device_(device),
         name_(std::move(name)),
         total_memory_(total_memory),
         stream_(stream),
         blas_(blas),
         cublas_(cublas),
+        lt_(std::move(lt)),
         vm_status_(cuda::DriverVm::Load(&vm_)) {
     int sms = 0;
     if (cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device_) == cudaSuccess) {
@@ -59,6 +61,7 @@ class CudaBackend final : public Backend {
     // queued work outlives the handle.
     cudaSetDevice(device_);
     if (scratch_ != nullptr) cudaFreeAsync(scratch_, stream_);
+    lt_.reset();  // frees its workspace on the stream
     cudaStreamSynchronize(stream_);
     blas_->destroy(cublas_);
     cudaStreamDestroy(stream_);
@@ -273,6 +276,7 @@ class CudaBackend final : public Backend {
       return;
     }
     if (m == 0 || n == 0) return;
+    if (k > 0 && LtRan(a, w, bias, m, n, k, c, CUDA_R_16BF)) return;
     if (k == 0) {  // an empty sum: c = bias or 0
       Record(CudaStatus(cudaMemsetAsync(c, 0, sizeof(bf16) * m * static_cast<size_t>(n), stream_),
                         "cudaMemsetAsync"));
@@ -283,8 +287,7 @@ class CudaBackend final : public Backend {
                                          n, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
                           "cublasGemmEx"));
     }
-    // TODO(perf): fold the bias into a cuBLASLt epilogue (CUBLASLT_EPILOGUE_BIAS)
-    // instead of a second pass over c; only biased models (Qwen2 qkv) pay it.
+    // Without cuBLASLt, or an algorithm of its for the shape: a second pass.
     if (bias != nullptr) {
       Record(cuda::LaunchAddBias(static_cast<bf16*>(c), static_cast<const bf16*>(bias), m, n,
                                  stream_));
@@ -313,6 +316,7 @@ class CudaBackend final : public Backend {
                         "cudaMemsetAsync"));
       return;
     }
+    if (LtRan(a, weight.data, nullptr, m, n, k, c, CUDA_R_32F)) return;
     const float alpha = 1.f, beta = 0.f;
     Record(blas_->Check(blas_->gemm_ex(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, n, m, k, &alpha,
                                        weight.data, CUDA_R_16BF, k, a, CUDA_R_16BF, k, &beta, c,
@@ -389,16 +393,29 @@ class CudaBackend final : public Backend {
     return absl::OkStatus();
   }
 
+  // The product through cuBLASLt (bias as its epilogue): true when queued or
+  // failed (the failure recorded); false when it has no algorithm for the
+  // shape, or is missing, and cublasGemmEx should run it instead.
+  bool LtRan(const void* a, const void* w, const void* bias, int32_t m, int32_t n, int32_t k,
+             void* c, cudaDataType_t c_type) {
+    if (lt_ == nullptr) return false;
+    absl::Status s = lt_->Run(a, w, bias, m, n, k, c, c_type);
+    if (absl::IsUnimplemented(s)) return false;
+    Record(s);
+    return true;
+  }
+
   // Makes the op scratch at least `bytes` (stream-ordered, so work queued
   // before still reads the old one); false, with the old kept, when the device
   // has no memory for it.
   bool GrowScratch(size_t bytes) {
     if (bytes <= scratch_bytes_) return true;
-    const size_t want = std::max(bytes, 2 * scratch_bytes_);
+    size_t want = std::max(bytes, 2 * scratch_bytes_);
     void* fresh = nullptr;
-    if (cudaMallocAsync(&fresh, want, stream_) != cudaSuccess) {
+    while (cudaMallocAsync(&fresh, want, stream_) != cudaSuccess) {
       cudaGetLastError();  // out of memory is not sticky
-      return false;
+      if (want == bytes) return false;
+      want = bytes;  // doubling asked too much: exactly what is needed
     }
     if (scratch_ != nullptr) Record(CudaStatus(cudaFreeAsync(scratch_, stream_), "cudaFreeAsync"));
     scratch_ = fresh;
@@ -424,6 +441,7 @@ class CudaBackend final : public Backend {
   cudaStream_t stream_;
   const cuda::CublasApi* blas_;  // the process's cuBLAS entry points
   cublasHandle_t cublas_;
+  std::unique_ptr<cuda::LtGemm> lt_;  // null without libcublasLt: cublasGemmEx alone
   absl::Status first_error_;
   size_t granularity_ = size_t{2} << 20;           // cuMemGetAllocationGranularity, set at creation
   absl::flat_hash_map<uintptr_t, Backed> backed_;  // backed ranges by start address
@@ -456,8 +474,12 @@ absl::StatusOr<std::unique_ptr<Backend>> MakeCudaContext(int device, std::string
     cudaStreamDestroy(stream);
     return s;
   }
-  return std::unique_ptr<Backend>(
-      new CudaBackend(device, std::move(name), total_memory, stream, *blas, cublas));
+  // cuBLASLt is the fast path, not a requirement: without it every product
+  // is a cublasGemmEx.
+  absl::StatusOr<std::unique_ptr<cuda::LtGemm>> lt = cuda::LtGemm::Create(*blas, stream);
+  return std::unique_ptr<Backend>(new CudaBackend(device, std::move(name), total_memory, stream,
+                                                  *blas, cublas,
+                                                  lt.ok() ? *std::move(lt) : nullptr));
 }
 
 }  // namespace

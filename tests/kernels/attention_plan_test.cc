@@ -58,6 +58,19 @@ TEST(AttentionPlanTest, BatchesThatFillTheDeviceRunOneSplit) {
   EXPECT_EQ(PlanPagedAttention(prefill, Kv(8, 128), 32, kH200Sms).num_splits, 1);
 }
 
+TEST(AttentionPlanTest, TensorCoreCallsRunOneSplit) {
+  // A 16-token chunk of 4-head groups is 64 rows: the tensor cores' kernel,
+  // which does not split, even over a long prefix.
+  BatchLayout chunk = Decode(1, 4096);
+  chunk.num_tokens = 16;
+  chunk.max_query_len = 16;
+  EXPECT_EQ(PlanPagedAttention(chunk, Kv(8, 128), 32, kH200Sms).num_splits, 1);
+  // 15 tokens (60 rows) stay on CUDA cores, and split.
+  chunk.num_tokens = 15;
+  chunk.max_query_len = 15;
+  EXPECT_GT(PlanPagedAttention(chunk, Kv(8, 128), 32, kH200Sms).num_splits, 1);
+}
+
 TEST(AttentionPlanTest, WithoutHintsOrSmCountOneSplit) {
   BatchLayout no_hints = Decode(1, 4096);
   no_hints.max_context_len = 0;

@@ -203,6 +203,11 @@ std::vector<AttnCase> AttentionCases() {
       {"decode_long_b1_gqa4_hd128", 32, 8, 128, {{4000, 1}}},
       {"decode_long_b3_gqa3_hd64", 9, 3, 64, {{1500, 1}, {2047, 1}, {3, 1}}, 1},
       {"prefill_long_prefix_gqa4_hd128", 8, 2, 128, {{2500, 7}}, 0, 48},
+      // On CUDA's tensor cores (64 rows or more): many key tiles (hints left
+      // 0: one split), pages larger than a key tile, a GQA group of 8.
+      {"prefill_long_no_hints_gqa3_hd64", 9, 3, 64, {{2000, 30}}, 0, 16, /*zero_hints=*/true},
+      {"prefill_long_bs48_gqa4_hd128", 8, 2, 128, {{700, 40}, {0, 17}}, 1, 48},
+      {"prefill_gqa8_hd128", 32, 4, 128, {{100, 20}}},
       // Only padding tokens: every output row is zeros, nothing is read.
       {"padding_only_hd64", 4, 2, 64, {}, 3},
   };
