@@ -61,7 +61,8 @@ class CudaBackend final : public Backend {
     // queued work outlives the handle.
     cudaSetDevice(device_);
     if (scratch_ != nullptr) cudaFreeAsync(scratch_, stream_);
-    lt_.reset();  // frees its workspace on the stream
+    cudaStreamSynchronize(stream_);  // no matmul still runs on cuBLASLt's handle
+    lt_.reset();                     // frees its workspace on the stream
     cudaStreamSynchronize(stream_);
     blas_->destroy(cublas_);
     cudaStreamDestroy(stream_);

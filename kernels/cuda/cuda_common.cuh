@@ -29,7 +29,9 @@ inline absl::Status LaunchStatus(const char* kernel) {
   return CudaStatus(cudaGetLastError(), kernel);
 }
 
-inline bool IsAligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+__host__ __device__ inline bool IsAligned16(const void* p) {
+  return (reinterpret_cast<uintptr_t>(p) & 15u) == 0;
+}
 
 inline unsigned CeilDiv(int64_t a, int64_t b) { return static_cast<unsigned>((a + b - 1) / b); }
 

@@ -11,6 +11,9 @@ namespace {
 
 // cuBLAS's own recommendation for Hopper; Ampere needs less.
 constexpr size_t kWorkspaceBytes = size_t{32} << 20;
+// Plans kept before the cache starts over: a step's token count is m, so a
+// server meets a few hundred shapes per weight matrix.
+constexpr size_t kMaxPlans = 4096;
 
 uint8_t Alignment(const void* p) {
   const auto v = reinterpret_cast<uintptr_t>(p);
@@ -74,6 +77,14 @@ absl::StatusOr<LtGemm::Plan*> LtGemm::PlanFor(const Key& key) {
     err = lt_->desc_set(plan.desc, attr, value, size);
     if (err != CUBLAS_STATUS_SUCCESS) return fail(err, "cublasLtMatmulDescSetAttribute");
   }
+  if (key.bias) {
+    // The heuristic reads the bias pointer's alignment (cublasLt.h): a
+    // stand-in of the 16 bytes Run requires; Run sets the real one.
+    alignas(256) static const char kAligned = 0;
+    const void* stand_in = &kAligned;
+    err = lt_->desc_set(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &stand_in, sizeof(stand_in));
+    if (err != CUBLAS_STATUS_SUCCESS) return fail(err, "cublasLtMatmulDescSetAttribute(bias)");
+  }
   err = lt_->layout_create(&plan.w, CUDA_R_16BF, key.k, key.n, key.k);
   if (err == CUBLAS_STATUS_SUCCESS)
     err = lt_->layout_create(&plan.a, CUDA_R_16BF, key.k, key.m, key.k);
@@ -97,17 +108,27 @@ absl::StatusOr<LtGemm::Plan*> LtGemm::PlanFor(const Key& key) {
   int found = 0;
   err =
       lt_->heuristic(handle_, plan.desc, plan.w, plan.a, plan.c, plan.c, pref, 1, &result, &found);
+  if (err != CUBLAS_STATUS_SUCCESS && err != CUBLAS_STATUS_NOT_SUPPORTED) {
+    return fail(err, "cublasLtMatmulAlgoGetHeuristic");
+  }
   lt_->pref_destroy(pref);
-  plan.found = err == CUBLAS_STATUS_SUCCESS && found > 0;
+  plan.found = err == CUBLAS_STATUS_SUCCESS && found > 0 && result.state == CUBLAS_STATUS_SUCCESS;
   if (plan.found) plan.algo = result.algo;
+  if (plans_.size() >= kMaxPlans) {
+    for (auto& [old_key, old_plan] : plans_) Destroy(old_plan);
+    plans_.clear();
+  }
   // Kept either way: a shape without an algorithm is not asked about again.
   return &plans_.emplace(key, plan).first->second;
 }
 
 absl::Status LtGemm::Run(const void* a, const void* w, const void* bias, int32_t m, int32_t n,
                          int32_t k, void* c, cudaDataType_t c_type) {
-  const uint8_t align =
-      std::min({Alignment(a), Alignment(w), Alignment(c), bias ? Alignment(bias) : uint8_t{16}});
+  if (bias != nullptr && (c_type != CUDA_R_16BF || Alignment(bias) < 16)) {
+    // The epilogue's bias has D's type, and the plan assumed 16 bytes.
+    return absl::UnimplementedError("cuBLASLt: a bias not 16-byte aligned bf16");
+  }
+  const uint8_t align = std::min({Alignment(a), Alignment(w), Alignment(c)});
   ASSIGN_OR_RETURN(Plan * plan, PlanFor(Key{m, n, k, c_type, bias != nullptr, align}));
   if (!plan->found) {
     return absl::UnimplementedError(
@@ -119,10 +140,15 @@ absl::Status LtGemm::Run(const void* a, const void* w, const void* bias, int32_t
         "cublasLtMatmulDescSetAttribute(bias)"));
   }
   const float alpha = 1.f, beta = 0.f;
-  return blas_->Check(
+  const cublasStatus_t err =
       lt_->matmul(handle_, plan->desc, &alpha, w, plan->w, a, plan->a, &beta, c, plan->c, c,
-                  plan->c, &plan->algo, workspace_, workspace_bytes_, stream_),
-      "cublasLtMatmul");
+                  plan->c, &plan->algo, workspace_, workspace_bytes_, stream_);
+  if (err == CUBLAS_STATUS_NOT_SUPPORTED || err == CUBLAS_STATUS_ARCH_MISMATCH) {
+    // Refused before anything was queued: this shape goes to cublasGemmEx.
+    plan->found = false;
+    return absl::UnimplementedError(absl::StrCat("cuBLASLt refused m=", m, " n=", n, " k=", k));
+  }
+  return blas_->Check(err, "cublasLtMatmul");
 }
 
 }  // namespace cohost::kernels::cuda

@@ -28,7 +28,8 @@ class LtGemm {
 
   // Queues the product on the stream. c_type: CUDA_R_16BF or CUDA_R_32F
   // (with no bias). UNIMPLEMENTED when cuBLASLt offers no algorithm for the
-  // shape (the caller falls back to cublasGemmEx); INTERNAL for a failed call.
+  // shape, refuses it, or the bias is not 16-byte aligned bf16 (the caller
+  // falls back to cublasGemmEx); INTERNAL for a failed call.
   absl::Status Run(const void* a, const void* w, const void* bias, int32_t m, int32_t n, int32_t k,
                    void* c, cudaDataType_t c_type);
 
@@ -37,7 +38,7 @@ class LtGemm {
     int32_t m, n, k;
     cudaDataType_t c_type;
     bool bias;
-    uint8_t align;  // the four pointers' common alignment in bytes, up to 16
+    uint8_t align;  // a, w and c's common alignment in bytes, up to 16 (a bias has 16)
     bool operator==(const Key&) const = default;
     template <typename H>
     friend H AbslHashValue(H h, const Key& key) {

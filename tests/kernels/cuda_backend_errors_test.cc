@@ -131,6 +131,12 @@ std::vector<BadCall> BadCalls() {
          a.rotary_dim = 66;
          Rope(be, a);
        }},
+      // Even but not a multiple of 4: the kernel turns pairs of pairs.
+      {"rope_rotary_dim_not_multiple_of_4", kUnimplemented, "RopeWriteKv: rotary_dim 62",
+       [](Backend& be, Args a) {
+         a.rotary_dim = 62;
+         Rope(be, a);
+       }},
       // A bad shape is the caller's bug whatever the batch size.
       {"rope_bad_shape_empty_batch", kInvalid, "RopeWriteKv: bad shape",
        [](Backend& be, Args a) {
