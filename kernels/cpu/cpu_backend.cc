@@ -236,8 +236,9 @@ class CpuBackend final : public Backend {
                   void* out) override {
     cpu::GatherRows(F(x), rows, num_rows, width, F(out));
   }
-  void ArgmaxRows(const float* x, int32_t rows, int32_t width, int32_t* out) override {
-    cpu::ArgmaxRows(x, rows, width, out);
+  void SampleRows(const float* x, int32_t rows, int32_t width, const SampleSpec* specs,
+                  int32_t* out) override {
+    cpu::SampleRows(x, rows, width, specs, out);
   }
 
  private:

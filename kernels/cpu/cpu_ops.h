@@ -7,6 +7,7 @@
 #include "cohost/kernels/paged_kv.h"
 #include "cohost/kernels/quant.h"
 #include "cohost/kernels/rope.h"
+#include "cohost/kernels/sample_spec.h"
 #include "thread_pool.h"
 
 namespace cohost::kernels::cpu {
@@ -50,10 +51,10 @@ void SiluMul(const float* gate_up /*[n, 2 * inter]*/, int32_t n, int32_t inter,
 void GatherRows(const float* x /*[n, width]*/, const int32_t* rows /*[num_rows]*/, int32_t num_rows,
                 int32_t width, float* out /*[num_rows, width]*/);
 
-// out[r] = the first column of row r's largest value, NaN as -inf, 0 where
-// nothing is above -inf (Backend::ArgmaxRows).
-void ArgmaxRows(const float* x /*[rows, width]*/, int32_t rows, int32_t width,
-                int32_t* out /*[rows]*/);
+// Backend::SampleRows, the reference of the CUDA kernel: weights in float
+// (expf), masses in double.
+void SampleRows(const float* x /*[rows, width]*/, int32_t rows, int32_t width,
+                const SampleSpec* specs /*[rows]*/, int32_t* out /*[rows]*/);
 
 // Rotates q and k in place, then copies k and v into the pages at slot_mapping.
 void RopeWriteKv(float* q,        // [num_tokens, num_heads, head_dim]

@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <limits>
 
 #include "cpu_ops.h"
 #include "exp8.h"
@@ -138,21 +137,6 @@ void SiluMul(const float* gate_up, int32_t n, int32_t inter, float* out, ThreadP
       row(g, g + inter, inter, out + i * inter);
     }
   });
-}
-
-void ArgmaxRows(const float* x, int32_t rows, int32_t width, int32_t* out) {
-  for (int32_t r = 0; r < rows; ++r) {
-    const float* row = x + static_cast<int64_t>(r) * width;
-    int32_t best = 0;
-    float best_value = -std::numeric_limits<float>::infinity();
-    for (int32_t i = 0; i < width; ++i) {
-      if (row[i] > best_value) {  // false for NaN: it never wins
-        best_value = row[i];
-        best = i;
-      }
-    }
-    out[r] = best;
-  }
 }
 
 void GatherRows(const float* x, const int32_t* rows, int32_t num_rows, int32_t width, float* out) {

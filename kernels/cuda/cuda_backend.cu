@@ -359,9 +359,10 @@ class CudaBackend final : public Backend {
                                       static_cast<bf16*>(out), plan, scratch_, stream_));
   }
 
-  void ArgmaxRows(const float* x, int32_t rows, int32_t width, int32_t* out) override {
+  void SampleRows(const float* x, int32_t rows, int32_t width, const SampleSpec* specs,
+                  int32_t* out) override {
     if (!EnterOp()) return;
-    Record(cuda::LaunchArgmaxRows(x, rows, width, out, stream_));
+    Record(cuda::LaunchSampleRows(x, rows, width, specs, out, stream_));
   }
 
   void GatherRows(const void* x, const int32_t* rows, int32_t num_rows, int32_t width,

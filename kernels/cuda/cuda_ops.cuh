@@ -12,6 +12,7 @@
 #include "attention_plan.h"
 #include "cohost/kernels/paged_kv.h"
 #include "cohost/kernels/rope.h"
+#include "cohost/kernels/sample_spec.h"
 #include "cuda_common.cuh"
 
 namespace cohost::kernels::cuda {
@@ -21,10 +22,10 @@ absl::Status LaunchGatherRows(const bf16* x /*[n, width]*/, const int32_t* rows 
                               int32_t num_rows, int32_t width, bf16* out /*[num_rows, width]*/,
                               cudaStream_t stream);
 
-// out[r] = the first column of row r's largest value, NaN as -inf, 0 where
-// nothing is above -inf (Backend::ArgmaxRows).
-absl::Status LaunchArgmaxRows(const float* x /*[rows, width]*/, int32_t rows, int32_t width,
-                              int32_t* out /*[rows]*/, cudaStream_t stream);
+// Backend::SampleRows: each row's token drawn as its SampleSpec says.
+absl::Status LaunchSampleRows(const float* x /*[rows, width]*/, int32_t rows, int32_t width,
+                              const SampleSpec* specs /*[rows]*/, int32_t* out /*[rows]*/,
+                              cudaStream_t stream);
 
 // residual (if not null) += x, then out = v / rms(v) * weight with v the new
 // residual (rounded to bf16, as the next layer will read it) or x.

@@ -183,48 +183,6 @@ unsigned EltBlocks(int64_t units) {
 }
 
 // Threads for a row kernel touching `units` accesses per row: whole warps, <= 1024.
-constexpr int kArgmaxThreads = 256;
-
-// (value, column) pairs: a larger value wins, then the lower column.
-struct Best {
-  float value;
-  int32_t column;
-};
-__device__ __forceinline__ Best Better(Best a, Best b) {
-  return (b.value > a.value || (b.value == a.value && b.column < a.column)) ? b : a;
-}
-__device__ __forceinline__ Best WarpBest(Best b) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) {
-    const Best other{__shfl_xor_sync(0xffffffffu, b.value, o),
-                     __shfl_xor_sync(0xffffffffu, b.column, o)};
-    b = Better(b, other);
-  }
-  return b;
-}
-
-// One block per row: strided scans, then warp and block reductions.
-__global__ __launch_bounds__(kArgmaxThreads) void ArgmaxRowsKernel(const float* __restrict__ x,
-                                                                   int32_t width,
-                                                                   int32_t* __restrict__ out) {
-  __shared__ Best warps[kArgmaxThreads / 32];
-  const float* row = x + static_cast<int64_t>(blockIdx.x) * width;
-  Best b{-INFINITY, INT32_MAX};
-  for (int32_t i = threadIdx.x; i < width; i += kArgmaxThreads) {
-    const float v = row[i];
-    if (v > b.value) b = Best{v, i};  // strided: i grows, so ties keep the first; NaN never wins
-  }
-  b = WarpBest(b);
-  if ((threadIdx.x & 31) == 0) warps[threadIdx.x >> 5] = b;
-  __syncthreads();
-  if (threadIdx.x < 32) {
-    b = threadIdx.x < kArgmaxThreads / 32 ? warps[threadIdx.x] : Best{-INFINITY, INT32_MAX};
-    b = WarpBest(b);
-    // Nothing above -inf: column 0, as the CPU's scan.
-    if (threadIdx.x == 0) out[blockIdx.x] = b.value > -INFINITY ? b.column : 0;
-  }
-}
-
 unsigned RowThreads(int64_t units) {
   return static_cast<unsigned>(std::clamp<int64_t>((units + 31) / 32 * 32, 32, 1024));
 }
@@ -243,16 +201,6 @@ absl::Status LaunchGatherRows(const bf16* x, const int32_t* rows, int32_t num_ro
     GatherRowsKernel<false><<<num_rows, RowThreads(width), 0, stream>>>(x, rows, width, out);
   }
   return LaunchStatus("GatherRowsKernel");
-}
-
-absl::Status LaunchArgmaxRows(const float* x, int32_t rows, int32_t width, int32_t* out,
-                              cudaStream_t stream) {
-  if (rows < 0 || width < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("ArgmaxRows: bad shape ", rows, "x", width));
-  }
-  if (rows == 0) return absl::OkStatus();
-  ArgmaxRowsKernel<<<rows, kArgmaxThreads, 0, stream>>>(x, width, out);
-  return LaunchStatus("ArgmaxRowsKernel");
 }
 
 absl::Status LaunchRmsNorm(const bf16* x, bf16* residual, const bf16* weight, int32_t n,

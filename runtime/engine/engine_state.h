@@ -12,6 +12,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/hash/hash.h"
+#include "cohost/kernels/sample_spec.h"
 #include "runtime/batching/kv_cache_manager.h"
 #include "runtime/batching/prefix_index.h"
 #include "runtime/batching/step_cost.h"
@@ -56,6 +57,9 @@ struct LiveRequest {
   // Its next token is the argmax of the model's logits, and nothing else is
   // read from them: a step of only such requests brings back ids.
   bool TakesArgmax() const { return sampler.IsGreedy() && !request.sampling.logprobs; }
+  // Its next token can be drawn on the device (Backend::SampleRows): no
+  // penalty reads its history, and no logprobs read the logits.
+  bool SamplesOnDevice() const { return !sampler.HasPenalties() && !request.sampling.logprobs; }
 
   Sequence seq;
   GenerateRequest request;
@@ -109,8 +113,9 @@ struct Engine::Impl {
   absl::flat_hash_map<RequestId, std::unique_ptr<LiveRequest>> live;
   Batch batch;
   std::vector<float> logits;
-  std::vector<float> raw_logits;    // one row, copied for a request asking logprobs
-  std::vector<int32_t> greedy_ids;  // a greedy step's tokens (Model::ForwardGreedy)
+  std::vector<float> raw_logits;                  // one row, copied for a request asking logprobs
+  std::vector<kernels::SampleSpec> sample_specs;  // a device-sampled step's rows
+  std::vector<int32_t> sampled_ids;               // its tokens (Model::ForwardSample)
   int64_t next_arrival = 0;
   EngineStats counters;  // owned by the stepping thread
   StepCostFit cost_fit;  // of this engine's steps

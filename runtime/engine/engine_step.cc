@@ -16,6 +16,39 @@ double MsBetween(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
 }
 
+// Whether the step's tokens are drawn on the device (Model::ForwardSample),
+// with *specs its sample rows' specs in order: when every sampling request
+// takes the argmax (on any backend: only ids cross), or when the device's
+// memory is its own and every one can be drawn there (no penalties, no
+// logprobs), so that no [rows, vocab] logits cross to the host. A request's
+// draw comes from its own Sampler, one number per token, as on the host.
+bool DeviceSampleSpecs(const StepPlan& plan,
+                       const absl::flat_hash_map<RequestId, std::unique_ptr<LiveRequest>>& live,
+                       bool device_memory, std::vector<kernels::SampleSpec>* specs) {
+  bool argmax = true, device = device_memory;
+  for (const ScheduledSeq& item : plan.scheduled) {
+    if (!item.samples) continue;
+    const LiveRequest& r = *live.at(item.seq->id);
+    argmax = argmax && r.TakesArgmax();
+    device = device && r.SamplesOnDevice();
+  }
+  if (!argmax && !device) return false;
+  specs->clear();
+  for (const ScheduledSeq& item : plan.scheduled) {
+    if (!item.samples) continue;
+    LiveRequest& r = *live.at(item.seq->id);
+    kernels::SampleSpec spec;  // temperature 0: the argmax
+    if (!r.TakesArgmax()) {
+      const SamplingParams& p = r.sampler.params();
+      // Below 1 in float too: the draw stays inside the kept mass.
+      spec = {p.temperature, p.top_k, p.top_p, p.min_p,
+              std::min(static_cast<float>(r.sampler.NextUniform()), 0x1.fffffep-1f)};
+    }
+    specs->push_back(spec);
+  }
+  return true;
+}
+
 // The flattened varlen batch of a plan: each scheduled sequence contributes
 // tokens [num_computed_tokens, + num_new_tokens), written at slots from its
 // block table; sequences that reach their last token sample.
@@ -220,13 +253,10 @@ absl::StatusOr<bool> Engine::Step(const StepLimits& limits) {
       }
     }
     BuildBatch(plan, s.kv_manager.block_size(), &s.batch);
-    // A step whose every sampling request takes the argmax brings back ids.
-    const bool greedy =
-        std::all_of(plan.scheduled.begin(), plan.scheduled.end(), [&](const ScheduledSeq& item) {
-          return !item.samples || s.live.at(item.seq->id)->TakesArgmax();
-        });
-    result = greedy ? model_->ForwardGreedy(s.batch, *s.kv_cache, &s.greedy_ids)
-                    : model_->Forward(s.batch, *s.kv_cache, &s.logits);
+    const bool on_device =
+        DeviceSampleSpecs(plan, s.live, !model_->backend()->AdoptsHostMemory(), &s.sample_specs);
+    result = on_device ? model_->ForwardSample(s.batch, *s.kv_cache, s.sample_specs, &s.sampled_ids)
+                       : model_->Forward(s.batch, *s.kv_cache, &s.logits);
     if (!result.ok()) {
       for (const ScheduledSeq& item : plan.scheduled) {
         s.Retire(item.seq->id, FinishReason::kError, result, Now());
@@ -240,8 +270,8 @@ absl::StatusOr<bool> Engine::Step(const StepLimits& limits) {
         if (!item.samples) continue;
         LiveRequest& r = *s.live.at(item.seq->id);
         int32_t token = 0;
-        if (greedy) {
-          token = s.greedy_ids[row++];
+        if (on_device) {
+          token = s.sampled_ids[row++];
         } else {
           const absl::Span<float> logits =
               absl::MakeSpan(s.logits.data() + static_cast<size_t>(row++) * vocab, vocab);

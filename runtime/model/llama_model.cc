@@ -63,7 +63,7 @@ size_t LlamaModel::workspace_bytes() const {
   size_t bytes = 0;
   for (const kernels::DeviceBuffer* b :
        {&x_, &delta_, &normed_, &qkv_, &attn_, &gate_up_, &act_, &sample_x_, &sample_delta_,
-        &sample_normed_, &logits_, &sample_ids_}) {
+        &sample_normed_, &logits_, &sample_ids_, &sample_specs_}) {
     bytes += b->bytes();
   }
   return bytes;
@@ -78,7 +78,8 @@ size_t LlamaModel::TokenWidth(const ModelConfig& c) {
 
 size_t LlamaModel::SampleBytes(const ModelConfig& c, size_t elem_size) {
   return 3 * static_cast<size_t>(c.hidden_size) * elem_size +
-         static_cast<size_t>(c.vocab_size) * sizeof(float) + sizeof(int32_t);
+         static_cast<size_t>(c.vocab_size) * sizeof(float) + sizeof(int32_t) +
+         sizeof(kernels::SampleSpec);
 }
 
 size_t LlamaModel::InitialCapacity(int32_t wanted, bool samples) {
@@ -121,6 +122,7 @@ absl::Status LlamaModel::Reserve(int32_t num_tokens, int32_t num_samples) {
     }
     RETURN_IF_ERROR(alloc(logits_, cap * static_cast<int64_t>(c.vocab_size), sizeof(float)));
     RETURN_IF_ERROR(alloc(sample_ids_, cap, sizeof(int32_t)));
+    RETURN_IF_ERROR(alloc(sample_specs_, cap, sizeof(kernels::SampleSpec)));
     sample_capacity_ = cap;
   }
   return absl::OkStatus();
@@ -186,13 +188,22 @@ absl::Status LlamaModel::Forward(const Batch& batch, KvCache& kv, std::vector<fl
   return backend_->Synchronize();
 }
 
-absl::Status LlamaModel::ForwardGreedy(const Batch& batch, KvCache& kv, std::vector<int32_t>* ids) {
-  if (ids == nullptr) return absl::InvalidArgumentError("ForwardGreedy: null ids");
+absl::Status LlamaModel::ForwardSample(const Batch& batch, KvCache& kv,
+                                       absl::Span<const kernels::SampleSpec> specs,
+                                       std::vector<int32_t>* ids) {
+  if (ids == nullptr) return absl::InvalidArgumentError("ForwardSample: null ids");
+  if (specs.size() != batch.sample_rows.size()) {
+    return absl::InvalidArgumentError(absl::StrFormat("ForwardSample: %d specs for %d sample rows",
+                                                      specs.size(), batch.sample_rows.size()));
+  }
   ids->clear();
   RETURN_IF_ERROR(Run(batch, kv));
-  const int32_t rows = static_cast<int32_t>(batch.sample_rows.size());
+  const int32_t rows = static_cast<int32_t>(specs.size());
   if (rows > 0) {
-    backend_->ArgmaxRows(logits_.as<float>(), rows, config_.vocab_size, sample_ids_.as<int32_t>());
+    RETURN_IF_ERROR(backend_->CopyToDevice(sample_specs_.data(), specs.data(),
+                                           specs.size() * sizeof(kernels::SampleSpec)));
+    backend_->SampleRows(logits_.as<float>(), rows, config_.vocab_size,
+                         sample_specs_.as<kernels::SampleSpec>(), sample_ids_.as<int32_t>());
     ids->resize(rows);
     if (absl::Status s =
             backend_->CopyToHost(ids->data(), sample_ids_.data(), rows * sizeof(int32_t));

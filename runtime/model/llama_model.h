@@ -81,7 +81,9 @@ class LlamaModel final : public Model {
   }
   size_t workspace_bytes() const override;
   absl::Status Forward(const Batch& batch, KvCache& kv, std::vector<float>* logits) override;
-  absl::Status ForwardGreedy(const Batch& batch, KvCache& kv, std::vector<int32_t>* ids) override;
+  absl::Status ForwardSample(const Batch& batch, KvCache& kv,
+                             absl::Span<const kernels::SampleSpec> specs,
+                             std::vector<int32_t>* ids) override;
 
   // Elements of activations per token, bytes per sampled row (activations of
   // `elem_size` bytes and fp32 logits), and the first capacity Reserve
@@ -124,7 +126,8 @@ class LlamaModel final : public Model {
   kernels::DeviceBuffer act_;                                      // [tokens, inter]
   kernels::DeviceBuffer sample_x_, sample_delta_, sample_normed_;  // [samples, hidden]
   kernels::DeviceBuffer logits_;                                   // [samples, vocab] fp32
-  kernels::DeviceBuffer sample_ids_;                               // [samples] int32 argmax
+  kernels::DeviceBuffer sample_ids_;                               // [samples] int32 drawn tokens
+  kernels::DeviceBuffer sample_specs_;                             // [samples] SampleSpec
   kernels::DeviceBuffer meta_;  // int32 step metadata, see UploadMetadata
   std::vector<int32_t> meta_host_;
 };

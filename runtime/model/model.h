@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "cohost/kernels/backend.h"
 #include "runtime/loader/model_config.h"
 #include "runtime/loader/model_file.h"
@@ -56,10 +57,12 @@ class Model {
   // to *logits as [sample_rows.size(), vocab_size] host floats. K/V of the new
   // tokens are written into `kv` at batch.slot_mapping.
   virtual absl::Status Forward(const Batch& batch, KvCache& kv, std::vector<float>* logits) = 0;
-  // Forward for a step whose every sampled row is greedy: writes the argmax id
-  // of each row of batch.sample_rows, in order (Backend::ArgmaxRows: the
-  // Sampler's greedy choice), and leaves the logits on the device.
-  virtual absl::Status ForwardGreedy(const Batch& batch, KvCache& kv,
+  // Forward that samples on the device: writes the token of each row of
+  // batch.sample_rows, in order, drawn as specs (one per row) say
+  // (Backend::SampleRows; temperature 0 is the Sampler's greedy choice), and
+  // leaves the logits on the device.
+  virtual absl::Status ForwardSample(const Batch& batch, KvCache& kv,
+                                     absl::Span<const kernels::SampleSpec> specs,
                                      std::vector<int32_t>* ids) = 0;
 };
 

@@ -43,11 +43,18 @@ class Sampler {
 
   // Sample is the argmax of the logits as given (temperature 0, no penalty):
   // the first of the largest, NaN as -inf, 0 if none is above -inf
-  // (Backend::ArgmaxRows computes the same on the device).
-  bool IsGreedy() const {
-    return params_.temperature == 0.f && params_.repetition_penalty == 1.f &&
-           params_.presence_penalty == 0.f && params_.frequency_penalty == 0.f;
+  // (Backend::SampleRows computes the same on the device).
+  bool IsGreedy() const { return params_.temperature == 0.f && !HasPenalties(); }
+  // Whether Sample rewrites the logits from the history first.
+  bool HasPenalties() const {
+    return params_.repetition_penalty != 1.f || params_.presence_penalty != 0.f ||
+           params_.frequency_penalty != 0.f;
   }
+  // The parameters as sampled with (out-of-range values turned off).
+  const SamplingParams& params() const { return params_; }
+  // The draw a non-greedy Sample takes, for a caller that samples elsewhere
+  // (on the device): the same sequence of numbers, one per token.
+  double NextUniform() { return UniformDouble(); }
 
  private:
   struct Candidate {

@@ -127,8 +127,11 @@ class OpChecks {
   void AllocationFailureIsRecoverable();
   void Embedding();
   void GatherRows();
-  // ArgmaxRows: ties, NaN, infinities, rows with nothing above -inf.
-  void ArgmaxRows();
+  // SampleRows at temperature 0: ties, NaN, infinities, rows with nothing
+  // above -inf.
+  void SampleRowsGreedy();
+  // SampleRows against naive::SampleRow: filters, ties, NaN, infinities.
+  void SampleRows();
   void RmsNorm();
   void Gemm();
   // GemmToF32: fp32 logits, held to fp32 roundoff on every backend.

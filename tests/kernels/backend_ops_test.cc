@@ -64,7 +64,8 @@ TEST_P(BackendOpsTest, AllocationFailureIsRecoverable) {
 }
 TEST_P(BackendOpsTest, Embedding) { checks_->Embedding(); }
 TEST_P(BackendOpsTest, GatherRows) { checks_->GatherRows(); }
-TEST_P(BackendOpsTest, ArgmaxRows) { checks_->ArgmaxRows(); }
+TEST_P(BackendOpsTest, SampleRowsGreedy) { checks_->SampleRowsGreedy(); }
+TEST_P(BackendOpsTest, SampleRows) { checks_->SampleRows(); }
 TEST_P(BackendOpsTest, RmsNorm) { checks_->RmsNorm(); }
 TEST_P(BackendOpsTest, Gemm) { checks_->Gemm(); }
 TEST_P(BackendOpsTest, GemmToF32) { checks_->GemmToF32(); }

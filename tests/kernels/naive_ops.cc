@@ -5,12 +5,78 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <vector>
 
 namespace cohost::kernels::naive {
 
 void Embedding(const int32_t* ids, int32_t n, const float* table, int32_t hidden, float* out) {
   GatherRows(table, ids, n, hidden, out);
+}
+
+int32_t SampleRow(const float* x, int32_t width, const SampleSpec& spec) {
+  const float inf = std::numeric_limits<float>::infinity();
+  int32_t argmax = 0;
+  for (int32_t i = 0; i < width; ++i) {
+    if (x[i] > x[argmax] || (std::isnan(x[argmax]) && !std::isnan(x[i]))) argmax = i;
+  }
+  const float max = width > 0 && !std::isnan(x[argmax]) ? x[argmax] : -inf;
+  if (max == -inf) return 0;
+  if (spec.temperature <= 0.f || std::isinf(1.f / spec.temperature)) return argmax;
+  struct Token {
+    float w;
+    int32_t id;
+  };
+  std::vector<Token> ranked;
+  for (int32_t i = 0; i < width; ++i) {
+    float w = 0.f;
+    if (max == inf) {
+      w = x[i] == inf ? 1.f : 0.f;
+    } else if (!std::isnan(x[i])) {
+      const float z = (x[i] - max) * (1.f / spec.temperature);
+      w = z >= -104.f ? std::exp(z) : 0.f;
+    }
+    ranked.push_back({w, i});
+  }
+  std::stable_sort(ranked.begin(), ranked.end(),
+                   [](const Token& a, const Token& b) { return a.w > b.w; });
+  // Every filter keeps a prefix of the ranking, and ties at its cut.
+  size_t keep = ranked.size();
+  auto keep_ties = [&](size_t n) {
+    while (n < ranked.size() && ranked[n].w == ranked[n - 1].w) ++n;
+    return n;
+  };
+  if (spec.top_k > 0 && spec.top_k < width) keep = keep_ties(static_cast<size_t>(spec.top_k));
+  while (keep > 0 && ranked[keep - 1].w == 0.f) --keep;  // weight 0 is never drawn
+  if (spec.top_p < 1.f) {
+    double total = 0;
+    for (size_t i = 0; i < keep; ++i) total += ranked[i].w;
+    double mass = 0;
+    for (size_t i = 0; i < keep; ++i) {
+      mass += ranked[i].w;
+      if (mass >= spec.top_p * total && (i + 1 == keep || ranked[i + 1].w != ranked[i].w)) {
+        keep = i + 1;
+        break;
+      }
+    }
+  }
+  while (keep > 1 && ranked[keep - 1].w < spec.min_p) --keep;
+  std::vector<double> kept_weight(width, 0.0);
+  double total = 0;
+  for (size_t i = 0; i < keep; ++i) {
+    kept_weight[ranked[i].id] = ranked[i].w;
+    total += ranked[i].w;
+  }
+  const double target = spec.uniform * total;
+  double cumulative = 0;
+  int32_t last = argmax;
+  for (int32_t i = 0; i < width; ++i) {
+    if (kept_weight[i] == 0) continue;
+    last = i;
+    cumulative += kept_weight[i];
+    if (target < cumulative) return i;
+  }
+  return last;
 }
 
 void GatherRows(const float* x, const int32_t* rows, int32_t num_rows, int32_t width, float* out) {

@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "cohost/kernels/paged_kv.h"
+#include "cohost/kernels/sample_spec.h"
 
 namespace cohost::kernels::naive {
 
@@ -14,6 +15,11 @@ namespace cohost::kernels::naive {
 
 void Embedding(const int32_t* ids /*[n]*/, int32_t n, const float* table /*[vocab, hidden]*/,
                int32_t hidden, float* out /*[n, hidden]*/);
+
+// One row of Backend::SampleRows, straight from SampleSpec's words: the
+// tokens ranked by weight, each filter a cut on that ranking, the draw a walk
+// in id order. Weights are floats from expf (as the backends'), masses double.
+int32_t SampleRow(const float* x /*[width]*/, int32_t width, const SampleSpec& spec);
 
 void GatherRows(const float* x /*[n, width]*/, const int32_t* rows /*[num_rows]*/, int32_t num_rows,
                 int32_t width, float* out /*[num_rows, width]*/);

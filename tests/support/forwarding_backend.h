@@ -60,8 +60,9 @@ class ForwardingBackend : public kernels::Backend {
             void* c) override {
     inner_->Gemm(a, w, bias, m, n, k, c);
   }
-  void ArgmaxRows(const float* x, int32_t rows, int32_t width, int32_t* out) override {
-    inner_->ArgmaxRows(x, rows, width, out);
+  void SampleRows(const float* x, int32_t rows, int32_t width, const kernels::SampleSpec* specs,
+                  int32_t* out) override {
+    inner_->SampleRows(x, rows, width, specs, out);
   }
   absl::Status CheckHeadDim(int32_t head_dim) const override {
     return inner_->CheckHeadDim(head_dim);

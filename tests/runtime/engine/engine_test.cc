@@ -19,6 +19,7 @@
 #include "gtest/gtest.h"
 #include "runtime/model/model.h"
 #include "runtime/tokenizer/tokenizer.h"
+#include "tests/support/forwarding_backend.h"
 #include "tests/support/tiny_model.h"
 #include "tests/support/wait_for.h"
 
@@ -182,6 +183,68 @@ TEST_F(EngineTest, GreedyOutputDoesNotDependOnBatching) {
   }
   RunToIdle(*e);
   for (uint32_t s = 0; s < 4; ++s) EXPECT_EQ(sinks[s]->tokens(), alone[s]) << s;
+}
+
+// A device whose memory is its own (a ForwardingBackend adopts nothing): it
+// counts the rows it draws and the largest copy to the host.
+class DeviceLikeBackend final : public cohost::testing::ForwardingBackend {
+ public:
+  using ForwardingBackend::ForwardingBackend;
+  void SampleRows(const float* x, int32_t rows, int32_t width, const kernels::SampleSpec* specs,
+                  int32_t* out) override {
+    for (int32_t r = 0; r < rows; ++r) drawn_rows += specs[r].temperature > 0.f;
+    ForwardingBackend::SampleRows(x, rows, width, specs, out);
+  }
+  absl::Status CopyToHost(void* dst, const void* src, size_t bytes) override {
+    largest_copy = std::max(largest_copy, bytes);
+    return ForwardingBackend::CopyToHost(dst, src, bytes);
+  }
+  int drawn_rows = 0;
+  size_t largest_copy = 0;
+};
+
+TEST_F(EngineTest, OnADeviceTokensAreDrawnThereAsTheRequestAsks) {
+  DeviceLikeBackend device(kernels::MakeCpuBackend(1));
+  std::unique_ptr<Model> model = Model::Create(testing::MakeTinyModelFile(), &device).value();
+  const int32_t vocab = model->config().vocab_size;
+  auto run = [&](const GenerateRequest& request) {
+    EngineConfig c;
+    c.clock = [this] { return now_; };
+    c.block_size = 4;
+    c.num_kv_blocks = 64;
+    std::unique_ptr<Engine> e = Engine::Create(model.get(), tokenizer_.get(), c).value();
+    auto sink = std::make_shared<RecordingSink>();
+    EXPECT_TRUE(e->Submit(request, sink).ok());
+    RunToIdle(*e);
+    EXPECT_EQ(sink->tokens().size(), 12u);
+    return sink->tokens();
+  };
+  const GenerateRequest greedy = Request(9, 12, 3);
+  const std::vector<int32_t> greedy_tokens = run(greedy);
+  EXPECT_EQ(device.drawn_rows, 0);
+  // top_k 1 leaves only the argmax, whatever the temperature and the draw.
+  GenerateRequest top1 = greedy;
+  top1.sampling.temperature = 1.5f;
+  top1.sampling.top_k = 1;
+  top1.sampling.seed = 5;
+  EXPECT_EQ(run(top1), greedy_tokens);
+  EXPECT_EQ(device.drawn_rows, 12);
+  // Seeded draws repeat; another seed draws otherwise.
+  GenerateRequest hot = greedy;
+  hot.sampling.temperature = 3.f;
+  hot.sampling.seed = 11;
+  const std::vector<int32_t> a = run(hot);
+  EXPECT_EQ(run(hot), a);
+  hot.sampling.seed = 12;
+  EXPECT_NE(run(hot), a);
+  EXPECT_NE(a, greedy_tokens);
+  // Only ids came back, never a row of logits.
+  EXPECT_LT(device.largest_copy, vocab * sizeof(float));
+  // A penalty reads the request's history: its tokens are drawn on the host.
+  GenerateRequest penalized = hot;
+  penalized.sampling.repetition_penalty = 1.3f;
+  run(penalized);
+  EXPECT_EQ(device.largest_copy, vocab * sizeof(float));
 }
 
 TEST_F(EngineTest, LogprobsComeWithEachTokenOnlyWhenAsked) {

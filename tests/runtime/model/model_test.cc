@@ -346,7 +346,7 @@ TEST_P(ModelTest, VarlenBatchMatchesEachSequenceAlone) {
   }
 }
 
-TEST_P(ModelTest, ForwardGreedyGivesEachSampledRowsArgmax) {
+TEST_P(ModelTest, ForwardSampleAtTemperatureZeroGivesEachSampledRowsArgmax) {
   const int V = file_.config.vocab_size;
   const std::vector<int32_t> a = Prompt(11, 14, V), b = Prompt(12, 9, V);
   const int32_t max_pages = (14 + bs_ - 1) / bs_;
@@ -358,7 +358,8 @@ TEST_P(ModelTest, ForwardGreedyGivesEachSampledRowsArgmax) {
   std::vector<float> logits;
   std::vector<int32_t> ids;
   ASSERT_TRUE(model_->Forward(batch(&sa, &sb), *kv, &logits).ok());
-  ASSERT_TRUE(model_->ForwardGreedy(batch(&ga, &gb), *greedy_kv, &ids).ok());
+  const std::vector<kernels::SampleSpec> greedy(23);
+  ASSERT_TRUE(model_->ForwardSample(batch(&ga, &gb), *greedy_kv, greedy, &ids).ok());
   ASSERT_EQ(ids.size(), 23u);
   ASSERT_EQ(logits.size(), ids.size() * V);
   std::set<int32_t> distinct;
@@ -476,7 +477,7 @@ class CopyCountingBackend final : public cohost::testing::ForwardingBackend {
   size_t largest_copy = 0;
 };
 
-TEST(ModelGreedyTest, AGreedyStepBringsBackIdsNotLogits) {
+TEST(ModelSampleTest, ASampledStepBringsBackIdsNotLogits) {
   CopyCountingBackend be(kernels::MakeCpuBackend(1));
   const ModelFile f = MakeTinyModel(Variant{"greedy", false, true, false, 16});
   const int32_t V = f.config.vocab_size;
@@ -488,7 +489,9 @@ TEST(ModelGreedyTest, AGreedyStepBringsBackIdsNotLogits) {
   Seq greedy_seq{{1}, 0}, seq{{2}, 0};
   std::vector<int32_t> ids;
   be.largest_copy = 0;
-  ASSERT_TRUE((*m)->ForwardGreedy(MakeBatch({{&greedy_seq, prompt}}, 16, true), **kv, &ids).ok());
+  const std::vector<kernels::SampleSpec> specs(10, kernels::SampleSpec{1.f, 0, 1.f, 0.f, 0.5f});
+  ASSERT_TRUE(
+      (*m)->ForwardSample(MakeBatch({{&greedy_seq, prompt}}, 16, true), **kv, specs, &ids).ok());
   EXPECT_EQ(be.largest_copy, 10 * sizeof(int32_t));
   std::vector<float> logits;
   be.largest_copy = 0;

@@ -18,6 +18,7 @@
 #include "cohost/kernels/paged_kv.h"
 #include "cohost/kernels/quant.h"
 #include "cohost/kernels/rope.h"
+#include "cohost/kernels/sample_spec.h"
 
 namespace cohost::kernels {
 
@@ -168,11 +169,12 @@ class Backend {
                               const BatchLayout& batch, const PagedKv& kv, int32_t num_heads,
                               float scale, void* out /*[num_tokens, num_heads, head_dim]*/) = 0;
 
-  // out[r] = the column of the largest value of row r of fp32 x: the first on
-  // ties, NaN counted as -inf, 0 where nothing is above -inf (the Sampler's
-  // greedy choice), so that a greedy step brings back ids, not logits.
-  virtual void ArgmaxRows(const float* x /*[rows, width] fp32*/, int32_t rows, int32_t width,
-                          int32_t* out /*[rows]*/) = 0;
+  // out[r] = row r's token drawn as specs[r] says (SampleSpec; temperature 0:
+  // the first column of the largest logit): sampling on the device, so that
+  // only ids cross to the host. NaN counts as -inf and never wins; a row with
+  // nothing above -inf gives 0; +inf logits share all the mass.
+  virtual void SampleRows(const float* x /*[rows, width] fp32*/, int32_t rows, int32_t width,
+                          const SampleSpec* specs /*[rows]*/, int32_t* out /*[rows]*/) = 0;
 
   // out[r, :] = x[rows[r], :].
   virtual void GatherRows(const void* x /*[n, width]*/, const int32_t* rows /*[num_rows]*/,

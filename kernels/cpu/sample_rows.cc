@@ -1,0 +1,97 @@
+// Backend::SampleRows on the CPU: the reference of kernels/cuda/sample_rows.cu,
+// with the same thresholds (SampleSpec) computed by sorting instead of
+// bisection. Weights are floats from expf, masses doubles.
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <vector>
+
+#include "cpu_ops.h"
+
+namespace cohost::kernels::cpu {
+namespace {
+
+constexpr float kMinExponent = -104.f;  // exp() below this is 0 in float
+
+int32_t SampleRow(const float* x, int32_t width, const SampleSpec& s, std::vector<float>& w,
+                  std::vector<float>& sorted) {
+  constexpr float kInf = std::numeric_limits<float>::infinity();
+  int32_t argmax = 0;
+  float max = -kInf;
+  for (int32_t i = 0; i < width; ++i) {
+    if (x[i] > max) {  // false for NaN: it never wins
+      max = x[i];
+      argmax = i;
+    }
+  }
+  const float inv_t = s.temperature > 0.f ? 1.f / s.temperature : 0.f;
+  if (s.temperature <= 0.f || max == -kInf || std::isinf(inv_t)) return argmax;
+  w.assign(width, 0.f);
+  if (max == kInf) {
+    for (int32_t i = 0; i < width; ++i) w[i] = x[i] == kInf ? 1.f : 0.f;
+  } else {
+    for (int32_t i = 0; i < width; ++i) {
+      const float z = (x[i] - max) * inv_t;  // NaN - max is NaN: the test fails, weight 0
+      w[i] = z >= kMinExponent ? std::exp(z) : 0.f;
+    }
+  }
+  float cut = 0.f;  // the kept weights are those >= cut (and > 0)
+  if (s.top_k > 0 && s.top_k < width) {
+    sorted.assign(w.begin(), w.end());
+    std::nth_element(sorted.begin(), sorted.begin() + (s.top_k - 1), sorted.end(),
+                     std::greater<float>());
+    cut = sorted[s.top_k - 1];
+  }
+  if (s.top_p < 1.f) {
+    sorted.clear();
+    double total = 0;
+    for (float v : w) {
+      if (v > 0.f && v >= cut) {
+        sorted.push_back(v);
+        total += v;
+      }
+    }
+    std::sort(sorted.begin(), sorted.end(), std::greater<float>());
+    const double need = static_cast<double>(s.top_p) * total;
+    // The largest weight whose "at least this" mass reaches need; ties at it
+    // all count, so sum a run of equal weights whole before comparing.
+    double mass = 0;
+    for (size_t i = 0; i < sorted.size();) {
+      size_t j = i;
+      while (j < sorted.size() && sorted[j] == sorted[i]) mass += sorted[j++];
+      if (mass >= need) {
+        cut = std::max(cut, sorted[i]);
+        break;
+      }
+      i = j;
+    }
+  }
+  cut = std::max(cut, s.min_p);
+  double total = 0;
+  for (float v : w) {
+    if (v > 0.f && v >= cut) total += v;
+  }
+  const double target = static_cast<double>(s.uniform) * total;
+  double cumulative = 0;
+  int32_t last = argmax;
+  for (int32_t i = 0; i < width; ++i) {
+    if (!(w[i] > 0.f && w[i] >= cut)) continue;
+    cumulative += w[i];
+    last = i;
+    if (target < cumulative) return i;
+  }
+  return last;  // rounding put the target at the very end
+}
+
+}  // namespace
+
+void SampleRows(const float* x, int32_t rows, int32_t width, const SampleSpec* specs,
+                int32_t* out) {
+  std::vector<float> w, sorted;
+  for (int32_t r = 0; r < rows; ++r) {
+    out[r] = SampleRow(x + static_cast<int64_t>(r) * width, width, specs[r], w, sorted);
+  }
+}
+
+}  // namespace cohost::kernels::cpu

@@ -1,0 +1,201 @@
+// Backend::SampleRows on CUDA: one block per row draws the row's token, so a
+// sampled step brings back ids, not [rows, vocab] logits. The thresholds of
+// SampleSpec are found by bisection on the weights' bit patterns (a weight is
+// a float >= 0, so its bits order as its value): the k-th largest by counting,
+// the top-p cut by mass. Masses are doubles summed in a fixed order, so a row
+// draws the same token on every run; the CPU reference (kernels/cpu/
+// sample_rows.cc) sums in another order, so the two can differ where a draw
+// or a cut falls within rounding of a boundary.
+#include <cstdint>
+
+#include "absl/strings/str_cat.h"
+#include "cuda_ops.cuh"
+
+namespace cohost::kernels::cuda {
+namespace {
+
+constexpr int kThreads = 512;
+constexpr int kWarps = kThreads / 32;
+constexpr float kMinExponent = -104.f;  // expf below this is 0 in float
+constexpr unsigned kFull = 0xffffffffu;
+
+// Block-wide sum in a fixed order (lanes, then warps); every thread gets it.
+template <typename T>
+__device__ T BlockSum(T v, T* scratch /*[kWarps]*/) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(kFull, v, o);
+  __syncthreads();  // scratch is free
+  if ((threadIdx.x & 31) == 0) scratch[threadIdx.x >> 5] = v;
+  __syncthreads();
+  T total = 0;
+#pragma unroll
+  for (int i = 0; i < kWarps; ++i) total += scratch[i];
+  return total;
+}
+
+struct RowSampler {
+  const float* x;
+  int32_t width;
+  float max;
+  float inv_t;
+  bool inf_max;  // the max is +inf: those tokens share the mass
+
+  __device__ float Weight(int32_t i) const {
+    const float v = x[i];
+    if (inf_max) return v == INFINITY ? 1.f : 0.f;
+    const float z = (v - max) * inv_t;  // NaN fails the test: weight 0
+    return z >= kMinExponent ? expf(z) : 0.f;
+  }
+  // Tokens (this thread's share) whose weight's bits are at least `bits`.
+  __device__ int32_t CountAtLeast(uint32_t bits) const {
+    int32_t n = 0;
+    for (int32_t i = threadIdx.x; i < width; i += kThreads) n += __float_as_uint(Weight(i)) >= bits;
+    return n;
+  }
+  // Mass (this thread's share) of the weights > 0 at least `cut` and whose
+  // bits are at least `bits`.
+  __device__ double MassAtLeast(float cut, uint32_t bits) const {
+    double m = 0;
+    for (int32_t i = threadIdx.x; i < width; i += kThreads) {
+      const float w = Weight(i);
+      if (w > 0.f && w >= cut && __float_as_uint(w) >= bits) m += w;
+    }
+    return m;
+  }
+};
+
+__global__ __launch_bounds__(kThreads) void SampleRowsKernel(const float* __restrict__ x,
+                                                             int32_t width,
+                                                             const SampleSpec* __restrict__ specs,
+                                                             int32_t* __restrict__ out) {
+  __shared__ double dscratch[kWarps];
+  __shared__ int32_t iscratch[kWarps];
+  __shared__ float fmax_s[kWarps];
+  __shared__ int32_t fidx_s[kWarps];
+  __shared__ int32_t found_s, last_s;
+  const SampleSpec s = specs[blockIdx.x];
+  RowSampler row{x + static_cast<int64_t>(blockIdx.x) * width, width, -INFINITY, 0.f, false};
+
+  // The max and its first column (NaN never wins; 0 when nothing is above -inf).
+  float best = -INFINITY;
+  int32_t best_i = INT32_MAX;
+  for (int32_t i = threadIdx.x; i < width; i += kThreads) {
+    if (row.x[i] > best) {
+      best = row.x[i];
+      best_i = i;
+    }
+  }
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) {
+    const float ob = __shfl_xor_sync(kFull, best, o);
+    const int32_t oi = __shfl_xor_sync(kFull, best_i, o);
+    if (ob > best || (ob == best && oi < best_i)) {
+      best = ob;
+      best_i = oi;
+    }
+  }
+  if ((threadIdx.x & 31) == 0) {
+    fmax_s[threadIdx.x >> 5] = best;
+    fidx_s[threadIdx.x >> 5] = best_i;
+  }
+  __syncthreads();
+  best = fmax_s[0];
+  best_i = fidx_s[0];
+  for (int w = 1; w < kWarps; ++w) {
+    if (fmax_s[w] > best || (fmax_s[w] == best && fidx_s[w] < best_i)) {
+      best = fmax_s[w];
+      best_i = fidx_s[w];
+    }
+  }
+  const int32_t argmax = best == -INFINITY ? 0 : best_i;
+  const float inv_t = s.temperature > 0.f ? 1.f / s.temperature : 0.f;
+  if (s.temperature <= 0.f || best == -INFINITY || isinf(inv_t)) {
+    if (threadIdx.x == 0) out[blockIdx.x] = argmax;
+    return;  // block-uniform
+  }
+  row.max = best;
+  row.inv_t = inv_t;
+  row.inf_max = best == INFINITY;
+
+  float cut = 0.f;
+  if (s.top_k > 0 && s.top_k < width) {
+    // The largest bits with at least top_k weights at or above them.
+    uint32_t lo = 0, hi = __float_as_uint(1.f);  // weights are in [0, 1]
+    while (lo < hi) {
+      const uint32_t mid = hi - (hi - lo) / 2;
+      if (BlockSum(row.CountAtLeast(mid), iscratch) >= s.top_k) {
+        lo = mid;
+      } else {
+        hi = mid - 1;
+      }
+    }
+    cut = __uint_as_float(lo);
+  }
+  if (s.top_p < 1.f) {
+    const double need = static_cast<double>(s.top_p) * BlockSum(row.MassAtLeast(cut, 0), dscratch);
+    uint32_t lo = 0, hi = __float_as_uint(1.f);
+    while (lo < hi) {
+      const uint32_t mid = hi - (hi - lo) / 2;
+      if (BlockSum(row.MassAtLeast(cut, mid), dscratch) >= need) {
+        lo = mid;
+      } else {
+        hi = mid - 1;
+      }
+    }
+    cut = fmaxf(cut, __uint_as_float(lo));
+  }
+  cut = fmaxf(cut, s.min_p);
+
+  // The draw: the first id, in order, whose kept mass so far passes the target.
+  const double target =
+      static_cast<double>(s.uniform) * BlockSum(row.MassAtLeast(cut, 0), dscratch);
+  if (threadIdx.x == 0) {
+    found_s = INT32_MAX;
+    last_s = argmax;
+  }
+  const int lane = threadIdx.x & 31;
+  double carry = 0;  // kept mass of the ids before this chunk
+  for (int32_t base = 0; base < width; base += kThreads) {
+    const int32_t i = base + threadIdx.x;
+    const float w = i < width ? row.Weight(i) : 0.f;
+    const double mine = w > 0.f && w >= cut ? w : 0.0;
+    // Inclusive scan over the chunk, in id order: lanes, then the warps before.
+    double scan = mine;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+      const double up = __shfl_up_sync(kFull, scan, o);
+      if (lane >= o) scan += up;
+    }
+    __syncthreads();  // dscratch is free
+    if (lane == 31) dscratch[threadIdx.x >> 5] = scan;
+    __syncthreads();
+    double chunk = 0;
+    for (int wi = 0; wi < kWarps; ++wi) {
+      if (wi < (threadIdx.x >> 5)) scan += dscratch[wi];
+      chunk += dscratch[wi];
+    }
+    if (mine > 0) {
+      atomicMax(&last_s, i);
+      // The lowest such id wins: rounding cannot make two threads disagree.
+      if (target < carry + scan) atomicMin(&found_s, i);
+    }
+    __syncthreads();
+    if (found_s != INT32_MAX) break;  // block-uniform after the barrier
+    carry += chunk;
+  }
+  if (threadIdx.x == 0) out[blockIdx.x] = found_s != INT32_MAX ? found_s : last_s;
+}
+
+}  // namespace
+
+absl::Status LaunchSampleRows(const float* x, int32_t rows, int32_t width, const SampleSpec* specs,
+                              int32_t* out, cudaStream_t stream) {
+  if (rows < 0 || width < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("SampleRows: bad shape ", rows, "x", width));
+  }
+  if (rows == 0) return absl::OkStatus();
+  SampleRowsKernel<<<rows, kThreads, 0, stream>>>(x, width, specs, out);
+  return LaunchStatus("SampleRowsKernel");
+}
+
+}  // namespace cohost::kernels::cuda

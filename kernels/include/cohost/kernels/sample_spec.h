@@ -1,0 +1,23 @@
+// What Backend::SampleRows takes for each row: sampling on the device.
+#pragma once
+
+#include <cstdint>
+
+namespace cohost::kernels {
+
+// How Backend::SampleRows draws one row's token. Each filter is a threshold
+// on the weight w = exp((logit - max) / temperature), 1 for the largest and
+// 0 where the exponent is below -104 (as the host Sampler, runtime/sampling):
+// top_k keeps weights at least the k-th largest (ties at the cut all stay),
+// top_p then the largest weights whose mass first reaches top_p of what is
+// left (ties at the cut all stay), min_p then weights of at least min_p.
+// The draw walks the kept tokens in id order to `uniform` of their mass.
+struct SampleSpec {
+  float temperature = 0.f;  // <= 0: the argmax (the host Sampler's greedy rule)
+  int32_t top_k = 0;        // 0 (or >= the row's width): off
+  float top_p = 1.f;        // (0, 1]
+  float min_p = 0.f;        // [0, 1]
+  float uniform = 0.f;      // the row's random draw, in [0, 1)
+};
+
+}  // namespace cohost::kernels
