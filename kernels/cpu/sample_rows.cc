@@ -26,7 +26,7 @@ int32_t SampleRow(const float* x, int32_t width, const SampleSpec& s, std::vecto
     }
   }
   const float inv_t = s.temperature > 0.f ? 1.f / s.temperature : 0.f;
-  if (s.temperature <= 0.f || max == -kInf || std::isinf(inv_t)) return argmax;
+  if (!(s.temperature > 0.f) || max == -kInf || std::isinf(inv_t)) return argmax;  // NaN too
   w.assign(width, 0.f);
   if (max == kInf) {
     for (int32_t i = 0; i < width; ++i) w[i] = x[i] == kInf ? 1.f : 0.f;

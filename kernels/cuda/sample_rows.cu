@@ -44,7 +44,9 @@ struct RowSampler {
     const float v = x[i];
     if (inf_max) return v == INFINITY ? 1.f : 0.f;
     const float z = (v - max) * inv_t;  // NaN fails the test: weight 0
-    return z >= kMinExponent ? expf(z) : 0.f;
+    // At most 1, as the bisections' upper end assumes (expf's error bound
+    // does not promise it at 0).
+    return z >= kMinExponent ? fminf(expf(z), 1.f) : 0.f;
   }
   // Tokens (this thread's share) whose weight's bits are at least `bits`.
   __device__ int32_t CountAtLeast(uint32_t bits) const {
@@ -109,7 +111,7 @@ __global__ __launch_bounds__(kThreads) void SampleRowsKernel(const float* __rest
   }
   const int32_t argmax = best == -INFINITY ? 0 : best_i;
   const float inv_t = s.temperature > 0.f ? 1.f / s.temperature : 0.f;
-  if (s.temperature <= 0.f || best == -INFINITY || isinf(inv_t)) {
+  if (!(s.temperature > 0.f) || best == -INFINITY || isinf(inv_t)) {  // NaN too: greedy
     if (threadIdx.x == 0) out[blockIdx.x] = argmax;
     return;  // block-uniform
   }
@@ -133,7 +135,8 @@ __global__ __launch_bounds__(kThreads) void SampleRowsKernel(const float* __rest
   }
   if (s.top_p < 1.f) {
     const double need = static_cast<double>(s.top_p) * BlockSum(row.MassAtLeast(cut, 0), dscratch);
-    uint32_t lo = 0, hi = __float_as_uint(1.f);
+    // From the top-k cut up: at it, the mass is the whole total (>= need).
+    uint32_t lo = __float_as_uint(cut), hi = __float_as_uint(1.f);
     while (lo < hi) {
       const uint32_t mid = hi - (hi - lo) / 2;
       if (BlockSum(row.MassAtLeast(cut, mid), dscratch) >= need) {
@@ -149,10 +152,8 @@ __global__ __launch_bounds__(kThreads) void SampleRowsKernel(const float* __rest
   // The draw: the first id, in order, whose kept mass so far passes the target.
   const double target =
       static_cast<double>(s.uniform) * BlockSum(row.MassAtLeast(cut, 0), dscratch);
-  if (threadIdx.x == 0) {
-    found_s = INT32_MAX;
-    last_s = argmax;
-  }
+  if (threadIdx.x == 0) found_s = INT32_MAX;
+  int32_t my_last = -1;  // this thread's largest kept id
   const int lane = threadIdx.x & 31;
   double carry = 0;  // kept mass of the ids before this chunk
   for (int32_t base = 0; base < width; base += kThreads) {
@@ -174,16 +175,25 @@ __global__ __launch_bounds__(kThreads) void SampleRowsKernel(const float* __rest
       if (wi < (threadIdx.x >> 5)) scan += dscratch[wi];
       chunk += dscratch[wi];
     }
-    if (mine > 0) {
-      atomicMax(&last_s, i);
-      // The lowest such id wins: rounding cannot make two threads disagree.
-      if (target < carry + scan) atomicMin(&found_s, i);
-    }
+    if (mine > 0) my_last = i;
+    // The lowest id past the target wins, one atomic per warp: rounding
+    // cannot make two threads disagree.
+    const unsigned past = __ballot_sync(kFull, mine > 0 && target < carry + scan);
+    if (past != 0 && lane == __ffs(past) - 1) atomicMin(&found_s, i);
     __syncthreads();
     if (found_s != INT32_MAX) break;  // block-uniform after the barrier
     carry += chunk;
   }
-  if (threadIdx.x == 0) out[blockIdx.x] = found_s != INT32_MAX ? found_s : last_s;
+  if (found_s != INT32_MAX) {  // block-uniform
+    if (threadIdx.x == 0) out[blockIdx.x] = found_s;
+    return;
+  }
+  // Rounding put the target at the very end: the last kept id.
+  if (threadIdx.x == 0) last_s = argmax;
+  __syncthreads();
+  if (my_last >= 0) atomicMax(&last_s, my_last);
+  __syncthreads();
+  if (threadIdx.x == 0) out[blockIdx.x] = last_s;
 }
 
 }  // namespace

@@ -16,29 +16,35 @@ double MsBetween(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
 }
 
-// Whether the step's tokens are drawn on the device (Model::ForwardSample),
-// with *specs its sample rows' specs in order: when every sampling request
-// takes the argmax (on any backend: only ids cross), or when the device's
-// memory is its own and every one can be drawn there (no penalties, no
-// logprobs), so that no [rows, vocab] logits cross to the host. A request's
-// draw comes from its own Sampler, one number per token, as on the host.
+// Whether a request's tokens are drawn on the device (Backend::SampleRows):
+// on a device whose memory is its own (CUDA), every request without
+// penalties or logprobs; where the device's memory is the host's (the CPU),
+// greedy ones, in steps of only those (the host Sampler takes the same argmax
+// anyway). Either way it depends only on the request and the backend, so a
+// seeded request draws the same tokens whatever shares its batch.
+bool DrawsOnDevice(const LiveRequest& r, bool device_memory) {
+  return device_memory ? r.SamplesOnDevice() : r.TakesArgmax();
+}
+
+// Whether the step runs Model::ForwardSample, with *specs its sample rows'
+// specs in order (rows the host samples get a placeholder) and *host_rows
+// whether any row needs its logits on the host. A request's draw comes from
+// its own Sampler, one number per token, as on the host.
 bool DeviceSampleSpecs(const StepPlan& plan,
                        const absl::flat_hash_map<RequestId, std::unique_ptr<LiveRequest>>& live,
-                       bool device_memory, std::vector<kernels::SampleSpec>* specs) {
-  bool argmax = true, device = device_memory;
+                       bool device_memory, std::vector<kernels::SampleSpec>* specs,
+                       bool* host_rows) {
+  *host_rows = false;
   for (const ScheduledSeq& item : plan.scheduled) {
-    if (!item.samples) continue;
-    const LiveRequest& r = *live.at(item.seq->id);
-    argmax = argmax && r.TakesArgmax();
-    device = device && r.SamplesOnDevice();
+    if (item.samples && !DrawsOnDevice(*live.at(item.seq->id), device_memory)) *host_rows = true;
   }
-  if (!argmax && !device) return false;
+  if (*host_rows && !device_memory) return false;  // the CPU: Forward, the Sampler for all
   specs->clear();
   for (const ScheduledSeq& item : plan.scheduled) {
     if (!item.samples) continue;
     LiveRequest& r = *live.at(item.seq->id);
-    kernels::SampleSpec spec;  // temperature 0: the argmax
-    if (!r.TakesArgmax()) {
+    kernels::SampleSpec spec;  // temperature 0: the argmax (or a host row's placeholder)
+    if (DrawsOnDevice(r, device_memory) && !r.TakesArgmax()) {
       const SamplingParams& p = r.sampler.params();
       // Below 1 in float too: the draw stays inside the kept mass.
       spec = {p.temperature, p.top_k, p.top_p, p.min_p,
@@ -253,9 +259,12 @@ absl::StatusOr<bool> Engine::Step(const StepLimits& limits) {
       }
     }
     BuildBatch(plan, s.kv_manager.block_size(), &s.batch);
+    const bool device_memory = !model_->backend()->AdoptsHostMemory();
+    bool host_rows = false;
     const bool on_device =
-        DeviceSampleSpecs(plan, s.live, !model_->backend()->AdoptsHostMemory(), &s.sample_specs);
-    result = on_device ? model_->ForwardSample(s.batch, *s.kv_cache, s.sample_specs, &s.sampled_ids)
+        DeviceSampleSpecs(plan, s.live, device_memory, &s.sample_specs, &host_rows);
+    result = on_device ? model_->ForwardSample(s.batch, *s.kv_cache, s.sample_specs, &s.sampled_ids,
+                                               host_rows ? &s.logits : nullptr)
                        : model_->Forward(s.batch, *s.kv_cache, &s.logits);
     if (!result.ok()) {
       for (const ScheduledSeq& item : plan.scheduled) {
@@ -270,7 +279,7 @@ absl::StatusOr<bool> Engine::Step(const StepLimits& limits) {
         if (!item.samples) continue;
         LiveRequest& r = *s.live.at(item.seq->id);
         int32_t token = 0;
-        if (on_device) {
+        if (on_device && DrawsOnDevice(r, device_memory)) {
           token = s.sampled_ids[row++];
         } else {
           const absl::Span<float> logits =

@@ -176,27 +176,20 @@ absl::Status LlamaModel::Forward(const Batch& batch, KvCache& kv, std::vector<fl
   if (logits == nullptr) return absl::InvalidArgumentError("Forward: null logits");
   logits->clear();
   RETURN_IF_ERROR(Run(batch, kv));
-  const size_t n = batch.sample_rows.size() * static_cast<size_t>(config_.vocab_size);
-  if (n > 0) {
-    logits->resize(n);
-    if (absl::Status s = backend_->CopyToHost(logits->data(), logits_.data(), n * sizeof(float));
-        !s.ok()) {
-      logits->clear();
-      return s;
-    }
-  }
+  RETURN_IF_ERROR(CopyLogits(batch, logits));
   return backend_->Synchronize();
 }
 
 absl::Status LlamaModel::ForwardSample(const Batch& batch, KvCache& kv,
                                        absl::Span<const kernels::SampleSpec> specs,
-                                       std::vector<int32_t>* ids) {
+                                       std::vector<int32_t>* ids, std::vector<float>* logits) {
   if (ids == nullptr) return absl::InvalidArgumentError("ForwardSample: null ids");
   if (specs.size() != batch.sample_rows.size()) {
     return absl::InvalidArgumentError(absl::StrFormat("ForwardSample: %d specs for %d sample rows",
                                                       specs.size(), batch.sample_rows.size()));
   }
   ids->clear();
+  if (logits != nullptr) logits->clear();
   RETURN_IF_ERROR(Run(batch, kv));
   const int32_t rows = static_cast<int32_t>(specs.size());
   if (rows > 0) {
@@ -212,7 +205,17 @@ absl::Status LlamaModel::ForwardSample(const Batch& batch, KvCache& kv,
       return s;
     }
   }
+  if (logits != nullptr) RETURN_IF_ERROR(CopyLogits(batch, logits));
   return backend_->Synchronize();
+}
+
+absl::Status LlamaModel::CopyLogits(const Batch& batch, std::vector<float>* logits) {
+  const size_t n = batch.sample_rows.size() * static_cast<size_t>(config_.vocab_size);
+  if (n == 0) return absl::OkStatus();
+  logits->resize(n);
+  absl::Status s = backend_->CopyToHost(logits->data(), logits_.data(), n * sizeof(float));
+  if (!s.ok()) logits->clear();
+  return s;
 }
 
 absl::Status LlamaModel::Run(const Batch& batch, KvCache& kv) {

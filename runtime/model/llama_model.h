@@ -82,8 +82,8 @@ class LlamaModel final : public Model {
   size_t workspace_bytes() const override;
   absl::Status Forward(const Batch& batch, KvCache& kv, std::vector<float>* logits) override;
   absl::Status ForwardSample(const Batch& batch, KvCache& kv,
-                             absl::Span<const kernels::SampleSpec> specs,
-                             std::vector<int32_t>* ids) override;
+                             absl::Span<const kernels::SampleSpec> specs, std::vector<int32_t>* ids,
+                             std::vector<float>* logits) override;
 
   // Elements of activations per token, bytes per sampled row (activations of
   // `elem_size` bytes and fp32 logits), and the first capacity Reserve
@@ -98,6 +98,8 @@ class LlamaModel final : public Model {
   // The decoder on one batch, up to the fp32 logits of its sample rows in
   // logits_ (queued on the backend, not waited for).
   absl::Status Run(const Batch& batch, KvCache& kv);
+  // logits_'s rows of the batch's sample rows, to the host.
+  absl::Status CopyLogits(const Batch& batch, std::vector<float>* logits);
   // Copies the step's int32 metadata to the device in one transfer and points
   // `layout`, `ids` and `rows` at it.
   absl::Status UploadMetadata(const Batch& batch, kernels::BatchLayout* layout, const int32_t** ids,

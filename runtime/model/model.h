@@ -59,11 +59,12 @@ class Model {
   virtual absl::Status Forward(const Batch& batch, KvCache& kv, std::vector<float>* logits) = 0;
   // Forward that samples on the device: writes the token of each row of
   // batch.sample_rows, in order, drawn as specs (one per row) say
-  // (Backend::SampleRows; temperature 0 is the Sampler's greedy choice), and
-  // leaves the logits on the device.
+  // (Backend::SampleRows; temperature 0 is the Sampler's greedy choice).
+  // The logits stay on the device unless `logits` is not null: then they
+  // come too, as Forward writes them, for rows the host samples.
   virtual absl::Status ForwardSample(const Batch& batch, KvCache& kv,
                                      absl::Span<const kernels::SampleSpec> specs,
-                                     std::vector<int32_t>* ids) = 0;
+                                     std::vector<int32_t>* ids, std::vector<float>* logits) = 0;
 };
 
 }  // namespace cohost::runtime

@@ -22,7 +22,7 @@ int32_t SampleRow(const float* x, int32_t width, const SampleSpec& spec) {
   }
   const float max = width > 0 && !std::isnan(x[argmax]) ? x[argmax] : -inf;
   if (max == -inf) return 0;
-  if (spec.temperature <= 0.f || std::isinf(1.f / spec.temperature)) return argmax;
+  if (!(spec.temperature > 0.f) || std::isinf(1.f / spec.temperature)) return argmax;
   struct Token {
     float w;
     int32_t id;

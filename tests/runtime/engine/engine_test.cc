@@ -207,18 +207,27 @@ TEST_F(EngineTest, OnADeviceTokensAreDrawnThereAsTheRequestAsks) {
   DeviceLikeBackend device(kernels::MakeCpuBackend(1));
   std::unique_ptr<Model> model = Model::Create(testing::MakeTinyModelFile(), &device).value();
   const int32_t vocab = model->config().vocab_size;
-  auto run = [&](const GenerateRequest& request) {
+  // Each request's tokens, run together in one engine.
+  auto run_all = [&](const std::vector<GenerateRequest>& requests) {
     EngineConfig c;
     c.clock = [this] { return now_; };
     c.block_size = 4;
     c.num_kv_blocks = 64;
     std::unique_ptr<Engine> e = Engine::Create(model.get(), tokenizer_.get(), c).value();
-    auto sink = std::make_shared<RecordingSink>();
-    EXPECT_TRUE(e->Submit(request, sink).ok());
+    std::vector<std::shared_ptr<RecordingSink>> sinks;
+    for (const GenerateRequest& request : requests) {
+      sinks.push_back(std::make_shared<RecordingSink>());
+      EXPECT_TRUE(e->Submit(request, sinks.back()).ok());
+    }
     RunToIdle(*e);
-    EXPECT_EQ(sink->tokens().size(), 12u);
-    return sink->tokens();
+    std::vector<std::vector<int32_t>> tokens;
+    for (const auto& sink : sinks) {
+      EXPECT_EQ(sink->tokens().size(), 12u);
+      tokens.push_back(sink->tokens());
+    }
+    return tokens;
   };
+  auto run = [&](const GenerateRequest& request) { return run_all({request})[0]; };
   const GenerateRequest greedy = Request(9, 12, 3);
   const std::vector<int32_t> greedy_tokens = run(greedy);
   EXPECT_EQ(device.drawn_rows, 0);
@@ -230,8 +239,11 @@ TEST_F(EngineTest, OnADeviceTokensAreDrawnThereAsTheRequestAsks) {
   EXPECT_EQ(run(top1), greedy_tokens);
   EXPECT_EQ(device.drawn_rows, 12);
   // Seeded draws repeat; another seed draws otherwise.
+  // With top_k the host Sampler draws in rank order, the device in id order:
+  // the two differ, which the batch test below relies on.
   GenerateRequest hot = greedy;
   hot.sampling.temperature = 3.f;
+  hot.sampling.top_k = 50;
   hot.sampling.seed = 11;
   const std::vector<int32_t> a = run(hot);
   EXPECT_EQ(run(hot), a);
@@ -241,10 +253,15 @@ TEST_F(EngineTest, OnADeviceTokensAreDrawnThereAsTheRequestAsks) {
   // Only ids came back, never a row of logits.
   EXPECT_LT(device.largest_copy, vocab * sizeof(float));
   // A penalty reads the request's history: its tokens are drawn on the host.
-  GenerateRequest penalized = hot;
+  GenerateRequest penalized = Request(6, 12, 4);
+  penalized.sampling.temperature = 1.f;
   penalized.sampling.repetition_penalty = 1.3f;
   run(penalized);
   EXPECT_EQ(device.largest_copy, vocab * sizeof(float));
+  // Where each request draws depends on it alone: beside one the host
+  // samples, a seeded request draws the same tokens as alone.
+  hot.sampling.seed = 11;
+  EXPECT_EQ(run_all({hot, penalized})[0], a);
 }
 
 TEST_F(EngineTest, LogprobsComeWithEachTokenOnlyWhenAsked) {

@@ -359,7 +359,7 @@ TEST_P(ModelTest, ForwardSampleAtTemperatureZeroGivesEachSampledRowsArgmax) {
   std::vector<int32_t> ids;
   ASSERT_TRUE(model_->Forward(batch(&sa, &sb), *kv, &logits).ok());
   const std::vector<kernels::SampleSpec> greedy(23);
-  ASSERT_TRUE(model_->ForwardSample(batch(&ga, &gb), *greedy_kv, greedy, &ids).ok());
+  ASSERT_TRUE(model_->ForwardSample(batch(&ga, &gb), *greedy_kv, greedy, &ids, nullptr).ok());
   ASSERT_EQ(ids.size(), 23u);
   ASSERT_EQ(logits.size(), ids.size() * V);
   std::set<int32_t> distinct;
@@ -491,7 +491,8 @@ TEST(ModelSampleTest, ASampledStepBringsBackIdsNotLogits) {
   be.largest_copy = 0;
   const std::vector<kernels::SampleSpec> specs(10, kernels::SampleSpec{1.f, 0, 1.f, 0.f, 0.5f});
   ASSERT_TRUE(
-      (*m)->ForwardSample(MakeBatch({{&greedy_seq, prompt}}, 16, true), **kv, specs, &ids).ok());
+      (*m)->ForwardSample(MakeBatch({{&greedy_seq, prompt}}, 16, true), **kv, specs, &ids, nullptr)
+          .ok());
   EXPECT_EQ(be.largest_copy, 10 * sizeof(int32_t));
   std::vector<float> logits;
   be.largest_copy = 0;

@@ -13,7 +13,7 @@ namespace cohost::kernels {
 // left (ties at the cut all stay), min_p then weights of at least min_p.
 // The draw walks the kept tokens in id order to `uniform` of their mass.
 struct SampleSpec {
-  float temperature = 0.f;  // <= 0: the argmax (the host Sampler's greedy rule)
+  float temperature = 0.f;  // <= 0 or NaN: the argmax (the host Sampler's greedy rule)
   int32_t top_k = 0;        // 0 (or >= the row's width): off
   float top_p = 1.f;        // (0, 1]
   float min_p = 0.f;        // [0, 1]
