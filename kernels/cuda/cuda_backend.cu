@@ -240,13 +240,7 @@ class CudaBackend final : public Backend {
   // ---- ops ----
   void Embedding(const int32_t* ids, int32_t n, WeightRef table, int32_t hidden,
                  void* out) override {
-    if (!EnterOp()) return;
-    if (table.format != WeightFormat::kDense) {
-      Record(absl::UnimplementedError(absl::StrCat("Embedding: a table in ",
-                                                   std::string(WeightFormatName(table.format)),
-                                                   " (the CUDA backend takes bf16)")));
-      return;
-    }
+    if (!EnterOp() || !Dense("Embedding", table)) return;
     Record(cuda::LaunchGatherRows(static_cast<const bf16*>(table.data), ids, n, hidden,
                                   static_cast<bf16*>(out), stream_));
   }
@@ -264,18 +258,8 @@ class CudaBackend final : public Backend {
   // matrix (ld k) to transpose, and a as k x m (ld k) as is; c is n x m (ld n).
   void Gemm(const void* a, WeightRef weight, const void* bias, int32_t m, int32_t n, int32_t k,
             void* c) override {
-    if (!EnterOp()) return;
-    if (weight.format != WeightFormat::kDense) {
-      Record(absl::UnimplementedError(absl::StrCat("Gemm: weights in ",
-                                                   std::string(WeightFormatName(weight.format)),
-                                                   " (the CUDA backend takes bf16)")));
-      return;
-    }
+    if (!EnterOp() || !Dense("Gemm", weight) || !GemmShape("Gemm", m, n, k)) return;
     const void* w = weight.data;
-    if (m < 0 || n < 0 || k < 0) {
-      Record(absl::InvalidArgumentError(absl::StrCat("Gemm: bad shape m=", m, " n=", n, " k=", k)));
-      return;
-    }
     if (m == 0 || n == 0) return;
     if (k > 0 && LtRan(a, w, bias, m, n, k, c, CUDA_R_16BF)) return;
     if (k == 0) {  // an empty sum: c = bias or 0
@@ -299,18 +283,7 @@ class CudaBackend final : public Backend {
   // combination cublasGemmEx takes as is.
   void GemmToF32(const void* a, WeightRef weight, int32_t m, int32_t n, int32_t k,
                  float* c) override {
-    if (!EnterOp()) return;
-    if (weight.format != WeightFormat::kDense) {
-      Record(absl::UnimplementedError(absl::StrCat("GemmToF32: weights in ",
-                                                   std::string(WeightFormatName(weight.format)),
-                                                   " (the CUDA backend takes bf16)")));
-      return;
-    }
-    if (m < 0 || n < 0 || k < 0) {
-      Record(absl::InvalidArgumentError(
-          absl::StrCat("GemmToF32: bad shape m=", m, " n=", n, " k=", k)));
-      return;
-    }
+    if (!EnterOp() || !Dense("GemmToF32", weight) || !GemmShape("GemmToF32", m, n, k)) return;
     if (m == 0 || n == 0) return;
     if (k == 0) {
       Record(CudaStatus(cudaMemsetAsync(c, 0, sizeof(float) * m * static_cast<size_t>(n), stream_),
@@ -393,6 +366,23 @@ class CudaBackend final : public Backend {
           absl::StrCat("cuda: range of ", bytes, " bytes not aligned to ", granularity_));
     }
     return absl::OkStatus();
+  }
+
+  // Weights (or a table) in bf16: the only format CUDA takes; otherwise
+  // records UNIMPLEMENTED naming `op` and the format.
+  bool Dense(const char* op, WeightRef w) {
+    if (w.format == WeightFormat::kDense) return true;
+    Record(absl::UnimplementedError(absl::StrCat(op, ": weights in ",
+                                                 std::string(WeightFormatName(w.format)),
+                                                 " (the CUDA backend takes bf16)")));
+    return false;
+  }
+
+  // m, n and k not negative; otherwise records INVALID_ARGUMENT.
+  bool GemmShape(const char* op, int32_t m, int32_t n, int32_t k) {
+    if (m >= 0 && n >= 0 && k >= 0) return true;
+    Record(absl::InvalidArgumentError(absl::StrCat(op, ": bad shape m=", m, " n=", n, " k=", k)));
+    return false;
   }
 
   // The product through cuBLASLt (bias as its epilogue): true when queued or
