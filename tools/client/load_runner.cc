@@ -130,7 +130,9 @@ class Runner {
       }
       run.cancelled_at_drain = live_.size();
       for (StreamCall* call : live_) call->context().TryCancel();
-      cv_.wait(lock, [&] { return live_.empty(); });
+      // Every call destroyed and reported, not only unlisted: gRPC may be torn
+      // down once this returns.
+      cv_.wait(lock, [&] { return finished_ == issued_; });
       run.results = std::move(results_);
       run.duration_s = std::chrono::duration<double>(last_done_ - t0_).count();
     }
@@ -140,12 +142,18 @@ class Runner {
     return run;
   }
 
-  // `call` is only a key here: it may already be deleted.
-  void Finished(StreamCall* call, RequestResult result) {
+  // A call about to be destroyed: the drain no longer cancels it, and its
+  // concurrency slot is free.
+  void Unlist(StreamCall* call) {
+    std::lock_guard<std::mutex> lock(mu_);
+    live_.erase(call);
+  }
+
+  // A destroyed call's result.
+  void Finished(RequestResult result) {
     std::lock_guard<std::mutex> lock(mu_);
     results_.push_back(std::move(result));
     ++finished_;
-    live_.erase(call);
     last_done_ = Clock::now();
     cv_.notify_all();
   }
@@ -191,14 +199,15 @@ void StreamCall::OnDone(const grpc::Status& status) {
   if (!status.ok()) result_.error_message = status.error_message();
   result_.output_tokens =
       saw_usage_ ? usage_completion_ : static_cast<int32_t>(result_.token_times_ms.size());
-  // The call (and its ClientContext) is destroyed before the runner hears of
-  // it: once the runner has every call back, the program may tear gRPC down,
-  // and a context destroyed after that aborts the process.
+  // Unlisted first, so that the drain never cancels a deleted call; the call
+  // (and its ClientContext) is destroyed before the runner hears of it: once
+  // the runner has every call back, the program may tear gRPC down, and a
+  // context destroyed after that aborts the process.
   Runner* runner = runner_;
   RequestResult result = std::move(result_);
-  StreamCall* const key = this;
+  runner->Unlist(this);
   delete this;
-  runner->Finished(key, std::move(result));
+  runner->Finished(std::move(result));
 }
 
 }  // namespace
