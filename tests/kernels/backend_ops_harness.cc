@@ -340,50 +340,59 @@ void OpChecks::SampleRowsGreedy() {
 
 void OpChecks::SampleRows() {
   constexpr float kInf = std::numeric_limits<float>::infinity();
-  const int32_t width = 3000;
-  // temperature, top_k, top_p, min_p: each filter alone, together, and off.
-  const std::vector<SampleSpec> kinds = {
-      {0.f, 0, 1.f, 0.f},    {1.f, 0, 1.f, 0.f},      {0.7f, 40, 1.f, 0.f},   {1.f, 0, 0.9f, 0.f},
-      {1.3f, 0, 1.f, 0.05f}, {0.8f, 50, 0.8f, 0.02f}, {1.f, width, 1.f, 0.f}, {2.f, 1, 1.f, 0.f},
-      {1.f, 0, 0.01f, 0.f},  {1.f, 0, 1.f, 0.f},      {1.f, 0, 1.f, 0.f},     {1.f, 5, 0.5f, 0.f}};
-  const int32_t rows = static_cast<int32_t>(kinds.size());
-  // bf16-rounded logits: many ties, at every cut.
-  std::vector<float> x = Random(static_cast<size_t>(rows) * width, -6.f, 6.f);
-  auto row = [&](int32_t r) { return x.begin() + static_cast<int64_t>(r) * width; };
-  for (int32_t i = 0; i < width; i += 7) row(3)[i] = kNaN;  // NaN never drawn
-  std::fill(row(9), row(9) + width, -kInf);                 // nothing finite: 0
-  row(10)[17] = row(10)[2500] = kInf;                       // the +inf share the mass
-  row(11)[0] = kNaN;
-  const float* px = arena_.Raw(x);
-  std::uniform_real_distribution<float> uniform(0.f, 1.f);
-  int draws = 0, differ = 0;
-  for (int round = 0; round < 24; ++round) {
-    std::vector<SampleSpec> specs = kinds;
-    for (SampleSpec& s : specs) s.uniform = std::min(uniform(rng_), 0.99999994f);
-    int32_t* out = arena_.Raw(std::vector<int32_t>(rows, -7));
-    backend().SampleRows(px, rows, width, arena_.Raw(specs), out);
-    std::vector<int32_t> got(rows, -1);
-    absl::Status s = backend().CopyToHost(got.data(), out, rows * sizeof(int32_t));
-    ASSERT_TRUE(s.ok()) << s;
-    for (int32_t r = 0; r < rows; ++r) {
-      const int32_t want = naive::SampleRow(&*row(r), width, specs[r]);
-      ++draws;
-      if (got[r] == want) continue;
-      ++differ;
-      // Exact where no sum decides: the argmax, the +inf pair, nothing finite.
-      EXPECT_NE(specs[r].temperature, 0.f) << "greedy row " << r;
-      EXPECT_TRUE(r != 9 && r != 10) << "row " << r << " got " << got[r] << " want " << want;
-      std::cout << "row " << r << " u=" << specs[r].uniform << " got " << got[r] << " want " << want
-                << "\n";
+  // A small vocabulary over many draws, and a real one (SmolLM2's) over a few.
+  for (const auto& [vocab, num_rounds] : {std::pair{3000, 24}, std::pair{49152, 4}}) {
+    // Copies: the clang behind clang-tidy cannot capture structured bindings.
+    const int32_t width = vocab;
+    const int rounds = num_rounds;
+    // temperature, top_k, top_p, min_p: each filter alone, together, and off.
+    const std::vector<SampleSpec> kinds = {
+        {0.f, 0, 1.f, 0.f},    {1.f, 0, 1.f, 0.f},      {0.7f, 40, 1.f, 0.f},   {1.f, 0, 0.9f, 0.f},
+        {1.3f, 0, 1.f, 0.05f}, {0.8f, 50, 0.8f, 0.02f}, {1.f, width, 1.f, 0.f}, {2.f, 1, 1.f, 0.f},
+        {1.f, 0, 0.01f, 0.f},  {1.f, 0, 1.f, 0.f},      {1.f, 0, 1.f, 0.f},     {1.f, 5, 0.5f, 0.f},
+        {1.f, 50, 0.9f, 0.f}};
+    const int32_t rows = static_cast<int32_t>(kinds.size());
+    // bf16-rounded logits: many ties, at every cut.
+    std::vector<float> x = Random(static_cast<size_t>(rows) * width, -6.f, 6.f);
+    auto row = [&](int32_t r) { return x.begin() + static_cast<int64_t>(r) * width; };
+    for (int32_t i = 0; i < width; i += 7) row(3)[i] = kNaN;  // NaN never drawn
+    std::fill(row(9), row(9) + width, -kInf);                 // nothing finite: 0
+    row(10)[17] = row(10)[2500] = kInf;                       // the +inf share the mass
+    row(11)[0] = kNaN;
+    // Ten finite logits under top_k 50: the 50th largest weight is 0.
+    std::fill(row(12), row(12) + width, -kInf);
+    for (int32_t i = 0; i < 10; ++i) row(12)[i * (width / 10)] = static_cast<float>(i % 4);
+    const float* px = arena_.Raw(x);
+    std::uniform_real_distribution<float> uniform(0.f, 1.f);
+    int draws = 0, differ = 0;
+    for (int round = 0; round < rounds; ++round) {
+      std::vector<SampleSpec> specs = kinds;
+      for (SampleSpec& s : specs) s.uniform = std::min(uniform(rng_), 0.99999994f);
+      int32_t* out = arena_.Raw(std::vector<int32_t>(rows, -7));
+      backend().SampleRows(px, rows, width, arena_.Raw(specs), out);
+      std::vector<int32_t> got(rows, -1);
+      absl::Status s = backend().CopyToHost(got.data(), out, rows * sizeof(int32_t));
+      ASSERT_TRUE(s.ok()) << s;
+      for (int32_t r = 0; r < rows; ++r) {
+        const int32_t want = naive::SampleRow(&*row(r), width, specs[r]);
+        ++draws;
+        if (got[r] == want) continue;
+        ++differ;
+        // Exact where no sum decides: the argmax, the +inf pair, nothing finite.
+        EXPECT_NE(specs[r].temperature, 0.f) << "greedy row " << r;
+        EXPECT_TRUE(r != 9 && r != 10) << "row " << r << " got " << got[r] << " want " << want;
+        std::cout << "width " << width << " row " << r << " u=" << specs[r].uniform << " got "
+                  << got[r] << " want " << want << "\n";
+      }
     }
+    // A mismatch needs a cut or a draw within rounding of a boundary. The CPU
+    // computes the weights with the same expf as the reference: none. CUDA's
+    // expf may differ by an ulp or two, which moves every boundary by ~1e-7 of
+    // the mass: rarely, a draw lands between. A wrong rule differs in dozens.
+    const int allowed = backend().kind() == BackendKind::kCpu ? 0 : 3;
+    EXPECT_LE(differ, allowed) << differ << " of " << draws << " draws differ at width " << width
+                               << " [COHOST_TEST_SEED=" << seed_ << "]";
   }
-  // A mismatch needs a cut or a draw within rounding of a boundary. The CPU
-  // computes the weights with the same expf as the reference: none. CUDA's
-  // expf may differ by an ulp or two, which moves every boundary by ~1e-7 of
-  // the mass: rarely, a draw lands between. A wrong rule differs in dozens.
-  const int allowed = backend().kind() == BackendKind::kCpu ? 0 : 3;
-  EXPECT_LE(differ, allowed) << differ << " of " << draws
-                             << " draws differ [COHOST_TEST_SEED=" << seed_ << "]";
 }
 
 void OpChecks::RmsNorm() {
