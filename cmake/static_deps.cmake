@@ -5,11 +5,6 @@
 # with ldd). Debian's CMake packages import the shared objects: each imported
 # location is pointed at the archive beside it.
 
-# Before find_package(BLAS): FindBLAS then looks for libopenblas.a.
-macro(cohost_static_blas_before_find)
-  set(BLA_STATIC ON)
-endmacro()
-
 # After the find_package calls, in the directory that made the targets.
 function(cohost_prefer_static_archives)
   get_directory_property(imported IMPORTED_TARGETS)

@@ -19,6 +19,7 @@
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -159,17 +160,39 @@ class Bench {
     std::fflush(stdout);
   }
 
+  // One layer's weights, the lm_head and a norm: made once (the lm_head alone
+  // is half a billion values), used by the GEMM rows and every decode step.
+  struct Weights {
+    void *wqkv, *wo, *wgu, *wd, *lm, *norm;
+  };
+  const Weights& W() {
+    if (!weights_) {
+      const Shape& s = o_.shape;
+      const size_t H = s.hidden, I = s.inter, qw = size_t{1} * s.heads * s.head_dim,
+                   kvw = size_t{1} * s.kv_heads * s.head_dim;
+      weights_ = Weights{arena_.Random((qw + 2 * kvw) * H, 0.05f),
+                         arena_.Random(H * qw, 0.05f),
+                         arena_.Random(2 * I * H, 0.05f),
+                         arena_.Random(H * I, 0.05f),
+                         arena_.Random(static_cast<size_t>(s.vocab) * H, 0.05f),
+                         arena_.Random(H, 1.f)};
+    }
+    return *weights_;
+  }
+
   void Gemms() {
     const Shape& s = o_.shape;
     const size_t elem = DTypeSize(be_->compute_dtype());
     const int32_t qkv = (s.heads + 2 * s.kv_heads) * s.head_dim;
     struct G {
       const char* name;
+      void* w;
       int32_t n, k;
     };
-    for (const G& g : {G{"qkv", qkv, s.hidden}, G{"o", s.hidden, s.heads * s.head_dim},
-                       G{"gate_up", 2 * s.inter, s.hidden}, G{"down", s.hidden, s.inter}}) {
-      void* w = arena_.Random(static_cast<size_t>(g.n) * g.k, 0.05f);
+    for (const G& g :
+         {G{"qkv", W().wqkv, qkv, s.hidden}, G{"o", W().wo, s.hidden, s.heads * s.head_dim},
+          G{"gate_up", W().wgu, 2 * s.inter, s.hidden}, G{"down", W().wd, s.hidden, s.inter}}) {
+      void* w = g.w;
       for (int32_t m : {1, 32, 2048}) {
         void* a = arena_.Random(static_cast<size_t>(m) * g.k, 1.f);
         void* c = arena_.Bytes(static_cast<size_t>(m) * g.n * elem);
@@ -180,7 +203,7 @@ class Bench {
             bytes, 2.0 * m * g.n * g.k);
       }
     }
-    void* w = arena_.Random(static_cast<size_t>(s.vocab) * s.hidden, 0.05f);
+    void* w = W().lm;
     for (int32_t m : {1, 32}) {
       void* a = arena_.Random(static_cast<size_t>(m) * s.hidden, 1.f);
       float* c = static_cast<float*>(arena_.Bytes(static_cast<size_t>(m) * s.vocab * 4));
@@ -229,12 +252,8 @@ class Bench {
     const size_t elem = DTypeSize(be_->compute_dtype());
     const int32_t qw = s.heads * s.head_dim, kvw = s.kv_heads * s.head_dim;
     const int32_t H = s.hidden, I = s.inter;
-    void* wqkv = arena_.Random(static_cast<size_t>(qw + 2 * kvw) * H, 0.05f);
-    void* wo = arena_.Random(static_cast<size_t>(H) * qw, 0.05f);
-    void* wgu = arena_.Random(static_cast<size_t>(2 * I) * H, 0.05f);
-    void* wd = arena_.Random(static_cast<size_t>(H) * I, 0.05f);
-    void* lm = arena_.Random(static_cast<size_t>(s.vocab) * H, 0.05f);
-    void* norm = arena_.Random(H, 1.f);
+    const Weights& w = W();
+    void *wqkv = w.wqkv, *wo = w.wo, *wgu = w.wgu, *wd = w.wd, *lm = w.lm, *norm = w.norm;
     std::vector<float> inv_freq(s.head_dim / 2);
     for (int32_t i = 0; i < s.head_dim / 2; ++i) {
       inv_freq[i] = static_cast<float>(std::pow(500000.0, -2.0 * i / s.head_dim));
@@ -303,6 +322,7 @@ class Bench {
 
  private:
   Options o_;
+  std::optional<Weights> weights_;  // W()'s
   std::unique_ptr<Backend> be_;
   Arena arena_;
 };

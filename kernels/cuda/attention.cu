@@ -22,8 +22,8 @@
 // combines them: out = sum_s acc_s 2^(m_s - M) / sum_s l_s 2^(m_s - M), M the
 // largest m_s. With one split the kernel writes normalized bf16 rows itself.
 //
-// A call whose longest query tile has at least kMmaRows rows and no splits
-// runs on the tensor cores instead (attention_mma.cu).
+// A call whose longest query tile has at least kAttnMmaRows rows runs on the
+// tensor cores instead (attention_mma.cu), as PlanPagedAttention says.
 //
 // TODO(perf): a host plan of (sequence, tile) work items instead of the dense
 // grid below, which launches empty CTAs for sequences shorter than
@@ -68,20 +68,11 @@ __global__ __launch_bounds__(kThreads) void PagedAttentionKernel(
     ZeroPaddingTokens<kHeadDim>(p, kv_head);
     return;
   }
-  const int group = p.num_heads / p.num_kv_heads;
-  const int q_begin = p.seq_starts[seq];
-  const int q_len = p.seq_starts[seq + 1] - q_begin;
-  const int row_begin = blockIdx.x * kRows;  // rows of this sequence: q_len * group
-  if (row_begin >= q_len * group) return;
-  const int rows = min(kRows, q_len * group - row_begin);
-  const int context_len = p.context_lens[seq];
-  // Row r sees keys [0, key_end_of(r)).
-  auto key_end_of = [&](int r) {
-    const int token = q_begin + (row_begin + r) / group;
-    return min(p.positions[token] + 1, context_len);
-  };
+  const RowTile t = RowTile::Locate(p, seq, kv_head, kRows);
+  if (t.rows == 0) return;  // block-uniform
+  const int rows = t.rows;
   int cta_key_end = 0;
-  for (int r = 0; r < rows; ++r) cta_key_end = max(cta_key_end, key_end_of(r));
+  for (int r = 0; r < rows; ++r) cta_key_end = max(cta_key_end, t.KeyEnd(p, r));
   // This split's keys [split_begin, split_end): whole key tiles, so that every
   // tile but the last of the context is full.
   const int split_keys =
@@ -92,17 +83,7 @@ __global__ __launch_bounds__(kThreads) void PagedAttentionKernel(
   const int lane = threadIdx.x & 31;
   const int warp = threadIdx.x >> 5;
 
-  for (int i = threadIdx.x; i < kRows * kChunks; i += kThreads) {
-    const int r = i / kChunks, c = i % kChunks;
-    uint4 w = make_uint4(0, 0, 0, 0);
-    if (r < rows) {
-      const int gr = row_begin + r;
-      const int64_t token = q_begin + gr / group;
-      const int head = kv_head * group + gr % group;
-      w = reinterpret_cast<const uint4*>(p.q + (token * p.num_heads + head) * kHeadDim)[c];
-    }
-    *reinterpret_cast<uint4*>(q_s + r * kStride + c * 8) = w;
-  }
+  StageQTile<kHeadDim, kRows, kStride, kThreads>(p, t, q_s);
 
   // Row r of this CTA is warp + kWarps * s.
   float m[kRowsPerWarp], l[kRowsPerWarp], acc[kRowsPerWarp][kDims];
@@ -110,7 +91,7 @@ __global__ __launch_bounds__(kThreads) void PagedAttentionKernel(
 #pragma unroll
   for (int s = 0; s < kRowsPerWarp; ++s) {
     const int r = warp + kWarps * s;
-    key_end[s] = r < rows ? min(key_end_of(r), split_end) : 0;
+    key_end[s] = min(t.KeyEnd(p, r), split_end);
     m[s] = -INFINITY;
     l[s] = 0.f;
 #pragma unroll
@@ -163,13 +144,9 @@ __global__ __launch_bounds__(kThreads) void PagedAttentionKernel(
   for (int s = 0; s < kRowsPerWarp; ++s) {
     const int r = warp + kWarps * s;
     if (r >= rows) continue;
-    const int gr = row_begin + r;
-    const int64_t token = q_begin + gr / group;
-    const int head = kv_head * group + gr % group;
     if (p.num_splits > 1) {
       // Every split writes every row, (-inf, 0) and zeros where it saw no key.
-      const int64_t part =
-          (static_cast<int64_t>(split) * p.num_tokens + token) * p.num_heads + head;
+      const int64_t part = static_cast<int64_t>(split) * p.num_tokens * p.num_heads + t.Index(p, r);
       float2* prow = reinterpret_cast<float2*>(p.part_acc + part * kHeadDim);
 #pragma unroll
       for (int pp = 0; pp < kPairs; ++pp) {
@@ -180,8 +157,7 @@ __global__ __launch_bounds__(kThreads) void PagedAttentionKernel(
     }
     // l == 0 only for a row that sees no key: zeros, as on the CPU.
     const float inv_l = l[s] > 0.f ? 1.f / l[s] : 0.f;
-    __nv_bfloat162* orow =
-        reinterpret_cast<__nv_bfloat162*>(p.out + (token * p.num_heads + head) * kHeadDim);
+    __nv_bfloat162* orow = reinterpret_cast<__nv_bfloat162*>(p.out + t.Index(p, r) * kHeadDim);
 #pragma unroll
     for (int pp = 0; pp < kPairs; ++pp) {
       orow[32 * pp + lane] =
@@ -251,9 +227,10 @@ absl::Status LaunchPagedAttention(const bf16* q, const BatchLayout& batch, const
   }
   if (batch.num_tokens == 0) return absl::OkStatus();
   const int32_t splits = plan.num_splits;
-  if (splits < 1 || (splits > 1 && (workspace == nullptr || !IsAligned16(workspace)))) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("PagedAttention: ", splits, " splits without an aligned workspace"));
+  if (splits < 1 ||
+      (splits > 1 && (plan.tensor_cores || workspace == nullptr || !IsAligned16(workspace)))) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "PagedAttention: ", splits, " splits on the tensor cores or without an aligned workspace"));
   }
   if (int64_t{batch.num_seqs} * splits >= 65535 || kv.num_kv_heads > 65535) {
     return absl::UnimplementedError(
@@ -265,9 +242,7 @@ absl::Status LaunchPagedAttention(const bf16* q, const BatchLayout& batch, const
         "PagedAttention: q, out and the KV pages must be 16-byte aligned");
   }
   const int32_t group = num_heads / kv.num_kv_heads;
-  // max_query_len is a hint; 0 means unknown, and num_tokens always bounds it.
-  const int32_t max_q =
-      batch.max_query_len > 0 ? std::min(batch.max_query_len, batch.num_tokens) : batch.num_tokens;
+  const int32_t max_q = MaxQueryLen(batch);
   AttnParams params{q,
                     static_cast<const bf16*>(kv.k),
                     static_cast<const bf16*>(kv.v),
@@ -292,11 +267,7 @@ absl::Status LaunchPagedAttention(const bf16* q, const BatchLayout& batch, const
     params.part_ml = reinterpret_cast<float2*>(
         params.part_acc + int64_t{splits} * batch.num_tokens * num_heads * kv.head_dim);
   }
-  // Long query tiles (prefill chunks) on the tensor cores, never split
-  // (PlanPagedAttention plans them one split).
-  if (splits == 1 && int64_t{max_q} * group >= kMmaRows) {
-    return LaunchMmaAttention(params, kv.head_dim, max_q, stream);
-  }
+  if (plan.tensor_cores) return LaunchMmaAttention(params, kv.head_dim, max_q, stream);
   // The last z-slice zeroes padding tokens (outside every sequence's run).
   const dim3 grid(CeilDiv(static_cast<int64_t>(max_q) * group, kRows), kv.num_kv_heads,
                   batch.num_seqs * splits + 1);

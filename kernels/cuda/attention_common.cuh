@@ -54,6 +54,50 @@ __device__ void ZeroPaddingTokens(const AttnParams& p, int kv_head) {
   }
 }
 
+// A CTA's query rows: up to `rows` (token, query head) rows of one sequence's
+// run, from its row row_begin (row gr of the run is token q_begin + gr /
+// group, head kv_head * group + gr % group).
+struct RowTile {
+  int kv_head, group, q_begin, row_begin, rows, context_len;
+
+  // The tile of blockIdx.x's tiles of `tile_rows` in sequence `seq`; rows is
+  // 0 (block-uniformly) when the sequence has no rows there.
+  __device__ static RowTile Locate(const AttnParams& p, int seq, int kv_head, int tile_rows) {
+    RowTile t;
+    t.kv_head = kv_head;
+    t.group = p.num_heads / p.num_kv_heads;
+    t.q_begin = p.seq_starts[seq];
+    t.row_begin = blockIdx.x * tile_rows;
+    const int run_rows = (p.seq_starts[seq + 1] - t.q_begin) * t.group;
+    t.rows = max(0, min(tile_rows, run_rows - t.row_begin));
+    t.context_len = p.context_lens[seq];
+    return t;
+  }
+  __device__ int64_t Token(int r) const { return q_begin + (row_begin + r) / group; }
+  __device__ int Head(int r) const { return kv_head * group + (row_begin + r) % group; }
+  // Row r sees keys [0, KeyEnd(p, r)); rows past `rows` see none.
+  __device__ int KeyEnd(const AttnParams& p, int r) const {
+    return r < rows ? min(p.positions[Token(r)] + 1, context_len) : 0;
+  }
+  // Row r's place in [num_tokens, num_heads] (out, and a split's partials).
+  __device__ int64_t Index(const AttnParams& p, int r) const {
+    return Token(r) * p.num_heads + Head(r);
+  }
+};
+
+// Copies the tile's q rows into q_s ([kTileRows, kStride] bf16), the CTA's
+// kThreads threads together; rows past t.rows become zeros.
+template <int kHeadDim, int kTileRows, int kStride, int kThreads>
+__device__ __forceinline__ void StageQTile(const AttnParams& p, const RowTile& t, bf16* q_s) {
+  constexpr int kChunks = kHeadDim / 8;  // 16-byte chunks per head row
+  for (int i = threadIdx.x; i < kTileRows * kChunks; i += kThreads) {
+    const int r = i / kChunks, c = i % kChunks;
+    uint4 w = make_uint4(0, 0, 0, 0);
+    if (r < t.rows) w = reinterpret_cast<const uint4*>(p.q + t.Index(p, r) * kHeadDim)[c];
+    *reinterpret_cast<uint4*>(q_s + r * kStride + c * 8) = w;
+  }
+}
+
 // Copies keys [first, first + kKeys) of kv_head's K and V rows into k_s and
 // v_s ([kKeys, kStride] bf16), the CTA's kThreads threads together; keys at
 // or past `end` become zeros and are never read: they may be unwritten
@@ -78,12 +122,8 @@ __device__ __forceinline__ void StageKvTile(const AttnParams& p, const int32_t* 
   }
 }
 
-// (token, query head) rows per CTA of the tensor-core kernel: four warps of
-// one m16 tile each.
-inline constexpr int kMmaRows = kAttnMmaRows;
-
 // The tensor-core kernel (attention_mma.cu) on a grid of (CeilDiv(max_q *
-// group, kMmaRows), num_kv_heads, num_seqs + 1), one split.
+// group, kAttnMmaRows), num_kv_heads, num_seqs + 1), one split.
 absl::Status LaunchMmaAttention(const AttnParams& p, int head_dim, int32_t max_q,
                                 cudaStream_t stream);
 

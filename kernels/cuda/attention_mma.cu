@@ -2,7 +2,7 @@
 // FlashAttention-2's loop with mma.sync.m16n8k16 (bf16 in, fp32 accumulate),
 // which every target (sm_80, sm_90a) has.
 //
-// A CTA owns kMmaRows = 64 (token, query head) rows of one kv head's GQA group,
+// A CTA owns kAttnMmaRows = 64 (token, query head) rows of one kv head's GQA group,
 // numbered as attention.cu's tiles (row gr of a sequence is token gr / group,
 // head kv_head * group + gr % group): four warps of 16 rows. Q's fragments stay
 // in registers. The CTA walks the keys in tiles of kKeys = 32 staged in shared
@@ -26,7 +26,7 @@ namespace {
 
 constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * 32;
-static_assert(kMmaRows == 16 * kWarps, "a warp computes one m16 tile of rows");
+static_assert(kAttnMmaRows == 16 * kWarps, "a warp computes one m16 tile of rows");
 constexpr int kKeys = 32;  // keys per shared tile: 4 n8 tiles of S, 2 k16 steps of P V
 constexpr unsigned kFull = 0xffffffffu;
 
@@ -60,10 +60,9 @@ template <int kHeadDim>
 __global__ __launch_bounds__(kThreads) void MmaAttentionKernel(
     const __grid_constant__ AttnParams p) {
   constexpr int kStride = kHeadDim + 8;     // shared row pitch: fragment reads hit 32 banks
-  constexpr int kChunks = kHeadDim / 8;     // 16-byte chunks per head row
   constexpr int kDimSteps = kHeadDim / 16;  // k16 steps of Q K^T
   constexpr int kDimTiles = kHeadDim / 8;   // n8 tiles of the output
-  __shared__ __align__(16) bf16 q_s[kMmaRows * kStride];
+  __shared__ __align__(16) bf16 q_s[kAttnMmaRows * kStride];
   __shared__ __align__(16) bf16 k_s[kKeys * kStride];
   __shared__ __align__(16) bf16 v_s[kKeys * kStride];
   __shared__ int cta_key_end_s;
@@ -74,34 +73,14 @@ __global__ __launch_bounds__(kThreads) void MmaAttentionKernel(
     ZeroPaddingTokens<kHeadDim>(p, kv_head);
     return;
   }
-  const int group = p.num_heads / p.num_kv_heads;
-  const int q_begin = p.seq_starts[seq];
-  const int q_len = p.seq_starts[seq + 1] - q_begin;
-  const int row_begin = blockIdx.x * kMmaRows;
-  if (row_begin >= q_len * group) return;  // CTA-uniform
-  const int rows = min(kMmaRows, q_len * group - row_begin);
-  const int context_len = p.context_lens[seq];
-  // Row r sees keys [0, key_end_of(r)); rows past `rows` see none.
-  auto key_end_of = [&](int r) {
-    if (r >= rows) return 0;
-    const int token = q_begin + (row_begin + r) / group;
-    return min(p.positions[token] + 1, context_len);
-  };
+  const RowTile tile = RowTile::Locate(p, seq, kv_head, kAttnMmaRows);
+  if (tile.rows == 0) return;  // block-uniform
+  const int rows = tile.rows;
 
   if (threadIdx.x == 0) cta_key_end_s = 0;
   __syncthreads();
-  if (threadIdx.x < rows) atomicMax(&cta_key_end_s, key_end_of(threadIdx.x));
-  for (int i = threadIdx.x; i < kMmaRows * kChunks; i += kThreads) {
-    const int r = i / kChunks, c = i % kChunks;
-    uint4 w = make_uint4(0, 0, 0, 0);
-    if (r < rows) {
-      const int gr = row_begin + r;
-      const int64_t token = q_begin + gr / group;
-      const int head = kv_head * group + gr % group;
-      w = reinterpret_cast<const uint4*>(p.q + (token * p.num_heads + head) * kHeadDim)[c];
-    }
-    *reinterpret_cast<uint4*>(q_s + r * kStride + c * 8) = w;
-  }
+  if (threadIdx.x < rows) atomicMax(&cta_key_end_s, tile.KeyEnd(p, threadIdx.x));
+  StageQTile<kHeadDim, kAttnMmaRows, kStride, kThreads>(p, tile, q_s);
   __syncthreads();
   const int cta_key_end = cta_key_end_s;
 
@@ -109,7 +88,7 @@ __global__ __launch_bounds__(kThreads) void MmaAttentionKernel(
   const int warp = threadIdx.x >> 5;
   const int g = lane >> 2, t = lane & 3;
   const int row0 = warp * 16 + g;  // this thread's rows: row0 and row0 + 8
-  const int end[2] = {key_end_of(row0), key_end_of(row0 + 8)};
+  const int end[2] = {tile.KeyEnd(p, row0), tile.KeyEnd(p, row0 + 8)};
   const int warp_end = __reduce_max_sync(kFull, max(end[0], end[1]));
 
   uint32_t qa[kDimSteps][4];
@@ -208,12 +187,9 @@ __global__ __launch_bounds__(kThreads) void MmaAttentionKernel(
   for (int h = 0; h < 2; ++h) {
     const int r = row0 + 8 * h;
     if (r >= rows) continue;
-    const int gr = row_begin + r;
-    const int64_t token = q_begin + gr / group;
-    const int head = kv_head * group + gr % group;
     // l == 0 only for a row that sees no key: zeros, as on the CPU.
     const float inv_l = l[h] > 0.f ? 1.f / l[h] : 0.f;
-    bf16* orow = p.out + (token * p.num_heads + head) * kHeadDim;
+    bf16* orow = p.out + tile.Index(p, r) * kHeadDim;
 #pragma unroll
     for (int dt = 0; dt < kDimTiles; ++dt) {
       *reinterpret_cast<__nv_bfloat162*>(orow + dt * 8 + 2 * t) =
@@ -227,7 +203,7 @@ __global__ __launch_bounds__(kThreads) void MmaAttentionKernel(
 absl::Status LaunchMmaAttention(const AttnParams& p, int head_dim, int32_t max_q,
                                 cudaStream_t stream) {
   const int64_t group = p.num_heads / p.num_kv_heads;
-  const dim3 grid(CeilDiv(int64_t{max_q} * group, kMmaRows), p.num_kv_heads, p.num_seqs + 1);
+  const dim3 grid(CeilDiv(int64_t{max_q} * group, kAttnMmaRows), p.num_kv_heads, p.num_seqs + 1);
   return DispatchHeadDim(head_dim, "PagedAttention", [&](auto hd) {
     MmaAttentionKernel<decltype(hd)::value><<<grid, kThreads, 0, stream>>>(p);
     return LaunchStatus("MmaAttentionKernel");

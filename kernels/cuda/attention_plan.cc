@@ -8,15 +8,17 @@ AttentionPlan PlanPagedAttention(const BatchLayout& batch, const PagedKv& kv, in
                                  int32_t num_sms) {
   AttentionPlan plan;
   if (batch.num_tokens <= 0 || batch.num_seqs <= 0 || kv.num_kv_heads <= 0 || num_heads <= 0 ||
-      num_heads % kv.num_kv_heads != 0 || kv.head_dim <= 0 || batch.max_context_len <= 0 ||
-      num_sms <= 0) {
-    return plan;
+      num_heads % kv.num_kv_heads != 0 || kv.head_dim <= 0) {
+    return plan;  // the launch refuses a bad shape, or has nothing to do
   }
   const int64_t group = num_heads / kv.num_kv_heads;
-  const int64_t max_q =
-      batch.max_query_len > 0 ? std::min(batch.max_query_len, batch.num_tokens) : batch.num_tokens;
+  const int64_t max_q = MaxQueryLen(batch);
+  if (max_q * group >= kAttnMmaRows) {
+    plan.tensor_cores = true;
+    return plan;
+  }
+  if (batch.max_context_len <= 0 || num_sms <= 0) return plan;
   // The dense grid's CTAs (PagedAttentionKernel): query tiles x kv heads x sequences.
-  if (max_q * group >= kAttnMmaRows) return plan;  // the tensor cores' kernel
   const int64_t tiles = (max_q * group + kAttnRowsPerCta - 1) / kAttnRowsPerCta;
   const int64_t ctas = tiles * kv.num_kv_heads * batch.num_seqs;
   const int64_t wanted = int64_t{kAttnCtasPerSm} * num_sms;

@@ -253,49 +253,14 @@ class CudaBackend final : public Backend {
                                static_cast<bf16*>(out), stream_));
   }
 
-  // Row-major c[m, n] = a[m, k] * w[n, k]^T is, read column-major, the product
-  // C^T[n, m] = W[n, k] * A^T[k, m]: cuBLAS sees w as a k x n column-major
-  // matrix (ld k) to transpose, and a as k x m (ld k) as is; c is n x m (ld n).
   void Gemm(const void* a, WeightRef weight, const void* bias, int32_t m, int32_t n, int32_t k,
             void* c) override {
-    if (!EnterOp() || !Dense("Gemm", weight) || !GemmShape("Gemm", m, n, k)) return;
-    const void* w = weight.data;
-    if (m == 0 || n == 0) return;
-    if (k > 0 && LtRan(a, w, bias, m, n, k, c, CUDA_R_16BF)) return;
-    if (k == 0) {  // an empty sum: c = bias or 0
-      Record(CudaStatus(cudaMemsetAsync(c, 0, sizeof(bf16) * m * static_cast<size_t>(n), stream_),
-                        "cudaMemsetAsync"));
-    } else {
-      const float alpha = 1.f, beta = 0.f;
-      Record(blas_->Check(blas_->gemm_ex(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, n, m, k, &alpha, w,
-                                         CUDA_R_16BF, k, a, CUDA_R_16BF, k, &beta, c, CUDA_R_16BF,
-                                         n, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
-                          "cublasGemmEx"));
-    }
-    // Without cuBLASLt, or an algorithm of its for the shape: a second pass.
-    if (bias != nullptr) {
-      Record(cuda::LaunchAddBias(static_cast<bf16*>(c), static_cast<const bf16*>(bias), m, n,
-                                 stream_));
-    }
+    Product("Gemm", a, weight, bias, m, n, k, c, CUDA_R_16BF);
   }
 
-  // The same product with fp32 C (bf16 A and B, fp32 accumulation): a
-  // combination cublasGemmEx takes as is.
   void GemmToF32(const void* a, WeightRef weight, int32_t m, int32_t n, int32_t k,
                  float* c) override {
-    if (!EnterOp() || !Dense("GemmToF32", weight) || !GemmShape("GemmToF32", m, n, k)) return;
-    if (m == 0 || n == 0) return;
-    if (k == 0) {
-      Record(CudaStatus(cudaMemsetAsync(c, 0, sizeof(float) * m * static_cast<size_t>(n), stream_),
-                        "cudaMemsetAsync"));
-      return;
-    }
-    if (LtRan(a, weight.data, nullptr, m, n, k, c, CUDA_R_32F)) return;
-    const float alpha = 1.f, beta = 0.f;
-    Record(blas_->Check(blas_->gemm_ex(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, n, m, k, &alpha,
-                                       weight.data, CUDA_R_16BF, k, a, CUDA_R_16BF, k, &beta, c,
-                                       CUDA_R_32F, n, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
-                        "cublasGemmEx (fp32 out)"));
+    Product("GemmToF32", a, weight, nullptr, m, n, k, c, CUDA_R_32F);
   }
 
   absl::Status CheckHeadDim(int32_t head_dim) const override {
@@ -383,6 +348,34 @@ class CudaBackend final : public Backend {
     if (m >= 0 && n >= 0 && k >= 0) return true;
     Record(absl::InvalidArgumentError(absl::StrCat(op, ": bad shape m=", m, " n=", n, " k=", k)));
     return false;
+  }
+
+  // Gemm and GemmToF32: c[m, n] = a[m, k] * w[n, k]^T (+ bias, bf16 out
+  // only) with c of c_type, bf16 in and fp32 accumulation. Row-major, that is,
+  // read column-major, C^T[n, m] = W[n, k] * A^T[k, m]: cuBLAS sees w as a
+  // k x n column-major matrix (ld k) to transpose, and a as k x m (ld k) as
+  // is; c is n x m (ld n). cuBLASLt first (the bias its epilogue), else
+  // cublasGemmEx and a second pass for the bias.
+  void Product(const char* op, const void* a, WeightRef weight, const void* bias, int32_t m,
+               int32_t n, int32_t k, void* c, cudaDataType_t c_type) {
+    if (!EnterOp() || !Dense(op, weight) || !GemmShape(op, m, n, k)) return;
+    if (m == 0 || n == 0) return;
+    if (k > 0 && LtRan(a, weight.data, bias, m, n, k, c, c_type)) return;  // bias included
+    if (k == 0) {  // an empty sum: c = bias or 0
+      const size_t elem = c_type == CUDA_R_32F ? sizeof(float) : sizeof(bf16);
+      Record(CudaStatus(cudaMemsetAsync(c, 0, elem * m * static_cast<size_t>(n), stream_),
+                        "cudaMemsetAsync"));
+    } else {
+      const float alpha = 1.f, beta = 0.f;
+      Record(blas_->Check(blas_->gemm_ex(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, n, m, k, &alpha,
+                                         weight.data, CUDA_R_16BF, k, a, CUDA_R_16BF, k, &beta, c,
+                                         c_type, n, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                          "cublasGemmEx"));
+    }
+    if (bias != nullptr) {
+      Record(cuda::LaunchAddBias(static_cast<bf16*>(c), static_cast<const bf16*>(bias), m, n,
+                                 stream_));
+    }
   }
 
   // The product through cuBLASLt (bias as its epilogue): true when queued or

@@ -64,11 +64,23 @@ TEST(AttentionPlanTest, TensorCoreCallsRunOneSplit) {
   BatchLayout chunk = Decode(1, 4096);
   chunk.num_tokens = 16;
   chunk.max_query_len = 16;
-  EXPECT_EQ(PlanPagedAttention(chunk, Kv(8, 128), 32, kH200Sms).num_splits, 1);
+  AttentionPlan plan = PlanPagedAttention(chunk, Kv(8, 128), 32, kH200Sms);
+  EXPECT_TRUE(plan.tensor_cores);
+  EXPECT_EQ(plan.num_splits, 1);
+  EXPECT_EQ(plan.workspace_bytes, 0u);
+  // Without hints too (num_tokens bounds the run), and without an SM count.
+  chunk.max_query_len = 0;
+  chunk.max_context_len = 0;
+  EXPECT_TRUE(PlanPagedAttention(chunk, Kv(8, 128), 32, 0).tensor_cores);
   // 15 tokens (60 rows) stay on CUDA cores, and split.
+  chunk = Decode(1, 4096);
   chunk.num_tokens = 15;
   chunk.max_query_len = 15;
-  EXPECT_GT(PlanPagedAttention(chunk, Kv(8, 128), 32, kH200Sms).num_splits, 1);
+  plan = PlanPagedAttention(chunk, Kv(8, 128), 32, kH200Sms);
+  EXPECT_FALSE(plan.tensor_cores);
+  EXPECT_GT(plan.num_splits, 1);
+  // Decode stays on CUDA cores.
+  EXPECT_FALSE(PlanPagedAttention(Decode(1, 4096), Kv(8, 128), 32, kH200Sms).tensor_cores);
 }
 
 TEST(AttentionPlanTest, WithoutHintsOrSmCountOneSplit) {
