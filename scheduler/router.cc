@@ -17,7 +17,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
-#include "runtime/model/model.h"
+#include "scheduler/memory_plan.h"
 #include "scheduler/model_name.h"
 #include "scheduler/placement.h"
 #include "scheduler/ttft_predictor.h"
@@ -89,24 +89,6 @@ absl::Status AlreadyLoaded(const std::string& name) {
 
 absl::Status NotFound(const std::string& name) {
   return absl::NotFoundError(absl::StrFormat("model \"%s\" is not loaded", absl::CHexEscape(name)));
-}
-
-// `keep_quantized`: Router::KeepsBlocks for that backend.
-int64_t PredictedWeights(const runtime::ModelConfig& config, const kernels::Backend& backend,
-                         bool keep_quantized) {
-  return static_cast<int64_t>(
-      runtime::Model::PredictWeightsBytes(config, backend.compute_dtype(), keep_quantized));
-}
-
-// What a load reserves on the device: the weights and the activations of the
-// engine's largest step (Engine::Create allocates them).
-int64_t PredictedFootprint(const runtime::ModelConfig& config,
-                           const runtime::EngineConfig& engine_config,
-                           const kernels::Backend& backend, bool keep_quantized) {
-  const runtime::StepSchedulerConfig& sc = engine_config.step_scheduler;
-  return PredictedWeights(config, backend, keep_quantized) +
-         static_cast<int64_t>(runtime::Model::PredictWorkspaceBytes(
-             config, backend.compute_dtype(), sc.max_tokens_per_step, sc.max_num_seqs));
 }
 
 // A device without a weights budget, as placement sees it.
@@ -358,23 +340,14 @@ absl::Status Router::LoadModel(const std::string& name, const std::string& path,
 }
 
 bool Router::KeepsBlocks(const kernels::Backend& backend) const {
-  return options_.weights.keep_quantized && runtime::Model::KeepsQuantizedWeights(backend);
+  return scheduler::KeepsBlocks(options_.weights.keep_quantized, backend);
 }
 
 Router::Expected Router::ExpectedFootprint(const std::string& path,
                                            const runtime::ModelConfig& config,
                                            const Device& device) const {
-  if (options_.footprints != nullptr) {
-    absl::StatusOr<FootprintKey> key =
-        KeyFor(path, *device.backend, engine_config_.step_scheduler, KeepsBlocks(*device.backend));
-    if (key.ok()) {
-      if (std::optional<Footprint> f = options_.footprints->Find(*key)) {
-        return {f->weights_bytes + f->workspace_bytes, true};
-      }
-    }
-  }
-  return {PredictedFootprint(config, engine_config_, *device.backend, KeepsBlocks(*device.backend)),
-          false};
+  return scheduler::ExpectedFootprint(options_.footprints.get(), path, config, *device.backend,
+                                      engine_config_, options_.weights.keep_quantized);
 }
 
 absl::Status Router::MakeRoom(const std::shared_ptr<ServedModel>& model, const Expected& expected) {
@@ -556,7 +529,7 @@ std::vector<ModelSummary> Router::ListModels() const {
     }
     s.weights_bytes = status.weights_bytes;
     s.predicted_weights_bytes = PredictedWeights(model->config(), *model->device().backend,
-                                                 KeepsBlocks(*model->device().backend));
+                                                 options_.weights.keep_quantized);
     s.workspace_bytes = status.workspace_bytes;
     s.evictions = status.evictions;
     s.load = model->spec().load;

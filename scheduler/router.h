@@ -28,6 +28,7 @@
 #include "scheduler/device_executor.h"
 #include "scheduler/footprint_record.h"
 #include "scheduler/kv_pool.h"
+#include "scheduler/memory_plan.h"
 #include "scheduler/model_config_file.h"
 #include "scheduler/placement.h"
 #include "scheduler/served_model.h"
@@ -201,10 +202,7 @@ class Router {
   // What loading the model at `path` will take on `device`: its footprint
   // recorded at an earlier load of the same file, else the prediction from
   // its config.
-  struct Expected {
-    int64_t bytes = 0;
-    bool recorded = false;
-  };
+  using Expected = ExpectedBytes;
   Expected ExpectedFootprint(const std::string& path, const runtime::ModelConfig& config,
                              const Device& device) const;
   // Reserves the expected footprint on the model's device, evicting as

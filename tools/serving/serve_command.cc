@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -28,6 +29,7 @@
 #include "common/status_macros.h"
 #include "scheduler/device_budget.h"
 #include "scheduler/footprint_record.h"
+#include "scheduler/memory_plan.h"
 #include "scheduler/model_config_file.h"
 #include "scheduler/router.h"
 #include "server/http/http_front_door.h"
@@ -93,6 +95,7 @@ struct ServeConfig {
   scheduler::RouterOptions router;
   std::optional<int64_t> cpu_memory_bytes;
   double gpu_fraction = 0.9;
+  bool kv_pool_given = false;  // --kv-cache-mb
   server::ServerOptions server;
   int metrics_port = 9090;
   std::optional<int> http_port;  // the OpenAI API; off when unset
@@ -168,9 +171,62 @@ absl::StatusOr<ServeConfig> ConfigFromArgs(const ParsedArgs& args) {
   absl::StatusOr<runtime::EngineConfig> engine = EngineConfigFromArgs(args);
   if (!engine.ok()) return engine.status();
   c.engine = *engine;
-  RETURN_IF_ERROR(scheduler::FillDefaultKvCaps(c.models, c.engine.kv_cache_bytes));
-  c.server.configured_models = c.models;
+  c.kv_pool_given = args.Has("kv-cache-mb");
   return c;
+}
+
+// Each device's budget, split between its KV pool and the models' weights:
+// the pool --kv-cache-mb names (also the CPU's default, 256 MB); on a GPU
+// without it, what the budget leaves once the configured models are in
+// (scheduler::PlanDeviceMemory). Then the models' default KV caps, against
+// the smallest pool.
+absl::StatusOr<std::vector<scheduler::DeviceSetup>> SplitBudgets(
+    const std::vector<DeviceBackend>& backends, ServeConfig& config) {
+  std::vector<scheduler::DeviceRoom> rooms;
+  for (const DeviceBackend& d : backends) {
+    ASSIGN_OR_RETURN(const int64_t budget,
+                     scheduler::DeviceMemoryBudget(*d.backend, config.cpu_memory_bytes,
+                                                   config.gpu_fraction));
+    scheduler::DeviceRoom& room = rooms.emplace_back();
+    room.name = d.id;
+    room.budget_bytes = budget;
+  }
+  const bool planned =
+      !config.kv_pool_given && backends[0].backend->kind() != kernels::BackendKind::kCpu;
+  std::vector<scheduler::DeviceMemoryPlan> plans;
+  if (planned) {
+    // A model whose file cannot be read takes nothing here; registering it
+    // reports why.
+    std::vector<scheduler::ModelDemand> demands;
+    for (const scheduler::ModelSpec& spec : config.models) {
+      absl::StatusOr<runtime::ModelDescription> d = runtime::DescribeModel(spec.path);
+      if (!d.ok()) continue;
+      demands.push_back(
+          {spec.name,
+           scheduler::ExpectedFootprint(config.router.footprints.get(), spec.path, d->config,
+                                        *backends[0].backend, config.engine,
+                                        config.router.weights.keep_quantized)
+               .bytes,
+           0, spec.device});
+    }
+    plans = scheduler::PlanDeviceMemory(rooms, demands);
+  }
+  std::vector<scheduler::DeviceSetup> devices;
+  int64_t smallest_pool = std::numeric_limits<int64_t>::max();
+  for (size_t i = 0; i < backends.size(); ++i) {
+    const int64_t budget = rooms[i].budget_bytes;
+    const int64_t kv = planned ? plans[i].kv_pool_bytes : config.engine.kv_cache_bytes;
+    if (budget <= kv) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "%s: its memory budget of %d MB leaves nothing for weights beside a %d MB KV pool",
+          backends[i].id, budget >> 20, kv >> 20));
+    }
+    devices.push_back({backends[i].backend.get(), backends[i].id, kv, budget - kv});
+    smallest_pool = std::min(smallest_pool, kv);
+  }
+  RETURN_IF_ERROR(scheduler::FillDefaultKvCaps(config.models, smallest_pool));
+  config.server.configured_models = config.models;
+  return devices;
 }
 
 // The live per-model values /metrics shows, read from the engines at scrape time.
@@ -312,20 +368,8 @@ int ServeCommand(int argc, char** argv) {
   // Destroyed in reverse order: servers, then the router (stopping engines,
   // whose sinks still report to metrics), then metrics.
   server::ServerMetrics metrics;
-  // Each device's budget holds its KV pool; the models' weights get the rest.
-  std::vector<scheduler::DeviceSetup> devices;
-  for (const DeviceBackend& d : *backends) {
-    absl::StatusOr<int64_t> budget =
-        scheduler::DeviceMemoryBudget(*d.backend, config->cpu_memory_bytes, config->gpu_fraction);
-    if (!budget.ok()) return Fail(budget.status());
-    if (*budget <= config->engine.kv_cache_bytes) {
-      return Fail(absl::InvalidArgumentError(absl::StrFormat(
-          "%s: its memory budget of %d MB leaves nothing for weights beside a %d MB KV pool", d.id,
-          *budget >> 20, config->engine.kv_cache_bytes >> 20)));
-    }
-    devices.push_back({d.backend.get(), d.id, config->engine.kv_cache_bytes,
-                       *budget - config->engine.kv_cache_bytes});
-  }
+  absl::StatusOr<std::vector<scheduler::DeviceSetup>> devices = SplitBudgets(*backends, *config);
+  if (!devices.ok()) return Fail(devices.status());
   config->router.on_load = [&metrics](const std::string& model, bool ok, double seconds) {
     metrics.RecordModelLoad(model, ok, seconds);
   };
@@ -333,7 +377,7 @@ int ServeCommand(int argc, char** argv) {
                                                double seconds) {
     metrics.ObserveExecutorStep(device, model, seconds);
   };
-  scheduler::Router router(devices, config->engine, config->router);
+  scheduler::Router router(*devices, config->engine, config->router);
   SignalWaiter signals([&router] {
     std::fputs("cohost serve: second signal, cancelling all requests\n", stderr);
     router.AbortAll();

@@ -1,0 +1,65 @@
+// What a model is expected to take on a device before it loads, and how a
+// device's memory budget is split between the models' weights and its KV
+// pool when the operator leaves the pool's size open (no --kv-cache-mb on a
+// GPU): the budget less what the configured models are expected to take, as
+// vLLM sizes its cache from what profiling leaves.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/types/span.h"
+#include "cohost/kernels/backend.h"
+#include "runtime/engine/engine.h"
+#include "runtime/loader/model_config.h"
+#include "scheduler/footprint_record.h"
+#include "scheduler/placement.h"
+
+namespace cohost::scheduler {
+
+// Whether loads onto `backend` keep quantized weights in their blocks, when
+// the weights policy asks for it (`keep_quantized`).
+bool KeepsBlocks(bool keep_quantized, const kernels::Backend& backend);
+
+// The weights' bytes on `backend`, predicted from the config.
+int64_t PredictedWeights(const runtime::ModelConfig& config, const kernels::Backend& backend,
+                         bool keep_quantized);
+
+// What loading the model at `path` will reserve on `backend`: the footprint
+// `record` (may be null) holds from an earlier load of the same file, device
+// kind and step shape; else the prediction from its config: the weights and
+// the activations of the engine's largest step (Engine::Create allocates
+// them). `keep_quantized`: the weights policy's.
+struct ExpectedBytes {
+  int64_t bytes = 0;
+  bool recorded = false;  // measured at an earlier load, not predicted
+};
+ExpectedBytes ExpectedFootprint(const FootprintRecord* record, const std::string& path,
+                                const runtime::ModelConfig& config,
+                                const kernels::Backend& backend,
+                                const runtime::EngineConfig& engine, bool keep_quantized);
+
+// The share of a device's budget that stays KV whatever the models take.
+inline constexpr double kMinKvShare = 0.1;
+
+struct DeviceMemoryPlan {
+  int64_t kv_pool_bytes = 0;
+  int64_t weights_budget_bytes = 0;  // > 0
+  std::vector<std::string> models;   // the models planned onto the device
+};
+
+// One plan per device. `devices[i].budget_bytes` is the device's whole
+// budget (DeviceMemoryBudget); `models` are the configured models in the
+// order the server registers them, each with its expected footprint. Each is
+// placed as the router will place it at start-up (PlaceModel: best fit),
+// over budgets that keep kMinKvShare of every device for KV. A device's
+// weights get what its planned models are expected to take and its KV pool
+// gets the rest; a device with no model planned keeps kMinKvShare for KV and
+// the rest for models loaded later. A model that fits nowhere in the plan
+// reserves nothing: it loads later by evicting an idle one, as a lazy model
+// does.
+std::vector<DeviceMemoryPlan> PlanDeviceMemory(absl::Span<const DeviceRoom> devices,
+                                               absl::Span<const ModelDemand> models);
+
+}  // namespace cohost::scheduler
