@@ -71,7 +71,8 @@ void BM_DecodeAttention(benchmark::State& state) {
     for (int32_t l = 0; l < kLayers; ++l) {
       const PagedKv kv{k[l].data(), v[l].data(), num_blocks, kBlockSize,
                        kKvHeads,    kHeadDim,    DType::kF16};
-      PagedAttention(q.data(), batch, kv, kHeads, scale, out.data(), pool);
+      PagedAttention(q.data(), int64_t{kHeads} * kHeadDim, batch, kv, kHeads, scale, out.data(),
+                     pool);
     }
     benchmark::DoNotOptimize(out.data());
   }

@@ -18,8 +18,7 @@ int64_t PredictedWeights(const runtime::ModelConfig& config, const kernels::Back
 }
 
 ExpectedBytes ExpectedFootprint(const FootprintRecord* record, const std::string& path,
-                                const runtime::ModelConfig& config,
-                                const kernels::Backend& backend,
+                                const runtime::ModelConfig& config, const kernels::Backend& backend,
                                 const runtime::EngineConfig& engine, bool keep_quantized) {
   const runtime::StepSchedulerConfig& sc = engine.step_scheduler;
   if (record != nullptr) {

@@ -36,8 +36,7 @@ struct ExpectedBytes {
   bool recorded = false;  // measured at an earlier load, not predicted
 };
 ExpectedBytes ExpectedFootprint(const FootprintRecord* record, const std::string& path,
-                                const runtime::ModelConfig& config,
-                                const kernels::Backend& backend,
+                                const runtime::ModelConfig& config, const kernels::Backend& backend,
                                 const runtime::EngineConfig& engine, bool keep_quantized);
 
 // The share of a device's budget that stays KV whatever the models take.

@@ -229,7 +229,9 @@ class Bench {
       const int32_t tokens = b.layout.num_tokens;
       void* q = arena_.Random(static_cast<size_t>(tokens) * s.heads * s.head_dim, 1.f);
       void* out = arena_.Bytes(static_cast<size_t>(tokens) * s.heads * s.head_dim * elem);
-      const double t = Time([&] { be_->PagedAttention(q, b.layout, b.kv, s.heads, scale, out); });
+      const double t = Time([&] {
+        be_->PagedAttention(q, int64_t{s.heads} * s.head_dim, b.layout, b.kv, s.heads, scale, out);
+      });
       const double context = a.cached + a.fresh;
       // K and V read once per kv head; q read and out written once.
       const double bytes = a.seqs * context * s.kv_heads * s.head_dim * 2.0 * kv_elem +
@@ -274,17 +276,13 @@ class Bench {
     auto step = [&] {
       for (int32_t l = 0; l < s.layers; ++l) {
         be_->RmsNorm(delta, x, norm, batch, H, 1e-5f, normed);
-        const GemmPart parts[] = {
-            {WeightRef(wqkv), nullptr, qw, q},
-            {WeightRef(static_cast<char*>(wqkv) + static_cast<size_t>(qw) * H * elem), nullptr, kvw,
-             q + static_cast<size_t>(batch) * qw * elem},
-            {WeightRef(static_cast<char*>(wqkv) + static_cast<size_t>(qw + kvw) * H * elem),
-             nullptr, kvw, q + static_cast<size_t>(batch) * (qw + kvw) * elem}};
-        be_->GroupedGemm(normed, parts, 3, batch, H);
-        be_->RopeWriteKv(q, q + static_cast<size_t>(batch) * qw * elem,
-                         q + static_cast<size_t>(batch) * (qw + kvw) * elem, b.layout, s.heads,
-                         rope, b.kv);
-        be_->PagedAttention(q, b.layout, b.kv, s.heads, scale, attn);
+        // As the model runs it: one QKV product, rows [q | k | v].
+        const int32_t width = qw + 2 * kvw;
+        be_->Gemm(normed, WeightRef(wqkv), nullptr, batch, width, H, q);
+        be_->RopeWriteKv(QkvRows{q, q + static_cast<size_t>(qw) * elem,
+                                 q + static_cast<size_t>(qw + kvw) * elem, width, width},
+                         b.layout, s.heads, rope, b.kv);
+        be_->PagedAttention(q, width, b.layout, b.kv, s.heads, scale, attn);
         be_->Gemm(attn, wo, nullptr, batch, H, qw, delta);
         be_->RmsNorm(delta, x, norm, batch, H, 1e-5f, normed);
         be_->Gemm(normed, wgu, nullptr, batch, 2 * I, H, gu);

@@ -203,8 +203,8 @@ AttendFn SelectedAttend(DType dtype) {
 
 }  // namespace
 
-void PagedAttention(const float* q, const BatchLayout& batch, const PagedKv& kv, int32_t num_heads,
-                    float scale, float* out, ThreadPool& pool) {
+void PagedAttention(const float* q, int64_t q_stride, const BatchLayout& batch, const PagedKv& kv,
+                    int32_t num_heads, float scale, float* out, ThreadPool& pool) {
   const int32_t hd = kv.head_dim;
   const int32_t num_tokens = batch.num_tokens;
   if (num_tokens <= 0 || num_heads <= 0 || kv.num_kv_heads <= 0) return;
@@ -253,9 +253,9 @@ void PagedAttention(const float* q, const BatchLayout& batch, const PagedKv& kv,
       Tile t;
       t.num_rows = tt.count;
       for (int32_t j = 0; j < tt.count; ++j) {
-        const int64_t row = (static_cast<int64_t>(tt.first + j) * num_heads + h) * hd;
-        t.q[j] = q + row;
-        t.out[j] = out + row;
+        const int64_t token = tt.first + j;
+        t.q[j] = q + token * q_stride + static_cast<int64_t>(h) * hd;
+        t.out[j] = out + (token * num_heads + h) * hd;
         t.n_ctx[j] = n_ctx[tt.first + j];
       }
       const int32_t* table =

@@ -223,14 +223,14 @@ class CpuBackend final : public Backend {
   void SiluMul(const void* gate_up, int32_t n, int32_t inter, void* out) override {
     cpu::SiluMul(F(gate_up), n, inter, F(out), pool_);
   }
-  void RopeWriteKv(void* q, void* k, const void* v, const BatchLayout& batch, int32_t num_heads,
+  void RopeWriteKv(const QkvRows& qkv, const BatchLayout& batch, int32_t num_heads,
                    const RopeSpec& rope, const PagedKv& kv) override {
-    cpu::RopeWriteKv(F(q), F(k), F(v), batch.positions, batch.slot_mapping, batch.num_tokens,
-                     num_heads, rope, kv);
+    cpu::RopeWriteKv(qkv, batch.positions, batch.slot_mapping, batch.num_tokens, num_heads, rope,
+                     kv);
   }
-  void PagedAttention(const void* q, const BatchLayout& batch, const PagedKv& kv, int32_t num_heads,
-                      float scale, void* out) override {
-    cpu::PagedAttention(F(q), batch, kv, num_heads, scale, F(out), pool_);
+  void PagedAttention(const void* q, int64_t q_stride, const BatchLayout& batch, const PagedKv& kv,
+                      int32_t num_heads, float scale, void* out) override {
+    cpu::PagedAttention(F(q), q_stride, batch, kv, num_heads, scale, F(out), pool_);
   }
   void GatherRows(const void* x, const int32_t* rows, int32_t num_rows, int32_t width,
                   void* out) override {

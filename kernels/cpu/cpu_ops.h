@@ -56,15 +56,14 @@ void GatherRows(const float* x /*[n, width]*/, const int32_t* rows /*[num_rows]*
 void SampleRows(const float* x /*[rows, width]*/, int32_t rows, int32_t width,
                 const SampleSpec* specs /*[rows]*/, int32_t* out /*[rows]*/);
 
-// Rotates q and k in place, then copies k and v into the pages at slot_mapping.
-void RopeWriteKv(float* q,        // [num_tokens, num_heads, head_dim]
-                 float* k,        // [num_tokens, num_kv_heads, head_dim]
-                 const float* v,  // [num_tokens, num_kv_heads, head_dim]
-                 const int32_t* positions, const int32_t* slot_mapping, int32_t num_tokens,
-                 int32_t num_heads, const RopeSpec& rope, const PagedKv& kv);
+// Rotates q and k in place, then copies k and v into the pages at
+// slot_mapping. q, k, v: fp32.
+void RopeWriteKv(const QkvRows& qkv, const int32_t* positions, const int32_t* slot_mapping,
+                 int32_t num_tokens, int32_t num_heads, const RopeSpec& rope, const PagedKv& kv);
 
-void PagedAttention(const float* q /*[num_tokens, num_heads, head_dim]*/, const BatchLayout& batch,
-                    const PagedKv& kv, int32_t num_heads, float scale,
+// Token t's q heads at q + t * q_stride.
+void PagedAttention(const float* q, int64_t q_stride, const BatchLayout& batch, const PagedKv& kv,
+                    int32_t num_heads, float scale,
                     float* out /*[num_tokens, num_heads, head_dim]*/, ThreadPool& pool);
 
 }  // namespace cohost::kernels::cpu

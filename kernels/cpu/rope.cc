@@ -28,9 +28,11 @@ inline void RotateHead(float* x, const float* cos, const float* sin, int32_t hal
 }
 }  // namespace
 
-void RopeWriteKv(float* q, float* k, const float* v, const int32_t* positions,
-                 const int32_t* slot_mapping, int32_t num_tokens, int32_t num_heads,
-                 const RopeSpec& rope, const PagedKv& kv) {
+void RopeWriteKv(const QkvRows& qkv, const int32_t* positions, const int32_t* slot_mapping,
+                 int32_t num_tokens, int32_t num_heads, const RopeSpec& rope, const PagedKv& kv) {
+  auto* q = static_cast<float*>(qkv.q);
+  auto* k = static_cast<float*>(qkv.k);
+  const auto* v = static_cast<const float*>(qkv.v);
   const int32_t hd = kv.head_dim;
   const int32_t nkv = kv.num_kv_heads;
   const int32_t half = rope.rotary_dim / 2;
@@ -49,10 +51,10 @@ void RopeWriteKv(float* q, float* k, const float* v, const int32_t* positions,
       cos[d] = static_cast<float>(std::cos(static_cast<double>(angle)));
       sin[d] = static_cast<float>(std::sin(static_cast<double>(angle)));
     }
-    float* qi = q + static_cast<int64_t>(i) * num_heads * hd;
+    float* qi = q + i * qkv.q_stride;
     for (int32_t h = 0; h < num_heads; ++h)
       RotateHead(qi + static_cast<int64_t>(h) * hd, cos.data(), sin.data(), half, first, second);
-    float* ki = k + i * kv_row;
+    float* ki = k + i * qkv.kv_stride;
     for (int32_t h = 0; h < nkv; ++h)
       RotateHead(ki + static_cast<int64_t>(h) * hd, cos.data(), sin.data(), half, first, second);
     const int64_t slot = slot_mapping[i];
@@ -60,7 +62,7 @@ void RopeWriteKv(float* q, float* k, const float* v, const int32_t* positions,
     // slot = page * block_size + row, so it indexes (page, row) pairs directly.
     const auto n = static_cast<int32_t>(kv_row);
     narrow(ki, n, kv.dtype, k_pages + slot * row_bytes);
-    narrow(v + i * kv_row, n, kv.dtype, v_pages + slot * row_bytes);
+    narrow(v + i * qkv.kv_stride, n, kv.dtype, v_pages + slot * row_bytes);
   }
 }
 

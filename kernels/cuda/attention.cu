@@ -211,8 +211,8 @@ __global__ __launch_bounds__(kThreads) void MergeSplitsKernel(
 
 }  // namespace
 
-absl::Status LaunchPagedAttention(const bf16* q, const BatchLayout& batch, const PagedKv& kv,
-                                  int32_t num_heads, float scale, bf16* out,
+absl::Status LaunchPagedAttention(const bf16* q, int64_t q_stride, const BatchLayout& batch,
+                                  const PagedKv& kv, int32_t num_heads, float scale, bf16* out,
                                   const AttentionPlan& plan, void* workspace, cudaStream_t stream) {
   if (batch.num_tokens < 0 || batch.num_seqs < 0 || num_heads <= 0 || kv.num_kv_heads <= 0 ||
       num_heads % kv.num_kv_heads != 0 || kv.block_size <= 0 || batch.max_blocks_per_seq < 0) {
@@ -241,9 +241,15 @@ absl::Status LaunchPagedAttention(const bf16* q, const BatchLayout& batch, const
     return absl::InvalidArgumentError(
         "PagedAttention: q, out and the KV pages must be 16-byte aligned");
   }
+  if (q_stride < int64_t{num_heads} * kv.head_dim || q_stride % 8 != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("PagedAttention: q_stride ", q_stride,
+                                                   " is not a multiple of 8 at least ",
+                                                   int64_t{num_heads} * kv.head_dim));
+  }
   const int32_t group = num_heads / kv.num_kv_heads;
   const int32_t max_q = MaxQueryLen(batch);
   AttnParams params{q,
+                    q_stride,
                     static_cast<const bf16*>(kv.k),
                     static_cast<const bf16*>(kv.v),
                     batch.seq_starts,

@@ -16,7 +16,8 @@ namespace cohost::kernels::cuda {
 inline constexpr float kLog2e = 1.4426950408889634f;
 
 struct AttnParams {
-  const bf16* q;                // [num_tokens, num_heads, head_dim]
+  const bf16* q;                // token t's heads at q + t * q_stride (QkvRows)
+  int64_t q_stride;             // elements, a multiple of 8
   const bf16* k_cache;          // [num_blocks, block_size, num_kv_heads, head_dim]
   const bf16* v_cache;          // [num_blocks, block_size, num_kv_heads, head_dim]
   const int32_t* seq_starts;    // [num_seqs + 1]
@@ -79,6 +80,10 @@ struct RowTile {
   __device__ int KeyEnd(const AttnParams& p, int r) const {
     return r < rows ? min(p.positions[Token(r)] + 1, context_len) : 0;
   }
+  // Row r's q head (QkvRows: token t's heads at q + t * q_stride).
+  __device__ const bf16* Q(const AttnParams& p, int r, int head_dim) const {
+    return p.q + Token(r) * p.q_stride + static_cast<int64_t>(Head(r)) * head_dim;
+  }
   // Row r's place in [num_tokens, num_heads] (out, and a split's partials).
   __device__ int64_t Index(const AttnParams& p, int r) const {
     return Token(r) * p.num_heads + Head(r);
@@ -93,7 +98,7 @@ __device__ __forceinline__ void StageQTile(const AttnParams& p, const RowTile& t
   for (int i = threadIdx.x; i < kTileRows * kChunks; i += kThreads) {
     const int r = i / kChunks, c = i % kChunks;
     uint4 w = make_uint4(0, 0, 0, 0);
-    if (r < t.rows) w = reinterpret_cast<const uint4*>(p.q + t.Index(p, r) * kHeadDim)[c];
+    if (r < t.rows) w = reinterpret_cast<const uint4*>(t.Q(p, r, kHeadDim))[c];
     *reinterpret_cast<uint4*>(q_s + r * kStride + c * 8) = w;
   }
 }

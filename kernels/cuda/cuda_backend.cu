@@ -278,23 +278,21 @@ class CudaBackend final : public Backend {
                                stream_));
   }
 
-  void RopeWriteKv(void* q, void* k, const void* v, const BatchLayout& batch, int32_t num_heads,
+  void RopeWriteKv(const QkvRows& qkv, const BatchLayout& batch, int32_t num_heads,
                    const RopeSpec& rope, const PagedKv& kv) override {
     if (!EnterOp()) return;
-    Record(cuda::LaunchRopeWriteKv(static_cast<bf16*>(q), static_cast<bf16*>(k),
-                                   static_cast<const bf16*>(v), batch, num_heads, rope, kv,
-                                   stream_));
+    Record(cuda::LaunchRopeWriteKv(qkv, batch, num_heads, rope, kv, stream_));
   }
 
-  void PagedAttention(const void* q, const BatchLayout& batch, const PagedKv& kv, int32_t num_heads,
-                      float scale, void* out) override {
+  void PagedAttention(const void* q, int64_t q_stride, const BatchLayout& batch, const PagedKv& kv,
+                      int32_t num_heads, float scale, void* out) override {
     if (!EnterOp()) return;
     cuda::AttentionPlan plan = cuda::PlanPagedAttention(batch, kv, num_heads, num_sms_);
     if (plan.num_splits > 1 && !GrowScratch(plan.workspace_bytes)) {
       plan = cuda::AttentionPlan{};  // no memory for splits: one, slower but whole
     }
-    Record(cuda::LaunchPagedAttention(static_cast<const bf16*>(q), batch, kv, num_heads, scale,
-                                      static_cast<bf16*>(out), plan, scratch_, stream_));
+    Record(cuda::LaunchPagedAttention(static_cast<const bf16*>(q), q_stride, batch, kv, num_heads,
+                                      scale, static_cast<bf16*>(out), plan, scratch_, stream_));
   }
 
   void SampleRows(const float* x, int32_t rows, int32_t width, const SampleSpec* specs,

@@ -47,16 +47,14 @@ absl::Status LaunchSiluMul(const bf16* gate_up /*[n, 2 * inter]*/, int32_t n, in
 // RoPE of q and k in place (the first rope.rotary_dim dims of each head, in
 // rope.pairs), then k and v rows into the pages at slot_mapping (-1: not
 // written).
-absl::Status LaunchRopeWriteKv(bf16* q /*[num_tokens, num_heads, head_dim]*/,
-                               bf16* k /*[num_tokens, num_kv_heads, head_dim]*/,
-                               const bf16* v /*[num_tokens, num_kv_heads, head_dim]*/,
-                               const BatchLayout& batch, int32_t num_heads, const RopeSpec& rope,
-                               const PagedKv& kv, cudaStream_t stream);
+// q, k, v: bf16 rows as QkvRows says.
+absl::Status LaunchRopeWriteKv(const QkvRows& qkv, const BatchLayout& batch, int32_t num_heads,
+                               const RopeSpec& rope, const PagedKv& kv, cudaStream_t stream);
 
 // Causal paged attention over a varlen batch (decode and prefill chunks).
 // `workspace`: plan.workspace_bytes of device memory, 16-byte aligned (none
 // for one split).
-absl::Status LaunchPagedAttention(const bf16* q /*[num_tokens, num_heads, head_dim]*/,
+absl::Status LaunchPagedAttention(const bf16* q, int64_t q_stride /*QkvRows*/,
                                   const BatchLayout& batch, const PagedKv& kv, int32_t num_heads,
                                   float scale, bf16* out /*[num_tokens, num_heads, head_dim]*/,
                                   const AttentionPlan& plan, void* workspace, cudaStream_t stream);

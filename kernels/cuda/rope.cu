@@ -53,10 +53,9 @@ __device__ __forceinline__ void CopyRow(bf16* dst, const bf16* src, int64_t n) {
   }
 }
 
+// q, k and v may be one tensor's rows ([q | k | v] per token): not restrict.
 __global__ void RopeWriteKvKernel(
-    bf16* __restrict__ q /*[num_tokens, num_heads, head_dim]*/,
-    bf16* __restrict__ k /*[num_tokens, num_kv_heads, head_dim]*/,
-    const bf16* __restrict__ v /*[num_tokens, num_kv_heads, head_dim]*/,
+    bf16* q, bf16* k, const bf16* v, int64_t q_stride, int64_t kv_stride,
     const int32_t* __restrict__ positions /*[num_tokens]*/,
     const int32_t* __restrict__ slot_mapping /*[num_tokens]*/,
     const float* __restrict__ inv_freq /*[rotary_dim / 2]*/, int32_t num_heads,
@@ -75,14 +74,14 @@ __global__ void RopeWriteKvKernel(
   __syncthreads();
   const int units = adjacent ? half : half / 2;  // per head
 
-  bf16* qt = q + t * num_heads * head_dim;
+  bf16* qt = q + t * q_stride;
   for (int j = threadIdx.x; j < num_heads * units; j += blockDim.x) {
     TurnUnit(qt + (j / units) * head_dim, nullptr, j % units, adjacent, half, cos_t, sin_t);
   }
 
   const int64_t slot = slot_mapping[t];
   const int64_t row_elems = static_cast<int64_t>(num_kv_heads) * head_dim;
-  bf16* kt = k + t * row_elems;
+  bf16* kt = k + t * kv_stride;
   bf16* kc = slot >= 0 ? k_cache + slot * row_elems : nullptr;
   for (int j = threadIdx.x; j < num_kv_heads * units; j += blockDim.x) {
     const int64_t head = (j / units) * static_cast<int64_t>(head_dim);
@@ -95,14 +94,16 @@ __global__ void RopeWriteKvKernel(
     const int64_t e = (j / tail) * static_cast<int64_t>(head_dim) + rotary_dim + j % tail;
     kc[e] = kt[e];
   }
-  CopyRow(v_cache + slot * row_elems, v + t * row_elems, row_elems);
+  CopyRow(v_cache + slot * row_elems, v + t * kv_stride, row_elems);
 }
 
 }  // namespace
 
-absl::Status LaunchRopeWriteKv(bf16* q, bf16* k, const bf16* v, const BatchLayout& batch,
-                               int32_t num_heads, const RopeSpec& rope, const PagedKv& kv,
-                               cudaStream_t stream) {
+absl::Status LaunchRopeWriteKv(const QkvRows& qkv, const BatchLayout& batch, int32_t num_heads,
+                               const RopeSpec& rope, const PagedKv& kv, cudaStream_t stream) {
+  auto* q = static_cast<bf16*>(qkv.q);
+  auto* k = static_cast<bf16*>(qkv.k);
+  const auto* v = static_cast<const bf16*>(qkv.v);
   const int32_t head_dim = kv.head_dim;
   const int32_t rotary_dim = rope.rotary_dim;
   if (batch.num_tokens < 0 || num_heads <= 0 || kv.num_kv_heads <= 0 || head_dim <= 0 ||
@@ -125,12 +126,18 @@ absl::Status LaunchRopeWriteKv(bf16* q, bf16* k, const bf16* v, const BatchLayou
   if (!aligned4(q) || !aligned4(k) || !aligned4(v) || !aligned4(kv.k) || !aligned4(kv.v)) {
     return absl::InvalidArgumentError("RopeWriteKv: q, k, v and the pages must be 4-byte aligned");
   }
+  if (qkv.q_stride < int64_t{num_heads} * head_dim || qkv.q_stride % 2 != 0 ||
+      qkv.kv_stride < int64_t{kv.num_kv_heads} * head_dim || qkv.kv_stride % 2 != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("RopeWriteKv: strides ", qkv.q_stride, " and ",
+                                                   qkv.kv_stride,
+                                                   " are odd or shorter than a row"));
+  }
   if (batch.num_tokens == 0) return absl::OkStatus();
   const size_t smem = sizeof(float) * static_cast<size_t>(rotary_dim);
   RopeWriteKvKernel<<<batch.num_tokens, kRopeThreads, smem, stream>>>(
-      q, k, v, batch.positions, batch.slot_mapping, rope.inv_freq, num_heads, kv.num_kv_heads,
-      head_dim, rotary_dim, rope.pairs == RopePairs::kAdjacent, static_cast<bf16*>(kv.k),
-      static_cast<bf16*>(kv.v));
+      q, k, v, qkv.q_stride, qkv.kv_stride, batch.positions, batch.slot_mapping, rope.inv_freq,
+      num_heads, kv.num_kv_heads, head_dim, rotary_dim, rope.pairs == RopePairs::kAdjacent,
+      static_cast<bf16*>(kv.k), static_cast<bf16*>(kv.v));
   return LaunchStatus("RopeWriteKvKernel");
 }
 

@@ -246,9 +246,12 @@ absl::Status LlamaModel::Run(const Batch& batch, KvCache& kv) {
   const float scale = 1.f / std::sqrt(static_cast<float>(hd));
   const kernels::RopePairs rope_pairs =
       c.rope_adjacent_pairs ? kernels::RopePairs::kAdjacent : kernels::RopePairs::kHalves;
+  // One row per token, [q | k | v]: the QKV product's output as it stands.
+  const int32_t qkv_width = q_width + 2 * kv_width;
   void* q = qkv_.data();
-  void* k = At(qkv_, static_cast<int64_t>(T) * q_width);
-  void* v = At(qkv_, static_cast<int64_t>(T) * (q_width + kv_width));
+  void* k = At(qkv_, q_width);
+  void* v = At(qkv_, q_width + kv_width);
+  const kernels::QkvRows qkv{q, k, v, qkv_width, qkv_width};
 
   be.Embedding(ids, T, w_.token_embd.Ref(), H, x_.data());
   for (int32_t l = 0; l < c.num_layers; ++l) {
@@ -257,26 +260,24 @@ absl::Status LlamaModel::Run(const Batch& batch, KvCache& kv) {
     be.RmsNorm(l == 0 ? x_.data() : delta_.data(), l == 0 ? nullptr : x_.data(),
                lw.attn_norm.data(), T, H, eps, normed_.data());
     const bool bias = lw.bqkv.data() != nullptr;
-    if (T == 1 && !lw.wqkv.split()) {
-      // One row: the fused [q | k | v] row is already the planar layout.
-      be.Gemm(normed_.data(), lw.wqkv.Ref(), bias ? lw.bqkv.data() : nullptr, 1,
-              q_width + 2 * kv_width, H, q);
+    if (!lw.wqkv.split()) {
+      be.Gemm(normed_.data(), lw.wqkv.Ref(), bias ? lw.bqkv.data() : nullptr, T, qkv_width, H, q);
     } else {
-      // Kernels take q, k, v as separate dense tensors, so a product per
-      // part of the weight rows (a split matrix's parts are these three).
+      // A product per part of the weight rows (a split matrix's parts are
+      // q, k and v), each filling its columns of every row.
       const kernels::GemmPart parts[] = {
-          {lw.wqkv.Ref(), bias ? lw.bqkv.data() : nullptr, q_width, q},
+          {lw.wqkv.Ref(), bias ? lw.bqkv.data() : nullptr, q_width, q, qkv_width},
           {lw.wqkv.RowsFrom(q_width, elem_size_), bias ? At(lw.bqkv, q_width) : nullptr, kv_width,
-           k},
+           k, qkv_width},
           {lw.wqkv.RowsFrom(q_width + kv_width, elem_size_),
-           bias ? At(lw.bqkv, q_width + kv_width) : nullptr, kv_width, v},
+           bias ? At(lw.bqkv, q_width + kv_width) : nullptr, kv_width, v, qkv_width},
       };
       be.GroupedGemm(normed_.data(), parts, 3, T, H);
     }
     const kernels::PagedKv pages = kv.Layer(l);
-    be.RopeWriteKv(q, k, v, layout, c.num_heads,
+    be.RopeWriteKv(qkv, layout, c.num_heads,
                    kernels::RopeSpec{w_.inv_freq.as<float>(), hd, rope_pairs}, pages);
-    be.PagedAttention(q, layout, pages, c.num_heads, scale, attn_.data());
+    be.PagedAttention(q, qkv_width, layout, pages, c.num_heads, scale, attn_.data());
     be.Gemm(attn_.data(), lw.wo.Ref(), nullptr, T, H, q_width, delta_.data());
     be.RmsNorm(delta_.data(), x_.data(), lw.ffn_norm.data(), T, H, eps, normed_.data());
     if (!lw.w_gate_up.split()) {

@@ -499,10 +499,36 @@ std::vector<float> ToAdjacentPairs(const std::vector<float>& x, int32_t head_dim
   return out;
 }
 
+// `tokens` rows [parts[0] | parts[1] | ...], from row-major parts of the
+// given widths: the QKV product's layout (QkvRows).
+std::vector<float> JoinRows(const std::vector<const std::vector<float>*>& parts,
+                            const std::vector<size_t>& widths, size_t tokens) {
+  std::vector<float> out;
+  for (size_t t = 0; t < tokens; ++t) {
+    for (size_t p = 0; p < parts.size(); ++p) {
+      const auto first = parts[p]->begin() + static_cast<ptrdiff_t>(t * widths[p]);
+      out.insert(out.end(), first, first + static_cast<ptrdiff_t>(widths[p]));
+    }
+  }
+  return out;
+}
+
+// Columns [first, first + n) of every row of `rows`, `width` wide.
+std::vector<float> RowColumns(const std::vector<float>& rows, size_t width, size_t first,
+                              size_t n) {
+  std::vector<float> out;
+  for (size_t r = 0; r < rows.size() / width; ++r) {
+    const auto at = rows.begin() + static_cast<ptrdiff_t>(r * width + first);
+    out.insert(out.end(), at, at + static_cast<ptrdiff_t>(n));
+  }
+  return out;
+}
+
 }  // namespace
 
 // Rotate-half against the reference; adjacent pairs on q and k reordered as
-// a Llama GGUF stores them give the reference's result in that order.
+// a Llama GGUF stores them give the reference's result in that order. q, k
+// and v come as three tensors, and as the one QKV product's rows.
 void OpChecks::RopeWriteKv() {
   struct Case {
     int32_t num_heads, num_kv_heads, head_dim, rotary_dim;
@@ -538,24 +564,45 @@ void OpChecks::RopeWriteKv() {
         }
       }
 
-      void* pq = arena_.Floats(q);
-      void* pk = arena_.Floats(k);
-      PagedKv kv{arena_.Poisoned(page_n),
-                 arena_.Poisoned(page_n),
-                 b.num_blocks,
-                 bs,
-                 c.num_kv_heads,
-                 c.head_dim,
-                 arena_.be->compute_dtype()};
-      backend().RopeWriteKv(pq, pk, arena_.Floats(v), b.Upload(arena_), c.num_heads,
-                            RopeSpec{arena_.Raw(inv_freq), c.rotary_dim, pairs}, kv);
-      const std::string tag =
-          absl::StrCat(" heads=", c.num_heads, "/", c.num_kv_heads, " hd=", c.head_dim,
-                       " rot=", c.rotary_dim, pairs == RopePairs::kAdjacent ? " adjacent" : "");
-      Check("rope q" + tag, want_q, arena_.Read(pq, q_n), tol_);
-      Check("rope k" + tag, want_k, arena_.Read(pk, kv_n), tol_);
-      Check("k pages" + tag, want_kp, arena_.Read(kv.k, page_n), tol_, /*nan_equal=*/true);
-      Check("v pages" + tag, want_vp, arena_.Read(kv.v, page_n), kExact, /*nan_equal=*/true);
+      const size_t q_w = static_cast<size_t>(c.num_heads) * c.head_dim;
+      const size_t kv_w = static_cast<size_t>(c.num_kv_heads) * c.head_dim;
+      const size_t tokens = static_cast<size_t>(b.num_tokens);
+      for (const bool fused : {false, true}) {
+        PagedKv kv{arena_.Poisoned(page_n),
+                   arena_.Poisoned(page_n),
+                   b.num_blocks,
+                   bs,
+                   c.num_kv_heads,
+                   c.head_dim,
+                   arena_.be->compute_dtype()};
+        QkvRows qkv;
+        const size_t width = q_w + 2 * kv_w;
+        if (fused) {
+          void* rows = arena_.Floats(JoinRows({&q, &k, &v}, {q_w, kv_w, kv_w}, tokens));
+          qkv = {rows, arena_.At(rows, q_w), arena_.At(rows, q_w + kv_w),
+                 static_cast<int64_t>(width), static_cast<int64_t>(width)};
+        } else {
+          qkv = QkvRows::Dense(arena_.Floats(q), arena_.Floats(k), arena_.Floats(v), c.num_heads,
+                               c.num_kv_heads, c.head_dim);
+        }
+        backend().RopeWriteKv(qkv, b.Upload(arena_), c.num_heads,
+                              RopeSpec{arena_.Raw(inv_freq), c.rotary_dim, pairs}, kv);
+        const std::string tag = absl::StrCat(
+            " heads=", c.num_heads, "/", c.num_kv_heads, " hd=", c.head_dim, " rot=", c.rotary_dim,
+            pairs == RopePairs::kAdjacent ? " adjacent" : "", fused ? " fused rows" : "");
+        if (fused) {
+          const std::vector<float> rows = arena_.Read(qkv.q, tokens * width);
+          Check("rope q" + tag, want_q, RowColumns(rows, width, 0, q_w), tol_);
+          Check("rope k" + tag, want_k, RowColumns(rows, width, q_w, kv_w), tol_);
+          Check("rope leaves v" + tag, arena_.Read(arena_.Floats(v), kv_n),
+                RowColumns(rows, width, q_w + kv_w, kv_w), kExact);
+        } else {
+          Check("rope q" + tag, want_q, arena_.Read(qkv.q, q_n), tol_);
+          Check("rope k" + tag, want_k, arena_.Read(qkv.k, kv_n), tol_);
+        }
+        Check("k pages" + tag, want_kp, arena_.Read(kv.k, page_n), tol_, /*nan_equal=*/true);
+        Check("v pages" + tag, want_vp, arena_.Read(kv.v, page_n), kExact, /*nan_equal=*/true);
+      }
     }
   }
 }
@@ -596,9 +643,20 @@ void OpChecks::PagedAttention(const AttnCase& c) {
              c.num_kv_heads,
              c.head_dim,
              arena_.be->compute_dtype()};
-  void* out = arena_.Poisoned(q_n);
-  backend().PagedAttention(arena_.Floats(q), b.Upload(arena_), kv, c.num_heads, scale, out);
-  Check("attention " + c.name, want, arena_.Read(out, q_n), tol_);
+  // q as the QKV product leaves it: each token's row holds its k and v after
+  // its q heads (NaN here: a kernel that reads past q fails).
+  const size_t q_w = static_cast<size_t>(c.num_heads) * c.head_dim;
+  const std::vector<float> kv_cols(static_cast<size_t>(b.num_tokens) * 2 * row, kNaN);
+  for (const bool fused : {false, true}) {
+    void* out = arena_.Poisoned(q_n);
+    void* pq = fused ? arena_.Floats(JoinRows({&q, &kv_cols}, {q_w, 2 * row},
+                                              static_cast<size_t>(b.num_tokens)))
+                     : arena_.Floats(q);
+    const int64_t stride = static_cast<int64_t>(fused ? q_w + 2 * row : q_w);
+    backend().PagedAttention(pq, stride, b.Upload(arena_), kv, c.num_heads, scale, out);
+    Check("attention " + c.name + (fused ? " (fused rows)" : ""), want, arena_.Read(out, q_n),
+          tol_);
+  }
 }
 
 void OpChecks::EmptyShapes() {
@@ -634,12 +692,13 @@ void OpChecks::EmptyShapes() {
   void* k = arena_.Poisoned(n);
   PagedKv kv{arena_.Poisoned(n),      arena_.Poisoned(n),        1, 1, 1,
              static_cast<int32_t>(n), arena_.be->compute_dtype()};
-  backend().RopeWriteKv(q, k, arena_.Floats(x), layout, 1, RopeSpec{arena_.Raw(inv_freq), 8}, kv);
+  backend().RopeWriteKv(QkvRows::Dense(q, k, arena_.Floats(x), 1, 1, static_cast<int32_t>(n)),
+                        layout, 1, RopeSpec{arena_.Raw(inv_freq), 8}, kv);
   untouched("rope q", q);
   untouched("rope k", k);
   untouched("rope k pages", kv.k);
   untouched("rope v pages", kv.v);
-  backend().PagedAttention(arena_.Floats(x), layout, kv, 1, 0.5f, out);
+  backend().PagedAttention(arena_.Floats(x), static_cast<int64_t>(n), layout, kv, 1, 0.5f, out);
   untouched("attention", out);
 
   // k = 0 is an empty sum: c = bias, or zeros.

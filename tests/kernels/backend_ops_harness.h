@@ -72,6 +72,10 @@ struct Arena {
     return static_cast<T*>(RawBytes(host.data(), host.size() * sizeof(T)));
   }
   void* RawBytes(const void* host, size_t bytes);
+  // `elems` compute-dtype elements past p.
+  void* At(void* p, size_t elems) const {
+    return static_cast<char*>(p) + elems * DTypeSize(be->compute_dtype());
+  }
   // Waits for the backend, then reads n compute-dtype elements back as floats
   // (all NaN, and a test failure, if the backend reports an error).
   std::vector<float> Read(const void* p, size_t n);

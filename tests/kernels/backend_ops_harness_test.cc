@@ -113,10 +113,11 @@ enum class Fault {
   kNaN,           // one output element becomes NaN
   kStrayWrite,    // RopeWriteKv also writes a page row no token maps to
   kNoCausalMask,  // PagedAttention lets every new token see its whole context
+  kDenseQ,        // RopeWriteKv and PagedAttention ignore the strides (QkvRows)
 };
 
 void PrintTo(Fault f, std::ostream* os) {
-  constexpr const char* kNames[] = {"Perturb", "NaN", "StrayWrite", "NoCausalMask"};
+  constexpr const char* kNames[] = {"Perturb", "NaN", "StrayWrite", "NoCausalMask", "DenseQ"};
   *os << kNames[static_cast<int>(f)];
 }
 
@@ -165,9 +166,17 @@ class FaultyBackend final : public cohost::testing::ForwardingBackend {
     SpoilLast(out, int64_t{num_rows} * width);
   }
 
-  void RopeWriteKv(void* q, void* k, const void* v, const BatchLayout& batch, int32_t num_heads,
+  void RopeWriteKv(const QkvRows& qkv, const BatchLayout& batch, int32_t num_heads,
                    const RopeSpec& rope, const PagedKv& kv) override {
-    inner().RopeWriteKv(q, k, v, batch, num_heads, rope, kv);
+    if (fault_ == Fault::kDenseQ) {
+      const QkvRows dense =
+          QkvRows::Dense(qkv.q, qkv.k, qkv.v, num_heads, kv.num_kv_heads, kv.head_dim);
+      inner().RopeWriteKv(dense, batch, num_heads, rope, kv);
+      faults_ += batch.num_tokens > 1 &&
+                 (dense.q_stride != qkv.q_stride || dense.kv_stride != qkv.kv_stride);
+      return;
+    }
+    inner().RopeWriteKv(qkv, batch, num_heads, rope, kv);
     if (batch.num_tokens == 0) return;
     float* pages = static_cast<float*>(kv.k);
     const int64_t row = int64_t{kv.num_kv_heads} * kv.head_dim;
@@ -192,10 +201,19 @@ class FaultyBackend final : public cohost::testing::ForwardingBackend {
     }
   }
 
-  void PagedAttention(const void* q, const BatchLayout& batch, const PagedKv& kv, int32_t num_heads,
-                      float scale, void* out) override {
+  void PagedAttention(const void* q, int64_t q_stride, const BatchLayout& batch, const PagedKv& kv,
+                      int32_t num_heads, float scale, void* out) override {
+    const int64_t dense = int64_t{num_heads} * kv.head_dim;
+    if (fault_ == Fault::kDenseQ) {
+      inner().PagedAttention(q, dense, batch, kv, num_heads, scale, out);
+      // Token 0's q is where it would be; a wrong row matters from token 1
+      // on, where it is inside a sequence's run.
+      const int32_t run_end = batch.num_seqs > 0 ? batch.seq_starts[batch.num_seqs] : 0;
+      faults_ += run_end > 1 && q_stride != dense;
+      return;
+    }
     if (fault_ != Fault::kNoCausalMask) {
-      inner().PagedAttention(q, batch, kv, num_heads, scale, out);
+      inner().PagedAttention(q, q_stride, batch, kv, num_heads, scale, out);
       if (batch.num_tokens > 0) Spoil(static_cast<float*>(out));
       return;
     }
@@ -211,7 +229,7 @@ class FaultyBackend final : public cohost::testing::ForwardingBackend {
     }
     BatchLayout unmasked = batch;
     unmasked.positions = last.data();
-    inner().PagedAttention(q, unmasked, kv, num_heads, scale, out);
+    inner().PagedAttention(q, q_stride, unmasked, kv, num_heads, scale, out);
     if (masked) ++faults_;
   }
 
@@ -328,8 +346,30 @@ TEST(FaultyBackendTest, AttentionWithoutTheCausalMaskIsCaught) {
     chunked_cases +=
         std::any_of(a.seqs.begin(), a.seqs.end(), [](const SeqSpec& s) { return s.fresh > 1; });
   }
-  EXPECT_EQ(faults, chunked_cases);
+  // Each case runs twice: q dense, and in the QKV product's rows.
+  EXPECT_EQ(faults, 2 * chunked_cases);
   EXPECT_GT(chunked_cases, 0);
+}
+
+// A kernel that takes q, k, v as dense tensors whatever their strides passes
+// every dense call and fails every call on the QKV product's rows.
+TEST(FaultyBackendTest, IgnoringTheQkvStridesIsCaught) {
+  std::vector<OpCheck> checks = {{"RopeWriteKv", [](OpChecks& c) { c.RopeWriteKv(); }}};
+  for (const AttnCase& a : AttentionCases()) {
+    checks.push_back({a.name, [a](OpChecks& c) { c.PagedAttention(a); }});
+  }
+  int faults = 0;
+  for (const OpCheck& check : checks) {
+    const Outcome o = RunFaulty(check, Fault::kDenseQ);
+    faults += o.faults;
+    // Caught where it matters (a second token), silent where it cannot.
+    EXPECT_GE(o.failures.size(), static_cast<size_t>(o.faults)) << check.name;
+    EXPECT_EQ(o.failures.empty(), o.faults == 0) << check.name;
+    for (const std::string& f : o.failures) {
+      EXPECT_THAT(f, ::testing::HasSubstr("fused rows")) << check.name;
+    }
+  }
+  EXPECT_GT(faults, static_cast<int>(checks.size()) / 2);
 }
 
 }  // namespace

@@ -320,8 +320,8 @@ TEST_F(CpuOpsTest, RopeRotatesAndWritesPages) {
     layout.positions = positions.data();
     layout.slot_mapping = slots.data();
     layout.num_tokens = nt;
-    be_->RopeWriteKv(q.data(), k.data(), v.data(), layout, nh, RopeSpec{inv.data(), rotary_dim},
-                     kv);
+    be_->RopeWriteKv(QkvRows::Dense(q.data(), k.data(), v.data(), nh, nkv, hd), layout, nh,
+                     RopeSpec{inv.data(), rotary_dim}, kv);
 
     auto rotate = [&](const std::vector<float>& x0, int heads) {
       std::vector<double> out(x0.begin(), x0.end());
@@ -423,7 +423,7 @@ TEST_P(PagedAttentionTest, MatchesDenseReference) {
   layout.max_query_len = max_q;
   layout.max_context_len = max_ctx;
   const float scale = 1.f / std::sqrt(static_cast<float>(hd));
-  be->PagedAttention(q.data(), layout, kv, nh, scale, out.data());
+  be->PagedAttention(q.data(), int64_t{nh} * hd, layout, kv, nh, scale, out.data());
 
   std::vector<double> want(out.size());
   for (int s = 0; s < ns; ++s) {

@@ -40,6 +40,7 @@ struct Args {
   BatchLayout batch;
   PagedKv kv;
   int32_t num_heads = 4;
+  int64_t q_stride = 0, kv_stride = 0;  // 0: dense
   int32_t rotary_dim = 64;
   float scale = 0.125f;
 };
@@ -48,10 +49,14 @@ struct Args {
 void* Offset(void* p, int elems) { return static_cast<char*>(p) + 2 * elems; }
 
 void Rope(Backend& be, const Args& a) {
-  be.RopeWriteKv(a.q, a.k, a.v, a.batch, a.num_heads, RopeSpec{a.inv_freq, a.rotary_dim}, a.kv);
+  QkvRows qkv = QkvRows::Dense(a.q, a.k, a.v, a.num_heads, a.kv.num_kv_heads, a.kv.head_dim);
+  if (a.q_stride > 0) qkv.q_stride = a.q_stride;
+  if (a.kv_stride > 0) qkv.kv_stride = a.kv_stride;
+  be.RopeWriteKv(qkv, a.batch, a.num_heads, RopeSpec{a.inv_freq, a.rotary_dim}, a.kv);
 }
 void Attention(Backend& be, const Args& a) {
-  be.PagedAttention(a.q, a.batch, a.kv, a.num_heads, a.scale, a.out);
+  be.PagedAttention(a.q, a.q_stride > 0 ? a.q_stride : int64_t{a.num_heads} * a.kv.head_dim,
+                    a.batch, a.kv, a.num_heads, a.scale, a.out);
 }
 
 struct BadCall {
@@ -95,6 +100,16 @@ std::vector<BadCall> BadCalls() {
        [](Backend& be, Args a) { be.SiluMul(a.x, 2, -64, a.out); }},
 
       // RopeWriteKv.
+      {"rope_odd_kv_stride", kInvalid, "RopeWriteKv: strides",
+       [](Backend& be, Args a) {
+         a.kv_stride = int64_t{a.kv.num_kv_heads} * a.kv.head_dim + 1;
+         Rope(be, a);
+       }},
+      {"rope_q_stride_shorter_than_a_row", kInvalid, "RopeWriteKv: strides",
+       [](Backend& be, Args a) {
+         a.q_stride = 2;
+         Rope(be, a);
+       }},
       {"rope_negative_tokens", kInvalid, "RopeWriteKv: bad shape",
        [](Backend& be, Args a) {
          a.batch.num_tokens = -1;
@@ -146,6 +161,16 @@ std::vector<BadCall> BadCalls() {
        }},
 
       // PagedAttention: shapes.
+      {"attention_q_stride_not_a_multiple_of_8", kInvalid, "PagedAttention: q_stride 260",
+       [](Backend& be, Args a) {
+         a.q_stride = int64_t{a.num_heads} * a.kv.head_dim + 4;
+         Attention(be, a);
+       }},
+      {"attention_q_stride_shorter_than_a_row", kInvalid, "PagedAttention: q_stride 64",
+       [](Backend& be, Args a) {
+         a.q_stride = a.kv.head_dim;
+         Attention(be, a);
+       }},
       {"attention_negative_tokens", kInvalid, "PagedAttention: bad shape",
        [](Backend& be, Args a) {
          a.batch.num_tokens = -1;

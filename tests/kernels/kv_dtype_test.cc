@@ -187,13 +187,15 @@ TEST_P(KvDtypeTest, RopeStoresRoundedRows) {
   const std::vector<float> v = RandomVec(rng_, k0.size(), -3.f, 3.f);
 
   std::vector<float> q32 = q0, k32 = k0, kc32(page_n, 0.f), vc32(page_n, 0.f);
-  be_->RopeWriteKv(q32.data(), k32.data(), v.data(), b.layout, nh, RopeSpec{inv.data(), hd},
+  be_->RopeWriteKv(QkvRows::Dense(q32.data(), k32.data(), v.data(), nh, nkv, hd), b.layout, nh,
+                   RopeSpec{inv.data(), hd},
                    PagedKv{kc32.data(), vc32.data(), b.num_blocks, bs, nkv, hd, DType::kF32});
   for (DType t : kNarrow) {
     constexpr uint16_t kSentinel = 0xabcd;
     std::vector<float> q = q0, k = k0;
     std::vector<uint16_t> kc(page_n, kSentinel), vc(page_n, kSentinel);
-    be_->RopeWriteKv(q.data(), k.data(), v.data(), b.layout, nh, RopeSpec{inv.data(), hd},
+    be_->RopeWriteKv(QkvRows::Dense(q.data(), k.data(), v.data(), nh, nkv, hd), b.layout, nh,
+                     RopeSpec{inv.data(), hd},
                      PagedKv{kc.data(), vc.data(), b.num_blocks, bs, nkv, hd, t});
     EXPECT_EQ(q, q32) << DTypeName(t);
     EXPECT_EQ(k, k32) << DTypeName(t);
@@ -221,7 +223,7 @@ TEST_P(KvDtypeTest, AttentionReadsNarrowPagesAsTheirFp32Values) {
   const std::vector<float> q = RandomVec(rng_, q_n, -2.f, 2.f);
   const float scale = 1.f / std::sqrt(static_cast<float>(hd));
   std::vector<float> exact(q_n);
-  be_->PagedAttention(q.data(), b.layout,
+  be_->PagedAttention(q.data(), int64_t{nh} * hd, b.layout,
                       PagedKv{const_cast<float*>(kc.data()), const_cast<float*>(vc.data()),
                               b.num_blocks, bs, nkv, hd, DType::kF32},
                       nh, scale, exact.data());
@@ -230,10 +232,10 @@ TEST_P(KvDtypeTest, AttentionReadsNarrowPagesAsTheirFp32Values) {
                           vn = Narrow(ScalarKvNarrow(), vc, t);
     std::vector<float> kw = Widen(kn, t), vw = Widen(vn, t);
     std::vector<float> narrow(q_n, -7.f), wide(q_n, -7.f);
-    be_->PagedAttention(q.data(), b.layout,
+    be_->PagedAttention(q.data(), int64_t{nh} * hd, b.layout,
                         PagedKv{kn.data(), vn.data(), b.num_blocks, bs, nkv, hd, t}, nh, scale,
                         narrow.data());
-    be_->PagedAttention(q.data(), b.layout,
+    be_->PagedAttention(q.data(), int64_t{nh} * hd, b.layout,
                         PagedKv{kw.data(), vw.data(), b.num_blocks, bs, nkv, hd, DType::kF32}, nh,
                         scale, wide.data());
     // fp16 keeps 11 significant bits, bf16 8: the output moves by about that.
@@ -270,7 +272,7 @@ TEST_P(KvDtypeTest, EachRowOfAChunkGetsTheBitsItGetsAlone) {
       kv.v = vn.data();
     }
     std::vector<float> together(q_n);
-    be_->PagedAttention(q.data(), b.layout, kv, nh, scale, together.data());
+    be_->PagedAttention(q.data(), int64_t{nh} * hd, b.layout, kv, nh, scale, together.data());
     for (int32_t s = 0; s < b.layout.num_seqs; ++s) {
       for (int32_t i = b.seq_starts[s]; i < b.seq_starts[s + 1]; ++i) {
         // Token i alone: a one-token sequence whose context ends at it.
@@ -287,8 +289,8 @@ TEST_P(KvDtypeTest, EachRowOfAChunkGetsTheBitsItGetsAlone) {
         one.max_query_len = 1;
         one.max_context_len = ctx;
         std::vector<float> alone(static_cast<size_t>(nh) * hd);
-        be_->PagedAttention(q.data() + static_cast<int64_t>(i) * nh * hd, one, kv, nh, scale,
-                            alone.data());
+        be_->PagedAttention(q.data() + static_cast<int64_t>(i) * nh * hd, int64_t{nh} * hd, one, kv,
+                            nh, scale, alone.data());
         for (int32_t e = 0; e < nh * hd; ++e) {
           ASSERT_EQ(Bits(alone[e]), Bits(together[static_cast<int64_t>(i) * nh * hd + e]))
               << DTypeName(t) << " token " << i << " element " << e;

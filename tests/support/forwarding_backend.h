@@ -71,14 +71,15 @@ class ForwardingBackend : public kernels::Backend {
   void SiluMul(const void* gate_up, int32_t n, int32_t inter, void* out) override {
     inner_->SiluMul(gate_up, n, inter, out);
   }
-  void RopeWriteKv(void* q, void* k, const void* v, const kernels::BatchLayout& batch,
+  void RopeWriteKv(const kernels::QkvRows& qkv, const kernels::BatchLayout& batch,
                    int32_t num_heads, const kernels::RopeSpec& rope,
                    const kernels::PagedKv& kv) override {
-    inner_->RopeWriteKv(q, k, v, batch, num_heads, rope, kv);
+    inner_->RopeWriteKv(qkv, batch, num_heads, rope, kv);
   }
-  void PagedAttention(const void* q, const kernels::BatchLayout& batch, const kernels::PagedKv& kv,
-                      int32_t num_heads, float scale, void* out) override {
-    inner_->PagedAttention(q, batch, kv, num_heads, scale, out);
+  void PagedAttention(const void* q, int64_t q_stride, const kernels::BatchLayout& batch,
+                      const kernels::PagedKv& kv, int32_t num_heads, float scale,
+                      void* out) override {
+    inner_->PagedAttention(q, q_stride, batch, kv, num_heads, scale, out);
   }
   void GatherRows(const void* x, const int32_t* rows, int32_t num_rows, int32_t width,
                   void* out) override {

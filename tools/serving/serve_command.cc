@@ -184,9 +184,9 @@ absl::StatusOr<std::vector<scheduler::DeviceSetup>> SplitBudgets(
     const std::vector<DeviceBackend>& backends, ServeConfig& config) {
   std::vector<scheduler::DeviceRoom> rooms;
   for (const DeviceBackend& d : backends) {
-    ASSIGN_OR_RETURN(const int64_t budget,
-                     scheduler::DeviceMemoryBudget(*d.backend, config.cpu_memory_bytes,
-                                                   config.gpu_fraction));
+    ASSIGN_OR_RETURN(
+        const int64_t budget,
+        scheduler::DeviceMemoryBudget(*d.backend, config.cpu_memory_bytes, config.gpu_fraction));
     scheduler::DeviceRoom& room = rooms.emplace_back();
     room.name = d.id;
     room.budget_bytes = budget;

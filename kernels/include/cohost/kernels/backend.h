@@ -118,12 +118,22 @@ class Backend {
   // matrix split by rows runs (q, k and v, each in its own format; gate and
   // up, into the columns of one output). A backend may read a once for all of
   // them (the CPU quantizes it once, and runs all the parts' tiles in one
-  // pass over its pool); by default, one Gemm each, which takes only parts
-  // whose rows are n apart (the weights this backend keeps are fused).
+  // pass over its pool); by default, one Gemm each, a row at a time where
+  // the output's rows are not n apart (slow: a backend that keeps weights
+  // split overrides this; the ones that fuse them never split).
   virtual void GroupedGemm(const void* a /*[m, k]*/, const GemmPart* parts, int32_t num_parts,
                            int32_t m, int32_t k) {
+    const size_t elem = DTypeSize(compute_dtype());
     for (int32_t i = 0; i < num_parts; ++i) {
-      Gemm(a, parts[i].w, parts[i].bias, m, parts[i].n, k, parts[i].c);
+      const GemmPart& p = parts[i];
+      if (p.RowStride() == p.n) {
+        Gemm(a, p.w, p.bias, m, p.n, k, p.c);
+        continue;
+      }
+      for (int32_t r = 0; r < m; ++r) {
+        Gemm(static_cast<const char*>(a) + static_cast<size_t>(r) * k * elem, p.w, p.bias, 1, p.n,
+             k, static_cast<char*>(p.c) + static_cast<size_t>(r) * p.RowStride() * elem);
+      }
     }
   }
   // Gemm without a bias, written as fp32 whatever the compute dtype: the
@@ -156,18 +166,16 @@ class Backend {
 
   // Rotates q, k in place (RopeSpec: which pairs, by what angles) and writes
   // k, v into the pages.
-  virtual void RopeWriteKv(void* q /*[num_tokens, num_heads, head_dim]*/,
-                           void* k /*[num_tokens, num_kv_heads, head_dim]*/,
-                           const void* v /*[num_tokens, num_kv_heads, head_dim]*/,
-                           const BatchLayout& batch, int32_t num_heads, const RopeSpec& rope,
-                           const PagedKv& kv) = 0;
+  virtual void RopeWriteKv(const QkvRows& qkv, const BatchLayout& batch, int32_t num_heads,
+                           const RopeSpec& rope, const PagedKv& kv) = 0;
 
   // Causal attention of each new token over its sequence's cached context
   // (prefix pages plus the new tokens themselves, already written), GQA-aware.
-  // Covers decode (1 new token) and prefill chunks alike.
-  virtual void PagedAttention(const void* q /*[num_tokens, num_heads, head_dim]*/,
-                              const BatchLayout& batch, const PagedKv& kv, int32_t num_heads,
-                              float scale, void* out /*[num_tokens, num_heads, head_dim]*/) = 0;
+  // Covers decode (1 new token) and prefill chunks alike. Token t's q heads
+  // start at q + t * q_stride (QkvRows).
+  virtual void PagedAttention(const void* q, int64_t q_stride, const BatchLayout& batch,
+                              const PagedKv& kv, int32_t num_heads, float scale,
+                              void* out /*[num_tokens, num_heads, head_dim]*/) = 0;
 
   // out[r] = row r's token drawn as specs[r] says (SampleSpec; temperature 0:
   // the first column of the largest logit): sampling on the device, so that

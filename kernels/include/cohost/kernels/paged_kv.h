@@ -39,4 +39,23 @@ struct BatchLayout {
   int32_t max_context_len = 0;  // longest context_lens entry (planning hint)
 };
 
+// A step's q, k and v: token t's heads start at q + t * q_stride and at
+// k, v + t * kv_stride (elements). The model's one QKV product writes them as
+// a single [num_tokens, (num_heads + 2 * num_kv_heads) * head_dim] tensor of
+// rows [q | k | v], so both strides are its width; three dense tensors have
+// num_heads * head_dim and num_kv_heads * head_dim (Dense).
+struct QkvRows {
+  void* q = nullptr;
+  void* k = nullptr;
+  const void* v = nullptr;
+  int64_t q_stride = 0;
+  int64_t kv_stride = 0;
+
+  static QkvRows Dense(void* q, void* k, const void* v, int32_t num_heads, int32_t num_kv_heads,
+                       int32_t head_dim) {
+    return {q, k, v, static_cast<int64_t>(num_heads) * head_dim,
+            static_cast<int64_t>(num_kv_heads) * head_dim};
+  }
+};
+
 }  // namespace cohost::kernels
