@@ -2,8 +2,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
+#include "absl/strings/str_format.h"
+#include "common/status_macros.h"
+#include "runtime/engine/loaded_model.h"
 #include "runtime/model/model.h"
+#include "scheduler/device_budget.h"
 
 namespace cohost::scheduler {
 
@@ -64,6 +69,53 @@ std::vector<DeviceMemoryPlan> PlanDeviceMemory(absl::Span<const DeviceRoom> devi
     plans[i].kv_pool_bytes = budget - plans[i].weights_budget_bytes;
   }
   return plans;
+}
+
+absl::StatusOr<std::vector<DeviceSetup>> SplitDeviceBudgets(absl::Span<const DeviceHandle> devices,
+                                                            std::vector<ModelSpec>& models,
+                                                            const MemorySplitOptions& options) {
+  if (devices.empty()) return absl::InvalidArgumentError("no devices");
+  std::vector<DeviceRoom> rooms;
+  for (const DeviceHandle& d : devices) {
+    ASSIGN_OR_RETURN(const int64_t budget, DeviceMemoryBudget(*d.backend, options.cpu_memory_bytes,
+                                                              options.gpu_fraction));
+    DeviceRoom& room = rooms.emplace_back();
+    room.name = d.id;
+    room.budget_bytes = budget;
+  }
+  const kernels::Backend& kind = *devices[0].backend;
+  const bool planned =
+      !options.kv_pool_bytes.has_value() && kind.kind() != kernels::BackendKind::kCpu;
+  std::vector<DeviceMemoryPlan> plans;
+  if (planned) {
+    std::vector<ModelDemand> demands;
+    for (const ModelSpec& spec : models) {
+      absl::StatusOr<runtime::ModelDescription> d = runtime::DescribeModel(spec.path);
+      if (!d.ok()) continue;
+      demands.push_back({spec.name,
+                         ExpectedFootprint(options.footprints, spec.path, d->config, kind,
+                                           options.engine, options.keep_quantized)
+                             .bytes,
+                         0, spec.device});
+    }
+    plans = PlanDeviceMemory(rooms, demands);
+  }
+  std::vector<DeviceSetup> setups;
+  int64_t smallest_pool = std::numeric_limits<int64_t>::max();
+  for (size_t i = 0; i < devices.size(); ++i) {
+    const int64_t budget = rooms[i].budget_bytes;
+    const int64_t kv =
+        planned ? plans[i].kv_pool_bytes : options.kv_pool_bytes.value_or(kDefaultCpuKvPoolBytes);
+    if (budget <= kv) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "%s: its memory budget of %d MB leaves nothing for weights beside a %d MB KV pool",
+          devices[i].id, budget >> 20, kv >> 20));
+    }
+    setups.push_back({devices[i].backend, devices[i].id, kv, budget - kv});
+    smallest_pool = std::min(smallest_pool, kv);
+  }
+  RETURN_IF_ERROR(FillDefaultKvCaps(models, smallest_pool));
+  return setups;
 }
 
 }  // namespace cohost::scheduler

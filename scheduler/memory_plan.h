@@ -6,14 +6,18 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "cohost/kernels/backend.h"
 #include "runtime/engine/engine.h"
 #include "runtime/loader/model_config.h"
+#include "scheduler/device.h"
 #include "scheduler/footprint_record.h"
+#include "scheduler/model_config_file.h"
 #include "scheduler/placement.h"
 
 namespace cohost::scheduler {
@@ -60,5 +64,33 @@ struct DeviceMemoryPlan {
 // does.
 std::vector<DeviceMemoryPlan> PlanDeviceMemory(absl::Span<const DeviceRoom> devices,
                                                absl::Span<const ModelDemand> models);
+
+// What start-up knows of the memory it may use.
+struct MemorySplitOptions {
+  std::optional<int64_t> cpu_memory_bytes;  // --cpu-memory-mb
+  double gpu_fraction = 0.9;                // --gpu-memory-fraction
+  // --kv-cache-mb: every device's pool; nullopt: the CPU's is
+  // kDefaultCpuKvPoolBytes, a GPU's is planned (PlanDeviceMemory).
+  std::optional<int64_t> kv_pool_bytes;
+  runtime::EngineConfig engine;  // the step shape sizes the workspace
+  const FootprintRecord* footprints = nullptr;
+  bool keep_quantized = false;  // the weights policy's
+};
+
+inline constexpr int64_t kDefaultCpuKvPoolBytes = int64_t{256} << 20;
+
+// Each device's budget (DeviceMemoryBudget) split between its KV pool and the
+// models' weights, as MemorySplitOptions says; the models' default KV caps
+// then follow the smallest pool (FillDefaultKvCaps). A model whose file
+// cannot be read plans nothing (registering it says why). INVALID_ARGUMENT
+// when a device's pool leaves nothing for weights, or the models' floors do
+// not fit; the budget's own errors. `devices` are all of one kind.
+struct DeviceHandle {
+  std::string id;  // "cpu", "cuda:N"
+  kernels::Backend* backend = nullptr;
+};
+absl::StatusOr<std::vector<DeviceSetup>> SplitDeviceBudgets(absl::Span<const DeviceHandle> devices,
+                                                            std::vector<ModelSpec>& models,
+                                                            const MemorySplitOptions& options);
 
 }  // namespace cohost::scheduler

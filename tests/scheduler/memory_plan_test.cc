@@ -1,15 +1,25 @@
 // PlanDeviceMemory as tables: devices' budgets and the configured models'
 // footprints in, each device's KV pool, weights budget and planned models out.
+// SplitDeviceBudgets over a model file, on a backend that says it is a GPU.
 
 #include "scheduler/memory_plan.h"
 
+#include <cmath>
+#include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "runtime/engine/loaded_model.h"
+#include "runtime/model/model.h"
+#include "tests/runtime/loader/loader_test_util.h"
+#include "tests/runtime/loader/tiny_gguf_model.h"
+#include "tests/support/forwarding_backend.h"
 
 namespace cohost::scheduler {
 namespace {
@@ -90,6 +100,127 @@ TEST(PlanDeviceMemoryTest, TheKvFloorRoundsUp) {
   EXPECT_EQ(plans[0].kv_pool_bytes, 101);
   EXPECT_EQ(plans[0].weights_budget_bytes, 900);
   EXPECT_THAT(plans[0].models, ElementsAreArray({"a"}));
+}
+
+// The CPU's ops behind a CUDA device's budget rule: `free` bytes free.
+class FakeGpu final : public cohost::testing::ForwardingBackend {
+ public:
+  explicit FakeGpu(int64_t free) : ForwardingBackend(kernels::MakeCpuBackend(1)), free_(free) {}
+  kernels::BackendKind kind() const override { return kernels::BackendKind::kCuda; }
+  kernels::BackendCaps Caps() const override {
+    kernels::BackendCaps caps = inner().Caps();
+    caps.free_memory = static_cast<size_t>(free_);
+    caps.device_name = "fake GPU";
+    return caps;
+  }
+
+ private:
+  int64_t free_;
+};
+
+class SplitDeviceBudgetsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    path_ = runtime::testing::TempPath("memory_plan_model.gguf");
+    runtime::testing::WriteFile(path_, runtime::testing::MakeTinyModel().writer.Build());
+    absl::StatusOr<runtime::ModelDescription> d = runtime::DescribeModel(path_);
+    ASSERT_TRUE(d.ok()) << d.status();
+    const runtime::StepSchedulerConfig& sc = options_.engine.step_scheduler;
+    footprint_ = static_cast<int64_t>(
+        runtime::Model::PredictWeightsBytes(d->config, kernels::DType::kF32) +
+        runtime::Model::PredictWorkspaceBytes(d->config, kernels::DType::kF32,
+                                              sc.max_tokens_per_step, sc.max_num_seqs));
+    ASSERT_GT(footprint_, 0);
+  }
+  void TearDown() override { std::filesystem::remove(path_); }
+
+  std::vector<ModelSpec> Models(const std::vector<std::string>& paths) {
+    std::vector<ModelSpec> models;
+    for (size_t i = 0; i < paths.size(); ++i) {
+      ModelSpec& m = models.emplace_back();
+      m.name = absl::StrCat("m", i);
+      m.path = paths[i];
+    }
+    return models;
+  }
+
+  std::string path_;
+  int64_t footprint_ = 0;
+  MemorySplitOptions options_;
+};
+
+TEST_F(SplitDeviceBudgetsTest, AGpusPoolIsWhatItsBudgetLeavesOnceTheModelsAreIn) {
+  FakeGpu gpu(int64_t{1} << 30);
+  options_.gpu_fraction = 0.5;
+  std::vector<ModelSpec> models = Models({path_, path_});
+  absl::StatusOr<std::vector<DeviceSetup>> setups =
+      SplitDeviceBudgets({{"cuda:0", &gpu}}, models, options_);
+  ASSERT_TRUE(setups.ok()) << setups.status();
+  ASSERT_EQ(setups->size(), 1u);
+  const int64_t budget = int64_t{1} << 29;
+  EXPECT_EQ((*setups)[0].weights_budget_bytes, 2 * footprint_);
+  EXPECT_EQ((*setups)[0].kv_pool_bytes, budget - 2 * footprint_);
+  EXPECT_EQ((*setups)[0].id, "cuda:0");
+  // Without floors, each model may take the whole pool.
+  for (const ModelSpec& m : models) EXPECT_EQ(m.kv_cap_bytes, budget - 2 * footprint_);
+}
+
+TEST_F(SplitDeviceBudgetsTest, TheOperatorsPoolSizeWins) {
+  FakeGpu gpu(int64_t{1} << 30);
+  options_.kv_pool_bytes = int64_t{100} << 20;
+  std::vector<ModelSpec> models = Models({path_});
+  absl::StatusOr<std::vector<DeviceSetup>> setups =
+      SplitDeviceBudgets({{"cuda:0", &gpu}}, models, options_);
+  ASSERT_TRUE(setups.ok()) << setups.status();
+  const auto budget = static_cast<int64_t>(std::floor((int64_t{1} << 30) * 0.9));
+  EXPECT_EQ((*setups)[0].kv_pool_bytes, int64_t{100} << 20);
+  EXPECT_EQ((*setups)[0].weights_budget_bytes, budget - (int64_t{100} << 20));
+}
+
+TEST_F(SplitDeviceBudgetsTest, TheCpuKeepsItsDefaultPool) {
+  std::unique_ptr<kernels::Backend> cpu = kernels::MakeCpuBackend(1);
+  options_.cpu_memory_bytes = int64_t{1} << 30;
+  std::vector<ModelSpec> models = Models({path_});
+  absl::StatusOr<std::vector<DeviceSetup>> setups =
+      SplitDeviceBudgets({{"cpu", cpu.get()}}, models, options_);
+  ASSERT_TRUE(setups.ok()) << setups.status();
+  EXPECT_EQ((*setups)[0].kv_pool_bytes, kDefaultCpuKvPoolBytes);
+  EXPECT_EQ((*setups)[0].weights_budget_bytes, (int64_t{1} << 30) - kDefaultCpuKvPoolBytes);
+}
+
+TEST_F(SplitDeviceBudgetsTest, AnUnreadableModelPlansNothing) {
+  FakeGpu gpu(int64_t{1} << 30);
+  options_.gpu_fraction = 0.5;
+  std::vector<ModelSpec> models = Models({path_ + ".missing"});
+  absl::StatusOr<std::vector<DeviceSetup>> setups =
+      SplitDeviceBudgets({{"cuda:0", &gpu}}, models, options_);
+  ASSERT_TRUE(setups.ok()) << setups.status();
+  const int64_t budget = int64_t{1} << 29;
+  const auto kv = static_cast<int64_t>(std::ceil(static_cast<double>(budget) * kMinKvShare));
+  EXPECT_EQ((*setups)[0].kv_pool_bytes, kv);
+  EXPECT_EQ((*setups)[0].weights_budget_bytes, budget - kv);
+}
+
+TEST_F(SplitDeviceBudgetsTest, APoolThatLeavesNothingForWeightsIsRefused) {
+  std::unique_ptr<kernels::Backend> cpu = kernels::MakeCpuBackend(1);
+  options_.cpu_memory_bytes = int64_t{64} << 20;
+  options_.kv_pool_bytes = int64_t{64} << 20;
+  std::vector<ModelSpec> models = Models({path_});
+  absl::StatusOr<std::vector<DeviceSetup>> setups =
+      SplitDeviceBudgets({{"cpu", cpu.get()}}, models, options_);
+  EXPECT_EQ(setups.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(setups.status().message()),
+              ::testing::HasSubstr("cpu: its memory budget of 64 MB leaves nothing for weights"));
+}
+
+TEST_F(SplitDeviceBudgetsTest, FloorsThatDoNotFitThePlannedPoolAreRefused) {
+  FakeGpu gpu(int64_t{1} << 30);
+  std::vector<ModelSpec> models = Models({path_});
+  models[0].kv_floor_bytes = int64_t{1} << 30;
+  absl::StatusOr<std::vector<DeviceSetup>> setups =
+      SplitDeviceBudgets({{"cuda:0", &gpu}}, models, options_);
+  EXPECT_EQ(setups.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(setups.status().message()), ::testing::HasSubstr("kv_floor_mb"));
 }
 
 }  // namespace

@@ -13,7 +13,6 @@
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
-#include <limits>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -27,7 +26,6 @@
 #include "cohost/kernels/backend.h"
 #include "cohost/kernels/cpu_info.h"
 #include "common/status_macros.h"
-#include "scheduler/device_budget.h"
 #include "scheduler/footprint_record.h"
 #include "scheduler/memory_plan.h"
 #include "scheduler/model_config_file.h"
@@ -95,7 +93,7 @@ struct ServeConfig {
   scheduler::RouterOptions router;
   std::optional<int64_t> cpu_memory_bytes;
   double gpu_fraction = 0.9;
-  bool kv_pool_given = false;  // --kv-cache-mb
+  std::optional<int64_t> kv_pool_bytes;  // --kv-cache-mb
   server::ServerOptions server;
   int metrics_port = 9090;
   std::optional<int> http_port;  // the OpenAI API; off when unset
@@ -171,62 +169,8 @@ absl::StatusOr<ServeConfig> ConfigFromArgs(const ParsedArgs& args) {
   absl::StatusOr<runtime::EngineConfig> engine = EngineConfigFromArgs(args);
   if (!engine.ok()) return engine.status();
   c.engine = *engine;
-  c.kv_pool_given = args.Has("kv-cache-mb");
+  if (args.Has("kv-cache-mb")) c.kv_pool_bytes = c.engine.kv_cache_bytes;
   return c;
-}
-
-// Each device's budget, split between its KV pool and the models' weights:
-// the pool --kv-cache-mb names (also the CPU's default, 256 MB); on a GPU
-// without it, what the budget leaves once the configured models are in
-// (scheduler::PlanDeviceMemory). Then the models' default KV caps, against
-// the smallest pool.
-absl::StatusOr<std::vector<scheduler::DeviceSetup>> SplitBudgets(
-    const std::vector<DeviceBackend>& backends, ServeConfig& config) {
-  std::vector<scheduler::DeviceRoom> rooms;
-  for (const DeviceBackend& d : backends) {
-    ASSIGN_OR_RETURN(
-        const int64_t budget,
-        scheduler::DeviceMemoryBudget(*d.backend, config.cpu_memory_bytes, config.gpu_fraction));
-    scheduler::DeviceRoom& room = rooms.emplace_back();
-    room.name = d.id;
-    room.budget_bytes = budget;
-  }
-  const bool planned =
-      !config.kv_pool_given && backends[0].backend->kind() != kernels::BackendKind::kCpu;
-  std::vector<scheduler::DeviceMemoryPlan> plans;
-  if (planned) {
-    // A model whose file cannot be read takes nothing here; registering it
-    // reports why.
-    std::vector<scheduler::ModelDemand> demands;
-    for (const scheduler::ModelSpec& spec : config.models) {
-      absl::StatusOr<runtime::ModelDescription> d = runtime::DescribeModel(spec.path);
-      if (!d.ok()) continue;
-      demands.push_back(
-          {spec.name,
-           scheduler::ExpectedFootprint(config.router.footprints.get(), spec.path, d->config,
-                                        *backends[0].backend, config.engine,
-                                        config.router.weights.keep_quantized)
-               .bytes,
-           0, spec.device});
-    }
-    plans = scheduler::PlanDeviceMemory(rooms, demands);
-  }
-  std::vector<scheduler::DeviceSetup> devices;
-  int64_t smallest_pool = std::numeric_limits<int64_t>::max();
-  for (size_t i = 0; i < backends.size(); ++i) {
-    const int64_t budget = rooms[i].budget_bytes;
-    const int64_t kv = planned ? plans[i].kv_pool_bytes : config.engine.kv_cache_bytes;
-    if (budget <= kv) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "%s: its memory budget of %d MB leaves nothing for weights beside a %d MB KV pool",
-          backends[i].id, budget >> 20, kv >> 20));
-    }
-    devices.push_back({backends[i].backend.get(), backends[i].id, kv, budget - kv});
-    smallest_pool = std::min(smallest_pool, kv);
-  }
-  RETURN_IF_ERROR(scheduler::FillDefaultKvCaps(config.models, smallest_pool));
-  config.server.configured_models = config.models;
-  return devices;
 }
 
 // The live per-model values /metrics shows, read from the engines at scrape time.
@@ -368,8 +312,14 @@ int ServeCommand(int argc, char** argv) {
   // Destroyed in reverse order: servers, then the router (stopping engines,
   // whose sinks still report to metrics), then metrics.
   server::ServerMetrics metrics;
-  absl::StatusOr<std::vector<scheduler::DeviceSetup>> devices = SplitBudgets(*backends, *config);
+  std::vector<scheduler::DeviceHandle> handles;
+  for (const DeviceBackend& d : *backends) handles.push_back({d.id, d.backend.get()});
+  absl::StatusOr<std::vector<scheduler::DeviceSetup>> devices = scheduler::SplitDeviceBudgets(
+      handles, config->models,
+      {config->cpu_memory_bytes, config->gpu_fraction, config->kv_pool_bytes, config->engine,
+       config->router.footprints.get(), config->router.weights.keep_quantized});
   if (!devices.ok()) return Fail(devices.status());
+  config->server.configured_models = config->models;
   config->router.on_load = [&metrics](const std::string& model, bool ok, double seconds) {
     metrics.RecordModelLoad(model, ok, seconds);
   };
