@@ -104,8 +104,9 @@ absl::StatusOr<std::vector<DeviceSetup>> SplitDeviceBudgets(absl::Span<const Dev
   int64_t smallest_pool = std::numeric_limits<int64_t>::max();
   for (size_t i = 0; i < devices.size(); ++i) {
     const int64_t budget = rooms[i].budget_bytes;
-    const int64_t kv =
-        planned ? plans[i].kv_pool_bytes : options.kv_pool_bytes.value_or(kDefaultCpuKvPoolBytes);
+    const int64_t kv = planned
+                           ? plans[i].kv_pool_bytes
+                           : options.kv_pool_bytes.value_or(runtime::EngineConfig().kv_cache_bytes);
     if (budget <= kv) {
       return absl::InvalidArgumentError(absl::StrFormat(
           "%s: its memory budget of %d MB leaves nothing for weights beside a %d MB KV pool",

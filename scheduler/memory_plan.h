@@ -70,14 +70,12 @@ struct MemorySplitOptions {
   std::optional<int64_t> cpu_memory_bytes;  // --cpu-memory-mb
   double gpu_fraction = 0.9;                // --gpu-memory-fraction
   // --kv-cache-mb: every device's pool; nullopt: the CPU's is
-  // kDefaultCpuKvPoolBytes, a GPU's is planned (PlanDeviceMemory).
+  // EngineConfig's default, a GPU's is planned (PlanDeviceMemory).
   std::optional<int64_t> kv_pool_bytes;
   runtime::EngineConfig engine;  // the step shape sizes the workspace
   const FootprintRecord* footprints = nullptr;
   bool keep_quantized = false;  // the weights policy's
 };
-
-inline constexpr int64_t kDefaultCpuKvPoolBytes = int64_t{256} << 20;
 
 // Each device's budget (DeviceMemoryBudget) split between its KV pool and the
 // models' weights, as MemorySplitOptions says; the models' default KV caps

@@ -184,8 +184,10 @@ TEST_F(SplitDeviceBudgetsTest, TheCpuKeepsItsDefaultPool) {
   absl::StatusOr<std::vector<DeviceSetup>> setups =
       SplitDeviceBudgets({{"cpu", cpu.get()}}, models, options_);
   ASSERT_TRUE(setups.ok()) << setups.status();
-  EXPECT_EQ((*setups)[0].kv_pool_bytes, kDefaultCpuKvPoolBytes);
-  EXPECT_EQ((*setups)[0].weights_budget_bytes, (int64_t{1} << 30) - kDefaultCpuKvPoolBytes);
+  const int64_t pool = runtime::EngineConfig().kv_cache_bytes;
+  EXPECT_EQ(pool, int64_t{256} << 20);
+  EXPECT_EQ((*setups)[0].kv_pool_bytes, pool);
+  EXPECT_EQ((*setups)[0].weights_budget_bytes, (int64_t{1} << 30) - pool);
 }
 
 TEST_F(SplitDeviceBudgetsTest, AnUnreadableModelPlansNothing) {

@@ -142,7 +142,7 @@ absl::StatusOr<runtime::EngineConfig> EngineConfigFromArgs(const ParsedArgs& arg
   runtime::EngineConfig c;
   absl::StatusOr<std::optional<int64_t>> mb = args.GetInt("kv-cache-mb", 1, int64_t{1} << 20);
   if (!mb.ok()) return mb.status();
-  c.kv_cache_bytes = mb->value_or(256) << 20;
+  if (mb->has_value()) c.kv_cache_bytes = **mb << 20;
   absl::StatusOr<std::optional<int64_t>> tokens = args.GetInt("max-batch-tokens", 1, 1 << 20);
   if (!tokens.ok()) return tokens.status();
   c.step_scheduler.max_tokens_per_step = static_cast<int32_t>(tokens->value_or(512));
