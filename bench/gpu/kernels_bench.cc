@@ -301,9 +301,19 @@ class Bench {
     const double kv =
         static_cast<double>(batch) * context * kvw * 2.0 * DTypeSize(be_->kv_dtype()) * s.layers;
     const double flops = 2.0 * batch * (weights / elem);
-    Row("decode step",
-        absl::StrFormat("batch %d at %d tokens, %d layers", batch, context, s.layers), t,
-        weights + kv, flops);
+    const std::string what =
+        absl::StrFormat("batch %d at %d tokens, %d layers", batch, context, s.layers);
+    Row("decode step", what, t, weights + kv, flops);
+    // The same step as one captured graph (what --cuda-graphs runs): the
+    // difference is the launches' cost. The eager runs above grew the scratch.
+    absl::StatusOr<std::unique_ptr<OpGraph>> graph = be_->Capture(step);
+    if (!graph.ok()) {
+      std::printf("| decode step (graph) | %s | not captured: %s | | |\n", what.c_str(),
+                  std::string(graph.status().message()).c_str());
+      return;
+    }
+    const double tg = Time([&] { Check((*graph)->Launch(), "graph launch"); });
+    Row("decode step (graph)", what, tg, weights + kv, flops);
   }
 
   void Run() {

@@ -231,6 +231,34 @@ class CudaBackend final : public Backend {
     return absl::OkStatus();
   }
 
+  absl::StatusOr<std::unique_ptr<OpGraph>> Capture(const std::function<void()>& issue) override {
+    RETURN_IF_ERROR(Enter());
+    // Thread-local: another thread's allocations (a model loading) do not
+    // break this capture.
+    RETURN_IF_ERROR(CudaStatus(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal),
+                               "cudaStreamBeginCapture"));
+    capturing_ = true;
+    issue();
+    capturing_ = false;
+    cudaGraph_t graph = nullptr;
+    absl::Status s = CudaStatus(cudaStreamEndCapture(stream_, &graph), "cudaStreamEndCapture");
+    // Nothing ran: an op refused while recording is this capture's failure,
+    // not the device's.
+    absl::Status recorded;
+    swap(recorded, first_error_);
+    s.Update(recorded);
+    cudaGraphExec_t exec = nullptr;
+    if (s.ok()) s.Update(CudaStatus(cudaGraphInstantiate(&exec, graph, 0), "cudaGraphInstantiate"));
+    if (graph != nullptr) cudaGraphDestroy(graph);
+    cudaGetLastError();
+    if (!s.ok()) {
+      return absl::FailedPreconditionError(absl::StrCat("capture refused: ", s.message()));
+    }
+    return std::unique_ptr<OpGraph>(new Graph(this, exec));
+  }
+
+  uint64_t capture_epoch() const override { return capture_epoch_; }
+
   absl::Status Synchronize() override {
     Record(CudaStatus(cudaSetDevice(device_), "cudaSetDevice"));
     Record(CudaStatus(cudaStreamSynchronize(stream_), "cudaStreamSynchronize"));
@@ -393,6 +421,12 @@ class CudaBackend final : public Backend {
   // has no memory for it.
   bool GrowScratch(size_t bytes) {
     if (bytes <= scratch_bytes_) return true;
+    if (capturing_) {
+      // A graph must not own the scratch: the eager step before a capture
+      // grows it.
+      Record(absl::FailedPreconditionError("the op scratch must grow before a capture"));
+      return false;
+    }
     size_t want = std::max(bytes, 2 * scratch_bytes_);
     void* fresh = nullptr;
     while (cudaMallocAsync(&fresh, want, stream_) != cudaSuccess) {
@@ -403,8 +437,29 @@ class CudaBackend final : public Backend {
     if (scratch_ != nullptr) Record(CudaStatus(cudaFreeAsync(scratch_, stream_), "cudaFreeAsync"));
     scratch_ = fresh;
     scratch_bytes_ = want;
+    ++capture_epoch_;
     return true;
   }
+
+  // A captured graph, instantiated; launched on the backend's stream.
+  class Graph final : public OpGraph {
+   public:
+    Graph(CudaBackend* backend, cudaGraphExec_t exec) : backend_(backend), exec_(exec) {}
+    ~Graph() override {
+      cudaSetDevice(backend_->device_);
+      cudaGraphExecDestroy(exec_);
+      cudaGetLastError();
+    }
+    absl::Status Launch() override {
+      RETURN_IF_ERROR(backend_->Enter());
+      backend_->Record(CudaStatus(cudaGraphLaunch(exec_, backend_->stream_), "cudaGraphLaunch"));
+      return backend_->first_error_;
+    }
+
+   private:
+    CudaBackend* backend_;
+    cudaGraphExec_t exec_;
+  };
 
   // Keeps the first error only (Status::Update ignores later ones).
   void Record(const absl::Status& s) { first_error_.Update(s); }
@@ -433,6 +488,8 @@ class CudaBackend final : public Backend {
   int32_t num_sms_ = 0;      // what the attention plan fills
   void* scratch_ = nullptr;  // ops' workspace (attention's split-K partials)
   size_t scratch_bytes_ = 0;
+  uint64_t capture_epoch_ = 0;  // bumped when scratch_ moves
+  bool capturing_ = false;      // inside Capture's issue()
 };
 
 // A backend on `device` (current) with a stream and cuBLAS handle of its own.

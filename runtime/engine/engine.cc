@@ -164,6 +164,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(Model* model, const Token
   // The activations of the largest step, now: the model's footprint is
   // known once its engine exists, and no step allocates.
   RETURN_IF_ERROR(model->ReserveWorkspace(sc.max_tokens_per_step, sc.max_num_seqs));
+  model->EnableDecodeGraphs(config.decode_graphs);
   std::unique_ptr<Engine> engine(new Engine(model, tokenizer, config));
   // A shared pool starts with no memory and grows a group at a time; a fixed
   // one is one group, backed now.

@@ -34,6 +34,9 @@ struct EngineConfig {
   int64_t kv_cache_bytes = int64_t{256} << 20;
   int32_t num_kv_blocks = 0;
   bool enable_prefix_caching = true;
+  // Decode steps run from captured graphs where the backend captures ops
+  // (CUDA graphs: one launch a step; Model::EnableDecodeGraphs).
+  bool decode_graphs = false;
   // Null: the whole pool is backed at Create and never changes. Otherwise the
   // engine shares its device's KV memory: it starts with none, backs a group
   // of blocks (at least kv_group_min_bytes) at a time as it needs one, and

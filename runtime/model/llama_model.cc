@@ -4,6 +4,7 @@
 #include "runtime/model/llama_model.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 
 #include "absl/strings/str_format.h"
@@ -15,6 +16,9 @@ namespace {
 // Activation buffers start here and double when a larger batch arrives.
 constexpr int32_t kInitialTokens = 64;
 constexpr int32_t kInitialSamples = 8;
+// A captured decode step's block tables hold at least this many entries per
+// sequence, and a power of two: a context grows through few shapes.
+constexpr int32_t kMinTableBucket = 16;
 }  // namespace
 
 kernels::WeightRef WeightMatrix::RowsFrom(int64_t row, size_t elem_size) const {
@@ -59,6 +63,11 @@ LlamaModel::LlamaModel(const ModelConfig& config, kernels::Backend* backend, Lla
   }
 }
 
+void LlamaModel::EnableDecodeGraphs(bool on) {
+  graphs_enabled_ = on;
+  graphs_.Clear();
+}
+
 size_t LlamaModel::workspace_bytes() const {
   size_t bytes = 0;
   for (const kernels::DeviceBuffer* b :
@@ -98,6 +107,9 @@ absl::Status LlamaModel::Reserve(int32_t num_tokens, int32_t num_samples) {
     b = *std::move(n);
     return absl::OkStatus();
   };
+  if (num_tokens > token_capacity_ || num_samples > sample_capacity_) {
+    graphs_.Clear();  // they point at the old buffers
+  }
   if (num_tokens > token_capacity_) {
     const int32_t cap =
         std::max({num_tokens, kInitialTokens, std::min(2 * token_capacity_, INT32_MAX / 2)});
@@ -128,21 +140,35 @@ absl::Status LlamaModel::Reserve(int32_t num_tokens, int32_t num_samples) {
   return absl::OkStatus();
 }
 
-absl::Status LlamaModel::UploadMetadata(const Batch& b, kernels::BatchLayout* layout,
-                                        const int32_t** ids, const int32_t** rows) {
+absl::Status LlamaModel::UploadMetadata(const Batch& b, int32_t table_width, int32_t context_bound,
+                                        kernels::BatchLayout* layout, const int32_t** ids,
+                                        const int32_t** rows) {
   // One int32 array: token_ids | positions | slot_mapping | seq_starts |
-  // context_lens | block_tables | sample_rows.
+  // context_lens | sample_rows | block_tables. The tables come last, so that
+  // every offset depends on the counts alone; each sequence's row is padded
+  // to table_width entries (the pad is never read: past its context).
   meta_host_.clear();
   size_t offsets[7];
-  const std::vector<int32_t>* parts[7] = {&b.token_ids,  &b.positions,    &b.slot_mapping,
-                                          &b.seq_starts, &b.context_lens, &b.block_tables,
-                                          &b.sample_rows};
-  for (int i = 0; i < 7; ++i) {
+  const std::vector<int32_t>* parts[6] = {&b.token_ids,  &b.positions,    &b.slot_mapping,
+                                          &b.seq_starts, &b.context_lens, &b.sample_rows};
+  for (int i = 0; i < 6; ++i) {
     offsets[i] = meta_host_.size();
     meta_host_.insert(meta_host_.end(), parts[i]->begin(), parts[i]->end());
   }
+  offsets[6] = meta_host_.size();
+  const int32_t width = b.max_blocks_per_seq;
+  if (table_width == width) {
+    meta_host_.insert(meta_host_.end(), b.block_tables.begin(), b.block_tables.end());
+  } else {
+    for (int32_t s = 0; s < b.num_seqs(); ++s) {
+      const auto row = b.block_tables.begin() + static_cast<ptrdiff_t>(s) * width;
+      meta_host_.insert(meta_host_.end(), row, row + width);
+      meta_host_.insert(meta_host_.end(), static_cast<size_t>(table_width - width), 0);
+    }
+  }
   const size_t bytes = meta_host_.size() * sizeof(int32_t);
   if (bytes > meta_.bytes()) {
+    graphs_.Clear();  // they point at the old array
     meta_.Reset();
     absl::StatusOr<kernels::DeviceBuffer> m =
         kernels::DeviceBuffer::Create(backend_, std::max<size_t>(bytes * 2, 4096));
@@ -158,18 +184,25 @@ absl::Status LlamaModel::UploadMetadata(const Batch& b, kernels::BatchLayout* la
   layout->slot_mapping = base + offsets[2];
   layout->seq_starts = base + offsets[3];
   layout->context_lens = base + offsets[4];
-  layout->block_tables = base + offsets[5];
-  *rows = base + offsets[6];
+  *rows = base + offsets[5];
+  layout->block_tables = base + offsets[6];
   layout->num_seqs = b.num_seqs();
   layout->num_tokens = b.num_tokens();
-  layout->max_blocks_per_seq = b.max_blocks_per_seq;
-  layout->max_query_len = 0;
-  for (int32_t s = 0; s < b.num_seqs(); ++s) {
-    layout->max_query_len = std::max(layout->max_query_len, b.seq_starts[s + 1] - b.seq_starts[s]);
-  }
-  layout->max_context_len =
-      b.context_lens.empty() ? 0 : *std::max_element(b.context_lens.begin(), b.context_lens.end());
+  layout->max_blocks_per_seq = table_width;
+  layout->max_query_len = MaxQueryLen(b);
+  layout->max_context_len = context_bound > 0 ? context_bound
+                            : b.context_lens.empty()
+                                ? 0
+                                : *std::max_element(b.context_lens.begin(), b.context_lens.end());
   return absl::OkStatus();
+}
+
+int32_t LlamaModel::MaxQueryLen(const Batch& b) {
+  int32_t longest = 0;
+  for (int32_t s = 0; s < b.num_seqs(); ++s) {
+    longest = std::max(longest, b.seq_starts[s + 1] - b.seq_starts[s]);
+  }
+  return longest;
 }
 
 absl::Status LlamaModel::Forward(const Batch& batch, KvCache& kv, std::vector<float>* logits) {
@@ -234,11 +267,33 @@ absl::Status LlamaModel::Run(const Batch& batch, KvCache& kv) {
   const int32_t S = static_cast<int32_t>(batch.sample_rows.size());
   if (T == 0) return absl::OkStatus();
   RETURN_IF_ERROR(Reserve(T, S));
-  kernels::BatchLayout layout;
-  const int32_t* ids = nullptr;
-  const int32_t* rows = nullptr;
-  RETURN_IF_ERROR(UploadMetadata(batch, &layout, &ids, &rows));
+  // A decode step (one new token per sequence) may run from a captured
+  // graph: its block tables are padded to a bucket and its attention planned
+  // for the bucket's context, so that a shape's ops see the same sizes at
+  // every step.
+  const bool captured = graphs_enabled_ && T == batch.num_seqs() && MaxQueryLen(batch) == 1;
+  const int32_t width =
+      captured ? std::max(kMinTableBucket, static_cast<int32_t>(std::bit_ceil(
+                                               static_cast<uint32_t>(batch.max_blocks_per_seq))))
+               : batch.max_blocks_per_seq;
+  Step step;
+  step.tokens = T;
+  step.samples = S;
+  RETURN_IF_ERROR(UploadMetadata(batch, width, captured ? width * kv.block_size() : 0, &step.layout,
+                                 &step.ids, &step.rows));
+  if (!captured) {
+    Issue(step, kv);
+    return absl::OkStatus();
+  }
+  return graphs_.Run(DecodeShape{T, S, width, kv.Layer(0).k}, [&] { Issue(step, kv); });
+}
 
+void LlamaModel::Issue(const Step& step, const KvCache& kv) {
+  const ModelConfig& c = config_;
+  const int32_t T = step.tokens, S = step.samples;
+  const kernels::BatchLayout& layout = step.layout;
+  const int32_t* ids = step.ids;
+  const int32_t* rows = step.rows;
   kernels::Backend& be = *backend_;
   const int32_t H = c.hidden_size, I = c.intermediate_size, hd = c.head_dim;
   const int32_t q_width = c.num_heads * hd, kv_width = c.num_kv_heads * hd;
@@ -303,7 +358,6 @@ absl::Status LlamaModel::Run(const Batch& batch, KvCache& kv) {
         w_.output.bytes() != 0 ? w_.output.Ref() : w_.token_embd.Ref();
     be.GemmToF32(sample_normed_.data(), lm_head, S, c.vocab_size, H, logits_.as<float>());
   }
-  return absl::OkStatus();
 }
 
 }  // namespace cohost::runtime

@@ -84,6 +84,8 @@ class LlamaModel final : public Model {
   absl::Status ForwardSample(const Batch& batch, KvCache& kv,
                              absl::Span<const kernels::SampleSpec> specs, std::vector<int32_t>* ids,
                              std::vector<float>* logits) override;
+  void EnableDecodeGraphs(bool on) override;
+  DecodeGraphStats decode_graph_stats() const override { return graphs_.stats(); }
 
   // Elements of activations per token, bytes per sampled row (activations of
   // `elem_size` bytes and fp32 logits), and the first capacity Reserve
@@ -98,11 +100,25 @@ class LlamaModel final : public Model {
   // The decoder on one batch, up to the fp32 logits of its sample rows in
   // logits_ (queued on the backend, not waited for).
   absl::Status Run(const Batch& batch, KvCache& kv);
+  // What a step's ops are given beyond the model's buffers: the same at every
+  // step of a captured shape.
+  struct Step {
+    int32_t tokens = 0, samples = 0;
+    kernels::BatchLayout layout;  // over meta_
+    const int32_t* ids = nullptr;
+    const int32_t* rows = nullptr;
+  };
+  // The step's ops, queued on the backend (or recorded, under Capture).
+  void Issue(const Step& step, const KvCache& kv);
+  static int32_t MaxQueryLen(const Batch& b);
   // logits_'s rows of the batch's sample rows, to the host.
   absl::Status CopyLogits(const Batch& batch, std::vector<float>* logits);
   // Copies the step's int32 metadata to the device in one transfer and points
-  // `layout`, `ids` and `rows` at it.
-  absl::Status UploadMetadata(const Batch& batch, kernels::BatchLayout* layout, const int32_t** ids,
+  // `layout`, `ids` and `rows` at it: block tables `table_width` entries per
+  // sequence (at least the batch's), and the attention planned for contexts
+  // up to `context_bound` (0: the batch's longest).
+  absl::Status UploadMetadata(const Batch& batch, int32_t table_width, int32_t context_bound,
+                              kernels::BatchLayout* layout, const int32_t** ids,
                               const int32_t** rows);
   // Byte offset `elems` elements of the compute dtype into `buf`.
   void* At(const kernels::DeviceBuffer& buf, int64_t elems) const {
@@ -120,8 +136,8 @@ class LlamaModel final : public Model {
   kernels::DeviceBuffer x_;       // [tokens, hidden] residual stream
   kernels::DeviceBuffer delta_;   // [tokens, hidden] output of the last sublayer
   kernels::DeviceBuffer normed_;  // [tokens, hidden]
-  // Planar q [tokens, num_heads * head_dim], then k and v [tokens, num_kv_heads *
-  // head_dim]; for one token that is exactly the row the fused QKV gemm writes.
+  // [tokens, (num_heads + 2 * num_kv_heads) * head_dim]: a row [q | k | v] per
+  // token, as the QKV product writes it (kernels::QkvRows).
   kernels::DeviceBuffer qkv_;
   kernels::DeviceBuffer attn_;                                     // [tokens, num_heads * head_dim]
   kernels::DeviceBuffer gate_up_;                                  // [tokens, 2 * inter]
@@ -132,6 +148,8 @@ class LlamaModel final : public Model {
   kernels::DeviceBuffer sample_specs_;                             // [samples] SampleSpec
   kernels::DeviceBuffer meta_;  // int32 step metadata, see UploadMetadata
   std::vector<int32_t> meta_host_;
+  bool graphs_enabled_ = false;
+  DecodeGraphs graphs_{backend_};
 };
 
 }  // namespace cohost::runtime

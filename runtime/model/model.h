@@ -11,6 +11,7 @@
 #include "runtime/loader/model_config.h"
 #include "runtime/loader/model_file.h"
 #include "runtime/model/batch.h"
+#include "runtime/model/decode_graphs.h"
 #include "runtime/model/kv_cache.h"
 
 namespace cohost::runtime {
@@ -65,6 +66,11 @@ class Model {
   virtual absl::Status ForwardSample(const Batch& batch, KvCache& kv,
                                      absl::Span<const kernels::SampleSpec> specs,
                                      std::vector<int32_t>* ids, std::vector<float>* logits) = 0;
+
+  // Decode steps (one new token per sequence) run from captured graphs
+  // (DecodeGraphs) where the backend captures ops; off by default.
+  virtual void EnableDecodeGraphs(bool on) = 0;
+  virtual DecodeGraphStats decode_graph_stats() const = 0;
 };
 
 }  // namespace cohost::runtime

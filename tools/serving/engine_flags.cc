@@ -30,6 +30,9 @@ std::vector<FlagSpec> EngineFlagSpecs() {
       {"max-seqs", "N", "sequences per engine step (default 64)"},
       {"no-chunked-prefill", "", "admit a prompt only whole, in one step"},
       {"no-prefix-cache", "", "disable automatic prefix caching"},
+      {"cuda-graphs", "",
+       "run decode steps as captured CUDA graphs, one launch a step instead of one per op "
+       "(off by default until measured on a GPU; no effect on the CPU)"},
       {"cpu-precision", "MODE",
        "CPU weights: int8 (default: a GGUF's quantized matrices stay in their blocks, "
        "activations in int8, as llama.cpp computes; about the file's size in memory) or "
@@ -143,6 +146,7 @@ absl::StatusOr<runtime::EngineConfig> EngineConfigFromArgs(const ParsedArgs& arg
   absl::StatusOr<std::optional<int64_t>> mb = args.GetInt("kv-cache-mb", 1, int64_t{1} << 20);
   if (!mb.ok()) return mb.status();
   if (mb->has_value()) c.kv_cache_bytes = **mb << 20;
+  c.decode_graphs = args.Has("cuda-graphs");
   absl::StatusOr<std::optional<int64_t>> tokens = args.GetInt("max-batch-tokens", 1, 1 << 20);
   if (!tokens.ok()) return tokens.status();
   c.step_scheduler.max_tokens_per_step = static_cast<int32_t>(tokens->value_or(512));

@@ -1,11 +1,13 @@
 // The decoder on CUDA against the CPU's fp32 reference: random-weight models of
 // the head sizes the CUDA kernels take (64 and 128, GQA), through a chunked
-// prefill and decode steps, one context long enough for split-K attention.
+// prefill and decode steps, one context long enough for split-K attention;
+// decode steps eagerly and from captured CUDA graphs.
 // Skips visibly where no GPU is present; bench/gpu/check.sh runs it on one.
 #include <algorithm>
 #include <cmath>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "cohost/kernels/backend.h"
@@ -42,12 +44,12 @@ struct Side {
   }
 };
 
-class CudaModelTest : public ::testing::TestWithParam<Shape> {};
+class CudaModelTest : public ::testing::TestWithParam<std::tuple<Shape, bool>> {};
 
 TEST_P(CudaModelTest, LogitsFollowTheCpuReference) {
   absl::StatusOr<std::unique_ptr<kernels::Backend>> cuda = kernels::MakeCudaBackend(0);
   if (!cuda.ok()) GTEST_SKIP() << "no CUDA device: " << cuda.status();
-  const Shape& shape = GetParam();
+  const auto& [shape, graphs] = GetParam();
   testing::TinyModelOptions o;
   o.vocab_size = 320;
   o.max_position_embeddings = 1024;
@@ -64,6 +66,7 @@ TEST_P(CudaModelTest, LogitsFollowTheCpuReference) {
     absl::StatusOr<std::unique_ptr<Model>> m = Model::Create(file, side.backend.get());
     ASSERT_TRUE(m.ok()) << m.status();
     side.model = *std::move(m);
+    side.model->EnableDecodeGraphs(graphs);
     absl::StatusOr<std::unique_ptr<KvCache>> kv =
         KvCache::Create(side.backend.get(), file.config, 1024 / kBlock + 1, kBlock);
     ASSERT_TRUE(kv.ok()) << kv.status();
@@ -109,13 +112,20 @@ TEST_P(CudaModelTest, LogitsFollowTheCpuReference) {
     ++pos;
   }
   EXPECT_GE(agreeing, steps - 2) << "greedy tokens";
+  // One shape: its first step eager, the rest from its graph.
+  const DecodeGraphStats stats = sides[1].model->decode_graph_stats();
+  EXPECT_EQ(stats.captures, graphs ? 1 : 0);
+  EXPECT_EQ(stats.launches, graphs ? steps - 1 : 0);
+  EXPECT_EQ(stats.refusals, 0);
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, CudaModelTest,
-                         ::testing::Values(Shape{"hd64_gqa4", 256, 8, 2, 64},
-                                           Shape{"hd128_mqa", 512, 4, 1, 128}),
-                         [](const ::testing::TestParamInfo<Shape>& info) {
-                           return info.param.name;
+                         ::testing::Combine(::testing::Values(Shape{"hd64_gqa4", 256, 8, 2, 64},
+                                                              Shape{"hd128_mqa", 512, 4, 1, 128}),
+                                            ::testing::Bool()),
+                         [](const ::testing::TestParamInfo<std::tuple<Shape, bool>>& info) {
+                           return std::get<0>(info.param).name +
+                                  (std::get<1>(info.param) ? "_graphs" : "_eager");
                          });
 
 }  // namespace

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -25,6 +26,16 @@ namespace cohost::kernels {
 enum class BackendKind : uint8_t { kCpu, kCuda };
 
 class DeviceBuffer;
+
+// Ops recorded to run again (a CUDA graph): Launch queues every op with the
+// arguments it was captured with (the same pointers and sizes; what they
+// point at as it is then). Owned by whoever captured it; the backend must
+// outlive it.
+class OpGraph {
+ public:
+  virtual ~OpGraph() = default;
+  virtual absl::Status Launch() = 0;
+};
 
 struct BackendCaps {
   DType compute_dtype = DType::kF32;
@@ -52,6 +63,20 @@ class Backend {
   // through the handle that made it, which must outlive it. nullptr: this
   // backend has nothing per model to separate (the CPU), use it directly.
   virtual absl::StatusOr<std::unique_ptr<Backend>> NewContext() { return nullptr; }
+
+  // Records the ops `issue` calls on this backend into an OpGraph instead of
+  // running them (nothing runs until Launch). An op refused while recording
+  // fails the capture, not the backend: the error is returned and the
+  // backend is as it was. `issue` may not copy, allocate or synchronize.
+  // UNIMPLEMENTED where the backend has nothing to gain (the CPU).
+  virtual absl::StatusOr<std::unique_ptr<OpGraph>> Capture(const std::function<void()>& issue) {
+    (void)issue;
+    return absl::UnimplementedError("this backend does not capture ops");
+  }
+  // Changes whenever memory that ops use internally moves (CUDA: the op
+  // scratch, grown for a larger attention plan): graphs captured before then
+  // hold stale pointers and must be dropped.
+  virtual uint64_t capture_epoch() const { return 0; }
 
   // Memory. Allocate returns RESOURCE_EXHAUSTED when the device is full.
   virtual absl::StatusOr<void*> Allocate(size_t bytes) = 0;

@@ -1,0 +1,155 @@
+// Captured decode steps (DecodeGraphs) against eager ones, on the CPU: the
+// same model on a backend with CUDA graphs' semantics (RecordingBackend: each
+// op's arguments frozen at capture, rerun on the data of the day) gives the
+// same logits, bit for bit, as it does eagerly, through contexts that grow
+// past a block-table bucket, batches that change size and a buffer that moves.
+#include <algorithm>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "cohost/kernels/backend.h"
+#include "gtest/gtest.h"
+#include "runtime/model/batch.h"
+#include "runtime/model/kv_cache.h"
+#include "runtime/model/model.h"
+#include "tests/support/recording_backend.h"
+#include "tests/support/tiny_model.h"
+
+namespace cohost::runtime {
+namespace {
+
+constexpr int32_t kBlock = 4;
+constexpr int32_t kPagesPerSeq = 40;  // 160 tokens: past the 16-entry bucket at 64
+
+// A sequence's K/V in pages first_page, first_page + 1, ...
+struct Seq {
+  int32_t first_page = 0;
+  int32_t len = 0;
+};
+
+// Each (sequence, new tokens) pair advanced; the last new token of each samples.
+Batch Advance(const std::vector<std::pair<Seq*, std::vector<int32_t>>>& parts) {
+  Batch b;
+  b.seq_starts = {0};
+  for (const auto& [seq, tokens] : parts) {
+    b.max_blocks_per_seq =
+        std::max(b.max_blocks_per_seq,
+                 (seq->len + static_cast<int32_t>(tokens.size()) + kBlock - 1) / kBlock);
+  }
+  for (const auto& [seq, tokens] : parts) {
+    for (int32_t t : tokens) {
+      const int32_t pos = seq->len++;
+      b.token_ids.push_back(t);
+      b.positions.push_back(pos);
+      b.slot_mapping.push_back((seq->first_page + pos / kBlock) * kBlock + pos % kBlock);
+    }
+    b.sample_rows.push_back(b.num_tokens() - 1);
+    b.seq_starts.push_back(b.num_tokens());
+    b.context_lens.push_back(seq->len);
+    for (int32_t p = 0; p < b.max_blocks_per_seq; ++p)
+      b.block_tables.push_back(seq->first_page + p);
+  }
+  return b;
+}
+
+// One model with its own cache; `seqs` mirror the other side's.
+struct Side {
+  std::unique_ptr<kernels::Backend> backend;
+  std::unique_ptr<Model> model;
+  std::unique_ptr<KvCache> kv;
+  std::vector<Seq> seqs;
+
+  void Open(const ModelFile& file, std::unique_ptr<kernels::Backend> be, bool graphs) {
+    backend = std::move(be);
+    absl::StatusOr<std::unique_ptr<Model>> m = Model::Create(file, backend.get());
+    ASSERT_TRUE(m.ok()) << m.status();
+    model = *std::move(m);
+    model->EnableDecodeGraphs(graphs);
+    absl::StatusOr<std::unique_ptr<KvCache>> c =
+        KvCache::Create(backend.get(), file.config, 3 * kPagesPerSeq + 1, kBlock);
+    ASSERT_TRUE(c.ok()) << c.status();
+    kv = *std::move(c);
+    for (int32_t s = 0; s < 3; ++s) seqs.push_back({1 + s * kPagesPerSeq, 0});
+  }
+
+  // Sequences `which` advanced by their tokens; the sampled rows' logits.
+  std::vector<float> Step(const std::vector<int32_t>& which,
+                          const std::vector<std::vector<int32_t>>& tokens) {
+    std::vector<std::pair<Seq*, std::vector<int32_t>>> parts;
+    for (size_t i = 0; i < which.size(); ++i) parts.emplace_back(&seqs[which[i]], tokens[i]);
+    std::vector<float> logits;
+    absl::Status s = model->Forward(Advance(parts), *kv, &logits);
+    EXPECT_TRUE(s.ok()) << s;
+    return logits;
+  }
+};
+
+class DecodeGraphsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    testing::TinyModelOptions o;
+    o.max_position_embeddings = 4 * kPagesPerSeq * kBlock;
+    file_ = testing::MakeTinyModelFile(o);
+  }
+
+  // Prefills the three sequences (5, 9 and 2 tokens), then decodes greedily:
+  // all three, then the first two, then all three again, until the longest
+  // passes `decode_to` tokens. Every step's logits must be the same on both.
+  void RunBoth(Side& eager, Side& graphs, int32_t decode_to) {
+    const int32_t V = file_.config.vocab_size;
+    const std::vector<std::vector<int32_t>> prompts = {
+        {3, 1, 4, 1, 5}, {9, 2, 6, 5, 3, 5, 8, 9, 7}, {2, 7}};
+    std::vector<float> want = eager.Step({0, 1, 2}, prompts);
+    ASSERT_EQ(graphs.Step({0, 1, 2}, prompts), want);
+    std::vector<int32_t> next(3);
+    for (int32_t step = 0; eager.seqs[1].len < decode_to; ++step) {
+      const std::vector<int32_t> which =
+          step >= 20 && step < 30 ? std::vector<int32_t>{0, 1} : std::vector<int32_t>{0, 1, 2};
+      std::vector<std::vector<int32_t>> tokens;
+      for (size_t i = 0; i < which.size(); ++i) {
+        if (static_cast<size_t>(want.size()) >= (i + 1) * V) {
+          const auto row = want.begin() + static_cast<ptrdiff_t>(i * V);
+          next[which[i]] = static_cast<int32_t>(std::max_element(row, row + V) - row);
+        }
+        tokens.push_back({next[which[i]]});
+      }
+      want = eager.Step(which, tokens);
+      const std::vector<float> got = graphs.Step(which, tokens);
+      ASSERT_EQ(got, want) << "decode step " << step;
+    }
+  }
+
+  ModelFile file_;
+};
+
+TEST_F(DecodeGraphsTest, CapturedDecodeStepsGiveTheEagerLogits) {
+  Side eager, graphs;
+  eager.Open(file_, kernels::MakeCpuBackend(1), false);
+  auto recording = std::make_unique<cohost::testing::RecordingBackend>(kernels::MakeCpuBackend(1));
+  const cohost::testing::RecordingBackend* rec = recording.get();
+  graphs.Open(file_, std::move(recording), true);
+  RunBoth(eager, graphs, 100);
+  const DecodeGraphStats s = graphs.model->decode_graph_stats();
+  // Shapes: 3 sequences in a 16-entry table, 2 in one, 3 in a 32-entry one.
+  EXPECT_EQ(s.captures, 3);
+  EXPECT_EQ(rec->captures(), 3);
+  EXPECT_EQ(s.refusals, 0);
+  // Each shape runs eagerly once, then from its graph.
+  EXPECT_GE(s.launches, 80);
+  EXPECT_EQ(eager.model->decode_graph_stats().captures, 0);
+}
+
+TEST_F(DecodeGraphsTest, ABackendThatCannotCaptureRunsEveryStepEagerly) {
+  Side eager, graphs;
+  eager.Open(file_, kernels::MakeCpuBackend(1), false);
+  graphs.Open(file_, kernels::MakeCpuBackend(1), true);
+  RunBoth(eager, graphs, 40);
+  const DecodeGraphStats s = graphs.model->decode_graph_stats();
+  EXPECT_EQ(s.captures, 0);
+  EXPECT_EQ(s.launches, 0);
+  EXPECT_EQ(s.refusals, 2);  // three sequences, and two; each refused once
+}
+
+}  // namespace
+}  // namespace cohost::runtime
