@@ -71,9 +71,9 @@ std::vector<DeviceMemoryPlan> PlanDeviceMemory(absl::Span<const DeviceRoom> devi
   return plans;
 }
 
-absl::StatusOr<std::vector<DeviceSetup>> SplitDeviceBudgets(absl::Span<const DeviceHandle> devices,
-                                                            std::vector<ModelSpec>& models,
-                                                            const MemorySplitOptions& options) {
+absl::StatusOr<std::vector<DeviceSetup>> SplitDeviceBudgets(
+    absl::Span<const DeviceHandle> devices, std::vector<ModelSpec>& models,
+    const MemorySplitOptions& options, std::map<std::string, std::string>* planned) {
   if (devices.empty()) return absl::InvalidArgumentError("no devices");
   std::vector<DeviceRoom> rooms;
   for (const DeviceHandle& d : devices) {
@@ -84,10 +84,9 @@ absl::StatusOr<std::vector<DeviceSetup>> SplitDeviceBudgets(absl::Span<const Dev
     room.budget_bytes = budget;
   }
   const kernels::Backend& kind = *devices[0].backend;
-  const bool planned =
-      !options.kv_pool_bytes.has_value() && kind.kind() != kernels::BackendKind::kCpu;
+  const bool plan = !options.kv_pool_bytes.has_value() && kind.kind() != kernels::BackendKind::kCpu;
   std::vector<DeviceMemoryPlan> plans;
-  if (planned) {
+  if (plan) {
     std::vector<ModelDemand> demands;
     for (const ModelSpec& spec : models) {
       absl::StatusOr<runtime::ModelDescription> d = runtime::DescribeModel(spec.path);
@@ -99,12 +98,17 @@ absl::StatusOr<std::vector<DeviceSetup>> SplitDeviceBudgets(absl::Span<const Dev
                          0, spec.device});
     }
     plans = PlanDeviceMemory(rooms, demands);
+    if (planned != nullptr) {
+      for (size_t i = 0; i < plans.size(); ++i) {
+        for (const std::string& m : plans[i].models) (*planned)[m] = devices[i].id;
+      }
+    }
   }
   std::vector<DeviceSetup> setups;
   int64_t smallest_pool = std::numeric_limits<int64_t>::max();
   for (size_t i = 0; i < devices.size(); ++i) {
     const int64_t budget = rooms[i].budget_bytes;
-    const int64_t kv = planned
+    const int64_t kv = plan
                            ? plans[i].kv_pool_bytes
                            : options.kv_pool_bytes.value_or(runtime::EngineConfig().kv_cache_bytes);
     if (budget <= kv) {

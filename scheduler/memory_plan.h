@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -82,13 +83,15 @@ struct MemorySplitOptions {
 // then follow the smallest pool (FillDefaultKvCaps). A model whose file
 // cannot be read plans nothing (registering it says why). INVALID_ARGUMENT
 // when a device's pool leaves nothing for weights, or the models' floors do
-// not fit; the budget's own errors. `devices` are all of one kind.
+// not fit; the budget's own errors. `devices` are all of one kind. Where the
+// pools were planned, `planned` (if not null) gets each planned model's device
+// id (RouterOptions::planned_devices).
 struct DeviceHandle {
   std::string id;  // "cpu", "cuda:N"
   kernels::Backend* backend = nullptr;
 };
-absl::StatusOr<std::vector<DeviceSetup>> SplitDeviceBudgets(absl::Span<const DeviceHandle> devices,
-                                                            std::vector<ModelSpec>& models,
-                                                            const MemorySplitOptions& options);
+absl::StatusOr<std::vector<DeviceSetup>> SplitDeviceBudgets(
+    absl::Span<const DeviceHandle> devices, std::vector<ModelSpec>& models,
+    const MemorySplitOptions& options, std::map<std::string, std::string>* planned = nullptr);
 
 }  // namespace cohost::scheduler

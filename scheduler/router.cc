@@ -219,6 +219,18 @@ absl::StatusOr<Router::Home> Router::PlaceNew(const ModelSpec& spec,
       return CheckPinAmong({}, spec);  // pinned to a device this server lacks
     }
     absl::StatusOr<Placement> placed = PlaceModel(rooms, demand, runtime::Clock::now());
+    auto plan = options_.planned_devices.find(spec.name);
+    if (plan != options_.planned_devices.end()) {
+      for (size_t j = 0; j < rooms.size(); ++j) {
+        if (rooms[j].name != plan->second) continue;
+        // The planned device alone, where the model fits without evicting.
+        absl::StatusOr<Placement> there =
+            PlaceModel(absl::MakeConstSpan(&rooms[j], 1), demand, runtime::Clock::now());
+        if (there.ok() && there->evict.empty()) {
+          placed = Placement{j, {}, absl::StrCat("planned at start-up; ", there->why)};
+        }
+      }
+    }
     size_t k = 0;
     std::string why;
     if (placed.ok()) {

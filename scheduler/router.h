@@ -73,6 +73,11 @@ struct RouterOptions {
   runtime::WeightsPolicy weights;
   // Each tenant's weight and budgets (the configuration's `tenants`).
   TenantPolicy tenants;
+  // Model name to device id: where start-up planned each model when it sized
+  // the devices' KV pools (SplitDeviceBudgets). Registration prefers that
+  // device while the model fits there, so that each weights budget holds what
+  // it was sized for; elsewhere, or once it does not fit, placement decides.
+  std::map<std::string, std::string> planned_devices;
 };
 
 // Default options but the admission limits.

@@ -67,6 +67,8 @@ class LifecycleTest : public ::testing::Test {
   }
 
   int64_t footprint() const { return weights_ + workspace_; }
+  // RouterOptions::planned_devices of the next MakeRouter.
+  std::map<std::string, std::string> planned_;
 
   // Room for the weights of `models` tiny models on each device, and a KV
   // pool of `kv_bytes` each. One device is "cpu" (the Router's one-backend
@@ -78,6 +80,7 @@ class LifecycleTest : public ::testing::Test {
     RouterOptions o;
     o.weights_budget_bytes = models * footprint() + footprint() / 2;
     o.footprints = footprints_;
+    o.planned_devices = planned_;
     o.on_load = [this](const std::string& model, bool ok, double seconds) {
       std::lock_guard<std::mutex> lock(observed_mu_);
       loads_.push_back(absl::StrFormat("%s %s", model, ok ? "ok" : "failed"));

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -153,10 +154,12 @@ TEST_F(SplitDeviceBudgetsTest, AGpusPoolIsWhatItsBudgetLeavesOnceTheModelsAreIn)
   FakeGpu gpu(int64_t{1} << 30);
   options_.gpu_fraction = 0.5;
   std::vector<ModelSpec> models = Models({path_, path_});
+  std::map<std::string, std::string> planned;
   absl::StatusOr<std::vector<DeviceSetup>> setups =
-      SplitDeviceBudgets({{"cuda:0", &gpu}}, models, options_);
+      SplitDeviceBudgets({{"cuda:0", &gpu}}, models, options_, &planned);
   ASSERT_TRUE(setups.ok()) << setups.status();
   ASSERT_EQ(setups->size(), 1u);
+  EXPECT_EQ(planned, (std::map<std::string, std::string>{{"m0", "cuda:0"}, {"m1", "cuda:0"}}));
   const int64_t budget = int64_t{1} << 29;
   EXPECT_EQ((*setups)[0].weights_budget_bytes, 2 * footprint_);
   EXPECT_EQ((*setups)[0].kv_pool_bytes, budget - 2 * footprint_);
@@ -169,9 +172,11 @@ TEST_F(SplitDeviceBudgetsTest, TheOperatorsPoolSizeWins) {
   FakeGpu gpu(int64_t{1} << 30);
   options_.kv_pool_bytes = int64_t{100} << 20;
   std::vector<ModelSpec> models = Models({path_});
+  std::map<std::string, std::string> planned;
   absl::StatusOr<std::vector<DeviceSetup>> setups =
-      SplitDeviceBudgets({{"cuda:0", &gpu}}, models, options_);
+      SplitDeviceBudgets({{"cuda:0", &gpu}}, models, options_, &planned);
   ASSERT_TRUE(setups.ok()) << setups.status();
+  EXPECT_TRUE(planned.empty()) << "nothing planned where the pool is given";
   const auto budget = static_cast<int64_t>(std::floor((int64_t{1} << 30) * 0.9));
   EXPECT_EQ((*setups)[0].kv_pool_bytes, int64_t{100} << 20);
   EXPECT_EQ((*setups)[0].weights_budget_bytes, budget - (int64_t{100} << 20));

@@ -54,6 +54,28 @@ TEST(BusyMeterTest, NeverReadsAboveOneOrGoesBackInTime) {
 
 // ---- several devices ----
 
+TEST_F(LifecycleTest, AModelGoesWhereStartUpPlannedItWhileItFits) {
+  // Each device holds one model. a is planned for the second device, where
+  // placement alone (both empty) would pick the first; c for the second too,
+  // which is full by then.
+  planned_ = {{"a", "cpu:1"}, {"c", "cpu:1"}};
+  MakeRouter(/*models=*/1, /*devices=*/2);
+  ASSERT_TRUE(router_->AddModel(Spec("a")).ok());
+  EXPECT_EQ(DeviceOf("a"), "cpu:1") << "planned there; both empty, placement alone says cpu:0";
+  ASSERT_TRUE(router_->AddModel(Spec("b")).ok());
+  EXPECT_EQ(DeviceOf("b"), "cpu:0") << "no plan: placement";
+  // c's planned device is full: placement decides (and finds no room without evicting).
+  ASSERT_TRUE(router_->AddModel(Spec("c", LoadPolicy::kLazy)).ok());
+  for (const ModelSummary& m : router_->ListModels()) {
+    if (m.name == "a") {
+      EXPECT_THAT(m.placement, HasSubstr("planned at start-up")) << m.placement;
+    } else {
+      EXPECT_THAT(m.placement, Not(HasSubstr("planned at start-up")))
+          << m.name << ": " << m.placement;
+    }
+  }
+}
+
 TEST_F(LifecycleTest, ModelsSpreadOverDevicesAndEachIsSteppedByItsOwn) {
   MakeRouter(/*models=*/1, /*devices=*/2);
   ASSERT_TRUE(router_->AddModel(Spec("a")).ok());

@@ -317,7 +317,8 @@ int ServeCommand(int argc, char** argv) {
   absl::StatusOr<std::vector<scheduler::DeviceSetup>> devices = scheduler::SplitDeviceBudgets(
       handles, config->models,
       {config->cpu_memory_bytes, config->gpu_fraction, config->kv_pool_bytes, config->engine,
-       config->router.footprints.get(), config->router.weights.keep_quantized});
+       config->router.footprints.get(), config->router.weights.keep_quantized},
+      &config->router.planned_devices);
   if (!devices.ok()) return Fail(devices.status());
   config->server.configured_models = config->models;
   config->router.on_load = [&metrics](const std::string& model, bool ok, double seconds) {
