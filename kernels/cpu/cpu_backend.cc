@@ -236,6 +236,10 @@ class CpuBackend final : public Backend {
                   void* out) override {
     cpu::GatherRows(F(x), rows, num_rows, width, F(out));
   }
+  void ApplyPenalties(float* x, int32_t rows, int32_t width, const int32_t* starts,
+                      const PenaltyTerm* terms) override {
+    cpu::ApplyPenalties(x, rows, width, starts, terms);
+  }
   void SampleRows(const float* x, int32_t rows, int32_t width, const SampleSpec* specs,
                   int32_t* out) override {
     cpu::SampleRows(x, rows, width, specs, out);

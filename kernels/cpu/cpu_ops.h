@@ -56,6 +56,10 @@ void GatherRows(const float* x /*[n, width]*/, const int32_t* rows /*[num_rows]*
 void SampleRows(const float* x /*[rows, width]*/, int32_t rows, int32_t width,
                 const SampleSpec* specs /*[rows]*/, int32_t* out /*[rows]*/);
 
+// Backend::ApplyPenalties, the reference of the CUDA kernel.
+void ApplyPenalties(float* x /*[rows, width]*/, int32_t rows, int32_t width,
+                    const int32_t* starts /*[rows + 1]*/, const PenaltyTerm* terms);
+
 // Rotates q and k in place, then copies k and v into the pages at
 // slot_mapping. q, k, v: fp32.
 void RopeWriteKv(const QkvRows& qkv, const int32_t* positions, const int32_t* slot_mapping,

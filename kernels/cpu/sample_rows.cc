@@ -86,6 +86,20 @@ int32_t SampleRow(const float* x, int32_t width, const SampleSpec& s, std::vecto
 
 }  // namespace
 
+void ApplyPenalties(float* x, int32_t rows, int32_t width, const int32_t* starts,
+                    const PenaltyTerm* terms) {
+  for (int32_t r = 0; r < rows; ++r) {
+    float* row = x + static_cast<int64_t>(r) * width;
+    for (int32_t i = starts[r]; i < starts[r + 1]; ++i) {
+      const PenaltyTerm& t = terms[i];
+      if (t.token < 0 || t.token >= width) continue;
+      float l = row[t.token];
+      if (t.repetition != 1.f) l = l > 0.f ? l / t.repetition : l * t.repetition;
+      row[t.token] = l - t.subtract;
+    }
+  }
+}
+
 void SampleRows(const float* x, int32_t rows, int32_t width, const SampleSpec* specs,
                 int32_t* out) {
   std::vector<float> w, sorted;

@@ -323,6 +323,12 @@ class CudaBackend final : public Backend {
                                       scale, static_cast<bf16*>(out), plan, scratch_, stream_));
   }
 
+  void ApplyPenalties(float* x, int32_t rows, int32_t width, const int32_t* starts,
+                      const PenaltyTerm* terms) override {
+    if (!EnterOp()) return;
+    Record(cuda::LaunchApplyPenalties(x, rows, width, starts, terms, stream_));
+  }
+
   void SampleRows(const float* x, int32_t rows, int32_t width, const SampleSpec* specs,
                   int32_t* out) override {
     if (!EnterOp()) return;

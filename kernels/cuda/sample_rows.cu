@@ -196,7 +196,32 @@ __global__ __launch_bounds__(kThreads) void SampleRowsKernel(const float* __rest
   if (threadIdx.x == 0) out[blockIdx.x] = last_s;
 }
 
+// A row names each token once, so no two threads write one logit. IEEE
+// division and multiplication (no fast math): the host Sampler's bits.
+__global__ void ApplyPenaltiesKernel(float* __restrict__ x, int32_t width,
+                                     const int32_t* __restrict__ starts,
+                                     const PenaltyTerm* __restrict__ terms) {
+  float* row = x + static_cast<int64_t>(blockIdx.x) * width;
+  for (int32_t i = starts[blockIdx.x] + threadIdx.x; i < starts[blockIdx.x + 1]; i += blockDim.x) {
+    const PenaltyTerm t = terms[i];
+    if (t.token < 0 || t.token >= width) continue;
+    float l = row[t.token];
+    if (t.repetition != 1.f) l = l > 0.f ? __fdiv_rn(l, t.repetition) : __fmul_rn(l, t.repetition);
+    row[t.token] = __fsub_rn(l, t.subtract);
+  }
+}
+
 }  // namespace
+
+absl::Status LaunchApplyPenalties(float* x, int32_t rows, int32_t width, const int32_t* starts,
+                                  const PenaltyTerm* terms, cudaStream_t stream) {
+  if (rows < 0 || width < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("ApplyPenalties: bad shape ", rows, "x", width));
+  }
+  if (rows == 0) return absl::OkStatus();
+  ApplyPenaltiesKernel<<<rows, kThreads, 0, stream>>>(x, width, starts, terms);
+  return LaunchStatus("ApplyPenaltiesKernel");
+}
 
 absl::Status LaunchSampleRows(const float* x, int32_t rows, int32_t width, const SampleSpec* specs,
                               int32_t* out, cudaStream_t stream) {

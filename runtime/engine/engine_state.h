@@ -20,6 +20,7 @@
 #include "runtime/engine/engine.h"
 #include "runtime/model/batch.h"
 #include "runtime/model/kv_cache.h"
+#include "runtime/model/model.h"
 #include "runtime/sampling/sampler.h"
 #include "runtime/sampling/stop_checker.h"
 #include "runtime/tokenizer/detokenizer.h"
@@ -57,9 +58,9 @@ struct LiveRequest {
   // Its next token is the argmax of the model's logits, and nothing else is
   // read from them: a step of only such requests brings back ids.
   bool TakesArgmax() const { return sampler.IsGreedy() && !request.sampling.logprobs; }
-  // Its next token can be drawn on the device (Backend::SampleRows): no
-  // penalty reads its history, and no logprobs read the logits.
-  bool SamplesOnDevice() const { return !sampler.HasPenalties() && !request.sampling.logprobs; }
+  // Its next token can be drawn on the device (Backend::ApplyPenalties, then
+  // SampleRows): no logprobs read the logits.
+  bool SamplesOnDevice() const { return !request.sampling.logprobs; }
 
   Sequence seq;
   GenerateRequest request;
@@ -116,6 +117,7 @@ struct Engine::Impl {
   std::vector<float> raw_logits;                  // one row, copied for a request asking logprobs
   std::vector<kernels::SampleSpec> sample_specs;  // a device-sampled step's rows
   std::vector<int32_t> sampled_ids;               // its tokens (Model::ForwardSample)
+  SamplePenalties sample_penalties;               // its rows' penalties, if any has one
   int64_t next_arrival = 0;
   EngineStats counters;  // owned by the stepping thread
   StepCostFit cost_fit;  // of this engine's steps

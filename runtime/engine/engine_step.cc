@@ -32,26 +32,37 @@ bool DrawsOnDevice(const LiveRequest& r, bool device_memory) {
 // its own Sampler, one number per token, as on the host.
 bool DeviceSampleSpecs(const StepPlan& plan,
                        const absl::flat_hash_map<RequestId, std::unique_ptr<LiveRequest>>& live,
-                       bool device_memory, std::vector<kernels::SampleSpec>* specs,
-                       bool* host_rows) {
+                       bool device_memory, int64_t vocab, std::vector<kernels::SampleSpec>* specs,
+                       SamplePenalties* penalties, bool* host_rows) {
   *host_rows = false;
   for (const ScheduledSeq& item : plan.scheduled) {
     if (item.samples && !DrawsOnDevice(*live.at(item.seq->id), device_memory)) *host_rows = true;
   }
   if (*host_rows && !device_memory) return false;  // the CPU: Forward, the Sampler for all
   specs->clear();
+  penalties->starts.assign(1, 0);
+  penalties->terms.clear();
   for (const ScheduledSeq& item : plan.scheduled) {
     if (!item.samples) continue;
     LiveRequest& r = *live.at(item.seq->id);
     kernels::SampleSpec spec;  // temperature 0: the argmax (or a host row's placeholder)
     if (DrawsOnDevice(r, device_memory) && !r.TakesArgmax()) {
       const SamplingParams& p = r.sampler.params();
-      // Below 1 in float too: the draw stays inside the kept mass.
-      spec = {p.temperature, p.top_k, p.top_p, p.min_p,
-              std::min(static_cast<float>(r.sampler.NextUniform()), 0x1.fffffep-1f)};
+      // Below 1 in float too: the draw stays inside the kept mass. None at
+      // temperature 0 (a penalized argmax), as the host Sampler draws none.
+      const float u = p.temperature == 0.f
+                          ? 0.f
+                          : std::min(static_cast<float>(r.sampler.NextUniform()), 0x1.fffffep-1f);
+      spec = {p.temperature, p.top_k, p.top_p, p.min_p, u};
+      r.sampler.ForEachPenalty(r.seq.tokens, r.seq.num_prompt_tokens, vocab,
+                               [&](int32_t id, float repetition, float subtract) {
+                                 penalties->terms.push_back({id, repetition, subtract});
+                               });
     }
     specs->push_back(spec);
+    penalties->starts.push_back(static_cast<int32_t>(penalties->terms.size()));
   }
+  if (penalties->terms.empty()) penalties->starts.clear();
   return true;
 }
 
@@ -262,10 +273,12 @@ absl::StatusOr<bool> Engine::Step(const StepLimits& limits) {
     const bool device_memory = !model_->backend()->AdoptsHostMemory();
     bool host_rows = false;
     const bool on_device =
-        DeviceSampleSpecs(plan, s.live, device_memory, &s.sample_specs, &host_rows);
-    result = on_device ? model_->ForwardSample(s.batch, *s.kv_cache, s.sample_specs, &s.sampled_ids,
-                                               host_rows ? &s.logits : nullptr)
-                       : model_->Forward(s.batch, *s.kv_cache, &s.logits);
+        DeviceSampleSpecs(plan, s.live, device_memory, model_->config().vocab_size, &s.sample_specs,
+                          &s.sample_penalties, &host_rows);
+    result = on_device
+                 ? model_->ForwardSample(s.batch, *s.kv_cache, s.sample_specs, s.sample_penalties,
+                                         &s.sampled_ids, host_rows ? &s.logits : nullptr)
+                 : model_->Forward(s.batch, *s.kv_cache, &s.logits);
     if (!result.ok()) {
       for (const ScheduledSeq& item : plan.scheduled) {
         s.Retire(item.seq->id, FinishReason::kError, result, Now());

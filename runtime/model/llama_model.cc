@@ -213,18 +213,53 @@ absl::Status LlamaModel::Forward(const Batch& batch, KvCache& kv, std::vector<fl
   return backend_->Synchronize();
 }
 
+absl::Status LlamaModel::CheckPenalties(const SamplePenalties& p, int32_t rows) {
+  if (p.terms.empty()) return absl::OkStatus();
+  bool ok = p.starts.size() == static_cast<size_t>(rows) + 1 && p.starts[0] == 0 &&
+            p.starts[rows] == static_cast<int32_t>(p.terms.size());
+  for (int32_t r = 0; ok && r < rows; ++r) ok = p.starts[r] <= p.starts[r + 1];
+  if (!ok) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("ForwardSample: %d penalty starts for %d rows and %d terms",
+                        p.starts.size(), rows, p.terms.size()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LlamaModel::ApplyPenalties(const SamplePenalties& p, int32_t rows) {
+  if (p.terms.empty()) return absl::OkStatus();
+  const size_t term_bytes = p.terms.size() * sizeof(kernels::PenaltyTerm);
+  const size_t bytes = term_bytes + p.starts.size() * sizeof(int32_t);
+  if (bytes > penalties_.bytes()) {
+    penalties_.Reset();
+    ASSIGN_OR_RETURN(penalties_,
+                     kernels::DeviceBuffer::Create(backend_, std::max<size_t>(2 * bytes, 4096)));
+  }
+  auto* base = static_cast<char*>(penalties_.data());
+  RETURN_IF_ERROR(backend_->CopyToDevice(base, p.terms.data(), term_bytes));
+  RETURN_IF_ERROR(backend_->CopyToDevice(base + term_bytes, p.starts.data(),
+                                         p.starts.size() * sizeof(int32_t)));
+  backend_->ApplyPenalties(logits_.as<float>(), rows, config_.vocab_size,
+                           reinterpret_cast<const int32_t*>(base + term_bytes),
+                           reinterpret_cast<const kernels::PenaltyTerm*>(base));
+  return absl::OkStatus();
+}
+
 absl::Status LlamaModel::ForwardSample(const Batch& batch, KvCache& kv,
                                        absl::Span<const kernels::SampleSpec> specs,
-                                       std::vector<int32_t>* ids, std::vector<float>* logits) {
+                                       const SamplePenalties& penalties, std::vector<int32_t>* ids,
+                                       std::vector<float>* logits) {
   if (ids == nullptr) return absl::InvalidArgumentError("ForwardSample: null ids");
   if (specs.size() != batch.sample_rows.size()) {
     return absl::InvalidArgumentError(absl::StrFormat("ForwardSample: %d specs for %d sample rows",
                                                       specs.size(), batch.sample_rows.size()));
   }
+  const int32_t rows = static_cast<int32_t>(specs.size());
+  RETURN_IF_ERROR(CheckPenalties(penalties, rows));
   ids->clear();
   if (logits != nullptr) logits->clear();
   RETURN_IF_ERROR(Run(batch, kv));
-  const int32_t rows = static_cast<int32_t>(specs.size());
+  RETURN_IF_ERROR(ApplyPenalties(penalties, rows));
   if (rows > 0) {
     RETURN_IF_ERROR(backend_->CopyToDevice(sample_specs_.data(), specs.data(),
                                            specs.size() * sizeof(kernels::SampleSpec)));

@@ -82,7 +82,8 @@ class LlamaModel final : public Model {
   size_t workspace_bytes() const override;
   absl::Status Forward(const Batch& batch, KvCache& kv, std::vector<float>* logits) override;
   absl::Status ForwardSample(const Batch& batch, KvCache& kv,
-                             absl::Span<const kernels::SampleSpec> specs, std::vector<int32_t>* ids,
+                             absl::Span<const kernels::SampleSpec> specs,
+                             const SamplePenalties& penalties, std::vector<int32_t>* ids,
                              std::vector<float>* logits) override;
   void EnableDecodeGraphs(bool on) override;
   DecodeGraphStats decode_graph_stats() const override { return graphs_.stats(); }
@@ -111,6 +112,10 @@ class LlamaModel final : public Model {
   // The step's ops, queued on the backend (or recorded, under Capture).
   void Issue(const Step& step, const KvCache& kv);
   static int32_t MaxQueryLen(const Batch& b);
+  // INVALID_ARGUMENT when p's starts do not index its terms by `rows` rows.
+  static absl::Status CheckPenalties(const SamplePenalties& p, int32_t rows);
+  // Uploads `p` (checked) and applies it to logits_'s first `rows` rows.
+  absl::Status ApplyPenalties(const SamplePenalties& p, int32_t rows);
   // logits_'s rows of the batch's sample rows, to the host.
   absl::Status CopyLogits(const Batch& batch, std::vector<float>* logits);
   // Copies the step's int32 metadata to the device in one transfer and points
@@ -146,7 +151,8 @@ class LlamaModel final : public Model {
   kernels::DeviceBuffer logits_;                                   // [samples, vocab] fp32
   kernels::DeviceBuffer sample_ids_;                               // [samples] int32 drawn tokens
   kernels::DeviceBuffer sample_specs_;                             // [samples] SampleSpec
-  kernels::DeviceBuffer meta_;  // int32 step metadata, see UploadMetadata
+  kernels::DeviceBuffer penalties_;  // a step's PenaltyTerms, then their row starts
+  kernels::DeviceBuffer meta_;       // int32 step metadata, see UploadMetadata
   std::vector<int32_t> meta_host_;
   bool graphs_enabled_ = false;
   DecodeGraphs graphs_{backend_};

@@ -16,6 +16,13 @@
 
 namespace cohost::runtime {
 
+// The penalty terms of a step's sample rows (Backend::ApplyPenalties): row
+// r's are terms[starts[r], starts[r + 1]). Empty: no row has any.
+struct SamplePenalties {
+  std::vector<int32_t> starts;
+  std::vector<kernels::PenaltyTerm> terms;
+};
+
 class Model {
  public:
   virtual ~Model() = default;
@@ -62,10 +69,12 @@ class Model {
   // batch.sample_rows, in order, drawn as specs (one per row) say
   // (Backend::SampleRows; temperature 0 is the Sampler's greedy choice).
   // The logits stay on the device unless `logits` is not null: then they
-  // come too, as Forward writes them, for rows the host samples.
+  // come too, for rows the host samples. `penalties` move a row's logits
+  // before its draw (and in the copy: a row with terms is drawn here).
   virtual absl::Status ForwardSample(const Batch& batch, KvCache& kv,
                                      absl::Span<const kernels::SampleSpec> specs,
-                                     std::vector<int32_t>* ids, std::vector<float>* logits) = 0;
+                                     const SamplePenalties& penalties, std::vector<int32_t>* ids,
+                                     std::vector<float>* logits) = 0;
 
   // Decode steps (one new token per sequence) run from captured graphs
   // (DecodeGraphs) where the backend captures ops; off by default.

@@ -41,41 +41,48 @@ double Sampler::UniformDouble() {
   return static_cast<double>(rng_() >> 11) * 0x1.0p-53;
 }
 
-void Sampler::ApplyPenalties(absl::Span<float> logits, absl::Span<const int32_t> history,
-                             int32_t num_prompt_tokens) {
-  const auto vocab = static_cast<int64_t>(logits.size());
+void Sampler::ForEachPenalty(
+    absl::Span<const int32_t> history, int32_t num_prompt_tokens, int64_t vocab,
+    absl::FunctionRef<void(int32_t id, float repetition, float subtract)> fn) {
+  const float rep = params_.repetition_penalty;
+  const float presence = params_.presence_penalty;
+  const float frequency = params_.frequency_penalty;
+  const bool counts = presence != 0.f || frequency != 0.f;
+  if (rep == 1.f && !counts) return;
   auto valid = [vocab](int32_t id) { return id >= 0 && id < vocab; };
   const size_t num_prompt =
       std::clamp<int64_t>(num_prompt_tokens, 0, static_cast<int64_t>(history.size()));
-  const absl::Span<const int32_t> generated = history.subspan(num_prompt);
-
-  const float rep = params_.repetition_penalty;
-  if (rep != 1.f) {
-    if (seen_.size() < logits.size()) seen_.resize(logits.size(), 0);
-    for (int32_t id : history) {
-      if (!valid(id) || seen_[id]) continue;
-      seen_[id] = 1;
-      float& l = logits[id];
-      l = l > 0.f ? l / rep : l * rep;
-    }
-    for (int32_t id : history) {
-      if (valid(id)) seen_[id] = 0;
-    }
+  if (seen_.size() < static_cast<size_t>(vocab)) seen_.resize(static_cast<size_t>(vocab), 0);
+  if (generated_count_.size() < static_cast<size_t>(vocab)) {
+    generated_count_.resize(static_cast<size_t>(vocab), 0);
   }
-
-  const float presence = params_.presence_penalty;
-  const float frequency = params_.frequency_penalty;
-  if (presence != 0.f || frequency != 0.f) {
-    if (generated_count_.size() < logits.size()) generated_count_.resize(logits.size(), 0);
-    for (int32_t id : generated) {
+  if (counts) {
+    for (int32_t id : history.subspan(num_prompt)) {
       if (valid(id)) ++generated_count_[id];
     }
-    for (int32_t id : generated) {
-      if (!valid(id) || generated_count_[id] == 0) continue;  // 0: already applied
-      logits[id] -= presence + frequency * static_cast<float>(generated_count_[id]);
-      generated_count_[id] = 0;
-    }
   }
+  for (int32_t id : history) {
+    if (!valid(id) || seen_[id]) continue;
+    seen_[id] = 1;
+    const int32_t count = generated_count_[id];
+    if (rep == 1.f && count == 0) continue;  // a prompt token only the repetition penalty moves
+    fn(id, rep, count > 0 ? presence + frequency * static_cast<float>(count) : 0.f);
+  }
+  for (int32_t id : history) {
+    if (!valid(id)) continue;
+    seen_[id] = 0;
+    generated_count_[id] = 0;
+  }
+}
+
+void Sampler::ApplyPenalties(absl::Span<float> logits, absl::Span<const int32_t> history,
+                             int32_t num_prompt_tokens) {
+  ForEachPenalty(history, num_prompt_tokens, static_cast<int64_t>(logits.size()),
+                 [&](int32_t id, float repetition, float subtract) {
+                   float& l = logits[id];
+                   if (repetition != 1.f) l = l > 0.f ? l / repetition : l * repetition;
+                   l -= subtract;
+                 });
 }
 
 namespace {

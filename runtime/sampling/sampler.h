@@ -7,6 +7,7 @@
 #include <random>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/types/span.h"
 #include "runtime/sampling/sampling_params.h"
 
@@ -55,6 +56,13 @@ class Sampler {
   // The draw a non-greedy Sample takes, for a caller that samples elsewhere
   // (on the device): the same sequence of numbers, one per token.
   double NextUniform() { return UniformDouble(); }
+  // The penalties Sample applies, token by token, for a caller that applies
+  // them elsewhere (on the device: kernels::PenaltyTerm): `fn(id, repetition,
+  // subtract)` once per distinct id of `history` in [0, vocab) that a penalty
+  // moves, meaning l = l > 0 ? l / repetition : l * repetition where
+  // repetition != 1, then l -= subtract.
+  void ForEachPenalty(absl::Span<const int32_t> history, int32_t num_prompt_tokens, int64_t vocab,
+                      absl::FunctionRef<void(int32_t id, float repetition, float subtract)> fn);
 
  private:
   struct Candidate {

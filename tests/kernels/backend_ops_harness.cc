@@ -4,10 +4,12 @@
 #include "backend_ops_harness.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdlib>
 #include <iostream>
 #include <numeric>
+#include <random>
 #include <tuple>
 #include <utility>
 
@@ -298,6 +300,62 @@ void OpChecks::GatherRows() {
     backend().GatherRows(arena_.Floats(x), arena_.Raw(rows), num_rows, width, out);
     Check(absl::StrCat("gather rows width=", width), want, arena_.Read(out, total), kExact);
   }
+}
+
+void OpChecks::ApplyPenalties() {
+  constexpr float kInf = std::numeric_limits<float>::infinity();
+  const int32_t rows = 4, width = 3000;
+  std::vector<float> x = Random(static_cast<size_t>(rows) * width, -20.f, 20.f);
+  // Row 0 names every kind of logit; row 1 none; rows 2 and 3 random tokens.
+  const std::vector<float> special = {0.f, -0.f, kNaN, kInf, -kInf, 1e-38f, -3.5f, 7.25f};
+  std::vector<PenaltyTerm> terms;
+  std::vector<int32_t> starts = {0};
+  for (size_t i = 0; i < special.size(); ++i) {
+    x[i * 3] = special[i];
+    terms.push_back({static_cast<int32_t>(i * 3), i % 2 ? 1.3f : 0.7f, i % 3 ? 0.5f : -1.25f});
+  }
+  terms.push_back({-1, 2.f, 1.f});     // out of range: skipped
+  terms.push_back({width, 2.f, 1.f});  // out of range: skipped
+  starts.push_back(static_cast<int32_t>(terms.size()));
+  starts.push_back(starts.back());
+  for (int32_t r = 2; r < rows; ++r) {
+    std::vector<int32_t> ids(width);
+    std::iota(ids.begin(), ids.end(), 0);
+    std::shuffle(ids.begin(), ids.end(), rng_);
+    for (int32_t i = 0; i < 700; ++i) {
+      // Repetition 1 leaves the sign rule out: only the subtraction.
+      terms.push_back({ids[i], i % 4 == 0 ? 1.f : 1.f + static_cast<float>(i % 7) / 5.f,
+                       static_cast<float>(i % 5) * 0.3f});
+    }
+    starts.push_back(static_cast<int32_t>(terms.size()));
+  }
+  std::vector<float> want = x;
+  for (int32_t r = 0; r < rows; ++r) {
+    for (int32_t i = starts[r]; i < starts[r + 1]; ++i) {
+      const PenaltyTerm& t = terms[i];
+      if (t.token < 0 || t.token >= width) continue;
+      float& l = want[static_cast<size_t>(r) * width + t.token];
+      if (t.repetition != 1.f) l = l > 0.f ? l / t.repetition : l * t.repetition;
+      l -= t.subtract;
+    }
+  }
+  float* px = arena_.Raw(x);
+  backend().ApplyPenalties(px, rows, width, arena_.Raw(starts), arena_.Raw(terms));
+  std::vector<float> got(x.size(), -7.f);
+  absl::Status s = backend().Synchronize();
+  if (s.ok()) s = backend().CopyToHost(got.data(), px, got.size() * sizeof(float));
+  ASSERT_TRUE(s.ok()) << s;
+  int differ = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    const bool same = std::isnan(want[i])
+                          ? std::isnan(got[i])
+                          : std::bit_cast<uint32_t>(want[i]) == std::bit_cast<uint32_t>(got[i]);
+    if (!same && differ++ < 5) {
+      ADD_FAILURE() << "penalties: element " << i << " is " << got[i] << ", want " << want[i]
+                    << " [COHOST_TEST_SEED=" << seed_ << "]";
+    }
+  }
+  EXPECT_EQ(differ, 0) << "elements differ";
 }
 
 void OpChecks::SampleRowsGreedy() {

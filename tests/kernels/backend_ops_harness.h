@@ -136,6 +136,9 @@ class OpChecks {
   void SampleRowsGreedy();
   // SampleRows against naive::SampleRow: filters, ties, NaN, infinities.
   void SampleRows();
+  // ApplyPenalties bit for bit against PenaltyTerm's words: signs, zeros,
+  // NaN and infinities, tokens out of range, rows without terms.
+  void ApplyPenalties();
   void RmsNorm();
   void Gemm();
   // GemmToF32: fp32 logits, held to fp32 roundoff on every backend.

@@ -66,6 +66,7 @@ TEST_P(BackendOpsTest, Embedding) { checks_->Embedding(); }
 TEST_P(BackendOpsTest, GatherRows) { checks_->GatherRows(); }
 TEST_P(BackendOpsTest, SampleRowsGreedy) { checks_->SampleRowsGreedy(); }
 TEST_P(BackendOpsTest, SampleRows) { checks_->SampleRows(); }
+TEST_P(BackendOpsTest, ApplyPenalties) { checks_->ApplyPenalties(); }
 TEST_P(BackendOpsTest, RmsNorm) { checks_->RmsNorm(); }
 TEST_P(BackendOpsTest, Gemm) { checks_->Gemm(); }
 TEST_P(BackendOpsTest, GemmToF32) { checks_->GemmToF32(); }

@@ -64,6 +64,10 @@ class ForwardingBackend : public kernels::Backend {
                   int32_t* out) override {
     inner_->SampleRows(x, rows, width, specs, out);
   }
+  void ApplyPenalties(float* x, int32_t rows, int32_t width, const int32_t* starts,
+                      const kernels::PenaltyTerm* terms) override {
+    inner_->ApplyPenalties(x, rows, width, starts, terms);
+  }
   absl::Status CheckHeadDim(int32_t head_dim) const override {
     return inner_->CheckHeadDim(head_dim);
   }

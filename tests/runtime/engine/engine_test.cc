@@ -252,16 +252,43 @@ TEST_F(EngineTest, OnADeviceTokensAreDrawnThereAsTheRequestAsks) {
   EXPECT_NE(a, greedy_tokens);
   // Only ids came back, never a row of logits.
   EXPECT_LT(device.largest_copy, vocab * sizeof(float));
-  // A penalty reads the request's history: its tokens are drawn on the host.
+  // Penalties read the request's history; they move its logits on the device
+  // too (Backend::ApplyPenalties), and a penalized argmax there is the host
+  // Sampler's: an engine on the CPU backend itself samples it on the host.
   GenerateRequest penalized = Request(6, 12, 4);
-  penalized.sampling.temperature = 1.f;
   penalized.sampling.repetition_penalty = 1.3f;
-  run(penalized);
+  penalized.sampling.presence_penalty = 0.5f;
+  penalized.sampling.frequency_penalty = 0.7f;
+  const std::vector<int32_t> penalized_tokens = run(penalized);
+  EXPECT_LT(device.largest_copy, vocab * sizeof(float));
+  {
+    std::unique_ptr<kernels::Backend> cpu = kernels::MakeCpuBackend(1);
+    ASSERT_TRUE(cpu->AdoptsHostMemory()) << "the host samples penalized rows here";
+    std::unique_ptr<Model> host_model =
+        Model::Create(testing::MakeTinyModelFile(), cpu.get()).value();
+    EngineConfig c;
+    c.clock = [this] { return now_; };
+    c.block_size = 4;
+    c.num_kv_blocks = 64;
+    std::unique_ptr<Engine> e = Engine::Create(host_model.get(), tokenizer_.get(), c).value();
+    auto sink = std::make_shared<RecordingSink>();
+    ASSERT_TRUE(e->Submit(penalized, sink).ok());
+    RunToIdle(*e);
+    EXPECT_EQ(sink->tokens(), penalized_tokens);
+  }
+  GenerateRequest unpenalized = penalized;
+  unpenalized.sampling.repetition_penalty = 1.f;
+  unpenalized.sampling.presence_penalty = unpenalized.sampling.frequency_penalty = 0.f;
+  EXPECT_NE(run(unpenalized), penalized_tokens) << "the penalties moved something";
+  // Logprobs read the logits: that request's rows come back whole.
+  GenerateRequest asked = Request(6, 12, 4);
+  asked.sampling.logprobs = 2;
+  run(asked);
   EXPECT_EQ(device.largest_copy, vocab * sizeof(float));
   // Where each request draws depends on it alone: beside one the host
   // samples, a seeded request draws the same tokens as alone.
   hot.sampling.seed = 11;
-  EXPECT_EQ(run_all({hot, penalized})[0], a);
+  EXPECT_EQ(run_all({hot, asked})[0], a);
 }
 
 TEST_F(EngineTest, LogprobsComeWithEachTokenOnlyWhenAsked) {

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <limits>
 #include <numeric>
 #include <ostream>
 #include <random>
@@ -359,7 +360,7 @@ TEST_P(ModelTest, ForwardSampleAtTemperatureZeroGivesEachSampledRowsArgmax) {
   std::vector<int32_t> ids;
   ASSERT_TRUE(model_->Forward(batch(&sa, &sb), *kv, &logits).ok());
   const std::vector<kernels::SampleSpec> greedy(23);
-  ASSERT_TRUE(model_->ForwardSample(batch(&ga, &gb), *greedy_kv, greedy, &ids, nullptr).ok());
+  ASSERT_TRUE(model_->ForwardSample(batch(&ga, &gb), *greedy_kv, greedy, {}, &ids, nullptr).ok());
   ASSERT_EQ(ids.size(), 23u);
   ASSERT_EQ(logits.size(), ids.size() * V);
   std::set<int32_t> distinct;
@@ -369,6 +370,39 @@ TEST_P(ModelTest, ForwardSampleAtTemperatureZeroGivesEachSampledRowsArgmax) {
     distinct.insert(ids[r]);
   }
   EXPECT_GT(distinct.size(), 3u) << "the rows' argmaxes should differ";
+}
+
+// Penalties move a row's logits before its draw: a term that pushes the
+// argmax far down leaves the runner-up; starts that do not index the terms
+// by row are refused before anything runs.
+TEST_P(ModelTest, ForwardSamplePenaltiesMoveTheRowsBeforeTheDraw) {
+  const int V = file_.config.vocab_size;
+  const std::vector<int32_t> a = Prompt(11, 9, V);
+  Seq s1 = Contiguous(1, (9 + bs_ - 1) / bs_), s2 = s1, s3 = s1;
+  auto kv = NewCache();
+  std::vector<float> logits;
+  std::vector<int32_t> ids;
+  ASSERT_TRUE(model_->Forward(MakeBatch({{&s1, a}}, bs_), *kv, &logits).ok());
+  ASSERT_EQ(logits.size(), static_cast<size_t>(V));
+  const auto top = std::max_element(logits.begin(), logits.end()) - logits.begin();
+  std::vector<float> rest = logits;
+  rest[top] = -std::numeric_limits<float>::infinity();
+  const auto second = std::max_element(rest.begin(), rest.end()) - rest.begin();
+  const std::vector<kernels::SampleSpec> greedy(1);
+  SamplePenalties p;
+  p.starts = {0, 1};
+  p.terms = {{static_cast<int32_t>(top), 1.f, 1e6f}};
+  kv = NewCache();
+  ASSERT_TRUE(
+      model_->ForwardSample(MakeBatch({{&s2, a}}, bs_), *kv, greedy, p, &ids, &logits).ok());
+  ASSERT_EQ(ids.size(), 1u);
+  EXPECT_EQ(ids[0], second);
+  EXPECT_LT(logits[top], -1e5f) << "the copy shows the penalized row";
+  p.starts = {0, 2};
+  kv = NewCache();
+  const absl::Status bad =
+      model_->ForwardSample(MakeBatch({{&s3, a}}, bs_), *kv, greedy, p, &ids, nullptr);
+  EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument) << bad;
 }
 
 TEST_P(ModelTest, ScatteredPagesMatchContiguousPages) {
@@ -490,9 +524,9 @@ TEST(ModelSampleTest, ASampledStepBringsBackIdsNotLogits) {
   std::vector<int32_t> ids;
   be.largest_copy = 0;
   const std::vector<kernels::SampleSpec> specs(10, kernels::SampleSpec{1.f, 0, 1.f, 0.f, 0.5f});
-  ASSERT_TRUE(
-      (*m)->ForwardSample(MakeBatch({{&greedy_seq, prompt}}, 16, true), **kv, specs, &ids, nullptr)
-          .ok());
+  ASSERT_TRUE((*m)->ForwardSample(MakeBatch({{&greedy_seq, prompt}}, 16, true), **kv, specs, {},
+                                  &ids, nullptr)
+                  .ok());
   EXPECT_EQ(be.largest_copy, 10 * sizeof(int32_t));
   std::vector<float> logits;
   be.largest_copy = 0;

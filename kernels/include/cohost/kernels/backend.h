@@ -209,6 +209,13 @@ class Backend {
   virtual void SampleRows(const float* x /*[rows, width] fp32*/, int32_t rows, int32_t width,
                           const SampleSpec* specs /*[rows]*/, int32_t* out /*[rows]*/) = 0;
 
+  // Row r's PenaltyTerms, terms[starts[r], starts[r + 1]), applied to its
+  // logits in place (before SampleRows). A row names each token once; a
+  // token outside [0, width) is skipped.
+  virtual void ApplyPenalties(float* x /*[rows, width] fp32*/, int32_t rows, int32_t width,
+                              const int32_t* starts /*[rows + 1]*/,
+                              const PenaltyTerm* terms /*[starts[rows]]*/) = 0;
+
   // out[r, :] = x[rows[r], :].
   virtual void GatherRows(const void* x /*[n, width]*/, const int32_t* rows /*[num_rows]*/,
                           int32_t num_rows, int32_t width, void* out /*[num_rows, width]*/) = 0;

@@ -20,4 +20,14 @@ struct SampleSpec {
   float uniform = 0.f;      // the row's random draw, in [0, 1)
 };
 
+// One token whose logit a row's penalties move before its draw, as the host
+// Sampler's ApplyPenalties does: where repetition != 1, l = l > 0 ?
+// l / repetition : l * repetition; then l -= subtract (presence + frequency *
+// count, in float, for a generated token). NaN stays NaN.
+struct PenaltyTerm {
+  int32_t token = 0;
+  float repetition = 1.f;
+  float subtract = 0.f;
+};
+
 }  // namespace cohost::kernels
