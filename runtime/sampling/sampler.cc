@@ -65,7 +65,7 @@ void Sampler::ForEachPenalty(
     if (!valid(id) || seen_[id]) continue;
     seen_[id] = 1;
     const int32_t count = generated_count_[id];
-    if (rep == 1.f && count == 0) continue;  // a prompt token only the repetition penalty moves
+    if (rep == 1.f && count == 0) continue;  // nothing moves it: no repetition, not generated
     fn(id, rep, count > 0 ? presence + frequency * static_cast<float>(count) : 0.f);
   }
   for (int32_t id : history) {
