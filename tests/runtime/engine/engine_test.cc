@@ -20,6 +20,7 @@
 #include "runtime/model/model.h"
 #include "runtime/tokenizer/tokenizer.h"
 #include "tests/support/forwarding_backend.h"
+#include "tests/support/recording_backend.h"
 #include "tests/support/tiny_model.h"
 #include "tests/support/wait_for.h"
 
@@ -289,6 +290,57 @@ TEST_F(EngineTest, OnADeviceTokensAreDrawnThereAsTheRequestAsks) {
   // samples, a seeded request draws the same tokens as alone.
   hot.sampling.seed = 11;
   EXPECT_EQ(run_all({hot, asked})[0], a);
+}
+
+// Decode steps from captured graphs (EngineConfig::decode_graphs) through
+// everything an engine does between them: prefill chunks beside decodes,
+// sequences finishing and joining, preemption under a small cache, sampled
+// and penalized requests drawn on the device. On a backend with graph
+// semantics (RecordingBackend) every request's tokens are those of the same
+// engine without graphs.
+TEST_F(EngineTest, DecodeGraphsLeaveEveryRequestsTokensAsTheyWere) {
+  std::vector<GenerateRequest> requests;
+  for (uint32_t i = 0; i < 6; ++i) requests.push_back(Request(5 + 3 * i, 20, 10 + i));
+  requests[1].sampling.temperature = 0.8f;
+  requests[1].sampling.top_p = 0.9f;
+  requests[1].sampling.seed = 3;
+  requests[2].sampling.repetition_penalty = 1.2f;
+  requests[2].sampling.frequency_penalty = 0.4f;
+  auto run = [&](bool graphs, DecodeGraphStats* stats, int64_t* preemptions) {
+    cohost::testing::RecordingBackend backend(kernels::MakeCpuBackend(1));
+    std::unique_ptr<Model> model = Model::Create(testing::MakeTinyModelFile(), &backend).value();
+    EngineConfig c;
+    c.clock = [this] { return now_; };
+    c.block_size = 4;
+    c.num_kv_blocks = 40;
+    c.step_scheduler.max_num_seqs = 6;
+    c.step_scheduler.max_tokens_per_step = 16;
+    c.step_scheduler.max_prefill_chunk = 8;
+    c.decode_graphs = graphs;
+    std::unique_ptr<Engine> e = Engine::Create(model.get(), tokenizer_.get(), c).value();
+    std::vector<std::shared_ptr<RecordingSink>> sinks;
+    for (const GenerateRequest& r : requests) {
+      sinks.push_back(std::make_shared<RecordingSink>());
+      EXPECT_TRUE(e->Submit(r, sinks.back()).ok());
+    }
+    RunToIdle(*e);
+    *stats = model->decode_graph_stats();
+    *preemptions = e->Stats().num_preemptions;
+    std::vector<std::vector<int32_t>> tokens;
+    for (const auto& sink : sinks) tokens.push_back(sink->tokens());
+    return tokens;
+  };
+  DecodeGraphStats eager_stats, graph_stats;
+  int64_t eager_preemptions = 0, graph_preemptions = 0;
+  const auto eager = run(false, &eager_stats, &eager_preemptions);
+  const auto graphs = run(true, &graph_stats, &graph_preemptions);
+  EXPECT_EQ(graphs, eager);
+  for (const auto& t : eager) EXPECT_EQ(t.size(), 20u);
+  EXPECT_EQ(eager_stats.captures, 0);
+  EXPECT_GT(graph_stats.captures, 0);
+  EXPECT_GT(graph_stats.launches, 10);
+  EXPECT_GT(eager_preemptions, 0) << "the cache is small enough to preempt";
+  EXPECT_EQ(graph_preemptions, eager_preemptions);
 }
 
 TEST_F(EngineTest, LogprobsComeWithEachTokenOnlyWhenAsked) {
