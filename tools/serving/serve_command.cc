@@ -23,6 +23,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "cohost/kernels/backend.h"
 #include "cohost/kernels/cpu_info.h"
 #include "common/status_macros.h"
@@ -344,10 +345,21 @@ int ServeCommand(int argc, char** argv) {
                    ? ""
                    : " (unused: --cpu-precision reference loads weights as fp32)");
   for (const std::shared_ptr<scheduler::Device>& d : router.devices()) {
-    std::fprintf(stderr, "cohost serve: %s: %lld MB for weights, %lld MB KV pool (%s)\n",
+    // Where the pool was planned: the models whose expected footprints it leaves room for.
+    std::vector<std::string> planned;
+    for (const auto& [model, id] : config->router.planned_devices) {
+      if (id == d->id) planned.push_back(model);
+    }
+    const std::string sized =
+        config->kv_pool_bytes || d->backend->kind() == kernels::BackendKind::kCpu
+            ? ""
+            : absl::StrCat(
+                  "; the pool is what the budget leaves beside ",
+                  planned.empty() ? "room for models loaded later" : absl::StrJoin(planned, ", "));
+    std::fprintf(stderr, "cohost serve: %s: %lld MB for weights, %lld MB KV pool (%s)%s\n",
                  d->name.c_str(), static_cast<long long>(d->weights_budget_bytes >> 20),
                  static_cast<long long>(d->kv_pool->budget() >> 20),
-                 std::string(kernels::DTypeName(d->backend->kv_dtype())).c_str());
+                 std::string(kernels::DTypeName(d->backend->kv_dtype())).c_str(), sized.c_str());
   }
   for (const scheduler::ModelSpec& spec : config->models) {
     ProgressBar bar(spec.load == scheduler::LoadPolicy::kLazy
