@@ -355,14 +355,14 @@ bool Router::KeepsBlocks(const kernels::Backend& backend) const {
   return scheduler::KeepsBlocks(options_.weights.keep_quantized, backend);
 }
 
-Router::Expected Router::ExpectedFootprint(const std::string& path,
-                                           const runtime::ModelConfig& config,
-                                           const Device& device) const {
+ExpectedBytes Router::ExpectedFootprint(const std::string& path, const runtime::ModelConfig& config,
+                                        const Device& device) const {
   return scheduler::ExpectedFootprint(options_.footprints.get(), path, config, *device.backend,
                                       engine_config_, options_.weights.keep_quantized);
 }
 
-absl::Status Router::MakeRoom(const std::shared_ptr<ServedModel>& model, const Expected& expected) {
+absl::Status Router::MakeRoom(const std::shared_ptr<ServedModel>& model,
+                              const ExpectedBytes& expected) {
   const int64_t bytes = expected.bytes;
   const std::string measured = expected.recorded ? "; its footprint as its last load measured" : "";
   const Device& home = model->device();

@@ -207,12 +207,11 @@ class Router {
   // What loading the model at `path` will take on `device`: its footprint
   // recorded at an earlier load of the same file, else the prediction from
   // its config.
-  using Expected = ExpectedBytes;
-  Expected ExpectedFootprint(const std::string& path, const runtime::ModelConfig& config,
-                             const Device& device) const;
+  ExpectedBytes ExpectedFootprint(const std::string& path, const runtime::ModelConfig& config,
+                                  const Device& device) const;
   // Reserves the expected footprint on the model's device, evicting as
   // PickEvictions says; RESOURCE_EXHAUSTED saying why when it cannot.
-  absl::Status MakeRoom(const std::shared_ptr<ServedModel>& model, const Expected& expected);
+  absl::Status MakeRoom(const std::shared_ptr<ServedModel>& model, const ExpectedBytes& expected);
   void ReleaseWeights(const std::string& name);
   // Writes a load's measured footprint to options_.footprints (a failure is
   // reported once, on stderr).

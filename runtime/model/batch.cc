@@ -2,6 +2,7 @@
 // host, before any metadata reaches the device.
 #include "runtime/model/batch.h"
 
+#include <algorithm>
 #include <cstdint>
 
 #include "absl/strings/str_format.h"
@@ -15,6 +16,14 @@ absl::Status Fail(const absl::FormatSpec<Args...>& format, const Args&... args) 
 }
 
 }  // namespace
+
+int32_t Batch::max_query_len() const {
+  int32_t longest = 0;
+  for (size_t s = 0; s + 1 < seq_starts.size(); ++s) {
+    longest = std::max(longest, seq_starts[s + 1] - seq_starts[s]);
+  }
+  return longest;
+}
 
 absl::Status Batch::Validate(int32_t num_blocks, int32_t block_size, int32_t vocab_size) const {
   if (num_blocks <= 0 || block_size <= 0) {

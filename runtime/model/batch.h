@@ -22,6 +22,8 @@ struct Batch {
 
   int32_t num_seqs() const { return static_cast<int32_t>(context_lens.size()); }
   int32_t num_tokens() const { return static_cast<int32_t>(token_ids.size()); }
+  // The longest run of new tokens of one sequence (1 in a decode step).
+  int32_t max_query_len() const;
 
   // Internal consistency and bounds against the cache geometry and vocab; the
   // runtime builds batches, so a failure here is a bug upstream, reported

@@ -157,14 +157,10 @@ absl::Status LlamaModel::UploadMetadata(const Batch& b, int32_t table_width, int
   }
   offsets[6] = meta_host_.size();
   const int32_t width = b.max_blocks_per_seq;
-  if (table_width == width) {
-    meta_host_.insert(meta_host_.end(), b.block_tables.begin(), b.block_tables.end());
-  } else {
-    for (int32_t s = 0; s < b.num_seqs(); ++s) {
-      const auto row = b.block_tables.begin() + static_cast<ptrdiff_t>(s) * width;
-      meta_host_.insert(meta_host_.end(), row, row + width);
-      meta_host_.insert(meta_host_.end(), static_cast<size_t>(table_width - width), 0);
-    }
+  for (int32_t s = 0; s < b.num_seqs(); ++s) {
+    const auto row = b.block_tables.begin() + static_cast<ptrdiff_t>(s) * width;
+    meta_host_.insert(meta_host_.end(), row, row + width);
+    meta_host_.insert(meta_host_.end(), static_cast<size_t>(table_width - width), 0);
   }
   const size_t bytes = meta_host_.size() * sizeof(int32_t);
   if (bytes > meta_.bytes()) {
@@ -189,20 +185,12 @@ absl::Status LlamaModel::UploadMetadata(const Batch& b, int32_t table_width, int
   layout->num_seqs = b.num_seqs();
   layout->num_tokens = b.num_tokens();
   layout->max_blocks_per_seq = table_width;
-  layout->max_query_len = MaxQueryLen(b);
+  layout->max_query_len = b.max_query_len();
   layout->max_context_len = context_bound > 0 ? context_bound
                             : b.context_lens.empty()
                                 ? 0
                                 : *std::max_element(b.context_lens.begin(), b.context_lens.end());
   return absl::OkStatus();
-}
-
-int32_t LlamaModel::MaxQueryLen(const Batch& b) {
-  int32_t longest = 0;
-  for (int32_t s = 0; s < b.num_seqs(); ++s) {
-    longest = std::max(longest, b.seq_starts[s + 1] - b.seq_starts[s]);
-  }
-  return longest;
 }
 
 absl::Status LlamaModel::Forward(const Batch& batch, KvCache& kv, std::vector<float>* logits) {
@@ -306,7 +294,7 @@ absl::Status LlamaModel::Run(const Batch& batch, KvCache& kv) {
   // graph: its block tables are padded to a bucket and its attention planned
   // for the bucket's context, so that a shape's ops see the same sizes at
   // every step.
-  const bool captured = graphs_enabled_ && T == batch.num_seqs() && MaxQueryLen(batch) == 1;
+  const bool captured = graphs_enabled_ && T == batch.num_seqs() && batch.max_query_len() == 1;
   const int32_t width =
       captured ? std::max(kMinTableBucket, static_cast<int32_t>(std::bit_ceil(
                                                static_cast<uint32_t>(batch.max_blocks_per_seq))))

@@ -111,7 +111,6 @@ class LlamaModel final : public Model {
   };
   // The step's ops, queued on the backend (or recorded, under Capture).
   void Issue(const Step& step, const KvCache& kv);
-  static int32_t MaxQueryLen(const Batch& b);
   // INVALID_ARGUMENT when p's starts do not index its terms by `rows` rows.
   static absl::Status CheckPenalties(const SamplePenalties& p, int32_t rows);
   // Uploads `p` (checked) and applies it to logits_'s first `rows` rows.

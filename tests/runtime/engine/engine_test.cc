@@ -115,6 +115,25 @@ class EngineTest : public ::testing::Test {
     return r;
   }
 
+  // Each request's tokens, all submitted at once to one engine over `model`
+  // (`c` on the test's clock); *stats the engine's once idle, if asked.
+  std::vector<std::vector<int32_t>> RunTogether(Model* model, EngineConfig c,
+                                                const std::vector<GenerateRequest>& requests,
+                                                EngineStats* stats = nullptr) {
+    c.clock = [this] { return now_; };
+    std::unique_ptr<Engine> e = Engine::Create(model, tokenizer_.get(), c).value();
+    std::vector<std::shared_ptr<RecordingSink>> sinks;
+    for (const GenerateRequest& request : requests) {
+      sinks.push_back(std::make_shared<RecordingSink>());
+      EXPECT_TRUE(e->Submit(request, sinks.back()).ok());
+    }
+    RunToIdle(*e);
+    if (stats != nullptr) *stats = e->Stats();
+    std::vector<std::vector<int32_t>> tokens;
+    for (const auto& sink : sinks) tokens.push_back(sink->tokens());
+    return tokens;
+  }
+
   static void RunToIdle(Engine& e, int max_steps = 10000) {
     for (int i = 0; i < max_steps; ++i) {
       absl::StatusOr<bool> more = e.Step();
@@ -208,24 +227,13 @@ TEST_F(EngineTest, OnADeviceTokensAreDrawnThereAsTheRequestAsks) {
   DeviceLikeBackend device(kernels::MakeCpuBackend(1));
   std::unique_ptr<Model> model = Model::Create(testing::MakeTinyModelFile(), &device).value();
   const int32_t vocab = model->config().vocab_size;
+  EngineConfig c;
+  c.block_size = 4;
+  c.num_kv_blocks = 64;
   // Each request's tokens, run together in one engine.
   auto run_all = [&](const std::vector<GenerateRequest>& requests) {
-    EngineConfig c;
-    c.clock = [this] { return now_; };
-    c.block_size = 4;
-    c.num_kv_blocks = 64;
-    std::unique_ptr<Engine> e = Engine::Create(model.get(), tokenizer_.get(), c).value();
-    std::vector<std::shared_ptr<RecordingSink>> sinks;
-    for (const GenerateRequest& request : requests) {
-      sinks.push_back(std::make_shared<RecordingSink>());
-      EXPECT_TRUE(e->Submit(request, sinks.back()).ok());
-    }
-    RunToIdle(*e);
-    std::vector<std::vector<int32_t>> tokens;
-    for (const auto& sink : sinks) {
-      EXPECT_EQ(sink->tokens().size(), 12u);
-      tokens.push_back(sink->tokens());
-    }
+    std::vector<std::vector<int32_t>> tokens = RunTogether(model.get(), c, requests);
+    for (const std::vector<int32_t>& t : tokens) EXPECT_EQ(t.size(), 12u);
     return tokens;
   };
   auto run = [&](const GenerateRequest& request) { return run_all({request})[0]; };
@@ -267,15 +275,7 @@ TEST_F(EngineTest, OnADeviceTokensAreDrawnThereAsTheRequestAsks) {
     ASSERT_TRUE(cpu->AdoptsHostMemory()) << "the host samples penalized rows here";
     std::unique_ptr<Model> host_model =
         Model::Create(testing::MakeTinyModelFile(), cpu.get()).value();
-    EngineConfig c;
-    c.clock = [this] { return now_; };
-    c.block_size = 4;
-    c.num_kv_blocks = 64;
-    std::unique_ptr<Engine> e = Engine::Create(host_model.get(), tokenizer_.get(), c).value();
-    auto sink = std::make_shared<RecordingSink>();
-    ASSERT_TRUE(e->Submit(penalized, sink).ok());
-    RunToIdle(*e);
-    EXPECT_EQ(sink->tokens(), penalized_tokens);
+    EXPECT_EQ(RunTogether(host_model.get(), c, {penalized})[0], penalized_tokens);
   }
   GenerateRequest unpenalized = penalized;
   unpenalized.sampling.repetition_penalty = 1.f;
@@ -310,24 +310,16 @@ TEST_F(EngineTest, DecodeGraphsLeaveEveryRequestsTokensAsTheyWere) {
     cohost::testing::RecordingBackend backend(kernels::MakeCpuBackend(1));
     std::unique_ptr<Model> model = Model::Create(testing::MakeTinyModelFile(), &backend).value();
     EngineConfig c;
-    c.clock = [this] { return now_; };
     c.block_size = 4;
     c.num_kv_blocks = 40;
     c.step_scheduler.max_num_seqs = 6;
     c.step_scheduler.max_tokens_per_step = 16;
     c.step_scheduler.max_prefill_chunk = 8;
     c.decode_graphs = graphs;
-    std::unique_ptr<Engine> e = Engine::Create(model.get(), tokenizer_.get(), c).value();
-    std::vector<std::shared_ptr<RecordingSink>> sinks;
-    for (const GenerateRequest& r : requests) {
-      sinks.push_back(std::make_shared<RecordingSink>());
-      EXPECT_TRUE(e->Submit(r, sinks.back()).ok());
-    }
-    RunToIdle(*e);
+    EngineStats engine;
+    std::vector<std::vector<int32_t>> tokens = RunTogether(model.get(), c, requests, &engine);
     *stats = model->decode_graph_stats();
-    *preemptions = e->Stats().num_preemptions;
-    std::vector<std::vector<int32_t>> tokens;
-    for (const auto& sink : sinks) tokens.push_back(sink->tokens());
+    *preemptions = engine.num_preemptions;
     return tokens;
   };
   DecodeGraphStats eager_stats, graph_stats;
