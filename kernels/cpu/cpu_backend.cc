@@ -18,6 +18,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "cohost/kernels/backend.h"
+#include "cohost/kernels/row_logprobs.h"
 #include "common/status_macros.h"
 #include "cpu_ops.h"
 
@@ -239,6 +240,13 @@ class CpuBackend final : public Backend {
   void ApplyPenalties(float* x, int32_t rows, int32_t width, const int32_t* starts,
                       const PenaltyTerm* terms) override {
     cpu::ApplyPenalties(x, rows, width, starts, terms);
+  }
+  void RowLogprobs(const float* x, int32_t rows, int32_t width, const int32_t* chosen,
+                   int32_t top_n, TokenLogprob* out) override {
+    for (int32_t r = 0; r < rows; ++r) {
+      LogprobsOfRow(x + static_cast<int64_t>(r) * width, width, chosen[r], top_n,
+                    out + static_cast<int64_t>(r) * (1 + top_n));
+    }
   }
   void SampleRows(const float* x, int32_t rows, int32_t width, const SampleSpec* specs,
                   int32_t* out) override {

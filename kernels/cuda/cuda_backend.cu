@@ -335,6 +335,12 @@ class CudaBackend final : public Backend {
     Record(cuda::LaunchSampleRows(x, rows, width, specs, out, stream_));
   }
 
+  void RowLogprobs(const float* x, int32_t rows, int32_t width, const int32_t* chosen,
+                   int32_t top_n, TokenLogprob* out) override {
+    if (!EnterOp()) return;
+    Record(cuda::LaunchRowLogprobs(x, rows, width, chosen, top_n, out, stream_));
+  }
+
   void GatherRows(const void* x, const int32_t* rows, int32_t num_rows, int32_t width,
                   void* out) override {
     if (!EnterOp()) return;

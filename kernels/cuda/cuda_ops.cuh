@@ -32,6 +32,11 @@ absl::Status LaunchSampleRows(const float* x /*[rows, width]*/, int32_t rows, in
                               const SampleSpec* specs /*[rows]*/, int32_t* out /*[rows]*/,
                               cudaStream_t stream);
 
+// Backend::RowLogprobs: a block per row; top_n <= min(width, kMaxTopLogprobs).
+absl::Status LaunchRowLogprobs(const float* x /*[rows, width]*/, int32_t rows, int32_t width,
+                               const int32_t* chosen /*[rows]*/, int32_t top_n,
+                               TokenLogprob* out /*[rows, 1 + top_n]*/, cudaStream_t stream);
+
 // residual (if not null) += x, then out = v / rms(v) * weight with v the new
 // residual (rounded to bf16, as the next layer will read it) or x.
 absl::Status LaunchRmsNorm(const bf16* x /*[n, hidden]*/, bf16* residual /*[n, hidden] or null*/,

@@ -58,9 +58,6 @@ struct LiveRequest {
   // Its next token is the argmax of the model's logits, and nothing else is
   // read from them: a step of only such requests brings back ids.
   bool TakesArgmax() const { return sampler.IsGreedy() && !request.sampling.logprobs; }
-  // Its next token can be drawn on the device (Backend::ApplyPenalties, then
-  // SampleRows): no logprobs read the logits.
-  bool SamplesOnDevice() const { return !request.sampling.logprobs; }
 
   Sequence seq;
   GenerateRequest request;
@@ -114,10 +111,9 @@ struct Engine::Impl {
   absl::flat_hash_map<RequestId, std::unique_ptr<LiveRequest>> live;
   Batch batch;
   std::vector<float> logits;
-  std::vector<float> raw_logits;                  // one row, copied for a request asking logprobs
-  std::vector<kernels::SampleSpec> sample_specs;  // a device-sampled step's rows
-  std::vector<int32_t> sampled_ids;               // its tokens (Model::ForwardSample)
-  SamplePenalties sample_penalties;               // its rows' penalties, if any has one
+  std::vector<float> raw_logits;  // one row, copied for a request asking logprobs
+  SampleInputs sample_inputs;     // a device-sampled step's rows (Model::ForwardSample)
+  SampledRows sampled;            // its tokens, and logprobs where asked
   int64_t next_arrival = 0;
   EngineStats counters;  // owned by the stepping thread
   StepCostFit cost_fit;  // of this engine's steps

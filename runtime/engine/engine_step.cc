@@ -16,37 +16,37 @@ double MsBetween(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
 }
 
-// Whether a request's tokens are drawn on the device (Backend::SampleRows):
-// on a device whose memory is its own (CUDA), every request without
-// penalties or logprobs; where the device's memory is the host's (the CPU),
-// greedy ones, in steps of only those (the host Sampler takes the same argmax
-// anyway). Either way it depends only on the request and the backend, so a
-// seeded request draws the same tokens whatever shares its batch.
+// Whether a request's tokens are drawn on the device (Backend::SampleRows,
+// after ApplyPenalties; logprobs by RowLogprobs): on a device whose memory
+// is its own (CUDA), every request; where the device's memory is the host's
+// (the CPU), greedy ones without logprobs, in steps of only those (the host
+// Sampler takes the same argmax anyway). Either way it depends only on the
+// request and the backend, so a seeded request draws the same tokens
+// whatever shares its batch.
 bool DrawsOnDevice(const LiveRequest& r, bool device_memory) {
-  return device_memory ? r.SamplesOnDevice() : r.TakesArgmax();
+  return device_memory || r.TakesArgmax();
 }
 
-// Whether the step runs Model::ForwardSample, with *specs its sample rows'
-// specs in order (rows the host samples get a placeholder) and *host_rows
-// whether any row needs its logits on the host. A request's draw comes from
-// its own Sampler, one number per token, as on the host.
-bool DeviceSampleSpecs(const StepPlan& plan,
-                       const absl::flat_hash_map<RequestId, std::unique_ptr<LiveRequest>>& live,
-                       bool device_memory, int64_t vocab, std::vector<kernels::SampleSpec>* specs,
-                       SamplePenalties* penalties, bool* host_rows) {
-  *host_rows = false;
+// Whether the step runs Model::ForwardSample, with *in its sample rows'
+// specs, penalties and logprobs in order. A request's draw comes from its own
+// Sampler, one number per token, as on the host.
+bool DeviceSampleInputs(const StepPlan& plan,
+                        const absl::flat_hash_map<RequestId, std::unique_ptr<LiveRequest>>& live,
+                        bool device_memory, int64_t vocab, SampleInputs* in) {
   for (const ScheduledSeq& item : plan.scheduled) {
-    if (item.samples && !DrawsOnDevice(*live.at(item.seq->id), device_memory)) *host_rows = true;
+    // The CPU: Forward, and the host Sampler for all.
+    if (item.samples && !DrawsOnDevice(*live.at(item.seq->id), device_memory)) return false;
   }
-  if (*host_rows && !device_memory) return false;  // the CPU: Forward, the Sampler for all
-  specs->clear();
-  penalties->starts.assign(1, 0);
-  penalties->terms.clear();
+  in->specs.clear();
+  in->top_logprobs = -1;
+  SamplePenalties& penalties = in->penalties;
+  penalties.starts.assign(1, 0);
+  penalties.terms.clear();
   for (const ScheduledSeq& item : plan.scheduled) {
     if (!item.samples) continue;
     LiveRequest& r = *live.at(item.seq->id);
-    kernels::SampleSpec spec;  // temperature 0: the argmax (or a host row's placeholder)
-    if (DrawsOnDevice(r, device_memory) && !r.TakesArgmax()) {
+    kernels::SampleSpec spec;  // temperature 0: the argmax
+    if (!r.TakesArgmax()) {
       const SamplingParams& p = r.sampler.params();
       // Below 1 in float too: the draw stays inside the kept mass. None at
       // temperature 0 (a penalized argmax), as the host Sampler draws none.
@@ -56,13 +56,14 @@ bool DeviceSampleSpecs(const StepPlan& plan,
       spec = {p.temperature, p.top_k, p.top_p, p.min_p, u};
       r.sampler.ForEachPenalty(r.seq.tokens, r.seq.num_prompt_tokens, vocab,
                                [&](int32_t id, float repetition, float subtract) {
-                                 penalties->terms.push_back({id, repetition, subtract});
+                                 penalties.terms.push_back({id, repetition, subtract});
                                });
+      if (p.logprobs) in->top_logprobs = std::max(in->top_logprobs, *p.logprobs);
     }
-    specs->push_back(spec);
-    penalties->starts.push_back(static_cast<int32_t>(penalties->terms.size()));
+    in->specs.push_back(spec);
+    penalties.starts.push_back(static_cast<int32_t>(penalties.terms.size()));
   }
-  if (penalties->terms.empty()) penalties->starts.clear();
+  if (penalties.terms.empty()) penalties.starts.clear();
   return true;
 }
 
@@ -271,14 +272,10 @@ absl::StatusOr<bool> Engine::Step(const StepLimits& limits) {
     }
     BuildBatch(plan, s.kv_manager.block_size(), &s.batch);
     const bool device_memory = !model_->backend()->AdoptsHostMemory();
-    bool host_rows = false;
-    const bool on_device =
-        DeviceSampleSpecs(plan, s.live, device_memory, model_->config().vocab_size, &s.sample_specs,
-                          &s.sample_penalties, &host_rows);
-    result = on_device
-                 ? model_->ForwardSample(s.batch, *s.kv_cache, s.sample_specs, s.sample_penalties,
-                                         &s.sampled_ids, host_rows ? &s.logits : nullptr)
-                 : model_->Forward(s.batch, *s.kv_cache, &s.logits);
+    const bool on_device = DeviceSampleInputs(plan, s.live, device_memory,
+                                              model_->config().vocab_size, &s.sample_inputs);
+    result = on_device ? model_->ForwardSample(s.batch, *s.kv_cache, s.sample_inputs, &s.sampled)
+                       : model_->Forward(s.batch, *s.kv_cache, &s.logits);
     if (!result.ok()) {
       for (const ScheduledSeq& item : plan.scheduled) {
         s.Retire(item.seq->id, FinishReason::kError, result, Now());
@@ -291,18 +288,24 @@ absl::StatusOr<bool> Engine::Step(const StepLimits& limits) {
       for (const ScheduledSeq& item : plan.scheduled) {
         if (!item.samples) continue;
         LiveRequest& r = *s.live.at(item.seq->id);
+        const std::optional<int32_t> top_n = r.request.sampling.logprobs;
         int32_t token = 0;
-        if (on_device && DrawsOnDevice(r, device_memory)) {
-          token = s.sampled_ids[row++];
+        if (on_device) {
+          token = s.sampled.ids[row];
+          if (top_n) {
+            const size_t width = 1 + static_cast<size_t>(s.sampled.top);
+            r.logprobs = FromRow(
+                absl::MakeConstSpan(s.sampled.logprobs).subspan(row * width, width), *top_n);
+          }
         } else {
           const absl::Span<float> logits =
-              absl::MakeSpan(s.logits.data() + static_cast<size_t>(row++) * vocab, vocab);
+              absl::MakeSpan(s.logits.data() + static_cast<size_t>(row) * vocab, vocab);
           // Sample rewrites the logits: logprobs read a copy of the model's.
-          const std::optional<int32_t> top_n = r.request.sampling.logprobs;
           if (top_n) s.raw_logits.assign(logits.begin(), logits.end());
           token = r.sampler.Sample(logits, r.seq.tokens, r.seq.num_prompt_tokens);
           if (top_n) r.logprobs = ComputeLogprobs(s.raw_logits, token, *top_n);
         }
+        ++row;
         r.seq.tokens.push_back(token);
         if (r.seq.num_generated() == 1) r.first_token = sampled_at;
         sampled.push_back(&r);

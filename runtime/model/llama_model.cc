@@ -72,7 +72,7 @@ size_t LlamaModel::workspace_bytes() const {
   size_t bytes = 0;
   for (const kernels::DeviceBuffer* b :
        {&x_, &delta_, &normed_, &qkv_, &attn_, &gate_up_, &act_, &sample_x_, &sample_delta_,
-        &sample_normed_, &logits_, &sample_ids_, &sample_specs_}) {
+        &sample_normed_, &logits_, &sample_ids_, &sample_specs_, &sample_logprobs_}) {
     bytes += b->bytes();
   }
   return bytes;
@@ -88,7 +88,8 @@ size_t LlamaModel::TokenWidth(const ModelConfig& c) {
 size_t LlamaModel::SampleBytes(const ModelConfig& c, size_t elem_size) {
   return 3 * static_cast<size_t>(c.hidden_size) * elem_size +
          static_cast<size_t>(c.vocab_size) * sizeof(float) + sizeof(int32_t) +
-         sizeof(kernels::SampleSpec);
+         sizeof(kernels::SampleSpec) +
+         (1 + kernels::kMaxTopLogprobs) * sizeof(kernels::TokenLogprob);
 }
 
 size_t LlamaModel::InitialCapacity(int32_t wanted, bool samples) {
@@ -135,6 +136,8 @@ absl::Status LlamaModel::Reserve(int32_t num_tokens, int32_t num_samples) {
     RETURN_IF_ERROR(alloc(logits_, cap * static_cast<int64_t>(c.vocab_size), sizeof(float)));
     RETURN_IF_ERROR(alloc(sample_ids_, cap, sizeof(int32_t)));
     RETURN_IF_ERROR(alloc(sample_specs_, cap, sizeof(kernels::SampleSpec)));
+    RETURN_IF_ERROR(alloc(sample_logprobs_, int64_t{cap} * (1 + kernels::kMaxTopLogprobs),
+                          sizeof(kernels::TokenLogprob)));
     sample_capacity_ = cap;
   }
   return absl::OkStatus();
@@ -163,14 +166,8 @@ absl::Status LlamaModel::UploadMetadata(const Batch& b, int32_t table_width, int
     meta_host_.insert(meta_host_.end(), static_cast<size_t>(table_width - width), 0);
   }
   const size_t bytes = meta_host_.size() * sizeof(int32_t);
-  if (bytes > meta_.bytes()) {
-    graphs_.Clear();  // they point at the old array
-    meta_.Reset();
-    absl::StatusOr<kernels::DeviceBuffer> m =
-        kernels::DeviceBuffer::Create(backend_, std::max<size_t>(bytes * 2, 4096));
-    if (!m.ok()) return m.status();
-    meta_ = *std::move(m);
-  }
+  if (bytes > meta_.bytes()) graphs_.Clear();  // they point at the old array
+  RETURN_IF_ERROR(GrowBuffer(meta_, bytes));
   if (absl::Status s = backend_->CopyToDevice(meta_.data(), meta_host_.data(), bytes); !s.ok()) {
     return s;
   }
@@ -214,15 +211,17 @@ absl::Status LlamaModel::CheckPenalties(const SamplePenalties& p, int32_t rows) 
   return absl::OkStatus();
 }
 
+absl::Status LlamaModel::GrowBuffer(kernels::DeviceBuffer& buf, size_t bytes) {
+  if (bytes <= buf.bytes()) return absl::OkStatus();
+  buf.Reset();
+  ASSIGN_OR_RETURN(buf, kernels::DeviceBuffer::Create(backend_, std::max<size_t>(2 * bytes, 4096)));
+  return absl::OkStatus();
+}
+
 absl::Status LlamaModel::ApplyPenalties(const SamplePenalties& p, int32_t rows) {
   if (p.terms.empty()) return absl::OkStatus();
   const size_t term_bytes = p.terms.size() * sizeof(kernels::PenaltyTerm);
-  const size_t bytes = term_bytes + p.starts.size() * sizeof(int32_t);
-  if (bytes > penalties_.bytes()) {
-    penalties_.Reset();
-    ASSIGN_OR_RETURN(penalties_,
-                     kernels::DeviceBuffer::Create(backend_, std::max<size_t>(2 * bytes, 4096)));
-  }
+  RETURN_IF_ERROR(GrowBuffer(penalties_, term_bytes + p.starts.size() * sizeof(int32_t)));
   auto* base = static_cast<char*>(penalties_.data());
   RETURN_IF_ERROR(backend_->CopyToDevice(base, p.terms.data(), term_bytes));
   RETURN_IF_ERROR(backend_->CopyToDevice(base + term_bytes, p.starts.data(),
@@ -233,36 +232,78 @@ absl::Status LlamaModel::ApplyPenalties(const SamplePenalties& p, int32_t rows) 
   return absl::OkStatus();
 }
 
-absl::Status LlamaModel::ForwardSample(const Batch& batch, KvCache& kv,
-                                       absl::Span<const kernels::SampleSpec> specs,
-                                       const SamplePenalties& penalties, std::vector<int32_t>* ids,
-                                       std::vector<float>* logits) {
-  if (ids == nullptr) return absl::InvalidArgumentError("ForwardSample: null ids");
-  if (specs.size() != batch.sample_rows.size()) {
+absl::Status LlamaModel::KeepRawRows(const SamplePenalties& p, int32_t rows) {
+  if (p.terms.empty()) return absl::OkStatus();
+  const size_t row_bytes = static_cast<size_t>(config_.vocab_size) * sizeof(float);
+  int32_t moved = 0;
+  for (int32_t r = 0; r < rows; ++r) moved += p.starts[r + 1] > p.starts[r];
+  RETURN_IF_ERROR(GrowBuffer(raw_rows_, moved * row_bytes));
+  auto* raw = static_cast<char*>(raw_rows_.data());
+  for (int32_t r = 0; r < rows; ++r) {
+    if (p.starts[r + 1] == p.starts[r]) continue;
+    RETURN_IF_ERROR(backend_->CopyToDevice(
+        raw, logits_.as<float>() + int64_t{r} * config_.vocab_size, row_bytes));
+    raw += row_bytes;
+  }
+  return absl::OkStatus();
+}
+
+void LlamaModel::QueueLogprobs(const SamplePenalties& p, int32_t rows, int32_t top) {
+  const int32_t vocab = config_.vocab_size;
+  auto* out = sample_logprobs_.as<kernels::TokenLogprob>();
+  const int32_t* ids = sample_ids_.as<int32_t>();
+  // Every row from logits_, then each row a penalty moved again from its
+  // raw copy: the backend runs them in order.
+  backend_->RowLogprobs(logits_.as<float>(), rows, vocab, ids, top, out);
+  if (p.terms.empty()) return;
+  const float* raw = raw_rows_.as<float>();
+  for (int32_t r = 0; r < rows; ++r) {
+    if (p.starts[r + 1] == p.starts[r]) continue;
+    backend_->RowLogprobs(raw, 1, vocab, ids + r, top, out + int64_t{r} * (1 + top));
+    raw += vocab;
+  }
+}
+
+absl::Status LlamaModel::ForwardSample(const Batch& batch, KvCache& kv, const SampleInputs& in,
+                                       SampledRows* out) {
+  if (out == nullptr) return absl::InvalidArgumentError("ForwardSample: null output");
+  const int32_t rows = static_cast<int32_t>(in.specs.size());
+  if (in.specs.size() != batch.sample_rows.size()) {
     return absl::InvalidArgumentError(absl::StrFormat("ForwardSample: %d specs for %d sample rows",
-                                                      specs.size(), batch.sample_rows.size()));
+                                                      in.specs.size(), batch.sample_rows.size()));
   }
-  const int32_t rows = static_cast<int32_t>(specs.size());
-  RETURN_IF_ERROR(CheckPenalties(penalties, rows));
-  ids->clear();
-  if (logits != nullptr) logits->clear();
+  if (in.top_logprobs > kernels::kMaxTopLogprobs) {
+    return absl::InvalidArgumentError(absl::StrFormat("ForwardSample: %d top logprobs (at most %d)",
+                                                      in.top_logprobs, kernels::kMaxTopLogprobs));
+  }
+  RETURN_IF_ERROR(CheckPenalties(in.penalties, rows));
+  out->ids.clear();
+  out->logprobs.clear();
+  out->top = std::min(in.top_logprobs, config_.vocab_size);
+  const bool logprobs = in.top_logprobs >= 0 && rows > 0;
   RETURN_IF_ERROR(Run(batch, kv));
-  RETURN_IF_ERROR(ApplyPenalties(penalties, rows));
-  if (rows > 0) {
-    RETURN_IF_ERROR(backend_->CopyToDevice(sample_specs_.data(), specs.data(),
-                                           specs.size() * sizeof(kernels::SampleSpec)));
-    backend_->SampleRows(logits_.as<float>(), rows, config_.vocab_size,
-                         sample_specs_.as<kernels::SampleSpec>(), sample_ids_.as<int32_t>());
-    ids->resize(rows);
-    if (absl::Status s =
-            backend_->CopyToHost(ids->data(), sample_ids_.data(), rows * sizeof(int32_t));
-        !s.ok()) {
-      ids->clear();
-      return s;
-    }
+  if (rows == 0) return backend_->Synchronize();
+  if (logprobs) RETURN_IF_ERROR(KeepRawRows(in.penalties, rows));
+  RETURN_IF_ERROR(ApplyPenalties(in.penalties, rows));
+  RETURN_IF_ERROR(backend_->CopyToDevice(sample_specs_.data(), in.specs.data(),
+                                         in.specs.size() * sizeof(kernels::SampleSpec)));
+  backend_->SampleRows(logits_.as<float>(), rows, config_.vocab_size,
+                       sample_specs_.as<kernels::SampleSpec>(), sample_ids_.as<int32_t>());
+  if (logprobs) QueueLogprobs(in.penalties, rows, out->top);
+  out->ids.resize(rows);
+  absl::Status s =
+      backend_->CopyToHost(out->ids.data(), sample_ids_.data(), rows * sizeof(int32_t));
+  if (s.ok() && logprobs) {
+    out->logprobs.resize(static_cast<size_t>(rows) * (1 + out->top));
+    s = backend_->CopyToHost(out->logprobs.data(), sample_logprobs_.data(),
+                             out->logprobs.size() * sizeof(kernels::TokenLogprob));
   }
-  if (logits != nullptr) RETURN_IF_ERROR(CopyLogits(batch, logits));
-  return backend_->Synchronize();
+  if (s.ok()) s = backend_->Synchronize();
+  if (!s.ok()) {
+    out->ids.clear();
+    out->logprobs.clear();
+  }
+  return s;
 }
 
 absl::Status LlamaModel::CopyLogits(const Batch& batch, std::vector<float>* logits) {

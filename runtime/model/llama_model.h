@@ -81,10 +81,8 @@ class LlamaModel final : public Model {
   }
   size_t workspace_bytes() const override;
   absl::Status Forward(const Batch& batch, KvCache& kv, std::vector<float>* logits) override;
-  absl::Status ForwardSample(const Batch& batch, KvCache& kv,
-                             absl::Span<const kernels::SampleSpec> specs,
-                             const SamplePenalties& penalties, std::vector<int32_t>* ids,
-                             std::vector<float>* logits) override;
+  absl::Status ForwardSample(const Batch& batch, KvCache& kv, const SampleInputs& in,
+                             SampledRows* out) override;
   void EnableDecodeGraphs(bool on) override;
   DecodeGraphStats decode_graph_stats() const override { return graphs_.stats(); }
 
@@ -115,6 +113,16 @@ class LlamaModel final : public Model {
   static absl::Status CheckPenalties(const SamplePenalties& p, int32_t rows);
   // Uploads `p` (checked) and applies it to logits_'s first `rows` rows.
   absl::Status ApplyPenalties(const SamplePenalties& p, int32_t rows);
+  // Copies the raw logits of the rows that `p` will move into raw_rows_, in
+  // order, so that their logprobs read the model's distribution.
+  absl::Status KeepRawRows(const SamplePenalties& p, int32_t rows);
+  // Queues the logprobs of logits_'s first `rows` rows at the drawn ids, top
+  // alternatives each, into sample_logprobs_ (a row moved by `p` read from
+  // raw_rows_).
+  void QueueLogprobs(const SamplePenalties& p, int32_t rows, int32_t top);
+  // Grows `buf` to at least `bytes` (twice that, at least 4 KB) where it is
+  // smaller: buffers whose size depends on the step, not the capacity.
+  absl::Status GrowBuffer(kernels::DeviceBuffer& buf, size_t bytes);
   // logits_'s rows of the batch's sample rows, to the host.
   absl::Status CopyLogits(const Batch& batch, std::vector<float>* logits);
   // Copies the step's int32 metadata to the device in one transfer and points
@@ -150,8 +158,10 @@ class LlamaModel final : public Model {
   kernels::DeviceBuffer logits_;                                   // [samples, vocab] fp32
   kernels::DeviceBuffer sample_ids_;                               // [samples] int32 drawn tokens
   kernels::DeviceBuffer sample_specs_;                             // [samples] SampleSpec
-  kernels::DeviceBuffer penalties_;  // a step's PenaltyTerms, then their row starts
-  kernels::DeviceBuffer meta_;       // int32 step metadata, see UploadMetadata
+  kernels::DeviceBuffer sample_logprobs_;  // [samples, 1 + kMaxTopLogprobs] TokenLogprob
+  kernels::DeviceBuffer raw_rows_;         // logprob rows a penalty moves, before it
+  kernels::DeviceBuffer penalties_;        // a step's PenaltyTerms, then their row starts
+  kernels::DeviceBuffer meta_;             // int32 step metadata, see UploadMetadata
   std::vector<int32_t> meta_host_;
   bool graphs_enabled_ = false;
   DecodeGraphs graphs_{backend_};

@@ -23,6 +23,25 @@ struct SamplePenalties {
   std::vector<kernels::PenaltyTerm> terms;
 };
 
+// What Model::ForwardSample draws a step's sample rows with.
+struct SampleInputs {
+  std::vector<kernels::SampleSpec> specs;  // one per sample row; temperature 0: the argmax
+  SamplePenalties penalties;
+  // >= 0: every row's logprobs (Backend::RowLogprobs) under its raw logits,
+  // before penalties, with this many alternatives (at most
+  // kernels::kMaxTopLogprobs; fewer where the vocabulary is smaller).
+  int32_t top_logprobs = -1;
+};
+
+// What Model::ForwardSample brings back to the host.
+struct SampledRows {
+  std::vector<int32_t> ids;  // one per sample row
+  // Row r's {chosen, then `top` alternatives} at logprobs[r * (1 + top)];
+  // empty unless SampleInputs::top_logprobs >= 0.
+  std::vector<kernels::TokenLogprob> logprobs;
+  int32_t top = 0;
+};
+
 class Model {
  public:
   virtual ~Model() = default;
@@ -65,16 +84,13 @@ class Model {
   // to *logits as [sample_rows.size(), vocab_size] host floats. K/V of the new
   // tokens are written into `kv` at batch.slot_mapping.
   virtual absl::Status Forward(const Batch& batch, KvCache& kv, std::vector<float>* logits) = 0;
-  // Forward that samples on the device: writes the token of each row of
-  // batch.sample_rows, in order, drawn as specs (one per row) say
-  // (Backend::SampleRows; temperature 0 is the Sampler's greedy choice).
-  // The logits stay on the device unless `logits` is not null: then they
-  // come too, for rows the host samples. `penalties` move a row's logits
-  // before its draw (and in the copy: a row with terms is drawn here).
-  virtual absl::Status ForwardSample(const Batch& batch, KvCache& kv,
-                                     absl::Span<const kernels::SampleSpec> specs,
-                                     const SamplePenalties& penalties, std::vector<int32_t>* ids,
-                                     std::vector<float>* logits) = 0;
+  // Forward that samples on the device: the token of each row of
+  // batch.sample_rows, in order, drawn as in.specs say (Backend::SampleRows;
+  // temperature 0 is the Sampler's greedy choice), after in.penalties move
+  // its logits (Backend::ApplyPenalties), with logprobs where asked. Only ids
+  // and logprobs cross to the host, never a row of logits.
+  virtual absl::Status ForwardSample(const Batch& batch, KvCache& kv, const SampleInputs& in,
+                                     SampledRows* out) = 0;
 
   // Decode steps (one new token per sequence) run from captured graphs
   // (DecodeGraphs) where the backend captures ops; off by default.

@@ -5,7 +5,7 @@
 #include <limits>
 #include <vector>
 
-#include "runtime/sampling/bounded_heap.h"
+#include "common/bounded_heap.h"
 
 namespace cohost::runtime {
 namespace {

@@ -453,6 +453,61 @@ void OpChecks::SampleRows() {
   }
 }
 
+void OpChecks::RowLogprobs() {
+  constexpr float kInf = std::numeric_limits<float>::infinity();
+  for (const auto& [vocab, top_count] :
+       {std::pair{49152, kMaxTopLogprobs}, std::pair{3000, 5}, std::pair{3000, 0},
+        std::pair{kMaxTopLogprobs, kMaxTopLogprobs}, std::pair{7, 7}}) {
+    const int32_t width = vocab;
+    const int32_t top = top_count;
+    const int32_t rows = 7;
+    // bf16-rounded logits: many ties, in the top and at its cut.
+    std::vector<float> x = Random(static_cast<size_t>(rows) * width, -12.f, 12.f);
+    auto row = [&](int32_t r) { return x.begin() + static_cast<int64_t>(r) * width; };
+    std::vector<int32_t> chosen(rows);
+    for (int32_t r = 0; r < rows; ++r) chosen[r] = static_cast<int32_t>(rng_() % width);
+    // Row 1: NaN and -inf among the logits, one of them chosen; a tie at the top.
+    for (int32_t i = 0; i < width; i += 3) row(1)[i] = i % 2 ? kNaN : -kInf;
+    row(1)[width - 1] = row(1)[1] = 20.f;
+    chosen[1] = 0;
+    std::fill(row(2), row(2) + width, -kInf);  // nothing finite: all -inf
+    row(3)[width / 2] = kInf;                  // +inf: all -inf too
+    std::fill(row(4), row(4) + width, 0.5f);   // one tie: the lowest ids
+    for (int32_t i = 0; i < width; ++i) row(5)[i] = static_cast<float>(i % 4);
+    const float* px = arena_.Raw(x);
+    std::vector<TokenLogprob> poison(static_cast<size_t>(rows) * (1 + top), {-7, -7.f});
+    TokenLogprob* out = arena_.Raw(poison);
+    backend().RowLogprobs(px, rows, width, arena_.Raw(chosen), top, out);
+    std::vector<TokenLogprob> got(poison.size());
+    absl::Status s = backend().Synchronize();
+    if (s.ok()) s = backend().CopyToHost(got.data(), out, got.size() * sizeof(TokenLogprob));
+    ASSERT_TRUE(s.ok()) << s;
+    // Ids exactly; logprobs within the float sum of the normalizer (the CUDA
+    // kernel's) and one rounding of x - lse: ~2e-6 of |x| at most, where a
+    // FaultyBackend's perturbation (1e-4) and any wrong rule are far outside.
+    int differ = 0;
+    std::string first;
+    for (int32_t r = 0; r < rows; ++r) {
+      const std::vector<TokenLogprob> want = naive::RowLogprobs(&*row(r), width, chosen[r], top);
+      for (int32_t i = 0; i <= top; ++i) {
+        const TokenLogprob& g = got[static_cast<size_t>(r) * (1 + top) + i];
+        const TokenLogprob& w = want[i];
+        const bool same =
+            g.id == w.id && (std::isinf(w.logprob) ? g.logprob == w.logprob
+                                                   : std::abs(g.logprob - w.logprob) <=
+                                                         2e-5 + 2e-6 * std::abs(w.logprob));
+        if (!same && differ++ == 0) {
+          first = absl::StrCat("row ", r, " entry ", i, ": got {", g.id, ", ", g.logprob,
+                               "}, want {", w.id, ", ", w.logprob, "}");
+        }
+      }
+    }
+    EXPECT_EQ(differ, 0) << "logprobs width=" << width << " top=" << top << ": " << differ
+                         << " elements differ, first " << first << " [COHOST_TEST_SEED=" << seed_
+                         << "]";
+  }
+}
+
 void OpChecks::RmsNorm() {
   for (int32_t hidden : {576, 4096, 100}) {
     for (bool with_residual : {false, true}) {

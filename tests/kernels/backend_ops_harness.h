@@ -136,6 +136,9 @@ class OpChecks {
   void SampleRowsGreedy();
   // SampleRows against naive::SampleRow: filters, ties, NaN, infinities.
   void SampleRows();
+  // RowLogprobs against naive::RowLogprobs: ties (the lower id first), NaN,
+  // infinities, top_n from 0 to kMaxTopLogprobs and up to the width.
+  void RowLogprobs();
   // ApplyPenalties bit for bit against PenaltyTerm's words: signs, zeros,
   // NaN and infinities, tokens out of range, rows without terms.
   void ApplyPenalties();

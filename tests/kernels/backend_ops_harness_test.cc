@@ -166,6 +166,13 @@ class FaultyBackend final : public cohost::testing::ForwardingBackend {
     SpoilLast(out, int64_t{num_rows} * width);
   }
 
+  // Row 0's chosen logprob (finite in every check).
+  void RowLogprobs(const float* x, int32_t rows, int32_t width, const int32_t* chosen,
+                   int32_t top_n, TokenLogprob* out) override {
+    inner().RowLogprobs(x, rows, width, chosen, top_n, out);
+    if (rows > 0) Spoil(&out[0].logprob);
+  }
+
   void RopeWriteKv(const QkvRows& qkv, const BatchLayout& batch, int32_t num_heads,
                    const RopeSpec& rope, const PagedKv& kv) override {
     if (fault_ == Fault::kDenseQ) {
@@ -267,6 +274,7 @@ std::vector<OpCheck> AllOpChecks() {
       {"Add", [](OpChecks& c) { c.Add(); }},
       {"SiluMul", [](OpChecks& c) { c.SiluMul(); }},
       {"RopeWriteKv", [](OpChecks& c) { c.RopeWriteKv(); }},
+      {"RowLogprobs", [](OpChecks& c) { c.RowLogprobs(); }},
       {"EmptyShapes", [](OpChecks& c) { c.EmptyShapes(); }},
       {"UnalignedViews", [](OpChecks& c) { c.UnalignedViews(); }},
   };

@@ -14,6 +14,30 @@ void Embedding(const int32_t* ids, int32_t n, const float* table, int32_t hidden
   GatherRows(table, ids, n, hidden, out);
 }
 
+std::vector<TokenLogprob> RowLogprobs(const float* x, int32_t width, int32_t chosen,
+                                      int32_t top_n) {
+  const double kInf = std::numeric_limits<double>::infinity();
+  std::vector<double> v(x, x + width);
+  for (double& d : v) d = std::isnan(d) ? -kInf : d;
+  const double max = *std::max_element(v.begin(), v.end());
+  double lse = max;
+  if (std::isfinite(max)) {
+    double sum = 0;
+    for (double d : v) sum += std::exp(d - max);
+    lse = max + std::log(sum);
+  }
+  auto logprob = [&](int32_t id) {
+    return std::isfinite(v[id]) && std::isfinite(lse) ? static_cast<float>(v[id] - lse)
+                                                      : -std::numeric_limits<float>::infinity();
+  };
+  std::vector<int32_t> ids(width);
+  for (int32_t i = 0; i < width; ++i) ids[i] = i;
+  std::stable_sort(ids.begin(), ids.end(), [&](int32_t a, int32_t b) { return v[a] > v[b]; });
+  std::vector<TokenLogprob> out = {{chosen, logprob(chosen)}};
+  for (int32_t i = 0; i < top_n; ++i) out.push_back({ids[i], logprob(ids[i])});
+  return out;
+}
+
 int32_t SampleRow(const float* x, int32_t width, const SampleSpec& spec) {
   const float inf = std::numeric_limits<float>::infinity();
   int32_t argmax = 0;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "cohost/kernels/paged_kv.h"
 #include "cohost/kernels/sample_spec.h"
@@ -20,6 +21,12 @@ void Embedding(const int32_t* ids /*[n]*/, int32_t n, const float* table /*[voca
 // tokens ranked by weight, each filter a cut on that ranking, the draw a walk
 // in id order. Weights are floats from expf (as the backends'), masses double.
 int32_t SampleRow(const float* x /*[width]*/, int32_t width, const SampleSpec& spec);
+
+// One row of Backend::RowLogprobs, from its words: the log-softmax in double
+// (NaN as -inf; every logprob -inf where the largest logit is not finite),
+// the top ranked by a stable sort on the logit. Returns 1 + top_n entries.
+std::vector<TokenLogprob> RowLogprobs(const float* x /*[width]*/, int32_t width, int32_t chosen,
+                                      int32_t top_n);
 
 void GatherRows(const float* x /*[n, width]*/, const int32_t* rows /*[num_rows]*/, int32_t num_rows,
                 int32_t width, float* out /*[num_rows, width]*/);

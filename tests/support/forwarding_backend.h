@@ -68,6 +68,10 @@ class ForwardingBackend : public kernels::Backend {
                       const kernels::PenaltyTerm* terms) override {
     inner_->ApplyPenalties(x, rows, width, starts, terms);
   }
+  void RowLogprobs(const float* x, int32_t rows, int32_t width, const int32_t* chosen,
+                   int32_t top_n, kernels::TokenLogprob* out) override {
+    inner_->RowLogprobs(x, rows, width, chosen, top_n, out);
+  }
   absl::Status CheckHeadDim(int32_t head_dim) const override {
     return inner_->CheckHeadDim(head_dim);
   }

@@ -117,9 +117,10 @@ class EngineTest : public ::testing::Test {
 
   // Each request's tokens, all submitted at once to one engine over `model`
   // (`c` on the test's clock); *stats the engine's once idle, if asked.
-  std::vector<std::vector<int32_t>> RunTogether(Model* model, EngineConfig c,
-                                                const std::vector<GenerateRequest>& requests,
-                                                EngineStats* stats = nullptr) {
+  // Each request's sink, the requests run together in one engine.
+  std::vector<std::shared_ptr<RecordingSink>> RunSinks(Model* model, EngineConfig c,
+                                                       const std::vector<GenerateRequest>& requests,
+                                                       EngineStats* stats = nullptr) {
     c.clock = [this] { return now_; };
     std::unique_ptr<Engine> e = Engine::Create(model, tokenizer_.get(), c).value();
     std::vector<std::shared_ptr<RecordingSink>> sinks;
@@ -129,8 +130,13 @@ class EngineTest : public ::testing::Test {
     }
     RunToIdle(*e);
     if (stats != nullptr) *stats = e->Stats();
+    return sinks;
+  }
+  std::vector<std::vector<int32_t>> RunTogether(Model* model, const EngineConfig& c,
+                                                const std::vector<GenerateRequest>& requests,
+                                                EngineStats* stats = nullptr) {
     std::vector<std::vector<int32_t>> tokens;
-    for (const auto& sink : sinks) tokens.push_back(sink->tokens());
+    for (const auto& sink : RunSinks(model, c, requests, stats)) tokens.push_back(sink->tokens());
     return tokens;
   }
 
@@ -270,24 +276,43 @@ TEST_F(EngineTest, OnADeviceTokensAreDrawnThereAsTheRequestAsks) {
   penalized.sampling.frequency_penalty = 0.7f;
   const std::vector<int32_t> penalized_tokens = run(penalized);
   EXPECT_LT(device.largest_copy, vocab * sizeof(float));
-  {
-    std::unique_ptr<kernels::Backend> cpu = kernels::MakeCpuBackend(1);
-    ASSERT_TRUE(cpu->AdoptsHostMemory()) << "the host samples penalized rows here";
-    std::unique_ptr<Model> host_model =
-        Model::Create(testing::MakeTinyModelFile(), cpu.get()).value();
-    EXPECT_EQ(RunTogether(host_model.get(), c, {penalized})[0], penalized_tokens);
-  }
+  std::unique_ptr<kernels::Backend> cpu = kernels::MakeCpuBackend(1);
+  ASSERT_TRUE(cpu->AdoptsHostMemory()) << "the host samples penalized rows here";
+  std::unique_ptr<Model> host_model =
+      Model::Create(testing::MakeTinyModelFile(), cpu.get()).value();
+  EXPECT_EQ(RunTogether(host_model.get(), c, {penalized})[0], penalized_tokens);
   GenerateRequest unpenalized = penalized;
   unpenalized.sampling.repetition_penalty = 1.f;
   unpenalized.sampling.presence_penalty = unpenalized.sampling.frequency_penalty = 0.f;
   EXPECT_NE(run(unpenalized), penalized_tokens) << "the penalties moved something";
-  // Logprobs read the logits: that request's rows come back whole.
-  GenerateRequest asked = Request(6, 12, 4);
+  // Logprobs are computed there too (Backend::RowLogprobs): pairs come back,
+  // never a row of logits, and they are the host's, of the raw logits before
+  // the penalties (the host samples such a request on the CPU backend).
+  GenerateRequest asked = penalized;
   asked.sampling.logprobs = 2;
-  run(asked);
-  EXPECT_EQ(device.largest_copy, vocab * sizeof(float));
-  // Where each request draws depends on it alone: beside one the host
-  // samples, a seeded request draws the same tokens as alone.
+  const std::shared_ptr<RecordingSink> on_device = RunSinks(model.get(), c, {asked})[0];
+  EXPECT_LT(device.largest_copy, vocab * sizeof(float));
+  const std::shared_ptr<RecordingSink> on_host = RunSinks(host_model.get(), c, {asked})[0];
+  EXPECT_EQ(on_device->tokens(), penalized_tokens);
+  EXPECT_EQ(on_host->tokens(), penalized_tokens);
+  const std::vector<TokenLogprobs> got = on_device->logprobs(), want = on_host->logprobs();
+  ASSERT_EQ(got.size(), penalized_tokens.size());
+  ASSERT_EQ(want.size(), got.size());
+  bool penalty_moved_the_argmax = false;
+  for (size_t i = 0; i < got.size(); ++i) {
+    EXPECT_EQ(got[i].chosen.id, want[i].chosen.id) << i;
+    EXPECT_FLOAT_EQ(got[i].chosen.logprob, want[i].chosen.logprob) << i;
+    ASSERT_EQ(got[i].top.size(), 2u);
+    ASSERT_EQ(want[i].top.size(), 2u);
+    for (size_t k = 0; k < 2; ++k) {
+      EXPECT_EQ(got[i].top[k].id, want[i].top[k].id) << i;
+      EXPECT_FLOAT_EQ(got[i].top[k].logprob, want[i].top[k].logprob) << i;
+    }
+    penalty_moved_the_argmax |= got[i].top[0].id != got[i].chosen.id;
+  }
+  EXPECT_TRUE(penalty_moved_the_argmax) << "some logprobs read logits the penalties moved";
+  // Where each request draws depends on it alone: beside one asking
+  // logprobs, a seeded request draws the same tokens as alone.
   hot.sampling.seed = 11;
   EXPECT_EQ(run_all({hot, asked})[0], a);
 }

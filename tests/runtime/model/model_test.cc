@@ -25,6 +25,7 @@
 #include "runtime/loader/model_file.h"
 #include "runtime/model/batch.h"
 #include "runtime/model/kv_cache.h"
+#include "runtime/sampling/logprobs.h"
 #include "tests/support/forwarding_backend.h"
 
 namespace cohost::runtime {
@@ -357,10 +358,13 @@ TEST_P(ModelTest, ForwardSampleAtTemperatureZeroGivesEachSampledRowsArgmax) {
   Seq ga = sa, gb = sb;
   auto kv = NewCache(), greedy_kv = NewCache();
   std::vector<float> logits;
-  std::vector<int32_t> ids;
   ASSERT_TRUE(model_->Forward(batch(&sa, &sb), *kv, &logits).ok());
-  const std::vector<kernels::SampleSpec> greedy(23);
-  ASSERT_TRUE(model_->ForwardSample(batch(&ga, &gb), *greedy_kv, greedy, {}, &ids, nullptr).ok());
+  SampleInputs greedy;
+  greedy.specs.resize(23);
+  SampledRows sampled;
+  ASSERT_TRUE(model_->ForwardSample(batch(&ga, &gb), *greedy_kv, greedy, &sampled).ok());
+  const std::vector<int32_t>& ids = sampled.ids;
+  EXPECT_TRUE(sampled.logprobs.empty()) << "none asked";
   ASSERT_EQ(ids.size(), 23u);
   ASSERT_EQ(logits.size(), ids.size() * V);
   std::set<int32_t> distinct;
@@ -373,36 +377,59 @@ TEST_P(ModelTest, ForwardSampleAtTemperatureZeroGivesEachSampledRowsArgmax) {
 }
 
 // Penalties move a row's logits before its draw: a term that pushes the
-// argmax far down leaves the runner-up; starts that do not index the terms
-// by row are refused before anything runs.
+// argmax far down leaves the runner-up; logprobs still read the raw logits
+// (the penalized row's from its copy, the other row's in place); starts that
+// do not index the terms by row are refused before anything runs.
 TEST_P(ModelTest, ForwardSamplePenaltiesMoveTheRowsBeforeTheDraw) {
   const int V = file_.config.vocab_size;
-  const std::vector<int32_t> a = Prompt(11, 9, V);
-  Seq s1 = Contiguous(1, (9 + bs_ - 1) / bs_), s2 = s1, s3 = s1;
+  const std::vector<int32_t> a = Prompt(11, 9, V), b = Prompt(12, 6, V);
+  const int32_t pages = (9 + bs_ - 1) / bs_;
+  Seq s1 = Contiguous(1, pages), t1 = Contiguous(1 + pages, pages);
+  Seq s2 = s1, t2 = t1, s3 = s1, t3 = t1;
   auto kv = NewCache();
   std::vector<float> logits;
-  std::vector<int32_t> ids;
-  ASSERT_TRUE(model_->Forward(MakeBatch({{&s1, a}}, bs_), *kv, &logits).ok());
-  ASSERT_EQ(logits.size(), static_cast<size_t>(V));
-  const auto top = std::max_element(logits.begin(), logits.end()) - logits.begin();
-  std::vector<float> rest = logits;
+  ASSERT_TRUE(model_->Forward(MakeBatch({{&s1, a}, {&t1, b}}, bs_), *kv, &logits).ok());
+  ASSERT_EQ(logits.size(), 2u * V);
+  const auto top = std::max_element(logits.begin(), logits.begin() + V) - logits.begin();
+  std::vector<float> rest(logits.begin(), logits.begin() + V);
   rest[top] = -std::numeric_limits<float>::infinity();
   const auto second = std::max_element(rest.begin(), rest.end()) - rest.begin();
-  const std::vector<kernels::SampleSpec> greedy(1);
-  SamplePenalties p;
-  p.starts = {0, 1};
-  p.terms = {{static_cast<int32_t>(top), 1.f, 1e6f}};
+  const auto other_top = std::max_element(logits.begin() + V, logits.end()) - logits.begin() - V;
+  SampleInputs in;
+  in.specs.resize(2);  // greedy
+  in.penalties.starts = {0, 1, 1};
+  in.penalties.terms = {{static_cast<int32_t>(top), 1.f, 1e6f}};
+  in.top_logprobs = 4;
   kv = NewCache();
-  ASSERT_TRUE(
-      model_->ForwardSample(MakeBatch({{&s2, a}}, bs_), *kv, greedy, p, &ids, &logits).ok());
-  ASSERT_EQ(ids.size(), 1u);
-  EXPECT_EQ(ids[0], second);
-  EXPECT_LT(logits[top], -1e5f) << "the copy shows the penalized row";
-  p.starts = {0, 2};
+  SampledRows out;
+  ASSERT_TRUE(model_->ForwardSample(MakeBatch({{&s2, a}, {&t2, b}}, bs_), *kv, in, &out).ok());
+  ASSERT_EQ(out.ids,
+            (std::vector<int32_t>{static_cast<int32_t>(second), static_cast<int32_t>(other_top)}));
+  ASSERT_EQ(out.top, 4);
+  ASSERT_EQ(out.logprobs.size(), 2u * 5);
+  for (int32_t r = 0; r < 2; ++r) {
+    const TokenLogprobs want = ComputeLogprobs(
+        absl::MakeConstSpan(logits).subspan(static_cast<size_t>(r) * V, V), out.ids[r], 4);
+    const TokenLogprobs got = FromRow(absl::MakeConstSpan(out.logprobs).subspan(r * 5, 5), 4);
+    EXPECT_EQ(got.chosen.id, want.chosen.id);
+    EXPECT_NEAR(got.chosen.logprob, want.chosen.logprob, 1e-4) << "row " << r;
+    ASSERT_EQ(got.top.size(), 4u);
+    for (size_t i = 0; i < 4; ++i) {
+      EXPECT_EQ(got.top[i].id, want.top[i].id) << "row " << r << " top " << i;
+      EXPECT_NEAR(got.top[i].logprob, want.top[i].logprob, 1e-4) << "row " << r << " top " << i;
+    }
+  }
+  EXPECT_EQ(out.logprobs[1].id, top) << "the raw argmax leads the penalized row's top";
+  in.penalties.starts = {0, 2, 2};
   kv = NewCache();
   const absl::Status bad =
-      model_->ForwardSample(MakeBatch({{&s3, a}}, bs_), *kv, greedy, p, &ids, nullptr);
+      model_->ForwardSample(MakeBatch({{&s3, a}, {&t3, b}}, bs_), *kv, in, &out);
   EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument) << bad;
+  in.penalties.starts = {0, 1, 1};
+  in.top_logprobs = kernels::kMaxTopLogprobs + 1;
+  const absl::Status too_many =
+      model_->ForwardSample(MakeBatch({{&s3, a}, {&t3, b}}, bs_), *kv, in, &out);
+  EXPECT_EQ(too_many.code(), absl::StatusCode::kInvalidArgument) << too_many;
 }
 
 TEST_P(ModelTest, ScatteredPagesMatchContiguousPages) {
@@ -521,13 +548,21 @@ TEST(ModelSampleTest, ASampledStepBringsBackIdsNotLogits) {
   ASSERT_TRUE(kv.ok()) << kv.status();
   const std::vector<int32_t> prompt = Prompt(3, 10, V);
   Seq greedy_seq{{1}, 0}, seq{{2}, 0};
-  std::vector<int32_t> ids;
   be.largest_copy = 0;
-  const std::vector<kernels::SampleSpec> specs(10, kernels::SampleSpec{1.f, 0, 1.f, 0.f, 0.5f});
-  ASSERT_TRUE((*m)->ForwardSample(MakeBatch({{&greedy_seq, prompt}}, 16, true), **kv, specs, {},
-                                  &ids, nullptr)
-                  .ok());
+  SampleInputs in;
+  in.specs.assign(10, kernels::SampleSpec{1.f, 0, 1.f, 0.f, 0.5f});
+  SampledRows out;
+  ASSERT_TRUE(
+      (*m)->ForwardSample(MakeBatch({{&greedy_seq, prompt}}, 16, true), **kv, in, &out).ok());
   EXPECT_EQ(be.largest_copy, 10 * sizeof(int32_t));
+  // Logprobs come as (id, logprob) pairs, never as a row of logits.
+  Seq asked_seq{{3}, 0};
+  in.top_logprobs = kernels::kMaxTopLogprobs;
+  be.largest_copy = 0;
+  ASSERT_TRUE(
+      (*m)->ForwardSample(MakeBatch({{&asked_seq, prompt}}, 16, true), **kv, in, &out).ok());
+  EXPECT_EQ(be.largest_copy, 10 * (1 + kernels::kMaxTopLogprobs) * sizeof(kernels::TokenLogprob));
+  EXPECT_EQ(out.logprobs.size(), 10u * (1 + kernels::kMaxTopLogprobs));
   std::vector<float> logits;
   be.largest_copy = 0;
   ASSERT_TRUE((*m)->Forward(MakeBatch({{&seq, prompt}}, 16, true), **kv, &logits).ok());

@@ -95,6 +95,7 @@ class Backend {
   // Whether AdoptHostBytes and AdoptMapped take bytes over (the device's
   // memory is the host's): a loader may then leave weights where they are.
   virtual bool AdoptsHostMemory() const { return false; }
+  // src: host memory, or the backend's own (a copy on the device).
   virtual absl::Status CopyToDevice(void* dst, const void* src, size_t bytes) = 0;
   virtual absl::Status CopyToHost(void* dst, const void* src, size_t bytes) = 0;
   // Converts n host floats into the compute dtype at dst.
@@ -215,6 +216,16 @@ class Backend {
   virtual void ApplyPenalties(float* x /*[rows, width] fp32*/, int32_t rows, int32_t width,
                               const int32_t* starts /*[rows + 1]*/,
                               const PenaltyTerm* terms /*[starts[rows]]*/) = 0;
+
+  // Row r's log-softmax (LogprobsOfRow, row_logprobs.h) at chosen[r] and at
+  // its top_n most likely tokens: out[r * (1 + top_n)] = {chosen[r], its
+  // logprob}, then the top_n, higher logit first, ties to the lower id. Only
+  // ids and logprobs cross to the host. top_n in [0, min(width,
+  // kMaxTopLogprobs)]. A backend may sum the normalizer in float where the
+  // reference sums in double.
+  virtual void RowLogprobs(const float* x /*[rows, width] fp32*/, int32_t rows, int32_t width,
+                           const int32_t* chosen /*[rows]*/, int32_t top_n,
+                           TokenLogprob* out /*[rows, 1 + top_n]*/) = 0;
 
   // out[r, :] = x[rows[r], :].
   virtual void GatherRows(const void* x /*[n, width]*/, const int32_t* rows /*[num_rows]*/,

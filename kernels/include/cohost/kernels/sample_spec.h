@@ -1,4 +1,5 @@
-// What Backend::SampleRows takes for each row: sampling on the device.
+// What Backend::SampleRows takes for each row, and what Backend::RowLogprobs
+// gives back: sampling on the device.
 #pragma once
 
 #include <cstdint>
@@ -29,5 +30,15 @@ struct PenaltyTerm {
   float repetition = 1.f;
   float subtract = 0.f;
 };
+
+// A token and its log-probability under a row's raw logits (its log-softmax).
+struct TokenLogprob {
+  int32_t id = 0;
+  float logprob = 0;  // -inf for a token the row rules out (or a NaN logit)
+};
+
+// The most alternatives Backend::RowLogprobs gives a row (the CUDA kernel
+// keeps each thread's candidates in shared memory).
+inline constexpr int32_t kMaxTopLogprobs = 20;
 
 }  // namespace cohost::kernels

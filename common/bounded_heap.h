@@ -7,7 +7,7 @@
 #include <cstddef>
 #include <vector>
 
-namespace cohost::runtime {
+namespace cohost {
 
 // Offers `item` to `heap` (a heap under `better`, at most `cap` items): kept
 // while there is room, else in place of the worst kept item if better.
@@ -23,4 +23,4 @@ void OfferBounded(std::vector<T>& heap, size_t cap, const T& item, Better better
   }
 }
 
-}  // namespace cohost::runtime
+}  // namespace cohost
