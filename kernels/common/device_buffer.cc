@@ -1,5 +1,10 @@
-// DeviceBuffer: RAII over Backend::Allocate/Free, and Backend's default
-// AdoptHostBytes (none: a device's memory is its own).
+// DeviceBuffer: RAII over Backend::Allocate/Free (and AllocateStaging/
+// FreeStaging), and Backend's defaults for AdoptHostBytes (none: a device's
+// memory is its own) and for staging memory (plain host memory).
+#include <algorithm>
+#include <new>
+
+#include "absl/strings/str_cat.h"
 #include "cohost/kernels/backend.h"
 
 namespace cohost::kernels {
@@ -14,6 +19,32 @@ absl::StatusOr<DeviceBuffer> DeviceBuffer::Create(Backend* backend, size_t bytes
   b.bytes_ = bytes;
   return b;
 }
+
+absl::StatusOr<DeviceBuffer> DeviceBuffer::CreateStaging(Backend* backend, size_t bytes) {
+  if (backend == nullptr) return absl::InvalidArgumentError("DeviceBuffer: null backend");
+  absl::StatusOr<void*> ptr = backend->AllocateStaging(bytes);
+  if (!ptr.ok()) return ptr.status();
+  DeviceBuffer b;
+  b.backend_ = backend;
+  b.data_ = *ptr;
+  b.bytes_ = bytes;
+  b.staging_ = true;
+  return b;
+}
+
+namespace {
+constexpr std::align_val_t kStagingAlign{64};
+}  // namespace
+
+absl::StatusOr<void*> Backend::AllocateStaging(size_t bytes) {
+  void* p = ::operator new(std::max<size_t>(bytes, 1), kStagingAlign, std::nothrow);
+  if (p == nullptr) {
+    return absl::ResourceExhaustedError(absl::StrCat("staging memory: ", bytes, " bytes"));
+  }
+  return p;
+}
+
+void Backend::FreeStaging(void* ptr) { ::operator delete(ptr, kStagingAlign); }
 
 DeviceBuffer DeviceBuffer::Adopt(Backend* backend, void* data, size_t bytes) {
   DeviceBuffer b;
@@ -40,6 +71,7 @@ DeviceBuffer& DeviceBuffer::operator=(DeviceBuffer&& o) noexcept {
     backend_ = o.backend_;
     data_ = o.data_;
     bytes_ = o.bytes_;
+    staging_ = o.staging_;
     o.backend_ = nullptr;
     o.data_ = nullptr;
     o.bytes_ = 0;
@@ -48,10 +80,17 @@ DeviceBuffer& DeviceBuffer::operator=(DeviceBuffer&& o) noexcept {
 }
 
 void DeviceBuffer::Reset() {
-  if (backend_ != nullptr && data_ != nullptr) backend_->Free(data_);
+  if (backend_ != nullptr && data_ != nullptr) {
+    if (staging_) {
+      backend_->FreeStaging(data_);
+    } else {
+      backend_->Free(data_);
+    }
+  }
   backend_ = nullptr;
   data_ = nullptr;
   bytes_ = 0;
+  staging_ = false;
 }
 
 }  // namespace cohost::kernels

@@ -115,8 +115,28 @@ class CudaBackend final : public Backend {
     Record(CudaStatus(cudaFreeAsync(ptr, stream_), "cudaFreeAsync"));
   }
 
+  // Page-locked (portable: any device's copies read it directly), so a copy
+  // from it is a DMA queued on the stream.
+  absl::StatusOr<void*> AllocateStaging(size_t bytes) override {
+    RETURN_IF_ERROR(Enter());
+    void* ptr = nullptr;
+    cudaError_t err = cudaHostAlloc(&ptr, std::max<size_t>(bytes, 1), cudaHostAllocPortable);
+    if (err != cudaSuccess) {
+      cudaGetLastError();  // not sticky
+      return absl::ResourceExhaustedError(
+          absl::StrCat("cudaHostAlloc(", bytes, " bytes): ", cudaGetErrorString(err)));
+    }
+    return ptr;
+  }
+
+  // Waits for the copies queued from it (cudaFreeHost synchronizes).
+  void FreeStaging(void* ptr) override {
+    if (ptr != nullptr) Record(CudaStatus(cudaFreeHost(ptr), "cudaFreeHost"));
+  }
+
   // Pageable host memory is staged by the driver before cudaMemcpyAsync
-  // returns, so src may be reused at once.
+  // returns, so src may be reused at once; staging memory is read by the
+  // copy as it runs, in stream order.
   absl::Status CopyToDevice(void* dst, const void* src, size_t bytes) override {
     RETURN_IF_ERROR(Enter());
     if (bytes == 0) return absl::OkStatus();

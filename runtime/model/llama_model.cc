@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <cstring>
 
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
@@ -149,28 +150,32 @@ absl::Status LlamaModel::UploadMetadata(const Batch& b, int32_t table_width, int
   // One int32 array: token_ids | positions | slot_mapping | seq_starts |
   // context_lens | sample_rows | block_tables. The tables come last, so that
   // every offset depends on the counts alone; each sequence's row is padded
-  // to table_width entries (the pad is never read: past its context).
-  meta_host_.clear();
+  // to table_width entries (the pad is never read: past its context). It is
+  // written in staging memory and copied from there.
   size_t offsets[7];
   const std::vector<int32_t>* parts[6] = {&b.token_ids,  &b.positions,    &b.slot_mapping,
                                           &b.seq_starts, &b.context_lens, &b.sample_rows};
+  size_t count = 0;
   for (int i = 0; i < 6; ++i) {
-    offsets[i] = meta_host_.size();
-    meta_host_.insert(meta_host_.end(), parts[i]->begin(), parts[i]->end());
+    offsets[i] = count;
+    count += parts[i]->size();
   }
-  offsets[6] = meta_host_.size();
+  offsets[6] = count;
+  count += static_cast<size_t>(b.num_seqs()) * table_width;
+  const size_t bytes = count * sizeof(int32_t);
+  ASSIGN_OR_RETURN(void* staged, StageSpace(bytes));
+  auto* host = static_cast<int32_t*>(staged);
+  for (int i = 0; i < 6; ++i) std::copy(parts[i]->begin(), parts[i]->end(), host + offsets[i]);
   const int32_t width = b.max_blocks_per_seq;
-  for (int32_t s = 0; s < b.num_seqs(); ++s) {
+  int32_t* table = host + offsets[6];
+  for (int32_t s = 0; s < b.num_seqs(); ++s, table += table_width) {
     const auto row = b.block_tables.begin() + static_cast<ptrdiff_t>(s) * width;
-    meta_host_.insert(meta_host_.end(), row, row + width);
-    meta_host_.insert(meta_host_.end(), static_cast<size_t>(table_width - width), 0);
+    std::copy(row, row + width, table);
+    std::fill(table + width, table + table_width, 0);
   }
-  const size_t bytes = meta_host_.size() * sizeof(int32_t);
   if (bytes > meta_.bytes()) graphs_.Clear();  // they point at the old array
   RETURN_IF_ERROR(GrowBuffer(meta_, bytes));
-  if (absl::Status s = backend_->CopyToDevice(meta_.data(), meta_host_.data(), bytes); !s.ok()) {
-    return s;
-  }
+  RETURN_IF_ERROR(backend_->CopyToDevice(meta_.data(), staged, bytes));
   const int32_t* base = meta_.as<int32_t>();
   *ids = base + offsets[0];
   layout->positions = base + offsets[1];
@@ -195,7 +200,7 @@ absl::Status LlamaModel::Forward(const Batch& batch, KvCache& kv, std::vector<fl
   logits->clear();
   RETURN_IF_ERROR(Run(batch, kv));
   RETURN_IF_ERROR(CopyLogits(batch, logits));
-  return backend_->Synchronize();
+  return FinishStep();
 }
 
 absl::Status LlamaModel::CheckPenalties(const SamplePenalties& p, int32_t rows) {
@@ -218,14 +223,42 @@ absl::Status LlamaModel::GrowBuffer(kernels::DeviceBuffer& buf, size_t bytes) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<void*> LlamaModel::StageSpace(size_t bytes) {
+  constexpr size_t kAlign = 64;
+  size_t offset = (staged_ + kAlign - 1) / kAlign * kAlign;
+  if (offset + bytes > staging_.bytes()) {
+    // The step's copies from the old buffer must be done before it goes; then
+    // the new one is free from its start.
+    RETURN_IF_ERROR(backend_->Synchronize());
+    staging_.Reset();
+    ASSIGN_OR_RETURN(staging_, kernels::DeviceBuffer::CreateStaging(
+                                   backend_, std::max<size_t>(2 * bytes, 16384)));
+    offset = 0;
+  }
+  staged_ = offset + bytes;
+  return static_cast<char*>(staging_.data()) + offset;
+}
+
+absl::Status LlamaModel::Upload(void* dst, const void* src, size_t bytes) {
+  if (bytes == 0) return absl::OkStatus();
+  ASSIGN_OR_RETURN(void* staged, StageSpace(bytes));
+  std::memcpy(staged, src, bytes);
+  return backend_->CopyToDevice(dst, staged, bytes);
+}
+
+absl::Status LlamaModel::FinishStep() {
+  RETURN_IF_ERROR(backend_->Synchronize());
+  staged_ = 0;
+  return absl::OkStatus();
+}
+
 absl::Status LlamaModel::ApplyPenalties(const SamplePenalties& p, int32_t rows) {
   if (p.terms.empty()) return absl::OkStatus();
   const size_t term_bytes = p.terms.size() * sizeof(kernels::PenaltyTerm);
   RETURN_IF_ERROR(GrowBuffer(penalties_, term_bytes + p.starts.size() * sizeof(int32_t)));
   auto* base = static_cast<char*>(penalties_.data());
-  RETURN_IF_ERROR(backend_->CopyToDevice(base, p.terms.data(), term_bytes));
-  RETURN_IF_ERROR(backend_->CopyToDevice(base + term_bytes, p.starts.data(),
-                                         p.starts.size() * sizeof(int32_t)));
+  RETURN_IF_ERROR(Upload(base, p.terms.data(), term_bytes));
+  RETURN_IF_ERROR(Upload(base + term_bytes, p.starts.data(), p.starts.size() * sizeof(int32_t)));
   backend_->ApplyPenalties(logits_.as<float>(), rows, config_.vocab_size,
                            reinterpret_cast<const int32_t*>(base + term_bytes),
                            reinterpret_cast<const kernels::PenaltyTerm*>(base));
@@ -282,11 +315,11 @@ absl::Status LlamaModel::ForwardSample(const Batch& batch, KvCache& kv, const Sa
   out->top = std::min(in.top_logprobs, config_.vocab_size);
   const bool logprobs = in.top_logprobs >= 0 && rows > 0;
   RETURN_IF_ERROR(Run(batch, kv));
-  if (rows == 0) return backend_->Synchronize();
+  if (rows == 0) return FinishStep();
   if (logprobs) RETURN_IF_ERROR(KeepRawRows(in.penalties, rows));
   RETURN_IF_ERROR(ApplyPenalties(in.penalties, rows));
-  RETURN_IF_ERROR(backend_->CopyToDevice(sample_specs_.data(), in.specs.data(),
-                                         in.specs.size() * sizeof(kernels::SampleSpec)));
+  RETURN_IF_ERROR(
+      Upload(sample_specs_.data(), in.specs.data(), in.specs.size() * sizeof(kernels::SampleSpec)));
   backend_->SampleRows(logits_.as<float>(), rows, config_.vocab_size,
                        sample_specs_.as<kernels::SampleSpec>(), sample_ids_.as<int32_t>());
   if (logprobs) QueueLogprobs(in.penalties, rows, out->top);
@@ -298,7 +331,7 @@ absl::Status LlamaModel::ForwardSample(const Batch& batch, KvCache& kv, const Sa
     s = backend_->CopyToHost(out->logprobs.data(), sample_logprobs_.data(),
                              out->logprobs.size() * sizeof(kernels::TokenLogprob));
   }
-  if (s.ok()) s = backend_->Synchronize();
+  if (s.ok()) s = FinishStep();
   if (!s.ok()) {
     out->ids.clear();
     out->logprobs.clear();
@@ -330,6 +363,11 @@ absl::Status LlamaModel::Run(const Batch& batch, KvCache& kv) {
   const int32_t T = batch.num_tokens();
   const int32_t S = static_cast<int32_t>(batch.sample_rows.size());
   if (T == 0) return absl::OkStatus();
+  if (staged_ > 0) {
+    // The last step failed before its end: its copies may still read staging.
+    RETURN_IF_ERROR(backend_->Synchronize());
+    staged_ = 0;
+  }
   RETURN_IF_ERROR(Reserve(T, S));
   // A decode step (one new token per sequence) may run from a captured
   // graph: its block tables are padded to a bucket and its attention planned

@@ -120,6 +120,16 @@ class LlamaModel final : public Model {
   // alternatives each, into sample_logprobs_ (a row moved by `p` read from
   // raw_rows_).
   void QueueLogprobs(const SamplePenalties& p, int32_t rows, int32_t top);
+  // Space for `bytes` of this step's uploads in host staging memory
+  // (Backend::AllocateStaging: on CUDA a copy from it is a DMA the host does
+  // not wait for), 64-byte aligned. A step's regions do not overlap; the
+  // space is free again once the step's copies are done (FinishStep, or the
+  // next Run where a step failed before it).
+  absl::StatusOr<void*> StageSpace(size_t bytes);
+  // Copies `bytes` from host memory to the device through the staging space.
+  absl::Status Upload(void* dst, const void* src, size_t bytes);
+  // A step's last call: waits for its work, so its staging space is free.
+  absl::Status FinishStep();
   // Grows `buf` to at least `bytes` (twice that, at least 4 KB) where it is
   // smaller: buffers whose size depends on the step, not the capacity.
   absl::Status GrowBuffer(kernels::DeviceBuffer& buf, size_t bytes);
@@ -162,7 +172,8 @@ class LlamaModel final : public Model {
   kernels::DeviceBuffer raw_rows_;         // logprob rows a penalty moves, before it
   kernels::DeviceBuffer penalties_;        // a step's PenaltyTerms, then their row starts
   kernels::DeviceBuffer meta_;             // int32 step metadata, see UploadMetadata
-  std::vector<int32_t> meta_host_;
+  kernels::DeviceBuffer staging_;          // host staging for a step's uploads (StageSpace)
+  size_t staged_ = 0;                      // bytes of it the step's copies use
   bool graphs_enabled_ = false;
   DecodeGraphs graphs_{backend_};
 };

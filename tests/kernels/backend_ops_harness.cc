@@ -256,6 +256,16 @@ void OpChecks::CapsAndCopies() {
   std::vector<float> x = Random(777, -100.f, 100.f);  // bf16-exact: the round trip is exact
   void* px = arena_.Floats(x);
   EXPECT_EQ(arena_.Read(px, x.size()), x);
+
+  // Through staging memory (page-locked on CUDA), and device to device.
+  absl::StatusOr<DeviceBuffer> staging = DeviceBuffer::CreateStaging(&backend(), 4000);
+  ASSERT_TRUE(staging.ok()) << staging.status();
+  std::copy(ints.rbegin(), ints.rend(), staging->as<int32_t>());
+  int32_t* dev2 = static_cast<int32_t*>(arena_.Alloc(4000));
+  ASSERT_TRUE(backend().CopyToDevice(dev2, staging->data(), 4000).ok());
+  ASSERT_TRUE(backend().CopyToDevice(dev, dev2, 4000).ok());
+  ASSERT_TRUE(backend().CopyToHost(back.data(), dev, 4000).ok());
+  EXPECT_EQ(back, std::vector<int32_t>(ints.rbegin(), ints.rend()));
 }
 
 void OpChecks::AllocationFailureIsRecoverable() {

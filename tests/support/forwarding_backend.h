@@ -21,6 +21,10 @@ class ForwardingBackend : public kernels::Backend {
   kernels::BackendCaps Caps() const override { return inner_->Caps(); }
   absl::StatusOr<void*> Allocate(size_t bytes) override { return inner_->Allocate(bytes); }
   void Free(void* ptr) override { inner_->Free(ptr); }
+  absl::StatusOr<void*> AllocateStaging(size_t bytes) override {
+    return inner_->AllocateStaging(bytes);
+  }
+  void FreeStaging(void* ptr) override { inner_->FreeStaging(ptr); }
   absl::Status CopyToDevice(void* dst, const void* src, size_t bytes) override {
     return inner_->CopyToDevice(dst, src, bytes);
   }

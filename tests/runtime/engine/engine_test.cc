@@ -320,9 +320,10 @@ TEST_F(EngineTest, OnADeviceTokensAreDrawnThereAsTheRequestAsks) {
 // Decode steps from captured graphs (EngineConfig::decode_graphs) through
 // everything an engine does between them: prefill chunks beside decodes,
 // sequences finishing and joining, preemption under a small cache, sampled
-// and penalized requests drawn on the device. On a backend with graph
-// semantics (RecordingBackend) every request's tokens are those of the same
-// engine without graphs.
+// and penalized requests drawn on the device, logprobs computed there. On a
+// backend with graph semantics (RecordingBackend) every request's tokens are
+// those of the same engine without graphs, and on one with a stream's too
+// (queued ops, staged uploads read as the copy runs).
 TEST_F(EngineTest, DecodeGraphsLeaveEveryRequestsTokensAsTheyWere) {
   std::vector<GenerateRequest> requests;
   for (uint32_t i = 0; i < 6; ++i) requests.push_back(Request(5 + 3 * i, 20, 10 + i));
@@ -331,9 +332,11 @@ TEST_F(EngineTest, DecodeGraphsLeaveEveryRequestsTokensAsTheyWere) {
   requests[1].sampling.seed = 3;
   requests[2].sampling.repetition_penalty = 1.2f;
   requests[2].sampling.frequency_penalty = 0.4f;
-  auto run = [&](bool graphs, DecodeGraphStats* stats, int64_t* preemptions) {
+  requests[2].sampling.logprobs = 3;
+  auto run = [&](bool graphs, DecodeGraphStats* stats, int64_t* preemptions, bool async = false) {
     cohost::testing::RecordingBackend backend(kernels::MakeCpuBackend(1));
     std::unique_ptr<Model> model = Model::Create(testing::MakeTinyModelFile(), &backend).value();
+    backend.set_async(async);
     EngineConfig c;
     c.block_size = 4;
     c.num_kv_blocks = 40;
@@ -358,6 +361,11 @@ TEST_F(EngineTest, DecodeGraphsLeaveEveryRequestsTokensAsTheyWere) {
   EXPECT_GT(graph_stats.launches, 10);
   EXPECT_GT(eager_preemptions, 0) << "the cache is small enough to preempt";
   EXPECT_EQ(graph_preemptions, eager_preemptions);
+  // And on a stream: ops and copies queued, staged uploads read as they run.
+  DecodeGraphStats async_stats;
+  int64_t async_preemptions = 0;
+  EXPECT_EQ(run(true, &async_stats, &async_preemptions, true), eager);
+  EXPECT_GT(async_stats.launches, 10);
 }
 
 TEST_F(EngineTest, LogprobsComeWithEachTokenOnlyWhenAsked) {

@@ -140,6 +140,40 @@ TEST_F(DecodeGraphsTest, CapturedDecodeStepsGiveTheEagerLogits) {
   EXPECT_EQ(eager.model->decode_graph_stats().captures, 0);
 }
 
+// On a backend with a stream's semantics too (ops and copies queued, a copy
+// from staging memory reading it when it runs), the step's uploads through
+// staging and the graphs' launches give the eager logits.
+TEST_F(DecodeGraphsTest, OnAStreamStagedUploadsAndCapturedStepsGiveTheEagerLogits) {
+  Side eager, graphs;
+  eager.Open(file_, kernels::MakeCpuBackend(1), false);
+  auto stream = std::make_unique<cohost::testing::RecordingBackend>(kernels::MakeCpuBackend(1));
+  cohost::testing::RecordingBackend* rec = stream.get();
+  graphs.Open(file_, std::move(stream), true);
+  rec->set_async(true);
+  RunBoth(eager, graphs, 60);
+  EXPECT_GT(graphs.model->decode_graph_stats().launches, 30);
+}
+
+// The stream double itself: a copy reads staging memory when it runs (at the
+// next Synchronize here), other host memory when it is queued.
+TEST(RecordingBackendTest, AsyncCopiesReadStagingLateAndPageableMemoryAtOnce) {
+  cohost::testing::RecordingBackend be(kernels::MakeCpuBackend(1));
+  be.set_async(true);
+  absl::StatusOr<kernels::DeviceBuffer> dev = kernels::DeviceBuffer::Create(&be, 8);
+  absl::StatusOr<kernels::DeviceBuffer> staging = kernels::DeviceBuffer::CreateStaging(&be, 4);
+  ASSERT_TRUE(dev.ok() && staging.ok());
+  int32_t* staged = staging->as<int32_t>();
+  int32_t pageable = 1;
+  *staged = 1;
+  ASSERT_TRUE(be.CopyToDevice(dev->as<int32_t>(), staged, 4).ok());
+  ASSERT_TRUE(be.CopyToDevice(dev->as<int32_t>() + 1, &pageable, 4).ok());
+  *staged = pageable = 2;  // too early for staging: its copy has not run
+  int32_t got[2] = {0, 0};
+  ASSERT_TRUE(be.CopyToHost(got, dev->data(), sizeof(got)).ok());
+  EXPECT_EQ(got[0], 2);
+  EXPECT_EQ(got[1], 1);
+}
+
 TEST_F(DecodeGraphsTest, ABackendThatCannotCaptureRunsEveryStepEagerly) {
   Side eager, graphs;
   eager.Open(file_, kernels::MakeCpuBackend(1), false);

@@ -81,6 +81,12 @@ class Backend {
   // Memory. Allocate returns RESOURCE_EXHAUSTED when the device is full.
   virtual absl::StatusOr<void*> Allocate(size_t bytes) = 0;
   virtual void Free(void* ptr) = 0;
+  // Host memory for uploads: a copy from it to the device reads it directly
+  // (CUDA: page-locked, so the copy is a DMA the host does not wait for; the
+  // host must not write a range until the copies queued from it are done).
+  // The default is plain host memory. RESOURCE_EXHAUSTED when none is left.
+  virtual absl::StatusOr<void*> AllocateStaging(size_t bytes);
+  virtual void FreeStaging(void* ptr);
   // Where the device's memory is the host's (the CPU): a buffer that takes
   // `bytes` over without a copy (leaving it empty), given back through Free
   // like any other. A loaded matrix then exists once, not twice, while it is
@@ -95,7 +101,9 @@ class Backend {
   // Whether AdoptHostBytes and AdoptMapped take bytes over (the device's
   // memory is the host's): a loader may then leave weights where they are.
   virtual bool AdoptsHostMemory() const { return false; }
-  // src: host memory, or the backend's own (a copy on the device).
+  // src: host memory, or the backend's own (a copy on the device). Queued:
+  // pageable host memory is read before the call returns, staging memory
+  // (AllocateStaging) when the copy runs.
   virtual absl::Status CopyToDevice(void* dst, const void* src, size_t bytes) = 0;
   virtual absl::Status CopyToHost(void* dst, const void* src, size_t bytes) = 0;
   // Converts n host floats into the compute dtype at dst.
@@ -242,11 +250,13 @@ absl::StatusOr<std::unique_ptr<Backend>> MakeCudaBackend(int device_index);
 // driver.
 int CudaDeviceCount();
 
-// RAII device buffer.
+// RAII buffer of a backend's: device memory, or host staging memory.
 class DeviceBuffer {
  public:
   DeviceBuffer() = default;
   static absl::StatusOr<DeviceBuffer> Create(Backend* backend, size_t bytes);
+  // Host memory from AllocateStaging, given back through FreeStaging.
+  static absl::StatusOr<DeviceBuffer> CreateStaging(Backend* backend, size_t bytes);
   // Owns `data`, memory of `backend`'s that it did not Allocate (see
   // AdoptHostBytes): Reset gives it back through backend->Free all the same.
   static DeviceBuffer Adopt(Backend* backend, void* data, size_t bytes);
@@ -268,6 +278,7 @@ class DeviceBuffer {
   Backend* backend_ = nullptr;
   void* data_ = nullptr;
   size_t bytes_ = 0;
+  bool staging_ = false;
 };
 
 }  // namespace cohost::kernels
