@@ -11,6 +11,7 @@
 #include "runtime/batching/fair_share.h"
 #include "scheduler/device_executor.h"
 #include "scheduler/kv_pool.h"
+#include "scheduler/offload_budget.h"
 
 namespace cohost::scheduler {
 
@@ -34,6 +35,10 @@ struct Device {
   // (EngineConfig::fair_share): token-weighted fairness across the models.
   std::shared_ptr<runtime::FairShare> fair_share = std::make_shared<runtime::FairShare>();
   int64_t weights_budget_bytes = 0;
+  // Host memory for evicted models' weights, shared by every device; null:
+  // evicted weights are dropped (and where the device's memory is the host's
+  // there is nothing to keep: the file reloads from the page cache).
+  std::shared_ptr<OffloadBudget> offload;
 };
 
 }  // namespace cohost::scheduler

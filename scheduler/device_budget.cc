@@ -9,6 +9,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
+#include "cohost/kernels/cpu_info.h"
 
 namespace cohost::scheduler {
 namespace {
@@ -20,6 +21,10 @@ std::string ReadSmallFile(const char* path) {
   s << f.rdbuf();
   return s.str().substr(0, 64);
 }
+
+// `available` (bytes the host reports; <= 0 when unknown), capped by the
+// cgroup's headroom where one is set.
+int64_t WithinCgroup(int64_t available);
 
 }  // namespace
 
@@ -47,12 +52,7 @@ absl::StatusOr<int64_t> DeviceMemoryBudget(const kernels::Backend& backend,
   const kernels::BackendCaps caps = backend.Caps();
   if (backend.kind() == kernels::BackendKind::kCpu) {
     if (cpu_memory_bytes.has_value()) return *cpu_memory_bytes;
-    auto available = static_cast<int64_t>(caps.free_memory);
-    if (std::optional<int64_t> cg =
-            CgroupHeadroom(ReadSmallFile("/sys/fs/cgroup/memory.max"),
-                           ReadSmallFile("/sys/fs/cgroup/memory.current"))) {
-      available = available > 0 ? std::min(available, *cg) : *cg;
-    }
+    const int64_t available = WithinCgroup(static_cast<int64_t>(caps.free_memory));
     if (available <= 0) {
       return absl::FailedPreconditionError(
           "the CPU reports no available memory; give --cpu-memory-mb");
@@ -65,6 +65,25 @@ absl::StatusOr<int64_t> DeviceMemoryBudget(const kernels::Backend& backend,
         absl::StrFormat("device %s reports no free memory", caps.device_name));
   }
   return static_cast<int64_t>(std::floor(static_cast<double>(caps.free_memory) * gpu_fraction));
+}
+
+namespace {
+
+int64_t WithinCgroup(int64_t available) {
+  if (std::optional<int64_t> cg = CgroupHeadroom(ReadSmallFile("/sys/fs/cgroup/memory.max"),
+                                                 ReadSmallFile("/sys/fs/cgroup/memory.current"))) {
+    return available > 0 ? std::min(available, *cg) : *cg;
+  }
+  return available;
+}
+
+}  // namespace
+
+int64_t DefaultOffloadBudget() {
+  const int64_t available = WithinCgroup(static_cast<int64_t>(kernels::HostAvailableMemory()));
+  return available > 0 ? static_cast<int64_t>(
+                             std::floor(static_cast<double>(available) * kDefaultOffloadFraction))
+                       : 0;
 }
 
 }  // namespace cohost::scheduler

@@ -17,6 +17,14 @@ namespace cohost::scheduler {
 // Of MemAvailable (or the cgroup's headroom), by default.
 inline constexpr double kDefaultCpuMemoryFraction = 0.8;
 
+// Of the host's available memory (or the cgroup's headroom), by default, that
+// evicted models' weights may wait in where a device's memory is its own
+// (RouterOptions::offload_budget_bytes).
+inline constexpr double kDefaultOffloadFraction = 0.5;
+
+// That share of what the host has available now; 0 when it is unknown.
+int64_t DefaultOffloadBudget();
+
 // The cgroup v2 headroom: memory.max less memory.current, from their file
 // contents; nullopt when unlimited ("max") or unreadable.
 std::optional<int64_t> CgroupHeadroom(std::string_view memory_max, std::string_view memory_current);

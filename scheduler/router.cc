@@ -122,6 +122,10 @@ Router::Router(std::vector<DeviceSetup> devices, runtime::EngineConfig engine_co
       options_(std::move(options)),
       devices_([&] {
         std::vector<std::shared_ptr<Device>> out;
+        std::shared_ptr<OffloadBudget> offload =
+            options_.offload_budget_bytes > 0
+                ? std::make_shared<OffloadBudget>(options_.offload_budget_bytes)
+                : nullptr;
         for (DeviceSetup& setup : devices) {
           auto d = std::make_shared<Device>();
           // Named for metrics and logs; the id leads, so that two devices of
@@ -133,6 +137,7 @@ Router::Router(std::vector<DeviceSetup> devices, runtime::EngineConfig engine_co
           d->executor = std::make_shared<DeviceExecutor>(d->name, options_.executor);
           d->kv_pool = std::make_shared<KvPool>(d->name, setup.kv_pool_bytes);
           d->weights_budget_bytes = setup.weights_budget_bytes;
+          d->offload = offload;
           out.push_back(std::move(d));
         }
         return out;
@@ -436,6 +441,11 @@ absl::Status Router::Load(const std::shared_ptr<ServedModel>& model, const Progr
   absl::StatusOr<std::unique_ptr<runtime::Model>> weights =
       [&]() -> absl::StatusOr<std::unique_ptr<runtime::Model>> {
     RETURN_IF_ERROR(MakeRoom(model, ExpectedFootprint(model->path(), model->config(), device)));
+    // Weights kept in host memory at its eviction come back with one copy.
+    if (std::optional<ServedModel::Unparked> back = model->Unpark()) {
+      context = std::move(back->context);
+      return std::move(back->model);
+    }
     ASSIGN_OR_RETURN(context, device.backend->NewContext());
     return runtime::LoadWeights(model->path(), context != nullptr ? context.get() : device.backend,
                                 progress, options_.weights);
@@ -540,6 +550,7 @@ std::vector<ModelSummary> Router::ListModels() const {
                                  "; its weights: ", s.placement);
     }
     s.weights_bytes = status.weights_bytes;
+    s.offloaded_bytes = status.offloaded_bytes;
     s.predicted_weights_bytes = PredictedWeights(model->config(), *model->device().backend,
                                                  options_.weights.keep_quantized);
     s.workspace_bytes = status.workspace_bytes;

@@ -48,6 +48,7 @@ struct ModelSummary {
   std::string placement;        // why it is on that device
   int64_t weights_bytes = 0;    // resident now
   int64_t workspace_bytes = 0;  // activations of its largest step, resident now
+  int64_t offloaded_bytes = 0;  // its weights kept in host memory while evicted
   int64_t evictions = 0;        // times it was evicted for another model
   int64_t predicted_weights_bytes = 0;
   LoadPolicy load = LoadPolicy::kStartup;
@@ -60,6 +61,9 @@ struct RouterOptions {
   // For the one-backend constructor: what the models' weights may take on the
   // device; 0: no limit.
   int64_t weights_budget_bytes = 0;
+  // Host memory that evicted models' weights may stay in, where a device's
+  // memory is its own (OffloadBudget); 0: evicted weights are dropped.
+  int64_t offload_budget_bytes = 0;
   // Called after every attempt to load a model's weights, on the thread that
   // loaded them: the model, whether it is now ready, and the seconds taken.
   std::function<void(const std::string& model, bool ok, double seconds)> on_load;

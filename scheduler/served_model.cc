@@ -1,5 +1,7 @@
 #include "scheduler/served_model.h"
 
+#include <cstdio>
+#include <string>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -60,6 +62,7 @@ ServedModel::~ServedModel() {
   }
   for (Queued& q : queued) Finish(q, runtime::FinishReason::kCancelled, absl::OkStatus());
   Release(std::move(resident));
+  DropParked(std::move(parked_), parked_bytes_);
 }
 
 void ServedModel::Finish(Queued& q, runtime::FinishReason reason, absl::Status status) {
@@ -70,7 +73,7 @@ void ServedModel::Finish(Queued& q, runtime::FinishReason reason, absl::Status s
   q.sink->OnFinish(info);
 }
 
-void ServedModel::Release(Resident resident) {
+void ServedModel::Release(Resident resident, bool park) {
   if (resident.engine != nullptr) {
     // No reclaims of an engine on its way out; then no step of the device may
     // be running (one engine's step can reach another through the pool).
@@ -78,8 +81,55 @@ void ServedModel::Release(Resident resident) {
     device_->executor->Detach(resident.engine.get());
     resident.engine.reset();  // live requests end as cancelled; KV memory goes back
   }
+  OffloadBudget* budget = device_->offload.get();
+  if (park && resident.model != nullptr && budget != nullptr &&
+      !device_->backend->AdoptsHostMemory()) {
+    const auto bytes = static_cast<int64_t>(resident.model->weights_bytes());
+    if (budget->TryTake(bytes)) {
+      if (resident.model->OffloadWeights().ok()) {
+        Resident old;
+        int64_t old_bytes = 0;
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          old = std::exchange(parked_, std::move(resident));
+          old_bytes = std::exchange(parked_bytes_, bytes);
+        }
+        DropParked(std::move(old), old_bytes);  // none in practice: a load unparks first
+        return;
+      }
+      budget->Give(bytes);  // host memory ran out: dropped as without a budget
+    }
+  }
   resident.model.reset();
   resident.context.reset();
+}
+
+void ServedModel::DropParked(Resident parked, int64_t bytes) {
+  if (parked.model == nullptr) return;
+  parked.model.reset();
+  parked.context.reset();
+  if (device_->offload != nullptr) device_->offload->Give(bytes);
+}
+
+std::optional<ServedModel::Unparked> ServedModel::Unpark() {
+  Resident parked;
+  int64_t bytes = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    parked = std::move(parked_);
+    bytes = std::exchange(parked_bytes_, 0);
+  }
+  if (parked.model == nullptr) return std::nullopt;
+  if (absl::Status s = parked.model->RestoreWeights(); !s.ok()) {
+    std::fprintf(stderr,
+                 "cohost: model \"%s\": its weights kept in host memory did not fit "
+                 "back (%s); reading its file\n",
+                 spec_.name.c_str(), std::string(s.message()).c_str());
+    DropParked(std::move(parked), bytes);
+    return std::nullopt;
+  }
+  if (device_->offload != nullptr) device_->offload->Give(bytes);
+  return Unparked{std::move(parked.model), std::move(parked.context)};
 }
 
 ModelStatus ServedModel::status() const {
@@ -89,6 +139,7 @@ ModelStatus ServedModel::status() const {
   s.reason = reason_;
   s.weights_bytes =
       resident_.model != nullptr ? static_cast<int64_t>(resident_.model->weights_bytes()) : 0;
+  s.offloaded_bytes = parked_bytes_;
   s.workspace_bytes =
       resident_.model != nullptr ? static_cast<int64_t>(resident_.model->workspace_bytes()) : 0;
   s.last_used = last_used_;
@@ -263,7 +314,7 @@ bool ServedModel::Evict(std::string reason) {
     }
     resident = std::move(resident_);
   }
-  Release(std::move(resident));
+  Release(std::move(resident), /*park=*/true);
   return true;
 }
 

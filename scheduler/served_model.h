@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -43,6 +44,7 @@ struct ModelStatus {
   ModelState state = ModelState::kEvicted;
   std::string reason;                    // why it is in that state ("" for ready)
   int64_t weights_bytes = 0;             // resident weights, bytes the backend allocated
+  int64_t offloaded_bytes = 0;           // weights parked in host memory while evicted
   int64_t workspace_bytes = 0;           // resident activations (its engine's largest step)
   runtime::Clock::time_point last_used;  // last request submitted (or registration)
   double last_load_seconds = 0;          // its last successful load, start to ready
@@ -122,9 +124,21 @@ class ServedModel {
   // loading -> failed: queued requests end with `why`.
   void Fail(const absl::Status& why);
   // ready and idle (nothing queued or running) -> evicted: the engine and the
-  // weights are freed before it returns. False, with nothing changed, when the
-  // model is busy or not ready. Not on the executor's thread.
+  // device's copy of the weights are freed before it returns. Where the
+  // device's memory is its own and the device's OffloadBudget has room, the
+  // weights are parked in host memory first (Model::OffloadWeights). False,
+  // with nothing changed, when the model is busy or not ready. Not on the
+  // executor's thread.
   bool Evict(std::string reason);
+  // The weights parked at its last eviction, back on the device, with the
+  // backend handle they were made through: what Activate takes. nullopt when
+  // none are parked, or when the device has no room for them (they are
+  // dropped then: the file reloads).
+  struct Unparked {
+    std::unique_ptr<runtime::Model> model;
+    std::unique_ptr<kernels::Backend> context;
+  };
+  std::optional<Unparked> Unpark();
 
  private:
   struct Queued {
@@ -142,8 +156,11 @@ class ServedModel {
     std::unique_ptr<runtime::Model> model;
     std::unique_ptr<runtime::Engine> engine;
   };
-  // Detaches and destroys what was taken out under mu_.
-  void Release(Resident resident);
+  // Detaches and destroys what was taken out under mu_; with `park`, keeps
+  // the weights in host memory where it can (Evict).
+  void Release(Resident resident, bool park = false);
+  // Gives a parked model's host memory back (parked_, taken out under mu_).
+  void DropParked(Resident parked, int64_t bytes);
 
   const ModelSpec spec_;
   const std::unique_ptr<runtime::Tokenizer> tokenizer_;
@@ -163,8 +180,10 @@ class ServedModel {
   std::string reason_;                       // guarded by mu_
   runtime::Clock::time_point last_used_;     // guarded by mu_
   Resident resident_;  // guarded by mu_; model and engine set while ready (context may stay null)
-  std::vector<Queued> queued_;                               // guarded by mu_; while not ready
-  double last_load_seconds_ = 0;                             // guarded by mu_
+  Resident parked_;    // guarded by mu_; model (weights offloaded) while evicted, if kept
+  int64_t parked_bytes_ = 0;      // guarded by mu_; what parked_ holds of the OffloadBudget
+  std::vector<Queued> queued_;    // guarded by mu_; while not ready
+  double last_load_seconds_ = 0;  // guarded by mu_
   int64_t loads_ok_ = 0, loads_failed_ = 0, evictions_ = 0;  // guarded by mu_
   // Its engine's last known step cost (it outlives the engine).
   mutable std::optional<runtime::StepCost> last_cost_;  // guarded by mu_

@@ -478,6 +478,9 @@ std::string ServerMetrics::Render(const std::vector<ModelGauges>& gauges,
            Cat({labels[model], ",device=\"", EscapeLabel(g->device), "\""}),
            std::to_string(g->weights_bytes));
   }
+  gauge("cohost_model_offloaded_bytes", "gauge",
+        "Bytes of the model's weights kept in host memory while it is evicted (a GPU's).",
+        [](const ModelGauges& g) { return std::to_string(g.offloaded_bytes); });
   gauge("cohost_model_evictions_total", "counter",
         "Times the model was evicted to make room for another.",
         [](const ModelGauges& g) { return std::to_string(g.evictions_total); });

@@ -31,6 +31,7 @@ struct ModelGauges {
   std::string device;
   std::vector<std::pair<std::string, bool>> states;
   int64_t weights_bytes = 0;
+  int64_t offloaded_bytes = 0;  // weights kept in host memory while evicted
   int64_t evictions_total = 0;
   // Admission's TTFT predictions against the actual TTFTs of the same
   // requests (scheduler::TtftPredictionBook): counters, so that a rate of the

@@ -18,6 +18,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "cohost/kernels/backend.h"
+#include "cohost/kernels/cpu_info.h"
 #include "cohost/kernels/row_logprobs.h"
 #include "common/status_macros.h"
 #include "cpu_ops.h"
@@ -27,23 +28,6 @@ namespace cohost::kernels {
 namespace {
 
 constexpr size_t kAlignment = 64;  // one cache line; also what AVX-512 loads like
-
-// MemAvailable from /proc/meminfo in bytes; 0 when unreadable.
-size_t AvailableMemory() {
-  FILE* f = std::fopen("/proc/meminfo", "r");
-  if (f == nullptr) return 0;
-  char line[256];
-  size_t kib = 0;
-  while (std::fgets(line, sizeof(line), f) != nullptr) {
-    unsigned long long v = 0;
-    if (std::sscanf(line, "MemAvailable: %llu kB", &v) == 1) {
-      kib = static_cast<size_t>(v);
-      break;
-    }
-  }
-  std::fclose(f);
-  return kib * 1024;
-}
 
 class CpuBackend final : public Backend {
  public:
@@ -67,12 +51,7 @@ class CpuBackend final : public Backend {
     caps.compute_dtype = DType::kF32;
     caps.kv_dtype = kv_dtype_;
     caps.total_memory = total_memory_;
-    caps.free_memory = AvailableMemory();
-    if (caps.free_memory == 0) {
-      const long avail = sysconf(_SC_AVPHYS_PAGES);
-      const long page_size = sysconf(_SC_PAGE_SIZE);
-      if (avail > 0 && page_size > 0) caps.free_memory = static_cast<size_t>(avail) * page_size;
-    }
+    caps.free_memory = HostAvailableMemory();
     // OpenBLAS's kernel choice decides GEMM speed; a generic one (e.g.
     // "Prescott" on a CPU it does not recognise) is worth seeing in logs.
     caps.device_name = absl::StrCat("cpu (", pool_.num_threads(), " threads, OpenBLAS ",

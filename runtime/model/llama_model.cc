@@ -50,18 +50,86 @@ LlamaModel::LlamaModel(const ModelConfig& config, kernels::Backend* backend, Lla
       backend_(backend),
       w_(std::move(weights)),
       elem_size_(kernels::DTypeSize(backend->compute_dtype())) {
-  weights_bytes_ = w_.token_embd.bytes() + w_.output.bytes();
-  for (const kernels::DeviceBuffer* b : {&w_.output_norm, &w_.inv_freq}) {
-    weights_bytes_ += b->bytes();
+  for (const kernels::DeviceBuffer* b : WeightBuffers()) weights_bytes_ += b->bytes();
+}
+
+std::vector<kernels::DeviceBuffer*> LlamaModel::WeightBuffers() {
+  std::vector<kernels::DeviceBuffer*> out;
+  auto add = [&](kernels::DeviceBuffer& b) {
+    if (b.data() != nullptr && b.bytes() > 0) out.push_back(&b);
+  };
+  auto add_matrix = [&](WeightMatrix& m) {
+    add(m.buf);
+    for (WeightMatrix::Part& p : m.parts) add(p.buf);
+  };
+  add_matrix(w_.token_embd);
+  add(w_.output_norm);
+  add_matrix(w_.output);
+  add(w_.inv_freq);
+  for (LlamaLayerWeights& l : w_.layers) {
+    add(l.attn_norm);
+    add_matrix(l.wqkv);
+    add(l.bqkv);
+    add_matrix(l.wo);
+    add(l.ffn_norm);
+    add_matrix(l.w_gate_up);
+    add_matrix(l.w_down);
   }
-  for (const LlamaLayerWeights& l : w_.layers) {
-    for (const kernels::DeviceBuffer* b : {&l.attn_norm, &l.bqkv, &l.ffn_norm}) {
-      weights_bytes_ += b->bytes();
-    }
-    for (const WeightMatrix* m : {&l.wqkv, &l.wo, &l.w_gate_up, &l.w_down}) {
-      weights_bytes_ += m->bytes();
-    }
+  return out;
+}
+
+void LlamaModel::FreeWorkspace() {
+  graphs_.Clear();  // they point at what goes
+  for (kernels::DeviceBuffer* b :
+       {&x_, &delta_, &normed_, &qkv_, &attn_, &gate_up_, &act_, &sample_x_, &sample_delta_,
+        &sample_normed_, &logits_, &sample_ids_, &sample_specs_, &sample_logprobs_, &raw_rows_,
+        &penalties_, &meta_, &staging_}) {
+    b->Reset();
   }
+  token_capacity_ = 0;
+  sample_capacity_ = 0;
+  staged_ = 0;
+}
+
+absl::StatusOr<size_t> LlamaModel::OffloadWeights() {
+  if (backend_->AdoptsHostMemory()) {
+    return absl::FailedPreconditionError(
+        "OffloadWeights: the device's memory is the host's; nothing to offload");
+  }
+  if (weights_offloaded()) {
+    return absl::FailedPreconditionError("OffloadWeights: already offloaded");
+  }
+  RETURN_IF_ERROR(backend_->Synchronize());  // no step still reads the weights
+  std::vector<Offloaded> host;
+  size_t bytes = 0;
+  for (kernels::DeviceBuffer* b : WeightBuffers()) {
+    // All copied before anything is freed: a failure leaves the model whole.
+    ASSIGN_OR_RETURN(kernels::DeviceBuffer h,
+                     kernels::DeviceBuffer::CreateStaging(backend_, b->bytes()));
+    RETURN_IF_ERROR(backend_->CopyToHost(h.data(), b->data(), b->bytes()));
+    bytes += h.bytes();
+    host.push_back({b, std::move(h)});
+  }
+  for (Offloaded& o : host) o.slot->Reset();
+  FreeWorkspace();
+  offloaded_ = std::move(host);
+  return bytes;
+}
+
+absl::Status LlamaModel::RestoreWeights() {
+  if (!weights_offloaded()) return absl::FailedPreconditionError("RestoreWeights: not offloaded");
+  std::vector<kernels::DeviceBuffer> device;
+  device.reserve(offloaded_.size());
+  for (const Offloaded& o : offloaded_) {
+    ASSIGN_OR_RETURN(kernels::DeviceBuffer d,
+                     kernels::DeviceBuffer::Create(backend_, o.host.bytes()));
+    RETURN_IF_ERROR(backend_->CopyToDevice(d.data(), o.host.data(), o.host.bytes()));
+    device.push_back(std::move(d));
+  }
+  RETURN_IF_ERROR(backend_->Synchronize());  // the copies read the host buffers until done
+  for (size_t i = 0; i < device.size(); ++i) *offloaded_[i].slot = std::move(device[i]);
+  offloaded_.clear();
+  return absl::OkStatus();
 }
 
 void LlamaModel::EnableDecodeGraphs(bool on) {

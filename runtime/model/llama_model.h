@@ -83,6 +83,9 @@ class LlamaModel final : public Model {
   absl::Status Forward(const Batch& batch, KvCache& kv, std::vector<float>* logits) override;
   absl::Status ForwardSample(const Batch& batch, KvCache& kv, const SampleInputs& in,
                              SampledRows* out) override;
+  absl::StatusOr<size_t> OffloadWeights() override;
+  absl::Status RestoreWeights() override;
+  bool weights_offloaded() const override { return !offloaded_.empty(); }
   void EnableDecodeGraphs(bool on) override;
   DecodeGraphStats decode_graph_stats() const override { return graphs_.stats(); }
 
@@ -94,6 +97,10 @@ class LlamaModel final : public Model {
   static size_t InitialCapacity(int32_t wanted, bool samples);
 
  private:
+  // Every weight buffer that holds bytes, in a fixed order.
+  std::vector<kernels::DeviceBuffer*> WeightBuffers();
+  // Frees the activation, step and staging buffers (Reserve starts over).
+  void FreeWorkspace();
   // Activation buffers for up to num_tokens new tokens and num_samples rows.
   absl::Status Reserve(int32_t num_tokens, int32_t num_samples);
   // The decoder on one batch, up to the fp32 logits of its sample rows in
@@ -172,8 +179,14 @@ class LlamaModel final : public Model {
   kernels::DeviceBuffer raw_rows_;         // logprob rows a penalty moves, before it
   kernels::DeviceBuffer penalties_;        // a step's PenaltyTerms, then their row starts
   kernels::DeviceBuffer meta_;             // int32 step metadata, see UploadMetadata
-  kernels::DeviceBuffer staging_;          // host staging for a step's uploads (StageSpace)
-  size_t staged_ = 0;                      // bytes of it the step's copies use
+  // While offloaded: each weight buffer (emptied) and its host copy.
+  struct Offloaded {
+    kernels::DeviceBuffer* slot;
+    kernels::DeviceBuffer host;
+  };
+  std::vector<Offloaded> offloaded_;
+  kernels::DeviceBuffer staging_;  // host staging for a step's uploads (StageSpace)
+  size_t staged_ = 0;              // bytes of it the step's copies use
   bool graphs_enabled_ = false;
   DecodeGraphs graphs_{backend_};
 };

@@ -92,6 +92,21 @@ class Model {
   virtual absl::Status ForwardSample(const Batch& batch, KvCache& kv, const SampleInputs& in,
                                      SampledRows* out) = 0;
 
+  // Where the backend's memory is its own (a GPU): copies the weights into
+  // host staging memory (Backend::AllocateStaging; page-locked on CUDA) and
+  // frees them and every activation and step buffer on the device, so that
+  // an evicted model comes back with one copy instead of reading its file
+  // (vLLM's sleep level 1). Returns the host bytes it then holds.
+  // FAILED_PRECONDITION where the backend adopts host memory (the CPU
+  // reloads from the page cache) or the weights are already offloaded;
+  // RESOURCE_EXHAUSTED where host memory runs out (nothing changed then).
+  virtual absl::StatusOr<size_t> OffloadWeights() = 0;
+  // The offloaded weights back on the device, the host copy freed;
+  // RESOURCE_EXHAUSTED when the device is full (still offloaded then).
+  // FAILED_PRECONDITION unless they were offloaded.
+  virtual absl::Status RestoreWeights() = 0;
+  virtual bool weights_offloaded() const = 0;
+
   // Decode steps (one new token per sequence) run from captured graphs
   // (DecodeGraphs) where the backend captures ops; off by default.
   virtual void EnableDecodeGraphs(bool on) = 0;

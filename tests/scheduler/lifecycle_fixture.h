@@ -67,6 +67,8 @@ class LifecycleTest : public ::testing::Test {
   }
 
   int64_t footprint() const { return weights_ + workspace_; }
+  // RouterOptions::offload_budget_bytes of the next MakeRouter.
+  int64_t offload_bytes_ = 0;
   // RouterOptions::planned_devices of the next MakeRouter.
   std::map<std::string, std::string> planned_;
 
@@ -79,6 +81,7 @@ class LifecycleTest : public ::testing::Test {
     c.kv_cache_bytes = kv_bytes;
     RouterOptions o;
     o.weights_budget_bytes = models * footprint() + footprint() / 2;
+    o.offload_budget_bytes = offload_bytes_;
     o.footprints = footprints_;
     o.planned_devices = planned_;
     o.on_load = [this](const std::string& model, bool ok, double seconds) {

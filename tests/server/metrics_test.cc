@@ -283,12 +283,14 @@ TEST(ServerMetricsTest, ModelLifecycle) {
   a.states = {{"loading", false}, {"ready", true}, {"evicted", false}, {"failed", false}};
   a.weights_bytes = 123456;
   a.evictions_total = 2;
+  a.offloaded_bytes = 65536;
   const auto s = Samples(m.Render({a}));
   EXPECT_EQ(Get(s, "cohost_model_state{model=\"a\",state=\"ready\"}"), "1");
   EXPECT_EQ(Get(s, "cohost_model_state{model=\"a\",state=\"evicted\"}"), "0");
   EXPECT_EQ(Get(s, "cohost_model_state{model=\"a\",state=\"loading\"}"), "0");
   EXPECT_EQ(Get(s, "cohost_model_weights_bytes{model=\"a\",device=\"cpu\"}"), "123456");
   EXPECT_EQ(Get(s, "cohost_model_evictions_total{model=\"a\"}"), "2");
+  EXPECT_EQ(Get(s, "cohost_model_offloaded_bytes{model=\"a\"}"), "65536");
   EXPECT_EQ(Get(s, "cohost_model_loads_total{model=\"a\",result=\"ok\"}"), "2");
   EXPECT_EQ(Get(s, "cohost_model_loads_total{model=\"a\",result=\"failed\"}"), "1");
   EXPECT_EQ(Get(s, "cohost_model_load_seconds_count{model=\"a\"}"), "2");
@@ -370,6 +372,7 @@ TEST(ServerMetricsTest, ExpositionStructure) {
       {"cohost_tenant_refusals_total", "counter"},
       {"cohost_model_state", "gauge"},
       {"cohost_model_weights_bytes", "gauge"},
+      {"cohost_model_offloaded_bytes", "gauge"},
       {"cohost_model_evictions_total", "counter"},
       {"cohost_ttft_predictions_total", "counter"},
       {"cohost_ttft_predicted_seconds_total", "counter"},

@@ -27,6 +27,7 @@
 #include "cohost/kernels/backend.h"
 #include "cohost/kernels/cpu_info.h"
 #include "common/status_macros.h"
+#include "scheduler/device_budget.h"
 #include "scheduler/footprint_record.h"
 #include "scheduler/memory_plan.h"
 #include "scheduler/model_config_file.h"
@@ -54,6 +55,9 @@ std::vector<FlagSpec> ServeFlagSpecs() {
       {"cpu-memory-mb", "MB",
        "memory cohost may use on the CPU: KV pool plus weights (default 80% of what is available)"},
       {"gpu-memory-fraction", "F", "of a CUDA device's free memory cohost may use (default 0.9)"},
+      {"offload-memory-mb", "MB",
+       "host memory an evicted GPU model's weights may wait in, so that it reloads with one "
+       "copy (default half of what is available; 0: drop them)"},
       {"footprint-file", "FILE",
        "where each load's measured memory is kept for placing it next time (default "
        "~/.cache/cohost/footprints.json; none: do not keep)"},
@@ -165,6 +169,10 @@ absl::StatusOr<ServeConfig> ConfigFromArgs(const ParsedArgs& args) {
     c.router.footprints = std::make_shared<scheduler::FootprintRecord>(footprints);
   }
   if (cpu_mb > 0) c.cpu_memory_bytes = cpu_mb << 20;
+  int64_t offload_mb = -1;
+  RETURN_IF_ERROR(ReadInt(args, "offload-memory-mb", 0, int64_t{1} << 30, offload_mb));
+  c.router.offload_budget_bytes =
+      offload_mb >= 0 ? offload_mb << 20 : scheduler::DefaultOffloadBudget();
   ASSIGN_OR_RETURN(std::optional<double> fraction, args.GetDouble("gpu-memory-fraction"));
   if (fraction) c.gpu_fraction = *fraction;
   absl::StatusOr<runtime::EngineConfig> engine = EngineConfigFromArgs(args);
@@ -187,6 +195,7 @@ std::vector<server::ModelGauges> CollectGauges(const scheduler::Router& router) 
       g.states.emplace_back(scheduler::ModelStateName(state), state == m.state);
     }
     g.weights_bytes = m.weights_bytes;
+    g.offloaded_bytes = m.offloaded_bytes;
     g.evictions_total = m.evictions;
     g.model = m.name;
     g.running_requests = s.num_running;

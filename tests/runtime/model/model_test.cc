@@ -8,6 +8,7 @@
 #include <cmath>
 #include <functional>
 #include <limits>
+#include <map>
 #include <numeric>
 #include <ostream>
 #include <random>
@@ -567,6 +568,81 @@ TEST(ModelSampleTest, ASampledStepBringsBackIdsNotLogits) {
   be.largest_copy = 0;
   ASSERT_TRUE((*m)->Forward(MakeBatch({{&seq, prompt}}, 16, true), **kv, &logits).ok());
   EXPECT_EQ(be.largest_copy, size_t{10} * V * sizeof(float));
+}
+
+// A device whose memory is its own, with a cap: it counts the bytes it holds.
+class MeteredBackend final : public cohost::testing::ForwardingBackend {
+ public:
+  using ForwardingBackend::ForwardingBackend;
+  absl::StatusOr<void*> Allocate(size_t bytes) override {
+    if (held + bytes > cap) return absl::ResourceExhaustedError("the test device is full");
+    absl::StatusOr<void*> p = ForwardingBackend::Allocate(bytes);
+    if (p.ok()) {
+      sizes[*p] = bytes;
+      held += bytes;
+    }
+    return p;
+  }
+  void Free(void* ptr) override {
+    held -= sizes[ptr];
+    sizes.erase(ptr);
+    ForwardingBackend::Free(ptr);
+  }
+  std::map<void*, size_t> sizes;
+  size_t held = 0;
+  size_t cap = SIZE_MAX;
+};
+
+// Offloaded weights leave nothing on the device and come back bit for bit;
+// a full device leaves them offloaded, to be restored later; where the
+// device's memory is the host's there is nothing to offload.
+TEST(ModelOffloadTest, WeightsGoToHostMemoryAndComeBackWhole) {
+  MeteredBackend be(kernels::MakeCpuBackend(1));
+  const ModelFile f = MakeTinyModel(Variant{"offload", false, true, false, 16});
+  const int32_t V = f.config.vocab_size;
+  auto m = Model::Create(f, &be);
+  ASSERT_TRUE(m.ok()) << m.status();
+  Model& model = **m;
+  const std::vector<int32_t> prompt = Prompt(3, 10, V);
+  auto forward = [&](int32_t page) {
+    auto kv = KvCache::Create(&be, f.config, 8, 16);
+    EXPECT_TRUE(kv.ok()) << kv.status();
+    Seq seq{{page}, 0};
+    std::vector<float> logits;
+    absl::Status s = model.Forward(MakeBatch({{&seq, prompt}}, 16, true), **kv, &logits);
+    EXPECT_TRUE(s.ok()) << s;
+    return logits;
+  };
+  const std::vector<float> want = forward(1);
+  ASSERT_EQ(want.size(), 10u * V);
+  ASSERT_GT(model.workspace_bytes(), 0u);
+  const size_t weights = model.weights_bytes();
+  ASSERT_GE(be.held, weights + model.workspace_bytes()) << "weights, activations, step buffers";
+
+  absl::StatusOr<size_t> offloaded = model.OffloadWeights();
+  ASSERT_TRUE(offloaded.ok()) << offloaded.status();
+  EXPECT_EQ(*offloaded, weights);
+  EXPECT_TRUE(model.weights_offloaded());
+  EXPECT_EQ(be.held, 0u) << "nothing left on the device";
+  EXPECT_EQ(model.workspace_bytes(), 0u);
+  EXPECT_EQ(model.OffloadWeights().status().code(), absl::StatusCode::kFailedPrecondition);
+
+  be.cap = weights / 2;  // the device is full: still offloaded, nothing held
+  EXPECT_EQ(model.RestoreWeights().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_TRUE(model.weights_offloaded());
+  EXPECT_EQ(be.held, 0u);
+  be.cap = SIZE_MAX;
+  ASSERT_TRUE(model.RestoreWeights().ok());
+  EXPECT_FALSE(model.weights_offloaded());
+  EXPECT_EQ(be.held, weights);
+  EXPECT_EQ(model.weights_bytes(), weights);
+  EXPECT_EQ(forward(2), want);
+  EXPECT_EQ(model.RestoreWeights().code(), absl::StatusCode::kFailedPrecondition);
+
+  std::unique_ptr<kernels::Backend> cpu = kernels::MakeCpuBackend(1);
+  auto on_cpu = Model::Create(f, cpu.get());
+  ASSERT_TRUE(on_cpu.ok()) << on_cpu.status();
+  EXPECT_EQ((*on_cpu)->OffloadWeights().status().code(), absl::StatusCode::kFailedPrecondition);
 }
 
 // A device with attention kernels for one head size only, as CUDA has a

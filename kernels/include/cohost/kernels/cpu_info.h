@@ -1,8 +1,9 @@
 // The CPU this process runs on, as cpuid reports it at run time, and the
 // quantized kernel table chosen for it: for start-up lines, /metrics and
-// benchmark records.
+// benchmark records. And the host memory available now.
 #pragma once
 
+#include <cstddef>
 #include <string>
 
 namespace cohost::kernels {
@@ -14,5 +15,9 @@ struct CpuInfo {
 };
 
 CpuInfo HostCpuInfo();
+
+// The host memory available to new allocations: MemAvailable from
+// /proc/meminfo, else the free physical pages; 0 when neither is known.
+size_t HostAvailableMemory();
 
 }  // namespace cohost::kernels
