@@ -419,6 +419,38 @@ absl::Status Router::MakeRoom(const std::shared_ptr<ServedModel>& model,
   return absl::ResourceExhaustedError("the device's weights budget stayed full while evicting");
 }
 
+void Router::Rehome(const std::shared_ptr<ServedModel>& model, const ExpectedBytes& expected) {
+  if (devices_.size() < 2 || model->spec().device) return;
+  const Device& current = model->device();
+  const ModelDemand demand{model->name(), expected.bytes, model->busy().Load(), std::nullopt};
+  const runtime::Clock::time_point now = runtime::Clock::now();
+  std::vector<DeviceRoom> rooms;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    rooms = RoomsLocked(model.get(), nullptr);
+  }
+  const size_t here = IndexOf(current);
+  absl::StatusOr<Placement> stay = PlaceModel(absl::MakeConstSpan(&rooms[here], 1), demand, now);
+  // Weights parked in host memory come back only where they were made.
+  if (stay.ok() && (stay->evict.empty() || model->status().offloaded_bytes > 0)) return;
+  std::vector<DeviceRoom> others;
+  std::vector<size_t> index;  // others[k] is devices_[index[k]]
+  for (size_t i = 0; i < rooms.size(); ++i) {
+    if (i == here) continue;
+    others.push_back(rooms[i]);
+    index.push_back(i);
+  }
+  absl::StatusOr<Placement> there = PlaceModel(others, demand, now);
+  if (!there.ok() || !there->evict.empty()) return;
+  const std::shared_ptr<Device>& target = devices_[index[there->device]];
+  absl::StatusOr<std::unique_ptr<KvPool::Account>> account = JoinPool(*target, model->spec());
+  if (!account.ok() || !model->MoveTo(target, *std::move(account)).ok()) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  homes_[model->name()] =
+      absl::StrFormat("moved from %s when it reloaded, where it did not fit without evicting: %s",
+                      current.id, there->why);
+}
+
 void Router::ReleaseWeights(const std::string& name) {
   std::lock_guard<std::mutex> lock(mu_);
   weights_.erase(name);
@@ -435,19 +467,22 @@ absl::Status Router::Load(const std::shared_ptr<ServedModel>& model, const Progr
     if (options_.on_load) options_.on_load(model->name(), false, elapsed());
     return why;
   };
-  const Device& device = model->device();
+  const Device* device = &model->device();
   // The model's own handle on the device (its stream and error, on CUDA).
   std::unique_ptr<kernels::Backend> context;
   absl::StatusOr<std::unique_ptr<runtime::Model>> weights =
       [&]() -> absl::StatusOr<std::unique_ptr<runtime::Model>> {
-    RETURN_IF_ERROR(MakeRoom(model, ExpectedFootprint(model->path(), model->config(), device)));
+    const ExpectedBytes expected = ExpectedFootprint(model->path(), model->config(), *device);
+    Rehome(model, expected);
+    device = &model->device();
+    RETURN_IF_ERROR(MakeRoom(model, expected));
     // Weights kept in host memory at its eviction come back with one copy.
     if (std::optional<ServedModel::Unparked> back = model->Unpark()) {
       context = std::move(back->context);
       return std::move(back->model);
     }
-    ASSIGN_OR_RETURN(context, device.backend->NewContext());
-    return runtime::LoadWeights(model->path(), context != nullptr ? context.get() : device.backend,
+    ASSIGN_OR_RETURN(context, device->backend->NewContext());
+    return runtime::LoadWeights(model->path(), context != nullptr ? context.get() : device->backend,
                                 progress, options_.weights);
   }();
   if (!weights.ok()) {
@@ -537,7 +572,7 @@ std::vector<ModelSummary> Router::ListModels() const {
     s.context_length = model->config().max_position_embeddings;
     s.vocab_size = model->config().vocab_size;
     s.kv_cache_tokens = model->request_limits().kv_capacity_tokens;
-    s.kv_bytes_held = model->kv_account().held();
+    s.kv_bytes_held = model->kv_bytes_held();
     s.state = status.state;
     s.state_reason = status.reason;
     s.serving = !draining() && status.state == ModelState::kReady;

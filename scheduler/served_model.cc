@@ -43,14 +43,44 @@ ServedModel::ServedModel(ModelSpec spec, std::unique_ptr<runtime::Tokenizer> tok
     : spec_(std::move(spec)),
       tokenizer_(std::move(tokenizer)),
       config_(std::move(config)),
-      device_(std::move(device)),
-      kv_account_(std::move(kv_account)),
-      engine_config_(WithPlacement(std::move(engine_config), *device_, kv_account_.get())),
-      limits_(
-          runtime::Engine::RequestLimitsFor(config_, device_->backend->kv_dtype(), engine_config_)),
+      base_engine_config_(std::move(engine_config)),
       admission_(spec_.name, limits),
+      placement_(MakePlacement(std::move(device), std::move(kv_account), base_engine_config_)),
       reason_(std::move(why_not_loaded)),
       last_used_(runtime::Clock::now()) {}
+
+std::shared_ptr<const ServedModel::Placement> ServedModel::MakePlacement(
+    std::shared_ptr<Device> device, std::unique_ptr<KvPool::Account> account,
+    runtime::EngineConfig engine_config) const {
+  auto p = std::make_shared<Placement>();
+  p->engine_config = WithPlacement(std::move(engine_config), *device, account.get());
+  p->limits =
+      runtime::Engine::RequestLimitsFor(config_, device->backend->kv_dtype(), p->engine_config);
+  p->device = std::move(device);
+  p->kv_account = std::move(account);
+  return p;
+}
+
+absl::Status ServedModel::MoveTo(std::shared_ptr<Device> device,
+                                 std::unique_ptr<KvPool::Account> account) {
+  std::shared_ptr<const Placement> next =
+      MakePlacement(std::move(device), std::move(account), base_engine_config_);
+  std::shared_ptr<const Placement> old;
+  Resident parked;
+  int64_t parked_bytes = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (resident_.engine != nullptr || state_ == ModelState::kReady) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("model \"", spec_.name, "\" is resident; it cannot move"));
+    }
+    old = std::exchange(placement_, std::move(next));
+    parked = std::move(parked_);  // its weights are the old device's
+    parked_bytes = std::exchange(parked_bytes_, 0);
+  }
+  DropParked(std::move(parked), parked_bytes);
+  return absl::OkStatus();  // `old` leaves its pool once no snapshot holds it
+}
 
 ServedModel::~ServedModel() {
   std::vector<Queued> queued;
@@ -74,16 +104,18 @@ void ServedModel::Finish(Queued& q, runtime::FinishReason reason, absl::Status s
 }
 
 void ServedModel::Release(Resident resident, bool park) {
+  if (resident.placement == nullptr) return;  // nothing was made
+  const Device& device = *resident.placement->device;
   if (resident.engine != nullptr) {
     // No reclaims of an engine on its way out; then no step of the device may
     // be running (one engine's step can reach another through the pool).
-    kv_account_->SetReclaimer(nullptr);
-    device_->executor->Detach(resident.engine.get());
+    resident.placement->kv_account->SetReclaimer(nullptr);
+    device.executor->Detach(resident.engine.get());
     resident.engine.reset();  // live requests end as cancelled; KV memory goes back
   }
-  OffloadBudget* budget = device_->offload.get();
+  OffloadBudget* budget = device.offload.get();
   if (park && resident.model != nullptr && budget != nullptr &&
-      !device_->backend->AdoptsHostMemory()) {
+      !device.backend->AdoptsHostMemory()) {
     const auto bytes = static_cast<int64_t>(resident.model->weights_bytes());
     if (budget->TryTake(bytes)) {
       if (resident.model->OffloadWeights().ok()) {
@@ -108,7 +140,7 @@ void ServedModel::DropParked(Resident parked, int64_t bytes) {
   if (parked.model == nullptr) return;
   parked.model.reset();
   parked.context.reset();
-  if (device_->offload != nullptr) device_->offload->Give(bytes);
+  if (OffloadBudget* budget = parked.placement->device->offload.get()) budget->Give(bytes);
 }
 
 std::optional<ServedModel::Unparked> ServedModel::Unpark() {
@@ -128,7 +160,7 @@ std::optional<ServedModel::Unparked> ServedModel::Unpark() {
     DropParked(std::move(parked), bytes);
     return std::nullopt;
   }
-  if (device_->offload != nullptr) device_->offload->Give(bytes);
+  if (OffloadBudget* budget = parked.placement->device->offload.get()) budget->Give(bytes);
   return Unparked{std::move(parked.model), std::move(parked.context)};
 }
 
@@ -158,14 +190,14 @@ runtime::EngineStats ServedModel::Stats() const {
   } else {
     s.num_waiting = static_cast<int32_t>(queued_.size());
   }
-  s.kv_bytes_backed = kv_account_->held();
+  s.kv_bytes_backed = placement_->kv_account->held();
   return s;
 }
 
 PrefillQueue ServedModel::Backlog(std::optional<int32_t> priority) const {
   PrefillQueue q;
-  q.step_tokens = engine_config_.step_scheduler.max_tokens_per_step;
   std::lock_guard<std::mutex> lock(mu_);
+  q.step_tokens = placement_->engine_config.step_scheduler.max_tokens_per_step;
   if (resident_.engine != nullptr) {
     const runtime::EngineStats stats = resident_.engine->Stats();
     q.tokens = priority ? stats.PrefillTokensAhead(*priority) : stats.PrefillTokensLeft();
@@ -173,9 +205,9 @@ PrefillQueue ServedModel::Backlog(std::optional<int32_t> priority) const {
     // While its streams decode, the executor sizes its steps to the TPOT
     // target (StepTokenCap): the backlog takes that many steps.
     if (stats.num_decoding > 0 && last_cost_) {
-      q.step_tokens =
-          last_cost_->TokensWithin(std::chrono::duration<double>(spec_.tpot_target).count(),
-                                   device_->executor->options().min_slice_tokens, q.step_tokens);
+      q.step_tokens = last_cost_->TokensWithin(
+          std::chrono::duration<double>(spec_.tpot_target).count(),
+          placement_->device->executor->options().min_slice_tokens, q.step_tokens);
     }
   } else {
     // Once loaded, these go to the engine together and are admitted by priority.
@@ -211,7 +243,7 @@ absl::Status ServedModel::Submit(runtime::RequestId id, runtime::GenerateRequest
     return resident_.engine->Submit(id, std::move(request), std::move(sink));
   // Checked now, as the engine will: a bad request must not wait for a load.
   if (sink == nullptr) return absl::InvalidArgumentError("no output sink");
-  if (absl::Status s = runtime::ValidateRequest(request, limits_); !s.ok()) return s;
+  if (absl::Status s = runtime::ValidateRequest(request, placement_->limits); !s.ok()) return s;
   if (!request.arrival) request.arrival = last_used_;
   queued_.push_back({id, std::move(request), std::move(sink)});
   *needs_load = state_ == ModelState::kEvicted || state_ == ModelState::kFailed;
@@ -249,22 +281,24 @@ bool ServedModel::BeginLoading() {
 
 absl::Status ServedModel::Activate(std::unique_ptr<runtime::Model> model, double load_seconds,
                                    std::unique_ptr<kernels::Backend> context) {
+  // It cannot move while loading: the placement the weights were loaded for.
+  std::shared_ptr<const Placement> home = placement();
   absl::StatusOr<std::unique_ptr<runtime::Engine>> engine =
-      runtime::Engine::Create(model.get(), tokenizer_.get(), engine_config_);
+      runtime::Engine::Create(model.get(), tokenizer_.get(), home->engine_config);
   if (!engine.ok()) {
     Fail(engine.status());
-    Release({std::move(context), std::move(model), nullptr});
+    Release({home, std::move(context), std::move(model), nullptr});
     return engine.status();
   }
   runtime::Engine* e = engine->get();
-  kv_account_->SetReclaimer([e](int64_t wanted, int64_t most, bool preempt) {
+  home->kv_account->SetReclaimer([e](int64_t wanted, int64_t most, bool preempt) {
     return e->ReclaimKv(wanted, most, preempt);
   });
   // Requests whose deadline passed while the model loaded; told off-lock.
   std::vector<std::pair<Queued, absl::Status>> refused;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    resident_ = {std::move(context), std::move(model), *std::move(engine)};
+    resident_ = {home, std::move(context), std::move(model), *std::move(engine)};
     state_ = ModelState::kReady;
     reason_.clear();
     last_load_seconds_ = load_seconds;
@@ -276,11 +310,11 @@ absl::Status ServedModel::Activate(std::unique_ptr<runtime::Model> model, double
     }
     queued_.clear();
   }
-  device_->executor->Attach(e,
-                            EngineTargets{spec_.ttft_target, spec_.name, spec_.tpot_target,
-                                          [this](double seconds, runtime::Clock::time_point end) {
-                                            busy_.Record(seconds, end);
-                                          }});
+  home->device->executor->Attach(
+      e, EngineTargets{spec_.ttft_target, spec_.name, spec_.tpot_target,
+                       [this](double seconds, runtime::Clock::time_point end) {
+                         busy_.Record(seconds, end);
+                       }});
   for (auto& [q, status] : refused) Finish(q, runtime::FinishReason::kError, status);
   return absl::OkStatus();
 }

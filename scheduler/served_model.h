@@ -67,19 +67,23 @@ class ServedModel {
   const ModelSpec& spec() const { return spec_; }
   const runtime::Tokenizer& tokenizer() const { return *tokenizer_; }
   const runtime::ModelConfig& config() const { return config_; }
-  // The configuration its engine is (or will be) created with.
-  const runtime::EngineConfig& engine_config() const { return engine_config_; }
-  const Device& device() const { return *device_; }
+  // Where it is now: a device outlives the Router's models, so the reference
+  // stays valid, but the model may move to another while it is not resident
+  // (MoveTo).
+  const Device& device() const { return *placement()->device; }
+  // The configuration its engine is (or will be) created with, on its device.
+  runtime::EngineConfig engine_config() const { return placement()->engine_config; }
   // What its engine will accept, known before the weights are loaded.
-  const runtime::RequestLimits& request_limits() const { return limits_; }
+  runtime::RequestLimits request_limits() const { return placement()->limits; }
   Admission& admission() { return admission_; }
   const Admission& admission() const { return admission_; }
-  const KvPool::Account& kv_account() const { return *kv_account_; }
+  // Its share of its device's KV pool now.
+  int64_t kv_bytes_held() const { return placement()->kv_account->held(); }
   // How busy its steps keep its device (a moving estimate; it survives
   // evictions, so a reload is placed by what the model did before).
   const BusyMeter& busy() const { return busy_; }
-  DeviceExecutor& executor() { return *device_->executor; }
-  const DeviceExecutor& executor() const { return *device_->executor; }
+  DeviceExecutor& executor() { return *placement()->device->executor; }
+  const DeviceExecutor& executor() const { return *placement()->device->executor; }
 
   ModelStatus status() const;
   // Its prefill backlog, for TTFT prediction: the engine's while resident,
@@ -121,6 +125,11 @@ class ServedModel {
   // the device's own: kept until the weights and engine are gone.
   absl::Status Activate(std::unique_ptr<runtime::Model> model, double load_seconds = 0,
                         std::unique_ptr<kernels::Backend> context = nullptr);
+  // Another home while nothing of it is on a device (not ready; loading is
+  // the Router's own load): `account` its share of `device`'s KV pool. Its
+  // engine config and request limits follow; weights parked on the old
+  // device are dropped. FAILED_PRECONDITION while it is resident.
+  absl::Status MoveTo(std::shared_ptr<Device> device, std::unique_ptr<KvPool::Account> account);
   // loading -> failed: queued requests end with `why`.
   void Fail(const absl::Status& why);
   // ready and idle (nothing queued or running) -> evicted: the engine and the
@@ -141,6 +150,24 @@ class ServedModel {
   std::optional<Unparked> Unpark();
 
  private:
+  // Where it lives, and what follows from that. Replaced whole (MoveTo)
+  // while nothing of the model is on the device; readers hold a snapshot.
+  struct Placement {
+    std::shared_ptr<Device> device;
+    // The engine releases its KV memory into the account: a snapshot held
+    // by Resident keeps it alive past the engine.
+    std::unique_ptr<KvPool::Account> kv_account;
+    runtime::EngineConfig engine_config;  // WithPlacement's
+    runtime::RequestLimits limits;
+  };
+  std::shared_ptr<const Placement> MakePlacement(std::shared_ptr<Device> device,
+                                                 std::unique_ptr<KvPool::Account> account,
+                                                 runtime::EngineConfig engine_config) const;
+  std::shared_ptr<const Placement> placement() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return placement_;
+  }
+
   struct Queued {
     runtime::RequestId id;
     runtime::GenerateRequest request;
@@ -152,6 +179,7 @@ class ServedModel {
   // memory and activations), then the weights, then the backend handle they
   // were made through.
   struct Resident {
+    std::shared_ptr<const Placement> placement;  // where the rest lives; outlives it
     std::unique_ptr<kernels::Backend> context;
     std::unique_ptr<runtime::Model> model;
     std::unique_ptr<runtime::Engine> engine;
@@ -165,20 +193,16 @@ class ServedModel {
   const ModelSpec spec_;
   const std::unique_ptr<runtime::Tokenizer> tokenizer_;
   const runtime::ModelConfig config_;
-  const std::shared_ptr<Device> device_;
-  // Before the engine, so it outlives it: the engine releases its KV memory
-  // into the account.
-  const std::unique_ptr<KvPool::Account> kv_account_;
-  const runtime::EngineConfig engine_config_;
-  const runtime::RequestLimits limits_;
+  const runtime::EngineConfig base_engine_config_;  // before WithPlacement
   Admission admission_;
   BusyMeter busy_;
   TtftPredictionBook ttft_predictions_;
 
   mutable std::mutex mu_;
-  ModelState state_ = ModelState::kEvicted;  // guarded by mu_
-  std::string reason_;                       // guarded by mu_
-  runtime::Clock::time_point last_used_;     // guarded by mu_
+  std::shared_ptr<const Placement> placement_;  // guarded by mu_
+  ModelState state_ = ModelState::kEvicted;     // guarded by mu_
+  std::string reason_;                          // guarded by mu_
+  runtime::Clock::time_point last_used_;        // guarded by mu_
   Resident resident_;  // guarded by mu_; model and engine set while ready (context may stay null)
   Resident parked_;    // guarded by mu_; model (weights offloaded) while evicted, if kept
   int64_t parked_bytes_ = 0;      // guarded by mu_; what parked_ holds of the OffloadBudget

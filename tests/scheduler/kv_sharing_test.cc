@@ -130,7 +130,7 @@ TEST_F(KvSharingTest, AnIdleModelsShareGoesWhereTheWorkIsAndComesBack) {
   MakeRouter(/*blocks=*/256, /*group_blocks=*/16);  // 16 groups of 16 blocks
   std::shared_ptr<ServedModel> a = Add("a"), b = Add("b");
   const int64_t budget = 256 * block_bytes_;
-  EXPECT_EQ(a->kv_account().held(), 0) << "memory is taken when work needs it";
+  EXPECT_EQ(a->kv_bytes_held(), 0) << "memory is taken when work needs it";
 
   // Six sequences of up to 160 tokens need 6 x 40 = 240 blocks: far more than
   // an even share, and a holds it while b is idle.
@@ -139,7 +139,7 @@ TEST_F(KvSharingTest, AnIdleModelsShareGoesWhereTheWorkIsAndComesBack) {
   std::vector<std::shared_ptr<Collect>> sinks;
   for (const auto& r : work) sinks.push_back(Submit(a, r));
   for (auto& s : sinks) ASSERT_TRUE(s->Wait());
-  EXPECT_GT(a->kv_account().held(), budget / 2);
+  EXPECT_GT(a->kv_bytes_held(), budget / 2);
   for (size_t i = 0; i < work.size(); ++i) {
     EXPECT_EQ(sinks[i]->ids(), Reference(work[i])) << i;
   }
@@ -149,14 +149,14 @@ TEST_F(KvSharingTest, AnIdleModelsShareGoesWhereTheWorkIsAndComesBack) {
   sinks.clear();
   for (const auto& r : work) sinks.push_back(Submit(b, r));
   for (auto& s : sinks) ASSERT_TRUE(s->Wait());
-  EXPECT_GT(b->kv_account().held(), budget / 2);
-  EXPECT_LT(a->kv_account().held(), budget / 2);
+  EXPECT_GT(b->kv_bytes_held(), budget / 2);
+  EXPECT_LT(a->kv_bytes_held(), budget / 2);
   EXPECT_EQ(a->Stats().num_preemptions, 0);
   for (size_t i = 0; i < work.size(); ++i) {
     EXPECT_EQ(sinks[i]->ids(), Reference(work[i])) << i;
     EXPECT_EQ(sinks[i]->info().reason, FinishReason::kLength);
   }
-  EXPECT_LE(a->kv_account().held() + b->kv_account().held(), budget);
+  EXPECT_LE(a->kv_bytes_held() + b->kv_bytes_held(), budget);
 }
 
 TEST_F(KvSharingTest, AModelBelowItsFloorPreemptsOneAboveItsFloor) {
@@ -177,7 +177,7 @@ TEST_F(KvSharingTest, AModelBelowItsFloorPreemptsOneAboveItsFloor) {
     long_work.emplace_back(r, Submit(i % 2 ? a : c, r));
   }
   ASSERT_TRUE(cohost::testing::WaitFor(
-      [&] { return a->kv_account().held() + c->kv_account().held() == 256 * block_bytes_; }, kWait))
+      [&] { return a->kv_bytes_held() + c->kv_bytes_held() == 256 * block_bytes_; }, kWait))
       << "a and c fill the pool";
 
   // b holds nothing, below its floor: it is served now, with memory a or c
@@ -186,7 +186,7 @@ TEST_F(KvSharingTest, AModelBelowItsFloorPreemptsOneAboveItsFloor) {
   std::shared_ptr<Collect> quick = Submit(b, urgent);
   ASSERT_TRUE(quick->Wait());
   EXPECT_EQ(quick->ids(), Reference(urgent));
-  EXPECT_GT(b->kv_account().held(), 0);
+  EXPECT_GT(b->kv_bytes_held(), 0);
   int unfinished = 0;
   for (auto& [r, s] : long_work) unfinished += s->finished() ? 0 : 1;
   EXPECT_GT(unfinished, 0) << "b did not wait for the others' work to end";
@@ -198,8 +198,7 @@ TEST_F(KvSharingTest, AModelBelowItsFloorPreemptsOneAboveItsFloor) {
     ASSERT_TRUE(s->Wait());
     EXPECT_EQ(s->ids(), Reference(r));
   }
-  EXPECT_LE(a->kv_account().held() + b->kv_account().held() + c->kv_account().held(),
-            256 * block_bytes_);
+  EXPECT_LE(a->kv_bytes_held() + b->kv_bytes_held() + c->kv_bytes_held(), 256 * block_bytes_);
 }
 
 TEST_F(KvSharingTest, RandomConcurrentLoadKeepsTheBudgetAndFinishesEverything) {
@@ -217,7 +216,7 @@ TEST_F(KvSharingTest, RandomConcurrentLoadKeepsTheBudgetAndFinishesEverything) {
   std::thread watcher([&] {
     while (!done) {
       int64_t sum = 0;
-      for (auto& m : models) sum += m->kv_account().held();
+      for (auto& m : models) sum += m->kv_bytes_held();
       worst = std::max(worst.load(), sum);
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }

@@ -142,6 +142,34 @@ TEST_F(LifecycleTest, ALoadEvictsOnlyOnItsOwnDevice) {
   EXPECT_EQ(Status("b").state, ModelState::kReady);
 }
 
+// Placement is recomputed when a model loads again: evicted from a device
+// that another model now holds within its keep-alive, it reloads on one that
+// has room, and answers as before.
+TEST_F(LifecycleTest, AnEvictedModelReloadsOnAnotherDeviceThatHasRoom) {
+  MakeRouter(/*models=*/1, /*devices=*/2);
+  ASSERT_TRUE(router_->AddModel(Spec("a")).ok());
+  ASSERT_EQ(DeviceOf("a"), "cpu:0");
+  const std::vector<int32_t> want = Run("a", 8)->ids();
+  ASSERT_EQ(want.size(), 8u);
+  ModelSpec pinned = Spec("pinned", LoadPolicy::kLazy, seconds(3600));
+  pinned.device = "cpu:0";
+  ASSERT_TRUE(router_->AddModel(pinned).ok());
+  EXPECT_EQ(Run("pinned")->info().reason, FinishReason::kLength);
+  EXPECT_EQ(Status("a").state, ModelState::kEvicted);
+
+  std::shared_ptr<Collect> back = Run("a", 8);
+  EXPECT_EQ(back->info().reason, FinishReason::kLength) << back->info().status;
+  EXPECT_EQ(back->ids(), want);
+  EXPECT_EQ(DeviceOf("a"), "cpu:1");
+  EXPECT_EQ(Status("pinned").state, ModelState::kReady) << "within its keep-alive";
+  EXPECT_TRUE(cohost::testing::WaitFor(
+      [&] { return SteppedOn("a").find("cpu:1") != std::string::npos; }, kWait))
+      << "stepped by the new device's executor";
+  for (const ModelSummary& m : router_->ListModels()) {
+    if (m.name == "a") EXPECT_THAT(m.placement, HasSubstr("moved from cpu:0")) << m.placement;
+  }
+}
+
 TEST_F(LifecycleTest, AFloorOneDevicesPoolCannotTakeGoesToAnother) {
   MakeRouter(/*models=*/4, /*devices=*/2, /*kv_bytes=*/int64_t{4} << 20);
   ModelSpec big = Spec("big");

@@ -271,7 +271,7 @@ TEST_F(MultiModelTest, UnloadingAModelWithLiveStreamsEndsThemAndFreesItsMemory) 
   EXPECT_TRUE(WaitFor(
       [&] {
         auto m = doomed.lock();
-        return m != nullptr && m->Stats().num_running == 3 && m->kv_account().held() > 0;
+        return m != nullptr && m->Stats().num_running == 3 && m->kv_bytes_held() > 0;
       },
       seconds(60)));
   grpc::ClientContext ctx;
@@ -290,7 +290,7 @@ TEST_F(MultiModelTest, UnloadingAModelWithLiveStreamsEndsThemAndFreesItsMemory) 
   // (the last stream's end destroys it, on a gRPC thread: wait for that).
   const auto held_by_others = [&] {
     int64_t held = 0;
-    for (const std::string name : {"a", "b"}) held += (*router_->Find(name))->kv_account().held();
+    for (const std::string name : {"a", "b"}) held += (*router_->Find(name))->kv_bytes_held();
     return held;
   };
   EXPECT_TRUE(WaitFor([&] { return doomed.expired(); }, seconds(10)));
