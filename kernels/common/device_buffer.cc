@@ -10,25 +10,19 @@
 namespace cohost::kernels {
 
 absl::StatusOr<DeviceBuffer> DeviceBuffer::Create(Backend* backend, size_t bytes) {
-  if (backend == nullptr) return absl::InvalidArgumentError("DeviceBuffer: null backend");
-  absl::StatusOr<void*> ptr = backend->Allocate(bytes);
-  if (!ptr.ok()) return ptr.status();
-  DeviceBuffer b;
-  b.backend_ = backend;
-  b.data_ = *ptr;
-  b.bytes_ = bytes;
-  return b;
+  return Make(backend, bytes, /*staging=*/false);
 }
 
 absl::StatusOr<DeviceBuffer> DeviceBuffer::CreateStaging(Backend* backend, size_t bytes) {
+  return Make(backend, bytes, /*staging=*/true);
+}
+
+absl::StatusOr<DeviceBuffer> DeviceBuffer::Make(Backend* backend, size_t bytes, bool staging) {
   if (backend == nullptr) return absl::InvalidArgumentError("DeviceBuffer: null backend");
-  absl::StatusOr<void*> ptr = backend->AllocateStaging(bytes);
+  absl::StatusOr<void*> ptr = staging ? backend->AllocateStaging(bytes) : backend->Allocate(bytes);
   if (!ptr.ok()) return ptr.status();
-  DeviceBuffer b;
-  b.backend_ = backend;
-  b.data_ = *ptr;
-  b.bytes_ = bytes;
-  b.staging_ = true;
+  DeviceBuffer b = Adopt(backend, *ptr, bytes);
+  b.staging_ = staging;
   return b;
 }
 

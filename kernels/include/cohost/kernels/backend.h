@@ -275,6 +275,8 @@ class DeviceBuffer {
   void Reset();
 
  private:
+  static absl::StatusOr<DeviceBuffer> Make(Backend* backend, size_t bytes, bool staging);
+
   Backend* backend_ = nullptr;
   void* data_ = nullptr;
   size_t bytes_ = 0;
