@@ -42,6 +42,7 @@ void FillModelInfo(const scheduler::ModelSummary& m, v1::ModelInfo* out) {
   out->set_weights_bytes(static_cast<uint64_t>(m.weights_bytes));
   out->set_predicted_weights_bytes(static_cast<uint64_t>(m.predicted_weights_bytes));
   out->set_workspace_bytes(static_cast<uint64_t>(m.workspace_bytes));
+  out->set_offloaded_bytes(static_cast<uint64_t>(m.offloaded_bytes));
   out->set_kv_bytes(static_cast<uint64_t>(m.kv_bytes_held));
   // The steady clock's last use, on the wall clock.
   const auto ago = runtime::Clock::now() - m.last_used;

@@ -289,6 +289,7 @@ TEST(ServerTest, HealthAndModelListing) {
       << "placement predicts exactly what the weights take";
   EXPECT_FALSE(list.models(0).lazy());
   EXPECT_GT(list.models(0).workspace_bytes(), 0u) << "the largest step's activations, allocated";
+  EXPECT_EQ(list.models(0).offloaded_bytes(), 0u) << "resident, and the CPU's reload from the file";
 
   // Unloading turns the model's health NOT_SERVING; loading brings it back.
   grpc::ClientContext unload_ctx;

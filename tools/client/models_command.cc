@@ -67,6 +67,7 @@ nlohmann::json ModelJson(const v1::ModelInfo& m) {
           {"weights_bytes", m.weights_bytes()},
           {"predicted_weights_bytes", m.predicted_weights_bytes()},
           {"workspace_bytes", m.workspace_bytes()},
+          {"offloaded_bytes", m.offloaded_bytes()},
           {"kv_bytes", m.kv_bytes()},
           {"last_used_unix_ms", m.last_used_unix_ms()},
           {"lazy", m.lazy()},
@@ -119,7 +120,11 @@ int ModelsCommand(int argc, char** argv) {
                              std::chrono::system_clock::now().time_since_epoch())
                              .count();
   for (const v1::ModelInfo& m : response.models()) {
-    const std::string why = m.state_reason().empty() ? m.placement() : m.state_reason();
+    std::string why = m.state_reason().empty() ? m.placement() : m.state_reason();
+    if (m.offloaded_bytes() > 0) {
+      why += absl::StrFormat(" (its %.1f MB of weights wait in host memory)",
+                             static_cast<double>(m.offloaded_bytes()) / (1 << 20));
+    }
     std::printf("%-20s %-8s %-12s %8u %7.1fMB %7.1fMB %-10s %-24s %s\n", m.name().c_str(),
                 StateName(m.state()).c_str(), m.architecture().c_str(), m.context_length(),
                 static_cast<double>(m.weights_bytes()) / (1 << 20),
