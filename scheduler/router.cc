@@ -411,6 +411,7 @@ absl::Status Router::MakeRoom(const std::shared_ptr<ServedModel>& model,
                           held.empty() ? "none" : absl::StrJoin(held, ", ")));
     }
     for (size_t r : placement->evict) {
+      MakeOffloadRoom(*on_device[r], *model);
       if (on_device[r]->Evict(absl::StrFormat("evicted for model \"%s\"", model->name()))) {
         ReleaseWeights(on_device[r]->name());
       }
@@ -449,6 +450,29 @@ void Router::Rehome(const std::shared_ptr<ServedModel>& model, const ExpectedByt
   homes_[model->name()] =
       absl::StrFormat("moved from %s when it reloaded, where it did not fit without evicting: %s",
                       current.id, there->why);
+}
+
+void Router::MakeOffloadRoom(const ServedModel& evicting, const ServedModel& loading) {
+  const Device& device = evicting.device();
+  OffloadBudget* budget = device.offload.get();
+  if (budget == nullptr || device.backend->AdoptsHostMemory()) return;
+  const int64_t need = evicting.status().weights_bytes;
+  while (need <= budget->capacity() && budget->held() + need > budget->capacity()) {
+    std::shared_ptr<ServedModel> oldest;
+    runtime::Clock::time_point oldest_use;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (const auto& [name, m] : models_) {
+        if (m.get() == &evicting || m.get() == &loading) continue;
+        const ModelStatus s = m->status();
+        if (s.offloaded_bytes > 0 && (oldest == nullptr || s.last_used < oldest_use)) {
+          oldest = m;
+          oldest_use = s.last_used;
+        }
+      }
+    }
+    if (oldest == nullptr || !oldest->DropParkedWeights()) return;
+  }
 }
 
 void Router::ReleaseWeights(const std::string& name) {

@@ -143,6 +143,19 @@ void ServedModel::DropParked(Resident parked, int64_t bytes) {
   if (OffloadBudget* budget = parked.placement->device->offload.get()) budget->Give(bytes);
 }
 
+bool ServedModel::DropParkedWeights() {
+  Resident parked;
+  int64_t bytes = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    parked = std::move(parked_);
+    bytes = std::exchange(parked_bytes_, 0);
+  }
+  const bool had = parked.model != nullptr;
+  DropParked(std::move(parked), bytes);
+  return had;
+}
+
 std::optional<ServedModel::Unparked> ServedModel::Unpark() {
   Resident parked;
   int64_t bytes = 0;

@@ -148,6 +148,9 @@ class ServedModel {
     std::unique_ptr<kernels::Backend> context;
   };
   std::optional<Unparked> Unpark();
+  // Gives the host memory of its parked weights back (its next load reads
+  // the file); false when none are parked.
+  bool DropParkedWeights();
 
  private:
   // Where it lives, and what follows from that. Replaced whole (MoveTo)

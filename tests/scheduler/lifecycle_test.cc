@@ -287,38 +287,46 @@ TEST_F(LifecycleTest, AFailedLoadLeavesTheOthersServingAndSaysWhy) {
 
 // Where a device's memory is its own, an evicted model's weights wait in
 // host memory while the offload budget has room, and its next load copies
-// them back: it loads with its file gone and answers as before. A model
-// evicted when the budget is full is dropped, and needs its file again.
-TEST_F(LifecycleTest, EvictedWeightsWaitInHostMemoryWhileTheBudgetHasRoom) {
+// them back: it loads with its file gone and answers as before. When the
+// budget is full, the least recently used parked weights make room for the
+// newly evicted; that model needs its file again.
+TEST_F(LifecycleTest, EvictedWeightsWaitInHostMemoryTheLeastRecentlyUsedDroppedFirst) {
   // A device whose memory is its own (a ForwardingBackend adopts nothing).
   backends_[0] = std::make_unique<cohost::testing::ForwardingBackend>(kernels::MakeCpuBackend(1));
-  offload_bytes_ = weights_ + weights_ / 2;  // room for one model's weights
+  offload_bytes_ = 2 * weights_ + weights_ / 2;  // room for two models' weights
   MakeRouter(1);
   ModelSpec a = Spec("a"), b = Spec("b", LoadPolicy::kLazy), c = Spec("c", LoadPolicy::kLazy);
   for (const ModelSpec& spec : {a, b, c}) ASSERT_TRUE(router_->AddModel(spec).ok());
-  const std::vector<int32_t> want = Run("a", 8)->ids();
-  ASSERT_EQ(want.size(), 8u);
+  const std::vector<int32_t> want_a = Run("a", 8)->ids();
+  ASSERT_EQ(want_a.size(), 8u);
   const int64_t weights = Status("a").weights_bytes;
   ASSERT_GT(weights, 0);
-  ASSERT_LE(weights, offload_bytes_);
+  ASSERT_LE(2 * weights, offload_bytes_);
 
   EXPECT_EQ(Run("b")->info().reason, FinishReason::kLength);  // a is evicted, and kept
   EXPECT_EQ(Status("a").state, ModelState::kEvicted);
   EXPECT_EQ(Status("a").offloaded_bytes, weights);
   EXPECT_EQ(Status("a").weights_bytes, 0) << "nothing of it on the device";
-  EXPECT_EQ(Run("c")->info().reason, FinishReason::kLength);  // b is evicted: no room left
-  EXPECT_EQ(Status("b").offloaded_bytes, 0);
+  std::shared_ptr<Collect> back = Run("a", 8);  // b is evicted and kept; a comes back
+  EXPECT_EQ(back->info().reason, FinishReason::kLength) << back->info().status;
+  EXPECT_EQ(back->ids(), want_a);
+  EXPECT_EQ(Status("a").offloaded_bytes, 0) << "its host copy is given back";
+  EXPECT_EQ(Status("b").offloaded_bytes, weights);
+  EXPECT_EQ(Run("c")->info().reason, FinishReason::kLength);  // a is evicted, and kept
+  EXPECT_EQ(Status("a").offloaded_bytes, weights);
+
+  // b comes back, evicting c: the budget holds a's and b's, and a is the
+  // least recently used other than b: a's weights go, c's stay.
+  EXPECT_EQ(Run("b")->info().reason, FinishReason::kLength);
+  EXPECT_EQ(Status("a").offloaded_bytes, 0);
+  EXPECT_EQ(Status("c").offloaded_bytes, weights);
 
   std::filesystem::remove(a.path);
-  std::filesystem::remove(b.path);
-  std::shared_ptr<Collect> back = Run("a", 8);
-  EXPECT_EQ(back->info().reason, FinishReason::kLength) << back->info().status;
-  EXPECT_EQ(back->ids(), want);
-  EXPECT_EQ(Status("a").state, ModelState::kReady);
-  EXPECT_EQ(Status("a").offloaded_bytes, 0) << "its host copy is given back";
-  EXPECT_EQ(Status("a").loads_ok, 2);
-  EXPECT_EQ(Run("b")->info().reason, FinishReason::kError) << "dropped, and its file is gone";
-  EXPECT_EQ(Status("b").state, ModelState::kFailed);
+  std::filesystem::remove(c.path);
+  EXPECT_EQ(Run("c")->info().reason, FinishReason::kLength) << "from host memory";
+  EXPECT_EQ(Status("c").loads_ok, 2);
+  EXPECT_EQ(Run("a")->info().reason, FinishReason::kError) << "dropped, and its file is gone";
+  EXPECT_EQ(Status("a").state, ModelState::kFailed);
 }
 
 TEST_F(LifecycleTest, PinsAreCheckedAndPlacementsExplained) {
