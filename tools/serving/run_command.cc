@@ -14,6 +14,7 @@
 #include "nlohmann/json.hpp"
 #include "runtime/engine/engine.h"
 #include "runtime/engine/loaded_model.h"
+#include "scheduler/memory_plan.h"
 #include "tools/common/arg_parser.h"
 #include "tools/common/progress.h"
 #include "tools/common/sampling_flags.h"
@@ -130,6 +131,26 @@ int RunCommand(int argc, char** argv) {
   if (!weights.ok()) return Fail(weights.status());
 
   const std::string model_path = *args->Get("model");
+  absl::StatusOr<runtime::EngineConfig> config = EngineConfigFromArgs(*args);
+  if (!config.ok()) return Fail(config.status());
+  if (!(*backend)->AdoptsHostMemory() && !args->Has("kv-cache-mb")) {
+    // A GPU's pool is what its budget leaves beside the model, as cohost
+    // serve sizes it (planned before the weights take their part).
+    std::vector<scheduler::ModelSpec> models(1);
+    models[0].name = "run";
+    models[0].path = model_path;
+    scheduler::MemorySplitOptions split;
+    split.engine = *config;
+    split.keep_quantized = weights->keep_quantized;
+    absl::StatusOr<std::vector<scheduler::DeviceSetup>> devices = scheduler::SplitDeviceBudgets(
+        {{args->Get("device").value_or("cuda"), backend->get()}}, models, split);
+    if (!devices.ok()) return Fail(devices.status());
+    config->kv_cache_bytes = devices->front().kv_pool_bytes;
+    std::fprintf(stderr,
+                 "cohost run: KV cache %lld MB, what the device's budget leaves beside "
+                 "the model (--kv-cache-mb sets it)\n",
+                 static_cast<long long>(config->kv_cache_bytes >> 20));
+  }
   ProgressBar bar("loading " + model_path);
   absl::StatusOr<runtime::LoadedModel> loaded = runtime::LoadModel(
       model_path, backend->get(), [&](uint64_t done, uint64_t total) { bar.Update(done, total); },
@@ -137,8 +158,6 @@ int RunCommand(int argc, char** argv) {
   bar.Finish();
   if (!loaded.ok()) return Fail(loaded.status());
 
-  absl::StatusOr<runtime::EngineConfig> config = EngineConfigFromArgs(*args);
-  if (!config.ok()) return Fail(config.status());
   absl::StatusOr<std::unique_ptr<runtime::Engine>> engine =
       runtime::Engine::Create(loaded->model.get(), loaded->tokenizer.get(), *config);
   if (!engine.ok()) return Fail(engine.status());
