@@ -418,6 +418,9 @@ absl::Status LlamaModel::CopyLogits(const Batch& batch, std::vector<float>* logi
 
 absl::Status LlamaModel::Run(const Batch& batch, KvCache& kv) {
   const ModelConfig& c = config_;
+  if (weights_offloaded()) {
+    return absl::FailedPreconditionError("Forward: the weights are offloaded (RestoreWeights)");
+  }
   if (kv.num_layers() != c.num_layers || kv.Layer(0).num_kv_heads != c.num_kv_heads ||
       kv.Layer(0).head_dim != c.head_dim) {
     return absl::FailedPreconditionError(absl::StrFormat(

@@ -1,7 +1,8 @@
 // The decoder on CUDA against the CPU's fp32 reference: random-weight models of
 // the head sizes the CUDA kernels take (64 and 128, GQA), through a chunked
 // prefill and decode steps, one context long enough for split-K attention;
-// decode steps eagerly and from captured CUDA graphs.
+// decode steps eagerly and from captured CUDA graphs. Then logprobs and
+// weights offloaded to host memory on the device.
 // Skips visibly where no GPU is present; bench/gpu/check.sh runs it on one.
 #include <algorithm>
 #include <cmath>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "cohost/kernels/backend.h"
+#include "cohost/kernels/row_logprobs.h"
 #include "gtest/gtest.h"
 #include "runtime/model/batch.h"
 #include "runtime/model/kv_cache.h"
@@ -117,6 +119,86 @@ TEST_P(CudaModelTest, LogitsFollowTheCpuReference) {
   EXPECT_EQ(stats.captures, graphs ? 1 : 0);
   EXPECT_EQ(stats.launches, graphs ? steps - 1 : 0);
   EXPECT_EQ(stats.refusals, 0);
+}
+
+// On one GPU: a step's logprobs from ForwardSample (Backend::RowLogprobs,
+// through staging memory, a penalized row from its raw copy) are those of
+// the same GPU's logits by the host rule; weights offloaded to page-locked
+// host memory and restored give the same logits bit for bit.
+TEST(CudaModelHostTest, LogprobsAndOffloadedWeightsOnTheDevice) {
+  absl::StatusOr<std::unique_ptr<kernels::Backend>> cuda = kernels::MakeCudaBackend(0);
+  if (!cuda.ok()) GTEST_SKIP() << "no CUDA device: " << cuda.status();
+  kernels::Backend& be = **cuda;
+  testing::TinyModelOptions o;
+  o.vocab_size = 320;
+  o.max_position_embeddings = 256;
+  o.hidden_size = 256;
+  o.intermediate_size = 512;
+  o.num_heads = 8;
+  o.num_kv_heads = 2;
+  o.head_dim = 64;
+  const ModelFile file = testing::MakeTinyModelFile(o);
+  absl::StatusOr<std::unique_ptr<Model>> m = Model::Create(file, &be);
+  ASSERT_TRUE(m.ok()) << m.status();
+  Model& model = **m;
+  std::vector<int32_t> prompt(40);
+  for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>((i * 29 + 5) % 300);
+  auto batch = [&](const KvCache& kv) {  // every token samples
+    Batch b;
+    FillSingleSequenceBatch(prompt, 0, kv.num_blocks(), kBlock, true, &b);
+    b.sample_rows.clear();
+    for (int32_t t = 0; t < b.num_tokens(); ++t) b.sample_rows.push_back(t);
+    return b;
+  };
+  auto fresh_kv = [&] {
+    absl::StatusOr<std::unique_ptr<KvCache>> kv = KvCache::Create(&be, file.config, 8, kBlock);
+    EXPECT_TRUE(kv.ok()) << kv.status();
+    return *std::move(kv);
+  };
+  std::vector<float> logits;
+  std::unique_ptr<KvCache> kv = fresh_kv();
+  ASSERT_TRUE(model.Forward(batch(*kv), *kv, &logits).ok());
+  const int32_t V = file.config.vocab_size;
+  const int32_t rows = static_cast<int32_t>(logits.size() / V);
+  ASSERT_EQ(rows, static_cast<int32_t>(prompt.size()));
+
+  SampleInputs in;
+  in.specs.resize(rows);  // greedy
+  in.top_logprobs = 5;
+  // Row 3's argmax pushed far down: drawn elsewhere, its logprobs still raw.
+  const auto top3 =
+      std::max_element(logits.begin() + 3 * V, logits.begin() + 4 * V) - (logits.begin() + 3 * V);
+  in.penalties.starts.assign(rows + 1, 0);
+  for (int32_t r = 4; r <= rows; ++r) in.penalties.starts[r] = 1;
+  in.penalties.terms = {{static_cast<int32_t>(top3), 1.f, 1e6f}};
+  SampledRows out;
+  kv = fresh_kv();
+  ASSERT_TRUE(model.ForwardSample(batch(*kv), *kv, in, &out).ok());
+  ASSERT_EQ(out.ids.size(), static_cast<size_t>(rows));
+  ASSERT_EQ(out.logprobs.size(), static_cast<size_t>(rows) * 6);
+  EXPECT_NE(out.ids[3], top3);
+  for (int32_t r = 0; r < rows; ++r) {
+    std::vector<kernels::TokenLogprob> want(6);
+    kernels::LogprobsOfRow(logits.data() + static_cast<size_t>(r) * V, V, out.ids[r], 5,
+                           want.data());
+    for (int32_t i = 0; i < 6; ++i) {
+      const kernels::TokenLogprob& g = out.logprobs[static_cast<size_t>(r) * 6 + i];
+      EXPECT_EQ(g.id, want[i].id) << "row " << r << " entry " << i;
+      EXPECT_NEAR(g.logprob, want[i].logprob, 1e-4) << "row " << r << " entry " << i;
+    }
+  }
+
+  // (What the device holds meanwhile is model_test's: the stream-ordered
+  // pool's free memory does not show it reliably.)
+  absl::StatusOr<size_t> offloaded = model.OffloadWeights();
+  ASSERT_TRUE(offloaded.ok()) << offloaded.status();
+  EXPECT_EQ(*offloaded, model.weights_bytes());
+  EXPECT_EQ(model.workspace_bytes(), 0u);
+  ASSERT_TRUE(model.RestoreWeights().ok());
+  std::vector<float> again;
+  kv = fresh_kv();
+  ASSERT_TRUE(model.Forward(batch(*kv), *kv, &again).ok());
+  EXPECT_EQ(again, logits);
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, CudaModelTest,

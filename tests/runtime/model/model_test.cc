@@ -626,6 +626,15 @@ TEST(ModelOffloadTest, WeightsGoToHostMemoryAndComeBackWhole) {
   EXPECT_EQ(be.held, 0u) << "nothing left on the device";
   EXPECT_EQ(model.workspace_bytes(), 0u);
   EXPECT_EQ(model.OffloadWeights().status().code(), absl::StatusCode::kFailedPrecondition);
+  {
+    auto kv = KvCache::Create(&be, f.config, 8, 16);
+    ASSERT_TRUE(kv.ok()) << kv.status();
+    Seq seq{{1}, 0};
+    std::vector<float> logits;
+    EXPECT_EQ(model.Forward(MakeBatch({{&seq, prompt}}, 16, true), **kv, &logits).code(),
+              absl::StatusCode::kFailedPrecondition)
+        << "no step runs on weights that are not there";
+  }
 
   be.cap = weights / 2;  // the device is full: still offloaded, nothing held
   EXPECT_EQ(model.RestoreWeights().code(), absl::StatusCode::kResourceExhausted);
