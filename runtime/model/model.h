@@ -76,8 +76,9 @@ class Model {
   // Allocates the activations of the largest step now, so that steps up to it
   // allocate nothing; RESOURCE_EXHAUSTED when the device is full.
   virtual absl::Status ReserveWorkspace(int32_t tokens, int32_t samples) = 0;
-  // Device memory the activations take now (without the step's small int32
-  // metadata array).
+  // Device memory the activations take now, without what a step sizes for
+  // itself: its int32 metadata, its penalty terms, and (for logprobs beside
+  // penalties) the raw copies of the rows the penalties move.
   virtual size_t workspace_bytes() const = 0;
 
   // Runs one flattened batch; writes the logits of batch.sample_rows, in order,
