@@ -1,0 +1,200 @@
+// The Router's loading and eviction: making room for a model's weights on
+// its device (evicting idle models past their keep-alive, parking a GPU
+// model's weights in host memory), reading or restoring the weights, and the
+// loader thread that runs lazy and background loads.
+
+#include <cstdio>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "common/status_macros.h"
+#include "scheduler/memory_plan.h"
+#include "scheduler/placement.h"
+#include "scheduler/router.h"
+
+namespace cohost::scheduler {
+
+bool Router::KeepsBlocks(const kernels::Backend& backend) const {
+  return scheduler::KeepsBlocks(options_.weights.keep_quantized, backend);
+}
+
+ExpectedBytes Router::ExpectedFootprint(const std::string& path, const runtime::ModelConfig& config,
+                                        const Device& device) const {
+  return scheduler::ExpectedFootprint(options_.footprints.get(), path, config, *device.backend,
+                                      engine_config_, options_.weights.keep_quantized);
+}
+
+absl::Status Router::MakeRoom(const std::shared_ptr<ServedModel>& model,
+                              const ExpectedBytes& expected) {
+  const int64_t bytes = expected.bytes;
+  const std::string measured = expected.recorded ? "; its footprint as its last load measured" : "";
+  const Device& home = model->device();
+  if (home.weights_budget_bytes <= 0) {
+    std::lock_guard<std::mutex> lock(mu_);
+    weights_[model->name()] = bytes;
+    placements_[model->name()] = "no memory budget set" + measured;
+    return absl::OkStatus();
+  }
+  const size_t i = IndexOf(home);
+  const ModelDemand demand{model->name(), bytes, model->busy().Load(), model->spec().device};
+  // Evicting runs outside the lock (it waits for the executor); whoever
+  // reserves after it sees the memory free. A few rounds at most: each one
+  // either fits, evicts something, or gives up.
+  for (int round = 0; round < 4; ++round) {
+    std::vector<std::vector<std::shared_ptr<ServedModel>>> residents;
+    DeviceRoom room;
+    absl::StatusOr<Placement> placement;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      room = std::move(RoomsLocked(model.get(), &residents)[i]);
+      // Its own reservation, if any, is being replaced.
+      placement = PlaceModel({room}, demand, runtime::Clock::now());
+      if (placement.ok() && placement->evict.empty()) {
+        weights_[model->name()] = bytes;
+        placements_[model->name()] = placement->why + measured;
+        return absl::OkStatus();
+      }
+    }
+    const std::vector<std::shared_ptr<ServedModel>>& on_device = residents[i];
+    if (!placement.ok()) {
+      std::vector<std::string> held;
+      for (size_t r = 0; r < on_device.size(); ++r) {
+        held.push_back(absl::StrFormat("%s (%d bytes, %s)", on_device[r]->name(),
+                                       room.residents[r].bytes,
+                                       room.residents[r].idle ? "within its keep-alive" : "busy"));
+      }
+      return absl::Status(
+          placement.status().code(),
+          absl::StrFormat("%s (resident on %s: %s)", placement.status().message(), home.id,
+                          held.empty() ? "none" : absl::StrJoin(held, ", ")));
+    }
+    for (size_t r : placement->evict) {
+      MakeOffloadRoom(*on_device[r], *model);
+      if (on_device[r]->Evict(absl::StrFormat("evicted for model \"%s\"", model->name()))) {
+        ReleaseWeights(on_device[r]->name());
+      }
+    }
+  }
+  return absl::ResourceExhaustedError("the device's weights budget stayed full while evicting");
+}
+
+void Router::MakeOffloadRoom(const ServedModel& evicting, const ServedModel& loading) {
+  const Device& device = evicting.device();
+  OffloadBudget* budget = device.offload.get();
+  if (budget == nullptr || device.backend->AdoptsHostMemory()) return;
+  const int64_t need = evicting.status().weights_bytes;
+  while (need <= budget->capacity() && budget->held() + need > budget->capacity()) {
+    std::shared_ptr<ServedModel> oldest;
+    runtime::Clock::time_point oldest_use;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (const auto& [name, m] : models_) {
+        if (m.get() == &evicting || m.get() == &loading) continue;
+        const ModelStatus s = m->status();
+        if (s.offloaded_bytes > 0 && (oldest == nullptr || s.last_used < oldest_use)) {
+          oldest = m;
+          oldest_use = s.last_used;
+        }
+      }
+    }
+    if (oldest == nullptr || !oldest->DropParkedWeights()) return;
+  }
+}
+
+void Router::ReleaseWeights(const std::string& name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  weights_.erase(name);
+  placements_.erase(name);
+}
+
+absl::Status Router::Load(const std::shared_ptr<ServedModel>& model, const ProgressFn& progress) {
+  const runtime::Clock::time_point start = runtime::Clock::now();
+  const auto elapsed = [&] {
+    return std::chrono::duration<double>(runtime::Clock::now() - start).count();
+  };
+  const auto failed = [&](const absl::Status& why) {
+    ReleaseWeights(model->name());
+    if (options_.on_load) options_.on_load(model->name(), false, elapsed());
+    return why;
+  };
+  const Device* device = &model->device();
+  // The model's own handle on the device (its stream and error, on CUDA).
+  std::unique_ptr<kernels::Backend> context;
+  absl::StatusOr<std::unique_ptr<runtime::Model>> weights =
+      [&]() -> absl::StatusOr<std::unique_ptr<runtime::Model>> {
+    const ExpectedBytes expected = ExpectedFootprint(model->path(), model->config(), *device);
+    Rehome(model, expected);
+    device = &model->device();
+    RETURN_IF_ERROR(MakeRoom(model, expected));
+    // Weights kept in host memory at its eviction come back with one copy.
+    if (std::optional<ServedModel::Unparked> back = model->Unpark()) {
+      context = std::move(back->context);
+      return std::move(back->model);
+    }
+    ASSIGN_OR_RETURN(context, device->backend->NewContext());
+    return runtime::LoadWeights(model->path(), context != nullptr ? context.get() : device->backend,
+                                progress, options_.weights);
+  }();
+  if (!weights.ok()) {
+    model->Fail(weights.status());
+    return failed(weights.status());
+  }
+  const double seconds = elapsed();
+  if (absl::Status a = model->Activate(*std::move(weights), seconds, std::move(context)); !a.ok()) {
+    return failed(a);
+  }
+  const ModelStatus loaded = model->status();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    // The expectation's place, now measured.
+    weights_[model->name()] = loaded.weights_bytes + loaded.workspace_bytes;
+  }
+  RecordFootprint(*model, {loaded.weights_bytes, loaded.workspace_bytes, seconds});
+  if (options_.on_load) options_.on_load(model->name(), true, seconds);
+  return absl::OkStatus();
+}
+
+void Router::RecordFootprint(const ServedModel& model, const Footprint& measured) {
+  if (options_.footprints == nullptr) return;
+  absl::StatusOr<FootprintKey> key =
+      KeyFor(model.path(), *model.device().backend, engine_config_.step_scheduler,
+             KeepsBlocks(*model.device().backend));
+  absl::Status s = key.ok() ? options_.footprints->Put(*key, measured) : key.status();
+  if (!s.ok() && !footprint_write_failed_.exchange(true)) {
+    std::fprintf(stderr, "cohost: not recording model footprints (%s): %s\n",
+                 options_.footprints->file().c_str(), std::string(s.message()).c_str());
+  }
+}
+
+void Router::EnqueueLoad(const std::shared_ptr<ServedModel>& model) {
+  {
+    std::lock_guard<std::mutex> lock(loader_mu_);
+    load_queue_.push_back(model);
+  }
+  loader_cv_.notify_all();
+}
+
+void Router::LoaderLoop() {
+  for (;;) {
+    std::shared_ptr<ServedModel> model;
+    {
+      std::unique_lock<std::mutex> lock(loader_mu_);
+      loader_cv_.wait(lock, [this] { return loader_stop_ || !load_queue_.empty(); });
+      if (loader_stop_) return;
+      model = load_queue_.front().lock();
+      load_queue_.pop_front();
+    }
+    if (model == nullptr) continue;  // unloaded while it waited
+    if (absl::Status s = Load(model, nullptr); !s.ok()) {
+      std::fprintf(stderr, "cohost: loading model \"%s\" failed: %s\n", model->name().c_str(),
+                   std::string(s.message()).c_str());
+    }
+  }
+}
+
+}  // namespace cohost::scheduler
