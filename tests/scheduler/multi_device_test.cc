@@ -4,9 +4,11 @@
 // own device's executor; a load evicts only on the model's device. Plus the
 // busy meter that placement reads as a model's expected load.
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -168,6 +170,45 @@ TEST_F(LifecycleTest, AnEvictedModelReloadsOnAnotherDeviceThatHasRoom) {
   for (const ModelSummary& m : router_->ListModels()) {
     if (m.name == "a") EXPECT_THAT(m.placement, HasSubstr("moved from cpu:0")) << m.placement;
   }
+}
+
+// A model moves back and forth between two devices while another thread
+// reads where it is, what it accepts and what it holds, and lists every
+// model: each read sees one whole placement (the sanitizer runs check that
+// nothing races), and every request finishes.
+TEST_F(LifecycleTest, ReadersSeeAWholePlacementWhileAModelMoves) {
+  MakeRouter(/*models=*/1, /*devices=*/2);
+  ASSERT_TRUE(router_->AddModel(Spec("a")).ok());
+  std::shared_ptr<ServedModel> a = router_->Find("a").value();
+  std::atomic<bool> stop{false};
+  std::atomic<int> reads{0};
+  std::thread reader([&] {
+    while (!stop.load()) {
+      const std::string id = a->device().id;
+      EXPECT_TRUE(id == "cpu:0" || id == "cpu:1") << id;
+      EXPECT_GT(a->request_limits().kv_capacity_tokens, 0);
+      EXPECT_GE(a->kv_bytes_held(), 0);
+      EXPECT_GT(a->engine_config().step_scheduler.max_tokens_per_step, 0);
+      EXPECT_EQ(router_->ListModels().empty(), false);
+      reads.fetch_add(1);
+    }
+  });
+  std::string last = DeviceOf("a");
+  for (int round = 0; round < 4; ++round) {
+    // A model pinned where a is, within its keep-alive, evicts it; a then
+    // reloads on the other device; the pinned one is unloaded.
+    ModelSpec pinned = Spec(absl::StrFormat("pinned%d", round), LoadPolicy::kLazy, seconds(3600));
+    pinned.device = last;
+    ASSERT_TRUE(router_->AddModel(pinned).ok());
+    EXPECT_EQ(Run(pinned.name)->info().reason, FinishReason::kLength);
+    EXPECT_EQ(Run("a")->info().reason, FinishReason::kLength);
+    EXPECT_NE(DeviceOf("a"), last) << "round " << round;
+    last = DeviceOf("a");
+    ASSERT_TRUE(router_->UnloadModel(pinned.name).ok());
+  }
+  stop.store(true);
+  reader.join();
+  EXPECT_GT(reads.load(), 0);
 }
 
 TEST_F(LifecycleTest, AFloorOneDevicesPoolCannotTakeGoesToAnother) {
