@@ -35,9 +35,9 @@ struct Device {
   // (EngineConfig::fair_share): token-weighted fairness across the models.
   std::shared_ptr<runtime::FairShare> fair_share = std::make_shared<runtime::FairShare>();
   int64_t weights_budget_bytes = 0;
-  // Host memory for evicted models' weights, shared by every device; null:
-  // evicted weights are dropped (and where the device's memory is the host's
-  // there is nothing to keep: the file reloads from the page cache).
+  // Host memory for evicted models' weights, shared by every device whose
+  // memory is its own; null: evicted weights are dropped (always where the
+  // device's memory is the host's: the file reloads from the page cache).
   std::shared_ptr<OffloadBudget> offload;
 };
 

@@ -136,7 +136,7 @@ Router::Router(std::vector<DeviceSetup> devices, runtime::EngineConfig engine_co
           d->executor = std::make_shared<DeviceExecutor>(d->name, options_.executor);
           d->kv_pool = std::make_shared<KvPool>(d->name, setup.kv_pool_bytes);
           d->weights_budget_bytes = setup.weights_budget_bytes;
-          d->offload = offload;
+          if (!setup.backend->AdoptsHostMemory()) d->offload = offload;
           out.push_back(std::move(d));
         }
         return out;
@@ -492,10 +492,11 @@ std::optional<runtime::Clock::duration> Router::PredictTtft(const ServedModel& m
   const std::optional<runtime::Clock::duration> to_ready = model.TimeToReady();
   if (!to_ready) return std::nullopt;
   std::vector<std::shared_ptr<ServedModel>> neighbours;
+  const Device* device = &model.device();
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (const auto& [name, m] : models_) {
-      if (m.get() != &model && &m->device() == &model.device()) neighbours.push_back(m);
+      if (m.get() != &model && &m->device() == device) neighbours.push_back(m);
     }
   }
   std::vector<PrefillQueue> others;

@@ -86,7 +86,7 @@ absl::Status Router::MakeRoom(const std::shared_ptr<ServedModel>& model,
 void Router::MakeOffloadRoom(const ServedModel& evicting, const ServedModel& loading) {
   const Device& device = evicting.device();
   OffloadBudget* budget = device.offload.get();
-  if (budget == nullptr || device.backend->AdoptsHostMemory()) return;
+  if (budget == nullptr) return;
   const int64_t need = evicting.status().weights_bytes;
   while (need <= budget->capacity() && budget->held() + need > budget->capacity()) {
     std::shared_ptr<ServedModel> oldest;

@@ -66,19 +66,17 @@ absl::Status ServedModel::MoveTo(std::shared_ptr<Device> device,
   std::shared_ptr<const Placement> next =
       MakePlacement(std::move(device), std::move(account), base_engine_config_);
   std::shared_ptr<const Placement> old;
-  Resident parked;
-  int64_t parked_bytes = 0;
+  Parked parked;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (resident_.engine != nullptr || state_ == ModelState::kReady) {
+    if (resident_.engine != nullptr) {
       return absl::FailedPreconditionError(
           absl::StrCat("model \"", spec_.name, "\" is resident; it cannot move"));
     }
     old = std::exchange(placement_, std::move(next));
-    parked = std::move(parked_);  // its weights are the old device's
-    parked_bytes = std::exchange(parked_bytes_, 0);
+    parked = TakeParkedLocked();  // its weights are the old device's
   }
-  DropParked(std::move(parked), parked_bytes);
+  DropParked(std::move(parked));
   return absl::OkStatus();  // `old` leaves its pool once no snapshot holds it
 }
 
@@ -92,7 +90,7 @@ ServedModel::~ServedModel() {
   }
   for (Queued& q : queued) Finish(q, runtime::FinishReason::kCancelled, absl::OkStatus());
   Release(std::move(resident));
-  DropParked(std::move(parked_), parked_bytes_);
+  DropParked(TakeParkedLocked());  // no other thread holds it now
 }
 
 void ServedModel::Finish(Queued& q, runtime::FinishReason reason, absl::Status status) {
@@ -114,19 +112,18 @@ void ServedModel::Release(Resident resident, bool park) {
     resident.engine.reset();  // live requests end as cancelled; KV memory goes back
   }
   OffloadBudget* budget = device.offload.get();
-  if (park && resident.model != nullptr && budget != nullptr &&
-      !device.backend->AdoptsHostMemory()) {
+  if (park && resident.model != nullptr && budget != nullptr) {
     const auto bytes = static_cast<int64_t>(resident.model->weights_bytes());
     if (budget->TryTake(bytes)) {
       if (resident.model->OffloadWeights().ok()) {
-        Resident old;
-        int64_t old_bytes = 0;
+        Parked old;
         {
           std::lock_guard<std::mutex> lock(mu_);
-          old = std::exchange(parked_, std::move(resident));
-          old_bytes = std::exchange(parked_bytes_, bytes);
+          old = TakeParkedLocked();  // none in practice: a load unparks first
+          parked_ = std::move(resident);
+          parked_bytes_ = bytes;
         }
-        DropParked(std::move(old), old_bytes);  // none in practice: a load unparks first
+        DropParked(std::move(old));
         return;
       }
       budget->Give(bytes);  // host memory ran out: dropped as without a budget
@@ -136,45 +133,55 @@ void ServedModel::Release(Resident resident, bool park) {
   resident.context.reset();
 }
 
-void ServedModel::DropParked(Resident parked, int64_t bytes) {
-  if (parked.model == nullptr) return;
-  parked.model.reset();
-  parked.context.reset();
-  if (OffloadBudget* budget = parked.placement->device->offload.get()) budget->Give(bytes);
+ServedModel::Parked ServedModel::TakeParkedLocked() {
+  return {std::move(parked_), std::exchange(parked_bytes_, 0)};
+}
+
+void ServedModel::DropParked(Parked parked) {
+  if (parked.resident.model == nullptr) return;
+  parked.resident.model.reset();
+  parked.resident.context.reset();
+  if (OffloadBudget* budget = parked.resident.placement->device->offload.get()) {
+    budget->Give(parked.bytes);
+  }
 }
 
 bool ServedModel::DropParkedWeights() {
-  Resident parked;
-  int64_t bytes = 0;
+  Parked parked;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    parked = std::move(parked_);
-    bytes = std::exchange(parked_bytes_, 0);
+    parked = TakeParkedLocked();
   }
-  const bool had = parked.model != nullptr;
-  DropParked(std::move(parked), bytes);
+  const bool had = parked.resident.model != nullptr;
+  DropParked(std::move(parked));
   return had;
 }
 
 std::optional<ServedModel::Unparked> ServedModel::Unpark() {
-  Resident parked;
-  int64_t bytes = 0;
+  Parked parked;
+  bool here = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    parked = std::move(parked_);
-    bytes = std::exchange(parked_bytes_, 0);
+    parked = TakeParkedLocked();
+    here = parked.resident.placement != nullptr &&
+           parked.resident.placement->device == placement_->device;
   }
-  if (parked.model == nullptr) return std::nullopt;
-  if (absl::Status s = parked.model->RestoreWeights(); !s.ok()) {
+  if (parked.resident.model == nullptr) return std::nullopt;
+  // Weights made on another device (parked after a move) do not come back here.
+  absl::Status s = here ? parked.resident.model->RestoreWeights()
+                        : absl::FailedPreconditionError("they were made on another device");
+  if (!s.ok()) {
     std::fprintf(stderr,
-                 "cohost: model \"%s\": its weights kept in host memory did not fit "
+                 "cohost: model \"%s\": its weights kept in host memory cannot come "
                  "back (%s); reading its file\n",
                  spec_.name.c_str(), std::string(s.message()).c_str());
-    DropParked(std::move(parked), bytes);
+    DropParked(std::move(parked));
     return std::nullopt;
   }
-  if (OffloadBudget* budget = parked.placement->device->offload.get()) budget->Give(bytes);
-  return Unparked{std::move(parked.model), std::move(parked.context)};
+  if (OffloadBudget* budget = parked.resident.placement->device->offload.get()) {
+    budget->Give(parked.bytes);
+  }
+  return Unparked{std::move(parked.resident.model), std::move(parked.resident.context)};
 }
 
 ModelStatus ServedModel::status() const {
@@ -294,7 +301,8 @@ bool ServedModel::BeginLoading() {
 
 absl::Status ServedModel::Activate(std::unique_ptr<runtime::Model> model, double load_seconds,
                                    std::unique_ptr<kernels::Backend> context) {
-  // It cannot move while loading: the placement the weights were loaded for.
+  // The placement the weights were loaded for: the Router moves a model
+  // (Rehome) before it loads the weights, never after.
   std::shared_ptr<const Placement> home = placement();
   absl::StatusOr<std::unique_ptr<runtime::Engine>> engine =
       runtime::Engine::Create(model.get(), tokenizer_.get(), home->engine_config);

@@ -190,8 +190,15 @@ class ServedModel {
   // Detaches and destroys what was taken out under mu_; with `park`, keeps
   // the weights in host memory where it can (Evict).
   void Release(Resident resident, bool park = false);
-  // Gives a parked model's host memory back (parked_, taken out under mu_).
-  void DropParked(Resident parked, int64_t bytes);
+  // A parked model and the OffloadBudget bytes it holds.
+  struct Parked {
+    Resident resident;
+    int64_t bytes = 0;
+  };
+  // parked_ taken out (empty after); under mu_.
+  Parked TakeParkedLocked();
+  // Gives a parked model's host memory back (taken out under mu_).
+  void DropParked(Parked parked);
 
   const ModelSpec spec_;
   const std::unique_ptr<runtime::Tokenizer> tokenizer_;

@@ -93,9 +93,7 @@ void ApplyPenalties(float* x, int32_t rows, int32_t width, const int32_t* starts
     for (int32_t i = starts[r]; i < starts[r + 1]; ++i) {
       const PenaltyTerm& t = terms[i];
       if (t.token < 0 || t.token >= width) continue;
-      float l = row[t.token];
-      if (t.repetition != 1.f) l = l > 0.f ? l / t.repetition : l * t.repetition;
-      row[t.token] = l - t.subtract;
+      row[t.token] = PenalizedLogit(row[t.token], t.repetition, t.subtract);
     }
   }
 }

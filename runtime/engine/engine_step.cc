@@ -16,26 +16,23 @@ double MsBetween(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
 }
 
-// Whether a request's tokens are drawn on the device (Backend::SampleRows,
-// after ApplyPenalties; logprobs by RowLogprobs): on a device whose memory
-// is its own (CUDA), every request; where the device's memory is the host's
-// (the CPU), greedy ones without logprobs, in steps of only those (the host
-// Sampler takes the same argmax anyway). Either way it depends only on the
-// request and the backend, so a seeded request draws the same tokens
-// whatever shares its batch.
-bool DrawsOnDevice(const LiveRequest& r, bool device_memory) {
-  return device_memory || r.TakesArgmax();
-}
-
 // Whether the step runs Model::ForwardSample, with *in its sample rows'
-// specs, penalties and logprobs in order. A request's draw comes from its own
+// specs, penalties and logprobs in order. Tokens are drawn on the device
+// (Backend::SampleRows, after ApplyPenalties; logprobs by RowLogprobs): on a
+// device whose memory is its own (CUDA), every request's; where the device's
+// memory is the host's (the CPU), only in steps whose every row takes the
+// argmax without logprobs (the host Sampler takes the same argmax anyway),
+// else Forward and the host Sampler for all. Either way where a request draws
+// depends only on it and the backend, so a seeded request draws the same
+// tokens whatever shares its batch. A request's draw comes from its own
 // Sampler, one number per token, as on the host.
 bool DeviceSampleInputs(const StepPlan& plan,
                         const absl::flat_hash_map<RequestId, std::unique_ptr<LiveRequest>>& live,
                         bool device_memory, int64_t vocab, SampleInputs* in) {
-  for (const ScheduledSeq& item : plan.scheduled) {
-    // The CPU: Forward, and the host Sampler for all.
-    if (item.samples && !DrawsOnDevice(*live.at(item.seq->id), device_memory)) return false;
+  if (!device_memory) {
+    for (const ScheduledSeq& item : plan.scheduled) {
+      if (item.samples && !live.at(item.seq->id)->TakesArgmax()) return false;
+    }
   }
   in->specs.clear();
   in->top_logprobs = -1;

@@ -1,6 +1,7 @@
 // LlamaModel::Forward: one flattened varlen batch through the decoder. The
 // same code drives every backend; host work is limited to validating the batch
-// and one metadata upload per step.
+// and a step's few uploads (metadata; sample specs and penalty terms when it
+// samples on the device), all through host staging memory.
 #include "runtime/model/llama_model.h"
 
 #include <algorithm>
@@ -322,11 +323,15 @@ absl::Status LlamaModel::FinishStep() {
 
 absl::Status LlamaModel::ApplyPenalties(const SamplePenalties& p, int32_t rows) {
   if (p.terms.empty()) return absl::OkStatus();
+  // Terms, then starts, staged together: one copy.
   const size_t term_bytes = p.terms.size() * sizeof(kernels::PenaltyTerm);
-  RETURN_IF_ERROR(GrowBuffer(penalties_, term_bytes + p.starts.size() * sizeof(int32_t)));
+  const size_t bytes = term_bytes + p.starts.size() * sizeof(int32_t);
+  RETURN_IF_ERROR(GrowBuffer(penalties_, bytes));
+  ASSIGN_OR_RETURN(void* staged, StageSpace(bytes));
+  std::memcpy(staged, p.terms.data(), term_bytes);
+  std::memcpy(static_cast<char*>(staged) + term_bytes, p.starts.data(), bytes - term_bytes);
+  RETURN_IF_ERROR(backend_->CopyToDevice(penalties_.data(), staged, bytes));
   auto* base = static_cast<char*>(penalties_.data());
-  RETURN_IF_ERROR(Upload(base, p.terms.data(), term_bytes));
-  RETURN_IF_ERROR(Upload(base + term_bytes, p.starts.data(), p.starts.size() * sizeof(int32_t)));
   backend_->ApplyPenalties(logits_.as<float>(), rows, config_.vocab_size,
                            reinterpret_cast<const int32_t*>(base + term_bytes),
                            reinterpret_cast<const kernels::PenaltyTerm*>(base));
@@ -380,7 +385,7 @@ absl::Status LlamaModel::ForwardSample(const Batch& batch, KvCache& kv, const Sa
   RETURN_IF_ERROR(CheckPenalties(in.penalties, rows));
   out->ids.clear();
   out->logprobs.clear();
-  out->top = std::min(in.top_logprobs, config_.vocab_size);
+  out->top = std::clamp(in.top_logprobs, 0, config_.vocab_size);
   const bool logprobs = in.top_logprobs >= 0 && rows > 0;
   RETURN_IF_ERROR(Run(batch, kv));
   if (rows == 0) return FinishStep();

@@ -5,6 +5,7 @@
 #include <limits>
 #include <vector>
 
+#include "cohost/kernels/sample_spec.h"
 #include "common/bounded_heap.h"
 
 namespace cohost::runtime {
@@ -79,9 +80,7 @@ void Sampler::ApplyPenalties(absl::Span<float> logits, absl::Span<const int32_t>
                              int32_t num_prompt_tokens) {
   ForEachPenalty(history, num_prompt_tokens, static_cast<int64_t>(logits.size()),
                  [&](int32_t id, float repetition, float subtract) {
-                   float& l = logits[id];
-                   if (repetition != 1.f) l = l > 0.f ? l / repetition : l * repetition;
-                   l -= subtract;
+                   logits[id] = kernels::PenalizedLogit(logits[id], repetition, subtract);
                  });
 }
 

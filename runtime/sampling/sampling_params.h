@@ -8,14 +8,16 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "cohost/kernels/sample_spec.h"
 
 namespace cohost::runtime {
 
 // Limits on stop strings, so matching cost and held-back text stay bounded.
 inline constexpr int32_t kMaxStopStrings = 16;
 inline constexpr int32_t kMaxStopStringBytes = 256;
-// The most alternatives a request may ask log-probabilities for (OpenAI's limit).
-inline constexpr int32_t kMaxTopLogprobs = 20;
+// The most alternatives a request may ask log-probabilities for (OpenAI's
+// limit): what the device computes at most (Backend::RowLogprobs).
+inline constexpr int32_t kMaxTopLogprobs = kernels::kMaxTopLogprobs;
 
 struct SamplingParams {
   float temperature = 1.0f;               // 0 = greedy (argmax); valid [0, 100]

@@ -52,9 +52,7 @@ class RecordingBackend final : public ForwardingBackend {
 
   absl::StatusOr<void*> Allocate(size_t bytes) override {
     Break();
-    absl::StatusOr<void*> p = ForwardingBackend::Allocate(bytes);
-    if (p.ok()) read_late_[static_cast<const char*>(*p)] = bytes;
-    return p;
+    return ReadLate(ForwardingBackend::Allocate(bytes), bytes);
   }
   void Free(void* ptr) override {
     read_late_.erase(static_cast<const char*>(ptr));
@@ -66,9 +64,7 @@ class RecordingBackend final : public ForwardingBackend {
   }
   absl::StatusOr<void*> AllocateStaging(size_t bytes) override {
     Break();
-    absl::StatusOr<void*> p = ForwardingBackend::AllocateStaging(bytes);
-    if (p.ok()) read_late_[static_cast<const char*>(*p)] = bytes;
-    return p;
+    return ReadLate(ForwardingBackend::AllocateStaging(bytes), bytes);
   }
   void FreeStaging(void* ptr) override {
     Flush();  // cudaFreeHost waits for the device
@@ -76,8 +72,8 @@ class RecordingBackend final : public ForwardingBackend {
     ForwardingBackend::FreeStaging(ptr);
   }
   absl::Status CopyToDevice(void* dst, const void* src, size_t bytes) override {
-    Break();
-    if (!async_) return ForwardingBackend::CopyToDevice(dst, src, bytes);
+    Break();  // and, recording or not, the copy runs (a broken capture is dropped)
+    if (!async_ || recording_ != nullptr) return ForwardingBackend::CopyToDevice(dst, src, bytes);
     if (ReadsLate(src)) {
       Op([=, this] { (void)inner().CopyToDevice(dst, src, bytes); });
       return absl::OkStatus();
@@ -188,6 +184,11 @@ class RecordingBackend final : public ForwardingBackend {
   }
   void Break() {
     if (recording_ != nullptr) broken_ = true;
+  }
+  // Notes a new allocation as memory a copy reads when it runs.
+  absl::StatusOr<void*> ReadLate(absl::StatusOr<void*> p, size_t bytes) {
+    if (p.ok()) read_late_[static_cast<const char*>(*p)] = bytes;
+    return p;
   }
   // Whether p lies in the backend's memory or in staging memory.
   bool ReadsLate(const void* p) const {

@@ -22,8 +22,8 @@ std::vector<FlagSpec> EngineFlagSpecs() {
        "CPU threads (default: the CPUs this process may use: its affinity mask, capped by a "
        "cgroup CPU quota)"},
       {"kv-cache-mb", "MB",
-       "KV cache memory: cohost run's pool; for cohost serve each device's pool, shared by its "
-       "models (default 256 on the CPU; on a GPU, what its memory budget leaves once the "
+       "KV cache memory: cohost run's pool, or for cohost serve each device's pool, shared by "
+       "its models (default 256 on the CPU; on a GPU, what its memory budget leaves once the "
        "models' weights and activations are in)"},
       {"max-batch-tokens", "N", "tokens per engine step, all sequences (default 512)"},
       {"max-prefill-chunk", "N", "prompt tokens of one sequence per step (default: the above)"},

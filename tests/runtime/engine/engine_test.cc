@@ -115,9 +115,8 @@ class EngineTest : public ::testing::Test {
     return r;
   }
 
-  // Each request's tokens, all submitted at once to one engine over `model`
+  // Each request's sink, all submitted at once to one engine over `model`
   // (`c` on the test's clock); *stats the engine's once idle, if asked.
-  // Each request's sink, the requests run together in one engine.
   std::vector<std::shared_ptr<RecordingSink>> RunSinks(Model* model, EngineConfig c,
                                                        const std::vector<GenerateRequest>& requests,
                                                        EngineStats* stats = nullptr) {
@@ -132,6 +131,7 @@ class EngineTest : public ::testing::Test {
     if (stats != nullptr) *stats = e->Stats();
     return sinks;
   }
+  // Each request's tokens, as RunSinks.
   std::vector<std::vector<int32_t>> RunTogether(Model* model, const EngineConfig& c,
                                                 const std::vector<GenerateRequest>& requests,
                                                 EngineStats* stats = nullptr) {
@@ -311,6 +311,30 @@ TEST_F(EngineTest, OnADeviceTokensAreDrawnThereAsTheRequestAsks) {
     penalty_moved_the_argmax |= got[i].top[0].id != got[i].chosen.id;
   }
   EXPECT_TRUE(penalty_moved_the_argmax) << "some logprobs read logits the penalties moved";
+  // Requests asking different numbers of alternatives share a step: each
+  // gets its own count, from its own row (the step computes the largest).
+  GenerateRequest one = Request(8, 12, 5);
+  one.sampling.logprobs = 1;
+  GenerateRequest four = Request(9, 12, 6);
+  four.sampling.logprobs = 4;
+  four.sampling.repetition_penalty = 1.4f;
+  const auto device_pair = RunSinks(model.get(), c, {one, four});
+  const auto host_pair = RunSinks(host_model.get(), c, {one, four});
+  for (size_t k = 0; k < 2; ++k) {
+    EXPECT_EQ(device_pair[k]->tokens(), host_pair[k]->tokens()) << k;
+    const std::vector<TokenLogprobs> d = device_pair[k]->logprobs(), h = host_pair[k]->logprobs();
+    ASSERT_EQ(d.size(), 12u) << k;
+    ASSERT_EQ(h.size(), d.size()) << k;
+    for (size_t i = 0; i < d.size(); ++i) {
+      ASSERT_EQ(d[i].top.size(), k == 0 ? 1u : 4u) << k;
+      EXPECT_EQ(d[i].chosen.id, h[i].chosen.id) << k << " " << i;
+      EXPECT_FLOAT_EQ(d[i].chosen.logprob, h[i].chosen.logprob) << k << " " << i;
+      for (size_t j = 0; j < d[i].top.size(); ++j) {
+        EXPECT_EQ(d[i].top[j].id, h[i].top[j].id) << k << " " << i << " " << j;
+        EXPECT_FLOAT_EQ(d[i].top[j].logprob, h[i].top[j].logprob) << k << " " << i << " " << j;
+      }
+    }
+  }
   // Where each request draws depends on it alone: beside one asking
   // logprobs, a seeded request draws the same tokens as alone.
   hot.sampling.seed = 11;
@@ -333,7 +357,9 @@ TEST_F(EngineTest, DecodeGraphsLeaveEveryRequestsTokensAsTheyWere) {
   requests[2].sampling.repetition_penalty = 1.2f;
   requests[2].sampling.frequency_penalty = 0.4f;
   requests[2].sampling.logprobs = 3;
-  auto run = [&](bool graphs, DecodeGraphStats* stats, int64_t* preemptions, bool async = false) {
+  // Each request's tokens; *logprobs request 2's.
+  auto run = [&](bool graphs, DecodeGraphStats* stats, int64_t* preemptions,
+                 std::vector<TokenLogprobs>* logprobs, bool async = false) {
     cohost::testing::RecordingBackend backend(kernels::MakeCpuBackend(1));
     std::unique_ptr<Model> model = Model::Create(testing::MakeTinyModelFile(), &backend).value();
     backend.set_async(async);
@@ -345,16 +371,37 @@ TEST_F(EngineTest, DecodeGraphsLeaveEveryRequestsTokensAsTheyWere) {
     c.step_scheduler.max_prefill_chunk = 8;
     c.decode_graphs = graphs;
     EngineStats engine;
-    std::vector<std::vector<int32_t>> tokens = RunTogether(model.get(), c, requests, &engine);
+    std::vector<std::vector<int32_t>> tokens;
+    for (const auto& sink : RunSinks(model.get(), c, requests, &engine)) {
+      tokens.push_back(sink->tokens());
+      if (tokens.size() == 3) *logprobs = sink->logprobs();
+    }
     *stats = model->decode_graph_stats();
     *preemptions = engine.num_preemptions;
     return tokens;
   };
+  // The same logprobs, entry by entry.
+  auto expect_same = [](const std::vector<TokenLogprobs>& got,
+                        const std::vector<TokenLogprobs>& want) {
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t i = 0; i < got.size(); ++i) {
+      EXPECT_EQ(got[i].chosen.id, want[i].chosen.id) << i;
+      EXPECT_FLOAT_EQ(got[i].chosen.logprob, want[i].chosen.logprob) << i;
+      ASSERT_EQ(got[i].top.size(), want[i].top.size()) << i;
+      for (size_t j = 0; j < got[i].top.size(); ++j) {
+        EXPECT_EQ(got[i].top[j].id, want[i].top[j].id) << i << " " << j;
+        EXPECT_FLOAT_EQ(got[i].top[j].logprob, want[i].top[j].logprob) << i << " " << j;
+      }
+    }
+  };
   DecodeGraphStats eager_stats, graph_stats;
   int64_t eager_preemptions = 0, graph_preemptions = 0;
-  const auto eager = run(false, &eager_stats, &eager_preemptions);
-  const auto graphs = run(true, &graph_stats, &graph_preemptions);
+  std::vector<TokenLogprobs> eager_logprobs, graph_logprobs;
+  const auto eager = run(false, &eager_stats, &eager_preemptions, &eager_logprobs);
+  const auto graphs = run(true, &graph_stats, &graph_preemptions, &graph_logprobs);
   EXPECT_EQ(graphs, eager);
+  ASSERT_EQ(eager_logprobs.size(), 20u);
+  expect_same(graph_logprobs, eager_logprobs);
   for (const auto& t : eager) EXPECT_EQ(t.size(), 20u);
   EXPECT_EQ(eager_stats.captures, 0);
   EXPECT_GT(graph_stats.captures, 0);
@@ -364,7 +411,9 @@ TEST_F(EngineTest, DecodeGraphsLeaveEveryRequestsTokensAsTheyWere) {
   // And on a stream: ops and copies queued, staged uploads read as they run.
   DecodeGraphStats async_stats;
   int64_t async_preemptions = 0;
-  EXPECT_EQ(run(true, &async_stats, &async_preemptions, true), eager);
+  std::vector<TokenLogprobs> async_logprobs;
+  EXPECT_EQ(run(true, &async_stats, &async_preemptions, &async_logprobs, true), eager);
+  expect_same(async_logprobs, eager_logprobs);
   EXPECT_GT(async_stats.launches, 10);
 }
 

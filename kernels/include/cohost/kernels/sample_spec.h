@@ -31,6 +31,13 @@ struct PenaltyTerm {
   float subtract = 0.f;
 };
 
+// A logit `l` moved by term `t`'s rule (above): the host Sampler's and the
+// CPU op's. The CUDA kernel writes it with IEEE intrinsics, to the same bits.
+inline float PenalizedLogit(float l, float repetition, float subtract) {
+  if (repetition != 1.f) l = l > 0.f ? l / repetition : l * repetition;
+  return l - subtract;
+}
+
 // A token and its log-probability under a row's raw logits (its log-softmax).
 struct TokenLogprob {
   int32_t id = 0;
