@@ -4,6 +4,7 @@
 #include "runtime/batching/block_allocator.h"
 
 #include <bit>
+#include <tuple>
 
 #include "absl/strings/str_format.h"
 #include "runtime/batching/kv_invariant.h"
@@ -45,75 +46,105 @@ BlockAllocator::BlockAllocator(int32_t num_blocks, int32_t block_size, bool enab
       prefix_caching_(enable_prefix_caching),
       group_blocks_(group_blocks > 0 ? group_blocks : std::max(num_blocks, 1)),
       max_groups_((num_blocks + group_blocks_ - 1) / group_blocks_),
-      groups_backed_(initial_groups < 0 ? max_groups_ : initial_groups),
+      state_(max_groups_, GroupState::kUnbacked),
+      held_(max_groups_, 0),
       ref_(num_blocks, 0),
       hash_(num_blocks),
       prev_(num_blocks, kNil),
-      next_(num_blocks, kNil) {
+      next_(num_blocks, kNil),
+      empty_free_(max_groups_) {
   COHOST_KV_CHECK(num_blocks >= 1, "num_blocks %d (the null block needs one)", num_blocks);
   COHOST_KV_CHECK(block_size >= 1, "block_size %d", block_size);
-  COHOST_KV_CHECK(groups_backed_ >= 0 && groups_backed_ <= max_groups_, "%d groups backed of %d",
-                  groups_backed_, max_groups_);
+  const int32_t initial = initial_groups < 0 ? max_groups_ : initial_groups;
+  COHOST_KV_CHECK(initial <= max_groups_, "%d groups backed of %d", initial, max_groups_);
   // Initially every usable block is free, handed out in id order.
-  for (BlockId b = 1; b < active_end(); ++b) PushFreeTail(b);
-  stats_.num_blocks = num_usable();
+  for (int32_t g = 0; g < initial; ++g) AddGroup(g);
 }
 
-BlockId BlockAllocator::active_end() const {
-  return std::min(num_blocks_, (groups_backed_ - groups_draining_) * group_blocks_);
+int32_t BlockAllocator::NextGroupToBack() const {
+  for (int32_t g = 0; g < max_groups_; ++g) {
+    if (state_[g] == GroupState::kUnbacked) return g;
+  }
+  return -1;
 }
 
-void BlockAllocator::AddGroup() {
-  COHOST_KV_CHECK(groups_draining_ == 0, "AddGroup while %d groups drain", groups_draining_);
-  COHOST_KV_CHECK(groups_backed_ < max_groups_, "AddGroup: all %d groups backed", max_groups_);
-  const int32_t g = groups_backed_++;
-  for (BlockId b = std::max(GroupBegin(g), kNullBlock + 1); b < GroupEnd(g); ++b) PushFreeTail(b);
-  stats_.num_blocks = num_usable();
+bool BlockAllocator::IsActiveGroup(int32_t group) const {
+  return group >= 0 && group < max_groups_ && state_[group] == GroupState::kActive;
+}
+
+bool BlockAllocator::IsDrainingGroup(int32_t group) const {
+  return group >= 0 && group < max_groups_ && state_[group] == GroupState::kDraining;
+}
+
+int32_t BlockAllocator::HeldInGroup(int32_t group) const {
+  COHOST_KV_CHECK(group >= 0 && group < max_groups_, "group %d out of [0, %d)", group,
+                  max_groups_);
+  return held_[group];
+}
+
+void BlockAllocator::AddGroup(int32_t g) {
+  COHOST_KV_CHECK(g >= 0 && g < max_groups_ && state_[g] == GroupState::kUnbacked,
+                  "AddGroup(%d): not an unbacked group of %d", g, max_groups_);
+  state_[g] = GroupState::kActive;
+  ++groups_backed_;
+  for (BlockId b = std::max(GroupBegin(g), kNullBlock + 1); b < GroupEnd(g); ++b) PushFree(b);
+  num_usable_ += UsableInGroup(g);
+}
+
+void BlockAllocator::Drain(int32_t g) {
+  for (BlockId b = GroupBegin(g); b < GroupEnd(g); ++b) {
+    if (ref_[b] == 0) UnlinkFree(b);
+    Uncache(b);
+  }
+  state_[g] = GroupState::kDraining;
+  ++groups_draining_;
+  num_usable_ -= UsableInGroup(g);
+}
+
+void BlockAllocator::Undrain(int32_t g) {
+  state_[g] = GroupState::kActive;
+  --groups_draining_;
+  for (BlockId b = GroupBegin(g); b < GroupEnd(g); ++b) {
+    if (ref_[b] == 0) PushFree(b);
+  }
+  num_usable_ += UsableInGroup(g);
 }
 
 int32_t BlockAllocator::StartDraining(int32_t n) {
   int32_t started = 0;
-  // Group 0 stays: it holds the null block every block table pads with.
-  while (started < n && groups_backed_ - groups_draining_ > 1) {
-    const int32_t g = groups_backed_ - groups_draining_ - 1;
-    for (BlockId b = GroupBegin(g); b < GroupEnd(g); ++b) {
-      if (ref_[b] == 0) {
-        Unlink(b);
-        if (hash_[b].has_value()) --num_cached_free_;
-      }
-      Uncache(b);
+  for (; started < n; ++started) {
+    // Group 0 stays: it holds the null block every block table pads with.
+    int32_t pick = -1;
+    for (int32_t g = 1; g < max_groups_; ++g) {
+      if (state_[g] == GroupState::kActive && (pick < 0 || held_[g] <= held_[pick])) pick = g;
     }
-    ++groups_draining_;
-    ++started;
+    if (pick < 0) break;
+    Drain(pick);
   }
-  stats_.num_blocks = num_usable();
   return started;
 }
 
 int32_t BlockAllocator::StopDraining(int32_t n) {
   int32_t stopped = 0;
-  while (stopped < n && groups_draining_ > 0) {
-    const int32_t g = groups_backed_ - groups_draining_;
-    --groups_draining_;
-    for (BlockId b = GroupBegin(g); b < GroupEnd(g); ++b) {
-      if (ref_[b] == 0) PushFreeTail(b);
+  for (; stopped < n; ++stopped) {
+    int32_t pick = -1;
+    for (int32_t g = 0; g < max_groups_; ++g) {
+      if (state_[g] == GroupState::kDraining && (pick < 0 || held_[g] > held_[pick])) pick = g;
     }
-    ++stopped;
+    if (pick < 0) break;
+    Undrain(pick);
   }
-  stats_.num_blocks = num_usable();
   return stopped;
 }
 
-int32_t BlockAllocator::TakeDrainedGroups() {
-  int32_t taken = 0;
-  while (groups_draining_ > 0) {
-    const int32_t g = groups_backed_ - 1;
-    bool held = false;
-    for (BlockId b = GroupBegin(g); b < GroupEnd(g) && !held; ++b) held = ref_[b] > 0;
-    if (held) break;
+std::vector<int32_t> BlockAllocator::TakeDrainedGroups() {
+  std::vector<int32_t> taken;
+  for (int32_t g = 0; g < max_groups_ && groups_draining_ > 0; ++g) {
+    if (state_[g] != GroupState::kDraining || held_[g] > 0) continue;
+    state_[g] = GroupState::kUnbacked;
     --groups_backed_;
     --groups_draining_;
-    ++taken;
+    taken.push_back(g);
   }
   return taken;
 }
@@ -169,8 +200,8 @@ void BlockAllocator::Acquire(absl::Span<const BlockId> blocks) {
       // A free block can only be wanted again for its cached content.
       COHOST_KV_CHECK(hash_[b].has_value(), "acquiring free block %d that holds no cached prefix",
                       b);
-      Unlink(b);
-      --num_cached_free_;
+      UnlinkFree(b);
+      ++held_[GroupOf(b)];
     }
     ++ref_[b];
   }
@@ -181,17 +212,25 @@ std::optional<std::vector<BlockId>> BlockAllocator::Allocate(int32_t n) {
   if (n > num_free_) return std::nullopt;
   std::vector<BlockId> out;
   out.reserve(n);
-  for (int32_t i = 0; i < n; ++i) {
-    BlockId b = head_;
-    Unlink(b);
-    if (hash_[b].has_value()) {
-      // Least recently freed cached block: its content is about to be overwritten.
-      Uncache(b);
-      --num_cached_free_;
-      ++stats_.evictions;
-    }
+  const auto take = [&](BlockId b) {
+    UnlinkFree(b);
     ref_[b] = 1;
+    ++held_[GroupOf(b)];
     out.push_back(b);
+  };
+  // Empty blocks, a group at a time.
+  while (static_cast<int32_t>(out.size()) < n && num_free_ > cached_free_.size) {
+    const int32_t g = NextGroupToFill();
+    while (static_cast<int32_t>(out.size()) < n && empty_free_[g].size > 0) {
+      take(empty_free_[g].head);
+    }
+  }
+  while (static_cast<int32_t>(out.size()) < n) {
+    // The least recently freed cached block: its content is about to be overwritten.
+    const BlockId b = cached_free_.head;
+    take(b);
+    Uncache(b);
+    ++stats_.evictions;
   }
   return out;
 }
@@ -200,7 +239,7 @@ void BlockAllocator::Cache(BlockId block, BlockHash hash) {
   if (!prefix_caching_) return;
   CheckBlock(block);
   COHOST_KV_CHECK(ref_[block] > 0, "caching block %d that nobody holds", block);
-  if (block >= active_end()) return;  // draining: about to be given back, not shared
+  if (!InActiveGroup(block)) return;  // draining: about to be given back, not shared
   if (hash_[block].has_value()) {
     // Already cached (a shared prefix block, or cached twice): must be the same content.
     COHOST_KV_CHECK(*hash_[block] == hash, "block %d cached as %x, now as %x", block, *hash_[block],
@@ -226,11 +265,10 @@ void BlockAllocator::Release(absl::Span<const BlockId> blocks) {
     CheckBlock(b);
     COHOST_KV_CHECK(ref_[b] > 0, "releasing block %d with refcount %d (double release?)", b,
                     ref_[b]);
+    if (--ref_[b] > 0) continue;
+    --held_[GroupOf(b)];
     // A block of a draining group rests off the list until its group is taken.
-    if (--ref_[b] == 0 && b < active_end()) {
-      PushFreeTail(b);
-      if (hash_[b].has_value()) ++num_cached_free_;
-    }
+    if (InActiveGroup(b)) PushFree(b);
   }
 }
 
@@ -246,44 +284,80 @@ std::optional<BlockHash> BlockAllocator::CachedHashOf(BlockId block) const {
 
 BlockAllocatorStats BlockAllocator::Stats() const {
   BlockAllocatorStats s = stats_;
+  s.num_blocks = num_usable_;
   s.num_free = num_free_;
-  s.num_cached_free = num_cached_free_;
+  s.num_cached_free = cached_free_.size;
   return s;
+}
+
+bool BlockAllocator::FillsBefore(int32_t x, int32_t y) const {
+  // Group 0 is never given back, so using it costs nothing; then the fullest.
+  return std::make_tuple(x != 0, -held_[x], x) < std::make_tuple(y != 0, -held_[y], y);
+}
+
+int32_t BlockAllocator::NextGroupToFill() const {
+  int32_t pick = -1;
+  for (int32_t g = 0; g < max_groups_; ++g) {
+    if (empty_free_[g].size > 0 && (pick < 0 || FillsBefore(g, pick))) pick = g;
+  }
+  return pick;
 }
 
 std::vector<BlockId> BlockAllocator::FreeBlocksInEvictionOrder() const {
   std::vector<BlockId> out;
   out.reserve(num_free_);
-  for (BlockId b = head_; b != kNil; b = next_[b]) out.push_back(b);
+  std::vector<int32_t> groups;
+  for (int32_t g = 0; g < max_groups_; ++g) {
+    if (empty_free_[g].size > 0) groups.push_back(g);
+  }
+  // Allocating from a group only makes it fuller: it stays first until its
+  // empty blocks run out, so this is the order Allocate takes them in.
+  std::sort(groups.begin(), groups.end(),
+            [this](int32_t x, int32_t y) { return FillsBefore(x, y); });
+  for (int32_t g : groups) {
+    for (BlockId b = empty_free_[g].head; b != kNil; b = next_[b]) out.push_back(b);
+  }
+  for (BlockId b = cached_free_.head; b != kNil; b = next_[b]) out.push_back(b);
   return out;
 }
 
-void BlockAllocator::PushFreeTail(BlockId b) {
-  prev_[b] = tail_;
-  next_[b] = kNil;
-  if (tail_ == kNil) {
-    head_ = b;
-  } else {
-    next_[tail_] = b;
-  }
-  tail_ = b;
+void BlockAllocator::PushFree(BlockId b) {
+  PushTail(ListOf(b), b);
   ++num_free_;
 }
 
-void BlockAllocator::Unlink(BlockId b) {
-  COHOST_KV_CHECK(num_free_ > 0 && b != kNil, "unlinking block %d from an empty free list", b);
+void BlockAllocator::UnlinkFree(BlockId b) {
+  COHOST_KV_CHECK(num_free_ > 0, "unlinking block %d with no block free", b);
+  Unlink(ListOf(b), b);
+  --num_free_;
+}
+
+void BlockAllocator::PushTail(FreeList& list, BlockId b) {
+  prev_[b] = list.tail;
+  next_[b] = kNil;
+  if (list.tail == kNil) {
+    list.head = b;
+  } else {
+    next_[list.tail] = b;
+  }
+  list.tail = b;
+  ++list.size;
+}
+
+void BlockAllocator::Unlink(FreeList& list, BlockId b) {
+  COHOST_KV_CHECK(list.size > 0 && b != kNil, "unlinking block %d from an empty free list", b);
   if (prev_[b] == kNil) {
-    head_ = next_[b];
+    list.head = next_[b];
   } else {
     next_[prev_[b]] = next_[b];
   }
   if (next_[b] == kNil) {
-    tail_ = prev_[b];
+    list.tail = prev_[b];
   } else {
     prev_[next_[b]] = prev_[b];
   }
   prev_[b] = next_[b] = kNil;
-  --num_free_;
+  --list.size;
 }
 
 void BlockAllocator::CheckBlock(BlockId b) const {
@@ -294,47 +368,72 @@ absl::Status BlockAllocator::Validate() const {
   if (ref_[kNullBlock] != 0 || hash_[kNullBlock].has_value()) {
     return absl::InternalError("the null block is referenced or cached");
   }
-  // Walk the list both ways: every free block once, in matching order.
+  // Walk each list: every free block once, on the list its content and group
+  // say, links matching both ways.
   std::vector<bool> on_list(num_blocks_, false);
-  int32_t count = 0, cached_count = 0;
-  BlockId prev = kNil;
-  for (BlockId b = head_; b != kNil; b = next_[b]) {
-    if (b <= kNullBlock || b >= num_blocks_) {
-      return absl::InternalError(absl::StrFormat("free list holds bad id %d", b));
+  int32_t count = 0;
+  const auto walk = [&](const FreeList& list, std::optional<int32_t> group) -> absl::Status {
+    const char* name = group ? "an empty-block list" : "the cached list";
+    int32_t size = 0;
+    BlockId prev = kNil;
+    for (BlockId b = list.head; b != kNil; b = next_[b]) {
+      if (b <= kNullBlock || b >= num_blocks_ || on_list[b]) {
+        return absl::InternalError(absl::StrFormat("%s holds block %d twice or out of range", name, b));
+      }
+      if (prev_[b] != prev) {
+        return absl::InternalError(
+            absl::StrFormat("block %d: prev link %d, expected %d", b, prev_[b], prev));
+      }
+      if (hash_[b].has_value() == group.has_value() || (group && GroupOf(b) != *group)) {
+        return absl::InternalError(absl::StrFormat("block %d is on %s of the wrong kind", b, name));
+      }
+      on_list[b] = true;
+      ++size;
+      prev = b;
     }
-    if (on_list[b]) return absl::InternalError(absl::StrFormat("free list cycles at %d", b));
-    if (prev_[b] != prev) {
-      return absl::InternalError(
-          absl::StrFormat("block %d: prev link %d, expected %d", b, prev_[b], prev));
+    if (prev != list.tail || size != list.size) {
+      return absl::InternalError(absl::StrFormat("%s: %d blocks to its tail, its count says %d",
+                                                 name, size, list.size));
     }
-    on_list[b] = true;
-    ++count;
-    if (hash_[b].has_value()) ++cached_count;
-    prev = b;
+    count += size;
+    return absl::OkStatus();
+  };
+  if (absl::Status s = walk(cached_free_, std::nullopt); !s.ok()) return s;
+  for (int32_t g = 0; g < max_groups_; ++g) {
+    if (absl::Status s = walk(empty_free_[g], g); !s.ok()) return s;
   }
-  if (prev != tail_) return absl::InternalError("free list tail does not end the list");
-  if (count != num_free_ || cached_count != num_cached_free_) {
-    return absl::InternalError(absl::StrFormat("free list has %d (%d cached), counters say %d (%d)",
-                                               count, cached_count, num_free_, num_cached_free_));
+  if (count != num_free_) {
+    return absl::InternalError(
+        absl::StrFormat("the free lists hold %d blocks, the counter says %d", count, num_free_));
   }
-  const BlockId active = active_end();
-  const BlockId backed = std::min(num_blocks_, groups_backed_ * group_blocks_);
-  if (groups_backed_ < 0 || groups_backed_ > max_groups_ || groups_draining_ < 0 ||
-      (groups_draining_ > 0 && groups_draining_ >= groups_backed_)) {
-    return absl::InternalError(absl::StrFormat("%d groups backed, %d draining, of %d",
-                                               groups_backed_, groups_draining_, max_groups_));
+  int32_t backed = 0, draining = 0, usable = 0;
+  std::vector<int32_t> held(max_groups_, 0);
+  for (int32_t g = 0; g < max_groups_; ++g) {
+    backed += state_[g] != GroupState::kUnbacked;
+    draining += state_[g] == GroupState::kDraining;
+    if (state_[g] == GroupState::kActive) usable += UsableInGroup(g);
+  }
+  if (backed != groups_backed_ || draining != groups_draining_ || usable != num_usable_) {
+    return absl::InternalError(absl::StrFormat(
+        "%d groups backed, %d draining, %d usable blocks; counters say %d, %d, %d", backed,
+        draining, usable, groups_backed_, groups_draining_, num_usable_));
+  }
+  if (max_groups_ > 0 && state_[0] == GroupState::kDraining) {
+    return absl::InternalError("group 0 (the null block's) is draining");
   }
   for (BlockId b = 1; b < num_blocks_; ++b) {
+    const GroupState state = state_[GroupOf(b)];
     if (ref_[b] < 0)
       return absl::InternalError(absl::StrFormat("block %d refcount %d", b, ref_[b]));
-    if ((ref_[b] == 0 && b < active) != on_list[b]) {
+    if (ref_[b] > 0) ++held[GroupOf(b)];
+    if ((ref_[b] == 0 && state == GroupState::kActive) != on_list[b]) {
       return absl::InternalError(absl::StrFormat("block %d: refcount %d but %s the free list", b,
                                                  ref_[b], on_list[b] ? "on" : "off"));
     }
-    if (b >= active && hash_[b].has_value()) {
-      return absl::InternalError(absl::StrFormat("block %d of a draining group is cached", b));
+    if (state != GroupState::kActive && hash_[b].has_value()) {
+      return absl::InternalError(absl::StrFormat("block %d of an inactive group is cached", b));
     }
-    if (b >= backed && ref_[b] != 0) {
+    if (state == GroupState::kUnbacked && ref_[b] != 0) {
       return absl::InternalError(absl::StrFormat("block %d of an unbacked group is held", b));
     }
     if (hash_[b].has_value()) {
@@ -351,6 +450,7 @@ absl::Status BlockAllocator::Validate() const {
           absl::StrFormat("map entry %x -> %d does not match the block", h, b));
     }
   }
+  if (held != held_) return absl::InternalError("per-group held counts disagree with refcounts");
   if (!prefix_caching_ && !cached_.empty()) {
     return absl::InternalError("prefix caching is off but blocks are cached");
   }

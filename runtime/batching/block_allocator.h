@@ -1,16 +1,26 @@
-// KV block bookkeeping for one KV pool: fixed-size blocks with refcounts, a free
-// list kept in eviction order (LRU), a reserved null block, and the prefix
-// cache (full blocks identified by a hash chained over their parent's hash, their
-// token ids and a per-tenant salt). Host-side metadata only; the bytes live in
-// runtime::KvCache. Owned by one thread (the engine's); not thread-safe, but
-// it can keep a thread-safe PrefixIndex of its cached hashes (MirrorInto).
+// KV block bookkeeping for one KV pool: fixed-size blocks with refcounts, free
+// lists, a reserved null block, and the prefix cache (full blocks identified by
+// a hash chained over their parent's hash, their token ids and a per-tenant
+// salt). Host-side metadata only; the bytes live in runtime::KvCache. Owned by
+// one thread (the engine's); not thread-safe, but it can keep a thread-safe
+// PrefixIndex of its cached hashes (MirrorInto).
+//
+// A free block is either empty (it holds nothing reusable) or cached (a prefix
+// a later request may find). Allocation takes empty blocks first, so cached
+// content is overwritten only when nothing else is free, and then the least
+// recently freed first (LRU). Empty blocks come from group 0 (never given
+// back) first, then from the active group holding the most blocks: new work
+// packs onto groups already in use, and the emptiest stay empty, ready to be
+// given back.
 //
 // The pool can grow and shrink in groups of blocks (the unit runtime::KvCache
-// backs with memory). Groups [0, num_groups_backed) are backed; of those the
-// top num_groups_draining are being given back: nothing new is placed there,
-// their prefix-cache entries are dropped, and once none of their blocks is held
-// TakeDrainedGroups hands them to the caller to unback. Group 0 (it holds the
-// null block) is never drained.
+// backs with memory). Each group is unbacked, active or draining, in any
+// order: growth backs the lowest unbacked group, and shrinking drains the
+// active groups that hold the fewest blocks, so that memory goes back without
+// waiting for (or preempting) the sequences of a fuller group. Nothing new is
+// placed on a draining group, its prefix-cache entries are dropped, and once
+// none of its blocks is held TakeDrainedGroups hands it to the caller to
+// unback. Group 0 (it holds the null block) is never drained.
 #pragma once
 
 #include <algorithm>
@@ -69,9 +79,11 @@ class BlockAllocator {
   // a free one leaves the free list.
   void Acquire(absl::Span<const BlockId> blocks);
 
-  // n fresh blocks with refcount 1, evicting the least recently freed cached
-  // blocks as needed. All or nothing: nullopt, with no change, when fewer than
-  // n blocks are free.
+  // n fresh blocks with refcount 1: empty ones first, from group 0, then from
+  // the fullest active group (ties: the lowest id), each group's in the order
+  // they were freed;
+  // then the least recently freed cached blocks, evicted. All or nothing:
+  // nullopt, with no change, when fewer than n blocks are free.
   std::optional<std::vector<BlockId>> Allocate(int32_t n);
 
   // Records that `block` (held, full) holds the content `hash`, so later
@@ -82,34 +94,44 @@ class BlockAllocator {
   // mirrors the cached hashes: what is cached now is inserted at once.
   void MirrorInto(PrefixIndex* index);
 
-  // Drops one reference per block. Blocks reaching refcount 0 join the free
-  // list's tail in the order given: pass a sequence's blocks last-first so its
-  // tail is evicted before its (more shareable) head.
+  // Drops one reference per block. Blocks reaching refcount 0 join the tail of
+  // their free list in the order given: pass a sequence's blocks last-first so
+  // its tail is evicted before its (more shareable) head.
   void Release(absl::Span<const BlockId> blocks);
 
   // ---- growing and shrinking, a group at a time ----
-  // Backs the next group: its blocks join the free list. No group may be
-  // draining (stop draining one instead: it is still backed).
-  void AddGroup();
-  // The top `n` active groups (never group 0) start draining: their free
-  // blocks leave the free list and every one of their blocks leaves the
-  // prefix cache. Returns how many started (fewer when fewer are active).
+  // The group AddGroup should back next: the lowest unbacked one, or -1 when
+  // every group is backed.
+  int32_t NextGroupToBack() const;
+  // Backs `group` (unbacked; the caller has given it memory): its blocks join
+  // the free list.
+  void AddGroup(int32_t group);
+  // The `n` active groups (never group 0) holding the fewest blocks (ties: the
+  // highest id) start draining: their free blocks leave the free list and
+  // every one of their blocks leaves the prefix cache. Returns how many
+  // started (fewer when fewer are active).
   int32_t StartDraining(int32_t n);
-  // The lowest `n` draining groups become active again; returns how many.
+  // The `n` draining groups holding the most blocks (ties: the lowest id), the
+  // ones furthest from being given back, become active again; returns how many.
   int32_t StopDraining(int32_t n);
-  // Removes the top draining groups that no longer hold any block, and
-  // returns how many: the caller unbacks them.
-  int32_t TakeDrainedGroups();
+  // The draining groups that no longer hold any block become unbacked; the
+  // caller unbacks their memory. In increasing id order.
+  std::vector<int32_t> TakeDrainedGroups();
   int32_t group_blocks() const { return group_blocks_; }
   int32_t max_groups() const { return max_groups_; }
   int32_t num_groups_backed() const { return groups_backed_; }
   int32_t num_groups_draining() const { return groups_draining_; }
-  // Blocks at or past this id are in draining or unbacked groups.
-  BlockId active_end() const;
+  int32_t GroupOf(BlockId block) const { return block / group_blocks_; }
+  // Whether `group` is backed and not draining: the only blocks handed out.
+  bool IsActiveGroup(int32_t group) const;
+  bool IsDrainingGroup(int32_t group) const;
+  // Blocks of `group` held (refcount > 0).
+  int32_t HeldInGroup(int32_t group) const;
 
   int32_t num_free() const { return num_free_; }
   int32_t block_size() const { return block_size_; }
-  int32_t num_usable() const { return std::max(0, active_end() - 1); }
+  // Blocks in active groups, the null block excluded.
+  int32_t num_usable() const { return num_usable_; }
   int32_t RefCount(BlockId block) const;
   BlockAllocatorStats Stats() const;
 
@@ -123,32 +145,65 @@ class BlockAllocator {
   absl::Status Validate() const;
 
  private:
-  static constexpr int32_t kNil = -1;  // end of the free list
+  static constexpr int32_t kNil = -1;  // end of a free list
 
-  void PushFreeTail(BlockId block);
-  void Unlink(BlockId block);
+  // A doubly linked list of free blocks, through prev_ and next_.
+  struct FreeList {
+    BlockId head = kNil, tail = kNil;
+    int32_t size = 0;
+  };
+
+  // The list a free `block` is on: by whether it holds a cached prefix.
+  FreeList& ListOf(BlockId block) {
+    return hash_[block].has_value() ? cached_free_ : empty_free_[GroupOf(block)];
+  }
+  void PushFree(BlockId block);  // onto ListOf(block)'s tail
+  void UnlinkFree(BlockId block);  // off ListOf(block)
+  void PushTail(FreeList& list, BlockId block);
+  void Unlink(FreeList& list, BlockId block);
+  // Whether Allocate takes group x's empty blocks before group y's: group 0
+  // first, then the one holding more, then the lower id.
+  bool FillsBefore(int32_t x, int32_t y) const;
+  // The group Allocate takes empty blocks from next; -1 when none is empty.
+  int32_t NextGroupToFill() const;
   void CheckBlock(BlockId block) const;
   // Removes `block`'s prefix-cache entry, if it has one.
   void Uncache(BlockId block);
+  enum class GroupState : uint8_t { kUnbacked, kActive, kDraining };
+
   BlockId GroupBegin(int32_t group) const { return group * group_blocks_; }
   BlockId GroupEnd(int32_t group) const {
     return std::min(num_blocks_, (group + 1) * group_blocks_);
   }
+  // The group's blocks that can be handed out: all but the null block.
+  int32_t UsableInGroup(int32_t group) const {
+    return GroupEnd(group) - std::max(GroupBegin(group), kNullBlock + 1);
+  }
+  bool InActiveGroup(BlockId block) const {
+    return state_[GroupOf(block)] == GroupState::kActive;
+  }
+  void Drain(int32_t group);
+  void Undrain(int32_t group);
 
   int32_t num_blocks_;
   int32_t block_size_;
   bool prefix_caching_;
   int32_t group_blocks_;
   int32_t max_groups_;
-  int32_t groups_backed_;
+  int32_t groups_backed_ = 0;
   int32_t groups_draining_ = 0;
+  int32_t num_usable_ = 0;
+  std::vector<GroupState> state_;  // [max_groups]
+  std::vector<int32_t> held_;      // [max_groups] blocks with refcount > 0
   std::vector<int32_t> ref_;                    // [num_blocks] refcount
   std::vector<std::optional<BlockHash>> hash_;  // [num_blocks] cached content, if any
-  // Free list links over block ids ([num_blocks] each), kNil terminated; a block
-  // is on the list exactly when its refcount is 0 (the null block never is).
+  // Free list links over block ids ([num_blocks] each), kNil terminated; a
+  // block is on one list exactly when its refcount is 0 and its group is
+  // active (the null block never is).
   std::vector<int32_t> prev_, next_;
-  int32_t head_ = kNil, tail_ = kNil;
-  int32_t num_free_ = 0, num_cached_free_ = 0;
+  FreeList cached_free_;              // eviction order, least recently freed first
+  std::vector<FreeList> empty_free_;  // [max_groups] in the order freed
+  int32_t num_free_ = 0;
   absl::flat_hash_map<BlockHash, BlockId> cached_;
   PrefixIndex* index_ = nullptr;  // mirrors cached_'s keys, when set
   BlockAllocatorStats stats_;

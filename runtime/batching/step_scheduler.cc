@@ -94,11 +94,11 @@ void StepScheduler::Preempt(size_t index, StepPlan* plan) {
   num_preemptions_++;
 }
 
-int32_t StepScheduler::PreemptHolding(BlockId first) {
+int32_t StepScheduler::PreemptHolding(absl::FunctionRef<bool(BlockId)> given_back) {
   int32_t n = 0;
   for (size_t i = running_.size(); i-- > 0;) {
     const std::vector<BlockId>& table = running_[i]->block_table;
-    if (std::any_of(table.begin(), table.end(), [first](BlockId b) { return b >= first; })) {
+    if (std::any_of(table.begin(), table.end(), given_back)) {
       Preempt(i, nullptr);
       ++n;
     }

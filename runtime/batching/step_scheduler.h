@@ -22,6 +22,7 @@
 #include <optional>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "runtime/batching/fair_share.h"
 #include "runtime/batching/kv_cache_manager.h"
 #include "runtime/batching/sequence.h"
@@ -65,10 +66,10 @@ class StepScheduler {
   // appended to seq->tokens by the caller for sequences with samples == true.
   void Commit(const StepPlan& plan);
 
-  // Preempts (recompute) every running sequence holding a block id at or past
-  // `first`, newest first: how an engine gives back KV groups another model
-  // needs. Returns how many it preempted.
-  int32_t PreemptHolding(BlockId first);
+  // Preempts (recompute) every running sequence holding a block for which
+  // `given_back` is true, newest first: how an engine gives back the KV groups
+  // another model needs. Returns how many it preempted.
+  int32_t PreemptHolding(absl::FunctionRef<bool(BlockId)> given_back);
 
   // Removes a sequence in any state (waiting, running) and frees its blocks.
   // Used for finish and abort alike; status becomes kFinished.

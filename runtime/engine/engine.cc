@@ -79,30 +79,31 @@ bool Engine::GrowKv() {
   // group comes back, and the other engine asks again after this one's work
   // ends (or preempts it, when it is below its floor).
   if (a.num_groups_draining() > 0) return a.StopDraining(1) == 1;
-  if (a.num_groups_backed() >= a.max_groups()) return false;
+  const int32_t group = a.NextGroupToBack();
+  if (group < 0) return false;
   const auto bytes = static_cast<int64_t>(kv.group_bytes());
   if (!config_.kv_budget->Acquire(bytes)) return false;
-  if (absl::Status s = kv.BackGroup(a.num_groups_backed()); !s.ok()) {
+  if (absl::Status s = kv.BackGroup(group); !s.ok()) {
     config_.kv_budget->Release(bytes);
     std::fprintf(stderr, "cohost engine: %s\n", std::string(s.message()).c_str());
     return false;
   }
-  a.AddGroup();
+  a.AddGroup(group);
   return true;
 }
 
 int64_t Engine::ReturnDrainedKv() {
   BlockAllocator& a = impl_->kv_manager.mutable_allocator();
   KvCache& kv = *impl_->kv_cache;
-  const int32_t taken = a.TakeDrainedGroups();
-  for (int32_t i = 0; i < taken; ++i) {
-    if (absl::Status s = kv.UnbackGroup(kv.num_groups_backed() - 1); !s.ok()) {
+  const std::vector<int32_t> taken = a.TakeDrainedGroups();
+  for (int32_t group : taken) {
+    if (absl::Status s = kv.UnbackGroup(group); !s.ok()) {
       // The allocator no longer uses the group; its memory is the backend's to
       // account for now. Said, and released from the budget all the same.
       std::fprintf(stderr, "cohost engine: %s\n", std::string(s.message()).c_str());
     }
   }
-  const int64_t bytes = int64_t{taken} * static_cast<int64_t>(kv.group_bytes());
+  const int64_t bytes = static_cast<int64_t>(taken.size()) * static_cast<int64_t>(kv.group_bytes());
   if (bytes > 0) config_.kv_budget->Release(bytes);
   return bytes;
 }
@@ -118,7 +119,8 @@ int64_t Engine::ReclaimKv(int64_t wanted, int64_t most, bool preempt) {
   if (more > 0) a.StartDraining(static_cast<int32_t>(more));
   released += ReturnDrainedKv();
   if (preempt && released < wanted && a.num_groups_draining() > 0) {
-    impl_->step_scheduler.PreemptHolding(a.active_end());
+    impl_->step_scheduler.PreemptHolding(
+        [&a](BlockId b) { return a.IsDrainingGroup(a.GroupOf(b)); });
     released += ReturnDrainedKv();
   }
   return released;

@@ -87,6 +87,7 @@ absl::StatusOr<std::unique_ptr<KvCache>> KvCache::Create(kernels::Backend* backe
   kv->dtype_ = dtype;
   kv->group_blocks_ = group_blocks;
   kv->num_groups_ = static_cast<int32_t>(num_groups);
+  kv->backed_.assign(kv->num_groups_, false);
   kv->group_array_bytes_ = static_cast<size_t>(group_blocks) * block;
   kv->array_bytes_ = rows * block;
   for (int32_t l = 0; l < config.num_layers; ++l) {
@@ -107,8 +108,8 @@ absl::StatusOr<std::unique_ptr<KvCache>> KvCache::Create(kernels::Backend* backe
 }
 
 KvCache::~KvCache() {
-  while (groups_backed_ > 0) {
-    if (!UnbackGroup(groups_backed_ - 1).ok()) break;  // nowhere to report; release anyway
+  for (int32_t g = 0; g < num_groups_; ++g) {
+    if (backed_[g]) UnbackGroup(g).IgnoreError();  // nowhere to report; released anyway
   }
   for (const std::vector<void*>* arrays : {&k_, &v_}) {
     for (void* base : *arrays) backend_->ReleaseAddressSpace(base, array_bytes_);
@@ -116,9 +117,10 @@ KvCache::~KvCache() {
 }
 
 absl::Status KvCache::BackGroup(int32_t group) {
-  if (group != groups_backed_ || group >= num_groups_) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "kv cache: backing group %d with %d of %d backed", group, groups_backed_, num_groups_));
+  if (group < 0 || group >= num_groups_ || backed_[group]) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("kv cache: backing group %d, which is %s", group,
+                        group < 0 || group >= num_groups_ ? "out of range" : "backed"));
   }
   const size_t offset = static_cast<size_t>(group) * group_array_bytes_;
   // All arrays or none: a failure unbacks what this call backed.
@@ -135,14 +137,15 @@ absl::Status KvCache::BackGroup(int32_t group) {
       done.push_back(at);
     }
   }
+  backed_[group] = true;
   ++groups_backed_;
   return absl::OkStatus();
 }
 
 absl::Status KvCache::UnbackGroup(int32_t group) {
-  if (group != groups_backed_ - 1) {
+  if (group < 0 || group >= num_groups_ || !backed_[group]) {
     return absl::InvalidArgumentError(
-        absl::StrFormat("kv cache: unbacking group %d with %d backed", group, groups_backed_));
+        absl::StrFormat("kv cache: unbacking group %d, which is not backed", group));
   }
   const size_t offset = static_cast<size_t>(group) * group_array_bytes_;
   absl::Status result;
@@ -151,6 +154,7 @@ absl::Status KvCache::UnbackGroup(int32_t group) {
       result.Update(backend_->UnbackRange(static_cast<char*>(base) + offset, group_array_bytes_));
     }
   }
+  backed_[group] = false;
   --groups_backed_;
   return result;
 }

@@ -46,8 +46,8 @@ class KvCache {
   KvCache& operator=(const KvCache&) = delete;
 
   // Backs group g (the backend's RESOURCE_EXHAUSTED when it has no memory;
-  // nothing changes then) or unbacks it. Groups are backed and unbacked as the
-  // BlockAllocator grows and shrinks: a prefix [0, n).
+  // nothing changes then) or unbacks it, in any order, as the BlockAllocator's
+  // groups are added and drained.
   absl::Status BackGroup(int32_t group);
   absl::Status UnbackGroup(int32_t group);
 
@@ -59,6 +59,7 @@ class KvCache {
   int32_t group_blocks() const { return group_blocks_; }
   int32_t num_groups() const { return num_groups_; }
   int32_t num_groups_backed() const { return groups_backed_; }
+  bool IsBacked(int32_t group) const { return backed_[group]; }
   // Memory one group takes, all layers, K and V.
   size_t group_bytes() const { return 2 * k_.size() * group_array_bytes_; }
 
@@ -70,6 +71,7 @@ class KvCache {
   size_t group_array_bytes_ = 0;  // one group's share of one array
   int32_t num_blocks_ = 0, block_size_ = 0, num_kv_heads_ = 0, head_dim_ = 0;
   int32_t group_blocks_ = 0, num_groups_ = 0, groups_backed_ = 0;
+  std::vector<bool> backed_;  // [num_groups]
   kernels::DType dtype_ = kernels::DType::kF32;
 };
 

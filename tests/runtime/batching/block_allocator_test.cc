@@ -102,21 +102,51 @@ TEST(BlockAllocatorTest, RefcountsShareABlockUntilTheLastRelease) {
 
 TEST(BlockAllocatorTest, AcquiringAFreeCachedBlockTakesItOffTheFreeList) {
   BlockAllocator a(5, 4, true);
-  auto blocks = a.Allocate(3);
+  auto blocks = a.Allocate(4);
   ASSERT_TRUE(blocks.has_value());
-  const BlockHash h = BlockAllocator::HashBlock(0, {7, 7, 7, 7}, 0);
-  a.Cache(2, h);
-  a.Release({3, 2, 1});
+  const BlockHash h1 = BlockAllocator::HashBlock(0, {1, 1, 1, 1}, 0);
+  const BlockHash h2 = BlockAllocator::HashBlock(h1, {2, 2, 2, 2}, 0);
+  const BlockHash h3 = BlockAllocator::HashBlock(h2, {3, 3, 3, 3}, 0);
+  a.Cache(1, h1);
+  a.Cache(2, h2);
+  a.Cache(3, h3);
+  a.Release({3, 2, 1, 4});
+  // The empty block first, then the cached ones in the order freed.
   EXPECT_THAT(a.FreeBlocksInEvictionOrder(), ElementsAre(4, 3, 2, 1));
-  a.Acquire(a.LookupPrefix({h}));
+  a.Acquire(a.LookupPrefix({h2}));
   EXPECT_EQ(a.RefCount(2), 1);
   EXPECT_THAT(a.FreeBlocksInEvictionOrder(), ElementsAre(4, 3, 1));  // removed from the middle
-  EXPECT_EQ(a.Stats().num_cached_free, 0);
-  auto fresh = a.Allocate(3);
+  EXPECT_EQ(a.Stats().num_cached_free, 2);
+  auto fresh = a.Allocate(2);
   ASSERT_TRUE(fresh.has_value());
-  EXPECT_THAT(*fresh, ElementsAre(4, 3, 1));
-  EXPECT_EQ(a.Stats().evictions, 0);  // the cached block was in use, not evicted
-  EXPECT_THAT(a.LookupPrefix({h}), ElementsAre(2));
+  EXPECT_THAT(*fresh, ElementsAre(4, 3));
+  EXPECT_EQ(a.Stats().evictions, 1) << "3 went; 2 was in use, 1 was freed later";
+  EXPECT_THAT(a.LookupPrefix({h2}), ElementsAre(2));
+  EXPECT_THAT(a.LookupPrefix({h1}), ElementsAre(1));
+  EXPECT_TRUE(a.Validate().ok()) << a.Validate();
+}
+
+// Cached content is overwritten only when no empty block is left: an empty
+// block freed after a cached one is still handed out first.
+TEST(BlockAllocatorTest, EmptyBlocksAreHandedOutBeforeCachedOnesAreEvicted) {
+  BlockAllocator a(5, 4, true);
+  auto blocks = a.Allocate(2);
+  ASSERT_TRUE(blocks.has_value());
+  const BlockHash h = BlockAllocator::HashBlock(0, {7, 7, 7, 7}, 0);
+  a.Cache(1, h);
+  a.Release({1});
+  a.Release({2});
+  EXPECT_THAT(a.FreeBlocksInEvictionOrder(), ElementsAre(3, 4, 2, 1));
+  auto three = a.Allocate(3);
+  ASSERT_TRUE(three.has_value());
+  EXPECT_THAT(*three, ElementsAre(3, 4, 2));
+  EXPECT_EQ(a.Stats().evictions, 0);
+  EXPECT_THAT(a.LookupPrefix({h}), ElementsAre(1));
+  auto last = a.Allocate(1);
+  ASSERT_TRUE(last.has_value());
+  EXPECT_THAT(*last, ElementsAre(1));
+  EXPECT_EQ(a.Stats().evictions, 1);
+  EXPECT_THAT(a.LookupPrefix({h}), ::testing::IsEmpty());
   EXPECT_TRUE(a.Validate().ok()) << a.Validate();
 }
 
@@ -301,7 +331,10 @@ TEST(BlockAllocatorTest, RandomizedOperationsKeepInvariants) {
       } else {
         ASSERT_TRUE(got.has_value());
         ASSERT_EQ(static_cast<int>(got->size()), n);
-        EXPECT_TRUE(std::equal(got->begin(), got->end(), order.begin()));  // LRU head first
+        EXPECT_TRUE(std::equal(got->begin(), got->end(), order.begin()));  // in that order
+        // Only what the empty blocks could not cover is evicted.
+        EXPECT_EQ(cached_free_before - a.Stats().num_cached_free,
+                  std::max(0, n - (free_before - cached_free_before)));
         for (BlockId b : *got) {
           ASSERT_EQ(model_ref[b], 0);
           model_ref[b] = 1;
@@ -313,15 +346,24 @@ TEST(BlockAllocatorTest, RandomizedOperationsKeepInvariants) {
       const size_t i = rand(0, static_cast<int>(holders.size()) - 1);
       std::vector<BlockId> blocks = holders[i];
       std::shuffle(blocks.begin(), blocks.end(), rng);
-      std::vector<BlockId> expect_tail;
+      // Each block freed joins the tail of its list: the cached list (the
+      // end of the order) or the empty one (the end of the empty blocks).
+      std::vector<BlockId> freed_empty, freed_cached;
       for (BlockId b : blocks) {
-        if (--model_ref[b] == 0) expect_tail.push_back(b);
+        if (--model_ref[b] == 0) {
+          (a.CachedHashOf(b).has_value() ? freed_cached : freed_empty).push_back(b);
+        }
       }
       a.Release(blocks);
       const std::vector<BlockId> order = a.FreeBlocksInEvictionOrder();
-      ASSERT_GE(order.size(), expect_tail.size());
-      EXPECT_TRUE(std::equal(expect_tail.begin(), expect_tail.end(),
-                             order.end() - static_cast<std::ptrdiff_t>(expect_tail.size())));
+      const auto empty_end =
+          order.begin() + (a.num_free() - a.Stats().num_cached_free);
+      ASSERT_GE(empty_end - order.begin(), static_cast<std::ptrdiff_t>(freed_empty.size()));
+      ASSERT_GE(order.end() - empty_end, static_cast<std::ptrdiff_t>(freed_cached.size()));
+      EXPECT_TRUE(std::equal(freed_empty.begin(), freed_empty.end(),
+                             empty_end - static_cast<std::ptrdiff_t>(freed_empty.size())));
+      EXPECT_TRUE(std::equal(freed_cached.begin(), freed_cached.end(),
+                             order.end() - static_cast<std::ptrdiff_t>(freed_cached.size())));
       holders.erase(holders.begin() + static_cast<std::ptrdiff_t>(i));
     } else if (op <= 7 && !holders.empty()) {  // cache a held block under a new hash
       const auto& h = holders[rand(0, static_cast<int>(holders.size()) - 1)];

@@ -1,6 +1,7 @@
-// BlockAllocator's groups: growing a group at a time, draining the top groups
-// (nothing new placed there, their prefix-cache entries dropped), taking the
-// drained ones back, and a randomized test of the invariants under all of it.
+// BlockAllocator's groups: growing a group at a time, draining the groups that
+// hold the fewest blocks (nothing new placed there, their prefix-cache entries
+// dropped), taking each drained one back on its own, and a randomized test of
+// the invariants under all of it.
 
 #include <algorithm>
 #include <random>
@@ -15,6 +16,12 @@ namespace cohost::runtime {
 namespace {
 
 using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+
+void Grow(BlockAllocator& a) {
+  ASSERT_GE(a.NextGroupToBack(), 0);
+  a.AddGroup(a.NextGroupToBack());
+}
 
 TEST(BlockGroupsTest, GrowsAGroupAtATime) {
   // 3 groups of 4 blocks; only group 0 (blocks 0-3, 0 the null block) backed.
@@ -24,11 +31,11 @@ TEST(BlockGroupsTest, GrowsAGroupAtATime) {
   EXPECT_EQ(a.num_usable(), 3);
   EXPECT_THAT(a.FreeBlocksInEvictionOrder(), ElementsAre(1, 2, 3));
   EXPECT_FALSE(a.Allocate(4).has_value());
-  a.AddGroup();
+  Grow(a);
   EXPECT_EQ(a.num_groups_backed(), 2);
   EXPECT_EQ(a.num_usable(), 7);
   EXPECT_THAT(a.FreeBlocksInEvictionOrder(), ElementsAre(1, 2, 3, 4, 5, 6, 7));
-  a.AddGroup();
+  Grow(a);
   EXPECT_EQ(a.num_usable(), 11);
   EXPECT_TRUE(a.Validate().ok()) << a.Validate();
 }
@@ -37,7 +44,7 @@ TEST(BlockGroupsTest, StartingEmptyTheFirstGroupStillKeepsTheNullBlockOut) {
   BlockAllocator a(/*num_blocks=*/8, 2, true, /*group_blocks=*/4, /*initial_groups=*/0);
   EXPECT_EQ(a.num_usable(), 0);
   EXPECT_FALSE(a.Allocate(1).has_value());
-  a.AddGroup();
+  Grow(a);
   EXPECT_THAT(a.FreeBlocksInEvictionOrder(), ElementsAre(1, 2, 3));
   EXPECT_TRUE(a.Validate().ok()) << a.Validate();
 }
@@ -45,8 +52,8 @@ TEST(BlockGroupsTest, StartingEmptyTheFirstGroupStillKeepsTheNullBlockOut) {
 TEST(BlockGroupsTest, ALastGroupMayBeShort) {
   BlockAllocator a(/*num_blocks=*/10, 2, true, /*group_blocks=*/4, 1);
   EXPECT_EQ(a.max_groups(), 3);
-  a.AddGroup();
-  a.AddGroup();
+  Grow(a);
+  Grow(a);
   EXPECT_EQ(a.num_usable(), 9) << "group 2 holds blocks 8 and 9 only";
   EXPECT_TRUE(a.Validate().ok()) << a.Validate();
 }
@@ -66,14 +73,15 @@ TEST(BlockGroupsTest, DrainingTakesFreeAndCachedBlocksOutAndWaitsForHeldOnes) {
   EXPECT_EQ(a.num_free(), 9);
   EXPECT_EQ(a.Stats().num_cached_free, 2);
 
-  EXPECT_EQ(a.StartDraining(1), 1);  // group 2: blocks 8-11
+  EXPECT_EQ(a.StartDraining(1), 1);  // groups 1 and 2 hold one block each: the higher, 8-11
   EXPECT_EQ(a.num_groups_draining(), 1);
-  EXPECT_EQ(a.active_end(), 8);
+  EXPECT_TRUE(a.IsDrainingGroup(2));
+  EXPECT_EQ(a.num_usable(), 7);
   EXPECT_EQ(a.num_free(), 6) << "8, 9 and 11 left the free list";
   EXPECT_EQ(a.Stats().num_cached_free, 1) << "9's cache entry is gone, 5's stays";
   EXPECT_FALSE(a.CachedHashOf(9).has_value());
   EXPECT_THAT(a.LookupPrefix(std::vector<BlockHash>{0x99}), ::testing::IsEmpty());
-  EXPECT_EQ(a.TakeDrainedGroups(), 0) << "10 is still held";
+  EXPECT_THAT(a.TakeDrainedGroups(), IsEmpty()) << "10 is still held";
 
   // Nothing new is placed on a draining group.
   auto six = a.Allocate(6);
@@ -87,11 +95,12 @@ TEST(BlockGroupsTest, DrainingTakesFreeAndCachedBlocksOutAndWaitsForHeldOnes) {
   EXPECT_EQ(a.num_free(), 6);
   EXPECT_TRUE(a.Validate().ok()) << a.Validate();
 
-  EXPECT_EQ(a.TakeDrainedGroups(), 1);
+  EXPECT_THAT(a.TakeDrainedGroups(), ElementsAre(2));
   EXPECT_EQ(a.num_groups_backed(), 2);
   EXPECT_EQ(a.num_groups_draining(), 0);
   EXPECT_TRUE(a.Validate().ok()) << a.Validate();
-  a.AddGroup();  // and it can come back
+  EXPECT_EQ(a.NextGroupToBack(), 2);
+  Grow(a);  // and it can come back
   EXPECT_EQ(a.num_usable(), 11);
   EXPECT_TRUE(a.Validate().ok()) << a.Validate();
 }
@@ -104,27 +113,93 @@ TEST(BlockGroupsTest, StopDrainingPutsTheGroupBack) {
   EXPECT_EQ(a.num_usable(), 7) << "the lowest draining group came back";
   EXPECT_EQ(a.num_free(), 7);
   EXPECT_TRUE(a.Validate().ok()) << a.Validate();
-  EXPECT_EQ(a.TakeDrainedGroups(), 1) << "group 2 held nothing";
+  EXPECT_THAT(a.TakeDrainedGroups(), ElementsAre(2)) << "group 2 held nothing";
   EXPECT_EQ(a.num_groups_backed(), 2);
   EXPECT_TRUE(a.Validate().ok()) << a.Validate();
 }
 
-TEST(BlockGroupsTest, OnlyTheTopGroupsAreTakenInOrder) {
+TEST(BlockGroupsTest, EachDrainedGroupIsTakenOnItsOwn) {
   BlockAllocator a(12, 2, true, 4, 3);
   auto blocks = a.Allocate(11);
   ASSERT_TRUE(blocks.has_value());
   ASSERT_EQ(a.StartDraining(2), 2);  // groups 1 and 2
-  // Free all of group 1 but keep block 9 of group 2: neither can go, because
-  // backed groups stay a prefix [0, n).
+  // Free all of group 1 but keep block 9 of group 2: group 1 goes now.
   std::vector<BlockId> release;
   for (BlockId b : *blocks) {
     if (b != 9) release.push_back(b);
   }
   a.Release(release);
-  EXPECT_EQ(a.TakeDrainedGroups(), 0);
+  EXPECT_THAT(a.TakeDrainedGroups(), ElementsAre(1));
+  EXPECT_EQ(a.num_groups_backed(), 2);
+  EXPECT_TRUE(a.Validate().ok()) << a.Validate();
+  EXPECT_EQ(a.NextGroupToBack(), 1) << "the hole is backed first";
   a.Release(std::vector<BlockId>{9});
-  EXPECT_EQ(a.TakeDrainedGroups(), 2);
+  EXPECT_THAT(a.TakeDrainedGroups(), ElementsAre(2));
   EXPECT_EQ(a.num_groups_backed(), 1);
+  EXPECT_TRUE(a.Validate().ok()) << a.Validate();
+}
+
+// What makes the choice page-aware: the group that can be given back soonest
+// drains, whatever its place, and the one furthest from it is the first to
+// come back.
+TEST(BlockGroupsTest, TheGroupsHoldingTheFewestBlocksDrainFirst) {
+  // 4 groups of 4: group 1 holds one block, group 2 three, group 3 two.
+  BlockAllocator a(16, 2, true, 4, 4);
+  auto all = a.Allocate(15);
+  ASSERT_TRUE(all.has_value());
+  std::vector<BlockId> release;
+  for (BlockId b : *all) {
+    if (b != 5 && b != 8 && b != 9 && b != 10 && b != 12 && b != 13) release.push_back(b);
+  }
+  a.Release(release);
+  EXPECT_EQ(a.HeldInGroup(1), 1);
+  EXPECT_EQ(a.HeldInGroup(2), 3);
+  EXPECT_EQ(a.HeldInGroup(3), 2);
+
+  ASSERT_EQ(a.StartDraining(1), 1);
+  EXPECT_TRUE(a.IsDrainingGroup(1)) << "not the top group: it holds more";
+  ASSERT_EQ(a.StartDraining(1), 1);
+  EXPECT_TRUE(a.IsDrainingGroup(3));
+  EXPECT_TRUE(a.IsActiveGroup(2));
+  a.Release(std::vector<BlockId>{5});
+  EXPECT_THAT(a.TakeDrainedGroups(), ElementsAre(1)) << "given back while 3 still waits";
+  EXPECT_EQ(a.StopDraining(1), 1);
+  EXPECT_TRUE(a.IsActiveGroup(3));
+  EXPECT_TRUE(a.Validate().ok()) << a.Validate();
+
+  // Equal holdings: the higher group drains, the lower one comes back.
+  a.Release(std::vector<BlockId>{8, 9, 10, 12, 13});
+  ASSERT_EQ(a.StartDraining(2), 2);
+  EXPECT_TRUE(a.IsDrainingGroup(3));
+  EXPECT_TRUE(a.IsDrainingGroup(2));
+  ASSERT_EQ(a.StopDraining(1), 1);
+  EXPECT_TRUE(a.IsActiveGroup(2));
+  EXPECT_THAT(a.TakeDrainedGroups(), ElementsAre(3));
+  EXPECT_TRUE(a.Validate().ok()) << a.Validate();
+}
+
+// The other half of it: new blocks go to group 0 (never given back), then to
+// the group already holding the most, so the emptiest stay empty, ready to go
+// back without waiting for anyone.
+TEST(BlockGroupsTest, NewBlocksPackOntoTheFullestGroup) {
+  BlockAllocator a(12, 2, true, 4, 3);  // groups 0 (1-3), 1 (4-7), 2 (8-11)
+  auto all = a.Allocate(11);
+  ASSERT_TRUE(all.has_value());
+  std::vector<BlockId> release;
+  for (BlockId b : *all) {
+    if (b != 5 && b != 6 && b != 9) release.push_back(b);
+  }
+  a.Release(release);  // group 1 holds two blocks, group 2 one, group 0 none
+  EXPECT_THAT(a.FreeBlocksInEvictionOrder(), ElementsAre(1, 2, 3, 4, 7, 8, 10, 11));
+  auto three = a.Allocate(3);
+  ASSERT_TRUE(three.has_value());
+  EXPECT_THAT(*three, ElementsAre(1, 2, 3)) << "group 0 first: it is never given back";
+  auto two = a.Allocate(2);
+  ASSERT_TRUE(two.has_value());
+  EXPECT_THAT(*two, ElementsAre(4, 7)) << "then the fullest, group 1";
+  auto next = a.Allocate(1);
+  ASSERT_TRUE(next.has_value());
+  EXPECT_THAT(*next, ElementsAre(8)) << "then group 2";
   EXPECT_TRUE(a.Validate().ok()) << a.Validate();
 }
 
@@ -149,7 +224,7 @@ TEST(BlockGroupsTest, RandomizedOperationsKeepInvariants) {
           if (b.has_value()) {
             for (BlockId id : *b) {
               ASSERT_GT(id, kNullBlock);
-              ASSERT_LT(id, a.active_end()) << "seed " << seed;
+              ASSERT_TRUE(a.IsActiveGroup(a.GroupOf(id))) << "seed " << seed;
             }
             held.push_back(*b);
           }
@@ -171,7 +246,7 @@ TEST(BlockGroupsTest, RandomizedOperationsKeepInvariants) {
           break;
         case 4: {
           std::vector<BlockId> found = a.LookupPrefix(std::vector<BlockHash>{1 + rng() % 16});
-          for (BlockId b : found) ASSERT_LT(b, a.active_end()) << "seed " << seed;
+          for (BlockId b : found) ASSERT_TRUE(a.IsActiveGroup(a.GroupOf(b))) << "seed " << seed;
           if (!found.empty()) {
             a.Acquire(found);
             held.push_back(found);
@@ -179,14 +254,14 @@ TEST(BlockGroupsTest, RandomizedOperationsKeepInvariants) {
           break;
         }
         case 5:
-          if (a.num_groups_draining() > 0) {
+          if (a.num_groups_draining() > 0 && rng() % 2) {
             if (rng() % 2) {
               a.StopDraining(1);
             } else {
-              a.TakeDrainedGroups();
+              for (int32_t g : a.TakeDrainedGroups()) ASSERT_EQ(a.HeldInGroup(g), 0);
             }
-          } else if (a.num_groups_backed() < a.max_groups()) {
-            a.AddGroup();
+          } else if (a.NextGroupToBack() >= 0) {
+            Grow(a);
           }
           break;
         case 6:

@@ -45,7 +45,7 @@ TEST(KvCacheGroupsTest, GroupBlocksTileTheGranule) {
   }
 }
 
-TEST(KvCacheGroupsTest, BacksAndUnbacksAPrefixOfGroups) {
+TEST(KvCacheGroupsTest, BacksAndUnbacksGroupsInAnyOrder) {
   auto backend = kernels::MakeCpuBackend(1);
   const ModelConfig c = SmallConfig();
   auto kv = KvCache::Create(backend.get(), c, /*num_blocks=*/10, /*block_size=*/16,
@@ -55,24 +55,31 @@ TEST(KvCacheGroupsTest, BacksAndUnbacksAPrefixOfGroups) {
   EXPECT_EQ((*kv)->num_groups_backed(), 1);
   EXPECT_EQ((*kv)->group_bytes(), size_t{4} * KvCache::BytesPerBlock(c, kernels::DType::kF32, 16));
 
-  EXPECT_EQ((*kv)->BackGroup(2).code(), absl::StatusCode::kInvalidArgument) << "not the next";
+  EXPECT_EQ((*kv)->BackGroup(0).code(), absl::StatusCode::kInvalidArgument) << "already backed";
+  ASSERT_TRUE((*kv)->BackGroup(2).ok()) << "past a hole";
   ASSERT_TRUE((*kv)->BackGroup(1).ok());
-  // Write into block 5 (group 1) of every array, then give the group back:
-  // the CPU hands back zeros.
+  // Write into block 5 (group 1) and block 9 (group 2) of every array, then
+  // give group 1 back: the CPU hands back zeros there, and group 2 keeps its
+  // bytes.
   const size_t block_bytes = 16 * 3 * 64 * 4;
   for (int32_t l = 0; l < 2; ++l) {
     for (void* base : {(*kv)->Layer(l).k, (*kv)->Layer(l).v}) {
       std::memset(static_cast<char*>(base) + 5 * block_bytes, 0x5a, block_bytes);
+      std::memset(static_cast<char*>(base) + 9 * block_bytes, 0x5b, block_bytes);
     }
   }
-  EXPECT_EQ((*kv)->UnbackGroup(0).code(), absl::StatusCode::kInvalidArgument) << "not the top";
   ASSERT_TRUE((*kv)->UnbackGroup(1).ok());
-  EXPECT_EQ((*kv)->num_groups_backed(), 1);
+  EXPECT_EQ((*kv)->UnbackGroup(1).code(), absl::StatusCode::kInvalidArgument) << "not backed";
+  EXPECT_EQ((*kv)->num_groups_backed(), 2);
+  EXPECT_FALSE((*kv)->IsBacked(1));
   const auto* k5 = static_cast<const unsigned char*>((*kv)->Layer(1).k) + 5 * block_bytes;
   for (size_t i = 0; i < block_bytes; i += 512) EXPECT_EQ(k5[i], 0) << i;
+  const auto* v9 = static_cast<const unsigned char*>((*kv)->Layer(1).v) + 9 * block_bytes;
+  for (size_t i = 0; i < block_bytes; i += 512) EXPECT_EQ(v9[i], 0x5b) << i;
   ASSERT_TRUE((*kv)->BackGroup(1).ok());
-  ASSERT_TRUE((*kv)->BackGroup(2).ok());
   EXPECT_EQ((*kv)->BackGroup(3).code(), absl::StatusCode::kInvalidArgument) << "past the end";
+  EXPECT_EQ((*kv)->BackGroup(-1).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ((*kv)->num_groups_backed(), 3);
 }
 
 TEST(KvCacheGroupsTest, RefusesGeometryTheBackendCannotBack) {

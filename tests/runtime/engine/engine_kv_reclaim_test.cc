@@ -1,0 +1,114 @@
+// An engine on a shared KV pool gives memory back by whole groups, and picks
+// the groups it can give back soonest: an empty group goes at once even while
+// a group above it is held, without preempting anyone.
+
+#include <memory>
+#include <vector>
+
+#include "cohost/kernels/backend.h"
+#include "gtest/gtest.h"
+#include "runtime/engine/engine.h"
+#include "runtime/model/kv_cache.h"
+#include "runtime/model/model.h"
+#include "runtime/tokenizer/tokenizer.h"
+#include "tests/support/collecting_sink.h"
+#include "tests/support/requests.h"
+#include "tests/support/tiny_model.h"
+
+namespace cohost::runtime {
+namespace {
+
+// A device budget of its own: grants up to `limit` bytes.
+class CountingBudget : public KvBudget {
+ public:
+  explicit CountingBudget(int64_t limit) : limit_(limit) {}
+  bool Acquire(int64_t bytes) override {
+    if (held_ + bytes > limit_) return false;
+    held_ += bytes;
+    return true;
+  }
+  void Release(int64_t bytes) override { held_ -= bytes; }
+  int64_t held() const { return held_; }
+
+ private:
+  int64_t limit_;
+  int64_t held_ = 0;
+};
+
+class EngineKvReclaimTest : public ::testing::Test {
+ protected:
+  static constexpr int32_t kBlock = 4;
+
+  void SetUp() override {
+    backend_ = kernels::MakeCpuBackend(1);
+    model_ = Model::Create(testing::MakeTinyModelFile(), backend_.get()).value();
+    tokenizer_ = Tokenizer::Create(testing::MakeByteTokenizerSpec()).value();
+    const ModelConfig& c = model_->config();
+    const kernels::DType dtype = backend_->kv_dtype();
+    group_blocks_ = KvCache::GroupBlocks(c, dtype, kBlock, backend_->vm_granularity(), 0);
+    group_bytes_ = int64_t{group_blocks_} *
+                   static_cast<int64_t>(KvCache::BytesPerBlock(c, dtype, kBlock));
+  }
+
+  EngineConfig Config(KvBudget* budget, int64_t groups) const {
+    EngineConfig c;
+    c.block_size = kBlock;
+    c.kv_cache_bytes = groups * group_bytes_;
+    c.kv_group_min_bytes = 0;  // the smallest group the backend can back
+    c.kv_budget = budget;
+    c.step_scheduler.max_num_seqs = 4;
+    c.step_scheduler.max_tokens_per_step = 256;
+    c.step_scheduler.max_prefill_chunk = 256;
+    return c;
+  }
+
+  std::vector<int32_t> Reference(const GenerateRequest& r) {
+    EngineConfig c;
+    c.block_size = kBlock;
+    c.num_kv_blocks = 128;
+    auto e = Engine::Create(model_.get(), tokenizer_.get(), c).value();
+    auto sink = std::make_shared<cohost::testing::CollectingSink>();
+    EXPECT_TRUE(e->Submit(r, sink).ok());
+    while (e->Step().value()) {
+    }
+    return sink->ids();
+  }
+
+  std::unique_ptr<kernels::Backend> backend_;
+  std::unique_ptr<Model> model_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  int32_t group_blocks_ = 0;
+  int64_t group_bytes_ = 0;
+};
+
+TEST_F(EngineKvReclaimTest, AnEmptyGroupGoesAtOnceWhileAHigherOneIsHeld) {
+  CountingBudget budget(int64_t{1} << 40);
+  auto engine = Engine::Create(model_.get(), tokenizer_.get(), Config(&budget, 8)).value();
+  // `wide` spans more than two groups (0, 1 and part of 2); `narrow`, admitted
+  // after it in the same step, takes its blocks after wide's, in the top group.
+  const int32_t wide_tokens = 2 * group_blocks_ * kBlock + 2 * kBlock;
+  ASSERT_LE(wide_tokens + 8, model_->config().max_position_embeddings);
+  auto wide = std::make_shared<cohost::testing::CollectingSink>();
+  auto narrow = std::make_shared<cohost::testing::CollectingSink>();
+  const GenerateRequest narrow_request = cohost::testing::RandomGreedyRequest(8, 24, 2);
+  ASSERT_TRUE(engine->Submit(cohost::testing::RandomGreedyRequest(wide_tokens, 1, 1), wide).ok());
+  ASSERT_TRUE(engine->Submit(narrow_request, narrow).ok());
+  while (!wide->finished()) ASSERT_TRUE(engine->Step().value());
+  ASSERT_FALSE(narrow->finished());
+  ASSERT_EQ(budget.held(), 3 * group_bytes_);
+
+  // Group 1 holds nothing now; group 2 holds narrow's blocks. Group 1 goes,
+  // at once and without preempting, though it is not the top group.
+  EXPECT_EQ(engine->ReclaimKv(group_bytes_, group_bytes_, /*preempt=*/false), group_bytes_);
+  EXPECT_EQ(budget.held(), 2 * group_bytes_);
+  EXPECT_EQ(engine->Stats().num_preemptions, 0);
+
+  while (engine->Step().value()) {
+  }
+  ASSERT_TRUE(narrow->finished());
+  EXPECT_EQ(narrow->ids(), Reference(narrow_request));
+  EXPECT_EQ(engine->Stats().num_preemptions, 0);
+}
+
+}  // namespace
+}  // namespace cohost::runtime
