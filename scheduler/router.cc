@@ -369,22 +369,24 @@ void Router::Rehome(const std::shared_ptr<ServedModel>& model, const ExpectedByt
   absl::StatusOr<Placement> stay = PlaceModel(absl::MakeConstSpan(&rooms[here], 1), demand, now);
   // Weights parked in host memory come back only where they were made.
   if (stay.ok() && (stay->evict.empty() || model->status().offloaded_bytes > 0)) return;
-  std::vector<DeviceRoom> others;
-  std::vector<size_t> index;  // others[k] is devices_[index[k]]
+  // Every device, this one first: placement takes a device with room, else
+  // the one where evicting frees the fewest bytes, and on a tie this one.
+  std::vector<DeviceRoom> ordered{rooms[here]};
+  std::vector<size_t> index{here};  // ordered[k] is devices_[index[k]]
   for (size_t i = 0; i < rooms.size(); ++i) {
     if (i == here) continue;
-    others.push_back(rooms[i]);
+    ordered.push_back(rooms[i]);
     index.push_back(i);
   }
-  absl::StatusOr<Placement> there = PlaceModel(others, demand, now);
-  if (!there.ok() || !there->evict.empty()) return;
-  const std::shared_ptr<Device>& target = devices_[index[there->device]];
+  absl::StatusOr<Placement> best = PlaceModel(ordered, demand, now);
+  if (!best.ok() || best->device == 0) return;
+  const std::shared_ptr<Device>& target = devices_[index[best->device]];
   absl::StatusOr<std::unique_ptr<KvPool::Account>> account = JoinPool(*target, model->spec());
   if (!account.ok() || !model->MoveTo(target, *std::move(account)).ok()) return;
   std::lock_guard<std::mutex> lock(mu_);
   homes_[model->name()] =
-      absl::StrFormat("moved from %s when it reloaded, where it did not fit without evicting: %s",
-                      current.id, there->why);
+      absl::StrFormat("moved from %s when it reloaded, where it %s: %s", current.id,
+                      stay.ok() ? "fit only by evicting more" : "did not fit", best->why);
 }
 
 absl::Status Router::UnloadModel(const std::string& name) {

@@ -215,9 +215,10 @@ class Router {
                                   const Device& device) const;
   // Before a load, where the model is not pinned and its device cannot take
   // `expected` without evicting (or cannot at all, when its weights are parked
-  // there): moves it (ServedModel::MoveTo) to the device placement picks
-  // among the others, if one can take it without evicting. Nothing changes
-  // where none can, or its pool cannot take the model's floor.
+  // there): moves it (ServedModel::MoveTo) to the device placement picks over
+  // all of them, its own first: one with room, else the one where evicting
+  // frees the fewest bytes, its own on a tie. Nothing changes where it stays,
+  // where it fits nowhere, or where the new pool cannot take the model's floor.
   void Rehome(const std::shared_ptr<ServedModel>& model, const ExpectedBytes& expected);
   // Reserves the expected footprint on the model's device, evicting as
   // PickEvictions says; RESOURCE_EXHAUSTED saying why when it cannot.

@@ -172,6 +172,39 @@ TEST_F(LifecycleTest, AnEvictedModelReloadsOnAnotherDeviceThatHasRoom) {
   }
 }
 
+// When every device would have to evict, the model goes where evicting is
+// possible and cheapest: its own device holds a model within its keep-alive,
+// the other an idle one past it, so it reloads there by evicting that one.
+TEST_F(LifecycleTest, WhenEveryDeviceMustEvictAModelReloadsWhereItCan) {
+  MakeRouter(/*models=*/1, /*devices=*/2);
+  ASSERT_TRUE(router_->AddModel(Spec("a")).ok());
+  ASSERT_TRUE(router_->AddModel(Spec("b")).ok());
+  ASSERT_EQ(DeviceOf("a"), "cpu:0");
+  ASSERT_EQ(DeviceOf("b"), "cpu:1");
+  const std::vector<int32_t> want = Run("a", 8)->ids();
+  Run("b");
+  ModelSpec pinned = Spec("pinned", LoadPolicy::kLazy, seconds(3600));
+  pinned.device = "cpu:0";
+  ASSERT_TRUE(router_->AddModel(pinned).ok());
+  EXPECT_EQ(Run("pinned")->info().reason, FinishReason::kLength);
+  ASSERT_EQ(Status("a").state, ModelState::kEvicted);
+
+  std::shared_ptr<Collect> back = Run("a", 8);
+  EXPECT_EQ(back->info().reason, FinishReason::kLength) << back->info().status;
+  EXPECT_EQ(back->ids(), want);
+  EXPECT_EQ(DeviceOf("a"), "cpu:1");
+  EXPECT_EQ(Status("b").state, ModelState::kEvicted);
+  EXPECT_THAT(Status("b").reason, HasSubstr("\"a\""));
+  EXPECT_EQ(Status("pinned").state, ModelState::kReady) << "within its keep-alive";
+  for (const ModelSummary& m : router_->ListModels()) {
+    if (m.name == "a") EXPECT_THAT(m.placement, HasSubstr("did not fit")) << m.placement;
+  }
+  // b, idle past its keep-alive on a device that now holds a, which is past
+  // its own, reloads there at the same cost as anywhere: it stays.
+  EXPECT_EQ(Run("b")->info().reason, FinishReason::kLength);
+  EXPECT_EQ(DeviceOf("b"), "cpu:1");
+}
+
 // A model moves back and forth between two devices while another thread
 // reads where it is, what it accepts and what it holds, and lists every
 // model: each read sees one whole placement (the sanitizer runs check that
