@@ -115,8 +115,13 @@ int64_t Engine::ReclaimKv(int64_t wanted, int64_t most, bool preempt) {
   const int64_t max_groups = std::max<int64_t>(most, 0) / group;
   const int64_t want_groups = std::min(max_groups, (wanted + group - 1) / group);
   int64_t released = ReturnDrainedKv();
-  const int64_t more = want_groups - released / group - a.num_groups_draining();
-  if (more > 0) a.StartDraining(static_cast<int32_t>(more));
+  // Which groups drain is chosen again at every ask, so that the groups owed
+  // are the ones holding the fewest blocks now: one that emptied since an
+  // earlier ask goes before one still held, and none drains that is no longer
+  // owed.
+  const int64_t owed = want_groups - released / group;
+  a.StopDraining(a.num_groups_draining());
+  if (owed > 0) a.StartDraining(static_cast<int32_t>(owed));
   released += ReturnDrainedKv();
   if (preempt && released < wanted && a.num_groups_draining() > 0) {
     impl_->step_scheduler.PreemptHolding(

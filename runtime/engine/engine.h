@@ -150,10 +150,11 @@ class Engine {
 
   // With a kv_budget, on the stepping thread between steps: gives back at
   // least `wanted` bytes of KV memory if it can, never more than `most`, in
-  // whole groups. Empty groups go at once; otherwise the top groups start
-  // draining (nothing new is placed there) and go as their sequences finish,
-  // or at once when `preempt` lets it preempt (recompute) the sequences that
-  // hold them. Returns the bytes given back now (through KvBudget::Release).
+  // whole groups. The groups holding the fewest blocks drain (nothing new is
+  // placed there; the choice is made again at each call): empty ones go at
+  // once, the others as their sequences finish, or at once when `preempt`
+  // lets it preempt (recompute) the sequences that hold them. Returns the
+  // bytes given back now (through KvBudget::Release).
   int64_t ReclaimKv(int64_t wanted, int64_t most, bool preempt);
 
   // Thread-safe snapshot, updated at step boundaries.

@@ -1,6 +1,7 @@
 // An engine on a shared KV pool gives memory back by whole groups, and picks
 // the groups it can give back soonest: an empty group goes at once even while
-// a group above it is held, without preempting anyone.
+// a group above it is held, without preempting anyone, and each ask chooses
+// again.
 
 #include <memory>
 #include <vector>
@@ -103,6 +104,39 @@ TEST_F(EngineKvReclaimTest, AnEmptyGroupGoesAtOnceWhileAHigherOneIsHeld) {
   EXPECT_EQ(budget.held(), 2 * group_bytes_);
   EXPECT_EQ(engine->Stats().num_preemptions, 0);
 
+  while (engine->Step().value()) {
+  }
+  ASSERT_TRUE(narrow->finished());
+  EXPECT_EQ(narrow->ids(), Reference(narrow_request));
+  EXPECT_EQ(engine->Stats().num_preemptions, 0);
+}
+
+// Which groups drain is chosen again at each ask: a group that emptied since
+// the last ask goes at once, instead of waiting for the one chosen then.
+TEST_F(EngineKvReclaimTest, EachAskChoosesAgainSoAGroupThatEmptiedSinceGoesAtOnce) {
+  CountingBudget budget(int64_t{1} << 40);
+  auto engine = Engine::Create(model_.get(), tokenizer_.get(), Config(&budget, 8)).value();
+  // wide fills groups 0 and 1 and two blocks of group 2, with room in its last
+  // block for its second token; narrow (two blocks, room for two more tokens)
+  // follows it in group 2. Neither needs a new block for two steps.
+  const int32_t wide_tokens = 2 * group_blocks_ * kBlock + 2 * kBlock - 2;
+  auto wide = std::make_shared<cohost::testing::CollectingSink>();
+  auto narrow = std::make_shared<cohost::testing::CollectingSink>();
+  const GenerateRequest narrow_request = cohost::testing::RandomGreedyRequest(6, 24, 4);
+  ASSERT_TRUE(engine->Submit(cohost::testing::RandomGreedyRequest(wide_tokens, 2, 3), wide).ok());
+  ASSERT_TRUE(engine->Submit(narrow_request, narrow).ok());
+  ASSERT_TRUE(engine->Step().value());
+  ASSERT_EQ(budget.held(), 3 * group_bytes_);
+
+  // Group 2 holds fewer blocks than group 1: it drains, and cannot go yet.
+  EXPECT_EQ(engine->ReclaimKv(group_bytes_, group_bytes_, /*preempt=*/false), 0);
+  ASSERT_TRUE(engine->Step().value());
+  ASSERT_TRUE(wide->finished());
+  EXPECT_EQ(budget.held(), 3 * group_bytes_) << "narrow still holds the draining group";
+
+  // Group 1 emptied: asked again, the engine gives it instead.
+  EXPECT_EQ(engine->ReclaimKv(group_bytes_, group_bytes_, /*preempt=*/false), group_bytes_);
+  EXPECT_EQ(budget.held(), 2 * group_bytes_);
   while (engine->Step().value()) {
   }
   ASSERT_TRUE(narrow->finished());
