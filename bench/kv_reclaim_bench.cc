@@ -150,8 +150,8 @@ int Run(int32_t steps, int32_t max_in_flight, int32_t ask_every) {
   }
   const EngineStats s = e->Stats();
   std::printf("pool %lld bytes (%lld tokens), groups of %lld bytes (%lld tokens)\n",
-              static_cast<long long>(pool), static_cast<long long>(pool / block_bytes * kBlock),
-              static_cast<long long>(group), static_cast<long long>(group / block_bytes * kBlock));
+              static_cast<long long>(pool), static_cast<long long>(pool / block_bytes) * kBlock,
+              static_cast<long long>(group), static_cast<long long>(group / block_bytes) * kBlock);
   std::printf("steps %d, %d then %d in flight, requests submitted %d, finished %d\n", steps,
               max_in_flight, std::max(1, max_in_flight / 4), submitted, finished);
   std::printf("asks %d: given at once %d, later %d (mean wait %.1f steps), never %d\n", asks,
@@ -161,10 +161,9 @@ int Run(int32_t steps, int32_t max_in_flight, int32_t ask_every) {
   std::printf("prefix cache: %lld of %lld blocks hit (%.1f%%)\n",
               static_cast<long long>(s.prefix_cache_hits),
               static_cast<long long>(s.prefix_cache_queries),
-              s.prefix_cache_queries > 0
-                  ? 100.0 * static_cast<double>(s.prefix_cache_hits) /
-                        static_cast<double>(s.prefix_cache_queries)
-                  : 0.0);
+              s.prefix_cache_queries > 0 ? 100.0 * static_cast<double>(s.prefix_cache_hits) /
+                                               static_cast<double>(s.prefix_cache_queries)
+                                         : 0.0);
   std::printf("engine preemptions %lld, engine holds %lld bytes at the end\n",
               static_cast<long long>(s.num_preemptions), static_cast<long long>(budget.engine()));
   return 0;

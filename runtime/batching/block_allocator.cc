@@ -77,8 +77,7 @@ bool BlockAllocator::IsDrainingGroup(int32_t group) const {
 }
 
 int32_t BlockAllocator::HeldInGroup(int32_t group) const {
-  COHOST_KV_CHECK(group >= 0 && group < max_groups_, "group %d out of [0, %d)", group,
-                  max_groups_);
+  COHOST_KV_CHECK(group >= 0 && group < max_groups_, "group %d out of [0, %d)", group, max_groups_);
   return held_[group];
 }
 
@@ -378,7 +377,8 @@ absl::Status BlockAllocator::Validate() const {
     BlockId prev = kNil;
     for (BlockId b = list.head; b != kNil; b = next_[b]) {
       if (b <= kNullBlock || b >= num_blocks_ || on_list[b]) {
-        return absl::InternalError(absl::StrFormat("%s holds block %d twice or out of range", name, b));
+        return absl::InternalError(
+            absl::StrFormat("%s holds block %d twice or out of range", name, b));
       }
       if (prev_[b] != prev) {
         return absl::InternalError(
@@ -392,8 +392,8 @@ absl::Status BlockAllocator::Validate() const {
       prev = b;
     }
     if (prev != list.tail || size != list.size) {
-      return absl::InternalError(absl::StrFormat("%s: %d blocks to its tail, its count says %d",
-                                                 name, size, list.size));
+      return absl::InternalError(
+          absl::StrFormat("%s: %d blocks to its tail, its count says %d", name, size, list.size));
     }
     count += size;
     return absl::OkStatus();
@@ -414,9 +414,9 @@ absl::Status BlockAllocator::Validate() const {
     if (state_[g] == GroupState::kActive) usable += UsableInGroup(g);
   }
   if (backed != groups_backed_ || draining != groups_draining_ || usable != num_usable_) {
-    return absl::InternalError(absl::StrFormat(
-        "%d groups backed, %d draining, %d usable blocks; counters say %d, %d, %d", backed,
-        draining, usable, groups_backed_, groups_draining_, num_usable_));
+    return absl::InternalError(
+        absl::StrFormat("%d groups backed, %d draining, %d usable blocks; counters say %d, %d, %d",
+                        backed, draining, usable, groups_backed_, groups_draining_, num_usable_));
   }
   if (max_groups_ > 0 && state_[0] == GroupState::kDraining) {
     return absl::InternalError("group 0 (the null block's) is draining");

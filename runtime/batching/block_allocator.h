@@ -157,7 +157,7 @@ class BlockAllocator {
   FreeList& ListOf(BlockId block) {
     return hash_[block].has_value() ? cached_free_ : empty_free_[GroupOf(block)];
   }
-  void PushFree(BlockId block);  // onto ListOf(block)'s tail
+  void PushFree(BlockId block);    // onto ListOf(block)'s tail
   void UnlinkFree(BlockId block);  // off ListOf(block)
   void PushTail(FreeList& list, BlockId block);
   void Unlink(FreeList& list, BlockId block);
@@ -179,9 +179,7 @@ class BlockAllocator {
   int32_t UsableInGroup(int32_t group) const {
     return GroupEnd(group) - std::max(GroupBegin(group), kNullBlock + 1);
   }
-  bool InActiveGroup(BlockId block) const {
-    return state_[GroupOf(block)] == GroupState::kActive;
-  }
+  bool InActiveGroup(BlockId block) const { return state_[GroupOf(block)] == GroupState::kActive; }
   void Drain(int32_t group);
   void Undrain(int32_t group);
 
@@ -193,8 +191,8 @@ class BlockAllocator {
   int32_t groups_backed_ = 0;
   int32_t groups_draining_ = 0;
   int32_t num_usable_ = 0;
-  std::vector<GroupState> state_;  // [max_groups]
-  std::vector<int32_t> held_;      // [max_groups] blocks with refcount > 0
+  std::vector<GroupState> state_;               // [max_groups]
+  std::vector<int32_t> held_;                   // [max_groups] blocks with refcount > 0
   std::vector<int32_t> ref_;                    // [num_blocks] refcount
   std::vector<std::optional<BlockHash>> hash_;  // [num_blocks] cached content, if any
   // Free list links over block ids ([num_blocks] each), kNil terminated; a

@@ -356,8 +356,7 @@ TEST(BlockAllocatorTest, RandomizedOperationsKeepInvariants) {
       }
       a.Release(blocks);
       const std::vector<BlockId> order = a.FreeBlocksInEvictionOrder();
-      const auto empty_end =
-          order.begin() + (a.num_free() - a.Stats().num_cached_free);
+      const auto empty_end = order.begin() + (a.num_free() - a.Stats().num_cached_free);
       ASSERT_GE(empty_end - order.begin(), static_cast<std::ptrdiff_t>(freed_empty.size()));
       ASSERT_GE(order.end() - empty_end, static_cast<std::ptrdiff_t>(freed_cached.size()));
       EXPECT_TRUE(std::equal(freed_empty.begin(), freed_empty.end(),

@@ -47,8 +47,8 @@ class EngineKvReclaimTest : public ::testing::Test {
     const ModelConfig& c = model_->config();
     const kernels::DType dtype = backend_->kv_dtype();
     group_blocks_ = KvCache::GroupBlocks(c, dtype, kBlock, backend_->vm_granularity(), 0);
-    group_bytes_ = int64_t{group_blocks_} *
-                   static_cast<int64_t>(KvCache::BytesPerBlock(c, dtype, kBlock));
+    group_bytes_ =
+        int64_t{group_blocks_} * static_cast<int64_t>(KvCache::BytesPerBlock(c, dtype, kBlock));
   }
 
   EngineConfig Config(KvBudget* budget, int64_t groups) const {
