@@ -22,12 +22,12 @@ struct DecodeShape {
   int32_t tokens = 0;        // = sequences: one new token each
   int32_t samples = 0;       // rows sampled
   int32_t table_width = 0;   // block-table entries per sequence, bucketed
-  const void* kv = nullptr;  // the KV cache's first page array
+  uint64_t kv_cache = 0;     // KvCache::id(): its pages, block size and count
 
   bool operator==(const DecodeShape&) const = default;
   template <typename H>
   friend H AbslHashValue(H h, const DecodeShape& s) {
-    return H::combine(std::move(h), s.tokens, s.samples, s.table_width, s.kv);
+    return H::combine(std::move(h), s.tokens, s.samples, s.table_width, s.kv_cache);
   }
 };
 

@@ -2,6 +2,7 @@
 // blocks at a time.
 #include "runtime/model/kv_cache.h"
 
+#include <atomic>
 #include <limits>
 #include <numeric>
 
@@ -87,6 +88,8 @@ absl::StatusOr<std::unique_ptr<KvCache>> KvCache::Create(kernels::Backend* backe
   kv->dtype_ = dtype;
   kv->group_blocks_ = group_blocks;
   kv->num_groups_ = static_cast<int32_t>(num_groups);
+  static std::atomic<uint64_t> next_id{1};
+  kv->id_ = next_id.fetch_add(1, std::memory_order_relaxed);
   kv->backed_.assign(kv->num_groups_, false);
   kv->group_array_bytes_ = static_cast<size_t>(group_blocks) * block;
   kv->array_bytes_ = rows * block;

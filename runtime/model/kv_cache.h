@@ -59,7 +59,13 @@ class KvCache {
   int32_t group_blocks() const { return group_blocks_; }
   int32_t num_groups() const { return num_groups_; }
   int32_t num_groups_backed() const { return groups_backed_; }
-  bool IsBacked(int32_t group) const { return backed_[group]; }
+  // Unique among the caches this process has made, so that what was made for
+  // one cache (a captured decode graph) is never used with another, even one
+  // mapped where an earlier one was.
+  uint64_t id() const { return id_; }
+  bool IsBacked(int32_t group) const {
+    return group >= 0 && group < num_groups_ && backed_[group];
+  }
   // Memory one group takes, all layers, K and V.
   size_t group_bytes() const { return 2 * k_.size() * group_array_bytes_; }
 
@@ -73,6 +79,7 @@ class KvCache {
   int32_t group_blocks_ = 0, num_groups_ = 0, groups_backed_ = 0;
   std::vector<bool> backed_;  // [num_groups]
   kernels::DType dtype_ = kernels::DType::kF32;
+  uint64_t id_ = 0;
 };
 
 }  // namespace cohost::runtime

@@ -463,7 +463,11 @@ absl::Status LlamaModel::Run(const Batch& batch, KvCache& kv) {
     Issue(step, kv);
     return absl::OkStatus();
   }
-  return graphs_.Run(DecodeShape{T, S, width, kv.Layer(0).k}, [&] { Issue(step, kv); });
+  if (kv.id() != graphs_kv_) {
+    graphs_.Clear();  // the last cache's graphs will not run again
+    graphs_kv_ = kv.id();
+  }
+  return graphs_.Run(DecodeShape{T, S, width, kv.id()}, [&] { Issue(step, kv); });
 }
 
 void LlamaModel::Issue(const Step& step, const KvCache& kv) {

@@ -189,6 +189,7 @@ class LlamaModel final : public Model {
   size_t staged_ = 0;              // bytes of it the step's copies use
   bool graphs_enabled_ = false;
   DecodeGraphs graphs_{backend_};
+  uint64_t graphs_kv_ = 0;  // KvCache::id() of the cache graphs_ were made for
 };
 
 }  // namespace cohost::runtime

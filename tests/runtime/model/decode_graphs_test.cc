@@ -4,6 +4,7 @@
 // same logits, bit for bit, as it does eagerly, through contexts that grow
 // past a block-table bucket, batches that change size and a buffer that moves.
 #include <algorithm>
+#include <cstdio>
 #include <memory>
 #include <utility>
 #include <vector>
@@ -66,10 +67,18 @@ struct Side {
     ASSERT_TRUE(m.ok()) << m.status();
     model = *std::move(m);
     model->EnableDecodeGraphs(graphs);
+    NewCache(file, 3 * kPagesPerSeq + 1);
+  }
+
+  // A fresh cache of `num_blocks` blocks in place of the old one, and the
+  // three sequences starting over in it.
+  void NewCache(const ModelFile& file, int32_t num_blocks) {
+    kv.reset();
     absl::StatusOr<std::unique_ptr<KvCache>> c =
-        KvCache::Create(backend.get(), file.config, 3 * kPagesPerSeq + 1, kBlock);
+        KvCache::Create(backend.get(), file.config, num_blocks, kBlock);
     ASSERT_TRUE(c.ok()) << c.status();
     kv = *std::move(c);
+    seqs.clear();
     for (int32_t s = 0; s < 3; ++s) seqs.push_back({1 + s * kPagesPerSeq, 0});
   }
 
@@ -138,6 +147,27 @@ TEST_F(DecodeGraphsTest, CapturedDecodeStepsGiveTheEagerLogits) {
   // Each shape runs eagerly once, then from its graph.
   EXPECT_GE(s.launches, 80);
   EXPECT_EQ(eager.model->decode_graph_stats().captures, 0);
+}
+
+// Graphs are keyed by the cache they were captured against (KvCache::id),
+// not by its address: a new cache, mapped where the old one was, is never run
+// through the old cache's graphs (which a cache of another block size there
+// would have made wrong), so its shapes are captured again.
+TEST_F(DecodeGraphsTest, ANewCacheIsNeverRunThroughAnOldCachesGraphs) {
+  Side eager, graphs;
+  eager.Open(file_, kernels::MakeCpuBackend(1), false);
+  graphs.Open(file_, std::make_unique<cohost::testing::RecordingBackend>(kernels::MakeCpuBackend(1)),
+              true);
+  RunBoth(eager, graphs, 40);
+  const int64_t first = graphs.model->decode_graph_stats().captures;
+  ASSERT_GT(first, 0);
+  const uint64_t old_id = graphs.kv->id();
+  const void* old_k = graphs.kv->Layer(0).k;
+  for (Side* side : {&eager, &graphs}) side->NewCache(file_, 3 * kPagesPerSeq + 1);
+  EXPECT_NE(graphs.kv->id(), old_id);
+  if (graphs.kv->Layer(0).k != old_k) std::printf("note: the new cache was mapped elsewhere\n");
+  RunBoth(eager, graphs, 40);
+  EXPECT_EQ(graphs.model->decode_graph_stats().captures, 2 * first) << "captured again for it";
 }
 
 // On a backend with a stream's semantics too (ops and copies queued, a copy
