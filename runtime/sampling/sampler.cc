@@ -54,7 +54,9 @@ void Sampler::ForEachPenalty(
   const size_t num_prompt =
       std::clamp<int64_t>(num_prompt_tokens, 0, static_cast<int64_t>(history.size()));
   if (seen_.size() < static_cast<size_t>(vocab)) seen_.resize(static_cast<size_t>(vocab), 0);
-  if (generated_count_.size() < static_cast<size_t>(vocab)) {
+  // The counts only where presence or frequency reads them: a repetition
+  // penalty alone needs no vocabulary-long array of them.
+  if (counts && generated_count_.size() < static_cast<size_t>(vocab)) {
     generated_count_.resize(static_cast<size_t>(vocab), 0);
   }
   if (counts) {
@@ -65,14 +67,14 @@ void Sampler::ForEachPenalty(
   for (int32_t id : history) {
     if (!valid(id) || seen_[id]) continue;
     seen_[id] = 1;
-    const int32_t count = generated_count_[id];
+    const int32_t count = counts ? generated_count_[id] : 0;
     if (rep == 1.f && count == 0) continue;  // nothing moves it: no repetition, not generated
     fn(id, rep, count > 0 ? presence + frequency * static_cast<float>(count) : 0.f);
   }
   for (int32_t id : history) {
     if (!valid(id)) continue;
     seen_[id] = 0;
-    generated_count_[id] = 0;
+    if (counts) generated_count_[id] = 0;
   }
 }
 
