@@ -1,11 +1,13 @@
 // The decoder on CUDA against the CPU's fp32 reference: random-weight models of
 // the head sizes the CUDA kernels take (64 and 128, GQA), through a chunked
 // prefill and decode steps, one context long enough for split-K attention;
-// decode steps eagerly and from captured CUDA graphs. Then logprobs and
-// weights offloaded to host memory on the device.
+// decode steps eagerly and from captured CUDA graphs. Then logprobs, weights
+// offloaded to host memory on the device, and the KV pool's groups backed and
+// unbacked in any order (on the CPU too, the same check).
 // Skips visibly where no GPU is present; bench/gpu/check.sh runs it on one.
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <memory>
 #include <string>
 #include <tuple>
@@ -199,6 +201,78 @@ TEST(CudaModelHostTest, LogprobsAndOffloadedWeightsOnTheDevice) {
   kv = fresh_kv();
   ASSERT_TRUE(model.Forward(batch(*kv), *kv, &again).ok());
   EXPECT_EQ(again, logits);
+}
+
+// The KV pool's groups on a backend's virtual memory (CUDA: granules mapped
+// with cuMemMap into a reserved range), backed and unbacked in any order as
+// the allocator drains the emptiest: each group's bytes stay put while other
+// groups, below and above it, come and go.
+void CheckGroupsInAnyOrder(kernels::Backend& be) {
+  testing::TinyModelOptions o;
+  o.hidden_size = 256;
+  o.num_heads = 8;
+  o.num_kv_heads = 2;
+  o.head_dim = 64;
+  const ModelConfig c = testing::MakeTinyModelFile(o).config;
+  const kernels::DType dtype = be.kv_dtype();
+  const int32_t group = KvCache::GroupBlocks(c, dtype, kBlock, be.vm_granularity(), 0);
+  absl::StatusOr<std::unique_ptr<KvCache>> made =
+      KvCache::Create(&be, c, 4 * group, kBlock, group, /*initial_groups=*/0);
+  ASSERT_TRUE(made.ok()) << made.status();
+  KvCache& kv = **made;
+  // One block's share of one layer's K or V array.
+  const size_t bytes = KvCache::BytesPerBlock(c, dtype, kBlock) / (2 * c.num_layers);
+  auto each_array = [&](int32_t g, const std::function<void(void*)>& fn) {
+    for (int32_t l = 0; l < c.num_layers; ++l) {
+      for (void* base : {kv.Layer(l).k, kv.Layer(l).v}) {
+        // The group's last block: its granules' far end.
+        fn(static_cast<char*>(base) + (static_cast<size_t>(g + 1) * group - 1) * bytes);
+      }
+    }
+  };
+  auto fill = [&](int32_t g, uint8_t byte) {
+    const std::vector<uint8_t> pattern(bytes, byte);
+    each_array(g, [&](void* at) { EXPECT_TRUE(be.CopyToDevice(at, pattern.data(), bytes).ok()); });
+  };
+  auto holds = [&](int32_t g, uint8_t byte) {
+    bool all = true;
+    each_array(g, [&](void* at) {
+      std::vector<uint8_t> got(bytes);
+      EXPECT_TRUE(be.CopyToHost(got.data(), at, bytes).ok());
+      EXPECT_TRUE(be.Synchronize().ok());
+      all = all && std::all_of(got.begin(), got.end(), [byte](uint8_t b) { return b == byte; });
+    });
+    return all;
+  };
+  ASSERT_TRUE(kv.BackGroup(2).ok());
+  ASSERT_TRUE(kv.BackGroup(0).ok());
+  fill(2, 0x2a);
+  fill(0, 0x0a);
+  ASSERT_TRUE(kv.UnbackGroup(0).ok());
+  EXPECT_TRUE(holds(2, 0x2a)) << "group 2 kept its bytes while group 0 went";
+  ASSERT_TRUE(kv.BackGroup(1).ok());
+  fill(1, 0x1a);
+  EXPECT_TRUE(holds(2, 0x2a));
+  EXPECT_TRUE(holds(1, 0x1a));
+  ASSERT_TRUE(kv.UnbackGroup(2).ok());
+  EXPECT_TRUE(holds(1, 0x1a)) << "group 1 kept its bytes while group 2 went";
+  for (int32_t g : {3, 0, 2}) ASSERT_TRUE(kv.BackGroup(g).ok()) << g;
+  fill(3, 0x3a);
+  EXPECT_TRUE(holds(3, 0x3a));
+  EXPECT_TRUE(holds(1, 0x1a));
+  EXPECT_EQ(kv.num_groups_backed(), 4);
+  EXPECT_EQ(kv.BackGroup(1).code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(KvCacheGroupsOnBackendsTest, Cpu) {
+  std::unique_ptr<kernels::Backend> cpu = kernels::MakeCpuBackend(1);
+  CheckGroupsInAnyOrder(*cpu);
+}
+
+TEST(KvCacheGroupsOnBackendsTest, Cuda) {
+  absl::StatusOr<std::unique_ptr<kernels::Backend>> cuda = kernels::MakeCudaBackend(0);
+  if (!cuda.ok()) GTEST_SKIP() << "no CUDA device: " << cuda.status();
+  CheckGroupsInAnyOrder(**cuda);
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, CudaModelTest,
