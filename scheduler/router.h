@@ -223,11 +223,12 @@ class Router {
   // Reserves the expected footprint on the model's device, evicting as
   // PickEvictions says; RESOURCE_EXHAUSTED saying why when it cannot.
   absl::Status MakeRoom(const std::shared_ptr<ServedModel>& model, const ExpectedBytes& expected);
-  // Before `evicting` is evicted for `loading`: drops the parked weights of
-  // the least recently used other models (never `loading`'s, about to come
-  // back) while the offload budget cannot also take its weights, so that
-  // host memory keeps the most recently used.
-  void MakeOffloadRoom(const ServedModel& evicting, const ServedModel& loading);
+  // While `evicting` is evicted for `loading`, just before its `bytes` of
+  // weights are parked (ServedModel::Evict's before_park): drops the parked
+  // weights of the least recently used other models (never `loading`'s,
+  // about to come back) while the offload budget cannot also take them, so
+  // that host memory keeps the most recently used.
+  void MakeOffloadRoom(const ServedModel& evicting, int64_t bytes, const ServedModel& loading);
   void ReleaseWeights(const std::string& name);
   // Writes a load's measured footprint to options_.footprints (a failure is
   // reported once, on stderr).

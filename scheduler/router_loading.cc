@@ -74,20 +74,22 @@ absl::Status Router::MakeRoom(const std::shared_ptr<ServedModel>& model,
                           held.empty() ? "none" : absl::StrJoin(held, ", ")));
     }
     for (size_t r : placement->evict) {
-      MakeOffloadRoom(*on_device[r], *model);
-      if (on_device[r]->Evict(absl::StrFormat("evicted for model \"%s\"", model->name()))) {
-        ReleaseWeights(on_device[r]->name());
+      ServedModel& victim = *on_device[r];
+      // Room for its weights in host memory is made only once its eviction
+      // is certain: a model that turned busy costs nobody's parked weights.
+      if (victim.Evict(absl::StrFormat("evicted for model \"%s\"", model->name()),
+                       [&](int64_t bytes) { MakeOffloadRoom(victim, bytes, *model); })) {
+        ReleaseWeights(victim.name());
       }
     }
   }
   return absl::ResourceExhaustedError("the device's weights budget stayed full while evicting");
 }
 
-void Router::MakeOffloadRoom(const ServedModel& evicting, const ServedModel& loading) {
-  const Device& device = evicting.device();
-  OffloadBudget* budget = device.offload.get();
+void Router::MakeOffloadRoom(const ServedModel& evicting, int64_t need,
+                             const ServedModel& loading) {
+  OffloadBudget* budget = evicting.device().offload.get();
   if (budget == nullptr) return;
-  const int64_t need = evicting.status().weights_bytes;
   while (need <= budget->capacity() && budget->held() + need > budget->capacity()) {
     std::shared_ptr<ServedModel> oldest;
     runtime::Clock::time_point oldest_use;

@@ -101,7 +101,8 @@ void ServedModel::Finish(Queued& q, runtime::FinishReason reason, absl::Status s
   q.sink->OnFinish(info);
 }
 
-void ServedModel::Release(Resident resident, bool park) {
+void ServedModel::Release(Resident resident, bool park,
+                          const std::function<void(int64_t)>& before_park) {
   if (resident.placement == nullptr) return;  // nothing was made
   const Device& device = *resident.placement->device;
   if (resident.engine != nullptr) {
@@ -114,6 +115,7 @@ void ServedModel::Release(Resident resident, bool park) {
   OffloadBudget* budget = device.offload.get();
   if (park && resident.model != nullptr && budget != nullptr) {
     const auto bytes = static_cast<int64_t>(resident.model->weights_bytes());
+    if (before_park) before_park(bytes);
     if (budget->TryTake(bytes)) {
       if (resident.model->OffloadWeights().ok()) {
         Parked old;
@@ -356,7 +358,8 @@ void ServedModel::Fail(const absl::Status& why) {
   for (Queued& q : queued) Finish(q, runtime::FinishReason::kError, status);
 }
 
-bool ServedModel::Evict(std::string reason) {
+bool ServedModel::Evict(std::string reason,
+                        const std::function<void(int64_t weights_bytes)>& before_park) {
   Resident resident;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -369,7 +372,7 @@ bool ServedModel::Evict(std::string reason) {
     }
     resident = std::move(resident_);
   }
-  Release(std::move(resident), /*park=*/true);
+  Release(std::move(resident), /*park=*/true, before_park);
   return true;
 }
 

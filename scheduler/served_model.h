@@ -12,6 +12,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -135,10 +136,13 @@ class ServedModel {
   // ready and idle (nothing queued or running) -> evicted: the engine and the
   // device's copy of the weights are freed before it returns. Where the
   // device's memory is its own and the device's OffloadBudget has room, the
-  // weights are parked in host memory first (Model::OffloadWeights). False,
-  // with nothing changed, when the model is busy or not ready. Not on the
-  // executor's thread.
-  bool Evict(std::string reason);
+  // weights are parked in host memory first (Model::OffloadWeights); just
+  // before that, once the eviction is certain, `before_park` (if set) is
+  // called with the weights' bytes, outside the model's lock, to make room in
+  // the budget. False, with nothing changed and nothing called, when the
+  // model is busy or not ready. Not on the executor's thread.
+  bool Evict(std::string reason,
+             const std::function<void(int64_t weights_bytes)>& before_park = nullptr);
   // The weights parked at its last eviction, back on the device, with the
   // backend handle they were made through: what Activate takes. nullopt when
   // none are parked, or when the device has no room for them (they are
@@ -189,7 +193,8 @@ class ServedModel {
   };
   // Detaches and destroys what was taken out under mu_; with `park`, keeps
   // the weights in host memory where it can (Evict).
-  void Release(Resident resident, bool park = false);
+  void Release(Resident resident, bool park = false,
+               const std::function<void(int64_t)>& before_park = nullptr);
   // A parked model and the OffloadBudget bytes it holds.
   struct Parked {
     Resident resident;

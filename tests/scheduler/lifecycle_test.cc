@@ -329,6 +329,33 @@ TEST_F(LifecycleTest, EvictedWeightsWaitInHostMemoryTheLeastRecentlyUsedDroppedF
   EXPECT_EQ(Status("a").state, ModelState::kFailed);
 }
 
+// Room in host memory is made for a model's weights only once its eviction
+// is certain: a model that is busy when asked calls nobody back (and so costs
+// no other model its parked weights); an idle one calls back with its bytes
+// just before it parks.
+TEST_F(LifecycleTest, RoomForParkedWeightsIsMadeOnlyWhenTheEvictionHappens) {
+  backends_[0] = std::make_unique<cohost::testing::ForwardingBackend>(kernels::MakeCpuBackend(1));
+  offload_bytes_ = 2 * weights_;
+  MakeRouter(1);
+  ASSERT_TRUE(router_->AddModel(Spec("busy")).ok());
+  std::shared_ptr<ServedModel> busy = router_->Find("busy").value();
+  auto held = std::make_shared<Held>();
+  std::future<void> entered = held->entered();
+  ASSERT_TRUE(router_->Submit(busy, Request(5), held).ok());
+  ASSERT_EQ(entered.wait_for(kWait), std::future_status::ready);
+  const int64_t weights = Status("busy").weights_bytes;
+  ASSERT_GT(weights, 0);
+  std::vector<int64_t> asked;
+  auto before_park = [&](int64_t bytes) { asked.push_back(bytes); };
+  EXPECT_FALSE(busy->Evict("test", before_park));
+  EXPECT_THAT(asked, ::testing::IsEmpty());
+  held->Release();
+  ASSERT_TRUE(held->Wait());
+  ASSERT_TRUE(cohost::testing::WaitFor([&] { return busy->Evict("test", before_park); }, kWait));
+  EXPECT_THAT(asked, ElementsAre(weights));
+  EXPECT_EQ(Status("busy").offloaded_bytes, weights) << "parked after the call";
+}
+
 TEST_F(LifecycleTest, PinsAreCheckedAndPlacementsExplained) {
   MakeRouter(2);
   ModelSpec elsewhere = Spec("elsewhere");
