@@ -19,10 +19,10 @@ namespace cohost::runtime {
 
 // What a decode step's ops depend on beyond the model's own buffers.
 struct DecodeShape {
-  int32_t tokens = 0;        // = sequences: one new token each
-  int32_t samples = 0;       // rows sampled
-  int32_t table_width = 0;   // block-table entries per sequence, bucketed
-  uint64_t kv_cache = 0;     // KvCache::id(): its pages, block size and count
+  int32_t tokens = 0;       // = sequences: one new token each
+  int32_t samples = 0;      // rows sampled
+  int32_t table_width = 0;  // block-table entries per sequence, bucketed
+  uint64_t kv_cache = 0;    // KvCache::id(): its pages, block size and count
 
   bool operator==(const DecodeShape&) const = default;
   template <typename H>

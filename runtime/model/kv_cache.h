@@ -63,9 +63,7 @@ class KvCache {
   // one cache (a captured decode graph) is never used with another, even one
   // mapped where an earlier one was.
   uint64_t id() const { return id_; }
-  bool IsBacked(int32_t group) const {
-    return group >= 0 && group < num_groups_ && backed_[group];
-  }
+  bool IsBacked(int32_t group) const { return group >= 0 && group < num_groups_ && backed_[group]; }
   // Memory one group takes, all layers, K and V.
   size_t group_bytes() const { return 2 * k_.size() * group_array_bytes_; }
 

@@ -156,8 +156,8 @@ TEST_F(DecodeGraphsTest, CapturedDecodeStepsGiveTheEagerLogits) {
 TEST_F(DecodeGraphsTest, ANewCacheIsNeverRunThroughAnOldCachesGraphs) {
   Side eager, graphs;
   eager.Open(file_, kernels::MakeCpuBackend(1), false);
-  graphs.Open(file_, std::make_unique<cohost::testing::RecordingBackend>(kernels::MakeCpuBackend(1)),
-              true);
+  graphs.Open(
+      file_, std::make_unique<cohost::testing::RecordingBackend>(kernels::MakeCpuBackend(1)), true);
   RunBoth(eager, graphs, 40);
   const int64_t first = graphs.model->decode_graph_stats().captures;
   ASSERT_GT(first, 0);
