@@ -166,6 +166,12 @@ class FaultyBackend final : public cohost::testing::ForwardingBackend {
     SpoilLast(out, int64_t{num_rows} * width);
   }
 
+  void ApplyPenalties(float* x, int32_t rows, int32_t width, const int32_t* starts,
+                      const PenaltyTerm* terms) override {
+    inner().ApplyPenalties(x, rows, width, starts, terms);
+    SpoilLast(x, int64_t{rows} * width);
+  }
+
   // Row 0's chosen logprob (finite in every check).
   void RowLogprobs(const float* x, int32_t rows, int32_t width, const int32_t* chosen,
                    int32_t top_n, TokenLogprob* out) override {
@@ -275,6 +281,7 @@ std::vector<OpCheck> AllOpChecks() {
       {"SiluMul", [](OpChecks& c) { c.SiluMul(); }},
       {"RopeWriteKv", [](OpChecks& c) { c.RopeWriteKv(); }},
       {"RowLogprobs", [](OpChecks& c) { c.RowLogprobs(); }},
+      {"ApplyPenalties", [](OpChecks& c) { c.ApplyPenalties(); }},
       {"EmptyShapes", [](OpChecks& c) { c.EmptyShapes(); }},
       {"UnalignedViews", [](OpChecks& c) { c.UnalignedViews(); }},
   };
