@@ -1,6 +1,7 @@
 #include "scheduler/placement.h"
 
 #include <algorithm>
+#include <limits>
 #include <numeric>
 #include <tuple>
 
@@ -64,21 +65,29 @@ absl::StatusOr<Placement> PlaceModel(absl::Span<const DeviceRoom> devices, const
     return p;
   }
 
-  // Step 4: fits after evicting idle models: the fewest bytes evicted.
+  // Step 4: fits after evicting idle models: the device whose victims have
+  // the lowest priority (the highest among them counts), then the fewest
+  // bytes evicted.
   std::optional<Placement> evicting;
   int64_t evicted_bytes = 0;
+  int32_t evicted_priority = 0;
   for (size_t i : allowed) {
     const DeviceRoom& d = devices[i];
     if (model.bytes > d.budget_bytes) continue;
     std::optional<std::vector<size_t>> victims =
         PickEvictions(d.residents, model.bytes, FreeBytes(d), now);
     if (!victims) continue;
-    const int64_t bytes =
-        std::accumulate(victims->begin(), victims->end(), int64_t{0},
-                        [&](int64_t sum, size_t v) { return sum + d.residents[v].bytes; });
-    if (!evicting || bytes < evicted_bytes) {
+    int64_t bytes = 0;
+    int32_t priority = std::numeric_limits<int32_t>::min();
+    for (size_t v : *victims) {
+      bytes += d.residents[v].bytes;
+      priority = std::max(priority, d.residents[v].priority);
+    }
+    if (!evicting ||
+        std::make_pair(priority, bytes) < std::make_pair(evicted_priority, evicted_bytes)) {
       evicting = Placement{i, *std::move(victims), ""};
       evicted_bytes = bytes;
+      evicted_priority = priority;
     }
   }
   if (evicting) {

@@ -10,7 +10,10 @@
 //   3. Where it fits in memory only: the same, least loaded first, since load
 //      is an estimate and memory is not.
 //   4. Where it fits only once idle models past their keep-alive are evicted
-//      (PickEvictions): the device where that evicts the fewest bytes.
+//      (PickEvictions): the device whose victims' highest priority is lowest,
+//      then the one where that evicts the fewest bytes (so a lower-priority
+//      model on one device goes before a higher-priority one on another, as
+//      on one device).
 //   5. Nowhere: RESOURCE_EXHAUSTED saying how close the nearest device came.
 // Never over-commits: a device's used bytes plus the model's never pass its
 // budget. PlaceModels places several at once (start-up) by best-fit

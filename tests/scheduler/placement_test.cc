@@ -31,8 +31,9 @@ ModelDemand Model(int64_t bytes, double load = 0, std::optional<std::string> dev
   return ModelDemand{"m", bytes, load, std::move(device)};
 }
 // Idle for `ago`, keep-alive `keep`: evictable when ago > keep.
-EvictionCandidate Resident(int64_t bytes, seconds ago, seconds keep, bool idle = true) {
-  return EvictionCandidate{bytes, idle, kNow - ago, keep};
+EvictionCandidate Resident(int64_t bytes, seconds ago, seconds keep, bool idle = true,
+                           int32_t priority = 0) {
+  return EvictionCandidate{bytes, idle, kNow - ago, keep, priority};
 }
 
 TEST(PlaceModelTest, Table) {
@@ -83,6 +84,15 @@ TEST(PlaceModelTest, Table) {
       {"evictions: the device where they cost the fewest bytes",
        {Device("cuda:0", 80 * kGb, 80 * kGb, 0, {Resident(40 * kGb, seconds(600), seconds(0))}),
         Device("cuda:1", 80 * kGb, 75 * kGb, 0, {Resident(8 * kGb, seconds(600), seconds(0))})},
+       Model(10 * kGb),
+       1,
+       {0}},
+      {"evictions: a lower priority goes first, though it frees more bytes",
+       {Device("cuda:0", 80 * kGb, 80 * kGb, 0,
+               {Resident(12 * kGb, seconds(600), seconds(0), true, /*priority=*/5)}),
+        Device("cuda:1", 80 * kGb, 75 * kGb, 0,
+               {Resident(40 * kGb, seconds(600), seconds(0)),
+                Resident(30 * kGb, seconds(600), seconds(0))})},
        Model(10 * kGb),
        1,
        {0}},
