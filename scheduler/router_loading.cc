@@ -78,7 +78,7 @@ absl::Status Router::MakeRoom(const std::shared_ptr<ServedModel>& model,
       // Room for its weights in host memory is made only once its eviction
       // is certain: a model that turned busy costs nobody's parked weights.
       if (victim.Evict(absl::StrFormat("evicted for model \"%s\"", model->name()),
-                       [&](int64_t bytes) { MakeOffloadRoom(victim, bytes, *model); })) {
+                       [&](int64_t parked) { MakeOffloadRoom(victim, parked, *model); })) {
         ReleaseWeights(victim.name());
       }
     }

@@ -346,7 +346,13 @@ TEST_F(LifecycleTest, RoomForParkedWeightsIsMadeOnlyWhenTheEvictionHappens) {
   const int64_t weights = Status("busy").weights_bytes;
   ASSERT_GT(weights, 0);
   std::vector<int64_t> asked;
-  auto before_park = [&](int64_t bytes) { asked.push_back(bytes); };
+  auto before_park = [&](int64_t bytes) {
+    asked.push_back(bytes);
+    // Evicted, not parked yet, and the model's lock free (status() takes it).
+    const ModelStatus now = busy->status();
+    EXPECT_EQ(now.state, ModelState::kEvicted);
+    EXPECT_EQ(now.offloaded_bytes, 0);
+  };
   EXPECT_FALSE(busy->Evict("test", before_park));
   EXPECT_THAT(asked, ::testing::IsEmpty());
   held->Release();

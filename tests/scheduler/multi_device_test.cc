@@ -199,8 +199,8 @@ TEST_F(LifecycleTest, WhenEveryDeviceMustEvictAModelReloadsWhereItCan) {
   for (const ModelSummary& m : router_->ListModels()) {
     if (m.name == "a") EXPECT_THAT(m.placement, HasSubstr("did not fit")) << m.placement;
   }
-  // b, idle past its keep-alive on a device that now holds a, which is past
-  // its own, reloads there at the same cost as anywhere: it stays.
+  // b reloads on cpu:1 by evicting a (idle, past its keep-alive); cpu:0
+  // cannot take it (pinned is within its keep-alive): it stays.
   EXPECT_EQ(Run("b")->info().reason, FinishReason::kLength);
   EXPECT_EQ(DeviceOf("b"), "cpu:1");
 }
