@@ -42,6 +42,11 @@ absl::Status DecodeGraphs::Run(const DecodeShape& shape, const std::function<voi
   return e.graph->Launch();
 }
 
+void DecodeGraphs::Reset() {
+  entries_.clear();
+  graphs_ = 0;
+}
+
 void DecodeGraphs::Clear() {
   // The shapes' eager runs still count: what grew for them is in place.
   for (auto& [shape, entry] : entries_) entry.graph.reset();

@@ -50,6 +50,9 @@ class DecodeGraphs {
   // Drops every graph (the model moved a buffer they point at, or the
   // backend its scratch); each shape is captured again at its next step.
   void Clear();
+  // Drops every graph and every shape seen: the shapes will not come again
+  // (the model steps another KV cache now).
+  void Reset();
 
   const DecodeGraphStats& stats() const { return stats_; }
 

@@ -464,7 +464,7 @@ absl::Status LlamaModel::Run(const Batch& batch, KvCache& kv) {
     return absl::OkStatus();
   }
   if (kv.id() != graphs_kv_) {
-    graphs_.Clear();  // the last cache's graphs will not run again
+    graphs_.Reset();  // the last cache's shapes will not come again
     graphs_kv_ = kv.id();
   }
   return graphs_.Run(DecodeShape{T, S, width, kv.id()}, [&] { Issue(step, kv); });
