@@ -2,7 +2,7 @@
 // and per engine a floor it is guaranteed and a cap it cannot pass. In
 // between, memory goes where the work is: an engine that needs a group asks
 // (KvBudget::Acquire); the pool grants from what is free, else takes it back
-// from engines above their floors: they drain their top groups, and when the
+// from engines above their floors: they drain their emptiest groups, and when the
 // asker is still below its own floor they preempt the sequences holding them.
 // Nobody is pushed below its floor. Acquire and the reclaims it makes run on
 // the device's executor thread (one engine steps at a time); Join, Leave and

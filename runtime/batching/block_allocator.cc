@@ -1,5 +1,7 @@
-// BlockAllocator: refcounted KV blocks, the free list in eviction order and the
-// prefix-cache map. Every operation is O(1) per block touched.
+// BlockAllocator: refcounted KV blocks, the free lists and the prefix-cache
+// map. Acquire, Release and Cache are O(1) per block; Allocate adds a scan of
+// the groups each time it moves to another group, and growing or draining a
+// group is O(its blocks + groups): groups are a few MB each, so there are few.
 
 #include "runtime/batching/block_allocator.h"
 
@@ -134,6 +136,37 @@ int32_t BlockAllocator::StopDraining(int32_t n) {
     Undrain(pick);
   }
   return stopped;
+}
+
+bool BlockAllocator::StopDrainingOneWithRoom() {
+  int32_t pick = -1;
+  for (int32_t g = 0; g < max_groups_; ++g) {
+    if (state_[g] == GroupState::kDraining && held_[g] < UsableInGroup(g) &&
+        (pick < 0 || held_[g] > held_[pick])) {
+      pick = g;
+    }
+  }
+  if (pick < 0) return false;
+  Undrain(pick);
+  return true;
+}
+
+int32_t BlockAllocator::DrainEmptyInstead() {
+  int32_t swapped = 0;
+  while (true) {
+    int32_t fullest = -1, empty = -1;
+    for (int32_t g = 1; g < max_groups_; ++g) {
+      if (state_[g] == GroupState::kDraining && held_[g] > 0 &&
+          (fullest < 0 || held_[g] > held_[fullest])) {
+        fullest = g;
+      }
+      if (state_[g] == GroupState::kActive && held_[g] == 0 && empty < 0) empty = g;
+    }
+    if (fullest < 0 || empty < 0) return swapped;
+    Undrain(fullest);
+    Drain(empty);
+    ++swapped;
+  }
 }
 
 std::vector<int32_t> BlockAllocator::TakeDrainedGroups() {

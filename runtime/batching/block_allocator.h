@@ -114,6 +114,16 @@ class BlockAllocator {
   // The `n` draining groups holding the most blocks (ties: the lowest id), the
   // ones furthest from being given back, become active again; returns how many.
   int32_t StopDraining(int32_t n);
+  // The draining group holding the most blocks that still has a free one
+  // becomes active again: what an engine that ran out of blocks takes back
+  // first. False when no draining group has a free block.
+  bool StopDrainingOneWithRoom();
+  // Each draining group still holding blocks, the fullest first, swaps with
+  // an active group (never group 0) that holds none, while there is one: that
+  // one can be given back now. Returns how many swapped. Groups holding some
+  // blocks never swap, so a pending drain is not redone (and its group's
+  // prefixes dropped again) for a small gain.
+  int32_t DrainEmptyInstead();
   // The draining groups that no longer hold any block become unbacked; the
   // caller unbacks their memory. In increasing id order.
   std::vector<int32_t> TakeDrainedGroups();

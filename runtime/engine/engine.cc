@@ -75,10 +75,11 @@ bool Engine::GrowKv() {
   KvCache& kv = *impl_->kv_cache;
   // A draining group is on its way back to the pool for another engine that
   // waits for it; but this engine's own sequences may need it to progress (its
-  // oldest may hold blocks there and need one more). Draining is advisory: the
-  // group comes back, and the other engine asks again after this one's work
-  // ends (or preempts it, when it is below its floor).
-  if (a.num_groups_draining() > 0) return a.StopDraining(1) == 1;
+  // oldest may hold blocks there and need one more). Draining is advisory: a
+  // draining group with a free block comes back first (one without would not
+  // help), and the other engine asks again after this one's work ends (or
+  // preempts it, when it is below its floor).
+  if (a.StopDrainingOneWithRoom()) return true;
   const int32_t group = a.NextGroupToBack();
   if (group < 0) return false;
   const auto bytes = static_cast<int64_t>(kv.group_bytes());
@@ -115,13 +116,18 @@ int64_t Engine::ReclaimKv(int64_t wanted, int64_t most, bool preempt) {
   const int64_t max_groups = std::max<int64_t>(most, 0) / group;
   const int64_t want_groups = std::min(max_groups, (wanted + group - 1) / group);
   int64_t released = ReturnDrainedKv();
-  // Which groups drain is chosen again at every ask, so that the groups owed
-  // are the ones holding the fewest blocks now: one that emptied since an
-  // earlier ask goes before one still held, and none drains that is no longer
-  // owed.
-  const int64_t owed = want_groups - released / group;
-  a.StopDraining(a.num_groups_draining());
-  if (owed > 0) a.StartDraining(static_cast<int32_t>(owed));
+  // At every ask: draining groups no longer owed stop (the fullest first); a
+  // group that emptied since an earlier ask drains in place of one still
+  // held; then the groups holding the fewest blocks start, as many as are
+  // still owed.
+  const int64_t owed = std::max<int64_t>(want_groups - released / group, 0);
+  if (a.num_groups_draining() > owed) {
+    a.StopDraining(a.num_groups_draining() - static_cast<int32_t>(owed));
+  }
+  a.DrainEmptyInstead();
+  if (owed > a.num_groups_draining()) {
+    a.StartDraining(static_cast<int32_t>(owed) - a.num_groups_draining());
+  }
   released += ReturnDrainedKv();
   if (preempt && released < wanted && a.num_groups_draining() > 0) {
     impl_->step_scheduler.PreemptHolding(

@@ -365,9 +365,9 @@ void OpChecks::ApplyPenalties() {
     if (!same && differ++ == 0) first = i;
   }
   if (differ > 0) {
-    ADD_FAILURE() << "penalties: " << differ << " of " << got.size()
-                  << " elements differ, first " << first << " is " << got[first] << ", want "
-                  << want[first] << " [COHOST_TEST_SEED=" << seed_ << "]";
+    ADD_FAILURE() << "penalties: " << differ << " of " << got.size() << " elements differ, first "
+                  << first << " is " << got[first] << ", want " << want[first]
+                  << " [COHOST_TEST_SEED=" << seed_ << "]";
   }
 }
 

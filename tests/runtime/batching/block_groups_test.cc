@@ -178,6 +178,45 @@ TEST(BlockGroupsTest, TheGroupsHoldingTheFewestBlocksDrainFirst) {
   EXPECT_TRUE(a.Validate().ok()) << a.Validate();
 }
 
+// A pending drain gives way to a group that emptied since, and only to one
+// that is empty: a group holding some blocks never takes a drain's place.
+TEST(BlockGroupsTest, AGroupThatEmptiedDrainsInPlaceOfOneStillHeld) {
+  BlockAllocator a(16, 2, true, 4, 4);  // groups 1 (4-7), 2 (8-11), 3 (12-15)
+  auto all = a.Allocate(15);
+  ASSERT_TRUE(all.has_value());
+  std::vector<BlockId> release;
+  for (BlockId b : *all) {
+    if (b != 5 && b != 9 && b != 10 && b != 12) release.push_back(b);
+  }
+  a.Release(release);  // group 1 holds one block, group 2 two, group 3 one
+  ASSERT_EQ(a.StartDraining(1), 1);
+  ASSERT_TRUE(a.IsDrainingGroup(3)) << "the higher of the two holding one";
+  EXPECT_EQ(a.DrainEmptyInstead(), 0) << "no group is empty";
+  a.Release(std::vector<BlockId>{5});  // group 1 is empty now
+  EXPECT_EQ(a.DrainEmptyInstead(), 1);
+  EXPECT_TRUE(a.IsDrainingGroup(1));
+  EXPECT_TRUE(a.IsActiveGroup(3));
+  EXPECT_THAT(a.TakeDrainedGroups(), ElementsAre(1));
+  EXPECT_EQ(a.DrainEmptyInstead(), 0) << "nothing drains";
+  EXPECT_TRUE(a.Validate().ok()) << a.Validate();
+}
+
+// An engine out of blocks takes back a draining group only where that gives
+// it a block: the fullest with room, never one whose blocks are all held.
+TEST(BlockGroupsTest, OutOfBlocksTakesBackADrainingGroupWithRoom) {
+  BlockAllocator a(12, 2, true, 4, 3);  // groups 1 (4-7), 2 (8-11)
+  auto all = a.Allocate(11);
+  ASSERT_TRUE(all.has_value());
+  a.Release(std::vector<BlockId>{8, 9});  // group 1 full, group 2 holds two
+  ASSERT_EQ(a.StartDraining(2), 2);
+  EXPECT_TRUE(a.StopDrainingOneWithRoom());
+  EXPECT_TRUE(a.IsActiveGroup(2));
+  EXPECT_TRUE(a.IsDrainingGroup(1));
+  EXPECT_FALSE(a.StopDrainingOneWithRoom()) << "group 1 has no free block";
+  EXPECT_TRUE(a.IsDrainingGroup(1));
+  EXPECT_TRUE(a.Validate().ok()) << a.Validate();
+}
+
 // The other half of it: new blocks go to group 0 (never given back), then to
 // the group already holding the most, so the emptiest stay empty, ready to go
 // back without waiting for anyone.
@@ -220,8 +259,12 @@ TEST(BlockGroupsTest, RandomizedOperationsKeepInvariants) {
       switch (rng() % 7) {
         case 0:
         case 1: {
+          const std::vector<BlockId> order = a.FreeBlocksInEvictionOrder();
           auto b = a.Allocate(1 + static_cast<int32_t>(rng() % 3));
           if (b.has_value()) {
+            // In the order the free lists say (group 0, the fullest, then
+            // cached blocks least recently freed first).
+            ASSERT_TRUE(std::equal(b->begin(), b->end(), order.begin())) << "seed " << seed;
             for (BlockId id : *b) {
               ASSERT_GT(id, kNullBlock);
               ASSERT_TRUE(a.IsActiveGroup(a.GroupOf(id))) << "seed " << seed;
@@ -265,7 +308,17 @@ TEST(BlockGroupsTest, RandomizedOperationsKeepInvariants) {
           }
           break;
         case 6:
-          a.StartDraining(1 + static_cast<int32_t>(rng() % 2));
+          switch (rng() % 3) {
+            case 0:
+              a.StartDraining(1 + static_cast<int32_t>(rng() % 2));
+              break;
+            case 1:
+              a.DrainEmptyInstead();
+              break;
+            default:
+              a.StopDrainingOneWithRoom();
+              break;
+          }
           break;
       }
       ASSERT_TRUE(a.Validate().ok()) << "seed " << seed << " op " << op << ": " << a.Validate();

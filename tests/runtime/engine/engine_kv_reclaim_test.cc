@@ -116,9 +116,10 @@ TEST_F(EngineKvReclaimTest, AnEmptyGroupGoesAtOnceWhileAHigherOneIsHeld) {
 TEST_F(EngineKvReclaimTest, EachAskChoosesAgainSoAGroupThatEmptiedSinceGoesAtOnce) {
   CountingBudget budget(int64_t{1} << 40);
   auto engine = Engine::Create(model_.get(), tokenizer_.get(), Config(&budget, 8)).value();
-  // wide fills groups 0 and 1 and two blocks of group 2, with room in its last
-  // block for its second token; narrow (two blocks, room for two more tokens)
-  // follows it in group 2. Neither needs a new block for two steps.
+  // wide fills groups 0 and 1 (group 0 less its null block) and three blocks
+  // of group 2, with room in its last block for its second token; narrow (two
+  // blocks, room for two more tokens) follows it in group 2. Neither needs a
+  // new block for two steps.
   const int32_t wide_tokens = 2 * group_blocks_ * kBlock + 2 * kBlock - 2;
   auto wide = std::make_shared<cohost::testing::CollectingSink>();
   auto narrow = std::make_shared<cohost::testing::CollectingSink>();
