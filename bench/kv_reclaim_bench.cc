@@ -38,17 +38,15 @@ class SharedBudget : public KvBudget {
     engine_ += bytes;
     return true;
   }
+  // What the engine gives back goes to the neighbour while it wants some.
   void Release(int64_t bytes) override {
     engine_ -= bytes;
     const int64_t to_neighbour = std::min(bytes, wanted_);
     wanted_ -= to_neighbour;
     neighbour_ += to_neighbour;
   }
-  // The neighbour's ask: `bytes` more, of which `given` came at once.
-  void Ask(int64_t bytes, int64_t given) {
-    neighbour_ += std::min(given, bytes);
-    wanted_ = std::max<int64_t>(bytes - given, 0);
-  }
+  // The neighbour's ask: `bytes` more, met by the engine's Releases.
+  void Want(int64_t bytes) { wanted_ += bytes; }
   void NeighbourReturns(int64_t bytes) { neighbour_ -= bytes; }
   int64_t wanted() const { return wanted_; }
   int64_t engine() const { return engine_; }
@@ -133,14 +131,12 @@ int Run(int32_t steps, int32_t max_in_flight, int32_t ask_every) {
     if (ask_every == 0 || step % ask_every != 0) continue;
     if (pending_since >= 0) {
       // Still waiting: ask again, as the pool does.
-      const int64_t wanted = budget.wanted();
-      const int64_t given = e->ReclaimKv(wanted, wanted, /*preempt=*/false);
-      budget.Ask(wanted, given);
+      e->ReclaimKv(budget.wanted(), budget.wanted(), /*preempt=*/false);
       continue;
     }
     ++asks;
-    const int64_t given = e->ReclaimKv(group, group, /*preempt=*/false);
-    budget.Ask(group, given);
+    budget.Want(group);
+    e->ReclaimKv(group, group, /*preempt=*/false);
     if (budget.wanted() == 0) {
       ++at_once;
       returns.push_back(step + kHoldSteps);
