@@ -251,6 +251,7 @@ class CudaBackend final : public Backend {
     return absl::OkStatus();
   }
 
+  bool can_capture() const override { return true; }
   absl::StatusOr<std::unique_ptr<OpGraph>> Capture(const std::function<void()>& issue) override {
     RETURN_IF_ERROR(Enter());
     // Thread-local: another thread's allocations (a model loading) do not

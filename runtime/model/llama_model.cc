@@ -134,7 +134,7 @@ absl::Status LlamaModel::RestoreWeights() {
 }
 
 void LlamaModel::EnableDecodeGraphs(bool on) {
-  graphs_enabled_ = on;
+  graphs_enabled_ = on && backend_->can_capture();
   graphs_.Clear();
 }
 

@@ -32,6 +32,7 @@ class RecordingBackend final : public ForwardingBackend {
   // What is still queued runs first (frees among it), as a stream drains.
   ~RecordingBackend() override { Flush(); }
 
+  bool can_capture() const override { return true; }
   absl::StatusOr<std::unique_ptr<kernels::OpGraph>> Capture(
       const std::function<void()>& issue) override {
     recording_ = std::make_shared<std::vector<std::function<void()>>>();

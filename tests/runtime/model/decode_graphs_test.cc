@@ -14,6 +14,7 @@
 #include "runtime/model/batch.h"
 #include "runtime/model/kv_cache.h"
 #include "runtime/model/model.h"
+#include "tests/support/forwarding_backend.h"
 #include "tests/support/recording_backend.h"
 #include "tests/support/tiny_model.h"
 
@@ -204,15 +205,32 @@ TEST(RecordingBackendTest, AsyncCopiesReadStagingLateAndPageableMemoryAtOnce) {
   EXPECT_EQ(got[1], 1);
 }
 
-TEST_F(DecodeGraphsTest, ABackendThatCannotCaptureRunsEveryStepEagerly) {
+// A backend that says it captures but refuses: each shape is tried once.
+class RefusingBackend final : public cohost::testing::ForwardingBackend {
+ public:
+  using ForwardingBackend::ForwardingBackend;
+  bool can_capture() const override { return true; }
+};
+
+TEST_F(DecodeGraphsTest, ABackendThatRefusesACaptureRunsEveryStepEagerly) {
   Side eager, graphs;
   eager.Open(file_, kernels::MakeCpuBackend(1), false);
-  graphs.Open(file_, kernels::MakeCpuBackend(1), true);
+  graphs.Open(file_, std::make_unique<RefusingBackend>(kernels::MakeCpuBackend(1)), true);
   RunBoth(eager, graphs, 40);
   const DecodeGraphStats s = graphs.model->decode_graph_stats();
   EXPECT_EQ(s.captures, 0);
   EXPECT_EQ(s.launches, 0);
   EXPECT_EQ(s.refusals, 2);  // three sequences, and two; each refused once
+}
+
+// The CPU never captures: graphs asked for are not even tried.
+TEST_F(DecodeGraphsTest, OnTheCpuGraphsAreNeverTried) {
+  Side eager, graphs;
+  eager.Open(file_, kernels::MakeCpuBackend(1), false);
+  graphs.Open(file_, kernels::MakeCpuBackend(1), true);
+  RunBoth(eager, graphs, 40);
+  const DecodeGraphStats s = graphs.model->decode_graph_stats();
+  EXPECT_EQ(s.captures + s.launches + s.refusals, 0);
 }
 
 }  // namespace

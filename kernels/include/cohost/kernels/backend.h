@@ -73,6 +73,10 @@ class Backend {
     (void)issue;
     return absl::UnimplementedError("this backend does not capture ops");
   }
+  // Whether Capture can ever succeed here: false where it is always
+  // UNIMPLEMENTED, so that a model does not shape its steps for graphs (block
+  // tables padded to a bucket) that never come.
+  virtual bool can_capture() const { return false; }
   // Changes whenever memory that ops use internally moves (CUDA: the op
   // scratch, grown for a larger attention plan): graphs captured before then
   // hold stale pointers and must be dropped.
