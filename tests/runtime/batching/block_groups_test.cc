@@ -18,6 +18,18 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 
+// Every free block allocated, then all but `keep` released: what the
+// allocator holds is exactly `keep`.
+void HoldOnly(BlockAllocator& a, const std::set<BlockId>& keep) {
+  auto all = a.Allocate(a.num_free());
+  ASSERT_TRUE(all.has_value());
+  std::vector<BlockId> release;
+  for (BlockId b : *all) {
+    if (!keep.contains(b)) release.push_back(b);
+  }
+  a.Release(release);
+}
+
 void Grow(BlockAllocator& a) {
   ASSERT_GE(a.NextGroupToBack(), 0);
   a.AddGroup(a.NextGroupToBack());
@@ -145,13 +157,7 @@ TEST(BlockGroupsTest, EachDrainedGroupIsTakenOnItsOwn) {
 TEST(BlockGroupsTest, TheGroupsHoldingTheFewestBlocksDrainFirst) {
   // 4 groups of 4: group 1 holds one block, group 2 three, group 3 two.
   BlockAllocator a(16, 2, true, 4, 4);
-  auto all = a.Allocate(15);
-  ASSERT_TRUE(all.has_value());
-  std::vector<BlockId> release;
-  for (BlockId b : *all) {
-    if (b != 5 && b != 8 && b != 9 && b != 10 && b != 12 && b != 13) release.push_back(b);
-  }
-  a.Release(release);
+  HoldOnly(a, {5, 8, 9, 10, 12, 13});
   EXPECT_EQ(a.HeldInGroup(1), 1);
   EXPECT_EQ(a.HeldInGroup(2), 3);
   EXPECT_EQ(a.HeldInGroup(3), 2);
@@ -182,13 +188,7 @@ TEST(BlockGroupsTest, TheGroupsHoldingTheFewestBlocksDrainFirst) {
 // that is empty: a group holding some blocks never takes a drain's place.
 TEST(BlockGroupsTest, AGroupThatEmptiedDrainsInPlaceOfOneStillHeld) {
   BlockAllocator a(16, 2, true, 4, 4);  // groups 1 (4-7), 2 (8-11), 3 (12-15)
-  auto all = a.Allocate(15);
-  ASSERT_TRUE(all.has_value());
-  std::vector<BlockId> release;
-  for (BlockId b : *all) {
-    if (b != 5 && b != 9 && b != 10 && b != 12) release.push_back(b);
-  }
-  a.Release(release);  // group 1 holds one block, group 2 two, group 3 one
+  HoldOnly(a, {5, 9, 10, 12});          // group 1 holds one block, group 2 two, group 3 one
   ASSERT_EQ(a.StartDraining(1), 1);
   ASSERT_TRUE(a.IsDrainingGroup(3)) << "the higher of the two holding one";
   EXPECT_EQ(a.DrainEmptyInstead(), 0) << "no group is empty";
@@ -205,9 +205,7 @@ TEST(BlockGroupsTest, AGroupThatEmptiedDrainsInPlaceOfOneStillHeld) {
 // it a block: the fullest with room, never one whose blocks are all held.
 TEST(BlockGroupsTest, OutOfBlocksTakesBackADrainingGroupWithRoom) {
   BlockAllocator a(12, 2, true, 4, 3);  // groups 1 (4-7), 2 (8-11)
-  auto all = a.Allocate(11);
-  ASSERT_TRUE(all.has_value());
-  a.Release(std::vector<BlockId>{8, 9});  // group 1 full, group 2 holds two
+  HoldOnly(a, {4, 5, 6, 7, 10, 11});    // group 1 full, group 2 holds two
   ASSERT_EQ(a.StartDraining(2), 2);
   EXPECT_TRUE(a.StopDrainingOneWithRoom());
   EXPECT_TRUE(a.IsActiveGroup(2));
@@ -222,13 +220,7 @@ TEST(BlockGroupsTest, OutOfBlocksTakesBackADrainingGroupWithRoom) {
 // back without waiting for anyone.
 TEST(BlockGroupsTest, NewBlocksPackOntoTheFullestGroup) {
   BlockAllocator a(12, 2, true, 4, 3);  // groups 0 (1-3), 1 (4-7), 2 (8-11)
-  auto all = a.Allocate(11);
-  ASSERT_TRUE(all.has_value());
-  std::vector<BlockId> release;
-  for (BlockId b : *all) {
-    if (b != 5 && b != 6 && b != 9) release.push_back(b);
-  }
-  a.Release(release);  // group 1 holds two blocks, group 2 one, group 0 none
+  HoldOnly(a, {5, 6, 9});               // group 1 holds two blocks, group 2 one, group 0 none
   EXPECT_THAT(a.FreeBlocksInEvictionOrder(), ElementsAre(1, 2, 3, 4, 7, 8, 10, 11));
   auto three = a.Allocate(3);
   ASSERT_TRUE(three.has_value());
