@@ -24,7 +24,13 @@ std::string ReadSmallFile(const char* path) {
 
 // `available` (bytes the host reports; <= 0 when unknown), capped by the
 // cgroup's headroom where one is set.
-int64_t WithinCgroup(int64_t available);
+int64_t WithinCgroup(int64_t available) {
+  if (std::optional<int64_t> cg = CgroupHeadroom(ReadSmallFile("/sys/fs/cgroup/memory.max"),
+                                                 ReadSmallFile("/sys/fs/cgroup/memory.current"))) {
+    return available > 0 ? std::min(available, *cg) : *cg;
+  }
+  return available;
+}
 
 }  // namespace
 
@@ -66,18 +72,6 @@ absl::StatusOr<int64_t> DeviceMemoryBudget(const kernels::Backend& backend,
   }
   return static_cast<int64_t>(std::floor(static_cast<double>(caps.free_memory) * gpu_fraction));
 }
-
-namespace {
-
-int64_t WithinCgroup(int64_t available) {
-  if (std::optional<int64_t> cg = CgroupHeadroom(ReadSmallFile("/sys/fs/cgroup/memory.max"),
-                                                 ReadSmallFile("/sys/fs/cgroup/memory.current"))) {
-    return available > 0 ? std::min(available, *cg) : *cg;
-  }
-  return available;
-}
-
-}  // namespace
 
 int64_t DefaultOffloadBudget() {
   const int64_t available = WithinCgroup(static_cast<int64_t>(kernels::HostAvailableMemory()));

@@ -139,13 +139,17 @@ ServedModel::Parked ServedModel::TakeParkedLocked() {
   return {std::move(parked_), std::exchange(parked_bytes_, 0)};
 }
 
+void ServedModel::GiveBack(const Parked& parked) {
+  if (OffloadBudget* budget = parked.resident.placement->device->offload.get()) {
+    budget->Give(parked.bytes);
+  }
+}
+
 void ServedModel::DropParked(Parked parked) {
   if (parked.resident.model == nullptr) return;
   parked.resident.model.reset();
   parked.resident.context.reset();
-  if (OffloadBudget* budget = parked.resident.placement->device->offload.get()) {
-    budget->Give(parked.bytes);
-  }
+  GiveBack(parked);
 }
 
 bool ServedModel::DropParkedWeights() {
@@ -180,9 +184,7 @@ std::optional<ServedModel::Unparked> ServedModel::Unpark() {
     DropParked(std::move(parked));
     return std::nullopt;
   }
-  if (OffloadBudget* budget = parked.resident.placement->device->offload.get()) {
-    budget->Give(parked.bytes);
-  }
+  GiveBack(parked);
   return Unparked{std::move(parked.resident.model), std::move(parked.resident.context)};
 }
 

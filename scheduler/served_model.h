@@ -204,6 +204,8 @@ class ServedModel {
   Parked TakeParkedLocked();
   // Gives a parked model's host memory back (taken out under mu_).
   void DropParked(Parked parked);
+  // Returns the parked weights' host memory to the device's offload budget.
+  static void GiveBack(const Parked& parked);
 
   const ModelSpec spec_;
   const std::unique_ptr<runtime::Tokenizer> tokenizer_;

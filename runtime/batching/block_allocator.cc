@@ -111,14 +111,25 @@ void BlockAllocator::Undrain(int32_t g) {
   num_usable_ += UsableInGroup(g);
 }
 
+template <typename Eligible, typename Before>
+int32_t BlockAllocator::PickGroup(Eligible eligible, Before before) const {
+  int32_t pick = -1;
+  for (int32_t g = 0; g < max_groups_; ++g) {
+    if (eligible(g) && (pick < 0 || before(g, pick))) pick = g;
+  }
+  return pick;
+}
+
+bool BlockAllocator::Fuller(int32_t x, int32_t y) const { return held_[x] > held_[y]; }
+
 int32_t BlockAllocator::StartDraining(int32_t n) {
   int32_t started = 0;
   for (; started < n; ++started) {
     // Group 0 stays: it holds the null block every block table pads with.
-    int32_t pick = -1;
-    for (int32_t g = 1; g < max_groups_; ++g) {
-      if (state_[g] == GroupState::kActive && (pick < 0 || held_[g] <= held_[pick])) pick = g;
-    }
+    // Ties go to the later group: the highest id.
+    const int32_t pick =
+        PickGroup([this](int32_t g) { return g > 0 && state_[g] == GroupState::kActive; },
+                  [this](int32_t x, int32_t y) { return !Fuller(x, y); });
     if (pick < 0) break;
     Drain(pick);
   }
@@ -128,10 +139,8 @@ int32_t BlockAllocator::StartDraining(int32_t n) {
 int32_t BlockAllocator::StopDraining(int32_t n) {
   int32_t stopped = 0;
   for (; stopped < n; ++stopped) {
-    int32_t pick = -1;
-    for (int32_t g = 0; g < max_groups_; ++g) {
-      if (state_[g] == GroupState::kDraining && (pick < 0 || held_[g] > held_[pick])) pick = g;
-    }
+    const int32_t pick = PickGroup([this](int32_t g) { return state_[g] == GroupState::kDraining; },
+                                   [this](int32_t x, int32_t y) { return Fuller(x, y); });
     if (pick < 0) break;
     Undrain(pick);
   }
@@ -139,13 +148,11 @@ int32_t BlockAllocator::StopDraining(int32_t n) {
 }
 
 bool BlockAllocator::StopDrainingOneWithRoom() {
-  int32_t pick = -1;
-  for (int32_t g = 0; g < max_groups_; ++g) {
-    if (state_[g] == GroupState::kDraining && held_[g] < UsableInGroup(g) &&
-        (pick < 0 || held_[g] > held_[pick])) {
-      pick = g;
-    }
-  }
+  const int32_t pick = PickGroup(
+      [this](int32_t g) {
+        return state_[g] == GroupState::kDraining && held_[g] < UsableInGroup(g);
+      },
+      [this](int32_t x, int32_t y) { return Fuller(x, y); });
   if (pick < 0) return false;
   Undrain(pick);
   return true;
@@ -154,14 +161,12 @@ bool BlockAllocator::StopDrainingOneWithRoom() {
 int32_t BlockAllocator::DrainEmptyInstead() {
   int32_t swapped = 0;
   while (true) {
-    int32_t fullest = -1, empty = -1;
-    for (int32_t g = 1; g < max_groups_; ++g) {
-      if (state_[g] == GroupState::kDraining && held_[g] > 0 &&
-          (fullest < 0 || held_[g] > held_[fullest])) {
-        fullest = g;
-      }
-      if (state_[g] == GroupState::kActive && held_[g] == 0 && empty < 0) empty = g;
-    }
+    const int32_t fullest =
+        PickGroup([this](int32_t g) { return state_[g] == GroupState::kDraining && held_[g] > 0; },
+                  [this](int32_t x, int32_t y) { return Fuller(x, y); });
+    const int32_t empty = PickGroup(
+        [this](int32_t g) { return g > 0 && state_[g] == GroupState::kActive && held_[g] == 0; },
+        [](int32_t, int32_t) { return false; });
     if (fullest < 0 || empty < 0) return swapped;
     Undrain(fullest);
     Drain(empty);
@@ -328,11 +333,8 @@ bool BlockAllocator::FillsBefore(int32_t x, int32_t y) const {
 }
 
 int32_t BlockAllocator::NextGroupToFill() const {
-  int32_t pick = -1;
-  for (int32_t g = 0; g < max_groups_; ++g) {
-    if (empty_free_[g].size > 0 && (pick < 0 || FillsBefore(g, pick))) pick = g;
-  }
-  return pick;
+  return PickGroup([this](int32_t g) { return empty_free_[g].size > 0; },
+                   [this](int32_t x, int32_t y) { return FillsBefore(x, y); });
 }
 
 std::vector<BlockId> BlockAllocator::FreeBlocksInEvictionOrder() const {

@@ -81,9 +81,8 @@ class BlockAllocator {
 
   // n fresh blocks with refcount 1: empty ones first, from group 0, then from
   // the fullest active group (ties: the lowest id), each group's in the order
-  // they were freed;
-  // then the least recently freed cached blocks, evicted. All or nothing:
-  // nullopt, with no change, when fewer than n blocks are free.
+  // they were freed; then the least recently freed cached blocks, evicted. All
+  // or nothing: nullopt, with no change, when fewer than n blocks are free.
   std::optional<std::vector<BlockId>> Allocate(int32_t n);
 
   // Records that `block` (held, full) holds the content `hash`, so later
@@ -176,6 +175,13 @@ class BlockAllocator {
   bool FillsBefore(int32_t x, int32_t y) const;
   // The group Allocate takes empty blocks from next; -1 when none is empty.
   int32_t NextGroupToFill() const;
+  // Of the groups `eligible` admits, the one `before` ranks first (the lowest
+  // id among equals); -1 when none is. O(groups). Defined in the .cc, its
+  // only user.
+  template <typename Eligible, typename Before>
+  int32_t PickGroup(Eligible eligible, Before before) const;
+  // Whether group x holds more blocks than group y.
+  bool Fuller(int32_t x, int32_t y) const;
   void CheckBlock(BlockId block) const;
   // Removes `block`'s prefix-cache entry, if it has one.
   void Uncache(BlockId block);

@@ -9,12 +9,13 @@ absl::Status DecodeGraphs::Run(const DecodeShape& shape, const std::function<voi
     Clear();
     epoch_ = backend_->capture_epoch();
   }
+  if (shape.kv_cache != kv_cache_) {
+    Reset();  // the last cache's shapes will not come again
+    kv_cache_ = shape.kv_cache;
+  }
   auto it = entries_.find(shape);
   if (it == entries_.end()) {
-    if (entries_.size() >= 4 * kMaxGraphs) {  // shapes seen, bounded
-      entries_.clear();
-      graphs_ = 0;
-    }
+    if (entries_.size() >= 4 * kMaxGraphs) Reset();  // shapes seen, bounded
     it = entries_.emplace(shape, Entry{}).first;
   }
   Entry& e = it->second;

@@ -45,14 +45,12 @@ class DecodeGraphs {
   explicit DecodeGraphs(kernels::Backend* backend) : backend_(backend) {}
 
   // Queues the step: from `shape`'s graph, by capturing it, or by calling
-  // `issue` (the step's ops) eagerly.
+  // `issue` (the step's ops) eagerly. A shape of another KV cache than the
+  // last one's drops every graph and shape seen: those will not come again.
   absl::Status Run(const DecodeShape& shape, const std::function<void()>& issue);
   // Drops every graph (the model moved a buffer they point at, or the
   // backend its scratch); each shape is captured again at its next step.
   void Clear();
-  // Drops every graph and every shape seen: the shapes will not come again
-  // (the model steps another KV cache now).
-  void Reset();
 
   const DecodeGraphStats& stats() const { return stats_; }
 
@@ -64,7 +62,11 @@ class DecodeGraphs {
   };
 
   kernels::Backend* backend_;
-  uint64_t epoch_ = 0;  // backend_->capture_epoch() the graphs were made in
+  // Drops every graph and every shape seen.
+  void Reset();
+
+  uint64_t epoch_ = 0;     // backend_->capture_epoch() the graphs were made in
+  uint64_t kv_cache_ = 0;  // the KvCache::id() of the shapes seen: one at a time
   absl::flat_hash_map<DecodeShape, Entry> entries_;
   size_t graphs_ = 0;
   DecodeGraphStats stats_;

@@ -79,14 +79,26 @@ std::vector<kernels::DeviceBuffer*> LlamaModel::WeightBuffers() {
   return out;
 }
 
+const std::array<kernels::DeviceBuffer LlamaModel::*, 14> LlamaModel::kWorkspace = {
+    &LlamaModel::x_,
+    &LlamaModel::delta_,
+    &LlamaModel::normed_,
+    &LlamaModel::qkv_,
+    &LlamaModel::attn_,
+    &LlamaModel::gate_up_,
+    &LlamaModel::act_,
+    &LlamaModel::sample_x_,
+    &LlamaModel::sample_delta_,
+    &LlamaModel::sample_normed_,
+    &LlamaModel::logits_,
+    &LlamaModel::sample_ids_,
+    &LlamaModel::sample_specs_,
+    &LlamaModel::sample_logprobs_};
+
 void LlamaModel::FreeWorkspace() {
   graphs_.Clear();  // they point at what goes
-  for (kernels::DeviceBuffer* b :
-       {&x_, &delta_, &normed_, &qkv_, &attn_, &gate_up_, &act_, &sample_x_, &sample_delta_,
-        &sample_normed_, &logits_, &sample_ids_, &sample_specs_, &sample_logprobs_, &raw_rows_,
-        &penalties_, &meta_, &staging_}) {
-    b->Reset();
-  }
+  for (kernels::DeviceBuffer LlamaModel::*b : kWorkspace) (this->*b).Reset();
+  for (kernels::DeviceBuffer* b : {&raw_rows_, &penalties_, &meta_, &staging_}) b->Reset();
   token_capacity_ = 0;
   sample_capacity_ = 0;
   staged_ = 0;
@@ -140,11 +152,7 @@ void LlamaModel::EnableDecodeGraphs(bool on) {
 
 size_t LlamaModel::workspace_bytes() const {
   size_t bytes = 0;
-  for (const kernels::DeviceBuffer* b :
-       {&x_, &delta_, &normed_, &qkv_, &attn_, &gate_up_, &act_, &sample_x_, &sample_delta_,
-        &sample_normed_, &logits_, &sample_ids_, &sample_specs_, &sample_logprobs_}) {
-    bytes += b->bytes();
-  }
+  for (kernels::DeviceBuffer LlamaModel::*b : kWorkspace) bytes += (this->*b).bytes();
   return bytes;
 }
 
@@ -462,10 +470,6 @@ absl::Status LlamaModel::Run(const Batch& batch, KvCache& kv) {
   if (!captured) {
     Issue(step, kv);
     return absl::OkStatus();
-  }
-  if (kv.id() != graphs_kv_) {
-    graphs_.Reset();  // the last cache's shapes will not come again
-    graphs_kv_ = kv.id();
   }
   return graphs_.Run(DecodeShape{T, S, width, kv.id()}, [&] { Issue(step, kv); });
 }

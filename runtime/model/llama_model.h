@@ -4,6 +4,7 @@
 // Internal to runtime/; everything else talks to Model.
 #pragma once
 
+#include <array>
 #include <memory>
 #include <vector>
 
@@ -162,6 +163,8 @@ class LlamaModel final : public Model {
 
   int32_t token_capacity_ = 0;
   int32_t sample_capacity_ = 0;
+  // The buffers Reserve sizes for the largest step: the workspace.
+  static const std::array<kernels::DeviceBuffer LlamaModel::*, 14> kWorkspace;
   kernels::DeviceBuffer x_;       // [tokens, hidden] residual stream
   kernels::DeviceBuffer delta_;   // [tokens, hidden] output of the last sublayer
   kernels::DeviceBuffer normed_;  // [tokens, hidden]
@@ -189,7 +192,6 @@ class LlamaModel final : public Model {
   size_t staged_ = 0;              // bytes of it the step's copies use
   bool graphs_enabled_ = false;
   DecodeGraphs graphs_{backend_};
-  uint64_t graphs_kv_ = 0;  // KvCache::id() of the cache graphs_ were made for
 };
 
 }  // namespace cohost::runtime

@@ -56,10 +56,10 @@ void Sampler::ForEachPenalty(
   if (seen_.size() < static_cast<size_t>(vocab)) seen_.resize(static_cast<size_t>(vocab), 0);
   // The counts only where presence or frequency reads them: a repetition
   // penalty alone needs no vocabulary-long array of them.
-  if (counts && generated_count_.size() < static_cast<size_t>(vocab)) {
-    generated_count_.resize(static_cast<size_t>(vocab), 0);
-  }
   if (counts) {
+    if (generated_count_.size() < static_cast<size_t>(vocab)) {
+      generated_count_.resize(static_cast<size_t>(vocab), 0);
+    }
     for (int32_t id : history.subspan(num_prompt)) {
       if (valid(id)) ++generated_count_[id];
     }

@@ -131,6 +131,21 @@ class LifecycleTest : public ::testing::Test {
   }
 
   ModelStatus Status(const std::string& name) { return router_->Find(name).value()->status(); }
+  // What `cohost models` says of where `name` is and why.
+  std::string PlacementOf(const std::string& name) {
+    for (const ModelSummary& m : router_->ListModels()) {
+      if (m.name == name) return m.placement;
+    }
+    return "";
+  }
+  // Adds "pinned", lazy, pinned to `device` with an hour's keep-alive, and
+  // runs it once: it evicts what it must there and then stays.
+  void RunPinnedOn(const std::string& device) {
+    ModelSpec pinned = Spec("pinned", LoadPolicy::kLazy, std::chrono::seconds(3600));
+    pinned.device = device;
+    ASSERT_TRUE(router_->AddModel(pinned).ok());
+    EXPECT_EQ(Run("pinned")->info().reason, runtime::FinishReason::kLength);
+  }
   // The id of the device `name` was placed on.
   std::string DeviceOf(const std::string& name) { return router_->Find(name).value()->device().id; }
 

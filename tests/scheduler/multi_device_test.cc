@@ -153,10 +153,7 @@ TEST_F(LifecycleTest, AnEvictedModelReloadsOnAnotherDeviceThatHasRoom) {
   ASSERT_EQ(DeviceOf("a"), "cpu:0");
   const std::vector<int32_t> want = Run("a", 8)->ids();
   ASSERT_EQ(want.size(), 8u);
-  ModelSpec pinned = Spec("pinned", LoadPolicy::kLazy, seconds(3600));
-  pinned.device = "cpu:0";
-  ASSERT_TRUE(router_->AddModel(pinned).ok());
-  EXPECT_EQ(Run("pinned")->info().reason, FinishReason::kLength);
+  RunPinnedOn("cpu:0");
   EXPECT_EQ(Status("a").state, ModelState::kEvicted);
 
   std::shared_ptr<Collect> back = Run("a", 8);
@@ -167,9 +164,7 @@ TEST_F(LifecycleTest, AnEvictedModelReloadsOnAnotherDeviceThatHasRoom) {
   EXPECT_TRUE(cohost::testing::WaitFor(
       [&] { return SteppedOn("a").find("cpu:1") != std::string::npos; }, kWait))
       << "stepped by the new device's executor";
-  for (const ModelSummary& m : router_->ListModels()) {
-    if (m.name == "a") EXPECT_THAT(m.placement, HasSubstr("moved from cpu:0")) << m.placement;
-  }
+  EXPECT_THAT(PlacementOf("a"), HasSubstr("moved from cpu:0"));
 }
 
 // When every device would have to evict, the model goes where evicting is
@@ -183,10 +178,7 @@ TEST_F(LifecycleTest, WhenEveryDeviceMustEvictAModelReloadsWhereItCan) {
   ASSERT_EQ(DeviceOf("b"), "cpu:1");
   const std::vector<int32_t> want = Run("a", 8)->ids();
   Run("b");
-  ModelSpec pinned = Spec("pinned", LoadPolicy::kLazy, seconds(3600));
-  pinned.device = "cpu:0";
-  ASSERT_TRUE(router_->AddModel(pinned).ok());
-  EXPECT_EQ(Run("pinned")->info().reason, FinishReason::kLength);
+  RunPinnedOn("cpu:0");
   ASSERT_EQ(Status("a").state, ModelState::kEvicted);
 
   std::shared_ptr<Collect> back = Run("a", 8);
@@ -196,9 +188,7 @@ TEST_F(LifecycleTest, WhenEveryDeviceMustEvictAModelReloadsWhereItCan) {
   EXPECT_EQ(Status("b").state, ModelState::kEvicted);
   EXPECT_THAT(Status("b").reason, HasSubstr("\"a\""));
   EXPECT_EQ(Status("pinned").state, ModelState::kReady) << "within its keep-alive";
-  for (const ModelSummary& m : router_->ListModels()) {
-    if (m.name == "a") EXPECT_THAT(m.placement, HasSubstr("did not fit")) << m.placement;
-  }
+  EXPECT_THAT(PlacementOf("a"), HasSubstr("did not fit"));
   // b reloads on cpu:1 by evicting a (idle, past its keep-alive); cpu:0
   // cannot take it (pinned is within its keep-alive): it stays.
   EXPECT_EQ(Run("b")->info().reason, FinishReason::kLength);
