@@ -216,8 +216,12 @@ class CpuBackend final : public Backend {
     cpu::GatherRows(F(x), rows, num_rows, width, F(out));
   }
   void ApplyPenalties(float* x, int32_t rows, int32_t width, const int32_t* starts,
-                      const PenaltyTerm* terms) override {
-    cpu::ApplyPenalties(x, rows, width, starts, terms);
+                      const PenaltyTerm* terms, float* saved) override {
+    cpu::ApplyPenalties(x, rows, width, starts, terms, saved);
+  }
+  void RestoreLogits(float* x, int32_t rows, int32_t width, const int32_t* starts,
+                     const PenaltyTerm* terms, const float* saved) override {
+    cpu::RestoreLogits(x, rows, width, starts, terms, saved);
   }
   void RowLogprobs(const float* x, int32_t rows, int32_t width, const int32_t* chosen,
                    int32_t top_n, TokenLogprob* out) override {

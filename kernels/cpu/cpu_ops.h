@@ -56,9 +56,14 @@ void GatherRows(const float* x /*[n, width]*/, const int32_t* rows /*[num_rows]*
 void SampleRows(const float* x /*[rows, width]*/, int32_t rows, int32_t width,
                 const SampleSpec* specs /*[rows]*/, int32_t* out /*[rows]*/);
 
-// Backend::ApplyPenalties, the reference of the CUDA kernel.
+// Backend::ApplyPenalties and RestoreLogits, the references of the CUDA
+// kernels.
 void ApplyPenalties(float* x /*[rows, width]*/, int32_t rows, int32_t width,
-                    const int32_t* starts /*[rows + 1]*/, const PenaltyTerm* terms);
+                    const int32_t* starts /*[rows + 1]*/, const PenaltyTerm* terms,
+                    float* saved /*or null*/);
+void RestoreLogits(float* x /*[rows, width]*/, int32_t rows, int32_t width,
+                   const int32_t* starts /*[rows + 1]*/, const PenaltyTerm* terms,
+                   const float* saved);
 
 // Rotates q and k in place, then copies k and v into the pages at
 // slot_mapping. q, k, v: fp32.

@@ -87,13 +87,24 @@ int32_t SampleRow(const float* x, int32_t width, const SampleSpec& s, std::vecto
 }  // namespace
 
 void ApplyPenalties(float* x, int32_t rows, int32_t width, const int32_t* starts,
-                    const PenaltyTerm* terms) {
+                    const PenaltyTerm* terms, float* saved) {
   for (int32_t r = 0; r < rows; ++r) {
     float* row = x + static_cast<int64_t>(r) * width;
     for (int32_t i = starts[r]; i < starts[r + 1]; ++i) {
       const PenaltyTerm& t = terms[i];
       if (t.token < 0 || t.token >= width) continue;
+      if (saved != nullptr) saved[i] = row[t.token];
       row[t.token] = PenalizedLogit(row[t.token], t.repetition, t.subtract);
+    }
+  }
+}
+
+void RestoreLogits(float* x, int32_t rows, int32_t width, const int32_t* starts,
+                   const PenaltyTerm* terms, const float* saved) {
+  for (int32_t r = 0; r < rows; ++r) {
+    float* row = x + static_cast<int64_t>(r) * width;
+    for (int32_t i = starts[r]; i < starts[r + 1]; ++i) {
+      if (terms[i].token >= 0 && terms[i].token < width) row[terms[i].token] = saved[i];
     }
   }
 }

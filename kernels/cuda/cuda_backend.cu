@@ -345,9 +345,14 @@ class CudaBackend final : public Backend {
   }
 
   void ApplyPenalties(float* x, int32_t rows, int32_t width, const int32_t* starts,
-                      const PenaltyTerm* terms) override {
+                      const PenaltyTerm* terms, float* saved) override {
     if (!EnterOp()) return;
-    Record(cuda::LaunchApplyPenalties(x, rows, width, starts, terms, stream_));
+    Record(cuda::LaunchApplyPenalties(x, rows, width, starts, terms, saved, stream_));
+  }
+  void RestoreLogits(float* x, int32_t rows, int32_t width, const int32_t* starts,
+                     const PenaltyTerm* terms, const float* saved) override {
+    if (!EnterOp()) return;
+    Record(cuda::LaunchRestoreLogits(x, rows, width, starts, terms, saved, stream_));
   }
 
   void SampleRows(const float* x, int32_t rows, int32_t width, const SampleSpec* specs,

@@ -22,10 +22,14 @@ absl::Status LaunchGatherRows(const bf16* x /*[n, width]*/, const int32_t* rows 
                               int32_t num_rows, int32_t width, bf16* out /*[num_rows, width]*/,
                               cudaStream_t stream);
 
-// Backend::ApplyPenalties: a block per row, a thread per term.
+// Backend::ApplyPenalties and RestoreLogits: a block per row, a thread per
+// term.
 absl::Status LaunchApplyPenalties(float* x /*[rows, width]*/, int32_t rows, int32_t width,
                                   const int32_t* starts, const PenaltyTerm* terms,
-                                  cudaStream_t stream);
+                                  float* saved /*or null*/, cudaStream_t stream);
+absl::Status LaunchRestoreLogits(float* x /*[rows, width]*/, int32_t rows, int32_t width,
+                                 const int32_t* starts, const PenaltyTerm* terms,
+                                 const float* saved, cudaStream_t stream);
 
 // Backend::SampleRows: each row's token drawn as its SampleSpec says.
 absl::Status LaunchSampleRows(const float* x /*[rows, width]*/, int32_t rows, int32_t width,

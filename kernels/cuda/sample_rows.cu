@@ -200,27 +200,54 @@ __global__ __launch_bounds__(kThreads) void SampleRowsKernel(const float* __rest
 // division and multiplication (no fast math): the host Sampler's bits.
 __global__ void ApplyPenaltiesKernel(float* __restrict__ x, int32_t width,
                                      const int32_t* __restrict__ starts,
-                                     const PenaltyTerm* __restrict__ terms) {
+                                     const PenaltyTerm* __restrict__ terms,
+                                     float* __restrict__ saved) {
   float* row = x + static_cast<int64_t>(blockIdx.x) * width;
   for (int32_t i = starts[blockIdx.x] + threadIdx.x; i < starts[blockIdx.x + 1]; i += blockDim.x) {
     const PenaltyTerm t = terms[i];
     if (t.token < 0 || t.token >= width) continue;
     float l = row[t.token];
+    if (saved != nullptr) saved[i] = l;
     if (t.repetition != 1.f) l = l > 0.f ? __fdiv_rn(l, t.repetition) : __fmul_rn(l, t.repetition);
     row[t.token] = __fsub_rn(l, t.subtract);
   }
 }
 
+__global__ void RestoreLogitsKernel(float* __restrict__ x, int32_t width,
+                                    const int32_t* __restrict__ starts,
+                                    const PenaltyTerm* __restrict__ terms,
+                                    const float* __restrict__ saved) {
+  float* row = x + static_cast<int64_t>(blockIdx.x) * width;
+  for (int32_t i = starts[blockIdx.x] + threadIdx.x; i < starts[blockIdx.x + 1]; i += blockDim.x) {
+    const int32_t token = terms[i].token;
+    if (token >= 0 && token < width) row[token] = saved[i];
+  }
+}
+
+absl::Status CheckPenaltyShape(const char* op, int32_t rows, int32_t width) {
+  if (rows < 0 || width < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(op, ": bad shape ", rows, "x", width));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status LaunchApplyPenalties(float* x, int32_t rows, int32_t width, const int32_t* starts,
-                                  const PenaltyTerm* terms, cudaStream_t stream) {
-  if (rows < 0 || width < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("ApplyPenalties: bad shape ", rows, "x", width));
-  }
+                                  const PenaltyTerm* terms, float* saved, cudaStream_t stream) {
+  if (absl::Status s = CheckPenaltyShape("ApplyPenalties", rows, width); !s.ok()) return s;
   if (rows == 0) return absl::OkStatus();
-  ApplyPenaltiesKernel<<<rows, kThreads, 0, stream>>>(x, width, starts, terms);
+  ApplyPenaltiesKernel<<<rows, kThreads, 0, stream>>>(x, width, starts, terms, saved);
   return LaunchStatus("ApplyPenaltiesKernel");
+}
+
+absl::Status LaunchRestoreLogits(float* x, int32_t rows, int32_t width, const int32_t* starts,
+                                 const PenaltyTerm* terms, const float* saved,
+                                 cudaStream_t stream) {
+  if (absl::Status s = CheckPenaltyShape("RestoreLogits", rows, width); !s.ok()) return s;
+  if (rows == 0) return absl::OkStatus();
+  RestoreLogitsKernel<<<rows, kThreads, 0, stream>>>(x, width, starts, terms, saved);
+  return LaunchStatus("RestoreLogitsKernel");
 }
 
 absl::Status LaunchSampleRows(const float* x, int32_t rows, int32_t width, const SampleSpec* specs,

@@ -98,7 +98,7 @@ const std::array<kernels::DeviceBuffer LlamaModel::*, 14> LlamaModel::kWorkspace
 void LlamaModel::FreeWorkspace() {
   graphs_.Clear();  // they point at what goes
   for (kernels::DeviceBuffer LlamaModel::*b : kWorkspace) (this->*b).Reset();
-  for (kernels::DeviceBuffer* b : {&raw_rows_, &penalties_, &meta_, &staging_}) b->Reset();
+  for (kernels::DeviceBuffer* b : {&penalties_, &meta_, &staging_}) b->Reset();
   token_capacity_ = 0;
   sample_capacity_ = 0;
   staged_ = 0;
@@ -329,53 +329,44 @@ absl::Status LlamaModel::FinishStep() {
   return absl::OkStatus();
 }
 
-absl::Status LlamaModel::ApplyPenalties(const SamplePenalties& p, int32_t rows) {
+namespace {
+
+// Where penalties_ holds a step's terms, their starts and the moved logits.
+struct PenaltyLayout {
+  size_t starts, saved, bytes;  // byte offsets, and the whole
+  explicit PenaltyLayout(const SamplePenalties& p)
+      : starts(p.terms.size() * sizeof(kernels::PenaltyTerm)),
+        saved(starts + p.starts.size() * sizeof(int32_t)),
+        bytes(saved + p.terms.size() * sizeof(float)) {}
+};
+
+}  // namespace
+
+absl::Status LlamaModel::ApplyPenalties(const SamplePenalties& p, int32_t rows, bool keep_raw) {
   if (p.terms.empty()) return absl::OkStatus();
   // Terms, then starts, staged together: one copy.
-  const size_t term_bytes = p.terms.size() * sizeof(kernels::PenaltyTerm);
-  const size_t bytes = term_bytes + p.starts.size() * sizeof(int32_t);
-  RETURN_IF_ERROR(GrowBuffer(penalties_, bytes));
-  ASSIGN_OR_RETURN(void* staged, StageSpace(bytes));
-  std::memcpy(staged, p.terms.data(), term_bytes);
-  std::memcpy(static_cast<char*>(staged) + term_bytes, p.starts.data(), bytes - term_bytes);
-  RETURN_IF_ERROR(backend_->CopyToDevice(penalties_.data(), staged, bytes));
+  const PenaltyLayout at(p);
+  RETURN_IF_ERROR(GrowBuffer(penalties_, at.bytes));
+  ASSIGN_OR_RETURN(void* staged, StageSpace(at.saved));
+  std::memcpy(staged, p.terms.data(), at.starts);
+  std::memcpy(static_cast<char*>(staged) + at.starts, p.starts.data(), at.saved - at.starts);
+  RETURN_IF_ERROR(backend_->CopyToDevice(penalties_.data(), staged, at.saved));
   auto* base = static_cast<char*>(penalties_.data());
   backend_->ApplyPenalties(logits_.as<float>(), rows, config_.vocab_size,
-                           reinterpret_cast<const int32_t*>(base + term_bytes),
-                           reinterpret_cast<const kernels::PenaltyTerm*>(base));
+                           reinterpret_cast<const int32_t*>(base + at.starts),
+                           reinterpret_cast<const kernels::PenaltyTerm*>(base),
+                           keep_raw ? reinterpret_cast<float*>(base + at.saved) : nullptr);
   return absl::OkStatus();
 }
 
-absl::Status LlamaModel::KeepRawRows(const SamplePenalties& p, int32_t rows) {
-  if (p.terms.empty()) return absl::OkStatus();
-  const size_t row_bytes = static_cast<size_t>(config_.vocab_size) * sizeof(float);
-  int32_t moved = 0;
-  for (int32_t r = 0; r < rows; ++r) moved += p.starts[r + 1] > p.starts[r];
-  RETURN_IF_ERROR(GrowBuffer(raw_rows_, moved * row_bytes));
-  auto* raw = static_cast<char*>(raw_rows_.data());
-  for (int32_t r = 0; r < rows; ++r) {
-    if (p.starts[r + 1] == p.starts[r]) continue;
-    RETURN_IF_ERROR(backend_->CopyToDevice(
-        raw, logits_.as<float>() + int64_t{r} * config_.vocab_size, row_bytes));
-    raw += row_bytes;
-  }
-  return absl::OkStatus();
-}
-
-void LlamaModel::QueueLogprobs(const SamplePenalties& p, int32_t rows, int32_t top) {
-  const int32_t vocab = config_.vocab_size;
-  auto* out = sample_logprobs_.as<kernels::TokenLogprob>();
-  const int32_t* ids = sample_ids_.as<int32_t>();
-  // Every row from logits_, then each row a penalty moved again from its
-  // raw copy: the backend runs them in order.
-  backend_->RowLogprobs(logits_.as<float>(), rows, vocab, ids, top, out);
+void LlamaModel::RestoreRawLogits(const SamplePenalties& p, int32_t rows) {
   if (p.terms.empty()) return;
-  const float* raw = raw_rows_.as<float>();
-  for (int32_t r = 0; r < rows; ++r) {
-    if (p.starts[r + 1] == p.starts[r]) continue;
-    backend_->RowLogprobs(raw, 1, vocab, ids + r, top, out + int64_t{r} * (1 + top));
-    raw += vocab;
-  }
+  const PenaltyLayout at(p);
+  auto* base = static_cast<char*>(penalties_.data());
+  backend_->RestoreLogits(logits_.as<float>(), rows, config_.vocab_size,
+                          reinterpret_cast<const int32_t*>(base + at.starts),
+                          reinterpret_cast<const kernels::PenaltyTerm*>(base),
+                          reinterpret_cast<const float*>(base + at.saved));
 }
 
 absl::Status LlamaModel::ForwardSample(const Batch& batch, KvCache& kv, const SampleInputs& in,
@@ -397,13 +388,18 @@ absl::Status LlamaModel::ForwardSample(const Batch& batch, KvCache& kv, const Sa
   const bool logprobs = in.top_logprobs >= 0 && rows > 0;
   RETURN_IF_ERROR(Run(batch, kv));
   if (rows == 0) return FinishStep();
-  if (logprobs) RETURN_IF_ERROR(KeepRawRows(in.penalties, rows));
-  RETURN_IF_ERROR(ApplyPenalties(in.penalties, rows));
+  RETURN_IF_ERROR(ApplyPenalties(in.penalties, rows, /*keep_raw=*/logprobs));
   RETURN_IF_ERROR(
       Upload(sample_specs_.data(), in.specs.data(), in.specs.size() * sizeof(kernels::SampleSpec)));
   backend_->SampleRows(logits_.as<float>(), rows, config_.vocab_size,
                        sample_specs_.as<kernels::SampleSpec>(), sample_ids_.as<int32_t>());
-  if (logprobs) QueueLogprobs(in.penalties, rows, out->top);
+  if (logprobs) {
+    // The backend runs these in order: the draw saw the moved logits, the
+    // logprobs read the raw ones.
+    RestoreRawLogits(in.penalties, rows);
+    backend_->RowLogprobs(logits_.as<float>(), rows, config_.vocab_size, sample_ids_.as<int32_t>(),
+                          out->top, sample_logprobs_.as<kernels::TokenLogprob>());
+  }
   out->ids.resize(rows);
   absl::Status s =
       backend_->CopyToHost(out->ids.data(), sample_ids_.data(), rows * sizeof(int32_t));

@@ -119,15 +119,13 @@ class LlamaModel final : public Model {
   void Issue(const Step& step, const KvCache& kv);
   // INVALID_ARGUMENT when p's starts do not index its terms by `rows` rows.
   static absl::Status CheckPenalties(const SamplePenalties& p, int32_t rows);
-  // Uploads `p` (checked) and applies it to logits_'s first `rows` rows.
-  absl::Status ApplyPenalties(const SamplePenalties& p, int32_t rows);
-  // Copies the raw logits of the rows that `p` will move into raw_rows_, in
-  // order, so that their logprobs read the model's distribution.
-  absl::Status KeepRawRows(const SamplePenalties& p, int32_t rows);
-  // Queues the logprobs of logits_'s first `rows` rows at the drawn ids, top
-  // alternatives each, into sample_logprobs_ (a row moved by `p` read from
-  // raw_rows_).
-  void QueueLogprobs(const SamplePenalties& p, int32_t rows, int32_t top);
+  // Uploads `p` (checked) and applies it to logits_'s first `rows` rows;
+  // with `keep_raw`, the logits it moves are kept in penalties_ for
+  // RestoreRawLogits.
+  absl::Status ApplyPenalties(const SamplePenalties& p, int32_t rows, bool keep_raw);
+  // Puts back the logits ApplyPenalties(p, rows, true) moved, so that the
+  // logprobs read the model's distribution.
+  void RestoreRawLogits(const SamplePenalties& p, int32_t rows);
   // Space for `bytes` of this step's uploads in host staging memory
   // (Backend::AllocateStaging: on CUDA a copy from it is a DMA the host does
   // not wait for), 64-byte aligned. A step's regions do not overlap; the
@@ -179,9 +177,10 @@ class LlamaModel final : public Model {
   kernels::DeviceBuffer sample_ids_;                               // [samples] int32 drawn tokens
   kernels::DeviceBuffer sample_specs_;                             // [samples] SampleSpec
   kernels::DeviceBuffer sample_logprobs_;  // [samples, 1 + kMaxTopLogprobs] TokenLogprob
-  kernels::DeviceBuffer raw_rows_;         // logprob rows a penalty moves, before it
-  kernels::DeviceBuffer penalties_;        // a step's PenaltyTerms, then their row starts
-  kernels::DeviceBuffer meta_;             // int32 step metadata, see UploadMetadata
+  // A step's PenaltyTerms, their row starts, then (for logprobs) the logits
+  // they moved: layout by PenaltyLayout.
+  kernels::DeviceBuffer penalties_;
+  kernels::DeviceBuffer meta_;  // int32 step metadata, see UploadMetadata
   // While offloaded: each weight buffer (emptied) and its host copy.
   struct Offloaded {
     kernels::DeviceBuffer* slot;

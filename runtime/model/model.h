@@ -77,8 +77,8 @@ class Model {
   // allocate nothing; RESOURCE_EXHAUSTED when the device is full.
   virtual absl::Status ReserveWorkspace(int32_t tokens, int32_t samples) = 0;
   // Device memory the activations take now, without what a step sizes for
-  // itself: its int32 metadata, its penalty terms, and (for logprobs beside
-  // penalties) the raw copies of the rows the penalties move.
+  // itself: its int32 metadata and its penalty terms (with, for logprobs,
+  // the logits they move), a few bytes per term.
   virtual size_t workspace_bytes() const = 0;
 
   // Runs one flattened batch; writes the logits of batch.sample_rows, in order,

@@ -312,18 +312,50 @@ void OpChecks::GatherRows() {
   }
 }
 
+namespace {
+
+// One failure naming the first element of `got` whose bits differ from
+// `want`'s (any NaN for NaN), at the indices `at` (all where empty).
+void ExpectSameBits(const std::string& what, const std::vector<float>& want,
+                    const std::vector<float>& got, const std::vector<size_t>& at, uint64_t seed) {
+  int differ = 0;
+  size_t first = 0, checked = 0;
+  auto compare = [&](size_t i) {
+    ++checked;
+    const bool same = std::isnan(want[i])
+                          ? std::isnan(got[i])
+                          : std::bit_cast<uint32_t>(want[i]) == std::bit_cast<uint32_t>(got[i]);
+    if (!same && differ++ == 0) first = i;
+  };
+  if (at.empty()) {
+    for (size_t i = 0; i < want.size(); ++i) compare(i);
+  } else {
+    for (size_t i : at) compare(i);
+  }
+  if (differ > 0) {
+    ADD_FAILURE() << what << ": " << differ << " of " << checked << " elements differ, first "
+                  << first << " is " << got[first] << ", want " << want[first]
+                  << " [COHOST_TEST_SEED=" << seed << "]";
+  }
+}
+
+}  // namespace
+
 void OpChecks::ApplyPenalties() {
   constexpr float kInf = std::numeric_limits<float>::infinity();
   const int32_t rows = 4, width = 3000;
-  std::vector<float> x = Random(static_cast<size_t>(rows) * width, -20.f, 20.f);
-  // Row 0 names every kind of logit; row 1 none; rows 2 and 3 random tokens.
-  const std::vector<float> special = {0.f, -0.f, kNaN, kInf, -kInf, 1e-38f, -3.5f, 7.25f};
+  const std::vector<float> x = [&] {
+    std::vector<float> v = Random(static_cast<size_t>(rows) * width, -20.f, 20.f);
+    // Row 0 names every kind of logit (below).
+    const std::vector<float> special = {0.f, -0.f, kNaN, kInf, -kInf, 1e-38f, -3.5f, 7.25f};
+    for (size_t i = 0; i < special.size(); ++i) v[i * 3] = special[i];
+    return v;
+  }();
+  // Row 0: the special logits; row 1 none; rows 2 and 3 random tokens.
   std::vector<PenaltyTerm> terms;
   std::vector<int32_t> starts = {0};
-  for (size_t i = 0; i < special.size(); ++i) {
-    x[i * 3] = special[i];
-    terms.push_back({static_cast<int32_t>(i * 3), i % 2 ? 1.3f : 0.7f, i % 3 ? 0.5f : -1.25f});
-  }
+  for (int32_t i = 0; i < 8; ++i)
+    terms.push_back({i * 3, i % 2 ? 1.3f : 0.7f, i % 3 ? 0.5f : -1.25f});
   terms.push_back({-1, 2.f, 1.f});     // out of range: skipped
   terms.push_back({width, 2.f, 1.f});  // out of range: skipped
   starts.push_back(static_cast<int32_t>(terms.size()));
@@ -339,36 +371,40 @@ void OpChecks::ApplyPenalties() {
     }
     starts.push_back(static_cast<int32_t>(terms.size()));
   }
-  std::vector<float> want = x;
+  // What the penalties give, and the logits they move (term by term, only
+  // in range).
+  std::vector<float> want = x, want_saved(terms.size(), 0.f);
+  std::vector<size_t> in_range;
   for (int32_t r = 0; r < rows; ++r) {
     for (int32_t i = starts[r]; i < starts[r + 1]; ++i) {
       const PenaltyTerm& t = terms[i];
       if (t.token < 0 || t.token >= width) continue;
       float& l = want[static_cast<size_t>(r) * width + t.token];
+      want_saved[i] = l;
+      in_range.push_back(static_cast<size_t>(i));
       if (t.repetition != 1.f) l = l > 0.f ? l / t.repetition : l * t.repetition;
       l -= t.subtract;
     }
   }
+  const int32_t* dev_starts = arena_.Raw(starts);
+  const PenaltyTerm* dev_terms = arena_.Raw(terms);
+  auto read = [&](const float* p, size_t n) {
+    std::vector<float> got(n, -7.f);
+    absl::Status s = backend().Synchronize();
+    if (s.ok()) s = backend().CopyToHost(got.data(), p, n * sizeof(float));
+    EXPECT_TRUE(s.ok()) << s;
+    return got;
+  };
   float* px = arena_.Raw(x);
-  backend().ApplyPenalties(px, rows, width, arena_.Raw(starts), arena_.Raw(terms));
-  std::vector<float> got(x.size(), -7.f);
-  absl::Status s = backend().Synchronize();
-  if (s.ok()) s = backend().CopyToHost(got.data(), px, got.size() * sizeof(float));
-  ASSERT_TRUE(s.ok()) << s;
-  // Bit for bit (NaN for NaN): one failure naming the first that differs.
-  int differ = 0;
-  size_t first = 0;
-  for (size_t i = 0; i < got.size(); ++i) {
-    const bool same = std::isnan(want[i])
-                          ? std::isnan(got[i])
-                          : std::bit_cast<uint32_t>(want[i]) == std::bit_cast<uint32_t>(got[i]);
-    if (!same && differ++ == 0) first = i;
-  }
-  if (differ > 0) {
-    ADD_FAILURE() << "penalties: " << differ << " of " << got.size() << " elements differ, first "
-                  << first << " is " << got[first] << ", want " << want[first]
-                  << " [COHOST_TEST_SEED=" << seed_ << "]";
-  }
+  float* saved = arena_.Raw(std::vector<float>(terms.size(), kNaN));  // fp32 whatever the dtype
+  backend().ApplyPenalties(px, rows, width, dev_starts, dev_terms, saved);
+  ExpectSameBits("penalties", want, read(px, x.size()), {}, seed_);
+  ExpectSameBits("penalties' saved logits", want_saved, read(saved, terms.size()), in_range, seed_);
+  // RestoreLogits from the expected state (each op judged on its own): the
+  // raw logits again, bit for bit.
+  float* moved = arena_.Raw(want);
+  backend().RestoreLogits(moved, rows, width, dev_starts, dev_terms, arena_.Raw(want_saved));
+  ExpectSameBits("restored logits", x, read(moved, x.size()), {}, seed_);
 }
 
 void OpChecks::SampleRowsGreedy() {

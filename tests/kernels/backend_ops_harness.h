@@ -140,7 +140,8 @@ class OpChecks {
   // infinities, top_n from 0 to kMaxTopLogprobs and up to the width.
   void RowLogprobs();
   // ApplyPenalties bit for bit against PenaltyTerm's words: signs, zeros,
-  // NaN and infinities, tokens out of range, rows without terms.
+  // NaN and infinities, tokens out of range, rows without terms; the logits
+  // it saves, and RestoreLogits putting them back.
   void ApplyPenalties();
   void RmsNorm();
   void Gemm();

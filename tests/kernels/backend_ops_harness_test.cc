@@ -167,8 +167,21 @@ class FaultyBackend final : public cohost::testing::ForwardingBackend {
   }
 
   void ApplyPenalties(float* x, int32_t rows, int32_t width, const int32_t* starts,
-                      const PenaltyTerm* terms) override {
-    inner().ApplyPenalties(x, rows, width, starts, terms);
+                      const PenaltyTerm* terms, float* saved) override {
+    inner().ApplyPenalties(x, rows, width, starts, terms, saved);
+    SpoilLast(x, int64_t{rows} * width);
+    // The last term in range, as the check names them (its row, then its
+    // terms), since a skipped one's slot means nothing.
+    for (int32_t i = rows > 0 ? starts[rows] - 1 : -1; saved != nullptr && i >= 0; --i) {
+      if (terms[i].token >= 0 && terms[i].token < width) {
+        Spoil(&saved[i]);
+        break;
+      }
+    }
+  }
+  void RestoreLogits(float* x, int32_t rows, int32_t width, const int32_t* starts,
+                     const PenaltyTerm* terms, const float* saved) override {
+    inner().RestoreLogits(x, rows, width, starts, terms, saved);
     SpoilLast(x, int64_t{rows} * width);
   }
 

@@ -69,8 +69,12 @@ class ForwardingBackend : public kernels::Backend {
     inner_->SampleRows(x, rows, width, specs, out);
   }
   void ApplyPenalties(float* x, int32_t rows, int32_t width, const int32_t* starts,
-                      const kernels::PenaltyTerm* terms) override {
-    inner_->ApplyPenalties(x, rows, width, starts, terms);
+                      const kernels::PenaltyTerm* terms, float* saved) override {
+    inner_->ApplyPenalties(x, rows, width, starts, terms, saved);
+  }
+  void RestoreLogits(float* x, int32_t rows, int32_t width, const int32_t* starts,
+                     const kernels::PenaltyTerm* terms, const float* saved) override {
+    inner_->RestoreLogits(x, rows, width, starts, terms, saved);
   }
   void RowLogprobs(const float* x, int32_t rows, int32_t width, const int32_t* chosen,
                    int32_t top_n, kernels::TokenLogprob* out) override {

@@ -122,8 +122,12 @@ class RecordingBackend final : public ForwardingBackend {
     Op([=, this] { inner().SampleRows(x, rows, width, specs, out); });
   }
   void ApplyPenalties(float* x, int32_t rows, int32_t width, const int32_t* starts,
-                      const kernels::PenaltyTerm* terms) override {
-    Op([=, this] { inner().ApplyPenalties(x, rows, width, starts, terms); });
+                      const kernels::PenaltyTerm* terms, float* saved) override {
+    Op([=, this] { inner().ApplyPenalties(x, rows, width, starts, terms, saved); });
+  }
+  void RestoreLogits(float* x, int32_t rows, int32_t width, const int32_t* starts,
+                     const kernels::PenaltyTerm* terms, const float* saved) override {
+    Op([=, this] { inner().RestoreLogits(x, rows, width, starts, terms, saved); });
   }
   void RowLogprobs(const float* x, int32_t rows, int32_t width, const int32_t* chosen,
                    int32_t top_n, kernels::TokenLogprob* out) override {

@@ -379,8 +379,8 @@ TEST_P(ModelTest, ForwardSampleAtTemperatureZeroGivesEachSampledRowsArgmax) {
 
 // Penalties move a row's logits before its draw: a term that pushes the
 // argmax far down leaves the runner-up; logprobs still read the raw logits
-// (the penalized row's from its copy, the other row's in place); starts that
-// do not index the terms by row are refused before anything runs.
+// of both rows (the moved logits put back after the draw); starts that do
+// not index the terms by row are refused before anything runs.
 TEST_P(ModelTest, ForwardSamplePenaltiesMoveTheRowsBeforeTheDraw) {
   const int V = file_.config.vocab_size;
   const std::vector<int32_t> a = Prompt(11, 9, V), b = Prompt(12, 6, V);
@@ -398,8 +398,14 @@ TEST_P(ModelTest, ForwardSamplePenaltiesMoveTheRowsBeforeTheDraw) {
   const auto other_top = std::max_element(logits.begin() + V, logits.end()) - logits.begin() - V;
   SampleInputs in;
   in.specs.resize(2);  // greedy
-  in.penalties.starts = {0, 1, 1};
-  in.penalties.terms = {{static_cast<int32_t>(top), 1.f, 1e6f}};
+  // Row 1's term moves its runner-up down a little: not its draw, but its
+  // logprob must be the raw one.
+  std::vector<float> rest1(logits.begin() + V, logits.end());
+  rest1[other_top] = -std::numeric_limits<float>::infinity();
+  const auto other_second = std::max_element(rest1.begin(), rest1.end()) - rest1.begin();
+  in.penalties.starts = {0, 1, 2};
+  in.penalties.terms = {{static_cast<int32_t>(top), 1.f, 1e6f},
+                        {static_cast<int32_t>(other_second), 2.f, 0.5f}};
   in.top_logprobs = 4;
   kv = NewCache();
   SampledRows out;
@@ -421,12 +427,13 @@ TEST_P(ModelTest, ForwardSamplePenaltiesMoveTheRowsBeforeTheDraw) {
     }
   }
   EXPECT_EQ(out.logprobs[1].id, top) << "the raw argmax leads the penalized row's top";
-  in.penalties.starts = {0, 2, 2};
+  EXPECT_EQ(out.logprobs[5 + 2].id, other_second) << "row 1's runner-up, raw, is second";
+  in.penalties.starts = {0, 2, 1};
   kv = NewCache();
   const absl::Status bad =
       model_->ForwardSample(MakeBatch({{&s3, a}, {&t3, b}}, bs_), *kv, in, &out);
   EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument) << bad;
-  in.penalties.starts = {0, 1, 1};
+  in.penalties.starts = {0, 1, 2};
   in.top_logprobs = kernels::kMaxTopLogprobs + 1;
   const absl::Status too_many =
       model_->ForwardSample(MakeBatch({{&s3, a}, {&t3, b}}, bs_), *kv, in, &out);

@@ -224,10 +224,22 @@ class Backend {
 
   // Row r's PenaltyTerms, terms[starts[r], starts[r + 1]), applied to its
   // logits in place (before SampleRows). A row names each token once; a
-  // token outside [0, width) is skipped.
+  // token outside [0, width) is skipped. Where `saved` is not null, saved[i]
+  // = term i's logit before it moved (left as is for a skipped token), for
+  // RestoreLogits.
   virtual void ApplyPenalties(float* x /*[rows, width] fp32*/, int32_t rows, int32_t width,
                               const int32_t* starts /*[rows + 1]*/,
-                              const PenaltyTerm* terms /*[starts[rows]]*/) = 0;
+                              const PenaltyTerm* terms /*[starts[rows]]*/,
+                              float* saved /*[starts[rows]] or null*/) = 0;
+
+  // Undoes ApplyPenalties with the same terms: x[r, term i's token] =
+  // saved[i], token outside [0, width) skipped, so that each row holds its
+  // raw logits again, bit for bit (logprobs read the model's distribution
+  // without a copy of the rows).
+  virtual void RestoreLogits(float* x /*[rows, width] fp32*/, int32_t rows, int32_t width,
+                             const int32_t* starts /*[rows + 1]*/,
+                             const PenaltyTerm* terms /*[starts[rows]]*/,
+                             const float* saved /*[starts[rows]]*/) = 0;
 
   // Row r's log-softmax (LogprobsOfRow, row_logprobs.h) at chosen[r] and at
   // its top_n most likely tokens: out[r * (1 + top_n)] = {chosen[r], its
