@@ -28,7 +28,6 @@ constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * 32;
 static_assert(kAttnMmaRows == 16 * kWarps, "a warp computes one m16 tile of rows");
 constexpr int kKeys = 32;  // keys per shared tile: 4 n8 tiles of S, 2 k16 steps of P V
-constexpr unsigned kFull = 0xffffffffu;
 
 // d += a * b on the tensor cores.
 __device__ __forceinline__ void Mma(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
@@ -89,7 +88,7 @@ __global__ __launch_bounds__(kThreads) void MmaAttentionKernel(
   const int g = lane >> 2, t = lane & 3;
   const int row0 = warp * 16 + g;  // this thread's rows: row0 and row0 + 8
   const int end[2] = {tile.KeyEnd(p, row0), tile.KeyEnd(p, row0 + 8)};
-  const int warp_end = __reduce_max_sync(kFull, max(end[0], end[1]));
+  const int warp_end = __reduce_max_sync(kFullWarp, max(end[0], end[1]));
 
   uint32_t qa[kDimSteps][4];
 #pragma unroll
@@ -140,8 +139,8 @@ __global__ __launch_bounds__(kThreads) void MmaAttentionKernel(
     float base[2], correction[2];
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
-      tile_max[h] = fmaxf(tile_max[h], __shfl_xor_sync(kFull, tile_max[h], 1));
-      tile_max[h] = fmaxf(tile_max[h], __shfl_xor_sync(kFull, tile_max[h], 2));
+      tile_max[h] = fmaxf(tile_max[h], __shfl_xor_sync(kFullWarp, tile_max[h], 1));
+      tile_max[h] = fmaxf(tile_max[h], __shfl_xor_sync(kFullWarp, tile_max[h], 2));
       const float m_new = fmaxf(m[h], tile_max[h]);
       // A row with no key yet keeps m = -inf: every probability is 0 and the
       // (empty) accumulator is scaled by 0, never by NaN.
@@ -180,8 +179,8 @@ __global__ __launch_bounds__(kThreads) void MmaAttentionKernel(
 
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
-    l[h] += __shfl_xor_sync(kFull, l[h], 1);
-    l[h] += __shfl_xor_sync(kFull, l[h], 2);
+    l[h] += __shfl_xor_sync(kFullWarp, l[h], 1);
+    l[h] += __shfl_xor_sync(kFullWarp, l[h], 2);
   }
 #pragma unroll
   for (int h = 0; h < 2; ++h) {

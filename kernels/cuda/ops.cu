@@ -29,18 +29,6 @@ __global__ void GatherRowsKernel(const bf16* __restrict__ x /*[n, width]*/,
   }
 }
 
-// Sum over the block; every thread gets the result. `scratch` holds 32 floats.
-__device__ float BlockSum(float v, float* scratch) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  v = WarpSum(v);
-  if (lane == 0) scratch[warp] = v;
-  __syncthreads();
-  const int num_warps = (blockDim.x + 31) >> 5;
-  v = lane < num_warps ? scratch[lane] : 0.f;
-  v = WarpSum(v);
-  return v;
-}
-
 // One block per row. Pass 1 adds the residual (stored rounded) and sums
 // squares in fp32; pass 2 re-reads this thread's own elements and scales them.
 // out may alias x (as on the CPU), hence no __restrict__ on them: every element
@@ -83,7 +71,9 @@ __global__ void RmsNormKernel(const bf16* x /*[n, hidden]*/, bf16* residual /*[n
       sumsq += a * a;
     }
   }
-  const float inv_rms = rsqrtf(BlockSum(sumsq, scratch) / static_cast<float>(hidden) + eps);
+  // RowThreads: whole warps.
+  const float total = BlockReduce(sumsq, scratch, static_cast<int>(blockDim.x >> 5), SumOp{});
+  const float inv_rms = rsqrtf(total / static_cast<float>(hidden) + eps);
   bf16* orow = out + base;
   if constexpr (kVec) {
     for (int i = threadIdx.x; i < hidden / 8; i += blockDim.x) {

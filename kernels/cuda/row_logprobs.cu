@@ -16,14 +16,8 @@ namespace {
 
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
-constexpr unsigned kFull = 0xffffffffu;
 
 __device__ __forceinline__ float Finite(float v) { return isnan(v) ? -INFINITY : v; }
-
-// Higher logit first, then the lower id (the sentinel INT32_MAX last).
-__device__ __forceinline__ bool Higher(float va, int32_t ia, float vb, int32_t ib) {
-  return va != vb ? va > vb : ia < ib;
-}
 
 __device__ __forceinline__ float Logprob(float v, float lse) {
   return isfinite(v) && isfinite(lse) ? v - lse : -INFINITY;
@@ -60,22 +54,12 @@ __global__ __launch_bounds__(kThreads) void RowLogprobsKernel(const float* __res
     value_at(p) = v;
     id_at(p) = i;
   }
-  max = WarpMax(max);
-  if ((t & 31) == 0) value_s[t >> 5] = max;
-  __syncthreads();
-  max = value_s[0];
-  for (int w = 1; w < kWarps; ++w) max = fmaxf(max, value_s[w]);
+  max = BlockReduce(max, value_s, kWarps, MaxOp{});
   float lse = max;
   if (isfinite(max)) {
     float sum = 0.f;
     for (int32_t i = t; i < width; i += kThreads) sum += expf(Finite(row[i]) - max);
-    sum = WarpSum(sum);
-    __syncthreads();  // every thread has read value_s
-    if ((t & 31) == 0) value_s[t >> 5] = sum;
-    __syncthreads();
-    sum = 0.f;
-    for (int w = 0; w < kWarps; ++w) sum += value_s[w];
-    lse = max + logf(sum);
+    lse = max + logf(BlockReduce(sum, value_s, kWarps, SumOp{}));
   }
   if (t == 0) {
     const int32_t c = chosen[blockIdx.x];
@@ -84,34 +68,12 @@ __global__ __launch_bounds__(kThreads) void RowLogprobsKernel(const float* __res
 
   int head = 0;
   for (int k = 0; k < top_n; ++k) {
-    float v = head < count ? value_at(head) : -INFINITY;
-    int32_t id = head < count ? id_at(head) : INT32_MAX;
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) {
-      const float ov = __shfl_xor_sync(kFull, v, o);
-      const int32_t oi = __shfl_xor_sync(kFull, id, o);
-      if (Higher(ov, oi, v, id)) {
-        v = ov;
-        id = oi;
-      }
-    }
-    __syncthreads();  // the last round's winner is read
-    if ((t & 31) == 0) {
-      value_s[t >> 5] = v;
-      id_s[t >> 5] = id;
-    }
-    __syncthreads();
-    v = value_s[0];
-    id = id_s[0];
-    for (int w = 1; w < kWarps; ++w) {
-      if (Higher(value_s[w], id_s[w], v, id)) {
-        v = value_s[w];
-        id = id_s[w];
-      }
-    }
+    const Ranked mine = head < count ? Ranked{value_at(head), id_at(head)}
+                                     : Ranked{-INFINITY, INT32_MAX};
+    const Ranked best = BlockBest(mine, value_s, id_s, kWarps);
     // top_n <= width: a real token always wins (the sentinel never does).
-    if (id % kThreads == t) ++head;
-    if (t == 0) row_out[1 + k] = {id, Logprob(v, lse)};
+    if (best.id % kThreads == t) ++head;
+    if (t == 0) row_out[1 + k] = {best.id, Logprob(best.value, lse)};
   }
 }
 

@@ -17,20 +17,11 @@ namespace {
 constexpr int kThreads = 512;
 constexpr int kWarps = kThreads / 32;
 constexpr float kMinExponent = -104.f;  // expf below this is 0 in float
-constexpr unsigned kFull = 0xffffffffu;
 
-// Block-wide sum in a fixed order (lanes, then warps); every thread gets it.
+// Block-wide sum in a fixed order (BlockReduce); every thread gets it.
 template <typename T>
-__device__ T BlockSum(T v, T* scratch /*[kWarps]*/) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(kFull, v, o);
-  __syncthreads();  // scratch is free
-  if ((threadIdx.x & 31) == 0) scratch[threadIdx.x >> 5] = v;
-  __syncthreads();
-  T total = 0;
-#pragma unroll
-  for (int i = 0; i < kWarps; ++i) total += scratch[i];
-  return total;
+__device__ __forceinline__ T BlockSum(T v, T* scratch /*[kWarps]*/) {
+  return BlockReduce(v, scratch, kWarps, SumOp{});
 }
 
 struct RowSampler {
@@ -72,43 +63,20 @@ __global__ __launch_bounds__(kThreads) void SampleRowsKernel(const float* __rest
                                                              int32_t* __restrict__ out) {
   __shared__ double dscratch[kWarps];
   __shared__ int32_t iscratch[kWarps];
-  __shared__ float fmax_s[kWarps];
-  __shared__ int32_t fidx_s[kWarps];
+  __shared__ float best_s[kWarps];
+  __shared__ int32_t best_id_s[kWarps];
   __shared__ int32_t found_s, last_s;
   const SampleSpec s = specs[blockIdx.x];
   RowSampler row{x + static_cast<int64_t>(blockIdx.x) * width, width, -INFINITY, 0.f, false};
 
   // The max and its first column (NaN never wins; 0 when nothing is above -inf).
-  float best = -INFINITY;
-  int32_t best_i = INT32_MAX;
+  Ranked mine{-INFINITY, INT32_MAX};
   for (int32_t i = threadIdx.x; i < width; i += kThreads) {
-    if (row.x[i] > best) {
-      best = row.x[i];
-      best_i = i;
-    }
+    if (row.x[i] > mine.value) mine = {row.x[i], i};
   }
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) {
-    const float ob = __shfl_xor_sync(kFull, best, o);
-    const int32_t oi = __shfl_xor_sync(kFull, best_i, o);
-    if (ob > best || (ob == best && oi < best_i)) {
-      best = ob;
-      best_i = oi;
-    }
-  }
-  if ((threadIdx.x & 31) == 0) {
-    fmax_s[threadIdx.x >> 5] = best;
-    fidx_s[threadIdx.x >> 5] = best_i;
-  }
-  __syncthreads();
-  best = fmax_s[0];
-  best_i = fidx_s[0];
-  for (int w = 1; w < kWarps; ++w) {
-    if (fmax_s[w] > best || (fmax_s[w] == best && fidx_s[w] < best_i)) {
-      best = fmax_s[w];
-      best_i = fidx_s[w];
-    }
-  }
+  const Ranked top = BlockBest(mine, best_s, best_id_s, kWarps);
+  const float best = top.value;
+  const int32_t best_i = top.id;
   const int32_t argmax = best == -INFINITY ? 0 : best_i;
   const float inv_t = s.temperature > 0.f ? 1.f / s.temperature : 0.f;
   if (!(s.temperature > 0.f) || best == -INFINITY || isinf(inv_t)) {  // NaN too: greedy
@@ -164,7 +132,7 @@ __global__ __launch_bounds__(kThreads) void SampleRowsKernel(const float* __rest
     double scan = mine;
 #pragma unroll
     for (int o = 1; o < 32; o <<= 1) {
-      const double up = __shfl_up_sync(kFull, scan, o);
+      const double up = __shfl_up_sync(kFullWarp, scan, o);
       if (lane >= o) scan += up;
     }
     __syncthreads();  // dscratch is free
@@ -178,7 +146,7 @@ __global__ __launch_bounds__(kThreads) void SampleRowsKernel(const float* __rest
     if (mine > 0) my_last = i;
     // The lowest id past the target wins, one atomic per warp: rounding
     // cannot make two threads disagree.
-    const unsigned past = __ballot_sync(kFull, mine > 0 && target < carry + scan);
+    const unsigned past = __ballot_sync(kFullWarp, mine > 0 && target < carry + scan);
     if (past != 0 && lane == __ffs(past) - 1) atomicMin(&found_s, i);
     __syncthreads();
     if (found_s != INT32_MAX) break;  // block-uniform after the barrier
