@@ -103,7 +103,9 @@ void RestoreLogits(float* x, int32_t rows, int32_t width, const int32_t* starts,
                    const PenaltyTerm* terms, const float* saved) {
   for (int32_t r = 0; r < rows; ++r) {
     float* row = x + static_cast<int64_t>(r) * width;
-    for (int32_t i = starts[r]; i < starts[r + 1]; ++i) {
+    // Last term first: a token named twice (outside the contract) still
+    // gets its first saved value, the raw one.
+    for (int32_t i = starts[r + 1] - 1; i >= starts[r]; --i) {
       if (terms[i].token >= 0 && terms[i].token < width) row[terms[i].token] = saved[i];
     }
   }

@@ -111,8 +111,7 @@ __device__ __forceinline__ Ranked BlockBest(Ranked r, float* value_s, int32_t* i
                                             int num_warps) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) {
-    const Ranked other{__shfl_xor_sync(kFullWarp, r.value, o),
-                       __shfl_xor_sync(kFullWarp, r.id, o)};
+    const Ranked other{__shfl_xor_sync(kFullWarp, r.value, o), __shfl_xor_sync(kFullWarp, r.id, o)};
     if (other.Beats(r)) r = other;
   }
   __syncthreads();  // the scratch is free

@@ -68,8 +68,8 @@ __global__ __launch_bounds__(kThreads) void RowLogprobsKernel(const float* __res
 
   int head = 0;
   for (int k = 0; k < top_n; ++k) {
-    const Ranked mine = head < count ? Ranked{value_at(head), id_at(head)}
-                                     : Ranked{-INFINITY, INT32_MAX};
+    const Ranked mine =
+        head < count ? Ranked{value_at(head), id_at(head)} : Ranked{-INFINITY, INT32_MAX};
     const Ranked best = BlockBest(mine, value_s, id_s, kWarps);
     // top_n <= width: a real token always wins (the sentinel never does).
     if (best.id % kThreads == t) ++head;

@@ -70,11 +70,11 @@ __global__ __launch_bounds__(kThreads) void SampleRowsKernel(const float* __rest
   RowSampler row{x + static_cast<int64_t>(blockIdx.x) * width, width, -INFINITY, 0.f, false};
 
   // The max and its first column (NaN never wins; 0 when nothing is above -inf).
-  Ranked mine{-INFINITY, INT32_MAX};
+  Ranked share{-INFINITY, INT32_MAX};  // this thread's columns' best
   for (int32_t i = threadIdx.x; i < width; i += kThreads) {
-    if (row.x[i] > mine.value) mine = {row.x[i], i};
+    if (row.x[i] > share.value) share = {row.x[i], i};
   }
-  const Ranked top = BlockBest(mine, best_s, best_id_s, kWarps);
+  const Ranked top = BlockBest(share, best_s, best_id_s, kWarps);
   const float best = top.value;
   const int32_t best_i = top.id;
   const int32_t argmax = best == -INFINITY ? 0 : best_i;

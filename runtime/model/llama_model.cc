@@ -331,7 +331,9 @@ absl::Status LlamaModel::FinishStep() {
 
 namespace {
 
-// Where penalties_ holds a step's terms, their starts and the moved logits.
+// Where penalties_ holds a step's terms, their starts and the moved logits
+// (each region 4-byte aligned: the terms are words).
+static_assert(sizeof(kernels::PenaltyTerm) % alignof(float) == 0);
 struct PenaltyLayout {
   size_t starts, saved, bytes;  // byte offsets, and the whole
   explicit PenaltyLayout(const SamplePenalties& p)
