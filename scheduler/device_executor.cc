@@ -47,9 +47,14 @@ void DeviceExecutor::Detach(runtime::Engine* engine) {
                slots_.end());
   // Any round, not only one stepping this engine: a round reads every
   // engine's load, and a step of another engine may call this one through the
-  // device's KV pool (Engine::ReclaimKv).
+  // device's KV pool (Engine::ReclaimKv). Only the round under way now: a
+  // later one snapshots the slots without this engine (and its reclaimer is
+  // gone before its Detach). Waiting for no round at all instead would wait
+  // as long as the device stays busy, since the next round starts at once.
+  const bool in_round = in_round_;
+  const int64_t rounds_ended = rounds_ended_;
   ++detach_waiters_;
-  cv_.wait(lock, [&] { return !in_round_; });
+  cv_.wait(lock, [&] { return !in_round || rounds_ended_ != rounds_ended; });
   --detach_waiters_;
 }
 
@@ -99,6 +104,7 @@ bool DeviceExecutor::StepOnce() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     in_round_ = false;
+    ++rounds_ended_;
   }
   cv_.notify_all();  // a Detach may be waiting for this round to end
   return stepped;

@@ -54,7 +54,9 @@ class DeviceExecutor {
   // on_work = [this] { Wake(); } (MakeWakeCallback) and must outlive its
   // attachment.
   void Attach(runtime::Engine* engine, EngineTargets targets);
-  // Stops stepping `engine`; returns once no step of it is running.
+  // Stops stepping `engine`; returns once the round under way (if any) has
+  // ended, so that no step of it, nor of an engine that could reach it,
+  // is running.
   void Detach(runtime::Engine* engine);
   // Something was queued on an attached engine.
   void Wake();
@@ -92,6 +94,7 @@ class DeviceExecutor {
   // A round (the engines' loads read, one engine stepped) is under way: the
   // engines snapshotted for it are in use until it ends.
   bool in_round_ = false;       // guarded by mu_
+  int64_t rounds_ended_ = 0;    // guarded by mu_
   bool woken_ = false;          // guarded by mu_
   int32_t detach_waiters_ = 0;  // guarded by mu_
   bool stop_ = false;           // guarded by mu_
