@@ -224,8 +224,7 @@ void CompletionCall::RecordFailure(const absl::Status& status) {
 void CompletionCall::ReplyError(const absl::Status& status) {
   if (req_ == nullptr) return;
   RecordFailure(status);
-  SendError(req_, status, deps_.router->limits().retry_pushback_ms);
-  req_ = nullptr;
+  SendError(TakeRequest(), status, deps_.router->limits().retry_pushback_ms);
 }
 
 void CompletionCall::SendEvents(const std::string& events) {
@@ -235,10 +234,11 @@ void CompletionCall::SendEvents(const std::string& events) {
   evbuffer_free(buf);
 }
 
+evhttp_request* CompletionCall::TakeRequest() { return std::exchange(req_, nullptr); }
+
 void CompletionCall::EndReply() {
   if (req_ == nullptr) return;
-  evhttp_send_reply_end(req_);  // frees the request (now, if the client left)
-  req_ = nullptr;
+  evhttp_send_reply_end(TakeRequest());  // frees the request (now, if the client left)
 }
 
 size_t CompletionCall::UnsentBytes() const {
@@ -308,8 +308,7 @@ bool CompletionCall::Pump() {
       if (logprobs_) r.logprobs = Show(s.logprobs);
       results.push_back(std::move(r));
     }
-    SendJson(req_, 200, CompletionBody(header_, results, usage));
-    req_ = nullptr;
+    SendJson(TakeRequest(), 200, CompletionBody(header_, results, usage));
     return true;
   }
 
@@ -418,8 +417,7 @@ void CompletionCall::ClientLeft() {
     return;
   }
   // Nobody reads it: 499, as nginx logs a client that closed its request.
-  SendJson(req_, 499, "{}");
-  req_ = nullptr;
+  SendJson(TakeRequest(), 499, "{}");
 }
 
 void CompletionCall::ReleaseModel() {

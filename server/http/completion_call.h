@@ -111,6 +111,10 @@ class CompletionCall : public std::enable_shared_from_this<CompletionCall> {
   // Writes server-sent events on the started reply.
   void SendEvents(const std::string& events);
   void EndReply();
+  // The request, which this call no longer answers from now on: taken before
+  // any libevent call that may free it, since that call may close the
+  // connection and re-enter this call (ClientGone) before it returns.
+  evhttp_request* TakeRequest();
   UsageCounts Usage() const;  // under mu_
   // Engine thread: wakes the loop unless a wake-up is already pending.
   void Wake();

@@ -161,7 +161,9 @@ void HttpFrontDoor::OnStopCheck(int, short, void* self) {
 
 void HttpFrontDoor::OnLivenessTick(int, short, void* self) {
   auto* d = static_cast<HttpFrontDoor*>(self);
-  std::vector<CompletionCall*> gone;
+  // Held: ending a call's reply may close its connection and Forget it from
+  // inside ClientLeft.
+  std::vector<std::shared_ptr<CompletionCall>> gone;
   for (const auto& [call, live] : d->live_) {
     const evutil_socket_t fd =
         bufferevent_getfd(evhttp_connection_get_bufferevent(live.connection));
@@ -170,12 +172,12 @@ void HttpFrontDoor::OnLivenessTick(int, short, void* self) {
     // 0: the client closed its side; an error other than "nothing to read":
     // the connection broke. Bytes waiting (a pipelined request) are fine.
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-      gone.push_back(call);
+      gone.push_back(live.call);
     }
   }
-  for (CompletionCall* call : gone) {
+  for (const std::shared_ptr<CompletionCall>& call : gone) {
     call->ClientLeft();
-    d->Forget(call);
+    d->Forget(call.get());
   }
 }
 
@@ -190,9 +192,12 @@ void HttpFrontDoor::OnConnectionClose(evhttp_connection* conn, void* self) {
   auto* d = static_cast<HttpFrontDoor*>(self);
   auto it = d->by_connection_.find(conn);
   if (it == d->by_connection_.end()) return;
-  CompletionCall* call = it->second;
+  // Held while it ends (the call may outlive its entry meanwhile).
+  const auto live = d->live_.find(it->second);
+  if (live == d->live_.end()) return;
+  const std::shared_ptr<CompletionCall> call = live->second.call;
   call->ClientGone();
-  d->Forget(call);
+  d->Forget(call.get());
 }
 
 void HttpFrontDoor::Forget(CompletionCall* call) {

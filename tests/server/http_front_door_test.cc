@@ -6,11 +6,19 @@
 
 #include "server/http/http_front_door.h"
 
+#include <arpa/inet.h>
 #include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <future>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -384,6 +392,127 @@ TEST_F(HttpFrontDoorTest, KeysAreCheckedAndDecideTheTenant) {
 // Stop returns, the client's call ends, and the front door itself aborts the
 // request (nothing else does here). A gated request holds the engine thread,
 // so the HTTP request is certainly still queued when Stop runs.
+// The bytes of `request` sent on a fresh connection to the front door;
+// returns the socket once `wanted` has arrived (or -1).
+int SendRaw(int port, const std::string& request, const std::string& wanted) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      ::send(fd, request.data(), request.size(), 0) != static_cast<ssize_t>(request.size())) {
+    ::close(fd);
+    return -1;
+  }
+  std::string got;
+  char buf[4096];
+  while (got.find(wanted) == std::string::npos) {
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) {
+      ADD_FAILURE() << "the connection ended after: " << got;
+      ::close(fd);
+      return -1;
+    }
+    got.append(buf, static_cast<size_t>(n));
+  }
+  return fd;
+}
+
+// Holds the engine thread in each of its deltas until the test lets one
+// step go on (or opens it for good): the engine advances step by step, on
+// the test's word.
+class SteppedSink : public cohost::testing::RecordingSink {
+ public:
+  bool OnDelta(const runtime::TokenDelta& d) override {
+    RecordingSink::OnDelta(d);
+    std::unique_lock<std::mutex> lock(mu_);
+    ++held_;
+    cv_.notify_all();
+    cv_.wait(lock, [&] { return open_ || permits_ > 0; });
+    if (!open_) --permits_;
+    return true;
+  }
+  // Lets the held step go on, then waits until the next one is held.
+  bool Advance() {
+    std::unique_lock<std::mutex> lock(mu_);
+    const int held = held_;
+    ++permits_;
+    cv_.notify_all();
+    return cv_.wait_for(lock, std::chrono::seconds(30), [&] { return held_ > held; });
+  }
+  bool WaitHeld() {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, std::chrono::seconds(30), [&] { return held_ > 0; });
+  }
+  void Open() {
+    std::lock_guard<std::mutex> lock(mu_);
+    open_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int held_ = 0, permits_ = 0;
+  bool open_ = false;
+};
+
+// An HTTP/1.0 client (nginx's default towards upstreams) that leaves in the
+// middle of a stream: without chunked encoding, ending the reply may close
+// the connection at once, from inside the call that ends it. The request is
+// aborted, its memory freed, and the server serves on.
+TEST_F(HttpFrontDoorTest, AnHttp10StreamWhoseClientLeavesEndsCleanly) {
+  Start();
+  std::shared_ptr<scheduler::ServedModel> model = *tiny_->router->Find("tiny");
+  auto neighbour = std::make_shared<SteppedSink>();
+  ASSERT_TRUE(
+      tiny_->router->Submit(model, cohost::testing::RandomGreedyRequest(3, 200, 1), neighbour)
+          .ok());
+  ASSERT_TRUE(neighbour->WaitHeld());
+  Json body = CompletionBody(200);
+  body["stream"] = true;
+  const std::string payload = body.dump();
+  const int64_t aborted_before = Stats().num_requests_aborted;
+  std::atomic<bool> streaming{false};
+  std::future<int> fd = std::async(std::launch::async, [&] {
+    const int sock = SendRaw(door_->port(),
+                             "POST /v1/completions HTTP/1.0\r\nContent-Type: "
+                             "application/json\r\nContent-Length: " +
+                                 std::to_string(payload.size()) + "\r\n\r\n" + payload,
+                             "data: ");
+    streaming = true;
+    return sock;
+  });
+  // Step by step until the stream's first event is out; the engine is then
+  // held with the stream hundreds of tokens from its end.
+  while (!streaming) ASSERT_TRUE(neighbour->Advance());
+  const int sock = fd.get();
+  ASSERT_GE(sock, 0) << "no first event";
+  ASSERT_EQ(Stats().num_running, 2);
+  // The call holds the model while it lives (and lets go once it is over).
+  const long holders = model.use_count();
+  ::close(sock);
+  // The front door's liveness check (every 200 ms) sees the client gone and
+  // ends the call, while the engine is still held.
+  EXPECT_TRUE(
+      testing::WaitFor([&] { return model.use_count() < holders; }, std::chrono::seconds(30)))
+      << "the call did not end";
+  neighbour->Open();
+  ASSERT_TRUE(neighbour->WaitFinished());
+  EXPECT_TRUE(testing::WaitFor(
+      [&] {
+        const runtime::EngineStats st = Stats();
+        return st.num_running == 0 && st.num_waiting == 0 &&
+               st.num_requests_aborted == aborted_before + 1;
+      },
+      std::chrono::seconds(30)))
+      << "the gone client's request was not aborted";
+  httplib::Result again = Post("/v1/completions", CompletionBody(3).dump());
+  ASSERT_TRUE(again) << "the server stopped answering";
+  EXPECT_EQ(again->status, 200) << again->body;
+}
+
 TEST_F(HttpFrontDoorTest, StoppingWithAStreamInFlightJoinsCleanly) {
   Start();
   std::shared_ptr<scheduler::ServedModel> model = *tiny_->router->Find("tiny");
