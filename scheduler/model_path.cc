@@ -58,6 +58,20 @@ absl::StatusOr<std::string> ResolveClientModelPath(const std::string& root,
   return real;
 }
 
+std::string WithoutModelPath(std::string_view message, const std::string& path) {
+  std::string out(message);
+  std::string_view trimmed = path;
+  while (trimmed.size() > 1 && trimmed.back() == '/') trimmed.remove_suffix(1);
+  if (trimmed.empty()) return out;
+  const size_t slash = trimmed.rfind('/');
+  const std::string last(slash == std::string_view::npos ? trimmed : trimmed.substr(slash + 1));
+  // The real path first: it may contain the configured one (a relative path).
+  for (const std::string& shown : {RealPath(std::string(trimmed)), std::string(trimmed)}) {
+    if (!shown.empty() && shown != last) out = absl::StrReplaceAll(out, {{shown, last}});
+  }
+  return out;
+}
+
 std::string WithoutRoot(const std::string& root, std::string_view message) {
   const std::string real_root = RealPath(root);
   std::string out(message);

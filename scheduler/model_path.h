@@ -28,4 +28,10 @@ absl::StatusOr<std::string> ResolveClientModelPath(const std::string& root,
 // server keeps its models.
 std::string WithoutRoot(const std::string& root, std::string_view message);
 
+// `message` with a model's `path` (as configured, and its real path) shown
+// as its last component only: what a load failure tells a client (a failed
+// model's requests, its state for a user key), since the operator's paths
+// are not the client's to see. Admins see the reason whole.
+std::string WithoutModelPath(std::string_view message, const std::string& path);
+
 }  // namespace cohost::scheduler

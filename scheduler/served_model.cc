@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "scheduler/model_path.h"
 
 namespace cohost::scheduler {
 namespace {
@@ -353,10 +354,11 @@ void ServedModel::Fail(const absl::Status& why) {
     ++loads_failed_;
     queued.swap(queued_);
   }
-  const absl::Status status(
-      why.code() == absl::StatusCode::kResourceExhausted ? absl::StatusCode::kResourceExhausted
-                                                         : absl::StatusCode::kUnavailable,
-      absl::StrCat("model \"", spec_.name, "\" failed to load: ", why.message()));
+  const absl::Status status(why.code() == absl::StatusCode::kResourceExhausted
+                                ? absl::StatusCode::kResourceExhausted
+                                : absl::StatusCode::kUnavailable,
+                            absl::StrCat("model \"", spec_.name, "\" failed to load: ",
+                                         WithoutModelPath(std::string(why.message()), spec_.path)));
   for (Queued& q : queued) Finish(q, runtime::FinishReason::kError, status);
 }
 

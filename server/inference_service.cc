@@ -81,7 +81,10 @@ grpc::ServerUnaryReactor* InferenceService::ListModels(grpc::CallbackServerConte
     v1::ModelInfo* info = response->add_models();
     FillModelInfo(m, info);
     // Where the server keeps its files is for operators only.
-    if (caller->role != auth::Role::kAdmin) info->clear_path();
+    if (caller->role != auth::Role::kAdmin) {
+      info->clear_path();
+      info->set_state_reason(scheduler::WithoutModelPath(m.state_reason, m.path));
+    }
   }
   reactor->Finish(grpc::Status::OK);
   return reactor;

@@ -36,6 +36,7 @@ using std::chrono::hours;
 using std::chrono::seconds;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 // ---- PickEvictions ----
 
@@ -266,8 +267,14 @@ TEST_F(LifecycleTest, AFailedLoadLeavesTheOthersServingAndSaysWhy) {
   EXPECT_EQ(failed->info().reason, FinishReason::kError);
   EXPECT_EQ(failed->info().status.code(), absl::StatusCode::kUnavailable);
   EXPECT_THAT(std::string(failed->info().status.message()), HasSubstr("failed to load"));
+  // The client learns the file's name, not where the server keeps it; the
+  // model's own state (what an admin sees) says where.
+  const std::string dir = std::filesystem::path(broken.path).parent_path().string();
+  EXPECT_THAT(std::string(failed->info().status.message()),
+              HasSubstr(std::filesystem::path(broken.path).filename().string()));
+  EXPECT_THAT(std::string(failed->info().status.message()), Not(HasSubstr(dir)));
   EXPECT_EQ(Status("broken").state, ModelState::kFailed);
-  EXPECT_FALSE(Status("broken").reason.empty());
+  EXPECT_THAT(Status("broken").reason, HasSubstr(broken.path));
   EXPECT_EQ(Status("broken").loads_failed, 1);
   EXPECT_EQ(Run("good")->info().reason, FinishReason::kLength);
   // The file comes back: the next request retries the load.

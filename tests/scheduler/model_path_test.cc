@@ -94,5 +94,19 @@ TEST_F(ModelPathTest, WithoutRootStripsTheServersDirectory) {
   EXPECT_EQ(WithoutRoot(root_.string(), "nothing to strip"), "nothing to strip");
 }
 
+TEST_F(ModelPathTest, WithoutModelPathShowsOnlyTheLastComponent) {
+  const std::string real = std::filesystem::canonical(root_ / "m.gguf").string();
+  const std::string given = (root_ / "m.gguf").string();
+  EXPECT_EQ(WithoutModelPath(given + ": cannot open", given), "m.gguf: cannot open");
+  // The real path too (through a link, or a path with "." parts).
+  EXPECT_EQ(WithoutModelPath(real + ": bad magic", (root_ / "." / "m.gguf").string()),
+            "m.gguf: bad magic");
+  // A directory (a Hugging Face model) keeps the names inside it.
+  const std::string hf = (root_ / "hf").string();
+  EXPECT_EQ(WithoutModelPath(hf + "/config.json: bad json", hf + "/"), "hf/config.json: bad json");
+  EXPECT_EQ(WithoutModelPath("nothing to strip", given), "nothing to strip");
+  EXPECT_EQ(WithoutModelPath("x", ""), "x");
+}
+
 }  // namespace
 }  // namespace cohost::scheduler
