@@ -55,8 +55,7 @@ std::shared_ptr<const ServedModel::Placement> ServedModel::MakePlacement(
     runtime::EngineConfig engine_config) const {
   auto p = std::make_shared<Placement>();
   p->engine_config = WithPlacement(std::move(engine_config), *device, account.get());
-  p->limits =
-      runtime::Engine::RequestLimitsFor(config_, device->backend->kv_dtype(), p->engine_config);
+  p->limits = runtime::Engine::RequestLimitsFor(config_, *device->backend, p->engine_config);
   p->device = std::move(device);
   p->kv_account = std::move(account);
   return p;

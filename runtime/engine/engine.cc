@@ -50,18 +50,35 @@ Engine::~Engine() {
   }
 }
 
-RequestLimits Engine::RequestLimitsFor(const ModelConfig& mc, kernels::DType dtype,
+Engine::KvShape Engine::KvShapeFor(const ModelConfig& mc, const kernels::Backend& backend,
+                                   const EngineConfig& config) {
+  KvShape shape;
+  const int32_t block_size = std::max(config.block_size, 1);
+  const auto per_block =
+      static_cast<int64_t>(KvCache::BytesPerBlock(mc, backend.kv_dtype(), block_size));
+  shape.num_blocks = config.num_kv_blocks > 0
+                         ? config.num_kv_blocks
+                         : config.kv_cache_bytes / std::max<int64_t>(per_block, 1);
+  if (config.kv_budget == nullptr) return shape;
+  shape.group_blocks =
+      KvCache::GroupBlocks(mc, backend.kv_dtype(), block_size, backend.vm_granularity(),
+                           // At least ~8 groups in the engine's share.
+                           static_cast<size_t>(std::clamp<int64_t>(config.kv_group_min_bytes, 0,
+                                                                   config.kv_cache_bytes / 8)));
+  // The pool grants a whole group's bytes at a time, and never past the
+  // share: a last, partial group could never be backed.
+  shape.num_blocks = shape.num_blocks / shape.group_blocks * shape.group_blocks;
+  return shape;
+}
+
+RequestLimits Engine::RequestLimitsFor(const ModelConfig& mc, const kernels::Backend& backend,
                                        const EngineConfig& config) {
   RequestLimits limits;
   limits.vocab_size = mc.vocab_size;
   limits.context_length = mc.max_position_embeddings;
-  const auto per_block =
-      static_cast<int64_t>(KvCache::BytesPerBlock(mc, dtype, std::max(config.block_size, 1)));
-  const int64_t num_blocks = config.num_kv_blocks > 0
-                                 ? config.num_kv_blocks
-                                 : config.kv_cache_bytes / std::max<int64_t>(per_block, 1);
   // A shared pool's blocks are promised (the pool holds this engine's cap for
   // it), not backed yet.
+  const int64_t num_blocks = KvShapeFor(mc, backend, config).num_blocks;
   limits.kv_capacity_tokens = std::max<int64_t>(num_blocks - 1, 0) * config.block_size;
   const StepSchedulerConfig& sc = config.step_scheduler;
   if (!sc.chunked_prefill) {
@@ -162,8 +179,18 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(Model* model, const Token
   }
   const size_t per_block =
       KvCache::BytesPerBlock(mc, model->backend()->kv_dtype(), config.block_size);
-  int64_t num_blocks = config.num_kv_blocks;
-  if (num_blocks <= 0) num_blocks = config.kv_cache_bytes / static_cast<int64_t>(per_block);
+  // A shared pool starts with no memory and grows a group at a time (whole
+  // groups only); a fixed one is one group, backed now.
+  const bool elastic = config.kv_budget != nullptr;
+  const KvShape shape = KvShapeFor(mc, *model->backend(), config);
+  const int64_t num_blocks = shape.num_blocks;
+  if (elastic && num_blocks < 2) {
+    return absl::ResourceExhaustedError(absl::StrFormat(
+        "the model's share of the device's KV pool (%d MB) is less than one group of its KV "
+        "blocks (%d MB); raise its kv_cap_mb or the pool",
+        config.kv_cache_bytes >> 20,
+        (static_cast<int64_t>(shape.group_blocks) * static_cast<int64_t>(per_block)) >> 20));
+  }
   if (num_blocks < 2) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "the KV budget of %d bytes holds %d blocks of %d bytes; at least 2 are needed",
@@ -179,16 +206,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(Model* model, const Token
   RETURN_IF_ERROR(model->ReserveWorkspace(sc.max_tokens_per_step, sc.max_num_seqs));
   model->EnableDecodeGraphs(config.decode_graphs);
   std::unique_ptr<Engine> engine(new Engine(model, tokenizer, config));
-  // A shared pool starts with no memory and grows a group at a time; a fixed
-  // one is one group, backed now.
-  const bool elastic = config.kv_budget != nullptr;
-  const int32_t group_blocks =
-      elastic ? KvCache::GroupBlocks(mc, model->backend()->kv_dtype(), config.block_size,
-                                     model->backend()->vm_granularity(),
-                                     // At least ~8 groups in the engine's share.
-                                     static_cast<size_t>(std::clamp<int64_t>(
-                                         config.kv_group_min_bytes, 0, config.kv_cache_bytes / 8)))
-              : 0;
+  const int32_t group_blocks = shape.group_blocks;
   const int32_t initial_groups = elastic ? 0 : -1;
   engine->impl_ = std::make_unique<Impl>(static_cast<int32_t>(num_blocks), config.block_size,
                                          config, group_blocks, initial_groups);
@@ -202,7 +220,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(Model* model, const Token
   if (config.enable_prefix_caching) {
     engine->impl_->kv_manager.mutable_allocator().MirrorInto(&engine->impl_->prefix_index);
   }
-  engine->limits_ = RequestLimitsFor(mc, model->backend()->kv_dtype(), config);
+  engine->limits_ = RequestLimitsFor(mc, *model->backend(), config);
   engine->impl_->counters.kv_blocks_total = engine->impl_->kv_manager.num_usable_blocks();
   engine->impl_->counters.kv_blocks_free = engine->impl_->kv_manager.num_free_blocks();
   engine->impl_->counters.step_cost = config.step_cost;

@@ -20,6 +20,10 @@
 #include "runtime/batching/step_scheduler_config.h"
 #include "runtime/engine/kv_budget.h"
 
+namespace cohost::kernels {
+class Backend;
+}  // namespace cohost::kernels
+
 namespace cohost::runtime {
 
 class Model;
@@ -172,15 +176,24 @@ class Engine {
   void Stop();
 
   const ModelConfig& model_config() const;
-  // What an engine created with `config` for a model with `mc` on a backend
-  // computing in `dtype` will accept: known before the model is loaded.
-  static RequestLimits RequestLimitsFor(const ModelConfig& mc, kernels::DType dtype,
+  // What an engine created with `config` for a model with `mc` on `backend`
+  // will accept: known before the model is loaded.
+  static RequestLimits RequestLimitsFor(const ModelConfig& mc, const kernels::Backend& backend,
                                         const EngineConfig& config);
   // What Submit accepts; fixed at Create.
   const RequestLimits& request_limits() const { return limits_; }
   int64_t kv_capacity_tokens() const { return limits_.kv_capacity_tokens; }
 
  private:
+  // The KV blocks an engine with `config` has: its count, or its bytes'
+  // worth; with a shared pool only whole groups of them (the pool grants a
+  // group's bytes at a time, never past the share), and the group's size.
+  struct KvShape {
+    int64_t num_blocks = 0;
+    int32_t group_blocks = 0;  // 0: a fixed pool, backed whole
+  };
+  static KvShape KvShapeFor(const ModelConfig& mc, const kernels::Backend& backend,
+                            const EngineConfig& config);
   struct Impl;  // engine_state.h
 
   Engine(Model* model, const Tokenizer* tokenizer, const EngineConfig& config);

@@ -111,6 +111,42 @@ TEST_F(EngineKvReclaimTest, AnEmptyGroupGoesAtOnceWhileAHigherOneIsHeld) {
   EXPECT_EQ(engine->Stats().num_preemptions, 0);
 }
 
+// The pool grants whole groups, never past the engine's share: a share of
+// two and a half groups holds two, and the engine says so before any
+// request (RequestLimitsFor, what placement validates with) instead of
+// accepting one that fits only the half group it can never back; a share
+// below one group is refused at Create, with the sizes.
+TEST_F(EngineKvReclaimTest, AShareHoldsWholeGroupsOnlyAndSaysSo) {
+  CountingBudget budget(int64_t{1} << 40);
+  EngineConfig config = Config(&budget, 2);
+  config.kv_cache_bytes += group_bytes_ / 2;
+  const int64_t whole = (int64_t{2} * group_blocks_ - 1) * kBlock;  // less the null block
+  EXPECT_EQ(Engine::RequestLimitsFor(model_->config(), *backend_, config).kv_capacity_tokens,
+            whole);
+  auto engine = Engine::Create(model_.get(), tokenizer_.get(), config).value();
+  EXPECT_EQ(engine->kv_capacity_tokens(), whole);
+  // The largest request that fits runs to its end on two groups.
+  const int32_t prompt = static_cast<int32_t>(whole) - 4;
+  ASSERT_LE(prompt + 4, model_->config().max_position_embeddings);
+  auto sink = std::make_shared<cohost::testing::CollectingSink>();
+  ASSERT_TRUE(engine->Submit(cohost::testing::RandomGreedyRequest(prompt, 4, 3), sink).ok());
+  for (int i = 0; i < 1000 && !sink->finished(); ++i) ASSERT_TRUE(engine->Step().ok());
+  ASSERT_TRUE(sink->finished()) << "a request the engine accepted never ran";
+  EXPECT_EQ(sink->ids().size(), 4u);
+  EXPECT_EQ(budget.held(), 2 * group_bytes_);
+  // One more token than two groups hold: refused at once.
+  auto over = std::make_shared<cohost::testing::CollectingSink>();
+  EXPECT_FALSE(engine->Submit(cohost::testing::RandomGreedyRequest(prompt + 1, 4, 4), over).ok());
+
+  EngineConfig tiny = Config(&budget, 1);
+  tiny.kv_cache_bytes = group_bytes_ - 1;
+  absl::StatusOr<std::unique_ptr<Engine>> none =
+      Engine::Create(model_.get(), tokenizer_.get(), tiny);
+  ASSERT_FALSE(none.ok());
+  EXPECT_EQ(none.status().code(), absl::StatusCode::kResourceExhausted) << none.status();
+  EXPECT_NE(std::string(none.status().message()).find("group"), std::string::npos) << none.status();
+}
+
 // Which groups drain is chosen again at each ask: a group that emptied since
 // the last ask goes at once, instead of waiting for the one chosen then.
 TEST_F(EngineKvReclaimTest, EachAskChoosesAgainSoAGroupThatEmptiedSinceGoesAtOnce) {
