@@ -162,6 +162,18 @@ bool StepScheduler::GivesWay(const std::optional<Owed>& owed, uint64_t tenant) c
   return owed && tenant != owed->tenant && owed->rank < RankOf(tenant);
 }
 
+int32_t StepScheduler::NextWhole() {
+  int32_t most = 0;
+  for (const Sequence* seq : running_) {
+    if (seq->num_uncomputed() > 1) most = std::max(most, seq->num_uncomputed());
+  }
+  if (static_cast<int32_t>(running_.size()) < config_.max_num_seqs) {
+    const auto next = NextWaiting();
+    if (next != waiting_.end()) most = std::max(most, (*next)->num_uncomputed());
+  }
+  return most;
+}
+
 StepPlan StepScheduler::Schedule(int32_t max_step_tokens) {
   StepPlan plan;
   // What RankOf reads; only ranking between tenants needs it.
@@ -178,6 +190,9 @@ StepPlan StepScheduler::Schedule(int32_t max_step_tokens) {
     // The lone request of a tenant owed service takes its chunk whole, as it
     // would alone, beside every running sequence's token.
     if (owed && owed->lone) cap = std::max(cap, owed->chunk + running);
+    // Without chunking a prompt runs whole or not at all: a cap below the
+    // next one's size would hold it back for as long as anything decodes.
+    if (!config_.chunked_prefill) cap = std::max(cap, NextWhole() + running);
     budget = std::min(budget, cap);
   }
   const int32_t chunk_cap = ChunkCap();
@@ -196,13 +211,17 @@ StepPlan StepScheduler::Schedule(int32_t max_step_tokens) {
     // that chunk, it takes the budget beyond it instead. Never a resumed
     // sequence's: it cannot be a victim until it samples, so holding it back
     // could leave the oldest without one (see the top of this file).
-    int32_t room = budget;
+    // Room for one token is kept for each running sequence after this one,
+    // so that a long prefill of an older sequence never starves the decodes
+    // behind it (the budget is at least the running count).
+    const auto after = static_cast<int32_t>(running_.size() - i - 1);
+    int32_t room = std::max(1, budget - after);
     if (wanted > 1 && !seq->resumed_without_progress && GivesWay(owed, seq->tenant_key)) {
       if (i > 0) {
         ++i;
         continue;
       }
-      room = owed->fits ? 1 : std::max(1, budget - owed->chunk);
+      room = owed->fits ? 1 : std::max(1, std::min(room, budget - owed->chunk));
     }
     const int32_t num_new = std::min({wanted, chunk_cap, room});
     // Nothing to compute (a caller that has not appended a sampled token yet),

@@ -88,6 +88,9 @@ class StepScheduler {
   // The waiting sequence to admit next: the front when it was preempted, else
   // the fairest among the front's priority.
   std::deque<Sequence*>::iterator NextWaiting();
+  // Without chunked prefill: the most tokens a running remainder or the next
+  // waiting sequence must compute in one step (0: none).
+  int32_t NextWhole();
   // Orders tenants for service: fewer virtual tokens, then fewer running.
   struct TenantRank {
     double counter;

@@ -116,7 +116,7 @@ class Sim {
     }
     const int64_t preemptions_before = scheduler_.num_preemptions();
 
-    StepPlan plan = scheduler_.Schedule();
+    StepPlan plan = scheduler_.Schedule(step_cap_);
     Observed o;
     CheckPlan(plan);
     for (const ScheduledSeq& s : plan.scheduled) {
@@ -195,6 +195,10 @@ class Sim {
 
   // Nothing queued or running, every block free, and every sequence that was
   // not aborted finished with its prompt plus exactly the tokens sampled for it.
+  // What Schedule is given from now on as max_step_tokens (0: none), as a
+  // device executor bounds a step.
+  void SetStepCap(int32_t cap) { step_cap_ = cap; }
+
   void ExpectDrained() {
     EXPECT_EQ(scheduler_.num_running(), 0);
     EXPECT_EQ(scheduler_.num_waiting(), 0);
@@ -278,6 +282,7 @@ class Sim {
   bool prefix_caching_;
   KvCacheManager kv_;
   StepScheduler scheduler_;
+  int32_t step_cap_ = 0;
   std::map<int, std::unique_ptr<Sequence>> seqs_;
   std::map<int, std::vector<int32_t>> prompts_, sampled_;
   std::map<int, int> cached_prompt_tokens_;

@@ -22,7 +22,9 @@ namespace cohost::runtime {
 namespace {
 
 using sched_sim::Config;
+using sched_sim::Describe;
 using sched_sim::kBs;
+using sched_sim::Observed;
 using sched_sim::Sim;
 
 // (1) Two short requests decode while a 20-token prompt arrives at step 2:
@@ -48,6 +50,25 @@ TEST(StepSchedulerTest, ChunkedPrefillKeepsDecodesFlowing) {
         }
         if (step == 2) sim.Add(3, 20, 2);
       });
+}
+
+// A step capped below the budget (a device executor bounding a step's time)
+// still keeps a token for every running decode: an older sequence's long
+// prefill takes the rest, not all of it.
+TEST(StepSchedulerTest, ACappedStepKeepsATokenForEachDecodeBehindAPrefill) {
+  Sim sim(Config(/*budget=*/80, /*chunk=*/64), 128);
+  sim.Add(1, 200, 1);
+  sim.Add(2, 2, 4);
+  const Observed first = sim.Step();
+  ASSERT_EQ(Describe(first.scheduled), "1:64 2:2 ");  // admitted together; 2 now decodes
+  sim.SetStepCap(8);
+  for (int step = 1; step <= 3; ++step) {
+    const Observed o = sim.Step();
+    EXPECT_EQ(Describe(o.scheduled), "1:7 2:1 ") << "step " << step;
+  }
+  for (int step = 4; step < 100 && !(sim.Step().running.empty()); ++step) {
+  }
+  sim.ExpectDrained();
 }
 
 // (2) The budget cuts a prompt into chunks of exactly what the decodes leave:
@@ -370,6 +391,23 @@ TEST(StepSchedulerTest, WithoutChunkedPrefillPromptsAreAdmittedWhole) {
 }
 
 // The same arrivals with chunking on: 2's prompt is split 5 + 1.
+// Without chunked prefill a capped step (a device executor bounding a step's
+// time) still admits the next prompt whole: a cap below its size would hold it
+// back for as long as anything decodes.
+TEST(StepSchedulerTest, WithoutChunkingACappedStepStillAdmitsTheNextPromptWhole) {
+  StepSchedulerConfig config = Config(/*budget=*/64, /*chunk=*/64);
+  config.chunked_prefill = false;
+  Sim sim(config, 128);
+  sim.Add(1, 4, 20);
+  ASSERT_EQ(Describe(sim.Step().scheduled), "1:4 ");
+  sim.SetStepCap(8);
+  sim.Add(2, 30, 2);
+  EXPECT_EQ(Describe(sim.Step().scheduled), "1:1 2:30 ") << "the whole prompt beside the decode";
+  for (int step = 2; step < 100 && !(sim.Step().running.empty()); ++step) {
+  }
+  sim.ExpectDrained();
+}
+
 TEST(StepSchedulerTest, WithChunkedPrefillTheSamePromptIsSplit) {
   Sim sim(Config(/*budget=*/8, /*chunk=*/8, 8, /*chunked=*/true), 64);
   sim.Add(1, 3, 4);
