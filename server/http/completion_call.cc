@@ -283,6 +283,17 @@ bool CompletionCall::Pump() {
     for (const Choice& c : choices_) all_finished = all_finished && c.finished;
     // Without streaming the text stays until every choice is done.
     if (!stream_ && !all_finished) return false;
+    if (stream_ && !reply_started_ && !all_finished) {
+      // The stream starts with its first text (or a failure): until then the
+      // tokens' logprobs stay pending beside their text (a token can show no
+      // text yet: a stop string's prefix, part of a UTF-8 character).
+      bool any_text = false, any_failed = false;
+      for (const Choice& c : choices_) {
+        any_text = any_text || !c.pending.empty();
+        any_failed = any_failed || (c.finished && !ChoiceStatus(c).ok());
+      }
+      if (!any_text && !any_failed) return false;
+    }
     snap.resize(choices_.size());
     for (size_t i = 0; i < choices_.size(); ++i) {
       Choice& c = choices_[i];
@@ -325,7 +336,6 @@ bool CompletionCall::Pump() {
       ReplyError(*failure);
       return true;
     }
-    if (!any_text && !all_finished) return false;
     evkeyvalq* headers = evhttp_request_get_output_headers(req_);
     evhttp_add_header(headers, "Content-Type", "text/event-stream");
     evhttp_add_header(headers, "Cache-Control", "no-cache");

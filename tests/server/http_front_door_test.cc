@@ -513,6 +513,63 @@ TEST_F(HttpFrontDoorTest, AnHttp10StreamWhoseClientLeavesEndsCleanly) {
   EXPECT_EQ(again->status, 200) << again->body;
 }
 
+// A streamed token that shows no text yet (here: a prefix of a stop string
+// that never completes) keeps its logprob until its text goes out: the
+// stream has one logprob per token, as the whole reply does. The engine
+// advances a step at a time, so the front door sees that token alone.
+TEST_F(HttpFrontDoorTest, StreamedLogprobsKeepTokensThatShowNoTextYet) {
+  Start();
+  Json body = CompletionBody(6);
+  httplib::Result whole = Post("/v1/completions", body.dump());
+  ASSERT_TRUE(whole);
+  ASSERT_EQ(whole->status, 200) << whole->body;
+  const std::string text = Json::parse(whole->body)["choices"][0]["text"];
+  ASSERT_FALSE(text.empty());
+  // The first character (whole, in UTF-8) starts a stop string that the
+  // output never completes.
+  size_t first = 1;
+  while (first < text.size() && (static_cast<uint8_t>(text[first]) & 0xC0) == 0x80) ++first;
+  body["stop"] = {text.substr(0, first) + "\x01\x02"};
+  body["logprobs"] = 1;
+  body["stream"] = true;
+
+  std::shared_ptr<scheduler::ServedModel> model = *tiny_->router->Find("tiny");
+  auto neighbour = std::make_shared<SteppedSink>();
+  ASSERT_TRUE(
+      tiny_->router->Submit(model, cohost::testing::RandomGreedyRequest(3, 200, 1), neighbour)
+          .ok());
+  ASSERT_TRUE(neighbour->WaitHeld());
+  std::atomic<bool> done{false};
+  int status = 0;
+  std::string reply;
+  std::thread client([&] {
+    httplib::Client c("127.0.0.1", door_->port());
+    c.set_read_timeout(60, 0);
+    if (httplib::Result r = c.Post("/v1/completions", body.dump(), "application/json")) {
+      status = r->status;
+      reply = r->body;
+    }
+    done = true;
+  });
+  // A step at a time, each given time to reach the client.
+  for (int step = 0; step < 100 && !done; ++step) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    ASSERT_TRUE(neighbour->Advance() || done);
+  }
+  neighbour->Open();
+  client.join();
+  ASSERT_EQ(status, 200) << reply;
+  size_t logprobs = 0;
+  std::string joined;
+  for (const Json& c : ParseEvents(reply).chunks) {
+    joined += c["choices"][0]["text"].get<std::string>();
+    const Json& l = c["choices"][0]["logprobs"];
+    if (!l.is_null()) logprobs += l["token_logprobs"].size();
+  }
+  EXPECT_EQ(logprobs, 6u) << "a logprob per token";
+  EXPECT_EQ(joined.size(), text.size());
+}
+
 TEST_F(HttpFrontDoorTest, StoppingWithAStreamInFlightJoinsCleanly) {
   Start();
   std::shared_ptr<scheduler::ServedModel> model = *tiny_->router->Find("tiny");
