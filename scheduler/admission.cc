@@ -16,8 +16,11 @@ constexpr char kReasonPayload[] = "type.cohost.dev/refusal-reason";
 
 absl::Status RetryLater(std::string_view reason, std::chrono::milliseconds pushback,
                         std::string_view message) {
-  absl::Status status =
-      WithRefusalReason(absl::ResourceExhaustedError(std::string(message)), reason);
+  return WithPushback(WithRefusalReason(absl::ResourceExhaustedError(std::string(message)), reason),
+                      pushback);
+}
+
+absl::Status WithPushback(absl::Status status, std::chrono::milliseconds pushback) {
   status.SetPayload(kPushbackPayload, absl::Cord(std::to_string(pushback.count())));
   return status;
 }

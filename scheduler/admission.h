@@ -23,9 +23,15 @@ struct AdmissionLimits {
   int32_t max_queued_requests = 256;           // per model, not yet scheduled
   int64_t max_queued_prompt_tokens = 1 << 20;  // per model, prompts not yet scheduled
   int32_t retry_pushback_ms = 500;             // what clients are told to wait
+  // After a failed load, a model's requests are refused (UNAVAILABLE, with
+  // the time left as pushback) for this long, doubled for each failure in a
+  // row up to 64 times, before one of them tries the load again: a missing
+  // or corrupt file is not read again for every request.
+  int32_t failed_load_retry_ms = 5000;
 };
 
 // Admission's refusals carry why (`reason`, for metrics: "model_queue",
+// "load_failed",
 // "ttft_target", "deadline", "tenant_streams", "tenant_queued_tokens",
 // "tenant_rate", "tenant_limit") and, when retrying later may cure them, when
 // to retry (read by both front doors: the gRPC `grpc-retry-pushback-ms`
@@ -36,6 +42,8 @@ absl::Status RetryLater(std::string_view reason, std::chrono::milliseconds pushb
                         std::string_view message);
 // Any other refusal (`status` not OK), with its reason.
 absl::Status WithRefusalReason(absl::Status status, std::string_view reason);
+// `status` (not OK) telling the client when to retry.
+absl::Status WithPushback(absl::Status status, std::chrono::milliseconds pushback);
 // What a status carries: the pushback, if any; the reason, "" if none.
 std::optional<std::chrono::milliseconds> RetryPushback(const absl::Status& status);
 std::string RefusalReason(const absl::Status& status);

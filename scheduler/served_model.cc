@@ -1,5 +1,7 @@
 #include "scheduler/served_model.h"
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <string>
 #include <utility>
@@ -265,6 +267,15 @@ absl::Status ServedModel::Submit(runtime::RequestId id, runtime::GenerateRequest
   last_used_ = runtime::Clock::now();
   if (state_ == ModelState::kReady)
     return resident_.engine->Submit(id, std::move(request), std::move(sink));
+  if (state_ == ModelState::kFailed && last_used_ < retry_load_at_) {
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(retry_load_at_ - last_used_);
+    return WithRefusalReason(WithPushback(absl::UnavailableError(absl::StrCat(
+                                              "model \"", spec_.name, "\" failed to load (",
+                                              WithoutModelPath(reason_, spec_.path),
+                                              "); it is tried again in ", left.count(), " ms")),
+                                          left),
+                             "load_failed");
+  }
   // Checked now, as the engine will: a bad request must not wait for a load.
   if (sink == nullptr) return absl::InvalidArgumentError("no output sink");
   if (absl::Status s = runtime::ValidateRequest(request, placement_->limits); !s.ok()) return s;
@@ -328,6 +339,7 @@ absl::Status ServedModel::Activate(std::unique_ptr<runtime::Model> model, double
     reason_.clear();
     last_load_seconds_ = load_seconds;
     ++loads_ok_;
+    failures_in_row_ = 0;
     // Handed over under the lock: a Submit racing with this comes after them.
     for (Queued& q : queued_) {
       absl::Status s = resident_.engine->Submit(q.id, q.request, q.sink);
@@ -351,6 +363,10 @@ void ServedModel::Fail(const absl::Status& why) {
     state_ = ModelState::kFailed;
     reason_ = std::string(why.message());
     ++loads_failed_;
+    const int32_t doublings = std::min(failures_in_row_++, 6);
+    retry_load_at_ =
+        runtime::Clock::now() +
+        std::chrono::milliseconds(int64_t{admission_.limits().failed_load_retry_ms} << doublings);
     queued.swap(queued_);
   }
   const absl::Status status(why.code() == absl::StatusCode::kResourceExhausted

@@ -226,6 +226,10 @@ class ServedModel {
   std::vector<Queued> queued_;    // guarded by mu_; while not ready
   double last_load_seconds_ = 0;  // guarded by mu_
   int64_t loads_ok_ = 0, loads_failed_ = 0, evictions_ = 0;  // guarded by mu_
+  // Failed loads since the last one that worked, and when a request may try
+  // again (AdmissionLimits::failed_load_retry_ms).
+  int32_t failures_in_row_ = 0;               // guarded by mu_
+  runtime::Clock::time_point retry_load_at_;  // guarded by mu_
   // Its engine's last known step cost (it outlives the engine).
   mutable std::optional<runtime::StepCost> last_cost_;  // guarded by mu_
 };

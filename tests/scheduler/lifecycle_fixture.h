@@ -71,6 +71,9 @@ class LifecycleTest : public ::testing::Test {
   int64_t offload_bytes_ = 0;
   // RouterOptions::planned_devices of the next MakeRouter.
   std::map<std::string, std::string> planned_;
+  // AdmissionLimits::failed_load_retry_ms of the next MakeRouter (0: a
+  // request retries a failed load at once).
+  int32_t failed_load_retry_ms_ = 0;
 
   // Room for the weights of `models` tiny models on each device, and a KV
   // pool of `kv_bytes` each. One device is "cpu" (the Router's one-backend
@@ -84,6 +87,7 @@ class LifecycleTest : public ::testing::Test {
     o.offload_budget_bytes = offload_bytes_;
     o.footprints = footprints_;
     o.planned_devices = planned_;
+    o.admission.failed_load_retry_ms = failed_load_retry_ms_;
     o.on_load = [this](const std::string& model, bool ok, double seconds) {
       std::lock_guard<std::mutex> lock(observed_mu_);
       loads_.push_back(absl::StrFormat("%s %s", model, ok ? "ok" : "failed"));

@@ -258,6 +258,7 @@ TEST_F(LifecycleTest, ABusyModelIsNeverEvicted) {
 }
 
 TEST_F(LifecycleTest, AFailedLoadLeavesTheOthersServingAndSaysWhy) {
+  failed_load_retry_ms_ = 400;
   MakeRouter(2);
   ASSERT_TRUE(router_->AddModel(Spec("good")).ok());
   ModelSpec broken = Spec("broken", LoadPolicy::kLazy);
@@ -277,8 +278,23 @@ TEST_F(LifecycleTest, AFailedLoadLeavesTheOthersServingAndSaysWhy) {
   EXPECT_THAT(Status("broken").reason, HasSubstr(broken.path));
   EXPECT_EQ(Status("broken").loads_failed, 1);
   EXPECT_EQ(Run("good")->info().reason, FinishReason::kLength);
-  // The file comes back: the next request retries the load.
+  // The file comes back. A request within the wait after the failure is
+  // refused at once, saying when to retry, and reads nothing; the first one
+  // after it retries the load.
   runtime::testing::WriteFile(broken.path, bytes_);
+  const absl::Status soon =
+      router_->Submit(router_->Find("broken").value(), Request(), std::make_shared<Collect>())
+          .status();
+  EXPECT_EQ(soon.code(), absl::StatusCode::kUnavailable) << soon;
+  EXPECT_THAT(std::string(soon.message()), HasSubstr("tried again in"));
+  EXPECT_THAT(std::string(soon.message()), Not(HasSubstr(dir)));
+  const std::optional<std::chrono::milliseconds> pushback = RetryPushback(soon);
+  ASSERT_TRUE(pushback.has_value());
+  EXPECT_GT(pushback->count(), 0);
+  EXPECT_LE(pushback->count(), 400);
+  EXPECT_EQ(Status("broken").loads_failed, 1);
+  EXPECT_EQ(Status("broken").state, ModelState::kFailed);
+  std::this_thread::sleep_for(*pushback + std::chrono::milliseconds(50));
   EXPECT_EQ(Run("broken")->info().reason, FinishReason::kLength);
   EXPECT_EQ(Status("broken").state, ModelState::kReady);
   // What the server's metrics are fed: every load attempt, every step.
