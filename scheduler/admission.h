@@ -31,10 +31,9 @@ struct AdmissionLimits {
 };
 
 // Admission's refusals carry why (`reason`, for metrics: "model_queue",
-// "load_failed",
-// "ttft_target", "deadline", "tenant_streams", "tenant_queued_tokens",
-// "tenant_rate", "tenant_limit") and, when retrying later may cure them, when
-// to retry (read by both front doors: the gRPC `grpc-retry-pushback-ms`
+// "load_failed", "ttft_target", "deadline", "tenant_streams",
+// "tenant_queued_tokens", "tenant_rate", "tenant_limit", "tenant_priority") and, when retrying
+// later may cure them, when to retry (read by both front doors: the gRPC `grpc-retry-pushback-ms`
 // trailer, HTTP's Retry-After).
 //
 // RESOURCE_EXHAUSTED saying `message`, with its reason and pushback.

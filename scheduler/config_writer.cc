@@ -21,6 +21,9 @@ void EmitLimits(YAML::Emitter& out, const TenantLimits& limits, const TenantLimi
     out << YAML::Key << "max_queued_prompt_tokens" << YAML::Value
         << limits.max_queued_prompt_tokens;
   }
+  if (limits.max_priority != plain.max_priority) {
+    out << YAML::Key << "max_priority" << YAML::Value << limits.max_priority;
+  }
 }
 
 // The fields of `spec` that differ from a bare --model NAME=PATH's (no

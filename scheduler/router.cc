@@ -463,6 +463,7 @@ absl::StatusOr<runtime::RequestId> Router::Submit(const std::shared_ptr<ServedMo
   const std::optional<runtime::Clock::duration> predicted =
       PredictTtft(*model, prompt_tokens - model->CachedPromptTokens(request), request.priority);
   if (predicted) RETURN_IF_ERROR(JudgeAdmission(*model, request, *predicted, now));
+  RETURN_IF_ERROR(tenants_.CheckPriority(request.tenant, request.priority));
   ASSIGN_OR_RETURN(std::unique_ptr<TenantBook::Ticket> tenant,
                    tenants_.Admit(request.tenant, prompt_tokens, now));
   absl::StatusOr<std::unique_ptr<Admission::Ticket>> ticket =

@@ -18,8 +18,9 @@ using config_yaml::SubPath;
 using config_yaml::UnknownField;
 using config_yaml::YamlReader;
 
-constexpr std::array<absl::string_view, 5> kTenantFields = {
-    "name", "weight", "tokens_per_minute", "max_streams", "max_queued_prompt_tokens"};
+constexpr std::array<absl::string_view, 6> kTenantFields = {
+    "name",        "weight", "tokens_per_minute", "max_streams", "max_queued_prompt_tokens",
+    "max_priority"};
 
 // Applies one map of tenant fields to `limits` (and `name`, when a list
 // entry); `defaults`: the tenant_defaults map, where name is not allowed.
@@ -82,9 +83,14 @@ absl::Status ApplyTenantFields(const YamlReader& reader, const YAML::Node& map, 
       ASSIGN_OR_RETURN(const int64_t n,
                        reader.ParseInt(value, line, field_path, 0, 1'000'000, budget));
       limits.max_streams = static_cast<int32_t>(n);
-    } else {
+    } else if (field == "max_queued_prompt_tokens") {
       ASSIGN_OR_RETURN(limits.max_queued_prompt_tokens,
                        reader.ParseInt(value, line, field_path, 0, kMaxTenantBudget, budget));
+    } else {
+      ASSIGN_OR_RETURN(const int64_t p,
+                       reader.ParseInt(value, line, field_path, -kMaxTenantPriority,
+                                       kMaxTenantPriority, "an integer"));
+      limits.max_priority = static_cast<int32_t>(p);
     }
   }
   if (!defaults && seen[0] < 0) return reader.Error(map_line, path, "missing name");

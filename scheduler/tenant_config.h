@@ -24,6 +24,7 @@ namespace cohost::scheduler {
 inline constexpr double kMaxTenantWeight = 1000;
 inline constexpr size_t kMaxTenantNameBytes = 256;
 inline constexpr int64_t kMaxTenantBudget = int64_t{1} << 50;
+inline constexpr int64_t kMaxTenantPriority = 1'000'000;
 
 // `defaults` and `tenants` are the sections' nodes; a line of -1 means the
 // section is absent.

@@ -43,6 +43,16 @@ const TenantLimits& TenantPolicy::For(const std::string& tenant) const {
 }
 
 TenantBook::TenantBook(TenantPolicy policy) : policy_(std::move(policy)) {}
+
+absl::Status TenantBook::CheckPriority(const std::string& tenant, int32_t priority) const {
+  const int32_t most = policy_.For(tenant).max_priority;
+  if (priority <= most) return absl::OkStatus();
+  return WithRefusalReason(
+      absl::PermissionDeniedError(absl::StrFormat(
+          "priority %d is above tenant %s's max_priority of %d (the operator's to raise)", priority,
+          Quote(tenant), most)),
+      "tenant_priority");
+}
 TenantBook::~TenantBook() = default;
 
 absl::StatusOr<std::unique_ptr<TenantBook::Ticket>> TenantBook::Admit(

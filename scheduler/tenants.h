@@ -26,6 +26,10 @@ struct TenantLimits {
   int64_t tokens_per_minute = 0;         // prompt + generated; 0: no limit
   int32_t max_streams = 0;               // requests in flight; 0: no limit
   int64_t max_queued_prompt_tokens = 0;  // admitted, not yet scheduled; 0: no limit
+  // The highest priority its requests may ask for: a client may lower its
+  // requests' priority, but starting ahead of the model's other waiting
+  // requests is the operator's to grant.
+  int32_t max_priority = 0;
 
   bool has_budget() const {
     return tokens_per_minute > 0 || max_streams > 0 || max_queued_prompt_tokens > 0;
@@ -73,6 +77,8 @@ class TenantBook {
   // helps).
   absl::StatusOr<std::unique_ptr<Ticket>> Admit(const std::string& tenant, int64_t prompt_tokens,
                                                 runtime::Clock::time_point now);
+  // PERMISSION_DENIED when `priority` is above the tenant's max_priority.
+  absl::Status CheckPriority(const std::string& tenant, int32_t priority) const;
   // Undoes Admit, tokens included: the request never ran.
   void Refused(Ticket& ticket);
   // First scheduled: its prompt leaves the tenant's queue.

@@ -189,15 +189,17 @@ absl::Status ParseSampling(const Json& body, CompletionRequest* out) {
     r.set_max_tokens(
         static_cast<uint32_t>(std::min<int64_t>(**v, std::numeric_limits<uint32_t>::max())));
   }
-  // vLLM's extension: higher starts first among the model's waiting requests.
+  // vLLM's extension: a lower value starts first among the model's waiting
+  // requests (vLLM's --scheduling-policy priority), so cohost's priority,
+  // where higher starts first, is its negation.
   absl::StatusOr<std::optional<int64_t>> priority = Integer(body, "priority");
   if (!priority.ok()) return priority.status();
   if (*priority) {
-    if (**priority < std::numeric_limits<int32_t>::min() ||
-        **priority > std::numeric_limits<int32_t>::max()) {
+    constexpr int64_t kMost = std::numeric_limits<int32_t>::max();
+    if (**priority < -kMost || **priority > kMost) {
       return Bad("priority", "must be a 32-bit integer");
     }
-    r.set_priority(static_cast<int32_t>(**priority));
+    r.set_priority(static_cast<int32_t>(-**priority));
   }
   absl::StatusOr<bool> ignore_eos = Boolean(body, "ignore_eos");
   if (!ignore_eos.ok()) return ignore_eos.status();

@@ -47,6 +47,7 @@ tenants:
     weight: 2.5
     tokens_per_minute: 100000
     max_queued_prompt_tokens: 50000
+    max_priority: 7
   - name: "bob: the \"second\""
     max_streams: 0
 )";

@@ -500,7 +500,8 @@ tenants:
     weight: 2.5
     tokens_per_minute: 0
     max_queued_prompt_tokens: 50000
-  - {name: "bob the builder", max_streams: 1}
+    max_priority: 10
+  - {name: "bob the builder", max_streams: 1, max_priority: -2}
 )";
   absl::StatusOr<ServeConfig> c = ParseServeConfig(kText, kFile);
   ASSERT_TRUE(c.ok()) << c.status();
@@ -512,8 +513,10 @@ tenants:
   alice.weight = 2.5;
   alice.tokens_per_minute = 0;
   alice.max_queued_prompt_tokens = 50000;
+  alice.max_priority = 10;
   TenantLimits bob = defaults;
   bob.max_streams = 1;
+  bob.max_priority = -2;
   EXPECT_EQ(c->tenants.named,
             (std::map<std::string, TenantLimits>{{"alice", alice}, {"bob the builder", bob}}));
   EXPECT_EQ(c->models.size(), 1u);

@@ -126,6 +126,23 @@ TEST(TenantBookTest, ClientChosenNamesAreEscapedInMessages) {
   EXPECT_EQ(std::string(refused.message()).find('\n'), std::string::npos);
 }
 
+// A request may lower its priority; raising it above the tenant's
+// max_priority (0 unless the operator says more) is refused, with a reason.
+TEST(TenantBookTest, PriorityAboveTheTenantsMostIsRefused) {
+  TenantPolicy p;
+  TenantLimits trusted;
+  trusted.max_priority = 10;
+  p.named["trusted"] = trusted;
+  TenantBook book(p);
+  EXPECT_TRUE(book.CheckPriority("anyone", 0).ok());
+  EXPECT_TRUE(book.CheckPriority("anyone", -50).ok()) << "background work";
+  const absl::Status up = book.CheckPriority("anyone", 1);
+  EXPECT_EQ(up.code(), absl::StatusCode::kPermissionDenied) << up;
+  EXPECT_EQ(RefusalReason(up), "tenant_priority");
+  EXPECT_TRUE(book.CheckPriority("trusted", 10).ok());
+  EXPECT_EQ(book.CheckPriority("trusted", 11).code(), absl::StatusCode::kPermissionDenied);
+}
+
 TEST(TenantPolicyTest, NamedTenantsElseTheDefaults) {
   const TenantPolicy p = Policy();
   EXPECT_EQ(p.For("alice").weight, 2);

@@ -570,6 +570,24 @@ TEST_F(HttpFrontDoorTest, StreamedLogprobsKeepTokensThatShowNoTextYet) {
   EXPECT_EQ(joined.size(), text.size());
 }
 
+// `priority` is vLLM's: lower starts first. Asking to go later is anyone's
+// right; asking to go first (a negative value) passes the tenant's
+// max_priority, 0 by default, and is refused.
+TEST_F(HttpFrontDoorTest, PriorityIsVllmsAndGoingFirstIsTheOperatorsToGrant) {
+  Start();
+  Json later = CompletionBody(2);
+  later["priority"] = 5;
+  httplib::Result ok = Post("/v1/completions", later.dump());
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->status, 200) << ok->body;
+  Json first = CompletionBody(2);
+  first["priority"] = -5;
+  httplib::Result refused = Post("/v1/completions", first.dump());
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 403) << refused->body;
+  EXPECT_THAT(refused->body, HasSubstr("max_priority"));
+}
+
 TEST_F(HttpFrontDoorTest, StoppingWithAStreamInFlightJoinsCleanly) {
   Start();
   std::shared_ptr<scheduler::ServedModel> model = *tiny_->router->Find("tiny");
