@@ -384,6 +384,7 @@ void Router::Rehome(const std::shared_ptr<ServedModel>& model, const ExpectedByt
   absl::StatusOr<std::unique_ptr<KvPool::Account>> account = JoinPool(*target, model->spec());
   if (!account.ok() || !model->MoveTo(target, *std::move(account)).ok()) return;
   std::lock_guard<std::mutex> lock(mu_);
+  if (!RegisteredLocked(*model)) return;
   homes_[model->name()] =
       absl::StrFormat("moved from %s when it reloaded, where it %s: %s", current.id,
                       stay.ok() ? "fit only by evicting more" : "did not fit", best->why);
@@ -401,6 +402,10 @@ absl::Status Router::UnloadModel(const std::string& name) {
     placements_.erase(name);
     homes_.erase(name);
   }
+  // Retired first: a request that found the model before the erase is
+  // refused by it from now on, or (in flight already) aborted here or by
+  // its own Submit.
+  model->Retire();
   model->AbortAll(
       absl::UnavailableError(absl::StrFormat("model \"%s\" was unloaded", absl::CHexEscape(name))));
   return absl::OkStatus();
@@ -485,6 +490,12 @@ absl::StatusOr<runtime::RequestId> Router::Submit(const std::shared_ptr<ServedMo
     return s;
   }
   model->admission().Submitted(admission->ticket(), id);
+  // Unloaded between its Submit and now: UnloadModel's AbortAll may have
+  // missed the id.
+  if (model->retired()) {
+    model->Abort(id, absl::UnavailableError(absl::StrFormat("model \"%s\" was unloaded",
+                                                            absl::CHexEscape(model->name()))));
+  }
   if (needs_load && model->BeginLoading()) EnqueueLoad(model);
   return id;
 }

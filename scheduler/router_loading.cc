@@ -19,6 +19,20 @@
 
 namespace cohost::scheduler {
 
+namespace {
+
+absl::Status Unloaded(const ServedModel& model) {
+  return absl::UnavailableError(
+      absl::StrFormat("model \"%s\" was unloaded while it loaded", model.name()));
+}
+
+}  // namespace
+
+bool Router::RegisteredLocked(const ServedModel& model) const {
+  auto it = models_.find(model.name());
+  return it != models_.end() && it->second.get() == &model;
+}
+
 bool Router::KeepsBlocks(const kernels::Backend& backend) const {
   return scheduler::KeepsBlocks(options_.weights.keep_quantized, backend);
 }
@@ -36,6 +50,7 @@ absl::Status Router::MakeRoom(const std::shared_ptr<ServedModel>& model,
   const Device& home = model->device();
   if (home.weights_budget_bytes <= 0) {
     std::lock_guard<std::mutex> lock(mu_);
+    if (!RegisteredLocked(*model)) return Unloaded(*model);
     weights_[model->name()] = bytes;
     placements_[model->name()] = "no memory budget set" + measured;
     return absl::OkStatus();
@@ -55,6 +70,7 @@ absl::Status Router::MakeRoom(const std::shared_ptr<ServedModel>& model,
       // Its own reservation, if any, is being replaced.
       placement = PlaceModel({room}, demand, runtime::Clock::now());
       if (placement.ok() && placement->evict.empty()) {
+        if (!RegisteredLocked(*model)) return Unloaded(*model);
         weights_[model->name()] = bytes;
         placements_[model->name()] = placement->why + measured;
         return absl::OkStatus();
@@ -154,7 +170,9 @@ absl::Status Router::Load(const std::shared_ptr<ServedModel>& model, const Progr
   {
     std::lock_guard<std::mutex> lock(mu_);
     // The expectation's place, now measured.
-    weights_[model->name()] = loaded.weights_bytes + loaded.workspace_bytes;
+    if (RegisteredLocked(*model)) {
+      weights_[model->name()] = loaded.weights_bytes + loaded.workspace_bytes;
+    }
   }
   RecordFootprint(*model, {loaded.weights_bytes, loaded.workspace_bytes, seconds});
   if (options_.on_load) options_.on_load(model->name(), true, seconds);

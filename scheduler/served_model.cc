@@ -265,6 +265,9 @@ absl::Status ServedModel::Submit(runtime::RequestId id, runtime::GenerateRequest
   *needs_load = false;
   std::lock_guard<std::mutex> lock(mu_);
   last_used_ = runtime::Clock::now();
+  if (retired_) {
+    return absl::UnavailableError(absl::StrCat("model \"", spec_.name, "\" was unloaded"));
+  }
   if (state_ == ModelState::kReady)
     return resident_.engine->Submit(id, std::move(request), std::move(sink));
   if (state_ == ModelState::kFailed && last_used_ < retry_load_at_) {
@@ -306,8 +309,19 @@ void ServedModel::AbortAll(const absl::Status& why) {
   for (runtime::RequestId id : ids) Abort(id, why);
 }
 
+void ServedModel::Retire() {
+  std::lock_guard<std::mutex> lock(mu_);
+  retired_ = true;
+}
+
+bool ServedModel::retired() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return retired_;
+}
+
 bool ServedModel::BeginLoading() {
   std::lock_guard<std::mutex> lock(mu_);
+  if (retired_) return false;
   if (state_ != ModelState::kEvicted && state_ != ModelState::kFailed) return false;
   state_ = ModelState::kLoading;
   reason_ = "loading";

@@ -114,6 +114,10 @@ class ServedModel {
   void Abort(runtime::RequestId id, const absl::Status& why = absl::OkStatus());
   // Aborts every request queued here or live in the engine.
   void AbortAll(const absl::Status& why = absl::OkStatus());
+  // No longer registered (UnloadModel): Submit refuses and no load starts
+  // from now on; what runs is the unloader's to abort.
+  void Retire();
+  bool retired() const;
 
   // ---- lifecycle (the Router's loader) ----
   // evicted or failed -> loading; false (nothing changes) from another state.
@@ -218,6 +222,7 @@ class ServedModel {
   mutable std::mutex mu_;
   std::shared_ptr<const Placement> placement_;  // guarded by mu_
   ModelState state_ = ModelState::kEvicted;     // guarded by mu_
+  bool retired_ = false;                        // guarded by mu_
   std::string reason_;                          // guarded by mu_
   runtime::Clock::time_point last_used_;        // guarded by mu_
   Resident resident_;  // guarded by mu_; model and engine set while ready (context may stay null)

@@ -446,5 +446,26 @@ TEST_F(LifecycleTest, UnloadingEndsRequestsThatWaitForTheLoad) {
   m.reset();
 }
 
+// A request that found a model before it was unloaded, and submits after:
+// refused, and no load of the unregistered model starts (it would hold
+// memory placement no longer counts).
+TEST_F(LifecycleTest, ARequestForAModelUnloadedSinceItWasFoundIsRefused) {
+  MakeRouter(1);
+  ASSERT_TRUE(router_->AddModel(Spec("gone", LoadPolicy::kLazy)).ok());
+  ASSERT_TRUE(router_->AddModel(Spec("ready")).ok());
+  std::shared_ptr<ServedModel> lazy = router_->Find("gone").value();
+  std::shared_ptr<ServedModel> ready = router_->Find("ready").value();
+  ASSERT_TRUE(router_->UnloadModel("gone").ok());
+  ASSERT_TRUE(router_->UnloadModel("ready").ok());
+  for (const std::shared_ptr<ServedModel>& m : {lazy, ready}) {
+    const absl::Status s = router_->Submit(m, Request(), std::make_shared<Collect>()).status();
+    EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << m->name() << ": " << s;
+    EXPECT_THAT(std::string(s.message()), HasSubstr("unloaded"));
+  }
+  EXPECT_EQ(lazy->status().state, ModelState::kEvicted) << "no load started";
+  EXPECT_EQ(lazy->admission().in_flight(), 0);
+  EXPECT_EQ(ready->admission().in_flight(), 0);
+}
+
 }  // namespace
 }  // namespace cohost::scheduler
