@@ -11,9 +11,9 @@
 #include <event2/thread.h>
 #include <netinet/in.h>
 #include <openssl/ssl.h>
+#include <poll.h>
 #include <sys/socket.h>
 
-#include <cerrno>
 #include <csignal>
 #include <ctime>
 #include <optional>
@@ -167,11 +167,11 @@ void HttpFrontDoor::OnLivenessTick(int, short, void* self) {
   for (const auto& [call, live] : d->live_) {
     const evutil_socket_t fd =
         bufferevent_getfd(evhttp_connection_get_bufferevent(live.connection));
-    char byte;
-    const ssize_t n = ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-    // 0: the client closed its side; an error other than "nothing to read":
-    // the connection broke. Bytes waiting (a pipelined request) are fine.
-    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+    // The client closed its side (its FIN arrived, whatever bytes of it
+    // are still unread: a pipelined request, TLS's close_notify), or the
+    // connection broke.
+    pollfd p{fd, POLLRDHUP, 0};
+    if (::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0) {
       gone.push_back(live.call);
     }
   }

@@ -588,6 +588,44 @@ TEST_F(HttpFrontDoorTest, PriorityIsVllmsAndGoingFirstIsTheOperatorsToGrant) {
   EXPECT_THAT(refused->body, HasSubstr("max_priority"));
 }
 
+// A client that leaves with bytes still unread by the server (a pipelined
+// request, a stray CRLF; TLS's close_notify alike) is gone all the same: its
+// whole (non-streamed) request is aborted instead of running for nobody.
+TEST_F(HttpFrontDoorTest, AClientThatLeavesWithBytesUnreadIsGone) {
+  Start();
+  std::shared_ptr<scheduler::ServedModel> model = *tiny_->router->Find("tiny");
+  auto neighbour = std::make_shared<SteppedSink>();
+  ASSERT_TRUE(
+      tiny_->router->Submit(model, cohost::testing::RandomGreedyRequest(3, 200, 1), neighbour)
+          .ok());
+  ASSERT_TRUE(neighbour->WaitHeld());
+  const long holders = model.use_count();
+  const std::string payload = CompletionBody(200).dump();
+  const std::string request =
+      "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "Content-Length: " +
+      std::to_string(payload.size()) + "\r\n\r\n" + payload +
+      "GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n";  // pipelined
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(door_->port()));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::send(fd, request.data(), request.size(), 0), static_cast<ssize_t>(request.size()));
+  // The call holds the model once it has started.
+  ASSERT_TRUE(
+      testing::WaitFor([&] { return model.use_count() > holders; }, std::chrono::seconds(30)));
+  ::close(fd);
+  // Let the engine run a few steps: the request is admitted and running.
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(neighbour->Advance());
+  EXPECT_TRUE(
+      testing::WaitFor([&] { return model.use_count() == holders; }, std::chrono::seconds(5)))
+      << "the call of a client that left still runs";
+  neighbour->Open();
+  ASSERT_TRUE(neighbour->WaitFinished());
+}
+
 TEST_F(HttpFrontDoorTest, StoppingWithAStreamInFlightJoinsCleanly) {
   Start();
   std::shared_ptr<scheduler::ServedModel> model = *tiny_->router->Find("tiny");
