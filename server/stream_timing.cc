@@ -18,14 +18,16 @@ double MsBetween(Clock::time_point a, Clock::time_point b) {
 void StreamTiming::OnScheduled() {
   const Clock::time_point now = Clock::now();
   scheduled_ = now;
-  if (metrics_ != nullptr) metrics_->ObserveQueueTime(model_, MsBetween(arrival_, now) / 1000.0);
+  if (metrics_ != nullptr && !further_choice_) {
+    metrics_->ObserveQueueTime(model_, MsBetween(arrival_, now) / 1000.0);
+  }
 }
 
 void StreamTiming::OnTokens() {
   const Clock::time_point now = Clock::now();
   if (!first_token_) {
     first_token_ = now;
-    if (metrics_ != nullptr) {
+    if (metrics_ != nullptr && !further_choice_) {
       const double seconds = MsBetween(arrival_, now) / 1000.0;
       metrics_->ObserveTimeToFirstToken(model_, seconds);
       if (tenant_) metrics_->ObserveTenantTimeToFirstToken(*tenant_, seconds);

@@ -24,6 +24,10 @@ class StreamTiming {
   const std::string& model() const { return model_; }
   // The tenant's metrics get its TTFT and finish too.
   void set_tenant(std::string tenant) { tenant_ = std::move(tenant); }
+  // A further choice of a request (HTTP's n > 1, started once the first has
+  // its first token): its queue time and first token are not the request's,
+  // so they are not observed (its inter-token gaps and finish are).
+  void set_further_choice() { further_choice_ = true; }
 
   void OnScheduled();
   // A delta carrying tokens: the first is the TTFT, later ones inter-token gaps.
@@ -38,6 +42,7 @@ class StreamTiming {
   std::string model_;
   std::optional<std::string> tenant_;
   std::optional<runtime::Clock::time_point> scheduled_, first_token_, last_token_;
+  bool further_choice_ = false;
 };
 
 }  // namespace cohost::server

@@ -78,6 +78,7 @@ absl::Status CompletionCall::Start(std::shared_ptr<scheduler::ServedModel> model
   for (StreamTiming& t : timings_) {
     t.set_model(model_->name());
     t.set_tenant(tenant_);
+    if (&t != &timings_.front()) t.set_further_choice();
   }
 
   // The other choices follow once the first has prefilled the prompt, so that

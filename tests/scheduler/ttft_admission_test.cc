@@ -49,7 +49,11 @@ class TtftAdmissionTest : public ::testing::Test {
   }
   void SetUp() override {
     backend_ = kernels::MakeCpuBackend(1);
-    router_ = std::make_unique<Router>(backend_.get(), Config(), AdmissionLimits{});
+    // Requests here may ask for any priority (who may raise one is
+    // TenantBook's rule, tenants_test's).
+    RouterOptions options;
+    options.tenants.defaults.max_priority = 100;
+    router_ = std::make_unique<Router>(backend_.get(), Config(), options);
   }
   void TearDown() override {
     gate_.Open();

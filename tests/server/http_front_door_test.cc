@@ -224,6 +224,12 @@ TEST_F(HttpFrontDoorTest, NChoicesEachRunTheirCourse) {
   httplib::Result r = Post("/v1/completions", body.dump());
   ASSERT_TRUE(r);
   ASSERT_EQ(r->status, 200) << r->body;
+  // One request, one time to first token and one queue time (the further
+  // choices start after the first's first token: theirs would count its
+  // prefill again).
+  const std::string metrics = metrics_.Render({}, {});
+  EXPECT_THAT(metrics, HasSubstr("cohost_time_to_first_token_seconds_count{model=\"tiny\"} 1\n"));
+  EXPECT_THAT(metrics, HasSubstr("cohost_request_queue_time_seconds_count{model=\"tiny\"} 1\n"));
   const Json j = Json::parse(r->body);
   ASSERT_EQ(j["choices"].size(), 4u);
   for (int i = 0; i < 4; ++i) {
