@@ -19,6 +19,7 @@
 #include "gtest/gtest.h"
 #include "runtime/model/model.h"
 #include "runtime/tokenizer/tokenizer.h"
+#include "tests/support/gated_sink.h"
 #include "tests/support/tiny_model.h"
 #include "tests/support/wait_for.h"
 
@@ -281,42 +282,6 @@ TEST_F(DeviceExecutorTest, ATightTpotTargetIsSteppedMoreOften) {
       << "the loose engine decoded before the tight one finished";
 }
 
-// A sink that stops every step it is called from until the test lets that
-// step go on: rounds of the executor end one at a time, on the test's word.
-class GatedSink : public runtime::TokenSink {
- public:
-  bool OnDelta(const TokenDelta&) override {
-    std::unique_lock<std::mutex> lock(mu_);
-    ++entered_;
-    cv_.notify_all();
-    cv_.wait(lock, [&] { return open_ || permits_ > 0; });
-    if (!open_) --permits_;
-    return true;
-  }
-  void OnFinish(const FinishInfo&) override {}
-  // Blocks until `n` deltas have arrived (the n-th is held).
-  bool WaitEntered(int n) {
-    std::unique_lock<std::mutex> lock(mu_);
-    return cv_.wait_for(lock, kWait, [&] { return entered_ >= n; });
-  }
-  void LetOneGo() {
-    std::lock_guard<std::mutex> lock(mu_);
-    ++permits_;
-    cv_.notify_all();
-  }
-  void Open() {
-    std::lock_guard<std::mutex> lock(mu_);
-    open_ = true;
-    cv_.notify_all();
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  int entered_ = 0, permits_ = 0;
-  bool open_ = false;
-};
-
 // Detach waits for the round in progress only: while another engine keeps
 // the device busy, round after round, it returns once that round ends
 // instead of waiting for a gap between rounds that never comes.
@@ -325,9 +290,9 @@ TEST_F(DeviceExecutorTest, DetachReturnsAfterTheRoundInProgressOnABusyDevice) {
   std::unique_ptr<Engine> busy = MakeEngine(executor), idle = MakeEngine(executor);
   executor.Attach(busy.get(), {});
   executor.Attach(idle.get(), {});
-  auto sink = std::make_shared<GatedSink>();
+  auto sink = std::make_shared<cohost::testing::SteppedSink>();
   ASSERT_TRUE(busy->Submit(Request(4, 50), sink).ok());
-  ASSERT_TRUE(sink->WaitEntered(1));  // round 1 is held
+  ASSERT_TRUE(sink->WaitHeld(1));  // round 1 is held
   std::atomic<bool> detached{false};
   std::thread detacher([&] {
     executor.Detach(idle.get());
@@ -336,7 +301,7 @@ TEST_F(DeviceExecutorTest, DetachReturnsAfterTheRoundInProgressOnABusyDevice) {
   ASSERT_TRUE(cohost::testing::WaitFor([&] { return executor.detach_waiters() == 1; }, kWait));
   EXPECT_FALSE(detached) << "returned during the round";
   sink->LetOneGo();
-  ASSERT_TRUE(sink->WaitEntered(2));  // round 2 has begun, and is held
+  ASSERT_TRUE(sink->WaitHeld(2));  // round 2 has begun, and is held
   EXPECT_TRUE(cohost::testing::WaitFor([&] { return detached.load(); }, std::chrono::seconds(10)))
       << "Detach waited past the round it began in";
   sink->Open();

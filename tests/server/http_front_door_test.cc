@@ -100,6 +100,27 @@ class HttpFrontDoorTest : public ::testing::Test {
   }
 
   runtime::EngineStats Stats() { return (*tiny_->router->Find("tiny"))->Stats(); }
+  // A long request of the tiny model's whose sink holds the engine in its
+  // first delta (and each after, SteppedSink): null if it never got there.
+  std::shared_ptr<cohost::testing::SteppedSink> HoldEngine() {
+    auto sink = std::make_shared<cohost::testing::SteppedSink>();
+    std::shared_ptr<scheduler::ServedModel> model = *tiny_->router->Find("tiny");
+    if (!tiny_->router->Submit(model, cohost::testing::RandomGreedyRequest(3, 200, 1), sink).ok() ||
+        !sink->WaitHeld()) {
+      return nullptr;
+    }
+    return sink;
+  }
+  // Nothing left running or waiting on the model, and `aborted` requests
+  // aborted in all (what a request whose client went away leaves).
+  bool SettlesWithAborted(int64_t aborted) {
+    return testing::WaitFor(
+        [&] {
+          const runtime::EngineStats st = Stats();
+          return st.num_running == 0 && st.num_waiting == 0 && st.num_requests_aborted == aborted;
+        },
+        std::chrono::seconds(30));
+  }
 
   ServerMetrics metrics_;
   auth::ApiKeys keys_;
@@ -394,13 +415,9 @@ TEST_F(HttpFrontDoorTest, KeysAreCheckedAndDecideTheTenant) {
   EXPECT_EQ(health->status, 200);
 }
 
-// A stream still in the engine when the front door stops with no grace:
-// Stop returns, the client's call ends, and the front door itself aborts the
-// request (nothing else does here). A gated request holds the engine thread,
-// so the HTTP request is certainly still queued when Stop runs.
-// The bytes of `request` sent on a fresh connection to the front door;
-// returns the socket once `wanted` has arrived (or -1).
-int SendRaw(int port, const std::string& request, const std::string& wanted) {
+// The bytes of `request` sent on a fresh connection to the front door on
+// 127.0.0.1:`port`: the socket, or -1.
+int Connect(int port, const std::string& request) {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -411,6 +428,13 @@ int SendRaw(int port, const std::string& request, const std::string& wanted) {
     ::close(fd);
     return -1;
   }
+  return fd;
+}
+
+// Connect, then the socket once `wanted` has arrived (or -1).
+int SendRaw(int port, const std::string& request, const std::string& wanted) {
+  const int fd = Connect(port, request);
+  if (fd < 0) return -1;
   std::string got;
   char buf[4096];
   while (got.find(wanted) == std::string::npos) {
@@ -425,45 +449,6 @@ int SendRaw(int port, const std::string& request, const std::string& wanted) {
   return fd;
 }
 
-// Holds the engine thread in each of its deltas until the test lets one
-// step go on (or opens it for good): the engine advances step by step, on
-// the test's word.
-class SteppedSink : public cohost::testing::RecordingSink {
- public:
-  bool OnDelta(const runtime::TokenDelta& d) override {
-    RecordingSink::OnDelta(d);
-    std::unique_lock<std::mutex> lock(mu_);
-    ++held_;
-    cv_.notify_all();
-    cv_.wait(lock, [&] { return open_ || permits_ > 0; });
-    if (!open_) --permits_;
-    return true;
-  }
-  // Lets the held step go on, then waits until the next one is held.
-  bool Advance() {
-    std::unique_lock<std::mutex> lock(mu_);
-    const int held = held_;
-    ++permits_;
-    cv_.notify_all();
-    return cv_.wait_for(lock, std::chrono::seconds(30), [&] { return held_ > held; });
-  }
-  bool WaitHeld() {
-    std::unique_lock<std::mutex> lock(mu_);
-    return cv_.wait_for(lock, std::chrono::seconds(30), [&] { return held_ > 0; });
-  }
-  void Open() {
-    std::lock_guard<std::mutex> lock(mu_);
-    open_ = true;
-    cv_.notify_all();
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  int held_ = 0, permits_ = 0;
-  bool open_ = false;
-};
-
 // An HTTP/1.0 client (nginx's default towards upstreams) that leaves in the
 // middle of a stream: without chunked encoding, ending the reply may close
 // the connection at once, from inside the call that ends it. The request is
@@ -471,11 +456,8 @@ class SteppedSink : public cohost::testing::RecordingSink {
 TEST_F(HttpFrontDoorTest, AnHttp10StreamWhoseClientLeavesEndsCleanly) {
   Start();
   std::shared_ptr<scheduler::ServedModel> model = *tiny_->router->Find("tiny");
-  auto neighbour = std::make_shared<SteppedSink>();
-  ASSERT_TRUE(
-      tiny_->router->Submit(model, cohost::testing::RandomGreedyRequest(3, 200, 1), neighbour)
-          .ok());
-  ASSERT_TRUE(neighbour->WaitHeld());
+  const std::shared_ptr<cohost::testing::SteppedSink> neighbour = HoldEngine();
+  ASSERT_NE(neighbour, nullptr);
   Json body = CompletionBody(200);
   body["stream"] = true;
   const std::string payload = body.dump();
@@ -506,13 +488,7 @@ TEST_F(HttpFrontDoorTest, AnHttp10StreamWhoseClientLeavesEndsCleanly) {
       << "the call did not end";
   neighbour->Open();
   ASSERT_TRUE(neighbour->WaitFinished());
-  EXPECT_TRUE(testing::WaitFor(
-      [&] {
-        const runtime::EngineStats st = Stats();
-        return st.num_running == 0 && st.num_waiting == 0 &&
-               st.num_requests_aborted == aborted_before + 1;
-      },
-      std::chrono::seconds(30)))
+  EXPECT_TRUE(SettlesWithAborted(aborted_before + 1))
       << "the gone client's request was not aborted";
   httplib::Result again = Post("/v1/completions", CompletionBody(3).dump());
   ASSERT_TRUE(again) << "the server stopped answering";
@@ -539,12 +515,8 @@ TEST_F(HttpFrontDoorTest, StreamedLogprobsKeepTokensThatShowNoTextYet) {
   body["logprobs"] = 1;
   body["stream"] = true;
 
-  std::shared_ptr<scheduler::ServedModel> model = *tiny_->router->Find("tiny");
-  auto neighbour = std::make_shared<SteppedSink>();
-  ASSERT_TRUE(
-      tiny_->router->Submit(model, cohost::testing::RandomGreedyRequest(3, 200, 1), neighbour)
-          .ok());
-  ASSERT_TRUE(neighbour->WaitHeld());
+  const std::shared_ptr<cohost::testing::SteppedSink> neighbour = HoldEngine();
+  ASSERT_NE(neighbour, nullptr);
   std::atomic<bool> done{false};
   int status = 0;
   std::string reply;
@@ -600,11 +572,8 @@ TEST_F(HttpFrontDoorTest, PriorityIsVllmsAndGoingFirstIsTheOperatorsToGrant) {
 TEST_F(HttpFrontDoorTest, AClientThatLeavesWithBytesUnreadIsGone) {
   Start();
   std::shared_ptr<scheduler::ServedModel> model = *tiny_->router->Find("tiny");
-  auto neighbour = std::make_shared<SteppedSink>();
-  ASSERT_TRUE(
-      tiny_->router->Submit(model, cohost::testing::RandomGreedyRequest(3, 200, 1), neighbour)
-          .ok());
-  ASSERT_TRUE(neighbour->WaitHeld());
+  const std::shared_ptr<cohost::testing::SteppedSink> neighbour = HoldEngine();
+  ASSERT_NE(neighbour, nullptr);
   const long holders = model.use_count();
   const std::string payload = CompletionBody(200).dump();
   const std::string request =
@@ -612,13 +581,8 @@ TEST_F(HttpFrontDoorTest, AClientThatLeavesWithBytesUnreadIsGone) {
       "Content-Length: " +
       std::to_string(payload.size()) + "\r\n\r\n" + payload +
       "GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n";  // pipelined
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(door_->port()));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  ASSERT_EQ(::send(fd, request.data(), request.size(), 0), static_cast<ssize_t>(request.size()));
+  const int fd = Connect(door_->port(), request);
+  ASSERT_GE(fd, 0);
   // The call holds the model once it has started.
   ASSERT_TRUE(
       testing::WaitFor([&] { return model.use_count() > holders; }, std::chrono::seconds(30)));
@@ -632,6 +596,10 @@ TEST_F(HttpFrontDoorTest, AClientThatLeavesWithBytesUnreadIsGone) {
   ASSERT_TRUE(neighbour->WaitFinished());
 }
 
+// A stream still in the engine when the front door stops with no grace:
+// Stop returns, the client's call ends, and the front door itself aborts the
+// request (nothing else does here). A gated request holds the engine thread,
+// so the HTTP request is certainly still queued when Stop runs.
 TEST_F(HttpFrontDoorTest, StoppingWithAStreamInFlightJoinsCleanly) {
   Start();
   std::shared_ptr<scheduler::ServedModel> model = *tiny_->router->Find("tiny");
@@ -654,13 +622,7 @@ TEST_F(HttpFrontDoorTest, StoppingWithAStreamInFlightJoinsCleanly) {
   client.join();
   gate.Open();
   ASSERT_TRUE(blocker->WaitFinished());
-  EXPECT_TRUE(testing::WaitFor(
-      [&] {
-        const runtime::EngineStats st = Stats();
-        return st.num_running == 0 && st.num_waiting == 0 &&
-               st.num_requests_aborted == aborted_before + 1;
-      },
-      std::chrono::seconds(10)))
+  EXPECT_TRUE(SettlesWithAborted(aborted_before + 1))
       << "the front door's stop aborted the HTTP request";
 }
 

@@ -101,4 +101,52 @@ class RecordingSink : public runtime::TokenSink {
   runtime::FinishInfo info_;
 };
 
+// A RecordingSink that holds the engine thread in each of its deltas until
+// the test lets that step go on (or opens it for good): the engine, and so
+// everything else on its device, advances a step at a time on the test's
+// word.
+class SteppedSink : public RecordingSink {
+ public:
+  bool OnDelta(const runtime::TokenDelta& d) override {
+    RecordingSink::OnDelta(d);
+    std::unique_lock<std::mutex> lock(step_mu_);
+    ++held_;
+    step_cv_.notify_all();
+    step_cv_.wait(lock, [this] { return open_ || permits_ > 0; });
+    if (!open_) --permits_;
+    return true;
+  }
+  // Waits until `n` deltas have been held (the n-th may still be).
+  bool WaitHeld(int n = 1) {
+    std::unique_lock<std::mutex> lock(step_mu_);
+    return step_cv_.wait_for(lock, kGateWait, [&] { return held_ >= n; });
+  }
+  void LetOneGo() {
+    std::lock_guard<std::mutex> lock(step_mu_);
+    ++permits_;
+    step_cv_.notify_all();
+  }
+  // Lets the held step go on, then waits until the next delta is held.
+  bool Advance() {
+    int held;
+    {
+      std::lock_guard<std::mutex> lock(step_mu_);
+      held = held_;
+    }
+    LetOneGo();
+    return WaitHeld(held + 1);
+  }
+  void Open() {
+    std::lock_guard<std::mutex> lock(step_mu_);
+    open_ = true;
+    step_cv_.notify_all();
+  }
+
+ private:
+  std::mutex step_mu_;
+  std::condition_variable step_cv_;
+  int held_ = 0, permits_ = 0;
+  bool open_ = false;
+};
+
 }  // namespace cohost::testing
