@@ -23,10 +23,11 @@ struct AdmissionLimits {
   int32_t max_queued_requests = 256;           // per model, not yet scheduled
   int64_t max_queued_prompt_tokens = 1 << 20;  // per model, prompts not yet scheduled
   int32_t retry_pushback_ms = 500;             // what clients are told to wait
-  // After a failed load, a model's requests are refused (UNAVAILABLE, with
-  // the time left as pushback) for this long, doubled for each failure in a
-  // row up to 64 times, before one of them tries the load again: a missing
-  // or corrupt file is not read again for every request.
+  // After a load that failed for its file or its model (not for a full
+  // device, RESOURCE_EXHAUSTED), a model's requests are refused
+  // (UNAVAILABLE, with the time left as pushback) for this long, doubled for
+  // each failure in a row up to 64 times, before one of them tries the load
+  // again: a missing or corrupt file is not read again for every request.
   int32_t failed_load_retry_ms = 5000;
 };
 

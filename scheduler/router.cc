@@ -397,15 +397,15 @@ absl::Status Router::UnloadModel(const std::string& name) {
     auto it = models_.find(name);
     if (it == models_.end()) return NotFound(name);
     model = std::move(it->second);
+    // Retired before it leaves the registry (Router::mu_, then the model's
+    // lock, as everywhere): a request that found it is refused by it from
+    // now on, or, already in flight, aborted below or by its own Submit.
+    model->Retire();
     models_.erase(it);
     weights_.erase(name);
     placements_.erase(name);
     homes_.erase(name);
   }
-  // Retired first: a request that found the model before the erase is
-  // refused by it from now on, or (in flight already) aborted here or by
-  // its own Submit.
-  model->Retire();
   model->AbortAll(
       absl::UnavailableError(absl::StrFormat("model \"%s\" was unloaded", absl::CHexEscape(name))));
   return absl::OkStatus();
@@ -463,12 +463,14 @@ absl::StatusOr<runtime::RequestId> Router::Submit(const std::shared_ptr<ServedMo
   if (model == nullptr) return absl::InvalidArgumentError("no model");
   if (sink == nullptr) return absl::InvalidArgumentError("no output sink");
   const runtime::Clock::time_point now = runtime::Clock::now();
+  // A priority the tenant may not ask for is refused before any other rule
+  // is weighed (they read the priority).
+  RETURN_IF_ERROR(tenants_.CheckPriority(request.tenant, request.priority));
   const auto prompt_tokens = static_cast<int64_t>(request.prompt_ids.size());
   // What its model's prefix cache already holds is not computed again.
   const std::optional<runtime::Clock::duration> predicted =
       PredictTtft(*model, prompt_tokens - model->CachedPromptTokens(request), request.priority);
   if (predicted) RETURN_IF_ERROR(JudgeAdmission(*model, request, *predicted, now));
-  RETURN_IF_ERROR(tenants_.CheckPriority(request.tenant, request.priority));
   ASSIGN_OR_RETURN(std::unique_ptr<TenantBook::Ticket> tenant,
                    tenants_.Admit(request.tenant, prompt_tokens, now));
   absl::StatusOr<std::unique_ptr<Admission::Ticket>> ticket =

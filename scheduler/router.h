@@ -232,7 +232,7 @@ class Router {
   // about to come back) while the offload budget cannot also take them, so
   // that host memory keeps the most recently used.
   void MakeOffloadRoom(const ServedModel& evicting, int64_t bytes, const ServedModel& loading);
-  void ReleaseWeights(const std::string& name);
+  void ReleaseWeights(const ServedModel& model);
   // Writes a load's measured footprint to options_.footprints (a failure is
   // reported once, on stderr).
   void RecordFootprint(const ServedModel& model, const Footprint& measured);

@@ -66,11 +66,12 @@ absl::Status Router::MakeRoom(const std::shared_ptr<ServedModel>& model,
     absl::StatusOr<Placement> placement;
     {
       std::lock_guard<std::mutex> lock(mu_);
+      // Nothing is evicted for, nor reserved to, a model unloaded meanwhile.
+      if (!RegisteredLocked(*model)) return Unloaded(*model);
       room = std::move(RoomsLocked(model.get(), &residents)[i]);
       // Its own reservation, if any, is being replaced.
       placement = PlaceModel({room}, demand, runtime::Clock::now());
       if (placement.ok() && placement->evict.empty()) {
-        if (!RegisteredLocked(*model)) return Unloaded(*model);
         weights_[model->name()] = bytes;
         placements_[model->name()] = placement->why + measured;
         return absl::OkStatus();
@@ -95,7 +96,7 @@ absl::Status Router::MakeRoom(const std::shared_ptr<ServedModel>& model,
       // is certain: a model that turned busy costs nobody's parked weights.
       if (victim.Evict(absl::StrFormat("evicted for model \"%s\"", model->name()),
                        [&](int64_t parked) { MakeOffloadRoom(victim, parked, *model); })) {
-        ReleaseWeights(victim.name());
+        ReleaseWeights(victim);
       }
     }
   }
@@ -124,10 +125,12 @@ void Router::MakeOffloadRoom(const ServedModel& evicting, int64_t need,
   }
 }
 
-void Router::ReleaseWeights(const std::string& name) {
+void Router::ReleaseWeights(const ServedModel& model) {
   std::lock_guard<std::mutex> lock(mu_);
-  weights_.erase(name);
-  placements_.erase(name);
+  // Not another model's since registered under the same name.
+  if (!RegisteredLocked(model)) return;
+  weights_.erase(model.name());
+  placements_.erase(model.name());
 }
 
 absl::Status Router::Load(const std::shared_ptr<ServedModel>& model, const ProgressFn& progress) {
@@ -136,7 +139,7 @@ absl::Status Router::Load(const std::shared_ptr<ServedModel>& model, const Progr
     return std::chrono::duration<double>(runtime::Clock::now() - start).count();
   };
   const auto failed = [&](const absl::Status& why) {
-    ReleaseWeights(model->name());
+    ReleaseWeights(*model);
     if (options_.on_load) options_.on_load(model->name(), false, elapsed());
     return why;
   };
@@ -161,6 +164,10 @@ absl::Status Router::Load(const std::shared_ptr<ServedModel>& model, const Progr
   if (!weights.ok()) {
     model->Fail(weights.status());
     return failed(weights.status());
+  }
+  if (model->retired()) {  // unloaded while its weights were read: they go
+    model->Fail(Unloaded(*model));
+    return failed(Unloaded(*model));
   }
   const double seconds = elapsed();
   if (absl::Status a = model->Activate(*std::move(weights), seconds, std::move(context)); !a.ok()) {

@@ -377,10 +377,15 @@ void ServedModel::Fail(const absl::Status& why) {
     state_ = ModelState::kFailed;
     reason_ = std::string(why.message());
     ++loads_failed_;
-    const int32_t doublings = std::min(failures_in_row_++, 6);
-    retry_load_at_ =
-        runtime::Clock::now() +
-        std::chrono::milliseconds(int64_t{admission_.limits().failed_load_retry_ms} << doublings);
+    // A full device (RESOURCE_EXHAUSTED: residents busy or within their
+    // keep-alive) may have room at the next request; a file that cannot be
+    // read or built will not, so that is what waits.
+    if (why.code() != absl::StatusCode::kResourceExhausted) {
+      const int32_t doublings = std::min(failures_in_row_++, 6);
+      retry_load_at_ =
+          runtime::Clock::now() +
+          std::chrono::milliseconds(int64_t{admission_.limits().failed_load_retry_ms} << doublings);
+    }
     queued.swap(queued_);
   }
   const absl::Status status(why.code() == absl::StatusCode::kResourceExhausted

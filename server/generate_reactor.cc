@@ -303,9 +303,12 @@ absl::Status GenerateReactor::Start(const grpc::ByteBuffer& request_bytes) {
 }
 
 void GenerateReactor::FinishEarly(const absl::Status& status) {
-  if (status.code() == absl::StatusCode::kResourceExhausted) {
-    const std::chrono::milliseconds pushback = scheduler::RetryPushback(status).value_or(
-        std::chrono::milliseconds(deps_.router->limits().retry_pushback_ms));
+  // Overload always says when to retry; any other refusal that knows (a
+  // model whose load failed) says so too.
+  const std::optional<std::chrono::milliseconds> known = scheduler::RetryPushback(status);
+  if (status.code() == absl::StatusCode::kResourceExhausted || known) {
+    const std::chrono::milliseconds pushback =
+        known.value_or(std::chrono::milliseconds(deps_.router->limits().retry_pushback_ms));
     context_->AddTrailingMetadata(kPushbackKey, std::to_string(pushback.count()));
   }
   const grpc::Status grpc_status = ToGrpcStatus(status);

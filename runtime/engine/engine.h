@@ -67,7 +67,10 @@ struct EngineConfig {
 
 // Caps on one step, chosen by whoever steps the engine.
 struct StepLimits {
-  int32_t max_new_tokens = 0;  // > 0: at most this many new tokens (decodes always fit)
+  // > 0: at most this many new tokens, except that every running decode
+  // gets its token and, without chunked prefill, the next prompt fits whole
+  // (StepScheduler::Schedule).
+  int32_t max_new_tokens = 0;
 };
 
 // What the engine has to do, for a device executor choosing which engine to

@@ -187,6 +187,7 @@ TEST_F(LifecycleTest, IdleModelsPastTheirKeepAliveAreEvictedLeastRecentlyUsedFir
 }
 
 TEST_F(LifecycleTest, AModelWithinItsKeepAliveIsNeverEvictedAndTheNewOneFails) {
+  failed_load_retry_ms_ = 60'000;  // (a full device is not a broken file: no wait)
   MakeRouter(1);
   ASSERT_TRUE(router_->AddModel(Spec("resident", LoadPolicy::kStartup, hours(1))).ok());
   ASSERT_TRUE(router_->AddModel(Spec("newcomer", LoadPolicy::kLazy)).ok());
@@ -197,6 +198,12 @@ TEST_F(LifecycleTest, AModelWithinItsKeepAliveIsNeverEvictedAndTheNewOneFails) {
   EXPECT_EQ(Status("newcomer").state, ModelState::kFailed);
   EXPECT_EQ(Status("resident").state, ModelState::kReady);
   EXPECT_EQ(Run("resident")->info().reason, FinishReason::kLength) << "it serves on";
+  // The device stays full, so the next request tries (and fails) again at
+  // once rather than being refused for a minute.
+  std::shared_ptr<Collect> again = Run("newcomer");
+  EXPECT_EQ(again->info().status.code(), absl::StatusCode::kResourceExhausted)
+      << again->info().status;
+  EXPECT_EQ(Status("newcomer").loads_failed, 2);
 }
 
 // Holds the device's executor inside its first token until released.

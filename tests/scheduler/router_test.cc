@@ -151,11 +151,12 @@ TEST_F(RouterTest, AddFindListUnload) {
   ASSERT_EQ(router_->ListModels().size(), 1u);
   EXPECT_EQ(router_->ListModels()[0].name, "other-1.5b");
 
-  // The held pointer still works after unloading, and the name is free again.
+  // A pointer held from before refuses new requests (the model is retired),
+  // and the name is free again.
   auto sink = std::make_shared<RecordingSink>();
-  EXPECT_EQ(router_->Submit(m, Request(3, 2), sink).status().code(), absl::StatusCode::kOk);
-  ASSERT_TRUE(sink->WaitFinished());
-  EXPECT_EQ(sink->info().reason, FinishReason::kLength);
+  const absl::Status after = router_->Submit(m, Request(3, 2), sink).status();
+  EXPECT_EQ(after.code(), absl::StatusCode::kUnavailable) << after;
+  EXPECT_THAT(Msg(after), HasSubstr("unloaded"));
   EXPECT_TRUE(AddTiny("tiny").ok());
   EXPECT_NE(FindOrDie("tiny"), m);
 }
