@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
+#include <filesystem>
 #include <memory>
 
 #include "absl/strings/escaping.h"
@@ -65,8 +66,15 @@ std::string WithoutModelPath(std::string_view message, const std::string& path) 
   if (trimmed.empty()) return out;
   const size_t slash = trimmed.rfind('/');
   const std::string last(slash == std::string_view::npos ? trimmed : trimmed.substr(slash + 1));
-  // The real path first: it may contain the configured one (a relative path).
-  for (const std::string& shown : {RealPath(std::string(trimmed)), std::string(trimmed)}) {
+  // The real path and the absolute one first: they may contain the
+  // configured one (a relative path), whose directories would then stay.
+  std::error_code ec;
+  const std::string absolute =
+      std::filesystem::absolute(std::filesystem::path(std::string(trimmed)), ec)
+          .lexically_normal()
+          .string();
+  for (const std::string& shown :
+       {RealPath(std::string(trimmed)), ec ? std::string() : absolute, std::string(trimmed)}) {
     if (!shown.empty() && shown != last) out = absl::StrReplaceAll(out, {{shown, last}});
   }
   return out;

@@ -104,6 +104,11 @@ TEST_F(ModelPathTest, WithoutModelPathShowsOnlyTheLastComponent) {
   // A directory (a Hugging Face model) keeps the names inside it.
   const std::string hf = (root_ / "hf").string();
   EXPECT_EQ(WithoutModelPath(hf + "/config.json: bad json", hf + "/"), "hf/config.json: bad json");
+  // A relative path that the loader names absolutely (no file to resolve).
+  const std::string relative = "no/such/dir/m.gguf";
+  EXPECT_EQ(
+      WithoutModelPath(std::filesystem::absolute(relative).string() + ": cannot open", relative),
+      "m.gguf: cannot open");
   EXPECT_EQ(WithoutModelPath("nothing to strip", given), "nothing to strip");
   EXPECT_EQ(WithoutModelPath("x", ""), "x");
 }

@@ -77,6 +77,9 @@ std::vector<FlagSpec> ServeFlagSpecs() {
       {"metrics-port", "M", "HTTP port for /metrics; 0 picks a free one (default 9090)"},
       {"max-queued-requests", "N", "per model, requests waiting to be scheduled (default 256)"},
       {"max-queued-tokens", "N", "per model, prompt tokens waiting to be scheduled (default 1M)"},
+      {"failed-load-retry-ms", "MS",
+       "after a model's file fails to load, refuse its requests this long (doubling per failure "
+       "in a row, up to 64x) before one retries the load (default 5000; 0: retry at once)"},
       {"drain-seconds", "S", "on SIGTERM, how long in-flight requests may finish (default 30)"},
       {"step-slice-ms", "MS",
        "while models share a device, size each step to last about this long (default 250; "
@@ -155,6 +158,8 @@ absl::StatusOr<ServeConfig> ConfigFromArgs(const ParsedArgs& args) {
            ReadInt(args, "max-queued-requests", 1, 1 << 20, c.router.admission.max_queued_requests),
            ReadInt(args, "max-queued-tokens", 1, int64_t{1} << 40,
                    c.router.admission.max_queued_prompt_tokens),
+           ReadInt(args, "failed-load-retry-ms", 0, 3'600'000,
+                   c.router.admission.failed_load_retry_ms),
            ReadInt(args, "cpu-memory-mb", 1, int64_t{1} << 30, cpu_mb),
            ReadInt(args, "drain-seconds", 0, int64_t{24} * 3600, c.drain_seconds),
            ReadInt(args, "step-slice-ms", 0, 60000, slice_ms),
