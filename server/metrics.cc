@@ -248,6 +248,16 @@ void ServerMetrics::RecordFinish(std::string_view model, const runtime::FinishIn
   m.e2e.Observe(info.timings.e2e_ms / 1000.0);
 }
 
+void ServerMetrics::RecordFurtherChoice(std::string_view model, const std::string* tenant,
+                                        const runtime::FinishInfo& info) {
+  const int64_t generated = std::max(info.completion_tokens, 0);
+  impl_->For(model).generation_tokens.fetch_add(generated, std::memory_order_relaxed);
+  if (tenant != nullptr) {
+    impl_->Tenant(*tenant).second->generation_tokens.fetch_add(generated,
+                                                               std::memory_order_relaxed);
+  }
+}
+
 void ServerMetrics::RecordModelLoad(std::string_view model, bool ok, double seconds) {
   ModelMetrics& m = impl_->For(model);
   (ok ? m.loads_ok : m.loads_failed).fetch_add(1, std::memory_order_relaxed);

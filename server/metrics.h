@@ -61,6 +61,11 @@ class ServerMetrics {
   // End-to-end latency, requests by finish reason, prompt / cached prompt /
   // generated tokens, cancellations.
   void RecordFinish(std::string_view model, const runtime::FinishInfo& info);
+  // A further choice of a request (HTTP's n > 1): only its generated tokens
+  // (the request, its prompt and its end are the first choice's), for the
+  // model and, if any, the tenant.
+  void RecordFurtherChoice(std::string_view model, const std::string* tenant,
+                           const runtime::FinishInfo& info);
   // A request that failed with a gRPC status code (its canonical name, e.g.
   // "RESOURCE_EXHAUSTED"); model is "" when it named no known model.
   void RecordError(std::string_view model, std::string_view code);

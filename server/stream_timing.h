@@ -25,8 +25,9 @@ class StreamTiming {
   // The tenant's metrics get its TTFT and finish too.
   void set_tenant(std::string tenant) { tenant_ = std::move(tenant); }
   // A further choice of a request (HTTP's n > 1, started once the first has
-  // its first token): its queue time and first token are not the request's,
-  // so they are not observed (its inter-token gaps and finish are).
+  // its first token): its queue time, first token, prompt and end are not
+  // the request's (the first choice's are), so only its inter-token gaps and
+  // generated tokens are observed.
   void set_further_choice() { further_choice_ = true; }
 
   void OnScheduled();

@@ -251,6 +251,11 @@ TEST_F(HttpFrontDoorTest, NChoicesEachRunTheirCourse) {
   const std::string metrics = metrics_.Render({}, {});
   EXPECT_THAT(metrics, HasSubstr("cohost_time_to_first_token_seconds_count{model=\"tiny\"} 1\n"));
   EXPECT_THAT(metrics, HasSubstr("cohost_request_queue_time_seconds_count{model=\"tiny\"} 1\n"));
+  // One request with one prompt; every choice's tokens.
+  EXPECT_THAT(metrics,
+              HasSubstr("cohost_requests_total{model=\"tiny\",finish_reason=\"length\"} 1\n"));
+  EXPECT_THAT(metrics, HasSubstr("cohost_prompt_tokens_total{model=\"tiny\"} 4\n"));
+  EXPECT_THAT(metrics, HasSubstr("cohost_generation_tokens_total{model=\"tiny\"} 24\n"));
   const Json j = Json::parse(r->body);
   ASSERT_EQ(j["choices"].size(), 4u);
   for (int i = 0; i < 4; ++i) {
