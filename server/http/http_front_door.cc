@@ -209,9 +209,9 @@ void HttpFrontDoor::Forget(CompletionCall* call) {
   held->ReleaseModel();  // here, on the loop thread, never on an engine's
 }
 
-void HttpFrontDoor::RecordError(const absl::Status& status) {
+void HttpFrontDoor::RecordError(const absl::Status& status, std::string_view model) {
   if (deps_.metrics != nullptr) {
-    deps_.metrics->RecordError("", absl::StatusCodeToString(status.code()));
+    deps_.metrics->RecordError(model, absl::StatusCodeToString(status.code()));
   }
 }
 
@@ -263,8 +263,10 @@ void HttpFrontDoor::HandleModels(evhttp_request* req) {
 void HttpFrontDoor::HandleCompletion(evhttp_request* req, int endpoint) {
   const runtime::Clock::time_point arrival = runtime::Clock::now();
   const int pushback_ms = deps_.router->limits().retry_pushback_ms;
+  // "" until the request names a model that exists (as over gRPC).
+  std::string model_name;
   auto fail = [&](const absl::Status& status) {
-    RecordError(status);
+    RecordError(status, model_name);
     SendError(req, status, pushback_ms);
   };
   // Keys first, so that an unknown caller learns nothing else.
@@ -283,6 +285,7 @@ void HttpFrontDoor::HandleCompletion(evhttp_request* req, int endpoint) {
   absl::StatusOr<std::shared_ptr<scheduler::ServedModel>> model =
       deps_.router->Find(parsed->request.model());
   if (!model.ok()) return fail(model.status());
+  model_name = (*model)->name();
 
   // The key decides the tenant; without keys, the header or the body's
   // `user` may name one.

@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include "absl/container/flat_hash_map.h"
@@ -74,7 +75,7 @@ class HttpFrontDoor {
   void HandleModels(evhttp_request* req);
   void HandleHealth(evhttp_request* req);
   void Forget(CompletionCall* call);
-  void RecordError(const absl::Status& status);
+  void RecordError(const absl::Status& status, std::string_view model = "");
 
   StreamDeps deps_;
   HttpOptions options_;

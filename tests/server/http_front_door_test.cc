@@ -347,6 +347,12 @@ TEST_F(HttpFrontDoorTest, ErrorsHaveTheirStatusAndAnOpenAiBody) {
     EXPECT_THAT(j["error"]["message"].get<std::string>(), HasSubstr(c.message)) << c.body;
     EXPECT_TRUE(j["error"].contains("type"));
   }
+  // Errors are counted against the model once the request names one that
+  // exists (as over gRPC), else against none.
+  const std::string metrics = metrics_.Render({}, {});
+  EXPECT_THAT(metrics,
+              HasSubstr("cohost_request_errors_total{model=\"tiny\",code=\"INVALID_ARGUMENT\"}"));
+  EXPECT_THAT(metrics, HasSubstr("cohost_request_errors_total{model=\"\",code=\"NOT_FOUND\"}"));
   httplib::Result get = client_->Get("/v1/completions");
   ASSERT_TRUE(get);
   EXPECT_EQ(get->status, 405);
