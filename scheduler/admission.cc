@@ -20,6 +20,14 @@ absl::Status RetryLater(std::string_view reason, std::chrono::milliseconds pushb
                       pushback);
 }
 
+std::optional<std::chrono::milliseconds> PushbackToSend(const absl::Status& status,
+                                                        std::chrono::milliseconds fallback) {
+  const std::optional<std::chrono::milliseconds> carried = RetryPushback(status);
+  if (carried) return carried;
+  if (status.code() == absl::StatusCode::kResourceExhausted) return fallback;
+  return std::nullopt;
+}
+
 absl::Status WithPushback(absl::Status status, std::chrono::milliseconds pushback) {
   status.SetPayload(kPushbackPayload, absl::Cord(std::to_string(pushback.count())));
   return status;

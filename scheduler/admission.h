@@ -46,6 +46,12 @@ absl::Status WithRefusalReason(absl::Status status, std::string_view reason);
 absl::Status WithPushback(absl::Status status, std::chrono::milliseconds pushback);
 // What a status carries: the pushback, if any; the reason, "" if none.
 std::optional<std::chrono::milliseconds> RetryPushback(const absl::Status& status);
+// What a front door tells the client to wait, if anything: an overload
+// (RESOURCE_EXHAUSTED) always says, with `fallback` when it carries no
+// pushback; any other refusal only when it carries one (a model whose load
+// failed).
+std::optional<std::chrono::milliseconds> PushbackToSend(const absl::Status& status,
+                                                        std::chrono::milliseconds fallback);
 std::string RefusalReason(const absl::Status& status);
 
 class Admission {

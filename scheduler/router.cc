@@ -406,8 +406,7 @@ absl::Status Router::UnloadModel(const std::string& name) {
     placements_.erase(name);
     homes_.erase(name);
   }
-  model->AbortAll(
-      absl::UnavailableError(absl::StrFormat("model \"%s\" was unloaded", absl::CHexEscape(name))));
+  model->AbortAll(model->UnloadedError());
   return absl::OkStatus();
 }
 
@@ -494,10 +493,7 @@ absl::StatusOr<runtime::RequestId> Router::Submit(const std::shared_ptr<ServedMo
   model->admission().Submitted(admission->ticket(), id);
   // Unloaded between its Submit and now: UnloadModel's AbortAll may have
   // missed the id.
-  if (model->retired()) {
-    model->Abort(id, absl::UnavailableError(absl::StrFormat("model \"%s\" was unloaded",
-                                                            absl::CHexEscape(model->name()))));
-  }
+  if (model->retired()) model->Abort(id, model->UnloadedError());
   if (needs_load && model->BeginLoading()) EnqueueLoad(model);
   return id;
 }

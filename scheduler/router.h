@@ -195,11 +195,11 @@ class Router {
   absl::StatusOr<Home> PlaceNew(const ModelSpec& spec, const runtime::ModelConfig& config);
   // Where `device` is in devices_.
   size_t IndexOf(const Device& device) const;
-  // Each device as placement sees it, with the ready models on it that could
-  // make room, in the order of its residents. Not `except`. Under mu_.
   // Whether `model` is still the one registered under its name (an unload
   // during its load leaves no reservation behind). Under mu_.
   bool RegisteredLocked(const ServedModel& model) const;
+  // Each device as placement sees it, with the ready models on it that could
+  // make room, in the order of its residents. Not `except`. Under mu_.
   std::vector<DeviceRoom> RoomsLocked(
       const ServedModel* except,
       std::vector<std::vector<std::shared_ptr<ServedModel>>>* residents) const;

@@ -19,15 +19,6 @@
 
 namespace cohost::scheduler {
 
-namespace {
-
-absl::Status Unloaded(const ServedModel& model) {
-  return absl::UnavailableError(
-      absl::StrFormat("model \"%s\" was unloaded while it loaded", model.name()));
-}
-
-}  // namespace
-
 bool Router::RegisteredLocked(const ServedModel& model) const {
   auto it = models_.find(model.name());
   return it != models_.end() && it->second.get() == &model;
@@ -50,7 +41,7 @@ absl::Status Router::MakeRoom(const std::shared_ptr<ServedModel>& model,
   const Device& home = model->device();
   if (home.weights_budget_bytes <= 0) {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!RegisteredLocked(*model)) return Unloaded(*model);
+    if (!RegisteredLocked(*model)) return model->UnloadedError();
     weights_[model->name()] = bytes;
     placements_[model->name()] = "no memory budget set" + measured;
     return absl::OkStatus();
@@ -67,7 +58,7 @@ absl::Status Router::MakeRoom(const std::shared_ptr<ServedModel>& model,
     {
       std::lock_guard<std::mutex> lock(mu_);
       // Nothing is evicted for, nor reserved to, a model unloaded meanwhile.
-      if (!RegisteredLocked(*model)) return Unloaded(*model);
+      if (!RegisteredLocked(*model)) return model->UnloadedError();
       room = std::move(RoomsLocked(model.get(), &residents)[i]);
       // Its own reservation, if any, is being replaced.
       placement = PlaceModel({room}, demand, runtime::Clock::now());
@@ -166,8 +157,8 @@ absl::Status Router::Load(const std::shared_ptr<ServedModel>& model, const Progr
     return failed(weights.status());
   }
   if (model->retired()) {  // unloaded while its weights were read: they go
-    model->Fail(Unloaded(*model));
-    return failed(Unloaded(*model));
+    model->Fail(model->UnloadedError());
+    return failed(model->UnloadedError());
   }
   const double seconds = elapsed();
   if (absl::Status a = model->Activate(*std::move(weights), seconds, std::move(context)); !a.ok()) {

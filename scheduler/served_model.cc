@@ -265,19 +265,16 @@ absl::Status ServedModel::Submit(runtime::RequestId id, runtime::GenerateRequest
   *needs_load = false;
   std::lock_guard<std::mutex> lock(mu_);
   last_used_ = runtime::Clock::now();
-  if (retired_) {
-    return absl::UnavailableError(absl::StrCat("model \"", spec_.name, "\" was unloaded"));
-  }
+  if (retired_) return UnloadedError();
   if (state_ == ModelState::kReady)
     return resident_.engine->Submit(id, std::move(request), std::move(sink));
   if (state_ == ModelState::kFailed && last_used_ < retry_load_at_) {
     const auto left = std::chrono::ceil<std::chrono::milliseconds>(retry_load_at_ - last_used_);
-    return WithRefusalReason(WithPushback(absl::UnavailableError(absl::StrCat(
-                                              "model \"", spec_.name, "\" failed to load (",
-                                              WithoutModelPath(reason_, spec_.path),
-                                              "); it is tried again in ", left.count(), " ms")),
-                                          left),
-                             "load_failed");
+    return WithRefusalReason(
+        WithPushback(absl::UnavailableError(absl::StrCat(
+                         FailedToLoad(reason_), "; it is tried again in ", left.count(), " ms")),
+                     left),
+        "load_failed");
   }
   // Checked now, as the engine will: a bad request must not wait for a load.
   if (sink == nullptr) return absl::InvalidArgumentError("no output sink");
@@ -317,6 +314,15 @@ void ServedModel::Retire() {
 bool ServedModel::retired() const {
   std::lock_guard<std::mutex> lock(mu_);
   return retired_;
+}
+
+absl::Status ServedModel::UnloadedError() const {
+  return absl::UnavailableError(absl::StrCat("model \"", spec_.name, "\" was unloaded"));
+}
+
+std::string ServedModel::FailedToLoad(std::string_view why) const {
+  return absl::StrCat("model \"", spec_.name,
+                      "\" failed to load: ", WithoutModelPath(why, spec_.path));
 }
 
 bool ServedModel::BeginLoading() {
@@ -391,8 +397,7 @@ void ServedModel::Fail(const absl::Status& why) {
   const absl::Status status(why.code() == absl::StatusCode::kResourceExhausted
                                 ? absl::StatusCode::kResourceExhausted
                                 : absl::StatusCode::kUnavailable,
-                            absl::StrCat("model \"", spec_.name, "\" failed to load: ",
-                                         WithoutModelPath(std::string(why.message()), spec_.path)));
+                            FailedToLoad(std::string(why.message())));
   for (Queued& q : queued) Finish(q, runtime::FinishReason::kError, status);
 }
 

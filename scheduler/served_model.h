@@ -118,6 +118,8 @@ class ServedModel {
   // from now on; what runs is the unloader's to abort.
   void Retire();
   bool retired() const;
+  // What a request for it hears once it is retired.
+  absl::Status UnloadedError() const;
 
   // ---- lifecycle (the Router's loader) ----
   // evicted or failed -> loading; false (nothing changes) from another state.
@@ -210,6 +212,9 @@ class ServedModel {
   void DropParked(Parked parked);
   // Returns the parked weights' host memory to the device's offload budget.
   static void GiveBack(const Parked& parked);
+  // "model "x" failed to load: `why`", the file shown by its name only
+  // (WithoutModelPath): what its clients are told.
+  std::string FailedToLoad(std::string_view why) const;
 
   const ModelSpec spec_;
   const std::unique_ptr<runtime::Tokenizer> tokenizer_;

@@ -43,6 +43,7 @@ const TenantLimits& TenantPolicy::For(const std::string& tenant) const {
 }
 
 TenantBook::TenantBook(TenantPolicy policy) : policy_(std::move(policy)) {}
+TenantBook::~TenantBook() = default;
 
 absl::Status TenantBook::CheckPriority(const std::string& tenant, int32_t priority) const {
   const int32_t most = policy_.For(tenant).max_priority;
@@ -53,7 +54,6 @@ absl::Status TenantBook::CheckPriority(const std::string& tenant, int32_t priori
           Quote(tenant), most)),
       "tenant_priority");
 }
-TenantBook::~TenantBook() = default;
 
 absl::StatusOr<std::unique_ptr<TenantBook::Ticket>> TenantBook::Admit(
     const std::string& tenant, int64_t prompt_tokens, runtime::Clock::time_point now) {

@@ -303,13 +303,9 @@ absl::Status GenerateReactor::Start(const grpc::ByteBuffer& request_bytes) {
 }
 
 void GenerateReactor::FinishEarly(const absl::Status& status) {
-  // Overload always says when to retry; any other refusal that knows (a
-  // model whose load failed) says so too.
-  const std::optional<std::chrono::milliseconds> known = scheduler::RetryPushback(status);
-  if (status.code() == absl::StatusCode::kResourceExhausted || known) {
-    const std::chrono::milliseconds pushback =
-        known.value_or(std::chrono::milliseconds(deps_.router->limits().retry_pushback_ms));
-    context_->AddTrailingMetadata(kPushbackKey, std::to_string(pushback.count()));
+  if (const std::optional<std::chrono::milliseconds> pushback = scheduler::PushbackToSend(
+          status, std::chrono::milliseconds(deps_.router->limits().retry_pushback_ms))) {
+    context_->AddTrailingMetadata(kPushbackKey, std::to_string(pushback->count()));
   }
   const grpc::Status grpc_status = ToGrpcStatus(status);
   shared_->RecordError(grpc_status.error_code(), scheduler::RefusalReason(status));

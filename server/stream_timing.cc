@@ -44,9 +44,10 @@ runtime::FinishInfo StreamTiming::OnFinish(const runtime::FinishInfo& info) {
   if (scheduled_) t.queue_ms = MsBetween(arrival_, *scheduled_);
   if (first_token_) t.ttft_ms = MsBetween(arrival_, *first_token_);
   t.e2e_ms = MsBetween(arrival_, Clock::now());
-  if (metrics_ != nullptr && further_choice_) {
+  if (metrics_ == nullptr) return adjusted;
+  if (further_choice_) {
     metrics_->RecordFurtherChoice(model_, tenant_ ? &*tenant_ : nullptr, adjusted);
-  } else if (metrics_ != nullptr) {
+  } else {
     metrics_->RecordFinish(model_, adjusted);
     if (tenant_) metrics_->RecordTenantFinish(*tenant_, adjusted);
   }

@@ -340,6 +340,16 @@ struct PenaltyLayout {
       : starts(p.terms.size() * sizeof(kernels::PenaltyTerm)),
         saved(starts + p.starts.size() * sizeof(int32_t)),
         bytes(saved + p.terms.size() * sizeof(float)) {}
+  // The regions in a buffer laid out so.
+  static const kernels::PenaltyTerm* Terms(void* base) {
+    return static_cast<const kernels::PenaltyTerm*>(base);
+  }
+  const int32_t* Starts(void* base) const {
+    return reinterpret_cast<const int32_t*>(static_cast<char*>(base) + starts);
+  }
+  float* Saved(void* base) const {
+    return reinterpret_cast<float*>(static_cast<char*>(base) + saved);
+  }
 };
 
 }  // namespace
@@ -353,22 +363,18 @@ absl::Status LlamaModel::ApplyPenalties(const SamplePenalties& p, int32_t rows, 
   std::memcpy(staged, p.terms.data(), at.starts);
   std::memcpy(static_cast<char*>(staged) + at.starts, p.starts.data(), at.saved - at.starts);
   RETURN_IF_ERROR(backend_->CopyToDevice(penalties_.data(), staged, at.saved));
-  auto* base = static_cast<char*>(penalties_.data());
-  backend_->ApplyPenalties(logits_.as<float>(), rows, config_.vocab_size,
-                           reinterpret_cast<const int32_t*>(base + at.starts),
-                           reinterpret_cast<const kernels::PenaltyTerm*>(base),
-                           keep_raw ? reinterpret_cast<float*>(base + at.saved) : nullptr);
+  void* base = penalties_.data();
+  backend_->ApplyPenalties(logits_.as<float>(), rows, config_.vocab_size, at.Starts(base),
+                           PenaltyLayout::Terms(base), keep_raw ? at.Saved(base) : nullptr);
   return absl::OkStatus();
 }
 
 void LlamaModel::RestoreRawLogits(const SamplePenalties& p, int32_t rows) {
   if (p.terms.empty()) return;
   const PenaltyLayout at(p);
-  auto* base = static_cast<char*>(penalties_.data());
-  backend_->RestoreLogits(logits_.as<float>(), rows, config_.vocab_size,
-                          reinterpret_cast<const int32_t*>(base + at.starts),
-                          reinterpret_cast<const kernels::PenaltyTerm*>(base),
-                          reinterpret_cast<const float*>(base + at.saved));
+  void* base = penalties_.data();
+  backend_->RestoreLogits(logits_.as<float>(), rows, config_.vocab_size, at.Starts(base),
+                          PenaltyLayout::Terms(base), at.Saved(base));
 }
 
 absl::Status LlamaModel::ForwardSample(const Batch& batch, KvCache& kv, const SampleInputs& in,

@@ -56,13 +56,9 @@ void SendJson(evhttp_request* req, int status, std::string_view body) {
 
 void SendError(evhttp_request* req, const absl::Status& status, int default_pushback_ms) {
   const int http_status = HttpStatusFor(status.code());
-  // Overload always says when to retry; any other refusal that knows (a
-  // model whose load failed: 503) says so too.
-  const std::optional<std::chrono::milliseconds> known = scheduler::RetryPushback(status);
-  if (status.code() == absl::StatusCode::kResourceExhausted || known) {
-    const int64_t pushback_ms =
-        known.value_or(std::chrono::milliseconds(default_pushback_ms)).count();
-    const int64_t seconds = std::max<int64_t>(1, (pushback_ms + 999) / 1000);
+  if (const std::optional<std::chrono::milliseconds> pushback =
+          scheduler::PushbackToSend(status, std::chrono::milliseconds(default_pushback_ms))) {
+    const int64_t seconds = std::max<int64_t>(1, (pushback->count() + 999) / 1000);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After",
                       std::to_string(seconds).c_str());
   }
