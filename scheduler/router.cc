@@ -102,11 +102,19 @@ absl::Status CheckPinAmong(const std::vector<std::string>& ids, const ModelSpec&
 
 // The model's share of `device`'s KV pool: its floor, and its cap or the
 // whole pool.
-absl::StatusOr<std::unique_ptr<KvPool::Account>> JoinPool(const Device& device,
-                                                          const ModelSpec& spec) {
+// A share of `device`'s KV pool for the model, refused (RESOURCE_EXHAUSTED)
+// where it could not hold one group of the model's blocks: such a model
+// could run nothing, and its every request would read the file again.
+absl::StatusOr<std::unique_ptr<KvPool::Account>> JoinPool(
+    const Device& device, const ModelSpec& spec, const runtime::ModelConfig& config,
+    const runtime::EngineConfig& engine_config) {
   KvPool& pool = *device.kv_pool;
-  return pool.Join(spec.name, spec.kv_floor_bytes,
-                   spec.kv_cap_bytes > 0 ? spec.kv_cap_bytes : pool.budget());
+  ASSIGN_OR_RETURN(std::unique_ptr<KvPool::Account> account,
+                   pool.Join(spec.name, spec.kv_floor_bytes,
+                             spec.kv_cap_bytes > 0 ? spec.kv_cap_bytes : pool.budget()));
+  RETURN_IF_ERROR(runtime::Engine::CheckKvShape(config, *device.backend,
+                                                WithKvShare(engine_config, account.get())));
+  return account;
 }
 
 std::string DefaultDeviceId(const kernels::Backend& backend) {
@@ -198,7 +206,7 @@ absl::StatusOr<Router::Home> Router::PlaceNew(const ModelSpec& spec,
   if (devices_.empty()) return absl::FailedPreconditionError("this server has no device");
   if (devices_.size() == 1) {
     RETURN_IF_ERROR(CheckPinAmong({devices_[0]->id}, spec));
-    ASSIGN_OR_RETURN(std::unique_ptr<KvPool::Account> account, JoinPool(*devices_[0], spec));
+    ASSIGN_OR_RETURN(std::unique_ptr<KvPool::Account> account, JoinPool(*devices_[0], spec, config, engine_config_));
     return Home{devices_[0], std::move(account), "the only device"};
   }
   // All devices are of one kind, so the footprint holds on each.
@@ -249,7 +257,7 @@ absl::StatusOr<Router::Home> Router::PlaceNew(const ModelSpec& spec,
       why = absl::StrCat("the largest device; ", placed.status().message());
     }
     const std::shared_ptr<Device>& device = devices_[index[k]];
-    absl::StatusOr<std::unique_ptr<KvPool::Account>> account = JoinPool(*device, spec);
+    absl::StatusOr<std::unique_ptr<KvPool::Account>> account = JoinPool(*device, spec, config, engine_config_);
     if (account.ok()) return Home{device, *std::move(account), std::move(why)};
     if (account.status().code() != absl::StatusCode::kResourceExhausted) return account.status();
     no_room = account.status();
@@ -320,8 +328,9 @@ absl::Status Router::AddLoadedModel(const ModelSpec& spec, runtime::LoadedModel 
         "the model was loaded on a backend this server does not have");
   }
   RETURN_IF_ERROR(CheckPinAmong({(*device)->id}, spec));
-  ASSIGN_OR_RETURN(std::unique_ptr<KvPool::Account> account, JoinPool(**device, spec));
   const runtime::ModelConfig config = loaded.model->config();
+  ASSIGN_OR_RETURN(std::unique_ptr<KvPool::Account> account,
+                   JoinPool(**device, spec, config, engine_config_));
   Registration r;
   r.model = std::make_shared<ServedModel>(spec, std::move(loaded.tokenizer), config, *device,
                                           std::move(account), engine_config_, options_.admission,
@@ -381,7 +390,7 @@ void Router::Rehome(const std::shared_ptr<ServedModel>& model, const ExpectedByt
   absl::StatusOr<Placement> best = PlaceModel(ordered, demand, now);
   if (!best.ok() || best->device == 0) return;
   const std::shared_ptr<Device>& target = devices_[index[best->device]];
-  absl::StatusOr<std::unique_ptr<KvPool::Account>> account = JoinPool(*target, model->spec());
+  absl::StatusOr<std::unique_ptr<KvPool::Account>> account = JoinPool(*target, model->spec(), model->config(), engine_config_);
   if (!account.ok() || !model->MoveTo(target, *std::move(account)).ok()) return;
   std::lock_guard<std::mutex> lock(mu_);
   if (!RegisteredLocked(*model)) return;

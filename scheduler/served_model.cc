@@ -15,14 +15,18 @@ namespace {
 runtime::EngineConfig WithPlacement(runtime::EngineConfig c, Device& device,
                                     KvPool::Account* account) {
   c.on_work = device.executor->MakeWakeCallback();
-  c.kv_budget = account;
   c.fair_share = device.fair_share.get();
-  c.kv_cache_bytes = account->promised();
-  c.num_kv_blocks = 0;  // the share of the pool decides
-  return c;
+  return WithKvShare(std::move(c), account);
 }
 
 }  // namespace
+
+runtime::EngineConfig WithKvShare(runtime::EngineConfig c, KvPool::Account* account) {
+  c.kv_budget = account;
+  c.kv_cache_bytes = account->promised();
+  c.num_kv_blocks = 0;
+  return c;
+}
 
 std::string_view ModelStateName(ModelState s) {
   switch (s) {

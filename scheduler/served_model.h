@@ -41,6 +41,10 @@ inline constexpr std::array<ModelState, 4> kModelStates = {
     ModelState::kLoading, ModelState::kReady, ModelState::kEvicted, ModelState::kFailed};
 std::string_view ModelStateName(ModelState s);
 
+// `c` for an engine whose KV blocks come from `account`'s share of a
+// device's pool: the share decides how many.
+runtime::EngineConfig WithKvShare(runtime::EngineConfig c, KvPool::Account* account);
+
 struct ModelStatus {
   ModelState state = ModelState::kEvicted;
   std::string reason;                    // why it is in that state ("" for ready)

@@ -71,6 +71,35 @@ Engine::KvShape Engine::KvShapeFor(const ModelConfig& mc, const kernels::Backend
   return shape;
 }
 
+absl::Status Engine::CheckKvShape(const ModelConfig& mc, const kernels::Backend& backend,
+                                  const EngineConfig& config) {
+  if (config.block_size < 1 || config.block_size > 1024) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("block size %d must be in [1, 1024]", config.block_size));
+  }
+  const KvShape shape = KvShapeFor(mc, backend, config);
+  const int64_t num_blocks = shape.num_blocks;
+  const auto per_block =
+      static_cast<int64_t>(KvCache::BytesPerBlock(mc, backend.kv_dtype(), config.block_size));
+  if (config.kv_budget != nullptr && num_blocks < 2) {
+    return absl::ResourceExhaustedError(absl::StrFormat(
+        "the model's share of the device's KV pool (%d MB) is less than one group of its KV "
+        "blocks (%d MB); raise its kv_cap_mb or the pool",
+        config.kv_cache_bytes >> 20, (int64_t{shape.group_blocks} * per_block) >> 20));
+  }
+  if (num_blocks < 2) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("the KV budget of %d bytes holds %d blocks of %d bytes; at least 2 are needed",
+                        config.kv_cache_bytes, num_blocks, per_block));
+  }
+  if (num_blocks > (int64_t{1} << 30) / config.block_size) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("the KV pool of %d blocks of %d tokens is more than 2^30 tokens",
+                        num_blocks, config.block_size));
+  }
+  return absl::OkStatus();
+}
+
 RequestLimits Engine::RequestLimitsFor(const ModelConfig& mc, const kernels::Backend& backend,
                                        const EngineConfig& config) {
   RequestLimits limits;
@@ -161,10 +190,6 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(Model* model, const Token
   }
   const ModelConfig& mc = model->config();
   const StepSchedulerConfig& sc = config.step_scheduler;
-  if (config.block_size < 1 || config.block_size > 1024) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("block size %d must be in [1, 1024]", config.block_size));
-  }
   if (sc.max_num_seqs < 1 || sc.max_tokens_per_step < 1 || sc.max_prefill_chunk < 1) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "scheduler limits must be positive (max_num_seqs=%d, max_tokens_per_step=%d, "
@@ -177,30 +202,12 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(Model* model, const Token
         "sequence can decode each step",
         sc.max_tokens_per_step, sc.max_num_seqs));
   }
-  const size_t per_block =
-      KvCache::BytesPerBlock(mc, model->backend()->kv_dtype(), config.block_size);
   // A shared pool starts with no memory and grows a group at a time (whole
   // groups only); a fixed one is one group, backed now.
+  RETURN_IF_ERROR(CheckKvShape(mc, *model->backend(), config));
   const bool elastic = config.kv_budget != nullptr;
   const KvShape shape = KvShapeFor(mc, *model->backend(), config);
   const int64_t num_blocks = shape.num_blocks;
-  if (elastic && num_blocks < 2) {
-    return absl::ResourceExhaustedError(absl::StrFormat(
-        "the model's share of the device's KV pool (%d MB) is less than one group of its KV "
-        "blocks (%d MB); raise its kv_cap_mb or the pool",
-        config.kv_cache_bytes >> 20,
-        (static_cast<int64_t>(shape.group_blocks) * static_cast<int64_t>(per_block)) >> 20));
-  }
-  if (num_blocks < 2) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "the KV budget of %d bytes holds %d blocks of %d bytes; at least 2 are needed",
-        config.kv_cache_bytes, num_blocks, per_block));
-  }
-  if (num_blocks > (int64_t{1} << 30) / config.block_size) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("the KV pool of %d blocks of %d tokens is more than 2^30 tokens",
-                        num_blocks, config.block_size));
-  }
   // The activations of the largest step, now: the model's footprint is
   // known once its engine exists, and no step allocates.
   RETURN_IF_ERROR(model->ReserveWorkspace(sc.max_tokens_per_step, sc.max_num_seqs));

@@ -183,6 +183,13 @@ class Engine {
   // will accept: known before the model is loaded.
   static RequestLimits RequestLimitsFor(const ModelConfig& mc, const kernels::Backend& backend,
                                         const EngineConfig& config);
+  // Whether `config` gives a model with `mc` on `backend` KV memory it can
+  // run on, the check Create makes: INVALID_ARGUMENT for a block size or a
+  // fixed pool it cannot use, RESOURCE_EXHAUSTED for a share of a device's
+  // pool that holds no whole group of its blocks. Known before the model
+  // is loaded, so that placement refuses such a share at once.
+  static absl::Status CheckKvShape(const ModelConfig& mc, const kernels::Backend& backend,
+                                   const EngineConfig& config);
   // What Submit accepts; fixed at Create.
   const RequestLimits& request_limits() const { return limits_; }
   int64_t kv_capacity_tokens() const { return limits_.kv_capacity_tokens; }

@@ -315,6 +315,25 @@ TEST_F(LifecycleTest, AFailedLoadLeavesTheOthersServingAndSaysWhy) {
   EXPECT_TRUE(cohost::testing::WaitFor([&] { return Steps("broken") >= 3; }, kWait));
 }
 
+// A share of the device's KV pool that cannot hold one group of the model's
+// blocks could run nothing: the model is refused when it is added, naming
+// the sizes, instead of registering and then failing (reading its file
+// again, evicting others) at each of its requests.
+TEST_F(LifecycleTest, AKvShareBelowOneGroupIsRefusedWhenTheModelIsAdded) {
+  MakeRouter(2);
+  ModelSpec tiny = Spec("tiny", LoadPolicy::kLazy);
+  tiny.kv_cap_bytes = 1;
+  const absl::Status added = router_->AddModel(tiny);
+  EXPECT_EQ(added.code(), absl::StatusCode::kResourceExhausted) << added;
+  EXPECT_THAT(std::string(added.message()), HasSubstr("less than one group"));
+  EXPECT_EQ(router_->Find("tiny").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(Loads().empty()) << "the file was never read for weights";
+  // The name is free again, and a share that fits serves.
+  tiny.kv_cap_bytes = 0;
+  ASSERT_TRUE(router_->AddModel(tiny).ok());
+  EXPECT_EQ(Run("tiny")->info().reason, FinishReason::kLength);
+}
+
 // Where a device's memory is its own, an evicted model's weights wait in
 // host memory while the offload budget has room, and its next load copies
 // them back: it loads with its file gone and answers as before. When the
