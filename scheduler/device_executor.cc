@@ -76,6 +76,11 @@ int64_t DeviceExecutor::num_steps() const {
   return num_steps_;
 }
 
+int64_t DeviceExecutor::tokens_computed() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return tokens_computed_;
+}
+
 void DeviceExecutor::Run() {
   for (;;) {
     {
@@ -168,6 +173,7 @@ bool DeviceExecutor::RoundOver(const std::vector<Slot>& slots) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     ++num_steps_;
+    tokens_computed_ += tokens;
     ++round_;
     for (Slot& s : slots_) {
       // Progress anywhere may have freed memory a stalled engine waits for.

@@ -67,6 +67,10 @@ class DeviceExecutor {
   const std::string& device() const { return device_; }
   const ExecutorOptions& options() const { return options_; }
   int64_t num_steps() const;
+  // Tokens its engines' steps have computed, all of them: the device's
+  // progress (an engine that waits for memory another holds is not hung
+  // while this moves).
+  int64_t tokens_computed() const;
   // Detach calls now waiting for a round to end (lets tests act at that moment).
   int32_t detach_waiters() const;
 
@@ -100,6 +104,7 @@ class DeviceExecutor {
   bool stop_ = false;           // guarded by mu_
   int64_t round_ = 0;           // guarded by mu_
   int64_t num_steps_ = 0;       // guarded by mu_
+  int64_t tokens_computed_ = 0;  // guarded by mu_
   std::thread thread_;
 };
 

@@ -5,12 +5,13 @@
 namespace cohost::server {
 
 bool ProgressTracker::Update(const std::string& model, const runtime::EngineStats& stats,
-                             Clock::time_point now) {
-  auto [it, inserted] = entries_.try_emplace(model, Entry{stats.num_steps, now});
+                             int64_t device_tokens, Clock::time_point now) {
+  auto [it, inserted] = entries_.try_emplace(model, Entry{stats.num_steps, device_tokens, now});
   Entry& e = it->second;
   const bool idle = stats.num_running == 0 && stats.num_waiting == 0;
-  if (inserted || idle || stats.num_steps != e.steps) {
+  if (inserted || idle || stats.num_steps != e.steps || device_tokens != e.device_tokens) {
     e.steps = stats.num_steps;
+    e.device_tokens = device_tokens;
     e.last_progress = now;
   }
   return now - e.last_progress < stall_timeout_;
@@ -68,7 +69,9 @@ void HealthWatchdog::Poll() {
     bool ok = m.serving;
     if (absl::StatusOr<std::shared_ptr<scheduler::ServedModel>> model = router_->Find(m.name);
         model.ok()) {
-      ok = tracker_.Update(m.name, (*model)->Stats(), now) && ok;
+      ok = tracker_.Update(m.name, (*model)->Stats(),
+                           (*model)->device().executor->tokens_computed(), now) &&
+           ok;
     } else {
       ok = false;  // unloaded between the two calls
     }

@@ -1,7 +1,10 @@
 // grpc.health.v1 statuses for the served models: one service name per model
-// plus "" (the whole server). A model is SERVING while it is loaded and its
-// engine makes progress: an engine with work whose step counter has not moved
-// for the stall timeout is NOT_SERVING until it moves again.
+// plus "" (the whole server). A model is SERVING while it is loaded and makes
+// progress: an engine with work for which neither its own step counter nor
+// its device's computed tokens have moved for the stall timeout is
+// NOT_SERVING until one moves again. (An engine that waits for KV memory
+// another model's work holds, or for its turn on the device, is waiting,
+// not hung.)
 #pragma once
 
 #include <chrono>
@@ -25,13 +28,17 @@ class ProgressTracker {
   explicit ProgressTracker(Clock::duration stall_timeout) : stall_timeout_(stall_timeout) {}
 
   // Whether the model's engine counts as making progress at `now`: it is idle
-  // (nothing running or waiting), or num_steps moved within the stall timeout.
-  bool Update(const std::string& model, const runtime::EngineStats& stats, Clock::time_point now);
+  // (nothing running or waiting), or its num_steps or `device_tokens` (what
+  // its device has computed, DeviceExecutor::tokens_computed) moved within
+  // the stall timeout.
+  bool Update(const std::string& model, const runtime::EngineStats& stats, int64_t device_tokens,
+              Clock::time_point now);
   void Forget(const std::string& model) { entries_.erase(model); }
 
  private:
   struct Entry {
     int64_t steps = 0;
+    int64_t device_tokens = 0;
     Clock::time_point last_progress;
   };
   Clock::duration stall_timeout_;

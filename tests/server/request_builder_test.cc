@@ -244,23 +244,45 @@ TEST(ProgressTrackerTest, StalledOnlyWithWorkAndNoStepsForTheTimeout) {
   ProgressTracker t(seconds(10));
   const Clock::time_point t0 = Clock::now();
   runtime::EngineStats s;
-  EXPECT_TRUE(t.Update("m", s, t0));
-  EXPECT_TRUE(t.Update("m", s, t0 + seconds(60))) << "idle is healthy however long";
+  EXPECT_TRUE(t.Update("m", s, 0, t0));
+  EXPECT_TRUE(t.Update("m", s, 0, t0 + seconds(60))) << "idle is healthy however long";
 
   s.num_running = 1;
   s.num_steps = 5;
-  EXPECT_TRUE(t.Update("m", s, t0 + seconds(61)));
-  EXPECT_TRUE(t.Update("m", s, t0 + seconds(70)));
-  EXPECT_FALSE(t.Update("m", s, t0 + seconds(72))) << "work, and no step for 11 s";
+  EXPECT_TRUE(t.Update("m", s, 0, t0 + seconds(61)));
+  EXPECT_TRUE(t.Update("m", s, 0, t0 + seconds(70)));
+  EXPECT_FALSE(t.Update("m", s, 0, t0 + seconds(72))) << "work, and no step for 11 s";
   s.num_steps = 6;
-  EXPECT_TRUE(t.Update("m", s, t0 + seconds(73))) << "moving again";
+  EXPECT_TRUE(t.Update("m", s, 0, t0 + seconds(73))) << "moving again";
 
   s.num_running = 0;
   s.num_waiting = 3;  // queued work counts too
-  EXPECT_FALSE(t.Update("m", s, t0 + seconds(84)));
-  EXPECT_TRUE(t.Update("other", s, t0 + seconds(84))) << "models are tracked apart";
+  EXPECT_FALSE(t.Update("m", s, 0, t0 + seconds(84)));
+  EXPECT_TRUE(t.Update("other", s, 0, t0 + seconds(84))) << "models are tracked apart";
   t.Forget("m");
-  EXPECT_TRUE(t.Update("m", s, t0 + seconds(85))) << "a forgotten model starts afresh";
+  EXPECT_TRUE(t.Update("m", s, 0, t0 + seconds(85))) << "a forgotten model starts afresh";
+}
+
+// A model whose requests wait while its device computes for others (for KV
+// memory their work holds, or for its turn) is waiting, not hung: it stalls
+// only once the device stops too.
+TEST(ProgressTrackerTest, AModelWaitingWhileItsDeviceComputesIsNotStalled) {
+  using Clock = ProgressTracker::Clock;
+  using std::chrono::seconds;
+  ProgressTracker t(seconds(10));
+  const Clock::time_point t0 = Clock::now();
+  runtime::EngineStats s;
+  s.num_waiting = 2;
+  s.num_steps = 7;
+  int64_t device_tokens = 100;
+  for (int i = 1; i <= 6; ++i) {
+    device_tokens += 50;  // another model decodes
+    EXPECT_TRUE(t.Update("m", s, device_tokens, t0 + seconds(5 * i))) << i;
+  }
+  EXPECT_TRUE(t.Update("m", s, device_tokens, t0 + seconds(39)));
+  EXPECT_FALSE(t.Update("m", s, device_tokens, t0 + seconds(41)))
+      << "nothing on the device moved for 11 s";
+  EXPECT_TRUE(t.Update("m", s, device_tokens + 1, t0 + seconds(42)));
 }
 
 }  // namespace
