@@ -1,6 +1,6 @@
 // Untrusted text (a tenant named by a client, operator text in a config)
 // quoted for an error message: escaped, so that control bytes and quotes
-// cannot garble the message, and cut to 64 bytes.
+// cannot garble the message, and cut to `max_shown` bytes.
 #pragma once
 
 #include <string>
@@ -11,10 +11,9 @@
 
 namespace cohost::scheduler {
 
-inline std::string Quote(absl::string_view s) {
-  constexpr size_t kMaxShown = 64;
-  const bool cut = s.size() > kMaxShown;
-  return absl::StrCat("\"", absl::CHexEscape(s.substr(0, kMaxShown)), cut ? "\"..." : "\"");
+inline std::string Quote(absl::string_view s, size_t max_shown = 64) {
+  const bool cut = s.size() > max_shown;
+  return absl::StrCat("\"", absl::CHexEscape(s.substr(0, max_shown)), cut ? "\"..." : "\"");
 }
 
 }  // namespace cohost::scheduler

@@ -19,6 +19,7 @@
 #include "scheduler/memory_plan.h"
 #include "scheduler/model_name.h"
 #include "scheduler/placement.h"
+#include "scheduler/quote.h"
 #include "scheduler/ttft_predictor.h"
 
 namespace cohost::scheduler {
@@ -83,11 +84,14 @@ class AdmissionSink : public runtime::TokenSink {
 
 absl::Status AlreadyLoaded(const std::string& name) {
   return absl::AlreadyExistsError(
-      absl::StrFormat("a model named \"%s\" is already loaded", absl::CHexEscape(name)));
+      absl::StrCat("a model named ", Quote(name, kMaxModelNameLength), " is already loaded"));
 }
 
 absl::Status NotFound(const std::string& name) {
-  return absl::NotFoundError(absl::StrFormat("model \"%s\" is not loaded", absl::CHexEscape(name)));
+  // A client's name, cut to the longest a model's can be: the model field of
+  // a request may be megabytes.
+  return absl::NotFoundError(
+      absl::StrCat("model ", Quote(name, kMaxModelNameLength), " is not loaded"));
 }
 
 // A device without a weights budget, as placement sees it.

@@ -168,6 +168,14 @@ TEST_F(RouterTest, NotFoundNamesTheModel) {
   EXPECT_THAT(Msg(m.status()), HasSubstr("nope"));
   EXPECT_EQ(router_->UnloadModel("nope").code(), absl::StatusCode::kNotFound);
   EXPECT_TRUE(router_->ListModels().empty());
+  // A client may name megabytes of control bytes: the answer quotes the
+  // longest a model's name can be, escaped, and says it is cut.
+  const std::string huge(4 << 20, '\x01');
+  const absl::Status big = router_->Find(huge).status();
+  EXPECT_EQ(big.code(), absl::StatusCode::kNotFound);
+  EXPECT_LT(big.message().size(), 1024u) << big.message().size();
+  EXPECT_THAT(Msg(big), HasSubstr("\\x01\\x01"));
+  EXPECT_THAT(Msg(big), HasSubstr("...")) << "cut";
 }
 
 TEST_F(RouterTest, NameRules) {
