@@ -12,6 +12,7 @@
 #include <optional>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "scheduler/admission.h"
 #include "server/http/reply.h"
@@ -336,6 +337,16 @@ bool CompletionCall::Pump() {
       AbortRunning();
       ReplyError(*failure);
       return true;
+    }
+    // HTTP/1.0 has no chunked encoding: only the connection's close can end
+    // the stream's body. Asked to keep it alive, libevent would answer
+    // "Content-Length: 0" (the body so far) and keep it; without the ask it
+    // sends no length and closes at the end. (HTTP/1.1 streams are chunked,
+    // and keep-alive is its default: the ask changes nothing there.)
+    evkeyvalq* asked = evhttp_request_get_input_headers(req_);
+    if (const char* c = evhttp_find_header(asked, "Connection");
+        c != nullptr && absl::EqualsIgnoreCase(c, "keep-alive")) {
+      evhttp_remove_header(asked, "Connection");
     }
     evkeyvalq* headers = evhttp_request_get_output_headers(req_);
     evhttp_add_header(headers, "Content-Type", "text/event-stream");

@@ -23,6 +23,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -36,6 +37,7 @@ namespace {
 
 using Json = nlohmann::json;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 // Token ids the byte tokenizer decodes to "Hi!\n"; greedy and past EOS.
 Json CompletionBody(int max_tokens) {
@@ -504,6 +506,39 @@ TEST_F(HttpFrontDoorTest, AnHttp10StreamWhoseClientLeavesEndsCleanly) {
   httplib::Result again = Post("/v1/completions", CompletionBody(3).dump());
   ASSERT_TRUE(again) << "the server stopped answering";
   EXPECT_EQ(again->status, 200) << again->body;
+}
+
+// An HTTP/1.0 client that asks to keep its connection alive gets its stream
+// whole: without chunked encoding only the connection's close can end such
+// a body, so the server closes it at the stream's end (it answered
+// "Content-Length: 0" and kept the connection, so the client read an empty
+// reply and the events as garbage).
+TEST_F(HttpFrontDoorTest, AnHttp10KeepAliveStreamIsEndedByTheClose) {
+  Start();
+  Json body = CompletionBody(4);
+  body["stream"] = true;
+  const std::string payload = body.dump();
+  const int fd = Connect(door_->port(),
+                         "POST /v1/completions HTTP/1.0\r\nConnection: keep-alive\r\n"
+                         "Content-Type: application/json\r\nContent-Length: " +
+                             std::to_string(payload.size()) + "\r\n\r\n" + payload);
+  ASSERT_GE(fd, 0);
+  timeval wait{};
+  wait.tv_sec = 30;
+  ASSERT_EQ(::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait), 0);
+  std::string got;
+  char buf[4096];
+  ssize_t n = 0;
+  while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) got.append(buf, static_cast<size_t>(n));
+  ::close(fd);
+  EXPECT_EQ(n, 0) << "the server kept the connection: " << got;
+  const size_t head_end = got.find("\r\n\r\n");
+  ASSERT_NE(head_end, std::string::npos) << got;
+  const std::string head = absl::AsciiStrToLower(got.substr(0, head_end));
+  EXPECT_THAT(head, HasSubstr("200"));
+  EXPECT_THAT(head, Not(HasSubstr("content-length"))) << head;
+  EXPECT_THAT(head, Not(HasSubstr("keep-alive"))) << head;
+  EXPECT_THAT(got.substr(head_end), HasSubstr("data: [DONE]"));
 }
 
 // A streamed token that shows no text yet (here: a prefix of a stop string
