@@ -282,18 +282,20 @@ bool CompletionCall::Pump() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     wake_pending_ = false;
-    for (const Choice& c : choices_) all_finished = all_finished && c.finished;
-    // Without streaming the text stays until every choice is done.
-    if (!stream_ && !all_finished) return false;
+    bool any_failed = false;
+    for (const Choice& c : choices_) {
+      all_finished = all_finished && c.finished;
+      any_failed = any_failed || (c.finished && !ChoiceStatus(c).ok());
+    }
+    // Without streaming the text stays until every choice is done, or one
+    // failed: the reply is then its error, and the others stop now.
+    if (!stream_ && !all_finished && !any_failed) return false;
     if (stream_ && !reply_started_ && !all_finished) {
       // The stream starts with its first text (or a failure): until then the
       // tokens' logprobs stay pending beside their text (a token can show no
       // text yet: a stop string's prefix, part of a UTF-8 character).
-      bool any_text = false, any_failed = false;
-      for (const Choice& c : choices_) {
-        any_text = any_text || !c.pending.empty();
-        any_failed = any_failed || (c.finished && !ChoiceStatus(c).ok());
-      }
+      bool any_text = false;
+      for (const Choice& c : choices_) any_text = any_text || !c.pending.empty();
       if (!any_text && !any_failed) return false;
     }
     snap.resize(choices_.size());
@@ -314,6 +316,7 @@ bool CompletionCall::Pump() {
     std::vector<ChoiceResult> results;
     for (Snapshot& s : snap) {
       if (!s.status.ok()) {
+        AbortRunning();
         ReplyError(s.status);
         return true;
       }

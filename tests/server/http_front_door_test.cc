@@ -28,6 +28,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/server/tiny_router.h"
+#include "tests/support/collecting_sink.h"
 #include "tests/support/gated_sink.h"
 #include "tests/support/requests.h"
 #include "tests/support/wait_for.h"
@@ -76,8 +77,10 @@ Events ParseEvents(const std::string& body) {
 
 class HttpFrontDoorTest : public ::testing::Test {
  protected:
-  void Start(const std::string& key_file_text = "", const scheduler::AdmissionLimits& limits = {}) {
-    absl::StatusOr<std::unique_ptr<testing::TinyRouter>> tiny = testing::MakeTinyRouter(limits);
+  void Start(const std::string& key_file_text = "", const scheduler::AdmissionLimits& limits = {},
+             const runtime::EngineConfig& engine = {}) {
+    absl::StatusOr<std::unique_ptr<testing::TinyRouter>> tiny =
+        testing::MakeTinyRouter(limits, engine);
     ASSERT_TRUE(tiny.ok()) << tiny.status();
     tiny_ = *std::move(tiny);
     absl::StatusOr<auth::ApiKeys> keys = auth::ApiKeys::Parse(key_file_text, "test");
@@ -298,6 +301,49 @@ TEST_F(HttpFrontDoorTest, ChoicesShareThePromptsBlocks) {
   // The second and third choices found the first's two full blocks cached.
   EXPECT_EQ(j["usage"]["prompt_tokens_details"]["cached_tokens"], 32);
   EXPECT_GT(Stats().prefix_cache_hits, cached_before);
+}
+
+// A further choice refused (here: the model's queue is full by the time the
+// first choice has prefilled) ends the whole call at once with its status:
+// the choice still running is aborted, not run to its end for a reply that
+// can only be the refusal.
+TEST_F(HttpFrontDoorTest, AFurtherChoiceRefusedEndsTheCallAtOnce) {
+  scheduler::AdmissionLimits limits;
+  limits.max_queued_requests = 1;
+  runtime::EngineConfig engine;
+  engine.step_scheduler.max_num_seqs = 2;  // the neighbour and the first choice
+  Start("", limits, engine);
+  std::shared_ptr<scheduler::ServedModel> model = *tiny_->router->Find("tiny");
+  const std::shared_ptr<cohost::testing::SteppedSink> neighbour = HoldEngine();
+  ASSERT_NE(neighbour, nullptr);
+  const int64_t aborted_before = Stats().num_requests_aborted;
+  Json body = CompletionBody(200);
+  body["n"] = 2;
+  std::future<httplib::Result> reply =
+      std::async(std::launch::async, [&] { return Post("/v1/completions", body.dump()); });
+  ASSERT_TRUE(testing::WaitFor([&] { return model->admission().queued_requests() == 1; },
+                               std::chrono::seconds(30)))
+      << "the first choice never queued";
+  // The next step schedules it beside the neighbour, and the engine is full.
+  neighbour->LetOneGo();
+  ASSERT_TRUE(neighbour->WaitHeld(2));
+  ASSERT_EQ(model->admission().queued_requests(), 0);
+  // A third request takes the queue's one place behind them.
+  auto third = std::make_shared<cohost::testing::CollectingSink>();
+  ASSERT_TRUE(
+      tiny_->router->Submit(model, cohost::testing::RandomGreedyRequest(3, 2, 5), third).ok());
+  // The first choice's first token goes out; its further choice is refused.
+  neighbour->LetOneGo();
+  const bool answered = reply.wait_for(std::chrono::seconds(30)) == std::future_status::ready;
+  neighbour->Open();
+  EXPECT_TRUE(answered) << "the call waited for its first choice's 200 tokens";
+  httplib::Result r = reply.get();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 429) << r->body;
+  EXPECT_EQ(Json::parse(r->body)["error"]["type"], "rate_limit_error");
+  ASSERT_TRUE(neighbour->WaitFinished());
+  EXPECT_TRUE(third->Wait());
+  EXPECT_TRUE(SettlesWithAborted(aborted_before + 1)) << "the first choice was not aborted";
 }
 
 TEST_F(HttpFrontDoorTest, ErrorsHaveTheirStatusAndAnOpenAiBody) {
