@@ -15,6 +15,9 @@ namespace cohost::runtime {
 // Limits on stop strings, so matching cost and held-back text stay bounded.
 inline constexpr int32_t kMaxStopStrings = 16;
 inline constexpr int32_t kMaxStopStringBytes = 256;
+// And on stop token ids, each of which every generated token is checked
+// against on the device's one stepping thread.
+inline constexpr int32_t kMaxStopTokenIds = 256;
 // The most alternatives a request may ask log-probabilities for (OpenAI's
 // limit): what the device computes at most (Backend::RowLogprobs).
 inline constexpr int32_t kMaxTopLogprobs = kernels::kMaxTopLogprobs;
@@ -30,7 +33,7 @@ struct SamplingParams {
   float frequency_penalty = 0.0f;         // [-2, 2]
   std::optional<uint64_t> seed;           // same seed, same output
   int32_t max_tokens = 256;               // >= 1
-  std::vector<int32_t> stop_token_ids;    // each in [0, vocab)
+  std::vector<int32_t> stop_token_ids;    // each in [0, vocab), at most 256
   std::vector<std::string> stop_strings;  // non-empty, each <= 256 bytes, at most 16
   bool ignore_eos = false;
   // Set: each generated token comes with its log-probability (runtime/sampling/

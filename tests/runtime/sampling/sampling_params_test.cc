@@ -133,6 +133,11 @@ TEST(SamplingParamsTest, StopTokenIds) {
   ExpectInvalid(p, "stop_token_ids[1]", "-1");
   p.stop_token_ids = {kVocab};
   ExpectInvalid(p, "stop_token_ids[0]", "1000");
+  // Every generated token is checked against each: a bounded list.
+  p.stop_token_ids.assign(kMaxStopTokenIds, 7);
+  EXPECT_TRUE(p.Validate(kVocab).ok());
+  p.stop_token_ids.push_back(7);
+  ExpectInvalid(p, "stop_token_ids", "257");
 }
 
 TEST(SamplingParamsTest, StopStrings) {
