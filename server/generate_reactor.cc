@@ -5,6 +5,13 @@
 // Finish) and issues it after unlocking. Because Finish is only issued with no
 // write in flight and only once, the reactor cannot reach OnDone (and be
 // deleted) while anyone still holds a claim on it.
+//
+// A client that stops reading stalls the write in flight for good (HTTP/2
+// flow control). While the request runs, its output piles up to the backlog
+// bound, which aborts it; once it has ended (or overflowed), a write that does
+// not complete within StreamLimits::write_stall_timeout gets the call
+// cancelled (a gRPC alarm), so that the call ends and lets go of what it
+// holds.
 
 #include "server/generate_reactor.h"
 
@@ -17,6 +24,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "grpcpp/alarm.h"
 #include "scheduler/admission.h"
 #include "server/delta_backlog.h"
 #include "server/grpc_auth.h"
@@ -82,7 +90,8 @@ struct GenerateReactor::Shared {
   Shared(const StreamDeps& d, Clock::time_point arrival) : deps(d), timing(d.metrics, arrival) {}
 
   std::mutex mu;
-  GenerateReactor* reactor = nullptr;  // null once OnDone ran
+  GenerateReactor* reactor = nullptr;            // null once OnDone ran
+  grpc::CallbackServerContext* context = nullptr;  // the reactor's, while it lives
   // The message being written, serialized: only the holder of the write claim
   // touches it.
   v1::GenerateResponse out;
@@ -92,6 +101,11 @@ struct GenerateReactor::Shared {
   bool finish_called = false;
   bool client_gone = false;  // cancelled, disconnected, or a write failed
   bool overflow = false;     // the backlog bound was hit
+  bool stalled = false;      // a write stalled past the timeout after the end
+  bool cancelling = false;   // TryCancel under way: no Finish until it returns
+  int64_t writes_started = 0;
+  int64_t stall_watched = -1;  // the write the stall alarm is set for
+  std::shared_ptr<grpc::Alarm> stall_alarm;
   bool first_sent = false;   // request_id goes on the first message
   bool final_sent = false;
   bool submitted = false;
@@ -160,24 +174,25 @@ namespace {
 using Shared = GenerateReactor::Shared;
 
 // Issues the stream's next operation if one is due and the stream is idle.
-// Called from both sides after every change.
-void Pump(Shared& s) {
+void PumpOnce(Shared& s) {
   GenerateReactor* reactor = nullptr;
   std::optional<grpc::Status> finish;
   bool slow_reader = false;
   {
     std::lock_guard<std::mutex> lock(s.mu);
-    if (s.reactor == nullptr || s.write_in_flight || s.finish_called) return;
+    if (s.reactor == nullptr || s.write_in_flight || s.finish_called || s.cancelling) return;
     reactor = s.reactor;
-    if (s.client_gone) {
-      finish = grpc::Status::CANCELLED;
-    } else if (s.overflow) {
+    if (s.overflow || s.stalled) {
       finish = grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                            "the client stopped reading: too much unsent output");
+                            s.overflow ? "the client stopped reading: too much unsent output"
+                                       : "the client stopped reading");
       slow_reader = true;
+    } else if (s.client_gone) {
+      finish = grpc::Status::CANCELLED;
     } else if (!s.pending.empty() || (s.engine_finished && !s.final_sent && s.FinalStatus().ok())) {
       s.BuildMessageLocked();
       s.write_in_flight = true;
+      ++s.writes_started;
     } else if (s.engine_finished) {
       finish = s.FinalStatus();
     } else {
@@ -193,6 +208,57 @@ void Pump(Shared& s) {
     s.RecordError(finish->error_code(), slow_reader ? "slow_reader" : "");
   }
   reactor->Finish(*finish);
+}
+
+// The stall alarm's end: cancels the call if `write` is still in flight.
+void CancelStalled(Shared& s, int64_t write) {
+  grpc::CallbackServerContext* context = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(s.mu);
+    if (s.reactor == nullptr || s.finish_called || !s.write_in_flight ||
+        s.writes_started != write) {
+      return;
+    }
+    s.stalled = true;
+    s.cancelling = true;  // no Finish, so no OnDone: `context` lives
+    context = s.context;
+  }
+  context->TryCancel();  // the write fails (OnWriteDone(false)), and OnCancel runs
+  {
+    std::lock_guard<std::mutex> lock(s.mu);
+    s.cancelling = false;
+  }
+  PumpOnce(s);
+}
+
+// Once the request has ended (or overflowed), sets the stall alarm for the
+// write in flight, if it is not set for it already.
+void WatchForStall(const std::shared_ptr<Shared>& s) {
+  std::shared_ptr<grpc::Alarm> alarm, old;
+  int64_t write = 0;
+  {
+    std::lock_guard<std::mutex> lock(s->mu);
+    if (s->reactor == nullptr || s->finish_called || !s->write_in_flight ||
+        !(s->engine_finished || s->overflow) || s->stall_watched == s->writes_started) {
+      return;
+    }
+    write = s->stall_watched = s->writes_started;
+    alarm = std::make_shared<grpc::Alarm>();
+    old = std::exchange(s->stall_alarm, alarm);
+  }
+  old.reset();  // cancelled (its callback may run here, and does nothing)
+  // Weak: the Shared owns the alarm, and the alarm keeps its callback.
+  alarm->Set(std::chrono::system_clock::now() + s->deps.limits.write_stall_timeout,
+             [weak = std::weak_ptr<Shared>(s), write](bool fired) {
+               if (!fired) return;
+               if (std::shared_ptr<Shared> live = weak.lock()) CancelStalled(*live, write);
+             });
+}
+
+// Called from both sides after every change.
+void Pump(const std::shared_ptr<Shared>& s) {
+  PumpOnce(*s);
+  WatchForStall(s);
 }
 
 // The engine's view of the stream: runs on the engine thread, so it only
@@ -216,7 +282,7 @@ class StreamSink final : public runtime::TokenSink {
       }
     }
     if (!delta.token_ids.empty()) s_->timing.OnTokens();
-    Pump(*s_);
+    Pump(s_);
     return keep;
   }
 
@@ -227,7 +293,7 @@ class StreamSink final : public runtime::TokenSink {
       s_->info = adjusted;
       s_->engine_finished = true;
     }
-    Pump(*s_);
+    Pump(s_);
   }
 
  private:
@@ -240,6 +306,7 @@ GenerateReactor::GenerateReactor(grpc::CallbackServerContext* context,
                                  const grpc::ByteBuffer& request, const StreamDeps& deps)
     : context_(context), deps_(deps), shared_(std::make_shared<Shared>(deps, Clock::now())) {
   shared_->reactor = this;
+  shared_->context = context;
   if (absl::Status s = Start(request); !s.ok()) FinishEarly(s);
 }
 
@@ -261,11 +328,12 @@ absl::Status GenerateReactor::Start(const grpc::ByteBuffer& request_bytes) {
         "the request is not a valid cohost.v1.GenerateRequest (string fields such as text, "
         "chat content and stop strings must be valid UTF-8)");
   }
-  absl::StatusOr<std::shared_ptr<scheduler::ServedModel>> model = router.Find(request.model());
-  if (!model.ok()) return model.status();
-  model_ = *std::move(model);
-  shared_->model_name = model_->name();
-  shared_->timing.set_model(model_->name());
+  absl::StatusOr<std::shared_ptr<scheduler::ServedModel>> found = router.Find(request.model());
+  if (!found.ok()) return found.status();
+  const std::shared_ptr<scheduler::ServedModel> model = *std::move(found);
+  model_ = model;
+  shared_->model_name = model->name();
+  shared_->timing.set_model(model->name());
 
   if (request.request_id().size() > kMaxRequestIdBytes) {
     return absl::InvalidArgumentError(absl::StrFormat("request_id is %d bytes, at most %d allowed",
@@ -282,14 +350,14 @@ absl::Status GenerateReactor::Start(const grpc::ByteBuffer& request_bytes) {
   if (!deadline.ok()) return deadline.status();
 
   absl::StatusOr<runtime::GenerateRequest> built =
-      BuildGenerateRequest(request, model_->tokenizer(), model_->request_limits());
+      BuildGenerateRequest(request, model->tokenizer(), model->request_limits());
   if (!built.ok()) return built.status();
   built->tenant = *std::move(tenant);
   built->deadline = *deadline;
   built->external_id = shared_->request_id;
 
   absl::StatusOr<runtime::RequestId> id =
-      router.Submit(model_, *std::move(built), std::make_shared<StreamSink>(shared_));
+      router.Submit(model, *std::move(built), std::make_shared<StreamSink>(shared_));
   if (!id.ok()) return id.status();
   bool gone;
   {
@@ -298,7 +366,7 @@ absl::Status GenerateReactor::Start(const grpc::ByteBuffer& request_bytes) {
     shared_->id = *id;
     gone = shared_->client_gone && !shared_->engine_finished;
   }
-  if (gone) router.Abort(model_, *id);  // cancelled while we were submitting
+  if (gone) router.Abort(model, *id);  // cancelled while we were submitting
   return absl::OkStatus();
 }
 
@@ -327,8 +395,8 @@ void GenerateReactor::OnWriteDone(bool ok) {
       abort = shared_->submitted && !shared_->engine_finished;
     }
   }
-  if (abort) deps_.router->Abort(model_, shared_->id);
-  Pump(*shared_);
+  if (abort) AbortRequest();
+  Pump(shared_);
 }
 
 void GenerateReactor::OnCancel() {
@@ -338,9 +406,16 @@ void GenerateReactor::OnCancel() {
     shared_->client_gone = true;
     abort = shared_->submitted && !shared_->engine_finished;
   }
-  // The engine frees the request's KV blocks at its next step boundary.
-  if (abort) deps_.router->Abort(model_, shared_->id);
-  Pump(*shared_);
+  if (abort) AbortRequest();
+  Pump(shared_);
+}
+
+void GenerateReactor::AbortRequest() {
+  // The engine frees the request's KV blocks at its next step boundary. (A
+  // model gone since took its requests with it.)
+  if (std::shared_ptr<scheduler::ServedModel> model = model_.lock()) {
+    deps_.router->Abort(model, shared_->id);
+  }
 }
 
 void GenerateReactor::OnDone() {

@@ -40,10 +40,13 @@ class GenerateReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> 
  private:
   absl::Status Start(const grpc::ByteBuffer& request_bytes);
   void FinishEarly(const absl::Status& status);
+  void AbortRequest();
 
   grpc::CallbackServerContext* context_;
   StreamDeps deps_;
-  std::shared_ptr<scheduler::ServedModel> model_;
+  // Weak: a call whose client stopped reading must not keep an unloaded
+  // model's memory (the engine ends its request when the model goes).
+  std::weak_ptr<scheduler::ServedModel> model_;
   std::shared_ptr<Shared> shared_;
 };
 

@@ -2,6 +2,7 @@
 // it came through, and the bounds on what one stream may buffer.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 
 #include "scheduler/router.h"
@@ -17,6 +18,11 @@ struct StreamLimits {
   // Unsent output beyond this means the client stopped reading: the request is
   // aborted and the call ends (RESOURCE_EXHAUSTED on gRPC).
   size_t max_backlog_bytes = size_t{8} << 20;
+  // Once its request has ended (or its backlog overflowed), a stream whose
+  // write has not completed for this long has a client that stopped reading:
+  // the call is cancelled, so that it lets go of what it holds. (gRPC; the
+  // HTTP front door drops such a connection itself.)
+  std::chrono::milliseconds write_stall_timeout = std::chrono::seconds(30);
 };
 
 // All outlive the front doors (router and metrics also outlive every engine,

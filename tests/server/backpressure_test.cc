@@ -154,5 +154,54 @@ TEST_F(BackpressureTest, AClientThatStopsReadingIsAbortedWithResourceExhausted) 
   EXPECT_TRUE(next.status.ok()) << next.status.error_message();
 }
 
+// A client that reads one message and then never again, with its call left
+// open: once the request has ended, the write it stalls is given
+// write_stall_timeout, and then the call is cancelled (it never ended
+// before: the call, its output and its model stayed until the client left).
+TEST_F(BackpressureTest, AClientThatStopsReadingForGoodIsCutOff) {
+  StreamLimits limits;
+  limits.write_stall_timeout = milliseconds(300);
+  Start(limits);
+  grpc::ClientContext ctx;
+  auto reader = stub_->Generate(&ctx, Request(240));
+  v1::GenerateResponse msg;
+  ASSERT_TRUE(reader->Read(&msg));
+  // The request ends (the engine outruns the stalled writes by far)...
+  ASSERT_TRUE(WaitFor([&] { return Stats().num_requests_finished == 1; }, seconds(30)));
+  // ...and the call is cut off, counted as a slow reader.
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return metrics_.Render({}).find("code=\"RESOURCE_EXHAUSTED\",reason=\"slow_reader\"} 1") !=
+               std::string::npos;
+      },
+      seconds(10)))
+      << metrics_.Render({});
+  while (reader->Read(&msg)) {
+  }
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  // The server serves on.
+  const Collected next = ReadWithPause(*stub_, Request(4), [] {});
+  EXPECT_TRUE(next.status.ok()) << next.status.error_message();
+}
+
+// A call whose client stopped reading does not keep its model: unloading it
+// frees its memory at once (the call held the model until the client left).
+TEST_F(BackpressureTest, AStalledCallLetsGoOfAnUnloadedModel) {
+  Start(StreamLimits{});  // the stall timeout (30 s) is not reached here
+  std::weak_ptr<scheduler::ServedModel> model = *tiny_->router->Find("tiny");
+  grpc::ClientContext ctx;
+  auto reader = stub_->Generate(&ctx, Request(240));
+  v1::GenerateResponse msg;
+  ASSERT_TRUE(reader->Read(&msg));
+  ASSERT_TRUE(WaitFor([&] { return Stats().num_requests_finished == 1; }, seconds(30)));
+  ASSERT_TRUE(tiny_->router->UnloadModel("tiny").ok());
+  EXPECT_TRUE(WaitFor([&] { return model.expired(); }, seconds(10)))
+      << "the stalled call kept the unloaded model";
+  ctx.TryCancel();
+  while (reader->Read(&msg)) {
+  }
+  reader->Finish();
+}
+
 }  // namespace
 }  // namespace cohost::server
