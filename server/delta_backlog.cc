@@ -28,7 +28,7 @@ void AppendLogprobs(const runtime::TokenLogprobs& in, v1::Logprobs* out) {
 }  // namespace
 
 void DeltaBacklog::Push(runtime::TokenDelta delta) {
-  bytes_ += Bytes(delta);
+  bytes_ += Bytes(delta) + kHeldBytes;
   deltas_.push_back(std::move(delta));
 }
 
@@ -42,7 +42,7 @@ void DeltaBacklog::TakeInto(v1::GenerateResponse* out, size_t max_bytes) {
     out->mutable_token_ids()->Add(d.token_ids.begin(), d.token_ids.end());
     for (const runtime::TokenLogprobs& l : d.logprobs) AppendLogprobs(l, out->add_logprobs());
     taken += b;
-    bytes_ -= b;
+    bytes_ -= b + kHeldBytes;
     deltas_.pop_front();
   }
 }

@@ -15,8 +15,11 @@ namespace cohost::server {
 
 class DeltaBacklog {
  public:
-  // A delta's weight: its text bytes, 4 per token id, 8 per logprob entry.
+  // A delta's weight in a message: its text bytes, 4 per token id, 8 per
+  // logprob entry.
   static size_t Bytes(const runtime::TokenDelta& d);
+  // What a queued delta holds in memory beyond that (its own object).
+  static constexpr size_t kHeldBytes = sizeof(runtime::TokenDelta);
 
   void Push(runtime::TokenDelta delta);
   // Appends the oldest deltas to out's text and token_ids while the message
@@ -25,6 +28,8 @@ class DeltaBacklog {
   void Clear();
 
   bool empty() const { return deltas_.empty(); }
+  // The memory the queued deltas hold: their weight and kHeldBytes each (a
+  // one-token delta weighs a few bytes and holds a hundred).
   size_t bytes() const { return bytes_; }
 
  private:

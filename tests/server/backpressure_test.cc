@@ -127,8 +127,8 @@ TEST_F(BackpressureTest, DeltasBehindASlowReaderAreCoalescedNotDropped) {
 
 TEST_F(BackpressureTest, AClientThatStopsReadingIsAbortedWithResourceExhausted) {
   StreamLimits limits;
-  // Far less than the whole output (240 tokens, > 960 bytes).
-  limits.max_backlog_bytes = 256;
+  // Far less than what the whole output holds queued (240 one-token deltas).
+  limits.max_backlog_bytes = 2048;  // the next request, of 4 tokens, stays within it
   Start(limits);
   const int64_t aborted_before = Stats().num_requests_aborted;
   const Collected c = ReadWithPause(*stub_, Request(240), [&] {
