@@ -382,6 +382,7 @@ absl::Status ServedModel::Activate(std::unique_ptr<runtime::Model> model, double
 
 void ServedModel::Fail(const absl::Status& why) {
   std::vector<Queued> queued;
+  std::optional<std::chrono::milliseconds> wait;  // until the load is tried again
   {
     std::lock_guard<std::mutex> lock(mu_);
     state_ = ModelState::kFailed;
@@ -392,16 +393,19 @@ void ServedModel::Fail(const absl::Status& why) {
     // read or built will not, so that is what waits.
     if (why.code() != absl::StatusCode::kResourceExhausted) {
       const int32_t doublings = std::min(failures_in_row_++, 6);
-      retry_load_at_ =
-          runtime::Clock::now() +
-          std::chrono::milliseconds(int64_t{admission_.limits().failed_load_retry_ms} << doublings);
+      wait = std::chrono::milliseconds(int64_t{admission_.limits().failed_load_retry_ms}
+                                       << doublings);
+      retry_load_at_ = runtime::Clock::now() + *wait;
     }
     queued.swap(queued_);
   }
-  const absl::Status status(why.code() == absl::StatusCode::kResourceExhausted
-                                ? absl::StatusCode::kResourceExhausted
-                                : absl::StatusCode::kUnavailable,
-                            FailedToLoad(std::string(why.message())));
+  // The requests that waited for the load learn what a later one would: when
+  // it is tried again (a full device says nothing: the front door's default).
+  absl::Status status(wait ? absl::StatusCode::kUnavailable : absl::StatusCode::kResourceExhausted,
+                      FailedToLoad(std::string(why.message())));
+  if (wait && wait->count() > 0) {
+    status = WithRefusalReason(WithPushback(std::move(status), *wait), "load_failed");
+  }
   for (Queued& q : queued) Finish(q, runtime::FinishReason::kError, status);
 }
 

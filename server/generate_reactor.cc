@@ -177,7 +177,8 @@ using Shared = GenerateReactor::Shared;
 void PumpOnce(Shared& s) {
   GenerateReactor* reactor = nullptr;
   std::optional<grpc::Status> finish;
-  bool slow_reader = false;
+  std::optional<std::chrono::milliseconds> pushback;
+  std::string reason;  // a failure's, for the metrics
   {
     std::lock_guard<std::mutex> lock(s.mu);
     if (s.reactor == nullptr || s.write_in_flight || s.finish_called || s.cancelling) return;
@@ -186,7 +187,7 @@ void PumpOnce(Shared& s) {
       finish = grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
                             s.overflow ? "the client stopped reading: too much unsent output"
                                        : "the client stopped reading");
-      slow_reader = true;
+      reason = "slow_reader";
     } else if (s.client_gone) {
       finish = grpc::Status::CANCELLED;
     } else if (!s.pending.empty() || (s.engine_finished && !s.final_sent && s.FinalStatus().ok())) {
@@ -195,6 +196,13 @@ void PumpOnce(Shared& s) {
       ++s.writes_started;
     } else if (s.engine_finished) {
       finish = s.FinalStatus();
+      // A refusal after admission (no room on the device, a failed load) says
+      // when to retry, as one before it does.
+      if (!finish->ok()) {
+        pushback = scheduler::PushbackToSend(
+            s.info.status, std::chrono::milliseconds(s.deps.router->limits().retry_pushback_ms));
+        reason = scheduler::RefusalReason(s.info.status);
+      }
     } else {
       return;  // waiting for the engine
     }
@@ -205,8 +213,9 @@ void PumpOnce(Shared& s) {
     return;
   }
   if (!finish->ok() && finish->error_code() != grpc::StatusCode::CANCELLED) {
-    s.RecordError(finish->error_code(), slow_reader ? "slow_reader" : "");
+    s.RecordError(finish->error_code(), reason);
   }
+  if (pushback) s.context->AddTrailingMetadata(kPushbackKey, std::to_string(pushback->count()));
   reactor->Finish(*finish);
 }
 

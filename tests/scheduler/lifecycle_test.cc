@@ -275,6 +275,8 @@ TEST_F(LifecycleTest, AFailedLoadLeavesTheOthersServingAndSaysWhy) {
   EXPECT_EQ(failed->info().reason, FinishReason::kError);
   EXPECT_EQ(failed->info().status.code(), absl::StatusCode::kUnavailable);
   EXPECT_THAT(std::string(failed->info().status.message()), HasSubstr("failed to load"));
+  EXPECT_EQ(RetryPushback(failed->info().status), std::chrono::milliseconds(400))
+      << "when the load is tried again";
   // The client learns the file's name, not where the server keeps it; the
   // model's own state (what an admin sees) says where.
   const std::string dir = std::filesystem::path(broken.path).parent_path().string();

@@ -2,10 +2,12 @@
 // output, with the pushback the scheduler computed (not the queue's fixed
 // one): gRPC's `grpc-retry-pushback-ms` trailer and HTTP's 429 Retry-After.
 // The tiny model's step cost is fixed at 3 s a step, so a one-step prompt is
-// predicted at 3 s against a 100 ms target: 2,900 ms to wait.
+// predicted at 3 s against a 100 ms target: 2,900 ms to wait. A failure
+// after admission (a lazy model's load) says when to retry too.
 
 #include <httplib.h>
 
+#include <filesystem>
 #include <memory>
 #include <string>
 
@@ -14,6 +16,7 @@
 #include "nlohmann/json.hpp"
 #include "server/http/http_front_door.h"
 #include "server/server.h"
+#include "tests/runtime/loader/tiny_gguf_model.h"
 #include "tests/server/grpc_test_client.h"
 #include "tests/server/tiny_router.h"
 
@@ -86,6 +89,34 @@ TEST_F(TtftRefusalTest, HttpGets429WithRetryAfterRoundedUp) {
   EXPECT_EQ(r->get_header_value("Retry-After"), "3");
   EXPECT_THAT(r->body, HasSubstr("time-to-first-token target of 100 ms"));
   EXPECT_THAT(metrics_.Render({}), HasSubstr("reason=\"ttft_target\""));
+}
+
+// A request admitted for a lazy model whose load then fails ends with what a
+// request refused within the wait after the failure is told: UNAVAILABLE,
+// and when the load is tried again (AdmissionLimits::failed_load_retry_ms,
+// 5 s at a first failure) in the trailer; HTTP gives it as Retry-After.
+TEST_F(TtftRefusalTest, AFailedLoadTellsTheRequestsThatWaitedForItWhenToRetry) {
+  const std::string path = runtime::testing::TempPath("ttft_refusal_lazy.gguf");
+  runtime::testing::WriteFile(path, runtime::testing::MakeTinyModel().writer.Build());
+  scheduler::ModelSpec spec;
+  spec.name = "lazy";
+  spec.path = path;
+  spec.load = scheduler::LoadPolicy::kLazy;
+  ASSERT_TRUE(tiny_->router->AddModel(spec).ok());
+  std::filesystem::remove(path);  // gone before its first request
+  auto stub = v1::Inference::NewStub(
+      grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials()));
+  v1::GenerateRequest r;
+  r.set_model("lazy");
+  for (int id : {3, 4, 5}) r.mutable_tokens()->add_ids(id);
+  r.set_max_tokens(3);
+  const testing::StreamResult result = testing::Generate(*stub, r);
+  EXPECT_EQ(result.status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(result.status.error_message(), HasSubstr("failed to load"));
+  auto it = result.trailers.find("grpc-retry-pushback-ms");
+  ASSERT_NE(it, result.trailers.end()) << "no pushback trailer";
+  EXPECT_EQ(it->second, "5000");
+  EXPECT_THAT(metrics_.Render({}), HasSubstr("code=\"UNAVAILABLE\",reason=\"load_failed\""));
 }
 
 }  // namespace
