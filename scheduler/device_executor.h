@@ -97,13 +97,13 @@ class DeviceExecutor {
   std::vector<Slot> slots_;  // guarded by mu_
   // A round (the engines' loads read, one engine stepped) is under way: the
   // engines snapshotted for it are in use until it ends.
-  bool in_round_ = false;       // guarded by mu_
-  int64_t rounds_ended_ = 0;    // guarded by mu_
-  bool woken_ = false;          // guarded by mu_
-  int32_t detach_waiters_ = 0;  // guarded by mu_
-  bool stop_ = false;           // guarded by mu_
-  int64_t round_ = 0;           // guarded by mu_
-  int64_t num_steps_ = 0;       // guarded by mu_
+  bool in_round_ = false;        // guarded by mu_
+  int64_t rounds_ended_ = 0;     // guarded by mu_
+  bool woken_ = false;           // guarded by mu_
+  int32_t detach_waiters_ = 0;   // guarded by mu_
+  bool stop_ = false;            // guarded by mu_
+  int64_t round_ = 0;            // guarded by mu_
+  int64_t num_steps_ = 0;        // guarded by mu_
   int64_t tokens_computed_ = 0;  // guarded by mu_
   std::thread thread_;
 };

@@ -210,7 +210,8 @@ absl::StatusOr<Router::Home> Router::PlaceNew(const ModelSpec& spec,
   if (devices_.empty()) return absl::FailedPreconditionError("this server has no device");
   if (devices_.size() == 1) {
     RETURN_IF_ERROR(CheckPinAmong({devices_[0]->id}, spec));
-    ASSIGN_OR_RETURN(std::unique_ptr<KvPool::Account> account, JoinPool(*devices_[0], spec, config, engine_config_));
+    ASSIGN_OR_RETURN(std::unique_ptr<KvPool::Account> account,
+                     JoinPool(*devices_[0], spec, config, engine_config_));
     return Home{devices_[0], std::move(account), "the only device"};
   }
   // All devices are of one kind, so the footprint holds on each.
@@ -261,7 +262,8 @@ absl::StatusOr<Router::Home> Router::PlaceNew(const ModelSpec& spec,
       why = absl::StrCat("the largest device; ", placed.status().message());
     }
     const std::shared_ptr<Device>& device = devices_[index[k]];
-    absl::StatusOr<std::unique_ptr<KvPool::Account>> account = JoinPool(*device, spec, config, engine_config_);
+    absl::StatusOr<std::unique_ptr<KvPool::Account>> account =
+        JoinPool(*device, spec, config, engine_config_);
     if (account.ok()) return Home{device, *std::move(account), std::move(why)};
     if (account.status().code() != absl::StatusCode::kResourceExhausted) return account.status();
     no_room = account.status();
@@ -394,7 +396,8 @@ void Router::Rehome(const std::shared_ptr<ServedModel>& model, const ExpectedByt
   absl::StatusOr<Placement> best = PlaceModel(ordered, demand, now);
   if (!best.ok() || best->device == 0) return;
   const std::shared_ptr<Device>& target = devices_[index[best->device]];
-  absl::StatusOr<std::unique_ptr<KvPool::Account>> account = JoinPool(*target, model->spec(), model->config(), engine_config_);
+  absl::StatusOr<std::unique_ptr<KvPool::Account>> account =
+      JoinPool(*target, model->spec(), model->config(), engine_config_);
   if (!account.ok() || !model->MoveTo(target, *std::move(account)).ok()) return;
   std::lock_guard<std::mutex> lock(mu_);
   if (!RegisteredLocked(*model)) return;

@@ -393,8 +393,8 @@ void ServedModel::Fail(const absl::Status& why) {
     // read or built will not, so that is what waits.
     if (why.code() != absl::StatusCode::kResourceExhausted) {
       const int32_t doublings = std::min(failures_in_row_++, 6);
-      wait = std::chrono::milliseconds(int64_t{admission_.limits().failed_load_retry_ms}
-                                       << doublings);
+      wait =
+          std::chrono::milliseconds(int64_t{admission_.limits().failed_load_retry_ms} << doublings);
       retry_load_at_ = runtime::Clock::now() + *wait;
     }
     queued.swap(queued_);

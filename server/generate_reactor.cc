@@ -90,7 +90,7 @@ struct GenerateReactor::Shared {
   Shared(const StreamDeps& d, Clock::time_point arrival) : deps(d), timing(d.metrics, arrival) {}
 
   std::mutex mu;
-  GenerateReactor* reactor = nullptr;            // null once OnDone ran
+  GenerateReactor* reactor = nullptr;              // null once OnDone ran
   grpc::CallbackServerContext* context = nullptr;  // the reactor's, while it lives
   // The message being written, serialized: only the holder of the write claim
   // touches it.
@@ -106,7 +106,7 @@ struct GenerateReactor::Shared {
   int64_t writes_started = 0;
   int64_t stall_watched = -1;  // the write the stall alarm is set for
   std::shared_ptr<grpc::Alarm> stall_alarm;
-  bool first_sent = false;   // request_id goes on the first message
+  bool first_sent = false;  // request_id goes on the first message
   bool final_sent = false;
   bool submitted = false;
   runtime::RequestId id = 0;

@@ -4,8 +4,13 @@
 
 namespace cohost::server {
 
-bool ProgressTracker::Update(const std::string& model, const runtime::EngineStats& stats,
-                             int64_t device_tokens, Clock::time_point now) {
+bool ProgressTracker::Update(const std::string& model, bool resident,
+                             const runtime::EngineStats& stats, int64_t device_tokens,
+                             Clock::time_point now) {
+  if (!resident) {
+    entries_.erase(model);
+    return true;
+  }
   auto [it, inserted] = entries_.try_emplace(model, Entry{stats.num_steps, device_tokens, now});
   Entry& e = it->second;
   const bool idle = stats.num_running == 0 && stats.num_waiting == 0;
@@ -69,7 +74,7 @@ void HealthWatchdog::Poll() {
     bool ok = m.serving;
     if (absl::StatusOr<std::shared_ptr<scheduler::ServedModel>> model = router_->Find(m.name);
         model.ok()) {
-      ok = tracker_.Update(m.name, (*model)->Stats(),
+      ok = tracker_.Update(m.name, m.state == scheduler::ModelState::kReady, (*model)->Stats(),
                            (*model)->device().executor->tokens_computed(), now) &&
            ok;
     } else {

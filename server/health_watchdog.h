@@ -30,9 +30,11 @@ class ProgressTracker {
   // Whether the model's engine counts as making progress at `now`: it is idle
   // (nothing running or waiting), or its num_steps or `device_tokens` (what
   // its device has computed, DeviceExecutor::tokens_computed) moved within
-  // the stall timeout.
-  bool Update(const std::string& model, const runtime::EngineStats& stats, int64_t device_tokens,
-              Clock::time_point now);
+  // the stall timeout. A model not `resident` (loading, evicted, failed: its
+  // requests wait for the load) has no engine to stall; its clock starts
+  // when it is.
+  bool Update(const std::string& model, bool resident, const runtime::EngineStats& stats,
+              int64_t device_tokens, Clock::time_point now);
   void Forget(const std::string& model) { entries_.erase(model); }
 
  private:

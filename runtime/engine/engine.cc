@@ -88,9 +88,9 @@ absl::Status Engine::CheckKvShape(const ModelConfig& mc, const kernels::Backend&
         config.kv_cache_bytes >> 20, (int64_t{shape.group_blocks} * per_block) >> 20));
   }
   if (num_blocks < 2) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("the KV budget of %d bytes holds %d blocks of %d bytes; at least 2 are needed",
-                        config.kv_cache_bytes, num_blocks, per_block));
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "the KV budget of %d bytes holds %d blocks of %d bytes; at least 2 are needed",
+        config.kv_cache_bytes, num_blocks, per_block));
   }
   if (num_blocks > (int64_t{1} << 30) / config.block_size) {
     return absl::InvalidArgumentError(

@@ -43,8 +43,8 @@ absl::Status SamplingParams::Validate(int32_t vocab_size) const {
   }
   if (stop_token_ids.size() > static_cast<size_t>(kMaxStopTokenIds)) {
     return absl::InvalidArgumentError(
-        absl::StrFormat("stop_token_ids has %d entries, at most %d allowed",
-                        stop_token_ids.size(), kMaxStopTokenIds));
+        absl::StrFormat("stop_token_ids has %d entries, at most %d allowed", stop_token_ids.size(),
+                        kMaxStopTokenIds));
   }
   for (size_t i = 0; i < stop_token_ids.size(); ++i) {
     if (stop_token_ids[i] < 0 || stop_token_ids[i] >= vocab_size) {

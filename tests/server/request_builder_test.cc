@@ -244,23 +244,41 @@ TEST(ProgressTrackerTest, StalledOnlyWithWorkAndNoStepsForTheTimeout) {
   ProgressTracker t(seconds(10));
   const Clock::time_point t0 = Clock::now();
   runtime::EngineStats s;
-  EXPECT_TRUE(t.Update("m", s, 0, t0));
-  EXPECT_TRUE(t.Update("m", s, 0, t0 + seconds(60))) << "idle is healthy however long";
+  EXPECT_TRUE(t.Update("m", true, s, 0, t0));
+  EXPECT_TRUE(t.Update("m", true, s, 0, t0 + seconds(60))) << "idle is healthy however long";
 
   s.num_running = 1;
   s.num_steps = 5;
-  EXPECT_TRUE(t.Update("m", s, 0, t0 + seconds(61)));
-  EXPECT_TRUE(t.Update("m", s, 0, t0 + seconds(70)));
-  EXPECT_FALSE(t.Update("m", s, 0, t0 + seconds(72))) << "work, and no step for 11 s";
+  EXPECT_TRUE(t.Update("m", true, s, 0, t0 + seconds(61)));
+  EXPECT_TRUE(t.Update("m", true, s, 0, t0 + seconds(70)));
+  EXPECT_FALSE(t.Update("m", true, s, 0, t0 + seconds(72))) << "work, and no step for 11 s";
   s.num_steps = 6;
-  EXPECT_TRUE(t.Update("m", s, 0, t0 + seconds(73))) << "moving again";
+  EXPECT_TRUE(t.Update("m", true, s, 0, t0 + seconds(73))) << "moving again";
 
   s.num_running = 0;
   s.num_waiting = 3;  // queued work counts too
-  EXPECT_FALSE(t.Update("m", s, 0, t0 + seconds(84)));
-  EXPECT_TRUE(t.Update("other", s, 0, t0 + seconds(84))) << "models are tracked apart";
+  EXPECT_FALSE(t.Update("m", true, s, 0, t0 + seconds(84)));
+  EXPECT_TRUE(t.Update("other", true, s, 0, t0 + seconds(84))) << "models are tracked apart";
   t.Forget("m");
-  EXPECT_TRUE(t.Update("m", s, 0, t0 + seconds(85))) << "a forgotten model starts afresh";
+  EXPECT_TRUE(t.Update("m", true, s, 0, t0 + seconds(85))) << "a forgotten model starts afresh";
+}
+
+// A model's requests wait while it loads, its engine taking no step; the
+// clock starts once it is resident, or a load longer than the timeout would
+// leave it (and the whole server) NOT_SERVING at its first poll as ready.
+TEST(ProgressTrackerTest, TheClockStartsWhenTheModelIsResident) {
+  using Clock = ProgressTracker::Clock;
+  using std::chrono::seconds;
+  ProgressTracker t(seconds(10));
+  const Clock::time_point t0 = Clock::now();
+  runtime::EngineStats s;
+  s.num_waiting = 1;
+  EXPECT_TRUE(t.Update("m", true, s, 0, t0));  // resident, then evicted
+  EXPECT_TRUE(t.Update("m", false, s, 0, t0 + seconds(5)));
+  EXPECT_TRUE(t.Update("m", false, s, 0, t0 + seconds(30))) << "loading for 25 s";
+  EXPECT_TRUE(t.Update("m", true, s, 0, t0 + seconds(31))) << "ready: its clock starts";
+  EXPECT_TRUE(t.Update("m", true, s, 0, t0 + seconds(40)));
+  EXPECT_FALSE(t.Update("m", true, s, 0, t0 + seconds(42))) << "then it can stall";
 }
 
 // A model whose requests wait while its device computes for others (for KV
@@ -277,12 +295,12 @@ TEST(ProgressTrackerTest, AModelWaitingWhileItsDeviceComputesIsNotStalled) {
   int64_t device_tokens = 100;
   for (int i = 1; i <= 6; ++i) {
     device_tokens += 50;  // another model decodes
-    EXPECT_TRUE(t.Update("m", s, device_tokens, t0 + seconds(5 * i))) << i;
+    EXPECT_TRUE(t.Update("m", true, s, device_tokens, t0 + seconds(5 * i))) << i;
   }
-  EXPECT_TRUE(t.Update("m", s, device_tokens, t0 + seconds(39)));
-  EXPECT_FALSE(t.Update("m", s, device_tokens, t0 + seconds(41)))
+  EXPECT_TRUE(t.Update("m", true, s, device_tokens, t0 + seconds(39)));
+  EXPECT_FALSE(t.Update("m", true, s, device_tokens, t0 + seconds(41)))
       << "nothing on the device moved for 11 s";
-  EXPECT_TRUE(t.Update("m", s, device_tokens + 1, t0 + seconds(42)));
+  EXPECT_TRUE(t.Update("m", true, s, device_tokens + 1, t0 + seconds(42)));
 }
 
 }  // namespace
