@@ -5,6 +5,7 @@
 // bytes; an array is u32 element type + u64 count + elements.
 #include "runtime/loader/gguf_reader.h"
 
+#include <algorithm>
 #include <cstring>
 #include <limits>
 #include <utility>
@@ -22,6 +23,14 @@ constexpr int kMaxArrayNesting = 4;
 // Nested arrays cost far more memory than their file bytes; no real file has many.
 constexpr uint64_t kMaxNestedArrays = 1 << 16;
 constexpr uint64_t kMaxAlignment = 1 << 20;
+// What the parsed header (metadata and tensor infos) may take in memory. Its
+// structures take more than its file bytes (a u8 array element becomes an
+// int64, a tensor info of ~40 bytes an object of ~100), and counts are bounded
+// by the file's size alone; a real file's take tens of MB (a 256k vocabulary
+// and its merges).
+constexpr uint64_t kMaxHeaderMemory = uint64_t{1} << 30;
+// Up-front room for counts from the file; more grows as entries parse.
+constexpr uint64_t kMaxReserve = 1024;
 // Smallest encodings, used to bound counts by the bytes left in the file.
 constexpr uint64_t kMinKvBytes = 8 + 1 + 4 + 1;                  // key len, 1-char key, type, u8
 constexpr uint64_t kMinTensorInfoBytes = 8 + 1 + 4 + 8 + 4 + 8;  // 1-char name, 1 dim
@@ -83,12 +92,12 @@ class GgufParser {
       return Error(
           absl::StrFormat("tensor count %u cannot fit in the file (size %u)", tensor_count, size_));
     }
-    out_.metadata_.reserve(kv_count);
+    out_.metadata_.reserve(std::min(kv_count, kMaxReserve));
     for (uint64_t i = 0; i < kv_count; ++i) {
       RETURN_IF_ERROR(ReadKeyValue(i));
     }
     RETURN_IF_ERROR(ReadAlignment());
-    out_.tensors_.reserve(tensor_count);
+    out_.tensors_.reserve(std::min(tensor_count, kMaxReserve));
     for (uint64_t i = 0; i < tensor_count; ++i) {
       RETURN_IF_ERROR(ReadTensorInfo(i));
     }
@@ -130,6 +139,7 @@ class GgufParser {
           absl::StrFormat("%s at offset %u has length %u, past the end of the file (size %u)", what,
                           pos_ - 8, len, size_));
     }
+    RETURN_IF_ERROR(Hold(len, what));
     s->assign(reinterpret_cast<const char*>(data_ + pos_), len);
     pos_ += len;
     return absl::OkStatus();
@@ -147,6 +157,7 @@ class GgufParser {
     GgufValue value;
     RETURN_IF_ERROR(ReadValue(type, key, 0, &value));
     out_.metadata_index_.emplace(key, out_.metadata_.size());
+    RETURN_IF_ERROR(Hold(sizeof(out_.metadata_[0]), key));
     out_.metadata_.emplace_back(std::move(key), std::move(value));
     return absl::OkStatus();
   }
@@ -247,6 +258,7 @@ class GgufParser {
     }
     switch (a->elem_type) {
       case GgufValueType::kString:
+        RETURN_IF_ERROR(Hold(count * sizeof(std::string), key));
         a->strings.resize(count);
         for (uint64_t i = 0; i < count; ++i) {
           absl::Status s = ReadString(&a->strings[i], absl::StrFormat("metadata '%s'[%u]", key, i));
@@ -259,6 +271,7 @@ class GgufParser {
           return Error(
               absl::StrFormat("metadata '%s': more than %u nested arrays", key, kMaxNestedArrays));
         }
+        RETURN_IF_ERROR(Hold(count * sizeof(GgufValue), key));
         a->arrays.resize(count);
         for (uint64_t i = 0; i < count; ++i) {
           a->arrays[i].type = GgufValueType::kArray;
@@ -266,6 +279,7 @@ class GgufParser {
         }
         return absl::OkStatus();
       case GgufValueType::kFloat32:
+        RETURN_IF_ERROR(Hold(count * sizeof(double), key));
         a->floats.resize(count);
         for (uint64_t i = 0; i < count; ++i) {
           float f;
@@ -275,11 +289,13 @@ class GgufParser {
         pos_ += 4 * count;
         return absl::OkStatus();
       case GgufValueType::kFloat64:
+        RETURN_IF_ERROR(Hold(count * sizeof(double), key));
         a->floats.resize(count);
         if (count > 0) std::memcpy(a->floats.data(), data_ + pos_, 8 * count);
         pos_ += 8 * count;
         return absl::OkStatus();
       default:
+        RETURN_IF_ERROR(Hold(count * sizeof(int64_t), key));
         a->ints.resize(count);
         for (uint64_t i = 0; i < count; ++i) ReadInt(a->elem_type, &a->ints[i]);  // bounded above
         return absl::OkStatus();
@@ -344,6 +360,7 @@ class GgufParser {
     t.size_bytes = blocks * static_cast<uint64_t>(traits->block_bytes);
     if (!ReadU64(&t.offset)) return Truncated(absl::StrCat("the offset of ", what));
     out_.tensor_index_.emplace(t.name, out_.tensors_.size());
+    RETURN_IF_ERROR(Hold(sizeof(GgufTensorInfo), t.name));
     out_.tensors_.push_back(std::move(t));
     return absl::OkStatus();
   }
@@ -368,6 +385,21 @@ class GgufParser {
   uint64_t size_;
   uint64_t pos_ = 0;
   uint64_t nested_arrays_ = 0;
+  uint64_t held_ = 0;  // bytes the parsed header takes (Hold)
+
+  // Counts `bytes` more of parsed header against kMaxHeaderMemory; `what`
+  // names the entry for the error. (Counts are bounded by the file, so the
+  // products cannot overflow.)
+  absl::Status Hold(uint64_t bytes, absl::string_view what) {
+    if (bytes > kMaxHeaderMemory - held_) {
+      return Error(absl::StrFormat(
+          "the header takes more than %u MiB of memory once parsed (at %s): not a model file "
+          "this server reads",
+          kMaxHeaderMemory >> 20, what));
+    }
+    held_ += bytes;
+    return absl::OkStatus();
+  }
 };
 
 absl::StatusOr<GgufFile> GgufFile::Open(const std::string& path) {

@@ -3,6 +3,7 @@
 #include "runtime/loader/gguf_reader.h"
 
 #include <cstring>
+#include <filesystem>
 #include <limits>
 
 #include "gmock/gmock.h"
@@ -283,6 +284,42 @@ TEST(GgufReaderTest, HugeLengthsAndCounts) {
   ASSERT_FALSE(f.ok());
   EXPECT_THAT(Msg(f.status()), HasSubstr("the name of tensor #0"));
   EXPECT_THAT(Msg(f.status()), HasSubstr("past the end of the file"));
+}
+
+// Counts are bounded by the file's size, and a big file (here sparse: 8 GiB
+// of zeros after its header) allows counts whose structures would take far
+// more memory than a machine has. Nothing is allocated up front from a count
+// (~600M metadata entries were reserved: ~110 GB, and the allocation's
+// failure ended the process), and the parsed header is held to 1 GiB (4G u8
+// elements would become 32 GiB of int64s).
+TEST(GgufReaderTest, CountsFromABigFileCannotExhaustMemory) {
+  constexpr uint64_t kSize = uint64_t{8} << 30;
+  const std::string path = TempPath("sparse.gguf");
+  const auto open_sparse = [&](const std::string& head) {
+    WriteFile(path, head);
+    std::filesystem::resize_file(path, kSize);
+    return GgufFile::Open(path);
+  };
+  std::string many_kvs = "GGUF";
+  Append<uint32_t>(&many_kvs, 3);
+  Append<uint64_t>(&many_kvs, 0);                // tensors
+  Append<uint64_t>(&many_kvs, (kSize - 24) / 14);  // as many KVs as could fit
+  absl::StatusOr<GgufFile> f = open_sparse(many_kvs);
+  ASSERT_FALSE(f.ok());
+  EXPECT_THAT(Msg(f.status()), HasSubstr("metadata key #0 is empty"));
+
+  std::string big_array = "GGUF";
+  Append<uint32_t>(&big_array, 3);
+  Append<uint64_t>(&big_array, 0);
+  Append<uint64_t>(&big_array, 1);
+  AppendString(&big_array, "a");
+  Append<uint32_t>(&big_array, kGArray);
+  Append<uint32_t>(&big_array, kGU8);
+  Append<uint64_t>(&big_array, uint64_t{4} << 30);
+  f = open_sparse(big_array);
+  ASSERT_FALSE(f.ok());
+  EXPECT_THAT(Msg(f.status()), HasSubstr("more than 1024 MiB of memory"));
+  std::filesystem::remove(path);
 }
 
 TEST(GgufReaderTest, DuplicatesAreRejected) {
