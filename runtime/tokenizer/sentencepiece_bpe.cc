@@ -42,6 +42,7 @@ absl::StatusOr<std::unique_ptr<SentencePieceBpe>> SentencePieceBpe::Create(
   sp->types_.assign(types.begin(), types.end());
   sp->types_.resize(n, TokenType::kNormal);
   sp->add_space_prefix_ = spec.add_space_prefix;
+  sp->by_merge_rank_ = !spec.merges.empty();
   sp->unk_id_ = spec.unk_id;
   sp->byte_ids_.fill(-1);
   sp->pieces_.reserve(n);
@@ -117,7 +118,7 @@ absl::Status SentencePieceBpe::EncodeText(std::string_view text, bool at_text_st
     const int32_t merged = Find(s.substr(l.begin, l.len + r.len));
     if (merged < 0) return;
     double priority;
-    if (merge_ranks_.empty()) {
+    if (!by_merge_rank_) {
       priority = scores_[merged];
     } else {
       const auto it = merge_ranks_.find(PairKey(Find(span(l)), Find(span(r))));

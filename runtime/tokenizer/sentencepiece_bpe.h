@@ -51,6 +51,9 @@ class SentencePieceBpe : public BpeEncoder {
   absl::flat_hash_map<absl::string_view, int32_t> pieces_;  // keys point into tokens_
   // PairKey(left id, right id) -> merge rank; only for HF-converted specs.
   absl::flat_hash_map<uint64_t, int32_t> merge_ranks_;
+  // The spec lists merges: they alone decide what merges, in their order (the
+  // scores, which it need not have, do not), even where none of them applies.
+  bool by_merge_rank_ = false;
   std::array<int32_t, 256> byte_ids_;  // <0xNN> piece ids, -1 where absent
   bool byte_fallback_ = false;         // all 256 byte pieces exist
   bool add_space_prefix_ = true;

@@ -162,6 +162,24 @@ TEST(SentencePieceTest, MismatchedScoresAreAnError) {
   EXPECT_EQ(t.status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+// Merges, when the spec lists them, decide alone: a spec with merges needs no
+// scores, and merges none of which applies merge nothing (scores were read
+// then: from an empty list, a crash).
+TEST(SentencePieceTest, MergesThatNeverApplyMergeNothingWithoutScores) {
+  TokenizerSpec spec = TinySpec();
+  spec.scores.clear();
+  spec.merges = {"x y"};
+  const auto t = Tokenizer::Create(spec);
+  ASSERT_TRUE(t.ok()) << t.status();
+  auto ids = (*t)->Encode("abc", /*add_special=*/false);
+  ASSERT_TRUE(ids.ok()) << ids.status();
+  EXPECT_THAT(*ids, ElementsAre(6, 7, 8, 9)) << "\"▁\" \"a\" \"b\" \"c\"";
+  spec.merges = {"b c", "a bc"};
+  ids = (*Tokenizer::Create(spec))->Encode("abc", /*add_special=*/false);
+  ASSERT_TRUE(ids.ok()) << ids.status();
+  EXPECT_THAT(*ids, ElementsAre(6, 13)) << "\"▁\" \"abc\", by the merges' order";
+}
+
 TEST(SentencePieceTest, BadModelFileIsAnError) {
   const std::string dir = ::testing::TempDir() + "/bad_spm";
   std::filesystem::create_directories(dir);
