@@ -1,5 +1,5 @@
-// nlohmann's parser keeps the last of duplicate keys silently; a parser
-// callback sees every key and lets us refuse them.
+// JSON from model files, bounded: through a parser callback that sees every
+// key and every nesting depth.
 #include "runtime/loader/loader_json.h"
 
 #include <limits>
@@ -15,9 +15,10 @@ namespace {
 
 constexpr int kMaxJsonDepth = 64;
 
-}  // namespace
-
-absl::StatusOr<nlohmann::json> ParseJsonStrict(absl::string_view text, absl::string_view what) {
+// nlohmann's parser keeps the last of duplicate keys silently; its callback
+// sees every key, and every nesting depth.
+absl::StatusOr<nlohmann::json> ParseJson(absl::string_view text, absl::string_view what,
+                                         bool duplicates_are_errors) {
   using Event = nlohmann::json::parse_event_t;
   std::vector<absl::flat_hash_set<std::string>> keys;  // one set per open object
   std::string problem;
@@ -36,7 +37,7 @@ absl::StatusOr<nlohmann::json> ParseJsonStrict(absl::string_view text, absl::str
         if (!keys.empty()) keys.pop_back();
         break;
       case Event::key:
-        if (!keys.empty() && parsed.is_string()) {
+        if (duplicates_are_errors && !keys.empty() && parsed.is_string()) {
           const std::string& k = parsed.get_ref<const std::string&>();
           if (!keys.back().insert(k).second) {
             problem = absl::StrCat("duplicate key \"", k, "\"");
@@ -54,6 +55,16 @@ absl::StatusOr<nlohmann::json> ParseJsonStrict(absl::string_view text, absl::str
   if (!problem.empty()) return absl::InvalidArgumentError(absl::StrCat(what, ": ", problem));
   if (j.is_discarded()) return absl::InvalidArgumentError(absl::StrCat(what, ": malformed JSON"));
   return j;
+}
+
+}  // namespace
+
+absl::StatusOr<nlohmann::json> ParseJsonStrict(absl::string_view text, absl::string_view what) {
+  return ParseJson(text, what, /*duplicates_are_errors=*/true);
+}
+
+absl::StatusOr<nlohmann::json> ParseJsonBounded(absl::string_view text, absl::string_view what) {
+  return ParseJson(text, what, /*duplicates_are_errors=*/false);
 }
 
 std::optional<int64_t> JsonInt64(const nlohmann::json& j) {

@@ -1,13 +1,13 @@
 #include "runtime/tokenizer/tokenizer_json.h"
 
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "runtime/loader/loader_json.h"
 #include "runtime/tokenizer/sentencepiece_bpe.h"
+#include "runtime/tokenizer/string_view_compat.h"
 #include "runtime/tokenizer/tokenizer.h"
 
 namespace cohost::runtime {
@@ -88,21 +88,21 @@ std::string TokenText(const json& j) {
   return StringOr(j, "content");
 }
 
+// Bounded (ParseJsonBounded): a deep nesting would make every copy of a
+// value recurse past the stack.
 absl::StatusOr<json> ParseJson(std::string_view text, std::string_view what) {
-  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) {
+  absl::StatusOr<json> j = ParseJsonBounded(AsAbsl(text), AsAbsl(what));
+  if (!j.ok()) return j.status();
+  if (!j->is_object()) {
     return absl::InvalidArgumentError(absl::StrCat(std::string(what), " is not a JSON object"));
   }
   return j;
 }
 
-absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+// The largest tokenizer.json this reads (real ones: up to ~35 MB), and the
+// largest of the small files beside it.
+constexpr uint64_t kMaxTokenizerJsonBytes = uint64_t{256} << 20;
+constexpr uint64_t kMaxConfigJsonBytes = uint64_t{16} << 20;
 
 absl::StatusOr<TokenizerSpec> ParseTokenizerJsonImpl(const json& j) {
   const json& model = j.value("model", json::object());
@@ -314,7 +314,7 @@ absl::StatusOr<TokenizerSpec> LoadTokenizerSpecFromDirectory(const std::string& 
   }
   absl::StatusOr<TokenizerSpec> spec = absl::NotFoundError("no tokenizer");
   if (has_json) {
-    auto text = ReadFile((root / "tokenizer.json").string());
+    auto text = ReadSmallFile((root / "tokenizer.json").string(), kMaxTokenizerJsonBytes);
     if (!text.ok()) return text.status();
     spec = ParseTokenizerJson(*text);
     if (!spec.ok()) {
@@ -335,7 +335,7 @@ absl::StatusOr<TokenizerSpec> LoadTokenizerSpecFromDirectory(const std::string& 
         {"generation_config.json", &ApplyGenerationConfig}}) {
     const fs::path path = root / name;
     if (!fs::is_regular_file(path, ec)) continue;
-    auto text = ReadFile(path.string());
+    auto text = ReadSmallFile(path.string(), kMaxConfigJsonBytes);
     if (!text.ok()) return text.status();
     if (absl::Status s = apply(*text, &*spec); !s.ok()) {
       return absl::Status(s.code(), absl::StrCat(path.string(), ": ", s.message()));

@@ -107,6 +107,29 @@ TEST(TokenizerJsonTest, MalformedInputsAreErrors) {
   EXPECT_THAT(spec.extra_eos_ids, ElementsAre(0));
 }
 
+// A value nested hundreds of thousands deep parses without recursion, but
+// every copy of it recurses: the files are read bounded (at most 64 levels),
+// and refused with why instead of overflowing the stack.
+TEST(TokenizerJsonTest, DeepNestingIsRefusedNotACrash) {
+  const std::string deep = std::string(200'000, '[') + std::string(200'000, ']');
+  const absl::StatusOr<TokenizerSpec> t =
+      ParseTokenizerJson(R"({"model": {"type": "BPE", "vocab": {"a": 0}}, "normalizer": )" + deep +
+                         "}");
+  ASSERT_FALSE(t.ok());
+  EXPECT_EQ(t.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(t.status().message()), ::testing::HasSubstr("nested deeper than 64"));
+  TokenizerSpec spec;
+  spec.tokens = {"a"};
+  const absl::Status g = ApplyGenerationConfig(R"({"eos_token_id": )" + deep + "}", &spec);
+  EXPECT_EQ(g.code(), absl::StatusCode::kInvalidArgument) << g;
+  EXPECT_FALSE(ApplyTokenizerConfig(R"({"bos_token": )" + deep + "}", &spec).ok());
+  // Duplicate keys stay as Hugging Face takes them: the last wins.
+  const absl::StatusOr<TokenizerSpec> dup =
+      ParseTokenizerJson(R"({"model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "b": 1}},
+                             "pre_tokenizer": {"type": "ByteLevel"}})");
+  EXPECT_TRUE(dup.ok()) << dup.status();
+}
+
 TEST(TokenizerJsonTest, MissingDirectoryIsNotFound) {
   const auto spec = LoadTokenizerSpecFromDirectory(kDataDir + "/no_such_dir");
   ASSERT_FALSE(spec.ok());
