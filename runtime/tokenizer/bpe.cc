@@ -79,7 +79,8 @@ void ByteLevelBpe::EncodeWord(std::string_view word, std::vector<int32_t>* out) 
     MergeWord(word, out);
     return;
   }
-  {
+  const bool cacheable = word.size() < kMaxCachedWordBytes;
+  if (cacheable) {
     std::lock_guard<std::mutex> lock(cache_mu_);
     const auto it = cache_.find(AsAbsl(word));
     if (it != cache_.end()) {
@@ -94,9 +95,15 @@ void ByteLevelBpe::EncodeWord(std::string_view word, std::vector<int32_t>* out) 
   }
   if (ids.empty()) MergeWord(word, &ids);
   out->insert(out->end(), ids.begin(), ids.end());
+  if (!cacheable) return;
   std::lock_guard<std::mutex> lock(cache_mu_);
   if (cache_.size() >= kMaxCacheEntries) cache_.clear();
   cache_.emplace(std::string(word), std::move(ids));
+}
+
+size_t ByteLevelBpe::cached_words() const {
+  std::lock_guard<std::mutex> lock(cache_mu_);
+  return cache_.size();
 }
 
 void ByteLevelBpe::MergeWord(std::string_view word, std::vector<int32_t>* out) const {

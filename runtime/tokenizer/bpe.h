@@ -33,6 +33,15 @@ class ByteLevelBpe : public BpeEncoder {
 
   // Merges one pre-tokenized word (raw bytes). Exposed for tests.
   void EncodeWord(std::string_view word, std::vector<int32_t>* out) const;
+  // Words whose merges are cached now (tests).
+  size_t cached_words() const;
+
+  // Words repeat a lot in real text; results are cached up to a bound, for
+  // words of fewer than kMaxCachedWordBytes (as Hugging Face's tokenizers
+  // do): a client's text of long distinct words could otherwise fill the
+  // cache, which lives as long as the model, with gigabytes.
+  static constexpr size_t kMaxCacheEntries = 1 << 16;
+  static constexpr size_t kMaxCachedWordBytes = 256;
 
  private:
   struct Merge {
@@ -52,8 +61,6 @@ class ByteLevelBpe : public BpeEncoder {
   std::array<int32_t, 256> byte_ids_;                            // id of each single byte, or -1
   int32_t unk_id_ = -1;
 
-  // Words repeat a lot in real text; results are cached up to a bound.
-  static constexpr size_t kMaxCacheEntries = 1 << 16;
   mutable std::mutex cache_mu_;
   mutable absl::flat_hash_map<std::string, std::vector<int32_t>> cache_;
 };

@@ -7,6 +7,7 @@
 
 #include <chrono>
 
+#include "runtime/tokenizer/bpe.h"
 #include "runtime/tokenizer/pretokenizer.h"
 #include "runtime/tokenizer/unicode.h"
 
@@ -43,6 +44,27 @@ TEST(ByteLevelBpeTest, LowerRankMergesFirst) {
   auto t2 = Tokenizer::Create(ByteLevelSpec({"ab", "bc"}, {"a b", "b c"}));
   ASSERT_TRUE(t2.ok());
   EXPECT_THAT(EncodeOk(**t2, "abc"), ElementsAre(256, 'c'));
+}
+
+// The word cache lives as long as the model and fills from clients' text:
+// only short words (as Hugging Face's tokenizers) are kept, so that distinct
+// long words cannot fill it with gigabytes; long words encode the same.
+TEST(ByteLevelBpeTest, OnlyShortWordsAreCached) {
+  const TokenizerSpec spec = ByteLevelSpec({"ab"}, {"a b"});
+  auto bpe = ByteLevelBpe::Create(spec, spec.token_types);
+  ASSERT_TRUE(bpe.ok()) << bpe.status();
+  std::vector<int32_t> ids;
+  (*bpe)->EncodeWord("abab", &ids);
+  EXPECT_EQ((*bpe)->cached_words(), 1u);
+  std::string word;
+  for (size_t i = 0; i < ByteLevelBpe::kMaxCachedWordBytes / 2; ++i) word += "ab";
+  ids.clear();
+  (*bpe)->EncodeWord(word, &ids);
+  EXPECT_EQ(ids, std::vector<int32_t>(word.size() / 2, 256)) << "\"ab\" each";
+  EXPECT_EQ((*bpe)->cached_words(), 1u) << "a word of 256 bytes is not kept";
+  ids.clear();
+  (*bpe)->EncodeWord(word.substr(0, 254), &ids);
+  EXPECT_EQ((*bpe)->cached_words(), 2u);
 }
 
 TEST(ByteLevelBpeTest, EqualRanksMergeLeftmostFirst) {
