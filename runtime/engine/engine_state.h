@@ -2,6 +2,7 @@
 // engine_step.cc (one step). Not part of the public API.
 #pragma once
 
+#include <algorithm>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -42,7 +43,10 @@ struct LiveRequest {
       : request(std::move(req)),
         sink(std::move(s)),
         sampler(request.sampling, default_seed),
-        detok(tokenizer),
+        // The completion continues the prompt's text, if it has any.
+        detok(tokenizer, /*skip_special=*/true,
+              std::all_of(request.prompt_ids.begin(), request.prompt_ids.end(),
+                          [&](int32_t id) { return tokenizer.IsControl(id); })),
         stops(request.sampling.stop_strings),
         submitted(now) {
     seq.id = id;

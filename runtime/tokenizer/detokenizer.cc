@@ -4,8 +4,9 @@
 
 namespace cohost::runtime {
 
-IncrementalDetokenizer::IncrementalDetokenizer(const Tokenizer& t, bool skip_special)
-    : tokenizer_(t), skip_special_(skip_special) {}
+IncrementalDetokenizer::IncrementalDetokenizer(const Tokenizer& t, bool skip_special,
+                                               bool at_text_start)
+    : tokenizer_(t), skip_special_(skip_special), at_start_(at_text_start) {}
 
 std::string IncrementalDetokenizer::Push(int32_t id) {
   if (id < 0 || id >= tokenizer_.vocab_size()) return "";

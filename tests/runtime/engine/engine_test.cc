@@ -17,6 +17,7 @@
 #include "cohost/kernels/backend.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "runtime/engine/engine_state.h"
 #include "runtime/model/model.h"
 #include "runtime/tokenizer/tokenizer.h"
 #include "tests/support/forwarding_backend.h"
@@ -889,6 +890,30 @@ TEST_F(EngineTest, RunLoopWithConcurrentSubmittersAndAborters) {
   EngineStats st = e->Stats();
   EXPECT_EQ(st.kv_blocks_free, st.kv_blocks_total);
   EXPECT_EQ(st.num_running + st.num_waiting, 0);
+}
+
+// A completion continues its prompt's text: the first generated token of a
+// SentencePiece model keeps its space (" Paris"; it was dropped, as at the
+// start of a text). A prompt of control tokens alone (BOS) starts the text.
+TEST(LiveRequestTest, ACompletionAfterPromptTextKeepsItsLeadingSpace) {
+  TokenizerSpec s;
+  s.kind = TokenizerKind::kSentencePiece;
+  s.tokens = {"<unk>", "<s>", "\xE2\x96\x81Paris", "\xE2\x96\x81is"};
+  s.scores = {0, 0, -1, -2};
+  s.token_types = {TokenType::kUnknown, TokenType::kControl, TokenType::kNormal,
+                   TokenType::kNormal};
+  s.unk_id = 0;
+  s.bos_id = 1;
+  s.add_space_prefix = true;
+  const std::unique_ptr<Tokenizer> t = Tokenizer::Create(s).value();
+  GenerateRequest after_text;
+  after_text.prompt_ids = {1, 3};  // "<s> is"
+  LiveRequest continuing(1, after_text, nullptr, *t, 0, Clock::now());
+  EXPECT_EQ(continuing.detok.Push(2), " Paris");
+  GenerateRequest bos_only;
+  bos_only.prompt_ids = {1};
+  LiveRequest starting(2, bos_only, nullptr, *t, 0, Clock::now());
+  EXPECT_EQ(starting.detok.Push(2), "Paris");
 }
 
 }  // namespace

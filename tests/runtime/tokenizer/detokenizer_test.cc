@@ -107,5 +107,31 @@ TEST(IncrementalDetokenizerTest, SentencePieceDropsTheFirstPrefixSpace) {
   EXPECT_EQ((*t)->Decode(std::vector<int32_t>{0, 1, 2, 3, 4}), "Hello world\xC3\xA9");
 }
 
+// A SentencePiece space prefix: dropped on the first text token at the
+// text's start (as Decode does), kept on a continuation (a completion after
+// a prompt's text: " Paris", as llama.cpp's and vLLM's servers give).
+TEST(IncrementalDetokenizerTest, TheSpacePrefixIsDroppedOnlyAtTheTextsStart) {
+  TokenizerSpec s;
+  s.kind = TokenizerKind::kSentencePiece;
+  s.tokens = {"<unk>", "<s>", "\xE2\x96\x81Paris", "\xE2\x96\x81is"};
+  s.scores = {0, 0, -1, -2};
+  s.token_types = {TokenType::kUnknown, TokenType::kControl, TokenType::kNormal,
+                   TokenType::kNormal};
+  s.unk_id = 0;
+  s.bos_id = 1;
+  s.add_space_prefix = true;
+  auto t = Tokenizer::Create(s);
+  ASSERT_TRUE(t.ok()) << t.status();
+  IncrementalDetokenizer from_start(**t);
+  std::string text = from_start.Push(1);
+  text += from_start.Push(2);
+  text += from_start.Push(3);
+  EXPECT_EQ(text, "Paris is");
+  IncrementalDetokenizer continuing(**t, /*skip_special=*/true, /*at_text_start=*/false);
+  text = continuing.Push(2);
+  text += continuing.Push(3);
+  EXPECT_EQ(text, " Paris is");
+}
+
 }  // namespace
 }  // namespace cohost::runtime
