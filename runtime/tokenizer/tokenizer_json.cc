@@ -143,6 +143,15 @@ absl::StatusOr<TokenizerSpec> ParseTokenizerJsonImpl(const json& j) {
     }
     max_id = std::max(max_id, id);
   }
+  // Ids index a table of tokens: a few entries with far-apart ids would make
+  // a 50-byte file cost gigabytes. Real vocabularies are dense, or nearly.
+  const auto most = 2 * static_cast<int64_t>(entries.size()) + 65536;
+  if (max_id >= most) {
+    return absl::InvalidArgumentError(absl::StrCat("token id ", max_id, " in a vocabulary of ",
+                                                   entries.size(),
+                                                   " tokens: ids must be nearly dense (below ",
+                                                   most, ")"));
+  }
   spec.tokens.assign(max_id + 1, "");
   spec.token_types.assign(max_id + 1, TokenType::kUnused);
   for (const auto& [id, token] : entries) {

@@ -84,6 +84,11 @@ TEST(TokenizerJsonTest, MalformedInputsAreErrors) {
   EXPECT_FALSE(ParseTokenizerJson("[1, 2]").ok());
   EXPECT_FALSE(ParseTokenizerJson(R"({"model": {"type": "BPE"}})").ok());  // no vocab
   EXPECT_FALSE(ParseTokenizerJson(R"({"model": {"type": "BPE", "vocab": {"a": "x"}}})").ok());
+  // One token whose id is near 2^24 would make a table of 16.7M tokens.
+  const absl::StatusOr<TokenizerSpec> sparse = ParseTokenizerJson(
+      R"({"model": {"type": "BPE", "vocab": {"a": 16777215}}, "pre_tokenizer": {"type": "ByteLevel"}})");
+  ASSERT_FALSE(sparse.ok());
+  EXPECT_THAT(std::string(sparse.status().message()), ::testing::HasSubstr("nearly dense"));
   EXPECT_EQ(ParseTokenizerJson(R"({"model": {"type": "WordPiece", "vocab": {}}})").status().code(),
             absl::StatusCode::kUnimplemented);
   EXPECT_FALSE(ParseTokenizerJson(
