@@ -63,6 +63,15 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::Create(const TokenizerSpec
       if (id >= 0 && id < n) t->types_[id] = TokenType::kControl;
     }
     if (spec.unk_id >= 0) t->types_[spec.unk_id] = TokenType::kUnknown;
+    // Byte pieces are known by their text then, as llama.cpp knows them.
+    if (spec.kind == TokenizerKind::kSentencePiece) {
+      for (int32_t id = 0; id < n; ++id) {
+        uint8_t byte = 0;
+        if (t->types_[id] == TokenType::kNormal && ParseBytePiece(spec.tokens[id], &byte)) {
+          t->types_[id] = TokenType::kByte;
+        }
+      }
+    }
   }
   if (spec.kind == TokenizerKind::kByteLevelBpe) {
     ASSIGN_OR_RETURN(t->encoder_, ByteLevelBpe::Create(spec, t->types_));

@@ -124,6 +124,19 @@ TEST(SentencePieceTest, ByteFallbackAndUnknown) {
   EXPECT_THAT(*ids, ElementsAre(6, 0, 0));
 }
 
+// A file without token types (a GGUF may leave them out): byte pieces are
+// known by their text, as llama.cpp knows them, and byte fallback works.
+TEST(SentencePieceTest, BytePiecesAreKnownByTheirTextWithoutTypes) {
+  TokenizerSpec spec = TinySpec();
+  spec.token_types.clear();
+  auto t = Tokenizer::Create(spec);
+  ASSERT_TRUE(t.ok()) << t.status();
+  auto ids = (*t)->Encode("a\xE2\x82\xAC", false);
+  ASSERT_TRUE(ids.ok());
+  EXPECT_THAT(*ids, ElementsAre(12, 3, 4, 5));
+  EXPECT_EQ((*t)->Decode(*ids), "a\xE2\x82\xAC");
+}
+
 TEST(SentencePieceTest, UnknownRunsFoldWithoutByteFallback) {
   TokenizerSpec spec = TinySpec();
   for (int i = 3; i <= 5; ++i) {  // turn the byte pieces into ordinary unused pieces
