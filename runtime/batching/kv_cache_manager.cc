@@ -104,7 +104,11 @@ bool KvCacheManager::Allocate(Sequence& seq, int32_t num_new_tokens,
     seq.block_table = cached_prefix;
     seq.num_computed_tokens = computed;
     seq.num_cached_blocks = num_cached;
-    seq.num_cached_prompt_tokens = std::min(computed, seq.num_prompt_tokens);
+    // What the request found cached when it arrived (what its usage says): a
+    // preempted one refinding its own blocks found nothing of another's.
+    if (seq.num_preemptions == 0) {
+      seq.num_cached_prompt_tokens = std::min(computed, seq.num_prompt_tokens);
+    }
   }
   std::optional<std::vector<BlockId>> blocks = allocator_.Allocate(needed);
   COHOST_KV_CHECK(blocks.has_value(), "seq %d: %d blocks planned but not free", seq.id, needed);

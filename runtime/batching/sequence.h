@@ -25,7 +25,8 @@ struct Sequence {
 
   SeqStatus status = SeqStatus::kWaiting;
   int32_t num_computed_tokens = 0;       // tokens whose K/V are in the cache
-  int32_t num_cached_prompt_tokens = 0;  // of the prompt, served from the prefix cache
+  // Of the prompt, served from the prefix cache at its first admission.
+  int32_t num_cached_prompt_tokens = 0;
   std::vector<BlockId> block_table;
   // Hashes of the full blocks of `tokens` computed so far (a prefix of
   // block_table once those blocks are cached).

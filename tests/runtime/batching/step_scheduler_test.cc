@@ -349,6 +349,24 @@ TEST(StepSchedulerTest, PrefixSharedWithFinishedSequenceComputesOnlySuffix) {
   EXPECT_EQ(sim.cached_prompt_tokens(3), 4);
 }
 
+// A preempted sequence that refinds its own prompt's blocks when it resumes
+// found nothing another request computed: what it reports as cached (its
+// usage, the cached-tokens metric) is what its first admission found, 0
+// here; it reported the whole prompt.
+TEST(StepSchedulerTest, CachedPromptTokensAreWhatTheFirstAdmissionFound) {
+  Sim sim(Config(/*budget=*/64, /*chunk=*/64), 16, /*prefix_caching=*/true);
+  Sequence* s = sim.Add(1, 12, 8);
+  sim.Step();  // the prompt, and a first token: its 3 full blocks are cached
+  sim.Step();
+  EXPECT_EQ(s->num_cached_prompt_tokens, 0);
+  EXPECT_EQ(sim.scheduler().PreemptHolding([](BlockId) { return true; }), 1);
+  const Observed resumed = sim.Step();
+  ASSERT_EQ(resumed.running, std::vector<int>{1});
+  EXPECT_LT(resumed.scheduled.at(0).second, s->num_tokens() - 1) << "it refound its blocks";
+  EXPECT_EQ(s->num_cached_prompt_tokens, 0);
+  while (!sim.scheduler().running().empty()) sim.Step();
+}
+
 // Prefix shared with a running sequence: 2's first two blocks are 1's, held by
 // both (4 blocks in use, not 6). Another tenant's salt shares nothing.
 TEST(StepSchedulerTest, PrefixSharedWithRunningSequence) {
