@@ -24,7 +24,7 @@ struct Sequence {
   double tenant_weight = 1;
 
   SeqStatus status = SeqStatus::kWaiting;
-  int32_t num_computed_tokens = 0;       // tokens whose K/V are in the cache
+  int32_t num_computed_tokens = 0;  // tokens whose K/V are in the cache
   // Of the prompt, served from the prefix cache at its first admission.
   int32_t num_cached_prompt_tokens = 0;
   std::vector<BlockId> block_table;

@@ -27,7 +27,7 @@ class IncrementalDetokenizer {
   const Tokenizer& tokenizer_;
   bool skip_special_;
   bool at_start_;        // no text token seen yet, at the text's start
-  std::string pending_;   // bytes of an incomplete UTF-8 sequence (<= 3)
+  std::string pending_;  // bytes of an incomplete UTF-8 sequence (<= 3)
 };
 
 }  // namespace cohost::runtime

@@ -147,10 +147,9 @@ absl::StatusOr<TokenizerSpec> ParseTokenizerJsonImpl(const json& j) {
   // a 50-byte file cost gigabytes. Real vocabularies are dense, or nearly.
   const auto most = 2 * static_cast<int64_t>(entries.size()) + 65536;
   if (max_id >= most) {
-    return absl::InvalidArgumentError(absl::StrCat("token id ", max_id, " in a vocabulary of ",
-                                                   entries.size(),
-                                                   " tokens: ids must be nearly dense (below ",
-                                                   most, ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("token id ", max_id, " in a vocabulary of ", entries.size(),
+                     " tokens: ids must be nearly dense (below ", most, ")"));
   }
   spec.tokens.assign(max_id + 1, "");
   spec.token_types.assign(max_id + 1, TokenType::kUnused);

@@ -302,7 +302,7 @@ TEST(GgufReaderTest, CountsFromABigFileCannotExhaustMemory) {
   };
   std::string many_kvs = "GGUF";
   Append<uint32_t>(&many_kvs, 3);
-  Append<uint64_t>(&many_kvs, 0);                // tensors
+  Append<uint64_t>(&many_kvs, 0);                  // tensors
   Append<uint64_t>(&many_kvs, (kSize - 24) / 14);  // as many KVs as could fit
   absl::StatusOr<GgufFile> f = open_sparse(many_kvs);
   ASSERT_FALSE(f.ok());

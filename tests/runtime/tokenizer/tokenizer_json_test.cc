@@ -117,9 +117,8 @@ TEST(TokenizerJsonTest, MalformedInputsAreErrors) {
 // and refused with why instead of overflowing the stack.
 TEST(TokenizerJsonTest, DeepNestingIsRefusedNotACrash) {
   const std::string deep = std::string(200'000, '[') + std::string(200'000, ']');
-  const absl::StatusOr<TokenizerSpec> t =
-      ParseTokenizerJson(R"({"model": {"type": "BPE", "vocab": {"a": 0}}, "normalizer": )" + deep +
-                         "}");
+  const absl::StatusOr<TokenizerSpec> t = ParseTokenizerJson(
+      R"({"model": {"type": "BPE", "vocab": {"a": 0}}, "normalizer": )" + deep + "}");
   ASSERT_FALSE(t.ok());
   EXPECT_EQ(t.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(t.status().message()), ::testing::HasSubstr("nested deeper than 64"));
