@@ -20,27 +20,31 @@ Engine::Engine(Model* model, const Tokenizer* tokenizer, const EngineConfig& con
 
 Engine::~Engine() {
   Stop();
-  // Whatever is still live (or never stepped in) ends as cancelled.
+  // Whatever is still live (or never stepped in) ends as cancelled, with the
+  // reason of an abort not yet applied (its model was unloaded: the abort
+  // and this engine's end come together).
   std::vector<std::unique_ptr<LiveRequest>> pending;
+  absl::flat_hash_map<RequestId, absl::Status> why;
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
     pending.swap(impl_->inbox);
+    for (auto& [id, status] : impl_->aborts) why.try_emplace(id, std::move(status));
+    impl_->aborts.clear();
   }
-  for (auto& r : pending) {
+  const auto cancelled = [&why](const LiveRequest& r) {
     FinishInfo info;
     info.reason = FinishReason::kCancelled;
-    info.prompt_tokens = r->seq.num_prompt_tokens;
-    r->sink->OnFinish(info);
-  }
+    if (auto it = why.find(r.seq.id); it != why.end()) info.status = it->second;
+    info.prompt_tokens = r.seq.num_prompt_tokens;
+    info.completion_tokens = r.seq.num_generated();
+    return info;
+  };
+  for (auto& r : pending) r->sink->OnFinish(cancelled(*r));
   for (auto& [id, r] : impl_->live) {
     // Out of the scheduler too: a device's shared tenant counters
     // (EngineConfig::fair_share) outlive this engine.
     impl_->step_scheduler.Remove(&r->seq);
-    FinishInfo info;
-    info.reason = FinishReason::kCancelled;
-    info.prompt_tokens = r->seq.num_prompt_tokens;
-    info.completion_tokens = r->seq.num_generated();
-    r->sink->OnFinish(info);
+    r->sink->OnFinish(cancelled(*r));
   }
   if (config_.kv_budget != nullptr && impl_->kv_cache != nullptr) {
     const int64_t held = int64_t{impl_->kv_cache->num_groups_backed()} *

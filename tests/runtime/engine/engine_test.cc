@@ -506,6 +506,32 @@ TEST_F(EngineTest, DestroyedWithLiveRequestsItLeavesTheSharedTenantCounters) {
   }
 }
 
+// An abort with a reason that the engine's end overtakes (its model was
+// unloaded: the abort, then the engine goes) keeps its reason: the request
+// ends cancelled with it, not as a plain cancel (a stream then ended OK).
+TEST_F(EngineTest, DestroyedWithAbortsPendingItEndsThemWithTheirReason) {
+  std::unique_ptr<Engine> e = MakeEngine(64);
+  std::vector<std::shared_ptr<RecordingSink>> sinks;
+  std::vector<RequestId> ids;
+  for (uint32_t i = 0; i < 3; ++i) {
+    sinks.push_back(std::make_shared<RecordingSink>());
+    absl::StatusOr<RequestId> id = e->Submit(Request(6, 50, i), sinks.back());
+    ASSERT_TRUE(id.ok()) << id.status();
+    ids.push_back(*id);
+    if (i == 0) ASSERT_TRUE(e->Step().ok());  // the first runs; the others wait in the inbox
+  }
+  e->Abort(ids[0], absl::UnavailableError("model \"m\" was unloaded"));
+  e->Abort(ids[1], absl::UnavailableError("model \"m\" was unloaded"));
+  e.reset();
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(sinks[i]->finished()) << i;
+    EXPECT_EQ(sinks[i]->info().reason, FinishReason::kCancelled) << i;
+  }
+  EXPECT_EQ(sinks[0]->info().status.code(), absl::StatusCode::kUnavailable) << "running";
+  EXPECT_EQ(sinks[1]->info().status.code(), absl::StatusCode::kUnavailable) << "in the inbox";
+  EXPECT_TRUE(sinks[2]->info().status.ok()) << "never aborted";
+}
+
 TEST_F(EngineTest, AbortInEveryStateFreesBlocks) {
   std::unique_ptr<Engine> e = MakeEngine(/*num_blocks=*/13);  // 48 tokens
   const int32_t total = e->Stats().kv_blocks_total;
