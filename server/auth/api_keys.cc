@@ -141,7 +141,14 @@ absl::StatusOr<ApiKeys> ApiKeys::Parse(std::string_view text, std::string_view s
 absl::StatusOr<ApiKeys> ApiKeys::FromFile(const std::string& path) {
   absl::StatusOr<std::string> text = ReadSmallFile("the key file", path, kMaxKeyFileBytes);
   if (!text.ok()) return text.status();
-  return Parse(*text, path);
+  absl::StatusOr<ApiKeys> keys = Parse(*text, path);
+  if (keys.ok() && keys->empty()) {
+    // Fails closed: no keys would mean none is needed (every key commented
+    // out during a rotation must not open the server).
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the key file ", path, " holds no keys (every line is blank or a comment)"));
+  }
+  return keys;
 }
 
 absl::StatusOr<ApiKeys> ApiKeys::Load(const std::optional<std::string>& file, const char* env_key) {

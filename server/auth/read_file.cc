@@ -2,6 +2,7 @@
 
 #include "server/auth/read_file.h"
 
+#include <filesystem>
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
@@ -10,6 +11,12 @@ namespace cohost::server::auth {
 
 absl::StatusOr<std::string> ReadSmallFile(std::string_view what, const std::string& path,
                                           size_t max_bytes) {
+  std::error_code ec;
+  if (std::filesystem::exists(path, ec) && !std::filesystem::is_regular_file(path, ec)) {
+    // A directory opens, and reads as empty.
+    return absl::InvalidArgumentError(
+        absl::StrCat(std::string(what), " ", path, ": not a regular file"));
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in)
     return absl::NotFoundError(absl::StrCat(std::string(what), " ", path, ": cannot be read"));

@@ -35,6 +35,14 @@ std::string SslError() {
   return buf;
 }
 
+// OpenSSL's passphrase callback: there is none to give (OpenSSL's default
+// would ask on the terminal, and wait), so an encrypted key fails at once,
+// and says so.
+int NoPassphrase(char* /*buf*/, int /*size*/, int /*rwflag*/, void* asked) {
+  *static_cast<bool*>(asked) = true;
+  return -1;
+}
+
 struct BioFree {
   void operator()(BIO* b) const { BIO_free(b); }
 };
@@ -88,8 +96,15 @@ absl::StatusOr<SslCtxPtr> MakeServerSslContext(const TlsConfig& config) {
   SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
   if (absl::Status s = UseCertChain(ctx.get(), config.cert_chain_pem); !s.ok()) return s;
   auto bio = MemBio(config.private_key_pem);
+  bool passphrase_asked = false;
   std::unique_ptr<EVP_PKEY, PkeyFree> key(
-      PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
+      PEM_read_bio_PrivateKey(bio.get(), nullptr, &NoPassphrase, &passphrase_asked));
+  if (key == nullptr && passphrase_asked) {
+    ERR_clear_error();
+    return absl::InvalidArgumentError(
+        "--tls-key is encrypted (passphrase-protected); give it unencrypted (openssl pkey -in "
+        "KEY -out PLAIN_KEY), readable by this server alone");
+  }
   if (key == nullptr) return absl::InvalidArgumentError(absl::StrCat("--tls-key: ", SslError()));
   // OpenSSL checks the pair in either call, depending on the key type.
   if (SSL_CTX_use_PrivateKey(ctx.get(), key.get()) != 1 ||

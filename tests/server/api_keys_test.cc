@@ -3,6 +3,9 @@
 
 #include "server/auth/api_keys.h"
 
+#include <filesystem>
+#include <fstream>
+
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -87,6 +90,25 @@ TEST(ApiKeysTest, LoadAddsTheEnvironmentKeyAsAdmin) {
             absl::StatusCode::kInvalidArgument);
   absl::StatusOr<ApiKeys> missing = ApiKeys::Load("/nonexistent/keys.txt", nullptr);
   EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+}
+
+// Asked for keys, the server never runs without any: a key file whose every
+// key is commented out (mid-rotation), or a directory (which opens, and reads
+// as empty), is refused; either would have let every caller in as admin.
+TEST(ApiKeysTest, AKeyFileWithNoKeysFailsClosed) {
+  const std::string dir = ::testing::TempDir() + "/api_keys_test_dir";
+  std::filesystem::create_directories(dir);
+  const std::string commented = dir + "/keys.txt";
+  std::ofstream(commented) << "# user-key-0123456789 tenant=alice\n\n";
+  absl::StatusOr<ApiKeys> none = ApiKeys::Load(commented, nullptr);
+  EXPECT_EQ(none.status().code(), absl::StatusCode::kInvalidArgument) << none.status();
+  EXPECT_THAT(std::string(none.status().message()), HasSubstr("holds no keys"));
+  absl::StatusOr<ApiKeys> directory = ApiKeys::Load(dir, nullptr);
+  EXPECT_EQ(directory.status().code(), absl::StatusCode::kInvalidArgument) << directory.status();
+  EXPECT_THAT(std::string(directory.status().message()), HasSubstr("not a regular file"));
+  std::ofstream(commented) << "user-key-0123456789 tenant=alice\n";
+  EXPECT_TRUE(ApiKeys::Load(commented, nullptr).ok());
+  std::filesystem::remove_all(dir);
 }
 
 TEST(ApiKeysTest, TheKeyDecidesTheTenant) {
