@@ -199,6 +199,17 @@ TEST_F(TlsTest, BadFilesAreRefusedAtStartUp) {
                   .status()
                   .message(),
               HasSubstr("not a PEM file"));
+  // A passphrase-protected key: refused at once, saying why (OpenSSL asked for
+  // the passphrase on the terminal, and start-up waited).
+  const std::string encrypted = certs_->path("encrypted.key");
+  ASSERT_EQ(std::system(("openssl pkey -in " + certs_->path("server.key") + " -aes256 -passout " +
+                         "pass:secret -out " + encrypted + " >/dev/null 2>&1 </dev/null")
+                            .c_str()),
+            0);
+  const absl::StatusOr<auth::TlsConfig> locked =
+      LoadTlsConfig(certs_->path("server.pem"), encrypted, std::nullopt);
+  EXPECT_EQ(locked.status().code(), absl::StatusCode::kInvalidArgument) << locked.status();
+  EXPECT_THAT(locked.status().message(), HasSubstr("encrypted"));
 }
 
 }  // namespace
