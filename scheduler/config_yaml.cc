@@ -145,14 +145,24 @@ absl::StatusOr<double> YamlReader::ParsePositive(const YAML::Node& value, int li
                                                  const std::string& path, double max) const {
   const std::string expected = absl::StrCat("a number above 0, at most ", max);
   const bool plain = value.IsScalar() && value.Tag() != "!";
-  // Digits with at most one point: no signs, exponents, hex, inf or nan.
+  // Digits with at most one point, and an exponent ("1e-05", as a writer of
+  // doubles puts a small one): no leading sign, hex, inf or nan.
   const std::string& text = plain ? value.Scalar() : std::string();
+  const size_t e = text.find_first_of("eE");
+  const std::string_view mantissa = std::string_view(text).substr(0, e);
+  std::string_view exponent =
+      e == std::string::npos ? std::string_view() : std::string_view(text).substr(e + 1);
+  if (!exponent.empty() && (exponent[0] == '-' || exponent[0] == '+')) exponent.remove_prefix(1);
+  const auto digits = [](std::string_view s) {
+    return std::all_of(s.begin(), s.end(),
+                       [](char c) { return absl::ascii_isdigit(static_cast<unsigned char>(c)); });
+  };
   const bool decimal =
-      !text.empty() && text.size() <= 32 && std::count(text.begin(), text.end(), '.') <= 1 &&
-      std::all_of(
-          text.begin(), text.end(),
-          [](char c) { return absl::ascii_isdigit(static_cast<unsigned char>(c)) || c == '.'; }) &&
-      text != ".";
+      !mantissa.empty() && text.size() <= 32 &&
+      std::count(mantissa.begin(), mantissa.end(), '.') <= 1 && mantissa != "." &&
+      std::all_of(mantissa.begin(), mantissa.end(),
+                  [](char c) { return absl::ascii_isdigit(static_cast<unsigned char>(c)) || c == '.'; }) &&
+      (e == std::string::npos || (!exponent.empty() && digits(exponent)));
   double v = 0;
   if (!decimal || !absl::SimpleAtod(text, &v) || !(v > 0) || v > max) {
     return Error(line, path, absl::StrCat("expected ", expected, ", got ", Describe(value)));

@@ -7,6 +7,7 @@
 
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "scheduler/model_config_file.h"
 
@@ -56,6 +57,25 @@ tenants:
   ASSERT_EQ(parsed->models.size(), 2u);
   ASSERT_EQ(parsed->tenants.named.size(), 2u);
   EXPECT_EQ(RoundTrip(*parsed), *parsed) << FormatServeConfig(*parsed);
+}
+
+// A small weight is written with an exponent ("1.0000000000000001e-05"), and
+// reads back (the reader took digits and a point only, so the writer's file
+// was refused).
+TEST(ConfigWriterTest, ASmallWeightReadsBack) {
+  absl::StatusOr<ServeConfig> parsed = ParseServeConfig(
+      "models: [{name: a, path: a}]\ntenants: [{name: t, weight: 0.00001}]\n", "models.yaml");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(RoundTrip(*parsed), *parsed) << FormatServeConfig(*parsed);
+  // Signs, bare exponents and hex stay refused.
+  for (const char* bad : {"-1e-5", "1e", "e5", "0x10", "1e5.5", "1.5e+"}) {
+    EXPECT_FALSE(ParseServeConfig(absl::StrCat("models: [{name: a, path: a}]\ntenants: [{name: t, "
+                                               "weight: ",
+                                               bad, "}]\n"),
+                                  "models.yaml")
+                     .ok())
+        << bad;
+  }
 }
 
 TEST(ConfigWriterTest, ABareModelListWritesOnlyNamesAndPaths) {
