@@ -457,8 +457,10 @@ absl::StatusOr<ServeConfig> LoadServeConfigFile(const std::string& path) {
 }
 
 absl::Status FillDefaultKvCaps(std::vector<ModelSpec>& specs, int64_t pool_bytes) {
+  // Each floor is at most 2^60, and the sum is held at 2^62: it cannot
+  // overflow, however many models.
   int64_t floors = 0;
-  for (const ModelSpec& s : specs) floors += s.kv_floor_bytes;  // each <= 2^60: no overflow
+  for (const ModelSpec& s : specs) floors = std::min(floors + s.kv_floor_bytes, int64_t{1} << 62);
   if (floors > pool_bytes) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "the models' kv_floor_mb add up to %d MB, more than the KV pool's %d MB (--kv-cache-mb)",

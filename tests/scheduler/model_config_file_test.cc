@@ -616,6 +616,11 @@ TEST(ModelConfigFileTest, DefaultKvCapsLeaveRoomForTheOtherFloors) {
   const absl::Status s = FillDefaultKvCaps(over, 256 * kMb);
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(s.message()), HasSubstr("300 MB"));
+  // Eight of the largest floors a file may give (2^40 MB each): refused, not
+  // a sum that wrapped negative and passed.
+  std::vector<ModelSpec> huge(8);
+  for (ModelSpec& m : huge) m.kv_floor_bytes = int64_t{1} << 60;
+  EXPECT_EQ(FillDefaultKvCaps(huge, 256 * kMb).code(), absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace
