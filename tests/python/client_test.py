@@ -71,6 +71,15 @@ def check_cli(binary, address, reference):
           "bench report: %s" % report)
     check(report["ttft_ms"]["count"] == 4 and report["tpot_ms"]["p50"] > 0,
           "bench report: %s" % report)
+    # Flags whose values would overflow are refused before any request: a drain
+    # timeout past int64 nanoseconds (it cancelled everything at once), a
+    # prompt of 2^31 ids (8 GiB a request).
+    for bad, why in ((["--drain-timeout", "1e10"], "at most 1e9"),
+                     (["--prompt-tokens", "2147483647"], "prompt-tokens")):
+        out = cohost("bench", "--server", address, "--model", "default", "--num-requests", "1",
+                     "--max-tokens", "1", *bad)
+        check(out.returncode != 0 and why in out.stderr,
+              "cohost bench %s: %d %s" % (" ".join(bad), out.returncode, out.stderr))
 
 
 def check_stream(chunks, prompt_ids, greedy_ids, reference):

@@ -28,6 +28,8 @@ namespace {
 
 constexpr int64_t kDefaultNumRequests = 100;
 constexpr int64_t kDefaultPromptTokens = 128;
+// The most a generated prompt may have: every request holds its ids.
+constexpr int64_t kMaxPromptTokens = int64_t{1} << 24;
 
 std::vector<FlagSpec> BenchFlagSpecs() {
   std::vector<FlagSpec> specs = {
@@ -75,12 +77,14 @@ int Fail(std::string_view message) {
 
 int Fail(const absl::Status& status) { return Fail(std::string(status.message())); }
 
-// A positive finite double flag, or nullopt when not given.
+// A positive double flag up to 1e9 (seconds become int64 nanoseconds), or
+// nullopt when not given.
 absl::StatusOr<std::optional<double>> PositiveDouble(const ParsedArgs& args, const char* name) {
+  constexpr double kMost = 1e9;
   absl::StatusOr<std::optional<double>> v = args.GetDouble(name);
   if (!v.ok()) return v.status();
-  if (v->has_value() && !(std::isfinite(**v) && **v > 0)) {
-    return absl::InvalidArgumentError(absl::StrCat("--", name, ": must be > 0"));
+  if (v->has_value() && !(**v > 0 && **v <= kMost)) {
+    return absl::InvalidArgumentError(absl::StrCat("--", name, ": must be > 0 and at most 1e9"));
   }
   return *v;
 }
@@ -180,11 +184,11 @@ absl::Status Setup(const ParsedArgs& args, const v1::ModelInfo& model, BenchSetu
       s->source = RequestSource::FromEntries(*std::move(entries), *max_tokens, workload_seed);
     } else {
       absl::StatusOr<std::optional<int64_t>> n =
-          args.GetInt("prompt-tokens", 1, std::numeric_limits<int32_t>::max());
+          args.GetInt("prompt-tokens", 1, kMaxPromptTokens);
       if (!n.ok()) return n.status();
       const int32_t prompt_tokens = static_cast<int32_t>(n->value_or(kDefaultPromptTokens));
       if (vocab <= 0) return absl::FailedPreconditionError("the server reports a vocab of 0");
-      if (context > 0 && prompt_tokens + max_tokens->hi() > context) {
+      if (context > 0 && int64_t{prompt_tokens} + max_tokens->hi() > context) {
         return absl::InvalidArgumentError(absl::StrCat("--prompt-tokens ", prompt_tokens,
                                                        " + max tokens ", max_tokens->hi(),
                                                        " exceed the model's context of ", context));
