@@ -44,6 +44,10 @@ def check_cli(binary, address, reference):
                  "--ignore-eos", "--json")
     check(out.returncode == 0, "cohost generate --json: %s" % out.stderr)
     result = json.loads(out.stdout)
+    out = cohost("generate", "--server", address, "--model", "default", "--tokens", ids,
+                 "--system", "be brief")
+    check(out.returncode != 0 and "--system" in out.stderr,
+          "cohost generate --tokens --system dropped the system prompt: %s" % out.stderr)
     check(result["generated_ids"] == reference["greedy_ids"], "generate: %s" % result)
     check(result["finish_reason"] == "length" and result["ttft_ms"] > 0, "generate: %s" % result)
 

@@ -121,6 +121,10 @@ TEST(CliTest, ErrorsExitNonZero) {
   EXPECT_NE(RunCohost(kModel + " --prompt hi --top-p 7").exit_code, 0);
   EXPECT_NE(RunCohost("--model /nonexistent.gguf --prompt hi").exit_code, 0);
   EXPECT_NE(RunCohost(kModel + " --prompt hi --device tpu").exit_code, 0);
+  // A system prompt without --chat would be dropped: refused, as by generate.
+  const Output system = RunCohost(kModel + " --prompt hi --system be-brief", true);
+  EXPECT_NE(system.exit_code, 0);
+  EXPECT_NE(system.out.find("--system needs --chat"), std::string::npos) << system.out;
 }
 
 }  // namespace

@@ -54,8 +54,9 @@ absl::StatusOr<v1::GenerateRequest> RequestFromArgs(const ParsedArgs& args) {
   v1::GenerateRequest request;
   request.set_model(*args.Get("model"));
   if (std::optional<std::string> tokens = args.Get("tokens")) {
-    if (args.Has("prompt") || args.Has("chat")) {
-      return absl::InvalidArgumentError("--tokens cannot be combined with --prompt or --chat");
+    if (args.Has("prompt") || args.Has("chat") || args.Has("system")) {
+      return absl::InvalidArgumentError(
+          "--tokens cannot be combined with --prompt, --chat or --system");
     }
     absl::StatusOr<std::vector<int32_t>> ids = ParseTokenList(*tokens);
     if (!ids.ok()) return ids.status();

@@ -45,7 +45,10 @@ int Fail(const absl::Status& status) {
 
 absl::StatusOr<std::vector<int32_t>> PromptIds(const runtime::Tokenizer& tokenizer,
                                                const ParsedArgs& args, const std::string& prompt) {
-  if (!args.Has("chat")) return tokenizer.Encode(prompt, /*add_special=*/true);
+  if (!args.Has("chat")) {
+    if (args.Has("system")) return absl::InvalidArgumentError("--system needs --chat");
+    return tokenizer.Encode(prompt, /*add_special=*/true);
+  }
   std::vector<runtime::ChatMessage> messages;
   if (std::optional<std::string> system = args.Get("system")) {
     messages.push_back({"system", *system});
