@@ -15,10 +15,16 @@ port="${COHOST_PORT:-50051}"
 metrics_port="${COHOST_METRICS_PORT:-9090}"
 http_port="${COHOST_HTTP_PORT:-8000}"
 log="$(mktemp)"
-"$cohost" serve --model "smollm2=$root/models/SmolLM2-135M-Instruct.Q4_1.gguf" \
+# In its own session, so that Ctrl-C reaches this script alone, which passes
+# it on once: a server sent two signals (the terminal's, then the EXIT trap's)
+# cancelled its requests instead of draining them. A second Ctrl-C is passed
+# on too: the server then cancels what is left.
+setsid "$cohost" serve --model "smollm2=$root/models/SmolLM2-135M-Instruct.Q4_1.gguf" \
   --host 127.0.0.1 --port "$port" --metrics-port "$metrics_port" --http-port "$http_port" 2> >(tee "$log" >&2) &
 server=$!
-trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null; rm -f "$log"' EXIT
+stopping=0
+trap 'stopping=1; kill -INT $server 2>/dev/null' INT
+trap '[ $stopping = 1 ] || kill -TERM $server 2>/dev/null; wait $server 2>/dev/null; rm -f "$log"' EXIT
 
 for _ in $(seq 1 600); do
   grep -q "listening on" "$log" 2>/dev/null && break
