@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "cohost/kernels/backend.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -118,12 +119,43 @@ TEST(PickEvictionsTest, Table) {
 
 // ---- the device budget ----
 
+// The cgroups that bound the process, from /proc/self/cgroup: a systemd
+// service's own and its slices' (v2), a container's at its root, a v1
+// memory hierarchy's on a hybrid host.
+TEST(DeviceBudgetTest, CgroupMemoryDirsWalkUpFromTheProcesssOwn) {
+  const auto paths = [](std::string_view text) {
+    std::vector<std::string> out;
+    for (const CgroupDir& d : CgroupMemoryDirs(text, "/sys/fs/cgroup")) {
+      out.push_back(absl::StrCat(d.v2 ? "v2 " : "v1 ", d.path));
+    }
+    return out;
+  };
+  EXPECT_THAT(paths("0::/system.slice/cohost.service\n"),
+              ElementsAre("v2 /sys/fs/cgroup/system.slice/cohost.service",
+                          "v2 /sys/fs/cgroup/system.slice", "v2 /sys/fs/cgroup"));
+  EXPECT_THAT(paths("0::/\n"), ElementsAre("v2 /sys/fs/cgroup"));
+  EXPECT_THAT(paths("4:memory:/process_api/abc\n1:cpu:/\n0::/\n"),
+              ElementsAre("v1 /sys/fs/cgroup/memory/process_api/abc",
+                          "v1 /sys/fs/cgroup/memory/process_api", "v1 /sys/fs/cgroup/memory"));
+  EXPECT_THAT(paths("7:cpu,memory:/x/\n"),
+              ElementsAre("v1 /sys/fs/cgroup/memory/x", "v1 /sys/fs/cgroup/memory"));
+  EXPECT_TRUE(paths("").empty());
+  EXPECT_TRUE(paths("0::/../../etc\n").empty());
+}
+
 TEST(DeviceBudgetTest, CgroupHeadroom) {
   EXPECT_EQ(CgroupHeadroom("max\n", "123\n"), std::nullopt);
   EXPECT_EQ(CgroupHeadroom("1000\n", "300\n"), 700);
   EXPECT_EQ(CgroupHeadroom("1000", "3000"), 0) << "over its limit: no headroom, not negative";
   EXPECT_EQ(CgroupHeadroom("", ""), std::nullopt);
   EXPECT_EQ(CgroupHeadroom("lots", "1"), std::nullopt);
+  EXPECT_EQ(CgroupHeadroom("9223372036854771712\n", "300\n"), std::nullopt) << "v1's unlimited";
+  // The inactive page cache counted in the usage is reclaimable: a model
+  // file mapped by an earlier run left a container "full".
+  EXPECT_EQ(CgroupHeadroom("1000", "1000", "active_file 50\ninactive_file 600\n"), 600);
+  EXPECT_EQ(CgroupHeadroom("1000", "900", "inactive_file 5\ntotal_inactive_file 700\n"), 800)
+      << "v1: the hierarchical count";
+  EXPECT_EQ(CgroupHeadroom("1000", "100", "inactive_file 5000\n"), 1000) << "never above the limit";
 }
 
 TEST(DeviceBudgetTest, CpuFlagOrAFractionOfWhatIsAvailable) {
