@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -250,6 +251,36 @@ TEST(QuantizeQ8ATest, EveryTableWritesTheSameBytes) {
         EXPECT_EQ(std::memcmp(got[b].qs, want[b].qs, kQuantBlock), 0)
             << k->name << " block " << b << " scale " << scale;
       }
+    }
+  }
+}
+
+// Values the scalar table takes as 0 (NaN, an infinity and so anything times
+// its zero inverse scale, a block so small its inverse scale overflows) are
+// 0 in every table, with the same sums: the vector tables wrote the
+// conversion's INT_MIN, saturated to -128, and sums off by 2^31.
+TEST(QuantizeQ8ATest, NonFiniteAndTinyBlocksQuantizeAsInTheScalarTable) {
+  SKIP_WITHOUT_VECTOR_TABLES();
+  std::mt19937 rng(5);
+  std::vector<float> x = RandomRow(rng, 1.f);
+  x[3] = std::numeric_limits<float>::quiet_NaN();                // a NaN in block 0
+  x[kQuantBlock - 1] = std::numeric_limits<float>::quiet_NaN();  // and at its end
+  x[kQuantBlock + 8] = std::numeric_limits<float>::infinity();   // an infinity in block 1
+  for (int i = 0; i < kQuantBlock; ++i) x[2 * kQuantBlock + i] = i % 2 ? 1e-37f : -2e-38f;
+  const auto bits = [](float f) {
+    uint32_t u;
+    std::memcpy(&u, &f, 4);
+    return u;
+  };
+  const std::vector<BlockQ8A> want = Quantize(ScalarQuantKernels(), x);
+  for (const QuantKernels* k : Vectorized()) {
+    const std::vector<BlockQ8A> got = Quantize(*k, x);
+    for (int64_t b = 0; b < 3; ++b) {
+      EXPECT_EQ(bits(got[b].d), bits(want[b].d)) << k->name << " block " << b;
+      EXPECT_EQ(bits(got[b].s), bits(want[b].s)) << k->name << " block " << b;
+      EXPECT_EQ(got[b].sum16[0], want[b].sum16[0]) << k->name << " block " << b;
+      EXPECT_EQ(got[b].sum16[1], want[b].sum16[1]) << k->name << " block " << b;
+      EXPECT_EQ(std::memcmp(got[b].qs, want[b].qs, kQuantBlock), 0) << k->name << " block " << b;
     }
   }
 }

@@ -26,7 +26,9 @@ COHOST_TARGET void QuantizeQ8A(const float* x, int64_t k, BlockQ8A* out) {
     __m256 amax = _mm256_setzero_ps();
     for (int i = 0; i < 4; ++i) {
       v[i] = _mm256_loadu_ps(x + static_cast<ptrdiff_t>(8 * i));
-      amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign, v[i]));
+      // maxps gives its second operand where either is NaN: a NaN value is
+      // passed over, as by the scalar table's std::max.
+      amax = _mm256_max_ps(_mm256_andnot_ps(sign, v[i]), amax);
     }
     __m128 m = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
     m = _mm_max_ps(m, _mm_movehl_ps(m, m));
@@ -35,10 +37,16 @@ COHOST_TARGET void QuantizeQ8A(const float* x, int64_t k, BlockQ8A* out) {
     const float id = d != 0 ? 1.f / d : 0.f;
     const __m256 vid = _mm256_set1_ps(id);
     __m256i q[4];
+    const __m256 limit = _mm256_set1_ps(127.f);
     for (int i = 0; i < 4; ++i) {
       // Multiply, then round to nearest even: the scalar table's nearbyint.
-      q[i] = _mm256_cvtps_epi32(
-          _mm256_round_ps(_mm256_mul_ps(v[i], vid), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+      const __m256 r =
+          _mm256_round_ps(_mm256_mul_ps(v[i], vid), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      // As the scalar table: only |r| <= 127 is kept, anything else (NaN, an
+      // infinity, a block so small its inverse scale overflowed) is 0, not
+      // the conversion's INT_MIN.
+      const __m256 kept = _mm256_cmp_ps(_mm256_andnot_ps(sign, r), limit, _CMP_LE_OQ);
+      q[i] = _mm256_cvtps_epi32(_mm256_and_ps(r, kept));
     }
     const int32_t lo = HorizontalSum(_mm256_add_epi32(q[0], q[1]));
     const int32_t hi = HorizontalSum(_mm256_add_epi32(q[2], q[3]));
