@@ -160,8 +160,9 @@ absl::StatusOr<double> YamlReader::ParsePositive(const YAML::Node& value, int li
   const bool decimal =
       !mantissa.empty() && text.size() <= 32 &&
       std::count(mantissa.begin(), mantissa.end(), '.') <= 1 && mantissa != "." &&
-      std::all_of(mantissa.begin(), mantissa.end(),
-                  [](char c) { return absl::ascii_isdigit(static_cast<unsigned char>(c)) || c == '.'; }) &&
+      std::all_of(
+          mantissa.begin(), mantissa.end(),
+          [](char c) { return absl::ascii_isdigit(static_cast<unsigned char>(c)) || c == '.'; }) &&
       (e == std::string::npos || (!exponent.empty() && digits(exponent)));
   double v = 0;
   if (!decimal || !absl::SimpleAtod(text, &v) || !(v > 0) || v > max) {

@@ -9,8 +9,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "cohost/kernels/cpu_info.h"
 
@@ -48,8 +48,8 @@ int64_t StatValue(absl::string_view stat, absl::string_view key) {
 // tightest headroom of the cgroups that bound this process.
 int64_t WithinCgroup(int64_t available) {
   std::optional<int64_t> tightest;
-  for (const CgroupDir& d : CgroupMemoryDirs(ReadText("/proc/self/cgroup", 1 << 16),
-                                             "/sys/fs/cgroup")) {
+  for (const CgroupDir& d :
+       CgroupMemoryDirs(ReadText("/proc/self/cgroup", 1 << 16), "/sys/fs/cgroup")) {
     const std::string stat = ReadText(d.path + "/memory.stat", 1 << 14);
     const std::optional<int64_t> h =
         d.v2 ? CgroupHeadroom(ReadText(d.path + "/memory.max", 64),
@@ -84,8 +84,7 @@ std::optional<int64_t> CgroupHeadroom(std::string_view limit_text, std::string_v
   return std::max<int64_t>(limit - used, 0);
 }
 
-std::vector<CgroupDir> CgroupMemoryDirs(std::string_view proc_self_cgroup,
-                                        std::string_view root) {
+std::vector<CgroupDir> CgroupMemoryDirs(std::string_view proc_self_cgroup, std::string_view root) {
   std::optional<std::string> v1, v2;
   for (absl::string_view line :
        absl::StrSplit(absl::string_view(proc_self_cgroup.data(), proc_self_cgroup.size()), '\n')) {

@@ -32,11 +32,10 @@ void Gemm(const float* a /*[m, k]*/, const float* w /*[n, k]*/, const float* bia
 void QuantGemm(const float* a /*[m, k]*/, const GemmPart* parts, int32_t num_parts, int32_t m,
                int32_t k, ThreadPool& pool);
 // c = a * w^T (+ bias) for w in rows of fp16 or bf16 values (kF16, kBF16; k
-// a multiple of 32: the dot products step by 32), widened to fp32 as read. Up to 4 rows of a: dot products
-// split over the pool by 16 output columns, F16C + AVX2 + FMA where cpuid has
-// them, else scalar (`scalar` forces it, for tests); both give the same bits.
-// More rows: 256 weight rows at a time widened into a scratch buffer for
-// OpenBLAS's sgemm.
+// a multiple of 32: the dot products step by 32), widened to fp32 as read. Up to 4 rows of a: dot
+// products split over the pool by 16 output columns, F16C + AVX2 + FMA where cpuid has them, else
+// scalar (`scalar` forces it, for tests); both give the same bits. More rows: 256 weight rows at a
+// time widened into a scratch buffer for OpenBLAS's sgemm.
 void HalfGemm(const float* a /*[m, k]*/, WeightRef w /*[n, k]*/, const float* bias /*[n] or null*/,
               int32_t m, int32_t n, int32_t k, float* c /*[m, n], rows ldc apart*/, int32_t ldc,
               ThreadPool& pool, bool scalar = false);

@@ -145,8 +145,8 @@ absl::StatusOr<ApiKeys> ApiKeys::FromFile(const std::string& path) {
   if (keys.ok() && keys->empty()) {
     // Fails closed: no keys would mean none is needed (every key commented
     // out during a rotation must not open the server).
-    return absl::InvalidArgumentError(absl::StrCat(
-        "the key file ", path, " holds no keys (every line is blank or a comment)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("the key file ", path, " holds no keys (every line is blank or a comment)"));
   }
   return keys;
 }

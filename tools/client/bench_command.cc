@@ -183,8 +183,7 @@ absl::Status Setup(const ParsedArgs& args, const v1::ModelInfo& model, BenchSetu
       c["prompts_file"] = {{"file", *args.Get("prompts-file")}, {"entries", entries->size()}};
       s->source = RequestSource::FromEntries(*std::move(entries), *max_tokens, workload_seed);
     } else {
-      absl::StatusOr<std::optional<int64_t>> n =
-          args.GetInt("prompt-tokens", 1, kMaxPromptTokens);
+      absl::StatusOr<std::optional<int64_t>> n = args.GetInt("prompt-tokens", 1, kMaxPromptTokens);
       if (!n.ok()) return n.status();
       const int32_t prompt_tokens = static_cast<int32_t>(n->value_or(kDefaultPromptTokens));
       if (vocab <= 0) return absl::FailedPreconditionError("the server reports a vocab of 0");
