@@ -55,7 +55,19 @@ absl::StatusOr<std::string> ByteLevelFamily(const json& pre) {
   const std::vector<json> steps = Steps(pre, "pretokenizers");
   std::vector<std::string> types;
   types.reserve(steps.size());
-  for (const json& s : steps) types.push_back(StringOr(s, "type"));
+  for (const json& s : steps) {
+    types.push_back(StringOr(s, "type"));
+    // Settings that change how text splits are refused, not approximated.
+    if (types.back() == "ByteLevel" && BoolOr(s, "add_prefix_space", false)) {
+      return absl::UnimplementedError(
+          "unsupported byte-level pre-tokenizer: add_prefix_space is true");
+    }
+    if (types.back() == "Split" &&
+        (StringOr(s, "behavior", "Isolated") != "Isolated" || BoolOr(s, "invert", false))) {
+      return absl::UnimplementedError(absl::StrCat(
+          "unsupported Split pre-tokenizer (only behavior Isolated, not inverted): ", s.dump()));
+    }
+  }
   if (types == std::vector<std::string>{"ByteLevel"} && BoolOr(steps[0], "use_regex", true)) {
     return std::string("gpt2");
   }
@@ -193,7 +205,14 @@ absl::StatusOr<TokenizerSpec> ParseTokenizerJsonImpl(const json& j) {
     spec.pre_tokenizer.clear();
     bool prepend = false;
     for (const json& step : Steps(normalizer, "normalizers")) {
-      if (StringOr(step, "type") == "Prepend") prepend = true;
+      const std::string type = StringOr(step, "type");
+      if (type == "Prepend") prepend = true;
+      // The SentencePiece conversion's two steps (a prefix, spaces as U+2581,
+      // which the encoder does itself); others would change the text.
+      if (type != "Prepend" && type != "Replace") {
+        return absl::UnimplementedError(
+            absl::StrCat("unsupported normalizer for SentencePiece BPE: ", step.dump()));
+      }
     }
     for (const json& step : Steps(pre, "pretokenizers")) {
       if (StringOr(step, "type") == "Metaspace") {

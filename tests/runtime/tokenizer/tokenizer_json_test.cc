@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "absl/strings/str_cat.h"
 #include "runtime/tokenizer/tokenizer.h"
 
 namespace cohost::runtime {
@@ -101,6 +102,31 @@ TEST(TokenizerJsonTest, MalformedInputsAreErrors) {
                     "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
                       {"type": "Split", "pattern": {"Regex": "\\w+"}},
                       {"type": "ByteLevel", "use_regex": false}]}})")
+                .status()
+                .code(),
+            absl::StatusCode::kUnimplemented);
+  // So are settings that change how text splits: a space added before the
+  // text, a Split that keeps the matches with a neighbour or the gaps.
+  for (const char* pre : {
+           R"({"type": "ByteLevel", "add_prefix_space": true})",
+           R"({"type": "Sequence", "pretokenizers": [
+                {"type": "Split", "pattern": {"Regex": "x"}, "behavior": "MergedWithPrevious"},
+                {"type": "ByteLevel", "use_regex": false}]})",
+           R"({"type": "Sequence", "pretokenizers": [
+                {"type": "Split", "pattern": {"Regex": "x"}, "invert": true},
+                {"type": "ByteLevel", "use_regex": false}]})",
+       }) {
+    EXPECT_EQ(ParseTokenizerJson(absl::StrCat(R"({"model": {"type": "BPE", "vocab": {"a": 0}},
+                                                  "pre_tokenizer": )",
+                                              pre, "}"))
+                  .status()
+                  .code(),
+              absl::StatusCode::kUnimplemented)
+        << pre;
+  }
+  EXPECT_EQ(ParseTokenizerJson(R"({"model": {"type": "BPE", "byte_fallback": true,
+                                              "vocab": {"a": 0}},
+                                    "normalizer": {"type": "NFKC"}})")
                 .status()
                 .code(),
             absl::StatusCode::kUnimplemented);
