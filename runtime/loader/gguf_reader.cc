@@ -31,6 +31,11 @@ constexpr uint64_t kMaxAlignment = 1 << 20;
 constexpr uint64_t kMaxHeaderMemory = uint64_t{1} << 30;
 // Up-front room for counts from the file; more grows as entries parse.
 constexpr uint64_t kMaxReserve = 1024;
+// What an entry of the metadata or tensor list holds beyond its own bytes
+// (counted twice: a growing vector's spare room, and its old and new storage
+// while it moves) and its name's (counted twice: the list's and the index's
+// copies): the index's slot and heap block headers.
+constexpr uint64_t kEntryOverheadBytes = 64;
 // Smallest encodings, used to bound counts by the bytes left in the file.
 constexpr uint64_t kMinKvBytes = 8 + 1 + 4 + 1;                  // key len, 1-char key, type, u8
 constexpr uint64_t kMinTensorInfoBytes = 8 + 1 + 4 + 8 + 4 + 8;  // 1-char name, 1 dim
@@ -157,7 +162,7 @@ class GgufParser {
     GgufValue value;
     RETURN_IF_ERROR(ReadValue(type, key, 0, &value));
     out_.metadata_index_.emplace(key, out_.metadata_.size());
-    RETURN_IF_ERROR(Hold(sizeof(out_.metadata_[0]), key));
+    RETURN_IF_ERROR(Hold(2 * sizeof(out_.metadata_[0]) + key.size() + kEntryOverheadBytes, key));
     out_.metadata_.emplace_back(std::move(key), std::move(value));
     return absl::OkStatus();
   }
@@ -360,7 +365,9 @@ class GgufParser {
     t.size_bytes = blocks * static_cast<uint64_t>(traits->block_bytes);
     if (!ReadU64(&t.offset)) return Truncated(absl::StrCat("the offset of ", what));
     out_.tensor_index_.emplace(t.name, out_.tensors_.size());
-    RETURN_IF_ERROR(Hold(sizeof(GgufTensorInfo), t.name));
+    RETURN_IF_ERROR(Hold(2 * sizeof(GgufTensorInfo) + t.name.size() + kEntryOverheadBytes +
+                             t.dims.size() * sizeof(int64_t),
+                         t.name));
     out_.tensors_.push_back(std::move(t));
     return absl::OkStatus();
   }

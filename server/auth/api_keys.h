@@ -44,8 +44,8 @@ class ApiKeys {
   // printable ASCII bytes without spaces. Errors name `source` and the line,
   // never the key. Default role: user; default tenant: none.
   static absl::StatusOr<ApiKeys> Parse(std::string_view text, std::string_view source);
-  // A file with no keys (or not a regular file) is INVALID_ARGUMENT: asked
-  // for keys, the server never runs without any.
+  // A file with no keys (or a directory) is INVALID_ARGUMENT: asked for
+  // keys, the server never runs without any.
   static absl::StatusOr<ApiKeys> FromFile(const std::string& path);
   // What the server runs with: `file`'s keys (when given) plus `env_key`
   // (COHOST_API_KEY's value when set and non-empty), an admin key.

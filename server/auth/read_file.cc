@@ -12,10 +12,10 @@ namespace cohost::server::auth {
 absl::StatusOr<std::string> ReadSmallFile(std::string_view what, const std::string& path,
                                           size_t max_bytes) {
   std::error_code ec;
-  if (std::filesystem::exists(path, ec) && !std::filesystem::is_regular_file(path, ec)) {
-    // A directory opens, and reads as empty.
-    return absl::InvalidArgumentError(
-        absl::StrCat(std::string(what), " ", path, ": not a regular file"));
+  if (std::filesystem::is_directory(path, ec)) {
+    // A directory opens, and reads as empty. (A pipe is read: --api-key-file
+    // <(vault ...).)
+    return absl::InvalidArgumentError(absl::StrCat(std::string(what), " ", path, ": a directory"));
   }
   std::ifstream in(path, std::ios::binary);
   if (!in)

@@ -346,9 +346,12 @@ bool CompletionCall::Pump() {
     // "Content-Length: 0" (the body so far) and keep it; without the ask it
     // sends no length and closes at the end. (HTTP/1.1 streams are chunked,
     // and keep-alive is its default: the ask changes nothing there.)
+    // (libevent reads the first Connection header, and takes any value that
+    // starts "keep-alive" as the ask: "keep-alive, TE" too.)
     evkeyvalq* asked = evhttp_request_get_input_headers(req_);
-    if (const char* c = evhttp_find_header(asked, "Connection");
-        c != nullptr && absl::EqualsIgnoreCase(c, "keep-alive")) {
+    for (const char* c = evhttp_find_header(asked, "Connection");
+         c != nullptr && absl::StartsWithIgnoreCase(c, "keep-alive");
+         c = evhttp_find_header(asked, "Connection")) {
       evhttp_remove_header(asked, "Connection");
     }
     evkeyvalq* headers = evhttp_request_get_output_headers(req_);
