@@ -127,6 +127,7 @@ absl::StatusOr<TokenizerSpec> TokenizerFromGguf(const GgufFile& f, int32_t vocab
   spec.add_bos = spm;  // llama.cpp's defaults when the file does not say
   spec.add_eos = false;
   spec.add_space_prefix = spm;
+  spec.space_prefix_after_special = spm;  // llama.cpp's tokenizer
   RETURN_IF_ERROR(GetFlag(f, "tokenizer.ggml.add_bos_token", &spec.add_bos));
   RETURN_IF_ERROR(GetFlag(f, "tokenizer.ggml.add_eos_token", &spec.add_eos));
   if (absl::Status s = GetFlag(f, "tokenizer.ggml.add_space_prefix", &spec.add_space_prefix);

@@ -42,7 +42,12 @@ struct TokenizerSpec {
   bool add_bos = false;
   bool add_eos = false;
   bool add_space_prefix = true;  // SentencePiece: prepend "▁" to the input
-  std::string chat_template;     // Jinja source from the model; used to pick a format
+  // SentencePiece with add_space_prefix: to each run of text after a special
+  // token too (llama.cpp's rule, and Hugging Face's legacy Llama tokenizers:
+  // "<s>[INST]" encodes "▁[" as they do), not to the text's start alone
+  // (Hugging Face's prepend_scheme "first").
+  bool space_prefix_after_special = false;
+  std::string chat_template;  // Jinja source from the model; used to pick a format
 };
 
 }  // namespace cohost::runtime

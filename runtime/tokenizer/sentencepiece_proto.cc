@@ -207,6 +207,9 @@ absl::StatusOr<TokenizerSpec> ReadSentencePieceModel(const std::string& path) {
   spec.add_bos = spec.bos_id >= 0;  // Llama's convention; tokenizer_config may override
   spec.add_eos = false;
   spec.add_space_prefix = facts.add_dummy_prefix;
+  // Hugging Face's LlamaTokenizer encodes each run between special tokens
+  // with the model (legacy, its default).
+  spec.space_prefix_after_special = true;
   return spec;
 }
 

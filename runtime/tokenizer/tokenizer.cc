@@ -78,6 +78,7 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::Create(const TokenizerSpec
   } else {
     ASSIGN_OR_RETURN(t->encoder_, SentencePieceBpe::Create(spec, t->types_));
     t->strips_leading_space_ = spec.add_space_prefix;
+    t->prefix_after_special_ = spec.space_prefix_after_special;
   }
 
   t->token_bytes_.resize(n);
@@ -123,8 +124,10 @@ absl::StatusOr<std::vector<int32_t>> Tokenizer::Encode(std::string_view text, bo
   size_t fragment_start = 0;
   auto flush_text = [&](size_t end) -> absl::Status {
     if (end <= fragment_start) return absl::OkStatus();
+    // A run after a special token starts a text for the space prefix too,
+    // where the spec says so.
     return encoder_->EncodeText(text.substr(fragment_start, end - fragment_start),
-                                fragment_start == 0, &ids);
+                                fragment_start == 0 || prefix_after_special_, &ids);
   };
   if (parse_special) {
     for (size_t pos = 0; pos < text.size();) {

@@ -79,6 +79,7 @@ class Tokenizer {
   // Special tokens by first byte, longest first, for the splitter.
   std::array<std::vector<int32_t>, 256> specials_by_first_byte_;
   bool strips_leading_space_ = false;
+  bool prefix_after_special_ = false;  // TokenizerSpec::space_prefix_after_special
   absl::StatusOr<ChatTemplate> chat_template_;
 };
 

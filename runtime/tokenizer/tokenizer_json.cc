@@ -203,10 +203,11 @@ absl::StatusOr<TokenizerSpec> ParseTokenizerJsonImpl(const json& j) {
              HasStep(decoder, "decoders", "ByteFallback")) {
     spec.kind = TokenizerKind::kSentencePiece;
     spec.pre_tokenizer.clear();
-    bool prepend = false;
+    bool prepend = false, prepend_after_special = false;
     for (const json& step : Steps(normalizer, "normalizers")) {
       const std::string type = StringOr(step, "type");
-      if (type == "Prepend") prepend = true;
+      // A normalizer runs on each run of text between added tokens.
+      if (type == "Prepend") prepend = prepend_after_special = true;
       // The SentencePiece conversion's two steps (a prefix, spaces as U+2581,
       // which the encoder does itself); others would change the text.
       if (type != "Prepend" && type != "Replace") {
@@ -217,10 +218,13 @@ absl::StatusOr<TokenizerSpec> ParseTokenizerJsonImpl(const json& j) {
     for (const json& step : Steps(pre, "pretokenizers")) {
       if (StringOr(step, "type") == "Metaspace") {
         const std::string scheme = StringOr(step, "prepend_scheme", "always");
-        prepend |= BoolOr(step, "add_prefix_space", scheme != "never");
+        const bool adds = BoolOr(step, "add_prefix_space", scheme != "never");
+        prepend |= adds;
+        prepend_after_special |= adds && scheme != "first";
       }
     }
     spec.add_space_prefix = prepend;
+    spec.space_prefix_after_special = prepend_after_special;
     spec.add_bos = true;  // the SentencePiece convention; tokenizer_config may override
     for (size_t id = 0; id < spec.tokens.size(); ++id) {
       uint8_t byte = 0;
@@ -353,6 +357,11 @@ absl::StatusOr<TokenizerSpec> LoadTokenizerSpecFromDirectory(const std::string& 
   // HF conversion approximates, so it wins when both are there.
   if (has_model && (!spec.ok() || spec->kind == TokenizerKind::kSentencePiece)) {
     auto from_model = ReadSentencePieceModel((root / "tokenizer.model").string());
+    // Where tokenizer.json says where the space prefix goes, transformers
+    // follows it (its fast tokenizer), not the model's legacy default.
+    if (from_model.ok() && spec.ok()) {
+      from_model->space_prefix_after_special = spec->space_prefix_after_special;
+    }
     if (from_model.ok() || !has_json) spec = std::move(from_model);
   }
   if (!spec.ok()) return spec.status();

@@ -216,6 +216,7 @@ TEST(GgufModelTest, SentencePieceDefaults) {
   EXPECT_THAT(mf->tokenizer.scores, ElementsAre(0, 0, 0, -1, -2, -3, -4, 0));
   EXPECT_TRUE(mf->tokenizer.add_bos);
   EXPECT_TRUE(mf->tokenizer.add_space_prefix);
+  EXPECT_TRUE(mf->tokenizer.space_prefix_after_special) << "llama.cpp's rule";
 }
 
 // rope_freqs.weight as llama.cpp's converter writes it for Llama-3 scaling.

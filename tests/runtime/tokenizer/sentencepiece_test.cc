@@ -167,6 +167,24 @@ TEST(SentencePieceTest, SpacePrefixOnlyAtTextStart) {
   EXPECT_EQ((*t)->Decode(*ids), "a b");  // nothing stripped without a prefix
 }
 
+// llama.cpp's rule (a GGUF's tokenizer), and Hugging Face's legacy Llama
+// tokenizers': each run of text after a special token gets the prefix too,
+// so a chat's later turns ("</s><s>[INST]") encode as the model saw them.
+TEST(SentencePieceTest, SpacePrefixAfterSpecialTokensWhereTheSpecSaysSo) {
+  TokenizerSpec spec = TinySpec();
+  spec.space_prefix_after_special = true;
+  auto t = Tokenizer::Create(spec);
+  ASSERT_TRUE(t.ok());
+  auto ids = (*t)->Encode("a</s>a", false, /*parse_special=*/true);
+  ASSERT_TRUE(ids.ok());
+  EXPECT_THAT(*ids, ElementsAre(12, 2, 12)) << "\"▁a\" both times";
+  ids = (*t)->Encode("a</s>a", false, /*parse_special=*/false);  // no specials: one run
+  ASSERT_TRUE(ids.ok());
+  EXPECT_EQ(ids->front(), 12);
+  // A GGUF's SentencePiece vocabulary says so (llama.cpp); a tokenizer.json
+  // with Metaspace's prepend_scheme "first" does not.
+}
+
 TEST(SentencePieceTest, MismatchedScoresAreAnError) {
   TokenizerSpec spec = TinySpec();
   spec.scores.pop_back();

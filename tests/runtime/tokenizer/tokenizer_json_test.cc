@@ -78,6 +78,15 @@ TEST(TokenizerJsonTest, SentencePieceConvertedDirectory) {
   EXPECT_THAT(Ids(*t, "zab", true), ElementsAre(1, 6, 0, 11));
   EXPECT_EQ(t->Decode(Ids(*t, "a\xC3\xA9\n", true)), "a\xC3\xA9\n");
   EXPECT_EQ(t->Decode(Ids(*t, "  abc", true)), "  abc");
+  // Its Prepend normalizer runs on each run of text between added tokens.
+  EXPECT_TRUE(spec.space_prefix_after_special);
+  // Metaspace with prepend_scheme "first" prefixes the start alone.
+  absl::StatusOr<TokenizerSpec> first = ParseTokenizerJson(
+      R"({"model": {"type": "BPE", "byte_fallback": true, "vocab": {"a": 0}},
+          "pre_tokenizer": {"type": "Metaspace", "prepend_scheme": "first"}})");
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_TRUE(first->add_space_prefix);
+  EXPECT_FALSE(first->space_prefix_after_special);
 }
 
 TEST(TokenizerJsonTest, MalformedInputsAreErrors) {
