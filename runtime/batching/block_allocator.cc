@@ -214,10 +214,8 @@ std::vector<BlockId> BlockAllocator::LookupPrefix(absl::Span<const BlockHash> ha
   std::vector<BlockId> found;
   if (!prefix_caching_) return found;
   for (BlockHash h : hashes) {
-    ++stats_.prefix_queries;
     auto it = cached_.find(h);
     if (it == cached_.end()) break;
-    ++stats_.prefix_hits;
     found.push_back(it->second);
   }
   return found;

@@ -69,9 +69,17 @@ class BlockAllocator {
   }
 
   // The longest run of leading hashes whose blocks are cached, as block ids
-  // (possibly in use by others, possibly free but not yet evicted). Counts
-  // queries and hits in the stats. No references are taken.
+  // (possibly in use by others, possibly free but not yet evicted). No
+  // references are taken, nothing is counted (a lookup may be made again
+  // each step while its sequence waits; CountPrefixLookup counts the one that
+  // admitted it).
   std::vector<BlockId> LookupPrefix(absl::Span<const BlockHash> hashes);
+  // A lookup that admitted a sequence: `queried` leading blocks looked up,
+  // `found` of them cached.
+  void CountPrefixLookup(int32_t queried, int32_t found) {
+    stats_.prefix_queries += queried;
+    stats_.prefix_hits += found;
+  }
   // The length of that run, without counting a query in the stats.
   int32_t CachedPrefixLength(absl::Span<const BlockHash> hashes) const;
 

@@ -99,6 +99,12 @@ bool KvCacheManager::Allocate(Sequence& seq, int32_t num_new_tokens,
   if (needed > free_after_acquire) return false;
 
   // Apply: nothing below can fail.
+  if (fresh && prefix_caching_) {
+    // What FindCachedPrefix looked up for this admission: the leading blocks
+    // up to the first miss.
+    const int32_t cacheable = BlockAllocator::CacheablePrefixBlocks(seq.num_tokens(), bs);
+    allocator_.CountPrefixLookup(std::min(cacheable, num_cached + 1), num_cached);
+  }
   if (fresh) {
     allocator_.Acquire(cached_prefix);
     seq.block_table = cached_prefix;

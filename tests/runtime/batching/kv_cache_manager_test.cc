@@ -194,6 +194,28 @@ TEST(KvCacheManagerTest, SameBlockTokensAtAnotherPositionMiss) {
   EXPECT_NE(b.block_hashes[1], a.block_hashes[1]);
 }
 
+// A sequence waiting for memory looks its prefix up at every step: the
+// counts take the lookup that admits it alone (a 10-block prefix waiting 100
+// steps read as 1,000 queries and hits).
+TEST(KvCacheManagerTest, OnlyTheLookupThatAdmitsIsCounted) {
+  KvCacheManager kv(9, kBs, /*enable_prefix_caching=*/true);
+  Sequence a = MakeSeq(1, Range(9));
+  Prefill(kv, a);  // caches its two full blocks
+  kv.Free(a);
+  const BlockAllocatorStats before = kv.Stats();  // a's own admission: one miss
+  EXPECT_EQ(before.prefix_queries, 1);
+  Sequence b = MakeSeq(2, Range(13));
+  std::vector<BlockId> cached;
+  for (int step = 0; step < 5; ++step) cached = kv.FindCachedPrefix(b);
+  ASSERT_EQ(cached.size(), 2u);
+  EXPECT_EQ(kv.Stats().prefix_queries, before.prefix_queries);
+  EXPECT_EQ(kv.Stats().prefix_hits, before.prefix_hits);
+  ASSERT_TRUE(kv.Allocate(b, 5, cached));
+  EXPECT_EQ(kv.Stats().prefix_queries - before.prefix_queries, 3)
+      << "two hits and the miss after them";
+  EXPECT_EQ(kv.Stats().prefix_hits - before.prefix_hits, 2);
+}
+
 TEST(KvCacheManagerTest, PrefixCachingDisabledNeverHits) {
   KvCacheManager kv(9, kBs, /*enable_prefix_caching=*/false);
   Sequence a = MakeSeq(1, Range(9));
