@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -566,14 +567,13 @@ TEST_F(HttpFrontDoorTest, AnHttp10KeepAliveStreamIsEndedByTheClose) {
   const std::string payload = body.dump();
   // libevent takes any first Connection header starting "keep-alive" as the
   // ask; a second one counts once the first is gone.
-  for (const std::string connection :
-       {"Connection: keep-alive\r\n", "Connection: Keep-Alive, TE\r\n",
-        "Connection: keep-alive\r\nConnection: keep-alive\r\n"}) {
+  for (const char* connection : {"Connection: keep-alive\r\n", "Connection: Keep-Alive, TE\r\n",
+                                 "Connection: keep-alive\r\nConnection: keep-alive\r\n"}) {
     SCOPED_TRACE(connection);
     const int fd =
-        Connect(door_->port(), "POST /v1/completions HTTP/1.0\r\n" + connection +
-                                   "Content-Type: application/json\r\nContent-Length: " +
-                                   std::to_string(payload.size()) + "\r\n\r\n" + payload);
+        Connect(door_->port(), absl::StrCat("POST /v1/completions HTTP/1.0\r\n", connection,
+                                            "Content-Type: application/json\r\nContent-Length: ",
+                                            payload.size(), "\r\n\r\n", payload));
     ASSERT_GE(fd, 0);
     timeval wait{};
     wait.tv_sec = 30;
