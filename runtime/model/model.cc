@@ -97,7 +97,7 @@ absl::StatusOr<DeviceBuffer> UploadConcat(Backend* backend,
   for (const HostTensor* t : parts) {
     const auto count = static_cast<size_t>(t->numel());
     if (t->quantized()) {
-      RETURN_IF_ERROR(DequantizeToF32(t->raw_type, t->raw, t->numel(),
+      RETURN_IF_ERROR(DequantizeToF32(t->raw_type, t->stored(), t->numel(),
                                       absl::MakeSpan(joined.data() + at, count)));
     } else {
       std::copy(t->data.begin(), t->data.end(), joined.begin() + static_cast<ptrdiff_t>(at));

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <functional>
 #include <limits>
 #include <map>
@@ -27,6 +28,7 @@
 #include "runtime/model/batch.h"
 #include "runtime/model/kv_cache.h"
 #include "runtime/sampling/logprobs.h"
+#include "tests/runtime/loader/tiny_gguf_model.h"
 #include "tests/support/forwarding_backend.h"
 
 namespace cohost::runtime {
@@ -681,6 +683,40 @@ class OneHeadDimBackend final : public cohost::testing::ForwardingBackend {
  private:
   int32_t head_dim_;
 };
+
+// A fused group with a part that stays fp32 (q in F32, k in F16, v in Q4_1)
+// cannot stay as stored, so its kept parts are dequantized: mapped from the
+// file (the CPU's default), they were read from the empty copy, and the model
+// could not be built. Mapped and copied, it computes the same logits.
+TEST(ModelCreateTest, AMixedGroupMappedFromTheFileBuildsAsCopied) {
+  testing::TinyOptions o;
+  o.quantized_attention = false;
+  const std::string path = testing::TempPath("model_mapped_mixed.gguf");
+  testing::WriteFile(path, testing::MakeTinyModel(o).writer.Build());
+  LoadOptions keep;
+  keep.keep_quantized = true;
+  absl::StatusOr<ModelFile> copied = LoadModelFile(path, keep);
+  keep.map_weights = true;
+  absl::StatusOr<ModelFile> mapped = LoadModelFile(path, keep);
+  std::filesystem::remove(path);  // the mapping holds the file
+  ASSERT_TRUE(copied.ok()) << copied.status();
+  ASSERT_TRUE(mapped.ok()) << mapped.status();
+  std::unique_ptr<kernels::Backend> be = kernels::MakeCpuBackend(1);
+  std::vector<float> want, got;
+  for (auto [file, out] : {std::pair{&*copied, &want}, {&*mapped, &got}}) {
+    absl::StatusOr<std::unique_ptr<Model>> model = Model::Create(*file, be.get());
+    ASSERT_TRUE(model.ok()) << model.status();
+    auto kv = KvCache::Create(be.get(), file->config, 4, 16);
+    ASSERT_TRUE(kv.ok()) << kv.status();
+    Seq seq;
+    seq.pages = {0, 1, 2, 3};
+    ASSERT_TRUE((*model)->Forward(MakeBatch({{&seq, {1, 5, 2, 7, 3}}}, 16, true), **kv, out).ok());
+  }
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    EXPECT_NEAR(got[i], want[i], 1e-4f * (1 + std::fabs(want[i]))) << i;
+  }
+}
 
 TEST(ModelCreateTest, AHeadSizeWithoutKernelsIsRefusedBeforeAnyUpload) {
   const Variant v{"checks", true, false, false, 16};
