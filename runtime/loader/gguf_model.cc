@@ -157,16 +157,32 @@ absl::StatusOr<ModelConfig> ConfigFromGguf(const GgufFile& f) {
   ASSIGN_OR_RETURN(auto theta, f.GetFloat(p + "rope.freq_base"));
   c.rope_theta = static_cast<float>(theta.value_or(10000.0));
   ASSIGN_OR_RETURN(auto scaling, f.GetString(p + "rope.scaling.type"));
-  if (scaling.has_value() && *scaling != "none") {
-    ASSIGN_OR_RETURN(auto factor, f.GetFloat(p + "rope.scaling.factor"));
-    if (*scaling != "linear" || factor.value_or(1.0) != 1.0) {
-      return absl::UnimplementedError(absl::StrFormat(
-          "%s: rope scaling '%s' is not supported (Llama-3 scaling comes from rope_freqs.weight)",
-          f.path(), *scaling));
-    }
+  ASSIGN_OR_RETURN(auto factor, f.GetFloat(p + "rope.scaling.factor"));
+  // The older key, which llama.cpp still reads: linear scaling by it.
+  ASSIGN_OR_RETURN(auto scale_linear, f.GetFloat(p + "rope.scale_linear"));
+  // A factor without a type is linear to llama.cpp; "none" ignores it.
+  const std::string type = scaling.value_or("linear");
+  if (type != "none" && (factor.value_or(1.0) != 1.0 || type != "linear")) {
+    return absl::UnimplementedError(absl::StrFormat(
+        "%s: rope scaling '%s' (factor %g) is not supported (Llama-3 scaling comes from "
+        "rope_freqs.weight)",
+        f.path(), type, factor.value_or(1.0)));
+  }
+  if (scale_linear.value_or(1.0) != 1.0) {
+    return absl::UnimplementedError(
+        absl::StrFormat("%s: rope.scale_linear %g is not supported", f.path(), *scale_linear));
   }
   c.tie_word_embeddings = f.FindTensor("output.weight") == nullptr;
   c.attention_bias = f.FindTensor("blk.0.attn_q.bias") != nullptr;
+  // Biases llama.cpp adds where a file has them and cohost has no place for:
+  // refused, not left out of the sums.
+  for (const char* name : {"blk.0.attn_output.bias", "blk.0.ffn_gate.bias", "blk.0.ffn_up.bias",
+                           "blk.0.ffn_down.bias"}) {
+    if (f.FindTensor(name) != nullptr) {
+      return absl::UnimplementedError(
+          absl::StrFormat("%s: tensor '%s': this bias is not supported", f.path(), name));
+    }
+  }
   if (absl::Status s = c.Validate(); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(f.path(), ": ", s.message()));
   }

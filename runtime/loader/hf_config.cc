@@ -88,24 +88,27 @@ absl::StatusOr<std::string> Architecture(const nlohmann::json& j, const std::str
       path, seen));
 }
 
-absl::Status ParseRopeScaling(const nlohmann::json& j, const std::string& path, RopeScaling* r) {
+// `j` is the object under `key`: "rope_scaling", or transformers' newer
+// "rope_parameters" (which holds rope_theta too).
+absl::Status ParseRopeScaling(const nlohmann::json& j, const std::string& path,
+                              absl::string_view key, RopeScaling* r) {
   if (!j.is_object())
-    return absl::InvalidArgumentError(absl::StrCat(path, ": 'rope_scaling' must be an object"));
+    return absl::InvalidArgumentError(absl::StrCat(path, ": '", key, "' must be an object"));
   auto type = j.find("rope_type");
   if (type == j.end()) type = j.find("type");  // older configs
   if (type == j.end() || !type->is_string()) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": 'rope_scaling' has no rope_type"));
+    return absl::InvalidArgumentError(absl::StrCat(path, ": '", key, "' has no rope_type"));
   }
   const std::string& t = type->get_ref<const std::string&>();
   if (t == "default") return absl::OkStatus();
   if (t != "llama3") {
-    return absl::UnimplementedError(absl::StrFormat(
-        "%s: rope_scaling type '%s' is not supported (supported: llama3)", path, t));
+    return absl::UnimplementedError(
+        absl::StrFormat("%s: %s type '%s' is not supported (supported: llama3)", path, key, t));
   }
   r->kind = RopeScaling::Kind::kLlama3;
   Fields f(j, path);
-  for (const char* key : {"factor", "low_freq_factor", "high_freq_factor"}) {
-    if (f.Get(key) == nullptr) f.Fail(absl::StrCat("rope_scaling.", key), "is missing");
+  for (const char* field : {"factor", "low_freq_factor", "high_freq_factor"}) {
+    if (f.Get(field) == nullptr) f.Fail(absl::StrCat(key, ".", field), "is missing");
   }
   f.Float("factor", &r->factor);
   f.Float("low_freq_factor", &r->low_freq_factor);
@@ -143,7 +146,27 @@ absl::StatusOr<ModelConfig> ParseHfConfig(absl::string_view json_text, const std
   f.Float("rope_theta", &c.rope_theta);
   f.Bool("tie_word_embeddings", &c.tie_word_embeddings);
   f.Bool("attention_bias", &c.attention_bias);
+  bool mlp_bias = false;
+  f.Bool("mlp_bias", &mlp_bias);
   if (!f.status().ok()) return f.status();
+  // What these models compute and cohost does not: refused, not run without.
+  if (const nlohmann::json* act = f.Get("hidden_act");
+      act != nullptr && !(act->is_string() && act->get_ref<const std::string&>() == "silu")) {
+    return absl::UnimplementedError(absl::StrCat(
+        path, ": hidden_act ",
+        act->is_string()
+            ? absl::StrCat("\"", act->get_ref<const std::string&>().substr(0, 64), "\"")
+            : std::string("(not a string)"),
+        " is not supported (supported: \"silu\")"));
+  }
+  if (mlp_bias) {
+    return absl::UnimplementedError(absl::StrCat(path, ": mlp_bias is not supported"));
+  }
+  if (c.attention_bias && c.architecture == "llama") {
+    // transformers' Llama puts it on o_proj too; only q/k/v biases are run.
+    return absl::UnimplementedError(
+        absl::StrCat(path, ": attention_bias (a bias on o_proj too) is not supported for Llama"));
+  }
   if (c.num_kv_heads == 0) c.num_kv_heads = c.num_heads;
   if (c.head_dim == 0 && c.num_heads > 0) c.head_dim = c.hidden_size / c.num_heads;
   if (c.architecture == "qwen2") {
@@ -162,8 +185,15 @@ absl::StatusOr<ModelConfig> ParseHfConfig(absl::string_view json_text, const std
     if (!f.status().ok()) return f.status();
     if (window > 0 && window < c.max_position_embeddings) c.max_position_embeddings = window;
   }
-  if (const nlohmann::json* rs = f.Get("rope_scaling"); rs != nullptr) {
-    RETURN_IF_ERROR(ParseRopeScaling(*rs, path, &c.rope_scaling));
+  // transformers' newer form holds the theta and the scaling in one object;
+  // where both forms are there, it is the one transformers reads.
+  if (const nlohmann::json* rp = f.Get("rope_parameters"); rp != nullptr) {
+    RETURN_IF_ERROR(ParseRopeScaling(*rp, path, "rope_parameters", &c.rope_scaling));
+    Fields params(*rp, path);
+    params.Float("rope_theta", &c.rope_theta);
+    RETURN_IF_ERROR(params.status());
+  } else if (const nlohmann::json* rs = f.Get("rope_scaling"); rs != nullptr) {
+    RETURN_IF_ERROR(ParseRopeScaling(*rs, path, "rope_scaling", &c.rope_scaling));
   }
   if (absl::Status s = c.Validate(); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": ", s.message()));

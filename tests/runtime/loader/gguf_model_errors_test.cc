@@ -140,6 +140,25 @@ TEST(GgufModelTest, ConfigProblems) {
     m.writer.AddString("llama.rope.scaling.type", "yarn");
     ExpectLoadError(m.writer, absl::StatusCode::kUnimplemented, "rope scaling 'yarn'");
   }
+  // Linear scaling that llama.cpp applies: by the older key, or a factor
+  // without a type (linear to it); refused, not run unscaled.
+  {
+    TinyModel m = MakeTinyModel();
+    m.writer.AddF32("llama.rope.scale_linear", 4.f);
+    ExpectLoadError(m.writer, absl::StatusCode::kUnimplemented, "rope.scale_linear 4");
+  }
+  {
+    TinyModel m = MakeTinyModel();
+    m.writer.AddF32("llama.rope.scaling.factor", 4.f);
+    ExpectLoadError(m.writer, absl::StatusCode::kUnimplemented, "rope scaling 'linear' (factor 4)");
+  }
+  // Biases llama.cpp adds where a file has them, and cohost has no place for.
+  {
+    TinyModel m = MakeTinyModel();
+    m.writer.AddF32Tensor("blk.0.attn_output.bias", {static_cast<uint64_t>(kHidden)},
+                          std::vector<float>(kHidden, 0.5f));
+    ExpectLoadError(m.writer, absl::StatusCode::kUnimplemented, "'blk.0.attn_output.bias'");
+  }
   {
     TinyModel m = MakeTinyModel();
     SetMeta(m.writer, "llama.attention.layer_norm_rms_epsilon", kGF32,

@@ -263,6 +263,24 @@ TEST(HfConfigTest, RopeScalingAndMistral) {
   c = ParseEdited({{R"("rope_scaling": null)", R"("rope_scaling": {"type": "default"})"}});
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->rope_scaling.kind, RopeScaling::Kind::kNone);
+
+  // transformers' newer form: the theta and the scaling in one object (a
+  // top-level theta may be null then; it was read as the 10000 default).
+  c = ParseEdited({{R"("rope_theta": 10000.0)", R"("rope_theta": null)"},
+                   {R"("rope_scaling": null)",
+                    R"("rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0})"}});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->rope_theta, 1e6f);
+  EXPECT_EQ(c->rope_scaling.kind, RopeScaling::Kind::kNone);
+  c = ParseEdited(
+      {{R"("rope_scaling": null)",
+        R"("rope_parameters": {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0,
+            "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+            "original_max_position_embeddings": 8192})"}});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->rope_theta, 5e5f);
+  EXPECT_EQ(c->rope_scaling.kind, RopeScaling::Kind::kLlama3);
+  EXPECT_EQ(c->rope_scaling.factor, 8.f);
 }
 
 TEST(HfConfigTest, Errors) {
@@ -327,6 +345,21 @@ TEST(HfConfigTest, Errors) {
         {R"("rope_scaling": null)", R"("use_sliding_window": true)"}},
        absl::StatusCode::kUnimplemented,
        "use_sliding_window"},
+      // What these models compute and cohost does not: refused, not run
+      // without.
+      {{{R"("rope_scaling": null)",
+         R"("rope_parameters": {"rope_type": "yarn", "rope_theta": 1e6, "factor": 4.0})"}},
+       absl::StatusCode::kUnimplemented,
+       "rope_parameters type 'yarn'"},
+      {{{R"("rope_scaling": null)", R"("hidden_act": "gelu")"}},
+       absl::StatusCode::kUnimplemented,
+       "hidden_act \"gelu\""},
+      {{{R"("rope_scaling": null)", R"("mlp_bias": true)"}},
+       absl::StatusCode::kUnimplemented,
+       "mlp_bias"},
+      {{{R"("rope_scaling": null)", R"("attention_bias": true)"}},
+       absl::StatusCode::kUnimplemented,
+       "attention_bias"},
   };
   for (const auto& c : cases) {
     absl::StatusOr<ModelConfig> config = ParseEdited(c.edits);
