@@ -62,6 +62,12 @@ class CudaBackend final : public Backend {
     cudaSetDevice(device_);
     if (scratch_ != nullptr) cudaFreeAsync(scratch_, stream_);
     cudaStreamSynchronize(stream_);  // no matmul still runs on cuBLASLt's handle
+    // Ranges still backed (an owner that never unbacked them) go back to the
+    // device: their handles are this context's.
+    for (const auto& [addr, backed] : backed_) {
+      vm_.unmap(addr, backed.bytes);
+      vm_.release(backed.handle);
+    }
     lt_.reset();                     // frees its workspace on the stream
     cudaStreamSynchronize(stream_);
     blas_->destroy(cublas_);
@@ -212,15 +218,19 @@ class CudaBackend final : public Backend {
     return absl::OkStatus();
   }
 
+  // A release, as Free is: done after a recorded error too (the KV memory
+  // of a context that failed must go back to the device, or the pool would
+  // count it free while it stays mapped).
   absl::Status UnbackRange(void* addr, size_t bytes) override {
-    RETURN_IF_ERROR(Enter());
+    Record(CudaStatus(cudaSetDevice(device_), "cudaSetDevice"));
     auto it = backed_.find(reinterpret_cast<uintptr_t>(addr));
     if (it == backed_.end() || it->second.bytes != bytes) {
       return absl::InvalidArgumentError("cuda: range was not backed as one piece");
     }
-    // Work queued before now may still read the range.
-    RETURN_IF_ERROR(CudaStatus(cudaStreamSynchronize(stream_), "cudaStreamSynchronize"));
-    absl::Status s = vm_.Check(vm_.unmap(it->first, bytes), "cuMemUnmap");
+    // Work queued before now may still read the range. (A stream that failed
+    // runs nothing more: the range is released all the same.)
+    absl::Status s = CudaStatus(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
+    s.Update(vm_.Check(vm_.unmap(it->first, bytes), "cuMemUnmap"));
     s.Update(vm_.Check(vm_.release(it->second.handle), "cuMemRelease"));
     backed_.erase(it);
     return s;

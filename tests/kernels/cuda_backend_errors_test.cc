@@ -393,6 +393,26 @@ TEST_F(CudaBackendErrorsTest, EachContextKeepsItsOwnError) {
   EXPECT_EQ(x, std::vector<float>(64, 2.f)) << "a sibling context still computes";
 }
 
+// A context that recorded an error still gives its KV memory back: the range
+// returns to the device (it stayed mapped, while the pool counted it free).
+TEST_F(CudaBackendErrorsTest, AFailedContextStillUnbacksItsKvMemory) {
+  absl::StatusOr<std::unique_ptr<Backend>> context = backend().NewContext();
+  ASSERT_TRUE(context.ok()) << context.status();
+  Backend& b = **context;
+  if (b.vm_granularity() == 0) GTEST_SKIP() << "no virtual memory management on this device";
+  const size_t bytes = ((size_t{256} << 20) / b.vm_granularity()) * b.vm_granularity();
+  absl::StatusOr<void*> base = b.ReserveAddressSpace(bytes);
+  if (!base.ok()) GTEST_SKIP() << base.status();
+  ASSERT_TRUE(b.BackRange(*base, bytes).ok());
+  const uint64_t free_while_backed = backend().Caps().free_memory;
+  b.Gemm(a_.x, a_.w, nullptr, -1, 8, 8, a_.out);  // an error the context keeps
+  EXPECT_FALSE(b.Synchronize().ok());
+  EXPECT_TRUE(b.UnbackRange(*base, bytes).ok());
+  b.ReleaseAddressSpace(*base, bytes);
+  EXPECT_GE(backend().Caps().free_memory, free_while_backed + bytes / 2)
+      << "the range went back to the device";
+}
+
 TEST(CpuContextTest, TheCpuHasNothingPerModelToSeparate) {
   std::unique_ptr<Backend> cpu = MakeCpuBackend(1);
   absl::StatusOr<std::unique_ptr<Backend>> context = cpu->NewContext();
