@@ -68,7 +68,7 @@ class CudaBackend final : public Backend {
       vm_.unmap(addr, backed.bytes);
       vm_.release(backed.handle);
     }
-    lt_.reset();                     // frees its workspace on the stream
+    lt_.reset();  // frees its workspace on the stream
     cudaStreamSynchronize(stream_);
     blas_->destroy(cublas_);
     cudaStreamDestroy(stream_);

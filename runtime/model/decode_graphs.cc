@@ -49,8 +49,13 @@ void DecodeGraphs::Reset() {
 }
 
 void DecodeGraphs::Clear() {
-  // The shapes' eager runs still count: what grew for them is in place.
-  for (auto& [shape, entry] : entries_) entry.graph.reset();
+  // The shapes' eager runs still count: what grew for them is in place. A
+  // refusal is tried again: it may have been the growth, in the capture,
+  // that the eager run after it did (a scratch the first step could not grow).
+  for (auto& [shape, entry] : entries_) {
+    entry.graph.reset();
+    entry.refused = false;
+  }
   graphs_ = 0;
 }
 

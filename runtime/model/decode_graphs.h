@@ -49,7 +49,8 @@ class DecodeGraphs {
   // last one's drops every graph and shape seen: those will not come again.
   absl::Status Run(const DecodeShape& shape, const std::function<void()>& issue);
   // Drops every graph (the model moved a buffer they point at, or the
-  // backend its scratch); each shape is captured again at its next step.
+  // backend its scratch); each shape is captured again at its next step,
+  // one refused before too.
   void Clear();
 
   const DecodeGraphStats& stats() const { return stats_; }

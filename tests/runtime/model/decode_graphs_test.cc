@@ -223,6 +223,42 @@ TEST_F(DecodeGraphsTest, ABackendThatRefusesACaptureRunsEveryStepEagerly) {
   EXPECT_EQ(s.refusals, 2);  // three sequences, and two; each refused once
 }
 
+// A capture refused because something had to grow in it (a scratch the
+// step before could not grow, under memory pressure) is tried again once the
+// eager run after it grew it (the backend's capture epoch moves): the shape
+// was eager for good before.
+class RefusesOnceBackend final : public cohost::testing::ForwardingBackend {
+ public:
+  using ForwardingBackend::ForwardingBackend;
+  bool can_capture() const override { return true; }
+  uint64_t capture_epoch() const override { return inner().capture_epoch() + grown_; }
+  absl::StatusOr<std::unique_ptr<kernels::OpGraph>> Capture(
+      const std::function<void()>& issue) override {
+    if (grown_ == 0) {
+      ++grown_;  // the eager run after this refusal grows what it needed
+      return absl::FailedPreconditionError("an allocation while recording");
+    }
+    return inner().Capture(issue);
+  }
+
+ private:
+  uint64_t grown_ = 0;
+};
+
+TEST_F(DecodeGraphsTest, ARefusalIsTriedAgainOnceWhatItNeededHasGrown) {
+  Side eager, graphs;
+  eager.Open(file_, kernels::MakeCpuBackend(1), false);
+  graphs.Open(file_,
+              std::make_unique<RefusesOnceBackend>(
+                  std::make_unique<cohost::testing::RecordingBackend>(kernels::MakeCpuBackend(1))),
+              true);
+  RunBoth(eager, graphs, 100);
+  const DecodeGraphStats s = graphs.model->decode_graph_stats();
+  EXPECT_EQ(s.refusals, 1);
+  EXPECT_EQ(s.captures, 3) << "every shape, the refused one too";
+  EXPECT_GE(s.launches, 70);
+}
+
 // The CPU never captures: graphs asked for are not even tried.
 TEST_F(DecodeGraphsTest, OnTheCpuGraphsAreNeverTried) {
   Side eager, graphs;
