@@ -32,8 +32,8 @@ inline constexpr int kAttnMinSplitKeys = 128;
 inline constexpr int kAttnMaxSplits = 64;
 inline constexpr int64_t kAttnMaxWorkspaceBytes = int64_t{64} << 20;
 
-// The longest new-token run of one sequence: max_query_len is a hint (0:
-// unknown), and num_tokens always bounds it.
+// The longest new-token run of one sequence: max_query_len where given (it
+// must bound every run; 0: unknown), and num_tokens always bounds it.
 inline int32_t MaxQueryLen(const BatchLayout& batch) {
   return batch.max_query_len > 0 && batch.max_query_len < batch.num_tokens ? batch.max_query_len
                                                                            : batch.num_tokens;

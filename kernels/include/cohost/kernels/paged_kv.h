@@ -35,7 +35,10 @@ struct BatchLayout {
   int32_t num_seqs = 0;
   int32_t num_tokens = 0;
   int32_t max_blocks_per_seq = 0;
-  int32_t max_query_len = 0;    // longest new-token run of one sequence (planning hint)
+  // The longest new-token run of one sequence; 0: unknown (num_tokens bounds
+  // it then). Given, it must bound every run: the CUDA kernels size their
+  // grid by it (rows past it would go unwritten).
+  int32_t max_query_len = 0;
   int32_t max_context_len = 0;  // longest context_lens entry (planning hint)
 };
 
