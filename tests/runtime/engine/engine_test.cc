@@ -22,6 +22,7 @@
 #include "runtime/tokenizer/tokenizer.h"
 #include "tests/support/forwarding_backend.h"
 #include "tests/support/recording_backend.h"
+#include "tests/support/sentencepiece_spec.h"
 #include "tests/support/tiny_model.h"
 #include "tests/support/wait_for.h"
 
@@ -922,15 +923,7 @@ TEST_F(EngineTest, RunLoopWithConcurrentSubmittersAndAborters) {
 // SentencePiece model keeps its space (" Paris"; it was dropped, as at the
 // start of a text). A prompt of control tokens alone (BOS) starts the text.
 TEST(LiveRequestTest, ACompletionAfterPromptTextKeepsItsLeadingSpace) {
-  TokenizerSpec s;
-  s.kind = TokenizerKind::kSentencePiece;
-  s.tokens = {"<unk>", "<s>", "\xE2\x96\x81Paris", "\xE2\x96\x81is"};
-  s.scores = {0, 0, -1, -2};
-  s.token_types = {TokenType::kUnknown, TokenType::kControl, TokenType::kNormal,
-                   TokenType::kNormal};
-  s.unk_id = 0;
-  s.bos_id = 1;
-  s.add_space_prefix = true;
+  const TokenizerSpec s = cohost::testing::ParisSentencePieceSpec();
   const std::unique_ptr<Tokenizer> t = Tokenizer::Create(s).value();
   GenerateRequest after_text;
   after_text.prompt_ids = {1, 3};  // "<s> is"

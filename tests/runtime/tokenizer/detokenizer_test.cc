@@ -7,6 +7,7 @@
 
 #include "runtime/tokenizer/tokenizer.h"
 #include "runtime/tokenizer/unicode.h"
+#include "tests/support/sentencepiece_spec.h"
 
 namespace cohost::runtime {
 namespace {
@@ -111,15 +112,7 @@ TEST(IncrementalDetokenizerTest, SentencePieceDropsTheFirstPrefixSpace) {
 // text's start (as Decode does), kept on a continuation (a completion after
 // a prompt's text: " Paris", as llama.cpp's and vLLM's servers give).
 TEST(IncrementalDetokenizerTest, TheSpacePrefixIsDroppedOnlyAtTheTextsStart) {
-  TokenizerSpec s;
-  s.kind = TokenizerKind::kSentencePiece;
-  s.tokens = {"<unk>", "<s>", "\xE2\x96\x81Paris", "\xE2\x96\x81is"};
-  s.scores = {0, 0, -1, -2};
-  s.token_types = {TokenType::kUnknown, TokenType::kControl, TokenType::kNormal,
-                   TokenType::kNormal};
-  s.unk_id = 0;
-  s.bos_id = 1;
-  s.add_space_prefix = true;
+  const TokenizerSpec s = cohost::testing::ParisSentencePieceSpec();
   auto t = Tokenizer::Create(s);
   ASSERT_TRUE(t.ok()) << t.status();
   IncrementalDetokenizer from_start(**t);
