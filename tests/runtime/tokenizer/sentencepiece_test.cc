@@ -13,6 +13,8 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "runtime/loader/gguf_reader.h"
+#include "runtime/loader/model_loading.h"
 #include "runtime/tokenizer/tokenizer.h"
 
 namespace cohost::runtime {
@@ -61,6 +63,30 @@ TEST(SentencePieceReferenceTest, MatchesSentencePieceLibrary) {
     ASSERT_FALSE(with_bos->empty());
     EXPECT_EQ(with_bos->front(), t.bos_id());
     EXPECT_EQ(t.Decode(*with_bos), c["decoded"].get<std::string>());
+  }
+}
+
+// llama.cpp's tokenization of text that special tokens split (a chat's
+// turns), on the same vocabulary as a GGUF's: a vocab-only GGUF of the model
+// above, and the ids llama-cpp-python gave
+// (scripts/make_llamacpp_spm_reference.py). llama.cpp prefixes a space to
+// each run of text after a special token.
+TEST(SentencePieceReferenceTest, MatchesLlamaCppWithSpecialTokens) {
+  absl::StatusOr<GgufFile> file = GgufFile::Open(kDataDir + "/sentencepiece_bpe/vocab.gguf");
+  ASSERT_TRUE(file.ok()) << file.status();
+  absl::StatusOr<TokenizerSpec> spec = TokenizerFromGguf(*file, /*vocab_size=*/1 << 16);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  auto t = Tokenizer::Create(*spec);
+  ASSERT_TRUE(t.ok()) << t.status();
+  const nlohmann::json ref = ReadJson(kDataDir + "/llamacpp_spm_reference.json");
+  ASSERT_GE(ref["cases"].size(), 20u);
+  for (const auto& c : ref["cases"]) {
+    const std::string text = c["text"];
+    const bool add_bos = c["add_bos"];
+    SCOPED_TRACE(absl::StrCat(text, add_bos ? " (with BOS)" : ""));
+    const auto ids = (*t)->Encode(text, add_bos, /*parse_special=*/true);
+    ASSERT_TRUE(ids.ok()) << ids.status();
+    EXPECT_THAT(*ids, ElementsAreArray(c["ids"].get<std::vector<int32_t>>()));
   }
 }
 
