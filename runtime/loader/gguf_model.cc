@@ -82,7 +82,9 @@ absl::Status DeriveLlama3Scaling(const GgufFile& f, const GgufTensorInfo& info, 
       !st.ok()) {
     return st;
   }
-  if (r.factor == 1.f) return absl::OkStatus();  // all ones: no scaling
+  // All ones: no scaling. (A largest entry of 1 alone is not: the others
+  // would divide their frequencies.)
+  if (std::all_of(v.begin(), v.end(), [](float x) { return x == 1.f; })) return absl::OkStatus();
   std::vector<double> want = Llama3RopeFactors(r, c->rope_theta, c->head_dim);
   for (size_t i = 0; i < v.size(); ++i) {
     if (!(std::abs(v[i] - want[i]) <= 1e-4 * want[i])) {

@@ -279,6 +279,22 @@ TEST(GgufModelTest, Llama3RopeScalingFromRopeFreqs) {
   other.writer.AddF32Tensor("rope_freqs.weight", {kHeadDim / 2}, odd);
   ExpectLoadError(other.writer, absl::StatusCode::kUnimplemented,
                   "does not match Llama-3 RoPE scaling");
+
+  // Ones but one entry below: llama.cpp would divide that frequency; it was
+  // taken as "no scaling" because the largest entry is 1.
+  TinyModel below = MakeTinyModel();
+  std::vector<float> ones(kHeadDim / 2, 1.f);
+  ones.back() = 0.25f;
+  below.writer.AddF32Tensor("rope_freqs.weight", {kHeadDim / 2}, ones);
+  ExpectLoadError(below.writer, absl::StatusCode::kUnimplemented,
+                  "does not match Llama-3 RoPE scaling");
+  // All ones: no scaling.
+  TinyModel plain = MakeTinyModel();
+  plain.writer.AddF32Tensor("rope_freqs.weight", {kHeadDim / 2},
+                            std::vector<float>(kHeadDim / 2, 1.f));
+  absl::StatusOr<ModelFile> none = LoadBytes(plain.writer.Build());
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_EQ(none->config.rope_scaling.kind, RopeScaling::Kind::kNone);
 }
 
 }  // namespace
