@@ -178,6 +178,9 @@ absl::StatusOr<ModelConfig> ParseHfConfig(absl::string_view json_text, const std
       return absl::UnimplementedError(absl::StrCat(path, ": use_sliding_window is not supported"));
   }
   if (c.architecture == "mistral") {
+    // transformers' Mistral has no attention_bias: its projections never
+    // have biases, whatever the key says.
+    c.attention_bias = false;
     // Sliding-window attention equals full attention within the window, so we
     // serve contexts up to the window only.
     int32_t window = 0;

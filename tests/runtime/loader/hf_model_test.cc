@@ -259,6 +259,11 @@ TEST(HfConfigTest, RopeScalingAndMistral) {
   EXPECT_EQ(c->architecture, "mistral");
   EXPECT_EQ(c->max_position_embeddings, 128);  // served up to the window only
   EXPECT_EQ(c->head_dim, 16);
+  // transformers' Mistral reads no attention_bias (it expected q/k/v biases).
+  c = ParseEdited({{"LlamaForCausalLM", "MistralForCausalLM"},
+                   {R"("rope_scaling": null)", R"("attention_bias": true)"}});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_FALSE(c->attention_bias);
 
   c = ParseEdited({{R"("rope_scaling": null)", R"("rope_scaling": {"type": "default"})"}});
   ASSERT_TRUE(c.ok()) << c.status();
