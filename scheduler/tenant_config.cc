@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "common/tenant_name.h"
 
 namespace cohost::scheduler {
 namespace {
@@ -62,20 +63,19 @@ absl::Status ApplyTenantFields(const YamlReader& reader, const YAML::Node& map, 
     if (field == "name") {
       ASSIGN_OR_RETURN(std::string n, reader.ParseString(value, line, field_path));
       if (n.empty()) return reader.Error(line, field_path, "the name is empty");
-      if (n.size() > kMaxTenantNameBytes) {
-        return reader.Error(line, field_path,
-                            absl::StrCat("the name is ", n.size(), " bytes; at most ",
-                                         kMaxTenantNameBytes, " are allowed"));
-      }
-      if (std::any_of(n.begin(), n.end(),
-                      [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; })) {
-        return reader.Error(line, field_path, "the name contains a control byte");
+      if (absl::Status s = ValidateTenantName(n); !s.ok()) {
+        return reader.Error(line, field_path, s.message());
       }
       *name = std::move(n);
       *name_line = line;
     } else if (field == "weight") {
       ASSIGN_OR_RETURN(limits.weight,
                        reader.ParsePositive(value, line, field_path, kMaxTenantWeight));
+      if (limits.weight < kMinTenantWeight) {
+        return reader.Error(
+            line, field_path,
+            absl::StrCat("a weight is at least ", kMinTenantWeight, ", got ", limits.weight));
+      }
     } else if (field == "tokens_per_minute") {
       ASSIGN_OR_RETURN(limits.tokens_per_minute,
                        reader.ParseInt(value, line, field_path, 0, kMaxTenantBudget, budget));

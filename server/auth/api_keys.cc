@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/tenant_name.h"
 #include "server/auth/read_file.h"
 
 namespace cohost::server::auth {
@@ -68,18 +69,7 @@ absl::Status CheckKey(std::string_view key) {
   return absl::OkStatus();
 }
 
-absl::Status CheckTenantName(std::string_view tenant) {
-  if (tenant.size() > kMaxTenantBytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("a tenant name is at most ", kMaxTenantBytes, " bytes, got ", tenant.size()));
-  }
-  for (char c : tenant) {
-    if (static_cast<unsigned char>(c) < ' ' || c == 0x7f) {
-      return absl::InvalidArgumentError("a tenant name may not hold control characters");
-    }
-  }
-  return absl::OkStatus();
-}
+absl::Status CheckTenantName(std::string_view tenant) { return ValidateTenantName(tenant); }
 
 absl::StatusOr<Role> ParseRole(std::string_view name) {
   if (name == "user") return Role::kUser;

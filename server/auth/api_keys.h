@@ -83,9 +83,9 @@ bool IsLoopbackHost(std::string_view host);
 
 // The tenant a request runs as: the key's when keys are configured (a
 // different `claimed` one is PERMISSION_DENIED), else the claimed one.
-// INVALID_ARGUMENT for a claimed name over kMaxTenantBytes or with control
-// characters. The one home of the tenant rule for both front doors.
-inline constexpr size_t kMaxTenantBytes = 256;
+// INVALID_ARGUMENT for a claimed name that breaks the tenant name rule
+// (common/tenant_name.h). The one home of the tenant rule for both front
+// doors.
 absl::StatusOr<std::string> ResolveTenant(const ApiKeys& keys, const Principal& principal,
                                           std::optional<std::string_view> claimed);
 

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "common/tenant_name.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -133,7 +134,13 @@ TEST(ApiKeysTest, TheKeyDecidesTheTenant) {
   const Principal anyone{"", Role::kAdmin};
   EXPECT_EQ(*ResolveTenant(none, anyone, "bob"), "bob");
   EXPECT_EQ(*ResolveTenant(none, anyone, std::nullopt), "");
-  EXPECT_EQ(ResolveTenant(none, anyone, std::string(kMaxTenantBytes + 1, 'x')).status().code(),
+  EXPECT_EQ(ResolveTenant(none, anyone, std::string(kMaxTenantNameBytes + 1, 'x')).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  // Printable ASCII only: a byte past 0x7e (not UTF-8 here) would be a
+  // metrics label that made Prometheus refuse every later scrape.
+  EXPECT_EQ(ResolveTenant(none, anyone, "caf\xe9").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ResolveTenant(none, anyone, "tab\there").status().code(),
             absl::StatusCode::kInvalidArgument);
 }
 
