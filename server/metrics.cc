@@ -180,14 +180,15 @@ struct ServerMetrics::Impl {
   // (label, code, reason) -> count
   std::map<std::tuple<std::string, std::string, std::string>, uint64_t> refusals;
 
-  // The label a tenant is counted under, and its record.
-  std::pair<std::string_view, TenantMetrics*> Tenant(std::string_view tenant) {
+  // The label a tenant is counted under (a copy: the map's keys move when it
+  // grows, once the lock is let go), and its record (which stays put).
+  std::pair<std::string, TenantMetrics*> Tenant(std::string_view tenant) {
     if (tenant.empty()) tenant = kNoTenant;
     const absl::string_view key(tenant.data(), tenant.size());
     {
       std::shared_lock<std::shared_mutex> lock(tenants_mu);
       auto it = tenants.find(key);
-      if (it != tenants.end()) return {std::string_view(it->first), it->second.get()};
+      if (it != tenants.end()) return {std::string(it->first), it->second.get()};
     }
     std::unique_lock<std::shared_mutex> lock(tenants_mu);
     const bool reserved = tenant == kNoTenant || tenant == kOtherTenants;
@@ -200,7 +201,7 @@ struct ServerMetrics::Impl {
     }
     auto [it, inserted] = tenants.try_emplace(absl::string_view(tenant.data(), tenant.size()));
     if (inserted) it->second = std::make_unique<TenantMetrics>();
-    return {std::string_view(it->first), it->second.get()};
+    return {std::string(it->first), it->second.get()};
   }
 
   // The model's record, created on first use. The reference stays valid for
@@ -299,7 +300,7 @@ void ServerMetrics::RecordTenantFinish(std::string_view tenant, const runtime::F
 
 void ServerMetrics::RecordTenantRefusal(std::string_view tenant, std::string_view code,
                                         std::string_view reason) {
-  const std::string label(impl_->Tenant(tenant).first);
+  const std::string label = impl_->Tenant(tenant).first;
   std::lock_guard<std::mutex> lock(impl_->refusals_mu);
   ++impl_->refusals[{label, std::string(code), reason.empty() ? "other" : std::string(reason)}];
 }
