@@ -473,8 +473,9 @@ absl::StatusOr<std::shared_ptr<ServedModel>> Router::Find(const std::string& nam
 
 absl::StatusOr<runtime::RequestId> Router::Submit(const std::shared_ptr<ServedModel>& model,
                                                   runtime::GenerateRequest request,
-                                                  std::shared_ptr<runtime::TokenSink> sink) {
-  if (draining()) return absl::UnavailableError("server is draining");
+                                                  std::shared_ptr<runtime::TokenSink> sink,
+                                                  bool further_choice) {
+  if (draining() && !further_choice) return absl::UnavailableError("server is draining");
   if (model == nullptr) return absl::InvalidArgumentError("no model");
   if (sink == nullptr) return absl::InvalidArgumentError("no output sink");
   const runtime::Clock::time_point now = runtime::Clock::now();

@@ -55,6 +55,23 @@ absl::Status TenantBook::CheckPriority(const std::string& tenant, int32_t priori
       "tenant_priority");
 }
 
+absl::Status TenantBook::CheckChoices(const std::string& tenant, int64_t prompt_tokens,
+                                      int32_t choices) const {
+  const TenantLimits& limits = policy_.For(tenant);
+  if (limits.max_streams > 0 && choices > limits.max_streams) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%d choices are more than tenant %s's %d requests in flight (max_streams)",
+                        choices, Quote(tenant), limits.max_streams));
+  }
+  if (limits.tokens_per_minute > 0 && prompt_tokens * choices > limits.tokens_per_minute) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%d choices of a %d-token prompt are more than tenant %s's budget of %d tokens per "
+        "minute",
+        choices, prompt_tokens, Quote(tenant), limits.tokens_per_minute));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::unique_ptr<TenantBook::Ticket>> TenantBook::Admit(
     const std::string& tenant, int64_t prompt_tokens, runtime::Clock::time_point now) {
   const TenantLimits& limits = policy_.For(tenant);

@@ -86,6 +86,12 @@ absl::Status CompletionCall::Start(std::shared_ptr<scheduler::ServedModel> model
   // they share its KV blocks through the prefix cache instead of computing
   // the prompt n times (SubmitRest).
   if (parsed.n > 1) {
+    if (absl::Status s = deps_.router->CheckChoices(
+            request.tenant, static_cast<int64_t>(request.prompt_ids.size()), parsed.n);
+        !s.ok()) {
+      ReplyError(s);
+      return s;
+    }
     rest_ = request;
     rest_pending_.store(true, std::memory_order_relaxed);
   }
@@ -102,7 +108,7 @@ absl::Status CompletionCall::SubmitChoice(int index, runtime::GenerateRequest r)
   // Several choices from one seed differ, and stay reproducible.
   if (r.sampling.seed) *r.sampling.seed += static_cast<uint64_t>(index);
   absl::StatusOr<runtime::RequestId> id = deps_.router->Submit(
-      model_, std::move(r), std::make_shared<ChoiceSink>(shared_from_this(), index));
+      model_, std::move(r), std::make_shared<ChoiceSink>(shared_from_this(), index), index > 0);
   if (!id.ok()) return id.status();
   std::lock_guard<std::mutex> lock(mu_);
   choices_[static_cast<size_t>(index)].id = *id;

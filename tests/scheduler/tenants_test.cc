@@ -80,6 +80,23 @@ TEST(TenantBookTest, StreamsAndQueuedPromptTokens) {
   EXPECT_EQ(book.Admit("bob", 101, kT0).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+// A call of several choices (HTTP's n) is admitted a choice at a time, each
+// charged as a request: one that could never be admitted whole is refused
+// up front, instead of being told to retry while its first choices spend the
+// tenant's budget.
+TEST(TenantBookTest, ChoicesThatCouldNeverAllBeAdmittedAreRefusedUpFront) {
+  const TenantBook book(Policy());
+  EXPECT_TRUE(book.CheckChoices("bob", 10, 2).ok());
+  const absl::Status streams = book.CheckChoices("bob", 10, 3);
+  EXPECT_EQ(streams.code(), absl::StatusCode::kInvalidArgument) << streams;
+  EXPECT_THAT(std::string(streams.message()), HasSubstr("max_streams"));
+  EXPECT_TRUE(book.CheckChoices("alice", 150, 4).ok()) << "600 tokens, its whole minute";
+  const absl::Status rate = book.CheckChoices("alice", 151, 4);
+  EXPECT_EQ(rate.code(), absl::StatusCode::kInvalidArgument) << rate;
+  EXPECT_THAT(std::string(rate.message()), HasSubstr("tokens per minute"));
+  EXPECT_TRUE(book.CheckChoices("carol", 1 << 20, 8).ok()) << "no budgets: anything goes";
+}
+
 TEST(TenantBookTest, RefusedUndoesEverything) {
   TenantBook book(Policy());
   auto a = book.Admit("alice", 600, kT0);

@@ -78,10 +78,13 @@ Events ParseEvents(const std::string& body) {
 
 class HttpFrontDoorTest : public ::testing::Test {
  protected:
+  // `options`, where given, in place of `limits`.
   void Start(const std::string& key_file_text = "", const scheduler::AdmissionLimits& limits = {},
-             const runtime::EngineConfig& engine = {}) {
+             const runtime::EngineConfig& engine = {},
+             const scheduler::RouterOptions* options = nullptr) {
     absl::StatusOr<std::unique_ptr<testing::TinyRouter>> tiny =
-        testing::MakeTinyRouter(limits, engine);
+        options != nullptr ? testing::MakeTinyRouterWith(*options, engine)
+                           : testing::MakeTinyRouter(limits, engine);
     ASSERT_TRUE(tiny.ok()) << tiny.status();
     tiny_ = *std::move(tiny);
     absl::StatusOr<auth::ApiKeys> keys = auth::ApiKeys::Parse(key_file_text, "test");
@@ -345,6 +348,50 @@ TEST_F(HttpFrontDoorTest, AFurtherChoiceRefusedEndsTheCallAtOnce) {
   ASSERT_TRUE(neighbour->WaitFinished());
   EXPECT_TRUE(third->Wait());
   EXPECT_TRUE(SettlesWithAborted(aborted_before + 1)) << "the first choice was not aborted";
+}
+
+// A drain lets an admitted call finish, all its choices: the further ones,
+// submitted once the first has prefilled, were refused as new requests and
+// the call failed with 503.
+TEST_F(HttpFrontDoorTest, ADrainLetsAnAdmittedCallsChoicesFinish) {
+  Start();
+  std::shared_ptr<scheduler::ServedModel> model = *tiny_->router->Find("tiny");
+  const std::shared_ptr<cohost::testing::SteppedSink> neighbour = HoldEngine();
+  ASSERT_NE(neighbour, nullptr);
+  Json body = CompletionBody(4);
+  body["n"] = 2;
+  std::future<httplib::Result> reply =
+      std::async(std::launch::async, [&] { return Post("/v1/completions", body.dump()); });
+  ASSERT_TRUE(testing::WaitFor([&] { return model->admission().queued_requests() == 1; },
+                               std::chrono::seconds(30)))
+      << "the first choice never queued";
+  tiny_->router->StartDraining();
+  neighbour->Open();
+  httplib::Result r = reply.get();
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(Json::parse(r->body)["choices"].size(), 2u);
+  ASSERT_TRUE(neighbour->WaitFinished());
+}
+
+// A call whose choices its tenant's budgets could never admit all at once
+// is refused at once, saying why (it was told to retry, while its first
+// choices spent the budget).
+TEST_F(HttpFrontDoorTest, MoreChoicesThanTheTenantsStreamsAre400) {
+  scheduler::RouterOptions options;
+  options.tenants.defaults.max_streams = 2;
+  Start("", {}, {}, &options);
+  Json body = CompletionBody(4);
+  body["n"] = 3;
+  httplib::Result r = Post("/v1/completions", body.dump());
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400) << r->body;
+  EXPECT_THAT(Json::parse(r->body)["error"]["message"].get<std::string>(),
+              HasSubstr("max_streams"));
+  body["n"] = 2;
+  r = Post("/v1/completions", body.dump());
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
 }
 
 TEST_F(HttpFrontDoorTest, ErrorsHaveTheirStatusAndAnOpenAiBody) {

@@ -19,12 +19,12 @@ struct TinyRouter {
 };
 
 // `spec`: the model's settings (its name and path are always "tiny").
-inline absl::StatusOr<std::unique_ptr<TinyRouter>> MakeTinyRouter(
-    const scheduler::AdmissionLimits& limits = {}, const runtime::EngineConfig& engine = {},
+inline absl::StatusOr<std::unique_ptr<TinyRouter>> MakeTinyRouterWith(
+    const scheduler::RouterOptions& options, const runtime::EngineConfig& engine = {},
     scheduler::ModelSpec spec = {}) {
   auto t = std::make_unique<TinyRouter>();
   t->backend = kernels::MakeCpuBackend(1);
-  t->router = std::make_unique<scheduler::Router>(t->backend.get(), engine, limits);
+  t->router = std::make_unique<scheduler::Router>(t->backend.get(), engine, options);
   runtime::LoadedModel loaded;
   absl::StatusOr<std::unique_ptr<runtime::Tokenizer>> tokenizer =
       runtime::Tokenizer::Create(runtime::testing::MakeByteTokenizerSpec());
@@ -38,6 +38,14 @@ inline absl::StatusOr<std::unique_ptr<TinyRouter>> MakeTinyRouter(
   spec.path = "tiny";
   if (absl::Status s = t->router->AddLoadedModel(spec, std::move(loaded)); !s.ok()) return s;
   return t;
+}
+
+inline absl::StatusOr<std::unique_ptr<TinyRouter>> MakeTinyRouter(
+    const scheduler::AdmissionLimits& limits = {}, const runtime::EngineConfig& engine = {},
+    scheduler::ModelSpec spec = {}) {
+  scheduler::RouterOptions options;
+  options.admission = limits;
+  return MakeTinyRouterWith(options, engine, std::move(spec));
 }
 
 }  // namespace cohost::testing
