@@ -82,10 +82,10 @@ bool KvPool::AcquireFor(Account* asker, int64_t bytes) {
       return true;
     }
     need = used_ + bytes - budget_;
-    below_floor = asker->held_ + bytes <= asker->floor_;
+    below_floor = asker->held_ + bytes <= asker->guarantee_;
     for (Account* a : accounts_) {
-      if (a == asker || !a->reclaimable_ || !a->reclaim_ || a->held_ <= a->floor_) continue;
-      victims.push_back({a->reclaim_, a->held_ - a->floor_});
+      if (a == asker || !a->reclaimable_ || !a->reclaim_ || a->held_ <= a->guarantee_) continue;
+      victims.push_back({a->reclaim_, a->held_ - a->guarantee_});
     }
   }
   // Most above its floor first. The reclaims call Release (which locks), so
@@ -123,9 +123,11 @@ bool KvPool::Account::Acquire(int64_t bytes) { return pool_->AcquireFor(this, by
 
 void KvPool::Account::Release(int64_t bytes) { pool_->ReleaseFor(this, bytes); }
 
-void KvPool::Account::SetReclaimer(ReclaimFn reclaim) {
+void KvPool::Account::SetReclaimer(ReclaimFn reclaim, int64_t group_bytes) {
   std::lock_guard<std::mutex> lock(pool_->mu_);
   reclaim_ = std::move(reclaim);
+  const int64_t g = std::max<int64_t>(group_bytes, 1);
+  guarantee_ = floor_ / g * g;
 }
 
 void KvPool::Account::StopReclaims() {

@@ -33,7 +33,12 @@ class KvPool {
     bool Acquire(int64_t bytes) override;
     void Release(int64_t bytes) override;
     // Installed once the engine exists; the pool calls it to take memory back.
-    void SetReclaimer(ReclaimFn reclaim);
+    // `group_bytes`: what the engine takes and gives back at a time. Its floor
+    // then holds in whole groups (rounded down): a floor between two groups
+    // could neither be reached by the asker (it grows a group at a time) nor
+    // left by a holder (it gives back whole groups), and a request waited for
+    // memory nobody could give.
+    void SetReclaimer(ReclaimFn reclaim, int64_t group_bytes = 1);
     // No more reclaims from this account (its engine is going away); what it
     // holds stays counted until it is released or the account is destroyed.
     void StopReclaims();
@@ -49,11 +54,17 @@ class KvPool {
    private:
     friend class KvPool;
     Account(KvPool* pool, std::string name, int64_t floor, int64_t cap, int64_t promised)
-        : pool_(pool), name_(std::move(name)), floor_(floor), cap_(cap), promised_(promised) {}
+        : pool_(pool),
+          name_(std::move(name)),
+          floor_(floor),
+          cap_(cap),
+          promised_(promised),
+          guarantee_(floor) {}
     KvPool* pool_;
     const std::string name_;
     const int64_t floor_, cap_, promised_;
     int64_t held_ = 0;         // guarded by pool_->mu_
+    int64_t guarantee_ = 0;    // guarded by pool_->mu_; floor_ in whole groups
     bool reclaimable_ = true;  // guarded by pool_->mu_
     ReclaimFn reclaim_;        // guarded by pool_->mu_
   };

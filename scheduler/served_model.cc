@@ -351,9 +351,9 @@ absl::Status ServedModel::Activate(std::unique_ptr<runtime::Model> model, double
     return engine.status();
   }
   runtime::Engine* e = engine->get();
-  home->kv_account->SetReclaimer([e](int64_t wanted, int64_t most, bool preempt) {
-    return e->ReclaimKv(wanted, most, preempt);
-  });
+  home->kv_account->SetReclaimer([e](int64_t wanted, int64_t most,
+                                     bool preempt) { return e->ReclaimKv(wanted, most, preempt); },
+                                 e->kv_group_bytes());
   // Requests whose deadline passed while the model loaded; told off-lock.
   std::vector<std::pair<Queued, absl::Status>> refused;
   {

@@ -120,6 +120,10 @@ RequestLimits Engine::RequestLimitsFor(const ModelConfig& mc, const kernels::Bac
   return limits;
 }
 
+int64_t Engine::kv_group_bytes() const {
+  return static_cast<int64_t>(impl_->kv_cache->group_bytes());
+}
+
 bool Engine::GrowKv() {
   BlockAllocator& a = impl_->kv_manager.mutable_allocator();
   KvCache& kv = *impl_->kv_cache;

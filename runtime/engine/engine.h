@@ -163,6 +163,9 @@ class Engine {
   // lets it preempt (recompute) the sequences that hold them. Returns the
   // bytes given back now (through KvBudget::Release).
   int64_t ReclaimKv(int64_t wanted, int64_t most, bool preempt);
+  // The bytes of one group of its KV blocks: what it takes from and gives
+  // back to a kv_budget at a time.
+  int64_t kv_group_bytes() const;
 
   // Thread-safe snapshot, updated at step boundaries.
   EngineStats Stats() const;

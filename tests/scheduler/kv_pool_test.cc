@@ -51,18 +51,43 @@ struct FakeEngine {
   }
 };
 
-std::unique_ptr<FakeEngine> Join(KvPool& pool, const std::string& name, int64_t floor,
-                                 int64_t cap) {
+// `group_bytes`: what the engine tells the pool it moves at a time (1: the
+// floors are taken as given).
+std::unique_ptr<FakeEngine> Join(KvPool& pool, const std::string& name, int64_t floor, int64_t cap,
+                                 int64_t group_bytes = 1) {
   auto e = std::make_unique<FakeEngine>();
   absl::StatusOr<std::unique_ptr<KvPool::Account>> a = pool.Join(name, floor, cap);
   EXPECT_TRUE(a.ok()) << a.status();
   if (!a.ok()) return nullptr;
   e->account = *std::move(a);
   FakeEngine* raw = e.get();
-  e->account->SetReclaimer([raw](int64_t wanted, int64_t most, bool preempt) {
-    return raw->Reclaim(wanted, most, preempt);
-  });
+  e->account->SetReclaimer([raw](int64_t wanted, int64_t most,
+                                 bool preempt) { return raw->Reclaim(wanted, most, preempt); },
+                           group_bytes);
   return e;
+}
+
+// Floors between two groups: engines grow and give back whole groups, so a
+// floor holds in whole groups (rounded down). Before, a holder above its
+// floor by less than a group could give back nothing, and an asker below
+// its floor by less than a group could not preempt: a request sized to the
+// asker's share waited for memory forever.
+TEST(KvPoolTest, FloorsHoldInWholeGroups) {
+  KvPool pool("cpu", 8 * kGroup);
+  const int64_t floor = 5 * kGroup / 2;  // two groups and a half
+  auto a = Join(pool, "a", floor, 3 * kGroup, kGroup);
+  auto b = Join(pool, "b", floor, 3 * kGroup, kGroup);
+  auto c = Join(pool, "c", floor, 3 * kGroup, kGroup);
+  ASSERT_TRUE(a && b && c);
+  for (FakeEngine* e : {b.get(), c.get()}) {
+    for (int i = 0; i < 3; ++i) ASSERT_TRUE(e->Grow());
+    e->Finish(3);  // idle, its groups held (a prefix cache's, say)
+  }
+  ASSERT_TRUE(a->Grow());
+  ASSERT_TRUE(a->Grow());
+  EXPECT_TRUE(a->Grow()) << "an idle neighbour gives back its group above two";
+  EXPECT_EQ(pool.used(), 8 * kGroup);
+  EXPECT_EQ(b->account->held() + c->account->held(), 5 * kGroup);
 }
 
 TEST(KvPoolTest, JoinChecksFloorsCapsAndPromises) {
