@@ -349,6 +349,8 @@ absl::Status Router::AddLoadedModel(const ModelSpec& spec, runtime::LoadedModel 
   RETURN_IF_ERROR(r.model->Activate(std::move(loaded.model)));
   const ModelStatus status = r.model->status();
   std::lock_guard<std::mutex> lock(mu_);
+  // Unloaded meanwhile: its bytes are not this name's any more (as Load).
+  if (!RegisteredLocked(*r.model)) return r.model->UnloadedError();
   weights_[spec.name] = status.weights_bytes + status.workspace_bytes;
   placements_[spec.name] = "loaded by the caller";
   return absl::OkStatus();

@@ -354,6 +354,14 @@ absl::Status ServedModel::Activate(std::unique_ptr<runtime::Model> model, double
   home->kv_account->SetReclaimer([e](int64_t wanted, int64_t most,
                                      bool preempt) { return e->ReclaimKv(wanted, most, preempt); },
                                  e->kv_group_bytes());
+  // Attached before it is published as ready: once ready (and idle) another
+  // thread's load may evict it, whose Detach must find it attached (after,
+  // it would attach an engine already destroyed).
+  home->device->executor->Attach(
+      e, EngineTargets{spec_.ttft_target, spec_.name, spec_.tpot_target,
+                       [this](double seconds, runtime::Clock::time_point end) {
+                         busy_.Record(seconds, end);
+                       }});
   // Requests whose deadline passed while the model loaded; told off-lock.
   std::vector<std::pair<Queued, absl::Status>> refused;
   {
@@ -361,6 +369,9 @@ absl::Status ServedModel::Activate(std::unique_ptr<runtime::Model> model, double
     resident_ = {home, std::move(context), std::move(model), *std::move(engine)};
     state_ = ModelState::kReady;
     reason_.clear();
+    // Its keep-alive counts from now: the load was not idle time (a load
+    // longer than the keep-alive left it evictable the moment it was ready).
+    last_used_ = runtime::Clock::now();
     last_load_seconds_ = load_seconds;
     ++loads_ok_;
     failures_in_row_ = 0;
@@ -371,11 +382,6 @@ absl::Status ServedModel::Activate(std::unique_ptr<runtime::Model> model, double
     }
     queued_.clear();
   }
-  home->device->executor->Attach(
-      e, EngineTargets{spec_.ttft_target, spec_.name, spec_.tpot_target,
-                       [this](double seconds, runtime::Clock::time_point end) {
-                         busy_.Record(seconds, end);
-                       }});
   for (auto& [q, status] : refused) Finish(q, runtime::FinishReason::kError, status);
   return absl::OkStatus();
 }

@@ -196,6 +196,25 @@ TEST_F(LifecycleTest, ALazyModelLoadsOnItsFirstRequestWhichWaitsForIt) {
   EXPECT_GT(s.last_load_seconds, 0);
 }
 
+// A model's keep-alive counts from when it is ready, not from its
+// registration: a load longer than the keep-alive left it evictable the
+// moment it was ready.
+TEST_F(LifecycleTest, KeepAliveCountsFromWhenTheModelIsReady) {
+  MakeRouter(1);
+  const runtime::Clock::time_point before = runtime::Clock::now();
+  bool slowed = false;
+  ASSERT_TRUE(router_
+                  ->AddModel(Spec("slow"),
+                             [&slowed](uint64_t, uint64_t) {
+                               if (!std::exchange(slowed, true)) {
+                                 std::this_thread::sleep_for(std::chrono::milliseconds(200));
+                               }
+                             })
+                  .ok());
+  ASSERT_TRUE(slowed) << "the load reported progress";
+  EXPECT_GE(Status("slow").last_used - before, std::chrono::milliseconds(200));
+}
+
 TEST_F(LifecycleTest, IdleModelsPastTheirKeepAliveAreEvictedLeastRecentlyUsedFirst) {
   MakeRouter(2);
   ASSERT_TRUE(router_->AddModel(Spec("a")).ok());
