@@ -120,6 +120,18 @@ class HttpFrontDoorTest : public ::testing::Test {
     }
     return sink;
   }
+  // Posts `body` to /v1/completions while the engine is held (HoldEngine),
+  // and returns once its first choice waits in the model's queue.
+  std::future<httplib::Result> PostQueued(const Json& body) {
+    std::future<httplib::Result> reply =
+        std::async(std::launch::async,
+                   [this, payload = body.dump()] { return Post("/v1/completions", payload); });
+    std::shared_ptr<scheduler::ServedModel> model = *tiny_->router->Find("tiny");
+    EXPECT_TRUE(testing::WaitFor([&] { return model->admission().queued_requests() == 1; },
+                                 std::chrono::seconds(30)))
+        << "the first choice never queued";
+    return reply;
+  }
   // Nothing left running or waiting on the model, and `aborted` requests
   // aborted in all (what a request whose client went away leaves).
   bool SettlesWithAborted(int64_t aborted) {
@@ -323,11 +335,7 @@ TEST_F(HttpFrontDoorTest, AFurtherChoiceRefusedEndsTheCallAtOnce) {
   const int64_t aborted_before = Stats().num_requests_aborted;
   Json body = CompletionBody(200);
   body["n"] = 2;
-  std::future<httplib::Result> reply =
-      std::async(std::launch::async, [&] { return Post("/v1/completions", body.dump()); });
-  ASSERT_TRUE(testing::WaitFor([&] { return model->admission().queued_requests() == 1; },
-                               std::chrono::seconds(30)))
-      << "the first choice never queued";
+  std::future<httplib::Result> reply = PostQueued(body);
   // The next step schedules it beside the neighbour, and the engine is full.
   neighbour->LetOneGo();
   ASSERT_TRUE(neighbour->WaitHeld(2));
@@ -360,11 +368,7 @@ TEST_F(HttpFrontDoorTest, ADrainLetsAnAdmittedCallsChoicesFinish) {
   ASSERT_NE(neighbour, nullptr);
   Json body = CompletionBody(4);
   body["n"] = 2;
-  std::future<httplib::Result> reply =
-      std::async(std::launch::async, [&] { return Post("/v1/completions", body.dump()); });
-  ASSERT_TRUE(testing::WaitFor([&] { return model->admission().queued_requests() == 1; },
-                               std::chrono::seconds(30)))
-      << "the first choice never queued";
+  std::future<httplib::Result> reply = PostQueued(body);
   tiny_->router->StartDraining();
   neighbour->Open();
   httplib::Result r = reply.get();
