@@ -28,10 +28,7 @@ std::optional<size_t> PickNextEngine(absl::Span<const EngineCandidate> engines,
     const EngineCandidate& e = engines[i];
     if (!e.has_work) continue;
     const std::optional<Clock::time_point> on_time = OnTimeDeadline(e, now);
-    const bool starved =
-        !on_time && e.decoding && e.last_step_end && e.tpot_target.count() > 0 &&
-        now - (*e.last_step_end + e.tpot_target) > kStarvedDecodeTargets * e.tpot_target;
-    const int cls = on_time || starved ? 0 : 1;
+    const int cls = on_time ? 0 : 1;
     // Class 1's deadline is for its next token.
     const Clock::time_point deadline =
         on_time ? *on_time

@@ -10,11 +10,7 @@
 // first tokens), the earliest next-token deadline goes next: the end of the
 // engine's last step plus its model's TPOT target (never stepped: first), so
 // a model with a tight TPOT target is stepped more often than one with a
-// loose target; with equal targets this is round robin. A decoding model
-// whose next token is late by more than kStarvedDecodeTargets of its TPOT
-// target goes with the first tokens, ahead of them (its deadline passed): a
-// model with a steady backlog of on-time first tokens cannot starve another's
-// streams, which got a first token and then nothing.
+// loose target; with equal targets this is round robin.
 #pragma once
 
 #include <chrono>
@@ -42,8 +38,6 @@ struct EngineCandidate {
   // Some stream has its first token and waits for its next one.
   bool decoding = false;
 };
-
-inline constexpr int kStarvedDecodeTargets = 4;
 
 // The index of the engine to step, or nullopt when none has work.
 std::optional<size_t> PickNextEngine(absl::Span<const EngineCandidate> engines,
