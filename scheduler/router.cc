@@ -477,7 +477,9 @@ absl::StatusOr<runtime::RequestId> Router::Submit(const std::shared_ptr<ServedMo
                                                   runtime::GenerateRequest request,
                                                   std::shared_ptr<runtime::TokenSink> sink,
                                                   bool further_choice) {
-  if (draining() && !further_choice) return absl::UnavailableError("server is draining");
+  if (draining() && (!further_choice || aborted_all_.load())) {
+    return absl::UnavailableError("server is draining");
+  }
   if (model == nullptr) return absl::InvalidArgumentError("no model");
   if (sink == nullptr) return absl::InvalidArgumentError("no output sink");
   const runtime::Clock::time_point now = runtime::Clock::now();
@@ -579,6 +581,7 @@ int32_t Router::num_in_flight() const {
 }
 
 void Router::AbortAll() {
+  aborted_all_.store(true);
   std::vector<std::shared_ptr<ServedModel>> models;
   {
     std::lock_guard<std::mutex> lock(mu_);

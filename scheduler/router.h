@@ -151,7 +151,7 @@ class Router {
   // counters drop when the request is scheduled, and the prediction is
   // recorded against the actual TTFT (ServedModel::ttft_predictions).
   // `further_choice`: a later choice of a call whose first was admitted (HTTP's
-  // n), which a drain lets finish as it does the first.
+  // n), which a drain lets finish as it does the first (until AbortAll).
   absl::StatusOr<runtime::RequestId> Submit(const std::shared_ptr<ServedModel>& model,
                                             runtime::GenerateRequest request,
                                             std::shared_ptr<runtime::TokenSink> sink,
@@ -258,6 +258,9 @@ class Router {
   const RouterOptions options_;
   const std::vector<std::shared_ptr<Device>> devices_;
   std::atomic<bool> draining_{false};
+  // AbortAll ran (the drain's wait is over): not even a further choice of an
+  // admitted call starts.
+  std::atomic<bool> aborted_all_{false};
   std::atomic<runtime::RequestId> next_id_{1};
   std::atomic<bool> footprint_write_failed_{false};  // warned once
   TenantBook tenants_;

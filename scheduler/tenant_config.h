@@ -22,9 +22,9 @@
 namespace cohost::scheduler {
 
 inline constexpr double kMaxTenantWeight = 1000;
-// Fair-share counters divide tokens by the weight: one far below this makes
-// them infinite, and then every tenant's equal.
-inline constexpr double kMinTenantWeight = 1e-3;
+// Fair-share counters divide tokens by the weight: one near the smallest
+// doubles makes them infinite, and then every tenant's equal.
+inline constexpr double kMinTenantWeight = 1e-6;
 inline constexpr int64_t kMaxTenantBudget = int64_t{1} << 50;
 inline constexpr int64_t kMaxTenantPriority = 1'000'000;
 

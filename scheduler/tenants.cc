@@ -63,6 +63,14 @@ absl::Status TenantBook::CheckChoices(const std::string& tenant, int64_t prompt_
         absl::StrFormat("%d choices are more than tenant %s's %d requests in flight (max_streams)",
                         choices, Quote(tenant), limits.max_streams));
   }
+  // The further choices are submitted together, once the first has started.
+  if (limits.max_queued_prompt_tokens > 0 &&
+      prompt_tokens * (choices - 1) > limits.max_queued_prompt_tokens) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%d further choices of a %d-token prompt are more than tenant %s's limit of %d queued "
+        "prompt tokens",
+        choices - 1, prompt_tokens, Quote(tenant), limits.max_queued_prompt_tokens));
+  }
   if (limits.tokens_per_minute > 0 && prompt_tokens * choices > limits.tokens_per_minute) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "%d choices of a %d-token prompt are more than tenant %s's budget of %d tokens per "

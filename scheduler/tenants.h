@@ -81,8 +81,10 @@ class TenantBook {
   absl::Status CheckPriority(const std::string& tenant, int32_t priority) const;
   // INVALID_ARGUMENT when a call of `choices` requests of `prompt_tokens`
   // each (HTTP's n) could never be admitted whole: more choices than the
-  // tenant's max_streams, or more prompt tokens than its budget per minute
-  // (each choice is admitted and charged as a request). Waiting never helps.
+  // tenant's max_streams, more prompt tokens than its budget per minute
+  // (each choice is admitted and charged as a request), or further choices
+  // (submitted together) whose prompts pass its queued prompt tokens.
+  // Waiting never helps.
   absl::Status CheckChoices(const std::string& tenant, int64_t prompt_tokens,
                             int32_t choices) const;
   // Undoes Admit, tokens included: the request never ran.

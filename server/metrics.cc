@@ -180,15 +180,18 @@ struct ServerMetrics::Impl {
   // (label, code, reason) -> count
   std::map<std::tuple<std::string, std::string, std::string>, uint64_t> refusals;
 
-  // The label a tenant is counted under (a copy: the map's keys move when it
-  // grows, once the lock is let go), and its record (which stays put).
-  std::pair<std::string, TenantMetrics*> Tenant(std::string_view tenant) {
+  // A tenant's record (it stays put), and where asked the label it is counted
+  // under, copied under the lock (the map's keys move when it grows).
+  TenantMetrics* Tenant(std::string_view tenant, std::string* label = nullptr) {
     if (tenant.empty()) tenant = kNoTenant;
     const absl::string_view key(tenant.data(), tenant.size());
     {
       std::shared_lock<std::shared_mutex> lock(tenants_mu);
       auto it = tenants.find(key);
-      if (it != tenants.end()) return {std::string(it->first), it->second.get()};
+      if (it != tenants.end()) {
+        if (label != nullptr) *label = it->first;
+        return it->second.get();
+      }
     }
     std::unique_lock<std::shared_mutex> lock(tenants_mu);
     const bool reserved = tenant == kNoTenant || tenant == kOtherTenants;
@@ -201,7 +204,8 @@ struct ServerMetrics::Impl {
     }
     auto [it, inserted] = tenants.try_emplace(absl::string_view(tenant.data(), tenant.size()));
     if (inserted) it->second = std::make_unique<TenantMetrics>();
-    return {std::string(it->first), it->second.get()};
+    if (label != nullptr) *label = it->first;
+    return it->second.get();
   }
 
   // The model's record, created on first use. The reference stays valid for
@@ -254,8 +258,7 @@ void ServerMetrics::RecordFurtherChoice(std::string_view model, const std::strin
   const int64_t generated = std::max(info.completion_tokens, 0);
   impl_->For(model).generation_tokens.fetch_add(generated, std::memory_order_relaxed);
   if (tenant != nullptr) {
-    impl_->Tenant(*tenant).second->generation_tokens.fetch_add(generated,
-                                                               std::memory_order_relaxed);
+    impl_->Tenant(*tenant)->generation_tokens.fetch_add(generated, std::memory_order_relaxed);
   }
 }
 
@@ -288,11 +291,11 @@ void ServerMetrics::RecordError(std::string_view model, std::string_view code) {
 }
 
 void ServerMetrics::ObserveTenantTimeToFirstToken(std::string_view tenant, double seconds) {
-  impl_->Tenant(tenant).second->ttft.Observe(seconds);
+  impl_->Tenant(tenant)->ttft.Observe(seconds);
 }
 
 void ServerMetrics::RecordTenantFinish(std::string_view tenant, const runtime::FinishInfo& info) {
-  TenantMetrics& t = *impl_->Tenant(tenant).second;
+  TenantMetrics& t = *impl_->Tenant(tenant);
   t.requests.fetch_add(1, std::memory_order_relaxed);
   t.prompt_tokens.fetch_add(std::max(info.prompt_tokens, 0), std::memory_order_relaxed);
   t.generation_tokens.fetch_add(std::max(info.completion_tokens, 0), std::memory_order_relaxed);
@@ -300,7 +303,8 @@ void ServerMetrics::RecordTenantFinish(std::string_view tenant, const runtime::F
 
 void ServerMetrics::RecordTenantRefusal(std::string_view tenant, std::string_view code,
                                         std::string_view reason) {
-  const std::string label = impl_->Tenant(tenant).first;
+  std::string label;
+  impl_->Tenant(tenant, &label);
   std::lock_guard<std::mutex> lock(impl_->refusals_mu);
   ++impl_->refusals[{label, std::string(code), reason.empty() ? "other" : std::string(reason)}];
 }

@@ -546,8 +546,7 @@ TEST(ModelConfigFileTest, TenantErrorsNameFileLineAndField) {
       {"models: [{name: a, path: a}]\ntenants: [{name: \"\"}]\n",
        "models.yaml:2: tenants[0].name: the name is empty"},
       {"models: [{name: a, path: a}]\ntenants: [{name: \"a\\tb\"}]\n",
-       "models.yaml:2: tenants[0].name: a tenant name may hold only printable ASCII (no control "
-       "bytes, nothing past 0x7e)"},
+       "models.yaml:2: tenants[0].name: a tenant name must be UTF-8 without control characters"},
       {"models: [{name: a, path: a}]\ntenants:\n  - {name: x}\n  - {name: x}\n",
        "models.yaml:4: tenants[1].name: duplicate tenant name \"x\" (first on line 3)"},
       {"models: [{name: a, path: a}]\ntenants: {name: x}\n",

@@ -416,7 +416,11 @@ TEST_F(RouterTest, DrainingRefusesNewRequestsAndKeepsInFlightOnes) {
       router_->Submit(m, Request(3, 5), std::make_shared<RecordingSink>());
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(Msg(refused.status()), "server is draining");
-  EXPECT_EQ(router_->num_in_flight(), 2);
+  // A further choice of an admitted call (HTTP's n) finishes as the call's
+  // first does, until the drain's wait is over (AbortAll).
+  auto further = std::make_shared<RecordingSink>();
+  ASSERT_TRUE(router_->Submit(m, Request(3, 5), further, /*further_choice=*/true).ok());
+  EXPECT_EQ(router_->num_in_flight(), 3);
   EXPECT_FALSE(router_->ListModels()[0].serving);
 
   gate.Open();
@@ -425,8 +429,15 @@ TEST_F(RouterTest, DrainingRefusesNewRequestsAndKeepsInFlightOnes) {
   EXPECT_EQ(running->info().reason, FinishReason::kLength);
   EXPECT_EQ(queued->info().reason, FinishReason::kLength);
   EXPECT_EQ(queued->tokens(), 5);
+  ASSERT_TRUE(further->WaitFinished());
+  EXPECT_EQ(further->info().reason, FinishReason::kLength);
   EXPECT_EQ(router_->num_in_flight(), 0);
   ExpectIdle(*m);
+  router_->AbortAll();
+  EXPECT_EQ(
+      router_->Submit(m, Request(3, 5), std::make_shared<RecordingSink>(), true).status().code(),
+      absl::StatusCode::kUnavailable)
+      << "the drain's wait is over";
 }
 
 TEST_F(RouterTest, AbortOneRequest) {

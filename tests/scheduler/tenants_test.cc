@@ -87,6 +87,13 @@ TEST(TenantBookTest, StreamsAndQueuedPromptTokens) {
 TEST(TenantBookTest, ChoicesThatCouldNeverAllBeAdmittedAreRefusedUpFront) {
   const TenantBook book(Policy());
   EXPECT_TRUE(book.CheckChoices("bob", 10, 2).ok());
+  TenantPolicy queue_only;
+  queue_only.named["dave"].max_queued_prompt_tokens = 100;
+  const TenantBook dave(queue_only);
+  EXPECT_TRUE(dave.CheckChoices("dave", 50, 3).ok()) << "two further prompts of 50 fit 100";
+  const absl::Status queued = dave.CheckChoices("dave", 60, 3);
+  EXPECT_EQ(queued.code(), absl::StatusCode::kInvalidArgument) << queued;
+  EXPECT_THAT(std::string(queued.message()), HasSubstr("queued prompt tokens"));
   const absl::Status streams = book.CheckChoices("bob", 10, 3);
   EXPECT_EQ(streams.code(), absl::StatusCode::kInvalidArgument) << streams;
   EXPECT_THAT(std::string(streams.message()), HasSubstr("max_streams"));
