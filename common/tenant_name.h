@@ -2,8 +2,9 @@
 // `user`) and operators write in key and configuration files: at most 256
 // bytes of well-formed UTF-8 without control characters, so that a name is
 // safe as a metrics label (Prometheus refuses a whole scrape over one label
-// that is not UTF-8) and in logs. Whether a name may be empty is the
-// caller's to say.
+// that is not UTF-8) and in logs; not "(none)" or "(other)", the metrics'
+// own labels for no tenant and for tenants past the label bound. Whether a
+// name may be empty is the caller's to say.
 #pragma once
 
 #include <cstddef>
@@ -15,6 +16,8 @@
 namespace cohost {
 
 inline constexpr size_t kMaxTenantNameBytes = 256;
+inline constexpr std::string_view kNoTenantLabel = "(none)";
+inline constexpr std::string_view kOtherTenantsLabel = "(other)";
 
 // INVALID_ARGUMENT saying what is wrong (never quoting the name).
 inline absl::Status ValidateTenantName(std::string_view name) {
@@ -22,6 +25,10 @@ inline absl::Status ValidateTenantName(std::string_view name) {
     return absl::InvalidArgumentError("a tenant name is at most " +
                                       std::to_string(kMaxTenantNameBytes) + " bytes, got " +
                                       std::to_string(name.size()));
+  }
+  if (name == kNoTenantLabel || name == kOtherTenantsLabel) {
+    return absl::InvalidArgumentError(
+        "\"(none)\" and \"(other)\" are the metrics' own tenant labels");
   }
   const auto bad = [] {
     return absl::InvalidArgumentError("a tenant name must be UTF-8 without control characters");

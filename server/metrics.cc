@@ -20,6 +20,7 @@
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
+#include "common/tenant_name.h"
 
 namespace cohost::server {
 namespace {
@@ -74,8 +75,9 @@ struct TenantMetrics {
   std::atomic<uint64_t> requests{0}, prompt_tokens{0}, generation_tokens{0};
 };
 
-constexpr std::string_view kNoTenant = "(none)";
-constexpr std::string_view kOtherTenants = "(other)";
+// The labels tenant names may not take (common/tenant_name.h).
+constexpr std::string_view kNoTenant = kNoTenantLabel;
+constexpr std::string_view kOtherTenants = kOtherTenantsLabel;
 
 // Prometheus numbers: shortest round-trip decimal, +Inf / -Inf / NaN spelled
 // as the format wants them.

@@ -141,6 +141,11 @@ TEST(ApiKeysTest, TheKeyDecidesTheTenant) {
   // that made Prometheus refuse every later scrape.
   EXPECT_EQ(*ResolveTenant(none, anyone, "jos\xc3\xa9"), "jos\xc3\xa9");
   EXPECT_EQ(*ResolveTenant(none, anyone, "\xe7\x94\xa8\xe6\x88\xb7"), "\xe7\x94\xa8\xe6\x88\xb7");
+  // Nor the metrics' own labels, whose series a claim would join.
+  EXPECT_EQ(ResolveTenant(none, anyone, "(other)").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ResolveTenant(none, anyone, "(none)").status().code(),
+            absl::StatusCode::kInvalidArgument);
   for (const char* bad : {"caf\xe9", "tab\there", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80",
                           "\xc2\x85", "cut\xe2\x82"}) {
     EXPECT_EQ(ResolveTenant(none, anyone, bad).status().code(), absl::StatusCode::kInvalidArgument)
