@@ -583,8 +583,12 @@ TEST_F(HttpFrontDoorTest, AnHttp10StreamWhoseClientLeavesEndsCleanly) {
     streaming = true;
     return sock;
   });
-  // Step by step until the stream's first event is out; the engine is then
-  // held with the stream hundreds of tokens from its end.
+  // Queued first (the neighbour must not finish before the request is in),
+  // then step by step until the stream's first event is out; the engine is
+  // then held with the stream hundreds of tokens from its end.
+  ASSERT_TRUE(testing::WaitFor([&] { return model->admission().queued_requests() == 1; },
+                               std::chrono::seconds(30)))
+      << "the request never queued";
   while (!streaming) ASSERT_TRUE(neighbour->Advance());
   const int sock = fd.get();
   ASSERT_GE(sock, 0) << "no first event";
@@ -679,6 +683,10 @@ TEST_F(HttpFrontDoorTest, StreamedLogprobsKeepTokensThatShowNoTextYet) {
     }
     done = true;
   });
+  std::shared_ptr<scheduler::ServedModel> model = *tiny_->router->Find("tiny");
+  EXPECT_TRUE(testing::WaitFor([&] { return model->admission().queued_requests() == 1; },
+                               std::chrono::seconds(30)))
+      << "the request never queued";  // (no ASSERT: the client thread must be joined)
   // A step at a time, each given time to reach the client.
   for (int step = 0; step < 100 && !done; ++step) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
