@@ -75,10 +75,6 @@ struct TenantMetrics {
   std::atomic<uint64_t> requests{0}, prompt_tokens{0}, generation_tokens{0};
 };
 
-// The labels tenant names may not take (common/tenant_name.h).
-constexpr std::string_view kNoTenant = kNoTenantLabel;
-constexpr std::string_view kOtherTenants = kOtherTenantsLabel;
-
 // Prometheus numbers: shortest round-trip decimal, +Inf / -Inf / NaN spelled
 // as the format wants them.
 std::string FormatDouble(double v) {
@@ -185,7 +181,7 @@ struct ServerMetrics::Impl {
   // A tenant's record (it stays put), and where asked the label it is counted
   // under, copied under the lock (the map's keys move when it grows).
   TenantMetrics* Tenant(std::string_view tenant, std::string* label = nullptr) {
-    if (tenant.empty()) tenant = kNoTenant;
+    if (tenant.empty()) tenant = kNoTenantLabel;
     const absl::string_view key(tenant.data(), tenant.size());
     {
       std::shared_lock<std::shared_mutex> lock(tenants_mu);
@@ -196,10 +192,10 @@ struct ServerMetrics::Impl {
       }
     }
     std::unique_lock<std::shared_mutex> lock(tenants_mu);
-    const bool reserved = tenant == kNoTenant || tenant == kOtherTenants;
+    const bool reserved = tenant == kNoTenantLabel || tenant == kOtherTenantsLabel;
     if (!tenants.contains(key) && !reserved) {
       if (named_tenants >= ServerMetrics::kMaxTenantLabels) {
-        tenant = kOtherTenants;
+        tenant = kOtherTenantsLabel;
       } else {
         ++named_tenants;
       }

@@ -69,8 +69,6 @@ absl::Status CheckKey(std::string_view key) {
   return absl::OkStatus();
 }
 
-absl::Status CheckTenantName(std::string_view tenant) { return ValidateTenantName(tenant); }
-
 absl::StatusOr<Role> ParseRole(std::string_view name) {
   if (name == "user") return Role::kUser;
   if (name == "admin") return Role::kAdmin;
@@ -83,7 +81,7 @@ std::string_view RoleName(Role role) { return role == Role::kAdmin ? "admin" : "
 
 absl::Status ApiKeys::Add(std::string_view key, Principal principal) {
   if (absl::Status s = CheckKey(key); !s.ok()) return s;
-  if (absl::Status s = CheckTenantName(principal.tenant); !s.ok()) return s;
+  if (absl::Status s = ValidateTenantName(principal.tenant); !s.ok()) return s;
   if (Match(key).has_value()) return absl::InvalidArgumentError("the same key is given twice");
   if (entries_.size() >= kMaxKeys) {
     return absl::InvalidArgumentError(absl::StrCat("more than ", kMaxKeys, " keys"));
@@ -196,7 +194,7 @@ absl::StatusOr<std::string> ResolveTenant(const ApiKeys& keys, const Principal& 
                                           std::optional<std::string_view> claimed) {
   if (keys.empty()) {
     if (!claimed) return std::string();
-    if (absl::Status s = CheckTenantName(*claimed); !s.ok()) return s;
+    if (absl::Status s = ValidateTenantName(*claimed); !s.ok()) return s;
     return std::string(*claimed);
   }
   if (claimed && *claimed != principal.tenant) {
