@@ -8,6 +8,17 @@
 #include "scheduler/executor_policy.h"
 
 namespace cohost::scheduler {
+namespace {
+
+// While every engine with work waits for KV memory and the last step freed
+// none, the executor waits this long before trying again (doubling from the
+// first to the last), unless woken: memory can come back from outside a step
+// (an engine detached, a pool's account released) without a Wake, and trying
+// at once would spin a core.
+constexpr auto kFirstNoProgressWait = std::chrono::milliseconds(1);
+constexpr auto kLastNoProgressWait = std::chrono::milliseconds(64);
+
+}  // namespace
 
 DeviceExecutor::DeviceExecutor(std::string device, ExecutorOptions options)
     : device_(std::move(device)), options_(std::move(options)) {
@@ -91,31 +102,41 @@ void DeviceExecutor::Run() {
     }
     // Step until no engine has work; a Wake during a step sets woken_ again,
     // so nothing queued meanwhile is missed.
-    while (StepOnce()) {
-      std::lock_guard<std::mutex> lock(mu_);
+    std::chrono::milliseconds no_progress_wait = kFirstNoProgressWait;
+    for (Round round = StepOnce(); round != Round::kIdle; round = StepOnce()) {
+      std::unique_lock<std::mutex> lock(mu_);
       if (stop_) return;
+      if (round != Round::kNoProgress) {
+        no_progress_wait = kFirstNoProgressWait;
+        continue;
+      }
+      if (cv_.wait_for(lock, no_progress_wait, [this] { return stop_ || woken_; })) {
+        if (stop_) return;
+        woken_ = false;  // this loop steps again now anyway
+      }
+      no_progress_wait = std::min(no_progress_wait * 2, kLastNoProgressWait);
     }
   }
 }
 
-bool DeviceExecutor::StepOnce() {
+DeviceExecutor::Round DeviceExecutor::StepOnce() {
   std::vector<Slot> slots;
   {
     std::lock_guard<std::mutex> lock(mu_);
     slots = slots_;
     in_round_ = true;
   }
-  const bool stepped = RoundOver(slots);
+  const Round round = RoundOver(slots);
   {
     std::lock_guard<std::mutex> lock(mu_);
     in_round_ = false;
     ++rounds_ended_;
   }
   cv_.notify_all();  // a Detach may be waiting for this round to end
-  return stepped;
+  return round;
 }
 
-bool DeviceExecutor::RoundOver(const std::vector<Slot>& slots) {
+DeviceExecutor::Round DeviceExecutor::RoundOver(const std::vector<Slot>& slots) {
   // Engine::Load and Step run here, on the one thread that steps these engines;
   // the lock is held only to read and update the slots. Detach waits for the
   // round, so every engine in `slots` lives until it returns.
@@ -141,23 +162,25 @@ bool DeviceExecutor::RoundOver(const std::vector<Slot>& slots) {
     }
   }
   const runtime::Clock::time_point now = runtime::Clock::now();
-  const std::optional<size_t> pick = PickNextEngine(candidates, now);
-  if (!pick) return false;
-  runtime::Engine* engine = slots[*pick].engine;
+  const std::optional<EnginePick> picked = PickNextEngine(candidates, now, after_promotion_);
+  if (!picked) return Round::kIdle;
+  after_promotion_ = picked->promoted;
+  const size_t pick = picked->index;
+  runtime::Engine* engine = slots[pick].engine;
   {
     std::lock_guard<std::mutex> lock(mu_);
     // Detached since the snapshot (its Detach waits for this round): skip it.
     if (std::none_of(slots_.begin(), slots_.end(),
                      [engine](const Slot& s) { return s.engine == engine; })) {
-      return true;
+      return Round::kStepped;
     }
   }
 
   runtime::StepLimits limits;
   limits.max_new_tokens = StepTokenCap(
-      candidates, *pick, now,
+      candidates, pick, now,
       {options_.step_slice, options_.min_slice_tokens, options_.unmeasured_slice_tokens},
-      slots[*pick].tokens_per_second);
+      slots[pick].tokens_per_second);
   const auto start = runtime::Clock::now();
   absl::StatusOr<bool> more = engine->Step(limits);
   const runtime::Clock::time_point end = runtime::Clock::now();
@@ -166,9 +189,9 @@ bool DeviceExecutor::RoundOver(const std::vector<Slot>& slots) {
     std::fprintf(stderr, "cohost executor %s: step failed: %s\n", device_.c_str(),
                  std::string(more.status().message()).c_str());
   }
-  const int64_t tokens = engine->Load().tokens_computed - loads[*pick].tokens_computed;
-  if (options_.on_step) options_.on_step(device_, slots[*pick].targets.name, seconds);
-  if (slots[*pick].targets.on_step) slots[*pick].targets.on_step(seconds, end);
+  const int64_t tokens = engine->Load().tokens_computed - loads[pick].tokens_computed;
+  if (options_.on_step) options_.on_step(device_, slots[pick].targets.name, seconds);
+  if (slots[pick].targets.on_step) slots[pick].targets.on_step(seconds, end);
 
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -191,7 +214,10 @@ bool DeviceExecutor::RoundOver(const std::vector<Slot>& slots) {
       }
     }
   }
-  return true;
+  // Picked while stalled, so no engine with work was free of a stall; and
+  // it is still stuck.
+  const bool no_progress = slots[pick].stalled && tokens == 0 && more.ok() && *more;
+  return no_progress ? Round::kNoProgress : Round::kStepped;
 }
 
 }  // namespace cohost::scheduler

@@ -84,11 +84,17 @@ class DeviceExecutor {
     bool stalled = false;          // its last step computed nothing, with work left
   };
 
+  enum class Round {
+    kIdle,        // no engine had work
+    kStepped,     // an engine was stepped
+    kNoProgress,  // every engine with work waits for memory; the step gave none
+  };
+
   void Run();
-  // One round: picks an engine with work and steps it. False when none had work.
-  bool StepOnce();
+  // One round: picks an engine with work and steps it.
+  Round StepOnce();
   // The round's work over a snapshot of the slots, while in_round_ is set.
-  bool RoundOver(const std::vector<Slot>& slots);
+  Round RoundOver(const std::vector<Slot>& slots);
 
   const std::string device_;
   const ExecutorOptions options_;
@@ -105,6 +111,9 @@ class DeviceExecutor {
   int64_t round_ = 0;            // guarded by mu_
   int64_t num_steps_ = 0;        // guarded by mu_
   int64_t tokens_computed_ = 0;  // guarded by mu_
+  // The last pick was a promoted starved decode (EnginePick::promoted). Only
+  // the executor's thread touches it.
+  bool after_promotion_ = false;
   std::thread thread_;
 };
 

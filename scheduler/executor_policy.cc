@@ -16,30 +16,45 @@ std::optional<Clock::time_point> OnTimeDeadline(const EngineCandidate& e, Clock:
   return d;
 }
 
+// Whether the engine's streams wait for a next token late by more than
+// kStarvedDecodeTargets of its TPOT target.
+bool StarvedDecode(const EngineCandidate& e, Clock::time_point now) {
+  if (!e.has_work || !e.decoding || !e.last_step_end || e.tpot_target.count() <= 0) return false;
+  return now - (*e.last_step_end + e.tpot_target) > kStarvedDecodeTargets * e.tpot_target;
+}
+
 }  // namespace
 
-std::optional<size_t> PickNextEngine(absl::Span<const EngineCandidate> engines,
-                                     Clock::time_point now) {
-  // Rank: (class, deadline, last_stepped, index). Class 0: a first token whose
-  // deadline can still be met; class 1: everything else with work.
+std::optional<EnginePick> PickNextEngine(absl::Span<const EngineCandidate> engines,
+                                         Clock::time_point now, bool after_promotion) {
+  // Rank: (class, deadline, last_stepped, index). Class -1: a starved decode,
+  // unless the last pick promoted one; class 0: a first token whose deadline
+  // can still be met; class 1: everything else with work.
   std::optional<size_t> best;
   std::tuple<int, Clock::time_point, int64_t> best_key;
   for (size_t i = 0; i < engines.size(); ++i) {
     const EngineCandidate& e = engines[i];
     if (!e.has_work) continue;
     const std::optional<Clock::time_point> on_time = OnTimeDeadline(e, now);
-    const int cls = on_time ? 0 : 1;
-    // Class 1's deadline is for its next token.
+    const int cls = !after_promotion && StarvedDecode(e, now) ? -1 : on_time ? 0 : 1;
+    // Classes -1 and 1 go by the deadline of their next token.
     const Clock::time_point deadline =
-        on_time ? *on_time
-                : (e.last_step_end ? *e.last_step_end + e.tpot_target : Clock::time_point::min());
+        cls == 0 ? *on_time
+                 : (e.last_step_end ? *e.last_step_end + e.tpot_target : Clock::time_point::min());
     const auto key = std::make_tuple(cls, deadline, e.last_stepped);
     if (!best || key < best_key) {
       best = i;
       best_key = key;
     }
   }
-  return best;
+  if (!best) return std::nullopt;
+  bool promoted = false;
+  if (std::get<0>(best_key) < 0) {
+    for (size_t i = 0; i < engines.size() && !promoted; ++i) {
+      promoted = i != *best && OnTimeDeadline(engines[i], now).has_value();
+    }
+  }
+  return EnginePick{*best, promoted};
 }
 
 bool SliceThisStep(absl::Span<const EngineCandidate> engines, size_t pick, Clock::time_point now) {

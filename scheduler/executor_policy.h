@@ -11,6 +11,13 @@
 // engine's last step plus its model's TPOT target (never stepped: first), so
 // a model with a tight TPOT target is stepped more often than one with a
 // loose target; with equal targets this is round robin.
+//
+// One exception bounds a decode's wait behind another model's steady backlog
+// of first tokens: a decoding model whose next token is late by more than
+// kStarvedDecodeTargets of its TPOT target goes first, unless the step before
+// was such a promotion over an on-time first token. The two alternate, so
+// neither can starve the other: a first token waits at most one decode step
+// per step of its own, and a starved decode at most one first-token step.
 #pragma once
 
 #include <chrono>
@@ -39,9 +46,19 @@ struct EngineCandidate {
   bool decoding = false;
 };
 
-// The index of the engine to step, or nullopt when none has work.
-std::optional<size_t> PickNextEngine(absl::Span<const EngineCandidate> engines,
-                                     Clock::time_point now);
+inline constexpr int kStarvedDecodeTargets = 4;
+
+struct EnginePick {
+  size_t index = 0;
+  // A starved decode went ahead of a first token still on time; the next
+  // pick on this device passes `after_promotion` then.
+  bool promoted = false;
+};
+
+// The engine to step, or nullopt when none has work. `after_promotion`: the
+// device's last pick was `promoted`, so no starved decode goes first now.
+std::optional<EnginePick> PickNextEngine(absl::Span<const EngineCandidate> engines,
+                                         Clock::time_point now, bool after_promotion = false);
 
 // Whether the step of engines[pick] is capped to a time slice (SliceTokens)
 // while several engines share the device. A step that serves a first token

@@ -133,6 +133,7 @@ struct SimDevice {
   runtime::StepPlan plan;
   double busy_seconds = 0;
   int64_t round = 0;
+  bool after_promotion = false;  // its last pick was EnginePick::promoted
   // The tenants' virtual tokens, shared by its engines as a server's device's
   // (Device::fair_share).
   runtime::FairShare fair;
@@ -410,8 +411,14 @@ class Cluster {
     // An engine whose plan comes back empty (no KV memory) sits this round out.
     for (size_t tries = 0; tries < d.engines.size(); ++tries) {
       std::optional<size_t> pick;
+      bool promoted = false;
       if (Dynamic()) {
-        pick = scheduler::PickNextEngine(candidates, At(now));
+        const std::optional<scheduler::EnginePick> picked =
+            scheduler::PickNextEngine(candidates, At(now), d.after_promotion);
+        if (picked) {
+          pick = picked->index;
+          promoted = picked->promoted;
+        }
       } else {  // in turn: the engine with work stepped longest ago
         for (size_t i = 0; i < candidates.size(); ++i) {
           if (candidates[i].has_work &&
@@ -438,6 +445,7 @@ class Cluster {
         candidates[*pick].has_work = false;
         continue;
       }
+      d.after_promotion = promoted;
       d.plan = std::move(plan);
       d.stepping = &e;
       int64_t context = 0;

@@ -1,7 +1,8 @@
 // DeviceExecutor on tiny random-weight models: one thread steps several
 // engines that own none; a first token waiting on a quiet model goes ahead of
 // a flooded model's backlog; steps are capped to a slice only while engines
-// share the device; Detach waits for a step in progress.
+// share the device; Detach waits for a step in progress; an engine that
+// cannot get memory is retried with a backoff rather than spun on.
 
 #include "scheduler/device_executor.h"
 
@@ -17,6 +18,8 @@
 
 #include "cohost/kernels/backend.h"
 #include "gtest/gtest.h"
+#include "runtime/engine/kv_budget.h"
+#include "runtime/model/kv_cache.h"
 #include "runtime/model/model.h"
 #include "runtime/tokenizer/tokenizer.h"
 #include "tests/support/gated_sink.h"
@@ -335,6 +338,56 @@ TEST_F(DeviceExecutorTest, DetachWaitsForTheStepInProgress) {
   e.reset();
   EXPECT_TRUE(sink->finished());
   EXPECT_EQ(sink->reason(), FinishReason::kCancelled);
+}
+
+// A device's KV memory that grants nothing until opened; opening it wakes
+// nobody, as memory coming back outside a step (another engine detached, an
+// account released) does not.
+class GatedBudget : public runtime::KvBudget {
+ public:
+  bool Acquire(int64_t) override { return open_.load(); }
+  void Release(int64_t) override {}
+  void Open() { open_ = true; }
+
+ private:
+  std::atomic<bool> open_{false};
+};
+
+TEST_F(DeviceExecutorTest, AnEngineWaitingForMemoryDoesNotSpinTheExecutor) {
+  DeviceExecutor executor("cpu");
+  GatedBudget budget;
+  const runtime::ModelConfig& mc = model_->config();
+  const kernels::DType dtype = backend_->kv_dtype();
+  constexpr int32_t kBlock = 4;
+  const int64_t group_bytes =
+      int64_t{runtime::KvCache::GroupBlocks(mc, dtype, kBlock, backend_->vm_granularity(), 0)} *
+      static_cast<int64_t>(runtime::KvCache::BytesPerBlock(mc, dtype, kBlock));
+  runtime::EngineConfig c;
+  c.block_size = kBlock;
+  c.kv_cache_bytes = 8 * group_bytes;
+  c.kv_group_min_bytes = 0;
+  c.kv_budget = &budget;
+  c.on_work = executor.MakeWakeCallback();
+  std::unique_ptr<Engine> e = Engine::Create(model_.get(), tokenizer_.get(), c).value();
+  executor.Attach(e.get(), {});
+  auto sink = std::make_shared<Sink>();
+  ASSERT_TRUE(e->Submit(Request(6, 3), sink).ok());
+  // Stepped, found no memory, and marked stalled: from here on every step is
+  // a retry.
+  ASSERT_TRUE(cohost::testing::WaitFor([&] { return executor.num_steps() >= 3; }, kWait));
+  const int64_t before = executor.num_steps();
+  std::this_thread::sleep_for(milliseconds(500));
+  const int64_t retries = executor.num_steps() - before;
+  // Backing off to 64 ms between tries makes about 8 in 500 ms; spinning made
+  // tens of thousands.
+  EXPECT_LT(retries, 50) << "the executor spins on an engine that cannot get memory";
+  EXPECT_EQ(sink->tokens(), 0);
+  // Memory comes back with no Wake: the next retry finds it.
+  budget.Open();
+  ASSERT_TRUE(cohost::testing::WaitFor([&] { return sink->finished(); }, kWait));
+  EXPECT_EQ(sink->reason(), FinishReason::kLength);
+  EXPECT_EQ(sink->tokens(), 3);
+  executor.Detach(e.get());
 }
 
 }  // namespace

@@ -27,6 +27,7 @@ EngineCandidate Decoding(int64_t last_stepped) {
 // Decoding, its last step ended `ago`, its model's TPOT target `tpot`.
 EngineCandidate DecodingAt(milliseconds ago, milliseconds tpot, int64_t last_stepped = 0) {
   EngineCandidate c = Decoding(last_stepped);
+  c.decoding = true;
   c.last_step_end = kNow - ago;
   c.tpot_target = tpot;
   return c;
@@ -39,11 +40,20 @@ EngineCandidate Awaiting(milliseconds age, milliseconds target, int64_t last_ste
   return c;
 }
 
+// `c` with a request awaiting its first token, submitted `age` ago (TTFT
+// target as by default).
+EngineCandidate With(EngineCandidate c, milliseconds age) {
+  c.oldest_awaiting_first = kNow - age;
+  return c;
+}
+
 TEST(PickNextEngineTest, Table) {
   struct Case {
     const char* what;
     std::vector<EngineCandidate> engines;
     std::optional<size_t> want;
+    bool after_promotion = false;  // the device's last pick was promoted
+    bool want_promoted = false;
   };
   const Case cases[] = {
       {"nothing attached", {}, std::nullopt},
@@ -88,17 +98,91 @@ TEST(PickNextEngineTest, Table) {
        {DecodingAt(milliseconds(1000), milliseconds(0), 0), Decoding(5)},
        1},
       {"an on-time first token still beats an overdue decode",
-       {DecodingAt(milliseconds(1000), milliseconds(10), 0),
+       {DecodingAt(milliseconds(50), milliseconds(10), 0),
         Awaiting(milliseconds(10), milliseconds(1000), 9)},
        1},
+      {"but not a decode late by more than four TPOT targets: a backlog of first tokens "
+       "cannot starve another model's streams",
+       {DecodingAt(milliseconds(51), milliseconds(10), 9),
+        Awaiting(milliseconds(10), milliseconds(1000), 0)},
+       0,
+       false,
+       true},
+      {"after that promotion the first token goes next, however late the decode: the two "
+       "alternate, so neither starves",
+       {DecodingAt(milliseconds(5000), milliseconds(10), 0),
+        Awaiting(milliseconds(10), milliseconds(1000), 9)},
+       1,
+       true,
+       false},
+      {"the first token then takes its turn over several starved decodes too",
+       {DecodingAt(milliseconds(5000), milliseconds(10), 0),
+        DecodingAt(milliseconds(900), milliseconds(10), 1),
+        Awaiting(milliseconds(10), milliseconds(1000), 9)},
+       2,
+       true,
+       false},
+      {"starved decodes among themselves: the latest next token first",
+       {DecodingAt(milliseconds(900), milliseconds(10), 0),
+        DecodingAt(milliseconds(5000), milliseconds(10), 1),
+        Awaiting(milliseconds(10), milliseconds(1000), 9)},
+       1,
+       false,
+       true},
+      {"a starved decode with no on-time first token waiting is no promotion",
+       {DecodingAt(milliseconds(5000), milliseconds(10), 0),
+        Awaiting(milliseconds(5000), milliseconds(1000), 9)},
+       0},
+      {"nor is one whose own engine holds the only on-time first token",
+       {With(DecodingAt(milliseconds(5000), milliseconds(10), 0), milliseconds(10)), Decoding(1)},
+       0},
+      {"after a promotion with no first token waiting, decodes go by deadline as ever",
+       {DecodingAt(milliseconds(900), milliseconds(10), 0),
+        DecodingAt(milliseconds(5000), milliseconds(10), 1)},
+       1,
+       true,
+       false},
       {"ties go to the engine stepped least recently",
        {Awaiting(milliseconds(100), milliseconds(1000), 6),
         Awaiting(milliseconds(100), milliseconds(1000), 2)},
        1},
   };
   for (const Case& c : cases) {
-    EXPECT_EQ(PickNextEngine(c.engines, kNow), c.want) << c.what;
+    const std::optional<EnginePick> got = PickNextEngine(c.engines, kNow, c.after_promotion);
+    ASSERT_EQ(got.has_value(), c.want.has_value()) << c.what;
+    if (!got) continue;
+    EXPECT_EQ(got->index, *c.want) << c.what;
+    EXPECT_EQ(got->promoted, c.want_promoted) << c.what;
   }
+}
+
+// Picks in a row as a device executor makes them, each step taking 30 ms:
+// three decoding models whose steps take six of their 5 ms TPOT targets (so
+// some decode is always starved) and one model with a steady backlog of
+// on-time first tokens. Neither side starves: they alternate.
+TEST(PickNextEngineTest, StarvedDecodesAndFirstTokensAlternate) {
+  constexpr milliseconds kStep(30), kTpot(5);
+  std::vector<EngineCandidate> engines = {
+      DecodingAt(kStep, kTpot, 1), DecodingAt(2 * kStep, kTpot, 2), DecodingAt(3 * kStep, kTpot, 3),
+      Awaiting(milliseconds(0), milliseconds(10000), 4)};
+  Clock::time_point now = kNow;
+  bool after_promotion = false;
+  std::vector<size_t> picks;
+  for (int64_t round = 5; round < 5 + 12; ++round) {
+    const std::optional<EnginePick> got = PickNextEngine(engines, now, after_promotion);
+    ASSERT_TRUE(got.has_value());
+    EXPECT_FALSE(after_promotion && got->promoted) << "two promotions in a row";
+    after_promotion = got->promoted;
+    picks.push_back(got->index);
+    now += kStep;
+    engines[got->index].last_step_end = now;
+    engines[got->index].last_stepped = round;
+    engines[3].oldest_awaiting_first = now;  // the next first token of the backlog
+  }
+  // D F D F ...: the first tokens get every other step, and the decodes share
+  // the rest in turn.
+  const std::vector<size_t> want = {2, 3, 1, 3, 0, 3, 2, 3, 1, 3, 0, 3};
+  EXPECT_EQ(picks, want);
 }
 
 TEST(SliceThisStepTest, Table) {
