@@ -31,6 +31,10 @@ for _ in $(seq 1 600); do
   kill -0 $server 2>/dev/null || { echo "run_default: the server exited" >&2; exit 1; }
   sleep 0.1
 done
+grep -q "listening on" "$log" 2>/dev/null || {
+  echo "run_default: the server did not start listening within 60 s (its log is above)" >&2
+  exit 1
+}
 
 if [ $# -eq 0 ]; then
   set -- --chat --prompt "Explain in two sentences why the sky is blue." --max-tokens 96

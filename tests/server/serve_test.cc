@@ -37,6 +37,7 @@ using ::cohost::testing::StreamResult;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 // A `cohost serve` child with its stderr on a pipe.
 class ServeProcess {
@@ -100,6 +101,15 @@ class ServeProcess {
       if (!ReadSome(milliseconds(200))) return false;
     }
     return false;
+  }
+
+  // Reads stderr until it holds `text`; false on timeout or exit.
+  bool WaitForText(const std::string& text, seconds timeout) {
+    const auto end = std::chrono::steady_clock::now() + timeout;
+    while (stderr_.find(text) == std::string::npos) {
+      if (std::chrono::steady_clock::now() > end || !ReadSome(milliseconds(20))) return false;
+    }
+    return true;
   }
 
   // The exit code once the process exits within `timeout`.
@@ -256,6 +266,19 @@ TEST(ServeTest, SigtermDrainsLiveStreamsAndExitsZero) {
             static_cast<int64_t>(std::filesystem::file_size(COHOST_DEFAULT_MODEL)));
   EXPECT_GT(e["workspace_bytes"].get<int64_t>(), 0);
   EXPECT_GT(e["load_seconds"].get<double>(), 0);
+}
+
+TEST(ServeTest, ASignalBeforeServingBeganEndsTheProcessAtOnce) {
+  ServeProcess serve(/*drain_seconds=*/60);
+  ASSERT_TRUE(serve.started());
+  // Printed once the signal thread runs, before the model's load begins.
+  ASSERT_TRUE(serve.WaitForText("quantized kernels", seconds(60))) << serve.stderr_text();
+  ASSERT_EQ(::kill(serve.pid(), SIGINT), 0);
+  // Before, the signal waited for every load to end, then the server opened
+  // its ports and drained nothing.
+  EXPECT_EQ(serve.WaitExit(seconds(30)), 128 + SIGINT) << serve.stderr_text();
+  EXPECT_THAT(serve.stderr_text(), HasSubstr("SIGINT before serving began"));
+  EXPECT_THAT(serve.stderr_text(), Not(HasSubstr("listening on")));
 }
 
 TEST(ServeTest, StreamsPastTheDrainDeadlineAreCancelledAndTheProcessExitsZero) {

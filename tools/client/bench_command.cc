@@ -255,6 +255,11 @@ absl::Status Setup(const ParsedArgs& args, const v1::ModelInfo& model, BenchSetu
   s->plan.request_timeout_ms = *timeout_ms;
   s->plan.tenant = args.Get("tenant").value_or("");
   if (std::optional<std::string> out = args.Get("output")) s->output = *out;
+  // A path that cannot be written is found now, not after the whole run
+  // (appending: the file is not emptied before the run has a report).
+  if (!std::ofstream(s->output, std::ios::app)) {
+    return absl::InvalidArgumentError(absl::StrCat("--output: cannot write ", s->output));
+  }
   c["started_at"] = absl::FormatTime(absl::RFC3339_sec, absl::Now(), absl::UTCTimeZone());
   return absl::OkStatus();
 }
@@ -299,6 +304,7 @@ int BenchCommand(int argc, char** argv) {
   nlohmann::json report = ReportJson(setup->config, stats, setup->targets);
   std::ofstream out(setup->output);
   out << report.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+  out.close();  // a full disk shows at the flush, which the destructor would hide
   if (!out) return Fail(absl::StrCat("cannot write ", setup->output));
   std::fprintf(stderr, "cohost bench: wrote %s\n", setup->output.c_str());
   return stats.completed > 0 ? 0 : 1;

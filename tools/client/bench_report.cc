@@ -23,10 +23,16 @@ void Section(std::string* out, absl::string_view title) {
   absl::StrAppend(out, line, "\n");
 }
 
+// One figure of `s`. An empty sample (nothing succeeded, or no request had
+// two tokens) shows n/a: its zeros would read as perfect latency.
+std::string Ms(const Summary& s, double v) {
+  return s.count > 0 ? absl::StrFormat("%.2f", v) : std::string("n/a");
+}
+
 void SummaryRows(std::string* out, absl::string_view name, const Summary& s) {
   for (auto [label, v] :
        {std::pair{"mean", s.mean}, {"p50", s.p50}, {"p90", s.p90}, {"p99", s.p99}}) {
-    Row(out, absl::StrCat(label, " ", name, " (ms):"), absl::StrFormat("%.2f", v));
+    Row(out, absl::StrCat(label, " ", name, " (ms):"), Ms(s, v));
   }
 }
 
@@ -86,7 +92,7 @@ std::string ReportTable(const BenchStats& stats, const GoodputTargets& targets) 
   }
   Section(&out, "Time to first token");
   SummaryRows(&out, "TTFT", stats.ttft_ms);
-  Row(&out, "p50 TTFT at the server (ms):", absl::StrFormat("%.2f", stats.server_ttft_ms.p50));
+  Row(&out, "p50 TTFT at the server (ms):", Ms(stats.server_ttft_ms, stats.server_ttft_ms.p50));
   Section(&out, "Time per output token (after the first)");
   SummaryRows(&out, "TPOT", stats.tpot_ms);
   Section(&out, "Inter-token latency");

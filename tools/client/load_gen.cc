@@ -37,6 +37,14 @@ Summary Summarize(std::vector<double> values) {
   return s;
 }
 
+// ---- random streams -------------------------------------------------------------
+
+std::mt19937_64 StreamRng(uint64_t seed, RandomStream stream) {
+  std::seed_seq seq{static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32),
+                    static_cast<uint32_t>(stream)};
+  return std::mt19937_64(seq);
+}
+
 // ---- max tokens ---------------------------------------------------------------
 
 namespace {
@@ -197,7 +205,7 @@ RequestSpec RequestSource::Next() {
       const TraceRow& row = rows_[i % rows_.size()];
       int32_t prompt = std::clamp(row.context_tokens, 1, prompt_tokens_);
       int32_t output = std::max(row.generated_tokens, 1);
-      if (context_ > 1 && prompt + output > context_) {
+      if (context_ > 1 && int64_t{prompt} + output > context_) {
         // Keep the output length the trace asks for where possible; shrink the prompt.
         output = std::min(output, context_ - 1);
         prompt = std::min(prompt, context_ - output);

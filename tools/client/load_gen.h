@@ -32,6 +32,15 @@ struct Summary {
 };
 Summary Summarize(std::vector<double> values);
 
+// ---- random streams -----------------------------------------------------------
+
+// One run's seed drives several random streams; each gets a generator state of
+// its own. Two generators seeded alike draw the same numbers, so a request's
+// arrival gap and its output length came from one number, rank-correlated:
+// long outputs always followed long lulls.
+enum class RandomStream : uint32_t { kArrivals = 1, kRequests = 2 };
+std::mt19937_64 StreamRng(uint64_t seed, RandomStream stream);
+
 // ---- arrivals ---------------------------------------------------------------
 
 // Open-loop arrivals at `rate` per second, from a seeded generator. With
@@ -46,7 +55,7 @@ class RateArrivals {
       : poisson_(burstiness == 1),
         exponential_(rate),
         gamma_(burstiness, 1 / (rate * burstiness)),
-        rng_(seed) {}
+        rng_(StreamRng(seed, RandomStream::kArrivals)) {}
   double Next() { return now_ += poisson_ ? exponential_(rng_) : gamma_(rng_); }
 
  private:
@@ -111,7 +120,7 @@ class RequestSource {
  private:
   enum class Kind { kTexts, kEntries, kGenerated, kTrace };
   RequestSource(Kind kind, MaxTokensDist max_tokens, uint64_t seed)
-      : kind_(kind), max_tokens_(max_tokens), rng_(seed) {}
+      : kind_(kind), max_tokens_(max_tokens), rng_(StreamRng(seed, RandomStream::kRequests)) {}
   std::vector<int32_t> RandomIds(int32_t n);
 
   Kind kind_;
@@ -173,7 +182,8 @@ struct BenchStats {
   double goodput = 0;  // good requests / s; meaningful only with a target
 };
 // Statistics over successful requests; failures only count. duration_s is the
-// wall time of the run (its start to the last completion).
+// wall time of the run (LoadRun::duration_s: its start to the last successful
+// completion).
 BenchStats ComputeStats(const std::vector<RequestResult>& results, double duration_s,
                         const GoodputTargets& targets);
 

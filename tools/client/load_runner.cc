@@ -76,7 +76,7 @@ class Runner {
 
   LoadRun Run(RequestSource& source, const LoadProgress& progress) {
     t0_ = Clock::now();
-    last_done_ = t0_;  // a run that issues nothing lasts 0 s
+    last_done_ = last_ok_ = t0_;  // a run that issues nothing lasts 0 s
     auto report = [&] {
       if (!progress) return;
       size_t finished, issued;
@@ -134,7 +134,8 @@ class Runner {
       // down once this returns.
       cv_.wait(lock, [&] { return finished_ == issued_; });
       run.results = std::move(results_);
-      run.duration_s = std::chrono::duration<double>(last_done_ - t0_).count();
+      run.duration_s =
+          std::chrono::duration<double>((any_ok_ ? last_ok_ : last_done_) - t0_).count();
     }
     report();
     std::sort(run.results.begin(), run.results.end(),
@@ -152,9 +153,13 @@ class Runner {
   // A destroyed call's result.
   void Finished(RequestResult result) {
     std::lock_guard<std::mutex> lock(mu_);
+    last_done_ = Clock::now();
+    if (result.ok()) {
+      any_ok_ = true;
+      last_ok_ = last_done_;
+    }
     results_.push_back(std::move(result));
     ++finished_;
-    last_done_ = Clock::now();
     cv_.notify_all();
   }
 
@@ -191,6 +196,8 @@ class Runner {
   size_t finished_ = 0;                   // guarded by mu_
   size_t issued_ = 0;                     // written by the run thread, read under mu_
   Clock::time_point last_done_;           // guarded by mu_
+  Clock::time_point last_ok_;             // guarded by mu_
+  bool any_ok_ = false;                   // guarded by mu_
 };
 
 void StreamCall::OnDone(const grpc::Status& status) {

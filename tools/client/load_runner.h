@@ -32,7 +32,10 @@ struct LoadPlan {
 
 struct LoadRun {
   std::vector<RequestResult> results;  // ordered by issue time
-  double duration_s = 0;               // run start -> last completion
+  // Run start -> the last successful completion (the last completion of any
+  // kind when none succeeded): a call the drain cancelled, or one that timed
+  // out, would stretch every throughput by the time nothing was served.
+  double duration_s = 0;
   size_t cancelled_at_drain = 0;
 };
 

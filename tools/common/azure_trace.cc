@@ -26,6 +26,12 @@ int64_t DaysFromCivil(int64_t y, int64_t m, int64_t d) {
   return era * 146097 + doe - 719468;
 }
 
+int64_t DaysInMonth(int64_t y, int64_t m) {
+  static constexpr int64_t kDays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  const bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+  return m == 2 && leap ? 29 : kDays[m - 1];
+}
+
 // "YYYY-MM-DD HH:MM:SS[.fraction]" -> seconds since the epoch (no time zone).
 std::optional<double> ParseTimestamp(absl::string_view s) {
   std::vector<absl::string_view> date_time = absl::StrSplit(s, ' ');
@@ -40,8 +46,9 @@ std::optional<double> ParseTimestamp(absl::string_view s) {
       !absl::SimpleAtoi(hms[1], &mi) || !absl::SimpleAtod(hms[2], &sec)) {
     return std::nullopt;
   }
-  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 || mi > 59 ||
-      !(sec >= 0 && sec < 61)) {
+  // Years of four digits: the day count's arithmetic stays far from overflow.
+  if (y < 1 || y > 9999 || mo < 1 || mo > 12 || d < 1 || d > DaysInMonth(y, mo) || h < 0 ||
+      h > 23 || mi < 0 || mi > 59 || !(sec >= 0 && sec < 61)) {
     return std::nullopt;
   }
   return DaysFromCivil(y, mo, d) * 86400.0 + h * 3600.0 + mi * 60.0 + sec;

@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -260,6 +261,16 @@ class SignalWaiter {
     thread_.join();
   }
 
+  // From now on the first signal drains. Before (while models load, before
+  // any port is open) it ends the process at once, with 128 + its number:
+  // nothing is served yet, and a load cannot be interrupted, so waiting for
+  // it to finish only to drain nothing would hold Ctrl-C for as long as the
+  // load takes.
+  void MarkServing() {
+    std::lock_guard<std::mutex> lock(mu_);
+    serving_ = true;
+  }
+
   // Blocks until the first signal; returns its number.
   int Wait() {
     std::unique_lock<std::mutex> lock(mu_);
@@ -284,6 +295,12 @@ class SignalWaiter {
       if (sigwait(&set, &sig) != 0) continue;
       std::unique_lock<std::mutex> lock(mu_);
       if (stopping_) return;
+      if (!serving_) {
+        std::fprintf(stderr, "cohost serve: %s before serving began, exiting\n",
+                     sig == SIGINT ? "SIGINT" : "SIGTERM");
+        std::fflush(stderr);
+        _exit(128 + sig);
+      }
       if (first_signal_ == 0) {
         first_signal_ = sig;
         cv_.notify_all();
@@ -298,6 +315,7 @@ class SignalWaiter {
   std::mutex mu_;
   std::condition_variable cv_;
   int first_signal_ = 0;
+  bool serving_ = false;
   bool stopping_ = false;
   std::thread thread_;
 };
@@ -435,6 +453,7 @@ int ServeCommand(int argc, char** argv) {
   }
   std::fflush(stderr);
 
+  signals.MarkServing();
   const int sig = signals.Wait();
   std::fprintf(stderr, "cohost serve: %s, draining (up to %llds)\n",
                sig == SIGINT ? "SIGINT" : "SIGTERM", static_cast<long long>(config->drain_seconds));

@@ -288,6 +288,24 @@ TEST_F(ClientRpcTest, DurationBoundsIssuingAndDrainCancelsTheRest) {
   EXPECT_LT(wall, 5.0);
 }
 
+TEST_F(ClientRpcTest, TheDurationEndsAtTheLastSuccessNotAtTheDrainsCancel) {
+  LoadPlan plan;
+  plan.base.set_model("tiny");
+  plan.num_requests = 2;
+  plan.drain_timeout_s = 2;
+  RequestSource source = RequestSource::FromTexts({"x", "hang"}, *MaxTokensDist::Fixed(2), 0);
+  const auto t0 = std::chrono::steady_clock::now();
+  LoadRun run = RunLoad(*stub_, plan, source, nullptr);
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ASSERT_EQ(run.results.size(), 2u);
+  EXPECT_EQ(run.results[0].status_code, "OK");
+  EXPECT_EQ(run.results[1].status_code, "CANCELLED");
+  EXPECT_EQ(run.cancelled_at_drain, 1u);
+  EXPECT_GE(wall, 2.0);
+  // The request served took milliseconds; the drain's 2 s served nothing.
+  EXPECT_LT(run.duration_s, 1.5);
+}
+
 TEST_F(ClientRpcTest, ExhaustedScheduleEndsTheRunWithoutRequests) {
   LoadPlan plan;
   plan.base.set_model("tiny");

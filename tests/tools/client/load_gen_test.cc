@@ -18,6 +18,7 @@ namespace cohost::tools {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 TEST(PercentileTest, LinearInterpolationMatchesNumpy) {
   // numpy.percentile(range(1, 11), q): 50 -> 5.5, 90 -> 9.1, 99 -> 9.91, 0 -> 1, 100 -> 10.
@@ -87,6 +88,48 @@ TEST(RateArrivalsTest, BurstinessKeepsTheRateAndWidensTheGaps) {
     const double cv = std::sqrt(sum_sq / kN - mean * mean) / mean;
     EXPECT_NEAR(cv, 1 / std::sqrt(b), 0.1 / std::sqrt(b)) << b;
   }
+}
+
+// Spearman's rank correlation of two equally long samples without ties.
+double RankCorrelation(const std::vector<double>& x, const std::vector<double>& y) {
+  auto ranks = [](const std::vector<double>& v) {
+    std::vector<size_t> order(v.size());
+    for (size_t i = 0; i < v.size(); ++i) order[i] = i;
+    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return v[a] < v[b]; });
+    std::vector<double> r(v.size());
+    for (size_t i = 0; i < order.size(); ++i) r[order[i]] = static_cast<double>(i);
+    return r;
+  };
+  const std::vector<double> rx = ranks(x), ry = ranks(y);
+  const double n = static_cast<double>(x.size()), mean = (n - 1) / 2;
+  double sxy = 0, sxx = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    sxy += (rx[i] - mean) * (ry[i] - mean);
+    sxx += (rx[i] - mean) * (rx[i] - mean);
+  }
+  return sxy / sxx;
+}
+
+TEST(RateArrivalsTest, GapsAreIndependentOfOutputLengthsFromTheSameSeed) {
+  // `cohost bench --rate R --max-tokens-range LO:HI` seeds both from one
+  // --seed; each request takes one draw from each.
+  constexpr uint64_t kSeed = 0;
+  constexpr int kN = 4000;
+  RateArrivals arrivals(5, kSeed);
+  RequestSource source = RequestSource::FromTexts(
+      {"hi"}, MaxTokensDist::ParseRange("1:1000000").value(), kSeed);
+  std::vector<double> gaps, lengths;
+  double last = 0;
+  for (int i = 0; i < kN; ++i) {
+    const double t = arrivals.Next();
+    gaps.push_back(t - last);
+    last = t;
+    // Ties broken by the index: a tie's rank no longer matters at this n.
+    lengths.push_back(source.Next().max_tokens + i * 1e-9);
+  }
+  // Independent: the rank correlation's standard error is 1/sqrt(n - 1),
+  // about 0.016; one generator for both made it 1.
+  EXPECT_LT(std::abs(RankCorrelation(gaps, lengths)), 0.08);
 }
 
 TEST(RateArrivalsTest, SeededAndReproducible) {
@@ -199,6 +242,11 @@ TEST(AzureTraceTest, ErrorsNameTheLine) {
       {header + "2023-11-16 18:15:46.68,3,-4\n", "line 2: bad GeneratedTokens"},
       {header + "2023-13-16 18:15:46.68,3,4\n", "line 2: bad TIMESTAMP"},
       {header + "yesterday,3,4\n", "line 2: bad TIMESTAMP"},
+      // A year whose day count overflowed int64 (undefined behaviour).
+      {header + "99999999999999999-01-01 00:00:00,1,1\n", "line 2: bad TIMESTAMP"},
+      {header + "0-01-01 00:00:00,1,1\n", "line 2: bad TIMESTAMP"},
+      {header + "2023-11-31 00:00:00,1,1\n", "line 2: bad TIMESTAMP"},
+      {header + "2023-02-29 00:00:00,1,1\n", "line 2: bad TIMESTAMP"},
       {header + "2023-11-16 18:15:46,3,4\n2023-11-16 18:15:45,3,4\n", "line 3: TIMESTAMP goes"},
   };
   for (const Case& c : cases) {
@@ -206,6 +254,7 @@ TEST(AzureTraceTest, ErrorsNameTheLine) {
     ASSERT_EQ(rows.status().code(), absl::StatusCode::kInvalidArgument) << c.content;
     EXPECT_THAT(std::string(rows.status().message()), HasSubstr(c.expected)) << c.content;
   }
+  EXPECT_TRUE(ParseAzureTraceCsv(header + "2024-02-29 00:00:00,1,1\n").ok()) << "a leap day";
 }
 
 TEST(AzureTraceTest, CommittedExcerptParsesToItsKnownFigures) {
@@ -275,7 +324,10 @@ TEST(RequestSourceTest, TextsAndEntriesCycleAndEntriesOverrideMaxTokens) {
 }
 
 TEST(RequestSourceTest, TracePromptsAreCappedAndFitTheContext) {
-  std::vector<TraceRow> rows = {{0, 100, 20}, {1, 5000, 30}, {2, 10, 3000}, {3, 0, 0}};
+  // The last: an output as long as the trace parser allows, trimmed as well
+  // (prompt + output overflowed int32 and went out untrimmed).
+  std::vector<TraceRow> rows = {
+      {0, 100, 20}, {1, 5000, 30}, {2, 10, 3000}, {3, 0, 0}, {4, 100, 2147483600}};
   RequestSource src = RequestSource::FromTrace(rows, /*max_prompt_tokens=*/256, /*vocab=*/50,
                                                /*context=*/2048, 1);
   RequestSpec r0 = src.Next();
@@ -290,7 +342,10 @@ TEST(RequestSourceTest, TracePromptsAreCappedAndFitTheContext) {
   RequestSpec r3 = src.Next();
   EXPECT_EQ(r3.ids.size(), 1u);
   EXPECT_EQ(r3.max_tokens, 1);
-  for (const RequestSpec& r : {r0, r1, r2, r3}) {
+  RequestSpec r4 = src.Next();
+  EXPECT_EQ(r4.max_tokens, 2047);
+  EXPECT_EQ(r4.ids.size(), 1u);
+  for (const RequestSpec& r : {r0, r1, r2, r3, r4}) {
     EXPECT_LE(static_cast<int32_t>(r.ids.size()) + r.max_tokens, 2048);
   }
 }
@@ -388,6 +443,17 @@ TEST(BenchReportTest, JsonHasEveryFieldAndTableTheSections) {
                            "Goodput", "UNAVAILABLE", "p99 TTFT"}) {
     EXPECT_THAT(table, HasSubstr(text));
   }
+  EXPECT_THAT(table, Not(HasSubstr("n/a")));
+}
+
+TEST(BenchReportTest, LatenciesOfARunWithNoSuccessAreNotShownAsZero) {
+  RequestResult failed;
+  failed.status_code = "RESOURCE_EXHAUSTED";
+  const BenchStats s = ComputeStats({failed, failed}, 1.0, {});
+  const std::string table = ReportTable(s, {});
+  EXPECT_THAT(table, HasSubstr("p99 TTFT (ms):"));
+  EXPECT_THAT(table, Not(::testing::ContainsRegex("\\(ms\\): +0\\.00"))) << table;
+  EXPECT_THAT(table, HasSubstr("n/a"));
 }
 
 }  // namespace
