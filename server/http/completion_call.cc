@@ -203,9 +203,12 @@ UsageCounts CompletionCall::Usage() const {
   for (const Choice& c : choices_) {
     // The prompt is one prompt, whatever the number of choices.
     u.prompt_tokens = std::max<int64_t>(u.prompt_tokens, c.info.prompt_tokens);
-    u.cached_prompt_tokens = std::max<int64_t>(u.cached_prompt_tokens, c.info.cached_prompt_tokens);
     u.completion_tokens += c.info.completion_tokens;
   }
+  // What the cache held of it when the call came: the first choice's find.
+  // The others start after its prefill and find that prefill's blocks, which
+  // were not cached for the client, who sent one prompt.
+  if (!choices_.empty()) u.cached_prompt_tokens = choices_.front().info.cached_prompt_tokens;
   return u;
 }
 

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
+#include "runtime/tokenizer/unicode.h"
 
 namespace cohost::server::http {
 namespace {
@@ -67,9 +68,13 @@ std::string Event(const Json& j) {
   return absl::StrCat("data: ", j.dump(-1, ' ', false, Json::error_handler_t::replace), "\n\n");
 }
 
-// The one token's step of TextOffsetAfter: its chosen text's bytes.
+// The one token's step of TextOffsetAfter: the characters its chosen bytes
+// start (bytes that are not UTF-8 continuation bytes). A character split over
+// tokens counts at the token holding its first byte, so each offset is where
+// the first character this token finishes or starts lies in the text.
 int64_t TextOffsetAfter(const ShownToken& t, int64_t offset) {
-  return offset + static_cast<int64_t>(t.chosen.token.size());
+  for (unsigned char c : t.chosen.token) offset += (c & 0xC0) != 0x80;
+  return offset;
 }
 
 // OpenAI shows a token the model rules out as -9999.
@@ -111,8 +116,16 @@ Json LogprobsJson(Endpoint endpoint, const std::vector<ShownToken>& tokens, int6
   for (const ShownToken& t : tokens) {
     text.push_back(t.chosen.token);
     values.push_back(ShownValue(t.chosen.logprob));
+    // Keyed by the text as shown: byte tokens that show alike (a lone lead
+    // byte each shows as U+FFFD) would be duplicate keys, of which a JSON
+    // parser keeps only one; the likelier is kept.
     Json alternatives = Json::object();
-    for (const ShownLogprob& alt : t.top) alternatives[alt.token] = ShownValue(alt.logprob);
+    for (const ShownLogprob& alt : t.top) {
+      const std::string shown = runtime::SanitizeUtf8(alt.token);
+      const double value = ShownValue(alt.logprob);
+      auto it = alternatives.find(shown);
+      if (it == alternatives.end() || it->get<double>() < value) alternatives[shown] = value;
+    }
     top.push_back(std::move(alternatives));
     offsets.push_back(text_offset);
     text_offset = TextOffsetAfter(t, text_offset);

@@ -68,8 +68,9 @@ struct ChunkDelta {
 };
 
 // Where the text after `tokens` starts, for text that starts at `offset`:
-// /v1/completions' text_offset advances by each chosen token's bytes (the
-// one rule for it, here and in the chunks that follow).
+// /v1/completions' text_offset counts characters, as Python's str and
+// OpenAI's do, advancing by the characters each chosen token's bytes start
+// (the one rule for it, here and in the chunks that follow).
 int64_t TextOffsetAfter(const std::vector<ShownToken>& tokens, int64_t offset);
 
 // The whole (non-streamed) response.

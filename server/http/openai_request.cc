@@ -36,6 +36,10 @@ absl::StatusOr<std::optional<double>> Number(const Json& body, const char* name)
 absl::StatusOr<std::optional<int64_t>> Integer(const Json& body, const char* name) {
   const Json* v = Field(body, name);
   if (v == nullptr) return std::nullopt;
+  // Stored unsigned above INT64_MAX: get<int64_t> would wrap it negative.
+  if (v->is_number_unsigned() && v->get<uint64_t>() > uint64_t{INT64_MAX}) {
+    return Bad(name, "is out of range");
+  }
   if (v->is_number_integer()) return v->get<int64_t>();
   // 3.0 is an integer; 3.5 is not.
   if (v->is_number_float()) {
@@ -235,6 +239,56 @@ absl::Status ParseLogprobs(const Json& body, Endpoint endpoint, v1::GenerateRequ
   return absl::OkStatus();
 }
 
+// OpenAI fields whose effect this server does not produce. Ignoring one would
+// answer 200 with output the client did not ask for (free text where it
+// parses JSON or dispatches tool calls, a bias not applied), so a value that
+// asks for the effect is refused, naming the field. Values that ask for
+// nothing (an empty list, "text", "none", false) pass.
+absl::Status RefuseUnsupported(const Json& body, int n) {
+  auto unsupported = [](std::string_view field) {
+    return Bad(field, "is not supported by this server");
+  };
+  auto non_empty = [](const Json* v) {
+    return v != nullptr && !((v->is_array() || v->is_object() || v->is_string()) && v->empty());
+  };
+  for (const char* name : {"tools", "functions", "logit_bias", "suffix", "guided_json",
+                           "guided_regex", "guided_choice", "guided_grammar", "audio"}) {
+    if (non_empty(Field(body, name))) return unsupported(name);
+  }
+  if (const Json* format = Field(body, "response_format")) {
+    const Json* type = format->is_object() ? Field(*format, "type") : nullptr;
+    if (type == nullptr || !type->is_string() || type->get<std::string>() != "text") {
+      return Bad("response_format", "is not supported by this server (only {\"type\": \"text\"})");
+    }
+  }
+  for (const char* name : {"tool_choice", "function_call"}) {
+    const Json* choice = Field(body, name);
+    if (choice == nullptr) continue;
+    if (!choice->is_string() ||
+        (choice->get<std::string>() != "none" && choice->get<std::string>() != "auto")) {
+      return unsupported(name);
+    }
+  }
+  absl::StatusOr<bool> echo = Boolean(body, "echo");
+  if (!echo.ok()) return echo.status();
+  if (*echo) return unsupported("echo");
+  absl::StatusOr<std::optional<int64_t>> best_of = Integer(body, "best_of");
+  if (!best_of.ok()) return best_of.status();
+  if (*best_of && **best_of != 1 && **best_of != n) return unsupported("best_of");
+  if (const Json* messages = Field(body, "messages"); messages != nullptr && messages->is_array()) {
+    for (size_t i = 0; i < messages->size(); ++i) {
+      const Json& m = (*messages)[i];
+      if (!m.is_object()) continue;
+      for (const char* name : {"tool_calls", "function_call"}) {
+        if (non_empty(Field(m, name))) {
+          return unsupported(absl::StrCat("messages[", i, "].", name));
+        }
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<CompletionRequest> ParseCompletionRequest(std::string_view body, Endpoint endpoint) {
@@ -263,6 +317,7 @@ absl::StatusOr<CompletionRequest> ParseCompletionRequest(std::string_view body, 
       return Bad("n", absl::StrCat("must be in [1, ", kMaxChoices, "]"));
     out.n = static_cast<int>(**n);
   }
+  if (absl::Status s = RefuseUnsupported(json, out.n); !s.ok()) return s;
   absl::StatusOr<bool> stream = Boolean(json, "stream");
   if (!stream.ok()) return stream.status();
   out.stream = *stream;

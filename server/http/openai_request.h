@@ -2,8 +2,9 @@
 // onto cohost.v1.GenerateRequest: from there on a request takes the same path
 // as a gRPC one (server::BuildGenerateRequest validates and tokenizes it).
 // Only the JSON's shape is checked here: a wrong type or a field cohost
-// cannot honour is INVALID_ARGUMENT naming the field; unknown fields are
-// ignored, as OpenAI's own server ignores them.
+// cannot honour (tools, response_format other than text, logit_bias, echo,
+// suffix, best_of above n, vLLM's guided_*) is INVALID_ARGUMENT naming the
+// field; unknown fields are ignored, as OpenAI's own server ignores them.
 #pragma once
 
 #include <optional>

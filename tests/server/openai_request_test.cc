@@ -1,0 +1,104 @@
+// ParseCompletionRequest as a table: fields whose effect cohost does not
+// produce are refused by name rather than ignored, values that ask for
+// nothing pass, and integers beyond int64 are out of range rather than
+// wrapped.
+
+#include "server/http/openai_request.h"
+
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+
+namespace cohost::server::http {
+namespace {
+
+using Json = nlohmann::json;
+using ::testing::HasSubstr;
+
+Json Chat() { return {{"model", "m"}, {"messages", {{{"role", "user"}, {"content", "hi"}}}}}; }
+Json Completion() { return {{"model", "m"}, {"prompt", "hi"}}; }
+
+TEST(OpenAiRequestTest, FieldsCohostCannotHonourAreRefusedByName) {
+  struct Case {
+    const char* what;
+    Json body;
+    Endpoint endpoint;
+    const char* field;  // nullptr: accepted
+  };
+  auto chat = [](const char* key, Json value) {
+    Json b = Chat();
+    b[key] = std::move(value);
+    return b;
+  };
+  auto completion = [](const char* key, Json value) {
+    Json b = Completion();
+    b[key] = std::move(value);
+    return b;
+  };
+  Json tool_turn = Chat();
+  tool_turn["messages"].push_back(
+      {{"role", "assistant"},
+       {"tool_calls", {{{"id", "1"}, {"type", "function"}, {"function", {{"name", "f"}}}}}}});
+  const Json tool = {{"type", "function"}, {"function", {{"name", "f"}}}};
+  const Case cases[] = {
+      {"JSON mode", chat("response_format", {{"type", "json_object"}}), Endpoint::kChatCompletions,
+       "response_format"},
+      {"a JSON schema", chat("response_format", {{"type", "json_schema"}}),
+       Endpoint::kChatCompletions, "response_format"},
+      {"plain text is what it gives", chat("response_format", {{"type", "text"}}),
+       Endpoint::kChatCompletions, nullptr},
+      {"tools", chat("tools", Json::array({tool})), Endpoint::kChatCompletions, "tools"},
+      {"no tools", chat("tools", Json::array()), Endpoint::kChatCompletions, nullptr},
+      {"a forced tool", chat("tool_choice", "required"), Endpoint::kChatCompletions, "tool_choice"},
+      {"a named tool", chat("tool_choice", {{"type", "function"}}), Endpoint::kChatCompletions,
+       "tool_choice"},
+      {"tool_choice none", chat("tool_choice", "none"), Endpoint::kChatCompletions, nullptr},
+      {"legacy functions", chat("functions", Json::array({tool["function"]})),
+       Endpoint::kChatCompletions, "functions"},
+      {"an assistant turn of tool calls", tool_turn, Endpoint::kChatCompletions,
+       "messages[1].tool_calls"},
+      {"logit_bias", completion("logit_bias", {{"50256", -100}}), Endpoint::kCompletions,
+       "logit_bias"},
+      {"an empty logit_bias", completion("logit_bias", Json::object()), Endpoint::kCompletions,
+       nullptr},
+      {"echo", completion("echo", true), Endpoint::kCompletions, "echo"},
+      {"echo false", completion("echo", false), Endpoint::kCompletions, nullptr},
+      {"suffix", completion("suffix", "end"), Endpoint::kCompletions, "suffix"},
+      {"best_of above n", completion("best_of", 3), Endpoint::kCompletions, "best_of"},
+      {"best_of 1", completion("best_of", 1), Endpoint::kCompletions, nullptr},
+      {"vLLM's guided decoding", completion("guided_regex", "[a-z]+"), Endpoint::kCompletions,
+       "guided_regex"},
+      {"a field nobody knows", completion("frobnicate", 3), Endpoint::kCompletions, nullptr},
+  };
+  for (const Case& c : cases) {
+    absl::StatusOr<CompletionRequest> r = ParseCompletionRequest(c.body.dump(), c.endpoint);
+    if (c.field == nullptr) {
+      EXPECT_TRUE(r.ok()) << c.what << ": " << r.status();
+      continue;
+    }
+    ASSERT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << c.what;
+    EXPECT_THAT(std::string(r.status().message()), HasSubstr(c.field)) << c.what;
+    EXPECT_THAT(std::string(r.status().message()), HasSubstr("not supported")) << c.what;
+  }
+}
+
+TEST(OpenAiRequestTest, IntegersBeyondInt64AreOutOfRangeNotWrapped) {
+  // 2^64 - 1 wrapped to -1: top_k off, and priority -1 negated to +1, the
+  // front of the queue.
+  for (const char* field : {"top_k", "priority", "max_tokens", "seed", "n"}) {
+    const std::string body =
+        R"({"model": "m", "prompt": "hi", ")" + std::string(field) + R"(": 18446744073709551615})";
+    absl::StatusOr<CompletionRequest> r = ParseCompletionRequest(body, Endpoint::kCompletions);
+    ASSERT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << field;
+    EXPECT_THAT(std::string(r.status().message()), HasSubstr(field));
+    EXPECT_THAT(std::string(r.status().message()), HasSubstr("out of range")) << field;
+  }
+  absl::StatusOr<CompletionRequest> top = ParseCompletionRequest(
+      R"({"model": "m", "prompt": "hi", "top_k": 9223372036854775807})", Endpoint::kCompletions);
+  EXPECT_EQ(top.status().code(), absl::StatusCode::kInvalidArgument) << "still bounded to int32";
+}
+
+}  // namespace
+}  // namespace cohost::server::http
