@@ -33,14 +33,17 @@ absl::StatusOr<std::vector<int32_t>> PromptIds(const v1::GenerateRequest& reques
         if (m.role().empty()) return absl::InvalidArgumentError("a chat message has no role");
         messages.push_back({m.role(), m.content()});
       }
-      absl::StatusOr<std::string> text = tokenizer.ApplyChatTemplate(messages);
-      if (!text.ok()) {
-        // The template's own NOT_FOUND must not read as "unknown model".
-        if (text.status().code() == absl::StatusCode::kInvalidArgument) return text.status();
+      // Control-token spellings in a message's content stay text
+      // (Tokenizer::EncodeChat): a client cannot forge turns.
+      absl::StatusOr<std::vector<int32_t>> ids = tokenizer.EncodeChat(messages);
+      if (!ids.ok()) {
+        // The template's own NOT_FOUND must not read as "unknown model";
+        // invalid UTF-8 is the client's.
+        if (ids.status().code() == absl::StatusCode::kInvalidArgument) return ids.status();
         return absl::FailedPreconditionError(
-            absl::StrCat("chat input is not supported by this model: ", text.status().message()));
+            absl::StrCat("chat input is not supported by this model: ", ids.status().message()));
       }
-      return tokenizer.Encode(*text, /*add_special=*/true);
+      return ids;
     }
     case v1::GenerateRequest::kTokens: {
       // Their range is ValidateRequest's to check.

@@ -38,10 +38,26 @@ std::string FindDefaultSystem(absl::string_view source) {
   return "";
 }
 
+// Where formatted text is written, and where the messages' contents went.
+struct ChatOut {
+  std::string* text;
+  std::vector<TextSpan>* spans;  // may be null
+
+  void Content(absl::string_view content) const {
+    if (spans != nullptr && !content.empty()) {
+      spans->push_back({text->size(), text->size() + content.size()});
+    }
+    text->append(content.data(), content.size());
+  }
+};
+
 void FormatChatMl(const ChatTemplate& t, absl::Span<const ChatMessage> messages,
-                  bool add_generation_prompt, std::string* out) {
-  auto turn = [out](absl::string_view role, absl::string_view content) {
-    absl::StrAppend(out, kImStart, role, "\n", content, kImEnd, "\n");
+                  bool add_generation_prompt, const ChatOut& chat) {
+  std::string* out = chat.text;
+  auto turn = [&](absl::string_view role, absl::string_view content) {
+    absl::StrAppend(out, kImStart, role, "\n");
+    chat.Content(content);
+    absl::StrAppend(out, kImEnd, "\n");
   };
   if (!t.default_system.empty() && !messages.empty() && messages[0].role != "system") {
     turn("system", t.default_system);
@@ -51,10 +67,12 @@ void FormatChatMl(const ChatTemplate& t, absl::Span<const ChatMessage> messages,
 }
 
 void FormatLlama3(absl::Span<const ChatMessage> messages, bool add_generation_prompt,
-                  std::string* out) {
+                  const ChatOut& chat) {
+  std::string* out = chat.text;
   for (const ChatMessage& m : messages) {
-    absl::StrAppend(out, "<|start_header_id|>", m.role, "<|end_header_id|>\n\n",
-                    absl::StripAsciiWhitespace(m.content), "<|eot_id|>");
+    absl::StrAppend(out, "<|start_header_id|>", m.role, "<|end_header_id|>\n\n");
+    chat.Content(absl::StripAsciiWhitespace(m.content));
+    absl::StrAppend(out, "<|eot_id|>");
   }
   if (add_generation_prompt)
     absl::StrAppend(out, "<|start_header_id|>assistant<|end_header_id|>\n\n");
@@ -62,7 +80,9 @@ void FormatLlama3(absl::Span<const ChatMessage> messages, bool add_generation_pr
 
 // Llama 2 puts the system prompt inside the first user turn; Mistral (which has
 // no system role) gets it prepended to the first user message.
-void FormatInst(const ChatTemplate& t, absl::Span<const ChatMessage> messages, std::string* out) {
+void FormatInst(const ChatTemplate& t, absl::Span<const ChatMessage> messages,
+                const ChatOut& chat) {
+  std::string* out = chat.text;
   const bool llama2 = t.format == ChatFormat::kLlama2;
   std::string system;
   if (!messages.empty() && messages[0].role == "system") {
@@ -73,9 +93,12 @@ void FormatInst(const ChatTemplate& t, absl::Span<const ChatMessage> messages, s
   for (const ChatMessage& m : messages) {
     if (m.role == "assistant") {
       if (llama2) {
-        absl::StrAppend(out, " ", absl::StripAsciiWhitespace(m.content), " ", t.eos_text);
+        out->append(" ");
+        chat.Content(absl::StripAsciiWhitespace(m.content));
+        absl::StrAppend(out, " ", t.eos_text);
       } else {
-        absl::StrAppend(out, m.content, t.eos_text);
+        chat.Content(m.content);
+        out->append(t.eos_text);
       }
       continue;
     }
@@ -84,12 +107,12 @@ void FormatInst(const ChatTemplate& t, absl::Span<const ChatMessage> messages, s
       content = llama2 ? absl::StrCat("<<SYS>>\n", system, "\n<</SYS>>\n\n", content)
                        : absl::StrCat(system, "\n\n", content);
     }
-    if (llama2) {
-      if (!first_user) out->append(t.bos_turn_text);
-      absl::StrAppend(out, "[INST] ", absl::StripAsciiWhitespace(content), " [/INST]");
-    } else {
-      absl::StrAppend(out, "[INST] ", content, " [/INST]");
-    }
+    // The system prompt's <<SYS>> markers are plain text, so the whole
+    // turn's text counts as content.
+    if (llama2 && !first_user) out->append(t.bos_turn_text);
+    out->append("[INST] ");
+    chat.Content(llama2 ? absl::StripAsciiWhitespace(content) : absl::string_view(content));
+    out->append(" [/INST]");
     first_user = false;
   }
 }
@@ -122,18 +145,20 @@ absl::StatusOr<ChatTemplate> ParseChatTemplate(std::string_view source_view,
 }
 
 std::string FormatChat(const ChatTemplate& t, absl::Span<const ChatMessage> messages,
-                       bool add_generation_prompt) {
+                       bool add_generation_prompt, std::vector<TextSpan>* content_spans) {
   std::string out = t.bos_text;
+  if (content_spans != nullptr) content_spans->clear();
+  const ChatOut chat{&out, content_spans};
   switch (t.format) {
     case ChatFormat::kChatMl:
-      FormatChatMl(t, messages, add_generation_prompt, &out);
+      FormatChatMl(t, messages, add_generation_prompt, chat);
       break;
     case ChatFormat::kLlama3:
-      FormatLlama3(messages, add_generation_prompt, &out);
+      FormatLlama3(messages, add_generation_prompt, chat);
       break;
     case ChatFormat::kLlama2:
     case ChatFormat::kMistral:
-      FormatInst(t, messages, &out);
+      FormatInst(t, messages, chat);
       break;
   }
   return out;

@@ -113,6 +113,12 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::Create(const TokenizerSpec
 
 absl::StatusOr<std::vector<int32_t>> Tokenizer::Encode(std::string_view text, bool add_special,
                                                        bool parse_special) const {
+  return EncodeWithPlainSpans(text, add_special, parse_special, {});
+}
+
+absl::StatusOr<std::vector<int32_t>> Tokenizer::EncodeWithPlainSpans(
+    std::string_view text, bool add_special, bool parse_special,
+    absl::Span<const TextSpan> plain) const {
   const size_t bad = FirstInvalidUtf8(text);
   if (bad != text.size()) {
     return absl::InvalidArgumentError(
@@ -130,9 +136,13 @@ absl::StatusOr<std::vector<int32_t>> Tokenizer::Encode(std::string_view text, bo
                                 fragment_start == 0 || prefix_after_special_, &ids);
   };
   if (parse_special) {
+    size_t next_plain = 0;  // the first span not wholly before pos
     for (size_t pos = 0; pos < text.size();) {
+      while (next_plain < plain.size() && plain[next_plain].end <= pos) ++next_plain;
+      const bool in_plain = next_plain < plain.size() && plain[next_plain].begin <= pos;
       int32_t match = -1;
       for (int32_t id : specials_by_first_byte_[static_cast<uint8_t>(text[pos])]) {
+        if (in_plain && TypeOf(id) == TokenType::kControl) continue;
         // A special token's bytes are its literal text.
         if (text.compare(pos, token_bytes_[id].size(), token_bytes_[id]) == 0) {
           match = id;  // candidates are longest first
@@ -194,6 +204,15 @@ absl::StatusOr<std::string> Tokenizer::ApplyChatTemplate(absl::Span<const ChatMe
                                                          bool add_generation_prompt) const {
   if (!chat_template_.ok()) return chat_template_.status();
   return FormatChat(*chat_template_, messages, add_generation_prompt);
+}
+
+absl::StatusOr<std::vector<int32_t>> Tokenizer::EncodeChat(absl::Span<const ChatMessage> messages,
+                                                           bool add_generation_prompt) const {
+  if (!chat_template_.ok()) return chat_template_.status();
+  std::vector<TextSpan> content;
+  const std::string text =
+      FormatChat(*chat_template_, messages, add_generation_prompt, &content);
+  return EncodeWithPlainSpans(text, /*add_special=*/true, /*parse_special=*/true, content);
 }
 
 }  // namespace cohost::runtime

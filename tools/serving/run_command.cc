@@ -54,9 +54,7 @@ absl::StatusOr<std::vector<int32_t>> PromptIds(const runtime::Tokenizer& tokeniz
     messages.push_back({"system", *system});
   }
   messages.push_back({"user", prompt});
-  absl::StatusOr<std::string> text = tokenizer.ApplyChatTemplate(messages);
-  if (!text.ok()) return text.status();
-  return tokenizer.Encode(*text, /*add_special=*/true);
+  return tokenizer.EncodeChat(messages);
 }
 
 // Receives one prompt's output on the engine thread (here: the main thread,

@@ -45,6 +45,39 @@ std::string Format(std::string_view source, std::vector<ChatMessage> messages, b
   return t.ok() ? FormatChat(*t, messages, gen) : "";
 }
 
+// Each format reports where the messages' contents went: exactly their
+// (trimmed, where the format trims) text, in order, and nothing of its own
+// markers.
+TEST(ChatTemplateTest, ContentSpansCoverTheMessagesTextOnly) {
+  const std::vector<ChatMessage> messages = {
+      {"system", "Sys"}, {"user", " Q1 "}, {"assistant", "A1"}, {"user", "Q2"}};
+  struct Case {
+    const char* source;
+    std::vector<std::string> want;
+  };
+  for (const Case& c : {
+           Case{kChatMlTemplate, {"Sys", " Q1 ", "A1", "Q2"}},
+           Case{kLlama3Template, {"Sys", "Q1", "A1", "Q2"}},
+           // Llama 2 folds the system prompt (with its plain-text <<SYS>>
+           // markers) into the first user turn.
+           Case{kLlama2Template, {"<<SYS>>\nSys\n<</SYS>>\n\n Q1", "A1", "Q2"}},
+           Case{kMistralTemplate, {"Sys\n\n Q1 ", "A1", "Q2"}},
+       }) {
+    auto t = ParseChatTemplate(c.source, "<s>", "</s>", /*adds_bos=*/true);
+    ASSERT_TRUE(t.ok()) << t.status();
+    std::vector<TextSpan> spans;
+    const std::string text = FormatChat(*t, messages, true, &spans);
+    EXPECT_EQ(text, FormatChat(*t, messages, true)) << "the spans change nothing";
+    std::vector<std::string> got;
+    for (size_t i = 0; i < spans.size(); ++i) {
+      ASSERT_LE(spans[i].end, text.size());
+      if (i > 0) EXPECT_GE(spans[i].begin, spans[i - 1].end) << "ascending, disjoint";
+      got.push_back(text.substr(spans[i].begin, spans[i].end - spans[i].begin));
+    }
+    EXPECT_EQ(got, c.want) << text;
+  }
+}
+
 TEST(ChatTemplateTest, SmolLm2InsertsItsDefaultSystemMessage) {
   auto t = ParseChatTemplate(kSmolLm2Template, "<|im_start|>", "<|im_end|>", false);
   ASSERT_TRUE(t.ok());
