@@ -94,11 +94,9 @@ struct SimEngine {
   std::optional<double> last_step_end;
   int64_t last_stepped = 0;
   // Lazy policy: whether its weights are on the device (loading counts: the
-  // memory is taken), whether the load is still running, whether a request
-  // waits for a load that found no memory yet, and its last use.
+  // memory is taken), whether the load is still running, and its last use.
   bool resident = true;
   bool loading = false;
-  bool wants_load = false;
   double ready_at = 0;
   double last_used = 0;
   bool ready() const { return resident && !loading; }
@@ -190,7 +188,9 @@ class Cluster {
       // A step ending when a request arrives frees its engine first (within
       // rounding: times are sums of step lengths).
       if (t_arrival < t_event - 1e-9) {
-        now = t_arrival;
+        // An arrival within the window of an event handled first keeps
+        // time from going back.
+        now = std::max(now, t_arrival);
         SimDevice* d = Arrive(next++, now);
         if (d != nullptr && !d->busy) StartStepAndSchedule(*d, now);
       } else {
@@ -201,7 +201,6 @@ class Cluster {
           e.loaded->loading = false;  // its requests can run now
         } else {
           FinishStep(*e.device, now);
-          RetryLoads(*e.device, now);
         }
         if (!e.device->busy) StartStepAndSchedule(*e.device, now);
       }
@@ -238,7 +237,9 @@ class Cluster {
   }
 
   // Lazy: starts loading `e` on `d` if its memory can be had, evicting idle
-  // models by the server's rule; otherwise it waits (RetryLoads).
+  // models by the server's rule (scheduler::PickEvictions, each idle past
+  // its keep-alive); otherwise the load fails, and so does every request
+  // waiting for it, as the server's Router::MakeRoom and ServedModel::Fail.
   void EnsureLoaded(SimDevice& d, SimEngine& e, double now) {
     if (e.resident) return;
     const double w = config_.cost.weights_bytes;
@@ -250,7 +251,7 @@ class Cluster {
       c.bytes = static_cast<int64_t>(w);
       c.idle = other->live.empty();
       c.last_used = At(other->last_used);
-      c.keep_alive = std::chrono::seconds(0);
+      c.keep_alive = std::chrono::seconds(config_.keep_alive_s);
       candidates.push_back(c);
       who.push_back(other.get());
     }
@@ -258,7 +259,9 @@ class Cluster {
         candidates, static_cast<int64_t>(w),
         static_cast<int64_t>(d.weights_budget - d.resident_bytes), At(now));
     if (!evict) {
-      e.wants_load = true;
+      for (const auto& [id, seq] : e.live) Refuse(seq->request);
+      e.live.clear();
+      ResetEngine(e);
       return;
     }
     for (size_t i : *evict) {
@@ -268,24 +271,19 @@ class Cluster {
     }
     e.resident = true;
     e.loading = true;
-    e.wants_load = false;
     e.ready_at = now + config_.cost.load_seconds;
     d.resident_bytes += w;
     ++loads_;
     events_.push({e.ready_at, &d, &e});
   }
 
-  // After a step: models may have gone idle, so a waiting load may now fit.
-  void RetryLoads(SimDevice& d, double now) {
-    for (const auto& e : d.engines) {
-      if (e->wants_load) EnsureLoaded(d, *e, now);
-    }
-  }
-
   SimDevice* Arrive(size_t index, double now) {
     const SimRequest& r = requests_[index];
     auto it = replicas_.find(r.model);
     if (it == replicas_.end()) return nullptr;  // a model nowhere: never served
+    // As the engine's Submit: an empty prompt is refused (scheduled, it would
+    // hold the engine's queue for good).
+    if (r.prompt_tokens < 1) return Refuse(index);
     auto s = std::make_unique<SimSeq>();
     s->request = index;
     s->arrival = r.arrival_s;
@@ -295,9 +293,11 @@ class Cluster {
     s->seq.num_prompt_tokens = r.prompt_tokens;
     s->seq.max_tokens = r.output_tokens;
     s->seq.arrival_order = static_cast<int64_t>(index);
+    // As the server's, prefixes are cached per tenant (its salt is a hash of
+    // the name; any value per tenant does).
+    s->seq.cache_salt = static_cast<uint64_t>(r.tenant) + 1;
     if (config_.fair_share) {
-      // Any key per tenant does (the server's is a hash of the name).
-      s->seq.tenant_key = static_cast<uint64_t>(r.tenant) + 1;
+      s->seq.tenant_key = s->seq.cache_salt;
       s->seq.tenant_weight = TenantWeight(r.tenant);
     }
     // To the replica where its first token has the least prefill ahead of it:
@@ -535,7 +535,10 @@ class Cluster {
     for (const auto& d : devices_) busy += d->busy_seconds;
     if (end > 0 && !devices_.empty()) busy /= end * static_cast<double>(devices_.size());
     r.busy_fraction = busy;
-    const double span = requests_.empty() ? 0 : requests_.back().arrival_s;
+    // Per second of trace; a trace whose requests all arrive at once is as
+    // long as the run.
+    const double trace = requests_.empty() ? 0 : requests_.back().arrival_s;
+    const double span = trace > 0 ? trace : end;
     r.goodput_rps = span > 0 ? static_cast<double>(r.met) / span : 0;
     r.peak_kv_fraction = peak_kv_;
     r.refused = refused_;
@@ -579,7 +582,16 @@ std::string_view PolicyName(Policy p) {
 
 SimResult Simulate(const std::vector<SimRequest>& requests, const Assignment& assignment,
                    Policy policy, const SimConfig& config) {
-  return Cluster(requests, assignment, policy, config).Run();
+  const auto by_arrival = [](const SimRequest& a, const SimRequest& b) {
+    return a.arrival_s < b.arrival_s;
+  };
+  if (std::is_sorted(requests.begin(), requests.end(), by_arrival)) {
+    return Cluster(requests, assignment, policy, config).Run();
+  }
+  // The run takes arrivals in order; so does the trace's span.
+  std::vector<SimRequest> sorted = requests;
+  std::stable_sort(sorted.begin(), sorted.end(), by_arrival);
+  return Cluster(sorted, assignment, policy, config).Run();
 }
 
 std::vector<double> ExpectedLoads(const std::vector<SimRequest>& requests, int32_t num_models,
@@ -592,7 +604,9 @@ std::vector<double> ExpectedLoads(const std::vector<SimRequest>& requests, int32
         c.Seconds(r.prompt_tokens, config.max_tokens_per_step) +
         r.output_tokens * (c.seconds_per_token + c.fixed_seconds / kAssumedDecodeBatch);
   }
-  const double span = requests.empty() ? 1 : std::max(1.0, requests.back().arrival_s);
+  double last = 0;
+  for (const SimRequest& r : requests) last = std::max(last, r.arrival_s);
+  const double span = std::max(1.0, last);
   for (double& w : work) w /= span;
   return work;
 }
@@ -600,7 +614,7 @@ std::vector<double> ExpectedLoads(const std::vector<SimRequest>& requests, int32
 std::optional<Assignment> Place(Policy policy, int32_t devices, const std::vector<double>& loads,
                                 const SimConfig& config) {
   const auto models = static_cast<int32_t>(loads.size());
-  if (devices < 1) return std::nullopt;
+  if (devices < 1 || models < 1) return std::nullopt;
   Assignment out(static_cast<size_t>(devices));
   const double w = config.cost.weights_bytes;
   if (policy == Policy::kDedicated) {

@@ -74,6 +74,10 @@ struct SimConfig {
   // priority, as before tenants), and the results are still by tenant.
   std::vector<double> tenant_weights;
   bool fair_share = true;
+  // Lazy: a model idle this long may be evicted for another's load (the
+  // server's keep_alive_s; its default). A load that finds no such model
+  // fails, with the requests waiting for it, as the server's does.
+  int64_t keep_alive_s = 300;
 };
 
 // One tenant's requests (SimResult::tenants).
@@ -93,8 +97,9 @@ struct SimResult {
   int32_t devices = 0;
   int64_t requests = 0;
   int64_t met = 0;  // first token within the TTFT target
-  // By admission (SimConfig::admit_margin_pct), or because the request can
-  // never fit its replica's KV cache (as the engine refuses it).
+  // By admission (SimConfig::admit_margin_pct), because the request can
+  // never fit its replica's KV cache (as the engine refuses it), or because
+  // its model's load found no room (lazy: SimConfig::keep_alive_s).
   int64_t refused = 0;
   double attainment = 0;
   double ttft_p50_s = 0, ttft_p99_s = 0;  // of the requests not refused
@@ -106,6 +111,7 @@ struct SimResult {
   std::vector<TenantResult> tenants;  // by SimRequest::tenant
 };
 
+// `requests` in any order (they run by arrival time).
 SimResult Simulate(const std::vector<SimRequest>& requests, const Assignment& assignment,
                    Policy policy, const SimConfig& config);
 

@@ -9,6 +9,8 @@
 //   cohost_sim --workload azure-conv --alpha 1.5 --plan-config fleet.yaml --plan-dir replicas
 //   cohost_sim --workload azure-conv --tenants 8 --devices 3 --fair-share off
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -31,6 +33,8 @@
 namespace {
 
 using cohost::sim::Policy;
+
+constexpr int32_t kMaxCount = 1 << 30;
 using cohost::tools::FlagSpec;
 
 std::vector<FlagSpec> SimFlags() {
@@ -41,7 +45,8 @@ std::vector<FlagSpec> SimFlags() {
       {"models", "N", "models sharing the workload (default 20)"},
       {"alpha", "A", "power-law exponent of their popularity (default 1.5)"},
       {"seed", "S", "random seed (default 1)"},
-      {"max-tokens", "N", "a request's prompt and output are clamped to this (default 16384)"},
+      {"max-tokens", "N",
+       "a request's prompt and output are each clamped to this (default 16384)"},
       {"trace-dir", "DIR", "where the traces are (default ../shared/traces)"},
       {"rate", "R", "synthetic: requests per second, all models (default 20)"},
       {"duration", "S", "synthetic: seconds of arrivals (default 120)"},
@@ -64,6 +69,9 @@ std::vector<FlagSpec> SimFlags() {
       {"device-gb", "GB", "--cost cpu: memory of a device (default 16)"},
       {"ttft-ms", "MS", "the TTFT target (default 1000)"},
       {"attainment", "F", "the fraction of requests that must meet it (default 0.99)"},
+      {"keep-alive-s", "S",
+       "lazy: a model idle S seconds may be evicted for another's load, which fails (with its "
+       "requests) when none may (default 300, the server's keep_alive_s)"},
       {"max-devices", "N", "the most devices tried (default 64)"},
       {"devices", "N", "run each policy on N devices instead of searching for the fewest"},
       {"admit-margin-pct", "P",
@@ -98,6 +106,16 @@ class Flags {
     if (!v.ok()) Fail(v.status());
     return v->value_or(fallback);
   }
+  // A whole number in [lo, hi]; exits 2 naming the flag otherwise (0 models
+  // crashed the placement, a negative prompt the workload).
+  int32_t Count(const std::string& name, int32_t fallback, int32_t lo, int32_t hi) const {
+    const double v = Number(name, fallback);
+    if (!(v >= lo && v <= hi) || std::floor(v) != v) {
+      Fail(absl::InvalidArgumentError(
+          absl::StrCat("--", name, ": expected a whole number in [", lo, ", ", hi, "]")));
+    }
+    return static_cast<int32_t>(v);
+  }
   [[noreturn]] static void Fail(const absl::Status& s) {
     std::fprintf(stderr, "cohost_sim: %s\n", std::string(s.message()).c_str());
     std::exit(2);
@@ -117,6 +135,11 @@ void PrintTenants(const std::map<Policy, cohost::sim::SimResult>& results,
     for (size_t t = 0; t < r.tenants.size(); ++t) {
       const cohost::sim::TenantResult& tr = r.tenants[t];
       const double weight = t < config.tenant_weights.size() ? config.tenant_weights[t] : 1.0;
+      if (tr.requests == 0) {  // a tenant index no request drew
+        std::printf("| %s | %d | %zu | %g | 0 | n/a | n/a | n/a |\n",
+                    std::string(PolicyName(policy)).c_str(), r.devices, t, weight);
+        continue;
+      }
       std::printf("| %s | %d | %zu | %g | %lld | %.2f%% | %.0f ms | %.0f ms |\n",
                   std::string(PolicyName(policy)).c_str(), r.devices, t, weight,
                   static_cast<long long>(tr.requests), tr.attainment * 100, tr.ttft_p50_s * 1e3,
@@ -153,10 +176,10 @@ int main(int argc, char** argv) {
     Flags::Fail(absl::InvalidArgumentError("--plan-dir needs --plan-config (the models' paths)"));
   }
   const auto models = fleet ? static_cast<int32_t>(fleet->models.size())
-                            : static_cast<int32_t>(flags.Number("models", 20));
+                            : flags.Count("models", 20, 1, 100000);
   const double alpha = flags.Number("alpha", 1.5);
   const auto seed = static_cast<uint64_t>(flags.Number("seed", 1));
-  const auto max_tokens = static_cast<int32_t>(flags.Number("max-tokens", 16384));
+  const int32_t max_tokens = flags.Count("max-tokens", 16384, 1, kMaxCount);
   const std::string dir = flags.Get("trace-dir", "../shared/traces");
   const std::vector<double> shares = cohost::sim::PowerLawShares(models, alpha);
 
@@ -170,11 +193,11 @@ int main(int argc, char** argv) {
     requests = cohost::sim::SyntheticWorkload(
         shares, flags.Number("rate", 20), flags.Number("duration", 120),
         flags.Number("cv", workload == "gamma" ? 4 : 1),
-        static_cast<int32_t>(flags.Number("prompt", 512)),
-        static_cast<int32_t>(flags.Number("output", 128)), seed);
+        std::min(flags.Count("prompt", 512, 1, kMaxCount), max_tokens),
+        std::min(flags.Count("output", 128, 1, kMaxCount), max_tokens), seed);
   } else if (auto it = traces.find(workload); it != traces.end()) {
     const std::string path = dir + "/" + it->second;
-    const auto max_requests = static_cast<size_t>(flags.Number("max-requests", 3000));
+    const auto max_requests = static_cast<size_t>(flags.Count("max-requests", 3000, 1, kMaxCount));
     absl::StatusOr<std::vector<cohost::sim::SimRequest>> loaded =
         workload.rfind("azure", 0) == 0
             ? cohost::sim::LoadAzureCsv(path, max_requests, max_tokens)
@@ -190,8 +213,7 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  const auto tenants = static_cast<int32_t>(flags.Number("tenants", 1));
-  if (tenants < 1) Flags::Fail(absl::InvalidArgumentError("--tenants: expected at least 1"));
+  const int32_t tenants = flags.Count("tenants", 1, 1, 100000);
   if (tenants > 1) {
     // Drawn apart from the models' (another seed), so that a tenant is not
     // tied to a model.
@@ -234,6 +256,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   config.ttft_target_s = flags.Number("ttft-ms", 1000) / 1000.0;
+  config.keep_alive_s = flags.Count("keep-alive-s", 300, 0, 1000000);
   const std::string prefix_cache = flags.Get("prefix-cache", "on");
   if (prefix_cache != "on" && prefix_cache != "off") {
     std::fprintf(stderr, "cohost_sim: --prefix-cache takes on or off, not %s\n",
@@ -249,7 +272,7 @@ int main(int argc, char** argv) {
           ? absl::StrCat("refuses past the target + ", *config.admit_margin_pct, "%")
           : std::string("admits every request");
   const double attainment = flags.Number("attainment", 0.99);
-  const auto max_devices = static_cast<int32_t>(flags.Number("max-devices", 64));
+  const int32_t max_devices = flags.Count("max-devices", 64, 1, 100000);
 
   std::printf("workload %s: %zu requests over %.0f s, %d models, power-law alpha %.2f, seed %llu\n",
               workload.c_str(), requests.size(), requests.empty() ? 0 : requests.back().arrival_s,
@@ -272,7 +295,7 @@ int main(int argc, char** argv) {
   std::map<Policy, int32_t> needed;
   std::map<Policy, cohost::sim::SimResult> results;
   // --devices N: each policy on N devices, instead of the fewest that meet the target.
-  const auto fixed_devices = static_cast<int32_t>(flags.Number("devices", 0));
+  const int32_t fixed_devices = flags.Count("devices", 0, 0, 100000);
   const std::vector<double> loads = cohost::sim::ExpectedLoads(requests, models, config);
   for (Policy p : {Policy::kDedicated, Policy::kStatic, Policy::kDynamic, Policy::kLazy}) {
     std::optional<cohost::sim::SimResult> r;

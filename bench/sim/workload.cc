@@ -109,6 +109,7 @@ absl::StatusOr<std::vector<SimRequest>> LoadMooncakeJsonl(const std::string& pat
     }
     out.push_back(std::move(r));
   }
+  if (out.empty()) return absl::InvalidArgumentError(absl::StrCat(path, ": trace has no rows"));
   Rebase(out);
   return out;
 }

@@ -150,6 +150,32 @@ TEST(SimTest, ASharedTracePrefixIsComputedOnce) {
   EXPECT_EQ(uncached.prefix_hit_fraction, 0);
 }
 
+TEST(SimTest, PrefixesAreCachedPerTenantAsTheServerDoes) {
+  // The server salts prefix hashes with the tenant: B (another tenant) finds
+  // nothing of A's prompt; C (A's tenant) finds its first block.
+  SimConfig c = PerTokenConfig(0.001, 10);
+  const std::vector<SimRequest> requests = {
+      {0, 0, 1024, 1, {7, 8}, 0},
+      {10, 0, 1024, 1, {7, 9}, 1},
+      {20, 0, 1024, 1, {7, 9}, 0},
+  };
+  const SimResult r = Simulate(requests, {{0}}, Policy::kDedicated, c);
+  EXPECT_NEAR(r.prefix_hit_fraction, 512.0 / 3072.0, 1e-12);
+}
+
+TEST(SimTest, RequestsRunByArrivalWhateverTheirOrder) {
+  const SimConfig c = PerTokenConfig(0.001, 10);
+  const std::vector<SimRequest> in_order = {Req(0, 0, 100, 1), Req(1, 0, 200, 1),
+                                            Req(2, 0, 300, 1)};
+  const std::vector<SimRequest> shuffled = {in_order[2], in_order[0], in_order[1]};
+  const SimResult a = Simulate(in_order, {{0}}, Policy::kDynamic, c);
+  const SimResult b = Simulate(shuffled, {{0}}, Policy::kDynamic, c);
+  EXPECT_EQ(a.met, 3);
+  EXPECT_EQ(b.met, a.met);
+  EXPECT_DOUBLE_EQ(b.ttft_p99_s, a.ttft_p99_s);
+  EXPECT_DOUBLE_EQ(b.goodput_rps, a.goodput_rps);
+}
+
 TEST(SimTest, TheRouterSendsAPromptToTheReplicaHoldingItsPrefix) {
   // Two replicas of one model, 1 ms per computed token. A leaves [7, 8] in
   // replica 0's cache; Z then keeps replica 0 busy for 100 ms; B shares A's
@@ -201,13 +227,23 @@ SimConfig OneModelAtATime() {
 }
 
 TEST(SimTest, LazyLoadingServesMoreModelsThanFitByEvictingIdleOnes) {
-  const SimConfig c = OneModelAtATime();
+  SimConfig c = OneModelAtATime();
+  c.keep_alive_s = 5;
   const std::vector<SimRequest> requests = {Req(0, 0, 10, 1), Req(10, 1, 10, 1), Req(20, 0, 10, 1)};
-  // Model 0 is resident at the start; model 1 evicts it (idle), model 0 comes back.
+  // Model 0 is resident at the start; model 1 evicts it (idle past its
+  // keep-alive), model 0 comes back.
   const SimResult r = Simulate(requests, {{0, 1}}, Policy::kLazy, c);
   EXPECT_EQ(r.loads, 2);
   EXPECT_NEAR(r.ttft_p50_s, 2.1, 1e-9) << "a load, then a step";
   EXPECT_EQ(r.attainment, 1.0);
+  // With the server's default keep-alive (300 s) model 0 may not go yet:
+  // model 1's load fails and its request with it, as the server's does.
+  c.keep_alive_s = 300;
+  const SimResult kept = Simulate(requests, {{0, 1}}, Policy::kLazy, c);
+  EXPECT_EQ(kept.loads, 0);
+  EXPECT_EQ(kept.refused, 1);
+  EXPECT_EQ(kept.met, 2);
+  c.keep_alive_s = 5;
   EXPECT_FALSE(Place(Policy::kDynamic, 1, {0.01, 0.01}, c)) << "two models, memory for one";
   const std::optional<SimResult> lazy = MinDevices(Policy::kLazy, requests, 2, c, 0.99, 8);
   ASSERT_TRUE(lazy);
@@ -217,14 +253,34 @@ TEST(SimTest, LazyLoadingServesMoreModelsThanFitByEvictingIdleOnes) {
   EXPECT_EQ(dynamic->devices, 2);
 }
 
-TEST(SimTest, LazyLoadingNeverEvictsAModelWithWork) {
-  // Model 0 decodes 30 tokens (until 3 s); model 1's request at 1 s waits for
-  // it to go idle, then for its own load: first token at 3 + 2 + 0.1 s.
-  const SimConfig c = OneModelAtATime();
-  const SimResult r = Simulate({Req(0, 0, 10, 30), Req(1, 1, 10, 1)}, {{0, 1}}, Policy::kLazy, c);
+TEST(SimTest, LazyLoadingNeverEvictsAModelWithWorkAndALoadWithoutRoomFails) {
+  // Model 0 decodes 30 tokens (until 3 s); model 1's request at 1 s finds it
+  // busy, so its load fails and the request with it (the server's MakeRoom
+  // and ServedModel::Fail; the simulator used to wait for model 0 instead,
+  // serving what the server refuses). Model 1's request at 5 s, when model 0
+  // is idle past its keep-alive, loads: first token at 5 + 2 + 0.1 s.
+  SimConfig c = OneModelAtATime();
+  c.keep_alive_s = 0;
+  const SimResult r = Simulate({Req(0, 0, 10, 30), Req(1, 1, 10, 1), Req(5, 1, 10, 1)}, {{0, 1}},
+                               Policy::kLazy, c);
+  EXPECT_EQ(r.refused, 1);
   EXPECT_EQ(r.loads, 1);
   EXPECT_NEAR(r.ttft_p50_s, 0.1, 1e-9);
-  EXPECT_NEAR(r.ttft_p99_s, 4.1, 1e-9);
+  EXPECT_NEAR(r.ttft_p99_s, 2.1, 1e-9);
+}
+
+TEST(SimTest, AnArrivalJustBeforeAStepEndsDoesNotGoBackInTime) {
+  // A's step ends at exactly 1 s; B arrives 0.5 ns earlier, within the
+  // window where the step's end is handled first. Its model may evict A
+  // (idle, keep-alive 0) only if time stays at 1 s: at B's own time A was
+  // still 0.5 ns short of idle, the load found no room and B was lost.
+  SimConfig c = OneModelAtATime();
+  c.cost.step = runtime::StepCost{1.0, 0};
+  c.keep_alive_s = 0;
+  const SimResult r =
+      Simulate({Req(0, 0, 10, 1), Req(1.0 - 5e-10, 1, 10, 1)}, {{0, 1}}, Policy::kLazy, c);
+  EXPECT_EQ(r.refused, 0);
+  EXPECT_EQ(r.loads, 1);
 }
 
 TEST(SimTest, ARequestThatCanNeverFitTheKvCacheIsRefusedNotStalled) {
@@ -372,6 +428,13 @@ TEST(SimTest, ReadsBothTraceFormats) {
   }
   EXPECT_EQ(LoadAzureCsv(dir + "/missing.csv", 0, 4096).status().code(),
             absl::StatusCode::kNotFound);
+  {
+    std::ofstream empty(dir + "/empty.jsonl");
+    empty << "\n\n";
+  }
+  EXPECT_EQ(LoadMooncakeJsonl(dir + "/empty.jsonl", 0, 4096).status().code(),
+            absl::StatusCode::kInvalidArgument)
+      << "an empty trace is an error, not 100% attainment";
 }
 
 // The committed excerpt of the Azure conversation trace (500 requests over
@@ -424,6 +487,14 @@ TEST(SimTest, TheProgramRefusesUnknownFlagsAndBadNumbers) {
   out = RunSim("--models twenty", &code);
   EXPECT_EQ(code, 2) << out;
   EXPECT_NE(out.find("--models"), std::string::npos) << out;
+  // 0 models crashed the placement; a prompt of 0 stalled every engine.
+  for (const char* bad : {"--models 0", "--models -1", "--prompt 0", "--prompt -1",
+                          "--max-tokens 0", "--tenants 2.5", "--keep-alive-s -1"}) {
+    out = RunSim(bad, &code);
+    EXPECT_EQ(code, 2) << bad << ": " << out;
+    EXPECT_NE(out.find(std::string(bad).substr(0, std::string(bad).find(' '))), std::string::npos)
+        << out;
+  }
   out = RunSim("--help", &code);
   EXPECT_EQ(code, 0) << out;
   EXPECT_NE(out.find("--ttft-ms"), std::string::npos) << out;
