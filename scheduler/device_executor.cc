@@ -164,7 +164,6 @@ DeviceExecutor::Round DeviceExecutor::RoundOver(const std::vector<Slot>& slots) 
   const runtime::Clock::time_point now = runtime::Clock::now();
   const std::optional<EnginePick> picked = PickNextEngine(candidates, now, after_promotion_);
   if (!picked) return Round::kIdle;
-  after_promotion_ = picked->promoted;
   const size_t pick = picked->index;
   runtime::Engine* engine = slots[pick].engine;
   {
@@ -175,6 +174,7 @@ DeviceExecutor::Round DeviceExecutor::RoundOver(const std::vector<Slot>& slots) 
       return Round::kStepped;
     }
   }
+  after_promotion_ = picked->promoted;  // a pick skipped above promoted nobody
 
   runtime::StepLimits limits;
   limits.max_new_tokens = StepTokenCap(
@@ -189,7 +189,11 @@ DeviceExecutor::Round DeviceExecutor::RoundOver(const std::vector<Slot>& slots) 
     std::fprintf(stderr, "cohost executor %s: step failed: %s\n", device_.c_str(),
                  std::string(more.status().message()).c_str());
   }
-  const int64_t tokens = engine->Load().tokens_computed - loads[pick].tokens_computed;
+  const runtime::EngineLoad after = engine->Load();
+  const int64_t tokens = after.tokens_computed - loads[pick].tokens_computed;
+  // Computing tokens is progress; so is ending requests (an abort, a
+  // deadline), which gives their memory back to the device's other engines.
+  const bool progress = tokens > 0 || after.num_live < loads[pick].num_live;
   if (options_.on_step) options_.on_step(device_, slots[pick].targets.name, seconds);
   if (slots[pick].targets.on_step) slots[pick].targets.on_step(seconds, end);
 
@@ -200,11 +204,11 @@ DeviceExecutor::Round DeviceExecutor::RoundOver(const std::vector<Slot>& slots) 
     ++round_;
     for (Slot& s : slots_) {
       // Progress anywhere may have freed memory a stalled engine waits for.
-      if (tokens > 0) s.stalled = false;
+      if (progress) s.stalled = false;
       if (s.engine != engine) continue;
       s.last_stepped = round_;
       s.last_step_end = end;
-      s.stalled = tokens == 0 && more.ok() && *more;
+      s.stalled = !progress && more.ok() && *more;
       // Steps of a few tokens are decode steps whose time is mostly fixed
       // cost; they would understate the prefill rate the slice is sized by.
       if (tokens >= options_.min_slice_tokens && seconds > 0) {
@@ -216,7 +220,7 @@ DeviceExecutor::Round DeviceExecutor::RoundOver(const std::vector<Slot>& slots) 
   }
   // Picked while stalled, so no engine with work was free of a stall; and
   // it is still stuck.
-  const bool no_progress = slots[pick].stalled && tokens == 0 && more.ok() && *more;
+  const bool no_progress = slots[pick].stalled && !progress && more.ok() && *more;
   return no_progress ? Round::kNoProgress : Round::kStepped;
 }
 
