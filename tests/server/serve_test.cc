@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -43,7 +44,7 @@ using ::testing::Not;
 class ServeProcess {
  public:
   // Its footprint record goes to a file of this process's own.
-  explicit ServeProcess(int drain_seconds)
+  explicit ServeProcess(int drain_seconds, const std::string& model_path = COHOST_DEFAULT_MODEL)
       : footprint_file_(::testing::TempDir() + "serve_test_footprints_" +
                         std::to_string(::getpid()) + ".json") {
     std::remove(footprint_file_.c_str());
@@ -53,7 +54,7 @@ class ServeProcess {
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_adddup2(&actions, fds[1], STDERR_FILENO);
     posix_spawn_file_actions_addclose(&actions, fds[0]);
-    const std::string model = std::string("smol=") + COHOST_DEFAULT_MODEL;
+    const std::string model = "smol=" + model_path;
     const std::string drain = std::to_string(drain_seconds);
     std::vector<const char*> argv = {COHOST_BINARY,
                                      "serve",
@@ -269,16 +270,23 @@ TEST(ServeTest, SigtermDrainsLiveStreamsAndExitsZero) {
 }
 
 TEST(ServeTest, ASignalBeforeServingBeganEndsTheProcessAtOnce) {
-  ServeProcess serve(/*drain_seconds=*/60);
+  // The model's file is a FIFO nobody writes: its load blocks in open() for
+  // as long as the test likes, as a slow disk's would.
+  const std::string fifo =
+      ::testing::TempDir() + "serve_test_fifo_" + std::to_string(::getpid()) + ".gguf";
+  std::remove(fifo.c_str());
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  ServeProcess serve(/*drain_seconds=*/60, fifo);
   ASSERT_TRUE(serve.started());
   // Printed once the signal thread runs, before the model's load begins.
-  ASSERT_TRUE(serve.WaitForText("quantized kernels", seconds(60))) << serve.stderr_text();
+  ASSERT_TRUE(serve.WaitForText("KV pool", seconds(60))) << serve.stderr_text();
   ASSERT_EQ(::kill(serve.pid(), SIGINT), 0);
   // Before, the signal waited for every load to end, then the server opened
   // its ports and drained nothing.
   EXPECT_EQ(serve.WaitExit(seconds(30)), 128 + SIGINT) << serve.stderr_text();
   EXPECT_THAT(serve.stderr_text(), HasSubstr("SIGINT before serving began"));
   EXPECT_THAT(serve.stderr_text(), Not(HasSubstr("listening on")));
+  std::remove(fifo.c_str());
 }
 
 TEST(ServeTest, StreamsPastTheDrainDeadlineAreCancelledAndTheProcessExitsZero) {

@@ -262,7 +262,7 @@ class SignalWaiter {
   }
 
   // From now on the first signal drains. Before (while models load, before
-  // any port is open) it ends the process at once, with 128 + its number:
+  // any port opens) it ends the process at once, with 128 + its number:
   // nothing is served yet, and a load cannot be interrupted, so waiting for
   // it to finish only to drain nothing would hold Ctrl-C for as long as the
   // load takes.
@@ -409,6 +409,9 @@ int ServeCommand(int argc, char** argv) {
                  spec.name.c_str(), std::string(s.message()).c_str());
   }
 
+  // From the first port on, a signal drains (at once, if it came before the
+  // wait below).
+  signals.MarkServing();
   absl::StatusOr<std::unique_ptr<server::Server>> grpc_server =
       server::Server::Start(&router, &metrics, config->server);
   if (!grpc_server.ok()) return Fail(grpc_server.status());
@@ -453,7 +456,6 @@ int ServeCommand(int argc, char** argv) {
   }
   std::fflush(stderr);
 
-  signals.MarkServing();
   const int sig = signals.Wait();
   std::fprintf(stderr, "cohost serve: %s, draining (up to %llds)\n",
                sig == SIGINT ? "SIGINT" : "SIGTERM", static_cast<long long>(config->drain_seconds));
