@@ -259,7 +259,10 @@ class Cluster {
         candidates, static_cast<int64_t>(w),
         static_cast<int64_t>(d.weights_budget - d.resident_bytes), At(now));
     if (!evict) {
-      for (const auto& [id, seq] : e.live) Refuse(seq->request);
+      for (const auto& [id, seq] : e.live) {
+        e.sched->Remove(&seq->seq);  // and leaves the device's fair share
+        Refuse(seq->request);
+      }
       e.live.clear();
       ResetEngine(e);
       return;

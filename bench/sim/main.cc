@@ -45,8 +45,7 @@ std::vector<FlagSpec> SimFlags() {
       {"models", "N", "models sharing the workload (default 20)"},
       {"alpha", "A", "power-law exponent of their popularity (default 1.5)"},
       {"seed", "S", "random seed (default 1)"},
-      {"max-tokens", "N",
-       "a request's prompt and output are each clamped to this (default 16384)"},
+      {"max-tokens", "N", "a request's prompt and output are each clamped to this (default 16384)"},
       {"trace-dir", "DIR", "where the traces are (default ../shared/traces)"},
       {"rate", "R", "synthetic: requests per second, all models (default 20)"},
       {"duration", "S", "synthetic: seconds of arrivals (default 120)"},
@@ -175,8 +174,8 @@ int main(int argc, char** argv) {
   } else if (flags.Has("plan-dir")) {
     Flags::Fail(absl::InvalidArgumentError("--plan-dir needs --plan-config (the models' paths)"));
   }
-  const auto models = fleet ? static_cast<int32_t>(fleet->models.size())
-                            : flags.Count("models", 20, 1, 100000);
+  const auto models =
+      fleet ? static_cast<int32_t>(fleet->models.size()) : flags.Count("models", 20, 1, 100000);
   const double alpha = flags.Number("alpha", 1.5);
   const auto seed = static_cast<uint64_t>(flags.Number("seed", 1));
   const int32_t max_tokens = flags.Count("max-tokens", 16384, 1, kMaxCount);

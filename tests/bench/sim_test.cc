@@ -261,8 +261,8 @@ TEST(SimTest, LazyLoadingNeverEvictsAModelWithWorkAndALoadWithoutRoomFails) {
   // is idle past its keep-alive, loads: first token at 5 + 2 + 0.1 s.
   SimConfig c = OneModelAtATime();
   c.keep_alive_s = 0;
-  const SimResult r = Simulate({Req(0, 0, 10, 30), Req(1, 1, 10, 1), Req(5, 1, 10, 1)}, {{0, 1}},
-                               Policy::kLazy, c);
+  const SimResult r =
+      Simulate({Req(0, 0, 10, 30), Req(1, 1, 10, 1), Req(5, 1, 10, 1)}, {{0, 1}}, Policy::kLazy, c);
   EXPECT_EQ(r.refused, 1);
   EXPECT_EQ(r.loads, 1);
   EXPECT_NEAR(r.ttft_p50_s, 0.1, 1e-9);
