@@ -38,7 +38,8 @@ std::string FindDefaultSystem(absl::string_view source) {
   return "";
 }
 
-// Where formatted text is written, and where the messages' contents went.
+// Where formatted text is written, and where the messages' text (roles and
+// contents) went.
 struct ChatOut {
   std::string* text;
   std::vector<TextSpan>* spans;  // may be null
@@ -55,7 +56,9 @@ void FormatChatMl(const ChatTemplate& t, absl::Span<const ChatMessage> messages,
                   bool add_generation_prompt, const ChatOut& chat) {
   std::string* out = chat.text;
   auto turn = [&](absl::string_view role, absl::string_view content) {
-    absl::StrAppend(out, kImStart, role, "\n");
+    out->append(kImStart.data(), kImStart.size());
+    chat.Content(role);
+    out->append("\n");
     chat.Content(content);
     absl::StrAppend(out, kImEnd, "\n");
   };
@@ -70,7 +73,9 @@ void FormatLlama3(absl::Span<const ChatMessage> messages, bool add_generation_pr
                   const ChatOut& chat) {
   std::string* out = chat.text;
   for (const ChatMessage& m : messages) {
-    absl::StrAppend(out, "<|start_header_id|>", m.role, "<|end_header_id|>\n\n");
+    out->append("<|start_header_id|>");
+    chat.Content(m.role);
+    out->append("<|end_header_id|>\n\n");
     chat.Content(absl::StripAsciiWhitespace(m.content));
     absl::StrAppend(out, "<|eot_id|>");
   }
@@ -145,10 +150,10 @@ absl::StatusOr<ChatTemplate> ParseChatTemplate(std::string_view source_view,
 }
 
 std::string FormatChat(const ChatTemplate& t, absl::Span<const ChatMessage> messages,
-                       bool add_generation_prompt, std::vector<TextSpan>* content_spans) {
+                       bool add_generation_prompt, std::vector<TextSpan>* message_spans) {
   std::string out = t.bos_text;
-  if (content_spans != nullptr) content_spans->clear();
-  const ChatOut chat{&out, content_spans};
+  if (message_spans != nullptr) message_spans->clear();
+  const ChatOut chat{&out, message_spans};
   switch (t.format) {
     case ChatFormat::kChatMl:
       FormatChatMl(t, messages, add_generation_prompt, chat);

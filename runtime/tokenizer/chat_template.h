@@ -44,15 +44,16 @@ struct ChatTemplate {
 absl::StatusOr<ChatTemplate> ParseChatTemplate(std::string_view source, std::string_view bos_token,
                                                std::string_view eos_token, bool adds_bos);
 
-// Bytes [begin, end) of a formatted chat that came from a message's content.
+// Bytes [begin, end) of a formatted chat that came from a message.
 struct TextSpan {
   size_t begin = 0, end = 0;
 };
 
-// `content_spans`, when given, receives where each message's content lies in
-// the result (ascending, disjoint): text a client wrote, in which spellings
-// of control tokens are not to become those tokens (Tokenizer::EncodeChat).
+// `message_spans`, when given, receives where each message's role and content
+// lie in the result (ascending, disjoint, none empty): text a client wrote, in
+// which spellings of control tokens are not to become those tokens
+// (Tokenizer::EncodeChat).
 std::string FormatChat(const ChatTemplate& chat_template, absl::Span<const ChatMessage> messages,
-                       bool add_generation_prompt, std::vector<TextSpan>* content_spans = nullptr);
+                       bool add_generation_prompt, std::vector<TextSpan>* message_spans = nullptr);
 
 }  // namespace cohost::runtime

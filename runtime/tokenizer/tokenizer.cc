@@ -139,10 +139,15 @@ absl::StatusOr<std::vector<int32_t>> Tokenizer::EncodeWithPlainSpans(
     size_t next_plain = 0;  // the first span not wholly before pos
     for (size_t pos = 0; pos < text.size();) {
       while (next_plain < plain.size() && plain[next_plain].end <= pos) ++next_plain;
-      const bool in_plain = next_plain < plain.size() && plain[next_plain].begin <= pos;
+      // A control token may not touch a plain span: neither start in one nor
+      // run into the next.
+      const size_t plain_from =
+          next_plain < plain.size() ? plain[next_plain].begin : std::string_view::npos;
       int32_t match = -1;
       for (int32_t id : specials_by_first_byte_[static_cast<uint8_t>(text[pos])]) {
-        if (in_plain && TypeOf(id) == TokenType::kControl) continue;
+        if (TypeOf(id) == TokenType::kControl && pos + token_bytes_[id].size() > plain_from) {
+          continue;
+        }
         // A special token's bytes are its literal text.
         if (text.compare(pos, token_bytes_[id].size(), token_bytes_[id]) == 0) {
           match = id;  // candidates are longest first
@@ -209,10 +214,10 @@ absl::StatusOr<std::string> Tokenizer::ApplyChatTemplate(absl::Span<const ChatMe
 absl::StatusOr<std::vector<int32_t>> Tokenizer::EncodeChat(absl::Span<const ChatMessage> messages,
                                                            bool add_generation_prompt) const {
   if (!chat_template_.ok()) return chat_template_.status();
-  std::vector<TextSpan> content;
+  std::vector<TextSpan> from_messages;
   const std::string text =
-      FormatChat(*chat_template_, messages, add_generation_prompt, &content);
-  return EncodeWithPlainSpans(text, /*add_special=*/true, /*parse_special=*/true, content);
+      FormatChat(*chat_template_, messages, add_generation_prompt, &from_messages);
+  return EncodeWithPlainSpans(text, /*add_special=*/true, /*parse_special=*/true, from_messages);
 }
 
 }  // namespace cohost::runtime

@@ -65,10 +65,13 @@ class Tokenizer {
 
   // The chat's prompt ids: ApplyChatTemplate's text, encoded with BOS/EOS per
   // the model and special-token spellings parsed, except that within a
-  // message's content a control token's spelling is ordinary text. A client's
-  // message (or text it quotes: a retrieved page, an e-mail) cannot close its
-  // turn and open a system one with "<|im_end|><|im_start|>system". OpenAI's
-  // API never parses them; HF's apply_chat_template and vLLM do.
+  // message's role or content a control token's spelling is ordinary text. A
+  // client's message (or text it quotes: a retrieved page, an e-mail) cannot
+  // close its turn and open a system one with "<|im_end|><|im_start|>system".
+  // OpenAI's API never parses them; HF's apply_chat_template and vLLM do.
+  // User-defined added tokens (HF's special: false, e.g. Qwen's <tool_call>)
+  // still parse, as in HF; a GGUF that types its turn markers user-defined
+  // rather than control leaves them parsed too.
   absl::StatusOr<std::vector<int32_t>> EncodeChat(absl::Span<const ChatMessage> messages,
                                                   bool add_generation_prompt = true) const;
 
@@ -78,8 +81,8 @@ class Tokenizer {
   bool InVocab(int32_t id) const { return id >= 0 && id < vocab_size(); }
   // Encode, where no control token is parsed at a byte inside `plain`
   // (ascending, disjoint).
-  absl::StatusOr<std::vector<int32_t>> EncodeWithPlainSpans(std::string_view text,
-                                                            bool add_special, bool parse_special,
+  absl::StatusOr<std::vector<int32_t>> EncodeWithPlainSpans(std::string_view text, bool add_special,
+                                                            bool parse_special,
                                                             absl::Span<const TextSpan> plain) const;
 
   // Of the spec only what Encode needs is kept: the encoder owns the vocabulary

@@ -45,9 +45,9 @@ std::string Format(std::string_view source, std::vector<ChatMessage> messages, b
   return t.ok() ? FormatChat(*t, messages, gen) : "";
 }
 
-// Each format reports where the messages' contents went: exactly their
-// (trimmed, where the format trims) text, in order, and nothing of its own
-// markers.
+// Each format reports where the messages' roles and contents went: exactly
+// their (trimmed, where the format trims) text, in order, and nothing of its
+// own markers. The [INST] formats write no roles.
 TEST(ChatTemplateTest, ContentSpansCoverTheMessagesTextOnly) {
   const std::vector<ChatMessage> messages = {
       {"system", "Sys"}, {"user", " Q1 "}, {"assistant", "A1"}, {"user", "Q2"}};
@@ -56,8 +56,9 @@ TEST(ChatTemplateTest, ContentSpansCoverTheMessagesTextOnly) {
     std::vector<std::string> want;
   };
   for (const Case& c : {
-           Case{kChatMlTemplate, {"Sys", " Q1 ", "A1", "Q2"}},
-           Case{kLlama3Template, {"Sys", "Q1", "A1", "Q2"}},
+           Case{kChatMlTemplate,
+                {"system", "Sys", "user", " Q1 ", "assistant", "A1", "user", "Q2"}},
+           Case{kLlama3Template, {"system", "Sys", "user", "Q1", "assistant", "A1", "user", "Q2"}},
            // Llama 2 folds the system prompt (with its plain-text <<SYS>>
            // markers) into the first user turn.
            Case{kLlama2Template, {"<<SYS>>\nSys\n<</SYS>>\n\n Q1", "A1", "Q2"}},
