@@ -234,13 +234,23 @@ absl::StatusOr<bool> Engine::Step(const StepLimits& limits) {
     arrivals.swap(s.inbox);
     aborts.swap(s.aborts);
   }
+  const Clock::time_point step_start = Now();
   for (std::unique_ptr<LiveRequest>& r : arrivals) {
     r->seq.arrival_order = s.next_arrival++;
     Sequence* seq = &r->seq;
-    s.live.emplace(seq->id, std::move(r));
+    const RequestId id = seq->id;
+    if (!s.live.try_emplace(id, std::move(r)).second) {  // leaves r as it was
+      // An id already live (the caller's duty to avoid; the Router's are
+      // unique): refused, never scheduled. Scheduled, the scheduler would
+      // hold this request after it was destroyed with `arrivals`.
+      r->sink->OnFinish(MakeFinishInfo(
+          *r, FinishReason::kError,
+          absl::InvalidArgumentError(absl::StrFormat("request id %d is already live", id)),
+          step_start));
+      continue;
+    }
     s.step_scheduler.Add(seq);
   }
-  const Clock::time_point step_start = Now();
   for (auto& [id, why] : aborts) s.Retire(id, FinishReason::kCancelled, std::move(why), step_start);
   s.ExpireDeadlines(step_start, StepCostNow(), config_.step_scheduler.max_tokens_per_step);
 

@@ -564,6 +564,31 @@ TEST_F(EngineTest, AbortInEveryStateFreesBlocks) {
   ASSERT_TRUE(e->Step().ok());
 }
 
+TEST_F(EngineTest, AnIdAlreadyLiveIsRefusedNotScheduled) {
+  std::unique_ptr<Engine> e = MakeEngine(/*num_blocks=*/64);
+  auto first = std::make_shared<RecordingSink>();
+  auto again = std::make_shared<RecordingSink>();
+  auto twin = std::make_shared<RecordingSink>();
+  ASSERT_TRUE(e->Submit(RequestId{7}, Request(4, 3, 1), first).ok());
+  ASSERT_TRUE(e->Step().ok());  // 7 is live
+  // The same id while it runs, and twice within one step's arrivals: the
+  // scheduler held the duplicate after it was destroyed (ASan: use after free).
+  ASSERT_TRUE(e->Submit(RequestId{7}, Request(4, 3, 2), again).ok());
+  ASSERT_TRUE(e->Submit(RequestId{8}, Request(4, 3, 3), std::make_shared<RecordingSink>()).ok());
+  ASSERT_TRUE(e->Submit(RequestId{8}, Request(4, 3, 4), twin).ok());
+  while (*e->Step()) {
+  }
+  ASSERT_TRUE(first->finished());
+  EXPECT_EQ(first->info().reason, FinishReason::kLength);
+  for (auto& s : {again, twin}) {
+    ASSERT_TRUE(s->finished());
+    EXPECT_EQ(s->info().reason, FinishReason::kError);
+    EXPECT_EQ(s->info().status.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_TRUE(s->tokens().empty());
+  }
+  EXPECT_EQ(e->Stats().kv_blocks_free, e->Stats().kv_blocks_total);
+}
+
 TEST_F(EngineTest, DeadlinesEndQueuedAndRunningRequests) {
   using std::chrono::milliseconds;
   // One sequence at a time, so the second request waits in the queue.
