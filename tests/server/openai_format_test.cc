@@ -1,12 +1,13 @@
 // /v1/completions' logprobs as OpenAI clients read them: text_offset counts
 // characters of the text, and top_logprobs has one key per shown text.
 
+#include "server/http/openai_format.h"
+
 #include <string>
 #include <vector>
 
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
-#include "server/http/openai_format.h"
 
 namespace cohost::server::http {
 namespace {
@@ -34,7 +35,7 @@ TEST(OpenAiFormatTest, TextOffsetCountsCharactersAsPythonSlicesThem) {
                                           Token(" lait")};
   const Json lp = CompletionLogprobs(tokens, "caf\xC3\xA9 au lait");
   EXPECT_EQ(lp["text_offset"], Json::parse("[0, 3, 4, 7]"));  // bytes gave [0, 3, 5, 8]
-  EXPECT_EQ(TextOffsetAfter(tokens, 0), 12);  // the text's length in characters
+  EXPECT_EQ(TextOffsetAfter(tokens, 0), 12);                  // the text's length in characters
 }
 
 TEST(OpenAiFormatTest, ACharacterSplitOverTokensCountsAtItsFirstByte) {
@@ -48,8 +49,8 @@ TEST(OpenAiFormatTest, ACharacterSplitOverTokensCountsAtItsFirstByte) {
 TEST(OpenAiFormatTest, TopLogprobsKeepOneEntryPerShownText) {
   // Two lone lead bytes both show as U+FFFD: they were two JSON keys of the
   // same name, of which a client's parser keeps the last.
-  const std::vector<ShownToken> tokens = {Token(
-      "a", {{"a", -0.1f}, {"\xE4", -1.0f}, {"\xE5", -3.0f}, {"b", -4.0f}})};
+  const std::vector<ShownToken> tokens = {
+      Token("a", {{"a", -0.1f}, {"\xE4", -1.0f}, {"\xE5", -3.0f}, {"b", -4.0f}})};
   const std::string body = [&] {
     ResponseHeader h;
     h.endpoint = Endpoint::kCompletions;

@@ -116,8 +116,8 @@ TEST(RateArrivalsTest, GapsAreIndependentOfOutputLengthsFromTheSameSeed) {
   constexpr uint64_t kSeed = 0;
   constexpr int kN = 4000;
   RateArrivals arrivals(5, kSeed);
-  RequestSource source = RequestSource::FromTexts(
-      {"hi"}, MaxTokensDist::ParseRange("1:1000000").value(), kSeed);
+  RequestSource source =
+      RequestSource::FromTexts({"hi"}, MaxTokensDist::ParseRange("1:1000000").value(), kSeed);
   std::vector<double> gaps, lengths;
   double last = 0;
   for (int i = 0; i < kN; ++i) {
