@@ -32,6 +32,26 @@ SamplingParams Sanitized(SamplingParams p) {
   return p;
 }
 
+struct Candidate {
+  float logit;   // penalized logit / temperature, shifted so the max is 0
+  float weight;  // exp(logit): unnormalized probability
+  int32_t id;
+};
+
+// The calling thread's working arrays, reused across calls (and requests) so
+// the hot path does not allocate once sized to the vocabulary.
+struct Scratch {
+  std::vector<Candidate> candidates;
+  std::vector<Candidate> selection;    // top-p's quickselect reorders a copy
+  std::vector<int32_t> generated_count;  // [vocab], zero between calls
+  std::vector<uint8_t> seen;             // [vocab], zero between calls
+};
+
+Scratch& ThreadScratch() {
+  thread_local Scratch scratch;
+  return scratch;
+}
+
 }  // namespace
 
 Sampler::Sampler(const SamplingParams& params, uint64_t default_seed)
@@ -53,28 +73,31 @@ void Sampler::ForEachPenalty(
   auto valid = [vocab](int32_t id) { return id >= 0 && id < vocab; };
   const size_t num_prompt =
       std::clamp<int64_t>(num_prompt_tokens, 0, static_cast<int64_t>(history.size()));
-  if (seen_.size() < static_cast<size_t>(vocab)) seen_.resize(static_cast<size_t>(vocab), 0);
+  Scratch& scratch = ThreadScratch();
+  std::vector<uint8_t>& seen = scratch.seen;
+  std::vector<int32_t>& generated_count = scratch.generated_count;
+  if (seen.size() < static_cast<size_t>(vocab)) seen.resize(static_cast<size_t>(vocab), 0);
   // The counts only where presence or frequency reads them: a repetition
   // penalty alone needs no vocabulary-long array of them.
   if (counts) {
-    if (generated_count_.size() < static_cast<size_t>(vocab)) {
-      generated_count_.resize(static_cast<size_t>(vocab), 0);
+    if (generated_count.size() < static_cast<size_t>(vocab)) {
+      generated_count.resize(static_cast<size_t>(vocab), 0);
     }
     for (int32_t id : history.subspan(num_prompt)) {
-      if (valid(id)) ++generated_count_[id];
+      if (valid(id)) ++generated_count[id];
     }
   }
   for (int32_t id : history) {
-    if (!valid(id) || seen_[id]) continue;
-    seen_[id] = 1;
-    const int32_t count = counts ? generated_count_[id] : 0;
+    if (!valid(id) || seen[id]) continue;
+    seen[id] = 1;
+    const int32_t count = counts ? generated_count[id] : 0;
     if (rep == 1.f && count == 0) continue;  // nothing moves it: no repetition, not generated
     fn(id, rep, count > 0 ? presence + frequency * static_cast<float>(count) : 0.f);
   }
   for (int32_t id : history) {
     if (!valid(id)) continue;
-    seen_[id] = 0;
-    if (counts) generated_count_[id] = 0;
+    seen[id] = 0;
+    if (counts) generated_count[id] = 0;
   }
 }
 
@@ -98,19 +121,23 @@ struct Higher {
   }
 };
 
-}  // namespace
 
-void Sampler::ApplyTopP(double total, bool sorted) {
-  const double need = static_cast<double>(params_.top_p) * total;
+// Keeps the candidates ranked at or above the one where the cumulative
+// probability, highest first, reaches top_p; they keep their order. sorted:
+// highest first already (after top-k); otherwise a weighted selection (on a
+// copy in `selection`) finds the cut in O(vocab) expected time without sorting.
+void ApplyTopP(std::vector<Candidate>& candidates, std::vector<Candidate>& selection,
+               float top_p, double total, bool sorted) {
+  const double need = static_cast<double>(top_p) * total;
   const Higher higher;
   if (sorted) {
     double cumulative = 0.0;
     size_t kept = 0;
-    while (kept < candidates_.size()) {
-      cumulative += candidates_[kept++].weight;
+    while (kept < candidates.size()) {
+      cumulative += candidates[kept++].weight;
       if (cumulative >= need) break;
     }
-    candidates_.resize(kept);
+    candidates.resize(kept);
     return;
   }
 
@@ -122,23 +149,23 @@ void Sampler::ApplyTopP(double total, bool sorted) {
   // (1 - top_p) of the mass, so the tokens at or above it already reach top_p, and
   // they rank below all of those. Real logits are peaked, so this drops most tokens.
   const double floor_weight =
-      (1.0 - static_cast<double>(params_.top_p)) * total / static_cast<double>(candidates_.size());
-  scratch_.clear();
-  for (const Candidate& c : candidates_) {
-    if (c.weight >= floor_weight) scratch_.push_back(c);
+      (1.0 - static_cast<double>(top_p)) * total / static_cast<double>(candidates.size());
+  selection.clear();
+  for (const Candidate& c : candidates) {
+    if (c.weight >= floor_weight) selection.push_back(c);
   }
-  size_t lo = 0, hi = scratch_.size();
+  size_t lo = 0, hi = selection.size();
   double above = 0.0;
   int budget = 64;  // partition rounds before falling back to a sort (bad pivots)
   Candidate cut{};  // the last kept candidate in highest-first order
   bool found = false;
   while (lo < hi && !found) {
     if (hi - lo <= 16 || --budget == 0) {
-      std::sort(scratch_.begin() + lo, scratch_.begin() + hi, higher);
+      std::sort(selection.begin() + lo, selection.begin() + hi, higher);
       for (size_t i = lo; i < hi; ++i) {
-        above += scratch_[i].weight;
+        above += selection[i].weight;
         if (above >= need || i + 1 == hi) {
-          cut = scratch_[i];
+          cut = selection[i];
           found = true;
           break;
         }
@@ -147,23 +174,23 @@ void Sampler::ApplyTopP(double total, bool sorted) {
     }
     // Median of three as the pivot, moved to hi - 1.
     const size_t mid = lo + (hi - lo) / 2;
-    if (higher(scratch_[mid], scratch_[lo])) std::swap(scratch_[mid], scratch_[lo]);
-    if (higher(scratch_[hi - 1], scratch_[lo])) std::swap(scratch_[hi - 1], scratch_[lo]);
-    if (higher(scratch_[hi - 1], scratch_[mid])) std::swap(scratch_[hi - 1], scratch_[mid]);
-    std::swap(scratch_[mid], scratch_[hi - 1]);
-    const Candidate pivot = scratch_[hi - 1];
+    if (higher(selection[mid], selection[lo])) std::swap(selection[mid], selection[lo]);
+    if (higher(selection[hi - 1], selection[lo])) std::swap(selection[hi - 1], selection[lo]);
+    if (higher(selection[hi - 1], selection[mid])) std::swap(selection[hi - 1], selection[mid]);
+    std::swap(selection[mid], selection[hi - 1]);
+    const Candidate pivot = selection[hi - 1];
     size_t p = lo;
     double upper = 0.0;  // mass ranked above the pivot within [lo, hi)
     for (size_t i = lo; i + 1 < hi; ++i) {
       // Branch-free Lomuto step: the comparison is a coin flip for the predictor.
-      const Candidate c = scratch_[i];
+      const Candidate c = selection[i];
       const bool is_higher = higher(c, pivot);
-      scratch_[i] = scratch_[p];
-      scratch_[p] = c;
+      selection[i] = selection[p];
+      selection[p] = c;
       p += is_higher;
       upper += is_higher ? c.weight : 0.0;
     }
-    std::swap(scratch_[p], scratch_[hi - 1]);
+    std::swap(selection[p], selection[hi - 1]);
     if (p > lo && above + upper >= need) {
       hi = p;
     } else if (above + upper + pivot.weight >= need || p + 1 == hi) {
@@ -175,8 +202,10 @@ void Sampler::ApplyTopP(double total, bool sorted) {
     }
   }
   if (!found) return;  // rounding: the whole mass is short of need, keep everything
-  std::erase_if(candidates_, [&](const Candidate& c) { return higher(cut, c); });
+  std::erase_if(candidates, [&](const Candidate& c) { return higher(cut, c); });
 }
+
+}  // namespace
 
 int32_t Sampler::Sample(absl::Span<float> logits, absl::Span<const int32_t> history,
                         int32_t num_prompt_tokens) {
@@ -204,68 +233,71 @@ int32_t Sampler::Sample(absl::Span<float> logits, absl::Span<const int32_t> hist
   // Candidates: tokens whose probability does not underflow to zero, in id order
   // (or highest first when top-k applies). With +inf logits present, those share all
   // the mass equally.
-  candidates_.clear();
-  candidates_.reserve(logits.size());
+  std::vector<Candidate>& candidates = ThreadScratch().candidates;
+  candidates.clear();
+  candidates.reserve(logits.size());
   // top_k >= vocab is the same as off. When on, candidates end up highest first.
   const size_t top_k = params_.top_k > 0 && static_cast<size_t>(params_.top_k) < logits.size()
                            ? static_cast<size_t>(params_.top_k)
                            : 0;
   if (max_logit == kPosInf) {
     for (size_t i = 0; i < logits.size(); ++i) {
-      if (logits[i] == kPosInf) candidates_.push_back({0.f, 0.f, static_cast<int32_t>(i)});
+      if (logits[i] == kPosInf) candidates.push_back({0.f, 0.f, static_cast<int32_t>(i)});
     }
   } else if (top_k > 0 && top_k <= kHeapTopK) {
     // The top_k best in one pass (bounded_heap.h).
     for (size_t i = 0; i < logits.size(); ++i) {
       const Candidate c{(logits[i] - max_logit) * inv_temperature, 0.f, static_cast<int32_t>(i)};
-      if (c.logit >= kMinShiftedLogit) OfferBounded(candidates_, top_k, c, Higher());
+      if (c.logit >= kMinShiftedLogit) OfferBounded(candidates, top_k, c, Higher());
     }
   } else {
     for (size_t i = 0; i < logits.size(); ++i) {
       const float shifted = (logits[i] - max_logit) * inv_temperature;
       if (shifted >= kMinShiftedLogit) {
-        candidates_.push_back({shifted, 0.f, static_cast<int32_t>(i)});
+        candidates.push_back({shifted, 0.f, static_cast<int32_t>(i)});
       }
     }
   }
-  // The argmax itself has shifted logit 0, so candidates_ is not empty.
+  // The argmax itself has shifted logit 0, so candidates is not empty.
   const bool sorted = top_k > 0;
   if (sorted) {
-    if (top_k < candidates_.size()) {
-      std::nth_element(candidates_.begin(), candidates_.begin() + (top_k - 1), candidates_.end(),
+    if (top_k < candidates.size()) {
+      std::nth_element(candidates.begin(), candidates.begin() + (top_k - 1), candidates.end(),
                        Higher());
-      candidates_.resize(top_k);
+      candidates.resize(top_k);
     }
-    std::sort(candidates_.begin(), candidates_.end(), Higher());
+    std::sort(candidates.begin(), candidates.end(), Higher());
   }
 
   double total = 0.0;
-  for (Candidate& c : candidates_) {
+  for (Candidate& c : candidates) {
     c.weight = std::exp(c.logit);  // softmax numerator; the max has weight 1
     total += c.weight;
   }
-  if (params_.top_p < 1.f) ApplyTopP(total, sorted);
+  if (params_.top_p < 1.f) {
+    ApplyTopP(candidates, ThreadScratch().selection, params_.top_p, total, sorted);
+  }
 
   if (params_.min_p > 0.f) {
     float max_weight = 0.f;
-    for (const Candidate& c : candidates_) max_weight = std::max(max_weight, c.weight);
+    for (const Candidate& c : candidates) max_weight = std::max(max_weight, c.weight);
     const float threshold = params_.min_p * max_weight;
     // remove_if keeps the survivors' order, which the draw below depends on.
-    candidates_.erase(
-        std::remove_if(candidates_.begin(), candidates_.end(),
+    candidates.erase(
+        std::remove_if(candidates.begin(), candidates.end(),
                        [threshold](const Candidate& c) { return c.weight < threshold; }),
-        candidates_.end());
+        candidates.end());
   }
 
   total = 0.0;
-  for (const Candidate& c : candidates_) total += c.weight;
+  for (const Candidate& c : candidates) total += c.weight;
   const double target = u * total;
   double cumulative = 0.0;
-  for (const Candidate& c : candidates_) {
+  for (const Candidate& c : candidates) {
     cumulative += c.weight;
     if (target < cumulative) return c.id;
   }
-  return candidates_.back().id;  // rounding put target at the very end
+  return candidates.back().id;  // rounding put target at the very end
 }
 
 }  // namespace cohost::runtime

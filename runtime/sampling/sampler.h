@@ -5,7 +5,6 @@
 
 #include <cstdint>
 #include <random>
-#include <vector>
 
 #include "absl/functional/function_ref.h"
 #include "absl/types/span.h"
@@ -28,6 +27,9 @@ namespace cohost::runtime {
 // order (highest first when top-k is on, else by id), so equal seeds and logits give
 // equal tokens on every standard library. Cost is O(vocab) per call, plus
 // O(vocab log k) for top-k; top-p without top-k uses a weighted selection, not a sort.
+// Its vocabulary-long working arrays belong to the calling thread, not the
+// Sampler: one set per stepping thread rather than ~25 bytes x vocab per
+// request (3.8 MB for a 152k vocabulary) for as long as it lives.
 class Sampler {
  public:
   // default_seed is used when params.seed is unset (the caller picks a random one).
@@ -65,28 +67,12 @@ class Sampler {
                       absl::FunctionRef<void(int32_t id, float repetition, float subtract)> fn);
 
  private:
-  struct Candidate {
-    float logit;   // penalized logit / temperature, shifted so the max is 0
-    float weight;  // exp(logit): unnormalized probability
-    int32_t id;
-  };
-
   void ApplyPenalties(absl::Span<float> logits, absl::Span<const int32_t> history,
                       int32_t num_prompt_tokens);
-  // Keeps the candidates ranked at or above the one where the cumulative probability,
-  // highest first, reaches top_p. candidates_ keeps its order. sorted: candidates_ is
-  // already highest first (after top-k); otherwise a weighted selection finds the cut
-  // in O(vocab) expected time without sorting.
-  void ApplyTopP(double total, bool sorted);
   double UniformDouble();  // [0, 1), identical on every standard library
 
   SamplingParams params_;
   std::mt19937_64 rng_;
-  // Reused across calls so the hot path does not allocate once sized to the vocab.
-  std::vector<Candidate> candidates_;
-  std::vector<Candidate> scratch_;        // top-p selection reorders a copy
-  std::vector<int32_t> generated_count_;  // [vocab], zero between calls
-  std::vector<uint8_t> seen_;             // [vocab], zero between calls
 };
 
 }  // namespace cohost::runtime

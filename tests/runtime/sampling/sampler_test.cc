@@ -339,6 +339,40 @@ TEST(SamplerTest, SameSeedSameSequence) {
   EXPECT_NE(Sequence(unseeded, 41, 200), Sequence(p, 0, 200));
 }
 
+// Samplers share their thread's working arrays: interleaved calls of two
+// requests, over vocabularies of different sizes, with penalties, draw what
+// each draws alone.
+TEST(SamplerTest, InterleavedSamplersOnOneThreadDrawWhatEachDrawsAlone) {
+  SamplingParams p;
+  p.seed = 5;
+  p.top_p = 0.9f;
+  p.repetition_penalty = 1.3f;
+  p.presence_penalty = 0.4f;
+  p.frequency_penalty = 0.2f;
+  SamplingParams q = p;
+  q.seed = 6;
+  q.top_k = 50;
+  auto run = [](Sampler& s, int vocab, int i, std::vector<int32_t>& history) {
+    std::vector<float> logits = RandomLogits(vocab, static_cast<uint32_t>(i), 0.5f);
+    history.push_back(s.Sample(absl::MakeSpan(logits), history, 2));
+  };
+  std::vector<int32_t> alone_a = {3, 4}, alone_b = {5, 6};
+  {
+    Sampler a(p, 0);
+    for (int i = 0; i < 100; ++i) run(a, 300, i, alone_a);
+    Sampler b(q, 0);
+    for (int i = 0; i < 100; ++i) run(b, 5000, i, alone_b);
+  }
+  std::vector<int32_t> mixed_a = {3, 4}, mixed_b = {5, 6};
+  Sampler a(p, 0), b(q, 0);
+  for (int i = 0; i < 100; ++i) {
+    run(b, 5000, i, mixed_b);
+    run(a, 300, i, mixed_a);
+  }
+  EXPECT_EQ(mixed_a, alone_a);
+  EXPECT_EQ(mixed_b, alone_b);
+}
+
 TEST(SamplerTest, DrawIsPortableUniformFromMt19937_64) {
   // On 4 equal logits the token is floor(4 * u), u = (x >> 11) * 2^-53 with x the
   // next mt19937_64 output: one draw per call, no std:: distribution involved.
