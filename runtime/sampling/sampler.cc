@@ -42,7 +42,7 @@ struct Candidate {
 // the hot path does not allocate once sized to the vocabulary.
 struct Scratch {
   std::vector<Candidate> candidates;
-  std::vector<Candidate> selection;    // top-p's quickselect reorders a copy
+  std::vector<Candidate> selection;      // top-p's quickselect reorders a copy
   std::vector<int32_t> generated_count;  // [vocab], zero between calls
   std::vector<uint8_t> seen;             // [vocab], zero between calls
 };
@@ -121,26 +121,15 @@ struct Higher {
   }
 };
 
-
-// Keeps the candidates ranked at or above the one where the cumulative
-// probability, highest first, reaches top_p; they keep their order. sorted:
-// highest first already (after top-k); otherwise a weighted selection (on a
-// copy in `selection`) finds the cut in O(vocab) expected time without sorting.
-void ApplyTopP(std::vector<Candidate>& candidates, std::vector<Candidate>& selection,
-               float top_p, double total, bool sorted) {
+// Keeps the candidates whose weight is at least the cut's: the largest weight
+// whose "at least this" mass reaches top_p of the total (ties at the cut all
+// stay, as Backend::SampleRows keeps them). They keep their order. A weighted
+// selection (on a copy in `selection`) finds the cut in O(vocab) expected
+// time without sorting.
+void ApplyTopP(std::vector<Candidate>& candidates, std::vector<Candidate>& selection, float top_p,
+               double total) {
   const double need = static_cast<double>(top_p) * total;
   const Higher higher;
-  if (sorted) {
-    double cumulative = 0.0;
-    size_t kept = 0;
-    while (kept < candidates.size()) {
-      cumulative += candidates[kept++].weight;
-      if (cumulative >= need) break;
-    }
-    candidates.resize(kept);
-    return;
-  }
-
   // Weighted quickselect on a copy: [0, lo) is known to be kept and holds `above` of
   // the mass; the cut lies in [lo, hi). Our own partition code (std::partition's
   // order is unspecified) and sorts under a total order keep the result identical on
@@ -202,7 +191,7 @@ void ApplyTopP(std::vector<Candidate>& candidates, std::vector<Candidate>& selec
     }
   }
   if (!found) return;  // rounding: the whole mass is short of need, keep everything
-  std::erase_if(candidates, [&](const Candidate& c) { return higher(cut, c); });
+  std::erase_if(candidates, [&](const Candidate& c) { return c.weight < cut.weight; });
 }
 
 }  // namespace
@@ -230,26 +219,47 @@ int32_t Sampler::Sample(absl::Span<float> logits, absl::Span<const int32_t> hist
   // Nothing finite (all masked), or a denormal temperature: only the argmax can win.
   if (max_logit == kNegInf || std::isinf(inv_temperature)) return argmax;
 
-  // Candidates: tokens whose probability does not underflow to zero, in id order
-  // (or highest first when top-k applies). With +inf logits present, those share all
-  // the mass equally.
-  std::vector<Candidate>& candidates = ThreadScratch().candidates;
+  // Candidates: tokens whose weight w = exp((logit - max) / temperature) does
+  // not underflow to zero, in id order; with +inf logits present, those alone,
+  // weight 1 each. Then the filters as thresholds on the weights and the draw
+  // in id order: Backend::SampleRows' rule (kernels/sample_spec.h), so a
+  // request draws the same token from the same logits on the host and on a
+  // device, and ties at every cut stay, as in vLLM and transformers.
+  Scratch& scratch = ThreadScratch();
+  std::vector<Candidate>& candidates = scratch.candidates;
   candidates.clear();
   candidates.reserve(logits.size());
-  // top_k >= vocab is the same as off. When on, candidates end up highest first.
+  // top_k >= vocab is the same as off.
   const size_t top_k = params_.top_k > 0 && static_cast<size_t>(params_.top_k) < logits.size()
                            ? static_cast<size_t>(params_.top_k)
                            : 0;
   if (max_logit == kPosInf) {
     for (size_t i = 0; i < logits.size(); ++i) {
-      if (logits[i] == kPosInf) candidates.push_back({0.f, 0.f, static_cast<int32_t>(i)});
+      if (logits[i] == kPosInf) candidates.push_back({0.f, 1.f, static_cast<int32_t>(i)});
     }
   } else if (top_k > 0 && top_k <= kHeapTopK) {
-    // The top_k best in one pass (bounded_heap.h).
+    // The top_k best in one pass (bounded_heap.h), then the tokens tied with
+    // the k-th in weight (the heap broke their ties by id).
     for (size_t i = 0; i < logits.size(); ++i) {
       const Candidate c{(logits[i] - max_logit) * inv_temperature, 0.f, static_cast<int32_t>(i)};
       if (c.logit >= kMinShiftedLogit) OfferBounded(candidates, top_k, c, Higher());
     }
+    if (candidates.size() == top_k) {
+      const Candidate kth =
+          *std::min_element(candidates.begin(), candidates.end(),
+                            [](const Candidate& a, const Candidate& b) { return Higher()(b, a); });
+      const float kth_weight = std::exp(kth.logit);
+      // exp of a lower logit equals kth_weight only within float rounding of it.
+      const float near = kth.logit - 1e-4f;
+      for (size_t i = 0; i < logits.size(); ++i) {
+        const Candidate c{(logits[i] - max_logit) * inv_temperature, 0.f, static_cast<int32_t>(i)};
+        if (c.logit >= near && Higher()(kth, c) && std::exp(c.logit) >= kth_weight) {
+          candidates.push_back(c);
+        }
+      }
+    }
+    std::sort(candidates.begin(), candidates.end(),
+              [](const Candidate& a, const Candidate& b) { return a.id < b.id; });
   } else {
     for (size_t i = 0; i < logits.size(); ++i) {
       const float shifted = (logits[i] - max_logit) * inv_temperature;
@@ -258,40 +268,38 @@ int32_t Sampler::Sample(absl::Span<float> logits, absl::Span<const int32_t> hist
       }
     }
   }
-  // The argmax itself has shifted logit 0, so candidates is not empty.
-  const bool sorted = top_k > 0;
-  if (sorted) {
-    if (top_k < candidates.size()) {
-      std::nth_element(candidates.begin(), candidates.begin() + (top_k - 1), candidates.end(),
-                       Higher());
-      candidates.resize(top_k);
-    }
-    std::sort(candidates.begin(), candidates.end(), Higher());
+  // The argmax itself has weight 1, so candidates is not empty.
+  if (max_logit != kPosInf) {
+    for (Candidate& c : candidates) c.weight = std::exp(c.logit);  // the max has weight 1
+  }
+  if (top_k > 0 && top_k < candidates.size() && top_k > kHeapTopK) {
+    // The k-th largest weight; every weight at least it stays.
+    std::vector<Candidate>& selection = scratch.selection;
+    selection.assign(candidates.begin(), candidates.end());
+    std::nth_element(selection.begin(), selection.begin() + static_cast<std::ptrdiff_t>(top_k - 1),
+                     selection.end(),
+                     [](const Candidate& a, const Candidate& b) { return a.weight > b.weight; });
+    const float cut = selection[top_k - 1].weight;
+    std::erase_if(candidates, [cut](const Candidate& c) { return c.weight < cut; });
+  }
+
+  if (params_.top_p < 1.f) {
+    double total = 0.0;
+    for (const Candidate& c : candidates) total += c.weight;
+    ApplyTopP(candidates, scratch.selection, params_.top_p, total);
+  }
+  if (params_.min_p > 0.f) {
+    // The largest weight is 1 (the argmax's), so this is min_p of the max.
+    const float threshold = params_.min_p;
+    std::erase_if(candidates, [threshold](const Candidate& c) { return c.weight < threshold; });
   }
 
   double total = 0.0;
-  for (Candidate& c : candidates) {
-    c.weight = std::exp(c.logit);  // softmax numerator; the max has weight 1
-    total += c.weight;
-  }
-  if (params_.top_p < 1.f) {
-    ApplyTopP(candidates, ThreadScratch().selection, params_.top_p, total, sorted);
-  }
-
-  if (params_.min_p > 0.f) {
-    float max_weight = 0.f;
-    for (const Candidate& c : candidates) max_weight = std::max(max_weight, c.weight);
-    const float threshold = params_.min_p * max_weight;
-    // remove_if keeps the survivors' order, which the draw below depends on.
-    candidates.erase(
-        std::remove_if(candidates.begin(), candidates.end(),
-                       [threshold](const Candidate& c) { return c.weight < threshold; }),
-        candidates.end());
-  }
-
-  total = 0.0;
   for (const Candidate& c : candidates) total += c.weight;
-  const double target = u * total;
+  // The device's draw is this number in float, just below 1 at most
+  // (DeviceSampleInputs): the same here.
+  const float uniform = std::min(static_cast<float>(u), 0x1.fffffep-1f);
+  const double target = static_cast<double>(uniform) * total;
   double cumulative = 0.0;
   for (const Candidate& c : candidates) {
     cumulative += c.weight;

@@ -1,6 +1,8 @@
 // Turns one sequence's logits into a token id: penalties, temperature, top-k, top-p,
-// min-p, then a draw from a per-request RNG. One Sampler per request; the CPU
-// reference for the sampling ops in kernels/.
+// min-p, then a draw from a per-request RNG. One Sampler per request; it draws
+// by the rule of the sampling ops in kernels/ (SampleSpec, Backend::SampleRows),
+// so a request draws the same token from the same logits on the host and on a
+// device.
 #pragma once
 
 #include <cstdint>
@@ -18,15 +20,17 @@ namespace cohost::runtime {
 //      (logit > 0 ? logit / p : logit * p); then presence and frequency over the
 //      generated ids (logit -= presence * [count > 0] + frequency * count).
 //   3. temperature == 0: argmax, ties to the lowest id. Done.
-//   4. divide by temperature (after subtracting the max, so tiny temperatures do not
-//      overflow), keep only finite logits as candidates.
-//   5. top-k, 6. softmax, 7. top-p (smallest set, highest first, whose cumulative
-//      probability reaches top_p; at least one), 8. min-p (drop probs < min_p * max),
-//   9. renormalize and draw with the request's std::mt19937_64.
-// Ties in every ordering go to the lower id, and the draw scans candidates in a fixed
-// order (highest first when top-k is on, else by id), so equal seeds and logits give
-// equal tokens on every standard library. Cost is O(vocab) per call, plus
-// O(vocab log k) for top-k; top-p without top-k uses a weighted selection, not a sort.
+//   4. weights w = exp((logit - max) / temperature) in float (1 for the max, 0
+//      where the exponent is below -104; +inf logits share the mass, weight 1 each).
+//   5. top-k keeps the weights at least the k-th largest, 6. top-p then the
+//      largest weights whose mass first reaches top_p of what is left, 7. min-p
+//      then the weights at least min_p (of the max, 1). Ties at a cut all stay,
+//      as vLLM's and transformers' masks keep them.
+//   8. the draw: the request's std::mt19937_64 gives u (53 bits, then float,
+//      below 1), and the kept tokens are walked in id order to u of their mass.
+// Equal seeds and logits give equal tokens on every standard library and on
+// Backend::SampleRows. Cost is O(vocab) per call, plus O(vocab log k) for top-k;
+// top-p uses a weighted selection, not a sort.
 // Its vocabulary-long working arrays belong to the calling thread, not the
 // Sampler: one set per stepping thread rather than ~25 bytes x vocab per
 // request (3.8 MB for a 152k vocabulary) for as long as it lives.

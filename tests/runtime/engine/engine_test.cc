@@ -256,8 +256,6 @@ TEST_F(EngineTest, OnADeviceTokensAreDrawnThereAsTheRequestAsks) {
   EXPECT_EQ(run(top1), greedy_tokens);
   EXPECT_EQ(device.drawn_rows, 12);
   // Seeded draws repeat; another seed draws otherwise.
-  // With top_k the host Sampler draws in rank order, the device in id order:
-  // the two differ, which the batch test below relies on.
   GenerateRequest hot = greedy;
   hot.sampling.temperature = 3.f;
   hot.sampling.top_k = 50;
@@ -341,6 +339,15 @@ TEST_F(EngineTest, OnADeviceTokensAreDrawnThereAsTheRequestAsks) {
   // logprobs, a seeded request draws the same tokens as alone.
   hot.sampling.seed = 11;
   EXPECT_EQ(run_all({hot, asked})[0], a);
+  // And the host Sampler draws what the device does from the same logits
+  // (one rule, kernels/sample_spec.h): top-k, top-p and min-p as thresholds,
+  // the draw in id order, the same number. It drew in rank order before.
+  GenerateRequest nucleus = hot;
+  nucleus.sampling.top_p = 0.9f;
+  nucleus.sampling.min_p = 0.01f;
+  for (const GenerateRequest& r : {hot, nucleus}) {
+    EXPECT_EQ(RunTogether(host_model.get(), c, {r})[0], run(r));
+  }
 }
 
 // Decode steps from captured graphs (EngineConfig::decode_graphs) through

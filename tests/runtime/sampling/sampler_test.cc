@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <numeric>
 #include <random>
@@ -86,9 +87,10 @@ TEST(SamplerTest, TopK1EqualsGreedyAtAnyTemperature) {
     Sampler sampler(p, 99);
     for (uint32_t seed = 0; seed < 10; ++seed) {
       std::vector<float> logits = RandomLogits(5000, seed);
-      logits[4321] = logits[17] = 100.f;  // a tie: both must resolve to the lower id
+      logits[17] = 100.f;
       EXPECT_EQ(SampleOnce(sampler, logits), 17) << t;
       logits[17] = 0.f;
+      logits[4321] = 100.f;
       EXPECT_EQ(SampleOnce(sampler, logits), 4321) << t;
     }
   }
@@ -152,58 +154,71 @@ TEST(SamplerTest, TopPKeepsSmallestSetReachingP) {
   ExpectFrequencies(Histogram(p, LogOf(probs), kDraws), {0.15, 0, 0.5, 0.3}, kDraws);
 }
 
-TEST(SamplerTest, TopPOnFlatDistributionCutsTiesByLowestId) {
-  // 1000 equal logits: the nucleus is the 251 lowest ids (ties go to lower ids).
+// Ties at a cut all stay (Backend::SampleRows' rule, as vLLM's and
+// transformers' masks keep them): top-k 1 over two equal maxima keeps both,
+// and a flat distribution's nucleus is all of it.
+TEST(SamplerTest, TiesAtACutAllStay) {
   SamplingParams p;
-  p.top_p = 0.2505f;
-  const std::vector<int> counts = Histogram(p, std::vector<float>(1000, 0.5f), 20000);
-  for (int id = 0; id <= 250; ++id) EXPECT_GT(counts[id], 0) << id;
-  for (int id = 251; id < 1000; ++id) EXPECT_EQ(counts[id], 0) << id;
+  p.top_k = 1;
+  std::vector<float> logits = RandomLogits(100, 3);
+  logits[17] = logits[71] = 50.f;
+  std::vector<double> want(100, 0.0);
+  want[17] = want[71] = 0.5;
+  constexpr int kDraws = 4000;
+  ExpectFrequencies(Histogram(p, logits, kDraws), want, kDraws);
+  SamplingParams flat;
+  flat.top_p = 0.25f;
+  const std::vector<int> counts = Histogram(flat, std::vector<float>(40, 0.5f), kDraws);
+  ExpectFrequencies(counts, std::vector<double>(40, 1.0), kDraws);
 }
 
-// The documented algorithm written the slow, obvious way (full sorts). Kept tokens are
-// drawn in id order, or highest first when top-k applies, with u from mt19937_64.
+// The documented rule (kernels/sample_spec.h, Backend::SampleRows) written
+// the slow, obvious way: weights, then top-k, top-p and min-p as thresholds
+// on them (ties at a cut all stay), the draw in id order with u from
+// mt19937_64 in float.
 std::vector<int32_t> ReferenceDraws(const std::vector<float>& logits, const SamplingParams& p,
                                     int n) {
   const float max = *std::max_element(logits.begin(), logits.end());
   const int vocab = static_cast<int>(logits.size());
   std::vector<float> w(vocab);
-  for (int i = 0; i < vocab; ++i) w[i] = std::exp((logits[i] - max) * (1.f / p.temperature));
-  std::vector<int32_t> by_rank(vocab);
-  std::iota(by_rank.begin(), by_rank.end(), 0);
-  std::stable_sort(by_rank.begin(), by_rank.end(),
-                   [&](int32_t a, int32_t b) { return logits[a] > logits[b]; });
-  std::vector<int32_t> candidates(vocab);  // in draw order
-  std::iota(candidates.begin(), candidates.end(), 0);
-  if (p.top_k > 0 && p.top_k < vocab) candidates.assign(by_rank.begin(), by_rank.begin() + p.top_k);
-  std::vector<bool> keep(vocab, false);
-  double total = 0;
-  for (int32_t id : candidates) total += w[id];
-  double cumulative = 0;
-  for (int32_t id : by_rank) {
-    if (std::find(candidates.begin(), candidates.end(), id) == candidates.end()) continue;
-    keep[id] = true;
-    cumulative += w[id];
-    if (cumulative >= static_cast<double>(p.top_p) * total) break;
-  }
   for (int i = 0; i < vocab; ++i) {
-    if (w[i] < p.min_p * 1.f) keep[i] = false;  // the max has weight exp(0) = 1
+    const float z = (logits[i] - max) * (1.f / p.temperature);
+    w[i] = z >= -104.f ? std::exp(z) : 0.f;
   }
+  std::vector<float> desc = w;
+  std::sort(desc.begin(), desc.end(), std::greater<float>());
+  float cut = 0.f;
+  if (p.top_k > 0 && p.top_k < vocab) cut = desc[p.top_k - 1];
+  if (p.top_p < 1.f) {
+    double total = 0;
+    for (float v : desc) total += v > 0.f && v >= cut ? v : 0.0;
+    // The largest weight whose "at least this" mass reaches top_p of it.
+    double mass = 0;
+    for (size_t i = 0; i < desc.size(); ++i) {
+      if (!(desc[i] > 0.f && desc[i] >= cut)) break;
+      mass += desc[i];
+      const bool run_ends = i + 1 == desc.size() || desc[i + 1] != desc[i];
+      if (run_ends && mass >= static_cast<double>(p.top_p) * total) {
+        cut = std::max(cut, desc[i]);
+        break;
+      }
+    }
+  }
+  cut = std::max(cut, p.min_p);  // the max has weight exp(0) = 1
   double kept_total = 0;
-  for (int32_t id : candidates) kept_total += keep[id] ? w[id] : 0.0;
+  for (float v : w) kept_total += v > 0.f && v >= cut ? v : 0.0;
   std::mt19937_64 rng(*p.seed);
   std::vector<int32_t> out;
   for (int d = 0; d < n; ++d) {
-    const double target = static_cast<double>(rng() >> 11) * 0x1.0p-53 * kept_total;
+    const float u =
+        std::min(static_cast<float>(static_cast<double>(rng() >> 11) * 0x1.0p-53), 0x1.fffffep-1f);
+    const double target = static_cast<double>(u) * kept_total;
     double c = 0;
     int32_t chosen = -1;
-    for (int32_t id : candidates) {
-      if (!keep[id]) continue;
-      c += w[id];
-      if (target < c) {
-        chosen = id;
-        break;
-      }
+    for (int i = 0; i < vocab && chosen < 0; ++i) {
+      if (!(w[i] > 0.f && w[i] >= cut)) continue;
+      c += w[i];
+      if (target < c) chosen = i;
     }
     out.push_back(chosen);
   }
@@ -212,8 +227,8 @@ std::vector<int32_t> ReferenceDraws(const std::vector<float>& logits, const Samp
 
 TEST(SamplerTest, FiltersMatchReferenceExactly) {
   // Many shapes: sizes around the selection's small-range cutoff and large ones,
-  // quantized logits (many ties, broken by id), peaked and flat distributions, top-k
-  // through the heap (small k) and nth_element (large k).
+  // quantized logits (many ties, which stay together at every cut), peaked and
+  // flat distributions, top-k through the heap (small k) and nth_element (large k).
   std::mt19937 gen(7);
   for (int trial = 0; trial < 240; ++trial) {
     const int vocab = std::vector<int>{3, 16, 17, 40, 300, 3000}[trial % 6];
