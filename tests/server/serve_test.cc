@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -267,6 +268,37 @@ TEST(ServeTest, SigtermDrainsLiveStreamsAndExitsZero) {
             static_cast<int64_t>(std::filesystem::file_size(COHOST_DEFAULT_MODEL)));
   EXPECT_GT(e["workspace_bytes"].get<int64_t>(), 0);
   EXPECT_GT(e["load_seconds"].get<double>(), 0);
+}
+
+// Started with the soft open-files limit many systems give (1024; here 256),
+// the server raises it toward the hard limit: each connection holds one.
+TEST(ServeTest, TheOpenFilesLimitIsRaisedTowardTheHardOne) {
+  rlimit mine{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &mine), 0);
+  if (mine.rlim_max != RLIM_INFINITY && mine.rlim_max <= 256) {
+    GTEST_SKIP() << "the hard open-files limit is " << mine.rlim_max;
+  }
+  rlimit low = mine;
+  low.rlim_cur = 256;
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0);
+  ServeProcess serve(/*drain_seconds=*/5);  // inherits the low soft limit
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &mine), 0);
+  ASSERT_TRUE(serve.started());
+  ASSERT_TRUE(serve.WaitReady(seconds(120))) << serve.stderr_text();
+  EXPECT_THAT(serve.stderr_text(), HasSubstr("open files limit raised from 256"));
+  std::ifstream limits("/proc/" + std::to_string(serve.pid()) + "/limits");
+  std::string line;
+  uint64_t soft = 0;
+  while (std::getline(limits, line)) {
+    if (line.rfind("Max open files", 0) == 0) {
+      soft = std::stoull(line.substr(std::string("Max open files").size()));
+    }
+  }
+  const uint64_t want =
+      mine.rlim_max == RLIM_INFINITY ? 65536 : std::min<uint64_t>(mine.rlim_max, 65536);
+  EXPECT_EQ(soft, want);
+  ASSERT_EQ(::kill(serve.pid(), SIGTERM), 0);
+  EXPECT_EQ(serve.WaitExit(seconds(30)), 0) << serve.stderr_text();
 }
 
 TEST(ServeTest, ASignalBeforeServingBeganEndsTheProcessAtOnce) {

@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -320,6 +321,23 @@ class SignalWaiter {
   std::thread thread_;
 };
 
+// Every connection (gRPC, HTTP, metrics) and every open model file holds a
+// descriptor. The soft limit many systems start a process with, 1024, would
+// refuse connections long before memory or compute runs out; raise it toward
+// the hard limit (as vLLM does), to at most 65536.
+void RaiseOpenFileLimit() {
+  constexpr rlim_t kWant = 65536;
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  const rlim_t want = limit.rlim_max == RLIM_INFINITY ? kWant : std::min(limit.rlim_max, kWant);
+  if (limit.rlim_cur == RLIM_INFINITY || limit.rlim_cur >= want) return;
+  const rlim_t was = limit.rlim_cur;
+  limit.rlim_cur = want;
+  if (setrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  std::fprintf(stderr, "cohost serve: open files limit raised from %llu to %llu\n",
+               static_cast<unsigned long long>(was), static_cast<unsigned long long>(want));
+}
+
 }  // namespace
 
 int ServeCommand(int argc, char** argv) {
@@ -338,6 +356,7 @@ int ServeCommand(int argc, char** argv) {
 
   // Before the threads we start, so that they all inherit the mask.
   SignalWaiter::BlockSignals();
+  RaiseOpenFileLimit();
 
   absl::StatusOr<std::vector<DeviceBackend>> backends = BackendsFromArgs(*args);
   if (!backends.ok()) return Fail(backends.status());
