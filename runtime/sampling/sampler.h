@@ -66,7 +66,8 @@ class Sampler {
   // them elsewhere (on the device: kernels::PenaltyTerm): `fn(id, repetition,
   // subtract)` once per distinct id of `history` in [0, vocab) that a penalty
   // moves, meaning l = l > 0 ? l / repetition : l * repetition where
-  // repetition != 1, then l -= subtract.
+  // repetition != 1, then l -= subtract. `fn` must not sample or ask for
+  // penalties itself (they share the thread's working arrays).
   void ForEachPenalty(absl::Span<const int32_t> history, int32_t num_prompt_tokens, int64_t vocab,
                       absl::FunctionRef<void(int32_t id, float repetition, float subtract)> fn);
 
