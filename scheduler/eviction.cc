@@ -26,7 +26,16 @@ std::optional<std::vector<size_t>> PickEvictions(absl::Span<const EvictionCandid
     free += candidates[i].bytes;
   }
   if (need > free) return std::nullopt;
-  return picked;
+  // A later (larger) victim can make an earlier one unneeded: it stays.
+  std::vector<size_t> needed;
+  for (size_t i : picked) {
+    if (free - candidates[i].bytes >= need) {
+      free -= candidates[i].bytes;
+      continue;
+    }
+    needed.push_back(i);
+  }
+  return needed;
 }
 
 }  // namespace cohost::scheduler

@@ -4,7 +4,8 @@
 // go: the lowest `priority` first (the configuration's), and within a priority
 // the least recently used first; a model with work, or within its keep-alive,
 // never does, whatever its priority. Evicting more than needed is avoided:
-// candidates are taken in that order until the need is met.
+// candidates are taken in that order until the need is met, then any taken
+// whose memory the others already cover stays.
 #pragma once
 
 #include <chrono>

@@ -62,8 +62,10 @@ std::optional<std::pair<FootprintKey, Footprint>> FromJson(const nlohmann::json&
                          weights = count("weights_bytes", kBig),
                          workspace = count("workspace_bytes", kBig);
   auto seconds = j.find("load_seconds");
-  if (!path || !device || !file_bytes || !mtime || !tokens || !seqs || !weights || !workspace ||
-      seconds == j.end() || !seconds->is_number() || !(seconds->get<double>() >= 0)) {
+  // A load always measures some weights: 0 is no measurement, and planned as
+  // one it would let the device over-commit by the model's whole size.
+  if (!path || !device || !file_bytes || !mtime || !tokens || !seqs || !weights || *weights < 1 ||
+      !workspace || seconds == j.end() || !seconds->is_number() || !(seconds->get<double>() >= 0)) {
     return std::nullopt;
   }
   return std::make_pair(FootprintKey{*path, *file_bytes, *mtime, *device,

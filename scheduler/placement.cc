@@ -74,8 +74,10 @@ absl::StatusOr<Placement> PlaceModel(absl::Span<const DeviceRoom> devices, const
   for (size_t i : allowed) {
     const DeviceRoom& d = devices[i];
     if (model.bytes > d.budget_bytes) continue;
+    // Signed: a device already over its budget (a load measured larger than
+    // expected) must free its excess too.
     std::optional<std::vector<size_t>> victims =
-        PickEvictions(d.residents, model.bytes, FreeBytes(d), now);
+        PickEvictions(d.residents, model.bytes, d.budget_bytes - d.used_bytes, now);
     if (!victims) continue;
     int64_t bytes = 0;
     int32_t priority = std::numeric_limits<int32_t>::min();

@@ -252,8 +252,8 @@ int32_t Sampler::Sample(absl::Span<float> logits, absl::Span<const int32_t> hist
       // exp of a lower logit equals kth_weight only within float rounding of
       // it; where the weights are subnormal (below 2^-126) the spacing is
       // fixed and a whole range of logits rounds to one weight.
-      const float near = kth_weight < std::numeric_limits<float>::min() ? kMinShiftedLogit
-                                                                         : kth.logit - 1e-4f;
+      const float near =
+          kth_weight < std::numeric_limits<float>::min() ? kMinShiftedLogit : kth.logit - 1e-4f;
       for (size_t i = 0; i < logits.size(); ++i) {
         const Candidate c{(logits[i] - max_logit) * inv_temperature, 0.f, static_cast<int32_t>(i)};
         if (c.logit >= near && Higher()(kth, c) && std::exp(c.logit) >= kth_weight) {

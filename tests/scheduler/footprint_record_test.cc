@@ -78,12 +78,15 @@ TEST_F(FootprintRecordTest, ADamagedFileIsEmptyAndBadEntriesAreSkipped) {
       R"({"path": "/m/a.gguf", "file_bytes": 100, "mtime_ns": 12345, "device": "cpu/f32",
           "max_tokens_per_step": 512, "max_num_seqs": 64, "weights_bytes": 7,
           "workspace_bytes": 8, "load_seconds": 0.5})";
-  std::string negative = good, huge = good, text = good, missing = good;
+  std::string negative = good, huge = good, text = good, missing = good, zero = good;
   negative.replace(negative.find("\"weights_bytes\": 7"), 18, "\"weights_bytes\": -7");
+  // No load measures no weights; planned as such, a device over-commits.
+  zero.replace(zero.find("\"weights_bytes\": 7"), 18, "\"weights_bytes\": 0");
   huge.replace(huge.find("\"weights_bytes\": 7"), 18, "\"weights_bytes\": 9000000000000000000");
   text.replace(text.find("\"weights_bytes\": 7"), 18, "\"weights_bytes\": \"7\"");
   missing.replace(missing.find("\"load_seconds\": 0.5"), 19, "\"other\": 1");
-  WriteRecord("{\"footprints\": [" + negative + "," + huge + "," + text + "," + missing + ", 5]}");
+  WriteRecord("{\"footprints\": [" + negative + "," + huge + "," + text + "," + missing + "," +
+              zero + ", 5]}");
   EXPECT_EQ(FootprintRecord(file_).Find(Key("/m/a.gguf")), std::nullopt);
   WriteRecord("{\"footprints\": [" + negative + "," + good + "]}");
   std::optional<Footprint> f = FootprintRecord(file_).Find(Key("/m/a.gguf"));

@@ -115,6 +115,15 @@ TEST(PlaceModelTest, Table) {
        Model(81 * kGb),
        std::nullopt},
       {"refused: no devices", {}, Model(kGb), std::nullopt},
+      // A load measured larger than expected left the device 4 GB over its
+      // budget: evicting the idle 8 GB frees only 4 GB for a 6 GB model,
+      // and the busy 16 GB may not go. It was evicted for nothing.
+      {"refused: a device over its budget must free its excess as well",
+       {Device("cuda:0", 20 * kGb, 24 * kGb, 0,
+               {Resident(16 * kGb, seconds(600), seconds(0), /*idle=*/false),
+                Resident(8 * kGb, seconds(600), seconds(0))})},
+       Model(6 * kGb),
+       std::nullopt},
   };
   for (const Case& c : cases) {
     absl::StatusOr<Placement> p = PlaceModel(c.devices, c.model, kNow);
