@@ -301,6 +301,26 @@ TEST(ServeTest, TheOpenFilesLimitIsRaisedTowardTheHardOne) {
   EXPECT_EQ(serve.WaitExit(seconds(30)), 0) << serve.stderr_text();
 }
 
+// The stall timeout of a gRPC stream whose client stopped reading is the
+// operator's: a flag, range-checked (the behaviour: backpressure_test.cc).
+TEST(ServeTest, TheStreamStallTimeoutIsAFlagInRange) {
+  for (const char* bad : {"0", "-1", "90000", "soon"}) {
+    const std::string cmd = std::string(COHOST_BINARY) +
+                            " serve --model smol=/nonexistent.gguf --port 0 --metrics-port 0 "
+                            "--stream-stall-seconds " +
+                            bad + " 2>&1";
+    FILE* p = popen(cmd.c_str(), "r");
+    ASSERT_NE(p, nullptr);
+    std::string out;
+    char buf[512];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+    const int status = pclose(p);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) != 0) << bad << ": " << out;
+    EXPECT_THAT(out, HasSubstr("stream-stall-seconds")) << bad;
+  }
+}
+
 TEST(ServeTest, ASignalBeforeServingBeganEndsTheProcessAtOnce) {
   // The model's file is a FIFO nobody writes: its load blocks in open() for
   // as long as the test likes, as a slow disk's would.

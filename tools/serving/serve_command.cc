@@ -83,6 +83,9 @@ std::vector<FlagSpec> ServeFlagSpecs() {
        "after a model's file fails to load, refuse its requests this long (doubling per failure "
        "in a row, up to 64x) before one retries the load (default 5000; 0: retry at once)"},
       {"drain-seconds", "S", "on SIGTERM, how long in-flight requests may finish (default 30)"},
+      {"stream-stall-seconds", "S",
+       "a gRPC stream whose client has read nothing for this long once its output is complete "
+       "(or its buffer full) is cancelled, letting go of what it holds (default 30)"},
       {"step-slice-ms", "MS",
        "while models share a device, size each step to last about this long (default 250; "
        "0: no cap)"},
@@ -123,6 +126,7 @@ absl::Status ReadInt(const ParsedArgs& args, const std::string& name, int64_t lo
 absl::StatusOr<ServeConfig> ConfigFromArgs(const ParsedArgs& args) {
   ServeConfig c;
   int64_t slice_ms = 250;
+  int64_t stall_seconds = 30;
   if (std::optional<std::string> file = args.Get("config")) {
     ASSIGN_OR_RETURN(scheduler::ServeConfig file_config, scheduler::LoadServeConfigFile(*file));
     c.models = std::move(file_config.models);
@@ -165,9 +169,11 @@ absl::StatusOr<ServeConfig> ConfigFromArgs(const ParsedArgs& args) {
            ReadInt(args, "cpu-memory-mb", 1, int64_t{1} << 30, cpu_mb),
            ReadInt(args, "drain-seconds", 0, int64_t{24} * 3600, c.drain_seconds),
            ReadInt(args, "step-slice-ms", 0, 60000, slice_ms),
+           ReadInt(args, "stream-stall-seconds", 1, int64_t{24} * 3600, stall_seconds),
        }) {
     if (!s.ok()) return s;
   }
+  c.server.stream.write_stall_timeout = std::chrono::seconds(stall_seconds);
   c.router.executor.step_slice = std::chrono::milliseconds(slice_ms);
   ASSIGN_OR_RETURN(c.router.weights, WeightsPolicyFromArgs(args));
   const std::string footprints =
