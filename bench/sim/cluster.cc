@@ -252,6 +252,10 @@ class Cluster {
       c.idle = other->live.empty();
       c.last_used = At(other->last_used);
       c.keep_alive = std::chrono::seconds(config_.keep_alive_s);
+      if (static_cast<size_t>(other->model) < config_.model_keep_alive_s.size()) {
+        const std::optional<int64_t>& own = config_.model_keep_alive_s[other->model];
+        c.keep_alive = own ? std::optional(std::chrono::seconds(*own)) : std::nullopt;
+      }
       candidates.push_back(c);
       who.push_back(other.get());
     }

@@ -78,6 +78,9 @@ struct SimConfig {
   // server's keep_alive_s; its default). A load that finds no such model
   // fails, with the requests waiting for it, as the server's does.
   int64_t keep_alive_s = 300;
+  // By model index, where the fleet's configuration sets one (nullopt: kept
+  // forever); the models beyond it take keep_alive_s.
+  std::vector<std::optional<int64_t>> model_keep_alive_s;
 };
 
 // One tenant's requests (SimResult::tenants).

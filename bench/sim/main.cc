@@ -70,7 +70,8 @@ std::vector<FlagSpec> SimFlags() {
       {"attainment", "F", "the fraction of requests that must meet it (default 0.99)"},
       {"keep-alive-s", "S",
        "lazy: a model idle S seconds may be evicted for another's load, which fails (with its "
-       "requests) when none may (default 300, the server's keep_alive_s)"},
+       "requests) when none may (default: each --plan-config model's keep_alive_s, else 300, "
+       "the server's default)"},
       {"max-devices", "N", "the most devices tried (default 64)"},
       {"devices", "N", "run each policy on N devices instead of searching for the fewest"},
       {"admit-margin-pct", "P",
@@ -256,6 +257,13 @@ int main(int argc, char** argv) {
   }
   config.ttft_target_s = flags.Number("ttft-ms", 1000) / 1000.0;
   config.keep_alive_s = flags.Count("keep-alive-s", 300, 0, 1000000);
+  if (fleet && !flags.Has("keep-alive-s")) {
+    // Each model's own, as the fleet's servers would keep it.
+    for (const cohost::scheduler::ModelSpec& m : fleet->models) {
+      config.model_keep_alive_s.push_back(
+          m.keep_alive ? std::optional<int64_t>(m.keep_alive->count()) : std::nullopt);
+    }
+  }
   const std::string prefix_cache = flags.Get("prefix-cache", "on");
   if (prefix_cache != "on" && prefix_cache != "off") {
     std::fprintf(stderr, "cohost_sim: --prefix-cache takes on or off, not %s\n",

@@ -283,6 +283,18 @@ TEST(SimTest, AnArrivalJustBeforeAStepEndsDoesNotGoBackInTime) {
   EXPECT_EQ(r.loads, 1);
 }
 
+TEST(SimTest, EachModelKeepsItsOwnKeepAlive) {
+  // As a fleet's configuration sets them: model 0 may go at once, model 1
+  // never. Model 1 evicts idle model 0; model 0 cannot evict model 1 back.
+  SimConfig c = OneModelAtATime();
+  c.model_keep_alive_s = {0, std::nullopt};
+  const SimResult r = Simulate({Req(0, 0, 10, 1), Req(10, 1, 10, 1), Req(20, 0, 10, 1)}, {{0, 1}},
+                               Policy::kLazy, c);
+  EXPECT_EQ(r.loads, 1);
+  EXPECT_EQ(r.refused, 1);
+  EXPECT_EQ(r.met, 2);
+}
+
 TEST(SimTest, ARequestThatCanNeverFitTheKvCacheIsRefusedNotStalled) {
   SimConfig c = FlatConfig();
   c.cost.kv_bytes_per_token = 1000;  // 62 blocks of 16: 992 tokens
