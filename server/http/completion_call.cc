@@ -472,6 +472,7 @@ void CompletionCall::Cancel() {
     ReplyError(status);
     return;
   }
+  RecordFailure(status);
   SendEvents(ErrorEvent(status) + std::string(kDoneEvent));
   EndReply();
 }

@@ -791,5 +791,41 @@ TEST_F(HttpFrontDoorTest, StoppingWithAStreamInFlightJoinsCleanly) {
       << "the front door's stop aborted the HTTP request";
 }
 
+// A stream whose reply has started when the front door stops ends with an
+// error event, and counts as an error (UNAVAILABLE), as one stopped before
+// its reply does.
+TEST_F(HttpFrontDoorTest, AStreamCutOffByTheStopCountsAsAnError) {
+  Start();
+  std::shared_ptr<scheduler::ServedModel> model = *tiny_->router->Find("tiny");
+  const std::shared_ptr<cohost::testing::SteppedSink> neighbour = HoldEngine();
+  ASSERT_NE(neighbour, nullptr);
+  Json body = CompletionBody(200);
+  body["stream"] = true;
+  const std::string payload = body.dump();
+  std::atomic<bool> streaming{false};
+  std::future<int> fd = std::async(std::launch::async, [&] {
+    const int sock = SendRaw(door_->port(),
+                             "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                             "application/json\r\nContent-Length: " +
+                                 std::to_string(payload.size()) + "\r\n\r\n" + payload,
+                             "data: ");
+    streaming = true;
+    return sock;
+  });
+  ASSERT_TRUE(testing::WaitFor([&] { return model->admission().queued_requests() == 1; },
+                               std::chrono::seconds(30)));
+  while (!streaming) ASSERT_TRUE(neighbour->Advance());
+  const int sock = fd.get();
+  ASSERT_GE(sock, 0) << "no first event";
+  const std::string unavailable =
+      "cohost_request_errors_total{model=\"tiny\",code=\"UNAVAILABLE\"}";
+  EXPECT_THAT(metrics_.Render({}, {}), Not(HasSubstr(unavailable)));
+  door_->Stop(std::chrono::milliseconds(0));
+  EXPECT_THAT(metrics_.Render({}, {}), HasSubstr(unavailable));
+  ::close(sock);
+  neighbour->Open();
+  ASSERT_TRUE(neighbour->WaitFinished());
+}
+
 }  // namespace
 }  // namespace cohost::server::http
