@@ -2,7 +2,9 @@
 // RequestSource, runs the load (load_runner), then prints the table and writes
 // the JSON report (bench_report).
 
+#include <atomic>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -264,6 +266,16 @@ absl::Status Setup(const ParsedArgs& args, const v1::ModelInfo& model, BenchSetu
   return absl::OkStatus();
 }
 
+// Ctrl-C: stop issuing, cancel what is in flight, and still report what was
+// seen (marked interrupted); a second Ctrl-C ends the process.
+std::atomic<bool> g_interrupted{false};
+static_assert(std::atomic<bool>::is_always_lock_free, "set from a signal handler");
+
+extern "C" void OnBenchInterrupt(int) {
+  g_interrupted.store(true, std::memory_order_relaxed);
+  std::signal(SIGINT, SIG_DFL);
+}
+
 }  // namespace
 
 int BenchCommand(int argc, char** argv) {
@@ -285,6 +297,8 @@ int BenchCommand(int argc, char** argv) {
   if (absl::Status s = Setup(*args, *model, setup.get()); !s.ok()) return Fail(s);
 
   ProgressBar bar("bench");
+  setup->plan.interrupt = &g_interrupted;
+  std::signal(SIGINT, &OnBenchInterrupt);
   const LoadPlan& plan = setup->plan;
   LoadRun run = RunLoad(*stub, plan, *setup->source, [&](size_t done, size_t issued, double t) {
     if (plan.num_requests > 0) {
@@ -294,7 +308,11 @@ int BenchCommand(int argc, char** argv) {
     }
   });
   bar.Finish();
-  if (run.cancelled_at_drain > 0) {
+  std::signal(SIGINT, SIG_DFL);
+  if (run.interrupted) {
+    std::fprintf(stderr, "cohost bench: interrupted; %zu requests in flight were cancelled\n",
+                 run.cancelled_at_drain);
+  } else if (run.cancelled_at_drain > 0) {
     std::fprintf(stderr, "cohost bench: cancelled %zu requests still running after %.0f s\n",
                  run.cancelled_at_drain, plan.drain_timeout_s);
   }
@@ -302,11 +320,13 @@ int BenchCommand(int argc, char** argv) {
   BenchStats stats = ComputeStats(run.results, run.duration_s, setup->targets);
   std::fputs(ReportTable(stats, setup->targets).c_str(), stdout);
   nlohmann::json report = ReportJson(setup->config, stats, setup->targets);
+  report["interrupted"] = run.interrupted;
   std::ofstream out(setup->output);
   out << report.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   out.close();  // a full disk shows at the flush, which the destructor would hide
   if (!out) return Fail(absl::StrCat("cannot write ", setup->output));
   std::fprintf(stderr, "cohost bench: wrote %s\n", setup->output.c_str());
+  if (run.interrupted) return 128 + SIGINT;
   return stats.completed > 0 ? 0 : 1;
 }
 

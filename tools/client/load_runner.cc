@@ -88,31 +88,35 @@ class Runner {
       progress(finished, issued, SecondsSince(t0_));
     };
     const double duration = plan_.duration_s > 0 ? plan_.duration_s : 1e300;
+    const auto interrupted = [&] {
+      return plan_.interrupt != nullptr && plan_.interrupt->load(std::memory_order_relaxed);
+    };
     for (;;) {
+      if (interrupted()) break;
       if (plan_.num_requests > 0 && issued_ >= plan_.num_requests) break;
       if (SecondsSince(t0_) >= duration) break;
       std::optional<double> arrival = plan_.next_arrival ? plan_.next_arrival() : 0.0;
       if (!arrival) break;
       // Sleep until the arrival (or the end of the run), reporting progress.
       const double due = std::min(*arrival, duration);
-      while (SecondsSince(t0_) < due) {
+      while (SecondsSince(t0_) < due && !interrupted()) {
         const double left = due - SecondsSince(t0_);
         std::this_thread::sleep_for(std::chrono::duration<double>(std::min(left, 0.1)));
         report();
       }
-      if (*arrival >= duration) break;
+      if (*arrival >= duration || interrupted()) break;
       // Wait for a concurrency slot.
       {
         std::unique_lock<std::mutex> lock(mu_);
         while (plan_.max_concurrency > 0 &&
-               live_.size() >= static_cast<size_t>(plan_.max_concurrency)) {
+               live_.size() >= static_cast<size_t>(plan_.max_concurrency) && !interrupted()) {
           cv_.wait_for(lock, std::chrono::milliseconds(100));
           lock.unlock();
           report();
           lock.lock();
         }
       }
-      if (SecondsSince(t0_) >= duration) break;
+      if (SecondsSince(t0_) >= duration || interrupted()) break;
       Issue(source.Next());
     }
     // Drain: let in-flight calls finish up to the cap, then cancel the rest.
@@ -122,12 +126,13 @@ class Runner {
     LoadRun run;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      while (!live_.empty() && Clock::now() < drain_end) {
+      while (!live_.empty() && Clock::now() < drain_end && !interrupted()) {
         cv_.wait_for(lock, std::chrono::milliseconds(100));
         lock.unlock();
         report();
         lock.lock();
       }
+      run.interrupted = interrupted();
       run.cancelled_at_drain = live_.size();
       for (StreamCall* call : live_) call->context().TryCancel();
       // Every call destroyed and reported, not only unlisted: gRPC may be torn

@@ -4,6 +4,7 @@
 // need no thread each; records what each stream saw as a RequestResult.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -28,6 +29,9 @@ struct LoadPlan {
   size_t num_requests = 0;      // 0 = unbounded
   double duration_s = 0;        // 0 = unbounded; no request is issued after it
   double drain_timeout_s = 60;  // after issuing stops, in-flight calls get this long
+  // Set (from a signal handler, say): issue nothing more, cancel what is in
+  // flight, and return what was seen so far (LoadRun::interrupted).
+  const std::atomic<bool>* interrupt = nullptr;
 };
 
 struct LoadRun {
@@ -37,6 +41,7 @@ struct LoadRun {
   // out, would stretch every throughput by the time nothing was served.
   double duration_s = 0;
   size_t cancelled_at_drain = 0;
+  bool interrupted = false;  // LoadPlan::interrupt was set
 };
 
 // Progress: (finished, issued, seconds since the start), called every ~100 ms on

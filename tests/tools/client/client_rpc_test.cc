@@ -306,6 +306,32 @@ TEST_F(ClientRpcTest, TheDurationEndsAtTheLastSuccessNotAtTheDrainsCancel) {
   EXPECT_LT(run.duration_s, 1.5);
 }
 
+TEST_F(ClientRpcTest, AnInterruptCancelsWhatIsInFlightAndReturnsWhatWasSeen) {
+  // Ctrl-C in `cohost bench`: no more requests, the ones in flight cancelled
+  // at once (not after the drain's minute), the results kept for the report.
+  LoadPlan plan;
+  plan.base.set_model("tiny");
+  plan.num_requests = 1000;
+  plan.max_concurrency = 4;
+  plan.drain_timeout_s = 60;
+  std::atomic<bool> interrupt{false};
+  plan.interrupt = &interrupt;
+  RequestSource source = RequestSource::FromTexts({"hang"}, *MaxTokensDist::Fixed(2), 0);
+  std::thread ctrl_c([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    interrupt = true;
+  });
+  const auto t0 = std::chrono::steady_clock::now();
+  LoadRun run = RunLoad(*stub_, plan, source, nullptr);
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ctrl_c.join();
+  EXPECT_TRUE(run.interrupted);
+  EXPECT_LT(wall, 10.0) << "waited for the drain";
+  ASSERT_EQ(run.results.size(), 4u) << "four in flight, none issued after";
+  EXPECT_EQ(run.cancelled_at_drain, 4u);
+  for (const RequestResult& r : run.results) EXPECT_EQ(r.status_code, "CANCELLED");
+}
+
 TEST_F(ClientRpcTest, ExhaustedScheduleEndsTheRunWithoutRequests) {
   LoadPlan plan;
   plan.base.set_model("tiny");
