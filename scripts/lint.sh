@@ -13,8 +13,13 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 build="${COHOST_BUILD_DIR:-$root/build}"
 
+# The lists come from git: without a working tree git can read, they would be
+# empty and every check would pass having checked nothing.
+git rev-parse --is-inside-work-tree > /dev/null ||
+  { echo "lint: not a git working tree git can read (git rev-parse failed)"; exit 1; }
 mapfile -t all_cxx < <(git ls-files --cached --others --exclude-standard \
   '*.h' '*.cc' '*.cu' '*.cuh' | while read -r f; do [ -f "$f" ] && echo "$f"; done)
+[ "${#all_cxx[@]}" -gt 0 ] || { echo "lint: git lists no C++ files"; exit 1; }
 
 if [ "${1:-}" = "--fix" ]; then
   clang-format -i "${all_cxx[@]}"
@@ -45,9 +50,17 @@ fi
 if [ -z "$base" ] || [ "$base" = "$(git rev-parse HEAD)" ]; then
   base="$(git rev-parse --verify -q HEAD~1 || true)"
 fi
-mapfile -t changed < <({ [ -n "$base" ] && git diff --name-only --diff-filter=AMR "$base"
-                         git ls-files --others --exclude-standard; } |
-                       sort -u | grep -E '\.cc$' | while read -r f; do [ -f "$f" ] && echo "$f"; done)
+if [ -n "$base" ]; then
+  mapfile -t changed < <({ git diff --name-only --diff-filter=AMR "$base"
+                           git ls-files --others --exclude-standard; } |
+                         sort -u | grep -E '\.cc$' | while read -r f; do [ -f "$f" ] && echo "$f"; done)
+else
+  # No commit to compare with (a shallow clone, the first commit): said out
+  # loud, not passed as "0 changed" (set COHOST_LINT_BASE to check a range).
+  echo "lint: WARNING: no earlier commit to compare with; clang-tidy checks uncommitted files only"
+  mapfile -t changed < <(git ls-files --others --exclude-standard | grep -E '\.cc$' || true)
+  base="(none)"
+fi
 echo "== clang-tidy: ${#changed[@]} changed .cc files (since ${base:0:12})"
 [ "${#changed[@]}" -eq 0 ] && exit 0
 [ -f "$build/compile_commands.json" ] || { echo "lint: no $build/compile_commands.json"; exit 1; }

@@ -9,7 +9,7 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
-dir="${COHOST_MODELS_DIR:-$root/models}"
+dir="$root/models"  # where the tests look
 src="$dir/SmolLM2-135M-Instruct.Q4_1.gguf"
 venv="${COHOST_VENV:-$HOME/.cache/cohost-venv}"
 
@@ -46,7 +46,7 @@ fi
 
 if ! "$venv/bin/python" -c 'import gguf, numpy' 2>/dev/null; then
   echo "make_model_variants: installing gguf and numpy into $venv"
-  python3 -m venv "$venv"
+  python3 -m venv --clear "$venv"  # --clear: a venv whose interpreter is gone is rebuilt
   "$venv/bin/pip" install --quiet --disable-pip-version-check gguf==0.19.0 numpy
 fi
 for type in "${missing[@]}"; do

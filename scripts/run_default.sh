@@ -10,7 +10,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 COHOST_BUILD_TARGETS=cohost "$root/scripts/build.sh"
 "$root/scripts/fetch_model.sh"
 
-cohost="$root/build/tools/cohost"
+cohost="${COHOST_BUILD_DIR:-$root/build}/tools/cohost"
 port="${COHOST_PORT:-50051}"
 metrics_port="${COHOST_METRICS_PORT:-9090}"
 http_port="${COHOST_HTTP_PORT:-8000}"

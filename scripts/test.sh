@@ -5,12 +5,13 @@
 # AddressSanitizer and ThreadSanitizer.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
+build="${COHOST_BUILD_DIR:-$root/build}"  # build.sh and lint.sh read it too
 "$root/scripts/build.sh"
 "$root/scripts/lint.sh"
 "$root/scripts/fetch_model.sh"
 "$root/scripts/make_model_variants.sh"
 COHOST_TEST_VENV="$HOME/.cache/cohost-test-venv" "$root/scripts/test_venv.sh" >/dev/null
-(cd "$root/build" && ctest --output-on-failure --timeout 900 -j2)
+(cd "$build" && ctest --output-on-failure --timeout 900 -j2)
 
 # The sanitizer builds make only some targets: skip the placeholders ctest keeps
 # for the others, and the tests that run a program (cohost, cohost-client,

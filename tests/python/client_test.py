@@ -174,7 +174,7 @@ def check_tenants(binary, model):
             f.write("models:\n  - {name: default, path: %s}\n"
                     "tenants:\n  - {name: metered, tokens_per_minute: 100, weight: 2}\n"
                     % json.dumps(model))
-        server = ServeProcess(binary, "--config", config)
+        server = ServeProcess(binary, "--config", config, "--footprint-file", "none")
         try:
             address = server.wait_ready()
             request = dict(tokens=list(range(100, 140)), max_tokens=30, temperature=0.0,
@@ -204,6 +204,9 @@ def check_tenants(binary, model):
 def run(binary, client, model):
     import cohost_client
 
+    from cohost_client._common import model_state
+    check(model_state(1000) == "unknown", "a model state a newer server added")
+
     reference = json.load(open(REFERENCE))["cases"][0]
     prompt_ids = reference["prompt_ids"]
     greedy_ids = reference["greedy_ids"]
@@ -212,7 +215,8 @@ def run(binary, client, model):
 
     # The exact fp32 path: its greedy tokens are transformers' (the default int8
     # path is held to llama.cpp by llamacpp_reference_test).
-    server = ServeProcess(binary, "--model", "default=" + model, "--cpu-precision", "reference")
+    server = ServeProcess(binary, "--model", "default=" + model, "--cpu-precision", "reference",
+                          "--footprint-file", "none")
     try:
         address = server.wait_ready()
         with cohost_client.Client(address, tenant="python-test", timeout=300) as c:

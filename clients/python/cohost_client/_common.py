@@ -116,10 +116,17 @@ def to_chunk(message):
     return chunk
 
 
+def model_state(value):
+    """The state's name, lower case; "unknown" for one a newer server added."""
+    try:
+        return pb.ModelState.Name(value).replace("MODEL_STATE_", "").lower()
+    except ValueError:
+        return "unknown"
+
+
 def to_model(info):
-    return ModelInfo(name=info.name, state=pb.ModelState.Name(info.state).replace(
-        "MODEL_STATE_", "").lower(), serving=info.serving, device=info.device,
-        context_length=info.context_length, path=info.path)
+    return ModelInfo(name=info.name, state=model_state(info.state), serving=info.serving,
+                     device=info.device, context_length=info.context_length, path=info.path)
 
 
 def channel_credentials(root_certificates=None, private_key=None, certificate_chain=None):
