@@ -491,8 +491,10 @@ absl::StatusOr<runtime::RequestId> Router::Submit(const std::shared_ptr<ServedMo
   const std::optional<runtime::Clock::duration> predicted =
       PredictTtft(*model, prompt_tokens - model->CachedPromptTokens(request), request.priority);
   if (predicted) RETURN_IF_ERROR(JudgeAdmission(*model, request, *predicted, now));
+  // A call's prompt is charged to its tenant once, with its first choice, as
+  // its usage counts it: the further choices find it in the prefix cache.
   ASSIGN_OR_RETURN(std::unique_ptr<TenantBook::Ticket> tenant,
-                   tenants_.Admit(request.tenant, prompt_tokens, now));
+                   tenants_.Admit(request.tenant, further_choice ? 0 : prompt_tokens, now));
   absl::StatusOr<std::unique_ptr<Admission::Ticket>> ticket =
       model->admission().Admit(prompt_tokens);
   if (!ticket.ok()) {

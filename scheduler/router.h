@@ -151,17 +151,17 @@ class Router {
   // counters drop when the request is scheduled, and the prediction is
   // recorded against the actual TTFT (ServedModel::ttft_predictions).
   // `further_choice`: a later choice of a call whose first was admitted (HTTP's
-  // n), which a drain lets finish as it does the first (until AbortAll).
+  // n), which a drain lets finish as it does the first (until AbortAll), and
+  // whose prompt its tenant is not charged again (the first's was).
   absl::StatusOr<runtime::RequestId> Submit(const std::shared_ptr<ServedModel>& model,
                                             runtime::GenerateRequest request,
                                             std::shared_ptr<runtime::TokenSink> sink,
                                             bool further_choice = false);
   // Before a call of several choices (HTTP's n) submits its first: refused
-  // (INVALID_ARGUMENT) when its tenant's budgets could never admit them all
+  // (INVALID_ARGUMENT) when its tenant could never have them all in flight
   // (TenantBook::CheckChoices).
-  absl::Status CheckChoices(const std::string& tenant, int64_t prompt_tokens,
-                            int32_t choices) const {
-    return tenants_.CheckChoices(tenant, prompt_tokens, choices);
+  absl::Status CheckChoices(const std::string& tenant, int32_t choices) const {
+    return tenants_.CheckChoices(tenant, choices);
   }
   void Abort(const std::shared_ptr<ServedModel>& model, runtime::RequestId id);
   // The TTFT a request with `prompt_tokens` to compute (Submit passes its

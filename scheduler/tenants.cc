@@ -55,27 +55,12 @@ absl::Status TenantBook::CheckPriority(const std::string& tenant, int32_t priori
       "tenant_priority");
 }
 
-absl::Status TenantBook::CheckChoices(const std::string& tenant, int64_t prompt_tokens,
-                                      int32_t choices) const {
+absl::Status TenantBook::CheckChoices(const std::string& tenant, int32_t choices) const {
   const TenantLimits& limits = policy_.For(tenant);
   if (limits.max_streams > 0 && choices > limits.max_streams) {
     return absl::InvalidArgumentError(
         absl::StrFormat("%d choices are more than tenant %s's %d requests in flight (max_streams)",
                         choices, Quote(tenant), limits.max_streams));
-  }
-  // The further choices are submitted together, once the first has started.
-  if (limits.max_queued_prompt_tokens > 0 &&
-      prompt_tokens * (choices - 1) > limits.max_queued_prompt_tokens) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "%d further choices of a %d-token prompt are more than tenant %s's limit of %d queued "
-        "prompt tokens",
-        choices - 1, prompt_tokens, Quote(tenant), limits.max_queued_prompt_tokens));
-  }
-  if (limits.tokens_per_minute > 0 && prompt_tokens * choices > limits.tokens_per_minute) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "%d choices of a %d-token prompt are more than tenant %s's budget of %d tokens per "
-        "minute",
-        choices, prompt_tokens, Quote(tenant), limits.tokens_per_minute));
   }
   return absl::OkStatus();
 }

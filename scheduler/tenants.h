@@ -79,14 +79,12 @@ class TenantBook {
                                                 runtime::Clock::time_point now);
   // PERMISSION_DENIED when `priority` is above the tenant's max_priority.
   absl::Status CheckPriority(const std::string& tenant, int32_t priority) const;
-  // INVALID_ARGUMENT when a call of `choices` requests of `prompt_tokens`
-  // each (HTTP's n) could never be admitted whole: more choices than the
-  // tenant's max_streams, more prompt tokens than its budget per minute
-  // (each choice is admitted and charged as a request), or further choices
-  // (submitted together) whose prompts pass its queued prompt tokens.
-  // Waiting never helps.
-  absl::Status CheckChoices(const std::string& tenant, int64_t prompt_tokens,
-                            int32_t choices) const;
+  // INVALID_ARGUMENT when a call of `choices` requests (HTTP's n) could never
+  // be admitted whole: more choices than the tenant's max_streams (each is a
+  // request in flight). Its prompt is charged once, with the first choice
+  // (Router::Submit's further_choice), whose own Admit checks it against the
+  // budgets. Waiting never helps.
+  absl::Status CheckChoices(const std::string& tenant, int32_t choices) const;
   // Undoes Admit, tokens included: the request never ran.
   void Refused(Ticket& ticket);
   // First scheduled: its prompt leaves the tenant's queue.

@@ -86,9 +86,7 @@ absl::Status CompletionCall::Start(std::shared_ptr<scheduler::ServedModel> model
   // they share its KV blocks through the prefix cache instead of computing
   // the prompt n times (SubmitRest).
   if (parsed.n > 1) {
-    if (absl::Status s = deps_.router->CheckChoices(
-            request.tenant, static_cast<int64_t>(request.prompt_ids.size()), parsed.n);
-        !s.ok()) {
+    if (absl::Status s = deps_.router->CheckChoices(request.tenant, parsed.n); !s.ok()) {
       ReplyError(s);
       return s;
     }

@@ -112,5 +112,28 @@ TEST_F(TenantAdmissionTest, AModelRefusalGivesTheTenantItsTokensBack) {
   }
 }
 
+// A call of several choices (HTTP's n) is charged its prompt once, as its
+// usage counts it: the further choices find it in the prefix cache.
+TEST_F(TenantAdmissionTest, AFurtherChoiceIsNotChargedThePromptAgain) {
+  TenantPolicy tenants;
+  TenantLimits metered;
+  metered.tokens_per_minute = 60;
+  tenants.named["metered"] = metered;
+  Start(tenants);
+  std::shared_ptr<RecordingSink> first;
+  ASSERT_TRUE(Run("metered", 40, 1, &first).ok());  // 41 of 60 spent
+  auto further = std::make_shared<RecordingSink>();
+  // Charged 40 again, it was refused (19 left); it costs its one token.
+  ASSERT_TRUE(router_
+                  ->Submit(model_, Request("metered", 40, 1), further,
+                           /*further_choice=*/true)
+                  .ok());
+  ASSERT_TRUE(further->WaitFinished());
+  EXPECT_EQ(further->tokens(), 1);
+  // 18 left: a new request of 20 waits, one of 15 fits.
+  EXPECT_EQ(Run("metered", 20, 1).status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_TRUE(Run("metered", 15, 1).ok());
+}
+
 }  // namespace
 }  // namespace cohost::scheduler
