@@ -26,14 +26,19 @@ std::optional<std::vector<size_t>> PickEvictions(absl::Span<const EvictionCandid
     free += candidates[i].bytes;
   }
   if (need > free) return std::nullopt;
-  // A later (larger) victim can make an earlier one unneeded: it stays.
-  std::vector<size_t> needed;
-  for (size_t i : picked) {
-    if (free - candidates[i].bytes >= need) {
-      free -= candidates[i].bytes;
-      continue;
+  // A later (larger) victim can make earlier ones unneeded. Those the others
+  // cover stay, weighed from the last taken (the one the order would keep
+  // longest) back, so that what goes is still the least worth keeping.
+  std::vector<bool> spared(picked.size(), false);
+  for (size_t k = picked.size(); k-- > 0;) {
+    if (free - candidates[picked[k]].bytes >= need) {
+      free -= candidates[picked[k]].bytes;
+      spared[k] = true;
     }
-    needed.push_back(i);
+  }
+  std::vector<size_t> needed;
+  for (size_t k = 0; k < picked.size(); ++k) {
+    if (!spared[k]) needed.push_back(picked[k]);
   }
   return needed;
 }
