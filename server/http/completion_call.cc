@@ -224,7 +224,7 @@ void CompletionCall::AbortRunning() {
 }
 
 void CompletionCall::RecordFailure(const absl::Status& status) {
-  if (deps_.metrics == nullptr) return;
+  if (deps_.metrics == nullptr || std::exchange(failure_recorded_, true)) return;
   const std::string code = absl::StatusCodeToString(status.code());
   deps_.metrics->RecordError(header_.model, code);
   deps_.metrics->RecordTenantRefusal(tenant_, code, scheduler::RefusalReason(status));

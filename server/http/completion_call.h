@@ -105,7 +105,8 @@ class CompletionCall : public std::enable_shared_from_this<CompletionCall> {
   void SubmitRest();
   void AbortRunning();
   // The one place a failed call is counted: per model by code, per tenant
-  // by code and the status's refusal reason.
+  // by code and the status's refusal reason; once per call, by its first
+  // failure (a slow reader then cut off by the stop is one error).
   void RecordFailure(const absl::Status& status);
   void ReplyError(const absl::Status& status);
   // Writes server-sent events on the started reply.
@@ -137,7 +138,8 @@ class CompletionCall : public std::enable_shared_from_this<CompletionCall> {
   // the sinks.
   std::optional<runtime::GenerateRequest> rest_;
   std::atomic<bool> rest_pending_{false};
-  bool reply_started_ = false;  // loop thread
+  bool reply_started_ = false;     // loop thread
+  bool failure_recorded_ = false;  // loop thread
   runtime::Clock::time_point arrival_;
 
   mutable std::mutex mu_;
