@@ -58,7 +58,9 @@ else
   # No commit to compare with (a shallow clone, the first commit): said out
   # loud, not passed as "0 changed" (set COHOST_LINT_BASE to check a range).
   echo "lint: WARNING: no earlier commit to compare with; clang-tidy checks uncommitted files only"
-  mapfile -t changed < <(git ls-files --others --exclude-standard | grep -E '\.cc$' || true)
+  mapfile -t changed < <({ git diff --name-only --diff-filter=AMR HEAD
+                           git ls-files --others --exclude-standard; } |
+                         sort -u | grep -E '\.cc$' | while read -r f; do [ -f "$f" ] && echo "$f"; done)
   base="(none)"
 fi
 echo "== clang-tidy: ${#changed[@]} changed .cc files (since ${base:0:12})"

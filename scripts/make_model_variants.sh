@@ -46,7 +46,13 @@ fi
 
 if ! "$venv/bin/python" -c 'import gguf, numpy' 2>/dev/null; then
   echo "make_model_variants: installing gguf and numpy into $venv"
-  python3 -m venv --clear "$venv"  # --clear: a venv whose interpreter is gone is rebuilt
+  if "$venv/bin/python" -c '' 2>/dev/null; then
+    python3 -m venv "$venv"
+  else
+    # Its interpreter is gone (a Python upgraded or removed): made afresh.
+    # Only then: $COHOST_VENV may be a venv of the user's own.
+    python3 -m venv --clear "$venv"
+  fi
   "$venv/bin/pip" install --quiet --disable-pip-version-check gguf==0.19.0 numpy
 fi
 for type in "${missing[@]}"; do
