@@ -42,6 +42,10 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 
 // Token ids the byte tokenizer decodes to "Hi!\n"; greedy and past EOS.
+// Connects, sends `request`, and returns the socket once `wanted` has
+// arrived (or -1). Defined below.
+int SendRaw(int port, const std::string& request, const std::string& wanted);
+
 Json CompletionBody(int max_tokens) {
   return Json{{"model", "tiny"},
               {"prompt", {72, 105, 33, 10}},
@@ -131,6 +135,38 @@ class HttpFrontDoorTest : public ::testing::Test {
                                  std::chrono::seconds(30)))
         << "the first choice never queued";
     return reply;
+  }
+  // A 200-token stream whose request starts with `head` (its request line and
+  // headers, each ending in CRLF, but Content-Type and Content-Length), sent
+  // raw while the engine is held (HoldEngine): queued first (`neighbour`
+  // must not finish before it is in), then stepped until its first event is
+  // out. The socket, with the engine held hundreds of tokens from the
+  // stream's end; -1 on failure.
+  int OpenHeldStream(const std::string& head, cohost::testing::SteppedSink& neighbour) {
+    Json body = CompletionBody(200);
+    body["stream"] = true;
+    const std::string payload = body.dump();
+    std::atomic<bool> streaming{false};
+    std::future<int> fd = std::async(std::launch::async, [&] {
+      const int sock = SendRaw(door_->port(),
+                               head + "Content-Type: application/json\r\nContent-Length: " +
+                                   std::to_string(payload.size()) + "\r\n\r\n" + payload,
+                               "data: ");
+      streaming = true;
+      return sock;
+    });
+    std::shared_ptr<scheduler::ServedModel> model = *tiny_->router->Find("tiny");
+    EXPECT_TRUE(testing::WaitFor([&] { return model->admission().queued_requests() == 1; },
+                                 std::chrono::seconds(30)))
+        << "the request never queued";
+    while (!streaming) {
+      if (!neighbour.Advance()) {
+        ADD_FAILURE() << "the held engine ended before the stream's first event";
+        neighbour.Open();
+        break;
+      }
+    }
+    return fd.get();
   }
   // Nothing left running or waiting on the model, and `aborted` requests
   // aborted in all (what a request whose client went away leaves).
@@ -576,28 +612,8 @@ TEST_F(HttpFrontDoorTest, AnHttp10StreamWhoseClientLeavesEndsCleanly) {
   std::shared_ptr<scheduler::ServedModel> model = *tiny_->router->Find("tiny");
   const std::shared_ptr<cohost::testing::SteppedSink> neighbour = HoldEngine();
   ASSERT_NE(neighbour, nullptr);
-  Json body = CompletionBody(200);
-  body["stream"] = true;
-  const std::string payload = body.dump();
   const int64_t aborted_before = Stats().num_requests_aborted;
-  std::atomic<bool> streaming{false};
-  std::future<int> fd = std::async(std::launch::async, [&] {
-    const int sock = SendRaw(door_->port(),
-                             "POST /v1/completions HTTP/1.0\r\nContent-Type: "
-                             "application/json\r\nContent-Length: " +
-                                 std::to_string(payload.size()) + "\r\n\r\n" + payload,
-                             "data: ");
-    streaming = true;
-    return sock;
-  });
-  // Queued first (the neighbour must not finish before the request is in),
-  // then step by step until the stream's first event is out; the engine is
-  // then held with the stream hundreds of tokens from its end.
-  ASSERT_TRUE(testing::WaitFor([&] { return model->admission().queued_requests() == 1; },
-                               std::chrono::seconds(30)))
-      << "the request never queued";
-  while (!streaming) ASSERT_TRUE(neighbour->Advance());
-  const int sock = fd.get();
+  const int sock = OpenHeldStream("POST /v1/completions HTTP/1.0\r\n", *neighbour);
   ASSERT_GE(sock, 0) << "no first event";
   ASSERT_EQ(Stats().num_running, 2);
   // The call holds the model while it lives (and lets go once it is over).
@@ -796,26 +812,9 @@ TEST_F(HttpFrontDoorTest, StoppingWithAStreamInFlightJoinsCleanly) {
 // its reply does.
 TEST_F(HttpFrontDoorTest, AStreamCutOffByTheStopCountsAsAnError) {
   Start();
-  std::shared_ptr<scheduler::ServedModel> model = *tiny_->router->Find("tiny");
   const std::shared_ptr<cohost::testing::SteppedSink> neighbour = HoldEngine();
   ASSERT_NE(neighbour, nullptr);
-  Json body = CompletionBody(200);
-  body["stream"] = true;
-  const std::string payload = body.dump();
-  std::atomic<bool> streaming{false};
-  std::future<int> fd = std::async(std::launch::async, [&] {
-    const int sock = SendRaw(door_->port(),
-                             "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: "
-                             "application/json\r\nContent-Length: " +
-                                 std::to_string(payload.size()) + "\r\n\r\n" + payload,
-                             "data: ");
-    streaming = true;
-    return sock;
-  });
-  ASSERT_TRUE(testing::WaitFor([&] { return model->admission().queued_requests() == 1; },
-                               std::chrono::seconds(30)));
-  while (!streaming) ASSERT_TRUE(neighbour->Advance());
-  const int sock = fd.get();
+  const int sock = OpenHeldStream("POST /v1/completions HTTP/1.1\r\nHost: x\r\n", *neighbour);
   ASSERT_GE(sock, 0) << "no first event";
   const std::string unavailable =
       "cohost_request_errors_total{model=\"tiny\",code=\"UNAVAILABLE\"}";
