@@ -205,7 +205,11 @@ def run(binary, client, model):
     import cohost_client
 
     from cohost_client._common import model_state
+    from cohost_client.v1 import inference_pb2
     check(model_state(1000) == "unknown", "a model state a newer server added")
+    # Registered under the server's name, which no other package's proto takes.
+    check(inference_pb2.DESCRIPTOR.name == "cohost/v1/inference.proto",
+          inference_pb2.DESCRIPTOR.name)
 
     reference = json.load(open(REFERENCE))["cases"][0]
     prompt_ids = reference["prompt_ids"]
