@@ -29,18 +29,13 @@ std::optional<std::vector<size_t>> PickEvictions(absl::Span<const EvictionCandid
   // A later (larger) victim can make earlier ones unneeded. Those the others
   // cover stay, weighed from the last taken (the one the order would keep
   // longest) back, so that what goes is still the least worth keeping.
-  std::vector<bool> spared(picked.size(), false);
   for (size_t k = picked.size(); k-- > 0;) {
     if (free - candidates[picked[k]].bytes >= need) {
       free -= candidates[picked[k]].bytes;
-      spared[k] = true;
+      picked.erase(picked.begin() + static_cast<std::ptrdiff_t>(k));
     }
   }
-  std::vector<size_t> needed;
-  for (size_t k = 0; k < picked.size(); ++k) {
-    if (!spared[k]) needed.push_back(picked[k]);
-  }
-  return needed;
+  return picked;
 }
 
 }  // namespace cohost::scheduler

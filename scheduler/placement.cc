@@ -10,12 +10,13 @@
 namespace cohost::scheduler {
 namespace {
 
-int64_t FreeBytes(const DeviceRoom& d) {
-  return std::max<int64_t>(d.budget_bytes - d.used_bytes, 0);
-}
+// Negative for a device over its budget (a load measured larger than
+// expected): evictions there must free the excess too.
+int64_t FreeBytes(const DeviceRoom& d) { return d.budget_bytes - d.used_bytes; }
 
+// Shown clamped at 0: "-3 GB free" reads as an error.
 std::string Mb(int64_t bytes) {
-  return absl::StrFormat("%.1f MB", static_cast<double>(bytes) / (1 << 20));
+  return absl::StrFormat("%.1f MB", static_cast<double>(std::max<int64_t>(bytes, 0)) / (1 << 20));
 }
 
 }  // namespace
@@ -74,10 +75,8 @@ absl::StatusOr<Placement> PlaceModel(absl::Span<const DeviceRoom> devices, const
   for (size_t i : allowed) {
     const DeviceRoom& d = devices[i];
     if (model.bytes > d.budget_bytes) continue;
-    // Signed: a device already over its budget (a load measured larger than
-    // expected) must free its excess too.
     std::optional<std::vector<size_t>> victims =
-        PickEvictions(d.residents, model.bytes, d.budget_bytes - d.used_bytes, now);
+        PickEvictions(d.residents, model.bytes, FreeBytes(d), now);
     if (!victims) continue;
     int64_t bytes = 0;
     int32_t priority = std::numeric_limits<int32_t>::min();

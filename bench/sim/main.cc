@@ -10,7 +10,6 @@
 //   cohost_sim --workload azure-conv --tenants 8 --devices 3 --fair-share off
 
 #include <algorithm>
-#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -109,12 +108,9 @@ class Flags {
   // A whole number in [lo, hi]; exits 2 naming the flag otherwise (0 models
   // crashed the placement, a negative prompt the workload).
   int32_t Count(const std::string& name, int32_t fallback, int32_t lo, int32_t hi) const {
-    const double v = Number(name, fallback);
-    if (!(v >= lo && v <= hi) || std::floor(v) != v) {
-      Fail(absl::InvalidArgumentError(
-          absl::StrCat("--", name, ": expected a whole number in [", lo, ", ", hi, "]")));
-    }
-    return static_cast<int32_t>(v);
+    absl::StatusOr<std::optional<int64_t>> v = args_.GetInt(name, lo, hi);
+    if (!v.ok()) Fail(v.status());
+    return static_cast<int32_t>(v->value_or(fallback));
   }
   [[noreturn]] static void Fail(const absl::Status& s) {
     std::fprintf(stderr, "cohost_sim: %s\n", std::string(s.message()).c_str());

@@ -76,7 +76,7 @@ class Runner {
 
   LoadRun Run(RequestSource& source, const LoadProgress& progress) {
     t0_ = Clock::now();
-    last_done_ = last_ok_ = t0_;  // a run that issues nothing lasts 0 s
+    last_done_ = t0_;  // a run that issues nothing lasts 0 s
     auto report = [&] {
       if (!progress) return;
       size_t finished, issued;
@@ -139,8 +139,7 @@ class Runner {
       // down once this returns.
       cv_.wait(lock, [&] { return finished_ == issued_; });
       run.results = std::move(results_);
-      run.duration_s =
-          std::chrono::duration<double>((any_ok_ ? last_ok_ : last_done_) - t0_).count();
+      run.duration_s = std::chrono::duration<double>(last_ok_.value_or(last_done_) - t0_).count();
     }
     report();
     std::sort(run.results.begin(), run.results.end(),
@@ -159,10 +158,7 @@ class Runner {
   void Finished(RequestResult result) {
     std::lock_guard<std::mutex> lock(mu_);
     last_done_ = Clock::now();
-    if (result.ok()) {
-      any_ok_ = true;
-      last_ok_ = last_done_;
-    }
+    if (result.ok()) last_ok_ = last_done_;
     results_.push_back(std::move(result));
     ++finished_;
     cv_.notify_all();
@@ -196,13 +192,12 @@ class Runner {
   Clock::time_point t0_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::unordered_set<StreamCall*> live_;  // guarded by mu_
-  std::vector<RequestResult> results_;    // guarded by mu_
-  size_t finished_ = 0;                   // guarded by mu_
-  size_t issued_ = 0;                     // written by the run thread, read under mu_
-  Clock::time_point last_done_;           // guarded by mu_
-  Clock::time_point last_ok_;             // guarded by mu_
-  bool any_ok_ = false;                   // guarded by mu_
+  std::unordered_set<StreamCall*> live_;      // guarded by mu_
+  std::vector<RequestResult> results_;        // guarded by mu_
+  size_t finished_ = 0;                       // guarded by mu_
+  size_t issued_ = 0;                         // written by the run thread, read under mu_
+  Clock::time_point last_done_;               // guarded by mu_
+  std::optional<Clock::time_point> last_ok_;  // guarded by mu_
 };
 
 void StreamCall::OnDone(const grpc::Status& status) {
