@@ -504,6 +504,7 @@ TEST(SimTest, TheProgramRefusesUnknownFlagsAndBadNumbers) {
                           "--max-tokens 0", "--tenants 2.5", "--keep-alive-s -1"}) {
     out = RunSim(bad, &code);
     EXPECT_EQ(code, 2) << bad << ": " << out;
+    EXPECT_EQ(out.find("unknown flag"), std::string::npos) << bad << ": " << out;
     EXPECT_NE(out.find(std::string(bad).substr(0, std::string(bad).find(' '))), std::string::npos)
         << out;
   }

@@ -116,8 +116,9 @@ TEST(PickEvictionsTest, Table) {
        150,
        0,
        std::vector<size_t>{0, 2}},
-      {"a device over its budget (free < 0) must free its excess too",
-       {Idle(50, seconds(90), k10), Idle(50, seconds(50), k10)},
+      {"a device over its budget (free < 0) must free its excess too (clamped at 0, the "
+       "first alone would do)",
+       {Idle(70, seconds(90), k10), Idle(50, seconds(50), k10)},
        60,
        -30,
        std::vector<size_t>{0, 1}},

@@ -130,8 +130,8 @@ TEST_F(TenantAdmissionTest, AFurtherChoiceIsNotChargedThePromptAgain) {
                   .ok());
   ASSERT_TRUE(further->WaitFinished());
   EXPECT_EQ(further->tokens(), 1);
-  // 18 left: a new request of 20 waits, one of 15 fits.
-  EXPECT_EQ(Run("metered", 20, 1).status().code(), absl::StatusCode::kResourceExhausted);
+  // 18 left (refilling one a second): a new request of 30 waits, one of 15 fits.
+  EXPECT_EQ(Run("metered", 30, 1).status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_TRUE(Run("metered", 15, 1).ok());
 }
 
