@@ -120,6 +120,7 @@ void Header(std::string* out, std::string_view name, std::string_view type, std:
 
 void Sample(std::string* out, std::string_view name, std::string_view labels,
             std::string_view value) {
+  if (labels.empty()) return Append(out, {name, " ", value, "\n"});
   Append(out, {name, "{", labels, "} ", value, "\n"});
 }
 
@@ -158,6 +159,10 @@ struct StepKeyLess {
 struct ServerMetrics::Impl {
   mutable std::mutex info_mu;
   std::optional<std::array<std::string, 3>> cpu_info;  // guarded by info_mu
+
+  std::atomic<bool> http_seen{false};
+  std::atomic<int64_t> http_connections{0}, http_max_connections{0};
+  std::atomic<uint64_t> http_pauses_full{0}, http_pauses_error{0};
 
   mutable std::shared_mutex mu;
   absl::flat_hash_map<std::string, std::unique_ptr<ModelMetrics>> models;  // never erased
@@ -307,6 +312,17 @@ void ServerMetrics::RecordTenantRefusal(std::string_view tenant, std::string_vie
   ++impl_->refusals[{label, std::string(code), reason.empty() ? "other" : std::string(reason)}];
 }
 
+void ServerMetrics::SetHttpConnections(int64_t open, int64_t limit) {
+  impl_->http_connections.store(open, std::memory_order_relaxed);
+  impl_->http_max_connections.store(limit, std::memory_order_relaxed);
+  impl_->http_seen.store(true, std::memory_order_relaxed);
+}
+
+void ServerMetrics::RecordHttpAcceptPause(std::string_view reason) {
+  (reason == "full" ? impl_->http_pauses_full : impl_->http_pauses_error)
+      .fetch_add(1, std::memory_order_relaxed);
+}
+
 void ServerMetrics::SetCpuInfo(std::string cpu, std::string features, std::string quant_kernels) {
   std::lock_guard<std::mutex> lock(impl_->info_mu);
   impl_->cpu_info = {std::move(cpu), std::move(features), std::move(quant_kernels)};
@@ -426,6 +442,22 @@ std::string ServerMetrics::Render(const std::vector<ModelGauges>& gauges,
                   "\",quant_kernels=\"", EscapeLabel(kernels), "\""}),
              "1");
     }
+  }
+  if (impl_->http_seen.load(std::memory_order_relaxed)) {
+    Header(&out, "cohost_http_connections", "gauge", "Connections open on the OpenAI HTTP port.");
+    Sample(&out, "cohost_http_connections", "",
+           std::to_string(impl_->http_connections.load(std::memory_order_relaxed)));
+    Header(&out, "cohost_http_max_connections", "gauge",
+           "The cap on them: at it, new connections wait in the kernel's backlog.");
+    Sample(&out, "cohost_http_max_connections", "",
+           std::to_string(impl_->http_max_connections.load(std::memory_order_relaxed)));
+    Header(&out, "cohost_http_accept_pauses_total", "counter",
+           "Times the HTTP port stopped accepting: at the cap (full), or after accept failed "
+           "(error).");
+    Sample(&out, "cohost_http_accept_pauses_total", "reason=\"full\"",
+           std::to_string(impl_->http_pauses_full.load(std::memory_order_relaxed)));
+    Sample(&out, "cohost_http_accept_pauses_total", "reason=\"error\"",
+           std::to_string(impl_->http_pauses_error.load(std::memory_order_relaxed)));
   }
   device_gauge("cohost_kv_pool_bytes", "The device's KV pool, shared by its models.",
                &DeviceGauges::kv_pool_bytes);

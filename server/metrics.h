@@ -89,6 +89,12 @@ class ServerMetrics {
   void RecordTenantRefusal(std::string_view tenant, std::string_view code,
                            std::string_view reason = "");
 
+  // The OpenAI HTTP port's connections: open now and the cap (gauges, shown
+  // once set), and each time accepting paused (reason "full": at the cap;
+  // "error": accept failed, e.g. out of descriptors).
+  void SetHttpConnections(int64_t open, int64_t limit);
+  void RecordHttpAcceptPause(std::string_view reason);
+
   // cohost_cpu_info{cpu,features,quant_kernels} 1: what the CPU kernels run on.
   void SetCpuInfo(std::string cpu, std::string features, std::string quant_kernels);
 

@@ -76,6 +76,9 @@ absl::StatusOr<std::unique_ptr<HttpFrontDoor>> HttpFrontDoor::Start(const Stream
     return absl::InvalidArgumentError(
         absl::StrCat("the HTTP port must be in [0, 65535], got ", options.port));
   }
+  if (options.max_connections == 0) {
+    return absl::InvalidArgumentError("the HTTP connection cap must be at least 1");
+  }
   // Once per process, before any base: lets engine threads wake the loop.
   // A write to a client that left must be an error, not a SIGPIPE.
   static const int threads_ok = [] {
@@ -101,18 +104,23 @@ absl::StatusOr<std::unique_ptr<HttpFrontDoor>> HttpFrontDoor::Start(const Stream
     absl::StatusOr<auth::SslCtxPtr> ctx = auth::MakeServerSslContext(options.tls);
     if (!ctx.ok()) return ctx.status();
     d->ssl_ctx_ = *std::move(ctx);
-    evhttp_set_bevcb(d->http_, &MakeTlsBufferevent, d->ssl_ctx_.get());
   }
+  evhttp_set_bevcb(d->http_, &HttpFrontDoor::OnNewConnection, d.get());
   evhttp_bound_socket* bound = evhttp_bind_socket_with_handle(
       d->http_, options.host.c_str(), static_cast<ev_uint16_t>(options.port));
   if (bound == nullptr) {
     return absl::UnavailableError(
         absl::StrCat("cannot listen for HTTP on ", options.host, ":", options.port));
   }
+  d->listener_ = evhttp_bound_socket_get_listener(bound);
+  evconnlistener_set_error_cb(d->listener_, &HttpFrontDoor::OnAcceptError);
+  d->UpdateAccepting();  // publishes the gauges
   d->port_ = BoundPort(bound);
   d->wake_ = event_new(d->base_, -1, 0, &HttpFrontDoor::OnWake, d.get());
   d->stop_check_ = evtimer_new(d->base_, &HttpFrontDoor::OnStopCheck, d.get());
   d->liveness_ = event_new(d->base_, -1, EV_PERSIST, &HttpFrontDoor::OnLivenessTick, d.get());
+  d->adopt_ = event_new(d->base_, -1, 0, &HttpFrontDoor::OnAdopt, d.get());
+  d->accept_retry_ = evtimer_new(d->base_, &HttpFrontDoor::OnAcceptRetry, d.get());
   const auto us = std::chrono::duration_cast<std::chrono::microseconds>(options.liveness_interval);
   const timeval tick{static_cast<time_t>(us.count() / 1'000'000),
                      static_cast<suseconds_t>(us.count() % 1'000'000)};
@@ -134,12 +142,88 @@ void HttpFrontDoor::Stop(std::chrono::milliseconds grace) {
   // The loop is gone: nothing runs callbacks any more.
   waker_->Close();
   by_connection_.clear();
-  evhttp_free(http_);  // closes every connection
+  accepted_.clear();
+  listener_ = nullptr;  // evhttp_free frees it before the connections
+  evhttp_free(http_);   // closes every connection
   event_free(wake_);
   event_free(stop_check_);
   event_free(liveness_);
+  event_free(adopt_);
+  event_free(accept_retry_);
   event_base_free(base_);
   base_ = nullptr;
+}
+
+bufferevent* HttpFrontDoor::OnNewConnection(event_base* base, void* self) {
+  auto* d = static_cast<HttpFrontDoor*>(self);
+  Accepted accepted;
+  if (d->ssl_ctx_ != nullptr) {
+    accepted.bev = MakeTlsBufferevent(base, d->ssl_ctx_.get());
+    // Never plain HTTP on a TLS port: a plain one, closed once adopted.
+    accepted.refuse = accepted.bev == nullptr;
+  }
+  if (accepted.bev == nullptr) {
+    accepted.bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+  }
+  // Out of memory: evhttp tries one of its own, which it then closes too.
+  if (accepted.bev == nullptr) return nullptr;
+  d->accepted_.push_back(accepted);
+  // Runs once this accept callback returns, before the loop polls again:
+  // nothing can have closed the connection by then.
+  event_active(d->adopt_, EV_READ, 0);
+  d->open_connections_.fetch_add(1, std::memory_order_relaxed);
+  d->UpdateAccepting();
+  return accepted.bev;
+}
+
+void HttpFrontDoor::OnAdopt(int, short, void* self) {
+  auto* d = static_cast<HttpFrontDoor*>(self);
+  std::vector<Accepted> accepted;
+  accepted.swap(d->accepted_);
+  for (const Accepted& a : accepted) {
+    // evhttp's callbacks carry its connection object.
+    void* conn = nullptr;
+    bufferevent_getcb(a.bev, nullptr, nullptr, nullptr, &conn);
+    auto* evcon = static_cast<evhttp_connection*>(conn);
+    evhttp_connection_set_closecb(evcon, &HttpFrontDoor::OnConnectionClose, d);
+    if (a.refuse) evhttp_connection_free(evcon);  // runs the close callback
+  }
+}
+
+// Accepting pauses while the connections are at the cap, or for a moment
+// after accept failed (out of descriptors: the listener would otherwise
+// stay readable and spin the loop).
+void HttpFrontDoor::UpdateAccepting() {
+  if (listener_ == nullptr) return;
+  const size_t open = open_connections_.load(std::memory_order_relaxed);
+  if (deps_.metrics != nullptr) {
+    deps_.metrics->SetHttpConnections(static_cast<int64_t>(open),
+                                      static_cast<int64_t>(options_.max_connections));
+  }
+  const bool full = open >= options_.max_connections;
+  const bool accept = !full && !accept_failing_;
+  if (accept == accepting_) return;
+  accepting_ = accept;
+  if (accept) {
+    evconnlistener_enable(listener_);
+    return;
+  }
+  evconnlistener_disable(listener_);
+  if (deps_.metrics != nullptr) deps_.metrics->RecordHttpAcceptPause(full ? "full" : "error");
+}
+
+void HttpFrontDoor::OnAcceptError(evconnlistener*, void* self) {
+  auto* d = static_cast<HttpFrontDoor*>(self);
+  d->accept_failing_ = true;
+  d->UpdateAccepting();
+  const timeval pause{0, 100'000};
+  evtimer_add(d->accept_retry_, &pause);
+}
+
+void HttpFrontDoor::OnAcceptRetry(int, short, void* self) {
+  auto* d = static_cast<HttpFrontDoor*>(self);
+  d->accept_failing_ = false;
+  d->UpdateAccepting();
 }
 
 void HttpFrontDoor::OnStopCheck(int, short, void* self) {
@@ -190,6 +274,8 @@ void HttpFrontDoor::OnWake(int, short, void* self) {
 
 void HttpFrontDoor::OnConnectionClose(evhttp_connection* conn, void* self) {
   auto* d = static_cast<HttpFrontDoor*>(self);
+  d->open_connections_.fetch_sub(1, std::memory_order_relaxed);
+  d->UpdateAccepting();
   auto it = d->by_connection_.find(conn);
   if (it == d->by_connection_.end()) return;
   // Held while it ends (the call may outlive its entry meanwhile).
@@ -313,7 +399,6 @@ void HttpFrontDoor::HandleCompletion(evhttp_request* req, int endpoint) {
     return;
   }
   evhttp_connection* conn = evhttp_request_get_connection(req);
-  evhttp_connection_set_closecb(conn, &HttpFrontDoor::OnConnectionClose, this);
   CompletionCall* key = call.get();
   by_connection_[conn] = key;
   live_[key] = Live{std::move(call), conn};

@@ -6,20 +6,24 @@
 // produce, so thousands of idle or streaming connections cost no threads.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <thread>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "server/auth/tls.h"
 #include "server/stream_deps.h"
 
+struct bufferevent;
 struct event;
 struct event_base;
+struct evconnlistener;
 struct evhttp;
 struct evhttp_connection;
 struct evhttp_request;
@@ -37,6 +41,11 @@ struct HttpOptions {
   // A connection that sends nothing for this long while its request is read
   // is closed (also bounds a stalled write).
   int io_timeout_seconds = 60;
+  // Connections open at once. At the cap the listener stops accepting: new
+  // connections wait in the kernel's backlog until one closes, so that
+  // clients cannot take every descriptor the process has (gRPC's, the model
+  // files').
+  size_t max_connections = 4096;
   // How often connections waiting for output are checked for a client that
   // left (evhttp only notices when it writes); its request is then aborted.
   std::chrono::milliseconds liveness_interval{200};
@@ -56,6 +65,8 @@ class HttpFrontDoor {
   HttpFrontDoor& operator=(const HttpFrontDoor&) = delete;
 
   int port() const { return port_; }
+  // Connections open now (any thread; for tests and metrics).
+  size_t open_connections() const { return open_connections_.load(std::memory_order_relaxed); }
 
   // Stops accepting work, lets calls still writing finish for up to `grace`,
   // ends the rest (UNAVAILABLE), and joins the loop. Idempotent. Run it after
@@ -66,6 +77,11 @@ class HttpFrontDoor {
   HttpFrontDoor() = default;
 
   // Loop thread.
+  static bufferevent* OnNewConnection(event_base* base, void* self);
+  static void OnAdopt(int, short, void* self);
+  static void OnAcceptError(evconnlistener* listener, void* self);
+  static void OnAcceptRetry(int, short, void* self);
+  void UpdateAccepting();
   static void OnRequest(evhttp_request* req, void* self);
   static void OnWake(int, short, void* self);
   static void OnConnectionClose(evhttp_connection* conn, void* self);
@@ -85,7 +101,9 @@ class HttpFrontDoor {
   event* wake_ = nullptr;
   event* stop_check_ = nullptr;
   event* liveness_ = nullptr;
-  auth::SslCtxPtr ssl_ctx_;  // with TLS; outlives every connection
+  event* adopt_ = nullptr;         // runs right after evhttp accepted connections
+  event* accept_retry_ = nullptr;  // ends a pause after accept failed
+  auth::SslCtxPtr ssl_ctx_;        // with TLS; outlives every connection
   std::shared_ptr<Waker> waker_;
   std::thread thread_;
   bool stopped_ = false;  // Stop's caller only
@@ -97,6 +115,19 @@ class HttpFrontDoor {
   };
   absl::flat_hash_map<CompletionCall*, Live> live_;
   absl::flat_hash_map<evhttp_connection*, CompletionCall*> by_connection_;
+  // Loop thread only: connections. evhttp makes a connection's object only
+  // after asking for its bufferevent (OnNewConnection), so the new ones wait
+  // here for OnAdopt to give them a close callback. Their bufferevents (and
+  // whether to close it at once: a TLS one could not be made).
+  struct Accepted {
+    bufferevent* bev = nullptr;
+    bool refuse = false;
+  };
+  std::vector<Accepted> accepted_;
+  evconnlistener* listener_ = nullptr;  // null once Stop frees it
+  bool accept_failing_ = false;         // accept failed (out of descriptors): pause
+  bool accepting_ = true;
+  std::atomic<size_t> open_connections_{0};  // written on the loop thread only
   int64_t started_unix_ = 0;
   std::chrono::steady_clock::time_point stop_deadline_;
   bool stopping_ = false;  // set on the loop thread by the stop check

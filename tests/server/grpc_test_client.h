@@ -27,6 +27,7 @@
 #include "cohost/v1/inference.grpc.pb.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
+#include "tests/support/loopback.h"
 #include "tests/support/wait_for.h"
 
 namespace cohost::testing {
@@ -197,14 +198,9 @@ class TcpProxy {
       if (::poll(&p, 1, 100) <= 0) continue;
       const int client = ::accept(listen_fd_, nullptr, nullptr);
       if (client < 0) continue;
-      const int server = ::socket(AF_INET, SOCK_STREAM, 0);
-      sockaddr_in addr{};
-      addr.sin_family = AF_INET;
-      addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      addr.sin_port = htons(static_cast<uint16_t>(target_));
-      if (::connect(server, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+      const int server = ConnectLoopback(target_);
+      if (server < 0) {
         ::close(client);
-        ::close(server);
         continue;
       }
       std::lock_guard<std::mutex> lock(mu_);

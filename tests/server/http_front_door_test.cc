@@ -6,10 +6,7 @@
 
 #include "server/http/http_front_door.h"
 
-#include <arpa/inet.h>
 #include <httplib.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -31,6 +28,7 @@
 #include "tests/server/tiny_router.h"
 #include "tests/support/collecting_sink.h"
 #include "tests/support/gated_sink.h"
+#include "tests/support/loopback.h"
 #include "tests/support/requests.h"
 #include "tests/support/wait_for.h"
 
@@ -572,14 +570,9 @@ TEST_F(HttpFrontDoorTest, KeysAreCheckedAndDecideTheTenant) {
 // The bytes of `request` sent on a fresh connection to the front door on
 // 127.0.0.1:`port`: the socket, or -1.
 int Connect(int port, const std::string& request) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      ::send(fd, request.data(), request.size(), 0) != static_cast<ssize_t>(request.size())) {
-    ::close(fd);
+  const int fd = testing::ConnectLoopback(port);
+  if (fd < 0 || !testing::SendAll(fd, request)) {
+    if (fd >= 0) ::close(fd);
     return -1;
   }
   return fd;
@@ -589,16 +582,11 @@ int Connect(int port, const std::string& request) {
 int SendRaw(int port, const std::string& request, const std::string& wanted) {
   const int fd = Connect(port, request);
   if (fd < 0) return -1;
-  std::string got;
-  char buf[4096];
-  while (got.find(wanted) == std::string::npos) {
-    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-    if (n <= 0) {
-      ADD_FAILURE() << "the connection ended after: " << got;
-      ::close(fd);
-      return -1;
-    }
-    got.append(buf, static_cast<size_t>(n));
+  const std::string got = testing::ReadUntil(fd, wanted, std::chrono::seconds(30));
+  if (got.find(wanted) == std::string::npos) {
+    ADD_FAILURE() << "the connection ended after: " << got;
+    ::close(fd);
+    return -1;
   }
   return fd;
 }

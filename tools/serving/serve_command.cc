@@ -76,6 +76,9 @@ std::vector<FlagSpec> ServeFlagSpecs() {
       {"http-port", "P",
        "also serve the OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, "
        "/v1/models, /health) on this port; 0 picks a free one (default: off)"},
+      {"http-max-connections", "N",
+       "connections the HTTP API keeps open at once; past it new ones wait to be accepted "
+       "(default half the open-files limit, at most 4096)"},
       {"metrics-port", "M", "HTTP port for /metrics; 0 picks a free one (default 9090)"},
       {"max-queued-requests", "N", "per model, requests waiting to be scheduled (default 256)"},
       {"max-queued-tokens", "N", "per model, prompt tokens waiting to be scheduled (default 1M)"},
@@ -110,6 +113,7 @@ struct ServeConfig {
   server::ServerOptions server;
   int metrics_port = 9090;
   std::optional<int> http_port;  // the OpenAI API; off when unset
+  std::optional<int64_t> http_max_connections;
   int64_t drain_seconds = 30;
 };
 
@@ -157,6 +161,10 @@ absl::StatusOr<ServeConfig> ConfigFromArgs(const ParsedArgs& args) {
   if (args.Has("http-port")) {
     c.http_port = 0;
     RETURN_IF_ERROR(ReadInt(args, "http-port", 0, 65535, *c.http_port));
+  }
+  if (args.Has("http-max-connections")) {
+    c.http_max_connections = 0;
+    RETURN_IF_ERROR(ReadInt(args, "http-max-connections", 1, 1 << 20, *c.http_max_connections));
   }
   for (const absl::Status& s : {
            ReadInt(args, "port", 0, 65535, c.server.port),
@@ -344,6 +352,15 @@ void RaiseOpenFileLimit() {
                static_cast<unsigned long long>(was), static_cast<unsigned long long>(want));
 }
 
+// --http-max-connections' default: half the open-files limit (the rest is
+// for gRPC, metrics and model files), at most 4096.
+size_t DefaultHttpConnectionCap() {
+  constexpr rlim_t kMost = 4096;
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return kMost;
+  return static_cast<size_t>(std::clamp<rlim_t>(limit.rlim_cur / 2, 1, kMost));
+}
+
 }  // namespace
 
 int ServeCommand(int argc, char** argv) {
@@ -457,6 +474,9 @@ int ServeCommand(int argc, char** argv) {
     server::http::HttpOptions options;
     options.host = config->server.host;
     options.port = *config->http_port;
+    options.max_connections = config->http_max_connections
+                                  ? static_cast<size_t>(*config->http_max_connections)
+                                  : DefaultHttpConnectionCap();
     options.tls = config->server.tls;
     const server::StreamDeps deps{&router, &metrics, &config->server.api_keys,
                                   config->server.stream};
