@@ -92,15 +92,14 @@ grpc::ServerUnaryReactor* InferenceService::ListModels(grpc::CallbackServerConte
 
 absl::StatusOr<scheduler::ModelSpec> InferenceService::SpecToLoad(
     const v1::LoadModelRequest& request) const {
-  if (model_root_.empty()) {
-    for (const scheduler::ModelSpec& spec : configured_) {
-      if (spec.name == request.name() && (request.path().empty() || request.path() == spec.path)) {
-        return spec;
-      }
+  // A configured model loads as configured (its device, KV floor and cap,
+  // targets, keep-alive), root or not.
+  for (const scheduler::ModelSpec& spec : configured_) {
+    if (spec.name == request.name() && (request.path().empty() || request.path() == spec.path)) {
+      return spec;
     }
-    // The same refusal as for any path without a root.
-    return scheduler::ResolveClientModelPath(model_root_, request.path()).status();
   }
+  // Without a root: the same refusal as for any path.
   absl::StatusOr<std::string> path = scheduler::ResolveClientModelPath(model_root_, request.path());
   if (!path.ok()) return path.status();
   scheduler::ModelSpec spec;

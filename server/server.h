@@ -45,7 +45,8 @@ struct ServerOptions {
   // Checked by scheduler::ResolveClientModelPath.
   std::string model_root;
   // The models of the server's configuration (flags, --config): LoadModel of
-  // one of these names with an empty path (or its own) loads it as configured.
+  // one of these names with an empty path (or its own) loads it as configured,
+  // with or without a model root.
   std::vector<scheduler::ModelSpec> configured_models;
 
   // Health: how often engines are checked, and how long one may hold work

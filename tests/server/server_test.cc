@@ -345,6 +345,27 @@ TEST(ServerTest, WithoutARootLoadModelLoadsConfiguredModelsByName) {
   EXPECT_TRUE(Generate(ts.stub(), r).status.ok());
 }
 
+// With a model root too, a configured model reloads by name as configured
+// (it was refused: "the model path is empty").
+TEST(ServerTest, WithARootConfiguredModelsStillLoadByName) {
+  scheduler::ModelSpec spare;
+  spare.name = "spare";
+  spare.path = COHOST_DEFAULT_MODEL;
+  spare.priority = 7;
+  TestServer ts({}, {}, std::filesystem::path(COHOST_DEFAULT_MODEL).parent_path().string(),
+                {spare});
+  ASSERT_TRUE(ts.status().ok()) << ts.status();
+  grpc::ClientContext ctx;
+  v1::LoadModelRequest r;
+  r.set_name("spare");
+  v1::LoadModelResponse response;
+  const grpc::Status s = ts.stub().LoadModel(&ctx, r, &response);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  absl::StatusOr<std::shared_ptr<scheduler::ServedModel>> model = ts.router().Find("spare");
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_EQ((*model)->spec().priority, 7) << "loaded with a default spec, not its own";
+}
+
 // LoadModel names files under the operator's model root only, and its
 // refusals say nothing about the server's files.
 TEST(ServerTest, LoadModelPathsStayUnderTheModelRoot) {
