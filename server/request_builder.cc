@@ -93,6 +93,15 @@ absl::StatusOr<runtime::GenerateRequest> BuildGenerateRequest(
   out.sampling.max_tokens = 1;  // a placeholder until the prompt's length is known
   RETURN_IF_ERROR(out.sampling.Validate(limits.vocab_size));
 
+  // Every message costs at least a token: more than the context holds can
+  // never fit, and templating and tokenizing them first would let a 4 MB
+  // request of tiny messages cost tens of times that in memory.
+  if (request.has_chat() && limits.context_length > 0 &&
+      request.chat().messages_size() > limits.context_length) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("chat input has %d messages; the model's context holds %d tokens",
+                        request.chat().messages_size(), limits.context_length));
+  }
   ASSIGN_OR_RETURN(out.prompt_ids, PromptIds(request, tokenizer));
   if (out.prompt_ids.empty()) return absl::InvalidArgumentError("the input encodes to no tokens");
   if (request.has_max_tokens()) {

@@ -176,6 +176,21 @@ TEST_F(RequestBuilderTest, ChatWithoutATemplateIsAFailedPreconditionNotAnUnknown
   EXPECT_EQ(Code(r), absl::StatusCode::kInvalidArgument) << "a message without a role";
 }
 
+// More messages than the context has tokens are refused before they are
+// templated (this fixture has no template: that would be FAILED_PRECONDITION).
+TEST_F(RequestBuilderTest, MoreChatMessagesThanTheContextHoldsAreRefusedFirst) {
+  v1::GenerateRequest r;
+  for (int i = 0; i <= limits_.context_length; ++i) {
+    v1::ChatMessage* m = r.mutable_chat()->add_messages();
+    m->set_role("user");
+  }
+  const absl::Status s = Build(r).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  EXPECT_NE(s.message().find("65 messages"), std::string::npos) << s;
+  r.mutable_chat()->mutable_messages()->RemoveLast();
+  EXPECT_EQ(Code(r), absl::StatusCode::kFailedPrecondition) << "as many as the context may try";
+}
+
 runtime::TokenDelta Delta(int32_t id, const std::string& text) {
   runtime::TokenDelta d;
   d.token_ids.push_back(id);
