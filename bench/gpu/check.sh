@@ -19,8 +19,12 @@
 # they happen, add theirs).
 # Full logs go to $OUT/*.log; a short table is printed last and saved as
 # $OUT/table.md. Exit status: 0 all ran steps passed, 1 a step failed, 2 no GPU.
-# Through the device tool: run bench/gpu/prepare_carry.sh here first, then
-#   run(command="bench/gpu/check.sh", carry=[".gpu-carry"], timeout_s=540)
+# Through the device tool: run bench/gpu/prepare_carry.sh here first (a carry
+# built from other sources than the tree's is refused: bench/gpu/source_hash.sh),
+# then
+#   run(command="bench/gpu/check.sh", carry=[".gpu-carry"], kind="nvidia-h100-x1",
+#       timeout_s=540)
+# (an H100 machine runs compute-sanitizer; a gVisor H200 refuses it)
 # and record the table in bench/gpu/RESULTS.md.
 set -uo pipefail
 
@@ -58,6 +62,7 @@ table() {
 {
   echo "uname: $(uname -a)"
   command -v nvidia-smi && nvidia-smi && nvidia-smi -L
+  ldconfig -p | grep -E 'libcublas|libcudart'
 } >"$OUT/probe.log" 2>&1
 gpus="$(nvidia-smi -L 2>/dev/null | grep -c '^GPU ' || true)"
 if [ "${gpus:-0}" -lt 1 ]; then
@@ -85,6 +90,11 @@ if cmake -S "$root" -B "$root/build-gpu" -G Ninja -DCMAKE_BUILD_TYPE=Release -DC
     row build FAIL "ninja failed: tail of build.log below"
     tail -30 "$OUT/build.log"
   fi
+elif [ -f "$root/.gpu-carry/bin/kernels_backend_ops_test.xz" ] &&
+  [ "$(cat "$root/.gpu-carry/SOURCE_HASH" 2>/dev/null)" != "$("$root/bench/gpu/source_hash.sh")" ]; then
+  # Binaries of other sources would pass or fail for code that is not this
+  # tree's: minutes of device time spent on the wrong question.
+  row build FAIL "stale .gpu-carry/ (built at $(cat "$root/.gpu-carry/COMMIT" 2>/dev/null), sources changed since): run bench/gpu/prepare_carry.sh before the device call"
 elif [ -f "$root/.gpu-carry/bin/kernels_backend_ops_test.xz" ]; then
   bin="$(mktemp -d /tmp/cohost-carry.XXXXXX)"  # not under $OUT: that travels back
   python3 - "$root/.gpu-carry/bin" "$bin" <<'PY'
@@ -98,8 +108,10 @@ for name in os.listdir(src):
         os.chmod(out, 0o755)
 PY
   # The carried binaries need the CUDA runtime and (through dlopen) cuBLAS of
-  # the machine's toolkit, or else of its PyTorch's wheels.
-  wheels="$(python3 -c 'import nvidia.cublas as c, nvidia.cuda_runtime as r; print(c.__path__[0] + "/lib:" + r.__path__[0] + "/lib")' 2>/dev/null || true)"
+  # the machine's toolkit, or else of its PyTorch's wheels: nvidia/<lib>/lib
+  # up to CUDA 12, nvidia/cu13/lib from 13 (libcublas.so.13, what nvcc 13
+  # builds against).
+  wheels="$(python3 -c 'import glob, nvidia, os; print(":".join(sorted(glob.glob(os.path.join(list(nvidia.__path__)[0], "*", "lib")))))' 2>/dev/null || true)"
   export LD_LIBRARY_PATH="/usr/local/cuda/lib64:/usr/local/cuda/lib:${wheels}:${LD_LIBRARY_PATH:-}"
   [ -x "$bin/kernels_bench" ] && bench="$bin/kernels_bench"
   missing="$(ldd "$bin"/* 2>/dev/null | grep 'not found' | sort -u | tr -s ' \t\n' ' ')"
@@ -133,7 +145,10 @@ if [ -n "$bin" ]; then
     } >"$OUT/sanitizer.log" 2>&1
     mem="$(grep -o 'memcheck rc=[0-9]*' "$OUT/sanitizer.log")"
     race="$(grep -o 'racecheck rc=[0-9]*' "$OUT/sanitizer.log")"
-    if [ "$mem" = "memcheck rc=0" ] && [ "$race" = "racecheck rc=0" ]; then
+    if grep -q "Device not supported" "$OUT/sanitizer.log"; then
+      # gVisor-sandboxed machines (some H200s) refuse the sanitizer's hooks.
+      row compute-sanitizer SKIP "the sanitizer does not support this machine (see sanitizer.log)"
+    elif [ "$mem" = "memcheck rc=0" ] && [ "$race" = "racecheck rc=0" ]; then
       row compute-sanitizer PASS "memcheck (all ops), racecheck (attention) clean"
     else
       row compute-sanitizer FAIL "$mem, $race (see sanitizer.log)"

@@ -37,6 +37,7 @@ for f in "$build/tests/kernels_backend_ops_test" "$build/tests/cuda_model_test" 
   xz -T0 -6 "$carry/bin/$(basename "$f")"
 done
 git rev-parse --short HEAD >"$carry/COMMIT"
+"$root/bench/gpu/source_hash.sh" >"$carry/SOURCE_HASH"
 exclude="$(git rev-parse --git-path info/exclude)"
 mkdir -p "$(dirname "$exclude")"
 grep -qx '/.gpu-carry/' "$exclude" 2>/dev/null || echo '/.gpu-carry/' >>"$exclude"
