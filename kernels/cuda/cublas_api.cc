@@ -56,7 +56,8 @@ absl::StatusOr<CublasApi> Load() {
   CublasApi api;
   absl::Status s = AllFound(
       *lib, {find("cublasCreate_v2", &api.create), find("cublasDestroy_v2", &api.destroy),
-             find("cublasSetStream_v2", &api.set_stream), find("cublasGemmEx", &api.gemm_ex),
+             find("cublasSetStream_v2", &api.set_stream),
+             find("cublasSetWorkspace_v2", &api.set_workspace), find("cublasGemmEx", &api.gemm_ex),
              find("cublasGetStatusName", &api.status_name),
              find("cublasGetStatusString", &api.status_string)});
   if (!s.ok()) return s;

@@ -68,7 +68,7 @@ class CudaBackend final : public Backend {
       vm_.unmap(addr, backed.bytes);
       vm_.release(backed.handle);
     }
-    lt_.reset();  // frees its workspace on the stream
+    lt_.reset();  // frees its workspace (cuBLAS's too: nothing runs on it now) on the stream
     cudaStreamSynchronize(stream_);
     blas_->destroy(cublas_);
     cudaStreamDestroy(stream_);
@@ -565,6 +565,21 @@ absl::StatusOr<std::unique_ptr<Backend>> MakeCudaContext(int device, std::string
   // cuBLASLt is the fast path, not a requirement: without it every product
   // is a cublasGemmEx.
   absl::StatusOr<std::unique_ptr<cuda::LtGemm>> lt = cuda::LtGemm::Create(*blas, stream);
+  // cublasGemmEx (the fallback when cuBLASLt refuses a shape) shares
+  // cuBLASLt's workspace: the two run in stream order. Without one of its own
+  // cuBLAS would allocate with cudaMallocAsync, which a captured decode graph
+  // must not contain (a handle without cuBLASLt keeps cuBLAS's default).
+  if (lt.ok()) {
+    if (absl::Status w = (*blas)->Check(
+            (*blas)->set_workspace(cublas, (*lt)->workspace(), (*lt)->workspace_bytes()),
+            "cublasSetWorkspace");
+        !w.ok()) {
+      lt->reset();
+      (*blas)->destroy(cublas);
+      cudaStreamDestroy(stream);
+      return w;
+    }
+  }
   return std::unique_ptr<Backend>(new CudaBackend(device, std::move(name), total_memory, stream,
                                                   *blas, cublas,
                                                   lt.ok() ? *std::move(lt) : nullptr));

@@ -33,6 +33,10 @@ class LtGemm {
   absl::Status Run(const void* a, const void* w, const void* bias, int32_t m, int32_t n, int32_t k,
                    void* c, cudaDataType_t c_type);
 
+  // Its device workspace, which cuBLAS on the same stream may share.
+  void* workspace() const { return workspace_; }
+  size_t workspace_bytes() const { return workspace_bytes_; }
+
  private:
   struct Key {
     int32_t m, n, k;
