@@ -26,6 +26,7 @@
 #include "absl/strings/str_format.h"
 #include "scheduler/admission.h"
 #include "server/http/completion_call.h"
+#include "server/http/loop_offload.h"
 #include "server/http/openai_format.h"
 #include "server/http/openai_request.h"
 #include "server/http/reply.h"
@@ -126,6 +127,7 @@ absl::StatusOr<std::unique_ptr<HttpFrontDoor>> HttpFrontDoor::Start(const Stream
                      static_cast<suseconds_t>(us.count() % 1'000'000)};
   event_add(d->liveness_, &tick);
   d->waker_ = std::make_shared<Waker>(d->wake_);
+  d->offload_ = std::make_unique<LoopOffload>(d->base_, options.prepare_threads);
   d->thread_ = std::thread([base = d->base_] { event_base_loop(base, EVLOOP_NO_EXIT_ON_EMPTY); });
   return d;
 }
@@ -135,21 +137,25 @@ HttpFrontDoor::~HttpFrontDoor() { Stop(std::chrono::milliseconds(0)); }
 void HttpFrontDoor::Stop(std::chrono::milliseconds grace) {
   if (stopped_ || base_ == nullptr) return;
   stopped_ = true;
-  // Published to the loop by event_active's lock.
-  stop_deadline_ = std::chrono::steady_clock::now() + grace;
-  event_active(stop_check_, EV_TIMEOUT, 0);
-  thread_.join();
-  // The loop is gone: nothing runs callbacks any more.
-  waker_->Close();
+  // A front door whose Start failed has no loop, and only some of its parts.
+  if (thread_.joinable()) {
+    // Published to the loop by event_active's lock.
+    stop_deadline_ = std::chrono::steady_clock::now() + grace;
+    event_active(stop_check_, EV_TIMEOUT, 0);
+    thread_.join();
+  }
+  // The loop is gone: nothing runs callbacks any more. The preparing threads
+  // end their jobs (whose requests nothing answers now) before the loop's
+  // base goes.
+  offload_.reset();
+  if (waker_ != nullptr) waker_->Close();
   by_connection_.clear();
   accepted_.clear();
-  listener_ = nullptr;  // evhttp_free frees it before the connections
-  evhttp_free(http_);   // closes every connection
-  event_free(wake_);
-  event_free(stop_check_);
-  event_free(liveness_);
-  event_free(adopt_);
-  event_free(accept_retry_);
+  listener_ = nullptr;                       // evhttp_free frees it before the connections
+  if (http_ != nullptr) evhttp_free(http_);  // closes every connection
+  for (event* e : {wake_, stop_check_, liveness_, adopt_, accept_retry_}) {
+    if (e != nullptr) event_free(e);
+  }
   event_base_free(base_);
   base_ = nullptr;
 }
@@ -229,7 +235,8 @@ void HttpFrontDoor::OnAcceptRetry(int, short, void* self) {
 void HttpFrontDoor::OnStopCheck(int, short, void* self) {
   auto* d = static_cast<HttpFrontDoor*>(self);
   d->stopping_ = true;
-  if (!d->live_.empty() && std::chrono::steady_clock::now() < d->stop_deadline_) {
+  if ((!d->live_.empty() || !d->preparing_.empty()) &&
+      std::chrono::steady_clock::now() < d->stop_deadline_) {
     timeval tick{0, 10'000};
     evtimer_add(d->stop_check_, &tick);
     return;
@@ -240,8 +247,22 @@ void HttpFrontDoor::OnStopCheck(int, short, void* self) {
   }
   d->live_.clear();
   d->by_connection_.clear();
+  d->preparing_.clear();  // evhttp_free answers nothing: their connections close
   event_base_loopbreak(d->base_);
 }
+
+namespace {
+
+// The client closed its side (its FIN arrived, whatever bytes of it are
+// still unread: a pipelined request, TLS's close_notify), or the connection
+// broke. evhttp reads nothing while a request is being answered, so it does
+// not see this itself.
+bool ClientLeft(evhttp_connection* connection) {
+  pollfd p{bufferevent_getfd(evhttp_connection_get_bufferevent(connection)), POLLRDHUP, 0};
+  return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0;
+}
+
+}  // namespace
 
 void HttpFrontDoor::OnLivenessTick(int, short, void* self) {
   auto* d = static_cast<HttpFrontDoor*>(self);
@@ -249,20 +270,19 @@ void HttpFrontDoor::OnLivenessTick(int, short, void* self) {
   // inside ClientLeft.
   std::vector<std::shared_ptr<CompletionCall>> gone;
   for (const auto& [call, live] : d->live_) {
-    const evutil_socket_t fd =
-        bufferevent_getfd(evhttp_connection_get_bufferevent(live.connection));
-    // The client closed its side (its FIN arrived, whatever bytes of it
-    // are still unread: a pipelined request, TLS's close_notify), or the
-    // connection broke.
-    pollfd p{fd, POLLRDHUP, 0};
-    if (::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0) {
-      gone.push_back(live.call);
-    }
+    if (ClientLeft(live.connection)) gone.push_back(live.call);
   }
   for (const std::shared_ptr<CompletionCall>& call : gone) {
     call->ClientLeft();
     d->Forget(call.get());
   }
+  // A request still being prepared has nothing to end: its connection goes
+  // (the close callback forgets it, and its result is dropped).
+  std::vector<evhttp_connection*> left;
+  for (const auto& [connection, number] : d->preparing_) {
+    if (ClientLeft(connection)) left.push_back(connection);
+  }
+  for (evhttp_connection* connection : left) evhttp_connection_free(connection);
 }
 
 void HttpFrontDoor::OnWake(int, short, void* self) {
@@ -276,6 +296,7 @@ void HttpFrontDoor::OnConnectionClose(evhttp_connection* conn, void* self) {
   auto* d = static_cast<HttpFrontDoor*>(self);
   d->open_connections_.fetch_sub(1, std::memory_order_relaxed);
   d->UpdateAccepting();
+  d->preparing_.erase(conn);  // its request is freed with it
   auto it = d->by_connection_.find(conn);
   if (it == d->by_connection_.end()) return;
   // Held while it ends (the call may outlive its entry meanwhile).
@@ -346,62 +367,118 @@ void HttpFrontDoor::HandleModels(evhttp_request* req) {
   SendJson(req, 200, ModelListBody(names, started_unix_));
 }
 
+// One completion request on its way to the engine: what the loop thread
+// read of it, then what a preparing thread made of it.
+struct HttpFrontDoor::Preparing {
+  uint64_t number = 0;
+  evhttp_request* req = nullptr;  // the loop thread's alone; freed if the connection closes
+  evhttp_connection* connection = nullptr;
+  Endpoint endpoint = Endpoint::kChatCompletions;
+  runtime::Clock::time_point arrival;
+  auth::Principal caller;
+  std::optional<std::string> claimed_tenant;  // the header's
+  std::string body;
+  // Made by Prepare.
+  absl::Status status;
+  std::string model_name;             // "" until the request names a model that exists
+  std::optional<std::string> tenant;  // set: a refusal counts against it too
+  std::shared_ptr<scheduler::ServedModel> model;
+  CompletionRequest parsed;
+  runtime::GenerateRequest built;
+};
+
 void HttpFrontDoor::HandleCompletion(evhttp_request* req, int endpoint) {
-  const runtime::Clock::time_point arrival = runtime::Clock::now();
-  const int pushback_ms = deps_.router->limits().retry_pushback_ms;
-  // "" until the request names a model that exists (as over gRPC).
-  std::string model_name;
-  auto fail = [&](const absl::Status& status) {
-    RecordError(status, model_name);
-    SendError(req, status, pushback_ms);
-  };
+  auto p = std::make_shared<Preparing>();
+  p->arrival = runtime::Clock::now();
   // Keys first, so that an unknown caller learns nothing else.
   absl::StatusOr<auth::Principal> caller =
       deps_.keys->Authenticate(Header(req, auth::kAuthorizationHeader), auth::Role::kUser);
-  if (!caller.ok()) return fail(caller.status());
-  if (stopping_ || deps_.router->draining()) {
-    return fail(absl::UnavailableError("the server is shutting down; retry elsewhere"));
+  absl::Status refused = caller.status();
+  if (refused.ok() && (stopping_ || deps_.router->draining())) {
+    refused = absl::UnavailableError("the server is shutting down; retry elsewhere");
+  }
+  if (!refused.ok()) {
+    RecordError(refused);
+    return SendError(req, refused, deps_.router->limits().retry_pushback_ms);
+  }
+  p->number = ++next_preparing_;
+  p->req = req;
+  p->connection = evhttp_request_get_connection(req);
+  p->endpoint = static_cast<Endpoint>(endpoint);
+  p->caller = *std::move(caller);
+  if (std::optional<std::string_view> claimed = Header(req, auth::kTenantHeader)) {
+    p->claimed_tenant = std::string(*claimed);
   }
   evbuffer* in = evhttp_request_get_input_buffer(req);
-  const size_t length = evbuffer_get_length(in);
-  const auto* data = reinterpret_cast<const char*>(evbuffer_pullup(in, -1));
-  absl::StatusOr<CompletionRequest> parsed = ParseCompletionRequest(
-      std::string_view(data == nullptr ? "" : data, length), static_cast<Endpoint>(endpoint));
-  if (!parsed.ok()) return fail(parsed.status());
-  absl::StatusOr<std::shared_ptr<scheduler::ServedModel>> model =
-      deps_.router->Find(parsed->request.model());
-  if (!model.ok()) return fail(model.status());
-  model_name = (*model)->name();
+  p->body.resize(evbuffer_get_length(in));
+  evbuffer_remove(in, p->body.data(), p->body.size());
+  preparing_[p->connection] = p->number;
+  offload_->Run([this, p]() -> LoopOffload::Continuation {
+    Prepare(*p);
+    return [this, p] { Prepared(*p); };
+  });
+}
 
-  // The key decides the tenant; without keys, the header or the body's
-  // `user` may name one.
-  std::optional<std::string_view> claimed = Header(req, auth::kTenantHeader);
-  if (!claimed && deps_.keys->empty() && parsed->user) claimed = *parsed->user;
-  absl::StatusOr<std::string> tenant = auth::ResolveTenant(*deps_.keys, *caller, claimed);
-  if (!tenant.ok()) return fail(tenant.status());
-  // From here on a refusal counts against the tenant too.
-  auto fail_tenant = [&](const absl::Status& status) {
-    if (deps_.metrics != nullptr) {
-      deps_.metrics->RecordTenantRefusal(*tenant, absl::StatusCodeToString(status.code()),
-                                         scheduler::RefusalReason(status));
-    }
-    fail(status);
-  };
-
-  absl::StatusOr<runtime::GenerateRequest> built =
-      BuildGenerateRequest(parsed->request, (*model)->tokenizer(), (*model)->request_limits());
-  if (!built.ok()) return fail_tenant(built.status());
-  built->tenant = *std::move(tenant);
-
-  auto call = std::make_shared<CompletionCall>(req, deps_, waker_, arrival);
-  // On failure the call has answered (and recorded) it.
-  if (!call->Start(*model, *parsed, *built, NewResponseId(parsed->endpoint)).ok()) {
+void HttpFrontDoor::Prepare(Preparing& p) const {
+  if (options_.on_prepare) options_.on_prepare();
+  absl::StatusOr<CompletionRequest> parsed = ParseCompletionRequest(p.body, p.endpoint);
+  p.body = std::string();
+  if (!parsed.ok()) {
+    p.status = parsed.status();
     return;
   }
-  evhttp_connection* conn = evhttp_request_get_connection(req);
+  absl::StatusOr<std::shared_ptr<scheduler::ServedModel>> model =
+      deps_.router->Find(parsed->request.model());
+  if (!model.ok()) {
+    p.status = model.status();
+    return;
+  }
+  p.model_name = (*model)->name();
+  // The key decides the tenant; without keys, the header or the body's
+  // `user` may name one.
+  std::optional<std::string_view> claimed = p.claimed_tenant;
+  if (!claimed && deps_.keys->empty() && parsed->user) claimed = *parsed->user;
+  absl::StatusOr<std::string> tenant = auth::ResolveTenant(*deps_.keys, p.caller, claimed);
+  if (!tenant.ok()) {
+    p.status = tenant.status();
+    return;
+  }
+  p.tenant = *tenant;
+  absl::StatusOr<runtime::GenerateRequest> built =
+      BuildGenerateRequest(parsed->request, (*model)->tokenizer(), (*model)->request_limits());
+  if (!built.ok()) {
+    p.status = built.status();
+    return;
+  }
+  built->tenant = *std::move(tenant);
+  p.model = *std::move(model);
+  p.parsed = *std::move(parsed);
+  p.built = *std::move(built);
+}
+
+void HttpFrontDoor::Prepared(Preparing& p) {
+  auto it = preparing_.find(p.connection);
+  if (it == preparing_.end() || it->second != p.number) return;  // the client left
+  preparing_.erase(it);
+  if (p.status.ok() && (stopping_ || deps_.router->draining())) {
+    p.status = absl::UnavailableError("the server is shutting down; retry elsewhere");
+  }
+  if (!p.status.ok()) {
+    if (p.tenant && deps_.metrics != nullptr) {
+      deps_.metrics->RecordTenantRefusal(*p.tenant, absl::StatusCodeToString(p.status.code()),
+                                         scheduler::RefusalReason(p.status));
+    }
+    RecordError(p.status, p.model_name);
+    return SendError(p.req, p.status, deps_.router->limits().retry_pushback_ms);
+  }
+  auto call = std::make_shared<CompletionCall>(p.req, deps_, waker_, p.arrival);
+  // On failure the call has answered (and recorded) it.
+  if (!call->Start(std::move(p.model), p.parsed, p.built, NewResponseId(p.parsed.endpoint)).ok()) {
+    return;
+  }
   CompletionCall* key = call.get();
-  by_connection_[conn] = key;
-  live_[key] = Live{std::move(call), conn};
+  by_connection_[p.connection] = key;
+  live_[key] = Live{std::move(call), p.connection};
 }
 
 }  // namespace cohost::server::http

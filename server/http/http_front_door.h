@@ -1,14 +1,18 @@
 // The OpenAI-compatible HTTP front door: POST /v1/chat/completions and
 // /v1/completions (streamed as server-sent events or whole), GET /v1/models
 // and GET /health, on libevent's evhttp, beside the gRPC port and over the
-// same Router. One event-loop thread serves every connection: it parses,
-// authenticates, tokenizes and submits requests, and writes what the engines
-// produce, so thousands of idle or streaming connections cost no threads.
+// same Router. One event-loop thread serves every connection: it
+// authenticates and submits requests, and writes what the engines produce, so
+// thousands of idle or streaming connections cost no threads; parsing and
+// tokenizing, which a long prompt makes slow, run on a few threads beside it
+// (LoopOffload).
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -17,7 +21,9 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "server/auth/api_keys.h"
 #include "server/auth/tls.h"
+#include "server/http/openai_request.h"
 #include "server/stream_deps.h"
 
 struct bufferevent;
@@ -31,6 +37,7 @@ struct evhttp_request;
 namespace cohost::server::http {
 
 class CompletionCall;
+class LoopOffload;
 class Waker;
 
 struct HttpOptions {
@@ -51,6 +58,10 @@ struct HttpOptions {
   std::chrono::milliseconds liveness_interval{200};
   // Off unless it holds a certificate; with a client CA, mutual TLS.
   auth::TlsConfig tls;
+  // Threads that parse and tokenize requests (LoopOffload), off the loop.
+  int prepare_threads = 2;
+  // Tests: runs on a preparing thread before each request is parsed.
+  std::function<void()> on_prepare;
 };
 
 class HttpFrontDoor {
@@ -87,7 +98,13 @@ class HttpFrontDoor {
   static void OnConnectionClose(evhttp_connection* conn, void* self);
   static void OnStopCheck(int, short, void* self);
   static void OnLivenessTick(int, short, void* self);
+  // A completion request: checked on the loop thread (key, drain), parsed and
+  // tokenized on a preparing thread (Prepare), started back on the loop
+  // thread (Prepared) unless its connection closed meanwhile.
+  struct Preparing;
   void HandleCompletion(evhttp_request* req, int endpoint);
+  void Prepare(Preparing& p) const;  // a preparing thread
+  void Prepared(Preparing& p);
   void HandleModels(evhttp_request* req);
   void HandleHealth(evhttp_request* req);
   void Forget(CompletionCall* call);
@@ -105,6 +122,7 @@ class HttpFrontDoor {
   event* accept_retry_ = nullptr;  // ends a pause after accept failed
   auth::SslCtxPtr ssl_ctx_;        // with TLS; outlives every connection
   std::shared_ptr<Waker> waker_;
+  std::unique_ptr<LoopOffload> offload_;
   std::thread thread_;
   bool stopped_ = false;  // Stop's caller only
 
@@ -115,6 +133,10 @@ class HttpFrontDoor {
   };
   absl::flat_hash_map<CompletionCall*, Live> live_;
   absl::flat_hash_map<evhttp_connection*, CompletionCall*> by_connection_;
+  // Loop thread only: the request each connection has being prepared, by
+  // its number (a closed connection's address may come back for another).
+  absl::flat_hash_map<evhttp_connection*, uint64_t> preparing_;
+  uint64_t next_preparing_ = 0;
   // Loop thread only: connections. evhttp makes a connection's object only
   // after asking for its bufferevent (OnNewConnection), so the new ones wait
   // here for OnAdopt to give them a close callback. Their bufferevents (and

@@ -1,12 +1,16 @@
-// The HTTP front door's connection cap: at the cap the listener stops
-// accepting, and the count of open connections comes back down however a
-// connection ends (the client closes an idle one, the server closes after a
-// reply, a bad request, the read timeout), so a slot is never lost.
+// The HTTP front door's event loop: what it holds and what it hands off.
+// The connection cap: at the cap the listener stops accepting, and the count
+// of open connections comes back down however a connection ends (the client
+// closes an idle one, the server closes after a reply, a bad request, the
+// read timeout), so a slot is never lost. Preparation: a request being parsed
+// and tokenized holds neither the loop nor other requests, and a client that
+// leaves meanwhile leaves nothing behind.
 
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -17,6 +21,7 @@
 #include "gtest/gtest.h"
 #include "server/http/http_front_door.h"
 #include "tests/server/tiny_router.h"
+#include "tests/support/gated_sink.h"
 #include "tests/support/loopback.h"
 #include "tests/support/wait_for.h"
 
@@ -27,8 +32,11 @@ using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
 constexpr char kHealth[] = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+// Greedy over the tiny model's byte tokenizer ("Hi!\n").
+constexpr char kCompletion[] =
+    R"({"model":"tiny","prompt":[72,105,33,10],"max_tokens":4,"temperature":0,"ignore_eos":true})";
 
-class HttpConnectionsTest : public ::testing::Test {
+class HttpLoopTest : public ::testing::Test {
  protected:
   void Start(const HttpOptions& options) {
     absl::StatusOr<std::unique_ptr<testing::TinyRouter>> tiny = testing::MakeTinyRouter({}, {});
@@ -54,6 +62,20 @@ class HttpConnectionsTest : public ::testing::Test {
     std::erase(fds_, fd);
     ::close(fd);
   }
+  static std::string Post(int, const std::string& body) {
+    return "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+           "Content-Length: " +
+           std::to_string(body.size()) + "\r\n\r\n" + body;
+  }
+  // Options whose first preparation waits at `gate` (the rest go through).
+  HttpOptions HeldFirst(cohost::testing::Gate& gate) {
+    HttpOptions options;
+    options.on_prepare = [&gate, first = std::make_shared<std::atomic<bool>>(true)] {
+      if (first->exchange(false)) gate.Enter();
+    };
+    return options;
+  }
+  runtime::EngineStats Stats() { return (*tiny_->router->Find("tiny"))->Stats(); }
   bool OpenConnectionsBecome(size_t n) {
     return testing::WaitFor([&] { return door_->open_connections() == n; },
                             std::chrono::seconds(10));
@@ -66,7 +88,7 @@ class HttpConnectionsTest : public ::testing::Test {
   std::vector<int> fds_;
 };
 
-TEST_F(HttpConnectionsTest, AtTheCapNewConnectionsWaitUntilOneCloses) {
+TEST_F(HttpLoopTest, AtTheCapNewConnectionsWaitUntilOneCloses) {
   HttpOptions options;
   options.max_connections = 2;
   Start(options);
@@ -99,7 +121,7 @@ TEST_F(HttpConnectionsTest, AtTheCapNewConnectionsWaitUntilOneCloses) {
   EXPECT_THAT(metrics, HasSubstr("cohost_http_accept_pauses_total{reason=\"full\"} 2\n"));
 }
 
-TEST_F(HttpConnectionsTest, EveryWayAConnectionEndsGivesItsSlotBack) {
+TEST_F(HttpLoopTest, EveryWayAConnectionEndsGivesItsSlotBack) {
   HttpOptions options;
   options.max_connections = 1;
   options.io_timeout_seconds = 1;
@@ -141,7 +163,78 @@ TEST_F(HttpConnectionsTest, EveryWayAConnectionEndsGivesItsSlotBack) {
               StartsWith("HTTP/1.1 200"));
 }
 
-TEST_F(HttpConnectionsTest, ACapOfZeroIsRefused) {
+// While one request is being prepared (held here), the loop answers others
+// and a second request is prepared and served beside it.
+TEST_F(HttpLoopTest, ARequestBeingPreparedHoldsNeitherTheLoopNorOthers) {
+  cohost::testing::Gate gate;
+  Start(HeldFirst(gate));
+  const int held = Open();
+  ASSERT_TRUE(testing::SendAll(held, Post(held, kCompletion)));
+  ASSERT_TRUE(gate.WaitEntered());
+  const int health = Open();
+  ASSERT_TRUE(testing::SendAll(health, kHealth));
+  EXPECT_THAT(testing::ReadUntil(health, "\r\n\r\n", std::chrono::seconds(10)),
+              StartsWith("HTTP/1.1 200"));
+  const int other = Open();
+  ASSERT_TRUE(testing::SendAll(other, Post(other, kCompletion)));
+  EXPECT_THAT(testing::ReadUntil(other, "\"completion_tokens\":4", std::chrono::seconds(30)),
+              StartsWith("HTTP/1.1 200"));
+  gate.Open();
+  EXPECT_THAT(testing::ReadUntil(held, "\"completion_tokens\":4", std::chrono::seconds(30)),
+              StartsWith("HTTP/1.1 200"));
+}
+
+// A client that leaves while its request is prepared: nothing is submitted
+// for it, and the front door serves on.
+TEST_F(HttpLoopTest, AClientThatLeavesWhileItsRequestIsPreparedLeavesNothing) {
+  cohost::testing::Gate gate;
+  Start(HeldFirst(gate));
+  const int64_t finished = Stats().num_requests_finished;
+  const int held = Open();
+  ASSERT_TRUE(testing::SendAll(held, Post(held, kCompletion)));
+  ASSERT_TRUE(gate.WaitEntered());
+  Close(held);
+  ASSERT_TRUE(OpenConnectionsBecome(0));
+  gate.Open();
+  const int next = Open();
+  ASSERT_TRUE(testing::SendAll(next, Post(next, kCompletion)));
+  EXPECT_THAT(testing::ReadUntil(next, "\"completion_tokens\":4", std::chrono::seconds(30)),
+              StartsWith("HTTP/1.1 200"));
+  EXPECT_TRUE(testing::WaitFor([&] { return Stats().num_requests_finished == finished + 1; },
+                               std::chrono::seconds(10)));
+  EXPECT_EQ(Stats().num_requests_finished + Stats().num_requests_aborted, finished + 1)
+      << "only the second ran";
+}
+
+// Stopping with a request held in preparation ends it (the connection
+// closes unanswered) and joins.
+TEST_F(HttpLoopTest, StoppingWhileARequestIsPreparedJoins) {
+  cohost::testing::Gate gate;
+  Start(HeldFirst(gate));
+  const int held = Open();
+  ASSERT_TRUE(testing::SendAll(held, Post(held, kCompletion)));
+  ASSERT_TRUE(gate.WaitEntered());
+  std::thread opener([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    gate.Open();
+  });
+  door_->Stop(std::chrono::milliseconds(0));
+  opener.join();
+  EXPECT_EQ(testing::ReadUntil(held, "HTTP/1.1", std::chrono::seconds(10)), "");
+}
+
+// A port that another listener holds is UNAVAILABLE, and the half-made
+// front door goes away cleanly.
+TEST_F(HttpLoopTest, ATakenPortIsUnavailable) {
+  Start({});
+  HttpOptions same;
+  same.port = door_->port();
+  const StreamDeps deps{tiny_->router.get(), &metrics_, &keys_, StreamLimits{}};
+  absl::StatusOr<std::unique_ptr<HttpFrontDoor>> second = HttpFrontDoor::Start(deps, same);
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable) << second.status();
+}
+
+TEST_F(HttpLoopTest, ACapOfZeroIsRefused) {
   absl::StatusOr<std::unique_ptr<testing::TinyRouter>> tiny = testing::MakeTinyRouter({}, {});
   ASSERT_TRUE(tiny.ok());
   HttpOptions options;
