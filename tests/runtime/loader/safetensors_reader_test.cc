@@ -92,6 +92,11 @@ TEST(SafetensorsReaderTest, BadJson) {
   ExpectError(SafetensorsBytes("{\"a\": ", ""), "malformed JSON");
   ExpectError(SafetensorsBytes("[1, 2]", ""), "not a JSON object");
   ExpectError(SafetensorsBytes(std::string(100, '[') + std::string(100, ']'), ""), "nested deeper");
+  // A header of 8M+ tiny values would take ~20x its size to build: refused
+  // by the first pass, before any of it is built.
+  std::string many = R"({"x": [0)";
+  for (int i = 0; i < (8 << 20); ++i) many += ",0";
+  ExpectError(SafetensorsBytes(many + "]}", ""), "more than 8388608 values");
   ExpectError(OneTensor("[]"), "is not an object");
   ExpectError(SafetensorsBytes(R"({"__metadata__": {"k": 1}})", ""), "not a string");
 }
