@@ -17,23 +17,34 @@ constexpr absl::string_view kImEnd = "<|im_end|>";
 // default used when the conversation has none) has it as
 // '<|im_start|>system\n<text><|im_end|>' in its source. Occurrences that build
 // the turn from a message (quotes, '+', Jinja braces in between) are skipped.
+// Linear in the source, which a model file may make megabytes of markers
+// without an end: the turn's end is searched only past the last one found,
+// and a candidate with another marker before its end is skipped unread, so
+// the texts read are disjoint.
 std::string FindDefaultSystem(absl::string_view source) {
   const std::string marker = absl::StrCat(kImStart, "system");
-  for (size_t at = source.find(marker); at != absl::string_view::npos;
-       at = source.find(marker, at + 1)) {
-    absl::string_view rest = source.substr(at + marker.size());
+  size_t end = 0;  // the first kImEnd at or after the candidate's text (npos: none)
+  for (size_t at = source.find(marker); at != absl::string_view::npos;) {
+    const size_t next = source.find(marker, at + 1);
+    size_t start = at + marker.size();
+    const absl::string_view rest = source.substr(start);
     if (absl::StartsWith(rest, "\n")) {
-      rest.remove_prefix(1);
+      start += 1;
     } else if (absl::StartsWith(rest, "\\n")) {
-      rest.remove_prefix(2);
+      start += 2;
     } else {
+      at = next;
       continue;
     }
-    const size_t end = rest.find(kImEnd);
-    if (end == absl::string_view::npos) continue;
-    const absl::string_view text = rest.substr(0, end);
-    if (text.empty() || text.find_first_of("'\"{}+") != absl::string_view::npos) continue;
-    return absl::StrReplaceAll(text, {{"\\n", "\n"}});
+    if (end != absl::string_view::npos && end < start) end = source.find(kImEnd, start);
+    if (end == absl::string_view::npos) return "";  // no turn ends past here
+    if (next == absl::string_view::npos || next > end) {
+      const absl::string_view text = source.substr(start, end - start);
+      if (!text.empty() && text.find_first_of("'\"{}+") == absl::string_view::npos) {
+        return absl::StrReplaceAll(text, {{"\\n", "\n"}});
+      }
+    }
+    at = next;
   }
   return "";
 }

@@ -94,6 +94,26 @@ TEST(ChatTemplateTest, SmolLm2InsertsItsDefaultSystemMessage) {
             "<|im_start|>assistant\nYo<|im_end|>\n");
 }
 
+// Markers without an end (a model file may hold megabytes of them) are no
+// default, nor is a turn that holds another marker; the first clean one is.
+// (Reading each marker's turn to the end of the source made this quadratic:
+// a 1 MB template took 6 s.)
+TEST(ChatTemplateTest, DefaultSystemSearchSkipsMarkersWithoutTheirOwnEnd) {
+  std::string markers;
+  for (int i = 0; i < 200'000; ++i) markers += "<|im_start|>system\n";
+  auto none = ParseChatTemplate(markers, "", "", false);
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(none->default_system, "");
+  auto nested = ParseChatTemplate(markers + "x<|im_end|>", "", "", false);
+  ASSERT_TRUE(nested.ok());
+  EXPECT_EQ(nested->default_system, "x") << "only the last marker's turn is one string";
+  auto later = ParseChatTemplate(
+      "<|im_start|>system\n' + m + '<|im_end|> <|im_start|>system\\nBe kind.<|im_end|>", "", "",
+      false);
+  ASSERT_TRUE(later.ok());
+  EXPECT_EQ(later->default_system, "Be kind.");
+}
+
 TEST(ChatTemplateTest, PlainChatMlHasNoDefaultSystem) {
   EXPECT_EQ(Format(kChatMlTemplate, {{"user", "Hi"}}),
             "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
