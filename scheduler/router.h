@@ -67,6 +67,9 @@ struct RouterOptions {
   // Called after every attempt to load a model's weights, on the thread that
   // loaded them: the model, whether it is now ready, and the seconds taken.
   std::function<void(const std::string& model, bool ok, double seconds)> on_load;
+  // Runs on the loading thread before each load reads anything (tests hold a
+  // load there).
+  std::function<void()> before_load;
   // Each load's measured footprint is recorded here, and placement plans with
   // the recorded one before loading when the file has not changed; null:
   // predictions only.

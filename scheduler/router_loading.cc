@@ -134,6 +134,7 @@ absl::Status Router::Load(const std::shared_ptr<ServedModel>& model, const Progr
     if (options_.on_load) options_.on_load(model->name(), false, elapsed());
     return why;
   };
+  if (options_.before_load) options_.before_load();
   const Device* device = &model->device();
   // The model's own handle on the device (its stream and error, on CUDA).
   std::unique_ptr<kernels::Backend> context;

@@ -16,7 +16,10 @@
 namespace cohost::runtime {
 
 absl::StatusOr<MappedFile> MappedFile::Open(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // Non-blocking, so that a FIFO (or a device) is refused below instead of
+  // holding the thread in open() until some writer comes; a regular file
+  // reads the same either way.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   if (fd < 0) {
     int err = errno;
     std::string msg = absl::StrCat(path, ": cannot open: ", std::strerror(err));

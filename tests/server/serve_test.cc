@@ -46,7 +46,9 @@ using ::testing::Not;
 class ServeProcess {
  public:
   // Its footprint record goes to a file of this process's own.
-  explicit ServeProcess(int drain_seconds, const std::string& model_path = COHOST_DEFAULT_MODEL)
+  // `load_gate`: a FIFO every load waits to read a byte from (COHOST_TEST_LOAD_GATE).
+  explicit ServeProcess(int drain_seconds, const std::string& model_path = COHOST_DEFAULT_MODEL,
+                        const std::string& load_gate = "")
       : footprint_file_(::testing::TempDir() + "serve_test_footprints_" +
                         std::to_string(::getpid()) + ".json") {
     std::remove(footprint_file_.c_str());
@@ -73,8 +75,14 @@ class ServeProcess {
                                      "--footprint-file",
                                      footprint_file_.c_str(),
                                      nullptr};
+    std::vector<std::string> env_strings;
+    for (char** e = environ; *e != nullptr; ++e) env_strings.emplace_back(*e);
+    if (!load_gate.empty()) env_strings.push_back("COHOST_TEST_LOAD_GATE=" + load_gate);
+    std::vector<char*> env;
+    for (std::string& e : env_strings) env.push_back(e.data());
+    env.push_back(nullptr);
     if (posix_spawn(&pid_, COHOST_BINARY, &actions, nullptr, const_cast<char**>(argv.data()),
-                    environ) != 0) {
+                    env.data()) != 0) {
       pid_ = -1;
     }
     posix_spawn_file_actions_destroy(&actions);
@@ -319,13 +327,13 @@ TEST(ServeTest, TheStreamStallTimeoutIsAFlagInRange) {
 }
 
 TEST(ServeTest, ASignalBeforeServingBeganEndsTheProcessAtOnce) {
-  // The model's file is a FIFO nobody writes: its load blocks in open() for
-  // as long as the test likes, as a slow disk's would.
+  // The load waits on a FIFO nobody writes, for as long as the test likes,
+  // as a slow disk's read would.
   const std::string fifo =
-      ::testing::TempDir() + "serve_test_fifo_" + std::to_string(::getpid()) + ".gguf";
+      ::testing::TempDir() + "serve_test_gate_" + std::to_string(::getpid());
   std::remove(fifo.c_str());
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
-  ServeProcess serve(/*drain_seconds=*/60, fifo);
+  ServeProcess serve(/*drain_seconds=*/60, COHOST_DEFAULT_MODEL, fifo);
   ASSERT_TRUE(serve.started());
   // Printed once the signal thread runs, before the model's load begins.
   ASSERT_TRUE(serve.WaitForText("KV pool", seconds(60))) << serve.stderr_text();
@@ -335,6 +343,21 @@ TEST(ServeTest, ASignalBeforeServingBeganEndsTheProcessAtOnce) {
   EXPECT_EQ(serve.WaitExit(seconds(30)), 128 + SIGINT) << serve.stderr_text();
   EXPECT_THAT(serve.stderr_text(), HasSubstr("SIGINT before serving began"));
   EXPECT_THAT(serve.stderr_text(), Not(HasSubstr("listening on")));
+  std::remove(fifo.c_str());
+}
+
+// A model file that is a FIFO (a tar archive may carry one into a model
+// directory) is refused at once; it held the loading thread in open() until
+// some writer came.
+TEST(ServeTest, AFifoForAModelFileIsRefusedAtOnce) {
+  const std::string fifo =
+      ::testing::TempDir() + "serve_test_fifo_" + std::to_string(::getpid()) + ".gguf";
+  std::remove(fifo.c_str());
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  ServeProcess serve(/*drain_seconds=*/60, fifo);
+  ASSERT_TRUE(serve.started());
+  EXPECT_EQ(serve.WaitExit(seconds(30)), 1) << serve.stderr_text();
+  EXPECT_THAT(serve.stderr_text(), HasSubstr("not a regular file"));
   std::remove(fifo.c_str());
 }
 

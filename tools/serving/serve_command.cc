@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <fstream>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -182,6 +183,10 @@ absl::StatusOr<ServeConfig> ConfigFromArgs(const ParsedArgs& args) {
     if (!s.ok()) return s;
   }
   c.server.stream.write_stall_timeout = std::chrono::seconds(stall_seconds);
+  // Tests (serve_test) hold every load until a byte is written to this FIFO.
+  if (const char* gate = std::getenv("COHOST_TEST_LOAD_GATE"); gate != nullptr && *gate != '\0') {
+    c.router.before_load = [gate = std::string(gate)] { std::ifstream(gate).get(); };
+  }
   c.router.executor.step_slice = std::chrono::milliseconds(slice_ms);
   ASSIGN_OR_RETURN(c.router.weights, WeightsPolicyFromArgs(args));
   const std::string footprints =
