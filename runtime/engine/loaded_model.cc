@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <utility>
 
+#include "absl/strings/str_format.h"
 #include "common/status_macros.h"
 #include "runtime/tokenizer/tokenizer_json.h"
 
@@ -13,14 +14,24 @@ namespace cohost::runtime {
 namespace {
 
 // A GGUF file carries its tokenizer in metadata; a Hugging Face directory
-// keeps it in tokenizer.json / tokenizer.model beside the weights.
+// keeps it in tokenizer.json / tokenizer.model beside the weights. Either way
+// its ids must be rows of the model's embedding: a token past them (an added
+// token the config does not count) would make every prompt that holds it
+// invalid, and an end-of-sequence id past them could never be sampled.
 absl::StatusOr<std::unique_ptr<Tokenizer>> TokenizerFor(const std::string& path,
-                                                        TokenizerSpec from_file) {
+                                                        TokenizerSpec from_file,
+                                                        const ModelConfig& config) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) {
     ASSIGN_OR_RETURN(from_file, LoadTokenizerSpecFromDirectory(path));
   }
-  return Tokenizer::Create(from_file);
+  ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer, Tokenizer::Create(from_file));
+  if (tokenizer->vocab_size() > config.vocab_size) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("the tokenizer has %d tokens but the model's vocab_size is %d",
+                        tokenizer->vocab_size(), config.vocab_size));
+  }
+  return tokenizer;
 }
 
 // Loading a file's weights for `backend`: blocks kept where asked and the
@@ -41,7 +52,7 @@ absl::StatusOr<LoadedModel> LoadModel(const std::string& path, kernels::Backend*
                                       const LoadProgressFn& progress, WeightsPolicy policy) {
   ASSIGN_OR_RETURN(ModelFile file, LoadModelFile(path, WeightsOptions(*backend, progress, policy)));
   LoadedModel out;
-  ASSIGN_OR_RETURN(out.tokenizer, TokenizerFor(path, std::move(file.tokenizer)));
+  ASSIGN_OR_RETURN(out.tokenizer, TokenizerFor(path, std::move(file.tokenizer), file.config));
   ASSIGN_OR_RETURN(out.model, Model::Create(std::move(file), backend));
   return out;
 }
@@ -52,7 +63,7 @@ absl::StatusOr<ModelDescription> DescribeModel(const std::string& path) {
   ASSIGN_OR_RETURN(ModelFile file, LoadModelFile(path, options));
   ModelDescription out;
   out.config = file.config;
-  ASSIGN_OR_RETURN(out.tokenizer, TokenizerFor(path, std::move(file.tokenizer)));
+  ASSIGN_OR_RETURN(out.tokenizer, TokenizerFor(path, std::move(file.tokenizer), file.config));
   return out;
 }
 

@@ -8,6 +8,7 @@
 #include "absl/strings/str_replace.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "runtime/engine/loaded_model.h"
 #include "runtime/loader/model_file.h"
 #include "runtime/loader/model_loading.h"
 #include "tests/runtime/loader/loader_test_util.h"
@@ -133,6 +134,29 @@ TEST(HfModelTest, SingleFileLoads) {
   ExpectTensors(*mf, m);
   // The tokenizer of a directory comes from tokenizer.json, read by the tokenizer library.
   EXPECT_TRUE(mf->tokenizer.tokens.empty());
+}
+
+// A tokenizer with more tokens than the config's vocab_size (rows of the
+// embedding) is refused: a prompt holding the extra token would be refused
+// for good, and an end-of-sequence id there could never be sampled.
+TEST(HfModelTest, ATokenizerLargerThanTheVocabIsRefused) {
+  const std::string dir = WriteDir("hf_big_tokenizer", kLlamaConfig, MakeHfModel());
+  const auto tokenizer_json = [](int tokens) {
+    std::vector<std::string> vocab;
+    for (int i = 0; i < tokens; ++i) {
+      vocab.push_back(absl::StrCat("\"", std::string(1, static_cast<char>('a' + i)), "\": ", i));
+    }
+    return absl::StrCat(R"({"model": {"type": "BPE", "merges": [], "vocab": {)",
+                        absl::StrJoin(vocab, ", "), R"(}}, "pre_tokenizer": {"type": "ByteLevel"}})");
+  };
+  WriteFile(dir + "/tokenizer.json", tokenizer_json(8));
+  absl::StatusOr<ModelDescription> fits = DescribeModel(dir);
+  ASSERT_TRUE(fits.ok()) << fits.status().message();
+  WriteFile(dir + "/tokenizer.json", tokenizer_json(9));
+  absl::StatusOr<ModelDescription> over = DescribeModel(dir);
+  EXPECT_EQ(over.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(over.status().message(),
+              HasSubstr("the tokenizer has 9 tokens but the model's vocab_size is 8"));
 }
 
 TEST(HfModelTest, ShardedLoads) {
