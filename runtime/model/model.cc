@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "cohost/kernels/dtype.h"
@@ -157,13 +158,21 @@ std::optional<std::vector<kernels::WeightFormat>> KeptFormats(const std::vector<
 
 // `x` (a multiple of 32 values) as Q8_0 blocks, as llama.cpp quantizes:
 // d = max|x| / 127 stored as fp16, q = round(x / d), halves away from zero.
-std::vector<uint8_t> QuantizeToQ80(const std::vector<float>& x) {
+// INVALID_ARGUMENT where a block's scale would pass fp16's range (a crafted
+// file's blocks dequantize to ~6e7 at most; that scale would be inf, which
+// the file's own scale checks never saw).
+absl::StatusOr<std::vector<uint8_t>> QuantizeToQ80(const std::vector<float>& x) {
+  constexpr float kF16Max = 65504.f;
   std::vector<kernels::BlockQ8_0> blocks(x.size() / kernels::kQuantBlock);
   for (size_t b = 0; b < blocks.size(); ++b) {
     const float* v = x.data() + b * kernels::kQuantBlock;
     float amax = 0;
     for (int i = 0; i < kernels::kQuantBlock; ++i) amax = std::max(amax, std::fabs(v[i]));
     const float d = amax / 127.f;
+    if (!(d <= kF16Max)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "a weight block's values (up to ", amax, ") are too large to requantize to Q8_0"));
+    }
     const float id = d != 0 ? 1.f / d : 0.f;
     blocks[b].d = kernels::F32ToF16(d);
     for (int i = 0; i < kernels::kQuantBlock; ++i) {

@@ -30,6 +30,7 @@
 #include "runtime/sampling/logprobs.h"
 #include "tests/runtime/loader/tiny_gguf_model.h"
 #include "tests/support/forwarding_backend.h"
+#include "tests/support/tiny_model.h"
 
 namespace cohost::runtime {
 namespace {
@@ -933,6 +934,40 @@ TEST(QuantizedModelTest, AQkvGroupMixingFormatsKeepsEachPartsOwnBlocks) {
       },
       &joined);
   EXPECT_EQ(joined, uniform);
+}
+
+// A gate/up pair mixing formats is joined as Q8_0, the other part
+// requantized: blocks whose values pass what a Q8_0 scale (fp16) can hold are
+// refused. Q6_K blocks at the largest finite scales dequantize to ~2.6e8,
+// whose Q8_0 scale (2e6) was stored as inf, turning every logit NaN; the
+// file's own scale checks pass them.
+TEST(QuantizedModelTest, ValuesTooLargeToRequantizeAreRefused) {
+  testing::TinyModelOptions options;
+  options.hidden_size = 256;  // K-quant rows are 256 wide
+  options.intermediate_size = 256;
+  ModelFile f = testing::MakeTinyModelFile(options);
+  HostTensor& gate = f.tensors["blk.0.ffn_gate.weight"];
+  HostTensor& up = f.tensors["blk.0.ffn_up.weight"];
+  HostTensor up_dequantized = up;
+  QuantizeTo(GgmlType::kQ8_0, &up, &up_dequantized);
+  f.config.stored_types["blk.0.ffn_up.weight"] = GgmlType::kQ8_0;
+  kernels::BlockQ6_K largest{};
+  std::fill(std::begin(largest.ql), std::end(largest.ql), uint8_t{0xff});
+  std::fill(std::begin(largest.qh), std::end(largest.qh), uint8_t{0xff});
+  std::fill(std::begin(largest.scales), std::end(largest.scales), int8_t{127});
+  largest.d = 0x7bff;  // 65504, fp16's largest
+  gate.raw.clear();
+  for (int64_t b = 0; b < gate.numel() / kernels::kSuperBlock; ++b) {
+    const auto* bytes = reinterpret_cast<const uint8_t*>(&largest);
+    gate.raw.insert(gate.raw.end(), bytes, bytes + sizeof largest);
+  }
+  gate.raw_type = GgmlType::kQ6_K;
+  gate.data.clear();
+  f.config.stored_types["blk.0.ffn_gate.weight"] = GgmlType::kQ6_K;
+  std::unique_ptr<kernels::Backend> be = kernels::MakeCpuBackend(1);
+  absl::StatusOr<std::unique_ptr<Model>> m = Model::Create(f, be.get());
+  EXPECT_EQ(m.status().code(), absl::StatusCode::kInvalidArgument) << m.status();
+  EXPECT_THAT(std::string(m.status().message()), HasSubstr("too large to requantize to Q8_0"));
 }
 
 TEST(KvCacheTest, SizesAndFailsCleanly) {
