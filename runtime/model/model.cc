@@ -170,8 +170,8 @@ absl::StatusOr<std::vector<uint8_t>> QuantizeToQ80(const std::vector<float>& x) 
     for (int i = 0; i < kernels::kQuantBlock; ++i) amax = std::max(amax, std::fabs(v[i]));
     const float d = amax / 127.f;
     if (!(d <= kF16Max)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "a weight block's values (up to ", amax, ") are too large to requantize to Q8_0"));
+      return absl::InvalidArgumentError(absl::StrCat("a weight block's values (up to ", amax,
+                                                     ") are too large to requantize to Q8_0"));
     }
     const float id = d != 0 ? 1.f / d : 0.f;
     blocks[b].d = kernels::F32ToF16(d);

@@ -329,8 +329,7 @@ TEST(ServeTest, TheStreamStallTimeoutIsAFlagInRange) {
 TEST(ServeTest, ASignalBeforeServingBeganEndsTheProcessAtOnce) {
   // The load waits on a FIFO nobody writes, for as long as the test likes,
   // as a slow disk's read would.
-  const std::string fifo =
-      ::testing::TempDir() + "serve_test_gate_" + std::to_string(::getpid());
+  const std::string fifo = ::testing::TempDir() + "serve_test_gate_" + std::to_string(::getpid());
   std::remove(fifo.c_str());
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
   ServeProcess serve(/*drain_seconds=*/60, COHOST_DEFAULT_MODEL, fifo);

@@ -147,7 +147,8 @@ TEST(HfModelTest, ATokenizerLargerThanTheVocabIsRefused) {
       vocab.push_back(absl::StrCat("\"", std::string(1, static_cast<char>('a' + i)), "\": ", i));
     }
     return absl::StrCat(R"({"model": {"type": "BPE", "merges": [], "vocab": {)",
-                        absl::StrJoin(vocab, ", "), R"(}}, "pre_tokenizer": {"type": "ByteLevel"}})");
+                        absl::StrJoin(vocab, ", "),
+                        R"(}}, "pre_tokenizer": {"type": "ByteLevel"}})");
   };
   WriteFile(dir + "/tokenizer.json", tokenizer_json(8));
   absl::StatusOr<ModelDescription> fits = DescribeModel(dir);
