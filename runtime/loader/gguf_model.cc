@@ -250,6 +250,9 @@ absl::StatusOr<ModelFile> LoadGgufModel(const std::string& path, const LoadOptio
   mf.config.rope_adjacent_pairs = permuted && options.map_weights;
   const bool undo_permutation = permuted && !options.map_weights;
   const ModelConfig& c = mf.config;
+  std::vector<std::string> names;
+  for (const GgufTensorInfo& info : f.tensors()) names.push_back(info.name);
+  RETURN_IF_ERROR(CheckNoUnusedTensors(c, names, path));
   std::vector<TensorJob> jobs;
   for (auto& [name, shape] : ExpectedTensors(c)) {
     const GgufTensorInfo* info = f.FindTensor(name);

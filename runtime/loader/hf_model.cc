@@ -93,9 +93,15 @@ absl::StatusOr<ModelFile> LoadHfModel(const std::string& dir, const LoadOptions&
   // Open the weight files and find every canonical tensor's source.
   std::vector<std::unique_ptr<SafetensorsFile>> files;
   absl::flat_hash_map<std::string, Source> sources;
+  // Every tensor's canonical name, or its own where it has none (checked
+  // against what the model uses once all are known).
+  std::vector<std::string> names;
   auto add_source = [&](const std::string& hf_name, const SafetensorsFile& file,
                         const SafetensorsTensor& t) {
     std::string canonical = HfToCanonicalName(hf_name);
+    // Older checkpoints keep RoPE's frequencies, which the config gives too.
+    if (canonical.empty() && absl::EndsWith(hf_name, ".rotary_emb.inv_freq")) return;
+    names.push_back(canonical.empty() ? hf_name : canonical);
     if (!canonical.empty()) sources[canonical] = Source{&file, &t};
   };
   const std::string index_path = absl::StrCat(dir, "/model.safetensors.index.json");
@@ -143,6 +149,7 @@ absl::StatusOr<ModelFile> LoadHfModel(const std::string& dir, const LoadOptions&
     for (const SafetensorsTensor& t : files.back()->tensors()) add_source(t.name, *files.back(), t);
   }
 
+  RETURN_IF_ERROR(CheckNoUnusedTensors(c, names, dir));
   std::vector<TensorJob> jobs;
   for (auto& [name, shape] : ExpectedTensors(c)) {
     auto it = sources.find(name);

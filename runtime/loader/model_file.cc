@@ -11,6 +11,7 @@
 #include <mutex>
 #include <thread>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -50,6 +51,20 @@ std::vector<std::pair<std::string, std::vector<int64_t>>> ExpectedTensors(const 
     }
   }
   return t;
+}
+
+absl::Status CheckNoUnusedTensors(const ModelConfig& config, const std::vector<std::string>& names,
+                                  const std::string& path) {
+  absl::flat_hash_set<std::string> used = {"rope_freqs.weight", "output.weight"};
+  for (auto& [name, shape] : ExpectedTensors(config)) used.insert(std::move(name));
+  for (const std::string& name : names) {
+    if (used.contains(name)) continue;
+    return absl::UnimplementedError(absl::StrCat(
+        path, ": tensor '", name.substr(0, 96),
+        "' is not part of the model cohost runs from this config (another architecture's, or a "
+        "layer past num_layers)"));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status RunTensorJobs(std::vector<TensorJob> jobs, const LoadOptions& options,

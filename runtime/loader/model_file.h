@@ -65,6 +65,16 @@ struct ModelFile {
 std::vector<std::pair<std::string, std::vector<int64_t>>> ExpectedTensors(
     const ModelConfig& config);
 
+// UNIMPLEMENTED "<path>: tensor '<name>' ..." for the first of `names` (the
+// file's, canonical where they have a canonical name) that the model does
+// not use: a norm or bias of another architecture, or a layer past
+// num_layers, would otherwise be left out of the computation unnoticed (as
+// llama.cpp refuses "wrong number of tensors"). Llama 3's rope_freqs.weight
+// (read into the config) and a tied model's output.weight (the embedding
+// serves) are used.
+absl::Status CheckNoUnusedTensors(const ModelConfig& config, const std::vector<std::string>& names,
+                                  const std::string& path);
+
 // Called with bytes processed so far and the total, from the loading thread.
 using LoadProgressFn = std::function<void(uint64_t done_bytes, uint64_t total_bytes)>;
 

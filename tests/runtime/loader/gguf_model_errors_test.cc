@@ -67,6 +67,14 @@ TEST(GgufModelTest, TensorProblems) {
                       "block 1 has a non-finite scale", options);
     }
   }
+  for (const char* extra : {"blk.0.attn_q_norm.weight", "blk.1.attn_norm.weight"}) {
+    // Another architecture's norm (Qwen3's, in a file saying llama), or a
+    // layer past block_count: refused, not left out of the computation.
+    TinyModel m = MakeTinyModel();
+    m.writer.AddTensor(extra, {64}, kTF32, std::string(256, '\0'));
+    ExpectLoadError(m.writer, absl::StatusCode::kUnimplemented,
+                    absl::StrCat("tensor '", extra, "' is not part of the model"));
+  }
   {
     // A needed tensor in a type we cannot dequantize.
     TinyModel m = MakeTinyModel();

@@ -160,6 +160,20 @@ TEST(HfModelTest, ATokenizerLargerThanTheVocabIsRefused) {
               HasSubstr("the tokenizer has 9 tokens but the model's vocab_size is 8"));
 }
 
+// A tensor the model does not use (Qwen3's q_norm in a config saying Llama)
+// is refused; RoPE's inv_freq of older checkpoints (MakeHfModel has one) is
+// not.
+TEST(HfModelTest, AnUnusedTensorIsRefused) {
+  HfModel m = MakeHfModel();
+  m.tensors.push_back(
+      {"model.layers.0.self_attn.q_norm.weight", {32}, "F32", std::vector<float>(32, 1.f)});
+  const std::string dir = WriteDir("hf_unused", kLlamaConfig, m);
+  absl::StatusOr<ModelFile> mf = LoadModelFile(dir);
+  EXPECT_EQ(mf.status().code(), absl::StatusCode::kUnimplemented) << mf.status();
+  EXPECT_THAT(mf.status().message(),
+              HasSubstr("tensor 'model.layers.0.self_attn.q_norm.weight' is not part of"));
+}
+
 TEST(HfModelTest, ShardedLoads) {
   HfModel m = MakeHfModel();
   const std::string dir = MakeTempDir("hf_sharded");
