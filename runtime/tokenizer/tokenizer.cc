@@ -88,18 +88,11 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::Create(const TokenizerSpec
     const bool special = type == TokenType::kControl || type == TokenType::kUserDefined;
     // Special tokens are literal text in every vocabulary format.
     t->token_bytes_[id] = special ? spec.tokens[id] : t->encoder_->PieceBytes(id);
-    if (special && !spec.tokens[id].empty()) {
-      t->specials_by_first_byte_[static_cast<uint8_t>(spec.tokens[id][0])].push_back(id);
-    }
+    if (special && !spec.tokens[id].empty()) t->specials_.Add(spec.tokens[id], id);
     if (type == TokenType::kControl && std::find(std::begin(kEndMarkers), std::end(kEndMarkers),
                                                  spec.tokens[id]) != std::end(kEndMarkers)) {
       t->end_of_generation_[id] = true;
     }
-  }
-  for (auto& ids : t->specials_by_first_byte_) {
-    std::stable_sort(ids.begin(), ids.end(), [&](int32_t a, int32_t b) {
-      return spec.tokens[a].size() > spec.tokens[b].size();
-    });
   }
   if (spec.eos_id >= 0) t->end_of_generation_[spec.eos_id] = true;
   for (int32_t id : spec.extra_eos_ids) {
@@ -143,17 +136,13 @@ absl::StatusOr<std::vector<int32_t>> Tokenizer::EncodeWithPlainSpans(
       // run into the next.
       const size_t plain_from =
           next_plain < plain.size() ? plain[next_plain].begin : std::string_view::npos;
+      // The longest special token spelled here (its bytes are its literal
+      // text).
       int32_t match = -1;
-      for (int32_t id : specials_by_first_byte_[static_cast<uint8_t>(text[pos])]) {
-        if (TypeOf(id) == TokenType::kControl && pos + token_bytes_[id].size() > plain_from) {
-          continue;
-        }
-        // A special token's bytes are its literal text.
-        if (text.compare(pos, token_bytes_[id].size(), token_bytes_[id]) == 0) {
-          match = id;  // candidates are longest first
-          break;
-        }
-      }
+      specials_.ForEachPrefix(text.substr(pos), [&](int32_t id, size_t length) {
+        if (TypeOf(id) == TokenType::kControl && pos + length > plain_from) return;
+        match = id;
+      });
       if (match < 0) {
         ++pos;
         continue;

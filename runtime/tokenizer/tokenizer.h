@@ -4,7 +4,6 @@
 // TokenizerSpec (GGUF metadata, tokenizer.json or tokenizer.model).
 #pragma once
 
-#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -15,6 +14,7 @@
 #include "absl/types/span.h"
 #include "runtime/loader/tokenizer_spec.h"
 #include "runtime/tokenizer/chat_template.h"
+#include "runtime/tokenizer/special_token_trie.h"
 
 namespace cohost::runtime {
 
@@ -93,8 +93,7 @@ class Tokenizer {
   std::vector<std::string> token_bytes_;  // id -> decoded bytes
   std::vector<TokenType> types_;          // id -> type, never empty
   std::vector<bool> end_of_generation_;
-  // Special tokens by first byte, longest first, for the splitter.
-  std::array<std::vector<int32_t>, 256> specials_by_first_byte_;
+  SpecialTokenTrie specials_;  // control and user-defined tokens' spellings
   bool strips_leading_space_ = false;
   bool prefix_after_special_ = false;  // TokenizerSpec::space_prefix_after_special
   absl::StatusOr<ChatTemplate> chat_template_;

@@ -9,6 +9,7 @@
 
 #include "runtime/tokenizer/bpe.h"
 #include "runtime/tokenizer/pretokenizer.h"
+#include "runtime/tokenizer/special_token_trie.h"
 #include "runtime/tokenizer/unicode.h"
 
 namespace cohost::runtime {
@@ -115,6 +116,27 @@ TEST(ByteLevelBpeTest, SpecialTokensLongestMatchAndParseSpecialOff) {
   EXPECT_EQ((*t)->Decode(ids, false), "<s>a<|x|><|x|>y</s>");
   EXPECT_TRUE((*t)->IsEndOfGeneration(259));
   EXPECT_FALSE((*t)->IsEndOfGeneration(258));
+}
+
+TEST(SpecialTokenTrieTest, EveryTokenSpelledAtTheStartShortestFirst) {
+  SpecialTokenTrie trie;
+  trie.Add("<|x|>", 1);
+  trie.Add("<|x|>y", 2);
+  trie.Add("<|", 3);
+  trie.Add("<|x|>", 4);  // a second spelling of 1's: the first id keeps it
+  trie.Add("a", 5);
+  std::vector<std::pair<int32_t, size_t>> found;
+  const auto collect = [&](std::string_view text) {
+    found.clear();
+    trie.ForEachPrefix(text, [&](int32_t id, size_t length) { found.push_back({id, length}); });
+    return found;
+  };
+  using P = std::pair<int32_t, size_t>;
+  EXPECT_THAT(collect("<|x|>yz"), ElementsAre(P{3, 2}, P{1, 5}, P{2, 6}));
+  EXPECT_THAT(collect("<|x|"), ElementsAre(P{3, 2}));
+  EXPECT_THAT(collect("a<|"), ElementsAre(P{5, 1}));
+  EXPECT_THAT(collect("b<|x|>"), ElementsAre());
+  EXPECT_THAT(collect(""), ElementsAre());
 }
 
 TEST(ByteLevelBpeTest, EmptyTextGivesOnlyRequestedSpecials) {
