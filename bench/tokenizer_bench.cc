@@ -37,7 +37,8 @@ void BM_EncodeHtml(benchmark::State& state) {
     if (!spec.scores.empty()) spec.scores.push_back(0);
   }
   absl::StatusOr<std::unique_ptr<Tokenizer>> tokenizer = Tokenizer::Create(spec);
-  if (!tokenizer.ok()) return state.SkipWithError(std::string(tokenizer.status().message()).c_str());
+  if (!tokenizer.ok())
+    return state.SkipWithError(std::string(tokenizer.status().message()).c_str());
   for (auto _ : state) {
     absl::StatusOr<std::vector<int32_t>> ids = (*tokenizer)->Encode(Html());
     benchmark::DoNotOptimize(ids);
@@ -45,7 +46,11 @@ void BM_EncodeHtml(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) *
                           static_cast<int64_t>(Html().size()));
 }
-BENCHMARK(BM_EncodeHtml)->ArgName("extra_specials")->Arg(0)->Arg(256)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_EncodeHtml)
+    ->ArgName("extra_specials")
+    ->Arg(0)
+    ->Arg(256)
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace cohost::runtime
