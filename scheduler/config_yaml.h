@@ -15,7 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "scheduler/quote.h"
+#include "common/quote.h"
 
 namespace cohost::scheduler::config_yaml {
 
@@ -23,8 +23,8 @@ namespace cohost::scheduler::config_yaml {
 // public API takes std's, everything inside works in absl's.
 inline absl::string_view AsAbsl(std::string_view s) { return {s.data(), s.size()}; }
 
-// Operator text quoted for an error (scheduler/quote.h).
-using ::cohost::scheduler::Quote;
+// Operator text quoted for an error (common/quote.h).
+using ::cohost::Quote;
 // What an unexpected value is, in an error (never walks into a list or map).
 std::string Describe(const YAML::Node& node);
 // A node's 0-based line, or `fallback` where yaml-cpp has none for it.

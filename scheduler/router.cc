@@ -15,11 +15,11 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/quote.h"
 #include "common/status_macros.h"
 #include "scheduler/memory_plan.h"
 #include "scheduler/model_name.h"
 #include "scheduler/placement.h"
-#include "scheduler/quote.h"
 #include "scheduler/ttft_predictor.h"
 
 namespace cohost::scheduler {

@@ -7,8 +7,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/quote.h"
 #include "scheduler/admission.h"
-#include "scheduler/quote.h"
 
 namespace cohost::scheduler {
 

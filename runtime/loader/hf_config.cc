@@ -6,6 +6,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/quote.h"
 #include "common/status_macros.h"
 #include "runtime/loader/loader_json.h"
 #include "runtime/loader/model_loading.h"
@@ -80,7 +81,7 @@ absl::StatusOr<std::string> Architecture(const nlohmann::json& j, const std::str
     for (const auto& [hf, ours] : kArchs) {
       if (a.get_ref<const std::string&>() == hf) return std::string(ours);
     }
-    absl::StrAppend(&seen, seen.empty() ? "" : ", ", a.get_ref<const std::string&>());
+    absl::StrAppend(&seen, seen.empty() ? "" : ", ", Quote(a.get_ref<const std::string&>()));
   }
   return absl::UnimplementedError(absl::StrFormat(
       "%s: architecture %s is not supported (supported: LlamaForCausalLM, MistralForCausalLM, "

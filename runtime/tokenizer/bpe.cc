@@ -4,6 +4,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "common/quote.h"
 #include "runtime/tokenizer/string_view_compat.h"
 #include "runtime/tokenizer/unicode.h"
 
@@ -47,7 +48,7 @@ absl::StatusOr<std::unique_ptr<ByteLevelBpe>> ByteLevelBpe::Create(
     const size_t space = merge.find(' ');
     if (space == std::string::npos || space == 0 || space + 1 >= merge.size()) {
       return absl::InvalidArgumentError(
-          absl::StrCat("tokenizer merge ", rank, " is not \"left right\": \"", merge, "\""));
+          absl::StrCat("tokenizer merge ", rank, " is not \"left right\": ", Quote(merge)));
     }
     const std::string left = merge.substr(0, space), right = merge.substr(space + 1);
     const auto l = bpe->token_to_id_.find(left);

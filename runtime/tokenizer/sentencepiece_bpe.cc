@@ -5,6 +5,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "common/quote.h"
 #include "runtime/tokenizer/string_view_compat.h"
 #include "runtime/tokenizer/unicode.h"
 
@@ -64,7 +65,7 @@ absl::StatusOr<std::unique_ptr<SentencePieceBpe>> SentencePieceBpe::Create(
     const size_t space = merge.find(' ');
     if (space == std::string::npos) {
       return absl::InvalidArgumentError(
-          absl::StrCat("tokenizer merge ", rank, " is not \"left right\": \"", merge, "\""));
+          absl::StrCat("tokenizer merge ", rank, " is not \"left right\": ", Quote(merge)));
     }
     const int32_t l = sp->Find(std::string_view(merge).substr(0, space));
     const int32_t r = sp->Find(std::string_view(merge).substr(space + 1));

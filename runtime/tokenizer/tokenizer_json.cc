@@ -5,6 +5,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/quote.h"
 #include "runtime/loader/loader_json.h"
 #include "runtime/tokenizer/sentencepiece_bpe.h"
 #include "runtime/tokenizer/string_view_compat.h"
@@ -26,6 +27,26 @@ constexpr std::string_view kQwen2Regex =
 std::string StringOr(const json& j, const char* key, std::string fallback = "") {
   if (j.is_object() && j.contains(key) && j[key].is_string()) return j[key].get<std::string>();
   return fallback;
+}
+
+// A node in an error: its type (a step's "type", or a Sequence's steps'),
+// never the node itself, which a file may make megabytes.
+std::string Describe(const json& j) {
+  if (!j.is_object()) return absl::StrCat("a JSON ", j.type_name());
+  std::string out = absl::StrCat("type ", Quote(StringOr(j, "type", "(none)")));
+  for (const char* list : {"pretokenizers", "normalizers"}) {
+    if (!j.contains(list) || !j[list].is_array()) continue;
+    absl::StrAppend(&out, " of");
+    size_t shown = 0;
+    for (const json& step : j[list]) {
+      if (++shown > 8) {
+        absl::StrAppend(&out, " ...");
+        break;
+      }
+      absl::StrAppend(&out, " ", Quote(StringOr(step, "type", "(none)")));
+    }
+  }
+  return out;
 }
 
 bool BoolOr(const json& j, const char* key, bool fallback) {
@@ -65,7 +86,7 @@ absl::StatusOr<std::string> ByteLevelFamily(const json& pre) {
     if (types.back() == "Split" &&
         (StringOr(s, "behavior", "Isolated") != "Isolated" || BoolOr(s, "invert", false))) {
       return absl::UnimplementedError(absl::StrCat(
-          "unsupported Split pre-tokenizer (only behavior Isolated, not inverted): ", s.dump()));
+          "unsupported Split pre-tokenizer (only behavior Isolated, not inverted): ", Describe(s)));
     }
   }
   if (types == std::vector<std::string>{"ByteLevel"} && BoolOr(steps[0], "use_regex", true)) {
@@ -81,10 +102,11 @@ absl::StatusOr<std::string> ByteLevelFamily(const json& pre) {
     const std::string regex = StringOr(pattern, "Regex");
     if (regex == kLlama3Regex) return std::string("llama3");
     if (regex == kQwen2Regex) return std::string("qwen2");
-    return absl::UnimplementedError(absl::StrCat("unsupported pre-tokenizer regex: ", regex));
+    return absl::UnimplementedError(
+        absl::StrCat("unsupported pre-tokenizer regex: ", Quote(regex, 128)));
   }
   return absl::UnimplementedError(
-      absl::StrCat("unsupported byte-level pre-tokenizer: ", pre.dump()));
+      absl::StrCat("unsupported byte-level pre-tokenizer: ", Describe(pre)));
 }
 
 int32_t FindToken(const TokenizerSpec& spec, std::string_view text) {
@@ -197,7 +219,7 @@ absl::StatusOr<TokenizerSpec> ParseTokenizerJsonImpl(const json& j) {
     // NFC (Qwen2) is accepted: it does not change text that is already NFC.
     if (!normalizer.is_null() && StringOr(normalizer, "type") != "NFC") {
       return absl::UnimplementedError(
-          absl::StrCat("unsupported normalizer for byte-level BPE: ", normalizer.dump()));
+          absl::StrCat("unsupported normalizer for byte-level BPE: ", Describe(normalizer)));
     }
   } else if (BoolOr(model, "byte_fallback", false) ||
              HasStep(decoder, "decoders", "ByteFallback")) {
@@ -212,7 +234,7 @@ absl::StatusOr<TokenizerSpec> ParseTokenizerJsonImpl(const json& j) {
       // which the encoder does itself); others would change the text.
       if (type != "Prepend" && type != "Replace") {
         return absl::UnimplementedError(
-            absl::StrCat("unsupported normalizer for SentencePiece BPE: ", step.dump()));
+            absl::StrCat("unsupported normalizer for SentencePiece BPE: ", Describe(step)));
       }
     }
     for (const json& step : Steps(pre, "pretokenizers")) {

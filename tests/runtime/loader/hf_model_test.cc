@@ -331,7 +331,7 @@ TEST(HfConfigTest, Errors) {
   const struct {
     std::vector<std::pair<std::string, std::string>> edits;
     absl::StatusCode code;
-    const char* substring;
+    std::string substring;
   } cases[] = {
       {{{R"("hidden_size": 64,)", ""}},
        absl::StatusCode::kInvalidArgument,
@@ -372,7 +372,11 @@ TEST(HfConfigTest, Errors) {
       {{{"}", ""}}, absl::StatusCode::kInvalidArgument, "malformed JSON"},
       {{{"LlamaForCausalLM", "GPT2LMHeadModel"}},
        absl::StatusCode::kUnimplemented,
-       "architecture GPT2LMHeadModel is not supported"},
+       "architecture \"GPT2LMHeadModel\" is not supported"},
+      // A file's string in an error is escaped and cut to 64 bytes.
+      {{{"LlamaForCausalLM", std::string(5000, 'A') + "\\n"}},
+       absl::StatusCode::kUnimplemented,
+       "architecture \"" + std::string(64, 'A') + "\"... is not supported"},
       {{{R"(["LlamaForCausalLM"])", "[]"}},
        absl::StatusCode::kInvalidArgument,
        "'architectures' is missing"},

@@ -139,6 +139,18 @@ TEST(TokenizerJsonTest, MalformedInputsAreErrors) {
                 .status()
                 .code(),
             absl::StatusCode::kUnimplemented);
+  // The refused node is named by its type, never dumped: a file may make it
+  // megabytes.
+  const absl::Status big =
+      ParseTokenizerJson(absl::StrCat(
+                             R"({"model": {"type": "BPE", "byte_fallback": true,
+                                              "vocab": {"a": 0}},
+                                    "normalizer": {"type": "NFKC", "junk": ")",
+                             std::string(1 << 20, 'x'), R"("}})"))
+          .status();
+  EXPECT_EQ(big.code(), absl::StatusCode::kUnimplemented);
+  EXPECT_THAT(std::string(big.message()), ::testing::HasSubstr("type \"NFKC\""));
+  EXPECT_LT(big.message().size(), 200u) << big.message().substr(0, 300);
   TokenizerSpec spec;
   spec.tokens = {"a"};
   EXPECT_FALSE(ApplyTokenizerConfig(R"({"bos_token": "<nope>"})", &spec).ok());
