@@ -104,7 +104,12 @@ struct ProtoFacts {
   bool add_dummy_prefix = true;
   bool remove_extra_whitespaces = true;
   bool escape_whitespaces = true;
+  bool too_many_pieces = false;
 };
+
+// Real vocabularies have up to 256K pieces (Gemma); 64 MiB of two-byte
+// pieces would be 32M, several GB once held as strings.
+constexpr size_t kMaxPieces = size_t{1} << 20;
 
 bool ReadFacts(std::string_view proto, ProtoFacts* facts) {
   WireReader top(proto);
@@ -124,6 +129,10 @@ bool ReadFacts(std::string_view proto, ProtoFacts* facts) {
         }
       }
       if (!piece.ok()) return false;
+      if (facts->pieces.size() == kMaxPieces) {
+        facts->too_many_pieces = true;
+        return false;
+      }
       facts->pieces.push_back(std::move(text));
       facts->scores.push_back(score);
       facts->types.push_back(type);
@@ -174,7 +183,12 @@ absl::StatusOr<TokenizerSpec> ReadSentencePieceModel(const std::string& path) {
   in.seekg(0);
   if (!in.read(bytes.data(), size)) return absl::DataLossError(absl::StrCat(path, ": read failed"));
   ProtoFacts facts;
-  if (!ReadFacts(bytes, &facts) || facts.pieces.empty()) {
+  const bool read = ReadFacts(bytes, &facts);
+  if (facts.too_many_pieces) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": more than ", kMaxPieces, " pieces (not a real vocabulary)"));
+  }
+  if (!read || facts.pieces.empty()) {
     return absl::InvalidArgumentError(
         absl::StrCat(path, ": not a SentencePiece model (malformed ModelProto)"));
   }

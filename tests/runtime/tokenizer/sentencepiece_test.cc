@@ -246,6 +246,20 @@ TEST(SentencePieceTest, BadModelFileIsAnError) {
   EXPECT_FALSE(LoadTokenizerSpecFromDirectory(dir + "/missing").ok());
 }
 
+// A ModelProto of millions of tiny pieces (two bytes each on the wire:
+// field 1, length 0) is refused before it is held as strings.
+TEST(SentencePieceTest, AModelOfMillionsOfPiecesIsRefused) {
+  const std::string dir = ::testing::TempDir() + "/many_spm";
+  std::filesystem::create_directories(dir);
+  std::string pieces;
+  for (int i = 0; i < (1 << 20) + 1; ++i) pieces += std::string("\x0a\x00", 2);
+  std::ofstream(dir + "/tokenizer.model", std::ios::binary | std::ios::trunc) << pieces;
+  const auto spec = LoadTokenizerSpecFromDirectory(dir);
+  EXPECT_EQ(spec.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(spec.status().message()),
+              ::testing::HasSubstr("more than 1048576 pieces"));
+}
+
 // Every truncation of a real tokenizer.model is an error or a smaller valid
 // model, never a crash (our own wire-format reader sees untrusted bytes).
 TEST(SentencePieceTest, TruncatedModelFilesNeverCrash) {
