@@ -1,7 +1,6 @@
 // The cluster simulator on hand-made workloads whose answers are known, and
 // its trace readers on the public traces' formats.
 
-#include <sys/wait.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -15,6 +14,7 @@
 #include "bench/sim/plan.h"
 #include "gtest/gtest.h"
 #include "scheduler/model_config_file.h"
+#include "tests/support/run_command.h"
 
 namespace cohost::sim {
 namespace {
@@ -477,16 +477,10 @@ TEST(SimTest, OnARealTraceSharingNeedsAThirdOfTheDevices) {
 
 // The program's output (stderr too) for `args`; its exit code in *code.
 std::string RunSim(const std::string& args, int* code) {
-  const std::string cmd = std::string(COHOST_SIM_BINARY) + " " + args + " 2>&1";
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (p == nullptr) return out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  const int status = pclose(p);
-  *code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return out;
+  cohost::testing::CommandOutput o =
+      cohost::testing::RunCommand(std::string(COHOST_SIM_BINARY) + " " + args + " 2>&1");
+  *code = o.exit_code;
+  return o.out;
 }
 
 // The program's flags: a typo or a bad number is refused (exit 2, naming the

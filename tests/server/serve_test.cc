@@ -28,6 +28,7 @@
 #include "nlohmann/json.hpp"
 #include "tests/server/grpc_test_client.h"
 #include "tests/support/loopback.h"
+#include "tests/support/run_command.h"
 
 extern char** environ;
 
@@ -312,15 +313,10 @@ TEST(ServeTest, TheStreamStallTimeoutIsAFlagInRange) {
                             " serve --model smol=/nonexistent.gguf --port 0 --metrics-port 0 "
                             "--stream-stall-seconds " +
                             bad + " 2>&1";
-    FILE* p = popen(cmd.c_str(), "r");
-    ASSERT_NE(p, nullptr);
-    std::string out;
-    char buf[512];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-    const int status = pclose(p);
+    const testing::CommandOutput o = testing::RunCommand(cmd);
+    const std::string& out = o.out;
     // 1: the value refused; an unknown flag would exit 2.
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << bad << ": " << out;
+    EXPECT_EQ(o.exit_code, 1) << bad << ": " << out;
     EXPECT_THAT(out, HasSubstr("stream-stall-seconds")) << bad;
     EXPECT_THAT(out, Not(HasSubstr("unknown flag"))) << bad;
   }

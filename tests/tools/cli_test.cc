@@ -8,27 +8,16 @@
 
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/support/run_command.h"
 
 namespace {
 
-struct Output {
-  int exit_code = -1;
-  std::string out;
-};
+using Output = cohost::testing::CommandOutput;
 
 // `with_stderr`: stderr joins `out` (else it is dropped).
 Output RunCohost(const std::string& args, bool with_stderr = false) {
-  const std::string cmd =
-      std::string(COHOST_BINARY) + " run " + args + (with_stderr ? " 2>&1" : " 2>/dev/null");
-  Output o;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (p == nullptr) return o;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) o.out.append(buf, n);
-  const int status = pclose(p);
-  o.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return o;
+  return cohost::testing::RunCommand(std::string(COHOST_BINARY) + " run " + args +
+                                     (with_stderr ? " 2>&1" : " 2>/dev/null"));
 }
 
 nlohmann::json Reference() {
