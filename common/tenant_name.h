@@ -8,10 +8,12 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "common/utf8.h"
 
 namespace cohost {
 
@@ -34,36 +36,11 @@ inline absl::Status ValidateTenantName(std::string_view name) {
     return absl::InvalidArgumentError("a tenant name must be UTF-8 without control characters");
   };
   for (size_t i = 0; i < name.size();) {
-    const auto b = static_cast<unsigned char>(name[i]);
-    if (b < 0x80) {
-      if (b < 0x20 || b == 0x7f) return bad();
-      ++i;
-      continue;
-    }
-    // Well-formed sequences (Unicode's table 3-7): no overlong forms, no
-    // surrogates, nothing past U+10FFFF, no C1 controls.
-    size_t len = 0;
-    unsigned char lo = 0x80, hi = 0xbf;
-    if (b >= 0xc2 && b <= 0xdf) {
-      len = 2;
-    } else if (b >= 0xe0 && b <= 0xef) {
-      len = 3;
-      if (b == 0xe0) lo = 0xa0;
-      if (b == 0xed) hi = 0x9f;
-    } else if (b >= 0xf0 && b <= 0xf4) {
-      len = 4;
-      if (b == 0xf0) lo = 0x90;
-      if (b == 0xf4) hi = 0x8f;
-    } else {
-      return bad();
-    }
-    if (i + len > name.size()) return bad();
-    for (size_t k = 1; k < len; ++k) {
-      const auto c = static_cast<unsigned char>(name[i + k]);
-      if (c < (k == 1 ? lo : 0x80) || c > (k == 1 ? hi : 0xbf)) return bad();
-    }
-    if (b == 0xc2 && static_cast<unsigned char>(name[i + 1]) < 0xa0) return bad();  // C1
-    i += len;
+    uint32_t cp = 0;
+    const size_t length = DecodeUtf8(name, i, &cp);
+    // Well-formed, and no C0 or C1 control or DEL.
+    if (length == 0 || cp < 0x20 || (cp >= 0x7f && cp < 0xa0)) return bad();
+    i += length;
   }
   return absl::OkStatus();
 }

@@ -5,49 +5,6 @@
 namespace cohost::runtime {
 namespace {
 
-// Result of looking at the bytes starting at one position.
-struct Scan {
-  size_t length;   // bytes of the well-formed sequence, or of the ill-formed subpart
-  bool ok;         // a whole well-formed sequence
-  bool truncated;  // ill-formed only because s ended (a longer s could complete it)
-  uint32_t cp;
-};
-
-// Implements the Unicode "maximal subpart" rule: an ill-formed subpart is the
-// lead byte plus the continuation bytes that were still acceptable.
-Scan ScanAt(std::string_view s, size_t pos) {
-  const auto b0 = static_cast<uint8_t>(s[pos]);
-  if (b0 < 0x80) return {1, true, false, b0};
-  size_t need;
-  uint32_t cp;
-  uint8_t lo = 0x80, hi = 0xBF;  // allowed range of the second byte
-  if (b0 >= 0xC2 && b0 <= 0xDF) {
-    need = 2;
-    cp = b0 & 0x1F;
-  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-    need = 3;
-    cp = b0 & 0x0F;
-    if (b0 == 0xE0) lo = 0xA0;  // overlong
-    if (b0 == 0xED) hi = 0x9F;  // surrogates
-  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-    need = 4;
-    cp = b0 & 0x07;
-    if (b0 == 0xF0) lo = 0x90;  // overlong
-    if (b0 == 0xF4) hi = 0x8F;  // beyond U+10FFFF
-  } else {
-    return {1, false, false, 0};
-  }
-  size_t i = 1;
-  for (; i < need; ++i) {
-    if (pos + i >= s.size()) return {i, false, true, 0};
-    const auto b = static_cast<uint8_t>(s[pos + i]);
-    const uint8_t l = i == 1 ? lo : 0x80, h = i == 1 ? hi : 0xBF;
-    if (b < l || b > h) return {i, false, false, 0};
-    cp = (cp << 6) | (b & 0x3F);
-  }
-  return {need, true, false, cp};
-}
-
 struct ByteTables {
   std::array<std::string, 256> to_unicode;
   std::array<int16_t, 324> to_byte;  // code points used are all below 0x144
@@ -73,14 +30,6 @@ const ByteTables& Tables() {
 
 }  // namespace
 
-size_t DecodeUtf8(std::string_view s, size_t pos, uint32_t* cp) {
-  if (pos >= s.size()) return 0;
-  const Scan scan = ScanAt(s, pos);
-  if (!scan.ok) return 0;
-  if (cp != nullptr) *cp = scan.cp;
-  return scan.length;
-}
-
 size_t FirstInvalidUtf8(std::string_view s) {
   size_t pos = 0;
   while (pos < s.size()) {
@@ -88,7 +37,7 @@ size_t FirstInvalidUtf8(std::string_view s) {
       ++pos;
       continue;
     }
-    const Scan scan = ScanAt(s, pos);
+    const Utf8Scan scan = ScanUtf8(s, pos);
     if (!scan.ok) return pos;
     pos += scan.length;
   }
@@ -119,7 +68,7 @@ void AppendUtf8(uint32_t cp, std::string* out) {
 size_t ConsumeCompleteUtf8(std::string_view s, std::string* out) {
   size_t pos = 0;
   while (pos < s.size()) {
-    const Scan scan = ScanAt(s, pos);
+    const Utf8Scan scan = ScanUtf8(s, pos);
     if (scan.ok) {
       out->append(s.substr(pos, scan.length));
     } else if (scan.truncated) {

@@ -8,15 +8,14 @@
 #include <string>
 #include <string_view>
 
+#include "common/utf8.h"
+
 namespace cohost::runtime {
 
 inline constexpr uint32_t kReplacementChar = 0xFFFD;
 
-// Length in bytes of the well-formed UTF-8 sequence starting at s[pos], or 0
-// when no well-formed sequence starts there (bad lead byte, bad continuation,
-// overlong form, surrogate, beyond U+10FFFF, or truncated by the end of s).
-// On success *cp (if given) receives the code point.
-size_t DecodeUtf8(std::string_view s, size_t pos, uint32_t* cp = nullptr);
+// common/utf8.h's reading of one sequence.
+using ::cohost::DecodeUtf8;
 
 // True when all of s is well-formed UTF-8 (RFC 3629).
 bool IsValidUtf8(std::string_view s);

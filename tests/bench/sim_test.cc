@@ -1,7 +1,6 @@
 // The cluster simulator on hand-made workloads whose answers are known, and
 // its trace readers on the public traces' formats.
 
-
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
