@@ -69,6 +69,10 @@ bufferevent* MakeTlsBufferevent(event_base* base, void* ssl_ctx) {
   return bev;
 }
 
+// The front door whose loop runs on this thread, for callbacks whose
+// argument is libevent's own (the listener's error callback gets evhttp's).
+thread_local HttpFrontDoor* loop_door = nullptr;
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<HttpFrontDoor>> HttpFrontDoor::Start(const StreamDeps& deps,
@@ -128,7 +132,10 @@ absl::StatusOr<std::unique_ptr<HttpFrontDoor>> HttpFrontDoor::Start(const Stream
   event_add(d->liveness_, &tick);
   d->waker_ = std::make_shared<Waker>(d->wake_);
   d->offload_ = std::make_unique<LoopOffload>(d->base_, options.prepare_threads);
-  d->thread_ = std::thread([base = d->base_] { event_base_loop(base, EVLOOP_NO_EXIT_ON_EMPTY); });
+  d->thread_ = std::thread([door = d.get()] {
+    loop_door = door;
+    event_base_loop(door->base_, EVLOOP_NO_EXIT_ON_EMPTY);
+  });
   return d;
 }
 
@@ -171,7 +178,8 @@ bufferevent* HttpFrontDoor::OnNewConnection(event_base* base, void* self) {
   if (accepted.bev == nullptr) {
     accepted.bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
   }
-  // Out of memory: evhttp tries one of its own, which it then closes too.
+  // Out of memory: evhttp makes a plain one of its own (served uncounted,
+  // and on a TLS port unencrypted: libevent 2.1 offers no way to refuse).
   if (accepted.bev == nullptr) return nullptr;
   d->accepted_.push_back(accepted);
   // Runs once this accept callback returns, before the loop polls again:
@@ -191,6 +199,13 @@ void HttpFrontDoor::OnAdopt(int, short, void* self) {
     void* conn = nullptr;
     bufferevent_getcb(a.bev, nullptr, nullptr, nullptr, &conn);
     auto* evcon = static_cast<evhttp_connection*>(conn);
+    if (evcon == nullptr) {
+      // evhttp could not make the connection (out of memory) after asking
+      // for its bufferevent: nothing will close it through us.
+      d->open_connections_.fetch_sub(1, std::memory_order_relaxed);
+      d->UpdateAccepting();
+      continue;
+    }
     evhttp_connection_set_closecb(evcon, &HttpFrontDoor::OnConnectionClose, d);
     if (a.refuse) evhttp_connection_free(evcon);  // runs the close callback
   }
@@ -218,8 +233,9 @@ void HttpFrontDoor::UpdateAccepting() {
   if (deps_.metrics != nullptr) deps_.metrics->RecordHttpAcceptPause(full ? "full" : "error");
 }
 
-void HttpFrontDoor::OnAcceptError(evconnlistener*, void* self) {
-  auto* d = static_cast<HttpFrontDoor*>(self);
+void HttpFrontDoor::OnAcceptError(evconnlistener*, void*) {
+  // The callback's argument is the listener's, which evhttp set to itself.
+  HttpFrontDoor* d = loop_door;
   d->accept_failing_ = true;
   d->UpdateAccepting();
   const timeval pause{0, 100'000};

@@ -90,7 +90,7 @@ class HttpFrontDoor {
   // Loop thread.
   static bufferevent* OnNewConnection(event_base* base, void* self);
   static void OnAdopt(int, short, void* self);
-  static void OnAcceptError(evconnlistener* listener, void* self);
+  static void OnAcceptError(evconnlistener* listener, void* evhttp_arg);
   static void OnAcceptRetry(int, short, void* self);
   void UpdateAccepting();
   static void OnRequest(evhttp_request* req, void* self);
