@@ -32,10 +32,13 @@ std::optional<EnginePick> PickNextEngine(absl::Span<const EngineCandidate> engin
   // can still be met; class 1: everything else with work.
   std::optional<size_t> best;
   std::tuple<int, Clock::time_point, int64_t> best_key;
+  size_t on_time_engines = 0;
+  bool best_on_time = false;
   for (size_t i = 0; i < engines.size(); ++i) {
     const EngineCandidate& e = engines[i];
     if (!e.has_work) continue;
     const std::optional<Clock::time_point> on_time = OnTimeDeadline(e, now);
+    on_time_engines += on_time.has_value();
     const int cls = !after_promotion && StarvedDecode(e, now) ? -1 : on_time ? 0 : 1;
     // Classes -1 and 1 go by the deadline of their next token.
     const Clock::time_point deadline =
@@ -45,15 +48,13 @@ std::optional<EnginePick> PickNextEngine(absl::Span<const EngineCandidate> engin
     if (!best || key < best_key) {
       best = i;
       best_key = key;
+      best_on_time = on_time.has_value();
     }
   }
   if (!best) return std::nullopt;
-  bool promoted = false;
-  if (std::get<0>(best_key) < 0) {
-    for (size_t i = 0; i < engines.size() && !promoted; ++i) {
-      promoted = i != *best && OnTimeDeadline(engines[i], now).has_value();
-    }
-  }
+  // A starved decode picked ahead of another engine's on-time first token.
+  const bool promoted =
+      std::get<0>(best_key) < 0 && on_time_engines > (best_on_time ? size_t{1} : size_t{0});
   return EnginePick{*best, promoted};
 }
 
