@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
@@ -14,10 +15,12 @@ namespace cohost::runtime {
 namespace {
 
 // A GGUF file carries its tokenizer in metadata; a Hugging Face directory
-// keeps it in tokenizer.json / tokenizer.model beside the weights. Either way
-// its ids must be rows of the model's embedding: a token past them (an added
-// token the config does not count) would make every prompt that holds it
-// invalid, and an end-of-sequence id past them could never be sampled.
+// keeps it in tokenizer.json / tokenizer.model beside the weights. The ids
+// the engine itself uses (BOS, end of sequence) must be rows of the model's
+// embedding: a BOS past them would make every prompt invalid, and an end of
+// sequence there could never be sampled. Other tokens past them (Llama 2
+// fine-tunes add a <pad> the config does not count) only make a prompt that
+// spells them invalid, as transformers' embedding lookup would.
 absl::StatusOr<std::unique_ptr<Tokenizer>> TokenizerFor(const std::string& path,
                                                         TokenizerSpec from_file,
                                                         const ModelConfig& config) {
@@ -25,13 +28,17 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> TokenizerFor(const std::string& path,
   if (std::filesystem::is_directory(path, ec)) {
     ASSIGN_OR_RETURN(from_file, LoadTokenizerSpecFromDirectory(path));
   }
-  ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer, Tokenizer::Create(from_file));
-  if (tokenizer->vocab_size() > config.vocab_size) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("the tokenizer has %d tokens but the model's vocab_size is %d",
-                        tokenizer->vocab_size(), config.vocab_size));
+  std::vector<std::pair<const char*, int32_t>> used = {{"BOS", from_file.bos_id},
+                                                       {"end-of-sequence", from_file.eos_id}};
+  for (int32_t id : from_file.extra_eos_ids) used.push_back({"end-of-turn", id});
+  for (const auto& [what, id] : used) {
+    if (id >= config.vocab_size) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("the tokenizer's %s token is id %d, past the model's vocab_size of %d",
+                          what, id, config.vocab_size));
+    }
   }
-  return tokenizer;
+  return Tokenizer::Create(from_file);
 }
 
 // Loading a file's weights for `backend`: blocks kept where asked and the

@@ -136,10 +136,10 @@ TEST(HfModelTest, SingleFileLoads) {
   EXPECT_TRUE(mf->tokenizer.tokens.empty());
 }
 
-// A tokenizer with more tokens than the config's vocab_size (rows of the
-// embedding) is refused: a prompt holding the extra token would be refused
-// for good, and an end-of-sequence id there could never be sampled.
-TEST(HfModelTest, ATokenizerLargerThanTheVocabIsRefused) {
+// A tokenizer whose end-of-sequence token is past the config's vocab_size
+// (rows of the embedding) is refused: it could never be sampled. Other
+// tokens past it (a Llama 2 fine-tune's uncounted <pad>) are not.
+TEST(HfModelTest, ATokenizerWhoseEndOfSequenceIsPastTheVocabIsRefused) {
   const std::string dir = WriteDir("hf_big_tokenizer", kLlamaConfig, MakeHfModel());
   const auto tokenizer_json = [](int tokens) {
     std::vector<std::string> vocab;
@@ -150,14 +150,16 @@ TEST(HfModelTest, ATokenizerLargerThanTheVocabIsRefused) {
                         absl::StrJoin(vocab, ", "),
                         R"(}}, "pre_tokenizer": {"type": "ByteLevel"}})");
   };
-  WriteFile(dir + "/tokenizer.json", tokenizer_json(8));
+  WriteFile(dir + "/tokenizer.json", tokenizer_json(9));
+  WriteFile(dir + "/tokenizer_config.json", R"({"eos_token": "b"})");
   absl::StatusOr<ModelDescription> fits = DescribeModel(dir);
   ASSERT_TRUE(fits.ok()) << fits.status().message();
-  WriteFile(dir + "/tokenizer.json", tokenizer_json(9));
+  WriteFile(dir + "/tokenizer_config.json", R"({"eos_token": "i"})");
   absl::StatusOr<ModelDescription> over = DescribeModel(dir);
   EXPECT_EQ(over.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(over.status().message(),
-              HasSubstr("the tokenizer has 9 tokens but the model's vocab_size is 8"));
+              HasSubstr("the tokenizer's end-of-sequence token is id 8, past the model's "
+                        "vocab_size of 8"));
 }
 
 // A tensor the model does not use (Qwen3's q_norm in a config saying Llama)
