@@ -6,6 +6,7 @@
 // define millions.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <string_view>
@@ -19,14 +20,16 @@ class SpecialTokenTrie {
  public:
   SpecialTokenTrie() { root_.fill(-1); }
 
-  // A non-empty spelling; the first id added for a spelling keeps it.
-  void Add(std::string_view spelling, int32_t id) {
+  // A non-empty spelling. Of ids added for one spelling, the first control
+  // token's and the first other's are kept (the control one may be refused
+  // where it stands; the other then serves).
+  void Add(std::string_view spelling, int32_t id, bool control) {
     int32_t node = 0;
     for (const char c : spelling) {
       int32_t next = Child(node, c);
       if (next < 0) {
         next = static_cast<int32_t>(ids_.size());
-        ids_.push_back(-1);
+        ids_.push_back({-1, -1});
         if (node == 0) {
           root_[static_cast<uint8_t>(c)] = next;
         } else {
@@ -35,18 +38,22 @@ class SpecialTokenTrie {
       }
       node = next;
     }
-    if (node != 0 && ids_[node] < 0) ids_[node] = id;
+    int32_t& kept = control ? ids_[node].control : ids_[node].other;
+    if (node != 0 && kept < 0) kept = id;
   }
 
   // Calls fn(id, length) for each token spelled at the start of `text`,
-  // shortest first.
+  // shortest first; of two with one spelling, the higher id first (so that
+  // a caller keeping the last one it accepts keeps the longest, lowest id).
   template <typename Fn>
   void ForEachPrefix(std::string_view text, Fn&& fn) const {
     int32_t node = 0;
     for (size_t i = 0; i < text.size(); ++i) {
       node = Child(node, text[i]);
       if (node < 0) return;
-      if (ids_[node] >= 0) fn(ids_[node], i + 1);
+      const auto [a, b] = ids_[node];
+      if (std::max(a, b) >= 0) fn(std::max(a, b), i + 1);
+      if (std::min(a, b) >= 0) fn(std::min(a, b), i + 1);
     }
   }
 
@@ -60,8 +67,11 @@ class SpecialTokenTrie {
     return it == edges_.end() ? -1 : it->second;
   }
 
-  std::vector<int32_t> ids_{-1};     // the token spelled up to each node; node 0 is the root
-  std::array<int32_t, 256> root_{};  // the root's children (most bytes start none)
+  struct Spelled {
+    int32_t control = -1, other = -1;  // the tokens spelled up to a node
+  };
+  std::vector<Spelled> ids_{Spelled{}};           // node 0 is the root
+  std::array<int32_t, 256> root_{};               // the root's children (most bytes start none)
   absl::flat_hash_map<uint64_t, int32_t> edges_;  // (node, byte) -> child, below the root
 };
 

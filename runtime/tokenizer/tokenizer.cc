@@ -88,7 +88,9 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::Create(const TokenizerSpec
     const bool special = type == TokenType::kControl || type == TokenType::kUserDefined;
     // Special tokens are literal text in every vocabulary format.
     t->token_bytes_[id] = special ? spec.tokens[id] : t->encoder_->PieceBytes(id);
-    if (special && !spec.tokens[id].empty()) t->specials_.Add(spec.tokens[id], id);
+    if (special && !spec.tokens[id].empty()) {
+      t->specials_.Add(spec.tokens[id], id, type == TokenType::kControl);
+    }
     if (type == TokenType::kControl && std::find(std::begin(kEndMarkers), std::end(kEndMarkers),
                                                  spec.tokens[id]) != std::end(kEndMarkers)) {
       t->end_of_generation_[id] = true;

@@ -120,11 +120,12 @@ TEST(ByteLevelBpeTest, SpecialTokensLongestMatchAndParseSpecialOff) {
 
 TEST(SpecialTokenTrieTest, EveryTokenSpelledAtTheStartShortestFirst) {
   SpecialTokenTrie trie;
-  trie.Add("<|x|>", 1);
-  trie.Add("<|x|>y", 2);
-  trie.Add("<|", 3);
-  trie.Add("<|x|>", 4);  // a second spelling of 1's: the first id keeps it
-  trie.Add("a", 5);
+  trie.Add("<|x|>", 1, /*control=*/true);
+  trie.Add("<|x|>y", 2, false);
+  trie.Add("<|", 3, true);
+  trie.Add("<|x|>", 4, true);  // a second control spelling of 1's: the first keeps it
+  trie.Add("a", 5, false);
+  trie.Add("a", 6, true);  // a control twin of 5's: both are offered, the higher id first
   std::vector<std::pair<int32_t, size_t>> found;
   const auto collect = [&](std::string_view text) {
     found.clear();
@@ -134,7 +135,7 @@ TEST(SpecialTokenTrieTest, EveryTokenSpelledAtTheStartShortestFirst) {
   using P = std::pair<int32_t, size_t>;
   EXPECT_THAT(collect("<|x|>yz"), ElementsAre(P{3, 2}, P{1, 5}, P{2, 6}));
   EXPECT_THAT(collect("<|x|"), ElementsAre(P{3, 2}));
-  EXPECT_THAT(collect("a<|"), ElementsAre(P{5, 1}));
+  EXPECT_THAT(collect("a<|"), ElementsAre(P{6, 1}, P{5, 1}));
   EXPECT_THAT(collect("b<|x|>"), ElementsAre());
   EXPECT_THAT(collect(""), ElementsAre());
 }
