@@ -1,0 +1,55 @@
+// One token sampled on the host from a vocabulary of logits, per sampling
+// rule: what each sampled request costs a step on the CPU path, beside the
+// forward pass. Logits are normal(0, 2) draws, fresh for each run; the
+// vocabulary is Llama 3's / Qwen2's size (152k) or SmolLM2's (49k).
+// Run: build/bench/sampler_bench; results in bench/RESULTS.md.
+
+#include <random>
+#include <vector>
+
+#include "benchmark/benchmark.h"
+#include "runtime/sampling/sampler.h"
+
+namespace cohost::runtime {
+namespace {
+
+std::vector<float> Logits(int64_t vocab) {
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal(0.f, 2.f);
+  std::vector<float> logits(static_cast<size_t>(vocab));
+  for (float& l : logits) l = normal(rng);
+  return logits;
+}
+
+void Run(benchmark::State& state, const SamplingParams& params) {
+  const std::vector<float> logits = Logits(state.range(0));
+  std::vector<float> work = logits;
+  Sampler sampler(params, /*default_seed=*/1);
+  for (auto _ : state) {
+    state.PauseTiming();
+    work = logits;  // Sample rewrites them
+    state.ResumeTiming();
+    benchmark::DoNotOptimize(sampler.Sample(absl::MakeSpan(work), {}, 0));
+  }
+}
+
+void BM_TopK40(benchmark::State& state) {
+  SamplingParams p;
+  p.temperature = 0.8f;
+  p.top_k = 40;
+  Run(state, p);
+}
+BENCHMARK(BM_TopK40)->Arg(49152)->Arg(151936)->Unit(benchmark::kMicrosecond);
+
+void BM_TopP09(benchmark::State& state) {
+  SamplingParams p;
+  p.temperature = 0.8f;
+  p.top_p = 0.9f;
+  Run(state, p);
+}
+BENCHMARK(BM_TopP09)->Arg(49152)->Arg(151936)->Unit(benchmark::kMicrosecond);
+
+}  // namespace
+}  // namespace cohost::runtime
+
+BENCHMARK_MAIN();
