@@ -129,8 +129,11 @@ class HttpFrontDoorTest : public ::testing::Test {
         std::async(std::launch::async,
                    [this, payload = body.dump()] { return Post("/v1/completions", payload); });
     std::shared_ptr<scheduler::ServedModel> model = *tiny_->router->Find("tiny");
-    EXPECT_TRUE(testing::WaitFor([&] { return model->admission().queued_requests() == 1; },
-                                 std::chrono::seconds(30)))
+    // Admission counts it before the engine takes it: both, so that the
+    // engine's next step certainly sees it.
+    EXPECT_TRUE(testing::WaitFor(
+        [&] { return model->admission().queued_requests() == 1 && Stats().num_waiting == 1; },
+        std::chrono::seconds(30)))
         << "the first choice never queued";
     return reply;
   }
