@@ -157,6 +157,16 @@ absl::Status Router::Load(const std::shared_ptr<ServedModel>& model, const Progr
     model->Fail(weights.status());
     return failed(weights.status());
   }
+  // The tokenizer, the KV layout and the memory planned are the registered
+  // file's: weights of another model now at its path would not fit them.
+  if (const std::string change = runtime::ShapeChange(model->config(), (*weights)->config());
+      !change.empty()) {
+    const absl::Status changed = absl::FailedPreconditionError(
+        absl::StrCat("the model's file now holds another model (", change,
+                     ") than when it was added: unload it and load it again"));
+    model->Fail(changed);
+    return failed(changed);
+  }
   if (model->retired()) {  // unloaded while its weights were read: they go
     model->Fail(model->UnloadedError());
     return failed(model->UnloadedError());

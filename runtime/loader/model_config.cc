@@ -84,4 +84,33 @@ absl::Status ModelConfig::Validate() const {
   return absl::OkStatus();
 }
 
+std::string ShapeChange(const ModelConfig& was, const ModelConfig& now) {
+  if (was.architecture != now.architecture) {
+    return absl::StrFormat("architecture %s -> %s", was.architecture, now.architecture);
+  }
+  const std::pair<const char*, std::pair<int64_t, int64_t>> ints[] = {
+      {"vocab_size", {was.vocab_size, now.vocab_size}},
+      {"hidden_size", {was.hidden_size, now.hidden_size}},
+      {"intermediate_size", {was.intermediate_size, now.intermediate_size}},
+      {"num_layers", {was.num_layers, now.num_layers}},
+      {"num_heads", {was.num_heads, now.num_heads}},
+      {"num_kv_heads", {was.num_kv_heads, now.num_kv_heads}},
+      {"head_dim", {was.head_dim, now.head_dim}},
+      {"max_position_embeddings", {was.max_position_embeddings, now.max_position_embeddings}},
+      {"tie_word_embeddings", {was.tie_word_embeddings, now.tie_word_embeddings}},
+      {"attention_bias", {was.attention_bias, now.attention_bias}},
+  };
+  for (const auto& [field, values] : ints) {
+    if (values.first != values.second) {
+      return absl::StrFormat("%s %d -> %d", field, values.first, values.second);
+    }
+  }
+  if (was.rope_theta != now.rope_theta || was.rms_norm_eps != now.rms_norm_eps ||
+      was.rope_scaling.kind != now.rope_scaling.kind ||
+      was.rope_scaling.factor != now.rope_scaling.factor) {
+    return "its RoPE or norm settings";
+  }
+  return "";
+}
+
 }  // namespace cohost::runtime

@@ -50,4 +50,10 @@ struct ModelConfig {
   absl::Status Validate() const;
 };
 
+// "" when `now` is the model `was` describes (architecture, vocabulary,
+// dimensions, context, RoPE; not how the file stores its tensors), else the
+// first difference, e.g. "vocab_size 49152 -> 32000": a file replaced by
+// another model's between two reads of it.
+std::string ShapeChange(const ModelConfig& was, const ModelConfig& now);
+
 }  // namespace cohost::runtime

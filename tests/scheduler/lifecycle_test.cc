@@ -384,6 +384,24 @@ TEST_F(LifecycleTest, AFailedLoadLeavesTheOthersServingAndSaysWhy) {
   EXPECT_TRUE(cohost::testing::WaitFor([&] { return Steps("broken") >= 3; }, kWait));
 }
 
+// A lazy model whose file was replaced by another model's (here a tied one)
+// after it was added fails its load, saying so: its tokenizer, KV layout and
+// planned memory are the registered file's. Before, the new weights ran
+// under them.
+TEST_F(LifecycleTest, AFileThatNowHoldsAnotherModelFailsItsLoad) {
+  MakeRouter(1);
+  const ModelSpec spec = Spec("swapped", LoadPolicy::kLazy);
+  ASSERT_TRUE(router_->AddModel(spec).ok());
+  runtime::testing::TinyOptions tied;
+  tied.tied = true;
+  runtime::testing::WriteFile(spec.path, runtime::testing::MakeTinyModel(tied).writer.Build());
+  std::shared_ptr<Collect> failed = Run("swapped");
+  EXPECT_EQ(failed->info().reason, FinishReason::kError);
+  EXPECT_EQ(Status("swapped").state, ModelState::kFailed);
+  EXPECT_THAT(Status("swapped").reason,
+              HasSubstr("now holds another model (tie_word_embeddings 0 -> 1)"));
+}
+
 // A share of the device's KV pool that cannot hold one group of the model's
 // blocks could run nothing: the model is refused when it is added, naming
 // the sizes, instead of registering and then failing (reading its file
