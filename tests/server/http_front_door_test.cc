@@ -100,6 +100,9 @@ class HttpFrontDoorTest : public ::testing::Test {
     client_->set_read_timeout(30, 0);
   }
   void TearDown() override {
+    // A test that failed while holding the engine must not leave it held:
+    // the router's teardown waits for the step in progress.
+    for (const std::shared_ptr<cohost::testing::SteppedSink>& sink : held_) sink->Open();
     client_.reset();
     door_.reset();
     tiny_.reset();
@@ -120,6 +123,7 @@ class HttpFrontDoorTest : public ::testing::Test {
         !sink->WaitHeld()) {
       return nullptr;
     }
+    held_.push_back(sink);
     return sink;
   }
   // Posts `body` to /v1/completions while the engine is held (HoldEngine),
@@ -185,6 +189,7 @@ class HttpFrontDoorTest : public ::testing::Test {
   std::unique_ptr<testing::TinyRouter> tiny_;
   std::unique_ptr<HttpFrontDoor> door_;
   std::unique_ptr<httplib::Client> client_;
+  std::vector<std::shared_ptr<cohost::testing::SteppedSink>> held_;  // HoldEngine's
 };
 
 TEST_F(HttpFrontDoorTest, WholeAndStreamedCompletionsAgree) {
