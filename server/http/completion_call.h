@@ -95,7 +95,7 @@ class CompletionCall : public std::enable_shared_from_this<CompletionCall> {
     // Loop thread only.
     bool first_sent = false;
     bool last_sent = false;
-    int64_t text_offset = 0;  // /v1/completions logprobs: characters of token text sent
+    TextOffset text_offset;  // /v1/completions logprobs: characters of token text sent
   };
 
   // Submits choice `index` (its seed moved on by index).

@@ -68,15 +68,6 @@ std::string Event(const Json& j) {
   return absl::StrCat("data: ", j.dump(-1, ' ', false, Json::error_handler_t::replace), "\n\n");
 }
 
-// The one token's step of TextOffsetAfter: the characters its chosen bytes
-// start (bytes that are not UTF-8 continuation bytes). A character split over
-// tokens counts at the token holding its first byte, so each offset is where
-// the first character this token finishes or starts lies in the text.
-int64_t TextOffsetAfter(const ShownToken& t, int64_t offset) {
-  for (unsigned char c : t.chosen.token) offset += (c & 0xC0) != 0x80;
-  return offset;
-}
-
 // OpenAI shows a token the model rules out as -9999.
 double ShownValue(float logprob) { return std::isfinite(logprob) ? logprob : -9999.0; }
 
@@ -92,15 +83,27 @@ Json ChatEntry(const ShownLogprob& t) {
 
 }  // namespace
 
-int64_t TextOffsetAfter(const std::vector<ShownToken>& tokens, int64_t offset) {
-  for (const ShownToken& t : tokens) offset = TextOffsetAfter(t, offset);
+void TextOffset::Add(std::string_view bytes) {
+  for (const unsigned char c : bytes) {
+    if (c >= 0x80 && c < 0xC0 && open > 0) {  // continues the open character
+      --open;
+      continue;
+    }
+    ++chars;  // a character's first byte, or a stray byte shown as U+FFFD
+    open = c >= 0xC2 && c <= 0xDF ? 1 : c >= 0xE0 && c <= 0xEF ? 2 : c >= 0xF0 && c <= 0xF4 ? 3 : 0;
+  }
+}
+
+TextOffset TextOffsetAfter(const std::vector<ShownToken>& tokens, TextOffset offset) {
+  for (const ShownToken& t : tokens) offset.Add(t.chosen.token);
   return offset;
 }
 
 namespace {
 
 // choice.logprobs in the endpoint's shape.
-Json LogprobsJson(Endpoint endpoint, const std::vector<ShownToken>& tokens, int64_t text_offset) {
+Json LogprobsJson(Endpoint endpoint, const std::vector<ShownToken>& tokens,
+                  TextOffset text_offset) {
   if (endpoint == Endpoint::kChatCompletions) {
     Json content = Json::array();
     for (const ShownToken& t : tokens) {
@@ -127,8 +130,8 @@ Json LogprobsJson(Endpoint endpoint, const std::vector<ShownToken>& tokens, int6
       if (it == alternatives.end() || it->get<double>() < value) alternatives[shown] = value;
     }
     top.push_back(std::move(alternatives));
-    offsets.push_back(text_offset);
-    text_offset = TextOffsetAfter(t, text_offset);
+    offsets.push_back(text_offset.chars);
+    text_offset.Add(t.chosen.token);
   }
   return Json{{"tokens", std::move(text)},
               {"token_logprobs", std::move(values)},
@@ -194,7 +197,7 @@ std::string CompletionBody(const ResponseHeader& h, const std::vector<ChoiceResu
   for (size_t i = 0; i < choices.size(); ++i) {
     Json c{{"index", i},
            {"logprobs", choices[i].logprobs
-                            ? LogprobsJson(h.endpoint, *choices[i].logprobs, /*text_offset=*/0)
+                            ? LogprobsJson(h.endpoint, *choices[i].logprobs, TextOffset{})
                             : Json(nullptr)},
            {"finish_reason", Finish(OpenAiFinishReason(choices[i].reason))}};
     if (h.endpoint == Endpoint::kChatCompletions) {

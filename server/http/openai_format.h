@@ -57,6 +57,17 @@ struct ChoiceResult {
   std::optional<std::vector<ShownToken>> logprobs;  // when the request asked
 };
 
+// /v1/completions' text_offset: characters, as Python's str and OpenAI's
+// count them, of the text the chosen tokens' bytes show (the one rule for it,
+// in a whole body and across the chunks of a stream). A character split over
+// tokens counts at the token holding its first byte; a byte that starts no
+// character and continues none (the text shows U+FFFD) counts as one.
+struct TextOffset {
+  int64_t chars = 0;
+  int open = 0;  // continuation bytes the last character started still takes
+  void Add(std::string_view bytes);
+};
+
 // What one stream chunk carries for one choice.
 struct ChunkDelta {
   int index = 0;
@@ -64,14 +75,11 @@ struct ChunkDelta {
   std::string_view text;
   std::optional<std::string_view> finish_reason;      // on the choice's last chunk
   const std::vector<ShownToken>* logprobs = nullptr;  // this chunk's tokens, when asked
-  int64_t text_offset = 0;  // /v1/completions: where this chunk's text starts
+  TextOffset text_offset;  // /v1/completions: where this chunk's text starts
 };
 
-// Where the text after `tokens` starts, for text that starts at `offset`:
-// /v1/completions' text_offset counts characters, as Python's str and
-// OpenAI's do, advancing by the characters each chosen token's bytes start
-// (the one rule for it, here and in the chunks that follow).
-int64_t TextOffsetAfter(const std::vector<ShownToken>& tokens, int64_t offset);
+// Where the text after `tokens` starts, for text that starts at `offset`.
+TextOffset TextOffsetAfter(const std::vector<ShownToken>& tokens, TextOffset offset);
 
 // The whole (non-streamed) response.
 std::string CompletionBody(const ResponseHeader& h, const std::vector<ChoiceResult>& choices,

@@ -35,7 +35,7 @@ TEST(OpenAiFormatTest, TextOffsetCountsCharactersAsPythonSlicesThem) {
                                           Token(" lait")};
   const Json lp = CompletionLogprobs(tokens, "caf\xC3\xA9 au lait");
   EXPECT_EQ(lp["text_offset"], Json::parse("[0, 3, 4, 7]"));  // bytes gave [0, 3, 5, 8]
-  EXPECT_EQ(TextOffsetAfter(tokens, 0), 12);                  // the text's length in characters
+  EXPECT_EQ(TextOffsetAfter(tokens, {}).chars, 12);           // the text's length in characters
 }
 
 TEST(OpenAiFormatTest, ACharacterSplitOverTokensCountsAtItsFirstByte) {
@@ -44,6 +44,22 @@ TEST(OpenAiFormatTest, ACharacterSplitOverTokensCountsAtItsFirstByte) {
   const std::vector<ShownToken> tokens = {Token("\xC3"), Token("\xA9"), Token("x")};
   const Json lp = CompletionLogprobs(tokens, "\xC3\xA9x");
   EXPECT_EQ(lp["text_offset"], Json::parse("[0, 1, 1]"));
+}
+
+// A byte that continues no character (the text shows U+FFFD, one
+// character) counts; it counted nothing, so every later offset was one short.
+TEST(OpenAiFormatTest, AStrayContinuationByteIsOneCharacter) {
+  const std::vector<ShownToken> tokens = {Token("a"), Token("\xA9"), Token("b"), Token("\xC3"),
+                                          Token("c")};
+  const Json lp = CompletionLogprobs(tokens,
+                                     "a\xEF\xBF\xBD"
+                                     "b\xEF\xBF\xBD"
+                                     "c");
+  EXPECT_EQ(lp["text_offset"], Json::parse("[0, 1, 2, 3, 4]"));
+  // Across chunks, a character's continuation in the next chunk still
+  // continues it.
+  TextOffset split = TextOffsetAfter({Token("\xE2\x82")}, {});
+  EXPECT_EQ(TextOffsetAfter({Token("\xAC"), Token("x")}, split).chars, 2);
 }
 
 TEST(OpenAiFormatTest, TopLogprobsKeepOneEntryPerShownText) {
