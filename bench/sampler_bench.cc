@@ -21,7 +21,7 @@ std::vector<float> Logits(int64_t vocab) {
   return logits;
 }
 
-void Run(benchmark::State& state, const SamplingParams& params) {
+void BM_Sample(benchmark::State& state, const SamplingParams& params) {
   const std::vector<float> logits = Logits(state.range(0));
   std::vector<float> work = logits;
   Sampler sampler(params, /*default_seed=*/1);
@@ -33,21 +33,22 @@ void Run(benchmark::State& state, const SamplingParams& params) {
   }
 }
 
-void BM_TopK40(benchmark::State& state) {
+SamplingParams Rule(int32_t top_k, float top_p) {
   SamplingParams p;
   p.temperature = 0.8f;
-  p.top_k = 40;
-  Run(state, p);
+  p.top_k = top_k;
+  p.top_p = top_p;
+  return p;
 }
-BENCHMARK(BM_TopK40)->Arg(49152)->Arg(151936)->Unit(benchmark::kMicrosecond);
 
-void BM_TopP09(benchmark::State& state) {
-  SamplingParams p;
-  p.temperature = 0.8f;
-  p.top_p = 0.9f;
-  Run(state, p);
-}
-BENCHMARK(BM_TopP09)->Arg(49152)->Arg(151936)->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_Sample, TopK40, Rule(40, 1.f))
+    ->Arg(49152)
+    ->Arg(151936)
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_Sample, TopP09, Rule(0, 0.9f))
+    ->Arg(49152)
+    ->Arg(151936)
+    ->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 }  // namespace cohost::runtime

@@ -17,30 +17,29 @@ struct Utf8Scan {
   uint32_t cp;     // the code point, when ok
 };
 
+// The length of the sequence a byte starts: 1 for ASCII, 2 to 4 for a lead
+// byte, 0 for a byte that starts none (a continuation byte, C0, C1, F5-FF).
+inline size_t Utf8SequenceLength(uint8_t b) {
+  if (b < 0x80) return 1;
+  if (b >= 0xC2 && b <= 0xDF) return 2;
+  if (b >= 0xE0 && b <= 0xEF) return 3;
+  if (b >= 0xF0 && b <= 0xF4) return 4;
+  return 0;
+}
+
 // The Unicode "maximal subpart" rule: an ill-formed subpart is the lead byte
 // plus the continuation bytes that were still acceptable.
 inline Utf8Scan ScanUtf8(std::string_view s, size_t pos) {
   const auto b0 = static_cast<uint8_t>(s[pos]);
-  if (b0 < 0x80) return {1, true, false, b0};
-  size_t need;
-  uint32_t cp;
-  uint8_t lo = 0x80, hi = 0xBF;  // allowed range of the second byte
-  if (b0 >= 0xC2 && b0 <= 0xDF) {
-    need = 2;
-    cp = b0 & 0x1F;
-  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-    need = 3;
-    cp = b0 & 0x0F;
-    if (b0 == 0xE0) lo = 0xA0;  // overlong
-    if (b0 == 0xED) hi = 0x9F;  // surrogates
-  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-    need = 4;
-    cp = b0 & 0x07;
-    if (b0 == 0xF0) lo = 0x90;  // overlong
-    if (b0 == 0xF4) hi = 0x8F;  // beyond U+10FFFF
-  } else {
-    return {1, false, false, 0};
-  }
+  const size_t need = Utf8SequenceLength(b0);
+  if (need == 1) return {1, true, false, b0};
+  if (need == 0) return {1, false, false, 0};
+  uint32_t cp = b0 & (0x7F >> need);  // the lead byte's payload bits
+  uint8_t lo = 0x80, hi = 0xBF;       // allowed range of the second byte
+  if (b0 == 0xE0) lo = 0xA0;          // overlong
+  if (b0 == 0xED) hi = 0x9F;          // surrogates
+  if (b0 == 0xF0) lo = 0x90;          // overlong
+  if (b0 == 0xF4) hi = 0x8F;          // beyond U+10FFFF
   for (size_t i = 1; i < need; ++i) {
     if (pos + i >= s.size()) return {i, false, true, 0};
     const auto b = static_cast<uint8_t>(s[pos + i]);

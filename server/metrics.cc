@@ -318,8 +318,8 @@ void ServerMetrics::SetHttpConnections(int64_t open, int64_t limit) {
   impl_->http_seen.store(true, std::memory_order_relaxed);
 }
 
-void ServerMetrics::RecordHttpAcceptPause(std::string_view reason) {
-  (reason == "full" ? impl_->http_pauses_full : impl_->http_pauses_error)
+void ServerMetrics::RecordHttpAcceptPause(bool at_cap) {
+  (at_cap ? impl_->http_pauses_full : impl_->http_pauses_error)
       .fetch_add(1, std::memory_order_relaxed);
 }
 

@@ -90,10 +90,10 @@ class ServerMetrics {
                            std::string_view reason = "");
 
   // The OpenAI HTTP port's connections: open now and the cap (gauges, shown
-  // once set), and each time accepting paused (reason "full": at the cap;
-  // "error": accept failed, e.g. out of descriptors).
+  // once set), and each time accepting paused (at the cap: reason "full";
+  // else accept failed, e.g. out of descriptors: "error").
   void SetHttpConnections(int64_t open, int64_t limit);
-  void RecordHttpAcceptPause(std::string_view reason);
+  void RecordHttpAcceptPause(bool at_cap);
 
   // cohost_cpu_info{cpu,features,quant_kernels} 1: what the CPU kernels run on.
   void SetCpuInfo(std::string cpu, std::string features, std::string quant_kernels);

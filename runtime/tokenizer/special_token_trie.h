@@ -28,8 +28,8 @@ class SpecialTokenTrie {
     for (const char c : spelling) {
       int32_t next = Child(node, c);
       if (next < 0) {
-        next = static_cast<int32_t>(ids_.size());
-        ids_.push_back({-1, -1});
+        next = static_cast<int32_t>(spelled_.size());
+        spelled_.push_back({-1, -1});
         if (node == 0) {
           root_[static_cast<uint8_t>(c)] = next;
         } else {
@@ -38,7 +38,7 @@ class SpecialTokenTrie {
       }
       node = next;
     }
-    int32_t& kept = control ? ids_[node].control : ids_[node].other;
+    int32_t& kept = control ? spelled_[node].control : spelled_[node].other;
     if (node != 0 && kept < 0) kept = id;
   }
 
@@ -51,7 +51,7 @@ class SpecialTokenTrie {
     for (size_t i = 0; i < text.size(); ++i) {
       node = Child(node, text[i]);
       if (node < 0) return;
-      const auto [a, b] = ids_[node];
+      const auto [a, b] = spelled_[node];
       if (std::max(a, b) >= 0) fn(std::max(a, b), i + 1);
       if (std::min(a, b) >= 0) fn(std::min(a, b), i + 1);
     }
@@ -70,7 +70,7 @@ class SpecialTokenTrie {
   struct Spelled {
     int32_t control = -1, other = -1;  // the tokens spelled up to a node
   };
-  std::vector<Spelled> ids_{Spelled{}};           // node 0 is the root
+  std::vector<Spelled> spelled_{Spelled{}};       // node 0 is the root
   std::array<int32_t, 256> root_{};               // the root's children (most bytes start none)
   absl::flat_hash_map<uint64_t, int32_t> edges_;  // (node, byte) -> child, below the root
 };

@@ -230,7 +230,7 @@ void HttpFrontDoor::UpdateAccepting() {
     return;
   }
   evconnlistener_disable(listener_);
-  if (deps_.metrics != nullptr) deps_.metrics->RecordHttpAcceptPause(full ? "full" : "error");
+  if (deps_.metrics != nullptr) deps_.metrics->RecordHttpAcceptPause(/*at_cap=*/full);
 }
 
 void HttpFrontDoor::OnAcceptError(evconnlistener*, void*) {

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "common/utf8.h"
 #include "nlohmann/json.hpp"
 #include "runtime/tokenizer/unicode.h"
 
@@ -90,7 +91,8 @@ void TextOffset::Add(std::string_view bytes) {
       continue;
     }
     ++chars;  // a character's first byte, or a stray byte shown as U+FFFD
-    open = c >= 0xC2 && c <= 0xDF ? 1 : c >= 0xE0 && c <= 0xEF ? 2 : c >= 0xF0 && c <= 0xF4 ? 3 : 0;
+    const size_t length = Utf8SequenceLength(c);
+    open = length > 1 ? static_cast<int>(length) - 1 : 0;
   }
 }
 

@@ -65,18 +65,28 @@ class HttpLoopTest : public ::testing::Test {
     std::erase(fds_, fd);
     ::close(fd);
   }
-  static std::string Post(int, const std::string& body) {
-    return "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-           "Content-Length: " +
-           std::to_string(body.size()) + "\r\n\r\n" + body;
+  // A new connection that has sent `bytes` (-1 on failure).
+  int Send(const std::string& bytes) {
+    const int fd = Open();
+    return fd >= 0 && testing::SendAll(fd, bytes) ? fd : -1;
   }
-  // Options whose first preparation waits at `gate` (the rest go through).
-  HttpOptions HeldFirst(cohost::testing::Gate& gate) {
+  // kCompletion posted on a new connection.
+  int SendCompletion() {
+    return Send(
+        "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        "Content-Length: " +
+        std::to_string(sizeof kCompletion - 1) + "\r\n\r\n" + kCompletion);
+  }
+  // Starts a front door whose first preparation waits at `gate`, and posts
+  // that request: its connection, once it waits there (-1 on failure).
+  int StartWithAHeldRequest(cohost::testing::Gate& gate) {
     HttpOptions options;
     options.on_prepare = [&gate, first = std::make_shared<std::atomic<bool>>(true)] {
       if (first->exchange(false)) gate.Enter();
     };
-    return options;
+    Start(options);
+    const int fd = SendCompletion();
+    return fd >= 0 && gate.WaitEntered() ? fd : -1;
   }
   runtime::EngineStats Stats() { return (*tiny_->router->Find("tiny"))->Stats(); }
   bool OpenConnectionsBecome(size_t n) {
@@ -101,9 +111,8 @@ TEST_F(HttpLoopTest, AtTheCapNewConnectionsWaitUntilOneCloses) {
   ASSERT_GE(second, 0);
   ASSERT_TRUE(OpenConnectionsBecome(2));
   // The kernel completes the handshake (the backlog), but nobody reads it.
-  const int third = Open();
+  const int third = Send(kHealth);
   ASSERT_GE(third, 0);
-  ASSERT_TRUE(testing::SendAll(third, kHealth));
   EXPECT_EQ(testing::ReadUntil(third, "\r\n\r\n", std::chrono::milliseconds(300)), "")
       << "a connection past the cap was served";
   EXPECT_EQ(door_->open_connections(), 2u);
@@ -142,9 +151,8 @@ TEST_F(HttpLoopTest, EveryWayAConnectionEndsGivesItsSlotBack) {
   };
   for (const auto& [how, send] : cases) {
     SCOPED_TRACE(how);
-    const int fd = Open();
+    const int fd = Send(send);
     ASSERT_GE(fd, 0);
-    ASSERT_TRUE(testing::SendAll(fd, send));
     if (how.starts_with("the client closes")) {
       ASSERT_TRUE(OpenConnectionsBecome(1));
       if (!send.empty()) {
@@ -160,8 +168,8 @@ TEST_F(HttpLoopTest, EveryWayAConnectionEndsGivesItsSlotBack) {
     EXPECT_TRUE(OpenConnectionsBecome(0));
     Close(fd);
   }
-  const int last = Open();
-  ASSERT_TRUE(testing::SendAll(last, kHealth));
+  const int last = Send(kHealth);
+  ASSERT_GE(last, 0);
   EXPECT_THAT(testing::ReadUntil(last, "\r\n\r\n", std::chrono::seconds(10)),
               StartsWith("HTTP/1.1 200"));
 }
@@ -170,16 +178,14 @@ TEST_F(HttpLoopTest, EveryWayAConnectionEndsGivesItsSlotBack) {
 // and a second request is prepared and served beside it.
 TEST_F(HttpLoopTest, ARequestBeingPreparedHoldsNeitherTheLoopNorOthers) {
   cohost::testing::Gate gate;
-  Start(HeldFirst(gate));
-  const int held = Open();
-  ASSERT_TRUE(testing::SendAll(held, Post(held, kCompletion)));
-  ASSERT_TRUE(gate.WaitEntered());
-  const int health = Open();
-  ASSERT_TRUE(testing::SendAll(health, kHealth));
+  const int held = StartWithAHeldRequest(gate);
+  ASSERT_GE(held, 0);
+  const int health = Send(kHealth);
+  ASSERT_GE(health, 0);
   EXPECT_THAT(testing::ReadUntil(health, "\r\n\r\n", std::chrono::seconds(10)),
               StartsWith("HTTP/1.1 200"));
-  const int other = Open();
-  ASSERT_TRUE(testing::SendAll(other, Post(other, kCompletion)));
+  const int other = SendCompletion();
+  ASSERT_GE(other, 0);
   EXPECT_THAT(testing::ReadUntil(other, "\"completion_tokens\":4", std::chrono::seconds(30)),
               StartsWith("HTTP/1.1 200"));
   gate.Open();
@@ -191,16 +197,14 @@ TEST_F(HttpLoopTest, ARequestBeingPreparedHoldsNeitherTheLoopNorOthers) {
 // for it, and the front door serves on.
 TEST_F(HttpLoopTest, AClientThatLeavesWhileItsRequestIsPreparedLeavesNothing) {
   cohost::testing::Gate gate;
-  Start(HeldFirst(gate));
+  const int held = StartWithAHeldRequest(gate);
+  ASSERT_GE(held, 0);
   const int64_t finished = Stats().num_requests_finished;
-  const int held = Open();
-  ASSERT_TRUE(testing::SendAll(held, Post(held, kCompletion)));
-  ASSERT_TRUE(gate.WaitEntered());
   Close(held);
   ASSERT_TRUE(OpenConnectionsBecome(0));
   gate.Open();
-  const int next = Open();
-  ASSERT_TRUE(testing::SendAll(next, Post(next, kCompletion)));
+  const int next = SendCompletion();
+  ASSERT_GE(next, 0);
   EXPECT_THAT(testing::ReadUntil(next, "\"completion_tokens\":4", std::chrono::seconds(30)),
               StartsWith("HTTP/1.1 200"));
   EXPECT_TRUE(testing::WaitFor([&] { return Stats().num_requests_finished == finished + 1; },
@@ -213,10 +217,8 @@ TEST_F(HttpLoopTest, AClientThatLeavesWhileItsRequestIsPreparedLeavesNothing) {
 // closes unanswered) and joins.
 TEST_F(HttpLoopTest, StoppingWhileARequestIsPreparedJoins) {
   cohost::testing::Gate gate;
-  Start(HeldFirst(gate));
-  const int held = Open();
-  ASSERT_TRUE(testing::SendAll(held, Post(held, kCompletion)));
-  ASSERT_TRUE(gate.WaitEntered());
+  const int held = StartWithAHeldRequest(gate);
+  ASSERT_GE(held, 0);
   std::thread opener([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     gate.Open();
