@@ -45,6 +45,7 @@ std::vector<const QuantKernels*> Vectorized() {
   std::vector<const QuantKernels*> out;
   if (const QuantKernels* avx2 = Avx2QuantKernels()) out.push_back(avx2);
   if (const QuantKernels* vnni = Avx512VnniQuantKernels()) out.push_back(vnni);
+  if (const QuantKernels* amx = AmxQuantKernels()) out.push_back(amx);
   return out;
 }
 
@@ -197,13 +198,20 @@ TEST(CpuFeaturesTest, NamesTheCpuAndWhatItHas) {
   if (f.avx512f) {
     EXPECT_TRUE(f.avx2);
   }
+  if (f.amx_int8 || f.amx_bf16) {
+    EXPECT_TRUE(f.amx_tile);
+  }
   const bool avx2_table = Avx2QuantKernels() != nullptr;
   EXPECT_EQ(avx2_table, f.avx2 && f.fma && f.f16c);
   const bool vnni_table = Avx512VnniQuantKernels() != nullptr;
   EXPECT_EQ(vnni_table, avx2_table && f.avx512f && f.avx512vl && f.avx512vnni);
+  const bool amx_table = AmxQuantKernels() != nullptr;
+  EXPECT_EQ(amx_table, vnni_table && f.amx_tile && f.amx_int8);
   const char* force = std::getenv("COHOST_CPU_KERNELS");
   const std::string forced = force != nullptr ? force : "";
+  const bool no_amx = forced == "avx2" || forced == "avx512vnni";
   const char* want = forced == "scalar"               ? "scalar"
+                     : amx_table && !no_amx           ? "amx"
                      : vnni_table && forced != "avx2" ? "avx512vnni"
                      : avx2_table                     ? "avx2"
                                                       : "scalar";
@@ -398,12 +406,13 @@ void ScalarTiles(WeightFormat f, const uint8_t* w, size_t row_bytes, int cols, c
 // same order (quant_kernels.h): the same bits as the scalar reference, for
 // every format, with random and extreme scales, whole and partial tiles of
 // every width a table takes, a decode step's few activation rows and batches
-// longer than one chunk of them.
+// of more than one chunk of them (the AMX table's tile multiplies take
+// sixteen at a time, the rest its wide tile).
 TEST(QuantTileTest, EveryTableEqualsTheScalarTableBitForBit) {
   SKIP_WITHOUT_VECTOR_TABLES();
   std::mt19937 rng(7);
   const QuantKernels& scalar = ScalarQuantKernels();
-  constexpr int64_t kM = kTileRows + 3;
+  constexpr int64_t kM = 2 * kTileRows + 3;
   std::vector<BlockQ8A> a;
   for (int64_t r = 0; r < kM; ++r) {
     const float xs = r % 5 == 2 ? 1e-3f : r % 5 == 4 ? 3e4f : 1.f;
@@ -471,7 +480,8 @@ TEST(QuantTileTest, ATileGivesEachPairWhatThePairAloneGives) {
 
 // A matrix split by rows (q, k and v of a Q4_K_M file: each part its own
 // format): GroupedGemm gives every part what Gemm gives it alone, bit for bit,
-// though the activations are quantized once and the parts share the pool.
+// though the activations are quantized once and the parts share the pool;
+// and every row of a batch gets what it gets alone.
 TEST(QuantGemmTest, GroupedPartsEachGetWhatTheirOwnGemmGives) {
   std::mt19937 rng(11);
   const std::unique_ptr<Backend> be = MakeCpuBackend(2);
@@ -486,7 +496,8 @@ TEST(QuantGemmTest, GroupedPartsEachGetWhatTheirOwnGemmGives) {
     weights.push_back(Concatenated(rows));
     biases.push_back(RandomRow(rng, 1.f));
   }
-  for (const int32_t m : {1, 5, 17}) {
+  // 37 rows: the AMX table's tile registers take 32 of them.
+  for (const int32_t m : {1, 5, 17, 37}) {
     std::vector<float> a;
     for (int32_t r = 0; r < m; ++r) {
       const std::vector<float> row = RandomRow(rng, 1.f);
@@ -507,6 +518,14 @@ TEST(QuantGemmTest, GroupedPartsEachGetWhatTheirOwnGemmGives) {
     be->GroupedGemm(a.data(), parts.data(), 3, m, kK);
     for (int p = 0; p < 3; ++p) {
       EXPECT_EQ(grouped[p], alone[p]) << WeightFormatName(formats[p]) << " m " << m;
+      // A row's products do not depend on the rest of its batch.
+      std::vector<float> single(widths[p]);
+      for (int32_t r = 0; r < m; ++r) {
+        be->Gemm(a.data() + static_cast<size_t>(r) * kK, WeightRef(weights[p].data(), formats[p]),
+                 parts[p].bias, 1, widths[p], kK, single.data());
+        ASSERT_TRUE(std::equal(single.begin(), single.end(), alone[p].begin() + r * widths[p]))
+            << WeightFormatName(formats[p]) << " m " << m << " row " << r;
+      }
     }
     // The same parts filling the columns of one [m, 56] output (ldc).
     constexpr int32_t kLdc = 20 + 3 + 33;

@@ -1,6 +1,8 @@
 #include "cpu_features.h"
 
 #include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <cstdint>
 #include <cstring>
@@ -17,6 +19,12 @@ uint64_t Xgetbv0() {
   uint32_t lo = 0, hi = 0;
   __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
   return (static_cast<uint64_t>(hi) << 32) | lo;
+}
+
+bool RequestTileData() {
+  constexpr int kArchReqXcompPerm = 0x1023;
+  constexpr int kXfeatureXtiledata = 18;
+  return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
 }
 
 CpuFeatures Detect() {
@@ -45,9 +53,14 @@ CpuFeatures Detect() {
   f.avx512bw = zmm && Bit(b, 30);
   f.avx512vl = zmm && Bit(b, 31);
   f.avx512vnni = zmm && Bit(c, 11);
-  f.amx_bf16 = tiles && Bit(d, 22);
-  f.amx_tile = tiles && Bit(d, 24);
-  f.amx_int8 = tiles && Bit(d, 25);
+  // Linux hands out the tile registers' 8 KB of state only to a process
+  // that asks (arch_prctl ARCH_REQ_XCOMP_PERM, once, for every thread);
+  // without it the first tile instruction is SIGILL. A kernel too old to
+  // know the request, or one that refuses it, leaves AMX off.
+  const bool tiles_granted = tiles && Bit(d, 24) && RequestTileData();
+  f.amx_bf16 = tiles_granted && Bit(d, 22);
+  f.amx_tile = tiles_granted;
+  f.amx_int8 = tiles_granted && Bit(d, 25);
   if (__get_cpuid_count(7, 1, &a, &b, &c, &d)) f.avx512bf16 = zmm && Bit(a, 5);
   return f;
 }

@@ -1,7 +1,9 @@
 // The x86 quantized tables: the kernels' body (quant_x86_body.h) compiled
 // twice, for AVX2 (+FMA, F16C) and for AVX-512 VNNI (vpdpbusd replaces
 // maddubs + madd), whose batched tiles take sixteen rows on 512-bit vectors
-// (quant_x86_wide_tile.h). Each function carries its own
+// (quant_x86_wide_tile.h); the AMX table is the VNNI one with batches of
+// sixteen activation rows or more summed by tile multiplies
+// (quant_x86_amx_tile.h). Each function carries its own
 // target attribute (no file-wide -mavx2), so nothing here, inline library code
 // included, runs on a CPU without it: each table is handed out only when
 // cpuid says the CPU has what it needs.
@@ -12,6 +14,7 @@
 #include <cmath>
 #include <cstring>
 #include <type_traits>
+#include <vector>
 
 #include "cpu_features.h"
 #include "quant_kernels.h"
@@ -33,6 +36,10 @@ namespace {
 #define COHOST_VNNI 1
 #include "quant_x86_body.h"       // NOLINT(bugprone-suspicious-include)
 #include "quant_x86_wide_tile.h"  // NOLINT(bugprone-suspicious-include)
+#define COHOST_AMX_TARGET \
+  __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512vnni,amx-tile,amx-int8")))
+#include "quant_x86_amx_tile.h"  // NOLINT(bugprone-suspicious-include)
+#undef COHOST_AMX_TARGET
 #undef COHOST_TARGET
 #undef COHOST_VNNI
 }  // namespace
@@ -58,6 +65,13 @@ const QuantKernels* Avx512VnniQuantKernels() {
   const CpuFeatures& f = HostCpuFeatures();
   if (!f.avx2 || !f.fma || !f.f16c || !f.avx512f || !f.avx512vl || !f.avx512vnni) return nullptr;
   static const QuantKernels k = COHOST_X86_TABLE(vnni, "avx512vnni", vnni::kWideTileCols, WideTile);
+  return &k;
+}
+
+const QuantKernels* AmxQuantKernels() {
+  const CpuFeatures& f = HostCpuFeatures();
+  if (Avx512VnniQuantKernels() == nullptr || !f.amx_tile || !f.amx_int8) return nullptr;
+  static const QuantKernels k = COHOST_X86_TABLE(vnni, "amx", vnni::kWideTileCols, AmxTile);
   return &k;
 }
 

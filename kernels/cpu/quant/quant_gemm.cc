@@ -1,5 +1,5 @@
 // cpu::QuantGemm: activations quantized per row to int8 blocks once, then
-// tiles of eight weight rows (of one part or several) against chunks of
+// tiles of the table's weight rows (of one part or several) against all
 // activation rows through the selected table.
 
 #include <algorithm>
@@ -51,15 +51,11 @@ void QuantGemm(const float* a, const GemmPart* parts, int32_t num_parts, int32_t
       auto* c = static_cast<float*>(part.c);
       const int64_t n = part.n, ldc = part.RowStride();
       const int64_t j0 = (t - starts[p]) * kColumnTile, j1 = std::min<int64_t>(n, j0 + kColumnTile);
-      // The task's weight rows stay in cache while every chunk of
-      // activation rows passes through them.
-      for (int64_t r0 = 0; r0 < m; r0 += kTileRows) {
-        const int64_t rows = std::min<int64_t>(kTileRows, m - r0);
-        for (int64_t j = j0; j < j1; j += table.tile_cols) {
-          tile(base + j * row_bytes, row_bytes,
-               static_cast<int>(std::min<int64_t>(table.tile_cols, j1 - j)), qa + r0 * nb, rows, nb,
-               c + r0 * ldc + j, ldc);
-        }
+      // Each tile takes every activation row: its weight rows stay in
+      // cache (the AMX table decodes them once) while the rows pass.
+      for (int64_t j = j0; j < j1; j += table.tile_cols) {
+        tile(base + j * row_bytes, row_bytes,
+             static_cast<int>(std::min<int64_t>(table.tile_cols, j1 - j)), qa, m, nb, c + j, ldc);
       }
       if (bias != nullptr) {
         for (int64_t i = 0; i < m; ++i) {

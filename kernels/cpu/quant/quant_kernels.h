@@ -4,8 +4,9 @@
 // as llama.cpp does, eight or sixteen weight rows at a time (a tile, one
 // vector of fp32 outputs) so that the fp32 work is one vector operation per
 // sub-block and activation row. One portable
-// scalar table, the reference; an AVX2 table and an AVX-512 VNNI one, each
-// used only where cpuid says the CPU has what it needs. SelectedQuantKernels
+// scalar table, the reference; an AVX2 table, an AVX-512 VNNI one and an
+// AMX one (the VNNI table with the integer sums of batches taken by tile
+// multiplies), each used only where cpuid says the CPU has what it needs. SelectedQuantKernels
 // picks once, at first use.
 #pragma once
 
@@ -76,7 +77,7 @@ inline constexpr bool kHasMin =
     std::is_same_v<Block, BlockQ4_K> || std::is_same_v<Block, BlockQ5_K>;
 
 struct QuantKernels {
-  const char* name;  // "scalar", "avx2", "avx512vnni"
+  const char* name;  // "scalar", "avx2", "avx512vnni", "amx"
   int tile_cols;     // the most weight rows one call of `tile` takes
   // x[k] (k a multiple of 32) -> k / 32 blocks: d = max|x| / 127, q = round(x / d)
   // (to nearest, ties to even), s = d * sum(q), sum16 the two halves' sums.
@@ -98,6 +99,9 @@ const QuantKernels& ScalarQuantKernels();
 const QuantKernels* Avx2QuantKernels();
 // nullptr when this CPU lacks those or AVX-512 F, VL and VNNI.
 const QuantKernels* Avx512VnniQuantKernels();
+// nullptr when this CPU lacks those or AMX tiles with int8, or the kernel
+// did not let this process use the tile registers.
+const QuantKernels* AmxQuantKernels();
 // The fastest table this CPU runs.
 const QuantKernels& SelectedQuantKernels();
 

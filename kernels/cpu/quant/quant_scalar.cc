@@ -250,12 +250,15 @@ const QuantKernels& ScalarQuantKernels() {
 }
 
 const QuantKernels& SelectedQuantKernels() {
-  // COHOST_CPU_KERNELS=scalar forces the reference, =avx2 the AVX2 table
-  // where a faster one exists (for comparisons).
+  // COHOST_CPU_KERNELS names a slower table to use where a faster one
+  // exists (for comparisons): scalar (the reference), avx2 or avx512vnni.
   static const QuantKernels& chosen = []() -> const QuantKernels& {
-    const char* force = std::getenv("COHOST_CPU_KERNELS");
-    if (force != nullptr && std::string_view(force) == "scalar") return ScalarQuantKernels();
-    const bool avx2_only = force != nullptr && std::string_view(force) == "avx2";
+    const char* env = std::getenv("COHOST_CPU_KERNELS");
+    const std::string_view force = env != nullptr ? env : "";
+    if (force == "scalar") return ScalarQuantKernels();
+    const bool avx2_only = force == "avx2";
+    const bool no_amx = avx2_only || force == "avx512vnni";
+    if (const QuantKernels* amx = AmxQuantKernels(); amx != nullptr && !no_amx) return *amx;
     if (const QuantKernels* vnni = Avx512VnniQuantKernels(); vnni != nullptr && !avx2_only) {
       return *vnni;
     }

@@ -22,9 +22,11 @@ COHOST_TARGET inline __m512i Join(__m256i lo, __m256i hi) {
   return _mm512_inserti64x4(_mm512_zextsi256_si512(lo), hi, 1);
 }
 
-// Factors<Block> of rows 0-7 and of rows 8-15, lane for lane.
+// Factors<Block> of rows 0-7 and of rows 8-15, lane for lane. (alignas:
+// outside AVX-512 code GCC gives __m512 members only 16-byte alignment, and
+// the AMX tile keeps these in a std::vector.)
 template <typename Block>
-struct WideFactors {
+struct alignas(64) WideFactors {
   __m512 scale[kSubBlocks<Block>];
   __m512 min[kSubBlocks<Block>];
   __m512i sc_lo[kSubBlocks<Block>];
@@ -61,6 +63,54 @@ COHOST_TARGET inline __m512i Broadcast4Wide(const int8_t* p) {
   return _mm512_set1_epi32(v);
 }
 
+// Sub-block J of block b of the sixteen rows as vpdpbusd takes them: t[d]
+// lane i holds bytes 4d..4d+3 of row i's codes (eight 64-byte rows, also
+// the layout of an AMX tile's second operand).
+template <typename Block, int J>
+COHOST_TARGET inline void WideColumns(const Block* const* rows, int64_t b, __m512i* t) {
+  __m256i u[kTileCols], v[kTileCols], tu[kTileCols], tv[kTileCols];
+  for (int i = 0; i < kTileCols; ++i) {
+    u[i] = Load<J>(rows[i][b]);
+    v[i] = Load<J>(rows[kTileCols + i][b]);
+  }
+  Transpose(u, tu);
+  Transpose(v, tv);
+  for (int d = 0; d < kTileCols; ++d) t[d] = Join(tu[d], tv[d]);
+}
+
+// acc + sub-block j's share of sixteen outputs for one activation block
+// ab, from lo and hi, the integer sums of the codes times the activations
+// over the sub-block's first and second sixteen values (for formats without
+// per-16 scales only lo + hi counts, so a whole sub-block's sum may come in
+// lo with hi zero): the body's fp32 steps, in its order.
+template <typename Block>
+COHOST_TARGET inline __m512 WideAccumulate(__m512i lo, __m512i hi, const BlockQ8A* ab,
+                                           const WideFactors<Block>& f, int j, __m512 acc) {
+  __m512i isum;
+  if constexpr (kPer16Scales<Block>) {
+    lo = _mm512_sub_epi32(lo, _mm512_set1_epi32(kOffset<Block> * ab->sum16[0]));
+    hi = _mm512_sub_epi32(hi, _mm512_set1_epi32(kOffset<Block> * ab->sum16[1]));
+    isum = _mm512_add_epi32(_mm512_mullo_epi32(lo, f.sc_lo[j]), _mm512_mullo_epi32(hi, f.sc_hi[j]));
+  } else {
+    isum = _mm512_add_epi32(lo, hi);
+    if constexpr (kOffset<Block> != 0) {
+      const int32_t sum = ab->sum16[0] + ab->sum16[1];
+      isum = _mm512_sub_epi32(isum, _mm512_set1_epi32(kOffset<Block> * sum));
+    }
+  }
+  __m512 out = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum),
+                               _mm512_mul_ps(f.scale[j], _mm512_set1_ps(ab->d)), acc);
+  if constexpr (kHasMin<Block>) out = _mm512_fmadd_ps(f.min[j], _mm512_set1_ps(ab->s), out);
+  if constexpr (kHasMin16<Block>) {
+    const __m512i msum =
+        _mm512_add_epi32(_mm512_mullo_epi32(f.m_lo[j], _mm512_set1_epi32(ab->sum16[0])),
+                         _mm512_mullo_epi32(f.m_hi[j], _mm512_set1_epi32(ab->sum16[1])));
+    out = _mm512_fmadd_ps(f.min[j], _mm512_mul_ps(_mm512_set1_ps(ab->d), _mm512_cvtepi32_ps(msum)),
+                          out);
+  }
+  return out;
+}
+
 // TileBlock's transposed path on sixteen rows: sub-blocks J.. of block b.
 template <typename Block, int J = 0>
 COHOST_TARGET inline void WideTileBlock(const Block* const* rows, int64_t b,
@@ -68,16 +118,7 @@ COHOST_TARGET inline void WideTileBlock(const Block* const* rows, int64_t b,
                                         int64_t nb, __m512* acc) {
   if constexpr (J < kSubBlocks<Block>) {
     __m512i t[kTileCols];
-    {
-      __m256i u[kTileCols], v[kTileCols], tu[kTileCols], tv[kTileCols];
-      for (int i = 0; i < kTileCols; ++i) {
-        u[i] = Load<J>(rows[i][b]);
-        v[i] = Load<J>(rows[kTileCols + i][b]);
-      }
-      Transpose(u, tu);
-      Transpose(v, tv);
-      for (int d = 0; d < kTileCols; ++d) t[d] = Join(tu[d], tv[d]);
-    }
+    WideColumns<Block, J>(rows, b, t);
     const BlockQ8A* ab = a + b * kSubBlocks<Block> + J;
     for (int64_t r = 0; r < m; ++r, ab += nb) {
       __m512i lo = _mm512_setzero_si512(), hi = _mm512_setzero_si512();
@@ -85,30 +126,7 @@ COHOST_TARGET inline void WideTileBlock(const Block* const* rows, int64_t b,
         lo = _mm512_dpbusd_epi32(lo, t[d], Broadcast4Wide(ab->qs + 4 * d));
         hi = _mm512_dpbusd_epi32(hi, t[d + 4], Broadcast4Wide(ab->qs + 4 * (d + 4)));
       }
-      __m512i isum;
-      if constexpr (kPer16Scales<Block>) {
-        lo = _mm512_sub_epi32(lo, _mm512_set1_epi32(kOffset<Block> * ab->sum16[0]));
-        hi = _mm512_sub_epi32(hi, _mm512_set1_epi32(kOffset<Block> * ab->sum16[1]));
-        isum = _mm512_add_epi32(_mm512_mullo_epi32(lo, f.sc_lo[J]),
-                                _mm512_mullo_epi32(hi, f.sc_hi[J]));
-      } else {
-        isum = _mm512_add_epi32(lo, hi);
-        if constexpr (kOffset<Block> != 0) {
-          const int32_t sum = ab->sum16[0] + ab->sum16[1];
-          isum = _mm512_sub_epi32(isum, _mm512_set1_epi32(kOffset<Block> * sum));
-        }
-      }
-      __m512 out = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum),
-                                   _mm512_mul_ps(f.scale[J], _mm512_set1_ps(ab->d)), acc[r]);
-      if constexpr (kHasMin<Block>) out = _mm512_fmadd_ps(f.min[J], _mm512_set1_ps(ab->s), out);
-      if constexpr (kHasMin16<Block>) {
-        const __m512i msum =
-            _mm512_add_epi32(_mm512_mullo_epi32(f.m_lo[J], _mm512_set1_epi32(ab->sum16[0])),
-                             _mm512_mullo_epi32(f.m_hi[J], _mm512_set1_epi32(ab->sum16[1])));
-        out = _mm512_fmadd_ps(f.min[J],
-                              _mm512_mul_ps(_mm512_set1_ps(ab->d), _mm512_cvtepi32_ps(msum)), out);
-      }
-      acc[r] = out;
+      acc[r] = WideAccumulate(lo, hi, ab, f, J, acc[r]);
     }
     WideTileBlock<Block, J + 1>(rows, b, f, a, m, nb, acc);
   }

@@ -1,0 +1,187 @@
+// The AMX table's tile: the AVX-512 VNNI table's sixteen weight rows, with
+// the integer sums of sixteen activation rows at a time taken by one AMX
+// tile multiply (tdpbsud: signed activation bytes times unsigned codes,
+// summed in int32) instead of 128 vpdpbusd. A call first packs its weight
+// rows once, every sub-block in the layout WideColumns gives (the layout
+// tdpbsud wants of its second operand) and every block's factors, so a
+// prefill's hundreds of activation rows decode the weights once, not once
+// per sixteen rows. The sums are stored and scaled by WideAccumulate, the
+// wide tile's own fp32 steps, so every output has the same bits as in the
+// other tables. Batches under kAmxMinRows rows (a decode step) and a
+// batch's last rows short of sixteen go to the wide tile. Included by
+// quant_avx2.cc after the wide tile, inside the VNNI table's namespace,
+// with COHOST_AMX_TARGET defined; no include guard, on purpose.
+// NOLINTBEGIN(llvm-header-guard)
+
+// Activation rows per tile multiply: a tile register's rows.
+inline constexpr int64_t kAmxRows = 16;
+// The fewest activation rows a call takes through the tile registers
+// (bench/RESULTS.md: at 16 the tile registers and the wide tile are even,
+// from 32 on the tile registers win).
+inline constexpr int64_t kAmxMinRows = 2 * kAmxRows;
+
+// The tile registers' shapes (palette 1), loaded by every call: a thread
+// may run other AMX code between calls. Two sets of sums (0, 1), two of
+// activations (2, 3) and two of codes (4, 5): either two sub-blocks at once
+// (32 values: 16 activation rows x 32 bytes, 8 x 64 bytes of codes) or, for
+// formats with per-16 scales, a sub-block's two halves (16 x 16 and 4 x 64).
+struct alignas(64) AmxTileConfig {
+  uint8_t palette = 1;
+  uint8_t start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t bytes_per_row[16] = {};
+  uint8_t rows[16] = {};
+
+  explicit constexpr AmxTileConfig(int values) {
+    const int codes_rows = values / 4;
+    for (int t = 0; t < 2; ++t) {
+      bytes_per_row[t] = 64;
+      rows[t] = kAmxRows;
+      bytes_per_row[2 + t] = static_cast<uint16_t>(values);
+      rows[2 + t] = kAmxRows;
+      bytes_per_row[4 + t] = 64;
+      rows[4 + t] = static_cast<uint8_t>(codes_rows);
+    }
+  }
+};
+static_assert(sizeof(AmxTileConfig) == 64);
+
+// One sub-block of the sixteen rows' codes as WideColumns gives them
+// (alignas: as WideFactors).
+struct alignas(64) PackedSubBlock {
+  __m512i t[kTileCols];
+};
+
+// Sub-blocks J.. of block b of the sixteen rows, packed at out.
+template <typename Block, int J = 0>
+COHOST_AMX_TARGET inline void PackBlock(const Block* const* rows, int64_t b, PackedSubBlock* out) {
+  if constexpr (J < kSubBlocks<Block>) {
+    WideColumns<Block, J>(rows, b, out[J].t);
+    PackBlock<Block, J + 1>(rows, b, out);
+  }
+}
+
+// One sub-block's integer sums, activation row x weight row (sum[1]: its
+// second half, for formats with per-16 scales).
+struct AmxSums {
+  int32_t sum[2][kAmxRows][kWideTileCols];
+};
+
+// Sub-blocks whose sums are taken at once: 8 KB of sums.
+template <typename Block>
+inline constexpr int64_t kGroup = kPer16Scales<Block> ? 4 : 8;
+
+// The sums of `group` consecutive sub-blocks for sixteen activation rows
+// (row r's sub-block g at ab[g] + r blocks of `stride` bytes) and the codes
+// packed at `codes`, into out[0..group).
+template <typename Block>
+COHOST_AMX_TARGET inline void TakeSums(const BlockQ8A* ab, const PackedSubBlock* codes,
+                                       int64_t group, int64_t stride, AmxSums* out) {
+  if constexpr (kPer16Scales<Block>) {
+    for (int64_t g = 0; g < group; ++g) {
+      _tile_zero(0);
+      _tile_zero(1);
+      _tile_loadd(2, ab[g].qs, stride);
+      _tile_loadd(3, ab[g].qs + kQuantBlock / 2, stride);
+      _tile_loadd(4, codes[g].t, 64);
+      _tile_loadd(5, codes[g].t + kTileCols / 2, 64);
+      _tile_dpbsud(0, 2, 4);
+      _tile_dpbsud(1, 3, 5);
+      _tile_stored(0, out[g].sum[0], 64);
+      _tile_stored(1, out[g].sum[1], 64);
+    }
+  } else {
+    int64_t g = 0;
+    for (; g + 1 < group; g += 2) {
+      _tile_zero(0);
+      _tile_zero(1);
+      _tile_loadd(2, ab[g].qs, stride);
+      _tile_loadd(3, ab[g + 1].qs, stride);
+      _tile_loadd(4, codes[g].t, 64);
+      _tile_loadd(5, codes[g + 1].t, 64);
+      _tile_dpbsud(0, 2, 4);
+      _tile_dpbsud(1, 3, 5);
+      _tile_stored(0, out[g].sum[0], 64);
+      _tile_stored(1, out[g + 1].sum[0], 64);
+    }
+    if (g < group) {
+      _tile_zero(0);
+      _tile_loadd(2, ab[g].qs, stride);
+      _tile_loadd(4, codes[g].t, 64);
+      _tile_dpbsud(0, 2, 4);
+      _tile_stored(0, out[g].sum[0], 64);
+    }
+  }
+}
+
+// A QuantTileFn of up to sixteen weight rows.
+template <typename Block>
+COHOST_AMX_TARGET void AmxTile(const void* wv, size_t row_bytes, int rows, const BlockQ8A* a,
+                               int64_t m, int64_t nb, float* c, int64_t ldc) {
+  // Below kAmxMinRows the wide tile is as fast: packing the codes costs
+  // what the tile multiplies save.
+  const int64_t whole = m < kAmxMinRows ? 0 : m / kAmxRows * kAmxRows;
+  if (whole < m) {
+    WideTile<Block>(wv, row_bytes, rows, a + whole * nb, m - whole, nb, c + whole * ldc, ldc);
+  }
+  if (whole == 0) return;
+  const Block* row[kWideTileCols];
+  TileRows<Block, kWideTileCols>(wv, row_bytes, rows, row);
+  constexpr int64_t kSub = kSubBlocks<Block>;
+  const int64_t blocks = nb / kSub;
+  // The caller's thread owns these; they grow to the longest row seen.
+  thread_local std::vector<WideFactors<Block>> factors;
+  thread_local std::vector<PackedSubBlock> packed;
+  factors.resize(static_cast<size_t>(blocks));
+  packed.resize(static_cast<size_t>(nb));
+  for (int64_t b = 0; b < blocks; ++b) {
+    PrefetchNextTile<Block, kWideTileCols>(row[0], row_bytes, b);
+    LoadWideFactors(row, b, factors[b]);
+    PackBlock<Block>(row, b, packed.data() + b * kSub);
+  }
+  static constexpr AmxTileConfig kConfig(kPer16Scales<Block> ? kQuantBlock / 2 : kQuantBlock);
+  _tile_loadconfig(&kConfig);
+  const auto stride = static_cast<int64_t>(nb * sizeof(BlockQ8A));
+  // Steps: (16 activation rows, a group of sub-blocks). A step's sums are
+  // taken (into one half of `sums`) before the previous step's are scaled,
+  // so the tile stores land while the fp32 work runs.
+  const int64_t groups = (nb + kGroup<Block> - 1) / kGroup<Block>;
+  const int64_t steps = whole / kAmxRows * groups;
+  alignas(64) AmxSums sums[2][kGroup<Block>];
+  const auto take = [&](int64_t step) {
+    const int64_t r0 = step / groups * kAmxRows, s0 = step % groups * kGroup<Block>;
+    TakeSums<Block>(a + r0 * nb + s0, packed.data() + s0, std::min(kGroup<Block>, nb - s0), stride,
+                    sums[step % 2]);
+  };
+  const __mmask16 keep = static_cast<__mmask16>((1u << rows) - 1);
+  __m512 acc[kAmxRows];
+  take(0);
+  for (int64_t step = 0; step < steps; ++step) {
+    const int64_t r0 = step / groups * kAmxRows, s0 = step % groups * kGroup<Block>;
+    if (s0 == 0) {
+      for (__m512& v : acc) v = _mm512_setzero_ps();
+    }
+    if (step + 1 < steps) take(step + 1);
+    const AmxSums* ready = sums[step % 2];
+    const BlockQ8A* ab = a + r0 * nb + s0;
+    for (int64_t g = 0; g < std::min(kGroup<Block>, nb - s0); ++g) {
+      const int64_t sub = s0 + g;
+      const WideFactors<Block>& f = factors[sub / kSub];
+      const int j = static_cast<int>(sub % kSub);
+      for (int64_t r = 0; r < kAmxRows; ++r) {
+        const __m512i lo = _mm512_load_si512(ready[g].sum[0][r]);
+        __m512i hi = _mm512_setzero_si512();
+        if constexpr (kPer16Scales<Block>) hi = _mm512_load_si512(ready[g].sum[1][r]);
+        acc[r] = WideAccumulate(lo, hi, ab + g + r * nb, f, j, acc[r]);
+      }
+    }
+    if (s0 + kGroup<Block> >= nb) {
+      for (int64_t r = 0; r < kAmxRows; ++r) {
+        _mm512_mask_storeu_ps(c + (r0 + r) * ldc, keep, acc[r]);
+      }
+    }
+  }
+  _tile_release();
+}
+
+// NOLINTEND(llvm-header-guard)
