@@ -1,16 +1,19 @@
 #!/usr/bin/env python3
 """cohost against itself under two sets of `cohost run` flags (say
---kv-dtype f32 and f16), or two builds (--bin-a, --bin-b: a copy of an
-earlier build's tools/cohost), interleaved in one run so machine noise hits both:
+--kv-dtype f32 and f16), two builds (--bin-a, --bin-b: a copy of an
+earlier build's tools/cohost) or two environments (--env-a, --env-b: say
+COHOST_CPU_KERNELS=avx512vnni against none), interleaved in one run so machine noise hits both:
 the measurements of compare_llamacpp.py (decode at batch 1, prefill of a
 511-token prompt, peak RSS, aggregate decode of 16 sequences) and decode at
 batch 1 after a 1,533-token prompt, where attention reads a long cache.
 
 Run: python3 bench/compare_flags.py --a "--kv-dtype f32" --b "--kv-dtype f16"
-     [--bin-a PATH] [--bin-b PATH] [--model PATH] [--threads 2] [--reps 3]
+     [--bin-a PATH] [--bin-b PATH] [--env-a "NAME=VALUE ..."] [--env-b ...]
+     [--model PATH] [--threads 2] [--reps 3]
 (a Release build of cohost in build/). Prints a markdown table and the CPU.
 """
 import argparse
+import contextlib
 import json
 import os
 import shlex
@@ -32,6 +35,19 @@ def long_decode(args, flags):
     return j["tokens_per_second"], rss
 
 
+@contextlib.contextmanager
+def environment(assignments):
+    """os.environ with `assignments` ("NAME=VALUE ...") added, for the
+    processes started inside."""
+    saved = dict(os.environ)
+    os.environ.update(a.split("=", 1) for a in shlex.split(assignments))
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--a", required=True, help="first flag set")
@@ -39,28 +55,33 @@ def main():
     default_bin = os.path.join(cl.ROOT, "build", "tools", "cohost")
     ap.add_argument("--bin-a", default=default_bin, help="the cohost binary of the first")
     ap.add_argument("--bin-b", default=default_bin, help="the cohost binary of the second")
+    ap.add_argument("--env-a", default="", help="NAME=VALUE ... for the first's processes")
+    ap.add_argument("--env-b", default="", help="NAME=VALUE ... for the second's processes")
     ap.add_argument("--model", default=cl.DEFAULT_MODEL)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--reps", type=int, default=3)
     args = ap.parse_args()
     kinds = ("decode", "prefill", "aggregate", "long decode")
     two_builds = args.bin_a != args.bin_b
-    sides = [(f"`{flags}`" + (f" ({binary})" if two_builds else ""), flags, binary)
-             for flags, binary in ((args.a, args.bin_a), (args.b, args.bin_b))]
+    sides = [(f"`{flags}`" + (f" ({binary})" if two_builds else "") + (f" {env}" if env else ""),
+              flags, binary, env)
+             for flags, binary, env in ((args.a, args.bin_a, args.env_a),
+                                        (args.b, args.bin_b, args.env_b))]
     rows = [{k: [] for k in kinds} for _ in sides]
     for _ in range(args.reps):  # interleaved
         for kind in kinds:
-            for (_, flags, binary), r in zip(sides, rows):
+            for (_, flags, binary, env), r in zip(sides, rows):
                 args.cohost_binary, args.cohost_flags = binary, flags
-                r[kind].append(long_decode(args, flags) if kind == "long decode"
-                               else cl.cohost(args, kind))
+                with environment(env):
+                    r[kind].append(long_decode(args, flags) if kind == "long decode"
+                                   else cl.cohost(args, kind))
     print(f"model={os.path.basename(args.model)} threads={args.threads} reps={args.reps} "
           f"cpu={cl.cpu_name()!r}")
     print("| flags | decode tok/s | prefill tok/s, 511 tokens | aggregate tok/s, 16 seqs | "
           "decode tok/s after 1,533 tokens | peak RSS MB, long decode |")
     print("|---|---|---|---|---|---|")
     med = []
-    for (label, _, _), r in zip(sides, rows):
+    for (label, _, _, _), r in zip(sides, rows):
         med.append([statistics.median(v[0] for v in r[k]) for k in kinds] +
                    [statistics.median(v[1] for v in r["long decode"])])
         cells = " | ".join(f"{x:.1f}" if i == 0 else f"{x:.0f}" for i, x in enumerate(med[-1]))
