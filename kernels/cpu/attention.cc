@@ -159,8 +159,9 @@ using AttendFn = void (*)(const Tile&, const int32_t*, int32_t, const PagedKv&, 
                           const TileScratch&);
 
 // The build's baseline ISA (SSE2 on x86-64), and AVX2 + FMA + F16C where
-// cpuid says the CPU has them: eight-wide fused multiply-adds for q.k and
-// p v. One of each per page dtype.
+// cpuid says the CPU has them (unless COHOST_CPU_KERNELS=scalar:
+// HostKernelCap): eight-wide fused multiply-adds for q.k and p v. One of
+// each per page dtype.
 template <DType T>
 void AttendBaseline(const Tile& t, const int32_t* block_table, int32_t kv_head, const PagedKv& kv,
                     float scale, const TileScratch& scratch) {
@@ -179,7 +180,7 @@ __attribute__((target("avx2,fma,f16c"))) void AttendAvx2(const Tile& t, const in
 AttendFn SelectedAttend(DType dtype) {
 #if defined(__x86_64__)
   const CpuFeatures& f = HostCpuFeatures();
-  if (f.avx2 && f.fma && f.f16c) {
+  if (f.avx2 && f.fma && f.f16c && HostKernelCap() != KernelCap::kScalar) {
     switch (dtype) {
       case DType::kF32:
         return AttendAvx2<DType::kF32>;

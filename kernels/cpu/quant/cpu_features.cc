@@ -5,7 +5,9 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <string_view>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_join.h"
@@ -89,6 +91,18 @@ std::string CpuFeatures::Summary() const {
 const CpuFeatures& HostCpuFeatures() {
   static const CpuFeatures features = Detect();
   return features;
+}
+
+KernelCap HostKernelCap() {
+  static const KernelCap cap = [] {
+    const char* env = std::getenv("COHOST_CPU_KERNELS");
+    const std::string_view name = env != nullptr ? env : "";
+    if (name == "scalar") return KernelCap::kScalar;
+    if (name == "avx2") return KernelCap::kAvx2;
+    if (name == "avx512vnni") return KernelCap::kAvx512;
+    return KernelCap::kAll;
+  }();
+  return cap;
 }
 
 }  // namespace cohost::kernels::cpu

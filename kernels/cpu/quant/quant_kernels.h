@@ -102,7 +102,8 @@ const QuantKernels* Avx512VnniQuantKernels();
 // nullptr when this CPU lacks those or AMX tiles with int8, or the kernel
 // did not let this process use the tile registers.
 const QuantKernels* AmxQuantKernels();
-// The fastest table this CPU runs.
+// The fastest table this CPU runs, or the one HostKernelCap (the
+// environment's COHOST_CPU_KERNELS) holds it to.
 const QuantKernels& SelectedQuantKernels();
 
 }  // namespace cohost::kernels::cpu

@@ -3,8 +3,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
-#include <string_view>
 #include <vector>
 
 #include "cohost/kernels/dtype.h"
@@ -250,16 +248,14 @@ const QuantKernels& ScalarQuantKernels() {
 }
 
 const QuantKernels& SelectedQuantKernels() {
-  // COHOST_CPU_KERNELS names a slower table to use where a faster one
-  // exists (for comparisons): scalar (the reference), avx2 or avx512vnni.
   static const QuantKernels& chosen = []() -> const QuantKernels& {
-    const char* env = std::getenv("COHOST_CPU_KERNELS");
-    const std::string_view force = env != nullptr ? env : "";
-    if (force == "scalar") return ScalarQuantKernels();
-    const bool avx2_only = force == "avx2";
-    const bool no_amx = avx2_only || force == "avx512vnni";
-    if (const QuantKernels* amx = AmxQuantKernels(); amx != nullptr && !no_amx) return *amx;
-    if (const QuantKernels* vnni = Avx512VnniQuantKernels(); vnni != nullptr && !avx2_only) {
+    const KernelCap cap = HostKernelCap();
+    if (cap == KernelCap::kScalar) return ScalarQuantKernels();
+    if (const QuantKernels* amx = AmxQuantKernels(); amx != nullptr && cap == KernelCap::kAll) {
+      return *amx;
+    }
+    if (const QuantKernels* vnni = Avx512VnniQuantKernels();
+        vnni != nullptr && cap != KernelCap::kAvx2) {
       return *vnni;
     }
     if (const QuantKernels* avx2 = Avx2QuantKernels()) return *avx2;
