@@ -21,6 +21,7 @@
 #include "cohost/kernels/row_logprobs.h"
 #include "common/status_macros.h"
 #include "cpu_ops.h"
+#include "openblas_core.h"
 
 namespace cohost::kernels {
 
@@ -36,6 +37,7 @@ class CpuBackend final : public Backend {
     // hold it to the pool's size, never above what it chose itself (so
     // OPENBLAS_NUM_THREADS, the sanitizer runs' 1, still wins). Process-wide,
     // as OpenBLAS is: the last backend made sets it.
+    cpu::SettleOpenBlasCore();
     static const int openblas_own = openblas_get_num_threads();
     openblas_set_num_threads(std::min(openblas_own, pool_.num_threads()));
     const long pages = sysconf(_SC_PHYS_PAGES);
@@ -52,7 +54,8 @@ class CpuBackend final : public Backend {
     caps.total_memory = total_memory_;
     caps.free_memory = HostAvailableMemory();
     // OpenBLAS's kernel choice decides GEMM speed; a generic one (e.g.
-    // "Prescott" on a CPU it does not recognise) is worth seeing in logs.
+    // "Prescott" on a CPU it does not recognise, where SettleOpenBlasCore
+    // could not help) is worth seeing in logs.
     caps.device_name = absl::StrCat("cpu (", pool_.num_threads(), " threads, OpenBLAS ",
                                     openblas_get_corename(), ")");
     return caps;

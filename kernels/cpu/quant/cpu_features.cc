@@ -54,6 +54,8 @@ CpuFeatures Detect() {
   f.avx512f = zmm && Bit(b, 16);
   f.avx512bw = zmm && Bit(b, 30);
   f.avx512vl = zmm && Bit(b, 31);
+  f.avx512dq = zmm && Bit(b, 17);
+  f.avx512cd = zmm && Bit(b, 28);
   f.avx512vnni = zmm && Bit(c, 11);
   // Linux hands out the tile registers' 8 KB of state only to a process
   // that asks (arch_prctl ARCH_REQ_XCOMP_PERM, once, for every thread);
@@ -77,6 +79,8 @@ std::string CpuFeatures::Summary() const {
                                               {avx512f, "avx512f"},
                                               {avx512bw, "avx512bw"},
                                               {avx512vl, "avx512vl"},
+                                              {avx512dq, "avx512dq"},
+                                              {avx512cd, "avx512cd"},
                                               {avx512vnni, "avx512vnni"},
                                               {avx512bf16, "avx512bf16"},
                                               {amx_tile, "amx-tile"},
