@@ -143,8 +143,9 @@ COHOST_AMX_TARGET void AmxTile(const void* wv, size_t row_bytes, int rows, const
   _tile_loadconfig(&kConfig);
   const auto stride = static_cast<int64_t>(nb * sizeof(BlockQ8A));
   // Steps: (16 activation rows, a group of sub-blocks). A step's sums are
-  // taken (into one half of `sums`) before the previous step's are scaled,
-  // so the tile stores land while the fp32 work runs.
+  // taken (into one half of `sums`) before the previous step's are scaled.
+  // (On Emerald Rapids that measured no faster than taking and scaling in
+  // turn: the tile stores and the vector loads share the ports; RESULTS.md.)
   const int64_t groups = (nb + kGroup<Block> - 1) / kGroup<Block>;
   const int64_t steps = whole / kAmxRows * groups;
   alignas(64) AmxSums sums[2][kGroup<Block>];
