@@ -23,8 +23,9 @@ std::optional<std::string> BetterOpenBlasCore(const CpuFeatures& f, std::string_
 // Once per process: when the environment sets no OPENBLAS_CORETYPE and
 // BetterOpenBlasCore names a core, re-runs OpenBLAS's dynamic core choice
 // with it (through its exported gotoblas_dynamic_quit / _init, found at run
-// time: a build without them is left alone). Returns OpenBLAS's core name
-// afterwards.
+// time: a build without them is left alone; the variable stays set, so
+// processes started later choose the same). Call it before any thread runs
+// an OpenBLAS product. Returns OpenBLAS's core name afterwards.
 std::string SettleOpenBlasCore();
 
 }  // namespace cohost::kernels::cpu
