@@ -1,9 +1,13 @@
 #include "openblas_core.h"
 
 #include <cblas.h>
-#include <dlfcn.h>
 
 #include <cstdlib>
+
+// OpenBLAS's dynamic core choice (DYNAMIC_ARCH builds, shared or static);
+// weak, so that a build without them links and is left alone.
+extern "C" void gotoblas_dynamic_init() __attribute__((weak));
+extern "C" void gotoblas_dynamic_quit() __attribute__((weak));
 
 namespace cohost::kernels::cpu {
 
@@ -18,19 +22,13 @@ std::string SettleOpenBlasCore() {
   static const std::string settled = [] {
     const std::optional<std::string> better =
         BetterOpenBlasCore(HostCpuFeatures(), openblas_get_corename());
-    if (better.has_value() && std::getenv("OPENBLAS_CORETYPE") == nullptr) {
-      using Fn = void (*)();
-      // NOLINTBEGIN(cppcoreguidelines-pro-type-reinterpret-cast): dlsym's result
-      auto quit = reinterpret_cast<Fn>(dlsym(RTLD_DEFAULT, "gotoblas_dynamic_quit"));
-      auto init = reinterpret_cast<Fn>(dlsym(RTLD_DEFAULT, "gotoblas_dynamic_init"));
-      // NOLINTEND(cppcoreguidelines-pro-type-reinterpret-cast)
-      if (quit != nullptr && init != nullptr) {
-        // init reads the variable, and returns at once unless quit cleared
-        // the core it chose at load.
-        setenv("OPENBLAS_CORETYPE", better->c_str(), /*overwrite=*/0);
-        quit();
-        init();
-      }
+    if (better.has_value() && std::getenv("OPENBLAS_CORETYPE") == nullptr &&
+        gotoblas_dynamic_quit != nullptr && gotoblas_dynamic_init != nullptr) {
+      // init reads the variable, and returns at once unless quit cleared
+      // the core it chose at load.
+      setenv("OPENBLAS_CORETYPE", better->c_str(), /*overwrite=*/0);
+      gotoblas_dynamic_quit();
+      gotoblas_dynamic_init();
     }
     return std::string(openblas_get_corename());
   }();

@@ -21,11 +21,11 @@ namespace cohost::kernels::cpu {
 std::optional<std::string> BetterOpenBlasCore(const CpuFeatures& f, std::string_view current);
 
 // Once per process: when the environment sets no OPENBLAS_CORETYPE and
-// BetterOpenBlasCore names a core, re-runs OpenBLAS's dynamic core choice
-// with it (through its exported gotoblas_dynamic_quit / _init, found at run
-// time: a build without them is left alone; the variable stays set, so
-// processes started later choose the same). Call it before any thread runs
-// an OpenBLAS product. Returns OpenBLAS's core name afterwards.
+// BetterOpenBlasCore names a core, sets the variable to it and re-runs
+// OpenBLAS's dynamic core choice (its gotoblas_dynamic_quit / _init; a build
+// without them is left alone). The variable stays set, so processes started
+// later choose the same. Call it before other threads start (setenv) and
+// before any OpenBLAS product. Returns OpenBLAS's core name afterwards.
 std::string SettleOpenBlasCore();
 
 }  // namespace cohost::kernels::cpu

@@ -24,8 +24,8 @@ uint64_t Xgetbv0() {
 }
 
 bool RequestTileData() {
-  constexpr int kArchReqXcompPerm = 0x1023;
-  constexpr int kXfeatureXtiledata = 18;
+  constexpr unsigned long kArchReqXcompPerm = 0x1023;  // NOLINT(google-runtime-int): syscall's
+  constexpr unsigned long kXfeatureXtiledata = 18;     // NOLINT(google-runtime-int)
   return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
 }
 

@@ -21,10 +21,11 @@ struct CpuFeatures {
 // Read once, on first use.
 const CpuFeatures& HostCpuFeatures();
 
-// The fastest code the CPU kernels may use: all this CPU has, unless the
-// environment's COHOST_CPU_KERNELS names a slower level (to compare code
-// paths, and to test the ones this CPU would not pick): "scalar" (the
-// portable reference code), "avx2", or "avx512vnni" (AVX-512 without AMX).
+// The fastest code the quantized tables and attention may use: all this
+// CPU has, unless the environment's COHOST_CPU_KERNELS names a slower level
+// (to compare code paths, and to test the ones this CPU would not pick):
+// "scalar" (the portable reference code), "avx2", or "avx512vnni" (AVX-512
+// without AMX). SiLU, the 16-bit products and KV narrowing ignore it.
 enum class KernelCap { kScalar, kAvx2, kAvx512, kAll };
 // Read once, on first use.
 KernelCap HostKernelCap();

@@ -61,22 +61,30 @@ COHOST_AMX_TARGET inline void PackBlock(const Block* const* rows, int64_t b, Pac
   }
 }
 
-// One sub-block's integer sums, activation row x weight row (sum[1]: its
-// second half, for formats with per-16 scales).
+// One sub-block's integer sums, activation row x weight row (for formats
+// with per-16 scales, of its two halves).
+template <typename Block>
 struct AmxSums {
-  int32_t sum[2][kAmxRows][kWideTileCols];
+  int32_t sum[kPer16Scales<Block> ? 2 : 1][kAmxRows][kWideTileCols];
 };
 
 // Sub-blocks whose sums are taken at once: 8 KB of sums.
 template <typename Block>
 inline constexpr int64_t kGroup = kPer16Scales<Block> ? 4 : 8;
 
+// The tile intrinsics are asm statements that name no memory (GCC 12's
+// headers): without this, the compiler may move the packing stores after
+// the tile loads that read them, or the loads of stored sums before the
+// tile stores that write them (or after the next ones).
+inline void TileMemoryBarrier() { asm volatile("" ::: "memory"); }
+
 // The sums of `group` consecutive sub-blocks for sixteen activation rows
 // (row r's sub-block g at ab[g] + r blocks of `stride` bytes) and the codes
 // packed at `codes`, into out[0..group).
 template <typename Block>
 COHOST_AMX_TARGET inline void TakeSums(const BlockQ8A* ab, const PackedSubBlock* codes,
-                                       int64_t group, int64_t stride, AmxSums* out) {
+                                       int64_t group, int64_t stride, AmxSums<Block>* out) {
+  TileMemoryBarrier();
   if constexpr (kPer16Scales<Block>) {
     for (int64_t g = 0; g < group; ++g) {
       _tile_zero(0);
@@ -112,6 +120,7 @@ COHOST_AMX_TARGET inline void TakeSums(const BlockQ8A* ab, const PackedSubBlock*
       _tile_stored(0, out[g].sum[0], 64);
     }
   }
+  TileMemoryBarrier();
 }
 
 // A QuantTileFn of up to sixteen weight rows.
@@ -139,6 +148,7 @@ COHOST_AMX_TARGET void AmxTile(const void* wv, size_t row_bytes, int rows, const
     LoadWideFactors(row, b, factors[b]);
     PackBlock<Block>(row, b, packed.data() + b * kSub);
   }
+  TileMemoryBarrier();
   static constexpr AmxTileConfig kConfig(kPer16Scales<Block> ? kQuantBlock / 2 : kQuantBlock);
   _tile_loadconfig(&kConfig);
   const auto stride = static_cast<int64_t>(nb * sizeof(BlockQ8A));
@@ -148,7 +158,7 @@ COHOST_AMX_TARGET void AmxTile(const void* wv, size_t row_bytes, int rows, const
   // turn: the tile stores and the vector loads share the ports; RESULTS.md.)
   const int64_t groups = (nb + kGroup<Block> - 1) / kGroup<Block>;
   const int64_t steps = whole / kAmxRows * groups;
-  alignas(64) AmxSums sums[2][kGroup<Block>];
+  alignas(64) AmxSums<Block> sums[2][kGroup<Block>];
   const auto take = [&](int64_t step) {
     const int64_t r0 = step / groups * kAmxRows, s0 = step % groups * kGroup<Block>;
     TakeSums<Block>(a + r0 * nb + s0, packed.data() + s0, std::min(kGroup<Block>, nb - s0), stride,
@@ -163,7 +173,7 @@ COHOST_AMX_TARGET void AmxTile(const void* wv, size_t row_bytes, int rows, const
       for (__m512& v : acc) v = _mm512_setzero_ps();
     }
     if (step + 1 < steps) take(step + 1);
-    const AmxSums* ready = sums[step % 2];
+    const AmxSums<Block>* ready = sums[step % 2];
     const BlockQ8A* ab = a + r0 * nb + s0;
     for (int64_t g = 0; g < std::min(kGroup<Block>, nb - s0); ++g) {
       const int64_t sub = s0 + g;
