@@ -6,8 +6,10 @@
 
 // OpenBLAS's dynamic core choice (DYNAMIC_ARCH builds, shared or static);
 // weak, so that a build without them links and is left alone.
+// NOLINTBEGIN(readability-identifier-naming): OpenBLAS's names
 extern "C" void gotoblas_dynamic_init() __attribute__((weak));
 extern "C" void gotoblas_dynamic_quit() __attribute__((weak));
+// NOLINTEND(readability-identifier-naming)
 
 namespace cohost::kernels::cpu {
 
