@@ -152,45 +152,31 @@ COHOST_AMX_TARGET void AmxTile(const void* wv, size_t row_bytes, int rows, const
   static constexpr AmxTileConfig kConfig(kPer16Scales<Block> ? kQuantBlock / 2 : kQuantBlock);
   _tile_loadconfig(&kConfig);
   const auto stride = static_cast<int64_t>(nb * sizeof(BlockQ8A));
-  // Steps: (16 activation rows, a group of sub-blocks). A step's sums are
-  // taken (into one half of `sums`) before the previous step's are scaled.
-  // (On Emerald Rapids that measured no faster than taking and scaling in
-  // turn: the tile stores and the vector loads share the ports; RESULTS.md.)
-  const int64_t groups = (nb + kGroup<Block> - 1) / kGroup<Block>;
-  const int64_t steps = whole / kAmxRows * groups;
-  alignas(64) AmxSums<Block> sums[2][kGroup<Block>];
-  const auto take = [&](int64_t step) {
-    const int64_t r0 = step / groups * kAmxRows, s0 = step % groups * kGroup<Block>;
-    TakeSums<Block>(a + r0 * nb + s0, packed.data() + s0, std::min(kGroup<Block>, nb - s0), stride,
-                    sums[step % 2]);
-  };
+  // Each group's sums are taken, then scaled. (Taking the next group's
+  // before scaling the last measured no faster on Emerald Rapids: the tile
+  // stores and the vector loads share the ports; RESULTS.md.)
+  alignas(64) AmxSums<Block> sums[kGroup<Block>];
   const __mmask16 keep = static_cast<__mmask16>((1u << rows) - 1);
-  __m512 acc[kAmxRows];
-  take(0);
-  for (int64_t step = 0; step < steps; ++step) {
-    const int64_t r0 = step / groups * kAmxRows, s0 = step % groups * kGroup<Block>;
-    if (s0 == 0) {
-      for (__m512& v : acc) v = _mm512_setzero_ps();
-    }
-    if (step + 1 < steps) take(step + 1);
-    const AmxSums<Block>* ready = sums[step % 2];
-    const BlockQ8A* ab = a + r0 * nb + s0;
-    for (int64_t g = 0; g < std::min(kGroup<Block>, nb - s0); ++g) {
-      const int64_t sub = s0 + g;
-      const WideFactors<Block>& f = factors[sub / kSub];
-      const int j = static_cast<int>(sub % kSub);
-      for (int64_t r = 0; r < kAmxRows; ++r) {
-        const __m512i lo = _mm512_load_si512(ready[g].sum[0][r]);
-        __m512i hi = _mm512_setzero_si512();
-        if constexpr (kPer16Scales<Block>) hi = _mm512_load_si512(ready[g].sum[1][r]);
-        acc[r] = WideAccumulate(lo, hi, ab + g + r * nb, f, j, acc[r]);
+  for (int64_t r0 = 0; r0 < whole; r0 += kAmxRows) {
+    __m512 acc[kAmxRows];
+    for (__m512& v : acc) v = _mm512_setzero_ps();
+    for (int64_t s0 = 0; s0 < nb; s0 += kGroup<Block>) {
+      const int64_t group = std::min(kGroup<Block>, nb - s0);
+      const BlockQ8A* ab = a + r0 * nb + s0;
+      TakeSums<Block>(ab, packed.data() + s0, group, stride, sums);
+      for (int64_t g = 0; g < group; ++g) {
+        const int64_t sub = s0 + g;
+        const WideFactors<Block>& f = factors[sub / kSub];
+        const int j = static_cast<int>(sub % kSub);
+        for (int64_t r = 0; r < kAmxRows; ++r) {
+          const __m512i lo = _mm512_load_si512(sums[g].sum[0][r]);
+          __m512i hi = _mm512_setzero_si512();
+          if constexpr (kPer16Scales<Block>) hi = _mm512_load_si512(sums[g].sum[1][r]);
+          acc[r] = WideAccumulate(lo, hi, ab + g + r * nb, f, j, acc[r]);
+        }
       }
     }
-    if (s0 + kGroup<Block> >= nb) {
-      for (int64_t r = 0; r < kAmxRows; ++r) {
-        _mm512_mask_storeu_ps(c + (r0 + r) * ldc, keep, acc[r]);
-      }
-    }
+    for (int64_t r = 0; r < kAmxRows; ++r) _mm512_mask_storeu_ps(c + (r0 + r) * ldc, keep, acc[r]);
   }
   _tile_release();
 }
