@@ -33,7 +33,7 @@ constexpr int32_t kBlock = 16;
 class SharedBudget : public KvBudget {
  public:
   explicit SharedBudget(int64_t limit) : limit_(limit) {}
-  bool Acquire(int64_t bytes) override {
+  bool Acquire(int64_t bytes, RequestId /*oldest*/) override {
     if (engine_ + neighbour_ + bytes > limit_) return false;
     engine_ += bytes;
     return true;
@@ -131,12 +131,12 @@ int Run(int32_t steps, int32_t max_in_flight, int32_t ask_every) {
     if (ask_every == 0 || step % ask_every != 0) continue;
     if (pending_since >= 0) {
       // Still waiting: ask again, as the pool does.
-      e->ReclaimKv(budget.wanted(), budget.wanted(), /*preempt=*/false);
+      e->ReclaimKv(budget.wanted(), budget.wanted(), kPreemptNever);
       continue;
     }
     ++asks;
     budget.Want(group);
-    e->ReclaimKv(group, group, /*preempt=*/false);
+    e->ReclaimKv(group, group, kPreemptNever);
     if (budget.wanted() == 0) {
       ++at_once;
       returns.push_back(step + kHoldSteps);

@@ -64,14 +64,14 @@ int64_t KvPool::floors() const {
   return f;
 }
 
-bool KvPool::AcquireFor(Account* asker, int64_t bytes) {
+bool KvPool::AcquireFor(Account* asker, int64_t bytes, runtime::RequestId oldest) {
   if (bytes <= 0) return true;
   struct Victim {
     ReclaimFn reclaim;
     int64_t excess;
   };
   std::vector<Victim> victims;
-  bool below_floor;
+  runtime::RequestId wounder;
   int64_t need;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -82,7 +82,9 @@ bool KvPool::AcquireFor(Account* asker, int64_t bytes) {
       return true;
     }
     need = used_ + bytes - budget_;
-    below_floor = asker->held_ + bytes <= asker->guarantee_;
+    // Below its floor it may preempt anyone above theirs; above, only work
+    // younger than its own.
+    wounder = asker->held_ + bytes <= asker->guarantee_ ? runtime::kPreemptAlways : oldest;
     for (Account* a : accounts_) {
       if (a == asker || !a->reclaimable_ || !a->reclaim_ || a->held_ <= a->guarantee_) continue;
       victims.push_back({a->reclaim_, a->held_ - a->guarantee_});
@@ -94,7 +96,7 @@ bool KvPool::AcquireFor(Account* asker, int64_t bytes) {
                    [](const Victim& x, const Victim& y) { return x.excess > y.excess; });
   for (const Victim& v : victims) {
     if (need <= 0) break;
-    need -= v.reclaim(std::min(need, v.excess), v.excess, below_floor);
+    need -= v.reclaim(std::min(need, v.excess), v.excess, wounder);
   }
   std::lock_guard<std::mutex> lock(mu_);
   if (used_ + bytes > budget_) return false;
@@ -119,7 +121,9 @@ void KvPool::Leave(Account* account) {
 
 KvPool::Account::~Account() { pool_->Leave(this); }
 
-bool KvPool::Account::Acquire(int64_t bytes) { return pool_->AcquireFor(this, bytes); }
+bool KvPool::Account::Acquire(int64_t bytes, runtime::RequestId oldest) {
+  return pool_->AcquireFor(this, bytes, oldest);
+}
 
 void KvPool::Account::Release(int64_t bytes) { pool_->ReleaseFor(this, bytes); }
 

@@ -2,11 +2,14 @@
 // and per engine a floor it is guaranteed and a cap it cannot pass. In
 // between, memory goes where the work is: an engine that needs a group asks
 // (KvBudget::Acquire); the pool grants from what is free, else takes it back
-// from engines above their floors: they drain their emptiest groups, and when the
-// asker is still below its own floor they preempt the sequences holding them.
-// Nobody is pushed below its floor. Acquire and the reclaims it makes run on
-// the device's executor thread (one engine steps at a time); Join, Leave and
-// the read-outs are thread-safe.
+// from engines above their floors. They drain their emptiest groups, and
+// preempt the sequences holding them when the asker is below its own floor,
+// or when the asker's oldest request is older than every request they have
+// (wound-wait, kv_budget.h): without that, two engines that each hold half
+// of what their requests need would wait for each other forever. Nobody is
+// pushed below its floor. Acquire and the reclaims it makes run on the
+// device's executor thread (one engine steps at a time); Join, Leave and the
+// read-outs are thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -23,14 +26,16 @@ namespace cohost::scheduler {
 
 class KvPool {
  public:
-  // Gives back at least `wanted` bytes, at most `most`, preempting if
-  // `preempt`; returns what it gave back (Engine::ReclaimKv).
-  using ReclaimFn = std::function<int64_t(int64_t wanted, int64_t most, bool preempt)>;
+  // Gives back at least `wanted` bytes, at most `most`, preempting if its
+  // oldest live request is younger than `wounder` (kv_budget.h); returns what
+  // it gave back (Engine::ReclaimKv).
+  using ReclaimFn =
+      std::function<int64_t(int64_t wanted, int64_t most, runtime::RequestId wounder)>;
 
   class Account : public runtime::KvBudget {
    public:
     ~Account() override;  // leaves the pool; whatever it still holds is freed
-    bool Acquire(int64_t bytes) override;
+    bool Acquire(int64_t bytes, runtime::RequestId oldest) override;
     void Release(int64_t bytes) override;
     // Installed once the engine exists; the pool calls it to take memory back.
     // `group_bytes`: what the engine takes and gives back at a time. Its floor
@@ -84,7 +89,7 @@ class KvPool {
   int64_t floors() const;
 
  private:
-  bool AcquireFor(Account* asker, int64_t bytes);
+  bool AcquireFor(Account* asker, int64_t bytes, runtime::RequestId oldest);
   void ReleaseFor(Account* account, int64_t bytes);
   void Leave(Account* account);
 

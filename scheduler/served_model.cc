@@ -351,9 +351,11 @@ absl::Status ServedModel::Activate(std::unique_ptr<runtime::Model> model, double
     return engine.status();
   }
   runtime::Engine* e = engine->get();
-  home->kv_account->SetReclaimer([e](int64_t wanted, int64_t most,
-                                     bool preempt) { return e->ReclaimKv(wanted, most, preempt); },
-                                 e->kv_group_bytes());
+  home->kv_account->SetReclaimer(
+      [e](int64_t wanted, int64_t most, runtime::RequestId wounder) {
+        return e->ReclaimKv(wanted, most, wounder);
+      },
+      e->kv_group_bytes());
   // Attached before it is published as ready: once ready (and idle) another
   // thread's load may evict it, whose Detach must find it attached (after,
   // it would attach an engine already destroyed).

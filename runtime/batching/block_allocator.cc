@@ -88,12 +88,12 @@ void BlockAllocator::AddGroup(int32_t g) {
                   "AddGroup(%d): not an unbacked group of %d", g, max_groups_);
   state_[g] = GroupState::kActive;
   ++groups_backed_;
-  for (BlockId b = std::max(GroupBegin(g), kNullBlock + 1); b < GroupEnd(g); ++b) PushFree(b);
+  for (BlockId b = FirstUsable(g); b < GroupEnd(g); ++b) PushFree(b);
   num_usable_ += UsableInGroup(g);
 }
 
 void BlockAllocator::Drain(int32_t g) {
-  for (BlockId b = GroupBegin(g); b < GroupEnd(g); ++b) {
+  for (BlockId b = FirstUsable(g); b < GroupEnd(g); ++b) {
     if (ref_[b] == 0) UnlinkFree(b);
     Uncache(b);
   }
@@ -105,7 +105,7 @@ void BlockAllocator::Drain(int32_t g) {
 void BlockAllocator::Undrain(int32_t g) {
   state_[g] = GroupState::kActive;
   --groups_draining_;
-  for (BlockId b = GroupBegin(g); b < GroupEnd(g); ++b) {
+  for (BlockId b = FirstUsable(g); b < GroupEnd(g); ++b) {
     if (ref_[b] == 0) PushFree(b);
   }
   num_usable_ += UsableInGroup(g);
@@ -122,14 +122,22 @@ int32_t BlockAllocator::PickGroup(Eligible eligible, Before before) const {
 
 bool BlockAllocator::Fuller(int32_t x, int32_t y) const { return held_[x] > held_[y]; }
 
+bool BlockAllocator::NoneHeld() const {
+  return std::all_of(held_.begin(), held_.end(), [](int32_t h) { return h == 0; });
+}
+
 int32_t BlockAllocator::StartDraining(int32_t n) {
   int32_t started = 0;
   for (; started < n; ++started) {
-    // Group 0 stays: it holds the null block every block table pads with.
-    // Ties go to the later group: the highest id.
-    const int32_t pick =
+    // Ties go to the later group: the highest id. Group 0 last: a block
+    // table may refer to its null block while any block is held.
+    int32_t pick =
         PickGroup([this](int32_t g) { return g > 0 && state_[g] == GroupState::kActive; },
                   [this](int32_t x, int32_t y) { return !Fuller(x, y); });
+    if (pick < 0 && max_groups_ > 0 && state_[0] == GroupState::kActive && NoneHeld() &&
+        std::count(state_.begin(), state_.end(), GroupState::kActive) == 1) {
+      pick = 0;
+    }
     if (pick < 0) break;
     Drain(pick);
   }
@@ -176,12 +184,20 @@ int32_t BlockAllocator::DrainEmptyInstead() {
 
 std::vector<int32_t> BlockAllocator::TakeDrainedGroups() {
   std::vector<int32_t> taken;
-  for (int32_t g = 0; g < max_groups_ && groups_draining_ > 0; ++g) {
+  for (int32_t g = 1; g < max_groups_ && groups_draining_ > 0; ++g) {
     if (state_[g] != GroupState::kDraining || held_[g] > 0) continue;
     state_[g] = GroupState::kUnbacked;
     --groups_backed_;
     --groups_draining_;
     taken.push_back(g);
+  }
+  // The null block's group last, once nothing can refer to it: no block held,
+  // no other group backed.
+  if (max_groups_ > 0 && state_[0] == GroupState::kDraining && groups_backed_ == 1 && NoneHeld()) {
+    state_[0] = GroupState::kUnbacked;
+    --groups_backed_;
+    --groups_draining_;
+    taken.insert(taken.begin(), 0);
   }
   return taken;
 }
@@ -451,8 +467,8 @@ absl::Status BlockAllocator::Validate() const {
         absl::StrFormat("%d groups backed, %d draining, %d usable blocks; counters say %d, %d, %d",
                         backed, draining, usable, groups_backed_, groups_draining_, num_usable_));
   }
-  if (max_groups_ > 0 && state_[0] == GroupState::kDraining) {
-    return absl::InternalError("group 0 (the null block's) is draining");
+  if (max_groups_ > 0 && state_[0] == GroupState::kUnbacked && groups_backed_ > 0) {
+    return absl::InternalError("group 0 (the null block's) is unbacked while another is backed");
   }
   for (BlockId b = 1; b < num_blocks_; ++b) {
     const GroupState state = state_[GroupOf(b)];

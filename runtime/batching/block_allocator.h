@@ -20,7 +20,9 @@
 // waiting for (or preempting) the sequences of a fuller group. Nothing new is
 // placed on a draining group, its prefix-cache entries are dropped, and once
 // none of its blocks is held TakeDrainedGroups hands it to the caller to
-// unback. Group 0 (it holds the null block) is never drained.
+// unback. Group 0 holds the null block, which every block table pads with: it
+// drains last, only when no block is held and no other group is active, and
+// is backed first, so that it is backed whenever any other group is.
 #pragma once
 
 #include <algorithm>
@@ -113,10 +115,11 @@ class BlockAllocator {
   // Backs `group` (unbacked; the caller has given it memory): its blocks join
   // the free list.
   void AddGroup(int32_t group);
-  // The `n` active groups (never group 0) holding the fewest blocks (ties: the
-  // highest id) start draining: their free blocks leave the free list and
-  // every one of their blocks leaves the prefix cache. Returns how many
-  // started (fewer when fewer are active).
+  // The `n` active groups holding the fewest blocks (ties: the highest id)
+  // start draining: their free blocks leave the free list and every one of
+  // their blocks leaves the prefix cache. Group 0 only when it is the last
+  // active group and no block is held. Returns how many started (fewer when
+  // fewer may).
   int32_t StartDraining(int32_t n);
   // The `n` draining groups holding the most blocks (ties: the lowest id), the
   // ones furthest from being given back, become active again; returns how many.
@@ -132,7 +135,8 @@ class BlockAllocator {
   // prefixes dropped again) for a small gain.
   int32_t DrainEmptyInstead();
   // The draining groups that no longer hold any block become unbacked; the
-  // caller unbacks their memory. In increasing id order.
+  // caller unbacks their memory. In increasing id order. Group 0 only once
+  // no other group is backed.
   std::vector<int32_t> TakeDrainedGroups();
   int32_t group_blocks() const { return group_blocks_; }
   int32_t max_groups() const { return max_groups_; }
@@ -199,13 +203,14 @@ class BlockAllocator {
   BlockId GroupEnd(int32_t group) const {
     return std::min(num_blocks_, (group + 1) * group_blocks_);
   }
-  // The group's blocks that can be handed out: all but the null block.
-  int32_t UsableInGroup(int32_t group) const {
-    return GroupEnd(group) - std::max(GroupBegin(group), kNullBlock + 1);
-  }
+  // The group's first block that can be handed out: the null block never is.
+  BlockId FirstUsable(int32_t group) const { return std::max(GroupBegin(group), kNullBlock + 1); }
+  int32_t UsableInGroup(int32_t group) const { return GroupEnd(group) - FirstUsable(group); }
   bool InActiveGroup(BlockId block) const { return state_[GroupOf(block)] == GroupState::kActive; }
   void Drain(int32_t group);
   void Undrain(int32_t group);
+  // Whether no block of any group is held. O(groups).
+  bool NoneHeld() const;
 
   int32_t num_blocks_;
   int32_t block_size_;

@@ -33,6 +33,12 @@
 //    least one token a step) nor a resumed sequence (it must sample to become
 //    a victim again), so the argument above stands. tests/runtime/batching:
 //    RandomWorkloadsAlwaysDrain runs it with three tenants of different weights.
+//  * On a device's shared KV pool, "the pool" above is what the engine can
+//    grow to: its promise, which the engine holding the device's oldest
+//    request always reaches by preempting younger work in the other engines
+//    (wound-wait, runtime/engine/kv_budget.h). That engine then runs as if
+//    alone; another may wait for memory, or have sequences preempted from
+//    outside (even its oldest, and resumed ones), but only for older work.
 //  * Without chunked prefill a sequence is admitted only whole, so one whose
 //    tokens exceed min(max_tokens_per_step, max_prefill_chunk) would wait at
 //    the head forever. A resumed sequence needs prompt + generated tokens, so

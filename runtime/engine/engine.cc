@@ -137,7 +137,7 @@ bool Engine::GrowKv() {
   const int32_t group = a.NextGroupToBack();
   if (group < 0) return false;
   const auto bytes = static_cast<int64_t>(kv.group_bytes());
-  if (!config_.kv_budget->Acquire(bytes)) return false;
+  if (!config_.kv_budget->Acquire(bytes, OldestLive())) return false;
   if (absl::Status s = kv.BackGroup(group); !s.ok()) {
     config_.kv_budget->Release(bytes);
     std::fprintf(stderr, "cohost engine: %s\n", std::string(s.message()).c_str());
@@ -163,7 +163,13 @@ int64_t Engine::ReturnDrainedKv() {
   return bytes;
 }
 
-int64_t Engine::ReclaimKv(int64_t wanted, int64_t most, bool preempt) {
+RequestId Engine::OldestLive() const {
+  RequestId oldest = kPreemptNever;
+  for (const auto& [id, r] : impl_->live) oldest = std::min(oldest, id);
+  return oldest;
+}
+
+int64_t Engine::ReclaimKv(int64_t wanted, int64_t most, RequestId wounder) {
   if (config_.kv_budget == nullptr || wanted <= 0) return 0;
   BlockAllocator& a = impl_->kv_manager.mutable_allocator();
   const auto group = static_cast<int64_t>(impl_->kv_cache->group_bytes());
@@ -183,9 +189,19 @@ int64_t Engine::ReclaimKv(int64_t wanted, int64_t most, bool preempt) {
     a.StartDraining(static_cast<int32_t>(owed) - a.num_groups_draining());
   }
   released += ReturnDrainedKv();
-  if (preempt && released < wanted && a.num_groups_draining() > 0) {
-    impl_->step_scheduler.PreemptHolding(
-        [&a](BlockId b) { return a.IsDrainingGroup(a.GroupOf(b)); });
+  if (released >= wanted || OldestLive() <= wounder) return released;
+  // Preempting (the asker is below its floor, or its work is older than all
+  // of this engine's): the sequences holding the draining groups go. When
+  // more is owed than the groups other than the null block's, every sequence
+  // goes, so that it can drain too.
+  const int64_t still_owed = std::max<int64_t>(want_groups - released / group, 0);
+  const bool all = still_owed > a.num_groups_draining();
+  impl_->step_scheduler.PreemptHolding(
+      [&a, all](BlockId b) { return all || a.IsDrainingGroup(a.GroupOf(b)); });
+  released += ReturnDrainedKv();
+  const int64_t left = std::max<int64_t>(want_groups - released / group, 0);
+  if (left > a.num_groups_draining()) {
+    a.StartDraining(static_cast<int32_t>(left - a.num_groups_draining()));
     released += ReturnDrainedKv();
   }
   return released;

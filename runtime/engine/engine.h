@@ -159,10 +159,11 @@ class Engine {
   // least `wanted` bytes of KV memory if it can, never more than `most`, in
   // whole groups. The groups holding the fewest blocks drain (nothing new is
   // placed there; the choice is made again at each call): empty ones go at
-  // once, the others as their sequences finish, or at once when `preempt`
-  // lets it preempt (recompute) the sequences that hold them. Returns the
-  // bytes given back now (through KvBudget::Release).
-  int64_t ReclaimKv(int64_t wanted, int64_t most, bool preempt);
+  // once, the others as their sequences finish, or at once by preempting
+  // (recomputing) the sequences that hold them when every live request here
+  // is younger than `wounder` (kv_budget.h). Returns the bytes given back now
+  // (through KvBudget::Release).
+  int64_t ReclaimKv(int64_t wanted, int64_t most, RequestId wounder);
   // The bytes of one group of its KV blocks: what it takes from and gives
   // back to a kv_budget at a time.
   int64_t kv_group_bytes() const;
@@ -215,6 +216,10 @@ class Engine {
   bool GrowKv();
   // Unbacks the groups that finished draining and releases them to the budget.
   int64_t ReturnDrainedKv();
+  // The lowest id of its live requests (kPreemptNever when none): its place
+  // in the device's wound-wait order (kv_budget.h). O(live requests); called
+  // when the KV memory runs short.
+  RequestId OldestLive() const;
   // What a step costs: EngineConfig::step_cost, else the line fitted so far.
   std::optional<StepCost> StepCostNow() const;
 

@@ -345,7 +345,7 @@ TEST_F(DeviceExecutorTest, DetachWaitsForTheStepInProgress) {
 // account released) does not.
 class GatedBudget : public runtime::KvBudget {
  public:
-  bool Acquire(int64_t) override { return open_.load(); }
+  bool Acquire(int64_t, runtime::RequestId) override { return open_.load(); }
   void Release(int64_t) override {}
   void Open() { open_ = true; }
 

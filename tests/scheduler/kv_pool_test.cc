@@ -1,6 +1,8 @@
 // KvPool with stand-in engines: who may join, free grants, caps, reclaims
-// from the engines most above their floors, preemption only for an asker below
-// its floor, and a randomized test that the budget and the floors always hold.
+// from the engines most above their floors, preemption for an asker below its
+// floor or with older work than the holder's (wound-wait), and a randomized
+// test that the budget and the floors always hold and that the oldest work
+// always gets memory.
 
 #include "scheduler/kv_pool.h"
 
@@ -21,14 +23,20 @@ using ::testing::HasSubstr;
 constexpr int64_t kGroup = 100;  // the stand-in engines' group size
 
 // An engine's KV share in whole groups: some in use by sequences, the rest
-// free (given back at once when reclaimed). With `preempt`, used groups go too.
+// free (given back at once when reclaimed). Used groups go too when its
+// oldest work is younger than the asker's (Engine::ReclaimKv's rule).
 struct FakeEngine {
   std::unique_ptr<KvPool::Account> account;
-  int64_t used = 0, free = 0;                      // groups
-  std::vector<std::pair<int64_t, bool>> reclaims;  // (wanted, preempt) per call
+  int64_t used = 0, free = 0;                          // groups
+  runtime::RequestId oldest = runtime::kPreemptNever;  // its oldest live request
+  struct Reclaim {
+    int64_t wanted;
+    bool could_preempt;
+  };
+  std::vector<Reclaim> reclaims;
 
   bool Grow() {
-    if (!account->Acquire(kGroup)) return false;
+    if (!account->Acquire(kGroup, oldest)) return false;
     ++used;
     return true;
   }
@@ -36,8 +44,9 @@ struct FakeEngine {
     used -= groups;
     free += groups;
   }
-  int64_t Reclaim(int64_t wanted, int64_t most, bool preempt) {
-    reclaims.emplace_back(wanted, preempt);
+  int64_t GiveBack(int64_t wanted, int64_t most, runtime::RequestId wounder) {
+    const bool preempt = oldest > wounder;
+    reclaims.push_back({wanted, preempt});
     const int64_t want = std::min(most / kGroup, (wanted + kGroup - 1) / kGroup);
     int64_t given = std::min(want, free);
     free -= given;
@@ -61,9 +70,11 @@ std::unique_ptr<FakeEngine> Join(KvPool& pool, const std::string& name, int64_t 
   if (!a.ok()) return nullptr;
   e->account = *std::move(a);
   FakeEngine* raw = e.get();
-  e->account->SetReclaimer([raw](int64_t wanted, int64_t most,
-                                 bool preempt) { return raw->Reclaim(wanted, most, preempt); },
-                           group_bytes);
+  e->account->SetReclaimer(
+      [raw](int64_t wanted, int64_t most, runtime::RequestId wounder) {
+        return raw->GiveBack(wanted, most, wounder);
+      },
+      group_bytes);
   return e;
 }
 
@@ -129,31 +140,37 @@ TEST(KvPoolTest, AnIdleEnginesFreeMemoryGoesWhereTheWorkIs) {
   auto a = Join(pool, "a", 0, 500), b = Join(pool, "b", 0, 500);
   for (int i = 0; i < 5; ++i) ASSERT_TRUE(a->Grow()) << "a holds more than an even share";
   a->Finish(5);  // a goes idle; its memory stays backed (cached prefixes)
+  b->oldest = 1;
   ASSERT_TRUE(b->Grow());
   ASSERT_EQ(a->reclaims.size(), 1u);
-  EXPECT_EQ(a->reclaims[0], std::make_pair(int64_t{100}, false)) << "no preemption above floor";
+  EXPECT_EQ(a->reclaims[0].wanted, 100);
   EXPECT_EQ(a->account->held(), 400);
   EXPECT_EQ(b->account->held(), 100);
   EXPECT_EQ(pool.used(), 500);
 }
 
-TEST(KvPoolTest, BusyEnginesAboveTheirFloorsDrainButArePreemptedOnlyForAFloor) {
+TEST(KvPoolTest, BusyEnginesAboveTheirFloorsArePreemptedOnlyForAFloorOrOlderWork) {
   KvPool pool("cpu", 600);
   // Promises: a 400, b 300, c 300; each fits with the others at their floors.
   auto a = Join(pool, "a", 100, 400), b = Join(pool, "b", 0, 300), c = Join(pool, "c", 200, 300);
   ASSERT_TRUE(a && b && c);
+  a->oldest = 1;  // a's work came first
+  b->oldest = 2;
+  c->oldest = 3;
   for (int i = 0; i < 4; ++i) ASSERT_TRUE(a->Grow());  // a's sequences use 400
   for (int i = 0; i < 2; ++i) ASSERT_TRUE(b->Grow());  // b's use the other 200
-  // b, above its floor of 0, can only wait for others to drain.
+  // b, above its floor of 0 and with younger work than a's, can only wait
+  // for a to drain.
   EXPECT_FALSE(b->Grow());
   ASSERT_FALSE(a->reclaims.empty());
-  EXPECT_FALSE(a->reclaims.back().second) << "no preemption for an asker above its floor";
+  EXPECT_FALSE(a->reclaims.back().could_preempt) << "a's work is older than b's";
   EXPECT_EQ(a->account->held(), 400);
 
   // c holds nothing, below its floor of 200: the engine most above its floor
-  // is preempted for it, but never below its own floor.
+  // is preempted for it, whatever the age of its work, but never below its
+  // own floor.
   ASSERT_TRUE(c->Grow());
-  EXPECT_TRUE(a->reclaims.back().second);
+  EXPECT_TRUE(a->reclaims.back().could_preempt);
   EXPECT_EQ(a->account->held(), 300);
   ASSERT_TRUE(c->Grow());
   EXPECT_EQ(c->account->held(), 200);
@@ -161,9 +178,33 @@ TEST(KvPoolTest, BusyEnginesAboveTheirFloorsDrainButArePreemptedOnlyForAFloor) {
   EXPECT_GE(b->account->held(), 0);
   EXPECT_EQ(pool.used(), 600);
   const size_t a_before = a->reclaims.size(), b_before = b->reclaims.size();
-  EXPECT_FALSE(c->Grow()) << "at its floor: it may only wait";
-  for (size_t i = a_before; i < a->reclaims.size(); ++i) EXPECT_FALSE(a->reclaims[i].second);
-  for (size_t i = b_before; i < b->reclaims.size(); ++i) EXPECT_FALSE(b->reclaims[i].second);
+  EXPECT_FALSE(c->Grow()) << "at its floor, with the youngest work: it may only wait";
+  for (size_t i = a_before; i < a->reclaims.size(); ++i) EXPECT_FALSE(a->reclaims[i].could_preempt);
+  for (size_t i = b_before; i < b->reclaims.size(); ++i) EXPECT_FALSE(b->reclaims[i].could_preempt);
+}
+
+// Wound-wait: two engines above their floors that each hold part of what
+// their work needs. The one with the older work preempts the other; the
+// younger never preempts the older, so they cannot wait for each other.
+TEST(KvPoolTest, OlderWorkPreemptsYoungerAboveItsFloor) {
+  KvPool pool("cpu", 400);
+  auto a = Join(pool, "a", 0, 400), b = Join(pool, "b", 0, 400);
+  ASSERT_TRUE(a && b);
+  a->oldest = 7;
+  b->oldest = 5;  // b's request came first
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(a->Grow());
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(b->Grow());
+  EXPECT_FALSE(a->Grow()) << "a's work is younger: it waits";
+  ASSERT_FALSE(b->reclaims.empty());
+  EXPECT_FALSE(b->reclaims.back().could_preempt);
+  EXPECT_EQ(b->account->held(), 200);
+  ASSERT_TRUE(b->Grow()) << "b's is older: a gives back a group in use";
+  ASSERT_TRUE(b->Grow());
+  ASSERT_FALSE(a->reclaims.empty());
+  EXPECT_TRUE(a->reclaims.back().could_preempt);
+  EXPECT_EQ(b->account->held(), 400);
+  EXPECT_EQ(a->account->held(), 0);
+  EXPECT_EQ(a->used, 0) << "a's sequences were preempted";
 }
 
 TEST(KvPoolTest, TheMostOverItsFloorGivesFirstAndNobodyGoesBelowItsFloor) {
@@ -201,8 +242,9 @@ TEST(KvPoolTest, StoppedAccountsAreNotReclaimedAndLeavingFreesTheirMemory) {
 
 // Random grows, finishes and joins of engines with random floors and caps.
 // After every call: the pool never passes its budget, the books add up, an
-// engine below its floor always gets a group, and a reclaim never leaves an
-// engine below its floor (it held more before).
+// engine below its floor always gets a group, so does the engine with the
+// oldest work while within its promise, and a reclaim never leaves an engine
+// below its floor (it held more before).
 TEST(KvPoolTest, RandomizedSharingKeepsBudgetAndFloors) {
   for (uint32_t seed = 1; seed <= 300; ++seed) {
     std::mt19937 rng(seed);
@@ -220,22 +262,33 @@ TEST(KvPoolTest, RandomizedSharingKeepsBudgetAndFloors) {
       auto e = std::make_unique<FakeEngine>();
       e->account = *std::move(a);
       FakeEngine* raw = e.get();
-      e->account->SetReclaimer(
-          [raw](int64_t w, int64_t m, bool p) { return raw->Reclaim(w, m, p); });
+      e->account->SetReclaimer([raw](int64_t w, int64_t m, runtime::RequestId wounder) {
+        return raw->GiveBack(w, m, wounder);
+      });
       engines.push_back(std::move(e));
     }
     ASSERT_LE(floors, budget);
+    runtime::RequestId next_request = 1;
     for (int op = 0; op < 400; ++op) {
       FakeEngine& e = *engines[rng() % engines.size()];
       std::vector<int64_t> held_before;
       for (auto& x : engines) held_before.push_back(x->account->held());
       if (rng() % 3 == 0 && e.used > 0) {
         e.Finish(1 + static_cast<int64_t>(rng() % e.used));
+        if (e.used == 0) e.oldest = runtime::kPreemptNever;  // its work is done
       } else {
+        if (e.used == 0) e.oldest = next_request++;  // new work arrives
         const bool below_floor = e.account->held() + kGroup <= e.account->floor();
+        const bool oldest_work = std::all_of(engines.begin(), engines.end(), [&](auto& x) {
+          return x.get() == &e || x->oldest > e.oldest;
+        });
+        const bool within_promise = e.account->held() + kGroup <= e.account->promised();
         const bool granted = e.Grow();
         if (below_floor) {
           ASSERT_TRUE(granted) << "seed " << seed << " op " << op << ": below its floor";
+        }
+        if (oldest_work && within_promise) {
+          ASSERT_TRUE(granted) << "seed " << seed << " op " << op << ": the oldest work waits";
         }
       }
       int64_t sum = 0;

@@ -98,6 +98,9 @@ class KvSharingTest : public ::testing::Test {
     return sink;
   }
 
+  void RunRandomLoad(const std::vector<std::shared_ptr<ServedModel>>& models, int64_t budget,
+                     int32_t min_prompt, int32_t max_prompt, int32_t max_tokens);
+
   std::unique_ptr<kernels::Backend> backend_;
   std::unique_ptr<Router> router_;
   int64_t block_bytes_ = 0;
@@ -201,16 +204,55 @@ TEST_F(KvSharingTest, AModelBelowItsFloorPreemptsOneAboveItsFloor) {
   EXPECT_LE(a->kv_bytes_held() + b->kv_bytes_held() + c->kv_bytes_held(), 256 * block_bytes_);
 }
 
-TEST_F(KvSharingTest, RandomConcurrentLoadKeepsTheBudgetAndFinishesEverything) {
-  MakeRouter(/*blocks=*/192, /*group_blocks=*/16);
-  const int64_t budget = 192 * block_bytes_;
-  ModelSpec with_floor;
-  with_floor.kv_floor_bytes = 32 * block_bytes_;
-  with_floor.kv_cap_bytes = 96 * block_bytes_;
-  ModelSpec plain;
-  plain.kv_cap_bytes = 96 * block_bytes_;
-  std::vector<std::shared_ptr<ServedModel>> models = {Add("a", with_floor), Add("b", plain),
-                                                      Add("c", plain)};
+// Two models, no floors, each may hold the whole pool, and each request needs
+// most of it: both grow until the pool is full, each holding half of what it
+// needs. The older request wins (its model preempts the younger one's
+// sequence), finishes, and the younger then has the memory.
+TEST_F(KvSharingTest, TwoModelsEachNeedingMostOfThePoolBothFinish) {
+  MakeRouter(/*blocks=*/64, /*group_blocks=*/8);
+  std::shared_ptr<ServedModel> a = Add("a"), b = Add("b");
+  // 156 tokens: 39 of the pool's 63 usable blocks each.
+  const runtime::GenerateRequest ra = Request(100, 56, 1), rb = Request(100, 56, 2);
+  std::shared_ptr<Collect> sa = Submit(a, ra), sb = Submit(b, rb);
+  ASSERT_TRUE(sa->Wait(kWait)) << "a holds " << a->kv_bytes_held() / block_bytes_ << " blocks, b "
+                               << b->kv_bytes_held() / block_bytes_;
+  ASSERT_TRUE(sb->Wait(kWait)) << "a holds " << a->kv_bytes_held() / block_bytes_ << " blocks, b "
+                               << b->kv_bytes_held() / block_bytes_;
+  EXPECT_EQ(sa->ids(), Reference(ra));
+  EXPECT_EQ(sb->ids(), Reference(rb));
+  EXPECT_EQ(sa->info().reason, FinishReason::kLength);
+  EXPECT_EQ(sb->info().reason, FinishReason::kLength);
+}
+
+// A model that has gone idle gives back all of its memory, the group holding
+// its null block too: another model may then use the whole pool, as it was
+// promised at Join.
+TEST_F(KvSharingTest, AnIdleModelGivesBackEveryGroup) {
+  MakeRouter(/*blocks=*/64, /*group_blocks=*/8);
+  std::shared_ptr<ServedModel> a = Add("a"), b = Add("b");
+  const runtime::GenerateRequest small = Request(8, 4, 3);
+  std::shared_ptr<Collect> sb = Submit(b, small);
+  ASSERT_TRUE(sb->Wait(kWait));
+  EXPECT_GT(b->kv_bytes_held(), 0);
+  // 250 tokens: all 63 usable blocks of the pool.
+  const runtime::GenerateRequest big = Request(200, 50, 4);
+  std::shared_ptr<Collect> sa = Submit(a, big);
+  ASSERT_TRUE(sa->Wait(kWait)) << "a holds " << a->kv_bytes_held() / block_bytes_ << " blocks, b "
+                               << b->kv_bytes_held() / block_bytes_;
+  EXPECT_EQ(sa->ids(), Reference(big));
+  EXPECT_EQ(b->kv_bytes_held(), 0);
+  EXPECT_EQ(b->Stats().num_preemptions, 0) << "b was idle: nothing to preempt";
+  // b still serves: it takes its memory back.
+  sb = Submit(b, small);
+  ASSERT_TRUE(sb->Wait(kWait));
+  EXPECT_EQ(sb->ids(), Reference(small));
+}
+
+// Three clients send random requests to random models at once. The pool's
+// budget always holds, and every request finishes as it would alone.
+void KvSharingTest::RunRandomLoad(const std::vector<std::shared_ptr<ServedModel>>& models,
+                                  int64_t budget, int32_t min_prompt, int32_t max_prompt,
+                                  int32_t max_tokens) {
   std::atomic<bool> done{false};
   std::atomic<int64_t> worst{0};
   std::thread watcher([&] {
@@ -229,8 +271,8 @@ TEST_F(KvSharingTest, RandomConcurrentLoadKeepsTheBudgetAndFinishesEverything) {
       std::mt19937 rng(1000 + t);
       for (int i = 0; i < 12; ++i) {
         runtime::GenerateRequest r =
-            Request(1 + static_cast<int32_t>(rng() % 120), 1 + static_cast<int32_t>(rng() % 60),
-                    static_cast<uint32_t>(rng()));
+            Request(min_prompt + static_cast<int32_t>(rng() % (max_prompt - min_prompt + 1)),
+                    1 + static_cast<int32_t>(rng() % max_tokens), static_cast<uint32_t>(rng()));
         std::shared_ptr<Collect> sink = Submit(models[rng() % models.size()], r);
         std::lock_guard<std::mutex> lock(mu);
         all.emplace_back(std::move(r), std::move(sink));
@@ -246,6 +288,26 @@ TEST_F(KvSharingTest, RandomConcurrentLoadKeepsTheBudgetAndFinishesEverything) {
     EXPECT_EQ(s->info().reason, FinishReason::kLength);
     EXPECT_EQ(s->ids(), Reference(r));
   }
+}
+
+TEST_F(KvSharingTest, RandomConcurrentLoadKeepsTheBudgetAndFinishesEverything) {
+  MakeRouter(/*blocks=*/192, /*group_blocks=*/16);
+  ModelSpec with_floor;
+  with_floor.kv_floor_bytes = 32 * block_bytes_;
+  with_floor.kv_cap_bytes = 96 * block_bytes_;
+  ModelSpec plain;
+  plain.kv_cap_bytes = 96 * block_bytes_;
+  RunRandomLoad({Add("a", with_floor), Add("b", plain), Add("c", plain)}, 192 * block_bytes_,
+                /*min_prompt=*/1, /*max_prompt=*/120, /*max_tokens=*/60);
+}
+
+// The defaults: no floors, every model may take the whole pool, and a request
+// may need most of it. Models that each hold part of what their requests
+// need must not wait for each other (the older work wins, kv_budget.h).
+TEST_F(KvSharingTest, RandomLoadWithNoFloorsAndWholePoolCapsFinishesEverything) {
+  MakeRouter(/*blocks=*/64, /*group_blocks=*/8);
+  RunRandomLoad({Add("a"), Add("b"), Add("c")}, 64 * block_bytes_, /*min_prompt=*/100,
+                /*max_prompt=*/200, /*max_tokens=*/50);
 }
 
 }  // namespace

@@ -23,7 +23,7 @@ namespace {
 class CountingBudget : public KvBudget {
  public:
   explicit CountingBudget(int64_t limit) : limit_(limit) {}
-  bool Acquire(int64_t bytes) override {
+  bool Acquire(int64_t bytes, RequestId /*oldest*/) override {
     if (held_ + bytes > limit_) return false;
     held_ += bytes;
     return true;
@@ -100,7 +100,7 @@ TEST_F(EngineKvReclaimTest, AnEmptyGroupGoesAtOnceWhileAHigherOneIsHeld) {
 
   // Group 1 holds nothing now; group 2 holds narrow's blocks. Group 1 goes,
   // at once and without preempting, though it is not the top group.
-  EXPECT_EQ(engine->ReclaimKv(group_bytes_, group_bytes_, /*preempt=*/false), group_bytes_);
+  EXPECT_EQ(engine->ReclaimKv(group_bytes_, group_bytes_, kPreemptNever), group_bytes_);
   EXPECT_EQ(budget.held(), 2 * group_bytes_);
   EXPECT_EQ(engine->Stats().num_preemptions, 0);
 
@@ -166,19 +166,51 @@ TEST_F(EngineKvReclaimTest, EachAskChoosesAgainSoAGroupThatEmptiedSinceGoesAtOnc
   ASSERT_EQ(budget.held(), 3 * group_bytes_);
 
   // Group 2 holds fewer blocks than group 1: it drains, and cannot go yet.
-  EXPECT_EQ(engine->ReclaimKv(group_bytes_, group_bytes_, /*preempt=*/false), 0);
+  EXPECT_EQ(engine->ReclaimKv(group_bytes_, group_bytes_, kPreemptNever), 0);
   ASSERT_TRUE(engine->Step().value());
   ASSERT_TRUE(wide->finished());
   EXPECT_EQ(budget.held(), 3 * group_bytes_) << "narrow still holds the draining group";
 
   // Group 1 emptied: asked again, the engine gives it instead.
-  EXPECT_EQ(engine->ReclaimKv(group_bytes_, group_bytes_, /*preempt=*/false), group_bytes_);
+  EXPECT_EQ(engine->ReclaimKv(group_bytes_, group_bytes_, kPreemptNever), group_bytes_);
   EXPECT_EQ(budget.held(), 2 * group_bytes_);
   while (engine->Step().value()) {
   }
   ASSERT_TRUE(narrow->finished());
   EXPECT_EQ(narrow->ids(), Reference(narrow_request));
   EXPECT_EQ(engine->Stats().num_preemptions, 0);
+}
+
+// Wound-wait (kv_budget.h): asked on behalf of work no older than its own,
+// an engine only drains; asked for older work, it preempts the sequences
+// holding what it owes, and when everything is owed, every sequence goes and
+// the null block's group too. The preempted request is recomputed to the
+// same output.
+TEST_F(EngineKvReclaimTest, PreemptsOnlyForOlderWorkAndCanGiveBackEveryGroup) {
+  CountingBudget budget(int64_t{1} << 40);
+  auto engine = Engine::Create(model_.get(), tokenizer_.get(), Config(&budget, 8)).value();
+  const GenerateRequest request =
+      cohost::testing::RandomGreedyRequest(2 * group_blocks_ * kBlock, 8, 5);
+  ASSERT_LE(static_cast<int32_t>(request.prompt_ids.size()) + 8,
+            model_->config().max_position_embeddings);
+  auto sink = std::make_shared<cohost::testing::CollectingSink>();
+  absl::StatusOr<RequestId> id = engine->Submit(request, sink);
+  ASSERT_TRUE(id.ok()) << id.status();
+  ASSERT_TRUE(engine->Step().value());
+  const int64_t held = budget.held();
+  ASSERT_EQ(held, 3 * group_bytes_) << "groups 0 and 1, and group 2 for the null block's place";
+
+  EXPECT_EQ(engine->ReclaimKv(held, held, /*wounder=*/*id), 0) << "as old as its own: it waits";
+  EXPECT_EQ(engine->ReclaimKv(held, held, /*wounder=*/*id + 1), 0) << "younger: it waits";
+  EXPECT_EQ(budget.held(), held);
+  EXPECT_EQ(engine->ReclaimKv(held, held, /*wounder=*/*id - 1), held) << "older work: all goes";
+  EXPECT_EQ(budget.held(), 0);
+
+  while (engine->Step().value()) {
+  }
+  ASSERT_TRUE(sink->finished());
+  EXPECT_EQ(sink->ids(), Reference(request));
+  EXPECT_EQ(engine->Stats().num_preemptions, 1);
 }
 
 }  // namespace
