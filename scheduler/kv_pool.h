@@ -4,9 +4,9 @@
 // (KvBudget::Acquire); the pool grants from what is free, else takes it back
 // from engines above their floors. They drain their emptiest groups, and
 // preempt the sequences holding them when the asker is below its own floor,
-// or when the asker's oldest request is older than every request they have
-// (wound-wait, kv_budget.h): without that, two engines that each hold half
-// of what their requests need would wait for each other forever. Nobody is
+// or when the asker's work is older than theirs (wound-wait, kv_budget.h):
+// without that, two engines that each hold half of what their requests need
+// would wait for each other forever. Nobody is
 // pushed below its floor. Acquire and the reclaims it makes run on the
 // device's executor thread (one engine steps at a time); Join, Leave and the
 // read-outs are thread-safe.

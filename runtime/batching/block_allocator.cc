@@ -86,6 +86,8 @@ int32_t BlockAllocator::HeldInGroup(int32_t group) const {
 void BlockAllocator::AddGroup(int32_t g) {
   COHOST_KV_CHECK(g >= 0 && g < max_groups_ && state_[g] == GroupState::kUnbacked,
                   "AddGroup(%d): not an unbacked group of %d", g, max_groups_);
+  COHOST_KV_CHECK(g == 0 || state_[0] != GroupState::kUnbacked,
+                  "AddGroup(%d) before group 0, whose null block its tables pad with", g);
   state_[g] = GroupState::kActive;
   ++groups_backed_;
   for (BlockId b = FirstUsable(g); b < GroupEnd(g); ++b) PushFree(b);

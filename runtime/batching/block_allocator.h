@@ -112,8 +112,8 @@ class BlockAllocator {
   // The group AddGroup should back next: the lowest unbacked one, or -1 when
   // every group is backed.
   int32_t NextGroupToBack() const;
-  // Backs `group` (unbacked; the caller has given it memory): its blocks join
-  // the free list.
+  // Backs `group` (unbacked, and not before group 0; the caller has given it
+  // memory): its blocks join the free list.
   void AddGroup(int32_t group);
   // The `n` active groups holding the fewest blocks (ties: the highest id)
   // start draining: their free blocks leave the free list and every one of

@@ -38,7 +38,8 @@
 //    request always reaches by preempting younger work in the other engines
 //    (wound-wait, runtime/engine/kv_budget.h). That engine then runs as if
 //    alone; another may wait for memory, or have sequences preempted from
-//    outside (even its oldest, and resumed ones), but only for older work.
+//    outside (even its oldest, and resumed ones), but only for older work or
+//    for another model below its floor.
 //  * Without chunked prefill a sequence is admitted only whole, so one whose
 //    tokens exceed min(max_tokens_per_step, max_prefill_chunk) would wait at
 //    the head forever. A resumed sequence needs prompt + generated tokens, so

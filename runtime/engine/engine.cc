@@ -135,9 +135,11 @@ bool Engine::GrowKv() {
   // preempts it, when it is below its floor).
   if (a.StopDrainingOneWithRoom()) return true;
   const int32_t group = a.NextGroupToBack();
-  if (group < 0) return false;
   const auto bytes = static_cast<int64_t>(kv.group_bytes());
-  if (!config_.kv_budget->Acquire(bytes, OldestLive())) return false;
+  if (group < 0 || !config_.kv_budget->Acquire(bytes, KvSeniority())) {
+    impl_->kv_short = true;
+    return false;
+  }
   if (absl::Status s = kv.BackGroup(group); !s.ok()) {
     config_.kv_budget->Release(bytes);
     std::fprintf(stderr, "cohost engine: %s\n", std::string(s.message()).c_str());
@@ -163,14 +165,21 @@ int64_t Engine::ReturnDrainedKv() {
   return bytes;
 }
 
-RequestId Engine::OldestLive() const {
+RequestId Engine::KvSeniority() const {
+  const StepScheduler& sched = impl_->step_scheduler;
   RequestId oldest = kPreemptNever;
-  for (const auto& [id, r] : impl_->live) oldest = std::min(oldest, id);
+  for (const Sequence* seq : sched.running()) oldest = std::min(oldest, seq->id);
+  if (!sched.waiting().empty()) oldest = std::min(oldest, sched.waiting().front()->id);
   return oldest;
 }
 
 int64_t Engine::ReclaimKv(int64_t wanted, int64_t most, RequestId wounder) {
   if (config_.kv_budget == nullptr || wanted <= 0) return 0;
+  const bool wound = KvSeniority() > wounder;
+  // Work at least as old as the asker's that waits for memory itself keeps
+  // even its free groups: given to younger work, it would take them back by
+  // preempting that work, and both would recompute without progressing.
+  if (!wound && impl_->kv_short) return 0;
   BlockAllocator& a = impl_->kv_manager.mutable_allocator();
   const auto group = static_cast<int64_t>(impl_->kv_cache->group_bytes());
   const int64_t max_groups = std::max<int64_t>(most, 0) / group;
@@ -189,7 +198,7 @@ int64_t Engine::ReclaimKv(int64_t wanted, int64_t most, RequestId wounder) {
     a.StartDraining(static_cast<int32_t>(owed) - a.num_groups_draining());
   }
   released += ReturnDrainedKv();
-  if (released >= wanted || OldestLive() <= wounder) return released;
+  if (released >= wanted || !wound) return released;
   // Preempting (the asker is below its floor, or its work is older than all
   // of this engine's): the sequences holding the draining groups go. When
   // more is owed than the groups other than the null block's, every sequence

@@ -160,10 +160,16 @@ class Engine {
   // whole groups. The groups holding the fewest blocks drain (nothing new is
   // placed there; the choice is made again at each call): empty ones go at
   // once, the others as their sequences finish, or at once by preempting
-  // (recomputing) the sequences that hold them when every live request here
-  // is younger than `wounder` (kv_budget.h). Returns the bytes given back now
+  // (recomputing) the sequences that hold them when its work is younger than
+  // `wounder` (KvSeniority, kv_budget.h). Work as old or older that waits for
+  // memory itself gives nothing back. Returns the bytes given back now
   // (through KvBudget::Release).
   int64_t ReclaimKv(int64_t wanted, int64_t most, RequestId wounder);
+  // On the stepping thread: its place in the device's wound-wait order
+  // (kv_budget.h), the lowest id among the requests it runs and the one first
+  // in its queue (not one that priorities keep waiting); kPreemptNever with
+  // none. O(running); asked when KV memory runs short.
+  RequestId KvSeniority() const;
   // The bytes of one group of its KV blocks: what it takes from and gives
   // back to a kv_budget at a time.
   int64_t kv_group_bytes() const;
@@ -216,10 +222,6 @@ class Engine {
   bool GrowKv();
   // Unbacks the groups that finished draining and releases them to the budget.
   int64_t ReturnDrainedKv();
-  // The lowest id of its live requests (kPreemptNever when none): its place
-  // in the device's wound-wait order (kv_budget.h). O(live requests); called
-  // when the KV memory runs short.
-  RequestId OldestLive() const;
   // What a step costs: EngineConfig::step_cost, else the line fitted so far.
   std::optional<StepCost> StepCostNow() const;
 

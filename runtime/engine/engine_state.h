@@ -119,6 +119,9 @@ struct Engine::Impl {
   SampleInputs sample_inputs;     // a device-sampled step's rows (Model::ForwardSample)
   SampledRows sampled;            // its tokens, and logprobs where asked
   int64_t next_arrival = 0;
+  // A growth of its KV memory failed in the last step: its work waits for
+  // memory (Engine::ReclaimKv).
+  bool kv_short = false;
   EngineStats counters;  // owned by the stepping thread
   StepCostFit cost_fit;  // of this engine's steps
 

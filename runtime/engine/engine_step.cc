@@ -252,6 +252,7 @@ absl::StatusOr<bool> Engine::Step(const StepLimits& limits) {
     s.step_scheduler.Add(seq);
   }
   for (auto& [id, why] : aborts) s.Retire(id, FinishReason::kCancelled, std::move(why), step_start);
+  s.kv_short = false;  // this step says again whether its work waits for memory
   s.ExpireDeadlines(step_start, StepCostNow(), config_.step_scheduler.max_tokens_per_step);
 
   absl::Status result = absl::OkStatus();

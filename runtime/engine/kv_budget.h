@@ -2,13 +2,16 @@
 // more and gives it back: scheduler::KvPool implements this. Every call comes
 // from the thread that steps the engines of the device.
 //
-// When the memory is all held, the oldest work wins (wound-wait): an engine
-// asks on behalf of its oldest live request, and another engine preempts its
-// sequences to give memory back only when every request it has is younger.
-// Requests are ordered by id, which the Router hands out in submission order
-// across every model, so the order is total and never changes; the engine
-// holding the oldest request on the device can always grow to its share, and
-// no two engines can each wait for the other.
+// When the memory is all held, the oldest work wins (wound-wait). An engine's
+// work is as old as the oldest request it serves: one it runs, or the one
+// first in its queue (Engine::KvSeniority; not one that priorities keep
+// waiting, which would lend a stream of younger requests its age). It asks
+// with that age, and another engine preempts its sequences to give memory
+// back only when its own work is younger; work as old or older that waits for
+// memory gives nothing. Requests are ordered by id, which the Router hands
+// out in submission order across every model, so the order is total; the
+// engine with the oldest work on the device can always grow to its share,
+// and waits only ever go from younger work to older, so none is circular.
 #pragma once
 
 #include <cstdint>
@@ -26,7 +29,7 @@ inline constexpr RequestId kPreemptNever = std::numeric_limits<RequestId>::max()
 class KvBudget {
  public:
   virtual ~KvBudget() = default;
-  // Grants `bytes` more to this engine, whose oldest live request is
+  // Grants `bytes` more to this engine, whose work is as old as request
   // `oldest`, taking memory back from other engines of the device if it must
   // and may; false when it cannot now.
   virtual bool Acquire(int64_t bytes, RequestId oldest) = 0;

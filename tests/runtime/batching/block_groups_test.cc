@@ -252,6 +252,16 @@ TEST(BlockGroupsTest, TheNullBlocksGroupIsNotTakenWhileAnotherIsBacked) {
   EXPECT_TRUE(a.Validate().ok()) << a.Validate();
 }
 
+TEST(BlockGroupsDeathTest, NoGroupIsBackedBeforeTheNullBlocksGroup) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        BlockAllocator a(12, 2, true, 4, 0);
+        a.AddGroup(1);
+      },
+      "before group 0");
+}
+
 // The other half of it: new blocks go to group 0 (given back last), then to
 // the group already holding the most, so the emptiest stay empty, ready to go
 // back without waiting for anyone.

@@ -213,5 +213,67 @@ TEST_F(EngineKvReclaimTest, PreemptsOnlyForOlderWorkAndCanGiveBackEveryGroup) {
   EXPECT_EQ(engine->Stats().num_preemptions, 1);
 }
 
+// An engine's age in the wound-wait order is that of the work it serves: a
+// low-priority request that younger high-priority ones keep waiting lends it
+// nothing (else a stream of young requests would wound older work elsewhere
+// for as long as it lasts).
+TEST_F(EngineKvReclaimTest, ItsAgeIsTheWorkItServesNotARequestPrioritiesHoldBack) {
+  CountingBudget budget(int64_t{1} << 40);
+  EngineConfig config = Config(&budget, 8);
+  config.step_scheduler.max_num_seqs = 1;
+  config.step_scheduler.max_tokens_per_step = 64;
+  auto engine = Engine::Create(model_.get(), tokenizer_.get(), config).value();
+  GenerateRequest low = cohost::testing::RandomGreedyRequest(8, 8, 6);
+  low.priority = 0;
+  GenerateRequest high = cohost::testing::RandomGreedyRequest(8, 8, 7);
+  high.priority = 5;
+  std::vector<std::shared_ptr<cohost::testing::CollectingSink>> sinks;
+  std::vector<RequestId> ids;
+  for (const GenerateRequest* r : {&low, &high, &high}) {
+    sinks.push_back(std::make_shared<cohost::testing::CollectingSink>());
+    absl::StatusOr<RequestId> id = engine->Submit(*r, sinks.back());
+    ASSERT_TRUE(id.ok()) << id.status();
+    ids.push_back(*id);
+  }
+  ASSERT_TRUE(engine->Step().value());  // the first high one runs; the other waits ahead of low
+  EXPECT_EQ(engine->KvSeniority(), ids[1]);
+  const int64_t held = budget.held();
+  ASSERT_GT(held, 0);
+  // An asker whose work is younger than low but older than the running one:
+  // this engine's work is younger than the asker's, so it preempts.
+  EXPECT_EQ(engine->ReclaimKv(held, held, /*wounder=*/ids[0]), held);
+  while (engine->Step().value()) {
+  }
+  for (const auto& sink : sinks) EXPECT_TRUE(sink->finished());
+}
+
+// Work that waits for memory itself, asked by younger work, gives nothing
+// back, not even a group it holds empty: given away, the engine would take it
+// back by preempting the asker's sequences, and both would only recompute.
+TEST_F(EngineKvReclaimTest, OlderWorkWaitingForMemoryKeepsWhatItHolds) {
+  CountingBudget budget(2 * group_bytes_);
+  EngineConfig config = Config(&budget, 8);
+  config.step_scheduler.max_tokens_per_step = 4096;
+  config.step_scheduler.max_prefill_chunk = 4096;
+  auto engine = Engine::Create(model_.get(), tokenizer_.get(), config).value();
+  // `small` fits group 0; `large` needs more than the two groups the budget
+  // grants: the engine grows a second group, empty, and still cannot start it.
+  auto small = std::make_shared<cohost::testing::CollectingSink>();
+  auto large = std::make_shared<cohost::testing::CollectingSink>();
+  const int32_t large_tokens = 2 * group_blocks_ * kBlock;
+  ASSERT_LE(large_tokens + 4, model_->config().max_position_embeddings);
+  ASSERT_TRUE(engine->Submit(cohost::testing::RandomGreedyRequest(4, 64, 8), small).ok());
+  absl::StatusOr<RequestId> large_id =
+      engine->Submit(cohost::testing::RandomGreedyRequest(large_tokens, 4, 9), large);
+  ASSERT_TRUE(large_id.ok());
+  ASSERT_TRUE(engine->Step().value());
+  ASSERT_TRUE(engine->Step().value());
+  ASSERT_EQ(budget.held(), 2 * group_bytes_);
+  EXPECT_EQ(engine->ReclaimKv(group_bytes_, group_bytes_, /*wounder=*/*large_id + 1), 0)
+      << "its work is older and waits for memory";
+  EXPECT_EQ(budget.held(), 2 * group_bytes_);
+  EXPECT_EQ(engine->Stats().num_preemptions, 0);
+}
+
 }  // namespace
 }  // namespace cohost::runtime
