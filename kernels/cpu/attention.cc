@@ -1,12 +1,14 @@
 // Paged attention on the CPU, one kernel for decode and prefill chunks: each
-// query head walks its sequence's pages with an online softmax per page, the
-// way a GPU split over blocks would, for a tile of up to four consecutive
-// new tokens at once (each to its own position), so that a prefill loads and
-// widens each K and V element once per tile instead of once per token. A
-// token's output has the same bits in a tile as alone. Pages hold fp32, fp16
-// or bf16 (PagedKv::dtype); each element is widened to fp32 as it is loaded,
-// so attention over narrow pages computes exactly what it computes over fp32
-// pages holding the same values.
+// query head walks its sequence's pages, the way a GPU split over blocks
+// would, with an online softmax over spans of pages (about 64 keys: the max,
+// the exponentials and the sums run once per span, not once per page, and
+// they are what bound it, not the multiply-adds), for a tile of up to four
+// consecutive new tokens at once (each to its own position), so that a
+// prefill loads and widens each K and V element once per tile instead of
+// once per token. A token's output has the same bits in a tile as alone.
+// Pages hold fp32, fp16 or bf16 (PagedKv::dtype); each element is widened to
+// fp32 as it is loaded, so attention over narrow pages computes exactly what
+// it computes over fp32 pages holding the same values.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -26,36 +28,71 @@ namespace cohost::kernels::cpu {
 
 namespace {
 
-// x[i] = exp(x[i] - shift) for i < n, and exp(t) of one t <= 0, with the C
-// library's expf.
-struct LibmExp {
-  void operator()(float* x, int32_t n, float shift) const {
-    for (int32_t i = 0; i < n; ++i) x[i] = std::exp(x[i] - shift);
+// The softmax's steps over one row's scores x[0, n), n > 0: their max, and
+// x[i] = exp(x[i] - shift) in place with the sum of the results; and exp(t)
+// of one t <= 0. With the C library's expf, in order.
+struct LibmSoftmax {
+  float Max(const float* x, int32_t n) const {
+    float m = x[0];
+    for (int32_t i = 1; i < n; ++i) m = std::max(m, x[i]);
+    return m;
+  }
+  float ExpSum(float* x, int32_t n, float shift) const {
+    float sum = 0.f;
+    for (int32_t i = 0; i < n; ++i) sum += (x[i] = std::exp(x[i] - shift));
+    return sum;
   }
   float One(float t) const { return std::exp(t); }
 };
 
 #if defined(__x86_64__)
-// The same with Exp8 (exp8.h): within 3 ulp.
-struct VectorExp {
-  __attribute__((target("avx2,fma"))) void operator()(float* x, int32_t n, float shift) const {
+// The same eight lanes at a time, with Exp8 (exp8.h: within 3 ulp); the sum
+// adds each lane's partial sums, then the lanes by SumLanes4's tree, then
+// the tail in order.
+struct VectorSoftmax {
+  __attribute__((target("avx2,fma"))) float Max(const float* x, int32_t n) const {
+    __m256 m = _mm256_set1_ps(x[0]);
+    int32_t i = 0;
+    for (; i + 8 <= n; i += 8) m = _mm256_max_ps(m, _mm256_loadu_ps(x + i));
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, m);
+    float out = lanes[0];
+    for (float l : lanes) out = std::max(out, l);
+    for (; i < n; ++i) out = std::max(out, x[i]);
+    return out;
+  }
+  __attribute__((target("avx2,fma,f16c"))) float ExpSum(float* x, int32_t n, float shift) const {
     const __m256 s = _mm256_set1_ps(shift);
+    __m256 sum = _mm256_setzero_ps();
     int32_t i = 0;
     for (; i + 8 <= n; i += 8) {
-      _mm256_storeu_ps(x + i, Exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), s)));
+      const __m256 e = Exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), s));
+      _mm256_storeu_ps(x + i, e);
+      sum = _mm256_add_ps(sum, e);
     }
+    const __m256 zero = _mm256_setzero_ps();
+    const __m256 four[4] = {sum, zero, zero, zero};
+    alignas(16) float sums[4];
+    SumLanes4(four, sums);
+    float total = sums[0];
     if (i < n) {
       alignas(32) float tail[8] = {};
       std::copy(x + i, x + n, tail);
       _mm256_store_ps(tail, Exp8(_mm256_sub_ps(_mm256_load_ps(tail), s)));
       std::copy(tail, tail + (n - i), x + i);
+      for (int32_t t = 0; t < n - i; ++t) total += tail[t];
     }
+    return total;
   }
   __attribute__((target("avx2,fma"))) float One(float t) const {
     return _mm256_cvtss_f32(Exp8(_mm256_set1_ps(t)));
   }
 };
 #endif
+
+// Keys a span of pages holds at most: whole pages, at least one.
+constexpr int32_t kSpanKeys = 64;
+inline int32_t SpanPages(int32_t block_size) { return std::max(1, kSpanKeys / block_size); }
 
 // Asks for one head's K and V rows of `page` (its first `rows`) while the
 // page before it is read: pages are scattered, so the hardware prefetchers
@@ -89,24 +126,27 @@ struct Tile {
   int32_t num_rows = 0;
 };
 
-// Scratch of one worker: each row's page scores and output accumulator.
+// Scratch of one worker: each row's span scores and output accumulator.
 struct TileScratch {
-  float* scores;  // [kTileRows, block_size]
+  float* scores;  // [kTileRows, SpanPages(block_size) * block_size]
   float* acc;     // [kTileRows, head_dim]
 };
 
 // out = softmax(q k^T * scale) v over logical tokens [0, n_ctx) for each
-// row of the tile, one page at a time with an online softmax. Inlined into
-// AttendAvx2 and AttendBaseline, so that the compiler vectorizes it once for
-// each; `Rows` reads a page's rows of T, `exp` turns scores into
-// probabilities.
-template <DType T, typename Rows, typename Exp>
+// row of the tile, a span of pages at a time with an online softmax. Inlined
+// into AttendAvx2 and AttendBaseline, so that the compiler vectorizes it
+// once for each; `Rows` reads a page's rows of T, `softmax` turns a span's
+// scores into probabilities. The spans start at page 0 whatever the tile,
+// so that a row gets the same steps in a tile as alone.
+template <DType T, typename Rows, typename Softmax>
 __attribute__((always_inline)) inline void AttendTile(const Tile& t, const int32_t* block_table,
                                                       int32_t kv_head, const PagedKv& kv,
                                                       float scale, const TileScratch& scratch,
-                                                      Exp exp) {
+                                                      Softmax softmax) {
   const int32_t hd = kv.head_dim;
   const int32_t bs = kv.block_size;
+  const int32_t span_pages = SpanPages(bs);
+  const int32_t pitch = span_pages * bs;  // a row's scores in the scratch
   const int64_t kv_row = static_cast<int64_t>(kv.num_kv_heads) * hd;
   float* acc[kTileRows];
   float running_max[kTileRows], denom[kTileRows];
@@ -118,36 +158,41 @@ __attribute__((always_inline)) inline void AttendTile(const Tile& t, const int32
     denom[j] = 0.f;
     max_ctx = std::max(max_ctx, t.n_ctx[j]);
   }
-  for (int32_t b = 0; b * bs < max_ctx; ++b) {
-    const int32_t rows = std::min(bs, max_ctx - b * bs);
-    const int64_t base =
-        static_cast<int64_t>(block_table[b]) * bs * kv_row + static_cast<int64_t>(kv_head) * hd;
-    if ((b + 1) * bs < max_ctx) {
-      PrefetchPage<T>(kv, block_table[b + 1], kv_head, max_ctx - (b + 1) * bs);
+  const int32_t num_pages = (max_ctx + bs - 1) / bs;
+  const auto page_base = [&](int32_t b) {
+    return static_cast<int64_t>(block_table[b]) * bs * kv_row + static_cast<int64_t>(kv_head) * hd;
+  };
+  for (int32_t first = 0; first < num_pages; first += span_pages) {
+    const int32_t end = std::min(first + span_pages, num_pages);
+    const int32_t span_keys = std::min(pitch, max_ctx - first * bs);
+    for (int32_t b = first; b < end; ++b) {
+      if (b + 1 < num_pages)
+        PrefetchPage<T>(kv, block_table[b + 1], kv_head, max_ctx - (b + 1) * bs);
+      Rows::ScoresTile(t.q, t.num_rows, KvRow<T>(kv.k, page_base(b)), kv_row,
+                       std::min(bs, max_ctx - b * bs), hd, scale,
+                       scratch.scores + static_cast<int64_t>(b - first) * bs, pitch);
     }
-    Rows::ScoresTile(t.q, t.num_rows, KvRow<T>(kv.k, base), kv_row, rows, hd, scale, scratch.scores,
-                     bs);
     for (int32_t j = 0; j < t.num_rows; ++j) {
-      float* scores = scratch.scores + static_cast<int64_t>(j) * bs;
-      const int32_t mine = std::clamp(t.n_ctx[j] - b * bs, 0, rows);  // keys this row sees
-      if (mine == 0) {  // the page is past this row: it takes nothing from it
-        std::fill(scores, scores + rows, 0.f);
+      float* scores = scratch.scores + static_cast<int64_t>(j) * pitch;
+      // Keys of the span this row sees.
+      const int32_t mine = std::clamp(t.n_ctx[j] - first * bs, 0, span_keys);
+      if (mine == 0) {  // the span is past this row: it takes nothing from it
+        std::fill(scores, scores + span_keys, 0.f);
         continue;
       }
-      float block_max = -std::numeric_limits<float>::infinity();
-      for (int32_t r = 0; r < mine; ++r) block_max = std::max(block_max, scores[r]);
-      const float new_max = std::max(running_max[j], block_max);
-      // First page: running_max is -inf, correction is 0 and acc/denom are 0.
-      const float correction = exp.One(running_max[j] - new_max);
-      denom[j] *= correction;
+      const float new_max = std::max(running_max[j], softmax.Max(scores, mine));
+      // First span: running_max is -inf, correction is 0 and acc/denom are 0.
+      const float correction = softmax.One(running_max[j] - new_max);
       for (int32_t d = 0; d < hd; ++d) acc[j][d] *= correction;
-      exp(scores, mine, new_max);
-      std::fill(scores + mine, scores + rows, 0.f);
-      for (int32_t r = 0; r < mine; ++r) denom[j] += scores[r];
+      denom[j] = denom[j] * correction + softmax.ExpSum(scores, mine, new_max);
+      std::fill(scores + mine, scores + span_keys, 0.f);
       running_max[j] = new_max;
     }
-    Rows::AccumulateTile(scratch.scores, bs, t.num_rows, KvRow<T>(kv.v, base), kv_row, rows, hd,
-                         acc);
+    for (int32_t b = first; b < end; ++b) {
+      Rows::AccumulateTile(scratch.scores + static_cast<int64_t>(b - first) * bs, pitch, t.num_rows,
+                           KvRow<T>(kv.v, page_base(b)), kv_row, std::min(bs, max_ctx - b * bs), hd,
+                           acc);
+    }
   }
   for (int32_t j = 0; j < t.num_rows; ++j) {
     const float inv = 1.f / denom[j];
@@ -165,7 +210,7 @@ using AttendFn = void (*)(const Tile&, const int32_t*, int32_t, const PagedKv&, 
 template <DType T>
 void AttendBaseline(const Tile& t, const int32_t* block_table, int32_t kv_head, const PagedKv& kv,
                     float scale, const TileScratch& scratch) {
-  AttendTile<T, PortableRows<T>>(t, block_table, kv_head, kv, scale, scratch, LibmExp{});
+  AttendTile<T, PortableRows<T>>(t, block_table, kv_head, kv, scale, scratch, LibmSoftmax{});
 }
 
 #if defined(__x86_64__)
@@ -173,7 +218,7 @@ template <DType T>
 __attribute__((target("avx2,fma,f16c"))) void AttendAvx2(const Tile& t, const int32_t* block_table,
                                                          int32_t kv_head, const PagedKv& kv,
                                                          float scale, const TileScratch& scratch) {
-  AttendTile<T, Avx2Rows<T>>(t, block_table, kv_head, kv, scale, scratch, VectorExp{});
+  AttendTile<T, Avx2Rows<T>>(t, block_table, kv_head, kv, scale, scratch, VectorSoftmax{});
 }
 #endif
 
@@ -245,9 +290,9 @@ void PagedAttention(const float* q, int64_t q_stride, const BatchLayout& batch, 
                                        SelectedAttend(DType::kBF16)};
   const AttendFn attend = by_dtype[static_cast<int>(kv.dtype)];
   pool.ParallelFor(work, grain, [&](int64_t begin, int64_t end) {
-    std::vector<float> buffer(static_cast<size_t>(kTileRows) * (kv.block_size + hd));
-    const TileScratch scratch{buffer.data(),
-                              buffer.data() + static_cast<int64_t>(kTileRows) * kv.block_size};
+    const int64_t span_keys = static_cast<int64_t>(SpanPages(kv.block_size)) * kv.block_size;
+    std::vector<float> buffer(static_cast<size_t>(kTileRows * (span_keys + hd)));
+    const TileScratch scratch{buffer.data(), buffer.data() + kTileRows * span_keys};
     for (int64_t w = begin; w < end; ++w) {
       const TokenTile& tt = tiles[w / num_heads];
       const int32_t h = static_cast<int32_t>(w % num_heads);

@@ -113,6 +113,16 @@ COHOST_ATTENTION_TARGET inline void SumLanes4(const __m256* a, float* sums) {
   _mm_storeu_ps(sums, _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)));
 }
 
+// The same tree for eight vectors at once: [sum of a[0]'s lanes, ..., sum of
+// a[7]'s], in one vector (the lanes' pairs, then pairs of pairs, then the
+// two halves: what SumLanes4 adds, in the same order).
+COHOST_ATTENTION_TARGET inline __m256 SumLanes8(const __m256* a) {
+  const __m256 x0123 = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
+  const __m256 x4567 = _mm256_hadd_ps(_mm256_hadd_ps(a[4], a[5]), _mm256_hadd_ps(a[6], a[7]));
+  return _mm256_add_ps(_mm256_permute2f128_ps(x0123, x4567, 0x20),
+                       _mm256_permute2f128_ps(x0123, x4567, 0x31));
+}
+
 // Every (query row, key row) pair gets one eight-lane FMA chain over the
 // head's dims and SumLanes4's tree, and every element of acc one chain over
 // the page's rows in order: the bits do not depend on how many chains run
@@ -140,11 +150,15 @@ struct Avx2Rows {
         const __m256 q8 = _mm256_loadu_ps(q + d);
         for (int j = 0; j < kKeys; ++j) a[j] = _mm256_fmadd_ps(q8, Load8<T>(kr[j], d), a[j]);
       }
-      alignas(16) float sums[kKeys];
-      SumLanes4(a, sums);
-      SumLanes4(a + 4, sums + 4);
+      const __m256 sums = SumLanes8(a);
+      if (d == n && r + kKeys <= rows) {  // no tail: eight scores at once
+        _mm256_storeu_ps(scores + r, _mm256_mul_ps(sums, _mm256_set1_ps(scale)));
+        continue;
+      }
+      alignas(32) float lane[kKeys];
+      _mm256_store_ps(lane, sums);
       for (int j = 0; j < kKeys && r + j < rows; ++j) {
-        float s = sums[j];
+        float s = lane[j];
         for (int32_t t = d; t < n; ++t) s = std::fma(q[t], KvAt<T>(kr[j], t), s);
         scores[r + j] = s * scale;
       }
@@ -182,11 +196,20 @@ struct Avx2Rows {
           a[1][j] = _mm256_fmadd_ps(q8, k1, a[1][j]);
         }
       }
-      for (int key = 0; key < 2 && r + key < rows; ++key) {
-        alignas(16) float sums[kTileRows];
-        SumLanes4(a[key], sums);
+      // Lane 4 * key + j: query row j against key r + key.
+      alignas(32) float lane[2 * kTileRows];
+      _mm256_store_ps(lane, _mm256_mul_ps(SumLanes8(a[0]), _mm256_set1_ps(scale)));
+      if (d == n) {  // no tail: the scaled sums are the scores
         for (int32_t j = 0; j < num_q; ++j) {
-          float s = sums[j];
+          scores[j * pitch + r] = lane[j];
+          if (r + 1 < rows) scores[j * pitch + r + 1] = lane[kTileRows + j];
+        }
+        continue;
+      }
+      _mm256_store_ps(lane, SumLanes8(a[0]));
+      for (int key = 0; key < 2 && r + key < rows; ++key) {
+        for (int32_t j = 0; j < num_q; ++j) {
+          float s = lane[key * kTileRows + j];
           for (int32_t t = d; t < n; ++t) s = std::fma(qs[j][t], KvAt<T>(kr[key], t), s);
           scores[j * pitch + r + key] = s * scale;
         }

@@ -384,8 +384,9 @@ TEST_P(PagedAttentionTest, MatchesDenseReference) {
   std::unique_ptr<Backend> be = MakeCpuBackend(3);
   const int nkv = 2, nh = nkv * c.group, hd = c.head_dim, bs = c.block_size;
   // Decode after a long prefix, a prefill chunk after a cached prefix, a fresh
-  // prefill, and a single-token prompt: one varlen batch.
-  const std::vector<SeqSpec> seqs = {{37, 1}, {21, 6}, {0, 13}, {0, 1}, {bs, 1}};
+  // prefill, a single-token prompt, and a chunk across the end of a span of
+  // pages after several (attention.cc): one varlen batch.
+  const std::vector<SeqSpec> seqs = {{37, 1}, {21, 6}, {0, 13}, {0, 1}, {bs, 1}, {120, 13}};
   const int ns = static_cast<int>(seqs.size());
   int max_blocks = 0, nt = 0, max_ctx = 0, max_q = 0;
   for (const SeqSpec& s : seqs) {
