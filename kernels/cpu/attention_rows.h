@@ -183,22 +183,21 @@ struct Avx2Rows {
     for (int32_t r = 0; r < rows; r += 2) {
       const void* kr[2] = {KvRow<T>(k, r * stride),
                            KvRow<T>(k, std::min(r + 1, rows - 1) * stride)};
-      __m256 a[2][kTileRows];
-      for (auto& key : a) {
-        for (__m256& x : key) x = _mm256_setzero_ps();
-      }
+      // a[key * kTileRows + j]: query row j against key r + key.
+      __m256 a[2 * kTileRows];
+      for (__m256& x : a) x = _mm256_setzero_ps();
       int32_t d = 0;
       for (; d + 8 <= n; d += 8) {
         const __m256 k0 = Load8<T>(kr[0], d), k1 = Load8<T>(kr[1], d);
         for (int j = 0; j < kTileRows; ++j) {
           const __m256 q8 = _mm256_loadu_ps(qs[j] + d);
-          a[0][j] = _mm256_fmadd_ps(q8, k0, a[0][j]);
-          a[1][j] = _mm256_fmadd_ps(q8, k1, a[1][j]);
+          a[j] = _mm256_fmadd_ps(q8, k0, a[j]);
+          a[kTileRows + j] = _mm256_fmadd_ps(q8, k1, a[kTileRows + j]);
         }
       }
-      // Lane 4 * key + j: query row j against key r + key.
+      // Lane key * kTileRows + j, as in a.
       alignas(32) float lane[2 * kTileRows];
-      _mm256_store_ps(lane, _mm256_mul_ps(SumLanes8(a[0]), _mm256_set1_ps(scale)));
+      _mm256_store_ps(lane, _mm256_mul_ps(SumLanes8(a), _mm256_set1_ps(scale)));
       if (d == n) {  // no tail: the scaled sums are the scores
         for (int32_t j = 0; j < num_q; ++j) {
           scores[j * pitch + r] = lane[j];
@@ -206,7 +205,7 @@ struct Avx2Rows {
         }
         continue;
       }
-      _mm256_store_ps(lane, SumLanes8(a[0]));
+      _mm256_store_ps(lane, SumLanes8(a));
       for (int key = 0; key < 2 && r + key < rows; ++key) {
         for (int32_t j = 0; j < num_q; ++j) {
           float s = lane[key * kTileRows + j];

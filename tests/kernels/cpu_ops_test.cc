@@ -462,7 +462,7 @@ INSTANTIATE_TEST_SUITE_P(GqaAndBlockSizes, PagedAttentionTest,
                          ::testing::Values(AttentionCase{1, 16}, AttentionCase{3, 16},
                                            AttentionCase{4, 16}, AttentionCase{1, 5},
                                            AttentionCase{3, 5}, AttentionCase{4, 7, 12},
-                                           AttentionCase{2, 16, 64}),
+                                           AttentionCase{2, 16, 64}, AttentionCase{2, 96}),
                          [](const ::testing::TestParamInfo<AttentionCase>& info) {
                            return "gqa" + std::to_string(info.param.group) + "_bs" +
                                   std::to_string(info.param.block_size) + "_hd" +

@@ -124,8 +124,11 @@ struct PagedBatch {
   BatchLayout layout;
 
   PagedBatch(int32_t bs, std::mt19937& rng) {
-    // cached, new; the last chunk crosses the end of a span of pages (attention.cc)
-    const std::vector<std::pair<int, int>> seqs = {{37, 1}, {21, 6}, {0, 13}, {124, 9}};
+    // cached, new. The last three chunks cross the end of a span of pages
+    // (attention.cc), each with a tile row whose context ends right at a
+    // span's start (bs 16 and 7: 64 and 63 keys a span; bs 5: 60).
+    const std::vector<std::pair<int, int>> seqs = {{37, 1},  {21, 6}, {0, 13},
+                                                   {124, 9}, {62, 4}, {58, 4}};
     for (const auto& [cached, fresh] : seqs) {
       max_blocks = std::max(max_blocks, (cached + fresh + bs - 1) / bs);
     }
