@@ -1,5 +1,6 @@
 #include "runtime/tokenizer/sentencepiece_bpe.h"
 
+#include <cmath>
 #include <queue>
 
 #include "absl/status/status.h"
@@ -36,6 +37,14 @@ absl::StatusOr<std::unique_ptr<SentencePieceBpe>> SentencePieceBpe::Create(
     return absl::InvalidArgumentError(absl::StrCat("SentencePiece tokenizer has ", n,
                                                    " tokens but ", spec.scores.size(),
                                                    " scores (and no merges)"));
+  }
+  // A NaN would order against no other score, so which pieces merge would
+  // depend on the heap's order: a broken file, said so.
+  for (size_t i = 0; i < spec.scores.size(); ++i) {
+    if (std::isnan(spec.scores[i])) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("SentencePiece tokenizer: the score of token ", i, " is NaN"));
+    }
   }
   auto sp = std::unique_ptr<SentencePieceBpe>(new SentencePieceBpe());
   sp->tokens_ = spec.tokens;

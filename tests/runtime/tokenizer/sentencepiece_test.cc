@@ -6,6 +6,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -217,6 +218,15 @@ TEST(SentencePieceTest, MismatchedScoresAreAnError) {
   const auto t = Tokenizer::Create(spec);
   ASSERT_FALSE(t.ok());
   EXPECT_EQ(t.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(SentencePieceTest, ANaNScoreIsAnError) {
+  TokenizerSpec spec = TinySpec();
+  spec.scores[10] = std::nanf("");
+  const auto t = Tokenizer::Create(spec);
+  ASSERT_FALSE(t.ok());
+  EXPECT_EQ(t.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(t.status().message()).find("token 10"), std::string::npos) << t.status();
 }
 
 // Merges, when the spec lists them, decide alone: a spec with merges needs no
