@@ -70,11 +70,11 @@ struct VectorSoftmax {
       _mm256_storeu_ps(x + i, e);
       sum = _mm256_add_ps(sum, e);
     }
-    const __m256 zero = _mm256_setzero_ps();
-    const __m256 four[4] = {sum, zero, zero, zero};
-    alignas(16) float sums[4];
-    SumLanes4(four, sums);
-    float total = sums[0];
+    // ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)), SumLanes4's tree.
+    const __m256 pairs = _mm256_hadd_ps(sum, sum);
+    const __m256 quads = _mm256_hadd_ps(pairs, pairs);
+    float total =
+        _mm_cvtss_f32(_mm_add_ss(_mm256_castps256_ps128(quads), _mm256_extractf128_ps(quads, 1)));
     if (i < n) {
       alignas(32) float tail[8] = {};
       std::copy(x + i, x + n, tail);
