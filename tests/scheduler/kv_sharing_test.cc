@@ -255,11 +255,12 @@ void KvSharingTest::RunRandomLoad(const std::vector<std::shared_ptr<ServedModel>
                                   int32_t max_tokens) {
   std::atomic<bool> done{false};
   std::atomic<int64_t> worst{0};
+  // The pool's own count, read under its lock: a sum of the models' reads
+  // at different moments could count a group moving between them twice.
+  const std::shared_ptr<KvPool> pool = models[0]->device().kv_pool;
   std::thread watcher([&] {
     while (!done) {
-      int64_t sum = 0;
-      for (auto& m : models) sum += m->kv_bytes_held();
-      worst = std::max(worst.load(), sum);
+      worst = std::max(worst.load(), pool->used());
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
   });
