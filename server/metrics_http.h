@@ -1,8 +1,13 @@
-// The /metrics endpoint: a small HTTP server on its own port (cpp-httplib)
-// that answers GET /metrics with a Prometheus text page and GET /healthz with
-// liveness, on two worker threads, apart from the gRPC port.
+// The /metrics endpoint: a small HTTP server on its own port, apart from the
+// gRPC port, that answers GET /metrics with a Prometheus text page and GET
+// /healthz with liveness. One libevent loop thread serves every connection,
+// so a client that sends its request slowly holds no thread; the
+// connections are capped, and each lives at most a few seconds
+// (http::ConnectionCap), so such clients cannot keep scrapes out either.
 #pragma once
 
+#include <chrono>
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <string>
@@ -10,11 +15,22 @@
 
 #include "absl/status/statusor.h"
 
-namespace httplib {
-class Server;
-}
+struct event;
+struct event_base;
+struct evhttp;
+struct evhttp_request;
 
 namespace cohost::server {
+namespace http {
+class ConnectionCap;
+}
+
+struct MetricsHttpOptions {
+  size_t max_connections = 64;  // scrapers and probes: a handful
+  // A connection still open this long after it was accepted is closed.
+  std::chrono::milliseconds max_connection_age{10'000};
+  int io_timeout_seconds = 5;  // a stalled read or write
+};
 
 class MetricsHttpServer {
  public:
@@ -24,24 +40,33 @@ class MetricsHttpServer {
   // Listens on host:port (port 0: a free port, see port()) and serves until
   // Stop(). UNAVAILABLE when the address cannot be bound; INVALID_ARGUMENT for
   // a port outside [0, 65535] or no render function. render (and healthy, when
-  // given) run on the server's threads and must be thread-safe.
-  static absl::StatusOr<std::unique_ptr<MetricsHttpServer>> Start(const std::string& host, int port,
-                                                                  RenderFn render,
-                                                                  HealthFn healthy = nullptr);
+  // given) run on the server's loop thread and must be thread-safe.
+  static absl::StatusOr<std::unique_ptr<MetricsHttpServer>> Start(
+      const std::string& host, int port, RenderFn render, HealthFn healthy = nullptr,
+      const MetricsHttpOptions& options = {});
   ~MetricsHttpServer();  // Stop()
 
   MetricsHttpServer(const MetricsHttpServer&) = delete;
   MetricsHttpServer& operator=(const MetricsHttpServer&) = delete;
 
   int port() const { return port_; }
-  // Closes the listening socket, finishes requests being served, joins.
+  // Connections open now (any thread; for tests).
+  size_t open_connections() const;
+  // Closes the listening socket and every connection, and joins the loop.
   // Idempotent.
   void Stop();
 
  private:
   MetricsHttpServer() = default;
+  static void OnRequest(evhttp_request* req, void* self);
+  static void OnStop(int, short, void* self);
 
-  std::unique_ptr<httplib::Server> server_;
+  RenderFn render_;
+  HealthFn healthy_;
+  event_base* base_ = nullptr;
+  evhttp* http_ = nullptr;
+  event* stop_ = nullptr;
+  std::unique_ptr<http::ConnectionCap> cap_;
   std::thread thread_;
   int port_ = 0;
 };

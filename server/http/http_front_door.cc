@@ -8,13 +8,11 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/listener.h>
-#include <event2/thread.h>
 #include <netinet/in.h>
 #include <openssl/ssl.h>
 #include <poll.h>
 #include <sys/socket.h>
 
-#include <csignal>
 #include <ctime>
 #include <optional>
 #include <random>
@@ -24,8 +22,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/status_macros.h"
 #include "scheduler/admission.h"
 #include "server/http/completion_call.h"
+#include "server/http/connection_cap.h"
 #include "server/http/loop_offload.h"
 #include "server/http/openai_format.h"
 #include "server/http/openai_request.h"
@@ -47,32 +47,6 @@ std::string NewResponseId(Endpoint endpoint) {
                          rng());
 }
 
-// The port a bound socket got (the OS picks one for port 0).
-int BoundPort(evhttp_bound_socket* bound) {
-  sockaddr_storage addr{};
-  socklen_t len = sizeof addr;
-  const evutil_socket_t fd = evconnlistener_get_fd(evhttp_bound_socket_get_listener(bound));
-  if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return 0;
-  if (addr.ss_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port);
-  return ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
-}
-
-// evhttp's factory for each new connection's bufferevent, with TLS: an
-// OpenSSL one in accepting state (evhttp gives it the socket).
-bufferevent* MakeTlsBufferevent(event_base* base, void* ssl_ctx) {
-  SSL* ssl = SSL_new(static_cast<SSL_CTX*>(ssl_ctx));
-  if (ssl == nullptr) return nullptr;
-  bufferevent* bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                                    BEV_OPT_CLOSE_ON_FREE);
-  // Clients that close without a TLS close_notify are the norm.
-  if (bev != nullptr) bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-  return bev;
-}
-
-// The front door whose loop runs on this thread, for callbacks whose
-// argument is libevent's own (the listener's error callback gets evhttp's).
-thread_local HttpFrontDoor* loop_door = nullptr;
-
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<HttpFrontDoor>> HttpFrontDoor::Start(const StreamDeps& deps,
@@ -81,16 +55,7 @@ absl::StatusOr<std::unique_ptr<HttpFrontDoor>> HttpFrontDoor::Start(const Stream
     return absl::InvalidArgumentError(
         absl::StrCat("the HTTP port must be in [0, 65535], got ", options.port));
   }
-  if (options.max_connections == 0) {
-    return absl::InvalidArgumentError("the HTTP connection cap must be at least 1");
-  }
-  // Once per process, before any base: lets engine threads wake the loop.
-  // A write to a client that left must be an error, not a SIGPIPE.
-  static const int threads_ok = [] {
-    std::signal(SIGPIPE, SIG_IGN);
-    return evthread_use_pthreads();
-  }();
-  if (threads_ok != 0) return absl::InternalError("libevent has no pthreads support");
+  RETURN_IF_ERROR(PrepareLibevent());  // engine threads wake the loop
 
   std::unique_ptr<HttpFrontDoor> d(new HttpFrontDoor());
   d->deps_ = deps;
@@ -110,32 +75,37 @@ absl::StatusOr<std::unique_ptr<HttpFrontDoor>> HttpFrontDoor::Start(const Stream
     if (!ctx.ok()) return ctx.status();
     d->ssl_ctx_ = *std::move(ctx);
   }
-  evhttp_set_bevcb(d->http_, &HttpFrontDoor::OnNewConnection, d.get());
-  evhttp_bound_socket* bound = evhttp_bind_socket_with_handle(
-      d->http_, options.host.c_str(), static_cast<ev_uint16_t>(options.port));
-  if (bound == nullptr) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot listen for HTTP on ", options.host, ":", options.port));
+  ConnectionCapOptions cap;
+  cap.max_connections = options.max_connections;
+  cap.tls = d->ssl_ctx_.get();
+  ServerMetrics* metrics = deps.metrics;
+  if (metrics != nullptr) {
+    cap.on_count = [metrics](size_t open, size_t max) {
+      metrics->SetHttpConnections(static_cast<int64_t>(open), static_cast<int64_t>(max));
+    };
+    cap.on_pause = [metrics](bool at_cap) { metrics->RecordHttpAcceptPause(at_cap); };
   }
-  d->listener_ = evhttp_bound_socket_get_listener(bound);
-  evconnlistener_set_error_cb(d->listener_, &HttpFrontDoor::OnAcceptError);
-  d->UpdateAccepting();  // publishes the gauges
-  d->port_ = BoundPort(bound);
+  HttpFrontDoor* door = d.get();
+  cap.on_close = [door](evhttp_connection* conn) { door->OnConnectionClose(conn); };
+  absl::StatusOr<std::unique_ptr<ConnectionCap>> listening =
+      ConnectionCap::Listen(d->base_, d->http_, options.host, options.port, std::move(cap));
+  if (!listening.ok()) {
+    return absl::Status(listening.status().code(),
+                        absl::StrCat("HTTP: ", listening.status().message()));
+  }
+  d->cap_ = *std::move(listening);
+  d->port_ = d->cap_->port();
   d->wake_ = event_new(d->base_, -1, 0, &HttpFrontDoor::OnWake, d.get());
   d->stop_check_ = evtimer_new(d->base_, &HttpFrontDoor::OnStopCheck, d.get());
   d->liveness_ = event_new(d->base_, -1, EV_PERSIST, &HttpFrontDoor::OnLivenessTick, d.get());
-  d->adopt_ = event_new(d->base_, -1, 0, &HttpFrontDoor::OnAdopt, d.get());
-  d->accept_retry_ = evtimer_new(d->base_, &HttpFrontDoor::OnAcceptRetry, d.get());
   const auto us = std::chrono::duration_cast<std::chrono::microseconds>(options.liveness_interval);
   const timeval tick{static_cast<time_t>(us.count() / 1'000'000),
                      static_cast<suseconds_t>(us.count() % 1'000'000)};
   event_add(d->liveness_, &tick);
   d->waker_ = std::make_shared<Waker>(d->wake_);
   d->offload_ = std::make_unique<LoopOffload>(d->base_, options.prepare_threads);
-  d->thread_ = std::thread([door = d.get()] {
-    loop_door = door;
-    event_base_loop(door->base_, EVLOOP_NO_EXIT_ON_EMPTY);
-  });
+  d->thread_ =
+      std::thread([door = d.get()] { event_base_loop(door->base_, EVLOOP_NO_EXIT_ON_EMPTY); });
   return d;
 }
 
@@ -157,95 +127,14 @@ void HttpFrontDoor::Stop(std::chrono::milliseconds grace) {
   offload_.reset();
   if (waker_ != nullptr) waker_->Close();
   by_connection_.clear();
-  accepted_.clear();
-  listener_ = nullptr;                       // evhttp_free frees it before the connections
+  if (cap_ != nullptr) cap_->Close();        // evhttp_free frees its listener first
   if (http_ != nullptr) evhttp_free(http_);  // closes every connection
-  for (event* e : {wake_, stop_check_, liveness_, adopt_, accept_retry_}) {
+  cap_.reset();
+  for (event* e : {wake_, stop_check_, liveness_}) {
     if (e != nullptr) event_free(e);
   }
   event_base_free(base_);
   base_ = nullptr;
-}
-
-bufferevent* HttpFrontDoor::OnNewConnection(event_base* base, void* self) {
-  auto* d = static_cast<HttpFrontDoor*>(self);
-  Accepted accepted;
-  if (d->ssl_ctx_ != nullptr) {
-    accepted.bev = MakeTlsBufferevent(base, d->ssl_ctx_.get());
-    // Never plain HTTP on a TLS port: a plain one, closed once adopted.
-    accepted.refuse = accepted.bev == nullptr;
-  }
-  if (accepted.bev == nullptr) {
-    accepted.bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-  }
-  // Out of memory: evhttp makes a plain one of its own (served uncounted,
-  // and on a TLS port unencrypted: libevent 2.1 offers no way to refuse).
-  if (accepted.bev == nullptr) return nullptr;
-  d->accepted_.push_back(accepted);
-  // Runs once this accept callback returns, before the loop polls again:
-  // nothing can have closed the connection by then.
-  event_active(d->adopt_, EV_READ, 0);
-  d->open_connections_.fetch_add(1, std::memory_order_relaxed);
-  d->UpdateAccepting();
-  return accepted.bev;
-}
-
-void HttpFrontDoor::OnAdopt(int, short, void* self) {
-  auto* d = static_cast<HttpFrontDoor*>(self);
-  std::vector<Accepted> accepted;
-  accepted.swap(d->accepted_);
-  for (const Accepted& a : accepted) {
-    // evhttp's callbacks carry its connection object.
-    void* conn = nullptr;
-    bufferevent_getcb(a.bev, nullptr, nullptr, nullptr, &conn);
-    auto* evcon = static_cast<evhttp_connection*>(conn);
-    if (evcon == nullptr) {
-      // evhttp could not make the connection (out of memory) after asking
-      // for its bufferevent: nothing will close it through us.
-      d->open_connections_.fetch_sub(1, std::memory_order_relaxed);
-      d->UpdateAccepting();
-      continue;
-    }
-    evhttp_connection_set_closecb(evcon, &HttpFrontDoor::OnConnectionClose, d);
-    if (a.refuse) evhttp_connection_free(evcon);  // runs the close callback
-  }
-}
-
-// Accepting pauses while the connections are at the cap, or for a moment
-// after accept failed (out of descriptors: the listener would otherwise
-// stay readable and spin the loop).
-void HttpFrontDoor::UpdateAccepting() {
-  if (listener_ == nullptr) return;
-  const size_t open = open_connections_.load(std::memory_order_relaxed);
-  if (deps_.metrics != nullptr) {
-    deps_.metrics->SetHttpConnections(static_cast<int64_t>(open),
-                                      static_cast<int64_t>(options_.max_connections));
-  }
-  const bool full = open >= options_.max_connections;
-  const bool accept = !full && !accept_failing_;
-  if (accept == accepting_) return;
-  accepting_ = accept;
-  if (accept) {
-    evconnlistener_enable(listener_);
-    return;
-  }
-  evconnlistener_disable(listener_);
-  if (deps_.metrics != nullptr) deps_.metrics->RecordHttpAcceptPause(/*at_cap=*/full);
-}
-
-void HttpFrontDoor::OnAcceptError(evconnlistener*, void*) {
-  // The callback's argument is the listener's, which evhttp set to itself.
-  HttpFrontDoor* d = loop_door;
-  d->accept_failing_ = true;
-  d->UpdateAccepting();
-  const timeval pause{0, 100'000};
-  evtimer_add(d->accept_retry_, &pause);
-}
-
-void HttpFrontDoor::OnAcceptRetry(int, short, void* self) {
-  auto* d = static_cast<HttpFrontDoor*>(self);
-  d->accept_failing_ = false;
-  d->UpdateAccepting();
 }
 
 void HttpFrontDoor::OnStopCheck(int, short, void* self) {
@@ -308,19 +197,20 @@ void HttpFrontDoor::OnWake(int, short, void* self) {
   }
 }
 
-void HttpFrontDoor::OnConnectionClose(evhttp_connection* conn, void* self) {
-  auto* d = static_cast<HttpFrontDoor*>(self);
-  d->open_connections_.fetch_sub(1, std::memory_order_relaxed);
-  d->UpdateAccepting();
-  d->preparing_.erase(conn);  // its request is freed with it
-  auto it = d->by_connection_.find(conn);
-  if (it == d->by_connection_.end()) return;
+size_t HttpFrontDoor::open_connections() const {
+  return cap_ != nullptr ? cap_->open_connections() : 0;
+}
+
+void HttpFrontDoor::OnConnectionClose(evhttp_connection* conn) {
+  preparing_.erase(conn);  // its request is freed with it
+  auto it = by_connection_.find(conn);
+  if (it == by_connection_.end()) return;
   // Held while it ends (the call may outlive its entry meanwhile).
-  const auto live = d->live_.find(it->second);
-  if (live == d->live_.end()) return;
+  const auto live = live_.find(it->second);
+  if (live == live_.end()) return;
   const std::shared_ptr<CompletionCall> call = live->second.call;
   call->ClientGone();
-  d->Forget(call.get());
+  Forget(call.get());
 }
 
 void HttpFrontDoor::Forget(CompletionCall* call) {

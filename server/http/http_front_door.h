@@ -37,6 +37,7 @@ struct evhttp_request;
 namespace cohost::server::http {
 
 class CompletionCall;
+class ConnectionCap;
 class LoopOffload;
 class Waker;
 
@@ -77,7 +78,7 @@ class HttpFrontDoor {
 
   int port() const { return port_; }
   // Connections open now (any thread; for tests and metrics).
-  size_t open_connections() const { return open_connections_.load(std::memory_order_relaxed); }
+  size_t open_connections() const;
 
   // Stops accepting work, lets calls still writing finish for up to `grace`,
   // ends the rest (UNAVAILABLE), and joins the loop. Idempotent. Run it after
@@ -88,14 +89,10 @@ class HttpFrontDoor {
   HttpFrontDoor() = default;
 
   // Loop thread.
-  static bufferevent* OnNewConnection(event_base* base, void* self);
-  static void OnAdopt(int, short, void* self);
-  static void OnAcceptError(evconnlistener* listener, void* evhttp_arg);
-  static void OnAcceptRetry(int, short, void* self);
-  void UpdateAccepting();
   static void OnRequest(evhttp_request* req, void* self);
   static void OnWake(int, short, void* self);
-  static void OnConnectionClose(evhttp_connection* conn, void* self);
+  // A connection closed (ConnectionCap's hook): its call, if any, ends.
+  void OnConnectionClose(evhttp_connection* conn);
   static void OnStopCheck(int, short, void* self);
   static void OnLivenessTick(int, short, void* self);
   // A completion request: checked on the loop thread (key, drain), parsed and
@@ -118,9 +115,8 @@ class HttpFrontDoor {
   event* wake_ = nullptr;
   event* stop_check_ = nullptr;
   event* liveness_ = nullptr;
-  event* adopt_ = nullptr;         // runs right after evhttp accepted connections
-  event* accept_retry_ = nullptr;  // ends a pause after accept failed
-  auth::SslCtxPtr ssl_ctx_;        // with TLS; outlives every connection
+  auth::SslCtxPtr ssl_ctx_;  // with TLS; outlives every connection
+  std::unique_ptr<ConnectionCap> cap_;
   std::shared_ptr<Waker> waker_;
   std::unique_ptr<LoopOffload> offload_;
   std::thread thread_;
@@ -137,19 +133,6 @@ class HttpFrontDoor {
   // its number (a closed connection's address may come back for another).
   absl::flat_hash_map<evhttp_connection*, uint64_t> preparing_;
   uint64_t next_preparing_ = 0;
-  // Loop thread only: connections. evhttp makes a connection's object only
-  // after asking for its bufferevent (OnNewConnection), so the new ones wait
-  // here for OnAdopt to give them a close callback. Their bufferevents (and
-  // whether to close it at once: a TLS one could not be made).
-  struct Accepted {
-    bufferevent* bev = nullptr;
-    bool refuse = false;
-  };
-  std::vector<Accepted> accepted_;
-  evconnlistener* listener_ = nullptr;  // null once Stop frees it
-  bool accept_failing_ = false;         // accept failed (out of descriptors): pause
-  bool accepting_ = true;
-  std::atomic<size_t> open_connections_{0};  // written on the loop thread only
   int64_t started_unix_ = 0;
   std::chrono::steady_clock::time_point stop_deadline_;
   bool stopping_ = false;  // set on the loop thread by the stop check

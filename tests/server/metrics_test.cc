@@ -8,6 +8,7 @@
 #include <httplib.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cmath>
 #include <limits>
 #include <map>
@@ -21,6 +22,8 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/metrics_http.h"
+#include "tests/support/loopback.h"
+#include "tests/support/wait_for.h"
 
 namespace cohost::server {
 namespace {
@@ -535,6 +538,94 @@ TEST(MetricsHttpServerTest, ConcurrentScrapes) {
   for (auto& th : threads) th.join();
   EXPECT_EQ(ok.load(), 80);
   // Destruction stops it.
+}
+
+// Whether the server still holds `fd` open: nothing to read, no FIN.
+bool StillOpen(int fd) {
+  char c;
+  const ssize_t n = ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+// Slowloris: clients that send half a request and stop hold no thread of the
+// server, so a scrape is answered while they are all still connected (the
+// cpp-httplib server this replaced had two threads: the third client waited
+// until the read timeout dropped one of the first two).
+TEST(MetricsHttpServerTest, ClientsThatSendHalfARequestKeepNoScrapeWaiting) {
+  const auto render = [] { return std::string("cohost_up 1\n"); };
+  absl::StatusOr<std::unique_ptr<MetricsHttpServer>> server =
+      MetricsHttpServer::Start("127.0.0.1", 0, render);
+  ASSERT_TRUE(server.ok()) << server.status();
+  const int port = (*server)->port();
+  std::vector<int> slow;
+  for (int i = 0; i < 8; ++i) {
+    const int fd = cohost::testing::ConnectLoopback(port);
+    ASSERT_GE(fd, 0);
+    ASSERT_TRUE(cohost::testing::SendAll(fd, "GET /metrics HTTP/1.1\r\nHost: x\r\n"));
+    slow.push_back(fd);
+  }
+  ASSERT_TRUE(cohost::testing::WaitFor([&] { return (*server)->open_connections() == 8; },
+                                       std::chrono::seconds(10)));
+  httplib::Client client("127.0.0.1", port);
+  client.set_read_timeout(10);
+  httplib::Result r = client.Get("/metrics");
+  ASSERT_TRUE(r) << httplib::to_string(r.error());
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, render());
+  for (int fd : slow) {
+    EXPECT_TRUE(StillOpen(fd)) << "a slow client was dropped before the scrape was answered";
+    ::close(fd);
+  }
+}
+
+// A connection lives at most its maximum age, whatever it is doing: one that
+// trickles its request never finishes it.
+TEST(MetricsHttpServerTest, AConnectionIsClosedAtItsMaximumAge) {
+  MetricsHttpOptions options;
+  options.max_connection_age = std::chrono::milliseconds(300);
+  absl::StatusOr<std::unique_ptr<MetricsHttpServer>> server = MetricsHttpServer::Start(
+      "127.0.0.1", 0, [] { return std::string("x"); }, nullptr, options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  const int fd = cohost::testing::ConnectLoopback((*server)->port());
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(cohost::testing::SendAll(fd, "GET /metrics HTTP/1.1\r\n"));
+  // Trickles a header byte at a time: each one would reset a read timeout.
+  bool closed = false;
+  for (int i = 0; i < 200 && !closed; ++i) {
+    closed = !cohost::testing::SendAll(fd, "X") || !StillOpen(fd);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(closed) << "still open 10 s after it was accepted";
+  ::close(fd);
+  EXPECT_TRUE(cohost::testing::WaitFor([&] { return (*server)->open_connections() == 0; },
+                                       std::chrono::seconds(10)));
+}
+
+// At the cap the server accepts nothing more until a connection closes: a
+// flood of connections cannot take the process's descriptors.
+TEST(MetricsHttpServerTest, AtTheCapANewConnectionWaitsUntilOneCloses) {
+  MetricsHttpOptions options;
+  options.max_connections = 2;
+  absl::StatusOr<std::unique_ptr<MetricsHttpServer>> server = MetricsHttpServer::Start(
+      "127.0.0.1", 0, [] { return std::string("x"); }, nullptr, options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  const int port = (*server)->port();
+  const int a = cohost::testing::ConnectLoopback(port), b = cohost::testing::ConnectLoopback(port);
+  ASSERT_GE(a, 0);
+  ASSERT_GE(b, 0);
+  ASSERT_TRUE(cohost::testing::WaitFor([&] { return (*server)->open_connections() == 2; },
+                                       std::chrono::seconds(10)));
+  // The third connects (the kernel's backlog) but is not served.
+  const int c = cohost::testing::ConnectLoopback(port);
+  ASSERT_GE(c, 0);
+  ASSERT_TRUE(cohost::testing::SendAll(c, "GET /metrics HTTP/1.0\r\n\r\n"));
+  EXPECT_EQ(cohost::testing::ReadUntil(c, "\r\n", std::chrono::milliseconds(300)), "");
+  EXPECT_EQ((*server)->open_connections(), 2u);
+  ::close(a);
+  EXPECT_THAT(cohost::testing::ReadUntil(c, "\r\n\r\nx", std::chrono::seconds(10)),
+              HasSubstr("200 OK"));
+  ::close(b);
+  ::close(c);
 }
 
 TEST(MetricsHttpServerTest, StartErrors) {

@@ -1,0 +1,231 @@
+// ConnectionCap: evhttp's bufferevent factory, close callbacks and the
+// listener's pauses.
+
+#include "server/http/connection_cap.h"
+
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/listener.h>
+#include <event2/thread.h>
+#include <netinet/in.h>
+#include <openssl/ssl.h>
+#include <sys/socket.h>
+
+#include <csignal>
+#include <mutex>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace cohost::server::http {
+namespace {
+
+// The port a bound socket got (the OS picks one for port 0).
+int BoundPort(evhttp_bound_socket* bound) {
+  sockaddr_storage addr{};
+  socklen_t len = sizeof addr;
+  const evutil_socket_t fd = evconnlistener_get_fd(evhttp_bound_socket_get_listener(bound));
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return 0;
+  if (addr.ss_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port);
+  return ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
+}
+
+// evhttp's factory for each new connection's bufferevent, with TLS: an
+// OpenSSL one in accepting state (evhttp gives it the socket).
+bufferevent* MakeTlsBufferevent(event_base* base, SSL_CTX* ssl_ctx) {
+  SSL* ssl = SSL_new(ssl_ctx);
+  if (ssl == nullptr) return nullptr;
+  bufferevent* bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                                    BEV_OPT_CLOSE_ON_FREE);
+  // Clients that close without a TLS close_notify are the norm.
+  if (bev != nullptr) bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+  return bev;
+}
+
+// The listener's error callback gets evhttp's argument, not ours: the cap
+// that owns each listener.
+std::mutex caps_mu;
+absl::flat_hash_map<evconnlistener*, ConnectionCap*>& Caps() {
+  static auto* caps = new absl::flat_hash_map<evconnlistener*, ConnectionCap*>();
+  return *caps;
+}
+
+}  // namespace
+
+absl::Status PrepareLibevent() {
+  static const int threads_ok = [] {
+    std::signal(SIGPIPE, SIG_IGN);
+    return evthread_use_pthreads();
+  }();
+  if (threads_ok != 0) return absl::InternalError("libevent has no pthreads support");
+  return absl::OkStatus();
+}
+
+ConnectionCap::AgeTimer::~AgeTimer() {
+  if (timer != nullptr) event_free(timer);
+}
+
+absl::StatusOr<std::unique_ptr<ConnectionCap>> ConnectionCap::Listen(event_base* base, evhttp* http,
+                                                                     const std::string& host,
+                                                                     int port,
+                                                                     ConnectionCapOptions options) {
+  if (port < 0 || port > 65535) {
+    return absl::InvalidArgumentError(absl::StrCat("port ", port, " is outside [0, 65535]"));
+  }
+  if (options.max_connections == 0) {
+    return absl::InvalidArgumentError("the connection cap must be at least 1");
+  }
+  std::unique_ptr<ConnectionCap> cap(new ConnectionCap());
+  cap->options_ = std::move(options);
+  cap->base_ = base;
+  cap->adopt_ = event_new(base, -1, 0, &ConnectionCap::OnAdopt, cap.get());
+  cap->accept_retry_ = evtimer_new(base, &ConnectionCap::OnAcceptRetry, cap.get());
+  if (cap->adopt_ == nullptr || cap->accept_retry_ == nullptr) {
+    return absl::ResourceExhaustedError("cannot make the listener's events");
+  }
+  evhttp_set_bevcb(http, &ConnectionCap::OnNewConnection, cap.get());
+  evhttp_bound_socket* bound =
+      evhttp_bind_socket_with_handle(http, host.c_str(), static_cast<ev_uint16_t>(port));
+  if (bound == nullptr) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", host, ":", port));
+  }
+  cap->listener_ = evhttp_bound_socket_get_listener(bound);
+  {
+    std::lock_guard<std::mutex> lock(caps_mu);
+    Caps()[cap->listener_] = cap.get();
+  }
+  evconnlistener_set_error_cb(cap->listener_, &ConnectionCap::OnAcceptError);
+  cap->port_ = BoundPort(bound);
+  cap->UpdateAccepting();  // publishes the count
+  return cap;
+}
+
+ConnectionCap::~ConnectionCap() {
+  {
+    std::lock_guard<std::mutex> lock(caps_mu);
+    for (auto it = Caps().begin(); it != Caps().end();) {
+      if (it->second == this) {
+        Caps().erase(it++);
+      } else {
+        ++it;
+      }
+    }
+  }
+  age_timers_.clear();
+  for (event* e : {adopt_, accept_retry_}) {
+    if (e != nullptr) event_free(e);
+  }
+}
+
+bufferevent* ConnectionCap::OnNewConnection(event_base* base, void* self) {
+  auto* c = static_cast<ConnectionCap*>(self);
+  Accepted accepted;
+  if (c->options_.tls != nullptr) {
+    accepted.bev = MakeTlsBufferevent(base, c->options_.tls);
+    // Never plain HTTP on a TLS port: a plain one, closed once adopted.
+    accepted.refuse = accepted.bev == nullptr;
+  }
+  if (accepted.bev == nullptr) {
+    accepted.bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+  }
+  // Out of memory: evhttp makes a plain one of its own (served uncounted,
+  // and on a TLS port unencrypted: libevent 2.1 offers no way to refuse).
+  if (accepted.bev == nullptr) return nullptr;
+  c->accepted_.push_back(accepted);
+  // Runs once this accept callback returns, before the loop polls again:
+  // nothing can have closed the connection by then.
+  event_active(c->adopt_, EV_READ, 0);
+  c->open_.fetch_add(1, std::memory_order_relaxed);
+  c->UpdateAccepting();
+  return accepted.bev;
+}
+
+void ConnectionCap::OnAdopt(int, short, void* self) {
+  auto* c = static_cast<ConnectionCap*>(self);
+  std::vector<Accepted> accepted;
+  accepted.swap(c->accepted_);
+  for (const Accepted& a : accepted) {
+    // evhttp's callbacks carry its connection object.
+    void* conn = nullptr;
+    bufferevent_getcb(a.bev, nullptr, nullptr, nullptr, &conn);
+    auto* evcon = static_cast<evhttp_connection*>(conn);
+    if (evcon == nullptr) {
+      // evhttp could not make the connection (out of memory) after asking
+      // for its bufferevent: nothing will close it through us.
+      c->open_.fetch_sub(1, std::memory_order_relaxed);
+      c->UpdateAccepting();
+      continue;
+    }
+    evhttp_connection_set_closecb(evcon, &ConnectionCap::OnClose, c);
+    if (a.refuse) {
+      evhttp_connection_free(evcon);  // runs the close callback
+      continue;
+    }
+    if (c->options_.max_age.count() > 0) {
+      auto age = std::make_unique<AgeTimer>();
+      age->connection = evcon;
+      age->timer = evtimer_new(c->base_, &ConnectionCap::OnTooOld, age.get());
+      if (age->timer == nullptr) continue;  // out of memory: it lives as evhttp keeps it
+      const auto us = std::chrono::duration_cast<std::chrono::microseconds>(c->options_.max_age);
+      const timeval after{static_cast<time_t>(us.count() / 1'000'000),
+                          static_cast<suseconds_t>(us.count() % 1'000'000)};
+      evtimer_add(age->timer, &after);
+      c->age_timers_[evcon] = std::move(age);
+    }
+  }
+}
+
+void ConnectionCap::OnTooOld(int, short, void* arg) {
+  // Frees the connection; its close callback frees this timer.
+  evhttp_connection_free(static_cast<AgeTimer*>(arg)->connection);
+}
+
+// Accepting pauses while the connections are at the cap, or for a moment
+// after accept failed.
+void ConnectionCap::UpdateAccepting() {
+  if (listener_ == nullptr) return;
+  const size_t open = open_.load(std::memory_order_relaxed);
+  if (options_.on_count) options_.on_count(open, options_.max_connections);
+  const bool full = open >= options_.max_connections;
+  const bool accept = !full && !accept_failing_;
+  if (accept == accepting_) return;
+  accepting_ = accept;
+  if (accept) {
+    evconnlistener_enable(listener_);
+    return;
+  }
+  evconnlistener_disable(listener_);
+  if (options_.on_pause) options_.on_pause(/*at_cap=*/full);
+}
+
+void ConnectionCap::OnAcceptError(evconnlistener* listener, void*) {
+  ConnectionCap* c = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(caps_mu);
+    auto it = Caps().find(listener);
+    if (it == Caps().end()) return;
+    c = it->second;
+  }
+  c->accept_failing_ = true;
+  c->UpdateAccepting();
+  const timeval pause{0, 100'000};
+  evtimer_add(c->accept_retry_, &pause);
+}
+
+void ConnectionCap::OnAcceptRetry(int, short, void* self) {
+  auto* c = static_cast<ConnectionCap*>(self);
+  c->accept_failing_ = false;
+  c->UpdateAccepting();
+}
+
+void ConnectionCap::OnClose(evhttp_connection* conn, void* self) {
+  auto* c = static_cast<ConnectionCap*>(self);
+  c->age_timers_.erase(conn);  // frees its timer, even from inside the timer's callback
+  c->open_.fetch_sub(1, std::memory_order_relaxed);
+  c->UpdateAccepting();
+  if (c->options_.on_close) c->options_.on_close(conn);
+}
+
+}  // namespace cohost::server::http

@@ -1,0 +1,117 @@
+// The connections of an evhttp server, counted and capped, for every HTTP
+// port cohost opens (the OpenAI front door, /metrics). evhttp asks it for
+// each new connection's bufferevent (a TLS one when it holds a context), and
+// it gives the connection a close callback once evhttp has made it. At the
+// cap the listener stops accepting: new connections wait in the kernel's
+// backlog until one closes, so that clients cannot take every descriptor the
+// process has (gRPC's, the model files'). Accepting also pauses for a moment
+// after accept failed (out of descriptors: the listener would otherwise stay
+// readable and spin the loop). With a maximum age, a connection still open
+// that long after it was accepted is closed, whatever it is doing: on a port
+// that only answers quick requests, a client sending its request a byte at a
+// time (slowloris) holds a connection no longer than that.
+//
+// Everything runs on the loop thread of the event_base it is given, except
+// open_connections(), which any thread may read.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+
+struct bufferevent;
+struct event;
+struct event_base;
+struct evconnlistener;
+struct evhttp;
+struct evhttp_connection;
+typedef struct ssl_ctx_st SSL_CTX;
+
+namespace cohost::server::http {
+
+// Once per process, before any event base of an HTTP port is made (every
+// call after the first is free): libevent's locks, so that other threads can
+// wake a loop, and SIGPIPE ignored, so that a write to a client that left is
+// an error, not the process's end. INTERNAL when libevent has no pthreads.
+absl::Status PrepareLibevent();
+
+struct ConnectionCapOptions {
+  size_t max_connections = 4096;  // at least 1
+  // TLS on every connection when set; must outlive the cap.
+  SSL_CTX* tls = nullptr;
+  // Zero: connections live as long as evhttp keeps them.
+  std::chrono::milliseconds max_age{0};
+  // Called on the loop thread: after every change of the count (open, max),
+  // when accepting pauses (at_cap: because of the cap, else after an accept
+  // error), and when a connection closed (after the count dropped).
+  std::function<void(size_t open, size_t max)> on_count;
+  std::function<void(bool at_cap)> on_pause;
+  std::function<void(evhttp_connection*)> on_close;
+};
+
+class ConnectionCap {
+ public:
+  // Binds `http` (made on `base`) to host:port and counts its connections
+  // from then on. UNAVAILABLE when the address cannot be bound;
+  // INVALID_ARGUMENT for a port outside [0, 65535] or a cap of 0.
+  static absl::StatusOr<std::unique_ptr<ConnectionCap>> Listen(event_base* base, evhttp* http,
+                                                               const std::string& host, int port,
+                                                               ConnectionCapOptions options);
+  // Call on the loop thread or once it has ended, after Close and evhttp_free
+  // (whose closing of the connections it counts).
+  ~ConnectionCap();
+
+  ConnectionCap(const ConnectionCap&) = delete;
+  ConnectionCap& operator=(const ConnectionCap&) = delete;
+
+  int port() const { return port_; }
+  size_t open_connections() const { return open_.load(std::memory_order_relaxed); }
+  // The listener is about to go (evhttp_free frees it before it closes the
+  // connections): accepting is never changed again.
+  void Close() { listener_ = nullptr; }
+
+ private:
+  ConnectionCap() = default;
+  static bufferevent* OnNewConnection(event_base* base, void* self);
+  static void OnAdopt(int, short, void* self);
+  static void OnAcceptError(evconnlistener* listener, void* evhttp_arg);
+  static void OnAcceptRetry(int, short, void* self);
+  static void OnClose(evhttp_connection* conn, void* self);
+  static void OnTooOld(int, short, void* conn);
+  void UpdateAccepting();
+
+  ConnectionCapOptions options_;
+  event_base* base_ = nullptr;
+  evconnlistener* listener_ = nullptr;  // null once closed
+  event* adopt_ = nullptr;              // runs right after evhttp accepted connections
+  event* accept_retry_ = nullptr;       // ends a pause after accept failed
+  int port_ = 0;
+  // evhttp makes a connection's object only after asking for its
+  // bufferevent (OnNewConnection), so the new ones wait here for OnAdopt.
+  // Their bufferevents, and whether to close it at once (a TLS one could
+  // not be made).
+  struct Accepted {
+    bufferevent* bev = nullptr;
+    bool refuse = false;
+  };
+  std::vector<Accepted> accepted_;
+  // With a maximum age: each connection's timer, and what it closes.
+  struct AgeTimer {
+    evhttp_connection* connection = nullptr;
+    event* timer = nullptr;
+    ~AgeTimer();
+  };
+  absl::flat_hash_map<evhttp_connection*, std::unique_ptr<AgeTimer>> age_timers_;
+  bool accept_failing_ = false;  // accept failed (out of descriptors): pause
+  bool accepting_ = true;
+  std::atomic<size_t> open_{0};  // written on the loop thread only
+};
+
+}  // namespace cohost::server::http
