@@ -21,16 +21,26 @@ namespace {
 
 constexpr char kMetricsContentType[] = "text/plain; version=0.0.4";
 
+// Every reply closes its connection: a scraper's next request comes on a
+// new one, so the maximum age (ConnectionCap) only ever ends a slow client,
+// never a reply being written.
 void Reply(evhttp_request* req, int code, const char* reason, const char* type,
            std::string_view body) {
   evkeyvalq* headers = evhttp_request_get_output_headers(req);
   evhttp_add_header(headers, "Content-Type", type);
+  evhttp_add_header(headers, "Connection", "close");
+  if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+    // The headers alone, with the length a GET would get (evhttp 2.1 would
+    // send a body after a HEAD's headers, and no length).
+    evhttp_add_header(headers, "Content-Length", absl::StrCat(body.size()).c_str());
+    evhttp_send_reply(req, code, reason, nullptr);
+    return;
+  }
   evbuffer* out = evbuffer_new();
   if (out == nullptr) {
     evhttp_send_error(req, HTTP_INTERNAL, nullptr);
     return;
   }
-  // HEAD gets the headers alone (evhttp drops the body).
   evbuffer_add(out, body.data(), body.size());
   evhttp_send_reply(req, code, reason, out);
   evbuffer_free(out);
@@ -81,6 +91,7 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
 
 MetricsHttpServer::~MetricsHttpServer() { Stop(); }
 
+// Not while Stop runs on another thread (it resets cap_).
 size_t MetricsHttpServer::open_connections() const {
   return cap_ != nullptr ? cap_->open_connections() : 0;
 }

@@ -55,6 +55,9 @@ absl::StatusOr<std::unique_ptr<HttpFrontDoor>> HttpFrontDoor::Start(const Stream
     return absl::InvalidArgumentError(
         absl::StrCat("the HTTP port must be in [0, 65535], got ", options.port));
   }
+  if (options.max_connections == 0) {
+    return absl::InvalidArgumentError("the HTTP connection cap must be at least 1");
+  }
   RETURN_IF_ERROR(PrepareLibevent());  // engine threads wake the loop
 
   std::unique_ptr<HttpFrontDoor> d(new HttpFrontDoor());

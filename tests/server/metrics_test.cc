@@ -540,6 +540,26 @@ TEST(MetricsHttpServerTest, ConcurrentScrapes) {
   // Destruction stops it.
 }
 
+// HEAD gets a GET's headers, its length included, and no body; every reply
+// closes its connection.
+TEST(MetricsHttpServerTest, HeadGetsTheHeadersAlone) {
+  absl::StatusOr<std::unique_ptr<MetricsHttpServer>> server =
+      MetricsHttpServer::Start("127.0.0.1", 0, [] { return std::string("cohost_up 1\n"); });
+  ASSERT_TRUE(server.ok()) << server.status();
+  const int fd = cohost::testing::ConnectLoopback((*server)->port());
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(cohost::testing::SendAll(fd, "HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n"));
+  // The whole reply: the server closes after it.
+  const std::string reply =
+      cohost::testing::ReadUntil(fd, "never in a reply", std::chrono::seconds(10));
+  ::close(fd);
+  EXPECT_THAT(reply, HasSubstr("200 OK"));
+  EXPECT_THAT(reply, HasSubstr("Content-Length: 12\r\n"));
+  EXPECT_THAT(reply, HasSubstr("Connection: close"));
+  ASSERT_NE(reply.find("\r\n\r\n"), std::string::npos);
+  EXPECT_EQ(reply.substr(reply.find("\r\n\r\n") + 4), "") << "a body after HEAD's headers";
+}
+
 // Whether the server still holds `fd` open: nothing to read, no FIN.
 bool StillOpen(int fd) {
   char c;
@@ -553,8 +573,11 @@ bool StillOpen(int fd) {
 // until the read timeout dropped one of the first two).
 TEST(MetricsHttpServerTest, ClientsThatSendHalfARequestKeepNoScrapeWaiting) {
   const auto render = [] { return std::string("cohost_up 1\n"); };
+  MetricsHttpOptions options;  // long enough that only a stall ends them
+  options.io_timeout_seconds = 120;
+  options.max_connection_age = std::chrono::minutes(2);
   absl::StatusOr<std::unique_ptr<MetricsHttpServer>> server =
-      MetricsHttpServer::Start("127.0.0.1", 0, render);
+      MetricsHttpServer::Start("127.0.0.1", 0, render, nullptr, options);
   ASSERT_TRUE(server.ok()) << server.status();
   const int port = (*server)->port();
   std::vector<int> slow;
@@ -606,6 +629,8 @@ TEST(MetricsHttpServerTest, AConnectionIsClosedAtItsMaximumAge) {
 TEST(MetricsHttpServerTest, AtTheCapANewConnectionWaitsUntilOneCloses) {
   MetricsHttpOptions options;
   options.max_connections = 2;
+  options.io_timeout_seconds = 120;  // the idle two stay until closed
+  options.max_connection_age = std::chrono::minutes(2);
   absl::StatusOr<std::unique_ptr<MetricsHttpServer>> server = MetricsHttpServer::Start(
       "127.0.0.1", 0, [] { return std::string("x"); }, nullptr, options);
   ASSERT_TRUE(server.ok()) << server.status();
