@@ -22,7 +22,7 @@
 namespace cohost::runtime {
 
 // Engine::ReclaimKv's `wounder`: an engine may preempt to give memory back
-// when its oldest live request is younger (a higher id) than this.
+// when its work (Engine::KvSeniority) is younger, a higher id, than this.
 inline constexpr RequestId kPreemptAlways = std::numeric_limits<RequestId>::min();
 inline constexpr RequestId kPreemptNever = std::numeric_limits<RequestId>::max();
 
