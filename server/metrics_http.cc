@@ -72,15 +72,11 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
   evhttp_set_allowed_methods(self->http_, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
   evhttp_set_gencb(self->http_, &MetricsHttpServer::OnRequest, self.get());
   http::ConnectionCapOptions cap;
+  cap.name = "metrics server";
   cap.max_connections = options.max_connections;
   cap.max_age = options.max_connection_age;
-  absl::StatusOr<std::unique_ptr<http::ConnectionCap>> listening =
-      http::ConnectionCap::Listen(self->base_, self->http_, host, port, std::move(cap));
-  if (!listening.ok()) {
-    return absl::Status(listening.status().code(),
-                        absl::StrCat("metrics server: ", listening.status().message()));
-  }
-  self->cap_ = *std::move(listening);
+  ASSIGN_OR_RETURN(self->cap_, http::ConnectionCap::Listen(self->base_, self->http_, host, port,
+                                                           std::move(cap)));
   self->port_ = self->cap_->port();
   self->stop_ = event_new(self->base_, -1, 0, &MetricsHttpServer::OnStop, self.get());
   if (self->stop_ == nullptr) return absl::InternalError("metrics server: no stop event");

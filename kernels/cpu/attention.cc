@@ -70,11 +70,7 @@ struct VectorSoftmax {
       _mm256_storeu_ps(x + i, e);
       sum = _mm256_add_ps(sum, e);
     }
-    // ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)), SumLanes4's tree.
-    const __m256 pairs = _mm256_hadd_ps(sum, sum);
-    const __m256 quads = _mm256_hadd_ps(pairs, pairs);
-    float total =
-        _mm_cvtss_f32(_mm_add_ss(_mm256_castps256_ps128(quads), _mm256_extractf128_ps(quads, 1)));
+    float total = SumLanes(sum);
     if (i < n) {
       alignas(32) float tail[8] = {};
       std::copy(x + i, x + n, tail);

@@ -106,6 +106,14 @@ COHOST_ATTENTION_TARGET inline __m256 Load8(const void* row, int32_t i) {
   }
 }
 
+// The sum of a's lanes by SumLanes4's tree: ((l0 + l1) + (l2 + l3)) +
+// ((l4 + l5) + (l6 + l7)).
+COHOST_ATTENTION_TARGET inline float SumLanes(__m256 a) {
+  const __m256 pairs = _mm256_hadd_ps(a, a);
+  const __m256 quads = _mm256_hadd_ps(pairs, pairs);
+  return _mm_cvtss_f32(_mm_add_ss(_mm256_castps256_ps128(quads), _mm256_extractf128_ps(quads, 1)));
+}
+
 // [sum of a[0]'s lanes, ..., sum of a[3]'s], each by the same tree:
 // ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)).
 COHOST_ATTENTION_TARGET inline void SumLanes4(const __m256* a, float* sums) {

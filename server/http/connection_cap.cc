@@ -63,6 +63,11 @@ absl::Status PrepareLibevent() {
   return absl::OkStatus();
 }
 
+timeval ToTimeval(std::chrono::microseconds d) {
+  return timeval{static_cast<time_t>(d.count() / 1'000'000),
+                 static_cast<suseconds_t>(d.count() % 1'000'000)};
+}
+
 ConnectionCap::AgeTimer::~AgeTimer() {
   if (timer != nullptr) event_free(timer);
 }
@@ -72,10 +77,12 @@ absl::StatusOr<std::unique_ptr<ConnectionCap>> ConnectionCap::Listen(event_base*
                                                                      int port,
                                                                      ConnectionCapOptions options) {
   if (port < 0 || port > 65535) {
-    return absl::InvalidArgumentError(absl::StrCat("port ", port, " is outside [0, 65535]"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(options.name, ": port ", port, " is outside [0, 65535]"));
   }
   if (options.max_connections == 0) {
-    return absl::InvalidArgumentError("the connection cap must be at least 1");
+    return absl::InvalidArgumentError(
+        absl::StrCat(options.name, ": the connection cap must be at least 1"));
   }
   std::unique_ptr<ConnectionCap> cap(new ConnectionCap());
   cap->options_ = std::move(options);
@@ -83,13 +90,14 @@ absl::StatusOr<std::unique_ptr<ConnectionCap>> ConnectionCap::Listen(event_base*
   cap->adopt_ = event_new(base, -1, 0, &ConnectionCap::OnAdopt, cap.get());
   cap->accept_retry_ = evtimer_new(base, &ConnectionCap::OnAcceptRetry, cap.get());
   if (cap->adopt_ == nullptr || cap->accept_retry_ == nullptr) {
-    return absl::ResourceExhaustedError("cannot make the listener's events");
+    return absl::ResourceExhaustedError(absl::StrCat(cap->options_.name, ": no listener events"));
   }
   evhttp_set_bevcb(http, &ConnectionCap::OnNewConnection, cap.get());
   evhttp_bound_socket* bound =
       evhttp_bind_socket_with_handle(http, host.c_str(), static_cast<ev_uint16_t>(port));
   if (bound == nullptr) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", host, ":", port));
+    return absl::UnavailableError(
+        absl::StrCat(cap->options_.name, ": cannot listen on ", host, ":", port));
   }
   cap->listener_ = evhttp_bound_socket_get_listener(bound);
   {
@@ -168,9 +176,7 @@ void ConnectionCap::OnAdopt(int, short, void* self) {
       age->connection = evcon;
       age->timer = evtimer_new(c->base_, &ConnectionCap::OnTooOld, age.get());
       if (age->timer == nullptr) continue;  // out of memory: it lives as evhttp keeps it
-      const auto us = std::chrono::duration_cast<std::chrono::microseconds>(c->options_.max_age);
-      const timeval after{static_cast<time_t>(us.count() / 1'000'000),
-                          static_cast<suseconds_t>(us.count() % 1'000'000)};
+      const timeval after = ToTimeval(c->options_.max_age);
       evtimer_add(age->timer, &after);
       c->age_timers_[evcon] = std::move(age);
     }

@@ -15,6 +15,8 @@
 // open_connections(), which any thread may read.
 #pragma once
 
+#include <sys/time.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -42,7 +44,11 @@ namespace cohost::server::http {
 // an error, not the process's end. INTERNAL when libevent has no pthreads.
 absl::Status PrepareLibevent();
 
+// A duration as the timeval libevent's timers take.
+timeval ToTimeval(std::chrono::microseconds d);
+
 struct ConnectionCapOptions {
+  std::string name = "HTTP";      // leads Listen's errors: "metrics server: cannot listen ..."
   size_t max_connections = 4096;  // at least 1
   // TLS on every connection when set; must outlive the cap.
   SSL_CTX* tls = nullptr;
@@ -60,7 +66,8 @@ class ConnectionCap {
  public:
   // Binds `http` (made on `base`) to host:port and counts its connections
   // from then on. UNAVAILABLE when the address cannot be bound;
-  // INVALID_ARGUMENT for a port outside [0, 65535] or a cap of 0.
+  // INVALID_ARGUMENT for a port outside [0, 65535] or a cap of 0; each
+  // error led by options.name.
   static absl::StatusOr<std::unique_ptr<ConnectionCap>> Listen(event_base* base, evhttp* http,
                                                                const std::string& host, int port,
                                                                ConnectionCapOptions options);

@@ -90,20 +90,13 @@ absl::StatusOr<std::unique_ptr<HttpFrontDoor>> HttpFrontDoor::Start(const Stream
   }
   HttpFrontDoor* door = d.get();
   cap.on_close = [door](evhttp_connection* conn) { door->OnConnectionClose(conn); };
-  absl::StatusOr<std::unique_ptr<ConnectionCap>> listening =
-      ConnectionCap::Listen(d->base_, d->http_, options.host, options.port, std::move(cap));
-  if (!listening.ok()) {
-    return absl::Status(listening.status().code(),
-                        absl::StrCat("HTTP: ", listening.status().message()));
-  }
-  d->cap_ = *std::move(listening);
+  ASSIGN_OR_RETURN(d->cap_, ConnectionCap::Listen(d->base_, d->http_, options.host, options.port,
+                                                  std::move(cap)));
   d->port_ = d->cap_->port();
   d->wake_ = event_new(d->base_, -1, 0, &HttpFrontDoor::OnWake, d.get());
   d->stop_check_ = evtimer_new(d->base_, &HttpFrontDoor::OnStopCheck, d.get());
   d->liveness_ = event_new(d->base_, -1, EV_PERSIST, &HttpFrontDoor::OnLivenessTick, d.get());
-  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(options.liveness_interval);
-  const timeval tick{static_cast<time_t>(us.count() / 1'000'000),
-                     static_cast<suseconds_t>(us.count() % 1'000'000)};
+  const timeval tick = ToTimeval(options.liveness_interval);
   event_add(d->liveness_, &tick);
   d->waker_ = std::make_shared<Waker>(d->wake_);
   d->offload_ = std::make_unique<LoopOffload>(d->base_, options.prepare_threads);
