@@ -11,11 +11,15 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "cohost/kernels/dtype.h"
+#include "cohost/kernels/panels.h"
 #include "cohost/kernels/quant.h"
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/quant/cpu_features.h"
@@ -116,33 +120,51 @@ BENCHMARK(BM_Dot<BlockQ6_K, WeightFormat::kQ6_K>)->Name("dot_q6_k")->Apply(Table
 
 // The whole product as a step runs it (QuantGemm, one thread): m activation
 // rows (1: a decode step; 16: sixteen sequences decoding; 128: a prefill
-// chunk) against the same matrix, activations quantized inside. Reported as
-// multiply-adds per second (m * rows * cols), so the batched rate shows how
-// much a weight block's unpacking is shared.
+// chunk) against the same matrix, activations quantized inside, the matrix
+// in rows as stored (argument 1: 0) or in panels (1: where the format has
+// them; the selected table then reads them natively or unpacks them).
+// Reported as multiply-adds per second (m * rows * cols), so the batched
+// rate shows how much a weight block's unpacking is shared.
 template <typename Block, WeightFormat kFormat>
 void BM_Gemm(benchmark::State& state) {
   const int32_t m = static_cast<int32_t>(state.range(0));
-  const std::vector<Block> w = Weights<Block>();
+  const std::vector<Block> stored = Weights<Block>();
+  const bool panels = state.range(1) == 1 && FitsPanels(kFormat, kRows);
+  // 64-byte aligned, as the CPU backend's buffers are.
+  std::unique_ptr<uint8_t, decltype(&std::free)> w(
+      static_cast<uint8_t*>(std::aligned_alloc(64, (stored.size() * sizeof(Block) + 63) / 64 * 64)),
+      &std::free);
+  const auto* stored_bytes = reinterpret_cast<const uint8_t*>(stored.data());
+  if (panels) {
+    PackPanels(kFormat, kRows, kCols, stored_bytes, w.get());
+  } else {
+    std::memcpy(w.get(), stored_bytes, stored.size() * sizeof(Block));
+  }
   std::mt19937 rng(3);
   std::normal_distribution<float> n;
   std::vector<float> x(static_cast<size_t>(m) * kCols);
   for (float& v : x) v = n(rng);
   std::vector<float> out(static_cast<size_t>(m) * kRows);
   ThreadPool pool(1);
-  const GemmPart part{WeightRef(w.data(), kFormat), nullptr, kRows, out.data()};
+  const GemmPart part{
+      WeightRef(w.get(), kFormat, panels ? WeightLayout::kPanels16 : WeightLayout::kRows), nullptr,
+      kRows, out.data()};
   for (auto _ : state) {
     QuantGemm(x.data(), &part, 1, m, kCols, pool);
     benchmark::DoNotOptimize(out.data());
   }
-  state.SetLabel(SelectedQuantKernels().name);
+  state.SetLabel(std::string(SelectedQuantKernels().name) + (panels ? " panels" : " rows"));
   state.SetItemsProcessed(state.iterations() * m * kRows * kCols);
 }
 
-BENCHMARK(BM_Gemm<BlockQ4_0, WeightFormat::kQ4_0>)->Name("gemm_q4_0")->Arg(1)->Arg(16)->Arg(128);
-BENCHMARK(BM_Gemm<BlockQ4_1, WeightFormat::kQ4_1>)->Name("gemm_q4_1")->Arg(1)->Arg(16)->Arg(128);
-BENCHMARK(BM_Gemm<BlockQ8_0, WeightFormat::kQ8_0>)->Name("gemm_q8_0")->Arg(1)->Arg(16)->Arg(128);
-BENCHMARK(BM_Gemm<BlockQ4_K, WeightFormat::kQ4_K>)->Name("gemm_q4_k")->Arg(1)->Arg(16)->Arg(128);
-BENCHMARK(BM_Gemm<BlockQ6_K, WeightFormat::kQ6_K>)->Name("gemm_q6_k")->Arg(1)->Arg(16)->Arg(128);
+// m x layout (0 rows, 1 panels).
+void GemmArgs(benchmark::internal::Benchmark* b) { b->ArgsProduct({{1, 16, 128}, {0, 1}}); }
+
+BENCHMARK(BM_Gemm<BlockQ4_0, WeightFormat::kQ4_0>)->Name("gemm_q4_0")->Apply(GemmArgs);
+BENCHMARK(BM_Gemm<BlockQ4_1, WeightFormat::kQ4_1>)->Name("gemm_q4_1")->Apply(GemmArgs);
+BENCHMARK(BM_Gemm<BlockQ8_0, WeightFormat::kQ8_0>)->Name("gemm_q8_0")->Apply(GemmArgs);
+BENCHMARK(BM_Gemm<BlockQ4_K, WeightFormat::kQ4_K>)->Name("gemm_q4_k")->Apply(GemmArgs);
+BENCHMARK(BM_Gemm<BlockQ6_K, WeightFormat::kQ6_K>)->Name("gemm_q6_k")->Apply(GemmArgs);
 
 // The memory floor decode is compared against: memcpy of a 256 MB buffer
 // per thread (far past the caches), in 1 and 2 threads at once; reported as

@@ -22,6 +22,7 @@
 #include "common/status_macros.h"
 #include "cpu_ops.h"
 #include "openblas_core.h"
+#include "quant/quant_kernels.h"
 
 namespace cohost::kernels {
 
@@ -201,6 +202,9 @@ class CpuBackend final : public Backend {
     }
   }
   bool SupportsWeightFormat(WeightFormat) const override { return true; }
+  WeightLayout PreferredLayout(WeightFormat format) const override {
+    return cpu::SelectedQuantKernels().PreferredLayout(format);
+  }
   void Add(void* x, const void* y, int64_t n) override { cpu::Add(F(x), F(y), n, pool_); }
   void SiluMul(const void* gate_up, int32_t n, int32_t inter, void* out) override {
     cpu::SiluMul(F(gate_up), n, inter, F(out), pool_);

@@ -4,7 +4,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
+#include "cohost/kernels/panels.h"
 #include "cpu_ops.h"
 #include "exp8.h"
 #include "quant/cpu_features.h"
@@ -29,12 +31,15 @@ void Embedding(const int32_t* ids, int32_t n, WeightRef table, int32_t hidden, f
                                ? sizeof(float) * static_cast<size_t>(hidden)
                                : QuantRowBytes(table.format, hidden);
   pool.ParallelFor(n, RowGrain(hidden), [&](int64_t begin, int64_t end) {
+    // A row of a panel, as stored (StoredRow).
+    thread_local std::vector<uint8_t> scratch;
     for (int64_t i = begin; i < end; ++i) {
-      const uint8_t* row = base + static_cast<size_t>(ids[i]) * row_bytes;
       if (table.format == WeightFormat::kDense) {
-        std::memcpy(out + i * hidden, row, row_bytes);
+        std::memcpy(out + i * hidden, base + static_cast<size_t>(ids[i]) * row_bytes, row_bytes);
       } else {
-        DequantizeRow(table.format, row, hidden, out + i * hidden);
+        if (table.layout != WeightLayout::kRows) scratch.resize(row_bytes);
+        DequantizeRow(table.format, StoredRow(table, ids[i], hidden, scratch.data()), hidden,
+                      out + i * hidden);
       }
     }
   });

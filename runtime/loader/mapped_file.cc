@@ -77,14 +77,19 @@ void MappedFile::Reset() {
 
 void MappedFile::DropPages(absl::Span<const uint8_t> range) const {
   if (range.empty() || range.data() < data_ || range.data() + range.size() > data_ + size_) return;
-  // The whole pages inside range, as offsets into the mapping (which starts
-  // on a page).
-  const auto page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
-  const auto offset = static_cast<size_t>(range.data() - data_);
-  const size_t begin = (offset + page - 1) / page * page;
-  const size_t end = (offset + range.size()) / page * page;
+  DropWholePages(range.data(), range.size());
+}
+
+void DropWholePages(const uint8_t* begin, size_t size) {
+  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto at = reinterpret_cast<uintptr_t>(begin);
+  // The whole pages inside: from the first page boundary at or after
+  // `begin` to the last one at or before its end.
+  const uintptr_t skip = (page - at % page) % page;
+  if (size <= skip) return;
+  const size_t bytes = (size - skip) / page * page;
   // Advice only: a failure leaves the pages resident, nothing else.
-  if (end > begin) ::madvise(const_cast<uint8_t*>(data_ + begin), end - begin, MADV_DONTNEED);
+  if (bytes > 0) ::madvise(const_cast<uint8_t*>(begin + skip), bytes, MADV_DONTNEED);
 }
 
 }  // namespace cohost::runtime

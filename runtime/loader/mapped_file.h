@@ -11,6 +11,12 @@
 
 namespace cohost::runtime {
 
+// Tells the kernel this process is done with the whole pages inside the
+// `size` bytes at `begin` (a file's mapping, or anonymous memory about to be
+// freed): they leave its resident set; a later read faults them back in
+// from the page cache, or as zeros. Advice only: a failure changes nothing.
+void DropWholePages(const uint8_t* begin, size_t size);
+
 class MappedFile {
  public:
   // NOT_FOUND if the file does not exist, INVALID_ARGUMENT if it is not a

@@ -7,9 +7,12 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "absl/strings/str_format.h"
+#include "cohost/kernels/panels.h"
 #include "common/status_macros.h"
 
 namespace cohost::runtime {
@@ -26,18 +29,28 @@ constexpr int32_t kMinTableBucket = 16;
 kernels::WeightRef WeightMatrix::RowsFrom(int64_t row, size_t elem_size) const {
   int64_t first_row = 0;
   kernels::WeightFormat f = format;
+  kernels::WeightLayout l = layout;
   const void* data = buf.data();
   for (const Part& p : parts) {
     if (p.first_row <= row) {
       first_row = p.first_row;
       f = p.format;
+      l = p.layout;
       data = p.buf.data();
     }
+  }
+  // A product over panels starts one: anything else would read another
+  // row's bytes as this one's.
+  if (l == kernels::WeightLayout::kPanels16 && (row - first_row) % kernels::kPanelRows != 0) {
+    std::fprintf(stderr, "WeightMatrix::RowsFrom: row %lld is inside a 16-row panel\n",
+                 static_cast<long long>(row));
+    std::abort();
   }
   const size_t row_bytes = f == kernels::WeightFormat::kDense
                                ? static_cast<size_t>(cols) * elem_size
                                : kernels::QuantRowBytes(f, cols);
-  return {static_cast<const uint8_t*>(data) + static_cast<size_t>(row - first_row) * row_bytes, f};
+  return {static_cast<const uint8_t*>(data) + static_cast<size_t>(row - first_row) * row_bytes, f,
+          l};
 }
 
 size_t WeightMatrix::bytes() const {

@@ -25,21 +25,24 @@ struct WeightMatrix {
   struct Part {
     int64_t first_row = 0;
     kernels::WeightFormat format = kernels::WeightFormat::kDense;
+    kernels::WeightLayout layout = kernels::WeightLayout::kRows;
     kernels::DeviceBuffer buf;
   };
 
   kernels::DeviceBuffer buf;                                     // every row, unless split
   kernels::WeightFormat format = kernels::WeightFormat::kDense;  // the first row's
+  kernels::WeightLayout layout = kernels::WeightLayout::kRows;   // the first row's
   int64_t cols = 0;
   std::vector<Part> parts;  // empty unless split
 
   bool split() const { return !parts.empty(); }
   // All rows, for one Gemm; a split matrix needs a Gemm per part (RowsFrom).
   kernels::WeightRef Ref() const {
-    return split() ? RowsFrom(0, 0) : kernels::WeightRef{buf.data(), format};
+    return split() ? RowsFrom(0, 0) : kernels::WeightRef{buf.data(), format, layout};
   }
   // The rows from `row` on (dense elements are `elem_size` bytes); in a split
-  // matrix, the Gemm that reads them must stay within `row`'s part.
+  // matrix, the Gemm that reads them must stay within `row`'s part, and in
+  // panels `row` starts one (kPanelRows).
   kernels::WeightRef RowsFrom(int64_t row, size_t elem_size) const;
   // Bytes of every buffer.
   size_t bytes() const;

@@ -14,10 +14,12 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "cohost/kernels/dtype.h"
+#include "cohost/kernels/panels.h"
 #include "cohost/kernels/quant.h"
 #include "cohost/kernels/rope.h"
 #include "common/status_macros.h"
 #include "runtime/loader/dequant.h"
+#include "runtime/loader/mapped_file.h"
 #include "runtime/model/llama_model.h"
 
 namespace cohost::runtime {
@@ -201,13 +203,52 @@ absl::StatusOr<absl::Span<const uint8_t>> BlocksIn(const HostTensor& t,
   return absl::MakeConstSpan(*scratch);
 }
 
-// One part's rows in `format` in a buffer of their own: the loaded bytes
-// themselves where the backend takes them over (its memory is host memory:
-// AdoptMapped for bytes in the file's mapping, AdoptHostBytes for a loaded
-// copy), else copied.
+// Stored rows rearranged per piece by PlaceInPanels: whole panels, about
+// this many bytes.
+constexpr size_t kPanelPieceBytes = size_t{1} << 20;
+
+// The matrix of rows of `cols` values at `stored` (in the file's mapping, or
+// a loaded copy about to be freed) as panels (cohost/kernels/panels.h) in a
+// buffer of its own, a piece at a time: into the buffer itself where the
+// backend's memory is the host's, else through a small host buffer. Each
+// piece's stored pages are dropped once rearranged (DropWholePages), so the
+// matrix is never resident twice.
+absl::StatusOr<DeviceBuffer> PlaceInPanels(Backend* backend, kernels::WeightFormat format,
+                                           int64_t cols, absl::Span<const uint8_t> stored) {
+  ASSIGN_OR_RETURN(DeviceBuffer b, DeviceBuffer::Create(backend, stored.size()));
+  const size_t panel = kernels::kPanelRows * kernels::QuantRowBytes(format, cols);
+  const size_t per_piece = std::max<size_t>(1, kPanelPieceBytes / panel) * panel;
+  const bool host = backend->AdoptsHostMemory();
+  std::vector<uint8_t> piece(host ? 0 : std::min(per_piece, stored.size()));
+  for (size_t at = 0; at < stored.size(); at += per_piece) {
+    const size_t n = std::min(per_piece, stored.size() - at);
+    uint8_t* dst = host ? static_cast<uint8_t*>(b.data()) + at : piece.data();
+    kernels::PackPanels(format, static_cast<int64_t>(n / panel) * kernels::kPanelRows, cols,
+                        stored.data() + at, dst);
+    if (!host) RETURN_IF_ERROR(backend->CopyToDevice(static_cast<uint8_t*>(b.data()) + at, dst, n));
+    DropWholePages(stored.data() + at, n);
+  }
+  return b;
+}
+
+// One part's rows in `format` in a buffer of their own, in the layout the
+// backend prefers where they fit it (`layout` says which): rearranged into
+// panels; else the loaded bytes themselves where the backend takes them
+// over (its memory is host memory: AdoptMapped for bytes in the file's
+// mapping, AdoptHostBytes for a loaded copy), else copied.
 absl::StatusOr<DeviceBuffer> PlacePart(Backend* backend, HostTensor& t,
-                                       kernels::WeightFormat format) {
+                                       kernels::WeightFormat format,
+                                       kernels::WeightLayout* layout) {
+  const int64_t rows = t.shape[0], cols = t.shape[1];
+  const bool panels = backend->PreferredLayout(format) == kernels::WeightLayout::kPanels16 &&
+                      kernels::FitsPanels(format, rows);
+  *layout = panels ? kernels::WeightLayout::kPanels16 : kernels::WeightLayout::kRows;
   if (FormatOf(t.raw_type) == format) {
+    if (panels) {
+      absl::StatusOr<DeviceBuffer> b = PlaceInPanels(backend, format, cols, t.stored());
+      std::vector<uint8_t>().swap(t.raw);  // dropped as it went, even on an error
+      return b;
+    }
     std::optional<DeviceBuffer> adopted = t.mapped.empty()
                                               ? backend->AdoptHostBytes(t.raw)
                                               : backend->AdoptMapped(t.mapped, t.mapping);
@@ -215,6 +256,7 @@ absl::StatusOr<DeviceBuffer> PlacePart(Backend* backend, HostTensor& t,
   }
   std::vector<uint8_t> scratch;
   ASSIGN_OR_RETURN(const absl::Span<const uint8_t> bytes, BlocksIn(t, format, &scratch));
+  if (panels) return PlaceInPanels(backend, format, cols, bytes);
   ASSIGN_OR_RETURN(DeviceBuffer b, DeviceBuffer::Create(backend, bytes.size()));
   RETURN_IF_ERROR(backend->CopyToDevice(b.data(), bytes.data(), bytes.size()));
   return b;
@@ -241,7 +283,7 @@ absl::StatusOr<WeightMatrix> UploadMatrix(Backend* backend, const std::vector<Ho
   }
   m.format = (*formats)[0];
   if (parts.size() == 1) {
-    ASSIGN_OR_RETURN(m.buf, PlacePart(backend, *parts[0], m.format));
+    ASSIGN_OR_RETURN(m.buf, PlacePart(backend, *parts[0], m.format, &m.layout));
     return m;
   }
   const bool mixed = std::any_of(formats->begin(), formats->end(),
@@ -249,8 +291,10 @@ absl::StatusOr<WeightMatrix> UploadMatrix(Backend* backend, const std::vector<Ho
   if (mixed || backend->AdoptsHostMemory()) {
     int64_t row = 0;
     for (size_t i = 0; i < parts.size(); ++i) {
-      ASSIGN_OR_RETURN(DeviceBuffer b, PlacePart(backend, *parts[i], (*formats)[i]));
-      m.parts.push_back({row, (*formats)[i], std::move(b)});
+      kernels::WeightLayout layout;
+      ASSIGN_OR_RETURN(DeviceBuffer b, PlacePart(backend, *parts[i], (*formats)[i], &layout));
+      m.parts.push_back({row, (*formats)[i], layout, std::move(b)});
+      if (i == 0) m.layout = layout;
       row += parts[i]->shape[0];
     }
     return m;

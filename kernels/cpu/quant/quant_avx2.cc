@@ -3,7 +3,8 @@
 // maddubs + madd), whose batched tiles take sixteen rows on 512-bit vectors
 // (quant_x86_wide_tile.h); the AMX table is the VNNI one with batches of
 // sixteen activation rows or more summed by tile multiplies
-// (quant_x86_amx_tile.h). Each function carries its own
+// (quant_x86_amx_tile.h); both read panels (WeightLayout::kPanels16) through
+// quant_x86_panel_tile.h. Each function carries its own
 // target attribute (no file-wide -mavx2), so nothing here, inline library code
 // included, runs on a CPU without it: each table is handed out only when
 // cpuid says the CPU has what it needs.
@@ -12,6 +13,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstring>
 #include <type_traits>
 #include <vector>
@@ -38,40 +40,54 @@ namespace {
 #include "quant_x86_wide_tile.h"  // NOLINT(bugprone-suspicious-include)
 #define COHOST_AMX_TARGET \
   __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512vnni,amx-tile,amx-int8")))
-#include "quant_x86_amx_tile.h"  // NOLINT(bugprone-suspicious-include)
+#include "quant_x86_amx_tile.h"    // NOLINT(bugprone-suspicious-include)
+#include "quant_x86_panel_tile.h"  // NOLINT(bugprone-suspicious-include)
 #undef COHOST_AMX_TARGET
 #undef COHOST_TARGET
 #undef COHOST_VNNI
 }  // namespace
 }  // namespace vnni
 
-#define COHOST_X86_TABLE(ns, label, cols, tile)                                                    \
-  QuantKernels {                                                                                   \
-    label, cols, ns::QuantizeQ8A, {                                                                \
-      nullptr, ns::tile<BlockQ8_0>, ns::tile<BlockQ4_0>, ns::tile<BlockQ4_1>, ns::tile<BlockQ5_0>, \
-          ns::tile<BlockQ5_1>, ns::tile<BlockQ4_K>, ns::tile<BlockQ5_K>, ns::tile<BlockQ6_K>,      \
-          ns::tile<BlockQ2_K>, ns::tile<BlockQ3_K>                                                 \
-    }                                                                                              \
+#define COHOST_X86_TABLE(ns, label, cols, tile, panels) \
+  QuantKernels {                                        \
+    label, cols, ns::QuantizeQ8A,                       \
+        {nullptr,                                       \
+         ns::tile<BlockQ8_0>,                           \
+         ns::tile<BlockQ4_0>,                           \
+         ns::tile<BlockQ4_1>,                           \
+         ns::tile<BlockQ5_0>,                           \
+         ns::tile<BlockQ5_1>,                           \
+         ns::tile<BlockQ4_K>,                           \
+         ns::tile<BlockQ5_K>,                           \
+         ns::tile<BlockQ6_K>,                           \
+         ns::tile<BlockQ2_K>,                           \
+         ns::tile<BlockQ3_K>},                          \
+        panels                                          \
   }
+// The panel formats' tiles (cohost/kernels/panels.h), by WeightFormat.
+#define COHOST_PANEL_TILES(tile) \
+  { nullptr, vnni::tile<BlockQ8_0>, vnni::tile<BlockQ4_0>, vnni::tile<BlockQ4_1> }
 
 const QuantKernels* Avx2QuantKernels() {
   const CpuFeatures& f = HostCpuFeatures();
   if (!f.avx2 || !f.fma || !f.f16c) return nullptr;
-  static const QuantKernels k = COHOST_X86_TABLE(avx2, "avx2", kTileCols, Tile);
+  static const QuantKernels k = COHOST_X86_TABLE(avx2, "avx2", kTileCols, Tile, {});
   return &k;
 }
 
 const QuantKernels* Avx512VnniQuantKernels() {
   const CpuFeatures& f = HostCpuFeatures();
   if (!f.avx2 || !f.fma || !f.f16c || !f.avx512f || !f.avx512vl || !f.avx512vnni) return nullptr;
-  static const QuantKernels k = COHOST_X86_TABLE(vnni, "avx512vnni", vnni::kWideTileCols, WideTile);
+  static const QuantKernels k = COHOST_X86_TABLE(vnni, "avx512vnni", vnni::kWideTileCols, WideTile,
+                                                 COHOST_PANEL_TILES(PanelTile));
   return &k;
 }
 
 const QuantKernels* AmxQuantKernels() {
   const CpuFeatures& f = HostCpuFeatures();
   if (Avx512VnniQuantKernels() == nullptr || !f.amx_tile || !f.amx_int8) return nullptr;
-  static const QuantKernels k = COHOST_X86_TABLE(vnni, "amx", vnni::kWideTileCols, AmxTile);
+  static const QuantKernels k =
+      COHOST_X86_TABLE(vnni, "amx", vnni::kWideTileCols, AmxTile, COHOST_PANEL_TILES(AmxPanelTile));
   return &k;
 }
 

@@ -1,6 +1,6 @@
 // cpu::QuantGemm: activations quantized per row to int8 blocks once, then
-// tiles of the table's weight rows (of one part or several) against all
-// activation rows through the selected table.
+// tiles of the table's weight rows (of one part or several; in rows or in
+// panels) against all activation rows through the selected table.
 
 #include <algorithm>
 #include <vector>
@@ -11,9 +11,10 @@
 namespace cohost::kernels::cpu {
 namespace {
 
-// Output columns per task (one or two tiles): 16 floats are one 64-byte
-// cache line of c, so no two threads write one line.
+// Output columns per task (one or two tiles, or a panel): 16 floats are
+// one 64-byte cache line of c, so no two threads write one line.
 constexpr int64_t kColumnTile = kMaxTileCols;
+static_assert(kColumnTile == kPanelRows);
 // Activation values quantized per parallel chunk: a decode batch's rows
 // (16 x 576 values: a few microseconds) are quantized on the calling thread,
 // since handing them to the pool costs about as much as the work.
@@ -51,11 +52,28 @@ void QuantGemm(const float* a, const GemmPart* parts, int32_t num_parts, int32_t
       auto* c = static_cast<float*>(part.c);
       const int64_t n = part.n, ldc = part.RowStride();
       const int64_t j0 = (t - starts[p]) * kColumnTile, j1 = std::min<int64_t>(n, j0 + kColumnTile);
-      // Each tile takes every activation row: its weight rows stay in
-      // cache (the AMX table decodes them once) while the rows pass.
-      for (int64_t j = j0; j < j1; j += table.tile_cols) {
-        tile(base + j * row_bytes, row_bytes,
-             static_cast<int>(std::min<int64_t>(table.tile_cols, j1 - j)), qa, m, nb, c + j, ldc);
+      const uint8_t* w = base + j0 * row_bytes;
+      // j0 starts a panel; the panel's rows past n (a product of the first
+      // rows of a matrix) are not written.
+      const bool panel = part.w.layout == WeightLayout::kPanels16;
+      const QuantTileFn panel_tile = panel ? table.PanelTile(part.w.format) : nullptr;
+      if (panel_tile != nullptr && j1 - j0 == kPanelRows) {
+        panel_tile(w, row_bytes, kPanelRows, qa, m, nb, c + j0, ldc);
+      } else {
+        if (panel) {
+          // This table has no panel tile, or the part ends inside the panel:
+          // the panel's rows as stored, in a buffer its thread owns.
+          thread_local std::vector<uint8_t> rows;
+          rows.resize(kPanelRows * row_bytes);
+          UnpackPanel(part.w.format, w, k, rows.data());
+          w = rows.data();
+        }
+        // Each tile takes every activation row: its weight rows stay in
+        // cache (the AMX table decodes them once) while the rows pass.
+        for (int64_t j = j0; j < j1; j += table.tile_cols) {
+          tile(w + (j - j0) * row_bytes, row_bytes,
+               static_cast<int>(std::min<int64_t>(table.tile_cols, j1 - j)), qa, m, nb, c + j, ldc);
+        }
       }
       if (bias != nullptr) {
         for (int64_t i = 0; i < m; ++i) {

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "cohost/kernels/panels.h"
 #include "cohost/kernels/quant.h"
 
 namespace cohost::kernels::cpu {
@@ -85,8 +86,17 @@ struct QuantKernels {
   void (*quantize_q8a)(const float* x, int64_t k, BlockQ8A* out);
   // Indexed by WeightFormat; nullptr for kDense.
   std::array<QuantTileFn, kWeightFormats> tile;
+  // Tiles of one panel (WeightLayout::kPanels16: w at the panel, rows 16),
+  // by WeightFormat; nullptr where this table has none (QuantGemm then
+  // gives `tile` the panel's rows as stored).
+  std::array<QuantTileFn, kWeightFormats> panel_tile;
 
   QuantTileFn Tile(WeightFormat f) const { return tile[static_cast<size_t>(f)]; }
+  QuantTileFn PanelTile(WeightFormat f) const { return panel_tile[static_cast<size_t>(f)]; }
+  // The layout this table's tiles read fastest.
+  WeightLayout PreferredLayout(WeightFormat f) const {
+    return PanelTile(f) != nullptr ? WeightLayout::kPanels16 : WeightLayout::kRows;
+  }
 };
 
 // The `k` values of one weight row in format `f` (not kDense), dequantized

@@ -243,7 +243,8 @@ const QuantKernels& ScalarQuantKernels() {
       kTileCols,
       QuantizeQ8A,
       {nullptr, Tile<BlockQ8_0>, Tile<BlockQ4_0>, Tile<BlockQ4_1>, Tile<BlockQ5_0>, Tile<BlockQ5_1>,
-       Tile<BlockQ4_K>, Tile<BlockQ5_K>, Tile<BlockQ6_K>, Tile<BlockQ2_K>, Tile<BlockQ3_K>}};
+       Tile<BlockQ4_K>, Tile<BlockQ5_K>, Tile<BlockQ6_K>, Tile<BlockQ2_K>, Tile<BlockQ3_K>},
+      {}};
   return k;
 }
 

@@ -78,21 +78,26 @@ inline constexpr int64_t kGroup = kPer16Scales<Block> ? 4 : 8;
 // tile stores that write them (or after the next ones).
 inline void TileMemoryBarrier() { asm volatile("" ::: "memory"); }
 
+// Bytes of one sub-block's codes for sixteen rows in the layout WideColumns
+// gives (a PackedSubBlock, or a block of a Q8_0 panel: panels.h).
+inline constexpr int64_t kSubBlockCodeBytes = sizeof(PackedSubBlock);
+
 // The sums of `group` consecutive sub-blocks for sixteen activation rows
 // (row r's sub-block g at ab[g] + r blocks of `stride` bytes) and the codes
-// packed at `codes`, into out[0..group).
+// at `codes` (sub-block g at g * kSubBlockCodeBytes), into out[0..group).
 template <typename Block>
-COHOST_AMX_TARGET inline void TakeSums(const BlockQ8A* ab, const PackedSubBlock* codes,
-                                       int64_t group, int64_t stride, AmxSums<Block>* out) {
+COHOST_AMX_TARGET inline void TakeSums(const BlockQ8A* ab, const uint8_t* codes, int64_t group,
+                                       int64_t stride, AmxSums<Block>* out) {
   TileMemoryBarrier();
   if constexpr (kPer16Scales<Block>) {
     for (int64_t g = 0; g < group; ++g) {
+      const uint8_t* sub = codes + g * kSubBlockCodeBytes;
       _tile_zero(0);
       _tile_zero(1);
       _tile_loadd(2, ab[g].qs, stride);
       _tile_loadd(3, ab[g].qs + kQuantBlock / 2, stride);
-      _tile_loadd(4, codes[g].t, 64);
-      _tile_loadd(5, codes[g].t + kTileCols / 2, 64);
+      _tile_loadd(4, sub, 64);
+      _tile_loadd(5, sub + kSubBlockCodeBytes / 2, 64);
       _tile_dpbsud(0, 2, 4);
       _tile_dpbsud(1, 3, 5);
       _tile_stored(0, out[g].sum[0], 64);
@@ -105,8 +110,8 @@ COHOST_AMX_TARGET inline void TakeSums(const BlockQ8A* ab, const PackedSubBlock*
       _tile_zero(1);
       _tile_loadd(2, ab[g].qs, stride);
       _tile_loadd(3, ab[g + 1].qs, stride);
-      _tile_loadd(4, codes[g].t, 64);
-      _tile_loadd(5, codes[g + 1].t, 64);
+      _tile_loadd(4, codes + g * kSubBlockCodeBytes, 64);
+      _tile_loadd(5, codes + (g + 1) * kSubBlockCodeBytes, 64);
       _tile_dpbsud(0, 2, 4);
       _tile_dpbsud(1, 3, 5);
       _tile_stored(0, out[g].sum[0], 64);
@@ -115,12 +120,61 @@ COHOST_AMX_TARGET inline void TakeSums(const BlockQ8A* ab, const PackedSubBlock*
     if (g < group) {
       _tile_zero(0);
       _tile_loadd(2, ab[g].qs, stride);
-      _tile_loadd(4, codes[g].t, 64);
+      _tile_loadd(4, codes + g * kSubBlockCodeBytes, 64);
       _tile_dpbsud(0, 2, 4);
       _tile_stored(0, out[g].sum[0], 64);
     }
   }
   TileMemoryBarrier();
+}
+
+// The outputs of `rows` weight rows (up to sixteen) for activation rows
+// [0, whole) (a multiple of kAmxRows), from every sub-block's codes at
+// `codes` (as TakeSums reads them) and every block's factors: the integer
+// sums by tile multiplies, scaled by WideAccumulate. The `next_bytes` bytes
+// at `next` (the caller's next weights; none: 0) are prefetched over the
+// first sixteen rows' sub-blocks, evenly: a burst of prefetches would stall
+// on the core's outstanding misses instead.
+template <typename Block>
+COHOST_AMX_TARGET void AmxRows(const uint8_t* codes, const WideFactors<Block>* factors, int rows,
+                               const BlockQ8A* a, int64_t whole, int64_t nb, float* c, int64_t ldc,
+                               uintptr_t next = 0, int64_t next_bytes = 0) {
+  const int64_t next_per_sub = (next_bytes / nb + 63) / 64 * 64;
+  constexpr int64_t kSub = kSubBlocks<Block>;
+  TileMemoryBarrier();
+  static constexpr AmxTileConfig kConfig(kPer16Scales<Block> ? kQuantBlock / 2 : kQuantBlock);
+  _tile_loadconfig(&kConfig);
+  const auto stride = static_cast<int64_t>(nb * sizeof(BlockQ8A));
+  // Each group's sums are taken, then scaled. (Taking the next group's
+  // before scaling the last measured no faster on Emerald Rapids: the tile
+  // stores and the vector loads share the ports; RESULTS.md.)
+  alignas(64) AmxSums<Block> sums[kGroup<Block>];
+  const __mmask16 keep = static_cast<__mmask16>((1u << rows) - 1);
+  for (int64_t r0 = 0; r0 < whole; r0 += kAmxRows) {
+    __m512 acc[kAmxRows];
+    for (__m512& v : acc) v = _mm512_setzero_ps();
+    for (int64_t s0 = 0; s0 < nb; s0 += kGroup<Block>) {
+      const int64_t group = std::min(kGroup<Block>, nb - s0);
+      const BlockQ8A* ab = a + r0 * nb + s0;
+      TakeSums<Block>(ab, codes + s0 * kSubBlockCodeBytes, group, stride, sums);
+      for (int64_t g = 0; g < group; ++g) {
+        const int64_t sub = s0 + g;
+        for (int64_t at = 0; r0 == 0 && at < next_per_sub; at += 64) {
+          _mm_prefetch(reinterpret_cast<const char*>(next + sub * next_per_sub + at), _MM_HINT_T0);
+        }
+        const WideFactors<Block>& f = factors[sub / kSub];
+        const int j = static_cast<int>(sub % kSub);
+        for (int64_t r = 0; r < kAmxRows; ++r) {
+          const __m512i lo = _mm512_load_si512(sums[g].sum[0][r]);
+          __m512i hi = _mm512_setzero_si512();
+          if constexpr (kPer16Scales<Block>) hi = _mm512_load_si512(sums[g].sum[1][r]);
+          acc[r] = WideAccumulate(lo, hi, ab + g + r * nb, f, j, acc[r]);
+        }
+      }
+    }
+    for (int64_t r = 0; r < kAmxRows; ++r) _mm512_mask_storeu_ps(c + (r0 + r) * ldc, keep, acc[r]);
+  }
+  _tile_release();
 }
 
 // A QuantTileFn of up to sixteen weight rows.
@@ -148,37 +202,8 @@ COHOST_AMX_TARGET void AmxTile(const void* wv, size_t row_bytes, int rows, const
     LoadWideFactors(row, b, factors[b]);
     PackBlock<Block>(row, b, packed.data() + b * kSub);
   }
-  TileMemoryBarrier();
-  static constexpr AmxTileConfig kConfig(kPer16Scales<Block> ? kQuantBlock / 2 : kQuantBlock);
-  _tile_loadconfig(&kConfig);
-  const auto stride = static_cast<int64_t>(nb * sizeof(BlockQ8A));
-  // Each group's sums are taken, then scaled. (Taking the next group's
-  // before scaling the last measured no faster on Emerald Rapids: the tile
-  // stores and the vector loads share the ports; RESULTS.md.)
-  alignas(64) AmxSums<Block> sums[kGroup<Block>];
-  const __mmask16 keep = static_cast<__mmask16>((1u << rows) - 1);
-  for (int64_t r0 = 0; r0 < whole; r0 += kAmxRows) {
-    __m512 acc[kAmxRows];
-    for (__m512& v : acc) v = _mm512_setzero_ps();
-    for (int64_t s0 = 0; s0 < nb; s0 += kGroup<Block>) {
-      const int64_t group = std::min(kGroup<Block>, nb - s0);
-      const BlockQ8A* ab = a + r0 * nb + s0;
-      TakeSums<Block>(ab, packed.data() + s0, group, stride, sums);
-      for (int64_t g = 0; g < group; ++g) {
-        const int64_t sub = s0 + g;
-        const WideFactors<Block>& f = factors[sub / kSub];
-        const int j = static_cast<int>(sub % kSub);
-        for (int64_t r = 0; r < kAmxRows; ++r) {
-          const __m512i lo = _mm512_load_si512(sums[g].sum[0][r]);
-          __m512i hi = _mm512_setzero_si512();
-          if constexpr (kPer16Scales<Block>) hi = _mm512_load_si512(sums[g].sum[1][r]);
-          acc[r] = WideAccumulate(lo, hi, ab + g + r * nb, f, j, acc[r]);
-        }
-      }
-    }
-    for (int64_t r = 0; r < kAmxRows; ++r) _mm512_mask_storeu_ps(c + (r0 + r) * ldc, keep, acc[r]);
-  }
-  _tile_release();
+  AmxRows<Block>(reinterpret_cast<const uint8_t*>(packed.data()), factors.data(), rows, a, whole,
+                 nb, c, ldc);
 }
 
 // NOLINTEND(llvm-header-guard)

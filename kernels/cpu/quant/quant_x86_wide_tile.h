@@ -111,6 +111,22 @@ COHOST_TARGET inline __m512 WideAccumulate(__m512i lo, __m512i hi, const BlockQ8
   return out;
 }
 
+// Sub-block j's share of sixteen outputs for m activation rows (row r's
+// block of the sub-block at ab + r * nb), from the sub-block's codes t as
+// WideColumns gives them.
+template <typename Block>
+COHOST_TARGET inline void WideRows(const __m512i* t, const WideFactors<Block>& f, int j,
+                                   const BlockQ8A* ab, int64_t m, int64_t nb, __m512* acc) {
+  for (int64_t r = 0; r < m; ++r, ab += nb) {
+    __m512i lo = _mm512_setzero_si512(), hi = _mm512_setzero_si512();
+    for (int d = 0; d < 4; ++d) {
+      lo = _mm512_dpbusd_epi32(lo, t[d], Broadcast4Wide(ab->qs + 4 * d));
+      hi = _mm512_dpbusd_epi32(hi, t[d + 4], Broadcast4Wide(ab->qs + 4 * (d + 4)));
+    }
+    acc[r] = WideAccumulate(lo, hi, ab, f, j, acc[r]);
+  }
+}
+
 // TileBlock's transposed path on sixteen rows: sub-blocks J.. of block b.
 template <typename Block, int J = 0>
 COHOST_TARGET inline void WideTileBlock(const Block* const* rows, int64_t b,
@@ -119,15 +135,7 @@ COHOST_TARGET inline void WideTileBlock(const Block* const* rows, int64_t b,
   if constexpr (J < kSubBlocks<Block>) {
     __m512i t[kTileCols];
     WideColumns<Block, J>(rows, b, t);
-    const BlockQ8A* ab = a + b * kSubBlocks<Block> + J;
-    for (int64_t r = 0; r < m; ++r, ab += nb) {
-      __m512i lo = _mm512_setzero_si512(), hi = _mm512_setzero_si512();
-      for (int d = 0; d < 4; ++d) {
-        lo = _mm512_dpbusd_epi32(lo, t[d], Broadcast4Wide(ab->qs + 4 * d));
-        hi = _mm512_dpbusd_epi32(hi, t[d + 4], Broadcast4Wide(ab->qs + 4 * (d + 4)));
-      }
-      acc[r] = WideAccumulate(lo, hi, ab, f, J, acc[r]);
-    }
+    WideRows(t, f, J, a + b * kSubBlocks<Block> + J, m, nb, acc);
     WideTileBlock<Block, J + 1>(rows, b, f, a, m, nb, acc);
   }
 }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "runtime/loader/model_file.h"
@@ -85,6 +86,9 @@ struct TinyOptions {
   // q, k and v all Q8_0 (so that a loader keeping blocks keeps them, q and k
   // with their rows in the converter's RoPE order).
   bool quantized_attention = false;
+  // Rows of the embedding and the output (kVocab or more: the tokens past
+  // kVocab are plain ones, "t8", "t9", ...).
+  int vocab = kVocab;
 };
 
 // The rows of `bytes` (rows of equal size) in the converter's RoPE order.
@@ -115,9 +119,15 @@ inline TinyModel MakeTinyModel(const TinyOptions& o = {}) {
   w.AddU32(a + ".rope.dimension_count", kHeadDim);
   w.AddString("tokenizer.ggml.model", "gpt2");
   w.AddString("tokenizer.ggml.pre", "llama-bpe");
-  w.AddStringArray("tokenizer.ggml.tokens", {"<|endoftext|>", "<|im_start|>", "<|im_end|>", "a",
-                                             "b", "ab", "Ġ", "<|eot_id|>"});
-  w.AddArray<int32_t>("tokenizer.ggml.token_type", kGI32, {3, 3, 3, 1, 1, 1, 1, 3});
+  std::vector<std::string> tokens = {
+      "<|endoftext|>", "<|im_start|>", "<|im_end|>", "a", "b", "ab", "Ġ", "<|eot_id|>"};
+  std::vector<int32_t> token_types = {3, 3, 3, 1, 1, 1, 1, 3};
+  for (int i = kVocab; i < o.vocab; ++i) {
+    tokens.push_back(absl::StrCat("t", i));
+    token_types.push_back(1);
+  }
+  w.AddStringArray("tokenizer.ggml.tokens", tokens);
+  w.AddArray<int32_t>("tokenizer.ggml.token_type", kGI32, token_types);
   w.AddStringArray("tokenizer.ggml.merges", {"a b"});
   w.AddU32("tokenizer.ggml.bos_token_id", 1);
   w.AddU32("tokenizer.ggml.eos_token_id", 2);
@@ -134,7 +144,7 @@ inline TinyModel MakeTinyModel(const TinyOptions& o = {}) {
   };
   const bool permuted = o.arch == "llama";
   std::vector<Spec> specs = {
-      {"token_embd.weight", {kVocab, kHidden}, kTQ8_0, 0},
+      {"token_embd.weight", {o.vocab, kHidden}, kTQ8_0, 0},
       {"output_norm.weight", {kHidden}, kTF32, 0},
       {"blk.0.attn_norm.weight", {kHidden}, kTF32, 0},
       {"blk.0.ffn_norm.weight", {kHidden}, kTBF16, 0},
@@ -155,7 +165,7 @@ inline TinyModel MakeTinyModel(const TinyOptions& o = {}) {
       {"blk.0.ffn_up.weight", {kFfn, kHidden}, kTQ4_0, 0},
       {"blk.0.ffn_down.weight", {kHidden, kFfn}, kTQ4_1, 0},
   };
-  if (!o.tied) specs.push_back({"output.weight", {kVocab, kHidden}, kTQ4_0, 0});
+  if (!o.tied) specs.push_back({"output.weight", {o.vocab, kHidden}, kTQ4_0, 0});
   if (o.bias) {
     specs.push_back({"blk.0.attn_q.bias", {kHeads * kHeadDim}, kTF32, permuted ? kHeads : 0});
     specs.push_back({"blk.0.attn_k.bias", {kKvHeads * kHeadDim}, kTF32, permuted ? kKvHeads : 0});

@@ -10,7 +10,9 @@
 #include <functional>
 #include <limits>
 #include <map>
+#include <memory>
 #include <numeric>
+#include <optional>
 #include <ostream>
 #include <random>
 #include <set>
@@ -20,6 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "cohost/kernels/backend.h"
 #include "cohost/kernels/dtype.h"
+#include "cohost/kernels/panels.h"
 #include "cohost/kernels/quant.h"
 #include "cohost/kernels/rope.h"
 #include "gmock/gmock.h"
@@ -716,6 +719,91 @@ TEST(ModelCreateTest, AMixedGroupMappedFromTheFileBuildsAsCopied) {
   ASSERT_EQ(got.size(), want.size());
   for (size_t i = 0; i < got.size(); ++i) {
     EXPECT_NEAR(got[i], want[i], 1e-4f * (1 + std::fabs(want[i]))) << i;
+  }
+}
+
+// A CPU backend that asks for `layout` for every format that has panels,
+// whatever its quantized table (one without panel tiles unpacks them), and
+// counts the products it is handed in panels. With `host`, it takes loaded
+// bytes over as the CPU backend does (parts split, rearranged in place);
+// without, they are copied to it.
+class LayoutBackend final : public cohost::testing::ForwardingBackend {
+ public:
+  LayoutBackend(kernels::WeightLayout layout, bool host)
+      : ForwardingBackend(kernels::MakeCpuBackend(1)), layout_(layout), host_(host) {}
+  bool SupportsWeightFormat(kernels::WeightFormat) const override { return true; }
+  kernels::WeightLayout PreferredLayout(kernels::WeightFormat f) const override {
+    return kernels::HasPanels(f) ? layout_ : kernels::WeightLayout::kRows;
+  }
+  bool AdoptsHostMemory() const override { return host_; }
+  std::optional<kernels::DeviceBuffer> AdoptHostBytes(std::vector<uint8_t>& bytes) override {
+    return host_ ? inner().AdoptHostBytes(bytes) : std::nullopt;
+  }
+  std::optional<kernels::DeviceBuffer> AdoptMapped(absl::Span<const uint8_t> bytes,
+                                                   std::shared_ptr<const void> owner) override {
+    return host_ ? inner().AdoptMapped(bytes, std::move(owner)) : std::nullopt;
+  }
+  void Gemm(const void* a, kernels::WeightRef w, const void* bias, int32_t m, int32_t n, int32_t k,
+            void* c) override {
+    panel_products += w.layout == kernels::WeightLayout::kPanels16 ? 1 : 0;
+    ForwardingBackend::Gemm(a, w, bias, m, n, k, c);
+  }
+  int panel_products = 0;
+
+ private:
+  kernels::WeightLayout layout_;
+  bool host_;
+};
+
+// Matrices laid out in panels where the backend prefers them (stored Q8_0,
+// Q4_0 and Q4_1, a mixed group's part requantized to Q8_0; the embedding,
+// looked up, and the output or the tied lm_head; from loaded copies and
+// from the file's mapping; into memory taken over or copied to) give the
+// logits of the rows as stored, bit for bit.
+TEST(ModelCreateTest, PanelsGiveTheLogitsOfRowsBitForBit) {
+  for (const bool tied : {false, true}) {
+    testing::TinyOptions o;
+    o.quantized_attention = true;
+    o.vocab = 2 * static_cast<int>(kernels::kPanelRows);
+    o.tied = tied;
+    const std::string path = testing::TempPath("model_panels.gguf");
+    testing::WriteFile(path, testing::MakeTinyModel(o).writer.Build());
+    for (const bool mapped : {false, true}) {
+      LoadOptions keep;
+      keep.keep_quantized = true;
+      keep.map_weights = mapped;
+      for (const bool host : {false, true}) {
+        SCOPED_TRACE(absl::StrCat("tied ", tied, " mapped ", mapped, " host ", host));
+        std::vector<float> logits[2];
+        int panel_products[2] = {0, 0};
+        for (const auto layout : {kernels::WeightLayout::kRows, kernels::WeightLayout::kPanels16}) {
+          absl::StatusOr<ModelFile> file = LoadModelFile(path, keep);
+          ASSERT_TRUE(file.ok()) << file.status();
+          LayoutBackend be(layout, host);
+          absl::StatusOr<std::unique_ptr<Model>> model = Model::Create(*std::move(file), &be);
+          ASSERT_TRUE(model.ok()) << model.status();
+          auto kv = KvCache::Create(&be, (*model)->config(), 4, 16);
+          ASSERT_TRUE(kv.ok()) << kv.status();
+          Seq seq;
+          // Token ids in both of the embedding's panels.
+          seq.pages = {0, 1, 2, 3};
+          const auto i = static_cast<size_t>(layout);
+          ASSERT_TRUE(
+              (*model)
+                  ->Forward(MakeBatch({{&seq, {1, 5, 20, 7, 31, 16}}}, 16, true), **kv, &logits[i])
+                  .ok());
+          panel_products[i] = be.panel_products;
+        }
+        EXPECT_EQ(panel_products[0], 0);
+        // Taken over, every part is its own buffer: q, k, v, gate, up, down
+        // and the output in panels. Copied, q, k and v (and gate and up,
+        // requantized to one format) are joined in one buffer of rows: down
+        // and the output.
+        EXPECT_GE(panel_products[1], host ? 7 : 2);
+        EXPECT_EQ(logits[1], logits[0]);
+      }
+    }
+    std::filesystem::remove(path);
   }
 }
 

@@ -186,6 +186,13 @@ class Backend {
   virtual bool SupportsWeightFormat(WeightFormat format) const {
     return format == WeightFormat::kDense;
   }
+  // How Gemm reads rows of `format` fastest. A loader lays a matrix out so
+  // where it can (cohost/kernels/panels.h: FitsPanels, PackPanels) and says
+  // so in its WeightRefs; Gemm takes kRows of every format it supports.
+  virtual WeightLayout PreferredLayout(WeightFormat format) const {
+    (void)format;
+    return WeightLayout::kRows;
+  }
 
   // OK when PagedAttention and RopeWriteKv take heads of `head_dim`;
   // otherwise UNIMPLEMENTED, naming the head sizes this backend has kernels

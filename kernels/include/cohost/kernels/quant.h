@@ -148,12 +148,20 @@ struct BlockQ8A {
   int8_t qs[kQuantBlock];
 };
 
+// How a matrix's rows of blocks lie in memory.
+enum class WeightLayout : uint8_t {
+  kRows,      // as the file stores them: row after row
+  kPanels16,  // each whole group of 16 rows interleaved (cohost/kernels/panels.h)
+};
+
 // A weight operand of Gemm: dense in the compute dtype, or rows of blocks.
 struct WeightRef {
   WeightRef(const void* p) : data(p) {}  // NOLINT(google-explicit-constructor): dense by default
-  WeightRef(const void* p, WeightFormat f) : data(p), format(f) {}
+  WeightRef(const void* p, WeightFormat f, WeightLayout l = WeightLayout::kRows)
+      : data(p), format(f), layout(l) {}
   const void* data;
   WeightFormat format = WeightFormat::kDense;
+  WeightLayout layout = WeightLayout::kRows;
 };
 
 // One product of Backend::GroupedGemm: c = a * w^T (+ bias), c [m, n] with
