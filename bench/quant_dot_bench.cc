@@ -163,6 +163,7 @@ void GemmArgs(benchmark::internal::Benchmark* b) { b->ArgsProduct({{1, 16, 128},
 BENCHMARK(BM_Gemm<BlockQ4_0, WeightFormat::kQ4_0>)->Name("gemm_q4_0")->Apply(GemmArgs);
 BENCHMARK(BM_Gemm<BlockQ4_1, WeightFormat::kQ4_1>)->Name("gemm_q4_1")->Apply(GemmArgs);
 BENCHMARK(BM_Gemm<BlockQ8_0, WeightFormat::kQ8_0>)->Name("gemm_q8_0")->Apply(GemmArgs);
+BENCHMARK(BM_Gemm<BlockQ5_0, WeightFormat::kQ5_0>)->Name("gemm_q5_0")->Apply(GemmArgs);
 BENCHMARK(BM_Gemm<BlockQ4_K, WeightFormat::kQ4_K>)->Name("gemm_q4_k")->Apply(GemmArgs);
 BENCHMARK(BM_Gemm<BlockQ6_K, WeightFormat::kQ6_K>)->Name("gemm_q6_k")->Apply(GemmArgs);
 

@@ -7,10 +7,11 @@
 namespace cohost::kernels {
 namespace {
 
-// A block of a panel format: fp16 fields, then the codes (qs).
+// A block of a panel format: fp16 fields, then the codes' bytes (Q5: qh,
+// then qs).
 struct PanelBlock {
-  size_t factor_bytes;  // the fields before qs
-  size_t code_bytes;    // qs
+  size_t factor_bytes;  // the fp16 fields
+  size_t code_bytes;    // the rest
   uint8_t code_xor;     // added to each code byte in a panel (Q8_0: 128)
 };
 
@@ -22,6 +23,10 @@ PanelBlock BlockOf(WeightFormat f) {
       return {offsetof(BlockQ4_0, qs), sizeof(BlockQ4_0::qs), 0};
     case WeightFormat::kQ4_1:
       return {offsetof(BlockQ4_1, qs), sizeof(BlockQ4_1::qs), 0};
+    case WeightFormat::kQ5_0:
+      return {offsetof(BlockQ5_0, qh), sizeof(BlockQ5_0) - offsetof(BlockQ5_0, qh), 0};
+    case WeightFormat::kQ5_1:
+      return {offsetof(BlockQ5_1, qh), sizeof(BlockQ5_1) - offsetof(BlockQ5_1, qh), 0};
     default:
       return {0, 0, 0};
   }

@@ -22,16 +22,23 @@ namespace cohost::kernels::cpu {
 namespace {
 
 constexpr WeightFormat kPanelFormats[] = {WeightFormat::kQ8_0, WeightFormat::kQ4_0,
-                                          WeightFormat::kQ4_1};
+                                          WeightFormat::kQ4_1, WeightFormat::kQ5_0,
+                                          WeightFormat::kQ5_1};
 // Rows of 8 blocks; the tiles' test also takes 9 and 17 (the AMX tile takes
 // sums eight blocks at a time, two at once: an odd remainder, and more than
 // one group).
 constexpr int64_t kBlocks = 8;
 constexpr int64_t kCols = kBlocks * kQuantBlock;
 
-// Bytes before a block's codes (its fp16 fields) and of its codes.
-size_t FieldBytes(WeightFormat f) { return f == WeightFormat::kQ4_1 ? 4 : 2; }
-size_t CodeBytes(WeightFormat f) { return f == WeightFormat::kQ8_0 ? 32 : 16; }
+// Bytes of a block's fp16 fields and of the rest (Q5: qh and qs).
+size_t FieldBytes(WeightFormat f) {
+  return f == WeightFormat::kQ4_1 || f == WeightFormat::kQ5_1 ? 4 : 2;
+}
+size_t CodeBytes(WeightFormat f) {
+  return f == WeightFormat::kQ8_0                               ? 32
+         : f == WeightFormat::kQ5_0 || f == WeightFormat::kQ5_1 ? 20
+                                                                : 16;
+}
 
 // `rows` rows of kCols values in `f`, as stored: random codes, and every
 // fp16 field a finite scale from a wide spread (tiny, large, negative).
@@ -71,7 +78,7 @@ std::vector<const QuantKernels*> AllTables() {
   return out;
 }
 
-TEST(PanelLayoutTest, OnlyWholePanelsOfQ80Q40AndQ41Fit) {
+TEST(PanelLayoutTest, OnlyWholePanelsOfTheFormatsWithPanelsFit) {
   for (const WeightFormat f : kPanelFormats) {
     EXPECT_TRUE(HasPanels(f)) << WeightFormatName(f);
     EXPECT_TRUE(FitsPanels(f, kPanelRows)) << WeightFormatName(f);
@@ -80,7 +87,7 @@ TEST(PanelLayoutTest, OnlyWholePanelsOfQ80Q40AndQ41Fit) {
     EXPECT_FALSE(FitsPanels(f, 8)) << WeightFormatName(f);
     EXPECT_FALSE(FitsPanels(f, 0)) << WeightFormatName(f);
   }
-  for (const WeightFormat f : {WeightFormat::kDense, WeightFormat::kQ5_0, WeightFormat::kQ4_K,
+  for (const WeightFormat f : {WeightFormat::kDense, WeightFormat::kQ4_K, WeightFormat::kQ5_K,
                                WeightFormat::kQ6_K, WeightFormat::kF16}) {
     EXPECT_FALSE(HasPanels(f)) << WeightFormatName(f);
     EXPECT_FALSE(FitsPanels(f, kPanelRows)) << WeightFormatName(f);

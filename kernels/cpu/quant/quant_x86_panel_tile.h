@@ -1,5 +1,6 @@
 // The 512-bit tables' tiles over a panel (WeightLayout::kPanels16,
-// cohost/kernels/panels.h): sixteen weight rows of Q4_0, Q4_1 or Q8_0 whose
+// cohost/kernels/panels.h): sixteen weight rows of Q8_0, Q4_0, Q4_1, Q5_0 or
+// Q5_1 whose
 // codes already lie as WideColumns gives them, a chunk's four bytes per
 // row in each 32-bit lane. A block's codes are one to four loads (and the
 // Q4 nibbles two masks) instead of sixteen row loads and two transposes,
@@ -13,12 +14,36 @@
 // inside the VNNI table's namespace; no include guard, on purpose.
 // NOLINTBEGIN(llvm-header-guard)
 
+// Bytes of a block's fp16 fields (the ones before its codes' bytes).
+template <typename Block>
+inline constexpr int64_t kFieldBytes = offsetof(Block, qs);
+template <>
+inline constexpr int64_t kFieldBytes<BlockQ5_0> = offsetof(BlockQ5_0, qh);
+template <>
+inline constexpr int64_t kFieldBytes<BlockQ5_1> = offsetof(BlockQ5_1, qh);
+
 // Bytes of one block of a panel: its sixteen rows' codes, and their fp16
-// factors (the fields before qs).
+// factors.
 template <typename Block>
-inline constexpr int64_t kPanelCodeBytes = kPanelRows * sizeof(Block::qs);
+inline constexpr int64_t kPanelCodeBytes = kPanelRows*(static_cast<int64_t>(sizeof(Block)) -
+                                                       kFieldBytes<Block>);
 template <typename Block>
-inline constexpr int64_t kPanelFactorBytes = kPanelRows* offsetof(Block, qs);
+inline constexpr int64_t kPanelFactorBytes = kPanelRows* kFieldBytes<Block>;
+
+// Formats whose codes carry a fifth bit in qh.
+template <typename Block>
+inline constexpr bool kFifthBit =
+    std::is_same_v<Block, BlockQ5_0> || std::is_same_v<Block, BlockQ5_1>;
+
+// Per 32-bit lane, 0x10 in byte k where bit `first` + k of the lane's qh is
+// set (k < 4): the four bits spread a byte apart by one multiply (x +
+// x << 7 + x << 14 + x << 21 puts bit k at bit 8k, with no carries).
+COHOST_TARGET inline __m512i FifthBitsWide(__m512i qh, int first) {
+  const __m512i four =
+      _mm512_and_si512(_mm512_srli_epi32(qh, static_cast<unsigned>(first)), _mm512_set1_epi32(0xf));
+  const __m512i spread = _mm512_mullo_epi32(four, _mm512_set1_epi32(0x00204081));
+  return _mm512_slli_epi32(_mm512_and_si512(spread, _mm512_set1_epi32(0x01010101)), 4);
+}
 
 // Block b's codes, from the panel's codes at `codes`, as WideColumns gives
 // them.
@@ -28,6 +53,11 @@ COHOST_TARGET inline void PanelColumns(const uint8_t* codes, __m512i* t) {
   if constexpr (std::is_same_v<Block, BlockQ8_0>) {
     for (int d = 0; d < kTileCols; ++d) t[d] = _mm512_loadu_si512(p + ptrdiff_t{64} * d);
   } else {
+    __m512i qh = _mm512_setzero_si512();
+    if constexpr (kFifthBit<Block>) {
+      qh = _mm512_loadu_si512(p);  // the qh chunk, then qs's
+      p += 64;
+    }
     const __m512i low = _mm512_set1_epi8(0x0f);
     for (int c = 0; c < kTileCols / 2; ++c) {
       const __m512i x = _mm512_loadu_si512(p + ptrdiff_t{64} * c);
@@ -35,12 +65,17 @@ COHOST_TARGET inline void PanelColumns(const uint8_t* codes, __m512i* t) {
       // (A shift of 32-bit lanes: AVX-512 F; the mask drops the bits that
       // crossed into a byte from its neighbour.)
       t[c + kTileCols / 2] = _mm512_and_si512(_mm512_srli_epi32(x, 4), low);
+      if constexpr (kFifthBit<Block>) {
+        t[c] = _mm512_or_si512(t[c], FifthBitsWide(qh, 4 * c));
+        t[c + kTileCols / 2] =
+            _mm512_or_si512(t[c + kTileCols / 2], FifthBitsWide(qh, kQuantBlock / 2 + 4 * c));
+      }
     }
   }
 }
 
 // A block's factors from the panel's at `factors`: sixteen fp16 d, then
-// (Q4_1) sixteen fp16 m.
+// (Q4_1, Q5_1) sixteen fp16 m.
 template <typename Block>
 COHOST_TARGET inline void PanelFactors(const uint8_t* factors, WideFactors<Block>& f) {
   f.scale[0] = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(factors)));

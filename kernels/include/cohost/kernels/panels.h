@@ -1,4 +1,5 @@
-// WeightLayout::kPanels16: rows of Q4_0, Q4_1 or Q8_0 blocks rearranged,
+// WeightLayout::kPanels16: rows of Q8_0, Q4_0, Q4_1, Q5_0 or Q5_1 blocks
+// rearranged,
 // sixteen rows at a time, into the order the CPU's 512-bit tiles read, so
 // that a product needs no transposes (the codes of sixteen rows' same four
 // values lie together) and its tile multiplies can read a Q8_0 panel's codes
@@ -10,13 +11,15 @@
 // same place: rows 16p..16p+15 start at 16p * row_bytes in either layout,
 // so a Gemm over the rows from a multiple of sixteen is one over whole
 // panels. A panel of rows of nb blocks holds:
-//   codes:   for each block b, for each four-byte chunk c of the block's qs
-//            (Q4: 4, Q8_0: 8), 64 bytes: bytes 4i..4i+3 are row i's
-//            qs[4c..4c+3] (Q8_0: each plus 128, as unsigned bytes);
-//   factors: for each block b, each fp16 field before qs (d; Q4_1: d, m)
-//            of rows 0..15 in order.
-// A Q4 chunk's low nibbles are values 4c..4c+3 of its rows, its high
-// nibbles values 16+4c..16+4c+3.
+//   codes:   for each block b, for each four-byte chunk c of the block's
+//            bytes after its fp16 fields (Q4: qs, 4 chunks; Q8_0: qs, 8;
+//            Q5: qh, then qs, 5), 64 bytes: bytes 4i..4i+3 are row i's
+//            chunk c (Q8_0: each byte plus 128, as unsigned bytes);
+//   factors: for each block b, each fp16 field (d; Q4_1, Q5_1: d, m) of
+//            rows 0..15 in order.
+// A Q4 qs chunk's low nibbles are values 4c..4c+3 of its rows, its high
+// nibbles values 16+4c..16+4c+3; a Q5 block's qh chunk holds each row's 32
+// fifth bits in its lane.
 #pragma once
 
 #include <cstdint>
