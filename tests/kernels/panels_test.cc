@@ -6,6 +6,7 @@
 
 #include "cohost/kernels/panels.h"
 
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -21,37 +22,38 @@
 namespace cohost::kernels::cpu {
 namespace {
 
-constexpr WeightFormat kPanelFormats[] = {WeightFormat::kQ8_0, WeightFormat::kQ4_0,
-                                          WeightFormat::kQ4_1, WeightFormat::kQ5_0,
-                                          WeightFormat::kQ5_1};
-// Rows of 8 blocks; the tiles' test also takes 9 and 17 (the AMX tile takes
-// sums eight blocks at a time, two at once: an odd remainder, and more than
-// one group).
+constexpr WeightFormat kPanelFormats[] = {
+    WeightFormat::kQ8_0, WeightFormat::kQ4_0, WeightFormat::kQ4_1, WeightFormat::kQ5_0,
+    WeightFormat::kQ5_1, WeightFormat::kQ4_K, WeightFormat::kQ6_K};
+// Rows of 8 sub-blocks (one K-quant super-block); the tiles' test also takes
+// 9 and 17 (16 and 24 for the K-quants: the AMX tile takes sums eight
+// sub-blocks at a time, two at once: an odd remainder, more than one group).
 constexpr int64_t kBlocks = 8;
 constexpr int64_t kCols = kBlocks * kQuantBlock;
 
-// Bytes of a block's fp16 fields and of the rest (Q5: qh and qs).
+// Bytes of a block, of its fp16 fields, where they start, and of the rest
+// (its codes' bytes, panels.h).
+size_t BlockBytes(WeightFormat f) { return QuantRowBytes(f, QuantBlockValues(f)); }
 size_t FieldBytes(WeightFormat f) {
-  return f == WeightFormat::kQ4_1 || f == WeightFormat::kQ5_1 ? 4 : 2;
+  return f == WeightFormat::kQ4_1 || f == WeightFormat::kQ5_1 || f == WeightFormat::kQ4_K ? 4 : 2;
 }
-size_t CodeBytes(WeightFormat f) {
-  return f == WeightFormat::kQ8_0                               ? 32
-         : f == WeightFormat::kQ5_0 || f == WeightFormat::kQ5_1 ? 20
-                                                                : 16;
-}
+size_t FieldAt(WeightFormat f) { return f == WeightFormat::kQ6_K ? offsetof(BlockQ6_K, d) : 0; }
+size_t CodeBytes(WeightFormat f) { return BlockBytes(f) - FieldBytes(f); }
+// Where code byte q of a block lies in the block.
+size_t CodeAt(WeightFormat f, size_t q) { return q < FieldAt(f) ? q : q + FieldBytes(f); }
 
-// `rows` rows of kCols values in `f`, as stored: random codes, and every
-// fp16 field a finite scale from a wide spread (tiny, large, negative).
+// `rows` rows of `cols` values in `f`, as stored: random codes (and
+// K-quant scales), and every fp16 field a finite scale from a wide spread
+// (tiny, large, negative).
 std::vector<uint8_t> RandomMatrix(std::mt19937& rng, WeightFormat f, int64_t rows,
                                   int64_t cols = kCols) {
   std::vector<uint8_t> m(QuantRowBytes(f, cols) * rows);
   for (uint8_t& b : m) b = static_cast<uint8_t>(rng());
   const float scales[] = {0.02f, 1.f, 6e-5f, 3e4f, -0.5f};
-  const size_t block = FieldBytes(f) + CodeBytes(f);
-  for (size_t at = 0; at < m.size(); at += block) {
+  for (size_t at = 0; at < m.size(); at += BlockBytes(f)) {
     for (size_t field = 0; field < FieldBytes(f) / 2; ++field) {
       const uint16_t h = F32ToF16(scales[rng() % 5] * (1 + static_cast<float>(rng() % 16) / 16));
-      std::memcpy(m.data() + at + 2 * field, &h, 2);
+      std::memcpy(m.data() + at + FieldAt(f) + 2 * field, &h, 2);
     }
   }
   return m;
@@ -87,8 +89,8 @@ TEST(PanelLayoutTest, OnlyWholePanelsOfTheFormatsWithPanelsFit) {
     EXPECT_FALSE(FitsPanels(f, 8)) << WeightFormatName(f);
     EXPECT_FALSE(FitsPanels(f, 0)) << WeightFormatName(f);
   }
-  for (const WeightFormat f : {WeightFormat::kDense, WeightFormat::kQ4_K, WeightFormat::kQ5_K,
-                               WeightFormat::kQ6_K, WeightFormat::kF16}) {
+  for (const WeightFormat f : {WeightFormat::kDense, WeightFormat::kQ5_K, WeightFormat::kQ2_K,
+                               WeightFormat::kQ3_K, WeightFormat::kF16}) {
     EXPECT_FALSE(HasPanels(f)) << WeightFormatName(f);
     EXPECT_FALSE(FitsPanels(f, kPanelRows)) << WeightFormatName(f);
   }
@@ -103,23 +105,23 @@ TEST(PanelLayoutTest, EveryByteLiesWhereTheHeaderSays) {
     const std::vector<uint8_t> stored = RandomMatrix(rng, f, rows);
     std::vector<uint8_t> panels(stored.size());
     PackPanels(f, rows, kCols, stored.data(), panels.data());
-    const size_t row_bytes = QuantRowBytes(f, kCols), block = FieldBytes(f) + CodeBytes(f);
+    const size_t row_bytes = QuantRowBytes(f, kCols), blocks = kCols / QuantBlockValues(f);
     const uint8_t add = f == WeightFormat::kQ8_0 ? 128 : 0;
     for (int64_t r = 0; r < rows; ++r) {
       const uint8_t* panel = panels.data() + r / kPanelRows * kPanelRows * row_bytes;
       const auto i = static_cast<size_t>(r % kPanelRows);
-      for (size_t b = 0; b < kBlocks; ++b) {
-        const uint8_t* src = stored.data() + r * row_bytes + b * block;
+      for (size_t b = 0; b < blocks; ++b) {
+        const uint8_t* src = stored.data() + r * row_bytes + b * BlockBytes(f);
         for (size_t q = 0; q < CodeBytes(f); ++q) {
           const size_t chunk = b * CodeBytes(f) / 4 + q / 4;
           ASSERT_EQ(panel[chunk * 64 + 4 * i + q % 4],
-                    static_cast<uint8_t>(src[FieldBytes(f) + q] + add))
+                    static_cast<uint8_t>(src[CodeAt(f, q)] + add))
               << WeightFormatName(f) << " row " << r << " block " << b << " code " << q;
         }
-        const uint8_t* factors = panel + kPanelRows * CodeBytes(f) * kBlocks;
+        const uint8_t* factors = panel + kPanelRows * CodeBytes(f) * blocks;
         for (size_t field = 0; field < FieldBytes(f) / 2; ++field) {
           const uint8_t* at = factors + (b * FieldBytes(f) / 2 + field) * 2 * kPanelRows + 2 * i;
-          ASSERT_EQ(std::memcmp(at, src + 2 * field, 2), 0)
+          ASSERT_EQ(std::memcmp(at, src + FieldAt(f) + 2 * field, 2), 0)
               << WeightFormatName(f) << " row " << r << " block " << b << " field " << field;
         }
       }
@@ -169,7 +171,10 @@ TEST(PanelTileTest, EveryPanelTileEqualsTheScalarTableOnRowsBitForBit) {
       if (k->PanelTile(f) == nullptr) continue;
       ran = true;
       EXPECT_EQ(k->PreferredLayout(f), WeightLayout::kPanels16) << k->name;
-      for (const int64_t nb : {kBlocks, kBlocks + 1, 2 * kBlocks + 1}) {
+      const bool k_quant = QuantBlockValues(f) == kSuperBlock;
+      for (const int64_t nb : k_quant
+                                  ? std::vector<int64_t>{kBlocks, 2 * kBlocks, 3 * kBlocks}
+                                  : std::vector<int64_t>{kBlocks, kBlocks + 1, 2 * kBlocks + 1}) {
         const int64_t cols = nb * kQuantBlock;
         const std::vector<uint8_t> stored = RandomMatrix(rng, f, kPanelRows, cols);
         std::vector<uint8_t> panel(stored.size());

@@ -65,10 +65,11 @@ namespace {
         panels                                          \
   }
 // The panel formats' tiles (cohost/kernels/panels.h), by WeightFormat.
-#define COHOST_PANEL_TILES(tile)                                                  \
-  {                                                                               \
-    nullptr, vnni::tile<BlockQ8_0>, vnni::tile<BlockQ4_0>, vnni::tile<BlockQ4_1>, \
-        vnni::tile<BlockQ5_0>, vnni::tile<BlockQ5_1>                              \
+#define COHOST_PANEL_TILES(tile)                                                      \
+  {                                                                                   \
+    nullptr, vnni::tile<BlockQ8_0>, vnni::tile<BlockQ4_0>, vnni::tile<BlockQ4_1>,     \
+        vnni::tile<BlockQ5_0>, vnni::tile<BlockQ5_1>, vnni::tile<BlockQ4_K>, nullptr, \
+        vnni::tile<BlockQ6_K>                                                         \
   }
 
 const QuantKernels* Avx2QuantKernels() {

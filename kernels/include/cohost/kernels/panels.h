@@ -1,10 +1,10 @@
-// WeightLayout::kPanels16: rows of Q8_0, Q4_0, Q4_1, Q5_0 or Q5_1 blocks
-// rearranged,
-// sixteen rows at a time, into the order the CPU's 512-bit tiles read, so
-// that a product needs no transposes (the codes of sixteen rows' same four
-// values lie together) and its tile multiplies can read a Q8_0 panel's codes
-// where they lie. A CPU backend asks for it (Backend::PreferredLayout) and
-// the loader rearranges a matrix once, in place; CUDA never sees it.
+// WeightLayout::kPanels16: rows of Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K or
+// Q6_K blocks rearranged, sixteen rows at a time, into the order the CPU's
+// 512-bit tiles read, so that a product needs no transposes (the codes of
+// sixteen rows' same four values lie together) and its tile multiplies can
+// read a Q8_0 panel's codes where they lie. A CPU backend asks for it
+// (Backend::PreferredLayout) and the upload rearranges a matrix once
+// (runtime/model/model.cc, PlacePart); CUDA never sees it.
 //
 // Only matrices of whole panels (rows a multiple of kPanelRows) are
 // rearranged. A panel takes exactly the bytes of its sixteen rows, at the
@@ -12,11 +12,12 @@
 // so a Gemm over the rows from a multiple of sixteen is one over whole
 // panels. A panel of rows of nb blocks holds:
 //   codes:   for each block b, for each four-byte chunk c of the block's
-//            bytes after its fp16 fields (Q4: qs, 4 chunks; Q8_0: qs, 8;
-//            Q5: qh, then qs, 5), 64 bytes: bytes 4i..4i+3 are row i's
-//            chunk c (Q8_0: each byte plus 128, as unsigned bytes);
-//   factors: for each block b, each fp16 field (d; Q4_1, Q5_1: d, m) of
-//            rows 0..15 in order.
+//            bytes other than its fp16 fields, in order (Q8_0, Q4: qs; Q5:
+//            qh, qs; Q4_K: scales, qs; Q6_K: ql, qh, scales), 64 bytes:
+//            bytes 4i..4i+3 are row i's chunk c (Q8_0: each byte plus 128,
+//            as unsigned bytes);
+//   factors: for each block b, each fp16 field (d; Q4_1, Q5_1: d, m; Q4_K:
+//            d, dmin) of rows 0..15 in order.
 // A Q4 qs chunk's low nibbles are values 4c..4c+3 of its rows, its high
 // nibbles values 16+4c..16+4c+3; a Q5 block's qh chunk holds each row's 32
 // fifth bits in its lane.
