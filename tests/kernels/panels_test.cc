@@ -25,11 +25,12 @@ namespace {
 constexpr WeightFormat kPanelFormats[] = {
     WeightFormat::kQ8_0, WeightFormat::kQ4_0, WeightFormat::kQ4_1, WeightFormat::kQ5_0,
     WeightFormat::kQ5_1, WeightFormat::kQ4_K, WeightFormat::kQ6_K};
-// Rows of 8 sub-blocks (one K-quant super-block); the tiles' test also takes
-// 9 and 17 (16 and 24 for the K-quants: the AMX tile takes sums eight
-// sub-blocks at a time, two at once: an odd remainder, more than one group).
+// Rows of three K-quant super-blocks (24 sub-blocks); the tiles' test takes
+// 8, 9 and 17 sub-blocks (8, 16 and 24 for the K-quants: the AMX tile takes
+// sums eight sub-blocks at a time, two at once: an odd remainder, more than
+// one group).
 constexpr int64_t kBlocks = 8;
-constexpr int64_t kCols = kBlocks * kQuantBlock;
+constexpr int64_t kCols = 3 * kSuperBlock;
 
 // Bytes of a block, of its fp16 fields, where they start, and of the rest
 // (its codes' bytes, panels.h).
@@ -43,20 +44,34 @@ size_t CodeBytes(WeightFormat f) { return BlockBytes(f) - FieldBytes(f); }
 size_t CodeAt(WeightFormat f, size_t q) { return q < FieldAt(f) ? q : q + FieldBytes(f); }
 
 // `rows` rows of `cols` values in `f`, as stored: random codes (and
-// K-quant scales), and every fp16 field a finite scale from a wide spread
-// (tiny, large, negative).
+// K-quant scales), and every fp16 field a finite scale: a row's from one
+// magnitude of a wide spread (tiny, large, negative) within a factor of two,
+// so that no block's share of an output is lost in another's rounding.
 std::vector<uint8_t> RandomMatrix(std::mt19937& rng, WeightFormat f, int64_t rows,
                                   int64_t cols = kCols) {
-  std::vector<uint8_t> m(QuantRowBytes(f, cols) * rows);
+  const size_t row_bytes = QuantRowBytes(f, cols);
+  std::vector<uint8_t> m(row_bytes * rows);
   for (uint8_t& b : m) b = static_cast<uint8_t>(rng());
   const float scales[] = {0.02f, 1.f, 6e-5f, 3e4f, -0.5f};
-  for (size_t at = 0; at < m.size(); at += BlockBytes(f)) {
-    for (size_t field = 0; field < FieldBytes(f) / 2; ++field) {
-      const uint16_t h = F32ToF16(scales[rng() % 5] * (1 + static_cast<float>(rng() % 16) / 16));
-      std::memcpy(m.data() + at + FieldAt(f) + 2 * field, &h, 2);
+  for (size_t row = 0; row < static_cast<size_t>(rows); ++row) {
+    const float magnitude = scales[rng() % 5];
+    for (size_t at = row * row_bytes; at < (row + 1) * row_bytes; at += BlockBytes(f)) {
+      for (size_t field = 0; field < FieldBytes(f) / 2; ++field) {
+        const uint16_t h = F32ToF16(magnitude * (1 + static_cast<float>(rng() % 16) / 16));
+        std::memcpy(m.data() + at + FieldAt(f) + 2 * field, &h, 2);
+      }
     }
   }
   return m;
+}
+
+// `stored` (rows of `cols` values in `f`) as panels.
+std::vector<uint8_t> Packed(WeightFormat f, const std::vector<uint8_t>& stored,
+                            int64_t cols = kCols) {
+  const auto rows = static_cast<int64_t>(stored.size() / QuantRowBytes(f, cols));
+  std::vector<uint8_t> panels(stored.size());
+  PackPanels(f, rows, cols, stored.data(), panels.data());
+  return panels;
 }
 
 // m rows of activations of `cols` values, some rows tiny, some large.
@@ -103,8 +118,7 @@ TEST(PanelLayoutTest, EveryByteLiesWhereTheHeaderSays) {
   for (const WeightFormat f : kPanelFormats) {
     const int64_t rows = 2 * kPanelRows;
     const std::vector<uint8_t> stored = RandomMatrix(rng, f, rows);
-    std::vector<uint8_t> panels(stored.size());
-    PackPanels(f, rows, kCols, stored.data(), panels.data());
+    const std::vector<uint8_t> panels = Packed(f, stored);
     const size_t row_bytes = QuantRowBytes(f, kCols), blocks = kCols / QuantBlockValues(f);
     const uint8_t add = f == WeightFormat::kQ8_0 ? 128 : 0;
     for (int64_t r = 0; r < rows; ++r) {
@@ -134,8 +148,7 @@ TEST(PanelLayoutTest, EveryRowComesBackAsStored) {
   for (const WeightFormat f : kPanelFormats) {
     const int64_t rows = 3 * kPanelRows;
     const std::vector<uint8_t> stored = RandomMatrix(rng, f, rows);
-    std::vector<uint8_t> panels(stored.size());
-    PackPanels(f, rows, kCols, stored.data(), panels.data());
+    const std::vector<uint8_t> panels = Packed(f, stored);
     EXPECT_NE(panels, stored) << WeightFormatName(f);
     const size_t row_bytes = QuantRowBytes(f, kCols);
     std::vector<uint8_t> scratch(row_bytes);
@@ -177,8 +190,7 @@ TEST(PanelTileTest, EveryPanelTileEqualsTheScalarTableOnRowsBitForBit) {
                                   : std::vector<int64_t>{kBlocks, kBlocks + 1, 2 * kBlocks + 1}) {
         const int64_t cols = nb * kQuantBlock;
         const std::vector<uint8_t> stored = RandomMatrix(rng, f, kPanelRows, cols);
-        std::vector<uint8_t> panel(stored.size());
-        PackPanels(f, kPanelRows, cols, stored.data(), panel.data());
+        const std::vector<uint8_t> panel = Packed(f, stored, cols);
         const size_t row_bytes = QuantRowBytes(f, cols);
         for (const int64_t m : {1, 2, 3, 4, 5, 15, 16, 17, 32, 35}) {
           const std::vector<BlockQ8A> a = RandomActivations(rng, m, cols);
@@ -212,8 +224,7 @@ TEST(PanelBackendTest, GemmAndEmbeddingOverPanelsEqualThemOverRows) {
   constexpr int32_t kN = 3 * kPanelRows;
   for (const WeightFormat f : kPanelFormats) {
     const std::vector<uint8_t> stored = RandomMatrix(rng, f, kN);
-    std::vector<uint8_t> panels(stored.size());
-    PackPanels(f, kN, kCols, stored.data(), panels.data());
+    const std::vector<uint8_t> panels = Packed(f, stored);
     std::vector<float> bias(kN);
     for (float& b : bias) b = static_cast<float>(rng() % 100) / 10;
     for (const int32_t m : {1, 5, 16, 37}) {

@@ -18,9 +18,10 @@
 //            as unsigned bytes);
 //   factors: for each block b, each fp16 field (d; Q4_1, Q5_1: d, m; Q4_K:
 //            d, dmin) of rows 0..15 in order.
-// A Q4 qs chunk's low nibbles are values 4c..4c+3 of its rows, its high
-// nibbles values 16+4c..16+4c+3; a Q5 block's qh chunk holds each row's 32
-// fifth bits in its lane.
+// A Q4_0/Q4_1/Q5 qs chunk's low nibbles are values 4c..4c+3 of its rows,
+// its high nibbles values 16+4c..16+4c+3; a Q5 block's qh chunk holds each
+// row's 32 fifth bits in its lane; a K-quant's chunks keep its bytes' bit
+// fields (GGUF's), four bytes of a row at a time.
 #pragma once
 
 #include <cstdint>
