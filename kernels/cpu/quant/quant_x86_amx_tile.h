@@ -20,8 +20,11 @@ inline constexpr int64_t kAmxRows = 16;
 // from 32 on the tile registers win).
 inline constexpr int64_t kAmxMinRows = 2 * kAmxRows;
 
-// The tile registers' shapes (palette 1), loaded by every call: a thread
-// may run other AMX code between calls. Two sets of sums (0, 1), two of
+// The tile registers' shapes (palette 1), loaded by a call that finds
+// others (sttilecfg: a thread may run other AMX code between calls) and
+// then left loaded, the tiles not released: a decode step makes ~13,000
+// calls, and loading and releasing in each cost ~6% of a sixteen-sequence
+// step (bench/RESULTS.md). Two sets of sums (0, 1), two of
 // activations (2, 3) and two of codes (4, 5): either two sub-blocks at once
 // (32 values: 16 activation rows x 32 bytes, 8 x 64 bytes of codes) or, for
 // formats with per-16 scales, a sub-block's two halves (16 x 16 and 4 x 64).
@@ -143,7 +146,9 @@ COHOST_AMX_TARGET void AmxRows(const uint8_t* codes, const WideFactors<Block>* f
   constexpr int64_t kSub = kSubBlocks<Block>;
   TileMemoryBarrier();
   static constexpr AmxTileConfig kConfig(kPer16Scales<Block> ? kQuantBlock / 2 : kQuantBlock);
-  _tile_loadconfig(&kConfig);
+  alignas(64) uint8_t current[sizeof(AmxTileConfig)];
+  _tile_storeconfig(current);
+  if (std::memcmp(current, &kConfig, sizeof current) != 0) _tile_loadconfig(&kConfig);
   const auto stride = static_cast<int64_t>(nb * sizeof(BlockQ8A));
   // Each group's sums are taken, then scaled. (Taking the next group's
   // before scaling the last measured no faster on Emerald Rapids: the tile
@@ -174,7 +179,6 @@ COHOST_AMX_TARGET void AmxRows(const uint8_t* codes, const WideFactors<Block>* f
     }
     for (int64_t r = 0; r < kAmxRows; ++r) _mm512_mask_storeu_ps(c + (r0 + r) * ldc, keep, acc[r]);
   }
-  _tile_release();
 }
 
 // A QuantTileFn of up to sixteen weight rows.
