@@ -1,17 +1,18 @@
 // The 512-bit tables' tiles over a panel (WeightLayout::kPanels16,
 // cohost/kernels/panels.h): sixteen weight rows of Q8_0, Q4_0, Q4_1, Q5_0,
-// Q5_1, Q4_K or Q6_K whose
-// codes already lie as WideColumns gives them, a chunk's four bytes per
-// row in each 32-bit lane. A block's codes are one to four loads (and the
-// Q4 nibbles two masks) instead of sixteen row loads and two transposes,
-// and its factors one fp16 conversion per field; so a decode step reads
-// the panel as one stream, and the AMX table's tile multiplies pay no
-// packing at sixteen activation rows (a sixteen-sequence decode step)
-// either: a Q8_0 panel's codes are the multiplies' operand where they lie,
-// a Q4 panel's are unmasked once per call. Every output is formed by
-// WideAccumulate from the same exact integer sums as in the row layout's
-// tiles: the same bits. Included by quant_avx2.cc after the AMX tile,
-// inside the VNNI table's namespace; no include guard, on purpose.
+// Q5_1, Q4_K or Q6_K whose codes' bytes already lie in the order WideColumns
+// gives, a chunk's four bytes per row in each 32-bit lane. A sub-block's
+// codes are a few loads and masks (Q5: and its fifth bits, Q6_K: two bit
+// planes) instead of sixteen row loads and two transposes, and its factors
+// one fp16 conversion per field (the K-quants' scales unpacked for sixteen
+// rows at once); so a decode step reads the panel as one stream, and the
+// AMX table's tile multiplies pay no packing at sixteen activation rows (a
+// sixteen-sequence decode step) either: a Q8_0 panel's codes are the
+// multiplies' operand where they lie, the others' are unmasked once per
+// call. Every output is formed by WideAccumulate from the same exact
+// integer sums and factors as in the row layout's tiles: the same bits.
+// Included by quant_avx2.cc after the AMX tile, inside the VNNI table's
+// namespace; no include guard, on purpose.
 // NOLINTBEGIN(llvm-header-guard)
 
 // Bytes of a block's fp16 fields (d; d and a min).
