@@ -3,7 +3,8 @@
 // maddubs + madd), whose batched tiles take sixteen rows on 512-bit vectors
 // (quant_x86_wide_tile.h); the AMX table is the VNNI one with batches of
 // sixteen activation rows or more summed by tile multiplies
-// (quant_x86_amx_tile.h); both read panels (WeightLayout::kPanels16) through
+// (quant_x86_amx_tile.h). Each reads panels (WeightLayout::kPanels16):
+// the AVX2 table through quant_x86_avx2_panel_tile.h, the others through
 // quant_x86_panel_tile.h. Each function carries its own
 // target attribute (no file-wide -mavx2), so nothing here, inline library code
 // included, runs on a CPU without it: each table is handed out only when
@@ -27,6 +28,9 @@ namespace {
 #define COHOST_TARGET __attribute__((target("avx2,fma,f16c")))
 #define COHOST_VNNI 0
 #include "quant_x86_body.h"  // NOLINT(bugprone-suspicious-include)
+
+// After the body, whose helpers it uses.
+#include "quant_x86_avx2_panel_tile.h"  // NOLINT(bugprone-suspicious-include)
 #undef COHOST_TARGET
 #undef COHOST_VNNI
 }  // namespace
@@ -65,17 +69,17 @@ namespace {
         panels                                          \
   }
 // The panel formats' tiles (cohost/kernels/panels.h), by WeightFormat.
-#define COHOST_PANEL_TILES(tile)                                                      \
-  {                                                                                   \
-    nullptr, vnni::tile<BlockQ8_0>, vnni::tile<BlockQ4_0>, vnni::tile<BlockQ4_1>,     \
-        vnni::tile<BlockQ5_0>, vnni::tile<BlockQ5_1>, vnni::tile<BlockQ4_K>, nullptr, \
-        vnni::tile<BlockQ6_K>                                                         \
+#define COHOST_PANEL_TILES(ns, tile)                                                             \
+  {                                                                                              \
+    nullptr, ns::tile<BlockQ8_0>, ns::tile<BlockQ4_0>, ns::tile<BlockQ4_1>, ns::tile<BlockQ5_0>, \
+        ns::tile<BlockQ5_1>, ns::tile<BlockQ4_K>, nullptr, ns::tile<BlockQ6_K>                   \
   }
 
 const QuantKernels* Avx2QuantKernels() {
   const CpuFeatures& f = HostCpuFeatures();
   if (!f.avx2 || !f.fma || !f.f16c) return nullptr;
-  static const QuantKernels k = COHOST_X86_TABLE(avx2, "avx2", kTileCols, Tile, {});
+  static const QuantKernels k =
+      COHOST_X86_TABLE(avx2, "avx2", kTileCols, Tile, COHOST_PANEL_TILES(avx2, HalfPanelTile));
   return &k;
 }
 
@@ -83,15 +87,15 @@ const QuantKernels* Avx512VnniQuantKernels() {
   const CpuFeatures& f = HostCpuFeatures();
   if (!f.avx2 || !f.fma || !f.f16c || !f.avx512f || !f.avx512vl || !f.avx512vnni) return nullptr;
   static const QuantKernels k = COHOST_X86_TABLE(vnni, "avx512vnni", vnni::kWideTileCols, WideTile,
-                                                 COHOST_PANEL_TILES(PanelTile));
+                                                 COHOST_PANEL_TILES(vnni, PanelTile));
   return &k;
 }
 
 const QuantKernels* AmxQuantKernels() {
   const CpuFeatures& f = HostCpuFeatures();
   if (Avx512VnniQuantKernels() == nullptr || !f.amx_tile || !f.amx_int8) return nullptr;
-  static const QuantKernels k =
-      COHOST_X86_TABLE(vnni, "amx", vnni::kWideTileCols, AmxTile, COHOST_PANEL_TILES(AmxPanelTile));
+  static const QuantKernels k = COHOST_X86_TABLE(vnni, "amx", vnni::kWideTileCols, AmxTile,
+                                                 COHOST_PANEL_TILES(vnni, AmxPanelTile));
   return &k;
 }
 

@@ -77,6 +77,30 @@ inline constexpr bool kHasMin =
     std::is_same_v<Block, BlockQ4_1> || std::is_same_v<Block, BlockQ5_1> ||
     std::is_same_v<Block, BlockQ4_K> || std::is_same_v<Block, BlockQ5_K>;
 
+// A panel (cohost/kernels/panels.h) as the tiles read it.
+// Bytes of a block's fp16 fields (d; d and a min).
+template <typename Block>
+inline constexpr int64_t kFieldBytes = 2;
+template <>
+inline constexpr int64_t kFieldBytes<BlockQ4_1> = 4;
+template <>
+inline constexpr int64_t kFieldBytes<BlockQ5_1> = 4;
+template <>
+inline constexpr int64_t kFieldBytes<BlockQ4_K> = 4;
+
+// Bytes of one block of a panel: its sixteen rows' codes (every byte but
+// the fp16 fields), and their fp16 factors.
+template <typename Block>
+inline constexpr int64_t kPanelCodeBytes = (static_cast<int64_t>(sizeof(Block)) -
+                                            kFieldBytes<Block>)*kPanelRows;
+template <typename Block>
+inline constexpr int64_t kPanelFactorBytes = kFieldBytes<Block>* kPanelRows;
+
+// Formats whose codes carry a fifth bit in qh.
+template <typename Block>
+inline constexpr bool kFifthBit =
+    std::is_same_v<Block, BlockQ5_0> || std::is_same_v<Block, BlockQ5_1>;
+
 struct QuantKernels {
   const char* name;  // "scalar", "avx2", "avx512vnni", "amx"
   int tile_cols;     // the most weight rows one call of `tile` takes

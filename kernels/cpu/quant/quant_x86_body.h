@@ -385,63 +385,79 @@ COHOST_TARGET inline __m256i AddProducts(__m256i acc, __m256i u, __m256i y) {
 #endif
 }
 
+// acc + sub-block j's share of eight outputs for one activation block ab,
+// from h, the integer sums of the codes times the activations over the
+// sub-block's two halves: offsets and per-16 scales applied, then the fp32
+// steps every table takes in this order (quant_kernels.h).
+template <typename Block>
+COHOST_TARGET inline __m256 Accumulate(Halves8 h, const BlockQ8A* ab, const Factors<Block>& f,
+                                       int j, __m256 acc) {
+  __m256i isum;
+  if constexpr (kPer16Scales<Block>) {
+    // sum over each half of sc (u - offset) y.
+    const __m256i lo = _mm256_sub_epi32(h.lo, _mm256_set1_epi32(kOffset<Block> * ab->sum16[0]));
+    const __m256i hi = _mm256_sub_epi32(h.hi, _mm256_set1_epi32(kOffset<Block> * ab->sum16[1]));
+    isum = _mm256_add_epi32(_mm256_mullo_epi32(lo, f.sc_lo[j]), _mm256_mullo_epi32(hi, f.sc_hi[j]));
+  } else {
+    isum = _mm256_add_epi32(h.lo, h.hi);
+    if constexpr (kOffset<Block> != 0) {
+      const int32_t sum = ab->sum16[0] + ab->sum16[1];
+      isum = _mm256_sub_epi32(isum, _mm256_set1_epi32(kOffset<Block> * sum));
+    }
+  }
+  __m256 out = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum),
+                               _mm256_mul_ps(f.scale[j], _mm256_set1_ps(ab->d)), acc);
+  if constexpr (kHasMin<Block>) out = _mm256_fmadd_ps(f.min[j], _mm256_set1_ps(ab->s), out);
+  if constexpr (kHasMin16<Block>) {
+    const __m256i msum =
+        _mm256_add_epi32(_mm256_mullo_epi32(f.m_lo[j], _mm256_set1_epi32(ab->sum16[0])),
+                         _mm256_mullo_epi32(f.m_hi[j], _mm256_set1_epi32(ab->sum16[1])));
+    out = _mm256_fmadd_ps(f.min[j], _mm256_mul_ps(_mm256_set1_ps(ab->d), _mm256_cvtepi32_ps(msum)),
+                          out);
+  }
+  return out;
+}
+
+// Sub-block j's share of eight outputs for m activation rows (row r's
+// block of the sub-block at ab + r * nb), from its codes t transposed
+// (t[d] lane i: bytes 4d..4d+3 of row i): each activation row is eight
+// broadcast products with no reduction.
+template <typename Block>
+COHOST_TARGET inline void TransposedRows(const __m256i* t, const Factors<Block>& f, int j,
+                                         const BlockQ8A* ab, int64_t m, int64_t nb, __m256* acc) {
+  for (int64_t r = 0; r < m; ++r, ab += nb) {
+    Halves8 h{_mm256_setzero_si256(), _mm256_setzero_si256()};
+    for (int d = 0; d < 4; ++d) {
+      h.lo = AddProducts<Block>(h.lo, t[d], Broadcast4(ab->qs + 4 * d));
+      h.hi = AddProducts<Block>(h.hi, t[d + 4], Broadcast4(ab->qs + 4 * (d + 4)));
+    }
+    acc[r] = Accumulate(h, ab, f, j, acc[r]);
+  }
+}
+
 // Sub-blocks J.. of block b of the eight rows into `m` activation rows'
 // accumulators (row r's blocks at a + r * nb): each row's codes decoded
 // once for all m. Two ways to the same integer sums: for a few activation
 // rows, each row's products reduced across lanes (hadd); for many, the codes
-// transposed once so that lane i is weight row i, and each activation row
-// is eight broadcast products with no reduction.
+// transposed once (TransposedRows).
 template <typename Block, bool kTransposed, int J = 0>
 COHOST_TARGET inline void TileBlock(const Block* const* rows, int64_t b, const Factors<Block>& f,
                                     const BlockQ8A* a, int64_t m, int64_t nb, __m256* acc) {
   if constexpr (J < kSubBlocks<Block>) {
     __m256i u[kTileCols];
     for (int i = 0; i < kTileCols; ++i) u[i] = Load<J>(rows[i][b]);
+    const BlockQ8A* ab = a + b * kSubBlocks<Block> + J;
     if constexpr (kTransposed) {
       __m256i t[kTileCols];
       Transpose(u, t);
-      for (int d = 0; d < kTileCols; ++d) u[d] = t[d];
-    }
-    const BlockQ8A* ab = a + b * kSubBlocks<Block> + J;
-    for (int64_t r = 0; r < m; ++r, ab += nb) {
-      Halves8 h;
-      if constexpr (kTransposed) {
-        h.lo = h.hi = _mm256_setzero_si256();
-        for (int d = 0; d < 4; ++d) {
-          h.lo = AddProducts<Block>(h.lo, u[d], Broadcast4(ab->qs + 4 * d));
-          h.hi = AddProducts<Block>(h.hi, u[d + 4], Broadcast4(ab->qs + 4 * (d + 4)));
-        }
-      } else {
+      TransposedRows(t, f, J, ab, m, nb, acc);
+    } else {
+      for (int64_t r = 0; r < m; ++r, ab += nb) {
         const __m256i y = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ab->qs));
         __m256i p[kTileCols];
         for (int i = 0; i < kTileCols; ++i) p[i] = Products<Block>(u[i], y);
-        h = SumEachHalf(p);
+        acc[r] = Accumulate(SumEachHalf(p), ab, f, J, acc[r]);
       }
-      __m256i isum;
-      if constexpr (kPer16Scales<Block>) {
-        // sum over each half of sc (u - offset) y.
-        const __m256i lo = _mm256_sub_epi32(h.lo, _mm256_set1_epi32(kOffset<Block> * ab->sum16[0]));
-        const __m256i hi = _mm256_sub_epi32(h.hi, _mm256_set1_epi32(kOffset<Block> * ab->sum16[1]));
-        isum = _mm256_add_epi32(_mm256_mullo_epi32(lo, f.sc_lo[J]),
-                                _mm256_mullo_epi32(hi, f.sc_hi[J]));
-      } else {
-        isum = _mm256_add_epi32(h.lo, h.hi);
-        if constexpr (kOffset<Block> != 0) {
-          const int32_t sum = ab->sum16[0] + ab->sum16[1];
-          isum = _mm256_sub_epi32(isum, _mm256_set1_epi32(kOffset<Block> * sum));
-        }
-      }
-      __m256 out = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum),
-                                   _mm256_mul_ps(f.scale[J], _mm256_set1_ps(ab->d)), acc[r]);
-      if constexpr (kHasMin<Block>) out = _mm256_fmadd_ps(f.min[J], _mm256_set1_ps(ab->s), out);
-      if constexpr (kHasMin16<Block>) {
-        const __m256i msum =
-            _mm256_add_epi32(_mm256_mullo_epi32(f.m_lo[J], _mm256_set1_epi32(ab->sum16[0])),
-                             _mm256_mullo_epi32(f.m_hi[J], _mm256_set1_epi32(ab->sum16[1])));
-        out = _mm256_fmadd_ps(f.min[J],
-                              _mm256_mul_ps(_mm256_set1_ps(ab->d), _mm256_cvtepi32_ps(msum)), out);
-      }
-      acc[r] = out;
     }
     TileBlock<Block, kTransposed, J + 1>(rows, b, f, a, m, nb, acc);
   }

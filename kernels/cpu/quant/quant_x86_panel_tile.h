@@ -15,29 +15,6 @@
 // namespace; no include guard, on purpose.
 // NOLINTBEGIN(llvm-header-guard)
 
-// Bytes of a block's fp16 fields (d; d and a min).
-template <typename Block>
-inline constexpr int64_t kFieldBytes = 2;
-template <>
-inline constexpr int64_t kFieldBytes<BlockQ4_1> = 4;
-template <>
-inline constexpr int64_t kFieldBytes<BlockQ5_1> = 4;
-template <>
-inline constexpr int64_t kFieldBytes<BlockQ4_K> = 4;
-
-// Bytes of one block of a panel: its sixteen rows' codes (every byte but
-// the fp16 fields), and their fp16 factors.
-template <typename Block>
-inline constexpr int64_t kPanelCodeBytes = (static_cast<int64_t>(sizeof(Block)) -
-                                            kFieldBytes<Block>)*kPanelRows;
-template <typename Block>
-inline constexpr int64_t kPanelFactorBytes = kFieldBytes<Block>* kPanelRows;
-
-// Formats whose codes carry a fifth bit in qh.
-template <typename Block>
-inline constexpr bool kFifthBit =
-    std::is_same_v<Block, BlockQ5_0> || std::is_same_v<Block, BlockQ5_1>;
-
 // Chunk `c` of a block's codes in a panel (64 bytes: four bytes a row).
 COHOST_TARGET inline __m512i Chunk(const uint8_t* codes, int c) {
   return _mm512_loadu_si512(codes + ptrdiff_t{64} * c);

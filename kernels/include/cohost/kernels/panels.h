@@ -1,8 +1,9 @@
 // WeightLayout::kPanels16: rows of Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K or
 // Q6_K blocks rearranged, sixteen rows at a time, into the order the CPU's
-// 512-bit tiles read, so that a product needs no transposes (the codes of
-// sixteen rows' same four values lie together) and its tile multiplies can
-// read a Q8_0 panel's codes where they lie. A CPU backend asks for it
+// tiles read (512-bit ones the whole panel, AVX2 each half of eight rows),
+// so that a product needs no transposes (the codes of sixteen rows' same
+// four values lie together) and AMX tile multiplies can read a Q8_0
+// panel's codes where they lie. A CPU backend asks for it
 // (Backend::PreferredLayout) and the upload rearranges a matrix once
 // (runtime/model/model.cc, PlacePart); CUDA never sees it.
 //
