@@ -210,8 +210,8 @@ TEST(PanelTileTest, EveryPanelTileEqualsTheScalarTableOnRowsBitForBit) {
     }
   }
   if (!ran) {
-    GTEST_SKIP() << "no table on this CPU has panel tiles (they need AVX-512 VNNI); the "
-                    "backend tests below cover panels through the rows unpacked";
+    GTEST_SKIP() << "no table on this CPU has panel tiles (they need AVX2); the backend "
+                    "tests below cover panels through the rows unpacked";
   }
 }
 

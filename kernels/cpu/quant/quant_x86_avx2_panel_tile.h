@@ -146,6 +146,10 @@ COHOST_TARGET inline void HalfBlockRows(const uint8_t* codes, int h, const Facto
 template <typename Block>
 COHOST_TARGET void HalfPanelTile(const void* wv, size_t /*row_bytes*/, int /*rows*/,
                                  const BlockQ8A* a, int64_t m, int64_t nb, float* c, int64_t ldc) {
+  static_assert(std::is_same_v<Block, BlockQ8_0> || std::is_same_v<Block, BlockQ4_0> ||
+                    std::is_same_v<Block, BlockQ4_1> || kFifthBit<Block> ||
+                    std::is_same_v<Block, BlockQ4_K> || std::is_same_v<Block, BlockQ6_K>,
+                "a format with panels (cohost/kernels/panels.h)");
   constexpr int64_t kSub = kSubBlocks<Block>;
   constexpr int64_t kBlockBytes = kPanelCodeBytes<Block> + kPanelFactorBytes<Block>;
   const int64_t blocks = nb / kSub;
