@@ -7,7 +7,8 @@
 // scalar table, the reference; an AVX2 table, an AVX-512 VNNI one and an
 // AMX one (the VNNI table with the integer sums of batches taken by tile
 // multiplies), each used only where cpuid says the CPU has what it needs. SelectedQuantKernels
-// picks once, at first use.
+// picks once, at first use. The vector tables also read weights laid out
+// in panels (WeightLayout::kPanels16), their preferred layout.
 #pragma once
 
 #include <array>
@@ -77,8 +78,8 @@ inline constexpr bool kHasMin =
     std::is_same_v<Block, BlockQ4_1> || std::is_same_v<Block, BlockQ5_1> ||
     std::is_same_v<Block, BlockQ4_K> || std::is_same_v<Block, BlockQ5_K>;
 
-// A panel (cohost/kernels/panels.h) as the tiles read it.
-// Bytes of a block's fp16 fields (d; d and a min).
+// A panel (cohost/kernels/panels.h) as the tiles read it. Bytes of a
+// block's fp16 fields (d; d and a min):
 template <typename Block>
 inline constexpr int64_t kFieldBytes = 2;
 template <>
@@ -88,13 +89,15 @@ inline constexpr int64_t kFieldBytes<BlockQ5_1> = 4;
 template <>
 inline constexpr int64_t kFieldBytes<BlockQ4_K> = 4;
 
+// Bytes of `per_row` bytes of each of a panel's rows.
+constexpr int64_t PanelBytes(int64_t per_row) { return per_row * kPanelRows; }
 // Bytes of one block of a panel: its sixteen rows' codes (every byte but
 // the fp16 fields), and their fp16 factors.
 template <typename Block>
-inline constexpr int64_t kPanelCodeBytes = (static_cast<int64_t>(sizeof(Block)) -
-                                            kFieldBytes<Block>)*kPanelRows;
+inline constexpr int64_t kPanelCodeBytes = PanelBytes(static_cast<int64_t>(sizeof(Block)) -
+                                                      kFieldBytes<Block>);
 template <typename Block>
-inline constexpr int64_t kPanelFactorBytes = kFieldBytes<Block>* kPanelRows;
+inline constexpr int64_t kPanelFactorBytes = PanelBytes(kFieldBytes<Block>);
 
 // Formats whose codes carry a fifth bit in qh.
 template <typename Block>
