@@ -165,6 +165,7 @@ BENCHMARK(BM_Gemm<BlockQ4_1, WeightFormat::kQ4_1>)->Name("gemm_q4_1")->Apply(Gem
 BENCHMARK(BM_Gemm<BlockQ8_0, WeightFormat::kQ8_0>)->Name("gemm_q8_0")->Apply(GemmArgs);
 BENCHMARK(BM_Gemm<BlockQ5_0, WeightFormat::kQ5_0>)->Name("gemm_q5_0")->Apply(GemmArgs);
 BENCHMARK(BM_Gemm<BlockQ4_K, WeightFormat::kQ4_K>)->Name("gemm_q4_k")->Apply(GemmArgs);
+BENCHMARK(BM_Gemm<BlockQ5_K, WeightFormat::kQ5_K>)->Name("gemm_q5_k")->Apply(GemmArgs);
 BENCHMARK(BM_Gemm<BlockQ6_K, WeightFormat::kQ6_K>)->Name("gemm_q6_k")->Apply(GemmArgs);
 
 // The memory floor decode is compared against: memcpy of a 256 MB buffer

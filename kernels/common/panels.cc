@@ -10,7 +10,7 @@ namespace {
 
 // A block of a panel format: its fp16 fields (d; d and a min) at
 // `field_at`, and its other bytes, the codes' (Q5: qh, qs; Q4_K: scales,
-// qs; Q6_K: ql, qh, scales), in four-byte chunks.
+// qs; Q5_K: scales, qh, qs; Q6_K: ql, qh, scales), in four-byte chunks.
 struct PanelBlock {
   size_t field_at;      // where the fp16 fields start in the block
   size_t factor_bytes;  // the fp16 fields
@@ -32,6 +32,8 @@ PanelBlock BlockOf(WeightFormat f) {
       return {0, 4, sizeof(BlockQ5_1) - 4, 0};
     case WeightFormat::kQ4_K:
       return {0, 4, sizeof(BlockQ4_K) - 4, 0};
+    case WeightFormat::kQ5_K:
+      return {0, 4, sizeof(BlockQ5_K) - 4, 0};
     case WeightFormat::kQ6_K:
       return {offsetof(BlockQ6_K, d), 2, sizeof(BlockQ6_K) - 2, 0};
     default:

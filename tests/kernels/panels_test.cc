@@ -24,7 +24,7 @@ namespace {
 
 constexpr WeightFormat kPanelFormats[] = {
     WeightFormat::kQ8_0, WeightFormat::kQ4_0, WeightFormat::kQ4_1, WeightFormat::kQ5_0,
-    WeightFormat::kQ5_1, WeightFormat::kQ4_K, WeightFormat::kQ6_K};
+    WeightFormat::kQ5_1, WeightFormat::kQ4_K, WeightFormat::kQ5_K, WeightFormat::kQ6_K};
 // Rows of three K-quant super-blocks (24 sub-blocks); the tiles' test takes
 // 8, 9 and 17 sub-blocks (8, 16 and 24 for the K-quants: the AMX tile takes
 // sums eight sub-blocks at a time, two at once: an odd remainder, more than
@@ -36,7 +36,10 @@ constexpr int64_t kCols = 3 * kSuperBlock;
 // (its codes' bytes, panels.h).
 size_t BlockBytes(WeightFormat f) { return QuantRowBytes(f, QuantBlockValues(f)); }
 size_t FieldBytes(WeightFormat f) {
-  return f == WeightFormat::kQ4_1 || f == WeightFormat::kQ5_1 || f == WeightFormat::kQ4_K ? 4 : 2;
+  return f == WeightFormat::kQ4_1 || f == WeightFormat::kQ5_1 || f == WeightFormat::kQ4_K ||
+                 f == WeightFormat::kQ5_K
+             ? 4
+             : 2;
 }
 size_t FieldAt(WeightFormat f) { return f == WeightFormat::kQ6_K ? offsetof(BlockQ6_K, d) : 0; }
 size_t CodeBytes(WeightFormat f) { return BlockBytes(f) - FieldBytes(f); }
@@ -104,8 +107,8 @@ TEST(PanelLayoutTest, OnlyWholePanelsOfTheFormatsWithPanelsFit) {
     EXPECT_FALSE(FitsPanels(f, 8)) << WeightFormatName(f);
     EXPECT_FALSE(FitsPanels(f, 0)) << WeightFormatName(f);
   }
-  for (const WeightFormat f : {WeightFormat::kDense, WeightFormat::kQ5_K, WeightFormat::kQ2_K,
-                               WeightFormat::kQ3_K, WeightFormat::kF16}) {
+  for (const WeightFormat f : {WeightFormat::kDense, WeightFormat::kQ2_K, WeightFormat::kQ3_K,
+                               WeightFormat::kF16, WeightFormat::kBF16}) {
     EXPECT_FALSE(HasPanels(f)) << WeightFormatName(f);
     EXPECT_FALSE(FitsPanels(f, kPanelRows)) << WeightFormatName(f);
   }

@@ -72,7 +72,7 @@ namespace {
 #define COHOST_PANEL_TILES(ns, tile)                                                             \
   {                                                                                              \
     nullptr, ns::tile<BlockQ8_0>, ns::tile<BlockQ4_0>, ns::tile<BlockQ4_1>, ns::tile<BlockQ5_0>, \
-        ns::tile<BlockQ5_1>, ns::tile<BlockQ4_K>, nullptr, ns::tile<BlockQ6_K>                   \
+        ns::tile<BlockQ5_1>, ns::tile<BlockQ4_K>, ns::tile<BlockQ5_K>, ns::tile<BlockQ6_K>       \
   }
 
 const QuantKernels* Avx2QuantKernels() {

@@ -88,6 +88,8 @@ template <>
 inline constexpr int64_t kFieldBytes<BlockQ5_1> = 4;
 template <>
 inline constexpr int64_t kFieldBytes<BlockQ4_K> = 4;
+template <>
+inline constexpr int64_t kFieldBytes<BlockQ5_K> = 4;
 
 // Bytes of `per_row` bytes of each of a panel's rows.
 constexpr int64_t PanelBytes(int64_t per_row) { return per_row * kPanelRows; }

@@ -42,9 +42,15 @@ COHOST_TARGET inline void HalfColumns(const uint8_t* codes, int h, __m256i* t) {
     for (int d = 0; d < kTileCols; ++d) {
       t[d] = _mm256_xor_si256(HalfChunk(codes, d, h), _mm256_set1_epi8(static_cast<char>(0x80)));
     }
-  } else if constexpr (std::is_same_v<Block, BlockQ4_K>) {
+  } else if constexpr (std::is_same_v<Block, BlockQ4_K> || std::is_same_v<Block, BlockQ5_K>) {
+    constexpr bool kQ5 = std::is_same_v<Block, BlockQ5_K>;
+    constexpr int kQs = kQ5 ? 11 : 3;
     for (int d = 0; d < kTileCols; ++d) {
-      t[d] = HalfField(HalfChunk(codes, 3 + 8 * (J / 2) + d, h), 4 * (J % 2), 0x0f);
+      t[d] = HalfField(HalfChunk(codes, kQs + 8 * (J / 2) + d, h), 4 * (J % 2), 0x0f);
+      if constexpr (kQ5) {
+        t[d] = _mm256_or_si256(t[d],
+                               _mm256_slli_epi32(HalfField(HalfChunk(codes, 3 + d, h), J, 1), 4));
+      }
     }
   } else if constexpr (std::is_same_v<Block, BlockQ6_K>) {
     constexpr int kHalf = J / 4, kQuarter = J % 4;
@@ -91,7 +97,7 @@ template <typename Block>
 COHOST_TARGET inline void HalfFactors(const uint8_t* codes, const uint8_t* factors, int h,
                                       Factors<Block>& f) {
   const __m256 d = HalfFp16(factors + 2 * kTileCols * h);
-  if constexpr (std::is_same_v<Block, BlockQ4_K>) {
+  if constexpr (std::is_same_v<Block, BlockQ4_K> || std::is_same_v<Block, BlockQ5_K>) {
     const __m256 dmin = HalfFp16(factors + 2 * kPanelRows + 2 * kTileCols * h);
     const __m256i s0 = HalfChunk(codes, 0, h), s1 = HalfChunk(codes, 1, h);
     const __m256i s2 = HalfChunk(codes, 2, h);
@@ -148,7 +154,8 @@ COHOST_TARGET void HalfPanelTile(const void* wv, size_t /*row_bytes*/, int /*row
                                  const BlockQ8A* a, int64_t m, int64_t nb, float* c, int64_t ldc) {
   static_assert(std::is_same_v<Block, BlockQ8_0> || std::is_same_v<Block, BlockQ4_0> ||
                     std::is_same_v<Block, BlockQ4_1> || kFifthBit<Block> ||
-                    std::is_same_v<Block, BlockQ4_K> || std::is_same_v<Block, BlockQ6_K>,
+                    std::is_same_v<Block, BlockQ4_K> || std::is_same_v<Block, BlockQ5_K> ||
+                    std::is_same_v<Block, BlockQ6_K>,
                 "a format with panels (cohost/kernels/panels.h)");
   constexpr int64_t kSub = kSubBlocks<Block>;
   constexpr int64_t kBlockBytes = kPanelCodeBytes<Block> + kPanelFactorBytes<Block>;

@@ -1,6 +1,6 @@
 // The 512-bit tables' tiles over a panel (WeightLayout::kPanels16,
 // cohost/kernels/panels.h): sixteen weight rows of Q8_0, Q4_0, Q4_1, Q5_0,
-// Q5_1, Q4_K or Q6_K whose codes' bytes already lie in the order WideColumns
+// Q5_1, Q4_K, Q5_K or Q6_K whose codes' bytes already lie in the order WideColumns
 // gives, a chunk's four bytes per row in each 32-bit lane. A sub-block's
 // codes are a few loads and masks (Q5: and its fifth bits, Q6_K: two bit
 // planes) instead of sixteen row loads and two transposes, and its factors
@@ -43,11 +43,17 @@ template <typename Block, int J>
 COHOST_TARGET inline void PanelColumns(const uint8_t* codes, __m512i* t) {
   if constexpr (std::is_same_v<Block, BlockQ8_0>) {
     for (int d = 0; d < kTileCols; ++d) t[d] = Chunk(codes, d);
-  } else if constexpr (std::is_same_v<Block, BlockQ4_K>) {
-    // Three chunks of scales, then qs: sub-blocks 2i and 2i + 1 are the low
-    // and high nibbles of qs chunks 8i..8i+7.
+  } else if constexpr (std::is_same_v<Block, BlockQ4_K> || std::is_same_v<Block, BlockQ5_K>) {
+    // Three chunks of scales, (Q5_K: eight of qh,) then qs: sub-blocks 2i
+    // and 2i + 1 are the low and high nibbles of qs chunks 8i..8i+7, and
+    // Q5_K's fifth bit of sub-block j is bit j of each qh byte.
+    constexpr bool kQ5 = std::is_same_v<Block, BlockQ5_K>;
+    constexpr int kQs = kQ5 ? 11 : 3;
     for (int d = 0; d < kTileCols; ++d) {
-      t[d] = ByteField(Chunk(codes, 3 + 8 * (J / 2) + d), 4 * (J % 2), 0x0f);
+      t[d] = ByteField(Chunk(codes, kQs + 8 * (J / 2) + d), 4 * (J % 2), 0x0f);
+      if constexpr (kQ5) {
+        t[d] = _mm512_or_si512(t[d], _mm512_slli_epi32(ByteField(Chunk(codes, 3 + d), J, 1), 4));
+      }
     }
   } else if constexpr (std::is_same_v<Block, BlockQ6_K>) {
     // ql (32 chunks), qh (16), scales (4): Load<J>'s bit fields, chunk by
@@ -105,7 +111,7 @@ template <typename Block>
 COHOST_TARGET inline void PanelFactors(const uint8_t* codes, const uint8_t* factors,
                                        WideFactors<Block>& f) {
   const __m512 d = Fp16Wide(factors);
-  if constexpr (std::is_same_v<Block, BlockQ4_K>) {
+  if constexpr (std::is_same_v<Block, BlockQ4_K> || std::is_same_v<Block, BlockQ5_K>) {
     // UnpackKScaleMin, lane by lane: chunk 0 holds scales[0..3], 1
     // scales[4..7], 2 scales[8..11].
     const __m512 dmin = Fp16Wide(factors + 2 * kPanelRows);
@@ -178,7 +184,8 @@ COHOST_TARGET void PanelTile(const void* wv, size_t /*row_bytes*/, int /*rows*/,
                              int64_t m, int64_t nb, float* c, int64_t ldc) {
   static_assert(std::is_same_v<Block, BlockQ8_0> || std::is_same_v<Block, BlockQ4_0> ||
                     std::is_same_v<Block, BlockQ4_1> || kFifthBit<Block> ||
-                    std::is_same_v<Block, BlockQ4_K> || std::is_same_v<Block, BlockQ6_K>,
+                    std::is_same_v<Block, BlockQ4_K> || std::is_same_v<Block, BlockQ5_K> ||
+                    std::is_same_v<Block, BlockQ6_K>,
                 "a format with panels (cohost/kernels/panels.h)");
   constexpr int64_t kSub = kSubBlocks<Block>;
   const int64_t blocks = nb / kSub;

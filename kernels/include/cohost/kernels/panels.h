@@ -1,5 +1,5 @@
-// WeightLayout::kPanels16: rows of Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K or
-// Q6_K blocks rearranged, sixteen rows at a time, into the order the CPU's
+// WeightLayout::kPanels16: rows of Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K
+// or Q6_K blocks rearranged, sixteen rows at a time, into the order the CPU's
 // tiles read (512-bit ones the whole panel, AVX2 each half of eight rows),
 // so that a product needs no transposes (the codes of sixteen rows' same
 // four values lie together) and AMX tile multiplies can read a Q8_0
@@ -13,12 +13,12 @@
 // so a Gemm over the rows from a multiple of sixteen is one over whole
 // panels. A panel of rows of nb blocks holds:
 //   codes:   for each block b, for each four-byte chunk c of the block's
-//            bytes other than its fp16 fields, in order (Q8_0, Q4: qs; Q5:
-//            qh, qs; Q4_K: scales, qs; Q6_K: ql, qh, scales), 64 bytes:
-//            bytes 4i..4i+3 are row i's chunk c (Q8_0: each byte plus 128,
-//            as unsigned bytes);
-//   factors: for each block b, each fp16 field (d; Q4_1, Q5_1: d, m; Q4_K:
-//            d, dmin) of rows 0..15 in order.
+//            bytes other than its fp16 fields, in order (Q8_0, Q4: qs;
+//            Q5: qh, qs; Q4_K: scales, qs; Q5_K: scales, qh, qs; Q6_K: ql,
+//            qh, scales), 64 bytes: bytes 4i..4i+3 are row i's chunk c
+//            (Q8_0: each byte plus 128, as unsigned bytes);
+//   factors: for each block b, each fp16 field (d; Q4_1, Q5_1: d, m; Q4_K,
+//            Q5_K: d, dmin) of rows 0..15 in order.
 // A Q4_0/Q4_1/Q5 qs chunk's low nibbles are values 4c..4c+3 of its rows,
 // its high nibbles values 16+4c..16+4c+3; a Q5 block's qh chunk holds each
 // row's 32 fifth bits in its lane; a K-quant's chunks keep its bytes' bit
