@@ -26,10 +26,8 @@
 #include "server/http/openai_request.h"
 #include "server/stream_deps.h"
 
-struct bufferevent;
 struct event;
 struct event_base;
-struct evconnlistener;
 struct evhttp;
 struct evhttp_connection;
 struct evhttp_request;

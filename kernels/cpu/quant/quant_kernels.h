@@ -106,6 +106,29 @@ template <typename Block>
 inline constexpr bool kFifthBit =
     std::is_same_v<Block, BlockQ5_0> || std::is_same_v<Block, BlockQ5_1>;
 
+// The block types with panels (HasPanels's formats).
+template <typename Block>
+inline constexpr bool kHasPanels =
+    std::is_same_v<Block, BlockQ8_0> || std::is_same_v<Block, BlockQ4_0> ||
+    std::is_same_v<Block, BlockQ4_1> || kFifthBit<Block> || std::is_same_v<Block, BlockQ4_K> ||
+    std::is_same_v<Block, BlockQ5_K> || std::is_same_v<Block, BlockQ6_K>;
+
+// A panel is read as two streams (codes, factors), each a block at a time,
+// which the hardware prefetchers follow late from the last level cache
+// (the loads of the first AMX version stalled for half its time): a panel
+// tile fetches the next panel (its next task on this thread) linearly,
+// block b's share of it while block b of `panel` (of `blocks` a row) is
+// read. (Addresses as integers: past the matrix's end they are only
+// hints.)
+template <typename Block>
+inline void PrefetchNextPanel(const void* panel, int64_t blocks, int64_t b) {
+  constexpr int64_t kBlockBytes = kPanelCodeBytes<Block> + kPanelFactorBytes<Block>;
+  const uintptr_t next = reinterpret_cast<uintptr_t>(panel) + blocks * kBlockBytes;
+  for (int64_t at = b * kBlockBytes; at < (b + 1) * kBlockBytes; at += 64) {
+    __builtin_prefetch(reinterpret_cast<const char*>(next + at), 0, 3);  // prefetcht0
+  }
+}
+
 struct QuantKernels {
   const char* name;  // "scalar", "avx2", "avx512vnni", "amx"
   int tile_cols;     // the most weight rows one call of `tile` takes

@@ -152,27 +152,18 @@ COHOST_TARGET inline void HalfBlockRows(const uint8_t* codes, int h, const Facto
 template <typename Block>
 COHOST_TARGET void HalfPanelTile(const void* wv, size_t /*row_bytes*/, int /*rows*/,
                                  const BlockQ8A* a, int64_t m, int64_t nb, float* c, int64_t ldc) {
-  static_assert(std::is_same_v<Block, BlockQ8_0> || std::is_same_v<Block, BlockQ4_0> ||
-                    std::is_same_v<Block, BlockQ4_1> || kFifthBit<Block> ||
-                    std::is_same_v<Block, BlockQ4_K> || std::is_same_v<Block, BlockQ5_K> ||
-                    std::is_same_v<Block, BlockQ6_K>,
-                "a format with panels (cohost/kernels/panels.h)");
+  static_assert(kHasPanels<Block>, "a format with panels (cohost/kernels/panels.h)");
   constexpr int64_t kSub = kSubBlocks<Block>;
-  constexpr int64_t kBlockBytes = kPanelCodeBytes<Block> + kPanelFactorBytes<Block>;
   const int64_t blocks = nb / kSub;
   const auto* codes = static_cast<const uint8_t*>(wv);
   const uint8_t* factors = codes + blocks * kPanelCodeBytes<Block>;
-  const uintptr_t next = reinterpret_cast<uintptr_t>(wv) + blocks * kBlockBytes;
   for (int h = 0; h < 2; ++h) {
     for (int64_t r0 = 0; r0 < m; r0 += kTileRows) {
       const int64_t rn = std::min(kTileRows, m - r0);
       __m256 acc[kTileRows];
       for (int64_t r = 0; r < rn; ++r) acc[r] = _mm256_setzero_ps();
       for (int64_t b = 0; b < blocks; ++b) {
-        for (int64_t at = b * kBlockBytes; h == 0 && r0 == 0 && at < (b + 1) * kBlockBytes;
-             at += 64) {
-          _mm_prefetch(reinterpret_cast<const char*>(next + at), _MM_HINT_T0);
-        }
+        if (h == 0 && r0 == 0) PrefetchNextPanel<Block>(wv, blocks, b);
         const uint8_t* block_codes = codes + b * kPanelCodeBytes<Block>;
         Factors<Block> f;
         HalfFactors<Block>(block_codes, factors + b * kPanelFactorBytes<Block>, h, f);

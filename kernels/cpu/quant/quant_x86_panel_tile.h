@@ -149,21 +149,6 @@ COHOST_TARGET inline void PanelFactors(const uint8_t* codes, const uint8_t* fact
   }
 }
 
-// A panel is read as two streams (codes, factors), each a block at a time,
-// which the hardware prefetchers follow late from the last level cache
-// (the loads of the first AMX version stalled for half its time): fetch the
-// next panel (a tile's next task on this thread) linearly, block b's share
-// while block b is read. (Addresses as integers: past the matrix's end
-// they are only hints.)
-template <typename Block>
-COHOST_TARGET inline void PrefetchNextPanel(const void* panel, int64_t blocks, int64_t b) {
-  constexpr int64_t kBlockBytes = kPanelCodeBytes<Block> + kPanelFactorBytes<Block>;
-  const uintptr_t next = reinterpret_cast<uintptr_t>(panel) + blocks * kBlockBytes;
-  for (int64_t at = b * kBlockBytes; at < (b + 1) * kBlockBytes; at += 64) {
-    _mm_prefetch(reinterpret_cast<const char*>(next + at), _MM_HINT_T0);
-  }
-}
-
 // Sub-blocks J.. of a block (codes at `codes`) for m activation rows, whose
 // blocks of the block's first sub-block start at ab.
 template <typename Block, int J = 0>
@@ -182,11 +167,7 @@ COHOST_TARGET inline void PanelBlockRows(const uint8_t* codes, const WideFactors
 template <typename Block>
 COHOST_TARGET void PanelTile(const void* wv, size_t /*row_bytes*/, int /*rows*/, const BlockQ8A* a,
                              int64_t m, int64_t nb, float* c, int64_t ldc) {
-  static_assert(std::is_same_v<Block, BlockQ8_0> || std::is_same_v<Block, BlockQ4_0> ||
-                    std::is_same_v<Block, BlockQ4_1> || kFifthBit<Block> ||
-                    std::is_same_v<Block, BlockQ4_K> || std::is_same_v<Block, BlockQ5_K> ||
-                    std::is_same_v<Block, BlockQ6_K>,
-                "a format with panels (cohost/kernels/panels.h)");
+  static_assert(kHasPanels<Block>, "a format with panels (cohost/kernels/panels.h)");
   constexpr int64_t kSub = kSubBlocks<Block>;
   const int64_t blocks = nb / kSub;
   const auto* codes = static_cast<const uint8_t*>(wv);
