@@ -19,6 +19,7 @@
 #endif
 
 #include "attention_rows.h"
+#include "attention_rows_avx512.h"
 #include "cohost/kernels/dtype.h"
 #include "cpu_ops.h"
 #include "exp8.h"
@@ -199,9 +200,10 @@ __attribute__((always_inline)) inline void AttendTile(const Tile& t, const int32
 using AttendFn = void (*)(const Tile&, const int32_t*, int32_t, const PagedKv&, float,
                           const TileScratch&);
 
-// The build's baseline ISA (SSE2 on x86-64), and AVX2 + FMA + F16C where
-// cpuid says the CPU has them (unless COHOST_CPU_KERNELS=scalar:
-// HostKernelCap): eight-wide fused multiply-adds for q.k and p v. One of
+// The build's baseline ISA (SSE2 on x86-64), AVX2 + FMA + F16C, or AVX-512F
+// where cpuid says the CPU has them (up to `cap`: HostKernelCap):
+// eight-wide fused multiply-adds for q.k and p v, or the same chains two to
+// a 512-bit register (attention_rows_avx512.h: the AVX2 rows' bits). One of
 // each per page dtype.
 template <DType T>
 void AttendBaseline(const Tile& t, const int32_t* block_table, int32_t kv_head, const PagedKv& kv,
@@ -216,37 +218,38 @@ __attribute__((target("avx2,fma,f16c"))) void AttendAvx2(const Tile& t, const in
                                                          float scale, const TileScratch& scratch) {
   AttendTile<T, Avx2Rows<T>>(t, block_table, kv_head, kv, scale, scratch, VectorSoftmax{});
 }
+
+template <DType T>
+__attribute__((target("avx2,fma,f16c,avx512f"))) void AttendAvx512(const Tile& t,
+                                                                   const int32_t* block_table,
+                                                                   int32_t kv_head,
+                                                                   const PagedKv& kv, float scale,
+                                                                   const TileScratch& scratch) {
+  AttendTile<T, Avx512Rows<T>>(t, block_table, kv_head, kv, scale, scratch, VectorSoftmax{});
+}
 #endif
 
-AttendFn SelectedAttend(DType dtype) {
+AttendFn SelectedAttend(DType dtype, int32_t head_dim, KernelCap cap) {
+  const auto pick = [dtype](AttendFn f32, AttendFn f16, AttendFn bf16) {
+    return dtype == DType::kF16 ? f16 : dtype == DType::kBF16 ? bf16 : f32;
+  };
 #if defined(__x86_64__)
   const CpuFeatures& f = HostCpuFeatures();
-  if (f.avx2 && f.fma && f.f16c && HostKernelCap() != KernelCap::kScalar) {
-    switch (dtype) {
-      case DType::kF32:
-        return AttendAvx2<DType::kF32>;
-      case DType::kF16:
-        return AttendAvx2<DType::kF16>;
-      case DType::kBF16:
-        return AttendAvx2<DType::kBF16>;
+  if (f.avx2 && f.fma && f.f16c && cap != KernelCap::kScalar) {
+    if (f.avx512f && cap >= KernelCap::kAvx512 && Avx512RowsFit(head_dim)) {
+      return pick(AttendAvx512<DType::kF32>, AttendAvx512<DType::kF16>, AttendAvx512<DType::kBF16>);
     }
+    return pick(AttendAvx2<DType::kF32>, AttendAvx2<DType::kF16>, AttendAvx2<DType::kBF16>);
   }
 #endif
-  switch (dtype) {
-    case DType::kF16:
-      return AttendBaseline<DType::kF16>;
-    case DType::kBF16:
-      return AttendBaseline<DType::kBF16>;
-    case DType::kF32:
-      break;
-  }
-  return AttendBaseline<DType::kF32>;
+  return pick(AttendBaseline<DType::kF32>, AttendBaseline<DType::kF16>,
+              AttendBaseline<DType::kBF16>);
 }
 
 }  // namespace
 
 void PagedAttention(const float* q, int64_t q_stride, const BatchLayout& batch, const PagedKv& kv,
-                    int32_t num_heads, float scale, float* out, ThreadPool& pool) {
+                    int32_t num_heads, float scale, float* out, ThreadPool& pool, KernelCap cap) {
   const int32_t hd = kv.head_dim;
   const int32_t num_tokens = batch.num_tokens;
   if (num_tokens <= 0 || num_heads <= 0 || kv.num_kv_heads <= 0) return;
@@ -278,31 +281,57 @@ void PagedAttention(const float* q, int64_t q_stride, const BatchLayout& batch, 
       std::fill(out + static_cast<int64_t>(i) * num_heads * hd,
                 out + static_cast<int64_t>(i + 1) * num_heads * hd, 0.f);
   }
-  const int64_t work = static_cast<int64_t>(tiles.size()) * num_heads;
+  const AttendFn attend = SelectedAttend(kv.dtype, hd, cap);
+  // Work items: a token tile with as many consecutive query heads of one KV
+  // group as fill the tile's rows (a decode step's whole group of up to
+  // kTileRows heads), so that each K and V element is loaded and widened
+  // once for all of them; fewer heads an item where whole groups would
+  // leave the pool under two items a thread (a one-sequence decode).
+  const int64_t want = 2 * static_cast<int64_t>(pool.num_threads());
+  int32_t max_heads = std::min(group, kTileRows);
+  while (max_heads > 1 && static_cast<int64_t>(tiles.size()) * kv.num_kv_heads *
+                                  ((group + max_heads - 1) / max_heads) <
+                              want) {
+    --max_heads;
+  }
+  struct Item {
+    int32_t tile, head, heads;
+  };
+  std::vector<Item> items;
+  for (int32_t ti = 0; ti < static_cast<int32_t>(tiles.size()); ++ti) {
+    const int32_t per_tile = std::max(1, std::min(max_heads, kTileRows / tiles[ti].count));
+    for (int32_t h = 0; h < num_heads;) {
+      const int32_t group_end = std::min(num_heads, (h / group + 1) * group);
+      const int32_t heads = std::min(per_tile, group_end - h);
+      items.push_back({ti, h, heads});
+      h += heads;
+    }
+  }
   const int64_t cost =
       std::max<int64_t>(1, static_cast<int64_t>(batch.max_context_len) * hd * kTileRows);
   const int64_t grain = std::max<int64_t>(1, 16384 / cost);
-  static const AttendFn by_dtype[3] = {SelectedAttend(DType::kF32), SelectedAttend(DType::kF16),
-                                       SelectedAttend(DType::kBF16)};
-  const AttendFn attend = by_dtype[static_cast<int>(kv.dtype)];
-  pool.ParallelFor(work, grain, [&](int64_t begin, int64_t end) {
+  pool.ParallelFor(static_cast<int64_t>(items.size()), grain, [&](int64_t begin, int64_t end) {
     const int64_t span_keys = static_cast<int64_t>(SpanPages(kv.block_size)) * kv.block_size;
     std::vector<float> buffer(static_cast<size_t>(kTileRows * (span_keys + hd)));
     const TileScratch scratch{buffer.data(), buffer.data() + kTileRows * span_keys};
     for (int64_t w = begin; w < end; ++w) {
-      const TokenTile& tt = tiles[w / num_heads];
-      const int32_t h = static_cast<int32_t>(w % num_heads);
+      const Item& item = items[w];
+      const TokenTile& tt = tiles[item.tile];
       Tile t;
-      t.num_rows = tt.count;
+      t.num_rows = tt.count * item.heads;
       for (int32_t j = 0; j < tt.count; ++j) {
         const int64_t token = tt.first + j;
-        t.q[j] = q + token * q_stride + static_cast<int64_t>(h) * hd;
-        t.out[j] = out + (token * num_heads + h) * hd;
-        t.n_ctx[j] = n_ctx[tt.first + j];
+        for (int32_t g = 0; g < item.heads; ++g) {
+          const int32_t row = j * item.heads + g;
+          const int64_t h = item.head + g;
+          t.q[row] = q + token * q_stride + h * hd;
+          t.out[row] = out + (token * num_heads + h) * hd;
+          t.n_ctx[row] = n_ctx[token];
+        }
       }
       const int32_t* table =
           batch.block_tables + static_cast<int64_t>(tt.seq) * batch.max_blocks_per_seq;
-      attend(t, table, h / group, kv, scale, scratch);
+      attend(t, table, item.head / group, kv, scale, scratch);
     }
   });
 }

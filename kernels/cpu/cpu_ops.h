@@ -8,6 +8,7 @@
 #include "cohost/kernels/quant.h"
 #include "cohost/kernels/rope.h"
 #include "cohost/kernels/sample_spec.h"
+#include "quant/cpu_features.h"
 #include "thread_pool.h"
 
 namespace cohost::kernels::cpu {
@@ -69,9 +70,12 @@ void RestoreLogits(float* x /*[rows, width]*/, int32_t rows, int32_t width,
 void RopeWriteKv(const QkvRows& qkv, const int32_t* positions, const int32_t* slot_mapping,
                  int32_t num_tokens, int32_t num_heads, const RopeSpec& rope, const PagedKv& kv);
 
-// Token t's q heads at q + t * q_stride.
+// Token t's q heads at q + t * q_stride. `cap` bounds the code it picks
+// (to compare the code paths; every one gives each row the bits it gets
+// alone).
 void PagedAttention(const float* q, int64_t q_stride, const BatchLayout& batch, const PagedKv& kv,
                     int32_t num_heads, float scale,
-                    float* out /*[num_tokens, num_heads, head_dim]*/, ThreadPool& pool);
+                    float* out /*[num_tokens, num_heads, head_dim]*/, ThreadPool& pool,
+                    KernelCap cap = HostKernelCap());
 
 }  // namespace cohost::kernels::cpu

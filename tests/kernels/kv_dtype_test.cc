@@ -4,6 +4,7 @@
 // attention over fp32 pages holding the same values.
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <random>
@@ -14,8 +15,10 @@
 #include "cohost/kernels/dtype.h"
 #include "cohost/kernels/rope.h"
 #include "gtest/gtest.h"
+#include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/kv_narrow.h"
 #include "kernels/cpu/quant/cpu_features.h"
+#include "kernels/cpu/thread_pool.h"
 
 namespace cohost::kernels {
 namespace {
@@ -298,6 +301,62 @@ TEST_P(KvDtypeTest, EachRowOfAChunkGetsTheBitsItGetsAlone) {
         for (int32_t e = 0; e < nh * hd; ++e) {
           ASSERT_EQ(Bits(alone[e]), Bits(together[static_cast<int64_t>(i) * nh * hd + e]))
               << DTypeName(t) << " token " << i << " element " << e;
+        }
+      }
+    }
+  }
+}
+
+// Attention's rows on every path this CPU has past the portable one (AVX2;
+// AVX-512, whose registers hold two keys' chains: attention_rows_avx512.h)
+// and on pools of several sizes (which decide how many query heads of a KV
+// group share a tile: attention.cc) give every output the same bits.
+TEST_P(KvDtypeTest, AttentionHasTheSameBitsOnEveryPathAndPool) {
+  const cpu::CpuFeatures& f = cpu::HostCpuFeatures();
+  if (!f.avx2 || !f.fma || !f.f16c) {
+    GTEST_SKIP() << "this CPU has no AVX2/FMA/F16C (" << f.Summary() << ")";
+  }
+  const auto [bs, hd] = GetParam();
+  const int32_t nh = 6, nkv = 2;
+  PagedBatch b(bs, rng_);
+  const size_t page_n = static_cast<size_t>(b.num_blocks) * bs * nkv * hd;
+  const size_t q_n = static_cast<size_t>(b.layout.num_tokens) * nh * hd;
+  const std::vector<float> kc = RandomVec(rng_, page_n, -2.f, 2.f);
+  const std::vector<float> vc = RandomVec(rng_, page_n, -2.f, 2.f);
+  const std::vector<float> q = RandomVec(rng_, q_n, -2.f, 2.f);
+  const float scale = 1.f / std::sqrt(static_cast<float>(hd));
+  std::vector<cpu::KernelCap> caps = {cpu::KernelCap::kAvx2};
+  if (f.avx512f) {
+    caps.push_back(cpu::KernelCap::kAll);
+  } else {
+    std::printf("[ SKIPPED  ] the AVX-512 rows: this CPU has no AVX-512F (%s)\n",
+                f.Summary().c_str());
+  }
+  for (DType t : {DType::kF32, DType::kF16, DType::kBF16}) {
+    std::vector<uint16_t> kn, vn;
+    PagedKv kv{
+        const_cast<float*>(kc.data()), const_cast<float*>(vc.data()), b.num_blocks, bs, nkv, hd, t};
+    if (t != DType::kF32) {
+      kn = Narrow(ScalarKvNarrow(), kc, t);
+      vn = Narrow(ScalarKvNarrow(), vc, t);
+      kv.k = kn.data();
+      kv.v = vn.data();
+    }
+    std::vector<float> first;
+    for (int threads : {1, 3, 8}) {
+      cpu::ThreadPool pool(threads);
+      for (cpu::KernelCap cap : caps) {
+        std::vector<float> out(q_n, -7.f);
+        cpu::PagedAttention(q.data(), int64_t{nh} * hd, b.layout, kv, nh, scale, out.data(), pool,
+                            cap);
+        if (first.empty()) {
+          first = out;
+          continue;
+        }
+        for (size_t i = 0; i < q_n; ++i) {
+          ASSERT_EQ(Bits(out[i]), Bits(first[i]))
+              << DTypeName(t) << " threads " << threads << " cap " << static_cast<int>(cap)
+              << " output " << i;
         }
       }
     }
