@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <mutex>
@@ -232,14 +233,22 @@ class CpuBackend final : public Backend {
   }
   void RowLogprobs(const float* x, int32_t rows, int32_t width, const int32_t* chosen,
                    int32_t top_n, TokenLogprob* out) override {
-    for (int32_t r = 0; r < rows; ++r) {
-      LogprobsOfRow(x + static_cast<int64_t>(r) * width, width, chosen[r], top_n,
-                    out + static_cast<int64_t>(r) * (1 + top_n));
-    }
+    pool_.ParallelFor(rows, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        LogprobsOfRow(x + r * width, width, chosen[r], top_n, out + r * (1 + top_n));
+      }
+    });
   }
+  // Rows are independent: a few a thread.
   void SampleRows(const float* x, int32_t rows, int32_t width, const SampleSpec* specs,
                   int32_t* out) override {
-    cpu::SampleRows(x, rows, width, specs, out);
+    pool_.ParallelFor(rows, 1, [&](int64_t begin, int64_t end) {
+      cpu::SampleRows(x + begin * width, static_cast<int32_t>(end - begin), width, specs + begin,
+                      out + begin);
+    });
+  }
+  void HostParallelFor(int64_t n, const std::function<void(int64_t, int64_t)>& fn) override {
+    pool_.ParallelFor(n, 1, fn);
   }
 
  private:

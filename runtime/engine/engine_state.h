@@ -115,9 +115,8 @@ struct Engine::Impl {
   absl::flat_hash_map<RequestId, std::unique_ptr<LiveRequest>> live;
   Batch batch;
   std::vector<float> logits;
-  std::vector<float> raw_logits;  // one row, copied for a request asking logprobs
-  SampleInputs sample_inputs;     // a device-sampled step's rows (Model::ForwardSample)
-  SampledRows sampled;            // its tokens, and logprobs where asked
+  SampleInputs sample_inputs;  // a device-sampled step's rows (Model::ForwardSample)
+  SampledRows sampled;         // its tokens, and logprobs where asked
   int64_t next_arrival = 0;
   // A growth of its KV memory failed in the last step: its work waits for
   // memory (Engine::ReclaimKv).

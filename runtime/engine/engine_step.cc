@@ -292,31 +292,42 @@ absl::StatusOr<bool> Engine::Step(const StepLimits& limits) {
       const Clock::time_point sampled_at = Now();
       const int32_t vocab = model_->config().vocab_size;
       std::vector<LiveRequest*> sampled;
-      int32_t row = 0;
       for (const ScheduledSeq& item : plan.scheduled) {
-        if (!item.samples) continue;
-        LiveRequest& r = *s.live.at(item.seq->id);
-        const std::optional<int32_t> top_n = r.request.sampling.logprobs;
-        int32_t token = 0;
-        if (on_device) {
-          token = s.sampled.ids[row];
-          if (top_n) {
+        if (item.samples) sampled.push_back(s.live.at(item.seq->id).get());
+      }
+      std::vector<int32_t> tokens(sampled.size());
+      if (on_device) {
+        for (size_t row = 0; row < sampled.size(); ++row) {
+          LiveRequest& r = *sampled[row];
+          tokens[row] = s.sampled.ids[row];
+          if (const std::optional<int32_t> top_n = r.request.sampling.logprobs) {
             const size_t width = 1 + static_cast<size_t>(s.sampled.top);
             r.logprobs = FromRow(
                 absl::MakeConstSpan(s.sampled.logprobs).subspan(row * width, width), *top_n);
           }
-        } else {
-          const absl::Span<float> logits =
-              absl::MakeSpan(s.logits.data() + static_cast<size_t>(row) * vocab, vocab);
-          // Sample rewrites the logits: logprobs read a copy of the model's.
-          if (top_n) s.raw_logits.assign(logits.begin(), logits.end());
-          token = r.sampler.Sample(logits, r.seq.tokens, r.seq.num_prompt_tokens);
-          if (top_n) r.logprobs = ComputeLogprobs(s.raw_logits, token, *top_n);
         }
-        ++row;
-        r.seq.tokens.push_back(token);
+      } else {
+        // Each row is its own request's (its sampler, its logits, its
+        // logprobs): drawn side by side on the backend's host threads.
+        model_->backend()->HostParallelFor(
+            static_cast<int64_t>(sampled.size()), [&](int64_t begin, int64_t end) {
+              std::vector<float> raw_logits;
+              for (int64_t row = begin; row < end; ++row) {
+                LiveRequest& r = *sampled[row];
+                const std::optional<int32_t> top_n = r.request.sampling.logprobs;
+                const absl::Span<float> logits =
+                    absl::MakeSpan(s.logits.data() + static_cast<size_t>(row) * vocab, vocab);
+                // Sample rewrites the logits: logprobs read a copy of the model's.
+                if (top_n) raw_logits.assign(logits.begin(), logits.end());
+                tokens[row] = r.sampler.Sample(logits, r.seq.tokens, r.seq.num_prompt_tokens);
+                if (top_n) r.logprobs = ComputeLogprobs(raw_logits, tokens[row], *top_n);
+              }
+            });
+      }
+      for (size_t row = 0; row < sampled.size(); ++row) {
+        LiveRequest& r = *sampled[row];
+        r.seq.tokens.push_back(tokens[row]);
         if (r.seq.num_generated() == 1) r.first_token = sampled_at;
-        sampled.push_back(&r);
       }
       s.step_scheduler.Commit(plan);
       for (LiveRequest* r : sampled) s.EmitToken(*r, *tokenizer_, sampled_at);

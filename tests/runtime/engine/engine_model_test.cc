@@ -130,6 +130,67 @@ TEST_F(EngineModelTest, EightPromptsMatchEachAloneUnderPreemption) {
   EXPECT_GT(preemptions, 0);
 }
 
+// Sampled requests drawn together (on the host, the rows split over the
+// backend's threads: HostParallelFor) draw what each draws alone: every
+// request keeps its own sampler, logits row and logprobs.
+TEST_F(EngineModelTest, EightSampledPromptsTogetherMatchEachAlone) {
+  const auto request = [](int i) {
+    GenerateRequest r;
+    r.prompt_ids = Ids(kPrompts[i]);
+    r.sampling.temperature = 0.9f;
+    r.sampling.top_p = i % 2 == 0 ? 0.9f : 1.f;
+    r.sampling.top_k = i % 3 == 0 ? 40 : 0;
+    r.sampling.seed = 100 + i;
+    if (i % 4 == 1) r.sampling.logprobs = 3;
+    r.sampling.max_tokens = kTokens;
+    r.sampling.ignore_eos = true;
+    return r;
+  };
+  struct Drawn {
+    std::vector<int32_t> tokens;
+    std::vector<float> chosen_logprobs;
+  };
+  class Sink : public CollectingSink {
+   public:
+    bool OnDelta(const TokenDelta& d) override {
+      for (const TokenLogprobs& l : d.logprobs) chosen.push_back(l.chosen.logprob);
+      return CollectingSink::OnDelta(d);
+    }
+    std::vector<float> chosen;
+  };
+  const auto run = [&](const std::vector<int>& which) {
+    std::unique_ptr<Engine> e = MakeEngine(/*num_blocks=*/128);
+    std::vector<std::shared_ptr<Sink>> sinks;
+    for (int i : which) {
+      sinks.push_back(std::make_shared<Sink>());
+      EXPECT_TRUE(e->Submit(request(i), sinks.back()).ok());
+    }
+    RunToIdle(*e);
+    std::vector<Drawn> out;
+    for (const auto& sink : sinks) {
+      EXPECT_TRUE(sink->finished);
+      out.push_back({sink->tokens, sink->chosen});
+    }
+    return out;
+  };
+  const std::vector<Drawn> together = run({0, 1, 2, 3, 4, 5, 6, 7});
+  ASSERT_EQ(together.size(), 8u);
+  for (int i = 0; i < 8; ++i) {
+    SCOPED_TRACE(kPrompts[i]);
+    const std::vector<Drawn> alone = run({i});
+    ASSERT_EQ(alone.size(), 1u);
+    EXPECT_EQ(together[i].tokens.size(), static_cast<size_t>(kTokens));
+    EXPECT_EQ(together[i].tokens, alone[0].tokens);
+    // The logprobs within rounding: this model's weights are dequantized to
+    // fp32 and multiplied by OpenBLAS, whose sums' order follows the batch.
+    ASSERT_EQ(together[i].chosen_logprobs.size(), i % 4 == 1 ? static_cast<size_t>(kTokens) : 0u);
+    ASSERT_EQ(alone[0].chosen_logprobs.size(), together[i].chosen_logprobs.size());
+    for (size_t t = 0; t < alone[0].chosen_logprobs.size(); ++t) {
+      EXPECT_NEAR(together[i].chosen_logprobs[t], alone[0].chosen_logprobs[t], 1e-4) << t;
+    }
+  }
+}
+
 TEST_F(EngineModelTest, SharedPrefixIsComputedOnceAndChangesNothing) {
   std::string prefix = "You are a careful assistant. Here are the rules of the game:";
   for (int i = 1; prefix.size() < 1200; ++i) {

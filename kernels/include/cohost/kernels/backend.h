@@ -105,6 +105,14 @@ class Backend {
   // Whether AdoptHostBytes and AdoptMapped take bytes over (the device's
   // memory is the host's): a loader may then leave weights where they are.
   virtual bool AdoptsHostMemory() const { return false; }
+  // Calls fn(begin, end) over disjoint ranges covering [0, n), on the host
+  // threads the backend computes with where it has them (the CPU backend's
+  // pool, idle between its ops), else on the calling thread: host work that
+  // splits by row, such as sampling on the host. Ranges may run at once, so
+  // fn must touch only its own rows' state.
+  virtual void HostParallelFor(int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
+    if (n > 0) fn(0, n);
+  }
   // src: host memory, or the backend's own (a copy on the device). Queued:
   // pageable host memory is read before the call returns, staging memory
   // (AllocateStaging) when the copy runs.
