@@ -3,9 +3,11 @@
 // would, with an online softmax over spans of pages (about 64 keys: the max,
 // the exponentials and the sums run once per span, not once per page, and
 // they are what bound it, not the multiply-adds), for a tile of up to four
-// consecutive new tokens at once (each to its own position), so that a
-// prefill loads and widens each K and V element once per tile instead of
-// once per token. A token's output has the same bits in a tile as alone.
+// query rows of one KV head at once (a decode token's query heads of a GQA
+// group, or consecutive tokens of a prefill chunk, each to its own
+// position), so that each K and V element is loaded and widened once per
+// tile instead of once per row. A row's output has the same bits in any
+// tile as alone.
 // Pages hold fp32, fp16 or bf16 (PagedKv::dtype); each element is widened to
 // fp32 as it is loaded, so attention over narrow pages computes exactly what
 // it computes over fp32 pages holding the same values.
@@ -112,10 +114,10 @@ __attribute__((always_inline)) inline void PrefetchPage(const PagedKv& kv, int32
   }
 }
 
-// Up to kTileRows query rows of one head and one sequence, each with its own
-// causal context (consecutive tokens of a prefill chunk; a decode is a tile
-// of one). Masked keys weigh exactly 0, so each row's output has the bits it
-// would have alone.
+// Up to kTileRows query rows of one KV head and one sequence, each with its
+// own causal context (query heads of a GQA group, of one token or of a few
+// consecutive tokens of a prefill chunk). Masked keys weigh exactly 0, so
+// each row's output has the bits it would have alone.
 struct Tile {
   const float* q[kTileRows];  // [head_dim] each
   float* out[kTileRows];      // [head_dim] each
@@ -131,7 +133,7 @@ struct TileScratch {
 
 // out = softmax(q k^T * scale) v over logical tokens [0, n_ctx) for each
 // row of the tile, a span of pages at a time with an online softmax. Inlined
-// into AttendAvx2 and AttendBaseline, so that the compiler vectorizes it
+// into AttendAvx512, AttendAvx2 and AttendBaseline, so that the compiler vectorizes it
 // once for each; `Rows` reads a page's rows of T, `softmax` turns a span's
 // scores into probabilities. The spans start at page 0 whatever the tile,
 // so that a row gets the same steps in a tile as alone.

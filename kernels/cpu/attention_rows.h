@@ -37,9 +37,9 @@ __attribute__((always_inline)) inline const void* KvRow(const void* pages, int64
   return static_cast<const char*>(pages) + offset * static_cast<int64_t>(DTypeSize(T));
 }
 
-// Query rows taken together against one page (a prefill's consecutive
-// tokens of one head): each K and V element is loaded, and widened, once for
-// all of them.
+// Query rows taken together against one page (a decode token's query heads
+// of a GQA group, or a prefill's consecutive tokens): each K and V element
+// is loaded, and widened, once for all of them.
 constexpr int32_t kTileRows = 4;
 
 // Both versions' interface. Rows are `stride` elements apart from k (or v).

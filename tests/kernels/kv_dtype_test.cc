@@ -310,7 +310,9 @@ TEST_P(KvDtypeTest, EachRowOfAChunkGetsTheBitsItGetsAlone) {
 // Attention's rows on every path this CPU has past the portable one (AVX2;
 // AVX-512, whose registers hold two keys' chains: attention_rows_avx512.h)
 // and on pools of several sizes (which decide how many query heads of a KV
-// group share a tile: attention.cc) give every output the same bits.
+// group share a tile: attention.cc; a lone decode token takes its whole
+// group on one thread and one head a tile on three) give every output the
+// same bits.
 TEST_P(KvDtypeTest, AttentionHasTheSameBitsOnEveryPathAndPool) {
   const cpu::CpuFeatures& f = cpu::HostCpuFeatures();
   if (!f.avx2 || !f.fma || !f.f16c) {
@@ -342,21 +344,42 @@ TEST_P(KvDtypeTest, AttentionHasTheSameBitsOnEveryPathAndPool) {
       kv.k = kn.data();
       kv.v = vn.data();
     }
-    std::vector<float> first;
+    // The first sequence's one decode token alone.
+    const int32_t starts[2] = {0, 1};
+    const int32_t ctx = b.positions[0] + 1;
+    BatchLayout one;
+    one.seq_starts = starts;
+    one.context_lens = &ctx;
+    one.block_tables = b.block_tables.data();
+    one.positions = b.positions.data();
+    one.num_seqs = 1;
+    one.num_tokens = 1;
+    one.max_blocks_per_seq = b.max_blocks;
+    one.max_query_len = 1;
+    one.max_context_len = ctx;
+    std::vector<float> first, first_one;
     for (int threads : {1, 3, 8}) {
       cpu::ThreadPool pool(threads);
       for (cpu::KernelCap cap : caps) {
-        std::vector<float> out(q_n, -7.f);
+        std::vector<float> out(q_n, -7.f), out_one(static_cast<size_t>(nh) * hd, -7.f);
         cpu::PagedAttention(q.data(), int64_t{nh} * hd, b.layout, kv, nh, scale, out.data(), pool,
+                            cap);
+        cpu::PagedAttention(q.data(), int64_t{nh} * hd, one, kv, nh, scale, out_one.data(), pool,
                             cap);
         if (first.empty()) {
           first = out;
+          first_one = out_one;
           continue;
         }
         for (size_t i = 0; i < q_n; ++i) {
           ASSERT_EQ(Bits(out[i]), Bits(first[i]))
               << DTypeName(t) << " threads " << threads << " cap " << static_cast<int>(cap)
               << " output " << i;
+        }
+        for (size_t i = 0; i < out_one.size(); ++i) {
+          ASSERT_EQ(Bits(out_one[i]), Bits(first_one[i]))
+              << DTypeName(t) << " threads " << threads << " cap " << static_cast<int>(cap)
+              << " the lone token's output " << i;
         }
       }
     }

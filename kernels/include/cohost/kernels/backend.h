@@ -109,7 +109,9 @@ class Backend {
   // threads the backend computes with where it has them (the CPU backend's
   // pool, idle between its ops), else on the calling thread: host work that
   // splits by row, such as sampling on the host. Ranges may run at once, so
-  // fn must touch only its own rows' state.
+  // fn must touch only its own rows' state, and must not call the backend
+  // (the CPU pool runs one job at a time: a nested call would wait on
+  // itself). Other work on the backend waits while it runs.
   virtual void HostParallelFor(int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
     if (n > 0) fn(0, n);
   }
