@@ -169,6 +169,44 @@ struct PagedBatch {
   }
 };
 
+// Token i of sequence s of a PagedBatch alone: a one-token sequence whose
+// context ends at it.
+struct LoneToken {
+  int32_t starts[2] = {0, 1};
+  int32_t ctx = 0;
+  BatchLayout layout;
+
+  LoneToken(const PagedBatch& b, int32_t s, int32_t i) : ctx(b.positions[i] + 1) {
+    layout.seq_starts = starts;
+    layout.context_lens = &ctx;
+    layout.block_tables = b.block_tables.data() + static_cast<int64_t>(s) * b.max_blocks;
+    layout.positions = &b.positions[i];
+    layout.num_seqs = 1;
+    layout.num_tokens = 1;
+    layout.max_blocks_per_seq = b.max_blocks;
+    layout.max_query_len = 1;
+    layout.max_context_len = ctx;
+  }
+  LoneToken(const LoneToken&) = delete;  // layout points into it
+  LoneToken& operator=(const LoneToken&) = delete;
+};
+
+// Pages of dtype t holding kc and vc's values (narrowed into kn and vn where
+// t is 16-bit).
+PagedKv PagesOf(DType t, const std::vector<float>& kc, const std::vector<float>& vc,
+                std::vector<uint16_t>& kn, std::vector<uint16_t>& vn, int32_t num_blocks,
+                int32_t bs, int32_t nkv, int32_t hd) {
+  PagedKv kv{
+      const_cast<float*>(kc.data()), const_cast<float*>(vc.data()), num_blocks, bs, nkv, hd, t};
+  if (t != DType::kF32) {
+    kn = Narrow(ScalarKvNarrow(), kc, t);
+    vn = Narrow(ScalarKvNarrow(), vc, t);
+    kv.k = kn.data();
+    kv.v = vn.data();
+  }
+  return kv;
+}
+
 struct Shape {
   int32_t block_size, head_dim;
 };
@@ -270,34 +308,15 @@ TEST_P(KvDtypeTest, EachRowOfAChunkGetsTheBitsItGetsAlone) {
   const float scale = 1.f / std::sqrt(static_cast<float>(hd));
   for (DType t : {DType::kF32, DType::kF16, DType::kBF16}) {
     std::vector<uint16_t> kn, vn;
-    PagedKv kv{
-        const_cast<float*>(kc.data()), const_cast<float*>(vc.data()), b.num_blocks, bs, nkv, hd, t};
-    if (t != DType::kF32) {
-      kn = Narrow(ScalarKvNarrow(), kc, t);
-      vn = Narrow(ScalarKvNarrow(), vc, t);
-      kv.k = kn.data();
-      kv.v = vn.data();
-    }
+    const PagedKv kv = PagesOf(t, kc, vc, kn, vn, b.num_blocks, bs, nkv, hd);
     std::vector<float> together(q_n);
     be_->PagedAttention(q.data(), int64_t{nh} * hd, b.layout, kv, nh, scale, together.data());
     for (int32_t s = 0; s < b.layout.num_seqs; ++s) {
       for (int32_t i = b.seq_starts[s]; i < b.seq_starts[s + 1]; ++i) {
-        // Token i alone: a one-token sequence whose context ends at it.
-        const int32_t starts[2] = {0, 1};
-        const int32_t ctx = b.positions[i] + 1;
-        BatchLayout one;
-        one.seq_starts = starts;
-        one.context_lens = &ctx;
-        one.block_tables = b.block_tables.data() + static_cast<int64_t>(s) * b.max_blocks;
-        one.positions = &b.positions[i];
-        one.num_seqs = 1;
-        one.num_tokens = 1;
-        one.max_blocks_per_seq = b.max_blocks;
-        one.max_query_len = 1;
-        one.max_context_len = ctx;
+        const LoneToken one(b, s, i);
         std::vector<float> alone(static_cast<size_t>(nh) * hd);
-        be_->PagedAttention(q.data() + static_cast<int64_t>(i) * nh * hd, int64_t{nh} * hd, one, kv,
-                            nh, scale, alone.data());
+        be_->PagedAttention(q.data() + static_cast<int64_t>(i) * nh * hd, int64_t{nh} * hd,
+                            one.layout, kv, nh, scale, alone.data());
         for (int32_t e = 0; e < nh * hd; ++e) {
           ASSERT_EQ(Bits(alone[e]), Bits(together[static_cast<int64_t>(i) * nh * hd + e]))
               << DTypeName(t) << " token " << i << " element " << e;
@@ -336,27 +355,8 @@ TEST_P(KvDtypeTest, AttentionHasTheSameBitsOnEveryPathAndPool) {
   }
   for (DType t : {DType::kF32, DType::kF16, DType::kBF16}) {
     std::vector<uint16_t> kn, vn;
-    PagedKv kv{
-        const_cast<float*>(kc.data()), const_cast<float*>(vc.data()), b.num_blocks, bs, nkv, hd, t};
-    if (t != DType::kF32) {
-      kn = Narrow(ScalarKvNarrow(), kc, t);
-      vn = Narrow(ScalarKvNarrow(), vc, t);
-      kv.k = kn.data();
-      kv.v = vn.data();
-    }
-    // The first sequence's one decode token alone.
-    const int32_t starts[2] = {0, 1};
-    const int32_t ctx = b.positions[0] + 1;
-    BatchLayout one;
-    one.seq_starts = starts;
-    one.context_lens = &ctx;
-    one.block_tables = b.block_tables.data();
-    one.positions = b.positions.data();
-    one.num_seqs = 1;
-    one.num_tokens = 1;
-    one.max_blocks_per_seq = b.max_blocks;
-    one.max_query_len = 1;
-    one.max_context_len = ctx;
+    const PagedKv kv = PagesOf(t, kc, vc, kn, vn, b.num_blocks, bs, nkv, hd);
+    const LoneToken one(b, 0, 0);  // the first sequence's one decode token
     std::vector<float> first, first_one;
     for (int threads : {1, 3, 8}) {
       cpu::ThreadPool pool(threads);
@@ -364,8 +364,8 @@ TEST_P(KvDtypeTest, AttentionHasTheSameBitsOnEveryPathAndPool) {
         std::vector<float> out(q_n, -7.f), out_one(static_cast<size_t>(nh) * hd, -7.f);
         cpu::PagedAttention(q.data(), int64_t{nh} * hd, b.layout, kv, nh, scale, out.data(), pool,
                             cap);
-        cpu::PagedAttention(q.data(), int64_t{nh} * hd, one, kv, nh, scale, out_one.data(), pool,
-                            cap);
+        cpu::PagedAttention(q.data(), int64_t{nh} * hd, one.layout, kv, nh, scale, out_one.data(),
+                            pool, cap);
         if (first.empty()) {
           first = out;
           first_one = out_one;
