@@ -174,11 +174,17 @@ TEST_F(MultiModelTest, AFloodOnOneModelLeavesAnothersTtftWithinOneAndAHalfTimes)
   for (int i = 0; i < kSamples; ++i) loaded.push_back(TtftMs("quiet", kQuietPrompt));
   const runtime::EngineStats during = (*router_->Find("flooded"))->Stats();
   for (std::thread& t : flood) t.join();
+  // Unloaded again after the flood: on a shared machine the cores' speed
+  // drifts over seconds, and the samples around the flood's see it as the
+  // flood's do.
+  for (int i = 0; i < kSamples; ++i) unloaded.push_back(TtftMs("quiet", kQuietPrompt));
 
   EXPECT_GT(during.num_running + during.num_waiting, 0) << "the flood outlasted the measurement";
   EXPECT_EQ(flood_ok.load(), kFloodStreams) << "the flood is served too";
-  std::printf("quiet model's TTFT: %.1f ms unloaded, %.1f ms during the flood (medians)\n",
-              Median(unloaded), Median(loaded));
+  std::printf(
+      "quiet model's TTFT: %.1f ms unloaded (before and after), %.1f ms during the flood "
+      "(medians)\n",
+      Median(unloaded), Median(loaded));
   EXPECT_LE(Median(loaded), 1.5 * Median(unloaded))
       << "unloaded median " << Median(unloaded) << " ms, during the flood " << Median(loaded)
       << " ms";
