@@ -311,7 +311,8 @@ absl::StatusOr<bool> Engine::Step(const StepLimits& limits) {
         // logprobs): drawn side by side on the backend's host threads.
         model_->backend()->HostParallelFor(
             static_cast<int64_t>(sampled.size()), [&](int64_t begin, int64_t end) {
-              std::vector<float> raw_logits;
+              // The thread's copy of a row, kept between steps: no allocation a step.
+              thread_local std::vector<float> raw_logits;
               for (int64_t row = begin; row < end; ++row) {
                 LiveRequest& r = *sampled[row];
                 const std::optional<int32_t> top_n = r.request.sampling.logprobs;

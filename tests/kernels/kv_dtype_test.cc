@@ -191,21 +191,48 @@ struct LoneToken {
   LoneToken& operator=(const LoneToken&) = delete;
 };
 
-// Pages of dtype t holding kc and vc's values (narrowed into kn and vn where
-// t is 16-bit).
-PagedKv PagesOf(DType t, const std::vector<float>& kc, const std::vector<float>& vc,
-                std::vector<uint16_t>& kn, std::vector<uint16_t>& vn, int32_t num_blocks,
-                int32_t bs, int32_t nkv, int32_t hd) {
-  PagedKv kv{
-      const_cast<float*>(kc.data()), const_cast<float*>(vc.data()), num_blocks, bs, nkv, hd, t};
-  if (t != DType::kF32) {
-    kn = Narrow(ScalarKvNarrow(), kc, t);
-    vn = Narrow(ScalarKvNarrow(), vc, t);
-    kv.k = kn.data();
-    kv.v = vn.data();
+// What the attention tests share: a PagedBatch of 6 query heads over 2 KV
+// heads, random K and V on every page row (read or not) and random queries.
+struct AttentionCase {
+  static constexpr int32_t kHeads = 6, kKvHeads = 2;
+  const int32_t bs, hd;
+  PagedBatch b;
+  const size_t q_n;
+  const std::vector<float> kc, vc, q;
+  const float scale;
+
+  AttentionCase(int32_t block_size, int32_t head_dim, std::mt19937& rng)
+      : bs(block_size),
+        hd(head_dim),
+        b(block_size, rng),
+        q_n(static_cast<size_t>(b.layout.num_tokens) * kHeads * hd),
+        kc(RandomVec(rng, PageElements(), -2.f, 2.f)),
+        vc(RandomVec(rng, PageElements(), -2.f, 2.f)),
+        q(RandomVec(rng, q_n, -2.f, 2.f)),
+        scale(1.f / std::sqrt(static_cast<float>(hd))) {}
+  AttentionCase(const AttentionCase&) = delete;  // b's layout points into b
+  AttentionCase& operator=(const AttentionCase&) = delete;
+
+  size_t PageElements() const { return static_cast<size_t>(b.num_blocks) * bs * kKvHeads * hd; }
+  // Pages of dtype t holding kc and vc's values (narrowed into kn and vn
+  // where t is 16-bit).
+  PagedKv Pages(DType t, std::vector<uint16_t>& kn, std::vector<uint16_t>& vn) const {
+    PagedKv kv{const_cast<float*>(kc.data()),
+               const_cast<float*>(vc.data()),
+               b.num_blocks,
+               bs,
+               kKvHeads,
+               hd,
+               t};
+    if (t != DType::kF32) {
+      kn = Narrow(ScalarKvNarrow(), kc, t);
+      vn = Narrow(ScalarKvNarrow(), vc, t);
+      kv.k = kn.data();
+      kv.v = vn.data();
+    }
+    return kv;
   }
-  return kv;
-}
+};
 
 struct Shape {
   int32_t block_size, head_dim;
@@ -258,34 +285,28 @@ TEST_P(KvDtypeTest, RopeStoresRoundedRows) {
 
 TEST_P(KvDtypeTest, AttentionReadsNarrowPagesAsTheirFp32Values) {
   const auto [bs, hd] = GetParam();
-  const int32_t nh = 6, nkv = 2;
-  PagedBatch b(bs, rng_);
-  const size_t page_n = static_cast<size_t>(b.num_blocks) * bs * nkv * hd;
-  const size_t q_n = static_cast<size_t>(b.layout.num_tokens) * nh * hd;
-  // Random K/V on every page row, read or not.
-  const std::vector<float> kc = RandomVec(rng_, page_n, -2.f, 2.f);
-  const std::vector<float> vc = RandomVec(rng_, page_n, -2.f, 2.f);
-  const std::vector<float> q = RandomVec(rng_, q_n, -2.f, 2.f);
-  const float scale = 1.f / std::sqrt(static_cast<float>(hd));
-  std::vector<float> exact(q_n);
-  be_->PagedAttention(q.data(), int64_t{nh} * hd, b.layout,
-                      PagedKv{const_cast<float*>(kc.data()), const_cast<float*>(vc.data()),
+  const int32_t nh = AttentionCase::kHeads, nkv = AttentionCase::kKvHeads;
+  const AttentionCase c(bs, hd, rng_);
+  const PagedBatch& b = c.b;
+  std::vector<float> exact(c.q_n);
+  be_->PagedAttention(c.q.data(), int64_t{nh} * hd, b.layout,
+                      PagedKv{const_cast<float*>(c.kc.data()), const_cast<float*>(c.vc.data()),
                               b.num_blocks, bs, nkv, hd, DType::kF32},
-                      nh, scale, exact.data());
+                      nh, c.scale, exact.data());
   for (DType t : kNarrow) {
-    std::vector<uint16_t> kn = Narrow(ScalarKvNarrow(), kc, t),
-                          vn = Narrow(ScalarKvNarrow(), vc, t);
+    std::vector<uint16_t> kn = Narrow(ScalarKvNarrow(), c.kc, t),
+                          vn = Narrow(ScalarKvNarrow(), c.vc, t);
     std::vector<float> kw = Widen(kn, t), vw = Widen(vn, t);
-    std::vector<float> narrow(q_n, -7.f), wide(q_n, -7.f);
-    be_->PagedAttention(q.data(), int64_t{nh} * hd, b.layout,
-                        PagedKv{kn.data(), vn.data(), b.num_blocks, bs, nkv, hd, t}, nh, scale,
+    std::vector<float> narrow(c.q_n, -7.f), wide(c.q_n, -7.f);
+    be_->PagedAttention(c.q.data(), int64_t{nh} * hd, b.layout,
+                        PagedKv{kn.data(), vn.data(), b.num_blocks, bs, nkv, hd, t}, nh, c.scale,
                         narrow.data());
-    be_->PagedAttention(q.data(), int64_t{nh} * hd, b.layout,
+    be_->PagedAttention(c.q.data(), int64_t{nh} * hd, b.layout,
                         PagedKv{kw.data(), vw.data(), b.num_blocks, bs, nkv, hd, DType::kF32}, nh,
-                        scale, wide.data());
+                        c.scale, wide.data());
     // fp16 keeps 11 significant bits, bf16 8: the output moves by about that.
     const float tol = t == DType::kF16 ? 2e-3f : 2e-2f;
-    for (size_t i = 0; i < q_n; ++i) {
+    for (size_t i = 0; i < c.q_n; ++i) {
       ASSERT_EQ(Bits(narrow[i]), Bits(wide[i])) << DTypeName(t) << " output " << i;
       ASSERT_NEAR(narrow[i], exact[i], tol) << DTypeName(t) << " output " << i;
     }
@@ -297,26 +318,20 @@ TEST_P(KvDtypeTest, AttentionReadsNarrowPagesAsTheirFp32Values) {
 // same token gets attended alone, as a decode would, for every page dtype.
 TEST_P(KvDtypeTest, EachRowOfAChunkGetsTheBitsItGetsAlone) {
   const auto [bs, hd] = GetParam();
-  const int32_t nh = 6, nkv = 2;
-  PagedBatch b(bs, rng_);
-  const size_t page_n = static_cast<size_t>(b.num_blocks) * bs * nkv * hd;
-  const int32_t nt = b.layout.num_tokens;
-  const size_t q_n = static_cast<size_t>(nt) * nh * hd;
-  const std::vector<float> kc = RandomVec(rng_, page_n, -2.f, 2.f);
-  const std::vector<float> vc = RandomVec(rng_, page_n, -2.f, 2.f);
-  const std::vector<float> q = RandomVec(rng_, q_n, -2.f, 2.f);
-  const float scale = 1.f / std::sqrt(static_cast<float>(hd));
+  const int32_t nh = AttentionCase::kHeads, nkv = AttentionCase::kKvHeads;
+  const AttentionCase c(bs, hd, rng_);
+  const PagedBatch& b = c.b;
   for (DType t : {DType::kF32, DType::kF16, DType::kBF16}) {
     std::vector<uint16_t> kn, vn;
-    const PagedKv kv = PagesOf(t, kc, vc, kn, vn, b.num_blocks, bs, nkv, hd);
-    std::vector<float> together(q_n);
-    be_->PagedAttention(q.data(), int64_t{nh} * hd, b.layout, kv, nh, scale, together.data());
+    const PagedKv kv = c.Pages(t, kn, vn);
+    std::vector<float> together(c.q_n);
+    be_->PagedAttention(c.q.data(), int64_t{nh} * hd, b.layout, kv, nh, c.scale, together.data());
     for (int32_t s = 0; s < b.layout.num_seqs; ++s) {
       for (int32_t i = b.seq_starts[s]; i < b.seq_starts[s + 1]; ++i) {
         const LoneToken one(b, s, i);
         std::vector<float> alone(static_cast<size_t>(nh) * hd);
-        be_->PagedAttention(q.data() + static_cast<int64_t>(i) * nh * hd, int64_t{nh} * hd,
-                            one.layout, kv, nh, scale, alone.data());
+        be_->PagedAttention(c.q.data() + static_cast<int64_t>(i) * nh * hd, int64_t{nh} * hd,
+                            one.layout, kv, nh, c.scale, alone.data());
         for (int32_t e = 0; e < nh * hd; ++e) {
           ASSERT_EQ(Bits(alone[e]), Bits(together[static_cast<int64_t>(i) * nh * hd + e]))
               << DTypeName(t) << " token " << i << " element " << e;
@@ -338,14 +353,9 @@ TEST_P(KvDtypeTest, AttentionHasTheSameBitsOnEveryPathAndPool) {
     GTEST_SKIP() << "this CPU has no AVX2/FMA/F16C (" << f.Summary() << ")";
   }
   const auto [bs, hd] = GetParam();
-  const int32_t nh = 6, nkv = 2;
-  PagedBatch b(bs, rng_);
-  const size_t page_n = static_cast<size_t>(b.num_blocks) * bs * nkv * hd;
-  const size_t q_n = static_cast<size_t>(b.layout.num_tokens) * nh * hd;
-  const std::vector<float> kc = RandomVec(rng_, page_n, -2.f, 2.f);
-  const std::vector<float> vc = RandomVec(rng_, page_n, -2.f, 2.f);
-  const std::vector<float> q = RandomVec(rng_, q_n, -2.f, 2.f);
-  const float scale = 1.f / std::sqrt(static_cast<float>(hd));
+  const int32_t nh = AttentionCase::kHeads, nkv = AttentionCase::kKvHeads;
+  const AttentionCase c(bs, hd, rng_);
+  const PagedBatch& b = c.b;
   std::vector<cpu::KernelCap> caps = {cpu::KernelCap::kAvx2};
   if (f.avx512f) {
     caps.push_back(cpu::KernelCap::kAll);
@@ -355,23 +365,23 @@ TEST_P(KvDtypeTest, AttentionHasTheSameBitsOnEveryPathAndPool) {
   }
   for (DType t : {DType::kF32, DType::kF16, DType::kBF16}) {
     std::vector<uint16_t> kn, vn;
-    const PagedKv kv = PagesOf(t, kc, vc, kn, vn, b.num_blocks, bs, nkv, hd);
+    const PagedKv kv = c.Pages(t, kn, vn);
     const LoneToken one(b, 0, 0);  // the first sequence's one decode token
     std::vector<float> first, first_one;
     for (int threads : {1, 3, 8}) {
       cpu::ThreadPool pool(threads);
       for (cpu::KernelCap cap : caps) {
-        std::vector<float> out(q_n, -7.f), out_one(static_cast<size_t>(nh) * hd, -7.f);
-        cpu::PagedAttention(q.data(), int64_t{nh} * hd, b.layout, kv, nh, scale, out.data(), pool,
-                            cap);
-        cpu::PagedAttention(q.data(), int64_t{nh} * hd, one.layout, kv, nh, scale, out_one.data(),
+        std::vector<float> out(c.q_n, -7.f), out_one(static_cast<size_t>(nh) * hd, -7.f);
+        cpu::PagedAttention(c.q.data(), int64_t{nh} * hd, b.layout, kv, nh, c.scale, out.data(),
                             pool, cap);
+        cpu::PagedAttention(c.q.data(), int64_t{nh} * hd, one.layout, kv, nh, c.scale,
+                            out_one.data(), pool, cap);
         if (first.empty()) {
           first = out;
           first_one = out_one;
           continue;
         }
-        for (size_t i = 0; i < q_n; ++i) {
+        for (size_t i = 0; i < c.q_n; ++i) {
           ASSERT_EQ(Bits(out[i]), Bits(first[i]))
               << DTypeName(t) << " threads " << threads << " cap " << static_cast<int>(cap)
               << " output " << i;
