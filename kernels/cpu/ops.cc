@@ -22,6 +22,25 @@ constexpr int64_t kElementGrain = 16384;
 int64_t RowGrain(int64_t width) {
   return std::max<int64_t>(1, kElementGrain / std::max<int64_t>(width, 1));
 }
+
+// Sum of x[j]^2 in double: the reference should not lose digits to
+// accumulation order (hidden runs to 8192). Each square of a float is exact
+// in double; eight chains (j mod 8) summed by a fixed tree then the tail
+// in order, so any compiler's vectors give the same bits, and a row costs
+// hidden / 8 dependent adds, not hidden (one chain was 3% of a
+// sixteen-sequence decode step: bench/RESULTS.md).
+double SumOfSquares(const float* x, int32_t n) {
+  constexpr int kChains = 8;
+  double chain[kChains] = {};
+  int32_t j = 0;
+  for (; j + kChains <= n; j += kChains) {
+    for (int c = 0; c < kChains; ++c) chain[c] += static_cast<double>(x[j + c]) * x[j + c];
+  }
+  double ss = ((chain[0] + chain[4]) + (chain[2] + chain[6])) +
+              ((chain[1] + chain[5]) + (chain[3] + chain[7]));
+  for (; j < n; ++j) ss += static_cast<double>(x[j]) * x[j];
+  return ss;
+}
 }  // namespace
 
 void Embedding(const int32_t* ids, int32_t n, WeightRef table, int32_t hidden, float* out,
@@ -56,10 +75,7 @@ void RmsNorm(const float* x, float* residual, const float* weight, int32_t n, in
         for (int32_t j = 0; j < hidden; ++j) rr[j] += xr[j];
         src = rr;
       }
-      // Sum of squares in double: the reference should not lose digits to
-      // accumulation order (hidden runs to 8192).
-      double ss = 0;
-      for (int32_t j = 0; j < hidden; ++j) ss += static_cast<double>(src[j]) * src[j];
+      const double ss = SumOfSquares(src, hidden);
       const float inv_rms = static_cast<float>(1.0 / std::sqrt(ss / hidden + eps));
       float* o = out + i * hidden;
       // HF order: (x * rsqrt(var + eps)) rounded to fp32, then times weight.

@@ -422,6 +422,11 @@ void OpChecks::SampleRowsGreedy() {
       std::fill(row(3), row(3) + width, -kInf);
       row(3)[width - 2] = row(3)[width - 1] = kInf;
     }
+    if (width > 17) {
+      // Row 6: the maximum twice, the first in a later lane of sixteen
+      // (3 = 3 mod 16) than the second (17 = 1 mod 16).
+      row(6)[3] = row(6)[17] = 97.f;
+    }
     // Row 4: all -inf; row 5: all NaN (nothing above -inf: column 0).
     std::fill(row(4), row(4) + width, -kInf);
     std::fill(row(5), row(5) + width, kNaN);
