@@ -1,7 +1,8 @@
 // The step scheduler: one plan per step under a token budget and a sequence
-// cap, running sequences first, then admission (by priority, then fair share
-// between tenants, then FIFO), with preemption by recompute when a running
-// sequence cannot get a block.
+// cap, running sequences first (a prefill chunk leaving room for a short
+// prompt at the head of the queue), then admission (by priority, then fair
+// share between tenants, then FIFO), with preemption by recompute when a
+// running sequence cannot get a block.
 //
 // Why this cannot deadlock (every sequence fits the empty pool; the Engine
 // rejects the others at Submit):
@@ -40,6 +41,9 @@
 //    alone; another may wait for memory, or have sequences preempted from
 //    outside (even its oldest, and resumed ones), but only for older work or
 //    for another model below its floor.
+//  * The room a prefill chunk leaves for a short prompt only shrinks chunks
+//    (never below one token), never skips one, and is never taken from a
+//    resumed sequence, so the argument above stands.
 //  * Without chunked prefill a sequence is admitted only whole, so one whose
 //    tokens exceed min(max_tokens_per_step, max_prefill_chunk) would wait at
 //    the head forever. A resumed sequence needs prompt + generated tokens, so
@@ -169,6 +173,21 @@ bool StepScheduler::GivesWay(const std::optional<Owed>& owed, uint64_t tenant) c
   return owed && tenant != owed->tenant && owed->rank < RankOf(tenant);
 }
 
+int32_t StepScheduler::ShortPromptReserve(const std::optional<Owed>& owed, int32_t budget) {
+  if (!config_.chunked_prefill || waiting_.empty() ||
+      static_cast<int32_t>(running_.size()) >= config_.max_num_seqs) {
+    return 0;
+  }
+  const Sequence* seq = *NextWaiting();
+  // A preempted sequence reserves blocks for all its tokens (see the top of
+  // this file); one ranked behind the owed tenant is not admitted this step.
+  if (seq->num_preemptions > 0) return 0;
+  if (GivesWay(owed, seq->tenant_key) && running_by_tenant_[seq->tenant_key] > 0) return 0;
+  const int32_t prompt = seq->num_uncomputed();
+  if (prompt > std::min(budget / 2, ChunkCap())) return 0;
+  return kv_->BlocksNeeded(*seq, prompt) <= kv_->num_free_blocks() ? prompt : 0;
+}
+
 int32_t StepScheduler::NextWhole() {
   int32_t most = 0;
   for (const Sequence* seq : running_) {
@@ -203,6 +222,9 @@ StepPlan StepScheduler::Schedule(int32_t max_step_tokens) {
     budget = std::min(budget, cap);
   }
   const int32_t chunk_cap = ChunkCap();
+  // Left by running prefills for a short prompt at the head of the queue
+  // (taken by stage 2 below).
+  const int32_t reserve = ShortPromptReserve(owed, budget);
 
   auto preempt = [&](size_t index) { Preempt(index, &plan); };
 
@@ -221,6 +243,9 @@ StepPlan StepScheduler::Schedule(int32_t max_step_tokens) {
     // Room for one token is kept for each running sequence after this one,
     // so that a long prefill of an older sequence never starves the decodes
     // behind it (the budget is at least the running count).
+    // A prefill chunk (not a resumed sequence's) also leaves `reserve` for
+    // the short prompt waiting at the head of the queue: the long prompt
+    // keeps at least half the budget, and the oldest at least one token.
     const auto after = static_cast<int32_t>(running_.size() - i - 1);
     int32_t room = std::max(1, budget - after);
     if (wanted > 1 && !seq->resumed_without_progress && GivesWay(owed, seq->tenant_key)) {
@@ -229,6 +254,8 @@ StepPlan StepScheduler::Schedule(int32_t max_step_tokens) {
         continue;
       }
       room = owed->fits ? 1 : std::max(1, std::min(room, budget - owed->chunk));
+    } else if (wanted > 1 && !seq->resumed_without_progress) {
+      room = std::max(1, room - reserve);
     }
     const int32_t num_new = std::min({wanted, chunk_cap, room});
     // Nothing to compute (a caller that has not appended a sampled token yet),

@@ -115,6 +115,12 @@ class StepScheduler {
   std::optional<Owed> FindOwed();
   // Whether `tenant`'s prefill waits this step for the owed sequence's.
   bool GivesWay(const std::optional<Owed>& owed, uint64_t tenant) const;
+  // The tokens that running prefills leave this step for the next waiting
+  // sequence: its whole prompt where that is short (at most half of
+  // `budget`), new (not preempted), admissible this step and its blocks
+  // free now; else 0. So a short prompt queued behind a long one's prefill
+  // starts in the next step instead of after the whole long prompt.
+  int32_t ShortPromptReserve(const std::optional<Owed>& owed, int32_t budget);
 
   StepSchedulerConfig config_;
   KvCacheManager* kv_;

@@ -71,6 +71,32 @@ TEST(StepSchedulerTest, ACappedStepKeepsATokenForEachDecodeBehindAPrefill) {
   sim.ExpectDrained();
 }
 
+// A short prompt queued behind a long one's prefill starts in the next step:
+// the prefill leaves it its whole prompt (and keeps the rest of the budget).
+// A prompt longer than half the budget is not short: it waits its turn, as
+// does a short one behind it (FIFO), until the long prefill is done.
+TEST(StepSchedulerTest, AShortPromptStartsBesideALongPrefill) {
+  Sim sim(Config(/*budget=*/16, /*chunk=*/16), 128);
+  sim.Add(1, 100, 1);
+  EXPECT_EQ(Describe(sim.Step().scheduled), "1:16 ");
+  sim.Add(2, 5, 1);  // short: starts at once
+  Observed o = sim.Step();
+  EXPECT_EQ(Describe(o.scheduled), "1:11 2:5 ");
+  EXPECT_EQ(o.waiting, std::vector<int>{});
+  sim.Add(3, 9, 1);  // over half the budget: waits for the long prefill
+  sim.Add(4, 2, 1);  // behind it
+  for (int step = 0; step < 4; ++step) {
+    o = sim.Step();
+    EXPECT_EQ(Describe(o.scheduled), "1:16 ") << "step " << step;
+    EXPECT_EQ(o.waiting, (std::vector<int>{3, 4})) << "step " << step;
+  }
+  o = sim.Step();  // the long prompt's last 9 tokens, then the queue in order
+  EXPECT_EQ(Describe(o.scheduled), "1:9 3:7 ");
+  for (int step = 0; step < 10 && !sim.Step().running.empty(); ++step) {
+  }
+  sim.ExpectDrained();
+}
+
 // (2) The budget cuts a prompt into chunks of exactly what the decodes leave:
 // 10 - 2 - 2 = 6, then 10 - 1 - 1 = 8, 8, and the last 3.
 TEST(StepSchedulerTest, TokenBudgetSplitsPromptIntoBudgetRemainders) {
