@@ -50,8 +50,11 @@ absl::Status TenantBook::CheckPriority(const std::string& tenant, int32_t priori
   if (priority <= most) return absl::OkStatus();
   return WithRefusalReason(
       absl::PermissionDeniedError(absl::StrFormat(
-          "priority %d is above tenant %s's max_priority of %d (the operator's to raise)", priority,
-          Quote(tenant), most)),
+          "priority %d is above tenant %s's max_priority of %d (the operator's to raise; the "
+          "HTTP API's priority counts the other way, lower first as vLLM's, so there it is %d "
+          "and the least allowed %d)",
+          priority, Quote(tenant), most, -static_cast<int64_t>(priority),
+          -static_cast<int64_t>(most))),
       "tenant_priority");
 }
 

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
+#include "runtime/loader/loader_json.h"
 #include "runtime/sampling/sampling_params.h"
 
 namespace cohost::server::http {
@@ -199,11 +200,13 @@ absl::Status ParseSampling(const Json& body, CompletionRequest* out) {
   absl::StatusOr<std::optional<int64_t>> priority = Integer(body, "priority");
   if (!priority.ok()) return priority.status();
   if (*priority) {
+    constexpr int64_t kLeast = std::numeric_limits<int32_t>::min();
     constexpr int64_t kMost = std::numeric_limits<int32_t>::max();
-    if (**priority < -kMost || **priority > kMost) {
+    if (**priority < kLeast || **priority > kMost) {
       return Bad("priority", "must be a 32-bit integer");
     }
-    r.set_priority(static_cast<int32_t>(-**priority));
+    // INT32_MIN's negation is one past INT32_MAX, the highest there is.
+    r.set_priority(static_cast<int32_t>(std::min(-**priority, kMost)));
   }
   absl::StatusOr<bool> ignore_eos = Boolean(body, "ignore_eos");
   if (!ignore_eos.ok()) return ignore_eos.status();
@@ -292,9 +295,13 @@ absl::Status RefuseUnsupported(const Json& body, int n) {
 }  // namespace
 
 absl::StatusOr<CompletionRequest> ParseCompletionRequest(std::string_view body, Endpoint endpoint) {
-  // No exceptions: a parse error is a discarded value.
-  const Json json = Json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (json.is_discarded()) return absl::InvalidArgumentError("the body is not valid JSON");
+  // Strict, as the model files' JSON: a duplicate key (which nlohmann would
+  // let the last of win, so that two readers of one body could disagree) or
+  // absurd nesting is an error, and nothing throws.
+  absl::StatusOr<Json> parsed = runtime::ParseJsonStrict(
+      absl::string_view(body.data(), body.size()), "the body is not valid JSON");
+  if (!parsed.ok()) return parsed.status();
+  const Json& json = *parsed;
   if (!json.is_object()) return absl::InvalidArgumentError("the body must be a JSON object");
 
   CompletionRequest out;
@@ -322,6 +329,8 @@ absl::StatusOr<CompletionRequest> ParseCompletionRequest(std::string_view body, 
   if (!stream.ok()) return stream.status();
   out.stream = *stream;
   if (const Json* options = Field(json, "stream_options")) {
+    // As OpenAI's and vLLM's: options of a stream only with one.
+    if (!out.stream) return Bad("stream_options", "is only allowed with stream: true");
     if (!options->is_object()) return Bad("stream_options", "must be an object");
     absl::StatusOr<bool> usage = Boolean(*options, "include_usage");
     if (!usage.ok()) return Bad("stream_options.include_usage", "must be true or false");

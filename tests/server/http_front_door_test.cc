@@ -473,6 +473,14 @@ TEST_F(HttpFrontDoorTest, ErrorsHaveTheirStatusAndAnOpenAiBody) {
   for (const Case& c : {
            Case{"/v1/completions", "{not json", 400, "not valid JSON"},
            Case{"/v1/completions", "[1, 2]", 400, "JSON object"},
+           // The last of two would win in nlohmann's parser, the first in others'.
+           Case{"/v1/completions", R"({"model": "tiny", "model": "other", "prompt": "x"})", 400,
+                "duplicate key \"model\""},
+           Case{"/v1/completions", std::string(100, '[') + std::string(100, ']'), 400,
+                "nested deeper than 64 levels"},
+           Case{"/v1/completions",
+                R"({"model": "tiny", "prompt": "x", "stream_options": {"include_usage": true}})",
+                400, "stream_options is only allowed with stream: true"},
            Case{"/v1/completions", R"({"prompt": "x"})", 400, "model is required"},
            Case{"/v1/completions", unknown_model.dump(), 404, "missing"},
            Case{"/v1/chat/completions", bad_role.dump(), 400, "messages[0].role"},
@@ -741,6 +749,8 @@ TEST_F(HttpFrontDoorTest, PriorityIsVllmsAndGoingFirstIsTheOperatorsToGrant) {
   ASSERT_TRUE(refused);
   EXPECT_EQ(refused->status, 403) << refused->body;
   EXPECT_THAT(refused->body, HasSubstr("max_priority"));
+  // The refusal names the value as this API counts it, too.
+  EXPECT_THAT(refused->body, HasSubstr("there it is -5 and the least allowed 0")) << refused->body;
 }
 
 // A client that leaves with bytes still unread by the server (a pipelined

@@ -5,6 +5,7 @@
 
 #include "server/http/openai_request.h"
 
+#include <limits>
 #include <string>
 
 #include "gmock/gmock.h"
@@ -82,6 +83,23 @@ TEST(OpenAiRequestTest, FieldsCohostCannotHonourAreRefusedByName) {
     EXPECT_THAT(std::string(r.status().message()), HasSubstr(c.field)) << c.what;
     EXPECT_THAT(std::string(r.status().message()), HasSubstr("not supported")) << c.what;
   }
+}
+
+// Every 32-bit priority is one: INT32_MIN, whose negation is not, goes to
+// the front as INT32_MAX does; one past either end is refused.
+TEST(OpenAiRequestTest, PriorityTakesEveryInt32) {
+  auto parse = [](const std::string& priority) {
+    return ParseCompletionRequest(R"({"model": "m", "prompt": "hi", "priority": )" + priority + "}",
+                                  Endpoint::kCompletions);
+  };
+  absl::StatusOr<CompletionRequest> least = parse("-2147483648");
+  ASSERT_TRUE(least.ok()) << least.status();
+  EXPECT_EQ(least->request.priority(), std::numeric_limits<int32_t>::max());
+  absl::StatusOr<CompletionRequest> most = parse("2147483647");
+  ASSERT_TRUE(most.ok()) << most.status();
+  EXPECT_EQ(most->request.priority(), -std::numeric_limits<int32_t>::max());
+  EXPECT_EQ(parse("-2147483649").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(parse("2147483648").status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(OpenAiRequestTest, IntegersBeyondInt64AreOutOfRangeNotWrapped) {
