@@ -13,6 +13,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <cstdlib>
 #include <ctime>
 #include <optional>
 #include <random>
@@ -34,6 +35,9 @@
 
 namespace cohost::server::http {
 namespace {
+
+// GET /v1/models/{id}: the rest of the path is a model's name.
+constexpr std::string_view kModelPrefix = "/v1/models/";
 
 std::optional<std::string_view> Header(evhttp_request* req, const char* name) {
   const char* v = evhttp_find_header(evhttp_request_get_input_headers(req), name);
@@ -232,17 +236,18 @@ void HttpFrontDoor::OnRequest(evhttp_request* req, void* self) {
   const bool get = method == EVHTTP_REQ_GET || method == EVHTTP_REQ_HEAD;
   const bool post = method == EVHTTP_REQ_POST;
   if (path == "/v1/chat/completions" || path == "/v1/completions") {
-    if (!post) return SendJson(req, 405, ErrorBody(absl::InvalidArgumentError("use POST")));
+    if (!post) return SendMethodNotAllowed(req, "POST");
     return d->HandleCompletion(
         req, static_cast<int>(path == "/v1/completions" ? Endpoint::kCompletions
                                                         : Endpoint::kChatCompletions));
   }
-  if (path == "/v1/models") {
-    if (!get) return SendJson(req, 405, ErrorBody(absl::InvalidArgumentError("use GET")));
-    return d->HandleModels(req);
+  if (path == "/v1/models" || path.starts_with(kModelPrefix)) {
+    if (!get) return SendMethodNotAllowed(req, "GET, HEAD");
+    return d->HandleModels(
+        req, path == "/v1/models" ? std::nullopt : std::optional(path.substr(kModelPrefix.size())));
   }
   if (path == "/health") {
-    if (!get) return SendJson(req, 405, ErrorBody(absl::InvalidArgumentError("use GET")));
+    if (!get) return SendMethodNotAllowed(req, "GET, HEAD");
     return d->HandleHealth(req);
   }
   SendError(req, absl::NotFoundError("no such endpoint"), 0);
@@ -257,12 +262,24 @@ void HttpFrontDoor::HandleHealth(evhttp_request* req) {
            serving ? R"({"status":"ok"})" : R"({"status":"unavailable"})");
 }
 
-void HttpFrontDoor::HandleModels(evhttp_request* req) {
+void HttpFrontDoor::HandleModels(evhttp_request* req, std::optional<std::string_view> id) {
   absl::StatusOr<auth::Principal> caller =
       deps_.keys->Authenticate(Header(req, auth::kAuthorizationHeader), auth::Role::kUser);
   if (!caller.ok()) {
     RecordError(caller.status());
     return SendError(req, caller.status(), 0);
+  }
+  if (id) {
+    // The rest of the path, percent-decoded ("org%2Fname" and "org/name"
+    // alike); a name with a NUL in it names no model.
+    const std::string escaped(*id);
+    size_t size = 0;
+    char* decoded = evhttp_uridecode(escaped.c_str(), /*decode_plus=*/0, &size);
+    const std::string name = decoded != nullptr ? std::string(decoded, size) : escaped;
+    std::free(decoded);
+    const absl::StatusOr<std::shared_ptr<scheduler::ServedModel>> model = deps_.router->Find(name);
+    if (!model.ok()) return SendError(req, model.status(), 0);
+    return SendJson(req, 200, ModelBody(name, started_unix_));
   }
   std::vector<std::string> names;
   for (const scheduler::ModelSummary& m : deps_.router->ListModels()) names.push_back(m.name);

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -100,7 +101,8 @@ class HttpFrontDoor {
   void HandleCompletion(evhttp_request* req, int endpoint);
   void Prepare(Preparing& p) const;  // a preparing thread
   void Prepared(Preparing& p);
-  void HandleModels(evhttp_request* req);
+  // GET /v1/models (id: none) or /v1/models/{id}.
+  void HandleModels(evhttp_request* req, std::optional<std::string_view> id);
   void HandleHealth(evhttp_request* req);
   void Forget(CompletionCall* call);
   void RecordError(const absl::Status& status, std::string_view model = "");

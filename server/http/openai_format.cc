@@ -242,13 +242,22 @@ std::string UsageEvent(const ResponseHeader& h, const UsageCounts& usage) {
 
 std::string ErrorEvent(const absl::Status& status) { return Event(ErrorJson(status)); }
 
+namespace {
+
+Json ModelObject(const std::string& name, int64_t created) {
+  return {{"id", name}, {"object", "model"}, {"created", created}, {"owned_by", "cohost"}};
+}
+
+}  // namespace
+
 std::string ModelListBody(const std::vector<std::string>& names, int64_t created) {
   Json data = Json::array();
-  for (const std::string& name : names) {
-    data.push_back(
-        {{"id", name}, {"object", "model"}, {"created", created}, {"owned_by", "cohost"}});
-  }
+  for (const std::string& name : names) data.push_back(ModelObject(name, created));
   return Json{{"object", "list"}, {"data", std::move(data)}}.dump();
+}
+
+std::string ModelBody(const std::string& name, int64_t created) {
+  return ModelObject(name, created).dump();
 }
 
 }  // namespace cohost::server::http

@@ -97,5 +97,7 @@ inline constexpr std::string_view kDoneEvent = "data: [DONE]\n\n";
 
 // GET /v1/models.
 std::string ModelListBody(const std::vector<std::string>& names, int64_t created);
+// GET /v1/models/{id}: one model object, as each entry of the list.
+std::string ModelBody(const std::string& name, int64_t created);
 
 }  // namespace cohost::server::http

@@ -65,4 +65,9 @@ void SendError(evhttp_request* req, const absl::Status& status, int default_push
   SendJson(req, http_status, ErrorBody(status));
 }
 
+void SendMethodNotAllowed(evhttp_request* req, const char* allow) {
+  evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
+  SendJson(req, 405, ErrorBody(absl::InvalidArgumentError(std::string("use ") + allow)));
+}
+
 }  // namespace cohost::server::http

@@ -19,6 +19,10 @@ void SendJson(evhttp_request* req, int status, std::string_view body);
 // else `default_pushback_ms`, rounded up to whole seconds.
 void SendError(evhttp_request* req, const absl::Status& status, int default_pushback_ms);
 
+// 405 with the Allow header RFC 9110 requires (`allow`: "GET, HEAD",
+// "POST") and an OpenAI-style error body.
+void SendMethodNotAllowed(evhttp_request* req, const char* allow);
+
 // The standard reason phrase of an HTTP status.
 const char* ReasonPhrase(int status);
 

@@ -513,6 +513,11 @@ TEST_F(HttpFrontDoorTest, ErrorsHaveTheirStatusAndAnOpenAiBody) {
   httplib::Result get = client_->Get("/v1/completions");
   ASSERT_TRUE(get);
   EXPECT_EQ(get->status, 405);
+  EXPECT_EQ(get->get_header_value("Allow"), "POST") << "RFC 9110 asks for it";
+  httplib::Result post = Post("/v1/models", "{}");
+  ASSERT_TRUE(post);
+  EXPECT_EQ(post->status, 405);
+  EXPECT_EQ(post->get_header_value("Allow"), "GET, HEAD");
   // And it serves on.
   httplib::Result ok = Post("/v1/completions", CompletionBody(3).dump());
   ASSERT_TRUE(ok);
@@ -544,6 +549,21 @@ TEST_F(HttpFrontDoorTest, ModelsAndHealth) {
   EXPECT_EQ(j["object"], "list");
   ASSERT_EQ(j["data"].size(), 1u);
   EXPECT_EQ(j["data"][0]["id"], "tiny");
+  // One model by name, as the list's entry; an unknown one is a JSON 404.
+  httplib::Result one = client_->Get("/v1/models/tiny");
+  ASSERT_TRUE(one);
+  ASSERT_EQ(one->status, 200) << one->body;
+  EXPECT_EQ(Json::parse(one->body), j["data"][0]);
+  httplib::Result escaped = client_->Get("/v1/models/t%69ny");
+  ASSERT_TRUE(escaped);
+  EXPECT_EQ(escaped->status, 200) << "percent-decoded";
+  for (const char* path :
+       {"/v1/models/other", "/v1/models/", "/v1/models/tiny/x", "/v1/models/ti%00ny"}) {
+    httplib::Result missing = client_->Get(path);
+    ASSERT_TRUE(missing) << path;
+    EXPECT_EQ(missing->status, 404) << path;
+    EXPECT_TRUE(Json::parse(missing->body).contains("error")) << path << ": " << missing->body;
+  }
   httplib::Result health = client_->Get("/health");
   ASSERT_TRUE(health);
   EXPECT_EQ(health->status, 200);
@@ -577,6 +597,9 @@ TEST_F(HttpFrontDoorTest, KeysAreCheckedAndDecideTheTenant) {
   httplib::Result models = client_->Get("/v1/models");
   ASSERT_TRUE(models);
   EXPECT_EQ(models->status, 401);
+  models = client_->Get("/v1/models/tiny");
+  ASSERT_TRUE(models);
+  EXPECT_EQ(models->status, 401) << "a name is not confirmed without a key";
   // Health is on the exempt list.
   httplib::Result health = client_->Get("/health");
   ASSERT_TRUE(health);
