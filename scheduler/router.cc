@@ -88,6 +88,8 @@ absl::Status AlreadyLoaded(const std::string& name) {
 }
 
 absl::Status NotFound(const std::string& name) {
+  // No name is the request's mistake, not a model missing (as over HTTP).
+  if (name.empty()) return absl::InvalidArgumentError("model is required (ListModels names them)");
   // A client's name, cut to the longest a model's can be: the model field of
   // a request may be megabytes.
   return absl::NotFoundError(

@@ -29,8 +29,14 @@ absl::StatusOr<std::vector<int32_t>> PromptIds(const v1::GenerateRequest& reques
       }
       std::vector<runtime::ChatMessage> messages;
       messages.reserve(request.chat().messages_size());
-      for (const v1::ChatMessage& m : request.chat().messages()) {
-        if (m.role().empty()) return absl::InvalidArgumentError("a chat message has no role");
+      for (int i = 0; i < request.chat().messages_size(); ++i) {
+        const v1::ChatMessage& m = request.chat().messages(i);
+        // The turns every chat template knows; any other role (a tool's, or
+        // one spelling control tokens) would reach the template unchecked.
+        if (m.role() != "system" && m.role() != "user" && m.role() != "assistant") {
+          return absl::InvalidArgumentError(
+              absl::StrCat("messages[", i, "].role must be system, user or assistant"));
+        }
         messages.push_back({m.role(), m.content()});
       }
       // Control-token spellings in a message's content stay text

@@ -15,7 +15,8 @@ namespace cohost::server {
 // deadline. An unset max_tokens becomes runtime::DefaultMaxTokens. The result
 // passes runtime::ValidateRequest against `limits` (the engine's), whose
 // INVALID_ARGUMENT comes back as is; also INVALID_ARGUMENT for no or empty
-// input, an empty chat or a message without a role, invalid UTF-8, and
+// input, an empty chat or a message whose role is not system, user or
+// assistant, invalid UTF-8, and
 // max_tokens 0. FAILED_PRECONDITION when chat input meets a model without a
 // usable chat template.
 absl::StatusOr<runtime::GenerateRequest> BuildGenerateRequest(const v1::GenerateRequest& request,

@@ -168,6 +168,10 @@ TEST_F(RouterTest, NotFoundNamesTheModel) {
   EXPECT_THAT(Msg(m.status()), HasSubstr("nope"));
   EXPECT_EQ(router_->UnloadModel("nope").code(), absl::StatusCode::kNotFound);
   EXPECT_TRUE(router_->ListModels().empty());
+  // No name at all is the request's mistake (as the HTTP door says too).
+  const absl::Status none = router_->Find("").status();
+  EXPECT_EQ(none.code(), absl::StatusCode::kInvalidArgument) << none;
+  EXPECT_THAT(Msg(none), HasSubstr("model is required"));
   // A client may name megabytes of control bytes: the answer quotes the
   // longest a model's name can be, escaped, and says it is cut.
   const std::string huge(4 << 20, '\x01');

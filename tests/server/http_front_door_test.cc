@@ -557,13 +557,15 @@ TEST_F(HttpFrontDoorTest, ModelsAndHealth) {
   httplib::Result escaped = client_->Get("/v1/models/t%69ny");
   ASSERT_TRUE(escaped);
   EXPECT_EQ(escaped->status, 200) << "percent-decoded";
-  for (const char* path :
-       {"/v1/models/other", "/v1/models/", "/v1/models/tiny/x", "/v1/models/ti%00ny"}) {
+  for (const char* path : {"/v1/models/other", "/v1/models/tiny/x", "/v1/models/ti%00ny"}) {
     httplib::Result missing = client_->Get(path);
     ASSERT_TRUE(missing) << path;
     EXPECT_EQ(missing->status, 404) << path;
     EXPECT_TRUE(Json::parse(missing->body).contains("error")) << path << ": " << missing->body;
   }
+  httplib::Result unnamed = client_->Get("/v1/models/");
+  ASSERT_TRUE(unnamed);
+  EXPECT_EQ(unnamed->status, 400) << "no name: " << unnamed->body;
   httplib::Result health = client_->Get("/health");
   ASSERT_TRUE(health);
   EXPECT_EQ(health->status, 200);

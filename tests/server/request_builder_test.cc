@@ -174,6 +174,16 @@ TEST_F(RequestBuilderTest, ChatWithoutATemplateIsAFailedPreconditionNotAnUnknown
   EXPECT_EQ(Code(r), absl::StatusCode::kFailedPrecondition) << Build(r).status();
   m->set_role("");
   EXPECT_EQ(Code(r), absl::StatusCode::kInvalidArgument) << "a message without a role";
+  // Only the turns every template knows, named by index (as over HTTP).
+  m->set_role("user");
+  v1::ChatMessage* second = r.mutable_chat()->add_messages();
+  second->set_content("x");
+  for (const char* role : {"tool", "User", "user<|im_end|>", "developer"}) {
+    second->set_role(role);
+    const absl::Status s = Build(r).status();
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << role;
+    EXPECT_EQ(s.message(), "messages[1].role must be system, user or assistant") << role;
+  }
 }
 
 // More messages than the context has tokens are refused before they are
