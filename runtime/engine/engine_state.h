@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <random>
@@ -74,6 +75,19 @@ struct LiveRequest {
   bool scheduled_once = false;
   // The last sampled token's, when the request asks for logprobs.
   std::optional<TokenLogprobs> logprobs;
+  // Sampled tokens not sent yet: each goes out with its text (its first
+  // byte), so while the StopChecker holds text back (a possible stop
+  // string's start) its tokens wait too, and a stop string's tokens, like
+  // its text, are never sent. `start`: the token's first byte in the
+  // completion's text as detokenized; `released`: the bytes sent so far.
+  struct HeldToken {
+    int32_t id;
+    std::optional<TokenLogprobs> logprobs;
+    int64_t start;
+  };
+  std::deque<HeldToken> held;
+  int64_t detokenized_bytes = 0;
+  int64_t released_bytes = 0;
   // While in the inbox: how much of the prompt the prefix cache held when it
   // was submitted (its backlog share is the rest).
   int32_t cached_at_submit = 0;

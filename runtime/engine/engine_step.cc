@@ -197,16 +197,19 @@ void Engine::Impl::EmitToken(LiveRequest& r, const Tokenizer& tokenizer, Clock::
   const int32_t token = r.seq.tokens.back();
   const SamplingParams& p = r.request.sampling;
   TokenDelta delta;
-  delta.token_ids.push_back(token);
-  if (r.logprobs) delta.logprobs.push_back(*std::exchange(r.logprobs, std::nullopt));
   std::optional<FinishReason> finish;
 
   const bool stop_id =
       std::find(p.stop_token_ids.begin(), p.stop_token_ids.end(), token) != p.stop_token_ids.end();
+  // The token starts where the text detokenized so far ends (an end token
+  // adds none).
+  r.held.push_back({token, std::exchange(r.logprobs, std::nullopt), r.detokenized_bytes});
   if (stop_id || (!p.ignore_eos && tokenizer.IsEndOfGeneration(token))) {
     finish = FinishReason::kStop;  // the end token itself is not shown as text
   } else {
-    StopChecker::Result out = r.stops.Push(r.detok.Push(token));
+    const std::string piece = r.detok.Push(token);
+    r.detokenized_bytes += static_cast<int64_t>(piece.size());
+    StopChecker::Result out = r.stops.Push(piece);
     delta.text = std::move(out.text);
     if (out.stopped) finish = FinishReason::kStopString;
     if (!finish && r.seq.num_generated() >= r.seq.max_tokens) finish = FinishReason::kLength;
@@ -221,7 +224,20 @@ void Engine::Impl::EmitToken(LiveRequest& r, const Tokenizer& tokenizer, Clock::
       delta.text += r.stops.Flush();
     }
   }
-  if (!r.sink->OnDelta(delta)) finish = FinishReason::kCancelled;
+  r.released_bytes += static_cast<int64_t>(delta.text.size());
+  // Tokens whose text has started going out go with it; at a finish other
+  // than a stop string every one goes; at a stop string the rest never do.
+  const bool all = finish && *finish != FinishReason::kStopString;
+  while (!r.held.empty() && (all || r.held.front().start < r.released_bytes)) {
+    LiveRequest::HeldToken& h = r.held.front();
+    delta.token_ids.push_back(h.id);
+    if (h.logprobs) delta.logprobs.push_back(*std::move(h.logprobs));
+    r.held.pop_front();
+  }
+  // Nothing to send while a possible stop string's start is held back.
+  // (Text without a token: the rest of one sent before, held until now.)
+  const bool empty = delta.token_ids.empty() && delta.text.empty();
+  if (!empty && !r.sink->OnDelta(delta)) finish = FinishReason::kCancelled;
   if (finish) Retire(r.seq.id, *finish, absl::OkStatus(), now);
 }
 

@@ -191,6 +191,52 @@ TEST_F(EngineModelTest, EightSampledPromptsTogetherMatchEachAlone) {
   }
 }
 
+// A token goes out with its text: while a possible stop string's start is
+// held back its token waits too, and the stop string's tokens, like its
+// text, never go (nor their logprobs). A token whose text starts before the
+// stop string does.
+TEST_F(EngineModelTest, AStopStringsTokensAreNotSentAsItsTextIsNot) {
+  const std::vector<int32_t> prompt = Ids("1, 2, 3, 4, 5,");
+  const std::vector<int32_t> full = Alone(prompt, kTokens);
+  ASSERT_EQ(full.size(), static_cast<size_t>(kTokens));
+  const auto decode = [](const std::vector<int32_t>& ids, size_t n) {
+    return model_->tokenizer->Decode(std::vector<int32_t>(ids.begin(), ids.begin() + n));
+  };
+  const std::string text = decode(full, full.size());
+  // The stop string: the text of generated tokens 4 and 5, found first there
+  // (two tokens in, so that a token is held back and then dropped).
+  const std::string before = decode(full, 4);
+  const std::string stop = decode(full, 6).substr(before.size());
+  ASSERT_FALSE(stop.empty());
+  const size_t at = text.find(stop);
+  ASSERT_EQ(at, before.size()) << text;
+
+  class Sink : public CollectingSink {
+   public:
+    bool OnDelta(const TokenDelta& d) override {
+      EXPECT_FALSE(d.token_ids.empty() && d.text.empty()) << "an empty delta";
+      logprobs += d.logprobs.size();
+      return CollectingSink::OnDelta(d);
+    }
+    size_t logprobs = 0;
+  };
+  std::unique_ptr<Engine> e = MakeEngine(/*num_blocks=*/128);
+  GenerateRequest r;
+  r.prompt_ids = prompt;
+  r.sampling = Greedy(kTokens);
+  r.sampling.stop_strings = {stop};
+  r.sampling.logprobs = 0;
+  auto sink = std::make_shared<Sink>();
+  ASSERT_TRUE(e->Submit(std::move(r), sink).ok());
+  RunToIdle(*e);
+  ASSERT_TRUE(sink->finished);
+  EXPECT_EQ(sink->info.reason, FinishReason::kStopString);
+  EXPECT_EQ(sink->text, text.substr(0, at));
+  EXPECT_EQ(sink->tokens, std::vector<int32_t>(full.begin(), full.begin() + 4));
+  EXPECT_EQ(sink->logprobs, sink->tokens.size()) << "one per token sent";
+  EXPECT_EQ(sink->info.completion_tokens, 6) << "the usage counts what was generated";
+}
+
 TEST_F(EngineModelTest, SharedPrefixIsComputedOnceAndChangesNothing) {
   std::string prefix = "You are a careful assistant. Here are the rules of the game:";
   for (int i = 1; prefix.size() < 1200; ++i) {
