@@ -541,7 +541,8 @@ std::optional<runtime::Clock::duration> Router::PredictTtft(const ServedModel& m
   for (const std::shared_ptr<ServedModel>& m : neighbours) others.push_back(m->Backlog());
   // Priorities order a model's own queue only: the executor serves models'
   // first tokens by deadline, so another model's whole backlog counts.
-  return scheduler::PredictTtft(model.Backlog(priority), others, prompt_tokens, *to_ready);
+  return scheduler::PredictTtft(model.Backlog(priority, prompt_tokens), others, prompt_tokens,
+                                *to_ready);
 }
 
 absl::Status Router::JudgeAdmission(const ServedModel& model,

@@ -224,13 +224,13 @@ runtime::EngineStats ServedModel::Stats() const {
   return s;
 }
 
-PrefillQueue ServedModel::Backlog(std::optional<int32_t> priority) const {
+PrefillQueue ServedModel::Backlog(std::optional<int32_t> priority, int64_t prompt_tokens) const {
   PrefillQueue q;
   std::lock_guard<std::mutex> lock(mu_);
-  q.step_tokens = placement_->engine_config.step_scheduler.max_tokens_per_step;
+  const runtime::StepSchedulerConfig& sched = placement_->engine_config.step_scheduler;
+  q.step_tokens = sched.max_tokens_per_step;
   if (resident_.engine != nullptr) {
     const runtime::EngineStats stats = resident_.engine->Stats();
-    q.tokens = priority ? stats.PrefillTokensAhead(*priority) : stats.PrefillTokensLeft();
     if (stats.step_cost) last_cost_ = stats.step_cost;
     // While its streams decode, the executor sizes its steps to the TPOT
     // target (StepTokenCap): the backlog takes that many steps.
@@ -239,6 +239,8 @@ PrefillQueue ServedModel::Backlog(std::optional<int32_t> priority) const {
           std::chrono::duration<double>(spec_.tpot_target).count(),
           placement_->device->executor->options().min_slice_tokens, q.step_tokens);
     }
+    q.tokens = priority ? stats.PrefillTokensAheadOf(prompt_tokens, *priority, q.step_tokens, sched)
+                        : stats.PrefillTokensLeft();
   } else {
     // Once loaded, these go to the engine together and are admitted by priority.
     for (const Queued& r : queued_) {

@@ -94,8 +94,11 @@ class ServedModel {
   // Its prefill backlog, for TTFT prediction: the engine's while resident,
   // else the prompts waiting for the load; the cost is its engine's last
   // known one, kept across evictions. With `priority`: only what a new
-  // request of that priority would wait for (EngineStats::PrefillTokensAhead).
-  PrefillQueue Backlog(std::optional<int32_t> priority = std::nullopt) const;
+  // request of that priority and `prompt_tokens` would wait for
+  // (EngineStats::PrefillTokensAheadOf: a short prompt starts beside running
+  // prefills).
+  PrefillQueue Backlog(std::optional<int32_t> priority = std::nullopt,
+                       int64_t prompt_tokens = 0) const;
   // The prompt tokens of `request` its engine's prefix cache holds now
   // (Engine::CachedPromptTokens); 0 while not resident.
   int32_t CachedPromptTokens(const runtime::GenerateRequest& request) const;

@@ -10,7 +10,9 @@
 // for all (the executor serves first tokens earliest deadline first across
 // models, which with equal targets is arrival order); of its own model's,
 // for what the step scheduler serves before it: started prefill and waiting
-// prompts of at least its priority (ServedModel::Backlog(priority)). Its
+// prompts of at least its priority (ServedModel::Backlog(priority)), or,
+// for a short prompt with none of those queued, two steps at most (it
+// starts beside the running prefills: EngineStats::PrefillTokensAheadOf). Its
 // own prompt counts less what its model's prefix cache holds at Submit
 // (ServedModel::CachedPromptTokens). A model's steps take its step budget,
 // or, while its streams decode, what its TPOT target holds

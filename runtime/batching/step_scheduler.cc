@@ -174,17 +174,14 @@ bool StepScheduler::GivesWay(const std::optional<Owed>& owed, uint64_t tenant) c
 }
 
 int32_t StepScheduler::ShortPromptReserve(const std::optional<Owed>& owed, int32_t budget) {
-  if (!config_.chunked_prefill || waiting_.empty() ||
-      static_cast<int32_t>(running_.size()) >= config_.max_num_seqs) {
-    return 0;
-  }
+  if (waiting_.empty() || static_cast<int32_t>(running_.size()) >= config_.max_num_seqs) return 0;
   const Sequence* seq = *NextWaiting();
   // A preempted sequence reserves blocks for all its tokens (see the top of
   // this file); one ranked behind the owed tenant is not admitted this step.
   if (seq->num_preemptions > 0) return 0;
   if (GivesWay(owed, seq->tenant_key) && running_by_tenant_[seq->tenant_key] > 0) return 0;
   const int32_t prompt = seq->num_uncomputed();
-  if (prompt > std::min(budget / 2, ChunkCap())) return 0;
+  if (!IsShortPrompt(prompt, budget, config_)) return 0;
   return kv_->BlocksNeeded(*seq, prompt) <= kv_->num_free_blocks() ? prompt : 0;
 }
 

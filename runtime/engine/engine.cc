@@ -361,6 +361,19 @@ int64_t EngineStats::PrefillTokensAhead(int32_t priority) const {
   return ahead;
 }
 
+int64_t EngineStats::PrefillTokensAheadOf(int64_t prompt_tokens, int32_t priority,
+                                          int32_t step_tokens,
+                                          const StepSchedulerConfig& sched) const {
+  const int64_t ahead = PrefillTokensAhead(priority);
+  const bool queued_ahead =
+      preempted_waiting || ahead > prefill_tokens_started;  // a waiting prompt of >= priority
+  if (queued_ahead || num_running >= sched.max_num_seqs ||
+      !IsShortPrompt(prompt_tokens, step_tokens, sched)) {
+    return ahead;
+  }
+  return std::min(ahead, std::max<int64_t>(0, 2 * int64_t{step_tokens} - prompt_tokens));
+}
+
 void Engine::Start() {
   {
     std::lock_guard<std::mutex> lock(impl_->mu);

@@ -112,6 +112,16 @@ struct EngineStats {
   std::map<int32_t, int64_t> prefill_tokens_waiting;  // by priority
   // What a new request of `priority` finds ahead of its own prompt.
   int64_t PrefillTokensAhead(int32_t priority) const;
+  // A preempted prompt is queued (it goes before any new one).
+  bool preempted_waiting = false;
+  // What a new prompt of `prompt_tokens` and `priority` waits for, in steps
+  // of `step_tokens` under `sched`: PrefillTokensAhead, except that a short
+  // one (IsShortPrompt) with nothing queued ahead of it starts beside the
+  // running prefills (StepScheduler::ShortPromptReserve): it waits for the
+  // step in progress and shares the next, at most two steps, its own tokens
+  // included.
+  int64_t PrefillTokensAheadOf(int64_t prompt_tokens, int32_t priority, int32_t step_tokens,
+                               const StepSchedulerConfig& sched) const;
   // All of it.
   int64_t PrefillTokensLeft() const {
     return PrefillTokensAhead(std::numeric_limits<int32_t>::min());

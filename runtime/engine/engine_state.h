@@ -109,10 +109,11 @@ struct Engine::Impl {
   // and, given the step cost, every request still without a first token
   // whose first token cannot come before its deadline: the prefill ahead of
   // it in this engine and its own (less what the prefix cache holds, for one
-  // not started), in steps of `step_tokens`, would end past it. Both with
-  // DEADLINE_EXCEEDED.
+  // not started), in steps of `sched`'s budget, would end past it (the
+  // queue's head, when short, starts beside running prefills: its first
+  // token needs a step at most). Both with DEADLINE_EXCEEDED.
   void ExpireDeadlines(Clock::time_point now, const std::optional<StepCost>& cost,
-                       int32_t step_tokens);
+                       const StepSchedulerConfig& sched);
   // The prompt tokens `seq` has yet to prefill before its first token; for
   // one holding no blocks (not started, or preempted) less the prefix the
   // cache holds now, which it will find at admission.

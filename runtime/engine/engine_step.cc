@@ -138,7 +138,8 @@ void Engine::Impl::Retire(RequestId id, FinishReason reason, absl::Status status
 }
 
 void Engine::Impl::ExpireDeadlines(Clock::time_point now, const std::optional<StepCost>& cost,
-                                   int32_t step_tokens) {
+                                   const StepSchedulerConfig& sched) {
+  const int32_t step_tokens = sched.max_tokens_per_step;
   std::vector<RequestId> expired;
   bool deadlines_left = false;
   for (const auto& [id, r] : live) {
@@ -166,16 +167,26 @@ void Engine::Impl::ExpireDeadlines(Clock::time_point now, const std::optional<St
   }
   int64_t ahead = 0;
   std::vector<std::pair<RequestId, double>> hopeless;  // with the predicted ms
+  // The queue's head, when the scheduler may admit it beside running work.
+  const bool room = static_cast<int32_t>(step_scheduler.running().size()) < sched.max_num_seqs;
+  const Sequence* head =
+      step_scheduler.waiting().empty() || !room ? nullptr : step_scheduler.waiting().front();
   for (Sequence* seq : order) {
     // As the Router's prediction assumed when it was admitted.
-    const int64_t tokens = ahead + PrefillLeft(*seq);
+    const int64_t own = PrefillLeft(*seq);
+    int64_t tokens = ahead + own;
+    // A short prompt at the head of the queue starts in the next step
+    // beside the running prefills (StepScheduler::ShortPromptReserve).
+    if (seq == head && seq->num_preemptions == 0 && IsShortPrompt(own, step_tokens, sched)) {
+      tokens = std::min<int64_t>(tokens, step_tokens);
+    }
     const std::optional<Clock::time_point>& deadline = live.at(seq->id)->request.deadline;
     const auto first_token = std::chrono::duration<double>(cost->Seconds(tokens, step_tokens));
     if (deadline && now + std::chrono::duration_cast<Clock::duration>(first_token) > *deadline) {
       hopeless.emplace_back(seq->id, first_token.count() * 1e3);
       continue;  // dropped: it no longer holds up the ones behind it
     }
-    ahead = tokens;
+    ahead += own;  // the ones behind wait for all of it (a short head's too)
   }
   for (const auto& [id, ms] : hopeless) {
     const double left_ms = MsBetween(now, *live.at(id)->request.deadline);
@@ -269,7 +280,7 @@ absl::StatusOr<bool> Engine::Step(const StepLimits& limits) {
   }
   for (auto& [id, why] : aborts) s.Retire(id, FinishReason::kCancelled, std::move(why), step_start);
   s.kv_short = false;  // this step says again whether its work waits for memory
-  s.ExpireDeadlines(step_start, StepCostNow(), config_.step_scheduler.max_tokens_per_step);
+  s.ExpireDeadlines(step_start, StepCostNow(), config_.step_scheduler);
 
   absl::Status result = absl::OkStatus();
   StepPlan plan = s.step_scheduler.Schedule(limits.max_new_tokens);
@@ -381,6 +392,7 @@ absl::StatusOr<bool> Engine::Step(const StepLimits& limits) {
       ++c.num_decoding;
     }
   }
+  c.preempted_waiting = false;
   for (Sequence* seq : s.step_scheduler.waiting()) {
     if (seq->num_generated() != 0) {
       ++c.num_decoding;
@@ -388,6 +400,7 @@ absl::StatusOr<bool> Engine::Step(const StepLimits& limits) {
     }
     if (seq->num_preemptions > 0) {
       c.prefill_tokens_started += s.PrefillLeft(*seq);
+      c.preempted_waiting = true;
     } else {
       c.prefill_tokens_waiting[seq->priority] += s.PrefillLeft(*seq);
     }

@@ -688,6 +688,38 @@ TEST_F(EngineTest, RequestsWhoseFirstTokenCannotMeetTheirDeadlineAreDroppedEarly
   }
 }
 
+// The early drop predicts as the scheduler serves: a short prompt at the
+// head of the queue starts beside a long prefill, so it is kept where the
+// whole prefill ahead would have dropped it; a long one behind is not.
+TEST_F(EngineTest, TheEarlyDeadlineDropLetsAShortPromptStartBesideALongPrefill) {
+  using std::chrono::milliseconds;
+  // 10 ms a step; steps of 16 tokens, chunks of 8: a prompt of at most 8 is short.
+  std::unique_ptr<Engine> e =
+      MakeEngine(64, /*block_size=*/4, /*max_num_seqs=*/6, StepCost{0.010, 0});
+  auto long_prompt = std::make_shared<RecordingSink>();
+  ASSERT_TRUE(e->Submit(Request(64, 2), long_prompt).ok());
+  ASSERT_TRUE(e->Step().ok());  // 56 of its tokens left: 4 steps
+  auto short_prompt = std::make_shared<RecordingSink>();
+  GenerateRequest r = Request(8, 2, /*seed=*/2);
+  r.deadline = now_ + milliseconds(25);
+  ASSERT_TRUE(e->Submit(r, short_prompt).ok());
+  auto long_behind = std::make_shared<RecordingSink>();  // behind 56 + 8: 76 tokens, 50 ms
+  r = Request(12, 2, /*seed=*/3);
+  r.deadline = now_ + milliseconds(25);
+  ASSERT_TRUE(e->Submit(r, long_behind).ok());
+
+  ASSERT_TRUE(e->Step().ok());
+  ASSERT_TRUE(long_behind->finished());
+  EXPECT_EQ(long_behind->info().status.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_FALSE(short_prompt->finished()) << short_prompt->info().status;
+  EXPECT_EQ(short_prompt->tokens().size(), 1u) << "its first token in the first step";
+  RunToIdle(*e);
+  for (const auto& sink : {long_prompt, short_prompt}) {
+    ASSERT_TRUE(sink->finished());
+    EXPECT_EQ(sink->info().reason, FinishReason::kLength);
+  }
+}
+
 TEST_F(EngineTest, TheEarlyDeadlineDropCountsACachedPrefixAsComputed) {
   using std::chrono::milliseconds;
   // 10 ms a step of 16 tokens; one sequence at a time, so the requests
@@ -753,6 +785,34 @@ TEST_F(EngineTest, PrefillBacklogBySharesWhatANewRequestOfEachPriorityWaitsFor) 
   s = e->Stats();
   EXPECT_EQ(s.PrefillTokensLeft(), 0);
   EXPECT_EQ(s.PrefillTokensAhead(-5), 0);
+}
+
+// A short prompt with nothing queued ahead of it starts beside the running
+// prefills (StepScheduler::ShortPromptReserve): it waits for two steps at
+// most, its own tokens included, not for the whole prefill ahead.
+TEST(EngineStatsTest, AShortPromptWaitsForTwoStepsAtMostBesideRunningPrefills) {
+  StepSchedulerConfig sched;  // 512 tokens a step, chunks of 512, 64 sequences
+  EngineStats s;
+  s.num_running = 1;
+  s.prefill_tokens_started = 6000;  // a long prompt prefilling
+  EXPECT_EQ(s.PrefillTokensAheadOf(31, 0, 512, sched), 2 * 512 - 31);
+  EXPECT_EQ(s.PrefillTokensAheadOf(256, 0, 512, sched), 2 * 512 - 256) << "half a step is short";
+  EXPECT_EQ(s.PrefillTokensAheadOf(257, 0, 512, sched), 6000) << "longer: behind it all";
+  EXPECT_EQ(s.PrefillTokensAheadOf(31, 0, 40, sched), 6000) << "past half a capped step";
+  s.prefill_tokens_waiting[0] = 10;
+  EXPECT_EQ(s.PrefillTokensAheadOf(31, 0, 512, sched), 6010) << "a prompt queued ahead goes first";
+  EXPECT_EQ(s.PrefillTokensAheadOf(31, 1, 512, sched), 2 * 512 - 31) << "not ahead of a higher one";
+  s.preempted_waiting = true;
+  EXPECT_EQ(s.PrefillTokensAheadOf(31, 1, 512, sched), 6000) << "a preempted one goes first";
+  s.preempted_waiting = false;
+  s.num_running = 64;
+  EXPECT_EQ(s.PrefillTokensAheadOf(31, 1, 512, sched), 6000) << "no room for another sequence";
+  s.num_running = 1;
+  s.prefill_tokens_started = 100;
+  EXPECT_EQ(s.PrefillTokensAheadOf(31, 1, 512, sched), 100) << "never more than the backlog";
+  sched.chunked_prefill = false;
+  s.prefill_tokens_started = 6000;
+  EXPECT_EQ(s.PrefillTokensAheadOf(31, 1, 512, sched), 6000) << "without chunking: no lane";
 }
 
 TEST_F(EngineTest, PrefillBacklogLeavesOutWhatThePrefixCacheHolds) {
