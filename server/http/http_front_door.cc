@@ -75,7 +75,13 @@ absl::StatusOr<std::unique_ptr<HttpFrontDoor>> HttpFrontDoor::Start(const Stream
   evhttp_set_max_headers_size(d->http_, static_cast<ev_ssize_t>(options.max_header_bytes));
   evhttp_set_timeout(d->http_, options.io_timeout_seconds);
   evhttp_set_default_content_type(d->http_, "application/json");
-  evhttp_set_allowed_methods(d->http_, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD);
+  // Every method a client may try on a resource reaches OnRequest, which
+  // answers those an endpoint does not take with a JSON 405 and Allow
+  // (libevent's own refusal is a 501 in HTML). TRACE and CONNECT stay
+  // libevent's.
+  evhttp_set_allowed_methods(d->http_, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                                           EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
+                                           EVHTTP_REQ_PATCH);
   evhttp_set_gencb(d->http_, &HttpFrontDoor::OnRequest, d.get());
   if (options.tls.enabled()) {
     absl::StatusOr<auth::SslCtxPtr> ctx = auth::MakeServerSslContext(options.tls);

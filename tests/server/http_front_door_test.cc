@@ -518,6 +518,19 @@ TEST_F(HttpFrontDoorTest, ErrorsHaveTheirStatusAndAnOpenAiBody) {
   ASSERT_TRUE(post);
   EXPECT_EQ(post->status, 405);
   EXPECT_EQ(post->get_header_value("Allow"), "GET, HEAD");
+  // Methods no endpoint takes get the same JSON 405, not libevent's HTML 501.
+  httplib::Result put = client_->Put("/v1/completions", "{}", "application/json");
+  ASSERT_TRUE(put);
+  EXPECT_EQ(put->status, 405);
+  EXPECT_EQ(put->get_header_value("Allow"), "POST");
+  EXPECT_TRUE(Json::parse(put->body, nullptr, false).contains("error")) << put->body;
+  httplib::Result del = client_->Delete("/v1/models/tiny");
+  ASSERT_TRUE(del);
+  EXPECT_EQ(del->status, 405);
+  EXPECT_EQ(del->get_header_value("Allow"), "GET, HEAD");
+  httplib::Result options = client_->Options("/health");
+  ASSERT_TRUE(options);
+  EXPECT_EQ(options->status, 405);
   // And it serves on.
   httplib::Result ok = Post("/v1/completions", CompletionBody(3).dump());
   ASSERT_TRUE(ok);
