@@ -111,9 +111,13 @@ absl::StatusOr<runtime::GenerateRequest> BuildGenerateRequest(
   ASSIGN_OR_RETURN(out.prompt_ids, PromptIds(request, tokenizer));
   if (out.prompt_ids.empty()) return absl::InvalidArgumentError("the input encodes to no tokens");
   if (request.has_max_tokens()) {
-    // Beyond int32 is beyond every context: ValidateRequest says so.
-    out.sampling.max_tokens = static_cast<int32_t>(
-        std::min<uint64_t>(request.max_tokens(), std::numeric_limits<int32_t>::max()));
+    // Beyond int32 is beyond every context, said with the value sent.
+    if (request.max_tokens() > static_cast<uint32_t>(std::numeric_limits<int32_t>::max())) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("max_tokens (%d) exceeds the model's context of %d tokens",
+                          request.max_tokens(), limits.context_length));
+    }
+    out.sampling.max_tokens = static_cast<int32_t>(request.max_tokens());
   } else {
     ASSIGN_OR_RETURN(out.sampling.max_tokens,
                      runtime::DefaultMaxTokens(out.prompt_ids.size(), limits));

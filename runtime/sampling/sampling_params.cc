@@ -56,18 +56,19 @@ absl::Status SamplingParams::Validate(int32_t vocab_size) const {
     return absl::InvalidArgumentError(
         absl::StrFormat("logprobs must be in [0, %d], got %d", kMaxTopLogprobs, *logprobs));
   }
+  // Named as clients name them (the APIs' and `cohost run`'s "stop").
   if (stop_strings.size() > static_cast<size_t>(kMaxStopStrings)) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "stop_strings has %d entries, at most %d allowed", stop_strings.size(), kMaxStopStrings));
+    return absl::InvalidArgumentError(absl::StrFormat("stop has %d entries, at most %d allowed",
+                                                      stop_strings.size(), kMaxStopStrings));
   }
   for (size_t i = 0; i < stop_strings.size(); ++i) {
     if (stop_strings[i].empty()) {
-      return absl::InvalidArgumentError(absl::StrFormat("stop_strings[%d] is empty", i));
+      return absl::InvalidArgumentError(absl::StrFormat("stop[%d] is empty", i));
     }
     if (stop_strings[i].size() > static_cast<size_t>(kMaxStopStringBytes)) {
-      return absl::InvalidArgumentError(
-          absl::StrFormat("stop_strings[%d] is %d bytes, at most %d allowed", i,
-                          stop_strings[i].size(), kMaxStopStringBytes));
+      return absl::InvalidArgumentError(absl::StrFormat("stop[%d] is %d bytes, at most %d allowed",
+                                                        i, stop_strings[i].size(),
+                                                        kMaxStopStringBytes));
     }
   }
   return absl::OkStatus();

@@ -189,8 +189,10 @@ absl::Status ParseSampling(const Json& body, CompletionRequest* out) {
     if (!v.ok()) return v.status();
     if (!*v) continue;
     if (**v < 1) return Bad(name, "must be at least 1");
-    r.set_max_tokens(
-        static_cast<uint32_t>(std::min<int64_t>(**v, std::numeric_limits<uint32_t>::max())));
+    if (**v > std::numeric_limits<uint32_t>::max()) {
+      return Bad(name, absl::StrCat("(", **v, ") is more than any model's context"));
+    }
+    r.set_max_tokens(static_cast<uint32_t>(**v));
   }
   // vLLM's extension: a lower value starts first among the model's waiting
   // requests (vLLM's --scheduling-policy priority), so cohost's priority,

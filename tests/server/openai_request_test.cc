@@ -102,6 +102,13 @@ TEST(OpenAiRequestTest, PriorityTakesEveryInt32) {
   EXPECT_EQ(parse("2147483648").status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+TEST(OpenAiRequestTest, AMaxTokensPastUint32IsRefusedWithTheValueSent) {
+  absl::StatusOr<CompletionRequest> r = ParseCompletionRequest(
+      R"({"model": "m", "prompt": "hi", "max_tokens": 1000000000000})", Endpoint::kCompletions);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(r.status().message(), "max_tokens (1000000000000) is more than any model's context");
+}
+
 TEST(OpenAiRequestTest, IntegersBeyondInt64AreOutOfRangeNotWrapped) {
   // 2^64 - 1 wrapped to -1: top_k off, and priority -1 negated to +1, the
   // front of the queue.

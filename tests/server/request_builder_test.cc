@@ -130,6 +130,10 @@ TEST_F(RequestBuilderTest, BadInputsAreInvalidArgument) {
   EXPECT_EQ(Code(r), kInvalid) << "beyond the context";
   r.set_max_tokens(64 - prompt_len);
   EXPECT_TRUE(Build(r).ok()) << "exactly the context";
+  r.set_max_tokens(std::numeric_limits<uint32_t>::max());
+  EXPECT_EQ(Build(r).status().message(),
+            "max_tokens (4294967295) exceeds the model's context of 64 tokens")
+      << "the value sent, not a clamped one";
   EXPECT_EQ(Code(Text(std::string(64, 'a'))), kInvalid) << "the prompt fills the context";
 
   const float nan = std::numeric_limits<float>::quiet_NaN();

@@ -147,13 +147,13 @@ TEST(SamplingParamsTest, StopStrings) {
   EXPECT_TRUE(p.Validate(kVocab).ok());
 
   p.stop_strings.push_back("y");
-  ExpectInvalid(p, "stop_strings", "17");
+  ExpectInvalid(p, "stop has", "17");
 
   p.stop_strings = {"ok", ""};
-  ExpectInvalid(p, "stop_strings[1]", "empty");
+  ExpectInvalid(p, "stop[1]", "empty");
 
   p.stop_strings = {std::string(257, 'a')};
-  ExpectInvalid(p, "stop_strings[0]", "257");
+  ExpectInvalid(p, "stop[0]", "257");
 }
 
 TEST(SamplingParamsTest, RejectsBadVocabSize) {
