@@ -55,6 +55,7 @@ class AdmissionSink : public runtime::TokenSink {
     inner_->OnScheduled();
   }
   bool OnDelta(const runtime::TokenDelta& delta) override {
+    charged_ += static_cast<int64_t>(delta.token_ids.size());
     tenants_->Generated(*tenant_, static_cast<int64_t>(delta.token_ids.size()));
     if (predicted_ && !delta.token_ids.empty()) {
       model_->ttft_predictions().Record(*predicted_, runtime::Clock::now() - arrival_);
@@ -63,6 +64,9 @@ class AdmissionSink : public runtime::TokenSink {
     return inner_->OnDelta(delta);
   }
   void OnFinish(const runtime::FinishInfo& info) override {
+    // A stop string's tokens were generated but never sent: charged here.
+    const int64_t unsent = info.completion_tokens - charged_;
+    if (unsent > 0) tenants_->Generated(*tenant_, unsent);
     // The books first, so whoever the inner sink wakes sees them settled.
     model_->admission().Finished(*ticket_);
     tenants_->Finished(*tenant_);
@@ -78,6 +82,7 @@ class AdmissionSink : public runtime::TokenSink {
   TenantBook* tenants_;  // the Router's, which outlives its models
   const std::unique_ptr<TenantBook::Ticket> tenant_;
   std::shared_ptr<runtime::TokenSink> inner_;
+  int64_t charged_ = 0;  // generated tokens charged to the tenant so far
   std::optional<runtime::Clock::duration> predicted_;  // until the first token
   const runtime::Clock::time_point arrival_;
 };
@@ -89,7 +94,8 @@ absl::Status AlreadyLoaded(const std::string& name) {
 
 absl::Status NotFound(const std::string& name) {
   // No name is the request's mistake, not a model missing (as over HTTP).
-  if (name.empty()) return absl::InvalidArgumentError("model is required (ListModels names them)");
+  if (name.empty())
+    return absl::InvalidArgumentError("model is required (the name of a served model)");
   // A client's name, cut to the longest a model's can be: the model field of
   // a request may be megabytes.
   return absl::NotFoundError(
@@ -538,7 +544,9 @@ std::optional<runtime::Clock::duration> Router::PredictTtft(const ServedModel& m
   }
   std::vector<PrefillQueue> others;
   others.reserve(neighbours.size());
-  for (const std::shared_ptr<ServedModel>& m : neighbours) others.push_back(m->Backlog());
+  for (const std::shared_ptr<ServedModel>& m : neighbours) {
+    others.push_back(m->Backlog(std::nullopt, /*prompt_tokens=*/0));  // all of it
+  }
   // Priorities order a model's own queue only: the executor serves models'
   // first tokens by deadline, so another model's whole backlog counts.
   return scheduler::PredictTtft(model.Backlog(priority, prompt_tokens), others, prompt_tokens,

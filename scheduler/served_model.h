@@ -97,8 +97,7 @@ class ServedModel {
   // request of that priority and `prompt_tokens` would wait for
   // (EngineStats::PrefillTokensAheadOf: a short prompt starts beside running
   // prefills).
-  PrefillQueue Backlog(std::optional<int32_t> priority = std::nullopt,
-                       int64_t prompt_tokens = 0) const;
+  PrefillQueue Backlog(std::optional<int32_t> priority, int64_t prompt_tokens) const;
   // The prompt tokens of `request` its engine's prefix cache holds now
   // (Engine::CachedPromptTokens); 0 while not resident.
   int32_t CachedPromptTokens(const runtime::GenerateRequest& request) const;

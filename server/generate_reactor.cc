@@ -290,7 +290,7 @@ class StreamSink final : public runtime::TokenSink {
         keep = false;
       }
     }
-    if (!delta.token_ids.empty()) s_->timing.OnTokens();
+    s_->timing.OnTokens(static_cast<int>(delta.token_ids.size()));
     Pump(s_);
     return keep;
   }

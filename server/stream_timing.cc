@@ -23,22 +23,29 @@ void StreamTiming::OnScheduled() {
   }
 }
 
-void StreamTiming::OnTokens() {
+void StreamTiming::OnTokens(int count) {
+  if (count <= 0) return;
   const Clock::time_point now = Clock::now();
   if (!first_token_) {
-    first_token_ = now;
-    if (metrics_ != nullptr && !further_choice_) {
-      const double seconds = MsBetween(arrival_, now) / 1000.0;
-      metrics_->ObserveTimeToFirstToken(model_, seconds);
-      if (tenant_) metrics_->ObserveTenantTimeToFirstToken(*tenant_, seconds);
-    }
+    FirstToken(now);
   } else if (metrics_ != nullptr) {
-    metrics_->ObserveInterTokenLatency(model_, MsBetween(*last_token_, now) / 1000.0);
+    const double gap = MsBetween(*last_token_, now) / 1000.0 / count;
+    for (int i = 0; i < count; ++i) metrics_->ObserveInterTokenLatency(model_, gap);
   }
   last_token_ = now;
 }
 
+void StreamTiming::FirstToken(Clock::time_point now) {
+  first_token_ = now;
+  if (metrics_ != nullptr && !further_choice_) {
+    const double seconds = MsBetween(arrival_, now) / 1000.0;
+    metrics_->ObserveTimeToFirstToken(model_, seconds);
+    if (tenant_) metrics_->ObserveTenantTimeToFirstToken(*tenant_, seconds);
+  }
+}
+
 runtime::FinishInfo StreamTiming::OnFinish(const runtime::FinishInfo& info) {
+  if (!first_token_ && info.completion_tokens > 0) FirstToken(Clock::now());
   runtime::FinishInfo adjusted = info;
   runtime::RequestTimings& t = adjusted.timings;
   if (scheduled_) t.queue_ms = MsBetween(arrival_, *scheduled_);

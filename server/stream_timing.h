@@ -31,13 +31,18 @@ class StreamTiming {
   void set_further_choice() { further_choice_ = true; }
 
   void OnScheduled();
-  // A delta carrying tokens: the first is the TTFT, later ones inter-token gaps.
-  void OnTokens();
+  // A delta carrying `count` tokens: the first delta is the TTFT, later
+  // ones inter-token gaps, a gap shared evenly by its tokens (tokens held
+  // back behind a possible stop string come out together).
+  void OnTokens(int count);
   // `info` with queue time, TTFT and end-to-end time from the server's view;
-  // records the finish in metrics.
+  // records the finish in metrics. A request that generated tokens but sent
+  // none (a stop string at once) has its first output, the end, as its TTFT.
   runtime::FinishInfo OnFinish(const runtime::FinishInfo& info);
 
  private:
+  void FirstToken(runtime::Clock::time_point now);
+
   ServerMetrics* metrics_;
   runtime::Clock::time_point arrival_;
   std::string model_;

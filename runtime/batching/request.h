@@ -47,8 +47,12 @@ struct GenerateRequest {
   int32_t priority = 0;
 };
 
-// One step's output for one request: the tokens sampled and the text that is
-// now safe to show (complete UTF-8, no possible stop-string prefix).
+// One step's output for one request: the text that is now safe to show
+// (complete UTF-8, no possible stop-string prefix) and the tokens that go
+// with it: each sampled token goes out with its text, so while text is held
+// back its tokens wait (a delta may carry several, from earlier steps), and
+// a stop string's tokens are never sent. A step that releases nothing sends
+// no delta.
 struct TokenDelta {
   std::vector<int32_t> token_ids;
   std::string text;

@@ -42,8 +42,8 @@
 //    outside (even its oldest, and resumed ones), but only for older work or
 //    for another model below its floor.
 //  * The room a prefill chunk leaves for a short prompt only shrinks chunks
-//    (never below one token), never skips one, and is never taken from a
-//    resumed sequence, so the argument above stands.
+//    (to no less than half their room, and one token), never skips one, and
+//    is never taken from a resumed sequence, so the argument above stands.
 //  * Without chunked prefill a sequence is admitted only whole, so one whose
 //    tokens exceed min(max_tokens_per_step, max_prefill_chunk) would wait at
 //    the head forever. A resumed sequence needs prompt + generated tokens, so
@@ -173,16 +173,20 @@ bool StepScheduler::GivesWay(const std::optional<Owed>& owed, uint64_t tenant) c
   return owed && tenant != owed->tenant && owed->rank < RankOf(tenant);
 }
 
-int32_t StepScheduler::ShortPromptReserve(const std::optional<Owed>& owed, int32_t budget) {
-  if (waiting_.empty() || static_cast<int32_t>(running_.size()) >= config_.max_num_seqs) return 0;
-  const Sequence* seq = *NextWaiting();
+StepScheduler::ShortHead StepScheduler::ShortPromptReserve(const std::optional<Owed>& owed,
+                                                           int32_t budget) {
+  if (waiting_.empty() || static_cast<int32_t>(running_.size()) >= config_.max_num_seqs) return {};
+  Sequence* seq = *NextWaiting();
   // A preempted sequence reserves blocks for all its tokens (see the top of
-  // this file); one ranked behind the owed tenant is not admitted this step.
-  if (seq->num_preemptions > 0) return 0;
-  if (GivesWay(owed, seq->tenant_key) && running_by_tenant_[seq->tenant_key] > 0) return 0;
-  const int32_t prompt = seq->num_uncomputed();
-  if (!IsShortPrompt(prompt, budget, config_)) return 0;
-  return kv_->BlocksNeeded(*seq, prompt) <= kv_->num_free_blocks() ? prompt : 0;
+  // this file); one whose tenant gives way to the owed one is not served
+  // before it.
+  if (seq->num_preemptions > 0 || GivesWay(owed, seq->tenant_key)) return {};
+  // Admission computes what its prefix cache does not hold.
+  const int32_t cached = seq->block_table.empty() ? kv_->CachedPrefixTokens(*seq) : 0;
+  const int32_t prompt = seq->num_uncomputed() - cached;
+  if (!IsShortPrompt(prompt, budget, config_)) return {};
+  if (kv_->BlocksNeeded(*seq, seq->num_uncomputed()) > kv_->num_free_blocks()) return {};
+  return {prompt, seq->priority};
 }
 
 int32_t StepScheduler::NextWhole() {
@@ -221,7 +225,7 @@ StepPlan StepScheduler::Schedule(int32_t max_step_tokens) {
   const int32_t chunk_cap = ChunkCap();
   // Left by running prefills for a short prompt at the head of the queue
   // (taken by stage 2 below).
-  const int32_t reserve = ShortPromptReserve(owed, budget);
+  const ShortHead short_head = ShortPromptReserve(owed, budget);
 
   auto preempt = [&](size_t index) { Preempt(index, &plan); };
 
@@ -240,9 +244,10 @@ StepPlan StepScheduler::Schedule(int32_t max_step_tokens) {
     // Room for one token is kept for each running sequence after this one,
     // so that a long prefill of an older sequence never starves the decodes
     // behind it (the budget is at least the running count).
-    // A prefill chunk (not a resumed sequence's) also leaves `reserve` for
-    // the short prompt waiting at the head of the queue: the long prompt
-    // keeps at least half the budget, and the oldest at least one token.
+    // A prefill chunk (not a resumed sequence's, nor one of a higher
+    // priority than the short prompt at the head of the queue, nor the owed
+    // tenant's) also leaves room for that prompt, keeping at least half of
+    // its own.
     const auto after = static_cast<int32_t>(running_.size() - i - 1);
     int32_t room = std::max(1, budget - after);
     if (wanted > 1 && !seq->resumed_without_progress && GivesWay(owed, seq->tenant_key)) {
@@ -251,8 +256,9 @@ StepPlan StepScheduler::Schedule(int32_t max_step_tokens) {
         continue;
       }
       room = owed->fits ? 1 : std::max(1, std::min(room, budget - owed->chunk));
-    } else if (wanted > 1 && !seq->resumed_without_progress) {
-      room = std::max(1, room - reserve);
+    } else if (wanted > 1 && !seq->resumed_without_progress && short_head.tokens > 0 &&
+               seq->priority <= short_head.priority && !(owed && owed->tenant == seq->tenant_key)) {
+      room = std::max(1, room - std::min(short_head.tokens, room / 2));
     }
     const int32_t num_new = std::min({wanted, chunk_cap, room});
     // Nothing to compute (a caller that has not appended a sampled token yet),

@@ -115,12 +115,18 @@ class StepScheduler {
   std::optional<Owed> FindOwed();
   // Whether `tenant`'s prefill waits this step for the owed sequence's.
   bool GivesWay(const std::optional<Owed>& owed, uint64_t tenant) const;
-  // The tokens that running prefills leave this step for the next waiting
-  // sequence: its whole prompt where that is short (at most half of
-  // `budget`), new (not preempted), admissible this step and its blocks
-  // free now; else 0. So a short prompt queued behind a long one's prefill
-  // starts in the next step instead of after the whole long prompt.
-  int32_t ShortPromptReserve(const std::optional<Owed>& owed, int32_t budget);
+  // What running prefills leave this step for the next waiting sequence:
+  // its prompt (less its cached prefix) where that is short (IsShortPrompt
+  // at `budget`), it is new (not preempted), admissible this step (not
+  // giving way to an owed tenant) and its blocks are free now; else none.
+  // So a short prompt queued behind a long one's prefill starts in the next
+  // step instead of after the whole long prompt. Only prefills of at most
+  // its priority leave it room, and each keeps at least half of its own.
+  struct ShortHead {
+    int32_t tokens = 0;
+    int32_t priority = 0;
+  };
+  ShortHead ShortPromptReserve(const std::optional<Owed>& owed, int32_t budget);
 
   StepSchedulerConfig config_;
   KvCacheManager* kv_;

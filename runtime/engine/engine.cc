@@ -367,7 +367,7 @@ int64_t EngineStats::PrefillTokensAheadOf(int64_t prompt_tokens, int32_t priorit
   const int64_t ahead = PrefillTokensAhead(priority);
   const bool queued_ahead =
       preempted_waiting || ahead > prefill_tokens_started;  // a waiting prompt of >= priority
-  if (queued_ahead || num_running >= sched.max_num_seqs ||
+  if (queued_ahead || num_running >= sched.max_num_seqs || top_prefill_priority > priority ||
       !IsShortPrompt(prompt_tokens, step_tokens, sched)) {
     return ahead;
   }

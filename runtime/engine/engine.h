@@ -112,14 +112,17 @@ struct EngineStats {
   std::map<int32_t, int64_t> prefill_tokens_waiting;  // by priority
   // What a new request of `priority` finds ahead of its own prompt.
   int64_t PrefillTokensAhead(int32_t priority) const;
-  // A preempted prompt is queued (it goes before any new one).
+  // A preempted sequence is queued (it goes before any new one).
   bool preempted_waiting = false;
+  // The highest priority of a running prefill (none: the lowest int32): one
+  // above a short prompt's does not leave it room.
+  int32_t top_prefill_priority = std::numeric_limits<int32_t>::min();
   // What a new prompt of `prompt_tokens` and `priority` waits for, in steps
   // of `step_tokens` under `sched`: PrefillTokensAhead, except that a short
-  // one (IsShortPrompt) with nothing queued ahead of it starts beside the
-  // running prefills (StepScheduler::ShortPromptReserve): it waits for the
-  // step in progress and shares the next, at most two steps, its own tokens
-  // included.
+  // one (IsShortPrompt) with nothing queued ahead of it and no running
+  // prefill of a higher priority starts beside the running prefills
+  // (StepScheduler::ShortPromptReserve): it waits for the step in progress
+  // and shares the next, about two steps, its own tokens included.
   int64_t PrefillTokensAheadOf(int64_t prompt_tokens, int32_t priority, int32_t step_tokens,
                                const StepSchedulerConfig& sched) const;
   // All of it.

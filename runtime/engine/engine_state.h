@@ -76,14 +76,15 @@ struct LiveRequest {
   // The last sampled token's, when the request asks for logprobs.
   std::optional<TokenLogprobs> logprobs;
   // Sampled tokens not sent yet: each goes out with its text (its first
-  // byte), so while the StopChecker holds text back (a possible stop
-  // string's start) its tokens wait too, and a stop string's tokens, like
-  // its text, are never sent. `start`: the token's first byte in the
-  // completion's text as detokenized; `released`: the bytes sent so far.
+  // byte; one without text once all text before it went), so while the
+  // StopChecker holds text back (a possible stop string's start) its tokens
+  // wait too, and a stop string's tokens, like its text, are never sent.
+  // [start, end): the token's bytes of the completion's text as
+  // detokenized; `released_bytes`: the bytes sent so far.
   struct HeldToken {
     int32_t id;
     std::optional<TokenLogprobs> logprobs;
-    int64_t start;
+    int64_t start, end;
   };
   std::deque<HeldToken> held;
   int64_t detokenized_bytes = 0;

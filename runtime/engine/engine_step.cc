@@ -2,6 +2,7 @@
 // stream, retire. Runs on the one thread that owns the engine's state.
 
 #include <algorithm>
+#include <limits>
 #include <optional>
 #include <utility>
 
@@ -171,13 +172,18 @@ void Engine::Impl::ExpireDeadlines(Clock::time_point now, const std::optional<St
   const bool room = static_cast<int32_t>(step_scheduler.running().size()) < sched.max_num_seqs;
   const Sequence* head =
       step_scheduler.waiting().empty() || !room ? nullptr : step_scheduler.waiting().front();
+  int32_t top_priority = std::numeric_limits<int32_t>::min();  // of the running prefills
+  for (const Sequence* seq : step_scheduler.running()) {
+    if (seq->num_generated() == 0) top_priority = std::max(top_priority, seq->priority);
+  }
   for (Sequence* seq : order) {
     // As the Router's prediction assumed when it was admitted.
     const int64_t own = PrefillLeft(*seq);
     int64_t tokens = ahead + own;
     // A short prompt at the head of the queue starts in the next step
     // beside the running prefills (StepScheduler::ShortPromptReserve).
-    if (seq == head && seq->num_preemptions == 0 && IsShortPrompt(own, step_tokens, sched)) {
+    if (seq == head && seq->num_preemptions == 0 && seq->priority >= top_priority &&
+        IsShortPrompt(own, step_tokens, sched)) {
       tokens = std::min<int64_t>(tokens, step_tokens);
     }
     const std::optional<Clock::time_point>& deadline = live.at(seq->id)->request.deadline;
@@ -214,12 +220,14 @@ void Engine::Impl::EmitToken(LiveRequest& r, const Tokenizer& tokenizer, Clock::
       std::find(p.stop_token_ids.begin(), p.stop_token_ids.end(), token) != p.stop_token_ids.end();
   // The token starts where the text detokenized so far ends (an end token
   // adds none).
-  r.held.push_back({token, std::exchange(r.logprobs, std::nullopt), r.detokenized_bytes});
+  r.held.push_back(
+      {token, std::exchange(r.logprobs, std::nullopt), r.detokenized_bytes, r.detokenized_bytes});
   if (stop_id || (!p.ignore_eos && tokenizer.IsEndOfGeneration(token))) {
     finish = FinishReason::kStop;  // the end token itself is not shown as text
   } else {
     const std::string piece = r.detok.Push(token);
     r.detokenized_bytes += static_cast<int64_t>(piece.size());
+    r.held.back().end = r.detokenized_bytes;
     StopChecker::Result out = r.stops.Push(piece);
     delta.text = std::move(out.text);
     if (out.stopped) finish = FinishReason::kStopString;
@@ -236,10 +244,14 @@ void Engine::Impl::EmitToken(LiveRequest& r, const Tokenizer& tokenizer, Clock::
     }
   }
   r.released_bytes += static_cast<int64_t>(delta.text.size());
-  // Tokens whose text has started going out go with it; at a finish other
-  // than a stop string every one goes; at a stop string the rest never do.
+  // Tokens whose text has started going out go with it, and one without
+  // text once all before it went; at a finish other than a stop string
+  // every one goes; at a stop string the rest never do.
   const bool all = finish && *finish != FinishReason::kStopString;
-  while (!r.held.empty() && (all || r.held.front().start < r.released_bytes)) {
+  const auto released = [&](const LiveRequest::HeldToken& h) {
+    return h.start < r.released_bytes || h.end <= r.released_bytes;
+  };
+  while (!r.held.empty() && (all || released(r.held.front()))) {
     LiveRequest::HeldToken& h = r.held.front();
     delta.token_ids.push_back(h.id);
     if (h.logprobs) delta.logprobs.push_back(*std::move(h.logprobs));
@@ -385,22 +397,25 @@ absl::StatusOr<bool> Engine::Step(const StepLimits& limits) {
   c.prefill_tokens_started = 0;  // c carries the last snapshot's counters
   c.prefill_tokens_waiting.clear();
   c.num_decoding = 0;
+  c.top_prefill_priority = std::numeric_limits<int32_t>::min();
   for (Sequence* seq : s.step_scheduler.running()) {
     if (seq->num_generated() == 0) {
       c.prefill_tokens_started += s.PrefillLeft(*seq);
+      c.top_prefill_priority = std::max(c.top_prefill_priority, seq->priority);
     } else {
       ++c.num_decoding;
     }
   }
   c.preempted_waiting = false;
   for (Sequence* seq : s.step_scheduler.waiting()) {
+    // Preempted ones, decoding or not, go before any new prompt.
+    if (seq->num_preemptions > 0) c.preempted_waiting = true;
     if (seq->num_generated() != 0) {
       ++c.num_decoding;
       continue;
     }
     if (seq->num_preemptions > 0) {
       c.prefill_tokens_started += s.PrefillLeft(*seq);
-      c.preempted_waiting = true;
     } else {
       c.prefill_tokens_waiting[seq->priority] += s.PrefillLeft(*seq);
     }

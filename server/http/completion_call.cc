@@ -154,7 +154,7 @@ bool CompletionCall::OnDelta(int index, const runtime::TokenDelta& delta) {
     c.pending_logprobs.insert(c.pending_logprobs.end(), delta.logprobs.begin(),
                               delta.logprobs.end());
   }
-  if (!delta.token_ids.empty()) timings_[static_cast<size_t>(index)].OnTokens();
+  timings_[static_cast<size_t>(index)].OnTokens(static_cast<int>(delta.token_ids.size()));
   // Without streaming nothing is written before the end, but the first
   // choice's first token lets the others start.
   if (stream_ || (index == 0 && rest_pending_.load(std::memory_order_relaxed))) Wake();
@@ -300,7 +300,8 @@ bool CompletionCall::Pump() {
     if (stream_ && !reply_started_ && !all_finished) {
       // The stream starts with its first text (or a failure): until then the
       // tokens' logprobs stay pending beside their text (a token can show no
-      // text yet: a stop string's prefix, part of a UTF-8 character).
+      // text yet: part of a UTF-8 character; the engine holds a possible stop
+      // string's tokens itself).
       bool any_text = false;
       for (const Choice& c : choices_) any_text = any_text || !c.pending.empty();
       if (!any_text && !any_failed) return false;

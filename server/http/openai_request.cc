@@ -298,8 +298,8 @@ absl::StatusOr<CompletionRequest> ParseCompletionRequest(std::string_view body, 
   // Strict, as the model files' JSON: a duplicate key (which nlohmann would
   // let the last of win, so that two readers of one body could disagree) or
   // absurd nesting is an error, and nothing throws.
-  absl::StatusOr<Json> parsed = runtime::ParseJsonStrict(
-      absl::string_view(body.data(), body.size()), "the body is not valid JSON");
+  absl::StatusOr<Json> parsed =
+      runtime::ParseJsonStrict(absl::string_view(body.data(), body.size()), "the body");
   if (!parsed.ok()) return parsed.status();
   const Json& json = *parsed;
   if (!json.is_object()) return absl::InvalidArgumentError("the body must be a JSON object");
@@ -329,9 +329,12 @@ absl::StatusOr<CompletionRequest> ParseCompletionRequest(std::string_view body, 
   if (!stream.ok()) return stream.status();
   out.stream = *stream;
   if (const Json* options = Field(json, "stream_options")) {
-    // As OpenAI's and vLLM's: options of a stream only with one.
-    if (!out.stream) return Bad("stream_options", "is only allowed with stream: true");
     if (!options->is_object()) return Bad("stream_options", "must be an object");
+    // As OpenAI's and vLLM's: options of a stream only with one (an empty
+    // object asks nothing).
+    if (!out.stream && !options->empty()) {
+      return Bad("stream_options", "is only allowed with stream: true");
+    }
     absl::StatusOr<bool> usage = Boolean(*options, "include_usage");
     if (!usage.ok()) return Bad("stream_options.include_usage", "must be true or false");
     out.include_usage = *usage;

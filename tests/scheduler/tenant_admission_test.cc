@@ -135,5 +135,44 @@ TEST_F(TenantAdmissionTest, AFurtherChoiceIsNotChargedThePromptAgain) {
   EXPECT_TRUE(Run("metered", 15, 1).ok());
 }
 
+// A stop string's tokens were generated but never sent (the engine sends a
+// token with its text): they are charged to the tenant at the finish.
+TEST_F(TenantAdmissionTest, TokensAStopStringSwallowedAreChargedToo) {
+  TenantPolicy tenants;
+  TenantLimits metered;
+  metered.tokens_per_minute = 60;
+  tenants.named["metered"] = metered;
+  Start(tenants);
+  class TextSink : public RecordingSink {
+   public:
+    bool OnDelta(const runtime::TokenDelta& d) override {
+      text += d.text;  // the engine's thread; read after the finish
+      return RecordingSink::OnDelta(d);
+    }
+    std::string text;
+  };
+  auto probe = std::make_shared<TextSink>();  // what this prompt generates, another tenant's
+  ASSERT_TRUE(router_->Submit(model_, Request("probe", 30, 12), probe).ok());
+  ASSERT_TRUE(probe->WaitFinished());
+  ASSERT_GE(probe->text.size(), 8u) << probe->text;
+
+  runtime::GenerateRequest r = Request("metered", 30, 12);
+  r.sampling.stop_strings = {probe->text.substr(0, 8)};
+  auto stopped = std::make_shared<TextSink>();
+  ASSERT_TRUE(router_->Submit(model_, r, stopped).ok());
+  ASSERT_TRUE(stopped->WaitFinished());
+  EXPECT_EQ(stopped->info().reason, runtime::FinishReason::kStopString);
+  EXPECT_EQ(stopped->text, "");
+  EXPECT_EQ(stopped->tokens(), 0) << "none sent";
+  const int32_t generated = stopped->info().completion_tokens;
+  ASSERT_GE(generated, 1);
+  // 30 + `generated` of 60 spent: a prompt of what is left plus one is refused
+  // (the bucket refills one token a second), had only the prompt been charged
+  // it would fit.
+  EXPECT_EQ(Run("metered", 60 - 30 - generated + 1 + 2, 1).status().code(),
+            absl::StatusCode::kResourceExhausted)
+      << generated << " generated tokens";
+}
+
 }  // namespace
 }  // namespace cohost::scheduler

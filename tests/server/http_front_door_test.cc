@@ -471,7 +471,7 @@ TEST_F(HttpFrontDoorTest, ErrorsHaveTheirStatusAndAnOpenAiBody) {
   Json long_prompt = CompletionBody(4);
   long_prompt["prompt"] = std::vector<int>(300, 72);
   for (const Case& c : {
-           Case{"/v1/completions", "{not json", 400, "not valid JSON"},
+           Case{"/v1/completions", "{not json", 400, "the body: malformed JSON"},
            Case{"/v1/completions", "[1, 2]", 400, "JSON object"},
            // The last of two would win in nlohmann's parser, the first in others'.
            Case{"/v1/completions", R"({"model": "tiny", "model": "other", "prompt": "x"})", 400,
@@ -715,9 +715,10 @@ TEST_F(HttpFrontDoorTest, AnHttp10KeepAliveStreamIsEndedByTheClose) {
 }
 
 // A streamed token that shows no text yet (here: a prefix of a stop string
-// that never completes) keeps its logprob until its text goes out: the
-// stream has one logprob per token, as the whole reply does. The engine
-// advances a step at a time, so the front door sees that token alone.
+// that never completes, which the engine holds back with its token; part of
+// a UTF-8 character reaches the front door without text) keeps its logprob
+// until its text goes out: the stream has one logprob per token, as the
+// whole reply does. The engine advances a step at a time.
 TEST_F(HttpFrontDoorTest, StreamedLogprobsKeepTokensThatShowNoTextYet) {
   Start();
   Json body = CompletionBody(6);

@@ -97,6 +97,34 @@ TEST(StepSchedulerTest, AShortPromptStartsBesideALongPrefill) {
   sim.ExpectDrained();
 }
 
+// A prefill keeps at least half its room for a short prompt, however many
+// decodes run behind it, and one of a higher priority than the short
+// prompt leaves it none.
+TEST(StepSchedulerTest, AShortPromptTakesAtMostHalfAPrefillsRoomAndNoneOfAHigherOnes) {
+  Sim sim(Config(/*budget=*/32, /*chunk=*/32), 256);
+  for (int id = 1; id <= 6; ++id) sim.Add(id, 1, 50);  // six decodes
+  sim.Add(7, 200, 1);                                  // and a long prompt
+  EXPECT_EQ(Describe(sim.Step().scheduled), "1:1 2:1 3:1 4:1 5:1 6:1 7:26 ");
+  sim.SetStepCap(16);  // a step capped (the executor's slice): 10 left after the decodes
+  sim.Add(8, 8, 1);    // short at 16 (8 = half): takes half the prefill's room, 5
+  Observed o = sim.Step();
+  EXPECT_EQ(Describe(o.scheduled), "1:1 2:1 3:1 4:1 5:1 6:1 7:5 8:5 ");
+  for (int step = 0; step < 100 && !sim.Step().running.empty(); ++step) {
+  }
+  sim.ExpectDrained();
+
+  Sim high(Config(/*budget=*/16, /*chunk=*/16), 128);
+  high.Add(1, 100, 1, /*priority=*/5);
+  EXPECT_EQ(Describe(high.Step().scheduled), "1:16 ");
+  high.Add(2, 4, 1, /*priority=*/0);
+  o = high.Step();
+  EXPECT_EQ(Describe(o.scheduled), "1:16 ") << "a higher priority's prefill is not shrunk";
+  EXPECT_EQ(o.waiting, std::vector<int>{2});
+  for (int step = 0; step < 100 && !high.Step().running.empty(); ++step) {
+  }
+  high.ExpectDrained();
+}
+
 // (2) The budget cuts a prompt into chunks of exactly what the decodes leave:
 // 10 - 2 - 2 = 6, then 10 - 1 - 1 = 8, 8, and the last 3.
 TEST(StepSchedulerTest, TokenBudgetSplitsPromptIntoBudgetRemainders) {

@@ -808,6 +808,10 @@ TEST(EngineStatsTest, AShortPromptWaitsForTwoStepsAtMostBesideRunningPrefills) {
   s.num_running = 64;
   EXPECT_EQ(s.PrefillTokensAheadOf(31, 1, 512, sched), 6000) << "no room for another sequence";
   s.num_running = 1;
+  s.top_prefill_priority = 2;
+  EXPECT_EQ(s.PrefillTokensAheadOf(31, 1, 512, sched), 6000) << "a higher prefill keeps its room";
+  s.top_prefill_priority = 1;
+  EXPECT_EQ(s.PrefillTokensAheadOf(31, 1, 512, sched), 2 * 512 - 31);
   s.prefill_tokens_started = 100;
   EXPECT_EQ(s.PrefillTokensAheadOf(31, 1, 512, sched), 100) << "never more than the backlog";
   sched.chunked_prefill = false;

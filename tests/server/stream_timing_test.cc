@@ -1,0 +1,64 @@
+// StreamTiming: what each delta and the finish add to the server's metrics
+// (counts, not durations: those read the real clock).
+
+#include "server/stream_timing.h"
+
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/metrics.h"
+
+namespace cohost::server {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::string Count(const std::string& series) {
+  return absl::StrCat(series, "_count{model=\"m\"} ");
+}
+
+// Tokens held back behind a possible stop string come out together: the
+// first delta is the TTFT, and a later delta of three tokens is three
+// inter-token gaps (sharing its wait), not one.
+TEST(StreamTimingTest, ADeltaOfSeveralTokensIsAsManyInterTokenGaps) {
+  ServerMetrics metrics;
+  StreamTiming t(&metrics, runtime::Clock::now());
+  t.set_model("m");
+  t.OnScheduled();
+  t.OnTokens(2);
+  t.OnTokens(3);
+  t.OnTokens(0);  // nothing released: nothing observed
+  runtime::FinishInfo info;
+  info.completion_tokens = 5;
+  t.OnFinish(info);
+  const std::string text = metrics.Render({});
+  EXPECT_THAT(text, HasSubstr(Count("cohost_time_to_first_token_seconds") + "1\n"));
+  EXPECT_THAT(text, HasSubstr(Count("cohost_inter_token_latency_seconds") + "3\n"));
+}
+
+// A request that generated tokens but sent none (its output was a stop
+// string at once) still has a first output: its end.
+TEST(StreamTimingTest, ARequestWhoseTokensWereAllHeldHasItsEndAsItsFirstToken) {
+  ServerMetrics metrics;
+  StreamTiming t(&metrics, runtime::Clock::now());
+  t.set_model("m");
+  t.OnScheduled();
+  runtime::FinishInfo info;
+  info.reason = runtime::FinishReason::kStopString;
+  info.completion_tokens = 2;
+  const runtime::FinishInfo out = t.OnFinish(info);
+  EXPECT_GE(out.timings.ttft_ms, 0);
+  EXPECT_THAT(metrics.Render({}), HasSubstr(Count("cohost_time_to_first_token_seconds") + "1\n"));
+
+  ServerMetrics refused;  // none generated (refused, failed): no first token
+  StreamTiming none(&refused, runtime::Clock::now());
+  none.set_model("m");
+  none.OnFinish(runtime::FinishInfo{});
+  EXPECT_THAT(refused.Render({}),
+              ::testing::Not(HasSubstr(Count("cohost_time_to_first_token_seconds") + "1\n")));
+}
+
+}  // namespace
+}  // namespace cohost::server
