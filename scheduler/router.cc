@@ -497,7 +497,7 @@ absl::StatusOr<runtime::RequestId> Router::Submit(const std::shared_ptr<ServedMo
   const auto prompt_tokens = static_cast<int64_t>(request.prompt_ids.size());
   // What its model's prefix cache already holds is not computed again.
   const std::optional<runtime::Clock::duration> predicted =
-      PredictTtft(*model, prompt_tokens - model->CachedPromptTokens(request), request.priority);
+      PredictTtft(*model, prompt_tokens, request.priority, model->CachedPromptTokens(request));
   if (predicted) RETURN_IF_ERROR(JudgeAdmission(*model, request, *predicted, now));
   // A call's prompt is charged to its tenant once, with its first choice, as
   // its usage counts it: the further choices find it in the prefix cache.
@@ -530,8 +530,8 @@ absl::StatusOr<runtime::RequestId> Router::Submit(const std::shared_ptr<ServedMo
 }
 
 std::optional<runtime::Clock::duration> Router::PredictTtft(const ServedModel& model,
-                                                            int64_t prompt_tokens,
-                                                            int32_t priority) const {
+                                                            int64_t prompt_tokens, int32_t priority,
+                                                            int64_t cached_tokens) const {
   const std::optional<runtime::Clock::duration> to_ready = model.TimeToReady();
   if (!to_ready) return std::nullopt;
   std::vector<std::shared_ptr<ServedModel>> neighbours;
@@ -549,8 +549,10 @@ std::optional<runtime::Clock::duration> Router::PredictTtft(const ServedModel& m
   }
   // Priorities order a model's own queue only: the executor serves models'
   // first tokens by deadline, so another model's whole backlog counts.
-  return scheduler::PredictTtft(model.Backlog(priority, prompt_tokens), others, prompt_tokens,
-                                *to_ready);
+  // Whether the prompt is short is judged whole, as the step scheduler
+  // judges it (its cached prefix may be evicted before admission).
+  return scheduler::PredictTtft(model.Backlog(priority, prompt_tokens), others,
+                                prompt_tokens - cached_tokens, *to_ready);
 }
 
 absl::Status Router::JudgeAdmission(const ServedModel& model,

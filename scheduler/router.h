@@ -167,15 +167,16 @@ class Router {
     return tenants_.CheckChoices(tenant, choices);
   }
   void Abort(const std::shared_ptr<ServedModel>& model, runtime::RequestId id);
-  // The TTFT a request with `prompt_tokens` to compute (Submit passes its
-  // prompt less what the model's prefix cache holds) and `priority` for
+  // The TTFT a request with a prompt of `prompt_tokens`, `cached_tokens` of
+  // them in the model's prefix cache (Submit's reading; the rest computed),
+  // and `priority` for
   // `model` would be predicted now (scheduler/ttft_predictor.h): behind its model's started
   // prefill and waiting prompts of at least its priority, and the whole
   // prefill backlog of every other model on its device. nullopt until its
   // model's step cost is measured.
   std::optional<runtime::Clock::duration> PredictTtft(const ServedModel& model,
-                                                      int64_t prompt_tokens,
-                                                      int32_t priority = 0) const;
+                                                      int64_t prompt_tokens, int32_t priority = 0,
+                                                      int64_t cached_tokens = 0) const;
 
   // Refuse new requests from now on; in-flight ones continue.
   void StartDraining();

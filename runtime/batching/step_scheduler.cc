@@ -181,11 +181,17 @@ StepScheduler::ShortHead StepScheduler::ShortPromptReserve(const std::optional<O
   // this file); one whose tenant gives way to the owed one is not served
   // before it.
   if (seq->num_preemptions > 0 || GivesWay(owed, seq->tenant_key)) return {};
-  // Admission computes what its prefix cache does not hold.
-  const int32_t cached = seq->block_table.empty() ? kv_->CachedPrefixTokens(*seq) : 0;
-  const int32_t prompt = seq->num_uncomputed() - cached;
+  // Room was left for it last step and it still waits (its blocks could not
+  // be had, or the budget went to others): the prefills are not held back
+  // for it again. (The free blocks say too little to judge this before:
+  // a shared pool grows as Allocate asks.)
+  if (reserved_for_ == seq->id) return {};
+  // Its whole prompt, cached prefix included: the running prefills'
+  // allocations this step may evict that prefix, and a prompt admitted in
+  // part would then wait behind them as a running prefill.
+  const int32_t prompt = seq->num_uncomputed();
   if (!IsShortPrompt(prompt, budget, config_)) return {};
-  if (kv_->BlocksNeeded(*seq, seq->num_uncomputed()) > kv_->num_free_blocks()) return {};
+  reserved_for_ = seq->id;
   return {prompt, seq->priority};
 }
 
@@ -223,9 +229,19 @@ StepPlan StepScheduler::Schedule(int32_t max_step_tokens) {
     budget = std::min(budget, cap);
   }
   const int32_t chunk_cap = ChunkCap();
-  // Left by running prefills for a short prompt at the head of the queue
-  // (taken by stage 2 below).
+  // Short prefills go before long ones: a long prefill leaves room (up to
+  // half its own) for the short prefills running after it and for a short
+  // prompt at the head of the queue (taken by stage 2 below), so that a
+  // short prompt's first token does not wait for a long one's whole prefill.
   const ShortHead short_head = ShortPromptReserve(owed, budget);
+  const auto short_prefill = [&](const Sequence& s) {
+    return s.num_uncomputed() > 1 && !s.resumed_without_progress &&
+           IsShortPrompt(s.num_uncomputed(), budget, config_);
+  };
+  int32_t short_running = 0;  // short prefills' tokens not yet planned
+  for (const Sequence* s : running_) {
+    if (short_prefill(*s)) short_running += s->num_uncomputed();
+  }
 
   auto preempt = [&](size_t index) { Preempt(index, &plan); };
 
@@ -234,6 +250,8 @@ StepPlan StepScheduler::Schedule(int32_t max_step_tokens) {
   while (i < running_.size() && budget > 0) {
     Sequence* seq = running_[i];
     const int32_t wanted = seq->num_uncomputed();
+    const bool is_short = short_prefill(*seq);
+    if (is_short) short_running -= wanted;
     // A prefill chunk (more than a decode's one token) of a tenant ranked
     // behind the owed one waits a step. The oldest's, which must always
     // progress, takes one token, so that the step is about the owed chunk's
@@ -244,10 +262,10 @@ StepPlan StepScheduler::Schedule(int32_t max_step_tokens) {
     // Room for one token is kept for each running sequence after this one,
     // so that a long prefill of an older sequence never starves the decodes
     // behind it (the budget is at least the running count).
-    // A prefill chunk (not a resumed sequence's, nor one of a higher
-    // priority than the short prompt at the head of the queue, nor the owed
-    // tenant's) also leaves room for that prompt, keeping at least half of
-    // its own.
+    // A long prefill chunk (not a resumed sequence's, nor the owed tenant's)
+    // also leaves room for the short prefills after it and, unless of a
+    // higher priority, for the short prompt at the head of the queue,
+    // keeping at least half of its own.
     const auto after = static_cast<int32_t>(running_.size() - i - 1);
     int32_t room = std::max(1, budget - after);
     if (wanted > 1 && !seq->resumed_without_progress && GivesWay(owed, seq->tenant_key)) {
@@ -256,9 +274,11 @@ StepPlan StepScheduler::Schedule(int32_t max_step_tokens) {
         continue;
       }
       room = owed->fits ? 1 : std::max(1, std::min(room, budget - owed->chunk));
-    } else if (wanted > 1 && !seq->resumed_without_progress && short_head.tokens > 0 &&
-               seq->priority <= short_head.priority && !(owed && owed->tenant == seq->tenant_key)) {
-      room = std::max(1, room - std::min(short_head.tokens, room / 2));
+    } else if (wanted > 1 && !seq->resumed_without_progress && !is_short &&
+               !(owed && owed->tenant == seq->tenant_key)) {
+      const int32_t keep =
+          short_running + (seq->priority <= short_head.priority ? short_head.tokens : 0);
+      room = std::max(1, room - std::min(keep, room / 2));
     }
     const int32_t num_new = std::min({wanted, chunk_cap, room});
     // Nothing to compute (a caller that has not appended a sampled token yet),

@@ -116,12 +116,14 @@ class StepScheduler {
   // Whether `tenant`'s prefill waits this step for the owed sequence's.
   bool GivesWay(const std::optional<Owed>& owed, uint64_t tenant) const;
   // What running prefills leave this step for the next waiting sequence:
-  // its prompt (less its cached prefix) where that is short (IsShortPrompt
-  // at `budget`), it is new (not preempted), admissible this step (not
-  // giving way to an owed tenant) and its blocks are free now; else none.
+  // its prompt where that is short (IsShortPrompt at `budget`, its cached
+  // prefix counted: that may be evicted before it is admitted), it is new
+  // (not preempted), admissible this step (not
+  // giving way to an owed tenant) and was not left room in the step before
+  // (it then waits for blocks, or for budget others took); else none.
   // So a short prompt queued behind a long one's prefill starts in the next
-  // step instead of after the whole long prompt. Only prefills of at most
-  // its priority leave it room, and each keeps at least half of its own.
+  // step instead of after the whole long prompt. Only long prefills of at
+  // most its priority leave it room, and each keeps at least half of its own.
   struct ShortHead {
     int32_t tokens = 0;
     int32_t priority = 0;
@@ -136,6 +138,8 @@ class StepScheduler {
   int64_t num_preemptions_ = 0;
   FairShare own_fair_;
   FairShare* fair_;  // &own_fair_ or the shared one
+  // The last sequence ShortPromptReserve left room for.
+  std::optional<RequestId> reserved_for_;
   // Running sequences per tenant, rebuilt by each Schedule.
   absl::flat_hash_map<uint64_t, int32_t> running_by_tenant_;
 };

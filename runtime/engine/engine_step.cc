@@ -183,7 +183,7 @@ void Engine::Impl::ExpireDeadlines(Clock::time_point now, const std::optional<St
     // A short prompt at the head of the queue starts in the next step
     // beside the running prefills (StepScheduler::ShortPromptReserve).
     if (seq == head && seq->num_preemptions == 0 && seq->priority >= top_priority &&
-        IsShortPrompt(own, step_tokens, sched)) {
+        IsShortPrompt(seq->num_uncomputed(), step_tokens, sched)) {
       tokens = std::min<int64_t>(tokens, step_tokens);
     }
     const std::optional<Clock::time_point>& deadline = live.at(seq->id)->request.deadline;

@@ -125,6 +125,28 @@ TEST(StepSchedulerTest, AShortPromptTakesAtMostHalfAPrefillsRoomAndNoneOfAHigher
   high.ExpectDrained();
 }
 
+// A short prompt admitted in part (decodes took the rest of the step) is a
+// short prefill running behind the long one: the long one leaves it room
+// too, so its prompt is done in the next step, not after the long prefill.
+TEST(StepSchedulerTest, AShortPromptAdmittedInPartFinishesItsPromptInTheNextStep) {
+  Sim sim(Config(/*budget=*/16, /*chunk=*/16), 256);
+  sim.Add(1, 200, 1);
+  sim.Step();
+  for (int id = 2; id <= 5; ++id) sim.Add(id, 1, 50);  // four decodes, started one a step
+  for (int step = 0; step < 4; ++step) sim.Step();
+  sim.Add(6, 8, 1);
+  int prompt_done = 0;
+  for (int step = 0; step < 2; ++step) {
+    for (const auto& [id, n] : sim.Step().scheduled) {
+      if (id == 6) prompt_done += n;
+    }
+  }
+  EXPECT_EQ(prompt_done, 8) << "its whole prompt within two steps";
+  for (int step = 0; step < 100 && !sim.Step().running.empty(); ++step) {
+  }
+  sim.ExpectDrained();
+}
+
 // (2) The budget cuts a prompt into chunks of exactly what the decodes leave:
 // 10 - 2 - 2 = 6, then 10 - 1 - 1 = 8, 8, and the last 3.
 TEST(StepSchedulerTest, TokenBudgetSplitsPromptIntoBudgetRemainders) {
