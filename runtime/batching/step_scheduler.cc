@@ -234,14 +234,21 @@ StepPlan StepScheduler::Schedule(int32_t max_step_tokens) {
   // prompt at the head of the queue (taken by stage 2 below), so that a
   // short prompt's first token does not wait for a long one's whole prefill.
   const ShortHead short_head = ShortPromptReserve(owed, budget);
-  const auto short_prefill = [&](const Sequence& s) {
+  // Judged against the whole step's budget, not what is left of it.
+  const auto short_prefill = [this, step_budget = budget](const Sequence& s) {
     return s.num_uncomputed() > 1 && !s.resumed_without_progress &&
-           IsShortPrompt(s.num_uncomputed(), budget, config_);
+           IsShortPrompt(s.num_uncomputed(), step_budget, config_);
   };
-  int32_t short_running = 0;  // short prefills' tokens not yet planned
-  for (const Sequence* s : running_) {
-    if (short_prefill(*s)) short_running += s->num_uncomputed();
-  }
+  // The short prefills running after running_[i], of at least `priority`.
+  const auto short_after = [&](size_t i, int32_t priority) {
+    int32_t tokens = 0;
+    for (size_t j = i + 1; j < running_.size(); ++j) {
+      if (running_[j]->priority >= priority && short_prefill(*running_[j])) {
+        tokens += running_[j]->num_uncomputed();
+      }
+    }
+    return tokens;
+  };
 
   auto preempt = [&](size_t index) { Preempt(index, &plan); };
 
@@ -251,7 +258,6 @@ StepPlan StepScheduler::Schedule(int32_t max_step_tokens) {
     Sequence* seq = running_[i];
     const int32_t wanted = seq->num_uncomputed();
     const bool is_short = short_prefill(*seq);
-    if (is_short) short_running -= wanted;
     // A prefill chunk (more than a decode's one token) of a tenant ranked
     // behind the owed one waits a step. The oldest's, which must always
     // progress, takes one token, so that the step is about the owed chunk's
@@ -263,9 +269,9 @@ StepPlan StepScheduler::Schedule(int32_t max_step_tokens) {
     // so that a long prefill of an older sequence never starves the decodes
     // behind it (the budget is at least the running count).
     // A long prefill chunk (not a resumed sequence's, nor the owed tenant's)
-    // also leaves room for the short prefills after it and, unless of a
-    // higher priority, for the short prompt at the head of the queue,
-    // keeping at least half of its own.
+    // also leaves room for the short prefills after it and the short prompt
+    // at the head of the queue, those of at least its priority, keeping at
+    // least half of its own.
     const auto after = static_cast<int32_t>(running_.size() - i - 1);
     int32_t room = std::max(1, budget - after);
     if (wanted > 1 && !seq->resumed_without_progress && GivesWay(owed, seq->tenant_key)) {
@@ -276,8 +282,8 @@ StepPlan StepScheduler::Schedule(int32_t max_step_tokens) {
       room = owed->fits ? 1 : std::max(1, std::min(room, budget - owed->chunk));
     } else if (wanted > 1 && !seq->resumed_without_progress && !is_short &&
                !(owed && owed->tenant == seq->tenant_key)) {
-      const int32_t keep =
-          short_running + (seq->priority <= short_head.priority ? short_head.tokens : 0);
+      const int32_t keep = short_after(i, seq->priority) +
+                           (seq->priority <= short_head.priority ? short_head.tokens : 0);
       room = std::max(1, room - std::min(keep, room / 2));
     }
     const int32_t num_new = std::min({wanted, chunk_cap, room});
@@ -325,8 +331,12 @@ StepPlan StepScheduler::Schedule(int32_t max_step_tokens) {
   }
 
   // 2. Waiting sequences in queue order, only if nothing was preempted (the
-  // pool is short; admitting now would only feed the next preemption).
-  if (!plan.preempted.empty()) return plan;
+  // pool is short; admitting now would only feed the next preemption). Room
+  // left for the head then was not its chance: it may have it again.
+  if (!plan.preempted.empty()) {
+    reserved_for_.reset();
+    return plan;
+  }
   while (!waiting_.empty() && budget > 0 &&
          static_cast<int32_t>(running_.size()) < config_.max_num_seqs) {
     const auto next = NextWaiting();

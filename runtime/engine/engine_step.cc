@@ -181,9 +181,12 @@ void Engine::Impl::ExpireDeadlines(Clock::time_point now, const std::optional<St
     const int64_t own = PrefillLeft(*seq);
     int64_t tokens = ahead + own;
     // A short prompt at the head of the queue starts in the next step
-    // beside the running prefills (StepScheduler::ShortPromptReserve).
-    if (seq == head && seq->num_preemptions == 0 && seq->priority >= top_priority &&
-        IsShortPrompt(seq->num_uncomputed(), step_tokens, sched)) {
+    // beside the running prefills, and a short one running (admitted in
+    // part) is done in the next (StepScheduler::ShortPromptReserve).
+    const bool short_head =
+        seq == head && seq->num_preemptions == 0 && seq->priority >= top_priority;
+    const bool short_running = seq->status == SeqStatus::kRunning && !seq->resumed_without_progress;
+    if ((short_head || short_running) && IsShortPrompt(seq->num_uncomputed(), step_tokens, sched)) {
       tokens = std::min<int64_t>(tokens, step_tokens);
     }
     const std::optional<Clock::time_point>& deadline = live.at(seq->id)->request.deadline;

@@ -129,19 +129,19 @@ TEST(StepSchedulerTest, AShortPromptTakesAtMostHalfAPrefillsRoomAndNoneOfAHigher
 // short prefill running behind the long one: the long one leaves it room
 // too, so its prompt is done in the next step, not after the long prefill.
 TEST(StepSchedulerTest, AShortPromptAdmittedInPartFinishesItsPromptInTheNextStep) {
-  Sim sim(Config(/*budget=*/16, /*chunk=*/16), 256);
-  sim.Add(1, 200, 1);
+  Sim sim(Config(/*budget=*/32, /*chunk=*/32), 1024);
+  sim.Add(1, 1000, 1);
   sim.Step();
-  for (int id = 2; id <= 5; ++id) sim.Add(id, 1, 50);  // four decodes, started one a step
-  for (int step = 0; step < 4; ++step) sim.Step();
-  sim.Add(6, 8, 1);
+  for (int id = 2; id <= 7; ++id) sim.Add(id, 1, 50);  // six decodes, started one a step
+  for (int step = 0; step < 6; ++step) sim.Step();
+  sim.Add(8, 16, 1);  // short at 32; the decodes leave it 13 of its 16 in its first step
   int prompt_done = 0;
   for (int step = 0; step < 2; ++step) {
     for (const auto& [id, n] : sim.Step().scheduled) {
-      if (id == 6) prompt_done += n;
+      if (id == 8) prompt_done += n;
     }
   }
-  EXPECT_EQ(prompt_done, 8) << "its whole prompt within two steps";
+  EXPECT_EQ(prompt_done, 16) << "its whole prompt within two steps";
   for (int step = 0; step < 100 && !sim.Step().running.empty(); ++step) {
   }
   sim.ExpectDrained();
