@@ -36,6 +36,7 @@
 #include "scheduler/model_config_file.h"
 #include "scheduler/router.h"
 #include "server/http/http_front_door.h"
+#include "server/library_logs.h"
 #include "server/metrics.h"
 #include "server/metrics_http.h"
 #include "server/server.h"
@@ -384,6 +385,9 @@ int ServeCommand(int argc, char** argv) {
 
   // Before the threads we start, so that they all inherit the mask.
   SignalWaiter::BlockSignals();
+  // Before any server or channel: a client's malformed requests must not fill
+  // the log through protobuf's or gRPC's own lines.
+  server::LimitLibraryLogs();
   RaiseOpenFileLimit();
 
   absl::StatusOr<std::vector<DeviceBackend>> backends = BackendsFromArgs(*args);
