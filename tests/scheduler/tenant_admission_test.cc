@@ -56,6 +56,14 @@ class TenantAdmissionTest : public ::testing::Test {
     model_.reset();
     router_.reset();
   }
+  // The tenant "metered" at 60 tokens a minute (one a second); others free.
+  void StartMetered() {
+    TenantPolicy tenants;
+    TenantLimits metered;
+    metered.tokens_per_minute = 60;
+    tenants.named["metered"] = metered;
+    Start(tenants);
+  }
 
   absl::StatusOr<runtime::RequestId> Run(const std::string& tenant, int32_t prompt, int32_t gen,
                                          std::shared_ptr<RecordingSink>* out = nullptr) {
@@ -75,11 +83,7 @@ class TenantAdmissionTest : public ::testing::Test {
 };
 
 TEST_F(TenantAdmissionTest, ATenantOverItsRateIsRefusedAndTheOtherIsNot) {
-  TenantPolicy tenants;
-  TenantLimits metered;
-  metered.tokens_per_minute = 60;  // one a second
-  tenants.named["metered"] = metered;
-  Start(tenants);
+  StartMetered();
 
   std::shared_ptr<RecordingSink> sink;
   ASSERT_TRUE(Run("metered", 30, 20, &sink).ok());
@@ -115,11 +119,7 @@ TEST_F(TenantAdmissionTest, AModelRefusalGivesTheTenantItsTokensBack) {
 // A call of several choices (HTTP's n) is charged its prompt once, as its
 // usage counts it: the further choices find it in the prefix cache.
 TEST_F(TenantAdmissionTest, AFurtherChoiceIsNotChargedThePromptAgain) {
-  TenantPolicy tenants;
-  TenantLimits metered;
-  metered.tokens_per_minute = 60;
-  tenants.named["metered"] = metered;
-  Start(tenants);
+  StartMetered();
   std::shared_ptr<RecordingSink> first;
   ASSERT_TRUE(Run("metered", 40, 1, &first).ok());  // 41 of 60 spent
   auto further = std::make_shared<RecordingSink>();
@@ -138,11 +138,7 @@ TEST_F(TenantAdmissionTest, AFurtherChoiceIsNotChargedThePromptAgain) {
 // A stop string's tokens were generated but never sent (the engine sends a
 // token with its text): they are charged to the tenant at the finish.
 TEST_F(TenantAdmissionTest, TokensAStopStringSwallowedAreChargedToo) {
-  TenantPolicy tenants;
-  TenantLimits metered;
-  metered.tokens_per_minute = 60;
-  tenants.named["metered"] = metered;
-  Start(tenants);
+  StartMetered();
   class TextSink : public RecordingSink {
    public:
     bool OnDelta(const runtime::TokenDelta& d) override {
