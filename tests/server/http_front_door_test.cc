@@ -164,12 +164,16 @@ class HttpFrontDoorTest : public ::testing::Test {
     EXPECT_TRUE(testing::WaitFor([&] { return model->admission().queued_requests() == 1; },
                                  std::chrono::seconds(30)))
         << "the request never queued";
+    // A step at a time, each given a moment to reach the client: on a busy
+    // machine the event can take longer to arrive than the neighbour's 200
+    // tokens take to run out.
     while (!streaming) {
       if (!neighbour.Advance()) {
         ADD_FAILURE() << "the held engine ended before the stream's first event";
         neighbour.Open();
         break;
       }
+      testing::WaitFor([&] { return streaming.load(); }, std::chrono::milliseconds(50));
     }
     return fd.get();
   }

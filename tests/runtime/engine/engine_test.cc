@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -817,6 +818,36 @@ TEST(EngineStatsTest, AShortPromptWaitsForTwoStepsAtMostBesideRunningPrefills) {
   sched.chunked_prefill = false;
   s.prefill_tokens_started = 6000;
   EXPECT_EQ(s.PrefillTokensAheadOf(31, 1, 512, sched), 6000) << "without chunking: no lane";
+}
+
+// The snapshot says what closes the short-prompt lane for a prediction: the
+// highest priority of a running prefill, and a preempted sequence queued
+// (a decoding one too: it goes before any new prompt).
+TEST_F(EngineTest, TheSnapshotTellsWhatClosesTheShortPromptLane) {
+  std::unique_ptr<Engine> e = MakeEngine(/*num_blocks=*/64, /*block_size=*/4);
+  GenerateRequest long_prompt = Request(24, 1, /*seed=*/1);
+  long_prompt.priority = 3;
+  ASSERT_TRUE(e->Submit(long_prompt, std::make_shared<RecordingSink>()).ok());
+  ASSERT_TRUE(e->Step().ok());  // 8 of its 24 computed
+  EXPECT_EQ(e->Stats().top_prefill_priority, 3);
+  EXPECT_FALSE(e->Stats().preempted_waiting);
+  RunToIdle(*e);
+  EXPECT_EQ(e->Stats().top_prefill_priority, std::numeric_limits<int32_t>::min());
+
+  // Two decodes that outgrow six blocks: the newer is preempted and waits.
+  e = MakeEngine(/*num_blocks=*/7, /*block_size=*/4);
+  ASSERT_TRUE(e->Submit(Request(4, 12, /*seed=*/2), std::make_shared<RecordingSink>()).ok());
+  ASSERT_TRUE(e->Submit(Request(4, 12, /*seed=*/3), std::make_shared<RecordingSink>()).ok());
+  bool seen = false;
+  for (int step = 0; step < 40 && !seen; ++step) {
+    ASSERT_TRUE(e->Step().ok());
+    const EngineStats s = e->Stats();
+    seen = s.num_preemptions > 0 && s.num_waiting > 0;
+    if (seen) EXPECT_TRUE(s.preempted_waiting) << "a preempted decode is queued";
+  }
+  EXPECT_TRUE(seen) << "the cache is small enough to preempt";
+  RunToIdle(*e);
+  EXPECT_FALSE(e->Stats().preempted_waiting);
 }
 
 TEST_F(EngineTest, PrefillBacklogLeavesOutWhatThePrefixCacheHolds) {
