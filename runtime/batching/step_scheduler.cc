@@ -1,6 +1,6 @@
 // The step scheduler: one plan per step under a token budget and a sequence
-// cap, running sequences first (a prefill chunk leaving room for a short
-// prompt at the head of the queue), then admission (by priority, then fair
+// cap, running sequences first (a long prefill leaving room for short ones,
+// running or at the head of the queue), then admission (by priority, then fair
 // share between tenants, then FIFO), with preemption by recompute when a
 // running sequence cannot get a block.
 //
@@ -257,7 +257,7 @@ StepPlan StepScheduler::Schedule(int32_t max_step_tokens) {
   while (i < running_.size() && budget > 0) {
     Sequence* seq = running_[i];
     const int32_t wanted = seq->num_uncomputed();
-    const bool is_short = short_prefill(*seq);
+    const bool prefill = wanted > 1 && !seq->resumed_without_progress;
     // A prefill chunk (more than a decode's one token) of a tenant ranked
     // behind the owed one waits a step. The oldest's, which must always
     // progress, takes one token, so that the step is about the owed chunk's
@@ -274,14 +274,13 @@ StepPlan StepScheduler::Schedule(int32_t max_step_tokens) {
     // least half of its own.
     const auto after = static_cast<int32_t>(running_.size() - i - 1);
     int32_t room = std::max(1, budget - after);
-    if (wanted > 1 && !seq->resumed_without_progress && GivesWay(owed, seq->tenant_key)) {
+    if (prefill && GivesWay(owed, seq->tenant_key)) {
       if (i > 0) {
         ++i;
         continue;
       }
       room = owed->fits ? 1 : std::max(1, std::min(room, budget - owed->chunk));
-    } else if (wanted > 1 && !seq->resumed_without_progress && !is_short &&
-               !(owed && owed->tenant == seq->tenant_key)) {
+    } else if (prefill && !short_prefill(*seq) && !(owed && owed->tenant == seq->tenant_key)) {
       const int32_t keep = short_after(i, seq->priority) +
                            (seq->priority <= short_head.priority ? short_head.tokens : 0);
       room = std::max(1, room - std::min(keep, room / 2));

@@ -118,9 +118,9 @@ class StepScheduler {
   // What running prefills leave this step for the next waiting sequence:
   // its prompt where that is short (IsShortPrompt at `budget`, its cached
   // prefix counted: that may be evicted before it is admitted), it is new
-  // (not preempted), admissible this step (not
-  // giving way to an owed tenant) and was not left room in the step before
-  // (it then waits for blocks, or for budget others took); else none.
+  // (not preempted), admissible this step (not giving way to an owed
+  // tenant) and was not left room in the step before (it then waits for
+  // blocks, or for budget others took); else none.
   // So a short prompt queued behind a long one's prefill starts in the next
   // step instead of after the whole long prompt. Only long prefills of at
   // most its priority leave it room, and each keeps at least half of its own.

@@ -160,8 +160,11 @@ void Engine::Impl::ExpireDeadlines(Clock::time_point now, const std::optional<St
   // them: running ones (mid-prefill) first, then the queue. Each one's first
   // token needs the prefill ahead of it and its own.
   std::vector<Sequence*> order;
+  int32_t top_priority = std::numeric_limits<int32_t>::min();  // of the running prefills
   for (Sequence* seq : step_scheduler.running()) {
-    if (seq->num_generated() == 0) order.push_back(seq);
+    if (seq->num_generated() != 0) continue;
+    order.push_back(seq);
+    top_priority = std::max(top_priority, seq->priority);
   }
   for (Sequence* seq : step_scheduler.waiting()) {
     if (seq->num_generated() == 0) order.push_back(seq);
@@ -172,10 +175,6 @@ void Engine::Impl::ExpireDeadlines(Clock::time_point now, const std::optional<St
   const bool room = static_cast<int32_t>(step_scheduler.running().size()) < sched.max_num_seqs;
   const Sequence* head =
       step_scheduler.waiting().empty() || !room ? nullptr : step_scheduler.waiting().front();
-  int32_t top_priority = std::numeric_limits<int32_t>::min();  // of the running prefills
-  for (const Sequence* seq : step_scheduler.running()) {
-    if (seq->num_generated() == 0) top_priority = std::max(top_priority, seq->priority);
-  }
   for (Sequence* seq : order) {
     // As the Router's prediction assumed when it was admitted.
     const int64_t own = PrefillLeft(*seq);
@@ -185,8 +184,10 @@ void Engine::Impl::ExpireDeadlines(Clock::time_point now, const std::optional<St
     // part) is done in the next (StepScheduler::ShortPromptReserve).
     const bool short_head =
         seq == head && seq->num_preemptions == 0 && seq->priority >= top_priority;
-    const bool short_running = seq->status == SeqStatus::kRunning && !seq->resumed_without_progress;
-    if ((short_head || short_running) && IsShortPrompt(seq->num_uncomputed(), step_tokens, sched)) {
+    const bool running_prefill =
+        seq->status == SeqStatus::kRunning && !seq->resumed_without_progress;
+    if ((short_head || running_prefill) &&
+        IsShortPrompt(seq->num_uncomputed(), step_tokens, sched)) {
       tokens = std::min<int64_t>(tokens, step_tokens);
     }
     const std::optional<Clock::time_point>& deadline = live.at(seq->id)->request.deadline;
@@ -221,16 +222,12 @@ void Engine::Impl::EmitToken(LiveRequest& r, const Tokenizer& tokenizer, Clock::
 
   const bool stop_id =
       std::find(p.stop_token_ids.begin(), p.stop_token_ids.end(), token) != p.stop_token_ids.end();
-  // The token starts where the text detokenized so far ends (an end token
-  // adds none).
-  r.held.push_back(
-      {token, std::exchange(r.logprobs, std::nullopt), r.detokenized_bytes, r.detokenized_bytes});
+  const int64_t start = r.detokenized_bytes;
   if (stop_id || (!p.ignore_eos && tokenizer.IsEndOfGeneration(token))) {
     finish = FinishReason::kStop;  // the end token itself is not shown as text
   } else {
     const std::string piece = r.detok.Push(token);
     r.detokenized_bytes += static_cast<int64_t>(piece.size());
-    r.held.back().end = r.detokenized_bytes;
     StopChecker::Result out = r.stops.Push(piece);
     delta.text = std::move(out.text);
     if (out.stopped) finish = FinishReason::kStopString;
@@ -246,6 +243,8 @@ void Engine::Impl::EmitToken(LiveRequest& r, const Tokenizer& tokenizer, Clock::
       delta.text += r.stops.Flush();
     }
   }
+  // The token's bytes of the text as detokenized (an end token has none).
+  r.held.push_back({token, std::exchange(r.logprobs, std::nullopt), start, r.detokenized_bytes});
   r.released_bytes += static_cast<int64_t>(delta.text.size());
   // Tokens whose text has started going out go with it, and one without
   // text once all before it went; at a finish other than a stop string

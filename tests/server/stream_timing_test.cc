@@ -48,8 +48,7 @@ TEST(StreamTimingTest, ARequestWhoseTokensWereAllHeldHasItsEndAsItsFirstToken) {
   runtime::FinishInfo info;
   info.reason = runtime::FinishReason::kStopString;
   info.completion_tokens = 2;
-  const runtime::FinishInfo out = t.OnFinish(info);
-  EXPECT_GE(out.timings.ttft_ms, 0);
+  t.OnFinish(info);
   EXPECT_THAT(metrics.Render({}), HasSubstr(Count("cohost_time_to_first_token_seconds") + "1\n"));
 
   ServerMetrics refused;  // none generated (refused, failed): no first token
