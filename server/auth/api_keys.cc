@@ -108,11 +108,25 @@ absl::StatusOr<ApiKeys> ApiKeys::Parse(std::string_view text, std::string_view s
     };
     const std::vector<std::string_view> fields = Fields(line);
     Principal principal;
+    bool has_tenant = false, has_role = false;
+    const auto once = [&](bool* seen, std::string_view field) -> absl::Status {
+      if (*seen) return absl::InvalidArgumentError(std::string(field) + " is given twice");
+      *seen = true;
+      return absl::OkStatus();
+    };
     for (size_t i = 1; i < fields.size(); ++i) {
       std::string_view f = fields[i];
       if (ConsumePrefix(&f, "tenant=")) {
+        if (absl::Status s = once(&has_tenant, "tenant="); !s.ok()) return fail(s);
+        // A key without a tenant leaves the field out; an empty name here is
+        // more likely a name lost in editing than a wish for none.
+        if (f.empty()) {
+          return fail(absl::InvalidArgumentError(
+              "tenant= needs a name (leave it out for a key without a tenant)"));
+        }
         principal.tenant = std::string(f);
       } else if (ConsumePrefix(&f, "role=")) {
+        if (absl::Status s = once(&has_role, "role="); !s.ok()) return fail(s);
         absl::StatusOr<Role> role = ParseRole(f);
         if (!role.ok()) return fail(role.status());
         principal.role = *role;

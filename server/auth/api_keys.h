@@ -41,8 +41,9 @@ class ApiKeys {
 
   // The key file: one key per line, `KEY [tenant=NAME] [role=user|admin]`;
   // blank lines and lines starting with '#' are skipped. A key is 16..256
-  // printable ASCII bytes without spaces. Errors name `source` and the line,
-  // never the key. Default role: user; default tenant: none.
+  // printable ASCII bytes without spaces; each field at most once, NAME not
+  // empty. Errors name `source` and the line, never the key. Default role:
+  // user; default tenant: none.
   static absl::StatusOr<ApiKeys> Parse(std::string_view text, std::string_view source);
   // A file with no keys (or a directory) is INVALID_ARGUMENT: asked for
   // keys, the server never runs without any.

@@ -75,6 +75,10 @@ TEST(ApiKeysTest, FileErrorsNameTheLineNotTheKey) {
            Case{"ok-key-0123456789abc\nok-key-0123456789abc\n", "keys.txt:2: the same key"},
            Case{"ok-key-0123456789abc role=root\n", "keys.txt:1: role must be user or admin"},
            Case{"ok-key-0123456789abc colour=red\n", "keys.txt:1: after the key only"},
+           Case{"ok-key-0123456789abc tenant=\n", "keys.txt:1: tenant= needs a name"},
+           Case{"# keys\nok-key-0123456789abc tenant=a tenant=b\n",
+                "keys.txt:2: tenant= is given twice"},
+           Case{"ok-key-0123456789abc role=user role=admin\n", "keys.txt:1: role= is given twice"},
            Case{"ok-key-\x01-0123456789abc\n", "keys.txt:1: a key may hold only printable"},
        }) {
     absl::StatusOr<ApiKeys> keys = ApiKeys::Parse(c.text, "keys.txt");
