@@ -29,6 +29,7 @@ void ApplyLimits(const ServerOptions& o, grpc::ServerBuilder& b) {
   b.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
                        o.min_recv_ping_interval_without_data_ms);
   b.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, o.max_ping_strikes);
+  b.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS, o.max_connection_idle_ms);
 }
 
 std::shared_ptr<grpc::ServerCredentials> Credentials(const auth::TlsConfig& tls) {

@@ -32,6 +32,10 @@ struct ServerOptions {
   // Clients may ping this often without data; faster pings count as strikes.
   int min_recv_ping_interval_without_data_ms = 10'000;
   int max_ping_strikes = 2;
+  // A connection with no call for this long is closed (GOAWAY; a client
+  // reconnects on its next call), so that connections opened and left do
+  // not hold the process's descriptors for good.
+  int max_connection_idle_ms = 600'000;
 
   StreamLimits stream;
 

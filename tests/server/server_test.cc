@@ -43,7 +43,8 @@ class TestServer {
  public:
   explicit TestServer(runtime::EngineConfig engine = {}, scheduler::AdmissionLimits limits = {},
                       std::string model_root = "",
-                      std::vector<scheduler::ModelSpec> configured = {}) {
+                      std::vector<scheduler::ModelSpec> configured = {},
+                      const std::function<void(ServerOptions&)>& tune = {}) {
     backend_ = kernels::MakeCpuBackend(0);
     router_ = std::make_unique<scheduler::Router>(backend_.get(), engine, limits);
     status_ = router_->LoadModel(kModel, COHOST_DEFAULT_MODEL);
@@ -54,6 +55,7 @@ class TestServer {
     options.health_interval = milliseconds(50);
     options.model_root = std::move(model_root);
     options.configured_models = std::move(configured);
+    if (tune) tune(options);
     absl::StatusOr<std::unique_ptr<Server>> s = Server::Start(router_.get(), &metrics_, options);
     if (!s.ok()) {
       status_ = s.status();
@@ -315,6 +317,29 @@ TEST(ServerTest, HealthAndModelListing) {
   EXPECT_TRUE(
       WaitFor([&] { return HealthCheck(ts.channel(), kModel).value_or(-1) == 1; }, seconds(60)));
   EXPECT_TRUE(Generate(ts.stub(), Greedy(1)).status.ok());
+}
+
+// A connection without calls is closed after the idle limit, so that
+// connections opened and left do not hold descriptors; the client reconnects
+// on its next call. With the default limit the same wait leaves it open.
+TEST(ServerTest, AConnectionLeftIdleIsClosedAndTheClientReconnects) {
+  for (const bool short_limit : {false, true}) {
+    TestServer ts({}, {}, "", {}, [&](ServerOptions& o) {
+      if (short_limit) o.max_connection_idle_ms = 300;
+    });
+    ASSERT_TRUE(ts.status().ok()) << ts.status();
+    const auto list = [&] {
+      grpc::ClientContext ctx;
+      v1::ListModelsResponse response;
+      return ts.stub().ListModels(&ctx, {}, &response).ok();
+    };
+    ASSERT_TRUE(list());
+    ASSERT_EQ(ts.channel()->GetState(false), GRPC_CHANNEL_READY);
+    const bool closed =
+        WaitFor([&] { return ts.channel()->GetState(false) != GRPC_CHANNEL_READY; }, seconds(3));
+    EXPECT_EQ(closed, short_limit) << (short_limit ? "past the idle limit" : "by default");
+    EXPECT_TRUE(list()) << "a call after the close reconnects";
+  }
 }
 
 // Without a model root, LoadModel (re)loads the server's configured models by
