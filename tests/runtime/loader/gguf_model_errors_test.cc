@@ -86,6 +86,90 @@ TEST(GgufModelTest, TensorProblems) {
   }
 }
 
+// Every type a matrix may be stored in, in a file whose matrix of that type
+// is wrong: rows that are not whole blocks; an infinite or NaN scale or min
+// (each such field of a block), whether the matrix is dequantized, kept as
+// copied blocks or kept in the file's mapping; a file that ends inside it.
+// Each is refused, naming the file, the tensor and what is wrong. (The
+// fields' offsets are written out here, not taken from the loader's table.)
+TEST(GgufModelTest, EachStoredTypesBadMatricesAreRefused) {
+  struct Type {
+    uint32_t id;
+    std::string name;
+    int block_values, block_bytes;
+    std::vector<int> scale_fields;  // byte offsets of a block's fp16 factors
+  };
+  const Type types[] = {
+      {kTF16, "F16", 1, 2, {}},           {kTBF16, "BF16", 1, 2, {}},
+      {kTQ4_0, "Q4_0", 32, 18, {0}},      {kTQ4_1, "Q4_1", 32, 20, {0, 2}},
+      {kTQ5_0, "Q5_0", 32, 22, {0}},      {kTQ5_1, "Q5_1", 32, 24, {0, 2}},
+      {kTQ8_0, "Q8_0", 32, 34, {0}},      {kTQ2_K, "Q2_K", 256, 84, {80, 82}},
+      {kTQ3_K, "Q3_K", 256, 110, {108}},  {kTQ4_K, "Q4_K", 256, 144, {0, 2}},
+      {kTQ5_K, "Q5_K", 256, 176, {0, 2}}, {kTQ6_K, "Q6_K", 256, 210, {208}},
+  };
+  TinyOptions wide;  // rows of 256: whole blocks of every type
+  wide.hidden = 256;
+  wide.ffn = 256;
+  constexpr int64_t kValues = 256 * 256;
+  const std::string kName = "blk.0.ffn_down.weight";
+  // The tiny model with its ffn_down stored as `t` (zero blocks), last in the file.
+  const auto stored_as = [&](const Type& t) {
+    TinyModel m = MakeTinyModel(wide);
+    GgufWriter::Tensor x = FindTensor(m.writer, kName);
+    std::erase_if(m.writer.tensors, [&](const auto& other) { return other.name == kName; });
+    x.type = t.id;
+    x.data = std::string(static_cast<size_t>(kValues / t.block_values * t.block_bytes), '\0');
+    m.writer.tensors.push_back(std::move(x));
+    return m;
+  };
+  LoadOptions dequantized, copied, mapped;
+  copied.keep_quantized = mapped.keep_quantized = true;
+  mapped.map_weights = true;
+  for (const Type& t : types) {
+    SCOPED_TRACE(t.name);
+    {
+      // Well formed, it loads, and the mapped load keeps it in the mapping.
+      absl::StatusOr<ModelFile> mf = LoadBytes(stored_as(t).writer.Build(), mapped);
+      ASSERT_TRUE(mf.ok()) << mf.status();
+      EXPECT_FALSE(mf->tensors.at(kName).mapped.empty());
+    }
+    if (t.block_values > 1) {
+      TinyModel m = stored_as(t);
+      FindTensor(m.writer, kName).dims = {static_cast<uint64_t>(t.block_values / 2),
+                                          static_cast<uint64_t>(kValues * 2 / t.block_values)};
+      ExpectLoadError(m.writer, absl::StatusCode::kInvalidArgument,
+                      absl::StrCat("row length ", t.block_values / 2, " is not a multiple of the ",
+                                   t.name, " block size"));
+    }
+    for (const int field : t.scale_fields) {
+      for (const uint8_t high : {uint8_t{0x7c}, uint8_t{0xfe}}) {  // +infinity, a NaN
+        for (const LoadOptions& options : {dequantized, copied, mapped}) {
+          TinyModel m = stored_as(t);
+          // The high byte of the field in block 1 (little-endian fp16).
+          FindTensor(m.writer, kName)
+              .data[static_cast<size_t>(t.block_bytes) + static_cast<size_t>(field) + 1] =
+              static_cast<char>(high);
+          ExpectLoadError(
+              m.writer, absl::StatusCode::kInvalidArgument,
+              absl::StrCat("tensor '", kName, "': ", t.name, " block 1 has a non-finite scale"),
+              options);
+        }
+      }
+    }
+    {
+      // The file ends a block before the matrix does.
+      std::string bytes = stored_as(t).writer.Build();
+      bytes.resize(bytes.size() - static_cast<size_t>(t.block_bytes));
+      const absl::StatusOr<ModelFile> mf = LoadBytes(bytes, mapped, "cut.gguf");
+      ASSERT_FALSE(mf.ok());
+      EXPECT_EQ(mf.status().code(), absl::StatusCode::kInvalidArgument) << mf.status();
+      EXPECT_THAT(Msg(mf.status()), HasSubstr("cut.gguf"));
+      EXPECT_THAT(Msg(mf.status()), HasSubstr(absl::StrCat("tensor '", kName, "' data")));
+      EXPECT_THAT(Msg(mf.status()), HasSubstr("runs past the end of the file"));
+    }
+  }
+}
+
 TEST(GgufModelTest, UnsupportedTensorTypeIsUnimplemented) {
   // Q8_K (llama.cpp's activation type, never a weight's) for the [256]-wide
   // rows of a model whose hidden size is 256.

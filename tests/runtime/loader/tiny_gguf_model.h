@@ -89,6 +89,9 @@ struct TinyOptions {
   // Rows of the embedding and the output (kVocab or more: the tokens past
   // kVocab are plain ones, "t8", "t9", ...).
   int vocab = kVocab;
+  // The hidden and feed-forward widths (head_dim: hidden / kHeads). 256
+  // makes every matrix's rows whole K-quant blocks.
+  int hidden = kHidden, ffn = kFfn;
 };
 
 // The rows of `bytes` (rows of equal size) in the converter's RoPE order.
@@ -106,17 +109,18 @@ inline TinyModel MakeTinyModel(const TinyOptions& o = {}) {
   TinyModel m;
   GgufWriter& w = m.writer;
   const std::string a = o.arch;
+  const int hidden = o.hidden, ffn = o.ffn, head_dim = o.hidden / kHeads;
   w.AddString("general.architecture", a);
   w.AddString("general.name", "tiny");
   w.AddU32(a + ".block_count", 1);
   w.AddU32(a + ".context_length", 128);
-  w.AddU32(a + ".embedding_length", kHidden);
-  w.AddU32(a + ".feed_forward_length", kFfn);
+  w.AddU32(a + ".embedding_length", hidden);
+  w.AddU32(a + ".feed_forward_length", ffn);
   w.AddU32(a + ".attention.head_count", kHeads);
   w.AddU32(a + ".attention.head_count_kv", kKvHeads);
   w.AddF32(a + ".rope.freq_base", 500000.f);
   w.AddF32(a + ".attention.layer_norm_rms_epsilon", 1e-6f);
-  w.AddU32(a + ".rope.dimension_count", kHeadDim);
+  w.AddU32(a + ".rope.dimension_count", head_dim);
   w.AddString("tokenizer.ggml.model", "gpt2");
   w.AddString("tokenizer.ggml.pre", "llama-bpe");
   std::vector<std::string> tokens = {
@@ -144,32 +148,32 @@ inline TinyModel MakeTinyModel(const TinyOptions& o = {}) {
   };
   const bool permuted = o.arch == "llama";
   std::vector<Spec> specs = {
-      {"token_embd.weight", {o.vocab, kHidden}, kTQ8_0, 0},
-      {"output_norm.weight", {kHidden}, kTF32, 0},
-      {"blk.0.attn_norm.weight", {kHidden}, kTF32, 0},
-      {"blk.0.ffn_norm.weight", {kHidden}, kTBF16, 0},
+      {"token_embd.weight", {o.vocab, hidden}, kTQ8_0, 0},
+      {"output_norm.weight", {hidden}, kTF32, 0},
+      {"blk.0.attn_norm.weight", {hidden}, kTF32, 0},
+      {"blk.0.ffn_norm.weight", {hidden}, kTBF16, 0},
       {"blk.0.attn_q.weight",
-       {kHeads * kHeadDim, kHidden},
+       {kHeads * head_dim, hidden},
        o.quantized_attention ? kTQ8_0 : kTF32,
        permuted ? kHeads : 0},
       {"blk.0.attn_k.weight",
-       {kKvHeads * kHeadDim, kHidden},
+       {kKvHeads * head_dim, hidden},
        o.quantized_attention ? kTQ8_0 : kTF16,
        permuted ? kKvHeads : 0},
       {"blk.0.attn_v.weight",
-       {kKvHeads * kHeadDim, kHidden},
+       {kKvHeads * head_dim, hidden},
        o.quantized_attention ? kTQ8_0 : kTQ4_1,
        0},
-      {"blk.0.attn_output.weight", {kHidden, kHeads * kHeadDim}, kTF16, 0},
-      {"blk.0.ffn_gate.weight", {kFfn, kHidden}, kTQ8_0, 0},
-      {"blk.0.ffn_up.weight", {kFfn, kHidden}, kTQ4_0, 0},
-      {"blk.0.ffn_down.weight", {kHidden, kFfn}, kTQ4_1, 0},
+      {"blk.0.attn_output.weight", {hidden, kHeads * head_dim}, kTF16, 0},
+      {"blk.0.ffn_gate.weight", {ffn, hidden}, kTQ8_0, 0},
+      {"blk.0.ffn_up.weight", {ffn, hidden}, kTQ4_0, 0},
+      {"blk.0.ffn_down.weight", {hidden, ffn}, kTQ4_1, 0},
   };
-  if (!o.tied) specs.push_back({"output.weight", {o.vocab, kHidden}, kTQ4_0, 0});
+  if (!o.tied) specs.push_back({"output.weight", {o.vocab, hidden}, kTQ4_0, 0});
   if (o.bias) {
-    specs.push_back({"blk.0.attn_q.bias", {kHeads * kHeadDim}, kTF32, permuted ? kHeads : 0});
-    specs.push_back({"blk.0.attn_k.bias", {kKvHeads * kHeadDim}, kTF32, permuted ? kKvHeads : 0});
-    specs.push_back({"blk.0.attn_v.bias", {kKvHeads * kHeadDim}, kTF32, 0});
+    specs.push_back({"blk.0.attn_q.bias", {kHeads * head_dim}, kTF32, permuted ? kHeads : 0});
+    specs.push_back({"blk.0.attn_k.bias", {kKvHeads * head_dim}, kTF32, permuted ? kKvHeads : 0});
+    specs.push_back({"blk.0.attn_v.bias", {kKvHeads * head_dim}, kTF32, 0});
   }
   int seed = 0;
   for (const Spec& s : specs) {
