@@ -34,6 +34,8 @@ PROMPTS = [
     "Water boils at a temperature of",
     "1, 2, 3, 4, 5, 6, 7, 8,",
     "10, 20, 30, 40, 50,",
+    "5, 10, 15, 20, 25,",
+    "100, 200, 300, 400,",
     "a b c d e f g h",
     "A, B, C, D, E, F, G,",
 ]
