@@ -33,7 +33,8 @@ constexpr size_t kAlignment = 64;  // one cache line; also what AVX-512 loads li
 
 class CpuBackend final : public Backend {
  public:
-  CpuBackend(int num_threads, DType kv_dtype) : kv_dtype_(kv_dtype), pool_(num_threads) {
+  CpuBackend(int num_threads, DType kv_dtype, bool pin_threads)
+      : kv_dtype_(kv_dtype), pool_(num_threads, pin_threads) {
     // OpenBLAS (the dense GEMMs of --cpu-precision reference) sizes its own
     // threads from the cores it sees, past --threads and a cgroup's quota:
     // hold it to the pool's size, never above what it chose itself (so
@@ -58,8 +59,8 @@ class CpuBackend final : public Backend {
     // OpenBLAS's kernel choice decides GEMM speed; a generic one (e.g.
     // "Prescott" on a CPU it does not recognise, where SettleOpenBlasCore
     // could not help) is worth seeing in logs.
-    caps.device_name = absl::StrCat("cpu (", pool_.num_threads(), " threads, OpenBLAS ",
-                                    openblas_get_corename(), ")");
+    caps.device_name = absl::StrCat("cpu (", pool_.num_threads(), pool_.pinned() ? " pinned" : "",
+                                    " threads, OpenBLAS ", openblas_get_corename(), ")");
     return caps;
   }
 
@@ -276,8 +277,8 @@ class CpuBackend final : public Backend {
 
 }  // namespace
 
-std::unique_ptr<Backend> MakeCpuBackend(int num_threads, DType kv_dtype) {
-  return std::make_unique<CpuBackend>(num_threads, kv_dtype);
+std::unique_ptr<Backend> MakeCpuBackend(int num_threads, DType kv_dtype, bool pin_threads) {
+  return std::make_unique<CpuBackend>(num_threads, kv_dtype, pin_threads);
 }
 
 }  // namespace cohost::kernels

@@ -99,11 +99,37 @@ struct ThreadPool::Job {
   }
 };
 
-ThreadPool::ThreadPool(int num_threads) {
+std::vector<int> AffinityCpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  std::vector<int> cpus;
+  if (sched_getaffinity(0, sizeof(set), &set) != 0) return cpus;
+  for (int c = 0; c < CPU_SETSIZE; ++c) {
+    if (CPU_ISSET(c, &set)) cpus.push_back(c);
+  }
+  return cpus;
+}
+
+ThreadPool::ThreadPool(int num_threads, bool pin) {
   if (num_threads <= 0) num_threads = AvailableCpus();
   num_threads = std::max(num_threads, 1);
+  const std::vector<int> cpus = pin ? AffinityCpus() : std::vector<int>();
+  pinned_ = !cpus.empty();
   workers_.reserve(num_threads - 1);
-  for (int i = 1; i < num_threads; ++i) workers_.emplace_back([this] { WorkerLoop(); });
+  for (int i = 1; i < num_threads; ++i) {
+    const int cpu = pinned_ ? cpus[static_cast<size_t>(i) % cpus.size()] : -1;
+    workers_.emplace_back([this, cpu] {
+      if (cpu >= 0) {
+        // Best effort: a mask changed since it was read leaves this worker
+        // where the OS puts it.
+        cpu_set_t one;
+        CPU_ZERO(&one);
+        CPU_SET(cpu, &one);
+        sched_setaffinity(0, sizeof(one), &one);
+      }
+      WorkerLoop();
+    });
+  }
 }
 
 ThreadPool::~ThreadPool() {

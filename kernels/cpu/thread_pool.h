@@ -25,15 +25,26 @@ int AvailableCpus();
 // 100000" -> 2, "max 100000" -> nullopt); nullopt for anything unreadable.
 std::optional<int> CpusFromCgroupQuota(std::string_view cpu_max);
 
+// The CPUs of this process's affinity mask, in order (empty if unreadable).
+std::vector<int> AffinityCpus();
+
 class ThreadPool {
  public:
-  // num_threads counts the calling thread; <= 0 means AvailableCpus().
-  explicit ThreadPool(int num_threads);
+  // num_threads counts the calling thread; <= 0 means AvailableCpus(). With
+  // `pin`, worker i (1..num_threads-1) is bound to the i-th CPU of the
+  // affinity mask (wrapping around), leaving the first to the calling
+  // thread, which the pool does not bind: a worker then keeps its caches
+  // and is never moved onto another worker's core, but cannot move off its
+  // own when another process takes it. Off by default (bench/RESULTS.md,
+  // "Pinning the pool's workers").
+  explicit ThreadPool(int num_threads, bool pin = false);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
 
   int num_threads() const { return static_cast<int>(workers_.size()) + 1; }
+  // Whether the workers were bound to CPUs (asked for, and the mask read).
+  bool pinned() const { return pinned_; }
 
   // Calls fn(begin, end) over disjoint ranges covering [0, n). Ranges hold at
   // least `grain` indices (except the last), so tiny loops stay on one thread.
@@ -53,6 +64,7 @@ class ThreadPool {
   std::atomic<int> active_{0};
   std::atomic<uint64_t> published_{0};  // generation_, for workers watching without mu_
   bool stop_ = false;                   // guarded by mu_
+  bool pinned_ = false;
   std::vector<std::thread> workers_;
 };
 

@@ -1,14 +1,17 @@
 // The CPU thread pool's size: the CPUs this process may use (affinity mask,
 // cgroup quota), ParallelFor covering its range exactly once, loop after
-// loop, and OpenBLAS held to the backend's thread count.
+// loop, workers bound to CPUs when asked, and OpenBLAS held to the backend's
+// thread count.
 
 #include "kernels/cpu/thread_pool.h"
 
 #include <sched.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -79,6 +82,56 @@ TEST(ThreadPoolTest, BackToBackLoopsEachCoverTheirRangeOnce) {
     if (round % 500 == 499) std::this_thread::sleep_for(std::chrono::milliseconds(2));
     for (int64_t i = 0; i < n; ++i) ASSERT_EQ(seen[i].exchange(0), 1) << round << " " << i;
   }
+}
+
+// What each of a pool's threads may run on, as each reports it from inside
+// one chunk of a loop (every chunk waits until all threads hold one, so each
+// thread takes exactly one): the calling thread's mask first.
+std::vector<std::vector<int>> ThreadMasks(ThreadPool& pool) {
+  const int n = pool.num_threads();
+  std::mutex mu;
+  std::vector<std::vector<int>> worker_masks;
+  std::vector<int> caller_mask;
+  const std::thread::id caller = std::this_thread::get_id();
+  std::atomic<int> inside{0};
+  pool.ParallelFor(n, 1, [&](int64_t, int64_t) {
+    inside.fetch_add(1);
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (inside.load() < n && std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    std::lock_guard<std::mutex> lk(mu);
+    if (std::this_thread::get_id() == caller) {
+      caller_mask = AffinityCpus();
+    } else {
+      worker_masks.push_back(AffinityCpus());
+    }
+  });
+  EXPECT_EQ(inside.load(), n) << "every thread took one chunk";
+  std::sort(worker_masks.begin(), worker_masks.end());
+  worker_masks.insert(worker_masks.begin(), caller_mask);
+  return worker_masks;
+}
+
+// Pinned, worker i is bound to the i-th CPU of the mask (wrapping), and the
+// calling thread is left as it was; unpinned, every thread keeps the mask.
+TEST(ThreadPoolTest, PinningBindsEachWorkerToOneCpuOfTheMask) {
+  const std::vector<int> cpus = AffinityCpus();
+  ASSERT_FALSE(cpus.empty());
+  {
+    ThreadPool pool(3, /*pin=*/true);
+    EXPECT_TRUE(pool.pinned());
+    std::vector<std::vector<int>> want = {{cpus[1 % cpus.size()]}, {cpus[2 % cpus.size()]}};
+    std::sort(want.begin(), want.end());
+    want.insert(want.begin(), cpus);
+    EXPECT_EQ(ThreadMasks(pool), want);
+  }
+  {
+    ThreadPool pool(3);
+    EXPECT_FALSE(pool.pinned());
+    EXPECT_EQ(ThreadMasks(pool), std::vector<std::vector<int>>(3, cpus));
+  }
+  EXPECT_EQ(AffinityCpus(), cpus) << "the calling thread's own mask is untouched";
 }
 
 // OpenBLAS (the reference path's dense GEMMs) is held to the backend's

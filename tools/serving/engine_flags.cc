@@ -21,6 +21,9 @@ std::vector<FlagSpec> EngineFlagSpecs() {
       {"threads", "N",
        "CPU threads (default: the CPUs this process may use: its affinity mask, capped by a "
        "cgroup CPU quota)"},
+      {"cpu-pin", "",
+       "bind each of the CPU pool's worker threads to one CPU of the affinity mask (off by "
+       "default: a bound worker cannot move off a core another process takes)"},
       {"kv-cache-mb", "MB",
        "KV cache memory: cohost run's pool, or for cohost serve each device's pool, shared by "
        "its models (default 256 on the CPU; on a GPU, what its memory budget leaves once the "
@@ -86,7 +89,8 @@ absl::StatusOr<std::unique_ptr<kernels::Backend>> BackendFromArgs(const ParsedAr
   absl::StatusOr<kernels::DType> kv_dtype = KvDTypeFromArgs(args);
   if (!kv_dtype.ok()) return kv_dtype.status();
   if (device == "cpu") {
-    return kernels::MakeCpuBackend(static_cast<int>(threads->value_or(0)), *kv_dtype);
+    return kernels::MakeCpuBackend(static_cast<int>(threads->value_or(0)), *kv_dtype,
+                                   args.Has("cpu-pin"));
   }
   if (device == "cuda") return kernels::MakeCudaBackend(0);
   const std::optional<int32_t> index = scheduler::ParseCudaDevice(device);

@@ -80,6 +80,20 @@ TEST(EngineFlagsTest, KvDtypeDefaultsToThePrecisionsAndIsRefusedByName) {
   EXPECT_EQ((*be)->kv_dtype(), kernels::DType::kBF16);
 }
 
+// --cpu-pin binds the CPU pool's workers, and the device's name says so.
+TEST(EngineFlagsTest, CpuPinIsShownInTheDevicesName) {
+  for (const bool pin : {false, true}) {
+    std::vector<std::string> args = {"--threads", "2"};
+    if (pin) args.push_back("--cpu-pin");
+    absl::StatusOr<ParsedArgs> parsed = Parse(args);
+    ASSERT_TRUE(parsed.ok()) << parsed.status();
+    absl::StatusOr<std::unique_ptr<kernels::Backend>> be = BackendFromArgs(*parsed);
+    ASSERT_TRUE(be.ok()) << be.status();
+    EXPECT_EQ((*be)->Caps().device_name.find("2 pinned threads") != std::string::npos, pin)
+        << (*be)->Caps().device_name;
+  }
+}
+
 TEST(EngineFlagsTest, CpuIsOneDevice) {
   absl::StatusOr<std::vector<DeviceBackend>> d = Devices("cpu");
   ASSERT_TRUE(d.ok()) << d.status();

@@ -275,7 +275,9 @@ class Backend {
 
 // Always available. `kv_dtype`: what its KV caches store, any DType (fp16 and
 // bf16 halve the cache; fp32, the default, is the exact reference).
-std::unique_ptr<Backend> MakeCpuBackend(int num_threads = 0, DType kv_dtype = DType::kF32);
+// `pin_threads`: its pool's workers each bound to one CPU (cpu::ThreadPool).
+std::unique_ptr<Backend> MakeCpuBackend(int num_threads = 0, DType kv_dtype = DType::kF32,
+                                        bool pin_threads = false);
 
 // NOT_FOUND / UNAVAILABLE when built without CUDA or no device is present.
 absl::StatusOr<std::unique_ptr<Backend>> MakeCudaBackend(int device_index);
