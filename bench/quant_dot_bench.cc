@@ -3,8 +3,9 @@
 // K-quant super-blocks), one thread: the tiles of each table against one
 // activation row (a decode step's matrix-vector product: weight bytes read
 // per second) or a batch (multiply-adds per second; TableArgs says how to
-// read repetitions); QuantGemm, the selected table through the pool; and
-// the copy bandwidth decode is held to. Compare tables by their ratio
+// read repetitions); QuantGemm, the selected table through the pool;
+// HalfGemm's two paths on 16-bit weights; and the copy bandwidth decode is
+// held to. Compare tables by their ratio
 // within one run.
 
 #include <benchmark/benchmark.h>
@@ -22,9 +23,13 @@
 #include "cohost/kernels/panels.h"
 #include "cohost/kernels/quant.h"
 #include "kernels/cpu/cpu_ops.h"
+#include "kernels/cpu/openblas_core.h"
 #include "kernels/cpu/quant/cpu_features.h"
 #include "kernels/cpu/quant/quant_kernels.h"
 #include "kernels/cpu/thread_pool.h"
+
+// OpenBLAS's own (cblas.h is the kernels library's private include).
+extern "C" void openblas_set_num_threads(int);  // NOLINT(readability-identifier-naming)
 
 namespace cohost::kernels::cpu {
 namespace {
@@ -167,6 +172,45 @@ BENCHMARK(BM_Gemm<BlockQ5_0, WeightFormat::kQ5_0>)->Name("gemm_q5_0")->Apply(Gem
 BENCHMARK(BM_Gemm<BlockQ4_K, WeightFormat::kQ4_K>)->Name("gemm_q4_k")->Apply(GemmArgs);
 BENCHMARK(BM_Gemm<BlockQ5_K, WeightFormat::kQ5_K>)->Name("gemm_q5_k")->Apply(GemmArgs);
 BENCHMARK(BM_Gemm<BlockQ6_K, WeightFormat::kQ6_K>)->Name("gemm_q6_k")->Apply(GemmArgs);
+
+// HalfGemm on a 16-bit matrix of the same shape (an F16 or BF16 GGUF's
+// matrices, kept at two bytes a value), one thread, m activation rows, by
+// each path (argument 1: 0 the dot products, 1 widened slices through
+// OpenBLAS's sgemm, held to one thread and to the core cpuid supports, as
+// the CPU backend sets it): where each wins decides kHalfGemmDotRows.
+// Multiply-adds per second, as BM_Gemm.
+void BM_HalfGemm(benchmark::State& state, WeightFormat format) {
+  static const std::string core = [] {
+    std::string name = SettleOpenBlasCore();
+    openblas_set_num_threads(1);
+    return name;
+  }();
+  const int32_t m = static_cast<int32_t>(state.range(0));
+  const bool sgemm = state.range(1) == 1;
+  std::mt19937 rng(5);
+  std::normal_distribution<float> n;
+  std::vector<uint16_t> w(static_cast<size_t>(kRows) * kCols);
+  for (uint16_t& v : w) v = format == WeightFormat::kF16 ? F32ToF16(n(rng)) : F32ToBf16(n(rng));
+  std::vector<float> x(static_cast<size_t>(m) * kCols);
+  for (float& v : x) v = n(rng);
+  std::vector<float> out(static_cast<size_t>(m) * kRows);
+  ThreadPool pool(1);
+  for (auto _ : state) {
+    HalfGemm(x.data(), WeightRef(w.data(), format), nullptr, m, kRows, kCols, out.data(), kRows,
+             pool, sgemm ? HalfGemmPath::kSgemm : HalfGemmPath::kDots);
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetLabel(sgemm ? "sgemm, OpenBLAS " + core : std::string("dots, ") + HalfGemmDotsName());
+  state.SetItemsProcessed(state.iterations() * m * kRows * kCols);
+}
+
+// m x path (0 dots, 1 sgemm).
+void HalfGemmArgs(benchmark::internal::Benchmark* b) {
+  b->ArgsProduct({{1, 4, 16, 32, 48, 64, 128, 512}, {0, 1}});
+}
+
+BENCHMARK_CAPTURE(BM_HalfGemm, f16, WeightFormat::kF16)->Apply(HalfGemmArgs);
+BENCHMARK_CAPTURE(BM_HalfGemm, bf16, WeightFormat::kBF16)->Apply(HalfGemmArgs);
 
 // The memory floor decode is compared against: memcpy of a 256 MB buffer
 // per thread (far past the caches), in 1 and 2 threads at once; reported as

@@ -2,18 +2,20 @@
 // (a GGUF's F16 / BF16 matrices, kept at two bytes a value), widened to fp32
 // as they are read.
 //
-// Up to kDotRows activation rows (decode: bound by reading the weights)
-// take dot products that widen each weight vector once for all the rows: a
-// scalar version, and one with F16C conversions and AVX2 + FMA where cpuid
-// has them; both compute each output the same way, so they give the same
-// bits (four chains of eight lanes, so that a decode step is not bound by
-// the latency of one chain of FMAs):
+// Up to HalfGemmDotRows() activation rows (decode steps, one sequence or a
+// batch) take dot products that widen each weight vector once for a pass of
+// rows: a scalar version, one with F16C conversions and AVX2 + FMA, and one
+// on 512-bit registers (AVX-512F), the best chosen from cpuid. All compute
+// each output the same way, so they give the same bits, and a row's outputs
+// do not depend on the other rows (thirty-two lanes, so that a decode step
+// is not bound by the latency of one chain of FMAs):
 //   acc[q] = fma(w[i], a[i], acc[q]) over i with i % 32 == q, in order;
 //   v[l] = (acc[l] + acc[8 + l]) + (acc[16 + l] + acc[24 + l]);
 //   s = v[0..3] + v[4..7]; out = (s0 + s2) + (s1 + s3).
 // More rows (a prompt: bound by arithmetic) widen kWidenRows weight rows at a
-// time into a scratch buffer and hand them to OpenBLAS's sgemm, which the
-// dot products cannot match; the scratch is 256 rows, never the matrix.
+// time into a scratch buffer and hand them to OpenBLAS's sgemm, which wins
+// there (bench/quant_dot_bench's half_gemm rows, bench/RESULTS.md); the
+// scratch is 256 rows, never the matrix.
 #include <cblas.h>
 
 #include <algorithm>
@@ -33,11 +35,11 @@ namespace {
 
 // Output columns per pool task: one 64-byte line of c, as QuantGemm.
 constexpr int64_t kColumnTile = 16;
-// At most this many activation rows take the dot products.
-constexpr int64_t kDotRows = 4;
-// Activation rows a pass keeps accumulators for (four vectors each); each
-// weight row is widened once per pass.
+// Activation rows a pass keeps accumulators for (thirty-two lanes each:
+// four 256-bit registers, or two 512-bit ones); each weight row is widened
+// once per pass.
 constexpr int64_t kRowsPerPass = 2;
+constexpr int64_t kRowsPerPass512 = 4;
 // Weight rows widened per sgemm call, for more activation rows than that.
 constexpr int64_t kWidenRows = 256;
 
@@ -98,6 +100,42 @@ __attribute__((target("avx2,fma,f16c"))) void HalfDotsAvx2(const uint16_t* w, bo
         _mm256_add_ps(_mm256_add_ps(acc[r][0], acc[r][1]), _mm256_add_ps(acc[r][2], acc[r][3])));
   }
 }
+
+// The AVX2 kernel's lanes on 512-bit registers: acc[r][0] holds lanes 0..15
+// of row r, acc[r][1] lanes 16..31; the reduction adds the same pairs.
+__attribute__((target("avx2,fma,f16c,avx512f"))) __m512 Widen16(const uint16_t* w, bool bf16) {
+  const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w));
+  if (!bf16) return _mm512_cvtph_ps(h);
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+// Lanes 0..7 plus lanes 8..15 of x (AVX-512F alone has no 256-bit float
+// extract).
+__attribute__((target("avx2,fma,f16c,avx512f"))) __m256 Halves(__m512 x) {
+  const __m256 top = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1));
+  return _mm256_add_ps(_mm512_castps512_ps256(x), top);
+}
+
+__attribute__((target("avx2,fma,f16c,avx512f"))) void HalfDotsAvx512(const uint16_t* w, bool bf16,
+                                                                     const float* a, int64_t rows,
+                                                                     int64_t k, float* c,
+                                                                     int64_t ldc) {
+  __m512 acc[kRowsPerPass512][2];
+  for (auto& row : acc) {
+    for (__m512& v : row) v = _mm512_setzero_ps();
+  }
+  for (int64_t i = 0; i < k; i += 32) {
+    const __m512 w0 = Widen16(w + i, bf16), w1 = Widen16(w + i + 16, bf16);
+    for (int64_t r = 0; r < rows; ++r) {
+      acc[r][0] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(a + r * k + i), acc[r][0]);
+      acc[r][1] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(a + r * k + i + 16), acc[r][1]);
+    }
+  }
+  for (int64_t r = 0; r < rows; ++r) {
+    // (lanes l + lanes 8 + l) + (lanes 16 + l + lanes 24 + l), as the AVX2 kernel.
+    c[r * ldc] = Reduce8(_mm256_add_ps(Halves(acc[r][0]), Halves(acc[r][1])));
+  }
+}
 #endif
 
 void WidenRowScalar(const uint16_t* w, int64_t k, bool bf16, float* out) {
@@ -113,9 +151,21 @@ __attribute__((target("avx2,fma,f16c"))) void WidenRowAvx2(const uint16_t* w, in
 
 using WidenRowFn = void (*)(const uint16_t* w, int64_t k, bool bf16, float* out);
 
-// The kernels this CPU runs: F16C + AVX2 + FMA ones where cpuid has them.
+// A dot kernel, the activation rows it takes a pass, and the most rows
+// HalfGemm gives it before sgemm is faster (bench/quant_dot_bench's
+// half_gemm rows on an Emerald Rapids core: the 512-bit dots beat sgemm up
+// to 32-48 rows, the AVX2 ones up to 16-24; bench/RESULTS.md).
+struct HalfDots {
+  HalfDotsFn fn = HalfDotsScalar;
+  int64_t rows_per_pass = kRowsPerPass;
+  int32_t max_rows = 4;
+  const char* name = "scalar";
+};
+
+// The kernels this CPU runs: the AVX2 (F16C, FMA) ones and the 512-bit dots
+// where cpuid has them.
 struct HalfKernels {
-  HalfDotsFn dots = HalfDotsScalar;
+  HalfDots dots, avx2_dots;
   WidenRowFn widen = WidenRowScalar;
 };
 
@@ -124,7 +174,12 @@ const HalfKernels& SelectedHalfKernels() {
     HalfKernels out;
 #if defined(__x86_64__)
     const CpuFeatures& f = HostCpuFeatures();
-    if (f.avx2 && f.fma && f.f16c) out = {HalfDotsAvx2, WidenRowAvx2};
+    if (f.avx2 && f.fma && f.f16c) {
+      out.avx2_dots = {HalfDotsAvx2, kRowsPerPass, 16, "avx2"};
+      out.dots = out.avx2_dots;
+      out.widen = WidenRowAvx2;
+      if (f.avx512f) out.dots = {HalfDotsAvx512, kRowsPerPass512, 32, "avx512"};
+    }
 #endif
     return out;
   }();
@@ -133,16 +188,20 @@ const HalfKernels& SelectedHalfKernels() {
 
 }  // namespace
 
-bool HalfGemmVectorized() { return SelectedHalfKernels().dots != HalfDotsScalar; }
+bool HalfGemmVectorized() { return SelectedHalfKernels().dots.fn != HalfDotsScalar; }
+const char* HalfGemmDotsName() { return SelectedHalfKernels().dots.name; }
+int32_t HalfGemmDotRows() { return SelectedHalfKernels().dots.max_rows; }
 
 void HalfGemm(const float* a, WeightRef w, const float* bias, int32_t m, int32_t n, int32_t k,
-              float* c, int32_t ldc, ThreadPool& pool, bool scalar) {
+              float* c, int32_t ldc, ThreadPool& pool, HalfGemmPath path) {
   const HalfKernels& kernels = SelectedHalfKernels();
-  const HalfDotsFn dots = scalar ? HalfDotsScalar : kernels.dots;
+  const HalfDots dots = path == HalfGemmPath::kScalarDots ? HalfDots{}
+                        : path == HalfGemmPath::kAvx2Dots ? kernels.avx2_dots
+                                                          : kernels.dots;
   const bool bf16 = w.format == WeightFormat::kBF16;
   const auto* base = static_cast<const uint16_t*>(w.data);
   if (m <= 0 || n <= 0) return;
-  if (m > kDotRows) {
+  if (path == HalfGemmPath::kSgemm || (path == HalfGemmPath::kAuto && m > dots.max_rows)) {
     const WidenRowFn widen = kernels.widen;
     // The caller's thread owns its scratch; workers only write their rows.
     thread_local std::vector<float> widened;
@@ -171,10 +230,10 @@ void HalfGemm(const float* a, WeightRef w, const float* bias, int32_t m, int32_t
       const int64_t j0 = t * kColumnTile, j1 = std::min<int64_t>(n, j0 + kColumnTile);
       // The task's weight rows (16 x k x 2 bytes) stay in cache while every
       // pass of activation rows goes through them.
-      for (int64_t r0 = 0; r0 < m; r0 += kRowsPerPass) {
-        const int64_t rows = std::min<int64_t>(kRowsPerPass, m - r0);
+      for (int64_t r0 = 0; r0 < m; r0 += dots.rows_per_pass) {
+        const int64_t rows = std::min<int64_t>(dots.rows_per_pass, m - r0);
         for (int64_t j = j0; j < j1; ++j) {
-          dots(base + j * k, bf16, a + r0 * k, rows, k, c + r0 * ldc + j, ldc);
+          dots.fn(base + j * k, bf16, a + r0 * k, rows, k, c + r0 * ldc + j, ldc);
         }
       }
       if (bias != nullptr) {

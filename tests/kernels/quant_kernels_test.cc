@@ -11,7 +11,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
@@ -556,8 +558,9 @@ TEST(QuantGemmTest, GroupedPartsEachGetWhatTheirOwnGemmGives) {
 }
 
 // Rows of 16-bit floats (F16 or BF16 weights kept as stored) against fp32
-// activations: the dot-product path (up to 4 rows) and the widen-and-sgemm one
-// (more) both give the products of the widened values, to fp32 rounding.
+// activations: the dot-product path (up to HalfGemmDotRows() rows) and the
+// widen-and-sgemm one (more) both give the products of the widened values,
+// to fp32 rounding.
 TEST(HalfGemmTest, SixteenBitRowsGiveTheProductsOfTheirValues) {
   std::mt19937 rng(13);
   const std::unique_ptr<Backend> be = MakeCpuBackend(2);
@@ -572,7 +575,7 @@ TEST(HalfGemmTest, SixteenBitRowsGiveTheProductsOfTheirValues) {
     }
     std::vector<float> bias(kN);
     for (float& b : bias) b = normal(rng);
-    for (const int32_t m : {1, 3, 4, 5, 17}) {
+    for (const int32_t m : {1, 3, 4, 5, 17, cpu::HalfGemmDotRows() + 1}) {
       std::vector<float> a(static_cast<size_t>(m) * kWidth);
       for (float& v : a) v = normal(rng);
       std::vector<float> c(static_cast<size_t>(m) * kN, -7.f);
@@ -593,10 +596,14 @@ TEST(HalfGemmTest, SixteenBitRowsGiveTheProductsOfTheirValues) {
   }
 }
 
+// Every dot kernel this CPU runs (the selected one, and the AVX2 one where
+// the selected is 512-bit) gives the scalar kernel's bits, for any number of
+// rows, whole passes of rows or not.
 TEST(HalfGemmTest, TheVectorizedDotsEqualTheScalarOnesBitForBit) {
   if (!cpu::HalfGemmVectorized()) {
     GTEST_SKIP() << "this CPU lacks AVX2 + FMA + F16C (" << HostCpuFeatures().Summary() << ")";
   }
+  std::printf("  the selected dot kernel: %s\n", cpu::HalfGemmDotsName());
   std::mt19937 rng(17);
   cpu::ThreadPool pool(2);
   constexpr int32_t kN = 21, kWidth = 160;
@@ -605,15 +612,48 @@ TEST(HalfGemmTest, TheVectorizedDotsEqualTheScalarOnesBitForBit) {
     std::vector<uint16_t> w(static_cast<size_t>(kN) * kWidth);
     for (uint16_t& v : w)
       v = f == WeightFormat::kF16 ? F32ToF16(normal(rng)) : F32ToBf16(normal(rng));
-    for (const int32_t m : {1, 2, 4}) {
+    for (const int32_t m : {1, 2, 3, 4, 5, 17, 33}) {
       std::vector<float> a(static_cast<size_t>(m) * kWidth);
       for (float& v : a) v = normal(rng) * (m == 2 ? 1e-3f : 1.f);
-      std::vector<float> vec(static_cast<size_t>(m) * kN), scalar(vec.size());
-      cpu::HalfGemm(a.data(), WeightRef(w.data(), f), nullptr, m, kN, kWidth, vec.data(), kN, pool);
+      std::vector<float> scalar(static_cast<size_t>(m) * kN);
       cpu::HalfGemm(a.data(), WeightRef(w.data(), f), nullptr, m, kN, kWidth, scalar.data(), kN,
-                    pool,
-                    /*scalar=*/true);
-      EXPECT_EQ(vec, scalar) << WeightFormatName(f) << " m " << m;
+                    pool, cpu::HalfGemmPath::kScalarDots);
+      for (const cpu::HalfGemmPath path :
+           {cpu::HalfGemmPath::kDots, cpu::HalfGemmPath::kAvx2Dots}) {
+        std::vector<float> vec(scalar.size());
+        cpu::HalfGemm(a.data(), WeightRef(w.data(), f), nullptr, m, kN, kWidth, vec.data(), kN,
+                      pool, path);
+        EXPECT_EQ(vec, scalar) << WeightFormatName(f) << " m " << m << " path "
+                               << static_cast<int>(path);
+      }
+    }
+  }
+}
+
+// Up to HalfGemmDotRows() rows (a decode step's batch), a row's outputs are
+// the bits it gets alone: a sequence's logits do not depend on its batch.
+TEST(HalfGemmTest, UpToTheDotRowsARowsOutputsDoNotDependOnItsBatch) {
+  std::mt19937 rng(19);
+  cpu::ThreadPool pool(2);
+  constexpr int32_t kN = 40, kWidth = 192;
+  const int32_t m = cpu::HalfGemmDotRows();
+  std::normal_distribution<float> normal(0.f, 1.f);
+  for (const WeightFormat f : {WeightFormat::kF16, WeightFormat::kBF16}) {
+    std::vector<uint16_t> w(static_cast<size_t>(kN) * kWidth);
+    for (uint16_t& v : w)
+      v = f == WeightFormat::kF16 ? F32ToF16(normal(rng)) : F32ToBf16(normal(rng));
+    std::vector<float> a(static_cast<size_t>(m) * kWidth);
+    for (float& v : a) v = normal(rng);
+    std::vector<float> batch(static_cast<size_t>(m) * kN);
+    cpu::HalfGemm(a.data(), WeightRef(w.data(), f), nullptr, m, kN, kWidth, batch.data(), kN, pool);
+    for (int32_t r = 0; r < m; ++r) {
+      std::vector<float> alone(kN);
+      cpu::HalfGemm(a.data() + static_cast<ptrdiff_t>(r) * kWidth, WeightRef(w.data(), f), nullptr,
+                    1, kN, kWidth, alone.data(), kN, pool);
+      EXPECT_EQ(std::vector<float>(batch.begin() + static_cast<ptrdiff_t>(r) * kN,
+                                   batch.begin() + static_cast<ptrdiff_t>(r + 1) * kN),
+                alone)
+          << WeightFormatName(f) << " row " << r << " of " << m;
     }
   }
 }
