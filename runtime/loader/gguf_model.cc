@@ -199,17 +199,6 @@ absl::StatusOr<ModelConfig> ConfigFromGguf(const GgufFile& f) {
 
 namespace {
 
-// A tensor left in the file's mapping starts at a multiple of this (GGUF's
-// default alignment): the kernels read blocks with unaligned loads, but a
-// fp16 row must at least be 2-byte aligned, and a file that breaks GGUF's
-// rule is copied instead.
-constexpr uintptr_t kMappedAlignment = 32;
-
-// Bytes of a kept tensor copied between dropping its file pages. Each loader
-// thread holds one piece's pages at the load's peak: 4 MB pieces cost 3-4 MB
-// more peak RSS than 1 MB ones, for ~100 madvise calls saved per 100 MB.
-constexpr size_t kCopyPieceBytes = size_t{1} << 20;
-
 // Whether a tensor may stay in its blocks: a matrix of a block type, or of
 // F16 / BF16 with rows a multiple of 32 long (the embedding too: its rows are
 // dequantized as they are looked up, and a tied lm_head multiplies its

@@ -29,7 +29,7 @@ constexpr uint64_t kMaxConfigBytes = 16ull << 20;
 constexpr uint64_t kMaxIndexBytes = 100ull << 20;
 
 struct Source {
-  const SafetensorsFile* file;
+  std::shared_ptr<const SafetensorsFile> file;  // kept alive by tensors left in its mapping
   const SafetensorsTensor* tensor;
 };
 
@@ -91,18 +91,19 @@ absl::StatusOr<ModelFile> LoadHfModel(const std::string& dir, const LoadOptions&
   const ModelConfig& c = mf.config;
 
   // Open the weight files and find every canonical tensor's source.
-  std::vector<std::unique_ptr<SafetensorsFile>> files;
+  std::vector<std::shared_ptr<const SafetensorsFile>> files;
   absl::flat_hash_map<std::string, Source> sources;
   // Every tensor's canonical name, or its own where it has none (checked
   // against what the model uses once all are known).
   std::vector<std::string> names;
-  auto add_source = [&](const std::string& hf_name, const SafetensorsFile& file,
+  auto add_source = [&](const std::string& hf_name,
+                        const std::shared_ptr<const SafetensorsFile>& file,
                         const SafetensorsTensor& t) {
     std::string canonical = HfToCanonicalName(hf_name);
     // Older checkpoints keep RoPE's frequencies, which the config gives too.
     if (canonical.empty() && absl::EndsWith(hf_name, ".rotary_emb.inv_freq")) return;
     names.push_back(canonical.empty() ? hf_name : canonical);
-    if (!canonical.empty()) sources[canonical] = Source{&file, &t};
+    if (!canonical.empty()) sources[canonical] = Source{file, &t};
   };
   const std::string index_path = absl::StrCat(dir, "/model.safetensors.index.json");
   if (FileExists(index_path)) {
@@ -114,7 +115,7 @@ absl::StatusOr<ModelFile> LoadHfModel(const std::string& dir, const LoadOptions&
     if (map == index->end() || !map->is_object()) {
       return absl::InvalidArgumentError(absl::StrCat(index_path, ": no 'weight_map' object"));
     }
-    absl::flat_hash_map<std::string, const SafetensorsFile*> shards;
+    absl::flat_hash_map<std::string, std::shared_ptr<const SafetensorsFile>> shards;
     for (const auto& [name, shard] : map->items()) {
       if (!shard.is_string() || !SafeShardName(shard.get_ref<const std::string&>())) {
         return absl::InvalidArgumentError(absl::StrCat(index_path, ": weight_map entry '", name,
@@ -126,8 +127,8 @@ absl::StatusOr<ModelFile> LoadHfModel(const std::string& dir, const LoadOptions&
         absl::StatusOr<SafetensorsFile> f =
             SafetensorsFile::Open(absl::StrCat(dir, "/", shard_name));
         if (!f.ok()) return f.status();
-        files.push_back(std::make_unique<SafetensorsFile>(*std::move(f)));
-        it->second = files.back().get();
+        files.push_back(std::make_shared<const SafetensorsFile>(*std::move(f)));
+        it->second = files.back();
       }
       const SafetensorsTensor* t = it->second->FindTensor(name);
       if (t == nullptr) {
@@ -135,7 +136,7 @@ absl::StatusOr<ModelFile> LoadHfModel(const std::string& dir, const LoadOptions&
             absl::StrFormat("%s: the index places tensor '%s' in this file, which lacks it",
                             it->second->path(), name));
       }
-      add_source(name, *it->second, *t);
+      add_source(name, it->second, *t);
     }
   } else {
     absl::StatusOr<SafetensorsFile> f =
@@ -145,8 +146,8 @@ absl::StatusOr<ModelFile> LoadHfModel(const std::string& dir, const LoadOptions&
       return absl::NotFoundError(
           absl::StrCat(dir, ": has neither model.safetensors nor model.safetensors.index.json"));
     }
-    files.push_back(std::make_unique<SafetensorsFile>(*std::move(f)));
-    for (const SafetensorsTensor& t : files.back()->tensors()) add_source(t.name, *files.back(), t);
+    files.push_back(std::make_shared<const SafetensorsFile>(*std::move(f)));
+    for (const SafetensorsTensor& t : files.back()->tensors()) add_source(t.name, files.back(), t);
   }
 
   RETURN_IF_ERROR(CheckNoUnusedTensors(c, names, dir));
@@ -163,11 +164,42 @@ absl::StatusOr<ModelFile> LoadHfModel(const std::string& dir, const LoadOptions&
                           src.file->path(), src.tensor->name, name,
                           absl::StrJoin(src.tensor->shape, ", "), absl::StrJoin(shape, ", ")));
     }
+    const GgmlType type = SafetensorsFile::StoredType(*src.tensor);
+    mf.config.stored_types[name] = type;
     TensorJob job;
     job.name = name;
     job.shape = shape;
     job.source_bytes = src.tensor->end - src.tensor->begin;
-    job.convert = [src](absl::Span<float> dst) { return src.file->ToF32(*src.tensor, dst); };
+    if (options.keep_quantized && shape.size() == 2 && KeepsRowsAsStored(type, shape[1])) {
+      // A 16-bit matrix stays 16-bit, as a GGUF's F16 / BF16 ones (a
+      // checkpoint's rows are in rotate-half order already).
+      job.raw_type = type;
+      const absl::Span<const uint8_t> stored = src.file->TensorData(*src.tensor);
+      if (options.map_weights &&
+          reinterpret_cast<uintptr_t>(stored.data()) % kMappedAlignment == 0) {
+        job.mapped = stored;
+        job.mapping = src.file;
+        job.check_mapped = [] { return absl::OkStatus(); };  // 16-bit values have no scales
+      } else {
+        job.raw_bytes = stored.size();
+        job.copy_raw = [src](absl::Span<uint8_t> dst) {
+          const absl::Span<const uint8_t> bytes = src.file->TensorData(*src.tensor);
+          for (size_t at = 0; at < bytes.size(); at += kCopyPieceBytes) {
+            const absl::Span<const uint8_t> part = bytes.subspan(at, kCopyPieceBytes);
+            std::copy(part.begin(), part.end(), dst.begin() + static_cast<ptrdiff_t>(at));
+            src.file->DropPages(part);
+          }
+          src.file->DropTensorPages(*src.tensor);  // the pages the pieces' edges shared
+          return absl::OkStatus();
+        };
+      }
+    } else {
+      job.convert = [src](absl::Span<float> dst) {
+        absl::Status s = src.file->ToF32(*src.tensor, dst);
+        src.file->DropTensorPages(*src.tensor);
+        return s;
+      };
+    }
     jobs.push_back(std::move(job));
   }
   if (options.load_tensors) {

@@ -41,8 +41,9 @@ struct ModelConfig {
   // GGUF's q and k rows in the file's order (LoadOptions::map_weights)
   // instead of undoing the converter's permutation.
   bool rope_adjacent_pairs = false;
-  // How the file stores each tensor (GGUF; empty for other formats): what
-  // Model::PredictWeightsBytes reads for weights that stay quantized.
+  // How the file stores each tensor (a GGUF's types; a safetensors file's
+  // F32, F16 or BF16): what Model::PredictWeightsBytes reads for weights that
+  // stay as stored.
   std::map<std::string, GgmlType> stored_types;
 
   // INVALID_ARGUMENT naming the first inconsistent field (zero sizes, heads that

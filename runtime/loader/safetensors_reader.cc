@@ -141,11 +141,14 @@ absl::Span<const uint8_t> SafetensorsFile::TensorData(const SafetensorsTensor& t
   return {file_.data() + data_offset_ + t.begin, static_cast<size_t>(t.end - t.begin)};
 }
 
+GgmlType SafetensorsFile::StoredType(const SafetensorsTensor& t) {
+  return t.dtype == SafetensorsDType::kF32   ? GgmlType::kF32
+         : t.dtype == SafetensorsDType::kF16 ? GgmlType::kF16
+                                             : GgmlType::kBF16;
+}
+
 absl::Status SafetensorsFile::ToF32(const SafetensorsTensor& t, absl::Span<float> dst) const {
-  GgmlType type = t.dtype == SafetensorsDType::kF32   ? GgmlType::kF32
-                  : t.dtype == SafetensorsDType::kF16 ? GgmlType::kF16
-                                                      : GgmlType::kBF16;
-  absl::Status s = DequantizeToF32(type, TensorData(t), t.numel, dst);
+  absl::Status s = DequantizeToF32(StoredType(t), TensorData(t), t.numel, dst);
   if (!s.ok())
     return absl::Status(s.code(), absl::StrCat(path(), ": tensor '", t.name, "': ", s.message()));
   return s;

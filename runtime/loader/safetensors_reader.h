@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
+#include "runtime/loader/dequant.h"
 #include "runtime/loader/mapped_file.h"
 
 namespace cohost::runtime {
@@ -45,6 +46,12 @@ class SafetensorsFile {
   absl::Span<const uint8_t> TensorData(const SafetensorsTensor& t) const;
   // Converts the tensor to fp32; `dst` holds numel floats.
   absl::Status ToF32(const SafetensorsTensor& t, absl::Span<float> dst) const;
+  // The tensor's stored type (F32, F16 or BF16) as the loader names types.
+  static GgmlType StoredType(const SafetensorsTensor& t);
+  // MappedFile::DropPages: over `range` (inside the mapping), or over the
+  // tensor's bytes.
+  void DropPages(absl::Span<const uint8_t> range) const { file_.DropPages(range); }
+  void DropTensorPages(const SafetensorsTensor& t) const { file_.DropPages(TensorData(t)); }
 
  private:
   MappedFile file_;

@@ -1,6 +1,7 @@
 // LoadModelFile on tiny Hugging Face directories written by the test:
 // config.json parsing, single-file and sharded safetensors, HF -> canonical
 // names, and bad configs / indexes rejected with clear errors.
+#include <cmath>
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
@@ -11,7 +12,9 @@
 #include "runtime/engine/loaded_model.h"
 #include "runtime/loader/model_file.h"
 #include "runtime/loader/model_loading.h"
+#include "runtime/model/model.h"
 #include "tests/runtime/loader/loader_test_util.h"
+#include "tests/support/last_logits.h"
 
 namespace cohost::runtime {
 namespace {
@@ -26,7 +29,9 @@ struct HfTensor {
   std::vector<float> values;
 };
 
-std::string SafetensorsFileBytes(const std::vector<HfTensor>& tensors) {
+// The file's bytes; with `align`, the header padded with spaces (as the
+// format allows) so that the data section starts at a multiple of it.
+std::string SafetensorsFileBytes(const std::vector<HfTensor>& tensors, size_t align = 0) {
   std::vector<std::string> entries = {R"("__metadata__": {"format": "pt"})"};
   std::string data;
   for (const HfTensor& t : tensors) {
@@ -40,7 +45,9 @@ std::string SafetensorsFileBytes(const std::vector<HfTensor>& tensors) {
                                    absl::StrJoin(t.shape, ", "), "], \"data_offsets\": [", begin,
                                    ", ", data.size(), "]}"));
   }
-  return SafetensorsBytes(absl::StrCat("{", absl::StrJoin(entries, ", "), "}"), data);
+  std::string header = absl::StrCat("{", absl::StrJoin(entries, ", "), "}");
+  if (align > 0) header.append((align - (8 + header.size()) % align) % align, ' ');
+  return SafetensorsBytes(header, data);
 }
 
 constexpr char kLlamaConfig[] = R"({
@@ -93,10 +100,11 @@ HfModel MakeHfModel(bool tied = false, bool bias = false) {
   return m;
 }
 
-std::string WriteDir(const std::string& name, const std::string& config, const HfModel& m) {
+std::string WriteDir(const std::string& name, const std::string& config, const HfModel& m,
+                     size_t align = 0) {
   const std::string dir = MakeTempDir(name);
   WriteFile(dir + "/config.json", config);
-  WriteFile(dir + "/model.safetensors", SafetensorsFileBytes(m.tensors));
+  WriteFile(dir + "/model.safetensors", SafetensorsFileBytes(m.tensors, align));
   return dir;
 }
 
@@ -139,6 +147,70 @@ TEST(HfModelTest, SingleFileLoads) {
 // A tokenizer whose end-of-sequence token is past the config's vocab_size
 // (rows of the embedding) is refused: it could never be sampled. Other
 // tokens past it (a Llama 2 fine-tune's uncounted <pad>) are not.
+// Kept as stored (the CPU's default), a checkpoint's F16 and BF16 matrices
+// stay 16-bit as a GGUF's do: copied, or left in the file's mapping where
+// they start 32-byte aligned; F32 ones and vectors arrive as fp32. The types
+// are in the config for placement's prediction, which the model's weights
+// then take exactly; its logits are the fp32 load's to rounding.
+TEST(HfModelTest, SixteenBitMatricesStaySixteenBitWhenKept) {
+  const HfModel m = MakeHfModel();
+  for (const bool map : {false, true}) {
+    SCOPED_TRACE(map ? "mapped" : "copied");
+    // Every tensor's bytes are a multiple of 32 long: aligned data, aligned tensors.
+    const std::string dir = WriteDir(map ? "hf_kept_mapped" : "hf_kept", kLlamaConfig, m, 32);
+    LoadOptions options;
+    options.keep_quantized = true;
+    options.map_weights = map;
+    absl::StatusOr<ModelFile> mf = LoadModelFile(dir, options);
+    ASSERT_TRUE(mf.ok()) << mf.status();
+    int kept = 0;
+    for (const HfTensor& t : m.tensors) {
+      const std::string name = HfToCanonicalName(t.name);
+      if (name.empty()) continue;
+      SCOPED_TRACE(name);
+      const HostTensor& h = mf->tensors.at(name);
+      const GgmlType type = t.dtype == "F16"    ? GgmlType::kF16
+                            : t.dtype == "BF16" ? GgmlType::kBF16
+                                                : GgmlType::kF32;
+      EXPECT_EQ(mf->config.stored_types.at(name), type);
+      if (t.shape.size() == 2 && type != GgmlType::kF32) {
+        ++kept;
+        ASSERT_TRUE(h.quantized());
+        EXPECT_EQ(h.raw_type, type);
+        EXPECT_EQ(!h.mapped.empty(), map);
+        const absl::Span<const uint8_t> stored = h.stored();
+        std::string encoded;
+        for (float v : t.values) {
+          Append<uint16_t>(&encoded, type == GgmlType::kF16 ? ExactHalf(v) : ExactBf16(v));
+        }
+        EXPECT_EQ(std::string(stored.begin(), stored.end()), encoded);
+      } else {
+        EXPECT_FALSE(h.quantized());
+        EXPECT_EQ(h.data, t.values);
+      }
+    }
+    EXPECT_EQ(kept, 10) << "the embedding, the lm_head, and q, k, up and down of each layer";
+  }
+
+  const std::string dir = WriteDir("hf_kept_model", kLlamaConfig, m, 32);
+  const std::unique_ptr<kernels::Backend> be = kernels::MakeCpuBackend(2);
+  absl::StatusOr<std::unique_ptr<Model>> kept =
+      LoadWeights(dir, be.get(), nullptr, WeightsPolicy{.keep_quantized = true});
+  absl::StatusOr<std::unique_ptr<Model>> dense = LoadWeights(dir, be.get());
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  ASSERT_TRUE(dense.ok()) << dense.status();
+  EXPECT_EQ((*kept)->weights_bytes(),
+            Model::PredictWeightsBytes((*kept)->config(), kernels::DType::kF32, true));
+  EXPECT_LT((*kept)->weights_bytes(), (*dense)->weights_bytes());
+  const std::vector<int32_t> prompt = {1, 3, 4, 5, 6, 2, 7};
+  const std::vector<float> want = ::cohost::testing::LastLogits(**dense, be.get(), prompt, 7);
+  const std::vector<float> got = ::cohost::testing::LastLogits(**kept, be.get(), prompt, 7);
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    EXPECT_NEAR(got[i], want[i], 1e-3f * (1 + std::fabs(want[i]))) << "logit " << i;
+  }
+}
+
 TEST(HfModelTest, ATokenizerWhoseEndOfSequenceIsPastTheVocabIsRefused) {
   const std::string dir = WriteDir("hf_big_tokenizer", kLlamaConfig, MakeHfModel());
   const auto tokenizer_json = [](int tokens) {
