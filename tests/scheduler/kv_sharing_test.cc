@@ -11,6 +11,7 @@
 #include <mutex>
 #include <random>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "cohost/kernels/backend.h"
@@ -21,6 +22,7 @@
 #include "runtime/tokenizer/tokenizer.h"
 #include "scheduler/router.h"
 #include "tests/support/collecting_sink.h"
+#include "tests/support/gated_sink.h"
 #include "tests/support/requests.h"
 #include "tests/support/tiny_model.h"
 #include "tests/support/wait_for.h"
@@ -33,6 +35,21 @@ using runtime::FinishReason;
 constexpr auto kWait = std::chrono::seconds(120);
 
 using Collect = cohost::testing::CollectingSink;
+
+// A Collect whose deltas wait on `gate` (on the engine's thread: its
+// device's executor, for every model there) until the test opens it.
+class GatedCollect : public Collect {
+ public:
+  explicit GatedCollect(std::shared_ptr<cohost::testing::Gate> gate) : gate_(std::move(gate)) {}
+  bool OnDelta(const runtime::TokenDelta& d) override {
+    const bool more = Collect::OnDelta(d);
+    gate_->Enter();
+    return more;
+  }
+
+ private:
+  std::shared_ptr<cohost::testing::Gate> gate_;
+};
 
 runtime::GenerateRequest Request(int32_t prompt_len, int32_t max_tokens, uint32_t seed) {
   return cohost::testing::RandomGreedyRequest(prompt_len, max_tokens, seed);
@@ -91,11 +108,26 @@ class KvSharingTest : public ::testing::Test {
   }
 
   std::shared_ptr<Collect> Submit(const std::shared_ptr<ServedModel>& m,
-                                  const runtime::GenerateRequest& r) {
-    auto sink = std::make_shared<Collect>();
+                                  const runtime::GenerateRequest& r,
+                                  std::shared_ptr<Collect> sink = std::make_shared<Collect>()) {
     absl::StatusOr<runtime::RequestId> id = router_->Submit(m, r, sink);
     EXPECT_TRUE(id.ok()) << id.status();
     return sink;
+  }
+
+  // `work` submitted so that it runs together: the first request's first
+  // token holds the executor until the rest are queued. (A tiny model's
+  // request can otherwise end before the next arrives, and the work then
+  // runs one request at a time, needing a fraction of the memory.)
+  std::vector<std::shared_ptr<Collect>> SubmitTogether(
+      const std::shared_ptr<ServedModel>& m, const std::vector<runtime::GenerateRequest>& work) {
+    auto gate = std::make_shared<cohost::testing::Gate>();
+    std::vector<std::shared_ptr<Collect>> sinks = {
+        Submit(m, work[0], std::make_shared<GatedCollect>(gate))};
+    EXPECT_TRUE(gate->WaitEntered());
+    for (size_t i = 1; i < work.size(); ++i) sinks.push_back(Submit(m, work[i]));
+    gate->Open();
+    return sinks;
   }
 
   void RunRandomLoad(const std::vector<std::shared_ptr<ServedModel>>& models, int64_t budget,
@@ -139,8 +171,7 @@ TEST_F(KvSharingTest, AnIdleModelsShareGoesWhereTheWorkIsAndComesBack) {
   // an even share, and a holds it while b is idle.
   std::vector<runtime::GenerateRequest> work;
   for (uint32_t i = 0; i < 6; ++i) work.push_back(Request(100, 60, 10 + i));
-  std::vector<std::shared_ptr<Collect>> sinks;
-  for (const auto& r : work) sinks.push_back(Submit(a, r));
+  std::vector<std::shared_ptr<Collect>> sinks = SubmitTogether(a, work);
   for (auto& s : sinks) ASSERT_TRUE(s->Wait());
   EXPECT_GT(a->kv_bytes_held(), budget / 2);
   for (size_t i = 0; i < work.size(); ++i) {
@@ -149,8 +180,7 @@ TEST_F(KvSharingTest, AnIdleModelsShareGoesWhereTheWorkIsAndComesBack) {
 
   // Now b needs the same: a is idle, its blocks only cached prefixes, so its
   // groups come back without preempting anything.
-  sinks.clear();
-  for (const auto& r : work) sinks.push_back(Submit(b, r));
+  sinks = SubmitTogether(b, work);
   for (auto& s : sinks) ASSERT_TRUE(s->Wait());
   EXPECT_GT(b->kv_bytes_held(), budget / 2);
   EXPECT_LT(a->kv_bytes_held(), budget / 2);
