@@ -55,8 +55,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(scheduler::Router* router,
   s->router_ = router;
   s->options_ = options;
 
-  // Process-wide switches, read when the builder is created.
-  grpc::EnableDefaultHealthCheckService(true);
+  // Process-wide switches, read when the builder is created. Health is
+  // cohost's own service (server/health_service.h), not gRPC's default.
+  grpc::EnableDefaultHealthCheckService(false);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
 
   // The watchdog exists before the service can call it; it starts once the
@@ -74,6 +75,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(scheduler::Router* router,
   builder.AddListeningPort(requested, Credentials(options.tls), &bound_port);
   ApplyLimits(options, builder);
   builder.RegisterService(s->service_.get());
+  s->health_ = std::make_unique<HealthService>(&s->options_.api_keys);
+  builder.RegisterService(s->health_.get());
   s->server_ = builder.BuildAndStart();
   if (s->server_ == nullptr || bound_port == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", requested));
@@ -81,14 +84,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(scheduler::Router* router,
   s->port_ = bound_port;
   s->address_ = HostPort(options.host, bound_port);
 
-  grpc::HealthCheckServiceInterface* health = s->server_->GetHealthCheckService();
-  if (health == nullptr) return absl::InternalError("the default health service is missing");
-  s->watchdog_->Start(health);
+  s->watchdog_->Start(s->health_.get());
   return s;
 }
 
 Server::~Server() {
-  if (watchdog_) watchdog_->Stop();  // it uses the health service, which server_ owns
+  if (watchdog_) watchdog_->Stop();  // it uses the health service
   if (stopped_ || server_ == nullptr) return;
   server_->Shutdown(std::chrono::system_clock::now());
   server_->Wait();

@@ -13,6 +13,7 @@
 #include "scheduler/router.h"
 #include "server/auth/tls.h"
 #include "server/generate_reactor.h"
+#include "server/health_service.h"
 #include "server/health_watchdog.h"
 #include "server/inference_service.h"
 #include "server/metrics.h"
@@ -39,7 +40,8 @@ struct ServerOptions {
 
   StreamLimits stream;
 
-  // With keys, every call but health and reflection needs one (auth/).
+  // With keys, every call but reflection and health's "" needs one (auth/;
+  // per-model health names: server/health_service.h).
   auth::ApiKeys api_keys;
   // Off unless it holds a certificate; with a client CA, mutual TLS.
   auth::TlsConfig tls;
@@ -86,10 +88,11 @@ class Server {
   ServerOptions options_;
   int port_ = 0;
   std::string address_;
-  // Destroyed in reverse: the grpc::Server goes before the service and the
-  // watchdog it calls.
+  // Destroyed in reverse: the grpc::Server goes before the services and the
+  // watchdog they call.
   std::unique_ptr<HealthWatchdog> watchdog_;
   std::unique_ptr<InferenceService> service_;
+  std::unique_ptr<HealthService> health_;
   std::unique_ptr<grpc::Server> server_;
   bool stopped_ = false;
 };

@@ -1,11 +1,13 @@
 // API keys on the gRPC front door, end to end on the tiny model: each RPC
 // refuses a missing or wrong key (UNAUTHENTICATED), a user key where admin is
-// needed and a tenant claimed against the key (PERMISSION_DENIED); health
-// stays open; user keys do not see server paths.
+// needed and a tenant claimed against the key (PERMISSION_DENIED); the
+// server's health stays open, a model's needs a key; user keys do not see
+// server paths.
 
 #include <memory>
 #include <string>
 
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "server/server.h"
 #include "tests/server/grpc_test_client.h"
@@ -134,10 +136,40 @@ TEST_F(GrpcAuthTest, ListModelsShowsPathsToAdminsOnly) {
   EXPECT_EQ(resp.models(0).path(), "tiny");
 }
 
-TEST_F(GrpcAuthTest, HealthNeedsNoKey) {
+// The whole server's health ("", what probes ask) needs no key; a model's
+// name answers only with one, so that which models exist is not told to
+// anyone who asks. A wrong name with a key is NOT_FOUND.
+TEST_F(GrpcAuthTest, HealthNeedsAKeyOnlyForModelNames) {
   absl::StatusOr<int> health = testing::HealthCheck(channel_, "");
   ASSERT_TRUE(health.ok()) << health.status();
   EXPECT_EQ(*health, 1);  // SERVING
+  const auto check = [&](const std::string& key, const std::string& name,
+                         grpc::health::v1::HealthCheckResponse* out) {
+    grpc::ClientContext ctx;
+    if (!key.empty()) ctx.AddMetadata("authorization", "Bearer " + key);
+    grpc::health::v1::HealthCheckRequest req;
+    req.set_service(name);
+    return grpc::health::v1::Health::NewStub(channel_)->Check(&ctx, req, out);
+  };
+  grpc::health::v1::HealthCheckResponse out;
+  for (const std::string& name : {std::string("tiny"), std::string("no-such-model")}) {
+    const grpc::Status s = check("", name, &out);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED) << name;
+    EXPECT_EQ(s.error_message().find(name), std::string::npos) << s.error_message();
+  }
+  EXPECT_EQ(check("wrong-key-0123456789", "tiny", &out).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  ASSERT_TRUE(check(kUserKey, "tiny", &out).ok());
+  EXPECT_EQ(out.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+  EXPECT_EQ(check(kUserKey, "no-such-model", &out).error_code(), grpc::StatusCode::NOT_FOUND);
+
+  // Watch the same way: refused at once without a key.
+  grpc::ClientContext ctx;
+  grpc::health::v1::HealthCheckRequest req;
+  req.set_service("tiny");
+  auto stream = grpc::health::v1::Health::NewStub(channel_)->Watch(&ctx, req);
+  EXPECT_FALSE(stream->Read(&out));
+  EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::UNAUTHENTICATED);
 }
 
 }  // namespace

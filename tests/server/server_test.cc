@@ -19,6 +19,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/server/grpc_test_client.h"
@@ -340,6 +341,51 @@ TEST(ServerTest, AConnectionLeftIdleIsClosedAndTheClientReconnects) {
     EXPECT_EQ(closed, short_limit) << (short_limit ? "past the idle limit" : "by default");
     EXPECT_TRUE(list()) << "a call after the close reconnects";
   }
+}
+
+// grpc.health.v1 Watch on a model's name: its status at once, then each
+// change (unloaded: NOT_SERVING; loaded again: SERVING); an unknown name is
+// SERVICE_UNKNOWN, and the stream ends when the client cancels it.
+TEST(ServerTest, HealthWatchFollowsAModelsStatus) {
+  using grpc::health::v1::HealthCheckResponse;
+  TestServer ts({}, {}, std::filesystem::path(COHOST_DEFAULT_MODEL).parent_path().string());
+  ASSERT_TRUE(ts.status().ok()) << ts.status();
+  auto health = grpc::health::v1::Health::NewStub(ts.channel());
+  grpc::ClientContext ctx;
+  grpc::health::v1::HealthCheckRequest req;
+  req.set_service(kModel);
+  std::unique_ptr<grpc::ClientReader<HealthCheckResponse>> watch = health->Watch(&ctx, req);
+  HealthCheckResponse r;
+  ASSERT_TRUE(watch->Read(&r));
+  EXPECT_EQ(r.status(), HealthCheckResponse::SERVING);
+
+  grpc::ClientContext unload_ctx;
+  v1::UnloadModelRequest unload;
+  unload.set_name(kModel);
+  v1::UnloadModelResponse unloaded;
+  ASSERT_TRUE(ts.stub().UnloadModel(&unload_ctx, unload, &unloaded).ok());
+  ASSERT_TRUE(watch->Read(&r));
+  EXPECT_EQ(r.status(), HealthCheckResponse::NOT_SERVING);
+
+  grpc::ClientContext load_ctx;
+  v1::LoadModelRequest load;
+  load.set_name(kModel);
+  load.set_path(std::filesystem::path(COHOST_DEFAULT_MODEL).filename().string());
+  v1::LoadModelResponse loaded;
+  ASSERT_TRUE(ts.stub().LoadModel(&load_ctx, load, &loaded).ok());
+  ASSERT_TRUE(watch->Read(&r));
+  EXPECT_EQ(r.status(), HealthCheckResponse::SERVING) << "once loaded again";
+
+  grpc::ClientContext unknown_ctx;
+  req.set_service("no-such-model");
+  auto unknown = health->Watch(&unknown_ctx, req);
+  ASSERT_TRUE(unknown->Read(&r));
+  EXPECT_EQ(r.status(), HealthCheckResponse::SERVICE_UNKNOWN);
+  unknown_ctx.TryCancel();
+  EXPECT_FALSE(unknown->Read(&r));
+  EXPECT_EQ(unknown->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  ctx.TryCancel();
+  EXPECT_EQ(watch->Finish().error_code(), grpc::StatusCode::CANCELLED);
 }
 
 // Without a model root, LoadModel (re)loads the server's configured models by

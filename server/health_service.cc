@@ -1,0 +1,183 @@
+// grpc.health.v1.Health: statuses in a map, Check and Watch over it, and the
+// key check for per-model names.
+
+#include "server/health_service.h"
+
+#include <atomic>
+#include <utility>
+
+#include "server/grpc_auth.h"
+#include "server/grpc_status.h"
+
+namespace cohost::server {
+
+// One Watch stream: the latest status waiting to be written, and whether a
+// write is in flight. A registered watcher is owned by the service: Update is
+// called under the service's mutex, and OnDone only marks the watcher done
+// (it must not take that mutex: gRPC may run it inside a Start call made
+// under it); the service deletes done watchers under its mutex. One refused
+// before it was registered deletes itself.
+class HealthService::Watcher final : public grpc::ServerWriteReactor<Response> {
+ public:
+  Watcher(std::string name, bool registered) : name_(std::move(name)), registered_(registered) {}
+
+  void Update(Status status) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      pending_ = status;
+      if (writing_ || ending_) return;
+      writing_ = true;  // until OnWriteDone: the stream cannot finish meanwhile
+      out_.set_status(status);
+      last_ = status;
+    }
+    StartWrite(&out_);
+  }
+
+  void OnWriteDone(bool ok) override {
+    bool write = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!ok || ending_) {
+        writing_ = false;
+        ending_ = true;
+      } else if (pending_ != last_) {
+        out_.set_status(pending_);
+        last_ = pending_;
+        write = true;
+      } else {
+        writing_ = false;
+        return;
+      }
+    }
+    if (write) {
+      StartWrite(&out_);
+    } else {
+      Finish(grpc::Status::CANCELLED);
+    }
+  }
+
+  // The client left (or the server is shutting down): finish now, or once
+  // the write in flight is done.
+  void OnCancel() override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (ending_) return;
+      ending_ = true;
+      if (writing_) return;
+    }
+    Finish(grpc::Status::CANCELLED);
+  }
+
+  void OnDone() override {
+    if (!registered_) {
+      delete this;
+      return;
+    }
+    done_.store(true, std::memory_order_release);
+  }
+
+  const std::string& name() const { return name_; }
+  bool done() const { return done_.load(std::memory_order_acquire); }
+
+ private:
+  const std::string name_;
+  const bool registered_;
+  std::atomic<bool> done_{false};
+  std::mutex mu_;
+  Response out_;  // what the write in flight sends; changed only between writes
+  Status pending_ = Response::UNKNOWN, last_ = Response::UNKNOWN;
+  bool writing_ = false;
+  bool ending_ = false;  // cancelled, or a write failed: Finish is called or due
+};
+
+HealthService::HealthService(const auth::ApiKeys* keys) : keys_(keys) { serving_[""] = true; }
+
+HealthService::~HealthService() {
+  // The server is gone: every stream is done.
+  for (const auto& [name, watcher] : watchers_) delete watcher;
+}
+
+void HealthService::DeleteDoneWatchers() {
+  for (auto it = watchers_.begin(); it != watchers_.end();) {
+    if (it->second->done()) {
+      delete it->second;
+      it = watchers_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+grpc::Status HealthService::Authorize(const grpc::CallbackServerContext& context,
+                                      const std::string& name) const {
+  if (name.empty()) return grpc::Status::OK;
+  return ToGrpcStatus(AuthenticateCall(context, *keys_, auth::Role::kUser).status());
+}
+
+HealthService::Status HealthService::StatusOf(const std::string& name) const {
+  auto it = serving_.find(name);
+  if (it == serving_.end()) return Response::SERVICE_UNKNOWN;
+  return it->second ? Response::SERVING : Response::NOT_SERVING;
+}
+
+void HealthService::Set(const std::string& name, bool serving) {
+  DeleteDoneWatchers();
+  serving_[name] = serving;
+  const Status status = StatusOf(name);
+  for (auto it = watchers_.lower_bound({name, nullptr}); it != watchers_.end() && it->first == name;
+       ++it) {
+    it->second->Update(status);
+  }
+}
+
+void HealthService::SetServingStatus(const std::string& service_name, bool serving) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!shut_down_) Set(service_name, serving);
+}
+
+void HealthService::SetServingStatus(bool serving) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (shut_down_) return;
+  for (auto& [name, unused] : serving_) Set(name, serving);
+}
+
+void HealthService::Shutdown() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (shut_down_) return;
+  for (auto& [name, unused] : serving_) Set(name, false);
+  shut_down_ = true;
+}
+
+grpc::ServerUnaryReactor* HealthService::Check(grpc::CallbackServerContext* context,
+                                               const Request* request, Response* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  grpc::Status status = Authorize(*context, request->service());
+  if (status.ok()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    const Status s = StatusOf(request->service());
+    if (s == Response::SERVICE_UNKNOWN) {
+      status = grpc::Status(grpc::StatusCode::NOT_FOUND, "unknown service");
+    } else {
+      response->set_status(s);
+    }
+  }
+  reactor->Finish(status);
+  return reactor;
+}
+
+grpc::ServerWriteReactor<HealthService::Response>* HealthService::Watch(
+    grpc::CallbackServerContext* context, const Request* request) {
+  if (grpc::Status status = Authorize(*context, request->service()); !status.ok()) {
+    auto* refused = new Watcher(request->service(), /*registered=*/false);
+    refused->Finish(status);  // its OnDone deletes it
+    return refused;
+  }
+  auto* watcher = new Watcher(request->service(), /*registered=*/true);
+  std::lock_guard<std::mutex> lock(mu_);
+  DeleteDoneWatchers();
+  watchers_.insert({request->service(), watcher});
+  watcher->Update(StatusOf(request->service()));
+  return watcher;
+}
+
+}  // namespace cohost::server

@@ -1,0 +1,68 @@
+// grpc.health.v1.Health, served by cohost instead of gRPC's default service
+// so that the per-model names answer only with an API key: unauthenticated,
+// a client learns whether the server is serving ("", which load balancers and
+// Kubernetes probe) and nothing about which models it holds. Without keys
+// configured, every name answers as before.
+//
+// Check: SERVING / NOT_SERVING, NOT_FOUND for a name never set. Watch: the
+// status at once (SERVICE_UNKNOWN for a name never set), then each change,
+// until the client cancels or the server shuts down; a watcher that reads
+// slowly gets the latest status, not every one in between. Shutdown() turns
+// every name NOT_SERVING and ignores later changes (the drain).
+//
+// HealthWatchdog sets the statuses through grpc::HealthCheckServiceInterface.
+// Thread-safe.
+#pragma once
+
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <utility>
+
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "server/auth/api_keys.h"
+
+namespace cohost::server {
+
+class HealthService final : public grpc::health::v1::Health::CallbackService,
+                            public grpc::HealthCheckServiceInterface {
+ public:
+  using Request = grpc::health::v1::HealthCheckRequest;
+  using Response = grpc::health::v1::HealthCheckResponse;
+
+  // `keys` must outlive the service. "" starts SERVING, as gRPC's default.
+  explicit HealthService(const auth::ApiKeys* keys);
+  ~HealthService() override;
+
+  void SetServingStatus(const std::string& service_name, bool serving) override;
+  void SetServingStatus(bool serving) override;
+  void Shutdown() override;
+
+  grpc::ServerUnaryReactor* Check(grpc::CallbackServerContext* context, const Request* request,
+                                  Response* response) override;
+  grpc::ServerWriteReactor<Response>* Watch(grpc::CallbackServerContext* context,
+                                            const Request* request) override;
+
+ private:
+  class Watcher;
+  using Status = Response::ServingStatus;
+
+  // OK for "", or for any name with a valid key (or no keys configured).
+  grpc::Status Authorize(const grpc::CallbackServerContext& context, const std::string& name) const;
+  // Under mu_.
+  Status StatusOf(const std::string& name) const;
+  void Set(const std::string& name, bool serving);  // under mu_
+  void DeleteDoneWatchers();                        // under mu_
+
+  const auth::ApiKeys* keys_;
+  mutable std::mutex mu_;
+  std::map<std::string, bool> serving_;  // guarded by mu_
+  bool shut_down_ = false;               // guarded by mu_
+  // Every registered watcher, by name; done ones until the next
+  // DeleteDoneWatchers. Guarded by mu_.
+  std::set<std::pair<std::string, Watcher*>> watchers_;
+};
+
+}  // namespace cohost::server
