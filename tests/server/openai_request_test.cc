@@ -112,13 +112,24 @@ TEST(OpenAiRequestTest, AMaxTokensPastUint32IsRefusedWithTheValueSent) {
 TEST(OpenAiRequestTest, IntegersBeyondInt64AreOutOfRangeNotWrapped) {
   // 2^64 - 1 wrapped to -1: top_k off, and priority -1 negated to +1, the
   // front of the queue.
+  // Past 2^64 - 1 the parser holds a double: the same answer, not "must be
+  // an integer"; a fraction still is not one.
   for (const char* field : {"top_k", "priority", "max_tokens", "seed", "n"}) {
-    const std::string body =
-        R"({"model": "m", "prompt": "hi", ")" + std::string(field) + R"(": 18446744073709551615})";
-    absl::StatusOr<CompletionRequest> r = ParseCompletionRequest(body, Endpoint::kCompletions);
-    ASSERT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << field;
-    EXPECT_THAT(std::string(r.status().message()), HasSubstr(field));
-    EXPECT_THAT(std::string(r.status().message()), HasSubstr("out of range")) << field;
+    for (const char* value : {"18446744073709551615", "18446744073709551616", "-1e30"}) {
+      const std::string body =
+          R"({"model": "m", "prompt": "hi", ")" + std::string(field) + R"(": )" + value + "}";
+      absl::StatusOr<CompletionRequest> r = ParseCompletionRequest(body, Endpoint::kCompletions);
+      ASSERT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << field << " " << value;
+      EXPECT_THAT(std::string(r.status().message()), HasSubstr(field));
+      EXPECT_THAT(std::string(r.status().message()), HasSubstr("out of range"))
+          << field << " " << value;
+    }
+    const std::string half =
+        R"({"model": "m", "prompt": "hi", ")" + std::string(field) + R"(": 2.5})";
+    EXPECT_THAT(
+        std::string(ParseCompletionRequest(half, Endpoint::kCompletions).status().message()),
+        HasSubstr("must be an integer"))
+        << field;
   }
   absl::StatusOr<CompletionRequest> top = ParseCompletionRequest(
       R"({"model": "m", "prompt": "hi", "top_k": 9223372036854775807})", Endpoint::kCompletions);
