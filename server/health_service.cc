@@ -19,7 +19,10 @@ namespace cohost::server {
 // before it was registered deletes itself.
 class HealthService::Watcher final : public grpc::ServerWriteReactor<Response> {
  public:
-  Watcher(std::string name, bool registered) : name_(std::move(name)), registered_(registered) {}
+  // One not registered is refused: Watch finishes it at once, so it starts
+  // ending (a cancel after that must not finish it twice).
+  Watcher(std::string name, bool registered)
+      : name_(std::move(name)), registered_(registered), ending_(!registered) {}
 
   void Update(Status status) {
     {
@@ -87,7 +90,7 @@ class HealthService::Watcher final : public grpc::ServerWriteReactor<Response> {
   Response out_;  // what the write in flight sends; changed only between writes
   Status pending_ = Response::UNKNOWN, last_ = Response::UNKNOWN;
   bool writing_ = false;
-  bool ending_ = false;  // cancelled, or a write failed: Finish is called or due
+  bool ending_;  // refused, cancelled, or a write failed: Finish is called or due
 };
 
 HealthService::HealthService(const auth::ApiKeys* keys) : keys_(keys) { serving_[""] = true; }
@@ -124,10 +127,8 @@ void HealthService::Set(const std::string& name, bool serving) {
   DeleteDoneWatchers();
   serving_[name] = serving;
   const Status status = StatusOf(name);
-  for (auto it = watchers_.lower_bound({name, nullptr}); it != watchers_.end() && it->first == name;
-       ++it) {
-    it->second->Update(status);
-  }
+  auto [first, last] = watchers_.equal_range(name);
+  for (auto it = first; it != last; ++it) it->second->Update(status);
 }
 
 void HealthService::SetServingStatus(const std::string& service_name, bool serving) {
@@ -175,7 +176,7 @@ grpc::ServerWriteReactor<HealthService::Response>* HealthService::Watch(
   auto* watcher = new Watcher(request->service(), /*registered=*/true);
   std::lock_guard<std::mutex> lock(mu_);
   DeleteDoneWatchers();
-  watchers_.insert({request->service(), watcher});
+  watchers_.emplace(request->service(), watcher);
   watcher->Update(StatusOf(request->service()));
   return watcher;
 }

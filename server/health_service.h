@@ -16,9 +16,7 @@
 
 #include <map>
 #include <mutex>
-#include <set>
 #include <string>
-#include <utility>
 
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -62,7 +60,7 @@ class HealthService final : public grpc::health::v1::Health::CallbackService,
   bool shut_down_ = false;               // guarded by mu_
   // Every registered watcher, by name; done ones until the next
   // DeleteDoneWatchers. Guarded by mu_.
-  std::set<std::pair<std::string, Watcher*>> watchers_;
+  std::multimap<std::string, Watcher*> watchers_;
 };
 
 }  // namespace cohost::server

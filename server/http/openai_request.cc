@@ -42,12 +42,12 @@ absl::StatusOr<std::optional<int64_t>> Integer(const Json& body, const char* nam
     return Bad(name, "is out of range");
   }
   if (v->is_number_integer()) return v->get<int64_t>();
-  // 3.0 is an integer; 3.5 is not. A whole number too large for an exact
-  // double (the parser reads 2^64 as one) is out of range, as 2^63 is.
+  // 3.0 is an integer; 3.5 is not. A whole number past int64 (the parser
+  // reads 2^64 and beyond as a double) is out of range, as 2^63 is.
   if (v->is_number_float()) {
     const double d = v->get<double>();
     if (std::isfinite(d) && std::floor(d) == d) {
-      if (std::abs(d) < 9e15) return static_cast<int64_t>(d);
+      if (std::abs(d) < 0x1p63) return static_cast<int64_t>(d);  // exact: d is whole
       return Bad(name, "is out of range");
     }
   }

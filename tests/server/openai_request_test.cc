@@ -131,6 +131,10 @@ TEST(OpenAiRequestTest, IntegersBeyondInt64AreOutOfRangeNotWrapped) {
         HasSubstr("must be an integer"))
         << field;
   }
+  // A whole number written as a float is an integer up to int64's end.
+  EXPECT_TRUE(ParseCompletionRequest(R"({"model": "m", "prompt": "hi", "seed": 1e16})",
+                                     Endpoint::kCompletions)
+                  .ok());
   absl::StatusOr<CompletionRequest> top = ParseCompletionRequest(
       R"({"model": "m", "prompt": "hi", "top_k": 9223372036854775807})", Endpoint::kCompletions);
   EXPECT_EQ(top.status().code(), absl::StatusCode::kInvalidArgument) << "still bounded to int32";
