@@ -80,9 +80,13 @@ absl::StatusOr<FootprintKey> KeyFor(const std::string& path, const kernels::Back
                                     bool keep_quantized) {
   FootprintKey key;
   key.path = path;
+  // "+stored": matrices kept as the file stores them (blocks, and 16-bit
+  // rows; records under the older "+blocks" counted a Hugging Face
+  // checkpoint's 16-bit matrices as fp32, twice their size, and no longer
+  // match).
   key.device = absl::StrCat(backend.kind() == kernels::BackendKind::kCpu ? "cpu" : "cuda", "/",
                             std::string(kernels::DTypeName(backend.compute_dtype())),
-                            keep_quantized ? "+blocks" : "");
+                            keep_quantized ? "+stored" : "");
   key.max_tokens_per_step = steps.max_tokens_per_step;
   key.max_num_seqs = steps.max_num_seqs;
   struct stat st {};

@@ -24,7 +24,7 @@ struct FootprintKey {
   std::string path;        // the model file or directory, as configured
   int64_t file_bytes = 0;  // its size (a directory's: its files' total)
   int64_t mtime_ns = 0;    // its last modification (a directory's: its newest file's)
-  std::string device;      // backend kind, compute dtype, "+blocks" when quantized weights stay so
+  std::string device;      // backend kind, compute dtype, "+stored" when weights stay as stored
   int32_t max_tokens_per_step = 0, max_num_seqs = 0;  // they size the workspace
 
   bool operator==(const FootprintKey&) const = default;

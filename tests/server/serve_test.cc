@@ -267,7 +267,7 @@ TEST(ServeTest, SigtermDrainsLiveStreamsAndExitsZero) {
   EXPECT_EQ(e["path"], COHOST_DEFAULT_MODEL);
   // The CPU's default keeps the GGUF's blocks (--cpu-precision int8): the
   // weights take no more than the file.
-  EXPECT_EQ(e["device"], "cpu/f32+blocks");
+  EXPECT_EQ(e["device"], "cpu/f32+stored");
   EXPECT_GT(e["weights_bytes"].get<int64_t>(), 50 << 20);
   EXPECT_LE(e["weights_bytes"].get<int64_t>(),
             static_cast<int64_t>(std::filesystem::file_size(COHOST_DEFAULT_MODEL)));
