@@ -11,18 +11,26 @@
 
 namespace cohost::server {
 
+namespace {
+
+// A Watch refused before it began: finished once, with the refusal (a
+// cancel changes nothing: OnCancel does not finish it again).
+class RefusedWatch final : public grpc::ServerWriteReactor<HealthService::Response> {
+ public:
+  explicit RefusedWatch(const grpc::Status& status) { Finish(status); }
+  void OnDone() override { delete this; }
+};
+
+}  // namespace
+
 // One Watch stream: the latest status waiting to be written, and whether a
-// write is in flight. A registered watcher is owned by the service: Update is
-// called under the service's mutex, and OnDone only marks the watcher done
-// (it must not take that mutex: gRPC may run it inside a Start call made
-// under it); the service deletes done watchers under its mutex. One refused
-// before it was registered deletes itself.
+// write is in flight. The service owns it: Update is called under the
+// service's mutex, and OnDone only marks the watcher done (it must not take
+// that mutex: gRPC may run it inside a Start call made under it); the
+// service deletes done watchers under its mutex.
 class HealthService::Watcher final : public grpc::ServerWriteReactor<Response> {
  public:
-  // One not registered is refused: Watch finishes it at once, so it starts
-  // ending (a cancel after that must not finish it twice).
-  Watcher(std::string name, bool registered)
-      : name_(std::move(name)), registered_(registered), ending_(!registered) {}
+  explicit Watcher(std::string name) : name_(std::move(name)) {}
 
   void Update(Status status) {
     {
@@ -71,26 +79,19 @@ class HealthService::Watcher final : public grpc::ServerWriteReactor<Response> {
     Finish(grpc::Status::CANCELLED);
   }
 
-  void OnDone() override {
-    if (!registered_) {
-      delete this;
-      return;
-    }
-    done_.store(true, std::memory_order_release);
-  }
+  void OnDone() override { done_.store(true, std::memory_order_release); }
 
   const std::string& name() const { return name_; }
   bool done() const { return done_.load(std::memory_order_acquire); }
 
  private:
   const std::string name_;
-  const bool registered_;
   std::atomic<bool> done_{false};
   std::mutex mu_;
   Response out_;  // what the write in flight sends; changed only between writes
   Status pending_ = Response::UNKNOWN, last_ = Response::UNKNOWN;
   bool writing_ = false;
-  bool ending_;  // refused, cancelled, or a write failed: Finish is called or due
+  bool ending_ = false;  // cancelled, or a write failed: Finish is called or due
 };
 
 HealthService::HealthService(const auth::ApiKeys* keys) : keys_(keys) { serving_[""] = true; }
@@ -124,7 +125,6 @@ HealthService::Status HealthService::StatusOf(const std::string& name) const {
 }
 
 void HealthService::Set(const std::string& name, bool serving) {
-  DeleteDoneWatchers();
   serving_[name] = serving;
   const Status status = StatusOf(name);
   auto [first, last] = watchers_.equal_range(name);
@@ -133,18 +133,22 @@ void HealthService::Set(const std::string& name, bool serving) {
 
 void HealthService::SetServingStatus(const std::string& service_name, bool serving) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (!shut_down_) Set(service_name, serving);
+  if (shut_down_) return;
+  DeleteDoneWatchers();
+  Set(service_name, serving);
 }
 
 void HealthService::SetServingStatus(bool serving) {
   std::lock_guard<std::mutex> lock(mu_);
   if (shut_down_) return;
+  DeleteDoneWatchers();
   for (auto& [name, unused] : serving_) Set(name, serving);
 }
 
 void HealthService::Shutdown() {
   std::lock_guard<std::mutex> lock(mu_);
   if (shut_down_) return;
+  DeleteDoneWatchers();
   for (auto& [name, unused] : serving_) Set(name, false);
   shut_down_ = true;
 }
@@ -169,11 +173,9 @@ grpc::ServerUnaryReactor* HealthService::Check(grpc::CallbackServerContext* cont
 grpc::ServerWriteReactor<HealthService::Response>* HealthService::Watch(
     grpc::CallbackServerContext* context, const Request* request) {
   if (grpc::Status status = Authorize(*context, request->service()); !status.ok()) {
-    auto* refused = new Watcher(request->service(), /*registered=*/false);
-    refused->Finish(status);  // its OnDone deletes it
-    return refused;
+    return new RefusedWatch(status);
   }
-  auto* watcher = new Watcher(request->service(), /*registered=*/true);
+  auto* watcher = new Watcher(request->service());
   std::lock_guard<std::mutex> lock(mu_);
   DeleteDoneWatchers();
   watchers_.emplace(request->service(), watcher);

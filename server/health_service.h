@@ -49,10 +49,11 @@ class HealthService final : public grpc::health::v1::Health::CallbackService,
 
   // OK for "", or for any name with a valid key (or no keys configured).
   grpc::Status Authorize(const grpc::CallbackServerContext& context, const std::string& name) const;
-  // Under mu_.
+  // Under mu_: a name's status; setting it, to its watchers too; and the
+  // sweep of watchers whose streams ended (once per public call).
   Status StatusOf(const std::string& name) const;
-  void Set(const std::string& name, bool serving);  // under mu_
-  void DeleteDoneWatchers();                        // under mu_
+  void Set(const std::string& name, bool serving);
+  void DeleteDoneWatchers();
 
   const auth::ApiKeys* keys_;
   mutable std::mutex mu_;

@@ -66,11 +66,21 @@ std::optional<int> CpusFromCgroupQuota(std::string_view cpu_max) {
   return static_cast<int>(std::min<int64_t>((*quota + *period - 1) / *period, 1 << 20));
 }
 
-int AvailableCpus() {
-  int cpus = static_cast<int>(std::thread::hardware_concurrency());
+std::vector<int> AffinityCpus() {
   cpu_set_t set;
   CPU_ZERO(&set);
-  if (sched_getaffinity(0, sizeof(set), &set) == 0) cpus = CPU_COUNT(&set);
+  std::vector<int> cpus;
+  if (sched_getaffinity(0, sizeof(set), &set) != 0) return cpus;
+  for (int c = 0; c < CPU_SETSIZE; ++c) {
+    if (CPU_ISSET(c, &set)) cpus.push_back(c);
+  }
+  return cpus;
+}
+
+int AvailableCpus() {
+  const std::vector<int> mask = AffinityCpus();
+  int cpus = mask.empty() ? static_cast<int>(std::thread::hardware_concurrency())
+                          : static_cast<int>(mask.size());
   std::optional<int> quota = CpusFromCgroupQuota(ReadSmallFile("/sys/fs/cgroup/cpu.max"));
   if (!quota) {
     // cgroup v1: the same two numbers in two files.
@@ -98,17 +108,6 @@ struct ThreadPool::Job {
     }
   }
 };
-
-std::vector<int> AffinityCpus() {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  std::vector<int> cpus;
-  if (sched_getaffinity(0, sizeof(set), &set) != 0) return cpus;
-  for (int c = 0; c < CPU_SETSIZE; ++c) {
-    if (CPU_ISSET(c, &set)) cpus.push_back(c);
-  }
-  return cpus;
-}
 
 ThreadPool::ThreadPool(int num_threads, bool pin) {
   if (num_threads <= 0) num_threads = AvailableCpus();

@@ -288,21 +288,16 @@ absl::StatusOr<ModelFile> LoadGgufModel(const std::string& path, const LoadOptio
       }
       job.raw_bytes = info->size_bytes;
       job.copy_raw = [&f, info, rows = shape[0], permute_heads](absl::Span<uint8_t> dst) {
-        const absl::Span<const uint8_t> src = f.TensorData(*info);
-        // A piece at a time, each checked, copied and its file pages dropped
-        // before the next is read: the tensor is never resident twice (a
-        // 30 MB embedding was, mapped and copied, at the load's peak).
+        // A piece at a time, each checked before it is copied (a 30 MB
+        // embedding was resident twice, mapped and copied, at the load's
+        // peak before pieces).
         const auto block =
             static_cast<size_t>(FindGgmlType(static_cast<uint32_t>(info->type))->block_bytes);
-        const size_t piece = std::max(block, kCopyPieceBytes / block * block);
-        for (size_t at = 0; at < src.size(); at += piece) {
-          const absl::Span<const uint8_t> part = src.subspan(at, piece);
-          RETURN_IF_ERROR(InTensor(
-              f, *info, CheckBlockScales(info->type, part, static_cast<int64_t>(at / block))));
-          std::copy(part.begin(), part.end(), dst.begin() + static_cast<ptrdiff_t>(at));
-          f.DropPages(part);
-        }
-        f.DropTensorPages(*info);  // the pages the pieces' edges shared
+        RETURN_IF_ERROR(CopyDroppingPages(
+            f.TensorData(*info), dst, block, [&](absl::Span<const uint8_t> part, size_t at) {
+              return InTensor(f, *info,
+                              CheckBlockScales(info->type, part, static_cast<int64_t>(at / block)));
+            }));
         if (permute_heads == 0) return absl::OkStatus();
         return InTensor(f, *info,
                         UndoLlamaRopePermutationRows(

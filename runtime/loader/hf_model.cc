@@ -183,14 +183,7 @@ absl::StatusOr<ModelFile> LoadHfModel(const std::string& dir, const LoadOptions&
       } else {
         job.raw_bytes = stored.size();
         job.copy_raw = [src](absl::Span<uint8_t> dst) {
-          const absl::Span<const uint8_t> bytes = src.file->TensorData(*src.tensor);
-          for (size_t at = 0; at < bytes.size(); at += kCopyPieceBytes) {
-            const absl::Span<const uint8_t> part = bytes.subspan(at, kCopyPieceBytes);
-            std::copy(part.begin(), part.end(), dst.begin() + static_cast<ptrdiff_t>(at));
-            src.file->DropPages(part);
-          }
-          src.file->DropTensorPages(*src.tensor);  // the pages the pieces' edges shared
-          return absl::OkStatus();
+          return CopyDroppingPages(src.file->TensorData(*src.tensor), dst, /*unit=*/2);
         };
       }
     } else {

@@ -16,10 +16,17 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/status_macros.h"
+#include "runtime/loader/mapped_file.h"
 #include "runtime/loader/model_loading.h"
 
 namespace cohost::runtime {
 namespace {
+
+// Bytes of a kept tensor copied between dropping its file pages. Each loader
+// thread holds one piece's pages at the load's peak: 4 MB pieces cost 3-4 MB
+// more peak RSS than 1 MB ones, for ~100 madvise calls saved per 100 MB.
+constexpr size_t kCopyPieceBytes = size_t{1} << 20;
 
 constexpr uint64_t kProgressStep = 64ull << 20;
 
@@ -64,6 +71,20 @@ absl::Status CheckNoUnusedTensors(const ModelConfig& config, const std::vector<s
         "' is not part of the model cohost runs from this config (another architecture's, or a "
         "layer past num_layers)"));
   }
+  return absl::OkStatus();
+}
+
+absl::Status CopyDroppingPages(
+    absl::Span<const uint8_t> src, absl::Span<uint8_t> dst, size_t unit,
+    const std::function<absl::Status(absl::Span<const uint8_t> part, size_t at)>& check) {
+  const size_t piece = std::max(unit, kCopyPieceBytes / unit * unit);
+  for (size_t at = 0; at < src.size(); at += piece) {
+    const absl::Span<const uint8_t> part = src.subspan(at, piece);
+    if (check) RETURN_IF_ERROR(check(part, at));
+    std::copy(part.begin(), part.end(), dst.begin() + static_cast<ptrdiff_t>(at));
+    DropWholePages(part.data(), part.size());
+  }
+  DropWholePages(src.data(), src.size());
   return absl::OkStatus();
 }
 

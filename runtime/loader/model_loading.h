@@ -38,11 +38,6 @@ std::string HfToCanonicalName(absl::string_view hf_name);
 // instead.
 inline constexpr uintptr_t kMappedAlignment = 32;
 
-// Bytes of a kept tensor copied between dropping its file pages. Each loader
-// thread holds one piece's pages at the load's peak: 4 MB pieces cost 3-4 MB
-// more peak RSS than 1 MB ones, for ~100 madvise calls saved per 100 MB.
-inline constexpr size_t kCopyPieceBytes = size_t{1} << 20;
-
 // One tensor to produce: `convert` fills `dst` (numel of `shape` floats);
 // or, for a tensor kept quantized (raw_bytes > 0), `copy_raw` fills its
 // raw_bytes of blocks.
@@ -60,6 +55,15 @@ struct TensorJob {
   std::shared_ptr<const void> mapping;
   std::function<absl::Status()> check_mapped;
 };
+
+// Copies `src` (a kept tensor's bytes in a file's mapping) into `dst` (as
+// long) a piece of about 1 MB, whole `unit`s, at a time: each
+// piece passed to `check` (with its offset) before it is copied, and its
+// file pages dropped after, so that the tensor is never resident twice; the
+// pages the pieces' edges shared go at the end. `check`'s error stops it.
+absl::Status CopyDroppingPages(
+    absl::Span<const uint8_t> src, absl::Span<uint8_t> dst, size_t unit,
+    const std::function<absl::Status(absl::Span<const uint8_t> part, size_t at)>& check = {});
 
 // Runs the jobs on a few threads into `out`; reports progress from the calling
 // thread at least every 64 MiB and at the end. The first error wins.

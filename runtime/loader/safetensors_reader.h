@@ -48,9 +48,7 @@ class SafetensorsFile {
   absl::Status ToF32(const SafetensorsTensor& t, absl::Span<float> dst) const;
   // The tensor's stored type (F32, F16 or BF16) as the loader names types.
   static GgmlType StoredType(const SafetensorsTensor& t);
-  // MappedFile::DropPages: over `range` (inside the mapping), or over the
-  // tensor's bytes.
-  void DropPages(absl::Span<const uint8_t> range) const { file_.DropPages(range); }
+  // MappedFile::DropPages over the tensor's bytes.
   void DropTensorPages(const SafetensorsTensor& t) const { file_.DropPages(TensorData(t)); }
 
  private:

@@ -152,6 +152,15 @@ class EngineTest : public ::testing::Test {
     FAIL() << "engine still busy after " << max_steps << " steps (deadlock?)";
   }
 
+  // `r` submitted with its deadline `in` from now; its sink.
+  std::shared_ptr<RecordingSink> SubmitDue(Engine& e, GenerateRequest r,
+                                           std::chrono::milliseconds in) {
+    r.deadline = now_ + in;
+    auto sink = std::make_shared<RecordingSink>();
+    EXPECT_TRUE(e.Submit(r, sink).ok());
+    return sink;
+  }
+
   // The engines' clock: time moves only when a test moves it. Read on the
   // stepping thread, so only tests that step on their own thread move it.
   Clock::time_point now_ = Clock::time_point{} + std::chrono::hours(1);
@@ -607,14 +616,8 @@ TEST_F(EngineTest, DeadlinesEndQueuedAndRunningRequests) {
             absl::StatusCode::kDeadlineExceeded)
       << "a deadline at the submit time has passed";
 
-  auto running = std::make_shared<RecordingSink>();
-  GenerateRequest r = Request(4, 100);
-  r.deadline = now_ + milliseconds(30);
-  ASSERT_TRUE(e->Submit(r, running).ok());
-  auto queued = std::make_shared<RecordingSink>();
-  GenerateRequest q = Request(4, 100, /*seed=*/2);
-  q.deadline = now_ + milliseconds(10);
-  ASSERT_TRUE(e->Submit(q, queued).ok());
+  auto running = SubmitDue(*e, Request(4, 100), milliseconds(30));
+  auto queued = SubmitDue(*e, Request(4, 100, /*seed=*/2), milliseconds(10));
   auto patient = std::make_shared<RecordingSink>();  // no deadline: outlives both
   ASSERT_TRUE(e->Submit(Request(4, 3, /*seed=*/3), patient).ok());
 
@@ -656,18 +659,12 @@ TEST_F(EngineTest, RequestsWhoseFirstTokenCannotMeetTheirDeadlineAreDroppedEarly
       MakeEngine(64, /*block_size=*/4, /*max_num_seqs=*/1, StepCost{0.010, 0});
   auto first = std::make_shared<RecordingSink>();  // 32 tokens: 2 steps
   ASSERT_TRUE(e->Submit(Request(32, 2), first).ok());
-  auto fits = std::make_shared<RecordingSink>();  // behind 32: 48 tokens, 30 ms, due in 35
-  GenerateRequest r = Request(16, 2, /*seed=*/2);
-  r.deadline = now_ + milliseconds(35);
-  ASSERT_TRUE(e->Submit(r, fits).ok());
-  auto hopeless = std::make_shared<RecordingSink>();  // behind 48: 64 tokens, 40 ms, due in 35
-  r = Request(16, 2, /*seed=*/3);
-  r.deadline = now_ + milliseconds(35);
-  ASSERT_TRUE(e->Submit(r, hopeless).ok());
-  auto after = std::make_shared<RecordingSink>();  // behind 48 once the hopeless one went: 40 ms
-  r = Request(16, 2, /*seed=*/4);
-  r.deadline = now_ + milliseconds(45);
-  ASSERT_TRUE(e->Submit(r, after).ok());
+  // Behind 32: 48 tokens, 30 ms, due in 35.
+  auto fits = SubmitDue(*e, Request(16, 2, /*seed=*/2), milliseconds(35));
+  // Behind 48: 64 tokens, 40 ms, due in 35.
+  auto hopeless = SubmitDue(*e, Request(16, 2, /*seed=*/3), milliseconds(35));
+  // Behind 48 once the hopeless one went: 40 ms, due in 45.
+  auto after = SubmitDue(*e, Request(16, 2, /*seed=*/4), milliseconds(45));
   EXPECT_EQ(e->Stats().PrefillTokensLeft(), 32 + 3 * 16) << "queued prompts count before a step";
 
   ASSERT_TRUE(e->Step().ok());
@@ -700,14 +697,9 @@ TEST_F(EngineTest, TheEarlyDeadlineDropLetsAShortPromptStartBesideALongPrefill) 
   auto long_prompt = std::make_shared<RecordingSink>();
   ASSERT_TRUE(e->Submit(Request(64, 2), long_prompt).ok());
   ASSERT_TRUE(e->Step().ok());  // 56 of its tokens left: 4 steps
-  auto short_prompt = std::make_shared<RecordingSink>();
-  GenerateRequest r = Request(8, 2, /*seed=*/2);
-  r.deadline = now_ + milliseconds(25);
-  ASSERT_TRUE(e->Submit(r, short_prompt).ok());
-  auto long_behind = std::make_shared<RecordingSink>();  // behind 56 + 8: 76 tokens, 50 ms
-  r = Request(12, 2, /*seed=*/3);
-  r.deadline = now_ + milliseconds(25);
-  ASSERT_TRUE(e->Submit(r, long_behind).ok());
+  auto short_prompt = SubmitDue(*e, Request(8, 2, /*seed=*/2), milliseconds(25));
+  // Behind 56 + 8: 76 tokens, 50 ms.
+  auto long_behind = SubmitDue(*e, Request(12, 2, /*seed=*/3), milliseconds(25));
 
   ASSERT_TRUE(e->Step().ok());
   ASSERT_TRUE(long_behind->finished());
@@ -736,14 +728,9 @@ TEST_F(EngineTest, TheEarlyDeadlineDropCountsACachedPrefixAsComputed) {
   ASSERT_TRUE(e->Submit(Request(32, 2, /*seed=*/8), std::make_shared<RecordingSink>()).ok());
   // Behind 32 tokens: 32 + 4 left of its own = 3 steps, 30 ms, due in 35.
   // Priced whole (32 + 32) it would be 40 ms, and dropped.
-  auto cached = std::make_shared<RecordingSink>();
-  GenerateRequest r = Request(32, 2, /*seed=*/7);
-  r.deadline = now_ + milliseconds(35);
-  ASSERT_TRUE(e->Submit(r, cached).ok());
-  auto cold = std::make_shared<RecordingSink>();  // behind 36: 68 tokens, 50 ms
-  r = Request(32, 2, /*seed=*/9);
-  r.deadline = now_ + milliseconds(35);
-  ASSERT_TRUE(e->Submit(r, cold).ok());
+  auto cached = SubmitDue(*e, Request(32, 2, /*seed=*/7), milliseconds(35));
+  // Behind 36: 68 tokens, 50 ms.
+  auto cold = SubmitDue(*e, Request(32, 2, /*seed=*/9), milliseconds(35));
 
   ASSERT_TRUE(e->Step().ok());
   ASSERT_TRUE(cold->finished());
