@@ -23,6 +23,7 @@
 #include "cohost/kernels/panels.h"
 #include "cohost/kernels/quant.h"
 #include "kernels/cpu/cpu_ops.h"
+#include "kernels/cpu/half_gemm_amx.h"
 #include "kernels/cpu/openblas_core.h"
 #include "kernels/cpu/quant/cpu_features.h"
 #include "kernels/cpu/quant/quant_kernels.h"
@@ -177,8 +178,9 @@ BENCHMARK(BM_Gemm<BlockQ6_K, WeightFormat::kQ6_K>)->Name("gemm_q6_k")->Apply(Gem
 // matrices, kept at two bytes a value), one thread, m activation rows, by
 // each path (argument 1: 0 the dot products, 1 widened slices through
 // OpenBLAS's sgemm, held to one thread and to the core cpuid supports, as
-// the CPU backend sets it): where each wins decides kHalfGemmDotRows.
-// Multiply-adds per second, as BM_Gemm.
+// the CPU backend sets it, 2 the AMX tiles, bf16 alone, where the CPU has
+// them): where each wins decides kHalfGemmDotRows. Multiply-adds per
+// second, as BM_Gemm.
 void BM_HalfGemm(benchmark::State& state, WeightFormat format) {
   static const std::string core = [] {
     std::string name = SettleOpenBlasCore();
@@ -186,7 +188,13 @@ void BM_HalfGemm(benchmark::State& state, WeightFormat format) {
     return name;
   }();
   const int32_t m = static_cast<int32_t>(state.range(0));
-  const bool sgemm = state.range(1) == 1;
+  const HalfGemmPath path = state.range(1) == 0   ? HalfGemmPath::kDots
+                            : state.range(1) == 1 ? HalfGemmPath::kSgemm
+                                                  : HalfGemmPath::kAmx;
+  if (path == HalfGemmPath::kAmx && (format != WeightFormat::kBF16 || !HalfGemmAmxAvailable())) {
+    state.SkipWithError("the AMX tiles take bf16 weights, on a CPU with AMX-BF16");
+    return;
+  }
   std::mt19937 rng(5);
   std::normal_distribution<float> n;
   std::vector<uint16_t> w(static_cast<size_t>(kRows) * kCols);
@@ -197,16 +205,18 @@ void BM_HalfGemm(benchmark::State& state, WeightFormat format) {
   ThreadPool pool(1);
   for (auto _ : state) {
     HalfGemm(x.data(), WeightRef(w.data(), format), nullptr, m, kRows, kCols, out.data(), kRows,
-             pool, sgemm ? HalfGemmPath::kSgemm : HalfGemmPath::kDots);
+             pool, path);
     benchmark::DoNotOptimize(out.data());
   }
-  state.SetLabel(sgemm ? "sgemm, OpenBLAS " + core : std::string("dots, ") + HalfGemmDotsName());
+  state.SetLabel(path == HalfGemmPath::kSgemm ? "sgemm, OpenBLAS " + core
+                 : path == HalfGemmPath::kAmx ? std::string("amx tiles")
+                                              : std::string("dots, ") + HalfGemmDotsName());
   state.SetItemsProcessed(state.iterations() * m * kRows * kCols);
 }
 
-// m x path (0 dots, 1 sgemm).
+// m x path (0 dots, 1 sgemm, 2 AMX tiles).
 void HalfGemmArgs(benchmark::internal::Benchmark* b) {
-  b->ArgsProduct({{1, 4, 16, 32, 48, 64, 128, 512}, {0, 1}});
+  b->ArgsProduct({{1, 4, 16, 32, 48, 64, 128, 512}, {0, 1, 2}});
 }
 
 BENCHMARK_CAPTURE(BM_HalfGemm, f16, WeightFormat::kF16)->Apply(HalfGemmArgs);

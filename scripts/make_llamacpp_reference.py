@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Writes tests/data/llamacpp_reference.json: what llama.cpp (through
 llama-cpp-python, compiled on this machine) computes on the default model and
-its K-quant variants (scripts/make_model_variants.sh), for the quantized
-kernels' check against llama.cpp (tests/runtime/model/llamacpp_reference_test.cc).
+its K-quant and bf16 variants (scripts/make_model_variants.sh), for the fast
+paths' check against llama.cpp (tests/runtime/model/llamacpp_reference_test.cc).
 
 Per model and prompt: llama.cpp's prompt token ids; its greedy continuation
 (24 tokens, past an end-of-text token too); at the prompt's last position the logits of its top 20 ids and
@@ -24,7 +24,7 @@ import numpy as np
 from llama_cpp import Llama
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MODELS = ["Q4_1", "Q4_K_M", "Q5_K_M"]
+MODELS = ["Q4_1", "Q4_K_M", "Q5_K_M", "BF16"]
 # Open-ended prompts, where a 135M model's next tokens are often near-ties,
 # and sequences it continues with clear margins (the free-running check).
 PROMPTS = [

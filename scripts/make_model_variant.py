@@ -6,7 +6,7 @@ multi-model tests' second and third models, and the K-quant models the
 quantized kernels are checked on against llama.cpp, made here rather than
 downloaded, and GGUF files that cohost did not write itself.
 
-Usage: make_model_variant.py IN.gguf OUT.gguf {F16,Q8_0,Q4_K_M,Q5_K_M}
+Usage: make_model_variant.py IN.gguf OUT.gguf {F16,BF16,Q8_0,Q4_K_M,Q5_K_M}
 
 Q4_K_M and Q5_K_M choose each tensor's type as llama.cpp's quantizer does
 for these mixtures (llama_tensor_get_type): ffn_down and attn_v in Q6_K on
@@ -27,7 +27,7 @@ import numpy as np
 import kquants
 
 Q = gguf.GGMLQuantizationType
-TARGETS = ["F16", "Q8_0", "Q4_K_M", "Q5_K_M"]
+TARGETS = ["F16", "BF16", "Q8_0", "Q4_K_M", "Q5_K_M"]
 # A K-quant type for rows that are not whole super-blocks: llama.cpp's fallback.
 FALLBACK = {"Q4_K": "Q5_0", "Q5_K": "Q5_1", "Q6_K": "Q8_0"}
 
@@ -38,7 +38,7 @@ def use_more_bits(layer, layers):
 
 def type_for(name, cols, target, layers):
     """The type llama.cpp's mixture `target` gives a matrix `name`."""
-    if target in ("F16", "Q8_0"):
+    if target in ("F16", "BF16", "Q8_0"):
         return target
     base = "Q4_K" if target == "Q4_K_M" else "Q5_K"
     chosen = base

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Makes the multi-model tests' second and third models from the default one
 # (scripts/fetch_model.sh), models/SmolLM2-135M-Instruct.{F16,Q8_0}.gguf, and
-# the K-quant models the quantized kernels are checked on against llama.cpp,
-# models/SmolLM2-135M-Instruct.{Q4_K_M,Q5_K_M}.gguf, written by the gguf
+# the K-quant and bf16 models the fast paths are checked on against llama.cpp,
+# models/SmolLM2-135M-Instruct.{Q4_K_M,Q5_K_M,BF16}.gguf, written by the gguf
 # package (scripts/make_model_variant.py). The package goes
 # into a virtual environment outside the checkout ($COHOST_VENV, by default
 # ~/.cache/cohost-venv). Idempotent: files newer than the default model are kept.
@@ -16,7 +16,7 @@ venv="${COHOST_VENV:-$HOME/.cache/cohost-venv}"
 [ -f "$src" ] || "$root/scripts/fetch_model.sh"
 
 missing=()
-types=(F16 Q8_0 Q4_K_M Q5_K_M)
+types=(F16 Q8_0 Q4_K_M Q5_K_M BF16)
 for type in "${types[@]}"; do
   out="$dir/SmolLM2-135M-Instruct.$type.gguf"
   [ -f "$out" ] && [ "$out" -nt "$src" ] && [ "$out" -nt "$root/scripts/make_model_variant.py" ] ||

@@ -15,7 +15,8 @@
 // More rows (a prompt: bound by arithmetic) widen kWidenRows weight rows at a
 // time into a scratch buffer and hand them to OpenBLAS's sgemm, which wins
 // there (bench/quant_dot_bench's half_gemm rows, bench/RESULTS.md); the
-// scratch is 256 rows, never the matrix.
+// scratch is 256 rows, never the matrix. On CPUs with AMX-BF16, bf16 weights
+// take tile multiplies instead, for any number of rows (half_gemm_amx.h).
 #include <cblas.h>
 
 #include <algorithm>
@@ -28,6 +29,7 @@
 
 #include "cohost/kernels/dtype.h"
 #include "cpu_ops.h"
+#include "half_gemm_amx.h"
 #include "quant/cpu_features.h"
 
 namespace cohost::kernels::cpu {
@@ -201,7 +203,13 @@ void HalfGemm(const float* a, WeightRef w, const float* bias, int32_t m, int32_t
   const bool bf16 = w.format == WeightFormat::kBF16;
   const auto* base = static_cast<const uint16_t*>(w.data);
   if (m <= 0 || n <= 0) return;
-  if (path == HalfGemmPath::kSgemm || (path == HalfGemmPath::kAuto && m > dots.max_rows)) {
+  if (bf16 && (path == HalfGemmPath::kAuto || path == HalfGemmPath::kAmx) &&
+      HalfGemmAmxAvailable()) {
+    HalfGemmAmxBf16(a, base, bias, m, n, k, c, ldc, pool);
+    return;
+  }
+  if (path == HalfGemmPath::kSgemm || path == HalfGemmPath::kAmx ||
+      (path == HalfGemmPath::kAuto && m > dots.max_rows)) {
     const WidenRowFn widen = kernels.widen;
     // The caller's thread owns its scratch; workers only write their rows.
     thread_local std::vector<float> widened;

@@ -1,0 +1,262 @@
+// HalfGemm for bf16 weights on AMX-BF16 (half_gemm_amx.h).
+//
+// tdpbf16ps multiplies a tile of 16 rows x 32 bf16 values (its first
+// operand) by a tile of 16 rows of 16 bf16 pairs (its second: row p holds
+// values 2p and 2p + 1 of each of 16 columns), adding into 16 x 16 fp32 sums.
+// The weights are the first operand, read where they lie: sixteen weight
+// rows, k values apart, are a tile. The activations are the second: each
+// block of sixteen activation rows is rounded to bf16 and transposed once
+// per call into such tiles, one for every 32 values of k. A sum tile then
+// holds weight row x activation row, and is transposed on its way into c.
+//
+// A pool task takes 32 weight rows (two tiles) against every activation
+// block, two blocks at a time: four sum tiles and two tiles of each operand,
+// the eight tile registers. The task's weights (32 x k x 2 bytes) stay in
+// cache while the activations stream past them.
+#include "half_gemm_amx.h"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+#include "quant/cpu_features.h"
+
+namespace cohost::kernels::cpu {
+
+bool HalfGemmAmxAvailable() {
+  const CpuFeatures& f = HostCpuFeatures();
+  return f.amx_bf16 && f.avx512bw && HostKernelCap() == KernelCap::kAll;
+}
+
+#if defined(__x86_64__)
+namespace {
+
+#define COHOST_AMX_BF16_TARGET \
+  __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,amx-tile,amx-bf16")))
+
+// Rows of a tile register, and the fp32 sums in a row of a sum tile.
+constexpr int64_t kTile = 16;
+// bf16 values in a row of an operand tile (64 bytes).
+constexpr int64_t kTileK = 32;
+// Weight rows a pool task takes: two operand tiles.
+constexpr int64_t kPanelRows = 2 * kTile;
+
+// Palette 1, every one of the eight tiles 16 rows of 64 bytes: sums 0-3,
+// weights 4-5, activations 6-7. Loaded by a task that finds another
+// configuration (the quantized tables' AMX tile uses other shapes) and left
+// loaded, as theirs is.
+struct alignas(64) TileConfig {
+  uint8_t palette = 1;
+  uint8_t start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t bytes_per_row[16] = {};
+  uint8_t rows[16] = {};
+
+  constexpr TileConfig() {
+    for (int t = 0; t < 8; ++t) {
+      bytes_per_row[t] = 64;
+      rows[t] = kTile;
+    }
+  }
+};
+static_assert(sizeof(TileConfig) == 64);
+
+// Sixteen activation rows' bf16 pairs for 32 values of k: word[p][j] holds
+// values 2p and 2p + 1 of row j (the lower in the low half).
+struct alignas(64) PackedTile {
+  uint32_t word[kTile][kTile];
+};
+
+// GCC 12's tile intrinsics are asm statements that name no memory: without
+// this the compiler may move stores the tiles read after their loads, or
+// reads of stored sums before the tile stores.
+inline void TileMemoryBarrier() { asm volatile("" ::: "memory"); }
+
+// Transposes sixteen rows of sixteen 32-bit lanes in place.
+COHOST_AMX_BF16_TARGET void Transpose16(__m512i r[kTile]) {
+  __m512i t[kTile];
+  for (int i = 0; i < kTile; i += 2) {
+    t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < kTile; i += 4) {
+    r[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+    r[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+    r[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+    r[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+  }
+  // Each 128-bit lane now holds a 4 x 4 block transposed; move the blocks.
+  for (int h = 0; h < kTile; h += 8) {
+    for (int i = 0; i < 4; ++i) {
+      t[h + i] = _mm512_shuffle_i32x4(r[h + i], r[h + 4 + i], 0x88);
+      t[h + 4 + i] = _mm512_shuffle_i32x4(r[h + i], r[h + 4 + i], 0xdd);
+    }
+  }
+  for (int i = 0; i < 8; ++i) {
+    r[i] = _mm512_shuffle_i32x4(t[i], t[8 + i], 0x88);
+    r[8 + i] = _mm512_shuffle_i32x4(t[i], t[8 + i], 0xdd);
+  }
+}
+
+// Sixteen floats rounded as F32ToBf16 does (to nearest, ties to even; NaN
+// stays NaN), each bf16 in the high half of its lane.
+COHOST_AMX_BF16_TARGET __m512i RoundToBf16(__m512i bits) {
+  const __m512i rounded = _mm512_add_epi32(
+      bits, _mm512_add_epi32(_mm512_set1_epi32(0x7fff),
+                             _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1))));
+  const __mmask16 nan = _mm512_cmpgt_epu32_mask(
+      _mm512_and_si512(bits, _mm512_set1_epi32(0x7fffffff)), _mm512_set1_epi32(0x7f800000));
+  return _mm512_mask_blend_epi32(nan, rounded,
+                                 _mm512_or_si512(bits, _mm512_set1_epi32(0x00400000)));
+}
+
+// 32 floats as sixteen bf16 pairs, in order.
+COHOST_AMX_BF16_TARGET __m512i Bf16Pairs(const float* x) {
+  const __m256i lo =
+      _mm512_cvtepi32_epi16(_mm512_srli_epi32(RoundToBf16(_mm512_loadu_si512(x)), 16));
+  const __m256i hi =
+      _mm512_cvtepi32_epi16(_mm512_srli_epi32(RoundToBf16(_mm512_loadu_si512(x + 16)), 16));
+  return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+
+// Activation rows [r0, r0 + rows) (rows <= 16; the block's others are
+// zeros) as the k / 32 tiles of their block, at out.
+COHOST_AMX_BF16_TARGET void PackBlock(const float* a, int64_t r0, int64_t rows, int64_t k,
+                                      PackedTile* out) {
+  for (int64_t kc = 0; kc < k / kTileK; ++kc) {
+    __m512i r[kTile];
+    for (int64_t j = 0; j < kTile; ++j) {
+      r[j] = j < rows ? Bf16Pairs(a + (r0 + j) * k + kc * kTileK) : _mm512_setzero_si512();
+    }
+    Transpose16(r);
+    for (int64_t p = 0; p < kTile; ++p) _mm512_store_si512(out[kc].word[p], r[p]);
+  }
+}
+
+// The sums of NA weight tiles (at w, sixteen rows k values apart) against
+// NB activation blocks' tiles (b[0], b[1]) into sums[a * 2 + b].
+template <int NA, int NB>
+COHOST_AMX_BF16_TARGET void TakeSums(const uint16_t* w, int64_t k, const PackedTile* const* b,
+                                     float (*sums)[kTile][kTile]) {
+  TileMemoryBarrier();
+  _tile_zero(0);
+  if constexpr (NB == 2) _tile_zero(1);
+  if constexpr (NA == 2) _tile_zero(2);
+  if constexpr (NA == 2 && NB == 2) _tile_zero(3);
+  const int64_t stride = k * static_cast<int64_t>(sizeof(uint16_t));
+  for (int64_t kc = 0; kc < k / kTileK; ++kc) {
+    _tile_loadd(4, w + kc * kTileK, stride);
+    if constexpr (NA == 2) _tile_loadd(5, w + (kTile * k) + (kc * kTileK), stride);
+    _tile_loadd(6, b[0] + kc, 64);
+    if constexpr (NB == 2) _tile_loadd(7, b[1] + kc, 64);
+    _tile_dpbf16ps(0, 4, 6);
+    if constexpr (NB == 2) _tile_dpbf16ps(1, 4, 7);
+    if constexpr (NA == 2) _tile_dpbf16ps(2, 5, 6);
+    if constexpr (NA == 2 && NB == 2) _tile_dpbf16ps(3, 5, 7);
+  }
+  _tile_stored(0, sums[0], 64);
+  if constexpr (NB == 2) _tile_stored(1, sums[1], 64);
+  if constexpr (NA == 2) _tile_stored(2, sums[2], 64);
+  if constexpr (NA == 2 && NB == 2) _tile_stored(3, sums[3], 64);
+  TileMemoryBarrier();
+}
+
+// A sum tile (weight row i x activation row j) into c's rows r0.. (the
+// first `rows`) at columns n0.. (the first `cols`), plus the bias.
+COHOST_AMX_BF16_TARGET void StoreSums(const float (*sums)[kTile], const float* bias, int64_t n0,
+                                      int64_t cols, int64_t r0, int64_t rows, float* c,
+                                      int64_t ldc) {
+  __m512i t[kTile];
+  for (int64_t i = 0; i < kTile; ++i) t[i] = _mm512_load_si512(sums[i]);
+  Transpose16(t);
+  const auto keep = static_cast<__mmask16>((1u << cols) - 1);
+  const __m512 b = bias != nullptr ? _mm512_maskz_loadu_ps(keep, bias + n0) : _mm512_setzero_ps();
+  for (int64_t j = 0; j < rows; ++j) {
+    float* out = c + (r0 + j) * ldc + n0;
+    const __m512 v = _mm512_castsi512_ps(t[j]);
+    _mm512_mask_storeu_ps(out, keep, bias != nullptr ? _mm512_add_ps(v, b) : v);
+  }
+}
+
+// Weight rows [n0, n0 + rows) (rows <= 32, at w) against every block.
+template <int NA>
+COHOST_AMX_BF16_TARGET void PanelAgainstBlocks(const uint16_t* w, int64_t rows, const float* bias,
+                                               int64_t n0, const PackedTile* packed, int64_t m,
+                                               int64_t k, float* c, int64_t ldc) {
+  const int64_t blocks = (m + kTile - 1) / kTile, per_block = k / kTileK;
+  alignas(64) float sums[4][kTile][kTile];
+  for (int64_t jb = 0; jb < blocks; jb += 2) {
+    const PackedTile* b[2] = {packed + jb * per_block, packed + (jb + 1) * per_block};
+    const bool two = jb + 1 < blocks;
+    if (two) {
+      TakeSums<NA, 2>(w, k, b, sums);
+    } else {
+      TakeSums<NA, 1>(w, k, b, sums);
+    }
+    for (int64_t ta = 0; ta < NA; ++ta) {
+      for (int64_t tb = 0; tb < (two ? 2 : 1); ++tb) {
+        const int64_t r0 = (jb + tb) * kTile;
+        StoreSums(sums[ta * 2 + tb], bias, n0 + ta * kTile, std::min(kTile, rows - ta * kTile), r0,
+                  std::min(kTile, m - r0), c, ldc);
+      }
+    }
+  }
+}
+
+COHOST_AMX_BF16_TARGET void LoadTileConfig() {
+  static constexpr TileConfig kConfig;
+  alignas(64) uint8_t current[sizeof(TileConfig)];
+  _tile_storeconfig(current);
+  if (std::memcmp(current, &kConfig, sizeof current) != 0) _tile_loadconfig(&kConfig);
+}
+
+}  // namespace
+
+void HalfGemmAmxBf16(const float* a, const uint16_t* w, const float* bias, int64_t m, int64_t n,
+                     int64_t k, float* c, int64_t ldc, ThreadPool& pool) {
+  const int64_t blocks = (m + kTile - 1) / kTile, per_block = k / kTileK;
+  // The caller's thread owns it; workers write their blocks, then read all.
+  thread_local std::vector<PackedTile> packed;
+  packed.resize(static_cast<size_t>(blocks * per_block));
+  PackedTile* const out = packed.data();
+  pool.ParallelFor(blocks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t jb = begin; jb < end; ++jb) {
+      PackBlock(a, jb * kTile, std::min(kTile, m - jb * kTile), k, out + jb * per_block);
+    }
+  });
+  const int64_t panels = (n + kPanelRows - 1) / kPanelRows;
+  pool.ParallelFor(panels, 1, [&](int64_t begin, int64_t end) {
+    LoadTileConfig();
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t n0 = t * kPanelRows, rows = std::min(kPanelRows, n - n0);
+      const uint16_t* panel = w + n0 * k;
+      // The last panel's rows short of a whole tile: copied beside zeros,
+      // so that no tile load reads past the matrix.
+      thread_local std::vector<uint16_t> padded;
+      if (rows % kTile != 0) {
+        const int64_t whole = (rows + kTile - 1) / kTile * kTile;
+        padded.assign(static_cast<size_t>(whole * k), 0);
+        std::memcpy(padded.data(), panel, static_cast<size_t>(rows * k) * sizeof(uint16_t));
+        panel = padded.data();
+      }
+      if (rows > kTile) {
+        PanelAgainstBlocks<2>(panel, rows, bias, n0, out, m, k, c, ldc);
+      } else {
+        PanelAgainstBlocks<1>(panel, rows, bias, n0, out, m, k, c, ldc);
+      }
+    }
+  });
+}
+
+#else
+
+void HalfGemmAmxBf16(const float*, const uint16_t*, const float*, int64_t, int64_t, int64_t, float*,
+                     int64_t, ThreadPool&) {}
+
+#endif
+
+}  // namespace cohost::kernels::cpu

@@ -1,0 +1,275 @@
+// cpu::HalfGemm, 16-bit weights against fp32 activations: every path gives
+// the products of the stored values (the AMX tiles' of the activations
+// rounded to bf16), the vectorized dots give the scalar ones' bits, and a
+// row's outputs do not depend on its batch. Paths this CPU lacks skip
+// visibly.
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <limits>
+#include <memory>
+#include <random>
+#include <vector>
+
+#include "cohost/kernels/backend.h"
+#include "cohost/kernels/dtype.h"
+#include "cohost/kernels/quant.h"
+#include "gtest/gtest.h"
+#include "kernels/cpu/cpu_ops.h"
+#include "kernels/cpu/half_gemm_amx.h"
+#include "kernels/cpu/quant/cpu_features.h"
+
+namespace cohost::kernels::cpu {
+namespace {
+
+// Rows of 16-bit floats (F16 or BF16 weights kept as stored) against fp32
+// activations: the dot-product path (up to HalfGemmDotRows() rows) and the
+// widen-and-sgemm one (more) both give the products of the widened values,
+// to fp32 rounding; on a CPU with AMX-BF16, bf16 weights give the products
+// of the activations rounded to bf16.
+TEST(HalfGemmTest, SixteenBitRowsGiveTheProductsOfTheirValues) {
+  std::mt19937 rng(13);
+  const std::unique_ptr<Backend> be = MakeCpuBackend(2);
+  constexpr int32_t kN = 37, kWidth = 96;
+  std::normal_distribution<float> normal(0.f, 1.f);
+  for (const WeightFormat f : {WeightFormat::kF16, WeightFormat::kBF16}) {
+    std::vector<uint16_t> w(static_cast<size_t>(kN) * kWidth);
+    std::vector<float> values(w.size());
+    for (size_t i = 0; i < w.size(); ++i) {
+      w[i] = f == WeightFormat::kF16 ? F32ToF16(normal(rng)) : F32ToBf16(normal(rng));
+      values[i] = f == WeightFormat::kF16 ? F16ToF32(w[i]) : Bf16ToF32(w[i]);
+    }
+    std::vector<float> bias(kN);
+    for (float& b : bias) b = normal(rng);
+    for (const int32_t m : {1, 3, 4, 5, 17, cpu::HalfGemmDotRows() + 1}) {
+      std::vector<float> a(static_cast<size_t>(m) * kWidth);
+      for (float& v : a) v = normal(rng);
+      std::vector<float> c(static_cast<size_t>(m) * kN, -7.f);
+      be->Gemm(a.data(), WeightRef(w.data(), f), bias.data(), m, kN, kWidth, c.data());
+      const bool rounded = f == WeightFormat::kBF16 && cpu::HalfGemmAmxAvailable();
+      for (int32_t r = 0; r < m; ++r) {
+        for (int32_t j = 0; j < kN; ++j) {
+          double want = bias[j], mag = std::fabs(bias[j]);
+          for (int32_t i = 0; i < kWidth; ++i) {
+            const float x = a[r * kWidth + i];
+            const double t = static_cast<double>(values[j * kWidth + i]) *
+                             (rounded ? Bf16ToF32(F32ToBf16(x)) : x);
+            want += t;
+            mag += std::fabs(t);
+          }
+          ASSERT_NEAR(c[r * kN + j], want, 1e-6 * mag + 1e-6)
+              << WeightFormatName(f) << " m " << m << " row " << r << " column " << j;
+        }
+      }
+    }
+  }
+}
+
+// Every dot kernel this CPU runs (the selected one, and the AVX2 one where
+// the selected is 512-bit) gives the scalar kernel's bits, for any number of
+// rows, whole passes of rows or not.
+TEST(HalfGemmTest, TheVectorizedDotsEqualTheScalarOnesBitForBit) {
+  if (!cpu::HalfGemmVectorized()) {
+    GTEST_SKIP() << "this CPU lacks AVX2 + FMA + F16C (" << HostCpuFeatures().Summary() << ")";
+  }
+  std::printf("  the selected dot kernel: %s\n", cpu::HalfGemmDotsName());
+  std::mt19937 rng(17);
+  cpu::ThreadPool pool(2);
+  constexpr int32_t kN = 21, kWidth = 160;
+  std::normal_distribution<float> normal(0.f, 1.f);
+  for (const WeightFormat f : {WeightFormat::kF16, WeightFormat::kBF16}) {
+    std::vector<uint16_t> w(static_cast<size_t>(kN) * kWidth);
+    for (uint16_t& v : w)
+      v = f == WeightFormat::kF16 ? F32ToF16(normal(rng)) : F32ToBf16(normal(rng));
+    for (const int32_t m : {1, 2, 3, 4, 5, 17, 33}) {
+      std::vector<float> a(static_cast<size_t>(m) * kWidth);
+      for (float& v : a) v = normal(rng) * (m == 2 ? 1e-3f : 1.f);
+      std::vector<float> scalar(static_cast<size_t>(m) * kN);
+      cpu::HalfGemm(a.data(), WeightRef(w.data(), f), nullptr, m, kN, kWidth, scalar.data(), kN,
+                    pool, cpu::HalfGemmPath::kScalarDots);
+      for (const cpu::HalfGemmPath path :
+           {cpu::HalfGemmPath::kDots, cpu::HalfGemmPath::kAvx2Dots}) {
+        std::vector<float> vec(scalar.size());
+        cpu::HalfGemm(a.data(), WeightRef(w.data(), f), nullptr, m, kN, kWidth, vec.data(), kN,
+                      pool, path);
+        EXPECT_EQ(vec, scalar) << WeightFormatName(f) << " m " << m << " path "
+                               << static_cast<int>(path);
+      }
+    }
+  }
+}
+
+// Up to HalfGemmDotRows() rows (a decode step's batch), a row's outputs are
+// the bits it gets alone: a sequence's logits do not depend on its batch.
+TEST(HalfGemmTest, UpToTheDotRowsARowsOutputsDoNotDependOnItsBatch) {
+  std::mt19937 rng(19);
+  cpu::ThreadPool pool(2);
+  constexpr int32_t kN = 40, kWidth = 192;
+  const int32_t m = cpu::HalfGemmDotRows();
+  std::normal_distribution<float> normal(0.f, 1.f);
+  for (const WeightFormat f : {WeightFormat::kF16, WeightFormat::kBF16}) {
+    std::vector<uint16_t> w(static_cast<size_t>(kN) * kWidth);
+    for (uint16_t& v : w)
+      v = f == WeightFormat::kF16 ? F32ToF16(normal(rng)) : F32ToBf16(normal(rng));
+    std::vector<float> a(static_cast<size_t>(m) * kWidth);
+    for (float& v : a) v = normal(rng);
+    std::vector<float> batch(static_cast<size_t>(m) * kN);
+    cpu::HalfGemm(a.data(), WeightRef(w.data(), f), nullptr, m, kN, kWidth, batch.data(), kN, pool);
+    for (int32_t r = 0; r < m; ++r) {
+      std::vector<float> alone(kN);
+      cpu::HalfGemm(a.data() + static_cast<ptrdiff_t>(r) * kWidth, WeightRef(w.data(), f), nullptr,
+                    1, kN, kWidth, alone.data(), kN, pool);
+      EXPECT_EQ(std::vector<float>(batch.begin() + static_cast<ptrdiff_t>(r) * kN,
+                                   batch.begin() + static_cast<ptrdiff_t>(r + 1) * kN),
+                alone)
+          << WeightFormatName(f) << " row " << r << " of " << m;
+    }
+  }
+}
+
+// Random 16-bit weights of format f, n rows of k.
+std::vector<uint16_t> RandomHalfRows(std::mt19937& rng, WeightFormat f, int64_t n, int64_t k) {
+  std::normal_distribution<float> normal(0.f, 1.f);
+  std::vector<uint16_t> w(static_cast<size_t>(n * k));
+  for (uint16_t& v : w)
+    v = f == WeightFormat::kF16 ? F32ToF16(normal(rng)) : F32ToBf16(normal(rng));
+  return w;
+}
+
+// The AMX tiles: every output is the sum of the bf16 weights times the
+// activations rounded to bf16, to fp32 rounding, for any number of rows and
+// columns (whole tiles or not), with the bias, into rows ldc apart, leaving
+// the columns past n alone. The bound is far tighter than what rounding the
+// activations moves a sum, so skipping the rounding (or rounding another
+// way) fails it.
+TEST(HalfGemmAmxTest, TheTilesGiveTheProductsOfTheActivationsRoundedToBf16) {
+  if (!cpu::HalfGemmAmxAvailable()) {
+    GTEST_SKIP() << "this CPU lacks AMX-BF16, or COHOST_CPU_KERNELS holds it back ("
+                 << cpu::HostCpuFeatures().Summary() << ")";
+  }
+  std::mt19937 rng(23);
+  cpu::ThreadPool pool(2);
+  std::normal_distribution<float> normal(0.f, 1.f);
+  constexpr int64_t kWidth = 160;
+  for (const int64_t n : {16, 37, 64, 85}) {
+    const std::vector<uint16_t> w = RandomHalfRows(rng, WeightFormat::kBF16, n, kWidth);
+    std::vector<float> bias(static_cast<size_t>(n));
+    for (float& b : bias) b = normal(rng);
+    for (const int32_t m : {1, 15, 16, 17, 33, 48, 70}) {
+      std::vector<float> a(static_cast<size_t>(m * kWidth));
+      for (float& v : a) v = normal(rng);
+      const int64_t ldc = n + 3;
+      std::vector<float> c(static_cast<size_t>(m * ldc), -7.f);
+      cpu::HalfGemm(a.data(), WeightRef(w.data(), WeightFormat::kBF16), bias.data(), m,
+                    static_cast<int32_t>(n), kWidth, c.data(), static_cast<int32_t>(ldc), pool,
+                    cpu::HalfGemmPath::kAmx);
+      double moved = 0;  // the most rounding the activations moved an output
+      for (int64_t r = 0; r < m; ++r) {
+        for (int64_t j = 0; j < n; ++j) {
+          double want = bias[j], exact = bias[j], mag = std::fabs(bias[j]);
+          for (int64_t i = 0; i < kWidth; ++i) {
+            const double wv = Bf16ToF32(w[j * kWidth + i]);
+            const float x = a[r * kWidth + i];
+            want += wv * Bf16ToF32(F32ToBf16(x));
+            exact += wv * x;
+            mag += std::fabs(wv * x);
+          }
+          moved = std::max(moved, std::fabs(want - exact) / mag);
+          ASSERT_NEAR(c[r * ldc + j], want, 1e-6 * mag)
+              << "n " << n << " m " << m << " row " << r << " column " << j;
+        }
+        for (int64_t j = n; j < ldc; ++j) ASSERT_EQ(c[r * ldc + j], -7.f) << "past n, row " << r;
+      }
+      EXPECT_GT(moved, 1e-5) << "n " << n << " m " << m << ": the bound tells rounding apart";
+    }
+  }
+}
+
+// kAuto gives bf16 weights to the tiles at any number of rows, and a row's
+// outputs are the bits it gets alone or in any batch.
+TEST(HalfGemmAmxTest, Bf16WeightsTakeTheTilesAndARowsOutputsDoNotDependOnItsBatch) {
+  if (!cpu::HalfGemmAmxAvailable()) {
+    GTEST_SKIP() << "this CPU lacks AMX-BF16, or COHOST_CPU_KERNELS holds it back ("
+                 << cpu::HostCpuFeatures().Summary() << ")";
+  }
+  std::mt19937 rng(29);
+  cpu::ThreadPool pool(2);
+  std::normal_distribution<float> normal(0.f, 1.f);
+  constexpr int32_t kN = 48, kWidth = 96;
+  const int32_t m = cpu::HalfGemmDotRows() + 7;
+  const std::vector<uint16_t> w = RandomHalfRows(rng, WeightFormat::kBF16, kN, kWidth);
+  const WeightRef ref(w.data(), WeightFormat::kBF16);
+  std::vector<float> a(static_cast<size_t>(m) * kWidth);
+  for (float& v : a) v = normal(rng);
+  std::vector<float> tiles(static_cast<size_t>(m) * kN), chosen(tiles.size());
+  cpu::HalfGemm(a.data(), ref, nullptr, m, kN, kWidth, tiles.data(), kN, pool,
+                cpu::HalfGemmPath::kAmx);
+  cpu::HalfGemm(a.data(), ref, nullptr, m, kN, kWidth, chosen.data(), kN, pool);
+  EXPECT_EQ(chosen, tiles);
+  // The same rows from row 9 of a longer batch, among other rows.
+  constexpr int32_t kBefore = 9, kAfter = 20;
+  std::vector<float> longer(static_cast<size_t>(kBefore + m + kAfter) * kWidth);
+  for (float& v : longer) v = normal(rng);
+  std::copy(a.begin(), a.end(), longer.begin() + static_cast<ptrdiff_t>(kBefore) * kWidth);
+  std::vector<float> other(static_cast<size_t>(kBefore + m + kAfter) * kN);
+  cpu::HalfGemm(longer.data(), ref, nullptr, kBefore + m + kAfter, kN, kWidth, other.data(), kN,
+                pool);
+  for (int32_t r = 0; r < m; ++r) {
+    for (int32_t j = 0; j < kN; ++j) {
+      ASSERT_EQ(other[static_cast<size_t>(r + kBefore) * kN + j],
+                tiles[static_cast<size_t>(r) * kN + j])
+          << "row " << r << " column " << j;
+    }
+    std::vector<float> alone(kN);
+    cpu::HalfGemm(a.data() + static_cast<ptrdiff_t>(r) * kWidth, ref, nullptr, 1, kN, kWidth,
+                  alone.data(), kN, pool);
+    ASSERT_EQ(alone, std::vector<float>(tiles.begin() + static_cast<ptrdiff_t>(r) * kN,
+                                        tiles.begin() + static_cast<ptrdiff_t>(r + 1) * kN))
+        << "row " << r << " alone";
+  }
+}
+
+// A NaN or infinite activation spoils its own row's outputs, no other's; F16
+// weights never take the tiles (bf16 would round them).
+TEST(HalfGemmAmxTest, ANonFiniteActivationStaysInItsRowAndF16WeightsKeepTheirBits) {
+  if (!cpu::HalfGemmAmxAvailable()) {
+    GTEST_SKIP() << "this CPU lacks AMX-BF16, or COHOST_CPU_KERNELS holds it back ("
+                 << cpu::HostCpuFeatures().Summary() << ")";
+  }
+  std::mt19937 rng(31);
+  cpu::ThreadPool pool(2);
+  std::normal_distribution<float> normal(0.f, 1.f);
+  constexpr int32_t kN = 32, kWidth = 64, kM = 40;
+  std::vector<float> a(static_cast<size_t>(kM) * kWidth);
+  for (float& v : a) v = normal(rng);
+  a[static_cast<size_t>(3) * kWidth + 5] = std::numeric_limits<float>::quiet_NaN();
+  a[static_cast<size_t>(20) * kWidth + 63] = std::numeric_limits<float>::infinity();
+  const std::vector<uint16_t> bf = RandomHalfRows(rng, WeightFormat::kBF16, kN, kWidth);
+  std::vector<float> c(static_cast<size_t>(kM) * kN);
+  cpu::HalfGemm(a.data(), WeightRef(bf.data(), WeightFormat::kBF16), nullptr, kM, kN, kWidth,
+                c.data(), kN, pool, cpu::HalfGemmPath::kAmx);
+  for (int32_t r = 0; r < kM; ++r) {
+    for (int32_t j = 0; j < kN; ++j) {
+      const float v = c[static_cast<size_t>(r) * kN + j];
+      if (r == 3 || r == 20) {
+        EXPECT_FALSE(std::isfinite(v)) << "row " << r << " column " << j;
+      } else {
+        ASSERT_TRUE(std::isfinite(v)) << "row " << r << " column " << j;
+      }
+    }
+  }
+  const std::vector<uint16_t> f16 = RandomHalfRows(rng, WeightFormat::kF16, kN, kWidth);
+  a[static_cast<size_t>(3) * kWidth + 5] = 0.5f;
+  a[static_cast<size_t>(20) * kWidth + 63] = 0.25f;
+  std::vector<float> asked(c.size()), sgemm(c.size());
+  cpu::HalfGemm(a.data(), WeightRef(f16.data(), WeightFormat::kF16), nullptr, kM, kN, kWidth,
+                asked.data(), kN, pool, cpu::HalfGemmPath::kAmx);
+  cpu::HalfGemm(a.data(), WeightRef(f16.data(), WeightFormat::kF16), nullptr, kM, kN, kWidth,
+                sgemm.data(), kN, pool, cpu::HalfGemmPath::kSgemm);
+  EXPECT_EQ(asked, sgemm);
+}
+
+}  // namespace
+}  // namespace cohost::kernels::cpu
