@@ -4,6 +4,7 @@
 
 #include <cstdio>
 
+#include "half_gemm_amx.h"
 #include "quant/cpu_features.h"
 #include "quant/quant_kernels.h"
 
@@ -11,7 +12,7 @@ namespace cohost::kernels {
 
 CpuInfo HostCpuInfo() {
   const cpu::CpuFeatures& f = cpu::HostCpuFeatures();
-  return {f.brand, f.Summary(), cpu::SelectedQuantKernels().name};
+  return {f.brand, f.Summary(), cpu::SelectedQuantKernels().name, cpu::HalfGemmAmxAvailable()};
 }
 
 size_t HostAvailableMemory() {

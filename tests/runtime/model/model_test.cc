@@ -21,6 +21,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "cohost/kernels/backend.h"
+#include "cohost/kernels/cpu_info.h"
 #include "cohost/kernels/dtype.h"
 #include "cohost/kernels/panels.h"
 #include "cohost/kernels/quant.h"
@@ -892,11 +893,12 @@ class CopyingCpuBackend final : public cohost::testing::ForwardingBackend {
 
 // A model whose matrices stay in blocks (`type_of` each one's type) against
 // the same model in fp32 with the blocks' values: the same logits, for a
-// prompt and for one token (the one-row path), but for the int8 rounding of
-// the activations; its weights take what PredictWeightsBytes says. On a
-// backend that takes the loaded bytes over, and on one that copies them.
+// prompt and for one token (the one-row path), but for the rounding of the
+// activations (to int8, or to bf16: `rounded_activations`); its weights take
+// what PredictWeightsBytes says. On a backend that takes the loaded bytes
+// over, and on one that copies them.
 void ExpectKeptMatchesDense(bool tied, const std::function<GgmlType(const std::string&)>& type_of,
-                            size_t* kept_bytes, bool int8_activations = true) {
+                            size_t* kept_bytes, bool rounded_activations = true) {
   ModelFile dense = MakeTinyModel({"q8", false, tied, false, 16});
   ModelFile quant = dense;
   // Every matrix 32 wide (ffn_down is 48 wide: it stays fp32).
@@ -945,10 +947,11 @@ void ExpectKeptMatchesDense(bool tied, const std::function<GgmlType(const std::s
         max_err = std::max(max_err, std::fabs(got[i] - want[i]));
         max_abs = std::max(max_abs, std::fabs(want[i]));
       }
-      if (int8_activations) {
-        // About 1/254 of each block's range per value.
+      if (rounded_activations) {
+        // About 1/254 of each block's range per value for int8, 1/512 of
+        // each value for bf16.
         EXPECT_LT(max_err, 0.03f * max_abs) << "max |logit| " << max_abs;
-        EXPECT_GT(max_err, 0.f) << "the activations really were quantized";
+        EXPECT_GT(max_err, 0.f) << "the activations really were rounded";
       } else {
         // fp32 products of the same values, summed in another order.
         EXPECT_LT(max_err, 1e-4f * max_abs) << "max |logit| " << max_abs;
@@ -958,13 +961,16 @@ void ExpectKeptMatchesDense(bool tied, const std::function<GgmlType(const std::s
 }
 
 // F16 and BF16 matrices stay 16-bit: half the bytes of fp32, the same
-// products (fp32 activations against the widened values).
+// products (fp32 activations against the widened values; for BF16 on a CPU
+// with AMX-BF16, activations rounded to bf16: a rounding the int8 bound
+// covers).
 TEST(QuantizedModelTest, SixteenBitMatricesStayHalfTheSizeWithTheSameLogits) {
   for (const GgmlType type : {GgmlType::kF16, GgmlType::kBF16}) {
     SCOPED_TRACE(type == GgmlType::kF16 ? "F16" : "BF16");
     size_t half = 0, q8 = 0;
+    const bool rounded = type == GgmlType::kBF16 && kernels::HostCpuInfo().bf16_tiles;
     ExpectKeptMatchesDense(
-        false, [&](const std::string&) { return type; }, &half, false);
+        false, [&](const std::string&) { return type; }, &half, rounded);
     ExpectKeptMatchesDense(
         false, [](const std::string&) { return GgmlType::kQ8_0; }, &q8);
     ModelFile f = MakeTinyModel({"q8", false, false, false, 16});

@@ -1,6 +1,6 @@
 // The CPU this process runs on, as cpuid reports it at run time, and the
-// quantized kernel table chosen for it: for start-up lines, /metrics and
-// benchmark records. And the host memory available now.
+// kernels chosen for it: for start-up lines, /metrics and benchmark records. And the host memory
+// available now.
 #pragma once
 
 #include <cstddef>
@@ -12,6 +12,9 @@ struct CpuInfo {
   std::string brand;          // "AMD EPYC 9B14"; "" when cpuid has no brand string
   std::string features;       // "avx2 fma f16c avx512f ..."
   std::string quant_kernels;  // "avx2" or "scalar"
+  // Whether bf16 weights multiply in AMX tiles, against activations rounded
+  // to bf16 (elsewhere fp32 activations against the widened weights).
+  bool bf16_tiles = false;
 };
 
 CpuInfo HostCpuInfo();
