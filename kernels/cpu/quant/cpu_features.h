@@ -25,7 +25,8 @@ const CpuFeatures& HostCpuFeatures();
 // CPU has, unless the environment's COHOST_CPU_KERNELS names a slower level
 // (to compare code paths, and to test the ones this CPU would not pick):
 // "scalar" (the portable reference code), "avx2", or "avx512vnni" (AVX-512
-// without AMX). SiLU, the 16-bit products and KV narrowing ignore it.
+// without AMX). The 16-bit products' AMX tiles need kAll too; their dot
+// products, SiLU and KV narrowing ignore it.
 enum class KernelCap { kScalar, kAvx2, kAvx512, kAll };
 // Read once, on first use.
 KernelCap HostKernelCap();
