@@ -32,12 +32,13 @@ void Gemm(const float* a /*[m, k]*/, const float* w /*[n, k]*/, const float* bia
 // threads write one cache line of c, all in one pass over the pool.
 void QuantGemm(const float* a /*[m, k]*/, const GemmPart* parts, int32_t num_parts, int32_t m,
                int32_t k, ThreadPool& pool);
-// How HalfGemm multiplies. kAuto: bf16 weights through AMX tiles where
-// HalfGemmAmxAvailable() (half_gemm_amx.h), at any number of rows; otherwise
-// dot products (the best kernel cpuid allows) up to HalfGemmDotRows() rows of
-// a, sgemm past them. The others force one way (tests, bench/quant_dot_bench): kAvx2Dots
-// where the CPU has AVX2, FMA and F16C, else the scalar dots; kAmx the tiles
-// for bf16 weights where the CPU has them, else sgemm.
+// How HalfGemm multiplies. kAuto: dot products (the best kernel cpuid allows)
+// up to HalfGemmDotRows() rows of a, sgemm past them; except that where
+// HalfGemmAmxAvailable() (half_gemm_amx.h), AMX tiles take bf16 weights at
+// any number of rows and f16 ones in place of sgemm. The others force one
+// way (tests, bench/quant_dot_bench): kAvx2Dots where the CPU has AVX2, FMA
+// and F16C, else the scalar dots; kAmx the tiles where the CPU has them,
+// else sgemm.
 enum class HalfGemmPath { kAuto, kDots, kAvx2Dots, kScalarDots, kSgemm, kAmx };
 
 // c = a * w^T (+ bias) for w in rows of fp16 or bf16 values (kF16, kBF16; k
@@ -45,7 +46,7 @@ enum class HalfGemmPath { kAuto, kDots, kAvx2Dots, kScalarDots, kSgemm, kAmx };
 // over the pool by 16 output columns; 512-bit (AVX-512F), or F16C + AVX2 + FMA, where cpuid has
 // them, else scalar; all give the same bits, and a row's outputs do not depend on the other
 // rows. sgemm: 256 weight rows at a time widened into a scratch buffer for OpenBLAS's sgemm.
-// AMX: the activations rounded to bf16, products summed in fp32 by the tile unit.
+// AMX: bf16 products summed in fp32 by the tile unit (half_gemm_amx.h says how close).
 void HalfGemm(const float* a /*[m, k]*/, WeightRef w /*[n, k]*/, const float* bias /*[n] or null*/,
               int32_t m, int32_t n, int32_t k, float* c /*[m, n], rows ldc apart*/, int32_t ldc,
               ThreadPool& pool, HalfGemmPath path = HalfGemmPath::kAuto);

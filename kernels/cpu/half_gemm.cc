@@ -15,8 +15,9 @@
 // More rows (a prompt: bound by arithmetic) widen kWidenRows weight rows at a
 // time into a scratch buffer and hand them to OpenBLAS's sgemm, which wins
 // there (bench/quant_dot_bench's half_gemm rows, bench/RESULTS.md); the
-// scratch is 256 rows, never the matrix. On CPUs with AMX-BF16, bf16 weights
-// take tile multiplies instead, for any number of rows (half_gemm_amx.h).
+// scratch is 256 rows, never the matrix. On CPUs with AMX-BF16, tile
+// multiplies take bf16 weights at any number of rows instead, and f16 ones
+// in place of sgemm (half_gemm_amx.h).
 #include <cblas.h>
 
 #include <algorithm>
@@ -203,9 +204,12 @@ void HalfGemm(const float* a, WeightRef w, const float* bias, int32_t m, int32_t
   const bool bf16 = w.format == WeightFormat::kBF16;
   const auto* base = static_cast<const uint16_t*>(w.data);
   if (m <= 0 || n <= 0) return;
-  if (bf16 && (path == HalfGemmPath::kAuto || path == HalfGemmPath::kAmx) &&
-      HalfGemmAmxAvailable()) {
-    HalfGemmAmxBf16(a, base, bias, m, n, k, c, ldc, pool);
+  // The tiles: bf16 weights at any number of rows, f16 ones (three
+  // multiplies a sum) where the dots would hand over to sgemm.
+  const bool tiles =
+      path == HalfGemmPath::kAmx || (path == HalfGemmPath::kAuto && (bf16 || m > dots.max_rows));
+  if (tiles && HalfGemmAmxAvailable()) {
+    HalfGemmAmx(a, w, bias, m, n, k, c, ldc, pool);
     return;
   }
   if (path == HalfGemmPath::kSgemm || path == HalfGemmPath::kAmx ||

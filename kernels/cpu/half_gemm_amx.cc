@@ -114,26 +114,67 @@ COHOST_AMX_BF16_TARGET __m512i RoundToBf16(__m512i bits) {
                                  _mm512_or_si512(bits, _mm512_set1_epi32(0x00400000)));
 }
 
-// 32 floats as sixteen bf16 pairs, in order.
-COHOST_AMX_BF16_TARGET __m512i Bf16Pairs(const float* x) {
-  const __m256i lo =
-      _mm512_cvtepi32_epi16(_mm512_srli_epi32(RoundToBf16(_mm512_loadu_si512(x)), 16));
-  const __m256i hi =
-      _mm512_cvtepi32_epi16(_mm512_srli_epi32(RoundToBf16(_mm512_loadu_si512(x + 16)), 16));
+// Two sets of sixteen rounded lanes (RoundToBf16's) as sixteen bf16 pairs,
+// x's first.
+COHOST_AMX_BF16_TARGET __m512i Pairs(__m512i x, __m512i y) {
+  const __m256i lo = _mm512_cvtepi32_epi16(_mm512_srli_epi32(x, 16));
+  const __m256i hi = _mm512_cvtepi32_epi16(_mm512_srli_epi32(y, 16));
   return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
 }
 
+// The bf16 nearest each of sixteen floats (RoundToBf16's lanes), and in
+// *rest each float less that bf16: exact in fp32, and itself a bf16 where
+// the float was an f16 value.
+COHOST_AMX_BF16_TARGET __m512i Split(__m512 x, __m512* rest) {
+  const __m512i rounded = RoundToBf16(_mm512_castps_si512(x));
+  const __m512 hi = _mm512_castsi512_ps(
+      _mm512_and_si512(rounded, _mm512_set1_epi32(static_cast<int>(0xffff0000))));
+  *rest = _mm512_sub_ps(x, hi);
+  return rounded;
+}
+
 // Activation rows [r0, r0 + rows) (rows <= 16; the block's others are
-// zeros) as the k / 32 tiles of their block, at out.
+// zeros) as the k / 32 tiles of their block: at hi their bf16 values, and,
+// kSplit, at lo the bf16 values of what is left of each (together within
+// 2^-18 of the activation).
+template <bool kSplit>
 COHOST_AMX_BF16_TARGET void PackBlock(const float* a, int64_t r0, int64_t rows, int64_t k,
-                                      PackedTile* out) {
+                                      PackedTile* hi, PackedTile* lo) {
   for (int64_t kc = 0; kc < k / kTileK; ++kc) {
-    __m512i r[kTile];
+    __m512i h[kTile], l[kTile];
     for (int64_t j = 0; j < kTile; ++j) {
-      r[j] = j < rows ? Bf16Pairs(a + (r0 + j) * k + kc * kTileK) : _mm512_setzero_si512();
+      h[j] = l[j] = _mm512_setzero_si512();
+      if (j >= rows) continue;
+      const float* x = a + (r0 + j) * k + kc * kTileK;
+      __m512 rest0, rest1;
+      h[j] = Pairs(Split(_mm512_loadu_ps(x), &rest0), Split(_mm512_loadu_ps(x + 16), &rest1));
+      if constexpr (kSplit) {
+        l[j] =
+            Pairs(RoundToBf16(_mm512_castps_si512(rest0)), RoundToBf16(_mm512_castps_si512(rest1)));
+      }
     }
-    Transpose16(r);
-    for (int64_t p = 0; p < kTile; ++p) _mm512_store_si512(out[kc].word[p], r[p]);
+    Transpose16(h);
+    for (int64_t p = 0; p < kTile; ++p) _mm512_store_si512(hi[kc].word[p], h[p]);
+    if constexpr (kSplit) {
+      Transpose16(l);
+      for (int64_t p = 0; p < kTile; ++p) _mm512_store_si512(lo[kc].word[p], l[p]);
+    }
+  }
+}
+
+// `rows` rows of k f16 values at w as two bf16 matrices of the same shape
+// whose sum they are, exactly, at hi and lo.
+COHOST_AMX_BF16_TARGET void SplitF16Rows(const uint16_t* w, int64_t rows, int64_t k, uint16_t* hi,
+                                         uint16_t* lo) {
+  for (int64_t i = 0; i < rows * k; i += 16) {
+    const __m512 x = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + i)));
+    __m512 rest;
+    const __m512i h = Split(x, &rest);
+    const __m512i l = RoundToBf16(_mm512_castps_si512(rest));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(hi + i),
+                        _mm512_cvtepi32_epi16(_mm512_srli_epi32(h, 16)));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(lo + i),
+                        _mm512_cvtepi32_epi16(_mm512_srli_epi32(l, 16)));
   }
 }
 
@@ -165,6 +206,40 @@ COHOST_AMX_BF16_TARGET void TakeSums(const uint16_t* w, int64_t k, const PackedT
   TileMemoryBarrier();
 }
 
+// One weight tile split in two (w_hi + w_lo) against NB activation blocks
+// split in two (b_hi + b_lo): three products a sum, the lo x lo one left
+// out (under 2^-18 of each product). Sums 0-1; the activations' lo tiles
+// take registers 2-3, which TakeSums gives a second weight tile's sums.
+template <int NB>
+COHOST_AMX_BF16_TARGET void TakeSplitSums(const uint16_t* w_hi, const uint16_t* w_lo, int64_t k,
+                                          const PackedTile* const* b_hi,
+                                          const PackedTile* const* b_lo,
+                                          float (*sums)[kTile][kTile]) {
+  TileMemoryBarrier();
+  _tile_zero(0);
+  if constexpr (NB == 2) _tile_zero(1);
+  const int64_t stride = k * static_cast<int64_t>(sizeof(uint16_t));
+  for (int64_t kc = 0; kc < k / kTileK; ++kc) {
+    _tile_loadd(4, w_hi + kc * kTileK, stride);
+    _tile_loadd(5, w_lo + kc * kTileK, stride);
+    _tile_loadd(6, b_hi[0] + kc, 64);
+    _tile_loadd(2, b_lo[0] + kc, 64);
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(0, 5, 6);
+    _tile_dpbf16ps(0, 4, 2);
+    if constexpr (NB == 2) {
+      _tile_loadd(7, b_hi[1] + kc, 64);
+      _tile_loadd(3, b_lo[1] + kc, 64);
+      _tile_dpbf16ps(1, 4, 7);
+      _tile_dpbf16ps(1, 5, 7);
+      _tile_dpbf16ps(1, 4, 3);
+    }
+  }
+  _tile_stored(0, sums[0], 64);
+  if constexpr (NB == 2) _tile_stored(1, sums[1], 64);
+  TileMemoryBarrier();
+}
+
 // A sum tile (weight row i x activation row j) into c's rows r0.. (the
 // first `rows`) at columns n0.. (the first `cols`), plus the bias.
 COHOST_AMX_BF16_TARGET void StoreSums(const float (*sums)[kTile], const float* bias, int64_t n0,
@@ -182,20 +257,40 @@ COHOST_AMX_BF16_TARGET void StoreSums(const float (*sums)[kTile], const float* b
   }
 }
 
-// Weight rows [n0, n0 + rows) (rows <= 32, at w) against every block.
-template <int NA>
-COHOST_AMX_BF16_TARGET void PanelAgainstBlocks(const uint16_t* w, int64_t rows, const float* bias,
-                                               int64_t n0, const PackedTile* packed, int64_t m,
-                                               int64_t k, float* c, int64_t ldc) {
-  const int64_t blocks = (m + kTile - 1) / kTile, per_block = k / kTileK;
+// The activations' tiles: every block's k / 32 at hi, and for split f16
+// weights the blocks' lo parts at lo (else null).
+struct PackedActivations {
+  const PackedTile* hi;
+  const PackedTile* lo;
+  int64_t per_block;
+};
+
+// Weight rows [n0, n0 + rows) (rows <= 32, whole tiles at w, and for split
+// f16 weights their lo parts at w_lo) against every block.
+template <int NA, bool kSplit>
+COHOST_AMX_BF16_TARGET void PanelAgainstBlocks(const uint16_t* w, const uint16_t* w_lo,
+                                               int64_t rows, const float* bias, int64_t n0,
+                                               const PackedActivations& act, int64_t m, int64_t k,
+                                               float* c, int64_t ldc) {
+  const int64_t blocks = (m + kTile - 1) / kTile, per = act.per_block;
   alignas(64) float sums[4][kTile][kTile];
   for (int64_t jb = 0; jb < blocks; jb += 2) {
-    const PackedTile* b[2] = {packed + jb * per_block, packed + (jb + 1) * per_block};
+    const PackedTile* hi[2] = {act.hi + jb * per, act.hi + (jb + 1) * per};
     const bool two = jb + 1 < blocks;
-    if (two) {
-      TakeSums<NA, 2>(w, k, b, sums);
+    if constexpr (kSplit) {
+      const PackedTile* lo[2] = {act.lo + jb * per, act.lo + (jb + 1) * per};
+      for (int64_t ta = 0; ta < NA; ++ta) {
+        const int64_t at = ta * kTile * k;
+        if (two) {
+          TakeSplitSums<2>(w + at, w_lo + at, k, hi, lo, sums + ta * 2);
+        } else {
+          TakeSplitSums<1>(w + at, w_lo + at, k, hi, lo, sums + ta * 2);
+        }
+      }
+    } else if (two) {
+      TakeSums<NA, 2>(w, k, hi, sums);
     } else {
-      TakeSums<NA, 1>(w, k, b, sums);
+      TakeSums<NA, 1>(w, k, hi, sums);
     }
     for (int64_t ta = 0; ta < NA; ++ta) {
       for (int64_t tb = 0; tb < (two ? 2 : 1); ++tb) {
@@ -214,48 +309,73 @@ COHOST_AMX_BF16_TARGET void LoadTileConfig() {
   if (std::memcmp(current, &kConfig, sizeof current) != 0) _tile_loadconfig(&kConfig);
 }
 
-}  // namespace
-
-void HalfGemmAmxBf16(const float* a, const uint16_t* w, const float* bias, int64_t m, int64_t n,
-                     int64_t k, float* c, int64_t ldc, ThreadPool& pool) {
+template <bool kSplit>
+void Multiply(const float* a, const uint16_t* w, const float* bias, int64_t m, int64_t n, int64_t k,
+              float* c, int64_t ldc, ThreadPool& pool) {
   const int64_t blocks = (m + kTile - 1) / kTile, per_block = k / kTileK;
-  // The caller's thread owns it; workers write their blocks, then read all.
-  thread_local std::vector<PackedTile> packed;
-  packed.resize(static_cast<size_t>(blocks * per_block));
-  PackedTile* const out = packed.data();
+  // The caller's thread owns these; workers write their blocks, then read all.
+  // (Workers see the buffers through these pointers: a thread_local named
+  // inside the lambda would be the worker's own.)
+  thread_local std::vector<PackedTile> hi_tiles, lo_tiles;
+  hi_tiles.resize(static_cast<size_t>(blocks * per_block));
+  if constexpr (kSplit) lo_tiles.resize(hi_tiles.size());
+  PackedTile* const hi = hi_tiles.data();
+  PackedTile* const lo = kSplit ? lo_tiles.data() : nullptr;
+  const PackedActivations act{hi, lo, per_block};
   pool.ParallelFor(blocks, 1, [&](int64_t begin, int64_t end) {
     for (int64_t jb = begin; jb < end; ++jb) {
-      PackBlock(a, jb * kTile, std::min(kTile, m - jb * kTile), k, out + jb * per_block);
+      PackBlock<kSplit>(a, jb * kTile, std::min(kTile, m - jb * kTile), k, hi + jb * per_block,
+                        kSplit ? lo + jb * per_block : nullptr);
     }
   });
   const int64_t panels = (n + kPanelRows - 1) / kPanelRows;
   pool.ParallelFor(panels, 1, [&](int64_t begin, int64_t end) {
     LoadTileConfig();
+    // The task's weights where they are not read in place: a last panel's
+    // rows short of a whole tile beside zeros (so that no tile load reads
+    // past the matrix), or f16 rows split in two.
+    thread_local std::vector<uint16_t> panel_hi, panel_lo;
     for (int64_t t = begin; t < end; ++t) {
       const int64_t n0 = t * kPanelRows, rows = std::min(kPanelRows, n - n0);
+      const int64_t whole = (rows + kTile - 1) / kTile * kTile;
       const uint16_t* panel = w + n0 * k;
-      // The last panel's rows short of a whole tile: copied beside zeros,
-      // so that no tile load reads past the matrix.
-      thread_local std::vector<uint16_t> padded;
-      if (rows % kTile != 0) {
-        const int64_t whole = (rows + kTile - 1) / kTile * kTile;
-        padded.assign(static_cast<size_t>(whole * k), 0);
-        std::memcpy(padded.data(), panel, static_cast<size_t>(rows * k) * sizeof(uint16_t));
-        panel = padded.data();
+      const uint16_t* panel_low = nullptr;
+      if (kSplit || rows != whole) {
+        panel_hi.assign(static_cast<size_t>(whole * k), 0);
+        if constexpr (kSplit) {
+          panel_lo.assign(panel_hi.size(), 0);
+          SplitF16Rows(panel, rows, k, panel_hi.data(), panel_lo.data());
+          panel_low = panel_lo.data();
+        } else {
+          std::memcpy(panel_hi.data(), panel, static_cast<size_t>(rows * k) * sizeof(uint16_t));
+        }
+        panel = panel_hi.data();
       }
       if (rows > kTile) {
-        PanelAgainstBlocks<2>(panel, rows, bias, n0, out, m, k, c, ldc);
+        PanelAgainstBlocks<2, kSplit>(panel, panel_low, rows, bias, n0, act, m, k, c, ldc);
       } else {
-        PanelAgainstBlocks<1>(panel, rows, bias, n0, out, m, k, c, ldc);
+        PanelAgainstBlocks<1, kSplit>(panel, panel_low, rows, bias, n0, act, m, k, c, ldc);
       }
     }
   });
 }
 
+}  // namespace
+
+void HalfGemmAmx(const float* a, WeightRef w, const float* bias, int64_t m, int64_t n, int64_t k,
+                 float* c, int64_t ldc, ThreadPool& pool) {
+  const auto* base = static_cast<const uint16_t*>(w.data);
+  if (w.format == WeightFormat::kF16) {
+    Multiply<true>(a, base, bias, m, n, k, c, ldc, pool);
+  } else {
+    Multiply<false>(a, base, bias, m, n, k, c, ldc, pool);
+  }
+}
+
 #else
 
-void HalfGemmAmxBf16(const float*, const uint16_t*, const float*, int64_t, int64_t, int64_t, float*,
-                     int64_t, ThreadPool&) {}
+void HalfGemmAmx(const float*, WeightRef, const float*, int64_t, int64_t, int64_t, float*, int64_t,
+                 ThreadPool&) {}
 
 #endif
 

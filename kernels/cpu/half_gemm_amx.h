@@ -1,13 +1,22 @@
-// cpu::HalfGemm for bf16 weights on CPUs with AMX-BF16: the activations
-// rounded to bf16 once, then tile multiplies (tdpbf16ps: bf16 pairs, fp32
-// sums) instead of widening the weights, for a decode step's rows as for a
-// prompt's: one thread measured the tiles 1.1x the 512-bit dots at one row,
-// 7x at sixteen, and 5-12x sgemm from 32 to 512 rows (bench/RESULTS.md). The
-// weights are read in place; only the activations are repacked.
+// cpu::HalfGemm's AMX-BF16 path: tile multiplies (tdpbf16ps: bf16 pairs,
+// fp32 sums) instead of widening 16-bit weights to fp32.
+//
+// BF16 weights are read in place, against the activations rounded to bf16
+// once per call, for a decode step's rows as for a prompt's: one thread
+// measured the tiles even with the 512-bit dots at one row, 8x them at
+// sixteen, and 5-13x sgemm from 32 to 512 rows (bench/RESULTS.md).
+//
+// F16 weights do not fit bf16, so a panel's rows are split, exactly, into
+// two bf16 matrices (hi + lo: an f16's eleven bits are bf16's eight and three
+// more), and each activation into two bf16 values within 2^-18 of it; three
+// tile multiplies a sum (the lo x lo one, under 2^-18 of each product, left
+// out) keep each product within about 2^-17, where llama.cpp rounds the
+// activations to f16 (2^-11). HalfGemm gives them prompt rows only.
 #pragma once
 
 #include <cstdint>
 
+#include "cohost/kernels/quant.h"
 #include "thread_pool.h"
 
 namespace cohost::kernels::cpu {
@@ -16,13 +25,13 @@ namespace cohost::kernels::cpu {
 // and COHOST_CPU_KERNELS does not hold the kernels below AMX.
 bool HalfGemmAmxAvailable();
 
-// c = bf16(a) * w^T (+ bias), w in rows of bf16 values (k a multiple of 32),
-// each activation rounded to the nearest bf16 (ties to even) and each output
-// summed in fp32 by the tile unit (which flushes bf16 subnormals to zero). A
-// row's outputs do not depend on the other rows. Only where
-// HalfGemmAmxAvailable().
-void HalfGemmAmxBf16(const float* a /*[m, k]*/, const uint16_t* w /*[n, k]*/,
-                     const float* bias /*[n] or null*/, int64_t m, int64_t n, int64_t k,
-                     float* c /*[m, n], rows ldc apart*/, int64_t ldc, ThreadPool& pool);
+// c = a * w^T (+ bias), w in rows of bf16 or f16 values (kBF16, kF16; k a
+// multiple of 32), as above, each output summed in fp32 by the tile unit
+// (which flushes bf16 subnormals to zero); bf16 weights see each activation
+// rounded to the nearest bf16 (ties to even). A row's outputs do not depend
+// on the other rows. Only where HalfGemmAmxAvailable().
+void HalfGemmAmx(const float* a /*[m, k]*/, WeightRef w /*[n, k]*/,
+                 const float* bias /*[n] or null*/, int64_t m, int64_t n, int64_t k,
+                 float* c /*[m, n], rows ldc apart*/, int64_t ldc, ThreadPool& pool);
 
 }  // namespace cohost::kernels::cpu
