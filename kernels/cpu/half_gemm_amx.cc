@@ -1,18 +1,22 @@
-// HalfGemm for bf16 weights on AMX-BF16 (half_gemm_amx.h).
+// HalfGemm's AMX-BF16 path (half_gemm_amx.h).
 //
 // tdpbf16ps multiplies a tile of 16 rows x 32 bf16 values (its first
 // operand) by a tile of 16 rows of 16 bf16 pairs (its second: row p holds
 // values 2p and 2p + 1 of each of 16 columns), adding into 16 x 16 fp32 sums.
-// The weights are the first operand, read where they lie: sixteen weight
-// rows, k values apart, are a tile. The activations are the second: each
-// block of sixteen activation rows is rounded to bf16 and transposed once
-// per call into such tiles, one for every 32 values of k. A sum tile then
-// holds weight row x activation row, and is transposed on its way into c.
+// The weights are the first operand: sixteen weight rows, k values apart,
+// are a tile (bf16 ones read where they lie; f16 ones split a panel at a
+// time into two bf16 matrices beside the task). The activations are the
+// second: each block of sixteen activation rows is rounded to bf16 (for f16
+// weights, split in two) and transposed once per call into such tiles, one
+// for every 32 values of k. A sum tile then holds weight row x activation
+// row, and is transposed on its way into c.
 //
 // A pool task takes 32 weight rows (two tiles) against every activation
-// block, two blocks at a time: four sum tiles and two tiles of each operand,
-// the eight tile registers. The task's weights (32 x k x 2 bytes) stay in
-// cache while the activations stream past them.
+// block, two blocks at a time: for bf16 weights four sum tiles and two tiles
+// of each operand, the eight tile registers; for split f16 ones a weight
+// tile at a time, its two halves against two blocks' two halves. The task's
+// weights (32 x k x 2 bytes, twice for f16) stay in cache while the
+// activations stream past them.
 #include "half_gemm_amx.h"
 
 #include <algorithm>
@@ -46,7 +50,8 @@ constexpr int64_t kTileK = 32;
 constexpr int64_t kPanelRows = 2 * kTile;
 
 // Palette 1, every one of the eight tiles 16 rows of 64 bytes: sums 0-3,
-// weights 4-5, activations 6-7. Loaded by a task that finds another
+// weights 4-5, activations 6-7 (TakeSplitSums puts the activations' lo
+// halves in 2-3). Loaded by a task that finds another
 // configuration (the quantized tables' AMX tile uses other shapes) and left
 // loaded, as theirs is.
 struct alignas(64) TileConfig {
@@ -124,7 +129,9 @@ COHOST_AMX_BF16_TARGET __m512i Pairs(__m512i x, __m512i y) {
 
 // The bf16 nearest each of sixteen floats (RoundToBf16's lanes), and in
 // *rest each float less that bf16: exact in fp32, and itself a bf16 where
-// the float was an f16 value.
+// the float was an f16 value. (Where the bf16 is infinite, the rest is not
+// finite; split f16 products are then NaN: 0 x inf, as the lo parts of the
+// weights meet the hi part of the activation.)
 COHOST_AMX_BF16_TARGET __m512i Split(__m512 x, __m512* rest) {
   const __m512i rounded = RoundToBf16(_mm512_castps_si512(x));
   const __m512 hi = _mm512_castsi512_ps(
@@ -136,7 +143,7 @@ COHOST_AMX_BF16_TARGET __m512i Split(__m512 x, __m512* rest) {
 // Activation rows [r0, r0 + rows) (rows <= 16; the block's others are
 // zeros) as the k / 32 tiles of their block: at hi their bf16 values, and,
 // kSplit, at lo the bf16 values of what is left of each (together within
-// 2^-18 of the activation).
+// 2^-17 of the activation).
 template <bool kSplit>
 COHOST_AMX_BF16_TARGET void PackBlock(const float* a, int64_t r0, int64_t rows, int64_t k,
                                       PackedTile* hi, PackedTile* lo) {
@@ -208,7 +215,8 @@ COHOST_AMX_BF16_TARGET void TakeSums(const uint16_t* w, int64_t k, const PackedT
 
 // One weight tile split in two (w_hi + w_lo) against NB activation blocks
 // split in two (b_hi + b_lo): three products a sum, the lo x lo one left
-// out (under 2^-18 of each product). Sums 0-1; the activations' lo tiles
+// out (at most 2^-16 of each product; a fourth multiply for it cost 4-20%
+// of the rate, bench/RESULTS.md). Sums 0-1; the activations' lo tiles
 // take registers 2-3, which TakeSums gives a second weight tile's sums.
 template <int NB>
 COHOST_AMX_BF16_TARGET void TakeSplitSums(const uint16_t* w_hi, const uint16_t* w_lo, int64_t k,
@@ -315,7 +323,9 @@ void Multiply(const float* a, const uint16_t* w, const float* bias, int64_t m, i
   const int64_t blocks = (m + kTile - 1) / kTile, per_block = k / kTileK;
   // The caller's thread owns these; workers write their blocks, then read all.
   // (Workers see the buffers through these pointers: a thread_local named
-  // inside the lambda would be the worker's own.)
+  // inside the lambda would be the worker's own.) They keep the largest
+  // call's size: m x k x 2 bytes, twice for f16 weights (3 MB for 512 rows
+  // of k = 1536).
   thread_local std::vector<PackedTile> hi_tiles, lo_tiles;
   hi_tiles.resize(static_cast<size_t>(blocks * per_block));
   if constexpr (kSplit) lo_tiles.resize(hi_tiles.size());

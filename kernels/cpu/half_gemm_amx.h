@@ -8,10 +8,11 @@
 //
 // F16 weights do not fit bf16, so a panel's rows are split, exactly, into
 // two bf16 matrices (hi + lo: an f16's eleven bits are bf16's eight and three
-// more), and each activation into two bf16 values within 2^-18 of it; three
-// tile multiplies a sum (the lo x lo one, under 2^-18 of each product, left
-// out) keep each product within about 2^-17, where llama.cpp rounds the
-// activations to f16 (2^-11). HalfGemm gives them prompt rows only.
+// more), and each activation into two bf16 values within 2^-17 of it; three
+// tile multiplies a sum (the lo x lo one, at most 2^-16 of each product,
+// left out) keep each product within 1.5 x 2^-16 (2.3e-5), where llama.cpp
+// rounds the activations to f16 (2^-11). HalfGemm gives them prompt rows
+// only: the split costs a panel's conversion per call.
 #pragma once
 
 #include <cstdint>
