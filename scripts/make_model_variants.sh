@@ -3,7 +3,8 @@
 # (scripts/fetch_model.sh), models/SmolLM2-135M-Instruct.{F16,Q8_0}.gguf, and
 # the K-quant and bf16 models the fast paths are checked on against llama.cpp,
 # models/SmolLM2-135M-Instruct.{Q4_K_M,Q5_K_M,BF16}.gguf, written by the gguf
-# package (scripts/make_model_variant.py). The package goes
+# package (scripts/make_model_variant.py), and the BF16 one as a Hugging Face
+# checkpoint, models/SmolLM2-135M-Instruct.BF16-hf/ (scripts/make_hf_variant.py). The package goes
 # into a virtual environment outside the checkout ($COHOST_VENV, by default
 # ~/.cache/cohost-venv). Idempotent: files newer than the default model are kept.
 set -euo pipefail
@@ -38,7 +39,14 @@ check_reference_files() {
 for m in json.load(open(sys.argv[1]))["models"]: print(m["file"], m["sha256"])' "$ref")
 }
 
-if [ ${#missing[@]} -eq 0 ]; then
+# The BF16 variant as a Hugging Face checkpoint directory (make_hf_variant.py).
+hf="$dir/SmolLM2-135M-Instruct.BF16-hf"
+hf_current() {
+  [ -f "$hf/config.json" ] && [ "$hf/config.json" -nt "$dir/SmolLM2-135M-Instruct.BF16.gguf" ] &&
+    [ "$hf/config.json" -nt "$root/scripts/make_hf_variant.py" ]
+}
+
+if [ ${#missing[@]} -eq 0 ] && hf_current; then
   echo "make_model_variants: present"
   check_reference_files
   exit 0
@@ -61,4 +69,11 @@ for type in "${missing[@]}"; do
   "$venv/bin/python" "$root/scripts/make_model_variant.py" "$src" "$out.tmp" "$type"
   mv "$out.tmp" "$out"
 done
+if ! hf_current; then
+  echo "make_model_variants: writing $hf"
+  rm -rf "$hf.tmp"
+  "$venv/bin/python" "$root/scripts/make_hf_variant.py" "$dir/SmolLM2-135M-Instruct.BF16.gguf" "$hf.tmp"
+  rm -rf "$hf"
+  mv "$hf.tmp" "$hf"
+fi
 check_reference_files
