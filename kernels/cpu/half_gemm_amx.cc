@@ -27,6 +27,7 @@
 #include <immintrin.h>
 #endif
 
+#include "amx_tiles.h"
 #include "quant/cpu_features.h"
 
 namespace cohost::kernels::cpu {
@@ -49,37 +50,23 @@ constexpr int64_t kTileK = 32;
 // Weight rows a pool task takes: two operand tiles.
 constexpr int64_t kPanelRows = 2 * kTile;
 
-// Palette 1, every one of the eight tiles 16 rows of 64 bytes: sums 0-3,
-// weights 4-5, activations 6-7 (TakeSplitSums puts the activations' lo
-// halves in 2-3). Loaded by a task that finds another
-// configuration (the quantized tables' AMX tile uses other shapes) and left
-// loaded, as theirs is.
-struct alignas(64) TileConfig {
-  uint8_t palette = 1;
-  uint8_t start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t bytes_per_row[16] = {};
-  uint8_t rows[16] = {};
-
-  constexpr TileConfig() {
-    for (int t = 0; t < 8; ++t) {
-      bytes_per_row[t] = 64;
-      rows[t] = kTile;
-    }
+// Every one of the eight tiles 16 rows of 64 bytes: sums 0-3, weights
+// 4-5, activations 6-7 (TakeSplitSums puts the activations' lo halves in
+// 2-3). Ensured at the start of each pool task (amx_tiles.h).
+constexpr AmxTileConfig SixteenBySixtyFour() {
+  AmxTileConfig c;
+  for (int t = 0; t < 8; ++t) {
+    c.bytes_per_row[t] = 64;
+    c.rows[t] = kTile;
   }
-};
-static_assert(sizeof(TileConfig) == 64);
+  return c;
+}
 
 // Sixteen activation rows' bf16 pairs for 32 values of k: word[p][j] holds
 // values 2p and 2p + 1 of row j (the lower in the low half).
 struct alignas(64) PackedTile {
   uint32_t word[kTile][kTile];
 };
-
-// GCC 12's tile intrinsics are asm statements that name no memory: without
-// this the compiler may move stores the tiles read after their loads, or
-// reads of stored sums before the tile stores.
-inline void TileMemoryBarrier() { asm volatile("" ::: "memory"); }
 
 // Transposes sixteen rows of sixteen 32-bit lanes in place.
 COHOST_AMX_BF16_TARGET void Transpose16(__m512i r[kTile]) {
@@ -310,13 +297,6 @@ COHOST_AMX_BF16_TARGET void PanelAgainstBlocks(const uint16_t* w, const uint16_t
   }
 }
 
-COHOST_AMX_BF16_TARGET void LoadTileConfig() {
-  static constexpr TileConfig kConfig;
-  alignas(64) uint8_t current[sizeof(TileConfig)];
-  _tile_storeconfig(current);
-  if (std::memcmp(current, &kConfig, sizeof current) != 0) _tile_loadconfig(&kConfig);
-}
-
 template <bool kSplit>
 void Multiply(const float* a, const uint16_t* w, const float* bias, int64_t m, int64_t n, int64_t k,
               float* c, int64_t ldc, ThreadPool& pool) {
@@ -340,7 +320,8 @@ void Multiply(const float* a, const uint16_t* w, const float* bias, int64_t m, i
   });
   const int64_t panels = (n + kPanelRows - 1) / kPanelRows;
   pool.ParallelFor(panels, 1, [&](int64_t begin, int64_t end) {
-    LoadTileConfig();
+    static constexpr AmxTileConfig kConfig = SixteenBySixtyFour();
+    EnsureTileConfig(kConfig);
     // The task's weights where they are not read in place: a last panel's
     // rows short of a whole tile beside zeros (so that no tile load reads
     // past the matrix), or f16 rows split in two.

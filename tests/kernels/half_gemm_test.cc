@@ -159,17 +159,24 @@ std::vector<uint16_t> RandomHalfRows(std::mt19937& rng, WeightFormat f, int64_t 
   return w;
 }
 
+// The AMX tiles' tests, skipped visibly where this CPU cannot run them.
+class HalfGemmAmxTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!cpu::HalfGemmAmxAvailable()) {
+      GTEST_SKIP() << "this CPU lacks AMX-BF16, or COHOST_CPU_KERNELS holds it back ("
+                   << cpu::HostCpuFeatures().Summary() << ")";
+    }
+  }
+};
+
 // The AMX tiles: every output is the sum of the bf16 weights times the
 // activations rounded to bf16, to fp32 rounding, for any number of rows and
 // columns (whole tiles or not), with the bias, into rows ldc apart, leaving
 // the columns past n alone. The bound is far tighter than what rounding the
 // activations moves a sum, so skipping the rounding (or rounding another
 // way) fails it.
-TEST(HalfGemmAmxTest, TheTilesGiveTheProductsOfTheActivationsRoundedToBf16) {
-  if (!cpu::HalfGemmAmxAvailable()) {
-    GTEST_SKIP() << "this CPU lacks AMX-BF16, or COHOST_CPU_KERNELS holds it back ("
-                 << cpu::HostCpuFeatures().Summary() << ")";
-  }
+TEST_F(HalfGemmAmxTest, TheTilesGiveTheProductsOfTheActivationsRoundedToBf16) {
   std::mt19937 rng(23);
   cpu::ThreadPool pool(2);
   std::normal_distribution<float> normal(0.f, 1.f);
@@ -214,11 +221,7 @@ TEST(HalfGemmAmxTest, TheTilesGiveTheProductsOfTheActivationsRoundedToBf16) {
 // number of rows and columns, with the bias, leaving the columns past n
 // alone. Rounding weights or activations to bf16 alone errs by up to 2^-8 of
 // a product, and leaving out either cross product by as much: both fail.
-TEST(HalfGemmAmxTest, F16WeightsGiveTheProductsWithinFourInTenToTheFive) {
-  if (!cpu::HalfGemmAmxAvailable()) {
-    GTEST_SKIP() << "this CPU lacks AMX-BF16, or COHOST_CPU_KERNELS holds it back ("
-                 << cpu::HostCpuFeatures().Summary() << ")";
-  }
+TEST_F(HalfGemmAmxTest, F16WeightsGiveTheProductsWithinFourInTenToTheFive) {
   std::mt19937 rng(37);
   cpu::ThreadPool pool(2);
   std::normal_distribution<float> normal(0.f, 1.f);
@@ -255,11 +258,7 @@ TEST(HalfGemmAmxTest, F16WeightsGiveTheProductsWithinFourInTenToTheFive) {
 // kAuto gives the tiles bf16 weights at any number of rows, f16 ones past
 // the dot rows; a row's outputs are then the bits it gets in any other such
 // batch (and for bf16, alone).
-TEST(HalfGemmAmxTest, TheTilesTakeTheirRowsAndARowsOutputsDoNotDependOnItsBatch) {
-  if (!cpu::HalfGemmAmxAvailable()) {
-    GTEST_SKIP() << "this CPU lacks AMX-BF16, or COHOST_CPU_KERNELS holds it back ("
-                 << cpu::HostCpuFeatures().Summary() << ")";
-  }
+TEST_F(HalfGemmAmxTest, TheTilesTakeTheirRowsAndARowsOutputsDoNotDependOnItsBatch) {
   std::mt19937 rng(29);
   cpu::ThreadPool pool(2);
   std::normal_distribution<float> normal(0.f, 1.f);
@@ -302,11 +301,7 @@ TEST(HalfGemmAmxTest, TheTilesTakeTheirRowsAndARowsOutputsDoNotDependOnItsBatch)
 }
 
 // A NaN or infinite activation spoils its own row's outputs, no other's.
-TEST(HalfGemmAmxTest, ANonFiniteActivationStaysInItsRow) {
-  if (!cpu::HalfGemmAmxAvailable()) {
-    GTEST_SKIP() << "this CPU lacks AMX-BF16, or COHOST_CPU_KERNELS holds it back ("
-                 << cpu::HostCpuFeatures().Summary() << ")";
-  }
+TEST_F(HalfGemmAmxTest, ANonFiniteActivationStaysInItsRow) {
   std::mt19937 rng(31);
   cpu::ThreadPool pool(2);
   std::normal_distribution<float> normal(0.f, 1.f);
@@ -341,11 +336,7 @@ TEST(HalfGemmAmxTest, ANonFiniteActivationStaysInItsRow) {
 // 2^-17 of the activation, and NaN where it is infinite or past bf16's
 // largest (0 x inf among the split products). Each row holds one such value
 // among zeros.
-TEST(HalfGemmAmxTest, AgainstAnIdentityEachActivationComesBackAsTheTilesRoundIt) {
-  if (!cpu::HalfGemmAmxAvailable()) {
-    GTEST_SKIP() << "this CPU lacks AMX-BF16, or COHOST_CPU_KERNELS holds it back ("
-                 << cpu::HostCpuFeatures().Summary() << ")";
-  }
+TEST_F(HalfGemmAmxTest, AgainstAnIdentityEachActivationComesBackAsTheTilesRoundIt) {
   constexpr uint32_t kBits[] = {
       0x3f808000,  // 1 + 2^-8: a tie, to even (down)
       0x3f818000,  // a tie, to even (up)
@@ -409,11 +400,7 @@ TEST(HalfGemmAmxTest, AgainstAnIdentityEachActivationComesBackAsTheTilesRoundIt)
 
 // The quantized tables' AMX tile loads other tile shapes on the same pool
 // threads: calls of both, alternated, give what each gives alone.
-TEST(HalfGemmAmxTest, CallsBesideTheQuantizedTablesTilesGiveTheSameOutputs) {
-  if (!cpu::HalfGemmAmxAvailable()) {
-    GTEST_SKIP() << "this CPU lacks AMX-BF16, or COHOST_CPU_KERNELS holds it back ("
-                 << cpu::HostCpuFeatures().Summary() << ")";
-  }
+TEST_F(HalfGemmAmxTest, CallsBesideTheQuantizedTablesTilesGiveTheSameOutputs) {
   std::printf("  the quantized table: %s\n", SelectedQuantKernels().name);
   std::mt19937 rng(41);
   std::normal_distribution<float> normal(0.f, 1.f);

@@ -19,6 +19,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "../amx_tiles.h"
 #include "cpu_features.h"
 #include "quant_kernels.h"
 

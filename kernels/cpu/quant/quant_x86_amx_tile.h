@@ -20,34 +20,24 @@ inline constexpr int64_t kAmxRows = 16;
 // from 32 on the tile registers win).
 inline constexpr int64_t kAmxMinRows = 2 * kAmxRows;
 
-// The tile registers' shapes (palette 1), loaded by a call that finds
-// others (sttilecfg: a thread may run other AMX code between calls) and
-// then left loaded, the tiles not released: a decode step makes ~13,000
-// calls, and loading and releasing in each cost ~6% of a sixteen-sequence
-// step (bench/RESULTS.md). Two sets of sums (0, 1), two of
-// activations (2, 3) and two of codes (4, 5): either two sub-blocks at once
-// (32 values: 16 activation rows x 32 bytes, 8 x 64 bytes of codes) or, for
-// formats with per-16 scales, a sub-block's two halves (16 x 16 and 4 x 64).
-struct alignas(64) AmxTileConfig {
-  uint8_t palette = 1;
-  uint8_t start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t bytes_per_row[16] = {};
-  uint8_t rows[16] = {};
-
-  explicit constexpr AmxTileConfig(int values) {
-    const int codes_rows = values / 4;
-    for (int t = 0; t < 2; ++t) {
-      bytes_per_row[t] = 64;
-      rows[t] = kAmxRows;
-      bytes_per_row[2 + t] = static_cast<uint16_t>(values);
-      rows[2 + t] = kAmxRows;
-      bytes_per_row[4 + t] = 64;
-      rows[4 + t] = static_cast<uint8_t>(codes_rows);
-    }
+// The tile registers' shapes (amx_tiles.h says how a call makes sure of
+// them). Two sets of sums (0, 1), two of activations (2, 3) and two of codes
+// (4, 5): either two sub-blocks at once (32 values: 16 activation rows x 32
+// bytes, 8 x 64 bytes of codes) or, for formats with per-16 scales, a
+// sub-block's two halves (16 x 16 and 4 x 64).
+constexpr AmxTileConfig QuantTileConfig(int values) {
+  AmxTileConfig c;
+  const int codes_rows = values / 4;
+  for (int t = 0; t < 2; ++t) {
+    c.bytes_per_row[t] = 64;
+    c.rows[t] = kAmxRows;
+    c.bytes_per_row[2 + t] = static_cast<uint16_t>(values);
+    c.rows[2 + t] = kAmxRows;
+    c.bytes_per_row[4 + t] = 64;
+    c.rows[4 + t] = static_cast<uint8_t>(codes_rows);
   }
-};
-static_assert(sizeof(AmxTileConfig) == 64);
+  return c;
+}
 
 // One sub-block of the sixteen rows' codes as WideColumns gives them
 // (alignas: as WideFactors).
@@ -74,12 +64,6 @@ struct AmxSums {
 // Sub-blocks whose sums are taken at once: 8 KB of sums.
 template <typename Block>
 inline constexpr int64_t kGroup = kPer16Scales<Block> ? 4 : 8;
-
-// The tile intrinsics are asm statements that name no memory (GCC 12's
-// headers): without this, the compiler may move the packing stores after
-// the tile loads that read them, or the loads of stored sums before the
-// tile stores that write them (or after the next ones).
-inline void TileMemoryBarrier() { asm volatile("" ::: "memory"); }
 
 // Bytes of one sub-block's codes for sixteen rows in the layout WideColumns
 // gives (a PackedSubBlock, or a block of a Q8_0 panel: panels.h).
@@ -145,10 +129,9 @@ COHOST_AMX_TARGET void AmxRows(const uint8_t* codes, const WideFactors<Block>* f
   const int64_t next_per_sub = (next_bytes / nb + 63) / 64 * 64;
   constexpr int64_t kSub = kSubBlocks<Block>;
   TileMemoryBarrier();
-  static constexpr AmxTileConfig kConfig(kPer16Scales<Block> ? kQuantBlock / 2 : kQuantBlock);
-  alignas(64) uint8_t current[sizeof(AmxTileConfig)];
-  _tile_storeconfig(current);
-  if (std::memcmp(current, &kConfig, sizeof current) != 0) _tile_loadconfig(&kConfig);
+  static constexpr AmxTileConfig kConfig =
+      QuantTileConfig(kPer16Scales<Block> ? kQuantBlock / 2 : kQuantBlock);
+  EnsureTileConfig(kConfig);
   const auto stride = static_cast<int64_t>(nb * sizeof(BlockQ8A));
   // Each group's sums are taken, then scaled. (Taking the next group's
   // before scaling the last measured no faster on Emerald Rapids: the tile
