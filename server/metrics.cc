@@ -158,7 +158,7 @@ struct StepKeyLess {
 
 struct ServerMetrics::Impl {
   mutable std::mutex info_mu;
-  std::optional<std::array<std::string, 3>> cpu_info;  // guarded by info_mu
+  std::optional<std::array<std::string, 4>> cpu_info;  // guarded by info_mu
 
   std::atomic<bool> http_seen{false};
   std::atomic<int64_t> http_connections{0}, http_max_connections{0};
@@ -323,9 +323,11 @@ void ServerMetrics::RecordHttpAcceptPause(bool at_cap) {
       .fetch_add(1, std::memory_order_relaxed);
 }
 
-void ServerMetrics::SetCpuInfo(std::string cpu, std::string features, std::string quant_kernels) {
+void ServerMetrics::SetCpuInfo(std::string cpu, std::string features, std::string quant_kernels,
+                               std::string half_kernels) {
   std::lock_guard<std::mutex> lock(impl_->info_mu);
-  impl_->cpu_info = {std::move(cpu), std::move(features), std::move(quant_kernels)};
+  impl_->cpu_info = {std::move(cpu), std::move(features), std::move(quant_kernels),
+                     std::move(half_kernels)};
 }
 
 std::string ServerMetrics::Render(const std::vector<ModelGauges>& gauges,
@@ -440,12 +442,14 @@ std::string ServerMetrics::Render(const std::vector<ModelGauges>& gauges,
   {
     std::lock_guard<std::mutex> lock(impl_->info_mu);
     if (impl_->cpu_info) {
-      const auto& [cpu, features, kernels] = *impl_->cpu_info;
+      const auto& [cpu, features, kernels, half] = *impl_->cpu_info;
       Header(&out, "cohost_cpu_info", "gauge",
-             "The CPU as cpuid reports it, and the quantized kernel table chosen for it.");
+             "The CPU as cpuid reports it, and the kernels chosen for it: the quantized table "
+             "and the 16-bit weights' products.");
       Sample(&out, "cohost_cpu_info",
              Cat({"cpu=\"", EscapeLabel(cpu), "\",features=\"", EscapeLabel(features),
-                  "\",quant_kernels=\"", EscapeLabel(kernels), "\""}),
+                  "\",quant_kernels=\"", EscapeLabel(kernels), "\",half_kernels=\"",
+                  EscapeLabel(half), "\""}),
              "1");
     }
   }

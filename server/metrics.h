@@ -95,8 +95,10 @@ class ServerMetrics {
   void SetHttpConnections(int64_t open, int64_t limit);
   void RecordHttpAcceptPause(bool at_cap);
 
-  // cohost_cpu_info{cpu,features,quant_kernels} 1: what the CPU kernels run on.
-  void SetCpuInfo(std::string cpu, std::string features, std::string quant_kernels);
+  // cohost_cpu_info{cpu,features,quant_kernels,half_kernels} 1: what the CPU
+  // kernels run on.
+  void SetCpuInfo(std::string cpu, std::string features, std::string quant_kernels,
+                  std::string half_kernels);
 
   // The Prometheus text format (version 0.0.4), all metrics prefixed cohost_,
   // labelled {model="..."} (device gauges {device="..."}).

@@ -4,6 +4,7 @@
 
 #include <cstdio>
 
+#include "cpu_ops.h"
 #include "half_gemm_amx.h"
 #include "quant/cpu_features.h"
 #include "quant/quant_kernels.h"
@@ -12,7 +13,9 @@ namespace cohost::kernels {
 
 CpuInfo HostCpuInfo() {
   const cpu::CpuFeatures& f = cpu::HostCpuFeatures();
-  return {f.brand, f.Summary(), cpu::SelectedQuantKernels().name, cpu::HalfGemmAmxAvailable()};
+  const bool tiles = cpu::HalfGemmAmxAvailable();
+  return {f.brand, f.Summary(), cpu::SelectedQuantKernels().name, tiles,
+          tiles ? "amx" : cpu::HalfGemmDotsName()};
 }
 
 size_t HostAvailableMemory() {

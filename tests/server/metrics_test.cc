@@ -264,11 +264,11 @@ TEST(ServerMetricsTest, GaugesFromTheEngines) {
 TEST(ServerMetricsTest, CpuInfoOnceSetWithItsLabelsEscaped) {
   ServerMetrics m;
   EXPECT_EQ(m.Render({}).find("cohost_cpu_info"), std::string::npos) << "not set: not shown";
-  m.SetCpuInfo("Vendor \"X\" CPU", "avx2 fma", "avx2");
+  m.SetCpuInfo("Vendor \"X\" CPU", "avx2 fma", "avx2", "amx");
   const auto s = Samples(m.Render({}));
   EXPECT_EQ(Get(s,
                 "cohost_cpu_info{cpu=\"Vendor \\\"X\\\" CPU\",features=\"avx2 fma\","
-                "quant_kernels=\"avx2\"}"),
+                "quant_kernels=\"avx2\",half_kernels=\"amx\"}"),
             "1");
 }
 

@@ -237,9 +237,11 @@ TEST(ServeTest, SigtermDrainsLiveStreamsAndExitsZero) {
   EXPECT_THAT(metrics, HasSubstr("cohost_time_to_first_token_seconds_count{model=\"smol\"}"));
   // The CPU kernels cpuid chose, named at start-up and in /metrics.
   EXPECT_THAT(serve.stderr_text(), HasSubstr("quantized kernels: "));
+  EXPECT_THAT(serve.stderr_text(), HasSubstr("; 16-bit weights: "));
   EXPECT_THAT(metrics, HasSubstr("cohost_cpu_info{cpu="));
-  EXPECT_THAT(metrics,
-              ::testing::ContainsRegex("quant_kernels=\"(amx|avx512vnni|avx2|scalar)\"\\} 1"));
+  EXPECT_THAT(metrics, ::testing::ContainsRegex(
+                           "quant_kernels=\"(amx|avx512vnni|avx2|scalar)\",half_kernels=\"(amx|"
+                           "avx512|avx2|scalar)\"\\} 1"));
 
   ASSERT_EQ(::kill(serve.pid(), SIGTERM), 0);
   // Health flips first; new requests are refused while the live ones run on.

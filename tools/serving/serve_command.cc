@@ -420,10 +420,10 @@ int ServeCommand(int argc, char** argv) {
 
   // The CPU and the kernel table cpuid chose, here and in /metrics.
   const kernels::CpuInfo cpu = kernels::HostCpuInfo();
-  metrics.SetCpuInfo(cpu.brand, cpu.features, cpu.quant_kernels);
-  std::fprintf(stderr, "cohost serve: cpu %s (%s); quantized kernels: %s%s%s\n",
+  metrics.SetCpuInfo(cpu.brand, cpu.features, cpu.quant_kernels, cpu.half_kernels);
+  std::fprintf(stderr, "cohost serve: cpu %s (%s); quantized kernels: %s; 16-bit weights: %s%s\n",
                cpu.brand.empty() ? "unnamed" : cpu.brand.c_str(), cpu.features.c_str(),
-               cpu.quant_kernels.c_str(), cpu.bf16_tiles ? "; bf16 weights: amx tiles" : "",
+               cpu.quant_kernels.c_str(), cpu.half_kernels.c_str(),
                config->router.weights.keep_quantized
                    ? ""
                    : " (unused: --cpu-precision reference loads weights as fp32)");

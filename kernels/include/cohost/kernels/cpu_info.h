@@ -15,6 +15,10 @@ struct CpuInfo {
   // Whether bf16 weights multiply in AMX tiles, against activations rounded
   // to bf16 (elsewhere fp32 activations against the widened weights).
   bool bf16_tiles = false;
+  // The 16-bit weights' products: "amx" (the tiles: bf16 weights, and f16
+  // ones past a decode batch), else their dot kernel ("avx512", "avx2",
+  // "scalar").
+  std::string half_kernels;
 };
 
 CpuInfo HostCpuInfo();
