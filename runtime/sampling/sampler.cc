@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -121,30 +122,61 @@ struct Higher {
   }
 };
 
+// Weights in (0, 1] by their float bits' top 12 (sign 0, the exponent, three
+// mantissa bits): an order-preserving bucket, 0x3f800000 >> 20 = 1016 at most.
+constexpr int kWeightBucketShift = 20;
+constexpr size_t kWeightBuckets = (0x3f800000u >> kWeightBucketShift) + 1;
+uint32_t WeightBucket(float weight) {
+  uint32_t bits;
+  std::memcpy(&bits, &weight, sizeof bits);
+  return bits >> kWeightBucketShift;
+}
+
 // Keeps the candidates whose weight is at least the cut's: the largest weight
 // whose "at least this" mass reaches top_p of the total (ties at the cut all
-// stay, as Backend::SampleRows keeps them). They keep their order. A weighted
-// selection (on a copy in `selection`) finds the cut in O(vocab) expected
-// time without sorting.
+// stay, as Backend::SampleRows keeps them). They keep their order. The cut's
+// bucket comes from the mass of each weight bucket (one pass); a weighted
+// selection among that bucket's candidates alone (on a copy in `selection`)
+// then finds the cut, without sorting.
 void ApplyTopP(std::vector<Candidate>& candidates, std::vector<Candidate>& selection, float top_p,
                double total) {
   const double need = static_cast<double>(top_p) * total;
   const Higher higher;
-  // Weighted quickselect on a copy: [0, lo) is known to be kept and holds `above` of
-  // the mass; the cut lies in [lo, hi). Our own partition code (std::partition's
-  // order is unspecified) and sorts under a total order keep the result identical on
-  // every standard library.
-  // Tokens below floor_weight can be skipped: together they hold less than
-  // (1 - top_p) of the mass, so the tokens at or above it already reach top_p, and
-  // they rank below all of those. Real logits are peaked, so this drops most tokens.
-  const double floor_weight =
-      (1.0 - static_cast<double>(top_p)) * total / static_cast<double>(candidates.size());
+  // Mass by bucket, in two interleaved arrays so that runs of weights in one
+  // bucket (flat logits) do not wait on one chain of additions.
+  thread_local std::vector<double> mass;
+  mass.assign(2 * kWeightBuckets, 0.0);
+  const size_t n = candidates.size();
+  size_t at = 0;
+  for (; at + 1 < n; at += 2) {
+    mass[WeightBucket(candidates[at].weight)] += candidates[at].weight;
+    mass[kWeightBuckets + WeightBucket(candidates[at + 1].weight)] += candidates[at + 1].weight;
+  }
+  if (at < n) mass[WeightBucket(candidates[at].weight)] += candidates[at].weight;
+  // The bucket holding the cut: the highest whose mass, with all above it,
+  // reaches need. Every weight in a higher bucket is larger, so its
+  // candidates rank above this bucket's in Higher's order too.
+  double above = 0.0;
+  size_t cut_bucket = kWeightBuckets;
+  for (size_t b = kWeightBuckets; b-- > 0;) {
+    const double here = mass[b] + mass[kWeightBuckets + b];
+    if (above + here >= need) {
+      cut_bucket = b;
+      break;
+    }
+    above += here;
+  }
+  if (cut_bucket == kWeightBuckets) return;  // rounding: the mass is short of need, keep all
   selection.clear();
   for (const Candidate& c : candidates) {
-    if (c.weight >= floor_weight) selection.push_back(c);
+    if (WeightBucket(c.weight) == cut_bucket) selection.push_back(c);
   }
+  // Weighted quickselect on the bucket's copy: [0, lo) is known to be kept
+  // and holds (with the buckets above) `above` of the mass; the cut lies in
+  // [lo, hi). Our own partition code (std::partition's order is unspecified)
+  // and sorts under a total order keep the result identical on every
+  // standard library.
   size_t lo = 0, hi = selection.size();
-  double above = 0.0;
   int budget = 64;  // partition rounds before falling back to a sort (bad pivots)
   Candidate cut{};  // the last kept candidate in highest-first order
   bool found = false;
