@@ -111,6 +111,9 @@ def main():
         elif t.name.endswith("attn_k.weight"):
             array = unpermute(array, kv_heads)
         if array.ndim == 1 and dtype != "F32":
+            # Norms as F32 (the values, not a bf16's bits read as integers).
+            if dtype == "BF16":
+                array = (array.astype(np.uint32) << 16).view(np.float32)
             array, dtype = array.astype(np.float32), "F32"
         tensors[hf_name(t.name)] = (dtype, array)
         names.add(t.name)
@@ -134,7 +137,7 @@ def main():
         "eos_token_id": eos,
         "torch_dtype": "bfloat16",
     }
-    with open(os.path.join(out, "config.json"), "w") as f:
+    with open(os.path.join(out, "config.json"), "w", encoding="utf-8") as f:
         json.dump(config, f, indent=1)
     added = [{"id": i, "content": tok, "single_word": False, "lstrip": False, "rstrip": False,
               "normalized": False, "special": True}
@@ -159,7 +162,7 @@ def main():
                   "vocab": {tok: i for i, tok in enumerate(tokens)},
                   "merges": [m.split(" ", 1) for m in merges]},
     }
-    with open(os.path.join(out, "tokenizer.json"), "w") as f:
+    with open(os.path.join(out, "tokenizer.json"), "w", encoding="utf-8") as f:
         json.dump(tokenizer, f, ensure_ascii=False)
     tokenizer_config = {
         "add_prefix_space": False,
@@ -169,9 +172,9 @@ def main():
         "model_max_length": config["max_position_embeddings"],
         "tokenizer_class": "GPT2Tokenizer",
     }
-    with open(os.path.join(out, "tokenizer_config.json"), "w") as f:
+    with open(os.path.join(out, "tokenizer_config.json"), "w", encoding="utf-8") as f:
         json.dump(tokenizer_config, f, indent=1, ensure_ascii=False)
-    with open(os.path.join(out, "generation_config.json"), "w") as f:
+    with open(os.path.join(out, "generation_config.json"), "w", encoding="utf-8") as f:
         json.dump({"bos_token_id": bos, "eos_token_id": eos}, f)
 
 

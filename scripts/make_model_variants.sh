@@ -63,7 +63,8 @@ if ! "$venv/bin/python" -c 'import gguf, numpy' 2>/dev/null; then
   fi
   "$venv/bin/pip" install --quiet --disable-pip-version-check gguf==0.19.0 numpy
 fi
-for type in "${missing[@]}"; do
+# (The expansion stays empty where nothing is missing, under set -u on any bash.)
+for type in ${missing[@]+"${missing[@]}"}; do
   out="$dir/SmolLM2-135M-Instruct.$type.gguf"
   echo "make_model_variants: writing $out"
   "$venv/bin/python" "$root/scripts/make_model_variant.py" "$src" "$out.tmp" "$type"

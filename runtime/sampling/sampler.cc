@@ -122,7 +122,8 @@ struct Higher {
   }
 };
 
-// Weights in (0, 1] by their float bits' top 12 (sign 0, the exponent, three
+// Weights in [0, 1] (0 and subnormals where exp underflows near the -104
+// floor, bucket 0) by their float bits' top 12 (sign 0, the exponent, three
 // mantissa bits): an order-preserving bucket, 0x3f800000 >> 20 = 1016 at most.
 constexpr int kWeightBucketShift = 20;
 constexpr size_t kWeightBuckets = (0x3f800000u >> kWeightBucketShift) + 1;

@@ -44,10 +44,14 @@ namespace {
 // has headroom, while a wrong block layout or scale errs by several units.
 // BF16, on an Emerald Rapids Xeon over all ten prompts: max |logit -
 // llama.cpp| 0.05-0.12; against the exact computation, cohost 0.081 through
-// the AMX tiles (0.077 with an fp32 KV cache) and llama.cpp 0.068. Without
-// AMX cohost's bf16 fast path is fp32 but for its fp16 KV cache: 0.004.
+// the AMX tiles (0.077 with an fp32 KV cache) and llama.cpp 0.068: a ratio of
+// 1.19, each engine rounding the activations to bf16 and summing pairs in
+// its own order, so its bound has the same headroom as the int8 models'
+// (kAsExactAsBf16) while a wrong layout still errs by units. Without AMX
+// cohost's bf16 fast path is fp32 but for its fp16 KV cache: 0.004.
 constexpr float kLogitTolerance = 2.0f;
-constexpr double kAsExactAs = 1.25;  // cohost's mean error / llama.cpp's, at most
+constexpr double kAsExactAs = 1.25;     // cohost's mean error / llama.cpp's, at most
+constexpr double kAsExactAsBf16 = 1.5;  // the same for the BF16 model
 // Teacher-forced steps whose llama.cpp margin (top-1 minus top-2) exceeds
 // this must pick its token; free-running decoding must give its first 16
 // tokens on prompts whose 16 first margins all exceed kFreeRunMargin. That
@@ -156,7 +160,9 @@ TEST_P(LlamaCppReferenceTest, LastPositionLogitsAgreeAndAreAsCloseToExactAsLlama
   const double n = static_cast<double>(Cases().size());
   std::printf("  mean over prompts, against exact: cohost %.3f, llama.cpp %.3f\n", fast_error / n,
               llamacpp_error / n);
-  EXPECT_LE(fast_error, kAsExactAs * llamacpp_error);
+  const bool bf16 = Reference()["models"][GetParam()]["file"].get<std::string>().find("BF16") !=
+                    std::string::npos;
+  EXPECT_LE(fast_error, (bf16 ? kAsExactAsBf16 : kAsExactAs) * llamacpp_error);
 }
 
 TEST_P(LlamaCppReferenceTest, TeacherForcedStepsWithAClearMarginPickLlamaCppsToken) {

@@ -251,6 +251,28 @@ TEST(SamplerTest, FiltersMatchReferenceExactly) {
   }
 }
 
+// Top-p at a large vocabulary of near-flat logits, where the cut's weight
+// bucket holds thousands of candidates (and, rounded, ties), from a cut that
+// keeps one token to one that keeps nearly all: the reference's draws.
+TEST(SamplerTest, TopPOverALargeFlatVocabularyMatchesTheReference) {
+  for (const float top_p : {1e-6f, 0.5f, 0.9f, 0.9999f}) {
+    for (const bool rounded : {false, true}) {
+      std::vector<float> logits = RandomLogits(151936, 11, 0.05f);
+      if (rounded) {
+        for (float& l : logits) l = std::round(l * 64.f) / 64.f;
+      }
+      SamplingParams p;
+      p.temperature = 0.8f;
+      p.top_p = top_p;
+      p.seed = 5;
+      Sampler sampler(p, 0);
+      std::vector<int32_t> got;
+      for (int d = 0; d < 8; ++d) got.push_back(SampleOnce(sampler, logits));
+      EXPECT_EQ(got, ReferenceDraws(logits, p, 8)) << "top_p " << top_p << " rounded " << rounded;
+    }
+  }
+}
+
 TEST(SamplerTest, MinPDropsUnlikelyTokens) {
   const std::vector<double> probs = {0.5, 0.3, 0.15, 0.05};
   SamplingParams p;
