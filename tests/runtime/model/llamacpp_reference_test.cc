@@ -46,9 +46,10 @@ namespace {
 // llama.cpp| 0.05-0.12; against the exact computation, cohost 0.081 through
 // the AMX tiles (0.077 with an fp32 KV cache) and llama.cpp 0.068: a ratio of
 // 1.19, each engine rounding the activations to bf16 and summing pairs in
-// its own order, so its bound has the same headroom as the int8 models'
-// (kAsExactAsBf16) while a wrong layout still errs by units. Without AMX
-// cohost's bf16 fast path is fp32 but for its fp16 KV cache: 0.004.
+// its own order. Its bound (kAsExactAsBf16) leaves that ratio a quarter of
+// headroom, as the int8 models' leaves theirs, while a wrong layout still
+// errs by units. Without AMX cohost's bf16 fast path is fp32 but for its
+// fp16 KV cache: 0.004.
 constexpr float kLogitTolerance = 2.0f;
 constexpr double kAsExactAs = 1.25;     // cohost's mean error / llama.cpp's, at most
 constexpr double kAsExactAsBf16 = 1.5;  // the same for the BF16 model
