@@ -133,21 +133,35 @@ uint32_t WeightBucket(float weight) {
   return bits >> kWeightBucketShift;
 }
 
-// Keeps the candidates whose weight is at least the cut's: the largest weight
-// whose "at least this" mass reaches top_p of the total (ties at the cut all
-// stay, as Backend::SampleRows keeps them). They keep their order. The cut's
-// bucket comes from the mass of each weight bucket (one pass); a weighted
-// selection among that bucket's candidates alone (on a copy in `selection`)
-// then finds the cut, without sorting.
-void ApplyTopP(std::vector<Candidate>& candidates, std::vector<Candidate>& selection, float top_p,
-               double total) {
-  const double need = static_cast<double>(top_p) * total;
-  const Higher higher;
+// The candidates that can hold the top-p cut, copied into `selection`, and
+// the mass of those ranked above all of them (0 where none is known to be).
+// Flat logits: sums by weight bucket (one pass), the bucket holding the cut
+// from those sums, and that bucket's candidates alone. Peaked logits (most
+// weights negligible): the candidates at or above the floor weight, in one
+// pass that copies few of them. Which is which is guessed from 64 evenly
+// spaced candidates; a wrong guess costs time, never the result.
+// Returns false where rounding leaves the whole mass short of need.
+bool TopPCandidates(const std::vector<Candidate>& candidates, double need, double floor_weight,
+                    std::vector<Candidate>& selection, double* above) {
+  const size_t n = candidates.size();
+  const size_t step = std::max<size_t>(1, n / 64);
+  size_t seen = 0, passing = 0;
+  for (size_t at = 0; at < n; at += step, ++seen) passing += candidates[at].weight >= floor_weight;
+  selection.clear();
+  *above = 0.0;
+  if (passing * 8 <= seen) {
+    // Tokens below floor_weight can be skipped: together they hold less than
+    // (1 - top_p) of the mass, so the tokens at or above it already reach
+    // top_p, and they rank below all of those.
+    for (const Candidate& c : candidates) {
+      if (c.weight >= floor_weight) selection.push_back(c);
+    }
+    return true;
+  }
   // Mass by bucket, in two interleaved arrays so that runs of weights in one
-  // bucket (flat logits) do not wait on one chain of additions.
+  // bucket do not wait on one chain of additions.
   thread_local std::vector<double> mass;
   mass.assign(2 * kWeightBuckets, 0.0);
-  const size_t n = candidates.size();
   size_t at = 0;
   for (; at + 1 < n; at += 2) {
     mass[WeightBucket(candidates[at].weight)] += candidates[at].weight;
@@ -157,23 +171,34 @@ void ApplyTopP(std::vector<Candidate>& candidates, std::vector<Candidate>& selec
   // The bucket holding the cut: the highest whose mass, with all above it,
   // reaches need. Every weight in a higher bucket is larger, so its
   // candidates rank above this bucket's in Higher's order too.
-  double above = 0.0;
-  size_t cut_bucket = kWeightBuckets;
   for (size_t b = kWeightBuckets; b-- > 0;) {
     const double here = mass[b] + mass[kWeightBuckets + b];
-    if (above + here >= need) {
-      cut_bucket = b;
-      break;
+    if (*above + here >= need) {
+      for (const Candidate& c : candidates) {
+        if (WeightBucket(c.weight) == b) selection.push_back(c);
+      }
+      return true;
     }
-    above += here;
+    *above += here;
   }
-  if (cut_bucket == kWeightBuckets) return;  // rounding: the mass is short of need, keep all
-  selection.clear();
-  for (const Candidate& c : candidates) {
-    if (WeightBucket(c.weight) == cut_bucket) selection.push_back(c);
-  }
-  // Weighted quickselect on the bucket's copy: [0, lo) is known to be kept
-  // and holds (with the buckets above) `above` of the mass; the cut lies in
+  return false;
+}
+
+// Keeps the candidates whose weight is at least the cut's: the largest weight
+// whose "at least this" mass reaches top_p of the total (ties at the cut all
+// stay, as Backend::SampleRows keeps them). They keep their order. A weighted
+// selection among the candidates that can hold the cut (TopPCandidates)
+// finds it without sorting.
+void ApplyTopP(std::vector<Candidate>& candidates, std::vector<Candidate>& selection, float top_p,
+               double total) {
+  const double need = static_cast<double>(top_p) * total;
+  const Higher higher;
+  const double floor_weight =
+      (1.0 - static_cast<double>(top_p)) * total / static_cast<double>(candidates.size());
+  double above = 0.0;
+  if (!TopPCandidates(candidates, need, floor_weight, selection, &above)) return;  // keep all
+  // Weighted quickselect on the copy: [0, lo) is known to be kept and holds
+  // (with what ranks above the copy) `above` of the mass; the cut lies in
   // [lo, hi). Our own partition code (std::partition's order is unspecified)
   // and sorts under a total order keep the result identical on every
   // standard library.

@@ -251,16 +251,19 @@ TEST(SamplerTest, FiltersMatchReferenceExactly) {
   }
 }
 
-// Top-p at a large vocabulary of near-flat logits, where the cut's weight
-// bucket holds thousands of candidates (and, rounded, ties), from a cut that
-// keeps one token to one that keeps nearly all: the reference's draws.
-TEST(SamplerTest, TopPOverALargeFlatVocabularyMatchesTheReference) {
+// Top-p at a large vocabulary, from a cut that keeps one token to one that
+// keeps nearly all: the reference's draws. Near-flat logits (the cut's weight
+// bucket holds thousands of candidates, and, rounded, ties) and peaked ones
+// (a few tokens far above the rest, as a language model's), which the
+// sampler selects from in different ways.
+TEST(SamplerTest, TopPOverALargeVocabularyMatchesTheReference) {
   for (const float top_p : {1e-6f, 0.5f, 0.9f, 0.9999f}) {
-    for (const bool rounded : {false, true}) {
+    for (const int shape : {0, 1, 2}) {  // flat, flat and rounded, peaked
       std::vector<float> logits = RandomLogits(151936, 11, 0.05f);
-      if (rounded) {
+      if (shape == 1) {
         for (float& l : logits) l = std::round(l * 64.f) / 64.f;
       }
+      for (int i = 0; shape == 2 && i < 8; ++i) logits[static_cast<size_t>(i) * 9973] += 12.f + i;
       SamplingParams p;
       p.temperature = 0.8f;
       p.top_p = top_p;
@@ -268,7 +271,7 @@ TEST(SamplerTest, TopPOverALargeFlatVocabularyMatchesTheReference) {
       Sampler sampler(p, 0);
       std::vector<int32_t> got;
       for (int d = 0; d < 8; ++d) got.push_back(SampleOnce(sampler, logits));
-      EXPECT_EQ(got, ReferenceDraws(logits, p, 8)) << "top_p " << top_p << " rounded " << rounded;
+      EXPECT_EQ(got, ReferenceDraws(logits, p, 8)) << "top_p " << top_p << " shape " << shape;
     }
   }
 }
