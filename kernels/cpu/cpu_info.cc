@@ -13,9 +13,8 @@ namespace cohost::kernels {
 
 CpuInfo HostCpuInfo() {
   const cpu::CpuFeatures& f = cpu::HostCpuFeatures();
-  const bool tiles = cpu::HalfGemmAmxAvailable();
-  return {f.brand, f.Summary(), cpu::SelectedQuantKernels().name, tiles,
-          tiles ? "amx" : cpu::HalfGemmDotsName()};
+  return {f.brand, f.Summary(), cpu::SelectedQuantKernels().name,
+          cpu::HalfGemmAmxAvailable() ? "amx" : cpu::HalfGemmDotsName()};
 }
 
 size_t HostAvailableMemory() {

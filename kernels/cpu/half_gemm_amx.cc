@@ -257,7 +257,6 @@ COHOST_AMX_BF16_TARGET void StoreSums(const float (*sums)[kTile], const float* b
 struct PackedActivations {
   const PackedTile* hi;
   const PackedTile* lo;
-  int64_t per_block;
 };
 
 // Weight rows [n0, n0 + rows) (rows <= 32, whole tiles at w, and for split
@@ -267,7 +266,7 @@ COHOST_AMX_BF16_TARGET void PanelAgainstBlocks(const uint16_t* w, const uint16_t
                                                int64_t rows, const float* bias, int64_t n0,
                                                const PackedActivations& act, int64_t m, int64_t k,
                                                float* c, int64_t ldc) {
-  const int64_t blocks = (m + kTile - 1) / kTile, per = act.per_block;
+  const int64_t blocks = (m + kTile - 1) / kTile, per = k / kTileK;
   alignas(64) float sums[4][kTile][kTile];
   for (int64_t jb = 0; jb < blocks; jb += 2) {
     const PackedTile* hi[2] = {act.hi + jb * per, act.hi + (jb + 1) * per};
@@ -311,7 +310,7 @@ void Multiply(const float* a, const uint16_t* w, const float* bias, int64_t m, i
   if constexpr (kSplit) lo_tiles.resize(hi_tiles.size());
   PackedTile* const hi = hi_tiles.data();
   PackedTile* const lo = kSplit ? lo_tiles.data() : nullptr;
-  const PackedActivations act{hi, lo, per_block};
+  const PackedActivations act{hi, lo};
   pool.ParallelFor(blocks, 1, [&](int64_t begin, int64_t end) {
     for (int64_t jb = begin; jb < end; ++jb) {
       PackBlock<kSplit>(a, jb * kTile, std::min(kTile, m - jb * kTile), k, hi + jb * per_block,
@@ -332,13 +331,17 @@ void Multiply(const float* a, const uint16_t* w, const float* bias, int64_t m, i
       const uint16_t* panel = w + n0 * k;
       const uint16_t* panel_low = nullptr;
       if (kSplit || rows != whole) {
-        panel_hi.assign(static_cast<size_t>(whole * k), 0);
+        // The rows, then zeros to the whole tile (only those rows zeroed).
+        const auto filled = static_cast<size_t>(rows * k), size = static_cast<size_t>(whole * k);
+        panel_hi.resize(size);
+        std::fill(panel_hi.begin() + static_cast<ptrdiff_t>(filled), panel_hi.end(), 0);
         if constexpr (kSplit) {
-          panel_lo.assign(panel_hi.size(), 0);
+          panel_lo.resize(size);
+          std::fill(panel_lo.begin() + static_cast<ptrdiff_t>(filled), panel_lo.end(), 0);
           SplitF16Rows(panel, rows, k, panel_hi.data(), panel_lo.data());
           panel_low = panel_lo.data();
         } else {
-          std::memcpy(panel_hi.data(), panel, static_cast<size_t>(rows * k) * sizeof(uint16_t));
+          std::memcpy(panel_hi.data(), panel, filled * sizeof(uint16_t));
         }
         panel = panel_hi.data();
       }

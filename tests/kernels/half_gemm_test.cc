@@ -27,6 +27,56 @@
 namespace cohost::kernels::cpu {
 namespace {
 
+// Random 16-bit weights of format f, n rows of k.
+std::vector<uint16_t> RandomHalfRows(std::mt19937& rng, WeightFormat f, int64_t n, int64_t k) {
+  std::normal_distribution<float> normal(0.f, 1.f);
+  std::vector<uint16_t> w(static_cast<size_t>(n * k));
+  for (uint16_t& v : w)
+    v = f == WeightFormat::kF16 ? F32ToF16(normal(rng)) : F32ToBf16(normal(rng));
+  return w;
+}
+
+// Checks c ([m, n], rows ldc apart) against the exact sums, in double, of the
+// bias and the 16-bit weights w ([n, k], format f) times the activations a
+// ([m, k]), rounded to bf16 where `rounded`: each output within bound x the
+// sum of its products' magnitudes, plus `slack`, and the columns past n (to
+// ldc) still -7. Returns the most, relative to that magnitude, by which
+// rounding the activations moves an exact sum.
+double ExpectProducts(const std::vector<float>& c, int64_t ldc, const std::vector<uint16_t>& w,
+                      WeightFormat f, const std::vector<float>& a, const std::vector<float>& bias,
+                      int64_t m, int64_t n, int64_t k, bool rounded, double bound, double slack,
+                      const char* path) {
+  double moved = 0;
+  for (int64_t r = 0; r < m; ++r) {
+    for (int64_t j = 0; j < n; ++j) {
+      double want = bias[j], exact = bias[j], mag = std::fabs(bias[j]);
+      for (int64_t i = 0; i < k; ++i) {
+        const uint16_t h = w[j * k + i];
+        const double wv = f == WeightFormat::kF16 ? F16ToF32(h) : Bf16ToF32(h);
+        const float x = a[r * k + i];
+        want += wv * (rounded ? Bf16ToF32(F32ToBf16(x)) : x);
+        exact += wv * x;
+        mag += std::fabs(wv * x);
+      }
+      moved = std::max(moved, std::fabs(want - exact) / mag);
+      const float got = c[r * ldc + j];
+      if (!(std::fabs(got - want) <= bound * mag + slack)) {
+        ADD_FAILURE() << WeightFormatName(f) << " " << path << ": m " << m << " row " << r
+                      << " column " << j << ": " << got << ", want " << want << " within "
+                      << bound * mag + slack;
+        return moved;
+      }
+    }
+    for (int64_t j = n; j < ldc; ++j) {
+      if (c[r * ldc + j] != -7.f) {
+        ADD_FAILURE() << WeightFormatName(f) << " " << path << ": past n, row " << r;
+        return moved;
+      }
+    }
+  }
+  return moved;
+}
+
 // Rows of 16-bit floats (F16 or BF16 weights kept as stored) against fp32
 // activations: the dot-product path (up to HalfGemmDotRows() rows) and the
 // widen-and-sgemm one (more) both give the products of the widened values,
@@ -42,48 +92,24 @@ TEST(HalfGemmTest, SixteenBitRowsGiveTheProductsOfTheirValues) {
   std::normal_distribution<float> normal(0.f, 1.f);
   const bool tiles = cpu::HalfGemmAmxAvailable();
   for (const WeightFormat f : {WeightFormat::kF16, WeightFormat::kBF16}) {
-    std::vector<uint16_t> w(static_cast<size_t>(kN) * kWidth);
-    std::vector<float> values(w.size());
-    for (size_t i = 0; i < w.size(); ++i) {
-      w[i] = f == WeightFormat::kF16 ? F32ToF16(normal(rng)) : F32ToBf16(normal(rng));
-      values[i] = f == WeightFormat::kF16 ? F16ToF32(w[i]) : Bf16ToF32(w[i]);
-    }
+    const std::vector<uint16_t> w = RandomHalfRows(rng, f, kN, kWidth);
     std::vector<float> bias(kN);
     for (float& b : bias) b = normal(rng);
     for (const int32_t m : {1, 3, 4, 5, 17, cpu::HalfGemmDotRows() + 1}) {
       std::vector<float> a(static_cast<size_t>(m) * kWidth);
       for (float& v : a) v = normal(rng);
-      // c against the exact sums: of the activations rounded to bf16 where
-      // `rounded`, to `bound` of the products' magnitude.
-      const auto expect_products = [&](const std::vector<float>& c, bool rounded, double bound,
-                                       const char* path) {
-        for (int32_t r = 0; r < m; ++r) {
-          for (int32_t j = 0; j < kN; ++j) {
-            double want = bias[j], mag = std::fabs(bias[j]);
-            for (int32_t i = 0; i < kWidth; ++i) {
-              const float x = a[r * kWidth + i];
-              const double t = static_cast<double>(values[j * kWidth + i]) *
-                               (rounded ? Bf16ToF32(F32ToBf16(x)) : x);
-              want += t;
-              mag += std::fabs(t);
-            }
-            ASSERT_NEAR(c[r * kN + j], want, bound * mag + 1e-6)
-                << WeightFormatName(f) << " " << path << " m " << m << " row " << r << " column "
-                << j;
-          }
-        }
-      };
       std::vector<float> c(static_cast<size_t>(m) * kN, -7.f);
       be->Gemm(a.data(), WeightRef(w.data(), f), bias.data(), m, kN, kWidth, c.data());
       const bool in_tiles = tiles && (f == WeightFormat::kBF16 || m > cpu::HalfGemmDotRows());
       // F16 prompt rows in the tiles: three bf16 products a sum (2.3e-5 of
       // each product at most, half_gemm_amx.h).
-      expect_products(c, in_tiles && f == WeightFormat::kBF16,
-                      in_tiles && f == WeightFormat::kF16 ? 4e-5 : 1e-6, "chosen");
+      ExpectProducts(c, kN, w, f, a, bias, m, kN, kWidth, in_tiles && f == WeightFormat::kBF16,
+                     in_tiles && f == WeightFormat::kF16 ? 4e-5 : 1e-6, 1e-6, "chosen");
       const bool dots = m <= cpu::HalfGemmDotRows();
       cpu::HalfGemm(a.data(), WeightRef(w.data(), f), bias.data(), m, kN, kWidth, c.data(), kN,
                     pool, dots ? cpu::HalfGemmPath::kDots : cpu::HalfGemmPath::kSgemm);
-      expect_products(c, false, 1e-6, dots ? "dots" : "sgemm");
+      ExpectProducts(c, kN, w, f, a, bias, m, kN, kWidth, false, 1e-6, 1e-6,
+                     dots ? "dots" : "sgemm");
     }
   }
 }
@@ -101,9 +127,7 @@ TEST(HalfGemmTest, TheVectorizedDotsEqualTheScalarOnesBitForBit) {
   constexpr int32_t kN = 21, kWidth = 160;
   std::normal_distribution<float> normal(0.f, 1.f);
   for (const WeightFormat f : {WeightFormat::kF16, WeightFormat::kBF16}) {
-    std::vector<uint16_t> w(static_cast<size_t>(kN) * kWidth);
-    for (uint16_t& v : w)
-      v = f == WeightFormat::kF16 ? F32ToF16(normal(rng)) : F32ToBf16(normal(rng));
+    const std::vector<uint16_t> w = RandomHalfRows(rng, f, kN, kWidth);
     for (const int32_t m : {1, 2, 3, 4, 5, 17, 33}) {
       std::vector<float> a(static_cast<size_t>(m) * kWidth);
       for (float& v : a) v = normal(rng) * (m == 2 ? 1e-3f : 1.f);
@@ -131,9 +155,7 @@ TEST(HalfGemmTest, UpToTheDotRowsARowsOutputsDoNotDependOnItsBatch) {
   const int32_t m = cpu::HalfGemmDotRows();
   std::normal_distribution<float> normal(0.f, 1.f);
   for (const WeightFormat f : {WeightFormat::kF16, WeightFormat::kBF16}) {
-    std::vector<uint16_t> w(static_cast<size_t>(kN) * kWidth);
-    for (uint16_t& v : w)
-      v = f == WeightFormat::kF16 ? F32ToF16(normal(rng)) : F32ToBf16(normal(rng));
+    const std::vector<uint16_t> w = RandomHalfRows(rng, f, kN, kWidth);
     std::vector<float> a(static_cast<size_t>(m) * kWidth);
     for (float& v : a) v = normal(rng);
     std::vector<float> batch(static_cast<size_t>(m) * kN);
@@ -150,15 +172,6 @@ TEST(HalfGemmTest, UpToTheDotRowsARowsOutputsDoNotDependOnItsBatch) {
   }
 }
 
-// Random 16-bit weights of format f, n rows of k.
-std::vector<uint16_t> RandomHalfRows(std::mt19937& rng, WeightFormat f, int64_t n, int64_t k) {
-  std::normal_distribution<float> normal(0.f, 1.f);
-  std::vector<uint16_t> w(static_cast<size_t>(n * k));
-  for (uint16_t& v : w)
-    v = f == WeightFormat::kF16 ? F32ToF16(normal(rng)) : F32ToBf16(normal(rng));
-  return w;
-}
-
 // The AMX tiles' tests, skipped visibly where this CPU cannot run them.
 class HalfGemmAmxTest : public ::testing::Test {
  protected:
@@ -170,86 +183,39 @@ class HalfGemmAmxTest : public ::testing::Test {
   }
 };
 
-// The AMX tiles: every output is the sum of the bf16 weights times the
-// activations rounded to bf16, to fp32 rounding, for any number of rows and
-// columns (whole tiles or not), with the bias, into rows ldc apart, leaving
-// the columns past n alone. The bound is far tighter than what rounding the
-// activations moves a sum, so skipping the rounding (or rounding another
-// way) fails it.
-TEST_F(HalfGemmAmxTest, TheTilesGiveTheProductsOfTheActivationsRoundedToBf16) {
+// The AMX tiles, for any number of rows and columns (whole tiles or not),
+// with the bias, into rows ldc apart, leaving the columns past n alone:
+// - bf16 weights: the products of the activations rounded to bf16, to fp32
+//   rounding. The bound is far tighter than what rounding the activations
+//   moves a sum, so skipping the rounding (or rounding another way) fails it.
+// - f16 weights: each split exactly into two bf16 values, each activation
+//   into two within 2^-17 of it, three products a sum: within 4e-5 of the
+//   exact sums (2.3e-5 a product at most, and fp32's sums). Rounding weights
+//   or activations to bf16 alone errs by up to 2^-8 of a product, and leaving
+//   out either cross product by as much: both fail.
+TEST_F(HalfGemmAmxTest, TheTilesGiveTheProductsTheyPromise) {
   std::mt19937 rng(23);
   cpu::ThreadPool pool(2);
   std::normal_distribution<float> normal(0.f, 1.f);
   constexpr int64_t kWidth = 160;
-  for (const int64_t n : {16, 37, 64, 85}) {
-    const std::vector<uint16_t> w = RandomHalfRows(rng, WeightFormat::kBF16, n, kWidth);
-    std::vector<float> bias(static_cast<size_t>(n));
-    for (float& b : bias) b = normal(rng);
-    for (const int32_t m : {1, 15, 16, 17, 33, 48, 70}) {
-      std::vector<float> a(static_cast<size_t>(m * kWidth));
-      for (float& v : a) v = normal(rng);
-      const int64_t ldc = n + 3;
-      std::vector<float> c(static_cast<size_t>(m * ldc), -7.f);
-      cpu::HalfGemm(a.data(), WeightRef(w.data(), WeightFormat::kBF16), bias.data(), m,
-                    static_cast<int32_t>(n), kWidth, c.data(), static_cast<int32_t>(ldc), pool,
-                    cpu::HalfGemmPath::kAmx);
-      double moved = 0;  // the most rounding the activations moved an output
-      for (int64_t r = 0; r < m; ++r) {
-        for (int64_t j = 0; j < n; ++j) {
-          double want = bias[j], exact = bias[j], mag = std::fabs(bias[j]);
-          for (int64_t i = 0; i < kWidth; ++i) {
-            const double wv = Bf16ToF32(w[j * kWidth + i]);
-            const float x = a[r * kWidth + i];
-            want += wv * Bf16ToF32(F32ToBf16(x));
-            exact += wv * x;
-            mag += std::fabs(wv * x);
-          }
-          moved = std::max(moved, std::fabs(want - exact) / mag);
-          ASSERT_NEAR(c[r * ldc + j], want, 1e-6 * mag)
-              << "n " << n << " m " << m << " row " << r << " column " << j;
+  for (const WeightFormat f : {WeightFormat::kBF16, WeightFormat::kF16}) {
+    const bool bf16 = f == WeightFormat::kBF16;
+    for (const int64_t n : {16, 37, 64, 85}) {
+      const std::vector<uint16_t> w = RandomHalfRows(rng, f, n, kWidth);
+      std::vector<float> bias(static_cast<size_t>(n));
+      for (float& b : bias) b = normal(rng);
+      for (const int32_t m : {1, 15, 16, 17, 33, 48, 70}) {
+        std::vector<float> a(static_cast<size_t>(m * kWidth));
+        for (float& v : a) v = normal(rng);
+        const int64_t ldc = n + 3;
+        std::vector<float> c(static_cast<size_t>(m * ldc), -7.f);
+        cpu::HalfGemm(a.data(), WeightRef(w.data(), f), bias.data(), m, static_cast<int32_t>(n),
+                      kWidth, c.data(), static_cast<int32_t>(ldc), pool, cpu::HalfGemmPath::kAmx);
+        const double moved = ExpectProducts(c, ldc, w, f, a, bias, m, n, kWidth, bf16,
+                                            bf16 ? 1e-6 : 4e-5, 0, "tiles");
+        if (bf16) {
+          EXPECT_GT(moved, 1e-5) << "n " << n << " m " << m << ": the bound tells rounding apart";
         }
-        for (int64_t j = n; j < ldc; ++j) ASSERT_EQ(c[r * ldc + j], -7.f) << "past n, row " << r;
-      }
-      EXPECT_GT(moved, 1e-5) << "n " << n << " m " << m << ": the bound tells rounding apart";
-    }
-  }
-}
-
-// F16 weights in the tiles: each split exactly into two bf16 values, each
-// activation into two within 2^-17 of it, three products a sum: within 4e-5
-// of the exact sums (2.3e-5 a product at most, and fp32's sums), for any
-// number of rows and columns, with the bias, leaving the columns past n
-// alone. Rounding weights or activations to bf16 alone errs by up to 2^-8 of
-// a product, and leaving out either cross product by as much: both fail.
-TEST_F(HalfGemmAmxTest, F16WeightsGiveTheProductsWithinFourInTenToTheFive) {
-  std::mt19937 rng(37);
-  cpu::ThreadPool pool(2);
-  std::normal_distribution<float> normal(0.f, 1.f);
-  constexpr int64_t kWidth = 160;
-  for (const int64_t n : {16, 37, 85}) {
-    const std::vector<uint16_t> w = RandomHalfRows(rng, WeightFormat::kF16, n, kWidth);
-    std::vector<float> bias(static_cast<size_t>(n));
-    for (float& b : bias) b = normal(rng);
-    for (const int32_t m : {1, 17, 33, 70}) {
-      std::vector<float> a(static_cast<size_t>(m * kWidth));
-      for (float& v : a) v = normal(rng);
-      const int64_t ldc = n + 3;
-      std::vector<float> c(static_cast<size_t>(m * ldc), -7.f);
-      cpu::HalfGemm(a.data(), WeightRef(w.data(), WeightFormat::kF16), bias.data(), m,
-                    static_cast<int32_t>(n), kWidth, c.data(), static_cast<int32_t>(ldc), pool,
-                    cpu::HalfGemmPath::kAmx);
-      for (int64_t r = 0; r < m; ++r) {
-        for (int64_t j = 0; j < n; ++j) {
-          double want = bias[j], mag = std::fabs(bias[j]);
-          for (int64_t i = 0; i < kWidth; ++i) {
-            const double t = static_cast<double>(F16ToF32(w[j * kWidth + i])) * a[r * kWidth + i];
-            want += t;
-            mag += std::fabs(t);
-          }
-          ASSERT_NEAR(c[r * ldc + j], want, 4e-5 * mag)
-              << "n " << n << " m " << m << " row " << r << " column " << j;
-        }
-        for (int64_t j = n; j < ldc; ++j) ASSERT_EQ(c[r * ldc + j], -7.f) << "past n, row " << r;
       }
     }
   }

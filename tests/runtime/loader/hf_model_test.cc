@@ -209,7 +209,7 @@ TEST(HfModelTest, SixteenBitMatricesStaySixteenBitWhenKept) {
   const std::vector<float> want = ::cohost::testing::LastLogits(**dense, be.get(), prompt, 7);
   const std::vector<float> got = ::cohost::testing::LastLogits(**kept, be.get(), prompt, 7);
   ASSERT_EQ(got.size(), want.size());
-  if (kernels::HostCpuInfo().bf16_tiles) {
+  if (kernels::HostCpuInfo().bf16_tiles()) {
     // The activations are rounded to bf16 (up to 1/256 of each value) before the
     // products with the BF16 matrices: model_test's bound for rounded
     // activations.

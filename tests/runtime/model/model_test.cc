@@ -968,7 +968,7 @@ TEST(QuantizedModelTest, SixteenBitMatricesStayHalfTheSizeWithTheSameLogits) {
   for (const GgmlType type : {GgmlType::kF16, GgmlType::kBF16}) {
     SCOPED_TRACE(type == GgmlType::kF16 ? "F16" : "BF16");
     size_t half = 0, q8 = 0;
-    const bool rounded = type == GgmlType::kBF16 && kernels::HostCpuInfo().bf16_tiles;
+    const bool rounded = type == GgmlType::kBF16 && kernels::HostCpuInfo().bf16_tiles();
     ExpectKeptMatchesDense(
         false, [&](const std::string&) { return type; }, &half, rounded);
     ExpectKeptMatchesDense(

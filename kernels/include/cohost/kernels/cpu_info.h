@@ -12,13 +12,14 @@ struct CpuInfo {
   std::string brand;          // "AMD EPYC 9B14"; "" when cpuid has no brand string
   std::string features;       // "avx2 fma f16c avx512f ..."
   std::string quant_kernels;  // "avx2" or "scalar"
-  // Whether bf16 weights multiply in AMX tiles, against activations rounded
-  // to bf16 (elsewhere fp32 activations against the widened weights).
-  bool bf16_tiles = false;
   // The 16-bit weights' products: "amx" (the tiles: bf16 weights, and f16
   // ones past a decode batch), else their dot kernel ("avx512", "avx2",
   // "scalar").
   std::string half_kernels;
+
+  // Whether bf16 weights multiply in AMX tiles, against activations rounded
+  // to bf16 (elsewhere fp32 activations against the widened weights).
+  bool bf16_tiles() const { return half_kernels == "amx"; }
 };
 
 CpuInfo HostCpuInfo();
