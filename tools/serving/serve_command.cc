@@ -55,7 +55,8 @@ std::vector<FlagSpec> ServeFlagSpecs() {
       {"config", "FILE",
        "models to serve and how (YAML or JSON; docs/architecture.md); with or instead of --model"},
       {"model-root", "DIR",
-       "let LoadModel load models under DIR (paths relative to it); without it LoadModel is off"},
+       "let LoadModel load models under DIR (paths relative to it); without it LoadModel only "
+       "reloads the configured models by name"},
       {"cpu-memory-mb", "MB",
        "memory cohost may use on the CPU: KV pool plus weights (default 80% of what is available)"},
       {"gpu-memory-fraction", "F", "of a CUDA device's free memory cohost may use (default 0.9)"},
@@ -375,8 +376,7 @@ int ServeCommand(int argc, char** argv) {
   if (!args.ok() || args->Has("help") || (!args->Has("model") && !args->Has("config"))) {
     if (!args.ok()) std::fprintf(stderr, "cohost serve: %s\n", args.status().message().data());
     std::fprintf(stderr,
-                 "usage: cohost serve --model NAME=PATH [--model ...] --port P --metrics-port M "
-                 "[flags]\n\n%s",
+                 "usage: cohost serve (--model NAME=PATH [--model ...] | --config FILE) [flags]\n\n%s",
                  FlagsHelp(specs).c_str());
     return args.ok() && args->Has("help") ? 0 : 2;
   }
