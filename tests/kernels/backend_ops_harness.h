@@ -33,6 +33,12 @@ inline constexpr Tolerance kExact{0, 0, 0};
 inline constexpr Tolerance kF32Tol{1e-5, 1e-5, 2e-6};
 // bf16 backends: one bf16 rounding is 4e-3 relative.
 inline constexpr Tolerance kBf16Tol{2e-2, 2e-2, 1e-2};
+// fp32 sums of bf16 products in tensor cores (the bf16 backends' GemmToF32):
+// their adders align the products and truncate rather than round (Fasi et
+// al., "Numerical behavior of NVIDIA tensor cores", 2021), so the error can
+// be biased, growing like k u rather than sqrt(k) u: five times kF32Tol's
+// norm bound, still 400x under what one bf16 rounding of the outputs gives.
+inline constexpr Tolerance kTensorCoreF32Tol{1e-5, 1e-4, 1e-5};
 // Unit roundoff of fp32, 2^-24.
 inline constexpr double kF32Roundoff = 5.9604644775390625e-8;
 

@@ -34,12 +34,13 @@
 #include "backend_ops_harness.h"
 #include "cohost/kernels/backend.h"
 #include "gtest/gtest.h"
+#include "tests/support/skip_without_cuda.h"
 
 namespace cohost::kernels::backend_ops {
 namespace {
 
 // The candidate a test parameter names. Only "cuda" may be missing: its tests
-// then skip with "no CUDA device", which bench/gpu/check.sh looks for.
+// then skip, or fail under COHOST_REQUIRE_CUDA (SkipWithoutCuda).
 absl::StatusOr<std::unique_ptr<Backend>> MakeNamedBackend(const std::string& name) {
   if (name == "cpu") return MakeCpuBackend(3);  // 3 threads: the pool's split paths run
   if (name == "cuda") return MakeCudaBackend(0);
@@ -51,7 +52,7 @@ class BackendOpsTest : public ::testing::TestWithParam<std::string> {
   void SetUp() override {
     absl::StatusOr<std::unique_ptr<Backend>> be = MakeNamedBackend(GetParam());
     ASSERT_TRUE(be.ok() || GetParam() == "cuda") << be.status();
-    if (!be.ok()) GTEST_SKIP() << "no CUDA device: " << be.status();
+    if (!be.ok()) return cohost::testing::SkipWithoutCuda(be.status());
     checks_.emplace(std::move(*be), SeedFromEnv());
   }
 
@@ -88,7 +89,7 @@ class PagedAttentionTest : public ::testing::TestWithParam<std::tuple<std::strin
     const std::string& name = std::get<0>(GetParam());
     absl::StatusOr<std::unique_ptr<Backend>> be = MakeNamedBackend(name);
     ASSERT_TRUE(be.ok() || name == "cuda") << be.status();
-    if (!be.ok()) GTEST_SKIP() << "no CUDA device: " << be.status();
+    if (!be.ok()) return cohost::testing::SkipWithoutCuda(be.status());
     checks_.emplace(std::move(*be), SeedFromEnv());
   }
 

@@ -375,9 +375,10 @@ int ServeCommand(int argc, char** argv) {
   absl::StatusOr<ParsedArgs> args = ParseArgs(specs, argc, argv);
   if (!args.ok() || args->Has("help") || (!args->Has("model") && !args->Has("config"))) {
     if (!args.ok()) std::fprintf(stderr, "cohost serve: %s\n", args.status().message().data());
-    std::fprintf(stderr,
-                 "usage: cohost serve (--model NAME=PATH [--model ...] | --config FILE) [flags]\n\n%s",
-                 FlagsHelp(specs).c_str());
+    std::fprintf(
+        stderr,
+        "usage: cohost serve (--model NAME=PATH [--model ...] | --config FILE) [flags]\n\n%s",
+        FlagsHelp(specs).c_str());
     return args.ok() && args->Has("help") ? 0 : 2;
   }
   absl::StatusOr<ServeConfig> config = ConfigFromArgs(*args);

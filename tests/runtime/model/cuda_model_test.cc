@@ -19,6 +19,7 @@
 #include "runtime/model/batch.h"
 #include "runtime/model/kv_cache.h"
 #include "runtime/model/model.h"
+#include "tests/support/skip_without_cuda.h"
 #include "tests/support/tiny_model.h"
 
 namespace cohost::runtime {
@@ -52,7 +53,7 @@ class CudaModelTest : public ::testing::TestWithParam<std::tuple<Shape, bool>> {
 
 TEST_P(CudaModelTest, LogitsFollowTheCpuReference) {
   absl::StatusOr<std::unique_ptr<kernels::Backend>> cuda = kernels::MakeCudaBackend(0);
-  if (!cuda.ok()) GTEST_SKIP() << "no CUDA device: " << cuda.status();
+  if (!cuda.ok()) return cohost::testing::SkipWithoutCuda(cuda.status());
   const auto& [shape, graphs] = GetParam();
   testing::TinyModelOptions o;
   o.vocab_size = 320;
@@ -129,7 +130,7 @@ TEST_P(CudaModelTest, LogitsFollowTheCpuReference) {
 // host memory and restored give the same logits bit for bit.
 TEST(CudaModelHostTest, LogprobsAndOffloadedWeightsOnTheDevice) {
   absl::StatusOr<std::unique_ptr<kernels::Backend>> cuda = kernels::MakeCudaBackend(0);
-  if (!cuda.ok()) GTEST_SKIP() << "no CUDA device: " << cuda.status();
+  if (!cuda.ok()) return cohost::testing::SkipWithoutCuda(cuda.status());
   kernels::Backend& be = **cuda;
   testing::TinyModelOptions o;
   o.vocab_size = 320;
@@ -271,7 +272,7 @@ TEST(KvCacheGroupsOnBackendsTest, Cpu) {
 
 TEST(KvCacheGroupsOnBackendsTest, Cuda) {
   absl::StatusOr<std::unique_ptr<kernels::Backend>> cuda = kernels::MakeCudaBackend(0);
-  if (!cuda.ok()) GTEST_SKIP() << "no CUDA device: " << cuda.status();
+  if (!cuda.ok()) return cohost::testing::SkipWithoutCuda(cuda.status());
   CheckGroupsInAnyOrder(**cuda);
 }
 
