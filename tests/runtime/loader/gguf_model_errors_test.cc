@@ -380,6 +380,16 @@ TEST(GgufModelTest, Llama3RopeScalingFromRopeFreqs) {
   below.writer.AddF32Tensor("rope_freqs.weight", {kHeadDim / 2}, ones);
   ExpectLoadError(below.writer, absl::StatusCode::kUnimplemented,
                   "does not match Llama-3 RoPE scaling");
+  // Factors the formula gives for an original context of 0 (every wavelength
+  // past it: all entries the factor), and a factor below 1: refused as a
+  // config.json's rope_scaling would be, not taken as scaling.
+  for (const auto& [factor, original] : {std::pair{2.f, 0}, std::pair{0.5f, 8192}}) {
+    TinyModel bad = MakeTinyModel();
+    bad.writer.AddU32("llama.rope.scaling.original_context_length", original);
+    bad.writer.AddF32Tensor("rope_freqs.weight", {kHeadDim / 2},
+                            std::vector<float>(kHeadDim / 2, factor));
+    ExpectLoadError(bad.writer, absl::StatusCode::kInvalidArgument, "invalid llama3 rope_scaling");
+  }
   // All ones: no scaling.
   TinyModel plain = MakeTinyModel();
   plain.writer.AddF32Tensor("rope_freqs.weight", {kHeadDim / 2},
