@@ -23,6 +23,13 @@ KvPool::~KvPool() {
 
 absl::StatusOr<std::unique_ptr<KvPool::Account>> KvPool::Join(std::string name, int64_t floor,
                                                               int64_t cap) {
+  // A floor this pool cannot hold may fit another device's (placement moves
+  // on at RESOURCE_EXHAUSTED); the other bounds are the caller's to keep.
+  if (floor >= 0 && floor > budget_) {
+    return absl::ResourceExhaustedError(absl::StrFormat(
+        "model \"%s\": a KV floor of %d bytes is more than the device's KV pool of %d", name, floor,
+        budget_));
+  }
   if (floor < 0 || cap < floor || cap > budget_) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "model \"%s\": KV floor %d and cap %d bytes must satisfy 0 <= floor <= cap <= the "

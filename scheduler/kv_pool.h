@@ -78,9 +78,10 @@ class KvPool {
   ~KvPool();  // every account must be gone
 
   // An engine's share: INVALID_ARGUMENT for a negative floor, a cap below the
-  // floor or above the budget; RESOURCE_EXHAUSTED when the floors would no
-  // longer fit the budget, or when this floor would break what an earlier
-  // account was promised. `name` appears in errors.
+  // floor or above the budget; RESOURCE_EXHAUSTED for a floor above the
+  // budget, when the floors would no longer fit the budget, or when this
+  // floor would break what an earlier account was promised (another device's
+  // pool may take it). `name` appears in errors.
   absl::StatusOr<std::unique_ptr<Account>> Join(std::string name, int64_t floor, int64_t cap);
 
   const std::string& device() const { return device_; }

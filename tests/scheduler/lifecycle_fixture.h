@@ -74,6 +74,9 @@ class LifecycleTest : public ::testing::Test {
   // AdmissionLimits::failed_load_retry_ms of the next MakeRouter (0: a
   // request retries a failed load at once).
   int32_t failed_load_retry_ms_ = 0;
+  // Each device's KV pool in the next MakeRouter of several devices, where
+  // they differ (else every pool is its kv_bytes).
+  std::vector<int64_t> kv_bytes_per_device_;
 
   // Room for the weights of `models` tiny models on each device, and a KV
   // pool of `kv_bytes` each. One device is "cpu" (the Router's one-backend
@@ -105,8 +108,10 @@ class LifecycleTest : public ::testing::Test {
     std::vector<DeviceSetup> setups;
     for (int i = 0; i < devices; ++i) {
       if (i >= static_cast<int>(backends_.size())) backends_.push_back(kernels::MakeCpuBackend(1));
+      const int64_t pool =
+          i < static_cast<int>(kv_bytes_per_device_.size()) ? kv_bytes_per_device_[i] : kv_bytes;
       setups.push_back(
-          {backends_[i].get(), absl::StrFormat("cpu:%d", i), kv_bytes, o.weights_budget_bytes});
+          {backends_[i].get(), absl::StrFormat("cpu:%d", i), pool, o.weights_budget_bytes});
     }
     router_ = std::make_unique<Router>(setups, c, o);
   }

@@ -122,6 +122,34 @@ TEST_F(LifecycleTest, APinWinsOverBestFitAndAnUnknownPinIsRefused) {
   EXPECT_FALSE(router_->Find("nowhere").ok());
 }
 
+// Devices' KV pools differ (each planned beside its own weights): a floor the
+// first choice's pool cannot hold goes to a device whose pool can, and a cap
+// past a pool is that pool, not a refusal.
+TEST_F(LifecycleTest, AKvFloorOnePoolCannotHoldGoesToAnotherDevice) {
+  kv_bytes_per_device_ = {int64_t{1} << 20, int64_t{4} << 20};
+  MakeRouter(/*models=*/2, /*devices=*/2);
+  ModelSpec big = Spec("big");
+  big.kv_floor_bytes = int64_t{2} << 20;
+  big.kv_cap_bytes = int64_t{3} << 20;
+  const absl::Status added = router_->AddModel(big);
+  ASSERT_TRUE(added.ok()) << added;
+  EXPECT_EQ(DeviceOf("big"), "cpu:1");
+  ModelSpec capped = Spec("capped");
+  capped.device = "cpu:0";
+  capped.kv_cap_bytes = int64_t{3} << 20;  // past cpu:0's pool of 1 MiB
+  const absl::Status pinned = router_->AddModel(capped);
+  ASSERT_TRUE(pinned.ok()) << pinned;
+  EXPECT_EQ(DeviceOf("capped"), "cpu:0");
+  Run("big");
+  Run("capped");
+  // A floor no device's pool can hold is refused as out of room.
+  ModelSpec huge = Spec("huge");
+  huge.kv_floor_bytes = int64_t{5} << 20;
+  const absl::Status refused = router_->AddModel(huge);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted) << refused;
+  EXPECT_THAT(std::string(refused.message()), HasSubstr("KV floor"));
+}
+
 TEST_F(LifecycleTest, ALoadEvictsOnlyOnItsOwnDevice) {
   MakeRouter(/*models=*/1, /*devices=*/2);
   ASSERT_TRUE(router_->AddModel(Spec("a")).ok());  // cpu:0
