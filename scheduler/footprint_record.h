@@ -32,7 +32,7 @@ struct FootprintKey {
 
 struct Footprint {
   int64_t weights_bytes = 0;    // as allocated on the device
-  int64_t workspace_bytes = 0;  // activations of the engine's largest step
+  int64_t workspace_bytes = 0;  // activations of the engine's largest step, and its context
   double load_seconds = 0;      // file to ready
 };
 

@@ -37,7 +37,8 @@ ExpectedBytes ExpectedFootprint(const FootprintRecord* record, const std::string
   }
   return {PredictedWeights(config, backend, keep_quantized) +
               static_cast<int64_t>(runtime::Model::PredictWorkspaceBytes(
-                  config, backend.compute_dtype(), sc.max_tokens_per_step, sc.max_num_seqs)),
+                  config, backend.compute_dtype(), sc.max_tokens_per_step, sc.max_num_seqs)) +
+              static_cast<int64_t>(backend.ContextBytes()),
           false};
 }
 

@@ -47,7 +47,7 @@ struct ModelSummary {
   std::string device;
   std::string placement;        // why it is on that device
   int64_t weights_bytes = 0;    // resident now
-  int64_t workspace_bytes = 0;  // activations of its largest step, resident now
+  int64_t workspace_bytes = 0;  // activations of its largest step and its context, resident now
   int64_t offloaded_bytes = 0;  // its weights kept in host memory while evicted
   int64_t evictions = 0;        // times it was evicted for another model
   int64_t predicted_weights_bytes = 0;

@@ -50,7 +50,7 @@ struct ModelStatus {
   std::string reason;                    // why it is in that state ("" for ready)
   int64_t weights_bytes = 0;             // resident weights, bytes the backend allocated
   int64_t offloaded_bytes = 0;           // weights parked in host memory while evicted
-  int64_t workspace_bytes = 0;           // resident activations (its engine's largest step)
+  int64_t workspace_bytes = 0;           // resident activations (its largest step) and context
   runtime::Clock::time_point last_used;  // last request submitted (or registration)
   double last_load_seconds = 0;          // its last successful load, start to ready
   int64_t loads_ok = 0, loads_failed = 0, evictions = 0;

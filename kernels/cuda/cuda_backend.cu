@@ -11,6 +11,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "attention_plan.h"
 #include "cohost/kernels/backend.h"
 #include "cohost/kernels/dtype.h"
 #include "common/status_macros.h"
@@ -80,6 +81,13 @@ class CudaBackend final : public Backend {
   absl::StatusOr<std::unique_ptr<Backend>> NewContext() override {
     RETURN_IF_ERROR(Enter());
     return MakeCudaContext(device_, name_, total_memory_);
+  }
+
+  // The handles' workspace, the op scratch at its largest (GrowScratch stops
+  // doubling there), and kContextOtherBytes for the rest.
+  size_t ContextBytes() const override {
+    return cuda::LtGemm::kWorkspaceBytes + static_cast<size_t>(cuda::kAttnMaxWorkspaceBytes) +
+           kContextOtherBytes;
   }
 
   BackendCaps Caps() const override {
@@ -475,7 +483,9 @@ class CudaBackend final : public Backend {
       Record(absl::FailedPreconditionError("the op scratch must grow before a capture"));
       return false;
     }
-    size_t want = std::max(bytes, 2 * scratch_bytes_);
+    // Doubling stops at the largest plan's need, which ContextBytes counts.
+    size_t want = std::max(
+        bytes, std::min(2 * scratch_bytes_, static_cast<size_t>(cuda::kAttnMaxWorkspaceBytes)));
     void* fresh = nullptr;
     while (cudaMallocAsync(&fresh, want, stream_) != cudaSuccess) {
       cudaGetLastError();  // out of memory is not sticky
@@ -532,8 +542,13 @@ class CudaBackend final : public Backend {
   size_t granularity_ = size_t{2} << 20;           // cuMemGetAllocationGranularity, set at creation
   absl::flat_hash_map<uintptr_t, Backed> backed_;  // backed ranges by start address
   cuda::DriverVm vm_;
-  absl::Status vm_status_;   // why the driver's VM calls are missing, if they are
-  int32_t num_sms_ = 0;      // what the attention plan fills
+  absl::Status vm_status_;  // why the driver's VM calls are missing, if they are
+  int32_t num_sms_ = 0;     // what the attention plan fills
+  // What a context holds beside its workspace and scratch, an allowance: the
+  // cuBLAS and cuBLASLt handles' own memory, the step's metadata and
+  // penalty buffers, and the modules loaded for it.
+  static constexpr size_t kContextOtherBytes = size_t{16} << 20;
+
   void* scratch_ = nullptr;  // ops' workspace (attention's split-K partials)
   size_t scratch_bytes_ = 0;
   uint64_t capture_epoch_ = 0;  // bumped when scratch_ moves

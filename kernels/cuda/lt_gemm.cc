@@ -9,8 +9,6 @@
 namespace cohost::kernels::cuda {
 namespace {
 
-// cuBLAS's own recommendation for Hopper; Ampere needs less.
-constexpr size_t kWorkspaceBytes = size_t{32} << 20;
 // Plans kept before the cache starts over: a step's token count is m, so a
 // server meets a few hundred shapes per weight matrix.
 constexpr size_t kMaxPlans = 4096;

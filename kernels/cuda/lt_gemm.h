@@ -19,6 +19,10 @@ namespace cohost::kernels::cuda {
 
 class LtGemm {
  public:
+  // The workspace each handle allocates (cuBLAS's own recommendation for
+  // Hopper; Ampere needs less), shared with the context's cuBLAS handle.
+  static constexpr size_t kWorkspaceBytes = size_t{32} << 20;
+
   // A handle and a workspace on `stream` (the device must be current).
   // UNAVAILABLE where libcublasLt cannot be loaded.
   static absl::StatusOr<std::unique_ptr<LtGemm>> Create(const CublasApi* blas, cudaStream_t stream);

@@ -421,6 +421,41 @@ TEST_F(LifecycleTest, AKvShareBelowOneGroupIsRefusedWhenTheModelIsAdded) {
   EXPECT_EQ(Run("tiny")->info().reason, FinishReason::kLength);
 }
 
+// A device whose models each get a context of their own that holds `bytes`
+// beside what is allocated through it (as a CUDA context's cuBLAS workspace).
+class ContextfulDevice final : public cohost::testing::ForwardingBackend {
+ public:
+  explicit ContextfulDevice(size_t bytes)
+      : ForwardingBackend(kernels::MakeCpuBackend(1)), bytes_(bytes) {}
+  size_t ContextBytes() const override { return bytes_; }
+  absl::StatusOr<std::unique_ptr<kernels::Backend>> NewContext() override {
+    return std::unique_ptr<kernels::Backend>(std::make_unique<ContextfulDevice>(bytes_));
+  }
+
+ private:
+  size_t bytes_;
+};
+
+// What a model's context holds is part of its measured workspace: placement
+// and the footprint record count it.
+TEST_F(LifecycleTest, AModelsContextIsInItsWorkspace) {
+  constexpr size_t kContext = size_t{64} << 10;
+  backends_[0] = std::make_unique<ContextfulDevice>(kContext);
+  MakeRouter(2);
+  ASSERT_TRUE(router_->AddModel(Spec("a")).ok());
+  Run("a");
+  const ModelStatus with = Status("a");
+  EXPECT_EQ(with.workspace_bytes, workspace_ + static_cast<int64_t>(kContext));
+  // Without a context (the CPU's way), the model's own workspace alone.
+  backends_.push_back(kernels::MakeCpuBackend(1));
+  std::swap(backends_[0], backends_.back());
+  router_.reset();
+  MakeRouter(2);
+  ASSERT_TRUE(router_->AddModel(Spec("b")).ok());
+  Run("b");
+  EXPECT_EQ(Status("b").workspace_bytes, workspace_);
+}
+
 // Where a device's memory is its own, an evicted model's weights wait in
 // host memory while the offload budget has room, and its next load copies
 // them back: it loads with its file gone and answers as before. When the

@@ -103,11 +103,14 @@ TEST(PlanDeviceMemoryTest, TheKvFloorRoundsUp) {
   EXPECT_THAT(plans[0].models, ElementsAreArray({"a"}));
 }
 
-// The CPU's ops behind a CUDA device's budget rule: `free` bytes free.
+// The CPU's ops behind a CUDA device's budget rule: `free` bytes free, and
+// `context` bytes held by each model's context.
 class FakeGpu final : public cohost::testing::ForwardingBackend {
  public:
-  explicit FakeGpu(int64_t free) : ForwardingBackend(kernels::MakeCpuBackend(1)), free_(free) {}
+  explicit FakeGpu(int64_t free, int64_t context = 0)
+      : ForwardingBackend(kernels::MakeCpuBackend(1)), free_(free), context_(context) {}
   kernels::BackendKind kind() const override { return kernels::BackendKind::kCuda; }
+  size_t ContextBytes() const override { return static_cast<size_t>(context_); }
   kernels::BackendCaps Caps() const override {
     kernels::BackendCaps caps = inner().Caps();
     caps.free_memory = static_cast<size_t>(free_);
@@ -117,6 +120,7 @@ class FakeGpu final : public cohost::testing::ForwardingBackend {
 
  private:
   int64_t free_;
+  int64_t context_;
 };
 
 class SplitDeviceBudgetsTest : public ::testing::Test {
@@ -166,6 +170,22 @@ TEST_F(SplitDeviceBudgetsTest, AGpusPoolIsWhatItsBudgetLeavesOnceTheModelsAreIn)
   EXPECT_EQ((*setups)[0].id, "cuda:0");
   // Without floors, each model may take the whole pool.
   for (const ModelSpec& m : models) EXPECT_EQ(m.kv_cap_bytes, budget - 2 * footprint_);
+}
+
+// Each model's context on a GPU (its cuBLAS workspace, op scratch, handles)
+// is part of its footprint: the KV pool is planned around it.
+TEST_F(SplitDeviceBudgetsTest, EachModelsContextIsInItsFootprint) {
+  const int64_t context = int64_t{48} << 20;
+  FakeGpu gpu(int64_t{1} << 30, context);
+  options_.gpu_fraction = 0.5;
+  std::vector<ModelSpec> models = Models({path_, path_});
+  std::map<std::string, std::string> planned;
+  absl::StatusOr<std::vector<DeviceSetup>> setups =
+      SplitDeviceBudgets({{"cuda:0", &gpu}}, models, options_, &planned);
+  ASSERT_TRUE(setups.ok()) << setups.status();
+  ASSERT_EQ(setups->size(), 1u);
+  EXPECT_EQ((*setups)[0].weights_budget_bytes, 2 * (footprint_ + context));
+  EXPECT_EQ((*setups)[0].kv_pool_bytes, (int64_t{1} << 29) - 2 * (footprint_ + context));
 }
 
 TEST_F(SplitDeviceBudgetsTest, TheOperatorsPoolSizeWins) {

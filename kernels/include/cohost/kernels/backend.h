@@ -63,6 +63,12 @@ class Backend {
   // through the handle that made it, which must outlive it. nullptr: this
   // backend has nothing per model to separate (the CPU), use it directly.
   virtual absl::StatusOr<std::unique_ptr<Backend>> NewContext() { return nullptr; }
+  // Device memory each context from NewContext holds beyond what is allocated
+  // through it, at most (on CUDA: the cuBLASLt workspace, attention's split
+  // scratch at its largest, the handle and the context's small buffers), so
+  // that a model's footprint counts its context. 0 where NewContext gives
+  // nothing (the CPU).
+  virtual size_t ContextBytes() const { return 0; }
 
   // Records the ops `issue` calls on this backend into an OpGraph instead of
   // running them (nothing runs until Launch). An op refused while recording
