@@ -3,7 +3,6 @@
 
 #include "server/metrics_http.h"
 
-#include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -11,10 +10,10 @@
 #include <string_view>
 #include <utility>
 
-#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
 #include "server/http/connection_cap.h"
+#include "server/http/whole_reply.h"
 
 namespace cohost::server {
 namespace {
@@ -29,21 +28,7 @@ void Reply(evhttp_request* req, int code, const char* reason, const char* type,
   evkeyvalq* headers = evhttp_request_get_output_headers(req);
   evhttp_add_header(headers, "Content-Type", type);
   evhttp_add_header(headers, "Connection", "close");
-  if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
-    // The headers alone, with the length a GET would get (evhttp 2.1 would
-    // send a body after a HEAD's headers, and no length).
-    evhttp_add_header(headers, "Content-Length", absl::StrCat(body.size()).c_str());
-    evhttp_send_reply(req, code, reason, nullptr);
-    return;
-  }
-  evbuffer* out = evbuffer_new();
-  if (out == nullptr) {
-    evhttp_send_error(req, HTTP_INTERNAL, nullptr);
-    return;
-  }
-  evbuffer_add(out, body.data(), body.size());
-  evhttp_send_reply(req, code, reason, out);
-  evbuffer_free(out);
+  http::SendWholeReply(req, code, reason, body);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 #include <netinet/in.h>
 #include <openssl/ssl.h>
@@ -21,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
@@ -239,6 +241,26 @@ void HttpFrontDoor::OnRequest(evhttp_request* req, void* self) {
   const char* raw_path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
   const std::string_view path = raw_path == nullptr ? "" : raw_path;
   const evhttp_cmd_type method = evhttp_request_get_command(req);
+  // Where a body's end is ambiguous (two lengths, or a length beside chunked
+  // coding), another reader of the stream (a proxy) may frame the next
+  // request differently than evhttp did (RFC 9112 6.3: smuggling): refused,
+  // and the connection closed.
+  int lengths = 0;
+  bool chunked = false;
+  for (const evkeyval* h = evhttp_request_get_input_headers(req)->tqh_first; h != nullptr;
+       h = h->next.tqe_next) {
+    lengths += absl::EqualsIgnoreCase(h->key, "Content-Length") ? 1 : 0;
+    chunked |= absl::EqualsIgnoreCase(h->key, "Transfer-Encoding");
+  }
+  if (lengths > 1 || (lengths == 1 && chunked)) {
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+    return SendError(
+        req,
+        absl::InvalidArgumentError(
+            "the request's length is ambiguous: more than one Content-Length, or one beside "
+            "Transfer-Encoding"),
+        0);
+  }
   const bool get = method == EVHTTP_REQ_GET || method == EVHTTP_REQ_HEAD;
   const bool post = method == EVHTTP_REQ_POST;
   if (path == "/v1/chat/completions" || path == "/v1/completions") {

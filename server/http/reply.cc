@@ -2,7 +2,6 @@
 
 #include "server/http/reply.h"
 
-#include <event2/buffer.h>
 #include <event2/http.h>
 
 #include <algorithm>
@@ -13,6 +12,7 @@
 
 #include "scheduler/admission.h"
 #include "server/http/openai_format.h"
+#include "server/http/whole_reply.h"
 
 namespace cohost::server::http {
 
@@ -48,10 +48,7 @@ const char* ReasonPhrase(int status) {
 void SendJson(evhttp_request* req, int status, std::string_view body) {
   evkeyvalq* headers = evhttp_request_get_output_headers(req);
   evhttp_add_header(headers, "Content-Type", "application/json");
-  evbuffer* buf = evbuffer_new();
-  evbuffer_add(buf, body.data(), body.size());
-  evhttp_send_reply(req, status, ReasonPhrase(status), buf);
-  evbuffer_free(buf);
+  SendWholeReply(req, status, ReasonPhrase(status), body);
 }
 
 void SendError(evhttp_request* req, const absl::Status& status, int default_pushback_ms) {
@@ -61,6 +58,10 @@ void SendError(evhttp_request* req, const absl::Status& status, int default_push
     const int64_t seconds = std::max<int64_t>(1, (pushback->count() + 999) / 1000);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After",
                       std::to_string(seconds).c_str());
+  }
+  // RFC 9110: a 401 names the scheme that would be accepted.
+  if (http_status == 401) {
+    evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", "Bearer");
   }
   SendJson(req, http_status, ErrorBody(status));
 }

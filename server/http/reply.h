@@ -10,13 +10,15 @@ struct evhttp_request;
 
 namespace cohost::server::http {
 
-// Sends `body` with `status` and Content-Type application/json; frees `req`
-// (libevent does once the reply is written, or at once if the client left).
+// Sends `body` with `status` and Content-Type application/json (to a HEAD,
+// the headers alone: SendWholeReply); frees `req` (libevent does once the
+// reply is written, or at once if the client left).
 void SendJson(evhttp_request* req, int status, std::string_view body);
 
 // The error body for `status` (never OK) with its HTTP status; RESOURCE_EXHAUSTED
 // adds Retry-After: the pushback the status carries (scheduler::RetryPushback),
-// else `default_pushback_ms`, rounded up to whole seconds.
+// else `default_pushback_ms`, rounded up to whole seconds; a 401 adds
+// WWW-Authenticate: Bearer.
 void SendError(evhttp_request* req, const absl::Status& status, int default_pushback_ms);
 
 // 405 with the Allow header RFC 9110 requires (`allow`: "GET, HEAD",

@@ -603,6 +603,7 @@ TEST_F(HttpFrontDoorTest, KeysAreCheckedAndDecideTheTenant) {
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 401);
   EXPECT_EQ(Json::parse(r->body)["error"]["type"], "authentication_error");
+  EXPECT_EQ(r->get_header_value("WWW-Authenticate"), "Bearer") << "RFC 9110 11.6.1";
   r = Post("/v1/completions", body, {{"Authorization", "Bearer wrong-key-0123456789"}});
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 401);
@@ -647,6 +648,41 @@ int SendRaw(int port, const std::string& request, const std::string& wanted) {
     return -1;
   }
   return fd;
+}
+
+// A HEAD's reply is headers alone, with a GET's Content-Length, so that the
+// next reply on a keep-alive connection starts where the client looks for
+// it; a request whose body's end is ambiguous (two lengths) is refused and
+// its connection closed, so that nothing after it is read as a request.
+TEST_F(HttpFrontDoorTest, HeadRepliesHaveNoBodyAndAmbiguousLengthsAreRefused) {
+  Start();
+  httplib::Result got = client_->Get("/v1/models");
+  ASSERT_TRUE(got);
+  const std::string length = std::to_string(got->body.size());
+  const int fd = Connect(door_->port(),
+                         "HEAD /v1/models HTTP/1.1\r\nHost: x\r\n\r\n"
+                         "GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+  ASSERT_GE(fd, 0);
+  const std::string both = testing::ReadUntil(fd, R"({"status":"ok"})", std::chrono::seconds(30));
+  ::close(fd);
+  const size_t head_end = both.find("\r\n\r\n");
+  ASSERT_NE(head_end, std::string::npos) << both;
+  EXPECT_THAT(both.substr(0, head_end), HasSubstr("Content-Length: " + length)) << both;
+  EXPECT_EQ(both.substr(head_end + 4, 15), "HTTP/1.1 200 OK")
+      << "the HEAD's reply had a body: " << both;
+
+  const int twice = Connect(door_->port(),
+                            "GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
+                            "Content-Length: 0\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+  ASSERT_GE(twice, 0);
+  const std::string refused = testing::ReadUntil(twice, "ambiguous", std::chrono::seconds(30));
+  EXPECT_THAT(refused, HasSubstr("HTTP/1.1 400")) << refused;
+  EXPECT_THAT(refused, HasSubstr("Connection: close")) << refused;
+  // Nothing more: the request behind it was not served.
+  EXPECT_THAT(testing::ReadUntil(twice, R"({"status":"ok"})", std::chrono::seconds(2)),
+              Not(HasSubstr("status")))
+      << "served after an ambiguous length";
+  ::close(twice);
 }
 
 // An HTTP/1.0 client (nginx's default towards upstreams) that leaves in the
