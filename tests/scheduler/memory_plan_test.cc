@@ -154,38 +154,28 @@ class SplitDeviceBudgetsTest : public ::testing::Test {
   MemorySplitOptions options_;
 };
 
+// Each model's footprint on a GPU includes what its context holds (its cuBLAS
+// workspace, op scratch, handles): the KV pool is planned around it.
 TEST_F(SplitDeviceBudgetsTest, AGpusPoolIsWhatItsBudgetLeavesOnceTheModelsAreIn) {
-  FakeGpu gpu(int64_t{1} << 30);
-  options_.gpu_fraction = 0.5;
-  std::vector<ModelSpec> models = Models({path_, path_});
-  std::map<std::string, std::string> planned;
-  absl::StatusOr<std::vector<DeviceSetup>> setups =
-      SplitDeviceBudgets({{"cuda:0", &gpu}}, models, options_, &planned);
-  ASSERT_TRUE(setups.ok()) << setups.status();
-  ASSERT_EQ(setups->size(), 1u);
-  EXPECT_EQ(planned, (std::map<std::string, std::string>{{"m0", "cuda:0"}, {"m1", "cuda:0"}}));
-  const int64_t budget = int64_t{1} << 29;
-  EXPECT_EQ((*setups)[0].weights_budget_bytes, 2 * footprint_);
-  EXPECT_EQ((*setups)[0].kv_pool_bytes, budget - 2 * footprint_);
-  EXPECT_EQ((*setups)[0].id, "cuda:0");
-  // Without floors, each model may take the whole pool.
-  for (const ModelSpec& m : models) EXPECT_EQ(m.kv_cap_bytes, budget - 2 * footprint_);
-}
-
-// Each model's context on a GPU (its cuBLAS workspace, op scratch, handles)
-// is part of its footprint: the KV pool is planned around it.
-TEST_F(SplitDeviceBudgetsTest, EachModelsContextIsInItsFootprint) {
-  const int64_t context = int64_t{48} << 20;
-  FakeGpu gpu(int64_t{1} << 30, context);
-  options_.gpu_fraction = 0.5;
-  std::vector<ModelSpec> models = Models({path_, path_});
-  std::map<std::string, std::string> planned;
-  absl::StatusOr<std::vector<DeviceSetup>> setups =
-      SplitDeviceBudgets({{"cuda:0", &gpu}}, models, options_, &planned);
-  ASSERT_TRUE(setups.ok()) << setups.status();
-  ASSERT_EQ(setups->size(), 1u);
-  EXPECT_EQ((*setups)[0].weights_budget_bytes, 2 * (footprint_ + context));
-  EXPECT_EQ((*setups)[0].kv_pool_bytes, (int64_t{1} << 29) - 2 * (footprint_ + context));
+  for (const int64_t context : {int64_t{0}, int64_t{48} << 20}) {
+    SCOPED_TRACE(context);
+    FakeGpu gpu(int64_t{1} << 30, context);
+    options_.gpu_fraction = 0.5;
+    std::vector<ModelSpec> models = Models({path_, path_});
+    std::map<std::string, std::string> planned;
+    absl::StatusOr<std::vector<DeviceSetup>> setups =
+        SplitDeviceBudgets({{"cuda:0", &gpu}}, models, options_, &planned);
+    ASSERT_TRUE(setups.ok()) << setups.status();
+    ASSERT_EQ(setups->size(), 1u);
+    EXPECT_EQ(planned, (std::map<std::string, std::string>{{"m0", "cuda:0"}, {"m1", "cuda:0"}}));
+    const int64_t budget = int64_t{1} << 29;
+    const int64_t weights = 2 * (footprint_ + context);
+    EXPECT_EQ((*setups)[0].weights_budget_bytes, weights);
+    EXPECT_EQ((*setups)[0].kv_pool_bytes, budget - weights);
+    EXPECT_EQ((*setups)[0].id, "cuda:0");
+    // Without floors, each model may take the whole pool.
+    for (const ModelSpec& m : models) EXPECT_EQ(m.kv_cap_bytes, budget - weights);
+  }
 }
 
 TEST_F(SplitDeviceBudgetsTest, TheOperatorsPoolSizeWins) {
