@@ -25,7 +25,7 @@ absl::StatusOr<std::unique_ptr<KvPool::Account>> KvPool::Join(std::string name, 
                                                               int64_t cap) {
   // A floor this pool cannot hold may fit another device's (placement moves
   // on at RESOURCE_EXHAUSTED); the other bounds are the caller's to keep.
-  if (floor >= 0 && floor > budget_) {
+  if (floor > budget_) {
     return absl::ResourceExhaustedError(absl::StrFormat(
         "model \"%s\": a KV floor of %d bytes is more than the device's KV pool of %d", name, floor,
         budget_));

@@ -199,16 +199,13 @@ ModelStatus ServedModel::status() const {
   ModelStatus s;
   s.state = state_;
   s.reason = reason_;
-  s.weights_bytes =
-      resident_.model != nullptr ? static_cast<int64_t>(resident_.model->weights_bytes()) : 0;
   s.offloaded_bytes = parked_bytes_;
-  // The model's step buffers, and what its own context on the device holds.
-  s.workspace_bytes =
-      resident_.model != nullptr
-          ? static_cast<int64_t>(
-                resident_.model->workspace_bytes() +
-                (resident_.context != nullptr ? resident_.context->ContextBytes() : 0))
-          : 0;
+  if (resident_.model != nullptr) {
+    s.weights_bytes = static_cast<int64_t>(resident_.model->weights_bytes());
+    // The model's step buffers, and what its own context on the device holds.
+    const size_t context = resident_.context != nullptr ? resident_.context->ContextBytes() : 0;
+    s.workspace_bytes = static_cast<int64_t>(resident_.model->workspace_bytes() + context);
+  }
   s.last_used = last_used_;
   s.last_load_seconds = last_load_seconds_;
   s.loads_ok = loads_ok_;
