@@ -160,9 +160,14 @@ struct ServerMetrics::Impl {
   mutable std::mutex info_mu;
   std::optional<std::array<std::string, 4>> cpu_info;  // guarded by info_mu
 
-  std::atomic<bool> http_seen{false};
-  std::atomic<int64_t> http_connections{0}, http_max_connections{0};
-  std::atomic<uint64_t> http_pauses_full{0}, http_pauses_error{0};
+  struct PortConnections {
+    std::atomic<bool> seen{false};
+    std::atomic<int64_t> open{0}, max{0};
+    std::atomic<uint64_t> pauses_full{0}, pauses_error{0};
+  };
+  PortConnections ports[2];  // by Port
+  std::atomic<uint64_t> grpc_dropped_silent{0}, grpc_dropped_not_http2{0};
+  PortConnections& port(Port p) { return ports[static_cast<int>(p)]; }
 
   mutable std::shared_mutex mu;
   absl::flat_hash_map<std::string, std::unique_ptr<ModelMetrics>> models;  // never erased
@@ -312,14 +317,20 @@ void ServerMetrics::RecordTenantRefusal(std::string_view tenant, std::string_vie
   ++impl_->refusals[{label, std::string(code), reason.empty() ? "other" : std::string(reason)}];
 }
 
-void ServerMetrics::SetHttpConnections(int64_t open, int64_t limit) {
-  impl_->http_connections.store(open, std::memory_order_relaxed);
-  impl_->http_max_connections.store(limit, std::memory_order_relaxed);
-  impl_->http_seen.store(true, std::memory_order_relaxed);
+void ServerMetrics::SetConnections(Port port, int64_t open, int64_t limit) {
+  Impl::PortConnections& c = impl_->port(port);
+  c.open.store(open, std::memory_order_relaxed);
+  c.max.store(limit, std::memory_order_relaxed);
+  c.seen.store(true, std::memory_order_relaxed);
 }
 
-void ServerMetrics::RecordHttpAcceptPause(bool at_cap) {
-  (at_cap ? impl_->http_pauses_full : impl_->http_pauses_error)
+void ServerMetrics::RecordAcceptPause(Port port, bool at_cap) {
+  Impl::PortConnections& c = impl_->port(port);
+  (at_cap ? c.pauses_full : c.pauses_error).fetch_add(1, std::memory_order_relaxed);
+}
+
+void ServerMetrics::RecordGrpcConnectionDropped(std::string_view reason) {
+  (reason == "silent" ? impl_->grpc_dropped_silent : impl_->grpc_dropped_not_http2)
       .fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -453,21 +464,34 @@ std::string ServerMetrics::Render(const std::vector<ModelGauges>& gauges,
              "1");
     }
   }
-  if (impl_->http_seen.load(std::memory_order_relaxed)) {
-    Header(&out, "cohost_http_connections", "gauge", "Connections open on the OpenAI HTTP port.");
-    Sample(&out, "cohost_http_connections", "",
-           std::to_string(impl_->http_connections.load(std::memory_order_relaxed)));
-    Header(&out, "cohost_http_max_connections", "gauge",
+  for (const auto& [port, name, what] :
+       {std::tuple{Port::kGrpc, "grpc", "the gRPC port (plaintext)"},
+        std::tuple{Port::kHttp, "http", "the OpenAI HTTP port"}}) {
+    const Impl::PortConnections& c = impl_->port(port);
+    if (!c.seen.load(std::memory_order_relaxed)) continue;
+    const std::string prefix = Cat({"cohost_", name, "_"});
+    Header(&out, prefix + "connections", "gauge", Cat({"Connections open on ", what, "."}));
+    Sample(&out, prefix + "connections", "",
+           std::to_string(c.open.load(std::memory_order_relaxed)));
+    Header(&out, prefix + "max_connections", "gauge",
            "The cap on them: at it, new connections wait in the kernel's backlog.");
-    Sample(&out, "cohost_http_max_connections", "",
-           std::to_string(impl_->http_max_connections.load(std::memory_order_relaxed)));
-    Header(&out, "cohost_http_accept_pauses_total", "counter",
-           "Times the HTTP port stopped accepting: at the cap (full), or after accept failed "
-           "(error).");
-    Sample(&out, "cohost_http_accept_pauses_total", "reason=\"full\"",
-           std::to_string(impl_->http_pauses_full.load(std::memory_order_relaxed)));
-    Sample(&out, "cohost_http_accept_pauses_total", "reason=\"error\"",
-           std::to_string(impl_->http_pauses_error.load(std::memory_order_relaxed)));
+    Sample(&out, prefix + "max_connections", "",
+           std::to_string(c.max.load(std::memory_order_relaxed)));
+    Header(&out, prefix + "accept_pauses_total", "counter",
+           Cat({"Times ", what,
+                " stopped accepting: at the cap (full), or after accept failed (error)."}));
+    Sample(&out, prefix + "accept_pauses_total", "reason=\"full\"",
+           std::to_string(c.pauses_full.load(std::memory_order_relaxed)));
+    Sample(&out, prefix + "accept_pauses_total", "reason=\"error\"",
+           std::to_string(c.pauses_error.load(std::memory_order_relaxed)));
+    if (port != Port::kGrpc) continue;
+    Header(&out, "cohost_grpc_connections_dropped_total", "counter",
+           "gRPC connections closed before gRPC had them: silent past the timeout (silent), or "
+           "not speaking HTTP/2 (not_http2).");
+    Sample(&out, "cohost_grpc_connections_dropped_total", "reason=\"silent\"",
+           std::to_string(impl_->grpc_dropped_silent.load(std::memory_order_relaxed)));
+    Sample(&out, "cohost_grpc_connections_dropped_total", "reason=\"not_http2\"",
+           std::to_string(impl_->grpc_dropped_not_http2.load(std::memory_order_relaxed)));
   }
   device_gauge("cohost_kv_pool_bytes", "The device's KV pool, shared by its models.",
                &DeviceGauges::kv_pool_bytes);

@@ -89,11 +89,16 @@ class ServerMetrics {
   void RecordTenantRefusal(std::string_view tenant, std::string_view code,
                            std::string_view reason = "");
 
-  // The OpenAI HTTP port's connections: open now and the cap (gauges, shown
-  // once set), and each time accepting paused (at the cap: reason "full";
-  // else accept failed, e.g. out of descriptors: "error").
-  void SetHttpConnections(int64_t open, int64_t limit);
-  void RecordHttpAcceptPause(bool at_cap);
+  // A port's connections: gRPC's (plaintext: server/grpc_listener.h) and the
+  // OpenAI HTTP port's. Open now and the cap (gauges, shown once set), and
+  // each time accepting paused (at the cap: reason "full"; else accept
+  // failed, e.g. out of descriptors: "error").
+  enum class Port { kGrpc, kHttp };
+  void SetConnections(Port port, int64_t open, int64_t limit);
+  void RecordAcceptPause(Port port, bool at_cap);
+  // A gRPC connection closed before it was handed to gRPC: it sent nothing
+  // in time ("silent") or not HTTP/2 ("not_http2").
+  void RecordGrpcConnectionDropped(std::string_view reason);
 
   // cohost_cpu_info{cpu,features,quant_kernels,half_kernels} 1: what the CPU
   // kernels run on.

@@ -30,6 +30,23 @@ void ApplyLimits(const ServerOptions& o, grpc::ServerBuilder& b) {
                        o.min_recv_ping_interval_without_data_ms);
   b.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, o.max_ping_strikes);
   b.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS, o.max_connection_idle_ms);
+  // With TLS, gRPC's listener: its handshake's time limit (else 120 s).
+  b.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS,
+                       static_cast<int>(o.preface_timeout.count()));
+}
+
+GrpcListenerOptions ListenerOptions(const ServerOptions& o, ServerMetrics* metrics) {
+  GrpcListenerOptions l;
+  l.max_connections = o.max_connections;
+  l.preface_timeout = o.preface_timeout;
+  if (metrics == nullptr) return l;
+  using Port = ServerMetrics::Port;
+  l.on_count = [metrics](size_t open, size_t max) {
+    metrics->SetConnections(Port::kGrpc, static_cast<int64_t>(open), static_cast<int64_t>(max));
+  };
+  l.on_pause = [metrics](bool at_cap) { metrics->RecordAcceptPause(Port::kGrpc, at_cap); };
+  l.on_drop = [metrics](std::string_view reason) { metrics->RecordGrpcConnectionDropped(reason); };
+  return l;
 }
 
 std::shared_ptr<grpc::ServerCredentials> Credentials(const auth::TlsConfig& tls) {
@@ -72,7 +89,15 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(scheduler::Router* router,
   grpc::ServerBuilder builder;
   const std::string requested = HostPort(options.host, options.port);
   int bound_port = 0;
-  builder.AddListeningPort(requested, Credentials(options.tls), &bound_port);
+  if (options.tls.enabled()) {
+    builder.AddListeningPort(requested, Credentials(options.tls), &bound_port);
+  } else {
+    absl::StatusOr<std::unique_ptr<GrpcListener>> listener =
+        GrpcListener::Bind(options.host, options.port, ListenerOptions(options, metrics));
+    if (!listener.ok()) return listener.status();
+    s->listener_ = *std::move(listener);
+    bound_port = s->listener_->port();
+  }
   ApplyLimits(options, builder);
   builder.RegisterService(s->service_.get());
   s->health_ = std::make_unique<HealthService>(&s->options_.api_keys);
@@ -83,6 +108,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(scheduler::Router* router,
   }
   s->port_ = bound_port;
   s->address_ = HostPort(options.host, bound_port);
+  if (s->listener_ != nullptr) s->listener_->Start(s->server_.get());
 
   s->watchdog_->Start(s->health_.get());
   return s;
@@ -90,6 +116,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(scheduler::Router* router,
 
 Server::~Server() {
   if (watchdog_) watchdog_->Stop();  // it uses the health service
+  if (listener_) listener_->Stop();  // it hands connections to the server
   if (stopped_ || server_ == nullptr) return;
   server_->Shutdown(std::chrono::system_clock::now());
   server_->Wait();
@@ -107,7 +134,8 @@ int Server::Drain(std::chrono::milliseconds drain_timeout) {
   const int aborted = router_->num_in_flight();
   if (aborted > 0) router_->AbortAll();  // their streams end with UNAVAILABLE
   // Streams still writing (or health watches) get a grace period, then are
-  // cancelled.
+  // cancelled. New connections stop here, as gRPC's own listener's would.
+  if (listener_) listener_->Stop();
   server_->Shutdown(std::chrono::system_clock::now() + options_.shutdown_grace);
   server_->Wait();
   return aborted;

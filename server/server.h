@@ -1,6 +1,7 @@
 // The gRPC server object: cohost.v1.Inference, grpc.health.v1 (with the
 // progress watchdog) and reflection on one port, with explicit transport
-// limits, and the drain-then-shutdown sequence that SIGTERM triggers.
+// limits and, in plaintext, cohost's own capped listener; and the
+// drain-then-shutdown sequence that SIGTERM triggers.
 #pragma once
 
 #include <chrono>
@@ -13,6 +14,7 @@
 #include "scheduler/router.h"
 #include "server/auth/tls.h"
 #include "server/generate_reactor.h"
+#include "server/grpc_listener.h"
 #include "server/health_service.h"
 #include "server/health_watchdog.h"
 #include "server/inference_service.h"
@@ -37,6 +39,13 @@ struct ServerOptions {
   // reconnects on its next call), so that connections opened and left do
   // not hold the process's descriptors for good.
   int max_connection_idle_ms = 600'000;
+  // Plaintext connections are accepted by cohost (server/grpc_listener.h):
+  // at most this many (at the cap new ones wait in the kernel's backlog),
+  // and each must start speaking HTTP/2 within the preface timeout. With TLS,
+  // gRPC's own listener takes them: no cap, and the timeout bounds its TLS
+  // handshake.
+  size_t max_connections = 4096;
+  std::chrono::milliseconds preface_timeout{10'000};
 
   StreamLimits stream;
 
@@ -94,6 +103,8 @@ class Server {
   std::unique_ptr<InferenceService> service_;
   std::unique_ptr<HealthService> health_;
   std::unique_ptr<grpc::Server> server_;
+  // Plaintext: the port (stopped before the grpc::Server shuts down).
+  std::unique_ptr<GrpcListener> listener_;
   bool stopped_ = false;
 };
 

@@ -96,9 +96,12 @@ absl::StatusOr<std::unique_ptr<HttpFrontDoor>> HttpFrontDoor::Start(const Stream
   ServerMetrics* metrics = deps.metrics;
   if (metrics != nullptr) {
     cap.on_count = [metrics](size_t open, size_t max) {
-      metrics->SetHttpConnections(static_cast<int64_t>(open), static_cast<int64_t>(max));
+      metrics->SetConnections(ServerMetrics::Port::kHttp, static_cast<int64_t>(open),
+                              static_cast<int64_t>(max));
     };
-    cap.on_pause = [metrics](bool at_cap) { metrics->RecordHttpAcceptPause(at_cap); };
+    cap.on_pause = [metrics](bool at_cap) {
+      metrics->RecordAcceptPause(ServerMetrics::Port::kHttp, at_cap);
+    };
   }
   HttpFrontDoor* door = d.get();
   cap.on_close = [door](evhttp_connection* conn) { door->OnConnectionClose(conn); };

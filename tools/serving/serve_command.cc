@@ -82,6 +82,9 @@ std::vector<FlagSpec> ServeFlagSpecs() {
       {"http-max-connections", "N",
        "connections the HTTP API keeps open at once; past it new ones wait to be accepted "
        "(default half the open-files limit, at most 4096)"},
+      {"grpc-max-connections", "N",
+       "plaintext gRPC connections kept open at once; past it new ones wait to be accepted "
+       "(default a quarter of the open-files limit, at most 4096)"},
       {"metrics-port", "M", "HTTP port for /metrics; 0 picks a free one (default 9090)"},
       {"max-queued-requests", "N", "per model, requests waiting to be scheduled (default 256)"},
       {"max-queued-tokens", "N", "per model, prompt tokens waiting to be scheduled (default 1M)"},
@@ -117,6 +120,7 @@ struct ServeConfig {
   int metrics_port = 9090;
   std::optional<int> http_port;  // the OpenAI API; off when unset
   std::optional<int64_t> http_max_connections;
+  std::optional<int64_t> grpc_max_connections;
   int64_t drain_seconds = 30;
 };
 
@@ -168,6 +172,10 @@ absl::StatusOr<ServeConfig> ConfigFromArgs(const ParsedArgs& args) {
   if (args.Has("http-max-connections")) {
     c.http_max_connections = 0;
     RETURN_IF_ERROR(ReadInt(args, "http-max-connections", 1, 1 << 20, *c.http_max_connections));
+  }
+  if (args.Has("grpc-max-connections")) {
+    c.grpc_max_connections = 0;
+    RETURN_IF_ERROR(ReadInt(args, "grpc-max-connections", 1, 1 << 20, *c.grpc_max_connections));
   }
   for (const absl::Status& s : {
            ReadInt(args, "port", 0, 65535, c.server.port),
@@ -359,13 +367,14 @@ void RaiseOpenFileLimit() {
                static_cast<unsigned long long>(was), static_cast<unsigned long long>(want));
 }
 
-// --http-max-connections' default: half the open-files limit (the rest is
-// for gRPC, metrics and model files), at most 4096.
-size_t DefaultHttpConnectionCap() {
+// A port's connection cap by default: a share of the open-files limit
+// (HTTP/1 a half, gRPC, which multiplexes, a quarter; the rest is for
+// metrics and model files), at most 4096.
+size_t DefaultConnectionCap(rlim_t share) {
   constexpr rlim_t kMost = 4096;
   rlimit limit{};
   if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return kMost;
-  return static_cast<size_t>(std::clamp<rlim_t>(limit.rlim_cur / 2, 1, kMost));
+  return static_cast<size_t>(std::clamp<rlim_t>(limit.rlim_cur / share, 1, kMost));
 }
 
 }  // namespace
@@ -464,6 +473,9 @@ int ServeCommand(int argc, char** argv) {
   // From the first port on, a signal drains (at once, if it came before the
   // wait below).
   signals.MarkServing();
+  config->server.max_connections = config->grpc_max_connections
+                                       ? static_cast<size_t>(*config->grpc_max_connections)
+                                       : DefaultConnectionCap(4);
   absl::StatusOr<std::unique_ptr<server::Server>> grpc_server =
       server::Server::Start(&router, &metrics, config->server);
   if (!grpc_server.ok()) return Fail(grpc_server.status());
@@ -486,7 +498,7 @@ int ServeCommand(int argc, char** argv) {
     options.port = *config->http_port;
     options.max_connections = config->http_max_connections
                                   ? static_cast<size_t>(*config->http_max_connections)
-                                  : DefaultHttpConnectionCap();
+                                  : DefaultConnectionCap(2);
     options.tls = config->server.tls;
     const server::StreamDeps deps{&router, &metrics, &config->server.api_keys,
                                   config->server.stream};

@@ -1,0 +1,297 @@
+// GrpcListener: bind, the accept loop on poll(2), the preface check and the
+// hand-over to gRPC.
+
+#include "server/grpc_listener.h"
+
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "grpcpp/server.h"
+#include "grpcpp/server_posix.h"
+
+namespace cohost::server {
+namespace {
+
+// RFC 9113 3.4: what every HTTP/2 client sends first.
+constexpr std::string_view kPreface("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 24);
+// Accepts per wake-up at most, so that waiting connections are looked at too.
+constexpr int kAcceptBurst = 256;
+constexpr auto kSweepEvery = std::chrono::seconds(1);
+constexpr auto kSweepAtCap = std::chrono::milliseconds(100);
+constexpr auto kAcceptErrorLogEvery = std::chrono::seconds(60);
+
+int PortOf(int fd) {
+  sockaddr_storage addr{};
+  socklen_t len = sizeof addr;
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return 0;
+  if (addr.ss_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port);
+  return ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
+}
+
+void SetPort(sockaddr* addr, int port) {
+  if (addr->sa_family == AF_INET6) {
+    reinterpret_cast<sockaddr_in6*>(addr)->sin6_port = htons(static_cast<uint16_t>(port));
+  } else {
+    reinterpret_cast<sockaddr_in*>(addr)->sin_port = htons(static_cast<uint16_t>(port));
+  }
+}
+
+// A listening socket on `ai` (its port set to `port`), or -errno.
+int ListenOn(const addrinfo& ai, int port, bool v6_only) {
+  const int fd = socket(ai.ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return -errno;
+  const int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  // Beside an IPv4 socket on the same port, an IPv6 one must not claim it too.
+  if (ai.ai_family == AF_INET6 && v6_only) {
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  }
+  sockaddr_storage addr{};
+  std::memcpy(&addr, ai.ai_addr, ai.ai_addrlen);
+  SetPort(reinterpret_cast<sockaddr*>(&addr), port);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), ai.ai_addrlen) != 0 ||
+      listen(fd, SOMAXCONN) != 0) {
+    const int error = errno;
+    close(fd);
+    return -error;
+  }
+  return fd;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<GrpcListener>> GrpcListener::Bind(const std::string& host, int port,
+                                                                 GrpcListenerOptions options) {
+  if (port < 0 || port > 65535) {
+    return absl::InvalidArgumentError(absl::StrCat("gRPC port ", port, " is outside [0, 65535]"));
+  }
+  if (options.max_connections == 0) {
+    return absl::InvalidArgumentError("the gRPC connection cap must be at least 1");
+  }
+  std::unique_ptr<GrpcListener> l(new GrpcListener());
+  l->options_ = std::move(options);
+  const std::string name = host.size() > 2 && host.front() == '[' && host.back() == ']'
+                               ? host.substr(1, host.size() - 2)
+                               : host;
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  const int rc = getaddrinfo(name.empty() ? nullptr : name.c_str(), "0", &hints, &found);
+  if (rc != 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", host, ":", port, ": ", gai_strerror(rc)));
+  }
+  const bool several = found != nullptr && found->ai_next != nullptr;
+  int bound_port = port;
+  int error = EAFNOSUPPORT;  // when no address is IPv4 or IPv6
+  for (const addrinfo* ai = found; ai != nullptr; ai = ai->ai_next) {
+    if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6) continue;
+    const int fd = ListenOn(*ai, bound_port, several);
+    if (fd < 0) {
+      error = -fd;
+      continue;
+    }
+    if (bound_port == 0) bound_port = PortOf(fd);  // the rest take the same port
+    l->listen_fds_.push_back(fd);
+  }
+  freeaddrinfo(found);
+  if (l->listen_fds_.empty()) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", host, ":", port, ": ", std::strerror(error)));
+  }
+  l->port_ = bound_port;
+  l->wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (l->wake_fd_ < 0) return absl::ResourceExhaustedError("gRPC listener: no eventfd");
+  return l;
+}
+
+GrpcListener::~GrpcListener() { Stop(); }
+
+void GrpcListener::Start(grpc::Server* server) {
+  server_ = server;
+  thread_ = std::thread([this] { Loop(); });
+}
+
+void GrpcListener::Stop() {
+  std::lock_guard<std::mutex> lock(stop_mu_);
+  if (stopped_) return;
+  stopped_ = true;
+  stop_.store(true);
+  if (thread_.joinable()) {
+    const uint64_t one = 1;
+    (void)!write(wake_fd_, &one, sizeof one);
+    thread_.join();
+  }
+  for (const Waiting& w : waiting_) close(w.fd);
+  waiting_.clear();
+  for (int fd : listen_fds_) close(fd);
+  listen_fds_.clear();
+  if (wake_fd_ >= 0) close(wake_fd_);
+  wake_fd_ = -1;
+}
+
+void GrpcListener::Loop() {
+  std::vector<pollfd> polls;
+  Clock::time_point last_sweep = Clock::now();
+  while (!stop_.load()) {
+    const Clock::time_point now = Clock::now();
+    bool full = Count() >= options_.max_connections;
+    if (now - last_sweep >= (full ? Clock::duration(kSweepAtCap) : kSweepEvery)) {
+      SweepHanded();
+      last_sweep = now;
+    }
+    std::erase_if(waiting_, [&](const Waiting& w) {
+      if (w.deadline > now) return false;
+      Drop(w.fd, "silent");
+      return true;
+    });
+    PublishCount();
+    full = Count() >= options_.max_connections;
+    const bool accepting = !full && now >= accept_resume_;
+    if (!accepting && !paused_ && options_.on_pause) options_.on_pause(full);
+    paused_ = !accepting;
+
+    polls.clear();
+    polls.push_back({wake_fd_, POLLIN, 0});
+    if (accepting) {
+      for (int fd : listen_fds_) polls.push_back({fd, POLLIN, 0});
+    }
+    const size_t first_waiting = polls.size();
+    Clock::time_point until = last_sweep + (full ? Clock::duration(kSweepAtCap) : kSweepEvery);
+    if (!accepting && !full) until = std::min(until, accept_resume_);
+    for (const Waiting& w : waiting_) {
+      polls.push_back({w.fd, POLLIN, 0});
+      until = std::min(until, w.deadline);
+    }
+    const auto wait = std::chrono::ceil<std::chrono::milliseconds>(until - now);
+    if (poll(polls.data(), polls.size(), static_cast<int>(std::max<int64_t>(wait.count(), 0))) <
+        0) {
+      if (errno != EINTR) std::this_thread::sleep_for(options_.accept_retry);  // out of memory
+      continue;
+    }
+    if (polls[0].revents != 0) {
+      uint64_t ignored = 0;
+      (void)!read(wake_fd_, &ignored, sizeof ignored);
+    }
+    // The waiting connections first: accepting adds to them.
+    std::vector<Waiting> still;
+    for (size_t i = 0; i < waiting_.size(); ++i) {
+      if (polls[first_waiting + i].revents == 0 || !CheckPreface(waiting_[i])) {
+        still.push_back(waiting_[i]);
+      }
+    }
+    waiting_.swap(still);
+    for (size_t i = 1; i < first_waiting; ++i) {
+      if (polls[i].revents != 0) AcceptAll(polls[i].fd, Clock::now());
+    }
+  }
+}
+
+void GrpcListener::AcceptAll(int listen_fd, Clock::time_point now) {
+  for (int i = 0; i < kAcceptBurst && Count() < options_.max_connections; ++i) {
+    const int fd = accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd >= 0) {
+      // Each token is its own small write: no Nagle delay (as gRPC's own
+      // listener sets).
+      const int one = 1;
+      setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      waiting_.push_back({fd, now + options_.preface_timeout});
+      continue;
+    }
+    switch (errno) {
+      case EAGAIN:
+        return;
+      // The connection went before it was accepted, or a network error
+      // Linux passes on (accept(2)): the next one may be fine.
+      case EINTR:
+      case ECONNABORTED:
+      case EPROTO:
+      case EPERM:
+      case ENETDOWN:
+      case ENOPROTOOPT:
+      case EHOSTDOWN:
+      case ENONET:
+      case EHOSTUNREACH:
+      case ENETUNREACH:
+        continue;
+      default:
+        break;
+    }
+    // Out of descriptors or memory (or anything else): pause, never stop.
+    const int error = errno;
+    accept_resume_ = now + options_.accept_retry;
+    if (last_error_log_ == Clock::time_point() || now - last_error_log_ >= kAcceptErrorLogEvery) {
+      last_error_log_ = now;
+      std::fprintf(stderr, "cohost: gRPC port: accept failed (%s); accepting again in %lld ms\n",
+                   std::strerror(error), static_cast<long long>(options_.accept_retry.count()));
+    }
+    return;
+  }
+}
+
+bool GrpcListener::CheckPreface(const Waiting& w) {
+  char head[kPreface.size()];
+  const ssize_t n = recv(w.fd, head, sizeof head, MSG_PEEK | MSG_DONTWAIT);
+  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return false;
+  if (n <= 0) {  // the client left, or reset
+    close(w.fd);
+    return true;
+  }
+  if (std::string_view(head, static_cast<size_t>(n)) != kPreface.substr(0, n)) {
+    Drop(w.fd, "not_http2");
+    return true;
+  }
+  HandOver(w.fd);
+  return true;
+}
+
+void GrpcListener::HandOver(int fd) {
+  struct stat st {};
+  if (fstat(fd, &st) != 0) {
+    close(fd);
+    return;
+  }
+  // Known before gRPC has it: from then on it may close it at any moment.
+  handed_.push_back({fd, static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)});
+  grpc::AddInsecureChannelFromFd(server_, fd);
+}
+
+void GrpcListener::Drop(int fd, std::string_view reason) {
+  close(fd);
+  if (options_.on_drop) options_.on_drop(reason);
+}
+
+// A handed-over connection is closed once its descriptor is closed or names
+// another file: gRPC closed it (and the number may have been reused since).
+void GrpcListener::SweepHanded() {
+  std::erase_if(handed_, [](const Handed& h) {
+    struct stat st {};
+    return fstat(h.fd, &st) != 0 || static_cast<uint64_t>(st.st_dev) != h.dev ||
+           static_cast<uint64_t>(st.st_ino) != h.ino;
+  });
+}
+
+void GrpcListener::PublishCount() {
+  const size_t open = Count();
+  open_.store(open, std::memory_order_relaxed);
+  if (open == published_) return;
+  published_ = open;
+  if (options_.on_count) options_.on_count(open, options_.max_connections);
+}
+
+}  // namespace cohost::server

@@ -1,0 +1,214 @@
+// The plaintext gRPC port's own listener (server/grpc_listener.h), through a
+// whole Server on the tiny model: calls are served; at the connection cap a
+// new connection waits until one closes; a silent connection is closed at
+// the preface timeout, one speaking HTTP/1 at once; out of descriptors, the
+// port pauses and then serves (gRPC's own listener stopped for good).
+
+#include "server/grpc_listener.h"
+
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/server.h"
+#include "tests/server/grpc_test_client.h"
+#include "tests/server/tiny_router.h"
+#include "tests/support/loopback.h"
+#include "tests/support/wait_for.h"
+
+namespace cohost::server {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using ::testing::HasSubstr;
+
+// What an HTTP/2 client sends first: the preface and an empty SETTINGS frame.
+constexpr std::string_view kClientStart(
+    "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+    "\x00\x00\x00\x04\x00\x00\x00\x00\x00",
+    33);
+
+class GrpcListenerTest : public ::testing::Test {
+ protected:
+  void Start(const std::function<void(ServerOptions&)>& tune = {}) {
+    absl::StatusOr<std::unique_ptr<testing::TinyRouter>> tiny = testing::MakeTinyRouter();
+    ASSERT_TRUE(tiny.ok()) << tiny.status();
+    tiny_ = *std::move(tiny);
+    ServerOptions options;
+    options.host = "127.0.0.1";
+    if (tune) tune(options);
+    absl::StatusOr<std::unique_ptr<Server>> s =
+        Server::Start(tiny_->router.get(), &metrics_, options);
+    ASSERT_TRUE(s.ok()) << s.status();
+    server_ = *std::move(s);
+  }
+  void TearDown() override {
+    for (int fd : fds_) ::close(fd);
+    server_.reset();
+    tiny_.reset();
+  }
+
+  // A call on `channel`, by default one of its own: its status code.
+  grpc::StatusCode Call(milliseconds timeout, std::shared_ptr<grpc::Channel> channel = nullptr) {
+    if (channel == nullptr) channel = cohost::testing::OwnLoopbackChannel(server_->port());
+    auto stub = v1::Inference::NewStub(channel);
+    v1::GenerateRequest r;
+    r.set_model("tiny");
+    r.set_text("hi");
+    r.set_max_tokens(2);
+    testing::CallOptions call;
+    call.timeout = timeout;
+    return testing::Generate(*stub, r, call).status.error_code();
+  }
+
+  // A raw connection (closed at the end of the test unless closed before).
+  int Connect() {
+    const int fd = testing::ConnectLoopback(server_->port());
+    if (fd >= 0) fds_.push_back(fd);
+    return fd;
+  }
+  void Close(int fd) {
+    std::erase(fds_, fd);
+    ::close(fd);
+  }
+
+  // Whether `fd` is closed by the server (its reads end) within `timeout`;
+  // what arrived before is thrown away.
+  static bool ClosedWithin(int fd, milliseconds timeout) {
+    const auto end = std::chrono::steady_clock::now() + timeout;
+    char buf[4096];
+    while (std::chrono::steady_clock::now() < end) {
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, 50) <= 0) continue;
+      if (::recv(fd, buf, sizeof buf, 0) <= 0) return true;
+    }
+    return false;
+  }
+
+  std::string Metrics() const { return metrics_.Render({}, {}); }
+
+  ServerMetrics metrics_;
+  std::unique_ptr<testing::TinyRouter> tiny_;
+  std::unique_ptr<Server> server_;
+  std::vector<int> fds_;
+};
+
+TEST_F(GrpcListenerTest, CallsAreServedAndCounted) {
+  Start();
+  EXPECT_EQ(Call(seconds(30)), grpc::StatusCode::OK);
+  EXPECT_THAT(Metrics(), HasSubstr("cohost_grpc_max_connections 4096\n"));
+  // Its channel went with it: the count comes back to zero.
+  EXPECT_TRUE(testing::WaitFor(
+      [&] { return Metrics().find("cohost_grpc_connections 0\n") != std::string::npos; },
+      seconds(10)))
+      << Metrics();
+}
+
+// At the cap, a new connection waits in the backlog (a call on it runs out
+// of time); once another closes, it is accepted and the client's next call
+// on it is served.
+TEST_F(GrpcListenerTest, AtTheCapANewConnectionWaitsUntilOneCloses) {
+  Start([](ServerOptions& o) { o.max_connections = 2; });
+  const int a = Connect();
+  const int b = Connect();
+  ASSERT_GE(a, 0);
+  ASSERT_GE(b, 0);
+  ASSERT_TRUE(testing::SendAll(a, kClientStart));
+  ASSERT_TRUE(testing::SendAll(b, kClientStart));
+  // Both handed to gRPC: it answers with its own SETTINGS frame.
+  EXPECT_NE(testing::ReadUntil(a, "\x04", seconds(10)), "");
+  EXPECT_NE(testing::ReadUntil(b, "\x04", seconds(10)), "");
+  EXPECT_THAT(Metrics(), HasSubstr("cohost_grpc_connections 2\n"));
+  const std::shared_ptr<grpc::Channel> waiting =
+      cohost::testing::OwnLoopbackChannel(server_->port());
+  EXPECT_EQ(Call(milliseconds(700), waiting), grpc::StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_THAT(Metrics(), HasSubstr("cohost_grpc_accept_pauses_total{reason=\"full\"} 1\n"));
+  Close(a);
+  EXPECT_EQ(Call(seconds(30), waiting), grpc::StatusCode::OK);
+}
+
+TEST_F(GrpcListenerTest, ASilentConnectionIsClosedAtThePrefaceTimeout) {
+  Start([](ServerOptions& o) { o.preface_timeout = milliseconds(300); });
+  const int silent = Connect();
+  ASSERT_GE(silent, 0);
+  EXPECT_TRUE(ClosedWithin(silent, seconds(10)));
+  EXPECT_THAT(Metrics(), HasSubstr("cohost_grpc_connections_dropped_total{reason=\"silent\"} 1\n"));
+  EXPECT_EQ(Call(seconds(30)), grpc::StatusCode::OK);
+}
+
+TEST_F(GrpcListenerTest, AConnectionSpeakingHttp1IsClosedAtOnce) {
+  Start();  // the 10 s timeout: closing within 5 s is the bytes' doing
+  const int http1 = Connect();
+  ASSERT_GE(http1, 0);
+  ASSERT_TRUE(testing::SendAll(http1, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+  EXPECT_TRUE(ClosedWithin(http1, seconds(5)));
+  EXPECT_THAT(Metrics(),
+              HasSubstr("cohost_grpc_connections_dropped_total{reason=\"not_http2\"} 1\n"));
+}
+
+// Out of descriptors, accept fails: the port pauses and, once descriptors
+// are back, takes the connection waiting in the backlog. The test's own
+// process runs the server, so it takes every descriptor under a lowered
+// limit, then connects with a socket made before.
+TEST_F(GrpcListenerTest, AFailedAcceptPausesAndTheConnectionIsServedLater) {
+  Start();
+  const int client = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(client, 0);
+  fds_.push_back(client);
+  rlimit was{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &was), 0);
+  rlimit low = was;
+  low.rlim_cur = static_cast<rlim_t>(client) + 64;
+  ASSERT_LT(low.rlim_cur, was.rlim_cur);
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0);
+  std::vector<int> fillers;
+  for (int fd; (fd = ::dup(client)) >= 0;) fillers.push_back(fd);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(server_->port()));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  // The kernel completes the handshake; the listener's accept finds no descriptor.
+  const bool connected = ::connect(client, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  const bool paused = testing::WaitFor(
+      [&] {
+        return Metrics().find("cohost_grpc_accept_pauses_total{reason=\"error\"} 0") ==
+               std::string::npos;
+      },
+      seconds(10));
+  for (int fd : fillers) ::close(fd);
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &was), 0);
+  ASSERT_TRUE(connected);
+  EXPECT_TRUE(paused) << "no accept error was seen";
+  // The same connection, accepted now, is served: gRPC answers its preface.
+  ASSERT_TRUE(testing::SendAll(client, kClientStart));
+  EXPECT_NE(testing::ReadUntil(client, "\x04", seconds(10)), "");
+  EXPECT_EQ(Call(seconds(30)), grpc::StatusCode::OK);
+}
+
+TEST(GrpcListenerBindTest, BadArgumentsAndATakenPortAreRefused) {
+  EXPECT_EQ(GrpcListener::Bind("127.0.0.1", 70000, {}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  GrpcListenerOptions none;
+  none.max_connections = 0;
+  EXPECT_EQ(GrpcListener::Bind("127.0.0.1", 0, none).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  absl::StatusOr<std::unique_ptr<GrpcListener>> first = GrpcListener::Bind("127.0.0.1", 0, {});
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_GT((*first)->port(), 0);
+  EXPECT_EQ(GrpcListener::Bind("127.0.0.1", (*first)->port(), {}).status().code(),
+            absl::StatusCode::kUnavailable);
+  EXPECT_EQ(GrpcListener::Bind("no-such-host.invalid", 0, {}).status().code(),
+            absl::StatusCode::kUnavailable);
+}
+
+}  // namespace
+}  // namespace cohost::server
