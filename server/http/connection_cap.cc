@@ -84,6 +84,10 @@ absl::StatusOr<std::unique_ptr<ConnectionCap>> ConnectionCap::Listen(event_base*
     return absl::InvalidArgumentError(
         absl::StrCat(options.name, ": the connection cap must be at least 1"));
   }
+  if (options.max_age.count() > 0 && options.request_timeout.count() > 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(options.name, ": a maximum age or a request timeout, not both"));
+  }
   std::unique_ptr<ConnectionCap> cap(new ConnectionCap());
   cap->options_ = std::move(options);
   cap->base_ = base;
@@ -171,16 +175,32 @@ void ConnectionCap::OnAdopt(int, short, void* self) {
       evhttp_connection_free(evcon);  // runs the close callback
       continue;
     }
-    if (c->options_.max_age.count() > 0) {
+    const std::chrono::milliseconds limit =
+        c->options_.max_age.count() > 0 ? c->options_.max_age : c->options_.request_timeout;
+    if (limit.count() > 0) {
       auto age = std::make_unique<AgeTimer>();
       age->connection = evcon;
       age->timer = evtimer_new(c->base_, &ConnectionCap::OnTooOld, age.get());
       if (age->timer == nullptr) continue;  // out of memory: it lives as evhttp keeps it
-      const timeval after = ToTimeval(c->options_.max_age);
+      const timeval after = ToTimeval(limit);
       evtimer_add(age->timer, &after);
       c->age_timers_[evcon] = std::move(age);
     }
   }
+}
+
+void ConnectionCap::RequestArrived(evhttp_connection* conn) {
+  if (options_.request_timeout.count() == 0) return;
+  auto it = age_timers_.find(conn);
+  if (it != age_timers_.end()) evtimer_del(it->second->timer);
+}
+
+void ConnectionCap::RequestDone(evhttp_connection* conn) {
+  if (options_.request_timeout.count() == 0) return;
+  auto it = age_timers_.find(conn);
+  if (it == age_timers_.end()) return;
+  const timeval after = ToTimeval(options_.request_timeout);
+  evtimer_add(it->second->timer, &after);
 }
 
 void ConnectionCap::OnTooOld(int, short, void* arg) {

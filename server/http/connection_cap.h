@@ -9,7 +9,12 @@
 // readable and spin the loop). With a maximum age, a connection still open
 // that long after it was accepted is closed, whatever it is doing: on a port
 // that only answers quick requests, a client sending its request a byte at a
-// time (slowloris) holds a connection no longer than that.
+// time (slowloris) holds a connection no longer than that. With a request
+// timeout instead (a port that streams long replies), the limit runs only
+// while a request is read: from the connection's opening, or from its last
+// reply's end, until the whole request is in (RequestArrived), so that the
+// same client holds it no longer than that either, and a long reply is
+// never cut.
 //
 // Everything runs on the loop thread of the event_base it is given, except
 // open_connections(), which any thread may read.
@@ -52,8 +57,10 @@ struct ConnectionCapOptions {
   size_t max_connections = 4096;  // at least 1
   // TLS on every connection when set; must outlive the cap.
   SSL_CTX* tls = nullptr;
-  // Zero: connections live as long as evhttp keeps them.
+  // Zero: connections live as long as evhttp keeps them. At most one of the
+  // two is set.
   std::chrono::milliseconds max_age{0};
+  std::chrono::milliseconds request_timeout{0};
   // Called on the loop thread: after every change of the count (open, max),
   // when accepting pauses (at_cap: because of the cap, else after an accept
   // error), and when a connection closed (after the count dropped).
@@ -84,6 +91,11 @@ class ConnectionCap {
   // connections): accepting is never changed again.
   void Close() { listener_ = nullptr; }
 
+  // With a request timeout: `conn` has a whole request in (its timer stops),
+  // and its reply has been sent (the timer starts again for the next one).
+  void RequestArrived(evhttp_connection* conn);
+  void RequestDone(evhttp_connection* conn);
+
  private:
   ConnectionCap() = default;
   static bufferevent* OnNewConnection(event_base* base, void* self);
@@ -109,7 +121,8 @@ class ConnectionCap {
     bool refuse = false;
   };
   std::vector<Accepted> accepted_;
-  // With a maximum age: each connection's timer, and what it closes.
+  // With a maximum age or a request timeout: each connection's timer, and
+  // what it closes.
   struct AgeTimer {
     evhttp_connection* connection = nullptr;
     event* timer = nullptr;

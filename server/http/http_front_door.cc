@@ -92,6 +92,7 @@ absl::StatusOr<std::unique_ptr<HttpFrontDoor>> HttpFrontDoor::Start(const Stream
   }
   ConnectionCapOptions cap;
   cap.max_connections = options.max_connections;
+  cap.request_timeout = options.request_timeout;
   cap.tls = d->ssl_ctx_.get();
   ServerMetrics* metrics = deps.metrics;
   if (metrics != nullptr) {
@@ -241,6 +242,10 @@ void HttpFrontDoor::RecordError(const absl::Status& status, std::string_view mod
 
 void HttpFrontDoor::OnRequest(evhttp_request* req, void* self) {
   auto* d = static_cast<HttpFrontDoor*>(self);
+  // The request is in: its connection's read deadline stops until the reply
+  // has been sent.
+  d->cap_->RequestArrived(evhttp_request_get_connection(req));
+  evhttp_request_set_on_complete_cb(req, &HttpFrontDoor::OnReplySent, d);
   const char* raw_path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
   const std::string_view path = raw_path == nullptr ? "" : raw_path;
   const evhttp_cmd_type method = evhttp_request_get_command(req);
@@ -282,6 +287,10 @@ void HttpFrontDoor::OnRequest(evhttp_request* req, void* self) {
     return d->HandleHealth(req);
   }
   SendError(req, absl::NotFoundError("no such endpoint"), 0);
+}
+
+void HttpFrontDoor::OnReplySent(evhttp_request* req, void* self) {
+  static_cast<HttpFrontDoor*>(self)->cap_->RequestDone(evhttp_request_get_connection(req));
 }
 
 void HttpFrontDoor::HandleHealth(evhttp_request* req) {

@@ -48,6 +48,10 @@ struct HttpOptions {
   // A connection that sends nothing for this long while its request is read
   // is closed (also bounds a stalled write).
   int io_timeout_seconds = 60;
+  // A connection must send each request in whole within this long of opening
+  // or of its previous reply's end, or it is closed: a client sending a byte
+  // at a time, each within the io timeout, holds it no longer (slowloris).
+  std::chrono::milliseconds request_timeout{60'000};
   // Connections open at once. At the cap the listener stops accepting: new
   // connections wait in the kernel's backlog until one closes, so that
   // clients cannot take every descriptor the process has (gRPC's, the model
@@ -89,6 +93,7 @@ class HttpFrontDoor {
 
   // Loop thread.
   static void OnRequest(evhttp_request* req, void* self);
+  static void OnReplySent(evhttp_request* req, void* self);
   static void OnWake(int, short, void* self);
   // A connection closed (ConnectionCap's hook): its call, if any, ends.
   void OnConnectionClose(evhttp_connection* conn);

@@ -8,6 +8,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -17,6 +18,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -79,8 +81,7 @@ class HttpLoopTest : public ::testing::Test {
   }
   // Starts a front door whose first preparation waits at `gate`, and posts
   // that request: its connection, once it waits there (-1 on failure).
-  int StartWithAHeldRequest(cohost::testing::Gate& gate) {
-    HttpOptions options;
+  int StartWithAHeldRequest(cohost::testing::Gate& gate, HttpOptions options = {}) {
     options.on_prepare = [&gate, first = std::make_shared<std::atomic<bool>>(true)] {
       if (first->exchange(false)) gate.Enter();
     };
@@ -171,6 +172,52 @@ TEST_F(HttpLoopTest, EveryWayAConnectionEndsGivesItsSlotBack) {
   const int last = Send(kHealth);
   ASSERT_GE(last, 0);
   EXPECT_THAT(testing::ReadUntil(last, "\r\n\r\n", std::chrono::seconds(10)),
+              StartsWith("HTTP/1.1 200"));
+}
+
+// Whether the server has closed `fd` (its end reads as ended), now.
+bool PeerClosed(int fd) {
+  pollfd p{fd, POLLIN, 0};
+  if (::poll(&p, 1, 0) <= 0) return false;
+  char c;
+  return ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) <= 0;
+}
+
+// A client sending its request a byte at a time, each well within the io
+// timeout, is closed at the request timeout (slowloris). The deadline starts
+// again after each reply on a kept-alive connection, and stops once a
+// request is in: a request prepared for longer is served, not cut.
+TEST_F(HttpLoopTest, TheRequestTimeoutBoundsReadingARequestOnly) {
+  cohost::testing::Gate gate;
+  HttpOptions options;
+  options.request_timeout = std::chrono::milliseconds(1000);
+  const int held = StartWithAHeldRequest(gate, options);
+  ASSERT_GE(held, 0);
+
+  const int slow = Open();
+  ASSERT_GE(slow, 0);
+  const auto start = std::chrono::steady_clock::now();
+  bool closed = false;
+  for (char c : std::string(kHealth)) {  // 33 bytes, 200 ms apart: 6.6 s
+    closed = PeerClosed(slow) || !testing::SendAll(slow, std::string(1, c));
+    if (closed) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  EXPECT_TRUE(closed) << "the whole request was read a byte at a time";
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(900));
+
+  const int kept = Open();
+  ASSERT_GE(kept, 0);
+  for (int i = 0; i < 3; ++i) {  // 1.8 s open, 0.6 s after each reply
+    SCOPED_TRACE(i);
+    std::this_thread::sleep_for(std::chrono::milliseconds(600));
+    ASSERT_TRUE(testing::SendAll(kept, kHealth));
+    EXPECT_THAT(testing::ReadUntil(kept, R"({"status":"ok"})", std::chrono::seconds(10)),
+                StartsWith("HTTP/1.1 200"));
+  }
+
+  gate.Open();  // held in preparation for over 2.7 s
+  EXPECT_THAT(testing::ReadUntil(held, "\"completion_tokens\":4", std::chrono::seconds(30)),
               StartsWith("HTTP/1.1 200"));
 }
 
