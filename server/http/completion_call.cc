@@ -15,6 +15,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "scheduler/admission.h"
+#include "server/http/loop_offload.h"
 #include "server/http/reply.h"
 
 namespace cohost::server::http {
@@ -55,8 +56,9 @@ void Waker::Close() {
 }
 
 CompletionCall::CompletionCall(evhttp_request* req, const StreamDeps& deps,
-                               std::shared_ptr<Waker> waker, runtime::Clock::time_point arrival)
-    : req_(req), deps_(deps), waker_(std::move(waker)), arrival_(arrival) {}
+                               std::shared_ptr<Waker> waker, LoopOffload* offload,
+                               runtime::Clock::time_point arrival)
+    : req_(req), deps_(deps), waker_(std::move(waker)), offload_(offload), arrival_(arrival) {}
 
 absl::Status CompletionCall::Start(std::shared_ptr<scheduler::ServedModel> model,
                                    const CompletionRequest& parsed,
@@ -256,9 +258,11 @@ size_t CompletionCall::UnsentBytes() const {
   return evbuffer_get_length(bufferevent_get_output(evhttp_connection_get_bufferevent(conn)));
 }
 
-std::vector<ShownToken> CompletionCall::Show(
-    const std::vector<runtime::TokenLogprobs>& logprobs) const {
-  const runtime::Tokenizer& tokenizer = model_->tokenizer();
+namespace {
+
+// Token ids to the text OpenAI shows them as.
+std::vector<ShownToken> Show(const runtime::Tokenizer& tokenizer,
+                             const std::vector<runtime::TokenLogprobs>& logprobs) {
   auto shown = [&](const runtime::TokenLogprob& t) {
     return ShownLogprob{tokenizer.TokenBytes(t.id), t.logprob};
   };
@@ -273,8 +277,32 @@ std::vector<ShownToken> CompletionCall::Show(
   return out;
 }
 
+}  // namespace
+
+void CompletionCall::SendWholeReply(std::vector<ChoiceResult> results,
+                                    std::vector<std::vector<runtime::TokenLogprobs>> logprobs,
+                                    const UsageCounts& usage) {
+  building_ = true;
+  // The model goes back to the loop thread with the continuation, to be let
+  // go of there (ReleaseModel says why).
+  offload_->Run([self = shared_from_this(), model = model_, results = std::move(results),
+                 logprobs = std::move(logprobs), usage]() mutable -> LoopOffload::Continuation {
+    for (size_t i = 0; i < results.size() && i < logprobs.size(); ++i) {
+      results[i].logprobs = Show(model->tokenizer(), logprobs[i]);
+    }
+    auto body = std::make_shared<const std::string>(CompletionBody(self->header_, results, usage));
+    return [self = std::move(self), model = std::move(model), body = std::move(body)] {
+      // The client may have gone, or the server stopped it, meanwhile.
+      if (self->req_ != nullptr) SendJson(self->TakeRequest(), 200, *body);
+      // The front door forgets the call at its next Pump.
+      self->waker_->Notify(self);
+    };
+  });
+}
+
 bool CompletionCall::Pump() {
   if (req_ == nullptr) return true;
+  if (building_) return false;  // every choice is done: the reply is on its way
   SubmitRest();
   struct Snapshot {
     std::string text;
@@ -322,18 +350,18 @@ bool CompletionCall::Pump() {
 
   if (!stream_) {
     std::vector<ChoiceResult> results;
+    std::vector<std::vector<runtime::TokenLogprobs>> logprobs;
     for (Snapshot& s : snap) {
       if (!s.status.ok()) {
         AbortRunning();
         ReplyError(s.status);
         return true;
       }
-      ChoiceResult r{std::move(s.text), s.reason, std::nullopt};
-      if (logprobs_) r.logprobs = Show(s.logprobs);
-      results.push_back(std::move(r));
+      results.push_back(ChoiceResult{std::move(s.text), s.reason, std::nullopt});
+      if (logprobs_) logprobs.push_back(std::move(s.logprobs));
     }
-    SendJson(TakeRequest(), 200, CompletionBody(header_, results, usage));
-    return true;
+    SendWholeReply(std::move(results), std::move(logprobs), usage);
+    return false;
   }
 
   if (!reply_started_) {
@@ -381,7 +409,7 @@ bool CompletionCall::Pump() {
       ChunkDelta delta{index, !c.first_sent, s.text, std::nullopt, nullptr, c.text_offset};
       std::vector<ShownToken> shown;
       if (logprobs_) {
-        shown = Show(s.logprobs);
+        shown = Show(model_->tokenizer(), s.logprobs);
         delta.logprobs = &shown;
         c.text_offset = TextOffsetAfter(shown, c.text_offset);
       }

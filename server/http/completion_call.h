@@ -7,7 +7,9 @@
 // only buffers text and finish info under the call's mutex and asks the
 // Waker to wake the event loop. The event-loop thread does everything with
 // libevent: Pump() moves what was buffered onto the connection, and
-// ClientGone() / Cancel() end the call. The reply starts only when the first
+// ClientGone() / Cancel() end the call. A whole reply's JSON, megabytes with
+// logprobs, is built on a LoopOffload worker, so that the loop serves every
+// other connection meanwhile. The reply starts only when the first
 // output (or failure) comes, so an error before that is a real HTTP status,
 // never an error inside a 200 stream.
 #pragma once
@@ -32,6 +34,7 @@ struct evhttp_request;
 namespace cohost::server::http {
 
 class CompletionCall;
+class LoopOffload;
 
 // Wakes the event loop for calls that have new output; thread-safe. Closed
 // when the loop stops, after which notifications are dropped.
@@ -50,8 +53,10 @@ class Waker {
 
 class CompletionCall : public std::enable_shared_from_this<CompletionCall> {
  public:
+  // `offload` builds whole replies; it outlives the call's reply (its
+  // continuations are dropped once it stops).
   CompletionCall(evhttp_request* req, const StreamDeps& deps, std::shared_ptr<Waker> waker,
-                 runtime::Clock::time_point arrival);
+                 LoopOffload* offload, runtime::Clock::time_point arrival);
 
   // On the loop thread: submits the n choices of `request` (already built and
   // validated) to `model`. On failure nothing is left running and the error
@@ -122,12 +127,16 @@ class CompletionCall : public std::enable_shared_from_this<CompletionCall> {
   // The status a finished choice ends the call with (OK for a normal finish).
   absl::Status ChoiceStatus(const Choice& c) const;
   size_t UnsentBytes() const;
-  // Loop thread: token ids to the text OpenAI shows them as.
-  std::vector<ShownToken> Show(const std::vector<runtime::TokenLogprobs>& logprobs) const;
+  // Loop thread: builds the whole reply of `results` on a worker, then sends
+  // it here unless the call ended meanwhile.
+  void SendWholeReply(std::vector<ChoiceResult> results,
+                      std::vector<std::vector<runtime::TokenLogprobs>> logprobs,
+                      const UsageCounts& usage);
 
   evhttp_request* req_;  // loop thread; null once the reply ended
   StreamDeps deps_;
   std::shared_ptr<Waker> waker_;
+  LoopOffload* offload_;
   std::shared_ptr<scheduler::ServedModel> model_;  // loop thread; null once released
   ResponseHeader header_;
   std::string tenant_;
@@ -139,6 +148,7 @@ class CompletionCall : public std::enable_shared_from_this<CompletionCall> {
   std::optional<runtime::GenerateRequest> rest_;
   std::atomic<bool> rest_pending_{false};
   bool reply_started_ = false;     // loop thread
+  bool building_ = false;          // loop thread: the whole reply is being built
   bool failure_recorded_ = false;  // loop thread
   runtime::Clock::time_point arrival_;
 

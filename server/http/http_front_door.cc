@@ -409,6 +409,18 @@ void HttpFrontDoor::Prepare(Preparing& p) const {
     p.status = built.status();
     return;
   }
+  if (!parsed->stream) {
+    const size_t bound =
+        WholeReplyBytesBound(parsed->n, built->sampling.max_tokens, built->sampling.logprobs);
+    if (bound > options_.max_whole_reply_bytes) {
+      p.status = absl::InvalidArgumentError(absl::StrCat(
+          "a whole reply of ", parsed->n, " choice(s) of up to ", built->sampling.max_tokens,
+          " tokens", built->sampling.logprobs ? " with logprobs" : "", " could pass ",
+          options_.max_whole_reply_bytes >> 20,
+          " MB: stream it (\"stream\": true), or ask for fewer tokens, choices or top_logprobs"));
+      return;
+    }
+  }
   built->tenant = *std::move(tenant);
   p.model = *std::move(model);
   p.parsed = *std::move(parsed);
@@ -430,7 +442,7 @@ void HttpFrontDoor::Prepared(Preparing& p) {
     RecordError(p.status, p.model_name);
     return SendError(p.req, p.status, deps_.router->limits().retry_pushback_ms);
   }
-  auto call = std::make_shared<CompletionCall>(p.req, deps_, waker_, p.arrival);
+  auto call = std::make_shared<CompletionCall>(p.req, deps_, waker_, offload_.get(), p.arrival);
   // On failure the call has answered (and recorded) it.
   if (!call->Start(std::move(p.model), p.parsed, p.built, NewResponseId(p.parsed.endpoint)).ok()) {
     return;

@@ -45,6 +45,10 @@ struct HttpOptions {
   int port = 0;  // 0: the OS picks one (see port())
   size_t max_body_bytes = size_t{4} << 20;
   size_t max_header_bytes = size_t{64} << 10;
+  // A whole (non-streamed) reply is built in memory once every choice is
+  // done: a request whose reply could pass this (WholeReplyBytesBound) is
+  // refused (400), and may stream instead.
+  size_t max_whole_reply_bytes = size_t{32} << 20;
   // A connection that sends nothing for this long while its request is read
   // is closed (also bounds a stalled write).
   int io_timeout_seconds = 60;

@@ -2,6 +2,7 @@
 
 #include "server/http/openai_format.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <string>
@@ -190,6 +191,18 @@ std::optional<std::string_view> OpenAiFinishReason(runtime::FinishReason reason)
       break;
   }
   return std::nullopt;
+}
+
+size_t WholeReplyBytesBound(int n, int32_t max_tokens, std::optional<int32_t> top_logprobs) {
+  // A token's text, JSON-escaped, is a few bytes; a logprobs entry (token,
+  // bytes list, logprob; chat's the largest) about 60. Both with room to spare.
+  constexpr size_t kTextBytes = 16;
+  constexpr size_t kEntryBytes = 96;
+  const size_t per_token =
+      kTextBytes +
+      (top_logprobs ? kEntryBytes * (1 + static_cast<size_t>(std::max(*top_logprobs, 0))) : 0);
+  return static_cast<size_t>(std::max(n, 0)) * static_cast<size_t>(std::max(max_tokens, 0)) *
+         per_token;
 }
 
 std::string CompletionBody(const ResponseHeader& h, const std::vector<ChoiceResult>& choices,

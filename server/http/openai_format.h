@@ -4,6 +4,7 @@
 // home of absl::Status -> HTTP status for the HTTP front door.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -80,6 +81,12 @@ struct ChunkDelta {
 
 // Where the text after `tokens` starts, for text that starts at `offset`.
 TextOffset TextOffsetAfter(const std::vector<ShownToken>& tokens, TextOffset offset);
+
+// At most how large a whole (non-streamed) response of `n` choices of
+// `max_tokens` tokens each can be, by a generous size per token: its text,
+// and with `top_logprobs` set (0 included) its logprobs entry and one per
+// alternative. The front door refuses whole replies past a bound by it.
+size_t WholeReplyBytesBound(int n, int32_t max_tokens, std::optional<int32_t> top_logprobs);
 
 // The whole (non-streamed) response.
 std::string CompletionBody(const ResponseHeader& h, const std::vector<ChoiceResult>& choices,

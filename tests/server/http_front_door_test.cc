@@ -93,7 +93,7 @@ class HttpFrontDoorTest : public ::testing::Test {
     ASSERT_TRUE(keys.ok()) << keys.status();
     keys_ = *std::move(keys);
     const StreamDeps deps{tiny_->router.get(), &metrics_, &keys_, StreamLimits{}};
-    absl::StatusOr<std::unique_ptr<HttpFrontDoor>> door = HttpFrontDoor::Start(deps, {});
+    absl::StatusOr<std::unique_ptr<HttpFrontDoor>> door = HttpFrontDoor::Start(deps, http_options_);
     ASSERT_TRUE(door.ok()) << door.status();
     door_ = *std::move(door);
     client_ = std::make_unique<httplib::Client>("127.0.0.1", door_->port());
@@ -107,6 +107,8 @@ class HttpFrontDoorTest : public ::testing::Test {
     door_.reset();
     tiny_.reset();
   }
+
+  HttpOptions http_options_;  // what Start gives the front door
 
   httplib::Result Post(const std::string& path, const std::string& body,
                        const httplib::Headers& headers = {}) {
@@ -290,6 +292,37 @@ TEST_F(HttpFrontDoorTest, LogprobsWholeAndStreamed) {
   httplib::Result none = Post("/v1/completions", CompletionBody(3).dump());
   ASSERT_TRUE(none);
   EXPECT_TRUE(Json::parse(none->body)["choices"][0]["logprobs"].is_null());
+}
+
+// A request whose whole reply could pass the bound (choices x tokens, each
+// token's logprobs entry and alternatives) is refused before any work,
+// pointing at streaming; streamed, it is served; within the bound, whole too.
+TEST_F(HttpFrontDoorTest, AWholeReplyThatCouldBeTooLargeIs400AndStreamingServesIt) {
+  http_options_.max_whole_reply_bytes = 256 << 10;
+  Start();
+  Json body = CompletionBody(200);
+  body["logprobs"] = 5;
+  body["n"] = 3;  // 3 x 200 x (16 + 96 x 6) bytes: 355,200
+  httplib::Result refused = Post("/v1/completions", body.dump());
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 400) << refused->body;
+  EXPECT_THAT(refused->body, HasSubstr("stream it"));
+  EXPECT_EQ(Stats().num_requests_finished, 0);
+
+  body["stream"] = true;
+  httplib::Result streamed = Post("/v1/completions", body.dump());
+  ASSERT_TRUE(streamed);
+  EXPECT_EQ(streamed->status, 200);
+  EXPECT_TRUE(ParseEvents(streamed->body).done);
+
+  body["stream"] = false;
+  body["n"] = 2;  // 236,800
+  httplib::Result whole = Post("/v1/completions", body.dump());
+  ASSERT_TRUE(whole);
+  ASSERT_EQ(whole->status, 200) << whole->body;
+  const Json choices = Json::parse(whole->body)["choices"];
+  ASSERT_EQ(choices.size(), 2u);
+  for (const Json& c : choices) EXPECT_EQ(c["logprobs"]["tokens"].size(), 200u);
 }
 
 TEST_F(HttpFrontDoorTest, ChatWithoutATemplateIs400) {
