@@ -24,11 +24,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/status_macros.h"
 #include "grpcpp/alarm.h"
 #include "scheduler/admission.h"
 #include "server/delta_backlog.h"
 #include "server/grpc_auth.h"
 #include "server/grpc_status.h"
+#include "server/raw_message.h"
 #include "server/request_builder.h"
 #include "server/stream_timing.h"
 
@@ -330,13 +332,8 @@ absl::Status GenerateReactor::Start(const grpc::ByteBuffer& request_bytes) {
   if (router.draining()) {
     return absl::UnavailableError("the server is shutting down; retry elsewhere");
   }
-  v1::GenerateRequest request;
-  grpc::ByteBuffer bytes = request_bytes;  // shares the slices; Deserialize consumes it
-  if (!grpc::SerializationTraits<v1::GenerateRequest>::Deserialize(&bytes, &request).ok()) {
-    return absl::InvalidArgumentError(
-        "the request is not a valid cohost.v1.GenerateRequest (string fields such as text, "
-        "chat content and stop strings must be valid UTF-8)");
-  }
+  ASSIGN_OR_RETURN(const v1::GenerateRequest request,
+                   ParseMessage<v1::GenerateRequest>(request_bytes));
   absl::StatusOr<std::shared_ptr<scheduler::ServedModel>> found = router.Find(request.model());
   if (!found.ok()) return found.status();
   const std::shared_ptr<scheduler::ServedModel> model = *std::move(found);

@@ -8,6 +8,7 @@
 
 #include "server/grpc_auth.h"
 #include "server/grpc_status.h"
+#include "server/raw_message.h"
 
 namespace cohost::server {
 
@@ -15,7 +16,7 @@ namespace {
 
 // A Watch refused before it began: finished once, with the refusal (a
 // cancel changes nothing: OnCancel does not finish it again).
-class RefusedWatch final : public grpc::ServerWriteReactor<HealthService::Response> {
+class RefusedWatch final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
   explicit RefusedWatch(const grpc::Status& status) { Finish(status); }
   void OnDone() override { delete this; }
@@ -28,7 +29,7 @@ class RefusedWatch final : public grpc::ServerWriteReactor<HealthService::Respon
 // service's mutex, and OnDone only marks the watcher done (it must not take
 // that mutex: gRPC may run it inside a Start call made under it); the
 // service deletes done watchers under its mutex.
-class HealthService::Watcher final : public grpc::ServerWriteReactor<Response> {
+class HealthService::Watcher final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
   explicit Watcher(std::string name) : name_(std::move(name)) {}
 
@@ -38,7 +39,7 @@ class HealthService::Watcher final : public grpc::ServerWriteReactor<Response> {
       pending_ = status;
       if (writing_ || ending_) return;
       writing_ = true;  // until OnWriteDone: the stream cannot finish meanwhile
-      out_.set_status(status);
+      out_ = Serialized(status);
       last_ = status;
     }
     StartWrite(&out_);
@@ -52,7 +53,7 @@ class HealthService::Watcher final : public grpc::ServerWriteReactor<Response> {
         writing_ = false;
         ending_ = true;
       } else if (pending_ != last_) {
-        out_.set_status(pending_);
+        out_ = Serialized(pending_);
         last_ = pending_;
         write = true;
       } else {
@@ -88,7 +89,13 @@ class HealthService::Watcher final : public grpc::ServerWriteReactor<Response> {
   const std::string name_;
   std::atomic<bool> done_{false};
   std::mutex mu_;
-  Response out_;  // what the write in flight sends; changed only between writes
+  static grpc::ByteBuffer Serialized(Status status) {
+    Response response;
+    response.set_status(status);
+    return SerializeMessage(response);
+  }
+
+  grpc::ByteBuffer out_;  // what the write in flight sends; changed only between writes
   Status pending_ = Response::UNKNOWN, last_ = Response::UNKNOWN;
   bool writing_ = false;
   bool ending_ = false;  // cancelled, or a write failed: Finish is called or due
@@ -112,10 +119,10 @@ void HealthService::DeleteDoneWatchers() {
   }
 }
 
-grpc::Status HealthService::Authorize(const grpc::CallbackServerContext& context,
+absl::Status HealthService::Authorize(const grpc::CallbackServerContext& context,
                                       const std::string& name) const {
-  if (name.empty()) return grpc::Status::OK;
-  return ToGrpcStatus(AuthenticateCall(context, *keys_, auth::Role::kUser).status());
+  if (name.empty()) return absl::OkStatus();
+  return AuthenticateCall(context, *keys_, auth::Role::kUser).status();
 }
 
 HealthService::Status HealthService::StatusOf(const std::string& name) const {
@@ -154,27 +161,30 @@ void HealthService::Shutdown() {
 }
 
 grpc::ServerUnaryReactor* HealthService::Check(grpc::CallbackServerContext* context,
-                                               const Request* request, Response* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  grpc::Status status = Authorize(*context, request->service());
+                                               const grpc::ByteBuffer* request_bytes,
+                                               grpc::ByteBuffer* response_bytes) {
+  absl::StatusOr<Request> request = ParseMessage<Request>(*request_bytes);
+  absl::Status status = request.status();
+  if (status.ok()) status = Authorize(*context, request->service());
+  Response response;
   if (status.ok()) {
     std::lock_guard<std::mutex> lock(mu_);
     const Status s = StatusOf(request->service());
     if (s == Response::SERVICE_UNKNOWN) {
-      status = grpc::Status(grpc::StatusCode::NOT_FOUND, "unknown service");
+      status = absl::NotFoundError("unknown service");
     } else {
-      response->set_status(s);
+      response.set_status(s);
     }
   }
-  reactor->Finish(status);
-  return reactor;
+  return FinishUnary(context, status, response, response_bytes);
 }
 
-grpc::ServerWriteReactor<HealthService::Response>* HealthService::Watch(
-    grpc::CallbackServerContext* context, const Request* request) {
-  if (grpc::Status status = Authorize(*context, request->service()); !status.ok()) {
-    return new RefusedWatch(status);
-  }
+grpc::ServerWriteReactor<grpc::ByteBuffer>* HealthService::Watch(
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request_bytes) {
+  absl::StatusOr<Request> request = ParseMessage<Request>(*request_bytes);
+  absl::Status status = request.status();
+  if (status.ok()) status = Authorize(*context, request->service());
+  if (!status.ok()) return new RefusedWatch(ToGrpcStatus(status));
   auto* watcher = new Watcher(request->service());
   std::lock_guard<std::mutex> lock(mu_);
   DeleteDoneWatchers();

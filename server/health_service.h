@@ -24,8 +24,12 @@
 
 namespace cohost::server {
 
-class HealthService final : public grpc::health::v1::Health::CallbackService,
-                            public grpc::HealthCheckServiceInterface {
+// Both methods registered raw (server/raw_message.h): an unparsable request
+// is INVALID_ARGUMENT.
+using HealthCallbackBase = grpc::health::v1::Health::WithRawCallbackMethod_Check<
+    grpc::health::v1::Health::WithRawCallbackMethod_Watch<grpc::health::v1::Health::Service>>;
+
+class HealthService final : public HealthCallbackBase, public grpc::HealthCheckServiceInterface {
  public:
   using Request = grpc::health::v1::HealthCheckRequest;
   using Response = grpc::health::v1::HealthCheckResponse;
@@ -38,17 +42,18 @@ class HealthService final : public grpc::health::v1::Health::CallbackService,
   void SetServingStatus(bool serving) override;
   void Shutdown() override;
 
-  grpc::ServerUnaryReactor* Check(grpc::CallbackServerContext* context, const Request* request,
-                                  Response* response) override;
-  grpc::ServerWriteReactor<Response>* Watch(grpc::CallbackServerContext* context,
-                                            const Request* request) override;
+  grpc::ServerUnaryReactor* Check(grpc::CallbackServerContext* context,
+                                  const grpc::ByteBuffer* request,
+                                  grpc::ByteBuffer* response) override;
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* Watch(grpc::CallbackServerContext* context,
+                                                    const grpc::ByteBuffer* request) override;
 
  private:
   class Watcher;
   using Status = Response::ServingStatus;
 
   // OK for "", or for any name with a valid key (or no keys configured).
-  grpc::Status Authorize(const grpc::CallbackServerContext& context, const std::string& name) const;
+  absl::Status Authorize(const grpc::CallbackServerContext& context, const std::string& name) const;
   // Under mu_: a name's status; setting it, to its watchers too; and the
   // sweep of watchers whose streams ended (once per public call).
   Status StatusOf(const std::string& name) const;

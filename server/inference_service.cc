@@ -7,9 +7,11 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "scheduler/model_path.h"
 #include "server/grpc_auth.h"
 #include "server/grpc_status.h"
+#include "server/raw_message.h"
 
 namespace cohost::server {
 namespace {
@@ -67,27 +69,29 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* InferenceService::Generate(
   return new GenerateReactor(context, *request, deps_);  // deletes itself in OnDone
 }
 
-grpc::ServerUnaryReactor* InferenceService::ListModels(grpc::CallbackServerContext* context,
-                                                       const v1::ListModelsRequest*,
-                                                       v1::ListModelsResponse* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  absl::StatusOr<auth::Principal> caller =
-      AuthenticateCall(*context, *deps_.keys, auth::Role::kUser);
-  if (!caller.ok()) {
-    reactor->Finish(ToGrpcStatus(caller.status()));
-    return reactor;
-  }
+v1::ListModelsResponse InferenceService::ListModels(const auth::Principal& caller) const {
+  v1::ListModelsResponse response;
   for (const scheduler::ModelSummary& m : deps_.router->ListModels()) {
-    v1::ModelInfo* info = response->add_models();
+    v1::ModelInfo* info = response.add_models();
     FillModelInfo(m, info);
     // Where the server keeps its files is for operators only.
-    if (caller->role != auth::Role::kAdmin) {
+    if (caller.role != auth::Role::kAdmin) {
       info->clear_path();
       info->set_state_reason(scheduler::WithoutModelPath(m.state_reason, m.path));
     }
   }
-  reactor->Finish(grpc::Status::OK);
-  return reactor;
+  return response;
+}
+
+grpc::ServerUnaryReactor* InferenceService::ListModels(grpc::CallbackServerContext* context,
+                                                       const grpc::ByteBuffer* request,
+                                                       grpc::ByteBuffer* response) {
+  absl::StatusOr<auth::Principal> caller =
+      AuthenticateCall(*context, *deps_.keys, auth::Role::kUser);
+  absl::Status status = caller.status();
+  if (status.ok()) status = ParseMessage<v1::ListModelsRequest>(*request).status();
+  return FinishUnary(context, status, status.ok() ? ListModels(*caller) : v1::ListModelsResponse(),
+                     response);
 }
 
 absl::StatusOr<scheduler::ModelSpec> InferenceService::SpecToLoad(
@@ -108,48 +112,47 @@ absl::StatusOr<scheduler::ModelSpec> InferenceService::SpecToLoad(
   return spec;
 }
 
-grpc::ServerUnaryReactor* InferenceService::LoadModel(grpc::CallbackServerContext* context,
-                                                      const v1::LoadModelRequest* request,
-                                                      v1::LoadModelResponse* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  absl::Status status;
-  // The role is checked before the path, so that a user key learns nothing
-  // about the model root.
-  if (auto p = AuthenticateCall(*context, *deps_.keys, auth::Role::kAdmin); !p.ok()) {
-    status = p.status();
-  } else if (deps_.router->draining()) {
-    status = absl::UnavailableError("the server is shutting down");
-  } else if (absl::StatusOr<scheduler::ModelSpec> spec = SpecToLoad(*request); !spec.ok()) {
-    status = spec.status();
-  } else {
-    // Registers (reading the file's metadata) and queues the load; the
-    // weights are read on the Router's loader thread, not this one.
-    status = deps_.router->AddModelAndLoadInBackground(*spec);
+absl::StatusOr<v1::LoadModelResponse> InferenceService::LoadModel(
+    const v1::LoadModelRequest& request) {
+  if (deps_.router->draining()) return absl::UnavailableError("the server is shutting down");
+  ASSIGN_OR_RETURN(scheduler::ModelSpec spec, SpecToLoad(request));
+  // Registers (reading the file's metadata) and queues the load; the
+  // weights are read on the Router's loader thread, not this one.
+  if (absl::Status s = deps_.router->AddModelAndLoadInBackground(spec); !s.ok()) {
     // The loader's errors name the file: not where the server keeps it.
-    if (!status.ok()) {
-      status = absl::Status(status.code(),
-                            scheduler::WithoutRoot(model_root_, std::string(status.message())));
-    }
+    return absl::Status(s.code(), scheduler::WithoutRoot(model_root_, std::string(s.message())));
   }
-  if (status.ok()) {
-    if (on_models_changed_) on_models_changed_();
-    for (const scheduler::ModelSummary& m : deps_.router->ListModels()) {
-      if (m.name == request->name()) FillModelInfo(m, response->mutable_model());
-    }
+  if (on_models_changed_) on_models_changed_();
+  v1::LoadModelResponse response;
+  for (const scheduler::ModelSummary& m : deps_.router->ListModels()) {
+    if (m.name == request.name()) FillModelInfo(m, response.mutable_model());
   }
-  reactor->Finish(ToGrpcStatus(status));
-  return reactor;
+  return response;
+}
+
+grpc::ServerUnaryReactor* InferenceService::LoadModel(grpc::CallbackServerContext* context,
+                                                      const grpc::ByteBuffer* request,
+                                                      grpc::ByteBuffer* response) {
+  // The role is checked before the request is looked at, so that a user key
+  // learns nothing about the model root.
+  absl::Status status = AuthenticateCall(*context, *deps_.keys, auth::Role::kAdmin).status();
+  absl::StatusOr<v1::LoadModelRequest> parsed = ParseMessage<v1::LoadModelRequest>(*request);
+  if (status.ok()) status = parsed.status();
+  if (!status.ok()) return FinishUnary(context, status, v1::LoadModelResponse(), response);
+  const absl::StatusOr<v1::LoadModelResponse> loaded = LoadModel(*parsed);
+  return FinishUnary(context, loaded.status(), loaded.value_or(v1::LoadModelResponse()), response);
 }
 
 grpc::ServerUnaryReactor* InferenceService::UnloadModel(grpc::CallbackServerContext* context,
-                                                        const v1::UnloadModelRequest* request,
-                                                        v1::UnloadModelResponse*) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+                                                        const grpc::ByteBuffer* request,
+                                                        grpc::ByteBuffer* response) {
   absl::Status status = AuthenticateCall(*context, *deps_.keys, auth::Role::kAdmin).status();
-  if (status.ok()) status = deps_.router->UnloadModel(request->name());
+  if (status.ok()) {
+    absl::StatusOr<v1::UnloadModelRequest> parsed = ParseMessage<v1::UnloadModelRequest>(*request);
+    status = parsed.ok() ? deps_.router->UnloadModel(parsed->name()) : parsed.status();
+  }
   if (status.ok() && on_models_changed_) on_models_changed_();
-  reactor->Finish(ToGrpcStatus(status));
-  return reactor;
+  return FinishUnary(context, status, v1::UnloadModelResponse(), response);
 }
 
 }  // namespace cohost::server

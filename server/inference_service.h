@@ -1,6 +1,7 @@
-// cohost.v1.Inference over the callback API: Generate streams through a
-// GenerateReactor (registered raw, so that it can answer unparsable requests
-// with INVALID_ARGUMENT); model management calls go to the Router.
+// cohost.v1.Inference over the callback API, every method registered raw so
+// that an unparsable request is INVALID_ARGUMENT (server/raw_message.h):
+// Generate streams through a GenerateReactor; model management calls go to
+// the Router.
 #pragma once
 
 #include <functional>
@@ -11,10 +12,10 @@
 
 namespace cohost::server {
 
-// Inference::CallbackService with Generate on serialized bytes.
+// Inference::CallbackService on serialized bytes.
 using InferenceCallbackBase = v1::Inference::WithRawCallbackMethod_Generate<
-    v1::Inference::WithCallbackMethod_ListModels<v1::Inference::WithCallbackMethod_LoadModel<
-        v1::Inference::WithCallbackMethod_UnloadModel<v1::Inference::Service>>>>;
+    v1::Inference::WithRawCallbackMethod_ListModels<v1::Inference::WithRawCallbackMethod_LoadModel<
+        v1::Inference::WithRawCallbackMethod_UnloadModel<v1::Inference::Service>>>>;
 
 class InferenceService final : public InferenceCallbackBase {
  public:
@@ -29,19 +30,23 @@ class InferenceService final : public InferenceCallbackBase {
   grpc::ServerWriteReactor<grpc::ByteBuffer>* Generate(grpc::CallbackServerContext* context,
                                                        const grpc::ByteBuffer* request) override;
   grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* context,
-                                       const v1::ListModelsRequest* request,
-                                       v1::ListModelsResponse* response) override;
+                                       const grpc::ByteBuffer* request,
+                                       grpc::ByteBuffer* response) override;
   // Registers the model (its metadata read on the calling gRPC thread) and
   // answers at once with state LOADING; the weights load on the Router's
   // loader thread.
   grpc::ServerUnaryReactor* LoadModel(grpc::CallbackServerContext* context,
-                                      const v1::LoadModelRequest* request,
-                                      v1::LoadModelResponse* response) override;
+                                      const grpc::ByteBuffer* request,
+                                      grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* UnloadModel(grpc::CallbackServerContext* context,
-                                        const v1::UnloadModelRequest* request,
-                                        v1::UnloadModelResponse* response) override;
+                                        const grpc::ByteBuffer* request,
+                                        grpc::ByteBuffer* response) override;
 
  private:
+  // The calls, once authenticated and parsed.
+  v1::ListModelsResponse ListModels(const auth::Principal& caller) const;
+  absl::StatusOr<v1::LoadModelResponse> LoadModel(const v1::LoadModelRequest& request);
+
   StreamDeps deps_;
   const std::string model_root_;
   const std::vector<scheduler::ModelSpec> configured_;

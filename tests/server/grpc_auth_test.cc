@@ -9,6 +9,7 @@
 #include <string>
 
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "gtest/gtest.h"
 #include "server/server.h"
 #include "tests/server/grpc_test_client.h"
@@ -191,6 +192,64 @@ TEST_F(GrpcAuthTest, HealthNeedsAKeyOnlyForModelNames) {
   health = testing::HealthCheck(channel_, "");
   ASSERT_TRUE(health.ok()) << health.status();
   EXPECT_EQ(*health, 1);
+}
+
+// `bytes` as the request of `method` (every cohost method, unary or
+// streaming, takes one message), with `key` when not empty: the call's status.
+grpc::Status RawCall(const std::shared_ptr<grpc::Channel>& channel, const std::string& method,
+                     const std::string& bytes, const std::string& key) {
+  grpc::GenericStub stub(channel);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  if (!key.empty()) ctx.AddMetadata("authorization", "Bearer " + key);
+  grpc::CompletionQueue cq;
+  std::unique_ptr<grpc::GenericClientAsyncReaderWriter> call = stub.PrepareCall(&ctx, method, &cq);
+  void* tag = nullptr;
+  bool ok = false;
+  auto wait = [&] { return cq.Next(&tag, &ok) && ok; };
+  call->StartCall(reinterpret_cast<void*>(1));
+  if (wait()) {
+    grpc::Slice slice(bytes);
+    grpc::ByteBuffer request(&slice, 1);
+    call->WriteLast(request, grpc::WriteOptions(), reinterpret_cast<void*>(2));
+    if (wait()) {
+      grpc::ByteBuffer response;
+      call->Read(&response, reinterpret_cast<void*>(3));
+      wait();  // a message, or the end of the stream
+    }
+  }
+  grpc::Status status;
+  call->Finish(&status, reinterpret_cast<void*>(4));
+  cq.Next(&tag, &ok);
+  return status;
+}
+
+// Bytes that are not the method's request message (here a field 1 of
+// wire type 7, which does not exist) are INVALID_ARGUMENT on every method,
+// once the caller may call it: never UNIMPLEMENTED, as gRPC's typed
+// handlers would answer.
+TEST_F(GrpcAuthTest, AnUnparsableRequestIsInvalidArgumentOnEveryMethod) {
+  const std::string garbage = "\x0f\xff\xff";
+  for (const char* method : {"/cohost.v1.Inference/Generate", "/cohost.v1.Inference/ListModels",
+                             "/cohost.v1.Inference/LoadModel", "/cohost.v1.Inference/UnloadModel",
+                             "/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch"}) {
+    SCOPED_TRACE(method);
+    const grpc::Status status = RawCall(channel_, method, garbage, kAdminKey);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+    EXPECT_NE(status.error_message().find("is not a valid"), std::string::npos);
+  }
+  // The key is checked first where the request is not needed for it.
+  EXPECT_EQ(RawCall(channel_, "/cohost.v1.Inference/LoadModel", garbage, "").error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(RawCall(channel_, "/cohost.v1.Inference/LoadModel", garbage, kUserKey).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  // A well-formed request still works through the same path.
+  v1::UnloadModelRequest unload;
+  unload.set_name("no-such-model");
+  EXPECT_EQ(
+      RawCall(channel_, "/cohost.v1.Inference/UnloadModel", unload.SerializeAsString(), kAdminKey)
+          .error_code(),
+      grpc::StatusCode::NOT_FOUND);
 }
 
 }  // namespace
