@@ -82,6 +82,22 @@ absl::StatusOr<std::unique_ptr<Admission::Ticket>> Admission::Admit(int64_t prom
   return std::unique_ptr<Ticket>(new Ticket(prompt_tokens));
 }
 
+absl::Status Admission::CheckFurtherChoices(int32_t further, int64_t prompt_tokens) const {
+  if (further > limits_.max_queued_requests) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%d further choices wait together in model \"%s\"'s queue, which holds %d requests "
+        "(max_queued_requests)",
+        further, model_name_, limits_.max_queued_requests));
+  }
+  if (further * prompt_tokens > limits_.max_queued_prompt_tokens) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%d further choices of a %d-token prompt wait together in model \"%s\"'s queue, "
+        "which holds %d prompt tokens (max_queued_prompt_tokens)",
+        further, prompt_tokens, model_name_, limits_.max_queued_prompt_tokens));
+  }
+  return absl::OkStatus();
+}
+
 void Admission::Refused(Ticket& ticket) {
   std::lock_guard<std::mutex> lock(mu_);
   if (ticket.finished_) return;

@@ -80,6 +80,13 @@ class Admission {
   // INVALID_ARGUMENT when the prompt alone is over the queue's token bound
   // (waiting never helps). A refusal changes nothing.
   absl::StatusOr<std::unique_ptr<Ticket>> Admit(int64_t prompt_tokens);
+  // A call's further choices (HTTP's n), each admitted as a request of
+  // `prompt_tokens` once its first runs, all at once: INVALID_ARGUMENT when
+  // the queue could never hold them together (more of them than
+  // max_queued_requests, or their prompts past max_queued_prompt_tokens), so
+  // that the call is refused before its first runs, not with a 429 that no
+  // retry could turn.
+  absl::Status CheckFurtherChoices(int32_t further, int64_t prompt_tokens) const;
   // The engine refused an admitted request: undoes Admit.
   void Refused(Ticket& ticket);
   // The engine took it under `id`; the request may already have finished.

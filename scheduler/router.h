@@ -160,11 +160,14 @@ class Router {
                                             runtime::GenerateRequest request,
                                             std::shared_ptr<runtime::TokenSink> sink,
                                             bool further_choice = false);
-  // Before a call of several choices (HTTP's n) submits its first: refused
-  // (INVALID_ARGUMENT) when its tenant could never have them all in flight
-  // (TenantBook::CheckChoices).
-  absl::Status CheckChoices(const std::string& tenant, int32_t choices) const {
-    return tenants_.CheckChoices(tenant, choices);
+  // Before a call of several choices (HTTP's n) of a `prompt_tokens` prompt
+  // submits its first: refused (INVALID_ARGUMENT) when its tenant could never
+  // have them all in flight (TenantBook::CheckChoices), or `model`'s queue
+  // never hold the further ones (Admission::CheckFurtherChoices).
+  absl::Status CheckChoices(const ServedModel& model, const std::string& tenant, int32_t choices,
+                            int64_t prompt_tokens) const {
+    if (absl::Status s = tenants_.CheckChoices(tenant, choices); !s.ok()) return s;
+    return model.admission().CheckFurtherChoices(choices - 1, prompt_tokens);
   }
   void Abort(const std::shared_ptr<ServedModel>& model, runtime::RequestId id);
   // The TTFT a request with a prompt of `prompt_tokens`, `cached_tokens` of

@@ -88,7 +88,9 @@ absl::Status CompletionCall::Start(std::shared_ptr<scheduler::ServedModel> model
   // they share its KV blocks through the prefix cache instead of computing
   // the prompt n times (SubmitRest).
   if (parsed.n > 1) {
-    if (absl::Status s = deps_.router->CheckChoices(request.tenant, parsed.n); !s.ok()) {
+    if (absl::Status s = deps_.router->CheckChoices(
+            *model_, request.tenant, parsed.n, static_cast<int64_t>(request.prompt_ids.size()));
+        !s.ok()) {
       ReplyError(s);
       return s;
     }

@@ -484,6 +484,34 @@ TEST_F(HttpFrontDoorTest, MoreChoicesThanTheTenantsStreamsAre400) {
   EXPECT_EQ(r->status, 200) << r->body;
 }
 
+// Likewise a call whose further choices, submitted together once the first
+// runs, the model's queue could never hold: by count, or by prompt tokens.
+TEST_F(HttpFrontDoorTest, MoreChoicesThanTheModelsQueueHoldsAre400) {
+  scheduler::AdmissionLimits limits;
+  limits.max_queued_requests = 2;
+  limits.max_queued_prompt_tokens = 10;
+  Start("", limits);
+  Json body = CompletionBody(4);  // a 4-token prompt
+  body["n"] = 4;
+  httplib::Result r = Post("/v1/completions", body.dump());
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400) << r->body;
+  EXPECT_THAT(Json::parse(r->body)["error"]["message"].get<std::string>(),
+              HasSubstr("max_queued_requests"));
+  body["n"] = 3;
+  body["prompt"] = {72, 105, 33, 10, 72, 105};  // 2 x 6 tokens
+  r = Post("/v1/completions", body.dump());
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400) << r->body;
+  EXPECT_THAT(Json::parse(r->body)["error"]["message"].get<std::string>(),
+              HasSubstr("max_queued_prompt_tokens"));
+  body["prompt"] = {72, 105, 33, 10};  // 2 x 4 tokens
+  r = Post("/v1/completions", body.dump());
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(Json::parse(r->body)["choices"].size(), 3u);
+}
+
 TEST_F(HttpFrontDoorTest, ErrorsHaveTheirStatusAndAnOpenAiBody) {
   Start();
   struct Case {
