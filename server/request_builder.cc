@@ -77,11 +77,8 @@ runtime::SamplingParams SamplingFrom(const v1::GenerateRequest& request) {
   p.stop_token_ids.assign(request.stop_token_ids().begin(), request.stop_token_ids().end());
   p.stop_strings.assign(request.stop().begin(), request.stop().end());
   p.ignore_eos = request.ignore_eos();
-  // Beyond int32 is beyond the limit: Validate says so.
-  if (request.has_logprobs()) {
-    p.logprobs = static_cast<int32_t>(
-        std::min<uint32_t>(request.logprobs(), std::numeric_limits<int32_t>::max()));
-  }
+  // Beyond int32 is refused before (BuildGenerateRequest), with the value sent.
+  if (request.has_logprobs()) p.logprobs = static_cast<int32_t>(request.logprobs());
   return p;
 }
 
@@ -93,6 +90,13 @@ absl::StatusOr<runtime::GenerateRequest> BuildGenerateRequest(
   // Cheap checks first: a bad request should not cost a tokenization.
   if (request.has_max_tokens() && request.max_tokens() == 0) {
     return absl::InvalidArgumentError("max_tokens must be >= 1, got 0");
+  }
+  // Past int32 it would read as another number: said here with the value sent
+  // (below it, SamplingParams::Validate says the same).
+  if (request.has_logprobs() &&
+      request.logprobs() > static_cast<uint32_t>(runtime::kMaxTopLogprobs)) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "logprobs must be in [0, %d], got %u", runtime::kMaxTopLogprobs, request.logprobs()));
   }
   runtime::GenerateRequest out;
   out.sampling = SamplingFrom(request);

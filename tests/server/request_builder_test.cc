@@ -134,6 +134,14 @@ TEST_F(RequestBuilderTest, BadInputsAreInvalidArgument) {
   EXPECT_EQ(Build(r).status().message(),
             "max_tokens (4294967295) exceeds the model's context of 64 tokens")
       << "the value sent, not a clamped one";
+  v1::GenerateRequest lp = Text("hi");
+  for (const uint32_t n : {21u, 2147483648u, std::numeric_limits<uint32_t>::max()}) {
+    lp.set_logprobs(n);
+    EXPECT_EQ(Build(lp).status().message(), absl::StrCat("logprobs must be in [0, 20], got ", n))
+        << "the value sent, not a clamped one";
+  }
+  lp.set_logprobs(20);
+  EXPECT_TRUE(Build(lp).ok());
   EXPECT_EQ(Code(Text(std::string(64, 'a'))), kInvalid) << "the prompt fills the context";
 
   const float nan = std::numeric_limits<float>::quiet_NaN();
