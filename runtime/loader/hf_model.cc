@@ -84,6 +84,13 @@ absl::StatusOr<ModelFile> LoadHfModel(const std::string& dir, const LoadOptions&
   mf.path = dir;
   const std::string config_path = absl::StrCat(dir, "/config.json");
   absl::StatusOr<std::string> config_text = ReadSmallFile(config_path, kMaxConfigBytes);
+  if (absl::IsNotFound(config_text.status())) {
+    // The directory exists: it is the wrong kind of thing, not a missing one.
+    return absl::InvalidArgumentError(absl::StrCat(
+        dir,
+        " is a directory without config.json: not a Hugging Face checkpoint (or name a "
+        ".gguf file)"));
+  }
   if (!config_text.ok()) return config_text.status();
   absl::StatusOr<ModelConfig> config = ParseHfConfig(*config_text, config_path);
   if (!config.ok()) return config.status();

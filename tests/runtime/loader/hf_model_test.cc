@@ -364,7 +364,9 @@ TEST(HfModelTest, WeightProblems) {
   EXPECT_THAT(Msg(mf.status()), HasSubstr("model.safetensors: header length"));
 
   const std::string empty = MakeTempDir("hf_empty");
-  EXPECT_EQ(LoadModelFile(empty).status().code(), absl::StatusCode::kNotFound);  // no config.json
+  // No config.json: the directory is there, but not a checkpoint.
+  EXPECT_EQ(LoadModelFile(empty).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(Msg(LoadModelFile(empty).status()), HasSubstr("without config.json"));
 }
 
 absl::StatusOr<ModelConfig> ParseEdited(std::vector<std::pair<std::string, std::string>> edits) {
