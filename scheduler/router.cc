@@ -36,14 +36,14 @@ class AdmissionSink : public runtime::TokenSink {
   // `tenant`: the request's place in its tenant's books, in `tenants`.
   // `predicted`: the request's TTFT as predicted at admission, recorded
   // against the actual one (from `arrival`) at its first token.
-  AdmissionSink(ServedModel* model, std::unique_ptr<Admission::Ticket> ticket, TenantBook* tenants,
-                std::unique_ptr<TenantBook::Ticket> tenant,
+  AdmissionSink(ServedModel* model, std::unique_ptr<Admission::Ticket> ticket,
+                std::shared_ptr<TenantBook> tenants, std::unique_ptr<TenantBook::Ticket> tenant,
                 std::shared_ptr<runtime::TokenSink> inner,
                 std::optional<runtime::Clock::duration> predicted,
                 runtime::Clock::time_point arrival)
       : model_(model),
         ticket_(std::move(ticket)),
-        tenants_(tenants),
+        tenants_(std::move(tenants)),
         tenant_(std::move(tenant)),
         inner_(std::move(inner)),
         predicted_(predicted),
@@ -79,7 +79,9 @@ class AdmissionSink : public runtime::TokenSink {
  private:
   ServedModel* model_;
   const std::unique_ptr<Admission::Ticket> ticket_;
-  TenantBook* tenants_;  // the Router's, which outlives its models
+  // Shared with the Router: a model (and so this sink, its engine's) may
+  // outlive the Router while a call still holds it.
+  std::shared_ptr<TenantBook> tenants_;
   const std::unique_ptr<TenantBook::Ticket> tenant_;
   std::shared_ptr<runtime::TokenSink> inner_;
   int64_t charged_ = 0;  // generated tokens charged to the tenant so far
@@ -165,7 +167,7 @@ Router::Router(std::vector<DeviceSetup> devices, runtime::EngineConfig engine_co
         }
         return out;
       }()),
-      tenants_(options_.tenants) {
+      tenants_(std::make_shared<TenantBook>(options_.tenants)) {
   loader_ = std::thread([this] { LoaderLoop(); });
 }
 
@@ -497,7 +499,7 @@ absl::StatusOr<runtime::RequestId> Router::Submit(const std::shared_ptr<ServedMo
   const runtime::Clock::time_point now = runtime::Clock::now();
   // A priority the tenant may not ask for is refused before any other rule
   // is weighed (they read the priority).
-  RETURN_IF_ERROR(tenants_.CheckPriority(request.tenant, request.priority));
+  RETURN_IF_ERROR(tenants_->CheckPriority(request.tenant, request.priority));
   const auto prompt_tokens = static_cast<int64_t>(request.prompt_ids.size());
   // What its model's prefix cache already holds is not computed again.
   const std::optional<runtime::Clock::duration> predicted =
@@ -506,23 +508,23 @@ absl::StatusOr<runtime::RequestId> Router::Submit(const std::shared_ptr<ServedMo
   // A call's prompt is charged to its tenant once, with its first choice, as
   // its usage counts it: the further choices find it in the prefix cache.
   ASSIGN_OR_RETURN(std::unique_ptr<TenantBook::Ticket> tenant,
-                   tenants_.Admit(request.tenant, further_choice ? 0 : prompt_tokens, now));
+                   tenants_->Admit(request.tenant, further_choice ? 0 : prompt_tokens, now));
   absl::StatusOr<std::unique_ptr<Admission::Ticket>> ticket =
       model->admission().Admit(prompt_tokens);
   if (!ticket.ok()) {
-    tenants_.Refused(*tenant);
+    tenants_->Refused(*tenant);
     return ticket.status();
   }
-  request.tenant_weight = tenants_.Weight(request.tenant);
+  request.tenant_weight = tenants_->Weight(request.tenant);
   auto admission =
-      std::make_shared<AdmissionSink>(model.get(), *std::move(ticket), &tenants_, std::move(tenant),
+      std::make_shared<AdmissionSink>(model.get(), *std::move(ticket), tenants_, std::move(tenant),
                                       std::move(sink), predicted, request.arrival.value_or(now));
   const runtime::RequestId id = next_id_.fetch_add(1);
   bool needs_load = false;
   if (absl::Status s = model->Submit(id, std::move(request), admission, &needs_load); !s.ok()) {
     // Refused: nobody will call the sink.
     model->admission().Refused(admission->ticket());
-    tenants_.Refused(admission->tenant());
+    tenants_->Refused(admission->tenant());
     return s;
   }
   model->admission().Submitted(admission->ticket(), id);

@@ -166,7 +166,7 @@ class Router {
   // never hold the further ones (Admission::CheckFurtherChoices).
   absl::Status CheckChoices(const ServedModel& model, const std::string& tenant, int32_t choices,
                             int64_t prompt_tokens) const {
-    if (absl::Status s = tenants_.CheckChoices(tenant, choices); !s.ok()) return s;
+    if (absl::Status s = tenants_->CheckChoices(tenant, choices); !s.ok()) return s;
     return model.admission().CheckFurtherChoices(choices - 1, prompt_tokens);
   }
   void Abort(const std::shared_ptr<ServedModel>& model, runtime::RequestId id);
@@ -190,7 +190,7 @@ class Router {
   void AbortAll();
 
   const AdmissionLimits& limits() const { return options_.admission; }
-  const TenantBook& tenants() const { return tenants_; }
+  const TenantBook& tenants() const { return *tenants_; }
   const std::vector<std::shared_ptr<Device>>& devices() const { return devices_; }
 
  private:
@@ -270,7 +270,9 @@ class Router {
   std::atomic<bool> aborted_all_{false};
   std::atomic<runtime::RequestId> next_id_{1};
   std::atomic<bool> footprint_write_failed_{false};  // warned once
-  TenantBook tenants_;
+  // Shared with every request's sink (which a model, held by a call, can keep
+  // past the Router).
+  const std::shared_ptr<TenantBook> tenants_;
 
   mutable std::mutex mu_;
   std::map<std::string, std::shared_ptr<ServedModel>> models_;  // guarded by mu_

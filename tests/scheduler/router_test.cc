@@ -576,6 +576,25 @@ TEST_F(RouterTest, DestroyingTheRouterWithLiveRequests) {
   EXPECT_EQ(sinks[0]->tokens(), 1);
 }
 
+// A call may hold its model past the Router (the front doors go first in
+// `cohost serve`, but nothing else makes them): the model's engine keeps
+// stepping its requests, whose sinks settle the tenants' books, which the
+// Router shares with them rather than owns alone.
+TEST_F(RouterTest, AModelHeldPastTheRouterRunsItsRequestsToTheirEnd) {
+  MakeRouter();
+  ASSERT_TRUE(AddTiny("tiny").ok());
+  std::shared_ptr<ServedModel> m = FindOrDie("tiny");
+  Gate& gate = NewGate();
+  std::shared_ptr<RecordingSink> running = SubmitBlocker(m, &gate, 3, 20);
+  router_.reset();  // not the last holder: returns with the request held in its sink
+  gate.Open();
+  ASSERT_TRUE(running->WaitFinished());
+  EXPECT_EQ(running->info().reason, FinishReason::kLength);
+  EXPECT_EQ(running->tokens(), 20);
+  ExpectIdle(*m);
+  m.reset();
+}
+
 // Several threads submit at once against a small queue: the queue bound holds
 // at every moment, every request is either admitted (and finishes) or refused
 // with RESOURCE_EXHAUSTED, and the counters end at zero. The engine is held
