@@ -101,17 +101,23 @@ absl::StatusOr<Placement> PlaceModel(absl::Span<const DeviceRoom> devices, const
 
   // Step 5: say how close it came.
   int64_t most_free = 0;
-  std::string where = "no device";
+  const DeviceRoom* where = nullptr;
   for (size_t i : allowed) {
-    if (where == "no device" || FreeBytes(devices[i]) > most_free) {
+    if (where == nullptr || FreeBytes(devices[i]) > most_free) {
       most_free = FreeBytes(devices[i]);
-      where = devices[i].name;
+      where = &devices[i];
     }
   }
+  const std::string retiring =
+      where != nullptr && where->retiring_bytes > 0
+          ? absl::StrFormat(" (%s there held by unloaded models until their last calls end)",
+                            Mb(where->retiring_bytes))
+          : "";
   return absl::ResourceExhaustedError(absl::StrFormat(
-      "model \"%s\" needs %s for its weights; the most free is %s on %s, and no idle model past "
-      "its keep-alive can make room",
-      model.name, Mb(model.bytes), Mb(most_free), where));
+      "model \"%s\" needs %s for its weights; the most free is %s on %s%s, and no idle model "
+      "past its keep-alive can make room",
+      model.name, Mb(model.bytes), Mb(most_free), where != nullptr ? where->name : "no device",
+      retiring));
 }
 
 std::vector<absl::StatusOr<Placement>> PlaceModels(std::vector<DeviceRoom> devices,

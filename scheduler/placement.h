@@ -38,6 +38,7 @@ struct DeviceRoom {
   int64_t used_bytes = 0;                    // taken by resident (or loading) models
   double load = 0;                           // expected busy fraction already placed, 0..1
   std::vector<EvictionCandidate> residents;  // the models that could make room
+  int64_t retiring_bytes = 0;  // of used_bytes: unloaded models' until their last calls end
 };
 
 struct ModelDemand {

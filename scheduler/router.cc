@@ -216,6 +216,11 @@ std::vector<DeviceRoom> Router::RoomsLocked(
                               m->spec().keep_alive, m->spec().priority});
     if (residents != nullptr) (*residents)[i].push_back(m);
   }
+  for (const Retiring& r : retiring_) {
+    if (r.model.expired()) continue;
+    rooms[r.device].used_bytes += r.bytes;
+    rooms[r.device].retiring_bytes += r.bytes;
+  }
   return rooms;
 }
 
@@ -434,6 +439,10 @@ absl::Status Router::UnloadModel(const std::string& name) {
     // now on, or, already in flight, aborted below or by its own Submit.
     model->Retire();
     models_.erase(it);
+    std::erase_if(retiring_, [](const Retiring& r) { return r.model.expired(); });
+    if (auto w = weights_.find(name); w != weights_.end()) {
+      retiring_.push_back({model, IndexOf(model->device()), w->second});
+    }
     weights_.erase(name);
     placements_.erase(name);
     homes_.erase(name);

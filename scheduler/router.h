@@ -282,6 +282,16 @@ class Router {
   // there are several) and its weights there (PlaceModel's reason at load).
   std::map<std::string, std::string> homes_;       // guarded by mu_
   std::map<std::string, std::string> placements_;  // guarded by mu_
+  // Unloaded models a call still holds: their weights stay on their device
+  // until the last holder lets go, and count there until then, so that no
+  // load is placed on memory not yet given back. Guarded by mu_; expired
+  // ones are dropped at the next unload.
+  struct Retiring {
+    std::weak_ptr<const ServedModel> model;
+    size_t device = 0;  // index into devices_
+    int64_t bytes = 0;
+  };
+  std::vector<Retiring> retiring_;
 
   std::mutex loader_mu_;
   std::condition_variable loader_cv_;

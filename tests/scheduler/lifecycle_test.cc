@@ -597,6 +597,24 @@ TEST_F(LifecycleTest, UnloadingEndsRequestsThatWaitForTheLoad) {
 // A request that found a model before it was unloaded, and submits after:
 // refused, and no load of the unregistered model starts (it would hold
 // memory placement no longer counts).
+// An unloaded model that a call still holds keeps its weights on the device
+// until the holder lets go: they count there until then, and a model that
+// needs the room fails to load rather than over-commit the device.
+TEST_F(LifecycleTest, AnUnloadedModelsWeightsCountUntilItsLastHolderLetsGo) {
+  MakeRouter(1);
+  ASSERT_TRUE(router_->AddModel(Spec("old")).ok());
+  ASSERT_TRUE(router_->AddModel(Spec("new", LoadPolicy::kLazy)).ok());
+  std::shared_ptr<ServedModel> held = router_->Find("old").value();
+  ASSERT_TRUE(router_->UnloadModel("old").ok());
+  std::shared_ptr<Collect> refused = Run("new");
+  EXPECT_EQ(refused->info().status.code(), absl::StatusCode::kResourceExhausted)
+      << refused->info().status;
+  EXPECT_THAT(std::string(refused->info().status.message()),
+              HasSubstr("held by unloaded models until their last calls end"));
+  held.reset();  // the last holder: the weights go
+  EXPECT_EQ(Run("new")->info().reason, FinishReason::kLength);
+}
+
 TEST_F(LifecycleTest, ARequestForAModelUnloadedSinceItWasFoundIsRefused) {
   MakeRouter(1);
   ASSERT_TRUE(router_->AddModel(Spec("gone", LoadPolicy::kLazy)).ok());
