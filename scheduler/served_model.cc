@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "runtime/batching/request_validation.h"
 #include "scheduler/model_path.h"
 
 namespace cohost::scheduler {
@@ -78,6 +79,14 @@ absl::Status ServedModel::MoveTo(std::shared_ptr<Device> device,
     if (resident_.engine != nullptr) {
       return absl::FailedPreconditionError(
           absl::StrCat("model \"", spec_.name, "\" is resident; it cannot move"));
+    }
+    // The requests waiting for the load were valid where the model was:
+    // they must stay so, or they would end INVALID_ARGUMENT once it loads.
+    for (const Queued& q : queued_) {
+      if (absl::Status s = runtime::ValidateRequest(q.request, next->limits); !s.ok()) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "a request waiting for model \"", spec_.name, "\" would not fit there: ", s.message()));
+      }
     }
     old = std::exchange(placement_, std::move(next));
     parked = TakeParkedLocked();  // its weights are the old device's

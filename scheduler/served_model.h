@@ -141,7 +141,8 @@ class ServedModel {
   // Another home while nothing of it is on a device (not ready; loading is
   // the Router's own load): `account` its share of `device`'s KV pool. Its
   // engine config and request limits follow; weights parked on the old
-  // device are dropped. FAILED_PRECONDITION while it is resident.
+  // device are dropped. FAILED_PRECONDITION while it is resident, or when a
+  // request waiting for its load would not fit the new home's limits.
   absl::Status MoveTo(std::shared_ptr<Device> device, std::unique_ptr<KvPool::Account> account);
   // loading -> failed: queued requests end with `why`.
   void Fail(const absl::Status& why);

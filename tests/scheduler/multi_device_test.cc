@@ -172,6 +172,26 @@ TEST_F(LifecycleTest, ALoadEvictsOnlyOnItsOwnDevice) {
   EXPECT_EQ(Status("b").state, ModelState::kReady);
 }
 
+// A model reloads on another device only where the requests waiting for
+// its load fit: one whose KV that device's pool could never hold keeps it
+// where it was, and is refused there with a status it may retry, not
+// INVALID_ARGUMENT for a request that was valid when sent.
+TEST_F(LifecycleTest, AModelMovesOnlyWhereTheRequestsWaitingForItFit) {
+  kv_bytes_per_device_ = {int64_t{4} << 20, int64_t{16} << 10};  // cpu:1 holds 60 tokens
+  MakeRouter(/*models=*/1, /*devices=*/2);
+  ASSERT_TRUE(router_->AddModel(Spec("a")).ok());
+  ASSERT_EQ(DeviceOf("a"), "cpu:0");
+  RunPinnedOn("cpu:0");
+  ASSERT_EQ(Status("a").state, ModelState::kEvicted);
+
+  std::shared_ptr<Collect> big = Run("a", 100);  // 103 tokens: cpu:0's pool only
+  EXPECT_EQ(big->info().status.code(), absl::StatusCode::kResourceExhausted) << big->info().status;
+  EXPECT_EQ(DeviceOf("a"), "cpu:0");
+  std::shared_ptr<Collect> small = Run("a", 8);
+  EXPECT_EQ(small->info().reason, FinishReason::kLength) << small->info().status;
+  EXPECT_EQ(DeviceOf("a"), "cpu:1");
+}
+
 // Placement is recomputed when a model loads again: evicted from a device
 // that another model now holds within its keep-alive, it reloads on one that
 // has room, and answers as before.
