@@ -49,15 +49,17 @@ void SetPort(sockaddr* addr, int port) {
   }
 }
 
-// A listening socket on `ai` (its port set to `port`), or -errno.
+// A listening socket on `ai` (its port set to `port`), or -errno. An IPv6
+// one takes IPv4 too unless `v6_only` (set either way: the system's default
+// is a sysctl).
 int ListenOn(const addrinfo& ai, int port, bool v6_only) {
   const int fd = socket(ai.ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return -errno;
   const int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  // Beside an IPv4 socket on the same port, an IPv6 one must not claim it too.
-  if (ai.ai_family == AF_INET6 && v6_only) {
-    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  if (ai.ai_family == AF_INET6) {
+    const int only = v6_only ? 1 : 0;
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &only, sizeof only);
   }
   sockaddr_storage addr{};
   std::memcpy(&addr, ai.ai_addr, ai.ai_addrlen);
@@ -69,6 +71,48 @@ int ListenOn(const addrinfo& ai, int port, bool v6_only) {
     return -error;
   }
   return fd;
+}
+
+// Listening sockets on every address `node` resolves to (null: the
+// wildcards), on `port` (0: the first one's, for all), appended to `fds`.
+// `dual_stack`: a lone IPv6 address takes IPv4 too. Returns the port, or
+// -errno when none could be bound; an address that could not be bound
+// beside others is logged.
+int ListenOnAll(const char* node, int port, bool dual_stack, std::vector<int>* fds) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  if (getaddrinfo(node, "0", &hints, &found) != 0) return -EADDRNOTAVAIL;
+  const bool several = found != nullptr && found->ai_next != nullptr;
+  int error = EAFNOSUPPORT;  // when no address is IPv4 or IPv6
+  const size_t before = fds->size();
+  for (const addrinfo* ai = found; ai != nullptr; ai = ai->ai_next) {
+    if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6) continue;
+    const int fd = ListenOn(*ai, port, several || !dual_stack);
+    if (fd < 0) {
+      error = -fd;
+      continue;
+    }
+    if (port == 0) port = PortOf(fd);  // the rest take the same port
+    fds->push_back(fd);
+  }
+  const size_t bound = fds->size() - before;
+  size_t usable = 0;
+  for (const addrinfo* ai = found; ai != nullptr; ai = ai->ai_next) {
+    usable += ai->ai_family == AF_INET || ai->ai_family == AF_INET6 ? 1 : 0;
+  }
+  freeaddrinfo(found);
+  if (bound == 0) return -error;
+  if (bound < usable) {
+    std::fprintf(stderr,
+                 "cohost: gRPC port: %s resolves to %zu addresses; %zu could not listen on port "
+                 "%d (%s), serving on the others\n",
+                 node == nullptr ? "the wildcard" : node, usable, usable - bound, port,
+                 std::strerror(error));
+  }
+  return port;
 }
 
 }  // namespace
@@ -86,33 +130,18 @@ absl::StatusOr<std::unique_ptr<GrpcListener>> GrpcListener::Bind(const std::stri
   const std::string name = host.size() > 2 && host.front() == '[' && host.back() == ']'
                                ? host.substr(1, host.size() - 2)
                                : host;
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-  addrinfo* found = nullptr;
-  const int rc = getaddrinfo(name.empty() ? nullptr : name.c_str(), "0", &hints, &found);
-  if (rc != 0) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot listen on ", host, ":", port, ": ", gai_strerror(rc)));
+  // A wildcard binds as gRPC's own listener did: one dual-stack IPv6
+  // socket, or IPv4 alone where the host has no IPv6.
+  int bound_port = -EADDRNOTAVAIL;
+  if (name == "0.0.0.0" || name == "::") {
+    bound_port = ListenOnAll("::", port, /*dual_stack=*/true, &l->listen_fds_);
+    if (bound_port < 0) bound_port = ListenOnAll("0.0.0.0", port, false, &l->listen_fds_);
+  } else {
+    bound_port = ListenOnAll(name.empty() ? nullptr : name.c_str(), port, false, &l->listen_fds_);
   }
-  const bool several = found != nullptr && found->ai_next != nullptr;
-  int bound_port = port;
-  int error = EAFNOSUPPORT;  // when no address is IPv4 or IPv6
-  for (const addrinfo* ai = found; ai != nullptr; ai = ai->ai_next) {
-    if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6) continue;
-    const int fd = ListenOn(*ai, bound_port, several);
-    if (fd < 0) {
-      error = -fd;
-      continue;
-    }
-    if (bound_port == 0) bound_port = PortOf(fd);  // the rest take the same port
-    l->listen_fds_.push_back(fd);
-  }
-  freeaddrinfo(found);
-  if (l->listen_fds_.empty()) {
+  if (bound_port < 0) {
     return absl::UnavailableError(
-        absl::StrCat("cannot listen on ", host, ":", port, ": ", std::strerror(error)));
+        absl::StrCat("cannot listen on ", host, ":", port, ": ", std::strerror(-bound_port)));
   }
   l->port_ = bound_port;
   l->wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -210,7 +239,11 @@ void GrpcListener::AcceptAll(int listen_fd, Clock::time_point now) {
       // listener sets).
       const int one = 1;
       setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-      waiting_.push_back({fd, now + options_.preface_timeout});
+      // poll wakes once the whole preface is in (or at EOF), not at its
+      // first byte.
+      const int whole = static_cast<int>(kPreface.size());
+      const bool lowat = setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &whole, sizeof whole) == 0;
+      waiting_.push_back({fd, now + options_.preface_timeout, lowat});
       continue;
     }
     switch (errno) {
@@ -256,6 +289,11 @@ bool GrpcListener::CheckPreface(const Waiting& w) {
     Drop(w.fd, "not_http2");
     return true;
   }
+  // Part of it: the rest is on its way (poll wakes when it is in). Without
+  // the low-water mark poll would not wait for it: handed over as it is.
+  if (static_cast<size_t>(n) < kPreface.size() && w.whole_preface) return false;
+  const int one = 1;
+  if (w.whole_preface) setsockopt(w.fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof one);  // gRPC's now
   HandOver(w.fd);
   return true;
 }
@@ -272,8 +310,8 @@ void GrpcListener::HandOver(int fd) {
 }
 
 void GrpcListener::Drop(int fd, std::string_view reason) {
+  if (options_.on_drop) options_.on_drop(reason);  // counted before the client sees the close
   close(fd);
-  if (options_.on_drop) options_.on_drop(reason);
 }
 
 // A handed-over connection is closed once its descriptor is closed or names

@@ -6,11 +6,14 @@
 // - it caps the connections: at the cap new ones wait in the kernel's backlog
 //   until one closes, as on the HTTP ports (server/http/connection_cap.h), so
 //   that clients cannot take every descriptor the process has.
-// - a connection must start speaking HTTP/2 (the client preface's first
-//   bytes) within a timeout, or it is closed; one that starts with anything
-//   else (HTTP/1, a TLS hello) is closed at once. Only then is it handed to
-//   gRPC (grpc::AddInsecureChannelFromFd), which serves it with the server's
-//   channel arguments (keepalive, idle and stream limits).
+// - a connection must send HTTP/2's whole client preface within a timeout,
+//   or it is closed; one that starts with anything else (HTTP/1, a TLS
+//   hello) is closed at once. Only then is it handed to gRPC
+//   (grpc::AddInsecureChannelFromFd), which serves it with the server's
+//   channel arguments (keepalive, idle and stream limits) but, from a
+//   descriptor, with no handshake deadline of its own.
+// A wildcard host (0.0.0.0, ::) binds one dual-stack socket, as gRPC's own
+// listener does.
 //
 // A connection handed over is gRPC's to close. It counts as open until then:
 // the listener knows each by its descriptor and the socket's inode, and
@@ -84,6 +87,7 @@ class GrpcListener {
   struct Waiting {  // accepted, not yet handed over
     int fd = -1;
     Clock::time_point deadline;
+    bool whole_preface = false;  // poll waits for all of it (SO_RCVLOWAT)
   };
   struct Handed {  // handed to gRPC: open while fd still names this socket
     int fd = -1;
