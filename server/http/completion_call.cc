@@ -57,14 +57,20 @@ void Waker::Close() {
 
 CompletionCall::CompletionCall(evhttp_request* req, const StreamDeps& deps,
                                std::shared_ptr<Waker> waker, LoopOffload* offload,
-                               runtime::Clock::time_point arrival)
-    : req_(req), deps_(deps), waker_(std::move(waker)), offload_(offload), arrival_(arrival) {}
+                               size_t max_whole_reply_bytes, runtime::Clock::time_point arrival)
+    : req_(req),
+      deps_(deps),
+      waker_(std::move(waker)),
+      offload_(offload),
+      max_whole_reply_bytes_(max_whole_reply_bytes),
+      arrival_(arrival) {}
 
 absl::Status CompletionCall::Start(std::shared_ptr<scheduler::ServedModel> model,
                                    const CompletionRequest& parsed,
                                    const runtime::GenerateRequest& request,
                                    std::string response_id) {
   model_ = std::move(model);
+  tokenizer_ = &model_->tokenizer();
   header_.id = std::move(response_id);
   header_.created = static_cast<int64_t>(std::time(nullptr));
   header_.model = model_->name();
@@ -149,14 +155,33 @@ void CompletionCall::SubmitRest() {
 void CompletionCall::OnScheduled(int index) { timings_[static_cast<size_t>(index)].OnScheduled(); }
 
 bool CompletionCall::OnDelta(int index, const runtime::TokenDelta& delta) {
+  // What the delta adds to a whole reply's JSON (streamed, it goes out now).
+  size_t adds = 0;
+  if (!stream_) {
+    adds = JsonTextBytes(delta.text);
+    auto entry = [&](int32_t id) { return LogprobEntryBytes(tokenizer_->TokenBytes(id).size()); };
+    for (const runtime::TokenLogprobs& l : delta.logprobs) {
+      adds += entry(l.chosen.id);
+      for (const runtime::TokenLogprob& alt : l.top) adds += entry(alt.id);
+    }
+  }
+  bool too_large = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (client_gone_) return false;
+    if (client_gone_ || too_large_) return false;
     Choice& c = choices_[static_cast<size_t>(index)];
     c.produced = true;
-    c.pending += delta.text;
-    c.pending_logprobs.insert(c.pending_logprobs.end(), delta.logprobs.begin(),
-                              delta.logprobs.end());
+    whole_bytes_ += adds;
+    too_large = too_large_ = whole_bytes_ > max_whole_reply_bytes_;
+    if (!too_large) {
+      c.pending += delta.text;
+      c.pending_logprobs.insert(c.pending_logprobs.end(), delta.logprobs.begin(),
+                                delta.logprobs.end());
+    }
+  }
+  if (too_large) {
+    Wake();  // the call ends with the refusal; this choice stops here
+    return false;
   }
   timings_[static_cast<size_t>(index)].OnTokens(static_cast<int>(delta.token_ids.size()));
   // Without streaming nothing is written before the end, but the first
@@ -289,6 +314,9 @@ void CompletionCall::SendWholeReply(std::vector<ChoiceResult> results,
   // go of there (ReleaseModel says why).
   offload_->Run([self = shared_from_this(), model = model_, results = std::move(results),
                  logprobs = std::move(logprobs), usage]() mutable -> LoopOffload::Continuation {
+    if (self->abandoned_.load(std::memory_order_relaxed)) {
+      return [self = std::move(self), model = std::move(model)] { self->waker_->Notify(self); };
+    }
     for (size_t i = 0; i < results.size() && i < logprobs.size(); ++i) {
       results[i].logprobs = Show(model->tokenizer(), logprobs[i]);
     }
@@ -305,6 +333,27 @@ void CompletionCall::SendWholeReply(std::vector<ChoiceResult> results,
 bool CompletionCall::Pump() {
   if (req_ == nullptr) return true;
   if (building_) return false;  // every choice is done: the reply is on its way
+  bool too_large = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    too_large = too_large_;
+    if (too_large) {
+      for (Choice& c : choices_) {  // what was kept goes now
+        c.pending = std::string();
+        c.pending_logprobs = {};
+      }
+    }
+  }
+  if (too_large) {
+    AbortRunning();  // the further choices not submitted yet never are
+    const size_t most = max_whole_reply_bytes_;
+    ReplyError(absl::InvalidArgumentError(absl::StrCat(
+        "the reply passed ",
+        most >= (size_t{1} << 20) ? absl::StrCat(most >> 20, " MB") : absl::StrCat(most, " bytes"),
+        ", the most a whole (non-streamed) reply may take: stream it (\"stream\": true), or ask "
+        "for fewer tokens, choices or top_logprobs")));
+    return true;
+  }
   SubmitRest();
   struct Snapshot {
     std::string text;
@@ -463,6 +512,7 @@ bool CompletionCall::Pump() {
 }
 
 void CompletionCall::ClientGone() {
+  abandoned_.store(true, std::memory_order_relaxed);
   {
     std::lock_guard<std::mutex> lock(mu_);
     client_gone_ = true;
@@ -472,6 +522,7 @@ void CompletionCall::ClientGone() {
 }
 
 void CompletionCall::ClientLeft() {
+  abandoned_.store(true, std::memory_order_relaxed);
   {
     std::lock_guard<std::mutex> lock(mu_);
     client_gone_ = true;
@@ -494,6 +545,7 @@ void CompletionCall::ReleaseModel() {
 }
 
 void CompletionCall::Cancel() {
+  abandoned_.store(true, std::memory_order_relaxed);
   AbortRunning();
   if (req_ == nullptr) return;
   const absl::Status status = absl::UnavailableError("the server is shutting down");

@@ -54,9 +54,12 @@ class Waker {
 class CompletionCall : public std::enable_shared_from_this<CompletionCall> {
  public:
   // `offload` builds whole replies; it outlives the call's reply (its
-  // continuations are dropped once it stops).
+  // continuations are dropped once it stops). A whole reply whose JSON
+  // passes `max_whole_reply_bytes` as the output comes ends the call with
+  // INVALID_ARGUMENT (stream it instead).
   CompletionCall(evhttp_request* req, const StreamDeps& deps, std::shared_ptr<Waker> waker,
-                 LoopOffload* offload, runtime::Clock::time_point arrival);
+                 LoopOffload* offload, size_t max_whole_reply_bytes,
+                 runtime::Clock::time_point arrival);
 
   // On the loop thread: submits the n choices of `request` (already built and
   // validated) to `model`. On failure nothing is left running and the error
@@ -138,6 +141,12 @@ class CompletionCall : public std::enable_shared_from_this<CompletionCall> {
   std::shared_ptr<Waker> waker_;
   LoopOffload* offload_;
   std::shared_ptr<scheduler::ServedModel> model_;  // loop thread; null once released
+  // The model's, for the sinks (it outlives the model's engine and so them).
+  const runtime::Tokenizer* tokenizer_ = nullptr;
+  const size_t max_whole_reply_bytes_;
+  // The call ended (the client left, the server stops) while its whole reply
+  // was being built: the worker need not finish it.
+  std::atomic<bool> abandoned_{false};
   ResponseHeader header_;
   std::string tenant_;
   bool stream_ = false;
@@ -154,6 +163,8 @@ class CompletionCall : public std::enable_shared_from_this<CompletionCall> {
 
   mutable std::mutex mu_;
   bool client_gone_ = false;
+  size_t whole_bytes_ = 0;     // a whole reply's JSON so far (JsonTextBytes, LogprobEntryBytes)
+  bool too_large_ = false;     // it passed max_whole_reply_bytes_
   bool wake_pending_ = false;  // the loop was woken and has not pumped since
   std::vector<Choice> choices_;
   std::vector<StreamTiming> timings_;  // each choice's, touched by its sink only

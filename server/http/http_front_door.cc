@@ -229,7 +229,12 @@ void HttpFrontDoor::Forget(CompletionCall* call) {
   auto it = live_.find(call);
   if (it == live_.end()) return;
   std::shared_ptr<CompletionCall> held = std::move(it->second.call);
-  by_connection_.erase(it->second.connection);
+  // Only if it is still this call's (a kept-alive connection's next call
+  // may have taken it since).
+  if (auto c = by_connection_.find(it->second.connection);
+      c != by_connection_.end() && c->second == call) {
+    by_connection_.erase(c);
+  }
   live_.erase(it);
   held->ReleaseModel();  // here, on the loop thread, never on an engine's
 }
@@ -409,18 +414,6 @@ void HttpFrontDoor::Prepare(Preparing& p) const {
     p.status = built.status();
     return;
   }
-  if (!parsed->stream) {
-    const size_t bound =
-        WholeReplyBytesBound(parsed->n, built->sampling.max_tokens, built->sampling.logprobs);
-    if (bound > options_.max_whole_reply_bytes) {
-      p.status = absl::InvalidArgumentError(absl::StrCat(
-          "a whole reply of ", parsed->n, " choice(s) of up to ", built->sampling.max_tokens,
-          " tokens", built->sampling.logprobs ? " with logprobs" : "", " could pass ",
-          options_.max_whole_reply_bytes >> 20,
-          " MB: stream it (\"stream\": true), or ask for fewer tokens, choices or top_logprobs"));
-      return;
-    }
-  }
   built->tenant = *std::move(tenant);
   p.model = *std::move(model);
   p.parsed = *std::move(parsed);
@@ -442,7 +435,8 @@ void HttpFrontDoor::Prepared(Preparing& p) {
     RecordError(p.status, p.model_name);
     return SendError(p.req, p.status, deps_.router->limits().retry_pushback_ms);
   }
-  auto call = std::make_shared<CompletionCall>(p.req, deps_, waker_, offload_.get(), p.arrival);
+  auto call = std::make_shared<CompletionCall>(p.req, deps_, waker_, offload_.get(),
+                                               options_.max_whole_reply_bytes, p.arrival);
   // On failure the call has answered (and recorded) it.
   if (!call->Start(std::move(p.model), p.parsed, p.built, NewResponseId(p.parsed.endpoint)).ok()) {
     return;

@@ -46,8 +46,8 @@ struct HttpOptions {
   size_t max_body_bytes = size_t{4} << 20;
   size_t max_header_bytes = size_t{64} << 10;
   // A whole (non-streamed) reply is built in memory once every choice is
-  // done: a request whose reply could pass this (WholeReplyBytesBound) is
-  // refused (400), and may stream instead.
+  // done: one whose JSON passes this as the output comes (JsonTextBytes,
+  // LogprobEntryBytes) ends the call with a 400 that says to stream it.
   size_t max_whole_reply_bytes = size_t{32} << 20;
   // A connection that sends nothing for this long while its request is read
   // is closed (also bounds a stalled write).

@@ -30,17 +30,23 @@ void LoopOffload::Run(Job job) {
 }
 
 void LoopOffload::Stop() {
+  // What the dropped jobs and continuations hold is let go of outside the
+  // lock (a call, a model: their destructors may take locks of their own).
+  std::deque<Job> dropped_jobs;
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
-    jobs_.clear();
+    dropped_jobs.swap(jobs_);
   }
   cv_.notify_all();
   for (std::thread& t : workers_) {
     if (t.joinable()) t.join();
   }
-  std::lock_guard<std::mutex> lock(mu_);
-  finished_.clear();
+  std::vector<Continuation> dropped;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    dropped.swap(finished_);
+  }
 }
 
 void LoopOffload::Work() {
@@ -54,7 +60,12 @@ void LoopOffload::Work() {
     Continuation then = job();
     job = nullptr;  // what it held goes here, not on the loop thread
     lock.lock();
-    if (stopping_ || !then) continue;
+    if (stopping_ || !then) {
+      lock.unlock();
+      then = nullptr;  // outside the lock, as in Stop
+      lock.lock();
+      continue;
+    }
     finished_.push_back(std::move(then));
     // One activation runs every continuation queued by then.
     if (finished_.size() == 1) event_active(done_, EV_READ, 0);

@@ -193,16 +193,23 @@ std::optional<std::string_view> OpenAiFinishReason(runtime::FinishReason reason)
   return std::nullopt;
 }
 
-size_t WholeReplyBytesBound(int n, int32_t max_tokens, std::optional<int32_t> top_logprobs) {
-  // A token's text, JSON-escaped, is a few bytes; a logprobs entry (token,
-  // bytes list, logprob; chat's the largest) about 60. Both with room to spare.
-  constexpr size_t kTextBytes = 16;
-  constexpr size_t kEntryBytes = 96;
-  const size_t per_token =
-      kTextBytes +
-      (top_logprobs ? kEntryBytes * (1 + static_cast<size_t>(std::max(*top_logprobs, 0))) : 0);
-  return static_cast<size_t>(std::max(n, 0)) * static_cast<size_t>(std::max(max_tokens, 0)) *
-         per_token;
+size_t JsonTextBytes(std::string_view text) {
+  size_t bytes = 0;
+  for (const char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' || c == '\r' || c == '\t') {
+      bytes += 2;
+    } else {
+      bytes += c < 0x20 ? 6 : 1;  // \u00XX; invalid UTF-8 shown as U+FFFD is 3
+    }
+  }
+  return bytes;
+}
+
+size_t LogprobEntryBytes(size_t token_bytes) {
+  // Chat's {"token":"..","logprob":-12.345678,"bytes":[..]}, the largest:
+  // the token escaped (at most 6 a byte) and listed (at most 4 a byte).
+  return 48 + 10 * token_bytes;
 }
 
 std::string CompletionBody(const ResponseHeader& h, const std::vector<ChoiceResult>& choices,

@@ -82,11 +82,13 @@ struct ChunkDelta {
 // Where the text after `tokens` starts, for text that starts at `offset`.
 TextOffset TextOffsetAfter(const std::vector<ShownToken>& tokens, TextOffset offset);
 
-// At most how large a whole (non-streamed) response of `n` choices of
-// `max_tokens` tokens each can be, by a generous size per token: its text,
-// and with `top_logprobs` set (0 included) its logprobs entry and one per
-// alternative. The front door refuses whole replies past a bound by it.
-size_t WholeReplyBytesBound(int n, int32_t max_tokens, std::optional<int32_t> top_logprobs);
+// What a whole (non-streamed) response's JSON takes for `text`, escaped as
+// it is written, and for one logprobs entry (the chosen token or an
+// alternative) of a token of `token_bytes` bytes: at most, over both
+// endpoints' layouts. CompletionCall adds them up as the output comes, and
+// ends a whole reply that passes its bound.
+size_t JsonTextBytes(std::string_view text);
+size_t LogprobEntryBytes(size_t token_bytes);
 
 // The whole (non-streamed) response.
 std::string CompletionBody(const ResponseHeader& h, const std::vector<ChoiceResult>& choices,
