@@ -7,7 +7,6 @@
 #include "server/grpc_listener.h"
 
 #include <arpa/inet.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -183,34 +182,21 @@ TEST_F(GrpcListenerTest, AConnectionSpeakingHttp1IsClosedAtOnce) {
 }
 
 // Out of descriptors, accept fails: the port pauses and, once descriptors
-// are back, takes the connection waiting in the backlog. The test's own
-// process runs the server, so it takes every descriptor under a lowered
-// limit, then connects with a socket made before.
+// are back, takes the connection waiting in the backlog (the test's own
+// process runs the server: ConnectWhileOutOfDescriptors).
 TEST_F(GrpcListenerTest, AFailedAcceptPausesAndTheConnectionIsServedLater) {
   Start();
-  const int client = ::socket(AF_INET, SOCK_STREAM, 0);
+  bool paused = false;
+  const int client = testing::ConnectWhileOutOfDescriptors(
+      server_->port(),
+      [&] {
+        return testing::WaitFor(
+            [&] { return Counter("cohost_grpc_accept_pauses_total{reason=\"error\"}") > 0; },
+            seconds(10));
+      },
+      &paused);
   ASSERT_GE(client, 0);
   fds_.push_back(client);
-  rlimit was{};
-  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &was), 0);
-  rlimit low = was;
-  low.rlim_cur = static_cast<rlim_t>(client) + 64;
-  ASSERT_LT(low.rlim_cur, was.rlim_cur);
-  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0);
-  std::vector<int> fillers;
-  for (int fd; (fd = ::dup(client)) >= 0;) fillers.push_back(fd);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(server_->port()));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  // The kernel completes the handshake; the listener's accept finds no descriptor.
-  const bool connected = ::connect(client, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-  const bool paused = testing::WaitFor(
-      [&] { return Counter("cohost_grpc_accept_pauses_total{reason=\"error\"}") > 0; },
-      seconds(10));
-  for (int fd : fillers) ::close(fd);
-  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &was), 0);
-  ASSERT_TRUE(connected);
   EXPECT_TRUE(paused) << "no accept error was seen";
   // The same connection, accepted now, is served: gRPC answers its preface.
   ASSERT_TRUE(testing::SendAll(client, kClientStart));

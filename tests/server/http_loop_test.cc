@@ -6,10 +6,7 @@
 // and tokenized holds neither the loop nor other requests, and a client that
 // leaves meanwhile leaves nothing behind.
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <poll.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -277,36 +274,25 @@ TEST_F(HttpLoopTest, StoppingWhileARequestIsPreparedJoins) {
 
 // Out of descriptors, accept fails: the listener pauses (instead of the
 // readable listener spinning the loop), and accepts again once descriptors
-// are back. The test's own process runs the server, so the test takes every
-// descriptor under a lowered limit, then connects with a socket made before.
+// are back (the test's own process runs the server:
+// ConnectWhileOutOfDescriptors).
 TEST_F(HttpLoopTest, AFailedAcceptPausesAndTheConnectionIsServedLater) {
   Start({});
-  const int client = ::socket(AF_INET, SOCK_STREAM, 0);
-  ASSERT_GE(client, 0);
-  rlimit was{};
-  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &was), 0);
-  rlimit low = was;
-  low.rlim_cur = static_cast<rlim_t>(client) + 64;
-  ASSERT_LT(low.rlim_cur, was.rlim_cur);
-  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0);
-  std::vector<int> fillers;
-  for (int fd; (fd = ::dup(client)) >= 0;) fillers.push_back(fd);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(door_->port()));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  // The kernel completes the handshake; the server's accept finds no descriptor.
-  const bool connected = ::connect(client, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-  const bool paused = testing::WaitFor(
+  bool paused = false;
+  const int client = testing::ConnectWhileOutOfDescriptors(
+      door_->port(),
       [&] {
-        return metrics_.Render({}, {}).find(
-                   "cohost_http_accept_pauses_total{reason=\"error\"} 0") == std::string::npos;
+        return testing::WaitFor(
+            [&] {
+              return metrics_.Render({}, {}).find(
+                         "cohost_http_accept_pauses_total{reason=\"error\"} 0") ==
+                     std::string::npos;
+            },
+            std::chrono::seconds(10));
       },
-      std::chrono::seconds(10));
-  for (int fd : fillers) ::close(fd);
-  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &was), 0);
+      &paused);
+  ASSERT_GE(client, 0);
   fds_.push_back(client);
-  ASSERT_TRUE(connected);
   EXPECT_TRUE(paused) << "no accept error was seen";
   ASSERT_TRUE(testing::SendAll(client, kHealth));
   EXPECT_THAT(testing::ReadUntil(client, "\r\n\r\n", std::chrono::seconds(10)),

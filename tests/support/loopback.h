@@ -5,12 +5,15 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace cohost::testing {
 
@@ -56,6 +59,44 @@ inline std::string ReadUntil(int fd, std::string_view wanted, std::chrono::milli
     got.append(buf, static_cast<size_t>(n));
   }
   return got;
+}
+
+// Out of descriptors, for a server in this process: lowers the soft
+// open-files limit to just above the descriptors in use, takes every one
+// left, connects a socket made before to 127.0.0.1:`port` (the kernel
+// completes the handshake; the server's accept finds no descriptor), runs
+// `while_starved` (its result in `*result`), then gives everything back. The
+// connected socket, or -1.
+inline int ConnectWhileOutOfDescriptors(int port, const std::function<bool()>& while_starved,
+                                        bool* result) {
+  const int client = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (client < 0) return -1;
+  rlimit was{};
+  if (::getrlimit(RLIMIT_NOFILE, &was) != 0) {
+    ::close(client);
+    return -1;
+  }
+  rlimit low = was;
+  low.rlim_cur = static_cast<rlim_t>(client) + 64;
+  if (low.rlim_cur >= was.rlim_cur || ::setrlimit(RLIMIT_NOFILE, &low) != 0) {
+    ::close(client);
+    return -1;
+  }
+  std::vector<int> fillers;
+  for (int fd; (fd = ::dup(client)) >= 0;) fillers.push_back(fd);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const bool connected = ::connect(client, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  *result = while_starved();
+  for (int fd : fillers) ::close(fd);
+  ::setrlimit(RLIMIT_NOFILE, &was);
+  if (!connected) {
+    ::close(client);
+    return -1;
+  }
+  return client;
 }
 
 }  // namespace cohost::testing
