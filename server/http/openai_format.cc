@@ -200,16 +200,17 @@ size_t JsonTextBytes(std::string_view text) {
     if (c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' || c == '\r' || c == '\t') {
       bytes += 2;
     } else {
-      bytes += c < 0x20 ? 6 : 1;  // \u00XX; invalid UTF-8 shown as U+FFFD is 3
+      bytes += c < 0x20 ? 6 : 1;  // \u00XX; output text is whole UTF-8 (TokenDelta)
     }
   }
   return bytes;
 }
 
 size_t LogprobEntryBytes(size_t token_bytes) {
-  // Chat's {"token":"..","logprob":-12.345678,"bytes":[..]}, the largest:
-  // the token escaped (at most 6 a byte) and listed (at most 4 a byte).
-  return 48 + 10 * token_bytes;
+  // Chat's {"token":"..","logprob":-12.345678,"bytes":[..],"top_logprobs":[]}
+  // with its comma, the largest layout (59 bytes for a 1-byte token): the
+  // token escaped (at most 6 a byte) and listed (at most 4 a byte).
+  return 64 + 10 * token_bytes;
 }
 
 std::string CompletionBody(const ResponseHeader& h, const std::vector<ChoiceResult>& choices,

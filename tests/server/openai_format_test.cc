@@ -83,5 +83,28 @@ TEST(OpenAiFormatTest, TopLogprobsKeepOneEntryPerShownText) {
   EXPECT_DOUBLE_EQ(top["b"].get<double>(), -4.0);
 }
 
+// What the whole-reply bound adds up is what the body takes: the text
+// exactly as escaped, and each logprobs entry at most its estimate, in
+// chat's layout (the larger) with tokens that escape the most.
+TEST(OpenAiFormatTest, TheWholeReplysSizeCountsAreTheBodysOwn) {
+  for (const std::string text : {std::string("plain words"), std::string("q\"b\\s\n\t"),
+                                 std::string("\x01\x1f ctl"), std::string("caf\xC3\xA9")}) {
+    EXPECT_EQ(JsonTextBytes(text), Json(text).dump().size() - 2) << text;
+  }
+  const std::vector<std::string> tokens = {"a", " the", "\x01\x02\x03", "\"\"", "\xE4"};
+  for (const std::string& t : tokens) {
+    ResponseHeader h;
+    h.endpoint = Endpoint::kChatCompletions;
+    ChoiceResult one{"", runtime::FinishReason::kStop, std::vector<ShownToken>{Token(t)}};
+    ChoiceResult none{"", runtime::FinishReason::kStop, std::vector<ShownToken>{}};
+    const size_t with = CompletionBody(h, {one}, {}).size();
+    const size_t without = CompletionBody(h, {none}, {}).size();
+    EXPECT_LE(with - without, LogprobEntryBytes(t.size())) << t.size() << " bytes";
+    ChoiceResult alt{"", runtime::FinishReason::kStop,
+                     std::vector<ShownToken>{Token(t, {{t, -0.25f}})}};
+    EXPECT_LE(CompletionBody(h, {alt}, {}).size() - with, LogprobEntryBytes(t.size()));
+  }
+}
+
 }  // namespace
 }  // namespace cohost::server::http
