@@ -28,6 +28,10 @@ HealthWatchdog::HealthWatchdog(scheduler::Router* router, Clock::duration interv
 
 HealthWatchdog::~HealthWatchdog() { Stop(); }
 
+void HealthWatchdog::WatchAccepts(int port, Clock::duration timeout) {
+  accepts_.emplace(port, timeout);
+}
+
 void HealthWatchdog::Start(grpc::HealthCheckServiceInterface* health) {
   health_ = health;
   Poll();
@@ -93,7 +97,8 @@ void HealthWatchdog::Poll() {
       was = false;
     }
   }
-  const bool all = !router_->draining() && overall_ok;
+  const bool accepting = !accepts_ || accepts_->Update(now);
+  const bool all = !router_->draining() && overall_ok && accepting;
   for (const auto& [name, ok] : serving) {
     auto it = published_.find(name);
     if (it == published_.end() || it->second != ok) {

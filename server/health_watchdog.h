@@ -12,12 +12,14 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
 #include "grpcpp/health_check_service_interface.h"
 #include "runtime/engine/engine.h"
 #include "scheduler/router.h"
+#include "server/accept_watch.h"
 
 namespace cohost::server {
 
@@ -54,6 +56,12 @@ class HealthWatchdog {
                  Clock::duration stall_timeout);
   ~HealthWatchdog();
 
+  // Before Start: also watch that `port` accepts (AcceptWatch); while it
+  // does not for `timeout`, the whole server ("") is NOT_SERVING.
+  void WatchAccepts(int port, Clock::duration timeout);
+  // Whether the watched port accepts (true when none is watched); any thread.
+  bool accepting() const { return !accepts_ || accepts_->accepting(); }
+
   // Publishes the statuses to `health` now, then re-checks every interval on
   // its own thread.
   void Start(grpc::HealthCheckServiceInterface* health);
@@ -74,6 +82,7 @@ class HealthWatchdog {
   Clock::duration interval_;
   ProgressTracker tracker_;                // touched by Poll only
   std::map<std::string, bool> published_;  // touched by Poll only
+  std::optional<AcceptWatch> accepts_;     // set before Start; updated by Poll
 
   std::mutex mu_;
   std::condition_variable cv_;

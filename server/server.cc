@@ -110,6 +110,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(scheduler::Router* router,
   s->address_ = HostPort(options.host, bound_port);
   if (s->listener_ != nullptr) s->listener_->Start(s->server_.get());
 
+  if (options.tls.enabled()) s->watchdog_->WatchAccepts(bound_port, options.accept_stall_timeout);
   s->watchdog_->Start(s->health_.get());
   return s;
 }

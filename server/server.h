@@ -68,6 +68,10 @@ struct ServerOptions {
   // without finishing a step before it is NOT_SERVING.
   std::chrono::milliseconds health_interval{500};
   std::chrono::milliseconds stall_timeout{10'000};
+  // With TLS (gRPC's own listener): connections waiting this long in the
+  // port's accept queue mean it no longer accepts (AcceptWatch); the server
+  // is then NOT_SERVING (Server::accepting).
+  std::chrono::milliseconds accept_stall_timeout{10'000};
   // After the drain: how long streams whose request ended may take to write
   // their last messages before the server cancels them.
   std::chrono::milliseconds shutdown_grace{2'000};
@@ -83,6 +87,10 @@ class Server {
 
   int port() const { return port_; }
   const std::string& address() const { return address_; }  // host:port as bound
+  // Whether the port accepts connections (with TLS, gRPC's listener may
+  // stop for good: AcceptWatch); any thread. The other front doors' health
+  // follows it.
+  bool accepting() const { return watchdog_->accepting(); }
 
   // Graceful stop: health goes NOT_SERVING everywhere, the Router refuses new
   // requests (UNAVAILABLE), in-flight requests get up to drain_timeout to

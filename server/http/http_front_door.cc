@@ -300,7 +300,8 @@ void HttpFrontDoor::OnReplySent(evhttp_request* req, void* self) {
 
 void HttpFrontDoor::HandleHealth(evhttp_request* req) {
   bool serving = false;
-  if (!stopping_ && !deps_.router->draining()) {
+  if (!stopping_ && !deps_.router->draining() &&
+      (!options_.grpc_accepting || options_.grpc_accepting())) {
     for (const scheduler::ModelSummary& m : deps_.router->ListModels()) serving |= m.serving;
   }
   SendJson(req, serving ? 200 : 503,

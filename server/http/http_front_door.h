@@ -68,6 +68,9 @@ struct HttpOptions {
   auth::TlsConfig tls;
   // Threads that parse and tokenize requests (LoopOffload), off the loop.
   int prepare_threads = 2;
+  // Whether the gRPC port accepts (Server::accepting): GET /health is 503
+  // while it does not. Unset: not asked.
+  std::function<bool()> grpc_accepting;
   // Tests: runs on a preparing thread before each request is parsed.
   std::function<void()> on_prepare;
 };

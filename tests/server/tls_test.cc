@@ -13,6 +13,7 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <thread>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -20,6 +21,8 @@
 #include "server/server.h"
 #include "tests/server/grpc_test_client.h"
 #include "tests/server/tiny_router.h"
+#include "tests/support/loopback.h"
+#include "tests/support/wait_for.h"
 
 namespace cohost::server {
 namespace {
@@ -103,7 +106,8 @@ class TlsTest : public ::testing::Test {
     door_ = *std::move(door);
   }
 
-  grpc::Status GrpcGenerate(const std::shared_ptr<grpc::ChannelCredentials>& creds) {
+  grpc::Status GrpcGenerate(const std::shared_ptr<grpc::ChannelCredentials>& creds,
+                            std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
     auto stub = v1::Inference::NewStub(
         grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->port()), creds));
     v1::GenerateRequest r;
@@ -111,7 +115,7 @@ class TlsTest : public ::testing::Test {
     r.set_text("Hi");
     r.set_max_tokens(3);
     testing::CallOptions call;
-    call.timeout = std::chrono::seconds(10);
+    call.timeout = timeout;
     return testing::Generate(*stub, r, call).status;
   }
 
@@ -156,6 +160,49 @@ TEST_F(TlsTest, TlsClientsStreamAndPlainTextOnesAreRefused) {
   plain.set_read_timeout(5, 0);
   httplib::Result refused = plain.Post("/v1/completions", kBody, "application/json");
   EXPECT_TRUE(!refused || refused->status != 200);
+}
+
+// With TLS, gRPC's own listener takes connections, and in gRPC 1.51 one
+// accept failed for want of descriptors stops it for good. Whatever the
+// gRPC version does, health tells the truth: once the process has been out
+// of descriptors, the server counts as accepting exactly when a new TLS call
+// gets through, on gRPC's health and HTTP's /health alike.
+TEST_F(TlsTest, AfterRunningOutOfDescriptorsHealthSaysWhetherThePortAccepts) {
+  ServerOptions options;
+  options.tls = Config(/*mutual=*/false);
+  options.health_interval = std::chrono::milliseconds(50);
+  options.accept_stall_timeout = std::chrono::milliseconds(300);
+  absl::StatusOr<std::unique_ptr<Server>> s =
+      Server::Start(tiny_->router.get(), &metrics_, options);
+  ASSERT_TRUE(s.ok()) << s.status();
+  server_ = *std::move(s);
+  http::HttpOptions http_options;
+  http_options.grpc_accepting = [this] { return server_->accepting(); };
+  const StreamDeps deps{tiny_->router.get(), &metrics_, &keys_, StreamLimits{}};
+  absl::StatusOr<std::unique_ptr<http::HttpFrontDoor>> door =
+      http::HttpFrontDoor::Start(deps, http_options);
+  ASSERT_TRUE(door.ok()) << door.status();
+  door_ = *std::move(door);
+  ASSERT_TRUE(GrpcGenerate(TlsCreds(false)).ok());
+
+  bool starved = false;
+  const int client = testing::ConnectWhileOutOfDescriptors(
+      server_->port(),
+      [] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(500));  // gRPC's accept fails
+        return true;
+      },
+      &starved);
+  ASSERT_GE(client, 0);
+  const bool serves = GrpcGenerate(TlsCreds(false), std::chrono::seconds(3)).ok();
+  EXPECT_TRUE(
+      testing::WaitFor([&] { return server_->accepting() == serves; }, std::chrono::seconds(10)))
+      << "a TLS call " << (serves ? "got through" : "did not");
+  httplib::Client http("127.0.0.1", door_->port());
+  httplib::Result health = http.Get("/health");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, serves ? 200 : 503) << health->body;
+  ::close(client);
 }
 
 TEST_F(TlsTest, MutualTlsNeedsAClientCertificate) {

@@ -489,7 +489,7 @@ int ServeCommand(int argc, char** argv) {
             }
             return metrics.Render(CollectGauges(router), pools);
           },
-          [&router] { return !router.draining(); });
+          [&router, &grpc_server] { return !router.draining() && (*grpc_server)->accepting(); });
   if (!http.ok()) return Fail(http.status());
   std::unique_ptr<server::http::HttpFrontDoor> openai;
   if (config->http_port) {
@@ -500,6 +500,7 @@ int ServeCommand(int argc, char** argv) {
                                   ? static_cast<size_t>(*config->http_max_connections)
                                   : DefaultConnectionCap(2);
     options.tls = config->server.tls;
+    options.grpc_accepting = [&grpc_server] { return (*grpc_server)->accepting(); };
     const server::StreamDeps deps{&router, &metrics, &config->server.api_keys,
                                   config->server.stream};
     absl::StatusOr<std::unique_ptr<server::http::HttpFrontDoor>> door =

@@ -1,0 +1,65 @@
+// AcceptWatch on a listening socket nobody accepts on: its queue (read from
+// /proc/net/tcp) holds the connection, and past the timeout the port is
+// not accepting; accepted, it is again.
+
+#include "server/accept_watch.h"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+
+#include "gtest/gtest.h"
+#include "tests/support/loopback.h"
+#include "tests/support/wait_for.h"
+
+namespace cohost::server {
+namespace {
+
+using std::chrono::milliseconds;
+
+// A socket listening on 127.0.0.1 (port in *port), or -1.
+int ListenLoopback(int* port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd, 8) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  *port = ntohs(addr.sin_port);
+  return fd;
+}
+
+TEST(AcceptWatchTest, AQueueThatStaysFullPastTheTimeoutIsNotAccepting) {
+  int port = 0;
+  const int listener = ListenLoopback(&port);
+  ASSERT_GE(listener, 0);
+  ASSERT_EQ(ListenBacklog(port), 0);
+  EXPECT_EQ(ListenBacklog(port == 65535 ? 1 : port + 1).value_or(-1), -1) << "nobody listens";
+
+  const int client = testing::ConnectLoopback(port);
+  ASSERT_GE(client, 0);
+  EXPECT_TRUE(testing::WaitFor([&] { return ListenBacklog(port) == 1; }, std::chrono::seconds(5)));
+
+  AcceptWatch watch(port, milliseconds(200));
+  const auto start = AcceptWatch::Clock::now();
+  EXPECT_TRUE(watch.Update(start)) << "waiting, not yet for the timeout";
+  EXPECT_TRUE(watch.Update(start + milliseconds(150)));
+  EXPECT_FALSE(watch.Update(start + milliseconds(250)));
+  EXPECT_FALSE(watch.accepting());
+
+  const int accepted = ::accept(listener, nullptr, nullptr);
+  ASSERT_GE(accepted, 0);
+  EXPECT_TRUE(watch.Update(start + milliseconds(300))) << "the queue is empty again";
+  EXPECT_TRUE(watch.accepting());
+  for (int fd : {accepted, client, listener}) ::close(fd);
+}
+
+}  // namespace
+}  // namespace cohost::server
