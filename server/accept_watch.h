@@ -12,20 +12,24 @@
 #include <cstdint>
 #include <optional>
 
+#include "absl/container/flat_hash_set.h"
+
 namespace cohost::server {
 
 // Connections waiting in the accept queue of the listening TCP sockets on
-// `port` (every address, IPv4 and IPv6), or nullopt when none is found or
-// /proc cannot be read.
+// `port` (every address, IPv4 and IPv6, any process), or nullopt when none
+// is found or /proc cannot be read.
 std::optional<int64_t> ListenBacklog(int port);
 
 class AcceptWatch {
  public:
   using Clock = std::chrono::steady_clock;
-  AcceptWatch(int port, Clock::duration timeout) : port_(port), timeout_(timeout) {}
+  // Watches this process's listening sockets on `port`, as they are now.
+  AcceptWatch(int port, Clock::duration timeout);
 
-  // Reads the queue at `now`: whether the port counts as accepting (its
-  // queue was empty within the timeout, or cannot be read).
+  // Reads the queue at `now`: whether the port counts as accepting. It does
+  // not once its queue has held connections for the timeout without
+  // emptying or shrinking; a queue that cannot be read changes nothing.
   bool Update(Clock::time_point now);
   // The last Update's answer; any thread.
   bool accepting() const { return accepting_.load(std::memory_order_relaxed); }
@@ -34,7 +38,9 @@ class AcceptWatch {
  private:
   const int port_;
   const Clock::duration timeout_;
+  absl::flat_hash_set<uint64_t> listeners_;         // their socket inodes
   std::optional<Clock::time_point> waiting_since_;  // the queue non-empty since
+  std::optional<int64_t> last_waiting_;             // what the last read found
   std::atomic<bool> accepting_{true};
 };
 

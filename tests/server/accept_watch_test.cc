@@ -41,7 +41,18 @@ TEST(AcceptWatchTest, AQueueThatStaysFullPastTheTimeoutIsNotAccepting) {
   const int listener = ListenLoopback(&port);
   ASSERT_GE(listener, 0);
   ASSERT_EQ(ListenBacklog(port), 0);
-  EXPECT_EQ(ListenBacklog(port == 65535 ? 1 : port + 1).value_or(-1), -1) << "nobody listens";
+  {
+    // A port bound but not listened on has no queue.
+    const int bound = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    ASSERT_EQ(::bind(bound, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    ASSERT_EQ(::getsockname(bound, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+    EXPECT_EQ(ListenBacklog(ntohs(addr.sin_port)), std::nullopt);
+    ::close(bound);
+  }
 
   const int client = testing::ConnectLoopback(port);
   ASSERT_GE(client, 0);
@@ -59,6 +70,28 @@ TEST(AcceptWatchTest, AQueueThatStaysFullPastTheTimeoutIsNotAccepting) {
   EXPECT_TRUE(watch.Update(start + milliseconds(300))) << "the queue is empty again";
   EXPECT_TRUE(watch.accepting());
   for (int fd : {accepted, client, listener}) ::close(fd);
+}
+
+// A queue that never empties but shrinks has someone accepting from it.
+TEST(AcceptWatchTest, AQueueThatShrinksIsBeingAccepted) {
+  int port = 0;
+  const int listener = ListenLoopback(&port);
+  ASSERT_GE(listener, 0);
+  const int a = testing::ConnectLoopback(port);
+  const int b = testing::ConnectLoopback(port);
+  ASSERT_GE(a, 0);
+  ASSERT_GE(b, 0);
+  ASSERT_TRUE(testing::WaitFor([&] { return ListenBacklog(port) == 2; }, std::chrono::seconds(5)));
+  AcceptWatch watch(port, milliseconds(200));
+  const auto start = AcceptWatch::Clock::now();
+  EXPECT_TRUE(watch.Update(start));
+  const int accepted = ::accept(listener, nullptr, nullptr);
+  ASSERT_GE(accepted, 0);
+  EXPECT_TRUE(watch.Update(start + milliseconds(150)));  // 1 left: the clock is reset...
+  EXPECT_TRUE(watch.Update(start + milliseconds(300)));  // ...and starts again here
+  EXPECT_TRUE(watch.Update(start + milliseconds(450)));
+  EXPECT_FALSE(watch.Update(start + milliseconds(550)));
+  for (int fd : {accepted, a, b, listener}) ::close(fd);
 }
 
 }  // namespace
