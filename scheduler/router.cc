@@ -441,7 +441,7 @@ absl::Status Router::UnloadModel(const std::string& name) {
     models_.erase(it);
     std::erase_if(retiring_, [](const Retiring& r) { return r.model.expired(); });
     if (auto w = weights_.find(name); w != weights_.end()) {
-      retiring_.push_back({model, IndexOf(model->device()), w->second});
+      retiring_.push_back({model->gone_token(), IndexOf(model->device()), w->second});
     }
     weights_.erase(name);
     placements_.erase(name);

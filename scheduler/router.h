@@ -287,8 +287,8 @@ class Router {
   // load is placed on memory not yet given back. Guarded by mu_; expired
   // ones are dropped at the next unload.
   struct Retiring {
-    std::weak_ptr<const ServedModel> model;
-    size_t device = 0;  // index into devices_
+    std::weak_ptr<const void> model;  // ServedModel::gone_token
+    size_t device = 0;                // index into devices_
     int64_t bytes = 0;
   };
   std::vector<Retiring> retiring_;

@@ -83,7 +83,10 @@ absl::Status ServedModel::MoveTo(std::shared_ptr<Device> device,
     // The requests waiting for the load were valid where the model was:
     // they must stay so, or they would end INVALID_ARGUMENT once it loads.
     for (const Queued& q : queued_) {
-      if (absl::Status s = runtime::ValidateRequest(q.request, next->limits); !s.ok()) {
+      if (absl::Status s =
+              runtime::CheckRequestFits(static_cast<int64_t>(q.request.prompt_ids.size()),
+                                        q.request.sampling.max_tokens, next->limits);
+          !s.ok()) {
         return absl::FailedPreconditionError(absl::StrCat(
             "a request waiting for model \"", spec_.name, "\" would not fit there: ", s.message()));
       }

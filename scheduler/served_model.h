@@ -67,6 +67,11 @@ class ServedModel {
   // memory. Must not run on the device executor's thread.
   ~ServedModel();
 
+  // Expires once the model is gone and its memory with it (after the
+  // destructor has freed the weights and KV): what the Router watches for
+  // an unloaded model a call still holds.
+  std::weak_ptr<const void> gone_token() const { return gone_token_; }
+
   const std::string& name() const { return spec_.name; }
   const std::string& path() const { return spec_.path; }
   const ModelSpec& spec() const { return spec_; }
@@ -223,6 +228,8 @@ class ServedModel {
   // (WithoutModelPath): what its clients are told.
   std::string FailedToLoad(std::string_view why) const;
 
+  // The first member, so the last destroyed (gone_token).
+  const std::shared_ptr<const void> gone_token_ = std::make_shared<int>(0);
   const ModelSpec spec_;
   const std::unique_ptr<runtime::Tokenizer> tokenizer_;
   const runtime::ModelConfig config_;

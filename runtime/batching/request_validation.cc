@@ -18,9 +18,10 @@ absl::Status ValidateRequest(const GenerateRequest& request, const RequestLimits
     }
   }
   RETURN_IF_ERROR(request.sampling.Validate(limits.vocab_size));
+  return CheckRequestFits(static_cast<int64_t>(ids.size()), request.sampling.max_tokens, limits);
+}
 
-  const int64_t prompt = static_cast<int64_t>(ids.size());
-  const int32_t max_tokens = request.sampling.max_tokens;
+absl::Status CheckRequestFits(int64_t prompt, int32_t max_tokens, const RequestLimits& limits) {
   const int64_t need = prompt + max_tokens;
   if (need > limits.context_length) {
     return absl::InvalidArgumentError(absl::StrFormat(

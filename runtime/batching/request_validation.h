@@ -27,6 +27,10 @@ struct RequestLimits {
 
 // OK, or INVALID_ARGUMENT naming the field and the limit it breaks.
 absl::Status ValidateRequest(const GenerateRequest& request, const RequestLimits& limits);
+// Its size checks alone, for a request already valid under other limits
+// of the same model (the context, the KV pool, an unchunked step).
+absl::Status CheckRequestFits(int64_t prompt_tokens, int32_t max_tokens,
+                              const RequestLimits& limits);
 
 // max_tokens for a request that did not set it: kDefaultMaxTokens, capped by
 // the room the prompt leaves in the context and the KV pool. INVALID_ARGUMENT
