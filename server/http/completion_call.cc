@@ -306,7 +306,7 @@ std::vector<ShownToken> Show(const runtime::Tokenizer& tokenizer,
 
 }  // namespace
 
-void CompletionCall::SendWholeReply(std::vector<ChoiceResult> results,
+void CompletionCall::BuildWholeBody(std::vector<ChoiceResult> results,
                                     std::vector<std::vector<runtime::TokenLogprobs>> logprobs,
                                     const UsageCounts& usage) {
   building_ = true;
@@ -411,7 +411,7 @@ bool CompletionCall::Pump() {
       results.push_back(ChoiceResult{std::move(s.text), s.reason, std::nullopt});
       if (logprobs_) logprobs.push_back(std::move(s.logprobs));
     }
-    SendWholeReply(std::move(results), std::move(logprobs), usage);
+    BuildWholeBody(std::move(results), std::move(logprobs), usage);
     return false;
   }
 

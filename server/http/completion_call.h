@@ -132,7 +132,7 @@ class CompletionCall : public std::enable_shared_from_this<CompletionCall> {
   size_t UnsentBytes() const;
   // Loop thread: builds the whole reply of `results` on a worker, then sends
   // it here unless the call ended meanwhile.
-  void SendWholeReply(std::vector<ChoiceResult> results,
+  void BuildWholeBody(std::vector<ChoiceResult> results,
                       std::vector<std::vector<runtime::TokenLogprobs>> logprobs,
                       const UsageCounts& usage);
 

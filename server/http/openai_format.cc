@@ -207,10 +207,12 @@ size_t JsonTextBytes(std::string_view text) {
 }
 
 size_t LogprobEntryBytes(size_t token_bytes) {
-  // Chat's {"token":"..","logprob":-12.345678,"bytes":[..],"top_logprobs":[]}
-  // with its comma, the largest layout (59 bytes for a 1-byte token): the
-  // token escaped (at most 6 a byte) and listed (at most 4 a byte).
-  return 64 + 10 * token_bytes;
+  // Chat's {"token":"..","logprob":..,"bytes":[..],"top_logprobs":[]} with
+  // its comma, the largest layout: 55 bytes and the logprob, a float shown
+  // as the shortest double that reads back (up to 24 characters:
+  // -1.1920928955078125e-07), the token escaped (at most 6 a byte) and
+  // listed (at most 4 a byte).
+  return 84 + 10 * token_bytes;
 }
 
 std::string CompletionBody(const ResponseHeader& h, const std::vector<ChoiceResult>& choices,

@@ -303,7 +303,7 @@ TEST_F(HttpFrontDoorTest, AWholeReplyPastItsBoundIs400AndStreamingServesIt) {
   Start();
   Json body = CompletionBody(200);
   body["logprobs"] = 5;
-  body["n"] = 3;  // 600 tokens of 6 entries of at least 64 bytes: 230 KB
+  body["n"] = 3;  // 600 tokens of 6 entries of at least 84 bytes: 302 KB
   const int64_t aborted_before = Stats().num_requests_aborted;
   httplib::Result refused = Post("/v1/completions", body.dump());
   ASSERT_TRUE(refused);
@@ -322,7 +322,7 @@ TEST_F(HttpFrontDoorTest, AWholeReplyPastItsBoundIs400AndStreamingServesIt) {
 
   body["stream"] = false;
   body["n"] = 1;
-  body["max_tokens"] = 30;  // 30 x 6 entries of 64 + 10 x bytes: about 16 KB
+  body["max_tokens"] = 30;  // 30 x 6 entries of 84 + 10 x bytes: about 18 KB
   httplib::Result whole = Post("/v1/completions", body.dump());
   ASSERT_TRUE(whole);
   ASSERT_EQ(whole->status, 200) << whole->body;

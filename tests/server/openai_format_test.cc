@@ -92,18 +92,21 @@ TEST(OpenAiFormatTest, TheWholeReplysSizeCountsAreTheBodysOwn) {
     EXPECT_EQ(JsonTextBytes(text), Json(text).dump().size() - 2) << text;
   }
   const std::vector<std::string> tokens = {"a", " the", "\x01\x02\x03", "\"\"", "\xE4"};
-  for (const std::string& t : tokens) {
-    ResponseHeader h;
-    h.endpoint = Endpoint::kChatCompletions;
-    ChoiceResult one{"", runtime::FinishReason::kStop, std::vector<ShownToken>{Token(t)}};
-    ChoiceResult none{"", runtime::FinishReason::kStop, std::vector<ShownToken>{}};
-    const size_t with = CompletionBody(h, {one}, {}).size();
-    const size_t without = CompletionBody(h, {none}, {}).size();
-    EXPECT_LE(with - without, LogprobEntryBytes(t.size())) << t.size() << " bytes";
-    ChoiceResult alt{"", runtime::FinishReason::kStop,
-                     std::vector<ShownToken>{Token(t, {{t, -0.25f}})}};
-    EXPECT_LE(CompletionBody(h, {alt}, {}).size() - with, LogprobEntryBytes(t.size()));
-  }
+  for (const float logprob : {-0.5f, -0.1f, -1.1920929e-07f, -17.123456f})
+    for (const std::string& t : tokens) {
+      SCOPED_TRACE(logprob);
+      ResponseHeader h;
+      h.endpoint = Endpoint::kChatCompletions;
+      const ShownToken token{{t, logprob}, {}};
+      ChoiceResult one{"", runtime::FinishReason::kStop, std::vector<ShownToken>{token}};
+      ChoiceResult none{"", runtime::FinishReason::kStop, std::vector<ShownToken>{}};
+      const size_t with = CompletionBody(h, {one}, {}).size();
+      const size_t without = CompletionBody(h, {none}, {}).size();
+      EXPECT_LE(with - without, LogprobEntryBytes(t.size())) << t.size() << " bytes";
+      ChoiceResult alt{"", runtime::FinishReason::kStop,
+                       std::vector<ShownToken>{ShownToken{{t, logprob}, {{t, logprob}}}}};
+      EXPECT_LE(CompletionBody(h, {alt}, {}).size() - with, LogprobEntryBytes(t.size()));
+    }
 }
 
 }  // namespace
