@@ -365,7 +365,10 @@ absl::Status Router::AddLoadedModel(const ModelSpec& spec, runtime::LoadedModel 
   // Inserted (as loading) before its engine exists, so that a taken name
   // costs no engine; an engine that cannot be built leaves it failed.
   RETURN_IF_ERROR(Insert(r));
-  RETURN_IF_ERROR(r.model->Activate(std::move(loaded.model)));
+  if (absl::Status s = r.model->Activate(std::move(loaded.model)); !s.ok()) {
+    r.model->Fail(s);
+    return s;
+  }
   const ModelStatus status = r.model->status();
   std::lock_guard<std::mutex> lock(mu_);
   // Unloaded meanwhile: its bytes are not this name's any more (as Load).

@@ -129,17 +129,24 @@ absl::Status Router::Load(const std::shared_ptr<ServedModel>& model, const Progr
   const auto elapsed = [&] {
     return std::chrono::duration<double>(runtime::Clock::now() - start).count();
   };
-  const auto failed = [&](const absl::Status& why) {
+  // The weights (if any were made) go, then their reservation, and only then
+  // is the model failed, and so loadable again: a later load's reservation
+  // is never the one erased here.
+  std::unique_ptr<kernels::Backend> context;
+  absl::StatusOr<std::unique_ptr<runtime::Model>> weights;
+  const auto failed = [&](absl::Status why) {  // a copy: it may be `weights`' own
+    weights = nullptr;
+    context = nullptr;
     ReleaseWeights(*model);
+    model->Fail(why);
     if (options_.on_load) options_.on_load(model->name(), false, elapsed());
     return why;
   };
   if (options_.before_load) options_.before_load();
   const Device* device = &model->device();
-  // The model's own handle on the device (its stream and error, on CUDA).
-  std::unique_ptr<kernels::Backend> context;
-  absl::StatusOr<std::unique_ptr<runtime::Model>> weights =
-      [&]() -> absl::StatusOr<std::unique_ptr<runtime::Model>> {
+  // `context`: the model's own handle on the device (its stream and error,
+  // on CUDA).
+  weights = [&]() -> absl::StatusOr<std::unique_ptr<runtime::Model>> {
     const ExpectedBytes expected = ExpectedFootprint(model->path(), model->config(), *device);
     Rehome(model, expected);
     device = &model->device();
@@ -153,10 +160,7 @@ absl::Status Router::Load(const std::shared_ptr<ServedModel>& model, const Progr
     return runtime::LoadWeights(model->path(), context != nullptr ? context.get() : device->backend,
                                 progress, options_.weights);
   }();
-  if (!weights.ok()) {
-    model->Fail(weights.status());
-    return failed(weights.status());
-  }
+  if (!weights.ok()) return failed(weights.status());
   // The tokenizer, the KV layout and the memory planned are the registered
   // file's: weights of another model now at its path would not fit them.
   if (const std::string change = runtime::ShapeChange(model->config(), (*weights)->config());
@@ -164,11 +168,9 @@ absl::Status Router::Load(const std::shared_ptr<ServedModel>& model, const Progr
     const absl::Status changed = absl::FailedPreconditionError(
         absl::StrCat("the model's file now holds another model (", change,
                      ") than when it was added: unload it and load it again"));
-    model->Fail(changed);
     return failed(changed);
   }
   if (model->retired()) {  // unloaded while its weights were read: they go
-    model->Fail(model->UnloadedError());
     return failed(model->UnloadedError());
   }
   const double seconds = elapsed();

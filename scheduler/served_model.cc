@@ -362,7 +362,8 @@ absl::Status ServedModel::Activate(std::unique_ptr<runtime::Model> model, double
   absl::StatusOr<std::unique_ptr<runtime::Engine>> engine =
       runtime::Engine::Create(model.get(), tokenizer_.get(), home->engine_config);
   if (!engine.ok()) {
-    Fail(engine.status());
+    // The weights go here; the caller then fails the model (after letting
+    // go of what it reserved for them).
     Release({home, std::move(context), std::move(model), nullptr});
     return engine.status();
   }

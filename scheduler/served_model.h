@@ -137,7 +137,8 @@ class ServedModel {
   bool BeginLoading();
   // loading -> ready: builds the engine over `model` on the device, attaches it
   // to the executor and hands it every queued request. An engine that cannot
-  // be built is Fail's business: the error comes back and the state is failed.
+  // be built: the weights are freed and the error comes back, the state still
+  // loading; the caller calls Fail.
   // `load_seconds` is how long the load took, for the books. `context` is the
   // backend handle `model` was loaded through (Backend::NewContext), if not
   // the device's own: kept until the weights and engine are gone.
