@@ -476,6 +476,12 @@ int ServeCommand(int argc, char** argv) {
   config->server.max_connections = config->grpc_max_connections
                                        ? static_cast<size_t>(*config->grpc_max_connections)
                                        : DefaultConnectionCap(4);
+  if (config->grpc_max_connections && config->server.tls.enabled()) {
+    std::fputs(
+        "cohost serve: --grpc-max-connections caps plaintext gRPC only: with TLS, gRPC's "
+        "own listener takes the connections, uncapped\n",
+        stderr);
+  }
   absl::StatusOr<std::unique_ptr<server::Server>> grpc_server =
       server::Server::Start(&router, &metrics, config->server);
   if (!grpc_server.ok()) return Fail(grpc_server.status());
