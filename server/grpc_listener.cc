@@ -115,6 +115,32 @@ int ListenOnAll(const char* node, int port, bool dual_stack, std::vector<int>* f
   return port;
 }
 
+// A client address as a key: its address bytes, an IPv4-mapped IPv6 one as
+// the IPv4 one; empty for a loopback address unless `cap_loopback`.
+std::string ClientKey(const sockaddr_storage& addr, bool cap_loopback) {
+  const unsigned char* bytes = nullptr;
+  size_t size = 0;
+  if (addr.ss_family == AF_INET) {
+    bytes = reinterpret_cast<const unsigned char*>(
+        &reinterpret_cast<const sockaddr_in*>(&addr)->sin_addr);
+    size = 4;
+  } else if (addr.ss_family == AF_INET6) {
+    const in6_addr& a6 = reinterpret_cast<const sockaddr_in6*>(&addr)->sin6_addr;
+    bytes = a6.s6_addr;
+    size = 16;
+    if (IN6_IS_ADDR_V4MAPPED(&a6)) {
+      bytes += 12;
+      size = 4;
+    } else if (IN6_IS_ADDR_LOOPBACK(&a6) && !cap_loopback) {
+      return "";
+    }
+  } else {
+    return "";
+  }
+  if (size == 4 && bytes[0] == 127 && !cap_loopback) return "";
+  return std::string(reinterpret_cast<const char*>(bytes), size);
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<GrpcListener>> GrpcListener::Bind(const std::string& host, int port,
@@ -187,6 +213,7 @@ void GrpcListener::Loop() {
     std::erase_if(waiting_, [&](const Waiting& w) {
       if (w.deadline > now) return false;
       Drop(w.fd, "silent");
+      Forget(w.client);
       return true;
     });
     PublishCount();
@@ -233,8 +260,22 @@ void GrpcListener::Loop() {
 
 void GrpcListener::AcceptAll(int listen_fd, Clock::time_point now) {
   for (int i = 0; i < kAcceptBurst && Count() < options_.max_connections; ++i) {
-    const int fd = accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    sockaddr_storage peer{};
+    socklen_t peer_len = sizeof peer;
+    const int fd = accept4(listen_fd, reinterpret_cast<sockaddr*>(&peer), &peer_len,
+                           SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (fd >= 0) {
+      std::string client = options_.max_connections_per_client > 0
+                               ? ClientKey(peer, options_.cap_loopback)
+                               : std::string();
+      if (!client.empty()) {
+        size_t& open = per_client_[client];
+        if (open >= options_.max_connections_per_client) {
+          Drop(fd, "per_client");
+          continue;
+        }
+        ++open;
+      }
       // Each token is its own small write: no Nagle delay (as gRPC's own
       // listener sets).
       const int one = 1;
@@ -243,7 +284,7 @@ void GrpcListener::AcceptAll(int listen_fd, Clock::time_point now) {
       // first byte.
       const int whole = static_cast<int>(kPreface.size());
       const bool lowat = setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &whole, sizeof whole) == 0;
-      waiting_.push_back({fd, now + options_.preface_timeout, lowat});
+      waiting_.push_back({fd, now + options_.preface_timeout, lowat, std::move(client)});
       continue;
     }
     switch (errno) {
@@ -283,10 +324,12 @@ bool GrpcListener::CheckPreface(const Waiting& w) {
   if (n < 0 && (errno == EAGAIN || errno == EINTR)) return false;
   if (n <= 0) {  // the client left, or reset
     close(w.fd);
+    Forget(w.client);
     return true;
   }
   if (std::string_view(head, static_cast<size_t>(n)) != kPreface.substr(0, n)) {
     Drop(w.fd, "not_http2");
+    Forget(w.client);
     return true;
   }
   // Part of it: the rest is on its way (poll wakes when it is in). Without
@@ -294,19 +337,27 @@ bool GrpcListener::CheckPreface(const Waiting& w) {
   if (static_cast<size_t>(n) < kPreface.size() && w.whole_preface) return false;
   const int one = 1;
   if (w.whole_preface) setsockopt(w.fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof one);  // gRPC's now
-  HandOver(w.fd);
+  HandOver(w);
   return true;
 }
 
-void GrpcListener::HandOver(int fd) {
+void GrpcListener::HandOver(const Waiting& w) {
   struct stat st {};
-  if (fstat(fd, &st) != 0) {
-    close(fd);
+  if (fstat(w.fd, &st) != 0) {
+    close(w.fd);
+    Forget(w.client);
     return;
   }
   // Known before gRPC has it: from then on it may close it at any moment.
-  handed_.push_back({fd, static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)});
-  grpc::AddInsecureChannelFromFd(server_, fd);
+  handed_.push_back(
+      {w.fd, static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino), w.client});
+  grpc::AddInsecureChannelFromFd(server_, w.fd);
+}
+
+void GrpcListener::Forget(const std::string& client) {
+  if (client.empty()) return;
+  auto it = per_client_.find(client);
+  if (it != per_client_.end() && --it->second == 0) per_client_.erase(it);
 }
 
 void GrpcListener::Drop(int fd, std::string_view reason) {
@@ -317,10 +368,12 @@ void GrpcListener::Drop(int fd, std::string_view reason) {
 // A handed-over connection is closed once its descriptor is closed or names
 // another file: gRPC closed it (and the number may have been reused since).
 void GrpcListener::SweepHanded() {
-  std::erase_if(handed_, [](const Handed& h) {
+  std::erase_if(handed_, [&](const Handed& h) {
     struct stat st {};
-    return fstat(h.fd, &st) != 0 || static_cast<uint64_t>(st.st_dev) != h.dev ||
-           static_cast<uint64_t>(st.st_ino) != h.ino;
+    const bool gone = fstat(h.fd, &st) != 0 || static_cast<uint64_t>(st.st_dev) != h.dev ||
+                      static_cast<uint64_t>(st.st_ino) != h.ino;
+    if (gone) Forget(h.client);
+    return gone;
   });
 }
 

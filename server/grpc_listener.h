@@ -35,6 +35,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 
 namespace grpc {
@@ -45,6 +46,13 @@ namespace cohost::server {
 
 struct GrpcListenerOptions {
   size_t max_connections = 4096;  // at least 1
+  // Of them, at most this many from one client address (0: no such cap), so
+  // that one client (a bug that opens a channel per call, a flood) cannot
+  // take them all; more from it are closed at once. Loopback clients (a
+  // proxy beside the server, which speaks for many) are not counted unless
+  // `cap_loopback`.
+  size_t max_connections_per_client = 0;
+  bool cap_loopback = false;
   // How long a new connection may stay silent before it is closed.
   std::chrono::milliseconds preface_timeout{10'000};
   // How long accepting pauses after accept failed (out of descriptors).
@@ -53,7 +61,7 @@ struct GrpcListenerOptions {
   // accepting pauses (at_cap: because of the cap, else after an accept
   // error), and when a connection is closed before it was handed over
   // (reason "silent": the timeout passed; "not_http2": it spoke something
-  // else).
+  // else; "per_client": its address had its share).
   std::function<void(size_t open, size_t max)> on_count;
   std::function<void(bool at_cap)> on_pause;
   std::function<void(std::string_view reason)> on_drop;
@@ -88,11 +96,13 @@ class GrpcListener {
     int fd = -1;
     Clock::time_point deadline;
     bool whole_preface = false;  // poll waits for all of it (SO_RCVLOWAT)
+    std::string client;          // its address's key; empty: not counted per client
   };
   struct Handed {  // handed to gRPC: open while fd still names this socket
     int fd = -1;
     uint64_t dev = 0;
     uint64_t ino = 0;
+    std::string client;
   };
 
   GrpcListener() = default;
@@ -100,7 +110,9 @@ class GrpcListener {
   void AcceptAll(int listen_fd, Clock::time_point now);
   // Whether the connection is done waiting: handed over or closed.
   bool CheckPreface(const Waiting& w);
-  void HandOver(int fd);
+  void HandOver(const Waiting& w);
+  // A connection of `client`'s is gone.
+  void Forget(const std::string& client);
   void Drop(int fd, std::string_view reason);
   void SweepHanded();
   void PublishCount();
@@ -119,7 +131,8 @@ class GrpcListener {
   // The listener thread's own.
   std::vector<Waiting> waiting_;
   std::vector<Handed> handed_;
-  Clock::time_point accept_resume_;   // after an accept error: not before this
+  absl::flat_hash_map<std::string, size_t> per_client_;  // open connections by client key
+  Clock::time_point accept_resume_;                      // after an accept error: not before this
   Clock::time_point last_error_log_;  // accept errors are logged once a minute at most
   bool paused_ = false;               // accepting is paused (published once per pause)
   size_t published_ = SIZE_MAX;

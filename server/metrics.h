@@ -97,7 +97,8 @@ class ServerMetrics {
   void SetConnections(Port port, int64_t open, int64_t limit);
   void RecordAcceptPause(Port port, bool at_cap);
   // A gRPC connection closed before it was handed to gRPC: it sent nothing
-  // in time ("silent") or not HTTP/2 ("not_http2").
+  // in time ("silent"), not HTTP/2 ("not_http2"), or its address had its
+  // share of connections ("per_client").
   void RecordGrpcConnectionDropped(std::string_view reason);
 
   // cohost_cpu_info{cpu,features,quant_kernels,half_kernels} 1: what the CPU

@@ -38,6 +38,8 @@ void ApplyLimits(const ServerOptions& o, grpc::ServerBuilder& b) {
 GrpcListenerOptions ListenerOptions(const ServerOptions& o, ServerMetrics* metrics) {
   GrpcListenerOptions l;
   l.max_connections = o.max_connections;
+  l.max_connections_per_client = o.max_connections_per_client;
+  l.cap_loopback = o.cap_loopback_clients;
   l.preface_timeout = o.preface_timeout;
   if (metrics == nullptr) return l;
   using Port = ServerMetrics::Port;

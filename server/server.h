@@ -45,6 +45,10 @@ struct ServerOptions {
   // gRPC's own listener takes them: no cap, and the timeout bounds its TLS
   // handshake.
   size_t max_connections = 4096;
+  // Of them, at most this many from one client address, loopback clients
+  // (a proxy beside the server) aside; more are closed at once. 0: no cap.
+  size_t max_connections_per_client = 2048;
+  bool cap_loopback_clients = false;  // tests: count loopback clients too
   std::chrono::milliseconds preface_timeout{10'000};
 
   StreamLimits stream;

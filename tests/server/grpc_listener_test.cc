@@ -172,6 +172,34 @@ TEST_F(GrpcListenerTest, APrefaceSentInPiecesIsServed) {
   EXPECT_NE(testing::ReadUntil(conn, "\x04", seconds(10)), "");
 }
 
+// One client address gets its share of the connections and no more: past
+// it, its new connections are closed at once, and once one of its own
+// closes it may open another. (Loopback is counted here only because the
+// test asks: a proxy beside the server speaks for many.)
+TEST_F(GrpcListenerTest, OneClientHasItsShareOfTheConnectionsAndNoMore) {
+  Start([](ServerOptions& o) {
+    o.max_connections_per_client = 2;
+    o.cap_loopback_clients = true;
+  });
+  const int a = Connect();
+  const int b = Connect();
+  ASSERT_GE(a, 0);
+  ASSERT_GE(b, 0);
+  ASSERT_TRUE(testing::SendAll(a, kClientStart));
+  ASSERT_TRUE(testing::SendAll(b, kClientStart));
+  EXPECT_NE(testing::ReadUntil(a, "\x04", seconds(10)), "");
+  EXPECT_NE(testing::ReadUntil(b, "\x04", seconds(10)), "");
+  const int third = Connect();
+  ASSERT_GE(third, 0);
+  EXPECT_TRUE(ClosedWithin(third, seconds(10)));
+  EXPECT_EQ(Counter("cohost_grpc_connections_dropped_total{reason=\"per_client\"}"), 1);
+  Close(a);
+  // Once the sweep has seen it go, a new one is served.
+  EXPECT_TRUE(
+      testing::WaitFor([&] { return Counter("cohost_grpc_connections") == 1; }, seconds(10)));
+  EXPECT_EQ(Call(seconds(30)), grpc::StatusCode::OK);
+}
+
 TEST_F(GrpcListenerTest, AConnectionSpeakingHttp1IsClosedAtOnce) {
   Start();  // the 10 s timeout: closing within 5 s is the bytes' doing
   const int http1 = Connect();

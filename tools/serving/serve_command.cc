@@ -85,6 +85,9 @@ std::vector<FlagSpec> ServeFlagSpecs() {
       {"grpc-max-connections", "N",
        "plaintext gRPC connections kept open at once; past it new ones wait to be accepted "
        "(default a quarter of the open-files limit, at most 4096)"},
+      {"grpc-max-connections-per-client", "N",
+       "of them, at most this many from one client address (loopback aside); more are closed "
+       "at once; 0: no such cap (default half of --grpc-max-connections)"},
       {"metrics-port", "M", "HTTP port for /metrics; 0 picks a free one (default 9090)"},
       {"max-queued-requests", "N", "per model, requests waiting to be scheduled (default 256)"},
       {"max-queued-tokens", "N", "per model, prompt tokens waiting to be scheduled (default 1M)"},
@@ -121,6 +124,7 @@ struct ServeConfig {
   std::optional<int> http_port;  // the OpenAI API; off when unset
   std::optional<int64_t> http_max_connections;
   std::optional<int64_t> grpc_max_connections;
+  std::optional<int64_t> grpc_max_connections_per_client;
   int64_t drain_seconds = 30;
 };
 
@@ -176,6 +180,11 @@ absl::StatusOr<ServeConfig> ConfigFromArgs(const ParsedArgs& args) {
   if (args.Has("grpc-max-connections")) {
     c.grpc_max_connections = 0;
     RETURN_IF_ERROR(ReadInt(args, "grpc-max-connections", 1, 1 << 20, *c.grpc_max_connections));
+  }
+  if (args.Has("grpc-max-connections-per-client")) {
+    c.grpc_max_connections_per_client = 0;
+    RETURN_IF_ERROR(ReadInt(args, "grpc-max-connections-per-client", 0, 1 << 20,
+                            *c.grpc_max_connections_per_client));
   }
   for (const absl::Status& s : {
            ReadInt(args, "port", 0, 65535, c.server.port),
@@ -476,10 +485,15 @@ int ServeCommand(int argc, char** argv) {
   config->server.max_connections = config->grpc_max_connections
                                        ? static_cast<size_t>(*config->grpc_max_connections)
                                        : DefaultConnectionCap(4);
-  if (config->grpc_max_connections && config->server.tls.enabled()) {
+  config->server.max_connections_per_client =
+      config->grpc_max_connections_per_client
+          ? static_cast<size_t>(*config->grpc_max_connections_per_client)
+          : std::max<size_t>(config->server.max_connections / 2, 1);
+  if ((config->grpc_max_connections || config->grpc_max_connections_per_client) &&
+      config->server.tls.enabled()) {
     std::fputs(
-        "cohost serve: --grpc-max-connections caps plaintext gRPC only: with TLS, gRPC's "
-        "own listener takes the connections, uncapped\n",
+        "cohost serve: --grpc-max-connections(-per-client) cap plaintext gRPC only: with "
+        "TLS, gRPC's own listener takes the connections, uncapped\n",
         stderr);
   }
   absl::StatusOr<std::unique_ptr<server::Server>> grpc_server =
