@@ -77,6 +77,16 @@ class GrpcListenerTest : public ::testing::Test {
     if (fd >= 0) fds_.push_back(fd);
     return fd;
   }
+  // A connection that has sent HTTP/2's start and been answered by gRPC
+  // (its SETTINGS frame): handed over. -1 if not.
+  int ConnectHandedOver() {
+    const int fd = Connect();
+    if (fd < 0 || !testing::SendAll(fd, kClientStart) ||
+        testing::ReadUntil(fd, "\x04", seconds(10)).empty()) {
+      return -1;
+    }
+    return fd;
+  }
   void Close(int fd) {
     std::erase(fds_, fd);
     ::close(fd);
@@ -126,15 +136,9 @@ TEST_F(GrpcListenerTest, CallsAreServedAndCounted) {
 // on it is served.
 TEST_F(GrpcListenerTest, AtTheCapANewConnectionWaitsUntilOneCloses) {
   Start([](ServerOptions& o) { o.max_connections = 2; });
-  const int a = Connect();
-  const int b = Connect();
+  const int a = ConnectHandedOver();
   ASSERT_GE(a, 0);
-  ASSERT_GE(b, 0);
-  ASSERT_TRUE(testing::SendAll(a, kClientStart));
-  ASSERT_TRUE(testing::SendAll(b, kClientStart));
-  // Both handed to gRPC: it answers with its own SETTINGS frame.
-  EXPECT_NE(testing::ReadUntil(a, "\x04", seconds(10)), "");
-  EXPECT_NE(testing::ReadUntil(b, "\x04", seconds(10)), "");
+  ASSERT_GE(ConnectHandedOver(), 0);
   EXPECT_THAT(Metrics(), HasSubstr("cohost_grpc_connections 2\n"));
   const std::shared_ptr<grpc::Channel> waiting =
       cohost::testing::OwnLoopbackChannel(server_->port());
@@ -181,14 +185,9 @@ TEST_F(GrpcListenerTest, OneClientHasItsShareOfTheConnectionsAndNoMore) {
     o.max_connections_per_client = 2;
     o.cap_loopback_clients = true;
   });
-  const int a = Connect();
-  const int b = Connect();
+  const int a = ConnectHandedOver();
   ASSERT_GE(a, 0);
-  ASSERT_GE(b, 0);
-  ASSERT_TRUE(testing::SendAll(a, kClientStart));
-  ASSERT_TRUE(testing::SendAll(b, kClientStart));
-  EXPECT_NE(testing::ReadUntil(a, "\x04", seconds(10)), "");
-  EXPECT_NE(testing::ReadUntil(b, "\x04", seconds(10)), "");
+  ASSERT_GE(ConnectHandedOver(), 0);
   const int third = Connect();
   ASSERT_GE(third, 0);
   EXPECT_TRUE(ClosedWithin(third, seconds(10)));
