@@ -23,19 +23,15 @@ KvPool::~KvPool() {
 
 absl::StatusOr<std::unique_ptr<KvPool::Account>> KvPool::Join(std::string name, int64_t floor,
                                                               int64_t cap) {
-  // A floor this pool cannot hold may fit another device's (placement moves
-  // on at RESOURCE_EXHAUSTED); the other bounds are the caller's to keep.
-  if (floor > budget_) {
-    return absl::ResourceExhaustedError(absl::StrFormat(
-        "model \"%s\": a KV floor of %d bytes is more than the device's KV pool of %d", name, floor,
-        budget_));
+  if (floor < 0 || cap < floor) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("model \"%s\": KV floor %d and cap %d bytes must satisfy 0 <= floor <= cap",
+                        name, floor, cap));
   }
-  if (floor < 0 || cap < floor || cap > budget_) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "model \"%s\": KV floor %d and cap %d bytes must satisfy 0 <= floor <= cap <= the "
-        "device's KV pool of %d bytes",
-        name, floor, cap, budget_));
-  }
+  // A cap past this pool is the pool: pools differ between devices, and the
+  // cap bounds what the model may take, not where it may go. A floor past it
+  // may fit another device's (placement moves on at RESOURCE_EXHAUSTED, below).
+  cap = std::min(cap, budget_);
   std::lock_guard<std::mutex> lock(mu_);
   int64_t floors = floor;
   for (const Account* a : accounts_) floors += a->floor_;

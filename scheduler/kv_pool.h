@@ -77,11 +77,12 @@ class KvPool {
   KvPool(std::string device, int64_t budget_bytes);
   ~KvPool();  // every account must be gone
 
-  // An engine's share: INVALID_ARGUMENT for a negative floor, a cap below the
-  // floor or above the budget; RESOURCE_EXHAUSTED for a floor above the
-  // budget, when the floors would no longer fit the budget, or when this
-  // floor would break what an earlier account was promised (another device's
-  // pool may take it). `name` appears in errors.
+  // An engine's share (a cap above the budget is the budget):
+  // INVALID_ARGUMENT for a negative floor or a cap below the floor;
+  // RESOURCE_EXHAUSTED when the floors, this one's with the others', would
+  // no longer fit the budget, or when this floor would break what an earlier
+  // account was promised (another device's pool may take it). `name`
+  // appears in errors.
   absl::StatusOr<std::unique_ptr<Account>> Join(std::string name, int64_t floor, int64_t cap);
 
   const std::string& device() const { return device_; }

@@ -123,11 +123,9 @@ absl::StatusOr<std::unique_ptr<KvPool::Account>> JoinPool(
     const Device& device, const ModelSpec& spec, const runtime::ModelConfig& config,
     const runtime::EngineConfig& engine_config) {
   KvPool& pool = *device.kv_pool;
-  // A cap past this device's pool is the pool: devices' pools differ, and the
-  // cap bounds what the model may take, not where it may go.
-  // (A floor past the pool is refused first, whatever the cap.)
+  // No cap: the whole pool (Join takes a cap past the pool as the pool).
   const int64_t cap =
-      spec.kv_cap_bytes > 0 ? std::min(spec.kv_cap_bytes, pool.budget()) : pool.budget();
+      spec.kv_cap_bytes > 0 ? spec.kv_cap_bytes : std::numeric_limits<int64_t>::max();
   ASSIGN_OR_RETURN(std::unique_ptr<KvPool::Account> account,
                    pool.Join(spec.name, spec.kv_floor_bytes, cap));
   RETURN_IF_ERROR(runtime::Engine::CheckKvShape(config, *device.backend,

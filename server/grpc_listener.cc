@@ -21,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "grpcpp/server.h"
 #include "grpcpp/server_posix.h"
+#include "server/socket_port.h"
 
 namespace cohost::server {
 namespace {
@@ -32,14 +33,6 @@ constexpr int kAcceptBurst = 256;
 constexpr auto kSweepEvery = std::chrono::seconds(1);
 constexpr auto kSweepAtCap = std::chrono::milliseconds(100);
 constexpr auto kAcceptErrorLogEvery = std::chrono::seconds(60);
-
-int PortOf(int fd) {
-  sockaddr_storage addr{};
-  socklen_t len = sizeof addr;
-  if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return 0;
-  if (addr.ss_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port);
-  return ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
-}
 
 void SetPort(sockaddr* addr, int port) {
   if (addr->sa_family == AF_INET6) {
@@ -88,21 +81,19 @@ int ListenOnAll(const char* node, int port, bool dual_stack, std::vector<int>* f
   const bool several = found != nullptr && found->ai_next != nullptr;
   int error = EAFNOSUPPORT;  // when no address is IPv4 or IPv6
   const size_t before = fds->size();
+  size_t usable = 0;
   for (const addrinfo* ai = found; ai != nullptr; ai = ai->ai_next) {
     if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6) continue;
+    ++usable;
     const int fd = ListenOn(*ai, port, several || !dual_stack);
     if (fd < 0) {
       error = -fd;
       continue;
     }
-    if (port == 0) port = PortOf(fd);  // the rest take the same port
+    if (port == 0) port = LocalPort(fd);  // the rest take the same port
     fds->push_back(fd);
   }
   const size_t bound = fds->size() - before;
-  size_t usable = 0;
-  for (const addrinfo* ai = found; ai != nullptr; ai = ai->ai_next) {
-    usable += ai->ai_family == AF_INET || ai->ai_family == AF_INET6 ? 1 : 0;
-  }
   freeaddrinfo(found);
   if (bound == 0) return -error;
   if (bound < usable) {

@@ -89,14 +89,13 @@ fi
 gpu_name="$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)"
 row probe PASS "$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | head -1)"
 export COHOST_REQUIRE_CUDA=1  # from here on, a CUDA test that cannot make its backend fails
-# kernels_bench's floors: the copy bandwidth and bf16 product rate measured on
-# each kind (/work/.library/device/KINDS.md: an H100 copied at about 3.0 TB/s,
-# an H200 at 4.3; both multiplied at about 790 TFLOP/s).
+# kernels_bench's floors are an H200's (4.3 TB/s copy, 790 TFLOP/s bf16); an
+# H100 copies at about 3.0 TB/s. Both copy figures are the lent kinds'
+# documented ones, not yet measured by this check.
+floor_args=()
 case "$gpu_name" in
-  *H100*) floor_gbs=3000 ;;
-  *) floor_gbs=4300 ;;
+  *H100*) floor_args=(--bandwidth-gbs 3000) ;;
 esac
-floor_tflops=790
 
 # ---- 2. build ----
 bin=""       # folder holding kernels_backend_ops_test
@@ -256,9 +255,8 @@ fi
 
 # ---- 5. kernel benchmarks against their floors, and torch on the same shapes ----
 if [ -n "$bench" ]; then
-  if timeout 90 "$bench" --device cuda --iters 20 --bandwidth-gbs "$floor_gbs" \
-    --tflops "$floor_tflops" >"$OUT/bench.log" 2>&1; then
-    row kernels_bench PASS "$(grep -c '^| [a-z]' "$OUT/bench.log") rows against the floors ($floor_gbs GB/s, $floor_tflops TFLOP/s, $gpu_name): bench.log"
+  if timeout 90 "$bench" --device cuda --iters 20 "${floor_args[@]}" >"$OUT/bench.log" 2>&1; then
+    row kernels_bench PASS "$(grep -c '^| [a-z]' "$OUT/bench.log") rows against kernels_bench's floors ${floor_args[*]} ($gpu_name): bench.log"
   else
     row kernels_bench FAIL "rc=$? (see bench.log)"
   fi

@@ -87,9 +87,7 @@ absl::Status DeriveLlama3Scaling(const GgufFile& f, const GgufTensorInfo& info, 
   if (std::all_of(v.begin(), v.end(), [](float x) { return x == 1.f; })) return absl::OkStatus();
   // The scaling read is checked as a config.json's is (a factor below 1, an
   // original context of 0) before its factors are computed from it.
-  ModelConfig scaled = *c;
-  scaled.rope_scaling = r;
-  if (absl::Status bad = scaled.Validate(); !bad.ok()) {
+  if (absl::Status bad = r.Validate(); !bad.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(prefix, ": ", bad.message()));
   }
   std::vector<double> want = Llama3RopeFactors(r, c->rope_theta, c->head_dim);

@@ -70,16 +70,18 @@ absl::Status ModelConfig::Validate() const {
     return absl::InvalidArgumentError(
         absl::StrFormat("config: rope_theta %g is not a finite positive number", rope_theta));
   }
-  if (rope_scaling.kind == RopeScaling::Kind::kLlama3) {
-    const RopeScaling& r = rope_scaling;
-    if (!std::isfinite(r.factor) || r.factor < 1.f || !FinitePositive(r.low_freq_factor) ||
-        !FinitePositive(r.high_freq_factor) || !(r.low_freq_factor < r.high_freq_factor) ||
-        r.original_max_position_embeddings <= 0) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "config: invalid llama3 rope_scaling (factor %g, low_freq_factor %g, high_freq_factor "
-          "%g, original_max_position_embeddings %d)",
-          r.factor, r.low_freq_factor, r.high_freq_factor, r.original_max_position_embeddings));
-    }
+  return rope_scaling.Validate();
+}
+
+absl::Status RopeScaling::Validate() const {
+  if (kind != Kind::kLlama3) return absl::OkStatus();
+  if (!std::isfinite(factor) || factor < 1.f || !FinitePositive(low_freq_factor) ||
+      !FinitePositive(high_freq_factor) || !(low_freq_factor < high_freq_factor) ||
+      original_max_position_embeddings <= 0) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "config: invalid llama3 rope_scaling (factor %g, low_freq_factor %g, high_freq_factor "
+        "%g, original_max_position_embeddings %d)",
+        factor, low_freq_factor, high_freq_factor, original_max_position_embeddings));
   }
   return absl::OkStatus();
 }

@@ -18,6 +18,11 @@ struct RopeScaling {
   float low_freq_factor = 1.f;
   float high_freq_factor = 4.f;
   int32_t original_max_position_embeddings = 8192;
+
+  // OK, or INVALID_ARGUMENT for Llama-3 scaling that cannot hold (a factor
+  // below 1, low_freq_factor not below high_freq_factor, an original context
+  // of 0). ModelConfig::Validate runs it.
+  absl::Status Validate() const;
 };
 
 struct ModelConfig {

@@ -1,8 +1,8 @@
 #include "runtime/sampling/sampler.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
-#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -44,6 +44,7 @@ struct Candidate {
 struct Scratch {
   std::vector<Candidate> candidates;
   std::vector<Candidate> selection;      // top-p's quickselect reorders a copy
+  std::vector<double> weight_mass;       // top-p's sums by weight bucket
   std::vector<int32_t> generated_count;  // [vocab], zero between calls
   std::vector<uint8_t> seen;             // [vocab], zero between calls
 };
@@ -126,11 +127,9 @@ struct Higher {
 // floor, bucket 0) by their float bits' top 12 (sign 0, the exponent, three
 // mantissa bits): an order-preserving bucket, 0x3f800000 >> 20 = 1016 at most.
 constexpr int kWeightBucketShift = 20;
-constexpr size_t kWeightBuckets = (0x3f800000u >> kWeightBucketShift) + 1;
+constexpr size_t kWeightBuckets = (std::bit_cast<uint32_t>(1.0f) >> kWeightBucketShift) + 1;
 uint32_t WeightBucket(float weight) {
-  uint32_t bits;
-  std::memcpy(&bits, &weight, sizeof bits);
-  return bits >> kWeightBucketShift;
+  return std::bit_cast<uint32_t>(weight) >> kWeightBucketShift;
 }
 
 // The candidates that can hold the top-p cut, copied into `selection`, and
@@ -142,7 +141,7 @@ uint32_t WeightBucket(float weight) {
 // spaced candidates; a wrong guess costs time, never the result.
 // Returns false where rounding leaves the whole mass short of need.
 bool TopPCandidates(const std::vector<Candidate>& candidates, double need, double floor_weight,
-                    std::vector<Candidate>& selection, double* above) {
+                    std::vector<Candidate>& selection, std::vector<double>& mass, double* above) {
   const size_t n = candidates.size();
   const size_t step = std::max<size_t>(1, n / 64);
   size_t seen = 0, passing = 0;
@@ -160,7 +159,6 @@ bool TopPCandidates(const std::vector<Candidate>& candidates, double need, doubl
   }
   // Mass by bucket, in two interleaved arrays so that runs of weights in one
   // bucket do not wait on one chain of additions.
-  thread_local std::vector<double> mass;
   mass.assign(2 * kWeightBuckets, 0.0);
   size_t at = 0;
   for (; at + 1 < n; at += 2) {
@@ -189,14 +187,16 @@ bool TopPCandidates(const std::vector<Candidate>& candidates, double need, doubl
 // stay, as Backend::SampleRows keeps them). They keep their order. A weighted
 // selection among the candidates that can hold the cut (TopPCandidates)
 // finds it without sorting.
-void ApplyTopP(std::vector<Candidate>& candidates, std::vector<Candidate>& selection, float top_p,
-               double total) {
+void ApplyTopP(std::vector<Candidate>& candidates, Scratch& scratch, float top_p, double total) {
+  std::vector<Candidate>& selection = scratch.selection;
   const double need = static_cast<double>(top_p) * total;
   const Higher higher;
   const double floor_weight =
       (1.0 - static_cast<double>(top_p)) * total / static_cast<double>(candidates.size());
   double above = 0.0;
-  if (!TopPCandidates(candidates, need, floor_weight, selection, &above)) return;  // keep all
+  if (!TopPCandidates(candidates, need, floor_weight, selection, scratch.weight_mass, &above)) {
+    return;  // keep all
+  }
   // Weighted quickselect on the copy: [0, lo) is known to be kept and holds
   // (with what ranks above the copy) `above` of the mass; the cut lies in
   // [lo, hi). Our own partition code (std::partition's order is unspecified)
@@ -347,7 +347,7 @@ int32_t Sampler::Sample(absl::Span<float> logits, absl::Span<const int32_t> hist
   if (params_.top_p < 1.f) {
     double total = 0.0;
     for (const Candidate& c : candidates) total += c.weight;
-    ApplyTopP(candidates, scratch.selection, params_.top_p, total);
+    ApplyTopP(candidates, scratch, params_.top_p, total);
   }
   if (params_.min_p > 0.f) {
     // The largest weight is 1 (the argmax's), so this is min_p of the max.

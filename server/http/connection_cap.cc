@@ -18,19 +18,10 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "server/socket_port.h"
 
 namespace cohost::server::http {
 namespace {
-
-// The port a bound socket got (the OS picks one for port 0).
-int BoundPort(evhttp_bound_socket* bound) {
-  sockaddr_storage addr{};
-  socklen_t len = sizeof addr;
-  const evutil_socket_t fd = evconnlistener_get_fd(evhttp_bound_socket_get_listener(bound));
-  if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return 0;
-  if (addr.ss_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port);
-  return ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
-}
 
 // evhttp's factory for each new connection's bufferevent, with TLS: an
 // OpenSSL one in accepting state (evhttp gives it the socket).
@@ -109,7 +100,7 @@ absl::StatusOr<std::unique_ptr<ConnectionCap>> ConnectionCap::Listen(event_base*
     Caps()[cap->listener_] = cap.get();
   }
   evconnlistener_set_error_cb(cap->listener_, &ConnectionCap::OnAcceptError);
-  cap->port_ = BoundPort(bound);
+  cap->port_ = LocalPort(evconnlistener_get_fd(evhttp_bound_socket_get_listener(bound)));
   cap->UpdateAccepting();  // publishes the count
   return cap;
 }

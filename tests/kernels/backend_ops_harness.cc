@@ -32,9 +32,9 @@ Tolerance ToleranceFor(DType dtype) {
   }
 }
 
-Tolerance GemmTolerance(const Tolerance& tol, int32_t k) {
+Tolerance GemmTolerance(const Tolerance& tol, int32_t k, int roundoffs) {
   Tolerance t = tol;
-  t.atol = std::max(t.atol, k * kF32Roundoff);
+  t.atol = std::max(t.atol, roundoffs * k * kF32Roundoff);
   return t;
 }
 
@@ -620,8 +620,8 @@ void OpChecks::GemmToF32() {
     std::vector<float> got(total, kNaN);
     absl::Status s = backend().CopyToHost(got.data(), c, total * sizeof(float));
     if (!s.ok()) ADD_FAILURE() << "after GemmToF32: " << s;
-    Tolerance tol = GemmTolerance(tensor_cores ? kTensorCoreF32Tol : kF32Tol, k);
-    if (tensor_cores) tol.atol = std::max(tol.atol, 4 * k * kF32Roundoff);  // truncation
+    const Tolerance tol = tensor_cores ? GemmTolerance(kTensorCoreF32Tol, k, /*roundoffs=*/4)
+                                       : GemmTolerance(kF32Tol, k);
     Check(absl::StrCat("gemm_to_f32 m=", m, " n=", n, " k=", k), want, got, tol);
   }
 }

@@ -48,8 +48,10 @@ Tolerance ToleranceFor(DType dtype);
 
 // A GEMM of inner size k accumulates k fp32 roundings of partial sums that grow
 // like sqrt(k): its absolute error grows like k * u (u the fp32 roundoff), so
-// atol is at least k * u on every backend (all accumulate in fp32).
-Tolerance GemmTolerance(const Tolerance& tol, int32_t k);
+// atol is at least k * u on every backend (all accumulate in fp32);
+// `roundoffs` u per k where the sums are worse than rounded (tensor cores
+// truncate their fp32 adds: 4).
+Tolerance GemmTolerance(const Tolerance& tol, int32_t k, int roundoffs = 1);
 
 // Compares a candidate output with the reference and reports at most one
 // failure per output. nan_equal: a NaN in both is a match (page rows that must

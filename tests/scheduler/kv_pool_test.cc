@@ -105,7 +105,13 @@ TEST(KvPoolTest, JoinChecksFloorsCapsAndPromises) {
   KvPool pool("cpu", 1000);
   EXPECT_EQ(pool.Join("a", -1, 100).status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(pool.Join("a", 200, 100).status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(pool.Join("a", 0, 1001).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(pool.Join("a", 1001, 1001).status().code(), absl::StatusCode::kResourceExhausted)
+      << "a floor past this pool may fit another";
+  {
+    auto past = pool.Join("a", 0, 2000);
+    ASSERT_TRUE(past.ok()) << past.status();
+    EXPECT_EQ((*past)->promised(), 1000) << "a cap past the pool is the pool";
+  }
 
   auto a = pool.Join("a", 300, 1000);
   ASSERT_TRUE(a.ok());

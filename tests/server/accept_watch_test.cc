@@ -19,26 +19,9 @@ namespace {
 
 using std::chrono::milliseconds;
 
-// A socket listening on 127.0.0.1 (port in *port), or -1.
-int ListenLoopback(int* port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return -1;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd, 8) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  *port = ntohs(addr.sin_port);
-  return fd;
-}
-
 TEST(AcceptWatchTest, AQueueThatStaysFullPastTheTimeoutIsNotAccepting) {
   int port = 0;
-  const int listener = ListenLoopback(&port);
+  const int listener = testing::ListenLoopback(&port);
   ASSERT_GE(listener, 0);
   ASSERT_EQ(ListenBacklog(port), 0);
   {
@@ -75,7 +58,7 @@ TEST(AcceptWatchTest, AQueueThatStaysFullPastTheTimeoutIsNotAccepting) {
 // A queue that never empties but shrinks has someone accepting from it.
 TEST(AcceptWatchTest, AQueueThatShrinksIsBeingAccepted) {
   int port = 0;
-  const int listener = ListenLoopback(&port);
+  const int listener = testing::ListenLoopback(&port);
   ASSERT_GE(listener, 0);
   const int a = testing::ConnectLoopback(port);
   const int b = testing::ConnectLoopback(port);

@@ -92,19 +92,6 @@ class GrpcListenerTest : public ::testing::Test {
     ::close(fd);
   }
 
-  // Whether `fd` is closed by the server (its reads end) within `timeout`;
-  // what arrived before is thrown away.
-  static bool ClosedWithin(int fd, milliseconds timeout) {
-    const auto end = std::chrono::steady_clock::now() + timeout;
-    char buf[4096];
-    while (std::chrono::steady_clock::now() < end) {
-      pollfd p{fd, POLLIN, 0};
-      if (::poll(&p, 1, 50) <= 0) continue;
-      if (::recv(fd, buf, sizeof buf, 0) <= 0) return true;
-    }
-    return false;
-  }
-
   std::string Metrics() const { return metrics_.Render({}, {}); }
   // A sample's value (`name` with its labels), or -1 while it is not shown.
   int64_t Counter(const std::string& name) const {
@@ -158,8 +145,8 @@ TEST_F(GrpcListenerTest, ASilentOrHalfSpokenConnectionIsClosedAtThePrefaceTimeou
   ASSERT_GE(silent, 0);
   ASSERT_GE(half, 0);
   ASSERT_TRUE(testing::SendAll(half, kClientStart.substr(0, 16)));
-  EXPECT_TRUE(ClosedWithin(silent, seconds(10)));
-  EXPECT_TRUE(ClosedWithin(half, seconds(10)));
+  EXPECT_TRUE(testing::ClosedByPeerWithin(silent, seconds(10)));
+  EXPECT_TRUE(testing::ClosedByPeerWithin(half, seconds(10)));
   EXPECT_EQ(Counter("cohost_grpc_connections_dropped_total{reason=\"silent\"}"), 2);
   EXPECT_EQ(Call(seconds(30)), grpc::StatusCode::OK);
 }
@@ -190,7 +177,7 @@ TEST_F(GrpcListenerTest, OneClientHasItsShareOfTheConnectionsAndNoMore) {
   ASSERT_GE(ConnectHandedOver(), 0);
   const int third = Connect();
   ASSERT_GE(third, 0);
-  EXPECT_TRUE(ClosedWithin(third, seconds(10)));
+  EXPECT_TRUE(testing::ClosedByPeerWithin(third, seconds(10)));
   EXPECT_EQ(Counter("cohost_grpc_connections_dropped_total{reason=\"per_client\"}"), 1);
   Close(a);
   // Once the sweep has seen it go, a new one is served.
@@ -204,7 +191,7 @@ TEST_F(GrpcListenerTest, AConnectionSpeakingHttp1IsClosedAtOnce) {
   const int http1 = Connect();
   ASSERT_GE(http1, 0);
   ASSERT_TRUE(testing::SendAll(http1, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
-  EXPECT_TRUE(ClosedWithin(http1, seconds(5)));
+  EXPECT_TRUE(testing::ClosedByPeerWithin(http1, seconds(5)));
   EXPECT_EQ(Counter("cohost_grpc_connections_dropped_total{reason=\"not_http2\"}"), 1);
 }
 

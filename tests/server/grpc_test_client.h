@@ -161,17 +161,8 @@ inline absl::StatusOr<std::string> ReflectionListServices(
 class TcpProxy {
  public:
   explicit TcpProxy(int target) : target_(target) {
-    listen_fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
-        ::listen(listen_fd_, 16) != 0 ||
-        ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-      return;
-    }
-    port_ = ntohs(addr.sin_port);
+    listen_fd_ = ListenLoopback(&port_);
+    if (listen_fd_ < 0) return;
     accept_thread_ = std::thread([this] { AcceptLoop(); });
   }
   ~TcpProxy() {

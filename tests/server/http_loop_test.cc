@@ -172,14 +172,6 @@ TEST_F(HttpLoopTest, EveryWayAConnectionEndsGivesItsSlotBack) {
               StartsWith("HTTP/1.1 200"));
 }
 
-// Whether the server has closed `fd` (its end reads as ended), now.
-bool PeerClosed(int fd) {
-  pollfd p{fd, POLLIN, 0};
-  if (::poll(&p, 1, 0) <= 0) return false;
-  char c;
-  return ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) <= 0;
-}
-
 // A client sending its request a byte at a time, each well within the io
 // timeout, is closed at the request timeout (slowloris). The deadline starts
 // again after each reply on a kept-alive connection, and stops once a
@@ -196,7 +188,8 @@ TEST_F(HttpLoopTest, TheRequestTimeoutBoundsReadingARequestOnly) {
   const auto start = std::chrono::steady_clock::now();
   bool closed = false;
   for (char c : std::string(kHealth)) {  // 33 bytes, 200 ms apart: 6.6 s
-    closed = PeerClosed(slow) || !testing::SendAll(slow, std::string(1, c));
+    closed = testing::ClosedByPeerWithin(slow, std::chrono::milliseconds(0)) ||
+             !testing::SendAll(slow, std::string(1, c));
     if (closed) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }

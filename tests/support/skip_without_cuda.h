@@ -1,6 +1,6 @@
 // What a CUDA test does where its backend cannot be made. On a machine
 // without a CUDA device (or a build without CUDA) it skips, saying "no CUDA
-// device", the words bench/gpu/check.sh looks for. Where COHOST_REQUIRE_CUDA
+// device" (GTEST_SKIP: visible in every test log). Where COHOST_REQUIRE_CUDA
 // is set (check.sh sets it on a machine with a GPU) it fails instead: a device
 // left unusable by an earlier test's fault (a sticky illegal address) is then
 // reported by each test it stops, not passed for a machine without one.
