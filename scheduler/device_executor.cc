@@ -38,6 +38,7 @@ void DeviceExecutor::Attach(runtime::Engine* engine, EngineTargets targets) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     slots_.push_back(Slot{engine, std::move(targets), 0, std::nullopt});
+    ++slots_generation_;
     woken_ = true;  // it may already hold work
   }
   cv_.notify_all();
@@ -56,6 +57,7 @@ void DeviceExecutor::Detach(runtime::Engine* engine) {
   slots_.erase(std::remove_if(slots_.begin(), slots_.end(),
                               [engine](const Slot& s) { return s.engine == engine; }),
                slots_.end());
+  ++slots_generation_;
   // Any round, not only one stepping this engine: a round reads every
   // engine's load, and a step of another engine may call this one through the
   // device's KV pool (Engine::ReclaimKv). Only the round under way now: a
@@ -121,12 +123,14 @@ void DeviceExecutor::Run() {
 
 DeviceExecutor::Round DeviceExecutor::StepOnce() {
   std::vector<Slot> slots;
+  int64_t generation = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
     slots = slots_;
+    generation = slots_generation_;
     in_round_ = true;
   }
-  const Round round = RoundOver(slots);
+  const Round round = RoundOver(slots, generation);
   {
     std::lock_guard<std::mutex> lock(mu_);
     in_round_ = false;
@@ -136,7 +140,8 @@ DeviceExecutor::Round DeviceExecutor::StepOnce() {
   return round;
 }
 
-DeviceExecutor::Round DeviceExecutor::RoundOver(const std::vector<Slot>& slots) {
+DeviceExecutor::Round DeviceExecutor::RoundOver(const std::vector<Slot>& slots,
+                                                int64_t generation) {
   // Engine::Load and Step run here, on the one thread that steps these engines;
   // the lock is held only to read and update the slots. Detach waits for the
   // round, so every engine in `slots` lives until it returns.
@@ -168,11 +173,12 @@ DeviceExecutor::Round DeviceExecutor::RoundOver(const std::vector<Slot>& slots) 
   runtime::Engine* engine = slots[pick].engine;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    // Detached since the snapshot (its Detach waits for this round): skip it.
-    if (std::none_of(slots_.begin(), slots_.end(),
-                     [engine](const Slot& s) { return s.engine == engine; })) {
-      return Round::kStepped;
-    }
+    // An engine attached or detached since the snapshot: the pick and its cap
+    // were made over engines that are no longer the device's (the picked one
+    // may be gone, its Detach waiting for this round; or a newcomer's work
+    // may already be queued, and a step sized for an engine alone would make
+    // it wait). The next round starts over from the slots as they are now.
+    if (slots_generation_ != generation) return Round::kStepped;
   }
   after_promotion_ = picked->promoted;  // a pick skipped above promoted nobody
 

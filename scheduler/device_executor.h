@@ -93,14 +93,18 @@ class DeviceExecutor {
   void Run();
   // One round: picks an engine with work and steps it.
   Round StepOnce();
-  // The round's work over a snapshot of the slots, while in_round_ is set.
-  Round RoundOver(const std::vector<Slot>& slots);
+  // The round's work over a snapshot of the slots, taken when they were at
+  // `generation`, while in_round_ is set.
+  Round RoundOver(const std::vector<Slot>& slots, int64_t generation);
 
   const std::string device_;
   const ExecutorOptions options_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::vector<Slot> slots_;  // guarded by mu_
+  // Bumped by every Attach and Detach: a round whose snapshot is older
+  // starts over.
+  int64_t slots_generation_ = 0;  // guarded by mu_
   // A round (the engines' loads read, one engine stepped) is under way: the
   // engines snapshotted for it are in use until it ends.
   bool in_round_ = false;        // guarded by mu_

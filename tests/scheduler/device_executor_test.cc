@@ -219,7 +219,10 @@ TEST_F(DeviceExecutorTest, StepsAreCappedOnlyWhileEnginesShareTheDevice) {
   ASSERT_TRUE(cohost::testing::WaitFor([&] { return a->Stats().num_steps >= 1; }, kWait));
   EXPECT_EQ(a->Stats().num_steps, 1) << "alone, a 64-token prompt is one step";
 
-  executor.Attach(b.get(), {});
+  // Attached while the executor may be between rounds: the next step of a is
+  // capped all the same. b's first tokens are due in a minute, so on time
+  // below even on a slow, loaded machine.
+  executor.Attach(b.get(), DueIn(std::chrono::seconds(60)));
   auto shared = std::make_shared<Sink>();
   ASSERT_TRUE(a->Submit(Request(64, 1, /*salt=*/1), shared).ok());
   ASSERT_TRUE(cohost::testing::WaitFor([&] { return shared->finished(); }, kWait));
