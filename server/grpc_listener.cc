@@ -3,6 +3,7 @@
 
 #include "server/grpc_listener.h"
 
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -33,6 +34,11 @@ constexpr int kAcceptBurst = 256;
 constexpr auto kSweepEvery = std::chrono::seconds(1);
 constexpr auto kSweepAtCap = std::chrono::milliseconds(100);
 constexpr auto kAcceptErrorLogEvery = std::chrono::seconds(60);
+// At the cap: after finding no connection idle enough to shed, look again
+// this much later; after shedding one, shed no other until gRPC has closed
+// it (the sweep sees it gone) or this long has passed.
+constexpr auto kShedRetry = std::chrono::milliseconds(250);
+constexpr auto kShedSettle = std::chrono::seconds(1);
 
 void SetPort(sockaddr* addr, int port) {
   if (addr->sa_family == AF_INET6) {
@@ -185,6 +191,10 @@ void GrpcListener::Stop() {
   }
   for (const Waiting& w : waiting_) close(w.fd);
   waiting_.clear();
+  for (const Handed& h : handed_) {
+    if (h.own >= 0) close(h.own);  // gRPC's own descriptor stays open
+  }
+  handed_.clear();
   for (int fd : listen_fds_) close(fd);
   listen_fds_.clear();
   if (wake_fd_ >= 0) close(wake_fd_);
@@ -212,10 +222,13 @@ void GrpcListener::Loop() {
     const bool accepting = !full && now >= accept_resume_;
     if (!accepting && !paused_ && options_.on_pause) options_.on_pause(full);
     paused_ = !accepting;
+    // At the cap, a connection waiting to be accepted may take the room of
+    // an idle one.
+    const bool may_shed = full && options_.use_of != nullptr && now >= shed_next_;
 
     polls.clear();
     polls.push_back({wake_fd_, POLLIN, 0});
-    if (accepting) {
+    if (accepting || may_shed) {
       for (int fd : listen_fds_) polls.push_back({fd, POLLIN, 0});
     }
     const size_t first_waiting = polls.size();
@@ -244,7 +257,13 @@ void GrpcListener::Loop() {
     }
     waiting_.swap(still);
     for (size_t i = 1; i < first_waiting; ++i) {
-      if (polls[i].revents != 0) AcceptAll(polls[i].fd, Clock::now());
+      if (polls[i].revents == 0) continue;
+      const Clock::time_point at = Clock::now();
+      if (Count() < options_.max_connections) {
+        AcceptAll(polls[i].fd, at);
+      } else if (may_shed && at >= shed_next_) {
+        shed_next_ = at + (ShedIdle(at) ? Clock::duration(kShedSettle) : kShedRetry);
+      }
     }
   }
 }
@@ -340,8 +359,8 @@ void GrpcListener::HandOver(const Waiting& w) {
     return;
   }
   // Known before gRPC has it: from then on it may close it at any moment.
-  handed_.push_back(
-      {w.fd, static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino), w.client});
+  handed_.push_back({w.fd, static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino),
+                     w.client, fcntl(w.fd, F_DUPFD_CLOEXEC, 0), Clock::now()});
   grpc::AddInsecureChannelFromFd(server_, w.fd);
 }
 
@@ -358,14 +377,44 @@ void GrpcListener::Drop(int fd, std::string_view reason) {
 
 // A handed-over connection is closed once its descriptor is closed or names
 // another file: gRPC closed it (and the number may have been reused since).
+// (While the listener holds its duplicate, the socket's inode cannot name
+// another.)
 void GrpcListener::SweepHanded() {
   std::erase_if(handed_, [&](const Handed& h) {
     struct stat st {};
     const bool gone = fstat(h.fd, &st) != 0 || static_cast<uint64_t>(st.st_dev) != h.dev ||
                       static_cast<uint64_t>(st.st_ino) != h.ino;
-    if (gone) Forget(h.client);
-    return gone;
+    if (!gone) return false;
+    Forget(h.client);
+    if (h.own >= 0) close(h.own);
+    if (h.shed) shed_next_ = Clock::time_point();  // its room is free: the next may go
+    return true;
   });
+}
+
+bool GrpcListener::ShedIdle(Clock::time_point now) {
+  Handed* idlest = nullptr;
+  Clock::time_point idlest_since;
+  for (Handed& h : handed_) {
+    if (h.own < 0 || h.shed) continue;
+    const ConnectionUse use = options_.use_of(h.fd);
+    if (use.calls > 0) continue;
+    // An earlier connection's last call on the same number counts for nothing.
+    const Clock::time_point since = std::max(h.handed_at, use.last_end);
+    if (now - since < options_.shed_idle_after) continue;
+    if (idlest == nullptr || since < idlest_since) {
+      idlest = &h;
+      idlest_since = since;
+    }
+  }
+  if (idlest == nullptr) return false;
+  // gRPC reads the end of the stream, fails the connection and closes its
+  // descriptor; a call begun in the moment since it was looked at fails
+  // with it (UNAVAILABLE), as on any lost connection.
+  if (options_.on_drop) options_.on_drop("idle_at_cap");
+  shutdown(idlest->own, SHUT_RDWR);
+  idlest->shed = true;
+  return true;
 }
 
 void GrpcListener::PublishCount() {

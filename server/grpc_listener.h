@@ -5,7 +5,12 @@
 //   port until a restart. Here accepting pauses for a moment and resumes.
 // - it caps the connections: at the cap new ones wait in the kernel's backlog
 //   until one closes, as on the HTTP ports (server/http/connection_cap.h), so
-//   that clients cannot take every descriptor the process has.
+//   that clients cannot take every descriptor the process has. One waiting
+//   there makes room: the connection with no call in flight for the longest
+//   (at least `shed_idle_after`) is shut down, so that connections opened
+//   and left idle (a leak, or a flood from many addresses) hold the port for
+//   seconds, not for gRPC's idle limit of minutes. Its client reconnects on
+//   its next call.
 // - a connection must send HTTP/2's whole client preface within a timeout,
 //   or it is closed; one that starts with anything else (HTTP/1, a TLS
 //   hello) is closed at once. Only then is it handed to gRPC
@@ -17,7 +22,10 @@
 //
 // A connection handed over is gRPC's to close. It counts as open until then:
 // the listener knows each by its descriptor and the socket's inode, and
-// re-checks them every second (every 100 ms at the cap).
+// re-checks them every second (every 100 ms at the cap). It keeps a
+// duplicate of each descriptor, so that the socket it shuts down is that
+// connection's even if gRPC closed it a moment before and the number was
+// reused; the duplicate is closed when the sweep finds gRPC's gone.
 //
 // gRPC can take only plaintext connections this way: with TLS the server
 // keeps gRPC's listener (server/server.cc).
@@ -44,6 +52,13 @@ class Server;
 
 namespace cohost::server {
 
+// The calls on one handed-over connection (server/connection_calls.h).
+struct ConnectionUse {
+  using Clock = std::chrono::steady_clock;
+  int calls = 0;               // in flight
+  Clock::time_point last_end;  // when the last one ended; epoch: none has
+};
+
 struct GrpcListenerOptions {
   size_t max_connections = 4096;  // at least 1
   // Of them, at most this many from one client address (0: no such cap), so
@@ -57,11 +72,19 @@ struct GrpcListenerOptions {
   std::chrono::milliseconds preface_timeout{10'000};
   // How long accepting pauses after accept failed (out of descriptors).
   std::chrono::milliseconds accept_retry{100};
+  // The calls on the connection gRPC serves on a descriptor; any thread may
+  // call it. Without it no connection is shed at the cap.
+  std::function<ConnectionUse(int fd)> use_of;
+  // At the cap, with a connection waiting, a connection with no call for at
+  // least this long (since it was handed over, or its last call ended) is
+  // shut down to make room.
+  std::chrono::milliseconds shed_idle_after{5'000};
   // Called on the listener's thread: after every change of the count, when
   // accepting pauses (at_cap: because of the cap, else after an accept
   // error), and when a connection is closed before it was handed over
   // (reason "silent": the timeout passed; "not_http2": it spoke something
-  // else; "per_client": its address had its share).
+  // else; "per_client": its address had its share), or shed after it was
+  // ("idle_at_cap").
   std::function<void(size_t open, size_t max)> on_count;
   std::function<void(bool at_cap)> on_pause;
   std::function<void(std::string_view reason)> on_drop;
@@ -103,6 +126,9 @@ class GrpcListener {
     uint64_t dev = 0;
     uint64_t ino = 0;
     std::string client;
+    int own = -1;  // the listener's duplicate of fd; -1 if dup failed (never shed)
+    Clock::time_point handed_at;
+    bool shed = false;  // shut down to make room; gRPC has yet to close it
   };
 
   GrpcListener() = default;
@@ -115,6 +141,9 @@ class GrpcListener {
   void Forget(const std::string& client);
   void Drop(int fd, std::string_view reason);
   void SweepHanded();
+  // At the cap with a connection waiting: shuts down the handed-over
+  // connection idle longest, if one is idle enough. Whether it did.
+  bool ShedIdle(Clock::time_point now);
   void PublishCount();
   size_t Count() const { return waiting_.size() + handed_.size(); }
 
@@ -134,6 +163,7 @@ class GrpcListener {
   absl::flat_hash_map<std::string, size_t> per_client_;  // open connections by client key
   Clock::time_point accept_resume_;                      // after an accept error: not before this
   Clock::time_point last_error_log_;  // accept errors are logged once a minute at most
+  Clock::time_point shed_next_;       // at the cap: no connection is shed before this
   bool paused_ = false;               // accepting is paused (published once per pause)
   size_t published_ = SIZE_MAX;
   std::atomic<size_t> open_{0};

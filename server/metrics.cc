@@ -167,7 +167,7 @@ struct ServerMetrics::Impl {
   };
   PortConnections ports[2];  // by Port
   std::atomic<uint64_t> grpc_dropped_silent{0}, grpc_dropped_not_http2{0},
-      grpc_dropped_per_client{0};
+      grpc_dropped_per_client{0}, grpc_dropped_idle_at_cap{0};
   PortConnections& port(Port p) { return ports[static_cast<int>(p)]; }
 
   mutable std::shared_mutex mu;
@@ -331,9 +331,10 @@ void ServerMetrics::RecordAcceptPause(Port port, bool at_cap) {
 }
 
 void ServerMetrics::RecordGrpcConnectionDropped(std::string_view reason) {
-  std::atomic<uint64_t>& counter = reason == "silent"       ? impl_->grpc_dropped_silent
-                                   : reason == "per_client" ? impl_->grpc_dropped_per_client
-                                                            : impl_->grpc_dropped_not_http2;
+  std::atomic<uint64_t>& counter = reason == "silent"        ? impl_->grpc_dropped_silent
+                                   : reason == "per_client"  ? impl_->grpc_dropped_per_client
+                                   : reason == "idle_at_cap" ? impl_->grpc_dropped_idle_at_cap
+                                                             : impl_->grpc_dropped_not_http2;
   counter.fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -489,14 +490,17 @@ std::string ServerMetrics::Render(const std::vector<ModelGauges>& gauges,
            std::to_string(c.pauses_error.load(std::memory_order_relaxed)));
     if (port != Port::kGrpc) continue;
     Header(&out, "cohost_grpc_connections_dropped_total", "counter",
-           "gRPC connections closed before gRPC had them: silent past the timeout (silent), "
-           "not speaking HTTP/2 (not_http2), or past their address's share (per_client).");
+           "gRPC connections closed by the listener: before gRPC had them, silent past the "
+           "timeout (silent), not speaking HTTP/2 (not_http2), or past their address's share "
+           "(per_client); after, shut down at the cap with no call, to make room (idle_at_cap).");
     Sample(&out, "cohost_grpc_connections_dropped_total", "reason=\"silent\"",
            std::to_string(impl_->grpc_dropped_silent.load(std::memory_order_relaxed)));
     Sample(&out, "cohost_grpc_connections_dropped_total", "reason=\"not_http2\"",
            std::to_string(impl_->grpc_dropped_not_http2.load(std::memory_order_relaxed)));
     Sample(&out, "cohost_grpc_connections_dropped_total", "reason=\"per_client\"",
            std::to_string(impl_->grpc_dropped_per_client.load(std::memory_order_relaxed)));
+    Sample(&out, "cohost_grpc_connections_dropped_total", "reason=\"idle_at_cap\"",
+           std::to_string(impl_->grpc_dropped_idle_at_cap.load(std::memory_order_relaxed)));
   }
   device_gauge("cohost_kv_pool_bytes", "The device's KV pool, shared by its models.",
                &DeviceGauges::kv_pool_bytes);

@@ -96,9 +96,10 @@ class ServerMetrics {
   enum class Port { kGrpc, kHttp };
   void SetConnections(Port port, int64_t open, int64_t limit);
   void RecordAcceptPause(Port port, bool at_cap);
-  // A gRPC connection closed before it was handed to gRPC: it sent nothing
-  // in time ("silent"), not HTTP/2 ("not_http2"), or its address had its
-  // share of connections ("per_client").
+  // A gRPC connection closed by the listener: before it was handed to gRPC,
+  // it sent nothing in time ("silent"), not HTTP/2 ("not_http2"), or its
+  // address had its share of connections ("per_client"); after, it was shut
+  // down at the cap, idle, to make room ("idle_at_cap").
   void RecordGrpcConnectionDropped(std::string_view reason);
 
   // cohost_cpu_info{cpu,features,quant_kernels,half_kernels} 1: what the CPU

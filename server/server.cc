@@ -35,8 +35,11 @@ void ApplyLimits(const ServerOptions& o, grpc::ServerBuilder& b) {
                        static_cast<int>(o.preface_timeout.count()));
 }
 
-GrpcListenerOptions ListenerOptions(const ServerOptions& o, ServerMetrics* metrics) {
+GrpcListenerOptions ListenerOptions(const ServerOptions& o, ServerMetrics* metrics,
+                                    const ConnectionCalls* calls) {
   GrpcListenerOptions l;
+  l.use_of = [calls](int fd) { return calls->UseOf(fd); };
+  l.shed_idle_after = o.shed_idle_after;
   l.max_connections = o.max_connections;
   l.max_connections_per_client = o.max_connections_per_client;
   l.cap_loopback = o.cap_loopback_clients;
@@ -94,8 +97,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(scheduler::Router* router,
   if (options.tls.enabled()) {
     builder.AddListeningPort(requested, Credentials(options.tls), &bound_port);
   } else {
-    absl::StatusOr<std::unique_ptr<GrpcListener>> listener =
-        GrpcListener::Bind(options.host, options.port, ListenerOptions(options, metrics));
+    s->connection_calls_ = std::make_unique<ConnectionCalls>();
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> counters;
+    counters.push_back(s->connection_calls_->InterceptorFactory());
+    builder.experimental().SetInterceptorCreators(std::move(counters));
+    absl::StatusOr<std::unique_ptr<GrpcListener>> listener = GrpcListener::Bind(
+        options.host, options.port, ListenerOptions(options, metrics, s->connection_calls_.get()));
     if (!listener.ok()) return listener.status();
     s->listener_ = *std::move(listener);
     bound_port = s->listener_->port();

@@ -13,6 +13,7 @@
 #include "grpcpp/server.h"
 #include "scheduler/router.h"
 #include "server/auth/tls.h"
+#include "server/connection_calls.h"
 #include "server/generate_reactor.h"
 #include "server/grpc_listener.h"
 #include "server/health_service.h"
@@ -48,6 +49,9 @@ struct ServerOptions {
   // Of them, at most this many from one client address, loopback clients
   // (a proxy beside the server) aside; more are closed at once. 0: no cap.
   size_t max_connections_per_client = 2048;
+  // At the cap, a new connection takes the room of one with no call for at
+  // least this long (GrpcListenerOptions::shed_idle_after).
+  std::chrono::milliseconds shed_idle_after{5'000};
   bool cap_loopback_clients = false;  // tests: count loopback clients too
   std::chrono::milliseconds preface_timeout{10'000};
 
@@ -114,6 +118,9 @@ class Server {
   std::unique_ptr<HealthWatchdog> watchdog_;
   std::unique_ptr<InferenceService> service_;
   std::unique_ptr<HealthService> health_;
+  // Plaintext: the calls on each connection, which the listener sheds by
+  // (its interceptors end with the grpc::Server's calls).
+  std::unique_ptr<ConnectionCalls> connection_calls_;
   std::unique_ptr<grpc::Server> server_;
   // Plaintext: the port (stopped before the grpc::Server shuts down).
   std::unique_ptr<GrpcListener> listener_;

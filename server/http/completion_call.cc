@@ -469,7 +469,10 @@ bool CompletionCall::Pump() {
     }
     if (s.finished && !c.last_sent) {
       if (s.status.ok()) {
-        const ChunkDelta last{index, !c.first_sent, "", OpenAiFinishReason(s.reason)};
+        ChunkDelta last;
+        last.index = index;
+        last.first = !c.first_sent;
+        last.finish_reason = OpenAiFinishReason(s.reason);
         events += ChunkEvent(header_, last, include_usage_);
         c.first_sent = true;
       } else if (!failure) {

@@ -2,7 +2,9 @@
 // whole Server on the tiny model: calls are served; at the connection cap a
 // new connection waits until one closes; a silent connection is closed at
 // the preface timeout, one speaking HTTP/1 at once; out of descriptors, the
-// port pauses and then serves (gRPC's own listener stopped for good).
+// port pauses and then serves (gRPC's own listener stopped for good); at the
+// cap, a new connection takes the room of the one idle longest, never of one
+// with a call in flight.
 
 #include "server/grpc_listener.h"
 
@@ -18,7 +20,9 @@
 #include <vector>
 
 #include "gmock/gmock.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
+#include "server/connection_calls.h"
 #include "server/server.h"
 #include "tests/server/grpc_test_client.h"
 #include "tests/server/tiny_router.h"
@@ -133,6 +137,64 @@ TEST_F(GrpcListenerTest, AtTheCapANewConnectionWaitsUntilOneCloses) {
   EXPECT_THAT(Metrics(), HasSubstr("cohost_grpc_accept_pauses_total{reason=\"full\"} 1\n"));
   Close(a);
   EXPECT_EQ(Call(seconds(30), waiting), grpc::StatusCode::OK);
+}
+
+// At the cap, a connection waiting to be accepted takes the room of the one
+// with no call for longest: that one is shut down (its client would
+// reconnect on its next call). The oldest connection, holding a health
+// Watch, is passed over however long it has been open, and so is a
+// connection idle for less than the threshold.
+TEST_F(GrpcListenerTest, AtTheCapTheConnectionIdleLongestMakesRoom) {
+  Start([](ServerOptions& o) {
+    o.max_connections = 4;
+    o.shed_idle_after = milliseconds(300);
+  });
+  const std::shared_ptr<grpc::Channel> watching =
+      cohost::testing::OwnLoopbackChannel(server_->port());
+  grpc::ClientContext watch;
+  grpc::health::v1::HealthCheckRequest request;
+  auto stream = grpc::health::v1::Health::NewStub(watching)->Watch(&watch, request);
+  grpc::health::v1::HealthCheckResponse status;
+  ASSERT_TRUE(stream->Read(&status));  // the first status: the call is in flight
+  const int older = ConnectHandedOver();
+  ASSERT_GE(older, 0);
+  std::this_thread::sleep_for(milliseconds(100));
+  const int newer = ConnectHandedOver();
+  ASSERT_GE(newer, 0);
+  std::this_thread::sleep_for(milliseconds(400));  // both idle past the threshold
+  const int recent = ConnectHandedOver();          // the cap; idle under it
+  ASSERT_GE(recent, 0);
+  EXPECT_EQ(Counter("cohost_grpc_connections"), 4);
+
+  EXPECT_EQ(Call(seconds(30)), grpc::StatusCode::OK);
+  EXPECT_TRUE(testing::ClosedByPeerWithin(older, seconds(10)));
+  EXPECT_EQ(Counter("cohost_grpc_connections_dropped_total{reason=\"idle_at_cap\"}"), 1);
+  // One waited, one made room: the others are open.
+  EXPECT_FALSE(testing::ClosedByPeerWithin(newer, milliseconds(300)));
+  EXPECT_FALSE(testing::ClosedByPeerWithin(recent, milliseconds(10)));
+  // The Watch is still in flight on its connection: cancelled by its client,
+  // not cut off with the connection (UNAVAILABLE).
+  watch.TryCancel();
+  while (stream->Read(&status)) {
+  }
+  EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::CANCELLED);
+}
+
+TEST(ConnectionCallsTest, APeerNamesADescriptorOnlyAsFdColonNumber) {
+  EXPECT_EQ(ConnectionCalls::DescriptorOf("fd:12"), 12);
+  EXPECT_EQ(ConnectionCalls::DescriptorOf("fd:0"), 0);
+  for (const char* other :
+       {"ipv4:127.0.0.1:5000", "fd:", "fd:12x", "fd:-1", "fd:99999999999", "unix:/tmp/s", ""}) {
+    EXPECT_EQ(ConnectionCalls::DescriptorOf(other), -1) << other;
+  }
+  ConnectionCalls calls;
+  calls.Begin(7);
+  calls.Begin(7);
+  calls.End(7);
+  EXPECT_EQ(calls.UseOf(7).calls, 1);
+  EXPECT_NE(calls.UseOf(7).last_end, ConnectionUse::Clock::time_point());
+  EXPECT_EQ(calls.UseOf(8).calls, 0);
+  EXPECT_EQ(calls.UseOf(8).last_end, ConnectionUse::Clock::time_point());
 }
 
 // A connection that sends nothing, or only part of the preface, is closed
