@@ -1,6 +1,8 @@
 #include "server/connection_calls.h"
 
+#include <atomic>
 #include <charconv>
+#include <mutex>
 #include <string>
 
 #include "grpcpp/server_context.h"
@@ -9,21 +11,44 @@ namespace cohost::server {
 namespace {
 
 // Counts its call on its connection for as long as gRPC keeps it (until the
-// call is done), and passes every step of the call on untouched.
+// call is done), and passes every step of the call on untouched. The
+// connection is read from the call's peer when gRPC creates the counter, or
+// at the call's first step: a synchronous service's (reflection's) context
+// has no call yet when its interceptors are made.
 class CallCounter : public grpc::experimental::Interceptor {
  public:
-  CallCounter(ConnectionCalls* calls, int fd) : calls_(calls), fd_(fd) { calls_->Begin(fd_); }
-  ~CallCounter() override { calls_->End(fd_); }
+  CallCounter(ConnectionCalls* calls, grpc::experimental::ServerRpcInfo* info)
+      : calls_(calls), info_(info) {
+    Count();
+  }
+  ~CallCounter() override {
+    if (fd_ >= 0) calls_->End(fd_);
+  }
   CallCounter(const CallCounter&) = delete;
   CallCounter& operator=(const CallCounter&) = delete;
 
+  // A stream's read and write may be intercepted on two threads at once.
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    if (!looked_.load(std::memory_order_acquire)) Count();
     methods->Proceed();
   }
 
  private:
+  void Count() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (looked_.load(std::memory_order_relaxed)) return;
+    const std::string peer = info_->server_context()->peer();
+    if (peer.empty()) return;  // not bound to its call yet
+    fd_ = ConnectionCalls::DescriptorOf(peer);
+    if (fd_ >= 0) calls_->Begin(fd_);
+    looked_.store(true, std::memory_order_release);
+  }
+
   ConnectionCalls* const calls_;
-  const int fd_;
+  grpc::experimental::ServerRpcInfo* const info_;  // gRPC's; outlives this
+  std::mutex mu_;
+  std::atomic<bool> looked_{false};  // the peer was read
+  int fd_ = -1;                      // the connection counted, if any (set under mu_)
 };
 
 class CallCounterFactory : public grpc::experimental::ServerInterceptorFactoryInterface {
@@ -31,8 +56,7 @@ class CallCounterFactory : public grpc::experimental::ServerInterceptorFactoryIn
   explicit CallCounterFactory(ConnectionCalls* calls) : calls_(calls) {}
   grpc::experimental::Interceptor* CreateServerInterceptor(
       grpc::experimental::ServerRpcInfo* info) override {
-    const int fd = ConnectionCalls::DescriptorOf(info->server_context()->peer());
-    return fd < 0 ? nullptr : new CallCounter(calls_, fd);
+    return new CallCounter(calls_, info);
   }
 
  private:

@@ -1,10 +1,12 @@
 // The calls in flight on each connection that the plaintext gRPC listener
 // (server/grpc_listener.h) handed to gRPC, counted by a server interceptor
-// that sees every call: the listener, at its cap, sheds only a connection
-// with none. gRPC names a connection it was given as a descriptor "fd:N"
-// (a call's ServerContext::peer), N being the descriptor the listener
-// handed over; calls on other connections (TLS: gRPC's own listener) are
-// not counted.
+// that sees every call (from its first step: before it, a call is not
+// counted): the listener, at its cap, sheds only a connection with none.
+// gRPC names a connection it was given as a descriptor "fd:N" (a call's
+// ServerContext::peer), N being the descriptor the listener handed over;
+// calls on other connections (TLS: gRPC's own listener) are not counted.
+// Were a later gRPC to name them otherwise, no call would be counted:
+// tests/server/grpc_listener_test.cc fails then.
 #pragma once
 
 #include <memory>

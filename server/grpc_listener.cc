@@ -262,7 +262,13 @@ void GrpcListener::Loop() {
       if (Count() < options_.max_connections) {
         AcceptAll(polls[i].fd, at);
       } else if (may_shed && at >= shed_next_) {
-        shed_next_ = at + (ShedIdle(at) ? Clock::duration(kShedSettle) : kShedRetry);
+        // Connections gRPC closed since the last sweep make room already.
+        SweepHanded();
+        if (Count() < options_.max_connections) {
+          AcceptAll(polls[i].fd, at);
+        } else {
+          shed_next_ = at + (ShedIdle(at) ? Clock::duration(kShedSettle) : kShedRetry);
+        }
       }
     }
   }

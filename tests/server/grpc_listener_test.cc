@@ -21,6 +21,7 @@
 
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "gtest/gtest.h"
 #include "server/connection_calls.h"
 #include "server/server.h"
@@ -135,18 +136,71 @@ TEST_F(GrpcListenerTest, AtTheCapANewConnectionWaitsUntilOneCloses) {
       cohost::testing::OwnLoopbackChannel(server_->port());
   EXPECT_EQ(Call(milliseconds(700), waiting), grpc::StatusCode::DEADLINE_EXCEEDED);
   EXPECT_THAT(Metrics(), HasSubstr("cohost_grpc_accept_pauses_total{reason=\"full\"} 1\n"));
+  // Both were idle for less than shed_idle_after (5 s): neither made room.
+  EXPECT_EQ(Counter("cohost_grpc_connections_dropped_total{reason=\"idle_at_cap\"}"), 0);
   Close(a);
   EXPECT_EQ(Call(seconds(30), waiting), grpc::StatusCode::OK);
 }
 
+// A reflection stream (gRPC's synchronous service) left open after one
+// list_services exchange.
+class OpenReflectionStream {
+ public:
+  explicit OpenReflectionStream(int port)
+      : channel_(cohost::testing::OwnLoopbackChannel(port)), stub_(channel_) {
+    call_ = stub_.PrepareCall(
+        &ctx_, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq_);
+    call_->StartCall(Tag(1));
+    if (!Step()) return;
+    grpc::Slice slice(std::string("\x3a\x00", 2));  // { list_services: "" }
+    grpc::ByteBuffer request(&slice, 1);
+    call_->Write(request, Tag(2));
+    if (!Step()) return;
+    grpc::ByteBuffer response;
+    call_->Read(&response, Tag(3));
+    open_ = Step();
+  }
+  ~OpenReflectionStream() {
+    ctx_.TryCancel();
+    grpc::Status status;
+    call_->Finish(&status, Tag(4));
+    void* tag = nullptr;
+    bool ok = false;
+    while (cq_.Next(&tag, &ok) && tag != Tag(4)) {
+    }
+    cq_.Shutdown();
+    while (cq_.Next(&tag, &ok)) {
+    }
+  }
+  // Whether the exchange went through and the stream is still open.
+  bool open() const { return open_; }
+
+ private:
+  void* Tag(int n) { return &tags_[n]; }
+  bool Step() {
+    void* tag = nullptr;
+    bool ok = false;
+    return cq_.Next(&tag, &ok) && ok;
+  }
+
+  std::shared_ptr<grpc::Channel> channel_;
+  grpc::GenericStub stub_;
+  grpc::ClientContext ctx_;
+  grpc::CompletionQueue cq_;
+  std::unique_ptr<grpc::GenericClientAsyncReaderWriter> call_;
+  bool open_ = false;
+  char tags_[5] = {};  // the completion queue's tags, by address
+};
+
 // At the cap, a connection waiting to be accepted takes the room of the one
 // with no call for longest: that one is shut down (its client would
-// reconnect on its next call). The oldest connection, holding a health
-// Watch, is passed over however long it has been open, and so is a
-// connection idle for less than the threshold.
+// reconnect on its next call). The two oldest connections, holding a health
+// Watch (a callback service) and a reflection stream (a synchronous one),
+// are passed over however long they have been open, and so is a connection
+// idle for less than the threshold.
 TEST_F(GrpcListenerTest, AtTheCapTheConnectionIdleLongestMakesRoom) {
   Start([](ServerOptions& o) {
-    o.max_connections = 4;
+    o.max_connections = 5;
     o.shed_idle_after = milliseconds(300);
   });
   const std::shared_ptr<grpc::Channel> watching =
@@ -156,6 +210,8 @@ TEST_F(GrpcListenerTest, AtTheCapTheConnectionIdleLongestMakesRoom) {
   auto stream = grpc::health::v1::Health::NewStub(watching)->Watch(&watch, request);
   grpc::health::v1::HealthCheckResponse status;
   ASSERT_TRUE(stream->Read(&status));  // the first status: the call is in flight
+  OpenReflectionStream reflecting(server_->port());
+  ASSERT_TRUE(reflecting.open());
   const int older = ConnectHandedOver();
   ASSERT_GE(older, 0);
   std::this_thread::sleep_for(milliseconds(100));
@@ -164,7 +220,7 @@ TEST_F(GrpcListenerTest, AtTheCapTheConnectionIdleLongestMakesRoom) {
   std::this_thread::sleep_for(milliseconds(400));  // both idle past the threshold
   const int recent = ConnectHandedOver();          // the cap; idle under it
   ASSERT_GE(recent, 0);
-  EXPECT_EQ(Counter("cohost_grpc_connections"), 4);
+  EXPECT_EQ(Counter("cohost_grpc_connections"), 5);
 
   EXPECT_EQ(Call(seconds(30)), grpc::StatusCode::OK);
   EXPECT_TRUE(testing::ClosedByPeerWithin(older, seconds(10)));

@@ -84,7 +84,7 @@ std::vector<FlagSpec> ServeFlagSpecs() {
        "(default half the open-files limit, at most 4096)"},
       {"grpc-max-connections", "N",
        "plaintext gRPC connections kept open at once; past it new ones wait to be accepted "
-       "(default a quarter of the open-files limit, at most 4096)"},
+       "(default an eighth of the open-files limit, at most 4096)"},
       {"grpc-max-connections-per-client", "N",
        "of them, at most this many from one client address (loopback aside); more are closed "
        "at once; 0: no such cap (default half of --grpc-max-connections)"},
@@ -377,7 +377,8 @@ void RaiseOpenFileLimit() {
 }
 
 // A port's connection cap by default: a share of the open-files limit
-// (HTTP/1 a half, gRPC, which multiplexes, a quarter; the rest is for
+// (HTTP/1 a half; gRPC, which multiplexes, an eighth, each of its connections
+// taking two descriptors (GrpcListener keeps a duplicate); the rest is for
 // metrics and model files), at most 4096.
 size_t DefaultConnectionCap(rlim_t share) {
   constexpr rlim_t kMost = 4096;
@@ -484,7 +485,7 @@ int ServeCommand(int argc, char** argv) {
   signals.MarkServing();
   config->server.max_connections = config->grpc_max_connections
                                        ? static_cast<size_t>(*config->grpc_max_connections)
-                                       : DefaultConnectionCap(4);
+                                       : DefaultConnectionCap(8);
   config->server.max_connections_per_client =
       config->grpc_max_connections_per_client
           ? static_cast<size_t>(*config->grpc_max_connections_per_client)
