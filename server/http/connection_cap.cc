@@ -13,6 +13,7 @@
 #include <openssl/ssl.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <csignal>
 #include <mutex>
 #include <utility>
@@ -166,15 +167,17 @@ void ConnectionCap::OnAdopt(int, short, void* self) {
       evhttp_connection_free(evcon);  // runs the close callback
       continue;
     }
-    const std::chrono::milliseconds limit =
-        c->options_.max_age.count() > 0 ? c->options_.max_age : c->options_.request_timeout;
-    if (limit.count() > 0) {
+    if (c->options_.max_age.count() > 0 || c->options_.request_timeout.count() > 0) {
       auto age = std::make_unique<AgeTimer>();
       age->connection = evcon;
       age->timer = evtimer_new(c->base_, &ConnectionCap::OnTooOld, age.get());
       if (age->timer == nullptr) continue;  // out of memory: it lives as evhttp keeps it
-      const timeval after = ToTimeval(limit);
-      evtimer_add(age->timer, &after);
+      if (c->options_.max_age.count() > 0) {
+        const timeval after = ToTimeval(c->options_.max_age);
+        evtimer_add(age->timer, &after);
+      } else {
+        WaitForRequest(*age, c->RequestLimit());
+      }
       c->age_timers_[evcon] = std::move(age);
     }
   }
@@ -183,15 +186,28 @@ void ConnectionCap::OnAdopt(int, short, void* self) {
 void ConnectionCap::RequestArrived(evhttp_connection* conn) {
   if (options_.request_timeout.count() == 0) return;
   auto it = age_timers_.find(conn);
-  if (it != age_timers_.end()) evtimer_del(it->second->timer);
+  if (it == age_timers_.end()) return;
+  evtimer_del(it->second->timer);
+  it->second->awaiting_request = false;
 }
 
 void ConnectionCap::RequestDone(evhttp_connection* conn) {
   if (options_.request_timeout.count() == 0) return;
   auto it = age_timers_.find(conn);
-  if (it == age_timers_.end()) return;
-  const timeval after = ToTimeval(options_.request_timeout);
-  evtimer_add(it->second->timer, &after);
+  if (it != age_timers_.end()) WaitForRequest(*it->second, RequestLimit());
+}
+
+std::chrono::milliseconds ConnectionCap::RequestLimit() const {
+  const std::chrono::milliseconds at_cap = options_.request_timeout_at_cap;
+  return full_ && at_cap.count() > 0 ? std::min(options_.request_timeout, at_cap)
+                                     : options_.request_timeout;
+}
+
+void ConnectionCap::WaitForRequest(AgeTimer& t, std::chrono::milliseconds limit) {
+  t.awaiting_request = true;
+  t.deadline = std::chrono::steady_clock::now() + limit;
+  const timeval after = ToTimeval(limit);
+  evtimer_add(t.timer, &after);
 }
 
 void ConnectionCap::OnTooOld(int, short, void* arg) {
@@ -206,6 +222,17 @@ void ConnectionCap::UpdateAccepting() {
   const size_t open = open_.load(std::memory_order_relaxed);
   if (options_.on_count) options_.on_count(open, options_.max_connections);
   const bool full = open >= options_.max_connections;
+  if (full && !full_ && options_.request_timeout.count() > 0) {
+    // Reaching the cap: the connections already waiting for a request get
+    // the shorter limit too (from now, if that ends sooner).
+    full_ = true;
+    const std::chrono::milliseconds limit = RequestLimit();
+    const auto sooner = std::chrono::steady_clock::now() + limit;
+    for (auto& [conn, t] : age_timers_) {
+      if (t->awaiting_request && t->deadline > sooner) WaitForRequest(*t, limit);
+    }
+  }
+  full_ = full;
   const bool accept = !full && !accept_failing_;
   if (accept == accepting_) return;
   accepting_ = accept;

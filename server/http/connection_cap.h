@@ -14,7 +14,10 @@
 // while a request is read: from the connection's opening, or from its last
 // reply's end, until the whole request is in (RequestArrived), so that the
 // same client holds it no longer than that either, and a long reply is
-// never cut.
+// never cut. While the connections are at the cap that limit is shorter
+// (`request_timeout_at_cap`), for those already waiting too: a connection
+// kept alive between requests, or opened and left, gives its room to the
+// ones waiting in the backlog within seconds.
 //
 // Everything runs on the loop thread of the event_base it is given, except
 // open_connections(), which any thread may read.
@@ -61,6 +64,9 @@ struct ConnectionCapOptions {
   // two is set.
   std::chrono::milliseconds max_age{0};
   std::chrono::milliseconds request_timeout{0};
+  // With a request timeout: the limit while the connections are at the cap
+  // (zero: the same).
+  std::chrono::milliseconds request_timeout_at_cap{0};
   // Called on the loop thread: after every change of the count (open, max),
   // when accepting pauses (at_cap: because of the cap, else after an accept
   // error), and when a connection closed (after the count dropped).
@@ -105,6 +111,11 @@ class ConnectionCap {
   static void OnClose(evhttp_connection* conn, void* self);
   static void OnTooOld(int, short, void* conn);
   void UpdateAccepting();
+  // The request timeout now: shorter at the cap.
+  std::chrono::milliseconds RequestLimit() const;
+  // Starts `t`'s timer for a request, to end `limit` from now.
+  struct AgeTimer;
+  static void WaitForRequest(AgeTimer& t, std::chrono::milliseconds limit);
 
   ConnectionCapOptions options_;
   event_base* base_ = nullptr;
@@ -126,11 +137,16 @@ class ConnectionCap {
   struct AgeTimer {
     evhttp_connection* connection = nullptr;
     event* timer = nullptr;
+    // With a request timeout: the timer runs (a request is awaited), and
+    // when it ends.
+    bool awaiting_request = false;
+    std::chrono::steady_clock::time_point deadline;
     ~AgeTimer();
   };
   absl::flat_hash_map<evhttp_connection*, std::unique_ptr<AgeTimer>> age_timers_;
   bool accept_failing_ = false;  // accept failed (out of descriptors): pause
   bool accepting_ = true;
+  bool full_ = false;            // at the cap
   std::atomic<size_t> open_{0};  // written on the loop thread only
 };
 

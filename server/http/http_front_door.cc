@@ -93,6 +93,7 @@ absl::StatusOr<std::unique_ptr<HttpFrontDoor>> HttpFrontDoor::Start(const Stream
   ConnectionCapOptions cap;
   cap.max_connections = options.max_connections;
   cap.request_timeout = options.request_timeout;
+  cap.request_timeout_at_cap = options.request_timeout_at_cap;
   cap.tls = d->ssl_ctx_.get();
   ServerMetrics* metrics = deps.metrics;
   if (metrics != nullptr) {

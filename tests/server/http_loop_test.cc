@@ -211,6 +211,38 @@ TEST_F(HttpLoopTest, TheRequestTimeoutBoundsReadingARequestOnly) {
               StartsWith("HTTP/1.1 200"));
 }
 
+// At the cap, the request timeout is the shorter one, for the connections
+// already waiting for a request too: a connection opened and left, and one
+// kept alive after its reply, give their rooms to the one waiting in the
+// backlog. Below the cap the long one holds.
+TEST_F(HttpLoopTest, AtTheCapAConnectionWaitingForARequestHasTheShorterTimeout) {
+  HttpOptions options;
+  options.max_connections = 2;
+  options.request_timeout = std::chrono::seconds(60);
+  options.request_timeout_at_cap = std::chrono::milliseconds(500);
+  Start(options);
+  const int left = Open();
+  ASSERT_GE(left, 0);
+  ASSERT_TRUE(OpenConnectionsBecome(1));
+  std::this_thread::sleep_for(std::chrono::milliseconds(800));
+  EXPECT_FALSE(testing::ClosedByPeerWithin(left, std::chrono::milliseconds(0)))
+      << "closed below the cap, before the 60 s";
+  const int kept = Send(kHealth);
+  ASSERT_GE(kept, 0);
+  EXPECT_THAT(testing::ReadUntil(kept, R"({"status":"ok"})", std::chrono::seconds(10)),
+              StartsWith("HTTP/1.1 200"));
+  ASSERT_TRUE(OpenConnectionsBecome(2));  // the cap
+
+  const auto start = std::chrono::steady_clock::now();
+  const int waiting = Send(kHealth);
+  ASSERT_GE(waiting, 0);
+  EXPECT_THAT(testing::ReadUntil(waiting, R"({"status":"ok"})", std::chrono::seconds(10)),
+              StartsWith("HTTP/1.1 200"));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+  EXPECT_TRUE(testing::ClosedByPeerWithin(left, std::chrono::seconds(5)));
+  EXPECT_TRUE(testing::ClosedByPeerWithin(kept, std::chrono::seconds(5)));
+}
+
 // While one request is being prepared (held here), the loop answers others
 // and a second request is prepared and served beside it.
 TEST_F(HttpLoopTest, ARequestBeingPreparedHoldsNeitherTheLoopNorOthers) {
