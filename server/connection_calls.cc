@@ -56,6 +56,9 @@ class CallCounterFactory : public grpc::experimental::ServerInterceptorFactoryIn
   explicit CallCounterFactory(ConnectionCalls* calls) : calls_(calls) {}
   grpc::experimental::Interceptor* CreateServerInterceptor(
       grpc::experimental::ServerRpcInfo* info) override {
+    // Another kind of connection: nothing to count. (Empty: not known yet.)
+    const std::string peer = info->server_context()->peer();
+    if (!peer.empty() && ConnectionCalls::DescriptorOf(peer) < 0) return nullptr;
     return new CallCounter(calls_, info);
   }
 

@@ -30,8 +30,9 @@ class ConnectionCalls {
   void End(int fd);
 
   // For ServerBuilder::experimental().SetInterceptorCreators: each call
-  // Begins when gRPC creates its interceptor and Ends when gRPC destroys it,
-  // with the call. This object must outlive the server.
+  // Begins when gRPC creates its interceptor (a synchronous service's: at
+  // the call's first step) and Ends when gRPC destroys it, with the call.
+  // This object must outlive the server.
   std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface> InterceptorFactory();
 
  private:

@@ -10,6 +10,7 @@
 #include <event2/listener.h>
 #include <event2/thread.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/ssl.h>
 #include <sys/socket.h>
 
@@ -169,6 +170,7 @@ void ConnectionCap::OnAdopt(int, short, void* self) {
     }
     if (c->options_.max_age.count() > 0 || c->options_.request_timeout.count() > 0) {
       auto age = std::make_unique<AgeTimer>();
+      age->cap = c;
       age->connection = evcon;
       age->timer = evtimer_new(c->base_, &ConnectionCap::OnTooOld, age.get());
       if (age->timer == nullptr) continue;  // out of memory: it lives as evhttp keeps it
@@ -176,7 +178,7 @@ void ConnectionCap::OnAdopt(int, short, void* self) {
         const timeval after = ToTimeval(c->options_.max_age);
         evtimer_add(age->timer, &after);
       } else {
-        WaitForRequest(*age, c->RequestLimit());
+        c->AwaitRequest(*age);
       }
       c->age_timers_[evcon] = std::move(age);
     }
@@ -194,25 +196,54 @@ void ConnectionCap::RequestArrived(evhttp_connection* conn) {
 void ConnectionCap::RequestDone(evhttp_connection* conn) {
   if (options_.request_timeout.count() == 0) return;
   auto it = age_timers_.find(conn);
-  if (it != age_timers_.end()) WaitForRequest(*it->second, RequestLimit());
+  if (it != age_timers_.end()) AwaitRequest(*it->second);
 }
 
-std::chrono::milliseconds ConnectionCap::RequestLimit() const {
-  const std::chrono::milliseconds at_cap = options_.request_timeout_at_cap;
-  return full_ && at_cap.count() > 0 ? std::min(options_.request_timeout, at_cap)
-                                     : options_.request_timeout;
-}
-
-void ConnectionCap::WaitForRequest(AgeTimer& t, std::chrono::milliseconds limit) {
+void ConnectionCap::AwaitRequest(AgeTimer& t) {
+  const auto now = std::chrono::steady_clock::now();
   t.awaiting_request = true;
-  t.deadline = std::chrono::steady_clock::now() + limit;
-  const timeval after = ToTimeval(limit);
+  t.awaiting_since = now;
+  const std::chrono::milliseconds at_cap = options_.request_timeout_at_cap;
+  Schedule(t, now + (full_ && at_cap.count() > 0 ? std::min(options_.request_timeout, at_cap)
+                                                 : options_.request_timeout));
+}
+
+void ConnectionCap::Schedule(AgeTimer& t, std::chrono::steady_clock::time_point deadline) {
+  t.deadline = deadline;
+  const auto left = std::chrono::duration_cast<std::chrono::microseconds>(
+      deadline - std::chrono::steady_clock::now());
+  const timeval after = ToTimeval(std::max(left, std::chrono::microseconds(0)));
   evtimer_add(t.timer, &after);
 }
 
+bool ConnectionCap::WaitsOn(AgeTimer& t) {
+  if (!t.awaiting_request) return false;  // a maximum age
+  const auto now = std::chrono::steady_clock::now();
+  const auto whole = t.awaiting_since + options_.request_timeout;
+  if (now >= whole) return false;
+  const std::chrono::milliseconds at_cap = options_.request_timeout_at_cap;
+  if (!full_ || at_cap.count() == 0) {
+    Schedule(t, whole);
+    return true;
+  }
+  // Still at the cap: on only while the request arrives, a short limit at a
+  // time (its last bytes came within it; the kernel's count, in ms).
+  tcp_info info{};
+  socklen_t size = sizeof info;
+  const int fd = bufferevent_getfd(evhttp_connection_get_bufferevent(t.connection));
+  if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &size) != 0 ||
+      std::chrono::milliseconds(info.tcpi_last_data_recv) >= at_cap) {
+    return false;
+  }
+  Schedule(t, std::min(whole, now + at_cap));
+  return true;
+}
+
 void ConnectionCap::OnTooOld(int, short, void* arg) {
+  auto* t = static_cast<AgeTimer*>(arg);
+  if (t->cap->WaitsOn(*t)) return;
   // Frees the connection; its close callback frees this timer.
-  evhttp_connection_free(static_cast<AgeTimer*>(arg)->connection);
+  evhttp_connection_free(t->connection);
 }
 
 // Accepting pauses while the connections are at the cap, or for a moment
@@ -222,14 +253,13 @@ void ConnectionCap::UpdateAccepting() {
   const size_t open = open_.load(std::memory_order_relaxed);
   if (options_.on_count) options_.on_count(open, options_.max_connections);
   const bool full = open >= options_.max_connections;
-  if (full && !full_ && options_.request_timeout.count() > 0) {
+  if (full && !full_ && options_.request_timeout_at_cap.count() > 0) {
     // Reaching the cap: the connections already waiting for a request get
-    // the shorter limit too (from now, if that ends sooner).
-    full_ = true;
-    const std::chrono::milliseconds limit = RequestLimit();
-    const auto sooner = std::chrono::steady_clock::now() + limit;
+    // the shorter limit too, from now (WaitsOn lets the ones still sending
+    // theirs go on).
+    const auto sooner = std::chrono::steady_clock::now() + options_.request_timeout_at_cap;
     for (auto& [conn, t] : age_timers_) {
-      if (t->awaiting_request && t->deadline > sooner) WaitForRequest(*t, limit);
+      if (t->awaiting_request && t->deadline > sooner) Schedule(*t, sooner);
     }
   }
   full_ = full;

@@ -14,10 +14,12 @@
 // while a request is read: from the connection's opening, or from its last
 // reply's end, until the whole request is in (RequestArrived), so that the
 // same client holds it no longer than that either, and a long reply is
-// never cut. While the connections are at the cap that limit is shorter
-// (`request_timeout_at_cap`), for those already waiting too: a connection
-// kept alive between requests, or opened and left, gives its room to the
-// ones waiting in the backlog within seconds.
+// never cut. While the connections are at the cap, a connection waiting for
+// a request that has sent nothing for `request_timeout_at_cap` is closed
+// (those already waiting when the cap is reached too): one kept alive
+// between requests, or opened and left, gives its room to the ones waiting
+// in the backlog within seconds, while one sending its request (a large
+// body on a slow link) keeps the whole request timeout.
 //
 // Everything runs on the loop thread of the event_base it is given, except
 // open_connections(), which any thread may read.
@@ -64,8 +66,9 @@ struct ConnectionCapOptions {
   // two is set.
   std::chrono::milliseconds max_age{0};
   std::chrono::milliseconds request_timeout{0};
-  // With a request timeout: the limit while the connections are at the cap
-  // (zero: the same).
+  // With a request timeout: while the connections are at the cap, how long
+  // a connection waiting for a request may send nothing (zero: no such
+  // limit).
   std::chrono::milliseconds request_timeout_at_cap{0};
   // Called on the loop thread: after every change of the count (open, max),
   // when accepting pauses (at_cap: because of the cap, else after an accept
@@ -109,13 +112,19 @@ class ConnectionCap {
   static void OnAcceptError(evconnlistener* listener, void* evhttp_arg);
   static void OnAcceptRetry(int, short, void* self);
   static void OnClose(evhttp_connection* conn, void* self);
-  static void OnTooOld(int, short, void* conn);
+  static void OnTooOld(int, short, void* timer);
   void UpdateAccepting();
-  // The request timeout now: shorter at the cap.
-  std::chrono::milliseconds RequestLimit() const;
-  // Starts `t`'s timer for a request, to end `limit` from now.
   struct AgeTimer;
-  static void WaitForRequest(AgeTimer& t, std::chrono::milliseconds limit);
+  // With a request timeout: `t` waits for a request from now, until the
+  // timeout, or at the cap until the shorter limit.
+  void AwaitRequest(AgeTimer& t);
+  // `t`'s timer ends at `deadline`.
+  static void Schedule(AgeTimer& t, std::chrono::steady_clock::time_point deadline);
+  // At `t`'s timer's end: whether its connection may wait on (the timer is
+  // then set again), because the shorter limit of the cap ended but the
+  // request timeout has not, and the cap was left or the request is still
+  // arriving.
+  bool WaitsOn(AgeTimer& t);
 
   ConnectionCapOptions options_;
   event_base* base_ = nullptr;
@@ -135,11 +144,13 @@ class ConnectionCap {
   // With a maximum age or a request timeout: each connection's timer, and
   // what it closes.
   struct AgeTimer {
+    ConnectionCap* cap = nullptr;
     evhttp_connection* connection = nullptr;
     event* timer = nullptr;
-    // With a request timeout: the timer runs (a request is awaited), and
-    // when it ends.
+    // With a request timeout: the timer runs because a request is awaited,
+    // since when, and when the timer ends.
     bool awaiting_request = false;
+    std::chrono::steady_clock::time_point awaiting_since;
     std::chrono::steady_clock::time_point deadline;
     ~AgeTimer();
   };

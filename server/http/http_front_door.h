@@ -56,9 +56,11 @@ struct HttpOptions {
   // or of its previous reply's end, or it is closed: a client sending a byte
   // at a time, each within the io timeout, holds it no longer (slowloris).
   std::chrono::milliseconds request_timeout{60'000};
-  // The same while the connections are at the cap, for those already
-  // waiting too: a connection kept alive between requests (or opened and
-  // left) makes room for new ones within this long.
+  // While the connections are at the cap, a connection waiting for a
+  // request that sends nothing for this long is closed (those already
+  // waiting too): one kept alive between requests, or opened and left,
+  // makes room for new ones; one still sending its request keeps the whole
+  // request timeout. Zero: no such limit.
   std::chrono::milliseconds request_timeout_at_cap{5'000};
   // Connections open at once. At the cap the listener stops accepting: new
   // connections wait in the kernel's backlog until one closes, so that
