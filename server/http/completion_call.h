@@ -117,6 +117,8 @@ class CompletionCall : public std::enable_shared_from_this<CompletionCall> {
   // failure (a slow reader then cut off by the stop is one error).
   void RecordFailure(const absl::Status& status);
   void ReplyError(const absl::Status& status);
+  // Starts the reply as a stream of server-sent events.
+  void StartStream();
   // Writes server-sent events on the started reply.
   void SendEvents(const std::string& events);
   void EndReply();
