@@ -6,8 +6,9 @@
 // same bits:
 // - a score is one eight-lane FMA chain over the head's dims, then
 //   SumLanes4's tree and the scale; a register holds two keys' chains (lanes
-//   0-7 and 8-15), and the tree runs on both halves at once by in-lane
-//   swaps, which add the same pairs in the same order;
+//   0-7 and 8-15), and the trees of eight keys (four registers) run
+//   together by shuffles that add the same pairs in the same order, leaving
+//   the eight scores in one register;
 // - each element of acc is one FMA chain over the page's rows in order,
 //   sixteen elements a register.
 // For head dims that are multiples of 16 (attention.cc falls back to
@@ -60,33 +61,40 @@ COHOST_ATTENTION512_TARGET inline __m512 LoadPair8(const void* a, const void* b,
   }
 }
 
-// SumLanes4's tree on each half of x: lane 0 gets ((x0 + x1) + (x2 + x3)) +
-// ((x4 + x5) + (x6 + x7)), lane 8 the same of x8..x15 (the other lanes are
-// not used).
-COHOST_ATTENTION512_TARGET inline __m512 SumHalves(__m512 x) {
-  x = _mm512_add_ps(x, _mm512_permute_ps(x, 0xb1));           // + the neighbour lane
-  x = _mm512_add_ps(x, _mm512_permute_ps(x, 0x4e));           // + the neighbour pair
-  return _mm512_add_ps(x, _mm512_shuffle_f32x4(x, x, 0xb1));  // + the other quad
+// The scores of eight keys from one query row's four pair registers (keys
+// 2i and 2i + 1 in register i's lanes 0-7 and 8-15), in key order, each by
+// SumLanes4's tree on its half: ((x0 + x1) + (x2 + x3)) + ((x4 + x5) +
+// (x6 + x7)), the same additions in the same order, the four registers
+// reduced together.
+COHOST_ATTENTION512_TARGET inline __m256 SumPairs4(__m512 x, __m512 y, __m512 z, __m512 w) {
+  // + the neighbour lane: [x0+x1, x2+x3, y0+y1, y2+y3] in each 128-bit lane.
+  const __m512 xy = _mm512_add_ps(_mm512_shuffle_ps(x, y, 0x88), _mm512_shuffle_ps(x, y, 0xdd));
+  const __m512 zw = _mm512_add_ps(_mm512_shuffle_ps(z, w, 0x88), _mm512_shuffle_ps(z, w, 0xdd));
+  // + the neighbour pair: each register's quad sum, x y z w in each lane.
+  const __m512 q = _mm512_add_ps(_mm512_shuffle_ps(xy, zw, 0x88), _mm512_shuffle_ps(xy, zw, 0xdd));
+  // + the other quad: lanes 0-3 keys 0, 2, 4, 6; lanes 8-11 keys 1, 3, 5, 7.
+  const __m512 h = _mm512_add_ps(q, _mm512_shuffle_f32x4(q, q, 0xb1));
+  const __m512i order = _mm512_setr_epi32(0, 8, 1, 9, 2, 10, 3, 11, 0, 0, 0, 0, 0, 0, 0, 0);
+  return _mm512_castps512_ps256(_mm512_permutexvar_ps(order, h));
 }
 
 template <DType T>
 struct Avx512Rows {
   // Query rows j < num_q (at most kTileRows) against the page's key rows,
-  // two keys a register: kPairs pairs at a time, so 2 * kPairs * NQ chains
-  // run side by side.
+  // two keys a register.
   COHOST_ATTENTION512_TARGET static void ScoresTile(const float* const* q, int32_t num_q,
                                                     const void* k, int64_t stride, int32_t rows,
                                                     int32_t n, float scale, float* scores,
                                                     int32_t pitch) {
     switch (num_q) {
       case 1:
-        return ScoresN<1, 4>(q, k, stride, rows, n, scale, scores, pitch);
+        return ScoresN<1>(q, k, stride, rows, n, scale, scores, pitch);
       case 2:
-        return ScoresN<2, 2>(q, k, stride, rows, n, scale, scores, pitch);
+        return ScoresN<2>(q, k, stride, rows, n, scale, scores, pitch);
       case 3:
-        return ScoresN<3, 2>(q, k, stride, rows, n, scale, scores, pitch);
+        return ScoresN<3>(q, k, stride, rows, n, scale, scores, pitch);
       default:
-        return ScoresN<4, 2>(q, k, stride, rows, n, scale, scores, pitch);
+        return ScoresN<4>(q, k, stride, rows, n, scale, scores, pitch);
     }
   }
 
@@ -108,12 +116,14 @@ struct Avx512Rows {
   }
 
   // Key slots past `rows` repeat the last row; their scores are dropped.
-  template <int NQ, int kPairs>
+  // Eight keys a step: four pair registers a row, 4 * NQ chains side by side.
+  template <int NQ>
   COHOST_ATTENTION512_TARGET static void ScoresN(const float* const* q, const void* k,
                                                  int64_t stride, int32_t rows, int32_t n,
                                                  float scale, float* scores, int32_t pitch) {
+    constexpr int kPairs = 4;
     constexpr int kKeys = 2 * kPairs;
-    const __m512 s = _mm512_set1_ps(scale);
+    const __m256 s = _mm256_set1_ps(scale);
     for (int32_t r = 0; r < rows; r += kKeys) {
       const void* kr[kKeys];
       for (int i = 0; i < kKeys; ++i) kr[i] = KvRow<T>(k, std::min(r + i, rows - 1) * stride);
@@ -131,15 +141,10 @@ struct Avx512Rows {
           for (int i = 0; i < kPairs; ++i) a[j][i] = _mm512_fmadd_ps(q8, kk[i], a[j][i]);
         }
       }
+      const __mmask16 keep = static_cast<__mmask16>((1u << std::min<int32_t>(kKeys, rows - r)) - 1);
       for (int j = 0; j < NQ; ++j) {
-        for (int i = 0; i < kPairs; ++i) {
-          const __m512 sums = _mm512_mul_ps(SumHalves(a[j][i]), s);
-          const int32_t key = r + 2 * i;
-          if (key < rows) scores[j * pitch + key] = _mm512_cvtss_f32(sums);
-          if (key + 1 < rows) {
-            scores[j * pitch + key + 1] = _mm_cvtss_f32(_mm512_extractf32x4_ps(sums, 2));
-          }
-        }
+        const __m256 sums = _mm256_mul_ps(SumPairs4(a[j][0], a[j][1], a[j][2], a[j][3]), s);
+        _mm512_mask_storeu_ps(scores + j * pitch + r, keep, _mm512_zextps256_ps512(sums));
       }
     }
   }

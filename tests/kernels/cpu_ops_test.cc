@@ -28,6 +28,10 @@ constexpr double kTol = 1e-5;
 __attribute__((target("avx2,fma"))) float Exp8Of(float t) {
   return _mm256_cvtss_f32(cpu::Exp8(_mm256_set1_ps(t)));
 }
+// Exp16 of x[0, 16) into out.
+__attribute__((target("avx2,fma,avx512f"))) void Exp16Of(const float* x, float* out) {
+  _mm512_storeu_ps(out, cpu::Exp16(_mm512_loadu_ps(x)));
+}
 #else
 float Exp8Of(float t) { return std::exp(t); }
 #endif
@@ -224,6 +228,34 @@ TEST(Exp8Test, WithinThreeUlpOfExpfForNonPositiveArguments) {
   EXPECT_EQ(Exp8Of(-std::numeric_limits<float>::infinity()), 0.f);
   EXPECT_TRUE(std::isnan(Exp8Of(std::numeric_limits<float>::quiet_NaN())));
 }
+
+#if defined(__x86_64__)
+// Attention's softmax takes either by the CPU's features and must give the
+// same bits either way.
+TEST(Exp8Test, Exp16HasExp8sBitsInEveryLane) {
+  const cpu::CpuFeatures& f = cpu::HostCpuFeatures();
+  if (!f.avx2 || !f.fma || !f.avx512f) GTEST_SKIP() << "no AVX-512F here (" << f.Summary() << ")";
+  std::vector<float> x;
+  for (int i = 0; i < 200000; ++i) x.push_back(-100.f * static_cast<float>(i) / 200000.f);
+  for (float special :
+       {-0.f, -std::numeric_limits<float>::infinity(), std::numeric_limits<float>::quiet_NaN(),
+        -87.33654f, -87.3365f, -87.3366f, -std::numeric_limits<float>::denorm_min()}) {
+    x.push_back(special);
+  }
+  while (x.size() % 16 != 0) x.push_back(-1.f);
+  float got[16];
+  for (size_t i = 0; i < x.size(); i += 16) {
+    Exp16Of(x.data() + i, got);
+    for (size_t l = 0; l < 16; ++l) {
+      const float want = Exp8Of(x[i + l]);
+      uint32_t a, b;
+      std::memcpy(&a, &got[l], 4);
+      std::memcpy(&b, &want, 4);
+      ASSERT_EQ(a, b) << "t=" << x[i + l] << " (lane " << l << ")";
+    }
+  }
+}
+#endif
 
 TEST_F(CpuOpsTest, SiluMulAddEmbeddingGather) {
   const int n = 5, inter = 9000;  // n * inter > one parallel chunk
