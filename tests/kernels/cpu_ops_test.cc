@@ -240,9 +240,8 @@ TEST(Exp8Test, Exp16HasExp8sBitsInEveryLane) {
   for (float special :
        {-0.f, -std::numeric_limits<float>::infinity(), std::numeric_limits<float>::quiet_NaN(),
         -87.33654f, -87.3365f, -87.3366f, -std::numeric_limits<float>::denorm_min()}) {
-    x.push_back(special);
+    x.insert(x.end(), 16, special);  // in every lane
   }
-  while (x.size() % 16 != 0) x.push_back(-1.f);
   float got[16];
   for (size_t i = 0; i < x.size(); i += 16) {
     Exp16Of(x.data() + i, got);

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -75,6 +76,26 @@ class HttpLoopTest : public ::testing::Test {
         "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
         "Content-Length: " +
         std::to_string(sizeof kCompletion - 1) + "\r\n\r\n" + kCompletion);
+  }
+  // Two connections at most, 60 s for a request, `at_cap` at the cap.
+  static HttpOptions TwoRooms(std::chrono::milliseconds at_cap) {
+    HttpOptions options;
+    options.max_connections = 2;
+    options.request_timeout = std::chrono::seconds(60);
+    options.request_timeout_at_cap = at_cap;
+    return options;
+  }
+  // Sends `bytes` on `fd` one at a time, `gap` apart: whether the server
+  // closed the connection before the last.
+  static bool ClosedWhileTrickling(int fd, std::string_view bytes, std::chrono::milliseconds gap) {
+    for (char c : bytes) {
+      if (testing::ClosedByPeerWithin(fd, std::chrono::milliseconds(0)) ||
+          !testing::SendAll(fd, std::string(1, c))) {
+        return true;
+      }
+      std::this_thread::sleep_for(gap);
+    }
+    return false;
   }
   // The front door's first preparation will wait at `gate`.
   static void HoldFirstPreparation(cohost::testing::Gate& gate, HttpOptions& options) {
@@ -192,14 +213,9 @@ TEST_F(HttpLoopTest, TheRequestTimeoutBoundsReadingARequestOnly) {
   const int slow = Open();
   ASSERT_GE(slow, 0);
   const auto start = std::chrono::steady_clock::now();
-  bool closed = false;
-  for (char c : std::string(kHealth)) {  // 33 bytes, 200 ms apart: 6.6 s
-    closed = testing::ClosedByPeerWithin(slow, std::chrono::milliseconds(0)) ||
-             !testing::SendAll(slow, std::string(1, c));
-    if (closed) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  }
-  EXPECT_TRUE(closed) << "the whole request was read a byte at a time";
+  // 33 bytes, 200 ms apart: 6.6 s.
+  EXPECT_TRUE(ClosedWhileTrickling(slow, kHealth, std::chrono::milliseconds(200)))
+      << "the whole request was read a byte at a time";
   EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(1900));
 
   const int kept = Open();
@@ -224,10 +240,7 @@ TEST_F(HttpLoopTest, TheRequestTimeoutBoundsReadingARequestOnly) {
 // cap the whole request timeout holds.
 TEST_F(HttpLoopTest, AtTheCapAConnectionThatSendsNothingMakesRoomSooner) {
   cohost::testing::Gate gate;
-  HttpOptions options;
-  options.max_connections = 2;
-  options.request_timeout = std::chrono::seconds(60);
-  options.request_timeout_at_cap = std::chrono::milliseconds(500);
+  HttpOptions options = TwoRooms(std::chrono::milliseconds(500));
   HoldFirstPreparation(gate, options);
   Start(options);
   const int left = Open();
@@ -255,10 +268,7 @@ TEST_F(HttpLoopTest, AtTheCapAConnectionThatSendsNothingMakesRoomSooner) {
 // timeout while its bytes keep coming.
 TEST_F(HttpLoopTest, AtTheCapARequestStillArrivingIsNotCut) {
   cohost::testing::Gate gate;
-  HttpOptions options;
-  options.max_connections = 2;
-  options.request_timeout = std::chrono::seconds(60);
-  options.request_timeout_at_cap = std::chrono::milliseconds(1000);
+  const HttpOptions options = TwoRooms(std::chrono::milliseconds(1000));
   // Its request held in preparation: it keeps its room, and the cap stays
   // reached while the other sends.
   const int held = StartWithAHeldRequest(gate, options);
@@ -266,14 +276,9 @@ TEST_F(HttpLoopTest, AtTheCapARequestStillArrivingIsNotCut) {
   const int slow = Open();
   ASSERT_GE(slow, 0);
   ASSERT_TRUE(OpenConnectionsBecome(2));
-  bool closed = false;
-  for (char c : std::string(kHealth)) {  // 33 bytes, 100 ms apart: 3.3 s
-    closed = testing::ClosedByPeerWithin(slow, std::chrono::milliseconds(0)) ||
-             !testing::SendAll(slow, std::string(1, c));
-    if (closed) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  EXPECT_FALSE(closed) << "cut while its request arrived";
+  // 33 bytes, 100 ms apart: 3.3 s.
+  EXPECT_FALSE(ClosedWhileTrickling(slow, kHealth, std::chrono::milliseconds(100)))
+      << "cut while its request arrived";
   EXPECT_THAT(testing::ReadUntil(slow, R"({"status":"ok"})", std::chrono::seconds(10)),
               StartsWith("HTTP/1.1 200"));
   gate.Open();
