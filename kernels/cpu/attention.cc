@@ -2,12 +2,12 @@
 // query head walks its sequence's pages, the way a GPU split over blocks
 // would, with an online softmax over spans of pages (about 64 keys: the max,
 // the exponentials and the sums run once per span, not once per page, and
-// they are what bound it, not the multiply-adds), for a tile of up to four
+// they are what bound it, not the multiply-adds), for a tile of up to eight
 // query rows of one KV head at once (a decode token's query heads of a GQA
 // group, or consecutive tokens of a prefill chunk, each to its own
 // position), so that each K and V element is loaded and widened once per
-// tile instead of once per row. A row's output has the same bits in any
-// tile as alone.
+// tile (the AVX2 rows: per four rows) instead of once per row. A row's
+// output has the same bits in any tile as alone.
 // Pages hold fp32, fp16 or bf16 (PagedKv::dtype); each element is widened to
 // fp32 as it is loaded, so attention over narrow pages computes exactly what
 // it computes over fp32 pages holding the same values.

@@ -39,8 +39,9 @@ __attribute__((always_inline)) inline const void* KvRow(const void* pages, int64
 
 // Query rows taken together against one page (a decode token's query heads
 // of a GQA group, or a prefill's consecutive tokens): each K and V element
-// is loaded, and widened, once for all of them.
-constexpr int32_t kTileRows = 4;
+// is loaded, and widened, once for all of them (Avx2Rows: once for each
+// group of four, as many as its sixteen registers hold).
+constexpr int32_t kTileRows = 8;
 
 // Both versions' interface. Rows are `stride` elements apart from k (or v).
 //   Scores:     scores[r] = scale * (q . k_r), r < rows.
@@ -178,45 +179,58 @@ struct Avx2Rows {
     AccumulateN<1>(p, 0, v, stride, rows, n, &acc);
   }
 
-  // Two key rows at a time against four query rows (slots past num_q repeat
-  // row 0, and a second key past `rows` repeats the first; dropped): eight
-  // FMA chains sharing each widened K chunk.
+  // Query rows a group: each group's rows share the widened K and V chunks.
+  static constexpr int kGroup = 4;
+
   COHOST_ATTENTION_TARGET static void ScoresTile(const float* const* q, int32_t num_q,
                                                  const void* k, int64_t stride, int32_t rows,
                                                  int32_t n, float scale, float* scores,
                                                  int32_t pitch) {
+    for (int32_t j = 0; j < num_q; j += kGroup) {
+      ScoresGroup(q + j, std::min<int32_t>(kGroup, num_q - j), k, stride, rows, n, scale,
+                  scores + static_cast<int64_t>(j) * pitch, pitch);
+    }
+  }
+
+  // Two key rows at a time against four query rows (slots past num_q repeat
+  // row 0, and a second key past `rows` repeats the first; dropped): eight
+  // FMA chains sharing each widened K chunk.
+  COHOST_ATTENTION_TARGET static void ScoresGroup(const float* const* q, int32_t num_q,
+                                                  const void* k, int64_t stride, int32_t rows,
+                                                  int32_t n, float scale, float* scores,
+                                                  int32_t pitch) {
     if (num_q == 1) return Scores(q[0], k, stride, rows, n, scale, scores);
-    const float* qs[kTileRows];
-    for (int j = 0; j < kTileRows; ++j) qs[j] = q[j < num_q ? j : 0];
+    const float* qs[kGroup];
+    for (int j = 0; j < kGroup; ++j) qs[j] = q[j < num_q ? j : 0];
     for (int32_t r = 0; r < rows; r += 2) {
       const void* kr[2] = {KvRow<T>(k, r * stride),
                            KvRow<T>(k, std::min(r + 1, rows - 1) * stride)};
-      // a[key * kTileRows + j]: query row j against key r + key.
-      __m256 a[2 * kTileRows];
+      // a[key * kGroup + j]: query row j against key r + key.
+      __m256 a[2 * kGroup];
       for (__m256& x : a) x = _mm256_setzero_ps();
       int32_t d = 0;
       for (; d + 8 <= n; d += 8) {
         const __m256 k0 = Load8<T>(kr[0], d), k1 = Load8<T>(kr[1], d);
-        for (int j = 0; j < kTileRows; ++j) {
+        for (int j = 0; j < kGroup; ++j) {
           const __m256 q8 = _mm256_loadu_ps(qs[j] + d);
           a[j] = _mm256_fmadd_ps(q8, k0, a[j]);
-          a[kTileRows + j] = _mm256_fmadd_ps(q8, k1, a[kTileRows + j]);
+          a[kGroup + j] = _mm256_fmadd_ps(q8, k1, a[kGroup + j]);
         }
       }
-      // Lane key * kTileRows + j, as in a.
-      alignas(32) float lane[2 * kTileRows];
+      // Lane key * kGroup + j, as in a.
+      alignas(32) float lane[2 * kGroup];
       _mm256_store_ps(lane, _mm256_mul_ps(SumLanes8(a), _mm256_set1_ps(scale)));
       if (d == n) {  // no tail: the scaled sums are the scores
         for (int32_t j = 0; j < num_q; ++j) {
           scores[j * pitch + r] = lane[j];
-          if (r + 1 < rows) scores[j * pitch + r + 1] = lane[kTileRows + j];
+          if (r + 1 < rows) scores[j * pitch + r + 1] = lane[kGroup + j];
         }
         continue;
       }
       _mm256_store_ps(lane, SumLanes8(a));
       for (int key = 0; key < 2 && r + key < rows; ++key) {
         for (int32_t j = 0; j < num_q; ++j) {
-          float s = lane[key * kTileRows + j];
+          float s = lane[key * kGroup + j];
           for (int32_t t = d; t < n; ++t) s = std::fma(qs[j][t], KvAt<T>(kr[key], t), s);
           scores[j * pitch + r + key] = s * scale;
         }
@@ -227,15 +241,21 @@ struct Avx2Rows {
   COHOST_ATTENTION_TARGET static void AccumulateTile(const float* p, int32_t pitch, int32_t num_q,
                                                      const void* v, int64_t stride, int32_t rows,
                                                      int32_t n, float* const* acc) {
-    switch (num_q) {
-      case 1:
-        return AccumulateN<1>(p, pitch, v, stride, rows, n, acc);
-      case 2:
-        return AccumulateN<2>(p, pitch, v, stride, rows, n, acc);
-      case 3:
-        return AccumulateN<3>(p, pitch, v, stride, rows, n, acc);
-      default:
-        return AccumulateN<4>(p, pitch, v, stride, rows, n, acc);
+    for (int32_t j = 0; j < num_q; j += kGroup) {
+      const float* pj = p + static_cast<int64_t>(j) * pitch;
+      switch (std::min<int32_t>(kGroup, num_q - j)) {
+        case 1:
+          AccumulateN<1>(pj, pitch, v, stride, rows, n, acc + j);
+          break;
+        case 2:
+          AccumulateN<2>(pj, pitch, v, stride, rows, n, acc + j);
+          break;
+        case 3:
+          AccumulateN<3>(pj, pitch, v, stride, rows, n, acc + j);
+          break;
+        default:
+          AccumulateN<4>(pj, pitch, v, stride, rows, n, acc + j);
+      }
     }
   }
 

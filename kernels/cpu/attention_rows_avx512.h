@@ -78,6 +78,17 @@ COHOST_ATTENTION512_TARGET inline __m256 SumPairs4(__m512 x, __m512 y, __m512 z,
   return _mm512_castps512_ps256(_mm512_permutexvar_ps(order, h));
 }
 
+// The same for four keys from two pair registers: [k0, k1, k2, k3].
+COHOST_ATTENTION512_TARGET inline __m128 SumPairs2(__m512 x, __m512 y) {
+  const __m512 xy = _mm512_add_ps(_mm512_shuffle_ps(x, y, 0x88), _mm512_shuffle_ps(x, y, 0xdd));
+  // [x's quad sum, y's, x's, y's] in each 128-bit lane.
+  const __m512 q = _mm512_add_ps(_mm512_shuffle_ps(xy, xy, 0x88), _mm512_shuffle_ps(xy, xy, 0xdd));
+  // Lanes 0-1 keys 0, 2; lanes 8-9 keys 1, 3.
+  const __m512 h = _mm512_add_ps(q, _mm512_shuffle_f32x4(q, q, 0xb1));
+  const __m512i order = _mm512_setr_epi32(0, 8, 1, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+  return _mm512_castps512_ps128(_mm512_permutexvar_ps(order, h));
+}
+
 template <DType T>
 struct Avx512Rows {
   // Query rows j < num_q (at most kTileRows) against the page's key rows,
@@ -86,15 +97,25 @@ struct Avx512Rows {
                                                     const void* k, int64_t stride, int32_t rows,
                                                     int32_t n, float scale, float* scores,
                                                     int32_t pitch) {
+    // Up to four rows eight keys a step, more four keys a step: 16 chains
+    // and 16 accumulators at most.
     switch (num_q) {
       case 1:
-        return ScoresN<1>(q, k, stride, rows, n, scale, scores, pitch);
+        return ScoresN<1, 4>(q, k, stride, rows, n, scale, scores, pitch);
       case 2:
-        return ScoresN<2>(q, k, stride, rows, n, scale, scores, pitch);
+        return ScoresN<2, 4>(q, k, stride, rows, n, scale, scores, pitch);
       case 3:
-        return ScoresN<3>(q, k, stride, rows, n, scale, scores, pitch);
+        return ScoresN<3, 4>(q, k, stride, rows, n, scale, scores, pitch);
+      case 4:
+        return ScoresN<4, 4>(q, k, stride, rows, n, scale, scores, pitch);
+      case 5:
+        return ScoresN<5, 2>(q, k, stride, rows, n, scale, scores, pitch);
+      case 6:
+        return ScoresN<6, 2>(q, k, stride, rows, n, scale, scores, pitch);
+      case 7:
+        return ScoresN<7, 2>(q, k, stride, rows, n, scale, scores, pitch);
       default:
-        return ScoresN<4>(q, k, stride, rows, n, scale, scores, pitch);
+        return ScoresN<8, 2>(q, k, stride, rows, n, scale, scores, pitch);
     }
   }
 
@@ -110,18 +131,27 @@ struct Avx512Rows {
         return AccumulateN<2>(p, pitch, v, stride, rows, n, acc);
       case 3:
         return AccumulateN<3>(p, pitch, v, stride, rows, n, acc);
-      default:
+      case 4:
         return AccumulateN<4>(p, pitch, v, stride, rows, n, acc);
+      case 5:
+        return AccumulateN<5>(p, pitch, v, stride, rows, n, acc);
+      case 6:
+        return AccumulateN<6>(p, pitch, v, stride, rows, n, acc);
+      case 7:
+        return AccumulateN<7>(p, pitch, v, stride, rows, n, acc);
+      default:
+        return AccumulateN<8>(p, pitch, v, stride, rows, n, acc);
     }
   }
 
   // Key slots past `rows` repeat the last row; their scores are dropped.
-  // Eight keys a step: four pair registers a row, 4 * NQ chains side by side.
-  template <int NQ>
+  // 2 * kPairs keys a step (eight or four): kPairs pair registers a row,
+  // kPairs * NQ chains side by side.
+  template <int NQ, int kPairs>
   COHOST_ATTENTION512_TARGET static void ScoresN(const float* const* q, const void* k,
                                                  int64_t stride, int32_t rows, int32_t n,
                                                  float scale, float* scores, int32_t pitch) {
-    constexpr int kPairs = 4;
+    static_assert(kPairs == 2 || kPairs == 4);
     constexpr int kKeys = 2 * kPairs;
     const __m256 s = _mm256_set1_ps(scale);
     for (int32_t r = 0; r < rows; r += kKeys) {
@@ -143,8 +173,15 @@ struct Avx512Rows {
       }
       const __mmask16 keep = static_cast<__mmask16>((1u << std::min<int32_t>(kKeys, rows - r)) - 1);
       for (int j = 0; j < NQ; ++j) {
-        const __m256 sums = _mm256_mul_ps(SumPairs4(a[j][0], a[j][1], a[j][2], a[j][3]), s);
-        _mm512_mask_storeu_ps(scores + j * pitch + r, keep, _mm512_zextps256_ps512(sums));
+        __m512 sums;
+        if constexpr (kPairs == 4) {
+          sums = _mm512_zextps256_ps512(
+              _mm256_mul_ps(SumPairs4(a[j][0], a[j][1], a[j][2], a[j][3]), s));
+        } else {
+          sums = _mm512_zextps128_ps512(
+              _mm_mul_ps(SumPairs2(a[j][0], a[j][1]), _mm256_castps256_ps128(s)));
+        }
+        _mm512_mask_storeu_ps(scores + j * pitch + r, keep, sums);
       }
     }
   }
@@ -155,7 +192,7 @@ struct Avx512Rows {
   COHOST_ATTENTION512_TARGET static void AccumulateN(const float* p, int32_t pitch, const void* v,
                                                      int64_t stride, int32_t rows, int32_t n,
                                                      float* const* acc) {
-    constexpr int kChunks = NQ == 1 ? 8 : 4;
+    constexpr int kChunks = NQ == 1 ? 8 : NQ <= 4 ? 4 : 2;
     int32_t d = AccumulateChunks<NQ, kChunks>(p, pitch, v, stride, rows, n, acc, 0);
     if constexpr (kChunks > 4) d = AccumulateChunks<NQ, 4>(p, pitch, v, stride, rows, n, acc, d);
     d = AccumulateChunks<NQ, 2>(p, pitch, v, stride, rows, n, acc, d);
