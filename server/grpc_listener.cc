@@ -22,6 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "grpcpp/server.h"
 #include "grpcpp/server_posix.h"
+#include "server/client_address.h"
 #include "server/socket_port.h"
 
 namespace cohost::server {
@@ -110,32 +111,6 @@ int ListenOnAll(const char* node, int port, bool dual_stack, std::vector<int>* f
                  std::strerror(error));
   }
   return port;
-}
-
-// A client address as a key: its address bytes, an IPv4-mapped IPv6 one as
-// the IPv4 one; empty for a loopback address unless `cap_loopback`.
-std::string ClientKey(const sockaddr_storage& addr, bool cap_loopback) {
-  const unsigned char* bytes = nullptr;
-  size_t size = 0;
-  if (addr.ss_family == AF_INET) {
-    bytes = reinterpret_cast<const unsigned char*>(
-        &reinterpret_cast<const sockaddr_in*>(&addr)->sin_addr);
-    size = 4;
-  } else if (addr.ss_family == AF_INET6) {
-    const in6_addr& a6 = reinterpret_cast<const sockaddr_in6*>(&addr)->sin6_addr;
-    bytes = a6.s6_addr;
-    size = 16;
-    if (IN6_IS_ADDR_V4MAPPED(&a6)) {
-      bytes += 12;
-      size = 4;
-    } else if (IN6_IS_ADDR_LOOPBACK(&a6) && !cap_loopback) {
-      return "";
-    }
-  } else {
-    return "";
-  }
-  if (size == 4 && bytes[0] == 127 && !cap_loopback) return "";
-  return std::string(reinterpret_cast<const char*>(bytes), size);
 }
 
 }  // namespace

@@ -167,7 +167,7 @@ struct ServerMetrics::Impl {
   };
   PortConnections ports[2];  // by Port
   std::atomic<uint64_t> grpc_dropped_silent{0}, grpc_dropped_not_http2{0},
-      grpc_dropped_per_client{0}, grpc_dropped_idle_at_cap{0};
+      grpc_dropped_per_client{0}, grpc_dropped_idle_at_cap{0}, http_dropped_per_client{0};
   PortConnections& port(Port p) { return ports[static_cast<int>(p)]; }
 
   mutable std::shared_mutex mu;
@@ -323,6 +323,10 @@ void ServerMetrics::SetConnections(Port port, int64_t open, int64_t limit) {
   c.open.store(open, std::memory_order_relaxed);
   c.max.store(limit, std::memory_order_relaxed);
   c.seen.store(true, std::memory_order_relaxed);
+}
+
+void ServerMetrics::RecordHttpConnectionPastItsShare() {
+  impl_->http_dropped_per_client.fetch_add(1, std::memory_order_relaxed);
 }
 
 void ServerMetrics::RecordAcceptPause(Port port, bool at_cap) {
@@ -488,7 +492,14 @@ std::string ServerMetrics::Render(const std::vector<ModelGauges>& gauges,
            std::to_string(c.pauses_full.load(std::memory_order_relaxed)));
     Sample(&out, prefix + "accept_pauses_total", "reason=\"error\"",
            std::to_string(c.pauses_error.load(std::memory_order_relaxed)));
-    if (port != Port::kGrpc) continue;
+    if (port == Port::kHttp) {
+      Header(&out, "cohost_http_connections_dropped_total", "counter",
+             "OpenAI HTTP connections closed as they came: past their address's share "
+             "(per_client).");
+      Sample(&out, "cohost_http_connections_dropped_total", "reason=\"per_client\"",
+             std::to_string(impl_->http_dropped_per_client.load(std::memory_order_relaxed)));
+      continue;
+    }
     Header(&out, "cohost_grpc_connections_dropped_total", "counter",
            "gRPC connections closed by the listener: before gRPC had them, silent past the "
            "timeout (silent), not speaking HTTP/2 (not_http2), or past their address's share "

@@ -101,6 +101,8 @@ class ServerMetrics {
   // address had its share of connections ("per_client"); after, it was shut
   // down at the cap, idle, to make room ("idle_at_cap").
   void RecordGrpcConnectionDropped(std::string_view reason);
+  // An OpenAI HTTP connection closed as it came: its address had its share.
+  void RecordHttpConnectionPastItsShare();
 
   // cohost_cpu_info{cpu,features,quant_kernels,half_kernels} 1: what the CPU
   // kernels run on.

@@ -20,6 +20,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "server/client_address.h"
 #include "server/socket_port.h"
 
 namespace cohost::server::http {
@@ -168,6 +169,19 @@ void ConnectionCap::OnAdopt(int, short, void* self) {
       evhttp_connection_free(evcon);  // runs the close callback
       continue;
     }
+    if (c->options_.max_connections_per_client > 0) {
+      std::string client = PeerClientKey(bufferevent_getfd(a.bev), c->options_.cap_loopback);
+      if (!client.empty()) {
+        size_t& open = c->per_client_[client];
+        if (open >= c->options_.max_connections_per_client) {
+          if (c->options_.on_per_client_refusal) c->options_.on_per_client_refusal();
+          evhttp_connection_free(evcon);  // runs the close callback
+          continue;
+        }
+        ++open;
+        c->client_of_[evcon] = std::move(client);
+      }
+    }
     if (c->options_.max_age.count() > 0 || c->options_.request_timeout.count() > 0) {
       auto age = std::make_unique<AgeTimer>();
       age->cap = c;
@@ -296,6 +310,11 @@ void ConnectionCap::OnAcceptRetry(int, short, void* self) {
 
 void ConnectionCap::OnClose(evhttp_connection* conn, void* self) {
   auto* c = static_cast<ConnectionCap*>(self);
+  if (auto client = c->client_of_.find(conn); client != c->client_of_.end()) {
+    auto open = c->per_client_.find(client->second);
+    if (open != c->per_client_.end() && --open->second == 0) c->per_client_.erase(open);
+    c->client_of_.erase(client);
+  }
   c->age_timers_.erase(conn);  // frees its timer, even from inside the timer's callback
   c->open_.fetch_sub(1, std::memory_order_relaxed);
   c->UpdateAccepting();

@@ -21,6 +21,10 @@
 // in the backlog within seconds, while one sending its request (a large
 // body on a slow link) keeps the whole request timeout.
 //
+// Of the connections, one client address may hold at most its share
+// (server/client_address.h says who one client is); more from it are closed
+// as they come.
+//
 // Everything runs on the loop thread of the event_base it is given, except
 // open_connections(), which any thread may read.
 #pragma once
@@ -60,6 +64,10 @@ timeval ToTimeval(std::chrono::microseconds d);
 struct ConnectionCapOptions {
   std::string name = "HTTP";      // leads Listen's errors: "metrics server: cannot listen ..."
   size_t max_connections = 4096;  // at least 1
+  // Of them, at most this many from one client address (0: no such cap);
+  // loopback clients are not counted unless `cap_loopback`.
+  size_t max_connections_per_client = 0;
+  bool cap_loopback = false;
   // TLS on every connection when set; must outlive the cap.
   SSL_CTX* tls = nullptr;
   // Zero: connections live as long as evhttp keeps them. At most one of the
@@ -72,10 +80,12 @@ struct ConnectionCapOptions {
   std::chrono::milliseconds request_timeout_at_cap{0};
   // Called on the loop thread: after every change of the count (open, max),
   // when accepting pauses (at_cap: because of the cap, else after an accept
-  // error), and when a connection closed (after the count dropped).
+  // error), when a connection closed (after the count dropped), and when
+  // one was closed at once because its address had its share.
   std::function<void(size_t open, size_t max)> on_count;
   std::function<void(bool at_cap)> on_pause;
   std::function<void(evhttp_connection*)> on_close;
+  std::function<void()> on_per_client_refusal;
 };
 
 class ConnectionCap {
@@ -155,6 +165,10 @@ class ConnectionCap {
     ~AgeTimer();
   };
   absl::flat_hash_map<evhttp_connection*, std::unique_ptr<AgeTimer>> age_timers_;
+  // With a per-client share: each counted connection's client, and how
+  // many each client has open.
+  absl::flat_hash_map<evhttp_connection*, std::string> client_of_;
+  absl::flat_hash_map<std::string, size_t> per_client_;
   bool accept_failing_ = false;  // accept failed (out of descriptors): pause
   bool accepting_ = true;
   bool full_ = false;            // at the cap

@@ -92,6 +92,8 @@ absl::StatusOr<std::unique_ptr<HttpFrontDoor>> HttpFrontDoor::Start(const Stream
   }
   ConnectionCapOptions cap;
   cap.max_connections = options.max_connections;
+  cap.max_connections_per_client = options.max_connections_per_client;
+  cap.cap_loopback = options.cap_loopback_clients;
   cap.request_timeout = options.request_timeout;
   cap.request_timeout_at_cap = options.request_timeout_at_cap;
   cap.tls = d->ssl_ctx_.get();
@@ -104,6 +106,7 @@ absl::StatusOr<std::unique_ptr<HttpFrontDoor>> HttpFrontDoor::Start(const Stream
     cap.on_pause = [metrics](bool at_cap) {
       metrics->RecordAcceptPause(ServerMetrics::Port::kHttp, at_cap);
     };
+    cap.on_per_client_refusal = [metrics] { metrics->RecordHttpConnectionPastItsShare(); };
   }
   HttpFrontDoor* door = d.get();
   cap.on_close = [door](evhttp_connection* conn) { door->OnConnectionClose(conn); };

@@ -67,6 +67,10 @@ struct HttpOptions {
   // clients cannot take every descriptor the process has (gRPC's, the model
   // files').
   size_t max_connections = 4096;
+  // Of them, at most this many from one client address, loopback clients
+  // (a proxy beside the server) aside; more are closed at once. 0: no cap.
+  size_t max_connections_per_client = 0;
+  bool cap_loopback_clients = false;  // tests: count loopback clients too
   // How often connections waiting for output are checked for a client that
   // left (evhttp only notices when it writes); its request is then aborted.
   std::chrono::milliseconds liveness_interval{200};

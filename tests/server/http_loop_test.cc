@@ -2,7 +2,9 @@
 // The connection cap: at the cap the listener stops accepting, and the count
 // of open connections comes back down however a connection ends (the client
 // closes an idle one, the server closes after a reply, a bad request, the
-// read timeout), so a slot is never lost. Preparation: a request being parsed
+// read timeout), so a slot is never lost; one client address gets its share;
+// at the cap, connections that send nothing make room sooner, and one still
+// sending its request is not cut. Preparation: a request being parsed
 // and tokenized holds neither the loop nor other requests, and a client that
 // leaves meanwhile leaves nothing behind.
 
@@ -230,6 +232,33 @@ TEST_F(HttpLoopTest, TheRequestTimeoutBoundsReadingARequestOnly) {
 
   gate.Open();  // held in preparation for over 5 s
   EXPECT_THAT(testing::ReadUntil(held, "\"completion_tokens\":4", std::chrono::seconds(30)),
+              StartsWith("HTTP/1.1 200"));
+}
+
+// One client address gets its share of the connections and no more: past
+// it, its new connections are closed as they come, and once one of its own
+// closes it may open another. (Loopback is counted here only because the
+// test asks: a proxy beside the server speaks for many.)
+TEST_F(HttpLoopTest, OneClientHasItsShareOfTheConnectionsAndNoMore) {
+  HttpOptions options;
+  options.max_connections_per_client = 2;
+  options.cap_loopback_clients = true;
+  Start(options);
+  const int first = Open();
+  ASSERT_GE(first, 0);
+  ASSERT_GE(Open(), 0);
+  ASSERT_TRUE(OpenConnectionsBecome(2));
+  const int third = Send(kHealth);
+  ASSERT_GE(third, 0);
+  EXPECT_TRUE(testing::ClosedByPeerWithin(third, std::chrono::seconds(10)));
+  EXPECT_THAT(metrics_.Render({}, {}),
+              HasSubstr("cohost_http_connections_dropped_total{reason=\"per_client\"} 1\n"));
+  ASSERT_TRUE(OpenConnectionsBecome(2));
+  Close(first);
+  ASSERT_TRUE(OpenConnectionsBecome(1));
+  const int fourth = Send(kHealth);
+  ASSERT_GE(fourth, 0);
+  EXPECT_THAT(testing::ReadUntil(fourth, R"({"status":"ok"})", std::chrono::seconds(10)),
               StartsWith("HTTP/1.1 200"));
 }
 

@@ -82,6 +82,9 @@ std::vector<FlagSpec> ServeFlagSpecs() {
       {"http-max-connections", "N",
        "connections the HTTP API keeps open at once; past it new ones wait to be accepted "
        "(default half the open-files limit, at most 4096)"},
+      {"http-max-connections-per-client", "N",
+       "of them, at most this many from one client address (loopback aside); more are closed "
+       "at once; 0: no such cap (default half of --http-max-connections)"},
       {"grpc-max-connections", "N",
        "plaintext gRPC connections kept open at once; past it new ones wait to be accepted "
        "(default an eighth of the open-files limit, at most 4096)"},
@@ -123,6 +126,7 @@ struct ServeConfig {
   int metrics_port = 9090;
   std::optional<int> http_port;  // the OpenAI API; off when unset
   std::optional<int64_t> http_max_connections;
+  std::optional<int64_t> http_max_connections_per_client;
   std::optional<int64_t> grpc_max_connections;
   std::optional<int64_t> grpc_max_connections_per_client;
   int64_t drain_seconds = 30;
@@ -176,6 +180,11 @@ absl::StatusOr<ServeConfig> ConfigFromArgs(const ParsedArgs& args) {
   if (args.Has("http-max-connections")) {
     c.http_max_connections = 0;
     RETURN_IF_ERROR(ReadInt(args, "http-max-connections", 1, 1 << 20, *c.http_max_connections));
+  }
+  if (args.Has("http-max-connections-per-client")) {
+    c.http_max_connections_per_client = 0;
+    RETURN_IF_ERROR(ReadInt(args, "http-max-connections-per-client", 0, 1 << 20,
+                            *c.http_max_connections_per_client));
   }
   if (args.Has("grpc-max-connections")) {
     c.grpc_max_connections = 0;
@@ -520,6 +529,10 @@ int ServeCommand(int argc, char** argv) {
     options.max_connections = config->http_max_connections
                                   ? static_cast<size_t>(*config->http_max_connections)
                                   : DefaultConnectionCap(2);
+    options.max_connections_per_client =
+        config->http_max_connections_per_client
+            ? static_cast<size_t>(*config->http_max_connections_per_client)
+            : std::max<size_t>(options.max_connections / 2, 1);
     options.tls = config->server.tls;
     options.grpc_accepting = [&grpc_server] { return (*grpc_server)->accepting(); };
     const server::StreamDeps deps{&router, &metrics, &config->server.api_keys,

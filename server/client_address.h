@@ -1,0 +1,50 @@
+// A client's address as the key its share of a port's connections is
+// counted by (GrpcListener, ConnectionCap): the one rule of who "one client"
+// is on every port.
+#pragma once
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cstddef>
+#include <string>
+
+namespace cohost::server {
+
+// The address's bytes, an IPv4-mapped IPv6 one as the IPv4 one (a
+// dual-stack socket's IPv4 clients are the same clients); empty, so not
+// counted, for a loopback address (a proxy beside the server speaks for many)
+// unless `count_loopback`, and for anything but IPv4 and IPv6.
+inline std::string ClientKey(const sockaddr_storage& addr, bool count_loopback) {
+  const unsigned char* bytes = nullptr;
+  size_t size = 0;
+  if (addr.ss_family == AF_INET) {
+    bytes = reinterpret_cast<const unsigned char*>(
+        &reinterpret_cast<const sockaddr_in*>(&addr)->sin_addr);
+    size = 4;
+  } else if (addr.ss_family == AF_INET6) {
+    const in6_addr& a6 = reinterpret_cast<const sockaddr_in6*>(&addr)->sin6_addr;
+    bytes = a6.s6_addr;
+    size = 16;
+    if (IN6_IS_ADDR_V4MAPPED(&a6)) {
+      bytes += 12;
+      size = 4;
+    } else if (IN6_IS_ADDR_LOOPBACK(&a6) && !count_loopback) {
+      return "";
+    }
+  } else {
+    return "";
+  }
+  if (size == 4 && bytes[0] == 127 && !count_loopback) return "";
+  return std::string(reinterpret_cast<const char*>(bytes), size);
+}
+
+// The key of the client connected on socket `fd`; empty when it cannot be read.
+inline std::string PeerClientKey(int fd, bool count_loopback) {
+  sockaddr_storage addr{};
+  socklen_t len = sizeof addr;
+  if (getpeername(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return "";
+  return ClientKey(addr, count_loopback);
+}
+
+}  // namespace cohost::server
