@@ -120,6 +120,7 @@ ConnectionCap::~ConnectionCap() {
     }
   }
   age_timers_.clear();
+  for (const Accepted& a : accepted_) bufferevent_decref(a.bev);  // never adopted
   for (event* e : {adopt_, accept_retry_}) {
     if (e != nullptr) event_free(e);
   }
@@ -139,9 +140,12 @@ bufferevent* ConnectionCap::OnNewConnection(event_base* base, void* self) {
   // Out of memory: evhttp makes a plain one of its own (served uncounted,
   // and on a TLS port unencrypted: libevent 2.1 offers no way to refuse).
   if (accepted.bev == nullptr) return nullptr;
+  // Held until OnAdopt: evhttp frees it at once if it cannot make the
+  // connection (out of memory).
+  bufferevent_incref(accepted.bev);
   c->accepted_.push_back(accepted);
   // Runs once this accept callback returns, before the loop polls again:
-  // nothing can have closed the connection by then.
+  // nothing but that can have closed the connection by then.
   event_active(c->adopt_, EV_READ, 0);
   c->open_.fetch_add(1, std::memory_order_relaxed);
   c->UpdateAccepting();
@@ -153,49 +157,55 @@ void ConnectionCap::OnAdopt(int, short, void* self) {
   std::vector<Accepted> accepted;
   accepted.swap(c->accepted_);
   for (const Accepted& a : accepted) {
-    // evhttp's callbacks carry its connection object.
-    void* conn = nullptr;
-    bufferevent_getcb(a.bev, nullptr, nullptr, nullptr, &conn);
-    auto* evcon = static_cast<evhttp_connection*>(conn);
-    if (evcon == nullptr) {
-      // evhttp could not make the connection (out of memory) after asking
-      // for its bufferevent: nothing will close it through us.
-      c->open_.fetch_sub(1, std::memory_order_relaxed);
-      c->UpdateAccepting();
-      continue;
-    }
-    evhttp_connection_set_closecb(evcon, &ConnectionCap::OnClose, c);
-    if (a.refuse) {
-      evhttp_connection_free(evcon);  // runs the close callback
-      continue;
-    }
-    if (c->options_.max_connections_per_client > 0) {
-      std::string client = PeerClientKey(bufferevent_getfd(a.bev), c->options_.cap_loopback);
-      if (!client.empty()) {
-        size_t& open = c->per_client_[client];
-        if (open >= c->options_.max_connections_per_client) {
-          if (c->options_.on_per_client_refusal) c->options_.on_per_client_refusal();
-          evhttp_connection_free(evcon);  // runs the close callback
-          continue;
-        }
-        ++open;
-        c->client_of_[evcon] = std::move(client);
+    c->Adopt(a);
+    bufferevent_decref(a.bev);  // OnNewConnection's hold
+  }
+}
+
+void ConnectionCap::Adopt(const Accepted& a) {
+  // evhttp's callbacks carry its connection object.
+  void* conn = nullptr;
+  bufferevent_getcb(a.bev, nullptr, nullptr, nullptr, &conn);
+  auto* evcon = static_cast<evhttp_connection*>(conn);
+  if (evcon == nullptr) {
+    // evhttp could not make the connection (out of memory) after asking for
+    // its bufferevent, and freed it (our hold keeps it readable): nothing
+    // will close it through us.
+    open_.fetch_sub(1, std::memory_order_relaxed);
+    UpdateAccepting();
+    return;
+  }
+  evhttp_connection_set_closecb(evcon, &ConnectionCap::OnClose, this);
+  if (a.refuse) {
+    evhttp_connection_free(evcon);  // runs the close callback
+    return;
+  }
+  if (options_.max_connections_per_client > 0) {
+    std::string client = PeerClientKey(bufferevent_getfd(a.bev), options_.cap_loopback);
+    if (!client.empty()) {
+      size_t& open = per_client_[client];
+      if (open >= options_.max_connections_per_client) {
+        if (options_.on_per_client_refusal) options_.on_per_client_refusal();
+        evhttp_connection_free(evcon);  // runs the close callback
+        return;
       }
+      ++open;
+      client_of_[evcon] = std::move(client);
     }
-    if (c->options_.max_age.count() > 0 || c->options_.request_timeout.count() > 0) {
-      auto age = std::make_unique<AgeTimer>();
-      age->cap = c;
-      age->connection = evcon;
-      age->timer = evtimer_new(c->base_, &ConnectionCap::OnTooOld, age.get());
-      if (age->timer == nullptr) continue;  // out of memory: it lives as evhttp keeps it
-      if (c->options_.max_age.count() > 0) {
-        const timeval after = ToTimeval(c->options_.max_age);
-        evtimer_add(age->timer, &after);
-      } else {
-        c->AwaitRequest(*age);
-      }
-      c->age_timers_[evcon] = std::move(age);
+  }
+  if (options_.max_age.count() > 0 || options_.request_timeout.count() > 0) {
+    auto age = std::make_unique<AgeTimer>();
+    age->cap = this;
+    age->connection = evcon;
+    age->timer = evtimer_new(base_, &ConnectionCap::OnTooOld, age.get());
+    if (age->timer == nullptr) return;  // out of memory: it lives as evhttp keeps it
+    if (options_.max_age.count() > 0) {
+      const timeval after = ToTimeval(options_.max_age);
+      evtimer_add(age->timer, &after);
+    } else {
+      AwaitRequest(*age);
     }
+    age_timers_[evcon] = std::move(age);
   }
 }
 

@@ -23,7 +23,8 @@
 //
 // Of the connections, one client address may hold at most its share
 // (server/client_address.h says who one client is); more from it are closed
-// as they come.
+// as they come (counted against the cap for that moment: evhttp makes a
+// connection before its address can be read).
 //
 // Everything runs on the loop thread of the event_base it is given, except
 // open_connections(), which any thread may read.
@@ -119,6 +120,9 @@ class ConnectionCap {
   ConnectionCap() = default;
   static bufferevent* OnNewConnection(event_base* base, void* self);
   static void OnAdopt(int, short, void* self);
+  struct Accepted;
+  // A connection evhttp made: counted per client (or refused), timed.
+  void Adopt(const Accepted& a);
   static void OnAcceptError(evconnlistener* listener, void* evhttp_arg);
   static void OnAcceptRetry(int, short, void* self);
   static void OnClose(evhttp_connection* conn, void* self);
