@@ -11,10 +11,12 @@
 
 namespace cohost::server {
 
-// The address's bytes, an IPv4-mapped IPv6 one as the IPv4 one (a
-// dual-stack socket's IPv4 clients are the same clients); empty, so not
-// counted, for a loopback address (a proxy beside the server speaks for many)
-// unless `count_loopback`, and for anything but IPv4 and IPv6.
+// An IPv4 address's bytes (an IPv4-mapped IPv6 one's too: a dual-stack
+// socket's IPv4 clients are the same clients); an IPv6 address's /64 prefix
+// (a host usually has a whole /64 to take addresses from, a new one for each
+// connection if it likes); empty, so not counted, for a loopback address (a
+// proxy beside the server speaks for many) unless `count_loopback`, and for
+// anything but IPv4 and IPv6.
 inline std::string ClientKey(const sockaddr_storage& addr, bool count_loopback) {
   const unsigned char* bytes = nullptr;
   size_t size = 0;
@@ -25,7 +27,7 @@ inline std::string ClientKey(const sockaddr_storage& addr, bool count_loopback) 
   } else if (addr.ss_family == AF_INET6) {
     const in6_addr& a6 = reinterpret_cast<const sockaddr_in6*>(&addr)->sin6_addr;
     bytes = a6.s6_addr;
-    size = 16;
+    size = 8;
     if (IN6_IS_ADDR_V4MAPPED(&a6)) {
       bytes += 12;
       size = 4;

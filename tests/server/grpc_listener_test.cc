@@ -23,6 +23,7 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "gtest/gtest.h"
+#include "server/client_address.h"
 #include "server/connection_calls.h"
 #include "server/server.h"
 #include "tests/server/grpc_test_client.h"
@@ -237,6 +238,34 @@ TEST_F(GrpcListenerTest, AtTheCapTheConnectionIdleLongestMakesRoom) {
   while (stream->Read(&status)) {
   }
   EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::CANCELLED);
+}
+
+// Who one client is (server/client_address.h), on both ports.
+sockaddr_storage Address(const char* text) {
+  sockaddr_storage a{};
+  if (inet_pton(AF_INET, text, &reinterpret_cast<sockaddr_in*>(&a)->sin_addr) == 1) {
+    a.ss_family = AF_INET;
+  } else if (inet_pton(AF_INET6, text, &reinterpret_cast<sockaddr_in6*>(&a)->sin6_addr) == 1) {
+    a.ss_family = AF_INET6;
+  }
+  return a;
+}
+
+TEST(ClientKeyTest, AnIpv6ClientIsItsSlash64AndAMappedIpv4OneItsIpv4Address) {
+  const auto key = [](const char* text, bool count_loopback = false) {
+    return ClientKey(Address(text), count_loopback);
+  };
+  EXPECT_EQ(key("2001:db8:1:2::1"), key("2001:db8:1:2:ffff:1234:5678:9abc"));
+  EXPECT_NE(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+  EXPECT_EQ(key("::ffff:192.0.2.7"), key("192.0.2.7"));
+  EXPECT_NE(key("192.0.2.7"), key("192.0.2.8"));
+  EXPECT_NE(key("192.0.2.7"), "");
+  // Loopback is not counted unless asked; then it is a client like any.
+  EXPECT_EQ(key("127.0.0.1"), "");
+  EXPECT_EQ(key("::1"), "");
+  EXPECT_EQ(key("::ffff:127.0.0.1"), "");
+  EXPECT_NE(key("127.0.0.1", true), "");
+  EXPECT_EQ(key("127.0.0.1", true), key("::ffff:127.0.0.1", true));
 }
 
 TEST(ConnectionCallsTest, APeerNamesADescriptorOnlyAsFdColonNumber) {
