@@ -11,15 +11,19 @@ namespace cohost::server {
 namespace {
 
 // Counts its call on its connection for as long as gRPC keeps it (until the
-// call is done), and passes every step of the call on untouched. The
-// connection is read from the call's peer when gRPC creates the counter, or
-// at the call's first step: a synchronous service's (reflection's) context
-// has no call yet when its interceptors are made.
+// call is done), and passes every step of the call on untouched. Its
+// factory reads the call's connection from its peer; a synchronous service's
+// (reflection's) context has no call yet when its interceptors are made, so
+// that one reads it at the call's first step.
 class CallCounter : public grpc::experimental::Interceptor {
  public:
-  CallCounter(ConnectionCalls* calls, grpc::experimental::ServerRpcInfo* info)
-      : calls_(calls), info_(info) {
-    Count();
+  // `fd`: the call's connection, as its peer named it; -1 while its peer
+  // is not known (read at the first step).
+  CallCounter(ConnectionCalls* calls, grpc::experimental::ServerRpcInfo* info, int fd)
+      : calls_(calls), info_(info), fd_(fd) {
+    if (fd_ < 0) return;
+    calls_->Begin(fd_);
+    looked_.store(true, std::memory_order_relaxed);
   }
   ~CallCounter() override {
     if (fd_ >= 0) calls_->End(fd_);
@@ -48,7 +52,7 @@ class CallCounter : public grpc::experimental::Interceptor {
   grpc::experimental::ServerRpcInfo* const info_;  // gRPC's; outlives this
   std::mutex mu_;
   std::atomic<bool> looked_{false};  // the peer was read
-  int fd_ = -1;                      // the connection counted, if any (set under mu_)
+  int fd_;                           // the connection counted, if any (set under mu_)
 };
 
 class CallCounterFactory : public grpc::experimental::ServerInterceptorFactoryInterface {
@@ -56,10 +60,11 @@ class CallCounterFactory : public grpc::experimental::ServerInterceptorFactoryIn
   explicit CallCounterFactory(ConnectionCalls* calls) : calls_(calls) {}
   grpc::experimental::Interceptor* CreateServerInterceptor(
       grpc::experimental::ServerRpcInfo* info) override {
-    // Another kind of connection: nothing to count. (Empty: not known yet.)
     const std::string peer = info->server_context()->peer();
-    if (!peer.empty() && ConnectionCalls::DescriptorOf(peer) < 0) return nullptr;
-    return new CallCounter(calls_, info);
+    if (peer.empty()) return new CallCounter(calls_, info, -1);  // not known yet
+    const int fd = ConnectionCalls::DescriptorOf(peer);
+    // Another kind of connection: nothing to count.
+    return fd < 0 ? nullptr : new CallCounter(calls_, info, fd);
   }
 
  private:
