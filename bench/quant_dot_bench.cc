@@ -24,6 +24,7 @@
 #include "cohost/kernels/quant.h"
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/half_gemm_amx.h"
+#include "kernels/cpu/half_gemm_bf16.h"
 #include "kernels/cpu/openblas_core.h"
 #include "kernels/cpu/quant/cpu_features.h"
 #include "kernels/cpu/quant/quant_kernels.h"
@@ -178,9 +179,10 @@ BENCHMARK(BM_Gemm<BlockQ6_K, WeightFormat::kQ6_K>)->Name("gemm_q6_k")->Apply(Gem
 // matrices, kept at two bytes a value), one thread, m activation rows, by
 // each path (argument 1: 0 the dot products, 1 widened slices through
 // OpenBLAS's sgemm, held to one thread and to the core cpuid supports, as
-// the CPU backend sets it, 2 the AMX tiles where the CPU has them): where
-// each wins decides kHalfGemmDotRows and which rows the tiles take. Multiply-adds per
-// second, as BM_Gemm.
+// the CPU backend sets it, 2 the AMX tiles where the CPU has them, 3 the
+// AVX512-BF16 pair products where it has those, bf16 weights only): where
+// each wins decides kHalfGemmDotRows and which rows the tiles and the pair
+// products take. Multiply-adds per second, as BM_Gemm.
 void BM_HalfGemm(benchmark::State& state, WeightFormat format) {
   static const std::string core = [] {
     std::string name = SettleOpenBlasCore();
@@ -190,9 +192,15 @@ void BM_HalfGemm(benchmark::State& state, WeightFormat format) {
   const int32_t m = static_cast<int32_t>(state.range(0));
   const HalfGemmPath path = state.range(1) == 0   ? HalfGemmPath::kDots
                             : state.range(1) == 1 ? HalfGemmPath::kSgemm
-                                                  : HalfGemmPath::kAmx;
+                            : state.range(1) == 2 ? HalfGemmPath::kAmx
+                                                  : HalfGemmPath::kBf16Dots;
   if (path == HalfGemmPath::kAmx && !HalfGemmAmxAvailable()) {
     state.SkipWithError("the AMX tiles need a CPU with AMX-BF16");
+    return;
+  }
+  if (path == HalfGemmPath::kBf16Dots &&
+      (format != WeightFormat::kBF16 || !HalfGemmBf16DotsAvailable())) {
+    state.SkipWithError("the bf16 pair products need bf16 weights and a CPU with AVX512-BF16");
     return;
   }
   std::mt19937 rng(5);
@@ -208,15 +216,16 @@ void BM_HalfGemm(benchmark::State& state, WeightFormat format) {
              pool, path);
     benchmark::DoNotOptimize(out.data());
   }
-  state.SetLabel(path == HalfGemmPath::kSgemm ? "sgemm, OpenBLAS " + core
-                 : path == HalfGemmPath::kAmx ? std::string("amx tiles")
-                                              : std::string("dots, ") + HalfGemmDotsName());
+  state.SetLabel(path == HalfGemmPath::kSgemm      ? "sgemm, OpenBLAS " + core
+                 : path == HalfGemmPath::kAmx      ? std::string("amx tiles")
+                 : path == HalfGemmPath::kBf16Dots ? std::string("avx512-bf16 pairs")
+                                                   : std::string("dots, ") + HalfGemmDotsName());
   state.SetItemsProcessed(state.iterations() * m * kRows * kCols);
 }
 
-// m x path (0 dots, 1 sgemm, 2 AMX tiles).
+// m x path (0 dots, 1 sgemm, 2 AMX tiles, 3 AVX512-BF16 pair products).
 void HalfGemmArgs(benchmark::internal::Benchmark* b) {
-  b->ArgsProduct({{1, 4, 16, 32, 48, 64, 128, 512}, {0, 1, 2}});
+  b->ArgsProduct({{1, 4, 16, 32, 48, 64, 128, 512}, {0, 1, 2, 3}});
 }
 
 BENCHMARK_CAPTURE(BM_HalfGemm, f16, WeightFormat::kF16)->Apply(HalfGemmArgs);

@@ -6,6 +6,7 @@
 
 #include "cpu_ops.h"
 #include "half_gemm_amx.h"
+#include "half_gemm_bf16.h"
 #include "quant/cpu_features.h"
 #include "quant/quant_kernels.h"
 
@@ -14,7 +15,9 @@ namespace cohost::kernels {
 CpuInfo HostCpuInfo() {
   const cpu::CpuFeatures& f = cpu::HostCpuFeatures();
   return {f.brand, f.Summary(), cpu::SelectedQuantKernels().name,
-          cpu::HalfGemmAmxAvailable() ? "amx" : cpu::HalfGemmDotsName()};
+          cpu::HalfGemmAmxAvailable()        ? "amx"
+          : cpu::HalfGemmBf16DotsAvailable() ? "avx512bf16"
+                                             : cpu::HalfGemmDotsName()};
 }
 
 size_t HostAvailableMemory() {

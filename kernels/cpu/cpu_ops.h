@@ -35,11 +35,14 @@ void QuantGemm(const float* a /*[m, k]*/, const GemmPart* parts, int32_t num_par
 // How HalfGemm multiplies. kAuto: dot products (the best kernel cpuid allows)
 // up to HalfGemmDotRows() rows of a, sgemm past them; except that where
 // HalfGemmAmxAvailable() (half_gemm_amx.h), AMX tiles take bf16 weights at
-// any number of rows and f16 ones in place of sgemm. The others force one
+// any number of rows and f16 ones in place of sgemm, and where only
+// HalfGemmBf16DotsAvailable() (half_gemm_bf16.h), bf16 pair products take
+// bf16 weights at any number of rows. The others force one
 // way (tests, bench/quant_dot_bench): kAvx2Dots where the CPU has AVX2, FMA
 // and F16C, else the scalar dots; kAmx the tiles where the CPU has them,
-// else sgemm.
-enum class HalfGemmPath { kAuto, kDots, kAvx2Dots, kScalarDots, kSgemm, kAmx };
+// else sgemm; kBf16Dots the AVX512-BF16 pair products (half_gemm_bf16.h) for
+// bf16 weights where the CPU has them, else the dots.
+enum class HalfGemmPath { kAuto, kDots, kAvx2Dots, kScalarDots, kSgemm, kAmx, kBf16Dots };
 
 // c = a * w^T (+ bias) for w in rows of fp16 or bf16 values (kF16, kBF16; k
 // a multiple of 32: the dot products step by 32), widened to fp32 as read. Dot products: split

@@ -17,7 +17,9 @@
 // there (bench/quant_dot_bench's half_gemm rows, bench/RESULTS.md); the
 // scratch is 256 rows, never the matrix. On CPUs with AMX-BF16, tile
 // multiplies take bf16 weights at any number of rows instead, and f16 ones
-// in place of sgemm (half_gemm_amx.h).
+// in place of sgemm (half_gemm_amx.h); on CPUs with AVX512-BF16 and no
+// tiles, bf16 pair products take bf16 weights at any number of rows
+// (half_gemm_bf16.h).
 #include <cblas.h>
 
 #include <algorithm>
@@ -31,6 +33,7 @@
 #include "cohost/kernels/dtype.h"
 #include "cpu_ops.h"
 #include "half_gemm_amx.h"
+#include "half_gemm_bf16.h"
 #include "quant/cpu_features.h"
 
 namespace cohost::kernels::cpu {
@@ -210,6 +213,11 @@ void HalfGemm(const float* a, WeightRef w, const float* bias, int32_t m, int32_t
       path == HalfGemmPath::kAmx || (path == HalfGemmPath::kAuto && (bf16 || m > dots.max_rows));
   if (tiles && HalfGemmAmxAvailable()) {
     HalfGemmAmx(a, w, bias, m, n, k, c, ldc, pool);
+    return;
+  }
+  if (bf16 && (path == HalfGemmPath::kAuto || path == HalfGemmPath::kBf16Dots) &&
+      HalfGemmBf16DotsAvailable()) {
+    HalfGemmBf16Dots(a, base, bias, m, n, k, c, ldc, pool);
     return;
   }
   if (path == HalfGemmPath::kSgemm || path == HalfGemmPath::kAmx ||

@@ -1,6 +1,7 @@
 // cpu::HalfGemm, 16-bit weights against fp32 activations: every path gives
-// the products of the stored values (the AMX tiles' for bf16 weights of the
-// activations rounded to bf16, for f16 ones within 4e-5), the vectorized dots
+// the products of the stored values (the AMX tiles' and the AVX512-BF16 pair
+// products' for bf16 weights of the activations rounded to bf16, the tiles'
+// for f16 ones within 4e-5), the vectorized dots
 // give the scalar ones' bits, and a row's outputs do not depend on its batch.
 // Paths this CPU lacks skip visibly.
 #include <algorithm>
@@ -21,6 +22,7 @@
 #include "gtest/gtest.h"
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/half_gemm_amx.h"
+#include "kernels/cpu/half_gemm_bf16.h"
 #include "kernels/cpu/quant/cpu_features.h"
 #include "kernels/cpu/quant/quant_kernels.h"
 
@@ -83,7 +85,9 @@ double ExpectProducts(const std::vector<float>& c, int64_t ldc, const std::vecto
 // to fp32 rounding, whichever path the backend picks and when asked for by
 // name (a CPU with AMX-BF16 picks the tiles for bf16 weights, whose
 // products are those of the activations rounded to bf16, and for f16 ones
-// past the dot rows, within 4e-5 of the exact products).
+// past the dot rows, within 4e-5 of the exact products; one with
+// AVX512-BF16 and no tiles the pair products for bf16 weights, the same
+// products as the tiles').
 TEST(HalfGemmTest, SixteenBitRowsGiveTheProductsOfTheirValues) {
   std::mt19937 rng(13);
   const std::unique_ptr<Backend> be = MakeCpuBackend(2);
@@ -91,6 +95,7 @@ TEST(HalfGemmTest, SixteenBitRowsGiveTheProductsOfTheirValues) {
   constexpr int32_t kN = 37, kWidth = 96;
   std::normal_distribution<float> normal(0.f, 1.f);
   const bool tiles = cpu::HalfGemmAmxAvailable();
+  const bool pairs = cpu::HalfGemmBf16DotsAvailable();
   for (const WeightFormat f : {WeightFormat::kF16, WeightFormat::kBF16}) {
     const std::vector<uint16_t> w = RandomHalfRows(rng, f, kN, kWidth);
     std::vector<float> bias(kN);
@@ -101,9 +106,10 @@ TEST(HalfGemmTest, SixteenBitRowsGiveTheProductsOfTheirValues) {
       std::vector<float> c(static_cast<size_t>(m) * kN, -7.f);
       be->Gemm(a.data(), WeightRef(w.data(), f), bias.data(), m, kN, kWidth, c.data());
       const bool in_tiles = tiles && (f == WeightFormat::kBF16 || m > cpu::HalfGemmDotRows());
+      const bool rounded = f == WeightFormat::kBF16 && (tiles || pairs);
       // F16 prompt rows in the tiles: three bf16 products a sum (2.3e-5 of
       // each product at most, half_gemm_amx.h).
-      ExpectProducts(c, kN, w, f, a, bias, m, kN, kWidth, in_tiles && f == WeightFormat::kBF16,
+      ExpectProducts(c, kN, w, f, a, bias, m, kN, kWidth, rounded,
                      in_tiles && f == WeightFormat::kF16 ? 4e-5 : 1e-6, 1e-6, "chosen");
       const bool dots = m <= cpu::HalfGemmDotRows();
       cpu::HalfGemm(a.data(), WeightRef(w.data(), f), bias.data(), m, kN, kWidth, c.data(), kN,
@@ -172,47 +178,64 @@ TEST(HalfGemmTest, UpToTheDotRowsARowsOutputsDoNotDependOnItsBatch) {
   }
 }
 
-// The AMX tiles' tests, skipped visibly where this CPU cannot run them.
-class HalfGemmAmxTest : public ::testing::Test {
+// The paths that round the activations to bf16, each skipped visibly where
+// this CPU cannot run it: the AMX tiles (bf16 and f16 weights) and the
+// AVX512-BF16 pair products (bf16 weights).
+class HalfGemmRoundedTest : public ::testing::TestWithParam<cpu::HalfGemmPath> {
  protected:
   void SetUp() override {
-    if (!cpu::HalfGemmAmxAvailable()) {
-      GTEST_SKIP() << "this CPU lacks AMX-BF16, or COHOST_CPU_KERNELS holds it back ("
-                   << cpu::HostCpuFeatures().Summary() << ")";
+    if (Amx() ? !cpu::HalfGemmAmxAvailable() : !cpu::HalfGemmBf16DotsAvailable()) {
+      GTEST_SKIP() << "this CPU lacks " << (Amx() ? "AMX-BF16" : "AVX512-BF16")
+                   << ", or COHOST_CPU_KERNELS holds it back (" << cpu::HostCpuFeatures().Summary()
+                   << ")";
     }
   }
+  bool Amx() const { return GetParam() == cpu::HalfGemmPath::kAmx; }
+  // The weight formats the path takes.
+  std::vector<WeightFormat> Formats() const {
+    if (Amx()) return {WeightFormat::kBF16, WeightFormat::kF16};
+    return {WeightFormat::kBF16};
+  }
+  // Whether kAuto gives it bf16 weights at any number of rows.
+  bool Chosen() const { return Amx() || !cpu::HalfGemmAmxAvailable(); }
 };
 
-// The AMX tiles, for any number of rows and columns (whole tiles or not),
-// with the bias, into rows ldc apart, leaving the columns past n alone:
+INSTANTIATE_TEST_SUITE_P(Paths, HalfGemmRoundedTest,
+                         ::testing::Values(cpu::HalfGemmPath::kAmx, cpu::HalfGemmPath::kBf16Dots),
+                         [](const ::testing::TestParamInfo<cpu::HalfGemmPath>& info) {
+                           return info.param == cpu::HalfGemmPath::kAmx ? "AmxTiles" : "Bf16Pairs";
+                         });
+
+// For any number of rows and columns (whole tiles or blocks or not), with
+// the bias, into rows ldc apart, leaving the columns past n alone:
 // - bf16 weights: the products of the activations rounded to bf16, to fp32
 //   rounding. The bound is far tighter than what rounding the activations
 //   moves a sum, so skipping the rounding (or rounding another way) fails it.
-// - f16 weights: each split exactly into two bf16 values, each activation
-//   into two within 2^-17 of it, three products a sum: within 4e-5 of the
-//   exact sums (2.3e-5 a product at most, and fp32's sums). Rounding weights
-//   or activations to bf16 alone errs by up to 2^-8 of a product, and leaving
-//   out either cross product by as much: both fail.
-TEST_F(HalfGemmAmxTest, TheTilesGiveTheProductsTheyPromise) {
+// - f16 weights (the tiles): each split exactly into two bf16 values, each
+//   activation into two within 2^-17 of it, three products a sum: within
+//   4e-5 of the exact sums (2.3e-5 a product at most, and fp32's sums).
+//   Rounding weights or activations to bf16 alone errs by up to 2^-8 of a
+//   product, and leaving out either cross product by as much: both fail.
+TEST_P(HalfGemmRoundedTest, TheProductsAreThosePromised) {
   std::mt19937 rng(23);
   cpu::ThreadPool pool(2);
   std::normal_distribution<float> normal(0.f, 1.f);
   constexpr int64_t kWidth = 160;
-  for (const WeightFormat f : {WeightFormat::kBF16, WeightFormat::kF16}) {
+  for (const WeightFormat f : Formats()) {
     const bool bf16 = f == WeightFormat::kBF16;
-    for (const int64_t n : {16, 37, 64, 85}) {
+    for (const int64_t n : {3, 16, 37, 64, 85}) {
       const std::vector<uint16_t> w = RandomHalfRows(rng, f, n, kWidth);
       std::vector<float> bias(static_cast<size_t>(n));
       for (float& b : bias) b = normal(rng);
-      for (const int32_t m : {1, 15, 16, 17, 33, 48, 70}) {
+      for (const int32_t m : {1, 2, 3, 15, 16, 17, 33, 48, 70}) {
         std::vector<float> a(static_cast<size_t>(m * kWidth));
         for (float& v : a) v = normal(rng);
         const int64_t ldc = n + 3;
         std::vector<float> c(static_cast<size_t>(m * ldc), -7.f);
         cpu::HalfGemm(a.data(), WeightRef(w.data(), f), bias.data(), m, static_cast<int32_t>(n),
-                      kWidth, c.data(), static_cast<int32_t>(ldc), pool, cpu::HalfGemmPath::kAmx);
+                      kWidth, c.data(), static_cast<int32_t>(ldc), pool, GetParam());
         const double moved = ExpectProducts(c, ldc, w, f, a, bias, m, n, kWidth, bf16,
-                                            bf16 ? 1e-6 : 4e-5, 0, "tiles");
+                                            bf16 ? 1e-6 : 4e-5, 0, Amx() ? "tiles" : "pairs");
         if (bf16) {
           EXPECT_GT(moved, 1e-5) << "n " << n << " m " << m << ": the bound tells rounding apart";
         }
@@ -221,26 +244,26 @@ TEST_F(HalfGemmAmxTest, TheTilesGiveTheProductsTheyPromise) {
   }
 }
 
-// kAuto gives the tiles bf16 weights at any number of rows, f16 ones past
-// the dot rows; a row's outputs are then the bits it gets in any other such
-// batch (and for bf16, alone).
-TEST_F(HalfGemmAmxTest, TheTilesTakeTheirRowsAndARowsOutputsDoNotDependOnItsBatch) {
+// kAuto gives the tiles bf16 weights at any number of rows and f16 ones
+// past the dot rows, or, on a CPU without them, the pair products bf16
+// weights at any number of rows; a row's outputs are then the bits it gets
+// in any other such batch (and for bf16, alone).
+TEST_P(HalfGemmRoundedTest, TheyTakeTheirRowsAndARowsOutputsDoNotDependOnItsBatch) {
   std::mt19937 rng(29);
   cpu::ThreadPool pool(2);
   std::normal_distribution<float> normal(0.f, 1.f);
   constexpr int32_t kN = 48, kWidth = 96;
   const int32_t m = cpu::HalfGemmDotRows() + 7;
-  for (const WeightFormat f : {WeightFormat::kBF16, WeightFormat::kF16}) {
+  for (const WeightFormat f : Formats()) {
     SCOPED_TRACE(WeightFormatName(f));
     const std::vector<uint16_t> w = RandomHalfRows(rng, f, kN, kWidth);
     const WeightRef ref(w.data(), f);
     std::vector<float> a(static_cast<size_t>(m) * kWidth);
     for (float& v : a) v = normal(rng);
-    std::vector<float> tiles(static_cast<size_t>(m) * kN), chosen(tiles.size());
-    cpu::HalfGemm(a.data(), ref, nullptr, m, kN, kWidth, tiles.data(), kN, pool,
-                  cpu::HalfGemmPath::kAmx);
+    std::vector<float> path(static_cast<size_t>(m) * kN), chosen(path.size());
+    cpu::HalfGemm(a.data(), ref, nullptr, m, kN, kWidth, path.data(), kN, pool, GetParam());
     cpu::HalfGemm(a.data(), ref, nullptr, m, kN, kWidth, chosen.data(), kN, pool);
-    EXPECT_EQ(chosen, tiles);
+    if (Chosen()) EXPECT_EQ(chosen, path);
     // The same rows from row 9 of a longer batch, among other rows.
     constexpr int32_t kBefore = 9, kAfter = 20;
     std::vector<float> longer(static_cast<size_t>(kBefore + m + kAfter) * kWidth);
@@ -248,26 +271,26 @@ TEST_F(HalfGemmAmxTest, TheTilesTakeTheirRowsAndARowsOutputsDoNotDependOnItsBatc
     std::copy(a.begin(), a.end(), longer.begin() + static_cast<ptrdiff_t>(kBefore) * kWidth);
     std::vector<float> other(static_cast<size_t>(kBefore + m + kAfter) * kN);
     cpu::HalfGemm(longer.data(), ref, nullptr, kBefore + m + kAfter, kN, kWidth, other.data(), kN,
-                  pool);
+                  pool, GetParam());
     for (int32_t r = 0; r < m; ++r) {
       for (int32_t j = 0; j < kN; ++j) {
         ASSERT_EQ(other[static_cast<size_t>(r + kBefore) * kN + j],
-                  tiles[static_cast<size_t>(r) * kN + j])
+                  path[static_cast<size_t>(r) * kN + j])
             << "row " << r << " column " << j;
       }
       if (f == WeightFormat::kF16) continue;  // one row alone takes the dots
       std::vector<float> alone(kN);
       cpu::HalfGemm(a.data() + static_cast<ptrdiff_t>(r) * kWidth, ref, nullptr, 1, kN, kWidth,
-                    alone.data(), kN, pool);
-      ASSERT_EQ(alone, std::vector<float>(tiles.begin() + static_cast<ptrdiff_t>(r) * kN,
-                                          tiles.begin() + static_cast<ptrdiff_t>(r + 1) * kN))
+                    alone.data(), kN, pool, Chosen() ? cpu::HalfGemmPath::kAuto : GetParam());
+      ASSERT_EQ(alone, std::vector<float>(path.begin() + static_cast<ptrdiff_t>(r) * kN,
+                                          path.begin() + static_cast<ptrdiff_t>(r + 1) * kN))
           << "row " << r << " alone";
     }
   }
 }
 
 // A NaN or infinite activation spoils its own row's outputs, no other's.
-TEST_F(HalfGemmAmxTest, ANonFiniteActivationStaysInItsRow) {
+TEST_P(HalfGemmRoundedTest, ANonFiniteActivationStaysInItsRow) {
   std::mt19937 rng(31);
   cpu::ThreadPool pool(2);
   std::normal_distribution<float> normal(0.f, 1.f);
@@ -276,12 +299,12 @@ TEST_F(HalfGemmAmxTest, ANonFiniteActivationStaysInItsRow) {
   for (float& v : a) v = normal(rng);
   a[static_cast<size_t>(3) * kWidth + 5] = std::numeric_limits<float>::quiet_NaN();
   a[static_cast<size_t>(20) * kWidth + 63] = std::numeric_limits<float>::infinity();
-  for (const WeightFormat f : {WeightFormat::kBF16, WeightFormat::kF16}) {
+  for (const WeightFormat f : Formats()) {
     SCOPED_TRACE(WeightFormatName(f));
     const std::vector<uint16_t> w = RandomHalfRows(rng, f, kN, kWidth);
     std::vector<float> c(static_cast<size_t>(kM) * kN);
     cpu::HalfGemm(a.data(), WeightRef(w.data(), f), nullptr, kM, kN, kWidth, c.data(), kN, pool,
-                  cpu::HalfGemmPath::kAmx);
+                  GetParam());
     for (int32_t r = 0; r < kM; ++r) {
       for (int32_t j = 0; j < kN; ++j) {
         const float v = c[static_cast<size_t>(r) * kN + j];
@@ -295,14 +318,14 @@ TEST_F(HalfGemmAmxTest, ANonFiniteActivationStaysInItsRow) {
   }
 }
 
-// Against weights that pick one activation each (an identity), the tiles
-// give back each activation as they round it: for bf16 weights F32ToBf16's
+// Against weights that pick one activation each (an identity), each
+// activation comes back as the path rounds it: for bf16 weights F32ToBf16's
 // bf16 (ties to even, past the largest bf16 infinite, NaN kept), but
-// subnormals, which the tile unit flushes to zero; for f16 weights within
-// 2^-17 of the activation, and NaN where it is infinite or past bf16's
-// largest (0 x inf among the split products). Each row holds one such value
-// among zeros.
-TEST_F(HalfGemmAmxTest, AgainstAnIdentityEachActivationComesBackAsTheTilesRoundIt) {
+// subnormals, which both the tile unit and the pair products flush to zero;
+// for f16 weights (the tiles) within 2^-17 of the activation, and NaN where
+// it is infinite or past bf16's largest (0 x inf among the split products).
+// Each row holds one such value among zeros.
+TEST_P(HalfGemmRoundedTest, AgainstAnIdentityEachActivationComesBackAsRounded) {
   constexpr uint32_t kBits[] = {
       0x3f808000,  // 1 + 2^-8: a tie, to even (down)
       0x3f818000,  // a tie, to even (up)
@@ -330,7 +353,7 @@ TEST_F(HalfGemmAmxTest, AgainstAnIdentityEachActivationComesBackAsTheTilesRoundI
     a[static_cast<size_t>(r) * kWidth + r % kWidth] = value[r];
   }
   cpu::ThreadPool pool(2);
-  for (const WeightFormat f : {WeightFormat::kBF16, WeightFormat::kF16}) {
+  for (const WeightFormat f : Formats()) {
     SCOPED_TRACE(WeightFormatName(f));
     std::vector<uint16_t> w(static_cast<size_t>(kN) * kWidth, 0);
     for (int32_t j = 0; j < kN; ++j)
@@ -338,7 +361,7 @@ TEST_F(HalfGemmAmxTest, AgainstAnIdentityEachActivationComesBackAsTheTilesRoundI
           f == WeightFormat::kF16 ? F32ToF16(1.f) : F32ToBf16(1.f);
     std::vector<float> c(static_cast<size_t>(kM) * kN);
     cpu::HalfGemm(a.data(), WeightRef(w.data(), f), nullptr, kM, kN, kWidth, c.data(), kN, pool,
-                  cpu::HalfGemmPath::kAmx);
+                  GetParam());
     for (int32_t r = 0; r < kM; ++r) {
       const float x = value[r], got = c[static_cast<size_t>(r) * kN + r % kWidth];
       uint32_t bits;
@@ -358,7 +381,57 @@ TEST_F(HalfGemmAmxTest, AgainstAnIdentityEachActivationComesBackAsTheTilesRoundI
       }
       if (!std::isfinite(bf)) continue;  // 0 x inf: the row's other outputs are NaN
       for (int32_t j = 0; j < kN; ++j) {
-        if (j != r % kWidth) EXPECT_EQ(c[static_cast<size_t>(r) * kN + j], 0.f) << "column " << j;
+        if (j != r % kWidth) {
+          EXPECT_EQ(c[static_cast<size_t>(r) * kN + j], 0.f) << "column " << j;
+        }
+      }
+    }
+  }
+}
+
+// The pair products give, bit for bit, the sums half_gemm_bf16.h states: each
+// lane adds, per 32 values of k, the product of its odd pair and then that
+// of its even pair (vdpbf16ps as the ISA defines it: each addition rounded
+// to fp32; a product of two bf16 values is exact), the sixteen lanes are
+// halved four times, and the bias comes last. Any other order, or a missed
+// rounding of the activations, changes some bits.
+TEST(HalfGemmTest, TheBf16PairsAreTheirStatedSumsBitForBit) {
+  if (!cpu::HalfGemmBf16DotsAvailable()) {
+    GTEST_SKIP() << "this CPU lacks AVX512-BF16, or COHOST_CPU_KERNELS holds it back ("
+                 << cpu::HostCpuFeatures().Summary() << ")";
+  }
+  std::mt19937 rng(37);
+  cpu::ThreadPool pool(2);
+  std::normal_distribution<float> normal(0.f, 1.f);
+  constexpr int32_t kN = 37, kWidth = 160;
+  const std::vector<uint16_t> w = RandomHalfRows(rng, WeightFormat::kBF16, kN, kWidth);
+  std::vector<float> bias(kN);
+  for (float& b : bias) b = normal(rng);
+  for (const int32_t m : {1, 6, 17}) {
+    std::vector<float> a(static_cast<size_t>(m) * kWidth);
+    for (float& v : a) v = normal(rng);
+    std::vector<float> c(static_cast<size_t>(m) * kN);
+    cpu::HalfGemm(a.data(), WeightRef(w.data(), WeightFormat::kBF16), bias.data(), m, kN, kWidth,
+                  c.data(), kN, pool, cpu::HalfGemmPath::kBf16Dots);
+    for (int32_t r = 0; r < m; ++r) {
+      for (int32_t j = 0; j < kN; ++j) {
+        const uint16_t* wj = w.data() + static_cast<ptrdiff_t>(j) * kWidth;
+        const float* x = a.data() + static_cast<ptrdiff_t>(r) * kWidth;
+        const auto product = [&](int64_t i) {
+          return Bf16ToF32(wj[i]) * Bf16ToF32(F32ToBf16(x[i]));
+        };
+        float acc[16] = {};
+        for (int64_t i = 0; i < kWidth; i += 32) {
+          for (int l = 0; l < 16; ++l) {
+            acc[l] += product(i + 2 * l + 1);
+            acc[l] += product(i + 2 * l);
+          }
+        }
+        for (int half = 8; half >= 1; half /= 2) {
+          for (int l = 0; l < half; ++l) acc[l] += acc[l + half];
+        }
+        ASSERT_EQ(c[static_cast<size_t>(r) * kN + j], acc[0] + bias[j])
+            << "m " << m << " row " << r << " column " << j;
       }
     }
   }
@@ -366,7 +439,11 @@ TEST_F(HalfGemmAmxTest, AgainstAnIdentityEachActivationComesBackAsTheTilesRoundI
 
 // The quantized tables' AMX tile loads other tile shapes on the same pool
 // threads: calls of both, alternated, give what each gives alone.
-TEST_F(HalfGemmAmxTest, CallsBesideTheQuantizedTablesTilesGiveTheSameOutputs) {
+TEST(HalfGemmTest, CallsBesideTheQuantizedTablesTilesGiveTheSameOutputs) {
+  if (!cpu::HalfGemmAmxAvailable()) {
+    GTEST_SKIP() << "this CPU lacks AMX-BF16, or COHOST_CPU_KERNELS holds it back ("
+                 << cpu::HostCpuFeatures().Summary() << ")";
+  }
   std::printf("  the quantized table: %s\n", SelectedQuantKernels().name);
   std::mt19937 rng(41);
   std::normal_distribution<float> normal(0.f, 1.f);

@@ -241,7 +241,7 @@ TEST(ServeTest, SigtermDrainsLiveStreamsAndExitsZero) {
   EXPECT_THAT(metrics, HasSubstr("cohost_cpu_info{cpu="));
   EXPECT_THAT(metrics, ::testing::ContainsRegex(
                            "quant_kernels=\"(amx|avx512vnni|avx2|scalar)\",half_kernels=\"(amx|"
-                           "avx512|avx2|scalar)\"\\} 1"));
+                           "avx512bf16|avx512|avx2|scalar)\"\\} 1"));
 
   ASSERT_EQ(::kill(serve.pid(), SIGTERM), 0);
   // Health flips first; new requests are refused while the live ones run on.

@@ -154,7 +154,7 @@ TEST(HfModelTest, SingleFileLoads) {
 // they start 32-byte aligned; F32 ones and vectors arrive as fp32. The types
 // are in the config for placement's prediction, which the model's weights
 // then take exactly; its logits are the fp32 load's to rounding (of the
-// activations too, where bf16 weights take AMX tiles).
+// activations too, where bf16 weights take AMX tiles or AVX512-BF16 pairs).
 TEST(HfModelTest, SixteenBitMatricesStaySixteenBitWhenKept) {
   const HfModel m = MakeHfModel();
   for (const bool map : {false, true}) {
@@ -209,7 +209,7 @@ TEST(HfModelTest, SixteenBitMatricesStaySixteenBitWhenKept) {
   const std::vector<float> want = ::cohost::testing::LastLogits(**dense, be.get(), prompt, 7);
   const std::vector<float> got = ::cohost::testing::LastLogits(**kept, be.get(), prompt, 7);
   ASSERT_EQ(got.size(), want.size());
-  if (kernels::HostCpuInfo().bf16_tiles()) {
+  if (kernels::HostCpuInfo().bf16_rounded()) {
     // The activations are rounded to bf16 (up to 1/256 of each value) before the
     // products with the BF16 matrices: model_test's bound for rounded
     // activations.

@@ -962,13 +962,13 @@ void ExpectKeptMatchesDense(bool tied, const std::function<GgmlType(const std::s
 
 // F16 and BF16 matrices stay 16-bit: half the bytes of fp32, the same
 // products (fp32 activations against the widened values; for BF16 on a CPU
-// with AMX-BF16, activations rounded to bf16: a rounding the int8 bound
-// covers).
+// with AMX-BF16 or AVX512-BF16, activations rounded to bf16: a rounding the
+// int8 bound covers).
 TEST(QuantizedModelTest, SixteenBitMatricesStayHalfTheSizeWithTheSameLogits) {
   for (const GgmlType type : {GgmlType::kF16, GgmlType::kBF16}) {
     SCOPED_TRACE(type == GgmlType::kF16 ? "F16" : "BF16");
     size_t half = 0, q8 = 0;
-    const bool rounded = type == GgmlType::kBF16 && kernels::HostCpuInfo().bf16_tiles();
+    const bool rounded = type == GgmlType::kBF16 && kernels::HostCpuInfo().bf16_rounded();
     ExpectKeptMatchesDense(
         false, [&](const std::string&) { return type; }, &half, rounded);
     ExpectKeptMatchesDense(

@@ -13,13 +13,15 @@ struct CpuInfo {
   std::string features;       // "avx2 fma f16c avx512f ..."
   std::string quant_kernels;  // "avx2" or "scalar"
   // The 16-bit weights' products: "amx" (the tiles: bf16 weights, and f16
-  // ones past a decode batch), else their dot kernel ("avx512", "avx2",
-  // "scalar").
+  // ones past a decode batch), "avx512bf16" (the pair products: bf16
+  // weights; f16 ones take the 512-bit dots), else their dot kernel
+  // ("avx512", "avx2", "scalar").
   std::string half_kernels;
 
-  // Whether bf16 weights multiply in AMX tiles, against activations rounded
-  // to bf16 (elsewhere fp32 activations against the widened weights).
-  bool bf16_tiles() const { return half_kernels == "amx"; }
+  // Whether bf16 weights multiply against activations rounded to bf16, in
+  // AMX tiles or AVX512-BF16 pair products (elsewhere fp32 activations
+  // against the widened weights).
+  bool bf16_rounded() const { return half_kernels == "amx" || half_kernels == "avx512bf16"; }
 };
 
 CpuInfo HostCpuInfo();
