@@ -11,6 +11,7 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -230,6 +231,55 @@ void HalfGemmArgs(benchmark::internal::Benchmark* b) {
 
 BENCHMARK_CAPTURE(BM_HalfGemm, f16, WeightFormat::kF16)->Apply(HalfGemmArgs);
 BENCHMARK_CAPTURE(BM_HalfGemm, bf16, WeightFormat::kBF16)->Apply(HalfGemmArgs);
+
+// One activation row (a decode step) against bf16 weights streamed from
+// memory, as decode reads them, by the dot products and by the AVX512-BF16
+// pair products in turn (which goes first alternating), so that this VM's
+// swings in memory bandwidth hit both: argument 0 the matrix (0: the
+// default model's lm_head, 49152 x 576; 1: its gate/up rows, 1536 x 576; 2:
+// its down rows, 576 x 1536), two pool threads, copies of the matrix
+// filling 256 MB so that each call's come from memory. Counters: each
+// path's weight bytes a second, and pairs / dots.
+void BM_HalfGemmRowFromMemory(benchmark::State& state) {
+  if (!HalfGemmBf16DotsAvailable()) {
+    state.SkipWithError("the bf16 pair products need a CPU with AVX512-BF16");
+    return;
+  }
+  constexpr int64_t kShapes[][2] = {{49152, 576}, {1536, 576}, {576, 1536}};
+  const int64_t n = kShapes[state.range(0)][0], k = kShapes[state.range(0)][1];
+  const int64_t copies = std::max<int64_t>(2, (int64_t{256} << 20) / (2 * n * k));
+  std::vector<uint16_t> w(static_cast<size_t>(copies * n * k), F32ToBf16(0.01f));
+  std::vector<float> x(static_cast<size_t>(k), 1.f), out(static_cast<size_t>(n));
+  ThreadPool pool(2);
+  int64_t copy = 0, calls = 0;
+  double seconds[2] = {0, 0};  // dots, pairs
+  for (auto _ : state) {
+    for (int turn = 0; turn < 2; ++turn) {
+      const int which = (turn + static_cast<int>(calls % 2)) % 2;
+      const auto start = std::chrono::steady_clock::now();
+      HalfGemm(x.data(), WeightRef(w.data() + copy * n * k, WeightFormat::kBF16), nullptr, 1,
+               static_cast<int32_t>(n), static_cast<int32_t>(k), out.data(),
+               static_cast<int32_t>(n), pool,
+               which == 0 ? HalfGemmPath::kDots : HalfGemmPath::kBf16Dots);
+      seconds[which] +=
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      benchmark::DoNotOptimize(out.data());
+      copy = (copy + 1) % copies;
+    }
+    ++calls;
+  }
+  const double bytes = 2.0 * static_cast<double>(n * k * calls);
+  state.counters["dots_GBps"] = bytes / seconds[0] / 1e9;
+  state.counters["pairs_GBps"] = bytes / seconds[1] / 1e9;
+  state.counters["pairs_over_dots"] = seconds[0] / seconds[1];
+  state.SetLabel(std::string("dots: ") + HalfGemmDotsName());
+}
+BENCHMARK(BM_HalfGemmRowFromMemory)
+    ->Arg(0)
+    ->Arg(1)
+    ->Arg(2)
+    ->UseRealTime()
+    ->Name("half_gemm_row_from_memory");
 
 // The memory floor decode is compared against: memcpy of a 256 MB buffer
 // per thread (far past the caches), in 1 and 2 threads at once; reported as

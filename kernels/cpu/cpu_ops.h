@@ -50,13 +50,15 @@ enum class HalfGemmPath { kAuto, kDots, kAvx2Dots, kScalarDots, kSgemm, kAmx, kB
 // them, else scalar; all give the same bits, and a row's outputs do not depend on the other
 // rows. sgemm: 256 weight rows at a time widened into a scratch buffer for OpenBLAS's sgemm.
 // AMX: bf16 products summed in fp32 by the tile unit (half_gemm_amx.h says how close).
+// Pairs: bf16 weights against the activations rounded to bf16, fp32 sums in a stated
+// order (half_gemm_bf16.h).
 void HalfGemm(const float* a /*[m, k]*/, WeightRef w /*[n, k]*/, const float* bias /*[n] or null*/,
               int32_t m, int32_t n, int32_t k, float* c /*[m, n], rows ldc apart*/, int32_t ldc,
               ThreadPool& pool, HalfGemmPath path = HalfGemmPath::kAuto);
 // Whether HalfGemm runs vectorized on this CPU, its dot kernel's name
 // ("avx512", "avx2" or "scalar"), and the most rows kAuto gives that kernel
 // (up to which a row's outputs are the same bits in any batch; the AMX
-// tiles' are at any number of rows).
+// tiles' and the pair products' are at any number of rows).
 bool HalfGemmVectorized();
 const char* HalfGemmDotsName();
 int32_t HalfGemmDotRows();

@@ -7,12 +7,16 @@
 // sixteen registers of sums, one per output, each fed a vdpbf16ps per 32
 // values of k, and then halved together (Reduce16), four outputs of a row
 // to a 128-bit lane. The task's weight rows (16 x k x 2 bytes) stay in cache
-// while the activations stream past them, and four activation rows stay in
-// the first-level cache while the task's four groups of weight rows meet
-// them.
+// while the activations stream past them, and four activation rows (8 KB at
+// k = 1024) stay near while the task's four groups of weight rows meet them.
+// One activation row (a decode step, bound by reading the weights from
+// memory) takes the task's sixteen weight rows at once instead (RowBlock),
+// asking for the next task's lines as it goes; each output is summed the
+// same way either way.
 #include "half_gemm_bf16.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <vector>
 
 #if defined(__x86_64__)
@@ -107,6 +111,39 @@ COHOST_BF16_TARGET void Block(const uint16_t* a, const uint16_t* const w[kBlockC
   }
 }
 
+// One activation row (a decode step) against 16 weight rows w[0..16) (the
+// first `cols` stored): sixteen chains side by side, the same chain per
+// output as Block's, and one Reduce16 for all (sum s, weight row s, lands
+// in lane 4 (s % 4) + s / 4).
+COHOST_BF16_TARGET void RowBlock(const uint16_t* a, const uint16_t* const w[kColumnTile], int cols,
+                                 int64_t k, const float* bias, float* c) {
+  __m512 acc[kColumnTile];
+  for (__m512& v : acc) v = _mm512_setzero_ps();
+  const uintptr_t next = kColumnTile * k * sizeof(uint16_t);
+  for (int64_t i = 0; i < k; i += kStep) {
+    const __m512i x = _mm512_loadu_si512(a + i);
+    for (int64_t s = 0; s < kColumnTile; ++s) {
+      // The next sixteen rows' line: streaming from memory, the hardware's
+      // prefetchers alone left this loop at 0.75-0.9 of the dot kernel's
+      // bandwidth, this at 0.93-0.99 (bench/RESULTS.md). (An address past
+      // the matrix is only a hint: prefetches never fault; it is made as an
+      // integer, since a pointer may not point there.)
+      // NOLINTNEXTLINE(performance-no-int-to-ptr)
+      _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(w[s] + i) + next),
+                   _MM_HINT_T0);
+      const __m512i wv = _mm512_loadu_si512(w[s] + i);
+      acc[s] = _mm512_dpbf16_ps(acc[s], reinterpret_cast<const __m512bh&>(x),
+                                reinterpret_cast<const __m512bh&>(wv));
+    }
+  }
+  alignas(64) float out[kColumnTile];
+  _mm512_store_ps(out, Reduce16(acc));
+  for (int s = 0; s < cols; ++s) {
+    const float v = out[4 * (s % 4) + s / 4];
+    c[s] = bias != nullptr ? v + bias[s] : v;
+  }
+}
+
 using BlockFn = void (*)(const uint16_t*, const uint16_t* const*, int, int64_t, const float*,
                          float*, int64_t);
 constexpr BlockFn kBlocks[kBlockRows + 1] = {nullptr, Block<1>, Block<2>, Block<3>, Block<4>};
@@ -120,13 +157,20 @@ void HalfGemmBf16Dots(const float* a, const uint16_t* w, const float* bias, int6
   thread_local std::vector<uint16_t> rounded;
   rounded.resize(static_cast<size_t>(m * k));
   uint16_t* x = rounded.data();
-  pool.ParallelFor(m, std::max<int64_t>(1, 16384 / k), [&](int64_t begin, int64_t end) {
-    RoundRows(a + begin * k, end - begin, k, x + begin * k);
-  });
+  pool.ParallelFor(
+      m, std::max<int64_t>(1, 16384 / std::max<int64_t>(k, kStep)),
+      [&](int64_t begin, int64_t end) { RoundRows(a + begin * k, end - begin, k, x + begin * k); });
   const int64_t tasks = (n + kColumnTile - 1) / kColumnTile;
   pool.ParallelFor(tasks, 1, [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
       const int64_t j0 = t * kColumnTile, j1 = std::min(n, j0 + kColumnTile);
+      if (m == 1) {
+        const int cols = static_cast<int>(j1 - j0);
+        const uint16_t* wr[kColumnTile];
+        for (int s = 0; s < kColumnTile; ++s) wr[s] = w + (j0 + std::min(s, cols - 1)) * k;
+        RowBlock(x, wr, cols, k, bias != nullptr ? bias + j0 : nullptr, c + j0);
+        continue;
+      }
       for (int64_t r0 = 0; r0 < m; r0 += kBlockRows) {
         const int64_t rows = std::min<int64_t>(kBlockRows, m - r0);
         for (int64_t jc = j0; jc < j1; jc += kBlockCols) {

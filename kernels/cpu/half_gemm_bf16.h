@@ -10,7 +10,9 @@
 // fp32, and the sums are fp32. Each output is summed the same way whatever
 // rows and columns share its call, so a row's outputs do not depend on the
 // other rows:
-//   acc[l] += the products of values 2l and 2l + 1 of each 32 of k, in order;
+//   acc[l] += the product of values 2l + 1, then that of values 2l, of each
+//     32 of k in order (vdpbf16ps as the ISA defines it: each addition
+//     rounded to fp32);
 //   out = the sixteen lanes halved four times (l + 8, then l + 4, l + 2, l + 1).
 #pragma once
 

@@ -25,8 +25,9 @@ const CpuFeatures& HostCpuFeatures();
 // CPU has, unless the environment's COHOST_CPU_KERNELS names a slower level
 // (to compare code paths, and to test the ones this CPU would not pick):
 // "scalar" (the portable reference code), "avx2", or "avx512vnni" (AVX-512
-// without AMX). The 16-bit products' AMX tiles need kAll too; their dot
-// products, SiLU and KV narrowing ignore it.
+// without AMX). The 16-bit products' AMX tiles need kAll too, and their
+// AVX512-BF16 pair products kAvx512 (so below it bf16 weights take fp32
+// dots); their dot products, SiLU and KV narrowing ignore it.
 enum class KernelCap { kScalar, kAvx2, kAvx512, kAll };
 // Read once, on first use.
 KernelCap HostKernelCap();

@@ -14,7 +14,8 @@ struct CpuInfo {
   std::string quant_kernels;  // "avx2" or "scalar"
   // The 16-bit weights' products: "amx" (the tiles: bf16 weights, and f16
   // ones past a decode batch), "avx512bf16" (the pair products: bf16
-  // weights; f16 ones take the 512-bit dots), else their dot kernel
+  // weights; f16 ones take the 512-bit dots, and sgemm past a decode
+  // batch), else their dot kernel
   // ("avx512", "avx2", "scalar").
   std::string half_kernels;
 
