@@ -15,8 +15,9 @@ COHOST_TEST_VENV="$HOME/.cache/cohost-test-venv" "$root/scripts/test_venv.sh" >/
 
 # The sanitizer builds make only some targets: skip the placeholders ctest keeps
 # for the others, the tests that run a program (cohost, cohost-client,
-# kernels_bench, bench/gpu/check.sh), and the second run of kernels_cpu_test.
-not_built='_NOT_BUILT$|^python_client_test$|^openai_test$|^client_link_test$|^kernels_bench_dry_run$|^gpu_check_dry_run$|^kernels_cpu_test_scalar_attention$'
+# kernels_bench, bench/gpu/check.sh), and the second runs of kernels_cpu_test
+# and llamacpp_reference_test.
+not_built='_NOT_BUILT$|^python_client_test$|^openai_test$|^client_link_test$|^kernels_bench_dry_run$|^gpu_check_dry_run$|^kernels_cpu_test_scalar_attention$|^kernels_cpu_test_bf16_pairs$|^llamacpp_reference_test_bf16_without_amx$'
 
 echo "== AddressSanitizer: loaders, tokenizers, batching, engine =="
 COHOST_BUILD_DIR="$root/build-asan" \
