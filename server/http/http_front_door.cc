@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -258,25 +259,36 @@ void HttpFrontDoor::OnRequest(evhttp_request* req, void* self) {
   const char* raw_path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
   const std::string_view path = raw_path == nullptr ? "" : raw_path;
   const evhttp_cmd_type method = evhttp_request_get_command(req);
-  // Where a body's end is ambiguous (two lengths, or a length beside chunked
-  // coding), another reader of the stream (a proxy) may frame the next
-  // request differently than evhttp did (RFC 9112 6.3: smuggling): refused,
-  // and the connection closed.
-  int lengths = 0;
-  bool chunked = false;
+  // Where a body's end is ambiguous, another reader of the stream (a proxy)
+  // may frame the next request differently than evhttp did (RFC 9112 6.3:
+  // smuggling): refused, and the connection closed. Ambiguous: two lengths
+  // or codings, a length beside a coding, a coding evhttp does not take as
+  // chunked (it would read no body), or a body on a method evhttp reads none
+  // for (GET, HEAD, DELETE, OPTIONS: it would take the body's bytes for the
+  // next request).
+  int lengths = 0, codings = 0;
+  bool empty_length = true, chunked = true;
   for (const evkeyval* h = evhttp_request_get_input_headers(req)->tqh_first; h != nullptr;
        h = h->next.tqe_next) {
-    lengths += absl::EqualsIgnoreCase(h->key, "Content-Length") ? 1 : 0;
-    chunked |= absl::EqualsIgnoreCase(h->key, "Transfer-Encoding");
+    if (absl::EqualsIgnoreCase(h->key, "Content-Length")) {
+      ++lengths;
+      empty_length &= absl::StripAsciiWhitespace(h->value) == "0";
+    } else if (absl::EqualsIgnoreCase(h->key, "Transfer-Encoding")) {
+      ++codings;
+      chunked &= absl::EqualsIgnoreCase(absl::StripAsciiWhitespace(h->value), "chunked");
+    }
   }
-  if (lengths > 1 || (lengths == 1 && chunked)) {
+  const bool reads_body =
+      method == EVHTTP_REQ_POST || method == EVHTTP_REQ_PUT || method == EVHTTP_REQ_PATCH;
+  if (lengths > 1 || codings > 1 || (lengths == 1 && codings == 1) || !chunked ||
+      (!reads_body && (codings == 1 || !empty_length))) {
     evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
-    return SendError(
-        req,
-        absl::InvalidArgumentError(
-            "the request's length is ambiguous: more than one Content-Length, or one beside "
-            "Transfer-Encoding"),
-        0);
+    return SendError(req,
+                     absl::InvalidArgumentError(
+                         "the request's length is ambiguous: more than one Content-Length or "
+                         "Transfer-Encoding, both, a coding other than chunked, or a body on a "
+                         "method that takes none"),
+                     0);
   }
   const bool get = method == EVHTTP_REQ_GET || method == EVHTTP_REQ_HEAD;
   const bool post = method == EVHTTP_REQ_POST;

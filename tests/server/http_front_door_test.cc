@@ -22,6 +22,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -748,6 +749,45 @@ TEST_F(HttpFrontDoorTest, HeadRepliesHaveNoBodyAndAmbiguousLengthsAreRefused) {
               Not(HasSubstr("status")))
       << "served after an ambiguous length";
   ::close(twice);
+}
+
+// A body on a method evhttp reads none for would be parsed as the next
+// request (a proxy in front sees one request, gets two replies), and a
+// coding evhttp does not take as chunked leaves the body unread: both are
+// refused with the connection closed, and the request hidden behind them
+// is not served.
+TEST_F(HttpFrontDoorTest, BodiesEvhttpWouldNotReadAreRefused) {
+  Start();
+  const std::string hidden = "GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n";
+  const std::string chunk = absl::StrFormat("%x\r\n%s\r\n0\r\n\r\n", hidden.size(), hidden);
+  for (const std::string& request : {
+           absl::StrCat("GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: ", hidden.size(),
+                        "\r\n\r\n", hidden),
+           absl::StrCat("OPTIONS /health HTTP/1.1\r\nHost: x\r\nContent-Length: ", hidden.size(),
+                        "\r\n\r\n", hidden),
+           absl::StrCat("GET /health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+                        chunk),
+           absl::StrCat("POST /v1/completions HTTP/1.1\r\nHost: x\r\n"
+                        "Transfer-Encoding: gzip, chunked\r\n\r\n",
+                        chunk),
+       }) {
+    SCOPED_TRACE(request);
+    const int fd = Connect(door_->port(), request);
+    ASSERT_GE(fd, 0);
+    const std::string got = testing::ReadUntil(fd, "ambiguous", std::chrono::seconds(30));
+    EXPECT_THAT(got, HasSubstr("HTTP/1.1 400")) << got;
+    EXPECT_THAT(got, HasSubstr("Connection: close")) << got;
+    EXPECT_THAT(testing::ReadUntil(fd, R"("object":"list")", std::chrono::seconds(2)),
+                Not(HasSubstr("list")))
+        << "the hidden request was served";
+    ::close(fd);
+  }
+  // A GET with an empty length is fine.
+  const int fd =
+      SendRaw(door_->port(), "GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+              R"({"status":"ok"})");
+  EXPECT_GE(fd, 0);
+  if (fd >= 0) ::close(fd);
 }
 
 // An HTTP/1.0 client (nginx's default towards upstreams) that leaves in the
