@@ -5,38 +5,28 @@
 
 #include "runtime/batching/block_allocator.h"
 
-#include <bit>
+#include <random>
 #include <tuple>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/str_format.h"
 #include "runtime/batching/kv_invariant.h"
+#include "runtime/batching/sip_hash.h"
 
 namespace cohost::runtime {
 namespace {
 
-// 64-bit multiplicative constants (odd, high entropy; the xxhash64 primes).
-constexpr uint64_t kP1 = 0x9E3779B185EBCA87ull;
-constexpr uint64_t kP2 = 0xC2B2AE3D27D4EB4Full;
-constexpr uint64_t kP3 = 0x165667B19E3779F9ull;
-constexpr uint64_t kP4 = 0x85EBCA77C2B2AE63ull;
-
-// Absorbs one 64-bit word: every input bit reaches every state bit after a
-// couple of rounds, and the rotate keeps rounds non-commutative, so swapping
-// two tokens changes the hash.
-inline uint64_t Absorb(uint64_t acc, uint64_t word) {
-  acc += word * kP2;
-  acc = std::rotl(acc, 31);
-  return acc * kP1;
-}
-
-// Final avalanche, so that nearby inputs land far apart in the map.
-inline uint64_t Avalanche(uint64_t h) {
-  h ^= h >> 33;
-  h *= kP2;
-  h ^= h >> 29;
-  h *= kP3;
-  h ^= h >> 32;
-  return h;
+// The prefix hashes' key, drawn once per process (sip_hash.h says why).
+const SipKey& ProcessKey() {
+  static const SipKey key = [] {
+    std::random_device device;
+    const auto draw = [&] { return (static_cast<uint64_t>(device()) << 32) | device(); };
+    SipKey k;
+    k.k0 = draw();
+    k.k1 = draw();
+    return k;
+  }();
+  return key;
 }
 
 }  // namespace
@@ -216,15 +206,17 @@ void BlockAllocator::Uncache(BlockId b) {
 
 BlockHash BlockAllocator::HashBlock(BlockHash parent, absl::Span<const int32_t> tokens,
                                     uint64_t salt) {
-  uint64_t h = kP4;
-  h = Absorb(h, parent);
-  h = Absorb(h, salt);
-  for (int32_t t : tokens) h = Absorb(h, static_cast<uint32_t>(t));
-  h ^= static_cast<uint64_t>(tokens.size()) * kP3;
-  h = Avalanche(h);
+  // The parent, the salt, the count, then the tokens two to a word.
+  absl::InlinedVector<uint64_t, 16> words = {parent, salt, tokens.size()};
+  for (size_t i = 0; i < tokens.size(); i += 2) {
+    const uint64_t hi = i + 1 < tokens.size() ? static_cast<uint32_t>(tokens[i + 1]) : 0;
+    words.push_back(static_cast<uint32_t>(tokens[i]) | (hi << 32));
+  }
+  const uint64_t h = SipHash24(ProcessKey(), words);
   // 0 means "no parent" to the next block; keep it out of the range so a chain
-  // can never look like it restarts. (A 64-bit collision between different
-  // contents is ~n^2/2^65 for n cached blocks: negligible, and accepted.)
+  // can never look like it restarts. (Keyed, a 64-bit collision between
+  // different contents is ~n^2/2^65 for n cached blocks, and no client can
+  // search for one: negligible, and accepted.)
   return h == 0 ? 1 : h;
 }
 

@@ -13,12 +13,43 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "runtime/batching/sip_hash.h"
 
 namespace cohost::runtime {
 namespace {
 
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
+
+// SipHash-2-4 against the paper's vectors (key 00..0f; the messages 00..07
+// and 00..0f, as little-endian words), and a key that changes every bit's
+// odds: another key, another hash.
+TEST(SipHashTest, GivesThePapersVectors) {
+  const SipKey key{0x0706050403020100ull, 0x0f0e0d0c0b0a0908ull};
+  const uint64_t words[] = {0x0706050403020100ull, 0x0f0e0d0c0b0a0908ull};
+  EXPECT_EQ(SipHash24(key, absl::MakeConstSpan(words, 1)), 0x93f5f5799a932462ull);
+  EXPECT_EQ(SipHash24(key, words), 0x3f2acc7f57c29bdbull);
+  EXPECT_NE(SipHash24(SipKey{key.k0 ^ 1, key.k1}, words), 0x3f2acc7f57c29bdbull);
+}
+
+// A block's hash depends on its parent, its tenant's salt, its tokens and
+// their order and count (a trailing zero token is a token), and is the same
+// within a process for the same input.
+TEST(BlockAllocatorTest, BlockHashesSeparateEveryPartOfTheirInput) {
+  const BlockHash h = BlockAllocator::HashBlock(0, {1, 2, 3, 4}, 0);
+  EXPECT_EQ(BlockAllocator::HashBlock(0, {1, 2, 3, 4}, 0), h);
+  const std::set<BlockHash> all = {
+      h,
+      BlockAllocator::HashBlock(5, {1, 2, 3, 4}, 0),
+      BlockAllocator::HashBlock(0, {1, 2, 3, 4}, 7),
+      BlockAllocator::HashBlock(0, {2, 1, 3, 4}, 0),
+      BlockAllocator::HashBlock(0, {1, 2, 3}, 0),
+      BlockAllocator::HashBlock(0, {1, 2, 3, 4, 0}, 0),
+      BlockAllocator::HashBlock(0, {1, 2, 3, 4, 0, 0}, 0),
+  };
+  EXPECT_EQ(all.size(), 7u);
+  EXPECT_EQ(all.count(0), 0u) << "0 is the first block's parent";
+}
 
 TEST(BlockAllocatorTest, AllocatesUntilFullThenNothingChanges) {
   BlockAllocator a(/*num_blocks=*/6, /*block_size=*/4, /*enable_prefix_caching=*/true);
