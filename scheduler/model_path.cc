@@ -51,7 +51,9 @@ absl::StatusOr<std::string> ResolveClientModelPath(const std::string& root,
   if (real_root.empty()) return denied;  // the operator's root went away
   const std::string real =
       RealPath(path.front() == '/' ? std::string(path) : absl::StrCat(real_root, "/", path));
-  if (real.empty() || real.rfind(real_root + "/", 0) != 0) return denied;
+  // (The root "/" holds every path: its prefix is itself.)
+  const std::string prefix = real_root == "/" ? real_root : real_root + "/";
+  if (real.empty() || real.rfind(prefix, 0) != 0) return denied;
   struct stat st {};
   if (::stat(real.c_str(), &st) != 0 || !(S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))) {
     return denied;
@@ -83,7 +85,8 @@ std::string WithoutModelPath(std::string_view message, const std::string& path) 
 std::string WithoutRoot(const std::string& root, std::string_view message) {
   const std::string real_root = RealPath(root);
   std::string out(message);
-  if (real_root.empty()) return out;
+  // The root "/" holds every path: stripping it would mangle each one.
+  if (real_root.empty() || real_root == "/") return out;
   return absl::StrReplaceAll(out, {{real_root + "/", ""}, {real_root, "<model root>"}});
 }
 

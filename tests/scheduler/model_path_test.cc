@@ -81,6 +81,21 @@ TEST_F(ModelPathTest, Table) {
             "\"/no/such/file\" is not a model under the model root");
 }
 
+// The root "/" lets a client name any file (an operator's choice), as an
+// absolute path or relative to "/", and its messages keep their paths.
+TEST_F(ModelPathTest, TheRootDirectoryHoldsEveryPath) {
+  const std::string real = std::filesystem::canonical(root_ / "m.gguf").string();
+  absl::StatusOr<std::string> got = ResolveClientModelPath("/", real);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(*got, real);
+  got = ResolveClientModelPath("/", real.substr(1));
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(*got, real);
+  EXPECT_EQ(ResolveClientModelPath("/", "/no/such/file").status().code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(WithoutRoot("/", real + ": bad magic"), real + ": bad magic");
+}
+
 TEST_F(ModelPathTest, NoRootMeansLoadingIsOff) {
   absl::Status s = ResolveClientModelPath("", "m.gguf").status();
   EXPECT_EQ(s.code(), absl::StatusCode::kPermissionDenied);
