@@ -14,6 +14,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <ctime>
 #include <optional>
@@ -169,6 +170,7 @@ void HttpFrontDoor::OnStopCheck(int, short, void* self) {
   }
   d->live_.clear();
   d->by_connection_.clear();
+  for (auto& [connection, p] : d->preparing_) Abandon(*p);
   d->preparing_.clear();  // evhttp_free answers nothing: their connections close
   event_base_loopbreak(d->base_);
 }
@@ -201,7 +203,7 @@ void HttpFrontDoor::OnLivenessTick(int, short, void* self) {
   // A request still being prepared has nothing to end: its connection goes
   // (the close callback forgets it, and its result is dropped).
   std::vector<evhttp_connection*> left;
-  for (const auto& [connection, number] : d->preparing_) {
+  for (const auto& [connection, p] : d->preparing_) {
     if (ClientLeft(connection)) left.push_back(connection);
   }
   for (evhttp_connection* connection : left) evhttp_connection_free(connection);
@@ -219,7 +221,10 @@ size_t HttpFrontDoor::open_connections() const {
 }
 
 void HttpFrontDoor::OnConnectionClose(evhttp_connection* conn) {
-  preparing_.erase(conn);  // its request is freed with it
+  if (auto it = preparing_.find(conn); it != preparing_.end()) {
+    Abandon(*it->second);  // its request is freed with the connection
+    preparing_.erase(it);
+  }
   auto it = by_connection_.find(conn);
   if (it == by_connection_.end()) return;
   // Held while it ends (the call may outlive its entry meanwhile).
@@ -351,8 +356,9 @@ void HttpFrontDoor::HandleModels(evhttp_request* req, std::optional<std::string_
 // One completion request on its way to the engine: what the loop thread
 // read of it, then what a preparing thread made of it.
 struct HttpFrontDoor::Preparing {
-  uint64_t number = 0;
-  evhttp_request* req = nullptr;  // the loop thread's alone; freed if the connection closes
+  enum State { kQueued, kRunning, kAbandoned };
+  std::atomic<int> state{kQueued};  // kQueued -> kRunning (a thread), or -> kAbandoned (the loop)
+  evhttp_request* req = nullptr;    // the loop thread's alone; freed if the connection closes
   evhttp_connection* connection = nullptr;
   Endpoint endpoint = Endpoint::kChatCompletions;
   runtime::Clock::time_point arrival;
@@ -382,7 +388,6 @@ void HttpFrontDoor::HandleCompletion(evhttp_request* req, int endpoint) {
     RecordError(refused);
     return SendError(req, refused, deps_.router->limits().retry_pushback_ms);
   }
-  p->number = ++next_preparing_;
   p->req = req;
   p->connection = evhttp_request_get_connection(req);
   p->endpoint = static_cast<Endpoint>(endpoint);
@@ -393,8 +398,10 @@ void HttpFrontDoor::HandleCompletion(evhttp_request* req, int endpoint) {
   evbuffer* in = evhttp_request_get_input_buffer(req);
   p->body.resize(evbuffer_get_length(in));
   evbuffer_remove(in, p->body.data(), p->body.size());
-  preparing_[p->connection] = p->number;
+  preparing_[p->connection] = p;
   offload_->Run([this, p]() -> LoopOffload::Continuation {
+    int queued = Preparing::kQueued;
+    if (!p->state.compare_exchange_strong(queued, Preparing::kRunning)) return {};  // abandoned
     Prepare(*p);
     return [this, p] { Prepared(*p); };
   });
@@ -437,9 +444,14 @@ void HttpFrontDoor::Prepare(Preparing& p) const {
   p.built = *std::move(built);
 }
 
+void HttpFrontDoor::Abandon(Preparing& p) {
+  int queued = Preparing::kQueued;
+  if (p.state.compare_exchange_strong(queued, Preparing::kAbandoned)) p.body = std::string();
+}
+
 void HttpFrontDoor::Prepared(Preparing& p) {
   auto it = preparing_.find(p.connection);
-  if (it == preparing_.end() || it->second != p.number) return;  // the client left
+  if (it == preparing_.end() || it->second.get() != &p) return;  // the client left
   preparing_.erase(it);
   if (p.status.ok() && (stopping_ || deps_.router->draining())) {
     p.status = absl::UnavailableError("the server is shutting down; retry elsewhere");

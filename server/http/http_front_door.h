@@ -151,10 +151,13 @@ class HttpFrontDoor {
   };
   absl::flat_hash_map<CompletionCall*, Live> live_;
   absl::flat_hash_map<evhttp_connection*, CompletionCall*> by_connection_;
-  // Loop thread only: the request each connection has being prepared, by
-  // its number (a closed connection's address may come back for another).
-  absl::flat_hash_map<evhttp_connection*, uint64_t> preparing_;
-  uint64_t next_preparing_ = 0;
+  // Loop thread only: the request each connection has being prepared (a
+  // closed connection's address may come back for another).
+  absl::flat_hash_map<evhttp_connection*, std::shared_ptr<Preparing>> preparing_;
+  // Loop thread only: marks a request being prepared as abandoned, its body
+  // freed at once if no thread has started on it (its client left, or the
+  // door stops): nothing is parsed or tokenized for a client that is gone.
+  static void Abandon(Preparing& p);
   int64_t started_unix_ = 0;
   std::chrono::steady_clock::time_point stop_deadline_;
   bool stopping_ = false;  // set on the loop thread by the stop check

@@ -354,6 +354,37 @@ TEST_F(HttpLoopTest, AClientThatLeavesWhileItsRequestIsPreparedLeavesNothing) {
       << "only the second ran";
 }
 
+// A request whose client leaves while it waits for a preparing thread is
+// never parsed or tokenized (its body freed at once): a client sending big
+// bodies and leaving costs the threads nothing.
+TEST_F(HttpLoopTest, ARequestWhoseClientLeftIsNeverPrepared) {
+  cohost::testing::Gate gate;
+  HttpOptions options;
+  options.prepare_threads = 1;
+  auto prepared = std::make_shared<std::atomic<int>>(0);
+  options.on_prepare = [&gate, prepared] {
+    if (prepared->fetch_add(1) == 0) gate.Enter();
+  };
+  Start(options);
+  const int held = SendCompletion();
+  ASSERT_GE(held, 0);
+  ASSERT_TRUE(gate.WaitEntered());
+  const int queued = SendCompletion();  // waits for the one thread
+  ASSERT_GE(queued, 0);
+  ASSERT_TRUE(OpenConnectionsBecome(2));
+  Close(queued);
+  ASSERT_TRUE(OpenConnectionsBecome(1));
+  gate.Open();
+  EXPECT_THAT(testing::ReadUntil(held, "\"completion_tokens\":4", std::chrono::seconds(30)),
+              StartsWith("HTTP/1.1 200"));
+  // A later request is prepared after the abandoned one's turn.
+  const int next = SendCompletion();
+  ASSERT_GE(next, 0);
+  EXPECT_THAT(testing::ReadUntil(next, "\"completion_tokens\":4", std::chrono::seconds(30)),
+              StartsWith("HTTP/1.1 200"));
+  EXPECT_EQ(prepared->load(), 2) << "the abandoned request was prepared";
+}
+
 // Stopping with a request held in preparation ends it (the connection
 // closes unanswered) and joins.
 TEST_F(HttpLoopTest, StoppingWhileARequestIsPreparedJoins) {
