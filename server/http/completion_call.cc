@@ -256,6 +256,11 @@ void CompletionCall::RecordFailure(const absl::Status& status) {
   deps_.metrics->RecordTenantRefusal(tenant_, code, scheduler::RefusalReason(status));
 }
 
+void CompletionCall::RecordSlowReader() {
+  RecordFailure(scheduler::WithRefusalReason(
+      absl::ResourceExhaustedError("the client stopped reading"), "slow_reader"));
+}
+
 void CompletionCall::ClientGone() {
   abandoned_.store(true, std::memory_order_relaxed);
   {

@@ -78,6 +78,9 @@ class CompletionCall : public std::enable_shared_from_this<CompletionCall> {
   void ClientLeft();
   // Loop thread, at shutdown: aborts what runs and ends the reply now.
   void Cancel();
+  // Loop thread: the whole reply sent, its client did not read it in time
+  // (HttpFrontDoor's drain watch): counted as a slow reader.
+  void RecordSlowReader();
   // Loop thread, once the reply is over and the front door forgets the call:
   // lets go of the model here. The sinks can outlive the reply, and may hold
   // the call last; were the call to hold the model then, an unloaded model

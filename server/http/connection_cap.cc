@@ -176,6 +176,10 @@ void ConnectionCap::Adopt(const Accepted& a) {
     return;
   }
   evhttp_connection_set_closecb(evcon, &ConnectionCap::OnClose, this);
+  if (options_.send_buffer > 0) {
+    setsockopt(bufferevent_getfd(a.bev), SOL_SOCKET, SO_SNDBUF, &options_.send_buffer,
+               sizeof options_.send_buffer);
+  }
   if (a.refuse) {
     evhttp_connection_free(evcon);  // runs the close callback
     return;

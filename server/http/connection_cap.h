@@ -69,6 +69,8 @@ struct ConnectionCapOptions {
   // loopback clients are not counted unless `cap_loopback`.
   size_t max_connections_per_client = 0;
   bool cap_loopback = false;
+  // SO_SNDBUF of each connection, in bytes (0: the kernel's own).
+  int send_buffer = 0;
   // TLS on every connection when set; must outlive the cap.
   SSL_CTX* tls = nullptr;
   // Zero: connections live as long as evhttp keeps them. At most one of the

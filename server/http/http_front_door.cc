@@ -96,6 +96,7 @@ absl::StatusOr<std::unique_ptr<HttpFrontDoor>> HttpFrontDoor::Start(const Stream
   cap.max_connections = options.max_connections;
   cap.max_connections_per_client = options.max_connections_per_client;
   cap.cap_loopback = options.cap_loopback_clients;
+  cap.send_buffer = options.socket_send_buffer;
   cap.request_timeout = options.request_timeout;
   cap.request_timeout_at_cap = options.request_timeout_at_cap;
   cap.tls = d->ssl_ctx_.get();
@@ -170,6 +171,7 @@ void HttpFrontDoor::OnStopCheck(int, short, void* self) {
   }
   d->live_.clear();
   d->by_connection_.clear();
+  d->draining_.clear();
   for (auto& [connection, p] : d->preparing_) Abandon(*p);
   d->preparing_.clear();  // evhttp_free answers nothing: their connections close
   event_base_loopbreak(d->base_);
@@ -186,6 +188,11 @@ bool ClientLeft(evhttp_connection* connection) {
   return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0;
 }
 
+// Bytes evhttp holds for `conn` that the kernel has not taken yet.
+size_t UnsentBytes(evhttp_connection* conn) {
+  return evbuffer_get_length(bufferevent_get_output(evhttp_connection_get_bufferevent(conn)));
+}
+
 }  // namespace
 
 void HttpFrontDoor::OnLivenessTick(int, short, void* self) {
@@ -199,6 +206,23 @@ void HttpFrontDoor::OnLivenessTick(int, short, void* self) {
   for (const std::shared_ptr<CompletionCall>& call : gone) {
     call->ClientLeft();
     d->Forget(call.get());
+  }
+  // Whole replies: no longer watched once under the bound; past their time,
+  // counted and their connection shut (its close callback then ends it).
+  const auto now = std::chrono::steady_clock::now();
+  std::vector<evhttp_connection*> drained, stalled;
+  for (const auto& [connection, draining] : d->draining_) {
+    if (UnsentBytes(connection) <= d->deps_.limits.max_backlog_bytes) {
+      drained.push_back(connection);
+    } else if (now >= draining.deadline) {
+      stalled.push_back(connection);
+    }
+  }
+  for (evhttp_connection* connection : drained) d->draining_.erase(connection);
+  for (evhttp_connection* connection : stalled) {
+    d->draining_[connection].call->RecordSlowReader();
+    d->draining_.erase(connection);
+    ::shutdown(bufferevent_getfd(evhttp_connection_get_bufferevent(connection)), SHUT_RDWR);
   }
   // A request still being prepared has nothing to end: its connection goes
   // (the close callback forgets it, and its result is dropped).
@@ -221,6 +245,7 @@ size_t HttpFrontDoor::open_connections() const {
 }
 
 void HttpFrontDoor::OnConnectionClose(evhttp_connection* conn) {
+  draining_.erase(conn);
   if (auto it = preparing_.find(conn); it != preparing_.end()) {
     Abandon(*it->second);  // its request is freed with the connection
     preparing_.erase(it);
@@ -232,10 +257,10 @@ void HttpFrontDoor::OnConnectionClose(evhttp_connection* conn) {
   if (live == live_.end()) return;
   const std::shared_ptr<CompletionCall> call = live->second.call;
   call->ClientGone();
-  Forget(call.get());
+  Forget(call.get(), /*closing=*/true);
 }
 
-void HttpFrontDoor::Forget(CompletionCall* call) {
+void HttpFrontDoor::Forget(CompletionCall* call, bool closing) {
   auto it = live_.find(call);
   if (it == live_.end()) return;
   std::shared_ptr<CompletionCall> held = std::move(it->second.call);
@@ -244,6 +269,10 @@ void HttpFrontDoor::Forget(CompletionCall* call) {
   if (auto c = by_connection_.find(it->second.connection);
       c != by_connection_.end() && c->second == call) {
     by_connection_.erase(c);
+    if (!closing && UnsentBytes(it->second.connection) > deps_.limits.max_backlog_bytes) {
+      draining_[it->second.connection] = {
+          std::chrono::steady_clock::now() + deps_.limits.write_stall_timeout, held};
+    }
   }
   live_.erase(it);
   held->ReleaseModel();  // here, on the loop thread, never on an engine's

@@ -71,6 +71,9 @@ struct HttpOptions {
   // (a proxy beside the server) aside; more are closed at once. 0: no cap.
   size_t max_connections_per_client = 0;
   bool cap_loopback_clients = false;  // tests: count loopback clients too
+  // SO_SNDBUF of each connection, in bytes (0: the kernel's own, which grows
+  // to megabytes); tests make it small to see what evhttp holds unsent.
+  int socket_send_buffer = 0;
   // How often connections waiting for output are checked for a client that
   // left (evhttp only notices when it writes); its request is then aborted.
   std::chrono::milliseconds liveness_interval{200};
@@ -126,7 +129,9 @@ class HttpFrontDoor {
   // GET /v1/models (id: none) or /v1/models/{id}.
   void HandleModels(evhttp_request* req, std::optional<std::string_view> id);
   void HandleHealth(evhttp_request* req);
-  void Forget(CompletionCall* call);
+  // Loop thread: the call is over. Unless its connection is `closing`, a
+  // whole reply it left over the backlog bound unsent is watched (draining_).
+  void Forget(CompletionCall* call, bool closing = false);
   void RecordError(const absl::Status& status, std::string_view model = "");
 
   StreamDeps deps_;
@@ -150,6 +155,17 @@ class HttpFrontDoor {
     evhttp_connection* connection = nullptr;
   };
   absl::flat_hash_map<CompletionCall*, Live> live_;
+  // Loop thread only: connections whose whole reply was over the backlog
+  // bound (StreamLimits::max_backlog_bytes) unsent when its call ended, each
+  // with when it must be under it (write_stall_timeout on) and the call, for
+  // the count: evhttp's write timeout restarts with every byte a client
+  // reads, so a client reading a byte a second would hold a reply of tens
+  // of MB for good; past its time the connection is shut, as a stream's is.
+  struct Draining {
+    std::chrono::steady_clock::time_point deadline;
+    std::shared_ptr<CompletionCall> call;
+  };
+  absl::flat_hash_map<evhttp_connection*, Draining> draining_;
   absl::flat_hash_map<evhttp_connection*, CompletionCall*> by_connection_;
   // Loop thread only: the request each connection has being prepared (a
   // closed connection's address may come back for another).

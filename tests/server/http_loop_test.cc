@@ -43,11 +43,11 @@ constexpr char kCompletion[] =
 
 class HttpLoopTest : public ::testing::Test {
  protected:
-  void Start(const HttpOptions& options) {
+  void Start(const HttpOptions& options, const StreamLimits& limits = {}) {
     absl::StatusOr<std::unique_ptr<testing::TinyRouter>> tiny = testing::MakeTinyRouter({}, {});
     ASSERT_TRUE(tiny.ok()) << tiny.status();
     tiny_ = *std::move(tiny);
-    const StreamDeps deps{tiny_->router.get(), &metrics_, &keys_, StreamLimits{}};
+    const StreamDeps deps{tiny_->router.get(), &metrics_, &keys_, limits};
     absl::StatusOr<std::unique_ptr<HttpFrontDoor>> door = HttpFrontDoor::Start(deps, options);
     ASSERT_TRUE(door.ok()) << door.status();
     door_ = *std::move(door);
@@ -383,6 +383,47 @@ TEST_F(HttpLoopTest, ARequestWhoseClientLeftIsNeverPrepared) {
   EXPECT_THAT(testing::ReadUntil(next, "\"completion_tokens\":4", std::chrono::seconds(30)),
               StartsWith("HTTP/1.1 200"));
   EXPECT_EQ(prepared->load(), 2) << "the abandoned request was prepared";
+}
+
+// A whole reply its client does not read: once the call is over, the
+// unsent part must be under the backlog bound within write_stall_timeout,
+// else the connection is shut and counted as a slow reader (evhttp's own
+// write timeout restarts with every byte read, so it alone would let a
+// client hold the reply for good).
+TEST_F(HttpLoopTest, AWholeReplyItsClientDoesNotReadIsCutOff) {
+  StreamLimits limits;
+  limits.max_backlog_bytes = 16 << 10;
+  limits.write_stall_timeout = std::chrono::milliseconds(300);
+  HttpOptions options;
+  options.socket_send_buffer = 16 << 10;  // else the kernel takes the whole reply
+  Start(options, limits);
+  const int64_t finished = Stats().num_requests_finished;
+  // Eight choices of 200 tokens with their top logprobs: hundreds of KB,
+  // against a client window of a few KB.
+  const std::string body =
+      R"({"model":"tiny","prompt":[72,105,33,10],"max_tokens":200,"n":8,"logprobs":5,)"
+      R"("temperature":0,"ignore_eos":true})";
+  const int fd = testing::ConnectLoopback(door_->port(), 4096);
+  ASSERT_GE(fd, 0);
+  fds_.push_back(fd);
+  ASSERT_TRUE(testing::SendAll(
+      fd,
+      "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "Content-Length: " +
+          std::to_string(body.size()) + "\r\n\r\n" + body));
+  ASSERT_TRUE(testing::WaitFor([&] { return Stats().num_requests_finished == finished + 8; },
+                               std::chrono::seconds(60)));
+  EXPECT_TRUE(testing::WaitFor(
+      [&] { return metrics_.Render({}).find(R"(reason="slow_reader"} 1)") != std::string::npos; },
+      std::chrono::seconds(10)))
+      << metrics_.Render({});
+  EXPECT_TRUE(testing::ClosedByPeerWithin(fd, std::chrono::seconds(10)));
+  EXPECT_TRUE(OpenConnectionsBecome(0));
+  // The server serves on.
+  const int next = SendCompletion();
+  ASSERT_GE(next, 0);
+  EXPECT_THAT(testing::ReadUntil(next, "\"completion_tokens\":4", std::chrono::seconds(30)),
+              StartsWith("HTTP/1.1 200"));
 }
 
 // Stopping with a request held in preparation ends it (the connection

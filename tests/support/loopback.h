@@ -19,10 +19,14 @@
 
 namespace cohost::testing {
 
-// A connection to 127.0.0.1:`port`: the socket, or -1.
-inline int ConnectLoopback(int port) {
+// A connection to 127.0.0.1:`port`: the socket, or -1. A positive
+// `receive_buffer` sets SO_RCVBUF first (a small window: a slow reader).
+inline int ConnectLoopback(int port, int receive_buffer = 0) {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) return -1;
+  if (receive_buffer > 0) {
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer);
+  }
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<uint16_t>(port));
