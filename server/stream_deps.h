@@ -20,8 +20,9 @@ struct StreamLimits {
   size_t max_backlog_bytes = size_t{8} << 20;
   // Once its request has ended (or its backlog overflowed), a stream whose
   // write has not completed for this long has a client that stopped reading:
-  // the call is cancelled, so that it lets go of what it holds. (gRPC; the
-  // HTTP front door drops such a connection itself.)
+  // the call is cancelled, so that it lets go of what it holds (gRPC). On
+  // the HTTP port, how long a whole reply over the backlog bound may take to
+  // drain each MiB (HttpFrontDoor::draining_).
   std::chrono::milliseconds write_stall_timeout = std::chrono::seconds(30);
 };
 

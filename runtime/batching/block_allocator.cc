@@ -5,6 +5,9 @@
 
 #include "runtime/batching/block_allocator.h"
 
+#include <bit>
+#include <chrono>
+#include <cstdint>
 #include <random>
 #include <tuple>
 
@@ -16,14 +19,24 @@
 namespace cohost::runtime {
 namespace {
 
-// The prefix hashes' key, drawn once per process (sip_hash.h says why).
+// The prefix hashes' key, drawn once per process (sip_hash.h says why):
+// from the OS's random source, or, where that fails (a sandbox without
+// getrandom or /dev/urandom), from the clock and this process's addresses,
+// weaker but never a crash on a request's first hash.
 const SipKey& ProcessKey() {
   static const SipKey key = [] {
-    std::random_device device;
-    const auto draw = [&] { return (static_cast<uint64_t>(device()) << 32) | device(); };
     SipKey k;
-    k.k0 = draw();
-    k.k1 = draw();
+    try {
+      std::random_device device;
+      const auto draw = [&] { return (static_cast<uint64_t>(device()) << 32) | device(); };
+      k.k0 = draw();
+      k.k1 = draw();
+    } catch (...) {
+      const auto ticks = static_cast<uint64_t>(
+          std::chrono::high_resolution_clock::now().time_since_epoch().count());
+      k.k0 = ticks ^ reinterpret_cast<uintptr_t>(&k);
+      k.k1 = std::rotl(ticks, 29) ^ reinterpret_cast<uintptr_t>(&ProcessKey);
+    }
     return k;
   }();
   return key;
@@ -207,7 +220,7 @@ void BlockAllocator::Uncache(BlockId b) {
 BlockHash BlockAllocator::HashBlock(BlockHash parent, absl::Span<const int32_t> tokens,
                                     uint64_t salt) {
   // The parent, the salt, the count, then the tokens two to a word.
-  absl::InlinedVector<uint64_t, 16> words = {parent, salt, tokens.size()};
+  absl::InlinedVector<uint64_t, 40> words = {parent, salt, tokens.size()};  // 64-token blocks
   for (size_t i = 0; i < tokens.size(); i += 2) {
     const uint64_t hi = i + 1 < tokens.size() ? static_cast<uint32_t>(tokens[i + 1]) : 0;
     words.push_back(static_cast<uint32_t>(tokens[i]) | (hi << 32));

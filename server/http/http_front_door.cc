@@ -7,6 +7,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/http_struct.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 #include <netinet/in.h>
@@ -23,7 +24,6 @@
 #include <utility>
 #include <vector>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -207,13 +207,18 @@ void HttpFrontDoor::OnLivenessTick(int, short, void* self) {
     call->ClientLeft();
     d->Forget(call.get());
   }
-  // Whole replies: no longer watched once under the bound; past their time,
-  // counted and their connection shut (its close callback then ends it).
+  // Whole replies: no longer watched once under the bound; a new deadline
+  // with each kDrainProgress drained; past their deadline, counted and their
+  // connection shut (its close callback then ends it).
   const auto now = std::chrono::steady_clock::now();
   std::vector<evhttp_connection*> drained, stalled;
-  for (const auto& [connection, draining] : d->draining_) {
-    if (UnsentBytes(connection) <= d->deps_.limits.max_backlog_bytes) {
+  for (auto& [connection, draining] : d->draining_) {
+    const size_t unsent = UnsentBytes(connection);
+    if (unsent <= d->deps_.limits.max_backlog_bytes) {
       drained.push_back(connection);
+    } else if (unsent + kDrainProgress <= draining.unsent) {
+      draining.unsent = unsent;
+      draining.deadline = now + d->deps_.limits.write_stall_timeout;
     } else if (now >= draining.deadline) {
       stalled.push_back(connection);
     }
@@ -269,9 +274,10 @@ void HttpFrontDoor::Forget(CompletionCall* call, bool closing) {
   if (auto c = by_connection_.find(it->second.connection);
       c != by_connection_.end() && c->second == call) {
     by_connection_.erase(c);
-    if (!closing && UnsentBytes(it->second.connection) > deps_.limits.max_backlog_bytes) {
+    const size_t unsent = closing ? 0 : UnsentBytes(it->second.connection);
+    if (unsent > deps_.limits.max_backlog_bytes) {
       draining_[it->second.connection] = {
-          std::chrono::steady_clock::now() + deps_.limits.write_stall_timeout, held};
+          std::chrono::steady_clock::now() + deps_.limits.write_stall_timeout, unsent, held};
     }
   }
   live_.erase(it);
@@ -289,39 +295,46 @@ void HttpFrontDoor::OnRequest(evhttp_request* req, void* self) {
   // The request is in: its connection's read deadline stops until the reply
   // has been sent.
   d->cap_->RequestArrived(evhttp_request_get_connection(req));
+  // evhttp reads a connection's next request only once the last reply is
+  // all sent: its drain watch is over.
+  d->draining_.erase(evhttp_request_get_connection(req));
   evhttp_request_set_on_complete_cb(req, &HttpFrontDoor::OnReplySent, d);
   const char* raw_path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
   const std::string_view path = raw_path == nullptr ? "" : raw_path;
   const evhttp_cmd_type method = evhttp_request_get_command(req);
   // Where a body's end is ambiguous, another reader of the stream (a proxy)
-  // may frame the next request differently than evhttp did (RFC 9112 6.3:
-  // smuggling): refused, and the connection closed. Ambiguous: two lengths
-  // or codings, a length beside a coding, a coding evhttp does not take as
-  // chunked (it would read no body), or a body on a method evhttp reads none
-  // for (GET, HEAD, DELETE, OPTIONS: it would take the body's bytes for the
-  // next request).
+  // may frame the next request differently than evhttp did (RFC 9112 6.3,
+  // 6.1: smuggling): refused, and the connection closed. Ambiguous: two
+  // lengths or codings, a length beside a coding, a coding on HTTP/1.0, a
+  // coding evhttp does not take as chunked (it compares the stored value,
+  // leading spaces dropped, to "chunked" exactly, and reads no body
+  // otherwise: a tab before it, say), or a body on a method evhttp reads
+  // none for (GET, HEAD, DELETE, OPTIONS: it would take the body's bytes for
+  // the next request).
   int lengths = 0, codings = 0;
   bool empty_length = true, chunked = true;
   for (const evkeyval* h = evhttp_request_get_input_headers(req)->tqh_first; h != nullptr;
        h = h->next.tqe_next) {
     if (absl::EqualsIgnoreCase(h->key, "Content-Length")) {
       ++lengths;
-      empty_length &= absl::StripAsciiWhitespace(h->value) == "0";
+      const std::string_view v = h->value;
+      empty_length &= !v.empty() && v.find_first_not_of('0') == std::string_view::npos;
     } else if (absl::EqualsIgnoreCase(h->key, "Transfer-Encoding")) {
       ++codings;
-      chunked &= absl::EqualsIgnoreCase(absl::StripAsciiWhitespace(h->value), "chunked");
+      chunked &= absl::EqualsIgnoreCase(h->value, "chunked");
     }
   }
   const bool reads_body =
       method == EVHTTP_REQ_POST || method == EVHTTP_REQ_PUT || method == EVHTTP_REQ_PATCH;
+  const bool http10 = req->major == 1 && req->minor == 0;
   if (lengths > 1 || codings > 1 || (lengths == 1 && codings == 1) || !chunked ||
-      (!reads_body && (codings == 1 || !empty_length))) {
+      (codings == 1 && http10) || (!reads_body && (codings == 1 || !empty_length))) {
     evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
     return SendError(req,
                      absl::InvalidArgumentError(
                          "the request's length is ambiguous: more than one Content-Length or "
-                         "Transfer-Encoding, both, a coding other than chunked, or a body on a "
-                         "method that takes none"),
+                         "Transfer-Encoding, both, a coding other than chunked or on HTTP/1.0, "
+                         "or a body on a method that takes none"),
                      0);
   }
   const bool get = method == EVHTTP_REQ_GET || method == EVHTTP_REQ_HEAD;

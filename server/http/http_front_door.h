@@ -156,13 +156,16 @@ class HttpFrontDoor {
   };
   absl::flat_hash_map<CompletionCall*, Live> live_;
   // Loop thread only: connections whose whole reply was over the backlog
-  // bound (StreamLimits::max_backlog_bytes) unsent when its call ended, each
-  // with when it must be under it (write_stall_timeout on) and the call, for
-  // the count: evhttp's write timeout restarts with every byte a client
-  // reads, so a client reading a byte a second would hold a reply of tens
-  // of MB for good; past its time the connection is shut, as a stream's is.
+  // bound (StreamLimits::max_backlog_bytes) unsent when its call ended, and
+  // the call, for the count. evhttp's write timeout restarts with every byte
+  // a client reads, so a client reading a byte a second would hold a reply
+  // of tens of MB for good: until the reply is under the bound, it must
+  // drain kDrainProgress bytes every write_stall_timeout (30 s: 35 KB/s, a
+  // slow link's pace), else the connection is shut, as a stream's is.
+  static constexpr size_t kDrainProgress = size_t{1} << 20;
   struct Draining {
-    std::chrono::steady_clock::time_point deadline;
+    std::chrono::steady_clock::time_point deadline;  // for the next kDrainProgress
+    size_t unsent = 0;                               // when the deadline was set
     std::shared_ptr<CompletionCall> call;
   };
   absl::flat_hash_map<evhttp_connection*, Draining> draining_;

@@ -770,24 +770,35 @@ TEST_F(HttpFrontDoorTest, BodiesEvhttpWouldNotReadAreRefused) {
            absl::StrCat("POST /v1/completions HTTP/1.1\r\nHost: x\r\n"
                         "Transfer-Encoding: gzip, chunked\r\n\r\n",
                         chunk),
+           // evhttp keeps the tab, and so reads no body; a proxy drops it.
+           absl::StrCat("POST /v1/completions HTTP/1.1\r\nHost: x\r\n"
+                        "Transfer-Encoding:\tchunked\r\n\r\n",
+                        chunk),
+           // HTTP/1.0 has no chunked coding (RFC 9112 6.1).
+           absl::StrCat("POST /v1/completions HTTP/1.0\r\nHost: x\r\n"
+                        "Transfer-Encoding: chunked\r\n\r\n",
+                        chunk),
        }) {
     SCOPED_TRACE(request);
     const int fd = Connect(door_->port(), request);
     ASSERT_GE(fd, 0);
     const std::string got = testing::ReadUntil(fd, "ambiguous", std::chrono::seconds(30));
-    EXPECT_THAT(got, HasSubstr("HTTP/1.1 400")) << got;
+    EXPECT_THAT(got, HasSubstr(" 400 Bad Request")) << got;
     EXPECT_THAT(got, HasSubstr("Connection: close")) << got;
     EXPECT_THAT(testing::ReadUntil(fd, R"("object":"list")", std::chrono::seconds(2)),
                 Not(HasSubstr("list")))
         << "the hidden request was served";
     ::close(fd);
   }
-  // A GET with an empty length is fine.
-  const int fd =
-      SendRaw(door_->port(), "GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
-              R"({"status":"ok"})");
-  EXPECT_GE(fd, 0);
-  if (fd >= 0) ::close(fd);
+  // A GET with an empty length is fine, however it is written.
+  for (const char* zero : {"0", "00"}) {
+    const int fd = SendRaw(
+        door_->port(),
+        absl::StrCat("GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: ", zero, "\r\n\r\n"),
+        R"({"status":"ok"})");
+    EXPECT_GE(fd, 0) << zero;
+    if (fd >= 0) ::close(fd);
+  }
 }
 
 // An HTTP/1.0 client (nginx's default towards upstreams) that leaves in the
