@@ -44,6 +44,10 @@ constexpr int kBlockRows = 4;
 constexpr int kBlockCols = 4;
 // Weight rows a pool task takes: one 64-byte line of c.
 constexpr int64_t kColumnTile = 16;
+// Activation rows rounded and multiplied a pass: the caller's scratch stays
+// at kRoundedRows x k bf16 values (14 MB at k = 14336), for the weights
+// read once more each pass (a 2,048-token prefill: four passes).
+constexpr int64_t kRoundedRows = 512;
 
 // rows x k floats (k a multiple of 32) as the nearest bf16 values, ties to
 // even (vcvtne2ps2bf16: subnormals to zero, NaN stays NaN).
@@ -153,36 +157,43 @@ constexpr BlockFn kBlocks[kBlockRows + 1] = {nullptr, Block<1>, Block<2>, Block<
 void HalfGemmBf16Dots(const float* a, const uint16_t* w, const float* bias, int64_t m, int64_t n,
                       int64_t k, float* c, int64_t ldc, ThreadPool& pool) {
   if (m <= 0 || n <= 0) return;
-  // The caller's thread owns its scratch; workers only write their rows.
+  // The caller's thread owns its scratch (workers only write their rows),
+  // kRoundedRows rows of it at most.
   thread_local std::vector<uint16_t> rounded;
-  rounded.resize(static_cast<size_t>(m * k));
+  rounded.resize(static_cast<size_t>(std::min(m, kRoundedRows) * k));
   uint16_t* x = rounded.data();
-  pool.ParallelFor(
-      m, std::max<int64_t>(1, 16384 / std::max<int64_t>(k, kStep)),
-      [&](int64_t begin, int64_t end) { RoundRows(a + begin * k, end - begin, k, x + begin * k); });
   const int64_t tasks = (n + kColumnTile - 1) / kColumnTile;
-  pool.ParallelFor(tasks, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t t = begin; t < end; ++t) {
-      const int64_t j0 = t * kColumnTile, j1 = std::min(n, j0 + kColumnTile);
-      if (m == 1) {
-        const int cols = static_cast<int>(j1 - j0);
-        const uint16_t* wr[kColumnTile];
-        for (int s = 0; s < kColumnTile; ++s) wr[s] = w + (j0 + std::min(s, cols - 1)) * k;
-        RowBlock(x, wr, cols, k, bias != nullptr ? bias + j0 : nullptr, c + j0);
-        continue;
-      }
-      for (int64_t r0 = 0; r0 < m; r0 += kBlockRows) {
-        const int64_t rows = std::min<int64_t>(kBlockRows, m - r0);
-        for (int64_t jc = j0; jc < j1; jc += kBlockCols) {
-          const int cols = static_cast<int>(std::min<int64_t>(kBlockCols, j1 - jc));
-          const uint16_t* wr[kBlockCols];
-          for (int j = 0; j < kBlockCols; ++j) wr[j] = w + (jc + std::min(j, cols - 1)) * k;
-          kBlocks[rows](x + r0 * k, wr, cols, k, bias != nullptr ? bias + jc : nullptr,
-                        c + r0 * ldc + jc, ldc);
+  for (int64_t m0 = 0; m0 < m; m0 += kRoundedRows) {
+    const int64_t rows = std::min(kRoundedRows, m - m0);
+    const float* a0 = a + m0 * k;
+    float* c0 = c + m0 * ldc;
+    pool.ParallelFor(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(k, kStep)),
+                     [&](int64_t begin, int64_t end) {
+                       RoundRows(a0 + begin * k, end - begin, k, x + begin * k);
+                     });
+    pool.ParallelFor(tasks, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t t = begin; t < end; ++t) {
+        const int64_t j0 = t * kColumnTile, j1 = std::min(n, j0 + kColumnTile);
+        if (rows == 1) {
+          const int cols = static_cast<int>(j1 - j0);
+          const uint16_t* wr[kColumnTile];
+          for (int s = 0; s < kColumnTile; ++s) wr[s] = w + (j0 + std::min(s, cols - 1)) * k;
+          RowBlock(x, wr, cols, k, bias != nullptr ? bias + j0 : nullptr, c0 + j0);
+          continue;
+        }
+        for (int64_t r0 = 0; r0 < rows; r0 += kBlockRows) {
+          const int64_t block_rows = std::min<int64_t>(kBlockRows, rows - r0);
+          for (int64_t jc = j0; jc < j1; jc += kBlockCols) {
+            const int cols = static_cast<int>(std::min<int64_t>(kBlockCols, j1 - jc));
+            const uint16_t* wr[kBlockCols];
+            for (int j = 0; j < kBlockCols; ++j) wr[j] = w + (jc + std::min(j, cols - 1)) * k;
+            kBlocks[block_rows](x + r0 * k, wr, cols, k, bias != nullptr ? bias + jc : nullptr,
+                                c0 + r0 * ldc + jc, ldc);
+          }
         }
       }
-    }
-  });
+    });
+  }
 }
 
 #else

@@ -407,7 +407,9 @@ TEST(HalfGemmTest, TheBf16PairsAreTheirStatedSumsBitForBit) {
   const std::vector<uint16_t> w = RandomHalfRows(rng, WeightFormat::kBF16, kN, kWidth);
   std::vector<float> bias(kN);
   for (float& b : bias) b = normal(rng);
-  for (const int32_t m : {1, 6, 17}) {
+  // 513 and 517: a second pass of rounded rows (512 a pass), of one row
+  // (the one-row kernel) and of five.
+  for (const int32_t m : {1, 6, 17, 513, 517}) {
     std::vector<float> a(static_cast<size_t>(m) * kWidth);
     for (float& v : a) v = normal(rng);
     std::vector<float> c(static_cast<size_t>(m) * kN);
