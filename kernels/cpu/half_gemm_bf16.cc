@@ -1,9 +1,10 @@
 // HalfGemm's AVX512-BF16 path (half_gemm_bf16.h).
 //
-// The activations are rounded to bf16 once per call, beside the caller (a
-// row is 32 values a register: k is a multiple of 32). A pool task then
-// takes sixteen weight rows (one 64-byte line of c) against every
-// activation row, four weight rows by four activation rows at a time:
+// The activations are rounded to bf16 512 rows a pass (kRoundedRows), into
+// the caller's scratch (a row is 32 values a register: k is a multiple of
+// 32). A pool task then takes sixteen weight rows (one 64-byte line of c)
+// against every activation row of the pass, four weight rows by four
+// activation rows at a time:
 // sixteen registers of sums, one per output, each fed a vdpbf16ps per 32
 // values of k, and then halved together (Reduce16), four outputs of a row
 // to a 128-bit lane. The task's weight rows (16 x k x 2 bytes) stay in cache

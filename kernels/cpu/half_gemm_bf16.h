@@ -5,7 +5,7 @@
 // read in place, as they are stored.
 //
 // The numerics are the AMX tiles' (half_gemm_amx.h): the activations are
-// rounded to the nearest bf16 once per call (ties to even; the instruction
+// rounded to the nearest bf16 once (ties to even; the instruction
 // flushes subnormals to zero), the products of two bf16 values are exact in
 // fp32, and the sums are fp32. Each output is summed the same way whatever
 // rows and columns share its call, so a row's outputs do not depend on the
