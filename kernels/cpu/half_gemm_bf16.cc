@@ -4,16 +4,15 @@
 // the caller's scratch (a row is 32 values a register: k is a multiple of
 // 32). A pool task then takes sixteen weight rows (one 64-byte line of c)
 // against every activation row of the pass, four weight rows by four
-// activation rows at a time:
-// sixteen registers of sums, one per output, each fed a vdpbf16ps per 32
-// values of k, and then halved together (Reduce16), four outputs of a row
-// to a 128-bit lane. The task's weight rows (16 x k x 2 bytes) stay in cache
-// while the activations stream past them, and four activation rows (8 KB at
-// k = 1024) stay near while the task's four groups of weight rows meet them.
-// One activation row (a decode step, bound by reading the weights from
-// memory) takes the task's sixteen weight rows at once instead (RowBlock),
-// asking for the next task's lines as it goes; each output is summed the
-// same way either way.
+// activation rows at a time: sixteen registers of sums, one per output,
+// each fed a vdpbf16ps per 32 values of k, and then halved together
+// (Reduce16), four outputs of a row to a 128-bit lane. The task's weight
+// rows (16 x k x 2 bytes) stay in cache while the activations stream past
+// them, and four activation rows (8 KB at k = 1024) stay near while the
+// task's four groups of weight rows meet them. One activation row (a decode
+// step, bound by reading the weights from memory) takes the task's sixteen
+// weight rows at once instead (RowBlock), asking for the next task's lines
+// as it goes; each output is summed the same way either way.
 #include "half_gemm_bf16.h"
 
 #include <algorithm>
