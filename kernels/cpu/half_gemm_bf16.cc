@@ -127,11 +127,12 @@ COHOST_BF16_TARGET void RowBlock(const uint16_t* a, const uint16_t* const w[kCol
   for (int64_t i = 0; i < k; i += kStep) {
     const __m512i x = _mm512_loadu_si512(a + i);
     for (int64_t s = 0; s < kColumnTile; ++s) {
-      // The next sixteen rows' line: streaming from memory, the hardware's
-      // prefetchers alone left this loop at 0.75-0.9 of the dot kernel's
-      // bandwidth, this at 0.93-0.99 (bench/RESULTS.md). (An address past
-      // the matrix is only a hint: prefetches never fault; it is made as an
-      // integer, since a pointer may not point there.)
+      // The next sixteen rows' line: streaming the lm_head from memory, one
+      // row read at 0.87-0.91 of the dot kernel's bandwidth through the
+      // four-by-four block, 0.95-0.99 this way (bench/RESULTS.md,
+      // half_gemm_row_from_memory). (An address past the matrix is only a
+      // hint: prefetches never fault; it is made as an integer, since a
+      // pointer may not point there.)
       // NOLINTNEXTLINE(performance-no-int-to-ptr)
       _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(w[s] + i) + next),
                    _MM_HINT_T0);

@@ -78,8 +78,8 @@ class CompletionCall : public std::enable_shared_from_this<CompletionCall> {
   void ClientLeft();
   // Loop thread, at shutdown: aborts what runs and ends the reply now.
   void Cancel();
-  // Loop thread: the whole reply sent, its client did not read it in time
-  // (HttpFrontDoor's drain watch): counted as a slow reader.
+  // Loop thread: the client stopped reading (its stream's backlog, or
+  // HttpFrontDoor's watch of a whole reply): counted as a slow reader, once.
   void RecordSlowReader();
   // Loop thread, once the reply is over and the front door forgets the call:
   // lets go of the model here. The sinks can outlive the reply, and may hold
@@ -134,7 +134,6 @@ class CompletionCall : public std::enable_shared_from_this<CompletionCall> {
   void Wake();
   // The status a finished choice ends the call with (OK for a normal finish).
   absl::Status ChoiceStatus(const Choice& c) const;
-  size_t UnsentBytes() const;
   // Loop thread: builds the whole reply of `results` on a worker, then sends
   // it here unless the call ended meanwhile.
   void BuildWholeBody(std::vector<ChoiceResult> results,

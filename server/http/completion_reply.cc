@@ -3,9 +3,7 @@
 // server-sent events), and the reply's writes. See completion_call.h.
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/http.h>
-#include <sys/socket.h>
 
 #include <optional>
 #include <utility>
@@ -37,12 +35,6 @@ evhttp_request* CompletionCall::TakeRequest() { return std::exchange(req_, nullp
 void CompletionCall::EndReply() {
   if (req_ == nullptr) return;
   evhttp_send_reply_end(TakeRequest());  // frees the request (now, if the client left)
-}
-
-size_t CompletionCall::UnsentBytes() const {
-  evhttp_connection* conn = evhttp_request_get_connection(req_);
-  if (conn == nullptr) return 0;
-  return evbuffer_get_length(bufferevent_get_output(evhttp_connection_get_bufferevent(conn)));
 }
 
 namespace {
@@ -260,7 +252,8 @@ bool CompletionCall::Pump() {
     EndReply();
     return true;
   }
-  if (UnsentBytes() > deps_.limits.max_backlog_bytes) {
+  evhttp_connection* conn = evhttp_request_get_connection(req_);
+  if (conn != nullptr && UnsentBytes(conn) > deps_.limits.max_backlog_bytes) {
     // The client stopped reading: free the engine's memory and drop the
     // connection; its close callback then ends the call.
     AbortRunning();
@@ -268,12 +261,8 @@ bool CompletionCall::Pump() {
       std::lock_guard<std::mutex> lock(mu_);
       client_gone_ = true;
     }
-    RecordFailure(scheduler::WithRefusalReason(
-        absl::ResourceExhaustedError("the client stopped reading"), "slow_reader"));
-    evhttp_connection* conn = evhttp_request_get_connection(req_);
-    if (conn != nullptr) {
-      ::shutdown(bufferevent_getfd(evhttp_connection_get_bufferevent(conn)), SHUT_RDWR);
-    }
+    RecordSlowReader();
+    ShutDown(conn);
   }
   return false;
 }

@@ -188,9 +188,34 @@ bool ClientLeft(evhttp_connection* connection) {
   return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0;
 }
 
-// Bytes evhttp holds for `conn` that the kernel has not taken yet.
-size_t UnsentBytes(evhttp_connection* conn) {
-  return evbuffer_get_length(bufferevent_get_output(evhttp_connection_get_bufferevent(conn)));
+// Whether `req`'s body's end is ambiguous, so that another reader of the
+// stream (a proxy) may frame the next request differently than evhttp did
+// (RFC 9112 6.3, 6.1: smuggling): two lengths or codings, a length beside a
+// coding, a coding on HTTP/1.0, a coding evhttp does not take as chunked (it
+// compares the stored value, leading spaces dropped, to "chunked" exactly,
+// and reads no body otherwise: a tab before it, say), or a body on a method
+// evhttp reads none for (GET, HEAD, DELETE, OPTIONS: it would take the
+// body's bytes for the next request).
+bool AmbiguousFraming(evhttp_request* req) {
+  int lengths = 0, codings = 0;
+  bool empty_length = true, chunked = true;
+  for (const evkeyval* h = evhttp_request_get_input_headers(req)->tqh_first; h != nullptr;
+       h = h->next.tqe_next) {
+    if (absl::EqualsIgnoreCase(h->key, "Content-Length")) {
+      ++lengths;
+      const std::string_view v = h->value;
+      empty_length &= !v.empty() && v.find_first_not_of('0') == std::string_view::npos;
+    } else if (absl::EqualsIgnoreCase(h->key, "Transfer-Encoding")) {
+      ++codings;
+      chunked &= absl::EqualsIgnoreCase(h->value, "chunked");
+    }
+  }
+  const evhttp_cmd_type method = evhttp_request_get_command(req);
+  const bool reads_body =
+      method == EVHTTP_REQ_POST || method == EVHTTP_REQ_PUT || method == EVHTTP_REQ_PATCH;
+  const bool http10 = req->major == 1 && req->minor == 0;
+  return lengths > 1 || codings > 1 || (lengths == 1 && codings == 1) || !chunked ||
+         (codings == 1 && http10) || (!reads_body && (codings == 1 || !empty_length));
 }
 
 }  // namespace
@@ -227,7 +252,7 @@ void HttpFrontDoor::OnLivenessTick(int, short, void* self) {
   for (evhttp_connection* connection : stalled) {
     d->draining_[connection].call->RecordSlowReader();
     d->draining_.erase(connection);
-    ::shutdown(bufferevent_getfd(evhttp_connection_get_bufferevent(connection)), SHUT_RDWR);
+    ShutDown(connection);
   }
   // A request still being prepared has nothing to end: its connection goes
   // (the close callback forgets it, and its result is dropped).
@@ -302,33 +327,7 @@ void HttpFrontDoor::OnRequest(evhttp_request* req, void* self) {
   const char* raw_path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
   const std::string_view path = raw_path == nullptr ? "" : raw_path;
   const evhttp_cmd_type method = evhttp_request_get_command(req);
-  // Where a body's end is ambiguous, another reader of the stream (a proxy)
-  // may frame the next request differently than evhttp did (RFC 9112 6.3,
-  // 6.1: smuggling): refused, and the connection closed. Ambiguous: two
-  // lengths or codings, a length beside a coding, a coding on HTTP/1.0, a
-  // coding evhttp does not take as chunked (it compares the stored value,
-  // leading spaces dropped, to "chunked" exactly, and reads no body
-  // otherwise: a tab before it, say), or a body on a method evhttp reads
-  // none for (GET, HEAD, DELETE, OPTIONS: it would take the body's bytes for
-  // the next request).
-  int lengths = 0, codings = 0;
-  bool empty_length = true, chunked = true;
-  for (const evkeyval* h = evhttp_request_get_input_headers(req)->tqh_first; h != nullptr;
-       h = h->next.tqe_next) {
-    if (absl::EqualsIgnoreCase(h->key, "Content-Length")) {
-      ++lengths;
-      const std::string_view v = h->value;
-      empty_length &= !v.empty() && v.find_first_not_of('0') == std::string_view::npos;
-    } else if (absl::EqualsIgnoreCase(h->key, "Transfer-Encoding")) {
-      ++codings;
-      chunked &= absl::EqualsIgnoreCase(h->value, "chunked");
-    }
-  }
-  const bool reads_body =
-      method == EVHTTP_REQ_POST || method == EVHTTP_REQ_PUT || method == EVHTTP_REQ_PATCH;
-  const bool http10 = req->major == 1 && req->minor == 0;
-  if (lengths > 1 || codings > 1 || (lengths == 1 && codings == 1) || !chunked ||
-      (codings == 1 && http10) || (!reads_body && (codings == 1 || !empty_length))) {
+  if (AmbiguousFraming(req)) {
     evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
     return SendError(req,
                      absl::InvalidArgumentError(

@@ -2,7 +2,10 @@
 
 #include "server/http/reply.h"
 
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/http.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <chrono>
@@ -69,6 +72,14 @@ void SendError(evhttp_request* req, const absl::Status& status, int default_push
 void SendMethodNotAllowed(evhttp_request* req, const char* allow) {
   evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
   SendJson(req, 405, ErrorBody(absl::InvalidArgumentError(std::string("use ") + allow)));
+}
+
+size_t UnsentBytes(evhttp_connection* conn) {
+  return evbuffer_get_length(bufferevent_get_output(evhttp_connection_get_bufferevent(conn)));
+}
+
+void ShutDown(evhttp_connection* conn) {
+  ::shutdown(bufferevent_getfd(evhttp_connection_get_bufferevent(conn)), SHUT_RDWR);
 }
 
 }  // namespace cohost::server::http

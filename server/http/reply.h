@@ -2,10 +2,12 @@
 // errors (with Retry-After on RESOURCE_EXHAUSTED). Loop thread only.
 #pragma once
 
+#include <cstddef>
 #include <string_view>
 
 #include "absl/status/status.h"
 
+struct evhttp_connection;
 struct evhttp_request;
 
 namespace cohost::server::http {
@@ -27,5 +29,14 @@ void SendMethodNotAllowed(evhttp_request* req, const char* allow);
 
 // The standard reason phrase of an HTTP status.
 const char* ReasonPhrase(int status);
+
+// The bytes of `conn`'s replies that evhttp holds and the kernel has not
+// taken yet: past StreamLimits::max_backlog_bytes, a client that stopped
+// reading.
+size_t UnsentBytes(evhttp_connection* conn);
+
+// Shuts `conn`'s socket both ways, for a client that stopped reading: evhttp
+// then fails the connection and closes it (its close callback runs).
+void ShutDown(evhttp_connection* conn);
 
 }  // namespace cohost::server::http

@@ -718,9 +718,8 @@ int SendRaw(int port, const std::string& request, const std::string& wanted) {
 
 // A HEAD's reply is headers alone, with a GET's Content-Length, so that the
 // next reply on a keep-alive connection starts where the client looks for
-// it; a request whose body's end is ambiguous (two lengths) is refused and
-// its connection closed, so that nothing after it is read as a request.
-TEST_F(HttpFrontDoorTest, HeadRepliesHaveNoBodyAndAmbiguousLengthsAreRefused) {
+// it.
+TEST_F(HttpFrontDoorTest, HeadRepliesHaveNoBody) {
   Start();
   httplib::Result got = client_->Get("/v1/models");
   ASSERT_TRUE(got);
@@ -736,31 +735,21 @@ TEST_F(HttpFrontDoorTest, HeadRepliesHaveNoBodyAndAmbiguousLengthsAreRefused) {
   EXPECT_THAT(both.substr(0, head_end), HasSubstr("Content-Length: " + length)) << both;
   EXPECT_EQ(both.substr(head_end + 4, 15), "HTTP/1.1 200 OK")
       << "the HEAD's reply had a body: " << both;
-
-  const int twice = Connect(door_->port(),
-                            "GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
-                            "Content-Length: 0\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\n\r\n");
-  ASSERT_GE(twice, 0);
-  const std::string refused = testing::ReadUntil(twice, "ambiguous", std::chrono::seconds(30));
-  EXPECT_THAT(refused, HasSubstr("HTTP/1.1 400")) << refused;
-  EXPECT_THAT(refused, HasSubstr("Connection: close")) << refused;
-  // Nothing more: the request behind it was not served.
-  EXPECT_THAT(testing::ReadUntil(twice, R"({"status":"ok"})", std::chrono::seconds(2)),
-              Not(HasSubstr("status")))
-      << "served after an ambiguous length";
-  ::close(twice);
 }
 
-// A body on a method evhttp reads none for would be parsed as the next
-// request (a proxy in front sees one request, gets two replies), and a
-// coding evhttp does not take as chunked leaves the body unread: both are
-// refused with the connection closed, and the request hidden behind them
-// is not served.
-TEST_F(HttpFrontDoorTest, BodiesEvhttpWouldNotReadAreRefused) {
+// A request whose body's end is ambiguous (two lengths; a body on a method
+// evhttp reads none for, which it would parse as the next request, while a
+// proxy in front sees one request and gets two replies; a coding evhttp does
+// not take as chunked, which leaves the body unread) is refused with its
+// connection closed, and the request hidden behind it is not served.
+TEST_F(HttpFrontDoorTest, AmbiguouslyFramedRequestsAreRefused) {
   Start();
   const std::string hidden = "GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n";
   const std::string chunk = absl::StrFormat("%x\r\n%s\r\n0\r\n\r\n", hidden.size(), hidden);
   for (const std::string& request : {
+           absl::StrCat("GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
+                        "Content-Length: 0\r\n\r\n",
+                        hidden),
            absl::StrCat("GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: ", hidden.size(),
                         "\r\n\r\n", hidden),
            absl::StrCat("OPTIONS /health HTTP/1.1\r\nHost: x\r\nContent-Length: ", hidden.size(),
