@@ -11,8 +11,11 @@ each step's top-1 minus top-2 logit margin. The models' sha256 are recorded:
 the test names a mismatch (a variant made by another numpy) instead of
 comparing against another file's numbers.
 
-Usage: make_llamacpp_reference.py [OUT.json]
+Usage: make_llamacpp_reference.py [--only NAME[,NAME...]] [OUT.json]
   (a venv with llama-cpp-python and numpy; scripts/requirements-reference.txt)
+  --only recomputes the models named (of MODELS) and keeps OUT's others as
+  they are: numbers made by another build of llama.cpp (another CPU's
+  kernels) stay what the test was tuned on.
 """
 import hashlib
 import importlib.metadata
@@ -24,7 +27,7 @@ import numpy as np
 from llama_cpp import Llama
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MODELS = ["Q4_1", "Q4_K_M", "Q5_K_M", "BF16"]
+MODELS = ["Q4_1", "Q4_K_M", "Q5_K_M", "BF16", "Qwen3-Q8_0"]
 # Open-ended prompts, where a 135M model's next tokens are often near-ties,
 # and sequences it continues with clear margins (the free-running check).
 PROMPTS = [
@@ -52,17 +55,32 @@ def sha256(path):
 
 
 def main():
-    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "tests", "data",
-                                                               "llamacpp_reference.json")
+    args = sys.argv[1:]
+    only = None
+    if args[:1] == ["--only"] and len(args) >= 2:
+        only = args[1].split(",")
+        args = args[2:]
+        if not set(only) <= set(MODELS):
+            sys.exit(f"--only: not among {MODELS}")
+    out = args[0] if args else os.path.join(ROOT, "tests", "data", "llamacpp_reference.json")
+    kept = {}
+    if only is not None:
+        with open(out) as f:
+            kept = {m["file"]: m for m in json.load(f)["models"]}
     rng = np.random.default_rng(7)
     models = []
     for name in MODELS:
         path = os.path.join(ROOT, "models", f"SmolLM2-135M-Instruct.{name}.gguf")
+        # Every model shares the default model's vocabulary: the random ids
+        # are drawn for each in turn, run or kept.
+        random_ids = sorted(int(i) for i in rng.choice(49152, size=TOP, replace=False))
+        if only is not None and name not in only:
+            models.append(kept[os.path.basename(path)])
+            continue
         # The KV cache in F32 (GGML_TYPE_F32 = 0), as cohost's.
         llm = Llama(model_path=path, n_ctx=256, n_threads=2, logits_all=True, verbose=False,
                     type_k=0, type_v=0)
-        vocab = llm.n_vocab()
-        random_ids = sorted(int(i) for i in rng.choice(vocab, size=TOP, replace=False))
+        assert llm.n_vocab() == 49152
         cases = []
         for prompt in PROMPTS:
             ids = llm.tokenize(prompt.encode(), add_bos=False, special=False)

@@ -4,7 +4,9 @@
 # the K-quant and bf16 models the fast paths are checked on against llama.cpp,
 # models/SmolLM2-135M-Instruct.{Q4_K_M,Q5_K_M,BF16}.gguf, written by the gguf
 # package (scripts/make_model_variant.py), and the BF16 one as a Hugging Face
-# checkpoint, models/SmolLM2-135M-Instruct.BF16-hf/ (scripts/make_hf_variant.py). The package goes
+# checkpoint, models/SmolLM2-135M-Instruct.BF16-hf/ (scripts/make_hf_variant.py), and the Q8_0
+# one as a Qwen3-architecture file, models/SmolLM2-135M-Instruct.Qwen3-Q8_0.gguf
+# (scripts/make_qwen3_variant.py), for the Qwen3 path's check. The package goes
 # into a virtual environment outside the checkout ($COHOST_VENV, by default
 # ~/.cache/cohost-venv). Idempotent: files newer than the default model are kept.
 set -euo pipefail
@@ -45,8 +47,14 @@ hf_current() {
   [ -f "$hf/config.json" ] && [ "$hf/config.json" -nt "$dir/SmolLM2-135M-Instruct.BF16.gguf" ] &&
     [ "$hf/config.json" -nt "$root/scripts/make_hf_variant.py" ]
 }
+# The Q8_0 variant as a Qwen3 file (make_qwen3_variant.py).
+qwen3="$dir/SmolLM2-135M-Instruct.Qwen3-Q8_0.gguf"
+qwen3_current() {
+  [ -f "$qwen3" ] && [ "$qwen3" -nt "$dir/SmolLM2-135M-Instruct.Q8_0.gguf" ] &&
+    [ "$qwen3" -nt "$root/scripts/make_qwen3_variant.py" ]
+}
 
-if [ ${#missing[@]} -eq 0 ] && hf_current; then
+if [ ${#missing[@]} -eq 0 ] && hf_current && qwen3_current; then
   echo "make_model_variants: present"
   check_reference_files
   exit 0
@@ -76,5 +84,11 @@ if ! hf_current; then
   "$venv/bin/python" "$root/scripts/make_hf_variant.py" "$dir/SmolLM2-135M-Instruct.BF16.gguf" "$hf.tmp"
   rm -rf "$hf"
   mv "$hf.tmp" "$hf"
+fi
+if ! qwen3_current; then
+  echo "make_model_variants: writing $qwen3"
+  "$venv/bin/python" "$root/scripts/make_qwen3_variant.py" "$dir/SmolLM2-135M-Instruct.Q8_0.gguf" \
+    "$qwen3.tmp"
+  mv "$qwen3.tmp" "$qwen3"
 fi
 check_reference_files

@@ -178,6 +178,10 @@ class CpuBackend final : public Backend {
                float eps, void* out) override {
     cpu::RmsNorm(F(x), F(residual), F(weight), n, hidden, eps, F(out), pool_);
   }
+  void HeadRmsNorm(void* x, int32_t rows, int64_t row_stride, int32_t heads, int32_t head_dim,
+                   const void* weight, float eps) override {
+    cpu::HeadRmsNorm(F(x), rows, row_stride, heads, head_dim, F(weight), eps, pool_);
+  }
   void Gemm(const void* a, WeightRef w, const void* bias, int32_t m, int32_t n, int32_t k,
             void* c) override {
     const GemmPart part{w, bias, n, c};

@@ -20,6 +20,9 @@ void Embedding(const int32_t* ids /*[n]*/, int32_t n, WeightRef table /*[vocab, 
 void RmsNorm(const float* x /*[n, hidden]*/, float* residual /*[n, hidden] or null*/,
              const float* weight /*[hidden]*/, int32_t n, int32_t hidden, float eps,
              float* out /*[n, hidden]*/, ThreadPool& pool);
+// Backend::HeadRmsNorm: RmsNorm's arithmetic on each head of each row.
+void HeadRmsNorm(float* x /*[rows, row_stride]*/, int32_t rows, int64_t row_stride, int32_t heads,
+                 int32_t head_dim, const float* weight /*[head_dim]*/, float eps, ThreadPool& pool);
 
 // c = a * w^T (+ bias), through BLAS.
 void Gemm(const float* a /*[m, k]*/, const float* w /*[n, k]*/, const float* bias /*[n] or null*/,

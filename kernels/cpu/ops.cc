@@ -41,6 +41,14 @@ double SumOfSquares(const float* x, int32_t n) {
   for (; j < n; ++j) ss += static_cast<double>(x[j]) * x[j];
   return ss;
 }
+
+// out = v / rms(v) * weight over n values; out may be v.
+void NormalizeRow(const float* v, const float* weight, int32_t n, float eps, float* out) {
+  const double ss = SumOfSquares(v, n);
+  const float inv_rms = static_cast<float>(1.0 / std::sqrt(ss / n + eps));
+  // HF order: (x * rsqrt(var + eps)) rounded to fp32, then times weight.
+  for (int32_t j = 0; j < n; ++j) out[j] = (v[j] * inv_rms) * weight[j];
+}
 }  // namespace
 
 void Embedding(const int32_t* ids, int32_t n, WeightRef table, int32_t hidden, float* out,
@@ -75,11 +83,17 @@ void RmsNorm(const float* x, float* residual, const float* weight, int32_t n, in
         for (int32_t j = 0; j < hidden; ++j) rr[j] += xr[j];
         src = rr;
       }
-      const double ss = SumOfSquares(src, hidden);
-      const float inv_rms = static_cast<float>(1.0 / std::sqrt(ss / hidden + eps));
-      float* o = out + i * hidden;
-      // HF order: (x * rsqrt(var + eps)) rounded to fp32, then times weight.
-      for (int32_t j = 0; j < hidden; ++j) o[j] = (src[j] * inv_rms) * weight[j];
+      NormalizeRow(src, weight, hidden, eps, out + i * hidden);
+    }
+  });
+}
+
+void HeadRmsNorm(float* x, int32_t rows, int64_t row_stride, int32_t heads, int32_t head_dim,
+                 const float* weight, float eps, ThreadPool& pool) {
+  pool.ParallelFor(int64_t{rows} * heads, RowGrain(head_dim), [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      float* v = x + i / heads * row_stride + i % heads * head_dim;
+      NormalizeRow(v, weight, head_dim, eps, v);
     }
   });
 }

@@ -319,6 +319,12 @@ class CudaBackend final : public Backend {
                                static_cast<const bf16*>(weight), n, hidden, eps,
                                static_cast<bf16*>(out), stream_));
   }
+  void HeadRmsNorm(void* x, int32_t rows, int64_t row_stride, int32_t heads, int32_t head_dim,
+                   const void* weight, float eps) override {
+    if (!EnterOp()) return;
+    Record(cuda::LaunchHeadRmsNorm(static_cast<bf16*>(x), rows, row_stride, heads, head_dim,
+                                   static_cast<const bf16*>(weight), eps, stream_));
+  }
 
   void Gemm(const void* a, WeightRef weight, const void* bias, int32_t m, int32_t n, int32_t k,
             void* c) override {

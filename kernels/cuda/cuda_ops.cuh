@@ -46,6 +46,10 @@ absl::Status LaunchRowLogprobs(const float* x /*[rows, width]*/, int32_t rows, i
 absl::Status LaunchRmsNorm(const bf16* x /*[n, hidden]*/, bf16* residual /*[n, hidden] or null*/,
                            const bf16* weight /*[hidden]*/, int32_t n, int32_t hidden, float eps,
                            bf16* out /*[n, hidden]*/, cudaStream_t stream);
+// Backend::HeadRmsNorm: RmsNorm's arithmetic, in place, on each head of each row.
+absl::Status LaunchHeadRmsNorm(bf16* x /*[rows, row_stride]*/, int32_t rows, int64_t row_stride,
+                               int32_t heads, int32_t head_dim, const bf16* weight /*[head_dim]*/,
+                               float eps, cudaStream_t stream);
 
 // x += y.
 absl::Status LaunchAdd(bf16* x /*[n]*/, const bf16* y /*[n]*/, int64_t n, cudaStream_t stream);

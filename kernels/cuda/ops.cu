@@ -5,6 +5,7 @@
 // Arithmetic is fp32; only stores round to bf16.
 #include <algorithm>
 #include <cstdint>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 #include "cuda_ops.cuh"
@@ -29,16 +30,20 @@ __global__ void GatherRowsKernel(const bf16* __restrict__ x /*[n, width]*/,
   }
 }
 
-// One block per row. Pass 1 adds the residual (stored rounded) and sums
-// squares in fp32; pass 2 re-reads this thread's own elements and scales them.
-// out may alias x (as on the CPU), hence no __restrict__ on them: every element
-// is read before this thread writes it, and no thread reads another's.
+// One block per row of `hidden` values: block b normalizes the values from
+// (b / heads) * row_stride + (b % heads) * hidden (RmsNorm: heads 1,
+// row_stride hidden; HeadRmsNorm: a row's heads). Pass 1 adds the residual
+// (stored rounded) and sums squares in fp32; pass 2 re-reads this thread's
+// own elements and scales them. out may alias x (as on the CPU), hence no
+// __restrict__ on them: every element is read before this thread writes it,
+// and no thread reads another's.
 template <bool kVec, bool kResidual>
-__global__ void RmsNormKernel(const bf16* x /*[n, hidden]*/, bf16* residual /*[n, hidden] or null*/,
+__global__ void RmsNormKernel(const bf16* x, bf16* residual /*or null*/,
                               const bf16* __restrict__ weight /*[hidden]*/, int32_t hidden,
-                              float eps, bf16* out /*[n, hidden]*/) {
+                              int32_t heads, int64_t row_stride, float eps, bf16* out) {
   __shared__ float scratch[32];
-  const int64_t base = static_cast<int64_t>(blockIdx.x) * hidden;
+  const int64_t block = blockIdx.x;
+  const int64_t base = block / heads * row_stride + block % heads * hidden;
   const bf16* xr = x + base;
   bf16* rr = kResidual ? residual + base : nullptr;
   // The normalized values: residual after the add, or x itself.
@@ -203,13 +208,41 @@ absl::Status LaunchRmsNorm(const bf16* x, bf16* residual, const bf16* weight, in
                    (residual == nullptr || IsAligned16(residual));
   const unsigned threads = RowThreads(vec ? hidden / 8 : hidden);
   if (vec && residual) {
-    RmsNormKernel<true, true><<<n, threads, 0, stream>>>(x, residual, weight, hidden, eps, out);
+    RmsNormKernel<true, true>
+        <<<n, threads, 0, stream>>>(x, residual, weight, hidden, 1, hidden, eps, out);
   } else if (vec) {
-    RmsNormKernel<true, false><<<n, threads, 0, stream>>>(x, nullptr, weight, hidden, eps, out);
+    RmsNormKernel<true, false>
+        <<<n, threads, 0, stream>>>(x, nullptr, weight, hidden, 1, hidden, eps, out);
   } else if (residual) {
-    RmsNormKernel<false, true><<<n, threads, 0, stream>>>(x, residual, weight, hidden, eps, out);
+    RmsNormKernel<false, true>
+        <<<n, threads, 0, stream>>>(x, residual, weight, hidden, 1, hidden, eps, out);
   } else {
-    RmsNormKernel<false, false><<<n, threads, 0, stream>>>(x, nullptr, weight, hidden, eps, out);
+    RmsNormKernel<false, false>
+        <<<n, threads, 0, stream>>>(x, nullptr, weight, hidden, 1, hidden, eps, out);
+  }
+  return LaunchStatus("RmsNormKernel");
+}
+
+absl::Status LaunchHeadRmsNorm(bf16* x, int32_t rows, int64_t row_stride, int32_t heads,
+                               int32_t head_dim, const bf16* weight, float eps,
+                               cudaStream_t stream) {
+  const int64_t blocks = int64_t{rows} * heads;
+  if (rows < 0 || heads <= 0 || head_dim <= 0 || row_stride < int64_t{heads} * head_dim ||
+      blocks > std::numeric_limits<int32_t>::max()) {
+    return absl::InvalidArgumentError(absl::StrCat("HeadRmsNorm: bad shape ", rows, "x", heads, "x",
+                                                   head_dim, " stride ", row_stride));
+  }
+  if (rows == 0) return absl::OkStatus();
+  const bool vec =
+      head_dim % 8 == 0 && row_stride % 8 == 0 && IsAligned16(x) && IsAligned16(weight);
+  const unsigned threads = RowThreads(vec ? head_dim / 8 : head_dim);
+  const auto grid = static_cast<unsigned>(blocks);
+  if (vec) {
+    RmsNormKernel<true, false>
+        <<<grid, threads, 0, stream>>>(x, nullptr, weight, head_dim, heads, row_stride, eps, x);
+  } else {
+    RmsNormKernel<false, false>
+        <<<grid, threads, 0, stream>>>(x, nullptr, weight, head_dim, heads, row_stride, eps, x);
   }
   return LaunchStatus("RmsNormKernel");
 }

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "common/quote.h"
 #include "common/status_macros.h"
 #include "runtime/loader/dequant.h"
 #include "runtime/loader/gguf_reader.h"
@@ -104,7 +105,8 @@ absl::Status DeriveLlama3Scaling(const GgufFile& f, const GgufTensorInfo& info, 
 }
 
 // llama.cpp converts Mistral models with its Llama code path (which permutes Q/K
-// rows); a file that says "mistral" came from that path too. Qwen2 is not permuted.
+// rows); a file that says "mistral" came from that path too. Qwen2 and Qwen3
+// are not permuted.
 bool PermutedArchitecture(const std::string& arch) { return arch == "llama" || arch == "mistral"; }
 
 }  // namespace
@@ -113,12 +115,13 @@ absl::StatusOr<ModelConfig> ConfigFromGguf(const GgufFile& f) {
   ModelConfig c;
   ASSIGN_OR_RETURN(auto arch, f.GetString("general.architecture"));
   if (!arch.has_value()) return MetaError(f, "general.architecture", "is missing");
-  if (*arch != "llama" && *arch != "qwen2" && *arch != "mistral") {
+  if (!SupportedArchitecture(*arch)) {
     return absl::UnimplementedError(
-        absl::StrFormat("%s: architecture '%s' is not supported (supported: llama, mistral, qwen2)",
-                        f.path(), *arch));
+        absl::StrFormat("%s: architecture %s is not supported (supported: %s)", f.path(),
+                        Quote(*arch), kSupportedArchitectures));
   }
   c.architecture = *arch;
+  c.qk_norm = *arch == "qwen3";
   ASSIGN_OR_RETURN(auto name, f.GetString("general.name"));
   c.name = name.value_or("");
   const std::string p = *arch + ".";

@@ -69,7 +69,8 @@ absl::StatusOr<std::string> Architecture(const nlohmann::json& j, const std::str
   static constexpr std::pair<absl::string_view, absl::string_view> kArchs[] = {
       {"LlamaForCausalLM", "llama"},
       {"MistralForCausalLM", "mistral"},
-      {"Qwen2ForCausalLM", "qwen2"}};
+      {"Qwen2ForCausalLM", "qwen2"},
+      {"Qwen3ForCausalLM", "qwen3"}};
   auto it = j.find("architectures");
   if (it == j.end() || !it->is_array() || it->empty()) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": 'architectures' is missing"));
@@ -85,7 +86,7 @@ absl::StatusOr<std::string> Architecture(const nlohmann::json& j, const std::str
   }
   return absl::UnimplementedError(absl::StrFormat(
       "%s: architecture %s is not supported (supported: LlamaForCausalLM, MistralForCausalLM, "
-      "Qwen2ForCausalLM)",
+      "Qwen2ForCausalLM, Qwen3ForCausalLM)",
       path, seen));
 }
 
@@ -163,15 +164,16 @@ absl::StatusOr<ModelConfig> ParseHfConfig(absl::string_view json_text, const std
   if (mlp_bias) {
     return absl::UnimplementedError(absl::StrCat(path, ": mlp_bias is not supported"));
   }
-  if (c.attention_bias && c.architecture == "llama") {
-    // transformers' Llama puts it on o_proj too; only q/k/v biases are run.
-    return absl::UnimplementedError(
-        absl::StrCat(path, ": attention_bias (a bias on o_proj too) is not supported for Llama"));
+  if (c.attention_bias && (c.architecture == "llama" || c.architecture == "qwen3")) {
+    // transformers' Llama and Qwen3 put it on o_proj too; only q/k/v biases are run.
+    return absl::UnimplementedError(absl::StrCat(
+        path, ": attention_bias (a bias on o_proj too) is not supported for Llama or Qwen3"));
   }
   if (c.num_kv_heads == 0) c.num_kv_heads = c.num_heads;
   if (c.head_dim == 0 && c.num_heads > 0) c.head_dim = c.hidden_size / c.num_heads;
-  if (c.architecture == "qwen2") {
-    c.attention_bias = true;  // Qwen2 always has q/k/v biases
+  c.qk_norm = c.architecture == "qwen3";
+  if (c.architecture == "qwen2" || c.architecture == "qwen3") {
+    if (c.architecture == "qwen2") c.attention_bias = true;  // Qwen2 always has q/k/v biases
     bool sliding = false;
     f.Bool("use_sliding_window", &sliding);
     if (!f.status().ok()) return f.status();

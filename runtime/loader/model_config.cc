@@ -31,6 +31,11 @@ bool FinitePositive(float v) { return std::isfinite(v) && v > 0.f; }
 
 }  // namespace
 
+bool SupportedArchitecture(const std::string& architecture) {
+  return architecture == "llama" || architecture == "mistral" || architecture == "qwen2" ||
+         architecture == "qwen3";
+}
+
 absl::Status ModelConfig::Validate() const {
   if (architecture.empty()) return absl::InvalidArgumentError("config: architecture is empty");
   const struct {

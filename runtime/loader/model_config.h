@@ -25,8 +25,13 @@ struct RopeScaling {
   absl::Status Validate() const;
 };
 
+// The architectures the forward pass runs, as a GGUF's general.architecture
+// names them (a Hugging Face config's classes map onto these): for messages.
+inline constexpr const char* kSupportedArchitectures = "llama, mistral, qwen2, qwen3";
+bool SupportedArchitecture(const std::string& architecture);
+
 struct ModelConfig {
-  std::string architecture;  // "llama", "mistral", "qwen2"
+  std::string architecture;  // one of kSupportedArchitectures
   std::string name;          // human-readable, from metadata when present
   int32_t vocab_size = 0;
   int32_t hidden_size = 0;
@@ -41,6 +46,9 @@ struct ModelConfig {
   RopeScaling rope_scaling;
   bool tie_word_embeddings = false;
   bool attention_bias = false;  // q/k/v projections carry a bias (Qwen2)
+  // Each q and k head is RMS-normalized (weights [head_dim], one for q and
+  // one for k, per layer) before RoPE: Qwen3.
+  bool qk_norm = false;
   // RoPE turns adjacent dims (2i, 2i + 1) together instead of (i, i +
   // head_dim / 2) (kernels::RopePairs): set where the loader keeps a Llama
   // GGUF's q and k rows in the file's order (LoadOptions::map_weights)

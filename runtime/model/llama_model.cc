@@ -84,6 +84,8 @@ std::vector<kernels::DeviceBuffer*> LlamaModel::WeightBuffers() {
     add(l.attn_norm);
     add_matrix(l.wqkv);
     add(l.bqkv);
+    add(l.q_norm);
+    add(l.k_norm);
     add_matrix(l.wo);
     add(l.ffn_norm);
     add_matrix(l.w_gate_up);
@@ -531,6 +533,10 @@ void LlamaModel::Issue(const Step& step, const KvCache& kv) {
            bias ? At(lw.bqkv, q_width + kv_width) : nullptr, kv_width, v, qkv_width},
       };
       be.GroupedGemm(normed_.data(), parts, 3, T, H);
+    }
+    if (c.qk_norm) {
+      be.HeadRmsNorm(q, T, qkv_width, c.num_heads, hd, lw.q_norm.data(), eps);
+      be.HeadRmsNorm(k, T, qkv_width, c.num_kv_heads, hd, lw.k_norm.data(), eps);
     }
     const kernels::PagedKv pages = kv.Layer(l);
     be.RopeWriteKv(qkv, layout, c.num_heads,

@@ -17,6 +17,7 @@
 #include "cohost/kernels/panels.h"
 #include "cohost/kernels/quant.h"
 #include "cohost/kernels/rope.h"
+#include "common/quote.h"
 #include "common/status_macros.h"
 #include "runtime/loader/dequant.h"
 #include "runtime/loader/mapped_file.h"
@@ -348,6 +349,14 @@ absl::StatusOr<LlamaWeights> UploadLlamaWeights(ModelFile& file, Backend* backen
     ASSIGN_OR_RETURN(wv, check.Get(p + "attn_v.weight", {kv_rows, hidden}));
     ASSIGN_OR_RETURN(lw.wqkv, UploadMatrix(backend, {wq, wk, wv}, Fusion::kRowSplit));
     Release({wq, wk, wv});
+    if (c.qk_norm) {
+      ASSIGN_OR_RETURN(t, check.Get(p + "attn_q_norm.weight", {c.head_dim}));
+      ASSIGN_OR_RETURN(lw.q_norm, Upload(backend, *t));
+      Release({t});
+      ASSIGN_OR_RETURN(t, check.Get(p + "attn_k_norm.weight", {c.head_dim}));
+      ASSIGN_OR_RETURN(lw.k_norm, Upload(backend, *t));
+      Release({t});
+    }
     if (c.attention_bias) {
       HostTensor *bq, *bk, *bv;
       ASSIGN_OR_RETURN(bq, check.Get(p + "attn_q.bias", {q_rows}));
@@ -459,10 +468,10 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Create(ModelFile file, Backend* ba
   if (absl::Status s = c.Validate(); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrFormat("model %s: %s", file.path, s.message()));
   }
-  if (c.architecture != "llama" && c.architecture != "mistral" && c.architecture != "qwen2") {
+  if (!SupportedArchitecture(c.architecture)) {
     return absl::InvalidArgumentError(
-        absl::StrFormat("model %s: architecture '%s' is not supported (llama, mistral, qwen2)",
-                        file.path, c.architecture));
+        absl::StrFormat("model %s: architecture %s is not supported (%s)", file.path,
+                        Quote(c.architecture), kSupportedArchitectures));
   }
   if (absl::Status s = backend->CheckHeadDim(c.head_dim); !s.ok()) {
     return absl::Status(s.code(), absl::StrFormat("model %s: %s", file.path, s.message()));

@@ -582,6 +582,26 @@ void OpChecks::RmsNorm() {
   }
 }
 
+void OpChecks::HeadRmsNorm() {
+  // head_dim 6 in rows of an odd length: the CUDA kernel's scalar path.
+  for (int32_t head_dim : {128, 64, 6}) {
+    const int32_t rows = 7, heads = 5;
+    const int64_t stride = int64_t{heads + 3} * head_dim + (head_dim % 8 != 0 ? 1 : 0);
+    const size_t total = static_cast<size_t>(rows) * stride;
+    std::vector<float> x = Random(total, -3.f, 3.f), w = Random(head_dim, 0.5f, 1.5f);
+    std::vector<float> want = x;
+    for (int32_t r = 0; r < rows; ++r) {
+      for (int32_t h = 0; h < heads; ++h) {
+        const int64_t at = r * stride + int64_t{h} * head_dim;
+        naive::RmsNorm(x.data() + at, nullptr, w.data(), 1, head_dim, 1e-6f, want.data() + at);
+      }
+    }
+    void* dx = arena_.Floats(x);
+    backend().HeadRmsNorm(dx, rows, stride, heads, head_dim, arena_.Floats(w), 1e-6f);
+    Check(absl::StrCat("head rmsnorm head_dim=", head_dim), want, arena_.Read(dx, total), tol_);
+  }
+}
+
 void OpChecks::Gemm() {
   struct Shape {
     int32_t m, n, k;

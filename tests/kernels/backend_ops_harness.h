@@ -152,6 +152,9 @@ class OpChecks {
   // it saves, and RestoreLogits putting them back.
   void ApplyPenalties();
   void RmsNorm();
+  // HeadRmsNorm on rows of [q heads | k heads | v] (Qwen3's norms): each
+  // head against naive::RmsNorm, the values past the heads untouched.
+  void HeadRmsNorm();
   void Gemm();
   // GemmToF32: fp32 logits, held to fp32 roundoff on every backend.
   void GemmToF32();

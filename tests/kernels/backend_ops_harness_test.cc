@@ -147,6 +147,12 @@ class FaultyBackend final : public cohost::testing::ForwardingBackend {
     inner().RmsNorm(x, residual, weight, n, hidden, eps, out);
     SpoilLast(out, int64_t{n} * hidden);
   }
+  // The last head's last value.
+  void HeadRmsNorm(void* x, int32_t rows, int64_t row_stride, int32_t heads, int32_t head_dim,
+                   const void* weight, float eps) override {
+    inner().HeadRmsNorm(x, rows, row_stride, heads, head_dim, weight, eps);
+    if (rows > 0) SpoilLast(x, (rows - 1) * row_stride + int64_t{heads} * head_dim);
+  }
   void Gemm(const void* a, WeightRef w, const void* bias, int32_t m, int32_t n, int32_t k,
             void* c) override {
     inner().Gemm(a, w, bias, m, n, k, c);
@@ -289,6 +295,7 @@ std::vector<OpCheck> AllOpChecks() {
       {"Embedding", [](OpChecks& c) { c.Embedding(); }},
       {"GatherRows", [](OpChecks& c) { c.GatherRows(); }},
       {"RmsNorm", [](OpChecks& c) { c.RmsNorm(); }},
+      {"HeadRmsNorm", [](OpChecks& c) { c.HeadRmsNorm(); }},
       {"Gemm", [](OpChecks& c) { c.Gemm(); }},
       {"Add", [](OpChecks& c) { c.Add(); }},
       {"SiluMul", [](OpChecks& c) { c.SiluMul(); }},

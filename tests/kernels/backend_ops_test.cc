@@ -70,6 +70,7 @@ TEST_P(BackendOpsTest, SampleRows) { checks_->SampleRows(); }
 TEST_P(BackendOpsTest, ApplyPenalties) { checks_->ApplyPenalties(); }
 TEST_P(BackendOpsTest, RowLogprobs) { checks_->RowLogprobs(); }
 TEST_P(BackendOpsTest, RmsNorm) { checks_->RmsNorm(); }
+TEST_P(BackendOpsTest, HeadRmsNorm) { checks_->HeadRmsNorm(); }
 TEST_P(BackendOpsTest, Gemm) { checks_->Gemm(); }
 TEST_P(BackendOpsTest, GemmToF32) { checks_->GemmToF32(); }
 TEST_P(BackendOpsTest, Add) { checks_->Add(); }

@@ -60,6 +60,10 @@ class ForwardingBackend : public kernels::Backend {
                float eps, void* out) override {
     inner_->RmsNorm(x, residual, weight, n, hidden, eps, out);
   }
+  void HeadRmsNorm(void* x, int32_t rows, int64_t row_stride, int32_t heads, int32_t head_dim,
+                   const void* weight, float eps) override {
+    inner_->HeadRmsNorm(x, rows, row_stride, heads, head_dim, weight, eps);
+  }
   void Gemm(const void* a, kernels::WeightRef w, const void* bias, int32_t m, int32_t n, int32_t k,
             void* c) override {
     inner_->Gemm(a, w, bias, m, n, k, c);

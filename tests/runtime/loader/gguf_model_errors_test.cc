@@ -200,7 +200,7 @@ TEST(GgufModelTest, ConfigProblems) {
     TinyModel m = MakeTinyModel();
     SetMeta(m.writer, "general.architecture", kGString, std::string("\x04\0\0\0\0\0\0\0gpt2", 12));
     ExpectLoadError(m.writer, absl::StatusCode::kUnimplemented,
-                    "architecture 'gpt2' is not supported");
+                    "architecture \"gpt2\" is not supported");
   }
   {
     TinyModel m = MakeTinyModel();

@@ -64,7 +64,7 @@ struct HfModel {
   absl::flat_hash_map<std::string, std::vector<float>> expected;  // canonical name -> values
 };
 
-HfModel MakeHfModel(bool tied = false, bool bias = false) {
+HfModel MakeHfModel(bool tied = false, bool bias = false, bool qk_norm = false) {
   HfModel m;
   int seed = 0;
   auto add = [&](const std::string& hf, const std::string& canonical, std::vector<int64_t> shape,
@@ -96,6 +96,10 @@ HfModel MakeHfModel(bool tied = false, bool bias = false) {
       add(p + "self_attn.q_proj.bias", b + "attn_q.bias", {64}, "F32");
       add(p + "self_attn.k_proj.bias", b + "attn_k.bias", {32}, "F32");
       add(p + "self_attn.v_proj.bias", b + "attn_v.bias", {32}, "F32");
+    }
+    if (qk_norm) {
+      add(p + "self_attn.q_norm.weight", b + "attn_q_norm.weight", {32}, "BF16");
+      add(p + "self_attn.k_norm.weight", b + "attn_k_norm.weight", {32}, "F32");
     }
   }
   add("model.layers.0.self_attn.rotary_emb.inv_freq", "", {16}, "F32");  // ignored
@@ -249,18 +253,18 @@ TEST(HfModelTest, ATokenizerWhoseEndOfSequenceIsPastTheVocabIsRefused) {
                         "vocab_size of 8"));
 }
 
-// A tensor the model does not use (Qwen3's q_norm in a config saying Llama)
-// is refused; RoPE's inv_freq of older checkpoints (MakeHfModel has one) is
-// not.
+// A tensor the model does not use (an o_proj bias, which no supported
+// architecture runs) is refused; RoPE's inv_freq of older checkpoints
+// (MakeHfModel has one) is not.
 TEST(HfModelTest, AnUnusedTensorIsRefused) {
   HfModel m = MakeHfModel();
   m.tensors.push_back(
-      {"model.layers.0.self_attn.q_norm.weight", {32}, "F32", std::vector<float>(32, 1.f)});
+      {"model.layers.0.self_attn.o_proj.bias", {64}, "F32", std::vector<float>(64, 1.f)});
   const std::string dir = WriteDir("hf_unused", kLlamaConfig, m);
   absl::StatusOr<ModelFile> mf = LoadModelFile(dir);
   EXPECT_EQ(mf.status().code(), absl::StatusCode::kUnimplemented) << mf.status();
   EXPECT_THAT(mf.status().message(),
-              HasSubstr("tensor 'model.layers.0.self_attn.q_norm.weight' is not part of"));
+              HasSubstr("tensor 'model.layers.0.self_attn.o_proj.bias' is not part of"));
 }
 
 TEST(HfModelTest, ShardedLoads) {
@@ -334,6 +338,37 @@ TEST(HfModelTest, TiedAndQwen2) {
   mf = LoadModelFile(WriteDir("hf_qwen_nobias", qwen, MakeHfModel()));
   ASSERT_FALSE(mf.ok());
   EXPECT_THAT(Msg(mf.status()), HasSubstr("missing tensor 'blk.0.attn_q.bias'"));
+}
+
+TEST(HfModelTest, Qwen3HasPerHeadNormsAndNoBias) {
+  const std::string qwen3 =
+      absl::StrReplaceAll(kLlamaConfig, {{"LlamaForCausalLM", "Qwen3ForCausalLM"}});
+  HfModel m = MakeHfModel(false, false, /*qk_norm=*/true);
+  absl::StatusOr<ModelFile> mf = LoadModelFile(WriteDir("hf_qwen3", qwen3, m));
+  ASSERT_TRUE(mf.ok()) << mf.status();
+  EXPECT_EQ(mf->config.architecture, "qwen3");
+  EXPECT_TRUE(mf->config.qk_norm);
+  EXPECT_FALSE(mf->config.attention_bias);
+  ExpectTensors(*mf, m);
+
+  mf = LoadModelFile(WriteDir("hf_qwen3_nonorm", qwen3, MakeHfModel()));
+  ASSERT_FALSE(mf.ok());
+  EXPECT_THAT(Msg(mf.status()), HasSubstr("missing tensor 'blk.0.attn_q_norm.weight'"));
+  // Another architecture's file with the norms: named, not ignored.
+  mf = LoadModelFile(WriteDir("hf_llama_norms", kLlamaConfig, m));
+  ASSERT_FALSE(mf.ok());
+  EXPECT_THAT(Msg(mf.status()), HasSubstr("_norm.weight' is not part of the model"));
+  // transformers' Qwen3 biases o_proj too, which cohost does not run.
+  const std::string biased =
+      absl::StrReplaceAll(qwen3, {{R"("tie_word_embeddings": false)",
+                                   R"("tie_word_embeddings": false, "attention_bias": true)"}});
+  mf = LoadModelFile(WriteDir("hf_qwen3_bias", biased, MakeHfModel(false, true, true)));
+  EXPECT_EQ(mf.status().code(), absl::StatusCode::kUnimplemented);
+  const std::string sliding =
+      absl::StrReplaceAll(qwen3, {{R"("tie_word_embeddings": false)",
+                                   R"("tie_word_embeddings": false, "use_sliding_window": true)"}});
+  mf = LoadModelFile(WriteDir("hf_qwen3_sliding", sliding, m));
+  EXPECT_EQ(mf.status().code(), absl::StatusCode::kUnimplemented);
 }
 
 TEST(HfModelTest, WeightProblems) {

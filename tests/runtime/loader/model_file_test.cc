@@ -78,6 +78,24 @@ TEST(GgufModelTest, Qwen2KeepsRowOrderAndLoadsBiases) {
   ExpectTensorsMatch(*mf, m);
 }
 
+TEST(GgufModelTest, Qwen3KeepsRowOrderAndLoadsItsHeadNorms) {
+  TinyModel m = MakeTinyModel({.arch = "qwen3"});
+  absl::StatusOr<ModelFile> mf = LoadBytes(m.writer.Build());
+  ASSERT_TRUE(mf.ok()) << mf.status();
+  EXPECT_EQ(mf->config.architecture, "qwen3");
+  EXPECT_TRUE(mf->config.qk_norm);
+  EXPECT_FALSE(mf->config.attention_bias);
+  EXPECT_FALSE(mf->config.rope_adjacent_pairs);
+  ExpectTensorsMatch(*mf, m);  // q and k rows as stored, the norms among them
+
+  TinyModel without = MakeTinyModel({.arch = "qwen3"});
+  std::erase_if(without.writer.tensors,
+                [](const GgufWriter::Tensor& t) { return t.name == "blk.0.attn_k_norm.weight"; });
+  mf = LoadBytes(without.writer.Build());
+  ASSERT_FALSE(mf.ok());
+  EXPECT_THAT(std::string(mf.status().message()), HasSubstr("blk.0.attn_k_norm.weight"));
+}
+
 TEST(GgufModelTest, LlamaBiasesArePermutedToo) {
   TinyModel m = MakeTinyModel({.arch = "llama", .tied = true, .bias = true});
   absl::StatusOr<ModelFile> mf = LoadBytes(m.writer.Build());

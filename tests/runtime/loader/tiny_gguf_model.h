@@ -175,6 +175,10 @@ inline TinyModel MakeTinyModel(const TinyOptions& o = {}) {
     specs.push_back({"blk.0.attn_k.bias", {kKvHeads * head_dim}, kTF32, permuted ? kKvHeads : 0});
     specs.push_back({"blk.0.attn_v.bias", {kKvHeads * head_dim}, kTF32, 0});
   }
+  if (o.arch == "qwen3") {
+    specs.push_back({"blk.0.attn_q_norm.weight", {head_dim}, kTF32, 0});
+    specs.push_back({"blk.0.attn_k_norm.weight", {head_dim}, kTF32, 0});
+  }
   int seed = 0;
   for (const Spec& s : specs) {
     int64_t n = 1;

@@ -215,18 +215,26 @@ TEST_P(LlamaCppReferenceTest, FreeRunningGreedyGivesLlamaCppsTokensUpToItsFirstN
     compared += clear;
     if (clear == kFreeRunTokens) ++whole;
   }
-  EXPECT_GE(whole, 4) << "several prompts compared for all of their first " << kFreeRunTokens
-                      << " tokens";
-  EXPECT_GT(compared, 4 * kFreeRunTokens + 8) << "and the others' first tokens too";
+  // The reference's margins alone decide these counts: they keep the check
+  // from running vacuous on a file. The Qwen3 variant's head norms flatten
+  // its margins (scripts/make_qwen3_variant.py): one prompt runs all 16
+  // there, and a few more tokens of the others.
+  const bool qwen3 = model_->model->config().architecture == "qwen3";
+  const int min_whole = qwen3 ? 1 : 4;
+  EXPECT_GE(whole, min_whole) << "prompts compared for all of their first " << kFreeRunTokens
+                              << " tokens";
+  EXPECT_GT(compared, min_whole * kFreeRunTokens + (qwen3 ? 3 : 8))
+      << "and the others' first tokens too";
 }
 
 // The reference's models, in its order.
 std::string ModelName(const ::testing::TestParamInfo<int>& info) {
-  constexpr const char* kNames[] = {"Q4_1", "Q4_K_M", "Q5_K_M", "BF16"};
+  constexpr const char* kNames[] = {"Q4_1", "Q4_K_M", "Q5_K_M", "BF16", "Qwen3_Q8_0"};
   return kNames[info.param];
 }
 
-INSTANTIATE_TEST_SUITE_P(Models, LlamaCppReferenceTest, ::testing::Values(0, 1, 2, 3), ModelName);
+INSTANTIATE_TEST_SUITE_P(Models, LlamaCppReferenceTest, ::testing::Values(0, 1, 2, 3, 4),
+                         ModelName);
 
 }  // namespace
 }  // namespace cohost::runtime

@@ -50,6 +50,7 @@ struct Variant {
   bool tied;
   bool llama3;
   int32_t block_size;
+  bool qk_norm = false;  // Qwen3's per-head q and k norms
 };
 void PrintTo(const Variant& v, std::ostream* os) { *os << v.name; }
 
@@ -57,7 +58,8 @@ ModelFile MakeTinyModel(const Variant& v, uint32_t seed = 7) {
   ModelFile f;
   f.path = "tiny-" + v.name;
   ModelConfig& c = f.config;
-  c.architecture = v.attention_bias ? "qwen2" : "llama";
+  c.architecture = v.qk_norm ? "qwen3" : v.attention_bias ? "qwen2" : "llama";
+  c.qk_norm = v.qk_norm;
   c.vocab_size = 64;
   c.hidden_size = 32;
   c.intermediate_size = 48;
@@ -107,6 +109,11 @@ ModelFile MakeTinyModel(const Variant& v, uint32_t seed = 7) {
     add(p + "ffn_gate.weight", {I, H}, -0.3f, 0.3f);
     add(p + "ffn_up.weight", {I, H}, -0.3f, 0.3f);
     add(p + "ffn_down.weight", {H, I}, -0.3f, 0.3f);
+    if (v.qk_norm) {
+      // Wide weights: a head's scores would be flat without them.
+      add(p + "attn_q_norm.weight", {c.head_dim}, 0.5f, 2.5f);
+      add(p + "attn_k_norm.weight", {c.head_dim}, 0.5f, 2.5f);
+    }
   }
   return f;
 }
@@ -176,6 +183,18 @@ std::vector<std::vector<double>> ReferenceLogits(const ModelFile& f,
         for (int j = 0; j < nh * hd; ++j) q[t][j] += W(p + "attn_q.bias")[j];
         for (int j = 0; j < nkv * hd; ++j) k[t][j] += W(p + "attn_k.bias")[j];
         for (int j = 0; j < nkv * hd; ++j) v[t][j] += W(p + "attn_v.bias")[j];
+      }
+      // Qwen3: each head RMS-normalized before RoPE.
+      auto norm_heads = [&](std::vector<double>& x, int heads, const std::string& w) {
+        for (int h = 0; h < heads; ++h) {
+          const std::vector<double> head(x.begin() + h * hd, x.begin() + (h + 1) * hd);
+          const std::vector<double> normed = rmsnorm(head, W(w));
+          std::copy(normed.begin(), normed.end(), x.begin() + h * hd);
+        }
+      };
+      if (c.qk_norm) {
+        norm_heads(q[t], nh, p + "attn_q_norm.weight");
+        norm_heads(k[t], nkv, p + "attn_k_norm.weight");
       }
       rope(q[t], nh, t);
       rope(k[t], nkv, t);
@@ -482,13 +501,13 @@ TEST_P(ModelTest, ForwardRejectsBadBatchAndMismatchedCache) {
   EXPECT_EQ(logits.size(), static_cast<size_t>(file_.config.vocab_size));
 }
 
-INSTANTIATE_TEST_SUITE_P(Tiny, ModelTest,
-                         ::testing::Values(Variant{"llama_untied_bs4", false, false, false, 4},
-                                           Variant{"qwen2_bias_tied_bs16", true, true, false, 16},
-                                           Variant{"llama3_rope_tied_bs5", false, true, true, 5}),
-                         [](const ::testing::TestParamInfo<Variant>& info) {
-                           return info.param.name;
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Tiny, ModelTest,
+    ::testing::Values(Variant{"llama_untied_bs4", false, false, false, 4},
+                      Variant{"qwen2_bias_tied_bs16", true, true, false, 16},
+                      Variant{"llama3_rope_tied_bs5", false, true, true, 5},
+                      Variant{"qwen3_qk_norm_bs8", false, true, false, 8, true}),
+    [](const ::testing::TestParamInfo<Variant>& info) { return info.param.name; });
 
 TEST(ModelCreateTest, RejectsMissingAndMisshapenTensors) {
   auto be = kernels::MakeCpuBackend(1);

@@ -161,6 +161,13 @@ class Backend {
   virtual void RmsNorm(const void* x /*[n, hidden]*/, void* residual /*[n, hidden] or null*/,
                        const void* weight /*[hidden]*/, int32_t n, int32_t hidden, float eps,
                        void* out /*[n, hidden]*/) = 0;
+  // In place, each of the first `heads` runs of head_dim values in every row
+  // (rows row_stride elements apart): v = v / rms(v) * weight, one weight
+  // for every head. Qwen3's q and k norms, on the QKV product's rows before
+  // RoPE; the arithmetic is RmsNorm's.
+  virtual void HeadRmsNorm(void* x /*[rows, row_stride]*/, int32_t rows, int64_t row_stride,
+                           int32_t heads, int32_t head_dim, const void* weight /*[head_dim]*/,
+                           float eps) = 0;
 
   // c = a * w^T (+ bias broadcast over rows when bias != nullptr). w is dense
   // in the compute dtype, or n rows of quantized blocks (k a multiple of 32)
