@@ -140,14 +140,22 @@ DeviceExecutor::Round DeviceExecutor::StepOnce() {
   return round;
 }
 
-DeviceExecutor::Round DeviceExecutor::RoundOver(const std::vector<Slot>& slots,
-                                                int64_t generation) {
+DeviceExecutor::Round DeviceExecutor::RoundOver(std::vector<Slot>& slots, int64_t generation) {
   // Engine::Load and Step run here, on the one thread that steps these engines;
   // the lock is held only to read and update the slots. Detach waits for the
   // round, so every engine in `slots` lives until it returns.
   std::vector<EngineCandidate> candidates(slots.size());
   bool any_unstalled_work = false;
   std::vector<runtime::EngineLoad> loads(slots.size());
+  // Every engine's cancellations free their memory now, whichever engine this
+  // round steps; memory freed may be what a stalled engine waits for.
+  bool aborted = false;
+  for (Slot& slot : slots) aborted = slot.engine->ApplyAborts() || aborted;
+  if (aborted) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (Slot& s : slots_) s.stalled = false;
+    for (Slot& s : slots) s.stalled = false;
+  }
   for (size_t i = 0; i < slots.size(); ++i) {
     loads[i] = slots[i].engine->Load();
     candidates[i].has_work = loads[i].has_work;

@@ -95,7 +95,7 @@ class DeviceExecutor {
   Round StepOnce();
   // The round's work over a snapshot of the slots, taken when they were at
   // `generation`, while in_round_ is set.
-  Round RoundOver(const std::vector<Slot>& slots, int64_t generation);
+  Round RoundOver(std::vector<Slot>& slots, int64_t generation);
 
   const std::string device_;
   const ExecutorOptions options_;

@@ -16,18 +16,27 @@ std::optional<Clock::time_point> OnTimeDeadline(const EngineCandidate& e, Clock:
   return d;
 }
 
-// Whether the engine's streams wait for a next token late by more than
-// kStarvedDecodeTargets of its TPOT target.
-bool StarvedDecode(const EngineCandidate& e, Clock::time_point now) {
-  if (!e.has_work || !e.decoding || !e.last_step_end || e.tpot_target.count() <= 0) return false;
-  return now - (*e.last_step_end + e.tpot_target) > kStarvedDecodeTargets * e.tpot_target;
+// Whether the engine's next step is due more than kStarvedTargets of its
+// TPOT target ago (executor_policy.h says when a step is due).
+bool Starved(const EngineCandidate& e, Clock::time_point now) {
+  if (!e.has_work || e.tpot_target.count() <= 0) return false;
+  std::optional<Clock::time_point> since = e.last_step_end;
+  if (!e.decoding) {
+    // Only first tokens: starved once late, waiting since the later of the
+    // deadline and the engine's last step.
+    if (!e.oldest_awaiting_first || OnTimeDeadline(e, now)) return false;
+    const Clock::time_point deadline = *e.oldest_awaiting_first + e.ttft_target;
+    since = since ? std::max(*since, deadline) : deadline;
+  }
+  if (!since) return false;
+  return now - (*since + e.tpot_target) > kStarvedTargets * e.tpot_target;
 }
 
 }  // namespace
 
 std::optional<EnginePick> PickNextEngine(absl::Span<const EngineCandidate> engines,
                                          Clock::time_point now, bool after_promotion) {
-  // Rank: (class, deadline, last_stepped, index). Class -1: a starved decode,
+  // Rank: (class, deadline, last_stepped, index). Class -1: a starved model,
   // unless the last pick promoted one; class 0: a first token whose deadline
   // can still be met; class 1: everything else with work.
   std::optional<size_t> best;
@@ -39,7 +48,7 @@ std::optional<EnginePick> PickNextEngine(absl::Span<const EngineCandidate> engin
     if (!e.has_work) continue;
     const std::optional<Clock::time_point> on_time = OnTimeDeadline(e, now);
     on_time_engines += on_time.has_value();
-    const int cls = !after_promotion && StarvedDecode(e, now) ? -1 : on_time ? 0 : 1;
+    const int cls = !after_promotion && Starved(e, now) ? -1 : on_time ? 0 : 1;
     // Classes -1 and 1 go by the deadline of their next token.
     const Clock::time_point deadline =
         cls == 0 ? *on_time
@@ -52,7 +61,7 @@ std::optional<EnginePick> PickNextEngine(absl::Span<const EngineCandidate> engin
     }
   }
   if (!best) return std::nullopt;
-  // A starved decode picked ahead of another engine's on-time first token.
+  // A starved model picked ahead of another engine's on-time first token.
   const bool promoted =
       std::get<0>(best_key) < 0 && on_time_engines > (best_on_time ? size_t{1} : size_t{0});
   return EnginePick{*best, promoted};

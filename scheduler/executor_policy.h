@@ -12,12 +12,17 @@
 // a model with a tight TPOT target is stepped more often than one with a
 // loose target; with equal targets this is round robin.
 //
-// One exception bounds a decode's wait behind another model's steady backlog
-// of first tokens: a decoding model whose next token is late by more than
-// kStarvedDecodeTargets of its TPOT target goes first, unless the step before
-// was such a promotion over an on-time first token. The two alternate, so
-// neither can starve the other: a first token waits at most one decode step
-// per step of its own, and a starved decode at most one first-token step.
+// One exception bounds a model's wait behind another model's steady backlog
+// of first tokens: a model is starved when its next step is due more than
+// kStarvedTargets of its TPOT target ago, and a starved model goes first,
+// unless the step before was such a promotion over an on-time first token.
+// A decode's next step is due one TPOT target after its last step; a first
+// token past its TTFT deadline (and no decode) one TPOT target after that
+// deadline or the engine's last step, whichever is later, so that a late
+// prompt is not stranded behind another model's on-time ones (nor are its
+// deadline checks, which run in its steps). The two alternate, so neither
+// can starve the other: a first token waits at most one starved step per step
+// of its own, and a starved model at most one first-token step.
 #pragma once
 
 #include <chrono>
@@ -46,17 +51,17 @@ struct EngineCandidate {
   bool decoding = false;
 };
 
-inline constexpr int kStarvedDecodeTargets = 4;
+inline constexpr int kStarvedTargets = 4;
 
 struct EnginePick {
   size_t index = 0;
-  // A starved decode went ahead of a first token still on time; the next
+  // A starved model went ahead of a first token still on time; the next
   // pick on this device passes `after_promotion` then.
   bool promoted = false;
 };
 
 // The engine to step, or nullopt when none has work. `after_promotion`: the
-// device's last pick was `promoted`, so no starved decode goes first now.
+// device's last pick was `promoted`, so no starved model goes first now.
 std::optional<EnginePick> PickNextEngine(absl::Span<const EngineCandidate> engines,
                                          Clock::time_point now, bool after_promotion = false);
 

@@ -168,6 +168,12 @@ class Engine {
   // The stepping thread's view of what is left to do (see EngineLoad).
   EngineLoad Load() const;
 
+  // On the stepping thread, between steps: applies the aborts queued since
+  // the last step now, without a step (their blocks freed, their sinks told),
+  // so that a device executor stepping other engines meanwhile still frees a
+  // cancelled request's memory at once. Returns whether there were any.
+  bool ApplyAborts();
+
   // With a kv_budget, on the stepping thread between steps: gives back at
   // least `wanted` bytes of KV memory if it can, never more than `most`, in
   // whole groups. The groups holding the fewest blocks drain (nothing new is
@@ -237,6 +243,10 @@ class Engine {
   int64_t ReturnDrainedKv();
   // What a step costs: EngineConfig::step_cost, else the line fitted so far.
   std::optional<StepCost> StepCostNow() const;
+  // Moves submitted requests into the scheduler and applies queued aborts.
+  void TakeQueued(Clock::time_point now);
+  // Publishes the counters and the KV pool's state for other threads (Stats).
+  void PublishStats();
 
   Model* model_;
   const Tokenizer* tokenizer_;

@@ -266,7 +266,7 @@ void Engine::Impl::EmitToken(LiveRequest& r, const Tokenizer& tokenizer, Clock::
   if (finish) Retire(r.seq.id, *finish, absl::OkStatus(), now);
 }
 
-absl::StatusOr<bool> Engine::Step(const StepLimits& limits) {
+void Engine::TakeQueued(Clock::time_point now) {
   Impl& s = *impl_;
   std::vector<std::unique_ptr<LiveRequest>> arrivals;
   std::vector<std::pair<RequestId, absl::Status>> aborts;
@@ -275,7 +275,6 @@ absl::StatusOr<bool> Engine::Step(const StepLimits& limits) {
     arrivals.swap(s.inbox);
     aborts.swap(s.aborts);
   }
-  const Clock::time_point step_start = Now();
   for (std::unique_ptr<LiveRequest>& r : arrivals) {
     r->seq.arrival_order = s.next_arrival++;
     Sequence* seq = &r->seq;
@@ -286,13 +285,29 @@ absl::StatusOr<bool> Engine::Step(const StepLimits& limits) {
       // hold this request after it was destroyed with `arrivals`.
       r->sink->OnFinish(MakeFinishInfo(
           *r, FinishReason::kError,
-          absl::InvalidArgumentError(absl::StrFormat("request id %d is already live", id)),
-          step_start));
+          absl::InvalidArgumentError(absl::StrFormat("request id %d is already live", id)), now));
       continue;
     }
     s.step_scheduler.Add(seq);
   }
-  for (auto& [id, why] : aborts) s.Retire(id, FinishReason::kCancelled, std::move(why), step_start);
+  for (auto& [id, why] : aborts) s.Retire(id, FinishReason::kCancelled, std::move(why), now);
+}
+
+bool Engine::ApplyAborts() {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    if (impl_->aborts.empty()) return false;
+  }
+  TakeQueued(Now());
+  if (config_.kv_budget != nullptr) ReturnDrainedKv();
+  PublishStats();
+  return true;
+}
+
+absl::StatusOr<bool> Engine::Step(const StepLimits& limits) {
+  Impl& s = *impl_;
+  const Clock::time_point step_start = Now();
+  TakeQueued(step_start);
   s.kv_short = false;  // this step says again whether its work waits for memory
   s.ExpireDeadlines(step_start, StepCostNow(), config_.step_scheduler);
 
@@ -381,8 +396,13 @@ absl::StatusOr<bool> Engine::Step(const StepLimits& limits) {
   }
 
   if (config_.kv_budget != nullptr) ReturnDrainedKv();
+  PublishStats();
+  if (!result.ok()) return result;
+  return !s.live.empty();
+}
 
-  // Publish the snapshot other threads read.
+void Engine::PublishStats() {
+  Impl& s = *impl_;
   EngineStats& c = s.counters;
   c.kv_bytes_backed =
       int64_t{s.kv_cache->num_groups_backed()} * static_cast<int64_t>(s.kv_cache->group_bytes());
@@ -426,8 +446,6 @@ absl::StatusOr<bool> Engine::Step(const StepLimits& limits) {
     std::lock_guard<std::mutex> lock(s.mu);
     s.snapshot = c;
   }
-  if (!result.ok()) return result;
-  return !s.live.empty();
 }
 
 }  // namespace cohost::runtime

@@ -343,6 +343,57 @@ TEST_F(DeviceExecutorTest, DetachWaitsForTheStepInProgress) {
   EXPECT_EQ(sink->reason(), FinishReason::kCancelled);
 }
 
+// A cancellation on one engine takes effect at the device's next round,
+// without a step of that engine: its memory is free while other engines'
+// steps go on.
+TEST_F(DeviceExecutorTest, ACancellationEndsAtTheNextRoundWithoutAStepOfItsEngine) {
+  DeviceExecutor executor("cpu");
+  std::unique_ptr<Engine> busy = MakeEngine(executor), other = MakeEngine(executor);
+  auto cancelled = std::make_shared<Sink>();
+  // The executor held after a step of the busy engine once the other's
+  // request has its first token (and so its blocks), until this thread lets go.
+  std::promise<void> entered, release;
+  std::shared_future<void> released = release.get_future().share();
+  std::atomic<bool> held{false};
+  EngineTargets busy_targets;
+  busy_targets.on_step = [&](double, runtime::Clock::time_point) {
+    if (cancelled->tokens() == 0 || held.exchange(true)) return;
+    entered.set_value();
+    released.wait();
+  };
+  std::atomic<int> other_steps{0};
+  EngineTargets other_targets;
+  other_targets.on_step = [&](double, runtime::Clock::time_point) { ++other_steps; };
+  struct Release {
+    std::promise<void>& p;
+    bool done = false;
+    void Now() {
+      if (!done) p.set_value();
+      done = true;
+    }
+    ~Release() { Now(); }
+  } let_go{release};
+
+  // Both queued before either is stepped: each then runs beside the other.
+  auto busy_sink = std::make_shared<Sink>();
+  ASSERT_TRUE(busy->Submit(Request(4, 200, 1), busy_sink).ok());
+  absl::StatusOr<runtime::RequestId> id = other->Submit(Request(8, 200), cancelled);
+  ASSERT_TRUE(id.ok()) << id.status();
+  executor.Attach(busy.get(), busy_targets);
+  executor.Attach(other.get(), other_targets);
+  ASSERT_EQ(entered.get_future().wait_for(kWait), std::future_status::ready);
+  ASSERT_FALSE(cancelled->finished());
+  const int steps = other_steps.load();
+  other->Abort(*id);
+  let_go.Now();
+  ASSERT_TRUE(cohost::testing::WaitFor([&] { return cancelled->finished(); }, kWait));
+  EXPECT_EQ(cancelled->reason(), FinishReason::kCancelled);
+  EXPECT_EQ(other_steps.load(), steps) << "ended by a step of its own engine";
+  EXPECT_EQ(other->Stats().kv_blocks_free, other->Stats().kv_blocks_total);
+  executor.Detach(busy.get());
+  executor.Detach(other.get());
+}
+
 // A device's KV memory that grants nothing until opened; opening it wakes
 // nobody, as memory coming back outside a step (another engine detached, an
 // account released) does not.

@@ -40,6 +40,12 @@ EngineCandidate Awaiting(milliseconds age, milliseconds target, int64_t last_ste
   return c;
 }
 
+// `c`, its last step ended `ago`.
+EngineCandidate Stepped(EngineCandidate c, milliseconds ago) {
+  c.last_step_end = kNow - ago;
+  return c;
+}
+
 // `c` with a request awaiting its first token, submitted `age` ago (TTFT
 // target as by default).
 EngineCandidate With(EngineCandidate c, milliseconds age) {
@@ -74,14 +80,14 @@ TEST(PickNextEngineTest, Table) {
         Awaiting(milliseconds(10), milliseconds(200))},
        1},
       {"a deadline already missed ranks behind one that can be met",
-       {Awaiting(milliseconds(5000), milliseconds(1000), 0),
+       {Awaiting(milliseconds(1500), milliseconds(1000), 0),
         Awaiting(milliseconds(10), milliseconds(1000), 50)},
        1},
       {"a missed deadline is still served before nothing",
        {Idle(), Awaiting(milliseconds(5000), milliseconds(1000))},
        1},
       {"missed first tokens share turns with decoders",
-       {Awaiting(milliseconds(5000), milliseconds(1000), 8), Decoding(4)},
+       {Awaiting(milliseconds(1500), milliseconds(1000), 8), Decoding(4)},
        1},
       {"a deadline exactly now can still be met",
        {Decoding(0), Awaiting(milliseconds(1000), milliseconds(1000), 9)},
@@ -131,7 +137,7 @@ TEST(PickNextEngineTest, Table) {
        true},
       {"a starved decode with no on-time first token waiting is no promotion",
        {DecodingAt(milliseconds(5000), milliseconds(10), 0),
-        Awaiting(milliseconds(5000), milliseconds(1000), 9)},
+        Awaiting(milliseconds(1500), milliseconds(1000), 9)},
        0},
       {"nor is one whose own engine holds the only on-time first token",
        {With(DecodingAt(milliseconds(5000), milliseconds(10), 0), milliseconds(10)), Decoding(1)},
@@ -139,6 +145,33 @@ TEST(PickNextEngineTest, Table) {
       {"after a promotion with no first token waiting, decodes go by deadline as ever",
        {DecodingAt(milliseconds(900), milliseconds(10), 0),
         DecodingAt(milliseconds(5000), milliseconds(10), 1)},
+       1,
+       true,
+       false},
+      {"a late first token with no step for more than four TPOT targets past its deadline "
+       "is starved too: another model's on-time first tokens cannot strand it",
+       {Awaiting(milliseconds(2100), milliseconds(1000), 0),
+        Awaiting(milliseconds(10), milliseconds(1000), 9)},
+       0,
+       false,
+       true},
+      {"not while late by less (the default TPOT target is 200 ms)",
+       {Awaiting(milliseconds(1900), milliseconds(1000), 0),
+        Awaiting(milliseconds(10), milliseconds(1000), 9)},
+       1},
+      {"nor while its engine was stepped within that time (its prompt advances in slices)",
+       {Stepped(Awaiting(milliseconds(5000), milliseconds(1000), 0), milliseconds(900)),
+        Awaiting(milliseconds(10), milliseconds(1000), 9)},
+       1},
+      {"but once its last step is that far behind",
+       {Stepped(Awaiting(milliseconds(5000), milliseconds(1000), 0), milliseconds(1100)),
+        Awaiting(milliseconds(10), milliseconds(1000), 9)},
+       0,
+       false,
+       true},
+      {"and it alternates with the on-time first tokens as a starved decode does",
+       {Awaiting(milliseconds(5000), milliseconds(1000), 0),
+        Awaiting(milliseconds(10), milliseconds(1000), 9)},
        1,
        true,
        false},

@@ -581,6 +581,39 @@ TEST_F(EngineTest, AbortInEveryStateFreesBlocks) {
   ASSERT_TRUE(e->Step().ok());
 }
 
+// What a device executor runs for every engine each round: the aborts take
+// effect between steps without a step of this engine, and the requests left
+// run on as before.
+TEST_F(EngineTest, ApplyAbortsFreesBlocksWithoutAStep) {
+  std::unique_ptr<Engine> e = MakeEngine(/*num_blocks=*/13);
+  const int32_t total = e->Stats().kv_blocks_total;
+  auto kept = std::make_shared<RecordingSink>();
+  auto decoding = std::make_shared<RecordingSink>();
+  auto queued = std::make_shared<RecordingSink>();
+  ASSERT_TRUE(e->Submit(Request(3, 6, 1), kept).ok());
+  RequestId d = *e->Submit(Request(9, 30, 2), decoding);
+  ASSERT_TRUE(e->Step().ok());  // both prefilled, first tokens
+  ASSERT_TRUE(e->Step().ok());
+  RequestId q = *e->Submit(Request(4, 4, 3), queued);  // still in the inbox
+  EXPECT_FALSE(e->ApplyAborts()) << "none queued";
+  const int32_t held = total - e->Stats().kv_blocks_free;
+  e->Abort(d);
+  e->Abort(q);
+  EXPECT_TRUE(e->ApplyAborts());
+  for (auto& sink : {decoding, queued}) {
+    ASSERT_TRUE(sink->finished());
+    EXPECT_EQ(sink->info().reason, FinishReason::kCancelled);
+  }
+  EXPECT_FALSE(kept->finished());
+  const EngineStats st = e->Stats();
+  EXPECT_LT(total - st.kv_blocks_free, held) << "the decode's blocks are free";
+  EXPECT_EQ(st.num_running, 1);
+  EXPECT_EQ(st.num_waiting, 0);
+  while (!kept->finished()) ASSERT_TRUE(e->Step().ok());
+  EXPECT_EQ(kept->info().reason, FinishReason::kLength);
+  EXPECT_EQ(e->Stats().kv_blocks_free, total);
+}
+
 TEST_F(EngineTest, AnIdAlreadyLiveIsRefusedNotScheduled) {
   std::unique_ptr<Engine> e = MakeEngine(/*num_blocks=*/64);
   auto first = std::make_shared<RecordingSink>();
