@@ -125,6 +125,12 @@ void Admission::Finished(Ticket& ticket) {
   ticket.finished_ = true;
   if (ticket.id_ >= 0) in_flight_ids_.erase(ticket.id_);
   --in_flight_;
+  last_finished_ = runtime::Clock::now();
+}
+
+std::optional<runtime::Clock::time_point> Admission::last_finished() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return last_finished_;
 }
 
 void Admission::LeaveQueueLocked(Ticket& ticket) {

@@ -101,6 +101,9 @@ class Admission {
   int32_t queued_requests() const;
   int64_t queued_prompt_tokens() const;
   int32_t in_flight() const;
+  // When its last request finished (nullopt: none has): the model's
+  // keep-alive counts from the later of this and the last submit.
+  std::optional<runtime::Clock::time_point> last_finished() const;
   const AdmissionLimits& limits() const { return limits_; }
 
  private:
@@ -109,10 +112,11 @@ class Admission {
   const std::string model_name_;
   const AdmissionLimits limits_;
   mutable std::mutex mu_;
-  int32_t queued_requests_ = 0;                            // guarded by mu_
-  int64_t queued_prompt_tokens_ = 0;                       // guarded by mu_
-  int32_t in_flight_ = 0;                                  // guarded by mu_
-  absl::flat_hash_set<runtime::RequestId> in_flight_ids_;  // guarded by mu_
+  int32_t queued_requests_ = 0;                              // guarded by mu_
+  int64_t queued_prompt_tokens_ = 0;                         // guarded by mu_
+  int32_t in_flight_ = 0;                                    // guarded by mu_
+  absl::flat_hash_set<runtime::RequestId> in_flight_ids_;    // guarded by mu_
+  std::optional<runtime::Clock::time_point> last_finished_;  // guarded by mu_
 };
 
 }  // namespace cohost::scheduler

@@ -39,6 +39,7 @@ struct DeviceRoom {
   double load = 0;                           // expected busy fraction already placed, 0..1
   std::vector<EvictionCandidate> residents;  // the models that could make room
   int64_t retiring_bytes = 0;  // of used_bytes: unloaded models' until their last calls end
+  int64_t parked_bytes = 0;    // of used_bytes: evicted models' parked weights' contexts
 };
 
 struct ModelDemand {

@@ -202,13 +202,18 @@ std::vector<DeviceRoom> Router::RoomsLocked(
   }
   if (residents != nullptr) residents->assign(devices_.size(), {});
   for (const auto& [name, m] : models_) {
-    auto reserved = weights_.find(name);
-    if (m.get() == except || reserved == weights_.end()) continue;
+    if (m.get() == except) continue;
     const size_t i = IndexOf(m->device());
     DeviceRoom& room = rooms[i];
+    const ModelStatus s = m->status();
+    // Parked weights' contexts stay on the device (their own reservation
+    // went with the eviction).
+    room.used_bytes += s.parked_device_bytes;
+    room.parked_bytes += s.parked_device_bytes;
+    auto reserved = weights_.find(name);
+    if (reserved == weights_.end()) continue;
     room.used_bytes += reserved->second;
     room.load += m->busy().Load();
-    const ModelStatus s = m->status();
     if (s.state != ModelState::kReady) continue;
     room.residents.push_back({reserved->second, m->admission().in_flight() == 0, s.last_used,
                               m->spec().keep_alive, m->spec().priority});
@@ -539,8 +544,13 @@ absl::StatusOr<runtime::RequestId> Router::Submit(const std::shared_ptr<ServedMo
   }
   model->admission().Submitted(admission->ticket(), id);
   // Unloaded between its Submit and now: UnloadModel's AbortAll may have
-  // missed the id.
-  if (model->retired()) model->Abort(id, model->UnloadedError());
+  // missed the id. So may Router::AbortAll, for a further choice that passed
+  // the draining check before it.
+  if (model->retired()) {
+    model->Abort(id, model->UnloadedError());
+  } else if (aborted_all_.load()) {
+    model->Abort(id);
+  }
   if (needs_load && model->BeginLoading()) EnqueueLoad(model);
   return id;
 }

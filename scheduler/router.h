@@ -241,8 +241,15 @@ class Router {
   // where it fits nowhere, or where the new pool cannot take the model's floor.
   void Rehome(const std::shared_ptr<ServedModel>& model, const ExpectedBytes& expected);
   // Reserves the expected footprint on the model's device, evicting as
-  // PickEvictions says; RESOURCE_EXHAUSTED saying why when it cannot.
+  // PickEvictions says; RESOURCE_EXHAUSTED saying why when it cannot. Where
+  // it does not fit as things stand, parked weights whose contexts hold
+  // device memory there are dropped first, least recently used first: a
+  // parked context is worth less than a resident model.
   absl::Status MakeRoom(const std::shared_ptr<ServedModel>& model, const ExpectedBytes& expected);
+  // The least recently used model with parked weights, other than `skip` and
+  // `also_skip`; with `device`, only those whose context holds memory there.
+  std::shared_ptr<ServedModel> OldestParked(const Device* device, const ServedModel& skip,
+                                            const ServedModel* also_skip = nullptr);
   // While `evicting` is evicted for `loading`, just before its `bytes` of
   // weights are parked (ServedModel::Evict's before_park): drops the parked
   // weights of the least recently used other models (never `loading`'s,

@@ -50,8 +50,9 @@ absl::Status Router::MakeRoom(const std::shared_ptr<ServedModel>& model,
   const ModelDemand demand{model->name(), bytes, model->busy().Load(), model->spec().device};
   // Evicting runs outside the lock (it waits for the executor); whoever
   // reserves after it sees the memory free. A few rounds at most: each one
-  // either fits, evicts something, or gives up.
-  for (int round = 0; round < 4; ++round) {
+  // either fits, evicts something, or gives up (dropping a parked context
+  // is no round: there are finitely many).
+  for (int round = 0; round < 4;) {
     std::vector<std::vector<std::shared_ptr<ServedModel>>> residents;
     DeviceRoom room;
     absl::StatusOr<Placement> placement;
@@ -68,6 +69,13 @@ absl::Status Router::MakeRoom(const std::shared_ptr<ServedModel>& model,
         return absl::OkStatus();
       }
     }
+    if (room.parked_bytes > 0) {
+      if (std::shared_ptr<ServedModel> parked = OldestParked(&home, *model)) {
+        parked->DropParkedWeights();
+        continue;
+      }
+    }
+    ++round;
     const std::vector<std::shared_ptr<ServedModel>>& on_device = residents[i];
     if (!placement.ok()) {
       std::vector<std::string> held;
@@ -85,8 +93,10 @@ absl::Status Router::MakeRoom(const std::shared_ptr<ServedModel>& model,
       ServedModel& victim = *on_device[r];
       // Room for its weights in host memory is made only once its eviction
       // is certain: a model that turned busy costs nobody's parked weights.
-      if (victim.Evict(absl::StrFormat("evicted for model \"%s\"", model->name()),
-                       [&](int64_t parked) { MakeOffloadRoom(victim, parked, *model); })) {
+      if (victim.Evict(
+              absl::StrFormat("evicted for model \"%s\"", model->name()),
+              [&](int64_t parked) { MakeOffloadRoom(victim, parked, *model); },
+              room.residents[r].last_used)) {
         ReleaseWeights(victim);
       }
     }
@@ -99,21 +109,27 @@ void Router::MakeOffloadRoom(const ServedModel& evicting, int64_t need,
   OffloadBudget* budget = evicting.device().offload.get();
   if (budget == nullptr) return;
   while (need <= budget->capacity() && budget->held() + need > budget->capacity()) {
-    std::shared_ptr<ServedModel> oldest;
-    runtime::Clock::time_point oldest_use;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      for (const auto& [name, m] : models_) {
-        if (m.get() == &evicting || m.get() == &loading) continue;
-        const ModelStatus s = m->status();
-        if (s.offloaded_bytes > 0 && (oldest == nullptr || s.last_used < oldest_use)) {
-          oldest = m;
-          oldest_use = s.last_used;
-        }
-      }
-    }
+    const std::shared_ptr<ServedModel> oldest = OldestParked(nullptr, evicting, &loading);
     if (oldest == nullptr || !oldest->DropParkedWeights()) return;
   }
+}
+
+std::shared_ptr<ServedModel> Router::OldestParked(const Device* device, const ServedModel& skip,
+                                                  const ServedModel* also_skip) {
+  std::shared_ptr<ServedModel> oldest;
+  runtime::Clock::time_point oldest_use;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [name, m] : models_) {
+    if (m.get() == &skip || m.get() == also_skip) continue;
+    const ModelStatus s = m->status();
+    const bool parked = device == nullptr ? s.offloaded_bytes > 0
+                                          : s.parked_device_bytes > 0 && &m->device() == device;
+    if (parked && (oldest == nullptr || s.last_used < oldest_use)) {
+      oldest = m;
+      oldest_use = s.last_used;
+    }
+  }
+  return oldest;
 }
 
 void Router::ReleaseWeights(const ServedModel& model) {
@@ -134,11 +150,13 @@ absl::Status Router::Load(const std::shared_ptr<ServedModel>& model, const Progr
   // is never the one erased here.
   std::unique_ptr<kernels::Backend> context;
   absl::StatusOr<std::unique_ptr<runtime::Model>> weights;
+  bool device_full = false;  // placement found no room: no backoff (ServedModel::Fail)
+  bool restored = false;     // the weights came back from host memory
   const auto failed = [&](absl::Status why) {  // a copy: it may be `weights`' own
     weights = nullptr;
     context = nullptr;
     ReleaseWeights(*model);
-    model->Fail(why);
+    model->Fail(why, device_full);
     if (options_.on_load) options_.on_load(model->name(), false, elapsed());
     return why;
   };
@@ -150,10 +168,14 @@ absl::Status Router::Load(const std::shared_ptr<ServedModel>& model, const Progr
     const ExpectedBytes expected = ExpectedFootprint(model->path(), model->config(), *device);
     Rehome(model, expected);
     device = &model->device();
-    RETURN_IF_ERROR(MakeRoom(model, expected));
+    if (absl::Status room = MakeRoom(model, expected); !room.ok()) {
+      device_full = room.code() == absl::StatusCode::kResourceExhausted;
+      return room;
+    }
     // Weights kept in host memory at its eviction come back with one copy.
     if (std::optional<ServedModel::Unparked> back = model->Unpark()) {
       context = std::move(back->context);
+      restored = true;
       return std::move(back->model);
     }
     ASSIGN_OR_RETURN(context, device->backend->NewContext());
@@ -174,7 +196,8 @@ absl::Status Router::Load(const std::shared_ptr<ServedModel>& model, const Progr
     return failed(model->UnloadedError());
   }
   const double seconds = elapsed();
-  if (absl::Status a = model->Activate(*std::move(weights), seconds, std::move(context)); !a.ok()) {
+  if (absl::Status a = model->Activate(*std::move(weights), seconds, std::move(context), restored);
+      !a.ok()) {
     return failed(a);
   }
   const ModelStatus loaded = model->status();
@@ -185,7 +208,8 @@ absl::Status Router::Load(const std::shared_ptr<ServedModel>& model, const Progr
       weights_[model->name()] = loaded.weights_bytes + loaded.workspace_bytes;
     }
   }
-  RecordFootprint(*model, {loaded.weights_bytes, loaded.workspace_bytes, seconds});
+  // The record predicts a load from the file (a restart's first).
+  if (!restored) RecordFootprint(*model, {loaded.weights_bytes, loaded.workspace_bytes, seconds});
   if (options_.on_load) options_.on_load(model->name(), true, seconds);
   return absl::OkStatus();
 }

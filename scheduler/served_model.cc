@@ -212,13 +212,16 @@ ModelStatus ServedModel::status() const {
   s.state = state_;
   s.reason = reason_;
   s.offloaded_bytes = parked_bytes_;
+  if (parked_.context != nullptr) {
+    s.parked_device_bytes = static_cast<int64_t>(parked_.context->ContextBytes());
+  }
   if (resident_.model != nullptr) {
     s.weights_bytes = static_cast<int64_t>(resident_.model->weights_bytes());
     // The model's step buffers, and what its own context on the device holds.
     const size_t context = resident_.context != nullptr ? resident_.context->ContextBytes() : 0;
     s.workspace_bytes = static_cast<int64_t>(resident_.model->workspace_bytes() + context);
   }
-  s.last_used = last_used_;
+  s.last_used = LastUsedLocked();
   s.last_load_seconds = last_load_seconds_;
   s.loads_ok = loads_ok_;
   s.loads_failed = loads_failed_;
@@ -275,9 +278,12 @@ int32_t ServedModel::CachedPromptTokens(const runtime::GenerateRequest& request)
 std::optional<runtime::Clock::duration> ServedModel::TimeToReady() const {
   std::lock_guard<std::mutex> lock(mu_);
   if (state_ == ModelState::kReady) return runtime::Clock::duration::zero();
-  if (loads_ok_ == 0) return std::nullopt;
+  // Parked weights come back by a copy; otherwise the file is read.
+  const std::optional<double> seconds =
+      parked_.model != nullptr && restore_seconds_ ? restore_seconds_ : file_load_seconds_;
+  if (!seconds) return std::nullopt;
   return std::chrono::duration_cast<runtime::Clock::duration>(
-      std::chrono::duration<double>(last_load_seconds_));
+      std::chrono::duration<double>(*seconds));
 }
 
 absl::Status ServedModel::Submit(runtime::RequestId id, runtime::GenerateRequest request,
@@ -355,7 +361,7 @@ bool ServedModel::BeginLoading() {
 }
 
 absl::Status ServedModel::Activate(std::unique_ptr<runtime::Model> model, double load_seconds,
-                                   std::unique_ptr<kernels::Backend> context) {
+                                   std::unique_ptr<kernels::Backend> context, bool restored) {
   // The placement the weights were loaded for: the Router moves a model
   // (Rehome) before it loads the weights, never after.
   std::shared_ptr<const Placement> home = placement();
@@ -392,6 +398,7 @@ absl::Status ServedModel::Activate(std::unique_ptr<runtime::Model> model, double
     // longer than the keep-alive left it evictable the moment it was ready).
     last_used_ = runtime::Clock::now();
     last_load_seconds_ = load_seconds;
+    (restored ? restore_seconds_ : file_load_seconds_) = load_seconds;
     ++loads_ok_;
     failures_in_row_ = 0;
     // Handed over under the lock: a Submit racing with this comes after them.
@@ -405,7 +412,7 @@ absl::Status ServedModel::Activate(std::unique_ptr<runtime::Model> model, double
   return absl::OkStatus();
 }
 
-void ServedModel::Fail(const absl::Status& why) {
+void ServedModel::Fail(const absl::Status& why, bool device_full) {
   std::vector<Queued> queued;
   std::optional<std::chrono::milliseconds> wait;  // until the load is tried again
   {
@@ -413,10 +420,11 @@ void ServedModel::Fail(const absl::Status& why) {
     state_ = ModelState::kFailed;
     reason_ = std::string(why.message());
     ++loads_failed_;
-    // A full device (RESOURCE_EXHAUSTED: residents busy or within their
-    // keep-alive) may have room at the next request; a file that cannot be
-    // read or built will not, so that is what waits.
-    if (why.code() != absl::StatusCode::kResourceExhausted) {
+    // A full device may have room at the next request; a file that cannot be
+    // read or built will not, nor will memory the device refused after the
+    // whole file was read (another process's, or an estimate short of the
+    // truth), so that is what waits.
+    if (!device_full) {
       const int32_t doublings = std::min(failures_in_row_++, 6);
       wait =
           std::chrono::milliseconds(int64_t{admission_.limits().failed_load_retry_ms} << doublings);
@@ -434,12 +442,23 @@ void ServedModel::Fail(const absl::Status& why) {
   for (Queued& q : queued) Finish(q, runtime::FinishReason::kError, status);
 }
 
+runtime::Clock::time_point ServedModel::LastUsedLocked() const {
+  const std::optional<runtime::Clock::time_point> finished = admission_.last_finished();
+  return finished ? std::max(last_used_, *finished) : last_used_;
+}
+
 bool ServedModel::Evict(std::string reason,
-                        const std::function<void(int64_t weights_bytes)>& before_park) {
+                        const std::function<void(int64_t weights_bytes)>& before_park,
+                        std::optional<runtime::Clock::time_point> judged_idle_at) {
   Resident resident;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (state_ != ModelState::kReady || admission_.in_flight() > 0) return false;
+    // Unloaded meanwhile: its memory goes back with it; parking its weights
+    // would only take other models' room in host memory.
+    if (state_ != ModelState::kReady || admission_.in_flight() > 0 || retired_) return false;
+    // A request came and went since the caller's judgement: its keep-alive
+    // starts over.
+    if (judged_idle_at && LastUsedLocked() > *judged_idle_at) return false;
     state_ = ModelState::kEvicted;
     reason_ = std::move(reason);
     ++evictions_;

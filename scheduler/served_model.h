@@ -47,12 +47,17 @@ runtime::EngineConfig WithKvShare(runtime::EngineConfig c, KvPool::Account* acco
 
 struct ModelStatus {
   ModelState state = ModelState::kEvicted;
-  std::string reason;                    // why it is in that state ("" for ready)
-  int64_t weights_bytes = 0;             // resident weights, bytes the backend allocated
-  int64_t offloaded_bytes = 0;           // weights parked in host memory while evicted
-  int64_t workspace_bytes = 0;           // resident activations (its largest step) and context
-  runtime::Clock::time_point last_used;  // last request submitted (or registration)
-  double last_load_seconds = 0;          // its last successful load, start to ready
+  std::string reason;           // why it is in that state ("" for ready)
+  int64_t weights_bytes = 0;    // resident weights, bytes the backend allocated
+  int64_t offloaded_bytes = 0;  // weights parked in host memory while evicted
+  // What the parked weights still hold on the device: their context's
+  // handles and scratch (Backend::ContextBytes), kept for their return.
+  int64_t parked_device_bytes = 0;
+  int64_t workspace_bytes = 0;  // resident activations (its largest step) and context
+  // Its last request's submit or finish, whichever is later (or its
+  // registration, or its last load): keep-alive counts from here.
+  runtime::Clock::time_point last_used;
+  double last_load_seconds = 0;  // its last successful load, start to ready
   int64_t loads_ok = 0, loads_failed = 0, evictions = 0;
 };
 
@@ -139,19 +144,24 @@ class ServedModel {
   // to the executor and hands it every queued request. An engine that cannot
   // be built: the weights are freed and the error comes back, the state still
   // loading; the caller calls Fail.
-  // `load_seconds` is how long the load took, for the books. `context` is the
+  // `load_seconds` is how long the load took, for the books; `restored`:
+  // the weights came back from host memory (Unpark), not from the file, and
+  // so predict only the next such return (TimeToReady). `context` is the
   // backend handle `model` was loaded through (Backend::NewContext), if not
   // the device's own: kept until the weights and engine are gone.
   absl::Status Activate(std::unique_ptr<runtime::Model> model, double load_seconds = 0,
-                        std::unique_ptr<kernels::Backend> context = nullptr);
+                        std::unique_ptr<kernels::Backend> context = nullptr, bool restored = false);
   // Another home while nothing of it is on a device (not ready; loading is
   // the Router's own load): `account` its share of `device`'s KV pool. Its
   // engine config and request limits follow; weights parked on the old
   // device are dropped. FAILED_PRECONDITION while it is resident, or when a
   // request waiting for its load would not fit the new home's limits.
   absl::Status MoveTo(std::shared_ptr<Device> device, std::unique_ptr<KvPool::Account> account);
-  // loading -> failed: queued requests end with `why`.
-  void Fail(const absl::Status& why);
+  // loading -> failed: queued requests end with `why`. The next load waits
+  // for a backoff (failed_load_retry_ms, doubling with each failure in a
+  // row), unless `device_full`: placement found no room (residents busy or
+  // within their keep-alive), which the next request may find.
+  void Fail(const absl::Status& why, bool device_full = false);
   // ready and idle (nothing queued or running) -> evicted: the engine and the
   // device's copy of the weights are freed before it returns. Where the
   // device's memory is its own and the device's OffloadBudget has room, the
@@ -159,9 +169,12 @@ class ServedModel {
   // before that, once the eviction is certain, `before_park` (if set) is
   // called with the weights' bytes, outside the model's lock, to make room in
   // the budget. False, with nothing changed and nothing called, when the
-  // model is busy or not ready. Not on the executor's thread.
+  // model is busy or not ready, or was used after `judged_idle_at` (its
+  // last_used when the caller judged it evictable; nullopt: not checked).
+  // Not on the executor's thread.
   bool Evict(std::string reason,
-             const std::function<void(int64_t weights_bytes)>& before_park = nullptr);
+             const std::function<void(int64_t weights_bytes)>& before_park = nullptr,
+             std::optional<runtime::Clock::time_point> judged_idle_at = std::nullopt);
   // The weights parked at its last eviction, back on the device, with the
   // backend handle they were made through: what Activate takes. nullopt when
   // none are parked, or when the device has no room for them (they are
@@ -176,6 +189,8 @@ class ServedModel {
   bool DropParkedWeights();
 
  private:
+  // ModelStatus::last_used; under mu_.
+  runtime::Clock::time_point LastUsedLocked() const;
   // Where it lives, and what follows from that. Replaced whole (MoveTo)
   // while nothing of the model is on the device; readers hold a snapshot.
   struct Placement {
@@ -250,6 +265,9 @@ class ServedModel {
   int64_t parked_bytes_ = 0;      // guarded by mu_; what parked_ holds of the OffloadBudget
   std::vector<Queued> queued_;    // guarded by mu_; while not ready
   double last_load_seconds_ = 0;  // guarded by mu_
+  // The last load from the file, and the last return of parked weights:
+  // what TimeToReady predicts from. Guarded by mu_.
+  std::optional<double> file_load_seconds_, restore_seconds_;
   int64_t loads_ok_ = 0, loads_failed_ = 0, evictions_ = 0;  // guarded by mu_
   // Failed loads since the last one that worked, and when a request may try
   // again (AdmissionLimits::failed_load_retry_ms).

@@ -6,6 +6,7 @@
 // whose requests wait for its load. Plus the eviction rule and the device
 // budget as tables.
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <future>
@@ -331,6 +332,29 @@ TEST_F(LifecycleTest, ABusyModelIsNeverEvicted) {
   EXPECT_EQ(Status("busy").state, ModelState::kEvicted);
 }
 
+// A request that runs longer than its model's keep-alive leaves the model
+// as recently used as its end, not its start: not evictable at once.
+TEST_F(LifecycleTest, KeepAliveCountsFromTheLastRequestsEnd) {
+  MakeRouter(1);
+  ASSERT_TRUE(router_->AddModel(Spec("long", LoadPolicy::kStartup, seconds(1))).ok());
+  ASSERT_TRUE(router_->AddModel(Spec("other", LoadPolicy::kLazy)).ok());
+  auto held = std::make_shared<Held>();
+  std::future<void> entered = held->entered();
+  ASSERT_TRUE(router_->Submit(router_->Find("long").value(), Request(5), held).ok());
+  ASSERT_EQ(entered.wait_for(kWait), std::future_status::ready);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // past the keep-alive
+  const runtime::Clock::time_point released = runtime::Clock::now();
+  held->Release();
+  ASSERT_TRUE(held->Wait());
+  EXPECT_GE(Status("long").last_used, released);
+  auto refused = std::make_shared<Collect>();
+  ASSERT_TRUE(router_->Submit(router_->Find("other").value(), Request(), refused).ok());
+  ASSERT_TRUE(refused->Wait());
+  EXPECT_EQ(refused->info().status.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(refused->info().status.message()), HasSubstr("within its keep-alive"));
+  EXPECT_EQ(Status("long").state, ModelState::kReady);
+}
+
 TEST_F(LifecycleTest, AFailedLoadLeavesTheOthersServingAndSaysWhy) {
   failed_load_retry_ms_ = 400;
   MakeRouter(2);
@@ -382,6 +406,40 @@ TEST_F(LifecycleTest, AFailedLoadLeavesTheOthersServingAndSaysWhy) {
   EXPECT_TRUE(cohost::testing::WaitFor([&] { return Steps("good") >= 3; }, kWait))
       << "one step per token at least";
   EXPECT_TRUE(cohost::testing::WaitFor([&] { return Steps("broken") >= 3; }, kWait));
+}
+
+// A device that refuses every allocation while `full` is set: memory taken
+// by someone placement cannot see (another process on the GPU).
+class FullDevice final : public cohost::testing::ForwardingBackend {
+ public:
+  FullDevice() : ForwardingBackend(kernels::MakeCpuBackend(1)) {}
+  absl::StatusOr<void*> Allocate(size_t bytes) override {
+    if (full) return absl::ResourceExhaustedError("out of device memory");
+    return ForwardingBackend::Allocate(bytes);
+  }
+  std::atomic<bool> full{false};
+};
+
+// Placement found room, and then the device refused the memory after the
+// file was read: that load waits for its backoff as a broken file's does,
+// rather than being read again at every request while the device stays full.
+TEST_F(LifecycleTest, ALoadTheDeviceRefusesMemoryForWaitsItsBackoff) {
+  failed_load_retry_ms_ = 400;
+  auto device = std::make_unique<FullDevice>();
+  FullDevice* full = device.get();
+  backends_[0] = std::move(device);
+  MakeRouter(1);
+  ASSERT_TRUE(router_->AddModel(Spec("m", LoadPolicy::kLazy)).ok());
+  full->full = true;
+  std::shared_ptr<Collect> failed = Run("m");
+  EXPECT_EQ(failed->info().status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(RetryPushback(failed->info().status), std::chrono::milliseconds(400));
+  full->full = false;
+  const absl::Status soon =
+      router_->Submit(router_->Find("m").value(), Request(), std::make_shared<Collect>()).status();
+  EXPECT_EQ(soon.code(), absl::StatusCode::kUnavailable) << soon;
+  EXPECT_THAT(std::string(soon.message()), HasSubstr("tried again in"));
+  EXPECT_EQ(Status("m").loads_failed, 1) << "not read again within the wait";
 }
 
 // A lazy model whose file was replaced by another model's (here a tied one)
@@ -454,6 +512,31 @@ TEST_F(LifecycleTest, AModelsContextIsInItsWorkspace) {
   ASSERT_TRUE(router_->AddModel(Spec("b")).ok());
   Run("b");
   EXPECT_EQ(Status("b").workspace_bytes, workspace_);
+}
+
+// Parked weights keep their context on the device (a CUDA context's
+// workspace and scratch): placement counts it, and drops such parked weights
+// before it would evict a resident model, or over-commit, for their room.
+TEST_F(LifecycleTest, AParkedModelsContextCountsOnItsDeviceUntilDropped) {
+  const auto context = static_cast<size_t>(footprint() / 4);
+  backends_[0] = std::make_unique<ContextfulDevice>(context);
+  offload_bytes_ = 3 * weights_;
+  MakeRouter(2);  // room for two models with their contexts, not for a third context
+  for (const ModelSpec& spec :
+       {Spec("a"), Spec("b", LoadPolicy::kLazy), Spec("c", LoadPolicy::kLazy)}) {
+    ASSERT_TRUE(router_->AddModel(spec).ok());
+  }
+  Run("a");
+  Run("b");
+  ASSERT_EQ(Status("a").state, ModelState::kReady);
+  ASSERT_EQ(Status("b").state, ModelState::kReady);
+  EXPECT_EQ(Run("c")->info().reason, FinishReason::kLength);
+  // a was evicted for c; its parked context left too little room beside b.
+  EXPECT_EQ(Status("a").state, ModelState::kEvicted);
+  EXPECT_EQ(Status("a").offloaded_bytes, 0) << "dropped for the room its context held";
+  EXPECT_EQ(Status("a").parked_device_bytes, 0);
+  EXPECT_EQ(Status("b").state, ModelState::kReady) << "a resident model outranks a parked one";
+  EXPECT_EQ(Status("c").state, ModelState::kReady);
 }
 
 // Where a device's memory is its own, an evicted model's weights wait in
