@@ -68,6 +68,7 @@ absl::StatusOr<std::string> MessageContent(const Json& message, size_t index) {
   if (content == nullptr) return std::string();  // an assistant turn with tool calls has none
   if (content->is_string()) return content->get<std::string>();
   if (!content->is_array()) return Bad(field, "must be a string or a list of text parts");
+  // Parts are joined by newlines, as vLLM joins them.
   std::string text;
   for (const Json& part : *content) {
     const Json* type = part.is_object() ? Field(part, "type") : nullptr;
@@ -77,6 +78,7 @@ absl::StatusOr<std::string> MessageContent(const Json& message, size_t index) {
     }
     const Json* t = Field(part, "text");
     if (t == nullptr || !t->is_string()) return Bad(field, "has a text part without text");
+    if (&part != &content->front()) text += '\n';
     text += t->get<std::string>();
   }
   return text;
@@ -152,6 +154,22 @@ absl::Status ParseStop(const Json& body, v1::GenerateRequest* out) {
   return absl::OkStatus();
 }
 
+// vLLM's extension: generation also ends at any of these token ids (which are
+// checked against the vocabulary with the rest of the sampling parameters).
+absl::Status ParseStopTokenIds(const Json& body, v1::GenerateRequest* out) {
+  const Json* ids = Field(body, "stop_token_ids");
+  if (ids == nullptr || ids->is_null()) return absl::OkStatus();
+  if (!ids->is_array()) return Bad("stop_token_ids", "must be a list of token ids");
+  for (const Json& id : *ids) {
+    if (!id.is_number_integer() || id.get<int64_t>() < 0 ||
+        id.get<int64_t>() > std::numeric_limits<int32_t>::max()) {
+      return Bad("stop_token_ids", "must be a list of token ids");
+    }
+    out->add_stop_token_ids(static_cast<int32_t>(id.get<int64_t>()));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ParseSampling(const Json& body, CompletionRequest* out) {
   v1::GenerateRequest& r = out->request;
   v1::SamplingParams* s = r.mutable_sampling();
@@ -213,6 +231,7 @@ absl::Status ParseSampling(const Json& body, CompletionRequest* out) {
   absl::StatusOr<bool> ignore_eos = Boolean(body, "ignore_eos");
   if (!ignore_eos.ok()) return ignore_eos.status();
   r.set_ignore_eos(*ignore_eos);
+  if (absl::Status st = ParseStopTokenIds(body, &r); !st.ok()) return st;
   return ParseStop(body, &r);
 }
 
@@ -256,9 +275,29 @@ absl::Status RefuseUnsupported(const Json& body, int n) {
   auto non_empty = [](const Json* v) {
     return v != nullptr && !((v->is_array() || v->is_object() || v->is_string()) && v->empty());
   };
-  for (const char* name : {"tools", "functions", "logit_bias", "suffix", "guided_json",
-                           "guided_regex", "guided_choice", "guided_grammar", "audio"}) {
+  for (const char* name :
+       {"tools", "functions", "logit_bias", "suffix", "guided_json", "guided_regex",
+        "guided_choice", "guided_grammar", "audio", "bad_words", "allowed_token_ids"}) {
     if (non_empty(Field(body, name))) return unsupported(name);
+  }
+  // vLLM's output switches, refused where they ask for what this server
+  // does not do (and so would answer with output of another shape).
+  struct Switch {
+    const char* name;
+    bool fine;  // the only value served
+  };
+  for (const Switch& sw :
+       {Switch{"include_stop_str_in_output", false}, Switch{"skip_special_tokens", true},
+        Switch{"spaces_between_special_tokens", true}}) {
+    absl::StatusOr<bool> v = Boolean(body, sw.name);
+    if (!v.ok()) return v.status();
+    if (Field(body, sw.name) != nullptr && *v != sw.fine) return unsupported(sw.name);
+  }
+  absl::StatusOr<std::optional<int64_t>> min_tokens = Integer(body, "min_tokens");
+  if (!min_tokens.ok()) return min_tokens.status();
+  if (*min_tokens && **min_tokens != 0) return unsupported("min_tokens");
+  if (const Json* p = Field(body, "prompt_logprobs"); p != nullptr && !p->is_null()) {
+    return unsupported("prompt_logprobs");
   }
   if (const Json* format = Field(body, "response_format")) {
     const Json* type = format->is_object() ? Field(*format, "type") : nullptr;

@@ -72,6 +72,18 @@ TEST(OpenAiRequestTest, FieldsCohostCannotHonourAreRefusedByName) {
       {"vLLM's guided decoding", completion("guided_regex", "[a-z]+"), Endpoint::kCompletions,
        "guided_regex"},
       {"a field nobody knows", completion("frobnicate", 3), Endpoint::kCompletions, nullptr},
+      {"vLLM's min_tokens", completion("min_tokens", 5), Endpoint::kCompletions, "min_tokens"},
+      {"min_tokens 0", completion("min_tokens", 0), Endpoint::kCompletions, nullptr},
+      {"the stop string in the output", completion("include_stop_str_in_output", true),
+       Endpoint::kCompletions, "include_stop_str_in_output"},
+      {"special tokens in the text", chat("skip_special_tokens", false), Endpoint::kChatCompletions,
+       "skip_special_tokens"},
+      {"special tokens skipped, as ever", chat("skip_special_tokens", true),
+       Endpoint::kChatCompletions, nullptr},
+      {"the prompt's logprobs", completion("prompt_logprobs", 1), Endpoint::kCompletions,
+       "prompt_logprobs"},
+      {"bad words", completion("bad_words", Json::array({"x"})), Endpoint::kCompletions,
+       "bad_words"},
   };
   for (const Case& c : cases) {
     absl::StatusOr<CompletionRequest> r = ParseCompletionRequest(c.body.dump(), c.endpoint);
@@ -83,6 +95,35 @@ TEST(OpenAiRequestTest, FieldsCohostCannotHonourAreRefusedByName) {
     EXPECT_THAT(std::string(r.status().message()), HasSubstr(c.field)) << c.what;
     EXPECT_THAT(std::string(r.status().message()), HasSubstr("not supported")) << c.what;
   }
+}
+
+// vLLM's stop_token_ids reach the request (the vocabulary bounds them later,
+// with the other sampling parameters); anything but a list of non-negative
+// 32-bit integers is refused.
+TEST(OpenAiRequestTest, StopTokenIdsAreServed) {
+  Json body = Completion();
+  body["stop_token_ids"] = {13, 2};
+  absl::StatusOr<CompletionRequest> r = ParseCompletionRequest(body.dump(), Endpoint::kCompletions);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_THAT(r->request.stop_token_ids(), ::testing::ElementsAre(13, 2));
+  for (const Json& bad : {Json(13), Json::array({-1}), Json::array({"13"}),
+                          Json::array({int64_t{1} << 31}), Json::array({1.5})}) {
+    body["stop_token_ids"] = bad;
+    r = ParseCompletionRequest(body.dump(), Endpoint::kCompletions);
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << bad.dump();
+    EXPECT_THAT(std::string(r.status().message()), HasSubstr("stop_token_ids")) << bad.dump();
+  }
+}
+
+// A message's list of text parts reads as its parts joined by newlines.
+TEST(OpenAiRequestTest, TextPartsAreJoinedByNewlines) {
+  Json body = Chat();
+  body["messages"][0]["content"] = {{{"type", "text"}, {"text", "Hello"}},
+                                    {{"type", "text"}, {"text", "World"}}};
+  absl::StatusOr<CompletionRequest> r =
+      ParseCompletionRequest(body.dump(), Endpoint::kChatCompletions);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->request.chat().messages(0).content(), "Hello\nWorld");
 }
 
 // Every 32-bit priority is one: INT32_MIN, whose negation is not, goes to
