@@ -16,20 +16,23 @@ std::optional<Clock::time_point> OnTimeDeadline(const EngineCandidate& e, Clock:
   return d;
 }
 
-// Whether the engine's next step is due more than kStarvedTargets of its
-// TPOT target ago (executor_policy.h says when a step is due).
-bool Starved(const EngineCandidate& e, Clock::time_point now) {
-  if (!e.has_work || e.tpot_target.count() <= 0) return false;
+// When the engine's next step was due, where that is more than
+// kStarvedTargets of its TPOT target ago (executor_policy.h says when a step
+// is due); nullopt when it is not starved.
+std::optional<Clock::time_point> StarvedDue(const EngineCandidate& e, Clock::time_point now) {
+  if (!e.has_work || e.tpot_target.count() <= 0) return std::nullopt;
   std::optional<Clock::time_point> since = e.last_step_end;
   if (!e.decoding) {
     // Only first tokens: starved once late, waiting since the later of the
     // deadline and the engine's last step.
-    if (!e.oldest_awaiting_first || OnTimeDeadline(e, now)) return false;
+    if (!e.oldest_awaiting_first || OnTimeDeadline(e, now)) return std::nullopt;
     const Clock::time_point deadline = *e.oldest_awaiting_first + e.ttft_target;
     since = since ? std::max(*since, deadline) : deadline;
   }
-  if (!since) return false;
-  return now - (*since + e.tpot_target) > kStarvedTargets * e.tpot_target;
+  if (!since) return std::nullopt;
+  const Clock::time_point due = *since + e.tpot_target;
+  if (now - due <= kStarvedTargets * e.tpot_target) return std::nullopt;
+  return due;
 }
 
 }  // namespace
@@ -48,11 +51,15 @@ std::optional<EnginePick> PickNextEngine(absl::Span<const EngineCandidate> engin
     if (!e.has_work) continue;
     const std::optional<Clock::time_point> on_time = OnTimeDeadline(e, now);
     on_time_engines += on_time.has_value();
-    const int cls = !after_promotion && Starved(e, now) ? -1 : on_time ? 0 : 1;
-    // Classes -1 and 1 go by the deadline of their next token.
-    const Clock::time_point deadline =
-        cls == 0 ? *on_time
-                 : (e.last_step_end ? *e.last_step_end + e.tpot_target : Clock::time_point::min());
+    const std::optional<Clock::time_point> starved =
+        after_promotion ? std::nullopt : StarvedDue(e, now);
+    const int cls = starved ? -1 : on_time ? 0 : 1;
+    // Class -1 goes by when its step was due (what made it starved), class
+    // 1 by the deadline of its next token.
+    const Clock::time_point deadline = cls == 0          ? *on_time
+                                       : starved         ? *starved
+                                       : e.last_step_end ? *e.last_step_end + e.tpot_target
+                                                         : Clock::time_point::min();
     const auto key = std::make_tuple(cls, deadline, e.last_stepped);
     if (!best || key < best_key) {
       best = i;

@@ -39,7 +39,10 @@ struct DeviceRoom {
   double load = 0;                           // expected busy fraction already placed, 0..1
   std::vector<EvictionCandidate> residents;  // the models that could make room
   int64_t retiring_bytes = 0;  // of used_bytes: unloaded models' until their last calls end
-  int64_t parked_bytes = 0;    // of used_bytes: evicted models' parked weights' contexts
+  // Besides used_bytes: evicted models' parked weights' contexts, which stay
+  // on the device but can be dropped at will, so placement counts them free
+  // (Router::MakeRoom drops what a reservation needs).
+  int64_t parked_bytes = 0;
 };
 
 struct ModelDemand {

@@ -208,7 +208,6 @@ std::vector<DeviceRoom> Router::RoomsLocked(
     const ModelStatus s = m->status();
     // Parked weights' contexts stay on the device (their own reservation
     // went with the eviction).
-    room.used_bytes += s.parked_device_bytes;
     room.parked_bytes += s.parked_device_bytes;
     auto reserved = weights_.find(name);
     if (reserved == weights_.end()) continue;

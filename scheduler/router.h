@@ -241,13 +241,14 @@ class Router {
   // where it fits nowhere, or where the new pool cannot take the model's floor.
   void Rehome(const std::shared_ptr<ServedModel>& model, const ExpectedBytes& expected);
   // Reserves the expected footprint on the model's device, evicting as
-  // PickEvictions says; RESOURCE_EXHAUSTED saying why when it cannot. Where
-  // it does not fit as things stand, parked weights whose contexts hold
-  // device memory there are dropped first, least recently used first: a
-  // parked context is worth less than a resident model.
+  // PickEvictions says; RESOURCE_EXHAUSTED saying why when it cannot.
+  // Placement counts parked weights' contexts as free room (they are worth
+  // less than any resident model); where the reservation needs that room,
+  // they are dropped, least recently used first, until it fits.
   absl::Status MakeRoom(const std::shared_ptr<ServedModel>& model, const ExpectedBytes& expected);
-  // The least recently used model with parked weights, other than `skip` and
-  // `also_skip`; with `device`, only those whose context holds memory there.
+  // The least recently used model with parked weights, other than `skip`,
+  // `also_skip` and any loading (which may be taking its own back); with
+  // `device`, only those whose context holds memory there.
   std::shared_ptr<ServedModel> OldestParked(const Device* device, const ServedModel& skip,
                                             const ServedModel* also_skip = nullptr);
   // While `evicting` is evicted for `loading`, just before its `bytes` of

@@ -53,6 +53,7 @@ absl::Status Router::MakeRoom(const std::shared_ptr<ServedModel>& model,
   // either fits, evicts something, or gives up (dropping a parked context
   // is no round: there are finitely many).
   for (int round = 0; round < 4;) {
+    bool drop_parked = false;
     std::vector<std::vector<std::shared_ptr<ServedModel>>> residents;
     DeviceRoom room;
     absl::StatusOr<Placement> placement;
@@ -64,16 +65,24 @@ absl::Status Router::MakeRoom(const std::shared_ptr<ServedModel>& model,
       // Its own reservation, if any, is being replaced.
       placement = PlaceModel({room}, demand, runtime::Clock::now());
       if (placement.ok() && placement->evict.empty()) {
-        weights_[model->name()] = bytes;
-        placements_[model->name()] = placement->why + measured;
-        return absl::OkStatus();
+        // It fits beside the residents; parked contexts may hold the room.
+        drop_parked = room.used_bytes + room.parked_bytes + bytes > room.budget_bytes;
+        if (!drop_parked) {
+          weights_[model->name()] = bytes;
+          placements_[model->name()] = placement->why + measured;
+          return absl::OkStatus();
+        }
       }
     }
-    if (room.parked_bytes > 0) {
-      if (std::shared_ptr<ServedModel> parked = OldestParked(&home, *model)) {
-        parked->DropParkedWeights();
-        continue;
+    if (drop_parked) {
+      // Placement counted them free: dropping all of them makes the room.
+      const std::shared_ptr<ServedModel> parked = OldestParked(&home, *model);
+      if (parked == nullptr) {
+        return absl::ResourceExhaustedError(
+            "parked weights hold the device's memory and none can be dropped now");
       }
+      parked->DropParkedWeights();
+      continue;
     }
     ++round;
     const std::vector<std::shared_ptr<ServedModel>>& on_device = residents[i];
@@ -122,8 +131,10 @@ std::shared_ptr<ServedModel> Router::OldestParked(const Device* device, const Se
   for (const auto& [name, m] : models_) {
     if (m.get() == &skip || m.get() == also_skip) continue;
     const ModelStatus s = m->status();
-    const bool parked = device == nullptr ? s.offloaded_bytes > 0
-                                          : s.parked_device_bytes > 0 && &m->device() == device;
+    // A model loading may be about to take its parked weights back.
+    const bool parked = s.state != ModelState::kLoading &&
+                        (device == nullptr ? s.offloaded_bytes > 0
+                                           : s.parked_device_bytes > 0 && &m->device() == device);
     if (parked && (oldest == nullptr || s.last_used < oldest_use)) {
       oldest = m;
       oldest_use = s.last_used;

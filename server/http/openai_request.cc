@@ -288,7 +288,9 @@ absl::Status RefuseUnsupported(const Json& body, int n) {
   };
   for (const Switch& sw :
        {Switch{"include_stop_str_in_output", false}, Switch{"skip_special_tokens", true},
-        Switch{"spaces_between_special_tokens", true}}) {
+        Switch{"spaces_between_special_tokens", true}, Switch{"add_generation_prompt", true},
+        Switch{"continue_final_message", false}, Switch{"use_beam_search", false},
+        Switch{"return_tokens_as_token_ids", false}}) {
     absl::StatusOr<bool> v = Boolean(body, sw.name);
     if (!v.ok()) return v.status();
     if (Field(body, sw.name) != nullptr && *v != sw.fine) return unsupported(sw.name);
@@ -296,8 +298,8 @@ absl::Status RefuseUnsupported(const Json& body, int n) {
   absl::StatusOr<std::optional<int64_t>> min_tokens = Integer(body, "min_tokens");
   if (!min_tokens.ok()) return min_tokens.status();
   if (*min_tokens && **min_tokens != 0) return unsupported("min_tokens");
-  if (const Json* p = Field(body, "prompt_logprobs"); p != nullptr && !p->is_null()) {
-    return unsupported("prompt_logprobs");
+  for (const char* name : {"prompt_logprobs", "truncate_prompt_tokens"}) {
+    if (Field(body, name) != nullptr) return unsupported(name);
   }
   if (const Json* format = Field(body, "response_format")) {
     const Json* type = format->is_object() ? Field(*format, "type") : nullptr;

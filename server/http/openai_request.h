@@ -3,9 +3,10 @@
 // as a gRPC one (server::BuildGenerateRequest validates and tokenizes it).
 // Only the JSON's shape is checked here: a wrong type or a field cohost
 // cannot honour (tools, response_format other than text, logit_bias, echo,
-// suffix, best_of above n, vLLM's guided_*, min_tokens, prompt_logprobs,
-// include_stop_str_in_output, skip_special_tokens: false) is
-// INVALID_ARGUMENT naming the field. vLLM's stop_token_ids and ignore_eos are
+// suffix, best_of above n; vLLM's guided_*, min_tokens, prompt_logprobs,
+// truncate_prompt_tokens, bad_words, allowed_token_ids, and its output
+// switches other than their defaults) is INVALID_ARGUMENT naming the
+// field. vLLM's stop_token_ids and ignore_eos are
 // served. Other unknown fields are ignored, as vLLM ignores them (OpenAI
 // refuses them; clients send fields of newer API versions freely).
 #pragma once

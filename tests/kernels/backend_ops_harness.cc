@@ -583,10 +583,14 @@ void OpChecks::RmsNorm() {
 }
 
 void OpChecks::HeadRmsNorm() {
-  // head_dim 6 in rows of an odd length: the CUDA kernel's scalar path.
-  for (int32_t head_dim : {128, 64, 6}) {
-    const int32_t rows = 7, heads = 5;
-    const int64_t stride = int64_t{heads + 3} * head_dim + (head_dim % 8 != 0 ? 1 : 0);
+  // Rows padded to a stride that is not a multiple of 8, or a head_dim that
+  // is not: the CUDA kernel's scalar path.
+  struct Shape {
+    int32_t head_dim, pad;
+  };
+  for (const Shape& sh : {Shape{128, 0}, Shape{64, 4}, Shape{6, 1}}) {
+    const int32_t rows = 7, heads = 5, head_dim = sh.head_dim;
+    const int64_t stride = int64_t{heads + 3} * head_dim + sh.pad;
     const size_t total = static_cast<size_t>(rows) * stride;
     std::vector<float> x = Random(total, -3.f, 3.f), w = Random(head_dim, 0.5f, 1.5f);
     std::vector<float> want = x;
@@ -598,7 +602,8 @@ void OpChecks::HeadRmsNorm() {
     }
     void* dx = arena_.Floats(x);
     backend().HeadRmsNorm(dx, rows, stride, heads, head_dim, arena_.Floats(w), 1e-6f);
-    Check(absl::StrCat("head rmsnorm head_dim=", head_dim), want, arena_.Read(dx, total), tol_);
+    Check(absl::StrCat("head rmsnorm head_dim=", head_dim, " stride=", stride), want,
+          arena_.Read(dx, total), tol_);
   }
 }
 

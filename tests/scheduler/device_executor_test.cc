@@ -389,7 +389,9 @@ TEST_F(DeviceExecutorTest, ACancellationEndsAtTheNextRoundWithoutAStepOfItsEngin
   ASSERT_TRUE(cohost::testing::WaitFor([&] { return cancelled->finished(); }, kWait));
   EXPECT_EQ(cancelled->reason(), FinishReason::kCancelled);
   EXPECT_EQ(other_steps.load(), steps) << "ended by a step of its own engine";
-  EXPECT_EQ(other->Stats().kv_blocks_free, other->Stats().kv_blocks_total);
+  // The sink hears before the stats are published.
+  EXPECT_TRUE(cohost::testing::WaitFor(
+      [&] { return other->Stats().kv_blocks_free == other->Stats().kv_blocks_total; }, kWait));
   executor.Detach(busy.get());
   executor.Detach(other.get());
 }

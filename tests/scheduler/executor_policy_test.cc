@@ -175,6 +175,11 @@ TEST(PickNextEngineTest, Table) {
        1,
        true,
        false},
+      {"among starved models, the step due earliest first: a late prompt's wait counts from "
+       "its deadline, not from its engine's last step long before",
+       {Stepped(Awaiting(milliseconds(2200), milliseconds(1000), 0), milliseconds(10000)),
+        DecodingAt(milliseconds(1500), milliseconds(200), 1)},
+       1},
       {"ties go to the engine stepped least recently",
        {Awaiting(milliseconds(100), milliseconds(1000), 6),
         Awaiting(milliseconds(100), milliseconds(1000), 2)},

@@ -336,13 +336,13 @@ TEST_F(LifecycleTest, ABusyModelIsNeverEvicted) {
 // as recently used as its end, not its start: not evictable at once.
 TEST_F(LifecycleTest, KeepAliveCountsFromTheLastRequestsEnd) {
   MakeRouter(1);
-  ASSERT_TRUE(router_->AddModel(Spec("long", LoadPolicy::kStartup, seconds(1))).ok());
+  ASSERT_TRUE(router_->AddModel(Spec("long", LoadPolicy::kStartup, seconds(2))).ok());
   ASSERT_TRUE(router_->AddModel(Spec("other", LoadPolicy::kLazy)).ok());
   auto held = std::make_shared<Held>();
   std::future<void> entered = held->entered();
   ASSERT_TRUE(router_->Submit(router_->Find("long").value(), Request(5), held).ok());
   ASSERT_EQ(entered.wait_for(kWait), std::future_status::ready);
-  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // past the keep-alive
+  std::this_thread::sleep_for(std::chrono::milliseconds(2100));  // past the keep-alive
   const runtime::Clock::time_point released = runtime::Clock::now();
   held->Release();
   ASSERT_TRUE(held->Wait());
@@ -424,7 +424,7 @@ class FullDevice final : public cohost::testing::ForwardingBackend {
 // file was read: that load waits for its backoff as a broken file's does,
 // rather than being read again at every request while the device stays full.
 TEST_F(LifecycleTest, ALoadTheDeviceRefusesMemoryForWaitsItsBackoff) {
-  failed_load_retry_ms_ = 400;
+  failed_load_retry_ms_ = 10'000;
   auto device = std::make_unique<FullDevice>();
   FullDevice* full = device.get();
   backends_[0] = std::move(device);
@@ -433,7 +433,7 @@ TEST_F(LifecycleTest, ALoadTheDeviceRefusesMemoryForWaitsItsBackoff) {
   full->full = true;
   std::shared_ptr<Collect> failed = Run("m");
   EXPECT_EQ(failed->info().status.code(), absl::StatusCode::kUnavailable);
-  EXPECT_EQ(RetryPushback(failed->info().status), std::chrono::milliseconds(400));
+  EXPECT_EQ(RetryPushback(failed->info().status), std::chrono::milliseconds(10'000));
   full->full = false;
   const absl::Status soon =
       router_->Submit(router_->Find("m").value(), Request(), std::make_shared<Collect>()).status();
@@ -537,6 +537,27 @@ TEST_F(LifecycleTest, AParkedModelsContextCountsOnItsDeviceUntilDropped) {
   EXPECT_EQ(Status("a").parked_device_bytes, 0);
   EXPECT_EQ(Status("b").state, ModelState::kReady) << "a resident model outranks a parked one";
   EXPECT_EQ(Status("c").state, ModelState::kReady);
+}
+
+// Parked weights are dropped only for a load that then fits: one that
+// cannot (the residents are within their keep-alive) leaves them parked.
+TEST_F(LifecycleTest, ParkedWeightsStayWhenDroppingThemCannotMakeTheRoom) {
+  const auto context = static_cast<size_t>(footprint() / 8);
+  backends_[0] = std::make_unique<ContextfulDevice>(context);
+  offload_bytes_ = 3 * weights_;
+  MakeRouter(2);  // two models with their contexts and one parked context
+  ASSERT_TRUE(router_->AddModel(Spec("a")).ok());
+  ASSERT_TRUE(router_->AddModel(Spec("b", LoadPolicy::kStartup, hours(1))).ok());
+  ASSERT_TRUE(router_->AddModel(Spec("c", LoadPolicy::kLazy, hours(1))).ok());
+  ASSERT_TRUE(router_->AddModel(Spec("d", LoadPolicy::kLazy)).ok());
+  Run("a");
+  EXPECT_EQ(Run("c")->info().reason, FinishReason::kLength);  // a is evicted and parked
+  const int64_t parked = Status("a").offloaded_bytes;
+  ASSERT_GT(parked, 0);
+  EXPECT_EQ(Status("a").parked_device_bytes, static_cast<int64_t>(context));
+  std::shared_ptr<Collect> refused = Run("d");
+  EXPECT_EQ(refused->info().status.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(Status("a").offloaded_bytes, parked) << "kept: dropping it could not make the room";
 }
 
 // Where a device's memory is its own, an evicted model's weights wait in

@@ -84,6 +84,16 @@ TEST(OpenAiRequestTest, FieldsCohostCannotHonourAreRefusedByName) {
        "prompt_logprobs"},
       {"bad words", completion("bad_words", Json::array({"x"})), Endpoint::kCompletions,
        "bad_words"},
+      {"no generation prompt", chat("add_generation_prompt", false), Endpoint::kChatCompletions,
+       "add_generation_prompt"},
+      {"the generation prompt, as ever", chat("add_generation_prompt", true),
+       Endpoint::kChatCompletions, nullptr},
+      {"continuing the last message", chat("continue_final_message", true),
+       Endpoint::kChatCompletions, "continue_final_message"},
+      {"beam search", completion("use_beam_search", true), Endpoint::kCompletions,
+       "use_beam_search"},
+      {"a truncated prompt", completion("truncate_prompt_tokens", 10), Endpoint::kCompletions,
+       "truncate_prompt_tokens"},
   };
   for (const Case& c : cases) {
     absl::StatusOr<CompletionRequest> r = ParseCompletionRequest(c.body.dump(), c.endpoint);
