@@ -41,7 +41,11 @@ absl::StatusOr<std::vector<int32_t>> PromptIds(const v1::GenerateRequest& reques
       }
       // Control-token spellings in a message's content stay text
       // (Tokenizer::EncodeChat): a client cannot forge turns.
-      absl::StatusOr<std::vector<int32_t>> ids = tokenizer.EncodeChat(messages);
+      runtime::ChatOptions options;
+      if (request.chat().has_enable_thinking()) {
+        options.enable_thinking = request.chat().enable_thinking();
+      }
+      absl::StatusOr<std::vector<int32_t>> ids = tokenizer.EncodeChat(messages, options);
       if (!ids.ok()) {
         // The template's own NOT_FOUND must not read as "unknown model";
         // invalid UTF-8 is the client's.

@@ -64,7 +64,7 @@ struct ChatOut {
 };
 
 void FormatChatMl(const ChatTemplate& t, absl::Span<const ChatMessage> messages,
-                  bool add_generation_prompt, const ChatOut& chat) {
+                  const ChatOptions& options, const ChatOut& chat) {
   std::string* out = chat.text;
   auto turn = [&](absl::string_view role, absl::string_view content) {
     out->append(kImStart.data(), kImStart.size());
@@ -77,7 +77,12 @@ void FormatChatMl(const ChatTemplate& t, absl::Span<const ChatMessage> messages,
     turn("system", t.default_system);
   }
   for (const ChatMessage& m : messages) turn(m.role, m.content);
-  if (add_generation_prompt) absl::StrAppend(out, kImStart, "assistant\n");
+  if (!options.add_generation_prompt) return;
+  absl::StrAppend(out, kImStart, "assistant\n");
+  // Qwen3's template: thinking off opens the answer with an empty think block.
+  if (t.thinking_switch && options.enable_thinking == false) {
+    out->append("<think>\n\n</think>\n\n");
+  }
 }
 
 void FormatLlama3(absl::Span<const ChatMessage> messages, bool add_generation_prompt,
@@ -144,6 +149,7 @@ absl::StatusOr<ChatTemplate> ParseChatTemplate(std::string_view source_view,
   if (absl::StrContains(source, kImStart)) {
     t.format = ChatFormat::kChatMl;
     t.default_system = FindDefaultSystem(source);
+    t.thinking_switch = absl::StrContains(source, "enable_thinking");
   } else if (absl::StrContains(source, "<|start_header_id|>")) {
     t.format = ChatFormat::kLlama3;
   } else if (absl::StrContains(source, "<<SYS>>")) {
@@ -161,16 +167,16 @@ absl::StatusOr<ChatTemplate> ParseChatTemplate(std::string_view source_view,
 }
 
 std::string FormatChat(const ChatTemplate& t, absl::Span<const ChatMessage> messages,
-                       bool add_generation_prompt, std::vector<TextSpan>* message_spans) {
+                       const ChatOptions& options, std::vector<TextSpan>* message_spans) {
   std::string out = t.bos_text;
   if (message_spans != nullptr) message_spans->clear();
   const ChatOut chat{&out, message_spans};
   switch (t.format) {
     case ChatFormat::kChatMl:
-      FormatChatMl(t, messages, add_generation_prompt, chat);
+      FormatChatMl(t, messages, options, chat);
       break;
     case ChatFormat::kLlama3:
-      FormatLlama3(messages, add_generation_prompt, chat);
+      FormatLlama3(messages, options.add_generation_prompt, chat);
       break;
     case ChatFormat::kLlama2:
     case ChatFormat::kMistral:

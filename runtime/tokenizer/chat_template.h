@@ -4,6 +4,7 @@
 // hand-written formats (and for a literal default system message).
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -35,6 +36,21 @@ struct ChatTemplate {
   std::string bos_text;
   std::string eos_text;       // ends an assistant turn in the [INST] formats
   std::string bos_turn_text;  // starts each later turn in Llama 2 ("<s>")
+  // The template reads `enable_thinking` (Qwen3's): ChatOptions can turn the
+  // model's reasoning off.
+  bool thinking_switch = false;
+};
+
+// How a chat is formatted beyond its messages.
+struct ChatOptions {
+  // End with the opening of the assistant's turn, for the model to write.
+  bool add_generation_prompt = true;
+  // The template variable `enable_thinking` (vLLM's chat_template_kwargs):
+  // false opens the assistant's turn with an empty think block, as Qwen3's
+  // template does, so that the model answers without reasoning first. Only
+  // where the template reads it (ChatTemplate::thinking_switch), as a
+  // template ignores variables it does not use; nullopt: its default.
+  std::optional<bool> enable_thinking;
 };
 
 // Picks the format from the template source. NOT_FOUND for an empty source,
@@ -54,6 +70,7 @@ struct TextSpan {
 // which spellings of control tokens are not to become those tokens
 // (Tokenizer::EncodeChat).
 std::string FormatChat(const ChatTemplate& chat_template, absl::Span<const ChatMessage> messages,
-                       bool add_generation_prompt, std::vector<TextSpan>* message_spans = nullptr);
+                       const ChatOptions& options = {},
+                       std::vector<TextSpan>* message_spans = nullptr);
 
 }  // namespace cohost::runtime

@@ -197,17 +197,16 @@ bool Tokenizer::IsControl(int32_t id) const {
 }
 
 absl::StatusOr<std::string> Tokenizer::ApplyChatTemplate(absl::Span<const ChatMessage> messages,
-                                                         bool add_generation_prompt) const {
+                                                         const ChatOptions& options) const {
   if (!chat_template_.ok()) return chat_template_.status();
-  return FormatChat(*chat_template_, messages, add_generation_prompt);
+  return FormatChat(*chat_template_, messages, options);
 }
 
 absl::StatusOr<std::vector<int32_t>> Tokenizer::EncodeChat(absl::Span<const ChatMessage> messages,
-                                                           bool add_generation_prompt) const {
+                                                           const ChatOptions& options) const {
   if (!chat_template_.ok()) return chat_template_.status();
   std::vector<TextSpan> from_messages;
-  const std::string text =
-      FormatChat(*chat_template_, messages, add_generation_prompt, &from_messages);
+  const std::string text = FormatChat(*chat_template_, messages, options, &from_messages);
   return EncodeWithPlainSpans(text, /*add_special=*/true, /*parse_special=*/true, from_messages);
 }
 

@@ -61,7 +61,7 @@ class Tokenizer {
   // spec.chat_template; see chat_template.h, not a Jinja engine). NOT_FOUND or
   // UNIMPLEMENTED if the model has no template or an unknown one.
   absl::StatusOr<std::string> ApplyChatTemplate(absl::Span<const ChatMessage> messages,
-                                                bool add_generation_prompt = true) const;
+                                                const ChatOptions& options = {}) const;
 
   // The chat's prompt ids: ApplyChatTemplate's text, encoded with BOS/EOS per
   // the model and special-token spellings parsed, except that within a
@@ -73,7 +73,7 @@ class Tokenizer {
   // still parse, as in HF; a GGUF that types its turn markers user-defined
   // rather than control leaves them parsed too.
   absl::StatusOr<std::vector<int32_t>> EncodeChat(absl::Span<const ChatMessage> messages,
-                                                  bool add_generation_prompt = true) const;
+                                                  const ChatOptions& options = {}) const;
 
  private:
   Tokenizer() = default;

@@ -84,6 +84,22 @@ absl::StatusOr<std::string> MessageContent(const Json& message, size_t index) {
   return text;
 }
 
+// vLLM's chat_template_kwargs: the variables a template reads. cohost's
+// formats read enable_thinking (Qwen3's); the others are ignored, as a
+// template ignores variables it does not use.
+absl::Status ParseTemplateKwargs(const Json& body, v1::ChatInput* chat) {
+  const Json* kwargs = Field(body, "chat_template_kwargs");
+  if (kwargs == nullptr) return absl::OkStatus();
+  if (!kwargs->is_object()) return Bad("chat_template_kwargs", "must be an object");
+  if (const Json* thinking = Field(*kwargs, "enable_thinking")) {
+    if (!thinking->is_boolean()) {
+      return Bad("chat_template_kwargs.enable_thinking", "must be true or false");
+    }
+    chat->set_enable_thinking(thinking->get<bool>());
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ParseMessages(const Json& body, v1::GenerateRequest* out) {
   const Json* messages = Field(body, "messages");
   if (messages == nullptr) return Bad("messages", "is required");
@@ -105,7 +121,7 @@ absl::Status ParseMessages(const Json& body, v1::GenerateRequest* out) {
     msg->set_role(std::move(r));
     msg->set_content(*std::move(content));
   }
-  return absl::OkStatus();
+  return ParseTemplateKwargs(body, chat);
 }
 
 // A string, a list of one string, or a list of token ids.

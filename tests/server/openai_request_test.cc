@@ -125,6 +125,27 @@ TEST(OpenAiRequestTest, StopTokenIdsAreServed) {
   }
 }
 
+// chat_template_kwargs' enable_thinking reaches the chat input (other
+// variables are ignored, as a template ignores what it does not read).
+TEST(OpenAiRequestTest, EnableThinkingReachesTheChat) {
+  Json body = Chat();
+  absl::StatusOr<CompletionRequest> r =
+      ParseCompletionRequest(body.dump(), Endpoint::kChatCompletions);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_FALSE(r->request.chat().has_enable_thinking());
+  body["chat_template_kwargs"] = {{"enable_thinking", false}, {"tools_mode", "x"}};
+  r = ParseCompletionRequest(body.dump(), Endpoint::kChatCompletions);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_TRUE(r->request.chat().has_enable_thinking());
+  EXPECT_FALSE(r->request.chat().enable_thinking());
+  for (const Json& bad : {Json({{"enable_thinking", "no"}}), Json::array({1})}) {
+    body["chat_template_kwargs"] = bad;
+    r = ParseCompletionRequest(body.dump(), Endpoint::kChatCompletions);
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << bad.dump();
+    EXPECT_THAT(std::string(r.status().message()), HasSubstr("chat_template_kwargs"));
+  }
+}
+
 // A message's list of text parts reads as its parts joined by newlines.
 TEST(OpenAiRequestTest, TextPartsAreJoinedByNewlines) {
   Json body = Chat();

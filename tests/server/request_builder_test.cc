@@ -198,6 +198,29 @@ TEST_F(RequestBuilderTest, ChatWithoutATemplateIsAFailedPreconditionNotAnUnknown
   }
 }
 
+// A chat's enable_thinking reaches the template: with Qwen3's switch, false
+// puts the empty think block after the assistant's opening.
+TEST_F(RequestBuilderTest, ChatEnableThinkingReachesTheTemplate) {
+  runtime::TokenizerSpec spec = runtime::testing::MakeByteTokenizerSpec();
+  spec.chat_template =
+      "<|im_start|>{% if enable_thinking is defined and enable_thinking is false %}{% endif %}";
+  absl::StatusOr<std::unique_ptr<runtime::Tokenizer>> t = runtime::Tokenizer::Create(spec);
+  ASSERT_TRUE(t.ok()) << t.status();
+  v1::GenerateRequest r;
+  v1::ChatMessage* m = r.mutable_chat()->add_messages();
+  m->set_role("user");
+  m->set_content("hi");
+  const std::string head = "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n";
+  const runtime::RequestLimits limits{/*vocab_size=*/272, /*context_length=*/256};
+  absl::StatusOr<runtime::GenerateRequest> g = BuildGenerateRequest(r, **t, limits);
+  ASSERT_TRUE(g.ok()) << g.status();
+  EXPECT_EQ(g->prompt_ids, *(*t)->Encode(head, /*add_special=*/true));
+  r.mutable_chat()->set_enable_thinking(false);
+  g = BuildGenerateRequest(r, **t, limits);
+  ASSERT_TRUE(g.ok()) << g.status();
+  EXPECT_EQ(g->prompt_ids, *(*t)->Encode(head + "<think>\n\n</think>\n\n", /*add_special=*/true));
+}
+
 // More messages than the context has tokens are refused before they are
 // templated (this fixture has no template: that would be FAILED_PRECONDITION).
 TEST_F(RequestBuilderTest, MoreChatMessagesThanTheContextHoldsAreRefusedFirst) {

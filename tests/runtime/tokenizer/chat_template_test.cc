@@ -42,7 +42,7 @@ std::string Format(std::string_view source, std::vector<ChatMessage> messages, b
                    bool adds_bos = true) {
   auto t = ParseChatTemplate(source, "<s>", "</s>", adds_bos);
   EXPECT_TRUE(t.ok()) << t.status();
-  return t.ok() ? FormatChat(*t, messages, gen) : "";
+  return t.ok() ? FormatChat(*t, messages, {.add_generation_prompt = gen}) : "";
 }
 
 // Each format reports where the messages' roles and contents went: exactly
@@ -67,8 +67,8 @@ TEST(ChatTemplateTest, ContentSpansCoverTheMessagesTextOnly) {
     auto t = ParseChatTemplate(c.source, "<s>", "</s>", /*adds_bos=*/true);
     ASSERT_TRUE(t.ok()) << t.status();
     std::vector<TextSpan> spans;
-    const std::string text = FormatChat(*t, messages, true, &spans);
-    EXPECT_EQ(text, FormatChat(*t, messages, true)) << "the spans change nothing";
+    const std::string text = FormatChat(*t, messages, {}, &spans);
+    EXPECT_EQ(text, FormatChat(*t, messages)) << "the spans change nothing";
     std::vector<std::string> got;
     for (size_t i = 0; i < spans.size(); ++i) {
       ASSERT_LE(spans[i].end, text.size());
@@ -85,13 +85,41 @@ TEST(ChatTemplateTest, SmolLm2InsertsItsDefaultSystemMessage) {
   EXPECT_EQ(t->format, ChatFormat::kChatMl);
   EXPECT_EQ(t->default_system,
             "You are a helpful AI assistant named SmolLM, trained by Hugging Face");
-  EXPECT_EQ(FormatChat(*t, {{"user", "Hi"}}, true),
+  EXPECT_EQ(FormatChat(*t, {{"user", "Hi"}}),
             "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging "
             "Face<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
   // A given system message replaces the default; no generation prompt.
-  EXPECT_EQ(FormatChat(*t, {{"system", "Be brief."}, {"user", "Hi"}, {"assistant", "Yo"}}, false),
+  EXPECT_EQ(FormatChat(*t, {{"system", "Be brief."}, {"user", "Hi"}, {"assistant", "Yo"}},
+                       {.add_generation_prompt = false}),
             "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
             "<|im_start|>assistant\nYo<|im_end|>\n");
+}
+
+// Qwen3's template reads enable_thinking: false opens the answer with an
+// empty think block. A template that does not read it ignores it, as Jinja
+// ignores a variable a template never uses.
+TEST(ChatTemplateTest, Qwen3sThinkingSwitch) {
+  constexpr char kQwen3Like[] =
+      "{%- for message in messages %}{{- '<|im_start|>' + message.role + '\\n' + "
+      "message.content + '<|im_end|>' + '\\n' }}{%- endfor %}{%- if add_generation_prompt %}"
+      "{{- '<|im_start|>assistant\\n' }}{%- if enable_thinking is defined and enable_thinking "
+      "is false %}{{- '<think>\\n\\n</think>\\n\\n' }}{%- endif %}{%- endif %}";
+  auto t = ParseChatTemplate(kQwen3Like, "", "<|im_end|>", false);
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_TRUE(t->thinking_switch);
+  const std::string head = "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n";
+  EXPECT_EQ(FormatChat(*t, {{"user", "Hi"}}), head);
+  EXPECT_EQ(FormatChat(*t, {{"user", "Hi"}}, {.enable_thinking = true}), head);
+  EXPECT_EQ(FormatChat(*t, {{"user", "Hi"}}, {.enable_thinking = false}),
+            head + "<think>\n\n</think>\n\n");
+  EXPECT_EQ(
+      FormatChat(*t, {{"user", "Hi"}}, {.add_generation_prompt = false, .enable_thinking = false}),
+      "<|im_start|>user\nHi<|im_end|>\n");
+  auto plain = ParseChatTemplate(kChatMlTemplate, "<s>", "</s>", true);
+  ASSERT_TRUE(plain.ok());
+  EXPECT_FALSE(plain->thinking_switch);
+  EXPECT_EQ(FormatChat(*plain, {{"user", "Hi"}}, {.enable_thinking = false}),
+            FormatChat(*plain, {{"user", "Hi"}}));
 }
 
 // Markers without an end (a model file may hold megabytes of them) are no
