@@ -6,6 +6,7 @@
 #include <atomic>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "server/grpc_auth.h"
 #include "server/grpc_status.h"
 #include "server/raw_message.h"
@@ -101,7 +102,10 @@ class HealthService::Watcher final : public grpc::ServerWriteReactor<grpc::ByteB
   bool ending_ = false;  // cancelled, or a write failed: Finish is called or due
 };
 
-HealthService::HealthService(const auth::ApiKeys* keys) : keys_(keys) { serving_[""] = true; }
+HealthService::HealthService(const auth::ApiKeys* keys, size_t max_watches)
+    : keys_(keys), max_watches_(max_watches) {
+  serving_[""] = true;
+}
 
 HealthService::~HealthService() {
   // The server is gone: every stream is done.
@@ -185,9 +189,14 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* HealthService::Watch(
   absl::Status status = request.status();
   if (status.ok()) status = Authorize(*context, request->service());
   if (!status.ok()) return new RefusedWatch(ToGrpcStatus(status));
-  auto* watcher = new Watcher(request->service());
   std::lock_guard<std::mutex> lock(mu_);
-  DeleteDoneWatchers();
+  DeleteDoneWatchers();  // a sweep bounded by the cap
+  if (watchers_.size() >= max_watches_) {
+    return new RefusedWatch(grpc::Status(
+        grpc::StatusCode::RESOURCE_EXHAUSTED,
+        absl::StrCat("the server holds ", max_watches_, " health watches, its limit")));
+  }
+  auto* watcher = new Watcher(request->service());
   watchers_.emplace(request->service(), watcher);
   watcher->Update(StatusOf(request->service()));
   return watcher;

@@ -35,7 +35,9 @@ class HealthService final : public HealthCallbackBase, public grpc::HealthCheckS
   using Response = grpc::health::v1::HealthCheckResponse;
 
   // `keys` must outlive the service. "" starts SERVING, as gRPC's default.
-  explicit HealthService(const auth::ApiKeys* keys);
+  // At most `max_watches` Watch streams are open at once: the empty name
+  // takes no key, and each stream holds memory (RESOURCE_EXHAUSTED past it).
+  explicit HealthService(const auth::ApiKeys* keys, size_t max_watches = 16384);
   ~HealthService() override;
 
   void SetServingStatus(const std::string& service_name, bool serving) override;
@@ -61,6 +63,7 @@ class HealthService final : public HealthCallbackBase, public grpc::HealthCheckS
   void DeleteDoneWatchers();
 
   const auth::ApiKeys* keys_;
+  const size_t max_watches_;
   mutable std::mutex mu_;
   std::map<std::string, bool> serving_;  // guarded by mu_
   bool shut_down_ = false;               // guarded by mu_

@@ -109,7 +109,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(scheduler::Router* router,
   }
   ApplyLimits(options, builder);
   builder.RegisterService(s->service_.get());
-  s->health_ = std::make_unique<HealthService>(&s->options_.api_keys);
+  s->health_ =
+      std::make_unique<HealthService>(&s->options_.api_keys, s->options_.max_health_watches);
   builder.RegisterService(s->health_.get());
   s->server_ = builder.BuildAndStart();
   if (s->server_ == nullptr || bound_port == 0) {

@@ -30,8 +30,11 @@ struct ServerOptions {
   // Transport limits.
   int max_receive_message_bytes = 4 << 20;  // a request: prompt text or ids, stop strings
   int max_concurrent_streams = 1024;        // per HTTP/2 connection
-  int keepalive_time_ms = 60'000;           // ping idle connections this often...
-  int keepalive_timeout_ms = 20'000;        // ...and drop them if no ack comes in this time
+  // grpc.health.v1 Watch streams open at once, server-wide (the empty name
+  // takes no key); past it a Watch is RESOURCE_EXHAUSTED.
+  size_t max_health_watches = 16384;
+  int keepalive_time_ms = 60'000;     // ping idle connections this often...
+  int keepalive_timeout_ms = 20'000;  // ...and drop them if no ack comes in this time
   bool keepalive_permit_without_calls = true;
   // Clients may ping this often without data; faster pings count as strikes.
   int min_recv_ping_interval_without_data_ms = 10'000;

@@ -325,6 +325,29 @@ TEST(ServeTest, TheStreamStallTimeoutIsAFlagInRange) {
   }
 }
 
+// A model name given twice (two --model flags, or --model beside the
+// configuration file's) is refused at start-up, naming where it was first;
+// the second used to be dropped at its load while the memory plan counted it.
+TEST(ServeTest, AModelNameGivenTwiceIsRefusedAtStartUp) {
+  const std::string config = ::testing::TempDir() + "serve_test_twice.yaml";
+  {
+    std::ofstream out(config);
+    out << "models:\n  - name: smol\n    path: /nonexistent.gguf\n";
+  }
+  struct Case {
+    std::string flags, where;
+  };
+  for (const Case& c :
+       {Case{"--model smol=/a.gguf --model smol=/b.gguf", "by an earlier --model"},
+        Case{"--config " + config + " --model smol=/b.gguf", "in --config's file"}}) {
+    const testing::CommandOutput o = testing::RunCommand(
+        std::string(COHOST_BINARY) + " serve " + c.flags + " --port 0 --metrics-port 0 2>&1");
+    EXPECT_EQ(o.exit_code, 1) << c.flags << ": " << o.out;
+    EXPECT_THAT(o.out, HasSubstr("the name \"smol\" is already given " + c.where)) << c.flags;
+  }
+  std::remove(config.c_str());
+}
+
 TEST(ServeTest, ASignalBeforeServingBeganEndsTheProcessAtOnce) {
   // The load waits on a FIFO nobody writes, for as long as the test likes,
   // as a slow disk's read would.

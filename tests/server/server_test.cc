@@ -388,6 +388,50 @@ TEST(ServerTest, HealthWatchFollowsAModelsStatus) {
   EXPECT_EQ(watch->Finish().error_code(), grpc::StatusCode::CANCELLED);
 }
 
+// Watch streams are capped server-wide (the empty name takes no key): past
+// the cap a Watch is RESOURCE_EXHAUSTED, and a cancelled one makes room.
+TEST(ServerTest, HealthWatchesAreCapped) {
+  using grpc::health::v1::HealthCheckResponse;
+  TestServer ts({}, {}, "", {}, [](ServerOptions& o) { o.max_health_watches = 2; });
+  ASSERT_TRUE(ts.status().ok()) << ts.status();
+  auto health = grpc::health::v1::Health::NewStub(ts.channel());
+  grpc::health::v1::HealthCheckRequest req;  // "": the whole server
+  struct Open {
+    std::unique_ptr<grpc::ClientContext> ctx = std::make_unique<grpc::ClientContext>();
+    std::unique_ptr<grpc::ClientReader<HealthCheckResponse>> stream;
+    HealthCheckResponse first;
+    bool ok = false;
+  };
+  const auto watch = [&] {
+    Open w;
+    w.stream = health->Watch(w.ctx.get(), req);
+    w.ok = w.stream->Read(&w.first);
+    return w;
+  };
+  Open a = watch(), b = watch();
+  ASSERT_TRUE(a.ok && b.ok);
+  Open c = watch();
+  EXPECT_FALSE(c.ok);
+  EXPECT_EQ(c.stream->Finish().error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  a.ctx->TryCancel();
+  EXPECT_EQ(a.stream->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  // The cancelled stream's watcher is swept once its reactor is done.
+  Open d;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        if (d.stream != nullptr) d.stream->Finish();
+        d = watch();
+        return d.ok;
+      },
+      seconds(10)))
+      << "room made by the cancelled watch";
+  EXPECT_EQ(d.first.status(), HealthCheckResponse::SERVING);
+  for (Open* w : {&b, &d}) {
+    w->ctx->TryCancel();
+    w->stream->Finish();
+  }
+}
+
 // Without a model root, LoadModel (re)loads the server's configured models by
 // name, and nothing else.
 TEST(ServerTest, WithoutARootLoadModelLoadsConfiguredModelsByName) {

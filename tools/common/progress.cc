@@ -26,8 +26,11 @@ void ProgressBar::UpdateCount(uint64_t done, uint64_t total, const std::string& 
 void ProgressBar::Draw(uint64_t done, uint64_t total, const std::string& detail) {
   if (finished_ || total == 0) return;
   const int percent = static_cast<int>(std::min(done, total) * 100 / total);
-  // On a pipe, print every 25% so logs stay short.
-  if (percent == last_percent_ || (!tty_ && percent / 25 == last_percent_ / 25)) return;
+  // On a pipe, print the start and then every 25% so logs stay short.
+  if (percent == last_percent_ ||
+      (!tty_ && last_percent_ >= 0 && percent / 25 == last_percent_ / 25)) {
+    return;
+  }
   last_percent_ = percent;
   constexpr int kWidth = 30;
   const int filled = percent * kWidth / 100;

@@ -29,6 +29,7 @@
 #include "absl/strings/str_join.h"
 #include "cohost/kernels/backend.h"
 #include "cohost/kernels/cpu_info.h"
+#include "common/quote.h"
 #include "common/status_macros.h"
 #include "scheduler/device_budget.h"
 #include "scheduler/footprint_record.h"
@@ -92,6 +93,9 @@ std::vector<FlagSpec> ServeFlagSpecs() {
        "of them, at most this many from one client address (loopback aside); more are closed "
        "at once; 0: no such cap (default half of --grpc-max-connections)"},
       {"metrics-port", "M", "HTTP port for /metrics; 0 picks a free one (default 9090)"},
+      {"metrics-host", "HOST",
+       "address /metrics and /healthz listen on; they take no API key and name every model "
+       "and tenant (default --host's)"},
       {"max-queued-requests", "N", "per model, requests waiting to be scheduled (default 256)"},
       {"max-queued-tokens", "N", "per model, prompt tokens waiting to be scheduled (default 1M)"},
       {"failed-load-retry-ms", "MS",
@@ -124,6 +128,7 @@ struct ServeConfig {
   std::optional<int64_t> kv_pool_bytes;  // --kv-cache-mb
   server::ServerOptions server;
   int metrics_port = 9090;
+  std::string metrics_host;      // --metrics-host, else --host
   std::optional<int> http_port;  // the OpenAI API; off when unset
   std::optional<int64_t> http_max_connections;
   std::optional<int64_t> http_max_connections_per_client;
@@ -151,15 +156,23 @@ absl::StatusOr<ServeConfig> ConfigFromArgs(const ParsedArgs& args) {
     c.models = std::move(file_config.models);
     c.router.tenants = std::move(file_config.tenants);
   }
+  const size_t from_file = c.models.size();
   for (const std::string& flag : args.All("model")) {
-    absl::StatusOr<scheduler::ModelSpec> spec = scheduler::ModelSpecFromFlag(flag);
-    if (!spec.ok())
-      return absl::InvalidArgumentError(absl::StrCat("--model: ", spec.status().message()));
-    c.models.push_back(*std::move(spec));
+    ASSIGN_OR_RETURN(scheduler::ModelSpec spec, scheduler::ModelSpecFromFlag(flag));
+    // One name, one model: a second would be refused at its load while the
+    // memory plan counted both, and the operator's intent lost.
+    for (size_t i = 0; i < c.models.size(); ++i) {
+      if (c.models[i].name != spec.name) continue;
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--model ", Quote(flag), ": the name ", Quote(spec.name), " is already given ",
+          i < from_file ? "in --config's file" : "by an earlier --model"));
+    }
+    c.models.push_back(std::move(spec));
   }
   if (c.models.empty()) return absl::InvalidArgumentError("no models: give --model or --config");
   int64_t cpu_mb = 0;
   c.server.host = args.Get("host").value_or("127.0.0.1");
+  c.metrics_host = args.Get("metrics-host").value_or(c.server.host);
   ASSIGN_OR_RETURN(c.server.tls,
                    server::auth::LoadTlsConfig(args.Get("tls-cert"), args.Get("tls-key"),
                                                args.Get("tls-client-ca")));
@@ -511,7 +524,7 @@ int ServeCommand(int argc, char** argv) {
   if (!grpc_server.ok()) return Fail(grpc_server.status());
   absl::StatusOr<std::unique_ptr<server::MetricsHttpServer>> http =
       server::MetricsHttpServer::Start(
-          config->server.host, config->metrics_port,
+          config->metrics_host, config->metrics_port,
           [&metrics, &router] {
             std::vector<server::DeviceGauges> pools;
             for (const std::shared_ptr<scheduler::Device>& d : router.devices()) {
@@ -555,6 +568,14 @@ int ServeCommand(int argc, char** argv) {
                  "cohost serve: WARNING: listening on %s without API keys: anyone who can reach "
                  "it may generate and manage models (give --api-key-file or COHOST_API_KEY)\n",
                  config->server.host.c_str());
+  }
+  if (!config->server.api_keys.empty() && !server::auth::IsLoopbackHost(config->metrics_host)) {
+    // Keys guard the APIs, and even which models exist (health); the
+    // metrics port takes none and names every model and tenant.
+    std::fprintf(stderr,
+                 "cohost serve: WARNING: /metrics on %s:%d takes no API key and names every "
+                 "model and tenant (give --metrics-host 127.0.0.1 to keep it local)\n",
+                 config->metrics_host.c_str(), (*http)->port());
   }
   std::fflush(stderr);
 
