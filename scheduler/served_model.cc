@@ -237,6 +237,7 @@ runtime::EngineStats ServedModel::Stats() const {
   } else {
     s.num_waiting = static_cast<int32_t>(queued_.size());
   }
+  s.num_preemptions += past_preemptions_;
   s.kv_bytes_backed = placement_->kv_account->held();
   return s;
 }
@@ -462,9 +463,10 @@ bool ServedModel::Evict(std::string reason,
     state_ = ModelState::kEvicted;
     reason_ = std::move(reason);
     ++evictions_;
-    if (const std::optional<runtime::StepCost> cost = resident_.engine->Stats().step_cost) {
-      last_cost_ = cost;
-    }
+    const runtime::EngineStats last = resident_.engine->Stats();
+    if (last.step_cost) last_cost_ = last.step_cost;
+    // The engine's counters go with it; the model's carry on.
+    past_preemptions_ += last.num_preemptions;
     resident = std::move(resident_);
   }
   Release(std::move(resident), /*park=*/true, before_park);

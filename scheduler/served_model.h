@@ -265,6 +265,9 @@ class ServedModel {
   int64_t parked_bytes_ = 0;      // guarded by mu_; what parked_ holds of the OffloadBudget
   std::vector<Queued> queued_;    // guarded by mu_; while not ready
   double last_load_seconds_ = 0;  // guarded by mu_
+  // Preemptions of its engines before the current one (Stats adds them, so
+  // that the count survives evictions). Guarded by mu_.
+  int64_t past_preemptions_ = 0;
   // The last load from the file, and the last return of parked weights:
   // what TimeToReady predicts from. Guarded by mu_.
   std::optional<double> file_load_seconds_, restore_seconds_;

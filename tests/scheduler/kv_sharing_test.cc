@@ -252,6 +252,13 @@ TEST_F(KvSharingTest, TwoModelsEachNeedingMostOfThePoolBothFinish) {
   EXPECT_EQ(sb->ids(), Reference(rb));
   EXPECT_EQ(sa->info().reason, FinishReason::kLength);
   EXPECT_EQ(sb->info().reason, FinishReason::kLength);
+  // The count /metrics shows survives the engines: an eviction ends an
+  // engine, not its model's count.
+  const int64_t preempted = a->Stats().num_preemptions + b->Stats().num_preemptions;
+  EXPECT_GT(preempted, 0) << "the younger request's sequence was preempted";
+  ASSERT_TRUE(a->Evict("test"));
+  ASSERT_TRUE(b->Evict("test"));
+  EXPECT_EQ(a->Stats().num_preemptions + b->Stats().num_preemptions, preempted);
 }
 
 // A model that has gone idle gives back all of its memory, the group holding
