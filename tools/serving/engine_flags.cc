@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "scheduler/device_name.h"
@@ -160,7 +161,14 @@ absl::StatusOr<runtime::EngineConfig> EngineConfigFromArgs(const ParsedArgs& arg
       static_cast<int32_t>(chunk->value_or(c.step_scheduler.max_tokens_per_step));
   absl::StatusOr<std::optional<int64_t>> seqs = args.GetInt("max-seqs", 1, 4096);
   if (!seqs.ok()) return seqs.status();
-  // Every running sequence must be able to decode in each step.
+  // Every running sequence must be able to decode in each step: a number
+  // asked for past that is refused, the default is cut to it.
+  if (seqs->has_value() && **seqs > c.step_scheduler.max_tokens_per_step) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "--max-seqs %d is more than --max-batch-tokens %d: every running sequence decodes a "
+        "token in each step",
+        **seqs, c.step_scheduler.max_tokens_per_step));
+  }
   c.step_scheduler.max_num_seqs = static_cast<int32_t>(
       std::min<int64_t>(seqs->value_or(64), c.step_scheduler.max_tokens_per_step));
   c.step_scheduler.chunked_prefill = !args.Has("no-chunked-prefill");

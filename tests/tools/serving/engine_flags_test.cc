@@ -40,6 +40,24 @@ absl::StatusOr<runtime::WeightsPolicy> Weights(std::vector<std::string> args) {
   return WeightsPolicyFromArgs(*parsed);
 }
 
+absl::StatusOr<runtime::EngineConfig> Engine(std::vector<std::string> args) {
+  absl::StatusOr<ParsedArgs> parsed = Parse(std::move(args));
+  if (!parsed.ok()) return parsed.status();
+  return EngineConfigFromArgs(*parsed);
+}
+
+// Every running sequence decodes a token each step, so --max-seqs past
+// --max-batch-tokens asks for what cannot be; the default is cut to it.
+TEST(EngineFlagsTest, MaxSeqsPastTheStepsTokensIsRefused) {
+  EXPECT_EQ(Engine({})->step_scheduler.max_num_seqs, 64);
+  EXPECT_EQ(Engine({"--max-batch-tokens", "32"})->step_scheduler.max_num_seqs, 32);
+  EXPECT_EQ(Engine({"--max-seqs", "32", "--max-batch-tokens", "32"})->step_scheduler.max_num_seqs,
+            32);
+  const absl::Status too_many = Engine({"--max-seqs", "256", "--max-batch-tokens", "128"}).status();
+  EXPECT_EQ(too_many.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(too_many.message()), HasSubstr("--max-seqs 256"));
+}
+
 // --cpu-precision keeps the blocks or not; --no-mmap copies instead of
 // mapping; a contradiction and an unknown mode are refused.
 TEST(EngineFlagsTest, WeightsPolicyFollowsPrecisionAndNoMmap) {
