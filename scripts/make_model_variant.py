@@ -53,7 +53,9 @@ def type_for(name, cols, target, layers):
     return chosen
 
 
-def copy_metadata(reader, writer, suffix):
+def copy_metadata(reader, writer, suffix, arch_from=None, arch_to=None):
+    """Every key of `reader` into `writer`, general.name with `suffix`; with
+    `arch_from` and `arch_to`, the architecture's keys renamed to the other's."""
     for field in reader.fields.values():
         # The writer adds the architecture itself; GGUF.* are the reader's own.
         if field.name == gguf.Keys.General.ARCHITECTURE or field.name.startswith("GGUF."):
@@ -63,7 +65,18 @@ def copy_metadata(reader, writer, suffix):
         value = field.contents()
         if field.name == gguf.Keys.General.NAME:
             value = f"{value} {suffix}"
-        writer.add_key_value(field.name, value, value_type, sub_type=sub_type)
+        name = field.name
+        if arch_from is not None and name.startswith(arch_from + "."):
+            name = arch_to + name[len(arch_from):]
+        writer.add_key_value(name, value, value_type, sub_type=sub_type)
+
+
+def finish(writer):
+    """Writes what `writer` holds and closes it."""
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
 
 
 def convert(tensor, target, layers):
@@ -93,10 +106,7 @@ def main():
     for tensor in reader.tensors:
         data, qtype = convert(tensor, target, layers)
         writer.add_tensor(tensor.name, data, raw_dtype=qtype)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    finish(writer)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,8 @@ import sys
 import gguf
 import numpy as np
 
+from make_model_variant import copy_metadata, finish
+
 
 def unpermute_rows(data, n_head):
     """Rows of `data` (raw or float, one row per output) in the model's order:
@@ -50,18 +52,7 @@ def main():
     n_kv = field("llama.attention.head_count_kv")
     layers = field("llama.block_count")
     writer = gguf.GGUFWriter(dst, arch="qwen3", endianess=reader.endianess)
-    for f in reader.fields.values():
-        if f.name == gguf.Keys.General.ARCHITECTURE or f.name.startswith("GGUF."):
-            continue
-        value_type = f.types[0]
-        sub_type = f.types[-1] if value_type == gguf.GGUFValueType.ARRAY else None
-        value = f.contents()
-        name = f.name
-        if name.startswith("llama."):
-            name = "qwen3." + name[len("llama."):]
-        if name == gguf.Keys.General.NAME:
-            value = f"{value} as Qwen3"
-        writer.add_key_value(name, value, value_type, sub_type=sub_type)
+    copy_metadata(reader, writer, "as Qwen3", arch_from="llama", arch_to="qwen3")
     tensors = {t.name: t for t in reader.tensors}
     ripple = None
     for t in reader.tensors:
@@ -83,10 +74,7 @@ def main():
                 weight = (head_rms_weight(rows, norm, heads) * ripple).astype(np.float32)
                 writer.add_tensor(f"blk.{layer}.attn_{part}_norm.weight", weight)
     assert layers == sum(1 for n in tensors if n.endswith(".attn_k.weight"))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    finish(writer)
 
 
 if __name__ == "__main__":
