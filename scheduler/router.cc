@@ -206,11 +206,13 @@ std::vector<DeviceRoom> Router::RoomsLocked(
     const size_t i = IndexOf(m->device());
     DeviceRoom& room = rooms[i];
     const ModelStatus s = m->status();
-    // Parked weights' contexts stay on the device (their own reservation
-    // went with the eviction).
-    room.parked_bytes += s.parked_device_bytes;
     auto reserved = weights_.find(name);
-    if (reserved == weights_.end()) continue;
+    if (reserved == weights_.end()) {
+      // Parked weights' contexts stay on the device (their reservation went
+      // with the eviction; a load's new one covers its context again).
+      room.parked_bytes += s.parked_device_bytes;
+      continue;
+    }
     room.used_bytes += reserved->second;
     room.load += m->busy().Load();
     if (s.state != ModelState::kReady) continue;

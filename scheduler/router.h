@@ -246,11 +246,13 @@ class Router {
   // less than any resident model); where the reservation needs that room,
   // they are dropped, least recently used first, until it fits.
   absl::Status MakeRoom(const std::shared_ptr<ServedModel>& model, const ExpectedBytes& expected);
-  // The least recently used model with parked weights, other than `skip`,
-  // `also_skip` and any loading (which may be taking its own back); with
-  // `device`, only those whose context holds memory there.
-  std::shared_ptr<ServedModel> OldestParked(const Device* device, const ServedModel& skip,
-                                            const ServedModel* also_skip = nullptr);
+  // Under mu_: the least recently used model with parked weights, other than
+  // `skip`, `also_skip` and any holding a reservation (loading, with room
+  // made for it: it may be taking its own back); with `device`, only those
+  // whose context holds memory there. RoomsLocked counts exactly these
+  // contexts as parked_bytes.
+  std::shared_ptr<ServedModel> OldestParkedLocked(const Device* device, const ServedModel& skip,
+                                                  const ServedModel* also_skip = nullptr);
   // While `evicting` is evicted for `loading`, just before its `bytes` of
   // weights are parked (ServedModel::Evict's before_park): drops the parked
   // weights of the least recently used other models (never `loading`'s,

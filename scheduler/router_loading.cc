@@ -54,6 +54,7 @@ absl::Status Router::MakeRoom(const std::shared_ptr<ServedModel>& model,
   // is no round: there are finitely many).
   for (int round = 0; round < 4;) {
     bool drop_parked = false;
+    std::shared_ptr<ServedModel> to_drop;  // chosen under the lock that judged it
     std::vector<std::vector<std::shared_ptr<ServedModel>>> residents;
     DeviceRoom room;
     absl::StatusOr<Placement> placement;
@@ -72,16 +73,17 @@ absl::Status Router::MakeRoom(const std::shared_ptr<ServedModel>& model,
           placements_[model->name()] = placement->why + measured;
           return absl::OkStatus();
         }
+        to_drop = OldestParkedLocked(&home, *model);
       }
     }
     if (drop_parked) {
       // Placement counted them free: dropping all of them makes the room.
-      const std::shared_ptr<ServedModel> parked = OldestParked(&home, *model);
-      if (parked == nullptr) {
-        return absl::ResourceExhaustedError(
-            "parked weights hold the device's memory and none can be dropped now");
+      // (Every context room.parked_bytes counts is one OldestParkedLocked
+      // may pick.)
+      if (to_drop == nullptr) {
+        return absl::InternalError("parked weights hold the device's memory, none droppable");
       }
-      parked->DropParkedWeights();
+      to_drop->DropParkedWeights();  // another thread's unpark first is as good
       continue;
     }
     ++round;
@@ -118,23 +120,29 @@ void Router::MakeOffloadRoom(const ServedModel& evicting, int64_t need,
   OffloadBudget* budget = evicting.device().offload.get();
   if (budget == nullptr) return;
   while (need <= budget->capacity() && budget->held() + need > budget->capacity()) {
-    const std::shared_ptr<ServedModel> oldest = OldestParked(nullptr, evicting, &loading);
+    std::shared_ptr<ServedModel> oldest;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      oldest = OldestParkedLocked(nullptr, evicting, &loading);
+    }
     if (oldest == nullptr || !oldest->DropParkedWeights()) return;
   }
 }
 
-std::shared_ptr<ServedModel> Router::OldestParked(const Device* device, const ServedModel& skip,
-                                                  const ServedModel* also_skip) {
+std::shared_ptr<ServedModel> Router::OldestParkedLocked(const Device* device,
+                                                        const ServedModel& skip,
+                                                        const ServedModel* also_skip) {
   std::shared_ptr<ServedModel> oldest;
   runtime::Clock::time_point oldest_use;
-  std::lock_guard<std::mutex> lock(mu_);
   for (const auto& [name, m] : models_) {
     if (m.get() == &skip || m.get() == also_skip) continue;
+    // A model holding a reservation is loading with room made for it, about
+    // to take its parked weights back. One queued to load without one is
+    // fair game: its load reads the file then.
+    if (weights_.contains(name)) continue;
     const ModelStatus s = m->status();
-    // A model loading may be about to take its parked weights back.
-    const bool parked = s.state != ModelState::kLoading &&
-                        (device == nullptr ? s.offloaded_bytes > 0
-                                           : s.parked_device_bytes > 0 && &m->device() == device);
+    const bool parked = device == nullptr ? s.offloaded_bytes > 0
+                                          : s.parked_device_bytes > 0 && &m->device() == device;
     if (parked && (oldest == nullptr || s.last_used < oldest_use)) {
       oldest = m;
       oldest_use = s.last_used;

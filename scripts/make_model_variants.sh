@@ -51,7 +51,8 @@ hf_current() {
 qwen3="$dir/SmolLM2-135M-Instruct.Qwen3-Q8_0.gguf"
 qwen3_current() {
   [ -f "$qwen3" ] && [ "$qwen3" -nt "$dir/SmolLM2-135M-Instruct.Q8_0.gguf" ] &&
-    [ "$qwen3" -nt "$root/scripts/make_qwen3_variant.py" ]
+    [ "$qwen3" -nt "$root/scripts/make_qwen3_variant.py" ] &&
+    [ "$qwen3" -nt "$root/scripts/make_model_variant.py" ]
 }
 
 if [ ${#missing[@]} -eq 0 ] && hf_current && qwen3_current; then

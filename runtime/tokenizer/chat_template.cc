@@ -149,7 +149,10 @@ absl::StatusOr<ChatTemplate> ParseChatTemplate(std::string_view source_view,
   if (absl::StrContains(source, kImStart)) {
     t.format = ChatFormat::kChatMl;
     t.default_system = FindDefaultSystem(source);
-    t.thinking_switch = absl::StrContains(source, "enable_thinking");
+    // Qwen3's own wording: the variable, and the empty block it writes.
+    t.thinking_switch = absl::StrContains(source, "enable_thinking") &&
+                        absl::StrContains(source, "<think>") &&
+                        absl::StrContains(source, "</think>");
   } else if (absl::StrContains(source, "<|start_header_id|>")) {
     t.format = ChatFormat::kLlama3;
   } else if (absl::StrContains(source, "<<SYS>>")) {

@@ -36,8 +36,8 @@ struct ChatTemplate {
   std::string bos_text;
   std::string eos_text;       // ends an assistant turn in the [INST] formats
   std::string bos_turn_text;  // starts each later turn in Llama 2 ("<s>")
-  // The template reads `enable_thinking` (Qwen3's): ChatOptions can turn the
-  // model's reasoning off.
+  // The template reads `enable_thinking` and writes think blocks (Qwen3's):
+  // ChatOptions can turn the model's reasoning off.
   bool thinking_switch = false;
 };
 

@@ -560,6 +560,32 @@ TEST_F(LifecycleTest, ParkedWeightsStayWhenDroppingThemCannotMakeTheRoom) {
   EXPECT_EQ(Status("a").offloaded_bytes, parked) << "kept: dropping it could not make the room";
 }
 
+// Two parked models asked for together: the second waits in the loader's
+// queue while the first loads, and both serve. (Its parked context counts
+// as droppable room while it holds no reservation, as placement counts it.)
+TEST_F(LifecycleTest, TwoParkedModelsAskedForTogetherBothServe) {
+  const auto context = static_cast<size_t>(footprint() / 8);
+  backends_[0] = std::make_unique<ContextfulDevice>(context);
+  offload_bytes_ = 4 * weights_;
+  MakeRouter(2);  // two models with their contexts, and two parked contexts
+  ASSERT_TRUE(router_->AddModel(Spec("a")).ok());
+  for (const char* name : {"b", "r", "d"}) {
+    ASSERT_TRUE(router_->AddModel(Spec(name, LoadPolicy::kLazy)).ok());
+  }
+  Run("b");
+  Run("r");  // a is evicted and parked
+  Run("d");  // b is evicted and parked
+  ASSERT_GT(Status("a").parked_device_bytes, 0);
+  ASSERT_GT(Status("b").parked_device_bytes, 0);
+  auto for_a = std::make_shared<Collect>(), for_b = std::make_shared<Collect>();
+  ASSERT_TRUE(router_->Submit(router_->Find("a").value(), Request(), for_a).ok());
+  ASSERT_TRUE(router_->Submit(router_->Find("b").value(), Request(), for_b).ok());
+  ASSERT_TRUE(for_a->Wait());
+  ASSERT_TRUE(for_b->Wait());
+  EXPECT_EQ(for_a->info().reason, FinishReason::kLength) << for_a->info().status;
+  EXPECT_EQ(for_b->info().reason, FinishReason::kLength) << for_b->info().status;
+}
+
 // Where a device's memory is its own, an evicted model's weights wait in
 // host memory while the offload budget has room, and its next load copies
 // them back: it loads with its file gone and answers as before. When the

@@ -203,7 +203,8 @@ TEST_F(RequestBuilderTest, ChatWithoutATemplateIsAFailedPreconditionNotAnUnknown
 TEST_F(RequestBuilderTest, ChatEnableThinkingReachesTheTemplate) {
   runtime::TokenizerSpec spec = runtime::testing::MakeByteTokenizerSpec();
   spec.chat_template =
-      "<|im_start|>{% if enable_thinking is defined and enable_thinking is false %}{% endif %}";
+      "<|im_start|>{% if enable_thinking is defined and enable_thinking is false %}"
+      "{{- '<think>\\n\\n</think>\\n\\n' }}{% endif %}";
   absl::StatusOr<std::unique_ptr<runtime::Tokenizer>> t = runtime::Tokenizer::Create(spec);
   ASSERT_TRUE(t.ok()) << t.status();
   v1::GenerateRequest r;

@@ -31,7 +31,7 @@ std::vector<FlagSpec> EngineFlagSpecs() {
        "models' weights and activations are in)"},
       {"max-batch-tokens", "N", "tokens per engine step, all sequences (default 512)"},
       {"max-prefill-chunk", "N", "prompt tokens of one sequence per step (default: the above)"},
-      {"max-seqs", "N", "sequences per engine step (default 64)"},
+      {"max-seqs", "N", "sequences per engine step, at most --max-batch-tokens (default 64)"},
       {"no-chunked-prefill", "", "admit a prompt only whole, in one step"},
       {"no-prefix-cache", "", "disable automatic prefix caching"},
       {"cuda-graphs", "",

@@ -118,6 +118,11 @@ TEST(ChatTemplateTest, Qwen3sThinkingSwitch) {
   auto plain = ParseChatTemplate(kChatMlTemplate, "<s>", "</s>", true);
   ASSERT_TRUE(plain.ok());
   EXPECT_FALSE(plain->thinking_switch);
+  // The variable alone (a template of another family's convention) is not Qwen3's switch.
+  auto other = ParseChatTemplate(
+      "<|im_start|>{% if enable_thinking %}/think{% else %}/no_think{% endif %}", "", "", true);
+  ASSERT_TRUE(other.ok());
+  EXPECT_FALSE(other->thinking_switch);
   EXPECT_EQ(FormatChat(*plain, {{"user", "Hi"}}, {.enable_thinking = false}),
             FormatChat(*plain, {{"user", "Hi"}}));
 }
