@@ -14,7 +14,8 @@ ModelFile MakeTinyModelFile(const TinyModelOptions& options) {
   ModelFile f;
   f.path = "tiny";
   ModelConfig& c = f.config;
-  c.architecture = "llama";
+  c.architecture = options.qk_norm ? "qwen3" : "llama";
+  c.qk_norm = options.qk_norm;
   c.name = "tiny";
   c.vocab_size = options.vocab_size;
   c.hidden_size = options.hidden_size;
@@ -56,6 +57,10 @@ ModelFile MakeTinyModelFile(const TinyModelOptions& options) {
     add(p + "ffn_gate.weight", {inter, h}, 0.3f * from_h);
     add(p + "ffn_up.weight", {inter, h}, 0.3f * from_h);
     add(p + "ffn_down.weight", {h, inter}, 0.3f * from_inter);
+    if (options.qk_norm) {
+      add(p + "attn_q_norm.weight", {c.head_dim}, 2.f);
+      add(p + "attn_k_norm.weight", {c.head_dim}, 2.f);
+    }
   }
   return f;
 }

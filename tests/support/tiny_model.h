@@ -22,6 +22,8 @@ struct TinyModelOptions {
   int32_t num_heads = 4;
   int32_t num_kv_heads = 2;
   int32_t head_dim = 8;
+  // Qwen3's per-head q and k norms (architecture "qwen3").
+  bool qk_norm = false;
 };
 
 ModelFile MakeTinyModelFile(const TinyModelOptions& options = {});

@@ -28,6 +28,7 @@ namespace {
 struct Shape {
   std::string name;
   int32_t hidden, heads, kv_heads, head_dim;
+  bool qk_norm = false;  // Qwen3's head norms (HeadRmsNorm)
 };
 void PrintTo(const Shape& s, std::ostream* os) { *os << s.name; }
 
@@ -63,6 +64,7 @@ TEST_P(CudaModelTest, LogitsFollowTheCpuReference) {
   o.num_heads = shape.heads;
   o.num_kv_heads = shape.kv_heads;
   o.head_dim = shape.head_dim;
+  o.qk_norm = shape.qk_norm;
   const ModelFile file = testing::MakeTinyModelFile(o);
   Side sides[2];
   sides[0].backend = kernels::MakeCpuBackend(0);
@@ -276,14 +278,15 @@ TEST(KvCacheGroupsOnBackendsTest, Cuda) {
   CheckGroupsInAnyOrder(**cuda);
 }
 
-INSTANTIATE_TEST_SUITE_P(Shapes, CudaModelTest,
-                         ::testing::Combine(::testing::Values(Shape{"hd64_gqa4", 256, 8, 2, 64},
-                                                              Shape{"hd128_mqa", 512, 4, 1, 128}),
-                                            ::testing::Bool()),
-                         [](const ::testing::TestParamInfo<std::tuple<Shape, bool>>& info) {
-                           return std::get<0>(info.param).name +
-                                  (std::get<1>(info.param) ? "_graphs" : "_eager");
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, CudaModelTest,
+    ::testing::Combine(::testing::Values(Shape{"hd64_gqa4", 256, 8, 2, 64},
+                                         Shape{"hd128_mqa", 512, 4, 1, 128},
+                                         Shape{"hd128_qwen3", 512, 4, 2, 128, true}),
+                       ::testing::Bool()),
+    [](const ::testing::TestParamInfo<std::tuple<Shape, bool>>& info) {
+      return std::get<0>(info.param).name + (std::get<1>(info.param) ? "_graphs" : "_eager");
+    });
 
 }  // namespace
 }  // namespace cohost::runtime
