@@ -10,7 +10,7 @@ IncrementalDetokenizer::IncrementalDetokenizer(const Tokenizer& t, bool skip_spe
 
 std::string IncrementalDetokenizer::Push(int32_t id) {
   if (id < 0 || id >= tokenizer_.vocab_size()) return "";
-  const bool control = tokenizer_.IsControl(id);
+  const bool control = tokenizer_.SkippedAsSpecial(id);
   if (control && skip_special_) return "";
   std::string bytes = tokenizer_.TokenBytes(id);
   if (!control) {

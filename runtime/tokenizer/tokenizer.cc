@@ -165,7 +165,7 @@ std::string Tokenizer::Decode(absl::Span<const int32_t> ids, bool skip_special) 
   bool at_start = true;
   for (int32_t id : ids) {
     if (!InVocab(id)) continue;
-    const bool control = TypeOf(id) == TokenType::kControl;
+    const bool control = SkippedAsSpecial(id);
     if (control && skip_special) continue;
     std::string_view bytes = token_bytes_[id];
     if (!control) {
@@ -190,6 +190,10 @@ bool Tokenizer::IsEndOfGeneration(int32_t id) const {
 bool Tokenizer::IsSpecial(int32_t id) const {
   return InVocab(id) &&
          (TypeOf(id) == TokenType::kControl || TypeOf(id) == TokenType::kUserDefined);
+}
+
+bool Tokenizer::SkippedAsSpecial(int32_t id) const {
+  return InVocab(id) && (TypeOf(id) == TokenType::kControl || TypeOf(id) == TokenType::kUnknown);
 }
 
 bool Tokenizer::IsControl(int32_t id) const {

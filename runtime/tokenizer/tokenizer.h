@@ -53,6 +53,10 @@ class Tokenizer {
   // Control and user-defined tokens.
   bool IsSpecial(int32_t id) const;
   bool IsControl(int32_t id) const;
+  // What Decode(skip_special) and the streaming detokenizer leave out:
+  // control tokens and the unknown token (HF's skip_special_tokens, vLLM's
+  // default, drops both; a sampled <unk> is no text).
+  bool SkippedAsSpecial(int32_t id) const;
   // Whether Decode drops the first text token's leading space (SentencePiece
   // with add_space_prefix).
   bool strips_leading_space() const { return strips_leading_space_; }
