@@ -5,6 +5,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "absl/strings/strip.h"
 #include "runtime/tokenizer/string_view_compat.h"
 
 namespace cohost::runtime {
@@ -76,7 +77,23 @@ void FormatChatMl(const ChatTemplate& t, absl::Span<const ChatMessage> messages,
   if (!t.default_system.empty() && !messages.empty() && messages[0].role != "system") {
     turn("system", t.default_system);
   }
-  for (const ChatMessage& m : messages) turn(m.role, m.content);
+  // Qwen3's template drops the reasoning of assistant turns before the last
+  // user turn: what follows their last "</think>", less leading newlines.
+  size_t last_user = 0;
+  for (size_t i = 0; i < messages.size(); ++i) {
+    if (messages[i].role == "user") last_user = i;
+  }
+  for (size_t i = 0; i < messages.size(); ++i) {
+    absl::string_view content = messages[i].content;
+    if (t.thinking_switch && i < last_user && messages[i].role == "assistant") {
+      if (const size_t end = content.rfind("</think>"); end != absl::string_view::npos) {
+        content.remove_prefix(end + std::string_view("</think>").size());
+        while (absl::ConsumePrefix(&content, "\n")) {
+        }
+      }
+    }
+    turn(messages[i].role, content);
+  }
   if (!options.add_generation_prompt) return;
   absl::StrAppend(out, kImStart, "assistant\n");
   // Qwen3's template: thinking off opens the answer with an empty think block.

@@ -97,7 +97,8 @@ TEST(ChatTemplateTest, SmolLm2InsertsItsDefaultSystemMessage) {
 
 // Qwen3's template reads enable_thinking: false opens the answer with an
 // empty think block. A template that does not read it ignores it, as Jinja
-// ignores a variable a template never uses.
+// ignores a variable a template never uses. Qwen3's also drops earlier
+// answers' reasoning.
 TEST(ChatTemplateTest, Qwen3sThinkingSwitch) {
   constexpr char kQwen3Like[] =
       "{%- for message in messages %}{{- '<|im_start|>' + message.role + '\\n' + "
@@ -115,9 +116,24 @@ TEST(ChatTemplateTest, Qwen3sThinkingSwitch) {
   EXPECT_EQ(
       FormatChat(*t, {{"user", "Hi"}}, {.add_generation_prompt = false, .enable_thinking = false}),
       "<|im_start|>user\nHi<|im_end|>\n");
+  // Earlier answers lose their reasoning, as the template drops it; an
+  // answer after the last user turn (a continuation) keeps it.
+  EXPECT_EQ(FormatChat(*t,
+                       {{"user", "Hi"},
+                        {"assistant", "<think>\nsay hi\n</think>\n\nHello"},
+                        {"user", "Bye"},
+                        {"assistant", "<think>\nx\n</think>\n\nBy"}},
+                       {.add_generation_prompt = false}),
+            "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello<|im_end|>\n"
+            "<|im_start|>user\nBye<|im_end|>\n"
+            "<|im_start|>assistant\n<think>\nx\n</think>\n\nBy<|im_end|>\n");
   auto plain = ParseChatTemplate(kChatMlTemplate, "<s>", "</s>", true);
   ASSERT_TRUE(plain.ok());
   EXPECT_FALSE(plain->thinking_switch);
+  EXPECT_EQ(FormatChat(*plain, {{"user", "Hi"}, {"assistant", "<think>a</think>b"}, {"user", "c"}}),
+            "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n<think>a</think>b<|im_end|>\n"
+            "<|im_start|>user\nc<|im_end|>\n<|im_start|>assistant\n")
+      << "another template keeps what it is given";
   // The variable alone (a template of another family's convention) is not Qwen3's switch.
   auto other = ParseChatTemplate(
       "<|im_start|>{% if enable_thinking %}/think{% else %}/no_think{% endif %}", "", "", true);
