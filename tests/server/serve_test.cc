@@ -348,6 +348,16 @@ TEST(ServeTest, AModelNameGivenTwiceIsRefusedAtStartUp) {
   std::remove(config.c_str());
 }
 
+// An empty --footprint-file is refused rather than read as "none".
+TEST(ServeTest, AnEmptyFootprintFileIsRefused) {
+  const testing::CommandOutput o =
+      testing::RunCommand(std::string(COHOST_BINARY) +
+                          " serve --model smol=/nonexistent.gguf --footprint-file= --port 0 "
+                          "--metrics-port 0 2>&1");
+  EXPECT_EQ(o.exit_code, 1) << o.out;
+  EXPECT_THAT(o.out, HasSubstr("--footprint-file is empty"));
+}
+
 TEST(ServeTest, ASignalBeforeServingBeganEndsTheProcessAtOnce) {
   // The load waits on a FIFO nobody writes, for as long as the test likes,
   // as a slow disk's read would.

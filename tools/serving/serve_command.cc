@@ -230,8 +230,13 @@ absl::StatusOr<ServeConfig> ConfigFromArgs(const ParsedArgs& args) {
   }
   c.router.executor.step_slice = std::chrono::milliseconds(slice_ms);
   ASSIGN_OR_RETURN(c.router.weights, WeightsPolicyFromArgs(args));
-  const std::string footprints =
-      args.Get("footprint-file").value_or(scheduler::DefaultFootprintFile());
+  const std::optional<std::string> footprint_flag = args.Get("footprint-file");
+  if (footprint_flag && footprint_flag->empty()) {
+    // Read as "none" before; a path left out of a script is more likely.
+    return absl::InvalidArgumentError(
+        "--footprint-file is empty (give none to keep no record of footprints)");
+  }
+  const std::string footprints = footprint_flag.value_or(scheduler::DefaultFootprintFile());
   if (!footprints.empty() && footprints != "none") {
     c.router.footprints = std::make_shared<scheduler::FootprintRecord>(footprints);
   }
