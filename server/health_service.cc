@@ -192,9 +192,8 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* HealthService::Watch(
   std::lock_guard<std::mutex> lock(mu_);
   DeleteDoneWatchers();  // a sweep bounded by the cap
   if (watchers_.size() >= max_watches_) {
-    return new RefusedWatch(grpc::Status(
-        grpc::StatusCode::RESOURCE_EXHAUSTED,
-        absl::StrCat("the server holds ", max_watches_, " health watches, its limit")));
+    return new RefusedWatch(ToGrpcStatus(absl::ResourceExhaustedError(
+        absl::StrCat("the server holds ", max_watches_, " health watches, its limit"))));
   }
   auto* watcher = new Watcher(request->service());
   watchers_.emplace(request->service(), watcher);

@@ -118,10 +118,9 @@ absl::StatusOr<ModelConfig> ConfigFromGguf(const GgufFile& f) {
   if (!SupportedArchitecture(*arch)) {
     return absl::UnimplementedError(
         absl::StrFormat("%s: architecture %s is not supported (supported: %s)", f.path(),
-                        Quote(*arch), kSupportedArchitectures));
+                        Quote(*arch), SupportedArchitectures()));
   }
   c.architecture = *arch;
-  c.qk_norm = *arch == "qwen3";
   ASSIGN_OR_RETURN(auto name, f.GetString("general.name"));
   c.name = name.value_or("");
   const std::string p = *arch + ".";

@@ -171,7 +171,6 @@ absl::StatusOr<ModelConfig> ParseHfConfig(absl::string_view json_text, const std
   }
   if (c.num_kv_heads == 0) c.num_kv_heads = c.num_heads;
   if (c.head_dim == 0 && c.num_heads > 0) c.head_dim = c.hidden_size / c.num_heads;
-  c.qk_norm = c.architecture == "qwen3";
   if (c.architecture == "qwen2" || c.architecture == "qwen3") {
     if (c.architecture == "qwen2") c.attention_bias = true;  // Qwen2 always has q/k/v biases
     bool sliding = false;

@@ -1,6 +1,7 @@
 // ModelConfig::Validate: the bounds every loader applies before sizing buffers.
 #include "runtime/loader/model_config.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "absl/strings/str_format.h"
@@ -31,9 +32,18 @@ bool FinitePositive(float v) { return std::isfinite(v) && v > 0.f; }
 
 }  // namespace
 
-bool SupportedArchitecture(const std::string& architecture) {
-  return architecture == "llama" || architecture == "mistral" || architecture == "qwen2" ||
-         architecture == "qwen3";
+bool SupportedArchitecture(std::string_view architecture) {
+  return std::find(kArchitectures.begin(), kArchitectures.end(), architecture) !=
+         kArchitectures.end();
+}
+
+std::string SupportedArchitectures() {
+  std::string list;
+  for (std::string_view a : kArchitectures) {
+    if (!list.empty()) list += ", ";
+    list += a;
+  }
+  return list;
 }
 
 absl::Status ModelConfig::Validate() const {

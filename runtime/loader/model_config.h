@@ -2,9 +2,11 @@
 // config.json; everything the forward pass needs to size and run itself.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 
 #include "absl/status/status.h"
 #include "runtime/loader/dequant.h"
@@ -26,12 +28,15 @@ struct RopeScaling {
 };
 
 // The architectures the forward pass runs, as a GGUF's general.architecture
-// names them (a Hugging Face config's classes map onto these): for messages.
-inline constexpr const char* kSupportedArchitectures = "llama, mistral, qwen2, qwen3";
-bool SupportedArchitecture(const std::string& architecture);
+// names them (a Hugging Face config's classes map onto these).
+inline constexpr std::array<std::string_view, 4> kArchitectures = {"llama", "mistral", "qwen2",
+                                                                   "qwen3"};
+bool SupportedArchitecture(std::string_view architecture);
+// kArchitectures for a message: "llama, mistral, qwen2, qwen3".
+std::string SupportedArchitectures();
 
 struct ModelConfig {
-  std::string architecture;  // one of kSupportedArchitectures
+  std::string architecture;  // one of kArchitectures
   std::string name;          // human-readable, from metadata when present
   int32_t vocab_size = 0;
   int32_t hidden_size = 0;
@@ -46,9 +51,6 @@ struct ModelConfig {
   RopeScaling rope_scaling;
   bool tie_word_embeddings = false;
   bool attention_bias = false;  // q/k/v projections carry a bias (Qwen2)
-  // Each q and k head is RMS-normalized (weights [head_dim], one for q and
-  // one for k, per layer) before RoPE: Qwen3.
-  bool qk_norm = false;
   // RoPE turns adjacent dims (2i, 2i + 1) together instead of (i, i +
   // head_dim / 2) (kernels::RopePairs): set where the loader keeps a Llama
   // GGUF's q and k rows in the file's order (LoadOptions::map_weights)
@@ -58,6 +60,10 @@ struct ModelConfig {
   // F32, F16 or BF16): what Model::PredictWeightsBytes reads for weights that
   // stay as stored.
   std::map<std::string, GgmlType> stored_types;
+
+  // Each q and k head is RMS-normalized (weights [head_dim], one for q and
+  // one for k, per layer) before RoPE: Qwen3's.
+  bool qk_norm() const { return architecture == "qwen3"; }
 
   // INVALID_ARGUMENT naming the first inconsistent field (zero sizes, heads that
   // do not divide, absurd dimensions).

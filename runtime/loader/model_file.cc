@@ -56,7 +56,7 @@ std::vector<std::pair<std::string, std::vector<int64_t>>> ExpectedTensors(const 
       t.push_back({name("attn_k.bias"), {kv_dim}});
       t.push_back({name("attn_v.bias"), {kv_dim}});
     }
-    if (c.qk_norm) {
+    if (c.qk_norm()) {
       t.push_back({name("attn_q_norm.weight"), {c.head_dim}});
       t.push_back({name("attn_k_norm.weight"), {c.head_dim}});
     }

@@ -534,7 +534,7 @@ void LlamaModel::Issue(const Step& step, const KvCache& kv) {
       };
       be.GroupedGemm(normed_.data(), parts, 3, T, H);
     }
-    if (c.qk_norm) {
+    if (c.qk_norm()) {
       be.HeadRmsNorm(q, T, qkv_width, c.num_heads, hd, lw.q_norm.data(), eps);
       be.HeadRmsNorm(k, T, qkv_width, c.num_kv_heads, hd, lw.k_norm.data(), eps);
     }

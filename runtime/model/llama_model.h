@@ -52,7 +52,7 @@ struct LlamaLayerWeights {
   kernels::DeviceBuffer attn_norm;  // [hidden]
   WeightMatrix wqkv;           // [(num_heads + 2 * num_kv_heads) * head_dim, hidden], rows q; k; v
   kernels::DeviceBuffer bqkv;  // [(num_heads + 2 * num_kv_heads) * head_dim] or empty
-  kernels::DeviceBuffer q_norm;    // [head_dim] or empty (ModelConfig::qk_norm)
+  kernels::DeviceBuffer q_norm;    // [head_dim] or empty (ModelConfig::qk_norm())
   kernels::DeviceBuffer k_norm;    // [head_dim] or empty
   WeightMatrix wo;                 // [hidden, num_heads * head_dim]
   kernels::DeviceBuffer ffn_norm;  // [hidden]

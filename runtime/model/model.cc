@@ -349,7 +349,7 @@ absl::StatusOr<LlamaWeights> UploadLlamaWeights(ModelFile& file, Backend* backen
     ASSIGN_OR_RETURN(wv, check.Get(p + "attn_v.weight", {kv_rows, hidden}));
     ASSIGN_OR_RETURN(lw.wqkv, UploadMatrix(backend, {wq, wk, wv}, Fusion::kRowSplit));
     Release({wq, wk, wv});
-    if (c.qk_norm) {
+    if (c.qk_norm()) {
       ASSIGN_OR_RETURN(t, check.Get(p + "attn_q_norm.weight", {c.head_dim}));
       ASSIGN_OR_RETURN(lw.q_norm, Upload(backend, *t));
       Release({t});
@@ -471,7 +471,7 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Create(ModelFile file, Backend* ba
   if (!SupportedArchitecture(c.architecture)) {
     return absl::InvalidArgumentError(
         absl::StrFormat("model %s: architecture %s is not supported (%s)", file.path,
-                        Quote(c.architecture), kSupportedArchitectures));
+                        Quote(c.architecture), SupportedArchitectures()));
   }
   if (absl::Status s = backend->CheckHeadDim(c.head_dim); !s.ok()) {
     return absl::Status(s.code(), absl::StrFormat("model %s: %s", file.path, s.message()));

@@ -15,7 +15,6 @@ ModelFile MakeTinyModelFile(const TinyModelOptions& options) {
   f.path = "tiny";
   ModelConfig& c = f.config;
   c.architecture = options.qk_norm ? "qwen3" : "llama";
-  c.qk_norm = options.qk_norm;
   c.name = "tiny";
   c.vocab_size = options.vocab_size;
   c.hidden_size = options.hidden_size;

@@ -347,7 +347,7 @@ TEST(HfModelTest, Qwen3HasPerHeadNormsAndNoBias) {
   absl::StatusOr<ModelFile> mf = LoadModelFile(WriteDir("hf_qwen3", qwen3, m));
   ASSERT_TRUE(mf.ok()) << mf.status();
   EXPECT_EQ(mf->config.architecture, "qwen3");
-  EXPECT_TRUE(mf->config.qk_norm);
+  EXPECT_TRUE(mf->config.qk_norm());
   EXPECT_FALSE(mf->config.attention_bias);
   ExpectTensors(*mf, m);
 

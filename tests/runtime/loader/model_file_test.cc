@@ -83,7 +83,7 @@ TEST(GgufModelTest, Qwen3KeepsRowOrderAndLoadsItsHeadNorms) {
   absl::StatusOr<ModelFile> mf = LoadBytes(m.writer.Build());
   ASSERT_TRUE(mf.ok()) << mf.status();
   EXPECT_EQ(mf->config.architecture, "qwen3");
-  EXPECT_TRUE(mf->config.qk_norm);
+  EXPECT_TRUE(mf->config.qk_norm());
   EXPECT_FALSE(mf->config.attention_bias);
   EXPECT_FALSE(mf->config.rope_adjacent_pairs);
   ExpectTensorsMatch(*mf, m);  // q and k rows as stored, the norms among them

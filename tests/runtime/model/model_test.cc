@@ -59,7 +59,6 @@ ModelFile MakeTinyModel(const Variant& v, uint32_t seed = 7) {
   f.path = "tiny-" + v.name;
   ModelConfig& c = f.config;
   c.architecture = v.qk_norm ? "qwen3" : v.attention_bias ? "qwen2" : "llama";
-  c.qk_norm = v.qk_norm;
   c.vocab_size = 64;
   c.hidden_size = 32;
   c.intermediate_size = 48;
@@ -192,7 +191,7 @@ std::vector<std::vector<double>> ReferenceLogits(const ModelFile& f,
           std::copy(normed.begin(), normed.end(), x.begin() + h * hd);
         }
       };
-      if (c.qk_norm) {
+      if (c.qk_norm()) {
         norm_heads(q[t], nh, p + "attn_q_norm.weight");
         norm_heads(k[t], nkv, p + "attn_k_norm.weight");
       }

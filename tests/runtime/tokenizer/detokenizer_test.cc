@@ -92,22 +92,14 @@ TEST(IncrementalDetokenizerTest, SpecialTokensAndBadIds) {
 // A sampled unknown token is no text where special tokens are skipped (as
 // HF's skip_special_tokens), in the stream and in Decode alike.
 TEST(IncrementalDetokenizerTest, TheUnknownTokenIsSkippedWithTheSpecialOnes) {
-  TokenizerSpec s;
-  s.kind = TokenizerKind::kSentencePiece;
-  s.tokens = {"<unk>", "<s>", "\xE2\x96\x81Hello", "\xE2\x96\x81world"};
-  s.scores = {0, 0, -1, -2};
-  s.token_types = {TokenType::kUnknown, TokenType::kControl, TokenType::kNormal,
-                   TokenType::kNormal};
-  s.unk_id = 0;
-  s.bos_id = 1;
-  auto t = Tokenizer::Create(s);
+  auto t = Tokenizer::Create(cohost::testing::ParisSentencePieceSpec());  // 0 is <unk>
   ASSERT_TRUE(t.ok()) << t.status();
   IncrementalDetokenizer d(**t);
   std::string text = d.Push(2);
   text += d.Push(0);
   text += d.Push(3);
-  EXPECT_EQ(text, "Hello world");
-  EXPECT_EQ((*t)->Decode(std::vector<int32_t>{2, 0, 3}), "Hello world");
+  EXPECT_EQ(text, "Paris is");
+  EXPECT_EQ((*t)->Decode(std::vector<int32_t>{2, 0, 3}), "Paris is");
   IncrementalDetokenizer keeping(**t, /*skip_special=*/false);
   EXPECT_EQ(keeping.Push(0), "<unk>");
 }
