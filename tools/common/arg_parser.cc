@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <string_view>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -49,6 +50,25 @@ absl::StatusOr<std::optional<double>> ParsedArgs::GetDouble(const std::string& n
   return std::optional<double>(x);
 }
 
+namespace {
+
+const FlagSpec* FindSpec(const std::vector<FlagSpec>& specs, std::string_view name) {
+  for (const FlagSpec& s : specs) {
+    if (s.name == name) return &s;
+  }
+  return nullptr;
+}
+
+// True when `arg` spells one of the command's own flags ("--chat", "--n=3").
+bool IsKnownFlag(const std::vector<FlagSpec>& specs, std::string_view arg) {
+  if (arg.size() <= 2 || arg.substr(0, 2) != "--") return false;
+  std::string_view name = arg.substr(2);
+  name = name.substr(0, name.find('='));
+  return FindSpec(specs, name) != nullptr;
+}
+
+}  // namespace
+
 absl::StatusOr<ParsedArgs> ParseArgs(const std::vector<FlagSpec>& specs, int argc, char** argv) {
   ParsedArgs out;
   for (int i = 0; i < argc; ++i) {
@@ -62,10 +82,7 @@ absl::StatusOr<ParsedArgs> ParseArgs(const std::vector<FlagSpec>& specs, int arg
       inline_value = name.substr(eq + 1);
       name.resize(eq);
     }
-    const FlagSpec* spec = nullptr;
-    for (const FlagSpec& s : specs) {
-      if (s.name == name) spec = &s;
-    }
+    const FlagSpec* spec = FindSpec(specs, name);
     if (spec == nullptr) return absl::InvalidArgumentError(absl::StrCat("unknown flag --", name));
     std::string value;
     if (spec->value_name.empty()) {
@@ -75,6 +92,12 @@ absl::StatusOr<ParsedArgs> ParseArgs(const std::vector<FlagSpec>& specs, int arg
       value = "true";
     } else if (inline_value) {
       value = *inline_value;
+    } else if (i + 1 < argc && IsKnownFlag(specs, argv[i + 1])) {
+      // `--prompt --chat` almost always means a forgotten value, not the prompt "--chat".
+      return absl::InvalidArgumentError(absl::StrCat("--", name, " needs a value (",
+                                                     spec->value_name, "), not the flag ",
+                                                     argv[i + 1], "; write --", name, "=",
+                                                     argv[i + 1], " to pass it as the value"));
     } else if (i + 1 < argc) {
       value = argv[++i];
     } else {

@@ -35,7 +35,9 @@ class ParsedArgs {
 };
 
 // Parses argv[first..argc). INVALID_ARGUMENT for unknown flags, missing values,
-// a non-repeatable flag given twice, or positional arguments.
+// a non-repeatable flag given twice, or positional arguments. A separate value may
+// start with dashes unless it spells one of `specs` (`--prompt --chat` is refused;
+// `--prompt=--chat` passes "--chat").
 absl::StatusOr<ParsedArgs> ParseArgs(const std::vector<FlagSpec>& specs, int argc, char** argv);
 
 std::string FlagsHelp(const std::vector<FlagSpec>& specs);

@@ -37,6 +37,18 @@ TEST(ArgParserTest, ValuesMayStartWithDashesWhenSeparate) {
   EXPECT_EQ(a->All("prompt"), std::vector<std::string>{"--not-a-flag"});
 }
 
+TEST(ArgParserTest, AFlagIsNotTakenAsTheValueOfTheOneBefore) {
+  absl::StatusOr<ParsedArgs> a = Parse({"--prompt", "--json"});
+  ASSERT_FALSE(a.ok());
+  EXPECT_EQ(a.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(a.status().message().find("--prompt=--json"), std::string::npos) << a.status();
+  EXPECT_FALSE(Parse({"--model", "--n=3"}).ok());
+  a = Parse({"--prompt=--json", "--json"});  // the = spelling still passes it through
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->All("prompt"), std::vector<std::string>{"--json"});
+  EXPECT_TRUE(a->Has("json"));
+}
+
 TEST(ArgParserTest, Errors) {
   EXPECT_FALSE(Parse({"--bogus"}).ok());
   EXPECT_FALSE(Parse({"positional"}).ok());
