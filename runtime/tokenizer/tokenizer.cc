@@ -193,7 +193,9 @@ bool Tokenizer::IsSpecial(int32_t id) const {
 }
 
 bool Tokenizer::SkippedAsSpecial(int32_t id) const {
-  return InVocab(id) && (TypeOf(id) == TokenType::kControl || TypeOf(id) == TokenType::kUnknown);
+  if (!InVocab(id)) return false;
+  const TokenType t = TypeOf(id);
+  return t == TokenType::kControl || t == TokenType::kUnknown || t == TokenType::kUnused;
 }
 
 bool Tokenizer::IsControl(int32_t id) const {

@@ -54,8 +54,9 @@ class Tokenizer {
   bool IsSpecial(int32_t id) const;
   bool IsControl(int32_t id) const;
   // What Decode(skip_special) and the streaming detokenizer leave out:
-  // control tokens and the unknown token (HF's skip_special_tokens, vLLM's
-  // default, drops both; a sampled <unk> is no text).
+  // control tokens, the unknown token and unused ones (HF's skip_special_tokens,
+  // vLLM's default, drops the first two, llama.cpp's token_to_piece all three;
+  // a sampled <unk> or <unused0> is no text).
   bool SkippedAsSpecial(int32_t id) const;
   // Whether Decode drops the first text token's leading space (SentencePiece
   // with add_space_prefix).

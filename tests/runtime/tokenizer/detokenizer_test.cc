@@ -89,19 +89,26 @@ TEST(IncrementalDetokenizerTest, SpecialTokensAndBadIds) {
   EXPECT_EQ(keeping.Push(256), "<eos>");
 }
 
-// A sampled unknown token is no text where special tokens are skipped (as
-// HF's skip_special_tokens), in the stream and in Decode alike.
+// A sampled unknown or unused token is no text where special tokens are skipped
+// (as HF's skip_special_tokens, and llama.cpp's token_to_piece for unused ones),
+// in the stream and in Decode alike.
 TEST(IncrementalDetokenizerTest, TheUnknownTokenIsSkippedWithTheSpecialOnes) {
-  auto t = Tokenizer::Create(cohost::testing::ParisSentencePieceSpec());  // 0 is <unk>
+  TokenizerSpec spec = cohost::testing::ParisSentencePieceSpec();  // 0 is <unk>
+  spec.tokens.push_back("<unused0>");                              // 4
+  spec.scores.push_back(0);
+  spec.token_types.push_back(TokenType::kUnused);
+  auto t = Tokenizer::Create(spec);
   ASSERT_TRUE(t.ok()) << t.status();
   IncrementalDetokenizer d(**t);
   std::string text = d.Push(2);
   text += d.Push(0);
+  text += d.Push(4);
   text += d.Push(3);
   EXPECT_EQ(text, "Paris is");
-  EXPECT_EQ((*t)->Decode(std::vector<int32_t>{2, 0, 3}), "Paris is");
+  EXPECT_EQ((*t)->Decode(std::vector<int32_t>{2, 0, 4, 3}), "Paris is");
   IncrementalDetokenizer keeping(**t, /*skip_special=*/false);
   EXPECT_EQ(keeping.Push(0), "<unk>");
+  EXPECT_EQ(keeping.Push(4), "<unused0>");
 }
 
 TEST(IncrementalDetokenizerTest, SentencePieceDropsTheFirstPrefixSpace) {
