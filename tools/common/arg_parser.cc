@@ -94,10 +94,9 @@ absl::StatusOr<ParsedArgs> ParseArgs(const std::vector<FlagSpec>& specs, int arg
       value = *inline_value;
     } else if (i + 1 < argc && IsKnownFlag(specs, argv[i + 1])) {
       // `--prompt --chat` almost always means a forgotten value, not the prompt "--chat".
-      return absl::InvalidArgumentError(absl::StrCat("--", name, " needs a value (",
-                                                     spec->value_name, "), not the flag ",
-                                                     argv[i + 1], "; write --", name, "=",
-                                                     argv[i + 1], " to pass it as the value"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--", name, " needs a value (", spec->value_name, "), not the flag ", argv[i + 1],
+          "; write --", name, "=", argv[i + 1], " to pass it as the value"));
     } else if (i + 1 < argc) {
       value = argv[++i];
     } else {
