@@ -53,6 +53,9 @@ class Tokenizer {
   // Control and user-defined tokens.
   bool IsSpecial(int32_t id) const;
   bool IsControl(int32_t id) const;
+  // The chat template writes think blocks before its answers (Qwen3's):
+  // what a chat's output starts with may be reasoning (ReasoningSplitter).
+  bool WritesThinkBlocks() const { return chat_template_.ok() && chat_template_->thinking_switch; }
   // What Decode(skip_special) and the streaming detokenizer leave out:
   // control tokens, the unknown token and unused ones (HF's skip_special_tokens,
   // vLLM's default, drops the first two, llama.cpp's token_to_piece all three;

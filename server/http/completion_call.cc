@@ -54,12 +54,12 @@ void Waker::Close() {
 
 CompletionCall::CompletionCall(evhttp_request* req, const StreamDeps& deps,
                                std::shared_ptr<Waker> waker, LoopOffload* offload,
-                               size_t max_whole_reply_bytes, runtime::Clock::time_point arrival)
+                               const CallOptions& options, runtime::Clock::time_point arrival)
     : req_(req),
       deps_(deps),
       waker_(std::move(waker)),
       offload_(offload),
-      max_whole_reply_bytes_(max_whole_reply_bytes),
+      options_(options),
       arrival_(arrival) {}
 
 absl::Status CompletionCall::Start(std::shared_ptr<scheduler::ServedModel> model,
@@ -75,9 +75,16 @@ absl::Status CompletionCall::Start(std::shared_ptr<scheduler::ServedModel> model
   stream_ = parsed.stream;
   include_usage_ = parsed.include_usage;
   logprobs_ = request.sampling.logprobs.has_value();
+  // The template opens no block itself (Qwen3's thinking off writes a closed
+  // one), so each output starts outside it.
+  split_reasoning_ = options_.split_reasoning && parsed.endpoint == Endpoint::kChatCompletions &&
+                     tokenizer_->WritesThinkBlocks();
   {
     std::lock_guard<std::mutex> lock(mu_);
     choices_.resize(static_cast<size_t>(parsed.n));
+    if (split_reasoning_) {
+      for (Choice& c : choices_) c.splitter.emplace();
+    }
   }
   timings_.assign(static_cast<size_t>(parsed.n), StreamTiming(deps_.metrics, arrival_));
   tenant_ = request.tenant;
@@ -155,7 +162,8 @@ bool CompletionCall::OnDelta(int index, const runtime::TokenDelta& delta) {
   // What the delta adds to a whole reply's JSON (streamed, it goes out now).
   size_t adds = 0;
   if (!stream_) {
-    adds = JsonTextBytes(delta.text);
+    // Split, the reasoning is shown twice (`reasoning` and `reasoning_content`).
+    adds = JsonTextBytes(delta.text) * (split_reasoning_ ? 2 : 1);
     auto entry = [&](int32_t id) { return LogprobEntryBytes(tokenizer_->TokenBytes(id).size()); };
     for (const runtime::TokenLogprobs& l : delta.logprobs) {
       adds += entry(l.chosen.id);
@@ -169,9 +177,15 @@ bool CompletionCall::OnDelta(int index, const runtime::TokenDelta& delta) {
     Choice& c = choices_[static_cast<size_t>(index)];
     c.produced = true;
     whole_bytes_ += adds;
-    too_large = too_large_ = whole_bytes_ > max_whole_reply_bytes_;
+    too_large = too_large_ = whole_bytes_ > options_.max_whole_reply_bytes;
     if (!too_large) {
-      c.pending += delta.text;
+      if (c.splitter) {
+        runtime::ReasoningSplitter::Parts parts = c.splitter->Push(delta.text);
+        c.pending_reasoning += parts.reasoning;
+        c.pending += parts.content;
+      } else {
+        c.pending += delta.text;
+      }
       c.pending_logprobs.insert(c.pending_logprobs.end(), delta.logprobs.begin(),
                                 delta.logprobs.end());
     }
@@ -194,6 +208,11 @@ void CompletionCall::OnFinish(int index, const runtime::FinishInfo& info) {
     Choice& c = choices_[static_cast<size_t>(index)];
     c.finished = true;
     c.info = adjusted;
+    if (c.splitter) {  // what it held back for a tag that never came
+      runtime::ReasoningSplitter::Parts parts = c.splitter->Finish();
+      c.pending_reasoning += parts.reasoning;
+      c.pending += parts.content;
+    }
   }
   Wake();
 }

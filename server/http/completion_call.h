@@ -23,6 +23,7 @@
 
 #include "absl/status/status.h"
 #include "runtime/batching/request.h"
+#include "runtime/tokenizer/reasoning_split.h"
 #include "server/http/openai_format.h"
 #include "server/http/openai_request.h"
 #include "server/stream_deps.h"
@@ -51,14 +52,23 @@ class Waker {
   std::vector<std::shared_ptr<CompletionCall>> dirty_;
 };
 
+// What the front door's options say of each call.
+struct CallOptions {
+  // A whole reply whose JSON passes this as the output comes ends the call
+  // with INVALID_ARGUMENT (stream it instead).
+  size_t max_whole_reply_bytes = size_t{32} << 20;
+  // A chat with a model whose template writes think blocks gives the block's
+  // text as the message's `reasoning` (and `reasoning_content`), apart from
+  // its `content`, as vLLM's qwen3 reasoning parser does.
+  bool split_reasoning = true;
+};
+
 class CompletionCall : public std::enable_shared_from_this<CompletionCall> {
  public:
   // `offload` builds whole replies; it outlives the call's reply (its
-  // continuations are dropped once it stops). A whole reply whose JSON
-  // passes `max_whole_reply_bytes` as the output comes ends the call with
-  // INVALID_ARGUMENT (stream it instead).
+  // continuations are dropped once it stops).
   CompletionCall(evhttp_request* req, const StreamDeps& deps, std::shared_ptr<Waker> waker,
-                 LoopOffload* offload, size_t max_whole_reply_bytes,
+                 LoopOffload* offload, const CallOptions& options,
                  runtime::Clock::time_point arrival);
 
   // On the loop thread: submits the n choices of `request` (already built and
@@ -98,7 +108,9 @@ class CompletionCall : public std::enable_shared_from_this<CompletionCall> {
     runtime::RequestId id = 0;
     bool submitted = false;
     // Under mu_, written by the sink.
-    std::string pending;  // text not yet written (all of it, when not streaming)
+    std::string pending;            // text not yet written (all of it, when not streaming)
+    std::string pending_reasoning;  // likewise, of the reasoning, when split
+    std::optional<runtime::ReasoningSplitter> splitter;    // set at Start when split
     std::vector<runtime::TokenLogprobs> pending_logprobs;  // when asked, likewise
     bool produced = false;                                 // a delta came
     bool finished = false;
@@ -147,7 +159,7 @@ class CompletionCall : public std::enable_shared_from_this<CompletionCall> {
   std::shared_ptr<scheduler::ServedModel> model_;  // loop thread; null once released
   // The model's, for the sinks (it outlives the model's engine and so them).
   const runtime::Tokenizer* tokenizer_ = nullptr;
-  const size_t max_whole_reply_bytes_;
+  const CallOptions options_;
   // The call ended (the client left, the server stops) while its whole reply
   // was being built: the worker need not finish it.
   std::atomic<bool> abandoned_{false};
@@ -155,7 +167,8 @@ class CompletionCall : public std::enable_shared_from_this<CompletionCall> {
   std::string tenant_;
   bool stream_ = false;
   bool include_usage_ = false;
-  bool logprobs_ = false;  // the request asked for them
+  bool logprobs_ = false;         // the request asked for them
+  bool split_reasoning_ = false;  // the choices' text goes through their splitters
   // Loop thread: choices 1..n-1, not yet submitted; rest_pending_ says so to
   // the sinks.
   std::optional<runtime::GenerateRequest> rest_;

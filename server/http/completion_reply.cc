@@ -113,13 +113,14 @@ bool CompletionCall::Pump() {
     if (too_large) {
       for (Choice& c : choices_) {  // what was kept goes now
         c.pending = std::string();
+        c.pending_reasoning = std::string();
         c.pending_logprobs = {};
       }
     }
   }
   if (too_large) {
     AbortRunning();  // the further choices not submitted yet never are
-    const size_t most = max_whole_reply_bytes_;
+    const size_t most = options_.max_whole_reply_bytes;
     ReplyError(absl::InvalidArgumentError(absl::StrCat(
         "the reply passed ",
         most >= (size_t{1} << 20) ? absl::StrCat(most >> 20, " MB") : absl::StrCat(most, " bytes"),
@@ -130,6 +131,7 @@ bool CompletionCall::Pump() {
   SubmitRest();
   struct Snapshot {
     std::string text;
+    std::string reasoning;
     std::vector<runtime::TokenLogprobs> logprobs;
     bool finished = false;
     absl::Status status;
@@ -155,13 +157,16 @@ bool CompletionCall::Pump() {
       // text yet: part of a UTF-8 character; the engine holds a possible stop
       // string's tokens itself).
       bool any_text = false;
-      for (const Choice& c : choices_) any_text = any_text || !c.pending.empty();
+      for (const Choice& c : choices_) {
+        any_text = any_text || !c.pending.empty() || !c.pending_reasoning.empty();
+      }
       if (!any_text && !any_failed) return false;
     }
     snap.resize(choices_.size());
     for (size_t i = 0; i < choices_.size(); ++i) {
       Choice& c = choices_[i];
       snap[i].text = std::exchange(c.pending, std::string());
+      snap[i].reasoning = std::exchange(c.pending_reasoning, std::string());
       snap[i].logprobs = std::exchange(c.pending_logprobs, {});
       snap[i].finished = c.finished;
       if (c.finished) {
@@ -181,7 +186,9 @@ bool CompletionCall::Pump() {
         ReplyError(s.status);
         return true;
       }
-      results.push_back(ChoiceResult{std::move(s.text), s.reason, std::nullopt});
+      ChoiceResult result{std::move(s.text), s.reason, std::nullopt, std::nullopt};
+      if (split_reasoning_) result.reasoning = std::move(s.reasoning);
+      results.push_back(std::move(result));
       if (logprobs_) logprobs.push_back(std::move(s.logprobs));
     }
     BuildWholeBody(std::move(results), std::move(logprobs), usage);
@@ -193,7 +200,7 @@ bool CompletionCall::Pump() {
     bool any_text = false;
     std::optional<absl::Status> failure;
     for (const Snapshot& s : snap) {
-      any_text = any_text || !s.text.empty();
+      any_text = any_text || !s.text.empty() || !s.reasoning.empty();
       if (s.finished && !s.status.ok() && !failure) failure = s.status;
     }
     if (failure && !any_text) {
@@ -212,8 +219,9 @@ bool CompletionCall::Pump() {
     Choice& c = choices_[i];
     const Snapshot& s = snap[i];
     const int index = static_cast<int>(i);
-    if (!s.text.empty() || !s.logprobs.empty()) {
-      ChunkDelta delta{index, !c.first_sent, s.text, std::nullopt, nullptr, c.text_offset};
+    if (!s.text.empty() || !s.reasoning.empty() || !s.logprobs.empty()) {
+      ChunkDelta delta{index,        !c.first_sent, s.text,       s.reasoning,
+                       std::nullopt, nullptr,       c.text_offset};
       std::vector<ShownToken> shown;
       if (logprobs_) {
         shown = Show(model_->tokenizer(), s.logprobs);

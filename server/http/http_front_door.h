@@ -49,6 +49,9 @@ struct HttpOptions {
   // done: one whose JSON passes this as the output comes (JsonTextBytes,
   // LogprobEntryBytes) ends the call with a 400 that says to stream it.
   size_t max_whole_reply_bytes = size_t{32} << 20;
+  // Chats with a model whose template writes think blocks (Qwen3) give the
+  // reasoning apart from the answer (CallOptions::split_reasoning).
+  bool split_reasoning = true;
   // A connection that sends nothing for this long while its request is read
   // is closed (also bounds a stalled write).
   int io_timeout_seconds = 60;

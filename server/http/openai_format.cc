@@ -227,6 +227,12 @@ std::string CompletionBody(const ResponseHeader& h, const std::vector<ChoiceResu
            {"finish_reason", Finish(OpenAiFinishReason(choices[i].reason))}};
     if (h.endpoint == Endpoint::kChatCompletions) {
       c["message"] = {{"role", "assistant"}, {"content", choices[i].text}};
+      if (const std::optional<std::string>& r = choices[i].reasoning) {
+        // vLLM's name, and the one DeepSeek and llama.cpp's server use.
+        const Json shown = r->empty() ? Json(nullptr) : Json(*r);
+        c["message"]["reasoning"] = shown;
+        c["message"]["reasoning_content"] = shown;
+      }
     } else {
       c["text"] = choices[i].text;
     }
@@ -247,6 +253,10 @@ std::string ChunkEvent(const ResponseHeader& h, const ChunkDelta& d, bool with_u
     Json delta = Json::object();
     if (d.first) delta["role"] = "assistant";
     if (!d.text.empty() || (d.first && !d.finish_reason)) delta["content"] = std::string(d.text);
+    if (!d.reasoning.empty()) {
+      delta["reasoning"] = std::string(d.reasoning);
+      delta["reasoning_content"] = std::string(d.reasoning);
+    }
     c["delta"] = std::move(delta);
   } else {
     c["text"] = std::string(d.text);

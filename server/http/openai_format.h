@@ -53,9 +53,12 @@ struct ShownToken {
 };
 
 struct ChoiceResult {
-  std::string text;
+  std::string text;  // the answer (chat's message.content)
   runtime::FinishReason reason = runtime::FinishReason::kStop;
   std::optional<std::vector<ShownToken>> logprobs;  // when the request asked
+  // When the reasoning was split from the answer (CallOptions::split_reasoning):
+  // the message's `reasoning` and `reasoning_content`, null when empty.
+  std::optional<std::string> reasoning;
 };
 
 // /v1/completions' text_offset: characters, as Python's str and OpenAI's
@@ -74,6 +77,9 @@ struct ChunkDelta {
   int index = 0;
   bool first = false;  // the choice's first chunk (chat adds the role)
   std::string_view text;
+  // Chat: reasoning split from the answer, shown as the delta's `reasoning`
+  // and `reasoning_content` when not empty.
+  std::string_view reasoning;
   std::optional<std::string_view> finish_reason;      // on the choice's last chunk
   const std::vector<ShownToken>* logprobs = nullptr;  // this chunk's tokens, when asked
   TextOffset text_offset;  // /v1/completions: where this chunk's text starts

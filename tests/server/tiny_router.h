@@ -18,16 +18,19 @@ struct TinyRouter {
   ~TinyRouter() { router.reset(); }
 };
 
-// `spec`: the model's settings (its name and path are always "tiny").
-inline absl::StatusOr<std::unique_ptr<TinyRouter>> MakeTinyRouterWith(
+// The tiny model on `backend`, with `tokenizer` (the byte tokenizer, with or
+// without a chat template). `spec`: the model's settings (its name and path
+// are always "tiny").
+inline absl::StatusOr<std::unique_ptr<TinyRouter>> MakeTinyRouterOn(
+    std::unique_ptr<kernels::Backend> backend, const runtime::TokenizerSpec& tokenizer_spec,
     const scheduler::RouterOptions& options, const runtime::EngineConfig& engine = {},
     scheduler::ModelSpec spec = {}) {
   auto t = std::make_unique<TinyRouter>();
-  t->backend = kernels::MakeCpuBackend(1);
+  t->backend = std::move(backend);
   t->router = std::make_unique<scheduler::Router>(t->backend.get(), engine, options);
   runtime::LoadedModel loaded;
   absl::StatusOr<std::unique_ptr<runtime::Tokenizer>> tokenizer =
-      runtime::Tokenizer::Create(runtime::testing::MakeByteTokenizerSpec());
+      runtime::Tokenizer::Create(tokenizer_spec);
   if (!tokenizer.ok()) return tokenizer.status();
   loaded.tokenizer = *std::move(tokenizer);
   absl::StatusOr<std::unique_ptr<runtime::Model>> model =
@@ -38,6 +41,14 @@ inline absl::StatusOr<std::unique_ptr<TinyRouter>> MakeTinyRouterWith(
   spec.path = "tiny";
   if (absl::Status s = t->router->AddLoadedModel(spec, std::move(loaded)); !s.ok()) return s;
   return t;
+}
+
+// On a one-thread CPU backend, with the byte tokenizer.
+inline absl::StatusOr<std::unique_ptr<TinyRouter>> MakeTinyRouterWith(
+    const scheduler::RouterOptions& options, const runtime::EngineConfig& engine = {},
+    scheduler::ModelSpec spec = {}) {
+  return MakeTinyRouterOn(kernels::MakeCpuBackend(1), runtime::testing::MakeByteTokenizerSpec(),
+                          options, engine, std::move(spec));
 }
 
 inline absl::StatusOr<std::unique_ptr<TinyRouter>> MakeTinyRouter(

@@ -86,6 +86,10 @@ std::vector<FlagSpec> ServeFlagSpecs() {
       {"http-max-connections-per-client", "N",
        "of them, at most this many from one client address (loopback aside); more are closed "
        "at once; 0: no such cap (default half of --http-max-connections)"},
+      {"reasoning-parser", "auto|none",
+       "auto: the HTTP API's chats with a model whose template writes think blocks (Qwen3) give "
+       "the block as the message's reasoning (and reasoning_content), apart from its content, "
+       "as vLLM's qwen3 parser; none: all of it is content (default auto)"},
       {"grpc-max-connections", "N",
        "plaintext gRPC connections kept open at once; past it new ones wait to be accepted "
        "(default an eighth of the open-files limit, at most 4096)"},
@@ -132,6 +136,7 @@ struct ServeConfig {
   std::optional<int> http_port;  // the OpenAI API; off when unset
   std::optional<int64_t> http_max_connections;
   std::optional<int64_t> http_max_connections_per_client;
+  bool split_reasoning = true;  // --reasoning-parser auto
   std::optional<int64_t> grpc_max_connections;
   std::optional<int64_t> grpc_max_connections_per_client;
   int64_t drain_seconds = 30;
@@ -198,6 +203,13 @@ absl::StatusOr<ServeConfig> ConfigFromArgs(const ParsedArgs& args) {
     c.http_max_connections_per_client = 0;
     RETURN_IF_ERROR(ReadInt(args, "http-max-connections-per-client", 0, 1 << 20,
                             *c.http_max_connections_per_client));
+  }
+  if (std::optional<std::string> parser = args.Get("reasoning-parser")) {
+    if (*parser != "auto" && *parser != "none") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--reasoning-parser: expected auto or none, got ", Quote(*parser)));
+    }
+    c.split_reasoning = *parser == "auto";
   }
   if (args.Has("grpc-max-connections")) {
     c.grpc_max_connections = 0;
@@ -552,6 +564,7 @@ int ServeCommand(int argc, char** argv) {
             ? static_cast<size_t>(*config->http_max_connections_per_client)
             : std::max<size_t>(options.max_connections / 2, 1);
     options.tls = config->server.tls;
+    options.split_reasoning = config->split_reasoning;
     options.grpc_accepting = [&grpc_server] { return (*grpc_server)->accepting(); };
     const server::StreamDeps deps{&router, &metrics, &config->server.api_keys,
                                   config->server.stream};

@@ -1,0 +1,80 @@
+// The reasoning/answer split of a streamed output. See reasoning_split.h.
+
+#include "runtime/tokenizer/reasoning_split.h"
+
+#include <algorithm>
+
+namespace cohost::runtime {
+namespace {
+
+bool IsSpace(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
+
+// Length of the longest suffix of `text` that is a proper prefix of `tag`.
+size_t PartialTagSuffix(std::string_view text, std::string_view tag) {
+  for (size_t n = std::min(text.size(), tag.size() - 1); n > 0; --n) {
+    if (text.substr(text.size() - n) == tag.substr(0, n)) return n;
+  }
+  return 0;
+}
+
+}  // namespace
+
+ReasoningSplitter::Parts ReasoningSplitter::Push(std::string_view delta) {
+  Parts out;
+  held_.append(delta);
+  std::string_view text = held_;
+  // Each pass either changes state or gives out all it can and stops.
+  while (true) {
+    if (state_ == State::kStart) {
+      size_t start = 0;
+      while (start < text.size() && IsSpace(text[start])) ++start;
+      const std::string_view rest = text.substr(start);
+      if (rest.substr(0, kThinkOpen.size()) == kThinkOpen) {
+        text = rest.substr(kThinkOpen.size());
+        state_ = State::kReasoning;
+        continue;
+      }
+      // Whitespace, or the start of "<think>": wait for more.
+      if (rest.size() < kThinkOpen.size() && kThinkOpen.substr(0, rest.size()) == rest) break;
+      state_ = State::kContent;  // no block: all of it is the answer
+      continue;
+    }
+    if (state_ == State::kReasoning) {
+      if (const size_t close = text.find(kThinkClose); close != std::string_view::npos) {
+        out.reasoning.append(text.substr(0, close));
+        text.remove_prefix(close + kThinkClose.size());
+        state_ = State::kAfterBlock;
+        continue;
+      }
+      const size_t keep = PartialTagSuffix(text, kThinkClose);
+      out.reasoning.append(text.substr(0, text.size() - keep));
+      text.remove_prefix(text.size() - keep);
+      break;
+    }
+    if (state_ == State::kAfterBlock) {
+      while (!text.empty() && IsSpace(text.front())) text.remove_prefix(1);
+      if (text.empty()) break;
+      state_ = State::kContent;
+      continue;
+    }
+    out.content.append(text);  // kContent
+    text = {};
+    break;
+  }
+  held_ = std::string(text);
+  return out;
+}
+
+ReasoningSplitter::Parts ReasoningSplitter::Finish() {
+  Parts out;
+  if (state_ == State::kReasoning) {
+    out.reasoning = std::move(held_);
+  } else if (state_ != State::kAfterBlock) {
+    out.content = std::move(held_);
+  }
+  held_.clear();
+  state_ = State::kContent;
+  return out;
+}
+
+}  // namespace cohost::runtime

@@ -1,0 +1,178 @@
+// A reasoning model's think block over the OpenAI chat API: the tiny model on
+// a backend whose sampler writes a scripted output, with a Qwen3-style chat
+// template. The block comes back as the message's `reasoning` (and
+// `reasoning_content`), apart from its content, whole and streamed; raw where
+// the split is off, or on /v1/completions.
+
+#include <httplib.h>
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "server/http/http_front_door.h"
+#include "tests/server/tiny_router.h"
+#include "tests/support/forwarding_backend.h"
+
+namespace cohost::server::http {
+namespace {
+
+using Json = nlohmann::json;
+
+// Each sampled row takes the next byte of the script (the byte tokenizer's
+// ids are the bytes), then the byte tokenizer's EOS.
+class ScriptedBackend : public cohost::testing::ForwardingBackend {
+ public:
+  ScriptedBackend() : ForwardingBackend(kernels::MakeCpuBackend(1)) {}
+  void Script(const std::string& text) {
+    std::lock_guard<std::mutex> lock(mu_);
+    script_.assign(text.begin(), text.end());
+    next_ = 0;
+  }
+  void SampleRows(const float* x, int32_t rows, int32_t width, const kernels::SampleSpec* specs,
+                  int32_t* out) override {
+    ForwardingBackend::SampleRows(x, rows, width, specs, out);
+    std::lock_guard<std::mutex> lock(mu_);
+    for (int32_t r = 0; r < rows; ++r) {
+      out[r] = next_ < script_.size() ? static_cast<unsigned char>(script_[next_++]) : kEos;
+    }
+  }
+
+ private:
+  static constexpr int32_t kEos = 256;  // MakeByteTokenizerSpec's
+  std::mutex mu_;
+  std::vector<char> script_;
+  size_t next_ = 0;
+};
+
+// What a Qwen3 template names: ChatML, the switch and the block.
+constexpr char kQwen3Template[] =
+    "{%- if enable_thinking is defined and enable_thinking is false %}"
+    "{{- '<|im_start|>assistant\\n<think>\\n\\n</think>\\n\\n' }}{%- endif %}"
+    "{{- '<|im_start|>' + message.role }}";
+
+constexpr char kOutput[] = "<think>\nTwo and two.\n</think>\n\nIt is 4.";
+
+class HttpReasoningTest : public ::testing::Test {
+ protected:
+  void Start(bool split) {
+    auto backend = std::make_unique<ScriptedBackend>();
+    backend_ = backend.get();
+    runtime::TokenizerSpec spec = runtime::testing::MakeByteTokenizerSpec();
+    spec.chat_template = kQwen3Template;
+    absl::StatusOr<std::unique_ptr<cohost::testing::TinyRouter>> tiny =
+        cohost::testing::MakeTinyRouterOn(std::move(backend), spec, {});
+    ASSERT_TRUE(tiny.ok()) << tiny.status();
+    tiny_ = *std::move(tiny);
+    HttpOptions options;
+    options.split_reasoning = split;
+    const StreamDeps deps{tiny_->router.get(), &metrics_, &keys_, StreamLimits{}};
+    absl::StatusOr<std::unique_ptr<HttpFrontDoor>> door = HttpFrontDoor::Start(deps, options);
+    ASSERT_TRUE(door.ok()) << door.status();
+    door_ = *std::move(door);
+    client_ = std::make_unique<httplib::Client>("127.0.0.1", door_->port());
+    client_->set_read_timeout(30, 0);
+  }
+  void TearDown() override {
+    client_.reset();
+    door_.reset();
+    tiny_.reset();
+  }
+
+  // The reply's JSON, after the backend was given `output` to write.
+  Json Chat(const std::string& output, Json extra = Json::object(),
+            const std::string& path = "/v1/chat/completions") {
+    backend_->Script(output);
+    Json body{{"model", "tiny"}, {"max_tokens", 64}, {"temperature", 0}};
+    if (path == "/v1/chat/completions") {
+      body["messages"] = {{{"role", "user"}, {"content", "2+2?"}}};
+    } else {
+      body["prompt"] = "2+2?";
+    }
+    body.update(extra);
+    httplib::Result r = client_->Post(path, body.dump(), "application/json");
+    EXPECT_TRUE(r);
+    if (!r) return Json();
+    EXPECT_EQ(r->status, 200) << r->body;
+    if (!body.value("stream", false)) return Json::parse(r->body);
+    // Streamed: the chunks' deltas, joined, as a message.
+    Json joined{{"content", ""}, {"reasoning", ""}, {"reasoning_content", ""}};
+    size_t pos = 0;
+    while ((pos = r->body.find("data: {", pos)) != std::string::npos) {
+      const size_t end = r->body.find("\n\n", pos);
+      const Json chunk = Json::parse(r->body.substr(pos + 6, end - pos - 6));
+      pos = end;
+      if (chunk["choices"].empty()) continue;
+      const Json& delta = chunk["choices"][0]["delta"];
+      for (const char* key : {"content", "reasoning", "reasoning_content"}) {
+        if (delta.contains(key))
+          joined[key] = joined[key].get<std::string>() + delta[key].get<std::string>();
+      }
+      if (delta.contains("reasoning")) EXPECT_EQ(delta["reasoning"], delta["reasoning_content"]);
+    }
+    return joined;
+  }
+
+  ServerMetrics metrics_;
+  auth::ApiKeys keys_;
+  ScriptedBackend* backend_ = nullptr;  // tiny_'s
+  std::unique_ptr<cohost::testing::TinyRouter> tiny_;
+  std::unique_ptr<HttpFrontDoor> door_;
+  std::unique_ptr<httplib::Client> client_;
+};
+
+TEST_F(HttpReasoningTest, TheThinkBlockIsTheReasoningWholeAndStreamed) {
+  Start(/*split=*/true);
+  const Json whole = Chat(kOutput);
+  const Json& message = whole["choices"][0]["message"];
+  EXPECT_EQ(message["content"], "It is 4.");
+  EXPECT_EQ(message["reasoning"], "\nTwo and two.\n");
+  EXPECT_EQ(message["reasoning_content"], "\nTwo and two.\n");
+  EXPECT_EQ(whole["choices"][0]["finish_reason"], "stop");
+  // Every token counts, the block's too.
+  EXPECT_EQ(whole["usage"]["completion_tokens"], std::string(kOutput).size() + 1);
+
+  const Json streamed = Chat(kOutput, {{"stream", true}});
+  EXPECT_EQ(streamed["content"], "It is 4.");
+  EXPECT_EQ(streamed["reasoning"], "\nTwo and two.\n");
+  EXPECT_EQ(streamed["reasoning_content"], "\nTwo and two.\n");
+}
+
+TEST_F(HttpReasoningTest, AnAnswerWithoutABlockHasNoReasoning) {
+  Start(/*split=*/true);
+  const Json whole = Chat("It is 4.", {{"chat_template_kwargs", {{"enable_thinking", false}}}});
+  const Json& message = whole["choices"][0]["message"];
+  EXPECT_EQ(message["content"], "It is 4.");
+  EXPECT_TRUE(message["reasoning"].is_null());
+  EXPECT_TRUE(message["reasoning_content"].is_null());
+}
+
+TEST_F(HttpReasoningTest, ACutOffBlockIsAllReasoning) {
+  Start(/*split=*/true);
+  const Json whole = Chat(kOutput, {{"max_tokens", 12}});  // "<think>\nTwo "
+  const Json& message = whole["choices"][0]["message"];
+  EXPECT_EQ(message["content"], "");
+  EXPECT_EQ(message["reasoning"], "\nTwo ");
+  EXPECT_EQ(whole["choices"][0]["finish_reason"], "length");
+}
+
+TEST_F(HttpReasoningTest, CompletionsAndASplitTurnedOffGiveTheRawText) {
+  Start(/*split=*/true);
+  const Json text = Chat(kOutput, Json::object(), "/v1/completions");
+  EXPECT_EQ(text["choices"][0]["text"], kOutput);
+  TearDown();
+  Start(/*split=*/false);
+  const Json whole = Chat(kOutput);
+  const Json& message = whole["choices"][0]["message"];
+  EXPECT_EQ(message["content"], kOutput);
+  EXPECT_FALSE(message.contains("reasoning"));
+  const Json streamed = Chat(kOutput, {{"stream", true}});
+  EXPECT_EQ(streamed["content"], kOutput);
+  EXPECT_EQ(streamed["reasoning"], "");
+}
+
+}  // namespace
+}  // namespace cohost::server::http
