@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -21,6 +22,9 @@ struct DeviceSetup {
   std::string id;                       // "cpu" or "cuda:N"; distinct among a Router's devices
   int64_t kv_pool_bytes = 0;            // the device's KV pool, shared by its models
   int64_t weights_budget_bytes = 0;     // what its models' weights may take; 0: no limit
+  // The configured models that belong here (pinned, or planned), by name,
+  // with their KV floors: kept for them in the pool (KvPool::Reserve).
+  std::map<std::string, int64_t> reserved_kv_floors;
 };
 
 struct Device {

@@ -3,11 +3,24 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 #include <utility>
 
 #include "absl/strings/str_format.h"
 
 namespace cohost::scheduler {
+namespace {
+
+// Sums of floors are held at this: two of them add up without overflow.
+constexpr int64_t kMostFloors = int64_t{1} << 61;
+
+// Sizes in errors: MB as the configuration gives them, bytes below one.
+std::string Shown(int64_t bytes) {
+  return bytes >= (int64_t{1} << 20) ? absl::StrFormat("%d MB", bytes >> 20)
+                                     : absl::StrFormat("%d bytes", bytes);
+}
+
+}  // namespace
 
 KvPool::KvPool(std::string device, int64_t budget_bytes)
     : device_(std::move(device)), budget_(budget_bytes) {}
@@ -33,26 +46,45 @@ absl::StatusOr<std::unique_ptr<KvPool::Account>> KvPool::Join(std::string name, 
   // may fit another device's (placement moves on at RESOURCE_EXHAUSTED, below).
   cap = std::min(cap, budget_);
   std::lock_guard<std::mutex> lock(mu_);
-  int64_t floors = floor;
-  for (const Account* a : accounts_) floors += a->floor_;
+  const int64_t beside = FloorsBesideLocked(name);
+  const int64_t floors = std::min(floor, kMostFloors) + beside;
   if (floors > budget_) {
     return absl::ResourceExhaustedError(absl::StrFormat(
-        "model \"%s\": KV floors would add up to %d bytes, more than the device's pool of %d", name,
-        floors, budget_));
+        "model \"%s\": its KV floor of %s and those of the models on %s add up to %s, more "
+        "than its KV pool of %s",
+        name, Shown(floor), device_, Shown(floors), Shown(budget_)));
   }
   // Every account may grow to its promise whatever the others do, as long as
   // they sit at their floors: promise + the others' floors <= budget.
   for (const Account* a : accounts_) {
     if (a->promised_ + (floors - a->floor_) > budget_) {
       return absl::ResourceExhaustedError(absl::StrFormat(
-          "model \"%s\": a KV floor of %d bytes would break model \"%s\"'s %d bytes", name, floor,
-          a->name_, a->promised_));
+          "model \"%s\": a KV floor of %s on %s would break the %s promised to model \"%s\"", name,
+          Shown(floor), device_, Shown(a->promised_), a->name_));
     }
   }
-  const int64_t promised = std::min(cap, budget_ - (floors - floor));
+  const int64_t promised = std::min(cap, budget_ - beside);
   std::unique_ptr<Account> account(new Account(this, std::move(name), floor, cap, promised));
   accounts_.push_back(account.get());
   return account;
+}
+
+void KvPool::Reserve(std::string name, int64_t floor) {
+  std::lock_guard<std::mutex> lock(mu_);
+  reserved_[std::move(name)] = std::max<int64_t>(floor, 0);
+}
+
+int64_t KvPool::FloorsBesideLocked(const std::string& joining) const {
+  int64_t floors = 0;
+  for (const Account* a : accounts_) floors = std::min(floors + a->floor_, kMostFloors);
+  for (const auto& reserved : reserved_) {
+    const std::string& model = reserved.first;
+    if (model == joining) continue;
+    const bool joined = std::any_of(accounts_.begin(), accounts_.end(),
+                                    [&](const Account* a) { return a->name_ == model; });
+    if (!joined) floors = std::min(floors + std::min(reserved.second, kMostFloors), kMostFloors);
+  }
+  return floors;
 }
 
 int64_t KvPool::used() const {
@@ -135,6 +167,14 @@ void KvPool::Account::SetReclaimer(ReclaimFn reclaim, int64_t group_bytes) {
   reclaim_ = std::move(reclaim);
   const int64_t g = std::max<int64_t>(group_bytes, 1);
   guarantee_ = floor_ / g * g;
+  if (guarantee_ < floor_ && g >= (int64_t{1} << 20)) {
+    // A floor is reserved whole but held in whole groups: say what it holds.
+    std::fprintf(stderr,
+                 "cohost kv pool %s: model \"%s\" is guaranteed %s of its KV floor of %s: its "
+                 "KV memory comes in groups of %s\n",
+                 pool_->device_.c_str(), name_.c_str(), Shown(guarantee_).c_str(),
+                 Shown(floor_).c_str(), Shown(g).c_str());
+  }
 }
 
 void KvPool::Account::StopReclaims() {

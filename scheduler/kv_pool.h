@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -39,7 +40,8 @@ class KvPool {
     void Release(int64_t bytes) override;
     // Installed once the engine exists; the pool calls it to take memory back.
     // `group_bytes`: what the engine takes and gives back at a time. Its floor
-    // then holds in whole groups (rounded down): a floor between two groups
+    // then holds in whole groups (rounded down, said on stderr where groups
+    // are megabytes, as a GPU's are): a floor between two groups
     // could neither be reached by the asker (it grows a group at a time) nor
     // left by a holder (it gives back whole groups), and a request waited for
     // memory nobody could give.
@@ -85,6 +87,14 @@ class KvPool {
   // appears in errors.
   absl::StatusOr<std::unique_ptr<Account>> Join(std::string name, int64_t floor, int64_t cap);
 
+  // Start-up, before any Join: the configured model `name` belongs here
+  // (pinned, or planned), and its floor is kept out of every other account's
+  // promise from now on, joined or not. So whatever loads first, and whatever
+  // loads later by LoadModel, the model finds its floor here when it comes.
+  // Its own Join counts its floor once. The caller checks that the reserved
+  // floors fit the budget (SplitDeviceBudgets); past it, Joins are refused.
+  void Reserve(std::string name, int64_t floor);
+
   const std::string& device() const { return device_; }
   int64_t budget() const { return budget_; }
   int64_t used() const;
@@ -94,12 +104,16 @@ class KvPool {
   bool AcquireFor(Account* asker, int64_t bytes, runtime::RequestId oldest);
   void ReleaseFor(Account* account, int64_t bytes);
   void Leave(Account* account);
+  // The floors in force beside `joining`'s: every account's, and every
+  // reservation whose model has no account here.
+  int64_t FloorsBesideLocked(const std::string& joining) const;
 
   const std::string device_;
   const int64_t budget_;
   mutable std::mutex mu_;
-  int64_t used_ = 0;                // guarded by mu_
-  std::vector<Account*> accounts_;  // guarded by mu_
+  int64_t used_ = 0;                         // guarded by mu_
+  std::vector<Account*> accounts_;           // guarded by mu_
+  std::map<std::string, int64_t> reserved_;  // guarded by mu_; model -> its floor
 };
 
 }  // namespace cohost::scheduler

@@ -2,9 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
 
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 #include "runtime/engine/loaded_model.h"
 #include "runtime/model/model.h"
@@ -55,25 +55,82 @@ std::vector<DeviceMemoryPlan> PlanDeviceMemory(absl::Span<const DeviceRoom> devi
     kv_floor.push_back(floor);
   }
   std::vector<DeviceMemoryPlan> plans(devices.size());
+  std::vector<int64_t> weights_planned(devices.size(), 0);
   for (const ModelDemand& m : models) {
+    // Its weights and its KV floor must both fit the device.
+    ModelDemand whole = m;
+    whole.bytes = m.bytes + std::clamp<int64_t>(m.kv_floor_bytes, 0, int64_t{1} << 60);
     // Nobody is resident yet, so nothing is evicted; the clock is unused.
-    absl::StatusOr<Placement> placed = PlaceModel(rooms, m, runtime::Clock::time_point());
+    absl::StatusOr<Placement> placed = PlaceModel(rooms, whole, runtime::Clock::time_point());
     if (!placed.ok()) continue;
-    rooms[placed->device].used_bytes += m.bytes;
+    rooms[placed->device].used_bytes += whole.bytes;
     rooms[placed->device].load += m.load;
+    weights_planned[placed->device] += m.bytes;
     plans[placed->device].models.push_back(m.name);
   }
   for (size_t i = 0; i < devices.size(); ++i) {
     const int64_t budget = std::max<int64_t>(devices[i].budget_bytes, 0);
-    const int64_t weights = plans[i].models.empty() ? budget - kv_floor[i] : rooms[i].used_bytes;
+    const int64_t weights = plans[i].models.empty() ? budget - kv_floor[i] : weights_planned[i];
     plans[i].weights_budget_bytes = std::max<int64_t>(weights, 1);
     plans[i].kv_pool_bytes = budget - plans[i].weights_budget_bytes;
   }
   return plans;
 }
 
+namespace {
+
+// Each configured model's KV floor, reserved on the device it belongs to: the
+// one it is pinned to, the only one, or the one the plan put it on. Those of
+// one device must fit its pool; a floor that belongs nowhere yet must fit
+// some device's pool, where placement will put it.
+absl::Status ReserveKvFloors(const std::vector<ModelSpec>& models,
+                             const std::map<std::string, std::string>& planned,
+                             std::vector<DeviceSetup>& setups) {
+  int64_t largest_pool = 0;
+  for (const DeviceSetup& s : setups) largest_pool = std::max(largest_pool, s.kv_pool_bytes);
+  for (const ModelSpec& m : models) {
+    if (m.kv_floor_bytes <= 0) continue;
+    std::optional<std::string> home = m.device;
+    if (!home && setups.size() == 1) home = setups[0].id;
+    if (!home) {
+      if (auto p = planned.find(m.name); p != planned.end()) home = p->second;
+    }
+    auto setup = std::find_if(setups.begin(), setups.end(),
+                              [&](const DeviceSetup& s) { return home && s.id == *home; });
+    if (setup == setups.end()) {
+      // Placed at its load (or pinned to a device this server lacks, which
+      // its registration refuses).
+      if (!home && m.kv_floor_bytes > largest_pool) {
+        return absl::InvalidArgumentError(absl::StrFormat(
+            "model \"%s\": its kv_floor_mb of %d MB is more than any device's KV pool (the "
+            "largest is %d MB)",
+            m.name, m.kv_floor_bytes >> 20, largest_pool >> 20));
+      }
+      continue;
+    }
+    setup->reserved_kv_floors[m.name] = m.kv_floor_bytes;
+  }
+  for (const DeviceSetup& s : setups) {
+    int64_t floors = 0;  // each at most 2^60 (kMaxKvMb), the sum held at 2^62
+    std::vector<std::string> listed;
+    for (const auto& [model, floor] : s.reserved_kv_floors) {
+      floors = std::min(floors + floor, int64_t{1} << 62);
+      listed.push_back(absl::StrFormat("\"%s\" %d MB", model, floor >> 20));
+    }
+    if (floors > s.kv_pool_bytes) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "%s: the kv_floor_mb of the models that belong there (%s) add up to %d MB, more than "
+          "its KV pool of %d MB",
+          s.id, absl::StrJoin(listed, ", "), floors >> 20, s.kv_pool_bytes >> 20));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<std::vector<DeviceSetup>> SplitDeviceBudgets(
-    absl::Span<const DeviceHandle> devices, std::vector<ModelSpec>& models,
+    absl::Span<const DeviceHandle> devices, const std::vector<ModelSpec>& models,
     const MemorySplitOptions& options, std::map<std::string, std::string>* planned) {
   if (devices.empty()) return absl::InvalidArgumentError("no devices");
   std::vector<DeviceRoom> rooms;
@@ -87,6 +144,7 @@ absl::StatusOr<std::vector<DeviceSetup>> SplitDeviceBudgets(
   const kernels::Backend& kind = *devices[0].backend;
   const bool plan = !options.kv_pool_bytes.has_value() && kind.kind() != kernels::BackendKind::kCpu;
   std::vector<DeviceMemoryPlan> plans;
+  std::map<std::string, std::string> planned_here;  // model -> device id
   if (plan) {
     std::vector<ModelDemand> demands;
     for (const ModelSpec& spec : models) {
@@ -96,17 +154,15 @@ absl::StatusOr<std::vector<DeviceSetup>> SplitDeviceBudgets(
                          ExpectedFootprint(options.footprints, spec.path, d->config, kind,
                                            options.engine, options.keep_quantized)
                              .bytes,
-                         0, spec.device});
+                         0, spec.device, spec.kv_floor_bytes});
     }
     plans = PlanDeviceMemory(rooms, demands);
-    if (planned != nullptr) {
-      for (size_t i = 0; i < plans.size(); ++i) {
-        for (const std::string& m : plans[i].models) (*planned)[m] = devices[i].id;
-      }
+    for (size_t i = 0; i < plans.size(); ++i) {
+      for (const std::string& m : plans[i].models) planned_here[m] = devices[i].id;
     }
+    if (planned != nullptr) *planned = planned_here;
   }
   std::vector<DeviceSetup> setups;
-  int64_t smallest_pool = std::numeric_limits<int64_t>::max();
   for (size_t i = 0; i < devices.size(); ++i) {
     const int64_t budget = rooms[i].budget_bytes;
     const int64_t kv = plan
@@ -117,10 +173,9 @@ absl::StatusOr<std::vector<DeviceSetup>> SplitDeviceBudgets(
           "%s: its memory budget of %d MB leaves nothing for weights beside a %d MB KV pool",
           devices[i].id, budget >> 20, kv >> 20));
     }
-    setups.push_back({devices[i].backend, devices[i].id, kv, budget - kv});
-    smallest_pool = std::min(smallest_pool, kv);
+    setups.push_back({devices[i].backend, devices[i].id, kv, budget - kv, {}});
   }
-  RETURN_IF_ERROR(FillDefaultKvCaps(models, smallest_pool));
+  RETURN_IF_ERROR(ReserveKvFloors(models, planned_here, setups));
   return setups;
 }
 

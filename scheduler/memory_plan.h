@@ -57,7 +57,9 @@ struct DeviceMemoryPlan {
 // budget (DeviceMemoryBudget); `models` are the configured models in the
 // order the server registers them, each with its expected footprint. Each is
 // placed as the router will place it at start-up (PlaceModel: best fit),
-// over budgets that keep kMinKvShare of every device for KV. A device's
+// over budgets that keep kMinKvShare of every device for KV, its weights
+// and its KV floor (ModelDemand::kv_floor_bytes) together: a device's pool
+// then holds the floors of the models planned there. A device's
 // weights get what its planned models are expected to take and its KV pool
 // gets the rest; a device with no model planned keeps kMinKvShare for KV and
 // the rest for models loaded later. A model that fits nowhere in the plan
@@ -79,11 +81,15 @@ struct MemorySplitOptions {
 };
 
 // Each device's budget (DeviceMemoryBudget) split between its KV pool and the
-// models' weights, as MemorySplitOptions says; the models' default KV caps
-// then follow the smallest pool (FillDefaultKvCaps). A model whose file
-// cannot be read plans nothing (registering it says why). INVALID_ARGUMENT
-// when a device's pool leaves nothing for weights, or the models' floors do
-// not fit; the budget's own errors. `devices` are all of one kind. Where the
+// models' weights, as MemorySplitOptions says. Each configured model's KV
+// floor is reserved on the device it belongs to (DeviceSetup::
+// reserved_kv_floors): the one it is pinned to, the only one, or the one the
+// plan put it on; one the plan left out is placed at its load. A model whose
+// file cannot be read plans nothing (registering it says why).
+// INVALID_ARGUMENT when a device's pool leaves nothing for weights, when the
+// floors reserved on a device pass its pool (naming the device and the
+// models), or when a floor that belongs nowhere yet passes every pool; the
+// budget's own errors. `devices` are all of one kind. Where the
 // pools were planned, `planned` (if not null) gets each planned model's device
 // id (RouterOptions::planned_devices).
 struct DeviceHandle {
@@ -91,7 +97,7 @@ struct DeviceHandle {
   kernels::Backend* backend = nullptr;
 };
 absl::StatusOr<std::vector<DeviceSetup>> SplitDeviceBudgets(
-    absl::Span<const DeviceHandle> devices, std::vector<ModelSpec>& models,
+    absl::Span<const DeviceHandle> devices, const std::vector<ModelSpec>& models,
     const MemorySplitOptions& options, std::map<std::string, std::string>* planned = nullptr);
 
 }  // namespace cohost::scheduler

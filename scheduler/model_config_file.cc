@@ -456,22 +456,6 @@ absl::StatusOr<ServeConfig> LoadServeConfigFile(const std::string& path) {
   return ParseServeConfig(text, path);
 }
 
-absl::Status FillDefaultKvCaps(std::vector<ModelSpec>& specs, int64_t pool_bytes) {
-  // Each floor is at most 2^60, and the sum is held at 2^62: it cannot
-  // overflow, however many models.
-  int64_t floors = 0;
-  for (const ModelSpec& s : specs) floors = std::min(floors + s.kv_floor_bytes, int64_t{1} << 62);
-  if (floors > pool_bytes) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "the models' kv_floor_mb add up to %d MB, more than the KV pool's %d MB (--kv-cache-mb)",
-        floors >> 20, pool_bytes >> 20));
-  }
-  for (ModelSpec& s : specs) {
-    if (s.kv_cap_bytes == 0) s.kv_cap_bytes = pool_bytes - (floors - s.kv_floor_bytes);
-  }
-  return absl::OkStatus();
-}
-
 absl::StatusOr<ModelSpec> ModelSpecFromFlag(std::string_view name_eq_path) {
   const auto error = [&](absl::string_view what) {
     return absl::InvalidArgumentError(

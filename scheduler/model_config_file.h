@@ -12,7 +12,7 @@
 //       keep_alive_s: 300               # integer >= 0, or "forever"
 //       kv_floor_mb: 0                  # integer >= 0
 //       kv_cap_mb: 512                  # integer >= 0; 0 or unset: the pool less the
-//                                       # other models' floors (FillDefaultKvCaps)
+//                                       # floors of the other models there (KvPool::Join)
 //       ttft_target_ms: 1000            # integer >= 1
 //       tpot_target_ms: 200             # integer >= 1
 //       ttft_admit_margin_pct: 50       # integer in [0, 10000]; unset: never refuse by it
@@ -47,7 +47,7 @@ struct ModelSpec {
   // never evicted.
   std::optional<std::chrono::seconds> keep_alive = std::chrono::seconds(300);
   int64_t kv_floor_bytes = 0;  // from kv_floor_mb
-  int64_t kv_cap_bytes = 0;    // from kv_cap_mb; 0 = FillDefaultKvCaps decides (or the whole pool)
+  int64_t kv_cap_bytes = 0;    // from kv_cap_mb; 0 = none: the pool less the others' floors
   std::chrono::milliseconds ttft_target{1000};
   std::chrono::milliseconds tpot_target{200};
   // Set: a request whose predicted TTFT (scheduler/ttft_predictor.h) is over
@@ -92,13 +92,6 @@ absl::StatusOr<std::vector<ModelSpec>> ParseModelConfig(std::string_view text,
 // when it cannot be read; INVALID_ARGUMENT for one that is not a regular file
 // or is over kMaxModelConfigBytes.
 absl::StatusOr<ServeConfig> LoadServeConfigFile(const std::string& path);
-
-// Gives every spec without a kv_cap_mb the pool less the other models'
-// floors as its cap, so that floors set on later models never collide with
-// the whole-pool promise of an earlier one (the KV pool refuses a floor that
-// would break an earlier promise). INVALID_ARGUMENT when the floors alone
-// exceed the pool, or a floor is above `pool_bytes`.
-absl::Status FillDefaultKvCaps(std::vector<ModelSpec>& specs, int64_t pool_bytes);
 
 // The spec `--model NAME=PATH` gives (defaults for the rest); INVALID_ARGUMENT
 // for a bad NAME=PATH or name.

@@ -50,6 +50,10 @@ struct ModelDemand {
   int64_t bytes = 0;                  // its weights (measured, or predicted before a first load)
   double load = 0;                    // expected busy fraction it adds, 0..1 (0: unknown)
   std::optional<std::string> device;  // pinned by its configuration
+  // Start-up's memory plan alone (PlanDeviceMemory): the KV its configuration
+  // guarantees it, which the device it is planned onto must keep beside its
+  // weights. Placement itself reads `bytes`.
+  int64_t kv_floor_bytes = 0;
 };
 
 struct Placement {

@@ -159,6 +159,9 @@ Router::Router(std::vector<DeviceSetup> devices, runtime::EngineConfig engine_co
           d->backend = setup.backend;
           d->executor = std::make_shared<DeviceExecutor>(d->name, options_.executor);
           d->kv_pool = std::make_shared<KvPool>(d->name, setup.kv_pool_bytes);
+          for (const auto& [model, floor] : setup.reserved_kv_floors) {
+            d->kv_pool->Reserve(model, floor);
+          }
           d->weights_budget_bytes = setup.weights_budget_bytes;
           if (!setup.backend->AdoptsHostMemory()) d->offload = offload;
           out.push_back(std::move(d));

@@ -122,11 +122,44 @@ TEST(KvPoolTest, JoinChecksFloorsCapsAndPromises) {
   // Any floor for c would leave a less than its promised 1000.
   absl::StatusOr<std::unique_ptr<KvPool::Account>> c = pool.Join("c", 100, 500);
   EXPECT_EQ(c.status().code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_THAT(std::string(c.status().message()), HasSubstr("would break model \"a\""));
+  EXPECT_THAT(std::string(c.status().message()),
+              HasSubstr("would break the 1000 bytes promised to model \"a\""));
   EXPECT_EQ(pool.Join("d", 400, 400).status().code(), absl::StatusCode::kResourceExhausted)
       << "floors of 700 in a pool of 1000 would break a's promise too";
   EXPECT_TRUE(pool.Join("c", 0, 500).ok());
   EXPECT_EQ(pool.floors(), 300);
+}
+
+// A configured model's floor, reserved at start-up, is out of every other
+// account's promise whether or not the model has joined: whatever joins
+// first, the model finds its floor (without the reservation, a first model
+// with no cap takes the whole pool as its promise and the floor is refused).
+TEST(KvPoolTest, AReservedFloorIsKeptForItsModelWhateverJoinsFirst) {
+  KvPool plain("cpu", 1000);
+  auto greedy = plain.Join("a", 0, 1000);
+  ASSERT_TRUE(greedy.ok());
+  EXPECT_EQ(plain.Join("b", 300, 1000).status().code(), absl::StatusCode::kResourceExhausted);
+
+  KvPool pool("cpu", 1000);
+  pool.Reserve("b", 300);
+  auto a = pool.Join("a", 0, 1000);
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ((*a)->promised(), 700) << "b's floor is out of a's reach before b comes";
+  // A model loaded later (LoadModel) cannot take it either.
+  absl::StatusOr<std::unique_ptr<KvPool::Account>> late = pool.Join("late", 800, 800);
+  EXPECT_EQ(late.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(late.status().message()), HasSubstr("on cpu"));
+  {
+    auto b = pool.Join("b", 300, 1000);
+    ASSERT_TRUE(b.ok()) << b.status();
+    EXPECT_EQ((*b)->promised(), 1000) << "its own reservation is not in its way";
+    EXPECT_EQ(pool.floors(), 300) << "counted once";
+  }
+  // b unloaded: its floor is still kept for its return.
+  auto c = pool.Join("c", 0, 1000);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ((*c)->promised(), 700);
+  EXPECT_TRUE(pool.Join("b", 300, 1000).ok());
 }
 
 TEST(KvPoolTest, GrantsFreeMemoryUpToThePromise) {

@@ -77,6 +77,9 @@ class LifecycleTest : public ::testing::Test {
   // Each device's KV pool in the next MakeRouter of several devices, where
   // they differ (else every pool is its kv_bytes).
   std::vector<int64_t> kv_bytes_per_device_;
+  // Each device's DeviceSetup::reserved_kv_floors in the next MakeRouter of
+  // several devices.
+  std::vector<std::map<std::string, int64_t>> reserved_per_device_;
 
   // Room for the weights of `models` tiny models on each device, and a KV
   // pool of `kv_bytes` each. One device is "cpu" (the Router's one-backend
@@ -111,7 +114,9 @@ class LifecycleTest : public ::testing::Test {
       const int64_t pool =
           i < static_cast<int>(kv_bytes_per_device_.size()) ? kv_bytes_per_device_[i] : kv_bytes;
       setups.push_back(
-          {backends_[i].get(), absl::StrFormat("cpu:%d", i), pool, o.weights_budget_bytes});
+          {backends_[i].get(), absl::StrFormat("cpu:%d", i), pool, o.weights_budget_bytes,
+           i < static_cast<int>(reserved_per_device_.size()) ? reserved_per_device_[i]
+                                                             : std::map<std::string, int64_t>{}});
     }
     router_ = std::make_unique<Router>(setups, c, o);
   }

@@ -45,7 +45,7 @@ TEST(PlanDeviceMemoryTest, Table) {
   struct Case {
     const char* what;
     std::vector<DeviceRoom> devices;  // name, whole budget
-    std::vector<ModelDemand> models;  // name, bytes, load, pin
+    std::vector<ModelDemand> models;  // name, bytes, load, pin, KV floor
     std::vector<Want> want;
   };
   const std::vector<Case> cases = {
@@ -73,6 +73,14 @@ TEST(PlanDeviceMemoryTest, Table) {
        {Room("cuda:0", 10 * kGb), Room("cuda:1", 10 * kGb)},
        {{"a", 3 * kGb, 0, {}}, {"b", 6 * kGb, 0, {}}, {"c", 3 * kGb, 0, {}}},
        {{kGb, 9 * kGb, {"a", "b"}}, {7 * kGb, 3 * kGb, {"c"}}}},
+      {"a model's KV floor must fit beside its weights: b goes where its floor fits too",
+       {Room("cuda:0", 10 * kGb), Room("cuda:1", 10 * kGb)},
+       {{"a", 5 * kGb, 0, {}, 2 * kGb}, {"b", kGb, 0, {}, 2 * kGb}},
+       {{5 * kGb, 5 * kGb, {"a"}}, {9 * kGb, kGb, {"b"}}}},
+      {"a floor no device holds beside the weights plans nothing",
+       {Room("cuda:0", 10 * kGb)},
+       {{"a", 4 * kGb, 0, {}, 6 * kGb}},
+       {{kGb, 9 * kGb, {}}}},
       {"a pin to a device not listed plans nothing",
        {Room("cuda:0", 10 * kGb)},
        {{"a", 2 * kGb, 0, std::string("cuda:7")}},
@@ -173,8 +181,10 @@ TEST_F(SplitDeviceBudgetsTest, AGpusPoolIsWhatItsBudgetLeavesOnceTheModelsAreIn)
     EXPECT_EQ((*setups)[0].weights_budget_bytes, weights);
     EXPECT_EQ((*setups)[0].kv_pool_bytes, budget - weights);
     EXPECT_EQ((*setups)[0].id, "cuda:0");
-    // Without floors, each model may take the whole pool.
-    for (const ModelSpec& m : models) EXPECT_EQ(m.kv_cap_bytes, budget - weights);
+    // Without floors nothing is reserved, and no cap is set: each model may
+    // take the whole pool.
+    EXPECT_TRUE((*setups)[0].reserved_kv_floors.empty());
+    for (const ModelSpec& m : models) EXPECT_EQ(m.kv_cap_bytes, 0);
   }
 }
 
@@ -237,7 +247,65 @@ TEST_F(SplitDeviceBudgetsTest, FloorsThatDoNotFitThePlannedPoolAreRefused) {
   absl::StatusOr<std::vector<DeviceSetup>> setups =
       SplitDeviceBudgets({{"cuda:0", &gpu}}, models, options_);
   EXPECT_EQ(setups.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(std::string(setups.status().message()), ::testing::HasSubstr("kv_floor_mb"));
+  EXPECT_THAT(std::string(setups.status().message()),
+              ::testing::HasSubstr("cuda:0: the kv_floor_mb of the models that belong there "
+                                   "(\"m0\" 1024 MB)"));
+}
+
+// Each device's pool holds the floors of the models that belong to it, not
+// every model's: two models pinned to two GPUs each fit their own.
+TEST_F(SplitDeviceBudgetsTest, FloorsAreReservedOnTheDeviceEachModelBelongsTo) {
+  FakeGpu gpu0(int64_t{1} << 30), gpu1(int64_t{1} << 30);
+  options_.kv_pool_bytes = int64_t{100} << 20;  // each device's
+  std::vector<ModelSpec> models = Models({path_, path_, path_});
+  models[0].device = "cuda:0";
+  models[0].kv_floor_bytes = int64_t{60} << 20;
+  models[1].device = "cuda:1";
+  models[1].kv_floor_bytes = int64_t{60} << 20;
+  models[2].kv_floor_bytes = int64_t{90} << 20;  // placed at its load, where it fits
+  absl::StatusOr<std::vector<DeviceSetup>> setups =
+      SplitDeviceBudgets({{"cuda:0", &gpu0}, {"cuda:1", &gpu1}}, models, options_);
+  ASSERT_TRUE(setups.ok()) << setups.status();
+  EXPECT_EQ((*setups)[0].reserved_kv_floors,
+            (std::map<std::string, int64_t>{{"m0", int64_t{60} << 20}}));
+  EXPECT_EQ((*setups)[1].reserved_kv_floors,
+            (std::map<std::string, int64_t>{{"m1", int64_t{60} << 20}}));
+
+  models[2].device = "cuda:0";  // 60 + 90 MB on one 100 MB pool
+  absl::Status over =
+      SplitDeviceBudgets({{"cuda:0", &gpu0}, {"cuda:1", &gpu1}}, models, options_).status();
+  EXPECT_EQ(over.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(over.message()),
+              ::testing::HasSubstr("cuda:0: the kv_floor_mb of the models that belong there "
+                                   "(\"m0\" 60 MB, \"m2\" 90 MB) add up to 150 MB, more than its "
+                                   "KV pool of 100 MB"));
+
+  models[2].device.reset();
+  models[2].kv_floor_bytes = int64_t{101} << 20;  // unpinned, past every pool
+  over = SplitDeviceBudgets({{"cuda:0", &gpu0}, {"cuda:1", &gpu1}}, models, options_).status();
+  EXPECT_EQ(over.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(over.message()),
+              ::testing::HasSubstr("\"m2\": its kv_floor_mb of 101 MB is more than any device's"));
+}
+
+// Planned pools: each model's floor is reserved where the plan put it, and
+// the plan leaves room for it there.
+TEST_F(SplitDeviceBudgetsTest, APlannedModelsFloorIsReservedOnItsPlannedDevice) {
+  FakeGpu gpu0(int64_t{1} << 30), gpu1(int64_t{1} << 30);
+  options_.gpu_fraction = 0.5;
+  std::vector<ModelSpec> models = Models({path_, path_});
+  models[0].kv_floor_bytes = int64_t{300} << 20;
+  models[1].kv_floor_bytes = int64_t{300} << 20;  // both floors cannot share one 512 MB device
+  std::map<std::string, std::string> planned;
+  absl::StatusOr<std::vector<DeviceSetup>> setups =
+      SplitDeviceBudgets({{"cuda:0", &gpu0}, {"cuda:1", &gpu1}}, models, options_, &planned);
+  ASSERT_TRUE(setups.ok()) << setups.status();
+  EXPECT_EQ(planned, (std::map<std::string, std::string>{{"m0", "cuda:0"}, {"m1", "cuda:1"}}));
+  for (size_t i = 0; i < 2; ++i) {
+    SCOPED_TRACE(i);
+    EXPECT_EQ((*setups)[i].reserved_kv_floors.size(), 1u);
+    EXPECT_GE((*setups)[i].kv_pool_bytes, int64_t{300} << 20);
+  }
 }
 
 }  // namespace

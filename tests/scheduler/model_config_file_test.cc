@@ -598,30 +598,5 @@ TEST(ModelConfigFileTest, RandomMutationsParseOrFailCleanly) {
   }
 }
 
-TEST(ModelConfigFileTest, DefaultKvCapsLeaveRoomForTheOtherFloors) {
-  constexpr int64_t kMb = int64_t{1} << 20;
-  std::vector<ModelSpec> specs(3);
-  specs[0].kv_floor_bytes = 0;  // no cap given: the pool less the others' floors
-  specs[1].kv_floor_bytes = 64 * kMb;
-  specs[2].kv_floor_bytes = 32 * kMb;
-  specs[2].kv_cap_bytes = 100 * kMb;  // given: kept
-  ASSERT_TRUE(FillDefaultKvCaps(specs, 256 * kMb).ok());
-  EXPECT_EQ(specs[0].kv_cap_bytes, (256 - 96) * kMb);
-  EXPECT_EQ(specs[1].kv_cap_bytes, (256 - 32) * kMb);
-  EXPECT_EQ(specs[2].kv_cap_bytes, 100 * kMb);
-
-  std::vector<ModelSpec> over(2);
-  over[0].kv_floor_bytes = 200 * kMb;
-  over[1].kv_floor_bytes = 100 * kMb;
-  const absl::Status s = FillDefaultKvCaps(over, 256 * kMb);
-  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(std::string(s.message()), HasSubstr("300 MB"));
-  // Eight of the largest floors a file may give (2^40 MB each): refused, not
-  // a sum that wrapped negative and passed.
-  std::vector<ModelSpec> huge(8);
-  for (ModelSpec& m : huge) m.kv_floor_bytes = int64_t{1} << 60;
-  EXPECT_EQ(FillDefaultKvCaps(huge, 256 * kMb).code(), absl::StatusCode::kInvalidArgument);
-}
-
 }  // namespace
 }  // namespace cohost::scheduler

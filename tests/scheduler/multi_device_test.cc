@@ -150,6 +150,31 @@ TEST_F(LifecycleTest, AKvFloorOnePoolCannotHoldGoesToAnotherDevice) {
   EXPECT_THAT(std::string(refused.message()), HasSubstr("KV floor"));
 }
 
+// A configured model's floor is reserved on its device at start-up
+// (SplitDeviceBudgets): a model that loads there first cannot be promised it.
+TEST_F(LifecycleTest, AFloorReservedOnADeviceWaitsForItsModel) {
+  kv_bytes_per_device_ = {int64_t{4} << 20, int64_t{4} << 20};
+  reserved_per_device_ = {{{"b", int64_t{3} << 20}}};
+  MakeRouter(/*models=*/2, /*devices=*/2);
+  ModelSpec a = Spec("a");
+  a.device = "cpu:0";
+  ASSERT_TRUE(router_->AddModel(a).ok());
+  // Past what b's reservation leaves on cpu:0.
+  ModelSpec other = Spec("other");
+  other.device = "cpu:0";
+  other.kv_floor_bytes = int64_t{2} << 20;
+  const absl::Status refused = router_->AddModel(other);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted) << refused;
+  EXPECT_THAT(std::string(refused.message()), HasSubstr("cpu:0"));
+  ModelSpec b = Spec("b");
+  b.device = "cpu:0";
+  b.kv_floor_bytes = int64_t{3} << 20;
+  const absl::Status added = router_->AddModel(b);
+  ASSERT_TRUE(added.ok()) << added;
+  Run("a");
+  Run("b");
+}
+
 TEST_F(LifecycleTest, ALoadEvictsOnlyOnItsOwnDevice) {
   MakeRouter(/*models=*/1, /*devices=*/2);
   ASSERT_TRUE(router_->AddModel(Spec("a")).ok());  // cpu:0
