@@ -9,7 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
+#include <string>
 #include <system_error>
 #include <utility>
 
@@ -109,11 +109,23 @@ absl::StatusOr<FootprintKey> KeyFor(const std::string& path, const kernels::Back
 }
 
 FootprintRecord::FootprintRecord(std::string file) : file_(std::move(file)) {
+  struct stat st {};
+  if (::stat(file_.c_str(), &st) != 0) return;  // none yet
+  // kMaxEntries entries take well under a megabyte; a device or a FIFO
+  // named by mistake would be read forever.
+  constexpr off_t kMostBytes = off_t{4} << 20;
+  if (!S_ISREG(st.st_mode) || st.st_size > kMostBytes) {
+    std::fprintf(stderr, "cohost: ignoring %s: not a regular file of at most 4 MB\n",
+                 file_.c_str());
+    return;
+  }
   std::ifstream in(file_);
-  if (!in) return;  // none yet
-  std::stringstream text;
-  text << in.rdbuf();
-  const nlohmann::json j = nlohmann::json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
+  if (!in) return;
+  std::string text(static_cast<size_t>(kMostBytes) + 1, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<size_t>(in.gcount()));
+  if (text.size() > static_cast<size_t>(kMostBytes)) return;  // grew since the stat
+  const nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object() || !j.contains("footprints") ||
       !j["footprints"].is_array()) {
     std::fprintf(stderr, "cohost: ignoring %s: not a footprint record\n", file_.c_str());

@@ -5,6 +5,8 @@
 
 #include "scheduler/footprint_record.h"
 
+#include <sys/stat.h>
+
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -92,6 +94,25 @@ TEST_F(FootprintRecordTest, ADamagedFileIsEmptyAndBadEntriesAreSkipped) {
   std::optional<Footprint> f = FootprintRecord(file_).Find(Key("/m/a.gguf"));
   ASSERT_TRUE(f.has_value()) << "the good entry beside a bad one";
   EXPECT_EQ(f->weights_bytes, 7);
+}
+
+// --footprint-file naming a FIFO (read forever), a directory or a file past
+// 4 MB: read as empty, at once.
+TEST_F(FootprintRecordTest, WhatIsNotASmallRegularFileIsEmpty) {
+  ASSERT_EQ(::mkfifo(file_.c_str(), 0600), 0);
+  EXPECT_EQ(FootprintRecord(file_).Find(Key("/m/a.gguf")), std::nullopt);
+  std::filesystem::remove(file_);
+  std::filesystem::create_directory(file_);
+  EXPECT_EQ(FootprintRecord(file_).Find(Key("/m/a.gguf")), std::nullopt);
+  std::filesystem::remove(file_);
+  const std::string entry =
+      R"({"path": "/m/a.gguf", "file_bytes": 100, "mtime_ns": 12345, "device": "cpu/f32",
+          "max_tokens_per_step": 512, "max_num_seqs": 64, "weights_bytes": 7,
+          "workspace_bytes": 8, "load_seconds": 0.5})";
+  WriteRecord("{\"footprints\": [" + entry + "]}" + std::string(size_t{4} << 20, ' '));
+  EXPECT_EQ(FootprintRecord(file_).Find(Key("/m/a.gguf")), std::nullopt);
+  WriteRecord("{\"footprints\": [" + entry + "]}");
+  EXPECT_TRUE(FootprintRecord(file_).Find(Key("/m/a.gguf")).has_value());
 }
 
 TEST_F(FootprintRecordTest, KeepsABoundedNumberOfEntries) {
