@@ -30,7 +30,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COHOST = os.path.join(ROOT, "build", "tools", "cohost")
 MODEL = os.path.join(ROOT, "models", "SmolLM2-135M-Instruct.Q4_1.gguf")
-LISTENING = re.compile(r"listening on (\S+):(\d+) \(metrics on :(\d+)\), OpenAI HTTP API on :(\d+)")
+LISTENING = re.compile(r"listening on (\S+):(\d+) \(metrics on \S*:(\d+)\), OpenAI HTTP API on :(\d+)")
 PROMPT = "Once upon a time"
 
 

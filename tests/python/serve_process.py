@@ -9,8 +9,8 @@ import sys
 import threading
 import urllib.request
 
-# "listening on HOST:PORT (metrics on :M)[, OpenAI HTTP API on :P]..."
-LISTENING = re.compile(r"listening on (\S+):(\d+) \(metrics on :(\d+)\)"
+# "listening on HOST:PORT (metrics on HOST:M)[, OpenAI HTTP API on :P]..."
+LISTENING = re.compile(r"listening on (\S+):(\d+) \(metrics on \S*:(\d+)\)"
                        r"(?:, OpenAI HTTP API on :(\d+))?")
 
 

@@ -101,7 +101,7 @@ class ServeProcess {
 
   // Reads stderr until the "listening on" line; false on timeout or exit.
   bool WaitReady(seconds timeout) {
-    const std::regex ready("listening on [^ ]*:([0-9]+) \\(metrics on :([0-9]+)\\)");
+    const std::regex ready("listening on [^ ]*:([0-9]+) \\(metrics on [^ ]*:([0-9]+)\\)");
     const auto end = std::chrono::steady_clock::now() + timeout;
     while (std::chrono::steady_clock::now() < end) {
       std::smatch m;

@@ -24,6 +24,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -451,6 +452,15 @@ int ServeCommand(int argc, char** argv) {
 
   absl::StatusOr<std::vector<DeviceBackend>> backends = BackendsFromArgs(*args);
   if (!backends.ok()) return Fail(backends.status());
+  // Each budget flag sizes one kind of device: the other kind's is unused.
+  const bool on_cpu = backends->front().backend->kind() == kernels::BackendKind::kCpu;
+  if (const char* unused = on_cpu ? "gpu-memory-fraction" : "cpu-memory-mb"; args->Has(unused)) {
+    std::fprintf(stderr, "cohost serve: WARNING: --%s is unused on %s devices (%s)\n", unused,
+                 on_cpu ? "CPU" : "CUDA",
+                 on_cpu ? "--cpu-memory-mb sizes the CPU's budget"
+                        : "--gpu-memory-fraction sizes each GPU's budget; --offload-memory-mb the "
+                          "host memory evicted weights wait in");
+  }
 
   // Destroyed in reverse order: servers, then the router (stopping engines,
   // whose sinks still report to metrics), then metrics.
@@ -574,8 +584,13 @@ int ServeCommand(int argc, char** argv) {
     openai = *std::move(door);
   }
 
-  std::fprintf(stderr, "cohost serve: listening on %s (metrics on :%d)%s%s%s\n",
-               (*grpc_server)->address().c_str(), (*http)->port(),
+  // host:port, an IPv6 host in brackets (as gRPC writes its address).
+  const std::string metrics_address = absl::StrCat(
+      absl::StrContains(config->metrics_host, ':') ? absl::StrCat("[", config->metrics_host, "]")
+                                                   : config->metrics_host,
+      ":", (*http)->port());
+  std::fprintf(stderr, "cohost serve: listening on %s (metrics on %s)%s%s%s\n",
+               (*grpc_server)->address().c_str(), metrics_address.c_str(),
                openai ? absl::StrCat(", OpenAI HTTP API on :", openai->port()).c_str() : "",
                config->server.api_keys.empty() ? "" : ", API keys required",
                !config->server.tls.enabled() ? ""
@@ -591,9 +606,9 @@ int ServeCommand(int argc, char** argv) {
     // Keys guard the APIs, and even which models exist (health); the
     // metrics port takes none and names every model and tenant.
     std::fprintf(stderr,
-                 "cohost serve: WARNING: /metrics on %s:%d takes no API key and names every "
+                 "cohost serve: WARNING: /metrics on %s takes no API key and names every "
                  "model and tenant (give --metrics-host 127.0.0.1 to keep it local)\n",
-                 config->metrics_host.c_str(), (*http)->port());
+                 metrics_address.c_str());
   }
   std::fflush(stderr);
 
