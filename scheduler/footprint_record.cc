@@ -121,10 +121,11 @@ FootprintRecord::FootprintRecord(std::string file) : file_(std::move(file)) {
   }
   std::ifstream in(file_);
   if (!in) return;
-  std::string text(static_cast<size_t>(kMostBytes) + 1, '\0');
+  // One byte past its size: a file that grew since the stat reads as damaged.
+  std::string text(static_cast<size_t>(st.st_size) + 1, '\0');
   in.read(text.data(), static_cast<std::streamsize>(text.size()));
   text.resize(static_cast<size_t>(in.gcount()));
-  if (text.size() > static_cast<size_t>(kMostBytes)) return;  // grew since the stat
+  if (text.size() > static_cast<size_t>(st.st_size)) return;
   const nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object() || !j.contains("footprints") ||
       !j["footprints"].is_array()) {

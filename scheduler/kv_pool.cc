@@ -74,6 +74,16 @@ void KvPool::Reserve(std::string name, int64_t floor) {
   reserved_[std::move(name)] = std::max<int64_t>(floor, 0);
 }
 
+void KvPool::Unreserve(const std::string& name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  reserved_.erase(name);
+}
+
+bool KvPool::Reserved(const std::string& name) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return reserved_.contains(name);
+}
+
 int64_t KvPool::FloorsBesideLocked(const std::string& joining) const {
   int64_t floors = 0;
   for (const Account* a : accounts_) floors = std::min(floors + a->floor_, kMostFloors);

@@ -87,13 +87,17 @@ class KvPool {
   // appears in errors.
   absl::StatusOr<std::unique_ptr<Account>> Join(std::string name, int64_t floor, int64_t cap);
 
-  // Start-up, before any Join: the configured model `name` belongs here
-  // (pinned, or planned), and its floor is kept out of every other account's
-  // promise from now on, joined or not. So whatever loads first, and whatever
-  // loads later by LoadModel, the model finds its floor here when it comes.
-  // Its own Join counts its floor once. The caller checks that the reserved
+  // The configured model `name` may come here (pinned, planned, or placed
+  // at its load), and its floor is kept out of every other account's promise
+  // from now on, joined or not. So whatever loads first, and whatever loads
+  // later by LoadModel, the model finds its floor here when it comes. Its
+  // own Join counts its floor once. The caller checks that the reserved
   // floors fit the budget (SplitDeviceBudgets); past it, Joins are refused.
+  // The Router moves a reservation to where its model joins, and drops it
+  // when the model is unloaded.
   void Reserve(std::string name, int64_t floor);
+  void Unreserve(const std::string& name);
+  bool Reserved(const std::string& name) const;
 
   const std::string& device() const { return device_; }
   int64_t budget() const { return budget_; }

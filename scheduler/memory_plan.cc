@@ -45,32 +45,35 @@ ExpectedBytes ExpectedFootprint(const FootprintRecord* record, const std::string
 std::vector<DeviceMemoryPlan> PlanDeviceMemory(absl::Span<const DeviceRoom> devices,
                                                absl::Span<const ModelDemand> models) {
   std::vector<DeviceRoom> rooms;
-  std::vector<int64_t> kv_floor;
+  std::vector<int64_t> kv_share;  // kMinKvShare of each budget
   for (const DeviceRoom& d : devices) {
-    const auto floor = static_cast<int64_t>(
-        std::ceil(static_cast<double>(std::max<int64_t>(d.budget_bytes, 0)) * kMinKvShare));
+    kv_share.push_back(static_cast<int64_t>(
+        std::ceil(static_cast<double>(std::max<int64_t>(d.budget_bytes, 0)) * kMinKvShare)));
     DeviceRoom& r = rooms.emplace_back();
     r.name = d.name;
-    r.budget_bytes = std::max<int64_t>(d.budget_bytes - floor, 0);
-    kv_floor.push_back(floor);
   }
   std::vector<DeviceMemoryPlan> plans(devices.size());
-  std::vector<int64_t> weights_planned(devices.size(), 0);
+  std::vector<int64_t> floors(devices.size(), 0);  // of the models planned onto each
   for (const ModelDemand& m : models) {
-    // Its weights and its KV floor must both fit the device.
-    ModelDemand whole = m;
-    whole.bytes = m.bytes + std::clamp<int64_t>(m.kv_floor_bytes, 0, int64_t{1} << 60);
+    // Each device keeps for KV its share or the floors of its models, this
+    // one's with them, whichever is more: a floor costs weights room only
+    // past the share. (Each floor is at most 2^60, kMaxKvMb.)
+    const int64_t floor = std::clamp<int64_t>(m.kv_floor_bytes, 0, int64_t{1} << 60);
+    for (size_t i = 0; i < rooms.size(); ++i) {
+      const int64_t kv = std::max(kv_share[i], std::min(floors[i] + floor, int64_t{1} << 62));
+      rooms[i].budget_bytes = std::max<int64_t>(devices[i].budget_bytes - kv, 0);
+    }
     // Nobody is resident yet, so nothing is evicted; the clock is unused.
-    absl::StatusOr<Placement> placed = PlaceModel(rooms, whole, runtime::Clock::time_point());
+    absl::StatusOr<Placement> placed = PlaceModel(rooms, m, runtime::Clock::time_point());
     if (!placed.ok()) continue;
-    rooms[placed->device].used_bytes += whole.bytes;
+    rooms[placed->device].used_bytes += m.bytes;
     rooms[placed->device].load += m.load;
-    weights_planned[placed->device] += m.bytes;
+    floors[placed->device] = std::min(floors[placed->device] + floor, int64_t{1} << 62);
     plans[placed->device].models.push_back(m.name);
   }
   for (size_t i = 0; i < devices.size(); ++i) {
     const int64_t budget = std::max<int64_t>(devices[i].budget_bytes, 0);
-    const int64_t weights = plans[i].models.empty() ? budget - kv_floor[i] : weights_planned[i];
+    const int64_t weights = plans[i].models.empty() ? budget - kv_share[i] : rooms[i].used_bytes;
     plans[i].weights_budget_bytes = std::max<int64_t>(weights, 1);
     plans[i].kv_pool_bytes = budget - plans[i].weights_budget_bytes;
   }
@@ -79,15 +82,24 @@ std::vector<DeviceMemoryPlan> PlanDeviceMemory(absl::Span<const DeviceRoom> devi
 
 namespace {
 
+// The floors reserved on `s`, held at 2^62 (each is at most 2^60, kMaxKvMb).
+int64_t ReservedFloors(const DeviceSetup& s) {
+  int64_t floors = 0;
+  for (const auto& reserved : s.reserved_kv_floors) {
+    floors = std::min(floors + reserved.second, int64_t{1} << 62);
+  }
+  return floors;
+}
+
 // Each configured model's KV floor, reserved on the device it belongs to: the
 // one it is pinned to, the only one, or the one the plan put it on. Those of
-// one device must fit its pool; a floor that belongs nowhere yet must fit
-// some device's pool, where placement will put it.
+// one device must fit its pool. A floor that belongs nowhere yet is reserved
+// on every device whose pool holds it beside the floors there (JoinPool
+// moves it to the device the model loads on); there must be one.
 absl::Status ReserveKvFloors(const std::vector<ModelSpec>& models,
                              const std::map<std::string, std::string>& planned,
                              std::vector<DeviceSetup>& setups) {
-  int64_t largest_pool = 0;
-  for (const DeviceSetup& s : setups) largest_pool = std::max(largest_pool, s.kv_pool_bytes);
+  std::vector<const ModelSpec*> unplaced;
   for (const ModelSpec& m : models) {
     if (m.kv_floor_bytes <= 0) continue;
     std::optional<std::string> home = m.device;
@@ -95,33 +107,38 @@ absl::Status ReserveKvFloors(const std::vector<ModelSpec>& models,
     if (!home) {
       if (auto p = planned.find(m.name); p != planned.end()) home = p->second;
     }
-    auto setup = std::find_if(setups.begin(), setups.end(),
-                              [&](const DeviceSetup& s) { return home && s.id == *home; });
-    if (setup == setups.end()) {
-      // Placed at its load (or pinned to a device this server lacks, which
-      // its registration refuses).
-      if (!home && m.kv_floor_bytes > largest_pool) {
-        return absl::InvalidArgumentError(absl::StrFormat(
-            "model \"%s\": its kv_floor_mb of %d MB is more than any device's KV pool (the "
-            "largest is %d MB)",
-            m.name, m.kv_floor_bytes >> 20, largest_pool >> 20));
-      }
+    if (!home) {
+      unplaced.push_back(&m);
       continue;
     }
-    setup->reserved_kv_floors[m.name] = m.kv_floor_bytes;
+    // A pin to a device this server lacks: its registration refuses it.
+    for (DeviceSetup& s : setups) {
+      if (s.id == *home) s.reserved_kv_floors[m.name] = m.kv_floor_bytes;
+    }
   }
   for (const DeviceSetup& s : setups) {
-    int64_t floors = 0;  // each at most 2^60 (kMaxKvMb), the sum held at 2^62
+    if (ReservedFloors(s) <= s.kv_pool_bytes) continue;
     std::vector<std::string> listed;
     for (const auto& [model, floor] : s.reserved_kv_floors) {
-      floors = std::min(floors + floor, int64_t{1} << 62);
       listed.push_back(absl::StrFormat("\"%s\" %d MB", model, floor >> 20));
     }
-    if (floors > s.kv_pool_bytes) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%s: the kv_floor_mb of the models that belong there (%s) add up to %d MB, more than "
+        "its KV pool of %d MB",
+        s.id, absl::StrJoin(listed, ", "), ReservedFloors(s) >> 20, s.kv_pool_bytes >> 20));
+  }
+  for (const ModelSpec* m : unplaced) {
+    bool somewhere = false;
+    for (DeviceSetup& s : setups) {
+      if (ReservedFloors(s) + m->kv_floor_bytes > s.kv_pool_bytes) continue;
+      s.reserved_kv_floors[m->name] = m->kv_floor_bytes;
+      somewhere = true;
+    }
+    if (!somewhere) {
       return absl::InvalidArgumentError(absl::StrFormat(
-          "%s: the kv_floor_mb of the models that belong there (%s) add up to %d MB, more than "
-          "its KV pool of %d MB",
-          s.id, absl::StrJoin(listed, ", "), floors >> 20, s.kv_pool_bytes >> 20));
+          "model \"%s\": its kv_floor_mb of %d MB fits no device's KV pool beside the floors "
+          "of the models that belong there",
+          m->name, m->kv_floor_bytes >> 20));
     }
   }
   return absl::OkStatus();

@@ -57,9 +57,10 @@ struct DeviceMemoryPlan {
 // budget (DeviceMemoryBudget); `models` are the configured models in the
 // order the server registers them, each with its expected footprint. Each is
 // placed as the router will place it at start-up (PlaceModel: best fit),
-// over budgets that keep kMinKvShare of every device for KV, its weights
-// and its KV floor (ModelDemand::kv_floor_bytes) together: a device's pool
-// then holds the floors of the models planned there. A device's
+// over budgets that keep for KV kMinKvShare of every device, or the KV
+// floors (ModelDemand::kv_floor_bytes) of the models planned there with
+// this one's, whichever is more: a device's pool then holds the floors of
+// its models. A device's
 // weights get what its planned models are expected to take and its KV pool
 // gets the rest; a device with no model planned keeps kMinKvShare for KV and
 // the rest for models loaded later. A model that fits nowhere in the plan

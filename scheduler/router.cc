@@ -114,14 +114,15 @@ absl::Status CheckPinAmong(const std::vector<std::string>& ids, const ModelSpec&
   return CheckPin(rooms, ModelDemand{spec.name, 0, 0, spec.device});
 }
 
-// The model's share of `device`'s KV pool: its floor, and its cap or the
-// whole pool.
 // A share of `device`'s KV pool for the model, refused (RESOURCE_EXHAUSTED)
 // where it could not hold one group of the model's blocks: such a model
-// could run nothing, and its every request would read the file again.
+// could run nothing, and its every request would read the file again. A
+// floor reserved for the model (KvPool::Reserve, on one device or, for a
+// model start-up did not place, on several) moves to `device`: it is kept
+// where the model now lives, for its return after an eviction.
 absl::StatusOr<std::unique_ptr<KvPool::Account>> JoinPool(
-    const Device& device, const ModelSpec& spec, const runtime::ModelConfig& config,
-    const runtime::EngineConfig& engine_config) {
+    const Device& device, const std::vector<std::shared_ptr<Device>>& all, const ModelSpec& spec,
+    const runtime::ModelConfig& config, const runtime::EngineConfig& engine_config) {
   KvPool& pool = *device.kv_pool;
   // No cap: the whole pool (Join takes a cap past the pool as the pool).
   const int64_t cap =
@@ -130,6 +131,13 @@ absl::StatusOr<std::unique_ptr<KvPool::Account>> JoinPool(
                    pool.Join(spec.name, spec.kv_floor_bytes, cap));
   RETURN_IF_ERROR(runtime::Engine::CheckKvShape(config, *device.backend,
                                                 WithKvShare(engine_config, account.get())));
+  if (std::any_of(all.begin(), all.end(),
+                  [&](const auto& d) { return d->kv_pool->Reserved(spec.name); })) {
+    for (const std::shared_ptr<Device>& d : all) {
+      if (d.get() != &device) d->kv_pool->Unreserve(spec.name);
+    }
+    pool.Reserve(spec.name, spec.kv_floor_bytes);
+  }
   return account;
 }
 
@@ -174,8 +182,11 @@ Router::Router(std::vector<DeviceSetup> devices, runtime::EngineConfig engine_co
 
 Router::Router(kernels::Backend* backend, const runtime::EngineConfig& engine_config,
                const RouterOptions& options)
-    : Router({DeviceSetup{backend, DefaultDeviceId(*backend), engine_config.kv_cache_bytes,
-                          options.weights_budget_bytes}},
+    : Router({DeviceSetup{backend,
+                          DefaultDeviceId(*backend),
+                          engine_config.kv_cache_bytes,
+                          options.weights_budget_bytes,
+                          {}}},
              engine_config, options) {}
 
 Router::~Router() {
@@ -237,7 +248,7 @@ absl::StatusOr<Router::Home> Router::PlaceNew(const ModelSpec& spec,
   if (devices_.size() == 1) {
     RETURN_IF_ERROR(CheckPinAmong({devices_[0]->id}, spec));
     ASSIGN_OR_RETURN(std::unique_ptr<KvPool::Account> account,
-                     JoinPool(*devices_[0], spec, config, engine_config_));
+                     JoinPool(*devices_[0], devices_, spec, config, engine_config_));
     return Home{devices_[0], std::move(account), "the only device"};
   }
   // All devices are of one kind, so the footprint holds on each.
@@ -289,7 +300,7 @@ absl::StatusOr<Router::Home> Router::PlaceNew(const ModelSpec& spec,
     }
     const std::shared_ptr<Device>& device = devices_[index[k]];
     absl::StatusOr<std::unique_ptr<KvPool::Account>> account =
-        JoinPool(*device, spec, config, engine_config_);
+        JoinPool(*device, devices_, spec, config, engine_config_);
     if (account.ok()) return Home{device, *std::move(account), std::move(why)};
     if (account.status().code() != absl::StatusCode::kResourceExhausted) return account.status();
     no_room = account.status();
@@ -362,7 +373,7 @@ absl::Status Router::AddLoadedModel(const ModelSpec& spec, runtime::LoadedModel 
   RETURN_IF_ERROR(CheckPinAmong({(*device)->id}, spec));
   const runtime::ModelConfig config = loaded.model->config();
   ASSIGN_OR_RETURN(std::unique_ptr<KvPool::Account> account,
-                   JoinPool(**device, spec, config, engine_config_));
+                   JoinPool(**device, devices_, spec, config, engine_config_));
   Registration r;
   r.model = std::make_shared<ServedModel>(spec, std::move(loaded.tokenizer), config, *device,
                                           std::move(account), engine_config_, options_.admission,
@@ -428,7 +439,7 @@ void Router::Rehome(const std::shared_ptr<ServedModel>& model, const ExpectedByt
   if (!best.ok() || best->device == 0) return;
   const std::shared_ptr<Device>& target = devices_[index[best->device]];
   absl::StatusOr<std::unique_ptr<KvPool::Account>> account =
-      JoinPool(*target, model->spec(), model->config(), engine_config_);
+      JoinPool(*target, devices_, model->spec(), model->config(), engine_config_);
   if (!account.ok() || !model->MoveTo(target, *std::move(account)).ok()) return;
   std::lock_guard<std::mutex> lock(mu_);
   if (!RegisteredLocked(*model)) return;
@@ -457,6 +468,8 @@ absl::Status Router::UnloadModel(const std::string& name) {
     placements_.erase(name);
     homes_.erase(name);
   }
+  // Unloaded for good: the floor kept for its return goes to the others.
+  for (const std::shared_ptr<Device>& d : devices_) d->kv_pool->Unreserve(name);
   model->AbortAll(model->UnloadedError());
   return absl::OkStatus();
 }

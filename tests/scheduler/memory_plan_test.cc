@@ -73,13 +73,21 @@ TEST(PlanDeviceMemoryTest, Table) {
        {Room("cuda:0", 10 * kGb), Room("cuda:1", 10 * kGb)},
        {{"a", 3 * kGb, 0, {}}, {"b", 6 * kGb, 0, {}}, {"c", 3 * kGb, 0, {}}},
        {{kGb, 9 * kGb, {"a", "b"}}, {7 * kGb, 3 * kGb, {"c"}}}},
-      {"a model's KV floor must fit beside its weights: b goes where its floor fits too",
+      {"floors count past the KV share: both fit on one device, their floors in its pool",
        {Room("cuda:0", 10 * kGb), Room("cuda:1", 10 * kGb)},
        {{"a", 5 * kGb, 0, {}, 2 * kGb}, {"b", kGb, 0, {}, 2 * kGb}},
+       {{4 * kGb, 6 * kGb, {"a", "b"}}, {kGb, 9 * kGb, {}}}},
+      {"b's floor does not fit beside a's weights and floor: b goes to the other device",
+       {Room("cuda:0", 10 * kGb), Room("cuda:1", 10 * kGb)},
+       {{"a", 5 * kGb, 0, {}, 2 * kGb}, {"b", kGb, 0, {}, 4 * kGb}},
        {{5 * kGb, 5 * kGb, {"a"}}, {9 * kGb, kGb, {"b"}}}},
-      {"a floor no device holds beside the weights plans nothing",
+      {"a floor within the KV share costs the weights nothing",
        {Room("cuda:0", 10 * kGb)},
-       {{"a", 4 * kGb, 0, {}, 6 * kGb}},
+       {{"a", 9 * kGb, 0, {}, kGb}},
+       {{kGb, 9 * kGb, {"a"}}}},
+      {"weights and a floor past the device plan nothing",
+       {Room("cuda:0", 10 * kGb)},
+       {{"a", 5 * kGb, 0, {}, 6 * kGb}},
        {{kGb, 9 * kGb, {}}}},
       {"a pin to a device not listed plans nothing",
        {Room("cuda:0", 10 * kGb)},
@@ -262,30 +270,28 @@ TEST_F(SplitDeviceBudgetsTest, FloorsAreReservedOnTheDeviceEachModelBelongsTo) {
   models[0].kv_floor_bytes = int64_t{60} << 20;
   models[1].device = "cuda:1";
   models[1].kv_floor_bytes = int64_t{60} << 20;
-  models[2].kv_floor_bytes = int64_t{90} << 20;  // placed at its load, where it fits
+  models[2].kv_floor_bytes = int64_t{30} << 20;  // placed at its load: kept on both until then
   absl::StatusOr<std::vector<DeviceSetup>> setups =
       SplitDeviceBudgets({{"cuda:0", &gpu0}, {"cuda:1", &gpu1}}, models, options_);
   ASSERT_TRUE(setups.ok()) << setups.status();
   EXPECT_EQ((*setups)[0].reserved_kv_floors,
-            (std::map<std::string, int64_t>{{"m0", int64_t{60} << 20}}));
+            (std::map<std::string, int64_t>{{"m0", int64_t{60} << 20}, {"m2", int64_t{30} << 20}}));
   EXPECT_EQ((*setups)[1].reserved_kv_floors,
-            (std::map<std::string, int64_t>{{"m1", int64_t{60} << 20}}));
-
-  models[2].device = "cuda:0";  // 60 + 90 MB on one 100 MB pool
+            (std::map<std::string, int64_t>{{"m1", int64_t{60} << 20}, {"m2", int64_t{30} << 20}}));
+  models[2].kv_floor_bytes = int64_t{90} << 20;  // fits no pool beside the pinned floor
   absl::Status over =
       SplitDeviceBudgets({{"cuda:0", &gpu0}, {"cuda:1", &gpu1}}, models, options_).status();
+  EXPECT_EQ(over.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(over.message()),
+              ::testing::HasSubstr("\"m2\": its kv_floor_mb of 90 MB fits no device's KV pool"));
+
+  models[2].device = "cuda:0";  // 60 + 90 MB on one 100 MB pool
+  over = SplitDeviceBudgets({{"cuda:0", &gpu0}, {"cuda:1", &gpu1}}, models, options_).status();
   EXPECT_EQ(over.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(over.message()),
               ::testing::HasSubstr("cuda:0: the kv_floor_mb of the models that belong there "
                                    "(\"m0\" 60 MB, \"m2\" 90 MB) add up to 150 MB, more than its "
                                    "KV pool of 100 MB"));
-
-  models[2].device.reset();
-  models[2].kv_floor_bytes = int64_t{101} << 20;  // unpinned, past every pool
-  over = SplitDeviceBudgets({{"cuda:0", &gpu0}, {"cuda:1", &gpu1}}, models, options_).status();
-  EXPECT_EQ(over.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(std::string(over.message()),
-              ::testing::HasSubstr("\"m2\": its kv_floor_mb of 101 MB is more than any device's"));
 }
 
 // Planned pools: each model's floor is reserved where the plan put it, and

@@ -173,6 +173,29 @@ TEST_F(LifecycleTest, AFloorReservedOnADeviceWaitsForItsModel) {
   ASSERT_TRUE(added.ok()) << added;
   Run("a");
   Run("b");
+  // Unloaded for good, b gives its floor up.
+  ASSERT_TRUE(router_->UnloadModel("b").ok());
+  EXPECT_TRUE(cohost::testing::WaitFor([&] { return router_->AddModel(other).ok(); }, seconds(10)))
+      << "b's floor is still kept";
+}
+
+// A floor start-up could not place is kept on every device that could hold
+// it, and moves to the one its model loads on: the other gets it back.
+TEST_F(LifecycleTest, AnUnplacedFloorIsKeptWhereverItsModelMayGoUntilItLoads) {
+  kv_bytes_per_device_ = {int64_t{4} << 20, int64_t{4} << 20};
+  reserved_per_device_ = {{{"f", int64_t{2} << 20}}, {{"f", int64_t{2} << 20}}};
+  MakeRouter(/*models=*/2, /*devices=*/2);
+  ModelSpec f = Spec("f");
+  f.kv_floor_bytes = int64_t{2} << 20;
+  ASSERT_TRUE(router_->AddModel(f).ok());
+  const std::string there = DeviceOf("f");
+  const std::string other_device = there == "cpu:0" ? "cpu:1" : "cpu:0";
+  ModelSpec g = Spec("g");
+  g.device = other_device;
+  g.kv_floor_bytes = int64_t{3} << 20;  // fits only once f's floor left that pool
+  const absl::Status added = router_->AddModel(g);
+  EXPECT_TRUE(added.ok()) << added;
+  Run("f");
 }
 
 TEST_F(LifecycleTest, ALoadEvictsOnlyOnItsOwnDevice) {
