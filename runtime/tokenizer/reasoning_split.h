@@ -1,9 +1,11 @@
 // Splits a reasoning model's streamed output into its reasoning and its
-// answer: Qwen3 writes "<think>\n...\n</think>\n\n" before the answer. What
+// answer: Qwen3 writes "<think>\n...\n</think>\n\n" before the answer. As
 // vLLM's qwen3 reasoning parser returns as `reasoning` (once
-// `reasoning_content`) is the text inside the block; the answer is what follows
-// it. Only the first block counts, and only at the start of the output: a
-// "<think>" later in an answer is its text.
+// `reasoning_content`), the reasoning is the text inside the block and the
+// answer what follows it. Only the first block counts, and only at the start
+// of the output: a "<think>" later in an answer is its text. Unlike vLLM's
+// whole-output parser (not its streaming one), a block that never closes is
+// reasoning, so that a reply says the same streamed or whole.
 #pragma once
 
 #include <string>

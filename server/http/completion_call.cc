@@ -159,11 +159,10 @@ void CompletionCall::SubmitRest() {
 void CompletionCall::OnScheduled(int index) { timings_[static_cast<size_t>(index)].OnScheduled(); }
 
 bool CompletionCall::OnDelta(int index, const runtime::TokenDelta& delta) {
-  // What the delta adds to a whole reply's JSON (streamed, it goes out now).
+  // What the delta's logprobs add to a whole reply's JSON (streamed, it goes
+  // out now); its text is counted once split, below.
   size_t adds = 0;
   if (!stream_) {
-    // Split, the reasoning is shown twice (`reasoning` and `reasoning_content`).
-    adds = JsonTextBytes(delta.text) * (split_reasoning_ ? 2 : 1);
     auto entry = [&](int32_t id) { return LogprobEntryBytes(tokenizer_->TokenBytes(id).size()); };
     for (const runtime::TokenLogprobs& l : delta.logprobs) {
       adds += entry(l.chosen.id);
@@ -176,16 +175,22 @@ bool CompletionCall::OnDelta(int index, const runtime::TokenDelta& delta) {
     if (client_gone_ || too_large_) return false;
     Choice& c = choices_[static_cast<size_t>(index)];
     c.produced = true;
+    runtime::ReasoningSplitter::Parts parts;
+    if (c.splitter) {
+      parts = c.splitter->Push(delta.text);
+    } else {
+      parts.content = delta.text;
+    }
+    if (!stream_) {
+      // The reasoning is shown twice (`reasoning` and `reasoning_content`).
+      // (What a splitter holds back at the end, part of a tag, is not counted.)
+      adds += JsonTextBytes(parts.content) + 2 * JsonTextBytes(parts.reasoning);
+    }
     whole_bytes_ += adds;
     too_large = too_large_ = whole_bytes_ > options_.max_whole_reply_bytes;
     if (!too_large) {
-      if (c.splitter) {
-        runtime::ReasoningSplitter::Parts parts = c.splitter->Push(delta.text);
-        c.pending_reasoning += parts.reasoning;
-        c.pending += parts.content;
-      } else {
-        c.pending += delta.text;
-      }
+      c.pending_reasoning += parts.reasoning;
+      c.pending += parts.content;
       c.pending_logprobs.insert(c.pending_logprobs.end(), delta.logprobs.begin(),
                                 delta.logprobs.end());
     }

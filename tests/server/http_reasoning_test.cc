@@ -105,13 +105,16 @@ class HttpReasoningTest : public ::testing::Test {
       const size_t end = r->body.find("\n\n", pos);
       const Json chunk = Json::parse(r->body.substr(pos + 6, end - pos - 6));
       pos = end;
-      if (chunk["choices"].empty()) continue;
-      const Json& delta = chunk["choices"][0]["delta"];
+      EXPECT_FALSE(chunk.contains("error")) << chunk.dump();
+      if (!chunk.contains("choices") || chunk.at("choices").empty()) continue;
+      const Json& delta = chunk.at("choices").at(0).at("delta");
       for (const char* key : {"content", "reasoning", "reasoning_content"}) {
         if (delta.contains(key))
           joined[key] = joined[key].get<std::string>() + delta[key].get<std::string>();
       }
-      if (delta.contains("reasoning")) EXPECT_EQ(delta["reasoning"], delta["reasoning_content"]);
+      if (delta.contains("reasoning")) {
+        EXPECT_EQ(delta.at("reasoning"), delta.at("reasoning_content"));
+      }
     }
     return joined;
   }
@@ -127,51 +130,62 @@ class HttpReasoningTest : public ::testing::Test {
 TEST_F(HttpReasoningTest, TheThinkBlockIsTheReasoningWholeAndStreamed) {
   Start(/*split=*/true);
   const Json whole = Chat(kOutput);
-  const Json& message = whole["choices"][0]["message"];
-  EXPECT_EQ(message["content"], "It is 4.");
-  EXPECT_EQ(message["reasoning"], "\nTwo and two.\n");
-  EXPECT_EQ(message["reasoning_content"], "\nTwo and two.\n");
-  EXPECT_EQ(whole["choices"][0]["finish_reason"], "stop");
+  const Json& message = whole.at("choices").at(0).at("message");
+  EXPECT_EQ(message.at("content"), "It is 4.");
+  EXPECT_EQ(message.at("reasoning"), "\nTwo and two.\n");
+  EXPECT_EQ(message.at("reasoning_content"), "\nTwo and two.\n");
+  EXPECT_EQ(whole.at("choices").at(0).at("finish_reason"), "stop");
   // Every token counts, the block's too.
-  EXPECT_EQ(whole["usage"]["completion_tokens"], std::string(kOutput).size() + 1);
+  EXPECT_EQ(whole.at("usage").at("completion_tokens"), std::string(kOutput).size() + 1);
 
   const Json streamed = Chat(kOutput, {{"stream", true}});
-  EXPECT_EQ(streamed["content"], "It is 4.");
-  EXPECT_EQ(streamed["reasoning"], "\nTwo and two.\n");
-  EXPECT_EQ(streamed["reasoning_content"], "\nTwo and two.\n");
+  EXPECT_EQ(streamed.at("content"), "It is 4.");
+  EXPECT_EQ(streamed.at("reasoning"), "\nTwo and two.\n");
+  EXPECT_EQ(streamed.at("reasoning_content"), "\nTwo and two.\n");
 }
 
 TEST_F(HttpReasoningTest, AnAnswerWithoutABlockHasNoReasoning) {
   Start(/*split=*/true);
   const Json whole = Chat("It is 4.", {{"chat_template_kwargs", {{"enable_thinking", false}}}});
-  const Json& message = whole["choices"][0]["message"];
-  EXPECT_EQ(message["content"], "It is 4.");
-  EXPECT_TRUE(message["reasoning"].is_null());
-  EXPECT_TRUE(message["reasoning_content"].is_null());
+  const Json& message = whole.at("choices").at(0).at("message");
+  EXPECT_EQ(message.at("content"), "It is 4.");
+  EXPECT_TRUE(message.at("reasoning").is_null());
+  EXPECT_TRUE(message.at("reasoning_content").is_null());
 }
 
 TEST_F(HttpReasoningTest, ACutOffBlockIsAllReasoning) {
   Start(/*split=*/true);
   const Json whole = Chat(kOutput, {{"max_tokens", 12}});  // "<think>\nTwo "
-  const Json& message = whole["choices"][0]["message"];
-  EXPECT_EQ(message["content"], "");
-  EXPECT_EQ(message["reasoning"], "\nTwo ");
-  EXPECT_EQ(whole["choices"][0]["finish_reason"], "length");
+  const Json& message = whole.at("choices").at(0).at("message");
+  EXPECT_EQ(message.at("content"), "");
+  EXPECT_EQ(message.at("reasoning"), "\nTwo ");
+  EXPECT_EQ(whole.at("choices").at(0).at("finish_reason"), "length");
+}
+
+TEST_F(HttpReasoningTest, AStopStringInsideTheBlockEndsTheReasoning) {
+  Start(/*split=*/true);
+  for (const bool stream : {false, true}) {
+    SCOPED_TRACE(stream);
+    const Json reply = Chat(kOutput, {{"stop", {"and"}}, {"stream", stream}});
+    const Json& message = stream ? reply : reply.at("choices").at(0).at("message");
+    EXPECT_EQ(message.at("reasoning"), "\nTwo ");
+    EXPECT_EQ(message.at("content"), "");
+  }
 }
 
 TEST_F(HttpReasoningTest, CompletionsAndASplitTurnedOffGiveTheRawText) {
   Start(/*split=*/true);
   const Json text = Chat(kOutput, Json::object(), "/v1/completions");
-  EXPECT_EQ(text["choices"][0]["text"], kOutput);
+  EXPECT_EQ(text.at("choices").at(0).at("text"), kOutput);
   TearDown();
   Start(/*split=*/false);
   const Json whole = Chat(kOutput);
-  const Json& message = whole["choices"][0]["message"];
-  EXPECT_EQ(message["content"], kOutput);
+  const Json& message = whole.at("choices").at(0).at("message");
+  EXPECT_EQ(message.at("content"), kOutput);
   EXPECT_FALSE(message.contains("reasoning"));
   const Json streamed = Chat(kOutput, {{"stream", true}});
-  EXPECT_EQ(streamed["content"], kOutput);
-  EXPECT_EQ(streamed["reasoning"], "");
+  EXPECT_EQ(streamed.at("content"), kOutput);
+  EXPECT_EQ(streamed.at("reasoning"), "");
 }
 
 }  // namespace
