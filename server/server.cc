@@ -12,12 +12,13 @@
 #include "grpcpp/server_builder.h"
 
 namespace cohost::server {
-namespace {
 
 std::string HostPort(const std::string& host, int port) {
   const bool ipv6 = host.find(':') != std::string::npos && host.front() != '[';
   return ipv6 ? absl::StrCat("[", host, "]:", port) : absl::StrCat(host, ":", port);
 }
+
+namespace {
 
 void ApplyLimits(const ServerOptions& o, grpc::ServerBuilder& b) {
   b.SetMaxReceiveMessageSize(o.max_receive_message_bytes);

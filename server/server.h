@@ -23,6 +23,10 @@
 
 namespace cohost::server {
 
+// "host:port", an IPv6 host in brackets: how addresses are written to gRPC
+// and in the server's log.
+std::string HostPort(const std::string& host, int port);
+
 struct ServerOptions {
   std::string host = "127.0.0.1";
   int port = 0;  // 0: the OS picks a free port (see Server::port())

@@ -189,8 +189,7 @@ bool CompletionCall::OnDelta(int index, const runtime::TokenDelta& delta) {
     whole_bytes_ += adds;
     too_large = too_large_ = whole_bytes_ > options_.max_whole_reply_bytes;
     if (!too_large) {
-      c.pending_reasoning += parts.reasoning;
-      c.pending += parts.content;
+      c.Queue(std::move(parts));
       c.pending_logprobs.insert(c.pending_logprobs.end(), delta.logprobs.begin(),
                                 delta.logprobs.end());
     }
@@ -213,11 +212,7 @@ void CompletionCall::OnFinish(int index, const runtime::FinishInfo& info) {
     Choice& c = choices_[static_cast<size_t>(index)];
     c.finished = true;
     c.info = adjusted;
-    if (c.splitter) {  // what it held back for a tag that never came
-      runtime::ReasoningSplitter::Parts parts = c.splitter->Finish();
-      c.pending_reasoning += parts.reasoning;
-      c.pending += parts.content;
-    }
+    if (c.splitter) c.Queue(c.splitter->Finish());  // what it held back for a tag
   }
   Wake();
 }

@@ -54,8 +54,9 @@ class Waker {
 
 // What the front door's options say of each call.
 struct CallOptions {
-  // A whole reply whose JSON passes this as the output comes ends the call
-  // with INVALID_ARGUMENT (stream it instead).
+  // A whole (non-streamed) reply is built in memory once every choice is
+  // done: one whose JSON passes this as the output comes (JsonTextBytes,
+  // LogprobEntryBytes) ends the call with a 400 that says to stream it.
   size_t max_whole_reply_bytes = size_t{32} << 20;
   // A chat with a model whose template writes think blocks gives the block's
   // text as the message's `reasoning` (and `reasoning_content`), apart from
@@ -110,7 +111,12 @@ class CompletionCall : public std::enable_shared_from_this<CompletionCall> {
     // Under mu_, written by the sink.
     std::string pending;            // text not yet written (all of it, when not streaming)
     std::string pending_reasoning;  // likewise, of the reasoning, when split
-    std::optional<runtime::ReasoningSplitter> splitter;    // set at Start when split
+    std::optional<runtime::ReasoningSplitter> splitter;  // set at Start when split
+    // Under mu_: queues a split's parts to be written.
+    void Queue(runtime::ReasoningSplitter::Parts parts) {
+      pending_reasoning += parts.reasoning;
+      pending += parts.content;
+    }
     std::vector<runtime::TokenLogprobs> pending_logprobs;  // when asked, likewise
     bool produced = false;                                 // a delta came
     bool finished = false;

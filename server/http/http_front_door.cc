@@ -505,8 +505,7 @@ void HttpFrontDoor::Prepared(Preparing& p) {
     RecordError(p.status, p.model_name);
     return SendError(p.req, p.status, deps_.router->limits().retry_pushback_ms);
   }
-  const CallOptions call_options{options_.max_whole_reply_bytes, options_.split_reasoning};
-  auto call = std::make_shared<CompletionCall>(p.req, deps_, waker_, offload_.get(), call_options,
+  auto call = std::make_shared<CompletionCall>(p.req, deps_, waker_, offload_.get(), options_.call,
                                                p.arrival);
   // On failure the call has answered (and recorded) it.
   if (!call->Start(std::move(p.model), p.parsed, p.built, NewResponseId(p.parsed.endpoint)).ok()) {

@@ -24,6 +24,7 @@
 #include "absl/status/statusor.h"
 #include "server/auth/api_keys.h"
 #include "server/auth/tls.h"
+#include "server/http/completion_call.h"
 #include "server/http/openai_request.h"
 #include "server/stream_deps.h"
 
@@ -45,13 +46,9 @@ struct HttpOptions {
   int port = 0;  // 0: the OS picks one (see port())
   size_t max_body_bytes = size_t{4} << 20;
   size_t max_header_bytes = size_t{64} << 10;
-  // A whole (non-streamed) reply is built in memory once every choice is
-  // done: one whose JSON passes this as the output comes (JsonTextBytes,
-  // LogprobEntryBytes) ends the call with a 400 that says to stream it.
-  size_t max_whole_reply_bytes = size_t{32} << 20;
-  // Chats with a model whose template writes think blocks (Qwen3) give the
-  // reasoning apart from the answer (CallOptions::split_reasoning).
-  bool split_reasoning = true;
+  // What each completion call is given: the bound of a whole reply, and
+  // whether a chat's think block is split from its answer.
+  CallOptions call;
   // A connection that sends nothing for this long while its request is read
   // is closed (also bounds a stalled write).
   int io_timeout_seconds = 60;

@@ -300,7 +300,7 @@ TEST_F(HttpFrontDoorTest, LogprobsWholeAndStreamed) {
 // 400 that says to stream it, and its choices are aborted; streamed, the same
 // request is served; a smaller one is served whole.
 TEST_F(HttpFrontDoorTest, AWholeReplyPastItsBoundIs400AndStreamingServesIt) {
-  http_options_.max_whole_reply_bytes = 64 << 10;
+  http_options_.call.max_whole_reply_bytes = 64 << 10;
   Start();
   Json body = CompletionBody(200);
   body["logprobs"] = 5;

@@ -68,7 +68,7 @@ class HttpReasoningTest : public ::testing::Test {
     ASSERT_TRUE(tiny.ok()) << tiny.status();
     tiny_ = *std::move(tiny);
     HttpOptions options;
-    options.split_reasoning = split;
+    options.call.split_reasoning = split;
     const StreamDeps deps{tiny_->router.get(), &metrics_, &keys_, StreamLimits{}};
     absl::StatusOr<std::unique_ptr<HttpFrontDoor>> door = HttpFrontDoor::Start(deps, options);
     ASSERT_TRUE(door.ok()) << door.status();

@@ -24,7 +24,6 @@
 #include <utility>
 #include <vector>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -574,7 +573,7 @@ int ServeCommand(int argc, char** argv) {
             ? static_cast<size_t>(*config->http_max_connections_per_client)
             : std::max<size_t>(options.max_connections / 2, 1);
     options.tls = config->server.tls;
-    options.split_reasoning = config->split_reasoning;
+    options.call.split_reasoning = config->split_reasoning;
     options.grpc_accepting = [&grpc_server] { return (*grpc_server)->accepting(); };
     const server::StreamDeps deps{&router, &metrics, &config->server.api_keys,
                                   config->server.stream};
@@ -584,11 +583,7 @@ int ServeCommand(int argc, char** argv) {
     openai = *std::move(door);
   }
 
-  // host:port, an IPv6 host in brackets (as gRPC writes its address).
-  const std::string metrics_address = absl::StrCat(
-      absl::StrContains(config->metrics_host, ':') ? absl::StrCat("[", config->metrics_host, "]")
-                                                   : config->metrics_host,
-      ":", (*http)->port());
+  const std::string metrics_address = server::HostPort(config->metrics_host, (*http)->port());
   std::fprintf(stderr, "cohost serve: listening on %s (metrics on %s)%s%s%s\n",
                (*grpc_server)->address().c_str(), metrics_address.c_str(),
                openai ? absl::StrCat(", OpenAI HTTP API on :", openai->port()).c_str() : "",
