@@ -57,6 +57,7 @@ absl::StatusOr<std::unique_ptr<KvPool::Account>> KvPool::Join(std::string name, 
   // Every account may grow to its promise whatever the others do, as long as
   // they sit at their floors: promise + the others' floors <= budget.
   for (const Account* a : accounts_) {
+    if (a->retired_) continue;  // its model is gone: nothing is promised to it
     if (a->promised_ + (floors - a->floor_) > budget_) {
       return absl::ResourceExhaustedError(absl::StrFormat(
           "model \"%s\": a KV floor of %s on %s would break the %s promised to model \"%s\"", name,
@@ -86,12 +87,15 @@ bool KvPool::Reserved(const std::string& name) const {
 
 int64_t KvPool::FloorsBesideLocked(const std::string& joining) const {
   int64_t floors = 0;
-  for (const Account* a : accounts_) floors = std::min(floors + a->floor_, kMostFloors);
+  for (const Account* a : accounts_) {
+    if (!a->retired_) floors = std::min(floors + a->floor_, kMostFloors);
+  }
   for (const auto& reserved : reserved_) {
     const std::string& model = reserved.first;
     if (model == joining) continue;
-    const bool joined = std::any_of(accounts_.begin(), accounts_.end(),
-                                    [&](const Account* a) { return a->name_ == model; });
+    const bool joined = std::any_of(accounts_.begin(), accounts_.end(), [&](const Account* a) {
+      return !a->retired_ && a->name_ == model;
+    });
     if (!joined) floors = std::min(floors + std::min(reserved.second, kMostFloors), kMostFloors);
   }
   return floors;
@@ -105,7 +109,9 @@ int64_t KvPool::used() const {
 int64_t KvPool::floors() const {
   std::lock_guard<std::mutex> lock(mu_);
   int64_t f = 0;
-  for (const Account* a : accounts_) f += a->floor_;
+  for (const Account* a : accounts_) {
+    if (!a->retired_) f += a->floor_;
+  }
   return f;
 }
 
@@ -131,7 +137,7 @@ bool KvPool::AcquireFor(Account* asker, int64_t bytes, runtime::RequestId oldest
     // younger than its own.
     wounder = asker->held_ + bytes <= asker->guarantee_ ? runtime::kPreemptAlways : oldest;
     for (Account* a : accounts_) {
-      if (a == asker || !a->reclaimable_ || !a->reclaim_ || a->held_ <= a->guarantee_) continue;
+      if (a == asker || !a->reclaim_ || a->held_ <= a->guarantee_) continue;
       victims.push_back({a->reclaim_, a->held_ - a->guarantee_});
     }
   }
@@ -176,6 +182,7 @@ void KvPool::Account::SetReclaimer(ReclaimFn reclaim, int64_t group_bytes) {
   std::lock_guard<std::mutex> lock(pool_->mu_);
   reclaim_ = std::move(reclaim);
   const int64_t g = std::max<int64_t>(group_bytes, 1);
+  if (retired_) return;  // nothing is guaranteed to it any more
   guarantee_ = floor_ / g * g;
   if (guarantee_ < floor_ && g >= (int64_t{1} << 20)) {
     // A floor is reserved whole but held in whole groups: say what it holds.
@@ -187,10 +194,10 @@ void KvPool::Account::SetReclaimer(ReclaimFn reclaim, int64_t group_bytes) {
   }
 }
 
-void KvPool::Account::StopReclaims() {
+void KvPool::Account::Retire() {
   std::lock_guard<std::mutex> lock(pool_->mu_);
-  reclaimable_ = false;
-  reclaim_ = nullptr;
+  retired_ = true;
+  guarantee_ = 0;
 }
 
 int64_t KvPool::Account::held() const {

@@ -46,9 +46,11 @@ class KvPool {
     // left by a holder (it gives back whole groups), and a request waited for
     // memory nobody could give.
     void SetReclaimer(ReclaimFn reclaim, int64_t group_bytes = 1);
-    // No more reclaims from this account (its engine is going away); what it
-    // holds stays counted until it is released or the account is destroyed.
-    void StopReclaims();
+    // Its model was unloaded: its floor stops counting against other joins
+    // and promises (a model of the same name may join at once), and all it
+    // holds may be reclaimed (its requests were aborted). What it holds stays
+    // counted until it is released or the account is destroyed.
+    void Retire();
 
     const std::string& name() const { return name_; }
     int64_t floor() const { return floor_; }
@@ -70,10 +72,10 @@ class KvPool {
     KvPool* pool_;
     const std::string name_;
     const int64_t floor_, cap_, promised_;
-    int64_t held_ = 0;         // guarded by pool_->mu_
-    int64_t guarantee_ = 0;    // guarded by pool_->mu_; floor_ in whole groups
-    bool reclaimable_ = true;  // guarded by pool_->mu_
-    ReclaimFn reclaim_;        // guarded by pool_->mu_
+    int64_t held_ = 0;       // guarded by pool_->mu_
+    int64_t guarantee_ = 0;  // guarded by pool_->mu_; floor_ in whole groups, 0 once retired
+    bool retired_ = false;   // guarded by pool_->mu_
+    ReclaimFn reclaim_;      // guarded by pool_->mu_
   };
 
   KvPool(std::string device, int64_t budget_bytes);
@@ -102,14 +104,14 @@ class KvPool {
   const std::string& device() const { return device_; }
   int64_t budget() const { return budget_; }
   int64_t used() const;
-  int64_t floors() const;
+  int64_t floors() const;  // of the accounts not retired
 
  private:
   bool AcquireFor(Account* asker, int64_t bytes, runtime::RequestId oldest);
   void ReleaseFor(Account* account, int64_t bytes);
   void Leave(Account* account);
-  // The floors in force beside `joining`'s: every account's, and every
-  // reservation whose model has no account here.
+  // The floors in force beside `joining`'s: every live account's, and every
+  // reservation whose model has no live account here.
   int64_t FloorsBesideLocked(const std::string& joining) const;
 
   const std::string device_;

@@ -36,10 +36,16 @@ ExpectedBytes ExpectedFootprint(const FootprintRecord* record, const std::string
     }
   }
   return {PredictedWeights(config, backend, keep_quantized) +
-              static_cast<int64_t>(runtime::Model::PredictWorkspaceBytes(
-                  config, backend.compute_dtype(), sc.max_tokens_per_step, sc.max_num_seqs)) +
-              static_cast<int64_t>(backend.ContextBytes()),
+              PredictedWorkspace(config, backend, engine),
           false};
+}
+
+int64_t PredictedWorkspace(const runtime::ModelConfig& config, const kernels::Backend& backend,
+                           const runtime::EngineConfig& engine) {
+  const runtime::StepSchedulerConfig& sc = engine.step_scheduler;
+  return static_cast<int64_t>(runtime::Model::PredictWorkspaceBytes(
+             config, backend.compute_dtype(), sc.max_tokens_per_step, sc.max_num_seqs)) +
+         static_cast<int64_t>(backend.ContextBytes());
 }
 
 std::vector<DeviceMemoryPlan> PlanDeviceMemory(absl::Span<const DeviceRoom> devices,

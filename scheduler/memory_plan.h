@@ -31,6 +31,11 @@ bool KeepsBlocks(bool keep_quantized, const kernels::Backend& backend);
 int64_t PredictedWeights(const runtime::ModelConfig& config, const kernels::Backend& backend,
                          bool keep_quantized);
 
+// The engine's largest step's activations on `backend`, and the model's own
+// backend context, predicted from the config.
+int64_t PredictedWorkspace(const runtime::ModelConfig& config, const kernels::Backend& backend,
+                           const runtime::EngineConfig& engine);
+
 // What loading the model at `path` will reserve on `backend`: the footprint
 // `record` (may be null) holds from an earlier load of the same file, device
 // kind and step shape; else the prediction from its config: the weights and

@@ -14,12 +14,11 @@ namespace {
 // expected): evictions there must free the excess too.
 int64_t FreeBytes(const DeviceRoom& d) { return d.budget_bytes - d.used_bytes; }
 
-// Shown clamped at 0: "-3 GB free" reads as an error.
+}  // namespace
+
 std::string Mb(int64_t bytes) {
   return absl::StrFormat("%.1f MB", static_cast<double>(std::max<int64_t>(bytes, 0)) / (1 << 20));
 }
-
-}  // namespace
 
 absl::Status CheckPin(absl::Span<const DeviceRoom> devices, const ModelDemand& model) {
   if (!model.device || std::any_of(devices.begin(), devices.end(),

@@ -62,6 +62,10 @@ struct Placement {
   std::string why;            // for `cohost models`
 };
 
+// Bytes in placement's words: "12.5 MB", clamped at 0 ("-3 GB free" reads
+// as an error).
+std::string Mb(int64_t bytes);
+
 // INVALID_ARGUMENT when `model` is pinned to a device not listed (step 1 of
 // the rule, checked alone before a model's file is read).
 absl::Status CheckPin(absl::Span<const DeviceRoom> devices, const ModelDemand& model);

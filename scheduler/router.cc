@@ -116,13 +116,10 @@ absl::Status CheckPinAmong(const std::vector<std::string>& ids, const ModelSpec&
 
 // A share of `device`'s KV pool for the model, refused (RESOURCE_EXHAUSTED)
 // where it could not hold one group of the model's blocks: such a model
-// could run nothing, and its every request would read the file again. A
-// floor reserved for the model (KvPool::Reserve, on one device or, for a
-// model start-up did not place, on several) moves to `device`: it is kept
-// where the model now lives, for its return after an eviction.
+// could run nothing, and its every request would read the file again.
 absl::StatusOr<std::unique_ptr<KvPool::Account>> JoinPool(
-    const Device& device, const std::vector<std::shared_ptr<Device>>& all, const ModelSpec& spec,
-    const runtime::ModelConfig& config, const runtime::EngineConfig& engine_config) {
+    const Device& device, const ModelSpec& spec, const runtime::ModelConfig& config,
+    const runtime::EngineConfig& engine_config) {
   KvPool& pool = *device.kv_pool;
   // No cap: the whole pool (Join takes a cap past the pool as the pool).
   const int64_t cap =
@@ -131,13 +128,6 @@ absl::StatusOr<std::unique_ptr<KvPool::Account>> JoinPool(
                    pool.Join(spec.name, spec.kv_floor_bytes, cap));
   RETURN_IF_ERROR(runtime::Engine::CheckKvShape(config, *device.backend,
                                                 WithKvShare(engine_config, account.get())));
-  if (std::any_of(all.begin(), all.end(),
-                  [&](const auto& d) { return d->kv_pool->Reserved(spec.name); })) {
-    for (const std::shared_ptr<Device>& d : all) {
-      if (d.get() != &device) d->kv_pool->Unreserve(spec.name);
-    }
-    pool.Reserve(spec.name, spec.kv_floor_bytes);
-  }
   return account;
 }
 
@@ -248,7 +238,7 @@ absl::StatusOr<Router::Home> Router::PlaceNew(const ModelSpec& spec,
   if (devices_.size() == 1) {
     RETURN_IF_ERROR(CheckPinAmong({devices_[0]->id}, spec));
     ASSIGN_OR_RETURN(std::unique_ptr<KvPool::Account> account,
-                     JoinPool(*devices_[0], devices_, spec, config, engine_config_));
+                     JoinPool(*devices_[0], spec, config, engine_config_));
     return Home{devices_[0], std::move(account), "the only device"};
   }
   // All devices are of one kind, so the footprint holds on each.
@@ -289,7 +279,9 @@ absl::StatusOr<Router::Home> Router::PlaceNew(const ModelSpec& spec,
     std::string why;
     if (placed.ok()) {
       k = placed->device;
-      why = absl::StrFormat("chosen among %d devices: %s", devices_.size(), placed->why);
+      why = rooms.size() > 1
+                ? absl::StrFormat("chosen among %d devices: %s", rooms.size(), placed->why)
+                : placed->why;
     } else {
       // Fits nowhere now: it waits on the largest device, whose load will say
       // why while nothing there can make room.
@@ -298,9 +290,13 @@ absl::StatusOr<Router::Home> Router::PlaceNew(const ModelSpec& spec,
       }
       why = absl::StrCat("the largest device; ", placed.status().message());
     }
+    if (const auto passed = std::count(passed_over.begin(), passed_over.end(), true); passed > 0) {
+      absl::StrAppendFormat(&why, "; %d device%s passed over: %s KV pool cannot take its floor",
+                            passed, passed == 1 ? "" : "s", passed == 1 ? "its" : "their");
+    }
     const std::shared_ptr<Device>& device = devices_[index[k]];
     absl::StatusOr<std::unique_ptr<KvPool::Account>> account =
-        JoinPool(*device, devices_, spec, config, engine_config_);
+        JoinPool(*device, spec, config, engine_config_);
     if (account.ok()) return Home{device, *std::move(account), std::move(why)};
     if (account.status().code() != absl::StatusCode::kResourceExhausted) return account.status();
     no_room = account.status();
@@ -337,7 +333,21 @@ absl::Status Router::Insert(const Registration& r) {
   if (models_.contains(r.model->name())) return AlreadyLoaded(r.model->name());
   models_.emplace(r.model->name(), r.model);
   homes_[r.model->name()] = r.home_why;
+  KeepFloorWhereItLivesLocked(*r.model);
   return absl::OkStatus();
+}
+
+void Router::KeepFloorWhereItLivesLocked(const ServedModel& model) {
+  const std::string& name = model.name();
+  if (std::none_of(devices_.begin(), devices_.end(),
+                   [&](const auto& d) { return d->kv_pool->Reserved(name); })) {
+    return;
+  }
+  const Device& home = model.device();
+  for (const std::shared_ptr<Device>& d : devices_) {
+    if (d.get() != &home) d->kv_pool->Unreserve(name);
+  }
+  home.kv_pool->Reserve(name, model.spec().kv_floor_bytes);
 }
 
 absl::Status Router::AddModel(const ModelSpec& spec, const ProgressFn& progress) {
@@ -373,7 +383,7 @@ absl::Status Router::AddLoadedModel(const ModelSpec& spec, runtime::LoadedModel 
   RETURN_IF_ERROR(CheckPinAmong({(*device)->id}, spec));
   const runtime::ModelConfig config = loaded.model->config();
   ASSIGN_OR_RETURN(std::unique_ptr<KvPool::Account> account,
-                   JoinPool(**device, devices_, spec, config, engine_config_));
+                   JoinPool(**device, spec, config, engine_config_));
   Registration r;
   r.model = std::make_shared<ServedModel>(spec, std::move(loaded.tokenizer), config, *device,
                                           std::move(account), engine_config_, options_.admission,
@@ -439,10 +449,11 @@ void Router::Rehome(const std::shared_ptr<ServedModel>& model, const ExpectedByt
   if (!best.ok() || best->device == 0) return;
   const std::shared_ptr<Device>& target = devices_[index[best->device]];
   absl::StatusOr<std::unique_ptr<KvPool::Account>> account =
-      JoinPool(*target, devices_, model->spec(), model->config(), engine_config_);
+      JoinPool(*target, model->spec(), model->config(), engine_config_);
   if (!account.ok() || !model->MoveTo(target, *std::move(account)).ok()) return;
   std::lock_guard<std::mutex> lock(mu_);
   if (!RegisteredLocked(*model)) return;
+  KeepFloorWhereItLivesLocked(*model);
   homes_[model->name()] =
       absl::StrFormat("moved from %s when it reloaded, where it %s: %s", current.id,
                       stay.ok() ? "fit only by evicting more" : "did not fit", best->why);
@@ -467,9 +478,11 @@ absl::Status Router::UnloadModel(const std::string& name) {
     weights_.erase(name);
     placements_.erase(name);
     homes_.erase(name);
+    // Unloaded for good: the floor kept for its return goes to the others.
+    // Under the lock, as every move of it is: a load in flight cannot put
+    // it back.
+    for (const std::shared_ptr<Device>& d : devices_) d->kv_pool->Unreserve(name);
   }
-  // Unloaded for good: the floor kept for its return goes to the others.
-  for (const std::shared_ptr<Device>& d : devices_) d->kv_pool->Unreserve(name);
   model->AbortAll(model->UnloadedError());
   return absl::OkStatus();
 }

@@ -222,10 +222,25 @@ class Router {
       std::vector<std::vector<std::shared_ptr<ServedModel>>>* residents) const;
   // Inserts a registration; ALREADY_EXISTS when the name was taken meanwhile.
   absl::Status Insert(const Registration& r);
+  // A floor reserved for `model` (KvPool::Reserve, on one device or, for a
+  // model start-up did not place, on several) moves to the device it now
+  // lives on: it is kept there for its return after an eviction. Called
+  // once it is registered there (Insert) and when it moves (Rehome); under
+  // mu_, as UnloadModel's Unreserve is, so an unload racing a load leaves
+  // no floor behind.
+  void KeepFloorWhereItLivesLocked(const ServedModel& model);
   // Loads `model`'s weights (it is in state loading): makes room on its device
   // by evicting idle models past their keep-alive, reads the file, activates.
   // On failure the model is failed with the error, which is returned.
   absl::Status Load(const std::shared_ptr<ServedModel>& model, const ProgressFn& progress);
+  // Weights that `Load` measured above `expected` (the reservation MakeRoom
+  // made): room for the difference is made now, evicting as MakeRoom does,
+  // or the load fails (RESOURCE_EXHAUSTED, saying both sizes, and recording
+  // the measured footprint for the next placement) rather than over-commit
+  // the device into its KV memory.
+  absl::Status RoomForMeasuredWeights(const std::shared_ptr<ServedModel>& model,
+                                      const runtime::Model& weights, const ExpectedBytes& expected,
+                                      double load_seconds);
   // Whether loads onto `backend` keep quantized weights in their blocks.
   bool KeepsBlocks(const kernels::Backend& backend) const;
   // What loading the model at `path` will take on `device`: its footprint

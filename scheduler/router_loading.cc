@@ -181,10 +181,10 @@ absl::Status Router::Load(const std::shared_ptr<ServedModel>& model, const Progr
   };
   if (options_.before_load) options_.before_load();
   const Device* device = &model->device();
+  const ExpectedBytes expected = ExpectedFootprint(model->path(), model->config(), *device);
   // `context`: the model's own handle on the device (its stream and error,
   // on CUDA).
   weights = [&]() -> absl::StatusOr<std::unique_ptr<runtime::Model>> {
-    const ExpectedBytes expected = ExpectedFootprint(model->path(), model->config(), *device);
     Rehome(model, expected);
     device = &model->device();
     if (absl::Status room = MakeRoom(model, expected); !room.ok()) {
@@ -214,6 +214,13 @@ absl::Status Router::Load(const std::shared_ptr<ServedModel>& model, const Progr
   if (model->retired()) {  // unloaded while its weights were read: they go
     return failed(model->UnloadedError());
   }
+  if (!restored) {
+    if (absl::Status room = RoomForMeasuredWeights(model, **weights, expected, elapsed());
+        !room.ok()) {
+      device_full = room.code() == absl::StatusCode::kResourceExhausted;
+      return failed(room);
+    }
+  }
   const double seconds = elapsed();
   if (absl::Status a = model->Activate(*std::move(weights), seconds, std::move(context), restored);
       !a.ok()) {
@@ -231,6 +238,27 @@ absl::Status Router::Load(const std::shared_ptr<ServedModel>& model, const Progr
   if (!restored) RecordFootprint(*model, {loaded.weights_bytes, loaded.workspace_bytes, seconds});
   if (options_.on_load) options_.on_load(model->name(), true, seconds);
   return absl::OkStatus();
+}
+
+absl::Status Router::RoomForMeasuredWeights(const std::shared_ptr<ServedModel>& model,
+                                            const runtime::Model& weights,
+                                            const ExpectedBytes& expected, double load_seconds) {
+  const auto measured = static_cast<int64_t>(weights.weights_bytes());
+  const int64_t workspace =
+      PredictedWorkspace(model->config(), *model->device().backend, engine_config_);
+  const int64_t need = measured + workspace;
+  if (need <= expected.bytes) return absl::OkStatus();
+  absl::Status room = MakeRoom(model, {need, false});
+  if (room.ok()) return room;
+  // The next placement plans with what this load measured, and refuses
+  // before the file is read again.
+  RecordFootprint(*model, {measured, workspace, load_seconds});
+  return absl::Status(
+      room.code(),
+      absl::StrFormat("its weights measured %s, more than the %s %s for them and its "
+                      "workspace: %s",
+                      Mb(measured), Mb(expected.bytes),
+                      expected.recorded ? "its last load measured" : "predicted", room.message()));
 }
 
 void Router::RecordFootprint(const ServedModel& model, const Footprint& measured) {

@@ -76,6 +76,7 @@ absl::Status ServedModel::MoveTo(std::shared_ptr<Device> device,
   Parked parked;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    if (retired_) return UnloadedError();  // its new account would hold a floor for nobody
     if (resident_.engine != nullptr) {
       return absl::FailedPreconditionError(
           absl::StrCat("model \"", spec_.name, "\" is resident; it cannot move"));
@@ -336,6 +337,9 @@ void ServedModel::AbortAll(const absl::Status& why) {
 void ServedModel::Retire() {
   std::lock_guard<std::mutex> lock(mu_);
   retired_ = true;
+  // Its KV floor goes to the others, and to a model loaded again under its
+  // name, now, not when its last call lets go of it.
+  placement_->kv_account->Retire();
 }
 
 bool ServedModel::retired() const {

@@ -130,8 +130,9 @@ class ServedModel {
   void Abort(runtime::RequestId id, const absl::Status& why = absl::OkStatus());
   // Aborts every request queued here or live in the engine.
   void AbortAll(const absl::Status& why = absl::OkStatus());
-  // No longer registered (UnloadModel): Submit refuses and no load starts
-  // from now on; what runs is the unloader's to abort.
+  // No longer registered (UnloadModel): Submit refuses, no load starts and
+  // it does not move from now on; what runs is the unloader's to abort. Its
+  // KV floor stops counting in its device's pool (KvPool::Account::Retire).
   void Retire();
   bool retired() const;
   // What a request for it hears once it is retired.
@@ -155,7 +156,8 @@ class ServedModel {
   // the Router's own load): `account` its share of `device`'s KV pool. Its
   // engine config and request limits follow; weights parked on the old
   // device are dropped. FAILED_PRECONDITION while it is resident, or when a
-  // request waiting for its load would not fit the new home's limits.
+  // request waiting for its load would not fit the new home's limits;
+  // UNAVAILABLE once retired.
   absl::Status MoveTo(std::shared_ptr<Device> device, std::unique_ptr<KvPool::Account> account);
   // loading -> failed: queued requests end with `why`. The next load waits
   // for a backoff (failed_load_retry_ms, doubling with each failure in a

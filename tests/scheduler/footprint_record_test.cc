@@ -20,6 +20,7 @@
 namespace cohost::scheduler {
 namespace {
 
+using runtime::FinishReason;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
@@ -201,6 +202,45 @@ TEST_F(LifecycleTest, ARecordedFootprintPlacesAModelBeforeItLoadsAndEachLoadIsRe
       EXPECT_THAT(m.placement, HasSubstr("as its last load measured"));
     }
   }
+  std::filesystem::remove(file);
+}
+
+// Weights measured above what was reserved for them (a record that is
+// wrong, a prediction that missed) make room for the difference before the
+// model serves, evicting as a load does, or fail the load, which records
+// what it measured. Before, the measured size replaced the reservation and
+// the device's weights ran past their budget into its KV memory.
+TEST_F(LifecycleTest, WeightsMeasuredAboveTheirReservationMakeRoomOrFailTheLoad) {
+  const std::string file = runtime::testing::TempPath("lifecycle_footprints_low.json");
+  std::filesystem::remove(file);
+  footprints_ = std::make_shared<FootprintRecord>(file);
+  auto cpu = kernels::MakeCpuBackend(1);
+  const runtime::StepSchedulerConfig steps;
+  ModelSpec small = Spec("small", LoadPolicy::kLazy);
+  ModelSpec tight = Spec("tight", LoadPolicy::kLazy);
+  for (const ModelSpec* m : {&small, &tight}) {
+    ASSERT_TRUE(footprints_->Put(KeyFor(m->path, *cpu, steps).value(), {1, 0, 1.0}).ok());
+  }
+  MakeRouter(/*models=*/1);                           // room for one model and a half
+  ASSERT_TRUE(router_->AddModel(Spec("idle")).ok());  // no keep-alive: evictable
+  ASSERT_TRUE(router_->AddModel(small).ok());
+  EXPECT_EQ(Run("small")->info().reason, FinishReason::kLength);
+  EXPECT_EQ(Status("idle").state, ModelState::kEvicted) << "the measured weights made room";
+  ASSERT_TRUE(router_->UnloadModel("small").ok());
+
+  ModelSpec kept = Spec("kept", LoadPolicy::kStartup, std::chrono::seconds(3600));
+  ASSERT_TRUE(router_->AddModel(kept).ok());
+  ASSERT_TRUE(router_->AddModel(tight).ok());
+  std::shared_ptr<Collect> refused = Run("tight");
+  EXPECT_EQ(refused->info().status.code(), absl::StatusCode::kResourceExhausted)
+      << refused->info().status;
+  EXPECT_THAT(std::string(refused->info().status.message()),
+              HasSubstr("more than the 0.0 MB its last load measured"));
+  EXPECT_EQ(Status("kept").state, ModelState::kReady);
+  std::optional<Footprint> recorded = footprints_->Find(KeyFor(tight.path, *cpu, steps).value());
+  ASSERT_TRUE(recorded.has_value());
+  EXPECT_EQ(recorded->weights_bytes, weights_);
+  EXPECT_EQ(recorded->weights_bytes + recorded->workspace_bytes, footprint());
   std::filesystem::remove(file);
 }
 

@@ -265,18 +265,45 @@ TEST(KvPoolTest, TheMostOverItsFloorGivesFirstAndNobodyGoesBelowItsFloor) {
   EXPECT_EQ(pool.used(), 1000);
 }
 
-TEST(KvPoolTest, StoppedAccountsAreNotReclaimedAndLeavingFreesTheirMemory) {
+TEST(KvPoolTest, AnAccountWithoutAReclaimerIsNotReclaimedAndLeavingFreesItsMemory) {
   KvPool pool("cpu", 200);
   auto a = Join(pool, "a", 0, 200), b = Join(pool, "b", 0, 200);
   ASSERT_TRUE(a->Grow());
   ASSERT_TRUE(a->Grow());
   a->Finish(2);
-  a->account->StopReclaims();
+  a->account->SetReclaimer(nullptr);  // its engine is on its way out
   EXPECT_FALSE(b->Grow());
   EXPECT_TRUE(a->reclaims.empty());
   a.reset();  // the account leaves: its memory is free again
   EXPECT_EQ(pool.used(), 0);
   EXPECT_TRUE(b->Grow());
+}
+
+// An unloaded model's engine lives on until its last call lets go. Its floor
+// stops counting at once: the same name loaded again (or another model) may
+// take it, and everything the old engine holds may be reclaimed. Before, the
+// old account's floor and promise refused the reload until the old engine
+// was gone.
+TEST(KvPoolTest, ARetiredAccountsFloorGoesAtOnceAndAllItHoldsMayBeReclaimed) {
+  KvPool pool("cpu", 10 * kGroup);
+  auto old = Join(pool, "m", 6 * kGroup, 10 * kGroup);
+  ASSERT_TRUE(old);
+  for (int i = 0; i < 6; ++i) ASSERT_TRUE(old->Grow());
+  EXPECT_EQ(pool.Join("m", 6 * kGroup, 10 * kGroup).status().code(),
+            absl::StatusCode::kResourceExhausted)
+      << "two floors of 600 in a pool of 1000";
+  old->account->Retire();
+  EXPECT_EQ(pool.floors(), 0);
+  auto again = Join(pool, "m", 6 * kGroup, 10 * kGroup);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->account->promised(), 10 * kGroup) << "the old floor is in nobody's way";
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(again->Grow());
+  // Past what is free: the old engine's groups (its requests were aborted;
+  // its cache holds them) come back, though it is at its old floor.
+  old->Finish(6);
+  for (int i = 0; i < 6; ++i) EXPECT_TRUE(again->Grow()) << i;
+  EXPECT_EQ(old->account->held(), 0);
+  EXPECT_EQ(pool.used(), 10 * kGroup);
 }
 
 // Random grows, finishes and joins of engines with random floors and caps.

@@ -745,6 +745,28 @@ TEST_F(LifecycleTest, AnUnloadedModelsWeightsCountUntilItsLastHolderLetsGo) {
   EXPECT_EQ(Run("new")->info().reason, FinishReason::kLength);
 }
 
+// An unloaded model's KV floor goes with the unload, not with its last
+// holder: the same name loads again at once with the same floor, which the
+// pool could not hold twice. Before, the old engine's account kept its
+// floor, and the reload was refused until the holder let go.
+TEST_F(LifecycleTest, AModelLoadedAgainRightAfterItsUnloadGetsItsFloor) {
+  MakeRouter(/*models=*/2, /*devices=*/1, /*kv_bytes=*/int64_t{4} << 20);
+  ModelSpec spec = Spec("m");
+  spec.kv_floor_bytes = int64_t{3} << 20;
+  ASSERT_TRUE(router_->AddModel(spec).ok());
+  std::shared_ptr<ServedModel> held = router_->Find("m").value();
+  EXPECT_EQ(Run("m")->info().reason, FinishReason::kLength);
+  ASSERT_TRUE(router_->UnloadModel("m").ok());
+  const absl::Status again = router_->AddModel(spec);
+  ASSERT_TRUE(again.ok()) << again;
+  EXPECT_EQ(Run("m")->info().reason, FinishReason::kLength);
+  // Another model's floor still cannot take what the new one is guaranteed.
+  ModelSpec other = Spec("other");
+  other.kv_floor_bytes = int64_t{2} << 20;
+  EXPECT_EQ(router_->AddModel(other).code(), absl::StatusCode::kResourceExhausted);
+  held.reset();
+}
+
 TEST_F(LifecycleTest, ARequestForAModelUnloadedSinceItWasFoundIsRefused) {
   MakeRouter(1);
   ASSERT_TRUE(router_->AddModel(Spec("gone", LoadPolicy::kLazy)).ok());

@@ -23,6 +23,7 @@ namespace {
 using runtime::FinishReason;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
@@ -344,6 +345,9 @@ TEST_F(LifecycleTest, AFloorOneDevicesPoolCannotTakeGoesToAnother) {
   // pool 1 MB, so it goes to the other device.
   ASSERT_TRUE(router_->AddModel(second).ok());
   EXPECT_EQ(DeviceOf("second"), "cpu:1");
+  EXPECT_THAT(PlacementOf("second"),
+              AllOf(Not(HasSubstr("chosen among 2 devices")),
+                    HasSubstr("1 device passed over: its KV pool cannot take its floor")));
   EXPECT_EQ(Run("second")->info().reason, FinishReason::kLength);
 
   ModelSpec third = Spec("third");
