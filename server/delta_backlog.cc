@@ -6,8 +6,8 @@
 
 namespace cohost::server {
 
-size_t DeltaBacklog::Bytes(const runtime::TokenDelta& d) {
-  size_t bytes = d.text.size() + d.token_ids.size() * sizeof(int32_t);
+size_t DeltaBacklog::Bytes(const runtime::TokenDelta& d, size_t reasoning_bytes) {
+  size_t bytes = d.text.size() + reasoning_bytes + d.token_ids.size() * sizeof(int32_t);
   // Each entry: an id and a logprob, for the chosen token and each alternative.
   for (const runtime::TokenLogprobs& l : d.logprobs) bytes += (1 + l.top.size()) * 8;
   return bytes;
@@ -27,28 +27,30 @@ void AppendLogprobs(const runtime::TokenLogprobs& in, v1::Logprobs* out) {
 
 }  // namespace
 
-void DeltaBacklog::Push(runtime::TokenDelta delta) {
-  bytes_ += Bytes(delta) + kHeldBytes;
-  deltas_.push_back(std::move(delta));
+void DeltaBacklog::Push(runtime::TokenDelta delta, std::string reasoning) {
+  bytes_ += Bytes(delta, reasoning.size()) + kHeldBytes;
+  entries_.push_back({std::move(delta), std::move(reasoning)});
 }
 
 void DeltaBacklog::TakeInto(v1::GenerateResponse* out, size_t max_bytes) {
   size_t taken = 0;
-  while (!deltas_.empty()) {
-    const runtime::TokenDelta& d = deltas_.front();
-    const size_t b = Bytes(d);
+  while (!entries_.empty()) {
+    const Entry& e = entries_.front();
+    const runtime::TokenDelta& d = e.delta;
+    const size_t b = Bytes(d, e.reasoning.size());
     if (taken > 0 && taken + b > max_bytes) break;
     out->mutable_text()->append(d.text);
+    out->mutable_reasoning()->append(e.reasoning);
     out->mutable_token_ids()->Add(d.token_ids.begin(), d.token_ids.end());
     for (const runtime::TokenLogprobs& l : d.logprobs) AppendLogprobs(l, out->add_logprobs());
     taken += b;
     bytes_ -= b + kHeldBytes;
-    deltas_.pop_front();
+    entries_.pop_front();
   }
 }
 
 void DeltaBacklog::Clear() {
-  deltas_.clear();
+  entries_.clear();
   bytes_ = 0;
 }
 

@@ -26,6 +26,7 @@
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
 #include "grpcpp/alarm.h"
+#include "runtime/tokenizer/reasoning_split.h"
 #include "scheduler/admission.h"
 #include "server/delta_backlog.h"
 #include "server/grpc_auth.h"
@@ -99,6 +100,9 @@ struct GenerateReactor::Shared {
   v1::GenerateResponse out;
   grpc::ByteBuffer out_bytes;
   DeltaBacklog pending;  // produced, not yet written
+  // Splits the output's think block from its answer (split_reasoning), on
+  // the engine thread; set before the request is submitted.
+  std::optional<runtime::ReasoningSplitter> splitter;
   bool write_in_flight = false;
   bool finish_called = false;
   bool client_gone = false;  // cancelled, disconnected, or a write failed
@@ -285,7 +289,14 @@ class StreamSink final : public runtime::TokenSink {
     {
       std::lock_guard<std::mutex> lock(s_->mu);
       if (s_->reactor == nullptr || s_->client_gone || s_->overflow) return false;
-      s_->pending.Push(delta);
+      if (s_->splitter) {
+        runtime::ReasoningSplitter::Parts parts = s_->splitter->Push(delta.text);
+        runtime::TokenDelta answer = delta;
+        answer.text = std::move(parts.content);
+        s_->pending.Push(std::move(answer), std::move(parts.reasoning));
+      } else {
+        s_->pending.Push(delta);
+      }
       if (s_->pending.bytes() > s_->deps.limits.max_backlog_bytes) {
         s_->overflow = true;  // the engine aborts the request when we return false
         s_->pending.Clear();
@@ -301,6 +312,15 @@ class StreamSink final : public runtime::TokenSink {
     const runtime::FinishInfo adjusted = s_->timing.OnFinish(info);
     {
       std::lock_guard<std::mutex> lock(s_->mu);
+      if (s_->splitter && s_->reactor != nullptr && !s_->client_gone && !s_->overflow) {
+        // What it held back (a tag's possible start) goes out with the end.
+        runtime::ReasoningSplitter::Parts rest = s_->splitter->Finish();
+        if (!rest.content.empty() || !rest.reasoning.empty()) {
+          runtime::TokenDelta tail;
+          tail.text = std::move(rest.content);
+          s_->pending.Push(std::move(tail), std::move(rest.reasoning));
+        }
+      }
       s_->info = adjusted;
       s_->engine_finished = true;
     }
@@ -358,6 +378,9 @@ absl::Status GenerateReactor::Start(const grpc::ByteBuffer& request_bytes) {
   absl::StatusOr<runtime::GenerateRequest> built =
       BuildGenerateRequest(request, model->tokenizer(), model->request_limits());
   if (!built.ok()) return built.status();
+  if (request.split_reasoning() && model->tokenizer().WritesThinkBlocks()) {
+    shared_->splitter.emplace();
+  }
   built->tenant = *std::move(tenant);
   built->deadline = *deadline;
   built->external_id = shared_->request_id;

@@ -1,8 +1,9 @@
-// A reasoning model's think block over the OpenAI chat API: the tiny model on
-// a backend whose sampler writes a scripted output, with a Qwen3-style chat
-// template. The block comes back as the message's `reasoning` (and
-// `reasoning_content`), apart from its content, whole and streamed; raw where
-// the split is off, or on /v1/completions.
+// A reasoning model's think block over both front doors: the tiny model on a
+// backend whose sampler writes a scripted output, with a Qwen3-style chat
+// template. Over the OpenAI chat API the block comes back as the message's
+// `reasoning` (and `reasoning_content`), apart from its content, whole and
+// streamed; raw where the split is off, or on /v1/completions. Over gRPC it
+// comes in GenerateResponse.reasoning when the request sets split_reasoning.
 
 #include <httplib.h>
 
@@ -14,6 +15,8 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "server/http/http_front_door.h"
+#include "server/server.h"
+#include "tests/server/grpc_test_client.h"
 #include "tests/server/tiny_router.h"
 #include "tests/support/forwarding_backend.h"
 
@@ -56,7 +59,7 @@ constexpr char kQwen3Template[] =
 
 constexpr char kOutput[] = "<think>\nTwo and two.\n</think>\n\nIt is 4.";
 
-class HttpReasoningTest : public ::testing::Test {
+class ReasoningTest : public ::testing::Test {
  protected:
   void Start(bool split) {
     auto backend = std::make_unique<ScriptedBackend>();
@@ -75,8 +78,16 @@ class HttpReasoningTest : public ::testing::Test {
     door_ = *std::move(door);
     client_ = std::make_unique<httplib::Client>("127.0.0.1", door_->port());
     client_->set_read_timeout(30, 0);
+    absl::StatusOr<std::unique_ptr<Server>> server =
+        Server::Start(tiny_->router.get(), &metrics_, ServerOptions{});
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+    stub_ = v1::Inference::NewStub(
+        grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials()));
   }
   void TearDown() override {
+    stub_.reset();
+    server_.reset();
     client_.reset();
     door_.reset();
     tiny_.reset();
@@ -119,15 +130,39 @@ class HttpReasoningTest : public ::testing::Test {
     return joined;
   }
 
+  // The gRPC stream's text and reasoning, each joined, after the backend was
+  // given `output` to write.
+  struct Split {
+    std::string text, reasoning;
+    size_t tokens = 0;
+    grpc::Status status;
+  };
+  Split Generate(const std::string& output, bool split, int max_tokens = 64) {
+    backend_->Script(output);
+    v1::GenerateRequest r;
+    r.set_model("tiny");
+    r.mutable_chat()->add_messages()->set_content("2+2?");
+    r.mutable_chat()->mutable_messages(0)->set_role("user");
+    r.mutable_sampling()->set_temperature(0);
+    r.set_max_tokens(max_tokens);
+    r.set_split_reasoning(split);
+    const cohost::testing::StreamResult result = cohost::testing::Generate(*stub_, r);
+    Split out{result.text, "", result.token_ids.size(), result.status};
+    for (const v1::GenerateResponse& m : result.messages) out.reasoning += m.reasoning();
+    return out;
+  }
+
   ServerMetrics metrics_;
   auth::ApiKeys keys_;
   ScriptedBackend* backend_ = nullptr;  // tiny_'s
   std::unique_ptr<cohost::testing::TinyRouter> tiny_;
   std::unique_ptr<HttpFrontDoor> door_;
   std::unique_ptr<httplib::Client> client_;
+  std::unique_ptr<Server> server_;
+  std::unique_ptr<v1::Inference::Stub> stub_;
 };
 
-TEST_F(HttpReasoningTest, TheThinkBlockIsTheReasoningWholeAndStreamed) {
+TEST_F(ReasoningTest, TheThinkBlockIsTheReasoningWholeAndStreamed) {
   Start(/*split=*/true);
   const Json whole = Chat(kOutput);
   const Json& message = whole.at("choices").at(0).at("message");
@@ -144,7 +179,7 @@ TEST_F(HttpReasoningTest, TheThinkBlockIsTheReasoningWholeAndStreamed) {
   EXPECT_EQ(streamed.at("reasoning_content"), "\nTwo and two.\n");
 }
 
-TEST_F(HttpReasoningTest, AnAnswerWithoutABlockHasNoReasoning) {
+TEST_F(ReasoningTest, AnAnswerWithoutABlockHasNoReasoning) {
   Start(/*split=*/true);
   const Json whole = Chat("It is 4.", {{"chat_template_kwargs", {{"enable_thinking", false}}}});
   const Json& message = whole.at("choices").at(0).at("message");
@@ -153,7 +188,7 @@ TEST_F(HttpReasoningTest, AnAnswerWithoutABlockHasNoReasoning) {
   EXPECT_TRUE(message.at("reasoning_content").is_null());
 }
 
-TEST_F(HttpReasoningTest, ACutOffBlockIsAllReasoning) {
+TEST_F(ReasoningTest, ACutOffBlockIsAllReasoning) {
   Start(/*split=*/true);
   const Json whole = Chat(kOutput, {{"max_tokens", 12}});  // "<think>\nTwo "
   const Json& message = whole.at("choices").at(0).at("message");
@@ -162,7 +197,7 @@ TEST_F(HttpReasoningTest, ACutOffBlockIsAllReasoning) {
   EXPECT_EQ(whole.at("choices").at(0).at("finish_reason"), "length");
 }
 
-TEST_F(HttpReasoningTest, AStopStringInsideTheBlockEndsTheReasoning) {
+TEST_F(ReasoningTest, AStopStringInsideTheBlockEndsTheReasoning) {
   Start(/*split=*/true);
   for (const bool stream : {false, true}) {
     SCOPED_TRACE(stream);
@@ -173,7 +208,7 @@ TEST_F(HttpReasoningTest, AStopStringInsideTheBlockEndsTheReasoning) {
   }
 }
 
-TEST_F(HttpReasoningTest, CompletionsAndASplitTurnedOffGiveTheRawText) {
+TEST_F(ReasoningTest, CompletionsAndASplitTurnedOffGiveTheRawText) {
   Start(/*split=*/true);
   const Json text = Chat(kOutput, Json::object(), "/v1/completions");
   EXPECT_EQ(text.at("choices").at(0).at("text"), kOutput);
@@ -186,6 +221,33 @@ TEST_F(HttpReasoningTest, CompletionsAndASplitTurnedOffGiveTheRawText) {
   const Json streamed = Chat(kOutput, {{"stream", true}});
   EXPECT_EQ(streamed.at("content"), kOutput);
   EXPECT_EQ(streamed.at("reasoning"), "");
+}
+
+// gRPC splits only when asked: its text stays the model's own by default.
+TEST_F(ReasoningTest, GrpcSplitsTheThinkBlockWhenTheRequestAsks) {
+  Start(/*split=*/false);  // the HTTP API's setting does not apply
+  const Split split = Generate(kOutput, /*split=*/true);
+  ASSERT_TRUE(split.status.ok()) << split.status.error_message();
+  EXPECT_EQ(split.text, "It is 4.");
+  EXPECT_EQ(split.reasoning, "\nTwo and two.\n");
+  EXPECT_EQ(split.tokens, std::string(kOutput).size() + 1) << "the block's tokens go out too, "
+                                                              "and the end-of-sequence";
+
+  const Split raw = Generate(kOutput, /*split=*/false);
+  EXPECT_EQ(raw.text, kOutput);
+  EXPECT_EQ(raw.reasoning, "");
+}
+
+// Cut off inside the closing tag: what the splitter held back, a possible
+// tag's start, goes out with the end, as reasoning (the block never closed).
+TEST_F(ReasoningTest, GrpcSendsWhatTheSplitterHeldBackAtTheEnd) {
+  Start(/*split=*/true);
+  const std::string output = kOutput;
+  const size_t cut = output.find("</think>") + 5;  // "...</thi"
+  const Split split = Generate(kOutput, /*split=*/true, static_cast<int>(cut));
+  ASSERT_TRUE(split.status.ok()) << split.status.error_message();
+  EXPECT_EQ(split.reasoning, "\nTwo and two.\n</thi");
+  EXPECT_EQ(split.text, "");
 }
 
 }  // namespace
