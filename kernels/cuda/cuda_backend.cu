@@ -69,6 +69,8 @@ class CudaBackend final : public Backend {
       vm_.unmap(addr, backed.bytes);
       vm_.release(backed.handle);
     }
+    // And the address space they lay in (an owner that never released it).
+    for (const auto& [base, bytes] : reserved_) vm_.address_free(base, bytes);
     lt_.reset();  // frees its workspace (cuBLAS's too: nothing runs on it now) on the stream
     cudaStreamSynchronize(stream_);
     blas_->destroy(cublas_);
@@ -182,6 +184,7 @@ class CudaBackend final : public Backend {
     CUdeviceptr base = 0;
     RETURN_IF_ERROR(
         vm_.Check(vm_.address_reserve(&base, bytes, granularity_, 0, 0), "cuMemAddressReserve"));
+    reserved_[base] = bytes;
     return reinterpret_cast<void*>(base);
   }
 
@@ -197,6 +200,7 @@ class CudaBackend final : public Backend {
     }
     Record(vm_.Check(vm_.address_free(reinterpret_cast<CUdeviceptr>(base), bytes),
                      "cuMemAddressFree"));
+    reserved_.erase(reinterpret_cast<CUdeviceptr>(base));
   }
 
   absl::Status BackRange(void* addr, size_t bytes) override {
@@ -547,6 +551,7 @@ class CudaBackend final : public Backend {
   absl::Status first_error_;
   size_t granularity_ = size_t{2} << 20;           // cuMemGetAllocationGranularity, set at creation
   absl::flat_hash_map<uintptr_t, Backed> backed_;  // backed ranges by start address
+  absl::flat_hash_map<CUdeviceptr, size_t> reserved_;  // address space reserved, by base
   cuda::DriverVm vm_;
   absl::Status vm_status_;  // why the driver's VM calls are missing, if they are
   int32_t num_sms_ = 0;     // what the attention plan fills
