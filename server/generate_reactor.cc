@@ -379,7 +379,9 @@ absl::Status GenerateReactor::Start(const grpc::ByteBuffer& request_bytes) {
       BuildGenerateRequest(request, model->tokenizer(), model->request_limits());
   if (!built.ok()) return built.status();
   if (request.split_reasoning() && model->tokenizer().WritesThinkBlocks()) {
-    shared_->splitter.emplace();
+    // Inside the block from the start where the chat's generation prompt
+    // opened it (DeepSeek-R1's); a text or token prompt is the client's own.
+    shared_->splitter.emplace(request.has_chat() && model->tokenizer().OpensThinkBlock());
   }
   built->tenant = *std::move(tenant);
   built->deadline = *deadline;

@@ -155,6 +155,65 @@ void FormatInst(const ChatTemplate& t, absl::Span<const ChatMessage> messages,
   }
 }
 
+// DeepSeek-R1's: the system messages' text first (the last one's: its
+// template keeps overwriting one variable), then each turn after its marker.
+// An assistant turn keeps only what follows its last "</think>" (its
+// reasoning is not sent back); tool outputs are wrapped in their markers;
+// other roles write nothing, as in the template.
+void FormatDeepSeek(const ChatTemplate& t, absl::Span<const ChatMessage> messages,
+                    const ChatOptions& options, const ChatOut& chat) {
+  constexpr absl::string_view kUser = "<｜User｜>", kAssistant = "<｜Assistant｜>",
+                              kEnd = "<｜end▁of▁sentence｜>",
+                              kOutputsBegin = "<｜tool▁outputs▁begin｜>",
+                              kOutputsEnd = "<｜tool▁outputs▁end｜>",
+                              kOutputBegin = "<｜tool▁output▁begin｜>",
+                              kOutputEnd = "<｜tool▁output▁end｜>";
+  std::string* out = chat.text;
+  const ChatMessage* system = nullptr;
+  for (const ChatMessage& m : messages) {
+    if (m.role == "system") system = &m;
+  }
+  if (system != nullptr) chat.Content(system->content);
+  bool in_tool = false, first_output = true;
+  for (const ChatMessage& m : messages) {
+    if (m.role == "user") {
+      in_tool = false;
+      out->append(kUser.data(), kUser.size());
+      chat.Content(m.content);
+    } else if (m.role == "assistant") {
+      if (in_tool) {
+        out->append(kOutputsEnd.data(), kOutputsEnd.size());
+        in_tool = false;
+        chat.Content(m.content);
+      } else {
+        absl::string_view content = m.content;
+        if (const size_t end = content.rfind("</think>"); end != absl::string_view::npos) {
+          content.remove_prefix(end + std::string_view("</think>").size());
+        }
+        out->append(kAssistant.data(), kAssistant.size());
+        chat.Content(content);
+      }
+      out->append(kEnd.data(), kEnd.size());
+    } else if (m.role == "tool") {
+      in_tool = true;
+      if (first_output) {
+        out->append(kOutputsBegin.data(), kOutputsBegin.size());
+        first_output = false;
+      } else {
+        out->append("\n");
+      }
+      out->append(kOutputBegin.data(), kOutputBegin.size());
+      chat.Content(m.content);
+      out->append(kOutputEnd.data(), kOutputEnd.size());
+    }
+  }
+  if (in_tool) out->append(kOutputsEnd.data(), kOutputsEnd.size());
+  if (options.add_generation_prompt && !in_tool) {
+    out->append(kAssistant.data(), kAssistant.size());
+    if (t.opens_think_block) out->append("<think>\n");
+  }
+}
+
 }  // namespace
 
 absl::StatusOr<ChatTemplate> ParseChatTemplate(std::string_view source_view,
@@ -176,9 +235,16 @@ absl::StatusOr<ChatTemplate> ParseChatTemplate(std::string_view source_view,
     t.format = ChatFormat::kLlama2;
   } else if (absl::StrContains(source, "[INST]")) {
     t.format = ChatFormat::kMistral;
+  } else if (absl::StrContains(source, "<｜User｜>") &&
+             absl::StrContains(source, "<｜Assistant｜>")) {
+    t.format = ChatFormat::kDeepSeek;
+    // The January 2025 revision of R1's template opens the block in the
+    // generation prompt ('\n' escaped in JSON, raw in a GGUF's string).
+    t.opens_think_block = absl::StrContains(source, "<｜Assistant｜><think>\\n") ||
+                          absl::StrContains(source, "<｜Assistant｜><think>\n");
   } else {
     return absl::UnimplementedError(
-        "unsupported chat template (known: ChatML, Llama 3, Llama 2, Mistral [INST])");
+        "unsupported chat template (known: ChatML, Llama 3, Llama 2, Mistral [INST], DeepSeek-R1)");
   }
   if (!adds_bos && absl::StrContains(source, "bos_token")) t.bos_text = std::string(bos_token);
   t.eos_text = std::string(eos_token);
@@ -201,6 +267,9 @@ std::string FormatChat(const ChatTemplate& t, absl::Span<const ChatMessage> mess
     case ChatFormat::kLlama2:
     case ChatFormat::kMistral:
       FormatInst(t, messages, chat);
+      break;
+    case ChatFormat::kDeepSeek:
+      FormatDeepSeek(t, messages, options, chat);
       break;
   }
   return out;

@@ -1,6 +1,6 @@
 // Chat formatting for the prompt formats cohost knows: ChatML (SmolLM2, Qwen),
-// Llama 3, Llama 2 and Mistral [INST]. This is NOT a Jinja engine: the model's
-// Jinja template source is only inspected for markers to pick one of these
+// Llama 3, Llama 2, Mistral [INST] and DeepSeek-R1's (its distilled models'). This is NOT a Jinja
+// engine: the model's Jinja template source is only inspected for markers to pick one of these
 // hand-written formats (and for a literal default system message).
 #pragma once
 
@@ -20,10 +20,11 @@ struct ChatMessage {
 };
 
 enum class ChatFormat : uint8_t {
-  kChatMl,   // <|im_start|>role\ncontent<|im_end|>\n
-  kLlama3,   // <|start_header_id|>role<|end_header_id|>\n\ncontent<|eot_id|>
-  kLlama2,   // [INST] <<SYS>>\nsystem\n<</SYS>>\n\nuser [/INST] answer </s><s>[INST] ...
-  kMistral,  // [INST] user [/INST]answer</s>[INST] ...
+  kChatMl,    // <|im_start|>role\ncontent<|im_end|>\n
+  kLlama3,    // <|start_header_id|>role<|end_header_id|>\n\ncontent<|eot_id|>
+  kLlama2,    // [INST] <<SYS>>\nsystem\n<</SYS>>\n\nuser [/INST] answer </s><s>[INST] ...
+  kMistral,   // [INST] user [/INST]answer</s>[INST] ...
+  kDeepSeek,  // system<｜User｜>user<｜Assistant｜>answer<｜end▁of▁sentence｜>...
 };
 
 struct ChatTemplate {
@@ -39,6 +40,12 @@ struct ChatTemplate {
   // The template reads `enable_thinking` and writes think blocks (Qwen3's):
   // ChatOptions can turn the model's reasoning off.
   bool thinking_switch = false;
+  // The generation prompt opens the think block itself (DeepSeek-R1's ends
+  // "<｜Assistant｜><think>\n"): the model's output starts inside it.
+  bool opens_think_block = false;
+  // The model writes a leading think block (Qwen3's, DeepSeek-R1's): its
+  // output may start with reasoning (ReasoningSplitter).
+  bool writes_think_blocks() const { return thinking_switch || opens_think_block; }
 };
 
 // How a chat is formatted beyond its messages.

@@ -53,9 +53,15 @@ class Tokenizer {
   // Control and user-defined tokens.
   bool IsSpecial(int32_t id) const;
   bool IsControl(int32_t id) const;
-  // The chat template writes think blocks before its answers (Qwen3's):
-  // what a chat's output starts with may be reasoning (ReasoningSplitter).
-  bool WritesThinkBlocks() const { return chat_template_.ok() && chat_template_->thinking_switch; }
+  // The chat template writes think blocks before its answers (Qwen3's,
+  // DeepSeek-R1's): what a chat's output starts with may be reasoning
+  // (ReasoningSplitter).
+  bool WritesThinkBlocks() const {
+    return chat_template_.ok() && chat_template_->writes_think_blocks();
+  }
+  // Its generation prompt opens the block (DeepSeek-R1's): a chat's output
+  // starts inside it.
+  bool OpensThinkBlock() const { return chat_template_.ok() && chat_template_->opens_think_block; }
   // What Decode(skip_special) and the streaming detokenizer leave out:
   // control tokens, the unknown token and unused ones (HF's skip_special_tokens,
   // vLLM's default, drops the first two, llama.cpp's token_to_piece all three;

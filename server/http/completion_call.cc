@@ -75,15 +75,16 @@ absl::Status CompletionCall::Start(std::shared_ptr<scheduler::ServedModel> model
   stream_ = parsed.stream;
   include_usage_ = parsed.include_usage;
   logprobs_ = request.sampling.logprobs.has_value();
-  // The template opens no block itself (Qwen3's thinking off writes a closed
-  // one), so each output starts outside it.
+  // A template that opens the block in its generation prompt (DeepSeek-R1's)
+  // has the output start inside it; Qwen3's opens none (with thinking off it
+  // writes a closed one), so the output starts outside.
   split_reasoning_ = options_.split_reasoning && parsed.endpoint == Endpoint::kChatCompletions &&
                      tokenizer_->WritesThinkBlocks();
   {
     std::lock_guard<std::mutex> lock(mu_);
     choices_.resize(static_cast<size_t>(parsed.n));
     if (split_reasoning_) {
-      for (Choice& c : choices_) c.splitter.emplace();
+      for (Choice& c : choices_) c.splitter.emplace(tokenizer_->OpensThinkBlock());
     }
   }
   timings_.assign(static_cast<size_t>(parsed.n), StreamTiming(deps_.metrics, arrival_));

@@ -59,13 +59,20 @@ constexpr char kQwen3Template[] =
 
 constexpr char kOutput[] = "<think>\nTwo and two.\n</think>\n\nIt is 4.";
 
+// What DeepSeek-R1's template names: its markers, and a generation prompt
+// that opens the block, so that its output starts inside it.
+constexpr char kDeepSeekR1Template[] =
+    "{{'<｜User｜>' + message['content']}}{%- if add_generation_prompt -%}"
+    "{{'<｜Assistant｜><think>\\n'}}";
+constexpr char kR1Output[] = "Two and two.\n</think>\n\nIt is 4.";
+
 class ReasoningTest : public ::testing::Test {
  protected:
-  void Start(bool split) {
+  void Start(bool split, const char* chat_template = kQwen3Template) {
     auto backend = std::make_unique<ScriptedBackend>();
     backend_ = backend.get();
     runtime::TokenizerSpec spec = runtime::testing::MakeByteTokenizerSpec();
-    spec.chat_template = kQwen3Template;
+    spec.chat_template = chat_template;
     absl::StatusOr<std::unique_ptr<cohost::testing::TinyRouter>> tiny =
         cohost::testing::MakeTinyRouterOn(std::move(backend), spec, {});
     ASSERT_TRUE(tiny.ok()) << tiny.status();
@@ -248,6 +255,26 @@ TEST_F(ReasoningTest, GrpcSendsWhatTheSplitterHeldBackAtTheEnd) {
   ASSERT_TRUE(split.status.ok()) << split.status.error_message();
   EXPECT_EQ(split.reasoning, "\nTwo and two.\n</thi");
   EXPECT_EQ(split.text, "");
+}
+
+// DeepSeek-R1's prompt opens the block: the output is reasoning until its
+// "</think>", over both front doors (gRPC when asked).
+TEST_F(ReasoningTest, AnOutputInsideABlockThePromptOpenedIsReasoningUntilItCloses) {
+  Start(/*split=*/true, kDeepSeekR1Template);
+  for (const bool stream : {false, true}) {
+    SCOPED_TRACE(stream);
+    const Json reply = Chat(kR1Output, {{"stream", stream}});
+    const Json& message = stream ? reply : reply.at("choices").at(0).at("message");
+    EXPECT_EQ(message.at("reasoning"), "Two and two.\n");
+    EXPECT_EQ(message.at("content"), "It is 4.");
+  }
+  const Split split = Generate(kR1Output, /*split=*/true);
+  ASSERT_TRUE(split.status.ok()) << split.status.error_message();
+  EXPECT_EQ(split.reasoning, "Two and two.\n");
+  EXPECT_EQ(split.text, "It is 4.");
+  // Text on /v1/completions is the client's own prompt: raw.
+  EXPECT_EQ(Chat(kR1Output, Json::object(), "/v1/completions").at("choices").at(0).at("text"),
+            kR1Output);
 }
 
 }  // namespace

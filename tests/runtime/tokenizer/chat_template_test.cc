@@ -5,6 +5,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <sstream>
+
+#include "nlohmann/json.hpp"
 #include "runtime/tokenizer/tokenizer.h"
 
 namespace cohost::runtime {
@@ -188,6 +192,55 @@ TEST(ChatTemplateTest, Mistral) {
   EXPECT_EQ(Format(kMistralTemplate, {{"user", "Q1"}, {"assistant", "A1"}, {"user", "Q2"}}),
             "[INST] Q1 [/INST]A1</s>[INST] Q2 [/INST]");
   EXPECT_EQ(Format(kMistralTemplate, {{"system", "S"}, {"user", "Q"}}), "[INST] S\n\nQ [/INST]");
+}
+
+// Real models' templates, rendered by Jinja2 as transformers renders them
+// (scripts/make_chat_template_reference.py): each formatted chat must be
+// exactly the reference's text. BOS is the tokenizer's (these models add it).
+TEST(ChatTemplateTest, FollowsTheReferenceRenderings) {
+  std::ifstream in(std::string(COHOST_SOURCE_DIR) + "/tests/data/chat_templates/reference.json");
+  ASSERT_TRUE(in.good());
+  std::stringstream text;
+  text << in.rdbuf();
+  const nlohmann::json reference = nlohmann::json::parse(text.str());
+  int checked = 0;
+  for (const nlohmann::json& c : reference.at("cases")) {
+    const std::string name = c.at("template");
+    auto t = ParseChatTemplate(reference.at("templates").at(name).get<std::string>(), "<s>", "</s>",
+                               /*adds_bos=*/true);
+    ASSERT_TRUE(t.ok()) << name << ": " << t.status();
+    std::vector<ChatMessage> messages;
+    for (const nlohmann::json& m : c.at("messages"))
+      messages.push_back({m.at("role"), m.at("content")});
+    std::vector<TextSpan> spans;
+    const std::string formatted =
+        FormatChat(*t, messages, {.add_generation_prompt = c.at("add_generation_prompt")}, &spans);
+    EXPECT_EQ(formatted, c.at("text").get<std::string>()) << name << " " << c.at("messages").dump();
+    for (const TextSpan& span : spans) EXPECT_LE(span.end, formatted.size());
+    ++checked;
+  }
+  EXPECT_GE(checked, 12);
+}
+
+// DeepSeek-R1's generation prompt opens the think block (its revision since
+// January 2025), so the output starts inside it; the earlier one did not.
+TEST(ChatTemplateTest, DeepSeekR1OpensTheThinkBlock) {
+  constexpr char kOpens[] =
+      "{{bos_token}}{{'<｜User｜>' + message['content']}}{{'<｜Assistant｜>' + content}}"
+      "{%- if add_generation_prompt and not ns.is_tool -%}{{'<｜Assistant｜><think>\\n'}}";
+  constexpr char kOld[] =
+      "{{'<｜User｜>' + message['content']}}{%- if add_generation_prompt -%}"
+      "{{'<｜Assistant｜>'}}";
+  auto opens = ParseChatTemplate(kOpens, "", "", true);
+  ASSERT_TRUE(opens.ok()) << opens.status();
+  EXPECT_EQ(opens->format, ChatFormat::kDeepSeek);
+  EXPECT_TRUE(opens->opens_think_block);
+  EXPECT_TRUE(opens->writes_think_blocks());
+  EXPECT_FALSE(opens->thinking_switch) << "it reads no enable_thinking";
+  auto old = ParseChatTemplate(kOld, "", "", true);
+  ASSERT_TRUE(old.ok()) << old.status();
+  EXPECT_EQ(old->format, ChatFormat::kDeepSeek);
+  EXPECT_FALSE(old->opens_think_block);
 }
 
 TEST(ChatTemplateTest, MissingOrUnknownTemplates) {
