@@ -1,9 +1,8 @@
-// A reasoning model's think block over both front doors: the tiny model on a
-// backend whose sampler writes a scripted output, with a Qwen3-style chat
-// template. Over the OpenAI chat API the block comes back as the message's
-// `reasoning` (and `reasoning_content`), apart from its content, whole and
-// streamed; raw where the split is off, or on /v1/completions. Over gRPC it
-// comes in GenerateResponse.reasoning when the request sets split_reasoning.
+// A reasoning model's think block over the OpenAI chat API: the tiny model on
+// a backend whose sampler writes a scripted output, with a Qwen3-style chat
+// template. The block comes back as the message's `reasoning` (and
+// `reasoning_content`), apart from its content, whole and streamed; raw where
+// the split is off, or on /v1/completions. (gRPC's: grpc_reasoning_test.cc.)
 
 #include <httplib.h>
 
@@ -15,56 +14,19 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "server/http/http_front_door.h"
-#include "server/server.h"
-#include "tests/server/grpc_test_client.h"
+#include "tests/server/scripted_backend.h"
 #include "tests/server/tiny_router.h"
-#include "tests/support/forwarding_backend.h"
 
 namespace cohost::server::http {
 namespace {
 
 using Json = nlohmann::json;
 
-// Each sampled row takes the next byte of the script (the byte tokenizer's
-// ids are the bytes), then the byte tokenizer's EOS.
-class ScriptedBackend : public cohost::testing::ForwardingBackend {
- public:
-  ScriptedBackend() : ForwardingBackend(kernels::MakeCpuBackend(1)) {}
-  void Script(const std::string& text) {
-    std::lock_guard<std::mutex> lock(mu_);
-    script_.assign(text.begin(), text.end());
-    next_ = 0;
-  }
-  void SampleRows(const float* x, int32_t rows, int32_t width, const kernels::SampleSpec* specs,
-                  int32_t* out) override {
-    ForwardingBackend::SampleRows(x, rows, width, specs, out);
-    std::lock_guard<std::mutex> lock(mu_);
-    for (int32_t r = 0; r < rows; ++r) {
-      out[r] = next_ < script_.size() ? static_cast<unsigned char>(script_[next_++]) : kEos;
-    }
-  }
-
- private:
-  static constexpr int32_t kEos = 256;  // MakeByteTokenizerSpec's
-  std::mutex mu_;
-  std::vector<char> script_;
-  size_t next_ = 0;
-};
-
-// What a Qwen3 template names: ChatML, the switch and the block.
-constexpr char kQwen3Template[] =
-    "{%- if enable_thinking is defined and enable_thinking is false %}"
-    "{{- '<|im_start|>assistant\\n<think>\\n\\n</think>\\n\\n' }}{%- endif %}"
-    "{{- '<|im_start|>' + message.role }}";
-
-constexpr char kOutput[] = "<think>\nTwo and two.\n</think>\n\nIt is 4.";
-
-// What DeepSeek-R1's template names: its markers, and a generation prompt
-// that opens the block, so that its output starts inside it.
-constexpr char kDeepSeekR1Template[] =
-    "{{'<｜User｜>' + message['content']}}{%- if add_generation_prompt -%}"
-    "{{'<｜Assistant｜><think>\\n'}}";
-constexpr char kR1Output[] = "Two and two.\n</think>\n\nIt is 4.";
+using cohost::testing::kDeepSeekR1Template;
+using cohost::testing::kOutput;
+using cohost::testing::kQwen3Template;
+using cohost::testing::kR1Output;
+using cohost::testing::ScriptedBackend;
 
 class ReasoningTest : public ::testing::Test {
  protected:
@@ -85,16 +47,8 @@ class ReasoningTest : public ::testing::Test {
     door_ = *std::move(door);
     client_ = std::make_unique<httplib::Client>("127.0.0.1", door_->port());
     client_->set_read_timeout(30, 0);
-    absl::StatusOr<std::unique_ptr<Server>> server =
-        Server::Start(tiny_->router.get(), &metrics_, ServerOptions{});
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = *std::move(server);
-    stub_ = v1::Inference::NewStub(
-        grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials()));
   }
   void TearDown() override {
-    stub_.reset();
-    server_.reset();
     client_.reset();
     door_.reset();
     tiny_.reset();
@@ -137,36 +91,12 @@ class ReasoningTest : public ::testing::Test {
     return joined;
   }
 
-  // The gRPC stream's text and reasoning, each joined, after the backend was
-  // given `output` to write.
-  struct Split {
-    std::string text, reasoning;
-    size_t tokens = 0;
-    grpc::Status status;
-  };
-  Split Generate(const std::string& output, bool split, int max_tokens = 64) {
-    backend_->Script(output);
-    v1::GenerateRequest r;
-    r.set_model("tiny");
-    r.mutable_chat()->add_messages()->set_content("2+2?");
-    r.mutable_chat()->mutable_messages(0)->set_role("user");
-    r.mutable_sampling()->set_temperature(0);
-    r.set_max_tokens(max_tokens);
-    r.set_split_reasoning(split);
-    const cohost::testing::StreamResult result = cohost::testing::Generate(*stub_, r);
-    Split out{result.text, "", result.token_ids.size(), result.status};
-    for (const v1::GenerateResponse& m : result.messages) out.reasoning += m.reasoning();
-    return out;
-  }
-
   ServerMetrics metrics_;
   auth::ApiKeys keys_;
   ScriptedBackend* backend_ = nullptr;  // tiny_'s
   std::unique_ptr<cohost::testing::TinyRouter> tiny_;
   std::unique_ptr<HttpFrontDoor> door_;
   std::unique_ptr<httplib::Client> client_;
-  std::unique_ptr<Server> server_;
-  std::unique_ptr<v1::Inference::Stub> stub_;
 };
 
 TEST_F(ReasoningTest, TheThinkBlockIsTheReasoningWholeAndStreamed) {
@@ -230,35 +160,8 @@ TEST_F(ReasoningTest, CompletionsAndASplitTurnedOffGiveTheRawText) {
   EXPECT_EQ(streamed.at("reasoning"), "");
 }
 
-// gRPC splits only when asked: its text stays the model's own by default.
-TEST_F(ReasoningTest, GrpcSplitsTheThinkBlockWhenTheRequestAsks) {
-  Start(/*split=*/false);  // the HTTP API's setting does not apply
-  const Split split = Generate(kOutput, /*split=*/true);
-  ASSERT_TRUE(split.status.ok()) << split.status.error_message();
-  EXPECT_EQ(split.text, "It is 4.");
-  EXPECT_EQ(split.reasoning, "\nTwo and two.\n");
-  EXPECT_EQ(split.tokens, std::string(kOutput).size() + 1) << "the block's tokens go out too, "
-                                                              "and the end-of-sequence";
-
-  const Split raw = Generate(kOutput, /*split=*/false);
-  EXPECT_EQ(raw.text, kOutput);
-  EXPECT_EQ(raw.reasoning, "");
-}
-
-// Cut off inside the closing tag: what the splitter held back, a possible
-// tag's start, goes out with the end, as reasoning (the block never closed).
-TEST_F(ReasoningTest, GrpcSendsWhatTheSplitterHeldBackAtTheEnd) {
-  Start(/*split=*/true);
-  const std::string output = kOutput;
-  const size_t cut = output.find("</think>") + 5;  // "...</thi"
-  const Split split = Generate(kOutput, /*split=*/true, static_cast<int>(cut));
-  ASSERT_TRUE(split.status.ok()) << split.status.error_message();
-  EXPECT_EQ(split.reasoning, "\nTwo and two.\n</thi");
-  EXPECT_EQ(split.text, "");
-}
-
 // DeepSeek-R1's prompt opens the block: the output is reasoning until its
-// "</think>", over both front doors (gRPC when asked).
+// "</think>".
 TEST_F(ReasoningTest, AnOutputInsideABlockThePromptOpenedIsReasoningUntilItCloses) {
   Start(/*split=*/true, kDeepSeekR1Template);
   for (const bool stream : {false, true}) {
@@ -268,10 +171,6 @@ TEST_F(ReasoningTest, AnOutputInsideABlockThePromptOpenedIsReasoningUntilItClose
     EXPECT_EQ(message.at("reasoning"), "Two and two.\n");
     EXPECT_EQ(message.at("content"), "It is 4.");
   }
-  const Split split = Generate(kR1Output, /*split=*/true);
-  ASSERT_TRUE(split.status.ok()) << split.status.error_message();
-  EXPECT_EQ(split.reasoning, "Two and two.\n");
-  EXPECT_EQ(split.text, "It is 4.");
   // Text on /v1/completions is the client's own prompt: raw.
   EXPECT_EQ(Chat(kR1Output, Json::object(), "/v1/completions").at("choices").at(0).at("text"),
             kR1Output);

@@ -1,0 +1,119 @@
+// A reasoning model's think block over gRPC: GenerateRequest.split_reasoning
+// puts the block of a model whose template writes one in
+// GenerateResponse.reasoning, the rest in text; unset, the text is raw. The
+// tiny model on a backend whose sampler writes a scripted output. (Apart from
+// the HTTP front door's reasoning_test: gRPC's library is not instrumented,
+// so its servers stay out of the ThreadSanitizer run.)
+
+#include <memory>
+#include <string>
+
+#include "gtest/gtest.h"
+#include "server/server.h"
+#include "tests/server/grpc_test_client.h"
+#include "tests/server/scripted_backend.h"
+#include "tests/server/tiny_router.h"
+
+namespace cohost::server {
+namespace {
+
+using cohost::testing::kDeepSeekR1Template;
+using cohost::testing::kOutput;
+using cohost::testing::kQwen3Template;
+using cohost::testing::kR1Output;
+using cohost::testing::ScriptedBackend;
+
+class GrpcReasoningTest : public ::testing::Test {
+ protected:
+  void Start(const char* chat_template = kQwen3Template) {
+    auto backend = std::make_unique<ScriptedBackend>();
+    backend_ = backend.get();
+    runtime::TokenizerSpec spec = runtime::testing::MakeByteTokenizerSpec();
+    spec.chat_template = chat_template;
+    absl::StatusOr<std::unique_ptr<cohost::testing::TinyRouter>> tiny =
+        cohost::testing::MakeTinyRouterOn(std::move(backend), spec, {});
+    ASSERT_TRUE(tiny.ok()) << tiny.status();
+    tiny_ = *std::move(tiny);
+    absl::StatusOr<std::unique_ptr<Server>> server =
+        Server::Start(tiny_->router.get(), &metrics_, ServerOptions{});
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+    stub_ = v1::Inference::NewStub(
+        grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials()));
+  }
+  void TearDown() override {
+    stub_.reset();
+    server_.reset();
+    tiny_.reset();
+  }
+
+  // The stream's text and reasoning, each joined, after the backend was
+  // given `output` to write.
+  struct Split {
+    std::string text, reasoning;
+    size_t tokens = 0;
+    grpc::Status status;
+  };
+  Split Generate(const std::string& output, bool split, int max_tokens = 64) {
+    backend_->Script(output);
+    v1::GenerateRequest r;
+    r.set_model("tiny");
+    v1::ChatMessage* m = r.mutable_chat()->add_messages();
+    m->set_role("user");
+    m->set_content("2+2?");
+    r.mutable_sampling()->set_temperature(0);
+    r.set_max_tokens(max_tokens);
+    r.set_split_reasoning(split);
+    const cohost::testing::StreamResult result = cohost::testing::Generate(*stub_, r);
+    Split out{result.text, "", result.token_ids.size(), result.status};
+    for (const v1::GenerateResponse& message : result.messages)
+      out.reasoning += message.reasoning();
+    return out;
+  }
+
+  ServerMetrics metrics_;
+  ScriptedBackend* backend_ = nullptr;  // tiny_'s
+  std::unique_ptr<cohost::testing::TinyRouter> tiny_;
+  std::unique_ptr<Server> server_;
+  std::unique_ptr<v1::Inference::Stub> stub_;
+};
+
+// Split only when asked: the text stays the model's own by default.
+TEST_F(GrpcReasoningTest, TheThinkBlockIsSplitWhenTheRequestAsks) {
+  Start();
+  const Split split = Generate(kOutput, /*split=*/true);
+  ASSERT_TRUE(split.status.ok()) << split.status.error_message();
+  EXPECT_EQ(split.text, "It is 4.");
+  EXPECT_EQ(split.reasoning, "\nTwo and two.\n");
+  EXPECT_EQ(split.tokens, std::string(kOutput).size() + 1)
+      << "the block's tokens go out too, and the end-of-sequence";
+
+  const Split raw = Generate(kOutput, /*split=*/false);
+  EXPECT_EQ(raw.text, kOutput);
+  EXPECT_EQ(raw.reasoning, "");
+}
+
+// Cut off inside the closing tag: what the splitter held back, a possible
+// tag's start, goes out with the end, as reasoning (the block never closed).
+TEST_F(GrpcReasoningTest, WhatTheSplitterHeldBackGoesOutAtTheEnd) {
+  Start();
+  const std::string output = kOutput;
+  const size_t cut = output.find("</think>") + 5;  // "...</thi"
+  const Split split = Generate(kOutput, /*split=*/true, static_cast<int>(cut));
+  ASSERT_TRUE(split.status.ok()) << split.status.error_message();
+  EXPECT_EQ(split.reasoning, "\nTwo and two.\n</thi");
+  EXPECT_EQ(split.text, "");
+}
+
+// DeepSeek-R1's chat prompt opens the block: the output is reasoning until
+// its "</think>".
+TEST_F(GrpcReasoningTest, AnOutputInsideABlockThePromptOpenedIsReasoningUntilItCloses) {
+  Start(kDeepSeekR1Template);
+  const Split split = Generate(kR1Output, /*split=*/true);
+  ASSERT_TRUE(split.status.ok()) << split.status.error_message();
+  EXPECT_EQ(split.reasoning, "Two and two.\n");
+  EXPECT_EQ(split.text, "It is 4.");
+}
+
+}  // namespace
+}  // namespace cohost::server
