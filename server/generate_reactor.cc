@@ -106,9 +106,12 @@ struct GenerateReactor::Shared {
   bool write_in_flight = false;
   bool finish_called = false;
   bool client_gone = false;  // cancelled, disconnected, or a write failed
-  bool overflow = false;     // the backlog bound was hit
-  bool stalled = false;      // a write stalled past the timeout after the end
-  bool cancelling = false;   // TryCancel under way: no Finish until it returns
+  // The cancel was gRPC's at the call's deadline (which is the engine's too):
+  // counted as DEADLINE_EXCEEDED, as the client sees it, not as a cancel.
+  bool deadline_passed = false;
+  bool overflow = false;    // the backlog bound was hit
+  bool stalled = false;     // a write stalled past the timeout after the end
+  bool cancelling = false;  // TryCancel under way: no Finish until it returns
   int64_t writes_started = 0;
   int64_t stall_watched = -1;  // the write the stall alarm is set for
   std::shared_ptr<grpc::Alarm> stall_alarm;
@@ -196,6 +199,7 @@ void PumpOnce(Shared& s) {
       reason = "slow_reader";
     } else if (s.client_gone) {
       finish = grpc::Status::CANCELLED;
+      if (s.deadline_passed) reason = "deadline";
     } else if (!s.pending.empty() || (s.engine_finished && !s.final_sent && s.FinalStatus().ok())) {
       s.BuildMessageLocked();
       s.write_in_flight = true;
@@ -220,6 +224,8 @@ void PumpOnce(Shared& s) {
   }
   if (!finish->ok() && finish->error_code() != grpc::StatusCode::CANCELLED) {
     s.RecordError(finish->error_code(), reason);
+  } else if (reason == "deadline") {  // gRPC told the client DEADLINE_EXCEEDED
+    s.RecordError(grpc::StatusCode::DEADLINE_EXCEEDED, reason);
   }
   if (pushback) s.context->AddTrailingMetadata(kPushbackKey, std::to_string(pushback->count()));
   reactor->Finish(*finish);
@@ -309,7 +315,17 @@ class StreamSink final : public runtime::TokenSink {
   }
 
   void OnFinish(const runtime::FinishInfo& info) override {
-    const runtime::FinishInfo adjusted = s_->timing.OnFinish(info);
+    runtime::FinishInfo ended = info;
+    {
+      std::lock_guard<std::mutex> lock(s_->mu);
+      // Aborted at its deadline (OnCancel), as the engine would have ended
+      // it a moment later: an error, not a client's cancel.
+      if (s_->deadline_passed && info.reason == runtime::FinishReason::kCancelled) {
+        ended.reason = runtime::FinishReason::kError;
+        ended.status = absl::DeadlineExceededError("the call's deadline passed before it finished");
+      }
+    }
+    const runtime::FinishInfo adjusted = s_->timing.OnFinish(ended);
     {
       std::lock_guard<std::mutex> lock(s_->mu);
       if (s_->splitter && s_->reactor != nullptr && !s_->client_gone && !s_->overflow) {
@@ -431,10 +447,14 @@ void GenerateReactor::OnWriteDone(bool ok) {
 }
 
 void GenerateReactor::OnCancel() {
+  const auto deadline = context_->deadline();
+  const bool past_deadline = deadline != std::chrono::system_clock::time_point::max() &&
+                             deadline <= std::chrono::system_clock::now();
   bool abort;
   {
     std::lock_guard<std::mutex> lock(shared_->mu);
     shared_->client_gone = true;
+    shared_->deadline_passed = past_deadline;
     abort = shared_->submitted && !shared_->engine_finished;
   }
   if (abort) AbortRequest();

@@ -45,7 +45,13 @@ void StreamTiming::FirstToken(Clock::time_point now) {
 }
 
 runtime::FinishInfo StreamTiming::OnFinish(const runtime::FinishInfo& info) {
-  if (!first_token_ && info.completion_tokens > 0) FirstToken(Clock::now());
+  // Output that went out only with the end (all of it held back, as the
+  // start of a stop string may be) reached the client now. A request
+  // cancelled or failed before anything went out had no first token.
+  const bool delivered = info.reason == runtime::FinishReason::kStop ||
+                         info.reason == runtime::FinishReason::kLength ||
+                         info.reason == runtime::FinishReason::kStopString;
+  if (!first_token_ && delivered && info.completion_tokens > 0) FirstToken(Clock::now());
   runtime::FinishInfo adjusted = info;
   runtime::RequestTimings& t = adjusted.timings;
   if (scheduled_) t.queue_ms = MsBetween(arrival_, *scheduled_);

@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -582,6 +583,27 @@ TEST(ServerTest, OverloadIsResourceExhaustedWithPushback) {
   EXPECT_EQ(exhausted, 4);
   EXPECT_THAT(ts.metrics().Render({}), HasSubstr("RESOURCE_EXHAUSTED"));
   EXPECT_TRUE(Generate(ts.stub(), Greedy(1)).status.ok()) << "serves on once the queue drains";
+}
+
+// A running stream whose deadline passes is cancelled by gRPC at the same
+// moment the engine would expire it: the server counts it as the client sees
+// it, DEADLINE_EXCEEDED (a tenant's refusal by "deadline"), not as a client's
+// cancel. Before, missed deadlines looked like clients giving up.
+TEST(ServerTest, ARunningStreamPastItsDeadlineIsCountedAsDeadlineExceeded) {
+  TestServer ts;
+  ASSERT_TRUE(ts.status().ok()) << ts.status();
+  StreamResult r = Generate(ts.stub(), Greedy(500), CallOptions{milliseconds(300), "acme"});
+  EXPECT_EQ(r.status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << r.status.error_message();
+  const std::string errors = absl::StrCat("cohost_request_errors_total{model=\"", kModel,
+                                          "\",code=\"DEADLINE_EXCEEDED\"} 1");
+  EXPECT_TRUE(
+      WaitFor([&] { return absl::StrContains(ts.metrics().Render({}), errors); }, seconds(10)))
+      << ts.metrics().Render({});
+  const std::string page = ts.metrics().Render({});
+  EXPECT_THAT(page, HasSubstr(absl::StrCat("cohost_request_cancellations_total{model=\"", kModel,
+                                           "\"} 0")));
+  EXPECT_THAT(page, HasSubstr("code=\"DEADLINE_EXCEEDED\",reason=\"deadline\"} 1"));
+  EXPECT_TRUE(WaitFor([&] { return PoolIdle(ts.Stats()); }, seconds(5)));
 }
 
 TEST(ServerTest, QueuedRequestPastItsDeadlineIsDeadlineExceeded) {

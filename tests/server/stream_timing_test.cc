@@ -59,5 +59,29 @@ TEST(StreamTimingTest, ARequestWhoseTokensWereAllHeldHasItsEndAsItsFirstToken) {
               ::testing::Not(HasSubstr(Count("cohost_time_to_first_token_seconds") + "1\n")));
 }
 
+// Generated but held back when the client cancelled, or the call's deadline
+// passed (a stop string's possible start, half a character): nothing reached
+// the client, so no first token is observed. Before, its end was, and a
+// cancelled call's wait entered the TTFT histograms of its model and tenant.
+TEST(StreamTimingTest, ARequestThatEndedBeforeSendingAnythingHasNoFirstToken) {
+  for (const runtime::FinishReason reason :
+       {runtime::FinishReason::kCancelled, runtime::FinishReason::kError}) {
+    ServerMetrics metrics;
+    StreamTiming t(&metrics, runtime::Clock::now());
+    t.set_model("m");
+    t.set_tenant("acme");
+    t.OnScheduled();
+    runtime::FinishInfo info;
+    info.reason = reason;
+    info.completion_tokens = 2;
+    const runtime::FinishInfo out = t.OnFinish(info);
+    EXPECT_EQ(out.timings.ttft_ms, 0);
+    const std::string text = metrics.Render({});
+    EXPECT_THAT(text, HasSubstr(Count("cohost_time_to_first_token_seconds") + "0\n"));
+    EXPECT_THAT(text,
+                HasSubstr("cohost_tenant_time_to_first_token_seconds_count{tenant=\"acme\"} 0\n"));
+  }
+}
+
 }  // namespace
 }  // namespace cohost::server
