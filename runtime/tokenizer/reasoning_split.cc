@@ -26,8 +26,11 @@ ReasoningSplitter::Parts ReasoningSplitter::Push(std::string_view delta) {
   // Each pass either changes state or gives out all it can and stops.
   while (true) {
     if (state_ == State::kStart) {
-      size_t start = 0;
+      // The whitespace held is not read again: a reply opening with many
+      // whitespace tokens costs each one its own bytes only.
+      size_t start = space_held_;
       while (start < text.size() && IsSpace(text[start])) ++start;
+      space_held_ = start;
       const std::string_view rest = text.substr(start);
       if (rest.substr(0, kThinkOpen.size()) == kThinkOpen) {
         text = rest.substr(kThinkOpen.size());
@@ -61,7 +64,8 @@ ReasoningSplitter::Parts ReasoningSplitter::Push(std::string_view delta) {
     text = {};
     break;
   }
-  held_ = std::string(text);
+  // Kept as it is when nothing was given out (no copy of all it holds).
+  if (text.data() != held_.data() || text.size() != held_.size()) held_ = std::string(text);
   return out;
 }
 

@@ -41,7 +41,8 @@ class ReasoningSplitter {
  private:
   enum class State { kStart, kReasoning, kAfterBlock, kContent };
   State state_;
-  std::string held_;  // text not yet given out: a possible tag's start, or whitespace
+  std::string held_;       // text not yet given out: a possible tag's start, or whitespace
+  size_t space_held_ = 0;  // kStart: the whitespace at held_'s start, already read
 };
 
 }  // namespace cohost::runtime

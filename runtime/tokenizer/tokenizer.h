@@ -85,7 +85,10 @@ class Tokenizer {
   // OpenAI's API never parses them; HF's apply_chat_template and vLLM do.
   // User-defined added tokens (HF's special: false, e.g. Qwen's <tool_call>)
   // still parse, as in HF; a GGUF that types its turn markers user-defined
-  // rather than control leaves them parsed too.
+  // rather than control leaves them parsed too. Formats whose turn markers
+  // are plain text, not tokens (Llama 2's and Mistral v0.1's "[INST]" and
+  // "[/INST]"), cannot be protected so: a client's "[/INST]" encodes as the
+  // template's does, as in HF.
   absl::StatusOr<std::vector<int32_t>> EncodeChat(absl::Span<const ChatMessage> messages,
                                                   const ChatOptions& options = {}) const;
 

@@ -84,5 +84,31 @@ TEST(ReasoningSplitterTest, NothingIsHeldBackThatCannotBeATag) {
   EXPECT_EQ(p.content, " more");
 }
 
+// A reply opening with many whitespace tokens: the whitespace waits (a block
+// may follow, and drops it) and is read once. (Each push rescanned and copied
+// all that was held: 100,000 of them took seconds on the engine's thread.)
+TEST(ReasoningSplitterTest, LongLeadingWhitespaceIsHeldAndReadOnce) {
+  for (const std::string_view after :
+       {std::string_view("<think>a</think>b"), std::string_view("b")}) {
+    ReasoningSplitter s;
+    Parts all;
+    for (int i = 0; i < 100000; ++i) {
+      const Parts p = s.Push("\n");
+      EXPECT_TRUE(p.reasoning.empty() && p.content.empty());
+      if (!p.content.empty()) break;
+    }
+    for (const Parts& p : {s.Push(after), s.Finish()}) {
+      all.reasoning += p.reasoning;
+      all.content += p.content;
+    }
+    if (after == "b") {
+      EXPECT_EQ(all.content, std::string(100000, '\n') + "b") << "no block: the answer's own";
+    } else {
+      EXPECT_EQ(all.reasoning, "a");
+      EXPECT_EQ(all.content, "b");
+    }
+  }
+}
+
 }  // namespace
 }  // namespace cohost::runtime
