@@ -9,6 +9,7 @@ tests/runtime/tokenizer/chat_template_test.cc reads.
 deepseek_r1_distill.jinja is the chat_template of DeepSeek-R1-Distill-Qwen's
 tokenizer_config.json (MIT license), the revision whose generation prompt opens
 the think block; "deepseek_r1_distill_old" is the earlier one, which did not.
+llama3_1_instruct.jinja is Llama 3.1 Instruct's (Llama 3.3's is the same).
 bos_token is empty: cohost's tokenizer adds BOS itself for these models.
 """
 import json
@@ -18,34 +19,45 @@ import jinja2
 
 HERE = pathlib.Path(__file__).resolve().parent.parent / "tests" / "data" / "chat_templates"
 
-CONVERSATIONS = [
+# Turns every template here writes (the roles clients may send), and
+# whitespace Jinja's trim takes off (Unicode's too).
+COMMON = [
     ([{"role": "user", "content": "Hi"}], True),
-    ([{"role": "system", "content": "Be brief."},
-      {"role": "user", "content": "2+2?"},
+    ([{"role": "system", "content": " Be brief.\u3000"},
+      {"role": "user", "content": "\n2+2?\u00a0"},
       {"role": "assistant", "content": "<think>\nadd\n</think>\n\n4"},
       {"role": "user", "content": "and 3+3?"}], True),
-    ([{"role": "system", "content": "A"}, {"role": "system", "content": "B"},
-      {"role": "user", "content": "x"}], True),
+    ([{"role": "system", "content": "A"}, {"role": "user", "content": "x"},
+      {"role": "assistant", "content": "y"}, {"role": "system", "content": "B"},
+      {"role": "user", "content": "z"}], True),
+    ([{"role": "user", "content": "Hi"},
+      {"role": "assistant", "content": "a</think>b</think>Hello"}], False),
+]
+
+# DeepSeek-R1's tool outputs, and a role its template ignores.
+DEEPSEEK = [
     ([{"role": "user", "content": "q"}, {"role": "tool", "content": "r1"},
       {"role": "tool", "content": "r2"}, {"role": "assistant", "content": "done"},
       {"role": "user", "content": "again"}], True),
     ([{"role": "user", "content": "q"}, {"role": "tool", "content": "r"}], True),
     ([{"role": "user", "content": "Hi"}, {"role": "developer", "content": "ignored"},
-      {"role": "assistant", "content": "a</think>b</think>Hello"}], False),
+      {"role": "assistant", "content": "Hello"}], False),
 ]
 
 
 def main():
     source = (HERE / "deepseek_r1_distill.jinja").read_text()
     templates = {
-        "deepseek_r1_distill": source,
-        "deepseek_r1_distill_old": source.replace("<｜Assistant｜><think>\\n", "<｜Assistant｜>"),
+        "deepseek_r1_distill": (source, COMMON + DEEPSEEK),
+        "deepseek_r1_distill_old": (
+            source.replace("<｜Assistant｜><think>\\n", "<｜Assistant｜>"), COMMON + DEEPSEEK),
+        "llama3_1_instruct": ((HERE / "llama3_1_instruct.jinja").read_text(), COMMON),
     }
     env = jinja2.Environment(trim_blocks=True, lstrip_blocks=True)
     cases = []
-    for name, text in templates.items():
+    for name, (text, conversations) in templates.items():
         template = env.from_string(text)
-        for messages, gen in CONVERSATIONS:
+        for messages, gen in conversations:
             cases.append({
                 "template": name,
                 "messages": messages,
@@ -53,7 +65,7 @@ def main():
                 "text": template.render(messages=messages, add_generation_prompt=gen,
                                         bos_token=""),
             })
-    out = {"templates": templates, "cases": cases}
+    out = {"templates": {name: text for name, (text, _) in templates.items()}, "cases": cases}
     (HERE / "reference.json").write_text(json.dumps(out, ensure_ascii=False, indent=1) + "\n")
 
 

@@ -1,7 +1,8 @@
 #include "runtime/tokenizer/chat_template.h"
 
+#include <ctime>
+
 #include "absl/status/status.h"
-#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
@@ -102,17 +103,81 @@ void FormatChatMl(const ChatTemplate& t, absl::Span<const ChatMessage> messages,
   }
 }
 
-void FormatLlama3(absl::Span<const ChatMessage> messages, bool add_generation_prompt,
-                  const ChatOut& chat) {
+// What Jinja's `trim` (Python's str.strip()) takes off: ASCII whitespace,
+// the separators \x1c-\x1f, and Unicode's white space (U+0085, U+00A0,
+// U+1680, U+2000-U+200A, U+2028, U+2029, U+202F, U+205F, U+3000).
+size_t PythonSpaceAt(absl::string_view s, size_t i) {
+  const auto c = static_cast<unsigned char>(s[i]);
+  if (c == ' ' || (c >= '\t' && c <= '\r') || (c >= 0x1c && c <= 0x1f)) return 1;
+  auto byte = [&](size_t k) { return i + k < s.size() ? static_cast<unsigned char>(s[i + k]) : 0; };
+  if (c == 0xC2 && (byte(1) == 0x85 || byte(1) == 0xA0)) return 2;
+  if (c == 0xE1 && byte(1) == 0x9A && byte(2) == 0x80) return 3;  // U+1680
+  if (c == 0xE2 && byte(1) == 0x80 &&
+      (byte(2) <= 0x8A || byte(2) == 0xA8 || byte(2) == 0xA9 || byte(2) == 0xAF)) {
+    return byte(2) >= 0x80 ? 3 : 0;  // U+2000-U+200A, U+2028, U+2029, U+202F
+  }
+  if (c == 0xE2 && byte(1) == 0x81 && byte(2) == 0x9F) return 3;  // U+205F
+  if (c == 0xE3 && byte(1) == 0x80 && byte(2) == 0x80) return 3;  // U+3000
+  return 0;
+}
+
+absl::string_view PythonStrip(absl::string_view s) {
+  for (size_t n; !s.empty() && (n = PythonSpaceAt(s, 0)) > 0;) s.remove_prefix(n);
+  // From the end: a space's last byte ends it; try each length it may have.
+  for (bool cut = true; cut && !s.empty();) {
+    cut = false;
+    for (size_t n = 1; n <= 3 && n <= s.size(); ++n) {
+      if (PythonSpaceAt(s, s.size() - n) == n) {
+        s.remove_suffix(n);
+        cut = true;
+        break;
+      }
+    }
+  }
+  return s;
+}
+
+// Today as Llama 3.2's template writes it through transformers'
+// strftime_now("%d %b %Y"): the server's local date.
+std::string TodayForTemplate() {
+  const std::time_t now = std::time(nullptr);
+  std::tm local{};
+  localtime_r(&now, &local);
+  char text[32];
+  const size_t n = std::strftime(text, sizeof text, "%d %b %Y", &local);
+  return std::string(text, n);
+}
+
+// Llama 3.0's turns; 3.1 and later (`llama31_system`) always open with a
+// system turn that dates the model's knowledge and today, the conversation's
+// first system message after it.
+void FormatLlama3(const ChatTemplate& t, absl::Span<const ChatMessage> messages,
+                  const ChatOptions& options, const ChatOut& chat) {
   std::string* out = chat.text;
+  if (t.llama31_system) {
+    absl::string_view system;
+    if (!messages.empty() && messages[0].role == "system") {
+      system = PythonStrip(messages[0].content);
+      messages.remove_prefix(1);
+    }
+    const std::string today = options.date_string ? *options.date_string
+                              : t.dated_today     ? TodayForTemplate()
+                                                  : std::string("26 Jul 2024");
+    absl::StrAppend(out,
+                    "<|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: "
+                    "December 2023\nToday Date: ",
+                    today, "\n\n");
+    chat.Content(system);
+    out->append("<|eot_id|>");
+  }
   for (const ChatMessage& m : messages) {
     out->append("<|start_header_id|>");
     chat.Content(m.role);
     out->append("<|end_header_id|>\n\n");
-    chat.Content(absl::StripAsciiWhitespace(m.content));
+    chat.Content(PythonStrip(m.content));
     absl::StrAppend(out, "<|eot_id|>");
   }
-  if (add_generation_prompt)
+  if (options.add_generation_prompt)
     absl::StrAppend(out, "<|start_header_id|>assistant<|end_header_id|>\n\n");
 }
 
@@ -132,7 +197,7 @@ void FormatInst(const ChatTemplate& t, absl::Span<const ChatMessage> messages,
     if (m.role == "assistant") {
       if (llama2) {
         out->append(" ");
-        chat.Content(absl::StripAsciiWhitespace(m.content));
+        chat.Content(PythonStrip(m.content));
         absl::StrAppend(out, " ", t.eos_text);
       } else {
         chat.Content(m.content);
@@ -149,7 +214,7 @@ void FormatInst(const ChatTemplate& t, absl::Span<const ChatMessage> messages,
     // turn's text counts as content.
     if (llama2 && !first_user) out->append(t.bos_turn_text);
     out->append("[INST] ");
-    chat.Content(llama2 ? absl::StripAsciiWhitespace(content) : absl::string_view(content));
+    chat.Content(llama2 ? PythonStrip(content) : absl::string_view(content));
     out->append(" [/INST]");
     first_user = false;
   }
@@ -231,6 +296,8 @@ absl::StatusOr<ChatTemplate> ParseChatTemplate(std::string_view source_view,
                         absl::StrContains(source, "</think>");
   } else if (absl::StrContains(source, "<|start_header_id|>")) {
     t.format = ChatFormat::kLlama3;
+    t.llama31_system = absl::StrContains(source, "Cutting Knowledge Date");
+    t.dated_today = t.llama31_system && absl::StrContains(source, "strftime_now");
   } else if (absl::StrContains(source, "<<SYS>>")) {
     t.format = ChatFormat::kLlama2;
   } else if (absl::StrContains(source, "[INST]")) {
@@ -262,7 +329,7 @@ std::string FormatChat(const ChatTemplate& t, absl::Span<const ChatMessage> mess
       FormatChatMl(t, messages, options, chat);
       break;
     case ChatFormat::kLlama3:
-      FormatLlama3(messages, options.add_generation_prompt, chat);
+      FormatLlama3(t, messages, options, chat);
       break;
     case ChatFormat::kLlama2:
     case ChatFormat::kMistral:

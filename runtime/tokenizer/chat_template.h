@@ -40,6 +40,11 @@ struct ChatTemplate {
   // The template reads `enable_thinking` and writes think blocks (Qwen3's):
   // ChatOptions can turn the model's reasoning off.
   bool thinking_switch = false;
+  // Llama 3.1's and later: a system turn always comes first, dating the
+  // model's knowledge (December 2023) and today; `dated_today`: today is the
+  // server's date (3.2's strftime_now), else the template's 26 Jul 2024.
+  bool llama31_system = false;
+  bool dated_today = false;
   // The generation prompt opens the think block itself (DeepSeek-R1's ends
   // "<｜Assistant｜><think>\n"): the model's output starts inside it.
   bool opens_think_block = false;
@@ -58,6 +63,9 @@ struct ChatOptions {
   // where the template reads it (ChatTemplate::thinking_switch), as a
   // template ignores variables it does not use; nullopt: its default.
   std::optional<bool> enable_thinking;
+  // The template variable `date_string` (Llama 3.1's and later's "Today
+  // Date"); nullopt: the template's default.
+  std::optional<std::string> date_string;
 };
 
 // Picks the format from the template source. NOT_FOUND for an empty source,

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/str_replace.h"
 #include "nlohmann/json.hpp"
 #include "runtime/tokenizer/tokenizer.h"
 
@@ -219,7 +220,38 @@ TEST(ChatTemplateTest, FollowsTheReferenceRenderings) {
     for (const TextSpan& span : spans) EXPECT_LE(span.end, formatted.size());
     ++checked;
   }
-  EXPECT_GE(checked, 12);
+  EXPECT_EQ(checked, 18);
+}
+
+// Llama 3.2's template dates "Today" by the clock (transformers'
+// strftime_now); 3.1's by its fixed default; either takes date_string.
+TEST(ChatTemplateTest, Llama31AndLaterDateTheirSystemTurn) {
+  constexpr char k31[] =
+      "<|start_header_id|>{%- if not date_string is defined %}{%- set date_string = \"26 Jul "
+      "2024\" %}{%- endif %}{{- \"Cutting Knowledge Date: December 2023\\n\" }}";
+  const std::string k32 = absl::StrReplaceAll(
+      k31, {{"set date_string = \"26 Jul 2024\"", "set date_string = strftime_now(\"%d %b %Y\")"}});
+  auto t31 = ParseChatTemplate(k31, "", "", true);
+  auto t32 = ParseChatTemplate(k32, "", "", true);
+  ASSERT_TRUE(t31.ok() && t32.ok());
+  EXPECT_TRUE(t31->llama31_system);
+  EXPECT_FALSE(t31->dated_today);
+  EXPECT_TRUE(t32->dated_today);
+  const std::string head =
+      "<|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\n"
+      "Today Date: ";
+  EXPECT_EQ(
+      FormatChat(*t31, {{"user", "Hi"}}, {.add_generation_prompt = false}),
+      head + "26 Jul 2024\n\n<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>");
+  EXPECT_EQ(
+      FormatChat(*t32, {{"user", "Hi"}},
+                 {.add_generation_prompt = false, .date_string = "06 Dec 2026"}),
+      head + "06 Dec 2026\n\n<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>");
+  EXPECT_THAT(FormatChat(*t32, {{"user", "Hi"}}),
+              ::testing::Not(::testing::HasSubstr("26 Jul 2024")));
+  auto t30 = ParseChatTemplate(kLlama3Template, "", "", true);
+  ASSERT_TRUE(t30.ok());
+  EXPECT_FALSE(t30->llama31_system) << "Llama 3.0 writes no system turn of its own";
 }
 
 // DeepSeek-R1's generation prompt opens the think block (its revision since
