@@ -10,6 +10,9 @@ deepseek_r1_distill.jinja is the chat_template of DeepSeek-R1-Distill-Qwen's
 tokenizer_config.json (MIT license), the revision whose generation prompt opens
 the think block; "deepseek_r1_distill_old" is the earlier one, which did not.
 llama3_1_instruct.jinja is Llama 3.1 Instruct's (Llama 3.3's is the same).
+mistral_v0_3_instruct.jinja is Mistral-7B-Instruct-v0.3's; the v0.2-like and
+Nemo-like variants differ from it as those templates do (an untrimmed answer;
+"[INST]" without its space and no space before the answer).
 bos_token is empty: cohost's tokenizer adds BOS itself for these models.
 """
 import json
@@ -44,6 +47,14 @@ DEEPSEEK = [
       {"role": "assistant", "content": "Hello"}], False),
 ]
 
+# Mistral's system message goes with the last user turn (or nowhere).
+MISTRAL = [
+    ([{"role": "system", "content": "S"}, {"role": "user", "content": "Q1"},
+      {"role": "assistant", "content": " A1 "}, {"role": "user", "content": "Q2"}], True),
+    ([{"role": "system", "content": "S"}, {"role": "user", "content": "Q"},
+      {"role": "assistant", "content": "A"}], False),
+]
+
 
 def main():
     source = (HERE / "deepseek_r1_distill.jinja").read_text()
@@ -53,6 +64,15 @@ def main():
             source.replace("<｜Assistant｜><think>\\n", "<｜Assistant｜>"), COMMON + DEEPSEEK),
         "llama3_1_instruct": ((HERE / "llama3_1_instruct.jinja").read_text(), COMMON),
     }
+    mistral = (HERE / "mistral_v0_3_instruct.jinja").read_text()
+    answer = '" " + message["content"]|trim + eos_token'
+    templates["mistral_v0_3_instruct"] = (mistral, COMMON + MISTRAL)
+    # v0.2's answers are not trimmed; Nemo's spell [INST] without spaces.
+    templates["mistral_v0_2_like"] = (
+        mistral.replace(answer, '" " + message["content"] + eos_token'), COMMON + MISTRAL)
+    templates["mistral_nemo_like"] = (
+        mistral.replace('"[INST] "', '"[INST]"').replace(answer, 'message["content"] + eos_token'),
+        COMMON + MISTRAL)
     env = jinja2.Environment(trim_blocks=True, lstrip_blocks=True)
     cases = []
     for name, (text, conversations) in templates.items():
@@ -63,7 +83,7 @@ def main():
                 "messages": messages,
                 "add_generation_prompt": gen,
                 "text": template.render(messages=messages, add_generation_prompt=gen,
-                                        bos_token=""),
+                                        bos_token="", eos_token="</s>"),
             })
     out = {"templates": {name: text for name, (text, _) in templates.items()}, "cases": cases}
     (HERE / "reference.json").write_text(json.dumps(out, ensure_ascii=False, indent=1) + "\n")

@@ -1,6 +1,7 @@
 #include "runtime/tokenizer/chat_template.h"
 
 #include <ctime>
+#include <optional>
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
@@ -181,12 +182,11 @@ void FormatLlama3(const ChatTemplate& t, absl::Span<const ChatMessage> messages,
     absl::StrAppend(out, "<|start_header_id|>assistant<|end_header_id|>\n\n");
 }
 
-// Llama 2 puts the system prompt inside the first user turn; Mistral (which has
-// no system role) gets it prepended to the first user message.
-void FormatInst(const ChatTemplate& t, absl::Span<const ChatMessage> messages,
-                const ChatOut& chat) {
+// Llama 2 puts the system prompt inside the first user turn, in <<SYS>>
+// markers, every turn after the first opening with BOS text.
+void FormatLlama2(const ChatTemplate& t, absl::Span<const ChatMessage> messages,
+                  const ChatOut& chat) {
   std::string* out = chat.text;
-  const bool llama2 = t.format == ChatFormat::kLlama2;
   std::string system;
   if (!messages.empty() && messages[0].role == "system") {
     system = messages[0].content;
@@ -195,27 +195,59 @@ void FormatInst(const ChatTemplate& t, absl::Span<const ChatMessage> messages,
   bool first_user = true;
   for (const ChatMessage& m : messages) {
     if (m.role == "assistant") {
-      if (llama2) {
-        out->append(" ");
-        chat.Content(PythonStrip(m.content));
-        absl::StrAppend(out, " ", t.eos_text);
-      } else {
-        chat.Content(m.content);
-        out->append(t.eos_text);
-      }
+      out->append(" ");
+      chat.Content(PythonStrip(m.content));
+      absl::StrAppend(out, " ", t.eos_text);
       continue;
     }
     std::string content = m.content;
     if (first_user && !system.empty()) {
-      content = llama2 ? absl::StrCat("<<SYS>>\n", system, "\n<</SYS>>\n\n", content)
-                       : absl::StrCat(system, "\n\n", content);
+      content = absl::StrCat("<<SYS>>\n", system, "\n<</SYS>>\n\n", content);
     }
     // The system prompt's <<SYS>> markers are plain text, so the whole
     // turn's text counts as content.
-    if (llama2 && !first_user) out->append(t.bos_turn_text);
+    if (!first_user) out->append(t.bos_turn_text);
     out->append("[INST] ");
-    chat.Content(llama2 ? PythonStrip(content) : absl::string_view(content));
+    chat.Content(PythonStrip(content));
     out->append(" [/INST]");
+    first_user = false;
+  }
+}
+
+// Mistral's [INST] turns, in the spelling its template gives them
+// (ChatTemplate::inst). Mistral has no system role: v0.1's template puts the
+// system message before the first user message, v0.2's and later before the
+// last one (and nowhere when the conversation ends with an answer; later
+// system messages are dropped).
+void FormatMistral(const ChatTemplate& t, absl::Span<const ChatMessage> messages,
+                   const ChatOut& chat) {
+  const ChatTemplate::Inst& inst = t.inst;
+  std::string* out = chat.text;
+  std::optional<std::string> system;
+  if (!messages.empty() && messages[0].role == "system") {
+    system = messages[0].content;
+    messages.remove_prefix(1);
+  }
+  bool first_user = true;
+  for (size_t i = 0; i < messages.size(); ++i) {
+    const ChatMessage& m = messages[i];
+    if (m.role == "assistant") {
+      out->append(inst.answer_prefix);
+      chat.Content(inst.trims_answers ? PythonStrip(m.content) : absl::string_view(m.content));
+      out->append(t.eos_text);
+      continue;
+    }
+    if (m.role == "system" && inst.system_on_last_user) continue;
+    out->append(inst.open);
+    const bool system_here =
+        system.has_value() &&
+        (inst.system_on_last_user ? i + 1 == messages.size() : first_user && !system->empty());
+    if (system_here) {
+      chat.Content(*system);
+      out->append("\n\n");
+    }
+    chat.Content(m.content);
+    out->append(inst.close);
     first_user = false;
   }
 }
@@ -279,6 +311,32 @@ void FormatDeepSeek(const ChatTemplate& t, absl::Span<const ChatMessage> message
   }
 }
 
+// Whether `source` holds `text` as a Jinja string literal, in either quote.
+bool HasLiteral(absl::string_view source, absl::string_view text) {
+  return absl::StrContains(source, absl::StrCat("'", text, "'")) ||
+         absl::StrContains(source, absl::StrCat("\"", text, "\""));
+}
+
+// Mistral's templates differ in their spaces: v0.1 writes "[INST] " and
+// " [/INST]", v0.2 and v0.3 "[INST] " and "[/INST]" with " " before each
+// answer (v0.3's trimmed), Nemo's "[INST]" and "[/INST]".
+ChatTemplate::Inst ReadInstSpelling(absl::string_view source) {
+  ChatTemplate::Inst inst;
+  if (!HasLiteral(source, "[INST] ") && HasLiteral(source, "[INST]")) inst.open = "[INST]";
+  if (!HasLiteral(source, " [/INST]") && HasLiteral(source, "[/INST]")) inst.close = "[/INST]";
+  for (const char* q : {"'", "\""}) {
+    const std::string content = absl::StrCat("message[", q, "content", q, "]");
+    if (absl::StrContains(source, absl::StrCat(q, " ", q, " + ", content)))
+      inst.answer_prefix = " ";
+    if (absl::StrContains(source, absl::StrCat(content, "|trim")) ||
+        absl::StrContains(source, absl::StrCat(content, " | trim"))) {
+      inst.trims_answers = true;
+    }
+  }
+  inst.system_on_last_user = absl::StrContains(source, "loop.last and system_message is defined");
+  return inst;
+}
+
 }  // namespace
 
 absl::StatusOr<ChatTemplate> ParseChatTemplate(std::string_view source_view,
@@ -302,6 +360,7 @@ absl::StatusOr<ChatTemplate> ParseChatTemplate(std::string_view source_view,
     t.format = ChatFormat::kLlama2;
   } else if (absl::StrContains(source, "[INST]")) {
     t.format = ChatFormat::kMistral;
+    t.inst = ReadInstSpelling(source);
   } else if (absl::StrContains(source, "<｜User｜>") &&
              absl::StrContains(source, "<｜Assistant｜>")) {
     t.format = ChatFormat::kDeepSeek;
@@ -332,8 +391,10 @@ std::string FormatChat(const ChatTemplate& t, absl::Span<const ChatMessage> mess
       FormatLlama3(t, messages, options, chat);
       break;
     case ChatFormat::kLlama2:
+      FormatLlama2(t, messages, chat);
+      break;
     case ChatFormat::kMistral:
-      FormatInst(t, messages, chat);
+      FormatMistral(t, messages, chat);
       break;
     case ChatFormat::kDeepSeek:
       FormatDeepSeek(t, messages, options, chat);

@@ -40,6 +40,16 @@ struct ChatTemplate {
   // The template reads `enable_thinking` and writes think blocks (Qwen3's):
   // ChatOptions can turn the model's reasoning off.
   bool thinking_switch = false;
+  // Mistral's [INST] turns as its template spells them (ChatFormat::kMistral):
+  // v0.1's by default.
+  struct Inst {
+    std::string open = "[INST] ";
+    std::string close = " [/INST]";
+    std::string answer_prefix;         // " " in v0.2 and later
+    bool trims_answers = false;        // v0.3's
+    bool system_on_last_user = false;  // v0.2 and later; v0.1: the first
+  };
+  Inst inst;
   // Llama 3.1's and later: a system turn always comes first, dating the
   // model's knowledge (December 2023) and today; `dated_today`: today is the
   // server's date (3.2's strftime_now), else the template's 26 Jul 2024.
