@@ -37,6 +37,7 @@ TEXTS = [
     "<s>  two spaces",
     "Le café</s>Où est la bibliothèque ?",
     "12345</s>6789",
+    "a<unk>b",
 ]
 
 

@@ -90,6 +90,11 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::Create(const TokenizerSpec
     t->token_bytes_[id] = special ? spec.tokens[id] : t->encoder_->PieceBytes(id);
     if (special && !spec.tokens[id].empty()) {
       t->specials_.Add(spec.tokens[id], id, type == TokenType::kControl);
+    } else if (type == TokenType::kUnknown && spec.tokens[id].size() > 1) {
+      // "<unk>" typed in a prompt is the unknown token, as in llama.cpp and
+      // HF (an added special token there); like a control token, it stays
+      // text inside a chat message.
+      t->specials_.Add(spec.tokens[id], id, /*control=*/true);
     }
     if (type == TokenType::kControl && std::find(std::begin(kEndMarkers), std::end(kEndMarkers),
                                                  spec.tokens[id]) != std::end(kEndMarkers)) {

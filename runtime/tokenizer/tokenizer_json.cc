@@ -285,6 +285,30 @@ absl::StatusOr<TokenizerSpec> ParseTokenizerJsonImpl(const json& j) {
   return spec;
 }
 
+// tokenizer.json's added tokens, onto the tokenizer.model's pieces: HF's fast
+// tokenizer uses them, and a model fine-tuned with new turn markers (ChatML's
+// <|im_start|>, <|im_end|> on a Llama 2 or Mistral base) has them only
+// there. Ids past the model's pieces extend it; an added token at an id it
+// has replaces that piece's spelling and type.
+void AdoptAddedTokens(const TokenizerSpec& json, TokenizerSpec* model) {
+  const size_t pieces = model->tokens.size();
+  const bool scored = !model->scores.empty();
+  model->token_types.resize(pieces, TokenType::kNormal);
+  for (size_t id = 0; id < json.tokens.size(); ++id) {
+    const TokenType type = id < json.token_types.size() ? json.token_types[id] : TokenType::kNormal;
+    const bool added = type == TokenType::kControl || type == TokenType::kUserDefined;
+    if (id < pieces) {
+      if (!added) continue;
+      model->tokens[id] = json.tokens[id];
+      model->token_types[id] = type;
+      continue;
+    }
+    model->tokens.push_back(json.tokens[id]);
+    model->token_types.push_back(type);
+    if (scored) model->scores.push_back(0.0F);
+  }
+}
+
 }  // namespace
 
 absl::StatusOr<TokenizerSpec> ParseTokenizerJson(std::string_view json_text) {
@@ -383,6 +407,7 @@ absl::StatusOr<TokenizerSpec> LoadTokenizerSpecFromDirectory(const std::string& 
     // follows it (its fast tokenizer), not the model's legacy default.
     if (from_model.ok() && spec.ok()) {
       from_model->space_prefix_after_special = spec->space_prefix_after_special;
+      AdoptAddedTokens(*spec, &*from_model);
     }
     if (from_model.ok() || !has_json) spec = std::move(from_model);
   }

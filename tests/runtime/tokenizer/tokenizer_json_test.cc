@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
+#include "nlohmann/json.hpp"
 #include "runtime/tokenizer/tokenizer.h"
 
 namespace cohost::runtime {
@@ -190,6 +191,53 @@ TEST(TokenizerJsonTest, MissingDirectoryIsNotFound) {
   std::ofstream(dir + "/tokenizer.json") << "{\"model\": ";
   EXPECT_EQ(LoadTokenizerSpecFromDirectory(dir).status().code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+// A SentencePiece model fine-tuned with ChatML's turn markers (OpenHermes on
+// Mistral, say) has them in tokenizer.json's added tokens, past the pieces of
+// its tokenizer.model. The .model's pieces and scores win; the added tokens
+// come too, as HF's fast tokenizer has them. Before, they were dropped: the
+// markers encoded as text, and a tokenizer_config naming one as EOS failed.
+TEST(TokenizerJsonTest, AddedTokensOfTokenizerJsonJoinTheSentencePieceModel) {
+  absl::StatusOr<TokenizerSpec> model =
+      ReadSentencePieceModel(kDataDir + "/sentencepiece_bpe/tokenizer.model");
+  ASSERT_TRUE(model.ok()) << model.status();
+  const auto n = static_cast<int32_t>(model->tokens.size());
+  nlohmann::json vocab = nlohmann::json::object();
+  for (int32_t id = 0; id < n; ++id) vocab[model->tokens[id]] = id;
+  const nlohmann::json json = {
+      {"model",
+       {{"type", "BPE"},
+        {"byte_fallback", true},
+        {"vocab", vocab},
+        {"merges", nlohmann::json::array()}}},
+      {"pre_tokenizer", {{"type", "Metaspace"}, {"prepend_scheme", "always"}}},
+      {"added_tokens",
+       {{{"id", n}, {"content", "<|im_end|>"}, {"special", true}},
+        {{"id", n + 1}, {"content", "<|im_start|>"}, {"special", true}},
+        {{"id", 2}, {"content", "</s>"}, {"special", true}}}}};
+  const std::string dir = ::testing::TempDir() + "/spm_with_added_tokens";
+  std::filesystem::create_directories(dir);
+  std::filesystem::copy_file(kDataDir + "/sentencepiece_bpe/tokenizer.model",
+                             dir + "/tokenizer.model",
+                             std::filesystem::copy_options::overwrite_existing);
+  std::ofstream(dir + "/tokenizer.json") << json.dump();
+  std::ofstream(dir + "/tokenizer_config.json") << R"({"eos_token": "<|im_end|>"})";
+  TokenizerSpec spec;
+  auto t = Load(dir, &spec);
+  ASSERT_NE(t, nullptr);
+  EXPECT_EQ(spec.tokens.size(), static_cast<size_t>(n) + 2);
+  EXPECT_EQ(spec.scores.size(), spec.tokens.size());
+  EXPECT_EQ(spec.scores, [&] {
+    std::vector<float> s = model->scores;
+    s.resize(spec.tokens.size(), 0.0F);
+    return s;
+  }()) << "the pieces keep the model's scores";
+  EXPECT_EQ(spec.eos_id, n);
+  EXPECT_THAT(Ids(*t, "<|im_start|>a<|im_end|>"),
+              ::testing::AllOf(::testing::Contains(n + 1), ::testing::Contains(n)));
+  EXPECT_TRUE(t->IsEndOfGeneration(n));
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
