@@ -190,8 +190,12 @@ struct ServerMetrics::Impl {
   std::map<std::tuple<std::string, std::string, std::string>, uint64_t> refusals;
 
   // A tenant's record (it stays put), and where asked the label it is counted
-  // under, copied under the lock (the map's keys move when it grows).
-  TenantMetrics* Tenant(std::string_view tenant, std::string* label = nullptr) {
+  // under, copied under the lock (the map's keys move when it grows). A
+  // tenant without a label takes one of the first-come ones only where
+  // `may_take_label` (a refusal does not: made-up names refused at once
+  // would take them all).
+  TenantMetrics* Tenant(std::string_view tenant, std::string* label = nullptr,
+                        bool may_take_label = true) {
     if (tenant.empty()) tenant = kNoTenantLabel;
     const absl::string_view key(tenant.data(), tenant.size());
     {
@@ -205,7 +209,7 @@ struct ServerMetrics::Impl {
     std::unique_lock<std::shared_mutex> lock(tenants_mu);
     const bool reserved = tenant == kNoTenantLabel || tenant == kOtherTenantsLabel;
     if (!tenants.contains(key) && !reserved) {
-      if (named_tenants >= ServerMetrics::kMaxTenantLabels) {
+      if (!may_take_label || named_tenants >= ServerMetrics::kMaxTenantLabels) {
         tenant = kOtherTenantsLabel;
       } else {
         ++named_tenants;
@@ -310,10 +314,19 @@ void ServerMetrics::RecordTenantFinish(std::string_view tenant, const runtime::F
   t.generation_tokens.fetch_add(std::max(info.completion_tokens, 0), std::memory_order_relaxed);
 }
 
+void ServerMetrics::ReserveTenantLabels(const std::vector<std::string>& tenants) {
+  std::unique_lock<std::shared_mutex> lock(impl_->tenants_mu);
+  for (const std::string& t : tenants) {
+    if (t.empty() || t == kNoTenantLabel || t == kOtherTenantsLabel) continue;
+    auto [it, inserted] = impl_->tenants.try_emplace(t);
+    if (inserted) it->second = std::make_unique<TenantMetrics>();
+  }
+}
+
 void ServerMetrics::RecordTenantRefusal(std::string_view tenant, std::string_view code,
                                         std::string_view reason) {
   std::string label;
-  impl_->Tenant(tenant, &label);
+  impl_->Tenant(tenant, &label, /*may_take_label=*/false);
   std::lock_guard<std::mutex> lock(impl_->refusals_mu);
   ++impl_->refusals[{label, std::string(code), reason.empty() ? "other" : std::string(reason)}];
 }

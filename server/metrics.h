@@ -76,10 +76,14 @@ class ServerMetrics {
   // executor's thread: a shared lock and a few atomic adds.
   void ObserveExecutorStep(std::string_view device, std::string_view model, double seconds);
 
-  // Per tenant (the API key's, or the one a client claims without keys). The
-  // first kMaxTenantLabels tenants seen get their own label; later ones count
-  // as "(other)", and requests without a tenant as "(none)".
+  // Per tenant (the API key's, or the one a client claims without keys).
+  // Tenants the operator named (ReserveTenantLabels) always have their own
+  // label; of the others, the first kMaxTenantLabels whose requests were
+  // admitted get one. The rest count as "(other)", as do refusals of a
+  // tenant without a label, and requests without a tenant as "(none)".
   static constexpr size_t kMaxTenantLabels = 64;
+  // The tenants of the configuration file and of the API keys.
+  void ReserveTenantLabels(const std::vector<std::string>& tenants);
   void ObserveTenantTimeToFirstToken(std::string_view tenant, double seconds);
   // Requests and their prompt and generated tokens.
   void RecordTenantFinish(std::string_view tenant, const runtime::FinishInfo& info);

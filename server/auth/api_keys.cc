@@ -168,6 +168,16 @@ absl::StatusOr<ApiKeys> ApiKeys::Load(const std::optional<std::string>& file, co
   return keys;
 }
 
+std::vector<std::string> ApiKeys::Tenants() const {
+  std::vector<std::string> out;
+  for (const Entry& e : entries_) {
+    if (!e.principal.tenant.empty()) out.push_back(e.principal.tenant);
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
 bool IsLoopbackHost(std::string_view host) {
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
     host = host.substr(1, host.size() - 2);

@@ -58,6 +58,8 @@ class ApiKeys {
 
   bool empty() const { return entries_.empty(); }
   size_t size() const { return entries_.size(); }
+  // The tenants the keys name, each once.
+  std::vector<std::string> Tenants() const;
 
   // Checks the credential a caller presented: an `authorization` value,
   // "Bearer KEY" (or the bare key). With no keys configured, anyone is a

@@ -42,6 +42,13 @@ TEST(ApiKeysTest, ParsesKeysTenantsAndRoles) {
   EXPECT_EQ(admin->tenant, "");
   EXPECT_EQ(admin->role, Role::kAdmin);
   EXPECT_TRUE(keys.Authenticate("bearer   admin-key-0123456789", Role::kUser).ok());
+  EXPECT_EQ(keys.Tenants(), std::vector<std::string>{"alice"}) << "the keys' tenants, once each";
+  absl::StatusOr<ApiKeys> more = ApiKeys::Parse(
+      "k1-0123456789abcdef tenant=bob\nk2-0123456789abcdef tenant=alice\n"
+      "k3-0123456789abcdef tenant=bob role=admin\nk4-0123456789abcdef\n",
+      "keys.txt");
+  ASSERT_TRUE(more.ok()) << more.status();
+  EXPECT_EQ(more->Tenants(), (std::vector<std::string>{"alice", "bob"}));
 }
 
 TEST(ApiKeysTest, RefusesMissingWrongAndUnderprivilegedKeys) {

@@ -225,6 +225,37 @@ TEST(ServerMetricsTest, TenantsAreCountedWithABoundedNumberOfLabels) {
   EXPECT_EQ(tenant_series, ServerMetrics::kMaxTenantLabels + 2);  // + (none) and (other)
 }
 
+// Made-up tenant names refused at once (no API keys: clients claim any name)
+// take no label: the first-come labels go to admitted requests, and the
+// tenants the operator named always have theirs. Before, 64 refused names
+// took every label for good.
+TEST(ServerMetricsTest, RefusedNamesTakeNoLabelAndNamedTenantsKeepTheirs) {
+  ServerMetrics m;
+  m.ReserveTenantLabels({"acme", "", "(other)"});
+  for (size_t i = 0; i < ServerMetrics::kMaxTenantLabels; ++i) {
+    m.RecordTenantRefusal(absl::StrCat("junk", i), "INVALID_ARGUMENT");
+  }
+  m.RecordTenantFinish("late", Finish(FinishReason::kStop, 2, 0, 1, 100));
+  m.RecordTenantRefusal("late", "RESOURCE_EXHAUSTED", "tenant_rate");
+  m.RecordTenantRefusal("acme", "RESOURCE_EXHAUSTED", "tenant_rate");
+  const auto s = Samples(m.Render({}));
+  EXPECT_EQ(Get(s,
+                "cohost_tenant_refusals_total{tenant=\"(other)\",code=\"INVALID_ARGUMENT\","
+                "reason=\"other\"}"),
+            absl::StrCat(ServerMetrics::kMaxTenantLabels));
+  EXPECT_EQ(Get(s, "cohost_tenant_requests_total{tenant=\"late\"}"), "1");
+  EXPECT_EQ(Get(s,
+                "cohost_tenant_refusals_total{tenant=\"late\",code=\"RESOURCE_EXHAUSTED\","
+                "reason=\"tenant_rate\"}"),
+            "1")
+      << "a labelled tenant's refusals are its own";
+  EXPECT_EQ(Get(s,
+                "cohost_tenant_refusals_total{tenant=\"acme\",code=\"RESOURCE_EXHAUSTED\","
+                "reason=\"tenant_rate\"}"),
+            "1");
+  for (const auto& [key, value] : s) EXPECT_EQ(key.find("junk"), std::string::npos) << key;
+}
+
 TEST(ServerMetricsTest, GaugesFromTheEngines) {
   ServerMetrics m;
   m.ObserveTimeToFirstToken("m", 0.1);

@@ -464,6 +464,13 @@ int ServeCommand(int argc, char** argv) {
   // Destroyed in reverse order: servers, then the router (stopping engines,
   // whose sinks still report to metrics), then metrics.
   server::ServerMetrics metrics;
+  {
+    // The tenants the operator named keep their own metric labels whatever
+    // other names clients claim.
+    std::vector<std::string> named = config->server.api_keys.Tenants();
+    for (const auto& tenant : config->router.tenants.named) named.push_back(tenant.first);
+    metrics.ReserveTenantLabels(named);
+  }
   std::vector<scheduler::DeviceHandle> handles;
   for (const DeviceBackend& d : *backends) handles.push_back({d.id, d.backend.get()});
   absl::StatusOr<std::vector<scheduler::DeviceSetup>> devices = scheduler::SplitDeviceBudgets(
