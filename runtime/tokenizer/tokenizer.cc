@@ -90,10 +90,13 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::Create(const TokenizerSpec
     t->token_bytes_[id] = special ? spec.tokens[id] : t->encoder_->PieceBytes(id);
     if (special && !spec.tokens[id].empty()) {
       t->specials_.Add(spec.tokens[id], id, type == TokenType::kControl);
-    } else if (type == TokenType::kUnknown && spec.tokens[id].size() > 1) {
-      // "<unk>" typed in a prompt is the unknown token, as in llama.cpp and
-      // HF (an added special token there); like a control token, it stays
-      // text inside a chat message.
+    } else if (type == TokenType::kUnknown && spec.kind == TokenizerKind::kSentencePiece &&
+               !spec.token_types.empty() && spec.tokens[id].size() > 1) {
+      // A SentencePiece vocabulary's "<unk>", typed so by its file, is the
+      // unknown token where a prompt spells it, as in llama.cpp and HF (an
+      // added special token there); like a control token, it stays text
+      // inside a chat message. (A byte-level vocabulary's, or one whose type
+      // was only inferred, may be spelled like ordinary text.)
       t->specials_.Add(spec.tokens[id], id, /*control=*/true);
     }
     if (type == TokenType::kControl && std::find(std::begin(kEndMarkers), std::end(kEndMarkers),
@@ -139,15 +142,15 @@ absl::StatusOr<std::vector<int32_t>> Tokenizer::EncodeWithPlainSpans(
     size_t next_plain = 0;  // the first span not wholly before pos
     for (size_t pos = 0; pos < text.size();) {
       while (next_plain < plain.size() && plain[next_plain].end <= pos) ++next_plain;
-      // A control token may not touch a plain span: neither start in one nor
-      // run into the next.
+      // A control token (or the unknown token) may not touch a plain span:
+      // neither start in one nor run into the next.
       const size_t plain_from =
           next_plain < plain.size() ? plain[next_plain].begin : std::string_view::npos;
       // The longest special token spelled here (its bytes are its literal
       // text).
       int32_t match = -1;
       specials_.ForEachPrefix(text.substr(pos), [&](int32_t id, size_t length) {
-        if (TypeOf(id) == TokenType::kControl && pos + length > plain_from) return;
+        if (TypeOf(id) != TokenType::kUserDefined && pos + length > plain_from) return;
         match = id;
       });
       if (match < 0) {

@@ -1,5 +1,6 @@
 #include "runtime/tokenizer/tokenizer_json.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -288,24 +289,35 @@ absl::StatusOr<TokenizerSpec> ParseTokenizerJsonImpl(const json& j) {
 // tokenizer.json's added tokens, onto the tokenizer.model's pieces: HF's fast
 // tokenizer uses them, and a model fine-tuned with new turn markers (ChatML's
 // <|im_start|>, <|im_end|> on a Llama 2 or Mistral base) has them only
-// there. Ids past the model's pieces extend it; an added token at an id it
-// has replaces that piece's spelling and type.
+// there. An added token at an id the model has replaces that piece's
+// spelling and type; ones past its pieces extend it, any other id up to the
+// last of them unused (a vocabulary entry the .model lacks is no piece the
+// encoder may make: with a score it would win merges it never won).
 void AdoptAddedTokens(const TokenizerSpec& json, TokenizerSpec* model) {
   const size_t pieces = model->tokens.size();
   const bool scored = !model->scores.empty();
+  const float lowest =
+      scored ? *std::min_element(model->scores.begin(), model->scores.end()) : 0.0F;
   model->token_types.resize(pieces, TokenType::kNormal);
-  for (size_t id = 0; id < json.tokens.size(); ++id) {
+  const auto added = [&](size_t id) {
     const TokenType type = id < json.token_types.size() ? json.token_types[id] : TokenType::kNormal;
-    const bool added = type == TokenType::kControl || type == TokenType::kUserDefined;
+    return type == TokenType::kControl || type == TokenType::kUserDefined;
+  };
+  size_t end = pieces;  // one past the last added token past the pieces
+  for (size_t id = pieces; id < json.tokens.size(); ++id) {
+    if (added(id)) end = id + 1;
+  }
+  for (size_t id = 0; id < end; ++id) {
+    const bool is_added = id < json.tokens.size() && added(id);
     if (id < pieces) {
-      if (!added) continue;
+      if (!is_added) continue;
       model->tokens[id] = json.tokens[id];
-      model->token_types[id] = type;
+      model->token_types[id] = json.token_types[id];
       continue;
     }
-    model->tokens.push_back(json.tokens[id]);
-    model->token_types.push_back(type);
-    if (scored) model->scores.push_back(0.0F);
+    model->tokens.push_back(is_added ? json.tokens[id] : std::string());
+    model->token_types.push_back(is_added ? json.token_types[id] : TokenType::kUnused);
+    if (scored) model->scores.push_back(is_added ? 0.0F : lowest);
   }
 }
 

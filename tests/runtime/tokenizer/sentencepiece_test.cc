@@ -91,6 +91,27 @@ TEST(SentencePieceReferenceTest, MatchesLlamaCppWithSpecialTokens) {
   }
 }
 
+// "<unk>" in a prompt is the unknown token (as llama.cpp has it, above), but
+// inside a chat message it is the client's text, as a control token's
+// spelling is.
+TEST(SentencePieceReferenceTest, UnkIsTheUnknownTokenInAPromptAndTextInAMessage) {
+  absl::StatusOr<GgufFile> file = GgufFile::Open(kDataDir + "/sentencepiece_bpe/vocab.gguf");
+  ASSERT_TRUE(file.ok()) << file.status();
+  absl::StatusOr<TokenizerSpec> spec = TokenizerFromGguf(*file, /*vocab_size=*/1 << 16);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  spec->chat_template = "{{ '[INST] ' + message['content'] + ' [/INST]' }}";
+  auto t = Tokenizer::Create(*spec);
+  ASSERT_TRUE(t.ok()) << t.status();
+  const int32_t unk = spec->unk_id;
+  ASSERT_GE(unk, 0);
+  EXPECT_THAT((*t)->Encode("a<unk>b", false, /*parse_special=*/true).value(),
+              ::testing::Contains(unk));
+  const auto chat = (*t)->EncodeChat({{"user", "a<unk>b"}});
+  ASSERT_TRUE(chat.ok()) << chat.status();
+  EXPECT_THAT(*chat, ::testing::Not(::testing::Contains(unk)));
+  EXPECT_EQ((*t)->Decode(*chat), "[INST] a<unk>b [/INST]");
+}
+
 // A hand-built SentencePiece vocabulary: byte pieces for a few bytes only.
 TokenizerSpec TinySpec() {
   TokenizerSpec s;

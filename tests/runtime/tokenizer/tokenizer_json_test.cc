@@ -6,6 +6,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -205,6 +206,7 @@ TEST(TokenizerJsonTest, AddedTokensOfTokenizerJsonJoinTheSentencePieceModel) {
   const auto n = static_cast<int32_t>(model->tokens.size());
   nlohmann::json vocab = nlohmann::json::object();
   for (int32_t id = 0; id < n; ++id) vocab[model->tokens[id]] = id;
+  vocab["zz"] = n + 2;  // an entry the .model lacks: no piece of it
   const nlohmann::json json = {
       {"model",
        {{"type", "BPE"},
@@ -215,7 +217,8 @@ TEST(TokenizerJsonTest, AddedTokensOfTokenizerJsonJoinTheSentencePieceModel) {
       {"added_tokens",
        {{{"id", n}, {"content", "<|im_end|>"}, {"special", true}},
         {{"id", n + 1}, {"content", "<|im_start|>"}, {"special", true}},
-        {{"id", 2}, {"content", "</s>"}, {"special", true}}}}};
+        {{"id", 2}, {"content", "</s>"}, {"special", true}},
+        {{"id", n + 3}, {"content", "<tool>"}, {"special", false}}}}};
   const std::string dir = ::testing::TempDir() + "/spm_with_added_tokens";
   std::filesystem::create_directories(dir);
   std::filesystem::copy_file(kDataDir + "/sentencepiece_bpe/tokenizer.model",
@@ -226,13 +229,16 @@ TEST(TokenizerJsonTest, AddedTokensOfTokenizerJsonJoinTheSentencePieceModel) {
   TokenizerSpec spec;
   auto t = Load(dir, &spec);
   ASSERT_NE(t, nullptr);
-  EXPECT_EQ(spec.tokens.size(), static_cast<size_t>(n) + 2);
-  EXPECT_EQ(spec.scores.size(), spec.tokens.size());
-  EXPECT_EQ(spec.scores, [&] {
-    std::vector<float> s = model->scores;
-    s.resize(spec.tokens.size(), 0.0F);
-    return s;
-  }()) << "the pieces keep the model's scores";
+  ASSERT_EQ(spec.tokens.size(), static_cast<size_t>(n) + 4);
+  ASSERT_EQ(spec.scores.size(), spec.tokens.size());
+  EXPECT_TRUE(std::equal(model->scores.begin(), model->scores.end(), spec.scores.begin()))
+      << "the pieces keep the model's scores";
+  EXPECT_EQ(spec.token_types[n + 2], TokenType::kUnused);
+  EXPECT_EQ(spec.tokens[n + 2], "");
+  EXPECT_LE(spec.scores[n + 2], *std::min_element(model->scores.begin(), model->scores.end()));
+  EXPECT_EQ(spec.token_types[n + 3], TokenType::kUserDefined);
+  EXPECT_THAT(Ids(*t, "zz<tool>"), ::testing::AllOf(::testing::Not(::testing::Contains(n + 2)),
+                                                    ::testing::Contains(n + 3)));
   EXPECT_EQ(spec.eos_id, n);
   EXPECT_THAT(Ids(*t, "<|im_start|>a<|im_end|>"),
               ::testing::AllOf(::testing::Contains(n + 1), ::testing::Contains(n)));
