@@ -10,9 +10,12 @@ deepseek_r1_distill.jinja is the chat_template of DeepSeek-R1-Distill-Qwen's
 tokenizer_config.json (MIT license), the revision whose generation prompt opens
 the think block; "deepseek_r1_distill_old" is the earlier one, which did not.
 llama3_1_instruct.jinja is Llama 3.1 Instruct's (Llama 3.3's is the same).
-mistral_v0_3_instruct.jinja is Mistral-7B-Instruct-v0.3's; the v0.2-like and
-Nemo-like variants differ from it as those templates do (an untrimmed answer;
-"[INST]" without its space and no space before the answer).
+mistral_v0_3_instruct.jinja is Mistral-7B-Instruct-v0.3's; the "_like"
+variants are made from it by the substitutions that separate the other
+versions' templates from it (v0.2: an untrimmed answer; v0.1's later template
+and Mixtral's: " [INST] " and " [/INST]" with spaces, the system message on
+the first turn; Nemo: "[INST]" without its space and no space before the
+answer), not copied from those files.
 bos_token is empty: cohost's tokenizer adds BOS itself for these models.
 """
 import json
@@ -70,6 +73,13 @@ def main():
     # v0.2's answers are not trimmed; Nemo's spell [INST] without spaces.
     templates["mistral_v0_2_like"] = (
         mistral.replace(answer, '" " + message["content"] + eos_token'), COMMON + MISTRAL)
+    # v0.1's later template (and Mixtral's): " [INST] " and " [/INST]",
+    # untrimmed answers after a space, the system message on the first turn.
+    templates["mistral_v0_1_like"] = (
+        mistral.replace('"[INST] "', '" [INST] "').replace('"[/INST]"', '" [/INST]"')
+        .replace("loop.last and system_message", "loop.first and system_message")
+        .replace(answer, '" " + message["content"] + eos_token'),
+        COMMON + MISTRAL)
     templates["mistral_nemo_like"] = (
         mistral.replace('"[INST] "', '"[INST]"').replace(answer, 'message["content"] + eos_token'),
         COMMON + MISTRAL)

@@ -215,10 +215,11 @@ void FormatLlama2(const ChatTemplate& t, absl::Span<const ChatMessage> messages,
 }
 
 // Mistral's [INST] turns, in the spelling its template gives them
-// (ChatTemplate::inst). Mistral has no system role: v0.1's template puts the
-// system message before the first user message, v0.2's and later before the
-// last one (and nowhere when the conversation ends with an answer; later
-// system messages are dropped).
+// (ChatTemplate::inst). Mistral has no system role: v0.1's templates put the
+// system message before the first user message (the first one wrote none:
+// cohost puts a non-empty one there), v0.2's and later before the last one
+// (and nowhere when the conversation ends with an answer; later system
+// messages are dropped).
 void FormatMistral(const ChatTemplate& t, absl::Span<const ChatMessage> messages,
                    const ChatOut& chat) {
   const ChatTemplate::Inst& inst = t.inst;
@@ -237,11 +238,12 @@ void FormatMistral(const ChatTemplate& t, absl::Span<const ChatMessage> messages
       out->append(t.eos_text);
       continue;
     }
-    if (m.role == "system" && inst.system_on_last_user) continue;
+    if (m.role == "system" && inst.system_when_given) continue;
     out->append(inst.open);
     const bool system_here =
         system.has_value() &&
-        (inst.system_on_last_user ? i + 1 == messages.size() : first_user && !system->empty());
+        (inst.system_on_last_user ? i + 1 == messages.size()
+                                  : first_user && (inst.system_when_given || !system->empty()));
     if (system_here) {
       chat.Content(*system);
       out->append("\n\n");
@@ -317,12 +319,18 @@ bool HasLiteral(absl::string_view source, absl::string_view text) {
          absl::StrContains(source, absl::StrCat("\"", text, "\""));
 }
 
-// Mistral's templates differ in their spaces: v0.1 writes "[INST] " and
-// " [/INST]", v0.2 and v0.3 "[INST] " and "[/INST]" with " " before each
-// answer (v0.3's trimmed), Nemo's "[INST]" and "[/INST]".
+// Mistral's templates differ in their spaces: v0.1's first one writes
+// "[INST] " and " [/INST]", its later one (and Mixtral's) " [INST] ",
+// " [/INST]" and " " before each answer, v0.2 and v0.3 "[INST] " and
+// "[/INST]" with " " before each answer (v0.3's trimmed), Nemo's "[INST]"
+// and "[/INST]".
 ChatTemplate::Inst ReadInstSpelling(absl::string_view source) {
   ChatTemplate::Inst inst;
-  if (!HasLiteral(source, "[INST] ") && HasLiteral(source, "[INST]")) inst.open = "[INST]";
+  if (HasLiteral(source, " [INST] ")) {
+    inst.open = " [INST] ";
+  } else if (!HasLiteral(source, "[INST] ") && HasLiteral(source, "[INST]")) {
+    inst.open = "[INST]";
+  }
   if (!HasLiteral(source, " [/INST]") && HasLiteral(source, "[/INST]")) inst.close = "[/INST]";
   for (const char* q : {"'", "\""}) {
     const std::string content = absl::StrCat("message[", q, "content", q, "]");
@@ -333,6 +341,7 @@ ChatTemplate::Inst ReadInstSpelling(absl::string_view source) {
       inst.trims_answers = true;
     }
   }
+  inst.system_when_given = absl::StrContains(source, "system_message is defined");
   inst.system_on_last_user = absl::StrContains(source, "loop.last and system_message is defined");
   return inst;
 }

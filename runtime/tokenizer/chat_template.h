@@ -48,6 +48,7 @@ struct ChatTemplate {
     std::string answer_prefix;         // " " in v0.2 and later
     bool trims_answers = false;        // v0.3's
     bool system_on_last_user = false;  // v0.2 and later; v0.1: the first
+    bool system_when_given = false;    // written even when empty (a template that reads one)
   };
   Inst inst;
   // Llama 3.1's and later: a system turn always comes first, dating the
