@@ -12,7 +12,6 @@
 #include "server/server.h"
 #include "tests/server/grpc_test_client.h"
 #include "tests/server/scripted_backend.h"
-#include "tests/server/tiny_router.h"
 
 namespace cohost::server {
 namespace {
@@ -26,12 +25,8 @@ using cohost::testing::ScriptedBackend;
 class GrpcReasoningTest : public ::testing::Test {
  protected:
   void Start(const char* chat_template = kQwen3Template) {
-    auto backend = std::make_unique<ScriptedBackend>();
-    backend_ = backend.get();
-    runtime::TokenizerSpec spec = runtime::testing::MakeByteTokenizerSpec();
-    spec.chat_template = chat_template;
     absl::StatusOr<std::unique_ptr<cohost::testing::TinyRouter>> tiny =
-        cohost::testing::MakeTinyRouterOn(std::move(backend), spec, {});
+        cohost::testing::MakeScriptedRouter(chat_template, &backend_);
     ASSERT_TRUE(tiny.ok()) << tiny.status();
     tiny_ = *std::move(tiny);
     absl::StatusOr<std::unique_ptr<Server>> server =

@@ -15,7 +15,6 @@
 #include "nlohmann/json.hpp"
 #include "server/http/http_front_door.h"
 #include "tests/server/scripted_backend.h"
-#include "tests/server/tiny_router.h"
 
 namespace cohost::server::http {
 namespace {
@@ -31,12 +30,8 @@ using cohost::testing::ScriptedBackend;
 class ReasoningTest : public ::testing::Test {
  protected:
   void Start(bool split, const char* chat_template = kQwen3Template) {
-    auto backend = std::make_unique<ScriptedBackend>();
-    backend_ = backend.get();
-    runtime::TokenizerSpec spec = runtime::testing::MakeByteTokenizerSpec();
-    spec.chat_template = chat_template;
     absl::StatusOr<std::unique_ptr<cohost::testing::TinyRouter>> tiny =
-        cohost::testing::MakeTinyRouterOn(std::move(backend), spec, {});
+        cohost::testing::MakeScriptedRouter(chat_template, &backend_);
     ASSERT_TRUE(tiny.ok()) << tiny.status();
     tiny_ = *std::move(tiny);
     HttpOptions options;

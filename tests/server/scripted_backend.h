@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
+#include "tests/server/tiny_router.h"
 #include "tests/support/forwarding_backend.h"
 
 namespace cohost::testing {
@@ -52,5 +54,16 @@ inline constexpr char kDeepSeekR1Template[] =
     "{{'<｜User｜>' + message['content']}}{%- if add_generation_prompt -%}"
     "{{'<｜Assistant｜><think>\\n'}}";
 inline constexpr char kR1Output[] = "Two and two.\n</think>\n\nIt is 4.";
+
+// The tiny model on a ScriptedBackend (`*backend` is set to it), with the
+// byte tokenizer and `chat_template`.
+inline absl::StatusOr<std::unique_ptr<TinyRouter>> MakeScriptedRouter(const char* chat_template,
+                                                                      ScriptedBackend** backend) {
+  auto owned = std::make_unique<ScriptedBackend>();
+  *backend = owned.get();
+  runtime::TokenizerSpec spec = runtime::testing::MakeByteTokenizerSpec();
+  spec.chat_template = chat_template;
+  return MakeTinyRouterOn(std::move(owned), spec, {});
+}
 
 }  // namespace cohost::testing
