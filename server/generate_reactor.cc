@@ -9,12 +9,14 @@
 // A client that stops reading stalls the write in flight for good (HTTP/2
 // flow control). While the request runs, its output piles up to the backlog
 // bound, which aborts it; once it has ended (or overflowed), a write that does
-// not complete within StreamLimits::write_stall_timeout gets the call
-// cancelled (a gRPC alarm), so that the call ends and lets go of what it
-// holds.
+// not complete within StreamLimits::write_stall_timeout, or output left unsent
+// past its drain deadline (drain_progress_bytes per write_stall_timeout), gets
+// the call cancelled (a gRPC alarm), so that the call ends and lets go of what
+// it holds.
 
 #include "server/generate_reactor.h"
 
+#include <algorithm>
 #include <chrono>
 #include <mutex>
 #include <optional>
@@ -114,6 +116,9 @@ struct GenerateReactor::Shared {
   bool cancelling = false;  // TryCancel under way: no Finish until it returns
   int64_t writes_started = 0;
   int64_t stall_watched = -1;  // the write the stall alarm is set for
+  // Once the request ended (or overflowed): when what was unsent then must
+  // have drained (StreamLimits::drain_progress_bytes).
+  std::optional<std::chrono::system_clock::time_point> drain_deadline;
   std::shared_ptr<grpc::Alarm> stall_alarm;
   bool first_sent = false;  // request_id goes on the first message
   bool final_sent = false;
@@ -124,10 +129,10 @@ struct GenerateReactor::Shared {
 
   // The one place a failed call is counted: per model by code and, once the
   // tenant is known, per tenant by code and `reason` ("" reads "other").
-  void RecordError(grpc::StatusCode code, std::string_view reason = "") {
+  void RecordError(grpc::StatusCode code, std::string_view reason = "", bool admitted = false) {
     if (deps.metrics == nullptr) return;
     deps.metrics->RecordError(model_name, GrpcCodeName(code));
-    if (tenant) deps.metrics->RecordTenantRefusal(*tenant, GrpcCodeName(code), reason);
+    if (tenant) deps.metrics->RecordTenantRefusal(*tenant, GrpcCodeName(code), reason, admitted);
   }
 
   // How the call ends once the engine finished and the backlog is written:
@@ -187,9 +192,11 @@ void PumpOnce(Shared& s) {
   GenerateReactor* reactor = nullptr;
   std::optional<grpc::Status> finish;
   std::optional<std::chrono::milliseconds> pushback;
-  std::string reason;  // a failure's, for the metrics
+  std::string reason;     // a failure's, for the metrics
+  bool admitted = false;  // the failure came after admission
   {
     std::lock_guard<std::mutex> lock(s.mu);
+    admitted = s.submitted;
     if (s.reactor == nullptr || s.write_in_flight || s.finish_called || s.cancelling) return;
     reactor = s.reactor;
     if (s.overflow || s.stalled) {
@@ -223,9 +230,9 @@ void PumpOnce(Shared& s) {
     return;
   }
   if (!finish->ok() && finish->error_code() != grpc::StatusCode::CANCELLED) {
-    s.RecordError(finish->error_code(), reason);
+    s.RecordError(finish->error_code(), reason, admitted);
   } else if (reason == "deadline") {  // gRPC told the client DEADLINE_EXCEEDED
-    s.RecordError(grpc::StatusCode::DEADLINE_EXCEEDED, reason);
+    s.RecordError(grpc::StatusCode::DEADLINE_EXCEEDED, reason, admitted);
   }
   if (pushback) s.context->AddTrailingMetadata(kPushbackKey, std::to_string(pushback->count()));
   reactor->Finish(*finish);
@@ -253,27 +260,37 @@ void CancelStalled(Shared& s, int64_t write) {
 }
 
 // Once the request has ended (or overflowed), sets the stall alarm for the
-// write in flight, if it is not set for it already.
+// write in flight, if it is not set for it already: it fires when the write
+// has taken write_stall_timeout, or at the drain deadline if sooner.
 void WatchForStall(const std::shared_ptr<Shared>& s) {
   std::shared_ptr<grpc::Alarm> alarm, old;
   int64_t write = 0;
+  std::chrono::system_clock::time_point at;
   {
     std::lock_guard<std::mutex> lock(s->mu);
     if (s->reactor == nullptr || s->finish_called || !s->write_in_flight ||
         !(s->engine_finished || s->overflow) || s->stall_watched == s->writes_started) {
       return;
     }
+    const auto now = std::chrono::system_clock::now();
+    const StreamLimits& limits = s->deps.limits;
+    if (!s->drain_deadline) {
+      const size_t unsent = s->pending.bytes() + s->out_bytes.Length();
+      const size_t step = std::max<size_t>(limits.drain_progress_bytes, 1);
+      const auto steps = static_cast<int64_t>(std::max<size_t>((unsent + step - 1) / step, 1));
+      s->drain_deadline = now + limits.write_stall_timeout * steps;
+    }
+    at = std::min(now + limits.write_stall_timeout, *s->drain_deadline);
     write = s->stall_watched = s->writes_started;
     alarm = std::make_shared<grpc::Alarm>();
     old = std::exchange(s->stall_alarm, alarm);
   }
   old.reset();  // cancelled (its callback may run here, and does nothing)
   // Weak: the Shared owns the alarm, and the alarm keeps its callback.
-  alarm->Set(std::chrono::system_clock::now() + s->deps.limits.write_stall_timeout,
-             [weak = std::weak_ptr<Shared>(s), write](bool fired) {
-               if (!fired) return;
-               if (std::shared_ptr<Shared> live = weak.lock()) CancelStalled(*live, write);
-             });
+  alarm->Set(at, [weak = std::weak_ptr<Shared>(s), write](bool fired) {
+    if (!fired) return;
+    if (std::shared_ptr<Shared> live = weak.lock()) CancelStalled(*live, write);
+  });
 }
 
 // Called from both sides after every change.

@@ -324,9 +324,9 @@ void ServerMetrics::ReserveTenantLabels(const std::vector<std::string>& tenants)
 }
 
 void ServerMetrics::RecordTenantRefusal(std::string_view tenant, std::string_view code,
-                                        std::string_view reason) {
+                                        std::string_view reason, bool admitted) {
   std::string label;
-  impl_->Tenant(tenant, &label, /*may_take_label=*/false);
+  impl_->Tenant(tenant, &label, /*may_take_label=*/admitted);
   std::lock_guard<std::mutex> lock(impl_->refusals_mu);
   ++impl_->refusals[{label, std::string(code), reason.empty() ? "other" : std::string(reason)}];
 }

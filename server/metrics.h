@@ -89,9 +89,10 @@ class ServerMetrics {
   void RecordTenantFinish(std::string_view tenant, const runtime::FinishInfo& info);
   // A request refused or failed with a gRPC code name, once its tenant is
   // known, and why admission refused it (scheduler::RefusalReason; "" for
-  // other failures, shown as "other").
+  // other failures, shown as "other"). `admitted`: it failed after its
+  // admission (its tenant may take a label, as its finish would).
   void RecordTenantRefusal(std::string_view tenant, std::string_view code,
-                           std::string_view reason = "");
+                           std::string_view reason = "", bool admitted = false);
 
   // A port's connections: gRPC's (plaintext: server/grpc_listener.h) and the
   // OpenAI HTTP port's. Open now and the cap (gauges, shown once set), and

@@ -20,10 +20,14 @@ struct StreamLimits {
   size_t max_backlog_bytes = size_t{8} << 20;
   // Once its request has ended (or its backlog overflowed), a stream whose
   // write has not completed for this long has a client that stopped reading:
-  // the call is cancelled, so that it lets go of what it holds (gRPC). On
-  // the HTTP port, how long a whole reply over the backlog bound may take to
-  // drain each MiB (HttpFrontDoor::draining_).
+  // the call is cancelled, so that it lets go of what it holds (gRPC). And
+  // what was unsent then must drain at drain_progress_bytes per this long
+  // (30 s a MiB: 35 KB/s, a slow link's pace), else the same: a client that
+  // reads a message just inside each write's timeout would hold its output
+  // for many of them (gRPC's stream; on the HTTP port, a whole reply over
+  // the backlog bound, HttpFrontDoor::draining_).
   std::chrono::milliseconds write_stall_timeout = std::chrono::seconds(30);
+  size_t drain_progress_bytes = size_t{1} << 20;
 };
 
 // All outlive the front doors (router and metrics also outlive every engine,

@@ -123,6 +123,7 @@ absl::Status CompletionCall::SubmitChoice(int index, runtime::GenerateRequest r)
   absl::StatusOr<runtime::RequestId> id = deps_.router->Submit(
       model_, std::move(r), std::make_shared<ChoiceSink>(shared_from_this(), index), index > 0);
   if (!id.ok()) return id.status();
+  admitted_.store(true, std::memory_order_relaxed);
   std::lock_guard<std::mutex> lock(mu_);
   choices_[static_cast<size_t>(index)].id = *id;
   choices_[static_cast<size_t>(index)].submitted = true;
@@ -273,7 +274,8 @@ void CompletionCall::RecordFailure(const absl::Status& status) {
   if (deps_.metrics == nullptr || std::exchange(failure_recorded_, true)) return;
   const std::string code = absl::StatusCodeToString(status.code());
   deps_.metrics->RecordError(header_.model, code);
-  deps_.metrics->RecordTenantRefusal(tenant_, code, scheduler::RefusalReason(status));
+  deps_.metrics->RecordTenantRefusal(tenant_, code, scheduler::RefusalReason(status),
+                                     admitted_.load(std::memory_order_relaxed));
 }
 
 void CompletionCall::RecordSlowReader() {

@@ -182,6 +182,8 @@ class CompletionCall : public std::enable_shared_from_this<CompletionCall> {
   bool reply_started_ = false;     // loop thread
   bool building_ = false;          // loop thread: the whole reply is being built
   bool failure_recorded_ = false;  // loop thread
+  // A choice was admitted: a later failure's tenant may take a metric label.
+  std::atomic<bool> admitted_{false};
   runtime::Clock::time_point arrival_;
 
   mutable std::mutex mu_;

@@ -233,7 +233,7 @@ void HttpFrontDoor::OnLivenessTick(int, short, void* self) {
     d->Forget(call.get());
   }
   // Whole replies: no longer watched once under the bound; a new deadline
-  // with each kDrainProgress drained; past their deadline, counted and their
+  // with each drain_progress_bytes drained; past their deadline, counted and their
   // connection shut (its close callback then ends it).
   const auto now = std::chrono::steady_clock::now();
   std::vector<evhttp_connection*> drained, stalled;
@@ -241,7 +241,7 @@ void HttpFrontDoor::OnLivenessTick(int, short, void* self) {
     const size_t unsent = UnsentBytes(connection);
     if (unsent <= d->deps_.limits.max_backlog_bytes) {
       drained.push_back(connection);
-    } else if (unsent + kDrainProgress <= draining.unsent) {
+    } else if (unsent + d->deps_.limits.drain_progress_bytes <= draining.unsent) {
       draining.unsent = unsent;
       draining.deadline = now + d->deps_.limits.write_stall_timeout;
     } else if (now >= draining.deadline) {

@@ -160,11 +160,10 @@ class HttpFrontDoor {
   // the call, for the count. evhttp's write timeout restarts with every byte
   // a client reads, so a client reading a byte a second would hold a reply
   // of tens of MB for good: until the reply is under the bound, it must
-  // drain kDrainProgress bytes every write_stall_timeout (30 s: 35 KB/s, a
-  // slow link's pace), else the connection is shut, as a stream's is.
-  static constexpr size_t kDrainProgress = size_t{1} << 20;
+  // drain StreamLimits::drain_progress_bytes every write_stall_timeout, else
+  // the connection is shut, as a stream's is.
   struct Draining {
-    std::chrono::steady_clock::time_point deadline;  // for the next kDrainProgress
+    std::chrono::steady_clock::time_point deadline;  // for the next drain_progress_bytes
     size_t unsent = 0;                               // when the deadline was set
     std::shared_ptr<CompletionCall> call;
   };

@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/server.h"
 #include "tests/server/grpc_test_client.h"
@@ -182,6 +183,38 @@ TEST_F(BackpressureTest, AClientThatStopsReadingForGoodIsCutOff) {
   // The server serves on.
   const Collected next = ReadWithPause(*stub_, Request(4), [] {});
   EXPECT_TRUE(next.status.ok()) << next.status.error_message();
+}
+
+// A client that reads a message just inside each write's stall timeout,
+// once the request has ended: what was unsent then must drain at
+// drain_progress_bytes per timeout, else the call is cut off. Before, each
+// message restarted the timeout, and such a client held its output (up to
+// the backlog bound, 8 MiB) for as many timeouts as it had messages.
+TEST_F(BackpressureTest, AClientThatReadsTooSlowlyIsCutOffAtItsDrainDeadline) {
+  StreamLimits limits;
+  limits.write_stall_timeout = milliseconds(400);
+  limits.max_message_bytes = 16;  // a few tokens a message: many messages
+  limits.drain_progress_bytes = size_t{16} << 10;
+  Start(limits);
+  grpc::ClientContext ctx;
+  auto reader = stub_->Generate(&ctx, Request(240));
+  v1::GenerateResponse msg;
+  ASSERT_TRUE(reader->Read(&msg));
+  ASSERT_TRUE(WaitFor([&] { return Stats().num_requests_finished == 1; }, seconds(30)));
+  // 240 deltas (about 30 KB held): two steps of 16 KB, 800 ms to drain,
+  // read at a message per 250 ms (some 60 messages: 15 s).
+  int read = 1;
+  while (reader->Read(&msg)) {
+    ++read;
+    std::this_thread::sleep_for(milliseconds(250));
+  }
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  EXPECT_LT(read, 40) << "cut off before it read all";
+  EXPECT_THAT(metrics_.Render({}), ::testing::HasSubstr("reason=\"slow_reader\"} 1"));
+  // A client that reads at once gets it all, in as many messages.
+  const Collected next = ReadWithPause(*stub_, Request(240), [] {});
+  EXPECT_TRUE(next.status.ok()) << next.status.error_message();
+  EXPECT_EQ(next.ids.size(), 240u);
 }
 
 // A call whose client stopped reading does not keep its model: unloading it

@@ -238,7 +238,13 @@ TEST(ServerMetricsTest, RefusedNamesTakeNoLabelAndNamedTenantsKeepTheirs) {
   m.RecordTenantFinish("late", Finish(FinishReason::kStop, 2, 0, 1, 100));
   m.RecordTenantRefusal("late", "RESOURCE_EXHAUSTED", "tenant_rate");
   m.RecordTenantRefusal("acme", "RESOURCE_EXHAUSTED", "tenant_rate");
+  m.RecordTenantRefusal("admitted", "UNAVAILABLE", "load_failed", /*admitted=*/true);
   const auto s = Samples(m.Render({}));
+  EXPECT_EQ(Get(s,
+                "cohost_tenant_refusals_total{tenant=\"admitted\",code=\"UNAVAILABLE\","
+                "reason=\"load_failed\"}"),
+            "1")
+      << "a failure after admission takes a label, as its finish would";
   EXPECT_EQ(Get(s,
                 "cohost_tenant_refusals_total{tenant=\"(other)\",code=\"INVALID_ARGUMENT\","
                 "reason=\"other\"}"),

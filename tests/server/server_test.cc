@@ -602,7 +602,8 @@ TEST(ServerTest, ARunningStreamPastItsDeadlineIsCountedAsDeadlineExceeded) {
   const std::string page = ts.metrics().Render({});
   EXPECT_THAT(page, HasSubstr(absl::StrCat("cohost_request_cancellations_total{model=\"", kModel,
                                            "\"} 0")));
-  EXPECT_THAT(page, HasSubstr("code=\"DEADLINE_EXCEEDED\",reason=\"deadline\"} 1"));
+  EXPECT_THAT(page, HasSubstr("{tenant=\"acme\",code=\"DEADLINE_EXCEEDED\",reason=\"deadline\"} 1"))
+      << "the admitted request's own tenant label";
   EXPECT_TRUE(WaitFor([&] { return PoolIdle(ts.Stats()); }, seconds(5)));
 }
 

@@ -108,7 +108,8 @@ std::vector<FlagSpec> ServeFlagSpecs() {
       {"drain-seconds", "S", "on SIGTERM, how long in-flight requests may finish (default 30)"},
       {"stream-stall-seconds", "S",
        "a gRPC stream whose client has read nothing for this long once its output is complete "
-       "(or its buffer full) is cancelled, letting go of what it holds (default 30)"},
+       "(or its buffer full), or has not read 1 MiB of what was left in each such span, is "
+       "cancelled, letting go of what it holds (default 30)"},
       {"step-slice-ms", "MS",
        "while models share a device, size each step to last about this long (default 250; "
        "0: no cap)"},
