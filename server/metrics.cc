@@ -407,7 +407,8 @@ std::string ServerMetrics::Render(const std::vector<ModelGauges>& gauges,
             "Time between consecutive generated tokens of a request, in seconds.",
             &ModelMetrics::inter_token);
   histogram("cohost_request_queue_time_seconds",
-            "Time a request waited before it was first scheduled, in seconds.",
+            "Time a request waited before it was first scheduled (or left the queue "
+            "unscheduled), in seconds.",
             &ModelMetrics::queue);
   histogram("cohost_e2e_request_latency_seconds",
             "Time from receiving a request to its end, in seconds.", &ModelMetrics::e2e);

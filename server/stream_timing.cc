@@ -52,6 +52,12 @@ runtime::FinishInfo StreamTiming::OnFinish(const runtime::FinishInfo& info) {
                          info.reason == runtime::FinishReason::kLength ||
                          info.reason == runtime::FinishReason::kStopString;
   if (!first_token_ && delivered && info.completion_tokens > 0) FirstToken(Clock::now());
+  // It left the queue unscheduled (cancelled, past its deadline, its model's
+  // load failed): its wait counts too, or the longest waits of an overload
+  // would be missing from the histogram.
+  if (!scheduled_ && metrics_ != nullptr && !further_choice_) {
+    metrics_->ObserveQueueTime(model_, MsBetween(arrival_, Clock::now()) / 1000.0);
+  }
   runtime::FinishInfo adjusted = info;
   runtime::RequestTimings& t = adjusted.timings;
   if (scheduled_) t.queue_ms = MsBetween(arrival_, *scheduled_);

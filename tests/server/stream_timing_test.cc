@@ -83,5 +83,24 @@ TEST(StreamTimingTest, ARequestThatEndedBeforeSendingAnythingHasNoFirstToken) {
   }
 }
 
+// A request that left the queue unscheduled (cancelled, past its deadline,
+// its model's load failed) waited too: its wait is in the queue-time
+// histogram, once. Before, only scheduled requests were, and an overload's
+// longest waits were missing.
+TEST(StreamTimingTest, ARequestThatNeverLeftTheQueueCountsItsWait) {
+  ServerMetrics metrics;
+  StreamTiming waited(&metrics, runtime::Clock::now());
+  waited.set_model("m");
+  runtime::FinishInfo info;
+  info.reason = runtime::FinishReason::kCancelled;
+  waited.OnFinish(info);
+  StreamTiming scheduled(&metrics, runtime::Clock::now());
+  scheduled.set_model("m");
+  scheduled.OnScheduled();
+  scheduled.OnFinish(runtime::FinishInfo{});
+  EXPECT_THAT(metrics.Render({}), HasSubstr(Count("cohost_request_queue_time_seconds") + "2\n"))
+      << "one each, the scheduled one's at its scheduling";
+}
+
 }  // namespace
 }  // namespace cohost::server
