@@ -19,9 +19,10 @@ absl::StatusOr<std::vector<int32_t>> PromptIds(const v1::GenerateRequest& reques
                                                const runtime::Tokenizer& tokenizer) {
   switch (request.input_case()) {
     case v1::GenerateRequest::kText:
-      if (request.text().empty()) return absl::InvalidArgumentError("text input is empty");
       // The same rules as `cohost run`: BOS/EOS per the model, special-token
-      // spellings parsed.
+      // spellings parsed. An empty text is the model's BOS alone where it
+      // adds one (unconditional generation, as OpenAI and vLLM allow), else
+      // no tokens (refused below).
       return tokenizer.Encode(request.text(), /*add_special=*/true);
     case v1::GenerateRequest::kChat: {
       if (request.chat().messages().empty()) {
@@ -112,18 +113,19 @@ absl::StatusOr<runtime::GenerateRequest> BuildGenerateRequest(
   // request of tiny messages cost tens of times that in memory.
   if (request.has_chat() && limits.context_length > 0 &&
       request.chat().messages_size() > limits.context_length) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("chat input has %d messages; the model's context holds %d tokens",
-                        request.chat().messages_size(), limits.context_length));
+    return runtime::ContextLengthExceeded(absl::StrFormat(
+        "This model's maximum context length is %d tokens; the chat input has %d messages",
+        limits.context_length, request.chat().messages_size()));
   }
   ASSIGN_OR_RETURN(out.prompt_ids, PromptIds(request, tokenizer));
   if (out.prompt_ids.empty()) return absl::InvalidArgumentError("the input encodes to no tokens");
   if (request.has_max_tokens()) {
     // Beyond int32 is beyond every context, said with the value sent.
     if (request.max_tokens() > static_cast<uint32_t>(std::numeric_limits<int32_t>::max())) {
-      return absl::InvalidArgumentError(
-          absl::StrFormat("max_tokens (%d) exceeds the model's context of %d tokens",
-                          request.max_tokens(), limits.context_length));
+      return runtime::ContextLengthExceeded(
+          absl::StrFormat("This model's maximum context length is %d tokens; max_tokens (%d) "
+                          "exceeds it",
+                          limits.context_length, request.max_tokens()));
     }
     out.sampling.max_tokens = static_cast<int32_t>(request.max_tokens());
   } else {

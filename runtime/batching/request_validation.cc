@@ -1,11 +1,18 @@
 #include "runtime/batching/request_validation.h"
 
 #include <algorithm>
+#include <string_view>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
 
 namespace cohost::runtime {
+namespace {
+
+constexpr char kContextLengthPayload[] = "cohost.dev/context_length_exceeded";
+
+}  // namespace
 
 absl::Status ValidateRequest(const GenerateRequest& request, const RequestLimits& limits) {
   const std::vector<int32_t>& ids = request.prompt_ids;
@@ -21,25 +28,38 @@ absl::Status ValidateRequest(const GenerateRequest& request, const RequestLimits
   return CheckRequestFits(static_cast<int64_t>(ids.size()), request.sampling.max_tokens, limits);
 }
 
+absl::Status ContextLengthExceeded(std::string_view message) {
+  absl::Status status =
+      absl::InvalidArgumentError(absl::string_view(message.data(), message.size()));
+  status.SetPayload(kContextLengthPayload, absl::Cord("1"));
+  return status;
+}
+
+bool IsContextLengthExceeded(const absl::Status& status) {
+  return status.GetPayload(kContextLengthPayload).has_value();
+}
+
 absl::Status CheckRequestFits(int64_t prompt, int32_t max_tokens, const RequestLimits& limits) {
   const int64_t need = prompt + max_tokens;
   if (need > limits.context_length) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "prompt (%d tokens) plus max_tokens (%d) exceeds the model's context of %d tokens", prompt,
-        max_tokens, limits.context_length));
+    return ContextLengthExceeded(absl::StrFormat(
+        "This model's maximum context length is %d tokens; the prompt (%d tokens) plus "
+        "max_tokens (%d) exceed it",
+        limits.context_length, prompt, max_tokens));
   }
   if (limits.max_unchunked_tokens > 0 && need - 1 > limits.max_unchunked_tokens) {
     // Without chunking a sequence (re)starts whole, and after a preemption
     // "whole" includes its generated tokens.
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "with chunked prefill off, prompt (%d tokens) plus max_tokens (%d) must fit one step of "
-        "%d tokens",
-        prompt, max_tokens, limits.max_unchunked_tokens));
+    return ContextLengthExceeded(absl::StrFormat(
+        "This model's maximum context length is %d tokens here (chunked prefill is off: one "
+        "step's); the prompt (%d tokens) plus max_tokens (%d) exceed it",
+        limits.max_unchunked_tokens + 1, prompt, max_tokens));
   }
   if (limits.kv_capacity_tokens > 0 && need > limits.kv_capacity_tokens) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "prompt (%d tokens) plus max_tokens (%d) can never fit in the KV pool of %d tokens", prompt,
-        max_tokens, limits.kv_capacity_tokens));
+    return ContextLengthExceeded(absl::StrFormat(
+        "This model's maximum context length is %d tokens here (its KV pool); the prompt (%d "
+        "tokens) plus max_tokens (%d) exceed it",
+        limits.kv_capacity_tokens, prompt, max_tokens));
   }
   return absl::OkStatus();
 }
@@ -53,10 +73,10 @@ absl::StatusOr<int32_t> DefaultMaxTokens(int64_t prompt_tokens, const RequestLim
     room = std::min(room, limits.max_unchunked_tokens + 1 - prompt_tokens);
   }
   if (room < 1) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "the prompt has %d tokens and leaves no room to generate one (the model's context holds "
-        "%d tokens, the KV pool %d)",
-        prompt_tokens, limits.context_length, limits.kv_capacity_tokens));
+    return ContextLengthExceeded(absl::StrFormat(
+        "This model's maximum context length is %d tokens (its KV pool holds %d); the prompt "
+        "has %d tokens and leaves no room to generate one",
+        limits.context_length, limits.kv_capacity_tokens, prompt_tokens));
   }
   return static_cast<int32_t>(std::min<int64_t>(kDefaultMaxTokens, room));
 }

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string_view>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -31,6 +32,13 @@ absl::Status ValidateRequest(const GenerateRequest& request, const RequestLimits
 // of the same model (the context, the KV pool, an unchunked step).
 absl::Status CheckRequestFits(int64_t prompt_tokens, int32_t max_tokens,
                               const RequestLimits& limits);
+
+// INVALID_ARGUMENT for a request longer than the model can hold, tagged so
+// that a front door can say so in its clients' terms (the OpenAI API's
+// `context_length_exceeded`). `message` follows vLLM's wording ("This
+// model's maximum context length is N tokens"), which clients match.
+absl::Status ContextLengthExceeded(std::string_view message);
+bool IsContextLengthExceeded(const absl::Status& status);
 
 // max_tokens for a request that did not set it: kDefaultMaxTokens, capped by
 // the room the prompt leaves in the context and the KV pool. INVALID_ARGUMENT

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/utf8.h"
 #include "nlohmann/json.hpp"
+#include "runtime/batching/request_validation.h"
 #include "runtime/tokenizer/unicode.h"
 
 namespace cohost::server::http {
@@ -43,11 +44,15 @@ std::string CodeName(absl::StatusCode code) {
 }
 
 Json ErrorJson(const absl::Status& status) {
+  // OpenAI's code for a request longer than the model holds, which clients
+  // (LiteLLM's context-window fallbacks, agent frameworks' condensers) act on.
+  const std::string code = runtime::IsContextLengthExceeded(status) ? "context_length_exceeded"
+                                                                    : CodeName(status.code());
   return Json{{"error",
                {{"message", std::string(status.message())},
                 {"type", ErrorType(HttpStatusFor(status.code()))},
                 {"param", nullptr},
-                {"code", CodeName(status.code())}}}};
+                {"code", code}}}};
 }
 
 Json Header(const ResponseHeader& h, bool chunk) {

@@ -136,13 +136,17 @@ absl::Status ParsePrompt(const Json& body, v1::GenerateRequest* out) {
     out->set_text((*prompt)[0].get<std::string>());
     return absl::OkStatus();
   }
-  if (prompt->is_array() && !prompt->empty()) {
+  // One prompt of token ids may come as a list of one list (the OpenAI
+  // types allow it; lm-evaluation-harness sends it).
+  const Json* ids = prompt;
+  if (prompt->is_array() && prompt->size() == 1 && (*prompt)[0].is_array()) ids = &(*prompt)[0];
+  if (ids->is_array() && !ids->empty()) {
     v1::TokenInput* tokens = out->mutable_tokens();
-    for (const Json& id : *prompt) {
+    for (const Json& id : *ids) {
       if (!id.is_number_integer()) {
         return Bad("prompt",
-                   "must be a string, a list of one string, or a list of token ids "
-                   "(send several prompts as several requests)");
+                   "must be a string, a list of one string, or a list of token ids (or a "
+                   "list of one such list; send several prompts as several requests)");
       }
       const int64_t v = id.get<int64_t>();
       if (v < 0 || v > std::numeric_limits<int32_t>::max()) {
@@ -271,7 +275,9 @@ absl::Status ParseLogprobs(const Json& body, Endpoint endpoint, v1::GenerateRequ
   if (!wanted.ok()) return wanted.status();
   absl::StatusOr<std::optional<int64_t>> top = Integer(body, "top_logprobs");
   if (!top.ok()) return top.status();
-  if (*top && !*wanted) return Bad("top_logprobs", "needs logprobs: true");
+  // top_logprobs: 0 asks for nothing (LangChain sends it): only more needs
+  // logprobs, as vLLM has it.
+  if (*top && **top != 0 && !*wanted) return Bad("top_logprobs", "needs logprobs: true");
   if (!*wanted) return absl::OkStatus();
   const int64_t n = top->value_or(0);
   if (absl::Status s = in_range("top_logprobs", n); !s.ok()) return s;

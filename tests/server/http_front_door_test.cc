@@ -563,7 +563,8 @@ TEST_F(HttpFrontDoorTest, ErrorsHaveTheirStatusAndAnOpenAiBody) {
                     "top_logprobs": 2})",
                 400, "top_logprobs needs logprobs: true"},
            Case{"/v1/completions", bad_n.dump(), 400, "n must be in [1, 8]"},
-           Case{"/v1/completions", long_prompt.dump(), 400, "context"},
+           Case{"/v1/completions", long_prompt.dump(), 400,
+                "This model's maximum context length is"},
            Case{"/v1/nothing", "{}", 404, "no such endpoint"},
        }) {
     httplib::Result r = Post(c.path, c.body);
@@ -573,6 +574,16 @@ TEST_F(HttpFrontDoorTest, ErrorsHaveTheirStatusAndAnOpenAiBody) {
     ASSERT_TRUE(j.contains("error")) << r->body;
     EXPECT_THAT(j["error"]["message"].get<std::string>(), HasSubstr(c.message)) << c.body;
     EXPECT_TRUE(j["error"].contains("type"));
+  }
+  {
+    // OpenAI's code for a prompt the model cannot hold, which clients act on
+    // (LiteLLM's context-window fallbacks); others keep gRPC's code's name.
+    httplib::Result r = Post("/v1/completions", long_prompt.dump());
+    ASSERT_TRUE(r);
+    EXPECT_EQ(Json::parse(r->body)["error"]["code"], "context_length_exceeded");
+    httplib::Result hot = Post("/v1/completions", too_hot.dump());
+    ASSERT_TRUE(hot);
+    EXPECT_EQ(Json::parse(hot->body)["error"]["code"], "invalid_argument");
   }
   // Errors are counted against the model once the request names one that
   // exists (as over gRPC), else against none.

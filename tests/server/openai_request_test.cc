@@ -125,6 +125,36 @@ TEST(OpenAiRequestTest, StopTokenIdsAreServed) {
   }
 }
 
+// One prompt of token ids as a list of one list, as lm-evaluation-harness
+// sends it (the OpenAI types allow it); several prompts stay refused.
+TEST(OpenAiRequestTest, APromptOfIdsMayComeAsAListOfOneList) {
+  Json body = Completion();
+  body["prompt"] = Json::array({Json::array({1, 2, 3})});
+  absl::StatusOr<CompletionRequest> r = ParseCompletionRequest(body.dump(), Endpoint::kCompletions);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_THAT(r->request.tokens().ids(), ::testing::ElementsAre(1, 2, 3));
+  for (const Json& bad : {Json::array({Json::array({1}), Json::array({2})}),
+                          Json::array({Json::array()}), Json::array({Json::array({"x"})})}) {
+    body["prompt"] = bad;
+    r = ParseCompletionRequest(body.dump(), Endpoint::kCompletions);
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << bad.dump();
+  }
+}
+
+// top_logprobs: 0 asks for nothing and needs no logprobs (LangChain sends it);
+// more does.
+TEST(OpenAiRequestTest, TopLogprobsZeroNeedsNoLogprobs) {
+  Json body = Chat();
+  body["top_logprobs"] = 0;
+  absl::StatusOr<CompletionRequest> r =
+      ParseCompletionRequest(body.dump(), Endpoint::kChatCompletions);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_FALSE(r->request.has_logprobs());
+  body["top_logprobs"] = 1;
+  r = ParseCompletionRequest(body.dump(), Endpoint::kChatCompletions);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 // chat_template_kwargs' enable_thinking reaches the chat input (other
 // variables are ignored, as a template ignores what it does not read).
 TEST(OpenAiRequestTest, EnableThinkingReachesTheChat) {

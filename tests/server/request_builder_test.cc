@@ -12,6 +12,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/delta_backlog.h"
 #include "server/health_watchdog.h"
@@ -104,7 +105,7 @@ TEST_F(RequestBuilderTest, BadInputsAreInvalidArgument) {
   v1::GenerateRequest none;
   none.set_model("m");
   EXPECT_EQ(Code(none), kInvalid) << "no input";
-  EXPECT_EQ(Code(Text("")), kInvalid) << "empty text";
+  EXPECT_EQ(Code(Text("")), kInvalid) << "empty text, and no BOS to start from";
   EXPECT_EQ(Code(Text("ab\xff\xfe")), kInvalid) << "invalid UTF-8";
   EXPECT_EQ(Code(Text("\xe2\x82")), kInvalid) << "truncated UTF-8";
 
@@ -132,7 +133,7 @@ TEST_F(RequestBuilderTest, BadInputsAreInvalidArgument) {
   EXPECT_TRUE(Build(r).ok()) << "exactly the context";
   r.set_max_tokens(std::numeric_limits<uint32_t>::max());
   EXPECT_EQ(Build(r).status().message(),
-            "max_tokens (4294967295) exceeds the model's context of 64 tokens")
+            "This model's maximum context length is 64 tokens; max_tokens (4294967295) exceeds it")
       << "the value sent, not a clamped one";
   v1::GenerateRequest lp = Text("hi");
   for (const uint32_t n : {21u, 2147483648u, std::numeric_limits<uint32_t>::max()}) {
@@ -196,6 +197,22 @@ TEST_F(RequestBuilderTest, ChatWithoutATemplateIsAFailedPreconditionNotAnUnknown
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << role;
     EXPECT_EQ(s.message(), "messages[1].role must be system, user or assistant") << role;
   }
+}
+
+// An empty text, on a model that adds BOS, is BOS alone: unconditional
+// generation, as OpenAI and vLLM allow it.
+TEST_F(RequestBuilderTest, AnEmptyTextIsTheBosAloneWhereTheModelAddsOne) {
+  runtime::TokenizerSpec spec = runtime::testing::MakeByteTokenizerSpec();
+  spec.token_types[257] = runtime::TokenType::kControl;
+  spec.bos_id = 257;
+  spec.add_bos = true;
+  absl::StatusOr<std::unique_ptr<runtime::Tokenizer>> t = runtime::Tokenizer::Create(spec);
+  ASSERT_TRUE(t.ok()) << t.status();
+  absl::StatusOr<runtime::GenerateRequest> g = BuildGenerateRequest(Text(""), **t, limits_);
+  ASSERT_TRUE(g.ok()) << g.status();
+  EXPECT_EQ(g->prompt_ids, std::vector<int32_t>{257});
+  EXPECT_THAT(std::string(Build(Text("")).status().message()), ::testing::HasSubstr("no tokens"))
+      << "the byte tokenizer adds none";
 }
 
 // A chat's enable_thinking reaches the template: with Qwen3's switch, false

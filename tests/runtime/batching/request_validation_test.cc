@@ -59,17 +59,20 @@ TEST(ValidateRequestTest, ContextPoolAndUnchunkedStepEachBound) {
   EXPECT_TRUE(ValidateRequest(Request(60, 4), roomy_pool).ok()) << "exactly the context";
   absl::Status s = ValidateRequest(Request(60, 5), roomy_pool);
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(Message(s), HasSubstr("exceeds the model's context of 64 tokens"));
+  EXPECT_THAT(Message(s), HasSubstr("This model's maximum context length is 64 tokens"));
+  EXPECT_TRUE(IsContextLengthExceeded(s));
+  EXPECT_FALSE(IsContextLengthExceeded(absl::InvalidArgumentError("other")));
 
   s = ValidateRequest(Request(40, 9), kLimits);
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(Message(s), HasSubstr("can never fit in the KV pool of 48 tokens"));
+  EXPECT_THAT(Message(s), HasSubstr("maximum context length is 48 tokens here (its KV pool)"));
+  EXPECT_TRUE(IsContextLengthExceeded(s));
 
   RequestLimits unchunked = kLimits;
   unchunked.max_unchunked_tokens = 10;
   EXPECT_TRUE(ValidateRequest(Request(8, 3), unchunked).ok()) << "prompt + max_tokens - 1 = 10";
   s = ValidateRequest(Request(8, 4), unchunked);
-  EXPECT_THAT(Message(s), HasSubstr("must fit one step of 10 tokens"));
+  EXPECT_THAT(Message(s), HasSubstr("11 tokens here (chunked prefill is off"));
 
   RequestLimits unchecked_pool = kLimits;
   unchecked_pool.kv_capacity_tokens = 0;
