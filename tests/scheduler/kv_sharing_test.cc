@@ -243,7 +243,14 @@ TEST_F(KvSharingTest, TwoModelsEachNeedingMostOfThePoolBothFinish) {
   std::shared_ptr<ServedModel> a = Add("a"), b = Add("b");
   // 156 tokens: 39 of the pool's 63 usable blocks each.
   const runtime::GenerateRequest ra = Request(100, 56, 1), rb = Request(100, 56, 2);
-  std::shared_ptr<Collect> sa = Submit(a, ra), sb = Submit(b, rb);
+  // a's first token holds the executor until b's request is queued: both
+  // then hold memory at once. (Otherwise, on a loaded machine, a could run to
+  // its end before b arrived, and nobody would be preempted.)
+  auto gate = std::make_shared<cohost::testing::Gate>();
+  std::shared_ptr<Collect> sa = Submit(a, ra, std::make_shared<GatedCollect>(gate));
+  ASSERT_TRUE(gate->WaitEntered());
+  std::shared_ptr<Collect> sb = Submit(b, rb);
+  gate->Open();
   ASSERT_TRUE(sa->Wait(kWait)) << "a holds " << a->kv_bytes_held() / block_bytes_ << " blocks, b "
                                << b->kv_bytes_held() / block_bytes_;
   ASSERT_TRUE(sb->Wait(kWait)) << "a holds " << a->kv_bytes_held() / block_bytes_ << " blocks, b "
