@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 
 #include <atomic>
+#include <cctype>
 #include <cstdlib>
 #include <ctime>
 #include <optional>
@@ -66,6 +67,7 @@ absl::StatusOr<std::unique_ptr<HttpFrontDoor>> HttpFrontDoor::Start(const Stream
   if (options.max_connections == 0) {
     return absl::InvalidArgumentError("the HTTP connection cap must be at least 1");
   }
+  if (!options.cors_origin.empty()) RETURN_IF_ERROR(ValidCorsOrigin(options.cors_origin));
   RETURN_IF_ERROR(PrepareLibevent());  // engine threads wake the loop
 
   std::unique_ptr<HttpFrontDoor> d(new HttpFrontDoor());
@@ -315,6 +317,28 @@ void HttpFrontDoor::RecordError(const absl::Status& status, std::string_view mod
   }
 }
 
+absl::Status ValidCorsOrigin(std::string_view origin) {
+  if (origin == "*") return absl::OkStatus();
+  const auto bad = [&](const char* why) {
+    return absl::InvalidArgumentError(absl::StrCat("--http-cors-origin: ", why));
+  };
+  std::string_view rest = origin;
+  if (rest.starts_with("https://")) {
+    rest.remove_prefix(8);
+  } else if (rest.starts_with("http://")) {
+    rest.remove_prefix(7);
+  } else {
+    return bad("expected \"*\" or an origin that starts with http:// or https://");
+  }
+  if (rest.empty() || rest.size() > 253 + 6) return bad("expected a host after the scheme");
+  for (const char c : rest) {
+    const bool ok = std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '.' || c == '-' ||
+                    c == ':' || c == '[' || c == ']';
+    if (!ok) return bad("an origin is scheme://host[:port], without a path or other characters");
+  }
+  return absl::OkStatus();
+}
+
 void HttpFrontDoor::OnRequest(evhttp_request* req, void* self) {
   auto* d = static_cast<HttpFrontDoor*>(self);
   // The request is in: its connection's read deadline stops until the reply
@@ -335,6 +359,18 @@ void HttpFrontDoor::OnRequest(evhttp_request* req, void* self) {
                          "Transfer-Encoding, both, a coding other than chunked or on HTTP/1.0, "
                          "or a body on a method that takes none"),
                      0);
+  }
+  if (!d->options_.cors_origin.empty()) {
+    evkeyvalq* out = evhttp_request_get_output_headers(req);
+    evhttp_add_header(out, "Access-Control-Allow-Origin", d->options_.cors_origin.c_str());
+    if (method == EVHTTP_REQ_OPTIONS) {  // a browser's preflight
+      evhttp_add_header(out, "Access-Control-Allow-Methods", "GET, HEAD, POST, OPTIONS");
+      evhttp_add_header(out, "Access-Control-Allow-Headers",
+                        "authorization, content-type, x-cohost-tenant");
+      evhttp_add_header(out, "Access-Control-Max-Age", "600");
+      evhttp_send_reply(req, 204, "No Content", nullptr);
+      return;
+    }
   }
   const bool get = method == EVHTTP_REQ_GET || method == EVHTTP_REQ_HEAD;
   const bool post = method == EVHTTP_REQ_POST;

@@ -41,6 +41,10 @@ class ConnectionCap;
 class LoopOffload;
 class Waker;
 
+// OK for "*" or an origin, scheme://host[:port] with scheme http or https
+// and no path; INVALID_ARGUMENT naming what is wrong (it becomes a header).
+absl::Status ValidCorsOrigin(std::string_view origin);
+
 struct HttpOptions {
   std::string host = "127.0.0.1";
   int port = 0;  // 0: the OS picks one (see port())
@@ -52,6 +56,11 @@ struct HttpOptions {
   // A connection that sends nothing for this long while its request is read
   // is closed (also bounds a stalled write).
   int io_timeout_seconds = 60;
+  // Browsers' cross-origin access (CORS): empty, none (a preflight is a
+  // 405); else the origin allowed, "*" or one like "https://app.example",
+  // sent on every reply, and OPTIONS preflights are answered (204).
+  // ValidCorsOrigin checks it.
+  std::string cors_origin;
   // A connection must send each request in whole within this long of opening
   // or of its previous reply's end, or it is closed: a client sending a byte
   // at a time, each within the io timeout, holds it no longer (slowloris).

@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <optional>
 #include <string>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "common/utf8.h"
 #include "nlohmann/json.hpp"
@@ -43,15 +45,18 @@ std::string CodeName(absl::StatusCode code) {
   return name;
 }
 
+constexpr char kParamPayload[] = "cohost.dev/openai_param";
+
 Json ErrorJson(const absl::Status& status) {
   // OpenAI's code for a request longer than the model holds, which clients
   // (LiteLLM's context-window fallbacks, agent frameworks' condensers) act on.
   const std::string code = runtime::IsContextLengthExceeded(status) ? "context_length_exceeded"
                                                                     : CodeName(status.code());
+  const auto param = status.GetPayload(kParamPayload);
   return Json{{"error",
                {{"message", std::string(status.message())},
                 {"type", ErrorType(HttpStatusFor(status.code()))},
-                {"param", nullptr},
+                {"param", param ? Json(std::string(*param)) : Json(nullptr)},
                 {"code", code}}}};
 }
 
@@ -182,6 +187,11 @@ int HttpStatusFor(absl::StatusCode code) {
 
 std::string ErrorBody(const absl::Status& status) {
   return ErrorJson(status).dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+absl::Status WithParam(absl::Status status, std::string_view param) {
+  status.SetPayload(kParamPayload, absl::Cord(absl::string_view(param.data(), param.size())));
+  return status;
 }
 
 std::optional<std::string_view> OpenAiFinishReason(runtime::FinishReason reason) {

@@ -20,8 +20,11 @@ namespace cohost::server::http {
 // 400, 401, 403, 404, 429, 503, 504, 501 or 500.
 int HttpStatusFor(absl::StatusCode code);
 
-// {"error": {"message", "type", "param": null, "code"}}.
+// {"error": {"message", "type", "param", "code"}}: `param` the request
+// field the error names (WithParam), else null.
 std::string ErrorBody(const absl::Status& status);
+// `status`, naming the request field it is about (OpenAI's error `param`).
+absl::Status WithParam(absl::Status status, std::string_view param);
 
 // What identifies one response: its id, creation time and model.
 struct ResponseHeader {

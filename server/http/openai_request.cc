@@ -10,6 +10,7 @@
 #include "nlohmann/json.hpp"
 #include "runtime/loader/loader_json.h"
 #include "runtime/sampling/sampling_params.h"
+#include "server/http/openai_format.h"
 
 namespace cohost::server::http {
 namespace {
@@ -17,7 +18,8 @@ namespace {
 using Json = nlohmann::json;
 
 absl::Status Bad(std::string_view field, std::string_view what) {
-  return absl::InvalidArgumentError(absl::StrCat(std::string(field), " ", std::string(what)));
+  return WithParam(
+      absl::InvalidArgumentError(absl::StrCat(std::string(field), " ", std::string(what))), field);
 }
 
 // The field when present and not null.

@@ -517,6 +517,38 @@ TEST_F(HttpFrontDoorTest, MoreChoicesThanTheModelsQueueHoldsAre400) {
   EXPECT_EQ(Json::parse(r->body)["choices"].size(), 3u);
 }
 
+// CORS, opted into (--http-cors-origin): a browser's preflight is answered
+// and every reply names the origin allowed; a bad origin is refused at
+// start-up (it becomes a header). Off, a preflight is a 405, as before.
+TEST_F(HttpFrontDoorTest, CorsIsAnsweredWhenAnOriginIsAllowed) {
+  EXPECT_TRUE(ValidCorsOrigin("*").ok());
+  EXPECT_TRUE(ValidCorsOrigin("https://app.example:8443").ok());
+  for (const char* bad : {"", "app.example", "https://", "https://a.example/path",
+                          "https://a.example\r\nX-Evil: 1", "ftp://a.example"}) {
+    EXPECT_EQ(ValidCorsOrigin(bad).code(), absl::StatusCode::kInvalidArgument) << bad;
+  }
+  http_options_.cors_origin = "http://localhost:3000";
+  Start();
+  const httplib::Headers preflight = {
+      {"Origin", "http://localhost:3000"},
+      {"Access-Control-Request-Method", "POST"},
+      {"Access-Control-Request-Headers", "authorization,content-type"}};
+  httplib::Result r = client_->Options("/v1/chat/completions", preflight);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 204);
+  EXPECT_EQ(r->get_header_value("Access-Control-Allow-Origin"), "http://localhost:3000");
+  EXPECT_THAT(r->get_header_value("Access-Control-Allow-Headers"), HasSubstr("authorization"));
+  EXPECT_THAT(r->get_header_value("Access-Control-Allow-Methods"), HasSubstr("POST"));
+  httplib::Result post = Post("/v1/completions", CompletionBody(2).dump());
+  ASSERT_TRUE(post);
+  EXPECT_EQ(post->status, 200) << post->body;
+  EXPECT_EQ(post->get_header_value("Access-Control-Allow-Origin"), "http://localhost:3000");
+  httplib::Result missing = client_->Get("/v1/models/nothing");
+  ASSERT_TRUE(missing);
+  EXPECT_EQ(missing->get_header_value("Access-Control-Allow-Origin"), "http://localhost:3000")
+      << "errors too, or the browser hides them";
+}
+
 TEST_F(HttpFrontDoorTest, ErrorsHaveTheirStatusAndAnOpenAiBody) {
   Start();
   struct Case {
@@ -584,6 +616,11 @@ TEST_F(HttpFrontDoorTest, ErrorsHaveTheirStatusAndAnOpenAiBody) {
     httplib::Result hot = Post("/v1/completions", too_hot.dump());
     ASSERT_TRUE(hot);
     EXPECT_EQ(Json::parse(hot->body)["error"]["code"], "invalid_argument");
+    // The field a request error is about is its `param`, as OpenAI's are.
+    httplib::Result typed = Post("/v1/completions", bad_temperature.dump());
+    ASSERT_TRUE(typed);
+    EXPECT_EQ(Json::parse(typed->body)["error"]["param"], "temperature");
+    EXPECT_TRUE(Json::parse(r->body)["error"]["param"].is_null());
   }
   // Errors are counted against the model once the request names one that
   // exists (as over gRPC), else against none.

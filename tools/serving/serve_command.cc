@@ -80,6 +80,9 @@ std::vector<FlagSpec> ServeFlagSpecs() {
       {"http-port", "P",
        "also serve the OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, "
        "/v1/models, /health) on this port; 0 picks a free one (default: off)"},
+      {"http-cors-origin", "ORIGIN",
+       "let browser pages from ORIGIN (\"*\" for any, or like https://app.example) call the "
+       "HTTP API: CORS headers on every reply, preflights answered (default: none)"},
       {"http-max-connections", "N",
        "connections the HTTP API keeps open at once; past it new ones wait to be accepted "
        "(default half the open-files limit, at most 4096)"},
@@ -135,6 +138,7 @@ struct ServeConfig {
   int metrics_port = 9090;
   std::string metrics_host;      // --metrics-host, else --host
   std::optional<int> http_port;  // the OpenAI API; off when unset
+  std::string http_cors_origin;  // --http-cors-origin; empty: no CORS
   std::optional<int64_t> http_max_connections;
   std::optional<int64_t> http_max_connections_per_client;
   bool split_reasoning = true;  // --reasoning-parser auto
@@ -195,6 +199,10 @@ absl::StatusOr<ServeConfig> ConfigFromArgs(const ParsedArgs& args) {
   if (args.Has("http-port")) {
     c.http_port = 0;
     RETURN_IF_ERROR(ReadInt(args, "http-port", 0, 65535, *c.http_port));
+  }
+  if (std::optional<std::string> origin = args.Get("http-cors-origin")) {
+    RETURN_IF_ERROR(server::http::ValidCorsOrigin(*origin));
+    c.http_cors_origin = *origin;
   }
   if (args.Has("http-max-connections")) {
     c.http_max_connections = 0;
@@ -582,6 +590,7 @@ int ServeCommand(int argc, char** argv) {
             : std::max<size_t>(options.max_connections / 2, 1);
     options.tls = config->server.tls;
     options.call.split_reasoning = config->split_reasoning;
+    options.cors_origin = config->http_cors_origin;
     options.grpc_accepting = [&grpc_server] { return (*grpc_server)->accepting(); };
     const server::StreamDeps deps{&router, &metrics, &config->server.api_keys,
                                   config->server.stream};
