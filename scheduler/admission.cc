@@ -40,7 +40,11 @@ absl::Status WithRefusalReason(absl::Status status, std::string_view reason) {
 
 std::string RefusalReason(const absl::Status& status) {
   const auto payload = status.GetPayload(kReasonPayload);
-  return payload ? std::string(*payload) : std::string();
+  if (payload) return std::string(*payload);
+  // A deadline the engine (or the queue) saw pass carries no reason of its
+  // own: it is the deadline's, as admission's refusal by one is.
+  if (status.code() == absl::StatusCode::kDeadlineExceeded) return "deadline";
+  return std::string();
 }
 
 std::optional<std::chrono::milliseconds> RetryPushback(const absl::Status& status) {

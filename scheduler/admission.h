@@ -52,6 +52,8 @@ std::optional<std::chrono::milliseconds> RetryPushback(const absl::Status& statu
 // failed).
 std::optional<std::chrono::milliseconds> PushbackToSend(const absl::Status& status,
                                                         std::chrono::milliseconds fallback);
+// The reason a refusal carries; "deadline" for a DEADLINE_EXCEEDED without
+// one (the engine's or the queue's); else empty.
 std::string RefusalReason(const absl::Status& status);
 
 class Admission {

@@ -19,10 +19,16 @@ absl::StatusOr<std::vector<int32_t>> PromptIds(const v1::GenerateRequest& reques
                                                const runtime::Tokenizer& tokenizer) {
   switch (request.input_case()) {
     case v1::GenerateRequest::kText:
+      // An empty text is the model's BOS alone where it adds one
+      // (unconditional generation, as OpenAI and vLLM allow), nothing else.
+      if (request.text().empty()) {
+        if (!tokenizer.adds_bos()) {
+          return absl::InvalidArgumentError("text input is empty (the model adds no BOS)");
+        }
+        return std::vector<int32_t>{tokenizer.bos_id()};
+      }
       // The same rules as `cohost run`: BOS/EOS per the model, special-token
-      // spellings parsed. An empty text is the model's BOS alone where it
-      // adds one (unconditional generation, as OpenAI and vLLM allow), else
-      // no tokens (refused below).
+      // spellings parsed.
       return tokenizer.Encode(request.text(), /*add_special=*/true);
     case v1::GenerateRequest::kChat: {
       if (request.chat().messages().empty()) {
@@ -122,10 +128,10 @@ absl::StatusOr<runtime::GenerateRequest> BuildGenerateRequest(
   if (request.has_max_tokens()) {
     // Beyond int32 is beyond every context, said with the value sent.
     if (request.max_tokens() > static_cast<uint32_t>(std::numeric_limits<int32_t>::max())) {
-      return runtime::ContextLengthExceeded(
-          absl::StrFormat("This model's maximum context length is %d tokens; max_tokens (%d) "
-                          "exceeds it",
-                          limits.context_length, request.max_tokens()));
+      return absl::InvalidArgumentError(
+          absl::StrFormat("max_tokens (%d) is past every model's context (this one's is %d "
+                          "tokens)",
+                          request.max_tokens(), limits.context_length));
     }
     out.sampling.max_tokens = static_cast<int32_t>(request.max_tokens());
   } else {

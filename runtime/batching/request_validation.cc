@@ -73,10 +73,16 @@ absl::StatusOr<int32_t> DefaultMaxTokens(int64_t prompt_tokens, const RequestLim
     room = std::min(room, limits.max_unchunked_tokens + 1 - prompt_tokens);
   }
   if (room < 1) {
+    // The limit that binds: the context, the KV pool, or one step.
+    int64_t most = limits.context_length;
+    if (limits.kv_capacity_tokens > 0) most = std::min<int64_t>(most, limits.kv_capacity_tokens);
+    if (limits.max_unchunked_tokens > 0) {
+      most = std::min<int64_t>(most, int64_t{limits.max_unchunked_tokens} + 1);
+    }
     return ContextLengthExceeded(absl::StrFormat(
-        "This model's maximum context length is %d tokens (its KV pool holds %d); the prompt "
-        "has %d tokens and leaves no room to generate one",
-        limits.context_length, limits.kv_capacity_tokens, prompt_tokens));
+        "This model's maximum context length is %d tokens here; the prompt has %d tokens and "
+        "leaves no room to generate one",
+        most, prompt_tokens));
   }
   return static_cast<int32_t>(std::min<int64_t>(kDefaultMaxTokens, room));
 }

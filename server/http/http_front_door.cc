@@ -15,8 +15,10 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <charconv>
 #include <cstdlib>
 #include <ctime>
 #include <optional>
@@ -317,6 +319,20 @@ void HttpFrontDoor::RecordError(const absl::Status& status, std::string_view mod
   }
 }
 
+namespace {
+
+// A list of header names (RFC 9110 tokens) and the commas and spaces between
+// them, of a header's length: what a preflight's answer may echo.
+bool HeaderNameList(std::string_view list) {
+  if (list.empty() || list.size() > 1024) return false;
+  return std::all_of(list.begin(), list.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '_' || c == ',' ||
+           c == ' ' || c == '.';
+  });
+}
+
+}  // namespace
+
 absl::Status ValidCorsOrigin(std::string_view origin) {
   if (origin == "*") return absl::OkStatus();
   const auto bad = [&](const char* why) {
@@ -331,10 +347,43 @@ absl::Status ValidCorsOrigin(std::string_view origin) {
     return bad("expected \"*\" or an origin that starts with http:// or https://");
   }
   if (rest.empty() || rest.size() > 253 + 6) return bad("expected a host after the scheme");
-  for (const char c : rest) {
-    const bool ok = std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '.' || c == '-' ||
-                    c == ':' || c == '[' || c == ']';
-    if (!ok) return bad("an origin is scheme://host[:port], without a path or other characters");
+  // Browsers send origins lower-case, without the scheme's default port.
+  std::string_view host = rest, port;
+  if (host.front() == '[') {  // an IPv6 address
+    const size_t end = host.find(']');
+    if (end == std::string_view::npos) return bad("an IPv6 host needs its closing ]");
+    port = host.substr(end + 1);
+    host = host.substr(1, end - 1);
+    if (host.empty() || !std::all_of(host.begin(), host.end(), [](char c) {
+          return std::isxdigit(static_cast<unsigned char>(c)) != 0 || c == ':' || c == '.';
+        })) {
+      return bad("an IPv6 host is hex digits, colons and dots");
+    }
+  } else {
+    const size_t colon = host.find(':');
+    if (colon != std::string_view::npos) {
+      port = host.substr(colon);
+      host = host.substr(0, colon);
+    }
+    if (host.empty() || !std::all_of(host.begin(), host.end(), [](char c) {
+          return std::islower(static_cast<unsigned char>(c)) != 0 ||
+                 std::isdigit(static_cast<unsigned char>(c)) != 0 || c == '.' || c == '-';
+        })) {
+      return bad("an origin is scheme://host[:port], the host lower-case, without a path");
+    }
+  }
+  if (!port.empty()) {
+    port.remove_prefix(1);  // the ':'
+    int value = 0;
+    const auto [end, error] = std::from_chars(port.data(), port.data() + port.size(), value);
+    if (port.empty() || error != std::errc() || end != port.data() + port.size() || value < 1 ||
+        value > 65535 || port.front() == '0') {
+      return bad("the port must be a number in [1, 65535]");
+    }
+    if ((value == 443 && origin.starts_with("https:")) ||
+        (value == 80 && origin.starts_with("http:"))) {
+      return bad("leave the scheme's default port out, as browsers do");
+    }
   }
   return absl::OkStatus();
 }
@@ -351,6 +400,12 @@ void HttpFrontDoor::OnRequest(evhttp_request* req, void* self) {
   const char* raw_path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
   const std::string_view path = raw_path == nullptr ? "" : raw_path;
   const evhttp_cmd_type method = evhttp_request_get_command(req);
+  if (!d->options_.cors_origin.empty()) {
+    // On every reply, errors included (a browser hides a reply without it).
+    evkeyvalq* out = evhttp_request_get_output_headers(req);
+    evhttp_add_header(out, "Access-Control-Allow-Origin", d->options_.cors_origin.c_str());
+    evhttp_add_header(out, "Access-Control-Expose-Headers", "Retry-After");
+  }
   if (AmbiguousFraming(req)) {
     evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
     return SendError(req,
@@ -360,17 +415,20 @@ void HttpFrontDoor::OnRequest(evhttp_request* req, void* self) {
                          "or a body on a method that takes none"),
                      0);
   }
-  if (!d->options_.cors_origin.empty()) {
+  if (!d->options_.cors_origin.empty() && method == EVHTTP_REQ_OPTIONS) {  // a preflight
     evkeyvalq* out = evhttp_request_get_output_headers(req);
-    evhttp_add_header(out, "Access-Control-Allow-Origin", d->options_.cors_origin.c_str());
-    if (method == EVHTTP_REQ_OPTIONS) {  // a browser's preflight
-      evhttp_add_header(out, "Access-Control-Allow-Methods", "GET, HEAD, POST, OPTIONS");
-      evhttp_add_header(out, "Access-Control-Allow-Headers",
-                        "authorization, content-type, x-cohost-tenant");
-      evhttp_add_header(out, "Access-Control-Max-Age", "600");
-      evhttp_send_reply(req, 204, "No Content", nullptr);
-      return;
-    }
+    evhttp_add_header(out, "Access-Control-Allow-Methods", "GET, HEAD, POST, OPTIONS");
+    // The headers the page asked for (OpenAI's SDKs send their own), where
+    // they are header names; else the ones this API reads.
+    const char* asked =
+        evhttp_find_header(evhttp_request_get_input_headers(req), "Access-Control-Request-Headers");
+    evhttp_add_header(out, "Access-Control-Allow-Headers",
+                      asked != nullptr && HeaderNameList(asked)
+                          ? asked
+                          : "authorization, content-type, x-cohost-tenant");
+    evhttp_add_header(out, "Access-Control-Max-Age", "600");
+    evhttp_send_reply(req, 204, "No Content", nullptr);
+    return;
   }
   const bool get = method == EVHTTP_REQ_GET || method == EVHTTP_REQ_HEAD;
   const bool post = method == EVHTTP_REQ_POST;

@@ -132,6 +132,9 @@ TEST_F(TtftAdmissionTest, RefusesUpFrontWhatWouldMissTheTargetAndAdmitsOnceTheLo
   ASSERT_EQ(late.status().code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_THAT(std::string(late.status().message()), HasSubstr("predicted in 2000 ms"));
   EXPECT_EQ(RefusalReason(late.status()), "deadline");
+  EXPECT_EQ(RefusalReason(absl::DeadlineExceededError("the engine's")), "deadline")
+      << "a deadline seen pass later is the deadline's too";
+  EXPECT_EQ(RefusalReason(absl::UnavailableError("x")), "");
 
   gate_.Open();
   ASSERT_TRUE(blocker->WaitFinished());

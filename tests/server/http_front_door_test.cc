@@ -521,32 +521,55 @@ TEST_F(HttpFrontDoorTest, MoreChoicesThanTheModelsQueueHoldsAre400) {
 // and every reply names the origin allowed; a bad origin is refused at
 // start-up (it becomes a header). Off, a preflight is a 405, as before.
 TEST_F(HttpFrontDoorTest, CorsIsAnsweredWhenAnOriginIsAllowed) {
-  EXPECT_TRUE(ValidCorsOrigin("*").ok());
-  EXPECT_TRUE(ValidCorsOrigin("https://app.example:8443").ok());
-  for (const char* bad : {"", "app.example", "https://", "https://a.example/path",
-                          "https://a.example\r\nX-Evil: 1", "ftp://a.example"}) {
+  for (const char* good : {"*", "https://app.example:8443", "http://localhost:3000",
+                           "http://[::1]:8080", "http://127.0.0.1"}) {
+    EXPECT_TRUE(ValidCorsOrigin(good).ok()) << good << ": " << ValidCorsOrigin(good);
+  }
+  for (const char* bad :
+       {"", "app.example", "https://", "https://a.example/path", "https://a.example\r\nX-Evil: 1",
+        "ftp://a.example", "https://App.Example", "https://a.example:443",
+        "http://a:", "http://a:b:c", "http://]", "http://[zz]", "http://a:99999"}) {
     EXPECT_EQ(ValidCorsOrigin(bad).code(), absl::StatusCode::kInvalidArgument) << bad;
   }
   http_options_.cors_origin = "http://localhost:3000";
-  Start();
+  Start("key-0123456789abcdef tenant=web\n");
+  // The preflight needs no key; OpenAI's SDK asks for its own headers too.
   const httplib::Headers preflight = {
       {"Origin", "http://localhost:3000"},
       {"Access-Control-Request-Method", "POST"},
-      {"Access-Control-Request-Headers", "authorization,content-type"}};
+      {"Access-Control-Request-Headers", "authorization,content-type,x-stainless-os"}};
   httplib::Result r = client_->Options("/v1/chat/completions", preflight);
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 204);
   EXPECT_EQ(r->get_header_value("Access-Control-Allow-Origin"), "http://localhost:3000");
-  EXPECT_THAT(r->get_header_value("Access-Control-Allow-Headers"), HasSubstr("authorization"));
+  EXPECT_EQ(r->get_header_value("Access-Control-Allow-Headers"),
+            "authorization,content-type,x-stainless-os");
   EXPECT_THAT(r->get_header_value("Access-Control-Allow-Methods"), HasSubstr("POST"));
-  httplib::Result post = Post("/v1/completions", CompletionBody(2).dump());
+  const httplib::Headers odd = {{"Access-Control-Request-Headers", "a;b"}};
+  httplib::Result fixed = client_->Options("/v1/completions", odd);
+  ASSERT_TRUE(fixed);
+  EXPECT_EQ(fixed->get_header_value("Access-Control-Allow-Headers"),
+            "authorization, content-type, x-cohost-tenant")
+      << "only header names are echoed";
+  httplib::Result post = Post("/v1/completions", CompletionBody(2).dump(),
+                              {{"Authorization", "Bearer key-0123456789abcdef"}});
   ASSERT_TRUE(post);
   EXPECT_EQ(post->status, 200) << post->body;
   EXPECT_EQ(post->get_header_value("Access-Control-Allow-Origin"), "http://localhost:3000");
-  httplib::Result missing = client_->Get("/v1/models/nothing");
-  ASSERT_TRUE(missing);
-  EXPECT_EQ(missing->get_header_value("Access-Control-Allow-Origin"), "http://localhost:3000")
+  EXPECT_EQ(post->get_header_value("Access-Control-Expose-Headers"), "Retry-After");
+  httplib::Result refused = Post("/v1/completions", CompletionBody(2).dump());
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 401) << "only the preflight goes without a key";
+  EXPECT_EQ(refused->get_header_value("Access-Control-Allow-Origin"), "http://localhost:3000")
       << "errors too, or the browser hides them";
+}
+
+TEST_F(HttpFrontDoorTest, WithoutCorsAPreflightIsNotAnswered) {
+  Start();
+  httplib::Result r = client_->Options("/v1/chat/completions", {{"Origin", "http://x.example"}});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 405);
+  EXPECT_FALSE(r->has_header("Access-Control-Allow-Origin"));
 }
 
 TEST_F(HttpFrontDoorTest, ErrorsHaveTheirStatusAndAnOpenAiBody) {

@@ -105,7 +105,7 @@ TEST_F(RequestBuilderTest, BadInputsAreInvalidArgument) {
   v1::GenerateRequest none;
   none.set_model("m");
   EXPECT_EQ(Code(none), kInvalid) << "no input";
-  EXPECT_EQ(Code(Text("")), kInvalid) << "empty text, and no BOS to start from";
+  EXPECT_EQ(Code(Text("")), kInvalid) << "empty text, on a model that adds no BOS";
   EXPECT_EQ(Code(Text("ab\xff\xfe")), kInvalid) << "invalid UTF-8";
   EXPECT_EQ(Code(Text("\xe2\x82")), kInvalid) << "truncated UTF-8";
 
@@ -133,7 +133,7 @@ TEST_F(RequestBuilderTest, BadInputsAreInvalidArgument) {
   EXPECT_TRUE(Build(r).ok()) << "exactly the context";
   r.set_max_tokens(std::numeric_limits<uint32_t>::max());
   EXPECT_EQ(Build(r).status().message(),
-            "This model's maximum context length is 64 tokens; max_tokens (4294967295) exceeds it")
+            "max_tokens (4294967295) is past every model's context (this one's is 64 tokens)")
       << "the value sent, not a clamped one";
   v1::GenerateRequest lp = Text("hi");
   for (const uint32_t n : {21u, 2147483648u, std::numeric_limits<uint32_t>::max()}) {
@@ -211,8 +211,14 @@ TEST_F(RequestBuilderTest, AnEmptyTextIsTheBosAloneWhereTheModelAddsOne) {
   absl::StatusOr<runtime::GenerateRequest> g = BuildGenerateRequest(Text(""), **t, limits_);
   ASSERT_TRUE(g.ok()) << g.status();
   EXPECT_EQ(g->prompt_ids, std::vector<int32_t>{257});
-  EXPECT_THAT(std::string(Build(Text("")).status().message()), ::testing::HasSubstr("no tokens"))
+  EXPECT_THAT(std::string(Build(Text("")).status().message()), ::testing::HasSubstr("no BOS"))
       << "the byte tokenizer adds none";
+  spec.add_eos = true;  // EOS alone is no prompt
+  spec.add_bos = false;
+  t = runtime::Tokenizer::Create(spec);
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(BuildGenerateRequest(Text(""), **t, limits_).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 // A chat's enable_thinking reaches the template: with Qwen3's switch, false
