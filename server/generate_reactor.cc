@@ -411,7 +411,10 @@ absl::Status GenerateReactor::Start(const grpc::ByteBuffer& request_bytes) {
   absl::StatusOr<runtime::GenerateRequest> built =
       BuildGenerateRequest(request, model->tokenizer(), model->request_limits());
   if (!built.ok()) return built.status();
-  if (request.split_reasoning() && model->tokenizer().WritesThinkBlocks()) {
+  // A JSON response has no think block: it is all text, even where the
+  // generation prompt opened one.
+  if (request.split_reasoning() && model->tokenizer().WritesThinkBlocks() &&
+      built->sampling.response_format == runtime::ResponseFormat::kText) {
     // Inside the block from the start where the chat's generation prompt
     // opened it (DeepSeek-R1's); a text or token prompt is the client's own.
     shared_->splitter.emplace(request.has_chat() && model->tokenizer().OpensThinkBlock());

@@ -90,6 +90,9 @@ runtime::SamplingParams SamplingFrom(const v1::GenerateRequest& request) {
   p.ignore_eos = request.ignore_eos();
   // Beyond int32 is refused before (BuildGenerateRequest), with the value sent.
   if (request.has_logprobs()) p.logprobs = static_cast<int32_t>(request.logprobs());
+  if (request.response_format() == v1::RESPONSE_FORMAT_JSON_OBJECT) {
+    p.response_format = runtime::ResponseFormat::kJsonObject;
+  }
   return p;
 }
 
@@ -108,6 +111,10 @@ absl::StatusOr<runtime::GenerateRequest> BuildGenerateRequest(
       request.logprobs() > static_cast<uint32_t>(runtime::kMaxTopLogprobs)) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "logprobs must be in [0, %d], got %u", runtime::kMaxTopLogprobs, request.logprobs()));
+  }
+  if (!v1::ResponseFormat_IsValid(request.response_format())) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "response_format must be TEXT (0) or JSON_OBJECT (1), got %d", request.response_format()));
   }
   runtime::GenerateRequest out;
   out.sampling = SamplingFrom(request);

@@ -296,6 +296,13 @@ absl::Status Engine::Submit(RequestId id, GenerateRequest request,
   // may be earlier (it waited for its model to load).
   const Clock::time_point submitted = std::min(request.arrival.value_or(now), now);
   const int32_t cached = CachedPromptTokens(request);  // hashed outside the lock
+  if (request.sampling.response_format != ResponseFormat::kText) {
+    // Once per engine, on the submitting thread: a vocabulary's sort is
+    // tens of milliseconds the step loop does not wait for.
+    std::call_once(impl_->json_once, [&] {
+      impl_->json_constraint = std::make_unique<const JsonConstraint>(*tokenizer_);
+    });
+  }
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
     impl_->inbox.push_back(std::make_unique<LiveRequest>(

@@ -20,9 +20,11 @@
 #include "runtime/batching/step_cost.h"
 #include "runtime/batching/step_scheduler.h"
 #include "runtime/engine/engine.h"
+#include "runtime/engine/json_constraint.h"
 #include "runtime/model/batch.h"
 #include "runtime/model/kv_cache.h"
 #include "runtime/model/model.h"
+#include "runtime/sampling/json_grammar.h"
 #include "runtime/sampling/sampler.h"
 #include "runtime/sampling/stop_checker.h"
 #include "runtime/tokenizer/detokenizer.h"
@@ -50,6 +52,7 @@ struct LiveRequest {
                           [&](int32_t id) { return tokenizer.IsControl(id); })),
         stops(request.sampling.stop_strings),
         submitted(now) {
+    if (request.sampling.response_format == ResponseFormat::kJsonObject) json.emplace();
     seq.id = id;
     seq.tokens = request.prompt_ids;
     seq.num_prompt_tokens = static_cast<int32_t>(request.prompt_ids.size());
@@ -62,7 +65,7 @@ struct LiveRequest {
 
   // Its next token is the argmax of the model's logits, and nothing else is
   // read from them: a step of only such requests brings back ids.
-  bool TakesArgmax() const { return sampler.IsGreedy() && !request.sampling.logprobs; }
+  bool TakesArgmax() const { return sampler.IsGreedy() && !request.sampling.logprobs && !json; }
 
   Sequence seq;
   GenerateRequest request;
@@ -70,6 +73,9 @@ struct LiveRequest {
   Sampler sampler;
   IncrementalDetokenizer detok;
   StopChecker stops;
+  // Set for a JSON response format: the document's state after the tokens
+  // sampled so far (its mask is Engine::json_mask_'s).
+  std::optional<JsonGrammar> json;
   Clock::time_point submitted;
   Clock::time_point first_scheduled, first_token;
   bool scheduled_once = false;
@@ -138,6 +144,9 @@ struct Engine::Impl {
   // memory (Engine::ReclaimKv).
   bool kv_short = false;
   EngineStats counters;  // owned by the stepping thread
+  // Built by the first Submit of a JSON request, before it enters the inbox.
+  std::once_flag json_once;
+  std::unique_ptr<const JsonConstraint> json_constraint;
   StepCostFit cost_fit;  // of this engine's steps
 
   // Shared with other threads.

@@ -23,17 +23,18 @@ double MsBetween(Clock::time_point a, Clock::time_point b) {
 // device whose memory is its own (CUDA), every request's; where the device's
 // memory is the host's (the CPU), only in steps whose every row takes the
 // argmax without logprobs (the host Sampler takes the same argmax anyway),
-// else Forward and the host Sampler for all. Either way where a request draws
+// else Forward and the host Sampler for all; and on neither in a step with a
+// JSON request (its grammar masks its logits on the host). Either way where a request draws
 // depends only on it and the backend, so a seeded request draws the same
 // tokens whatever shares its batch. A request's draw comes from its own
 // Sampler, one number per token, as on the host.
 bool DeviceSampleInputs(const StepPlan& plan,
                         const absl::flat_hash_map<RequestId, std::unique_ptr<LiveRequest>>& live,
                         bool device_memory, int64_t vocab, SampleInputs* in) {
-  if (!device_memory) {
-    for (const ScheduledSeq& item : plan.scheduled) {
-      if (item.samples && !live.at(item.seq->id)->TakesArgmax()) return false;
-    }
+  for (const ScheduledSeq& item : plan.scheduled) {
+    if (!item.samples) continue;
+    const LiveRequest& r = *live.at(item.seq->id);
+    if (r.json || (!device_memory && !r.TakesArgmax())) return false;
   }
   in->specs.clear();
   in->top_logprobs = -1;
@@ -376,7 +377,11 @@ absl::StatusOr<bool> Engine::Step(const StepLimits& limits) {
                     absl::MakeSpan(s.logits.data() + static_cast<size_t>(row) * vocab, vocab);
                 // Sample rewrites the logits: logprobs read a copy of the model's.
                 if (top_n) raw_logits.assign(logits.begin(), logits.end());
+                if (r.json) {
+                  s.json_constraint->Mask(*r.json, r.request.sampling.stop_token_ids, logits);
+                }
                 tokens[row] = r.sampler.Sample(logits, r.seq.tokens, r.seq.num_prompt_tokens);
+                if (r.json) s.json_constraint->Advance(tokens[row], &*r.json);
                 if (top_n) r.logprobs = ComputeLogprobs(raw_logits, tokens[row], *top_n);
               }
             });

@@ -56,6 +56,10 @@ absl::Status SamplingParams::Validate(int32_t vocab_size) const {
     return absl::InvalidArgumentError(
         absl::StrFormat("logprobs must be in [0, %d], got %d", kMaxTopLogprobs, *logprobs));
   }
+  if (response_format != ResponseFormat::kText && ignore_eos) {
+    // A whole document may end only at an end of generation.
+    return absl::InvalidArgumentError("ignore_eos cannot be set with a JSON response format");
+  }
   // Named as clients name them (the APIs' and `cohost run`'s "stop").
   if (stop_strings.size() > static_cast<size_t>(kMaxStopStrings)) {
     return absl::InvalidArgumentError(absl::StrFormat("stop has %d entries, at most %d allowed",

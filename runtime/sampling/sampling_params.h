@@ -22,6 +22,11 @@ inline constexpr int32_t kMaxStopTokenIds = 256;
 // limit): what the device computes at most (Backend::RowLogprobs).
 inline constexpr int32_t kMaxTopLogprobs = kernels::kMaxTopLogprobs;
 
+// What the sampled text must be. kJsonObject: a JSON document whose top
+// level is an object (json_grammar.h), the end of generation allowed only
+// once it is whole (OpenAI's `response_format: {"type": "json_object"}`).
+enum class ResponseFormat : uint8_t { kText, kJsonObject };
+
 struct SamplingParams {
   float temperature = 1.0f;               // 0 = greedy (argmax); valid [0, 100]
   int32_t top_k = 0;                      // 0 = off; valid [0, vocab]
@@ -39,6 +44,7 @@ struct SamplingParams {
   // Set: each generated token comes with its log-probability (runtime/sampling/
   // logprobs.h) and those of the `*logprobs` most likely tokens; [0, 20].
   std::optional<int32_t> logprobs;
+  ResponseFormat response_format = ResponseFormat::kText;
 
   // INVALID_ARGUMENT naming the field and the bad value; NaN and infinities rejected.
   absl::Status Validate(int32_t vocab_size) const;

@@ -77,9 +77,11 @@ absl::Status CompletionCall::Start(std::shared_ptr<scheduler::ServedModel> model
   logprobs_ = request.sampling.logprobs.has_value();
   // A template that opens the block in its generation prompt (DeepSeek-R1's)
   // has the output start inside it; Qwen3's opens none (with thinking off it
-  // writes a closed one), so the output starts outside.
+  // writes a closed one), so the output starts outside. A JSON response has
+  // no think block: it is all content.
   split_reasoning_ = options_.split_reasoning && parsed.endpoint == Endpoint::kChatCompletions &&
-                     tokenizer_->WritesThinkBlocks();
+                     tokenizer_->WritesThinkBlocks() &&
+                     request.sampling.response_format == runtime::ResponseFormat::kText;
   {
     std::lock_guard<std::mutex> lock(mu_);
     choices_.resize(static_cast<size_t>(parsed.n));

@@ -161,6 +161,27 @@ absl::Status ParsePrompt(const Json& body, v1::GenerateRequest* out) {
   return Bad("prompt", "must be a non-empty string or list");
 }
 
+// response_format: {"type": "text"} (the default) or {"type": "json_object"}
+// (on both endpoints, as vLLM has it). A JSON schema is refused: the
+// document would not be held to it.
+absl::Status ParseResponseFormat(const Json& body, v1::GenerateRequest* out) {
+  const Json* format = Field(body, "response_format");
+  if (format == nullptr) return absl::OkStatus();
+  const Json* type = format->is_object() ? Field(*format, "type") : nullptr;
+  if (type == nullptr || !type->is_string()) {
+    return Bad("response_format", "must be an object with a string \"type\"");
+  }
+  const std::string& name = type->get_ref<const std::string&>();
+  if (name == "json_object") {
+    out->set_response_format(v1::RESPONSE_FORMAT_JSON_OBJECT);
+  } else if (name != "text") {
+    return Bad("response_format",
+               "is not supported by this server with that type (only \"text\" and "
+               "\"json_object\")");
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ParseStop(const Json& body, v1::GenerateRequest* out) {
   const Json* stop = Field(body, "stop");
   if (stop == nullptr) return absl::OkStatus();
@@ -254,6 +275,7 @@ absl::Status ParseSampling(const Json& body, CompletionRequest* out) {
   if (!ignore_eos.ok()) return ignore_eos.status();
   r.set_ignore_eos(*ignore_eos);
   if (absl::Status st = ParseStopTokenIds(body, &r); !st.ok()) return st;
+  if (absl::Status st = ParseResponseFormat(body, &r); !st.ok()) return st;
   return ParseStop(body, &r);
 }
 
@@ -324,12 +346,6 @@ absl::Status RefuseUnsupported(const Json& body, int n) {
   if (*min_tokens && **min_tokens != 0) return unsupported("min_tokens");
   for (const char* name : {"prompt_logprobs", "truncate_prompt_tokens"}) {
     if (Field(body, name) != nullptr) return unsupported(name);
-  }
-  if (const Json* format = Field(body, "response_format")) {
-    const Json* type = format->is_object() ? Field(*format, "type") : nullptr;
-    if (type == nullptr || !type->is_string() || type->get<std::string>() != "text") {
-      return Bad("response_format", "is not supported by this server (only {\"type\": \"text\"})");
-    }
   }
   for (const char* name : {"tool_choice", "function_call"}) {
     const Json* choice = Field(body, name);

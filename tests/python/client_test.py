@@ -50,6 +50,13 @@ def check_cli(binary, address, reference):
           "cohost generate --tokens --system dropped the system prompt: %s" % out.stderr)
     check(result["generated_ids"] == reference["greedy_ids"], "generate: %s" % result)
     check(result["finish_reason"] == "length" and result["ttft_ms"] > 0, "generate: %s" % result)
+    out = cohost("generate", "--server", address, "--model", "default", "--chat",
+                 "--prompt", "A JSON object with a name, please.", "--json-object",
+                 "--temperature", "0", "--max-tokens", "100", "--json")
+    check(out.returncode == 0, "cohost generate --json-object: %s" % out.stderr)
+    result = json.loads(out.stdout)
+    check(result["finish_reason"] == "length" or isinstance(json.loads(result["text"]), dict),
+          "generate --json-object: %s" % result)
 
     out = cohost("generate", "--server", address, "--model", "nope", "--prompt", "hi")
     check(out.returncode == 1 and "cohost generate: NOT_FOUND: " in out.stderr,
@@ -229,6 +236,14 @@ def run(binary, client, model):
             check(models[0].state == "ready" and models[0].context_length > 0, models[0])
             check_stream(list(c.generate("default", **request)), prompt_ids, greedy_ids,
                          reference)
+            # JSON mode over gRPC: the text is a JSON object (or its start, at max_tokens).
+            chunks = list(c.generate("default", messages=[
+                {"role": "user", "content": "Give me a JSON object about a dog."}],
+                max_tokens=120, temperature=1.0, seed=5, json_object=True))
+            text = "".join(chunk.text for chunk in chunks)
+            check(chunks[-1].finish_reason == "length" or isinstance(json.loads(text), dict),
+                  "json_object: %r" % text)
+            check(text.lstrip().startswith("{"), "json_object: %r" % text)
             for bad, error in ((dict(model="nope", prompt="hi"), cohost_client.NotFound),
                                # SmolLM2 adds no BOS: an empty prompt is nothing.
                                (dict(model="default", prompt=""),

@@ -112,6 +112,40 @@ def check_completions(client, cohost, server, reference):
     check([m.id for m in client.models.list()] == ["smol"], "models")
 
 
+def check_json_mode(client):
+    """response_format json_object: the content is a JSON object, whole and streamed,
+    sampled at a temperature where the unconstrained model writes prose."""
+    messages = [{"role": "user", "content": "Describe a cat as JSON with a name and an age."}]
+    for seed in (1, 2, 3):
+        reply = client.chat.completions.create(model="smol", messages=messages, max_tokens=150,
+                                               temperature=1.0, seed=seed,
+                                               response_format={"type": "json_object"})
+        choice = reply.choices[0]
+        if choice.finish_reason == "stop":
+            check(isinstance(json.loads(choice.message.content), dict), choice.message.content)
+        else:
+            check(choice.finish_reason == "length" and choice.message.content.lstrip()[0] == "{",
+                  choice)
+    stream = client.chat.completions.create(model="smol", messages=messages, max_tokens=150,
+                                            temperature=0.7, seed=4, stream=True,
+                                            response_format={"type": "json_object"})
+    text, finish = "", None
+    for chunk in stream:
+        if chunk.choices:
+            text += chunk.choices[0].delta.content or ""
+            finish = chunk.choices[0].finish_reason or finish
+    check(finish == "length" or isinstance(json.loads(text), dict), text)
+    # A schema is not held to, so it is refused rather than ignored.
+    try:
+        client.chat.completions.create(
+            model="smol", messages=messages, max_tokens=5,
+            response_format={"type": "json_schema",
+                             "json_schema": {"name": "cat", "schema": {"type": "object"}}})
+        check(False, "json_schema accepted")
+    except openai.BadRequestError as e:
+        check(e.body.get("param") == "response_format", e.body)
+
+
 def check_logprobs(client, server, reference):
     """HTTP logprobs (chat and text) agree with gRPC's (cohost_client) for the same
     greedy request."""
@@ -321,6 +355,7 @@ def main():
 
             check_completions(client, cohost, server, reference)
             check_logprobs(client, server, reference)
+            check_json_mode(client)
             check_errors(base_url, client)
             check_grpc_keys(cohost, server)
             check_curl_and_disconnects(server)

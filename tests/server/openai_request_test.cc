@@ -44,8 +44,6 @@ TEST(OpenAiRequestTest, FieldsCohostCannotHonourAreRefusedByName) {
        {"tool_calls", {{{"id", "1"}, {"type", "function"}, {"function", {{"name", "f"}}}}}}});
   const Json tool = {{"type", "function"}, {"function", {{"name", "f"}}}};
   const Case cases[] = {
-      {"JSON mode", chat("response_format", {{"type", "json_object"}}), Endpoint::kChatCompletions,
-       "response_format"},
       {"a JSON schema", chat("response_format", {{"type", "json_schema"}}),
        Endpoint::kChatCompletions, "response_format"},
       {"plain text is what it gives", chat("response_format", {{"type", "text"}}),
@@ -104,6 +102,35 @@ TEST(OpenAiRequestTest, FieldsCohostCannotHonourAreRefusedByName) {
     ASSERT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << c.what;
     EXPECT_THAT(std::string(r.status().message()), HasSubstr(c.field)) << c.what;
     EXPECT_THAT(std::string(r.status().message()), HasSubstr("not supported")) << c.what;
+  }
+}
+
+// JSON mode on both endpoints (as vLLM has it): the request asks for a JSON
+// object; a malformed response_format is refused by name.
+TEST(OpenAiRequestTest, JsonModeAsksForAJsonObject) {
+  for (const auto& [body, endpoint] :
+       {std::pair{Chat(), Endpoint::kChatCompletions}, {Completion(), Endpoint::kCompletions}}) {
+    Json b = body;
+    b["response_format"] = {{"type", "json_object"}};
+    absl::StatusOr<CompletionRequest> r = ParseCompletionRequest(b.dump(), endpoint);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->request.response_format(), v1::RESPONSE_FORMAT_JSON_OBJECT);
+    b["response_format"] = {{"type", "text"}};
+    r = ParseCompletionRequest(b.dump(), endpoint);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->request.response_format(), v1::RESPONSE_FORMAT_TEXT);
+    b.erase("response_format");
+    r = ParseCompletionRequest(b.dump(), endpoint);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->request.response_format(), v1::RESPONSE_FORMAT_TEXT);
+  }
+  for (const Json& bad : {Json("json_object"), Json{{"type", 1}}, Json::object(), Json::array()}) {
+    Json b = Chat();
+    b["response_format"] = bad;
+    absl::StatusOr<CompletionRequest> r =
+        ParseCompletionRequest(b.dump(), Endpoint::kChatCompletions);
+    ASSERT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(std::string(r.status().message()), HasSubstr("response_format")) << bad;
   }
 }
 

@@ -98,6 +98,24 @@ TEST_F(RequestBuilderTest, EveryFieldIsCarriedOver) {
   EXPECT_EQ(g->sampling.stop_strings, std::vector<std::string>{"xy"});
   EXPECT_EQ(g->sampling.stop_token_ids, std::vector<int32_t>{256});
   EXPECT_TRUE(g->sampling.ignore_eos);
+  EXPECT_EQ(g->sampling.response_format, runtime::ResponseFormat::kText);
+
+  r.set_ignore_eos(false);
+  r.set_response_format(v1::RESPONSE_FORMAT_JSON_OBJECT);
+  g = Build(r);
+  ASSERT_TRUE(g.ok()) << g.status();
+  EXPECT_EQ(g->sampling.response_format, runtime::ResponseFormat::kJsonObject);
+}
+
+TEST_F(RequestBuilderTest, AResponseFormatNotListedOrWithIgnoreEosIsRefused) {
+  v1::GenerateRequest r = Text("hi");
+  r.set_response_format(static_cast<v1::ResponseFormat>(7));  // a newer client's
+  EXPECT_EQ(Build(r).status().message(),
+            "response_format must be TEXT (0) or JSON_OBJECT (1), got 7");
+  r.set_response_format(v1::RESPONSE_FORMAT_JSON_OBJECT);
+  r.set_ignore_eos(true);
+  EXPECT_EQ(Code(r), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(Build(r).status().message()), ::testing::HasSubstr("ignore_eos"));
 }
 
 TEST_F(RequestBuilderTest, BadInputsAreInvalidArgument) {

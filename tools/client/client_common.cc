@@ -99,6 +99,9 @@ void FillSampling(const runtime::SamplingParams& p, v1::GenerateRequest* request
   request->clear_stop_token_ids();
   for (int32_t id : p.stop_token_ids) request->add_stop_token_ids(id);
   request->set_ignore_eos(p.ignore_eos);
+  request->set_response_format(p.response_format == runtime::ResponseFormat::kJsonObject
+                                   ? v1::RESPONSE_FORMAT_JSON_OBJECT
+                                   : v1::RESPONSE_FORMAT_TEXT);
 }
 
 std::string_view FinishReasonName(v1::FinishReason reason) {

@@ -22,6 +22,7 @@ std::vector<FlagSpec> SamplingFlagSpecs() {
       {"stop", "TEXT", "stop when this text is generated", /*repeated=*/true},
       {"stop-token", "ID", "stop when this token id is generated", /*repeated=*/true},
       {"ignore-eos", "", "keep generating past end-of-sequence tokens"},
+      {"json-object", "", "the output is a JSON object, held to JSON token by token"},
   };
 }
 
@@ -66,6 +67,7 @@ absl::StatusOr<runtime::SamplingParams> SamplingParamsFromArgs(const ParsedArgs&
     p.stop_token_ids.push_back(static_cast<int32_t>(v));
   }
   p.ignore_eos = args.Has("ignore-eos");
+  if (args.Has("json-object")) p.response_format = runtime::ResponseFormat::kJsonObject;
   return p;
 }
 

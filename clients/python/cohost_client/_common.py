@@ -70,7 +70,7 @@ def build_request(model, prompt=None, messages=None, tokens=None, max_tokens=Non
                   temperature=None, top_p=None, top_k=None, min_p=None, seed=None,
                   repetition_penalty=None, presence_penalty=None, frequency_penalty=None,
                   stop: Optional[Sequence[str]] = None, ignore_eos=False, request_id="",
-                  logprobs: Optional[int] = None):
+                  logprobs: Optional[int] = None, json_object=False):
     inputs = [x is not None for x in (prompt, messages, tokens)]
     if sum(inputs) != 1:
         raise ValueError("give exactly one of prompt, messages and tokens")
@@ -86,6 +86,8 @@ def build_request(model, prompt=None, messages=None, tokens=None, max_tokens=Non
         r.max_tokens = max_tokens
     if logprobs is not None:
         r.logprobs = logprobs
+    if json_object:
+        r.response_format = pb.RESPONSE_FORMAT_JSON_OBJECT
     for name, value in (("temperature", temperature), ("top_p", top_p), ("top_k", top_k),
                         ("min_p", min_p), ("seed", seed),
                         ("repetition_penalty", repetition_penalty),

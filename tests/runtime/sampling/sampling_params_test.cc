@@ -156,6 +156,16 @@ TEST(SamplingParamsTest, StopStrings) {
   ExpectInvalid(p, "stop[0]", "257");
 }
 
+TEST(SamplingParamsTest, AJsonFormatNeedsTheEndOfGeneration) {
+  SamplingParams p;
+  p.response_format = ResponseFormat::kJsonObject;
+  EXPECT_TRUE(p.Validate(kVocab).ok());
+  p.ignore_eos = true;
+  ExpectInvalid(p, "ignore_eos", "JSON");
+  p.response_format = ResponseFormat::kText;
+  EXPECT_TRUE(p.Validate(kVocab).ok());
+}
+
 TEST(SamplingParamsTest, RejectsBadVocabSize) {
   EXPECT_EQ(SamplingParams().Validate(0).code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(SamplingParams().Validate(-3).code(), absl::StatusCode::kInvalidArgument);

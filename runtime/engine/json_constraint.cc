@@ -1,0 +1,79 @@
+#include "runtime/engine/json_constraint.h"
+
+#include <algorithm>
+#include <limits>
+#include <string>
+#include <utility>
+
+namespace cohost::runtime {
+std::vector<std::string> TextTokens(const Tokenizer& tokenizer) {
+  std::vector<std::string> bytes(tokenizer.vocab_size());
+  for (int32_t id = 0; id < tokenizer.vocab_size(); ++id) {
+    if (!tokenizer.IsSpecial(id) && !tokenizer.SkippedAsSpecial(id)) {
+      bytes[id] = tokenizer.TokenBytes(id);
+    }
+  }
+  return bytes;
+}
+
+JsonConstraint::JsonConstraint(const Tokenizer& tokenizer)
+    : tokenizer_(tokenizer), mask_(TextTokens(tokenizer)) {
+  for (int32_t id = 0; id < tokenizer.vocab_size(); ++id) {
+    if (tokenizer.IsEndOfGeneration(id)) end_ids_.push_back(id);
+  }
+}
+
+std::shared_ptr<const JsonConstraint::Allowed> JsonConstraint::AllowedAfter(
+    const JsonGrammar& document) const {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (auto it = cache_.find(document); it != cache_.end()) return it->second;
+  }
+  // The walk, outside the lock (two threads may both walk a new state).
+  thread_local std::vector<uint8_t> tokens;
+  tokens.resize(mask_.vocab_size());
+  const int32_t count = mask_.Allowed(document, absl::MakeSpan(tokens));
+  auto allowed = std::make_shared<Allowed>();
+  allowed->ends = document.Complete() || count == 0;
+  if (allowed->ends) {
+    for (const int32_t id : end_ids_) tokens[id] = 1;
+  }
+  allowed->bits.assign((tokens.size() + 63) / 64, 0);
+  for (size_t id = 0; id < tokens.size(); ++id) {
+    allowed->bits[id / 64] |= uint64_t{tokens[id]} << (id % 64);
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  if (cache_.size() >= kCachedMasks) cache_.clear();  // states a document left behind
+  cache_.emplace(document, allowed);
+  return allowed;
+}
+
+void JsonConstraint::Mask(const JsonGrammar& document, absl::Span<const int32_t> stop_ids,
+                          absl::Span<float> logits) const {
+  const std::shared_ptr<const Allowed> allowed = AllowedAfter(document);
+  // The request's stop ids end it as the ends of generation do: kept where they are.
+  thread_local std::vector<std::pair<int32_t, float>> kept;
+  kept.clear();
+  if (allowed->ends) {
+    for (const int32_t id : stop_ids) {
+      if (id >= 0 && static_cast<size_t>(id) < logits.size()) kept.emplace_back(id, logits[id]);
+    }
+  }
+  // The model's logits may cover more ids than the tokenizer has: never those.
+  constexpr float kNever = -std::numeric_limits<float>::infinity();
+  const size_t known = std::min(logits.size(), static_cast<size_t>(mask_.vocab_size()));
+  for (size_t id = 0; id < known; ++id) {
+    if (((allowed->bits[id / 64] >> (id % 64)) & 1) == 0) logits[id] = kNever;
+  }
+  for (size_t id = known; id < logits.size(); ++id) logits[id] = kNever;
+  for (const auto& [id, logit] : kept) logits[id] = logit;
+}
+
+void JsonConstraint::Advance(int32_t token, JsonGrammar* document) const {
+  if (tokenizer_.IsEndOfGeneration(token)) return;
+  // Mask allowed it, so the grammar takes it whole (one that does not leaves
+  // the document where its refused byte would have gone).
+  document->FeedAll(tokenizer_.TokenBytes(token));
+}
+
+}  // namespace cohost::runtime

@@ -1,0 +1,60 @@
+// Holds a request with a JSON response format to its grammar: before its
+// token is drawn, every token the document so far cannot take (token_mask.h)
+// gets a logit of -inf, and its ends of generation are allowed only once the
+// document is whole; after, the token's bytes advance the document. Built
+// once per engine, on first use, from the model's tokenizer: control,
+// unknown and unused tokens are never chosen (they are no text).
+//
+// A mask depends only on the document's state, and few states recur (inside
+// a string at some depth, after a key): the walk over the vocabulary (some
+// 0.6 ms inside a string, for 49k tokens) is done once per state and kept,
+// up to kCachedMasks states, shared by the engine's requests.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/types/span.h"
+#include "runtime/sampling/json_grammar.h"
+#include "runtime/sampling/token_mask.h"
+#include "runtime/tokenizer/tokenizer.h"
+
+namespace cohost::runtime {
+
+// The bytes each id may put in a document: none for what is no text
+// (control, unknown and unused tokens).
+std::vector<std::string> TextTokens(const Tokenizer& tokenizer);
+
+class JsonConstraint {
+ public:
+  explicit JsonConstraint(const Tokenizer& tokenizer);
+
+  // logits: [vocab] of one row, masked in place. stop_ids: the request's own
+  // stop token ids, which end it as an end of generation does. Where the
+  // vocabulary has no token that continues the document, the ends are
+  // allowed (it ends unfinished, as at max_tokens). Thread-safe.
+  void Mask(const JsonGrammar& document, absl::Span<const int32_t> stop_ids,
+            absl::Span<float> logits) const;
+  // The document after `token`; an end of generation leaves it as it is.
+  void Advance(int32_t token, JsonGrammar* document) const;
+
+ private:
+  static constexpr size_t kCachedMasks = 256;
+  struct Allowed {
+    std::vector<uint64_t> bits;  // bit id % 64 of bits[id / 64]: the token may follow
+    bool ends = false;           // the ends of generation are among them
+  };
+  std::shared_ptr<const Allowed> AllowedAfter(const JsonGrammar& document) const;
+
+  const Tokenizer& tokenizer_;
+  TokenMask mask_;
+  std::vector<int32_t> end_ids_;  // the tokenizer's ends of generation
+  mutable std::mutex mu_;
+  mutable absl::flat_hash_map<JsonGrammar, std::shared_ptr<const Allowed>> cache_;
+};
+
+}  // namespace cohost::runtime

@@ -1,0 +1,162 @@
+// The Engine on the default model with a JSON response format: whatever the
+// prompt and the draw, the text is a JSON object (or, cut off at max_tokens,
+// the start of one), batched beside unconstrained requests.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "runtime/engine/engine.h"
+#include "runtime/engine/json_constraint.h"
+#include "runtime/engine/loaded_model.h"
+#include "runtime/sampling/json_grammar.h"
+#include "tests/support/default_model.h"
+
+namespace cohost::runtime {
+namespace {
+
+class Sink : public TokenSink {
+ public:
+  bool OnDelta(const TokenDelta& d) override {
+    text += d.text;
+    return true;
+  }
+  void OnFinish(const FinishInfo& i) override {
+    info = i;
+    finished = true;
+  }
+  std::string text;
+  FinishInfo info;
+  bool finished = false;
+};
+
+class EngineJsonTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    absl::StatusOr<testing::DefaultModel*> shared = testing::SharedDefaultModel();
+    ASSERT_TRUE(shared.ok()) << shared.status();
+    model_ = &(*shared)->model;
+  }
+  static std::unique_ptr<Engine> MakeEngine() {
+    EngineConfig c;
+    c.num_kv_blocks = 256;
+    c.step_scheduler.max_num_seqs = 16;
+    return Engine::Create(model_->model.get(), model_->tokenizer.get(), c).value();
+  }
+  static std::vector<int32_t> Chat(const std::string& user) {
+    ChatOptions options;
+    options.add_generation_prompt = true;
+    return model_->tokenizer->EncodeChat({{"user", user}}, options).value();
+  }
+  static void RunToIdle(Engine& e) {
+    for (int i = 0; i < 20000; ++i) {
+      absl::StatusOr<bool> more = e.Step();
+      ASSERT_TRUE(more.ok()) << more.status();
+      if (!*more) return;
+    }
+    FAIL() << "engine did not drain";
+  }
+  static LoadedModel* model_;
+};
+LoadedModel* EngineJsonTest::model_ = nullptr;
+
+TEST_F(EngineJsonTest, EveryDrawIsAJsonObjectBesideUnconstrainedRequests) {
+  const std::vector<std::pair<std::string, std::vector<int32_t>>> prompts = {
+      {"chat", Chat("Describe a cat as JSON with the keys name, age and colors.")},
+      {"chat, no mention of JSON", Chat("Write a short poem about the sea.")},
+      {"plain text", model_->tokenizer->Encode("Once upon a time, in a small village,").value()},
+  };
+  std::unique_ptr<Engine> e = MakeEngine();
+  struct Run {
+    std::string what;
+    std::shared_ptr<Sink> sink;
+    bool json;
+  };
+  std::vector<Run> runs;
+  for (const auto& [what, ids] : prompts) {
+    for (int draw = 0; draw < 4; ++draw) {
+      for (const bool json : {true, false}) {
+        if (!json && draw > 0) continue;
+        GenerateRequest r;
+        r.prompt_ids = ids;
+        r.sampling.temperature = draw == 0 ? 0.f : 1.f;
+        r.sampling.seed = 40 + draw;
+        r.sampling.max_tokens = 160;
+        if (json) r.sampling.response_format = ResponseFormat::kJsonObject;
+        runs.push_back({what + (json ? ", JSON, draw " : ", text, draw ") + std::to_string(draw),
+                        std::make_shared<Sink>(), json});
+        ASSERT_TRUE(e->Submit(std::move(r), runs.back().sink).ok());
+      }
+    }
+  }
+  RunToIdle(*e);
+  int whole = 0, json_runs = 0, text_that_is_json = 0;
+  for (const Run& run : runs) {
+    SCOPED_TRACE(run.what + ": " + run.sink->text);
+    ASSERT_TRUE(run.sink->finished);
+    if (!run.json) {
+      text_that_is_json += nlohmann::json::accept(run.sink->text);
+      continue;
+    }
+    ++json_runs;
+    if (run.sink->info.reason == FinishReason::kStop) {
+      ++whole;
+      const nlohmann::json parsed = nlohmann::json::parse(run.sink->text, nullptr, false);
+      EXPECT_TRUE(parsed.is_object());
+    } else {
+      EXPECT_EQ(run.sink->info.reason, FinishReason::kLength);
+      EXPECT_TRUE(JsonGrammar().FeedAll(run.sink->text)) << "the start of a document";
+    }
+  }
+  // The grammar, not the prompt, made them: no unconstrained answer is JSON,
+  // and most constrained ones closed their object before max_tokens.
+  EXPECT_EQ(text_that_is_json, 0);
+  EXPECT_GE(whole, json_runs / 2);
+  const EngineStats stats = e->Stats();
+  EXPECT_EQ(stats.kv_blocks_free, stats.kv_blocks_total);
+}
+
+// The mask on the model's own vocabulary (UTF-8 pieces, runs of spaces and
+// newlines, pieces like " {}" and "\":") allows exactly what the grammar
+// takes token by token, at every state of a document tokenized as the model
+// would write it; ends of generation only once it is whole.
+TEST_F(EngineJsonTest, TheMaskOnTheModelsVocabularyIsTheGrammarTokenByToken) {
+  const Tokenizer& tokenizer = *model_->tokenizer;
+  const JsonConstraint constraint(tokenizer);
+  const std::string doc =
+      "{\n  \"name\": \"Zoë 中文 😀\",\n  \"age\": -12.5e3,\n  \"ok\": [true, false, null, {}],"
+      "\"esc\": \"a\\\"b\\u00e9\"}";
+  const std::vector<int32_t> ids = tokenizer.Encode(doc, /*add_special=*/false).value();
+  JsonGrammar document;
+  std::vector<float> logits(tokenizer.vocab_size());
+  for (size_t t = 0; t <= ids.size(); ++t) {
+    SCOPED_TRACE("after " + tokenizer.Decode(std::vector<int32_t>(ids.begin(), ids.begin() + t)));
+    std::fill(logits.begin(), logits.end(), 0.f);
+    constraint.Mask(document, {}, absl::MakeSpan(logits));
+    int32_t allowed = 0;
+    for (int32_t id = 0; id < tokenizer.vocab_size(); ++id) {
+      JsonGrammar copy = document;
+      const bool text = !tokenizer.IsSpecial(id) && !tokenizer.SkippedAsSpecial(id);
+      const bool want = tokenizer.IsEndOfGeneration(id)
+                            ? document.Complete()
+                            : text && copy.FeedAll(tokenizer.TokenBytes(id));
+      ASSERT_EQ(logits[id] == 0.f, want)
+          << "token " << id << " [" << tokenizer.TokenBytes(id) << "]";
+      allowed += want;
+    }
+    ASSERT_GT(allowed, 0);
+    if (t < ids.size()) {
+      constraint.Advance(ids[t], &document);
+    }
+  }
+  EXPECT_TRUE(document.Complete());
+  // An end of generation leaves the document as it was.
+  const JsonGrammar before = document;
+  constraint.Advance(tokenizer.eos_id(), &document);
+  EXPECT_TRUE(document == before);
+}
+
+}  // namespace
+}  // namespace cohost::runtime
