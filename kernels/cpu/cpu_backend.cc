@@ -228,6 +228,10 @@ class CpuBackend final : public Backend {
                   void* out) override {
     cpu::GatherRows(F(x), rows, num_rows, width, F(out));
   }
+  void MaskRows(float* x, int32_t rows, int32_t width, const int32_t* mask_of,
+                const uint64_t* masks) override {
+    cpu::MaskRows(x, rows, width, mask_of, masks);
+  }
   void ApplyPenalties(float* x, int32_t rows, int32_t width, const int32_t* starts,
                       const PenaltyTerm* terms, float* saved) override {
     cpu::ApplyPenalties(x, rows, width, starts, terms, saved);

@@ -79,6 +79,10 @@ void GatherRows(const float* x /*[n, width]*/, const int32_t* rows /*[num_rows]*
 void SampleRows(const float* x /*[rows, width]*/, int32_t rows, int32_t width,
                 const SampleSpec* specs /*[rows]*/, int32_t* out /*[rows]*/);
 
+// Backend::MaskRows, the reference of the CUDA kernel.
+void MaskRows(float* x /*[rows, width]*/, int32_t rows, int32_t width, const int32_t* mask_of,
+              const uint64_t* masks);
+
 // Backend::ApplyPenalties and RestoreLogits, the references of the CUDA
 // kernels.
 void ApplyPenalties(float* x /*[rows, width]*/, int32_t rows, int32_t width,

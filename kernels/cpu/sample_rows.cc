@@ -152,6 +152,19 @@ int32_t SampleRow(const float* x, int32_t width, const SampleSpec& s, std::vecto
 
 }  // namespace
 
+void MaskRows(float* x, int32_t rows, int32_t width, const int32_t* mask_of,
+              const uint64_t* masks) {
+  const int64_t words = (int64_t{width} + 63) / 64;
+  for (int32_t r = 0; r < rows; ++r) {
+    if (mask_of[r] < 0) continue;
+    float* row = x + static_cast<int64_t>(r) * width;
+    const uint64_t* bits = masks + mask_of[r] * words;
+    for (int32_t t = 0; t < width; ++t) {
+      if (((bits[t / 64] >> (t % 64)) & 1) == 0) row[t] = -std::numeric_limits<float>::infinity();
+    }
+  }
+}
+
 void ApplyPenalties(float* x, int32_t rows, int32_t width, const int32_t* starts,
                     const PenaltyTerm* terms, float* saved) {
   for (int32_t r = 0; r < rows; ++r) {

@@ -372,6 +372,11 @@ class CudaBackend final : public Backend {
                                       scale, static_cast<bf16*>(out), plan, scratch_, stream_));
   }
 
+  void MaskRows(float* x, int32_t rows, int32_t width, const int32_t* mask_of,
+                const uint64_t* masks) override {
+    if (!EnterOp()) return;
+    Record(cuda::LaunchMaskRows(x, rows, width, mask_of, masks, stream_));
+  }
   void ApplyPenalties(float* x, int32_t rows, int32_t width, const int32_t* starts,
                       const PenaltyTerm* terms, float* saved) override {
     if (!EnterOp()) return;

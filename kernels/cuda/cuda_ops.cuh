@@ -22,6 +22,11 @@ absl::Status LaunchGatherRows(const bf16* x /*[n, width]*/, const int32_t* rows 
                               int32_t num_rows, int32_t width, bf16* out /*[num_rows, width]*/,
                               cudaStream_t stream);
 
+// Backend::MaskRows: a thread per logit of the masked rows.
+absl::Status LaunchMaskRows(float* x /*[rows, width]*/, int32_t rows, int32_t width,
+                            const int32_t* mask_of /*[rows]*/, const uint64_t* masks,
+                            cudaStream_t stream);
+
 // Backend::ApplyPenalties and RestoreLogits: a block per row, a thread per
 // term.
 absl::Status LaunchApplyPenalties(float* x /*[rows, width]*/, int32_t rows, int32_t width,

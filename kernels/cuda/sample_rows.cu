@@ -166,6 +166,21 @@ __global__ __launch_bounds__(kThreads) void SampleRowsKernel(const float* __rest
 
 // A row names each token once, so no two threads write one logit. IEEE
 // division and multiplication (no fast math): the host Sampler's bits.
+// Grid: (blocks of kThreads logits, rows). A row without a mask returns at
+// once; a masked one reads a word per 64 logits (from L1 for a warp's 32).
+__global__ void MaskRowsKernel(float* __restrict__ x, int32_t width,
+                               const int32_t* __restrict__ mask_of,
+                               const uint64_t* __restrict__ masks) {
+  const int32_t m = mask_of[blockIdx.y];
+  if (m < 0) return;
+  const int32_t t = static_cast<int32_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (t >= width) return;
+  const int64_t words = (static_cast<int64_t>(width) + 63) / 64;
+  if (((masks[m * words + t / 64] >> (t % 64)) & 1ull) == 0) {
+    x[static_cast<int64_t>(blockIdx.y) * width + t] = -INFINITY;
+  }
+}
+
 __global__ void ApplyPenaltiesKernel(float* __restrict__ x, int32_t width,
                                      const int32_t* __restrict__ starts,
                                      const PenaltyTerm* __restrict__ terms,
@@ -207,6 +222,17 @@ absl::Status LaunchApplyPenalties(float* x, int32_t rows, int32_t width, const i
   if (rows == 0) return absl::OkStatus();
   ApplyPenaltiesKernel<<<rows, kThreads, 0, stream>>>(x, width, starts, terms, saved);
   return LaunchStatus("ApplyPenaltiesKernel");
+}
+
+absl::Status LaunchMaskRows(float* x, int32_t rows, int32_t width, const int32_t* mask_of,
+                            const uint64_t* masks, cudaStream_t stream) {
+  if (rows < 0 || width < 0 || rows > 65535) {
+    return absl::InvalidArgumentError(absl::StrCat("MaskRows: bad shape ", rows, "x", width));
+  }
+  if (rows == 0 || width == 0) return absl::OkStatus();
+  const dim3 grid((width + kThreads - 1) / kThreads, rows);
+  MaskRowsKernel<<<grid, kThreads, 0, stream>>>(x, width, mask_of, masks);
+  return LaunchStatus("MaskRowsKernel");
 }
 
 absl::Status LaunchRestoreLogits(float* x, int32_t rows, int32_t width, const int32_t* starts,

@@ -113,7 +113,7 @@ const std::array<kernels::DeviceBuffer LlamaModel::*, 14> LlamaModel::kWorkspace
 void LlamaModel::FreeWorkspace() {
   graphs_.Clear();  // they point at what goes
   for (kernels::DeviceBuffer LlamaModel::*b : kWorkspace) (this->*b).Reset();
-  for (kernels::DeviceBuffer* b : {&penalties_, &meta_, &staging_}) b->Reset();
+  for (kernels::DeviceBuffer* b : {&penalties_, &masks_, &meta_, &staging_}) b->Reset();
   token_capacity_ = 0;
   sample_capacity_ = 0;
   staged_ = 0;
@@ -384,6 +384,32 @@ absl::Status LlamaModel::ApplyPenalties(const SamplePenalties& p, int32_t rows, 
   return absl::OkStatus();
 }
 
+absl::Status LlamaModel::ApplyMasks(const SampleInputs& in, int32_t rows) {
+  if (in.mask_of.empty()) return absl::OkStatus();
+  const size_t words = (static_cast<size_t>(config_.vocab_size) + 63) / 64;
+  const size_t num_masks = in.masks.size() / words;
+  bool ok = in.mask_of.size() == static_cast<size_t>(rows) && in.masks.size() % words == 0;
+  for (const int32_t m : in.mask_of) ok = ok && m >= -1 && m < static_cast<int64_t>(num_masks);
+  if (!ok) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("ForwardSample: %d mask indices and %d mask words for %d rows of %d words",
+                        in.mask_of.size(), in.masks.size(), rows, words));
+  }
+  const size_t index_bytes = (in.mask_of.size() * sizeof(int32_t) + 7) / 8 * 8;
+  const size_t bytes = index_bytes + in.masks.size() * sizeof(uint64_t);
+  RETURN_IF_ERROR(GrowBuffer(masks_, bytes));
+  ASSIGN_OR_RETURN(void* staged, StageSpace(bytes));
+  std::memcpy(staged, in.mask_of.data(), in.mask_of.size() * sizeof(int32_t));
+  std::memcpy(static_cast<char*>(staged) + index_bytes, in.masks.data(),
+              in.masks.size() * sizeof(uint64_t));
+  RETURN_IF_ERROR(backend_->CopyToDevice(masks_.data(), staged, bytes));
+  char* base = static_cast<char*>(masks_.data());
+  backend_->MaskRows(logits_.as<float>(), rows, config_.vocab_size,
+                     reinterpret_cast<const int32_t*>(base),
+                     reinterpret_cast<const uint64_t*>(base + index_bytes));
+  return absl::OkStatus();
+}
+
 void LlamaModel::RestoreRawLogits(const SamplePenalties& p, int32_t rows) {
   if (p.terms.empty()) return;
   const PenaltyLayout at(p);
@@ -409,8 +435,13 @@ absl::Status LlamaModel::ForwardSample(const Batch& batch, KvCache& kv, const Sa
   out->logprobs.clear();
   out->top = std::clamp(in.top_logprobs, 0, config_.vocab_size);
   const bool logprobs = in.top_logprobs >= 0 && rows > 0;
+  if (!in.mask_of.empty() && logprobs) {
+    // A mask moves logits past what RestoreRawLogits puts back.
+    return absl::InvalidArgumentError("ForwardSample: masks with logprobs (draw on the host)");
+  }
   RETURN_IF_ERROR(Run(batch, kv));
   if (rows == 0) return FinishStep();
+  RETURN_IF_ERROR(ApplyMasks(in, rows));
   RETURN_IF_ERROR(ApplyPenalties(in.penalties, rows, /*keep_raw=*/logprobs));
   RETURN_IF_ERROR(
       Upload(sample_specs_.data(), in.specs.data(), in.specs.size() * sizeof(kernels::SampleSpec)));

@@ -128,6 +128,9 @@ class LlamaModel final : public Model {
   // with `keep_raw`, the logits it moves are kept in penalties_ for
   // RestoreRawLogits.
   absl::Status ApplyPenalties(const SamplePenalties& p, int32_t rows, bool keep_raw);
+  // Uploads `in`'s masks (checked) and applies them to logits_'s first
+  // `rows` rows, where it has any.
+  absl::Status ApplyMasks(const SampleInputs& in, int32_t rows);
   // Puts back the logits ApplyPenalties(p, rows, true) moved, so that the
   // logprobs read the model's distribution.
   void RestoreRawLogits(const SamplePenalties& p, int32_t rows);
@@ -185,7 +188,8 @@ class LlamaModel final : public Model {
   // A step's PenaltyTerms, their row starts, then (for logprobs) the logits
   // they moved: layout by PenaltyLayout.
   kernels::DeviceBuffer penalties_;
-  kernels::DeviceBuffer meta_;  // int32 step metadata, see UploadMetadata
+  kernels::DeviceBuffer masks_;  // a step's mask_of (padded to 8 bytes), then its masks
+  kernels::DeviceBuffer meta_;   // int32 step metadata, see UploadMetadata
   // While offloaded: each weight buffer (emptied) and its host copy.
   struct Offloaded {
     kernels::DeviceBuffer* slot;

@@ -31,6 +31,11 @@ struct SampleInputs {
   // before penalties, with this many alternatives (at most
   // kernels::kMaxTopLogprobs; fewer where the vocabulary is smaller).
   int32_t top_logprobs = -1;
+  // Grammar masks (Backend::MaskRows), applied before the penalties: empty,
+  // or one per sample row, -1 where the row has none, else the index of its
+  // mask in `masks` (words of (vocab + 63) / 64 bits each).
+  std::vector<int32_t> mask_of;
+  std::vector<uint64_t> masks;
 };
 
 // What Model::ForwardSample brings back to the host.

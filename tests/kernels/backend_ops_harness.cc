@@ -407,6 +407,34 @@ void OpChecks::ApplyPenalties() {
   ExpectSameBits("restored logits", x, read(moved, x.size()), {}, seed_);
 }
 
+void OpChecks::MaskRows() {
+  for (const int32_t width : {49152, 1000, 65, 64, 63, 1}) {
+    const int32_t rows = 5;
+    const std::vector<float> x = Random(static_cast<size_t>(rows) * width, -20.f, 20.f);
+    const std::vector<int32_t> mask_of = {-1, 0, 1, 0, -1};
+    const size_t words = (static_cast<size_t>(width) + 63) / 64;
+    std::vector<uint64_t> masks(2 * words);
+    for (uint64_t& w : masks) w = (static_cast<uint64_t>(rng_()) << 32) ^ rng_();
+    masks[words] = 0;  // mask 1 opens with a word of nothing allowed
+    std::vector<float> want = x;
+    for (int32_t r = 0; r < rows; ++r) {
+      if (mask_of[r] < 0) continue;
+      for (int32_t t = 0; t < width; ++t) {
+        if (((masks[mask_of[r] * words + t / 64] >> (t % 64)) & 1) == 0) {
+          want[static_cast<size_t>(r) * width + t] = -std::numeric_limits<float>::infinity();
+        }
+      }
+    }
+    float* px = arena_.Raw(x);
+    backend().MaskRows(px, rows, width, arena_.Raw(mask_of), arena_.Raw(masks));
+    std::vector<float> got(x.size(), -7.f);
+    absl::Status s = backend().Synchronize();
+    if (s.ok()) s = backend().CopyToHost(got.data(), px, got.size() * sizeof(float));
+    ASSERT_TRUE(s.ok()) << s;
+    ExpectSameBits(absl::StrCat("masked rows of ", width), want, got, {}, seed_);
+  }
+}
+
 void OpChecks::SampleRowsGreedy() {
   constexpr float kInf = std::numeric_limits<float>::infinity();
   for (int32_t width : {49152, 1000, 33, 1}) {

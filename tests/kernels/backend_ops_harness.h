@@ -151,6 +151,10 @@ class OpChecks {
   // NaN and infinities, tokens out of range, rows without terms; the logits
   // it saves, and RestoreLogits putting them back.
   void ApplyPenalties();
+  // MaskRows bit for bit: masked rows -inf exactly where their mask's bit is
+  // clear (widths around a word's edge), unmasked rows untouched, two rows
+  // sharing one mask.
+  void MaskRows();
   void RmsNorm();
   // HeadRmsNorm on rows of [q heads | k heads | v] (Qwen3's norms): each
   // head against naive::RmsNorm, the values past the heads untouched.

@@ -68,6 +68,7 @@ TEST_P(BackendOpsTest, GatherRows) { checks_->GatherRows(); }
 TEST_P(BackendOpsTest, SampleRowsGreedy) { checks_->SampleRowsGreedy(); }
 TEST_P(BackendOpsTest, SampleRows) { checks_->SampleRows(); }
 TEST_P(BackendOpsTest, ApplyPenalties) { checks_->ApplyPenalties(); }
+TEST_P(BackendOpsTest, MaskRows) { checks_->MaskRows(); }
 TEST_P(BackendOpsTest, RowLogprobs) { checks_->RowLogprobs(); }
 TEST_P(BackendOpsTest, RmsNorm) { checks_->RmsNorm(); }
 TEST_P(BackendOpsTest, HeadRmsNorm) { checks_->HeadRmsNorm(); }

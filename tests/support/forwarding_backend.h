@@ -72,6 +72,10 @@ class ForwardingBackend : public kernels::Backend {
                   int32_t* out) override {
     inner_->SampleRows(x, rows, width, specs, out);
   }
+  void MaskRows(float* x, int32_t rows, int32_t width, const int32_t* mask_of,
+                const uint64_t* masks) override {
+    inner_->MaskRows(x, rows, width, mask_of, masks);
+  }
   void ApplyPenalties(float* x, int32_t rows, int32_t width, const int32_t* starts,
                       const kernels::PenaltyTerm* terms, float* saved) override {
     inner_->ApplyPenalties(x, rows, width, starts, terms, saved);

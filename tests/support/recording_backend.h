@@ -125,6 +125,10 @@ class RecordingBackend final : public ForwardingBackend {
                   int32_t* out) override {
     Op([=, this] { inner().SampleRows(x, rows, width, specs, out); });
   }
+  void MaskRows(float* x, int32_t rows, int32_t width, const int32_t* mask_of,
+                const uint64_t* masks) override {
+    Op([=, this] { inner().MaskRows(x, rows, width, mask_of, masks); });
+  }
   void ApplyPenalties(float* x, int32_t rows, int32_t width, const int32_t* starts,
                       const kernels::PenaltyTerm* terms, float* saved) override {
     Op([=, this] { inner().ApplyPenalties(x, rows, width, starts, terms, saved); });

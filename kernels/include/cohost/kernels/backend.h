@@ -262,6 +262,15 @@ class Backend {
                               const PenaltyTerm* terms /*[starts[rows]]*/,
                               float* saved /*[starts[rows]] or null*/) = 0;
 
+  // A grammar's masks (constrained decoding), applied before ApplyPenalties:
+  // where mask_of[r] >= 0, every token of row r whose bit is clear in mask
+  // m = mask_of[r] becomes -inf: the bit of token t is bit t % 64 of
+  // masks[m * words + t / 64], words = (width + 63) / 64. Other rows are left
+  // as they are.
+  virtual void MaskRows(float* x /*[rows, width] fp32*/, int32_t rows, int32_t width,
+                        const int32_t* mask_of /*[rows]*/,
+                        const uint64_t* masks /*[masks, words]*/) = 0;
+
   // Undoes ApplyPenalties with the same terms: x[r, term i's token] =
   // saved[i], token outside [0, width) skipped, so that each row holds its
   // raw logits again, bit for bit (logprobs read the model's distribution
