@@ -13,6 +13,7 @@
 #include "runtime/engine/json_constraint.h"
 #include "runtime/loader/model_file.h"
 #include "runtime/loader/model_loading.h"
+#include "runtime/sampling/sampling_params.h"
 #include "runtime/sampling/token_mask.h"
 #include "runtime/tokenizer/tokenizer.h"
 
@@ -44,7 +45,8 @@ void BM_Walk(benchmark::State& state) {
   if (!document.FeedAll(kPrefixes[state.range(0)])) return state.SkipWithError("bad prefix");
   std::vector<uint8_t> allowed(tokenizer.vocab_size());
   for (auto _ : state) {
-    benchmark::DoNotOptimize(mask.Allowed(document, absl::MakeSpan(allowed)));
+    benchmark::DoNotOptimize(
+        mask.Allowed(JsonSchema::AnyObject(), document, absl::MakeSpan(allowed)));
   }
 }
 BENCHMARK(BM_Walk)->ArgName("state")->DenseRange(0, 3)->Unit(benchmark::kMicrosecond);
@@ -52,11 +54,14 @@ BENCHMARK(BM_Walk)->ArgName("state")->DenseRange(0, 3)->Unit(benchmark::kMicrose
 void BM_Mask(benchmark::State& state) {
   const Tokenizer& tokenizer = DefaultTokenizer();
   static const JsonConstraint* constraint = new JsonConstraint(tokenizer);
+  SamplingParams json_mode;
+  json_mode.response_format = ResponseFormat::kJsonObject;
+  const std::shared_ptr<const JsonSchema> schema = json_mode.OutputSchema();
   JsonGrammar document;
   if (!document.FeedAll(kPrefixes[state.range(0)])) return state.SkipWithError("bad prefix");
   std::vector<float> logits(tokenizer.vocab_size());
   for (auto _ : state) {
-    constraint->Mask(document, {}, absl::MakeSpan(logits));
+    constraint->Mask(schema, document, {}, absl::MakeSpan(logits));
     benchmark::DoNotOptimize(logits.data());
   }
 }

@@ -11,6 +11,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
+#include "nlohmann/json.hpp"
+#include "runtime/loader/loader_json.h"
+#include "runtime/sampling/json_schema.h"
 
 namespace cohost::server {
 namespace {
@@ -96,6 +99,22 @@ runtime::SamplingParams SamplingFrom(const v1::GenerateRequest& request) {
   return p;
 }
 
+// The request's JSON schema, compiled (the only home of the schema's
+// reading: both front doors send it here as text).
+absl::StatusOr<std::shared_ptr<const runtime::JsonSchema>> SchemaFrom(
+    const v1::GenerateRequest& request) {
+  const bool wanted = request.response_format() == v1::RESPONSE_FORMAT_JSON_SCHEMA;
+  if (wanted != !request.json_schema().empty()) {
+    return absl::InvalidArgumentError(
+        "json_schema is given exactly with response_format JSON_SCHEMA");
+  }
+  if (!wanted) return nullptr;
+  ASSIGN_OR_RETURN(const nlohmann::json parsed,
+                   runtime::ParseJsonStrict(request.json_schema(), "json_schema"));
+  ASSIGN_OR_RETURN(runtime::JsonSchema schema, runtime::JsonSchema::Compile(parsed));
+  return std::make_shared<const runtime::JsonSchema>(std::move(schema));
+}
+
 }  // namespace
 
 absl::StatusOr<runtime::GenerateRequest> BuildGenerateRequest(
@@ -114,10 +133,13 @@ absl::StatusOr<runtime::GenerateRequest> BuildGenerateRequest(
   }
   if (!v1::ResponseFormat_IsValid(request.response_format())) {
     return absl::InvalidArgumentError(absl::StrFormat(
-        "response_format must be TEXT (0) or JSON_OBJECT (1), got %d", request.response_format()));
+        "response_format must be TEXT (0), JSON_OBJECT (1) or JSON_SCHEMA (2), got %d",
+        request.response_format()));
   }
   runtime::GenerateRequest out;
   out.sampling = SamplingFrom(request);
+  ASSIGN_OR_RETURN(out.sampling.json_schema, SchemaFrom(request));
+  if (out.sampling.json_schema) out.sampling.response_format = runtime::ResponseFormat::kJsonSchema;
   out.sampling.max_tokens = 1;  // a placeholder until the prompt's length is known
   RETURN_IF_ERROR(out.sampling.Validate(limits.vocab_size));
 

@@ -52,7 +52,8 @@ struct LiveRequest {
                           [&](int32_t id) { return tokenizer.IsControl(id); })),
         stops(request.sampling.stop_strings),
         submitted(now) {
-    if (request.sampling.response_format == ResponseFormat::kJsonObject) json.emplace();
+    json_schema = request.sampling.OutputSchema();
+    if (json_schema) json.emplace(*json_schema);
     seq.id = id;
     seq.tokens = request.prompt_ids;
     seq.num_prompt_tokens = static_cast<int32_t>(request.prompt_ids.size());
@@ -73,8 +74,9 @@ struct LiveRequest {
   Sampler sampler;
   IncrementalDetokenizer detok;
   StopChecker stops;
-  // Set for a JSON response format: the document's state after the tokens
-  // sampled so far (its mask is Engine::json_mask_'s).
+  // Set for a JSON response format: its schema, and the document's state
+  // after the tokens sampled so far (masked by Impl::json_constraint).
+  std::shared_ptr<const JsonSchema> json_schema;
   std::optional<JsonGrammar> json;
   Clock::time_point submitted;
   Clock::time_point first_scheduled, first_token;
@@ -144,8 +146,7 @@ struct Engine::Impl {
   // memory (Engine::ReclaimKv).
   bool kv_short = false;
   EngineStats counters;  // owned by the stepping thread
-  // Built by the first Submit of a JSON request, before it enters the inbox.
-  std::once_flag json_once;
+  // What JSON requests' draws are held to (built with the engine).
   std::unique_ptr<const JsonConstraint> json_constraint;
   StepCostFit cost_fit;  // of this engine's steps
 

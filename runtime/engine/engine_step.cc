@@ -23,20 +23,30 @@ double MsBetween(Clock::time_point a, Clock::time_point b) {
 // device whose memory is its own (CUDA), every request's; where the device's
 // memory is the host's (the CPU), only in steps whose every row takes the
 // argmax without logprobs (the host Sampler takes the same argmax anyway),
-// else Forward and the host Sampler for all; and on neither in a step with a
-// JSON request (its grammar masks its logits on the host). Either way where a request draws
+// else Forward and the host Sampler for all. A JSON request's grammar masks
+// its row where it draws: on the device (Backend::MaskRows, before the
+// penalties) or on the host (JsonConstraint::Mask); one that asks for
+// logprobs sends its step to the host, whose logprobs read a copy of the
+// raw row. Either way where a request draws
 // depends only on it and the backend, so a seeded request draws the same
 // tokens whatever shares its batch. A request's draw comes from its own
 // Sampler, one number per token, as on the host.
 bool DeviceSampleInputs(const StepPlan& plan,
                         const absl::flat_hash_map<RequestId, std::unique_ptr<LiveRequest>>& live,
-                        bool device_memory, int64_t vocab, SampleInputs* in) {
+                        bool device_memory, int64_t vocab, const JsonConstraint& json,
+                        SampleInputs* in) {
+  bool masked = false;
   for (const ScheduledSeq& item : plan.scheduled) {
     if (!item.samples) continue;
     const LiveRequest& r = *live.at(item.seq->id);
-    if (r.json || (!device_memory && !r.TakesArgmax())) return false;
+    // A mask moves logits that the logprobs must read raw.
+    if (r.json && r.request.sampling.logprobs) return false;
+    if (!device_memory && !r.TakesArgmax()) return false;
+    masked = masked || r.json;
   }
   in->specs.clear();
+  in->mask_of.clear();
+  in->masks.clear();
   in->top_logprobs = -1;
   SamplePenalties& penalties = in->penalties;
   penalties.starts.assign(1, 0);
@@ -61,6 +71,14 @@ bool DeviceSampleInputs(const StepPlan& plan,
     }
     in->specs.push_back(spec);
     penalties.starts.push_back(static_cast<int32_t>(penalties.terms.size()));
+    if (masked) {
+      const int32_t words = static_cast<int32_t>((vocab + 63) / 64);
+      in->mask_of.push_back(r.json ? static_cast<int32_t>(in->masks.size()) / words : -1);
+      if (r.json) {
+        json.AppendMask(r.json_schema, *r.json, r.request.sampling.stop_token_ids,
+                        static_cast<int32_t>(vocab), &in->masks);
+      }
+    }
   }
   if (penalties.terms.empty()) penalties.starts.clear();
   return true;
@@ -337,8 +355,9 @@ absl::StatusOr<bool> Engine::Step(const StepLimits& limits) {
     }
     BuildBatch(plan, s.kv_manager.block_size(), &s.batch);
     const bool device_memory = !model_->backend()->AdoptsHostMemory();
-    const bool on_device = DeviceSampleInputs(plan, s.live, device_memory,
-                                              model_->config().vocab_size, &s.sample_inputs);
+    const bool on_device =
+        DeviceSampleInputs(plan, s.live, device_memory, model_->config().vocab_size,
+                           *s.json_constraint, &s.sample_inputs);
     result = on_device ? model_->ForwardSample(s.batch, *s.kv_cache, s.sample_inputs, &s.sampled)
                        : model_->Forward(s.batch, *s.kv_cache, &s.logits);
     if (!result.ok()) {
@@ -357,6 +376,7 @@ absl::StatusOr<bool> Engine::Step(const StepLimits& limits) {
         for (size_t row = 0; row < sampled.size(); ++row) {
           LiveRequest& r = *sampled[row];
           tokens[row] = s.sampled.ids[row];
+          if (r.json) s.json_constraint->Advance(*r.json_schema, tokens[row], &*r.json);
           if (const std::optional<int32_t> top_n = r.request.sampling.logprobs) {
             const size_t width = 1 + static_cast<size_t>(s.sampled.top);
             r.logprobs = FromRow(
@@ -378,10 +398,11 @@ absl::StatusOr<bool> Engine::Step(const StepLimits& limits) {
                 // Sample rewrites the logits: logprobs read a copy of the model's.
                 if (top_n) raw_logits.assign(logits.begin(), logits.end());
                 if (r.json) {
-                  s.json_constraint->Mask(*r.json, r.request.sampling.stop_token_ids, logits);
+                  s.json_constraint->Mask(r.json_schema, *r.json, r.request.sampling.stop_token_ids,
+                                          logits);
                 }
                 tokens[row] = r.sampler.Sample(logits, r.seq.tokens, r.seq.num_prompt_tokens);
-                if (r.json) s.json_constraint->Advance(tokens[row], &*r.json);
+                if (r.json) s.json_constraint->Advance(*r.json_schema, tokens[row], &*r.json);
                 if (top_n) r.logprobs = ComputeLogprobs(raw_logits, tokens[row], *top_n);
               }
             });

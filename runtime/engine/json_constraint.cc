@@ -9,7 +9,10 @@ namespace cohost::runtime {
 std::vector<std::string> TextTokens(const Tokenizer& tokenizer) {
   std::vector<std::string> bytes(tokenizer.vocab_size());
   for (int32_t id = 0; id < tokenizer.vocab_size(); ++id) {
-    if (!tokenizer.IsSpecial(id) && !tokenizer.SkippedAsSpecial(id)) {
+    // An end of generation ends the request wherever it is drawn: allowed
+    // only where the document may end, whatever text it spells.
+    if (!tokenizer.IsSpecial(id) && !tokenizer.SkippedAsSpecial(id) &&
+        !tokenizer.IsEndOfGeneration(id)) {
       bytes[id] = tokenizer.TokenBytes(id);
     }
   }
@@ -24,16 +27,18 @@ JsonConstraint::JsonConstraint(const Tokenizer& tokenizer)
 }
 
 std::shared_ptr<const JsonConstraint::Allowed> JsonConstraint::AllowedAfter(
-    const JsonGrammar& document) const {
+    const std::shared_ptr<const JsonSchema>& schema, const JsonGrammar& document) const {
+  Key key(schema.get(), document);
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (auto it = cache_.find(document); it != cache_.end()) return it->second;
+    if (auto it = cache_.find(key); it != cache_.end()) return it->second;
   }
   // The walk, outside the lock (two threads may both walk a new state).
   thread_local std::vector<uint8_t> tokens;
   tokens.resize(mask_.vocab_size());
-  const int32_t count = mask_.Allowed(document, absl::MakeSpan(tokens));
+  const int32_t count = mask_.Allowed(*schema, document, absl::MakeSpan(tokens));
   auto allowed = std::make_shared<Allowed>();
+  allowed->schema = schema;
   allowed->ends = document.Complete() || count == 0;
   if (allowed->ends) {
     for (const int32_t id : end_ids_) tokens[id] = 1;
@@ -44,19 +49,21 @@ std::shared_ptr<const JsonConstraint::Allowed> JsonConstraint::AllowedAfter(
   }
   std::lock_guard<std::mutex> lock(mu_);
   if (cache_.size() >= kCachedMasks) cache_.clear();  // states a document left behind
-  cache_.emplace(document, allowed);
+  cache_.emplace(std::move(key), allowed);
   return allowed;
 }
 
-void JsonConstraint::Mask(const JsonGrammar& document, absl::Span<const int32_t> stop_ids,
+void JsonConstraint::Mask(const std::shared_ptr<const JsonSchema>& schema,
+                          const JsonGrammar& document, absl::Span<const int32_t> stop_ids,
                           absl::Span<float> logits) const {
-  const std::shared_ptr<const Allowed> allowed = AllowedAfter(document);
-  // The request's stop ids end it as the ends of generation do: kept where they are.
+  const std::shared_ptr<const Allowed> allowed = AllowedAfter(schema, document);
+  // The request's stop ids end it as the ends of generation do: where the
+  // document may end they keep their logits, elsewhere none is drawn.
   thread_local std::vector<std::pair<int32_t, float>> kept;
   kept.clear();
-  if (allowed->ends) {
-    for (const int32_t id : stop_ids) {
-      if (id >= 0 && static_cast<size_t>(id) < logits.size()) kept.emplace_back(id, logits[id]);
+  for (const int32_t id : stop_ids) {
+    if (id >= 0 && static_cast<size_t>(id) < logits.size()) {
+      kept.emplace_back(id, allowed->ends ? logits[id] : -std::numeric_limits<float>::infinity());
     }
   }
   // The model's logits may cover more ids than the tokenizer has: never those.
@@ -69,11 +76,31 @@ void JsonConstraint::Mask(const JsonGrammar& document, absl::Span<const int32_t>
   for (const auto& [id, logit] : kept) logits[id] = logit;
 }
 
-void JsonConstraint::Advance(int32_t token, JsonGrammar* document) const {
+void JsonConstraint::AppendMask(const std::shared_ptr<const JsonSchema>& schema,
+                                const JsonGrammar& document, absl::Span<const int32_t> stop_ids,
+                                int32_t width, std::vector<uint64_t>* masks) const {
+  const std::shared_ptr<const Allowed> allowed = AllowedAfter(schema, document);
+  const size_t begin = masks->size();
+  const size_t words = (static_cast<size_t>(width) + 63) / 64;
+  masks->resize(begin + words, 0);
+  uint64_t* row = masks->data() + begin;
+  std::copy_n(allowed->bits.begin(), std::min(words, allowed->bits.size()), row);
+  // Ids past the vocabulary (a model's padded rows) stay clear.
+  for (size_t id = static_cast<size_t>(mask_.vocab_size()); id < words * 64; ++id) {
+    row[id / 64] &= ~(uint64_t{1} << (id % 64));
+  }
+  for (const int32_t id : stop_ids) {
+    if (id < 0 || id >= width) continue;
+    const uint64_t bit = uint64_t{1} << (id % 64);
+    row[id / 64] = allowed->ends ? row[id / 64] | bit : row[id / 64] & ~bit;
+  }
+}
+
+void JsonConstraint::Advance(const JsonSchema& schema, int32_t token, JsonGrammar* document) const {
   if (tokenizer_.IsEndOfGeneration(token)) return;
   // Mask allowed it, so the grammar takes it whole (one that does not leaves
   // the document where its refused byte would have gone).
-  document->FeedAll(tokenizer_.TokenBytes(token));
+  document->FeedAll(schema, tokenizer_.TokenBytes(token));
 }
 
 }  // namespace cohost::runtime

@@ -5,16 +5,18 @@
 // once per engine, on first use, from the model's tokenizer: control,
 // unknown and unused tokens are never chosen (they are no text).
 //
-// A mask depends only on the document's state, and few states recur (inside
-// a string at some depth, after a key): the walk over the vocabulary (some
-// 0.6 ms inside a string, for 49k tokens) is done once per state and kept,
-// up to kCachedMasks states, shared by the engine's requests.
+// A mask depends only on the schema and the document's state, and few
+// states recur (inside a string at some depth, after a key): the walk over
+// the vocabulary (some 0.6 ms inside a string, for 49k tokens) is done once
+// per state and kept, up to kCachedMasks states, shared by the engine's
+// requests (all of JSON mode's; each JSON schema request's own).
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -33,28 +35,44 @@ class JsonConstraint {
  public:
   explicit JsonConstraint(const Tokenizer& tokenizer);
 
-  // logits: [vocab] of one row, masked in place. stop_ids: the request's own
-  // stop token ids, which end it as an end of generation does. Where the
-  // vocabulary has no token that continues the document, the ends are
-  // allowed (it ends unfinished, as at max_tokens). Thread-safe.
-  void Mask(const JsonGrammar& document, absl::Span<const int32_t> stop_ids,
-            absl::Span<float> logits) const;
+  // Whether a document can end at all: the vocabulary has an end of generation.
+  bool CanEnd() const { return !end_ids_.empty(); }
+
+  // logits: [vocab] of one row, masked in place, for a document of
+  // `schema` (kept alive while a mask of it is cached). stop_ids: the
+  // request's own stop token ids, which end it as an end of generation does:
+  // allowed only where the document may end. Where the vocabulary has no
+  // token that continues the document (a vocabulary without some single
+  // byte), the ends are allowed: it ends unfinished. Thread-safe.
+  void Mask(const std::shared_ptr<const JsonSchema>& schema, const JsonGrammar& document,
+            absl::Span<const int32_t> stop_ids, absl::Span<float> logits) const;
+  // The same mask as bits (Backend::MaskRows's layout: bit t % 64 of word
+  // t / 64 set where token t may follow), appended to `masks` for a row of
+  // `width` logits (ids past the vocabulary never allowed).
+  void AppendMask(const std::shared_ptr<const JsonSchema>& schema, const JsonGrammar& document,
+                  absl::Span<const int32_t> stop_ids, int32_t width,
+                  std::vector<uint64_t>* masks) const;
   // The document after `token`; an end of generation leaves it as it is.
-  void Advance(int32_t token, JsonGrammar* document) const;
+  void Advance(const JsonSchema& schema, int32_t token, JsonGrammar* document) const;
 
  private:
   static constexpr size_t kCachedMasks = 256;
   struct Allowed {
     std::vector<uint64_t> bits;  // bit id % 64 of bits[id / 64]: the token may follow
     bool ends = false;           // the ends of generation are among them
+    // Its key's schema, alive while the entry is: no other schema can take
+    // its address and find this mask.
+    std::shared_ptr<const JsonSchema> schema;
   };
-  std::shared_ptr<const Allowed> AllowedAfter(const JsonGrammar& document) const;
+  using Key = std::pair<const JsonSchema*, JsonGrammar>;
+  std::shared_ptr<const Allowed> AllowedAfter(const std::shared_ptr<const JsonSchema>& schema,
+                                              const JsonGrammar& document) const;
 
   const Tokenizer& tokenizer_;
   TokenMask mask_;
   std::vector<int32_t> end_ids_;  // the tokenizer's ends of generation
   mutable std::mutex mu_;
-  mutable absl::flat_hash_map<JsonGrammar, std::shared_ptr<const Allowed>> cache_;
+  mutable absl::flat_hash_map<Key, std::shared_ptr<const Allowed>> cache_;
 };
 
 }  // namespace cohost::runtime

@@ -1,7 +1,11 @@
 #include "runtime/sampling/json_grammar.h"
 
+#include <limits>
+
 namespace cohost::runtime {
 namespace {
+
+using Kind = SchemaNode::Kind;
 
 constexpr std::string_view kLiterals[] = {"true", "false", "null"};
 
@@ -9,59 +13,106 @@ bool IsWhitespace(uint8_t b) { return b == ' ' || b == '\t' || b == '\n' || b ==
 bool IsDigit(uint8_t b) { return b >= '0' && b <= '9'; }
 bool IsHex(uint8_t b) { return IsDigit(b) || (b >= 'a' && b <= 'f') || (b >= 'A' && b <= 'F'); }
 
+// How a value starting with `b` starts; kStarts if none does.
+SchemaNode::Start StartOf(uint8_t b) {
+  switch (b) {
+    case '{':
+      return SchemaNode::kStartObject;
+    case '[':
+      return SchemaNode::kStartArray;
+    case '"':
+      return SchemaNode::kStartString;
+    case 't':
+    case 'f':
+      return SchemaNode::kStartBool;
+    case 'n':
+      return SchemaNode::kStartNull;
+    default:
+      return b == '-' || IsDigit(b) ? SchemaNode::kStartNumber : SchemaNode::kStarts;
+  }
+}
+
+bool LimitsLength(const SchemaNode& n) {
+  return n.kind == Kind::kString &&
+         (n.min_length > 0 || n.max_length != std::numeric_limits<uint32_t>::max());
+}
+bool LimitsItems(const SchemaNode& n) {
+  return n.min_items > 0 || n.max_items != std::numeric_limits<uint32_t>::max();
+}
+uint64_t FirstBits(size_t n) { return n >= 64 ? ~uint64_t{0} : (uint64_t{1} << n) - 1; }
+
 }  // namespace
 
-bool JsonGrammar::FeedAll(std::string_view bytes) {
+bool JsonGrammar::FeedAll(const JsonSchema& schema, std::string_view bytes) {
   for (const char c : bytes) {
-    if (!Feed(static_cast<uint8_t>(c))) return false;
+    if (!Feed(schema, static_cast<uint8_t>(c))) return false;
   }
   return true;
 }
 
-bool JsonGrammar::Feed(uint8_t byte) {
-  switch (mode_) {
+bool JsonGrammar::Complete() const {
+  if (head_.mode == Mode::kDone) return true;
+  // A number at the top ends where the document does.
+  return head_.mode == Mode::kNumber && head_.depth == 0 &&
+         (head_.sub == kZero || head_.sub == kInt || head_.sub == kFrac || head_.sub == kExpDigits);
+}
+
+bool JsonGrammar::Feed(const JsonSchema& schema, uint8_t byte) {
+  switch (head_.mode) {
     case Mode::kString:
-      return FeedString(byte);
+      return FeedString(schema, byte);
     case Mode::kNumber:
-      return FeedNumber(byte);
+      return FeedNumber(schema, byte);
     case Mode::kLiteral:
-      return FeedLiteral(byte);
+      return FeedLiteral(schema, byte);
+    case Mode::kDone:
+      // Nothing follows the document, not even whitespace: its end is the
+      // end of generation (a model at a temperature may wander on in blank lines).
+      return false;
     default:
       break;
   }
-  // Nothing follows the document, not even whitespace: its end is the end
-  // of generation (a model at a temperature may wander on in blank lines).
-  if (mode_ == Mode::kDone) return false;
   if (IsWhitespace(byte)) return FeedWhitespace(byte);
-  switch (mode_) {
-    case Mode::kStart:
-      return byte == '{' && Open(/*object=*/true);
+  switch (head_.mode) {
     case Mode::kValue:
-      return FeedValueStart(byte);
+      return FeedValueStart(schema, byte);
     case Mode::kValueOrEnd:
-      return byte == ']' ? Close(/*object=*/false) : FeedValueStart(byte);
+      if (byte == ']') return Close(schema, /*object=*/false);
+      return schema.node(Top().node).max_items > 0 && FeedValueStart(schema, byte);
     case Mode::kKeyOrEnd:
-      if (byte == '}') return Close(/*object=*/true);
+      if (byte == '}') return Close(schema, /*object=*/true);
       [[fallthrough]];
-    case Mode::kKey:
-      if (byte != '"') return false;
-      mode_ = Mode::kString;
-      sub_ = kPlain;
-      key_ = true;
-      whitespace_ = 0;
+    case Mode::kKey: {
+      if (byte != '"' || !KeyLeft(schema)) return false;
+      const SchemaNode& object = schema.node(Top().node);
+      head_.mode = Mode::kString;
+      head_.sub = kPlain;
+      head_.key = true;
+      head_.counted = false;
+      head_.pos = 0;
+      head_.chars = 0;
+      head_.candidates = FirstBits(object.names.size()) & ~Top().seen;
+      EndWhitespace();
       return true;
+    }
     case Mode::kColon:
       if (byte != ':') return false;
-      mode_ = Mode::kValue;
-      whitespace_ = 0;
+      head_.mode = Mode::kValue;
+      EndWhitespace();
       return true;
     case Mode::kObjectNext:
+      if (byte == '}') return Close(schema, /*object=*/true);
+      if (byte != ',' || !KeyLeft(schema)) return false;
+      head_.mode = Mode::kKey;
+      EndWhitespace();
+      return true;
     case Mode::kArrayNext: {
-      const bool object = mode_ == Mode::kObjectNext;
-      if (byte == static_cast<uint8_t>(object ? '}' : ']')) return Close(object);
-      if (byte != ',') return false;
-      mode_ = object ? Mode::kKey : Mode::kValue;
-      whitespace_ = 0;
+      if (byte == ']') return Close(schema, /*object=*/false);
+      const SchemaNode& array = schema.node(Top().node);
+      if (byte != ',' || (LimitsItems(array) && Top().count >= array.max_items)) return false;
+      head_.mode = Mode::kValue;
+      head_.value = array.items;
+      EndWhitespace();
       return true;
     }
     default:
@@ -69,54 +120,160 @@ bool JsonGrammar::Feed(uint8_t byte) {
   }
 }
 
-bool JsonGrammar::FeedWhitespace(uint8_t /*byte*/) {
-  if (whitespace_ >= kMaxJsonWhitespaceRun) return false;
-  ++whitespace_;
+bool JsonGrammar::FeedWhitespace(uint8_t byte) {
+  if (byte == '\n') {
+    if (head_.newlines >= kMaxJsonNewlines) return false;
+    ++head_.newlines;
+    head_.whitespace = 0;  // an indent starts
+    return true;
+  }
+  if (head_.whitespace >= kMaxJsonIndent) return false;
+  ++head_.whitespace;
   return true;
 }
 
-bool JsonGrammar::FeedValueStart(uint8_t byte) {
-  if (byte == '{' || byte == '[') return Open(byte == '{');
-  whitespace_ = 0;
-  if (byte == '"') {
-    mode_ = Mode::kString;
-    sub_ = kPlain;
-    key_ = false;
-    return true;
-  }
-  if (byte == '-' || IsDigit(byte)) {
-    mode_ = Mode::kNumber;
-    sub_ = byte == '-' ? kMinus : byte == '0' ? kZero : kInt;
-    return true;
-  }
-  for (uint8_t i = 0; i < 3; ++i) {
-    if (byte == static_cast<uint8_t>(kLiterals[i][0])) {
-      mode_ = Mode::kLiteral;
-      literal_ = i;
-      sub_ = 1;
-      return true;
-    }
-  }
-  return false;
+bool JsonGrammar::KeyLeft(const JsonSchema& schema) const {
+  const SchemaNode& object = schema.node(Top().node);
+  return object.additional || (FirstBits(object.names.size()) & ~Top().seen) != 0;
 }
 
-bool JsonGrammar::FeedString(uint8_t byte) {
-  if (utf8_left_ > 0) {
-    if (byte < utf8_lo_ || byte > utf8_hi_) return false;
-    --utf8_left_;
-    utf8_lo_ = 0x80;
-    utf8_hi_ = 0xBF;
+bool JsonGrammar::FeedValueStart(const JsonSchema& schema, uint8_t byte) {
+  const SchemaNode::Start start = StartOf(byte);
+  if (start == SchemaNode::kStarts) return false;
+  SchemaNodeId id = schema.Resolve(head_.value);
+  if (schema.node(id).kind == Kind::kUnion) id = schema.node(id).alternatives[start];
+  if (id == SchemaNode::kNone) return false;
+  id = schema.Resolve(id);
+  const SchemaNode& node = schema.node(id);
+  if (node.kind == Kind::kAny) {
+    if (start == SchemaNode::kStartObject) return Open(schema, JsonSchema::kAnyObject);
+    if (start == SchemaNode::kStartArray) return Open(schema, JsonSchema::kAnyArray);
+  }
+  switch (start) {
+    case SchemaNode::kStartObject:
+      return node.kind == Kind::kObject && Open(schema, id);
+    case SchemaNode::kStartArray:
+      return node.kind == Kind::kArray && Open(schema, id);
+    case SchemaNode::kStartString:
+      if (node.kind != Kind::kString && node.kind != Kind::kAny) return false;
+      head_.mode = Mode::kString;
+      head_.sub = kPlain;
+      head_.key = false;
+      head_.counted = LimitsLength(node);
+      head_.value = id;
+      head_.pos = 0;
+      head_.chars = 0;
+      head_.candidates = FirstBits(node.options.size());
+      break;
+    case SchemaNode::kStartNumber:
+      if (node.kind != Kind::kNumber && node.kind != Kind::kInteger && node.kind != Kind::kAny) {
+        return false;
+      }
+      head_.mode = Mode::kNumber;
+      head_.integer = node.kind == Kind::kInteger;
+      head_.sub = byte == '-' ? kMinus : byte == '0' ? kZero : kInt;
+      break;
+    default: {
+      const bool boolean = start == SchemaNode::kStartBool;
+      if (node.kind != (boolean ? Kind::kBoolean : Kind::kNull) && node.kind != Kind::kAny) {
+        return false;
+      }
+      head_.mode = Mode::kLiteral;
+      head_.literal = byte == 't' ? 0 : byte == 'f' ? 1 : 2;
+      head_.sub = 1;
+      break;
+    }
+  }
+  EndWhitespace();
+  return true;
+}
+
+bool JsonGrammar::FeedString(const JsonSchema& schema, uint8_t byte) {
+  const bool between_characters = head_.utf8_left == 0 && head_.sub == kPlain;
+  if (between_characters && byte == '"') return CloseString(schema);
+  // Free text (no names or options left to match, no length to keep): the
+  // bytes alone, the mask's walk's common case.
+  if (head_.candidates == 0 && !head_.counted) return FeedStringByte(byte);
+  // A key is matched against the object's names, a string value against its
+  // options; what a prefix matches must stay non-empty unless any key may
+  // come (an enum's candidates never run out: the byte is refused first).
+  const SchemaNode& node = schema.node(head_.key ? Top().node : head_.value);
+  const std::vector<std::string>& names = head_.key ? node.names : node.options;
+  uint64_t narrowed = 0;
+  if (head_.candidates != 0) {
+    for (uint64_t bits = head_.candidates; bits != 0; bits &= bits - 1) {
+      const std::string& name = names[__builtin_ctzll(bits)];
+      if (name.size() > head_.pos && static_cast<uint8_t>(name[head_.pos]) == byte) {
+        narrowed |= bits & -bits;
+      }
+    }
+    if (narrowed == 0 && !(head_.key && node.additional)) return false;
+  }
+  if (head_.counted && between_characters && head_.chars >= node.max_length) return false;
+  if (!FeedStringByte(byte)) return false;
+  if (head_.candidates != 0) ++head_.pos;
+  head_.candidates = narrowed;
+  if (head_.counted && between_characters) ++head_.chars;
+  return true;
+}
+
+bool JsonGrammar::CloseString(const JsonSchema& schema) {
+  if (head_.key) {
+    const Frame& top = Top();
+    const SchemaNode& object = schema.node(top.node);
+    SchemaNodeId value = JsonSchema::kAnyValue;
+    int property = -1;
+    for (uint64_t bits = head_.candidates; bits != 0; bits &= bits - 1) {
+      const int i = __builtin_ctzll(bits);
+      if (object.names[i].size() == head_.pos) property = i;
+    }
+    if (property >= 0) {
+      value = object.values[property];
+      Top().seen |= uint64_t{1} << property;
+    } else if (!object.additional) {
+      return false;
+    }
+    head_.mode = Mode::kColon;
+    head_.value = value;
+    EndWhitespace();
+    head_.candidates = 0;
+    head_.pos = 0;
     return true;
   }
-  switch (sub_) {
+  const SchemaNode& node = schema.node(head_.value);
+  if (!node.options.empty()) {
+    bool whole = false;
+    for (uint64_t bits = head_.candidates; bits != 0; bits &= bits - 1) {
+      whole = whole || node.options[__builtin_ctzll(bits)].size() == head_.pos;
+    }
+    if (!whole) return false;
+  }
+  if (LimitsLength(node) && head_.chars < node.min_length) return false;
+  head_.candidates = 0;
+  head_.pos = 0;
+  head_.chars = 0;
+  head_.counted = false;
+  ValueDone(schema);
+  return true;
+}
+
+bool JsonGrammar::FeedStringByte(uint8_t byte) {
+  if (head_.utf8_left > 0) {
+    if (byte < head_.utf8_lo || byte > head_.utf8_hi) return false;
+    --head_.utf8_left;
+    head_.utf8_lo = 0x80;
+    head_.utf8_hi = 0xBF;
+    return true;
+  }
+  switch (head_.sub) {
     case kEscape:
       if (byte == 'u') {
-        sub_ = kHex1;
+        head_.sub = kHex1;
         return true;
       }
       for (const char c : std::string_view("\"\\/bfnrt")) {
         if (byte == static_cast<uint8_t>(c)) {
-          sub_ = kPlain;
+          head_.sub = kPlain;
           return true;
         }
       }
@@ -126,83 +283,76 @@ bool JsonGrammar::FeedString(uint8_t byte) {
     case kHex3:
     case kHex4:
       if (!IsHex(byte)) return false;
-      sub_ = static_cast<uint8_t>(sub_ == kHex4 ? kPlain : sub_ + 1);
+      head_.sub = static_cast<uint8_t>(head_.sub == kHex4 ? kPlain : head_.sub + 1);
       return true;
     default:
       break;
   }
-  if (byte == '"') {
-    if (key_) {
-      mode_ = Mode::kColon;
-      whitespace_ = 0;
-    } else {
-      ValueDone();
-    }
-    return true;
-  }
   if (byte == '\\') {
-    sub_ = kEscape;
+    head_.sub = kEscape;
     return true;
   }
   if (byte < 0x20) return false;  // control characters are escaped in JSON
   if (byte < 0x80) return true;
   // The lead byte of a UTF-8 sequence (RFC 3629's table).
   if (byte >= 0xC2 && byte <= 0xDF) {
-    utf8_left_ = 1;
+    head_.utf8_left = 1;
   } else if (byte >= 0xE0 && byte <= 0xEF) {
-    utf8_left_ = 2;
-    if (byte == 0xE0) utf8_lo_ = 0xA0;  // not overlong
-    if (byte == 0xED) utf8_hi_ = 0x9F;  // not a surrogate
+    head_.utf8_left = 2;
+    if (byte == 0xE0) head_.utf8_lo = 0xA0;  // not overlong
+    if (byte == 0xED) head_.utf8_hi = 0x9F;  // not a surrogate
   } else if (byte >= 0xF0 && byte <= 0xF4) {
-    utf8_left_ = 3;
-    if (byte == 0xF0) utf8_lo_ = 0x90;  // not overlong
-    if (byte == 0xF4) utf8_hi_ = 0x8F;  // not past U+10FFFF
+    head_.utf8_left = 3;
+    if (byte == 0xF0) head_.utf8_lo = 0x90;  // not overlong
+    if (byte == 0xF4) head_.utf8_hi = 0x8F;  // not past U+10FFFF
   } else {
     return false;
   }
   return true;
 }
 
-bool JsonGrammar::FeedNumber(uint8_t byte) {
+bool JsonGrammar::FeedNumber(const JsonSchema& schema, uint8_t byte) {
   const bool digit = IsDigit(byte);
-  switch (sub_) {
+  const bool fraction = !head_.integer && byte == '.';
+  const bool exponent = !head_.integer && (byte == 'e' || byte == 'E');
+  switch (head_.sub) {
     case kMinus:
       if (!digit) return false;
-      sub_ = byte == '0' ? kZero : kInt;
+      head_.sub = byte == '0' ? kZero : kInt;
       return true;
     case kInt:
       if (digit) return true;
       [[fallthrough]];
     case kZero:
-      if (byte == '.') {
-        sub_ = kDot;
+      if (fraction) {
+        head_.sub = kDot;
         return true;
       }
-      if (byte == 'e' || byte == 'E') {
-        sub_ = kExp;
+      if (exponent) {
+        head_.sub = kExp;
         return true;
       }
       break;
     case kDot:
       if (!digit) return false;
-      sub_ = kFrac;
+      head_.sub = kFrac;
       return true;
     case kFrac:
       if (digit) return true;
-      if (byte == 'e' || byte == 'E') {
-        sub_ = kExp;
+      if (exponent) {
+        head_.sub = kExp;
         return true;
       }
       break;
     case kExp:
       if (byte == '+' || byte == '-') {
-        sub_ = kExpSign;
+        head_.sub = kExpSign;
         return true;
       }
       [[fallthrough]];
     case kExpSign:
       if (!digit) return false;
-      sub_ = kExpDigits;
+      head_.sub = kExpDigits;
       return true;
     case kExpDigits:
       if (digit) return true;
@@ -213,43 +363,61 @@ bool JsonGrammar::FeedNumber(uint8_t byte) {
   // A number ends at the first byte that cannot continue it (every part that
   // reaches here is a whole number), and that byte belongs to what follows.
   const JsonGrammar before = *this;
-  ValueDone();
-  if (Feed(byte)) return true;
+  ValueDone(schema);
+  if (Feed(schema, byte)) return true;
   *this = before;
   return false;
 }
 
-bool JsonGrammar::FeedLiteral(uint8_t byte) {
-  const std::string_view literal = kLiterals[literal_];
-  if (byte != static_cast<uint8_t>(literal[sub_])) return false;
-  if (++sub_ == literal.size()) ValueDone();
+bool JsonGrammar::FeedLiteral(const JsonSchema& schema, uint8_t byte) {
+  const std::string_view literal = kLiterals[head_.literal];
+  if (byte != static_cast<uint8_t>(literal[head_.sub])) return false;
+  if (++head_.sub == literal.size()) ValueDone(schema);
   return true;
 }
 
-bool JsonGrammar::Open(bool object) {
-  if (depth_ >= kMaxJsonDepth) return false;
-  const uint64_t bit = uint64_t{1} << depth_;
-  objects_ = object ? objects_ | bit : objects_ & ~bit;
-  ++depth_;
-  mode_ = object ? Mode::kKeyOrEnd : Mode::kValueOrEnd;
-  whitespace_ = 0;
+bool JsonGrammar::Open(const JsonSchema& schema, SchemaNodeId node) {
+  if (head_.depth >= kMaxJsonDepth) return false;
+  frames_[head_.depth] = Frame{0, 0, node};
+  ++head_.depth;
+  const SchemaNode& n = schema.node(node);
+  head_.mode = n.kind == Kind::kObject ? Mode::kKeyOrEnd : Mode::kValueOrEnd;
+  if (n.kind == Kind::kArray) head_.value = n.items;
+  EndWhitespace();
   return true;
 }
 
-bool JsonGrammar::Close(bool object) {
-  if (depth_ == 0 || InObject() != object) return false;
-  --depth_;
-  ValueDone();
+bool JsonGrammar::Close(const JsonSchema& schema, bool object) {
+  if (head_.depth == 0) return false;
+  const SchemaNode& node = schema.node(Top().node);
+  if ((node.kind == Kind::kObject) != object) return false;
+  if (object && (node.required & ~Top().seen) != 0) return false;
+  if (!object && LimitsItems(node) && Top().count < node.min_items) return false;
+  --head_.depth;
+  ValueDone(schema);
   return true;
 }
 
-void JsonGrammar::ValueDone() {
-  whitespace_ = 0;
-  if (depth_ == 0) {
-    mode_ = Mode::kDone;
-  } else {
-    mode_ = InObject() ? Mode::kObjectNext : Mode::kArrayNext;
+void JsonGrammar::ValueDone(const JsonSchema& schema) {
+  // Nothing of the value just read stays: states that differ only in what
+  // came before are equal (and share a cached mask).
+  EndWhitespace();
+  head_.sub = 0;
+  head_.literal = 0;
+  head_.key = false;
+  head_.integer = false;
+  if (head_.depth == 0) {
+    head_.mode = Mode::kDone;
+    return;
   }
+  const SchemaNode& node = schema.node(Top().node);
+  if (node.kind == Kind::kObject) {
+    head_.mode = Mode::kObjectNext;
+    return;
+  }
+  head_.mode = Mode::kArrayNext;
+  head_.value = node.items;
+  if (LimitsItems(node)) ++Top().count;
 }
 
 }  // namespace cohost::runtime

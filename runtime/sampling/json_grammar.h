@@ -1,87 +1,149 @@
-// A byte-at-a-time recognizer of JSON text (RFC 8259), for constrained
-// decoding: the state after any prefix of a document is a small value type,
-// so the token mask (token_mask.h) copies it at every byte of its walk over
-// the vocabulary. It accepts exactly the prefixes of documents whose top
-// level is an object (OpenAI's `response_format: {"type": "json_object"}`),
-// with strings of valid UTF-8 and no raw control characters, nothing after
-// the document (its end is the end of generation), and two limits that keep
-// a model from looping where the grammar alone would let it:
+// A byte-at-a-time recognizer of JSON text (RFC 8259) held to a JsonSchema,
+// for constrained decoding: the state after any prefix of a document is a
+// value type (a header and the open containers), so the token mask
+// (token_mask.h) copies it at every byte of its walk over the vocabulary.
+// It accepts exactly the prefixes of documents the schema allows (by
+// default JsonSchema::AnyObject(): any document whose top level is an
+// object, OpenAI's `response_format: {"type": "json_object"}`), with strings
+// of valid UTF-8 and no raw control characters, nothing after the document
+// (its end is the end of generation), and two limits that keep a model from
+// looping where the grammar alone would let it:
 //   - at most kMaxJsonDepth open containers;
-//   - at most kMaxJsonWhitespaceRun whitespace bytes in a row (pretty
-//     printing needs a newline and an indent; a model stuck on spaces ends).
+//   - between two tokens of JSON, at most kMaxJsonNewlines newlines, and at
+//     most kMaxJsonIndent other whitespace bytes after each (pretty printing
+//     needs a newline and an indent, 4 spaces a level at the deepest; a
+//     model stuck on blank lines or spaces must go on with the document).
+// Every prefix it accepts can be completed: no byte leads where no document
+// goes (a property written, a list at its maxItems, an enum's strings
+// narrowed to none), so a constrained model is never stuck midway.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string_view>
 #include <utility>
 
+#include "runtime/sampling/json_schema.h"
+
 namespace cohost::runtime {
 
-inline constexpr int32_t kMaxJsonDepth = 64;
-inline constexpr int32_t kMaxJsonWhitespaceRun = 32;
+inline constexpr int32_t kMaxJsonDepth = 32;
+inline constexpr int32_t kMaxJsonNewlines = 2;
+inline constexpr int32_t kMaxJsonIndent = 4 * kMaxJsonDepth;
 
 class JsonGrammar {
  public:
-  // The state before the first byte: whitespace, then '{'.
-  JsonGrammar() = default;
+  // The state before the first byte of a document of `schema`'s root
+  // (which must outlive every Feed).
+  JsonGrammar() : JsonGrammar(JsonSchema::AnyObject()) {}
+  explicit JsonGrammar(const JsonSchema& schema) { head_.value = schema.root(); }
+  JsonGrammar(const JsonGrammar& other) { *this = other; }
+  // Copies only the open containers: the mask's walk copies a state per byte.
+  JsonGrammar& operator=(const JsonGrammar& other) {
+    head_ = other.head_;
+    std::copy_n(other.frames_, other.head_.depth, frames_);
+    return *this;
+  }
 
-  // Takes one byte; false (and the state unchanged) if no document has the
-  // prefix so far followed by it.
-  bool Feed(uint8_t byte);
+  // Takes one byte; false (and the state unchanged) if no document of the
+  // schema has the prefix so far followed by it.
+  bool Feed(const JsonSchema& schema, uint8_t byte);
   // Feed for every byte, stopping at the first refused (the state then holds
   // the bytes before it).
-  bool FeedAll(std::string_view bytes);
+  bool FeedAll(const JsonSchema& schema, std::string_view bytes);
+  // Under JsonSchema::AnyObject().
+  bool Feed(uint8_t byte) { return Feed(JsonSchema::AnyObject(), byte); }
+  bool FeedAll(std::string_view bytes) { return FeedAll(JsonSchema::AnyObject(), bytes); }
   // The bytes so far are a whole document (an end of generation may follow).
-  bool Complete() const { return mode_ == Mode::kDone; }
+  bool Complete() const;
 
-  friend bool operator==(const JsonGrammar&, const JsonGrammar&) = default;
+  friend bool operator==(const JsonGrammar& a, const JsonGrammar& b) {
+    return a.head_ == b.head_ && std::equal(a.frames_, a.frames_ + a.head_.depth, b.frames_);
+  }
   template <typename H>
   friend H AbslHashValue(H h, const JsonGrammar& g) {
-    return H::combine(std::move(h), g.mode_, g.sub_, g.literal_, g.whitespace_, g.utf8_left_,
-                      g.utf8_lo_, g.utf8_hi_, g.key_, g.depth_, g.objects_);
+    const Head& d = g.head_;
+    h = H::combine(std::move(h), d.mode, d.sub, d.literal, d.whitespace, d.newlines, d.utf8_left,
+                   d.utf8_lo, d.utf8_hi, d.key, d.integer, d.counted, d.depth, d.value, d.pos,
+                   d.chars, d.candidates);
+    for (int i = 0; i < d.depth; ++i) {
+      h = H::combine(std::move(h), g.frames_[i].seen, g.frames_[i].count, g.frames_[i].node);
+    }
+    return h;
   }
 
  private:
   enum class Mode : uint8_t {
-    kStart,       // before the top-level '{'
-    kValue,       // a value must start (after ':' or ',' in an array)
+    kValue,       // a value must start (of node `value`)
     kKeyOrEnd,    // after '{': a key or '}'
     kKey,         // after ',' in an object: a key
     kColon,       // after a key
     kObjectNext,  // after a member's value: ',' or '}'
     kValueOrEnd,  // after '[': a value or ']'
     kArrayNext,   // after an element: ',' or ']'
-    kString,      // inside a string (a key when key_)
-    kNumber,      // inside a number (sub_: where)
-    kLiteral,     // inside true, false or null (sub_: which and how far)
-    kDone,        // the top-level object closed: nothing may follow
+    kString,      // inside a string (a key when `key`)
+    kNumber,      // inside a number (sub: where)
+    kLiteral,     // inside true, false or null (sub: which and how far)
+    kDone,        // the document is whole: nothing may follow
   };
   // Where a number is: the parts of -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
   enum NumberPart : uint8_t { kMinus, kZero, kInt, kDot, kFrac, kExp, kExpSign, kExpDigits };
   // Where a string is (besides plain text and the UTF-8 of a character).
   enum StringPart : uint8_t { kPlain, kEscape, kHex1, kHex2, kHex3, kHex4 };
 
-  bool FeedWhitespace(uint8_t byte);
-  bool FeedValueStart(uint8_t byte);
-  bool FeedString(uint8_t byte);
-  bool FeedNumber(uint8_t byte);
-  bool FeedLiteral(uint8_t byte);
-  bool Open(bool object);
-  bool Close(bool object);
-  // A value just ended: where the container around it goes next.
-  void ValueDone();
-  bool InObject() const { return depth_ > 0 && ((objects_ >> (depth_ - 1)) & 1) != 0; }
+  struct Head {
+    Mode mode = Mode::kValue;
+    uint8_t sub = 0;          // the NumberPart, StringPart or literal byte index
+    uint8_t literal = 0;      // which literal: 0 true, 1 false, 2 null
+    uint8_t whitespace = 0;   // whitespace bytes since the last newline or token
+    uint8_t newlines = 0;     // newlines since the last token
+    uint8_t utf8_left = 0;    // continuation bytes still due in a string
+    uint8_t utf8_lo = 0x80;   // the range of the next one (narrower after
+    uint8_t utf8_hi = 0xBF;   // E0, ED, F0 and F4: no overlong, no surrogate)
+    bool key = false;         // the string is an object's key
+    bool integer = false;     // the number may have no fraction or exponent
+    bool counted = false;     // the string's characters are counted (a length limit)
+    uint8_t depth = 0;        // open containers
+    SchemaNodeId value = 0;   // the value starting next, or the string being read
+    uint16_t pos = 0;         // a key's or enum string's bytes so far, while matched
+    uint32_t chars = 0;       // a length-limited string's characters so far
+    uint64_t candidates = 0;  // the names (of a key) or options still matching
+    friend bool operator==(const Head&, const Head&) = default;
+  };
+  // An open container: its node, and (only where its schema limits them)
+  // the properties written or the elements so far, so that states that
+  // differ in nothing else are equal (and share a cached mask).
+  // No initializers: the frames past `depth` are never read, and a state's
+  // copy or construction should not write them.
+  struct Frame {
+    uint64_t seen;   // an object's properties written: bit i for names[i]
+    uint32_t count;  // an array's elements
+    SchemaNodeId node;
+    friend bool operator==(const Frame&, const Frame&) = default;
+  };
 
-  Mode mode_ = Mode::kStart;
-  uint8_t sub_ = 0;         // the NumberPart, StringPart or literal byte index
-  uint8_t literal_ = 0;     // which literal: 0 true, 1 false, 2 null
-  uint8_t whitespace_ = 0;  // whitespace bytes in a row
-  uint8_t utf8_left_ = 0;   // continuation bytes still due in a string
-  uint8_t utf8_lo_ = 0x80;  // the range of the next one (narrower after
-  uint8_t utf8_hi_ = 0xBF;  // E0, ED, F0 and F4: no overlong, no surrogate)
-  bool key_ = false;        // the string is an object's key
-  uint8_t depth_ = 0;       // open containers
-  uint64_t objects_ = 0;    // bit d: the container at depth d + 1 is an object
+  bool FeedWhitespace(uint8_t byte);
+  void EndWhitespace() {
+    head_.whitespace = 0;
+    head_.newlines = 0;
+  }
+  bool FeedValueStart(const JsonSchema& schema, uint8_t byte);
+  bool FeedString(const JsonSchema& schema, uint8_t byte);
+  bool FeedStringByte(uint8_t byte);  // the text alone: escapes and UTF-8
+  bool CloseString(const JsonSchema& schema);
+  bool FeedNumber(const JsonSchema& schema, uint8_t byte);
+  bool FeedLiteral(const JsonSchema& schema, uint8_t byte);
+  bool Open(const JsonSchema& schema, SchemaNodeId node);
+  bool Close(const JsonSchema& schema, bool object);
+  // Another key may come in the innermost object.
+  bool KeyLeft(const JsonSchema& schema) const;
+  // A value just ended: where the container around it goes next.
+  void ValueDone(const JsonSchema& schema);
+  const Frame& Top() const { return frames_[head_.depth - 1]; }
+  Frame& Top() { return frames_[head_.depth - 1]; }
+
+  Head head_;
+  Frame frames_[kMaxJsonDepth];
 };
 
 }  // namespace cohost::runtime

@@ -56,6 +56,14 @@ absl::Status SamplingParams::Validate(int32_t vocab_size) const {
     return absl::InvalidArgumentError(
         absl::StrFormat("logprobs must be in [0, %d], got %d", kMaxTopLogprobs, *logprobs));
   }
+  if (response_format != ResponseFormat::kText && response_format != ResponseFormat::kJsonObject &&
+      response_format != ResponseFormat::kJsonSchema) {
+    return absl::InvalidArgumentError("response_format is not one this server knows");
+  }
+  if ((response_format == ResponseFormat::kJsonSchema) != (json_schema != nullptr)) {
+    return absl::InvalidArgumentError(
+        "json_schema is set exactly with a JSON schema response format");
+  }
   if (response_format != ResponseFormat::kText && ignore_eos) {
     // A whole document may end only at an end of generation.
     return absl::InvalidArgumentError("ignore_eos cannot be set with a JSON response format");
@@ -76,6 +84,18 @@ absl::Status SamplingParams::Validate(int32_t vocab_size) const {
     }
   }
   return absl::OkStatus();
+}
+
+std::shared_ptr<const JsonSchema> SamplingParams::OutputSchema() const {
+  switch (response_format) {
+    case ResponseFormat::kJsonObject:
+      // The one static schema, owned by nobody.
+      return std::shared_ptr<const JsonSchema>(std::shared_ptr<void>(), &JsonSchema::AnyObject());
+    case ResponseFormat::kJsonSchema:
+      return json_schema;
+    default:
+      return nullptr;
+  }
 }
 
 }  // namespace cohost::runtime

@@ -3,12 +3,14 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "cohost/kernels/sample_spec.h"
+#include "runtime/sampling/json_schema.h"
 
 namespace cohost::runtime {
 
@@ -25,7 +27,9 @@ inline constexpr int32_t kMaxTopLogprobs = kernels::kMaxTopLogprobs;
 // What the sampled text must be. kJsonObject: a JSON document whose top
 // level is an object (json_grammar.h), the end of generation allowed only
 // once it is whole (OpenAI's `response_format: {"type": "json_object"}`).
-enum class ResponseFormat : uint8_t { kText, kJsonObject };
+// kJsonSchema: a JSON document that `json_schema` allows (json_schema.h;
+// OpenAI's `{"type": "json_schema"}`).
+enum class ResponseFormat : uint8_t { kText, kJsonObject, kJsonSchema };
 
 struct SamplingParams {
   float temperature = 1.0f;               // 0 = greedy (argmax); valid [0, 100]
@@ -45,6 +49,11 @@ struct SamplingParams {
   // logprobs.h) and those of the `*logprobs` most likely tokens; [0, 20].
   std::optional<int32_t> logprobs;
   ResponseFormat response_format = ResponseFormat::kText;
+  std::shared_ptr<const JsonSchema> json_schema;  // set with kJsonSchema, compiled
+
+  // The schema the output is held to: json_schema, JsonSchema::AnyObject()
+  // for kJsonObject; null for text.
+  std::shared_ptr<const JsonSchema> OutputSchema() const;
 
   // INVALID_ARGUMENT naming the field and the bad value; NaN and infinities rejected.
   absl::Status Validate(int32_t vocab_size) const;

@@ -27,7 +27,8 @@ TokenMask::TokenMask(absl::Span<const std::string> token_bytes)
   offsets_.push_back(static_cast<uint32_t>(bytes_.size()));
 }
 
-int32_t TokenMask::Allowed(const JsonGrammar& state, absl::Span<uint8_t> allowed) const {
+int32_t TokenMask::Allowed(const JsonSchema& schema, const JsonGrammar& state,
+                           absl::Span<uint8_t> allowed) const {
   std::fill(allowed.begin(), allowed.end(), uint8_t{0});
   // states[d]: the state after the current token's first d bytes. Valid up to
   // where the last walk got, which is at least the next token's shared prefix
@@ -42,9 +43,9 @@ int32_t TokenMask::Allowed(const JsonGrammar& state, absl::Span<uint8_t> allowed
     uint32_t depth = shared_[i];
     states.resize(std::max<size_t>(states.size(), length + 1));
     while (depth < length) {
-      JsonGrammar next = states[depth];
-      if (!next.Feed(static_cast<uint8_t>(bytes_[begin + depth]))) break;
-      states[++depth] = next;
+      states[depth + 1] = states[depth];
+      if (!states[depth + 1].Feed(schema, static_cast<uint8_t>(bytes_[begin + depth]))) break;
+      ++depth;
     }
     ++i;
     if (depth == length) {

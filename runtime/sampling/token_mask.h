@@ -26,9 +26,10 @@ class TokenMask {
   int32_t vocab_size() const { return vocab_size_; }
 
   // allowed: [vocab_size()], set to 1 at every id whose bytes `state` takes
-  // whole, and 0 elsewhere. Returns how many are allowed. End-of-generation
-  // tokens are the caller's (allowed where state.Complete()).
-  int32_t Allowed(const JsonGrammar& state, absl::Span<uint8_t> allowed) const;
+  // whole under `schema`, and 0 elsewhere. Returns how many are allowed.
+  // End-of-generation tokens are the caller's (allowed where state.Complete()).
+  int32_t Allowed(const JsonSchema& schema, const JsonGrammar& state,
+                  absl::Span<uint8_t> allowed) const;
 
  private:
   int32_t vocab_size_ = 0;

@@ -161,10 +161,23 @@ absl::Status ParsePrompt(const Json& body, v1::GenerateRequest* out) {
   return Bad("prompt", "must be a non-empty string or list");
 }
 
-// response_format: {"type": "text"} (the default) or {"type": "json_object"}
-// (on both endpoints, as vLLM has it). A JSON schema is refused: the
-// document would not be held to it.
+// response_format: {"type": "text"} (the default), {"type": "json_object"},
+// or {"type": "json_schema", "json_schema": {"name", "schema", "strict"}};
+// or vLLM's guided_json (a schema, or its text). On both endpoints, as vLLM
+// has them. The schema travels as text and is read where gRPC's is
+// (BuildGenerateRequest).
 absl::Status ParseResponseFormat(const Json& body, v1::GenerateRequest* out) {
+  if (const Json* guided = Field(body, "guided_json")) {
+    if (Field(body, "response_format") != nullptr) {
+      return Bad("guided_json", "cannot be combined with response_format");
+    }
+    if (!guided->is_object() && !guided->is_string()) {
+      return Bad("guided_json", "must be a JSON schema (an object, or its text)");
+    }
+    out->set_response_format(v1::RESPONSE_FORMAT_JSON_SCHEMA);
+    out->set_json_schema(guided->is_string() ? guided->get<std::string>() : guided->dump());
+    return absl::OkStatus();
+  }
   const Json* format = Field(body, "response_format");
   if (format == nullptr) return absl::OkStatus();
   const Json* type = format->is_object() ? Field(*format, "type") : nullptr;
@@ -174,10 +187,18 @@ absl::Status ParseResponseFormat(const Json& body, v1::GenerateRequest* out) {
   const std::string& name = type->get_ref<const std::string&>();
   if (name == "json_object") {
     out->set_response_format(v1::RESPONSE_FORMAT_JSON_OBJECT);
+  } else if (name == "json_schema") {
+    const Json* spec = Field(*format, "json_schema");
+    const Json* schema = spec != nullptr && spec->is_object() ? Field(*spec, "schema") : nullptr;
+    if (schema == nullptr || !schema->is_object()) {
+      return Bad("response_format", "json_schema needs a \"schema\" object");
+    }
+    out->set_response_format(v1::RESPONSE_FORMAT_JSON_SCHEMA);
+    out->set_json_schema(schema->dump());
   } else if (name != "text") {
     return Bad("response_format",
-               "is not supported by this server with that type (only \"text\" and "
-               "\"json_object\")");
+               "is not supported by this server with that type (only \"text\", "
+               "\"json_object\" and \"json_schema\")");
   }
   return absl::OkStatus();
 }
@@ -322,8 +343,8 @@ absl::Status RefuseUnsupported(const Json& body, int n) {
     return v != nullptr && !((v->is_array() || v->is_object() || v->is_string()) && v->empty());
   };
   for (const char* name :
-       {"tools", "functions", "logit_bias", "suffix", "guided_json", "guided_regex",
-        "guided_choice", "guided_grammar", "audio", "bad_words", "allowed_token_ids"}) {
+       {"tools", "functions", "logit_bias", "suffix", "guided_regex", "guided_choice",
+        "guided_grammar", "audio", "bad_words", "allowed_token_ids"}) {
     if (non_empty(Field(body, name))) return unsupported(name);
   }
   // vLLM's output switches, refused where they ask for what this server

@@ -2,8 +2,9 @@
 // onto cohost.v1.GenerateRequest: from there on a request takes the same path
 // as a gRPC one (server::BuildGenerateRequest validates and tokenizes it).
 // Only the JSON's shape is checked here: a wrong type or a field cohost
-// cannot honour (tools, response_format other than text, logit_bias, echo,
-// suffix, best_of above n; vLLM's guided_*, min_tokens, prompt_logprobs,
+// cannot honour (tools, a response_format type other than text, json_object
+// and json_schema, logit_bias, echo, suffix, best_of above n; vLLM's guided_*
+// other than guided_json, min_tokens, prompt_logprobs,
 // truncate_prompt_tokens, bad_words, allowed_token_ids, and its output
 // switches other than their defaults) is INVALID_ARGUMENT naming the
 // field. vLLM's stop_token_ids and ignore_eos are

@@ -44,8 +44,8 @@ TEST(OpenAiRequestTest, FieldsCohostCannotHonourAreRefusedByName) {
        {"tool_calls", {{{"id", "1"}, {"type", "function"}, {"function", {{"name", "f"}}}}}}});
   const Json tool = {{"type", "function"}, {"function", {{"name", "f"}}}};
   const Case cases[] = {
-      {"a JSON schema", chat("response_format", {{"type", "json_schema"}}),
-       Endpoint::kChatCompletions, "response_format"},
+      {"a grammar", chat("response_format", {{"type", "grammar"}}), Endpoint::kChatCompletions,
+       "response_format"},
       {"plain text is what it gives", chat("response_format", {{"type", "text"}}),
        Endpoint::kChatCompletions, nullptr},
       {"tools", chat("tools", Json::array({tool})), Endpoint::kChatCompletions, "tools"},
@@ -124,7 +124,33 @@ TEST(OpenAiRequestTest, JsonModeAsksForAJsonObject) {
     ASSERT_TRUE(r.ok()) << r.status();
     EXPECT_EQ(r->request.response_format(), v1::RESPONSE_FORMAT_TEXT);
   }
-  for (const Json& bad : {Json("json_object"), Json{{"type", 1}}, Json::object(), Json::array()}) {
+  // A schema travels as its text, to be read where gRPC's is; vLLM's
+  // guided_json too, as an object or as text.
+  const Json schema = {{"type", "object"}, {"properties", {{"a", {{"type", "integer"}}}}}};
+  for (const auto& [field, value] :
+       {std::pair<const char*, Json>{
+            "response_format",
+            {{"type", "json_schema"}, {"json_schema", {{"name", "a"}, {"schema", schema}}}}},
+        {"guided_json", schema},
+        {"guided_json", schema.dump()}}) {
+    Json b = Completion();
+    b[field] = value;
+    absl::StatusOr<CompletionRequest> r = ParseCompletionRequest(b.dump(), Endpoint::kCompletions);
+    ASSERT_TRUE(r.ok()) << field << ": " << r.status();
+    EXPECT_EQ(r->request.response_format(), v1::RESPONSE_FORMAT_JSON_SCHEMA);
+    EXPECT_EQ(Json::parse(r->request.json_schema()), schema);
+  }
+  Json both = Chat();
+  both["guided_json"] = schema;
+  both["response_format"] = {{"type", "json_object"}};
+  EXPECT_THAT(
+      std::string(
+          ParseCompletionRequest(both.dump(), Endpoint::kChatCompletions).status().message()),
+      HasSubstr("guided_json"));
+  for (const Json& bad : {Json("json_object"), Json{{"type", 1}}, Json::object(), Json::array(),
+                          Json{{"type", "json_schema"}},
+                          Json{{"type", "json_schema"}, {"json_schema", {{"name", "a"}}}},
+                          Json{{"type", "json_schema"}, {"json_schema", {{"schema", true}}}}}) {
     Json b = Chat();
     b["response_format"] = bad;
     absl::StatusOr<CompletionRequest> r =

@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "runtime/sampling/json_grammar.h"
 #include "server/delta_backlog.h"
 #include "server/health_watchdog.h"
 #include "tests/support/tiny_model.h"
@@ -111,11 +112,41 @@ TEST_F(RequestBuilderTest, AResponseFormatNotListedOrWithIgnoreEosIsRefused) {
   v1::GenerateRequest r = Text("hi");
   r.set_response_format(static_cast<v1::ResponseFormat>(7));  // a newer client's
   EXPECT_EQ(Build(r).status().message(),
-            "response_format must be TEXT (0) or JSON_OBJECT (1), got 7");
+            "response_format must be TEXT (0), JSON_OBJECT (1) or JSON_SCHEMA (2), got 7");
   r.set_response_format(v1::RESPONSE_FORMAT_JSON_OBJECT);
   r.set_ignore_eos(true);
   EXPECT_EQ(Code(r), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(Build(r).status().message()), ::testing::HasSubstr("ignore_eos"));
+}
+
+// A JSON schema is read and compiled here, for both front doors: a bad one
+// is INVALID_ARGUMENT naming what is wrong, and a schema goes with its format.
+TEST_F(RequestBuilderTest, AJsonSchemaIsCompiledOrRefusedWithWhy) {
+  v1::GenerateRequest r = Text("hi");
+  r.set_response_format(v1::RESPONSE_FORMAT_JSON_SCHEMA);
+  r.set_json_schema(R"({"type":"object","properties":{"a":{"type":"integer"}},"required":["a"]})");
+  absl::StatusOr<runtime::GenerateRequest> g = Build(r);
+  ASSERT_TRUE(g.ok()) << g.status();
+  EXPECT_EQ(g->sampling.response_format, runtime::ResponseFormat::kJsonSchema);
+  ASSERT_NE(g->sampling.json_schema, nullptr);
+  runtime::JsonGrammar document(*g->sampling.json_schema);
+  EXPECT_TRUE(document.FeedAll(*g->sampling.json_schema, R"({"a":1})") && document.Complete());
+
+  struct Case {
+    const char* schema;
+    const char* says;
+  };
+  for (const Case& c :
+       {Case{R"({"type":"string","format":"email"})", "\"format\""},
+        Case{"{not json", "json_schema"},
+        Case{R"({"type":"object","type":"array"})", "json_schema"}, Case{"", "JSON_SCHEMA"}}) {
+    r.set_json_schema(c.schema);
+    EXPECT_EQ(Code(r), absl::StatusCode::kInvalidArgument) << c.schema;
+    EXPECT_THAT(std::string(Build(r).status().message()), ::testing::HasSubstr(c.says)) << c.schema;
+  }
+  v1::GenerateRequest text = Text("hi");
+  text.set_json_schema(R"({"type":"object"})");
+  EXPECT_EQ(Code(text), absl::StatusCode::kInvalidArgument) << "a schema without its format";
 }
 
 TEST_F(RequestBuilderTest, BadInputsAreInvalidArgument) {

@@ -12,6 +12,8 @@
 #include "runtime/engine/json_constraint.h"
 #include "runtime/engine/loaded_model.h"
 #include "runtime/sampling/json_grammar.h"
+#include "runtime/sampling/json_schema.h"
+#include "runtime/sampling/sampling_params.h"
 #include "tests/support/default_model.h"
 
 namespace cohost::runtime {
@@ -118,6 +120,52 @@ TEST_F(EngineJsonTest, EveryDrawIsAJsonObjectBesideUnconstrainedRequests) {
   EXPECT_EQ(stats.kv_blocks_free, stats.kv_blocks_total);
 }
 
+// A schema's documents: what every draw that ended by itself wrote has the
+// required keys, no others, and each value of its type.
+TEST_F(EngineJsonTest, EveryDrawFollowsTheSchema) {
+  absl::StatusOr<JsonSchema> compiled = JsonSchema::Compile(nlohmann::json::parse(R"({
+    "type": "object",
+    "properties": {"name": {"type": "string", "maxLength": 20}, "age": {"type": "integer"},
+                   "kind": {"enum": ["cat", "dog", "bird"]},
+                   "toys": {"type": "array", "items": {"type": "string"}, "maxItems": 3}},
+    "required": ["name", "age", "kind"]})"));
+  ASSERT_TRUE(compiled.ok()) << compiled.status();
+  const auto schema = std::make_shared<const JsonSchema>(*std::move(compiled));
+  std::unique_ptr<Engine> e = MakeEngine();
+  std::vector<std::shared_ptr<Sink>> sinks;
+  for (int draw = 0; draw < 6; ++draw) {
+    GenerateRequest r;
+    r.prompt_ids = Chat("Describe a pet as JSON.");
+    r.sampling.temperature = draw == 0 ? 0.f : 1.f;
+    r.sampling.seed = 7 + draw;
+    r.sampling.max_tokens = 120;
+    r.sampling.response_format = ResponseFormat::kJsonSchema;
+    r.sampling.json_schema = schema;
+    sinks.push_back(std::make_shared<Sink>());
+    ASSERT_TRUE(e->Submit(std::move(r), sinks.back()).ok());
+  }
+  RunToIdle(*e);
+  int whole = 0;
+  for (const auto& sink : sinks) {
+    SCOPED_TRACE(sink->text);
+    ASSERT_TRUE(sink->finished);
+    JsonGrammar document(*schema);
+    EXPECT_TRUE(document.FeedAll(*schema, sink->text));
+    if (sink->info.reason != FinishReason::kStop) continue;
+    ++whole;
+    const nlohmann::json pet = nlohmann::json::parse(sink->text);
+    ASSERT_TRUE(pet.is_object());
+    EXPECT_TRUE(pet["name"].is_string() && pet["name"].get<std::string>().size() <= 20 * 4);
+    EXPECT_TRUE(pet["age"].is_number_integer());
+    EXPECT_TRUE(pet["kind"] == "cat" || pet["kind"] == "dog" || pet["kind"] == "bird");
+    for (const auto& [key, value] : pet.items()) {
+      EXPECT_TRUE(key == "name" || key == "age" || key == "kind" || key == "toys") << key;
+    }
+    if (pet.contains("toys")) EXPECT_LE(pet["toys"].size(), 3u);
+  }
+  EXPECT_GE(whole, 3);
+}
+
 // The mask on the model's own vocabulary (UTF-8 pieces, runs of spaces and
 // newlines, pieces like " {}" and "\":") allows exactly what the grammar
 // takes token by token, at every state of a document tokenized as the model
@@ -125,6 +173,9 @@ TEST_F(EngineJsonTest, EveryDrawIsAJsonObjectBesideUnconstrainedRequests) {
 TEST_F(EngineJsonTest, TheMaskOnTheModelsVocabularyIsTheGrammarTokenByToken) {
   const Tokenizer& tokenizer = *model_->tokenizer;
   const JsonConstraint constraint(tokenizer);
+  SamplingParams json_mode;
+  json_mode.response_format = ResponseFormat::kJsonObject;
+  const std::shared_ptr<const JsonSchema> schema = json_mode.OutputSchema();
   const std::string doc =
       "{\n  \"name\": \"Zoë 中文 😀\",\n  \"age\": -12.5e3,\n  \"ok\": [true, false, null, {}],"
       "\"esc\": \"a\\\"b\\u00e9\"}";
@@ -134,7 +185,7 @@ TEST_F(EngineJsonTest, TheMaskOnTheModelsVocabularyIsTheGrammarTokenByToken) {
   for (size_t t = 0; t <= ids.size(); ++t) {
     SCOPED_TRACE("after " + tokenizer.Decode(std::vector<int32_t>(ids.begin(), ids.begin() + t)));
     std::fill(logits.begin(), logits.end(), 0.f);
-    constraint.Mask(document, {}, absl::MakeSpan(logits));
+    constraint.Mask(schema, document, {}, absl::MakeSpan(logits));
     int32_t allowed = 0;
     for (int32_t id = 0; id < tokenizer.vocab_size(); ++id) {
       JsonGrammar copy = document;
@@ -148,13 +199,13 @@ TEST_F(EngineJsonTest, TheMaskOnTheModelsVocabularyIsTheGrammarTokenByToken) {
     }
     ASSERT_GT(allowed, 0);
     if (t < ids.size()) {
-      constraint.Advance(ids[t], &document);
+      constraint.Advance(*schema, ids[t], &document);
     }
   }
   EXPECT_TRUE(document.Complete());
   // An end of generation leaves the document as it was.
   const JsonGrammar before = document;
-  constraint.Advance(tokenizer.eos_id(), &document);
+  constraint.Advance(*schema, tokenizer.eos_id(), &document);
   EXPECT_TRUE(document == before);
 }
 

@@ -367,6 +367,41 @@ TEST_F(EngineTest, OnADeviceTokensAreDrawnThereAsTheRequestAsks) {
 // backend with graph semantics (RecordingBackend) every request's tokens are
 // those of the same engine without graphs, and on one with a stream's too
 // (queued ops, staged uploads read as the copy runs).
+// A JSON request is masked where it draws: on a device (Backend::MaskRows,
+// only ids come back) it draws the tokens the host draws with its mask, and
+// they are a JSON object's; one that asks for logprobs is drawn on the host.
+TEST_F(EngineTest, AJsonRequestIsMaskedOnTheDeviceAsOnTheHost) {
+  DeviceLikeBackend device(kernels::MakeCpuBackend(1));
+  std::unique_ptr<Model> on_device = Model::Create(testing::MakeTinyModelFile(), &device).value();
+  const int32_t vocab = on_device->config().vocab_size;
+  EngineConfig c;
+  c.block_size = 4;
+  c.num_kv_blocks = 64;
+  GenerateRequest json = Request(9, 40, 3);
+  json.sampling.ignore_eos = false;
+  json.sampling.temperature = 1.f;
+  json.sampling.seed = 21;
+  json.sampling.response_format = ResponseFormat::kJsonObject;
+  GenerateRequest text = Request(7, 12, 4);  // beside it, drawn as ever
+  text.sampling.temperature = 2.f;
+  text.sampling.seed = 3;
+  const std::vector<std::vector<int32_t>> drawn = RunTogether(on_device.get(), c, {json, text});
+  EXPECT_GT(device.drawn_rows, 0);
+  EXPECT_LT(device.largest_copy, vocab * sizeof(float)) << "ids came back, not logits";
+  const std::vector<std::vector<int32_t>> on_host = RunTogether(model_.get(), c, {json, text});
+  EXPECT_EQ(drawn, on_host);
+  ASSERT_FALSE(drawn[0].empty());
+  JsonGrammar document;
+  EXPECT_TRUE(document.FeedAll(tokenizer_->Decode(drawn[0]))) << tokenizer_->Decode(drawn[0]);
+  const std::string doc = tokenizer_->Decode(drawn[0]);
+  EXPECT_EQ(doc[doc.find_first_not_of(" \t\r\n")], '{') << doc;
+
+  json.sampling.logprobs = 2;
+  const std::vector<int32_t> with_logprobs = RunTogether(on_device.get(), c, {json})[0];
+  EXPECT_GE(device.largest_copy, vocab * sizeof(float)) << "the raw row came back";
+  EXPECT_EQ(with_logprobs, on_host[0]);
+}
+
 TEST_F(EngineTest, DecodeGraphsLeaveEveryRequestsTokensAsTheyWere) {
   std::vector<GenerateRequest> requests;
   for (uint32_t i = 0; i < 6; ++i) requests.push_back(Request(5 + 3 * i, 20, 10 + i));

@@ -78,8 +78,9 @@ TEST(JsonGrammarTest, RefusesWhatNoDocumentContinues) {
 }
 
 TEST(JsonGrammarTest, ARefusedByteLeavesTheStateAsItWas) {
-  for (const std::string prefix : {"{", R"({"a")", R"({"a":12)", R"({"a":1.5e)", R"({"a":"x\)",
-                                   R"({"a":"\u0)", "{\"a\":\"\xE2", R"({"a":tr)", R"({"a":[1])"}) {
+  for (const std::string prefix :
+       {"{", R"({"a")", R"({"a":12)", R"({"a":1.5e)", R"({"a":"x\)", "{\"a\": ", "{\"a\":[ ", "{\n",
+        R"({"a":"\u0)", "{\"a\":\"\xE2", R"({"a":tr)", R"({"a":[1])"}) {
     JsonGrammar g;
     ASSERT_TRUE(g.FeedAll(prefix)) << prefix;
     for (int b = 0; b < 256; ++b) {
@@ -89,6 +90,19 @@ TEST(JsonGrammarTest, ARefusedByteLeavesTheStateAsItWas) {
       }
     }
   }
+}
+
+// What a finished value leaves is nothing: the states after different
+// values in the same place are equal (and so share a cached mask).
+TEST(JsonGrammarTest, StatesDifferOnlyInWhatIsStillOpen) {
+  std::vector<JsonGrammar> after;
+  for (const char* prefix : {R"({"a":1,)", R"({"a":true,)", R"({"a":"x\u00e9",)",
+                             R"({"b":-2.5e3 ,)", R"({"c":null,)", R"({"d":{"e":[1,{}]},)"}) {
+    JsonGrammar g;
+    ASSERT_TRUE(g.FeedAll(prefix)) << prefix;
+    after.push_back(g);
+  }
+  for (const JsonGrammar& g : after) EXPECT_TRUE(g == after[0]);
 }
 
 TEST(JsonGrammarTest, ANumberEndsAtWhateverFollowsIt) {
@@ -117,8 +131,12 @@ TEST(JsonGrammarTest, NestingStopsAtItsLimit) {
 TEST(JsonGrammarTest, WhitespaceRunsAreBounded) {
   JsonGrammar g;
   ASSERT_TRUE(g.FeedAll("{\n"));
-  for (int i = 1; i < kMaxJsonWhitespaceRun; ++i) ASSERT_TRUE(g.Feed(' ')) << i;
-  EXPECT_FALSE(g.Feed(' '));
+  for (int i = 0; i < kMaxJsonIndent; ++i) ASSERT_TRUE(g.Feed(' ')) << i;
+  EXPECT_FALSE(g.Feed(' ')) << "an indent past the deepest pretty printing";
+  EXPECT_FALSE(g.Feed('\t'));
+  EXPECT_TRUE(g.Feed('\n')) << "a second newline starts another indent";
+  EXPECT_TRUE(g.Feed(' '));
+  EXPECT_FALSE(g.Feed('\n')) << "a third blank line";
   EXPECT_TRUE(g.Feed('}'));
   // Nothing after the document: only an end of generation may come.
   EXPECT_FALSE(g.Feed('\n'));

@@ -51,7 +51,7 @@ TEST(TokenMaskTest, AllowsExactlyTheTokensTheGrammarTakesWhole) {
   JsonGrammar state;
   int checked = 0;
   for (size_t i = 0; i <= doc.size(); ++i) {
-    const int32_t count = mask.Allowed(state, absl::MakeSpan(allowed));
+    const int32_t count = mask.Allowed(JsonSchema::AnyObject(), state, absl::MakeSpan(allowed));
     const std::vector<uint8_t> want = OneByOne(state, vocab);
     ASSERT_EQ(allowed, want) << "after " << doc.substr(0, i);
     ASSERT_EQ(count, std::count(want.begin(), want.end(), 1));
@@ -67,14 +67,16 @@ TEST(TokenMaskTest, NeverAllowsEmptyTokensAndFollowsTheStructure) {
   const std::vector<std::string> vocab = {"", "{", "{\"", "}", "\"a\"", ":", " ", "1", "[", ""};
   const TokenMask mask(vocab);
   std::vector<uint8_t> allowed(vocab.size());
-  EXPECT_EQ(mask.Allowed(JsonGrammar(), absl::MakeSpan(allowed)), 3);  // "{", "{\"", " "
+  EXPECT_EQ(mask.Allowed(JsonSchema::AnyObject(), JsonGrammar(), absl::MakeSpan(allowed)),
+            3);  // "{", "{\"", " "
   EXPECT_EQ(allowed, (std::vector<uint8_t>{0, 1, 1, 0, 0, 0, 1, 0, 0, 0}));
   JsonGrammar state;
   ASSERT_TRUE(state.FeedAll("{\"a\""));
-  mask.Allowed(state, absl::MakeSpan(allowed));
+  mask.Allowed(JsonSchema::AnyObject(), state, absl::MakeSpan(allowed));
   EXPECT_EQ(allowed, (std::vector<uint8_t>{0, 0, 0, 0, 0, 1, 1, 0, 0, 0}));
   ASSERT_TRUE(state.FeedAll(":1}"));
-  EXPECT_EQ(mask.Allowed(state, absl::MakeSpan(allowed)), 0) << "nothing after the document";
+  EXPECT_EQ(mask.Allowed(JsonSchema::AnyObject(), state, absl::MakeSpan(allowed)), 0)
+      << "nothing after the document";
 }
 
 }  // namespace

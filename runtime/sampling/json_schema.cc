@@ -1,0 +1,490 @@
+#include "runtime/sampling/json_schema.h"
+
+#include <string_view>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/quote.h"
+#include "common/status_macros.h"
+#include "nlohmann/json.hpp"
+
+namespace cohost::runtime {
+
+using Json = nlohmann::json;
+using Kind = SchemaNode::Kind;
+
+namespace {
+
+constexpr std::string_view kAnnotations[] = {"title",    "description", "default",  "examples",
+                                             "$schema",  "$id",         "$comment", "deprecated",
+                                             "readOnly", "writeOnly",   "$defs",    "definitions"};
+
+bool IsAnnotation(std::string_view key) {
+  for (std::string_view a : kAnnotations) {
+    if (key == a) return true;
+  }
+  return false;
+}
+
+// The keywords each type takes (besides "type" and the annotations).
+std::vector<std::string_view> KeywordsOf(Kind kind) {
+  switch (kind) {
+    case Kind::kObject:
+      return {"properties", "required", "additionalProperties"};
+    case Kind::kArray:
+      return {"items", "minItems", "maxItems"};
+    case Kind::kString:
+      return {"minLength", "maxLength", "enum", "const"};
+    default:
+      return {};
+  }
+}
+
+const char* KindName(Kind kind) {
+  switch (kind) {
+    case Kind::kObject:
+      return "object";
+    case Kind::kArray:
+      return "array";
+    case Kind::kString:
+      return "string";
+    case Kind::kNumber:
+      return "number";
+    case Kind::kInteger:
+      return "integer";
+    case Kind::kBoolean:
+      return "boolean";
+    case Kind::kNull:
+      return "null";
+    default:
+      return "any";
+  }
+}
+
+absl::StatusOr<Kind> KindNamed(const Json& name) {
+  if (name.is_string()) {
+    for (Kind kind : {Kind::kObject, Kind::kArray, Kind::kString, Kind::kNumber, Kind::kInteger,
+                      Kind::kBoolean, Kind::kNull}) {
+      if (name.get_ref<const std::string&>() == KindName(kind)) return kind;
+    }
+  }
+  return absl::InvalidArgumentError(absl::StrCat("an unknown type ", Quote(name.dump())));
+}
+
+// A string as JSON writes it between its quotes.
+std::string Encoded(const std::string& s) {
+  const std::string quoted = Json(s).dump();
+  return quoted.substr(1, quoted.size() - 2);
+}
+
+// Which ways a node's values may start.
+void StartsOf(const SchemaNode& node, bool starts[SchemaNode::kStarts]) {
+  switch (node.kind) {
+    case Kind::kAny:
+      for (int i = 0; i < SchemaNode::kStarts; ++i) starts[i] = true;
+      return;
+    case Kind::kObject:
+      starts[SchemaNode::kStartObject] = true;
+      return;
+    case Kind::kArray:
+      starts[SchemaNode::kStartArray] = true;
+      return;
+    case Kind::kString:
+      starts[SchemaNode::kStartString] = true;
+      return;
+    case Kind::kNumber:
+    case Kind::kInteger:
+      starts[SchemaNode::kStartNumber] = true;
+      return;
+    case Kind::kBoolean:
+      starts[SchemaNode::kStartBool] = true;
+      return;
+    case Kind::kNull:
+      starts[SchemaNode::kStartNull] = true;
+      return;
+    case Kind::kUnion:
+      for (int i = 0; i < SchemaNode::kStarts; ++i) {
+        if (node.alternatives[i] != SchemaNode::kNone) starts[i] = true;
+      }
+      return;
+    case Kind::kAlias:
+      return;  // resolved by the caller
+  }
+}
+
+}  // namespace
+
+class SchemaCompiler {
+ public:
+  explicit SchemaCompiler(const Json& root) : root_(root), schema_() {}
+
+  absl::StatusOr<JsonSchema> Run() {
+    ASSIGN_OR_RETURN(schema_.root_, Compile(root_, "the schema"));
+    for (size_t u = 0; u < unions_.size(); ++u) RETURN_IF_ERROR(ResolveUnion(u));
+    return std::move(schema_);
+  }
+
+ private:
+  absl::Status Error(const std::string& where, absl::string_view what) {
+    return absl::InvalidArgumentError(absl::StrCat("json_schema at ", where, ": ", what));
+  }
+
+  absl::StatusOr<SchemaNodeId> NewNode(const std::string& where) {
+    if (schema_.num_nodes() >= kMaxSchemaNodes) {
+      return Error(where, absl::StrCat("more than ", kMaxSchemaNodes, " schemas"));
+    }
+    schema_.nodes_.emplace_back();
+    return static_cast<SchemaNodeId>(schema_.nodes_.size() - 1);
+  }
+
+  absl::StatusOr<SchemaNodeId> Compile(const Json& s, const std::string& where) {
+    if (s.is_boolean()) {
+      if (s.get<bool>()) return JsonSchema::kAnyValue;
+      return Error(where, "false (no value) is not supported");
+    }
+    if (!s.is_object()) return Error(where, "a schema must be an object or true");
+    if (const auto ref = s.find("$ref"); ref != s.end()) return CompileRef(s, *ref, where);
+    for (const char* name : {"anyOf", "oneOf", "allOf"}) {
+      if (const auto it = s.find(name); it != s.end())
+        return CompileCombination(s, name, *it, where);
+    }
+    const auto type = s.find("type");
+    if (type != s.end() && type->is_array()) return CompileTypeList(s, *type, where);
+    Kind kind = Kind::kAny;
+    if (type != s.end()) {
+      absl::StatusOr<Kind> named = KindNamed(*type);
+      if (!named.ok()) return Error(where, named.status().message());
+      kind = *named;
+    } else if (s.contains("enum") || s.contains("const")) {
+      kind = Kind::kString;
+    } else if (s.contains("properties")) {
+      kind = Kind::kObject;
+    } else if (s.contains("items")) {
+      kind = Kind::kArray;
+    }
+    return CompileKind(s, kind, where);
+  }
+
+  // One node of `kind` from the keywords of `s` that belong to it; any
+  // other keyword is refused.
+  absl::StatusOr<SchemaNodeId> CompileKind(const Json& s, Kind kind, const std::string& where) {
+    const std::vector<std::string_view> allowed = KeywordsOf(kind);
+    for (const auto& [key, value] : s.items()) {
+      if (key == "type" || IsAnnotation(key)) continue;
+      bool known = false;
+      for (std::string_view k : allowed) known = known || key == k;
+      if (!known) {
+        return Error(where, absl::StrCat("the keyword ", Quote(key), " is not supported",
+                                         kind == Kind::kAny ? "" : " with type ", KindName(kind)));
+      }
+    }
+    if (kind == Kind::kAny) return JsonSchema::kAnyValue;
+    ASSIGN_OR_RETURN(const SchemaNodeId id, NewNode(where));
+    schema_.nodes_[id].kind = kind;
+    if (kind == Kind::kObject) RETURN_IF_ERROR(FillObject(s, id, where));
+    if (kind == Kind::kArray) RETURN_IF_ERROR(FillArray(s, id, where));
+    if (kind == Kind::kString) RETURN_IF_ERROR(FillString(s, id, where));
+    return id;
+  }
+
+  absl::Status FillObject(const Json& s, SchemaNodeId id, const std::string& where) {
+    std::vector<std::string> names;
+    std::vector<SchemaNodeId> values;
+    if (const auto props = s.find("properties"); props != s.end()) {
+      if (!props->is_object()) return Error(where, "properties must be an object");
+      if (props->size() > static_cast<size_t>(kMaxSchemaProperties)) {
+        return Error(where, absl::StrCat("more than ", kMaxSchemaProperties, " properties"));
+      }
+      for (const auto& [name, value] : props->items()) {
+        std::string encoded = Encoded(name);
+        if (encoded.empty() || encoded.size() > static_cast<size_t>(kMaxSchemaNameBytes)) {
+          return Error(where, absl::StrCat("a property name must be 1 to ", kMaxSchemaNameBytes,
+                                           " bytes as JSON writes it"));
+        }
+        ASSIGN_OR_RETURN(const SchemaNodeId value_id,
+                         Compile(value, absl::StrCat(where, ".properties.", Quote(name))));
+        names.push_back(std::move(encoded));
+        values.push_back(value_id);
+      }
+    }
+    uint64_t required = 0;
+    if (const auto req = s.find("required"); req != s.end()) {
+      if (!req->is_array()) return Error(where, "required must be a list of names");
+      for (const Json& name : *req) {
+        if (!name.is_string()) return Error(where, "required must be a list of names");
+        const std::string encoded = Encoded(name.get<std::string>());
+        size_t i = 0;
+        while (i < names.size() && names[i] != encoded) ++i;
+        if (i == names.size()) {
+          return Error(where, absl::StrCat("required names ", Quote(name.get<std::string>()),
+                                           ", which is not in properties"));
+        }
+        required |= uint64_t{1} << i;
+      }
+    }
+    bool additional = false;
+    if (const auto extra = s.find("additionalProperties"); extra != s.end()) {
+      if (extra->is_boolean()) {
+        additional = extra->get<bool>();
+      } else if (extra->is_object() && extra->empty()) {
+        additional = true;
+      } else {
+        return Error(where, "additionalProperties must be true, false or {}");
+      }
+    }
+    SchemaNode& node = schema_.nodes_[id];
+    node.names = std::move(names);
+    node.values = std::move(values);
+    node.required = required;
+    node.additional = additional;
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<uint32_t> Count(const Json& s, const char* key, uint32_t absent,
+                                 const std::string& where) {
+    const auto it = s.find(key);
+    if (it == s.end()) return absent;
+    if (!it->is_number_unsigned() || it->get<uint64_t>() > std::numeric_limits<uint32_t>::max()) {
+      return Error(where, absl::StrCat(key, " must be a non-negative integer"));
+    }
+    return static_cast<uint32_t>(it->get<uint64_t>());
+  }
+
+  absl::Status FillArray(const Json& s, SchemaNodeId id, const std::string& where) {
+    SchemaNodeId items = JsonSchema::kAnyValue;
+    if (const auto it = s.find("items"); it != s.end()) {
+      ASSIGN_OR_RETURN(items, Compile(*it, absl::StrCat(where, ".items")));
+    }
+    ASSIGN_OR_RETURN(const uint32_t min_items, Count(s, "minItems", 0, where));
+    ASSIGN_OR_RETURN(const uint32_t max_items,
+                     Count(s, "maxItems", std::numeric_limits<uint32_t>::max(), where));
+    if (min_items > max_items) return Error(where, "minItems is above maxItems");
+    SchemaNode& node = schema_.nodes_[id];
+    node.items = items;
+    node.min_items = min_items;
+    node.max_items = max_items;
+    return absl::OkStatus();
+  }
+
+  absl::Status FillString(const Json& s, SchemaNodeId id, const std::string& where) {
+    std::vector<std::string> options;
+    for (const char* key : {"enum", "const"}) {
+      const auto it = s.find(key);
+      if (it == s.end()) continue;
+      const Json list = std::string_view(key) == "const" ? Json::array({*it}) : *it;
+      if (!list.is_array() || list.empty() || list.size() > static_cast<size_t>(kMaxSchemaEnum)) {
+        return Error(where, absl::StrCat(key, " must list 1 to ", kMaxSchemaEnum, " values"));
+      }
+      if (!options.empty()) return Error(where, "enum and const together are not supported");
+      for (const Json& v : list) {
+        if (!v.is_string()) return Error(where, absl::StrCat(key, " values must be strings"));
+        std::string encoded = Encoded(v.get<std::string>());
+        if (encoded.size() > static_cast<size_t>(kMaxSchemaNameBytes)) {
+          return Error(where, absl::StrCat(key, " values must be at most ", kMaxSchemaNameBytes,
+                                           " bytes as JSON writes them"));
+        }
+        options.push_back(std::move(encoded));
+      }
+    }
+    ASSIGN_OR_RETURN(const uint32_t min_length, Count(s, "minLength", 0, where));
+    ASSIGN_OR_RETURN(const uint32_t max_length,
+                     Count(s, "maxLength", std::numeric_limits<uint32_t>::max(), where));
+    if (min_length > max_length) return Error(where, "minLength is above maxLength");
+    if (!options.empty() && (min_length > 0 || s.contains("maxLength"))) {
+      return Error(where, "enum or const with a length limit is not supported");
+    }
+    SchemaNode& node = schema_.nodes_[id];
+    node.options = std::move(options);
+    node.min_length = min_length;
+    node.max_length = max_length;
+    return absl::OkStatus();
+  }
+
+  // "type": [...]: one node per type, each with the keywords of its own
+  // type (the others' are not refused: they belong to a sibling).
+  absl::StatusOr<SchemaNodeId> CompileTypeList(const Json& s, const Json& types,
+                                               const std::string& where) {
+    if (types.empty()) return Error(where, "type must name at least one type");
+    std::vector<SchemaNodeId> parts;
+    std::vector<std::string_view> all_keywords;
+    for (const Json& t : types) {
+      absl::StatusOr<Kind> kind = KindNamed(t);
+      if (!kind.ok()) return Error(where, kind.status().message());
+      for (std::string_view k : KeywordsOf(*kind)) all_keywords.push_back(k);
+    }
+    for (const Json& t : types) {
+      const Kind kind = *KindNamed(t);
+      Json own = Json::object();
+      for (const auto& [key, value] : s.items()) {
+        if (key == "type" || IsAnnotation(key)) continue;
+        bool anyone = false;
+        for (std::string_view k : all_keywords) anyone = anyone || key == k;
+        if (!anyone) {
+          return Error(where, absl::StrCat("the keyword ", Quote(key), " is not supported"));
+        }
+        for (std::string_view k : KeywordsOf(kind)) {
+          if (key == k) own[key] = value;
+        }
+      }
+      ASSIGN_OR_RETURN(const SchemaNodeId part, CompileKind(own, kind, where));
+      parts.push_back(part);
+    }
+    return Union(parts, where);
+  }
+
+  absl::StatusOr<SchemaNodeId> CompileCombination(const Json& s, const char* name, const Json& list,
+                                                  const std::string& where) {
+    for (const auto& [key, value] : s.items()) {
+      if (key != name && !IsAnnotation(key)) {
+        return Error(
+            where, absl::StrCat("the keyword ", Quote(key), " beside ", name, " is not supported"));
+      }
+    }
+    if (!list.is_array() || list.empty()) {
+      return Error(where, absl::StrCat(name, " must be a non-empty list of schemas"));
+    }
+    if (std::string_view(name) == "allOf") {
+      if (list.size() != 1) return Error(where, "allOf of more than one schema is not supported");
+      return Compile(list[0], absl::StrCat(where, ".allOf[0]"));
+    }
+    std::vector<SchemaNodeId> parts;
+    for (size_t i = 0; i < list.size(); ++i) {
+      ASSIGN_OR_RETURN(const SchemaNodeId part,
+                       Compile(list[i], absl::StrCat(where, ".", name, "[", i, "]")));
+      parts.push_back(part);
+    }
+    return Union(parts, where);
+  }
+
+  // Alternatives told apart by their first byte. Which way each starts is
+  // known once every reference is (a recursive schema's alternative may be
+  // the schema being compiled): Run resolves them at the end.
+  absl::StatusOr<SchemaNodeId> Union(const std::vector<SchemaNodeId>& parts,
+                                     const std::string& where) {
+    if (parts.size() == 1) return parts[0];
+    ASSIGN_OR_RETURN(const SchemaNodeId id, NewNode(where));
+    schema_.nodes_[id].kind = Kind::kUnion;
+    unions_.push_back({id, parts, where});
+    return id;
+  }
+
+  // Each union's alternative per start; a start claimed twice cannot be
+  // told apart (the grammar reads ahead no further).
+  absl::Status ResolveUnion(size_t u) {
+    if (unions_[u].resolved) return absl::OkStatus();
+    if (unions_[u].resolving) {
+      return Error(unions_[u].where, "alternatives that are the same alternatives again");
+    }
+    unions_[u].resolving = true;
+    SchemaNodeId alternatives[SchemaNode::kStarts] = {SchemaNode::kNone, SchemaNode::kNone,
+                                                      SchemaNode::kNone, SchemaNode::kNone,
+                                                      SchemaNode::kNone, SchemaNode::kNone};
+    const std::vector<SchemaNodeId> parts = unions_[u].parts;
+    for (const SchemaNodeId part : parts) {
+      const SchemaNodeId resolved = schema_.Resolve(part);
+      for (size_t v = 0; v < unions_.size(); ++v) {
+        if (unions_[v].id == resolved) RETURN_IF_ERROR(ResolveUnion(v));
+      }
+      const SchemaNode& p = schema_.nodes_[resolved];
+      bool starts[SchemaNode::kStarts] = {};
+      StartsOf(p, starts);
+      for (int i = 0; i < SchemaNode::kStarts; ++i) {
+        if (!starts[i]) continue;
+        if (alternatives[i] != SchemaNode::kNone) {
+          return Error(unions_[u].where,
+                       "alternatives that can start the same way (two objects, two arrays, a "
+                       "number and an integer, ...) are not supported");
+        }
+        alternatives[i] = p.kind == Kind::kUnion ? p.alternatives[i] : resolved;
+      }
+    }
+    SchemaNode& node = schema_.nodes_[unions_[u].id];
+    for (int i = 0; i < SchemaNode::kStarts; ++i) node.alternatives[i] = alternatives[i];
+    unions_[u].resolved = true;
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<SchemaNodeId> CompileRef(const Json& s, const Json& ref,
+                                          const std::string& where) {
+    for (const auto& [key, value] : s.items()) {
+      if (key != "$ref" && !IsAnnotation(key)) {
+        return Error(where,
+                     absl::StrCat("the keyword ", Quote(key), " beside $ref is not supported"));
+      }
+    }
+    if (!ref.is_string()) return Error(where, "$ref must be a string");
+    const std::string& path = ref.get_ref<const std::string&>();
+    if (const auto it = refs_.find(path); it != refs_.end()) {
+      if (it->second == SchemaNode::kNone) return Error(where, "$ref refers to itself");
+      return it->second;
+    }
+    const Json* target = nullptr;
+    if (path == "#") {
+      target = &root_;
+    } else {
+      for (const char* prefix : {"#/$defs/", "#/definitions/"}) {
+        const std::string_view p(prefix);
+        if (path.compare(0, p.size(), p) != 0) continue;
+        const std::string name = path.substr(p.size());
+        const auto defs = root_.find(std::string(p.substr(2, p.size() - 3)));
+        if (defs != root_.end() && defs->is_object()) {
+          const auto def = defs->find(name);
+          if (def != defs->end()) target = &*def;
+        }
+      }
+    }
+    if (target == nullptr) {
+      return Error(where, absl::StrCat("$ref ", Quote(path),
+                                       " is not \"#\" or a name under #/$defs or #/definitions"));
+    }
+    // An alias, made before its schema is compiled, so that a reference
+    // back to it from inside (a tree's children) finds it; a chain of
+    // references that comes back to itself before any schema is refused.
+    refs_[path] = SchemaNode::kNone;
+    ASSIGN_OR_RETURN(const SchemaNodeId id, NewNode(where));
+    schema_.nodes_[id].kind = Kind::kAlias;
+    if (target->is_object() && !target->contains("$ref")) refs_[path] = id;
+    ASSIGN_OR_RETURN(const SchemaNodeId compiled, Compile(*target, path));
+    if (schema_.Resolve(compiled) == id || compiled == id) {
+      return Error(where, "$ref refers to itself");
+    }
+    schema_.nodes_[id].target = compiled;
+    refs_[path] = id;
+    return id;
+  }
+
+  struct PendingUnion {
+    SchemaNodeId id;
+    std::vector<SchemaNodeId> parts;
+    std::string where;
+    bool resolved = false;
+    bool resolving = false;
+  };
+
+  const Json& root_;
+  JsonSchema schema_;
+  std::vector<PendingUnion> unions_;
+  absl::flat_hash_map<std::string, SchemaNodeId> refs_;  // kNone while being compiled
+};
+
+JsonSchema::JsonSchema() {
+  nodes_.resize(3);
+  nodes_[kAnyValue].kind = SchemaNode::Kind::kAny;
+  nodes_[kAnyObject].kind = SchemaNode::Kind::kObject;
+  nodes_[kAnyObject].additional = true;
+  nodes_[kAnyArray].kind = SchemaNode::Kind::kArray;
+  nodes_[kAnyArray].items = kAnyValue;
+}
+
+absl::StatusOr<JsonSchema> JsonSchema::Compile(const nlohmann::json& schema) {
+  return SchemaCompiler(schema).Run();
+}
+
+const JsonSchema& JsonSchema::AnyObject() {
+  static const JsonSchema* any = new JsonSchema();
+  return *any;
+}
+
+}  // namespace cohost::runtime

@@ -1,0 +1,116 @@
+// A JSON Schema compiled into what JsonGrammar holds a document to (OpenAI's
+// `response_format: {"type": "json_schema"}`, vLLM's guided_json). The subset
+// is the one generated schemas use (Pydantic's, OpenAI's strict mode), and
+// every keyword outside it is refused by name rather than ignored: a
+// document that looked held to a schema and was not would be worse than an
+// error.
+//
+//   type            "object", "array", "string", "number", "integer",
+//                   "boolean", "null", or a list of them
+//   properties, required, additionalProperties (false or absent: no other
+//                   keys, as OpenAI's strict mode has it; true or {}: any)
+//   items, minItems, maxItems
+//   minLength, maxLength (in characters), enum and const of strings
+//   anyOf, oneOf    alternatives that start differently (a string or null,
+//                   an object or an array, ...): one of each kind at most
+//   allOf           of one schema
+//   $ref            "#", "#/$defs/NAME" or "#/definitions/NAME" (recursion
+//                   allowed)
+// Annotations (title, description, default, examples, $schema, $id,
+// $comment, deprecated, readOnly, writeOnly) are ignored. An object's
+// properties may come in any order, each at most once.
+#pragma once
+
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "nlohmann/json_fwd.hpp"
+
+namespace cohost::runtime {
+
+// Bounds on what a client's schema may cost.
+inline constexpr int32_t kMaxSchemaNodes = 1024;
+inline constexpr int32_t kMaxSchemaProperties = 64;  // per object
+inline constexpr int32_t kMaxSchemaEnum = 64;        // strings per enum
+inline constexpr int32_t kMaxSchemaNameBytes = 255;  // a property name or enum string, encoded
+
+using SchemaNodeId = uint16_t;
+
+// What a value must be.
+struct SchemaNode {
+  enum class Kind : uint8_t {
+    kAny,
+    kObject,
+    kArray,
+    kString,
+    kNumber,
+    kInteger,
+    kBoolean,
+    kNull,
+    kUnion,
+    kAlias,  // a $ref: the node `target` stands here (JsonSchema::Resolve)
+  };
+  // How a value starts, which picks a union's alternative.
+  enum Start : uint8_t {
+    kStartObject,
+    kStartArray,
+    kStartString,
+    kStartNumber,
+    kStartBool,
+    kStartNull,
+    kStarts
+  };
+  static constexpr SchemaNodeId kNone = std::numeric_limits<SchemaNodeId>::max();
+
+  Kind kind = Kind::kAny;
+  // kObject: the properties' names as JSON writes them between the quotes,
+  // and the node of each value; bit i of `required` for names[i].
+  std::vector<std::string> names;
+  std::vector<SchemaNodeId> values;
+  uint64_t required = 0;
+  bool additional = false;  // other keys allowed, any value
+  // kArray.
+  SchemaNodeId items = 0;
+  uint32_t min_items = 0, max_items = std::numeric_limits<uint32_t>::max();
+  // kString: the values allowed (encoded as names are); empty: any.
+  std::vector<std::string> options;
+  uint32_t min_length = 0, max_length = std::numeric_limits<uint32_t>::max();
+  // kUnion: the alternative for each Start, kNone where none starts so.
+  SchemaNodeId alternatives[kStarts] = {kNone, kNone, kNone, kNone, kNone, kNone};
+  // kAlias.
+  SchemaNodeId target = kNone;
+};
+
+class JsonSchema {
+ public:
+  // The nodes every schema starts with.
+  static constexpr SchemaNodeId kAnyValue = 0;
+  static constexpr SchemaNodeId kAnyObject = 1;  // any keys, any values
+  static constexpr SchemaNodeId kAnyArray = 2;
+
+  // INVALID_ARGUMENT naming the keyword and where it is ("at
+  // properties.tags.items: ..."); nothing of the schema's text beyond its keys.
+  static absl::StatusOr<JsonSchema> Compile(const nlohmann::json& schema);
+  // Any JSON object: what `response_format: {"type": "json_object"}` asks.
+  static const JsonSchema& AnyObject();
+
+  SchemaNodeId root() const { return root_; }
+  const SchemaNode& node(SchemaNodeId id) const { return nodes_[id]; }
+  // The node `id` stands for: itself, or what its references lead to.
+  SchemaNodeId Resolve(SchemaNodeId id) const {
+    while (nodes_[id].kind == SchemaNode::Kind::kAlias) id = nodes_[id].target;
+    return id;
+  }
+  int32_t num_nodes() const { return static_cast<int32_t>(nodes_.size()); }
+
+ private:
+  JsonSchema();
+  friend class SchemaCompiler;
+  std::vector<SchemaNode> nodes_;
+  SchemaNodeId root_ = kAnyObject;
+};
+
+}  // namespace cohost::runtime

@@ -1,0 +1,221 @@
+#include "runtime/sampling/json_schema.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <random>
+#include <regex>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "nlohmann/json.hpp"
+#include "runtime/sampling/json_grammar.h"
+
+namespace cohost::runtime {
+namespace {
+
+using Json = nlohmann::json;
+using ::testing::HasSubstr;
+
+JsonSchema Compiled(const char* text) {
+  absl::StatusOr<JsonSchema> schema = JsonSchema::Compile(Json::parse(text));
+  EXPECT_TRUE(schema.ok()) << schema.status();
+  return schema.ok() ? *std::move(schema) : JsonSchema::AnyObject();
+}
+
+bool IsDocument(const JsonSchema& schema, std::string_view text) {
+  JsonGrammar g(schema);
+  return g.FeedAll(schema, text) && g.Complete();
+}
+
+// A Pydantic model's schema: required and optional fields, an enum, a
+// bounded list, an Optional of another model through $defs.
+constexpr char kPet[] = R"({
+  "title": "Pet", "type": "object",
+  "properties": {
+    "name": {"type": "string", "title": "Name"},
+    "age": {"type": "integer"},
+    "weight": {"type": "number"},
+    "kind": {"enum": ["cat", "dog"]},
+    "tags": {"type": "array", "items": {"type": "string"}, "maxItems": 2},
+    "owner": {"anyOf": [{"$ref": "#/$defs/Person"}, {"type": "null"}], "default": null},
+    "vaccinated": {"type": "boolean"}
+  },
+  "required": ["name", "age"],
+  "$defs": {"Person": {"type": "object", "properties": {"name": {"type": "string"}},
+                       "required": ["name"], "additionalProperties": false}}
+})";
+
+TEST(JsonSchemaTest, APydanticModelsDocumentsAndNothingElse) {
+  const JsonSchema pet = Compiled(kPet);
+  for (const char* good : {
+           R"({"name":"Rex","age":3})",
+           R"({"age": 3, "name": "Rex"})",
+           R"({"name":"Tom","age":-1,"weight":4.5e0,"kind":"cat","tags":["a","b"],)"
+           R"("owner":{"name":"Ann"},"vaccinated":true})",
+           R"({"name":"Tom","age":0,"owner":null,"tags":[]})",
+       }) {
+    EXPECT_TRUE(IsDocument(pet, good)) << good;
+  }
+  for (const char* bad : {
+           R"({"name":"Rex"})",                        // age is required
+           R"({"name":"Rex","age":3,"color":"red"})",  // no other keys
+           R"({"name":"Rex","age":3.5})",              // an integer
+           R"({"name":"Rex","age":1e3})",
+           R"({"name":"Rex","age":3,"kind":"cow"})",
+           R"({"name":"Rex","age":3,"kind":"ca"})",
+           R"({"name":"Rex","age":3,"tags":["a","b","c"]})",
+           R"({"name":"Rex","age":3,"name":"Max"})",  // each key once
+           R"({"name":"Rex","age":3,"owner":"Ann"})",
+           R"({"name":"Rex","age":3,"owner":{}})",  // the owner's name is required
+           R"({"name":"Rex","age":3,"vaccinated":null})",
+           R"({"name":3,"age":3})",
+           R"(["Rex"])",
+       }) {
+    EXPECT_FALSE(IsDocument(pet, bad)) << bad;
+  }
+}
+
+TEST(JsonSchemaTest, StringsKeepTheirLengthsAndOptions) {
+  const JsonSchema s = Compiled(
+      R"({"type":"object","properties":{"code":{"type":"string","minLength":2,"maxLength":3},)"
+      R"("either":{"type":["string","null"],"maxLength":1},"c":{"const":"a\"b"}}})");
+  EXPECT_TRUE(IsDocument(s, R"({"code":"ab"})"));
+  EXPECT_TRUE(IsDocument(s, R"({"code":"éé中"})")) << "characters, not bytes";
+  EXPECT_TRUE(IsDocument(s, R"({"code":"\n\u00e9"})")) << "an escape is one character";
+  EXPECT_FALSE(IsDocument(s, R"({"code":"a"})"));
+  EXPECT_FALSE(IsDocument(s, R"({"code":"abcd"})"));
+  EXPECT_TRUE(IsDocument(s, R"({"either":null})"));
+  EXPECT_TRUE(IsDocument(s, R"({"either":"x"})"));
+  EXPECT_FALSE(IsDocument(s, R"({"either":"xy"})"));
+  EXPECT_TRUE(IsDocument(s, R"({"c":"a\"b"})")) << "an option as JSON writes it";
+  EXPECT_FALSE(IsDocument(s, R"({"c":"a\u0022b"})"));
+  EXPECT_TRUE(IsDocument(s, "{}")) << "nothing is required";
+}
+
+TEST(JsonSchemaTest, AnyTopLevelValueAndRecursion) {
+  const JsonSchema answer = Compiled(R"({"enum":["yes","no"]})");
+  EXPECT_TRUE(IsDocument(answer, R"("yes")"));
+  EXPECT_FALSE(IsDocument(answer, R"("y")"));
+  EXPECT_FALSE(IsDocument(answer, R"({})"));
+
+  const JsonSchema integer = Compiled(R"({"type":"integer"})");
+  JsonGrammar n(integer);
+  ASSERT_TRUE(n.FeedAll(integer, "-12"));
+  EXPECT_TRUE(n.Complete()) << "a number at the top ends with the document";
+  EXPECT_FALSE(n.Feed(integer, '.'));
+  EXPECT_TRUE(n.Feed(integer, '3'));
+
+  const JsonSchema tree =
+      Compiled(R"({"type":"object","properties":{"v":{"type":"integer"},)"
+               R"("kids":{"type":"array","items":{"$ref":"#"}}},"required":["v"]})");
+  EXPECT_TRUE(IsDocument(tree, R"({"v":1,"kids":[{"v":2},{"v":3,"kids":[{"v":4}]}]})"));
+  EXPECT_FALSE(IsDocument(tree, R"({"v":1,"kids":[{"kids":[]}]})"));
+
+  // A Pydantic model that refers to itself through an Optional: the union's
+  // alternative is the schema still being compiled.
+  const JsonSchema list = Compiled(
+      R"({"$ref":"#/$defs/Node","$defs":{"Node":{"type":"object","properties":{)"
+      R"("v":{"type":"integer"},"next":{"anyOf":[{"$ref":"#/$defs/Node"},{"type":"null"}]}},)"
+      R"("required":["v","next"]}}})");
+  EXPECT_TRUE(IsDocument(list, R"({"v":1,"next":{"v":2,"next":null}})"));
+  EXPECT_FALSE(IsDocument(list, R"({"v":1,"next":{"v":2}})"));
+  EXPECT_FALSE(IsDocument(list, R"({"v":1,"next":[]})"));
+
+  const JsonSchema defs =
+      Compiled(R"({"$ref":"#/definitions/A","definitions":{"A":{"$ref":"#/$defs/B"}},)"
+               R"("$defs":{"B":{"type":"array","items":{"type":"boolean"},"minItems":1}}})");
+  EXPECT_TRUE(IsDocument(defs, "[true,false]"));
+  EXPECT_FALSE(IsDocument(defs, "[]"));
+
+  const JsonSchema free = Compiled(R"({"type":"object","additionalProperties":true,)"
+                                   R"("properties":{"id":{"type":"integer"}}})");
+  EXPECT_TRUE(IsDocument(free, R"({"x":[1,{"y":null}],"id":7})"));
+  EXPECT_FALSE(IsDocument(free, R"({"id":"7"})")) << "a listed key keeps its schema";
+}
+
+TEST(JsonSchemaTest, WhatIsNotHeldToIsRefusedByName) {
+  struct Case {
+    const char* schema;
+    const char* says;
+  };
+  for (const Case& c : {
+           Case{R"({"type":"string","pattern":"^a"})", "\"pattern\""},
+           Case{R"({"type":"string","format":"date-time"})", "\"format\""},
+           Case{R"({"type":"integer","minimum":0})", "\"minimum\""},
+           Case{R"({"type":"object","properties":{"a":{"type":"number","maximum":1}}})",
+                "properties.\"a\""},
+           Case{R"({"type":"object","required":["b"],"properties":{"a":{}}})", "\"b\""},
+           Case{R"({"type":"object","additionalProperties":{"type":"string"}})",
+                "additionalProperties"},
+           Case{R"({"anyOf":[{"type":"object"},{"type":"object","properties":{}}]})", "start"},
+           Case{R"({"anyOf":[{"type":"number"},{"type":"integer"}]})", "start"},
+           Case{R"({"type":"array","minItems":3,"maxItems":2})", "minItems"},
+           Case{R"({"enum":[1,2]})", "strings"},
+           Case{R"({"$ref":"#/$defs/Missing"})", "$ref"},
+           Case{R"({"$ref":"#/$defs/A","$defs":{"A":{"$ref":"#/$defs/A"}}})", "itself"},
+           Case{R"({"type":"tuple"})", "unknown type"},
+           Case{R"(false)", "false"},
+           Case{R"({"allOf":[{"type":"string"},{"minLength":1}]})", "allOf"},
+           Case{R"({"not":{"type":"null"}})", "\"not\""},
+       }) {
+    absl::StatusOr<JsonSchema> s = JsonSchema::Compile(Json::parse(c.schema));
+    ASSERT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument) << c.schema;
+    EXPECT_THAT(std::string(s.status().message()), HasSubstr(c.says)) << c.schema;
+  }
+  Json many = {{"type", "object"}, {"properties", Json::object()}};
+  for (int i = 0; i <= kMaxSchemaProperties; ++i) many["properties"][absl::StrCat("p", i)] = {};
+  EXPECT_FALSE(JsonSchema::Compile(many).ok());
+  // A client's key is quoted, escaped and cut: the message stays one line.
+  absl::StatusOr<JsonSchema> odd = JsonSchema::Compile(
+      Json::parse(absl::StrCat(R"({"type":"string","\n)", std::string(200, 'x'), R"(":1})")));
+  ASSERT_FALSE(odd.ok());
+  EXPECT_EQ(std::string(odd.status().message()).find('\n'), std::string::npos);
+  EXPECT_LT(odd.status().message().size(), 200u);
+}
+
+// From any prefix the grammar takes, some byte goes on (or the document is
+// whole): random walks over the bytes each state takes never get stuck,
+// and what they complete parses as JSON.
+TEST(JsonSchemaTest, NoPrefixItTakesIsADeadEnd) {
+  for (const char* text : {kPet,
+                           R"({"type":"object","properties":{"a":{"type":"array","minItems":2,)"
+                           R"("maxItems":3,"items":{"enum":["x","xy","z"]}},)"
+                           R"("b":{"type":"string","minLength":3,"maxLength":4}},)"
+                           R"("required":["a","b"]})",
+                           R"({"type":"array","maxItems":0})",
+                           R"({"type":"object","properties":{"t":{"$ref":"#"}}})"}) {
+    const JsonSchema schema = Compiled(text);
+    std::mt19937 rng(3);
+    int completed = 0;
+    for (int walk = 0; walk < 200; ++walk) {
+      JsonGrammar g(schema);
+      std::string doc;
+      for (int step = 0; step < 300 && !g.Complete(); ++step) {
+        std::vector<uint8_t> next;
+        for (int b = 0; b < 256; ++b) {
+          JsonGrammar copy = g;
+          if (copy.Feed(schema, static_cast<uint8_t>(b))) next.push_back(static_cast<uint8_t>(b));
+        }
+        ASSERT_FALSE(next.empty()) << text << "\nstuck after " << doc;
+        // Structure more often than text, so that walks end.
+        uint8_t b = next[rng() % next.size()];
+        for (uint8_t s : next) {
+          if ((s == '}' || s == ']' || s == '"' || s == ',') && rng() % 3 == 0) b = s;
+        }
+        ASSERT_TRUE(g.Feed(schema, b));
+        doc += static_cast<char>(b);
+      }
+      if (g.Complete()) {
+        ++completed;
+        // nlohmann also refuses numbers past a double's range: JSON all the same.
+        if (std::regex_search(doc, std::regex("[eE][-+]?[0-9]{3}"))) continue;
+        EXPECT_TRUE(Json::accept(doc)) << doc;
+      }
+    }
+    EXPECT_GT(completed, 20) << text;
+  }
+}
+
+}  // namespace
+}  // namespace cohost::runtime
