@@ -164,8 +164,6 @@ __global__ __launch_bounds__(kThreads) void SampleRowsKernel(const float* __rest
   if (threadIdx.x == 0) out[blockIdx.x] = last_s;
 }
 
-// A row names each token once, so no two threads write one logit. IEEE
-// division and multiplication (no fast math): the host Sampler's bits.
 // Grid: (blocks of kThreads logits, rows). A row without a mask returns at
 // once; a masked one reads a word per 64 logits (from L1 for a warp's 32).
 __global__ void MaskRowsKernel(float* __restrict__ x, int32_t width,
@@ -181,6 +179,8 @@ __global__ void MaskRowsKernel(float* __restrict__ x, int32_t width,
   }
 }
 
+// A row names each token once, so no two threads write one logit. IEEE
+// division and multiplication (no fast math): the host Sampler's bits.
 __global__ void ApplyPenaltiesKernel(float* __restrict__ x, int32_t width,
                                      const int32_t* __restrict__ starts,
                                      const PenaltyTerm* __restrict__ terms,

@@ -25,9 +25,10 @@ double MsBetween(Clock::time_point a, Clock::time_point b) {
 // argmax without logprobs (the host Sampler takes the same argmax anyway),
 // else Forward and the host Sampler for all. A JSON request's grammar masks
 // its row where it draws: on the device (Backend::MaskRows, before the
-// penalties) or on the host (JsonConstraint::Mask); one that asks for
-// logprobs sends its step to the host, whose logprobs read a copy of the
-// raw row. Either way where a request draws
+// penalties) or on the host (JsonConstraint::Mask); a step with JSON rows
+// and rows asking for logprobs draws on the host, whose logprobs read a
+// copy of the raw row (there a request's draws are the same bits as on the
+// device, so its tokens still do not depend on its batch). Either way where a request draws
 // depends only on it and the backend, so a seeded request draws the same
 // tokens whatever shares its batch. A request's draw comes from its own
 // Sampler, one number per token, as on the host.
@@ -35,15 +36,17 @@ bool DeviceSampleInputs(const StepPlan& plan,
                         const absl::flat_hash_map<RequestId, std::unique_ptr<LiveRequest>>& live,
                         bool device_memory, int64_t vocab, const JsonConstraint& json,
                         SampleInputs* in) {
-  bool masked = false;
+  bool masked = false, logprobs = false;
   for (const ScheduledSeq& item : plan.scheduled) {
     if (!item.samples) continue;
     const LiveRequest& r = *live.at(item.seq->id);
-    // A mask moves logits that the logprobs must read raw.
-    if (r.json && r.request.sampling.logprobs) return false;
     if (!device_memory && !r.TakesArgmax()) return false;
     masked = masked || r.json;
+    logprobs = logprobs || r.request.sampling.logprobs;
   }
+  // The step's masks move logits that its logprobs read raw (RowLogprobs
+  // reads every row after every row's draw).
+  if (masked && logprobs) return false;
   in->specs.clear();
   in->mask_of.clear();
   in->masks.clear();

@@ -91,7 +91,10 @@ bool JsonGrammar::Feed(const JsonSchema& schema, uint8_t byte) {
       head_.counted = false;
       head_.pos = 0;
       head_.chars = 0;
-      head_.candidates = FirstBits(object.names.size()) & ~Top().seen;
+      // Where other keys are allowed, every name is matched, so that one
+      // written already (or whose value cannot fit) is refused at its close
+      // rather than passing as another key, with any value.
+      head_.candidates = object.additional ? FirstBits(object.names.size()) : KeyNames(schema);
       EndWhitespace();
       return true;
     }
@@ -109,7 +112,10 @@ bool JsonGrammar::Feed(const JsonSchema& schema, uint8_t byte) {
     case Mode::kArrayNext: {
       if (byte == ']') return Close(schema, /*object=*/false);
       const SchemaNode& array = schema.node(Top().node);
-      if (byte != ',' || (LimitsItems(array) && Top().count >= array.max_items)) return false;
+      if (byte != ',' || (LimitsItems(array) && Top().count >= array.max_items) ||
+          !Fits(schema, array.items, head_.depth)) {
+        return false;
+      }
       head_.mode = Mode::kValue;
       head_.value = array.items;
       EndWhitespace();
@@ -132,9 +138,26 @@ bool JsonGrammar::FeedWhitespace(uint8_t byte) {
   return true;
 }
 
-bool JsonGrammar::KeyLeft(const JsonSchema& schema) const {
+bool JsonGrammar::Fits(const JsonSchema& schema, SchemaNodeId id, int32_t depth) const {
+  const uint16_t need = schema.node(schema.Resolve(id)).min_depth;
+  return need != SchemaNode::kUnbounded && depth + need <= kMaxJsonDepth;
+}
+
+uint64_t JsonGrammar::Fitting(const JsonSchema& schema, const SchemaNode& object) const {
+  uint64_t fitting = 0;
+  for (size_t i = 0; i < object.names.size(); ++i) {
+    if (Fits(schema, object.values[i], head_.depth)) fitting |= uint64_t{1} << i;
+  }
+  return fitting;
+}
+
+uint64_t JsonGrammar::KeyNames(const JsonSchema& schema) const {
   const SchemaNode& object = schema.node(Top().node);
-  return object.additional || (FirstBits(object.names.size()) & ~Top().seen) != 0;
+  return FirstBits(object.names.size()) & ~Top().seen & Fitting(schema, object);
+}
+
+bool JsonGrammar::KeyLeft(const JsonSchema& schema) const {
+  return schema.node(Top().node).additional || KeyNames(schema) != 0;
 }
 
 bool JsonGrammar::FeedValueStart(const JsonSchema& schema, uint8_t byte) {
@@ -144,6 +167,8 @@ bool JsonGrammar::FeedValueStart(const JsonSchema& schema, uint8_t byte) {
   if (schema.node(id).kind == Kind::kUnion) id = schema.node(id).alternatives[start];
   if (id == SchemaNode::kNone) return false;
   id = schema.Resolve(id);
+  // No value starts that cannot close within the depth limit.
+  if (!Fits(schema, id, head_.depth)) return false;
   const SchemaNode& node = schema.node(id);
   if (node.kind == Kind::kAny) {
     if (start == SchemaNode::kStartObject) return Open(schema, JsonSchema::kAnyObject);
@@ -193,7 +218,9 @@ bool JsonGrammar::FeedString(const JsonSchema& schema, uint8_t byte) {
   if (between_characters && byte == '"') return CloseString(schema);
   // Free text (no names or options left to match, no length to keep): the
   // bytes alone, the mask's walk's common case.
-  if (head_.candidates == 0 && !head_.counted) return FeedStringByte(byte);
+  if (head_.candidates == 0 && !head_.counted && !(head_.key && byte == '\\')) {
+    return FeedStringByte(byte);
+  }
   // A key is matched against the object's names, a string value against its
   // options; what a prefix matches must stay non-empty unless any key may
   // come (an enum's candidates never run out: the byte is refused first).
@@ -209,6 +236,9 @@ bool JsonGrammar::FeedString(const JsonSchema& schema, uint8_t byte) {
     }
     if (narrowed == 0 && !(head_.key && node.additional)) return false;
   }
+  // Another key of an object with names is written without escapes: one
+  // could spell a name ("\u0069d" for "id") and pass as another key.
+  if (head_.key && narrowed == 0 && byte == '\\' && !node.names.empty()) return false;
   if (head_.counted && between_characters && head_.chars >= node.max_length) return false;
   if (!FeedStringByte(byte)) return false;
   if (head_.candidates != 0) ++head_.pos;
@@ -228,6 +258,11 @@ bool JsonGrammar::CloseString(const JsonSchema& schema) {
       if (object.names[i].size() == head_.pos) property = i;
     }
     if (property >= 0) {
+      // Each name once, and only where its value can close in time.
+      if (((Top().seen >> property) & 1) != 0 ||
+          !Fits(schema, object.values[property], head_.depth)) {
+        return false;
+      }
       value = object.values[property];
       Top().seen |= uint64_t{1} << property;
     } else if (!object.additional) {
@@ -382,7 +417,7 @@ bool JsonGrammar::Open(const JsonSchema& schema, SchemaNodeId node) {
   ++head_.depth;
   const SchemaNode& n = schema.node(node);
   head_.mode = n.kind == Kind::kObject ? Mode::kKeyOrEnd : Mode::kValueOrEnd;
-  if (n.kind == Kind::kArray) head_.value = n.items;
+  head_.value = n.kind == Kind::kArray ? n.items : 0;  // an object's comes with its key
   EndWhitespace();
   return true;
 }
@@ -406,6 +441,7 @@ void JsonGrammar::ValueDone(const JsonSchema& schema) {
   head_.literal = 0;
   head_.key = false;
   head_.integer = false;
+  head_.value = 0;
   if (head_.depth == 0) {
     head_.mode = Mode::kDone;
     return;

@@ -15,7 +15,9 @@
 //     model stuck on blank lines or spaces must go on with the document).
 // Every prefix it accepts can be completed: no byte leads where no document
 // goes (a property written, a list at its maxItems, an enum's strings
-// narrowed to none), so a constrained model is never stuck midway.
+// narrowed to none, a value that cannot close within the depth limit), so
+// a constrained model is never stuck midway. Keys are matched as written:
+// a key of an object with names is written without escapes.
 #pragma once
 
 #include <algorithm>
@@ -137,6 +139,15 @@ class JsonGrammar {
   bool Close(const JsonSchema& schema, bool object);
   // Another key may come in the innermost object.
   bool KeyLeft(const JsonSchema& schema) const;
+  // The names a key of the innermost object may still be: not written yet,
+  // and with a value that fits below the depth limit.
+  uint64_t KeyNames(const JsonSchema& schema) const;
+  // Of an object's names, those whose value fits at the current depth.
+  uint64_t Fitting(const JsonSchema& schema, const SchemaNode& object) const;
+  // Note: kept apart from KeyNames for objects that take other keys, where
+  // every name is matched and refused at its close instead.
+  // A value of node `id` started at `depth` can close within kMaxJsonDepth.
+  bool Fits(const JsonSchema& schema, SchemaNodeId id, int32_t depth) const;
   // A value just ended: where the container around it goes next.
   void ValueDone(const JsonSchema& schema);
   const Frame& Top() const { return frames_[head_.depth - 1]; }

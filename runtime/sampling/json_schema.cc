@@ -1,5 +1,6 @@
 #include "runtime/sampling/json_schema.h"
 
+#include <algorithm>
 #include <string_view>
 #include <utility>
 
@@ -122,11 +123,87 @@ class SchemaCompiler {
 
   absl::StatusOr<JsonSchema> Run() {
     ASSIGN_OR_RETURN(schema_.root_, Compile(root_, "the schema"));
+    RETURN_IF_ERROR(CheckAliases());
     for (size_t u = 0; u < unions_.size(); ++u) RETURN_IF_ERROR(ResolveUnion(u));
+    RETURN_IF_ERROR(FindMinDepths());
     return std::move(schema_);
   }
 
  private:
+  // Every chain of references reaches a schema: one that comes back to
+  // itself (A is B, B is A) has none, and Resolve would never end.
+  absl::Status CheckAliases() {
+    const int32_t n = schema_.num_nodes();
+    for (int32_t start = 0; start < n; ++start) {
+      SchemaNodeId id = static_cast<SchemaNodeId>(start);
+      for (int32_t hops = 0; schema_.nodes_[id].kind == Kind::kAlias; ++hops) {
+        id = schema_.nodes_[id].target;
+        if (id == SchemaNode::kNone || hops > n) {
+          return Error("a $ref", "references that lead only to each other");
+        }
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  // How many containers deep each node's shortest document goes (a
+  // fixpoint: recursion makes the first guesses too deep). A node with no
+  // finite document, or one deeper than kMaxJsonDepth at the root, is
+  // refused; below the root the grammar starts no value that cannot close
+  // within the limit, so a model is never held where nothing fits.
+  absl::Status FindMinDepths() {
+    std::vector<SchemaNode>& nodes = schema_.nodes_;
+    for (SchemaNode& node : nodes) node.min_depth = SchemaNode::kUnbounded;
+    for (bool changed = true; changed;) {
+      changed = false;
+      for (size_t i = 0; i < nodes.size(); ++i) {
+        const uint16_t depth = MinDepth(nodes[i]);
+        if (depth < nodes[i].min_depth) {
+          nodes[i].min_depth = depth;
+          changed = true;
+        }
+      }
+    }
+    const uint16_t root = nodes[schema_.Resolve(schema_.root_)].min_depth;
+    if (root == SchemaNode::kUnbounded) {
+      return Error("the schema", "no finite document satisfies it (a required recursion)");
+    }
+    if (root > kMaxSchemaDepth) {
+      return Error("the schema",
+                   absl::StrCat("its documents nest deeper than ", kMaxSchemaDepth, " containers"));
+    }
+    return absl::OkStatus();
+  }
+
+  uint16_t MinDepth(const SchemaNode& node) const {
+    const auto of = [&](SchemaNodeId id) { return schema_.nodes_[id].min_depth; };
+    const auto plus_one = [](uint16_t d) {
+      return d == SchemaNode::kUnbounded ? d : static_cast<uint16_t>(std::min(d + 1, 1000));
+    };
+    switch (node.kind) {
+      case Kind::kAlias:
+        return of(node.target);
+      case Kind::kUnion: {
+        uint16_t best = SchemaNode::kUnbounded;
+        for (const SchemaNodeId alt : node.alternatives) {
+          if (alt != SchemaNode::kNone) best = std::min(best, of(alt));
+        }
+        return best;
+      }
+      case Kind::kObject: {
+        uint16_t deepest = 0;
+        for (size_t i = 0; i < node.names.size(); ++i) {
+          if ((node.required >> i) & 1) deepest = std::max(deepest, of(node.values[i]));
+        }
+        return plus_one(deepest);
+      }
+      case Kind::kArray:
+        return plus_one(node.min_items > 0 ? of(node.items) : 0);
+      default:
+        return 0;
+    }
+  }
+
   absl::Status Error(const std::string& where, absl::string_view what) {
     return absl::InvalidArgumentError(absl::StrCat("json_schema at ", where, ": ", what));
   }
@@ -306,7 +383,15 @@ class SchemaCompiler {
   // type (the others' are not refused: they belong to a sibling).
   absl::StatusOr<SchemaNodeId> CompileTypeList(const Json& s, const Json& types,
                                                const std::string& where) {
-    if (types.empty()) return Error(where, "type must name at least one type");
+    // Each type once (a list of a type twice could never be told apart).
+    if (types.empty() || types.size() > static_cast<size_t>(SchemaNode::kStarts) + 1) {
+      return Error(where, "type must list 1 to 7 types");
+    }
+    for (size_t i = 0; i < types.size(); ++i) {
+      for (size_t j = 0; j < i; ++j) {
+        if (types[i] == types[j]) return Error(where, "type lists a type twice");
+      }
+    }
     std::vector<SchemaNodeId> parts;
     std::vector<std::string_view> all_keywords;
     for (const Json& t : types) {
@@ -342,8 +427,10 @@ class SchemaCompiler {
             where, absl::StrCat("the keyword ", Quote(key), " beside ", name, " is not supported"));
       }
     }
-    if (!list.is_array() || list.empty()) {
-      return Error(where, absl::StrCat(name, " must be a non-empty list of schemas"));
+    // Alternatives must start differently: there are six ways to start.
+    if (!list.is_array() || list.empty() || list.size() > SchemaNode::kStarts) {
+      return Error(where, absl::StrCat(name, " must list 1 to ", int{SchemaNode::kStarts},
+                                       " schemas (each starting differently)"));
     }
     if (std::string_view(name) == "allOf") {
       if (list.size() != 1) return Error(where, "allOf of more than one schema is not supported");
@@ -416,10 +503,7 @@ class SchemaCompiler {
     }
     if (!ref.is_string()) return Error(where, "$ref must be a string");
     const std::string& path = ref.get_ref<const std::string&>();
-    if (const auto it = refs_.find(path); it != refs_.end()) {
-      if (it->second == SchemaNode::kNone) return Error(where, "$ref refers to itself");
-      return it->second;
-    }
+    if (const auto it = refs_.find(path); it != refs_.end()) return it->second;
     const Json* target = nullptr;
     if (path == "#") {
       target = &root_;
@@ -440,18 +524,15 @@ class SchemaCompiler {
                                        " is not \"#\" or a name under #/$defs or #/definitions"));
     }
     // An alias, made before its schema is compiled, so that a reference
-    // back to it from inside (a tree's children) finds it; a chain of
-    // references that comes back to itself before any schema is refused.
-    refs_[path] = SchemaNode::kNone;
+    // back to it from inside (a tree's children) finds it.
+    // (Chains that never reach a schema are refused once all is compiled,
+    // CheckAliases: a target may still be on its way here.)
     ASSIGN_OR_RETURN(const SchemaNodeId id, NewNode(where));
     schema_.nodes_[id].kind = Kind::kAlias;
-    if (target->is_object() && !target->contains("$ref")) refs_[path] = id;
-    ASSIGN_OR_RETURN(const SchemaNodeId compiled, Compile(*target, path));
-    if (schema_.Resolve(compiled) == id || compiled == id) {
-      return Error(where, "$ref refers to itself");
-    }
-    schema_.nodes_[id].target = compiled;
     refs_[path] = id;
+    ASSIGN_OR_RETURN(const SchemaNodeId compiled, Compile(*target, path));
+    if (compiled == id) return Error(where, "$ref refers to itself");
+    schema_.nodes_[id].target = compiled;
     return id;
   }
 
@@ -476,6 +557,7 @@ JsonSchema::JsonSchema() {
   nodes_[kAnyObject].additional = true;
   nodes_[kAnyArray].kind = SchemaNode::Kind::kArray;
   nodes_[kAnyArray].items = kAnyValue;
+  nodes_[kAnyObject].min_depth = nodes_[kAnyArray].min_depth = 1;
 }
 
 absl::StatusOr<JsonSchema> JsonSchema::Compile(const nlohmann::json& schema) {

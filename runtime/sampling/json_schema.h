@@ -36,6 +36,7 @@ inline constexpr int32_t kMaxSchemaNodes = 1024;
 inline constexpr int32_t kMaxSchemaProperties = 64;  // per object
 inline constexpr int32_t kMaxSchemaEnum = 64;        // strings per enum
 inline constexpr int32_t kMaxSchemaNameBytes = 255;  // a property name or enum string, encoded
+inline constexpr int32_t kMaxSchemaDepth = 32;       // JsonGrammar's kMaxJsonDepth
 
 using SchemaNodeId = uint16_t;
 
@@ -82,6 +83,10 @@ struct SchemaNode {
   SchemaNodeId alternatives[kStarts] = {kNone, kNone, kNone, kNone, kNone, kNone};
   // kAlias.
   SchemaNodeId target = kNone;
+  // The fewest containers deep a document of this node goes (0 for a
+  // scalar); kUnbounded where none is finite.
+  static constexpr uint16_t kUnbounded = std::numeric_limits<uint16_t>::max();
+  uint16_t min_depth = 0;
 };
 
 class JsonSchema {
@@ -92,7 +97,8 @@ class JsonSchema {
   static constexpr SchemaNodeId kAnyArray = 2;
 
   // INVALID_ARGUMENT naming the keyword and where it is ("at
-  // properties.tags.items: ..."); nothing of the schema's text beyond its keys.
+  // properties.tags.items: ..."); of the schema's text only keys, type
+  // names, required names and $ref paths, each quoted and cut (Quote).
   static absl::StatusOr<JsonSchema> Compile(const nlohmann::json& schema);
   // Any JSON object: what `response_format: {"type": "json_object"}` asks.
   static const JsonSchema& AnyObject();

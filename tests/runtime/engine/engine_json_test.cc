@@ -15,6 +15,7 @@
 #include "runtime/sampling/json_schema.h"
 #include "runtime/sampling/sampling_params.h"
 #include "tests/support/default_model.h"
+#include "tests/support/run_to_idle.h"
 
 namespace cohost::runtime {
 namespace {
@@ -52,14 +53,7 @@ class EngineJsonTest : public ::testing::Test {
     options.add_generation_prompt = true;
     return model_->tokenizer->EncodeChat({{"user", user}}, options).value();
   }
-  static void RunToIdle(Engine& e) {
-    for (int i = 0; i < 20000; ++i) {
-      absl::StatusOr<bool> more = e.Step();
-      ASSERT_TRUE(more.ok()) << more.status();
-      if (!*more) return;
-    }
-    FAIL() << "engine did not drain";
-  }
+  static void RunToIdle(Engine& e) { testing::RunToIdle(e); }
   static LoadedModel* model_;
 };
 LoadedModel* EngineJsonTest::model_ = nullptr;

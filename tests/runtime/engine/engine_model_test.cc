@@ -8,6 +8,7 @@
 #include "runtime/engine/loaded_model.h"
 #include "tests/support/default_model.h"
 #include "tests/support/generator.h"
+#include "tests/support/run_to_idle.h"
 
 namespace cohost::runtime {
 namespace {
@@ -74,14 +75,7 @@ class EngineModelTest : public ::testing::Test {
     c.step_scheduler.max_prefill_chunk = 32;
     return Engine::Create(model_->model.get(), model_->tokenizer.get(), c).value();
   }
-  static void RunToIdle(Engine& e) {
-    for (int i = 0; i < 20000; ++i) {
-      absl::StatusOr<bool> more = e.Step();
-      ASSERT_TRUE(more.ok()) << more.status();
-      if (!*more) return;
-    }
-    FAIL() << "engine did not drain";
-  }
+  static void RunToIdle(Engine& e) { testing::RunToIdle(e); }
 
   static kernels::Backend* backend_;
   static LoadedModel* model_;

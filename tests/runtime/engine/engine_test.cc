@@ -23,6 +23,7 @@
 #include "runtime/tokenizer/tokenizer.h"
 #include "tests/support/forwarding_backend.h"
 #include "tests/support/recording_backend.h"
+#include "tests/support/run_to_idle.h"
 #include "tests/support/sentencepiece_spec.h"
 #include "tests/support/tiny_model.h"
 #include "tests/support/wait_for.h"
@@ -143,14 +144,7 @@ class EngineTest : public ::testing::Test {
     return tokens;
   }
 
-  static void RunToIdle(Engine& e, int max_steps = 10000) {
-    for (int i = 0; i < max_steps; ++i) {
-      absl::StatusOr<bool> more = e.Step();
-      ASSERT_TRUE(more.ok()) << more.status();
-      if (!*more) return;
-    }
-    FAIL() << "engine still busy after " << max_steps << " steps (deadlock?)";
-  }
+  static void RunToIdle(Engine& e, int max_steps = 10000) { testing::RunToIdle(e, max_steps); }
 
   // `r` submitted with its deadline `in` from now; its sink.
   std::shared_ptr<RecordingSink> SubmitDue(Engine& e, GenerateRequest r,
@@ -396,9 +390,14 @@ TEST_F(EngineTest, AJsonRequestIsMaskedOnTheDeviceAsOnTheHost) {
   const std::string doc = tokenizer_->Decode(drawn[0]);
   EXPECT_EQ(doc[doc.find_first_not_of(" \t\r\n")], '{') << doc;
 
+  // Beside a request that asks for logprobs the step draws on the host: the
+  // same tokens, and nothing fails.
+  GenerateRequest logprobs = text;
+  logprobs.sampling.logprobs = 2;
+  EXPECT_EQ(RunTogether(on_device.get(), c, {json, logprobs}), on_host);
+  EXPECT_GE(device.largest_copy, vocab * sizeof(float)) << "the raw rows came back";
   json.sampling.logprobs = 2;
   const std::vector<int32_t> with_logprobs = RunTogether(on_device.get(), c, {json})[0];
-  EXPECT_GE(device.largest_copy, vocab * sizeof(float)) << "the raw row came back";
   EXPECT_EQ(with_logprobs, on_host[0]);
 }
 

@@ -134,6 +134,68 @@ TEST(JsonSchemaTest, AnyTopLevelValueAndRecursion) {
   EXPECT_FALSE(IsDocument(free, R"({"id":"7"})")) << "a listed key keeps its schema";
 }
 
+// Where other keys are allowed, a listed name still keeps its schema: not
+// twice, not spelled with escapes.
+TEST(JsonSchemaTest, AListedKeyCannotBeWrittenAgainAsAnotherKey) {
+  const JsonSchema s = Compiled(R"({"type":"object","additionalProperties":true,)"
+                                R"("properties":{"id":{"type":"integer"}}})");
+  EXPECT_TRUE(IsDocument(s, R"({"id":7,"idx":"x"})"));
+  EXPECT_FALSE(IsDocument(s, R"({"id":7,"id":"x"})"));
+  EXPECT_FALSE(IsDocument(s, R"({"\u0069d":"x"})"));
+  EXPECT_FALSE(IsDocument(s, R"({"a\nb":1})")) << "another key is written as is";
+  EXPECT_TRUE(IsDocument(JsonSchema::AnyObject(), R"({"a\nb":1,"a\nb":2})"))
+      << "without names, any key, as JSON allows";
+}
+
+// References that come back to themselves, through other references or
+// requirements, never hang or crash: refused, or compiled where a finite
+// document exists.
+TEST(JsonSchemaTest, ReferencesAndDepthAreCheckedWhenCompiled) {
+  for (const char* bad : {
+           R"({"$ref":"#/$defs/A","$defs":{"A":{"allOf":[{"$ref":"#/$defs/B"}]},)"
+           R"("B":{"allOf":[{"$ref":"#/$defs/A"}]}}})",
+           R"({"type":"object","properties":{"n":{"$ref":"#"}},"required":["n"]})",
+           R"({"anyOf":[{"$ref":"#"},{"$ref":"#"}]})",
+       }) {
+    EXPECT_EQ(JsonSchema::Compile(Json::parse(bad)).status().code(),
+              absl::StatusCode::kInvalidArgument)
+        << bad;
+  }
+  std::string deep = R"({"type":"array","minItems":1,"items":)";
+  std::string close = "}";
+  for (int i = 0; i < kMaxJsonDepth; ++i) {
+    deep += R"({"type":"array","minItems":1,"items":)";
+    close += "}";
+  }
+  EXPECT_THAT(std::string(JsonSchema::Compile(Json::parse(deep + "{}" + close)).status().message()),
+              HasSubstr("deeper"));
+
+  const JsonSchema hash = Compiled(R"({"$ref":"#/$defs/Node","$defs":{"Node":{"type":"object",)"
+                                   R"("properties":{"next":{"$ref":"#"}}}}})");
+  EXPECT_TRUE(IsDocument(hash, R"({"next":{"next":{}}})"));
+  const JsonSchema through_alias =
+      Compiled(R"({"$ref":"#/$defs/A","$defs":{"A":{"$ref":"#/$defs/B"},)"
+               R"("B":{"type":"object","properties":{"c":{"$ref":"#/$defs/A"}}}}})");
+  EXPECT_TRUE(IsDocument(through_alias, R"({"c":{"c":{}}})"));
+  EXPECT_FALSE(IsDocument(through_alias, R"({"c":{"d":{}}})"));
+
+  // A tree as deep as the limit: where a child could not close in time, no
+  // child starts, and the document can still end.
+  const JsonSchema tree =
+      Compiled(R"({"type":"object","properties":{"v":{"type":"integer"},)"
+               R"("kids":{"type":"array","items":{"$ref":"#"}}},"required":["v"]})");
+  JsonGrammar g(tree);
+  for (int i = 0; i < kMaxJsonDepth / 2 - 1; ++i)
+    ASSERT_TRUE(g.FeedAll(tree, R"({"v":1,"kids":[)"));
+  ASSERT_TRUE(g.FeedAll(tree, R"({"v":1,"kids":[)")) << "an empty list still fits";
+  JsonGrammar full = g;
+  EXPECT_FALSE(full.Feed(tree, '{')) << "a child past the limit";
+  std::string rest = "]}";
+  for (int i = 0; i < kMaxJsonDepth / 2 - 1; ++i) rest += "]}";
+  EXPECT_TRUE(g.FeedAll(tree, rest));
+  EXPECT_TRUE(g.Complete());
+}
+
 TEST(JsonSchemaTest, WhatIsNotHeldToIsRefusedByName) {
   struct Case {
     const char* schema;
@@ -155,6 +217,8 @@ TEST(JsonSchemaTest, WhatIsNotHeldToIsRefusedByName) {
            Case{R"({"$ref":"#/$defs/Missing"})", "$ref"},
            Case{R"({"$ref":"#/$defs/A","$defs":{"A":{"$ref":"#/$defs/A"}}})", "itself"},
            Case{R"({"type":"tuple"})", "unknown type"},
+           Case{R"({"type":["string","string"]})", "twice"},
+           Case{R"({"anyOf":[true,true,true,true,true,true,true]})", "1 to 6"},
            Case{R"(false)", "false"},
            Case{R"({"allOf":[{"type":"string"},{"minLength":1}]})", "allOf"},
            Case{R"({"not":{"type":"null"}})", "\"not\""},
@@ -184,6 +248,8 @@ TEST(JsonSchemaTest, NoPrefixItTakesIsADeadEnd) {
                            R"("b":{"type":"string","minLength":3,"maxLength":4}},)"
                            R"("required":["a","b"]})",
                            R"({"type":"array","maxItems":0})",
+                           R"({"type":"object","properties":{"v":{"type":"integer"},)"
+                           R"("kids":{"type":"array","items":{"$ref":"#"}}},"required":["v"]})",
                            R"({"type":"object","properties":{"t":{"$ref":"#"}}})"}) {
     const JsonSchema schema = Compiled(text);
     std::mt19937 rng(3);
