@@ -237,13 +237,24 @@ bool JsonGrammar::FeedString(const JsonSchema& schema, uint8_t byte) {
     if (narrowed == 0 && !(head_.key && node.additional)) return false;
   }
   // Another key of an object with names is written without escapes: one
-  // could spell a name ("\u0069d" for "id") and pass as another key.
-  if (head_.key && narrowed == 0 && byte == '\\' && !node.names.empty()) return false;
+  // could spell a name ("\u0069d" for "id") and pass as another key. Nor
+  // may it leave the names inside an escape a name has ("a\"b" as a\u0022b).
+  if (head_.key && narrowed == 0 && !node.names.empty() && (byte == '\\' || head_.sub != kPlain)) {
+    return false;
+  }
   if (head_.counted && between_characters && head_.chars >= node.max_length) return false;
   if (!FeedStringByte(byte)) return false;
   if (head_.candidates != 0) ++head_.pos;
   head_.candidates = narrowed;
-  if (head_.counted && between_characters) ++head_.chars;
+  if (head_.counted && between_characters) {
+    ++head_.chars;
+    // Without a maximum, nothing is counted once the minimum is met: the
+    // states of the rest of the string are equal (and share a cached mask).
+    if (node.max_length == std::numeric_limits<uint32_t>::max() && head_.chars >= node.min_length) {
+      head_.counted = false;
+      head_.chars = 0;
+    }
+  }
   return true;
 }
 
@@ -283,7 +294,7 @@ bool JsonGrammar::CloseString(const JsonSchema& schema) {
     }
     if (!whole) return false;
   }
-  if (LimitsLength(node) && head_.chars < node.min_length) return false;
+  if (head_.counted && head_.chars < node.min_length) return false;
   head_.candidates = 0;
   head_.pos = 0;
   head_.chars = 0;
@@ -453,7 +464,12 @@ void JsonGrammar::ValueDone(const JsonSchema& schema) {
   }
   head_.mode = Mode::kArrayNext;
   head_.value = node.items;
-  if (LimitsItems(node)) ++Top().count;
+  // Counted up to the maximum, or only up to the minimum where there is none
+  // (states past it are equal).
+  if (LimitsItems(node) &&
+      (node.max_items != std::numeric_limits<uint32_t>::max() || Top().count < node.min_items)) {
+    ++Top().count;
+  }
 }
 
 }  // namespace cohost::runtime

@@ -30,6 +30,7 @@
 namespace cohost::runtime {
 
 inline constexpr int32_t kMaxJsonDepth = 32;
+static_assert(kMaxJsonDepth == kMaxSchemaDepth, "JsonSchema::Compile refuses what cannot fit");
 inline constexpr int32_t kMaxJsonNewlines = 2;
 inline constexpr int32_t kMaxJsonIndent = 4 * kMaxJsonDepth;
 

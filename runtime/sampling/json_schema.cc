@@ -124,6 +124,7 @@ class SchemaCompiler {
   absl::StatusOr<JsonSchema> Run() {
     ASSIGN_OR_RETURN(schema_.root_, Compile(root_, "the schema"));
     RETURN_IF_ERROR(CheckAliases());
+    FlattenAliases();
     for (size_t u = 0; u < unions_.size(); ++u) RETURN_IF_ERROR(ResolveUnion(u));
     RETURN_IF_ERROR(FindMinDepths());
     return std::move(schema_);
@@ -146,6 +147,20 @@ class SchemaCompiler {
     return absl::OkStatus();
   }
 
+  // Every id that names an alias names its end instead: Resolve at
+  // generation time takes one step, however long the chains were.
+  void FlattenAliases() {
+    const auto end = [&](SchemaNodeId& id) {
+      if (id != SchemaNode::kNone) id = schema_.Resolve(id);
+    };
+    for (SchemaNode& node : schema_.nodes_) {
+      for (SchemaNodeId& v : node.values) end(v);
+      end(node.items);
+      end(node.target);
+    }
+    end(schema_.root_);
+  }
+
   // How many containers deep each node's shortest document goes (a
   // fixpoint: recursion makes the first guesses too deep). A node with no
   // finite document, or one deeper than kMaxJsonDepth at the root, is
@@ -154,9 +169,11 @@ class SchemaCompiler {
   absl::Status FindMinDepths() {
     std::vector<SchemaNode>& nodes = schema_.nodes_;
     for (SchemaNode& node : nodes) node.min_depth = SchemaNode::kUnbounded;
+    // Children and targets mostly have higher ids than what names them:
+    // from the top down, most schemas settle in a pass or two.
     for (bool changed = true; changed;) {
       changed = false;
-      for (size_t i = 0; i < nodes.size(); ++i) {
+      for (size_t i = nodes.size(); i-- > 0;) {
         const uint16_t depth = MinDepth(nodes[i]);
         if (depth < nodes[i].min_depth) {
           nodes[i].min_depth = depth;
@@ -217,6 +234,18 @@ class SchemaCompiler {
   }
 
   absl::StatusOr<SchemaNodeId> Compile(const Json& s, const std::string& where) {
+    // Each new $ref compiles its target inside the frame that named it:
+    // bounded here, so that no schema can exhaust the thread's stack.
+    if (nesting_ >= kMaxNesting) {
+      return Error(where, absl::StrCat("schemas nested (through $ref) deeper than ", kMaxNesting));
+    }
+    ++nesting_;
+    absl::StatusOr<SchemaNodeId> id = CompileNested(s, where);
+    --nesting_;
+    return id;
+  }
+
+  absl::StatusOr<SchemaNodeId> CompileNested(const Json& s, const std::string& where) {
     if (s.is_boolean()) {
       if (s.get<bool>()) return JsonSchema::kAnyValue;
       return Error(where, "false (no value) is not supported");
@@ -246,13 +275,14 @@ class SchemaCompiler {
 
   // One node of `kind` from the keywords of `s` that belong to it; any
   // other keyword is refused.
-  absl::StatusOr<SchemaNodeId> CompileKind(const Json& s, Kind kind, const std::string& where) {
+  // `checked`: the caller refused the other keywords already (a type list,
+  // whose siblings take them); each node reads only its own.
+  absl::StatusOr<SchemaNodeId> CompileKind(const Json& s, Kind kind, const std::string& where,
+                                           bool checked = false) {
     const std::vector<std::string_view> allowed = KeywordsOf(kind);
     for (const auto& [key, value] : s.items()) {
-      if (key == "type" || IsAnnotation(key)) continue;
-      bool known = false;
-      for (std::string_view k : allowed) known = known || key == k;
-      if (!known) {
+      if (checked || key == "type" || IsAnnotation(key)) continue;
+      if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
         return Error(where, absl::StrCat("the keyword ", Quote(key), " is not supported",
                                          kind == Kind::kAny ? "" : " with type ", KindName(kind)));
       }
@@ -288,7 +318,9 @@ class SchemaCompiler {
     }
     uint64_t required = 0;
     if (const auto req = s.find("required"); req != s.end()) {
-      if (!req->is_array()) return Error(where, "required must be a list of names");
+      if (!req->is_array() || req->size() > names.size()) {
+        return Error(where, "required must be a list of names from properties, each once");
+      }
       for (const Json& name : *req) {
         if (!name.is_string()) return Error(where, "required must be a list of names");
         const std::string encoded = Encoded(name.get<std::string>());
@@ -350,12 +382,15 @@ class SchemaCompiler {
     for (const char* key : {"enum", "const"}) {
       const auto it = s.find(key);
       if (it == s.end()) continue;
-      const Json list = std::string_view(key) == "const" ? Json::array({*it}) : *it;
-      if (!list.is_array() || list.empty() || list.size() > static_cast<size_t>(kMaxSchemaEnum)) {
+      if (!options.empty()) return Error(where, "enum and const together are not supported");
+      const bool constant = std::string_view(key) == "const";
+      if (!constant &&
+          (!it->is_array() || it->empty() || it->size() > static_cast<size_t>(kMaxSchemaEnum))) {
         return Error(where, absl::StrCat(key, " must list 1 to ", kMaxSchemaEnum, " values"));
       }
-      if (!options.empty()) return Error(where, "enum and const together are not supported");
-      for (const Json& v : list) {
+      const Json one = constant && it->is_string() ? Json::array({*it}) : Json::array();
+      if (constant && one.empty()) return Error(where, "const values must be strings");
+      for (const Json& v : constant ? one : *it) {
         if (!v.is_string()) return Error(where, absl::StrCat(key, " values must be strings"));
         std::string encoded = Encoded(v.get<std::string>());
         if (encoded.size() > static_cast<size_t>(kMaxSchemaNameBytes)) {
@@ -399,21 +434,15 @@ class SchemaCompiler {
       if (!kind.ok()) return Error(where, kind.status().message());
       for (std::string_view k : KeywordsOf(*kind)) all_keywords.push_back(k);
     }
-    for (const Json& t : types) {
-      const Kind kind = *KindNamed(t);
-      Json own = Json::object();
-      for (const auto& [key, value] : s.items()) {
-        if (key == "type" || IsAnnotation(key)) continue;
-        bool anyone = false;
-        for (std::string_view k : all_keywords) anyone = anyone || key == k;
-        if (!anyone) {
-          return Error(where, absl::StrCat("the keyword ", Quote(key), " is not supported"));
-        }
-        for (std::string_view k : KeywordsOf(kind)) {
-          if (key == k) own[key] = value;
-        }
+    for (const auto& [key, value] : s.items()) {
+      if (key == "type" || IsAnnotation(key)) continue;
+      if (std::find(all_keywords.begin(), all_keywords.end(), key) == all_keywords.end()) {
+        return Error(where, absl::StrCat("the keyword ", Quote(key), " is not supported"));
       }
-      ASSIGN_OR_RETURN(const SchemaNodeId part, CompileKind(own, kind, where));
+    }
+    // Each type's node reads its own keywords from `s` itself (no copies).
+    for (const Json& t : types) {
+      ASSIGN_OR_RETURN(const SchemaNodeId part, CompileKind(s, *KindNamed(t), where, true));
       parts.push_back(part);
     }
     return Union(parts, where);
@@ -544,9 +573,12 @@ class SchemaCompiler {
     bool resolving = false;
   };
 
+  static constexpr int kMaxNesting = 256;
+
   const Json& root_;
   JsonSchema schema_;
   std::vector<PendingUnion> unions_;
+  int nesting_ = 0;
   absl::flat_hash_map<std::string, SchemaNodeId> refs_;  // kNone while being compiled
 };
 

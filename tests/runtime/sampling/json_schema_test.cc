@@ -145,6 +145,32 @@ TEST(JsonSchemaTest, AListedKeyCannotBeWrittenAgainAsAnotherKey) {
   EXPECT_FALSE(IsDocument(s, R"({"a\nb":1})")) << "another key is written as is";
   EXPECT_TRUE(IsDocument(JsonSchema::AnyObject(), R"({"a\nb":1,"a\nb":2})"))
       << "without names, any key, as JSON allows";
+  // A name with an escape of its own is matched as JSON writes it, and not
+  // left inside the escape for another spelling of the same name.
+  const JsonSchema quoted = Compiled(R"({"type":"object","additionalProperties":true,)"
+                                     R"("properties":{"a\"b":{"type":"integer"}}})");
+  EXPECT_TRUE(IsDocument(quoted, R"({"a\"b":1})"));
+  EXPECT_FALSE(IsDocument(quoted, R"({"a\u0022b":"x"})"));
+  EXPECT_FALSE(IsDocument(quoted, R"({"a\"b":1,"a\"b":2})"));
+}
+
+// Past a minimum with no maximum, nothing more is counted: the states of
+// the rest of the string (or list) are equal, and share a cached mask.
+TEST(JsonSchemaTest, CountsStopWhereTheyNoLongerMatter) {
+  const JsonSchema s = Compiled(R"({"type":"object","properties":{)"
+                                R"("s":{"type":"string","minLength":2},)"
+                                R"("l":{"type":"array","minItems":1}}})");
+  JsonGrammar a(s), b(s), c(s);
+  ASSERT_TRUE(a.FeedAll(s, R"({"s":"abc)"));
+  ASSERT_TRUE(b.FeedAll(s, R"({"s":"abcdefg)"));
+  EXPECT_TRUE(a == b);
+  EXPECT_FALSE(IsDocument(s, R"({"s":"a"})"));
+  EXPECT_TRUE(IsDocument(s, R"({"s":"ab"})"));
+  ASSERT_TRUE(a.FeedAll(s, R"(","l":[1,2)"));
+  ASSERT_TRUE(c.FeedAll(s, R"({"s":"abc","l":[1,2,3,4)"));
+  ASSERT_TRUE(a.Feed(s, ',') && c.Feed(s, ','));
+  EXPECT_TRUE(a == c);
+  EXPECT_FALSE(IsDocument(s, R"({"l":[]})"));
 }
 
 // References that come back to themselves, through other references or
@@ -230,6 +256,23 @@ TEST(JsonSchemaTest, WhatIsNotHeldToIsRefusedByName) {
   Json many = {{"type", "object"}, {"properties", Json::object()}};
   for (int i = 0; i <= kMaxSchemaProperties; ++i) many["properties"][absl::StrCat("p", i)] = {};
   EXPECT_FALSE(JsonSchema::Compile(many).ok());
+  // A chain of references compiles each inside the last: bounded, refused,
+  // never the thread's stack.
+  Json chain = {{"$ref", "#/$defs/d0"}, {"$defs", Json::object()}};
+  for (int i = 0; i < 1000; ++i) {
+    chain["$defs"][absl::StrCat("d", i)] = {
+        {"allOf", Json::array({{{"$ref", absl::StrCat("#/$defs/d", i + 1)}}})}};
+  }
+  chain["$defs"]["d1000"] = {{"type", "string"}};
+  EXPECT_THAT(std::string(JsonSchema::Compile(chain).status().message()), HasSubstr("nested"));
+  // A type list's keywords are each type's own, read in place.
+  const JsonSchema list =
+      Compiled(R"({"type":["array","null"],"items":{"type":"string"},"maxItems":1})");
+  EXPECT_TRUE(IsDocument(list, R"(["a"])"));
+  EXPECT_TRUE(IsDocument(list, "null"));
+  EXPECT_FALSE(IsDocument(list, R"(["a","b"])"));
+  EXPECT_FALSE(
+      JsonSchema::Compile(Json::parse(R"({"properties":{"a":{}},"required":["a","a"]})")).ok());
   // A client's key is quoted, escaped and cut: the message stays one line.
   absl::StatusOr<JsonSchema> odd = JsonSchema::Compile(
       Json::parse(absl::StrCat(R"({"type":"string","\n)", std::string(200, 'x'), R"(":1})")));
