@@ -19,9 +19,9 @@ COHOST_TEST_VENV="$HOME/.cache/cohost-test-venv" "$root/scripts/test_venv.sh" >/
 # and llamacpp_reference_test.
 not_built='_NOT_BUILT$|^python_client_test$|^openai_test$|^client_link_test$|^kernels_bench_dry_run$|^gpu_check_dry_run$|^kernels_cpu_test_scalar_attention$|^kernels_cpu_test_bf16_pairs$|^llamacpp_reference_test_bf16_without_amx$'
 
-echo "== AddressSanitizer: loaders, tokenizers, batching, engine =="
+echo "== AddressSanitizer: loaders, tokenizers, JSON schemas and grammars, batching, engine =="
 COHOST_BUILD_DIR="$root/build-asan" \
-  COHOST_BUILD_TARGETS="loader_test tokenizer_test batching_test engine_test" \
+  COHOST_BUILD_TARGETS="loader_test tokenizer_test sampling_test batching_test engine_test" \
   "$root/scripts/build.sh" -DCOHOST_CUDA=OFF -DCOHOST_SANITIZE=address -DCMAKE_BUILD_TYPE=Debug
 (cd "$root/build-asan" && ctest --output-on-failure --timeout 900 -j2 -E "$not_built")
 

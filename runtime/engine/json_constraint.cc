@@ -6,6 +6,7 @@
 #include <utility>
 
 namespace cohost::runtime {
+
 std::vector<std::string> TextTokens(const Tokenizer& tokenizer) {
   std::vector<std::string> bytes(tokenizer.vocab_size());
   for (int32_t id = 0; id < tokenizer.vocab_size(); ++id) {
