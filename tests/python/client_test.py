@@ -57,6 +57,17 @@ def check_cli(binary, address, reference):
     result = json.loads(out.stdout)
     check(result["finish_reason"] == "length" or isinstance(json.loads(result["text"]), dict),
           "generate --json-object: %s" % result)
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump({"type": "object", "required": ["name"],
+                   "properties": {"name": {"type": "string", "maxLength": 30}}}, f)
+    out = cohost("generate", "--server", address, "--model", "default", "--chat",
+                 "--prompt", "A JSON object with a name, please.", "--json-schema", f.name,
+                 "--temperature", "0", "--max-tokens", "60", "--json")
+    os.unlink(f.name)
+    check(out.returncode == 0, "cohost generate --json-schema: %s" % out.stderr)
+    result = json.loads(out.stdout)
+    check(result["finish_reason"] == "length" or
+          list(json.loads(result["text"])) == ["name"], "generate --json-schema: %s" % result)
 
     out = cohost("generate", "--server", address, "--model", "nope", "--prompt", "hi")
     check(out.returncode == 1 and "cohost generate: NOT_FOUND: " in out.stderr,

@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/status_macros.h"
 #include "nlohmann/json.hpp"
 #include "tools/client/bench_report.h"
 #include "tools/client/client_commands.h"
@@ -119,6 +120,7 @@ absl::Status Setup(const ParsedArgs& args, const v1::ModelInfo& model, BenchSetu
   params->seed.reset();
   s->plan.base.set_model(model.name());
   FillSampling(*params, &s->plan.base);
+  RETURN_IF_ERROR(FillJsonSchema(args, &s->plan.base));
   c["sampling"] = {{"temperature", params->temperature},
                    {"top_k", params->top_k},
                    {"top_p", params->top_p},

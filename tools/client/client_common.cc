@@ -13,6 +13,8 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "common/status_macros.h"
+#include "tools/common/sampling_flags.h"
 
 namespace cohost::tools {
 
@@ -102,6 +104,15 @@ void FillSampling(const runtime::SamplingParams& p, v1::GenerateRequest* request
   request->set_response_format(p.response_format == runtime::ResponseFormat::kJsonObject
                                    ? v1::RESPONSE_FORMAT_JSON_OBJECT
                                    : v1::RESPONSE_FORMAT_TEXT);
+}
+
+absl::Status FillJsonSchema(const ParsedArgs& args, v1::GenerateRequest* request) {
+  ASSIGN_OR_RETURN(const std::optional<std::string> text, JsonSchemaText(args));
+  if (text) {
+    request->set_response_format(v1::RESPONSE_FORMAT_JSON_SCHEMA);
+    request->set_json_schema(*text);
+  }
+  return absl::OkStatus();
 }
 
 std::string_view FinishReasonName(v1::FinishReason reason) {

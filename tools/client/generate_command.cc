@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "common/status_macros.h"
 #include "nlohmann/json.hpp"
 #include "tools/client/client_commands.h"
 #include "tools/client/client_common.h"
@@ -78,6 +79,7 @@ absl::StatusOr<v1::GenerateRequest> RequestFromArgs(const ParsedArgs& args) {
   absl::StatusOr<runtime::SamplingParams> params = SamplingParamsFromArgs(args);
   if (!params.ok()) return params.status();
   FillSampling(*params, &request);
+  RETURN_IF_ERROR(FillJsonSchema(args, &request));
   return request;
 }
 

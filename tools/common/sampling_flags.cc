@@ -2,9 +2,15 @@
 
 #include "tools/common/sampling_flags.h"
 
+#include <fstream>
 #include <limits>
+#include <memory>
+#include <sstream>
 
+#include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "nlohmann/json.hpp"
+#include "runtime/sampling/json_schema.h"
 
 namespace cohost::tools {
 
@@ -23,6 +29,7 @@ std::vector<FlagSpec> SamplingFlagSpecs() {
       {"stop-token", "ID", "stop when this token id is generated", /*repeated=*/true},
       {"ignore-eos", "", "keep generating past end-of-sequence tokens"},
       {"json-object", "", "the output is a JSON object, held to JSON token by token"},
+      {"json-schema", "FILE", "the output is held to the JSON Schema in FILE"},
   };
 }
 
@@ -68,7 +75,35 @@ absl::StatusOr<runtime::SamplingParams> SamplingParamsFromArgs(const ParsedArgs&
   }
   p.ignore_eos = args.Has("ignore-eos");
   if (args.Has("json-object")) p.response_format = runtime::ResponseFormat::kJsonObject;
+  ASSIGN_OR_RETURN(const std::optional<std::string> schema_text, JsonSchemaText(args));
+  if (schema_text) {
+    if (args.Has("json-object")) {
+      return absl::InvalidArgumentError("--json-object and --json-schema exclude each other");
+    }
+    const nlohmann::json parsed = nlohmann::json::parse(*schema_text, nullptr, false);
+    if (parsed.is_discarded()) {
+      return absl::InvalidArgumentError("--json-schema: the file is not JSON");
+    }
+    absl::StatusOr<runtime::JsonSchema> schema = runtime::JsonSchema::Compile(parsed);
+    if (!schema.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("--json-schema: ", schema.status().message()));
+    }
+    p.json_schema = std::make_shared<const runtime::JsonSchema>(*std::move(schema));
+    p.response_format = runtime::ResponseFormat::kJsonSchema;
+  }
   return p;
+}
+
+absl::StatusOr<std::optional<std::string>> JsonSchemaText(const ParsedArgs& args) {
+  const std::optional<std::string> path = args.Get("json-schema");
+  if (!path) return std::nullopt;
+  std::ifstream in(*path, std::ios::binary);
+  if (!in.is_open()) {
+    return absl::NotFoundError(absl::StrCat("--json-schema ", *path, ": cannot be read"));
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
 }
 
 }  // namespace cohost::tools

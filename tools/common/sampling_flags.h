@@ -1,6 +1,8 @@
 // The sampling flags shared by `cohost run` and (later) `cohost generate`.
 #pragma once
 
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -10,6 +12,10 @@
 namespace cohost::tools {
 
 std::vector<FlagSpec> SamplingFlagSpecs();
+
+// The text of --json-schema's file, if the flag is given; NOT_FOUND naming the
+// path if it cannot be read.
+absl::StatusOr<std::optional<std::string>> JsonSchemaText(const ParsedArgs& args);
 
 // Range checks beyond parsing are SamplingParams::Validate's job, done where the
 // vocabulary is known.

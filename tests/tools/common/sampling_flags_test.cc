@@ -2,6 +2,11 @@
 
 #include "tools/common/sampling_flags.h"
 
+#include <fstream>
+#include <string>
+#include <utility>
+#include <vector>
+
 #include "gtest/gtest.h"
 
 namespace cohost::tools {
@@ -72,6 +77,36 @@ TEST(SamplingFlagsTest, MalformedValuesAreErrors) {
   EXPECT_FALSE(Parse({"--top-k", "-1"}).ok());
   EXPECT_FALSE(Parse({"--seed", "-3"}).ok());
   EXPECT_FALSE(Parse({"--stop-token", "x"}).ok());
+}
+
+// --json-schema FILE: compiled for `cohost run` (the client sends the text,
+// JsonSchemaText); an unreadable file, bad JSON or an unsupported keyword are
+// errors naming the flag.
+TEST(SamplingFlagsTest, AJsonSchemaFileIsReadAndCompiled) {
+  const std::string dir = ::testing::TempDir();
+  const auto write = [&](const std::string& name, const std::string& text) {
+    const std::string path = dir + "/" + name;
+    std::ofstream(path) << text;
+    return path;
+  };
+  const std::string good = write("good.json", R"({"type":"object","properties":{"a":{}}})");
+  absl::StatusOr<runtime::SamplingParams> p = Parse({"--json-schema", good});
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->response_format, runtime::ResponseFormat::kJsonSchema);
+  ASSERT_NE(p->json_schema, nullptr);
+  EXPECT_TRUE(p->Validate(100).ok());
+  for (const auto& [args, says] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"--json-schema", dir + "/missing.json"}, "cannot be read"},
+           {{"--json-schema", write("bad.json", "{not json")}, "not JSON"},
+           {{"--json-schema", write("format.json", R"({"type":"string","format":"uri"})")},
+            "format"},
+           {{"--json-schema", good, "--json-object"}, "exclude"}}) {
+    absl::StatusOr<runtime::SamplingParams> bad = Parse(args);
+    ASSERT_FALSE(bad.ok()) << says;
+    EXPECT_NE(std::string(bad.status().message()).find(says), std::string::npos) << bad.status();
+    EXPECT_NE(std::string(bad.status().message()).find("--json"), std::string::npos)
+        << bad.status();
+  }
 }
 
 }  // namespace
