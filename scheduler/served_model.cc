@@ -420,8 +420,10 @@ absl::Status ServedModel::Activate(std::unique_ptr<runtime::Model> model, double
 void ServedModel::Fail(const absl::Status& why, bool device_full) {
   std::vector<Queued> queued;
   std::optional<std::chrono::milliseconds> wait;  // until the load is tried again
+  bool unloaded = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    unloaded = retired_;
     state_ = ModelState::kFailed;
     reason_ = std::string(why.message());
     ++loads_failed_;
@@ -436,6 +438,12 @@ void ServedModel::Fail(const absl::Status& why, bool device_full) {
       retry_load_at_ = runtime::Clock::now() + *wait;
     }
     queued.swap(queued_);
+  }
+  if (unloaded) {
+    // The unload ended them, whichever noticed first (its AbortAll or the
+    // load, here): cancelled, as the unload's abort ends them.
+    for (Queued& q : queued) Finish(q, runtime::FinishReason::kCancelled, UnloadedError());
+    return;
   }
   // The requests that waited for the load learn what a later one would: when
   // it is tried again (a full device says nothing: the front door's default).
