@@ -29,7 +29,7 @@ JsonConstraint::JsonConstraint(const Tokenizer& tokenizer)
 
 std::shared_ptr<const JsonConstraint::Allowed> JsonConstraint::AllowedAfter(
     const std::shared_ptr<const JsonSchema>& schema, const JsonGrammar& document) const {
-  Key key(schema.get(), document);
+  Key key(schema.get(), document.MaskKey(*schema, static_cast<uint32_t>(mask_.longest_token())));
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (auto it = cache_.find(key); it != cache_.end()) return it->second;

@@ -9,7 +9,9 @@
 // states recur (inside a string at some depth, after a key): the walk over
 // the vocabulary (some 0.8 ms inside a string, for 49k tokens) is done once
 // per state and kept, up to kCachedMasks states, shared by the engine's
-// requests (all of JSON mode's; each JSON schema request's own).
+// requests (all of JSON mode's; each JSON schema request's own). A
+// length-limited string's states share a key while their counts are a
+// token or more from each limit (JsonGrammar::MaskKey).
 #pragma once
 
 #include <cstdint>

@@ -57,6 +57,22 @@ bool JsonGrammar::Complete() const {
          (head_.sub == kZero || head_.sub == kInt || head_.sub == kFrac || head_.sub == kExpDigits);
 }
 
+JsonGrammar JsonGrammar::MaskKey(const JsonSchema& schema, uint32_t lookahead) const {
+  JsonGrammar key = *this;
+  if (head_.mode != Mode::kString || !head_.counted) return key;
+  const SchemaNode& node = schema.node(head_.value);
+  // A token adds at most `lookahead` characters (one byte at least each).
+  const bool past_min = head_.chars >= node.min_length;
+  const bool far_from_min = past_min || node.min_length - head_.chars > lookahead;
+  const bool far_from_max = node.max_length - head_.chars > lookahead;
+  if (far_from_min && far_from_max) {
+    // A counted string matches no options, so `pos` is otherwise 0 here.
+    key.head_.chars = 0;
+    key.head_.pos = past_min ? 0xFFFF : 0xFFFE;
+  }
+  return key;
+}
+
 bool JsonGrammar::Feed(const JsonSchema& schema, uint8_t byte) {
   switch (head_.mode) {
     case Mode::kString:

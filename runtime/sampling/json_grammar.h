@@ -59,6 +59,11 @@ class JsonGrammar {
   bool FeedAll(std::string_view bytes) { return FeedAll(JsonSchema::AnyObject(), bytes); }
   // The bytes so far are a whole document (an end of generation may follow).
   bool Complete() const;
+  // This state as a mask's cache key for tokens of at most `lookahead`
+  // bytes: inside a length-limited string whose count is more than a token
+  // away from each limit (or past the minimum), the count decides nothing
+  // for the next token, and all such states share one key.
+  JsonGrammar MaskKey(const JsonSchema& schema, uint32_t lookahead) const;
 
   friend bool operator==(const JsonGrammar& a, const JsonGrammar& b) {
     return a.head_ == b.head_ && std::equal(a.frames_, a.frames_ + a.head_.depth, b.frames_);

@@ -20,6 +20,7 @@ TokenMask::TokenMask(absl::Span<const std::string> token_bytes)
     const auto [mismatch, unused] =
         std::mismatch(previous.begin(), previous.end(), bytes.begin(), bytes.end());
     shared_.push_back(static_cast<uint32_t>(mismatch - previous.begin()));
+    longest_ = std::max(longest_, static_cast<int32_t>(bytes.size()));
     offsets_.push_back(static_cast<uint32_t>(bytes_.size()));
     bytes_ += bytes;
     previous = token_bytes[id];

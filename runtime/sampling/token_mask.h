@@ -24,6 +24,8 @@ class TokenMask {
   explicit TokenMask(absl::Span<const std::string> token_bytes);
 
   int32_t vocab_size() const { return vocab_size_; }
+  // The most bytes a token has: what one token can add to a document.
+  int32_t longest_token() const { return longest_; }
 
   // allowed: [vocab_size()], set to 1 at every id whose bytes `state` takes
   // whole under `schema`, and 0 elsewhere. Returns how many are allowed.
@@ -33,6 +35,7 @@ class TokenMask {
 
  private:
   int32_t vocab_size_ = 0;
+  int32_t longest_ = 0;
   std::vector<int32_t> ids_;       // sorted by their bytes
   std::vector<uint32_t> offsets_;  // [ids_.size() + 1] into bytes_
   std::vector<uint32_t> shared_;   // with the token before, in bytes

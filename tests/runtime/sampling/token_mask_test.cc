@@ -6,6 +6,9 @@
 #include <string>
 #include <vector>
 
+#include "nlohmann/json.hpp"
+#include "runtime/sampling/json_schema.h"
+
 namespace cohost::runtime {
 namespace {
 
@@ -61,6 +64,47 @@ TEST(TokenMaskTest, AllowsExactlyTheTokensTheGrammarTakesWhole) {
     }
   }
   EXPECT_EQ(checked, static_cast<int>(doc.size()) + 1);
+}
+
+// Inside a length-limited string, states whose counts are a token or more
+// from each limit share a mask key, and their masks are the same: the
+// cache serves them (JsonConstraint keys its masks so).
+TEST(TokenMaskTest, StatesThatShareAMaskKeyShareTheirMask) {
+  std::mt19937 rng(5);
+  const std::vector<std::string> vocab = MakeVocab(rng);
+  const TokenMask mask(vocab);
+  const uint32_t lookahead = static_cast<uint32_t>(mask.longest_token());
+  ASSERT_GT(lookahead, 4u);
+  absl::StatusOr<JsonSchema> schema = JsonSchema::Compile(nlohmann::json::parse(
+      R"({"type":"object","properties":{"s":{"type":"string","minLength":20,"maxLength":90}}})"));
+  ASSERT_TRUE(schema.ok()) << schema.status();
+  JsonGrammar state(*schema);
+  ASSERT_TRUE(state.FeedAll(*schema, R"({"s":")"));
+  std::vector<std::pair<JsonGrammar, std::vector<uint8_t>>> seen;
+  int keys = 0;
+  for (int chars = 0; chars <= 90; ++chars) {
+    std::vector<uint8_t> allowed(vocab.size());
+    mask.Allowed(*schema, state, absl::MakeSpan(allowed));
+    const JsonGrammar key = state.MaskKey(*schema, lookahead);
+    bool found = false;
+    for (const auto& [k, a] : seen) {
+      if (k == key) {
+        EXPECT_EQ(a, allowed) << "after " << chars << " characters";
+        found = true;
+      }
+    }
+    if (!found) {
+      seen.emplace_back(key, allowed);
+      ++keys;
+    }
+    if (chars < 90) {
+      ASSERT_TRUE(state.Feed(*schema, chars % 2 ? 'x' : 'y'));
+    }
+  }
+  ASSERT_LT(20u, 90u - lookahead) << "a count between, a token from the maximum";
+  // Each count below the minimum is its own key, and each within a token of
+  // the maximum; all between share one.
+  EXPECT_EQ(keys, 20 + 1 + static_cast<int>(lookahead) + 1);
 }
 
 TEST(TokenMaskTest, NeverAllowsEmptyTokensAndFollowsTheStructure) {
