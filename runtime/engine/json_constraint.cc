@@ -57,24 +57,16 @@ std::shared_ptr<const JsonConstraint::Allowed> JsonConstraint::AllowedAfter(
 void JsonConstraint::Mask(const std::shared_ptr<const JsonSchema>& schema,
                           const JsonGrammar& document, absl::Span<const int32_t> stop_ids,
                           absl::Span<float> logits) const {
-  const std::shared_ptr<const Allowed> allowed = AllowedAfter(schema, document);
-  // The request's stop ids end it as the ends of generation do: where the
-  // document may end they keep their logits, elsewhere none is drawn.
-  thread_local std::vector<std::pair<int32_t, float>> kept;
-  kept.clear();
-  for (const int32_t id : stop_ids) {
-    if (id >= 0 && static_cast<size_t>(id) < logits.size()) {
-      kept.emplace_back(id, allowed->ends ? logits[id] : -std::numeric_limits<float>::infinity());
+  // The row's bits, by the one rule of AppendMask (the ends, the stop ids,
+  // the ids past the vocabulary), kept by the thread between tokens.
+  thread_local std::vector<uint64_t> row;
+  row.clear();
+  AppendMask(schema, document, stop_ids, static_cast<int32_t>(logits.size()), &row);
+  for (size_t id = 0; id < logits.size(); ++id) {
+    if (((row[id / 64] >> (id % 64)) & 1) == 0) {
+      logits[id] = -std::numeric_limits<float>::infinity();
     }
   }
-  // The model's logits may cover more ids than the tokenizer has: never those.
-  constexpr float kNever = -std::numeric_limits<float>::infinity();
-  const size_t known = std::min(logits.size(), static_cast<size_t>(mask_.vocab_size()));
-  for (size_t id = 0; id < known; ++id) {
-    if (((allowed->bits[id / 64] >> (id % 64)) & 1) == 0) logits[id] = kNever;
-  }
-  for (size_t id = known; id < logits.size(); ++id) logits[id] = kNever;
-  for (const auto& [id, logit] : kept) logits[id] = logit;
 }
 
 void JsonConstraint::AppendMask(const std::shared_ptr<const JsonSchema>& schema,
@@ -90,6 +82,8 @@ void JsonConstraint::AppendMask(const std::shared_ptr<const JsonSchema>& schema,
   for (size_t id = static_cast<size_t>(mask_.vocab_size()); id < words * 64; ++id) {
     row[id / 64] &= ~(uint64_t{1} << (id % 64));
   }
+  // The request's stop ids end it as the ends of generation do: allowed
+  // where the document may end, nowhere else.
   for (const int32_t id : stop_ids) {
     if (id < 0 || id >= width) continue;
     const uint64_t bit = uint64_t{1} << (id % 64);

@@ -281,7 +281,8 @@ class SchemaCompiler {
                                            bool checked = false) {
     const std::vector<std::string_view> allowed = KeywordsOf(kind);
     for (const auto& [key, value] : s.items()) {
-      if (checked || key == "type" || IsAnnotation(key)) continue;
+      if (checked) break;
+      if (key == "type" || IsAnnotation(key)) continue;
       if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
         return Error(where, absl::StrCat("the keyword ", Quote(key), " is not supported",
                                          kind == Kind::kAny ? "" : " with type ", KindName(kind)));
