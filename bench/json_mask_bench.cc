@@ -3,16 +3,21 @@
 // state (inside a string the grammar takes most tokens, between values few):
 // the walk over the vocabulary (TokenMask::Allowed, a state's first time),
 // JsonConstraint::Mask on a state it has seen (the mask applied from its
-// cache), and building the constraint (once per engine).
+// cache), building the constraint (once per model), and a whole document of
+// a JSON schema masked token by token, its schema compiled for the request
+// alone (as before InternedSchemas) or shared with the requests before it.
 // Run: build/bench/json_mask_bench; results in bench/RESULTS.md.
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
 #include "benchmark/benchmark.h"
+#include "nlohmann/json.hpp"
 #include "runtime/engine/json_constraint.h"
 #include "runtime/loader/model_file.h"
 #include "runtime/loader/model_loading.h"
+#include "runtime/sampling/interned_schemas.h"
 #include "runtime/sampling/sampling_params.h"
 #include "runtime/sampling/token_mask.h"
 #include "runtime/tokenizer/tokenizer.h"
@@ -75,6 +80,41 @@ void BM_Build(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_Build)->Unit(benchmark::kMillisecond);
+
+// A Pydantic-like schema and a document of it, as the model's tokens.
+constexpr char kPetSchema[] = R"({"type": "object", "properties": {
+  "name": {"type": "string"}, "age": {"type": "integer"},
+  "kind": {"enum": ["cat", "dog", "bird"]},
+  "toys": {"type": "array", "items": {"type": "string"}, "maxItems": 3}},
+  "required": ["name", "age", "kind"]})";
+constexpr char kPetDocument[] =
+    R"({"name": "Whiskers the Third", "age": 7, "kind": "cat", "toys": ["mouse", "yarn ball"]})";
+
+void BM_SchemaDocument(benchmark::State& state) {
+  const Tokenizer& tokenizer = DefaultTokenizer();
+  static const JsonConstraint* constraint = new JsonConstraint(tokenizer);
+  const bool interned = state.range(0) == 1;
+  const nlohmann::json schema_json = nlohmann::json::parse(kPetSchema);
+  const std::vector<int32_t> ids = tokenizer.Encode(kPetDocument, /*add_special=*/false).value();
+  std::vector<float> logits(tokenizer.vocab_size());
+  InternedSchemas table;
+  for (auto _ : state) {
+    // One request: its schema, then a mask and an advance for each token.
+    std::shared_ptr<const JsonSchema> schema =
+        interned ? table.Compile(schema_json).value()
+                 : std::make_shared<const JsonSchema>(JsonSchema::Compile(schema_json).value());
+    JsonGrammar document(*schema);
+    for (const int32_t id : ids) {
+      std::fill(logits.begin(), logits.end(), 0.f);
+      constraint->Mask(schema, document, {}, absl::MakeSpan(logits));
+      if (logits[id] < 0) return state.SkipWithError("the document's token was masked");
+      constraint->Advance(*schema, id, &document);
+    }
+    if (!document.Complete()) return state.SkipWithError("the document is not whole");
+  }
+  state.counters["tokens"] = static_cast<double>(ids.size());
+}
+BENCHMARK(BM_SchemaDocument)->ArgName("interned")->DenseRange(0, 1)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace cohost::runtime

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "runtime/batching/request_validation.h"
+#include "runtime/engine/json_constraint.h"
 #include "scheduler/model_path.h"
 
 namespace cohost::scheduler {
@@ -356,6 +357,13 @@ std::string ServedModel::FailedToLoad(std::string_view why) const {
                       "\" failed to load: ", WithoutModelPath(why, spec_.path));
 }
 
+std::shared_ptr<const runtime::JsonConstraint> ServedModel::JsonConstraintOnce() {
+  std::call_once(json_once_, [this] {
+    json_constraint_ = std::make_shared<const runtime::JsonConstraint>(*tokenizer_);
+  });
+  return json_constraint_;
+}
+
 bool ServedModel::BeginLoading() {
   std::lock_guard<std::mutex> lock(mu_);
   if (retired_) return false;
@@ -370,8 +378,10 @@ absl::Status ServedModel::Activate(std::unique_ptr<runtime::Model> model, double
   // The placement the weights were loaded for: the Router moves a model
   // (Rehome) before it loads the weights, never after.
   std::shared_ptr<const Placement> home = placement();
+  runtime::EngineConfig engine_config = home->engine_config;
+  engine_config.json_constraint = JsonConstraintOnce();
   absl::StatusOr<std::unique_ptr<runtime::Engine>> engine =
-      runtime::Engine::Create(model.get(), tokenizer_.get(), home->engine_config);
+      runtime::Engine::Create(model.get(), tokenizer_.get(), engine_config);
   if (!engine.ok()) {
     // The weights go here; the caller then fails the model (after letting
     // go of what it reserved for them).

@@ -242,6 +242,9 @@ class ServedModel {
   void DropParked(Parked parked);
   // Returns the parked weights' host memory to the device's offload budget.
   static void GiveBack(const Parked& parked);
+  // What its engines' JSON requests are held to: built at its first load,
+  // from its tokenizer, and kept across reloads with the masks it cached.
+  std::shared_ptr<const runtime::JsonConstraint> JsonConstraintOnce();
   // "model "x" failed to load: `why`", the file shown by its name only
   // (WithoutModelPath): what its clients are told.
   std::string FailedToLoad(std::string_view why) const;
@@ -255,6 +258,8 @@ class ServedModel {
   Admission admission_;
   BusyMeter busy_;
   TtftPredictionBook ttft_predictions_;
+  std::once_flag json_once_;
+  std::shared_ptr<const runtime::JsonConstraint> json_constraint_;  // set once, under json_once_
 
   mutable std::mutex mu_;
   std::shared_ptr<const Placement> placement_;  // guarded by mu_

@@ -13,7 +13,7 @@
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
 #include "runtime/loader/loader_json.h"
-#include "runtime/sampling/json_schema.h"
+#include "runtime/sampling/interned_schemas.h"
 
 namespace cohost::server {
 namespace {
@@ -111,8 +111,7 @@ absl::StatusOr<std::shared_ptr<const runtime::JsonSchema>> SchemaFrom(
   if (!wanted) return nullptr;
   ASSIGN_OR_RETURN(const nlohmann::json parsed,
                    runtime::ParseJsonStrict(request.json_schema(), "json_schema"));
-  ASSIGN_OR_RETURN(runtime::JsonSchema schema, runtime::JsonSchema::Compile(parsed));
-  return std::make_shared<const runtime::JsonSchema>(std::move(schema));
+  return runtime::InternedSchemas::Global().Compile(parsed);
 }
 
 }  // namespace

@@ -221,6 +221,9 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(Model* model, const Token
   if (model == nullptr || tokenizer == nullptr) {
     return absl::InvalidArgumentError("an engine needs a model and a tokenizer");
   }
+  if (config.json_constraint != nullptr && &config.json_constraint->tokenizer() != tokenizer) {
+    return absl::InvalidArgumentError("the JSON constraint was built from another tokenizer");
+  }
   const ModelConfig& mc = model->config();
   const StepSchedulerConfig& sc = config.step_scheduler;
   if (sc.max_num_seqs < 1 || sc.max_tokens_per_step < 1 || sc.max_prefill_chunk < 1) {
@@ -262,7 +265,9 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(Model* model, const Token
   }
   // With the model's load, not a request's: sorting a vocabulary takes some
   // 9 ms for 49k tokens, and Submit runs under the model's lock.
-  engine->impl_->json_constraint = std::make_unique<const JsonConstraint>(*tokenizer);
+  engine->impl_->json_constraint = config.json_constraint != nullptr
+                                       ? config.json_constraint
+                                       : std::make_shared<const JsonConstraint>(*tokenizer);
   engine->limits_ = RequestLimitsFor(mc, *model->backend(), config);
   engine->impl_->counters.kv_blocks_total = engine->impl_->kv_manager.num_usable_blocks();
   engine->impl_->counters.kv_blocks_free = engine->impl_->kv_manager.num_free_blocks();

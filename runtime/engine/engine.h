@@ -26,6 +26,7 @@ class Backend;
 
 namespace cohost::runtime {
 
+class JsonConstraint;
 class Model;
 class Tokenizer;
 struct ModelConfig;
@@ -63,6 +64,13 @@ struct EngineConfig {
   // steps this engine learns it has work. Must be cheap and must not call
   // back into the engine.
   std::function<void()> on_work;
+  // What JSON requests' draws are held to: built from the engine's tokenizer
+  // when null (a sort of the vocabulary, some 9 ms for 49k tokens, and its
+  // masks cached anew). A caller that creates engine after engine on one
+  // tokenizer (ServedModel, at each reload) passes one it built once, which
+  // keeps its cached masks too. Must have been built from the engine's
+  // tokenizer.
+  std::shared_ptr<const JsonConstraint> json_constraint;
 };
 
 // Caps on one step, chosen by whoever steps the engine.
@@ -137,7 +145,8 @@ struct EngineStats {
 class Engine {
  public:
   // INVALID_ARGUMENT for a block size outside [1, 1024], non-positive scheduler
-  // limits, a step budget below max_num_seqs, or a KV pool of fewer than 2
+  // limits, a step budget below max_num_seqs, a JSON constraint of another
+  // tokenizer, or a KV pool of fewer than 2
   // blocks or more than 2^30 tokens; the backend's error when the pool cannot
   // be allocated. `model` and `tokenizer` must outlive the engine.
   static absl::StatusOr<std::unique_ptr<Engine>> Create(Model* model, const Tokenizer* tokenizer,

@@ -146,8 +146,8 @@ struct Engine::Impl {
   // memory (Engine::ReclaimKv).
   bool kv_short = false;
   EngineStats counters;  // owned by the stepping thread
-  // What JSON requests' draws are held to (built with the engine).
-  std::unique_ptr<const JsonConstraint> json_constraint;
+  // What JSON requests' draws are held to (EngineConfig::json_constraint).
+  std::shared_ptr<const JsonConstraint> json_constraint;
   StepCostFit cost_fit;  // of this engine's steps
 
   // Shared with other threads.

@@ -32,7 +32,11 @@ std::shared_ptr<const JsonConstraint::Allowed> JsonConstraint::AllowedAfter(
   Key key(schema.get(), document.MaskKey(*schema, static_cast<uint32_t>(mask_.longest_token())));
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (auto it = cache_.find(key); it != cache_.end()) return it->second;
+    if (auto it = cache_.find(key); it != cache_.end()) {
+      it->second.used = ++tick_;
+      return it->second.allowed;
+    }
+    ++walks_;
   }
   // The walk, outside the lock (two threads may both walk a new state).
   thread_local std::vector<uint8_t> tokens;
@@ -49,9 +53,25 @@ std::shared_ptr<const JsonConstraint::Allowed> JsonConstraint::AllowedAfter(
     allowed->bits[id / 64] |= uint64_t{tokens[id]} << (id % 64);
   }
   std::lock_guard<std::mutex> lock(mu_);
-  if (cache_.size() >= kCachedMasks) cache_.clear();  // states a document left behind
-  cache_.emplace(std::move(key), allowed);
+  if (cache_.size() >= kCachedMasks) EvictColdLocked();  // states documents left behind
+  cache_.emplace(std::move(key), Cached{allowed, ++tick_});
   return allowed;
+}
+
+void JsonConstraint::EvictColdLocked() const {
+  // A quarter at a time, so the sort over the ticks is paid once per
+  // kCachedMasks / 4 walks.
+  std::vector<uint64_t> ticks;
+  ticks.reserve(cache_.size());
+  for (const auto& [key, cached] : cache_) ticks.push_back(cached.used);
+  const auto cut = ticks.begin() + static_cast<std::ptrdiff_t>(ticks.size() / 4);
+  std::nth_element(ticks.begin(), cut, ticks.end());
+  absl::erase_if(cache_, [&](const auto& entry) { return entry.second.used <= *cut; });
+}
+
+int64_t JsonConstraint::walks() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return walks_;
 }
 
 void JsonConstraint::Mask(const std::shared_ptr<const JsonSchema>& schema,

@@ -2,14 +2,17 @@
 // token is drawn, every token the document so far cannot take (token_mask.h)
 // gets a logit of -inf, and its ends of generation are allowed only once the
 // document is whole; after, the token's bytes advance the document. Built
-// with each engine (Engine::Create), from the model's tokenizer: control,
+// from the model's tokenizer, once for all its engines where the caller
+// keeps it (EngineConfig::json_constraint), else with each engine: control,
 // unknown and unused tokens are never chosen (they are no text).
 //
 // A mask depends only on the schema and the document's state, and few
 // states recur (inside a string at some depth, after a key): the walk over
 // the vocabulary (some 0.8 ms inside a string, for 49k tokens) is done once
-// per state and kept, up to kCachedMasks states, shared by the engine's
-// requests (all of JSON mode's; each JSON schema request's own). A
+// per state and kept, up to kCachedMasks states (the least recently used
+// go first), shared by the requests of its engines: all of JSON mode's, and
+// those of one JSON schema (JsonSchema::CompileShared gives equal schemas
+// one address). A
 // length-limited string's states share a key while their counts are a
 // token or more from each limit (JsonGrammar::MaskKey).
 #pragma once
@@ -37,6 +40,8 @@ class JsonConstraint {
  public:
   explicit JsonConstraint(const Tokenizer& tokenizer);
 
+  // What it was built from.
+  const Tokenizer& tokenizer() const { return tokenizer_; }
   // Whether a document can end at all: the vocabulary has an end of generation.
   bool CanEnd() const { return !end_ids_.empty(); }
 
@@ -56,6 +61,8 @@ class JsonConstraint {
                   std::vector<uint64_t>* masks) const;
   // The document after `token`; an end of generation leaves it as it is.
   void Advance(const JsonSchema& schema, int32_t token, JsonGrammar* document) const;
+  // The walks over the vocabulary so far: states not found cached.
+  int64_t walks() const;
 
  private:
   static constexpr size_t kCachedMasks = 256;
@@ -67,6 +74,12 @@ class JsonConstraint {
     std::shared_ptr<const JsonSchema> schema;
   };
   using Key = std::pair<const JsonSchema*, JsonGrammar>;
+  struct Cached {
+    std::shared_ptr<const Allowed> allowed;
+    uint64_t used = 0;  // the tick of its last use
+  };
+  // Drops the least recently used quarter of the cache. Needs mu_.
+  void EvictColdLocked() const;
   std::shared_ptr<const Allowed> AllowedAfter(const std::shared_ptr<const JsonSchema>& schema,
                                               const JsonGrammar& document) const;
 
@@ -74,7 +87,9 @@ class JsonConstraint {
   TokenMask mask_;
   std::vector<int32_t> end_ids_;  // the tokenizer's ends of generation
   mutable std::mutex mu_;
-  mutable absl::flat_hash_map<Key, std::shared_ptr<const Allowed>> cache_;
+  mutable absl::flat_hash_map<Key, Cached> cache_;  // guarded by mu_
+  mutable uint64_t tick_ = 0;                       // guarded by mu_; a use of the cache
+  mutable int64_t walks_ = 0;                       // guarded by mu_
 };
 
 }  // namespace cohost::runtime

@@ -131,6 +131,14 @@ TEST_F(RequestBuilderTest, AJsonSchemaIsCompiledOrRefusedWithWhy) {
   ASSERT_NE(g->sampling.json_schema, nullptr);
   runtime::JsonGrammar document(*g->sampling.json_schema);
   EXPECT_TRUE(document.FeedAll(*g->sampling.json_schema, R"({"a":1})") && document.Complete());
+  // The same schema, spaced and ordered otherwise, is the same compiled
+  // schema while the first is held (its masks are cached once).
+  v1::GenerateRequest again = r;
+  again.set_json_schema(
+      R"({ "required": ["a"], "properties": {"a": {"type": "integer"}}, "type": "object" })");
+  absl::StatusOr<runtime::GenerateRequest> g2 = Build(again);
+  ASSERT_TRUE(g2.ok()) << g2.status();
+  EXPECT_EQ(g2->sampling.json_schema.get(), g->sampling.json_schema.get());
 
   struct Case {
     const char* schema;
