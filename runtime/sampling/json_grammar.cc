@@ -327,6 +327,18 @@ bool JsonGrammar::FeedStringByte(uint8_t byte) {
     head_.utf8_hi = 0xBF;
     return true;
   }
+  // The part after this byte: `next` where it is a hex digit (hex_then) or
+  // `want` (byte_then); refused otherwise.
+  const auto hex_then = [&](StringPart next) {
+    if (!IsHex(byte)) return false;
+    head_.sub = next;
+    return true;
+  };
+  const auto byte_then = [&](char want, StringPart next) {
+    if (byte != static_cast<uint8_t>(want)) return false;
+    head_.sub = next;
+    return true;
+  };
   switch (head_.sub) {
     case kEscape:
       if (byte == 'u') {
@@ -341,12 +353,31 @@ bool JsonGrammar::FeedStringByte(uint8_t byte) {
       }
       return false;
     case kHex1:
+      return hex_then((byte | 0x20) == 'd' ? kHexAfterD : kHex2);
+    case kHexAfterD:
+      // 0-7: a character; 8-B: a high surrogate; C-F: a low one with no
+      // high one before it.
+      if (byte <= '7') return hex_then(kHex3);
+      if (byte <= '9' || (byte | 0x20) <= 'b') return hex_then(kHighHex3);
+      return false;
     case kHex2:
+      return hex_then(kHex3);
     case kHex3:
+      return hex_then(kHex4);
     case kHex4:
-      if (!IsHex(byte)) return false;
-      head_.sub = static_cast<uint8_t>(head_.sub == kHex4 ? kPlain : head_.sub + 1);
-      return true;
+      return hex_then(kPlain);
+    case kHighHex3:
+      return hex_then(kHighHex4);
+    case kHighHex4:
+      return hex_then(kLowEscape);
+    case kLowEscape:
+      return byte_then('\\', kLowU);
+    case kLowU:
+      return byte_then('u', kLowHex1);
+    case kLowHex1:
+      return (byte | 0x20) == 'd' && hex_then(kLowHex2);
+    case kLowHex2:
+      return (byte | 0x20) >= 'c' && hex_then(kHex3);
     default:
       break;
   }

@@ -96,8 +96,26 @@ class JsonGrammar {
   };
   // Where a number is: the parts of -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
   enum NumberPart : uint8_t { kMinus, kZero, kInt, kDot, kFrac, kExp, kExpSign, kExpDigits };
-  // Where a string is (besides plain text and the UTF-8 of a character).
-  enum StringPart : uint8_t { kPlain, kEscape, kHex1, kHex2, kHex3, kHex4 };
+  // Where a string is (besides plain text and the UTF-8 of a character). A
+  // \u escape of a high surrogate (D800-DBFF) goes on through kHigh* and
+  // must be followed by one of a low surrogate (DC00-DFFF), through kLow*:
+  // the pair is one character. A lone surrogate is refused (it is no
+  // character: Python, serde and most parsers refuse or mangle it).
+  enum StringPart : uint8_t {
+    kPlain,
+    kEscape,     // after '\'
+    kHex1,       // after "\u"
+    kHex2,       // after its first hex digit, not D
+    kHexAfterD,  // after D: 0-7 a character, 8-B a high surrogate, C-F refused
+    kHex3,       // the last two digits of a character (or of a pair's low half)
+    kHex4,
+    kHighHex3,  // the last two digits of a high surrogate
+    kHighHex4,
+    kLowEscape,  // a high surrogate written: its low half's '\'
+    kLowU,       // its 'u'
+    kLowHex1,    // its D
+    kLowHex2,    // its C-F
+  };
 
   struct Head {
     Mode mode = Mode::kValue;

@@ -27,6 +27,7 @@ TEST(JsonGrammarTest, TakesObjectsByteByByteAndCompletesOnlyAtTheirEnd) {
            R"({"a":1,"b":[true,false,null,{"c":{}}],"d":"e"})",
            R"({"n":[0,-0,12,-3.25,1e9,2E-7,6.02e+23,-0.5e1]})",
            R"({"s":"tab\t quote\" slash\/ back\\ u\u00e9\uD83D\uDE00"})",
+           R"({"s":"\ud83d\ude00\uDBFF\uDFFF\uD800\uDC00\uD7FF\uE000\ud7ff"})",
            "{\"utf8\":\"é 中 😀\"}",
            "{\n  \"pretty\": [\n    1,\n    2\n  ]\n}",
            R"({"a":[],"b":[[]],"c":{"d":[{}]}})",
@@ -71,6 +72,19 @@ TEST(JsonGrammarTest, RefusesWhatNoDocumentContinues) {
        }) {
     EXPECT_FALSE(IsDocument(bad)) << bad;
   }
+  // Lone surrogates are no character: a high one only with a low one after.
+  for (const std::string bad : {
+           R"({"a":"\uD83D"})",
+           R"({"a":"\uDE00"})",
+           R"({"a":"\uDE00\uD83D"})",
+           R"({"a":"\uD83Dx"})",
+           R"({"a":"\uD83D\n"})",
+           R"({"a":"\uD83D\u0041"})",
+           R"({"a":"\uD83D\uD83D\uDE00"})",
+           R"({"a":"\udbff\ue000"})",
+       }) {
+    EXPECT_FALSE(IsDocument(bad)) << bad;
+  }
   // A whole document's prefixes are not documents.
   EXPECT_TRUE(Takes(R"({"a":[1,2)"));
   EXPECT_FALSE(IsDocument(R"({"a":[1,2)"));
@@ -80,7 +94,8 @@ TEST(JsonGrammarTest, RefusesWhatNoDocumentContinues) {
 TEST(JsonGrammarTest, ARefusedByteLeavesTheStateAsItWas) {
   for (const std::string prefix :
        {"{", R"({"a")", R"({"a":12)", R"({"a":1.5e)", R"({"a":"x\)", "{\"a\": ", "{\"a\":[ ", "{\n",
-        R"({"a":"\u0)", "{\"a\":\"\xE2", R"({"a":tr)", R"({"a":[1])"}) {
+        R"({"a":"\u0)", R"({"a":"\uD8)", R"({"a":"\uD83D)", R"({"a":"\uD83D\u)", "{\"a\":\"\xE2",
+        R"({"a":tr)", R"({"a":[1])"}) {
     JsonGrammar g;
     ASSERT_TRUE(g.FeedAll(prefix)) << prefix;
     for (int b = 0; b < 256; ++b) {

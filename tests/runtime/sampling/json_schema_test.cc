@@ -88,6 +88,12 @@ TEST(JsonSchemaTest, StringsKeepTheirLengthsAndOptions) {
   EXPECT_TRUE(IsDocument(s, R"({"either":null})"));
   EXPECT_TRUE(IsDocument(s, R"({"either":"x"})"));
   EXPECT_FALSE(IsDocument(s, R"({"either":"xy"})"));
+  // A surrogate pair is one character, escaped or not.
+  EXPECT_TRUE(IsDocument(s, R"({"either":"\uD83D\uDE00"})"));
+  EXPECT_TRUE(IsDocument(s, "{\"either\":\"\xF0\x9F\x98\x80\"}"));
+  EXPECT_FALSE(IsDocument(s, R"({"either":"\uD83D\uDE00x"})"));
+  EXPECT_TRUE(IsDocument(s, R"({"code":"\uD83D\uDE00\uD83D\uDE00"})"));
+  EXPECT_FALSE(IsDocument(s, R"({"code":"\uD83D\uDE00"})"));
   EXPECT_TRUE(IsDocument(s, R"({"c":"a\"b"})")) << "an option as JSON writes it";
   EXPECT_FALSE(IsDocument(s, R"({"c":"a\u0022b"})"));
   EXPECT_TRUE(IsDocument(s, "{}")) << "nothing is required";
