@@ -28,6 +28,12 @@ void StreamTiming::OnTokens(int count) {
   const Clock::time_point now = Clock::now();
   if (!first_token_) {
     FirstToken(now);
+    // The tokens that came with the first came after it with no wait: a
+    // request of n tokens has n - 1 gaps, whose mean is its time per output
+    // token ((last - first) / (n - 1)), however its deltas were cut.
+    if (metrics_ != nullptr) {
+      for (int i = 1; i < count; ++i) metrics_->ObserveInterTokenLatency(model_, 0.0);
+    }
   } else if (metrics_ != nullptr) {
     const double gap = MsBetween(*last_token_, now) / 1000.0 / count;
     for (int i = 0; i < count; ++i) metrics_->ObserveInterTokenLatency(model_, gap);

@@ -31,9 +31,10 @@ class StreamTiming {
   void set_further_choice() { further_choice_ = true; }
 
   void OnScheduled();
-  // A delta carrying `count` tokens: the first delta is the TTFT, later
-  // ones inter-token gaps, a gap shared evenly by its tokens (tokens held
-  // back behind a possible stop string come out together).
+  // A delta carrying `count` tokens: the first delta is the TTFT (and its
+  // other tokens gaps of zero), later ones inter-token gaps, a gap shared
+  // evenly by its tokens (tokens held back behind a possible stop string
+  // come out together): n tokens sent, n - 1 gaps.
   void OnTokens(int count);
   // `info` with queue time, TTFT and end-to-end time from the server's view;
   // records the finish in metrics. A request that generated tokens but sent

@@ -20,8 +20,9 @@ std::string Count(const std::string& series) {
 }
 
 // Tokens held back behind a possible stop string come out together: the
-// first delta is the TTFT, and a later delta of three tokens is three
-// inter-token gaps (sharing its wait), not one.
+// first delta is the TTFT (its second token a gap of zero), and a later
+// delta of three tokens is three inter-token gaps (sharing its wait), not
+// one: five tokens, four gaps.
 TEST(StreamTimingTest, ADeltaOfSeveralTokensIsAsManyInterTokenGaps) {
   ServerMetrics metrics;
   StreamTiming t(&metrics, runtime::Clock::now());
@@ -35,7 +36,7 @@ TEST(StreamTimingTest, ADeltaOfSeveralTokensIsAsManyInterTokenGaps) {
   t.OnFinish(info);
   const std::string text = metrics.Render({});
   EXPECT_THAT(text, HasSubstr(Count("cohost_time_to_first_token_seconds") + "1\n"));
-  EXPECT_THAT(text, HasSubstr(Count("cohost_inter_token_latency_seconds") + "3\n"));
+  EXPECT_THAT(text, HasSubstr(Count("cohost_inter_token_latency_seconds") + "4\n"));
 }
 
 // A request that generated tokens but sent none (its output was a stop
