@@ -1,6 +1,8 @@
 // Encoding throughput of the default model's tokenizer on a markup-heavy
 // prompt, as it is and with Llama 3's 256 "<|reserved_special_token_N|>"
-// control tokens added: every '<' is where a special token may start.
+// control tokens added: every '<' is where a special token may start; and
+// with Qwen's NFC normalizer turned on (the check that the text is already
+// NFC, a pass over each run of text).
 // Run: build/bench/tokenizer_bench; results in bench/RESULTS.md.
 
 #include <string>
@@ -31,6 +33,7 @@ void BM_EncodeHtml(benchmark::State& state) {
   absl::StatusOr<ModelFile> file = LoadModelFile(COHOST_DEFAULT_MODEL, options);
   if (!file.ok()) return state.SkipWithError(std::string(file.status().message()).c_str());
   TokenizerSpec spec = file->tokenizer;
+  spec.normalize_nfc = state.range(1) != 0;
   for (int i = 0; i < state.range(0); ++i) {
     spec.tokens.push_back("<|reserved_special_token_" + std::to_string(i) + "|>");
     spec.token_types.push_back(TokenType::kControl);
@@ -47,9 +50,10 @@ void BM_EncodeHtml(benchmark::State& state) {
                           static_cast<int64_t>(Html().size()));
 }
 BENCHMARK(BM_EncodeHtml)
-    ->ArgName("extra_specials")
-    ->Arg(0)
-    ->Arg(256)
+    ->ArgNames({"extra_specials", "nfc"})
+    ->Args({0, 0})
+    ->Args({0, 1})
+    ->Args({256, 0})
     ->Unit(benchmark::kMillisecond);
 
 }  // namespace

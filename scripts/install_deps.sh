@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build pkg-config ccache python3 python3-pip python3-venv clang-format clang-tidy
-  libabsl-dev libopenblas-dev nlohmann-json3-dev libpcre2-dev libyaml-cpp-dev
+  libabsl-dev libopenblas-dev nlohmann-json3-dev libpcre2-dev libicu-dev libyaml-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libcpp-httplib-dev
   libevent-dev libssl-dev openssl curl git

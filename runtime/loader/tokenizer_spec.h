@@ -47,6 +47,9 @@ struct TokenizerSpec {
   // "<s>[INST]" encodes "▁[" as they do), not to the text's start alone
   // (Hugging Face's prepend_scheme "first").
   bool space_prefix_after_special = false;
+  // tokenizer.json's "NFC" normalizer (Qwen2's, Qwen3's): each run of text
+  // between added tokens is put in Unicode NFC before it is encoded.
+  bool normalize_nfc = false;
   std::string chat_template;  // Jinja source from the model; used to pick a format
 };
 

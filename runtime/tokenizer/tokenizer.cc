@@ -7,6 +7,7 @@
 #include "common/status_macros.h"
 #include "runtime/tokenizer/bpe.h"
 #include "runtime/tokenizer/bpe_encoder.h"
+#include "runtime/tokenizer/nfc.h"
 #include "runtime/tokenizer/sentencepiece_bpe.h"
 #include "runtime/tokenizer/unicode.h"
 
@@ -80,6 +81,7 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::Create(const TokenizerSpec
     t->strips_leading_space_ = spec.add_space_prefix;
     t->prefix_after_special_ = spec.space_prefix_after_special;
   }
+  t->nfc_ = spec.normalize_nfc;
 
   t->token_bytes_.resize(n);
   t->end_of_generation_.assign(n, false);
@@ -133,10 +135,17 @@ absl::StatusOr<std::vector<int32_t>> Tokenizer::EncodeWithPlainSpans(
   size_t fragment_start = 0;
   auto flush_text = [&](size_t end) -> absl::Status {
     if (end <= fragment_start) return absl::OkStatus();
+    std::string_view run = text.substr(fragment_start, end - fragment_start);
+    // The normalizer runs on each run of text between added tokens, as
+    // Hugging Face's does for those matched in the raw text.
+    std::optional<std::string> normalized;
+    if (nfc_) {
+      ASSIGN_OR_RETURN(normalized, NfcIfChanged(run));
+    }
+    if (normalized) run = *normalized;
     // A run after a special token starts a text for the space prefix too,
     // where the spec says so.
-    return encoder_->EncodeText(text.substr(fragment_start, end - fragment_start),
-                                fragment_start == 0 || prefix_after_special_, &ids);
+    return encoder_->EncodeText(run, fragment_start == 0 || prefix_after_special_, &ids);
   };
   if (parse_special) {
     size_t next_plain = 0;  // the first span not wholly before pos

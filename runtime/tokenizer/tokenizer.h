@@ -113,6 +113,7 @@ class Tokenizer {
   SpecialTokenTrie specials_;  // control and user-defined tokens' spellings
   bool strips_leading_space_ = false;
   bool prefix_after_special_ = false;  // TokenizerSpec::space_prefix_after_special
+  bool nfc_ = false;                   // TokenizerSpec::normalize_nfc
   absl::StatusOr<ChatTemplate> chat_template_;
 };
 

@@ -217,11 +217,11 @@ absl::StatusOr<TokenizerSpec> ParseTokenizerJsonImpl(const json& j) {
     auto family = ByteLevelFamily(pre);
     if (!family.ok()) return family.status();
     spec.pre_tokenizer = *family;
-    // NFC (Qwen2) is accepted: it does not change text that is already NFC.
     if (!normalizer.is_null() && StringOr(normalizer, "type") != "NFC") {
       return absl::UnimplementedError(
           absl::StrCat("unsupported normalizer for byte-level BPE: ", Describe(normalizer)));
     }
+    spec.normalize_nfc = !normalizer.is_null();
   } else if (BoolOr(model, "byte_fallback", false) ||
              HasStep(decoder, "decoders", "ByteFallback")) {
     spec.kind = TokenizerKind::kSentencePiece;

@@ -8,7 +8,7 @@ bin="$1"
 fail=0
 
 libs=$(ldd "$bin")
-for lib in libopenblas libblas libcudart libcublas libpcre2; do
+for lib in libopenblas libblas libcudart libcublas libpcre2 libicu; do
   if grep -q "$lib" <<<"$libs"; then
     echo "FAIL: $bin links $lib"
     fail=1

@@ -64,6 +64,30 @@ TEST(TokenizerJsonTest, ByteLevelDirectory) {
             "<|im_start|>assistant\n");
 }
 
+// Qwen2's shape with its NFC normalizer: text that is not in NFC
+// (decomposed accents, Hangul jamo, a compatibility ideograph) encodes as
+// Hugging Face `tokenizers` encodes it (scripts/make_nfc_tokenizer_reference.py),
+// each run between added tokens normalized on its own.
+TEST(TokenizerJsonTest, TheNfcNormalizerMatchesHuggingFace) {
+  TokenizerSpec spec;
+  auto t = Load(kDataDir + "/tokenizer_json_nfc", &spec);
+  ASSERT_NE(t, nullptr);
+  EXPECT_EQ(spec.pre_tokenizer, "qwen2");
+  EXPECT_TRUE(spec.normalize_nfc);
+  std::ifstream in(kDataDir + "/tokenizer_reference_nfc.json");
+  const nlohmann::json reference = nlohmann::json::parse(in);
+  ASSERT_GE(reference["cases"].size(), 10u);
+  for (const nlohmann::json& c : reference["cases"]) {
+    const std::string text = c["text"];
+    EXPECT_EQ(Ids(*t, text), c["ids"].get<std::vector<int32_t>>()) << text;
+  }
+  // Without the normalizer the decomposed form is other tokens.
+  spec.normalize_nfc = false;
+  const std::unique_ptr<Tokenizer> raw = Tokenizer::Create(spec).value();
+  EXPECT_NE(Ids(*raw, "cafe\u0301"), Ids(*t, "cafe\u0301"));
+  EXPECT_EQ(Ids(*raw, "caf\u00e9"), Ids(*t, "caf\u00e9"));
+}
+
 TEST(TokenizerJsonTest, SentencePieceConvertedDirectory) {
   TokenizerSpec spec;
   auto t = Load(kDataDir + "/tokenizer_json_spm", &spec);
