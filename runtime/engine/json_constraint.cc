@@ -53,6 +53,8 @@ std::shared_ptr<const JsonConstraint::Allowed> JsonConstraint::AllowedAfter(
     allowed->bits[id / 64] |= uint64_t{tokens[id]} << (id % 64);
   }
   std::lock_guard<std::mutex> lock(mu_);
+  // Another thread may have walked the same state meanwhile.
+  if (auto it = cache_.find(key); it != cache_.end()) return it->second.allowed;
   if (cache_.size() >= kCachedMasks) EvictColdLocked();  // states documents left behind
   cache_.emplace(std::move(key), Cached{allowed, ++tick_});
   return allowed;

@@ -11,8 +11,8 @@
 // the vocabulary (some 0.8 ms inside a string, for 49k tokens) is done once
 // per state and kept, up to kCachedMasks states (the least recently used
 // go first), shared by the requests of its engines: all of JSON mode's, and
-// those of one JSON schema (JsonSchema::CompileShared gives equal schemas
-// one address). A
+// those of one JSON schema (InternedSchemas gives equal schemas one
+// address). A
 // length-limited string's states share a key while their counts are a
 // token or more from each limit (JsonGrammar::MaskKey).
 #pragma once

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <utility>
 
-#include "nlohmann/json.hpp"
+#include "absl/hash/hash.h"
 
 namespace cohost::runtime {
 
@@ -14,35 +14,55 @@ InternedSchemas& InternedSchemas::Global() {
 
 absl::StatusOr<std::shared_ptr<const JsonSchema>> InternedSchemas::Compile(
     const nlohmann::json& schema) {
-  std::string key = schema.dump();
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (auto it = table_.find(key); it != table_.end()) {
-      if (std::shared_ptr<const JsonSchema> held = it->second.lock()) return held;
-    }
-  }
-  // Compiled outside the lock: two threads may compile one schema, and the
-  // first to finish is the one kept.
+  // Compiled first, outside the lock: the compiled schema is the key, small
+  // and bounded (kMaxSchemaNodes) whatever the text that made it.
   absl::StatusOr<JsonSchema> compiled = JsonSchema::Compile(schema);
   if (!compiled.ok()) return compiled.status();
-  auto fresh = std::make_shared<const JsonSchema>(*std::move(compiled));
+  const size_t hash = absl::Hash<JsonSchema>{}(*compiled);
   std::lock_guard<std::mutex> lock(mu_);
-  std::weak_ptr<const JsonSchema>& entry = table_[key];
-  if (std::shared_ptr<const JsonSchema> held = entry.lock()) return held;
-  entry = fresh;
-  if (table_.size() >= sweep_at_) SweepLocked();
-  if (table_.size() > kMaxEntries) table_.erase(key);  // too many held: this one unshared
+  std::weak_ptr<const JsonSchema>* free_slot = nullptr;  // an entry let go, in the bucket
+  if (auto it = table_.find(hash); it != table_.end()) {
+    for (std::weak_ptr<const JsonSchema>& entry : it->second) {
+      std::shared_ptr<const JsonSchema> held = entry.lock();
+      if (held == nullptr) {
+        free_slot = free_slot != nullptr ? free_slot : &entry;
+      } else if (*held == *compiled) {
+        return held;
+      }
+    }
+  }
+  auto fresh = std::make_shared<const JsonSchema>(*std::move(compiled));
+  if (free_slot != nullptr) {
+    *free_slot = fresh;
+    return fresh;
+  }
+  if (entries_ >= sweep_at_ || entries_ >= max_entries_) SweepLocked();
+  if (entries_ >= max_entries_) return fresh;  // too many held at once: this one unshared
+  table_[hash].push_back(fresh);
+  ++entries_;
   return fresh;
 }
 
 void InternedSchemas::SweepLocked() {
-  absl::erase_if(table_, [](const auto& entry) { return entry.second.expired(); });
-  sweep_at_ = std::max<size_t>(64, 2 * table_.size());
+  entries_ = 0;
+  for (auto it = table_.begin(); it != table_.end();) {
+    std::vector<std::weak_ptr<const JsonSchema>>& bucket = it->second;
+    bucket.erase(std::remove_if(bucket.begin(), bucket.end(),
+                                [](const auto& entry) { return entry.expired(); }),
+                 bucket.end());
+    entries_ += bucket.size();
+    if (bucket.empty()) {
+      table_.erase(it++);
+    } else {
+      ++it;
+    }
+  }
+  sweep_at_ = std::min(std::max<size_t>(2 * entries_, 64), max_entries_ + 1);
 }
 
 size_t InternedSchemas::size() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return table_.size();
+  return entries_;
 }
 
 }  // namespace cohost::runtime

@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -87,6 +88,15 @@ struct SchemaNode {
   // scalar); kUnbounded where none is finite.
   static constexpr uint16_t kUnbounded = std::numeric_limits<uint16_t>::max();
   uint16_t min_depth = 0;
+
+  friend bool operator==(const SchemaNode&, const SchemaNode&) = default;
+  template <typename H>
+  friend H AbslHashValue(H h, const SchemaNode& n) {
+    h = H::combine(std::move(h), n.kind, n.names, n.values, n.required, n.additional, n.items,
+                   n.min_items, n.max_items, n.options, n.min_length, n.max_length, n.target,
+                   n.min_depth);
+    return H::combine_contiguous(std::move(h), n.alternatives, kStarts);
+  }
 };
 
 class JsonSchema {
@@ -111,6 +121,14 @@ class JsonSchema {
     return id;
   }
   int32_t num_nodes() const { return static_cast<int32_t>(nodes_.size()); }
+
+  // Equal schemas hold documents to the same grammar (what InternedSchemas
+  // shares by): annotations, key order and spacing of the source aside.
+  friend bool operator==(const JsonSchema&, const JsonSchema&) = default;
+  template <typename H>
+  friend H AbslHashValue(H h, const JsonSchema& s) {
+    return H::combine(std::move(h), s.nodes_, s.root_);
+  }
 
  private:
   JsonSchema();

@@ -230,7 +230,12 @@ std::vector<double> InterTokenLatenciesMs(const RequestResult& r) {
   std::vector<double> out;
   const std::vector<double>& t = r.token_times_ms;
   size_t i = 0;
-  while (i < t.size() && t[i] == t[0]) ++i;  // the first message's tokens
+  // The first message's tokens after the first: no wait (the server counts
+  // them so too).
+  while (i < t.size() && t[i] == t[0]) {
+    if (i > 0) out.push_back(0.0);
+    ++i;
+  }
   double prev = t.empty() ? 0 : t[0];
   while (i < t.size()) {
     size_t j = i;

@@ -161,8 +161,10 @@ struct GoodputTargets {
 
 // Per-request TPOT: (last token time - first token time) / (tokens - 1); unset for
 // fewer than two tokens. ITL: the gaps between successive token-carrying messages,
-// a gap before a message of k tokens counted k times as gap / k (so coalesced
-// messages weigh as many tokens as they carry and mean ITL tracks TPOT).
+// a gap before a message of k tokens counted k times as gap / k, and the first
+// message's k tokens k - 1 gaps of zero (so coalesced messages weigh as many tokens
+// as they carry, n tokens are n - 1 gaps, and mean ITL is TPOT, as the server's
+// cohost_inter_token_latency_seconds counts them).
 std::optional<double> TpotMs(const RequestResult& r);
 std::vector<double> InterTokenLatenciesMs(const RequestResult& r);
 // A successful request meets the targets when each given target is met; a request

@@ -21,16 +21,46 @@ std::shared_ptr<const JsonSchema> Interned(InternedSchemas& table, const char* t
   return schema.ok() ? *schema : nullptr;
 }
 
-TEST(InternedSchemasTest, EqualValuesShareOneCompiledSchema) {
+TEST(InternedSchemasTest, EqualSchemasShareOneCompiledSchema) {
   InternedSchemas table;
   const auto a = Interned(table, R"({"type": "object", "properties": {"x": {"type": "string"}}})");
-  // The same value: other key order and spacing.
+  // The same grammar: other key order and spacing, and annotations.
   const auto b = Interned(table, R"({"properties":{"x":{"type":"string"}},"type":"object"})");
+  const auto d = Interned(table, R"({"type": "object", "title": "T", "description": "long",
+      "properties": {"x": {"type": "string", "description": "an x", "examples": ["a"]}}})");
+  // Other grammars: another name, another limit, another type.
   const auto c = Interned(table, R"({"type": "object", "properties": {"y": {"type": "string"}}})");
-  ASSERT_TRUE(a && b && c);
+  const auto e = Interned(table,
+                          R"({"type": "object", "properties": {"x": {"type": "string",
+                              "maxLength": 3}}})");
+  const auto f = Interned(table, R"({"type": "object", "properties": {"x": {"type": "number"}}})");
+  ASSERT_TRUE(a && b && c && d && e && f);
   EXPECT_EQ(a.get(), b.get());
+  EXPECT_EQ(a.get(), d.get());
   EXPECT_NE(a.get(), c.get());
-  EXPECT_EQ(table.size(), 2u);
+  EXPECT_NE(a.get(), e.get());
+  EXPECT_NE(a.get(), f.get());
+  EXPECT_EQ(table.size(), 4u);
+}
+
+// Past its cap of schemas held at once a new one is compiled unshared; once
+// they are let go, schemas are shared again.
+TEST(InternedSchemasTest, PastItsCapASchemaIsCompiledUnsharedUntilOthersAreLetGo) {
+  InternedSchemas table(/*max_entries=*/8);
+  auto numbered = [](int i) {
+    return Json::parse(absl::StrCat(R"({"type": "string", "maxLength": )", i, "}"));
+  };
+  std::vector<std::shared_ptr<const JsonSchema>> held;
+  for (int i = 0; i < 8; ++i) held.push_back(table.Compile(numbered(i)).value());
+  EXPECT_EQ(table.size(), 8u);
+  const auto ninth = table.Compile(numbered(8)).value();
+  EXPECT_NE(table.Compile(numbered(8)).value(), ninth) << "not kept: the table is full";
+  EXPECT_EQ(table.Compile(numbered(3)).value(), held[3]) << "the held ones are still shared";
+  EXPECT_EQ(table.size(), 8u);
+  held.clear();
+  const auto again = table.Compile(numbered(8)).value();
+  EXPECT_EQ(table.Compile(numbered(8)).value(), again);
+  EXPECT_EQ(table.size(), 1u);
 }
 
 TEST(InternedSchemasTest, ASchemaNothingHoldsIsCompiledAnew) {

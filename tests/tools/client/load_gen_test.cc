@@ -368,6 +368,11 @@ TEST(LatencyTest, TpotAndItlCountCoalescedMessagesPerToken) {
   EXPECT_THAT(InterTokenLatenciesMs(r), ::testing::ElementsAre(20, 10, 10, 60));
   EXPECT_FALSE(TpotMs(Ok(5, {5})).has_value());
   EXPECT_TRUE(InterTokenLatenciesMs(Ok(5, {5})).empty());
+  // A first message of three tokens: two gaps of zero; n tokens, n - 1 gaps
+  // whose mean is the TPOT.
+  RequestResult first3 = Ok(50, {50, 50, 50, 80});
+  EXPECT_THAT(InterTokenLatenciesMs(first3), ::testing::ElementsAre(0, 0, 30));
+  EXPECT_DOUBLE_EQ(*TpotMs(first3), 10);
 }
 
 TEST(GoodputTest, CountsRequestsMeetingEveryGivenTarget) {
