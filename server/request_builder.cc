@@ -88,6 +88,10 @@ runtime::SamplingParams SamplingFrom(const v1::GenerateRequest& request) {
   if (s.has_presence_penalty()) p.presence_penalty = s.presence_penalty();
   if (s.has_frequency_penalty()) p.frequency_penalty = s.frequency_penalty();
   if (s.has_seed()) p.seed = s.seed();
+  for (const auto& [token, bias] : s.logit_bias()) p.logit_bias.push_back({token, bias});
+  std::sort(
+      p.logit_bias.begin(), p.logit_bias.end(),
+      [](const runtime::LogitBias& a, const runtime::LogitBias& b) { return a.token < b.token; });
   p.stop_token_ids.assign(request.stop_token_ids().begin(), request.stop_token_ids().end());
   p.stop_strings.assign(request.stop().begin(), request.stop().end());
   p.ignore_eos = request.ignore_eos();
@@ -129,6 +133,13 @@ absl::StatusOr<runtime::GenerateRequest> BuildGenerateRequest(
       request.logprobs() > static_cast<uint32_t>(runtime::kMaxTopLogprobs)) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "logprobs must be in [0, %d], got %u", runtime::kMaxTopLogprobs, request.logprobs()));
+  }
+  // Before the map is copied and sorted (SamplingParams::Validate says the
+  // same below the limit).
+  if (request.sampling().logit_bias_size() > runtime::kMaxLogitBias) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("logit_bias has %d entries, at most %d allowed",
+                        request.sampling().logit_bias_size(), runtime::kMaxLogitBias));
   }
   if (!v1::ResponseFormat_IsValid(request.response_format())) {
     return absl::InvalidArgumentError(absl::StrFormat(

@@ -173,7 +173,7 @@ void ApplyPenalties(float* x, int32_t rows, int32_t width, const int32_t* starts
       const PenaltyTerm& t = terms[i];
       if (t.token < 0 || t.token >= width) continue;
       if (saved != nullptr) saved[i] = row[t.token];
-      row[t.token] = PenalizedLogit(row[t.token], t.repetition, t.subtract);
+      row[t.token] = PenalizedLogit(row[t.token], t);
     }
   }
 }

@@ -191,6 +191,7 @@ __global__ void ApplyPenaltiesKernel(float* __restrict__ x, int32_t width,
     if (t.token < 0 || t.token >= width) continue;
     float l = row[t.token];
     if (saved != nullptr) saved[i] = l;
+    l = __fadd_rn(l, t.add);
     if (t.repetition != 1.f) l = l > 0.f ? __fdiv_rn(l, t.repetition) : __fmul_rn(l, t.repetition);
     row[t.token] = __fsub_rn(l, t.subtract);
   }

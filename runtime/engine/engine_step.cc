@@ -66,10 +66,9 @@ bool DeviceSampleInputs(const StepPlan& plan,
                           ? 0.f
                           : std::min(static_cast<float>(r.sampler.NextUniform()), 0x1.fffffep-1f);
       spec = {p.temperature, p.top_k, p.top_p, p.min_p, u};
-      r.sampler.ForEachPenalty(r.seq.tokens, r.seq.num_prompt_tokens, vocab,
-                               [&](int32_t id, float repetition, float subtract) {
-                                 penalties.terms.push_back({id, repetition, subtract});
-                               });
+      r.sampler.ForEachPenalty(
+          r.seq.tokens, r.seq.num_prompt_tokens, vocab,
+          [&](const kernels::PenaltyTerm& t) { penalties.terms.push_back(t); });
       if (p.logprobs) in->top_logprobs = std::max(in->top_logprobs, *p.logprobs);
     }
     in->specs.push_back(spec);

@@ -64,15 +64,21 @@ double Sampler::UniformDouble() {
   return static_cast<double>(rng_() >> 11) * 0x1.0p-53;
 }
 
-void Sampler::ForEachPenalty(
-    absl::Span<const int32_t> history, int32_t num_prompt_tokens, int64_t vocab,
-    absl::FunctionRef<void(int32_t id, float repetition, float subtract)> fn) {
+void Sampler::ForEachPenalty(absl::Span<const int32_t> history, int32_t num_prompt_tokens,
+                             int64_t vocab,
+                             absl::FunctionRef<void(const kernels::PenaltyTerm&)> fn) {
   const float rep = params_.repetition_penalty;
   const float presence = params_.presence_penalty;
   const float frequency = params_.frequency_penalty;
+  const std::vector<LogitBias>& biases = params_.logit_bias;  // by token, each once
   const bool counts = presence != 0.f || frequency != 0.f;
-  if (rep == 1.f && !counts) return;
+  if (rep == 1.f && !counts && biases.empty()) return;
   auto valid = [vocab](int32_t id) { return id >= 0 && id < vocab; };
+  auto bias_of = [&biases](int32_t id) {
+    auto it = std::lower_bound(biases.begin(), biases.end(), id,
+                               [](const LogitBias& b, int32_t t) { return b.token < t; });
+    return it != biases.end() && it->token == id ? it->bias : 0.f;
+  };
   const size_t num_prompt =
       std::clamp<int64_t>(num_prompt_tokens, 0, static_cast<int64_t>(history.size()));
   Scratch& scratch = ThreadScratch();
@@ -89,14 +95,22 @@ void Sampler::ForEachPenalty(
       if (valid(id)) ++generated_count[id];
     }
   }
-  for (int32_t id : history) {
+  // Rep and counts only where they move something: without them the
+  // history names no term (its biased tokens come below).
+  const bool penalties = rep != 1.f || counts;
+  for (int32_t id : penalties ? history : absl::Span<const int32_t>()) {
     if (!valid(id) || seen[id]) continue;
     seen[id] = 1;
     const int32_t count = counts ? generated_count[id] : 0;
-    if (rep == 1.f && count == 0) continue;  // nothing moves it: no repetition, not generated
-    fn(id, rep, count > 0 ? presence + frequency * static_cast<float>(count) : 0.f);
+    const float add = biases.empty() ? 0.f : bias_of(id);
+    if (rep == 1.f && count == 0 && add == 0.f) continue;  // nothing moves it
+    fn({id, rep, count > 0 ? presence + frequency * static_cast<float>(count) : 0.f, add});
   }
-  for (int32_t id : history) {
+  // The biased tokens the history did not name.
+  for (const LogitBias& b : biases) {
+    if (valid(b.token) && !seen[b.token] && b.bias != 0.f) fn({b.token, 1.f, 0.f, b.bias});
+  }
+  for (int32_t id : penalties ? history : absl::Span<const int32_t>()) {
     if (!valid(id)) continue;
     seen[id] = 0;
     if (counts) generated_count[id] = 0;
@@ -106,8 +120,8 @@ void Sampler::ForEachPenalty(
 void Sampler::ApplyPenalties(absl::Span<float> logits, absl::Span<const int32_t> history,
                              int32_t num_prompt_tokens) {
   ForEachPenalty(history, num_prompt_tokens, static_cast<int64_t>(logits.size()),
-                 [&](int32_t id, float repetition, float subtract) {
-                   logits[id] = kernels::PenalizedLogit(logits[id], repetition, subtract);
+                 [&](const kernels::PenaltyTerm& t) {
+                   logits[t.token] = kernels::PenalizedLogit(logits[t.token], t);
                  });
 }
 

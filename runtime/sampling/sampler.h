@@ -55,21 +55,21 @@ class Sampler {
   // Whether Sample rewrites the logits from the history first.
   bool HasPenalties() const {
     return params_.repetition_penalty != 1.f || params_.presence_penalty != 0.f ||
-           params_.frequency_penalty != 0.f;
+           params_.frequency_penalty != 0.f || !params_.logit_bias.empty();
   }
   // The parameters as sampled with (out-of-range values turned off).
   const SamplingParams& params() const { return params_; }
   // The draw a non-greedy Sample takes, for a caller that samples elsewhere
   // (on the device): the same sequence of numbers, one per token.
   double NextUniform() { return UniformDouble(); }
-  // The penalties Sample applies, token by token, for a caller that applies
-  // them elsewhere (on the device: kernels::PenaltyTerm): `fn(id, repetition,
-  // subtract)` once per distinct id of `history` in [0, vocab) that a penalty
-  // moves, meaning l = l > 0 ? l / repetition : l * repetition where
-  // repetition != 1, then l -= subtract. `fn` must not sample or ask for
-  // penalties itself (they share the thread's working arrays).
+  // The logit bias and penalties Sample applies, token by token, for a
+  // caller that applies them elsewhere (on the device): `fn(term)` once per
+  // distinct id in [0, vocab) that the bias or a penalty of `history` moves
+  // (kernels::PenaltyTerm's rule, kernels::PenalizedLogit). `fn` must not
+  // sample or ask for penalties itself (they share the thread's working
+  // arrays).
   void ForEachPenalty(absl::Span<const int32_t> history, int32_t num_prompt_tokens, int64_t vocab,
-                      absl::FunctionRef<void(int32_t id, float repetition, float subtract)> fn);
+                      absl::FunctionRef<void(const kernels::PenaltyTerm&)> fn);
 
  private:
   void ApplyPenalties(absl::Span<float> logits, absl::Span<const int32_t> history,

@@ -1,6 +1,7 @@
 #include "runtime/sampling/sampling_params.h"
 
 #include <cmath>
+#include <string>
 
 #include "absl/strings/str_format.h"
 
@@ -50,6 +51,26 @@ absl::Status SamplingParams::Validate(int32_t vocab_size) const {
     if (stop_token_ids[i] < 0 || stop_token_ids[i] >= vocab_size) {
       return absl::InvalidArgumentError(absl::StrFormat(
           "stop_token_ids[%d] must be in [0, %d), got %d", i, vocab_size, stop_token_ids[i]));
+    }
+  }
+  if (logit_bias.size() > static_cast<size_t>(kMaxLogitBias)) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "logit_bias has %d entries, at most %d allowed", logit_bias.size(), kMaxLogitBias));
+  }
+  for (size_t i = 0; i < logit_bias.size(); ++i) {
+    const LogitBias& b = logit_bias[i];
+    if (b.token < 0 || b.token >= vocab_size) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "logit_bias names token %d, outside the vocabulary [0, %d)", b.token, vocab_size));
+    }
+    if (i > 0 && b.token <= logit_bias[i - 1].token) {
+      return absl::InvalidArgumentError("logit_bias must name each token once, in order");
+    }
+    const std::string field = absl::StrFormat("logit_bias of token %d", b.token);
+    if (absl::Status s =
+            CheckRange(field.c_str(), b.bias, -kMaxLogitBiasValue, kMaxLogitBiasValue, false);
+        !s.ok()) {
+      return s;
     }
   }
   if (logprobs && (*logprobs < 0 || *logprobs > kMaxTopLogprobs)) {

@@ -24,6 +24,19 @@ inline constexpr int32_t kMaxStopTokenIds = 256;
 // limit): what the device computes at most (Backend::RowLogprobs).
 inline constexpr int32_t kMaxTopLogprobs = kernels::kMaxTopLogprobs;
 
+// OpenAI's limits on `logit_bias`: at most 300 tokens, each bias in [-100,
+// 100] (-100 rules a token out in practice, 100 all but forces it).
+inline constexpr int32_t kMaxLogitBias = 300;
+inline constexpr float kMaxLogitBiasValue = 100.f;
+
+// A token's logit bias: added to its raw logit before the penalties (as
+// vLLM's logits processor does; kernels::PenaltyTerm::add on the device).
+struct LogitBias {
+  int32_t token = 0;
+  float bias = 0.f;
+  friend bool operator==(const LogitBias&, const LogitBias&) = default;
+};
+
 // What the sampled text must be. kJsonObject: a JSON document whose top
 // level is an object (json_grammar.h), the end of generation allowed only
 // once it is whole (OpenAI's `response_format: {"type": "json_object"}`).
@@ -40,6 +53,7 @@ struct SamplingParams {
                                           // over tokens in prompt+generated
   float presence_penalty = 0.0f;          // [-2, 2] OpenAI semantics, over generated tokens
   float frequency_penalty = 0.0f;         // [-2, 2]
+  std::vector<LogitBias> logit_bias;      // by token, each once; see kMaxLogitBias
   std::optional<uint64_t> seed;           // same seed, same output
   int32_t max_tokens = 256;               // >= 1
   std::vector<int32_t> stop_token_ids;    // each in [0, vocab), at most 256

@@ -2,10 +2,12 @@
 
 #include "server/http/openai_request.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <utility>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
 #include "runtime/loader/loader_json.h"
@@ -234,6 +236,28 @@ absl::Status ParseStopTokenIds(const Json& body, v1::GenerateRequest* out) {
   return absl::OkStatus();
 }
 
+// OpenAI's {"50256": -100, ...}: token ids as the keys (decimal strings),
+// biases as the values. Their ranges and count are checked with the rest of
+// the sampling parameters (BuildGenerateRequest, SamplingParams::Validate).
+absl::Status ParseLogitBias(const Json& body, v1::SamplingParams* s) {
+  const Json* bias = Field(body, "logit_bias");
+  if (bias == nullptr) return absl::OkStatus();
+  if (!bias->is_object()) return Bad("logit_bias", "must be an object of token id -> bias");
+  for (const auto& [key, value] : bias->items()) {
+    int32_t token = 0;
+    if (key.empty() || key.size() > 10 ||
+        !std::all_of(key.begin(), key.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
+        !absl::SimpleAtoi(key, &token)) {
+      return Bad("logit_bias", "keys must be token ids (\"50256\")");
+    }
+    if (!value.is_number()) return Bad("logit_bias", "values must be numbers");
+    // Held inside float's range; SamplingParams::Validate refuses past [-100, 100].
+    (*s->mutable_logit_bias())[token] =
+        static_cast<float>(std::clamp(value.get<double>(), -1e30, 1e30));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ParseSampling(const Json& body, CompletionRequest* out) {
   v1::GenerateRequest& r = out->request;
   v1::SamplingParams* s = r.mutable_sampling();
@@ -266,6 +290,7 @@ absl::Status ParseSampling(const Json& body, CompletionRequest* out) {
   absl::StatusOr<std::optional<int64_t>> seed = Integer(body, "seed");
   if (!seed.ok()) return seed.status();
   if (*seed) s->set_seed(static_cast<uint64_t>(**seed));
+  if (absl::Status st = ParseLogitBias(body, s); !st.ok()) return st;
 
   // max_completion_tokens is the newer name; it wins when both are given.
   for (const char* name : {"max_tokens", "max_completion_tokens"}) {
@@ -342,9 +367,8 @@ absl::Status RefuseUnsupported(const Json& body, int n) {
   auto non_empty = [](const Json* v) {
     return v != nullptr && !((v->is_array() || v->is_object() || v->is_string()) && v->empty());
   };
-  for (const char* name :
-       {"tools", "functions", "logit_bias", "suffix", "guided_regex", "guided_choice",
-        "guided_grammar", "audio", "bad_words", "allowed_token_ids"}) {
+  for (const char* name : {"tools", "functions", "suffix", "guided_regex", "guided_choice",
+                           "guided_grammar", "audio", "bad_words", "allowed_token_ids"}) {
     if (non_empty(Field(body, name))) return unsupported(name);
   }
   // vLLM's output switches, refused where they ask for what this server

@@ -365,9 +365,12 @@ void OpChecks::ApplyPenalties() {
     std::iota(ids.begin(), ids.end(), 0);
     std::shuffle(ids.begin(), ids.end(), rng_);
     for (int32_t i = 0; i < 700; ++i) {
-      // Repetition 1 leaves the sign rule out: only the subtraction.
+      // Repetition 1 leaves the sign rule out: only the subtraction. Some
+      // terms carry a logit bias, added first (it can flip the sign the
+      // repetition rule reads).
       terms.push_back({ids[i], i % 4 == 0 ? 1.f : 1.f + static_cast<float>(i % 7) / 5.f,
-                       static_cast<float>(i % 5) * 0.3f});
+                       static_cast<float>(i % 5) * 0.3f,
+                       i % 3 == 0 ? static_cast<float>(i % 11) * 4.5f - 25.f : 0.f});
     }
     starts.push_back(static_cast<int32_t>(terms.size()));
   }
@@ -382,6 +385,7 @@ void OpChecks::ApplyPenalties() {
       float& l = want[static_cast<size_t>(r) * width + t.token];
       want_saved[i] = l;
       in_range.push_back(static_cast<size_t>(i));
+      l += t.add;
       if (t.repetition != 1.f) l = l > 0.f ? l / t.repetition : l * t.repetition;
       l -= t.subtract;
     }

@@ -216,6 +216,38 @@ def check_logprobs(client, server, reference):
     check(no.choices[0].logprobs is None, "logprobs without asking")
 
 
+def check_logit_bias(client, server, reference):
+    """logit_bias over HTTP (OpenAI's string keys) and over gRPC (cohost_client's
+    logit_bias=) moves the same tokens: -100 rules the greedy token out, 100
+    makes a token every draw."""
+    import cohost_client
+
+    prompt_ids = reference["prompt_ids"]
+    first = reference["greedy_ids"][0]
+    forced = 1234
+    with cohost_client.Client("127.0.0.1:%d" % server.ports["grpc"], api_key=USER_KEY) as c:
+        chunks = list(c.generate("smol", tokens=prompt_ids, max_tokens=3, temperature=0,
+                                 ignore_eos=True, logit_bias={forced: 100}))
+        ids = [t for chunk in chunks for t in chunk.token_ids]
+        check(ids == [forced] * 3, "gRPC logit_bias 100: %s" % ids)
+        chunks = list(c.generate("smol", tokens=prompt_ids, max_tokens=1, temperature=0,
+                                 logit_bias={first: -100}))
+        ids = [t for chunk in chunks for t in chunk.token_ids]
+        check(len(ids) == 1 and ids[0] != first, "gRPC logit_bias -100: %s" % ids)
+    grpc_text = "".join(chunk.text for chunk in chunks)
+
+    text = client.completions.create(model="smol", prompt=prompt_ids, max_tokens=1,
+                                     temperature=0, logit_bias={str(first): -100})
+    check(text.choices[0].text == grpc_text,
+          "HTTP %r vs gRPC %r" % (text.choices[0].text, grpc_text))
+    try:
+        client.completions.create(model="smol", prompt=prompt_ids, max_tokens=1,
+                                  logit_bias={"1": 101})
+        raise AssertionError("a bias past 100 was served")
+    except openai.BadRequestError as e:
+        check("logit_bias" in e.body.get("message", ""), e.body)
+
+
 def check_errors(base_url, client):
     def expect(error_type, status, call):
         try:
@@ -375,6 +407,7 @@ def main():
 
             check_completions(client, cohost, server, reference)
             check_logprobs(client, server, reference)
+            check_logit_bias(client, server, reference)
             check_json_mode(client)
             check_errors(base_url, client)
             check_grpc_keys(cohost, server)

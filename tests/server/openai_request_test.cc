@@ -58,10 +58,6 @@ TEST(OpenAiRequestTest, FieldsCohostCannotHonourAreRefusedByName) {
        Endpoint::kChatCompletions, "functions"},
       {"an assistant turn of tool calls", tool_turn, Endpoint::kChatCompletions,
        "messages[1].tool_calls"},
-      {"logit_bias", completion("logit_bias", {{"50256", -100}}), Endpoint::kCompletions,
-       "logit_bias"},
-      {"an empty logit_bias", completion("logit_bias", Json::object()), Endpoint::kCompletions,
-       nullptr},
       {"echo", completion("echo", true), Endpoint::kCompletions, "echo"},
       {"echo false", completion("echo", false), Endpoint::kCompletions, nullptr},
       {"suffix", completion("suffix", "end"), Endpoint::kCompletions, "suffix"},
@@ -175,6 +171,34 @@ TEST(OpenAiRequestTest, StopTokenIdsAreServed) {
     r = ParseCompletionRequest(body.dump(), Endpoint::kCompletions);
     EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << bad.dump();
     EXPECT_THAT(std::string(r.status().message()), HasSubstr("stop_token_ids")) << bad.dump();
+  }
+}
+
+// OpenAI's logit_bias reaches the request, token ids from the keys; keys
+// that are no token id and values that are no number are refused here, the
+// ranges with the other sampling parameters (BuildGenerateRequest).
+TEST(OpenAiRequestTest, LogitBiasIsServed) {
+  for (const Endpoint e : {Endpoint::kCompletions, Endpoint::kChatCompletions}) {
+    Json body = e == Endpoint::kCompletions ? Completion() : Chat();
+    body["logit_bias"] = {{"50256", -100}, {"13", 2.5}};
+    absl::StatusOr<CompletionRequest> r = ParseCompletionRequest(body.dump(), e);
+    ASSERT_TRUE(r.ok()) << r.status();
+    const auto& bias = r->request.sampling().logit_bias();
+    ASSERT_EQ(bias.size(), 2u);
+    EXPECT_FLOAT_EQ(bias.at(50256), -100.f);
+    EXPECT_FLOAT_EQ(bias.at(13), 2.5f);
+    body["logit_bias"] = Json::object();
+    r = ParseCompletionRequest(body.dump(), e);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_TRUE(r->request.sampling().logit_bias().empty());
+    for (const Json& bad :
+         {Json(13), Json::array({1}), Json{{"-1", 1}}, Json{{"x", 1}}, Json{{"1.5", 1}},
+          Json{{"", 1}}, Json{{"99999999999", 1}}, Json{{"13", "high"}}, Json{{"13", nullptr}}}) {
+      body["logit_bias"] = bad;
+      r = ParseCompletionRequest(body.dump(), e);
+      EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << bad.dump();
+      EXPECT_THAT(std::string(r.status().message()), HasSubstr("logit_bias")) << bad.dump();
+    }
   }
 }
 

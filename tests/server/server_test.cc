@@ -153,6 +153,22 @@ TEST(ServerTest, GreedyStreamEqualsTheReference) {
   EXPECT_EQ(t.messages.front().request_id(), "my-id-1");
   EXPECT_EQ(t.last().usage().prompt_tokens(), prompt_ids.size());
   EXPECT_EQ(t.token_ids, std::vector<int32_t>(want.begin(), want.begin() + 6));
+
+  // A logit bias of -100 rules the reference's first token out, and one of
+  // 100 makes a token every draw.
+  v1::GenerateRequest banned = r;
+  banned.set_max_tokens(1);
+  (*banned.mutable_sampling()->mutable_logit_bias())[want[0]] = -100;
+  StreamResult b = Generate(ts.stub(), banned);
+  ASSERT_TRUE(b.status.ok()) << b.status.error_message();
+  ASSERT_EQ(b.token_ids.size(), 1u);
+  EXPECT_NE(b.token_ids[0], want[0]);
+  v1::GenerateRequest forced = r;
+  forced.set_max_tokens(4);
+  (*forced.mutable_sampling()->mutable_logit_bias())[1234] = 100;
+  StreamResult f = Generate(ts.stub(), forced);
+  ASSERT_TRUE(f.status.ok()) << f.status.error_message();
+  EXPECT_EQ(f.token_ids, std::vector<int32_t>(4, 1234));
 }
 
 TEST(ServerTest, CancelMidStreamFreesTheRequestsBlocks) {
@@ -242,6 +258,15 @@ TEST(ServerTest, EveryBadInputGetsItsCodeAndTheServerServesOn) {
        kInvalid},
       {"a 300-byte stop string", [](auto& r) { r.add_stop(std::string(300, 'x')); }, kInvalid},
       {"stop id outside the vocab", [](auto& r) { r.add_stop_token_ids(-3); }, kInvalid},
+      {"a logit bias of a token outside the vocab",
+       [](auto& r) { (*r.mutable_sampling()->mutable_logit_bias())[49152] = 1; }, kInvalid},
+      {"a logit bias past 100",
+       [](auto& r) { (*r.mutable_sampling()->mutable_logit_bias())[7] = 101; }, kInvalid},
+      {"301 logit biases",
+       [](auto& r) {
+         for (int i = 0; i < 301; ++i) (*r.mutable_sampling()->mutable_logit_bias())[i] = 1;
+       },
+       kInvalid},
       {"request id too long", [](auto& r) { r.set_request_id(std::string(300, 'r')); }, kInvalid},
       {"tenant too long", [](auto&) {}, kInvalid, CallOptions{std::nullopt, std::string(300, 't')}},
   };

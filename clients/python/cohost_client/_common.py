@@ -1,7 +1,7 @@
 """What the sync and asyncio clients share: requests, results, channels."""
 
 import dataclasses
-from typing import List, Optional, Sequence
+from typing import List, Mapping, Optional, Sequence
 
 import grpc
 
@@ -70,7 +70,8 @@ def build_request(model, prompt=None, messages=None, tokens=None, max_tokens=Non
                   temperature=None, top_p=None, top_k=None, min_p=None, seed=None,
                   repetition_penalty=None, presence_penalty=None, frequency_penalty=None,
                   stop: Optional[Sequence[str]] = None, ignore_eos=False, request_id="",
-                  logprobs: Optional[int] = None, json_object=False):
+                  logprobs: Optional[int] = None, json_object=False,
+                  logit_bias: Optional[Mapping[int, float]] = None):
     inputs = [x is not None for x in (prompt, messages, tokens)]
     if sum(inputs) != 1:
         raise ValueError("give exactly one of prompt, messages and tokens")
@@ -95,6 +96,8 @@ def build_request(model, prompt=None, messages=None, tokens=None, max_tokens=Non
                         ("frequency_penalty", frequency_penalty)):
         if value is not None:
             setattr(r.sampling, name, value)
+    for token, bias in (logit_bias or {}).items():
+        r.sampling.logit_bias[int(token)] = bias
     r.stop.extend(stop or [])
     return r
 

@@ -13,6 +13,7 @@
 #include <memory>
 #include <mutex>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "cohost/kernels/backend.h"
@@ -289,6 +290,25 @@ TEST_F(EngineTest, OnADeviceTokensAreDrawnThereAsTheRequestAsks) {
   unpenalized.sampling.repetition_penalty = 1.f;
   unpenalized.sampling.presence_penalty = unpenalized.sampling.frequency_penalty = 0.f;
   EXPECT_NE(run(unpenalized), penalized_tokens) << "the penalties moved something";
+  // A logit bias rides with the penalties (PenaltyTerm::add, before them):
+  // the greedy tokens it gives on the device are the host's. Its tokens are
+  // the first ones the unbiased request wrote, pushed down, and others up.
+  GenerateRequest biased = unpenalized;
+  biased.sampling.repetition_penalty = 1.2f;
+  const std::vector<int32_t> unbiased_tokens = run(unpenalized);
+  std::set<int32_t> down(unbiased_tokens.begin(), unbiased_tokens.begin() + 3);
+  for (int32_t t = 0; t < vocab; t += 37) {
+    biased.sampling.logit_bias.push_back({t, down.count(t) ? -5.f : 2.5f});
+  }
+  for (int32_t t : down) {
+    if (t % 37 != 0) biased.sampling.logit_bias.push_back({t, -5.f});
+  }
+  std::sort(biased.sampling.logit_bias.begin(), biased.sampling.logit_bias.end(),
+            [](const LogitBias& a, const LogitBias& b) { return a.token < b.token; });
+  const std::vector<int32_t> biased_tokens = run(biased);
+  EXPECT_LT(device.largest_copy, vocab * sizeof(float));
+  EXPECT_EQ(RunTogether(host_model.get(), c, {biased})[0], biased_tokens);
+  EXPECT_NE(biased_tokens, unbiased_tokens) << "the bias moved something";
   // Logprobs are computed there too (Backend::RowLogprobs): pairs come back,
   // never a row of logits, and they are the host's, of the raw logits before
   // the penalties (the host samples such a request on the CPU backend).

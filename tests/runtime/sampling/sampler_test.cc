@@ -320,6 +320,46 @@ TEST(SamplerTest, PenaltiesChangeLogitsExactly) {
   }
 }
 
+// A logit bias is added to the raw logit, before the penalties (as vLLM):
+// a token both biased and repeated is (l + bias) / repetition.
+TEST(SamplerTest, LogitBiasComesBeforeThePenalties) {
+  SamplingParams p = Greedy();
+  p.repetition_penalty = 2.f;
+  p.presence_penalty = 0.5f;
+  p.logit_bias = {{0, 3.f}, {2, -100.f}, {4, 0.f}, {5, 1.5f}};
+  Sampler sampler(p, 1);
+  ASSERT_TRUE(sampler.HasPenalties());
+  const std::vector<int32_t> history = {0, 1, 5};  // prompt {0, 1}, generated {5}
+  for (int round = 0; round < 2; ++round) {        // scratch buffers must be clean again
+    std::vector<float> l = {1.f, 3.f, 9.f, 2.5f, -0.5f, 0.5f};
+    const int32_t chosen = sampler.Sample(absl::MakeSpan(l), history, 2);
+    EXPECT_FLOAT_EQ(l[0], (1.f + 3.f) / 2.f);           // biased, then the prompt's repetition
+    EXPECT_FLOAT_EQ(l[1], 3.f / 2.f);                   // repetition only
+    EXPECT_FLOAT_EQ(l[2], -91.f);                       // biased only: ruled out in practice
+    EXPECT_FLOAT_EQ(l[3], 2.5f);                        // nothing
+    EXPECT_FLOAT_EQ(l[4], -0.5f);                       // a bias of 0
+    EXPECT_FLOAT_EQ(l[5], (0.5f + 1.5f) / 2.f - 0.5f);  // biased, repeated, generated
+    EXPECT_EQ(chosen, 3) << "the bias took 2, the argmax of the raw logits";
+  }
+  // The same terms for the device (kernels::PenaltyTerm), each token once.
+  std::vector<kernels::PenaltyTerm> terms;
+  sampler.ForEachPenalty(history, 2, 6, [&](const kernels::PenaltyTerm& t) { terms.push_back(t); });
+  std::sort(terms.begin(), terms.end(),
+            [](const auto& a, const auto& b) { return a.token < b.token; });
+  ASSERT_EQ(terms.size(), 4u);
+  const float raw[] = {1.f, 3.f, 9.f, 2.5f, -0.5f, 0.5f};
+  const float want[] = {2.f, 1.5f, -91.f, 2.5f, -0.5f, 0.5f};
+  for (const kernels::PenaltyTerm& t : terms) {
+    EXPECT_FLOAT_EQ(kernels::PenalizedLogit(raw[t.token], t), want[t.token]) << t.token;
+  }
+  // Only a bias, no history: the biased tokens alone.
+  SamplingParams only = Greedy();
+  only.logit_bias = {{1, -100.f}};
+  Sampler biased(only, 1);
+  std::vector<float> l = {1.f, 3.f, 2.f};
+  EXPECT_EQ(biased.Sample(absl::MakeSpan(l), {}, 0), 2);
+}
+
 TEST(SamplerTest, RepetitionPenaltyCanChangeTheGreedyChoice) {
   SamplingParams p = Greedy();
   p.repetition_penalty = 1.5f;

@@ -140,6 +140,27 @@ TEST(SamplingParamsTest, StopTokenIds) {
   ExpectInvalid(p, "stop_token_ids", "257");
 }
 
+TEST(SamplingParamsTest, LogitBias) {
+  SamplingParams p;
+  p.logit_bias = {{0, -100.f}, {5, 0.5f}, {kVocab - 1, 100.f}};
+  EXPECT_TRUE(p.Validate(kVocab).ok());
+  p.logit_bias = {{kVocab, 1.f}};
+  ExpectInvalid(p, "logit_bias", "1000");
+  p.logit_bias = {{-1, 1.f}};
+  ExpectInvalid(p, "logit_bias", "-1");
+  p.logit_bias = {{3, 100.5f}};
+  ExpectInvalid(p, "logit_bias of token 3", "100.5");
+  p.logit_bias = {{3, std::numeric_limits<float>::quiet_NaN()}};
+  ExpectInvalid(p, "logit_bias of token 3", "nan");
+  p.logit_bias = {{3, 1.f}, {3, 2.f}};
+  ExpectInvalid(p, "logit_bias", "once");
+  p.logit_bias.clear();
+  for (int32_t t = 0; t < kMaxLogitBias; ++t) p.logit_bias.push_back({t, 1.f});
+  EXPECT_TRUE(p.Validate(kVocab).ok());
+  p.logit_bias.push_back({kMaxLogitBias, 1.f});
+  ExpectInvalid(p, "logit_bias", "301");
+}
+
 TEST(SamplingParamsTest, StopStrings) {
   SamplingParams p;
   p.stop_strings.assign(16, "x");

@@ -21,21 +21,24 @@ struct SampleSpec {
   float uniform = 0.f;      // the row's random draw, in [0, 1)
 };
 
-// One token whose logit a row's penalties move before its draw, as the host
-// Sampler's ApplyPenalties does: where repetition != 1, l = l > 0 ?
-// l / repetition : l * repetition; then l -= subtract (presence + frequency *
-// count, in float, for a generated token). NaN stays NaN.
+// One token whose logit a row's bias and penalties move before its draw, as
+// the host Sampler's ApplyPenalties does: l += add (the request's logit
+// bias, first, as vLLM applies it); then where repetition != 1, l = l > 0 ?
+// l / repetition : l * repetition; then l -= subtract (presence + frequency
+// * count, in float, for a generated token). NaN stays NaN.
 struct PenaltyTerm {
   int32_t token = 0;
   float repetition = 1.f;
   float subtract = 0.f;
+  float add = 0.f;
 };
 
 // A logit `l` moved by term `t`'s rule (above): the host Sampler's and the
 // CPU op's. The CUDA kernel writes it with IEEE intrinsics, to the same bits.
-inline float PenalizedLogit(float l, float repetition, float subtract) {
-  if (repetition != 1.f) l = l > 0.f ? l / repetition : l * repetition;
-  return l - subtract;
+inline float PenalizedLogit(float l, const PenaltyTerm& t) {
+  l += t.add;
+  if (t.repetition != 1.f) l = l > 0.f ? l / t.repetition : l * t.repetition;
+  return l - t.subtract;
 }
 
 // A token and its log-probability under a row's raw logits (its log-softmax).
