@@ -36,8 +36,15 @@ absl::StatusOr<std::shared_ptr<const JsonSchema>> InternedSchemas::Compile(
     *free_slot = fresh;
     return fresh;
   }
+  if (entries_ >= max_entries_ && unswept_ > 0) {
+    --unswept_;  // full at the last sweep too: no walk over the table for each
+    return fresh;
+  }
   if (entries_ >= sweep_at_ || entries_ >= max_entries_) SweepLocked();
-  if (entries_ >= max_entries_) return fresh;  // too many held at once: this one unshared
+  if (entries_ >= max_entries_) {  // too many held at once: this one unshared
+    unswept_ = max_entries_ / 8;
+    return fresh;
+  }
   table_[hash].push_back(fresh);
   ++entries_;
   return fresh;

@@ -51,6 +51,10 @@ class InternedSchemas {
   absl::flat_hash_map<size_t, std::vector<std::weak_ptr<const JsonSchema>>> table_;  // mu_
   size_t entries_ = 0;    // guarded by mu_: the weak references in table_
   size_t sweep_at_ = 64;  // guarded by mu_
+  // Inserts left to refuse unswept after a sweep that found the table full
+  // of held schemas, so that a full table costs a walk per max_entries_ / 8
+  // new schemas, not one each. Guarded by mu_.
+  size_t unswept_ = 0;
 };
 
 }  // namespace cohost::runtime

@@ -30,6 +30,17 @@ SamplingParams Sanitized(SamplingParams p) {
   if (!in(p.min_p, 0.f, 1.f)) p.min_p = 0.f;
   if (!in(p.presence_penalty, -2.f, 2.f)) p.presence_penalty = 0.f;
   if (!in(p.frequency_penalty, -2.f, 2.f)) p.frequency_penalty = 0.f;
+  // By token, each once (ForEachPenalty's lookup, and the device's rule that
+  // a row names a token once); a bias out of range is dropped.
+  std::erase_if(p.logit_bias, [in](const LogitBias& b) {
+    return !in(b.bias, -kMaxLogitBiasValue, kMaxLogitBiasValue);
+  });
+  std::stable_sort(p.logit_bias.begin(), p.logit_bias.end(),
+                   [](const LogitBias& a, const LogitBias& b) { return a.token < b.token; });
+  p.logit_bias.erase(
+      std::unique(p.logit_bias.begin(), p.logit_bias.end(),
+                  [](const LogitBias& a, const LogitBias& b) { return a.token == b.token; }),
+      p.logit_bias.end());
   return p;
 }
 

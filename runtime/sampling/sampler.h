@@ -1,4 +1,4 @@
-// Turns one sequence's logits into a token id: penalties, temperature, top-k, top-p,
+// Turns one sequence's logits into a token id: logit bias, penalties, temperature, top-k, top-p,
 // min-p, then a draw from a per-request RNG. One Sampler per request; it draws
 // by the rule of the sampling ops in kernels/ (SampleSpec, Backend::SampleRows),
 // so a request draws the same token from the same logits on the host and on a
@@ -16,7 +16,8 @@ namespace cohost::runtime {
 
 // Order of processing (as vLLM does it):
 //   1. NaN logits become -inf (never chosen unless nothing else is left).
-//   2. penalties: repetition over the distinct ids of prompt+generated
+//   2. logit_bias: logit += bias, for the tokens it names; then the
+//      penalties: repetition over the distinct ids of prompt+generated
 //      (logit > 0 ? logit / p : logit * p); then presence and frequency over the
 //      generated ids (logit -= presence * [count > 0] + frequency * count).
 //   3. temperature == 0: argmax, ties to the lowest id. Done.
@@ -41,7 +42,7 @@ class Sampler {
   Sampler(const SamplingParams& params, uint64_t default_seed);
 
   // logits: [vocab] of one sequence, modified in place: on return it holds the
-  // penalized logits (step 2, NaN as -inf). history: prompt then generated ids
+  // biased and penalized logits (step 2, NaN as -inf). history: prompt then generated ids
   // (num_prompt_tokens tells where generated begins); ids outside [0, vocab) are
   // ignored. Returns the chosen id; 0 if logits is empty, the lowest id if no logit
   // is finite. Exactly one RNG draw per non-greedy call.

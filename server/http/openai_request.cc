@@ -243,9 +243,15 @@ absl::Status ParseLogitBias(const Json& body, v1::SamplingParams* s) {
   const Json* bias = Field(body, "logit_bias");
   if (bias == nullptr) return absl::OkStatus();
   if (!bias->is_object()) return Bad("logit_bias", "must be an object of token id -> bias");
+  // Before each entry is read (the limit's home is runtime::kMaxLogitBias).
+  if (bias->size() > static_cast<size_t>(runtime::kMaxLogitBias)) {
+    return Bad("logit_bias", absl::StrCat("has ", bias->size(), " entries, at most ",
+                                          runtime::kMaxLogitBias, " allowed"));
+  }
   for (const auto& [key, value] : bias->items()) {
+    // Decimal without leading zeros, so that no two keys name one token.
     int32_t token = 0;
-    if (key.empty() || key.size() > 10 ||
+    if (key.empty() || key.size() > 10 || (key.size() > 1 && key[0] == '0') ||
         !std::all_of(key.begin(), key.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
         !absl::SimpleAtoi(key, &token)) {
       return Bad("logit_bias", "keys must be token ids (\"50256\")");

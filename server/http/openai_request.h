@@ -3,11 +3,11 @@
 // as a gRPC one (server::BuildGenerateRequest validates and tokenizes it).
 // Only the JSON's shape is checked here: a wrong type or a field cohost
 // cannot honour (tools, a response_format type other than text, json_object
-// and json_schema, logit_bias, echo, suffix, best_of above n; vLLM's guided_*
+// and json_schema, echo, suffix, best_of above n; vLLM's guided_*
 // other than guided_json, min_tokens, prompt_logprobs,
 // truncate_prompt_tokens, bad_words, allowed_token_ids, and its output
 // switches other than their defaults) is INVALID_ARGUMENT naming the
-// field. vLLM's stop_token_ids and ignore_eos are
+// field. OpenAI's logit_bias and vLLM's stop_token_ids and ignore_eos are
 // served. Other unknown fields are ignored, as vLLM ignores them (OpenAI
 // refuses them; clients send fields of newer API versions freely).
 #pragma once

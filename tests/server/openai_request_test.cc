@@ -193,12 +193,20 @@ TEST(OpenAiRequestTest, LogitBiasIsServed) {
     EXPECT_TRUE(r->request.sampling().logit_bias().empty());
     for (const Json& bad :
          {Json(13), Json::array({1}), Json{{"-1", 1}}, Json{{"x", 1}}, Json{{"1.5", 1}},
-          Json{{"", 1}}, Json{{"99999999999", 1}}, Json{{"13", "high"}}, Json{{"13", nullptr}}}) {
+          Json{{"", 1}}, Json{{"99999999999", 1}}, Json{{"05", 1}}, Json{{"+5", 1}},
+          Json{{" 5", 1}}, Json{{"13", "high"}}, Json{{"13", nullptr}}}) {
       body["logit_bias"] = bad;
       r = ParseCompletionRequest(body.dump(), e);
       EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << bad.dump();
       EXPECT_THAT(std::string(r.status().message()), HasSubstr("logit_bias")) << bad.dump();
     }
+    // Past the limit before any entry is read.
+    Json many = Json::object();
+    for (int i = 0; i < 301; ++i) many[std::to_string(i)] = 1;
+    body["logit_bias"] = many;
+    r = ParseCompletionRequest(body.dump(), e);
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(r.status().message()), HasSubstr("301"));
   }
 }
 

@@ -352,6 +352,18 @@ TEST(SamplerTest, LogitBiasComesBeforeThePenalties) {
   for (const kernels::PenaltyTerm& t : terms) {
     EXPECT_FLOAT_EQ(kernels::PenalizedLogit(raw[t.token], t), want[t.token]) << t.token;
   }
+  // Params that skipped Validate: unsorted, a token twice, a bias out of
+  // range. Each token gets one term (its first bias), the bad bias none.
+  SamplingParams messy = Greedy();
+  messy.logit_bias = {{4, 1.f}, {1, 2.f}, {4, 3.f}, {2, 500.f}};
+  Sampler unchecked(messy, 1);
+  std::vector<kernels::PenaltyTerm> once;
+  unchecked.ForEachPenalty({1, 4}, 2, 6, [&](const kernels::PenaltyTerm& t) { once.push_back(t); });
+  ASSERT_EQ(once.size(), 2u);
+  EXPECT_EQ(once[0].token, 1);
+  EXPECT_FLOAT_EQ(once[0].add, 2.f);
+  EXPECT_EQ(once[1].token, 4);
+  EXPECT_FLOAT_EQ(once[1].add, 1.f);
   // Only a bias, no history: the biased tokens alone.
   SamplingParams only = Greedy();
   only.logit_bias = {{1, -100.f}};
