@@ -95,6 +95,8 @@ void FillSampling(const runtime::SamplingParams& p, v1::GenerateRequest* request
   s->set_presence_penalty(p.presence_penalty);
   s->set_frequency_penalty(p.frequency_penalty);
   if (p.seed) s->set_seed(*p.seed);
+  s->clear_logit_bias();
+  for (const runtime::LogitBias& b : p.logit_bias) (*s->mutable_logit_bias())[b.token] = b.bias;
   request->set_max_tokens(static_cast<uint32_t>(p.max_tokens));
   request->clear_stop();
   for (const std::string& stop : p.stop_strings) request->add_stop(stop);

@@ -2,6 +2,8 @@
 
 #include "tools/common/sampling_flags.h"
 
+#include <algorithm>
+#include <cstdlib>
 #include <fstream>
 #include <limits>
 #include <memory>
@@ -27,6 +29,8 @@ std::vector<FlagSpec> SamplingFlagSpecs() {
       {"seed", "S", "random seed; same seed, same output"},
       {"stop", "TEXT", "stop when this text is generated", /*repeated=*/true},
       {"stop-token", "ID", "stop when this token id is generated", /*repeated=*/true},
+      {"logit-bias", "ID=B", "add B in [-100, 100] to token ID's logit (-100 bans it)",
+       /*repeated=*/true},
       {"ignore-eos", "", "keep generating past end-of-sequence tokens"},
       {"json-object", "", "the output is a JSON object, held to JSON token by token"},
       {"json-schema", "FILE", "the output is held to the JSON Schema in FILE"},
@@ -72,6 +76,29 @@ absl::StatusOr<runtime::SamplingParams> SamplingParamsFromArgs(const ParsedArgs&
       return absl::InvalidArgumentError("--stop-token: expected a token id, got '" + id + "'");
     }
     p.stop_token_ids.push_back(static_cast<int32_t>(v));
+  }
+  for (const std::string& entry : args.All("logit-bias")) {
+    const size_t eq = entry.find('=');
+    char* id_end = nullptr;
+    char* bias_end = nullptr;
+    const std::string id = entry.substr(0, eq);
+    const long token = std::strtol(id.c_str(), &id_end, 10);
+    const double bias =
+        eq == std::string::npos ? 0 : std::strtod(entry.c_str() + eq + 1, &bias_end);
+    if (eq == std::string::npos || id.empty() || *id_end != '\0' || token < 0 || token > kMaxInt ||
+        bias_end == entry.c_str() + eq + 1 || *bias_end != '\0') {
+      return absl::InvalidArgumentError("--logit-bias: expected ID=BIAS, got '" + entry + "'");
+    }
+    p.logit_bias.push_back({static_cast<int32_t>(token), static_cast<float>(bias)});
+  }
+  std::sort(
+      p.logit_bias.begin(), p.logit_bias.end(),
+      [](const runtime::LogitBias& a, const runtime::LogitBias& b) { return a.token < b.token; });
+  for (size_t i = 1; i < p.logit_bias.size(); ++i) {
+    if (p.logit_bias[i].token == p.logit_bias[i - 1].token) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--logit-bias: token ", p.logit_bias[i].token, " given twice"));
+    }
   }
   p.ignore_eos = args.Has("ignore-eos");
   if (args.Has("json-object")) p.response_format = runtime::ResponseFormat::kJsonObject;

@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace cohost::tools {
@@ -77,6 +78,21 @@ TEST(SamplingFlagsTest, MalformedValuesAreErrors) {
   EXPECT_FALSE(Parse({"--top-k", "-1"}).ok());
   EXPECT_FALSE(Parse({"--seed", "-3"}).ok());
   EXPECT_FALSE(Parse({"--stop-token", "x"}).ok());
+  for (const char* bad : {"7", "7=", "=1", "x=1", "7=high", "-1=2", "7=1x"}) {
+    absl::StatusOr<runtime::SamplingParams> p = Parse({"--logit-bias", bad});
+    EXPECT_FALSE(p.ok()) << bad;
+    EXPECT_THAT(std::string(p.status().message()), ::testing::HasSubstr("--logit-bias")) << bad;
+  }
+  EXPECT_FALSE(Parse({"--logit-bias", "7=1", "--logit-bias", "7=2"}).ok()) << "a token twice";
+}
+
+// --logit-bias ID=B, repeated: by token, each once; the range is checked with
+// the vocabulary (SamplingParams::Validate).
+TEST(SamplingFlagsTest, LogitBiasesAreReadByToken) {
+  absl::StatusOr<runtime::SamplingParams> p =
+      Parse({"--logit-bias", "50=-100", "--logit-bias", "7=2.5"});
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->logit_bias, (std::vector<runtime::LogitBias>{{7, 2.5f}, {50, -100.f}}));
 }
 
 // --json-schema FILE: compiled for `cohost run` (the client sends the text,
