@@ -3,11 +3,13 @@
 // is on every port.
 #pragma once
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <cstddef>
 #include <string>
+#include <string_view>
 
 namespace cohost::server {
 
@@ -39,6 +41,43 @@ inline std::string ClientKey(const sockaddr_storage& addr, bool count_loopback) 
   }
   if (size == 4 && bytes[0] == 127 && !count_loopback) return "";
   return std::string(reinterpret_cast<const char*>(bytes), size);
+}
+
+// The key of the client a gRPC peer URI names: "ipv4:A:P", "ipv6:[A]:P"
+// (the brackets maybe escaped, %5B and %5D); empty for anything else.
+inline std::string PeerUriClientKey(std::string_view peer, bool count_loopback) {
+  sockaddr_storage addr{};
+  std::string host;
+  if (peer.starts_with("ipv4:")) {
+    peer.remove_prefix(5);
+    host = std::string(peer.substr(0, peer.rfind(':')));
+    addr.ss_family = AF_INET;
+    if (inet_pton(AF_INET, host.c_str(), &reinterpret_cast<sockaddr_in*>(&addr)->sin_addr) != 1) {
+      return "";
+    }
+  } else if (peer.starts_with("ipv6:")) {
+    peer.remove_prefix(5);
+    size_t open = 0, close = 0;
+    if (peer.starts_with("[")) {
+      open = 1;
+      close = peer.find(']');
+    } else if (peer.starts_with("%5B")) {
+      open = 3;
+      close = peer.find("%5D");
+    } else {
+      return "";
+    }
+    if (close == std::string_view::npos) return "";
+    host = std::string(peer.substr(open, close - open));
+    addr.ss_family = AF_INET6;
+    if (inet_pton(AF_INET6, host.c_str(), &reinterpret_cast<sockaddr_in6*>(&addr)->sin6_addr) !=
+        1) {
+      return "";
+    }
+  } else {
+    return "";
+  }
+  return ClientKey(addr, count_loopback);
 }
 
 // The key of the client connected on socket `fd`; empty when it cannot be read.

@@ -4,9 +4,12 @@
 #include "server/health_service.h"
 
 #include <atomic>
+#include <string_view>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "server/client_address.h"
+#include "server/connection_calls.h"
 #include "server/grpc_auth.h"
 #include "server/grpc_status.h"
 #include "server/raw_message.h"
@@ -23,6 +26,16 @@ class RefusedWatch final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   void OnDone() override { delete this; }
 };
 
+// The client key (ClientKey) of a call's peer: "fd:N" for a connection
+// cohost's listener handed over (read from the socket, open while the call
+// is), else the address gRPC's own listener names (TLS; PeerUriClientKey).
+std::string ClientOfPeer(std::string_view peer, bool count_loopback) {
+  if (const int fd = ConnectionCalls::DescriptorOf(peer); fd >= 0) {
+    return PeerClientKey(fd, count_loopback);
+  }
+  return PeerUriClientKey(peer, count_loopback);
+}
+
 }  // namespace
 
 // One Watch stream: the latest status waiting to be written, and whether a
@@ -32,7 +45,8 @@ class RefusedWatch final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
 // service deletes done watchers under its mutex.
 class HealthService::Watcher final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
-  explicit Watcher(std::string name) : name_(std::move(name)) {}
+  Watcher(std::string name, std::string client)
+      : name_(std::move(name)), client_(std::move(client)) {}
 
   void Update(Status status) {
     {
@@ -84,10 +98,12 @@ class HealthService::Watcher final : public grpc::ServerWriteReactor<grpc::ByteB
   void OnDone() override { done_.store(true, std::memory_order_release); }
 
   const std::string& name() const { return name_; }
+  const std::string& client() const { return client_; }  // empty: not counted
   bool done() const { return done_.load(std::memory_order_acquire); }
 
  private:
   const std::string name_;
+  const std::string client_;
   std::atomic<bool> done_{false};
   std::mutex mu_;
   static grpc::ByteBuffer Serialized(Status status) {
@@ -102,8 +118,12 @@ class HealthService::Watcher final : public grpc::ServerWriteReactor<grpc::ByteB
   bool ending_ = false;  // cancelled, or a write failed: Finish is called or due
 };
 
-HealthService::HealthService(const auth::ApiKeys* keys, size_t max_watches)
-    : keys_(keys), max_watches_(max_watches) {
+HealthService::HealthService(const auth::ApiKeys* keys, size_t max_watches,
+                             size_t max_watches_per_client, bool count_loopback)
+    : keys_(keys),
+      max_watches_(max_watches),
+      max_watches_per_client_(max_watches_per_client),
+      count_loopback_(count_loopback) {
   serving_[""] = true;
 }
 
@@ -115,6 +135,12 @@ HealthService::~HealthService() {
 void HealthService::DeleteDoneWatchers() {
   for (auto it = watchers_.begin(); it != watchers_.end();) {
     if (it->second->done()) {
+      if (const std::string& client = it->second->client(); !client.empty()) {
+        if (auto held = per_client_.find(client);
+            held != per_client_.end() && --held->second == 0) {
+          per_client_.erase(held);
+        }
+      }
       delete it->second;
       it = watchers_.erase(it);
     } else {
@@ -189,13 +215,22 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* HealthService::Watch(
   absl::Status status = request.status();
   if (status.ok()) status = Authorize(*context, request->service());
   if (!status.ok()) return new RefusedWatch(ToGrpcStatus(status));
+  std::string client = ClientOfPeer(context->peer(), count_loopback_);
   std::lock_guard<std::mutex> lock(mu_);
   DeleteDoneWatchers();  // a sweep bounded by the cap
   if (watchers_.size() >= max_watches_) {
     return new RefusedWatch(ToGrpcStatus(absl::ResourceExhaustedError(
         absl::StrCat("the server holds ", max_watches_, " health watches, its limit"))));
   }
-  auto* watcher = new Watcher(request->service());
+  if (!client.empty()) {
+    size_t& held = per_client_[client];
+    if (held >= max_watches_per_client_) {
+      return new RefusedWatch(ToGrpcStatus(absl::ResourceExhaustedError(absl::StrCat(
+          "this client holds ", max_watches_per_client_, " health watches, its limit"))));
+    }
+    ++held;
+  }
+  auto* watcher = new Watcher(request->service(), std::move(client));
   watchers_.emplace(request->service(), watcher);
   watcher->Update(StatusOf(request->service()));
   return watcher;

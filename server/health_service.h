@@ -37,7 +37,12 @@ class HealthService final : public HealthCallbackBase, public grpc::HealthCheckS
   // `keys` must outlive the service. "" starts SERVING, as gRPC's default.
   // At most `max_watches` Watch streams are open at once: the empty name
   // takes no key, and each stream holds memory (RESOURCE_EXHAUSTED past it).
-  explicit HealthService(const auth::ApiKeys* keys, size_t max_watches = 16384);
+  // Of them, at most `max_watches_per_client` from one client address, so
+  // that one client cannot take them all and leave the load balancers that
+  // watch the server reading it as down; loopback clients (a proxy beside
+  // the server) are not counted unless `count_loopback` (ClientKey).
+  explicit HealthService(const auth::ApiKeys* keys, size_t max_watches = 16384,
+                         size_t max_watches_per_client = 1024, bool count_loopback = false);
   ~HealthService() override;
 
   void SetServingStatus(const std::string& service_name, bool serving) override;
@@ -64,12 +69,17 @@ class HealthService final : public HealthCallbackBase, public grpc::HealthCheckS
 
   const auth::ApiKeys* keys_;
   const size_t max_watches_;
+  const size_t max_watches_per_client_;
+  const bool count_loopback_;
   mutable std::mutex mu_;
   std::map<std::string, bool> serving_;  // guarded by mu_
   bool shut_down_ = false;               // guarded by mu_
   // Every registered watcher, by name; done ones until the next
   // DeleteDoneWatchers. Guarded by mu_.
   std::multimap<std::string, Watcher*> watchers_;
+  // The watchers in watchers_ by client key (ClientKey), those not counted
+  // aside. Guarded by mu_.
+  std::map<std::string, size_t> per_client_;
 };
 
 }  // namespace cohost::server

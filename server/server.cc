@@ -110,8 +110,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(scheduler::Router* router,
   }
   ApplyLimits(options, builder);
   builder.RegisterService(s->service_.get());
-  s->health_ =
-      std::make_unique<HealthService>(&s->options_.api_keys, s->options_.max_health_watches);
+  s->health_ = std::make_unique<HealthService>(
+      &s->options_.api_keys, s->options_.max_health_watches,
+      s->options_.max_health_watches_per_client, s->options_.cap_loopback_clients);
   builder.RegisterService(s->health_.get());
   s->server_ = builder.BuildAndStart();
   if (s->server_ == nullptr || bound_port == 0) {

@@ -37,6 +37,9 @@ struct ServerOptions {
   // grpc.health.v1 Watch streams open at once, server-wide (the empty name
   // takes no key); past it a Watch is RESOURCE_EXHAUSTED.
   size_t max_health_watches = 16384;
+  // Of them, from one client address (loopback clients aside unless
+  // cap_loopback_clients): so that one client cannot take them all.
+  size_t max_health_watches_per_client = 1024;
   int keepalive_time_ms = 60'000;     // ping idle connections this often...
   int keepalive_timeout_ms = 20'000;  // ...and drop them if no ack comes in this time
   bool keepalive_permit_without_calls = true;

@@ -268,6 +268,22 @@ TEST(ClientKeyTest, AnIpv6ClientIsItsSlash64AndAMappedIpv4OneItsIpv4Address) {
   EXPECT_EQ(key("127.0.0.1", true), key("::ffff:127.0.0.1", true));
 }
 
+// gRPC's own listener (TLS) names a call's peer by its address.
+TEST(ClientKeyTest, APeerUriNamesItsClient) {
+  EXPECT_EQ(PeerUriClientKey("ipv4:192.0.2.7:5000", false), ClientKey(Address("192.0.2.7"), false));
+  EXPECT_EQ(PeerUriClientKey("ipv6:[2001:db8:1:2::1]:443", false),
+            ClientKey(Address("2001:db8:1:2::9"), false));
+  EXPECT_EQ(PeerUriClientKey("ipv6:%5B2001:db8:1:2::1%5D:443", false),
+            ClientKey(Address("2001:db8:1:2::1"), false));
+  EXPECT_NE(PeerUriClientKey("ipv4:192.0.2.7:1", false), "");
+  EXPECT_EQ(PeerUriClientKey("ipv4:127.0.0.1:5000", false), "") << "loopback: not counted";
+  EXPECT_NE(PeerUriClientKey("ipv4:127.0.0.1:5000", true), "");
+  for (const char* other : {"fd:12", "unix:/tmp/s", "ipv4:", "ipv4:300.1.1.1:5", "ipv6:::1",
+                            "ipv6:[::1", "ipv6:%5B::1", "ipv6:[nope]:1", ""}) {
+    EXPECT_EQ(PeerUriClientKey(other, true), "") << other;
+  }
+}
+
 TEST(ConnectionCallsTest, APeerNamesADescriptorOnlyAsFdColonNumber) {
   EXPECT_EQ(ConnectionCalls::DescriptorOf("fd:12"), 12);
   EXPECT_EQ(ConnectionCalls::DescriptorOf("fd:0"), 0);

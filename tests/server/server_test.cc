@@ -458,6 +458,56 @@ TEST(ServerTest, HealthWatchesAreCapped) {
   }
 }
 
+// One client address holds at most its share of the Watch streams (here the
+// loopback client, counted as the tests count it): past it RESOURCE_EXHAUSTED
+// naming the client's limit, and a cancelled one makes room. Loopback
+// clients are not counted by default (a proxy beside the server).
+TEST(ServerTest, HealthWatchesAreCappedPerClient) {
+  using grpc::health::v1::HealthCheckResponse;
+  for (const bool counted : {true, false}) {
+    TestServer ts({}, {}, "", {}, [&](ServerOptions& o) {
+      o.max_health_watches_per_client = 1;
+      o.cap_loopback_clients = counted;
+    });
+    ASSERT_TRUE(ts.status().ok()) << ts.status();
+    auto health = grpc::health::v1::Health::NewStub(ts.channel());
+    grpc::health::v1::HealthCheckRequest req;
+    grpc::ClientContext first_ctx, second_ctx;
+    HealthCheckResponse r;
+    auto first = health->Watch(&first_ctx, req);
+    ASSERT_TRUE(first->Read(&r));
+    auto second = health->Watch(&second_ctx, req);
+    if (!counted) {
+      EXPECT_TRUE(second->Read(&r)) << "loopback clients are not counted by default";
+      second_ctx.TryCancel();
+      second->Finish();
+      first_ctx.TryCancel();
+      first->Finish();
+      continue;
+    }
+    EXPECT_FALSE(second->Read(&r));
+    const grpc::Status refused = second->Finish();
+    EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+    EXPECT_THAT(refused.error_message(), HasSubstr("this client holds 1"));
+    first_ctx.TryCancel();
+    EXPECT_EQ(first->Finish().error_code(), grpc::StatusCode::CANCELLED);
+    // Its count goes with the watcher, once its reactor is done.
+    std::unique_ptr<grpc::ClientContext> ctx;
+    std::unique_ptr<grpc::ClientReader<HealthCheckResponse>> again;
+    EXPECT_TRUE(WaitFor(
+        [&] {
+          if (again != nullptr) again->Finish();
+          ctx = std::make_unique<grpc::ClientContext>();
+          again = health->Watch(ctx.get(), req);
+          return again->Read(&r);
+        },
+        seconds(10)))
+        << "room made by the cancelled watch";
+    ctx->TryCancel();
+    again->Finish();
+  }
+}
+
 // Without a model root, LoadModel (re)loads the server's configured models by
 // name, and nothing else.
 TEST(ServerTest, WithoutARootLoadModelLoadsConfiguredModelsByName) {
