@@ -90,6 +90,10 @@ class ServedModel {
   runtime::EngineConfig engine_config() const { return placement()->engine_config; }
   // What its engine will accept, known before the weights are loaded.
   runtime::RequestLimits request_limits() const { return placement()->limits; }
+  // What its engines' JSON requests are held to: built at its first load
+  // (or here, the first time it is asked), from its tokenizer, and kept
+  // across reloads with the masks it cached. Thread-safe.
+  std::shared_ptr<const runtime::JsonConstraint> JsonConstraintOnce();
   Admission& admission() { return admission_; }
   const Admission& admission() const { return admission_; }
   // Its share of its device's KV pool now.
@@ -242,9 +246,6 @@ class ServedModel {
   void DropParked(Parked parked);
   // Returns the parked weights' host memory to the device's offload budget.
   static void GiveBack(const Parked& parked);
-  // What its engines' JSON requests are held to: built at its first load,
-  // from its tokenizer, and kept across reloads with the masks it cached.
-  std::shared_ptr<const runtime::JsonConstraint> JsonConstraintOnce();
   // "model "x" failed to load: `why`", the file shown by its name only
   // (WithoutModelPath): what its clients are told.
   std::string FailedToLoad(std::string_view why) const;

@@ -363,7 +363,7 @@ absl::Status ParseLogprobs(const Json& body, Endpoint endpoint, v1::GenerateRequ
 
 // OpenAI fields whose effect this server does not produce. Ignoring one would
 // answer 200 with output the client did not ask for (free text where it
-// parses JSON or dispatches tool calls, a bias not applied), so a value that
+// dispatches tool calls or reads a suffix), so a value that
 // asks for the effect is refused, naming the field. Values that ask for
 // nothing (an empty list, "text", "none", false) pass.
 absl::Status RefuseUnsupported(const Json& body, int n) {

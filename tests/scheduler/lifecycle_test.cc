@@ -21,6 +21,7 @@
 #include "cohost/kernels/backend.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "runtime/engine/json_constraint.h"
 #include "scheduler/device_budget.h"
 #include "scheduler/eviction.h"
 #include "scheduler/router.h"
@@ -252,6 +253,35 @@ TEST_F(LifecycleTest, IdleModelsPastTheirKeepAliveAreEvictedLeastRecentlyUsedFir
   EXPECT_EQ(Status("b").state, ModelState::kReady);
   EXPECT_EQ(Status("b").loads_ok, 2);
   EXPECT_EQ(Status("a").state, ModelState::kEvicted);
+}
+
+// A model's JSON constraint (its sorted vocabulary and cached masks) is built
+// once: the engine of a reload after an eviction holds the same one, and a
+// JSON request it has seen before walks the vocabulary no more.
+TEST_F(LifecycleTest, AReloadKeepsTheModelsJsonMasks) {
+  MakeRouter(1);
+  ASSERT_TRUE(router_->AddModel(Spec("a", LoadPolicy::kLazy)).ok());
+  ASSERT_TRUE(router_->AddModel(Spec("b", LoadPolicy::kLazy)).ok());
+  const auto json = [&] {
+    runtime::GenerateRequest r = Request(6);
+    r.sampling.ignore_eos = false;
+    r.sampling.response_format = runtime::ResponseFormat::kJsonObject;
+    auto sink = std::make_shared<Collect>();
+    ASSERT_TRUE(router_->Submit(router_->Find("a").value(), r, sink).ok());
+    ASSERT_TRUE(sink->Wait());
+    EXPECT_TRUE(sink->info().status.ok()) << sink->info().status;
+  };
+  json();
+  const std::shared_ptr<const runtime::JsonConstraint> constraint =
+      router_->Find("a").value()->JsonConstraintOnce();
+  const int64_t walked = constraint->walks();
+  EXPECT_GT(walked, 0);
+  Run("b");  // evicts a
+  EXPECT_EQ(Status("a").state, ModelState::kEvicted);
+  json();
+  EXPECT_EQ(Status("a").loads_ok, 2);
+  EXPECT_EQ(router_->Find("a").value()->JsonConstraintOnce(), constraint);
+  EXPECT_EQ(constraint->walks(), walked) << "the reloaded engine used the masks cached before";
 }
 
 TEST_F(LifecycleTest, AModelWithinItsKeepAliveIsNeverEvictedAndTheNewOneFails) {
