@@ -255,6 +255,30 @@ def run(binary, client, model):
             check(chunks[-1].finish_reason == "length" or isinstance(json.loads(text), dict),
                   "json_object: %r" % text)
             check(text.lstrip().startswith("{"), "json_object: %r" % text)
+            # A JSON Schema, as a dict: the document has its one required key.
+            schema = {"type": "object", "properties": {"name": {"type": "string",
+                                                                 "maxLength": 12}},
+                      "required": ["name"]}
+            chunks = list(c.generate("default", messages=[
+                {"role": "user", "content": "Give me a JSON object with a dog's name."}],
+                max_tokens=60, temperature=0.7, seed=3, json_schema=schema))
+            text = "".join(chunk.text for chunk in chunks)
+            if chunks[-1].finish_reason != "length":
+                doc = json.loads(text)
+                check(list(doc) == ["name"] and len(doc["name"]) <= 12, "json_schema: %r" % text)
+            # A stop token id ends the stream where the greedy reference writes it.
+            stop_id = greedy_ids[3]
+            chunks = list(c.generate("default", tokens=prompt_ids, max_tokens=len(greedy_ids),
+                                     temperature=0.0, ignore_eos=True, stop_token_ids=[stop_id]))
+            ids = [t for chunk in chunks for t in chunk.token_ids]
+            k = greedy_ids.index(stop_id)
+            check(chunks[-1].finish_reason == "stop" and
+                  ids in (greedy_ids[:k], greedy_ids[:k + 1]), "stop_token_ids: %s" % ids)
+            try:
+                list(c.generate("default", prompt="hi", json_object=True, json_schema={}))
+                raise AssertionError("json_object with json_schema was sent")
+            except ValueError:
+                pass
             for bad, error in ((dict(model="nope", prompt="hi"), cohost_client.NotFound),
                                # SmolLM2 adds no BOS: an empty prompt is nothing.
                                (dict(model="default", prompt=""),

@@ -1,6 +1,7 @@
 """What the sync and asyncio clients share: requests, results, channels."""
 
 import dataclasses
+import json
 from typing import List, Mapping, Optional, Sequence
 
 import grpc
@@ -54,6 +55,7 @@ class Chunk:
     usage: Optional[Usage] = None
     timings: Optional[Timings] = None
     logprobs: List[Logprobs] = dataclasses.field(default_factory=list)  # one per token, if asked
+    reasoning: str = ""  # new think-block text, with split_reasoning
 
 
 @dataclasses.dataclass
@@ -71,7 +73,9 @@ def build_request(model, prompt=None, messages=None, tokens=None, max_tokens=Non
                   repetition_penalty=None, presence_penalty=None, frequency_penalty=None,
                   stop: Optional[Sequence[str]] = None, ignore_eos=False, request_id="",
                   logprobs: Optional[int] = None, json_object=False,
-                  logit_bias: Optional[Mapping[int, float]] = None):
+                  logit_bias: Optional[Mapping[int, float]] = None, json_schema=None,
+                  stop_token_ids: Optional[Sequence[int]] = None, priority: int = 0,
+                  split_reasoning=False):
     inputs = [x is not None for x in (prompt, messages, tokens)]
     if sum(inputs) != 1:
         raise ValueError("give exactly one of prompt, messages and tokens")
@@ -87,8 +91,16 @@ def build_request(model, prompt=None, messages=None, tokens=None, max_tokens=Non
         r.max_tokens = max_tokens
     if logprobs is not None:
         r.logprobs = logprobs
+    if json_object and json_schema is not None:
+        raise ValueError("give json_object or json_schema, not both")
     if json_object:
         r.response_format = pb.RESPONSE_FORMAT_JSON_OBJECT
+    if json_schema is not None:
+        r.response_format = pb.RESPONSE_FORMAT_JSON_SCHEMA
+        r.json_schema = json_schema if isinstance(json_schema, str) else json.dumps(json_schema)
+    r.stop_token_ids.extend(stop_token_ids or [])
+    r.priority = priority
+    r.split_reasoning = split_reasoning
     for name, value in (("temperature", temperature), ("top_p", top_p), ("top_k", top_k),
                         ("min_p", min_p), ("seed", seed),
                         ("repetition_penalty", repetition_penalty),
@@ -104,7 +116,7 @@ def build_request(model, prompt=None, messages=None, tokens=None, max_tokens=Non
 
 def to_chunk(message):
     chunk = Chunk(text=message.text, token_ids=list(message.token_ids),
-                  request_id=message.request_id)
+                  request_id=message.request_id, reasoning=message.reasoning)
     for lp in message.logprobs:
         chunk.logprobs.append(Logprobs(
             TokenLogprob(lp.chosen.token_id, lp.chosen.logprob),
