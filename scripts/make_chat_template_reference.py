@@ -10,6 +10,11 @@ deepseek_r1_distill.jinja is the chat_template of DeepSeek-R1-Distill-Qwen's
 tokenizer_config.json (MIT license), the revision whose generation prompt opens
 the think block; "deepseek_r1_distill_old" is the earlier one, which did not.
 llama3_1_instruct.jinja is Llama 3.1 Instruct's (Llama 3.3's is the same).
+qwen3.jinja is Qwen3's (Qwen/Qwen3-0.6B, Apache-2.0), for its tool calling
+(Qwen2.5's is the same but for a default system message): the conversations in
+QWEN3_TOOLS carry `tools` and OpenAI-shaped tool calls (arguments as the JSON
+text a client sends), and `tojson` is transformers' (json.dumps, ensure_ascii
+off, keys in their order), not Jinja's own.
 mistral_v0_3_instruct.jinja is Mistral-7B-Instruct-v0.3's; the "_like"
 variants are made from it by the substitutions that separate the other
 versions' templates from it (v0.2: an untrimmed answer; v0.1's later template
@@ -59,6 +64,48 @@ MISTRAL = [
 ]
 
 
+# Tools offered (OpenAI's shape, as a server passes them), and calls made.
+WEATHER = {"type": "function", "function": {
+    "name": "get_weather", "description": "The weather in a city, now.",
+    "parameters": {"type": "object", "properties": {
+        "city": {"type": "string", "description": "Its name, as \"Paris\" or \"東京\""},
+        "unit": {"enum": ["C", "F"], "default": "C"}},
+        "required": ["city"]}}}
+SEARCH = {"type": "function", "function": {
+    "name": "search",
+    "parameters": {"properties": {"q": {"type": "string"},
+                                  "threshold": {"type": "number", "default": 0.5,
+                                                "maximum": 100.0, "minimum": 1e-05}},
+                   "type": "object"}}}
+
+
+def call(name, arguments):
+    return {"id": "call_" + name, "type": "function",
+            "function": {"name": name, "arguments": arguments}}
+
+
+QWEN3_TOOLS = [
+    ([{"role": "system", "content": "You are terse."},
+      {"role": "user", "content": "Weather in Paris and Rome?"},
+      {"role": "assistant", "content": "",
+       "tool_calls": [call("get_weather", '{"city": "Paris"}'),
+                      call("get_weather", '{"city": "Rome", "unit": "C"}')]},
+      {"role": "tool", "content": "18C"}, {"role": "tool", "content": "21C"}],
+     [WEATHER, SEARCH], True),
+    ([{"role": "user", "content": "Hi"},
+      {"role": "assistant", "content": "Let me check.",
+       "tool_calls": [call("get_weather", '{"city":"Oslo"}')]},
+      {"role": "tool", "content": "-3C"},
+      {"role": "assistant", "content": "It is cold."},
+      {"role": "user", "content": "Thanks <|im_end|>"}],
+     [WEATHER], True),
+    ([{"role": "user", "content": "q"},
+      {"role": "assistant", "content": "", "tool_calls": [call("search", '{"q": "x"}')]},
+      {"role": "tool", "content": "r"}],
+     [], True),
+]
+
+
 def main():
     source = (HERE / "deepseek_r1_distill.jinja").read_text()
     templates = {
@@ -83,7 +130,11 @@ def main():
     templates["mistral_nemo_like"] = (
         mistral.replace('"[INST] "', '"[INST]"').replace(answer, 'message["content"] + eos_token'),
         COMMON + MISTRAL)
-    env = jinja2.Environment(trim_blocks=True, lstrip_blocks=True)
+    env = jinja2.Environment(trim_blocks=True, lstrip_blocks=True,
+                             extensions=["jinja2.ext.loopcontrols"])
+    # transformers' tojson: json.dumps as it is, not Jinja's HTML-safe one.
+    env.filters["tojson"] = lambda x, indent=None: json.dumps(x, ensure_ascii=False,
+                                                              indent=indent)
     cases = []
     for name, (text, conversations) in templates.items():
         template = env.from_string(text)
@@ -95,6 +146,18 @@ def main():
                 "text": template.render(messages=messages, add_generation_prompt=gen,
                                         bos_token="", eos_token="</s>"),
             })
+    qwen3 = (HERE / "qwen3.jinja").read_text()
+    templates["qwen3"] = (qwen3, [])
+    template = env.from_string(qwen3)
+    for messages, tools, gen in QWEN3_TOOLS:
+        cases.append({
+            "template": "qwen3",
+            "messages": messages,
+            "tools": tools,
+            "add_generation_prompt": gen,
+            "text": template.render(messages=messages, tools=tools, add_generation_prompt=gen,
+                                    bos_token="", eos_token="<|im_end|>"),
+        })
     out = {"templates": {name: text for name, (text, _) in templates.items()}, "cases": cases}
     (HERE / "reference.json").write_text(json.dumps(out, ensure_ascii=False, indent=1) + "\n")
 

@@ -5,9 +5,11 @@
 #include <algorithm>
 #include <limits>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
@@ -17,6 +19,74 @@
 
 namespace cohost::server {
 namespace {
+
+// OpenAI's limits on a chat's tools: at most 128, each named by 1-64 of
+// [A-Za-z0-9_-].
+constexpr int kMaxTools = 128;
+bool IsToolName(std::string_view name) {
+  return !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), [](char c) {
+    return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+  });
+}
+
+// A JSON object's text, or INVALID_ARGUMENT naming `what`.
+absl::Status CheckJsonObject(const std::string& text, const std::string& what) {
+  ASSIGN_OR_RETURN(const nlohmann::json parsed, runtime::ParseJsonStrict(text, what));
+  if (!parsed.is_object()) return absl::InvalidArgumentError(what + " must be a JSON object");
+  return absl::OkStatus();
+}
+
+// The chat's messages and tools as the template takes them. Roles are the
+// turns every template knows, and "tool" where the template offers tools
+// (any other role, or one spelling control tokens, would reach the
+// template unchecked).
+absl::Status ChatFrom(const v1::ChatInput& chat, const runtime::Tokenizer& tokenizer,
+                      std::vector<runtime::ChatMessage>* messages, runtime::ChatOptions* options) {
+  if (chat.messages().empty()) return absl::InvalidArgumentError("chat input has no messages");
+  if (chat.tools_size() > kMaxTools) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("chat input has ", chat.tools_size(), " tools, at most ", kMaxTools));
+  }
+  const bool tools = tokenizer.OffersTools();
+  messages->reserve(chat.messages_size());
+  for (int i = 0; i < chat.messages_size(); ++i) {
+    const v1::ChatMessage& m = chat.messages(i);
+    if (m.role() != "system" && m.role() != "user" && m.role() != "assistant" &&
+        !(tools && m.role() == "tool")) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "messages[", i, "].role must be system, user or assistant", tools ? " (or tool)" : ""));
+    }
+    runtime::ChatMessage& message = messages->emplace_back();
+    message.role = m.role();
+    message.content = m.content();
+    if (m.tool_calls_size() > 0 && m.role() != "assistant") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("messages[", i, "].tool_calls: only an assistant makes calls"));
+    }
+    for (int k = 0; k < m.tool_calls_size(); ++k) {
+      const v1::ToolCall& call = m.tool_calls(k);
+      const std::string where = absl::StrCat("messages[", i, "].tool_calls[", k, "]");
+      if (!IsToolName(call.name())) {
+        return absl::InvalidArgumentError(where + ".name must be 1-64 of [A-Za-z0-9_-]");
+      }
+      RETURN_IF_ERROR(CheckJsonObject(call.arguments(), where + ".arguments"));
+      message.tool_calls.push_back({call.id(), call.name(), call.arguments()});
+    }
+  }
+  for (int i = 0; i < chat.tools_size(); ++i) {
+    const v1::Tool& tool = chat.tools(i);
+    const std::string where = absl::StrCat("tools[", i, "]");
+    if (!IsToolName(tool.name())) {
+      return absl::InvalidArgumentError(where + ".name must be 1-64 of [A-Za-z0-9_-]");
+    }
+    if (!tool.parameters().empty()) {
+      RETURN_IF_ERROR(CheckJsonObject(tool.parameters(), where + ".parameters"));
+    }
+    options->tools.push_back({tool.name(), tool.description(), tool.parameters()});
+  }
+  if (chat.has_enable_thinking()) options->enable_thinking = chat.enable_thinking();
+  return absl::OkStatus();
+}
 
 absl::StatusOr<std::vector<int32_t>> PromptIds(const v1::GenerateRequest& request,
                                                const runtime::Tokenizer& tokenizer) {
@@ -34,27 +104,11 @@ absl::StatusOr<std::vector<int32_t>> PromptIds(const v1::GenerateRequest& reques
       // spellings parsed.
       return tokenizer.Encode(request.text(), /*add_special=*/true);
     case v1::GenerateRequest::kChat: {
-      if (request.chat().messages().empty()) {
-        return absl::InvalidArgumentError("chat input has no messages");
-      }
       std::vector<runtime::ChatMessage> messages;
-      messages.reserve(request.chat().messages_size());
-      for (int i = 0; i < request.chat().messages_size(); ++i) {
-        const v1::ChatMessage& m = request.chat().messages(i);
-        // The turns every chat template knows; any other role (a tool's, or
-        // one spelling control tokens) would reach the template unchecked.
-        if (m.role() != "system" && m.role() != "user" && m.role() != "assistant") {
-          return absl::InvalidArgumentError(
-              absl::StrCat("messages[", i, "].role must be system, user or assistant"));
-        }
-        messages.push_back({m.role(), m.content()});
-      }
-      // Control-token spellings in a message's content stay text
-      // (Tokenizer::EncodeChat): a client cannot forge turns.
       runtime::ChatOptions options;
-      if (request.chat().has_enable_thinking()) {
-        options.enable_thinking = request.chat().enable_thinking();
-      }
+      RETURN_IF_ERROR(ChatFrom(request.chat(), tokenizer, &messages, &options));
+      // Control-token spellings in a message's content (and in tools and
+      // calls) stay text (Tokenizer::EncodeChat): a client cannot forge turns.
       absl::StatusOr<std::vector<int32_t>> ids = tokenizer.EncodeChat(messages, options);
       if (!ids.ok()) {
         // The template's own NOT_FOUND must not read as "unknown model";

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
+#include "runtime/tokenizer/chat_tools.h"
 #include "runtime/tokenizer/string_view_compat.h"
 
 namespace cohost::runtime {
@@ -66,6 +67,40 @@ struct ChatOut {
   }
 };
 
+// Qwen2.5's and Qwen3's system turn with tools (chat_tools.h): the system
+// message's text (or the default) and a blank line, then the tools, one
+// JSON line each.
+void ToolsSystemTurn(const ChatTemplate& t, absl::Span<const ChatMessage> messages,
+                     const ChatOptions& options, const ChatOut& chat) {
+  std::string* out = chat.text;
+  absl::StrAppend(out, kImStart, "system\n");
+  const bool given = !messages.empty() && messages[0].role == "system";
+  const absl::string_view system = given ? AsAbsl(messages[0].content) : t.default_system;
+  if (!system.empty()) {
+    chat.Content(system);
+    out->append("\n\n");
+  }
+  out->append(kToolsHeader.data(), kToolsHeader.size());
+  for (const ChatTool& tool : options.tools) {
+    out->append("\n");
+    chat.Content(ToolJson(tool));
+  }
+  absl::StrAppend(out, AsAbsl(kToolsFooter), kImEnd, "\n");
+}
+
+// An assistant turn's calls, after its content: each a <tool_call> block, on
+// a line of its own after any content.
+void ToolCalls(const ChatMessage& m, absl::string_view content, const ChatOut& chat) {
+  for (size_t i = 0; i < m.tool_calls.size(); ++i) {
+    if (i > 0 || !content.empty()) chat.text->append("\n");
+    chat.text->append("<tool_call>\n{\"name\": \"");
+    chat.Content(m.tool_calls[i].name);
+    chat.text->append("\", \"arguments\": ");
+    chat.Content(m.tool_calls[i].arguments);
+    chat.text->append("}\n</tool_call>");
+  }
+}
+
 void FormatChatMl(const ChatTemplate& t, absl::Span<const ChatMessage> messages,
                   const ChatOptions& options, const ChatOut& chat) {
   std::string* out = chat.text;
@@ -76,7 +111,11 @@ void FormatChatMl(const ChatTemplate& t, absl::Span<const ChatMessage> messages,
     chat.Content(content);
     absl::StrAppend(out, kImEnd, "\n");
   };
-  if (!t.default_system.empty() && !messages.empty() && messages[0].role != "system") {
+  const bool tools = t.hermes_tools && !options.tools.empty();
+  if (tools) {
+    ToolsSystemTurn(t, messages, options, chat);
+    if (!messages.empty() && messages[0].role == "system") messages.remove_prefix(1);
+  } else if (!t.default_system.empty() && !messages.empty() && messages[0].role != "system") {
     turn("system", t.default_system);
   }
   // Qwen3's template drops the reasoning of assistant turns before the last
@@ -94,7 +133,23 @@ void FormatChatMl(const ChatTemplate& t, absl::Span<const ChatMessage> messages,
         }
       }
     }
-    turn(messages[i].role, content);
+    if (t.hermes_tools && messages[i].role == "tool") {
+      // Consecutive results share one user turn.
+      if (i == 0 || messages[i - 1].role != "tool") absl::StrAppend(out, kImStart, "user");
+      out->append("\n<tool_response>\n");
+      chat.Content(content);
+      out->append("\n</tool_response>");
+      if (i + 1 == messages.size() || messages[i + 1].role != "tool") {
+        absl::StrAppend(out, kImEnd, "\n");
+      }
+    } else if (t.hermes_tools && !messages[i].tool_calls.empty()) {
+      absl::StrAppend(out, kImStart, "assistant\n");
+      chat.Content(content);
+      ToolCalls(messages[i], content, chat);
+      absl::StrAppend(out, kImEnd, "\n");
+    } else {
+      turn(messages[i].role, content);
+    }
   }
   if (!options.add_generation_prompt) return;
   absl::StrAppend(out, kImStart, "assistant\n");
@@ -361,6 +416,9 @@ absl::StatusOr<ChatTemplate> ParseChatTemplate(std::string_view source_view,
     t.thinking_switch = absl::StrContains(source, "enable_thinking") &&
                         absl::StrContains(source, "<think>") &&
                         absl::StrContains(source, "</think>");
+    t.hermes_tools = absl::StrContains(source, "<tools>") &&
+                     absl::StrContains(source, "<tool_call>") &&
+                     absl::StrContains(source, "<tool_response>");
   } else if (absl::StrContains(source, "<|start_header_id|>")) {
     t.format = ChatFormat::kLlama3;
     t.llama31_system = absl::StrContains(source, "Cutting Knowledge Date");
@@ -385,6 +443,17 @@ absl::StatusOr<ChatTemplate> ParseChatTemplate(std::string_view source_view,
   t.eos_text = std::string(eos_token);
   t.bos_turn_text = std::string(bos_token);
   return t;
+}
+
+absl::Status CheckToolsServed(const ChatTemplate& t, absl::Span<const ChatMessage> messages,
+                              const ChatOptions& options) {
+  if (t.hermes_tools) return absl::OkStatus();
+  bool calls = !options.tools.empty();
+  for (const ChatMessage& m : messages) calls = calls || !m.tool_calls.empty();
+  if (!calls) return absl::OkStatus();
+  return absl::FailedPreconditionError(
+      "this model's chat template has no tool calling cohost knows (Qwen2.5's and Qwen3's "
+      "<tool_call> format)");
 }
 
 std::string FormatChat(const ChatTemplate& t, absl::Span<const ChatMessage> messages,

@@ -14,9 +14,24 @@
 
 namespace cohost::runtime {
 
+// A call of a function an assistant turn made (OpenAI's tool_calls).
+struct ChatToolCall {
+  std::string id;  // the client's; the known templates do not write it
+  std::string name;
+  std::string arguments;  // JSON text, written as it is
+};
+
 struct ChatMessage {
-  std::string role;  // "system", "user", "assistant" (others pass through)
+  std::string role;  // "system", "user", "assistant", "tool" (others pass through)
   std::string content;
+  std::vector<ChatToolCall> tool_calls;  // an assistant turn's calls
+};
+
+// A function the model may call (OpenAI's tools of type "function").
+struct ChatTool {
+  std::string name;
+  std::string description;  // empty: none
+  std::string parameters;   // a JSON Schema as JSON text; empty: none
 };
 
 enum class ChatFormat : uint8_t {
@@ -59,6 +74,10 @@ struct ChatTemplate {
   // The generation prompt opens the think block itself (DeepSeek-R1's ends
   // "<｜Assistant｜><think>\n"): the model's output starts inside it.
   bool opens_think_block = false;
+  // The template offers tools and takes their results as Qwen2.5's and
+  // Qwen3's do (Hermes' format): the functions in <tools> in the system
+  // turn, calls in <tool_call>, results in <tool_response> (chat_tools.h).
+  bool hermes_tools = false;
   // The model writes a leading think block (Qwen3's, DeepSeek-R1's): its
   // output may start with reasoning (ReasoningSplitter).
   bool writes_think_blocks() const { return thinking_switch || opens_think_block; }
@@ -77,6 +96,10 @@ struct ChatOptions {
   // The template variable `date_string` (Llama 3.1's and later's "Today
   // Date"); nullopt: the template's default.
   std::optional<std::string> date_string;
+  // The template variable `tools`: the functions the model may call, where
+  // the template offers them (ChatTemplate::hermes_tools; see
+  // CheckToolsServed).
+  std::vector<ChatTool> tools;
 };
 
 // Picks the format from the template source. NOT_FOUND for an empty source,
@@ -85,6 +108,12 @@ struct ChatOptions {
 // prepends BOS itself, so the template's leading bos_token is left out.
 absl::StatusOr<ChatTemplate> ParseChatTemplate(std::string_view source, std::string_view bos_token,
                                                std::string_view eos_token, bool adds_bos);
+
+// FAILED_PRECONDITION where `messages` or `options` ask for tools (tools
+// offered, an assistant's tool calls) and the template has no tool calling
+// cohost knows (ChatTemplate::hermes_tools).
+absl::Status CheckToolsServed(const ChatTemplate& chat_template,
+                              absl::Span<const ChatMessage> messages, const ChatOptions& options);
 
 // Bytes [begin, end) of a formatted chat that came from a message.
 struct TextSpan {

@@ -222,12 +222,14 @@ bool Tokenizer::IsControl(int32_t id) const {
 absl::StatusOr<std::string> Tokenizer::ApplyChatTemplate(absl::Span<const ChatMessage> messages,
                                                          const ChatOptions& options) const {
   if (!chat_template_.ok()) return chat_template_.status();
+  RETURN_IF_ERROR(CheckToolsServed(*chat_template_, messages, options));
   return FormatChat(*chat_template_, messages, options);
 }
 
 absl::StatusOr<std::vector<int32_t>> Tokenizer::EncodeChat(absl::Span<const ChatMessage> messages,
                                                            const ChatOptions& options) const {
   if (!chat_template_.ok()) return chat_template_.status();
+  RETURN_IF_ERROR(CheckToolsServed(*chat_template_, messages, options));
   std::vector<TextSpan> from_messages;
   const std::string text = FormatChat(*chat_template_, messages, options, &from_messages);
   return EncodeWithPlainSpans(text, /*add_special=*/true, /*parse_special=*/true, from_messages);

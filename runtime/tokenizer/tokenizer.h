@@ -56,6 +56,8 @@ class Tokenizer {
   // The chat template writes think blocks before its answers (Qwen3's,
   // DeepSeek-R1's): what a chat's output starts with may be reasoning
   // (ReasoningSplitter).
+  // The chat template offers tools (ChatTemplate::hermes_tools).
+  bool OffersTools() const { return chat_template_.ok() && chat_template_->hermes_tools; }
   bool WritesThinkBlocks() const {
     return chat_template_.ok() && chat_template_->writes_think_blocks();
   }
@@ -73,7 +75,9 @@ class Tokenizer {
 
   // Formats messages with the model's own chat format (picked from
   // spec.chat_template; see chat_template.h, not a Jinja engine). NOT_FOUND or
-  // UNIMPLEMENTED if the model has no template or an unknown one.
+  // UNIMPLEMENTED if the model has no template or an unknown one;
+  // FAILED_PRECONDITION for tools on a template without tool calling
+  // (CheckToolsServed).
   absl::StatusOr<std::string> ApplyChatTemplate(absl::Span<const ChatMessage> messages,
                                                 const ChatOptions& options = {}) const;
 

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <string>
@@ -117,6 +118,95 @@ TEST_F(RequestBuilderTest, AResponseFormatNotListedOrWithIgnoreEosIsRefused) {
   r.set_ignore_eos(true);
   EXPECT_EQ(Code(r), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(Build(r).status().message()), ::testing::HasSubstr("ignore_eos"));
+}
+
+// Tools and calls reach a template that offers them (Qwen's <tool_call>
+// format), checked here: names, JSON objects, who calls. On one without, they
+// are FAILED_PRECONDITION; so is a "tool" role refused where none is offered.
+TEST_F(RequestBuilderTest, ToolsAreCheckedAndReachATemplateThatOffersThem) {
+  runtime::TokenizerSpec spec = runtime::testing::MakeByteTokenizerSpec();
+  spec.chat_template =
+      "{% for m in messages %}<|im_start|>{{ m.role }}{% endfor %} <tools> <tool_call> "
+      "<tool_response>";
+  const std::unique_ptr<runtime::Tokenizer> qwen = runtime::Tokenizer::Create(spec).value();
+  const runtime::RequestLimits limits{/*vocab_size=*/272, /*context_length=*/4096};
+  v1::GenerateRequest r;
+  r.set_model("m");
+  v1::ChatInput* chat = r.mutable_chat();
+  v1::ChatMessage* user = chat->add_messages();
+  user->set_role("user");
+  user->set_content("Weather in Oslo?");
+  v1::ChatMessage* call = chat->add_messages();
+  call->set_role("assistant");
+  v1::ToolCall* c = call->add_tool_calls();
+  c->set_id("call_1");
+  c->set_name("get_weather");
+  c->set_arguments(R"({"city":"Oslo"})");
+  v1::ChatMessage* result = chat->add_messages();
+  result->set_role("tool");
+  result->set_content("-3C");
+  v1::Tool* tool = chat->add_tools();
+  tool->set_name("get_weather");
+  tool->set_description("The weather now.");
+  tool->set_parameters(R"({"type":"object","properties":{"city":{"type":"string"}}})");
+  absl::StatusOr<runtime::GenerateRequest> g = BuildGenerateRequest(r, *qwen, limits);
+  ASSERT_TRUE(g.ok()) << g.status();
+  const std::string prompt = qwen->Decode(g->prompt_ids);
+  EXPECT_THAT(prompt, ::testing::HasSubstr(
+                          R"({"type": "function", "function": {"name": "get_weather", )"
+                          R"("description": "The weather now.", "parameters": {"type": "object", )"
+                          R"("properties": {"city": {"type": "string"}}}}})"));
+  EXPECT_THAT(prompt,
+              ::testing::HasSubstr("<tool_call>\n{\"name\": \"get_weather\", \"arguments\": "
+                                   "{\"city\":\"Oslo\"}}\n</tool_call>"));
+  EXPECT_THAT(prompt, ::testing::HasSubstr("<tool_response>\n-3C\n</tool_response>"));
+
+  struct Case {
+    const char* what;
+    std::function<void(v1::GenerateRequest&)> edit;
+    const char* says;
+  };
+  for (const Case& bad : {
+           Case{"a tool's name",
+                [](auto& q) { q.mutable_chat()->mutable_tools(0)->set_name("a b"); },
+                "tools[0].name"},
+           Case{"a tool's parameters",
+                [](auto& q) { q.mutable_chat()->mutable_tools(0)->set_parameters("[1]"); },
+                "tools[0].parameters"},
+           Case{"a call's arguments",
+                [](auto& q) {
+                  q.mutable_chat()->mutable_messages(1)->mutable_tool_calls(0)->set_arguments("{");
+                },
+                "messages[1].tool_calls[0].arguments"},
+           Case{"a user's calls",
+                [](auto& q) {
+                  *q.mutable_chat()->mutable_messages(0)->add_tool_calls() =
+                      q.chat().messages(1).tool_calls(0);
+                },
+                "only an assistant"},
+           Case{"129 tools",
+                [](auto& q) {
+                  for (int i = 0; i < 128; ++i) *q.mutable_chat()->add_tools() = q.chat().tools(0);
+                },
+                "129 tools"},
+       }) {
+    v1::GenerateRequest q = r;
+    bad.edit(q);
+    absl::StatusOr<runtime::GenerateRequest> refused = BuildGenerateRequest(q, *qwen, limits);
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << bad.what;
+    EXPECT_THAT(std::string(refused.status().message()), ::testing::HasSubstr(bad.says))
+        << bad.what;
+  }
+  // The byte tokenizer's own template offers no tools.
+  v1::GenerateRequest plain = r;
+  plain.mutable_chat()->mutable_messages()->DeleteSubrange(1, 2);
+  spec.chat_template = "{% for m in messages %}<|im_start|>{{ m.role }}{% endfor %}";
+  const std::unique_ptr<runtime::Tokenizer> smol = runtime::Tokenizer::Create(spec).value();
+  EXPECT_EQ(BuildGenerateRequest(plain, *smol, limits).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(BuildGenerateRequest(r, *smol, limits).status().code(),
+            absl::StatusCode::kInvalidArgument)
+      << "the tool role, where no tools are offered";
 }
 
 // A JSON schema is read and compiled here, for both front doors: a bad one

@@ -244,6 +244,14 @@ TEST(ServerTest, EveryBadInputGetsItsCodeAndTheServerServesOn) {
       {"no input", [](auto& r) { r.clear_input(); }, kInvalid},
       {"empty text (SmolLM2 adds no BOS)", [](auto& r) { r.set_text(""); }, kInvalid},
       {"empty tokens", [](auto& r) { r.mutable_tokens(); }, kInvalid},
+      {"tools on a model whose template offers none",
+       [](auto& r) {
+         v1::ChatMessage* m = r.mutable_chat()->add_messages();
+         m->set_role("user");
+         m->set_content("hi");
+         r.mutable_chat()->add_tools()->set_name("f");
+       },
+       grpc::StatusCode::FAILED_PRECONDITION},
       {"token outside the vocab", [](auto& r) { r.mutable_tokens()->add_ids(49152); }, kInvalid},
       {"invalid UTF-8", [](auto& r) { r.set_text("caf\xc3 \xff"); }, kInvalid},
       {"max_tokens 0", [](auto& r) { r.set_max_tokens(0); }, kInvalid},

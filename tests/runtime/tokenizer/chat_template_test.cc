@@ -8,8 +8,10 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "nlohmann/json.hpp"
+#include "runtime/tokenizer/chat_tools.h"
 #include "runtime/tokenizer/tokenizer.h"
 
 namespace cohost::runtime {
@@ -195,6 +197,50 @@ TEST(ChatTemplateTest, Mistral) {
   EXPECT_EQ(Format(kMistralTemplate, {{"system", "S"}, {"user", "Q"}}), "[INST] S\n\nQ [/INST]");
 }
 
+// Tools are written only by a template that offers them (Qwen's <tool_call>
+// format); elsewhere tools or an assistant's calls are FAILED_PRECONDITION.
+// What a client wrote of them (a tool's JSON, a call's name and arguments,
+// a result) is in the spans: no control token is read from it.
+TEST(ChatTemplateTest, ToolsOnlyWhereTheTemplateOffersThem) {
+  const std::string hermes = absl::StrCat(kChatMlTemplate, " <tools> <tool_call> <tool_response>");
+  auto with = ParseChatTemplate(hermes, "<s>", "</s>", /*adds_bos=*/true);
+  auto without = ParseChatTemplate(kChatMlTemplate, "<s>", "</s>", /*adds_bos=*/true);
+  ASSERT_TRUE(with.ok() && without.ok());
+  EXPECT_TRUE(with->hermes_tools);
+  EXPECT_FALSE(without->hermes_tools);
+  ChatOptions options;
+  options.tools.push_back({"f", "ends <|im_end|> here", R"({"type":"object"})"});
+  std::vector<ChatMessage> messages = {{"user", "q"}};
+  EXPECT_TRUE(CheckToolsServed(*with, messages, options).ok());
+  EXPECT_EQ(CheckToolsServed(*without, messages, options).code(),
+            absl::StatusCode::kFailedPrecondition);
+  messages.push_back({"assistant", "", {{"call_1", "f", R"({"a": 1})"}}});
+  messages.push_back({"tool", "<|im_end|>"});
+  EXPECT_EQ(CheckToolsServed(*without, messages, {}).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(CheckToolsServed(*without, {{"user", "q"}, {"tool", "r"}}, {}).ok())
+      << "a tool result alone passes through, as other roles do";
+
+  std::vector<TextSpan> spans;
+  const std::string text = FormatChat(*with, messages, options, &spans);
+  std::vector<std::string> got;
+  for (const TextSpan& s : spans) got.push_back(text.substr(s.begin, s.end - s.begin));
+  EXPECT_THAT(got, ::testing::ElementsAre(
+                       R"({"type": "function", "function": {"name": "f", "description": "ends )"
+                       R"(<|im_end|> here", "parameters": {"type": "object"}}})",
+                       "user", "q", "f", R"({"a": 1})", "<|im_end|>"))
+      << text;
+}
+
+TEST(ChatTemplateTest, PythonJsonIsTransformersTojson) {
+  EXPECT_EQ(PythonJson(R"({"b":1,"a":[true,null,"x\"y\n\u0001é"],"c":{}})"),
+            "{\"b\": 1, \"a\": [true, null, \"x\\\"y\\n\\u0001é\"], \"c\": {}}");
+  EXPECT_EQ(PythonJson("[0.5, 100.0, 1e-05, 0.0001, 123.456, 1.5e16, -2.0, 1e100, []]"),
+            "[0.5, 100.0, 1e-05, 0.0001, 123.456, 1.5e+16, -2.0, 1e+100, []]");
+  EXPECT_EQ(PythonJson("not json"), "not json");
+  const std::string deep = std::string(100, '[') + std::string(100, ']');
+  EXPECT_EQ(PythonJson(deep), deep) << "left as it is past 64 levels";
+}
+
 // Real models' templates, rendered by Jinja2 as transformers renders them
 // (scripts/make_chat_template_reference.py): each formatted chat must be
 // exactly the reference's text. BOS is the tokenizer's (these models add it).
@@ -203,24 +249,37 @@ TEST(ChatTemplateTest, FollowsTheReferenceRenderings) {
   ASSERT_TRUE(in.good());
   std::stringstream text;
   text << in.rdbuf();
-  const nlohmann::json reference = nlohmann::json::parse(text.str());
-  int checked = 0;
-  for (const nlohmann::json& c : reference.at("cases")) {
+  // Ordered: a tool's parameters are written in the client's key order.
+  const nlohmann::ordered_json reference = nlohmann::ordered_json::parse(text.str());
+  int checked = 0, with_tools = 0;
+  for (const nlohmann::ordered_json& c : reference.at("cases")) {
     const std::string name = c.at("template");
     auto t = ParseChatTemplate(reference.at("templates").at(name).get<std::string>(), "<s>", "</s>",
                                /*adds_bos=*/true);
     ASSERT_TRUE(t.ok()) << name << ": " << t.status();
     std::vector<ChatMessage> messages;
-    for (const nlohmann::json& m : c.at("messages"))
-      messages.push_back({m.at("role"), m.at("content")});
+    for (const nlohmann::ordered_json& m : c.at("messages")) {
+      ChatMessage& message = messages.emplace_back(ChatMessage{m.at("role"), m.at("content")});
+      for (const nlohmann::ordered_json& call : m.value("tool_calls", nlohmann::ordered_json())) {
+        const nlohmann::ordered_json& f = call.at("function");
+        message.tool_calls.push_back({call.at("id"), f.at("name"), f.at("arguments")});
+      }
+    }
+    ChatOptions options{.add_generation_prompt = c.at("add_generation_prompt")};
+    for (const nlohmann::ordered_json& tool : c.value("tools", nlohmann::ordered_json())) {
+      const nlohmann::ordered_json& f = tool.at("function");
+      options.tools.push_back({f.at("name"), f.value("description", ""),
+                               f.contains("parameters") ? f.at("parameters").dump() : ""});
+    }
+    with_tools += !options.tools.empty();
     std::vector<TextSpan> spans;
-    const std::string formatted =
-        FormatChat(*t, messages, {.add_generation_prompt = c.at("add_generation_prompt")}, &spans);
+    const std::string formatted = FormatChat(*t, messages, options, &spans);
     EXPECT_EQ(formatted, c.at("text").get<std::string>()) << name << " " << c.at("messages").dump();
     for (const TextSpan& span : spans) EXPECT_LE(span.end, formatted.size());
     ++checked;
   }
-  EXPECT_EQ(checked, 42);
+  EXPECT_EQ(checked, 45);
+  EXPECT_EQ(with_tools, 2);
 }
 
 // Llama 3.2's template dates "Today" by the clock (transformers'
