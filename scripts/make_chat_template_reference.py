@@ -10,11 +10,12 @@ deepseek_r1_distill.jinja is the chat_template of DeepSeek-R1-Distill-Qwen's
 tokenizer_config.json (MIT license), the revision whose generation prompt opens
 the think block; "deepseek_r1_distill_old" is the earlier one, which did not.
 llama3_1_instruct.jinja is Llama 3.1 Instruct's (Llama 3.3's is the same).
-qwen3.jinja is Qwen3's (Qwen/Qwen3-0.6B, Apache-2.0), for its tool calling
-(Qwen2.5's is the same but for a default system message): the conversations in
-QWEN3_TOOLS carry `tools` and OpenAI-shaped tool calls (arguments as the JSON
-text a client sends), and `tojson` is transformers' (json.dumps, ensure_ascii
-off, keys in their order), not Jinja's own.
+qwen3.jinja is Qwen3's (Qwen/Qwen3-0.6B, Apache-2.0), for its think blocks and
+tool calling: the conversations in QWEN3_TOOLS carry `tools` as a client sends
+them and OpenAI-shaped tool calls whose arguments are parsed from their JSON
+text before rendering, as vLLM does (_postprocess_messages), and `tojson` is
+transformers' (json.dumps, ensure_ascii off, keys in their order), not Jinja's
+own.
 mistral_v0_3_instruct.jinja is Mistral-7B-Instruct-v0.3's; the "_like"
 variants are made from it by the substitutions that separate the other
 versions' templates from it (v0.2: an untrimmed answer; v0.1's later template
@@ -23,6 +24,7 @@ the first turn; Nemo: "[INST]" without its space and no space before the
 answer), not copied from those files.
 bos_token is empty: cohost's tokenizer adds BOS itself for these models.
 """
+import copy
 import json
 import pathlib
 
@@ -85,6 +87,14 @@ def call(name, arguments):
 
 
 QWEN3_TOOLS = [
+    # Thinking after the last query: a call's turn keeps its think block.
+    ([{"role": "user", "content": "Weather?"},
+      {"role": "assistant", "content": "<think>\nWhich city?\n</think>\n\n",
+       "tool_calls": [call("get_weather", '{"city": "Paris"}')]},
+      {"role": "tool", "content": "18C"}],
+     [WEATHER], True),
+    # An empty system message still takes its blank line.
+    ([{"role": "system", "content": ""}, {"role": "user", "content": "x"}], [WEATHER], True),
     ([{"role": "system", "content": "You are terse."},
       {"role": "user", "content": "Weather in Paris and Rome?"},
       {"role": "assistant", "content": "",
@@ -149,15 +159,20 @@ def main():
     qwen3 = (HERE / "qwen3.jinja").read_text()
     templates["qwen3"] = (qwen3, [])
     template = env.from_string(qwen3)
-    for messages, tools, gen in QWEN3_TOOLS:
-        cases.append({
-            "template": "qwen3",
-            "messages": messages,
-            "tools": tools,
-            "add_generation_prompt": gen,
-            "text": template.render(messages=messages, tools=tools, add_generation_prompt=gen,
-                                    bos_token="", eos_token="<|im_end|>"),
-        })
+    for messages, tools, gen in [(m, [], g) for m, g in COMMON] + QWEN3_TOOLS:
+        # vLLM's _postprocess_messages: a call's arguments as an object.
+        rendered = copy.deepcopy(messages)
+        for m in rendered:
+            for c in m.get("tool_calls", []):
+                c["function"]["arguments"] = json.loads(c["function"]["arguments"])
+        case = {"template": "qwen3", "messages": messages}
+        if tools:
+            case["tools"] = tools
+        case["add_generation_prompt"] = gen
+        case["text"] = template.render(messages=rendered, tools=tools or None,
+                                       add_generation_prompt=gen, bos_token="",
+                                       eos_token="<|im_end|>")
+        cases.append(case)
     out = {"templates": {name: text for name, (text, _) in templates.items()}, "cases": cases}
     (HERE / "reference.json").write_text(json.dumps(out, ensure_ascii=False, indent=1) + "\n")
 

@@ -51,8 +51,14 @@ absl::Status ChatFrom(const v1::ChatInput& chat, const runtime::Tokenizer& token
   messages->reserve(chat.messages_size());
   for (int i = 0; i < chat.messages_size(); ++i) {
     const v1::ChatMessage& m = chat.messages(i);
+    if (m.role() == "tool" && !tools) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("messages[", i,
+                       "]: a tool's result, and this model's chat template has no tool "
+                       "calling cohost knows (Qwen2.5's and Qwen3's <tool_call> format)"));
+    }
     if (m.role() != "system" && m.role() != "user" && m.role() != "assistant" &&
-        !(tools && m.role() == "tool")) {
+        m.role() != "tool") {
       return absl::InvalidArgumentError(absl::StrCat(
           "messages[", i, "].role must be system, user or assistant", tools ? " (or tool)" : ""));
     }

@@ -53,6 +53,27 @@ std::string FindDefaultSystem(absl::string_view source) {
   return "";
 }
 
+// Whether a ChatML template offers tools exactly as Qwen2.5's or Qwen3's
+// does (chat_tools.h), by their own wording: the prompt's sentence, a call
+// written field by field, results in <tool_response>; then Qwen3's system
+// rule (the message and a blank line) or Qwen2.5's (a default system
+// message, the blank line in the header). Others that look alike (QwQ's,
+// Qwen3-Coder's XML calls, Hermes 2 Pro's) differ in ways not written here.
+bool OffersQwenTools(absl::string_view source, absl::string_view default_system) {
+  if (!absl::StrContains(source,
+                         "You may call one or more functions to assist with the user "
+                         "query.") ||
+      !absl::StrContains(source, R"(<tool_call>\n{"name": "')") ||
+      !absl::StrContains(source, "<tool_response>") ||
+      !absl::StrContains(source, "tool | tojson")) {
+    return false;
+  }
+  const bool qwen3 = absl::StrContains(source, R"(messages[0].content + '\n\n')");
+  const bool qwen25 =
+      absl::StrContains(source, R"("\n\n# Tools\n\nYou may call)") && !default_system.empty();
+  return qwen3 || qwen25;
+}
+
 // Where formatted text is written, and where the messages' text (roles and
 // contents) went.
 struct ChatOut {
@@ -74,10 +95,11 @@ void ToolsSystemTurn(const ChatTemplate& t, absl::Span<const ChatMessage> messag
                      const ChatOptions& options, const ChatOut& chat) {
   std::string* out = chat.text;
   absl::StrAppend(out, kImStart, "system\n");
+  // A system message (even an empty one), else Qwen2.5's default, and a
+  // blank line; Qwen3 has no default.
   const bool given = !messages.empty() && messages[0].role == "system";
-  const absl::string_view system = given ? AsAbsl(messages[0].content) : t.default_system;
-  if (!system.empty()) {
-    chat.Content(system);
+  if (given || !t.default_system.empty()) {
+    chat.Content(given ? AsAbsl(messages[0].content) : t.default_system);
     out->append("\n\n");
   }
   out->append(kToolsHeader.data(), kToolsHeader.size());
@@ -88,6 +110,46 @@ void ToolsSystemTurn(const ChatTemplate& t, absl::Span<const ChatMessage> messag
   absl::StrAppend(out, AsAbsl(kToolsFooter), kImEnd, "\n");
 }
 
+// Where Qwen3's template takes the last query to be: its last user message
+// that is not a tool's result wrapped in <tool_response>, else the last
+// message.
+size_t LastQuery(absl::Span<const ChatMessage> messages) {
+  for (size_t i = messages.size(); i-- > 0;) {
+    const absl::string_view c = messages[i].content;
+    if (messages[i].role == "user" &&
+        !(absl::StartsWith(c, "<tool_response>") && absl::EndsWith(c, "</tool_response>"))) {
+      return i;
+    }
+  }
+  return messages.empty() ? 0 : messages.size() - 1;
+}
+
+// An assistant turn as Qwen3's template reads it: the reasoning before its
+// first "</think>" (after the last "<think>" there, newlines trimmed), the
+// answer after its last "</think>" (leading newlines trimmed); without a
+// "</think>", no reasoning and all of it the answer.
+struct ThinkSplit {
+  absl::string_view reasoning;
+  absl::string_view answer;
+};
+ThinkSplit SplitThink(absl::string_view content) {
+  constexpr absl::string_view kOpen = "<think>", kClose = "</think>";
+  const size_t first_close = content.find(kClose);
+  if (first_close == absl::string_view::npos) return {"", content};
+  absl::string_view reasoning = content.substr(0, first_close);
+  while (absl::ConsumeSuffix(&reasoning, "\n")) {
+  }
+  if (const size_t open = reasoning.rfind(kOpen); open != absl::string_view::npos) {
+    reasoning.remove_prefix(open + kOpen.size());
+  }
+  while (absl::ConsumePrefix(&reasoning, "\n")) {
+  }
+  absl::string_view answer = content.substr(content.rfind(kClose) + kClose.size());
+  while (absl::ConsumePrefix(&answer, "\n")) {
+  }
+  return {reasoning, answer};
+}
+
 // An assistant turn's calls, after its content: each a <tool_call> block, on
 // a line of its own after any content.
 void ToolCalls(const ChatMessage& m, absl::string_view content, const ChatOut& chat) {
@@ -96,7 +158,8 @@ void ToolCalls(const ChatMessage& m, absl::string_view content, const ChatOut& c
     chat.text->append("<tool_call>\n{\"name\": \"");
     chat.Content(m.tool_calls[i].name);
     chat.text->append("\", \"arguments\": ");
-    chat.Content(m.tool_calls[i].arguments);
+    // As vLLM passes them: parsed, then written by the template's tojson.
+    chat.Content(PythonJson(m.tool_calls[i].arguments));
     chat.text->append("}\n</tool_call>");
   }
 }
@@ -118,20 +181,25 @@ void FormatChatMl(const ChatTemplate& t, absl::Span<const ChatMessage> messages,
   } else if (!t.default_system.empty() && !messages.empty() && messages[0].role != "system") {
     turn("system", t.default_system);
   }
-  // Qwen3's template drops the reasoning of assistant turns before the last
-  // user turn: what follows their last "</think>", less leading newlines.
-  size_t last_user = 0;
-  for (size_t i = 0; i < messages.size(); ++i) {
-    if (messages[i].role == "user") last_user = i;
-  }
+  const size_t last_query = LastQuery(messages);
   for (size_t i = 0; i < messages.size(); ++i) {
     absl::string_view content = messages[i].content;
-    if (t.thinking_switch && i < last_user && messages[i].role == "assistant") {
-      if (const size_t end = content.rfind("</think>"); end != absl::string_view::npos) {
-        content.remove_prefix(end + std::string_view("</think>").size());
-        while (absl::ConsumePrefix(&content, "\n")) {
-        }
+    if (t.thinking_switch && messages[i].role == "assistant") {
+      // Qwen3's template reads the turn as a think block and an answer; it
+      // writes the block again only after the last query, on the final turn
+      // or where it has reasoning.
+      const ThinkSplit split = SplitThink(content);
+      const bool think = i > last_query && (i + 1 == messages.size() || !split.reasoning.empty());
+      absl::StrAppend(out, kImStart, "assistant\n");
+      if (think) {
+        out->append("<think>\n");
+        chat.Content(split.reasoning);
+        out->append("\n</think>\n\n");
       }
+      chat.Content(split.answer);
+      if (t.hermes_tools) ToolCalls(messages[i], split.answer, chat);
+      absl::StrAppend(out, kImEnd, "\n");
+      continue;
     }
     if (t.hermes_tools && messages[i].role == "tool") {
       // Consecutive results share one user turn.
@@ -416,9 +484,7 @@ absl::StatusOr<ChatTemplate> ParseChatTemplate(std::string_view source_view,
     t.thinking_switch = absl::StrContains(source, "enable_thinking") &&
                         absl::StrContains(source, "<think>") &&
                         absl::StrContains(source, "</think>");
-    t.hermes_tools = absl::StrContains(source, "<tools>") &&
-                     absl::StrContains(source, "<tool_call>") &&
-                     absl::StrContains(source, "<tool_response>");
+    t.hermes_tools = OffersQwenTools(source, t.default_system);
   } else if (absl::StrContains(source, "<|start_header_id|>")) {
     t.format = ChatFormat::kLlama3;
     t.llama31_system = absl::StrContains(source, "Cutting Knowledge Date");

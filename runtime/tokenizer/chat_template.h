@@ -75,8 +75,10 @@ struct ChatTemplate {
   // "<｜Assistant｜><think>\n"): the model's output starts inside it.
   bool opens_think_block = false;
   // The template offers tools and takes their results as Qwen2.5's and
-  // Qwen3's do (Hermes' format): the functions in <tools> in the system
-  // turn, calls in <tool_call>, results in <tool_response> (chat_tools.h).
+  // Qwen3's do, known by their wording (Hermes' format: the functions in
+  // <tools> in the system turn, calls in <tool_call>, results in
+  // <tool_response>; chat_tools.h). Look-alikes (QwQ's, Qwen3-Coder's) are
+  // not taken for it.
   bool hermes_tools = false;
   // The model writes a leading think block (Qwen3's, DeepSeek-R1's): its
   // output may start with reasoning (ReasoningSplitter).

@@ -3,13 +3,12 @@
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
+#include <vector>
 
 #include "nlohmann/json.hpp"
 
 namespace cohost::runtime {
 namespace {
-
-using Ordered = nlohmann::ordered_json;
 
 void AppendString(std::string_view s, std::string* out) {
   out->push_back('"');
@@ -94,38 +93,74 @@ void AppendFloat(double v, std::string* out) {
   out->append(exponent);
 }
 
-void Append(const Ordered& v, std::string* out) {
-  switch (v.type()) {
-    case Ordered::value_t::object: {
-      out->push_back('{');
-      bool first = true;
-      for (const auto& [key, value] : v.items()) {
-        if (!first) out->append(", ");
-        first = false;
-        AppendString(key, out);
-        out->append(": ");
-        Append(value, out);
-      }
-      out->push_back('}');
-      return;
-    }
-    case Ordered::value_t::array: {
-      out->push_back('[');
-      for (size_t i = 0; i < v.size(); ++i) {
-        if (i > 0) out->append(", ");
-        Append(v[i], out);
-      }
-      out->push_back(']');
-      return;
-    }
-    case Ordered::value_t::string:
-      return AppendString(v.get_ref<const std::string&>(), out);
-    case Ordered::value_t::number_float:
-      return AppendFloat(v.get<double>(), out);
-    default:  // null, booleans and integers are written alike
-      out->append(v.dump());
+// Writes each value as the SAX parser reads it: linear in the text, keys in
+// their order (an ordered_json would search its keys on every insert).
+class PythonWriter : public nlohmann::json_sax<nlohmann::json> {
+ public:
+  explicit PythonWriter(std::string* out) : out_(out) {}
+
+  bool null() override { return Scalar("null"); }
+  bool boolean(bool v) override { return Scalar(v ? "true" : "false"); }
+  bool number_integer(number_integer_t v) override { return Scalar(std::to_string(v)); }
+  bool number_unsigned(number_unsigned_t v) override { return Scalar(std::to_string(v)); }
+  bool number_float(number_float_t v, const string_t& /*text*/) override {
+    Separate();
+    AppendFloat(v, out_);
+    return true;
   }
-}
+  bool string(string_t& v) override {
+    Separate();
+    AppendString(v, out_);
+    return true;
+  }
+  bool binary(binary_t& /*v*/) override { return false; }  // not in JSON text
+  bool start_object(std::size_t /*size*/) override { return Open('{'); }
+  bool key(string_t& v) override {
+    Separate();
+    AppendString(v, out_);
+    out_->append(": ");
+    after_key_ = true;
+    return true;
+  }
+  bool end_object() override { return Close('}'); }
+  bool start_array(std::size_t /*size*/) override { return Open('['); }
+  bool end_array() override { return Close(']'); }
+  bool parse_error(std::size_t /*position*/, const std::string& /*token*/,
+                   const nlohmann::detail::exception& /*error*/) override {
+    return false;
+  }
+
+ private:
+  // ", " before every item but a container's first and a key's value.
+  void Separate() {
+    if (after_key_) {
+      after_key_ = false;
+    } else if (!first_.empty()) {
+      if (!first_.back()) out_->append(", ");
+      first_.back() = false;
+    }
+  }
+  bool Scalar(std::string_view text) {
+    Separate();
+    out_->append(text);
+    return true;
+  }
+  bool Open(char bracket) {
+    Separate();
+    out_->push_back(bracket);
+    first_.push_back(true);
+    return true;
+  }
+  bool Close(char bracket) {
+    first_.pop_back();
+    out_->push_back(bracket);
+    return true;
+  }
+
+  std::string* out_;
+  std::vector<bool> first_;  // per open container: no item written yet
+  bool after_key_ = false;
+};
 
 // Whether the text's brackets (outside strings) nest deeper than `limit`:
 // such text is left as it is, not parsed and written recursively.
@@ -156,10 +191,12 @@ bool NestsDeeper(std::string_view text, int limit) {
 
 std::string PythonJson(std::string_view json_text) {
   if (NestsDeeper(json_text, 64)) return std::string(json_text);
-  const Ordered parsed = Ordered::parse(json_text, nullptr, /*allow_exceptions=*/false);
-  if (parsed.is_discarded()) return std::string(json_text);
   std::string out;
-  Append(parsed, &out);
+  PythonWriter writer(&out);
+  if (!nlohmann::json::sax_parse(json_text, &writer, nlohmann::json::input_format_t::json,
+                                 /*strict=*/true)) {
+    return std::string(json_text);
+  }
   return out;
 }
 

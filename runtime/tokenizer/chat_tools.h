@@ -1,8 +1,12 @@
 // Hermes-style tool calling as Qwen2.5's and Qwen3's chat templates write it
 // (ChatTemplate::hermes_tools): the system turn lists the functions, one
 // `tool | tojson` line each, between the templates' own header and footer;
-// an assistant's calls are <tool_call> blocks; the results of consecutive
-// "tool" messages share one user turn of <tool_response> blocks.
+// an assistant's calls are <tool_call> blocks, their arguments parsed and
+// written again by `tojson` (as vLLM passes them); the results of
+// consecutive "tool" messages share one user turn of <tool_response> blocks.
+// A tool's description and parameters are written where the client gave
+// them (as transformers and llama.cpp's server render a client's tools;
+// vLLM's pydantic dump writes them as null).
 #pragma once
 
 #include <string>
@@ -29,7 +33,8 @@ std::string ToolJson(const ChatTool& tool);
 
 // JSON text as transformers' `tojson` (Python's json.dumps, ensure_ascii
 // off) writes it: ", " and ": " between items, keys in their order, floats
-// as Python's repr; the text as it is where it is not JSON or nests past 64.
+// as Python's repr (an integer past 64 bits is read as a float); the text as
+// it is where it is not JSON or nests past 64. Linear in the text.
 std::string PythonJson(std::string_view json_text);
 
 }  // namespace cohost::runtime

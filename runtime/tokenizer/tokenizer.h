@@ -53,11 +53,11 @@ class Tokenizer {
   // Control and user-defined tokens.
   bool IsSpecial(int32_t id) const;
   bool IsControl(int32_t id) const;
+  // The chat template offers tools (ChatTemplate::hermes_tools).
+  bool OffersTools() const { return chat_template_.ok() && chat_template_->hermes_tools; }
   // The chat template writes think blocks before its answers (Qwen3's,
   // DeepSeek-R1's): what a chat's output starts with may be reasoning
   // (ReasoningSplitter).
-  // The chat template offers tools (ChatTemplate::hermes_tools).
-  bool OffersTools() const { return chat_template_.ok() && chat_template_->hermes_tools; }
   bool WritesThinkBlocks() const {
     return chat_template_.ok() && chat_template_->writes_think_blocks();
   }

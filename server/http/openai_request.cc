@@ -119,6 +119,8 @@ absl::Status ParseMessages(const Json& body, v1::GenerateRequest* out) {
     // The roles allowed are BuildGenerateRequest's to check (as over gRPC).
     std::string r = role->get<std::string>();
     if (r == "developer") r = "system";  // OpenAI's newer name for the system turn
+    // Without `tools` (refused here) a tool's result answers no call.
+    if (r == "tool") return Bad(field + ".role", "\"tool\" is not supported by this server");
     absl::StatusOr<std::string> content = MessageContent(m, i);
     if (!content.ok()) return content.status();
     v1::ChatMessage* msg = chat->add_messages();

@@ -43,6 +43,8 @@ TEST(OpenAiRequestTest, FieldsCohostCannotHonourAreRefusedByName) {
       {{"role", "assistant"},
        {"tool_calls", {{{"id", "1"}, {"type", "function"}, {"function", {{"name", "f"}}}}}}});
   const Json tool = {{"type", "function"}, {"function", {{"name", "f"}}}};
+  Json tool_result = Chat();
+  tool_result["messages"].push_back({{"role", "tool"}, {"content", "18C"}});
   const Case cases[] = {
       {"a grammar", chat("response_format", {{"type", "grammar"}}), Endpoint::kChatCompletions,
        "response_format"},
@@ -58,6 +60,7 @@ TEST(OpenAiRequestTest, FieldsCohostCannotHonourAreRefusedByName) {
        Endpoint::kChatCompletions, "functions"},
       {"an assistant turn of tool calls", tool_turn, Endpoint::kChatCompletions,
        "messages[1].tool_calls"},
+      {"a tool's result", tool_result, Endpoint::kChatCompletions, "messages[1].role"},
       {"echo", completion("echo", true), Endpoint::kCompletions, "echo"},
       {"echo false", completion("echo", false), Endpoint::kCompletions, nullptr},
       {"suffix", completion("suffix", "end"), Endpoint::kCompletions, "suffix"},

@@ -125,9 +125,11 @@ TEST_F(RequestBuilderTest, AResponseFormatNotListedOrWithIgnoreEosIsRefused) {
 // are FAILED_PRECONDITION; so is a "tool" role refused where none is offered.
 TEST_F(RequestBuilderTest, ToolsAreCheckedAndReachATemplateThatOffersThem) {
   runtime::TokenizerSpec spec = runtime::testing::MakeByteTokenizerSpec();
+  // Qwen3's wording (ChatTemplate::hermes_tools).
   spec.chat_template =
-      "{% for m in messages %}<|im_start|>{{ m.role }}{% endfor %} <tools> <tool_call> "
-      "<tool_response>";
+      R"({% for m in messages %}<|im_start|>{{ m.role }}{% endfor %} )"
+      R"({{- messages[0].content + '\n\n' }} You may call one or more functions to assist )"
+      R"(with the user query. {{- tool | tojson }} '<tool_call>\n{"name": "' <tool_response>)";
   const std::unique_ptr<runtime::Tokenizer> qwen = runtime::Tokenizer::Create(spec).value();
   const runtime::RequestLimits limits{/*vocab_size=*/272, /*context_length=*/4096};
   v1::GenerateRequest r;
@@ -158,7 +160,7 @@ TEST_F(RequestBuilderTest, ToolsAreCheckedAndReachATemplateThatOffersThem) {
                           R"("properties": {"city": {"type": "string"}}}}})"));
   EXPECT_THAT(prompt,
               ::testing::HasSubstr("<tool_call>\n{\"name\": \"get_weather\", \"arguments\": "
-                                   "{\"city\":\"Oslo\"}}\n</tool_call>"));
+                                   "{\"city\": \"Oslo\"}}\n</tool_call>"));
   EXPECT_THAT(prompt, ::testing::HasSubstr("<tool_response>\n-3C\n</tool_response>"));
 
   struct Case {
@@ -204,8 +206,11 @@ TEST_F(RequestBuilderTest, ToolsAreCheckedAndReachATemplateThatOffersThem) {
   const std::unique_ptr<runtime::Tokenizer> smol = runtime::Tokenizer::Create(spec).value();
   EXPECT_EQ(BuildGenerateRequest(plain, *smol, limits).status().code(),
             absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(BuildGenerateRequest(r, *smol, limits).status().code(),
-            absl::StatusCode::kInvalidArgument)
+  v1::GenerateRequest result_only = plain;
+  result_only.mutable_chat()->clear_tools();
+  *result_only.mutable_chat()->add_messages() = r.chat().messages(2);
+  EXPECT_EQ(BuildGenerateRequest(result_only, *smol, limits).status().code(),
+            absl::StatusCode::kFailedPrecondition)
       << "the tool role, where no tools are offered";
 }
 

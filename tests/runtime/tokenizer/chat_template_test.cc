@@ -202,12 +202,21 @@ TEST(ChatTemplateTest, Mistral) {
 // What a client wrote of them (a tool's JSON, a call's name and arguments,
 // a result) is in the spans: no control token is read from it.
 TEST(ChatTemplateTest, ToolsOnlyWhereTheTemplateOffersThem) {
-  const std::string hermes = absl::StrCat(kChatMlTemplate, " <tools> <tool_call> <tool_response>");
+  // Qwen3's wording (tests/data/chat_templates/qwen3.jinja has all of it).
+  const std::string hermes = absl::StrCat(
+      kChatMlTemplate,
+      R"({{- messages[0].content + '\n\n' }} You may call one or more functions to assist )"
+      R"(with the user query. {{- tool | tojson }} '<tool_call>\n{"name": "' <tool_response>)");
   auto with = ParseChatTemplate(hermes, "<s>", "</s>", /*adds_bos=*/true);
   auto without = ParseChatTemplate(kChatMlTemplate, "<s>", "</s>", /*adds_bos=*/true);
   ASSERT_TRUE(with.ok() && without.ok());
   EXPECT_TRUE(with->hermes_tools);
   EXPECT_FALSE(without->hermes_tools);
+  // A look-alike without Qwen3's system rule or Qwen2.5's default (QwQ's).
+  auto qwq = ParseChatTemplate(absl::StrReplaceAll(hermes, {{"messages[0].content + ", ""}}), "<s>",
+                               "</s>", /*adds_bos=*/true);
+  ASSERT_TRUE(qwq.ok());
+  EXPECT_FALSE(qwq->hermes_tools);
   ChatOptions options;
   options.tools.push_back({"f", "ends <|im_end|> here", R"({"type":"object"})"});
   std::vector<ChatMessage> messages = {{"user", "q"}};
@@ -237,6 +246,17 @@ TEST(ChatTemplateTest, PythonJsonIsTransformersTojson) {
   EXPECT_EQ(PythonJson("[0.5, 100.0, 1e-05, 0.0001, 123.456, 1.5e16, -2.0, 1e100, []]"),
             "[0.5, 100.0, 1e-05, 0.0001, 123.456, 1.5e+16, -2.0, 1e+100, []]");
   EXPECT_EQ(PythonJson("not json"), "not json");
+  EXPECT_EQ(PythonJson(R"({"a":1} x)"), R"({"a":1} x)") << "trailing text: not JSON";
+  // An object of many keys is written in one pass, in order (a client's
+  // parameters may have hundreds of thousands).
+  std::string many = "{", want = "{";
+  for (int i = 0; i < 100000; ++i) {
+    absl::StrAppend(&many, i ? "," : "", "\"k", i, "\":", i);
+    absl::StrAppend(&want, i ? ", " : "", "\"k", i, "\": ", i);
+  }
+  many += "}";
+  want += "}";
+  EXPECT_EQ(PythonJson(many), want);
   const std::string deep = std::string(100, '[') + std::string(100, ']');
   EXPECT_EQ(PythonJson(deep), deep) << "left as it is past 64 levels";
 }
@@ -278,8 +298,8 @@ TEST(ChatTemplateTest, FollowsTheReferenceRenderings) {
     for (const TextSpan& span : spans) EXPECT_LE(span.end, formatted.size());
     ++checked;
   }
-  EXPECT_EQ(checked, 45);
-  EXPECT_EQ(with_tools, 2);
+  EXPECT_EQ(checked, 51);
+  EXPECT_EQ(with_tools, 4);
 }
 
 // Llama 3.2's template dates "Today" by the clock (transformers'
