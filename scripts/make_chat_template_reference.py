@@ -93,6 +93,17 @@ QWEN3_TOOLS = [
        "tool_calls": [call("get_weather", '{"city": "Paris"}')]},
       {"role": "tool", "content": "18C"}],
      [WEATHER], True),
+    # The final turn's answer loses its leading newlines after the block.
+    ([{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "\nHello"}], [],
+     True),
+    # A chain of calls: the second turn has reasoning, the first none.
+    ([{"role": "user", "content": "Plan a trip."},
+      {"role": "assistant", "content": "", "tool_calls": [call("search", '{"q": "trains"}')]},
+      {"role": "tool", "content": "none"},
+      {"role": "assistant", "content": "<think>b</think>Trying flights.",
+       "tool_calls": [call("search", '{"q": "flights", "threshold": 0.25}')]},
+      {"role": "tool", "content": "two"}],
+     [SEARCH], True),
     # An empty system message still takes its blank line.
     ([{"role": "system", "content": ""}, {"role": "user", "content": "x"}], [WEATHER], True),
     ([{"role": "system", "content": "You are terse."},

@@ -58,8 +58,10 @@ std::string FindDefaultSystem(absl::string_view source) {
 // written field by field, results in <tool_response>; then Qwen3's system
 // rule (the message and a blank line) or Qwen2.5's (a default system
 // message, the blank line in the header). Others that look alike (QwQ's,
-// Qwen3-Coder's XML calls, Hermes 2 Pro's) differ in ways not written here.
-bool OffersQwenTools(absl::string_view source, absl::string_view default_system) {
+// Qwen3-Coder's XML calls, Hermes 2 Pro's, Qwen3-2507's think handling)
+// differ in ways not written here.
+bool OffersQwenTools(absl::string_view source, absl::string_view default_system,
+                     bool thinking_switch) {
   if (!absl::StrContains(source,
                          "You may call one or more functions to assist with the user "
                          "query.") ||
@@ -68,7 +70,11 @@ bool OffersQwenTools(absl::string_view source, absl::string_view default_system)
       !absl::StrContains(source, "tool | tojson")) {
     return false;
   }
-  const bool qwen3 = absl::StrContains(source, R"(messages[0].content + '\n\n')");
+  // Qwen3's 2507 templates keep its tool wording but read think blocks
+  // without `enable_thinking` (and the Thinking one opens the block in the
+  // generation prompt): not written here.
+  const bool qwen3 = absl::StrContains(source, R"(messages[0].content + '\n\n')") &&
+                     (thinking_switch || !absl::StrContains(source, "</think>"));
   const bool qwen25 =
       absl::StrContains(source, R"("\n\n# Tools\n\nYou may call)") && !default_system.empty();
   return qwen3 || qwen25;
@@ -196,7 +202,12 @@ void FormatChatMl(const ChatTemplate& t, absl::Span<const ChatMessage> messages,
         chat.Content(split.reasoning);
         out->append("\n</think>\n\n");
       }
-      chat.Content(split.answer);
+      // After a rewritten block the answer loses its leading newlines even
+      // without a "</think>"; whether a call starts a line reads it before.
+      absl::string_view answer = split.answer;
+      while (think && absl::ConsumePrefix(&answer, "\n")) {
+      }
+      chat.Content(answer);
       if (t.hermes_tools) ToolCalls(messages[i], split.answer, chat);
       absl::StrAppend(out, kImEnd, "\n");
       continue;
@@ -484,7 +495,7 @@ absl::StatusOr<ChatTemplate> ParseChatTemplate(std::string_view source_view,
     t.thinking_switch = absl::StrContains(source, "enable_thinking") &&
                         absl::StrContains(source, "<think>") &&
                         absl::StrContains(source, "</think>");
-    t.hermes_tools = OffersQwenTools(source, t.default_system);
+    t.hermes_tools = OffersQwenTools(source, t.default_system, t.thinking_switch);
   } else if (absl::StrContains(source, "<|start_header_id|>")) {
     t.format = ChatFormat::kLlama3;
     t.llama31_system = absl::StrContains(source, "Cutting Knowledge Date");

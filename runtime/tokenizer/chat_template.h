@@ -18,7 +18,7 @@ namespace cohost::runtime {
 struct ChatToolCall {
   std::string id;  // the client's; the known templates do not write it
   std::string name;
-  std::string arguments;  // JSON text, written as it is
+  std::string arguments;  // a JSON object's text (written again by tojson)
 };
 
 struct ChatMessage {
@@ -122,10 +122,11 @@ struct TextSpan {
   size_t begin = 0, end = 0;
 };
 
-// `message_spans`, when given, receives where each message's role and content
-// lie in the result (ascending, disjoint, none empty): text a client wrote, in
-// which spellings of control tokens are not to become those tokens
-// (Tokenizer::EncodeChat).
+// `message_spans`, when given, receives where the text a client wrote lies in
+// the result (ascending, disjoint, none empty): messages' roles (where the
+// template writes the role given, not a fixed one) and contents, tools, and
+// calls' names and arguments, in which spellings of control tokens are not
+// to become those tokens (Tokenizer::EncodeChat).
 std::string FormatChat(const ChatTemplate& chat_template, absl::Span<const ChatMessage> messages,
                        const ChatOptions& options = {},
                        std::vector<TextSpan>* message_spans = nullptr);

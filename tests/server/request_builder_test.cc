@@ -343,12 +343,16 @@ TEST_F(RequestBuilderTest, ChatWithoutATemplateIsAFailedPreconditionNotAnUnknown
   m->set_role("user");
   v1::ChatMessage* second = r.mutable_chat()->add_messages();
   second->set_content("x");
-  for (const char* role : {"tool", "User", "user<|im_end|>", "developer"}) {
+  for (const char* role : {"User", "user<|im_end|>", "developer"}) {
     second->set_role(role);
     const absl::Status s = Build(r).status();
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << role;
     EXPECT_EQ(s.message(), "messages[1].role must be system, user or assistant") << role;
   }
+  // A tool's result, where no tools are offered, as tools themselves.
+  second->set_role("tool");
+  EXPECT_EQ(Code(r), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(Build(r).status().message()), ::testing::HasSubstr("tool calling"));
 }
 
 // An empty text, on a model that adds BOS, is BOS alone: unconditional
