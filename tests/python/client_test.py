@@ -279,6 +279,18 @@ def run(binary, client, model):
                 raise AssertionError("json_object with json_schema was sent")
             except ValueError:
                 pass
+            # Tools reach the server, whose default model's template offers none.
+            weather = {"type": "function", "function": {
+                "name": "get_weather", "parameters": {"type": "object"}}}
+            turns = [{"role": "user", "content": "Weather?"},
+                     {"role": "assistant", "content": None, "tool_calls": [
+                         {"id": "c1", "type": "function",
+                          "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}}]}]
+            try:
+                list(c.generate("default", messages=turns, tools=[weather], max_tokens=4))
+                raise AssertionError("tools were served by a template without them")
+            except cohost_client.FailedPrecondition as e:
+                check("tool calling" in str(e), e)
             for bad, error in ((dict(model="nope", prompt="hi"), cohost_client.NotFound),
                                # SmolLM2 adds no BOS: an empty prompt is nothing.
                                (dict(model="default", prompt=""),

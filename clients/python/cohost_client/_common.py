@@ -75,7 +75,7 @@ def build_request(model, prompt=None, messages=None, tokens=None, max_tokens=Non
                   logprobs: Optional[int] = None, json_object=False,
                   logit_bias: Optional[Mapping[int, float]] = None, json_schema=None,
                   stop_token_ids: Optional[Sequence[int]] = None, priority: int = 0,
-                  split_reasoning=False):
+                  split_reasoning=False, tools: Optional[Sequence[Mapping]] = None):
     inputs = [x is not None for x in (prompt, messages, tokens)]
     if sum(inputs) != 1:
         raise ValueError("give exactly one of prompt, messages and tokens")
@@ -83,8 +83,10 @@ def build_request(model, prompt=None, messages=None, tokens=None, max_tokens=Non
     if prompt is not None:
         r.text = prompt
     elif messages is not None:
-        r.chat.messages.extend(pb.ChatMessage(role=m["role"], content=m["content"])
-                               for m in messages)
+        r.chat.messages.extend(chat_message(m) for m in messages)
+        r.chat.tools.extend(tool(t) for t in tools or [])
+    elif tools:
+        raise ValueError("tools go with messages")
     else:
         r.tokens.ids.extend(tokens)
     if max_tokens is not None:
@@ -112,6 +114,30 @@ def build_request(model, prompt=None, messages=None, tokens=None, max_tokens=Non
         r.sampling.logit_bias[int(token)] = bias
     r.stop.extend(stop or [])
     return r
+
+
+def _json_text(value):
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def chat_message(m):
+    """A message as OpenAI's API shapes it: role, content (None for an assistant
+    turn of calls only) and an assistant's tool_calls ({"function": {"name",
+    "arguments"}}, arguments a JSON object or its text)."""
+    message = pb.ChatMessage(role=m["role"], content=m.get("content") or "")
+    for call in m.get("tool_calls") or []:
+        f = call.get("function", call)
+        message.tool_calls.add(id=call.get("id", ""), name=f["name"],
+                               arguments=_json_text(f.get("arguments", {})))
+    return message
+
+
+def tool(t):
+    """A tool as OpenAI's API shapes it ({"type": "function", "function": {"name",
+    "description", "parameters"}}), or its function alone."""
+    f = t.get("function", t)
+    return pb.Tool(name=f["name"], description=f.get("description") or "",
+                   parameters=_json_text(f["parameters"]) if f.get("parameters") else "")
 
 
 def to_chunk(message):
