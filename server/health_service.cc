@@ -223,12 +223,13 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* HealthService::Watch(
         absl::StrCat("the server holds ", max_watches_, " health watches, its limit"))));
   }
   if (!client.empty()) {
-    size_t& held = per_client_[client];
-    if (held >= max_watches_per_client_) {
+    // Counted only once admitted: a refused client leaves no entry.
+    const auto held = per_client_.find(client);
+    if ((held == per_client_.end() ? 0 : held->second) >= max_watches_per_client_) {
       return new RefusedWatch(ToGrpcStatus(absl::ResourceExhaustedError(absl::StrCat(
           "this client holds ", max_watches_per_client_, " health watches, its limit"))));
     }
-    ++held;
+    ++per_client_[client];
   }
   auto* watcher = new Watcher(request->service(), std::move(client));
   watchers_.emplace(request->service(), watcher);

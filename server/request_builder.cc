@@ -51,12 +51,8 @@ absl::Status ChatFrom(const v1::ChatInput& chat, const runtime::Tokenizer& token
   messages->reserve(chat.messages_size());
   for (int i = 0; i < chat.messages_size(); ++i) {
     const v1::ChatMessage& m = chat.messages(i);
-    if (m.role() == "tool" && !tools) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("messages[", i,
-                       "]: a tool's result, and this model's chat template has no tool "
-                       "calling cohost knows (Qwen2.5's and Qwen3's <tool_call> format)"));
-    }
+    // A "tool" message where no tools are offered is the template's to
+    // refuse (CheckToolsServed, FAILED_PRECONDITION).
     if (m.role() != "system" && m.role() != "user" && m.role() != "assistant" &&
         m.role() != "tool") {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -149,9 +145,7 @@ runtime::SamplingParams SamplingFrom(const v1::GenerateRequest& request) {
   if (s.has_frequency_penalty()) p.frequency_penalty = s.frequency_penalty();
   if (s.has_seed()) p.seed = s.seed();
   for (const auto& [token, bias] : s.logit_bias()) p.logit_bias.push_back({token, bias});
-  std::sort(
-      p.logit_bias.begin(), p.logit_bias.end(),
-      [](const runtime::LogitBias& a, const runtime::LogitBias& b) { return a.token < b.token; });
+  std::sort(p.logit_bias.begin(), p.logit_bias.end(), runtime::ByToken);
   p.stop_token_ids.assign(request.stop_token_ids().begin(), request.stop_token_ids().end());
   p.stop_strings.assign(request.stop().begin(), request.stop().end());
   p.ignore_eos = request.ignore_eos();

@@ -264,7 +264,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(Model* model, const Token
     engine->impl_->kv_manager.mutable_allocator().MirrorInto(&engine->impl_->prefix_index);
   }
   // With the model's load, not a request's: sorting a vocabulary takes some
-  // 9 ms for 49k tokens, and Submit runs under the model's lock.
+  // 11 ms for 49k tokens (json_mask_bench BM_Build), and Submit runs under the model's lock.
   engine->impl_->json_constraint = config.json_constraint != nullptr
                                        ? config.json_constraint
                                        : std::make_shared<const JsonConstraint>(*tokenizer);

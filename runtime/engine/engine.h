@@ -65,7 +65,7 @@ struct EngineConfig {
   // back into the engine.
   std::function<void()> on_work;
   // What JSON requests' draws are held to: built from the engine's tokenizer
-  // when null (a sort of the vocabulary, some 9 ms for 49k tokens, and its
+  // when null (a sort of the vocabulary, some 11 ms for 49k tokens, and its
   // masks cached anew). A caller that creates engine after engine on one
   // tokenizer (ServedModel, at each reload) passes one it built once, which
   // keeps its cached masks too. Must have been built from the engine's

@@ -35,8 +35,7 @@ SamplingParams Sanitized(SamplingParams p) {
   std::erase_if(p.logit_bias, [in](const LogitBias& b) {
     return !in(b.bias, -kMaxLogitBiasValue, kMaxLogitBiasValue);
   });
-  std::stable_sort(p.logit_bias.begin(), p.logit_bias.end(),
-                   [](const LogitBias& a, const LogitBias& b) { return a.token < b.token; });
+  std::stable_sort(p.logit_bias.begin(), p.logit_bias.end(), ByToken);
   p.logit_bias.erase(
       std::unique(p.logit_bias.begin(), p.logit_bias.end(),
                   [](const LogitBias& a, const LogitBias& b) { return a.token == b.token; }),
@@ -86,8 +85,7 @@ void Sampler::ForEachPenalty(absl::Span<const int32_t> history, int32_t num_prom
   if (rep == 1.f && !counts && biases.empty()) return;
   auto valid = [vocab](int32_t id) { return id >= 0 && id < vocab; };
   auto bias_of = [&biases](int32_t id) {
-    auto it = std::lower_bound(biases.begin(), biases.end(), id,
-                               [](const LogitBias& b, int32_t t) { return b.token < t; });
+    auto it = std::lower_bound(biases.begin(), biases.end(), LogitBias{id, 0.f}, ByToken);
     return it != biases.end() && it->token == id ? it->bias : 0.f;
   };
   const size_t num_prompt =
@@ -108,8 +106,9 @@ void Sampler::ForEachPenalty(absl::Span<const int32_t> history, int32_t num_prom
   }
   // Rep and counts only where they move something: without them the
   // history names no term (its biased tokens come below).
-  const bool penalties = rep != 1.f || counts;
-  for (int32_t id : penalties ? history : absl::Span<const int32_t>()) {
+  const absl::Span<const int32_t> walked =
+      rep != 1.f || counts ? history : absl::Span<const int32_t>();
+  for (int32_t id : walked) {
     if (!valid(id) || seen[id]) continue;
     seen[id] = 1;
     const int32_t count = counts ? generated_count[id] : 0;
@@ -121,7 +120,7 @@ void Sampler::ForEachPenalty(absl::Span<const int32_t> history, int32_t num_prom
   for (const LogitBias& b : biases) {
     if (valid(b.token) && !seen[b.token] && b.bias != 0.f) fn({b.token, 1.f, 0.f, b.bias});
   }
-  for (int32_t id : penalties ? history : absl::Span<const int32_t>()) {
+  for (int32_t id : walked) {
     if (!valid(id)) continue;
     seen[id] = 0;
     if (counts) generated_count[id] = 0;

@@ -36,6 +36,8 @@ struct LogitBias {
   float bias = 0.f;
   friend bool operator==(const LogitBias&, const LogitBias&) = default;
 };
+// The order SamplingParams::logit_bias is kept in.
+inline bool ByToken(const LogitBias& a, const LogitBias& b) { return a.token < b.token; }
 
 // What the sampled text must be. kJsonObject: a JSON document whose top
 // level is an object (json_grammar.h), the end of generation allowed only

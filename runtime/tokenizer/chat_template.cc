@@ -526,7 +526,7 @@ absl::Status CheckToolsServed(const ChatTemplate& t, absl::Span<const ChatMessag
                               const ChatOptions& options) {
   if (t.hermes_tools) return absl::OkStatus();
   bool calls = !options.tools.empty();
-  for (const ChatMessage& m : messages) calls = calls || !m.tool_calls.empty();
+  for (const ChatMessage& m : messages) calls = calls || !m.tool_calls.empty() || m.role == "tool";
   if (!calls) return absl::OkStatus();
   return absl::FailedPreconditionError(
       "this model's chat template has no tool calling cohost knows (Qwen2.5's and Qwen3's "

@@ -112,7 +112,7 @@ absl::StatusOr<ChatTemplate> ParseChatTemplate(std::string_view source, std::str
                                                std::string_view eos_token, bool adds_bos);
 
 // FAILED_PRECONDITION where `messages` or `options` ask for tools (tools
-// offered, an assistant's tool calls) and the template has no tool calling
+// offered, an assistant's tool calls, a tool's result) and the template has no tool calling
 // cohost knows (ChatTemplate::hermes_tools).
 absl::Status CheckToolsServed(const ChatTemplate& chat_template,
                               absl::Span<const ChatMessage> messages, const ChatOptions& options);

@@ -209,9 +209,10 @@ TEST_F(RequestBuilderTest, ToolsAreCheckedAndReachATemplateThatOffersThem) {
   v1::GenerateRequest result_only = plain;
   result_only.mutable_chat()->clear_tools();
   *result_only.mutable_chat()->add_messages() = r.chat().messages(2);
-  EXPECT_EQ(BuildGenerateRequest(result_only, *smol, limits).status().code(),
-            absl::StatusCode::kFailedPrecondition)
+  const absl::Status result_refused = BuildGenerateRequest(result_only, *smol, limits).status();
+  EXPECT_EQ(result_refused.code(), absl::StatusCode::kFailedPrecondition)
       << "the tool role, where no tools are offered";
+  EXPECT_THAT(std::string(result_refused.message()), ::testing::HasSubstr("tool calling"));
 }
 
 // A JSON schema is read and compiled here, for both front doors: a bad one
@@ -349,10 +350,10 @@ TEST_F(RequestBuilderTest, ChatWithoutATemplateIsAFailedPreconditionNotAnUnknown
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << role;
     EXPECT_EQ(s.message(), "messages[1].role must be system, user or assistant") << role;
   }
-  // A tool's result, where no tools are offered, as tools themselves.
+  // A tool's result on a model without a template: the missing template.
   second->set_role("tool");
   EXPECT_EQ(Code(r), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(std::string(Build(r).status().message()), ::testing::HasSubstr("tool calling"));
+  EXPECT_THAT(std::string(Build(r).status().message()), ::testing::HasSubstr("no chat template"));
 }
 
 // An empty text, on a model that adds BOS, is BOS alone: unconditional

@@ -37,6 +37,20 @@ std::vector<FlagSpec> SamplingFlagSpecs() {
   };
 }
 
+namespace {
+
+// A flag's token id: a decimal in [0, 2^31).
+std::optional<int32_t> TokenId(const std::string& text) {
+  char* end = nullptr;
+  const long v = std::strtol(text.c_str(), &end, 10);
+  if (text.empty() || *end != '\0' || v < 0 || v > std::numeric_limits<int32_t>::max()) {
+    return std::nullopt;
+  }
+  return static_cast<int32_t>(v);
+}
+
+}  // namespace
+
 absl::StatusOr<runtime::SamplingParams> SamplingParamsFromArgs(const ParsedArgs& args) {
   runtime::SamplingParams p;
   p.max_tokens = 128;
@@ -70,30 +84,25 @@ absl::StatusOr<runtime::SamplingParams> SamplingParamsFromArgs(const ParsedArgs&
   if (seed->has_value()) p.seed = static_cast<uint64_t>(**seed);
   for (const std::string& s : args.All("stop")) p.stop_strings.push_back(s);
   for (const std::string& id : args.All("stop-token")) {
-    char* end = nullptr;
-    const long v = std::strtol(id.c_str(), &end, 10);
-    if (id.empty() || *end != '\0' || v < 0 || v > kMaxInt) {
+    const std::optional<int32_t> token = TokenId(id);
+    if (!token) {
       return absl::InvalidArgumentError("--stop-token: expected a token id, got '" + id + "'");
     }
-    p.stop_token_ids.push_back(static_cast<int32_t>(v));
+    p.stop_token_ids.push_back(*token);
   }
   for (const std::string& entry : args.All("logit-bias")) {
     const size_t eq = entry.find('=');
-    char* id_end = nullptr;
+    const std::optional<int32_t> token = TokenId(entry.substr(0, eq));
     char* bias_end = nullptr;
-    const std::string id = entry.substr(0, eq);
-    const long token = std::strtol(id.c_str(), &id_end, 10);
     const double bias =
         eq == std::string::npos ? 0 : std::strtod(entry.c_str() + eq + 1, &bias_end);
-    if (eq == std::string::npos || id.empty() || *id_end != '\0' || token < 0 || token > kMaxInt ||
-        bias_end == entry.c_str() + eq + 1 || *bias_end != '\0') {
+    if (eq == std::string::npos || !token || bias_end == entry.c_str() + eq + 1 ||
+        *bias_end != '\0') {
       return absl::InvalidArgumentError("--logit-bias: expected ID=BIAS, got '" + entry + "'");
     }
-    p.logit_bias.push_back({static_cast<int32_t>(token), static_cast<float>(bias)});
+    p.logit_bias.push_back({*token, static_cast<float>(bias)});
   }
-  std::sort(
-      p.logit_bias.begin(), p.logit_bias.end(),
-      [](const runtime::LogitBias& a, const runtime::LogitBias& b) { return a.token < b.token; });
+  std::sort(p.logit_bias.begin(), p.logit_bias.end(), runtime::ByToken);
   for (size_t i = 1; i < p.logit_bias.size(); ++i) {
     if (p.logit_bias[i].token == p.logit_bias[i - 1].token) {
       return absl::InvalidArgumentError(

@@ -303,8 +303,7 @@ TEST_F(EngineTest, OnADeviceTokensAreDrawnThereAsTheRequestAsks) {
   for (int32_t t : down) {
     if (t % 37 != 0) biased.sampling.logit_bias.push_back({t, -5.f});
   }
-  std::sort(biased.sampling.logit_bias.begin(), biased.sampling.logit_bias.end(),
-            [](const LogitBias& a, const LogitBias& b) { return a.token < b.token; });
+  std::sort(biased.sampling.logit_bias.begin(), biased.sampling.logit_bias.end(), ByToken);
   const std::vector<int32_t> biased_tokens = run(biased);
   EXPECT_LT(device.largest_copy, vocab * sizeof(float));
   EXPECT_EQ(RunTogether(host_model.get(), c, {biased})[0], biased_tokens);

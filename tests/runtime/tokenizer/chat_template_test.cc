@@ -226,8 +226,9 @@ TEST(ChatTemplateTest, ToolsOnlyWhereTheTemplateOffersThem) {
   messages.push_back({"assistant", "", {{"call_1", "f", R"({"a": 1})"}}});
   messages.push_back({"tool", "<|im_end|>"});
   EXPECT_EQ(CheckToolsServed(*without, messages, {}).code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_TRUE(CheckToolsServed(*without, {{"user", "q"}, {"tool", "r"}}, {}).ok())
-      << "a tool result alone passes through, as other roles do";
+  EXPECT_EQ(CheckToolsServed(*without, {{"user", "q"}, {"tool", "r"}}, {}).code(),
+            absl::StatusCode::kFailedPrecondition)
+      << "a tool's result answers a call the template cannot make";
 
   std::vector<TextSpan> spans;
   const std::string text = FormatChat(*with, messages, options, &spans);
