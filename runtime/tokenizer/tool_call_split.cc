@@ -1,0 +1,177 @@
+// The text/calls split of a tool-calling model's answer. See tool_call_split.h.
+
+#include "runtime/tokenizer/tool_call_split.h"
+
+#include <algorithm>
+#include <optional>
+#include <utility>
+
+#include "nlohmann/json.hpp"
+#include "runtime/loader/loader_json.h"
+#include "runtime/tokenizer/json_rewrite.h"
+
+namespace cohost::runtime {
+namespace {
+
+bool IsSpace(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
+
+// Length of the longest suffix of `text` that is a proper prefix of `tag`.
+size_t PartialTagSuffix(std::string_view text, std::string_view tag) {
+  for (size_t n = std::min(text.size(), tag.size() - 1); n > 0; --n) {
+    if (text.substr(text.size() - n) == tag.substr(0, n)) return n;
+  }
+  return 0;
+}
+
+// A JSON object's text, compact, keys in their order; nullopt if `text` is
+// not one.
+std::optional<std::string> CompactObject(std::string_view text) {
+  const size_t start = text.find_first_not_of(" \t\r\n");
+  if (start == std::string_view::npos || text[start] != '{') return std::nullopt;
+  return RewriteJson(text, JsonStyle::kCompact);
+}
+
+}  // namespace
+
+bool ParseToolCallJson(std::string_view json, ParsedToolCall* call) {
+  // The shape first (strict: a duplicate "name" would make two readers
+  // disagree), then the arguments' text in the model's key order.
+  absl::StatusOr<nlohmann::json> parsed =
+      ParseJsonStrict(absl::string_view(json.data(), json.size()), "tool call");
+  if (!parsed.ok() || !parsed->is_object()) return false;
+  auto name = parsed->find("name");
+  if (name == parsed->end() || !name->is_string() || name->get_ref<const std::string&>().empty()) {
+    return false;
+  }
+  auto arguments = parsed->find("arguments");
+  std::optional<std::string> text;
+  if (arguments == parsed->end() || arguments->is_null()) {
+    text = "{}";
+  } else if (arguments->is_string()) {  // the arguments' text, as OpenAI's field is
+    text = CompactObject(arguments->get_ref<const std::string&>());
+  } else if (arguments->is_object()) {
+    RewriteJsonValues(
+        json, JsonStyle::kCompact,
+        [](JsonPath path) { return path.size() == 1 && path[0].key == "arguments"; },
+        [&](JsonPath, std::string value) { text = std::move(value); });
+  }
+  if (!text) return false;
+  call->name = name->get<std::string>();
+  call->arguments = *std::move(text);
+  return true;
+}
+
+ToolCallSplitter ToolCallSplitter::Forced(std::string name) {
+  ToolCallSplitter s;
+  s.state_ = State::kForced;
+  s.name_ = std::move(name);
+  return s;
+}
+
+void ToolCallSplitter::Walk(std::string_view text, Parts* out) {
+  // Each pass settles a run of text, or a block, or stops.
+  while (true) {
+    if (state_ == State::kBlock) {
+      const size_t close = text.find(kToolCallClose, scanned_);
+      if (close == std::string_view::npos) {
+        held_ = std::string(text);
+        // A closing tag may start in the last bytes: they are read again.
+        scanned_ = held_.size() - std::min(held_.size(), kToolCallClose.size() - 1);
+        return;
+      }
+      EndBlock(text.substr(0, close), /*closed=*/true, out);
+      text.remove_prefix(close + kToolCallClose.size());
+      continue;
+    }
+    if (after_call_) {
+      while (!text.empty() && IsSpace(text.front())) text.remove_prefix(1);
+      if (text.empty()) return;
+      after_call_ = false;
+    }
+    const size_t open = text.find(kToolCallOpen);
+    if (open == std::string_view::npos) {
+      // What may yet open a block stays: a tag's start, and the whitespace
+      // before it (dropped if a call follows).
+      size_t keep = PartialTagSuffix(text, kToolCallOpen);
+      while (keep < text.size() && IsSpace(text[text.size() - keep - 1])) ++keep;
+      out->content.append(text.substr(0, text.size() - keep));
+      held_ = std::string(text.substr(text.size() - keep));
+      return;
+    }
+    size_t space = open;
+    while (space > 0 && IsSpace(text[space - 1])) --space;
+    out->content.append(text.substr(0, space));
+    space_ = std::string(text.substr(space, open - space));
+    state_ = State::kBlock;
+    scanned_ = 0;
+    text.remove_prefix(open + kToolCallOpen.size());
+  }
+}
+
+void ToolCallSplitter::EndBlock(std::string_view body, bool closed, Parts* out) {
+  ParsedToolCall call;
+  if (ParseToolCallJson(body, &call)) {
+    out->calls.push_back(std::move(call));
+    after_call_ = true;
+  } else {
+    out->content.append(space_);
+    out->content.append(kToolCallOpen);
+    out->content.append(body);
+    if (closed) out->content.append(kToolCallClose);
+    after_call_ = false;
+  }
+  space_.clear();
+  state_ = State::kText;
+}
+
+ToolCallSplitter::Parts ToolCallSplitter::Push(std::string_view delta) {
+  Parts out;
+  if (state_ == State::kForced) {
+    held_.append(delta);
+    return out;
+  }
+  const bool all_space = std::all_of(delta.begin(), delta.end(), IsSpace);
+  if (state_ == State::kText && all_space && (held_.empty() || IsSpace(held_.back()))) {
+    // Whitespace after whitespace settles nothing (a long run of it is not
+    // read again at each delta).
+    if (!after_call_) held_.append(delta);
+    return out;
+  }
+  held_.append(delta);
+  if (state_ == State::kBlock) {
+    if (held_.find(kToolCallClose, scanned_) == std::string::npos) {
+      scanned_ = held_.size() - std::min(held_.size(), kToolCallClose.size() - 1);
+      return out;
+    }
+  }
+  const std::string text = std::exchange(held_, std::string());
+  Walk(text, &out);
+  return out;
+}
+
+ToolCallSplitter::Parts ToolCallSplitter::Finish() {
+  Parts out;
+  const std::string held = std::exchange(held_, std::string());
+  switch (state_) {
+    case State::kForced: {
+      std::optional<std::string> arguments = CompactObject(held);
+      if (arguments) {
+        out.calls.push_back({name_, *std::move(arguments)});
+      } else {
+        out.content = held;
+      }
+      break;
+    }
+    case State::kText:
+      if (!after_call_) out.content = held;
+      break;
+    case State::kBlock:
+      EndBlock(held, /*closed=*/false, &out);
+      break;
+  }
+  state_ = State::kText;
+  after_call_ = true;  // nothing more comes
+  return out;
+}
+
+}  // namespace cohost::runtime

@@ -1,0 +1,72 @@
+// Splits the answer of a model whose chat template offers tools (Qwen2.5's
+// and Qwen3's Hermes format, chat_tools.h) into its text and its calls, as
+// the model writes them:
+//
+//   I'll look.\n<tool_call>\n{"name": "f", "arguments": {"x": 1}}\n</tool_call>
+//
+// A block whose JSON is an object with a string "name" and an object
+// "arguments" (or the text of one; absent reads as {}) is a call; any
+// other block stays in the text, tags and all, so that nothing the model
+// wrote is lost. A block the output ends inside (max_tokens, or a model that
+// stops after its JSON) is a call if its JSON is whole. Whitespace right
+// before a call's block and right after it is dropped; the rest of the text
+// is content, wherever it is. (vLLM's hermes parser keeps only the text
+// before the first block of a whole output, and drops a whole output's
+// calls when one block is not JSON; streamed, it does otherwise.) The split
+// is the same however the output is cut into deltas.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace cohost::runtime {
+
+inline constexpr std::string_view kToolCallOpen = "<tool_call>";
+inline constexpr std::string_view kToolCallClose = "</tool_call>";
+
+struct ParsedToolCall {
+  std::string name;
+  std::string arguments;  // a JSON object, compact
+};
+
+class ToolCallSplitter {
+ public:
+  struct Parts {
+    std::string content;
+    std::vector<ParsedToolCall> calls;
+  };
+
+  // Finds the calls in the output's blocks.
+  ToolCallSplitter() = default;
+  // The output is the arguments of one call of `name` (a grammar held it to
+  // the function's parameters, as for OpenAI's named tool_choice): it is
+  // given out at Finish, as a call if it is a JSON object, else as text.
+  static ToolCallSplitter Forced(std::string name);
+
+  // The parts of `delta` known now. Text that could still open a block
+  // ("<tool_c"), whitespace before it, and a block not yet closed are held
+  // until the next delta or Finish.
+  Parts Push(std::string_view delta);
+  // At the end of the output: what was held.
+  Parts Finish();
+
+ private:
+  enum class State { kText, kBlock, kForced };
+  // Gives out what `text` (held_ and a delta) settles, holding the rest.
+  void Walk(std::string_view text, Parts* out);
+  // Ends the block whose JSON is `body`: a call, or text again.
+  void EndBlock(std::string_view body, bool closed, Parts* out);
+
+  State state_ = State::kText;
+  std::string name_;        // kForced
+  std::string held_;        // kText: whitespace and a possible tag's start; else the block's text
+  std::string space_;       // kBlock: the whitespace before its tag, given out if not a call
+  size_t scanned_ = 0;      // kBlock: held_'s bytes known to hold no closing tag's start
+  bool after_call_ = false;  // kText: whitespace after a call's block is dropped
+};
+
+// The call a block's JSON makes; false (and `call` unset) if it makes none.
+bool ParseToolCallJson(std::string_view json, ParsedToolCall* call);
+
+}  // namespace cohost::runtime
