@@ -225,8 +225,8 @@ class Writer : public nlohmann::json_sax<nlohmann::json> {
   std::string* const whole_;  // the whole text's writing, or null
   const Want* want_;
   const Take* take_;
-  std::string* out_ = whole_;  // where the value being written goes, or null
-  std::vector<Level> levels_;  // the open containers
+  std::string* out_ = whole_;   // where the value being written goes, or null
+  std::vector<Level> levels_;   // the open containers
   std::vector<JsonStep> path_;  // the taken value's
   std::string taken_;
   size_t taken_depth_ = 0;  // levels_ open around the taken value

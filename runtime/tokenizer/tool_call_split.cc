@@ -154,9 +154,13 @@ ToolCallSplitter::Parts ToolCallSplitter::Finish() {
   const std::string held = std::exchange(held_, std::string());
   switch (state_) {
     case State::kForced: {
-      std::optional<std::string> arguments = CompactObject(held);
-      if (arguments) {
-        out.calls.push_back({name_, *std::move(arguments)});
+      ParsedToolCall call{name_, {}};
+      std::optional<std::string> arguments;
+      const bool made = name_.empty() ? ParseToolCallJson(held, &call)
+                                      : (arguments = CompactObject(held)).has_value();
+      if (arguments) call.arguments = *std::move(arguments);
+      if (made) {
+        out.calls.push_back(std::move(call));
       } else {
         out.content = held;
       }

@@ -39,9 +39,10 @@ class ToolCallSplitter {
 
   // Finds the calls in the output's blocks.
   ToolCallSplitter() = default;
-  // The output is the arguments of one call of `name` (a grammar held it to
-  // the function's parameters, as for OpenAI's named tool_choice): it is
-  // given out at Finish, as a call if it is a JSON object, else as text.
+  // The output is one call, given out at Finish (as text if it is not one):
+  // the arguments of `name` (a grammar held them to the function's
+  // parameters, as for OpenAI's named tool_choice), or, when `name` is
+  // empty, a block's JSON ({"name": ..., "arguments": ...}; "required").
   static ToolCallSplitter Forced(std::string name);
 
   // The parts of `delta` known now. Text that could still open a block
@@ -59,10 +60,10 @@ class ToolCallSplitter {
   void EndBlock(std::string_view body, bool closed, Parts* out);
 
   State state_ = State::kText;
-  std::string name_;        // kForced
-  std::string held_;        // kText: whitespace and a possible tag's start; else the block's text
-  std::string space_;       // kBlock: the whitespace before its tag, given out if not a call
-  size_t scanned_ = 0;      // kBlock: held_'s bytes known to hold no closing tag's start
+  std::string name_;         // kForced
+  std::string held_;         // kText: whitespace and a possible tag's start; else the block's text
+  std::string space_;        // kBlock: the whitespace before its tag, given out if not a call
+  size_t scanned_ = 0;       // kBlock: held_'s bytes known to hold no closing tag's start
   bool after_call_ = false;  // kText: whitespace after a call's block is dropped
 };
 

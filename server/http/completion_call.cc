@@ -82,11 +82,19 @@ absl::Status CompletionCall::Start(std::shared_ptr<scheduler::ServedModel> model
   split_reasoning_ = options_.split_reasoning && parsed.endpoint == Endpoint::kChatCompletions &&
                      tokenizer_->WritesThinkBlocks() &&
                      request.sampling.response_format == runtime::ResponseFormat::kText;
+  // A forced call's output is its JSON, which a grammar holds from the first
+  // token (so never a think block).
+  split_tools_ = parsed.tools.calls;
   {
     std::lock_guard<std::mutex> lock(mu_);
     choices_.resize(static_cast<size_t>(parsed.n));
-    if (split_reasoning_) {
-      for (Choice& c : choices_) c.splitter.emplace(tokenizer_->OpensThinkBlock());
+    for (Choice& c : choices_) {
+      if (split_reasoning_) c.splitter.emplace(tokenizer_->OpensThinkBlock());
+      if (parsed.tools.forced) {
+        c.tools = runtime::ToolCallSplitter::Forced(*parsed.tools.forced);
+      } else if (split_tools_) {
+        c.tools.emplace();
+      }
     }
   }
   timings_.assign(static_cast<size_t>(parsed.n), StreamTiming(deps_.metrics, arrival_));
@@ -179,21 +187,10 @@ bool CompletionCall::OnDelta(int index, const runtime::TokenDelta& delta) {
     if (client_gone_ || too_large_) return false;
     Choice& c = choices_[static_cast<size_t>(index)];
     c.produced = true;
-    runtime::ReasoningSplitter::Parts parts;
-    if (c.splitter) {
-      parts = c.splitter->Push(delta.text);
-    } else {
-      parts.content = delta.text;
-    }
-    if (!stream_) {
-      // The reasoning is shown twice (`reasoning` and `reasoning_content`).
-      // (What a splitter holds back at the end, part of a tag, is not counted.)
-      adds += JsonTextBytes(parts.content) + 2 * JsonTextBytes(parts.reasoning);
-    }
-    whole_bytes_ += adds;
+    adds += c.Take(delta.text, /*end=*/false);
+    if (!stream_) whole_bytes_ += adds;
     too_large = too_large_ = whole_bytes_ > options_.max_whole_reply_bytes;
     if (!too_large) {
-      c.Queue(std::move(parts));
       c.pending_logprobs.insert(c.pending_logprobs.end(), delta.logprobs.begin(),
                                 delta.logprobs.end());
     }
@@ -216,9 +213,48 @@ void CompletionCall::OnFinish(int index, const runtime::FinishInfo& info) {
     Choice& c = choices_[static_cast<size_t>(index)];
     c.finished = true;
     c.info = adjusted;
-    if (c.splitter) c.Queue(c.splitter->Finish());  // what it held back for a tag
+    // What the splitters held back (a tag's start; a block, a forced call).
+    const size_t adds = c.Take({}, /*end=*/true);
+    if (!stream_) {
+      whole_bytes_ += adds;
+      too_large_ = too_large_ || whole_bytes_ > options_.max_whole_reply_bytes;
+    }
   }
   Wake();
+}
+
+size_t CompletionCall::Choice::Take(std::string_view delta, bool end) {
+  runtime::ReasoningSplitter::Parts parts;
+  if (splitter) {
+    parts = end ? splitter->Finish() : splitter->Push(delta);
+  } else {
+    parts.content = delta;
+  }
+  std::vector<runtime::ParsedToolCall> calls;
+  if (tools) {
+    runtime::ToolCallSplitter::Parts split = tools->Push(parts.content);
+    if (end) {
+      runtime::ToolCallSplitter::Parts rest = tools->Finish();
+      split.content += rest.content;
+      for (runtime::ParsedToolCall& call : rest.calls) split.calls.push_back(std::move(call));
+    }
+    parts.content = std::move(split.content);
+    calls = std::move(split.calls);
+  }
+  // Of a whole reply: the text as it comes (what splitters hold is counted
+  // when it comes, as text: a call's arguments are no longer), the
+  // reasoning a second time (`reasoning` and `reasoning_content`), and each
+  // call's fields.
+  size_t adds = JsonTextBytes(delta) + JsonTextBytes(parts.reasoning);
+  pending_reasoning += parts.reasoning;
+  pending += parts.content;
+  for (runtime::ParsedToolCall& call : calls) {
+    ShownToolCall& shown = pending_calls.emplace_back(
+        ShownToolCall{NewToolCallId(), std::move(call.name), std::move(call.arguments)});
+    adds += ToolCallBytes(shown);
+    made_calls = true;
+  }
+  return adds;
 }
 
 void CompletionCall::Wake() {

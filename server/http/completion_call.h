@@ -24,6 +24,7 @@
 #include "absl/status/status.h"
 #include "runtime/batching/request.h"
 #include "runtime/tokenizer/reasoning_split.h"
+#include "runtime/tokenizer/tool_call_split.h"
 #include "server/http/openai_format.h"
 #include "server/http/openai_request.h"
 #include "server/stream_deps.h"
@@ -111,12 +112,13 @@ class CompletionCall : public std::enable_shared_from_this<CompletionCall> {
     // Under mu_, written by the sink.
     std::string pending;            // text not yet written (all of it, when not streaming)
     std::string pending_reasoning;  // likewise, of the reasoning, when split
+    std::vector<ShownToolCall> pending_calls;            // likewise, of the calls, when split
     std::optional<runtime::ReasoningSplitter> splitter;  // set at Start when split
-    // Under mu_: queues a split's parts to be written.
-    void Queue(runtime::ReasoningSplitter::Parts parts) {
-      pending_reasoning += parts.reasoning;
-      pending += parts.content;
-    }
+    std::optional<runtime::ToolCallSplitter> tools;      // set at Start when the chat has tools
+    bool made_calls = false;                             // the answer made a call
+    // Under mu_: splits `delta` (what the splitters hold, at the end) and
+    // queues its parts to be written; the whole reply's bytes they add.
+    size_t Take(std::string_view delta, bool end);
     std::vector<runtime::TokenLogprobs> pending_logprobs;  // when asked, likewise
     bool produced = false;                                 // a delta came
     bool finished = false;
@@ -125,6 +127,7 @@ class CompletionCall : public std::enable_shared_from_this<CompletionCall> {
     bool first_sent = false;
     bool last_sent = false;
     TextOffset text_offset;  // /v1/completions logprobs: characters of token text sent
+    int calls_sent = 0;      // chat: tool calls sent
   };
 
   // Submits choice `index` (its seed moved on by index).
@@ -175,6 +178,7 @@ class CompletionCall : public std::enable_shared_from_this<CompletionCall> {
   bool include_usage_ = false;
   bool logprobs_ = false;         // the request asked for them
   bool split_reasoning_ = false;  // the choices' text goes through their splitters
+  bool split_tools_ = false;      // the choices' answers are split into text and calls
   // Loop thread: choices 1..n-1, not yet submitted; rest_pending_ says so to
   // the sinks.
   std::optional<runtime::GenerateRequest> rest_;

@@ -114,6 +114,7 @@ bool CompletionCall::Pump() {
       for (Choice& c : choices_) {  // what was kept goes now
         c.pending = std::string();
         c.pending_reasoning = std::string();
+        c.pending_calls = {};
         c.pending_logprobs = {};
       }
     }
@@ -132,6 +133,8 @@ bool CompletionCall::Pump() {
   struct Snapshot {
     std::string text;
     std::string reasoning;
+    std::vector<ShownToolCall> calls;
+    bool made_calls = false;
     std::vector<runtime::TokenLogprobs> logprobs;
     bool finished = false;
     absl::Status status;
@@ -158,7 +161,8 @@ bool CompletionCall::Pump() {
       // string's tokens itself).
       bool any_text = false;
       for (const Choice& c : choices_) {
-        any_text = any_text || !c.pending.empty() || !c.pending_reasoning.empty();
+        any_text = any_text || !c.pending.empty() || !c.pending_reasoning.empty() ||
+                   !c.pending_calls.empty();
       }
       if (!any_text && !any_failed) return false;
     }
@@ -167,6 +171,8 @@ bool CompletionCall::Pump() {
       Choice& c = choices_[i];
       snap[i].text = std::exchange(c.pending, std::string());
       snap[i].reasoning = std::exchange(c.pending_reasoning, std::string());
+      snap[i].calls = std::exchange(c.pending_calls, {});
+      snap[i].made_calls = c.made_calls;
       snap[i].logprobs = std::exchange(c.pending_logprobs, {});
       snap[i].finished = c.finished;
       if (c.finished) {
@@ -186,7 +192,8 @@ bool CompletionCall::Pump() {
         ReplyError(s.status);
         return true;
       }
-      ChoiceResult result{std::move(s.text), s.reason, std::nullopt, std::nullopt};
+      ChoiceResult result{std::move(s.text), s.reason, std::nullopt, std::nullopt,
+                          std::move(s.calls)};
       if (split_reasoning_) result.reasoning = std::move(s.reasoning);
       results.push_back(std::move(result));
       if (logprobs_) logprobs.push_back(std::move(s.logprobs));
@@ -200,7 +207,7 @@ bool CompletionCall::Pump() {
     bool any_text = false;
     std::optional<absl::Status> failure;
     for (const Snapshot& s : snap) {
-      any_text = any_text || !s.text.empty() || !s.reasoning.empty();
+      any_text = any_text || !s.text.empty() || !s.reasoning.empty() || !s.calls.empty();
       if (s.finished && !s.status.ok() && !failure) failure = s.status;
     }
     if (failure && !any_text) {
@@ -219,9 +226,10 @@ bool CompletionCall::Pump() {
     Choice& c = choices_[i];
     const Snapshot& s = snap[i];
     const int index = static_cast<int>(i);
-    if (!s.text.empty() || !s.reasoning.empty() || !s.logprobs.empty()) {
-      ChunkDelta delta{index,        !c.first_sent, s.text,       s.reasoning,
-                       std::nullopt, nullptr,       c.text_offset};
+    if (!s.text.empty() || !s.reasoning.empty() || !s.calls.empty() || !s.logprobs.empty()) {
+      ChunkDelta delta{index,   !c.first_sent, s.text,   s.reasoning, std::nullopt,
+                       nullptr, c.text_offset, &s.calls, c.calls_sent};
+      c.calls_sent += static_cast<int>(s.calls.size());
       std::vector<ShownToken> shown;
       if (logprobs_) {
         shown = Show(model_->tokenizer(), s.logprobs);
@@ -236,7 +244,7 @@ bool CompletionCall::Pump() {
         ChunkDelta last;
         last.index = index;
         last.first = !c.first_sent;
-        last.finish_reason = OpenAiFinishReason(s.reason);
+        last.finish_reason = OpenAiFinishReason(s.reason, s.made_calls);
         events += ChunkEvent(header_, last, include_usage_);
         c.first_sent = true;
       } else if (!failure) {

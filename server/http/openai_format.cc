@@ -6,6 +6,7 @@
 #include <cctype>
 #include <cmath>
 #include <optional>
+#include <random>
 #include <string>
 
 #include "absl/strings/cord.h"
@@ -152,6 +153,19 @@ Json LogprobsJson(Endpoint endpoint, const std::vector<ShownToken>& tokens,
               {"text_offset", std::move(offsets)}};
 }
 
+// A message's tool_calls; a stream's (`first` >= 0) number theirs.
+Json ToolCallsJson(const std::vector<ShownToolCall>& calls, int first) {
+  Json list = Json::array();
+  for (size_t i = 0; i < calls.size(); ++i) {
+    Json call{{"id", calls[i].id},
+              {"type", "function"},
+              {"function", {{"name", calls[i].name}, {"arguments", calls[i].arguments}}}};
+    if (first >= 0) call["index"] = first + static_cast<int>(i);
+    list.push_back(std::move(call));
+  }
+  return list;
+}
+
 Json Finish(std::optional<std::string_view> reason) {
   return reason ? Json(std::string(*reason)) : Json(nullptr);
 }
@@ -194,11 +208,11 @@ absl::Status WithParam(absl::Status status, std::string_view param) {
   return status;
 }
 
-std::optional<std::string_view> OpenAiFinishReason(runtime::FinishReason reason) {
+std::optional<std::string_view> OpenAiFinishReason(runtime::FinishReason reason, bool made_calls) {
   switch (reason) {
     case runtime::FinishReason::kStop:
     case runtime::FinishReason::kStopString:
-      return "stop";
+      return made_calls ? "tool_calls" : "stop";
     case runtime::FinishReason::kLength:
       return "length";
     case runtime::FinishReason::kCancelled:
@@ -206,6 +220,20 @@ std::optional<std::string_view> OpenAiFinishReason(runtime::FinishReason reason)
       break;
   }
   return std::nullopt;
+}
+
+std::string NewToolCallId() {
+  static constexpr char kChars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  std::string id = "call_";
+  for (int i = 0; i < 24; ++i) id.push_back(kChars[rng() % (sizeof kChars - 1)]);
+  return id;
+}
+
+size_t ToolCallBytes(const ShownToolCall& call) {
+  // {"index":N,"id":"..","type":"function","function":{"name":"..","arguments":""}}
+  // with its comma, the stream's layout (the larger).
+  return 96 + call.id.size() + JsonTextBytes(call.name);
 }
 
 size_t JsonTextBytes(std::string_view text) {
@@ -235,21 +263,25 @@ std::string CompletionBody(const ResponseHeader& h, const std::vector<ChoiceResu
   Json j = Header(h, /*chunk=*/false);
   Json list = Json::array();
   for (size_t i = 0; i < choices.size(); ++i) {
+    const ChoiceResult& choice = choices[i];
+    const bool calls = !choice.tool_calls.empty();
     Json c{{"index", i},
-           {"logprobs", choices[i].logprobs
-                            ? LogprobsJson(h.endpoint, *choices[i].logprobs, TextOffset{})
-                            : Json(nullptr)},
-           {"finish_reason", Finish(OpenAiFinishReason(choices[i].reason))}};
+           {"logprobs", choice.logprobs ? LogprobsJson(h.endpoint, *choice.logprobs, TextOffset{})
+                                        : Json(nullptr)},
+           {"finish_reason", Finish(OpenAiFinishReason(choice.reason, calls))}};
     if (h.endpoint == Endpoint::kChatCompletions) {
-      c["message"] = {{"role", "assistant"}, {"content", choices[i].text}};
-      if (const std::optional<std::string>& r = choices[i].reasoning) {
+      c["message"] = {
+          {"role", "assistant"},
+          {"content", calls && choice.text.empty() ? Json(nullptr) : Json(choice.text)}};
+      if (calls) c["message"]["tool_calls"] = ToolCallsJson(choice.tool_calls, /*first=*/-1);
+      if (const std::optional<std::string>& r = choice.reasoning) {
         // vLLM's name, and the one DeepSeek and llama.cpp's server use.
         const Json shown = r->empty() ? Json(nullptr) : Json(*r);
         c["message"]["reasoning"] = shown;
         c["message"]["reasoning_content"] = shown;
       }
     } else {
-      c["text"] = choices[i].text;
+      c["text"] = choice.text;
     }
     list.push_back(std::move(c));
   }
@@ -266,12 +298,18 @@ std::string ChunkEvent(const ResponseHeader& h, const ChunkDelta& d, bool with_u
          {"finish_reason", Finish(d.finish_reason)}};
   if (h.endpoint == Endpoint::kChatCompletions) {
     Json delta = Json::object();
+    const bool calls = d.tool_calls != nullptr && !d.tool_calls->empty();
     if (d.first) delta["role"] = "assistant";
-    if (!d.text.empty() || (d.first && !d.finish_reason)) delta["content"] = std::string(d.text);
+    if (!d.text.empty()) {
+      delta["content"] = std::string(d.text);
+    } else if (d.first && !d.finish_reason) {
+      delta["content"] = calls ? Json(nullptr) : Json("");  // OpenAI's first chunk of calls
+    }
     if (!d.reasoning.empty()) {
       delta["reasoning"] = std::string(d.reasoning);
       delta["reasoning_content"] = std::string(d.reasoning);
     }
+    if (calls) delta["tool_calls"] = ToolCallsJson(*d.tool_calls, d.first_call_index);
     c["delta"] = std::move(delta);
   } else {
     c["text"] = std::string(d.text);

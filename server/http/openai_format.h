@@ -41,8 +41,21 @@ struct UsageCounts {
   int64_t completion_tokens = 0;
 };
 
-// "stop", "length"; nullopt for reasons that are not a normal finish.
-std::optional<std::string_view> OpenAiFinishReason(runtime::FinishReason reason);
+// "stop", "length", or "tool_calls" for a stop after the answer made calls;
+// nullopt for reasons that are not a normal finish.
+std::optional<std::string_view> OpenAiFinishReason(runtime::FinishReason reason,
+                                                   bool made_calls = false);
+
+// A call a chat's answer made (runtime::ToolCallSplitter's), as OpenAI
+// shows it.
+struct ShownToolCall {
+  std::string id;  // "call_" and 24 random letters and digits, as OpenAI's
+  std::string name;
+  std::string arguments;  // a JSON object's text
+};
+std::string NewToolCallId();
+// What a call adds to a whole reply's JSON, besides its arguments' text.
+size_t ToolCallBytes(const ShownToolCall& call);
 
 // A token as OpenAI shows it in logprobs: its bytes (shown as text, invalid
 // UTF-8 replaced, and as a byte list) and its log-probability.
@@ -62,6 +75,9 @@ struct ChoiceResult {
   // When the reasoning was split from the answer (CallOptions::split_reasoning):
   // the message's `reasoning` and `reasoning_content`, null when empty.
   std::optional<std::string> reasoning;
+  // The answer's calls: the message's `tool_calls` (its content null when
+  // empty), and finish_reason "tool_calls".
+  std::vector<ShownToolCall> tool_calls;
 };
 
 // /v1/completions' text_offset: characters, as Python's str and OpenAI's
@@ -86,6 +102,10 @@ struct ChunkDelta {
   std::optional<std::string_view> finish_reason;      // on the choice's last chunk
   const std::vector<ShownToken>* logprobs = nullptr;  // this chunk's tokens, when asked
   TextOffset text_offset;  // /v1/completions: where this chunk's text starts
+  // Chat: calls made since the last chunk, each whole, numbered from
+  // `first_call_index`.
+  const std::vector<ShownToolCall>* tool_calls = nullptr;
+  int first_call_index = 0;
 };
 
 // Where the text after `tokens` starts, for text that starts at `offset`.

@@ -13,23 +13,13 @@
 #include "runtime/loader/loader_json.h"
 #include "runtime/sampling/sampling_params.h"
 #include "server/http/openai_format.h"
+#include "server/http/openai_tools.h"
+#include "server/http/request_fields.h"
 
 namespace cohost::server::http {
 namespace {
 
 using Json = nlohmann::json;
-
-absl::Status Bad(std::string_view field, std::string_view what) {
-  return WithParam(
-      absl::InvalidArgumentError(absl::StrCat(std::string(field), " ", std::string(what))), field);
-}
-
-// The field when present and not null.
-const Json* Field(const Json& body, const char* name) {
-  auto it = body.find(name);
-  if (it == body.end() || it->is_null()) return nullptr;
-  return &*it;
-}
 
 absl::StatusOr<std::optional<double>> Number(const Json& body, const char* name) {
   const Json* v = Field(body, name);
@@ -56,13 +46,6 @@ absl::StatusOr<std::optional<int64_t>> Integer(const Json& body, const char* nam
     }
   }
   return Bad(name, "must be an integer");
-}
-
-absl::StatusOr<bool> Boolean(const Json& body, const char* name) {
-  const Json* v = Field(body, name);
-  if (v == nullptr) return false;
-  if (!v->is_boolean()) return Bad(name, "must be true or false");
-  return v->get<bool>();
 }
 
 // A chat message's content: a string, or a list of {"type": "text"} parts.
@@ -119,8 +102,6 @@ absl::Status ParseMessages(const Json& body, v1::GenerateRequest* out) {
     // The roles allowed are BuildGenerateRequest's to check (as over gRPC).
     std::string r = role->get<std::string>();
     if (r == "developer") r = "system";  // OpenAI's newer name for the system turn
-    // Without `tools` (refused here) a tool's result answers no call.
-    if (r == "tool") return Bad(field + ".role", "\"tool\" is not supported by this server");
     absl::StatusOr<std::string> content = MessageContent(m, i);
     if (!content.ok()) return content.status();
     v1::ChatMessage* msg = chat->add_messages();
@@ -368,16 +349,20 @@ absl::Status ParseLogprobs(const Json& body, Endpoint endpoint, v1::GenerateRequ
 // dispatches tool calls or reads a suffix), so a value that
 // asks for the effect is refused, naming the field. Values that ask for
 // nothing (an empty list, "text", "none", false) pass.
-absl::Status RefuseUnsupported(const Json& body, int n) {
+absl::Status RefuseUnsupported(const Json& body, Endpoint endpoint, int n) {
   auto unsupported = [](std::string_view field) {
     return Bad(field, "is not supported by this server");
   };
   auto non_empty = [](const Json* v) {
     return v != nullptr && !((v->is_array() || v->is_object() || v->is_string()) && v->empty());
   };
-  for (const char* name : {"tools", "functions", "suffix", "guided_regex", "guided_choice",
-                           "guided_grammar", "audio", "bad_words", "allowed_token_ids"}) {
+  for (const char* name : {"functions", "suffix", "guided_regex", "guided_choice", "guided_grammar",
+                           "audio", "bad_words", "allowed_token_ids"}) {
     if (non_empty(Field(body, name))) return unsupported(name);
+  }
+  // A chat's tools are openai_tools.cc's; a text completion has none.
+  if (endpoint == Endpoint::kCompletions && non_empty(Field(body, "tools"))) {
+    return unsupported("tools");
   }
   // vLLM's output switches, refused where they ask for what this server
   // does not do (and so would answer with output of another shape).
@@ -400,8 +385,10 @@ absl::Status RefuseUnsupported(const Json& body, int n) {
   for (const char* name : {"prompt_logprobs", "truncate_prompt_tokens"}) {
     if (Field(body, name) != nullptr) return unsupported(name);
   }
-  for (const char* name : {"tool_choice", "function_call"}) {
-    const Json* choice = Field(body, name);
+  for (const std::string_view name : {"tool_choice", "function_call"}) {
+    // A chat's tool_choice is openai_tools.cc's.
+    if (name == "tool_choice" && endpoint == Endpoint::kChatCompletions) continue;
+    const Json* choice = Field(body, std::string(name).c_str());
     if (choice == nullptr) continue;
     if (!choice->is_string() ||
         (choice->get<std::string>() != "none" && choice->get<std::string>() != "auto")) {
@@ -418,10 +405,8 @@ absl::Status RefuseUnsupported(const Json& body, int n) {
     for (size_t i = 0; i < messages->size(); ++i) {
       const Json& m = (*messages)[i];
       if (!m.is_object()) continue;
-      for (const char* name : {"tool_calls", "function_call"}) {
-        if (non_empty(Field(m, name))) {
-          return unsupported(absl::StrCat("messages[", i, "].", name));
-        }
+      if (non_empty(Field(m, "function_call"))) {
+        return unsupported(absl::StrCat("messages[", i, "].function_call"));
       }
     }
   }
@@ -452,6 +437,9 @@ absl::StatusOr<CompletionRequest> ParseCompletionRequest(std::string_view body, 
                                                               : ParsePrompt(json, &out.request);
   if (!input.ok()) return input;
   if (absl::Status s = ParseSampling(json, &out); !s.ok()) return s;
+  if (endpoint == Endpoint::kChatCompletions) {
+    if (absl::Status s = ParseChatTools(json, body, &out.request, &out.tools); !s.ok()) return s;
+  }
 
   absl::StatusOr<std::optional<int64_t>> n = Integer(json, "n");
   if (!n.ok()) return n.status();
@@ -460,7 +448,7 @@ absl::StatusOr<CompletionRequest> ParseCompletionRequest(std::string_view body, 
       return Bad("n", absl::StrCat("must be in [1, ", kMaxChoices, "]"));
     out.n = static_cast<int>(**n);
   }
-  if (absl::Status s = RefuseUnsupported(json, out.n); !s.ok()) return s;
+  if (absl::Status s = RefuseUnsupported(json, endpoint, out.n); !s.ok()) return s;
   absl::StatusOr<bool> stream = Boolean(json, "stream");
   if (!stream.ok()) return stream.status();
   out.stream = *stream;

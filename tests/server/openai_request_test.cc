@@ -38,29 +38,29 @@ TEST(OpenAiRequestTest, FieldsCohostCannotHonourAreRefusedByName) {
     b[key] = std::move(value);
     return b;
   };
-  Json tool_turn = Chat();
-  tool_turn["messages"].push_back(
-      {{"role", "assistant"},
-       {"tool_calls", {{{"id", "1"}, {"type", "function"}, {"function", {{"name", "f"}}}}}}});
   const Json tool = {{"type", "function"}, {"function", {{"name", "f"}}}};
-  Json tool_result = Chat();
-  tool_result["messages"].push_back({{"role", "tool"}, {"content", "18C"}});
+  Json tool_call_turn = Chat();
+  tool_call_turn["messages"].push_back(
+      {{"role", "assistant"}, {"function_call", {{"name", "f"}, {"arguments", "{}"}}}});
   const Case cases[] = {
       {"a grammar", chat("response_format", {{"type", "grammar"}}), Endpoint::kChatCompletions,
        "response_format"},
       {"plain text is what it gives", chat("response_format", {{"type", "text"}}),
        Endpoint::kChatCompletions, nullptr},
-      {"tools", chat("tools", Json::array({tool})), Endpoint::kChatCompletions, "tools"},
-      {"no tools", chat("tools", Json::array()), Endpoint::kChatCompletions, nullptr},
-      {"a forced tool", chat("tool_choice", "required"), Endpoint::kChatCompletions, "tool_choice"},
-      {"a named tool", chat("tool_choice", {{"type", "function"}}), Endpoint::kChatCompletions,
-       "tool_choice"},
-      {"tool_choice none", chat("tool_choice", "none"), Endpoint::kChatCompletions, nullptr},
+      {"a chat's tools (openai_tools_test.cc)", chat("tools", Json::array({tool})),
+       Endpoint::kChatCompletions, nullptr},
+      {"tools of a text completion", completion("tools", Json::array({tool})),
+       Endpoint::kCompletions, "tools"},
+      {"no tools", completion("tools", Json::array()), Endpoint::kCompletions, nullptr},
+      {"a forced tool in a text completion", completion("tool_choice", "required"),
+       Endpoint::kCompletions, "tool_choice"},
+      {"tool_choice none", completion("tool_choice", "none"), Endpoint::kCompletions, nullptr},
       {"legacy functions", chat("functions", Json::array({tool["function"]})),
        Endpoint::kChatCompletions, "functions"},
-      {"an assistant turn of tool calls", tool_turn, Endpoint::kChatCompletions,
-       "messages[1].tool_calls"},
-      {"a tool's result", tool_result, Endpoint::kChatCompletions, "messages[1].role"},
+      {"a legacy function_call turn", tool_call_turn, Endpoint::kChatCompletions,
+       "messages[1].function_call"},
+      {"a legacy function_call choice", chat("function_call", "auto"), Endpoint::kChatCompletions,
+       nullptr},
       {"echo", completion("echo", true), Endpoint::kCompletions, "echo"},
       {"echo false", completion("echo", false), Endpoint::kCompletions, nullptr},
       {"suffix", completion("suffix", "end"), Endpoint::kCompletions, "suffix"},

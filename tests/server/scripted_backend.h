@@ -56,14 +56,16 @@ inline constexpr char kDeepSeekR1Template[] =
 inline constexpr char kR1Output[] = "Two and two.\n</think>\n\nIt is 4.";
 
 // The tiny model on a ScriptedBackend (`*backend` is set to it), with the
-// byte tokenizer and `chat_template`.
-inline absl::StatusOr<std::unique_ptr<TinyRouter>> MakeScriptedRouter(const char* chat_template,
-                                                                      ScriptedBackend** backend) {
+// byte tokenizer and `chat_template`; `model`: its shape (a long template
+// needs a longer context than the default).
+inline absl::StatusOr<std::unique_ptr<TinyRouter>> MakeScriptedRouter(
+    const std::string& chat_template, ScriptedBackend** backend,
+    const runtime::testing::TinyModelOptions& model = {}) {
   auto owned = std::make_unique<ScriptedBackend>();
   *backend = owned.get();
   runtime::TokenizerSpec spec = runtime::testing::MakeByteTokenizerSpec();
   spec.chat_template = chat_template;
-  return MakeTinyRouterOn(std::move(owned), spec, {});
+  return MakeTinyRouterOn(std::move(owned), spec, {}, {}, {}, model);
 }
 
 }  // namespace cohost::testing

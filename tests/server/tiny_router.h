@@ -20,11 +20,11 @@ struct TinyRouter {
 
 // The tiny model on `backend`, with `tokenizer` (the byte tokenizer, with or
 // without a chat template). `spec`: the model's settings (its name and path
-// are always "tiny").
+// are always "tiny"); `model`: its shape.
 inline absl::StatusOr<std::unique_ptr<TinyRouter>> MakeTinyRouterOn(
     std::unique_ptr<kernels::Backend> backend, const runtime::TokenizerSpec& tokenizer_spec,
     const scheduler::RouterOptions& options, const runtime::EngineConfig& engine = {},
-    scheduler::ModelSpec spec = {}) {
+    scheduler::ModelSpec spec = {}, const runtime::testing::TinyModelOptions& model_options = {}) {
   auto t = std::make_unique<TinyRouter>();
   t->backend = std::move(backend);
   t->router = std::make_unique<scheduler::Router>(t->backend.get(), engine, options);
@@ -34,7 +34,7 @@ inline absl::StatusOr<std::unique_ptr<TinyRouter>> MakeTinyRouterOn(
   if (!tokenizer.ok()) return tokenizer.status();
   loaded.tokenizer = *std::move(tokenizer);
   absl::StatusOr<std::unique_ptr<runtime::Model>> model =
-      runtime::Model::Create(runtime::testing::MakeTinyModelFile(), t->backend.get());
+      runtime::Model::Create(runtime::testing::MakeTinyModelFile(model_options), t->backend.get());
   if (!model.ok()) return model.status();
   loaded.model = *std::move(model);
   spec.name = "tiny";

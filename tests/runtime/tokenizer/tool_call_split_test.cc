@@ -59,8 +59,9 @@ TEST(ToolCallSplitterTest, QwensCallsAndTheTextAroundThem) {
   ExpectSplit(std::string(kCall) + "\n\nDone.  \n", "Done.  \n", kShown);
   ExpectSplit("No calls here.\n", "No calls here.\n", "");
   // Keys stay in the model's order, numbers as it wrote them.
-  ExpectSplit(R"(<tool_call>{"arguments": {"z": 1, "a": [1e5, -0.0, {}]}, "name": "f"}</tool_call>)",
-              "", R"(f{"z":1,"a":[1e5,-0.0,{}]};)");
+  ExpectSplit(
+      R"(<tool_call>{"arguments": {"z": 1, "a": [1e5, -0.0, {}]}, "name": "f"}</tool_call>)", "",
+      R"(f{"z":1,"a":[1e5,-0.0,{}]};)");
   // No arguments reads as none; their text, as OpenAI's field holds it, is read.
   ExpectSplit(R"(<tool_call>{"name": "now"}</tool_call>)", "", "now{};");
   ExpectSplit(R"(<tool_call>{"name": "f", "arguments": "{\"b\": 2, \"a\": 1}"}</tool_call>)", "",
@@ -95,8 +96,8 @@ TEST(ToolCallSplitterTest, AnOutputThatEndsInsideABlock) {
 )",
               "", R"(f{"x":1};)");
   // One cut off by max_tokens is text.
-  ExpectSplit("ok <tool_call>\n{\"name\": \"f\", \"argu", "ok <tool_call>\n{\"name\": \"f\", \"argu",
-              "");
+  ExpectSplit("ok <tool_call>\n{\"name\": \"f\", \"argu",
+              "ok <tool_call>\n{\"name\": \"f\", \"argu", "");
 }
 
 TEST(ToolCallSplitterTest, AForcedCallIsTheWholeOutput) {
@@ -104,6 +105,10 @@ TEST(ToolCallSplitterTest, AForcedCallIsTheWholeOutput) {
               ToolCallSplitter::Forced("f"));
   ExpectSplit(R"({"city": "Par)", R"({"city": "Par)", "", ToolCallSplitter::Forced("f"));
   ExpectSplit("[1]", "[1]", "", ToolCallSplitter::Forced("f"));
+  // Unnamed: a call's own JSON.
+  ExpectSplit(R"({"name": "g", "arguments": {"b": 1, "a": 2}})", "", R"(g{"b":1,"a":2};)",
+              ToolCallSplitter::Forced(""));
+  ExpectSplit(R"({"arguments": {}})", R"({"arguments": {}})", "", ToolCallSplitter::Forced(""));
 }
 
 TEST(ToolCallSplitterTest, HeldTextIsGivenOutAsSoonAsItSettles) {
@@ -139,8 +144,7 @@ TEST(JsonRewriteTest, ChosenValuesWithTheirPaths) {
   EXPECT_TRUE(RewriteJsonValues(
       body, JsonStyle::kPython,
       [](JsonPath p) {
-        return p.size() == 3 && p[0].key == "tools" && p[1].index >= 0 &&
-               p[2].key == "function";
+        return p.size() == 3 && p[0].key == "tools" && p[1].index >= 0 && p[2].key == "function";
       },
       [&](JsonPath p, std::string text) {
         taken.push_back(std::to_string(p[1].index) + " " + text);
@@ -158,8 +162,8 @@ TEST(JsonRewriteTest, ChosenValuesWithTheirPaths) {
         taken.push_back(std::to_string(p[1].index) + " " + text);
       }));
   EXPECT_EQ(taken, (std::vector<std::string>{R"(0 {"z":1,"a":{"y":[2,1]}})", R"(2 {"k":"v"})"}));
-  EXPECT_FALSE(RewriteJsonValues("[1,", JsonStyle::kCompact, [](JsonPath) { return true; },
-                                 [](JsonPath, std::string) {}));
+  EXPECT_FALSE(RewriteJsonValues(
+      "[1,", JsonStyle::kCompact, [](JsonPath) { return true; }, [](JsonPath, std::string) {}));
 }
 
 }  // namespace

@@ -1,0 +1,50 @@
+// OpenAI's function calling on /v1/chat/completions, mapped onto
+// cohost.v1.ChatInput: `tools`, `tool_choice`, and the messages' `tool_calls`
+// (an assistant's) and `tool_call_id` (a tool's result). The model must
+// offer tools in its chat template (BuildGenerateRequest refuses a chat with
+// tools otherwise, FAILED_PRECONDITION); its answer's calls come back as the
+// message's `tool_calls` (runtime::ToolCallSplitter).
+//
+// tool_choice:
+//   "auto" (the default with tools)  the model calls what it chooses;
+//   "none"       the tools are not offered in the prompt and the answer is
+//                text (vLLM offers them and leaves the answer unparsed);
+//   "required"   the answer is one call of an offered function, held to
+//                {"name": <one of them>, "arguments": <an object>} by the
+//                JSON grammar (its arguments are not held to the function's
+//                own schema);
+//   {"type": "function", "function": {"name": N}}
+//                the answer is the arguments of one call of N, held to N's
+//                parameters (the JSON schema subset of
+//                runtime/sampling/json_schema.h), as vLLM does.
+// A forced call cannot be combined with a response_format. Schemas and
+// arguments keep the client's key order (runtime/tokenizer/json_rewrite.h).
+// `parallel_tool_calls` is read and not enforced.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "cohost/v1/inference.pb.h"
+#include "nlohmann/json_fwd.hpp"
+
+namespace cohost::server::http {
+
+// What tool_choice asks of the answer.
+struct ToolOutput {
+  bool calls = false;  // its calls come back as tool_calls
+  // Set: the whole output is one call: the arguments of this function, or
+  // (empty) a call's {"name", "arguments"} object.
+  std::optional<std::string> forced;
+};
+
+// Reads the body's tools and tool_choice into `out`'s chat, and the tool
+// fields of its messages (added by the caller, one per body message, in
+// order); sets the response format a forced call is held to. `text` is the
+// body `body` was parsed from.
+absl::Status ParseChatTools(const nlohmann::json& body, std::string_view text,
+                            v1::GenerateRequest* out, ToolOutput* tools);
+
+}  // namespace cohost::server::http

@@ -1,0 +1,255 @@
+// Function calling over the OpenAI chat API, end to end: the tiny model on a
+// backend whose sampler writes a scripted answer, with Qwen3's real chat
+// template (which offers tools). The answer's <tool_call> blocks come back
+// as the message's tool_calls with finish_reason "tool_calls", whole and
+// streamed alike; tool_choice "none" leaves the tools out of the prompt and
+// the answer as text; a named choice's output, held to the function's
+// parameters, is its arguments; a model whose template has no tools refuses
+// them.
+
+#include <httplib.h>
+
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "server/http/http_front_door.h"
+#include "tests/server/scripted_backend.h"
+
+namespace cohost::server::http {
+namespace {
+
+using Json = nlohmann::json;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+std::string Qwen3Template() {
+  std::ifstream in(std::string(COHOST_SOURCE_DIR) + "/tests/data/chat_templates/qwen3.jinja");
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+const Json kWeather = {{"type", "function"},
+                       {"function",
+                        {{"name", "get_weather"},
+                         {"description", "The weather in a city"},
+                         {"parameters",
+                          {{"type", "object"},
+                           {"properties", {{"city", {{"type", "string"}}}}},
+                           {"required", {"city"}}}}}}};
+
+constexpr char kCall[] =
+    "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>";
+
+class ToolCallsTest : public ::testing::Test {
+ protected:
+  void Start(const std::string& chat_template = Qwen3Template()) {
+    runtime::testing::TinyModelOptions model;
+    model.max_position_embeddings = 2048;  // the tools' system turn is long
+    absl::StatusOr<std::unique_ptr<cohost::testing::TinyRouter>> tiny =
+        cohost::testing::MakeScriptedRouter(chat_template, &backend_, model);
+    ASSERT_TRUE(tiny.ok()) << tiny.status();
+    tiny_ = *std::move(tiny);
+    const StreamDeps deps{tiny_->router.get(), &metrics_, &keys_, StreamLimits{}};
+    absl::StatusOr<std::unique_ptr<HttpFrontDoor>> door = HttpFrontDoor::Start(deps, {});
+    ASSERT_TRUE(door.ok()) << door.status();
+    door_ = *std::move(door);
+    client_ = std::make_unique<httplib::Client>("127.0.0.1", door_->port());
+    client_->set_read_timeout(30, 0);
+  }
+  void TearDown() override {
+    client_.reset();
+    door_.reset();
+    tiny_.reset();
+  }
+
+  static Json Body(Json extra = Json::object()) {
+    Json body{{"model", "tiny"},
+              {"max_tokens", 200},
+              {"temperature", 0},
+              {"messages", {{{"role", "user"}, {"content", "Weather in Paris?"}}}},
+              {"tools", {kWeather}}};
+    body.update(extra);
+    return body;
+  }
+
+  httplib::Result Post(const std::string& output, const Json& body) {
+    backend_->Script(output);
+    return client_->Post("/v1/chat/completions", body.dump(), "application/json");
+  }
+
+  // The whole reply's first choice.
+  Json Whole(const std::string& output, Json extra = Json::object()) {
+    httplib::Result r = Post(output, Body(std::move(extra)));
+    EXPECT_TRUE(r);
+    if (!r) return Json();
+    EXPECT_EQ(r->status, 200) << r->body;
+    return Json::parse(r->body).at("choices").at(0);
+  }
+
+  // The stream's chunks' choices, in order.
+  std::vector<Json> Streamed(const std::string& output, Json extra = Json::object()) {
+    extra["stream"] = true;
+    httplib::Result r = Post(output, Body(std::move(extra)));
+    std::vector<Json> choices;
+    EXPECT_TRUE(r);
+    if (!r) return choices;
+    EXPECT_EQ(r->status, 200) << r->body;
+    size_t pos = 0;
+    while ((pos = r->body.find("data: {", pos)) != std::string::npos) {
+      const size_t end = r->body.find("\n\n", pos);
+      const Json chunk = Json::parse(r->body.substr(pos + 6, end - pos - 6));
+      pos = end;
+      EXPECT_FALSE(chunk.contains("error")) << chunk.dump();
+      for (const Json& c : chunk.at("choices")) choices.push_back(c);
+    }
+    return choices;
+  }
+
+  ServerMetrics metrics_;
+  auth::ApiKeys keys_;
+  cohost::testing::ScriptedBackend* backend_ = nullptr;  // tiny_'s
+  std::unique_ptr<cohost::testing::TinyRouter> tiny_;
+  std::unique_ptr<HttpFrontDoor> door_;
+  std::unique_ptr<httplib::Client> client_;
+};
+
+void ExpectWeatherCall(const Json& call) {
+  EXPECT_THAT(call.at("id").get<std::string>(), StartsWith("call_"));
+  EXPECT_EQ(call.at("id").get<std::string>().size(), 29u);
+  EXPECT_EQ(call.at("type"), "function");
+  EXPECT_EQ(call.at("function").at("name"), "get_weather");
+  EXPECT_EQ(call.at("function").at("arguments"), R"({"city":"Paris"})");
+}
+
+TEST_F(ToolCallsTest, TheAnswersCallsAreToolCalls) {
+  Start();
+  const Json choice = Whole(std::string("Let me look.\n") + kCall);
+  EXPECT_EQ(choice.at("finish_reason"), "tool_calls");
+  const Json& message = choice.at("message");
+  EXPECT_EQ(message.at("content"), "Let me look.");
+  ASSERT_EQ(message.at("tool_calls").size(), 1u);
+  ExpectWeatherCall(message.at("tool_calls").at(0));
+
+  // Only calls: the content is null, as OpenAI's.
+  const Json two = Whole(std::string(kCall) + "\n" + kCall);
+  EXPECT_TRUE(two.at("message").at("content").is_null());
+  ASSERT_EQ(two.at("message").at("tool_calls").size(), 2u);
+  EXPECT_NE(two.at("message").at("tool_calls").at(0).at("id"),
+            two.at("message").at("tool_calls").at(1).at("id"));
+
+  // No call: a plain answer, finish_reason "stop", no tool_calls.
+  const Json plain = Whole("It is sunny.");
+  EXPECT_EQ(plain.at("finish_reason"), "stop");
+  EXPECT_EQ(plain.at("message").at("content"), "It is sunny.");
+  EXPECT_FALSE(plain.at("message").contains("tool_calls"));
+}
+
+TEST_F(ToolCallsTest, StreamedEachCallIsOneDelta) {
+  Start();
+  const std::vector<Json> chunks = Streamed(std::string("Let me look.\n") + kCall + "\n" + kCall);
+  std::string content;
+  std::vector<Json> calls;
+  for (const Json& c : chunks) {
+    const Json& delta = c.at("delta");
+    if (delta.contains("content") && delta["content"].is_string()) content += delta["content"];
+    if (delta.contains("tool_calls")) {
+      for (const Json& call : delta["tool_calls"]) calls.push_back(call);
+    }
+  }
+  EXPECT_EQ(content, "Let me look.");
+  ASSERT_EQ(calls.size(), 2u);
+  for (size_t i = 0; i < calls.size(); ++i) {
+    EXPECT_EQ(calls[i].at("index"), i);
+    ExpectWeatherCall(calls[i]);
+  }
+  ASSERT_FALSE(chunks.empty());
+  EXPECT_EQ(chunks.back().at("finish_reason"), "tool_calls");
+
+  // A stream of calls alone starts with them, its content null.
+  const std::vector<Json> only = Streamed(kCall);
+  ASSERT_FALSE(only.empty());
+  EXPECT_EQ(only.front().at("delta").at("role"), "assistant");
+  EXPECT_TRUE(only.front().at("delta").at("content").is_null());
+  ASSERT_EQ(only.front().at("delta").at("tool_calls").size(), 1u);
+  EXPECT_EQ(only.back().at("finish_reason"), "tool_calls");
+}
+
+TEST_F(ToolCallsTest, ReasoningThenACall) {
+  Start();
+  const Json choice = Whole(std::string("<think>\nThe weather tool.\n</think>\n\n") + kCall);
+  EXPECT_EQ(choice.at("finish_reason"), "tool_calls");
+  EXPECT_EQ(choice.at("message").at("reasoning"), "\nThe weather tool.\n");
+  EXPECT_TRUE(choice.at("message").at("content").is_null());
+  ASSERT_EQ(choice.at("message").at("tool_calls").size(), 1u);
+}
+
+TEST_F(ToolCallsTest, ACallCutOffIsTextAndFinishesByLength) {
+  Start();
+  const std::string output = std::string("Sure.\n") + kCall;
+  const Json choice = Whole(output, {{"max_tokens", 30}});
+  EXPECT_EQ(choice.at("finish_reason"), "length");
+  EXPECT_EQ(choice.at("message").at("content"), output.substr(0, 30));
+  EXPECT_FALSE(choice.at("message").contains("tool_calls"));
+}
+
+TEST_F(ToolCallsTest, ToolChoiceNoneOffersNoToolsAndParsesNothing) {
+  Start();
+  httplib::Result offered = Post("ok", Body());
+  httplib::Result none = Post(kCall, Body({{"tool_choice", "none"}}));
+  ASSERT_TRUE(offered && none);
+  ASSERT_EQ(offered->status, 200) << offered->body;
+  ASSERT_EQ(none->status, 200) << none->body;
+  const Json with = Json::parse(offered->body), without = Json::parse(none->body);
+  // The tools' system turn is hundreds of bytes (a token each here).
+  EXPECT_GT(with["usage"]["prompt_tokens"].get<int>(),
+            without["usage"]["prompt_tokens"].get<int>() + 300);
+  const Json& choice = without["choices"][0];
+  EXPECT_EQ(choice["message"]["content"], kCall);
+  EXPECT_EQ(choice["finish_reason"], "stop");
+}
+
+TEST_F(ToolCallsTest, ANamedChoiceIsOneCallOfItsArguments) {
+  Start();
+  const Json named = {
+      {"tool_choice", {{"type", "function"}, {"function", {{"name", "get_weather"}}}}}};
+  const Json choice = Whole(R"({"city": "Paris"})", named);
+  EXPECT_EQ(choice.at("finish_reason"), "tool_calls");
+  EXPECT_TRUE(choice.at("message").at("content").is_null());
+  ASSERT_EQ(choice.at("message").at("tool_calls").size(), 1u);
+  ExpectWeatherCall(choice.at("message").at("tool_calls").at(0));
+
+  const std::vector<Json> chunks = Streamed(R"({"city": "Paris"})", named);
+  ASSERT_FALSE(chunks.empty());
+  int calls = 0;
+  for (const Json& c : chunks) {
+    if (!c.at("delta").contains("tool_calls")) continue;
+    ++calls;
+    ExpectWeatherCall(c.at("delta").at("tool_calls").at(0));
+  }
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(chunks.back().at("finish_reason"), "tool_calls");
+
+  // "required": one call of any function, written as the model writes one.
+  const Json required = Whole(R"({"name": "get_weather", "arguments": {"city": "Paris"}})",
+                              {{"tool_choice", "required"}});
+  EXPECT_EQ(required.at("finish_reason"), "tool_calls");
+  ASSERT_EQ(required.at("message").at("tool_calls").size(), 1u);
+  ExpectWeatherCall(required.at("message").at("tool_calls").at(0));
+}
+
+TEST_F(ToolCallsTest, AModelWithoutToolsRefusesThem) {
+  Start(cohost::testing::kQwen3Template);  // Qwen3's think switch, no tools
+  httplib::Result r = Post(kCall, Body());
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400);
+  EXPECT_THAT(r->body, HasSubstr("tool"));
+}
+
+}  // namespace
+}  // namespace cohost::server::http
