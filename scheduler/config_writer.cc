@@ -67,6 +67,9 @@ void EmitModel(YAML::Emitter& out, const ModelSpec& spec) {
     out << YAML::Key << "priority" << YAML::Value << spec.priority;
   }
   if (spec.device) out << YAML::Key << "device" << YAML::Value << *spec.device;
+  if (!spec.chat_template.empty()) {
+    out << YAML::Key << "chat_template" << YAML::Value << spec.chat_template;
+  }
   out << YAML::EndMap;
 }
 

@@ -60,6 +60,7 @@ enum class Field {
   kAdmitMargin,
   kPriority,
   kDevice,
+  kChatTemplate,
 };
 
 struct FieldInfo {
@@ -68,7 +69,7 @@ struct FieldInfo {
   bool per_model_only;  // not allowed under `defaults`
 };
 
-constexpr std::array<FieldInfo, 11> kFields = {{
+constexpr std::array<FieldInfo, 12> kFields = {{
     {"name", Field::kName, true},
     {"path", Field::kPath, true},
     {"load", Field::kLoad, false},
@@ -80,6 +81,7 @@ constexpr std::array<FieldInfo, 11> kFields = {{
     {"ttft_admit_margin_pct", Field::kAdmitMargin, false},
     {"priority", Field::kPriority, false},
     {"device", Field::kDevice, true},
+    {"chat_template", Field::kChatTemplate, true},
 }};
 
 constexpr std::array<absl::string_view, 4> kTopLevelKeys = {"defaults", "models", "tenant_defaults",
@@ -95,6 +97,20 @@ constexpr FieldLines kNoFieldLines = [] {
 }();
 
 size_t FieldIndex(Field field) { return static_cast<size_t>(field); }
+
+// A file's path as given: non-empty, no NUL (which would silently cut it
+// short where it is opened), at most kMaxModelPathLength bytes.
+absl::Status CheckFilePath(std::string_view file) {
+  if (file.empty()) return absl::InvalidArgumentError("the path is empty");
+  if (file.find('\0') != std::string_view::npos) {
+    return absl::InvalidArgumentError("the path contains a NUL byte");
+  }
+  if (file.size() > kMaxModelPathLength) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "the path is %d bytes long; at most %d are allowed", file.size(), kMaxModelPathLength));
+  }
+  return absl::OkStatus();
+}
 
 bool ValidDevice(absl::string_view device) {
   return device == "cpu" || ParseCudaDevice(std::string_view(device.data(), device.size()));
@@ -126,19 +142,11 @@ absl::Status ConfigParser::ApplyField(Field field, const YAML::Node& value, int 
       spec.name = std::move(name);
       return absl::OkStatus();
     }
-    case Field::kPath: {
-      ASSIGN_OR_RETURN(std::string model_path, ParseString(value, line, path));
-      if (model_path.empty()) return Error(line, path, "the path is empty");
-      // A NUL would silently cut the path short where it is opened.
-      if (model_path.find('\0') != std::string::npos) {
-        return Error(line, path, "the path contains a NUL byte");
-      }
-      if (model_path.size() > kMaxModelPathLength) {
-        return Error(line, path,
-                     absl::StrFormat("the path is %d bytes long; at most %d are allowed",
-                                     model_path.size(), kMaxModelPathLength));
-      }
-      spec.path = std::move(model_path);
+    case Field::kPath:
+    case Field::kChatTemplate: {
+      ASSIGN_OR_RETURN(std::string file, ParseString(value, line, path));
+      if (absl::Status s = CheckFilePath(file); !s.ok()) return Error(line, path, s.message());
+      (field == Field::kPath ? spec.path : spec.chat_template) = std::move(file);
       return absl::OkStatus();
     }
     case Field::kLoad: {
@@ -469,11 +477,7 @@ absl::StatusOr<ModelSpec> ModelSpecFromFlag(std::string_view name_eq_path) {
   spec.path = std::string(name_eq_path.substr(eq + 1));
   if (absl::Status s = ValidateModelName(spec.name); !s.ok()) return error(s.message());
   if (spec.path.empty()) return error("the path after '=' is empty");
-  if (spec.path.find('\0') != std::string::npos) return error("the path contains a NUL byte");
-  if (spec.path.size() > kMaxModelPathLength) {
-    return error(absl::StrFormat("the path is %d bytes long; at most %d are allowed",
-                                 spec.path.size(), kMaxModelPathLength));
-  }
+  if (absl::Status s = CheckFilePath(spec.path); !s.ok()) return error(s.message());
   return spec;
 }
 

@@ -18,6 +18,8 @@
 //       ttft_admit_margin_pct: 50       # integer in [0, 10000]; unset: never refuse by it
 //       priority: 0                     # integer in [-1000, 1000]; lower evicted first
 //       device: cpu                     # cpu | cuda:N, N in [0, 63]
+//       chat_template: qwen3.jinja      # a file of Jinja that replaces the model's
+//                                       # own chat template (read when it is added)
 //   tenant_defaults: {max_streams: 32}  # optional; see scheduler/tenant_config.h
 //   tenants: [{name: alice, weight: 2, tokens_per_minute: 100000}]
 // Every error is INVALID_ARGUMENT and reads `FILE:LINE: FIELD.PATH: what`.
@@ -56,6 +58,10 @@ struct ModelSpec {
   std::optional<int32_t> ttft_admit_margin_pct;
   int32_t priority = 0;               // among idle models, the lowest is evicted first
   std::optional<std::string> device;  // "cpu" or "cuda:N"
+  // A file whose Jinja replaces the model's own chat template (a GGUF whose
+  // template is missing or wrong; vLLM's --chat-template); empty: the
+  // model's. Only the operator names it: a client's LoadModel cannot.
+  std::string chat_template;
 
   bool operator==(const ModelSpec&) const = default;
 };

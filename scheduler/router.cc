@@ -318,7 +318,8 @@ absl::StatusOr<Router::Registration> Router::Register(const ModelSpec& spec,
     for (const std::shared_ptr<Device>& d : devices_) ids.push_back(d->id);
     RETURN_IF_ERROR(CheckPinAmong(ids, spec));
   }
-  ASSIGN_OR_RETURN(runtime::ModelDescription description, runtime::DescribeModel(spec.path));
+  ASSIGN_OR_RETURN(runtime::ModelDescription description,
+                   runtime::DescribeModel(spec.path, spec.chat_template));
   ASSIGN_OR_RETURN(Home home, PlaceNew(spec, description.config));
   Registration r;
   r.model = std::make_shared<ServedModel>(

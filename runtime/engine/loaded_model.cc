@@ -3,11 +3,15 @@
 #include "runtime/engine/loaded_model.h"
 
 #include <filesystem>
+#include <optional>
+#include <string>
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
+#include "runtime/loader/loader_json.h"
 #include "runtime/tokenizer/tokenizer_json.h"
 
 namespace cohost::runtime {
@@ -21,13 +25,14 @@ namespace {
 // sequence there could never be sampled. Other tokens past them (Llama 2
 // fine-tunes add a <pad> the config does not count) only make a prompt that
 // spells them invalid, as transformers' embedding lookup would.
-absl::StatusOr<std::unique_ptr<Tokenizer>> TokenizerFor(const std::string& path,
-                                                        TokenizerSpec from_file,
-                                                        const ModelConfig& config) {
+absl::StatusOr<std::unique_ptr<Tokenizer>> TokenizerFor(
+    const std::string& path, TokenizerSpec from_file, const ModelConfig& config,
+    std::optional<std::string> chat_template = std::nullopt) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) {
     ASSIGN_OR_RETURN(from_file, LoadTokenizerSpecFromDirectory(path));
   }
+  if (chat_template) from_file.chat_template = *std::move(chat_template);
   std::vector<std::pair<const char*, int32_t>> used = {{"BOS", from_file.bos_id},
                                                        {"end-of-sequence", from_file.eos_id}};
   for (int32_t id : from_file.extra_eos_ids) used.push_back({"end-of-turn", id});
@@ -64,13 +69,24 @@ absl::StatusOr<LoadedModel> LoadModel(const std::string& path, kernels::Backend*
   return out;
 }
 
-absl::StatusOr<ModelDescription> DescribeModel(const std::string& path) {
+absl::StatusOr<ModelDescription> DescribeModel(const std::string& path,
+                                               const std::string& chat_template_file) {
   LoadOptions options;
   options.load_tensors = false;
   ASSIGN_OR_RETURN(ModelFile file, LoadModelFile(path, options));
   ModelDescription out;
   out.config = file.config;
-  ASSIGN_OR_RETURN(out.tokenizer, TokenizerFor(path, std::move(file.tokenizer), file.config));
+  std::optional<std::string> chat_template;
+  if (!chat_template_file.empty()) {
+    absl::StatusOr<std::string> text = ReadSmallFile(chat_template_file, kMaxChatTemplateBytes);
+    if (!text.ok()) {
+      return absl::Status(text.status().code(),
+                          absl::StrCat("the chat template: ", text.status().message()));
+    }
+    chat_template = *std::move(text);
+  }
+  ASSIGN_OR_RETURN(out.tokenizer, TokenizerFor(path, std::move(file.tokenizer), file.config,
+                                               std::move(chat_template)));
   return out;
 }
 

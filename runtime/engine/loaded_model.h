@@ -2,6 +2,7 @@
 // a GGUF file or a Hugging Face directory; host copies are dropped after upload.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -39,11 +40,15 @@ absl::StatusOr<LoadedModel> LoadModel(const std::string& path, kernels::Backend*
 
 // What a model is, without its weights: the config and tokenizer, from the
 // file's metadata (and a Hugging Face directory's tokenizer files). Cheap.
+// `chat_template_file`, when not empty: a file whose Jinja replaces the
+// model's chat template (at most kMaxChatTemplateBytes).
 struct ModelDescription {
   ModelConfig config;
   std::unique_ptr<Tokenizer> tokenizer;
 };
-absl::StatusOr<ModelDescription> DescribeModel(const std::string& path);
+inline constexpr uint64_t kMaxChatTemplateBytes = uint64_t{1} << 20;
+absl::StatusOr<ModelDescription> DescribeModel(const std::string& path,
+                                               const std::string& chat_template_file = {});
 
 // Only the weights, uploaded to `backend`.
 absl::StatusOr<std::unique_ptr<Model>> LoadWeights(const std::string& path,

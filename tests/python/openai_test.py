@@ -9,7 +9,9 @@ error statuses (400, 401, 403, 404; 429 with Retry-After on a full queue and 503
 while draining, on a second server) with the server serving on after each;
 keys on gRPC too; `curl -N` streams server-sent events; a client that
 disconnects, mid-stream or while waiting for a whole reply, has its request
-aborted and its KV freed; SIGTERM exits 0.
+aborted and its KV freed; SIGTERM exits 0; function calling (tools,
+tool_choice, tool turns) through the client's types, stream helper and
+pydantic parsing, on the model served with Qwen3's template.
 
 Usage: openai_test.py --cohost BIN --model PATH. Needs the packages of
 tests/python/requirements.txt (scripts/test_venv.sh makes the venv).
@@ -266,6 +268,9 @@ def check_errors(base_url, client):
         model="smol", messages=hi, temperature=500))
     expect(openai.BadRequestError, 400, lambda: client.completions.create(
         model="smol", prompt="Hi", max_tokens=100000))
+    # SmolLM2's own template offers no tools.
+    expect(openai.BadRequestError, 400, lambda: client.chat.completions.create(
+        model="smol", messages=hi, tools=[WEATHER_TOOL]))
     no_key = openai.OpenAI(base_url=base_url, api_key="not-a-key-of-this-server")
     expect(openai.AuthenticationError, 401,
            lambda: no_key.chat.completions.create(model="smol", messages=hi))
@@ -276,6 +281,95 @@ def check_errors(base_url, client):
     # Serving on.
     ok = client.chat.completions.create(model="smol", messages=hi, max_tokens=2)
     check(ok.choices[0].finish_reason in ("stop", "length"), ok)
+
+
+WEATHER_TOOL = {"type": "function", "function": {
+    "name": "get_weather", "description": "The weather in a city",
+    "parameters": {"type": "object",
+                   "properties": {"city": {"type": "string"},
+                                  "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
+                   "required": ["city", "unit"]}}}
+WEATHER_CHOICE = {"type": "function", "function": {"name": "get_weather"}}
+QWEN3_TEMPLATE = os.path.join(SOURCE_DIR, "tests", "data", "chat_templates", "qwen3.jinja")
+
+
+def check_tools(binary, model, key_file, tmp):
+    """Function calling through the official client's types and stream helper,
+    on the default model served with Qwen3's chat template (a config file's
+    chat_template), which offers tools: a named tool_choice holds the answer
+    to the function's parameters and gives one call, whole, streamed and
+    parsed into a pydantic model; tool_choice "none" leaves the tools out of
+    the prompt; a conversation with a call and its result is served."""
+    import pydantic
+
+    config = os.path.join(tmp, "tools.yaml")
+    with open(config, "w") as f:
+        f.write("models:\n  - name: qwenish\n    path: %s\n    chat_template: %s\n" % (
+            json.dumps(model), json.dumps(QWEN3_TEMPLATE)))
+    server = ServeProcess(binary, "--config", config, "--http-port", "0", "--api-key-file",
+                          key_file, "--footprint-file", "none", "--cpu-precision", "reference")
+    try:
+        server.wait_ready()
+        client = openai.OpenAI(base_url="http://127.0.0.1:%d/v1" % server.ports["http"],
+                               api_key=USER_KEY, max_retries=0)
+        ask = dict(model="qwenish", max_tokens=60, temperature=0,
+                   messages=[{"role": "user", "content": "What is the weather in Paris?"}])
+
+        def check_weather_call(message, finish_reason):
+            check(finish_reason == "tool_calls", finish_reason)
+            check(message.content is None and len(message.tool_calls) == 1, message)
+            call = message.tool_calls[0]
+            check(call.type == "function" and call.id.startswith("call_"), call)
+            check(call.function.name == "get_weather", call)
+            arguments = json.loads(call.function.arguments)
+            check(sorted(arguments) == ["city", "unit"] and isinstance(arguments["city"], str)
+                  and arguments["unit"] in ("celsius", "fahrenheit"), arguments)
+            return call
+
+        whole = client.chat.completions.create(tools=[WEATHER_TOOL], tool_choice=WEATHER_CHOICE,
+                                               **ask)
+        call = check_weather_call(whole.choices[0].message, whole.choices[0].finish_reason)
+
+        with client.chat.completions.stream(tools=[WEATHER_TOOL], tool_choice=WEATHER_CHOICE,
+                                            **ask) as stream:
+            events = [event.type for event in stream]
+            final = stream.get_final_completion()
+        check("tool_calls.function.arguments.done" in events, events)
+        streamed = check_weather_call(final.choices[0].message, final.choices[0].finish_reason)
+        check(streamed.function.arguments == call.function.arguments,
+              "streamed %r, whole %r" % (streamed.function.arguments, call.function.arguments))
+
+        class GetWeather(pydantic.BaseModel):
+            city: str
+            unit: str
+
+        parsed = client.chat.completions.parse(
+            tools=[openai.pydantic_function_tool(GetWeather, name="get_weather")],
+            tool_choice=WEATHER_CHOICE, **ask)
+        got = parsed.choices[0].message.tool_calls[0].function.parsed_arguments
+        check(isinstance(got, GetWeather) and got.city, got)
+
+        offered = client.chat.completions.create(tools=[WEATHER_TOOL], **dict(ask, max_tokens=2))
+        none = client.chat.completions.create(tools=[WEATHER_TOOL], tool_choice="none",
+                                              **dict(ask, max_tokens=2))
+        check(offered.usage.prompt_tokens > none.usage.prompt_tokens + 100,
+              "prompt tokens: %d with the tools, %d without" % (
+                  offered.usage.prompt_tokens, none.usage.prompt_tokens))
+        check(none.choices[0].message.tool_calls is None, none)
+
+        turns = ask["messages"] + [
+            {"role": "assistant", "content": None,
+             "tool_calls": [{"id": call.id, "type": "function", "function": {
+                 "name": "get_weather", "arguments": call.function.arguments}}]},
+            {"role": "tool", "tool_call_id": call.id, "content": "18 degrees, sunny"}]
+        answer = client.chat.completions.create(tools=[WEATHER_TOOL],
+                                                **dict(ask, messages=turns, max_tokens=8))
+        check(answer.choices[0].finish_reason in ("stop", "length", "tool_calls"), answer)
+        check(answer.usage.prompt_tokens > offered.usage.prompt_tokens, answer.usage)
+    except BaseException:
+        server.dump_and_kill("tools server")
+        raise
+    check(server.stop() == 0, "tools server exit status")
 
 
 def check_grpc_keys(cohost, server):
@@ -423,6 +517,7 @@ def main():
         code = server.stop()
         check(code == 0, "exit status %s; stderr:\n%s" % (code, "".join(server.log)))
         check_full_queue_and_drain(args.cohost, args.model, key_file)
+        check_tools(args.cohost, args.model, key_file, tmp)
     print("openai_test: all checks passed")
 
 

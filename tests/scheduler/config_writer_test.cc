@@ -38,6 +38,7 @@ models:
     ttft_admit_margin_pct: 0
     priority: -3
     device: cuda:1
+    chat_template: "templates/a \"quoted\" one.jinja"
   - name: plain
     path: "/srv/models/a file: with \"quotes\" and \u00e9.gguf"
 tenant_defaults:

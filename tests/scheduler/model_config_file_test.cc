@@ -45,6 +45,7 @@ models:
     ttft_admit_margin_pct: 0
     priority: -3
     device: cpu
+    chat_template: templates/chatml.jinja
   - name: big
     path: "/srv/models/big model.gguf"
     device: cuda:1
@@ -65,7 +66,8 @@ constexpr std::string_view kFullJson = R"({
       "tpot_target_ms": 150,
       "ttft_admit_margin_pct": 0,
       "priority": -3,
-      "device": "cpu"
+      "device": "cpu",
+      "chat_template": "templates/chatml.jinja"
     },
     {"name": "big", "path": "/srv/models/big model.gguf", "device": "cuda:1"}
   ]
@@ -85,6 +87,7 @@ std::vector<ModelSpec> FullSpecs() {
   smol.ttft_admit_margin_pct = 0;
   smol.priority = -3;
   smol.device = "cpu";
+  smol.chat_template = "templates/chatml.jinja";
   ModelSpec big;
   big.name = "big";
   big.path = "/srv/models/big model.gguf";
@@ -247,6 +250,10 @@ TEST(ModelConfigFileTest, ErrorsNameFileLineAndField) {
        "models.yaml:3: models[0].path: the path contains a NUL byte"},
       {"models:\n  - name: a\n    path: {p: 1}\n",
        "models.yaml:3: models[0].path: expected a string, got a map"},
+      {"models:\n  - name: a\n    path: a\n    chat_template: \"\"\n",
+       "models.yaml:4: models[0].chat_template: the path is empty"},
+      {"defaults:\n  chat_template: t.jinja\nmodels:\n  - name: a\n    path: a\n",
+       "models.yaml:2: defaults.chat_template: not allowed in defaults; set it per model"},
       // Integers: the brief's example first.
       {"models:\n  - name: a\n    path: a\n    load: lazy\n  - name: b\n    path: b\n"
        "    kv_floor_mb: abc\n",
