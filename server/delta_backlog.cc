@@ -6,8 +6,8 @@
 
 namespace cohost::server {
 
-size_t DeltaBacklog::Bytes(const runtime::TokenDelta& d, size_t reasoning_bytes) {
-  size_t bytes = d.text.size() + reasoning_bytes + d.token_ids.size() * sizeof(int32_t);
+size_t DeltaBacklog::Bytes(const runtime::TokenDelta& d, size_t split_bytes) {
+  size_t bytes = d.text.size() + split_bytes + d.token_ids.size() * sizeof(int32_t);
   // Each entry: an id and a logprob, for the chosen token and each alternative.
   for (const runtime::TokenLogprobs& l : d.logprobs) bytes += (1 + l.top.size()) * 8;
   return bytes;
@@ -27,9 +27,14 @@ void AppendLogprobs(const runtime::TokenLogprobs& in, v1::Logprobs* out) {
 
 }  // namespace
 
-void DeltaBacklog::Push(runtime::TokenDelta delta, std::string reasoning) {
-  bytes_ += Bytes(delta, reasoning.size()) + kHeldBytes;
-  entries_.push_back({std::move(delta), std::move(reasoning)});
+void DeltaBacklog::Push(runtime::TokenDelta delta, std::string reasoning,
+                        std::vector<runtime::ParsedToolCall> calls) {
+  size_t split_bytes = reasoning.size();
+  for (const runtime::ParsedToolCall& c : calls) {
+    split_bytes += c.id.size() + c.name.size() + c.arguments.size();
+  }
+  bytes_ += Bytes(delta, split_bytes) + kHeldBytes;
+  entries_.push_back({std::move(delta), std::move(reasoning), std::move(calls), split_bytes});
 }
 
 void DeltaBacklog::TakeInto(v1::GenerateResponse* out, size_t max_bytes) {
@@ -37,10 +42,16 @@ void DeltaBacklog::TakeInto(v1::GenerateResponse* out, size_t max_bytes) {
   while (!entries_.empty()) {
     const Entry& e = entries_.front();
     const runtime::TokenDelta& d = e.delta;
-    const size_t b = Bytes(d, e.reasoning.size());
+    const size_t b = Bytes(d, e.split_bytes);
     if (taken > 0 && taken + b > max_bytes) break;
     out->mutable_text()->append(d.text);
     out->mutable_reasoning()->append(e.reasoning);
+    for (const runtime::ParsedToolCall& c : e.calls) {
+      v1::ToolCall* call = out->add_tool_calls();
+      call->set_id(c.id);
+      call->set_name(c.name);
+      call->set_arguments(c.arguments);
+    }
     out->mutable_token_ids()->Add(d.token_ids.begin(), d.token_ids.end());
     for (const runtime::TokenLogprobs& l : d.logprobs) AppendLogprobs(l, out->add_logprobs());
     taken += b;

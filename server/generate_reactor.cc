@@ -28,7 +28,7 @@
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
 #include "grpcpp/alarm.h"
-#include "runtime/tokenizer/reasoning_split.h"
+#include "runtime/tokenizer/output_split.h"
 #include "scheduler/admission.h"
 #include "server/delta_backlog.h"
 #include "server/grpc_auth.h"
@@ -102,9 +102,10 @@ struct GenerateReactor::Shared {
   v1::GenerateResponse out;
   grpc::ByteBuffer out_bytes;
   DeltaBacklog pending;  // produced, not yet written
-  // Splits the output's think block from its answer (split_reasoning), on
-  // the engine thread; set before the request is submitted.
-  std::optional<runtime::ReasoningSplitter> splitter;
+  // Splits the output's think block from its answer (split_reasoning) and
+  // its calls from its text (split_tool_calls), on the engine thread; set
+  // before the request is submitted.
+  runtime::OutputSplitter split;
   bool write_in_flight = false;
   bool finish_called = false;
   bool client_gone = false;  // cancelled, disconnected, or a write failed
@@ -312,11 +313,11 @@ class StreamSink final : public runtime::TokenSink {
     {
       std::lock_guard<std::mutex> lock(s_->mu);
       if (s_->reactor == nullptr || s_->client_gone || s_->overflow) return false;
-      if (s_->splitter) {
-        runtime::ReasoningSplitter::Parts parts = s_->splitter->Push(delta.text);
+      if (s_->split.splits_reasoning() || s_->split.splits_calls()) {
+        runtime::OutputSplitter::Parts parts = s_->split.Push(delta.text);
         runtime::TokenDelta answer = delta;
         answer.text = std::move(parts.content);
-        s_->pending.Push(std::move(answer), std::move(parts.reasoning));
+        s_->pending.Push(std::move(answer), std::move(parts.reasoning), std::move(parts.calls));
       } else {
         s_->pending.Push(delta);
       }
@@ -345,13 +346,15 @@ class StreamSink final : public runtime::TokenSink {
     const runtime::FinishInfo adjusted = s_->timing.OnFinish(ended);
     {
       std::lock_guard<std::mutex> lock(s_->mu);
-      if (s_->splitter && s_->reactor != nullptr && !s_->client_gone && !s_->overflow) {
-        // What it held back (a tag's possible start) goes out with the end.
-        runtime::ReasoningSplitter::Parts rest = s_->splitter->Finish();
-        if (!rest.content.empty() || !rest.reasoning.empty()) {
+      if ((s_->split.splits_reasoning() || s_->split.splits_calls()) && s_->reactor != nullptr &&
+          !s_->client_gone && !s_->overflow) {
+        // What it held back (a tag's possible start, a block) goes out with
+        // the end.
+        runtime::OutputSplitter::Parts rest = s_->split.Finish();
+        if (!rest.content.empty() || !rest.reasoning.empty() || !rest.calls.empty()) {
           runtime::TokenDelta tail;
           tail.text = std::move(rest.content);
-          s_->pending.Push(std::move(tail), std::move(rest.reasoning));
+          s_->pending.Push(std::move(tail), std::move(rest.reasoning), std::move(rest.calls));
         }
       }
       s_->info = adjusted;
@@ -413,12 +416,20 @@ absl::Status GenerateReactor::Start(const grpc::ByteBuffer& request_bytes) {
   if (!built.ok()) return built.status();
   // A JSON response has no think block: it is all text, even where the
   // generation prompt opened one.
+  std::optional<runtime::ReasoningSplitter> reasoning;
   if (request.split_reasoning() && model->tokenizer().WritesThinkBlocks() &&
       built->sampling.response_format == runtime::ResponseFormat::kText) {
     // Inside the block from the start where the chat's generation prompt
     // opened it (DeepSeek-R1's); a text or token prompt is the client's own.
-    shared_->splitter.emplace(request.has_chat() && model->tokenizer().OpensThinkBlock());
+    reasoning.emplace(request.has_chat() && model->tokenizer().OpensThinkBlock());
   }
+  // The chat's tools were offered (BuildGenerateRequest refuses them where
+  // the template has none).
+  std::optional<runtime::ToolCallSplitter> tools;
+  if (request.split_tool_calls() && request.has_chat() && request.chat().tools_size() > 0) {
+    tools.emplace();
+  }
+  shared_->split = runtime::OutputSplitter(std::move(reasoning), std::move(tools));
   built->tenant = *std::move(tenant);
   built->deadline = *deadline;
   built->external_id = shared_->request_id;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <optional>
+#include <random>
 #include <utility>
 
 #include "nlohmann/json.hpp"
@@ -32,6 +33,14 @@ std::optional<std::string> CompactObject(std::string_view text) {
 }
 
 }  // namespace
+
+std::string NewToolCallId() {
+  static constexpr char kChars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  std::string id = "call_";
+  for (int i = 0; i < 24; ++i) id.push_back(kChars[rng() % (sizeof kChars - 1)]);
+  return id;
+}
 
 bool ParseToolCallJson(std::string_view json, ParsedToolCall* call) {
   // The shape first (strict: a duplicate "name" would make two readers
@@ -109,7 +118,7 @@ void ToolCallSplitter::Walk(std::string_view text, Parts* out) {
 }
 
 void ToolCallSplitter::EndBlock(std::string_view body, bool closed, Parts* out) {
-  ParsedToolCall call;
+  ParsedToolCall call{NewToolCallId(), {}, {}};
   if (ParseToolCallJson(body, &call)) {
     out->calls.push_back(std::move(call));
     after_call_ = true;
@@ -154,7 +163,7 @@ ToolCallSplitter::Parts ToolCallSplitter::Finish() {
   const std::string held = std::exchange(held_, std::string());
   switch (state_) {
     case State::kForced: {
-      ParsedToolCall call{name_, {}};
+      ParsedToolCall call{NewToolCallId(), name_, {}};
       std::optional<std::string> arguments;
       const bool made = name_.empty() ? ParseToolCallJson(held, &call)
                                       : (arguments = CompactObject(held)).has_value();

@@ -26,9 +26,13 @@ inline constexpr std::string_view kToolCallOpen = "<tool_call>";
 inline constexpr std::string_view kToolCallClose = "</tool_call>";
 
 struct ParsedToolCall {
+  std::string id;  // "call_" and 24 random letters and digits, as OpenAI's
   std::string name;
   std::string arguments;  // a JSON object, compact
 };
+
+// A new call's id (thread-safe).
+std::string NewToolCallId();
 
 class ToolCallSplitter {
  public:
@@ -67,7 +71,8 @@ class ToolCallSplitter {
   bool after_call_ = false;  // kText: whitespace after a call's block is dropped
 };
 
-// The call a block's JSON makes; false (and `call` unset) if it makes none.
+// The call a block's JSON makes (its id left as it is); false (and `call`
+// unset) if it makes none.
 bool ParseToolCallJson(std::string_view json, ParsedToolCall* call);
 
 }  // namespace cohost::runtime

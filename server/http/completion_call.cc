@@ -89,12 +89,15 @@ absl::Status CompletionCall::Start(std::shared_ptr<scheduler::ServedModel> model
     std::lock_guard<std::mutex> lock(mu_);
     choices_.resize(static_cast<size_t>(parsed.n));
     for (Choice& c : choices_) {
-      if (split_reasoning_) c.splitter.emplace(tokenizer_->OpensThinkBlock());
+      std::optional<runtime::ReasoningSplitter> reasoning;
+      if (split_reasoning_) reasoning.emplace(tokenizer_->OpensThinkBlock());
+      std::optional<runtime::ToolCallSplitter> tools;
       if (parsed.tools.forced) {
-        c.tools = runtime::ToolCallSplitter::Forced(*parsed.tools.forced);
+        tools = runtime::ToolCallSplitter::Forced(*parsed.tools.forced);
       } else if (split_tools_) {
-        c.tools.emplace();
+        tools.emplace();
       }
+      c.split = runtime::OutputSplitter(std::move(reasoning), std::move(tools));
     }
   }
   timings_.assign(static_cast<size_t>(parsed.n), StreamTiming(deps_.metrics, arrival_));
@@ -224,34 +227,17 @@ void CompletionCall::OnFinish(int index, const runtime::FinishInfo& info) {
 }
 
 size_t CompletionCall::Choice::Take(std::string_view delta, bool end) {
-  runtime::ReasoningSplitter::Parts parts;
-  if (splitter) {
-    parts = end ? splitter->Finish() : splitter->Push(delta);
-  } else {
-    parts.content = delta;
-  }
-  std::vector<runtime::ParsedToolCall> calls;
-  if (tools) {
-    runtime::ToolCallSplitter::Parts split = tools->Push(parts.content);
-    if (end) {
-      runtime::ToolCallSplitter::Parts rest = tools->Finish();
-      split.content += rest.content;
-      for (runtime::ParsedToolCall& call : rest.calls) split.calls.push_back(std::move(call));
-    }
-    parts.content = std::move(split.content);
-    calls = std::move(split.calls);
-  }
-  // Of a whole reply: the text as it comes (what splitters hold is counted
-  // when it comes, as text: a call's arguments are no longer), the
+  runtime::OutputSplitter::Parts parts = end ? split.Finish() : split.Push(delta);
+  // Of a whole reply: the text as it comes (what the splitter holds is
+  // counted when it comes, as text: a call's arguments are no longer), the
   // reasoning a second time (`reasoning` and `reasoning_content`), and each
   // call's fields.
   size_t adds = JsonTextBytes(delta) + JsonTextBytes(parts.reasoning);
   pending_reasoning += parts.reasoning;
   pending += parts.content;
-  for (runtime::ParsedToolCall& call : calls) {
-    ShownToolCall& shown = pending_calls.emplace_back(
-        ShownToolCall{NewToolCallId(), std::move(call.name), std::move(call.arguments)});
-    adds += ToolCallBytes(shown);
+  for (runtime::ParsedToolCall& call : parts.calls) {
+    adds += ToolCallBytes(call);
+    pending_calls.push_back(std::move(call));
     made_calls = true;
   }
   return adds;

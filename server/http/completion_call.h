@@ -23,8 +23,7 @@
 
 #include "absl/status/status.h"
 #include "runtime/batching/request.h"
-#include "runtime/tokenizer/reasoning_split.h"
-#include "runtime/tokenizer/tool_call_split.h"
+#include "runtime/tokenizer/output_split.h"
 #include "server/http/openai_format.h"
 #include "server/http/openai_request.h"
 #include "server/stream_deps.h"
@@ -112,9 +111,8 @@ class CompletionCall : public std::enable_shared_from_this<CompletionCall> {
     // Under mu_, written by the sink.
     std::string pending;            // text not yet written (all of it, when not streaming)
     std::string pending_reasoning;  // likewise, of the reasoning, when split
-    std::vector<ShownToolCall> pending_calls;            // likewise, of the calls, when split
-    std::optional<runtime::ReasoningSplitter> splitter;  // set at Start when split
-    std::optional<runtime::ToolCallSplitter> tools;      // set at Start when the chat has tools
+    std::vector<runtime::ParsedToolCall> pending_calls;  // likewise, of the calls, when split
+    runtime::OutputSplitter split;                       // set at Start
     bool made_calls = false;                             // the answer made a call
     // Under mu_: splits `delta` (what the splitters hold, at the end) and
     // queues its parts to be written; the whole reply's bytes they add.

@@ -133,7 +133,7 @@ bool CompletionCall::Pump() {
   struct Snapshot {
     std::string text;
     std::string reasoning;
-    std::vector<ShownToolCall> calls;
+    std::vector<runtime::ParsedToolCall> calls;
     bool made_calls = false;
     std::vector<runtime::TokenLogprobs> logprobs;
     bool finished = false;

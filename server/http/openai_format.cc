@@ -6,7 +6,6 @@
 #include <cctype>
 #include <cmath>
 #include <optional>
-#include <random>
 #include <string>
 
 #include "absl/strings/cord.h"
@@ -154,7 +153,7 @@ Json LogprobsJson(Endpoint endpoint, const std::vector<ShownToken>& tokens,
 }
 
 // A message's tool_calls; a stream's (`first` >= 0) number theirs.
-Json ToolCallsJson(const std::vector<ShownToolCall>& calls, int first) {
+Json ToolCallsJson(const std::vector<runtime::ParsedToolCall>& calls, int first) {
   Json list = Json::array();
   for (size_t i = 0; i < calls.size(); ++i) {
     Json call{{"id", calls[i].id},
@@ -222,15 +221,7 @@ std::optional<std::string_view> OpenAiFinishReason(runtime::FinishReason reason,
   return std::nullopt;
 }
 
-std::string NewToolCallId() {
-  static constexpr char kChars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  std::string id = "call_";
-  for (int i = 0; i < 24; ++i) id.push_back(kChars[rng() % (sizeof kChars - 1)]);
-  return id;
-}
-
-size_t ToolCallBytes(const ShownToolCall& call) {
+size_t ToolCallBytes(const runtime::ParsedToolCall& call) {
   // {"index":N,"id":"..","type":"function","function":{"name":"..","arguments":""}}
   // with its comma, the stream's layout (the larger).
   return 96 + call.id.size() + JsonTextBytes(call.name);

@@ -13,6 +13,7 @@
 
 #include "absl/status/status.h"
 #include "runtime/batching/request.h"
+#include "runtime/tokenizer/tool_call_split.h"
 #include "server/http/openai_request.h"
 
 namespace cohost::server::http {
@@ -46,16 +47,9 @@ struct UsageCounts {
 std::optional<std::string_view> OpenAiFinishReason(runtime::FinishReason reason,
                                                    bool made_calls = false);
 
-// A call a chat's answer made (runtime::ToolCallSplitter's), as OpenAI
-// shows it.
-struct ShownToolCall {
-  std::string id;  // "call_" and 24 random letters and digits, as OpenAI's
-  std::string name;
-  std::string arguments;  // a JSON object's text
-};
-std::string NewToolCallId();
-// What a call adds to a whole reply's JSON, besides its arguments' text.
-size_t ToolCallBytes(const ShownToolCall& call);
+// What a call the answer made (runtime::ToolCallSplitter's) adds to a whole
+// reply's JSON, besides its arguments' text.
+size_t ToolCallBytes(const runtime::ParsedToolCall& call);
 
 // A token as OpenAI shows it in logprobs: its bytes (shown as text, invalid
 // UTF-8 replaced, and as a byte list) and its log-probability.
@@ -77,7 +71,7 @@ struct ChoiceResult {
   std::optional<std::string> reasoning;
   // The answer's calls: the message's `tool_calls` (its content null when
   // empty), and finish_reason "tool_calls".
-  std::vector<ShownToolCall> tool_calls;
+  std::vector<runtime::ParsedToolCall> tool_calls;
 };
 
 // /v1/completions' text_offset: characters, as Python's str and OpenAI's
@@ -104,7 +98,7 @@ struct ChunkDelta {
   TextOffset text_offset;  // /v1/completions: where this chunk's text starts
   // Chat: calls made since the last chunk, each whole, numbered from
   // `first_call_index`.
-  const std::vector<ShownToolCall>* tool_calls = nullptr;
+  const std::vector<runtime::ParsedToolCall>* tool_calls = nullptr;
   int first_call_index = 0;
 };
 

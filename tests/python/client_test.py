@@ -279,6 +279,19 @@ def run(binary, client, model):
                 raise AssertionError("json_object with json_schema was sent")
             except ValueError:
                 pass
+            # A response's calls (split_tool_calls) come in OpenAI's shape, which an
+            # assistant message takes back.
+            from cohost_client import _common
+            from cohost_client.v1 import inference_pb2 as pb
+            chunk = _common.to_chunk(pb.GenerateResponse(tool_calls=[
+                pb.ToolCall(id="call_1", name="get_weather", arguments='{"city":"Oslo"}')]))
+            check(chunk.tool_calls == [{"id": "call_1", "type": "function", "function": {
+                "name": "get_weather", "arguments": '{"city":"Oslo"}'}}], chunk.tool_calls)
+            back = _common.chat_message({"role": "assistant", "tool_calls": chunk.tool_calls})
+            check(back.tool_calls[0].name == "get_weather" and back.tool_calls[0].id == "call_1",
+                  back)
+            check(_common.build_request("m", messages=[{"role": "user", "content": "hi"}],
+                                        split_tool_calls=True).split_tool_calls, "split_tool_calls")
             # Tools reach the server, whose default model's template offers none.
             weather = {"type": "function", "function": {
                 "name": "get_weather", "parameters": {"type": "object"}}}

@@ -1,12 +1,14 @@
 // A reasoning model's think block over gRPC: GenerateRequest.split_reasoning
 // puts the block of a model whose template writes one in
-// GenerateResponse.reasoning, the rest in text; unset, the text is raw. The
+// GenerateResponse.reasoning, the rest in text; unset, the text is raw. And
+// split_tool_calls: the answer's calls in GenerateResponse.tool_calls. The
 // tiny model on a backend whose sampler writes a scripted output. (Apart from
 // the HTTP front door's reasoning_test: gRPC's library is not instrumented,
 // so its servers stay out of the ThreadSanitizer run.)
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "gtest/gtest.h"
 #include "server/server.h"
@@ -24,9 +26,10 @@ using cohost::testing::ScriptedBackend;
 
 class GrpcReasoningTest : public ::testing::Test {
  protected:
-  void Start(const char* chat_template = kQwen3Template) {
+  void Start(const std::string& chat_template = kQwen3Template,
+             const runtime::testing::TinyModelOptions& model = {}) {
     absl::StatusOr<std::unique_ptr<cohost::testing::TinyRouter>> tiny =
-        cohost::testing::MakeScriptedRouter(chat_template, &backend_);
+        cohost::testing::MakeScriptedRouter(chat_template, &backend_, model);
     ASSERT_TRUE(tiny.ok()) << tiny.status();
     tiny_ = *std::move(tiny);
     absl::StatusOr<std::unique_ptr<Server>> server =
@@ -98,6 +101,51 @@ TEST_F(GrpcReasoningTest, WhatTheSplitterHeldBackGoesOutAtTheEnd) {
   ASSERT_TRUE(split.status.ok()) << split.status.error_message();
   EXPECT_EQ(split.reasoning, "\nTwo and two.\n</thi");
   EXPECT_EQ(split.text, "");
+}
+
+// A chat with tools: split_tool_calls gives the answer's calls as
+// GenerateResponse.tool_calls, apart from its text (and its reasoning);
+// unset, the text is the model's own.
+TEST_F(GrpcReasoningTest, ToolCallsAreSplitWhenTheRequestAsks) {
+  Start(cohost::testing::Qwen3ToolsTemplate(), cohost::testing::LongContext());
+  const std::string output =
+      std::string("<think>\nA tool.\n</think>\n\nLet me look.\n") + cohost::testing::kWeatherCall;
+  for (const bool split : {true, false}) {
+    backend_->Script(output);
+    v1::GenerateRequest r;
+    r.set_model("tiny");
+    v1::ChatMessage* m = r.mutable_chat()->add_messages();
+    m->set_role("user");
+    m->set_content("Weather in Paris?");
+    v1::Tool* tool = r.mutable_chat()->add_tools();
+    tool->set_name("get_weather");
+    tool->set_parameters(R"({"type": "object", "properties": {"city": {"type": "string"}}})");
+    r.mutable_sampling()->set_temperature(0);
+    r.set_max_tokens(200);
+    r.set_split_reasoning(true);
+    r.set_split_tool_calls(split);
+    const cohost::testing::StreamResult result = cohost::testing::Generate(*stub_, r);
+    ASSERT_TRUE(result.status.ok()) << result.status.error_message();
+    std::string reasoning;
+    std::vector<v1::ToolCall> calls;
+    for (const v1::GenerateResponse& message : result.messages) {
+      reasoning += message.reasoning();
+      calls.insert(calls.end(), message.tool_calls().begin(), message.tool_calls().end());
+    }
+    EXPECT_EQ(reasoning, "\nA tool.\n");
+    if (!split) {
+      EXPECT_EQ(result.text, std::string("Let me look.\n") + cohost::testing::kWeatherCall);
+      EXPECT_TRUE(calls.empty());
+      continue;
+    }
+    EXPECT_EQ(result.text, "Let me look.");
+    ASSERT_EQ(calls.size(), 1u);
+    EXPECT_EQ(calls[0].id().substr(0, 5), "call_");
+    EXPECT_EQ(calls[0].id().size(), 29u);
+    EXPECT_EQ(calls[0].name(), "get_weather");
+    EXPECT_EQ(calls[0].arguments(), R"({"city":"Paris"})");
+    EXPECT_EQ(result.token_ids.size(), output.size() + 1) << "every token goes out";
+  }
 }
 
 // DeepSeek-R1's chat prompt opens the block: the output is reasoning until

@@ -1,10 +1,12 @@
 // A backend whose sampler writes a scripted output, and the chat templates
-// and outputs of the reasoning tests of both front doors
-// (reasoning_test.cc, grpc_reasoning_test.cc).
+// and outputs of the reasoning and tool-call tests of both front doors
+// (reasoning_test.cc, tool_calls_test.cc, grpc_reasoning_test.cc).
 #pragma once
 
+#include <fstream>
 #include <memory>
 #include <mutex>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -54,6 +56,23 @@ inline constexpr char kDeepSeekR1Template[] =
     "{{'<｜User｜>' + message['content']}}{%- if add_generation_prompt -%}"
     "{{'<｜Assistant｜><think>\\n'}}";
 inline constexpr char kR1Output[] = "Two and two.\n</think>\n\nIt is 4.";
+
+// Qwen3's own template (tests/data/chat_templates/qwen3.jinja), which offers
+// tools, and a call as it has the model write one. Its tools' system turn
+// takes more than the tiny model's default context: kLongContext.
+inline std::string Qwen3ToolsTemplate() {
+  std::ifstream in(std::string(COHOST_SOURCE_DIR) + "/tests/data/chat_templates/qwen3.jinja");
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+inline constexpr char kWeatherCall[] =
+    "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>";
+inline runtime::testing::TinyModelOptions LongContext() {
+  runtime::testing::TinyModelOptions model;
+  model.max_position_embeddings = 2048;
+  return model;
+}
 
 // The tiny model on a ScriptedBackend (`*backend` is set to it), with the
 // byte tokenizer and `chat_template`; `model`: its shape (a long template

@@ -9,9 +9,7 @@
 
 #include <httplib.h>
 
-#include <fstream>
 #include <memory>
-#include <sstream>
 #include <string>
 
 #include "gmock/gmock.h"
@@ -27,13 +25,6 @@ using Json = nlohmann::json;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
-std::string Qwen3Template() {
-  std::ifstream in(std::string(COHOST_SOURCE_DIR) + "/tests/data/chat_templates/qwen3.jinja");
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 const Json kWeather = {{"type", "function"},
                        {"function",
                         {{"name", "get_weather"},
@@ -43,16 +34,14 @@ const Json kWeather = {{"type", "function"},
                            {"properties", {{"city", {{"type", "string"}}}}},
                            {"required", {"city"}}}}}}};
 
-constexpr char kCall[] =
-    "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>";
+constexpr const char* kCall = cohost::testing::kWeatherCall;
 
 class ToolCallsTest : public ::testing::Test {
  protected:
-  void Start(const std::string& chat_template = Qwen3Template()) {
-    runtime::testing::TinyModelOptions model;
-    model.max_position_embeddings = 2048;  // the tools' system turn is long
+  void Start(const std::string& chat_template = cohost::testing::Qwen3ToolsTemplate()) {
     absl::StatusOr<std::unique_ptr<cohost::testing::TinyRouter>> tiny =
-        cohost::testing::MakeScriptedRouter(chat_template, &backend_, model);
+        cohost::testing::MakeScriptedRouter(chat_template, &backend_,
+                                            cohost::testing::LongContext());
     ASSERT_TRUE(tiny.ok()) << tiny.status();
     tiny_ = *std::move(tiny);
     const StreamDeps deps{tiny_->router.get(), &metrics_, &keys_, StreamLimits{}};

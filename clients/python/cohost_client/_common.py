@@ -56,6 +56,10 @@ class Chunk:
     timings: Optional[Timings] = None
     logprobs: List[Logprobs] = dataclasses.field(default_factory=list)  # one per token, if asked
     reasoning: str = ""  # new think-block text, with split_reasoning
+    # Calls the answer made, with split_tool_calls, each as OpenAI's API shapes
+    # one ({"id", "type": "function", "function": {"name", "arguments"}}), so
+    # that an assistant message can carry them back.
+    tool_calls: List[dict] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -75,7 +79,8 @@ def build_request(model, prompt=None, messages=None, tokens=None, max_tokens=Non
                   logprobs: Optional[int] = None, json_object=False,
                   logit_bias: Optional[Mapping[int, float]] = None, json_schema=None,
                   stop_token_ids: Optional[Sequence[int]] = None, priority: int = 0,
-                  split_reasoning=False, tools: Optional[Sequence[Mapping]] = None):
+                  split_reasoning=False, tools: Optional[Sequence[Mapping]] = None,
+                  split_tool_calls=False):
     inputs = [x is not None for x in (prompt, messages, tokens)]
     if sum(inputs) != 1:
         raise ValueError("give exactly one of prompt, messages and tokens")
@@ -103,6 +108,7 @@ def build_request(model, prompt=None, messages=None, tokens=None, max_tokens=Non
     r.stop_token_ids.extend(stop_token_ids or [])
     r.priority = priority
     r.split_reasoning = split_reasoning
+    r.split_tool_calls = split_tool_calls
     for name, value in (("temperature", temperature), ("top_p", top_p), ("top_k", top_k),
                         ("min_p", min_p), ("seed", seed),
                         ("repetition_penalty", repetition_penalty),
@@ -142,7 +148,10 @@ def tool(t):
 
 def to_chunk(message):
     chunk = Chunk(text=message.text, token_ids=list(message.token_ids),
-                  request_id=message.request_id, reasoning=message.reasoning)
+                  request_id=message.request_id, reasoning=message.reasoning,
+                  tool_calls=[{"id": c.id, "type": "function",
+                               "function": {"name": c.name, "arguments": c.arguments}}
+                              for c in message.tool_calls])
     for lp in message.logprobs:
         chunk.logprobs.append(Logprobs(
             TokenLogprob(lp.chosen.token_id, lp.chosen.logprob),
