@@ -107,7 +107,11 @@ class Writer : public nlohmann::json_sax<nlohmann::json> {
 
   // Without `want`, the whole text goes to *out.
   Writer(JsonStyle style, std::string* out, const Want* want, const Take* take)
-      : python_(style == JsonStyle::kPython), whole_(out), want_(want), take_(take) {}
+      : python_(style == JsonStyle::kPython), whole_(out), want_(want), take_(take) {
+    // path_'s keys are views of these: they must not move.
+    levels_.reserve(kMaxDepth);
+    path_.reserve(kMaxDepth);
+  }
 
   bool null() override { return Scalar("null"); }
   bool boolean(bool v) override { return Scalar(v ? "true" : "false"); }
@@ -130,6 +134,7 @@ class Writer : public nlohmann::json_sax<nlohmann::json> {
   bool key(string_t& v) override {
     Level& level = levels_.back();
     level.key = std::move(v);
+    path_.back().key = level.key;
     if (out_ == nullptr) return true;
     if (!level.first) out_->append(python_ ? ", " : ",");
     level.first = false;
@@ -159,10 +164,6 @@ class Writer : public nlohmann::json_sax<nlohmann::json> {
   // here when a selection wants it). Separates it from the one before.
   bool Begin() {
     if (out_ == nullptr) {
-      path_.clear();
-      for (const Level& l : levels_) {
-        path_.push_back(l.array ? JsonStep{{}, l.next_index - 1} : JsonStep{l.key, -1});
-      }
       if (!levels_.empty() && levels_.back().array) path_.back().index = levels_.back().next_index;
       if (!(*want_)(JsonPath(path_))) return false;
       out_ = &taken_;
@@ -210,10 +211,12 @@ class Writer : public nlohmann::json_sax<nlohmann::json> {
     Count();
     Level& level = levels_.emplace_back();
     level.array = array;
+    path_.emplace_back();  // the step into its items
     return true;
   }
   bool Close(char bracket) {
     levels_.pop_back();
+    path_.pop_back();
     if (out_ != nullptr) {
       out_->push_back(bracket);
       End();
@@ -227,7 +230,7 @@ class Writer : public nlohmann::json_sax<nlohmann::json> {
   const Take* take_;
   std::string* out_ = whole_;   // where the value being written goes, or null
   std::vector<Level> levels_;   // the open containers
-  std::vector<JsonStep> path_;  // the taken value's
+  std::vector<JsonStep> path_;  // per open container, the step into its item (a key's view)
   std::string taken_;
   size_t taken_depth_ = 0;  // levels_ open around the taken value
 };

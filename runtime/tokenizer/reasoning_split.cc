@@ -2,22 +2,9 @@
 
 #include "runtime/tokenizer/reasoning_split.h"
 
-#include <algorithm>
+#include "runtime/tokenizer/tag_scan.h"
 
 namespace cohost::runtime {
-namespace {
-
-bool IsSpace(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
-
-// Length of the longest suffix of `text` that is a proper prefix of `tag`.
-size_t PartialTagSuffix(std::string_view text, std::string_view tag) {
-  for (size_t n = std::min(text.size(), tag.size() - 1); n > 0; --n) {
-    if (text.substr(text.size() - n) == tag.substr(0, n)) return n;
-  }
-  return 0;
-}
-
-}  // namespace
 
 ReasoningSplitter::Parts ReasoningSplitter::Push(std::string_view delta) {
   Parts out;
@@ -29,7 +16,7 @@ ReasoningSplitter::Parts ReasoningSplitter::Push(std::string_view delta) {
       // The whitespace held is not read again: a reply opening with many
       // whitespace tokens costs each one its own bytes only.
       size_t start = space_held_;
-      while (start < text.size() && IsSpace(text[start])) ++start;
+      while (start < text.size() && IsBlockSpace(text[start])) ++start;
       space_held_ = start;
       const std::string_view rest = text.substr(start);
       if (rest.substr(0, kThinkOpen.size()) == kThinkOpen) {
@@ -55,7 +42,7 @@ ReasoningSplitter::Parts ReasoningSplitter::Push(std::string_view delta) {
       break;
     }
     if (state_ == State::kAfterBlock) {
-      while (!text.empty() && IsSpace(text.front())) text.remove_prefix(1);
+      while (!text.empty() && IsBlockSpace(text.front())) text.remove_prefix(1);
       if (text.empty()) break;
       state_ = State::kContent;
       continue;

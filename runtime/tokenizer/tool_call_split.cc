@@ -10,25 +10,19 @@
 #include "nlohmann/json.hpp"
 #include "runtime/loader/loader_json.h"
 #include "runtime/tokenizer/json_rewrite.h"
+#include "runtime/tokenizer/tag_scan.h"
 
 namespace cohost::runtime {
 namespace {
 
-bool IsSpace(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
-
-// Length of the longest suffix of `text` that is a proper prefix of `tag`.
-size_t PartialTagSuffix(std::string_view text, std::string_view tag) {
-  for (size_t n = std::min(text.size(), tag.size() - 1); n > 0; --n) {
-    if (text.substr(text.size() - n) == tag.substr(0, n)) return n;
-  }
-  return 0;
-}
-
 // A JSON object's text, compact, keys in their order; nullopt if `text` is
-// not one.
+// not one, or names a key twice (which two readers could take differently).
 std::optional<std::string> CompactObject(std::string_view text) {
   const size_t start = text.find_first_not_of(" \t\r\n");
   if (start == std::string_view::npos || text[start] != '{') return std::nullopt;
+  if (!ParseJsonStrict(absl::string_view(text.data(), text.size()), "arguments").ok()) {
+    return std::nullopt;
+  }
   return RewriteJson(text, JsonStyle::kCompact);
 }
 
@@ -93,7 +87,7 @@ void ToolCallSplitter::Walk(std::string_view text, Parts* out) {
       continue;
     }
     if (after_call_) {
-      while (!text.empty() && IsSpace(text.front())) text.remove_prefix(1);
+      while (!text.empty() && IsBlockSpace(text.front())) text.remove_prefix(1);
       if (text.empty()) return;
       after_call_ = false;
     }
@@ -102,13 +96,13 @@ void ToolCallSplitter::Walk(std::string_view text, Parts* out) {
       // What may yet open a block stays: a tag's start, and the whitespace
       // before it (dropped if a call follows).
       size_t keep = PartialTagSuffix(text, kToolCallOpen);
-      while (keep < text.size() && IsSpace(text[text.size() - keep - 1])) ++keep;
+      while (keep < text.size() && IsBlockSpace(text[text.size() - keep - 1])) ++keep;
       out->content.append(text.substr(0, text.size() - keep));
       held_ = std::string(text.substr(text.size() - keep));
       return;
     }
     size_t space = open;
-    while (space > 0 && IsSpace(text[space - 1])) --space;
+    while (space > 0 && IsBlockSpace(text[space - 1])) --space;
     out->content.append(text.substr(0, space));
     space_ = std::string(text.substr(space, open - space));
     state_ = State::kBlock;
@@ -139,8 +133,8 @@ ToolCallSplitter::Parts ToolCallSplitter::Push(std::string_view delta) {
     held_.append(delta);
     return out;
   }
-  const bool all_space = std::all_of(delta.begin(), delta.end(), IsSpace);
-  if (state_ == State::kText && all_space && (held_.empty() || IsSpace(held_.back()))) {
+  const bool all_space = std::all_of(delta.begin(), delta.end(), IsBlockSpace);
+  if (state_ == State::kText && all_space && (held_.empty() || IsBlockSpace(held_.back()))) {
     // Whitespace after whitespace settles nothing (a long run of it is not
     // read again at each delta).
     if (!after_call_) held_.append(delta);

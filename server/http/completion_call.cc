@@ -84,7 +84,7 @@ absl::Status CompletionCall::Start(std::shared_ptr<scheduler::ServedModel> model
                      request.sampling.response_format == runtime::ResponseFormat::kText;
   // A forced call's output is its JSON, which a grammar holds from the first
   // token (so never a think block).
-  split_tools_ = parsed.tools.calls;
+  calls_finish_ = parsed.tools.calls_finish();
   {
     std::lock_guard<std::mutex> lock(mu_);
     choices_.resize(static_cast<size_t>(parsed.n));
@@ -94,7 +94,7 @@ absl::Status CompletionCall::Start(std::shared_ptr<scheduler::ServedModel> model
       std::optional<runtime::ToolCallSplitter> tools;
       if (parsed.tools.forced) {
         tools = runtime::ToolCallSplitter::Forced(*parsed.tools.forced);
-      } else if (split_tools_) {
+      } else if (parsed.tools.calls) {
         tools.emplace();
       }
       c.split = runtime::OutputSplitter(std::move(reasoning), std::move(tools));
@@ -190,8 +190,8 @@ bool CompletionCall::OnDelta(int index, const runtime::TokenDelta& delta) {
     if (client_gone_ || too_large_) return false;
     Choice& c = choices_[static_cast<size_t>(index)];
     c.produced = true;
-    adds += c.Take(delta.text, /*end=*/false);
-    if (!stream_) whole_bytes_ += adds;
+    const size_t text_adds = c.Take(delta.text, /*end=*/false);
+    if (!stream_) whole_bytes_ += adds + text_adds;
     too_large = too_large_ = whole_bytes_ > options_.max_whole_reply_bytes;
     if (!too_large) {
       c.pending_logprobs.insert(c.pending_logprobs.end(), delta.logprobs.begin(),
@@ -227,6 +227,10 @@ void CompletionCall::OnFinish(int index, const runtime::FinishInfo& info) {
 }
 
 size_t CompletionCall::Choice::Take(std::string_view delta, bool end) {
+  if (!split.splits_reasoning() && !split.splits_calls()) {
+    pending.append(delta);
+    return JsonTextBytes(delta);
+  }
   runtime::OutputSplitter::Parts parts = end ? split.Finish() : split.Push(delta);
   // Of a whole reply: the text as it comes (what the splitter holds is
   // counted when it comes, as text: a call's arguments are no longer), the

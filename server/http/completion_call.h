@@ -115,7 +115,7 @@ class CompletionCall : public std::enable_shared_from_this<CompletionCall> {
     runtime::OutputSplitter split;                       // set at Start
     bool made_calls = false;                             // the answer made a call
     // Under mu_: splits `delta` (what the splitters hold, at the end) and
-    // queues its parts to be written; the whole reply's bytes they add.
+    // queues its parts to be written; the bytes they add to a whole reply.
     size_t Take(std::string_view delta, bool end);
     std::vector<runtime::TokenLogprobs> pending_logprobs;  // when asked, likewise
     bool produced = false;                                 // a delta came
@@ -176,7 +176,7 @@ class CompletionCall : public std::enable_shared_from_this<CompletionCall> {
   bool include_usage_ = false;
   bool logprobs_ = false;         // the request asked for them
   bool split_reasoning_ = false;  // the choices' text goes through their splitters
-  bool split_tools_ = false;      // the choices' answers are split into text and calls
+  bool calls_finish_ = false;     // a choice that made calls finishes with "tool_calls"
   // Loop thread: choices 1..n-1, not yet submitted; rest_pending_ says so to
   // the sinks.
   std::optional<runtime::GenerateRequest> rest_;

@@ -192,8 +192,8 @@ bool CompletionCall::Pump() {
         ReplyError(s.status);
         return true;
       }
-      ChoiceResult result{std::move(s.text), s.reason, std::nullopt, std::nullopt,
-                          std::move(s.calls)};
+      ChoiceResult result{std::move(s.text), s.reason,           std::nullopt,
+                          std::nullopt,      std::move(s.calls), calls_finish_};
       if (split_reasoning_) result.reasoning = std::move(s.reasoning);
       results.push_back(std::move(result));
       if (logprobs_) logprobs.push_back(std::move(s.logprobs));
@@ -244,7 +244,7 @@ bool CompletionCall::Pump() {
         ChunkDelta last;
         last.index = index;
         last.first = !c.first_sent;
-        last.finish_reason = OpenAiFinishReason(s.reason, s.made_calls);
+        last.finish_reason = OpenAiFinishReason(s.reason, s.made_calls && calls_finish_);
         events += ChunkEvent(header_, last, include_usage_);
         c.first_sent = true;
       } else if (!failure) {

@@ -256,10 +256,11 @@ std::string CompletionBody(const ResponseHeader& h, const std::vector<ChoiceResu
   for (size_t i = 0; i < choices.size(); ++i) {
     const ChoiceResult& choice = choices[i];
     const bool calls = !choice.tool_calls.empty();
-    Json c{{"index", i},
-           {"logprobs", choice.logprobs ? LogprobsJson(h.endpoint, *choice.logprobs, TextOffset{})
-                                        : Json(nullptr)},
-           {"finish_reason", Finish(OpenAiFinishReason(choice.reason, calls))}};
+    Json c{
+        {"index", i},
+        {"logprobs", choice.logprobs ? LogprobsJson(h.endpoint, *choice.logprobs, TextOffset{})
+                                     : Json(nullptr)},
+        {"finish_reason", Finish(OpenAiFinishReason(choice.reason, calls && choice.calls_finish))}};
     if (h.endpoint == Endpoint::kChatCompletions) {
       c["message"] = {
           {"role", "assistant"},

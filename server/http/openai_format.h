@@ -70,8 +70,9 @@ struct ChoiceResult {
   // the message's `reasoning` and `reasoning_content`, null when empty.
   std::optional<std::string> reasoning;
   // The answer's calls: the message's `tool_calls` (its content null when
-  // empty), and finish_reason "tool_calls".
+  // empty); finish_reason "tool_calls" after them when `calls_finish`.
   std::vector<runtime::ParsedToolCall> tool_calls;
+  bool calls_finish = true;
 };
 
 // /v1/completions' text_offset: characters, as Python's str and OpenAI's

@@ -9,6 +9,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
+#include "runtime/sampling/json_schema.h"
 #include "runtime/tokenizer/json_rewrite.h"
 #include "server/http/request_fields.h"
 
@@ -197,18 +198,23 @@ absl::Status ParseChatTools(const Json& body, std::string_view text, v1::Generat
     if (forced) return Bad("tool_choice", "needs tools to choose from");
     return absl::OkStatus();
   }
-  // "none": the model is not told of them, so that it answers in text.
-  if (choice == "none") return absl::OkStatus();
+  google::protobuf::RepeatedPtrField<v1::Tool> offered;
   absl::flat_hash_set<std::string> names;
-  const v1::Tool* chosen = nullptr;
   for (size_t i = 0; i < list->size(); ++i) {
-    v1::Tool* tool = chat->add_tools();
+    v1::Tool* tool = offered.Add();
     if (absl::Status s = ParseTool((*list)[i], i, ordered, tool); !s.ok()) return s;
     if (!names.insert(tool->name()).second) {
       return Bad(absl::StrCat("tools[", i, "].function.name"),
                  absl::StrCat("\"", tool->name(), "\" names a function already offered"));
     }
-    if (tool->name() == named) chosen = tool;
+  }
+  // "none": the model is not told of them (checked all the same), so that it
+  // answers in text.
+  if (choice == "none") return absl::OkStatus();
+  chat->mutable_tools()->Swap(&offered);
+  const v1::Tool* chosen = nullptr;
+  for (const v1::Tool& tool : chat->tools()) {
+    if (tool.name() == named) chosen = &tool;
   }
   tools->calls = true;
   if (!forced) return absl::OkStatus();
@@ -217,6 +223,12 @@ absl::Status ParseChatTools(const Json& body, std::string_view text, v1::Generat
                "cannot force a call with a response_format (the call's arguments are its JSON)");
   }
   if (choice == "required") {
+    // The grammar's enum of names has room for so many.
+    if (chat->tools_size() > runtime::kMaxSchemaEnum) {
+      return Bad("tool_choice",
+                 absl::StrCat("\"required\" takes at most ", runtime::kMaxSchemaEnum, " tools (",
+                              chat->tools_size(), " given); name the function instead"));
+    }
     out->set_response_format(v1::RESPONSE_FORMAT_JSON_SCHEMA);
     out->set_json_schema(AnyCallSchema(chat->tools()));
     tools->forced = "";

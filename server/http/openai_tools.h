@@ -9,14 +9,15 @@
 //   "auto" (the default with tools)  the model calls what it chooses;
 //   "none"       the tools are not offered in the prompt and the answer is
 //                text (vLLM offers them and leaves the answer unparsed);
-//   "required"   the answer is one call of an offered function, held to
-//                {"name": <one of them>, "arguments": <an object>} by the
-//                JSON grammar (its arguments are not held to the function's
-//                own schema);
+//   "required"   the answer is one call of an offered function (at most 64
+//                of them), held to {"name": <one of them>, "arguments": <an
+//                object>} by the JSON grammar (its arguments are not held to
+//                the function's own schema); finish_reason "tool_calls";
 //   {"type": "function", "function": {"name": N}}
 //                the answer is the arguments of one call of N, held to N's
 //                parameters (the JSON schema subset of
-//                runtime/sampling/json_schema.h), as vLLM does.
+//                runtime/sampling/json_schema.h), as vLLM does; its
+//                finish_reason is "stop", as OpenAI's and vLLM's.
 // A forced call cannot be combined with a response_format. Schemas and
 // arguments keep the client's key order (runtime/tokenizer/json_rewrite.h).
 // `parallel_tool_calls` is read and not enforced.
@@ -38,6 +39,8 @@ struct ToolOutput {
   // Set: the whole output is one call: the arguments of this function, or
   // (empty) a call's {"name", "arguments"} object.
   std::optional<std::string> forced;
+  // finish_reason is "tool_calls" after a call (not after a named one's).
+  bool calls_finish() const { return calls && !(forced && !forced->empty()); }
 };
 
 // Reads the body's tools and tool_choice into `out`'s chat, and the tool

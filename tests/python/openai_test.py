@@ -316,7 +316,7 @@ def check_tools(binary, model, key_file, tmp):
                    messages=[{"role": "user", "content": "What is the weather in Paris?"}])
 
         def check_weather_call(message, finish_reason):
-            check(finish_reason == "tool_calls", finish_reason)
+            check(finish_reason == "stop", finish_reason)  # a named call's, as OpenAI's
             check(message.content is None and len(message.tool_calls) == 1, message)
             call = message.tool_calls[0]
             check(call.type == "function" and call.id.startswith("call_"), call)
@@ -364,8 +364,9 @@ def check_tools(binary, model, key_file, tmp):
             {"role": "tool", "tool_call_id": call.id, "content": "18 degrees, sunny"}]
         answer = client.chat.completions.create(tools=[WEATHER_TOOL],
                                                 **dict(ask, messages=turns, max_tokens=8))
-        check(answer.choices[0].finish_reason in ("stop", "length", "tool_calls"), answer)
-        check(answer.usage.prompt_tokens > offered.usage.prompt_tokens, answer.usage)
+        # The call and its result are in the prompt (what the model answers, a
+        # tiny one, is not checked).
+        check(answer.usage.prompt_tokens > offered.usage.prompt_tokens + 20, answer.usage)
     except BaseException:
         server.dump_and_kill("tools server")
         raise

@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -179,7 +180,19 @@ TEST(OpenAiToolsTest, MalformedToolsAreRefusedByField) {
   body["response_format"] = {{"type", "json_object"}};
   EXPECT_THAT(std::string(Parse(body).status().message()), HasSubstr("response_format"));
   body.erase("response_format");
+  // "required" names the functions in one enum of the grammar's: at most 64.
+  for (int i = 0; i < 63; ++i) {
+    body["tools"].push_back({{"type", "function"}, {"function", {{"name", absl::StrCat("f", i)}}}});
+  }
+  EXPECT_THAT(std::string(Parse(body).status().message()), HasSubstr("at most 64 tools"));
+  body["tool_choice"] = "auto";
+  EXPECT_TRUE(Parse(body).ok()) << "65 tools";
+  // Tools the prompt leaves out are checked all the same.
+  body["tool_choice"] = "none";
+  body["tools"][1]["type"] = "web_search";
+  EXPECT_THAT(std::string(Parse(body).status().message()), HasSubstr("tools[1].type"));
   body.erase("tools");
+  body["tool_choice"] = "required";
   body["messages"] = {{{"role", "user"}, {"content", "hi"}}};
   EXPECT_THAT(std::string(Parse(body).status().message()), HasSubstr("needs tools"));
 }

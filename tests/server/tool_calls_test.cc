@@ -4,8 +4,8 @@
 // as the message's tool_calls with finish_reason "tool_calls", whole and
 // streamed alike; tool_choice "none" leaves the tools out of the prompt and
 // the answer as text; a named choice's output, held to the function's
-// parameters, is its arguments; a model whose template has no tools refuses
-// them.
+// parameters, is its arguments (finish_reason "stop", as OpenAI's); a model
+// whose template has no tools refuses them.
 
 #include <httplib.h>
 
@@ -208,7 +208,7 @@ TEST_F(ToolCallsTest, ANamedChoiceIsOneCallOfItsArguments) {
   const Json named = {
       {"tool_choice", {{"type", "function"}, {"function", {{"name", "get_weather"}}}}}};
   const Json choice = Whole(R"({"city": "Paris"})", named);
-  EXPECT_EQ(choice.at("finish_reason"), "tool_calls");
+  EXPECT_EQ(choice.at("finish_reason"), "stop") << "a named call's, as OpenAI's";
   EXPECT_TRUE(choice.at("message").at("content").is_null());
   ASSERT_EQ(choice.at("message").at("tool_calls").size(), 1u);
   ExpectWeatherCall(choice.at("message").at("tool_calls").at(0));
@@ -222,7 +222,7 @@ TEST_F(ToolCallsTest, ANamedChoiceIsOneCallOfItsArguments) {
     ExpectWeatherCall(c.at("delta").at("tool_calls").at(0));
   }
   EXPECT_EQ(calls, 1);
-  EXPECT_EQ(chunks.back().at("finish_reason"), "tool_calls");
+  EXPECT_EQ(chunks.back().at("finish_reason"), "stop");
 
   // "required": one call of any function, written as the model writes one.
   const Json required = Whole(R"({"name": "get_weather", "arguments": {"city": "Paris"}})",
@@ -237,7 +237,12 @@ TEST_F(ToolCallsTest, AModelWithoutToolsRefusesThem) {
   httplib::Result r = Post(kCall, Body());
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 400);
-  EXPECT_THAT(r->body, HasSubstr("tool"));
+  EXPECT_THAT(Json::parse(r->body)["error"]["message"].get<std::string>(),
+              HasSubstr("chat template has no tool calling"));
+  // Without them (tool_choice "none") the chat is served.
+  r = Post("It is sunny.", Body({{"tool_choice", "none"}}));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "runtime/tokenizer/json_rewrite.h"
 
@@ -76,6 +77,7 @@ TEST(ToolCallSplitterTest, BlocksThatAreNotCallsStayText) {
            R"(<tool_call>{"name": "", "arguments": {}}</tool_call>)",
            R"(<tool_call>{"name": "f", "arguments": [1]}</tool_call>)",
            R"(<tool_call>{"name": "f", "arguments": "[1]"}</tool_call>)",
+           R"(<tool_call>{"name": "f", "arguments": "{\"a\": 1, \"a\": 2}"}</tool_call>)",
            R"(<tool_call>{"name": "f", "name": "g", "arguments": {}}</tool_call>)",
            R"(<tool_call>["f"]</tool_call>)",
        }) {
@@ -118,9 +120,13 @@ TEST(ToolCallSplitterTest, HeldTextIsGivenOutAsSoonAsItSettles) {
   Parts p = s.Push(std::string(" ") + kCall);
   EXPECT_EQ(p.content, "");
   EXPECT_EQ(Show(p.calls), kShown) << "a call goes out once its block closes";
-  // A long run of whitespace is held, not read again each delta.
-  for (int i = 0; i < 100000; ++i) EXPECT_TRUE(s.Push("  ").content.empty());
-  EXPECT_EQ(s.Push("x").content, "x") << "whitespace after a call is dropped";
+  // Whitespace after a call is dropped.
+  for (int i = 0; i < 1000; ++i) EXPECT_TRUE(s.Push("  ").content.empty());
+  EXPECT_EQ(s.Push("x").content, "x");
+  // A long run of whitespace is held (a call may follow it), each delta read
+  // once: this would take minutes were the run read again at each one.
+  for (int i = 0; i < 200000; ++i) EXPECT_TRUE(s.Push("  ").content.empty());
+  EXPECT_EQ(s.Push("y").content, std::string(400000, ' ') + "y");
 }
 
 TEST(JsonRewriteTest, CompactKeepsOrderAndNumbers) {
@@ -162,6 +168,18 @@ TEST(JsonRewriteTest, ChosenValuesWithTheirPaths) {
         taken.push_back(std::to_string(p[1].index) + " " + text);
       }));
   EXPECT_EQ(taken, (std::vector<std::string>{R"(0 {"z":1,"a":{"y":[2,1]}})", R"(2 {"k":"v"})"}));
+  // A taken value's path holds its keys after deeper levels came and went.
+  taken.clear();
+  const std::string deep =
+      R"({"messages": [{"a": {"b": {"c": {"d": {"e": [1]}}}}, "tool_calls": 7}]})";
+  EXPECT_TRUE(RewriteJsonValues(
+      deep, JsonStyle::kCompact,
+      [](JsonPath p) { return p.size() == 3 && p[2].key == "tool_calls"; },
+      [&](JsonPath p, std::string text) {
+        taken.push_back(absl::StrCat(std::string(p[0].key), " ", p[1].index, " ",
+                                     std::string(p[2].key), " ", text));
+      }));
+  EXPECT_EQ(taken, std::vector<std::string>{"messages 0 tool_calls 7"});
   EXPECT_FALSE(RewriteJsonValues(
       "[1,", JsonStyle::kCompact, [](JsonPath) { return true; }, [](JsonPath, std::string) {}));
 }
