@@ -124,6 +124,22 @@ QWEN3_TOOLS = [
       {"role": "assistant", "content": "", "tool_calls": [call("search", '{"q": "x"}')]},
       {"role": "tool", "content": "r"}],
      [], True),
+    # Reasoning given apart (vLLM's reasoning_content): written after the
+    # last query, its newlines stripped; the content taken whole, a block in
+    # it included; before the last query, or empty on a middle turn, unwritten.
+    ([{"role": "user", "content": "Weather?"},
+      {"role": "assistant", "content": "\nLooking.", "reasoning_content": "\nWhich city?\n\n",
+       "tool_calls": [call("get_weather", '{"city": "Paris"}')]},
+      {"role": "tool", "content": "18C"},
+      {"role": "assistant", "content": "<think>kept</think>\n\nIt is 18C.",
+       "reasoning_content": ""}],
+     [WEATHER], False),
+    ([{"role": "user", "content": "Hi"},
+      {"role": "assistant", "content": "Hello", "reasoning_content": "a greeting"},
+      {"role": "user", "content": "Bye"},
+      {"role": "assistant", "content": "x", "reasoning_content": ""},
+      {"role": "assistant", "content": "Bye", "reasoning_content": "\n"}],
+     [], False),
 ]
 
 

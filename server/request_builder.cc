@@ -65,6 +65,13 @@ absl::Status ChatFrom(const v1::ChatInput& chat, const runtime::Tokenizer& token
       return absl::InvalidArgumentError(
           absl::StrCat("messages[", i, "].tool_calls: only an assistant makes calls"));
     }
+    if (m.has_reasoning()) {
+      if (m.role() != "assistant") {
+        return absl::InvalidArgumentError(
+            absl::StrCat("messages[", i, "].reasoning: only an assistant turn has reasoning"));
+      }
+      message.reasoning = m.reasoning();
+    }
     for (int k = 0; k < m.tool_calls_size(); ++k) {
       const v1::ToolCall& call = m.tool_calls(k);
       const std::string where = absl::StrCat("messages[", i, "].tool_calls[", k, "]");

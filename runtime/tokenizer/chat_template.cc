@@ -138,6 +138,16 @@ struct ThinkSplit {
   absl::string_view reasoning;
   absl::string_view answer;
 };
+
+// `text` without its leading and trailing newlines (Python's strip('\n')).
+absl::string_view StripNewlines(absl::string_view text) {
+  while (absl::ConsumePrefix(&text, "\n")) {
+  }
+  while (absl::ConsumeSuffix(&text, "\n")) {
+  }
+  return text;
+}
+
 ThinkSplit SplitThink(absl::string_view content) {
   constexpr absl::string_view kOpen = "<think>", kClose = "</think>";
   const size_t first_close = content.find(kClose);
@@ -191,11 +201,15 @@ void FormatChatMl(const ChatTemplate& t, absl::Span<const ChatMessage> messages,
   for (size_t i = 0; i < messages.size(); ++i) {
     absl::string_view content = messages[i].content;
     if (t.thinking_switch && messages[i].role == "assistant") {
-      // Qwen3's template reads the turn as a think block and an answer; it
-      // writes the block again only after the last query, on the final turn
-      // or where it has reasoning.
-      const ThinkSplit split = SplitThink(content);
-      const bool think = i > last_query && (i + 1 == messages.size() || !split.reasoning.empty());
+      // Qwen3's template reads the turn as a think block and an answer (or
+      // takes the reasoning given apart, and the content whole); it writes
+      // the block again only after the last query, on the final turn or
+      // where it has reasoning.
+      const std::optional<std::string>& given = messages[i].reasoning;
+      const ThinkSplit split =
+          given ? ThinkSplit{StripNewlines(*given), content} : SplitThink(content);
+      const bool reasoned = given ? !given->empty() : !split.reasoning.empty();
+      const bool think = i > last_query && (i + 1 == messages.size() || reasoned);
       absl::StrAppend(out, kImStart, "assistant\n");
       if (think) {
         out->append("<think>\n");

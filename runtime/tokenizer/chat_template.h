@@ -25,6 +25,10 @@ struct ChatMessage {
   std::string role;  // "system", "user", "assistant", "tool" (others pass through)
   std::string content;
   std::vector<ChatToolCall> tool_calls;  // an assistant turn's calls
+  // An assistant turn's reasoning apart from its content (vLLM's
+  // reasoning_content), which Qwen3's template writes as the turn's think
+  // block where it writes one; unset, it reads the block from the content.
+  std::optional<std::string> reasoning;
 };
 
 // A function the model may call (OpenAI's tools of type "function").

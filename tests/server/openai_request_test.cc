@@ -265,6 +265,26 @@ TEST(OpenAiRequestTest, EnableThinkingReachesTheChat) {
 }
 
 // A message's list of text parts reads as its parts joined by newlines.
+// An assistant turn's reasoning as vLLM's replies give it back
+// (reasoning_content, or reasoning) reaches the chat apart from its content.
+TEST(OpenAiRequestTest, AnAssistantsReasoningReachesTheChat) {
+  for (const char* name : {"reasoning_content", "reasoning"}) {
+    Json body = Chat();
+    body["messages"].push_back({{"role", "assistant"}, {"content", "4"}, {name, "2+2"}});
+    absl::StatusOr<CompletionRequest> r =
+        ParseCompletionRequest(body.dump(), Endpoint::kChatCompletions);
+    ASSERT_TRUE(r.ok()) << r.status();
+    const v1::ChatMessage& m = r->request.chat().messages(1);
+    EXPECT_TRUE(m.has_reasoning()) << name;
+    EXPECT_EQ(m.reasoning(), "2+2");
+    EXPECT_EQ(m.content(), "4");
+    EXPECT_FALSE(r->request.chat().messages(0).has_reasoning());
+    body["messages"][1][name] = 3;
+    r = ParseCompletionRequest(body.dump(), Endpoint::kChatCompletions);
+    EXPECT_THAT(std::string(r.status().message()), HasSubstr(std::string("messages[1].") + name));
+  }
+}
+
 TEST(OpenAiRequestTest, TextPartsAreJoinedByNewlines) {
   Json body = Chat();
   body["messages"][0]["content"] = {{{"type", "text"}, {"text", "Hello"}},

@@ -186,6 +186,9 @@ TEST_F(RequestBuilderTest, ToolsAreCheckedAndReachATemplateThatOffersThem) {
                       q.chat().messages(1).tool_calls(0);
                 },
                 "only an assistant"},
+           Case{"a user's reasoning",
+                [](auto& q) { q.mutable_chat()->mutable_messages(0)->set_reasoning("hm"); },
+                "messages[0].reasoning: only an assistant turn has reasoning"},
            Case{"129 tools",
                 [](auto& q) {
                   for (int i = 0; i < 128; ++i) *q.mutable_chat()->add_tools() = q.chat().tools(0);

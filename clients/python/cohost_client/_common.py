@@ -128,9 +128,14 @@ def _json_text(value):
 
 def chat_message(m):
     """A message as OpenAI's API shapes it: role, content (None for an assistant
-    turn of calls only) and an assistant's tool_calls ({"function": {"name",
-    "arguments"}}, arguments a JSON object or its text)."""
+    turn of calls only), an assistant's tool_calls ({"function": {"name",
+    "arguments"}}, arguments a JSON object or its text) and its
+    reasoning_content (or reasoning)."""
     message = pb.ChatMessage(role=m["role"], content=m.get("content") or "")
+    # An assistant turn's reasoning, as vLLM's replies give it.
+    reasoning = m.get("reasoning_content", m.get("reasoning"))
+    if reasoning is not None:
+        message.reasoning = reasoning
     for call in m.get("tool_calls") or []:
         f = call.get("function", call)
         message.tool_calls.add(id=call.get("id", ""), name=f["name"],

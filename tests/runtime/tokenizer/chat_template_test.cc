@@ -281,6 +281,7 @@ TEST(ChatTemplateTest, FollowsTheReferenceRenderings) {
     std::vector<ChatMessage> messages;
     for (const nlohmann::ordered_json& m : c.at("messages")) {
       ChatMessage& message = messages.emplace_back(ChatMessage{m.at("role"), m.at("content")});
+      if (m.contains("reasoning_content")) message.reasoning = m.at("reasoning_content");
       for (const nlohmann::ordered_json& call : m.value("tool_calls", nlohmann::ordered_json())) {
         const nlohmann::ordered_json& f = call.at("function");
         message.tool_calls.push_back({call.at("id"), f.at("name"), f.at("arguments")});
@@ -299,8 +300,8 @@ TEST(ChatTemplateTest, FollowsTheReferenceRenderings) {
     for (const TextSpan& span : spans) EXPECT_LE(span.end, formatted.size());
     ++checked;
   }
-  EXPECT_EQ(checked, 53);
-  EXPECT_EQ(with_tools, 5);
+  EXPECT_EQ(checked, 55);
+  EXPECT_EQ(with_tools, 6);
 }
 
 // Llama 3.2's template dates "Today" by the clock (transformers'
