@@ -140,6 +140,16 @@ QWEN3_TOOLS = [
       {"role": "assistant", "content": "x", "reasoning_content": ""},
       {"role": "assistant", "content": "Bye", "reasoning_content": "\n"}],
      [], False),
+    # After the last query: reasoning "\n" is reasoning (an empty block); ""
+    # is none, and the content, a block in it, is written as it is; a call's
+    # newline follows content that is only a newline.
+    ([{"role": "user", "content": "Go"},
+      {"role": "assistant", "content": "\nA", "reasoning_content": "\n"},
+      {"role": "assistant", "content": "\n<think>k</think>B", "reasoning_content": ""},
+      {"role": "assistant", "content": "\n", "reasoning_content": "r",
+       "tool_calls": [call("search", '{"q": "y"}')]},
+      {"role": "tool", "content": "ok"}],
+     [SEARCH], True),
 ]
 
 

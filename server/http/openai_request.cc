@@ -105,13 +105,17 @@ absl::Status ParseMessages(const Json& body, v1::GenerateRequest* out) {
     absl::StatusOr<std::string> content = MessageContent(m, i);
     if (!content.ok()) return content.status();
     v1::ChatMessage* msg = chat->add_messages();
-    // An assistant turn's reasoning as vLLM's replies give it (and clients
-    // send back): reasoning_content, or its newer name, reasoning.
-    for (const char* name : {"reasoning_content", "reasoning"}) {
+    // An assistant turn's reasoning as replies give it (and clients send
+    // back): vLLM's `reasoning`, which it reads first, or the older
+    // `reasoning_content` (DeepSeek's). Ignored on other turns, as vLLM
+    // ignores it.
+    for (const char* name : {"reasoning", "reasoning_content"}) {
       const Json* reasoning = Field(m, name);
       if (reasoning == nullptr) continue;
       if (!reasoning->is_string()) return Bad(absl::StrCat(field, ".", name), "must be a string");
-      if (!msg->has_reasoning()) msg->set_reasoning(reasoning->get<std::string>());
+      if (r == "assistant" && !msg->has_reasoning()) {
+        msg->set_reasoning(reasoning->get<std::string>());
+      }
     }
     msg->set_role(std::move(r));
     msg->set_content(*std::move(content));

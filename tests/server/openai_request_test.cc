@@ -279,6 +279,10 @@ TEST(OpenAiRequestTest, AnAssistantsReasoningReachesTheChat) {
     EXPECT_EQ(m.reasoning(), "2+2");
     EXPECT_EQ(m.content(), "4");
     EXPECT_FALSE(r->request.chat().messages(0).has_reasoning());
+    body["messages"][0][name] = "a user's";
+    r = ParseCompletionRequest(body.dump(), Endpoint::kChatCompletions);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_FALSE(r->request.chat().messages(0).has_reasoning()) << "ignored, as vLLM does";
     body["messages"][1][name] = 3;
     r = ParseCompletionRequest(body.dump(), Endpoint::kChatCompletions);
     EXPECT_THAT(std::string(r.status().message()), HasSubstr(std::string("messages[1].") + name));

@@ -132,9 +132,10 @@ def chat_message(m):
     "arguments"}}, arguments a JSON object or its text) and its
     reasoning_content (or reasoning)."""
     message = pb.ChatMessage(role=m["role"], content=m.get("content") or "")
-    # An assistant turn's reasoning, as vLLM's replies give it.
-    reasoning = m.get("reasoning_content", m.get("reasoning"))
-    if reasoning is not None:
+    # An assistant turn's reasoning, as replies give it (vLLM's name first).
+    reasoning = next((m[k] for k in ("reasoning", "reasoning_content") if m.get(k) is not None),
+                     None)
+    if reasoning is not None and m["role"] == "assistant":
         message.reasoning = reasoning
     for call in m.get("tool_calls") or []:
         f = call.get("function", call)

@@ -168,18 +168,17 @@ TEST(JsonRewriteTest, ChosenValuesWithTheirPaths) {
         taken.push_back(std::to_string(p[1].index) + " " + text);
       }));
   EXPECT_EQ(taken, (std::vector<std::string>{R"(0 {"z":1,"a":{"y":[2,1]}})", R"(2 {"k":"v"})"}));
-  // A taken value's path holds its keys after deeper levels came and went.
+  // A taken container's path holds its keys once the levels inside it came
+  // and went (they once moved the keys the path viewed).
   taken.clear();
-  const std::string deep =
-      R"({"messages": [{"a": {"b": {"c": {"d": {"e": [1]}}}}, "tool_calls": 7}]})";
+  const std::string deep = R"({"messages": [{"a": {"b": {"c": {"d": {"e": [1]}}}}, "z": 7}]})";
   EXPECT_TRUE(RewriteJsonValues(
-      deep, JsonStyle::kCompact,
-      [](JsonPath p) { return p.size() == 3 && p[2].key == "tool_calls"; },
+      deep, JsonStyle::kCompact, [](JsonPath p) { return p.size() == 3 && p[2].key == "a"; },
       [&](JsonPath p, std::string text) {
         taken.push_back(absl::StrCat(std::string(p[0].key), " ", p[1].index, " ",
                                      std::string(p[2].key), " ", text));
       }));
-  EXPECT_EQ(taken, std::vector<std::string>{"messages 0 tool_calls 7"});
+  EXPECT_EQ(taken, std::vector<std::string>{R"(messages 0 a {"b":{"c":{"d":{"e":[1]}}}})"});
   EXPECT_FALSE(RewriteJsonValues(
       "[1,", JsonStyle::kCompact, [](JsonPath) { return true; }, [](JsonPath, std::string) {}));
 }
