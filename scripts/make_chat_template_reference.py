@@ -15,7 +15,9 @@ tool calling: the conversations in QWEN3_TOOLS carry `tools` as a client sends
 them and OpenAI-shaped tool calls whose arguments are parsed from their JSON
 text before rendering, as vLLM does (_postprocess_messages), and `tojson` is
 transformers' (json.dumps, ensure_ascii off, keys in their order), not Jinja's
-own.
+own. qwen2_5_instruct.jinja is Qwen2.5-Instruct's (Qwen/Qwen2.5-0.5B-Instruct,
+Apache-2.0: its default system message, no think blocks), rendered on the same
+conversations.
 mistral_v0_3_instruct.jinja is Mistral-7B-Instruct-v0.3's; the "_like"
 variants are made from it by the substitutions that separate the other
 versions' templates from it (v0.2: an untrimmed answer; v0.1's later template
@@ -193,23 +195,26 @@ def main():
                 "text": template.render(messages=messages, add_generation_prompt=gen,
                                         bos_token="", eos_token="</s>"),
             })
-    qwen3 = (HERE / "qwen3.jinja").read_text()
-    templates["qwen3"] = (qwen3, [])
-    template = env.from_string(qwen3)
-    for messages, tools, gen in [(m, [], g) for m, g in COMMON] + QWEN3_TOOLS:
-        # vLLM's _postprocess_messages: a call's arguments as an object.
-        rendered = copy.deepcopy(messages)
-        for m in rendered:
-            for c in m.get("tool_calls", []):
-                c["function"]["arguments"] = json.loads(c["function"]["arguments"])
-        case = {"template": "qwen3", "messages": messages}
-        if tools:
-            case["tools"] = tools
-        case["add_generation_prompt"] = gen
-        case["text"] = template.render(messages=rendered, tools=tools or None,
-                                       add_generation_prompt=gen, bos_token="",
-                                       eos_token="<|im_end|>")
-        cases.append(case)
+    # Qwen's tool-calling templates, each on every case (Qwen2.5's writes no
+    # think blocks and reads no reasoning: those cases check that it does not).
+    for name in ("qwen3", "qwen2_5_instruct"):
+        source = (HERE / (name + ".jinja")).read_text()
+        templates[name] = (source, [])
+        template = env.from_string(source)
+        for messages, tools, gen in [(m, [], g) for m, g in COMMON] + QWEN3_TOOLS:
+            # vLLM's _postprocess_messages: a call's arguments as an object.
+            rendered = copy.deepcopy(messages)
+            for m in rendered:
+                for c in m.get("tool_calls", []):
+                    c["function"]["arguments"] = json.loads(c["function"]["arguments"])
+            case = {"template": name, "messages": messages}
+            if tools:
+                case["tools"] = tools
+            case["add_generation_prompt"] = gen
+            case["text"] = template.render(messages=rendered, tools=tools or None,
+                                           add_generation_prompt=gen, bos_token="",
+                                           eos_token="<|im_end|>")
+            cases.append(case)
     out = {"templates": {name: text for name, (text, _) in templates.items()}, "cases": cases}
     (HERE / "reference.json").write_text(json.dumps(out, ensure_ascii=False, indent=1) + "\n")
 
