@@ -17,7 +17,11 @@ text before rendering, as vLLM does (_postprocess_messages), and `tojson` is
 transformers' (json.dumps, ensure_ascii off, keys in their order), not Jinja's
 own. qwen2_5_instruct.jinja is Qwen2.5-Instruct's (Qwen/Qwen2.5-0.5B-Instruct,
 Apache-2.0: its default system message, no think blocks), rendered on the same
-conversations.
+conversations, as are the "_2507_like" variants made from qwen3.jinja by what
+separates Qwen3-Instruct-2507's and Qwen3-Thinking-2507's templates from it
+(no enable_thinking; Instruct writes a past turn's think block only where it
+has reasoning, not on the final turn; Thinking's generation prompt opens the
+block).
 mistral_v0_3_instruct.jinja is Mistral-7B-Instruct-v0.3's; the "_like"
 variants are made from it by the substitutions that separate the other
 versions' templates from it (v0.2: an untrimmed answer; v0.1's later template
@@ -197,8 +201,23 @@ def main():
             })
     # Qwen's tool-calling templates, each on every case (Qwen2.5's writes no
     # think blocks and reads no reasoning: those cases check that it does not).
-    for name in ("qwen3", "qwen2_5_instruct"):
-        source = (HERE / (name + ".jinja")).read_text()
+    qwen3 = (HERE / "qwen3.jinja").read_text()
+    switch = ("\n    {%- if enable_thinking is defined and enable_thinking is false %}"
+              "\n        {{- '<think>\\n\\n</think>\\n\\n' }}\n    {%- endif %}")
+    prompt = "{{- '<|im_start|>assistant\\n' }}"
+    assert switch in qwen3 and prompt in qwen3
+    sources = {
+        "qwen3": qwen3,
+        "qwen2_5_instruct": (HERE / "qwen2_5_instruct.jinja").read_text(),
+        # The 2507 templates are Qwen3's without the switch: Instruct's
+        # writes a past turn's block only where it has reasoning, Thinking's
+        # generation prompt opens the block.
+        "qwen3_instruct_2507_like": qwen3.replace(switch, "").replace(
+            "loop.last or (not loop.last and reasoning_content)", "reasoning_content"),
+        "qwen3_thinking_2507_like": qwen3.replace(switch, "").replace(
+            prompt, "{{- '<|im_start|>assistant\\n<think>\\n' }}"),
+    }
+    for name, source in sources.items():
         templates[name] = (source, [])
         template = env.from_string(source)
         for messages, tools, gen in [(m, [], g) for m, g in COMMON] + QWEN3_TOOLS:

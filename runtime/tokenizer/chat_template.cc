@@ -58,10 +58,10 @@ std::string FindDefaultSystem(absl::string_view source) {
 // written field by field, results in <tool_response>; then Qwen3's system
 // rule (the message and a blank line) or Qwen2.5's (a default system
 // message, the blank line in the header). Others that look alike (QwQ's,
-// Qwen3-Coder's XML calls, Hermes 2 Pro's, Qwen3-2507's think handling)
+// Qwen3-Coder's XML calls, Hermes 2 Pro's, a think handling not Qwen3's)
 // differ in ways not written here.
 bool OffersQwenTools(absl::string_view source, absl::string_view default_system,
-                     bool thinking_switch) {
+                     ChatTemplate::PastThinking past_thinking) {
   if (!absl::StrContains(source,
                          "You may call one or more functions to assist with the user "
                          "query.") ||
@@ -70,11 +70,11 @@ bool OffersQwenTools(absl::string_view source, absl::string_view default_system,
       !absl::StrContains(source, "tool | tojson")) {
     return false;
   }
-  // Qwen3's 2507 templates keep its tool wording but read think blocks
-  // without `enable_thinking` (and the Thinking one opens the block in the
-  // generation prompt): not written here.
+  // A template that handles think blocks otherwise than Qwen3's family is
+  // not written here.
   const bool qwen3 = absl::StrContains(source, R"(messages[0].content + '\n\n')") &&
-                     (thinking_switch || !absl::StrContains(source, "</think>"));
+                     (past_thinking != ChatTemplate::PastThinking::kNone ||
+                      !absl::StrContains(source, "</think>"));
   const bool qwen25 =
       absl::StrContains(source, R"("\n\n# Tools\n\nYou may call)") && !default_system.empty();
   return qwen3 || qwen25;
@@ -200,7 +200,7 @@ void FormatChatMl(const ChatTemplate& t, absl::Span<const ChatMessage> messages,
   const size_t last_query = LastQuery(messages);
   for (size_t i = 0; i < messages.size(); ++i) {
     absl::string_view content = messages[i].content;
-    if (t.thinking_switch && messages[i].role == "assistant") {
+    if (t.past_thinking != ChatTemplate::PastThinking::kNone && messages[i].role == "assistant") {
       // Qwen3's template reads the turn as a think block and an answer (or
       // takes the reasoning given apart, and the content whole); it writes
       // the block again only after the last query, on the final turn or
@@ -209,7 +209,9 @@ void FormatChatMl(const ChatTemplate& t, absl::Span<const ChatMessage> messages,
       const ThinkSplit split =
           given ? ThinkSplit{StripNewlines(*given), content} : SplitThink(content);
       const bool reasoned = given ? !given->empty() : !split.reasoning.empty();
-      const bool think = i > last_query && (i + 1 == messages.size() || reasoned);
+      const bool final_turn = t.past_thinking == ChatTemplate::PastThinking::kFinalOrReasoned &&
+                              i + 1 == messages.size();
+      const bool think = i > last_query && (final_turn || reasoned);
       absl::StrAppend(out, kImStart, "assistant\n");
       if (think) {
         out->append("<think>\n");
@@ -249,6 +251,8 @@ void FormatChatMl(const ChatTemplate& t, absl::Span<const ChatMessage> messages,
   // Qwen3's template: thinking off opens the answer with an empty think block.
   if (t.thinking_switch && options.enable_thinking == false) {
     out->append("<think>\n\n</think>\n\n");
+  } else if (t.opens_think_block) {
+    out->append("<think>\n");
   }
 }
 
@@ -509,7 +513,22 @@ absl::StatusOr<ChatTemplate> ParseChatTemplate(std::string_view source_view,
     t.thinking_switch = absl::StrContains(source, "enable_thinking") &&
                         absl::StrContains(source, "<think>") &&
                         absl::StrContains(source, "</think>");
-    t.hermes_tools = OffersQwenTools(source, t.default_system, t.thinking_switch);
+    // Qwen3's family's wording: each assistant turn read as a block (or
+    // reasoning_content) and an answer, the block written after the last query.
+    if (absl::StrContains(source, "reasoning_content") &&
+        absl::StrContains(source, "last_query_index") && absl::StrContains(source, "</think>")) {
+      t.past_thinking =
+          absl::StrContains(source, "loop.last or (not loop.last and reasoning_content)")
+              ? ChatTemplate::PastThinking::kFinalOrReasoned
+              : ChatTemplate::PastThinking::kReasoned;
+    } else if (t.thinking_switch) {
+      t.past_thinking = ChatTemplate::PastThinking::kFinalOrReasoned;  // Qwen3's rule
+    }
+    // Qwen3-Thinking-2507's (and QwQ's) generation prompt opens the block
+    // ('\n' escaped in JSON, raw in a GGUF's string).
+    t.opens_think_block = absl::StrContains(source, "'<|im_start|>assistant\\n<think>\\n'") ||
+                          absl::StrContains(source, "'<|im_start|>assistant\n<think>\n'");
+    t.hermes_tools = OffersQwenTools(source, t.default_system, t.past_thinking);
   } else if (absl::StrContains(source, "<|start_header_id|>")) {
     t.format = ChatFormat::kLlama3;
     t.llama31_system = absl::StrContains(source, "Cutting Knowledge Date");

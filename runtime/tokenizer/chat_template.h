@@ -59,6 +59,13 @@ struct ChatTemplate {
   // The template reads `enable_thinking` and writes think blocks (Qwen3's):
   // ChatOptions can turn the model's reasoning off.
   bool thinking_switch = false;
+  // How an assistant turn is written: as its content, or (Qwen3's family,
+  // which reads each turn as a think block and an answer) with the block
+  // written again only after the last query, on the final turn or where it
+  // has reasoning (Qwen3's, Qwen3-Thinking-2507's), or only where it has
+  // reasoning (Qwen3-Instruct-2507's).
+  enum class PastThinking : uint8_t { kNone, kFinalOrReasoned, kReasoned };
+  PastThinking past_thinking = PastThinking::kNone;
   // Mistral's [INST] turns as its template spells them (ChatFormat::kMistral):
   // v0.1's by default.
   struct Inst {
@@ -76,7 +83,8 @@ struct ChatTemplate {
   bool llama31_system = false;
   bool dated_today = false;
   // The generation prompt opens the think block itself (DeepSeek-R1's ends
-  // "<｜Assistant｜><think>\n"): the model's output starts inside it.
+  // "<｜Assistant｜><think>\n", Qwen3-Thinking-2507's and QwQ's
+  // "<|im_start|>assistant\n<think>\n"): the model's output starts inside it.
   bool opens_think_block = false;
   // The template offers tools and takes their results as Qwen2.5's and
   // Qwen3's do, known by their wording (Hermes' format: the functions in
@@ -84,8 +92,8 @@ struct ChatTemplate {
   // <tool_response>; chat_tools.h). Look-alikes (QwQ's, Qwen3-Coder's) are
   // not taken for it.
   bool hermes_tools = false;
-  // The model writes a leading think block (Qwen3's, DeepSeek-R1's): its
-  // output may start with reasoning (ReasoningSplitter).
+  // The model writes a leading think block (Qwen3's, Qwen3-Thinking-2507's,
+  // DeepSeek-R1's): its output may start with reasoning (ReasoningSplitter).
   bool writes_think_blocks() const { return thinking_switch || opens_think_block; }
 };
 

@@ -300,8 +300,39 @@ TEST(ChatTemplateTest, FollowsTheReferenceRenderings) {
     for (const TextSpan& span : spans) EXPECT_LE(span.end, formatted.size());
     ++checked;
   }
-  EXPECT_EQ(checked, 70);
-  EXPECT_EQ(with_tools, 14);
+  EXPECT_EQ(checked, 98);
+  EXPECT_EQ(with_tools, 28);
+}
+
+// What each Qwen template is taken for: all offer tools; Qwen3-Thinking-2507's
+// output starts inside its think block (the prompt opens it), and
+// Qwen3-Instruct-2507's writes none; Qwen2.5's has its default system message.
+TEST(ChatTemplateTest, QwensTemplatesAreKnownForWhatTheyDo) {
+  std::ifstream in(std::string(COHOST_SOURCE_DIR) + "/tests/data/chat_templates/reference.json");
+  std::stringstream text;
+  text << in.rdbuf();
+  const nlohmann::json templates = nlohmann::json::parse(text.str()).at("templates");
+  auto parse = [&](const char* name) {
+    return ParseChatTemplate(templates.at(name).get<std::string>(), "", "<|im_end|>", false)
+        .value();
+  };
+  const ChatTemplate qwen3 = parse("qwen3"), instruct = parse("qwen3_instruct_2507_like"),
+                     thinking = parse("qwen3_thinking_2507_like"),
+                     qwen25 = parse("qwen2_5_instruct");
+  for (const ChatTemplate* t : {&qwen3, &instruct, &thinking, &qwen25}) {
+    EXPECT_TRUE(t->hermes_tools);
+  }
+  EXPECT_TRUE(qwen3.thinking_switch && qwen3.writes_think_blocks() && !qwen3.opens_think_block);
+  EXPECT_EQ(qwen3.past_thinking, ChatTemplate::PastThinking::kFinalOrReasoned);
+  EXPECT_FALSE(instruct.thinking_switch || instruct.writes_think_blocks());
+  EXPECT_EQ(instruct.past_thinking, ChatTemplate::PastThinking::kReasoned);
+  EXPECT_TRUE(thinking.opens_think_block && thinking.writes_think_blocks());
+  EXPECT_FALSE(thinking.thinking_switch);
+  EXPECT_EQ(thinking.past_thinking, ChatTemplate::PastThinking::kFinalOrReasoned);
+  EXPECT_EQ(qwen25.past_thinking, ChatTemplate::PastThinking::kNone);
+  EXPECT_EQ(qwen25.default_system,
+            "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.");
+  EXPECT_FALSE(qwen25.writes_think_blocks());
 }
 
 // Llama 3.2's template dates "Today" by the clock (transformers'
