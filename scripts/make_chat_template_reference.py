@@ -205,7 +205,8 @@ def main():
     switch = ("\n    {%- if enable_thinking is defined and enable_thinking is false %}"
               "\n        {{- '<think>\\n\\n</think>\\n\\n' }}\n    {%- endif %}")
     prompt = "{{- '<|im_start|>assistant\\n' }}"
-    assert switch in qwen3 and prompt in qwen3
+    final_rule = "loop.last or (not loop.last and reasoning_content)"
+    assert switch in qwen3 and prompt in qwen3 and final_rule in qwen3
     sources = {
         "qwen3": qwen3,
         "qwen2_5_instruct": (HERE / "qwen2_5_instruct.jinja").read_text(),
@@ -213,14 +214,18 @@ def main():
         # writes a past turn's block only where it has reasoning, Thinking's
         # generation prompt opens the block.
         "qwen3_instruct_2507_like": qwen3.replace(switch, "").replace(
-            "loop.last or (not loop.last and reasoning_content)", "reasoning_content"),
+            final_rule, "reasoning_content"),
         "qwen3_thinking_2507_like": qwen3.replace(switch, "").replace(
             prompt, "{{- '<|im_start|>assistant\\n<think>\\n' }}"),
     }
     for name, source in sources.items():
         templates[name] = (source, [])
         template = env.from_string(source)
-        for messages, tools, gen in [(m, [], g) for m, g in COMMON] + QWEN3_TOOLS:
+        # The first conversation again with enable_thinking false, which only
+        # Qwen3's reads.
+        thinking_off = [(COMMON[0][0], [], True, False)]
+        for messages, tools, gen, *thinking in ([(m, [], g) for m, g in COMMON] + QWEN3_TOOLS
+                                                + thinking_off):
             # vLLM's _postprocess_messages: a call's arguments as an object.
             rendered = copy.deepcopy(messages)
             for m in rendered:
@@ -230,9 +235,12 @@ def main():
             if tools:
                 case["tools"] = tools
             case["add_generation_prompt"] = gen
+            extra = {}
+            if thinking:
+                case["enable_thinking"] = extra["enable_thinking"] = thinking[0]
             case["text"] = template.render(messages=rendered, tools=tools or None,
                                            add_generation_prompt=gen, bos_token="",
-                                           eos_token="<|im_end|>")
+                                           eos_token="<|im_end|>", **extra)
             cases.append(case)
     out = {"templates": {name: text for name, (text, _) in templates.items()}, "cases": cases}
     (HERE / "reference.json").write_text(json.dumps(out, ensure_ascii=False, indent=1) + "\n")

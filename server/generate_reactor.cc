@@ -420,7 +420,8 @@ absl::Status GenerateReactor::Start(const grpc::ByteBuffer& request_bytes) {
   if (request.split_reasoning() && model->tokenizer().WritesThinkBlocks() &&
       built->sampling.response_format == runtime::ResponseFormat::kText) {
     // Inside the block from the start where the chat's generation prompt
-    // opened it (DeepSeek-R1's); a text or token prompt is the client's own.
+    // opened it (DeepSeek-R1's, Qwen3-Thinking-2507's); a text or token
+    // prompt is the client's own.
     reasoning.emplace(request.has_chat() && model->tokenizer().OpensThinkBlock());
   }
   // The chat's tools were offered (BuildGenerateRequest refuses them where

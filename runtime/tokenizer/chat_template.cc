@@ -517,17 +517,22 @@ absl::StatusOr<ChatTemplate> ParseChatTemplate(std::string_view source_view,
     // reasoning_content) and an answer, the block written after the last query.
     if (absl::StrContains(source, "reasoning_content") &&
         absl::StrContains(source, "last_query_index") && absl::StrContains(source, "</think>")) {
-      t.past_thinking =
-          absl::StrContains(source, "loop.last or (not loop.last and reasoning_content)")
-              ? ChatTemplate::PastThinking::kFinalOrReasoned
-              : ChatTemplate::PastThinking::kReasoned;
+      // Qwen3's rule unless worded as Instruct-2507's (which has no switch).
+      const bool final_turn =
+          t.thinking_switch ||
+          absl::StrContains(source, "loop.last or (not loop.last and reasoning_content)");
+      t.past_thinking = final_turn ? ChatTemplate::PastThinking::kFinalOrReasoned
+                                   : ChatTemplate::PastThinking::kReasoned;
     } else if (t.thinking_switch) {
       t.past_thinking = ChatTemplate::PastThinking::kFinalOrReasoned;  // Qwen3's rule
     }
     // Qwen3-Thinking-2507's (and QwQ's) generation prompt opens the block
-    // ('\n' escaped in JSON, raw in a GGUF's string).
-    t.opens_think_block = absl::StrContains(source, "'<|im_start|>assistant\\n<think>\\n'") ||
-                          absl::StrContains(source, "'<|im_start|>assistant\n<think>\n'");
+    // ('\n' escaped in JSON, raw in a GGUF's string). One that opens it only
+    // as its switch says (Nemotron's) is not written here: the switch's
+    // closed block, or none, is.
+    t.opens_think_block =
+        !t.thinking_switch && (HasLiteral(source, "<|im_start|>assistant\\n<think>\\n") ||
+                               HasLiteral(source, "<|im_start|>assistant\n<think>\n"));
     t.hermes_tools = OffersQwenTools(source, t.default_system, t.past_thinking);
   } else if (absl::StrContains(source, "<|start_header_id|>")) {
     t.format = ChatFormat::kLlama3;

@@ -56,13 +56,13 @@ class Tokenizer {
   // The chat template offers tools (ChatTemplate::hermes_tools).
   bool OffersTools() const { return chat_template_.ok() && chat_template_->hermes_tools; }
   // The chat template writes think blocks before its answers (Qwen3's,
-  // DeepSeek-R1's): what a chat's output starts with may be reasoning
-  // (ReasoningSplitter).
+  // Qwen3-Thinking-2507's, QwQ's, DeepSeek-R1's): what a chat's output starts
+  // with may be reasoning (ReasoningSplitter).
   bool WritesThinkBlocks() const {
     return chat_template_.ok() && chat_template_->writes_think_blocks();
   }
-  // Its generation prompt opens the block (DeepSeek-R1's): a chat's output
-  // starts inside it.
+  // Its generation prompt opens the block (DeepSeek-R1's,
+  // Qwen3-Thinking-2507's, QwQ's): a chat's output starts inside it.
   bool OpensThinkBlock() const { return chat_template_.ok() && chat_template_->opens_think_block; }
   // What Decode(skip_special) and the streaming detokenizer leave out:
   // control tokens, the unknown token and unused ones (HF's skip_special_tokens,

@@ -75,8 +75,8 @@ absl::Status CompletionCall::Start(std::shared_ptr<scheduler::ServedModel> model
   stream_ = parsed.stream;
   include_usage_ = parsed.include_usage;
   logprobs_ = request.sampling.logprobs.has_value();
-  // A template that opens the block in its generation prompt (DeepSeek-R1's)
-  // has the output start inside it; Qwen3's opens none (with thinking off it
+  // A template that opens the block in its generation prompt (DeepSeek-R1's,
+  // Qwen3-Thinking-2507's) has the output start inside it; Qwen3's opens none (with thinking off it
   // writes a closed one), so the output starts outside. A JSON response has
   // no think block: it is all content.
   split_reasoning_ = options_.split_reasoning && parsed.endpoint == Endpoint::kChatCompletions &&

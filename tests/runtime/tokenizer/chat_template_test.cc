@@ -288,6 +288,8 @@ TEST(ChatTemplateTest, FollowsTheReferenceRenderings) {
       }
     }
     ChatOptions options{.add_generation_prompt = c.at("add_generation_prompt")};
+    if (c.contains("enable_thinking"))
+      options.enable_thinking = c.at("enable_thinking").get<bool>();
     for (const nlohmann::ordered_json& tool : c.value("tools", nlohmann::ordered_json())) {
       const nlohmann::ordered_json& f = tool.at("function");
       options.tools.push_back({f.at("name"), f.value("description", ""),
@@ -300,7 +302,7 @@ TEST(ChatTemplateTest, FollowsTheReferenceRenderings) {
     for (const TextSpan& span : spans) EXPECT_LE(span.end, formatted.size());
     ++checked;
   }
-  EXPECT_EQ(checked, 98);
+  EXPECT_EQ(checked, 102);
   EXPECT_EQ(with_tools, 28);
 }
 
@@ -333,6 +335,16 @@ TEST(ChatTemplateTest, QwensTemplatesAreKnownForWhatTheyDo) {
   EXPECT_EQ(qwen25.default_system,
             "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.");
   EXPECT_FALSE(qwen25.writes_think_blocks());
+  // A template that opens the block only as its switch says (Nemotron's)
+  // is not taken to open it: with thinking off the block is closed.
+  const ChatTemplate nemotron =
+      ParseChatTemplate(
+          "{%- if enable_thinking %}{{- '<|im_start|>assistant\\n<think>\\n' }}"
+          "{%- else %}{{- '<|im_start|>assistant\\n<think></think>' }}{%- endif %}",
+          "", "<|im_end|>", false)
+          .value();
+  EXPECT_TRUE(nemotron.thinking_switch);
+  EXPECT_FALSE(nemotron.opens_think_block);
 }
 
 // Llama 3.2's template dates "Today" by the clock (transformers'
