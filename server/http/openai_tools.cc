@@ -10,7 +10,9 @@
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
 #include "runtime/sampling/json_schema.h"
+#include "runtime/sampling/sampling_params.h"
 #include "runtime/tokenizer/json_rewrite.h"
+#include "runtime/tokenizer/tool_call_split.h"
 #include "server/http/request_fields.h"
 
 namespace cohost::server::http {
@@ -190,9 +192,11 @@ absl::Status ParseChatTools(const Json& body, std::string_view text, v1::Generat
                  "\"function\": {\"name\": ...}}");
     }
   }
-  if (absl::StatusOr<bool> parallel = Boolean(body, "parallel_tool_calls"); !parallel.ok()) {
-    return parallel.status();
+  const Json* parallel = Field(body, "parallel_tool_calls");
+  if (parallel != nullptr && !parallel->is_boolean()) {
+    return Bad("parallel_tool_calls", "must be true or false");
   }
+  const bool one_call = parallel != nullptr && !parallel->get<bool>();
   const bool forced = choice == "required" || choice == "named";
   if (!NonEmpty(list)) {
     if (forced) return Bad("tool_choice", "needs tools to choose from");
@@ -217,7 +221,20 @@ absl::Status ParseChatTools(const Json& body, std::string_view text, v1::Generat
     if (tool.name() == named) chosen = &tool;
   }
   tools->calls = true;
-  if (!forced) return absl::OkStatus();
+  if (!forced) {
+    // At most one call: the answer ends where its block closes (the closing
+    // tag a stop string, so the block the splitter reads is unclosed, its
+    // JSON whole).
+    if (one_call) {
+      if (out->stop_size() >= runtime::kMaxStopStrings) {
+        return Bad("parallel_tool_calls",
+                   absl::StrCat("false ends the answer at a stop string: give at most ",
+                                runtime::kMaxStopStrings - 1, " others"));
+      }
+      out->add_stop(std::string(runtime::kToolCallClose));
+    }
+    return absl::OkStatus();
+  }
   if (out->response_format() != v1::RESPONSE_FORMAT_TEXT) {
     return Bad("tool_choice",
                "cannot force a call with a response_format (the call's arguments are its JSON)");

@@ -20,7 +20,9 @@
 //                finish_reason is "stop", as OpenAI's and vLLM's.
 // A forced call cannot be combined with a response_format. Schemas and
 // arguments keep the client's key order (runtime/tokenizer/json_rewrite.h).
-// `parallel_tool_calls` is read and not enforced.
+// `parallel_tool_calls: false` makes at most one call: the answer ends as its
+// block closes ("</tool_call>" one of its stop strings; a forced call is one
+// anyway).
 #pragma once
 
 #include <optional>

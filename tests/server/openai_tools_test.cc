@@ -70,6 +70,28 @@ TEST(OpenAiToolsTest, ToolsAndToolTurnsReachTheChat) {
   EXPECT_TRUE(r->tools.calls) << "auto is the default with tools";
   EXPECT_FALSE(r->tools.forced);
   EXPECT_EQ(r->request.response_format(), v1::RESPONSE_FORMAT_TEXT);
+  EXPECT_EQ(r->request.stop_size(), 0);
+}
+
+// parallel_tool_calls false: one call at most, the answer ending where its
+// block closes; a client's 16 stop strings leave no room for it.
+TEST(OpenAiToolsTest, OneCallEndsTheAnswerAtItsClosingTag) {
+  Json body = Json::parse(kBody);
+  body["parallel_tool_calls"] = true;
+  absl::StatusOr<CompletionRequest> r = Parse(body);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->request.stop_size(), 0);
+  body["parallel_tool_calls"] = false;
+  body["stop"] = {"END"};
+  r = Parse(body);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->request.stop_size(), 2);
+  EXPECT_EQ(r->request.stop(1), "</tool_call>");
+  body["stop"] = Json::array();
+  for (int i = 0; i < 16; ++i) body["stop"].push_back(absl::StrCat("s", i));
+  EXPECT_THAT(std::string(Parse(body).status().message()), HasSubstr("at most 15 others"));
+  body["tool_choice"] = "none";  // no tools offered: nothing to end
+  EXPECT_TRUE(Parse(body).ok());
 }
 
 TEST(OpenAiToolsTest, EachToolChoice) {

@@ -169,6 +169,29 @@ TEST_F(ToolCallsTest, StreamedEachCallIsOneDelta) {
   EXPECT_EQ(only.back().at("finish_reason"), "tool_calls");
 }
 
+// parallel_tool_calls false: the answer ends where its first call's block
+// closes; the second is never written.
+TEST_F(ToolCallsTest, OneCallAtMost) {
+  Start();
+  const std::string output = std::string("Looking.\n") + kCall + "\n" + kCall;
+  const Json body = Body({{"parallel_tool_calls", false}});
+  httplib::Result r = Post(output, body);
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  const Json reply = Json::parse(r->body);
+  const Json& choice = reply["choices"][0];
+  EXPECT_EQ(choice["finish_reason"], "tool_calls");
+  EXPECT_EQ(choice["message"]["content"], "Looking.");
+  ASSERT_EQ(choice["message"]["tool_calls"].size(), 1u);
+  ExpectWeatherCall(choice["message"]["tool_calls"][0]);
+  EXPECT_LT(reply["usage"]["completion_tokens"].get<size_t>(), output.size() / 2 + 20);
+  const std::vector<Json> chunks = Streamed(output, {{"parallel_tool_calls", false}});
+  int calls = 0;
+  for (const Json& c : chunks) calls += c["delta"].contains("tool_calls");
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(chunks.back()["finish_reason"], "tool_calls");
+}
+
 TEST_F(ToolCallsTest, ReasoningThenACall) {
   Start();
   const Json choice = Whole(std::string("<think>\nThe weather tool.\n</think>\n\n") + kCall);
