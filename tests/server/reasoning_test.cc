@@ -13,8 +13,7 @@
 
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
-#include "server/http/http_front_door.h"
-#include "tests/server/scripted_backend.h"
+#include "tests/server/scripted_http.h"
 
 namespace cohost::server::http {
 namespace {
@@ -25,28 +24,13 @@ using cohost::testing::kDeepSeekR1Template;
 using cohost::testing::kOutput;
 using cohost::testing::kQwen3Template;
 using cohost::testing::kR1Output;
-using cohost::testing::ScriptedBackend;
 
-class ReasoningTest : public ::testing::Test {
+class ReasoningTest : public ScriptedHttpTest {
  protected:
   void Start(bool split, const char* chat_template = kQwen3Template) {
-    absl::StatusOr<std::unique_ptr<cohost::testing::TinyRouter>> tiny =
-        cohost::testing::MakeScriptedRouter(chat_template, &backend_);
-    ASSERT_TRUE(tiny.ok()) << tiny.status();
-    tiny_ = *std::move(tiny);
     HttpOptions options;
     options.call.split_reasoning = split;
-    const StreamDeps deps{tiny_->router.get(), &metrics_, &keys_, StreamLimits{}};
-    absl::StatusOr<std::unique_ptr<HttpFrontDoor>> door = HttpFrontDoor::Start(deps, options);
-    ASSERT_TRUE(door.ok()) << door.status();
-    door_ = *std::move(door);
-    client_ = std::make_unique<httplib::Client>("127.0.0.1", door_->port());
-    client_->set_read_timeout(30, 0);
-  }
-  void TearDown() override {
-    client_.reset();
-    door_.reset();
-    tiny_.reset();
+    StartServer(chat_template, options);
   }
 
   // The reply's JSON, after the backend was given `output` to write.
@@ -67,14 +51,8 @@ class ReasoningTest : public ::testing::Test {
     if (!body.value("stream", false)) return Json::parse(r->body);
     // Streamed: the chunks' deltas, joined, as a message.
     Json joined{{"content", ""}, {"reasoning", ""}, {"reasoning_content", ""}};
-    size_t pos = 0;
-    while ((pos = r->body.find("data: {", pos)) != std::string::npos) {
-      const size_t end = r->body.find("\n\n", pos);
-      const Json chunk = Json::parse(r->body.substr(pos + 6, end - pos - 6));
-      pos = end;
-      EXPECT_FALSE(chunk.contains("error")) << chunk.dump();
-      if (!chunk.contains("choices") || chunk.at("choices").empty()) continue;
-      const Json& delta = chunk.at("choices").at(0).at("delta");
+    for (const Json& choice : StreamedChoices(r->body)) {
+      const Json& delta = choice.at("delta");
       for (const char* key : {"content", "reasoning", "reasoning_content"}) {
         if (delta.contains(key))
           joined[key] = joined[key].get<std::string>() + delta[key].get<std::string>();
@@ -85,13 +63,6 @@ class ReasoningTest : public ::testing::Test {
     }
     return joined;
   }
-
-  ServerMetrics metrics_;
-  auth::ApiKeys keys_;
-  ScriptedBackend* backend_ = nullptr;  // tiny_'s
-  std::unique_ptr<cohost::testing::TinyRouter> tiny_;
-  std::unique_ptr<HttpFrontDoor> door_;
-  std::unique_ptr<httplib::Client> client_;
 };
 
 TEST_F(ReasoningTest, TheThinkBlockIsTheReasoningWholeAndStreamed) {

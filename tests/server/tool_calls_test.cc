@@ -15,8 +15,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
-#include "server/http/http_front_door.h"
-#include "tests/server/scripted_backend.h"
+#include "tests/server/scripted_http.h"
 
 namespace cohost::server::http {
 namespace {
@@ -36,25 +35,10 @@ const Json kWeather = {{"type", "function"},
 
 constexpr const char* kCall = cohost::testing::kWeatherCall;
 
-class ToolCallsTest : public ::testing::Test {
+class ToolCallsTest : public ScriptedHttpTest {
  protected:
   void Start(const std::string& chat_template = cohost::testing::Qwen3ToolsTemplate()) {
-    absl::StatusOr<std::unique_ptr<cohost::testing::TinyRouter>> tiny =
-        cohost::testing::MakeScriptedRouter(chat_template, &backend_,
-                                            cohost::testing::LongContext());
-    ASSERT_TRUE(tiny.ok()) << tiny.status();
-    tiny_ = *std::move(tiny);
-    const StreamDeps deps{tiny_->router.get(), &metrics_, &keys_, StreamLimits{}};
-    absl::StatusOr<std::unique_ptr<HttpFrontDoor>> door = HttpFrontDoor::Start(deps, {});
-    ASSERT_TRUE(door.ok()) << door.status();
-    door_ = *std::move(door);
-    client_ = std::make_unique<httplib::Client>("127.0.0.1", door_->port());
-    client_->set_read_timeout(30, 0);
-  }
-  void TearDown() override {
-    client_.reset();
-    door_.reset();
-    tiny_.reset();
+    StartServer(chat_template, {}, cohost::testing::LongContext());
   }
 
   static Json Body(Json extra = Json::object()) {
@@ -85,27 +69,11 @@ class ToolCallsTest : public ::testing::Test {
   std::vector<Json> Streamed(const std::string& output, Json extra = Json::object()) {
     extra["stream"] = true;
     httplib::Result r = Post(output, Body(std::move(extra)));
-    std::vector<Json> choices;
     EXPECT_TRUE(r);
-    if (!r) return choices;
+    if (!r) return {};
     EXPECT_EQ(r->status, 200) << r->body;
-    size_t pos = 0;
-    while ((pos = r->body.find("data: {", pos)) != std::string::npos) {
-      const size_t end = r->body.find("\n\n", pos);
-      const Json chunk = Json::parse(r->body.substr(pos + 6, end - pos - 6));
-      pos = end;
-      EXPECT_FALSE(chunk.contains("error")) << chunk.dump();
-      for (const Json& c : chunk.at("choices")) choices.push_back(c);
-    }
-    return choices;
+    return StreamedChoices(r->body);
   }
-
-  ServerMetrics metrics_;
-  auth::ApiKeys keys_;
-  cohost::testing::ScriptedBackend* backend_ = nullptr;  // tiny_'s
-  std::unique_ptr<cohost::testing::TinyRouter> tiny_;
-  std::unique_ptr<HttpFrontDoor> door_;
-  std::unique_ptr<httplib::Client> client_;
 };
 
 void ExpectWeatherCall(const Json& call) {
