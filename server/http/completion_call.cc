@@ -76,14 +76,15 @@ absl::Status CompletionCall::Start(std::shared_ptr<scheduler::ServedModel> model
   include_usage_ = parsed.include_usage;
   logprobs_ = request.sampling.logprobs.has_value();
   // A template that opens the block in its generation prompt (DeepSeek-R1's,
-  // Qwen3-Thinking-2507's) has the output start inside it; Qwen3's opens none (with thinking off it
-  // writes a closed one), so the output starts outside. A JSON response has
-  // no think block: it is all content.
+  // Qwen3-Thinking-2507's) has the output start inside it; Qwen3's opens
+  // none (with thinking off it writes a closed one), so the output starts
+  // outside. A JSON response (a forced call's too) has no think block: it is
+  // all content.
   split_reasoning_ = options_.split_reasoning && parsed.endpoint == Endpoint::kChatCompletions &&
                      tokenizer_->WritesThinkBlocks() &&
                      request.sampling.response_format == runtime::ResponseFormat::kText;
-  // A forced call's output is its JSON, which a grammar holds from the first
-  // token (so never a think block).
+  // A choice that made calls finishes with "tool_calls", but for a named
+  // tool_choice's (as OpenAI's).
   calls_finish_ = parsed.tools.calls_finish();
   {
     std::lock_guard<std::mutex> lock(mu_);
