@@ -17,7 +17,11 @@ text before rendering, as vLLM does (_postprocess_messages), and `tojson` is
 transformers' (json.dumps, ensure_ascii off, keys in their order), not Jinja's
 own. qwen2_5_instruct.jinja is Qwen2.5-Instruct's (Qwen/Qwen2.5-0.5B-Instruct,
 Apache-2.0: its default system message, no think blocks), rendered on the same
-conversations, as are the "_2507_like" variants made from qwen3.jinja by what
+conversations, as is qwq_32b.jinja, QwQ-32B's (Apache-2.0; as Unsloth's QwQ
+tutorial quotes it, one tag a line here: its `-` markers strip the whitespace
+between tags either way): every past answer without its think block, Qwen2.5's
+tool layout with an empty default system message, a prompt that opens the
+block. So are the "_2507_like" variants made from qwen3.jinja by what
 separates Qwen3-Instruct-2507's and Qwen3-Thinking-2507's templates from it
 (no enable_thinking; Instruct writes a past turn's think block only where it
 has reasoning, not on the final turn; Thinking's generation prompt opens the
@@ -210,6 +214,7 @@ def main():
     sources = {
         "qwen3": qwen3,
         "qwen2_5_instruct": (HERE / "qwen2_5_instruct.jinja").read_text(),
+        "qwq_32b": (HERE / "qwq_32b.jinja").read_text(),
         # The 2507 templates are Qwen3's without the switch: Instruct's
         # writes a past turn's block only where it has reasoning, Thinking's
         # generation prompt opens the block.

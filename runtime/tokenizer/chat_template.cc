@@ -73,10 +73,14 @@ bool OffersQwenTools(absl::string_view source, absl::string_view default_system,
   // A template that handles think blocks otherwise than Qwen3's family is
   // not written here.
   const bool qwen3 = absl::StrContains(source, R"(messages[0].content + '\n\n')") &&
-                     (past_thinking != ChatTemplate::PastThinking::kNone ||
+                     (past_thinking == ChatTemplate::PastThinking::kFinalOrReasoned ||
+                      past_thinking == ChatTemplate::PastThinking::kReasoned ||
                       !absl::StrContains(source, "</think>"));
+  // Qwen2.5's layout, with its default system message; QwQ's, with none, is
+  // known by its think rule.
   const bool qwen25 =
-      absl::StrContains(source, R"("\n\n# Tools\n\nYou may call)") && !default_system.empty();
+      absl::StrContains(source, R"("\n\n# Tools\n\nYou may call)") &&
+      (!default_system.empty() || past_thinking == ChatTemplate::PastThinking::kAnswerOnly);
   return qwen3 || qwen25;
 }
 
@@ -101,10 +105,10 @@ void ToolsSystemTurn(const ChatTemplate& t, absl::Span<const ChatMessage> messag
                      const ChatOptions& options, const ChatOut& chat) {
   std::string* out = chat.text;
   absl::StrAppend(out, kImStart, "system\n");
-  // A system message (even an empty one), else Qwen2.5's default, and a
-  // blank line; Qwen3 has no default.
+  // A system message (even an empty one), else Qwen2.5's default (QwQ's
+  // empty one), and a blank line; Qwen3 has no default.
   const bool given = !messages.empty() && messages[0].role == "system";
-  if (given || !t.default_system.empty()) {
+  if (given || t.tools_system_always) {
     chat.Content(given ? AsAbsl(messages[0].content) : t.default_system);
     out->append("\n\n");
   }
@@ -200,7 +204,35 @@ void FormatChatMl(const ChatTemplate& t, absl::Span<const ChatMessage> messages,
   const size_t last_query = LastQuery(messages);
   for (size_t i = 0; i < messages.size(); ++i) {
     absl::string_view content = messages[i].content;
-    if (t.past_thinking != ChatTemplate::PastThinking::kNone && messages[i].role == "assistant") {
+    if (t.past_thinking == ChatTemplate::PastThinking::kAnswerOnly &&
+        messages[i].role == "assistant") {
+      // QwQ's template writes each turn as its answer alone: the text after
+      // its last "</think>", leading newlines stripped.
+      absl::string_view answer = content;
+      if (const size_t close = answer.rfind("</think>"); close != absl::string_view::npos) {
+        answer.remove_prefix(close + std::string_view("</think>").size());
+      }
+      while (absl::ConsumePrefix(&answer, "\n")) {
+      }
+      if (!t.hermes_tools || messages[i].tool_calls.empty()) {
+        turn("assistant", answer);
+        continue;
+      }
+      // Qwen2.5's layout: the answer on a line of its own where the turn had
+      // content, then each call on one.
+      absl::StrAppend(out, kImStart, "assistant");
+      if (!content.empty()) {
+        out->append("\n");
+        chat.Content(answer);
+      }
+      out->append("\n");
+      ToolCalls(messages[i], /*content=*/"", chat);
+      absl::StrAppend(out, kImEnd, "\n");
+      continue;
+    }
+    if ((t.past_thinking == ChatTemplate::PastThinking::kFinalOrReasoned ||
+         t.past_thinking == ChatTemplate::PastThinking::kReasoned) &&
+        messages[i].role == "assistant") {
       // Qwen3's template reads the turn as a think block and an answer (or
       // takes the reasoning given apart, and the content whole); it writes
       // the block again only after the last query, on the final turn or
@@ -525,6 +557,8 @@ absl::StatusOr<ChatTemplate> ParseChatTemplate(std::string_view source_view,
                                    : ChatTemplate::PastThinking::kReasoned;
     } else if (t.thinking_switch) {
       t.past_thinking = ChatTemplate::PastThinking::kFinalOrReasoned;  // Qwen3's rule
+    } else if (absl::StrContains(source, "split('</think>')[-1]")) {
+      t.past_thinking = ChatTemplate::PastThinking::kAnswerOnly;  // QwQ's
     }
     // Qwen3-Thinking-2507's (and QwQ's) generation prompt opens the block
     // ('\n' escaped in JSON, raw in a GGUF's string). One that opens it only
@@ -534,6 +568,7 @@ absl::StatusOr<ChatTemplate> ParseChatTemplate(std::string_view source_view,
         !t.thinking_switch && (HasLiteral(source, "<|im_start|>assistant\\n<think>\\n") ||
                                HasLiteral(source, "<|im_start|>assistant\n<think>\n"));
     t.hermes_tools = OffersQwenTools(source, t.default_system, t.past_thinking);
+    t.tools_system_always = absl::StrContains(source, R"("\n\n# Tools\n\nYou may call)");
   } else if (absl::StrContains(source, "<|start_header_id|>")) {
     t.format = ChatFormat::kLlama3;
     t.llama31_system = absl::StrContains(source, "Cutting Knowledge Date");

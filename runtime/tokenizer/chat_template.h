@@ -59,12 +59,13 @@ struct ChatTemplate {
   // The template reads `enable_thinking` and writes think blocks (Qwen3's):
   // ChatOptions can turn the model's reasoning off.
   bool thinking_switch = false;
-  // How an assistant turn is written: as its content, or (Qwen3's family,
+  // How an assistant turn is written: as its content; or (Qwen3's family,
   // which reads each turn as a think block and an answer) with the block
   // written again only after the last query, on the final turn or where it
   // has reasoning (Qwen3's, Qwen3-Thinking-2507's), or only where it has
-  // reasoning (Qwen3-Instruct-2507's).
-  enum class PastThinking : uint8_t { kNone, kFinalOrReasoned, kReasoned };
+  // reasoning (Qwen3-Instruct-2507's); or as its answer alone, the text
+  // after its last "</think>" (QwQ's).
+  enum class PastThinking : uint8_t { kNone, kFinalOrReasoned, kReasoned, kAnswerOnly };
   PastThinking past_thinking = PastThinking::kNone;
   // Mistral's [INST] turns as its template spells them (ChatFormat::kMistral):
   // v0.1's by default.
@@ -92,6 +93,10 @@ struct ChatTemplate {
   // <tool_response>; chat_tools.h). Look-alikes (QwQ's, Qwen3-Coder's) are
   // not taken for it.
   bool hermes_tools = false;
+  // With tools, the system turn is Qwen2.5's: the system message, or the
+  // default (QwQ's is empty), then a blank line, always; Qwen3's has the
+  // message and its blank line only where one is given.
+  bool tools_system_always = false;
   // The model writes a leading think block (Qwen3's, Qwen3-Thinking-2507's,
   // DeepSeek-R1's): its output may start with reasoning (ReasoningSplitter).
   bool writes_think_blocks() const { return thinking_switch || opens_think_block; }

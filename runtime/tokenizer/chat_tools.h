@@ -1,4 +1,4 @@
-// Hermes-style tool calling as Qwen2.5's and Qwen3's chat templates write it
+// Hermes-style tool calling as Qwen2.5's, Qwen3's and QwQ's chat templates write it
 // (ChatTemplate::hermes_tools): the system turn lists the functions, one
 // `tool | tojson` line each, between the templates' own header and footer;
 // an assistant's calls are <tool_call> blocks, their arguments parsed and

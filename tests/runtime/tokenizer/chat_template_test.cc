@@ -302,8 +302,8 @@ TEST(ChatTemplateTest, FollowsTheReferenceRenderings) {
     for (const TextSpan& span : spans) EXPECT_LE(span.end, formatted.size());
     ++checked;
   }
-  EXPECT_EQ(checked, 102);
-  EXPECT_EQ(with_tools, 28);
+  EXPECT_EQ(checked, 117);
+  EXPECT_EQ(with_tools, 35);
 }
 
 // What each Qwen template is taken for: all offer tools; Qwen3-Thinking-2507's
@@ -335,6 +335,11 @@ TEST(ChatTemplateTest, QwensTemplatesAreKnownForWhatTheyDo) {
   EXPECT_EQ(qwen25.default_system,
             "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.");
   EXPECT_FALSE(qwen25.writes_think_blocks());
+  const ChatTemplate qwq = parse("qwq_32b");
+  EXPECT_TRUE(qwq.hermes_tools && qwq.tools_system_always && qwq.default_system.empty());
+  EXPECT_EQ(qwq.past_thinking, ChatTemplate::PastThinking::kAnswerOnly);
+  EXPECT_TRUE(qwq.opens_think_block && qwq.writes_think_blocks());
+  EXPECT_FALSE(qwen3.tools_system_always);
   // A template that opens the block only as its switch says (Nemotron's)
   // is not taken to open it: with thinking off the block is closed.
   const ChatTemplate nemotron =
