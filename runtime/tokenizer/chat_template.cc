@@ -76,11 +76,13 @@ bool OffersQwenTools(absl::string_view source, absl::string_view default_system,
                      (past_thinking == ChatTemplate::PastThinking::kFinalOrReasoned ||
                       past_thinking == ChatTemplate::PastThinking::kReasoned ||
                       !absl::StrContains(source, "</think>"));
-  // Qwen2.5's layout, with its default system message; QwQ's, with none, is
+  // Qwen2.5's layout, with its default system message; QwQ's, with its
+  // empty one written out (a default cohost could not read would be lost),
   // known by its think rule.
-  const bool qwen25 =
-      absl::StrContains(source, R"("\n\n# Tools\n\nYou may call)") &&
-      (!default_system.empty() || past_thinking == ChatTemplate::PastThinking::kAnswerOnly);
+  const bool qwq = past_thinking == ChatTemplate::PastThinking::kAnswerOnly &&
+                   absl::StrContains(source, "{{- '' }}");
+  const bool qwen25 = absl::StrContains(source, R"("\n\n# Tools\n\nYou may call)") &&
+                      (!default_system.empty() || qwq);
   return qwen3 || qwen25;
 }
 
@@ -209,8 +211,9 @@ void FormatChatMl(const ChatTemplate& t, absl::Span<const ChatMessage> messages,
       // QwQ's template writes each turn as its answer alone: the text after
       // its last "</think>", leading newlines stripped.
       absl::string_view answer = content;
-      if (const size_t close = answer.rfind("</think>"); close != absl::string_view::npos) {
-        answer.remove_prefix(close + std::string_view("</think>").size());
+      constexpr absl::string_view kClose = "</think>";
+      if (const size_t close = answer.rfind(kClose); close != absl::string_view::npos) {
+        answer.remove_prefix(close + kClose.size());
       }
       while (absl::ConsumePrefix(&answer, "\n")) {
       }

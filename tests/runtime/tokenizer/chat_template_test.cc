@@ -340,6 +340,15 @@ TEST(ChatTemplateTest, QwensTemplatesAreKnownForWhatTheyDo) {
   EXPECT_EQ(qwq.past_thinking, ChatTemplate::PastThinking::kAnswerOnly);
   EXPECT_TRUE(qwq.opens_think_block && qwq.writes_think_blocks());
   EXPECT_FALSE(qwen3.tools_system_always);
+  // A QwQ fine-tune whose default system message cohost cannot read (it is
+  // not a plain literal) is not offered tools: the default would be lost.
+  const ChatTemplate fine_tune =
+      ParseChatTemplate(absl::StrReplaceAll(templates.at("qwq_32b").get<std::string>(),
+                                            {{"{{- '' }}", "{{- 'Box it: \\boxed{}' }}"}}),
+                        "", "<|im_end|>", false)
+          .value();
+  EXPECT_EQ(fine_tune.past_thinking, ChatTemplate::PastThinking::kAnswerOnly);
+  EXPECT_FALSE(fine_tune.hermes_tools);
   // A template that opens the block only as its switch says (Nemotron's)
   // is not taken to open it: with thinking off the block is closed.
   const ChatTemplate nemotron =
