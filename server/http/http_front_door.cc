@@ -570,7 +570,7 @@ void HttpFrontDoor::Prepare(Preparing& p) const {
   absl::StatusOr<runtime::GenerateRequest> built =
       BuildGenerateRequest(parsed->request, (*model)->tokenizer(), (*model)->request_limits());
   if (!built.ok()) {
-    p.status = built.status();
+    p.status = InToolTerms(parsed->tools, built.status());
     return;
   }
   built->tenant = *std::move(tenant);

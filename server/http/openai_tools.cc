@@ -262,4 +262,17 @@ absl::Status ParseChatTools(const Json& body, std::string_view text, v1::Generat
   return absl::OkStatus();
 }
 
+absl::Status InToolTerms(const ToolOutput& tools, absl::Status status) {
+  constexpr std::string_view kSchema = "json_schema";
+  const std::string_view message(status.message().data(), status.message().size());
+  if (!tools.forced || !message.starts_with(kSchema)) return status;
+  const std::string whose = tools.forced->empty()
+                                ? "the call's schema"
+                                : absl::StrCat("the parameters of ", *tools.forced);
+  return WithParam(
+      absl::Status(status.code(), absl::StrCat("tool_choice holds the answer to ", whose,
+                                               std::string(message.substr(kSchema.size())))),
+      "tool_choice");
+}
+
 }  // namespace cohost::server::http

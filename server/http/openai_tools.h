@@ -52,4 +52,9 @@ struct ToolOutput {
 absl::Status ParseChatTools(const nlohmann::json& body, std::string_view text,
                             v1::GenerateRequest* out, ToolOutput* tools);
 
+// `status`, from building the request (BuildGenerateRequest), in the body's
+// words: a forced call's schema was the function's parameters, not a
+// json_schema the client sent.
+absl::Status InToolTerms(const ToolOutput& tools, absl::Status status);
+
 }  // namespace cohost::server::http

@@ -223,6 +223,27 @@ TEST_F(ToolCallsTest, ANamedChoiceIsOneCallOfItsArguments) {
   ExpectWeatherCall(required.at("message").at("tool_calls").at(0));
 }
 
+// A named function whose parameters the grammar cannot hold is refused in
+// the body's terms (tool_choice and the function), not as a json_schema the
+// client never sent.
+TEST_F(ToolCallsTest, AForcedCallsSchemaOutsideTheSubsetIsNamedAsTheFunctions) {
+  Start();
+  Json tool = kWeather;
+  tool["function"]["parameters"]["properties"]["city"]["minLength"] = "two";
+  tool["function"]["parameters"]["properties"]["days"] = {{"type", "integer"}, {"minimum", 1}};
+  const Json body =
+      Body({{"tools", {tool}},
+            {"tool_choice", {{"type", "function"}, {"function", {{"name", "get_weather"}}}}}});
+  httplib::Result r = Post("{}", body);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400);
+  const Json error = Json::parse(r->body)["error"];
+  EXPECT_EQ(error["param"], "tool_choice");
+  EXPECT_THAT(
+      error["message"].get<std::string>(),
+      ::testing::StartsWith("tool_choice holds the answer to the parameters of get_weather at "));
+}
+
 TEST_F(ToolCallsTest, AModelWithoutToolsRefusesThem) {
   Start(cohost::testing::kQwen3Template);  // Qwen3's think switch, no tools
   httplib::Result r = Post(kCall, Body());
