@@ -313,7 +313,7 @@ class StreamSink final : public runtime::TokenSink {
     {
       std::lock_guard<std::mutex> lock(s_->mu);
       if (s_->reactor == nullptr || s_->client_gone || s_->overflow) return false;
-      if (s_->split.splits_reasoning() || s_->split.splits_calls()) {
+      if (s_->split.active()) {
         runtime::OutputSplitter::Parts parts = s_->split.Push(delta.text);
         runtime::TokenDelta answer = delta;
         answer.text = std::move(parts.content);
@@ -346,8 +346,7 @@ class StreamSink final : public runtime::TokenSink {
     const runtime::FinishInfo adjusted = s_->timing.OnFinish(ended);
     {
       std::lock_guard<std::mutex> lock(s_->mu);
-      if ((s_->split.splits_reasoning() || s_->split.splits_calls()) && s_->reactor != nullptr &&
-          !s_->client_gone && !s_->overflow) {
+      if (s_->split.active() && s_->reactor != nullptr && !s_->client_gone && !s_->overflow) {
         // What it held back (a tag's possible start, a block) goes out with
         // the end.
         runtime::OutputSplitter::Parts rest = s_->split.Finish();

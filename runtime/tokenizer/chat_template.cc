@@ -9,6 +9,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
 #include "runtime/tokenizer/chat_tools.h"
+#include "runtime/tokenizer/reasoning_split.h"
 #include "runtime/tokenizer/string_view_compat.h"
 
 namespace cohost::runtime {
@@ -57,11 +58,11 @@ std::string FindDefaultSystem(absl::string_view source) {
 // does (chat_tools.h), by their own wording: the prompt's sentence, a call
 // written field by field, results in <tool_response>; then Qwen3's system
 // rule (the message and a blank line) or Qwen2.5's (a default system
-// message, the blank line in the header). Others that look alike (QwQ's,
-// Qwen3-Coder's XML calls, Hermes 2 Pro's, a think handling not Qwen3's)
-// differ in ways not written here.
+// message, the blank line in the header: `qwen25_layout`). Others that look
+// alike (Qwen3-Coder's XML calls, Hermes 2 Pro's, a think handling not
+// Qwen3's) differ in ways not written here.
 bool OffersQwenTools(absl::string_view source, absl::string_view default_system,
-                     ChatTemplate::PastThinking past_thinking) {
+                     ChatTemplate::PastThinking past_thinking, bool qwen25_layout) {
   if (!absl::StrContains(source,
                          "You may call one or more functions to assist with the user "
                          "query.") ||
@@ -81,8 +82,7 @@ bool OffersQwenTools(absl::string_view source, absl::string_view default_system,
   // known by its think rule.
   const bool qwq = past_thinking == ChatTemplate::PastThinking::kAnswerOnly &&
                    absl::StrContains(source, "{{- '' }}");
-  const bool qwen25 = absl::StrContains(source, R"("\n\n# Tools\n\nYou may call)") &&
-                      (!default_system.empty() || qwq);
+  const bool qwen25 = qwen25_layout && (!default_system.empty() || qwq);
   return qwen3 || qwen25;
 }
 
@@ -145,31 +145,36 @@ struct ThinkSplit {
   absl::string_view answer;
 };
 
-// `text` without its leading and trailing newlines (Python's strip('\n')).
-absl::string_view StripNewlines(absl::string_view text) {
+// `text` without its leading newlines (Python's lstrip('\n')).
+absl::string_view LstripNewlines(absl::string_view text) {
   while (absl::ConsumePrefix(&text, "\n")) {
   }
+  return text;
+}
+
+// `text` without its leading and trailing newlines (Python's strip('\n')).
+absl::string_view StripNewlines(absl::string_view text) {
+  text = LstripNewlines(text);
   while (absl::ConsumeSuffix(&text, "\n")) {
   }
   return text;
 }
 
+// What follows an assistant turn's last "</think>" (all of it without one):
+// the answer the reasoning templates keep of a past turn.
+absl::string_view AfterLastThink(absl::string_view content) {
+  const size_t close = content.rfind(AsAbsl(kThinkClose));
+  return close == absl::string_view::npos ? content : content.substr(close + kThinkClose.size());
+}
+
 ThinkSplit SplitThink(absl::string_view content) {
-  constexpr absl::string_view kOpen = "<think>", kClose = "</think>";
-  const size_t first_close = content.find(kClose);
+  const size_t first_close = content.find(AsAbsl(kThinkClose));
   if (first_close == absl::string_view::npos) return {"", content};
   absl::string_view reasoning = content.substr(0, first_close);
-  while (absl::ConsumeSuffix(&reasoning, "\n")) {
+  if (const size_t open = reasoning.rfind(AsAbsl(kThinkOpen)); open != absl::string_view::npos) {
+    reasoning.remove_prefix(open + kThinkOpen.size());
   }
-  if (const size_t open = reasoning.rfind(kOpen); open != absl::string_view::npos) {
-    reasoning.remove_prefix(open + kOpen.size());
-  }
-  while (absl::ConsumePrefix(&reasoning, "\n")) {
-  }
-  absl::string_view answer = content.substr(content.rfind(kClose) + kClose.size());
-  while (absl::ConsumePrefix(&answer, "\n")) {
-  }
-  return {reasoning, answer};
+  return {StripNewlines(reasoning), LstripNewlines(AfterLastThink(content))};
 }
 
 // An assistant turn's calls, after its content: each a <tool_call> block, on
@@ -210,13 +215,7 @@ void FormatChatMl(const ChatTemplate& t, absl::Span<const ChatMessage> messages,
         messages[i].role == "assistant") {
       // QwQ's template writes each turn as its answer alone: the text after
       // its last "</think>", leading newlines stripped.
-      absl::string_view answer = content;
-      constexpr absl::string_view kClose = "</think>";
-      if (const size_t close = answer.rfind(kClose); close != absl::string_view::npos) {
-        answer.remove_prefix(close + kClose.size());
-      }
-      while (absl::ConsumePrefix(&answer, "\n")) {
-      }
+      const absl::string_view answer = LstripNewlines(AfterLastThink(content));
       if (!t.hermes_tools || messages[i].tool_calls.empty()) {
         turn("assistant", answer);
         continue;
@@ -255,10 +254,7 @@ void FormatChatMl(const ChatTemplate& t, absl::Span<const ChatMessage> messages,
       }
       // After a rewritten block the answer loses its leading newlines even
       // without a "</think>"; whether a call starts a line reads it before.
-      absl::string_view answer = split.answer;
-      while (think && absl::ConsumePrefix(&answer, "\n")) {
-      }
-      chat.Content(answer);
+      chat.Content(think ? LstripNewlines(split.answer) : split.answer);
       if (t.hermes_tools) ToolCalls(messages[i], split.answer, chat);
       absl::StrAppend(out, kImEnd, "\n");
       continue;
@@ -472,12 +468,8 @@ void FormatDeepSeek(const ChatTemplate& t, absl::Span<const ChatMessage> message
         in_tool = false;
         chat.Content(m.content);
       } else {
-        absl::string_view content = m.content;
-        if (const size_t end = content.rfind("</think>"); end != absl::string_view::npos) {
-          content.remove_prefix(end + std::string_view("</think>").size());
-        }
         out->append(kAssistant.data(), kAssistant.size());
-        chat.Content(content);
+        chat.Content(AfterLastThink(m.content));
       }
       out->append(kEnd.data(), kEnd.size());
     } else if (m.role == "tool") {
@@ -570,8 +562,9 @@ absl::StatusOr<ChatTemplate> ParseChatTemplate(std::string_view source_view,
     t.opens_think_block =
         !t.thinking_switch && (HasLiteral(source, "<|im_start|>assistant\\n<think>\\n") ||
                                HasLiteral(source, "<|im_start|>assistant\n<think>\n"));
-    t.hermes_tools = OffersQwenTools(source, t.default_system, t.past_thinking);
     t.tools_system_always = absl::StrContains(source, R"("\n\n# Tools\n\nYou may call)");
+    t.hermes_tools =
+        OffersQwenTools(source, t.default_system, t.past_thinking, t.tools_system_always);
   } else if (absl::StrContains(source, "<|start_header_id|>")) {
     t.format = ChatFormat::kLlama3;
     t.llama31_system = absl::StrContains(source, "Cutting Knowledge Date");

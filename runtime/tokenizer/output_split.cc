@@ -8,16 +8,16 @@ namespace cohost::runtime {
 
 OutputSplitter::Parts OutputSplitter::Push(std::string_view delta) {
   Parts out;
-  std::string content;
+  std::string answer;  // the reasoning splitter's, when there is one
+  std::string_view content = delta;
   if (reasoning_) {
     ReasoningSplitter::Parts parts = reasoning_->Push(delta);
     out.reasoning = std::move(parts.reasoning);
-    content = std::move(parts.content);
-  } else {
-    content = std::string(delta);
+    answer = std::move(parts.content);
+    content = answer;
   }
   if (!tools_) {
-    out.content = std::move(content);
+    out.content = std::string(content);
     return out;
   }
   ToolCallSplitter::Parts split = tools_->Push(content);

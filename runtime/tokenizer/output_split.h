@@ -27,8 +27,8 @@ class OutputSplitter {
   OutputSplitter(std::optional<ReasoningSplitter> reasoning, std::optional<ToolCallSplitter> tools)
       : reasoning_(std::move(reasoning)), tools_(std::move(tools)) {}
 
-  bool splits_reasoning() const { return reasoning_.has_value(); }
-  bool splits_calls() const { return tools_.has_value(); }
+  // Either splitter is on (off, the text passes as it is).
+  bool active() const { return reasoning_.has_value() || tools_.has_value(); }
 
   // The parts of `delta` known now (see the splitters for what each holds).
   Parts Push(std::string_view delta);

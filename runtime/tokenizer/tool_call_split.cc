@@ -158,10 +158,13 @@ ToolCallSplitter::Parts ToolCallSplitter::Finish() {
   switch (state_) {
     case State::kForced: {
       ParsedToolCall call{NewToolCallId(), name_, {}};
-      std::optional<std::string> arguments;
-      const bool made = name_.empty() ? ParseToolCallJson(held, &call)
-                                      : (arguments = CompactObject(held)).has_value();
-      if (arguments) call.arguments = *std::move(arguments);
+      bool made = false;
+      if (name_.empty()) {
+        made = ParseToolCallJson(held, &call);
+      } else if (std::optional<std::string> arguments = CompactObject(held)) {
+        call.arguments = *std::move(arguments);
+        made = true;
+      }
       if (made) {
         out.calls.push_back(std::move(call));
       } else {

@@ -228,7 +228,7 @@ void CompletionCall::OnFinish(int index, const runtime::FinishInfo& info) {
 }
 
 size_t CompletionCall::Choice::Take(std::string_view delta, bool end) {
-  if (!split.splits_reasoning() && !split.splits_calls()) {
+  if (!split.active()) {
     pending.append(delta);
     return JsonTextBytes(delta);
   }
@@ -243,7 +243,6 @@ size_t CompletionCall::Choice::Take(std::string_view delta, bool end) {
   for (runtime::ParsedToolCall& call : parts.calls) {
     adds += ToolCallBytes(call);
     pending_calls.push_back(std::move(call));
-    made_calls = true;
   }
   return adds;
 }

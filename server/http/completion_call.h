@@ -113,7 +113,6 @@ class CompletionCall : public std::enable_shared_from_this<CompletionCall> {
     std::string pending_reasoning;  // likewise, of the reasoning, when split
     std::vector<runtime::ParsedToolCall> pending_calls;  // likewise, of the calls, when split
     runtime::OutputSplitter split;                       // set at Start
-    bool made_calls = false;                             // the answer made a call
     // Under mu_: splits `delta` (what the splitters hold, at the end) and
     // queues its parts to be written; the bytes they add to a whole reply.
     size_t Take(std::string_view delta, bool end);
@@ -125,7 +124,7 @@ class CompletionCall : public std::enable_shared_from_this<CompletionCall> {
     bool first_sent = false;
     bool last_sent = false;
     TextOffset text_offset;  // /v1/completions logprobs: characters of token text sent
-    int calls_sent = 0;      // chat: tool calls sent
+    int calls_sent = 0;      // chat: tool calls sent (a stream's)
   };
 
   // Submits choice `index` (its seed moved on by index).

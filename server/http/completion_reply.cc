@@ -134,7 +134,6 @@ bool CompletionCall::Pump() {
     std::string text;
     std::string reasoning;
     std::vector<runtime::ParsedToolCall> calls;
-    bool made_calls = false;
     std::vector<runtime::TokenLogprobs> logprobs;
     bool finished = false;
     absl::Status status;
@@ -143,52 +142,50 @@ bool CompletionCall::Pump() {
   std::vector<Snapshot> snap;
   UsageCounts usage;
   bool all_finished = true;
-  bool passed_meanwhile = false;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::unique_lock<std::mutex> lock(mu_);
     // The reply passed its bound since the check above (while the further
     // choices were submitted): its choices' cancel is not its error.
-    passed_meanwhile = too_large_;
-    if (!passed_meanwhile) {
-      wake_pending_ = false;
-      bool any_failed = false;
-      for (const Choice& c : choices_) {
-        all_finished = all_finished && c.finished;
-        any_failed = any_failed || (c.finished && !ChoiceStatus(c).ok());
-      }
-      // Without streaming the text stays until every choice is done, or one
-      // failed: the reply is then its error, and the others stop now.
-      if (!stream_ && !all_finished && !any_failed) return false;
-      if (stream_ && !reply_started_ && !all_finished) {
-        // The stream starts with its first text (or a failure): until then the
-        // tokens' logprobs stay pending beside their text (a token can show no
-        // text yet: part of a UTF-8 character; the engine holds a possible stop
-        // string's tokens itself).
-        bool any_text = false;
-        for (const Choice& c : choices_) {
-          any_text = any_text || !c.pending.empty() || !c.pending_reasoning.empty() ||
-                     !c.pending_calls.empty();
-        }
-        if (!any_text && !any_failed) return false;
-      }
-      snap.resize(choices_.size());
-      for (size_t i = 0; i < choices_.size(); ++i) {
-        Choice& c = choices_[i];
-        snap[i].text = std::exchange(c.pending, std::string());
-        snap[i].reasoning = std::exchange(c.pending_reasoning, std::string());
-        snap[i].calls = std::exchange(c.pending_calls, {});
-        snap[i].made_calls = c.made_calls;
-        snap[i].logprobs = std::exchange(c.pending_logprobs, {});
-        snap[i].finished = c.finished;
-        if (c.finished) {
-          snap[i].status = ChoiceStatus(c);
-          snap[i].reason = c.info.reason;
-        }
-      }
-      if (all_finished) usage = Usage();
+    if (too_large_) {
+      lock.unlock();
+      return Pump();  // refused as above
     }
+    wake_pending_ = false;
+    bool any_failed = false;
+    for (const Choice& c : choices_) {
+      all_finished = all_finished && c.finished;
+      any_failed = any_failed || (c.finished && !ChoiceStatus(c).ok());
+    }
+    // Without streaming the text stays until every choice is done, or one
+    // failed: the reply is then its error, and the others stop now.
+    if (!stream_ && !all_finished && !any_failed) return false;
+    if (stream_ && !reply_started_ && !all_finished) {
+      // The stream starts with its first text (or a failure): until then the
+      // tokens' logprobs stay pending beside their text (a token can show no
+      // text yet: part of a UTF-8 character; the engine holds a possible stop
+      // string's tokens itself).
+      bool any_text = false;
+      for (const Choice& c : choices_) {
+        any_text = any_text || !c.pending.empty() || !c.pending_reasoning.empty() ||
+                   !c.pending_calls.empty();
+      }
+      if (!any_text && !any_failed) return false;
+    }
+    snap.resize(choices_.size());
+    for (size_t i = 0; i < choices_.size(); ++i) {
+      Choice& c = choices_[i];
+      snap[i].text = std::exchange(c.pending, std::string());
+      snap[i].reasoning = std::exchange(c.pending_reasoning, std::string());
+      snap[i].calls = std::exchange(c.pending_calls, {});
+      snap[i].logprobs = std::exchange(c.pending_logprobs, {});
+      snap[i].finished = c.finished;
+      if (c.finished) {
+        snap[i].status = ChoiceStatus(c);
+        snap[i].reason = c.info.reason;
+      }
+    }
+    if (all_finished) usage = Usage();
   }
-  if (passed_meanwhile) return Pump();  // refused as above
 
   if (!stream_) {
     std::vector<ChoiceResult> results;
@@ -251,7 +248,7 @@ bool CompletionCall::Pump() {
         ChunkDelta last;
         last.index = index;
         last.first = !c.first_sent;
-        last.finish_reason = OpenAiFinishReason(s.reason, s.made_calls && calls_finish_);
+        last.finish_reason = OpenAiFinishReason(s.reason, c.calls_sent > 0 && calls_finish_);
         events += ChunkEvent(header_, last, include_usage_);
         c.first_sent = true;
       } else if (!failure) {
