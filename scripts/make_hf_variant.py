@@ -92,8 +92,6 @@ def main():
     heads = field(reader, f"{arch}.attention.head_count")
     kv_heads = field(reader, f"{arch}.attention.head_count_kv", heads)
     tokens = field(reader, "tokenizer.ggml.tokens")
-    types = field(reader, "tokenizer.ggml.token_type")
-    merges = field(reader, "tokenizer.ggml.merges")
     bos = field(reader, "tokenizer.ggml.bos_token_id")
     eos = field(reader, "tokenizer.ggml.eos_token_id")
 
@@ -139,6 +137,17 @@ def main():
     }
     with open(os.path.join(out, "config.json"), "w", encoding="utf-8") as f:
         json.dump(config, f, indent=1)
+    write_tokenizer_files(reader, out, config["max_position_embeddings"])
+
+
+def write_tokenizer_files(reader, out, max_positions):
+    """The GGUF's tokenizer as tokenizer.json, tokenizer_config.json and
+    generation_config.json in `out`."""
+    tokens = field(reader, "tokenizer.ggml.tokens")
+    types = field(reader, "tokenizer.ggml.token_type")
+    merges = field(reader, "tokenizer.ggml.merges")
+    bos = field(reader, "tokenizer.ggml.bos_token_id")
+    eos = field(reader, "tokenizer.ggml.eos_token_id")
     added = [{"id": i, "content": tok, "single_word": False, "lstrip": False, "rstrip": False,
               "normalized": False, "special": True}
              for i, (tok, kind) in enumerate(zip(tokens, types)) if kind == CONTROL]
@@ -169,7 +178,7 @@ def main():
         "bos_token": tokens[bos],
         "eos_token": tokens[eos],
         "chat_template": field(reader, "tokenizer.chat_template"),
-        "model_max_length": config["max_position_embeddings"],
+        "model_max_length": max_positions,
         "tokenizer_class": "GPT2Tokenizer",
     }
     with open(os.path.join(out, "tokenizer_config.json"), "w", encoding="utf-8") as f:

@@ -6,7 +6,11 @@
 # package (scripts/make_model_variant.py), and the BF16 one as a Hugging Face
 # checkpoint, models/SmolLM2-135M-Instruct.BF16-hf/ (scripts/make_hf_variant.py), and the Q8_0
 # one as a Qwen3-architecture file, models/SmolLM2-135M-Instruct.Qwen3-Q8_0.gguf
-# (scripts/make_qwen3_variant.py), for the Qwen3 path's check. The package goes
+# (scripts/make_qwen3_variant.py), for the Qwen3 path's check, and that one as
+# a Qwen3-MoE file, models/SmolLM2-135M-Instruct.Qwen3MoE-Q8_0.gguf
+# (scripts/make_qwen3moe_variant.py), for the experts', and its first layers as
+# a Hugging Face checkpoint, models/SmolLM2-135M-Instruct.Qwen3MoE-hf/
+# (scripts/make_hf_moe_variant.py), for the check against transformers. The package goes
 # into a virtual environment outside the checkout ($COHOST_VENV, by default
 # ~/.cache/cohost-venv). Idempotent: files newer than the default model are kept.
 set -euo pipefail
@@ -55,7 +59,22 @@ qwen3_current() {
     [ "$qwen3" -nt "$root/scripts/make_model_variant.py" ]
 }
 
-if [ ${#missing[@]} -eq 0 ] && hf_current && qwen3_current; then
+# The Qwen3 variant as a Qwen3-MoE file (make_qwen3moe_variant.py).
+qwen3moe="$dir/SmolLM2-135M-Instruct.Qwen3MoE-Q8_0.gguf"
+qwen3moe_current() {
+  [ -f "$qwen3moe" ] && [ "$qwen3moe" -nt "$qwen3" ] &&
+    [ "$qwen3moe" -nt "$root/scripts/make_qwen3moe_variant.py" ]
+}
+
+# Its first layers as a Hugging Face Qwen3-MoE checkpoint (make_hf_moe_variant.py).
+hf_moe="$dir/SmolLM2-135M-Instruct.Qwen3MoE-hf"
+hf_moe_current() {
+  [ -f "$hf_moe/config.json" ] && [ "$hf_moe/config.json" -nt "$qwen3moe" ] &&
+    [ "$hf_moe/config.json" -nt "$root/scripts/make_hf_moe_variant.py" ] &&
+    [ "$hf_moe/config.json" -nt "$root/scripts/make_hf_variant.py" ]
+}
+
+if [ ${#missing[@]} -eq 0 ] && hf_current && qwen3_current && qwen3moe_current && hf_moe_current; then
   echo "make_model_variants: present"
   check_reference_files
   exit 0
@@ -91,5 +110,17 @@ if ! qwen3_current; then
   "$venv/bin/python" "$root/scripts/make_qwen3_variant.py" "$dir/SmolLM2-135M-Instruct.Q8_0.gguf" \
     "$qwen3.tmp"
   mv "$qwen3.tmp" "$qwen3"
+fi
+if ! qwen3moe_current; then
+  echo "make_model_variants: writing $qwen3moe"
+  "$venv/bin/python" "$root/scripts/make_qwen3moe_variant.py" "$qwen3" "$qwen3moe.tmp"
+  mv "$qwen3moe.tmp" "$qwen3moe"
+fi
+if ! hf_moe_current; then
+  echo "make_model_variants: writing $hf_moe"
+  rm -rf "$hf_moe.tmp"
+  "$venv/bin/python" "$root/scripts/make_hf_moe_variant.py" "$qwen3moe" "$hf_moe.tmp"
+  rm -rf "$hf_moe"
+  mv "$hf_moe.tmp" "$hf_moe"
 fi
 check_reference_files

@@ -228,6 +228,10 @@ class CpuBackend final : public Backend {
                   void* out) override {
     cpu::GatherRows(F(x), rows, num_rows, width, F(out));
   }
+  void MoeCombine(const void* y, const int32_t* rows, const float* weights, int32_t n, int32_t k,
+                  int32_t width, void* out) override {
+    cpu::MoeCombine(F(y), rows, weights, n, k, width, F(out), pool_);
+  }
   void MaskRows(float* x, int32_t rows, int32_t width, const int32_t* mask_of,
                 const uint64_t* masks) override {
     cpu::MaskRows(x, rows, width, mask_of, masks);

@@ -71,6 +71,9 @@ void Add(float* x /*[n]*/, const float* y /*[n]*/, int64_t n, ThreadPool& pool);
 void SiluMul(const float* gate_up /*[n, 2 * inter]*/, int32_t n, int32_t inter,
              float* out /*[n, inter]*/, ThreadPool& pool);
 
+// Backend::MoeCombine.
+void MoeCombine(const float* y, const int32_t* rows /*[n, k]*/, const float* weights /*[n, k]*/,
+                int32_t n, int32_t k, int32_t width, float* out /*[n, width]*/, ThreadPool& pool);
 void GatherRows(const float* x /*[n, width]*/, const int32_t* rows /*[num_rows]*/, int32_t num_rows,
                 int32_t width, float* out /*[num_rows, width]*/);
 

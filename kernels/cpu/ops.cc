@@ -174,6 +174,21 @@ void SiluMul(const float* gate_up, int32_t n, int32_t inter, float* out, ThreadP
   });
 }
 
+void MoeCombine(const float* y, const int32_t* rows, const float* weights, int32_t n, int32_t k,
+                int32_t width, float* out, ThreadPool& pool) {
+  pool.ParallelFor(n, RowGrain(int64_t{k} * width), [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      float* o = out + t * width;
+      std::fill(o, o + width, 0.f);
+      for (int32_t j = 0; j < k; ++j) {
+        const float w = weights[t * k + j];
+        const float* src = y + static_cast<int64_t>(rows[t * k + j]) * width;
+        for (int32_t i = 0; i < width; ++i) o[i] += w * src[i];
+      }
+    }
+  });
+}
+
 void GatherRows(const float* x, const int32_t* rows, int32_t num_rows, int32_t width, float* out) {
   for (int32_t r = 0; r < num_rows; ++r) {
     std::memcpy(out + static_cast<int64_t>(r) * width, x + static_cast<int64_t>(rows[r]) * width,

@@ -400,6 +400,13 @@ class CudaBackend final : public Backend {
     Record(cuda::LaunchRowLogprobs(x, rows, width, chosen, top_n, out, stream_));
   }
 
+  void MoeCombine(const void* y, const int32_t* rows, const float* weights, int32_t n, int32_t k,
+                  int32_t width, void* out) override {
+    if (!EnterOp()) return;
+    Record(cuda::LaunchMoeCombine(static_cast<const bf16*>(y), rows, weights, n, k, width,
+                                  static_cast<bf16*>(out), stream_));
+  }
+
   void GatherRows(const void* x, const int32_t* rows, int32_t num_rows, int32_t width,
                   void* out) override {
     if (!EnterOp()) return;

@@ -170,6 +170,37 @@ __global__ void SiluMulKernel(const bf16* __restrict__ gate_up /*[n, 2 * inter]*
   }
 }
 
+// One block per token: its k rows of y, weighted, summed in fp32 in order.
+template <bool kVec>
+__global__ void MoeCombineKernel(const bf16* __restrict__ y, const int32_t* __restrict__ rows,
+                                 const float* __restrict__ weights, int32_t k, int32_t width,
+                                 bf16* __restrict__ out /*[n, width]*/) {
+  const int64_t t = blockIdx.x;
+  const int32_t* row = rows + t * k;
+  const float* w = weights + t * k;
+  bf16* dst = out + t * width;
+  if constexpr (kVec) {
+    for (int i = threadIdx.x; i < width / 8; i += blockDim.x) {
+      float acc[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
+      for (int32_t j = 0; j < k; ++j) {
+        float v[8];
+        Unpack8(reinterpret_cast<const uint4*>(y + static_cast<int64_t>(row[j]) * width)[i], v);
+#pragma unroll
+        for (int e = 0; e < 8; ++e) acc[e] += w[j] * v[e];
+      }
+      reinterpret_cast<uint4*>(dst)[i] = Pack8(acc);
+    }
+  } else {
+    for (int i = threadIdx.x; i < width; i += blockDim.x) {
+      float acc = 0.f;
+      for (int32_t j = 0; j < k; ++j) {
+        acc += w[j] * __bfloat162float(y[static_cast<int64_t>(row[j]) * width + i]);
+      }
+      dst[i] = __float2bfloat16_rn(acc);
+    }
+  }
+}
+
 // Grid for a grid-stride elementwise kernel over `units` work items.
 constexpr int kEltThreads = 256;
 unsigned EltBlocks(int64_t units) {
@@ -269,6 +300,23 @@ absl::Status LaunchAddBias(bf16* c, const bf16* bias, int32_t m, int32_t n, cuda
     AddBiasKernel<false><<<EltBlocks(total), kEltThreads, 0, stream>>>(c, bias, total, n);
   }
   return LaunchStatus("AddBiasKernel");
+}
+
+absl::Status LaunchMoeCombine(const bf16* y, const int32_t* rows, const float* weights, int32_t n,
+                              int32_t k, int32_t width, bf16* out, cudaStream_t stream) {
+  if (n < 0 || k < 0 || width < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("MoeCombine: bad shape ", n, "x", k, "x", width));
+  }
+  if (n == 0 || width == 0) return absl::OkStatus();
+  // Row r of y starts 16-byte aligned when y does and width % 8 == 0.
+  if (width % 8 == 0 && IsAligned16(y) && IsAligned16(out)) {
+    MoeCombineKernel<true>
+        <<<n, RowThreads(width / 8), 0, stream>>>(y, rows, weights, k, width, out);
+  } else {
+    MoeCombineKernel<false><<<n, RowThreads(width), 0, stream>>>(y, rows, weights, k, width, out);
+  }
+  return LaunchStatus("MoeCombineKernel");
 }
 
 absl::Status LaunchSiluMul(const bf16* gate_up, int32_t n, int32_t inter, bf16* out,

@@ -109,6 +109,83 @@ absl::Status DeriveLlama3Scaling(const GgufFile& f, const GgufTensorInfo& info, 
 // are not permuted.
 bool PermutedArchitecture(const std::string& arch) { return arch == "llama" || arch == "mistral"; }
 
+// The experts of `<arch>.expert_count` metadata: Mixtral's (a Llama or
+// Mistral file, each expert feed_forward_length wide) and Qwen3-MoE's (its
+// own expert_feed_forward_length). Routing is llama.cpp's for both: softmax
+// over every expert, then the picked probabilities divided by their sum.
+absl::Status ReadExperts(const GgufFile& f, ModelConfig* c) {
+  const std::string p = c->architecture + ".";
+  RETURN_IF_ERROR(GetInt32(f, p + "expert_count", false, &c->num_experts));
+  const bool moe_arch = c->architecture == "qwen3moe";
+  if (c->num_experts == 0) {
+    if (moe_arch) return MetaError(f, p + "expert_count", "is missing");
+    return absl::OkStatus();
+  }
+  if (!moe_arch && !PermutedArchitecture(c->architecture)) {
+    return absl::UnimplementedError(absl::StrFormat(
+        "%s: experts in a %s model are not supported (Mixtral's and Qwen3-MoE's are)", f.path(),
+        c->architecture));
+  }
+  RETURN_IF_ERROR(GetInt32(f, p + "expert_used_count", true, &c->num_experts_used));
+  c->expert_intermediate_size = c->intermediate_size;
+  RETURN_IF_ERROR(
+      GetInt32(f, p + "expert_feed_forward_length", moe_arch, &c->expert_intermediate_size));
+  // llama.cpp: 1 softmax, 2 sigmoid (DeepSeek-V3's); it routes these two
+  // architectures by softmax whatever a file says, and so does cohost, but a
+  // file that says otherwise was not made for them.
+  int32_t gating = 1;
+  RETURN_IF_ERROR(GetInt32(f, p + "expert_gating_func", false, &gating));
+  if (gating != 1) {
+    return absl::UnimplementedError(absl::StrFormat(
+        "%s: expert_gating_func %d is not supported (1, softmax, is)", f.path(), gating));
+  }
+  c->norm_topk_prob = true;
+  return absl::OkStatus();
+}
+
+// Where the values of the canonical tensor `name` lie in `f`: a tensor of
+// that name, or (MergedExpertSource) its expert's part of a layer's merged
+// one. `shape` is the canonical tensor's; null `info` where neither is there.
+struct TensorSource {
+  const GgufTensorInfo* info = nullptr;
+  absl::Span<const uint8_t> data;
+  int64_t numel = 0;
+  std::vector<int64_t> shape;  // the file's tensor's own: [experts, ...] where merged
+};
+
+TensorSource FindSource(const GgufFile& f, const std::string& name, int32_t num_experts) {
+  TensorSource src;
+  src.info = f.FindTensor(name);
+  if (src.info != nullptr) {
+    src.data = f.TensorData(*src.info);
+    src.numel = src.info->numel;
+    src.shape = src.info->Shape();
+    return src;
+  }
+  const std::optional<ExpertSlice> slice = MergedExpertSource(name);
+  if (!slice || num_experts <= 0) return src;
+  src.info = f.FindTensor(slice->merged);
+  if (src.info == nullptr) return src;
+  src.shape = src.info->Shape();
+  if (src.shape.empty() || src.shape[0] != num_experts || slice->expert >= num_experts) return src;
+  // Whole rows per expert (the reader checked the size against the shape).
+  const absl::Span<const uint8_t> all = f.TensorData(*src.info);
+  const size_t per_expert = all.size() / static_cast<size_t>(num_experts);
+  src.data = all.subspan(static_cast<size_t>(slice->expert) * per_expert, per_expert);
+  src.numel = src.info->numel / num_experts;
+  return src;
+}
+
+// The shape a source must have for a canonical tensor of `shape`: that, or
+// [experts, ...] for a merged one.
+std::vector<int64_t> WantedShape(const TensorSource& src, const std::string& name,
+                                 const std::vector<int64_t>& shape) {
+  if (src.info == nullptr || src.info->name == name) return shape;
+  std::vector<int64_t> merged = {src.shape.empty() ? 0 : src.shape[0]};
+  merged.insert(merged.end(), shape.begin(), shape.end());
+  return merged;
+}
+
 }  // namespace
 
 absl::StatusOr<ModelConfig> ConfigFromGguf(const GgufFile& f) {
@@ -181,6 +258,7 @@ absl::StatusOr<ModelConfig> ConfigFromGguf(const GgufFile& f) {
     return absl::UnimplementedError(
         absl::StrFormat("%s: rope.scale_linear %g is not supported", f.path(), *scale_linear));
   }
+  RETURN_IF_ERROR(ReadExperts(f, &c));
   c.tie_word_embeddings = f.FindTensor("output.weight") == nullptr;
   c.attention_bias = f.FindTensor("blk.0.attn_q.bias") != nullptr;
   // Biases llama.cpp adds where a file has them and cohost has no place for:
@@ -199,7 +277,8 @@ absl::StatusOr<ModelConfig> ConfigFromGguf(const GgufFile& f) {
     RETURN_IF_ERROR(DeriveLlama3Scaling(f, *rf, &c));
   }
   for (const auto& [name, shape] : ExpectedTensors(c)) {
-    if (const GgufTensorInfo* info = f.FindTensor(name)) c.stored_types[name] = info->type;
+    const TensorSource src = FindSource(f, name, c.num_experts);
+    if (src.info != nullptr) c.stored_types[name] = src.info->type;
   }
   return c;
 }
@@ -251,15 +330,18 @@ absl::StatusOr<ModelFile> LoadGgufModel(const std::string& path, const LoadOptio
   RETURN_IF_ERROR(CheckNoUnusedTensors(c, names, path));
   std::vector<TensorJob> jobs;
   for (auto& [name, shape] : ExpectedTensors(c)) {
-    const GgufTensorInfo* info = f.FindTensor(name);
+    const TensorSource src = FindSource(f, name, c.num_experts);
+    const GgufTensorInfo* info = src.info;
     if (info == nullptr) {
       return absl::InvalidArgumentError(absl::StrCat(path, ": missing tensor '", name, "'"));
     }
-    if (info->Shape() != shape) {
+    if (const std::vector<int64_t> want = WantedShape(src, name, shape); src.shape != want) {
       return absl::InvalidArgumentError(
-          absl::StrFormat("%s: tensor '%s' has shape [%s]; the config needs [%s]", path, name,
-                          absl::StrJoin(info->Shape(), ", "), absl::StrJoin(shape, ", ")));
+          absl::StrFormat("%s: tensor '%s' has shape [%s]; the config needs [%s]", path, info->name,
+                          absl::StrJoin(src.shape, ", "), absl::StrJoin(want, ", ")));
     }
+    const absl::Span<const uint8_t> stored = src.data;
+    const int64_t numel = src.numel;
     const GgmlTypeTraits* traits = FindGgmlType(static_cast<uint32_t>(info->type));
     if (!traits->dequantizable) {
       return absl::UnimplementedError(absl::StrFormat("%s: tensor '%s' has type %s (supported: %s)",
@@ -276,12 +358,11 @@ absl::StatusOr<ModelFile> LoadGgufModel(const std::string& path, const LoadOptio
     TensorJob job;
     job.name = name;
     job.shape = shape;
-    job.source_bytes = info->size_bytes;
+    job.source_bytes = stored.size();
     if (options.keep_quantized && KeepsBlocks(shape, *info)) {
       // Rows of blocks as they lie in the file (the reader checked the
       // tensor's byte size against its shape and type).
       job.raw_type = info->type;
-      const absl::Span<const uint8_t> stored = f.TensorData(*info);
       if (options.map_weights &&
           reinterpret_cast<uintptr_t>(stored.data()) % kMappedAlignment == 0) {
         // Needs no change: it stays where it lies, checked in place.
@@ -293,15 +374,15 @@ absl::StatusOr<ModelFile> LoadGgufModel(const std::string& path, const LoadOptio
         jobs.push_back(std::move(job));
         continue;
       }
-      job.raw_bytes = info->size_bytes;
-      job.copy_raw = [&f, info, rows = shape[0], permute_heads](absl::Span<uint8_t> dst) {
+      job.raw_bytes = stored.size();
+      job.copy_raw = [&f, info, stored, rows = shape[0], permute_heads](absl::Span<uint8_t> dst) {
         // A piece at a time, each checked before it is copied (a 30 MB
         // embedding was resident twice, mapped and copied, at the load's
         // peak before pieces).
         const auto block =
             static_cast<size_t>(FindGgmlType(static_cast<uint32_t>(info->type))->block_bytes);
-        RETURN_IF_ERROR(CopyDroppingPages(
-            f.TensorData(*info), dst, block, [&](absl::Span<const uint8_t> part, size_t at) {
+        RETURN_IF_ERROR(
+            CopyDroppingPages(stored, dst, block, [&](absl::Span<const uint8_t> part, size_t at) {
               return InTensor(f, *info,
                               CheckBlockScales(info->type, part, static_cast<int64_t>(at / block)));
             }));
@@ -313,10 +394,10 @@ absl::StatusOr<ModelFile> LoadGgufModel(const std::string& path, const LoadOptio
       jobs.push_back(std::move(job));
       continue;
     }
-    job.convert = [&f, info, shape = job.shape,
+    job.convert = [&f, info, stored, numel, shape = job.shape,
                    permute_heads](absl::Span<float> dst) -> absl::Status {
-      absl::Status s = DequantizeToF32(info->type, f.TensorData(*info), info->numel, dst);
-      f.DropTensorPages(*info);
+      absl::Status s = DequantizeToF32(info->type, stored, numel, dst);
+      f.DropPages(stored);
       if (s.ok() && permute_heads > 0) {
         s = UndoLlamaRopePermutation(dst, shape[0], shape.size() == 2 ? shape[1] : 1,
                                      permute_heads);

@@ -70,7 +70,9 @@ absl::StatusOr<std::string> Architecture(const nlohmann::json& j, const std::str
       {"LlamaForCausalLM", "llama"},
       {"MistralForCausalLM", "mistral"},
       {"Qwen2ForCausalLM", "qwen2"},
-      {"Qwen3ForCausalLM", "qwen3"}};
+      {"Qwen3ForCausalLM", "qwen3"},
+      {"Qwen3MoeForCausalLM", "qwen3moe"},
+      {"MixtralForCausalLM", "mixtral"}};  // "mistral" with experts (ParseExperts)
   auto it = j.find("architectures");
   if (it == j.end() || !it->is_array() || it->empty()) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": 'architectures' is missing"));
@@ -86,7 +88,7 @@ absl::StatusOr<std::string> Architecture(const nlohmann::json& j, const std::str
   }
   return absl::UnimplementedError(absl::StrFormat(
       "%s: architecture %s is not supported (supported: LlamaForCausalLM, MistralForCausalLM, "
-      "Qwen2ForCausalLM, Qwen3ForCausalLM)",
+      "MixtralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Qwen3MoeForCausalLM)",
       path, seen));
 }
 
@@ -119,6 +121,37 @@ absl::Status ParseRopeScaling(const nlohmann::json& j, const std::string& path,
   return f.status();
 }
 
+// The experts of a Mixtral or Qwen3-MoE config (`mixtral`: the class was
+// MixtralForCausalLM): their count, how many a token uses, their width, and
+// whether the picked probabilities are divided by their sum (Mixtral's
+// always are; Qwen3-MoE's where norm_topk_prob, false by default, as in
+// transformers). A Qwen3-MoE config whose layers are not all sparse is refused.
+absl::Status ParseExperts(const nlohmann::json& j, const std::string& path, bool mixtral,
+                          ModelConfig* c) {
+  Fields f(j, path);
+  f.Int(mixtral ? "num_local_experts" : "num_experts", true, &c->num_experts);
+  f.Int("num_experts_per_tok", true, &c->num_experts_used);
+  if (mixtral) {
+    c->expert_intermediate_size = c->intermediate_size;
+    c->norm_topk_prob = true;
+    return f.status();
+  }
+  f.Int("moe_intermediate_size", true, &c->expert_intermediate_size);
+  c->norm_topk_prob = false;
+  f.Bool("norm_topk_prob", &c->norm_topk_prob);
+  int32_t sparse_step = 1;
+  f.Int("decoder_sparse_step", false, &sparse_step);
+  RETURN_IF_ERROR(f.status());
+  const nlohmann::json* dense = f.Get("mlp_only_layers");
+  if (sparse_step != 1 || (dense != nullptr && !(dense->is_array() && dense->empty()))) {
+    return absl::UnimplementedError(absl::StrCat(
+        path,
+        ": dense layers among the sparse ones (decoder_sparse_step, mlp_only_layers) are "
+        "not supported"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<ModelConfig> ParseHfConfig(absl::string_view json_text, const std::string& path) {
@@ -129,7 +162,8 @@ absl::StatusOr<ModelConfig> ParseHfConfig(absl::string_view json_text, const std
   ModelConfig c;
   absl::StatusOr<std::string> arch = Architecture(j, path);
   if (!arch.ok()) return arch.status();
-  c.architecture = *arch;
+  const bool mixtral = *arch == "mixtral";
+  c.architecture = mixtral ? "mistral" : *arch;
   if (auto it = j.find("_name_or_path"); it != j.end() && it->is_string())
     c.name = it->get<std::string>();
 
@@ -164,14 +198,18 @@ absl::StatusOr<ModelConfig> ParseHfConfig(absl::string_view json_text, const std
   if (mlp_bias) {
     return absl::UnimplementedError(absl::StrCat(path, ": mlp_bias is not supported"));
   }
-  if (c.attention_bias && (c.architecture == "llama" || c.architecture == "qwen3")) {
+  if (c.attention_bias &&
+      (c.architecture == "llama" || c.architecture == "qwen3" || c.architecture == "qwen3moe")) {
     // transformers' Llama and Qwen3 put it on o_proj too; only q/k/v biases are run.
     return absl::UnimplementedError(absl::StrCat(
         path, ": attention_bias (a bias on o_proj too) is not supported for Llama or Qwen3"));
   }
   if (c.num_kv_heads == 0) c.num_kv_heads = c.num_heads;
   if (c.head_dim == 0 && c.num_heads > 0) c.head_dim = c.hidden_size / c.num_heads;
-  if (c.architecture == "qwen2" || c.architecture == "qwen3") {
+  if (mixtral || c.architecture == "qwen3moe") {
+    RETURN_IF_ERROR(ParseExperts(j, path, mixtral, &c));
+  }
+  if (c.architecture == "qwen2" || c.architecture == "qwen3" || c.architecture == "qwen3moe") {
     if (c.architecture == "qwen2") c.attention_bias = true;  // Qwen2 always has q/k/v biases
     bool sliding = false;
     f.Bool("use_sliding_window", &sliding);

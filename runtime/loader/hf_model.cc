@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <array>
 #include <memory>
 
 #include "absl/container/flat_hash_map.h"
@@ -44,6 +45,47 @@ bool SafeShardName(absl::string_view name) {
          !absl::StrContains(name, '\0');
 }
 
+// A decimal index as the checkpoints write one: digits, no leading zero.
+bool CanonicalIndex(absl::string_view index, int32_t* out) {
+  return !index.empty() && !(index.size() > 1 && index[0] == '0') &&
+         std::all_of(index.begin(), index.end(), absl::ascii_isdigit) &&
+         absl::SimpleAtoi(index, out) && *out >= 0;
+}
+
+// A layer's router and experts, Qwen3-MoE's (mlp.gate, mlp.experts.E.
+// gate_proj / up_proj / down_proj) and Mixtral's (block_sparse_moe.gate,
+// block_sparse_moe.experts.E.w1 / w3 / w2: gate, up, down); `rest` follows
+// "model.layers.N.".
+std::string HfExpertName(int32_t layer, absl::string_view rest) {
+  static constexpr std::pair<absl::string_view, absl::string_view> kBlocks[] = {
+      {"mlp.", "proj"}, {"block_sparse_moe.", "w"}};
+  for (const auto& [block, style] : kBlocks) {
+    absl::string_view r = rest;
+    if (!absl::ConsumePrefix(&r, block)) continue;
+    if (r == "gate.weight") return absl::StrCat("blk.", layer, ".ffn_gate_inp.weight");
+    if (!absl::ConsumePrefix(&r, "experts.") || !absl::ConsumeSuffix(&r, ".weight")) return "";
+    const size_t dot = r.find('.');
+    int32_t expert;
+    if (dot == absl::string_view::npos || !CanonicalIndex(r.substr(0, dot), &expert)) return "";
+    static constexpr std::array<std::pair<absl::string_view, absl::string_view>, 6> kParts = {{
+        {"gate_proj", "ffn_gate"},
+        {"up_proj", "ffn_up"},
+        {"down_proj", "ffn_down"},
+        {"w1", "ffn_gate"},
+        {"w3", "ffn_up"},
+        {"w2", "ffn_down"},
+    }};
+    const absl::string_view part = r.substr(dot + 1);
+    for (size_t i = style == "proj" ? 0 : 3, end = i + 3; i < end; ++i) {
+      if (part == kParts[i].first) {
+        return absl::StrCat("blk.", layer, ".", kParts[i].second, ".", expert, ".weight");
+      }
+    }
+    return "";
+  }
+  return "";
+}
+
 }  // namespace
 
 std::string HfToCanonicalName(absl::string_view n) {
@@ -55,10 +97,7 @@ std::string HfToCanonicalName(absl::string_view n) {
   if (dot == absl::string_view::npos || dot == 0) return "";
   absl::string_view index = n.substr(0, dot), rest = n.substr(dot + 1);
   int32_t layer;
-  if ((index.size() > 1 && index[0] == '0') || !absl::SimpleAtoi(index, &layer) || layer < 0 ||
-      !std::all_of(index.begin(), index.end(), absl::ascii_isdigit)) {
-    return "";
-  }
+  if (!CanonicalIndex(index, &layer)) return "";
   static constexpr std::pair<absl::string_view, absl::string_view> kLayer[] = {
       {"self_attn.q_proj.weight", "attn_q.weight"},
       {"self_attn.k_proj.weight", "attn_k.weight"},
@@ -78,7 +117,7 @@ std::string HfToCanonicalName(absl::string_view n) {
   for (const auto& [hf, ours] : kLayer) {
     if (rest == hf) return absl::StrCat("blk.", layer, ".", ours);
   }
-  return "";
+  return HfExpertName(layer, rest);
 }
 
 absl::StatusOr<ModelFile> LoadHfModel(const std::string& dir, const LoadOptions& options) {

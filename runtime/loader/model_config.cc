@@ -19,6 +19,8 @@ constexpr int64_t kMaxLayers = 512;
 constexpr int64_t kMaxHeads = 1024;
 constexpr int64_t kMaxHeadDim = 1024;
 constexpr int64_t kMaxPositions = 1 << 26;
+// DeepSeek-V3 and Qwen3-235B have 256 and 128 experts, 8 of them used.
+constexpr int64_t kMaxExperts = 1024;
 
 absl::Status CheckRange(const char* field, int64_t v, int64_t max) {
   if (v <= 0 || v > max) {
@@ -64,6 +66,15 @@ absl::Status ModelConfig::Validate() const {
   };
   for (const auto& r : ranges) {
     RETURN_IF_ERROR(CheckRange(r.field, r.value, r.max));
+  }
+  if (moe()) {
+    RETURN_IF_ERROR(CheckRange("num_experts", num_experts, kMaxExperts));
+    RETURN_IF_ERROR(CheckRange("num_experts_used", num_experts_used, num_experts));
+    RETURN_IF_ERROR(
+        CheckRange("expert_intermediate_size", expert_intermediate_size, kMaxIntermediate));
+  } else if (num_experts != 0 || num_experts_used != 0) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "config: num_experts = %d with num_experts_used = %d", num_experts, num_experts_used));
   }
   if (hidden_size % num_heads != 0) {
     return absl::InvalidArgumentError(absl::StrFormat(
@@ -116,6 +127,10 @@ std::string ShapeChange(const ModelConfig& was, const ModelConfig& now) {
       {"max_position_embeddings", {was.max_position_embeddings, now.max_position_embeddings}},
       {"tie_word_embeddings", {was.tie_word_embeddings, now.tie_word_embeddings}},
       {"attention_bias", {was.attention_bias, now.attention_bias}},
+      {"num_experts", {was.num_experts, now.num_experts}},
+      {"num_experts_used", {was.num_experts_used, now.num_experts_used}},
+      {"expert_intermediate_size", {was.expert_intermediate_size, now.expert_intermediate_size}},
+      {"norm_topk_prob", {was.norm_topk_prob, now.norm_topk_prob}},
   };
   for (const auto& [field, values] : ints) {
     if (values.first != values.second) {

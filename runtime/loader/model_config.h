@@ -29,10 +29,12 @@ struct RopeScaling {
 
 // The architectures the forward pass runs, as a GGUF's general.architecture
 // names them (a Hugging Face config's classes map onto these).
-inline constexpr std::array<std::string_view, 4> kArchitectures = {"llama", "mistral", "qwen2",
-                                                                   "qwen3"};
+// "qwen3moe" is Qwen3 with a mixture of experts in every layer; a Llama or
+// Mistral file with experts (ModelConfig::num_experts) is a Mixtral.
+inline constexpr std::array<std::string_view, 5> kArchitectures = {"llama", "mistral", "qwen2",
+                                                                   "qwen3", "qwen3moe"};
 bool SupportedArchitecture(std::string_view architecture);
-// kArchitectures for a message: "llama, mistral, qwen2, qwen3".
+// kArchitectures for a message: "llama, mistral, qwen2, qwen3, qwen3moe".
 std::string SupportedArchitectures();
 
 struct ModelConfig {
@@ -60,10 +62,25 @@ struct ModelConfig {
   // F32, F16 or BF16): what Model::PredictWeightsBytes reads for weights that
   // stay as stored.
   std::map<std::string, GgmlType> stored_types;
+  // A mixture of experts in place of every layer's FFN (Mixtral's, Qwen3-MoE's):
+  // a router [num_experts, hidden] picks each token's num_experts_used
+  // experts by softmax over its logits, each expert an FFN of
+  // expert_intermediate_size, and the token's output is their sum weighted
+  // by the picked probabilities (divided by their sum where
+  // norm_topk_prob). 0 experts: the dense FFN of intermediate_size.
+  int32_t num_experts = 0;
+  int32_t num_experts_used = 0;
+  int32_t expert_intermediate_size = 0;
+  bool norm_topk_prob = true;
 
   // Each q and k head is RMS-normalized (weights [head_dim], one for q and
   // one for k, per layer) before RoPE: Qwen3's.
-  bool qk_norm() const { return architecture == "qwen3"; }
+  bool qk_norm() const { return architecture == "qwen3" || architecture == "qwen3moe"; }
+  bool moe() const { return num_experts > 0; }
+  // The FFN width a token's activations take: all its experts' together.
+  int64_t ffn_width() const {
+    return moe() ? int64_t{num_experts_used} * expert_intermediate_size : intermediate_size;
+  }
 
   // INVALID_ARGUMENT naming the first inconsistent field (zero sizes, heads that
   // do not divide, absurd dimensions).

@@ -14,8 +14,10 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/strip.h"
 #include "common/status_macros.h"
 #include "runtime/loader/mapped_file.h"
 #include "runtime/loader/model_loading.h"
@@ -48,9 +50,19 @@ std::vector<std::pair<std::string, std::vector<int64_t>>> ExpectedTensors(const 
     t.push_back({name("attn_k.weight"), {kv_dim, hidden}});
     t.push_back({name("attn_v.weight"), {kv_dim, hidden}});
     t.push_back({name("attn_output.weight"), {hidden, q_dim}});
-    t.push_back({name("ffn_gate.weight"), {inter, hidden}});
-    t.push_back({name("ffn_up.weight"), {inter, hidden}});
-    t.push_back({name("ffn_down.weight"), {hidden, inter}});
+    if (c.moe()) {
+      const int64_t expert_inter = c.expert_intermediate_size;
+      t.push_back({name("ffn_gate_inp.weight"), {c.num_experts, hidden}});
+      for (int32_t e = 0; e < c.num_experts; ++e) {
+        t.push_back({name(absl::StrCat("ffn_gate.", e, ".weight")), {expert_inter, hidden}});
+        t.push_back({name(absl::StrCat("ffn_up.", e, ".weight")), {expert_inter, hidden}});
+        t.push_back({name(absl::StrCat("ffn_down.", e, ".weight")), {hidden, expert_inter}});
+      }
+    } else {
+      t.push_back({name("ffn_gate.weight"), {inter, hidden}});
+      t.push_back({name("ffn_up.weight"), {inter, hidden}});
+      t.push_back({name("ffn_down.weight"), {hidden, inter}});
+    }
     if (c.attention_bias) {
       t.push_back({name("attn_q.bias"), {q_dim}});
       t.push_back({name("attn_k.bias"), {kv_dim}});
@@ -67,7 +79,11 @@ std::vector<std::pair<std::string, std::vector<int64_t>>> ExpectedTensors(const 
 absl::Status CheckNoUnusedTensors(const ModelConfig& config, const std::vector<std::string>& names,
                                   const std::string& path) {
   absl::flat_hash_set<std::string> used = {"rope_freqs.weight", "output.weight"};
-  for (auto& [name, shape] : ExpectedTensors(config)) used.insert(std::move(name));
+  for (auto& [name, shape] : ExpectedTensors(config)) {
+    // A layer's experts may lie in one tensor each of gate, up and down.
+    if (std::optional<ExpertSlice> slice = MergedExpertSource(name)) used.insert(slice->merged);
+    used.insert(std::move(name));
+  }
   for (const std::string& name : names) {
     if (used.contains(name)) continue;
     return absl::UnimplementedError(absl::StrCat(
@@ -76,6 +92,27 @@ absl::Status CheckNoUnusedTensors(const ModelConfig& config, const std::vector<s
         "layer past num_layers)"));
   }
   return absl::OkStatus();
+}
+
+std::optional<ExpertSlice> MergedExpertSource(absl::string_view name) {
+  // blk.N.ffn_{gate,up,down}.E.weight
+  absl::string_view rest = name;
+  if (!absl::ConsumePrefix(&rest, "blk.") || !absl::ConsumeSuffix(&rest, ".weight")) {
+    return std::nullopt;
+  }
+  const size_t layer_end = rest.find('.');
+  if (layer_end == absl::string_view::npos) return std::nullopt;
+  absl::string_view part = rest.substr(layer_end + 1);
+  const size_t expert_dot = part.rfind('.');
+  if (expert_dot == absl::string_view::npos) return std::nullopt;
+  const absl::string_view kind = part.substr(0, expert_dot);
+  int32_t expert = 0;
+  if ((kind != "ffn_gate" && kind != "ffn_up" && kind != "ffn_down") ||
+      !absl::SimpleAtoi(part.substr(expert_dot + 1), &expert) || expert < 0) {
+    return std::nullopt;
+  }
+  return ExpertSlice{absl::StrCat("blk.", rest.substr(0, layer_end), ".", kind, "_exps.weight"),
+                     expert};
 }
 
 absl::Status CopyDroppingPages(

@@ -54,6 +54,11 @@ struct HostTensor {
 //   blk.N.attn_output.weight [hidden, heads*head_dim]
 //   blk.N.ffn_gate.weight, blk.N.ffn_up.weight [inter, hidden]
 //   blk.N.ffn_down.weight [hidden, inter]
+// and in place of the three FFN matrices, in a model with experts
+// (config.moe(); E = expert index, expert_inter = expert_intermediate_size):
+//   blk.N.ffn_gate_inp.weight [num_experts, hidden] (the router)
+//   blk.N.ffn_gate.E.weight, blk.N.ffn_up.E.weight [expert_inter, hidden]
+//   blk.N.ffn_down.E.weight [hidden, expert_inter]
 struct ModelFile {
   std::string path;
   ModelConfig config;

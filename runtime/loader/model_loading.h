@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -30,6 +31,18 @@ absl::StatusOr<ModelFile> LoadHfModel(const std::string& dir, const LoadOptions&
 absl::StatusOr<ModelConfig> ParseHfConfig(absl::string_view json_text, const std::string& path);
 // HF parameter name -> canonical name; empty when the name is not one we use.
 std::string HfToCanonicalName(absl::string_view hf_name);
+
+// Where a GGUF file keeps a layer's experts together: the per-expert
+// canonical name blk.N.ffn_gate.E.weight (ffn_up, ffn_down) is expert E of
+// blk.N.ffn_gate_exps.weight ([experts, rows, cols], each expert's rows
+// whole and in order), as llama.cpp's converter writes MoE models; older
+// Mixtral files hold each expert under its canonical name. nullopt for a
+// name that is not an expert's.
+struct ExpertSlice {
+  std::string merged;
+  int32_t expert = 0;
+};
+std::optional<ExpertSlice> MergedExpertSource(absl::string_view name);
 
 // A tensor left in the file's mapping starts at a multiple of this (GGUF's
 // default alignment): the kernels read blocks with unaligned loads, but a

@@ -90,11 +90,14 @@ std::vector<kernels::DeviceBuffer*> LlamaModel::WeightBuffers() {
     add(l.ffn_norm);
     add_matrix(l.w_gate_up);
     add_matrix(l.w_down);
+    add_matrix(l.router);
+    for (WeightMatrix& m : l.expert_gate_up) add_matrix(m);
+    for (WeightMatrix& m : l.expert_down) add_matrix(m);
   }
   return out;
 }
 
-const std::array<kernels::DeviceBuffer LlamaModel::*, 14> LlamaModel::kWorkspace = {
+const std::array<kernels::DeviceBuffer LlamaModel::*, 16> LlamaModel::kWorkspace = {
     &LlamaModel::x_,
     &LlamaModel::delta_,
     &LlamaModel::normed_,
@@ -102,6 +105,8 @@ const std::array<kernels::DeviceBuffer LlamaModel::*, 14> LlamaModel::kWorkspace
     &LlamaModel::attn_,
     &LlamaModel::gate_up_,
     &LlamaModel::act_,
+    &LlamaModel::moe_rows_,
+    &LlamaModel::router_logits_,
     &LlamaModel::sample_x_,
     &LlamaModel::sample_delta_,
     &LlamaModel::sample_normed_,
@@ -113,7 +118,9 @@ const std::array<kernels::DeviceBuffer LlamaModel::*, 14> LlamaModel::kWorkspace
 void LlamaModel::FreeWorkspace() {
   graphs_.Clear();  // they point at what goes
   for (kernels::DeviceBuffer LlamaModel::*b : kWorkspace) (this->*b).Reset();
-  for (kernels::DeviceBuffer* b : {&penalties_, &masks_, &meta_, &staging_}) b->Reset();
+  for (kernels::DeviceBuffer* b : {&penalties_, &masks_, &meta_, &moe_meta_, &staging_}) {
+    b->Reset();
+  }
   token_capacity_ = 0;
   sample_capacity_ = 0;
   staged_ = 0;
@@ -161,7 +168,8 @@ absl::Status LlamaModel::RestoreWeights() {
 }
 
 void LlamaModel::EnableDecodeGraphs(bool on) {
-  graphs_enabled_ = on && backend_->can_capture();
+  // A step with experts waits for its routes on the host: not one graph.
+  graphs_enabled_ = on && backend_->can_capture() && !config_.moe();
   graphs_.Clear();
 }
 
@@ -171,11 +179,13 @@ size_t LlamaModel::workspace_bytes() const {
   return bytes;
 }
 
-size_t LlamaModel::TokenWidth(const ModelConfig& c) {
-  return 3 * static_cast<size_t>(c.hidden_size) +
-         static_cast<size_t>(c.num_heads + 2 * c.num_kv_heads) * c.head_dim +
-         static_cast<size_t>(c.num_heads) * c.head_dim +
-         3 * static_cast<size_t>(c.intermediate_size);
+size_t LlamaModel::TokenBytes(const ModelConfig& c, size_t elem_size) {
+  const size_t moe_rows = c.moe() ? static_cast<size_t>(c.num_experts_used) * c.hidden_size : 0;
+  const size_t elems = 3 * static_cast<size_t>(c.hidden_size) +
+                       static_cast<size_t>(c.num_heads + 2 * c.num_kv_heads) * c.head_dim +
+                       static_cast<size_t>(c.num_heads) * c.head_dim +
+                       3 * static_cast<size_t>(c.ffn_width()) + moe_rows;
+  return elems * elem_size + static_cast<size_t>(c.num_experts) * sizeof(float);
 }
 
 size_t LlamaModel::SampleBytes(const ModelConfig& c, size_t elem_size) {
@@ -208,15 +218,18 @@ absl::Status LlamaModel::Reserve(int32_t num_tokens, int32_t num_samples) {
     const int32_t cap =
         std::max({num_tokens, kInitialTokens, std::min(2 * token_capacity_, INT32_MAX / 2)});
     token_capacity_ = 0;  // stays 0 if any allocation below fails
+    const int64_t moe_rows = c.moe() ? int64_t{c.num_experts_used} * hidden : 0;
     for (auto [buf, width] : {std::pair{&x_, hidden},
                               {&delta_, hidden},
                               {&normed_, hidden},
                               {&qkv_, qkv_width},
                               {&attn_, static_cast<int64_t>(c.num_heads) * c.head_dim},
-                              {&gate_up_, 2 * static_cast<int64_t>(c.intermediate_size)},
-                              {&act_, static_cast<int64_t>(c.intermediate_size)}}) {
+                              {&gate_up_, 2 * c.ffn_width()},
+                              {&act_, c.ffn_width()},
+                              {&moe_rows_, moe_rows}}) {
       RETURN_IF_ERROR(alloc(*buf, cap * width, elem_size_));
     }
+    RETURN_IF_ERROR(alloc(router_logits_, cap * int64_t{c.num_experts}, sizeof(float)));
     token_capacity_ = cap;
   }
   if (num_samples > sample_capacity_) {
@@ -517,14 +530,74 @@ absl::Status LlamaModel::Run(const Batch& batch, KvCache& kv) {
   step.samples = S;
   RETURN_IF_ERROR(UploadMetadata(batch, width, captured ? width * kv.block_size() : 0, &step.layout,
                                  &step.ids, &step.rows));
-  if (!captured) {
-    Issue(step, kv);
-    return absl::OkStatus();
-  }
-  return graphs_.Run(DecodeShape{T, S, width, kv.id()}, [&] { Issue(step, kv); });
+  if (!captured) return Issue(step, kv);
+  absl::Status issued;
+  RETURN_IF_ERROR(
+      graphs_.Run(DecodeShape{T, S, width, kv.id()}, [&] { issued = Issue(step, kv); }));
+  return issued;
 }
 
-void LlamaModel::Issue(const Step& step, const KvCache& kv) {
+void LlamaModel::GateUp(const void* x, const WeightMatrix& w, int32_t rows, int32_t inter,
+                        void* out) {
+  const int32_t H = config_.hidden_size;
+  if (!w.split()) {
+    backend_->Gemm(x, w.Ref(), nullptr, rows, 2 * inter, H, out);
+    return;
+  }
+  // Gate and up in their own buffers: each fills its half of every row.
+  const kernels::GemmPart parts[] = {
+      {w.Ref(), nullptr, inter, out, 2 * inter},
+      {w.RowsFrom(inter, elem_size_), nullptr, inter, static_cast<char*>(out) + inter * elem_size_,
+       2 * inter},
+  };
+  backend_->GroupedGemm(x, parts, 2, rows, H);
+}
+
+absl::Status LlamaModel::MoeFfn(const LlamaLayerWeights& lw, int32_t T) {
+  const ModelConfig& c = config_;
+  kernels::Backend& be = *backend_;
+  const int32_t H = c.hidden_size, E = c.num_experts, k = c.num_experts_used;
+  const int32_t I = c.expert_intermediate_size;
+  be.GemmToF32(normed_.data(), lw.router.Ref(), T, E, H, router_logits_.as<float>());
+  router_host_.resize(static_cast<size_t>(T) * E);
+  RETURN_IF_ERROR(be.CopyToHost(router_host_.data(), router_logits_.data(),
+                                router_host_.size() * sizeof(float)));
+  RouteTokens(router_host_.data(), T, E, k, c.norm_topk_prob, &route_);
+  // token_of_row | row_of_pair | weights: one copy. (CopyToHost waited for
+  // the last layer's ops, which read moe_meta_, so it may be replaced.)
+  const int32_t pairs = T * k;
+  const size_t ints = static_cast<size_t>(pairs) * sizeof(int32_t);
+  RETURN_IF_ERROR(GrowBuffer(moe_meta_, 3 * ints));
+  ASSIGN_OR_RETURN(void* staged, StageSpace(3 * ints));
+  char* host = static_cast<char*>(staged);
+  std::memcpy(host, route_.token_of_row.data(), ints);
+  std::memcpy(host + ints, route_.row_of_pair.data(), ints);
+  std::memcpy(host + 2 * ints, route_.weights.data(), ints);
+  RETURN_IF_ERROR(be.CopyToDevice(moe_meta_.data(), staged, 3 * ints));
+  const char* meta = static_cast<const char*>(moe_meta_.data());
+  const auto* token_of_row = reinterpret_cast<const int32_t*>(meta);
+  const auto* row_of_pair = reinterpret_cast<const int32_t*>(meta + ints);
+  const auto* weights = reinterpret_cast<const float*>(meta + 2 * ints);
+
+  be.GatherRows(normed_.data(), token_of_row, pairs, H, moe_rows_.data());
+  for (int32_t e = 0; e < E; ++e) {
+    if (route_.rows(e) == 0) continue;
+    const int64_t r = route_.starts[e];
+    GateUp(At(moe_rows_, r * H), lw.expert_gate_up[e], route_.rows(e), I, At(gate_up_, r * 2 * I));
+  }
+  be.SiluMul(gate_up_.data(), pairs, I, act_.data());
+  // Each expert's products over its own rows, whose inputs are spent.
+  for (int32_t e = 0; e < E; ++e) {
+    if (route_.rows(e) == 0) continue;
+    const int64_t r = route_.starts[e];
+    be.Gemm(At(act_, r * I), lw.expert_down[e].Ref(), nullptr, route_.rows(e), H, I,
+            At(moe_rows_, r * H));
+  }
+  be.MoeCombine(moe_rows_.data(), row_of_pair, weights, T, k, H, delta_.data());
+  return absl::OkStatus();
+}
+
+absl::Status LlamaModel::Issue(const Step& step, const KvCache& kv) {
   const ModelConfig& c = config_;
   const int32_t T = step.tokens, S = step.samples;
   const kernels::BatchLayout& layout = step.layout;
@@ -575,16 +648,11 @@ void LlamaModel::Issue(const Step& step, const KvCache& kv) {
     be.PagedAttention(q, qkv_width, layout, pages, c.num_heads, scale, attn_.data());
     be.Gemm(attn_.data(), lw.wo.Ref(), nullptr, T, H, q_width, delta_.data());
     be.RmsNorm(delta_.data(), x_.data(), lw.ffn_norm.data(), T, H, eps, normed_.data());
-    if (!lw.w_gate_up.split()) {
-      be.Gemm(normed_.data(), lw.w_gate_up.Ref(), nullptr, T, 2 * I, H, gate_up_.data());
-    } else {
-      // Gate and up in their own buffers: each fills its half of every row.
-      const kernels::GemmPart parts[] = {
-          {lw.w_gate_up.Ref(), nullptr, I, gate_up_.data(), 2 * I},
-          {lw.w_gate_up.RowsFrom(I, elem_size_), nullptr, I, At(gate_up_, I), 2 * I},
-      };
-      be.GroupedGemm(normed_.data(), parts, 2, T, H);
+    if (c.moe()) {
+      RETURN_IF_ERROR(MoeFfn(lw, T));
+      continue;
     }
+    GateUp(normed_.data(), lw.w_gate_up, T, I, gate_up_.data());
     be.SiluMul(gate_up_.data(), T, I, act_.data());
     be.Gemm(act_.data(), lw.w_down.Ref(), nullptr, T, H, I, delta_.data());
   }
@@ -598,6 +666,7 @@ void LlamaModel::Issue(const Step& step, const KvCache& kv) {
         w_.output.bytes() != 0 ? w_.output.Ref() : w_.token_embd.Ref();
     be.GemmToF32(sample_normed_.data(), lm_head, S, c.vocab_size, H, logits_.as<float>());
   }
+  return absl::OkStatus();
 }
 
 }  // namespace cohost::runtime

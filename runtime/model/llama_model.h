@@ -12,6 +12,7 @@
 #include "cohost/kernels/backend.h"
 #include "runtime/loader/model_file.h"
 #include "runtime/model/model.h"
+#include "runtime/model/moe_routing.h"
 
 namespace cohost::runtime {
 
@@ -58,6 +59,12 @@ struct LlamaLayerWeights {
   kernels::DeviceBuffer ffn_norm;  // [hidden]
   WeightMatrix w_gate_up;          // [2 * inter, hidden], rows gate; up
   WeightMatrix w_down;             // [hidden, inter]
+  // With experts (ModelConfig::moe()), in place of w_gate_up and w_down: the
+  // router, and each expert's gate and up, and down, as the dense FFN's
+  // (inter = expert_intermediate_size).
+  WeightMatrix router;                       // [num_experts, hidden]
+  std::vector<WeightMatrix> expert_gate_up;  // [num_experts] of [2 * inter, hidden]
+  std::vector<WeightMatrix> expert_down;     // [num_experts] of [hidden, inter]
 };
 
 struct LlamaWeights {
@@ -95,10 +102,10 @@ class LlamaModel final : public Model {
   void EnableDecodeGraphs(bool on) override;
   DecodeGraphStats decode_graph_stats() const override { return graphs_.stats(); }
 
-  // Elements of activations per token, bytes per sampled row (activations of
-  // `elem_size` bytes and fp32 logits), and the first capacity Reserve
-  // allocates: what Model::PredictWorkspaceBytes uses.
-  static size_t TokenWidth(const ModelConfig& c);
+  // Bytes of activations per token and per sampled row (activations of
+  // `elem_size` bytes; fp32 router logits and logits), and the first
+  // capacity Reserve allocates: what Model::PredictWorkspaceBytes uses.
+  static size_t TokenBytes(const ModelConfig& c, size_t elem_size);
   static size_t SampleBytes(const ModelConfig& c, size_t elem_size);
   static size_t InitialCapacity(int32_t wanted, bool samples);
 
@@ -121,7 +128,15 @@ class LlamaModel final : public Model {
     const int32_t* rows = nullptr;
   };
   // The step's ops, queued on the backend (or recorded, under Capture).
-  void Issue(const Step& step, const KvCache& kv);
+  // A model with experts waits for each layer's router logits (MoeFfn).
+  absl::Status Issue(const Step& step, const KvCache& kv);
+  // out = the FFN's gate and up products of `rows` rows of x, [rows, 2 *
+  // inter] (a product per part where `w` is split).
+  void GateUp(const void* x, const WeightMatrix& w, int32_t rows, int32_t inter, void* out);
+  // The mixture of experts on normed_'s T rows, into delta_: the router's
+  // logits to the host, the tokens routed there (RouteTokens), each
+  // expert's rows gathered and multiplied, and combined (MoeCombine).
+  absl::Status MoeFfn(const LlamaLayerWeights& lw, int32_t T);
   // INVALID_ARGUMENT when p's starts do not index its terms by `rows` rows.
   static absl::Status CheckPenalties(const SamplePenalties& p, int32_t rows);
   // Uploads `p` (checked) and applies it to logits_'s first `rows` rows;
@@ -170,16 +185,22 @@ class LlamaModel final : public Model {
   int32_t token_capacity_ = 0;
   int32_t sample_capacity_ = 0;
   // The buffers Reserve sizes for the largest step: the workspace.
-  static const std::array<kernels::DeviceBuffer LlamaModel::*, 14> kWorkspace;
+  static const std::array<kernels::DeviceBuffer LlamaModel::*, 16> kWorkspace;
   kernels::DeviceBuffer x_;       // [tokens, hidden] residual stream
   kernels::DeviceBuffer delta_;   // [tokens, hidden] output of the last sublayer
   kernels::DeviceBuffer normed_;  // [tokens, hidden]
   // [tokens, (num_heads + 2 * num_kv_heads) * head_dim]: a row [q | k | v] per
   // token, as the QKV product writes it (kernels::QkvRows).
   kernels::DeviceBuffer qkv_;
-  kernels::DeviceBuffer attn_;                                     // [tokens, num_heads * head_dim]
-  kernels::DeviceBuffer gate_up_;                                  // [tokens, 2 * inter]
-  kernels::DeviceBuffer act_;                                      // [tokens, inter]
+  kernels::DeviceBuffer attn_;  // [tokens, num_heads * head_dim]
+  // [tokens, 2 * ffn_width] and [tokens, ffn_width] (ModelConfig::ffn_width:
+  // with experts, a token's k experts' rows, in the route's order).
+  kernels::DeviceBuffer gate_up_;
+  kernels::DeviceBuffer act_;
+  // With experts: [tokens * k, hidden], the rows each expert multiplies, then
+  // its products; [tokens, num_experts] fp32 router logits.
+  kernels::DeviceBuffer moe_rows_;
+  kernels::DeviceBuffer router_logits_;
   kernels::DeviceBuffer sample_x_, sample_delta_, sample_normed_;  // [samples, hidden]
   kernels::DeviceBuffer logits_;                                   // [samples, vocab] fp32
   kernels::DeviceBuffer sample_ids_;                               // [samples] int32 drawn tokens
@@ -190,6 +211,10 @@ class LlamaModel final : public Model {
   kernels::DeviceBuffer penalties_;
   kernels::DeviceBuffer masks_;  // a step's mask_of (padded to 8 bytes), then its masks
   kernels::DeviceBuffer meta_;   // int32 step metadata, see UploadMetadata
+  // A layer's route on the device: token_of_row, row_of_pair (int32), weights (fp32).
+  kernels::DeviceBuffer moe_meta_;
+  std::vector<float> router_host_;  // the router logits, on the host
+  ExpertRoute route_;
   // While offloaded: each weight buffer (emptied) and its host copy.
   struct Offloaded {
     kernels::DeviceBuffer* slot;

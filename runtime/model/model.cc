@@ -371,6 +371,24 @@ absl::StatusOr<LlamaWeights> UploadLlamaWeights(ModelFile& file, Backend* backen
     ASSIGN_OR_RETURN(t, check.Get(p + "ffn_norm.weight", {hidden}));
     ASSIGN_OR_RETURN(lw.ffn_norm, Upload(backend, *t));
     Release({t});
+    if (c.moe()) {
+      const int64_t expert_inter = c.expert_intermediate_size;
+      ASSIGN_OR_RETURN(t, check.Get(p + "ffn_gate_inp.weight", {c.num_experts, hidden}));
+      ASSIGN_OR_RETURN(lw.router, UploadMatrix(backend, {t}));
+      Release({t});
+      for (int32_t e = 0; e < c.num_experts; ++e) {
+        const std::string x = absl::StrFormat(".%d.weight", e);
+        ASSIGN_OR_RETURN(gate, check.Get(absl::StrCat(p, "ffn_gate", x), {expert_inter, hidden}));
+        ASSIGN_OR_RETURN(up, check.Get(absl::StrCat(p, "ffn_up", x), {expert_inter, hidden}));
+        ASSIGN_OR_RETURN(lw.expert_gate_up.emplace_back(), UploadMatrix(backend, {gate, up}));
+        Release({gate, up});
+        ASSIGN_OR_RETURN(t, check.Get(absl::StrCat(p, "ffn_down", x), {hidden, expert_inter}));
+        ASSIGN_OR_RETURN(lw.expert_down.emplace_back(), UploadMatrix(backend, {t}));
+        Release({t});
+      }
+      w.layers.push_back(std::move(lw));
+      continue;
+    }
     ASSIGN_OR_RETURN(gate, check.Get(p + "ffn_gate.weight", {inter, hidden}));
     ASSIGN_OR_RETURN(up, check.Get(p + "ffn_up.weight", {inter, hidden}));
     ASSIGN_OR_RETURN(lw.w_gate_up, UploadMatrix(backend, {gate, up}));
@@ -431,6 +449,16 @@ size_t Model::PredictWeightsBytes(const ModelConfig& config, kernels::DType dtyp
     groups.push_back(
         {{p + "attn_q.weight", p + "attn_k.weight", p + "attn_v.weight"}, Fusion::kRowSplit});
     groups.push_back({{p + "attn_output.weight"}, Fusion::kJoined});
+    if (config.moe()) {
+      groups.push_back({{p + "ffn_gate_inp.weight"}, Fusion::kJoined});
+      for (int32_t e = 0; e < config.num_experts; ++e) {
+        const std::string x = absl::StrFormat(".%d.weight", e);
+        groups.push_back(
+            {{absl::StrCat(p, "ffn_gate", x), absl::StrCat(p, "ffn_up", x)}, Fusion::kJoined});
+        groups.push_back({{absl::StrCat(p, "ffn_down", x)}, Fusion::kJoined});
+      }
+      continue;
+    }
     groups.push_back({{p + "ffn_gate.weight", p + "ffn_up.weight"}, Fusion::kJoined});
     groups.push_back({{p + "ffn_down.weight"}, Fusion::kJoined});
   }
@@ -458,7 +486,7 @@ size_t Model::PredictWeightsBytes(const ModelConfig& config, kernels::DType dtyp
 size_t Model::PredictWorkspaceBytes(const ModelConfig& config, kernels::DType dtype, int32_t tokens,
                                     int32_t samples) {
   const size_t elem_size = kernels::DTypeSize(dtype);
-  return LlamaModel::InitialCapacity(tokens, false) * LlamaModel::TokenWidth(config) * elem_size +
+  return LlamaModel::InitialCapacity(tokens, false) * LlamaModel::TokenBytes(config, elem_size) +
          LlamaModel::InitialCapacity(samples, true) * LlamaModel::SampleBytes(config, elem_size);
 }
 

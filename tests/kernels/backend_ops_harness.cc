@@ -707,6 +707,30 @@ void OpChecks::SiluMul() {
   }
 }
 
+void OpChecks::MoeCombine() {
+  // width: the vector path and the scalar one; k: one expert a token, and
+  // Qwen3-MoE's eight.
+  for (const auto [width, k] : {std::pair{576, 8}, {100, 1}, {64, 2}}) {
+    const int32_t n = 6, y_rows = n * k + 3;
+    const std::vector<float> y = Random(static_cast<size_t>(y_rows) * width);
+    std::vector<int32_t> rows(static_cast<size_t>(n) * k);
+    std::vector<float> weights(rows.size());
+    for (size_t p = 0; p < rows.size(); ++p) {
+      rows[p] = std::uniform_int_distribution<int32_t>(0, y_rows - 1)(rng_);
+      weights[p] = std::uniform_real_distribution<float>(0.f, 1.f)(rng_);
+    }
+    rows[0] = y_rows - 1;  // the last row, and one row twice
+    rows.back() = rows[0];
+    weights[1 % weights.size()] = 0.f;
+    const size_t total = static_cast<size_t>(n) * width;
+    std::vector<float> want(total);
+    naive::MoeCombine(y.data(), rows.data(), weights.data(), n, k, width, want.data());
+    void* out = arena_.Poisoned(total);
+    backend().MoeCombine(arena_.Floats(y), arena_.Raw(rows), arena_.Raw(weights), n, k, width, out);
+    Check(absl::StrCat("moe_combine width=", width, " k=", k), want, arena_.Read(out, total), tol_);
+  }
+}
+
 namespace {
 
 // Whole heads of head_dim values with the rotary part reordered as

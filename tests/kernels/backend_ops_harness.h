@@ -164,6 +164,8 @@ class OpChecks {
   void GemmToF32();
   void Add();
   void SiluMul();
+  // MoeCombine: rows picked twice and never, a weight of 0, k of 1 and 8.
+  void MoeCombine();
   void RopeWriteKv();
   void PagedAttention(const AttnCase& c);
   // Zero-size calls write nothing; Gemm with k = 0 is an empty sum.

@@ -171,6 +171,11 @@ class FaultyBackend final : public cohost::testing::ForwardingBackend {
     inner().GatherRows(x, rows, num_rows, width, out);
     SpoilLast(out, int64_t{num_rows} * width);
   }
+  void MoeCombine(const void* y, const int32_t* rows, const float* weights, int32_t n, int32_t k,
+                  int32_t width, void* out) override {
+    inner().MoeCombine(y, rows, weights, n, k, width, out);
+    SpoilLast(out, int64_t{n} * width);
+  }
 
   void ApplyPenalties(float* x, int32_t rows, int32_t width, const int32_t* starts,
                       const PenaltyTerm* terms, float* saved) override {
@@ -299,6 +304,7 @@ std::vector<OpCheck> AllOpChecks() {
       {"Gemm", [](OpChecks& c) { c.Gemm(); }},
       {"Add", [](OpChecks& c) { c.Add(); }},
       {"SiluMul", [](OpChecks& c) { c.SiluMul(); }},
+      {"MoeCombine", [](OpChecks& c) { c.MoeCombine(); }},
       {"RopeWriteKv", [](OpChecks& c) { c.RopeWriteKv(); }},
       {"RowLogprobs", [](OpChecks& c) { c.RowLogprobs(); }},
       {"ApplyPenalties", [](OpChecks& c) { c.ApplyPenalties(); }},

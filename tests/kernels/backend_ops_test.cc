@@ -76,6 +76,7 @@ TEST_P(BackendOpsTest, Gemm) { checks_->Gemm(); }
 TEST_P(BackendOpsTest, GemmToF32) { checks_->GemmToF32(); }
 TEST_P(BackendOpsTest, Add) { checks_->Add(); }
 TEST_P(BackendOpsTest, SiluMul) { checks_->SiluMul(); }
+TEST_P(BackendOpsTest, MoeCombine) { checks_->MoeCombine(); }
 TEST_P(BackendOpsTest, RopeWriteKv) { checks_->RopeWriteKv(); }
 TEST_P(BackendOpsTest, EmptyShapes) { checks_->EmptyShapes(); }
 TEST_P(BackendOpsTest, UnalignedViews) { checks_->UnalignedViews(); }

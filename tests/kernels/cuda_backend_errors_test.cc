@@ -79,6 +79,8 @@ std::vector<BadCall> BadCalls() {
        [](Backend& be, Args a) { be.GatherRows(a.x, a.ids, -1, 64, a.out); }},
       {"gather_rows_negative_width", kInvalid, "GatherRows: bad shape",
        [](Backend& be, Args a) { be.GatherRows(a.x, a.ids, 2, -64, a.out); }},
+      {"moe_combine_negative_k", kInvalid, "MoeCombine: bad shape",
+       [](Backend& be, Args a) { be.MoeCombine(a.x, a.ids, a.inv_freq, 2, -1, 64, a.out); }},
       {"rmsnorm_negative_n", kInvalid, "RmsNorm: bad shape",
        [](Backend& be, Args a) { be.RmsNorm(a.x, nullptr, a.w, -1, 64, 1e-5f, a.out); }},
       {"rmsnorm_zero_hidden", kInvalid, "RmsNorm: bad shape",

@@ -143,6 +143,19 @@ void Add(float* x, const float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] = static_cast<float>(double{x[i]} + y[i]);
 }
 
+void MoeCombine(const float* y, const int32_t* rows, const float* weights, int32_t n, int32_t k,
+                int32_t width, float* out) {
+  for (int64_t t = 0; t < n; ++t) {
+    for (int64_t i = 0; i < width; ++i) {
+      double sum = 0;
+      for (int64_t j = 0; j < k; ++j) {
+        sum += double{weights[t * k + j]} * y[int64_t{rows[t * k + j]} * width + i];
+      }
+      out[t * width + i] = static_cast<float>(sum);
+    }
+  }
+}
+
 void SiluMul(const float* gate_up, int32_t n, int32_t inter, float* out) {
   for (int64_t i = 0; i < n; ++i) {
     for (int64_t j = 0; j < inter; ++j) {

@@ -109,6 +109,10 @@ class ForwardingBackend : public kernels::Backend {
                   void* out) override {
     inner_->GatherRows(x, rows, num_rows, width, out);
   }
+  void MoeCombine(const void* y, const int32_t* rows, const float* weights, int32_t n, int32_t k,
+                  int32_t width, void* out) override {
+    inner_->MoeCombine(y, rows, weights, n, k, width, out);
+  }
 
  protected:
   kernels::Backend& inner() { return *inner_; }

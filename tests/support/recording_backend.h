@@ -161,6 +161,10 @@ class RecordingBackend final : public ForwardingBackend {
                   void* out) override {
     Op([=, this] { inner().GatherRows(x, rows, num_rows, width, out); });
   }
+  void MoeCombine(const void* y, const int32_t* rows, const float* weights, int32_t n, int32_t k,
+                  int32_t width, void* out) override {
+    Op([=, this] { inner().MoeCombine(y, rows, weights, n, k, width, out); });
+  }
 
  private:
   class Graph final : public kernels::OpGraph {

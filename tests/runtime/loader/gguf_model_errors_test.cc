@@ -259,6 +259,53 @@ TEST(GgufModelTest, ConfigProblems) {
   }
 }
 
+TEST(GgufModelTest, ExpertProblems) {
+  {
+    TinyModel m = MakeTinyModel({.arch = "qwen3moe", .experts = 3});
+    RemoveMeta(m.writer, "qwen3moe.expert_count");
+    ExpectLoadError(m.writer, absl::StatusCode::kInvalidArgument,
+                    "'qwen3moe.expert_count' is missing");
+  }
+  {
+    TinyModel m = MakeTinyModel({.arch = "qwen3moe", .experts = 3});
+    RemoveMeta(m.writer, "qwen3moe.expert_feed_forward_length");
+    ExpectLoadError(m.writer, absl::StatusCode::kInvalidArgument,
+                    "'qwen3moe.expert_feed_forward_length' is missing");
+  }
+  {
+    TinyModel m = MakeTinyModel({.arch = "qwen3moe", .experts = 3});
+    SetMeta(m.writer, "qwen3moe.expert_used_count", kGU32, U32(4));
+    ExpectLoadError(m.writer, absl::StatusCode::kInvalidArgument,
+                    "num_experts_used = 4 is outside [1, 3]");
+  }
+  {
+    TinyModel m = MakeTinyModel({.arch = "qwen3moe", .experts = 3});
+    m.writer.AddU32("qwen3moe.expert_gating_func", 2);
+    ExpectLoadError(m.writer, absl::StatusCode::kUnimplemented, "expert_gating_func 2");
+  }
+  {
+    // Qwen2-MoE's layout (shared experts) is another architecture; experts
+    // in a Qwen2 file are not run as Mixtral's.
+    TinyModel m = MakeTinyModel({.arch = "qwen2", .experts = 3});
+    ExpectLoadError(m.writer, absl::StatusCode::kUnimplemented, "experts in a qwen2 model");
+  }
+  {
+    // The merged tensor holds 3 experts where the metadata says 4.
+    TinyModel m = MakeTinyModel({.arch = "qwen3moe", .experts = 3});
+    SetMeta(m.writer, "qwen3moe.expert_count", kGU32, U32(4));
+    ExpectLoadError(
+        m.writer, absl::StatusCode::kInvalidArgument,
+        "tensor 'blk.0.ffn_gate_inp.weight' has shape [3, 64]; the config needs [4, 64]");
+  }
+  {
+    // A shared expert (Qwen2-MoE's, DeepSeek's) is not run: refused.
+    TinyModel m = MakeTinyModel({.arch = "qwen3moe", .experts = 3});
+    m.writer.AddF32Tensor("blk.0.ffn_gate_shexp.weight", {static_cast<uint64_t>(kHidden)},
+                          std::vector<float>(kHidden, 0.5f));
+    ExpectLoadError(m.writer, absl::StatusCode::kUnimplemented, "'blk.0.ffn_gate_shexp.weight'");
+  }
+}
+
 TEST(GgufModelTest, TokenizerProblems) {
   {
     TinyModel m = MakeTinyModel();

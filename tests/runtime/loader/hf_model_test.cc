@@ -561,6 +561,93 @@ TEST(HfNamesTest, CanonicalNames) {
   EXPECT_EQ(HfToCanonicalName("model.layers.x.mlp.up_proj.weight"), "");
   EXPECT_EQ(HfToCanonicalName("model.layers.0.self_attn.rotary_emb.inv_freq"), "");
   EXPECT_EQ(HfToCanonicalName("model.layers..mlp.up_proj.weight"), "");
+  // Experts: Qwen3-MoE's and Mixtral's names.
+  EXPECT_EQ(HfToCanonicalName("model.layers.2.mlp.gate.weight"), "blk.2.ffn_gate_inp.weight");
+  EXPECT_EQ(HfToCanonicalName("model.layers.2.mlp.experts.17.gate_proj.weight"),
+            "blk.2.ffn_gate.17.weight");
+  EXPECT_EQ(HfToCanonicalName("model.layers.2.mlp.experts.0.down_proj.weight"),
+            "blk.2.ffn_down.0.weight");
+  EXPECT_EQ(HfToCanonicalName("model.layers.5.block_sparse_moe.gate.weight"),
+            "blk.5.ffn_gate_inp.weight");
+  EXPECT_EQ(HfToCanonicalName("model.layers.5.block_sparse_moe.experts.7.w1.weight"),
+            "blk.5.ffn_gate.7.weight");
+  EXPECT_EQ(HfToCanonicalName("model.layers.5.block_sparse_moe.experts.7.w3.weight"),
+            "blk.5.ffn_up.7.weight");
+  EXPECT_EQ(HfToCanonicalName("model.layers.5.block_sparse_moe.experts.7.w2.weight"),
+            "blk.5.ffn_down.7.weight");
+  EXPECT_EQ(HfToCanonicalName("model.layers.5.block_sparse_moe.experts.7.up_proj.weight"), "");
+  EXPECT_EQ(HfToCanonicalName("model.layers.2.mlp.experts.07.gate_proj.weight"), "");
+  EXPECT_EQ(HfToCanonicalName("model.layers.2.mlp.experts.gate_proj.weight"), "");
+  EXPECT_EQ(HfToCanonicalName("model.layers.2.mlp.shared_expert.gate_proj.weight"), "");
+}
+
+TEST(HfConfigTest, Experts) {
+  // Qwen3-MoE: its own expert width; norm_topk_prob false unless said, as
+  // transformers reads it.
+  const std::pair<std::string, std::string> qwen3moe = {"LlamaForCausalLM", "Qwen3MoeForCausalLM"};
+  absl::StatusOr<ModelConfig> c = ParseEdited(
+      {qwen3moe,
+       {R"("rope_scaling": null)",
+        R"("num_experts": 128, "num_experts_per_tok": 8, "moe_intermediate_size": 768)"}});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->architecture, "qwen3moe");
+  EXPECT_TRUE(c->qk_norm());
+  EXPECT_EQ(c->num_experts, 128);
+  EXPECT_EQ(c->num_experts_used, 8);
+  EXPECT_EQ(c->expert_intermediate_size, 768);
+  EXPECT_FALSE(c->norm_topk_prob);
+  c = ParseEdited({qwen3moe,
+                   {R"("rope_scaling": null)",
+                    R"("num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 32,
+                        "norm_topk_prob": true, "decoder_sparse_step": 1, "mlp_only_layers": [])"}});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(c->norm_topk_prob);
+  // Mixtral: Mistral with experts as wide as intermediate_size, always normalized.
+  c = ParseEdited(
+      {{"LlamaForCausalLM", "MixtralForCausalLM"},
+       {R"("rope_scaling": null)", R"("num_local_experts": 8, "num_experts_per_tok": 2)"}});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->architecture, "mistral");
+  EXPECT_EQ(c->num_experts, 8);
+  EXPECT_EQ(c->expert_intermediate_size, c->intermediate_size);
+  EXPECT_TRUE(c->norm_topk_prob);
+
+  const struct {
+    std::vector<std::pair<std::string, std::string>> edits;
+    absl::StatusCode code;
+    std::string substring;
+  } bad[] = {
+      {{qwen3moe, {R"("rope_scaling": null)", R"("num_experts": 4, "num_experts_per_tok": 2)"}},
+       absl::StatusCode::kInvalidArgument,
+       "'moe_intermediate_size' is missing"},
+      {{qwen3moe,
+        {R"("rope_scaling": null)",
+         R"("num_experts": 4, "num_experts_per_tok": 5, "moe_intermediate_size": 32)"}},
+       absl::StatusCode::kInvalidArgument,
+       "num_experts_used = 5 is outside [1, 4]"},
+      {{qwen3moe,
+        {R"("rope_scaling": null)",
+         R"("num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 32,
+             "mlp_only_layers": [0])"}},
+       absl::StatusCode::kUnimplemented,
+       "dense layers among the sparse ones"},
+      {{qwen3moe,
+        {R"("rope_scaling": null)",
+         R"("num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 32,
+             "decoder_sparse_step": 2)"}},
+       absl::StatusCode::kUnimplemented,
+       "dense layers among the sparse ones"},
+      {{{"LlamaForCausalLM", "MixtralForCausalLM"},
+        {R"("rope_scaling": null)", R"("num_experts_per_tok": 2)"}},
+       absl::StatusCode::kInvalidArgument,
+       "'num_local_experts' is missing"},
+  };
+  for (const auto& b : bad) {
+    absl::StatusOr<ModelConfig> r = ParseEdited(b.edits);
+    ASSERT_FALSE(r.ok()) << b.substring;
+    EXPECT_EQ(r.status().code(), b.code) << r.status();
+    EXPECT_THAT(std::string(r.status().message()), HasSubstr(b.substring));
+  }
 }
 
 }  // namespace

@@ -25,10 +25,14 @@ using testing::TinyOptions;
 using testing::WriteFile;
 
 TEST(KeepQuantizedTest, LinearLayersKeepTheirBlocksAndDequantizeToThePlainValues) {
-  for (const bool quantized_attention : {false, true}) {
+  // The third: 3 experts merged as llama.cpp writes them (Mixtral's, a
+  // Llama file), each expert's rows a view of its part of the tensor.
+  for (const auto [quantized_attention, experts] : {std::pair{false, 0}, {true, 0}, {false, 3}}) {
     SCOPED_TRACE(quantized_attention ? "q, k, v in Q8_0" : "q f32, k f16, v Q4_1");
+    SCOPED_TRACE(experts);
     TinyOptions o;
     o.quantized_attention = quantized_attention;
+    o.experts = experts;
     testing::TinyModel m = MakeTinyModel(o);
     const std::string path = TempPath("keep_quantized.gguf");
     WriteFile(path, m.writer.Build());
@@ -97,8 +101,13 @@ TEST(KeepQuantizedTest, LinearLayersKeepTheirBlocksAndDequantizeToThePlainValues
     }
     // token_embd (Q8_0), ffn_gate (Q8_0), ffn_up (Q4_0), ffn_down (Q4_1),
     // output (Q4_0), attn_output (F16); then k (F16) and v (Q4_1), or q, k,
-    // v (Q8_0). The fp32 q and the norms arrive as values.
-    EXPECT_EQ(raw, quantized_attention ? 9 : 8);
+    // v (Q8_0). The fp32 q and the norms arrive as values; with experts, each
+    // one's three in place of the FFN's, and the router (F32) as values.
+    EXPECT_EQ(raw, (quantized_attention ? 9 : 8) + (experts > 0 ? 3 * experts - 3 : 0));
+    if (experts > 0) {
+      EXPECT_EQ(kept->tensors.at("blk.0.ffn_up.2.weight").raw_type, GgmlType::kQ4_0);
+      EXPECT_FALSE(kept->tensors.at("blk.0.ffn_gate_inp.weight").quantized());
+    }
     EXPECT_TRUE(kept->tensors.at("token_embd.weight").quantized());
     EXPECT_TRUE(kept->tensors.at("blk.0.attn_k.weight").quantized());
     EXPECT_EQ(kept->tensors.at("blk.0.attn_output.weight").raw_type, GgmlType::kF16);

@@ -96,6 +96,28 @@ TEST(GgufModelTest, Qwen3KeepsRowOrderAndLoadsItsHeadNorms) {
   EXPECT_THAT(std::string(mf.status().message()), HasSubstr("blk.0.attn_k_norm.weight"));
 }
 
+// Each layer's experts merged in one tensor each of gate, up and down, as
+// llama.cpp writes MoE models: read as each expert's own canonical tensors.
+TEST(GgufModelTest, MergedExpertsLoadAsEachExpertsOwnTensors) {
+  for (const std::string arch : {"qwen3moe", "llama"}) {
+    SCOPED_TRACE(arch);
+    TinyModel m = MakeTinyModel({.arch = arch, .experts = 3});
+    absl::StatusOr<ModelFile> mf = LoadBytes(m.writer.Build());
+    ASSERT_TRUE(mf.ok()) << mf.status();
+    const ModelConfig& c = mf->config;
+    EXPECT_EQ(c.architecture, arch);
+    EXPECT_TRUE(c.moe());
+    EXPECT_EQ(c.num_experts, 3);
+    EXPECT_EQ(c.num_experts_used, 2);
+    EXPECT_EQ(c.expert_intermediate_size, kFfn);
+    EXPECT_TRUE(c.norm_topk_prob);  // llama.cpp's routing for both
+    EXPECT_EQ(c.qk_norm(), arch == "qwen3moe");
+    EXPECT_FALSE(mf->tensors.contains("blk.0.ffn_gate.weight"));
+    EXPECT_EQ(c.stored_types.at("blk.0.ffn_down.1.weight"), GgmlType::kQ4_1);
+    ExpectTensorsMatch(*mf, m);  // the experts' slices, in the converter's order
+  }
+}
+
 TEST(GgufModelTest, LlamaBiasesArePermutedToo) {
   TinyModel m = MakeTinyModel({.arch = "llama", .tied = true, .bias = true});
   absl::StatusOr<ModelFile> mf = LoadBytes(m.writer.Build());

@@ -92,6 +92,11 @@ struct TinyOptions {
   // The hidden and feed-forward widths (head_dim: hidden / kHeads). 256
   // makes every matrix's rows whole K-quant blocks.
   int hidden = kHidden, ffn = kFfn;
+  // > 0: that many experts (2 used) in place of the FFN, each ffn wide, as
+  // llama.cpp writes them: a router (F32) and each of gate (Q8_0), up (Q4_0)
+  // and down (Q4_1) merged into one [experts, rows, cols] tensor; the
+  // expected values under the per-expert canonical names.
+  int experts = 0;
 };
 
 // The rows of `bytes` (rows of equal size) in the converter's RoPE order.
@@ -121,6 +126,11 @@ inline TinyModel MakeTinyModel(const TinyOptions& o = {}) {
   w.AddF32(a + ".rope.freq_base", 500000.f);
   w.AddF32(a + ".attention.layer_norm_rms_epsilon", 1e-6f);
   w.AddU32(a + ".rope.dimension_count", head_dim);
+  if (o.experts > 0) {
+    w.AddU32(a + ".expert_count", o.experts);
+    w.AddU32(a + ".expert_used_count", 2);
+    if (a == "qwen3moe") w.AddU32(a + ".expert_feed_forward_length", ffn);
+  }
   w.AddString("tokenizer.ggml.model", "gpt2");
   w.AddString("tokenizer.ggml.pre", "llama-bpe");
   std::vector<std::string> tokens = {
@@ -165,17 +175,24 @@ inline TinyModel MakeTinyModel(const TinyOptions& o = {}) {
        o.quantized_attention ? kTQ8_0 : kTQ4_1,
        0},
       {"blk.0.attn_output.weight", {hidden, kHeads * head_dim}, kTF16, 0},
-      {"blk.0.ffn_gate.weight", {ffn, hidden}, kTQ8_0, 0},
-      {"blk.0.ffn_up.weight", {ffn, hidden}, kTQ4_0, 0},
-      {"blk.0.ffn_down.weight", {hidden, ffn}, kTQ4_1, 0},
   };
+  if (o.experts == 0) {
+    specs.push_back({"blk.0.ffn_gate.weight", {ffn, hidden}, kTQ8_0, 0});
+    specs.push_back({"blk.0.ffn_up.weight", {ffn, hidden}, kTQ4_0, 0});
+    specs.push_back({"blk.0.ffn_down.weight", {hidden, ffn}, kTQ4_1, 0});
+  } else {
+    specs.push_back({"blk.0.ffn_gate_inp.weight", {o.experts, hidden}, kTF32, 0});
+    specs.push_back({"blk.0.ffn_gate_exps.weight", {o.experts, ffn, hidden}, kTQ8_0, 0});
+    specs.push_back({"blk.0.ffn_up_exps.weight", {o.experts, ffn, hidden}, kTQ4_0, 0});
+    specs.push_back({"blk.0.ffn_down_exps.weight", {o.experts, hidden, ffn}, kTQ4_1, 0});
+  }
   if (!o.tied) specs.push_back({"output.weight", {o.vocab, hidden}, kTQ4_0, 0});
   if (o.bias) {
     specs.push_back({"blk.0.attn_q.bias", {kHeads * head_dim}, kTF32, permuted ? kHeads : 0});
     specs.push_back({"blk.0.attn_k.bias", {kKvHeads * head_dim}, kTF32, permuted ? kKvHeads : 0});
     specs.push_back({"blk.0.attn_v.bias", {kKvHeads * head_dim}, kTF32, 0});
   }
-  if (o.arch == "qwen3") {
+  if (o.arch == "qwen3" || o.arch == "qwen3moe") {
     specs.push_back({"blk.0.attn_q_norm.weight", {head_dim}, kTF32, 0});
     specs.push_back({"blk.0.attn_k_norm.weight", {head_dim}, kTF32, 0});
   }
@@ -191,7 +208,19 @@ inline TinyModel MakeTinyModel(const TinyOptions& o = {}) {
     } else if (s.permute_heads > 0) {
       e.bytes = PermuteRows(e.bytes, s.shape[0], s.permute_heads);  // blocks never span rows
     }
-    m.shapes[s.name] = s.shape;
+    if (s.shape.size() == 3) {
+      // A layer's experts: each under its own canonical name.
+      const std::string kind = s.name.substr(0, s.name.find("_exps"));  // blk.0.ffn_gate
+      const size_t per = e.values.size() / static_cast<size_t>(s.shape[0]);
+      for (int64_t x = 0; x < s.shape[0]; ++x) {
+        const std::string name = absl::StrCat(kind, ".", x, ".weight");
+        m.expected[name].assign(e.values.begin() + x * per, e.values.begin() + (x + 1) * per);
+        m.shapes[name] = {s.shape[1], s.shape[2]};
+      }
+      m.expected.erase(s.name);
+    } else {
+      m.shapes[s.name] = s.shape;
+    }
     m.tensor_bytes += e.bytes.size();
     w.AddTensor(s.name, std::vector<uint64_t>(s.shape.rbegin(), s.shape.rend()), s.type, e.bytes);
   }

@@ -51,6 +51,9 @@ struct Variant {
   bool llama3;
   int32_t block_size;
   bool qk_norm = false;  // Qwen3's per-head q and k norms
+  // Qwen3-MoE: 2 of 4 experts a token, the picked probabilities as they are
+  // (norm_topk_prob false: transformers' default for the class).
+  bool moe = false;
 };
 void PrintTo(const Variant& v, std::ostream* os) { *os << v.name; }
 
@@ -58,7 +61,13 @@ ModelFile MakeTinyModel(const Variant& v, uint32_t seed = 7) {
   ModelFile f;
   f.path = "tiny-" + v.name;
   ModelConfig& c = f.config;
-  c.architecture = v.qk_norm ? "qwen3" : v.attention_bias ? "qwen2" : "llama";
+  c.architecture = v.moe ? "qwen3moe" : v.qk_norm ? "qwen3" : v.attention_bias ? "qwen2" : "llama";
+  if (v.moe) {
+    c.num_experts = 4;
+    c.num_experts_used = 2;
+    c.expert_intermediate_size = 24;
+    c.norm_topk_prob = false;
+  }
   c.vocab_size = 64;
   c.hidden_size = 32;
   c.intermediate_size = 48;
@@ -105,10 +114,22 @@ ModelFile MakeTinyModel(const Variant& v, uint32_t seed = 7) {
       add(p + "attn_v.bias", {kv}, -0.5f, 0.5f);
     }
     add(p + "attn_output.weight", {H, q}, -0.3f, 0.3f);
-    add(p + "ffn_gate.weight", {I, H}, -0.3f, 0.3f);
-    add(p + "ffn_up.weight", {I, H}, -0.3f, 0.3f);
-    add(p + "ffn_down.weight", {H, I}, -0.3f, 0.3f);
-    if (v.qk_norm) {
+    if (v.moe) {
+      // Router logits spread over a few units: picks rarely near a tie.
+      add(p + "ffn_gate_inp.weight", {c.num_experts, H}, -0.6f, 0.6f);
+      const int64_t expert_inter = c.expert_intermediate_size;
+      for (int e = 0; e < c.num_experts; ++e) {
+        const std::string x = "." + std::to_string(e) + ".weight";
+        add(absl::StrCat(p, "ffn_gate", x), {expert_inter, H}, -0.3f, 0.3f);
+        add(absl::StrCat(p, "ffn_up", x), {expert_inter, H}, -0.3f, 0.3f);
+        add(absl::StrCat(p, "ffn_down", x), {H, expert_inter}, -0.3f, 0.3f);
+      }
+    } else {
+      add(p + "ffn_gate.weight", {I, H}, -0.3f, 0.3f);
+      add(p + "ffn_up.weight", {I, H}, -0.3f, 0.3f);
+      add(p + "ffn_down.weight", {H, I}, -0.3f, 0.3f);
+    }
+    if (v.qk_norm || v.moe) {
       // Wide weights: a head's scores would be flat without them.
       add(p + "attn_q_norm.weight", {c.head_dim}, 0.5f, 2.5f);
       add(p + "attn_k_norm.weight", {c.head_dim}, 0.5f, 2.5f);
@@ -216,11 +237,37 @@ std::vector<std::vector<double>> ReferenceLogits(const ModelFile& f,
       std::vector<double> o = matvec(W(p + "attn_output.weight"), attn, H);
       for (int j = 0; j < H; ++j) x[t][j] += o[j];
       std::vector<double> h = rmsnorm(x[t], W(p + "ffn_norm.weight"));
-      std::vector<double> g = matvec(W(p + "ffn_gate.weight"), h, I);
-      std::vector<double> u = matvec(W(p + "ffn_up.weight"), h, I);
-      for (int j = 0; j < I; ++j) g[j] = g[j] / (1 + std::exp(-g[j])) * u[j];
-      std::vector<double> d = matvec(W(p + "ffn_down.weight"), g, H);
-      for (int j = 0; j < H; ++j) x[t][j] += d[j];
+      auto ffn = [&](const std::string& suffix, int width) {
+        std::vector<double> g = matvec(W(absl::StrCat(p, "ffn_gate", suffix)), h, width);
+        std::vector<double> u = matvec(W(absl::StrCat(p, "ffn_up", suffix)), h, width);
+        for (int j = 0; j < width; ++j) g[j] = g[j] / (1 + std::exp(-g[j])) * u[j];
+        return matvec(W(absl::StrCat(p, "ffn_down", suffix)), g, H);
+      };
+      if (!c.moe()) {
+        const std::vector<double> d = ffn(".weight", I);
+        for (int j = 0; j < H; ++j) x[t][j] += d[j];
+        continue;
+      }
+      // Softmax over the router's logits, the top num_experts_used (ties to
+      // the lower index), their probabilities (over their sum where
+      // norm_topk_prob) weighting their FFNs.
+      const std::vector<double> r = matvec(W(p + "ffn_gate_inp.weight"), h, c.num_experts);
+      const double mx = *std::max_element(r.begin(), r.end());
+      std::vector<double> prob(r.size());
+      double all = 0;
+      for (size_t e = 0; e < r.size(); ++e) all += (prob[e] = std::exp(r[e] - mx));
+      std::vector<int> order(r.size());
+      std::iota(order.begin(), order.end(), 0);
+      std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return r[a] > r[b]; });
+      order.resize(c.num_experts_used);
+      double picked = 0;
+      for (int e : order) picked += prob[e];
+      for (int e : order) {
+        const std::vector<double> d =
+            ffn("." + std::to_string(e) + ".weight", c.expert_intermediate_size);
+        const double w = prob[e] / (c.norm_topk_prob ? picked : all);
+        for (int j = 0; j < H; ++j) x[t][j] += w * d[j];
+      }
     }
   }
   std::vector<std::vector<double>> logits(T);
@@ -505,7 +552,8 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(Variant{"llama_untied_bs4", false, false, false, 4},
                       Variant{"qwen2_bias_tied_bs16", true, true, false, 16},
                       Variant{"llama3_rope_tied_bs5", false, true, true, 5},
-                      Variant{"qwen3_qk_norm_bs8", false, true, false, 8, true}),
+                      Variant{"qwen3_qk_norm_bs8", false, true, false, 8, true},
+                      Variant{"qwen3moe_experts_bs8", false, false, false, 8, true, true}),
     [](const ::testing::TestParamInfo<Variant>& info) { return info.param.name; });
 
 TEST(ModelCreateTest, RejectsMissingAndMisshapenTensors) {

@@ -293,6 +293,14 @@ class Backend {
   // out[r, :] = x[rows[r], :].
   virtual void GatherRows(const void* x /*[n, width]*/, const int32_t* rows /*[num_rows]*/,
                           int32_t num_rows, int32_t width, void* out /*[num_rows, width]*/) = 0;
+
+  // A mixture of experts' outputs, weighted into each token's row: out[t, :]
+  // = sum over j < k of weights[t * k + j] * y[rows[t * k + j], :], summed in
+  // fp32 in order of j and rounded once (runtime/model/moe_routing.h: y holds
+  // the experts' rows, `rows` their ExpertRoute::row_of_pair).
+  virtual void MoeCombine(const void* y /*[*, width]*/, const int32_t* rows /*[n, k]*/,
+                          const float* weights /*[n, k] fp32*/, int32_t n, int32_t k, int32_t width,
+                          void* out /*[n, width]*/) = 0;
 };
 
 // Always available. `kv_dtype`: what its KV caches store, any DType (fp16 and
