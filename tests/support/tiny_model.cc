@@ -2,10 +2,12 @@
 
 #include "tests/support/tiny_model.h"
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "runtime/tokenizer/unicode.h"
 
 namespace cohost::runtime::testing {
@@ -14,7 +16,12 @@ ModelFile MakeTinyModelFile(const TinyModelOptions& options) {
   ModelFile f;
   f.path = "tiny";
   ModelConfig& c = f.config;
-  c.architecture = options.qk_norm ? "qwen3" : "llama";
+  c.architecture = options.experts > 0 ? "qwen3moe" : options.qk_norm ? "qwen3" : "llama";
+  if (options.experts > 0) {
+    c.num_experts = options.experts;
+    c.num_experts_used = 2;
+    c.expert_intermediate_size = options.intermediate_size;
+  }
   c.name = "tiny";
   c.vocab_size = options.vocab_size;
   c.hidden_size = options.hidden_size;
@@ -53,10 +60,16 @@ ModelFile MakeTinyModelFile(const TinyModelOptions& options) {
     add(p + "attn_k.weight", {kv, h}, 0.6f * from_h);
     add(p + "attn_v.weight", {kv, h}, 0.3f * from_h);
     add(p + "attn_output.weight", {h, q}, 0.3f * from_q);
-    add(p + "ffn_gate.weight", {inter, h}, 0.3f * from_h);
-    add(p + "ffn_up.weight", {inter, h}, 0.3f * from_h);
-    add(p + "ffn_down.weight", {h, inter}, 0.3f * from_inter);
-    if (options.qk_norm) {
+    for (int e = 0; e < std::max(options.experts, 1); ++e) {
+      // The dense FFN's names, or each expert's.
+      const std::string x = options.experts > 0 ? "." + std::to_string(e) + ".weight" : ".weight";
+      add(absl::StrCat(p, "ffn_gate", x), {inter, h}, 0.3f * from_h);
+      add(absl::StrCat(p, "ffn_up", x), {inter, h}, 0.3f * from_h);
+      add(absl::StrCat(p, "ffn_down", x), {h, inter}, 0.3f * from_inter);
+    }
+    // Router logits spread over a few units: picks rarely near a tie.
+    if (options.experts > 0) add(p + "ffn_gate_inp.weight", {options.experts, h}, 0.6f * from_h);
+    if (options.qk_norm || options.experts > 0) {
       add(p + "attn_q_norm.weight", {c.head_dim}, 2.f);
       add(p + "attn_k_norm.weight", {c.head_dim}, 2.f);
     }

@@ -24,6 +24,9 @@ struct TinyModelOptions {
   int32_t head_dim = 8;
   // Qwen3's per-head q and k norms (architecture "qwen3").
   bool qk_norm = false;
+  // > 0: Qwen3-MoE ("qwen3moe", with qk_norm's norms): that many experts in
+  // place of each FFN, 2 used a token, each intermediate_size wide.
+  int32_t experts = 0;
 };
 
 ModelFile MakeTinyModelFile(const TinyModelOptions& options = {});
