@@ -43,6 +43,16 @@ check_reference_files() {
       echo "make_model_variants: WARNING: $name differs from the file llama.cpp's reference numbers were computed on (sha256 $got, expected $want)"
   done < <(python3 -c 'import json,sys
 for m in json.load(open(sys.argv[1]))["models"]: print(m["file"], m["sha256"])' "$ref")
+  # transformers' numbers (tests/data/forward_reference_qwen3moe.json) on the
+  # Qwen3-MoE checkpoint's weights.
+  ref="$root/tests/data/forward_reference_qwen3moe.json"
+  [ -f "$ref" ] || return 0
+  read -r name want < <(python3 -c 'import json,sys
+r = json.load(open(sys.argv[1])); print(r["checkpoint"], r["safetensors_sha256"])' "$ref")
+  [ -f "$dir/$name/model.safetensors" ] || return 0
+  got="$(sha256sum "$dir/$name/model.safetensors" | cut -d' ' -f1)"
+  [ "$got" = "$want" ] ||
+    echo "make_model_variants: WARNING: $name/model.safetensors differs from the checkpoint transformers' reference numbers were computed on (sha256 $got, expected $want)"
 }
 
 # The BF16 variant as a Hugging Face checkpoint directory (make_hf_variant.py).

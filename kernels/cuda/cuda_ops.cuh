@@ -56,12 +56,12 @@ absl::Status LaunchHeadRmsNorm(bf16* x /*[rows, row_stride]*/, int32_t rows, int
                                int32_t heads, int32_t head_dim, const bf16* weight /*[head_dim]*/,
                                float eps, cudaStream_t stream);
 
-// x += y.
 // Backend::MoeCombine.
 absl::Status LaunchMoeCombine(const bf16* y, const int32_t* rows /*[n, k]*/,
                               const float* weights /*[n, k]*/, int32_t n, int32_t k, int32_t width,
                               bf16* out /*[n, width]*/, cudaStream_t stream);
 
+// x += y.
 absl::Status LaunchAdd(bf16* x /*[n]*/, const bf16* y /*[n]*/, int64_t n, cudaStream_t stream);
 
 // c[i, :] += bias.

@@ -40,7 +40,8 @@ struct EngineConfig {
   int32_t num_kv_blocks = 0;
   bool enable_prefix_caching = true;
   // Decode steps run from captured graphs where the backend captures ops
-  // (CUDA graphs: one launch a step; Model::EnableDecodeGraphs).
+  // (CUDA graphs: one launch a step; Model::EnableDecodeGraphs), except a
+  // model with experts' (each layer's route is planned on the host).
   bool decode_graphs = false;
   // Null: the whole pool is backed at Create and never changes. Otherwise the
   // engine shares its device's KV memory: it starts with none, backs a group

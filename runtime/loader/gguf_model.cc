@@ -167,6 +167,8 @@ TensorSource FindSource(const GgufFile& f, const std::string& name, int32_t num_
   src.info = f.FindTensor(slice->merged);
   if (src.info == nullptr) return src;
   src.shape = src.info->Shape();
+  // A tensor of another expert count is named by the shape check
+  // (WantedShape), its data left empty: never read.
   if (src.shape.empty() || src.shape[0] != num_experts || slice->expert >= num_experts) return src;
   // Whole rows per expert (the reader checked the size against the shape).
   const absl::Span<const uint8_t> all = f.TensorData(*src.info);
@@ -177,11 +179,11 @@ TensorSource FindSource(const GgufFile& f, const std::string& name, int32_t num_
 }
 
 // The shape a source must have for a canonical tensor of `shape`: that, or
-// [experts, ...] for a merged one.
+// [num_experts, ...] for a merged one.
 std::vector<int64_t> WantedShape(const TensorSource& src, const std::string& name,
-                                 const std::vector<int64_t>& shape) {
+                                 const std::vector<int64_t>& shape, int32_t num_experts) {
   if (src.info == nullptr || src.info->name == name) return shape;
-  std::vector<int64_t> merged = {src.shape.empty() ? 0 : src.shape[0]};
+  std::vector<int64_t> merged = {num_experts};
   merged.insert(merged.end(), shape.begin(), shape.end());
   return merged;
 }
@@ -335,7 +337,8 @@ absl::StatusOr<ModelFile> LoadGgufModel(const std::string& path, const LoadOptio
     if (info == nullptr) {
       return absl::InvalidArgumentError(absl::StrCat(path, ": missing tensor '", name, "'"));
     }
-    if (const std::vector<int64_t> want = WantedShape(src, name, shape); src.shape != want) {
+    if (const std::vector<int64_t> want = WantedShape(src, name, shape, c.num_experts);
+        src.shape != want) {
       return absl::InvalidArgumentError(
           absl::StrFormat("%s: tensor '%s' has shape [%s]; the config needs [%s]", path, info->name,
                           absl::StrJoin(src.shape, ", "), absl::StrJoin(want, ", ")));

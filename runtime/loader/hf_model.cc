@@ -78,7 +78,7 @@ std::string HfExpertName(int32_t layer, absl::string_view rest) {
     const absl::string_view part = r.substr(dot + 1);
     for (size_t i = style == "proj" ? 0 : 3, end = i + 3; i < end; ++i) {
       if (part == kParts[i].first) {
-        return absl::StrCat("blk.", layer, ".", kParts[i].second, ".", expert, ".weight");
+        return ExpertTensorName(layer, kParts[i].second, expert);
       }
     }
     return "";

@@ -19,8 +19,11 @@ constexpr int64_t kMaxLayers = 512;
 constexpr int64_t kMaxHeads = 1024;
 constexpr int64_t kMaxHeadDim = 1024;
 constexpr int64_t kMaxPositions = 1 << 26;
-// DeepSeek-V3 and Qwen3-235B have 256 and 128 experts, 8 of them used.
+// DeepSeek-V3 and Qwen3-235B have 256 and 128 experts, 8 of them used; all
+// of a model's experts together, 15k and 12k. The cap on the product keeps a
+// header of a few bytes from listing millions of tensors.
 constexpr int64_t kMaxExperts = 1024;
+constexpr int64_t kMaxLayerExperts = 1 << 16;
 
 absl::Status CheckRange(const char* field, int64_t v, int64_t max) {
   if (v <= 0 || v > max) {
@@ -72,6 +75,11 @@ absl::Status ModelConfig::Validate() const {
     RETURN_IF_ERROR(CheckRange("num_experts_used", num_experts_used, num_experts));
     RETURN_IF_ERROR(
         CheckRange("expert_intermediate_size", expert_intermediate_size, kMaxIntermediate));
+    if (int64_t{num_layers} * num_experts > kMaxLayerExperts) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("config: %d layers of %d experts is over %d experts in all", num_layers,
+                          num_experts, kMaxLayerExperts));
+    }
   } else if (num_experts != 0 || num_experts_used != 0) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "config: num_experts = %d with num_experts_used = %d", num_experts, num_experts_used));

@@ -54,9 +54,9 @@ std::vector<std::pair<std::string, std::vector<int64_t>>> ExpectedTensors(const 
       const int64_t expert_inter = c.expert_intermediate_size;
       t.push_back({name("ffn_gate_inp.weight"), {c.num_experts, hidden}});
       for (int32_t e = 0; e < c.num_experts; ++e) {
-        t.push_back({name(absl::StrCat("ffn_gate.", e, ".weight")), {expert_inter, hidden}});
-        t.push_back({name(absl::StrCat("ffn_up.", e, ".weight")), {expert_inter, hidden}});
-        t.push_back({name(absl::StrCat("ffn_down.", e, ".weight")), {hidden, expert_inter}});
+        t.push_back({ExpertTensorName(n, "ffn_gate", e), {expert_inter, hidden}});
+        t.push_back({ExpertTensorName(n, "ffn_up", e), {expert_inter, hidden}});
+        t.push_back({ExpertTensorName(n, "ffn_down", e), {hidden, expert_inter}});
       }
     } else {
       t.push_back({name("ffn_gate.weight"), {inter, hidden}});
@@ -92,6 +92,10 @@ absl::Status CheckNoUnusedTensors(const ModelConfig& config, const std::vector<s
         "layer past num_layers)"));
   }
   return absl::OkStatus();
+}
+
+std::string ExpertTensorName(int32_t layer, absl::string_view part, int32_t expert) {
+  return absl::StrCat("blk.", layer, ".", part, ".", expert, ".weight");
 }
 
 std::optional<ExpertSlice> MergedExpertSource(absl::string_view name) {
@@ -161,9 +165,12 @@ absl::Status RunTensorJobs(std::vector<TensorJob> jobs, const LoadOptions& optio
   std::atomic<bool> failed{false};
   auto worker = [&] {
     for (size_t i; !failed.load() && (i = next.fetch_add(1)) < jobs.size();) {
-      absl::Status s = !jobs[i].mapped.empty() ? jobs[i].check_mapped()
-                       : jobs[i].raw_bytes > 0 ? jobs[i].copy_raw(absl::MakeSpan(targets[i]->raw))
-                                               : jobs[i].convert(absl::MakeSpan(targets[i]->data));
+      absl::Status s =
+          !jobs[i].mapped.empty() ? jobs[i].check_mapped()
+          : jobs[i].raw_bytes > 0 ? jobs[i].copy_raw(absl::MakeSpan(targets[i]->raw))
+          : jobs[i].convert
+              ? jobs[i].convert(absl::MakeSpan(targets[i]->data))
+              : absl::InternalError(absl::StrCat("tensor '", jobs[i].name, "': nothing to read"));
       if (!s.ok()) {
         std::lock_guard<std::mutex> lock(mu);
         if (first_error.ok()) first_error = s;

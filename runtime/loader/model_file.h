@@ -12,6 +12,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "runtime/loader/dequant.h"
 #include "runtime/loader/model_config.h"
@@ -65,6 +66,10 @@ struct ModelFile {
   TokenizerSpec tokenizer;
   absl::flat_hash_map<std::string, HostTensor> tensors;
 };
+
+// An expert's canonical tensor: blk.<layer>.<part>.<expert>.weight, part
+// ffn_gate, ffn_up or ffn_down.
+std::string ExpertTensorName(int32_t layer, absl::string_view part, int32_t expert);
 
 // Every tensor `config` needs, canonical name -> row-major shape.
 std::vector<std::pair<std::string, std::vector<int64_t>>> ExpectedTensors(

@@ -562,9 +562,14 @@ absl::Status LlamaModel::MoeFfn(const LlamaLayerWeights& lw, int32_t T) {
   router_host_.resize(static_cast<size_t>(T) * E);
   RETURN_IF_ERROR(be.CopyToHost(router_host_.data(), router_logits_.data(),
                                 router_host_.size() * sizeof(float)));
+  // CopyToHost waited for every op and copy queued so far: the step's
+  // staging space is free again (else each layer's route would take more,
+  // and a step reallocate it every few layers), and moe_meta_, which the
+  // last layer's ops read, may be replaced.
+  staged_ = 0;
   RouteTokens(router_host_.data(), T, E, k, c.norm_topk_prob, &route_);
-  // token_of_row | row_of_pair | weights: one copy. (CopyToHost waited for
-  // the last layer's ops, which read moe_meta_, so it may be replaced.)
+  // token_of_row | row_of_pair | weights: one copy.
+  static_assert(sizeof(float) == sizeof(int32_t));
   const int32_t pairs = T * k;
   const size_t ints = static_cast<size_t>(pairs) * sizeof(int32_t);
   RETURN_IF_ERROR(GrowBuffer(moe_meta_, 3 * ints));

@@ -377,12 +377,12 @@ absl::StatusOr<LlamaWeights> UploadLlamaWeights(ModelFile& file, Backend* backen
       ASSIGN_OR_RETURN(lw.router, UploadMatrix(backend, {t}));
       Release({t});
       for (int32_t e = 0; e < c.num_experts; ++e) {
-        const std::string x = absl::StrFormat(".%d.weight", e);
-        ASSIGN_OR_RETURN(gate, check.Get(absl::StrCat(p, "ffn_gate", x), {expert_inter, hidden}));
-        ASSIGN_OR_RETURN(up, check.Get(absl::StrCat(p, "ffn_up", x), {expert_inter, hidden}));
+        ASSIGN_OR_RETURN(gate,
+                         check.Get(ExpertTensorName(l, "ffn_gate", e), {expert_inter, hidden}));
+        ASSIGN_OR_RETURN(up, check.Get(ExpertTensorName(l, "ffn_up", e), {expert_inter, hidden}));
         ASSIGN_OR_RETURN(lw.expert_gate_up.emplace_back(), UploadMatrix(backend, {gate, up}));
         Release({gate, up});
-        ASSIGN_OR_RETURN(t, check.Get(absl::StrCat(p, "ffn_down", x), {hidden, expert_inter}));
+        ASSIGN_OR_RETURN(t, check.Get(ExpertTensorName(l, "ffn_down", e), {hidden, expert_inter}));
         ASSIGN_OR_RETURN(lw.expert_down.emplace_back(), UploadMatrix(backend, {t}));
         Release({t});
       }
@@ -452,10 +452,9 @@ size_t Model::PredictWeightsBytes(const ModelConfig& config, kernels::DType dtyp
     if (config.moe()) {
       groups.push_back({{p + "ffn_gate_inp.weight"}, Fusion::kJoined});
       for (int32_t e = 0; e < config.num_experts; ++e) {
-        const std::string x = absl::StrFormat(".%d.weight", e);
-        groups.push_back(
-            {{absl::StrCat(p, "ffn_gate", x), absl::StrCat(p, "ffn_up", x)}, Fusion::kJoined});
-        groups.push_back({{absl::StrCat(p, "ffn_down", x)}, Fusion::kJoined});
+        groups.push_back({{ExpertTensorName(l, "ffn_gate", e), ExpertTensorName(l, "ffn_up", e)},
+                          Fusion::kJoined});
+        groups.push_back({{ExpertTensorName(l, "ffn_down", e)}, Fusion::kJoined});
       }
       continue;
     }

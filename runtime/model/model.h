@@ -114,7 +114,8 @@ class Model {
   virtual bool weights_offloaded() const = 0;
 
   // Decode steps (one new token per sequence) run from captured graphs
-  // (DecodeGraphs) where the backend captures ops; off by default.
+  // (DecodeGraphs) where the backend captures ops, and the model has no
+  // experts (their routes are planned on the host); off by default.
   virtual void EnableDecodeGraphs(bool on) = 0;
   virtual DecodeGraphStats decode_graph_stats() const = 0;
 };

@@ -43,10 +43,10 @@ void Gemm(const float* a /*[m, k]*/, const float* w /*[n, k]*/, const float* bia
 
 void Add(float* x /*[n]*/, const float* y /*[n]*/, int64_t n);
 
-// out = silu(gate) * up, rows of gate_up packed as [gate | up].
 // out[t] = sum_j weights[t * k + j] * y[rows[t * k + j]], in double.
 void MoeCombine(const float* y, const int32_t* rows /*[n, k]*/, const float* weights /*[n, k]*/,
                 int32_t n, int32_t k, int32_t width, float* out /*[n, width]*/);
+// out = silu(gate) * up, rows of gate_up packed as [gate | up].
 void SiluMul(const float* gate_up /*[n, 2 * inter]*/, int32_t n, int32_t inter,
              float* out /*[n, inter]*/);
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -31,6 +32,17 @@ inline std::vector<float> LastLogits(runtime::Model& model, kernels::Backend* ba
     EXPECT_TRUE(s.ok()) << s;
   }
   return logits;
+}
+
+// The largest |logits[ids[i]] - want[i]|: a reference's logits at the ids it
+// kept, against a whole row.
+inline float MaxErrorAt(const std::vector<float>& logits, const std::vector<int32_t>& ids,
+                        const std::vector<float>& want) {
+  float max_err = 0;
+  for (size_t i = 0; i < ids.size() && i < want.size(); ++i) {
+    max_err = std::max(max_err, std::fabs(logits[ids[i]] - want[i]));
+  }
+  return max_err;
 }
 
 }  // namespace cohost::testing

@@ -298,6 +298,38 @@ TEST(GgufModelTest, ExpertProblems) {
         "tensor 'blk.0.ffn_gate_inp.weight' has shape [3, 64]; the config needs [4, 64]");
   }
   {
+    // The router says 4 experts with the metadata, the merged tensors hold
+    // 3: named, whether the experts would be kept in blocks (mapped or
+    // copied) or dequantized.
+    for (const bool keep : {false, true}) {
+      for (const bool map : {false, true}) {
+        TinyModel m = MakeTinyModel({.arch = "qwen3moe", .experts = 3});
+        SetMeta(m.writer, "qwen3moe.expert_count", kGU32, U32(4));
+        std::erase_if(m.writer.tensors, [](const GgufWriter::Tensor& t) {
+          return t.name == "blk.0.ffn_gate_inp.weight";
+        });
+        m.writer.AddF32Tensor("blk.0.ffn_gate_inp.weight", {static_cast<uint64_t>(kHidden), 4},
+                              std::vector<float>(4 * kHidden, 0.5f));
+        LoadOptions options;
+        options.keep_quantized = keep;
+        options.map_weights = map;
+        ExpectLoadError(m.writer, absl::StatusCode::kInvalidArgument,
+                        "tensor 'blk.0.ffn_gate_exps.weight' has shape [3, 96, 64]; the config "
+                        "needs [4, 96, 64]",
+                        options);
+      }
+    }
+  }
+  {
+    // More layers of experts than any model has: refused before the tensors
+    // they would name are listed.
+    TinyModel m = MakeTinyModel({.arch = "qwen3moe", .experts = 3});
+    SetMeta(m.writer, "qwen3moe.expert_count", kGU32, U32(1024));
+    SetMeta(m.writer, "qwen3moe.block_count", kGU32, U32(512));
+    ExpectLoadError(m.writer, absl::StatusCode::kInvalidArgument,
+                    "512 layers of 1024 experts is over 65536 experts in all");
+  }
+  {
     // A shared expert (Qwen2-MoE's, DeepSeek's) is not run: refused.
     TinyModel m = MakeTinyModel({.arch = "qwen3moe", .experts = 3});
     m.writer.AddF32Tensor("blk.0.ffn_gate_shexp.weight", {static_cast<uint64_t>(kHidden)},

@@ -12,9 +12,9 @@
 // tests/data/llamacpp_reference.json (scripts/make_llamacpp_reference.py).
 //
 // Checked: the tokenizer gives llama.cpp's prompt ids; the prompt's last
-// logits agree to kLogitTolerance (or, where they do not, cohost's are the
-// closer to the exact computation) and are on average as close to it as
-// llama.cpp's; teacher-forced along llama.cpp's greedy continuation, every
+// logits agree to kLogitTolerance (with experts, but for one prompt where
+// cohost's are the closer to the exact computation) and are on average as
+// close to it as llama.cpp's; teacher-forced along llama.cpp's greedy continuation, every
 // step with a clear margin picks its token; and free-running greedy decoding
 // gives llama.cpp's tokens on every prompt up to its first step with a
 // margin under kFreeRunMargin (a closer call may go either way between two
@@ -147,6 +147,8 @@ TEST_P(LlamaCppReferenceTest, LastPositionLogitsAgreeAndAreAsCloseToExactAsLlama
       LoadModel(path_, fp32.get(), nullptr, {.keep_quantized = false});
   ASSERT_TRUE(exact.ok()) << exact.status();
   double fast_error = 0, llamacpp_error = 0;
+  const bool moe = model_->model->config().moe();
+  int beyond = 0;
   for (const auto& c : Cases()) {
     SCOPED_TRACE(c["prompt"].get<std::string>());
     const std::vector<int32_t> ids = c["prompt_ids"];
@@ -163,11 +165,15 @@ TEST_P(LlamaCppReferenceTest, LastPositionLogitsAgreeAndAreAsCloseToExactAsLlama
       fast_vs_exact = std::max(fast_vs_exact, std::fabs(fast[check[i]] - ref[check[i]]));
       llamacpp_vs_exact = std::max(llamacpp_vs_exact, std::fabs(want[i] - ref[check[i]]));
     }
-    // Where the two differ by more, it must be llama.cpp that left the exact
-    // computation: with experts, a routing near-tie flips on int8 roundoff
-    // in either engine, and a flipped pick moves logits by units (llama.cpp
-    // is 4.4 from exact on one Qwen3MoE prompt, where cohost is 1.4).
-    if (vs_llamacpp >= kLogitTolerance) {
+    // With experts, a routing near-tie flips on int8 roundoff in either
+    // engine, and a flipped pick moves logits by units: on one prompt of the
+    // Qwen3MoE file llama.cpp is 4.4 from the exact computation, where
+    // cohost is 1.4. There, one prompt may differ by more, if it is
+    // llama.cpp that left the exact computation.
+    if (!moe || vs_llamacpp < kLogitTolerance) {
+      EXPECT_LT(vs_llamacpp, kLogitTolerance);
+    } else {
+      ++beyond;
       EXPECT_LT(fast_vs_exact, llamacpp_vs_exact) << "cohost vs llama.cpp " << vs_llamacpp;
     }
     fast_error += fast_vs_exact;
@@ -177,6 +183,7 @@ TEST_P(LlamaCppReferenceTest, LastPositionLogitsAgreeAndAreAsCloseToExactAsLlama
         "llama.cpp %.3f\n",
         vs_llamacpp, fast_vs_exact, llamacpp_vs_exact);
   }
+  EXPECT_LE(beyond, 1) << "prompts past kLogitTolerance";
   const double n = static_cast<double>(Cases().size());
   std::printf("  mean over prompts, against exact: cohost %.3f, llama.cpp %.3f\n", fast_error / n,
               llamacpp_error / n);

@@ -389,6 +389,15 @@ TEST_P(ModelTest, PrefillDecodeAndChunksMatchDenseReference) {
   EXPECT_GT(MaxDiff(&prefill[0], &prefill[20 * V], V), 0.1f);
 }
 
+// What placement counts a model's workspace at (Model::PredictWorkspaceBytes)
+// is what the first Reserve allocates, experts' buffers included.
+TEST_P(ModelTest, TheWorkspaceIsThePredictedOne) {
+  EXPECT_EQ(model_->workspace_bytes(), 0u);
+  ASSERT_TRUE(model_->ReserveWorkspace(100, 5).ok());
+  EXPECT_EQ(model_->workspace_bytes(),
+            Model::PredictWorkspaceBytes(file_.config, kernels::DType::kF32, 100, 5));
+}
+
 TEST_P(ModelTest, VarlenBatchMatchesEachSequenceAlone) {
   const int V = file_.config.vocab_size;
   const std::vector<int32_t> a = Prompt(11, 14, V), b = Prompt(12, 9, V);

@@ -87,12 +87,7 @@ TEST_F(MoeReferenceTest, LastPositionLogitsMatchTransformers) {
       const std::vector<float> logits =
           cohost::testing::LastLogits(*model_->model, backend_, ids, chunk);
       ASSERT_EQ(logits.size(), static_cast<size_t>(model_->model->config().vocab_size));
-      const std::vector<int32_t> check = c["logit_ids"];
-      const std::vector<float> want = c["logits"];
-      float max_err = 0;
-      for (size_t i = 0; i < check.size(); ++i) {
-        max_err = std::max(max_err, std::fabs(logits[check[i]] - want[i]));
-      }
+      const float max_err = cohost::testing::MaxErrorAt(logits, c["logit_ids"], c["logits"]);
       EXPECT_LT(max_err, kLogitTolerance) << "chunk " << chunk;
       std::printf("  max |logit - transformers| = %.2e (chunk %d)\n", max_err, chunk);
     }
