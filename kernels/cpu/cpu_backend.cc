@@ -197,13 +197,16 @@ class CpuBackend final : public Backend {
     }
     for (int32_t i = 0; i < num_parts; ++i) {  // a product each
       const GemmPart& p = parts[i];
+      const float* rows_of_a = F(a) + static_cast<int64_t>(p.first_row) * k;
+      const int32_t rows = p.Rows(m);
       if (IsBlockFormat(p.w.format)) {
         cpu::QuantGemm(F(a), &p, 1, m, k, pool_);
       } else if (p.w.format != WeightFormat::kDense) {
-        cpu::HalfGemm(F(a), p.w, F(p.bias), m, p.n, k, F(p.c), p.RowStride(), pool_);
+        cpu::HalfGemm(rows_of_a, p.w, F(p.bias), rows, p.n, k, F(p.c), p.RowStride(), pool_);
       } else {
-        // OpenBLAS with rows n apart: dense weights are fused at load, never parts.
-        cpu::Gemm(F(a), F(p.w.data), F(p.bias), m, p.n, k, F(p.c));
+        // OpenBLAS with rows n apart: dense weights are fused at load, and a
+        // split part's rows are n apart.
+        cpu::Gemm(rows_of_a, F(p.w.data), F(p.bias), rows, p.n, k, F(p.c));
       }
     }
   }

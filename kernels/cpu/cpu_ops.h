@@ -32,7 +32,8 @@ void Gemm(const float* a /*[m, k]*/, const float* w /*[n, k]*/, const float* bia
 // multiple of 32): each row of a quantized to int8 blocks once for all the
 // parts, then integer dot products (quant/quant_kernels.h, the table this CPU
 // runs best), every part's 16 output columns a pool task, so that no two
-// threads write one cache line of c, all in one pass over the pool.
+// threads write one cache line of c, all in one pass over the pool. A part
+// with a row range (GemmPart::first_row, rows) takes those rows of a.
 void QuantGemm(const float* a /*[m, k]*/, const GemmPart* parts, int32_t num_parts, int32_t m,
                int32_t k, ThreadPool& pool);
 // How HalfGemm multiplies. kAuto: dot products (the best kernel cpuid allows)

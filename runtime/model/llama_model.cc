@@ -585,19 +585,36 @@ absl::Status LlamaModel::MoeFfn(const LlamaLayerWeights& lw, int32_t T) {
   const auto* weights = reinterpret_cast<const float*>(meta + 2 * ints);
 
   be.GatherRows(normed_.data(), token_of_row, pairs, H, moe_rows_.data());
+  // Each expert's products over its own rows, every expert's in one grouped
+  // product (GemmPart's row ranges: the CPU quantizes the rows once and runs
+  // all experts' tiles in one pass over its pool).
+  std::vector<kernels::GemmPart>& parts = moe_parts_;
+  parts.clear();
   for (int32_t e = 0; e < E; ++e) {
-    if (route_.rows(e) == 0) continue;
-    const int64_t r = route_.starts[e];
-    GateUp(At(moe_rows_, r * H), lw.expert_gate_up[e], route_.rows(e), I, At(gate_up_, r * 2 * I));
+    const int32_t r = route_.starts[e], rows = route_.rows(e);
+    if (rows == 0) continue;
+    const WeightMatrix& w = lw.expert_gate_up[e];
+    void* out = At(gate_up_, int64_t{r} * 2 * I);
+    if (!w.split()) {
+      parts.push_back({w.Ref(), nullptr, 2 * I, out, 0, r, rows});
+    } else {
+      // Gate and up in their own buffers: each fills its half of the rows.
+      parts.push_back({w.Ref(), nullptr, I, out, 2 * I, r, rows});
+      parts.push_back({w.RowsFrom(I, elem_size_), nullptr, I,
+                       static_cast<char*>(out) + I * elem_size_, 2 * I, r, rows});
+    }
   }
+  be.GroupedGemm(moe_rows_.data(), parts.data(), static_cast<int32_t>(parts.size()), pairs, H);
   be.SiluMul(gate_up_.data(), pairs, I, act_.data());
-  // Each expert's products over its own rows, whose inputs are spent.
+  // The down products into the rows, whose inputs are spent.
+  parts.clear();
   for (int32_t e = 0; e < E; ++e) {
-    if (route_.rows(e) == 0) continue;
-    const int64_t r = route_.starts[e];
-    be.Gemm(At(act_, r * I), lw.expert_down[e].Ref(), nullptr, route_.rows(e), H, I,
-            At(moe_rows_, r * H));
+    const int32_t r = route_.starts[e], rows = route_.rows(e);
+    if (rows == 0) continue;
+    parts.push_back(
+        {lw.expert_down[e].Ref(), nullptr, H, At(moe_rows_, int64_t{r} * H), 0, r, rows});
   }
+  be.GroupedGemm(act_.data(), parts.data(), static_cast<int32_t>(parts.size()), pairs, I);
   be.MoeCombine(moe_rows_.data(), row_of_pair, weights, T, k, H, delta_.data());
   return absl::OkStatus();
 }

@@ -215,6 +215,7 @@ class LlamaModel final : public Model {
   kernels::DeviceBuffer moe_meta_;
   std::vector<float> router_host_;  // the router logits, on the host
   ExpertRoute route_;
+  std::vector<kernels::GemmPart> moe_parts_;  // a layer's experts' products
   // While offloaded: each weight buffer (emptied) and its host copy.
   struct Offloaded {
     kernels::DeviceBuffer* slot;

@@ -554,6 +554,25 @@ TEST(QuantGemmTest, GroupedPartsEachGetWhatTheirOwnGemmGives) {
         }
       }
     }
+    // Each part over its own range of a's rows (a mixture of experts'
+    // products), one of them empty: each range's rows as they came alone.
+    for (int p = 0; p < 3; ++p) {
+      parts[p].first_row = p == 1 ? m : std::min(p, m);
+      parts[p].rows = p == 1 ? 0 : std::max(0, m - 1 - p);
+      parts[p].ldc = 0;
+      grouped[p].assign(static_cast<size_t>(parts[p].rows + 1) * widths[p], -7.f);
+      parts[p].c = grouped[p].data();
+    }
+    be->GroupedGemm(a.data(), parts.data(), 3, m, kK);
+    for (int p = 0; p < 3; ++p) {
+      const auto first = alone[p].begin() + parts[p].first_row * widths[p];
+      const size_t n = static_cast<size_t>(parts[p].rows) * widths[p];
+      EXPECT_TRUE(std::equal(grouped[p].begin(), grouped[p].begin() + n, first))
+          << WeightFormatName(formats[p]) << " m " << m << ", rows from " << parts[p].first_row;
+      EXPECT_TRUE(std::all_of(grouped[p].begin() + n, grouped[p].end(), [](float x) {
+        return x == -7.f;
+      })) << "nothing past the range";
+    }
   }
 }
 

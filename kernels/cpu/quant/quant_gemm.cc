@@ -51,6 +51,10 @@ void QuantGemm(const float* a, const GemmPart* parts, int32_t num_parts, int32_t
       const auto* bias = static_cast<const float*>(part.bias);
       auto* c = static_cast<float*>(part.c);
       const int64_t n = part.n, ldc = part.RowStride();
+      // The part's rows of a (GemmPart::first_row, rows), quantized with the rest.
+      const int32_t rows = part.Rows(m);
+      if (rows == 0) continue;
+      const BlockQ8A* pa = qa + static_cast<int64_t>(part.first_row) * nb;
       const int64_t j0 = (t - starts[p]) * kColumnTile, j1 = std::min<int64_t>(n, j0 + kColumnTile);
       const uint8_t* w = base + j0 * row_bytes;
       // j0 starts a panel; the panel's rows past n (a product of the first
@@ -58,7 +62,7 @@ void QuantGemm(const float* a, const GemmPart* parts, int32_t num_parts, int32_t
       const bool panel = part.w.layout == WeightLayout::kPanels16;
       const QuantTileFn panel_tile = panel ? table.PanelTile(part.w.format) : nullptr;
       if (panel_tile != nullptr && j1 - j0 == kPanelRows) {
-        panel_tile(w, row_bytes, kPanelRows, qa, m, nb, c + j0, ldc);
+        panel_tile(w, row_bytes, kPanelRows, pa, rows, nb, c + j0, ldc);
       } else {
         if (panel) {
           // This table has no panel tile, or the part ends inside the panel:
@@ -72,11 +76,12 @@ void QuantGemm(const float* a, const GemmPart* parts, int32_t num_parts, int32_t
         // cache (the AMX table decodes them once) while the rows pass.
         for (int64_t j = j0; j < j1; j += table.tile_cols) {
           tile(w + (j - j0) * row_bytes, row_bytes,
-               static_cast<int>(std::min<int64_t>(table.tile_cols, j1 - j)), qa, m, nb, c + j, ldc);
+               static_cast<int>(std::min<int64_t>(table.tile_cols, j1 - j)), pa, rows, nb, c + j,
+               ldc);
         }
       }
       if (bias != nullptr) {
-        for (int64_t i = 0; i < m; ++i) {
+        for (int64_t i = 0; i < rows; ++i) {
           for (int64_t j = j0; j < j1; ++j) c[i * ldc + j] += bias[j];
         }
       }

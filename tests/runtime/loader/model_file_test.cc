@@ -118,6 +118,16 @@ TEST(GgufModelTest, MergedExpertsLoadAsEachExpertsOwnTensors) {
   }
 }
 
+// Older Mixtral files hold each expert under its own name.
+TEST(GgufModelTest, ExpertsUnderTheirOwnNamesLoad) {
+  TinyModel m = MakeTinyModel({.arch = "llama", .experts = 3, .merged_experts = false});
+  absl::StatusOr<ModelFile> mf = LoadBytes(m.writer.Build());
+  ASSERT_TRUE(mf.ok()) << mf.status();
+  EXPECT_EQ(mf->config.num_experts, 3);
+  EXPECT_EQ(mf->config.stored_types.at("blk.0.ffn_up.2.weight"), GgmlType::kQ4_0);
+  ExpectTensorsMatch(*mf, m);
+}
+
 TEST(GgufModelTest, LlamaBiasesArePermutedToo) {
   TinyModel m = MakeTinyModel({.arch = "llama", .tied = true, .bias = true});
   absl::StatusOr<ModelFile> mf = LoadBytes(m.writer.Build());

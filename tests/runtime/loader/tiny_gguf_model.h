@@ -95,8 +95,10 @@ struct TinyOptions {
   // > 0: that many experts (2 used) in place of the FFN, each ffn wide, as
   // llama.cpp writes them: a router (F32) and each of gate (Q8_0), up (Q4_0)
   // and down (Q4_1) merged into one [experts, rows, cols] tensor; the
-  // expected values under the per-expert canonical names.
+  // expected values under the per-expert canonical names. Not merged: each
+  // expert's three under its canonical name, as older Mixtral files hold them.
   int experts = 0;
+  bool merged_experts = true;
 };
 
 // The rows of `bytes` (rows of equal size) in the converter's RoPE order.
@@ -180,11 +182,18 @@ inline TinyModel MakeTinyModel(const TinyOptions& o = {}) {
     specs.push_back({"blk.0.ffn_gate.weight", {ffn, hidden}, kTQ8_0, 0});
     specs.push_back({"blk.0.ffn_up.weight", {ffn, hidden}, kTQ4_0, 0});
     specs.push_back({"blk.0.ffn_down.weight", {hidden, ffn}, kTQ4_1, 0});
-  } else {
+  } else if (o.merged_experts) {
     specs.push_back({"blk.0.ffn_gate_inp.weight", {o.experts, hidden}, kTF32, 0});
     specs.push_back({"blk.0.ffn_gate_exps.weight", {o.experts, ffn, hidden}, kTQ8_0, 0});
     specs.push_back({"blk.0.ffn_up_exps.weight", {o.experts, ffn, hidden}, kTQ4_0, 0});
     specs.push_back({"blk.0.ffn_down_exps.weight", {o.experts, hidden, ffn}, kTQ4_1, 0});
+  } else {
+    specs.push_back({"blk.0.ffn_gate_inp.weight", {o.experts, hidden}, kTF32, 0});
+    for (int e = 0; e < o.experts; ++e) {
+      specs.push_back({ExpertTensorName(0, "ffn_gate", e), {ffn, hidden}, kTQ8_0, 0});
+      specs.push_back({ExpertTensorName(0, "ffn_up", e), {ffn, hidden}, kTQ4_0, 0});
+      specs.push_back({ExpertTensorName(0, "ffn_down", e), {hidden, ffn}, kTQ4_1, 0});
+    }
   }
   if (!o.tied) specs.push_back({"output.weight", {o.vocab, hidden}, kTQ4_0, 0});
   if (o.bias) {

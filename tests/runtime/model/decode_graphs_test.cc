@@ -185,6 +185,27 @@ TEST_F(DecodeGraphsTest, OnAStreamStagedUploadsAndCapturedStepsGiveTheEagerLogit
   EXPECT_GT(graphs.model->decode_graph_stats().launches, 30);
 }
 
+// A model with experts on a stream: each layer's route comes back to the
+// host and goes out again through staging memory mid-step (the step's
+// staging started over after the router's logits came back), and its
+// decode steps stay eager though graphs are asked for: the logits are the
+// eager CPU's, bit for bit.
+TEST_F(DecodeGraphsTest, ExpertsOnAStreamRouteMidStepAndStayEager) {
+  testing::TinyModelOptions o;
+  o.max_position_embeddings = 4 * kPagesPerSeq * kBlock;
+  o.experts = 4;
+  file_ = testing::MakeTinyModelFile(o);
+  Side eager, graphs;
+  eager.Open(file_, kernels::MakeCpuBackend(1), false);
+  auto stream = std::make_unique<cohost::testing::RecordingBackend>(kernels::MakeCpuBackend(1));
+  const cohost::testing::RecordingBackend* rec = stream.get();
+  stream->set_async(true);
+  graphs.Open(file_, std::move(stream), true);
+  RunBoth(eager, graphs, 60);
+  EXPECT_EQ(graphs.model->decode_graph_stats().captures, 0);
+  EXPECT_EQ(rec->captures(), 0);
+}
+
 // The stream double itself: a copy reads staging memory when it runs (at the
 // next Synchronize here), other host memory when it is queued.
 TEST(RecordingBackendTest, AsyncCopiesReadStagingLateAndPageableMemoryAtOnce) {

@@ -187,13 +187,16 @@ class Backend {
     const size_t elem = DTypeSize(compute_dtype());
     for (int32_t i = 0; i < num_parts; ++i) {
       const GemmPart& p = parts[i];
+      const char* rows_of_a =
+          static_cast<const char*>(a) + static_cast<size_t>(p.first_row) * k * elem;
+      const int32_t rows = p.Rows(m);
       if (p.RowStride() == p.n) {
-        Gemm(a, p.w, p.bias, m, p.n, k, p.c);
+        Gemm(rows_of_a, p.w, p.bias, rows, p.n, k, p.c);
         continue;
       }
-      for (int32_t r = 0; r < m; ++r) {
-        Gemm(static_cast<const char*>(a) + static_cast<size_t>(r) * k * elem, p.w, p.bias, 1, p.n,
-             k, static_cast<char*>(p.c) + static_cast<size_t>(r) * p.RowStride() * elem);
+      for (int32_t r = 0; r < rows; ++r) {
+        Gemm(rows_of_a + static_cast<size_t>(r) * k * elem, p.w, p.bias, 1, p.n, k,
+             static_cast<char*>(p.c) + static_cast<size_t>(r) * p.RowStride() * elem);
       }
     }
   }

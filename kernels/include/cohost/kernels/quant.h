@@ -165,14 +165,20 @@ struct WeightRef {
 };
 
 // One product of Backend::GroupedGemm: c = a * w^T (+ bias), c [m, n] with
-// rows ldc apart (0: n), so that parts can fill columns of one matrix.
+// rows ldc apart (0: n), so that parts can fill columns of one matrix. With
+// `rows` >= 0, the part takes only a's rows [first_row, first_row + rows)
+// (within its m) and c holds their products, [rows, n]: a mixture of
+// experts' products, each expert's over the rows routed to it.
 struct GemmPart {
   WeightRef w{nullptr};
   const void* bias = nullptr;  // [n] or null
   int32_t n = 0;
   void* c = nullptr;  // [m, n], rows ldc apart
   int32_t ldc = 0;    // 0: n
+  int32_t first_row = 0;
+  int32_t rows = -1;  // -1: all m
   int32_t RowStride() const { return ldc != 0 ? ldc : n; }
+  int32_t Rows(int32_t m) const { return rows >= 0 ? rows : m; }
 };
 
 }  // namespace cohost::kernels
