@@ -195,19 +195,33 @@ class CpuBackend final : public Backend {
       cpu::QuantGemm(F(a), parts, num_parts, m, k, pool_);
       return;
     }
-    for (int32_t i = 0; i < num_parts; ++i) {  // a product each
+    // The parts in blocks still together (a quantized once for them), the
+    // others a product each.
+    thread_local std::vector<GemmPart> blocks;
+    blocks.clear();
+    for (int32_t i = 0; i < num_parts; ++i) {
       const GemmPart& p = parts[i];
+      if (IsBlockFormat(p.w.format)) {
+        blocks.push_back(p);
+        continue;
+      }
       const float* rows_of_a = F(a) + static_cast<int64_t>(p.first_row) * k;
       const int32_t rows = p.Rows(m);
-      if (IsBlockFormat(p.w.format)) {
-        cpu::QuantGemm(F(a), &p, 1, m, k, pool_);
-      } else if (p.w.format != WeightFormat::kDense) {
+      if (p.w.format != WeightFormat::kDense) {
         cpu::HalfGemm(rows_of_a, p.w, F(p.bias), rows, p.n, k, F(p.c), p.RowStride(), pool_);
-      } else {
-        // OpenBLAS with rows n apart: dense weights are fused at load, and a
-        // split part's rows are n apart.
+      } else if (p.RowStride() == p.n) {
         cpu::Gemm(rows_of_a, F(p.w.data), F(p.bias), rows, p.n, k, F(p.c));
+      } else {
+        // OpenBLAS writes rows n apart: a dense part among columns (never
+        // loaded so: dense weights are fused at load) a row at a time.
+        for (int32_t r = 0; r < rows; ++r) {
+          cpu::Gemm(rows_of_a + static_cast<int64_t>(r) * k, F(p.w.data), F(p.bias), 1, p.n, k,
+                    F(p.c) + static_cast<int64_t>(r) * p.RowStride());
+        }
       }
+    }
+    if (!blocks.empty()) {
+      cpu::QuantGemm(F(a), blocks.data(), static_cast<int32_t>(blocks.size()), m, k, pool_);
     }
   }
   bool SupportsWeightFormat(WeightFormat) const override { return true; }

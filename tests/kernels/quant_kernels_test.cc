@@ -576,6 +576,46 @@ TEST(QuantGemmTest, GroupedPartsEachGetWhatTheirOwnGemmGives) {
   }
 }
 
+// Row ranges where the parts' formats differ (a Q8_0 part and an F16 one, as
+// a checkpoint whose experts load in different formats): the block part
+// with the others' rows quantized apart, the F16 one through HalfGemm; each
+// range's products, into its columns of one output (ldc), are its rows'
+// products alone.
+TEST(QuantGemmTest, RowRangesOfMixedFormatsGiveEachRangesRowsAlone) {
+  std::mt19937 rng(5);
+  const std::unique_ptr<Backend> be = MakeCpuBackend(2);
+  constexpr int32_t kN = 24, kM = 9, kRows = 5;
+  std::vector<Row> rows;
+  for (int i = 0; i < kN; ++i) rows.push_back(RandomWeights(rng, WeightFormat::kQ8_0, 0.02f));
+  const std::vector<uint8_t> q8 = Concatenated(rows);
+  std::vector<uint16_t> f16(static_cast<size_t>(kN) * kK);
+  std::uniform_real_distribution<float> w(-0.1f, 0.1f);
+  for (uint16_t& x : f16) x = F32ToF16(w(rng));
+  std::vector<float> a;
+  for (int32_t r = 0; r < kM; ++r) {
+    const std::vector<float> row = RandomRow(rng, 1.f);
+    a.insert(a.end(), row.begin(), row.end());
+  }
+  const WeightRef refs[] = {WeightRef(q8.data(), WeightFormat::kQ8_0),
+                            WeightRef(f16.data(), WeightFormat::kF16)};
+  const int32_t first[] = {2, 4};
+  std::vector<float> out(static_cast<size_t>(kRows) * 2 * kN, -7.f);
+  const GemmPart parts[] = {{refs[0], nullptr, kN, out.data(), 2 * kN, first[0], kRows},
+                            {refs[1], nullptr, kN, out.data() + kN, 2 * kN, first[1], kRows}};
+  be->GroupedGemm(a.data(), parts, 2, kM, kK);
+  for (int p = 0; p < 2; ++p) {
+    std::vector<float> alone(static_cast<size_t>(kRows) * kN);
+    be->Gemm(a.data() + static_cast<size_t>(first[p]) * kK, refs[p], nullptr, kRows, kN, kK,
+             alone.data());
+    for (int32_t r = 0; r < kRows; ++r) {
+      for (int32_t j = 0; j < kN; ++j) {
+        ASSERT_EQ(out[r * 2 * kN + p * kN + j], alone[r * kN + j])
+            << WeightFormatName(refs[p].format) << " row " << r << " column " << j;
+      }
+    }
+  }
+}
+
 // The activations' quantization error is what the int8 path costs: against
 // the unquantized activations, within half a step of each block's scale.
 TEST(QuantDotTest, TheActivationsQuantizationErrorIsBounded) {

@@ -67,10 +67,10 @@ void QuantGemm(const float* a, const GemmPart* parts, int32_t num_parts, int32_t
         if (panel) {
           // This table has no panel tile, or the part ends inside the panel:
           // the panel's rows as stored, in a buffer its thread owns.
-          thread_local std::vector<uint8_t> rows;
-          rows.resize(kPanelRows * row_bytes);
-          UnpackPanel(part.w.format, w, k, rows.data());
-          w = rows.data();
+          thread_local std::vector<uint8_t> unpacked;
+          unpacked.resize(kPanelRows * row_bytes);
+          UnpackPanel(part.w.format, w, k, unpacked.data());
+          w = unpacked.data();
         }
         // Each tile takes every activation row: its weight rows stay in
         // cache (the AMX table decodes them once) while the rows pass.

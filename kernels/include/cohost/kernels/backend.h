@@ -177,11 +177,11 @@ class Backend {
                     void* c /*[m, n]*/) = 0;
   // Gemm for each part, all of the same activations a [m, k]: what a fused
   // matrix split by rows runs (q, k and v, each in its own format; gate and
-  // up, into the columns of one output). A backend may read a once for all of
-  // them (the CPU quantizes it once, and runs all the parts' tiles in one
-  // pass over its pool); by default, one Gemm each, a row at a time where
-  // the output's rows are not n apart (slow: a backend that keeps weights
-  // split overrides this; the ones that fuse them never split).
+  // up, into the columns of one output), and a mixture of experts' products,
+  // each part over its own range of a's rows (GemmPart::first_row, rows). A backend may read a once
+  // for all of them (the CPU quantizes it once, and runs all the parts' tiles in one pass over its
+  // pool); by default, one Gemm each, a row at a time where the output's rows are not n apart
+  // (slow: a backend that keeps weights split overrides this; the ones that fuse them never split).
   virtual void GroupedGemm(const void* a /*[m, k]*/, const GemmPart* parts, int32_t num_parts,
                            int32_t m, int32_t k) {
     const size_t elem = DTypeSize(compute_dtype());

@@ -165,10 +165,10 @@ struct WeightRef {
 };
 
 // One product of Backend::GroupedGemm: c = a * w^T (+ bias), c [m, n] with
-// rows ldc apart (0: n), so that parts can fill columns of one matrix. With
-// `rows` >= 0, the part takes only a's rows [first_row, first_row + rows)
-// (within its m) and c holds their products, [rows, n]: a mixture of
-// experts' products, each expert's over the rows routed to it.
+// rows ldc apart (0: n), so that parts can fill columns of one matrix. A
+// part takes a's rows [first_row, first_row + Rows(m)) (all m by default;
+// `rows` -1: the rest from first_row) and c holds their products: a
+// mixture of experts' products, each expert's over the rows routed to it.
 struct GemmPart {
   WeightRef w{nullptr};
   const void* bias = nullptr;  // [n] or null
@@ -176,9 +176,9 @@ struct GemmPart {
   void* c = nullptr;  // [m, n], rows ldc apart
   int32_t ldc = 0;    // 0: n
   int32_t first_row = 0;
-  int32_t rows = -1;  // -1: all m
+  int32_t rows = -1;  // -1: m - first_row
   int32_t RowStride() const { return ldc != 0 ? ldc : n; }
-  int32_t Rows(int32_t m) const { return rows >= 0 ? rows : m; }
+  int32_t Rows(int32_t m) const { return rows >= 0 ? rows : m - first_row; }
 };
 
 }  // namespace cohost::kernels
