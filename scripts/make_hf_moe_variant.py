@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes a Hugging Face Qwen3-MoE checkpoint directory made from the first
-LAYERS layers of the Qwen3-MoE GGUF (scripts/make_qwen3moe_variant.py): the
+LAYERS layers of the Qwen3-MoE GGUF (scripts/make_moe_variant.py): the
 checkpoint cohost's mixture of experts is checked on against transformers'
 Qwen3MoeForCausalLM (tests/data/forward_reference_qwen3moe.json,
 scripts/make_moe_reference.py), and the Hugging Face names and config of a

@@ -27,7 +27,7 @@ import numpy as np
 from llama_cpp import Llama
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MODELS = ["Q4_1", "Q4_K_M", "Q5_K_M", "BF16", "Qwen3-Q8_0", "Qwen3MoE-Q8_0"]
+MODELS = ["Q4_1", "Q4_K_M", "Q5_K_M", "BF16", "Qwen3-Q8_0", "Qwen3MoE-Q8_0", "Mixtral-Q8_0"]
 # Open-ended prompts, where a 135M model's next tokens are often near-ties,
 # and sequences it continues with clear margins (the free-running check).
 PROMPTS = [

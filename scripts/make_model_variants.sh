@@ -7,8 +7,10 @@
 # checkpoint, models/SmolLM2-135M-Instruct.BF16-hf/ (scripts/make_hf_variant.py), and the Q8_0
 # one as a Qwen3-architecture file, models/SmolLM2-135M-Instruct.Qwen3-Q8_0.gguf
 # (scripts/make_qwen3_variant.py), for the Qwen3 path's check, and that one as
-# a Qwen3-MoE file, models/SmolLM2-135M-Instruct.Qwen3MoE-Q8_0.gguf
-# (scripts/make_qwen3moe_variant.py), for the experts', and its first layers as
+# a Qwen3-MoE file, models/SmolLM2-135M-Instruct.Qwen3MoE-Q8_0.gguf, and the
+# Q8_0 one as a Mixtral (a Llama file with experts),
+# models/SmolLM2-135M-Instruct.Mixtral-Q8_0.gguf (scripts/make_moe_variant.py),
+# for the experts', and the Qwen3-MoE one's first layers as
 # a Hugging Face checkpoint, models/SmolLM2-135M-Instruct.Qwen3MoE-hf/
 # (scripts/make_hf_moe_variant.py), for the check against transformers. The package goes
 # into a virtual environment outside the checkout ($COHOST_VENV, by default
@@ -69,13 +71,19 @@ qwen3_current() {
     [ "$qwen3" -nt "$root/scripts/make_model_variant.py" ]
 }
 
-# The Qwen3 variant as a Qwen3-MoE file (make_qwen3moe_variant.py).
+# The Qwen3 variant as a Qwen3-MoE file (make_moe_variant.py).
 qwen3moe="$dir/SmolLM2-135M-Instruct.Qwen3MoE-Q8_0.gguf"
 qwen3moe_current() {
   [ -f "$qwen3moe" ] && [ "$qwen3moe" -nt "$qwen3" ] &&
-    [ "$qwen3moe" -nt "$root/scripts/make_qwen3moe_variant.py" ]
+    [ "$qwen3moe" -nt "$root/scripts/make_moe_variant.py" ]
 }
 
+# The Q8_0 variant as a Mixtral (make_moe_variant.py).
+mixtral="$dir/SmolLM2-135M-Instruct.Mixtral-Q8_0.gguf"
+mixtral_current() {
+  [ -f "$mixtral" ] && [ "$mixtral" -nt "$dir/SmolLM2-135M-Instruct.Q8_0.gguf" ] &&
+    [ "$mixtral" -nt "$root/scripts/make_moe_variant.py" ]
+}
 # Its first layers as a Hugging Face Qwen3-MoE checkpoint (make_hf_moe_variant.py).
 hf_moe="$dir/SmolLM2-135M-Instruct.Qwen3MoE-hf"
 hf_moe_current() {
@@ -84,7 +92,8 @@ hf_moe_current() {
     [ "$hf_moe/config.json" -nt "$root/scripts/make_hf_variant.py" ]
 }
 
-if [ ${#missing[@]} -eq 0 ] && hf_current && qwen3_current && qwen3moe_current && hf_moe_current; then
+if [ ${#missing[@]} -eq 0 ] && hf_current && qwen3_current && qwen3moe_current &&
+  mixtral_current && hf_moe_current; then
   echo "make_model_variants: present"
   check_reference_files
   exit 0
@@ -123,8 +132,14 @@ if ! qwen3_current; then
 fi
 if ! qwen3moe_current; then
   echo "make_model_variants: writing $qwen3moe"
-  "$venv/bin/python" "$root/scripts/make_qwen3moe_variant.py" "$qwen3" "$qwen3moe.tmp"
+  "$venv/bin/python" "$root/scripts/make_moe_variant.py" "$qwen3" "$qwen3moe.tmp"
   mv "$qwen3moe.tmp" "$qwen3moe"
+fi
+if ! mixtral_current; then
+  echo "make_model_variants: writing $mixtral"
+  "$venv/bin/python" "$root/scripts/make_moe_variant.py" "$dir/SmolLM2-135M-Instruct.Q8_0.gguf" \
+    "$mixtral.tmp"
+  mv "$mixtral.tmp" "$mixtral"
 fi
 if ! hf_moe_current; then
   echo "make_model_variants: writing $hf_moe"

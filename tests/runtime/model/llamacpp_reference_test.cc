@@ -6,8 +6,10 @@
 // AMX-BF16 or AVX512-BF16 the activations rounded to bf16, as llama.cpp
 // rounds them for bf16 weights on every CPU), and the Q8_0 one rewritten as a
 // Qwen3 file (scripts/make_qwen3_variant.py: per-head q and k norms, NeoX
-// RoPE), and that one as a Qwen3-MoE file (scripts/make_qwen3moe_variant.py:
-// 2 of 4 experts a token, each layer's experts merged in three tensors).
+// RoPE), and that one as a Qwen3-MoE file (scripts/make_moe_variant.py: 2
+// of 4 experts a token, each layer's experts merged in three tensors), and
+// the Q8_0 one as a Mixtral (the same, in a Llama file: its q and k rows
+// permuted by the converter).
 // llama-cpp-python's numbers are committed in
 // tests/data/llamacpp_reference.json (scripts/make_llamacpp_reference.py).
 //
@@ -243,7 +245,7 @@ TEST_P(LlamaCppReferenceTest, FreeRunningGreedyGivesLlamaCppsTokensUpToItsFirstN
   // from running vacuous on a file. The Qwen3 variant's head norms flatten
   // its margins (scripts/make_qwen3_variant.py): one prompt runs all 16
   // there, and a few more tokens of the others. Its experts' rescaled rows
-  // (scripts/make_qwen3moe_variant.py) flatten the Qwen3MoE file's further:
+  // (scripts/make_moe_variant.py) flatten the Qwen3MoE file's further:
   // 13 tokens of one prompt.
   const ModelConfig& config = model_->model->config();
   const int min_whole = config.moe() ? 0 : config.qk_norm() ? 1 : 4;
@@ -257,12 +259,12 @@ TEST_P(LlamaCppReferenceTest, FreeRunningGreedyGivesLlamaCppsTokensUpToItsFirstN
 
 // The reference's models, in its order.
 std::string ModelName(const ::testing::TestParamInfo<int>& info) {
-  constexpr const char* kNames[] = {"Q4_1", "Q4_K_M",     "Q5_K_M",
-                                    "BF16", "Qwen3_Q8_0", "Qwen3MoE_Q8_0"};
+  constexpr const char* kNames[] = {"Q4_1",       "Q4_K_M",        "Q5_K_M",      "BF16",
+                                    "Qwen3_Q8_0", "Qwen3MoE_Q8_0", "Mixtral_Q8_0"};
   return kNames[info.param];
 }
 
-INSTANTIATE_TEST_SUITE_P(Models, LlamaCppReferenceTest, ::testing::Values(0, 1, 2, 3, 4, 5),
+INSTANTIATE_TEST_SUITE_P(Models, LlamaCppReferenceTest, ::testing::Values(0, 1, 2, 3, 4, 5, 6),
                          ModelName);
 
 }  // namespace

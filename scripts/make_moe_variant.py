@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""Writes a Qwen3-MoE-architecture GGUF made from the Qwen3 variant
-(scripts/make_qwen3_variant.py): the file cohost's mixture-of-experts path is
-checked on against llama.cpp (tests/data/llamacpp_reference.json), made here
-since no MoE GGUF can be downloaded where the tests run.
+"""Writes a GGUF with experts made from a dense one: from the Qwen3 variant
+(scripts/make_qwen3_variant.py) a Qwen3-MoE file, from a Llama one (the
+default model's Q8_0 variant) a Mixtral (a Llama file with experts, as
+llama.cpp's converter writes Mixtral): the files cohost's mixture-of-experts
+path is checked on against llama.cpp (tests/data/llamacpp_reference.json),
+made here since no MoE GGUF can be downloaded where the tests run.
 
 Each layer's FFN becomes EXPERTS experts, USED of them picked per token, in
 the three tensors a layer llama.cpp's converter writes ([experts, rows,
@@ -14,11 +16,11 @@ requantized), so that the experts differ by about a tenth and a wrong
 pick or weight shows, while any USED of them, weighted by probabilities
 that sum to 1, still make the model write text (experts cut from slices of
 the FFN made it babble). The router's rows are Gaussian, scaled so that a
-layer's logits spread over about ROUTER_SPREAD units. llama.cpp routes
-qwen3moe by softmax over all experts, then divides the picked probabilities
-by their sum; so does cohost.
+layer's logits spread over about ROUTER_SPREAD units. llama.cpp routes both
+architectures by softmax over all experts, then divides the picked
+probabilities by their sum; so does cohost.
 
-Usage: make_qwen3moe_variant.py IN.gguf OUT.gguf
+Usage: make_moe_variant.py IN.gguf OUT.gguf
 """
 import sys
 
@@ -49,14 +51,22 @@ def main():
         sys.exit(__doc__)
     src, dst = sys.argv[1], sys.argv[2]
     reader = gguf.GGUFReader(src)
-    assert reader.get_field(gguf.Keys.General.ARCHITECTURE).contents() == "qwen3"
-    hidden = reader.get_field("qwen3.embedding_length").contents()
-    inter = reader.get_field("qwen3.feed_forward_length").contents()
-    writer = gguf.GGUFWriter(dst, arch="qwen3moe", endianess=reader.endianess)
-    copy_metadata(reader, writer, "as Qwen3-MoE", arch_from="qwen3", arch_to="qwen3moe")
-    writer.add_uint32("qwen3moe.expert_count", EXPERTS)
-    writer.add_uint32("qwen3moe.expert_used_count", USED)
-    writer.add_uint32("qwen3moe.expert_feed_forward_length", inter)
+    arch = reader.get_field(gguf.Keys.General.ARCHITECTURE).contents()
+    assert arch in ("qwen3", "llama"), arch
+    hidden = reader.get_field(f"{arch}.embedding_length").contents()
+    inter = reader.get_field(f"{arch}.feed_forward_length").contents()
+    if arch == "qwen3":
+        out = "qwen3moe"
+        writer = gguf.GGUFWriter(dst, arch=out, endianess=reader.endianess)
+        copy_metadata(reader, writer, "as Qwen3-MoE", arch_from=arch, arch_to=out)
+    else:
+        out = arch  # Mixtral: a Llama file with experts, each feed_forward_length wide
+        writer = gguf.GGUFWriter(dst, arch=out, endianess=reader.endianess)
+        copy_metadata(reader, writer, "as Mixtral")
+    writer.add_uint32(f"{out}.expert_count", EXPERTS)
+    writer.add_uint32(f"{out}.expert_used_count", USED)
+    if out == "qwen3moe":
+        writer.add_uint32(f"{out}.expert_feed_forward_length", inter)
     tensors = {t.name: t for t in reader.tensors}
     rng = np.random.default_rng(11)
     for t in reader.tensors:
