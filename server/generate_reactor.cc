@@ -20,12 +20,12 @@
 #include <chrono>
 #include <mutex>
 #include <optional>
-#include <random>
 #include <string>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/random_id.h"
 #include "common/status_macros.h"
 #include "grpcpp/alarm.h"
 #include "runtime/tokenizer/output_split.h"
@@ -62,10 +62,7 @@ v1::FinishReason ToProto(runtime::FinishReason r) {
   return v1::FINISH_REASON_UNSPECIFIED;
 }
 
-std::string MakeRequestId() {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  return absl::StrFormat("req-%016x", rng());
-}
+std::string MakeRequestId() { return absl::StrFormat("req-%016x", RandomId64()); }
 
 // The gRPC deadline as an engine deadline; nullopt when the call has none.
 // DEADLINE_EXCEEDED when it has already passed.

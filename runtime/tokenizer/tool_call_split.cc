@@ -4,9 +4,9 @@
 
 #include <algorithm>
 #include <optional>
-#include <random>
 #include <utility>
 
+#include "common/random_id.h"
 #include "nlohmann/json.hpp"
 #include "runtime/loader/loader_json.h"
 #include "runtime/tokenizer/json_rewrite.h"
@@ -30,9 +30,8 @@ std::optional<std::string> CompactObject(std::string_view text) {
 
 std::string NewToolCallId() {
   static constexpr char kChars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-  thread_local std::mt19937_64 rng{std::random_device{}()};
   std::string id = "call_";
-  for (int i = 0; i < 24; ++i) id.push_back(kChars[rng() % (sizeof kChars - 1)]);
+  for (int i = 0; i < 24; ++i) id.push_back(kChars[RandomId64() % (sizeof kChars - 1)]);
   return id;
 }
 
@@ -77,7 +76,7 @@ void ToolCallSplitter::Walk(std::string_view text, Parts* out) {
     if (state_ == State::kBlock) {
       const size_t close = text.find(kToolCallClose, scanned_);
       if (close == std::string_view::npos) {
-        held_ = std::string(text);
+        held_.assign(text);
         // A closing tag may start in the last bytes: they are read again.
         scanned_ = held_.size() - std::min(held_.size(), kToolCallClose.size() - 1);
         return;
@@ -98,7 +97,7 @@ void ToolCallSplitter::Walk(std::string_view text, Parts* out) {
       size_t keep = PartialTagSuffix(text, kToolCallOpen);
       while (keep < text.size() && IsBlockSpace(text[text.size() - keep - 1])) ++keep;
       out->content.append(text.substr(0, text.size() - keep));
-      held_ = std::string(text.substr(text.size() - keep));
+      held_.assign(text.substr(text.size() - keep));
       return;
     }
     size_t space = open;
@@ -147,8 +146,9 @@ ToolCallSplitter::Parts ToolCallSplitter::Push(std::string_view delta) {
       return out;
     }
   }
-  const std::string text = std::exchange(held_, std::string());
-  Walk(text, &out);
+  walking_.swap(held_);
+  held_.clear();
+  Walk(walking_, &out);
   return out;
 }
 

@@ -58,15 +58,19 @@ class ToolCallSplitter {
 
  private:
   enum class State { kText, kBlock, kForced };
-  // Gives out what `text` (held_ and a delta) settles, holding the rest.
+  // Gives out what `text` (held_ and a delta, in walking_) settles, holding
+  // the rest in held_.
   void Walk(std::string_view text, Parts* out);
   // Ends the block whose JSON is `body`: a call, or text again.
   void EndBlock(std::string_view body, bool closed, Parts* out);
 
   State state_ = State::kText;
-  std::string name_;         // kForced
-  std::string held_;         // kText: whitespace and a possible tag's start; else the block's text
-  std::string space_;        // kBlock: the whitespace before its tag, given out if not a call
+  std::string name_;   // kForced
+  std::string held_;   // kText: whitespace and a possible tag's start; else the block's text
+  std::string space_;  // kBlock: the whitespace before its tag, given out if not a call
+  // The text a Walk reads: held_'s buffer swapped out, so that neither is
+  // allocated again at each delta.
+  std::string walking_;
   size_t scanned_ = 0;       // kBlock: held_'s bytes known to hold no closing tag's start
   bool after_call_ = false;  // kText: whitespace after a call's block is dropped
 };

@@ -22,7 +22,6 @@
 #include <cstdlib>
 #include <ctime>
 #include <optional>
-#include <random>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -30,6 +29,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/random_id.h"
 #include "common/status_macros.h"
 #include "scheduler/admission.h"
 #include "server/http/completion_call.h"
@@ -53,9 +53,8 @@ std::optional<std::string_view> Header(evhttp_request* req, const char* name) {
 }
 
 std::string NewResponseId(Endpoint endpoint) {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
   return absl::StrFormat("%s-%016x", endpoint == Endpoint::kChatCompletions ? "chatcmpl" : "cmpl",
-                         rng());
+                         RandomId64());
 }
 
 }  // namespace

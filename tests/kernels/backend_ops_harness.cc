@@ -710,7 +710,7 @@ void OpChecks::SiluMul() {
 void OpChecks::MoeCombine() {
   // width: the vector path and the scalar one; k: one expert a token, and
   // Qwen3-MoE's eight.
-  for (const auto [width, k] : {std::pair{576, 8}, {100, 1}, {64, 2}}) {
+  for (const auto& [width, k] : {std::pair{576, 8}, {100, 1}, {64, 2}}) {
     const int32_t n = 6, y_rows = n * k + 3;
     const std::vector<float> y = Random(static_cast<size_t>(y_rows) * width);
     std::vector<int32_t> rows(static_cast<size_t>(n) * k);

@@ -27,7 +27,7 @@ using testing::WriteFile;
 TEST(KeepQuantizedTest, LinearLayersKeepTheirBlocksAndDequantizeToThePlainValues) {
   // The third: 3 experts merged as llama.cpp writes them (Mixtral's, a
   // Llama file), each expert's rows a view of its part of the tensor.
-  for (const auto [quantized_attention, experts] : {std::pair{false, 0}, {true, 0}, {false, 3}}) {
+  for (const auto& [quantized_attention, experts] : {std::pair{false, 0}, {true, 0}, {false, 3}}) {
     SCOPED_TRACE(quantized_attention ? "q, k, v in Q8_0" : "q f32, k f16, v Q4_1");
     SCOPED_TRACE(experts);
     TinyOptions o;
