@@ -355,8 +355,15 @@ TEST_F(DeviceExecutorTest, ACancellationEndsAtTheNextRoundWithoutAStepOfItsEngin
   std::promise<void> entered, release;
   std::shared_future<void> released = release.get_future().share();
   std::atomic<bool> held{false};
+  // No step of the busy engine goes on before the other engine is attached:
+  // attached alone (this thread descheduled between the two Attach calls, on
+  // a loaded machine), it could finish its request first, and nothing would
+  // ever hold the executor (one run in three hung so beside two busy loops).
+  std::promise<void> attached;
+  std::shared_future<void> both_attached = attached.get_future().share();
   EngineTargets busy_targets;
   busy_targets.on_step = [&](double, runtime::Clock::time_point) {
+    both_attached.wait_for(kWait);
     if (cancelled->tokens() == 0 || held.exchange(true)) return;
     entered.set_value();
     released.wait();
@@ -381,6 +388,7 @@ TEST_F(DeviceExecutorTest, ACancellationEndsAtTheNextRoundWithoutAStepOfItsEngin
   ASSERT_TRUE(id.ok()) << id.status();
   executor.Attach(busy.get(), busy_targets);
   executor.Attach(other.get(), other_targets);
+  attached.set_value();
   ASSERT_EQ(entered.get_future().wait_for(kWait), std::future_status::ready);
   ASSERT_FALSE(cancelled->finished());
   const int steps = other_steps.load();
