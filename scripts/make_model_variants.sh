@@ -24,12 +24,21 @@ venv="${COHOST_VENV:-$HOME/.cache/cohost-venv}"
 
 [ -f "$src" ] || "$root/scripts/fetch_model.sh"
 
+# True where FILE exists and is newer than every DEP: a variant made from
+# them is current.
+fresh() {
+  local file="$1" dep
+  shift
+  [ -f "$file" ] || return 1
+  for dep in "$@"; do [ "$file" -nt "$dep" ] || return 1; done
+}
+scripts="$root/scripts"
+
 missing=()
 types=(F16 Q8_0 Q4_K_M Q5_K_M BF16)
 for type in "${types[@]}"; do
   out="$dir/SmolLM2-135M-Instruct.$type.gguf"
-  [ -f "$out" ] && [ "$out" -nt "$src" ] && [ "$out" -nt "$root/scripts/make_model_variant.py" ] ||
-    missing+=("$type")
+  fresh "$out" "$src" "$scripts/make_model_variant.py" || missing+=("$type")
 done
 # llama.cpp's reference numbers (tests/data/llamacpp_reference.json) were
 # computed on the K-quant files this script writes; say so if these differ
@@ -59,37 +68,25 @@ r = json.load(open(sys.argv[1])); print(r["checkpoint"], r["safetensors_sha256"]
 
 # The BF16 variant as a Hugging Face checkpoint directory (make_hf_variant.py).
 hf="$dir/SmolLM2-135M-Instruct.BF16-hf"
-hf_current() {
-  [ -f "$hf/config.json" ] && [ "$hf/config.json" -nt "$dir/SmolLM2-135M-Instruct.BF16.gguf" ] &&
-    [ "$hf/config.json" -nt "$root/scripts/make_hf_variant.py" ]
-}
+hf_current() { fresh "$hf/config.json" "$dir/SmolLM2-135M-Instruct.BF16.gguf" "$scripts/make_hf_variant.py"; }
 # The Q8_0 variant as a Qwen3 file (make_qwen3_variant.py).
 qwen3="$dir/SmolLM2-135M-Instruct.Qwen3-Q8_0.gguf"
 qwen3_current() {
-  [ -f "$qwen3" ] && [ "$qwen3" -nt "$dir/SmolLM2-135M-Instruct.Q8_0.gguf" ] &&
-    [ "$qwen3" -nt "$root/scripts/make_qwen3_variant.py" ] &&
-    [ "$qwen3" -nt "$root/scripts/make_model_variant.py" ]
+  fresh "$qwen3" "$dir/SmolLM2-135M-Instruct.Q8_0.gguf" "$scripts/make_qwen3_variant.py" \
+    "$scripts/make_model_variant.py"
 }
-
 # The Qwen3 variant as a Qwen3-MoE file (make_moe_variant.py).
 qwen3moe="$dir/SmolLM2-135M-Instruct.Qwen3MoE-Q8_0.gguf"
-qwen3moe_current() {
-  [ -f "$qwen3moe" ] && [ "$qwen3moe" -nt "$qwen3" ] &&
-    [ "$qwen3moe" -nt "$root/scripts/make_moe_variant.py" ]
-}
-
+qwen3moe_current() { fresh "$qwen3moe" "$qwen3" "$scripts/make_moe_variant.py"; }
 # The Q8_0 variant as a Mixtral (make_moe_variant.py).
 mixtral="$dir/SmolLM2-135M-Instruct.Mixtral-Q8_0.gguf"
 mixtral_current() {
-  [ -f "$mixtral" ] && [ "$mixtral" -nt "$dir/SmolLM2-135M-Instruct.Q8_0.gguf" ] &&
-    [ "$mixtral" -nt "$root/scripts/make_moe_variant.py" ]
+  fresh "$mixtral" "$dir/SmolLM2-135M-Instruct.Q8_0.gguf" "$scripts/make_moe_variant.py"
 }
-# Its first layers as a Hugging Face Qwen3-MoE checkpoint (make_hf_moe_variant.py).
+# The Qwen3-MoE file's first layers as a Hugging Face checkpoint (make_hf_moe_variant.py).
 hf_moe="$dir/SmolLM2-135M-Instruct.Qwen3MoE-hf"
 hf_moe_current() {
-  [ -f "$hf_moe/config.json" ] && [ "$hf_moe/config.json" -nt "$qwen3moe" ] &&
-    [ "$hf_moe/config.json" -nt "$root/scripts/make_hf_moe_variant.py" ] &&
-    [ "$hf_moe/config.json" -nt "$root/scripts/make_hf_variant.py" ]
+  fresh "$hf_moe/config.json" "$qwen3moe" "$scripts/make_hf_moe_variant.py" "$scripts/make_hf_variant.py"
 }
 
 if [ ${#missing[@]} -eq 0 ] && hf_current && qwen3_current && qwen3moe_current &&

@@ -145,7 +145,7 @@ absl::Status ReadExperts(const GgufFile& f, ModelConfig* c) {
 
 // Where the values of the canonical tensor `name` lie in `f`: a tensor of
 // that name, or (MergedExpertSource) its expert's part of a layer's merged
-// one. `shape` is the canonical tensor's; null `info` where neither is there.
+// one; null `info` where neither is there.
 struct TensorSource {
   const GgufTensorInfo* info = nullptr;
   absl::Span<const uint8_t> data;

@@ -46,9 +46,6 @@ void RouteRow(const float* logits, int32_t num_experts, int32_t k, bool normaliz
 void RouteTokens(const float* logits, int32_t n, int32_t num_experts, int32_t k, bool normalize,
                  ExpertRoute* out) {
   ExpertRoute& r = *out;
-  r.num_tokens = n;
-  r.num_experts = num_experts;
-  r.k = k;
   const size_t pairs = static_cast<size_t>(n) * k;
   r.experts.resize(pairs);
   r.weights.resize(pairs);

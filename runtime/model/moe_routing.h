@@ -12,7 +12,6 @@
 namespace cohost::runtime {
 
 struct ExpertRoute {
-  int32_t num_tokens = 0, num_experts = 0, k = 0;
   // Token t's experts at [t * k, (t + 1) * k): the k most probable under
   // softmax of its logits, the more probable first (ties to the lower
   // index), and their probabilities, divided by their sum where routed with
