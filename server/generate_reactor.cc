@@ -407,8 +407,9 @@ absl::Status GenerateReactor::Start(const grpc::ByteBuffer& request_bytes) {
   absl::StatusOr<std::optional<Clock::time_point>> deadline = EngineDeadline(*context_);
   if (!deadline.ok()) return deadline.status();
 
+  ToolOutput tool_output;
   absl::StatusOr<runtime::GenerateRequest> built =
-      BuildGenerateRequest(request, model->tokenizer(), model->request_limits());
+      BuildGenerateRequest(request, model->tokenizer(), model->request_limits(), &tool_output);
   if (!built.ok()) return built.status();
   // A JSON response has no think block: it is all text, even where the
   // generation prompt opened one.
@@ -421,11 +422,9 @@ absl::Status GenerateReactor::Start(const grpc::ByteBuffer& request_bytes) {
     reasoning.emplace(request.has_chat() && model->tokenizer().OpensThinkBlock());
   }
   // The chat's tools were offered (BuildGenerateRequest refuses them where
-  // the template has none).
+  // the template has none); a forced call is the whole output.
   std::optional<runtime::ToolCallSplitter> tools;
-  if (request.split_tool_calls() && request.has_chat() && request.chat().tools_size() > 0) {
-    tools.emplace();
-  }
+  if (request.split_tool_calls()) tools = tool_output.Splitter();
   shared_->split = runtime::OutputSplitter(std::move(reasoning), std::move(tools));
   built->tenant = *std::move(tenant);
   built->deadline = *deadline;

@@ -9,32 +9,16 @@
 #include <utility>
 #include <vector>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
 #include "runtime/loader/loader_json.h"
 #include "runtime/sampling/interned_schemas.h"
+#include "server/chat_tools.h"
 
 namespace cohost::server {
 namespace {
-
-// OpenAI's limits on a chat's tools: at most 128, each named by 1-64 of
-// [A-Za-z0-9_-].
-constexpr int kMaxTools = 128;
-bool IsToolName(std::string_view name) {
-  return !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), [](char c) {
-    return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
-  });
-}
-
-// A JSON object's text, or INVALID_ARGUMENT naming `what`.
-absl::Status CheckJsonObject(const std::string& text, const std::string& what) {
-  ASSIGN_OR_RETURN(const nlohmann::json parsed, runtime::ParseJsonStrict(text, what));
-  if (!parsed.is_object()) return absl::InvalidArgumentError(what + " must be a JSON object");
-  return absl::OkStatus();
-}
 
 // The chat's messages and tools as the template takes them. Roles are the
 // turns every template knows, and "tool" where the template offers tools
@@ -43,10 +27,7 @@ absl::Status CheckJsonObject(const std::string& text, const std::string& what) {
 absl::Status ChatFrom(const v1::ChatInput& chat, const runtime::Tokenizer& tokenizer,
                       std::vector<runtime::ChatMessage>* messages, runtime::ChatOptions* options) {
   if (chat.messages().empty()) return absl::InvalidArgumentError("chat input has no messages");
-  if (chat.tools_size() > kMaxTools) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("chat input has ", chat.tools_size(), " tools, at most ", kMaxTools));
-  }
+  RETURN_IF_ERROR(CheckTools(chat));
   const bool tools = tokenizer.OffersTools();
   messages->reserve(chat.messages_size());
   for (int i = 0; i < chat.messages_size(); ++i) {
@@ -82,15 +63,7 @@ absl::Status ChatFrom(const v1::ChatInput& chat, const runtime::Tokenizer& token
       message.tool_calls.push_back({call.id(), call.name(), call.arguments()});
     }
   }
-  for (int i = 0; i < chat.tools_size(); ++i) {
-    const v1::Tool& tool = chat.tools(i);
-    const std::string where = absl::StrCat("tools[", i, "]");
-    if (!IsToolName(tool.name())) {
-      return absl::InvalidArgumentError(where + ".name must be 1-64 of [A-Za-z0-9_-]");
-    }
-    if (!tool.parameters().empty()) {
-      RETURN_IF_ERROR(CheckJsonObject(tool.parameters(), where + ".parameters"));
-    }
+  for (const v1::Tool& tool : chat.tools()) {
     options->tools.push_back({tool.name(), tool.description(), tool.parameters()});
   }
   if (chat.has_enable_thinking()) options->enable_thinking = chat.enable_thinking();
@@ -181,9 +154,22 @@ absl::StatusOr<std::shared_ptr<const runtime::JsonSchema>> SchemaFrom(
 
 }  // namespace
 
-absl::StatusOr<runtime::GenerateRequest> BuildGenerateRequest(
-    const v1::GenerateRequest& request, const runtime::Tokenizer& tokenizer,
-    const runtime::RequestLimits& limits) {
+absl::StatusOr<runtime::GenerateRequest> BuildGenerateRequest(const v1::GenerateRequest& request,
+                                                              const runtime::Tokenizer& tokenizer,
+                                                              const runtime::RequestLimits& limits,
+                                                              ToolOutput* tools) {
+  // A tool choice is applied to a copy (a forced call's schema, a stop
+  // string, the tools left out), which is then built as any request.
+  if (AsksToolChoice(request)) {
+    v1::GenerateRequest applied = request;
+    ASSIGN_OR_RETURN(const ToolOutput choice, ApplyToolChoice(&applied));
+    absl::StatusOr<runtime::GenerateRequest> built =
+        BuildGenerateRequest(applied, tokenizer, limits);
+    if (!built.ok()) return InToolTerms(choice, built.status());
+    if (tools != nullptr) *tools = choice;
+    return built;
+  }
+  if (tools != nullptr) *tools = ToolOutput{.calls = request.chat().tools_size() > 0};
   // Cheap checks first: a bad request should not cost a tokenization.
   if (request.has_max_tokens() && request.max_tokens() == 0) {
     return absl::InvalidArgumentError("max_tokens must be >= 1, got 0");

@@ -92,13 +92,7 @@ absl::Status CompletionCall::Start(std::shared_ptr<scheduler::ServedModel> model
     for (Choice& c : choices_) {
       std::optional<runtime::ReasoningSplitter> reasoning;
       if (split_reasoning_) reasoning.emplace(tokenizer_->OpensThinkBlock());
-      std::optional<runtime::ToolCallSplitter> tools;
-      if (parsed.tools.forced) {
-        tools = runtime::ToolCallSplitter::Forced(*parsed.tools.forced);
-      } else if (parsed.tools.calls) {
-        tools.emplace();
-      }
-      c.split = runtime::OutputSplitter(std::move(reasoning), std::move(tools));
+      c.split = runtime::OutputSplitter(std::move(reasoning), parsed.tools.Splitter());
     }
   }
   timings_.assign(static_cast<size_t>(parsed.n), StreamTiming(deps_.metrics, arrival_));

@@ -37,6 +37,7 @@
 #include "server/http/loop_offload.h"
 #include "server/http/openai_format.h"
 #include "server/http/openai_request.h"
+#include "server/http/openai_tools.h"
 #include "server/http/reply.h"
 #include "server/request_builder.h"
 
@@ -566,10 +567,10 @@ void HttpFrontDoor::Prepare(Preparing& p) const {
     return;
   }
   p.tenant = *tenant;
-  absl::StatusOr<runtime::GenerateRequest> built =
-      BuildGenerateRequest(parsed->request, (*model)->tokenizer(), (*model)->request_limits());
+  absl::StatusOr<runtime::GenerateRequest> built = BuildGenerateRequest(
+      parsed->request, (*model)->tokenizer(), (*model)->request_limits(), &parsed->tools);
   if (!built.ok()) {
-    p.status = InToolTerms(parsed->tools, built.status());
+    p.status = InBodyTerms(built.status());
     return;
   }
   built->tenant = *std::move(tenant);

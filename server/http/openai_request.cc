@@ -450,7 +450,7 @@ absl::StatusOr<CompletionRequest> ParseCompletionRequest(std::string_view body, 
   if (!input.ok()) return input;
   if (absl::Status s = ParseSampling(json, &out); !s.ok()) return s;
   if (endpoint == Endpoint::kChatCompletions) {
-    if (absl::Status s = ParseChatTools(json, body, &out.request, &out.tools); !s.ok()) return s;
+    if (absl::Status s = ParseChatTools(json, body, &out.request); !s.ok()) return s;
   }
 
   absl::StatusOr<std::optional<int64_t>> n = Integer(json, "n");

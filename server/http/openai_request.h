@@ -19,7 +19,7 @@
 
 #include "absl/status/statusor.h"
 #include "cohost/v1/inference.pb.h"
-#include "server/http/openai_tools.h"
+#include "server/chat_tools.h"
 
 namespace cohost::server::http {
 
@@ -32,7 +32,7 @@ struct CompletionRequest {
   bool stream = false;
   bool include_usage = false;       // stream_options.include_usage
   std::optional<std::string> user;  // a tenant hint, used only without API keys
-  ToolOutput tools;                 // chat: what tool_choice asks of the answer
+  ToolOutput tools;  // chat: what tool_choice asks of the answer (BuildGenerateRequest sets it)
 };
 
 inline constexpr int kMaxChoices = 8;

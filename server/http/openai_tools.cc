@@ -6,13 +6,9 @@
 #include <utility>
 #include <vector>
 
-#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
-#include "runtime/sampling/json_schema.h"
-#include "runtime/sampling/sampling_params.h"
 #include "runtime/tokenizer/json_rewrite.h"
-#include "runtime/tokenizer/tool_call_split.h"
 #include "server/http/request_fields.h"
 
 namespace cohost::server::http {
@@ -147,23 +143,9 @@ absl::Status ParseTool(const Json& tool, size_t i, const OrderedTexts& ordered, 
   return absl::OkStatus();
 }
 
-// What "required" holds the answer to: one call of an offered function.
-std::string AnyCallSchema(const google::protobuf::RepeatedPtrField<v1::Tool>& tools) {
-  Json names = Json::array();
-  for (const v1::Tool& t : tools) names.push_back(t.name());
-  const Json schema = {{"type", "object"},
-                       {"properties",
-                        {{"name", {{"type", "string"}, {"enum", std::move(names)}}},
-                         {"arguments", {{"type", "object"}, {"additionalProperties", true}}}}},
-                       {"required", {"name", "arguments"}},
-                       {"additionalProperties", false}};
-  return schema.dump();
-}
-
 }  // namespace
 
-absl::Status ParseChatTools(const Json& body, std::string_view text, v1::GenerateRequest* out,
-                            ToolOutput* tools) {
+absl::Status ParseChatTools(const Json& body, std::string_view text, v1::GenerateRequest* out) {
   const Json* list = Field(body, "tools");
   if (list != nullptr && !list->is_array()) return Bad("tools", "must be a list of functions");
   const Json& messages = body.at("messages");  // a list, as ParseMessages found
@@ -174,105 +156,44 @@ absl::Status ParseChatTools(const Json& body, std::string_view text, v1::Generat
   if (absl::Status s = ParseMessageTools(messages, ordered, chat); !s.ok()) return s;
 
   // tool_choice: a mode's name, or the function named.
-  std::string choice = "auto";
-  std::string named;
   if (const Json* c = Field(body, "tool_choice")) {
     const Json* function = c->is_object() ? Field(*c, "function") : nullptr;
     const Json* name =
         function != nullptr && function->is_object() ? Field(*function, "name") : nullptr;
-    if (c->is_string() && (*c == "none" || *c == "auto" || *c == "required")) {
-      choice = c->get<std::string>();
+    if (*c == "none") {
+      chat->set_tool_choice(v1::TOOL_CHOICE_NONE);
+    } else if (*c == "required") {
+      chat->set_tool_choice(v1::TOOL_CHOICE_REQUIRED);
     } else if (c->is_object() && Field(*c, "type") != nullptr && (*c)["type"] == "function" &&
-               name != nullptr && name->is_string()) {
-      choice = "named";
-      named = name->get<std::string>();
-    } else {
+               name != nullptr && name->is_string() &&
+               !name->get_ref<const std::string&>().empty()) {
+      chat->set_tool_choice(v1::TOOL_CHOICE_FUNCTION);
+      chat->set_tool_choice_function(name->get<std::string>());
+    } else if (*c != "auto") {
       return Bad("tool_choice",
                  "must be \"none\", \"auto\", \"required\" or {\"type\": \"function\", "
                  "\"function\": {\"name\": ...}}");
     }
   }
-  const Json* parallel = Field(body, "parallel_tool_calls");
-  if (parallel != nullptr && !parallel->is_boolean()) {
-    return Bad("parallel_tool_calls", "must be true or false");
+  if (const Json* parallel = Field(body, "parallel_tool_calls")) {
+    if (!parallel->is_boolean()) return Bad("parallel_tool_calls", "must be true or false");
+    chat->set_parallel_tool_calls(parallel->get<bool>());
   }
-  const bool one_call = parallel != nullptr && !parallel->get<bool>();
-  const bool forced = choice == "required" || choice == "named";
-  if (!NonEmpty(list)) {
-    if (forced) return Bad("tool_choice", "needs tools to choose from");
-    return absl::OkStatus();
-  }
-  google::protobuf::RepeatedPtrField<v1::Tool> offered;
-  absl::flat_hash_set<std::string> names;
+  if (list == nullptr) return absl::OkStatus();
   for (size_t i = 0; i < list->size(); ++i) {
-    v1::Tool* tool = offered.Add();
-    if (absl::Status s = ParseTool((*list)[i], i, ordered, tool); !s.ok()) return s;
-    if (!names.insert(tool->name()).second) {
-      return Bad(absl::StrCat("tools[", i, "].function.name"),
-                 absl::StrCat("\"", tool->name(), "\" names a function already offered"));
-    }
+    if (absl::Status s = ParseTool((*list)[i], i, ordered, chat->add_tools()); !s.ok()) return s;
   }
-  // "none": the model is not told of them (checked all the same), so that it
-  // answers in text.
-  if (choice == "none") return absl::OkStatus();
-  chat->mutable_tools()->Swap(&offered);
-  const v1::Tool* chosen = nullptr;
-  for (const v1::Tool& tool : chat->tools()) {
-    if (tool.name() == named) chosen = &tool;
-  }
-  tools->calls = true;
-  if (!forced) {
-    // At most one call: the answer ends where its block closes (the closing
-    // tag a stop string, so the block the splitter reads is unclosed, its
-    // JSON whole).
-    if (one_call) {
-      if (out->stop_size() >= runtime::kMaxStopStrings) {
-        return Bad("parallel_tool_calls",
-                   absl::StrCat("false ends the answer at a stop string: give at most ",
-                                runtime::kMaxStopStrings - 1, " others"));
-      }
-      out->add_stop(std::string(runtime::kToolCallClose));
-    }
-    return absl::OkStatus();
-  }
-  if (out->response_format() != v1::RESPONSE_FORMAT_TEXT) {
-    return Bad("tool_choice",
-               "cannot force a call with a response_format (the call's arguments are its JSON)");
-  }
-  if (choice == "required") {
-    // The grammar's enum of names has room for so many.
-    if (chat->tools_size() > runtime::kMaxSchemaEnum) {
-      return Bad("tool_choice",
-                 absl::StrCat("\"required\" takes at most ", runtime::kMaxSchemaEnum, " tools (",
-                              chat->tools_size(), " given); name the function instead"));
-    }
-    out->set_response_format(v1::RESPONSE_FORMAT_JSON_SCHEMA);
-    out->set_json_schema(AnyCallSchema(chat->tools()));
-    tools->forced = "";
-    return absl::OkStatus();
-  }
-  if (chosen == nullptr) return Bad("tool_choice", "names a function that tools does not offer");
-  if (chosen->parameters().empty()) {
-    out->set_response_format(v1::RESPONSE_FORMAT_JSON_OBJECT);
-  } else {
-    out->set_response_format(v1::RESPONSE_FORMAT_JSON_SCHEMA);
-    out->set_json_schema(chosen->parameters());
-  }
-  tools->forced = named;
   return absl::OkStatus();
 }
 
-absl::Status InToolTerms(const ToolOutput& tools, absl::Status status) {
-  constexpr std::string_view kSchema = "json_schema";
+absl::Status InBodyTerms(absl::Status status) {
   const std::string_view message(status.message().data(), status.message().size());
-  if (!tools.forced || !message.starts_with(kSchema)) return status;
-  const std::string whose = tools.forced->empty()
-                                ? "the call's schema"
-                                : absl::StrCat("the parameters of ", *tools.forced);
-  return WithParam(
-      absl::Status(status.code(), absl::StrCat("tool_choice holds the answer to ", whose,
-                                               std::string(message.substr(kSchema.size())))),
-      "tool_choice");
+  for (const std::string_view field : {"tool_choice", "parallel_tool_calls"}) {
+    if (message.starts_with(field) && message.substr(field.size()).starts_with(' ')) {
+      return WithParam(std::move(status), field);
+    }
+  }
+  return status;
 }
 
 }  // namespace cohost::server::http

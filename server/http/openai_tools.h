@@ -5,28 +5,14 @@
 // tools otherwise, FAILED_PRECONDITION); its answer's calls come back as the
 // message's `tool_calls` (runtime::ToolCallSplitter).
 //
-// tool_choice:
-//   "auto" (the default with tools)  the model calls what it chooses;
-//   "none"       the tools are not offered in the prompt and the answer is
-//                text (vLLM offers them and leaves the answer unparsed);
-//   "required"   the answer is one call of an offered function (at most 64
-//                of them), held to {"name": <one of them>, "arguments": <an
-//                object>} by the JSON grammar (its arguments are not held to
-//                the function's own schema); finish_reason "tool_calls";
-//   {"type": "function", "function": {"name": N}}
-//                the answer is the arguments of one call of N, held to N's
-//                parameters (the JSON schema subset of
-//                runtime/sampling/json_schema.h), as vLLM does; its
-//                finish_reason is "stop", as OpenAI's and vLLM's.
-// A forced call cannot be combined with a response_format. Schemas and
-// arguments keep the client's key order (runtime/tokenizer/json_rewrite.h).
-// `parallel_tool_calls: false` makes at most one call: the answer ends as its
-// block closes ("</tool_call>" one of its stop strings; a forced call is one
-// anyway).
+// tool_choice ("none", "auto", "required", {"type": "function", "function":
+// {"name": N}}) and parallel_tool_calls are read into the chat's fields of the
+// same names; what they ask of the answer is server/chat_tools.h's (a
+// forced call's finish_reason "tool_calls" for "required", "stop" for a named
+// one, as OpenAI's and vLLM's). Schemas and arguments keep the client's key
+// order (runtime/tokenizer/json_rewrite.h).
 #pragma once
 
-#include <optional>
-#include <string>
 #include <string_view>
 
 #include "absl/status/status.h"
@@ -35,26 +21,15 @@
 
 namespace cohost::server::http {
 
-// What tool_choice asks of the answer.
-struct ToolOutput {
-  bool calls = false;  // its calls come back as tool_calls
-  // Set: the whole output is one call: the arguments of this function, or
-  // (empty) a call's {"name", "arguments"} object.
-  std::optional<std::string> forced;
-  // finish_reason is "tool_calls" after a call (not after a named one's).
-  bool calls_finish() const { return calls && !(forced && !forced->empty()); }
-};
-
-// Reads the body's tools and tool_choice into `out`'s chat, and the tool
-// fields of its messages (added by the caller, one per body message, in
-// order); sets the response format a forced call is held to. `text` is the
-// body `body` was parsed from.
+// Reads the body's tools, tool_choice and parallel_tool_calls into `out`'s
+// chat, and the tool fields of its messages (added by the caller, one per
+// body message, in order). `text` is the body `body` was parsed from.
 absl::Status ParseChatTools(const nlohmann::json& body, std::string_view text,
-                            v1::GenerateRequest* out, ToolOutput* tools);
+                            v1::GenerateRequest* out);
 
-// `status`, from building the request (BuildGenerateRequest), in the body's
-// words: a forced call's schema was the function's parameters, not a
-// json_schema the client sent.
-absl::Status InToolTerms(const ToolOutput& tools, absl::Status status);
+// `status`, from building the request (BuildGenerateRequest), naming the
+// body's field it is about where it starts with tool_choice or
+// parallel_tool_calls.
+absl::Status InBodyTerms(absl::Status status);
 
 }  // namespace cohost::server::http

@@ -1,10 +1,11 @@
 // A reasoning model's think block over gRPC: GenerateRequest.split_reasoning
 // puts the block of a model whose template writes one in
 // GenerateResponse.reasoning, the rest in text; unset, the text is raw. And
-// split_tool_calls: the answer's calls in GenerateResponse.tool_calls. The
-// tiny model on a backend whose sampler writes a scripted output. (Apart from
-// the HTTP front door's reasoning_test: gRPC's library is not instrumented,
-// so its servers stay out of the ThreadSanitizer run.)
+// split_tool_calls: the answer's calls in GenerateResponse.tool_calls, and a
+// tool_choice's forced call. The tiny model on a backend whose sampler writes
+// a scripted output. (Apart from the HTTP front door's reasoning_test: gRPC's
+// library is not instrumented, so its servers stay out of the ThreadSanitizer
+// run.)
 
 #include <memory>
 #include <string>
@@ -146,6 +147,68 @@ TEST_F(GrpcReasoningTest, ToolCallsAreSplitWhenTheRequestAsks) {
     EXPECT_EQ(calls[0].arguments(), R"({"city":"Paris"})");
     EXPECT_EQ(result.token_ids.size(), output.size() + 1) << "every token goes out";
   }
+}
+
+// tool_choice over gRPC: a named function's call is the whole answer, given
+// as one tool_calls entry (split_tool_calls) or as its arguments' text;
+// "required"'s is the call's JSON. A choice the chat cannot take is
+// INVALID_ARGUMENT naming the field.
+TEST_F(GrpcReasoningTest, AForcedCallIsTheWholeAnswer) {
+  Start(cohost::testing::Qwen3ToolsTemplate(), cohost::testing::LongContext());
+  auto request = [](v1::ToolChoice choice, const std::string& function, bool split) {
+    v1::GenerateRequest r;
+    r.set_model("tiny");
+    v1::ChatMessage* m = r.mutable_chat()->add_messages();
+    m->set_role("user");
+    m->set_content("Weather in Paris?");
+    v1::Tool* tool = r.mutable_chat()->add_tools();
+    tool->set_name("get_weather");
+    tool->set_parameters(R"({"type": "object", "properties": {"city": {"type": "string"}}})");
+    r.mutable_chat()->set_tool_choice(choice);
+    r.mutable_chat()->set_tool_choice_function(function);
+    r.mutable_sampling()->set_temperature(0);
+    r.set_max_tokens(200);
+    r.set_split_tool_calls(split);
+    return r;
+  };
+  auto calls_of = [](const cohost::testing::StreamResult& result) {
+    std::vector<v1::ToolCall> calls;
+    for (const v1::GenerateResponse& message : result.messages) {
+      calls.insert(calls.end(), message.tool_calls().begin(), message.tool_calls().end());
+    }
+    return calls;
+  };
+  const std::string arguments = R"({"city": "Paris"})";
+  backend_->Script(arguments);
+  cohost::testing::StreamResult result = cohost::testing::Generate(
+      *stub_, request(v1::TOOL_CHOICE_FUNCTION, "get_weather", /*split=*/true));
+  ASSERT_TRUE(result.status.ok()) << result.status.error_message();
+  EXPECT_EQ(result.text, "");
+  std::vector<v1::ToolCall> calls = calls_of(result);
+  ASSERT_EQ(calls.size(), 1u);
+  EXPECT_EQ(calls[0].name(), "get_weather");
+  EXPECT_EQ(calls[0].arguments(), R"({"city":"Paris"})");
+  EXPECT_EQ(calls[0].id().substr(0, 5), "call_");
+
+  backend_->Script(arguments);
+  result = cohost::testing::Generate(
+      *stub_, request(v1::TOOL_CHOICE_FUNCTION, "get_weather", /*split=*/false));
+  ASSERT_TRUE(result.status.ok()) << result.status.error_message();
+  EXPECT_EQ(result.text, arguments);
+  EXPECT_TRUE(calls_of(result).empty());
+
+  const std::string call = R"({"name": "get_weather", "arguments": {"city": "Paris"}})";
+  backend_->Script(call);
+  result = cohost::testing::Generate(*stub_, request(v1::TOOL_CHOICE_REQUIRED, "", true));
+  ASSERT_TRUE(result.status.ok()) << result.status.error_message();
+  calls = calls_of(result);
+  ASSERT_EQ(calls.size(), 1u);
+  EXPECT_EQ(calls[0].name(), "get_weather");
+
+  result = cohost::testing::Generate(*stub_, request(v1::TOOL_CHOICE_FUNCTION, "nope", true));
+  EXPECT_EQ(result.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(result.status.error_message(),
+            "tool_choice names a function that tools does not offer");
 }
 
 // DeepSeek-R1's chat prompt opens the block: the output is reasoning until

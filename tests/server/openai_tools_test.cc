@@ -1,7 +1,10 @@
 // OpenAI's tools on /v1/chat/completions, read into the chat (openai_tools.h):
 // the functions and the turns of calls and results, in the client's key
-// order; what each tool_choice asks of the answer; and the malformed ones,
-// refused naming their field.
+// order; tool_choice and parallel_tool_calls into the chat's fields (what they
+// ask of the answer is chat_tools_test's); and the malformed ones, refused
+// naming their field.
+
+#include "server/http/openai_tools.h"
 
 #include <string>
 
@@ -9,6 +12,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "server/http/openai_format.h"
 #include "server/http/openai_request.h"
 
 namespace cohost::server::http {
@@ -67,83 +71,50 @@ TEST(OpenAiToolsTest, ToolsAndToolTurnsReachTheChat) {
   EXPECT_EQ(chat.messages(2).role(), "tool");
   EXPECT_EQ(chat.messages(2).content(), "18C");
   EXPECT_EQ(chat.messages(3).content(), "12:00");
-  EXPECT_TRUE(r->tools.calls) << "auto is the default with tools";
-  EXPECT_FALSE(r->tools.forced);
+  EXPECT_EQ(chat.tool_choice(), v1::TOOL_CHOICE_AUTO) << "the default";
+  EXPECT_FALSE(chat.has_parallel_tool_calls());
   EXPECT_EQ(r->request.response_format(), v1::RESPONSE_FORMAT_TEXT);
   EXPECT_EQ(r->request.stop_size(), 0);
 }
 
-// parallel_tool_calls false: one call at most, the answer ending where its
-// block closes; a client's 16 stop strings leave no room for it.
-TEST(OpenAiToolsTest, OneCallEndsTheAnswerAtItsClosingTag) {
-  Json body = Json::parse(kBody);
-  body["parallel_tool_calls"] = true;
-  absl::StatusOr<CompletionRequest> r = Parse(body);
-  ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_EQ(r->request.stop_size(), 0);
-  body["parallel_tool_calls"] = false;
-  body["stop"] = {"END"};
-  r = Parse(body);
-  ASSERT_TRUE(r.ok()) << r.status();
-  ASSERT_EQ(r->request.stop_size(), 2);
-  EXPECT_EQ(r->request.stop(1), "</tool_call>");
-  body["stop"] = Json::array();
-  for (int i = 0; i < 16; ++i) body["stop"].push_back(absl::StrCat("s", i));
-  EXPECT_THAT(std::string(Parse(body).status().message()), HasSubstr("at most 15 others"));
-  body["tool_choice"] = "none";  // no tools offered: nothing to end
-  EXPECT_TRUE(Parse(body).ok());
-}
-
-TEST(OpenAiToolsTest, EachToolChoice) {
-  Json body = Json::parse(kBody);
-  body["tool_choice"] = "auto";
-  absl::StatusOr<CompletionRequest> r = Parse(body);
-  ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_TRUE(r->tools.calls);
-
-  // "none": the model is not told of the tools; the turns of calls stay.
-  body["tool_choice"] = "none";
-  r = Parse(body);
-  ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_FALSE(r->tools.calls);
-  EXPECT_EQ(r->request.chat().tools_size(), 0);
-  EXPECT_EQ(r->request.chat().messages(1).tool_calls_size(), 2);
-
-  // Named: the output is that function's arguments, held to its parameters.
-  body["tool_choice"] = {{"type", "function"}, {"function", {{"name", "get_weather"}}}};
-  r = Parse(body);
-  ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_TRUE(r->tools.calls);
-  EXPECT_EQ(r->tools.forced, "get_weather");
-  EXPECT_EQ(r->request.response_format(), v1::RESPONSE_FORMAT_JSON_SCHEMA);
-  EXPECT_EQ(r->request.json_schema(), r->request.chat().tools(0).parameters());
-  // A function without parameters: any object.
-  body["tool_choice"]["function"]["name"] = "get_time";
-  r = Parse(body);
-  ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_EQ(r->tools.forced, "get_time");
-  EXPECT_EQ(r->request.response_format(), v1::RESPONSE_FORMAT_JSON_OBJECT);
-
-  // "required": one call of any of them.
-  body["tool_choice"] = "required";
-  r = Parse(body);
-  ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_EQ(r->tools.forced, "");
-  EXPECT_EQ(r->request.response_format(), v1::RESPONSE_FORMAT_JSON_SCHEMA);
-  const Json schema = Json::parse(r->request.json_schema());
-  EXPECT_EQ(schema["properties"]["name"]["enum"], Json::array({"get_weather", "get_time"}));
-  EXPECT_EQ(schema["required"], Json::array({"name", "arguments"}));
-
-  // Without tools, "none" and "auto" ask nothing.
-  Json plain = body;
-  plain.erase("tools");
-  plain["messages"] = {{{"role", "user"}, {"content", "hi"}}};
-  for (const char* choice : {"none", "auto"}) {
-    plain["tool_choice"] = choice;
-    r = Parse(plain);
+// Each tool_choice and parallel_tool_calls, into the chat's fields.
+TEST(OpenAiToolsTest, TheChoiceIsReadIntoTheChat) {
+  struct Case {
+    Json choice;
+    v1::ToolChoice want;
+    const char* function;
+  };
+  const Case cases[] = {
+      {"auto", v1::TOOL_CHOICE_AUTO, ""},
+      {"none", v1::TOOL_CHOICE_NONE, ""},
+      {"required", v1::TOOL_CHOICE_REQUIRED, ""},
+      {{{"type", "function"}, {"function", {{"name", "get_time"}}}},
+       v1::TOOL_CHOICE_FUNCTION,
+       "get_time"},
+  };
+  for (const Case& c : cases) {
+    Json body = Json::parse(kBody);
+    body["tool_choice"] = c.choice;
+    absl::StatusOr<CompletionRequest> r = Parse(body);
     ASSERT_TRUE(r.ok()) << r.status();
-    EXPECT_FALSE(r->tools.calls);
+    EXPECT_EQ(r->request.chat().tool_choice(), c.want) << c.choice;
+    EXPECT_EQ(r->request.chat().tool_choice_function(), c.function) << c.choice;
+    EXPECT_EQ(r->request.chat().tools_size(), 2) << "applied when the request is built";
   }
+  Json body = Json::parse(kBody);
+  for (const bool parallel : {true, false}) {
+    body["parallel_tool_calls"] = parallel;
+    absl::StatusOr<CompletionRequest> r = Parse(body);
+    ASSERT_TRUE(r.ok()) << r.status();
+    ASSERT_TRUE(r->request.chat().has_parallel_tool_calls());
+    EXPECT_EQ(r->request.chat().parallel_tool_calls(), parallel);
+  }
+  // A tool_choice status from building the request names its field.
+  const absl::Status built =
+      InBodyTerms(absl::InvalidArgumentError("tool_choice needs tools to choose from"));
+  EXPECT_THAT(ErrorBody(built), HasSubstr(R"("param":"tool_choice")"));
+  EXPECT_THAT(ErrorBody(InBodyTerms(absl::InvalidArgumentError("tool_choicer is not a field"))),
+              HasSubstr(R"("param":null)"));
 }
 
 TEST(OpenAiToolsTest, MalformedToolsAreRefusedByField) {
@@ -163,14 +134,12 @@ TEST(OpenAiToolsTest, MalformedToolsAreRefusedByField) {
       {"a description not text", "/tools/0/function/description", 3,
        "tools[0].function.description"},
       {"strict not a boolean", "/tools/1/function/strict", "yes", "tools[1].function.strict"},
-      {"a function offered twice", "/tools/1/function/name", "get_weather",
-       "tools[1].function.name"},
       {"a choice nobody knows", "/tool_choice", "always", "tool_choice"},
-      {"a named choice not offered",
-       "/tool_choice",
-       {{"type", "function"}, {"function", {{"name", "nope"}}}},
-       "tool_choice"},
       {"a named choice without its name", "/tool_choice", {{"type", "function"}}, "tool_choice"},
+      {"a named choice of no name",
+       "/tool_choice",
+       {{"type", "function"}, {"function", {{"name", ""}}}},
+       "tool_choice"},
       {"parallel_tool_calls not a boolean", "/parallel_tool_calls", "no", "parallel_tool_calls"},
       {"calls not a list", "/messages/1/tool_calls", "f()", "messages[1].tool_calls"},
       {"a call of another kind", "/messages/1/tool_calls/0/type", "code",
@@ -196,29 +165,11 @@ TEST(OpenAiToolsTest, MalformedToolsAreRefusedByField) {
     ASSERT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << c.what;
     EXPECT_THAT(std::string(r.status().message()), HasSubstr(c.field)) << c.what;
   }
-  // A forced call needs tools, and no response_format beside it.
-  Json body = Json::parse(kBody);
-  body["tool_choice"] = "required";
-  body["response_format"] = {{"type", "json_object"}};
-  EXPECT_THAT(std::string(Parse(body).status().message()), HasSubstr("response_format"));
-  body.erase("response_format");
-  // "required" names the functions in one enum of the grammar's: at most 64.
-  for (int i = 0; i < 62; ++i) {
-    body["tools"].push_back({{"type", "function"}, {"function", {{"name", absl::StrCat("f", i)}}}});
-  }
-  EXPECT_TRUE(Parse(body).ok()) << "64 tools";
-  body["tools"].push_back({{"type", "function"}, {"function", {{"name", "f64"}}}});
-  EXPECT_THAT(std::string(Parse(body).status().message()), HasSubstr("at most 64 tools"));
-  body["tool_choice"] = "auto";
-  EXPECT_TRUE(Parse(body).ok()) << "65 tools";
   // Tools the prompt leaves out are checked all the same.
+  Json body = Json::parse(kBody);
   body["tool_choice"] = "none";
   body["tools"][1]["type"] = "web_search";
   EXPECT_THAT(std::string(Parse(body).status().message()), HasSubstr("tools[1].type"));
-  body.erase("tools");
-  body["tool_choice"] = "required";
-  body["messages"] = {{{"role", "user"}, {"content", "hi"}}};
-  EXPECT_THAT(std::string(Parse(body).status().message()), HasSubstr("needs tools"));
 }
 
 }  // namespace

@@ -189,6 +189,15 @@ TEST_F(RequestBuilderTest, ToolsAreCheckedAndReachATemplateThatOffersThem) {
            Case{"a user's reasoning",
                 [](auto& q) { q.mutable_chat()->mutable_messages(0)->set_reasoning("hm"); },
                 "messages[0].reasoning: only an assistant turn has reasoning"},
+           Case{"a name offered twice",
+                [](auto& q) { *q.mutable_chat()->add_tools() = q.chat().tools(0); },
+                "tools[1].name \"get_weather\" names a function already offered"},
+           Case{"a function tool_choice does not find",
+                [](auto& q) {
+                  q.mutable_chat()->set_tool_choice(v1::TOOL_CHOICE_FUNCTION);
+                  q.mutable_chat()->set_tool_choice_function("get_time");
+                },
+                "tool_choice names a function that tools does not offer"},
            Case{"129 tools",
                 [](auto& q) {
                   for (int i = 0; i < 128; ++i) *q.mutable_chat()->add_tools() = q.chat().tools(0);
@@ -216,6 +225,35 @@ TEST_F(RequestBuilderTest, ToolsAreCheckedAndReachATemplateThatOffersThem) {
   EXPECT_EQ(result_refused.code(), absl::StatusCode::kFailedPrecondition)
       << "the tool role, where no tools are offered";
   EXPECT_THAT(std::string(result_refused.message()), ::testing::HasSubstr("tool calling"));
+  // tool_choice NONE leaves them out of the prompt: served there.
+  plain.mutable_chat()->set_tool_choice(v1::TOOL_CHOICE_NONE);
+  ToolOutput none;
+  ASSERT_TRUE(BuildGenerateRequest(plain, *smol, limits, &none).ok());
+  EXPECT_FALSE(none.calls);
+
+  // A forced call is built from a copy the choice was applied to.
+  v1::GenerateRequest forced = r;
+  forced.mutable_chat()->set_tool_choice(v1::TOOL_CHOICE_FUNCTION);
+  forced.mutable_chat()->set_tool_choice_function("get_weather");
+  ToolOutput tools;
+  g = BuildGenerateRequest(forced, *qwen, limits, &tools);
+  ASSERT_TRUE(g.ok()) << g.status();
+  EXPECT_EQ(tools.forced, "get_weather");
+  EXPECT_EQ(g->sampling.response_format, runtime::ResponseFormat::kJsonSchema);
+  ASSERT_NE(g->sampling.json_schema, nullptr);
+  EXPECT_EQ(forced.response_format(), v1::RESPONSE_FORMAT_TEXT) << "the request is left as sent";
+  // Its schema's faults are the function's parameters', not a json_schema's.
+  forced.mutable_chat()->mutable_tools(0)->set_parameters(
+      R"({"type":"object","properties":{"days":{"type":"integer","minimum":1}}})");
+  const absl::Status unserved = BuildGenerateRequest(forced, *qwen, limits).status();
+  EXPECT_EQ(unserved.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(
+      std::string(unserved.message()),
+      ::testing::StartsWith("tool_choice holds the answer to the parameters of get_weather"));
+  // Without a choice, the tools' calls are the answer's.
+  ASSERT_TRUE(BuildGenerateRequest(r, *qwen, limits, &tools).ok());
+  EXPECT_TRUE(tools.calls);
+  EXPECT_FALSE(tools.forced);
 }
 
 // A JSON schema is read and compiled here, for both front doors: a bad one

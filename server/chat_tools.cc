@@ -1,0 +1,175 @@
+// A chat's tools: their checks, and what tool_choice asks. See chat_tools.h.
+
+#include "server/chat_tools.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/status_macros.h"
+#include "nlohmann/json.hpp"
+#include "runtime/loader/loader_json.h"
+#include "runtime/sampling/json_schema.h"
+#include "runtime/sampling/sampling_params.h"
+
+namespace cohost::server {
+namespace {
+
+using Json = nlohmann::json;
+
+// What REQUIRED holds the answer to: one call of an offered function.
+std::string AnyCallSchema(const google::protobuf::RepeatedPtrField<v1::Tool>& tools) {
+  Json names = Json::array();
+  for (const v1::Tool& t : tools) names.push_back(t.name());
+  const Json schema = {{"type", "object"},
+                       {"properties",
+                        {{"name", {{"type", "string"}, {"enum", std::move(names)}}},
+                         {"arguments", {{"type", "object"}, {"additionalProperties", true}}}}},
+                       {"required", {"name", "arguments"}},
+                       {"additionalProperties", false}};
+  return schema.dump();
+}
+
+}  // namespace
+
+std::optional<runtime::ToolCallSplitter> ToolOutput::Splitter() const {
+  if (forced) return runtime::ToolCallSplitter::Forced(*forced);
+  if (calls) return runtime::ToolCallSplitter();
+  return std::nullopt;
+}
+
+bool IsToolName(std::string_view name) {
+  return !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), [](char c) {
+    return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+  });
+}
+
+absl::Status CheckJsonObject(const std::string& text, const std::string& what) {
+  ASSIGN_OR_RETURN(const Json parsed, runtime::ParseJsonStrict(text, what));
+  if (!parsed.is_object()) return absl::InvalidArgumentError(what + " must be a JSON object");
+  return absl::OkStatus();
+}
+
+absl::Status CheckTools(const v1::ChatInput& chat) {
+  if (chat.tools_size() > kMaxTools) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("chat input has ", chat.tools_size(), " tools, at most ", kMaxTools));
+  }
+  absl::flat_hash_set<std::string_view> names;
+  for (int i = 0; i < chat.tools_size(); ++i) {
+    const v1::Tool& tool = chat.tools(i);
+    const std::string where = absl::StrCat("tools[", i, "]");
+    if (!IsToolName(tool.name())) {
+      return absl::InvalidArgumentError(where + ".name must be 1-64 of [A-Za-z0-9_-]");
+    }
+    if (!names.insert(tool.name()).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ".name \"", tool.name(), "\" names a function already offered"));
+    }
+    if (!tool.parameters().empty()) {
+      RETURN_IF_ERROR(CheckJsonObject(tool.parameters(), where + ".parameters"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+bool AsksToolChoice(const v1::GenerateRequest& request) {
+  if (!request.has_chat()) return false;
+  const v1::ChatInput& chat = request.chat();
+  return chat.tool_choice() != v1::TOOL_CHOICE_AUTO || !chat.tool_choice_function().empty() ||
+         chat.has_parallel_tool_calls();
+}
+
+absl::StatusOr<ToolOutput> ApplyToolChoice(v1::GenerateRequest* request) {
+  ToolOutput out;
+  if (!request->has_chat()) return out;
+  v1::ChatInput* chat = request->mutable_chat();
+  const v1::ToolChoice choice = chat->tool_choice();
+  if (!v1::ToolChoice_IsValid(choice)) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "tool_choice must be AUTO (0), NONE (1), REQUIRED (2) or FUNCTION (3), got %d", choice));
+  }
+  const std::string named = chat->tool_choice_function();
+  if ((choice == v1::TOOL_CHOICE_FUNCTION) == named.empty()) {
+    return absl::InvalidArgumentError(
+        "tool_choice FUNCTION names its function in tool_choice_function, and only it does");
+  }
+  const bool one_call = chat->has_parallel_tool_calls() && !chat->parallel_tool_calls();
+  chat->set_tool_choice(v1::TOOL_CHOICE_AUTO);
+  chat->clear_tool_choice_function();
+  chat->clear_parallel_tool_calls();
+
+  const bool forced = choice == v1::TOOL_CHOICE_REQUIRED || choice == v1::TOOL_CHOICE_FUNCTION;
+  if (chat->tools_size() == 0) {
+    if (forced) return absl::InvalidArgumentError("tool_choice needs tools to choose from");
+    return out;
+  }
+  RETURN_IF_ERROR(CheckTools(*chat));
+  // NONE: the model is not told of them (checked all the same), so that it
+  // answers in text.
+  if (choice == v1::TOOL_CHOICE_NONE) {
+    chat->clear_tools();
+    return out;
+  }
+  out.calls = true;
+  if (!forced) {
+    // At most one call: the answer ends where its block closes (the closing
+    // tag a stop string, so the block the splitter reads is unclosed, its
+    // JSON whole).
+    if (one_call) {
+      if (request->stop_size() >= runtime::kMaxStopStrings) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "parallel_tool_calls false ends the answer at a stop string: give at most ",
+            runtime::kMaxStopStrings - 1, " others"));
+      }
+      request->add_stop(std::string(runtime::kToolCallClose));
+    }
+    return out;
+  }
+  if (request->response_format() != v1::RESPONSE_FORMAT_TEXT) {
+    return absl::InvalidArgumentError(
+        "tool_choice cannot force a call with a response_format (the call's arguments are its "
+        "JSON)");
+  }
+  if (choice == v1::TOOL_CHOICE_REQUIRED) {
+    // The grammar's enum of names has room for so many.
+    if (chat->tools_size() > runtime::kMaxSchemaEnum) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("tool_choice \"required\" takes at most ", runtime::kMaxSchemaEnum,
+                       " tools (", chat->tools_size(), " given); name the function instead"));
+    }
+    request->set_response_format(v1::RESPONSE_FORMAT_JSON_SCHEMA);
+    request->set_json_schema(AnyCallSchema(chat->tools()));
+    out.forced = "";
+    return out;
+  }
+  const auto chosen = std::find_if(chat->tools().begin(), chat->tools().end(),
+                                   [&](const v1::Tool& tool) { return tool.name() == named; });
+  if (chosen == chat->tools().end()) {
+    return absl::InvalidArgumentError("tool_choice names a function that tools does not offer");
+  }
+  if (chosen->parameters().empty()) {
+    request->set_response_format(v1::RESPONSE_FORMAT_JSON_OBJECT);
+  } else {
+    request->set_response_format(v1::RESPONSE_FORMAT_JSON_SCHEMA);
+    request->set_json_schema(chosen->parameters());
+  }
+  out.forced = named;
+  return out;
+}
+
+absl::Status InToolTerms(const ToolOutput& tools, absl::Status status) {
+  constexpr std::string_view kSchema = "json_schema";
+  const std::string_view message(status.message().data(), status.message().size());
+  if (!tools.forced || !message.starts_with(kSchema)) return status;
+  const std::string whose = tools.forced->empty()
+                                ? "the call's schema"
+                                : absl::StrCat("the parameters of ", *tools.forced);
+  return absl::Status(status.code(), absl::StrCat("tool_choice holds the answer to ", whose,
+                                                  std::string(message.substr(kSchema.size()))));
+}
+
+}  // namespace cohost::server

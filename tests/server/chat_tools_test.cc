@@ -1,0 +1,247 @@
+// What a chat's tool_choice and parallel_tool_calls ask of the answer
+// (server/chat_tools.h), for both front doors: the tools left out, a forced
+// call's schema, the stop string that ends one call; the choices a chat
+// cannot take, refused naming the field; and the tools' own checks.
+
+#include "server/chat_tools.h"
+
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "runtime/sampling/sampling_params.h"
+
+namespace cohost::server {
+namespace {
+
+using Json = nlohmann::json;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+constexpr char kWeatherParameters[] =
+    R"({"type":"object","properties":{"city":{"type":"string"}},"required":["city"]})";
+
+// A chat offering get_weather (with parameters) and get_time (without).
+v1::GenerateRequest Chat() {
+  v1::GenerateRequest r;
+  v1::ChatInput* chat = r.mutable_chat();
+  v1::ChatMessage* m = chat->add_messages();
+  m->set_role("user");
+  m->set_content("Weather in Paris?");
+  v1::Tool* weather = chat->add_tools();
+  weather->set_name("get_weather");
+  weather->set_parameters(kWeatherParameters);
+  chat->add_tools()->set_name("get_time");
+  return r;
+}
+
+std::string Message(const absl::StatusOr<ToolOutput>& out) {
+  return std::string(out.status().message());
+}
+
+TEST(ChatToolsTest, AutoOffersTheToolsAndAsksNothingMore) {
+  v1::GenerateRequest r = Chat();
+  EXPECT_FALSE(AsksToolChoice(r)) << "the default";
+  absl::StatusOr<ToolOutput> out = ApplyToolChoice(&r);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_TRUE(out->calls);
+  EXPECT_FALSE(out->forced);
+  EXPECT_TRUE(out->calls_finish());
+  EXPECT_EQ(r.chat().tools_size(), 2);
+  EXPECT_EQ(r.response_format(), v1::RESPONSE_FORMAT_TEXT);
+  EXPECT_EQ(r.stop_size(), 0);
+  // parallel_tool_calls true is the default's any number of calls.
+  r.mutable_chat()->set_parallel_tool_calls(true);
+  EXPECT_TRUE(AsksToolChoice(r));
+  out = ApplyToolChoice(&r);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(r.stop_size(), 0);
+  EXPECT_FALSE(AsksToolChoice(r)) << "applied, the fields are reset";
+}
+
+TEST(ChatToolsTest, NoneLeavesTheToolsOutButChecksThem) {
+  v1::GenerateRequest r = Chat();
+  r.mutable_chat()->set_tool_choice(v1::TOOL_CHOICE_NONE);
+  ASSERT_TRUE(AsksToolChoice(r));
+  absl::StatusOr<ToolOutput> out = ApplyToolChoice(&r);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_FALSE(out->calls);
+  EXPECT_FALSE(out->Splitter()) << "the answer is text";
+  EXPECT_EQ(r.chat().tools_size(), 0);
+  EXPECT_EQ(r.chat().tool_choice(), v1::TOOL_CHOICE_AUTO);
+
+  r = Chat();
+  r.mutable_chat()->set_tool_choice(v1::TOOL_CHOICE_NONE);
+  r.mutable_chat()->mutable_tools(1)->set_name("get time");
+  EXPECT_THAT(Message(ApplyToolChoice(&r)), StartsWith("tools[1].name must be"));
+  // Without tools, NONE (as AUTO) asks nothing.
+  r = Chat();
+  r.mutable_chat()->clear_tools();
+  r.mutable_chat()->set_tool_choice(v1::TOOL_CHOICE_NONE);
+  out = ApplyToolChoice(&r);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_FALSE(out->calls);
+}
+
+// parallel_tool_calls false: one call at most, the answer ending where its
+// block closes; a client's 16 stop strings leave no room for it.
+TEST(ChatToolsTest, OneCallEndsTheAnswerAtItsClosingTag) {
+  v1::GenerateRequest r = Chat();
+  r.add_stop("END");
+  r.mutable_chat()->set_parallel_tool_calls(false);
+  absl::StatusOr<ToolOutput> out = ApplyToolChoice(&r);
+  ASSERT_TRUE(out.ok()) << out.status();
+  ASSERT_EQ(r.stop_size(), 2);
+  EXPECT_EQ(r.stop(1), "</tool_call>");
+  EXPECT_FALSE(r.chat().has_parallel_tool_calls());
+  out = ApplyToolChoice(&r);
+  ASSERT_TRUE(out.ok());
+  EXPECT_EQ(r.stop_size(), 2) << "applied once";
+
+  r = Chat();
+  for (int i = 0; i < runtime::kMaxStopStrings; ++i) r.add_stop(absl::StrCat("s", i));
+  r.mutable_chat()->set_parallel_tool_calls(false);
+  const std::string full = Message(ApplyToolChoice(&r));
+  EXPECT_THAT(full, StartsWith("parallel_tool_calls false"));
+  EXPECT_THAT(full, HasSubstr("at most 15 others"));
+  // No tools offered: nothing to end.
+  r = Chat();
+  for (int i = 0; i < runtime::kMaxStopStrings; ++i) r.add_stop(absl::StrCat("s", i));
+  r.mutable_chat()->set_parallel_tool_calls(false);
+  r.mutable_chat()->set_tool_choice(v1::TOOL_CHOICE_NONE);
+  EXPECT_TRUE(ApplyToolChoice(&r).ok());
+}
+
+TEST(ChatToolsTest, AFunctionIsOneCallOfItsArgumentsHeldToItsParameters) {
+  v1::GenerateRequest r = Chat();
+  r.mutable_chat()->set_tool_choice(v1::TOOL_CHOICE_FUNCTION);
+  r.mutable_chat()->set_tool_choice_function("get_weather");
+  absl::StatusOr<ToolOutput> out = ApplyToolChoice(&r);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_TRUE(out->calls);
+  EXPECT_EQ(out->forced, "get_weather");
+  EXPECT_FALSE(out->calls_finish()) << "a named call finishes with stop, as OpenAI's";
+  EXPECT_TRUE(out->Splitter());
+  EXPECT_EQ(r.response_format(), v1::RESPONSE_FORMAT_JSON_SCHEMA);
+  EXPECT_EQ(r.json_schema(), kWeatherParameters);
+  EXPECT_EQ(r.chat().tools_size(), 2) << "offered in the prompt";
+  EXPECT_EQ(r.chat().tool_choice_function(), "");
+
+  // A function without parameters: any object.
+  r = Chat();
+  r.mutable_chat()->set_tool_choice(v1::TOOL_CHOICE_FUNCTION);
+  r.mutable_chat()->set_tool_choice_function("get_time");
+  out = ApplyToolChoice(&r);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->forced, "get_time");
+  EXPECT_EQ(r.response_format(), v1::RESPONSE_FORMAT_JSON_OBJECT);
+  EXPECT_EQ(r.json_schema(), "");
+}
+
+TEST(ChatToolsTest, RequiredIsOneCallOfAnyOfferedFunction) {
+  v1::GenerateRequest r = Chat();
+  r.mutable_chat()->set_tool_choice(v1::TOOL_CHOICE_REQUIRED);
+  absl::StatusOr<ToolOutput> out = ApplyToolChoice(&r);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->forced, "");
+  EXPECT_TRUE(out->calls_finish());
+  EXPECT_EQ(r.response_format(), v1::RESPONSE_FORMAT_JSON_SCHEMA);
+  const Json schema = Json::parse(r.json_schema());
+  EXPECT_EQ(schema["properties"]["name"]["enum"], Json::array({"get_weather", "get_time"}));
+  EXPECT_EQ(schema["required"], Json::array({"name", "arguments"}));
+  EXPECT_EQ(schema["additionalProperties"], false);
+
+  // The grammar's enum of names holds 64: more is refused, where AUTO takes them.
+  r = Chat();
+  for (int i = 2; i < runtime::kMaxSchemaEnum; ++i) {
+    r.mutable_chat()->add_tools()->set_name(absl::StrCat("f", i));
+  }
+  r.mutable_chat()->set_tool_choice(v1::TOOL_CHOICE_REQUIRED);
+  EXPECT_TRUE(ApplyToolChoice(&r).ok()) << "64 tools";
+  r.mutable_chat()->add_tools()->set_name("f64");
+  r.set_response_format(v1::RESPONSE_FORMAT_TEXT);
+  r.clear_json_schema();
+  r.mutable_chat()->set_tool_choice(v1::TOOL_CHOICE_REQUIRED);
+  EXPECT_THAT(Message(ApplyToolChoice(&r)), HasSubstr("at most 64 tools (65 given)"));
+  r.mutable_chat()->set_tool_choice(v1::TOOL_CHOICE_AUTO);
+  EXPECT_TRUE(ApplyToolChoice(&r).ok()) << "65 tools";
+}
+
+TEST(ChatToolsTest, ChoicesAChatCannotTakeAreRefusedNamingTheField) {
+  struct Case {
+    const char* what;
+    v1::ToolChoice choice;
+    const char* function;
+    bool tools;
+    v1::ResponseFormat format;
+    const char* message;  // its start
+  };
+  const Case cases[] = {
+      {"a function not offered", v1::TOOL_CHOICE_FUNCTION, "nope", true, v1::RESPONSE_FORMAT_TEXT,
+       "tool_choice names a function that tools does not offer"},
+      {"a function without its name", v1::TOOL_CHOICE_FUNCTION, "", true, v1::RESPONSE_FORMAT_TEXT,
+       "tool_choice FUNCTION names its function"},
+      {"a name without FUNCTION", v1::TOOL_CHOICE_REQUIRED, "get_time", true,
+       v1::RESPONSE_FORMAT_TEXT, "tool_choice FUNCTION names its function"},
+      {"a mode nobody knows", static_cast<v1::ToolChoice>(9), "", true, v1::RESPONSE_FORMAT_TEXT,
+       "tool_choice must be AUTO (0), NONE (1), REQUIRED (2) or FUNCTION (3), got 9"},
+      {"required without tools", v1::TOOL_CHOICE_REQUIRED, "", false, v1::RESPONSE_FORMAT_TEXT,
+       "tool_choice needs tools"},
+      {"a function without tools", v1::TOOL_CHOICE_FUNCTION, "get_time", false,
+       v1::RESPONSE_FORMAT_TEXT, "tool_choice needs tools"},
+      {"required with a response format", v1::TOOL_CHOICE_REQUIRED, "", true,
+       v1::RESPONSE_FORMAT_JSON_OBJECT, "tool_choice cannot force a call with a response_format"},
+      {"a function with a response format", v1::TOOL_CHOICE_FUNCTION, "get_time", true,
+       v1::RESPONSE_FORMAT_JSON_SCHEMA, "tool_choice cannot force a call with a response_format"},
+  };
+  for (const Case& c : cases) {
+    v1::GenerateRequest r = Chat();
+    if (!c.tools) r.mutable_chat()->clear_tools();
+    r.mutable_chat()->set_tool_choice(c.choice);
+    r.mutable_chat()->set_tool_choice_function(c.function);
+    r.set_response_format(c.format);
+    const absl::StatusOr<ToolOutput> out = ApplyToolChoice(&r);
+    EXPECT_EQ(out.status().code(), absl::StatusCode::kInvalidArgument) << c.what;
+    EXPECT_THAT(Message(out), StartsWith(c.message)) << c.what;
+  }
+}
+
+TEST(ChatToolsTest, ToolsAreCheckedByName) {
+  v1::GenerateRequest r = Chat();
+  EXPECT_TRUE(CheckTools(r.chat()).ok());
+  r.mutable_chat()->mutable_tools(1)->set_name("get_weather");
+  EXPECT_EQ(CheckTools(r.chat()).message(),
+            "tools[1].name \"get_weather\" names a function already offered");
+  r = Chat();
+  r.mutable_chat()->mutable_tools(0)->set_parameters("[1]");
+  EXPECT_EQ(CheckTools(r.chat()).message(), "tools[0].parameters must be a JSON object");
+  r.mutable_chat()->mutable_tools(0)->set_parameters("{");
+  EXPECT_THAT(std::string(CheckTools(r.chat()).message()), StartsWith("tools[0].parameters"));
+  r = Chat();
+  r.mutable_chat()->mutable_tools(0)->set_name(std::string(65, 'a'));
+  EXPECT_THAT(std::string(CheckTools(r.chat()).message()), StartsWith("tools[0].name must be"));
+  r = Chat();
+  for (int i = 2; i <= kMaxTools; ++i)
+    r.mutable_chat()->add_tools()->set_name(absl::StrCat("f", i));
+  EXPECT_THAT(std::string(CheckTools(r.chat()).message()), HasSubstr("129 tools, at most 128"));
+}
+
+// A schema the grammar cannot take, in the chat's terms: the function's
+// parameters, not a json_schema the client never sent.
+TEST(ChatToolsTest, ASchemaErrorOfAForcedCallIsTheFunctions) {
+  const absl::Status schema =
+      absl::InvalidArgumentError("json_schema at /x: minimum is not served");
+  ToolOutput named{.calls = true, .forced = "get_weather"};
+  EXPECT_EQ(InToolTerms(named, schema).message(),
+            "tool_choice holds the answer to the parameters of get_weather at /x: minimum is "
+            "not served");
+  ToolOutput any{.calls = true, .forced = ""};
+  EXPECT_THAT(std::string(InToolTerms(any, schema).message()),
+              StartsWith("tool_choice holds the answer to the call's schema at /x"));
+  EXPECT_EQ(InToolTerms(ToolOutput{.calls = true}, schema), schema) << "the client's own schema";
+}
+
+}  // namespace
+}  // namespace cohost::server
