@@ -500,6 +500,8 @@ std::vector<ModelSummary> Router::ListModels() const {
     s.architecture = model->config().architecture;
     s.context_length = model->config().max_position_embeddings;
     s.vocab_size = model->config().vocab_size;
+    s.experts = model->config().num_experts;
+    s.experts_used = model->config().num_experts_used;
     s.kv_cache_tokens = model->request_limits().kv_capacity_tokens;
     s.kv_bytes_held = model->kv_bytes_held();
     s.state = status.state;

@@ -39,9 +39,10 @@ namespace cohost::scheduler {
 struct ModelSummary {
   std::string name, path, architecture;
   int32_t context_length = 0, vocab_size = 0;
-  int64_t kv_cache_tokens = 0;  // the most the model's KV share can ever hold
-  int64_t kv_bytes_held = 0;    // its share of the device's KV pool now
-  bool serving = false;         // ready and not draining
+  int32_t experts = 0, experts_used = 0;  // a mixture of experts' (0 for a dense model)
+  int64_t kv_cache_tokens = 0;            // the most the model's KV share can ever hold
+  int64_t kv_bytes_held = 0;              // its share of the device's KV pool now
+  bool serving = false;                   // ready and not draining
   ModelState state = ModelState::kEvicted;
   std::string state_reason;
   std::string device;

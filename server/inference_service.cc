@@ -22,6 +22,8 @@ void FillModelInfo(const scheduler::ModelSummary& m, v1::ModelInfo* out) {
   out->set_architecture(m.architecture);
   out->set_context_length(static_cast<uint32_t>(m.context_length));
   out->set_vocab_size(static_cast<uint32_t>(m.vocab_size));
+  out->set_experts(static_cast<uint32_t>(m.experts));
+  out->set_experts_used(static_cast<uint32_t>(m.experts_used));
   out->set_serving(m.serving);
   out->set_kv_cache_tokens(static_cast<uint64_t>(m.kv_cache_tokens));
   switch (m.state) {

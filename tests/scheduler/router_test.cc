@@ -80,10 +80,11 @@ class RouterTest : public ::testing::Test {
     router_ = std::make_unique<Router>(backend_.get(), SmallEngine(), limits);
   }
 
-  absl::Status AddTiny(const std::string& name) {
+  absl::Status AddTiny(const std::string& name,
+                       const runtime::testing::TinyModelOptions& options = {}) {
     runtime::LoadedModel loaded = TinyLoaded();
     absl::StatusOr<std::unique_ptr<runtime::Model>> m =
-        runtime::Model::Create(runtime::testing::MakeTinyModelFile(), backend_.get());
+        runtime::Model::Create(runtime::testing::MakeTinyModelFile(options), backend_.get());
     if (!m.ok()) return m.status();
     loaded.model = *std::move(m);
     return router_->AddModel(name, "tiny:" + name, std::move(loaded));
@@ -123,7 +124,7 @@ class RouterTest : public ::testing::Test {
 TEST_F(RouterTest, AddFindListUnload) {
   MakeRouter();
   ASSERT_TRUE(AddTiny("tiny").ok());
-  ASSERT_TRUE(AddTiny("other-1.5b").ok());
+  ASSERT_TRUE(AddTiny("other-1.5b", {.experts = 4}).ok());
 
   std::shared_ptr<ServedModel> m = FindOrDie("tiny");
   ASSERT_NE(m, nullptr);
@@ -139,6 +140,11 @@ TEST_F(RouterTest, AddFindListUnload) {
   EXPECT_EQ(list[1].architecture, "llama");
   EXPECT_EQ(list[1].context_length, 256);
   EXPECT_EQ(list[1].vocab_size, 272);
+  EXPECT_EQ(list[1].experts, 0) << "a dense model";
+  EXPECT_EQ(list[1].experts_used, 0);
+  EXPECT_EQ(list[0].architecture, "qwen3moe");
+  EXPECT_EQ(list[0].experts, 4);
+  EXPECT_EQ(list[0].experts_used, 2);
   EXPECT_EQ(list[1].kv_cache_tokens, m->request_limits().kv_capacity_tokens);
   EXPECT_GT(list[1].kv_cache_tokens, 0);
   EXPECT_TRUE(list[1].serving);

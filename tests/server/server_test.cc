@@ -352,6 +352,24 @@ TEST(ServerTest, HealthAndModelListing) {
   EXPECT_TRUE(
       WaitFor([&] { return HealthCheck(ts.channel(), kModel).value_or(-1) == 1; }, seconds(60)));
   EXPECT_TRUE(Generate(ts.stub(), Greedy(1)).status.ok());
+  EXPECT_EQ(list.models(0).experts(), 0u) << "a dense model";
+
+  // A mixture of experts says how many it has, and how many a token uses
+  // (the Qwen3-MoE variant of the same weights: 2 of 4).
+  grpc::ClientContext moe_ctx;
+  load.set_name("moe");
+  load.set_path("SmolLM2-135M-Instruct.Qwen3MoE-Q8_0.gguf");
+  const grpc::Status moe_status = ts.stub().LoadModel(&moe_ctx, load, &loaded);
+  ASSERT_TRUE(moe_status.ok()) << moe_status.error_message();
+  EXPECT_TRUE(
+      WaitFor([&] { return HealthCheck(ts.channel(), "moe").value_or(-1) == 1; }, seconds(60)));
+  grpc::ClientContext moe_list_ctx;
+  ASSERT_TRUE(ts.stub().ListModels(&moe_list_ctx, {}, &list).ok());
+  ASSERT_EQ(list.models_size(), 2);
+  const v1::ModelInfo& moe = list.models(0).name() == "moe" ? list.models(0) : list.models(1);
+  EXPECT_EQ(moe.architecture(), "qwen3moe");
+  EXPECT_EQ(moe.experts(), 4u);
+  EXPECT_EQ(moe.experts_used(), 2u);
 }
 
 // A connection without calls is closed after the idle limit, so that

@@ -59,6 +59,8 @@ nlohmann::json ModelJson(const v1::ModelInfo& m) {
           {"architecture", m.architecture()},
           {"context_length", m.context_length()},
           {"vocab_size", m.vocab_size()},
+          {"experts", m.experts()},
+          {"experts_used", m.experts_used()},
           {"serving", m.serving()},
           {"state", StateName(m.state())},
           {"state_reason", m.state_reason()},
@@ -114,7 +116,7 @@ int ModelsCommand(int argc, char** argv) {
     std::cout << out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << std::endl;
     return 0;
   }
-  std::printf("%-20s %-8s %-12s %8s %9s %9s %-10s %-24s %s\n", "NAME", "STATE", "ARCH", "CONTEXT",
+  std::printf("%-20s %-8s %-16s %8s %9s %9s %-10s %-24s %s\n", "NAME", "STATE", "ARCH", "CONTEXT",
               "WEIGHTS", "KV", "LAST USED", "DEVICE", "WHY");
   const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                              std::chrono::system_clock::now().time_since_epoch())
@@ -125,8 +127,12 @@ int ModelsCommand(int argc, char** argv) {
       why += absl::StrFormat(" (its %.1f MB of weights wait in host memory)",
                              static_cast<double>(m.offloaded_bytes()) / (1 << 20));
     }
-    std::printf("%-20s %-8s %-12s %8u %7.1fMB %7.1fMB %-10s %-24s %s\n", m.name().c_str(),
-                StateName(m.state()).c_str(), m.architecture().c_str(), m.context_length(),
+    // A mixture of experts: "qwen3moe 8/128", the experts a token uses of a layer's.
+    const std::string arch =
+        m.experts() > 0 ? absl::StrCat(m.architecture(), " ", m.experts_used(), "/", m.experts())
+                        : m.architecture();
+    std::printf("%-20s %-8s %-16s %8u %7.1fMB %7.1fMB %-10s %-24s %s\n", m.name().c_str(),
+                StateName(m.state()).c_str(), arch.c_str(), m.context_length(),
                 static_cast<double>(m.weights_bytes()) / (1 << 20),
                 static_cast<double>(m.kv_bytes()) / (1 << 20),
                 Ago(now_ms - m.last_used_unix_ms()).c_str(), m.device().c_str(), why.c_str());
