@@ -34,6 +34,7 @@
 #include "common/status_macros.h"
 #include "scheduler/config_yaml.h"
 #include "scheduler/model_name.h"
+#include "scheduler/model_path.h"
 #include "scheduler/tenant_config.h"
 
 namespace cohost::scheduler {
@@ -97,20 +98,6 @@ constexpr FieldLines kNoFieldLines = [] {
 }();
 
 size_t FieldIndex(Field field) { return static_cast<size_t>(field); }
-
-// A file's path as given: non-empty, no NUL (which would silently cut it
-// short where it is opened), at most kMaxModelPathLength bytes.
-absl::Status CheckFilePath(std::string_view file) {
-  if (file.empty()) return absl::InvalidArgumentError("the path is empty");
-  if (file.find('\0') != std::string_view::npos) {
-    return absl::InvalidArgumentError("the path contains a NUL byte");
-  }
-  if (file.size() > kMaxModelPathLength) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "the path is %d bytes long; at most %d are allowed", file.size(), kMaxModelPathLength));
-  }
-  return absl::OkStatus();
-}
 
 bool ValidDevice(absl::string_view device) {
   return device == "cpu" || ParseCudaDevice(std::string_view(device.data(), device.size()));

@@ -24,6 +24,19 @@ std::string RealPath(const std::string& path) {
 
 }  // namespace
 
+absl::Status CheckFilePath(std::string_view file, std::string_view noun) {
+  const absl::string_view what(noun.data(), noun.size());
+  if (file.empty()) return absl::InvalidArgumentError(absl::StrCat(what, " is empty"));
+  if (file.find('\0') != std::string_view::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(what, " contains a NUL byte"));
+  }
+  if (file.size() > kMaxModelPathLength) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, " is ", file.size(), " bytes long; at most ", kMaxModelPathLength, " are allowed"));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::string> ResolveClientModelPath(const std::string& root,
                                                    std::string_view requested) {
   if (root.empty()) {
@@ -31,15 +44,8 @@ absl::StatusOr<std::string> ResolveClientModelPath(const std::string& root,
         "loading models by path over the API is off (the operator enables it with --model-root "
         "DIR); the server's configured models load by name with an empty path");
   }
+  if (absl::Status s = CheckFilePath(requested, "the model path"); !s.ok()) return s;
   const absl::string_view path(requested.data(), requested.size());
-  if (path.empty()) return absl::InvalidArgumentError("the model path is empty");
-  if (path.size() > kMaxModelPathLength) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("the model path is over ", kMaxModelPathLength, " bytes"));
-  }
-  if (path.find('\0') != absl::string_view::npos) {
-    return absl::InvalidArgumentError("the model path contains a NUL byte");
-  }
   // Outside the root, through "..", through a symbolic link out of it, or
   // missing: one answer, so that it tells nothing about what exists.
   const absl::Status denied = absl::PermissionDeniedError(absl::StrCat(

@@ -7,14 +7,21 @@
 #include <string>
 #include <string_view>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
 namespace cohost::scheduler {
 
+// A file's path as given, from the operator or a client: non-empty, no NUL
+// (which would silently cut it short where it is opened), at most
+// kMaxModelPathLength bytes. INVALID_ARGUMENT, calling it `what`, otherwise.
+absl::Status CheckFilePath(std::string_view file, std::string_view what = "the path");
+
 // The real path of `requested` (relative to `root`, or absolute), or:
 //   PERMISSION_DENIED when `root` is empty (loading by path over the API is
 //     off; the server's configured models still load by name);
-//   INVALID_ARGUMENT for an empty or overlong path, or a NUL byte;
+//   INVALID_ARGUMENT for an empty or overlong path, or a NUL byte
+//     (CheckFilePath, "the model path");
 //   PERMISSION_DENIED, in the same words whatever the cause, when it does not
 //     resolve to an existing file or directory under the root (outside it, a
 //     ".." component, a symbolic link out of it, missing, unreadable), so that

@@ -181,13 +181,8 @@ absl::StatusOr<runtime::GenerateRequest> BuildGenerateRequest(const v1::Generate
     return absl::InvalidArgumentError(absl::StrFormat(
         "logprobs must be in [0, %d], got %u", runtime::kMaxTopLogprobs, request.logprobs()));
   }
-  // Before the map is copied and sorted (SamplingParams::Validate says the
-  // same below the limit).
-  if (request.sampling().logit_bias_size() > runtime::kMaxLogitBias) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("logit_bias has %d entries, at most %d allowed",
-                        request.sampling().logit_bias_size(), runtime::kMaxLogitBias));
-  }
+  // Before the map is copied and sorted.
+  RETURN_IF_ERROR(runtime::CheckLogitBiasCount(request.sampling().logit_bias_size()));
   if (!v1::ResponseFormat_IsValid(request.response_format())) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "response_format must be TEXT (0), JSON_OBJECT (1) or JSON_SCHEMA (2), got %d",

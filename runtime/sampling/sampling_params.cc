@@ -19,6 +19,12 @@ absl::Status CheckRange(const char* field, float value, float lo, float hi, bool
 
 }  // namespace
 
+absl::Status CheckLogitBiasCount(size_t entries) {
+  if (entries <= static_cast<size_t>(kMaxLogitBias)) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrFormat("logit_bias has %d entries, at most %d allowed", entries, kMaxLogitBias));
+}
+
 absl::Status SamplingParams::Validate(int32_t vocab_size) const {
   if (vocab_size <= 0) {
     return absl::InvalidArgumentError(
@@ -53,10 +59,7 @@ absl::Status SamplingParams::Validate(int32_t vocab_size) const {
           "stop_token_ids[%d] must be in [0, %d), got %d", i, vocab_size, stop_token_ids[i]));
     }
   }
-  if (logit_bias.size() > static_cast<size_t>(kMaxLogitBias)) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "logit_bias has %d entries, at most %d allowed", logit_bias.size(), kMaxLogitBias));
-  }
+  if (absl::Status s = CheckLogitBiasCount(logit_bias.size()); !s.ok()) return s;
   for (size_t i = 0; i < logit_bias.size(); ++i) {
     const LogitBias& b = logit_bias[i];
     if (b.token < 0 || b.token >= vocab_size) {

@@ -28,6 +28,9 @@ inline constexpr int32_t kMaxTopLogprobs = kernels::kMaxTopLogprobs;
 // 100] (-100 rules a token out in practice, 100 all but forces it).
 inline constexpr int32_t kMaxLogitBias = 300;
 inline constexpr float kMaxLogitBiasValue = 100.f;
+// INVALID_ARGUMENT past kMaxLogitBias entries: the one wording of the limit,
+// which the front doors check before they read or copy the entries.
+absl::Status CheckLogitBiasCount(size_t entries);
 
 // A token's logit bias: added to its raw logit before the penalties (as
 // vLLM's logits processor does; kernels::PenaltyTerm::add on the device).

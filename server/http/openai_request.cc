@@ -238,10 +238,9 @@ absl::Status ParseLogitBias(const Json& body, v1::SamplingParams* s) {
   const Json* bias = Field(body, "logit_bias");
   if (bias == nullptr) return absl::OkStatus();
   if (!bias->is_object()) return Bad("logit_bias", "must be an object of token id -> bias");
-  // Before each entry is read (the limit's home is runtime::kMaxLogitBias).
-  if (bias->size() > static_cast<size_t>(runtime::kMaxLogitBias)) {
-    return Bad("logit_bias", absl::StrCat("has ", bias->size(), " entries, at most ",
-                                          runtime::kMaxLogitBias, " allowed"));
+  // Before each entry is read.
+  if (absl::Status s = runtime::CheckLogitBiasCount(bias->size()); !s.ok()) {
+    return WithParam(std::move(s), "logit_bias");
   }
   for (const auto& [key, value] : bias->items()) {
     // Decimal without leading zeros, so that no two keys name one token.

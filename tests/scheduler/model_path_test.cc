@@ -69,6 +69,12 @@ TEST_F(ModelPathTest, Table) {
           << "a refusal showed the server's directories";
     }
   }
+  // The path rule the operator's paths keep too (CheckFilePath), in a
+  // client's words.
+  EXPECT_EQ(ResolveClientModelPath(root_.string(), "").status().message(),
+            "the model path is empty");
+  EXPECT_EQ(ResolveClientModelPath(root_.string(), std::string(5000, 'a')).status().message(),
+            "the model path is 5000 bytes long; at most 4096 are allowed");
   // The same words for a missing file, a link out of the root, and a real
   // file outside it: nothing tells what exists.
   EXPECT_EQ(ResolveClientModelPath(root_.string(), "escape.gguf").status().message(),

@@ -115,12 +115,12 @@ absl::Status Setup(const ParsedArgs& args, const v1::ModelInfo& model, BenchSetu
   c["seed"] = workload_seed;
 
   // Sampling and stops, shared by every request.
-  absl::StatusOr<runtime::SamplingParams> params = SamplingParamsFromArgs(args);
+  std::string json_schema;
+  absl::StatusOr<runtime::SamplingParams> params = SamplingParamsFromArgs(args, &json_schema);
   if (!params.ok()) return params.status();
   params->seed.reset();
   s->plan.base.set_model(model.name());
-  FillSampling(*params, &s->plan.base);
-  RETURN_IF_ERROR(FillJsonSchema(args, &s->plan.base));
+  FillSampling(*params, json_schema, &s->plan.base);
   c["sampling"] = {{"temperature", params->temperature},
                    {"top_k", params->top_k},
                    {"top_p", params->top_p},

@@ -85,7 +85,8 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannelFromArgs(const ParsedA
   return Channel(address, grpc::SslCredentials(tls));
 }
 
-void FillSampling(const runtime::SamplingParams& p, v1::GenerateRequest* request) {
+void FillSampling(const runtime::SamplingParams& p, std::string_view json_schema,
+                  v1::GenerateRequest* request) {
   v1::SamplingParams* s = request->mutable_sampling();
   s->set_temperature(p.temperature);
   s->set_top_k(p.top_k);
@@ -103,18 +104,18 @@ void FillSampling(const runtime::SamplingParams& p, v1::GenerateRequest* request
   request->clear_stop_token_ids();
   for (int32_t id : p.stop_token_ids) request->add_stop_token_ids(id);
   request->set_ignore_eos(p.ignore_eos);
-  request->set_response_format(p.response_format == runtime::ResponseFormat::kJsonObject
-                                   ? v1::RESPONSE_FORMAT_JSON_OBJECT
-                                   : v1::RESPONSE_FORMAT_TEXT);
-}
-
-absl::Status FillJsonSchema(const ParsedArgs& args, v1::GenerateRequest* request) {
-  ASSIGN_OR_RETURN(const std::optional<std::string> text, JsonSchemaText(args));
-  if (text) {
-    request->set_response_format(v1::RESPONSE_FORMAT_JSON_SCHEMA);
-    request->set_json_schema(*text);
+  switch (p.response_format) {
+    case runtime::ResponseFormat::kText:
+      request->set_response_format(v1::RESPONSE_FORMAT_TEXT);
+      break;
+    case runtime::ResponseFormat::kJsonObject:
+      request->set_response_format(v1::RESPONSE_FORMAT_JSON_OBJECT);
+      break;
+    case runtime::ResponseFormat::kJsonSchema:
+      request->set_response_format(v1::RESPONSE_FORMAT_JSON_SCHEMA);
+      request->set_json_schema(std::string(json_schema));
+      break;
   }
-  return absl::OkStatus();
 }
 
 std::string_view FinishReasonName(v1::FinishReason reason) {

@@ -42,11 +42,11 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannelFromArgs(const ParsedA
 void AddCallMetadata(grpc::ClientContext* context, const std::string& tenant = "");
 
 // Sets every sampling field explicitly (so the server uses `cohost run`'s
-// defaults, not its own), max_tokens, stop strings and ids, ignore_eos.
-void FillSampling(const runtime::SamplingParams& params, v1::GenerateRequest* request);
-// --json-schema's text into the request (RESPONSE_FORMAT_JSON_SCHEMA), where
-// the flag is given: the server reads and compiles it, as any client's.
-absl::Status FillJsonSchema(const ParsedArgs& args, v1::GenerateRequest* request);
+// defaults, not its own), max_tokens, stop strings and ids, ignore_eos, and
+// the response format: a JSON schema's as `json_schema`, its text (the server
+// compiles it, as any client's).
+void FillSampling(const runtime::SamplingParams& params, std::string_view json_schema,
+                  v1::GenerateRequest* request);
 
 // "stop", "length", "stop_string", "cancelled" (cohost run's names); "unspecified".
 std::string_view FinishReasonName(v1::FinishReason reason);

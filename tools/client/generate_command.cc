@@ -76,10 +76,10 @@ absl::StatusOr<v1::GenerateRequest> RequestFromArgs(const ParsedArgs& args) {
     if (args.Has("system")) return absl::InvalidArgumentError("--system needs --chat");
     request.set_text(*args.Get("prompt"));
   }
-  absl::StatusOr<runtime::SamplingParams> params = SamplingParamsFromArgs(args);
+  std::string json_schema;
+  absl::StatusOr<runtime::SamplingParams> params = SamplingParamsFromArgs(args, &json_schema);
   if (!params.ok()) return params.status();
-  FillSampling(*params, &request);
-  RETURN_IF_ERROR(FillJsonSchema(args, &request));
+  FillSampling(*params, json_schema, &request);
   return request;
 }
 

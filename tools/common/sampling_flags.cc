@@ -49,9 +49,24 @@ std::optional<int32_t> TokenId(const std::string& text) {
   return static_cast<int32_t>(v);
 }
 
+// The text of --json-schema's file, if the flag is given; NOT_FOUND naming the
+// path if it cannot be read.
+absl::StatusOr<std::optional<std::string>> JsonSchemaText(const ParsedArgs& args) {
+  const std::optional<std::string> path = args.Get("json-schema");
+  if (!path) return std::nullopt;
+  std::ifstream in(*path, std::ios::binary);
+  if (!in.is_open()) {
+    return absl::NotFoundError(absl::StrCat("--json-schema ", *path, ": cannot be read"));
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
 }  // namespace
 
-absl::StatusOr<runtime::SamplingParams> SamplingParamsFromArgs(const ParsedArgs& args) {
+absl::StatusOr<runtime::SamplingParams> SamplingParamsFromArgs(const ParsedArgs& args,
+                                                               std::string* json_schema_text) {
   runtime::SamplingParams p;
   p.max_tokens = 128;
   p.temperature = 0.7f;
@@ -126,20 +141,9 @@ absl::StatusOr<runtime::SamplingParams> SamplingParamsFromArgs(const ParsedArgs&
     }
     p.json_schema = std::make_shared<const runtime::JsonSchema>(*std::move(schema));
     p.response_format = runtime::ResponseFormat::kJsonSchema;
+    if (json_schema_text != nullptr) *json_schema_text = *schema_text;
   }
   return p;
-}
-
-absl::StatusOr<std::optional<std::string>> JsonSchemaText(const ParsedArgs& args) {
-  const std::optional<std::string> path = args.Get("json-schema");
-  if (!path) return std::nullopt;
-  std::ifstream in(*path, std::ios::binary);
-  if (!in.is_open()) {
-    return absl::NotFoundError(absl::StrCat("--json-schema ", *path, ": cannot be read"));
-  }
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
 }
 
 }  // namespace cohost::tools

@@ -13,12 +13,11 @@ namespace cohost::tools {
 
 std::vector<FlagSpec> SamplingFlagSpecs();
 
-// The text of --json-schema's file, if the flag is given; NOT_FOUND naming the
-// path if it cannot be read.
-absl::StatusOr<std::optional<std::string>> JsonSchemaText(const ParsedArgs& args);
-
 // Range checks beyond parsing are SamplingParams::Validate's job, done where the
-// vocabulary is known.
-absl::StatusOr<runtime::SamplingParams> SamplingParamsFromArgs(const ParsedArgs& args);
+// vocabulary is known. --json-schema's file is read once (NOT_FOUND naming the
+// path if it cannot be): compiled into the parameters' json_schema, and, where
+// `json_schema_text` is given, its text there (what a gRPC request carries).
+absl::StatusOr<runtime::SamplingParams> SamplingParamsFromArgs(
+    const ParsedArgs& args, std::string* json_schema_text = nullptr);
 
 }  // namespace cohost::tools

@@ -179,7 +179,7 @@ TEST(FillSamplingTest, SetsEveryFieldSoServerDefaultsDoNotApply) {
   p.stop_token_ids = {7};
   p.ignore_eos = true;
   v1::GenerateRequest r;
-  FillSampling(p, &r);
+  FillSampling(p, "", &r);
   EXPECT_TRUE(r.sampling().has_temperature());
   EXPECT_EQ(r.sampling().temperature(), 0);
   EXPECT_EQ(r.sampling().top_k(), 5);
@@ -189,9 +189,18 @@ TEST(FillSamplingTest, SetsEveryFieldSoServerDefaultsDoNotApply) {
   EXPECT_THAT(r.stop(), ::testing::ElementsAre("\n\n"));
   EXPECT_THAT(r.stop_token_ids(), ::testing::ElementsAre(7));
   EXPECT_TRUE(r.ignore_eos());
+  EXPECT_EQ(r.response_format(), v1::RESPONSE_FORMAT_TEXT);
   p.seed = 42;
-  FillSampling(p, &r);
+  FillSampling(p, "", &r);
   EXPECT_EQ(r.sampling().seed(), 42u);
+  // A schema goes as the text the flag's file held.
+  p.response_format = runtime::ResponseFormat::kJsonSchema;
+  FillSampling(p, R"({"type": "object"})", &r);
+  EXPECT_EQ(r.response_format(), v1::RESPONSE_FORMAT_JSON_SCHEMA);
+  EXPECT_EQ(r.json_schema(), R"({"type": "object"})");
+  p.response_format = runtime::ResponseFormat::kJsonObject;
+  FillSampling(p, "", &r);
+  EXPECT_EQ(r.response_format(), v1::RESPONSE_FORMAT_JSON_OBJECT);
 }
 
 TEST(ParseTokenListTest, ParsesAndRejects) {

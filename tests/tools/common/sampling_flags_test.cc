@@ -13,13 +13,14 @@
 namespace cohost::tools {
 namespace {
 
-absl::StatusOr<runtime::SamplingParams> Parse(std::vector<std::string> args) {
+absl::StatusOr<runtime::SamplingParams> Parse(std::vector<std::string> args,
+                                              std::string* json_schema = nullptr) {
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   absl::StatusOr<ParsedArgs> parsed =
       ParseArgs(SamplingFlagSpecs(), static_cast<int>(argv.size()), argv.data());
   if (!parsed.ok()) return parsed.status();
-  return SamplingParamsFromArgs(*parsed);
+  return SamplingParamsFromArgs(*parsed, json_schema);
 }
 
 TEST(SamplingFlagsTest, Defaults) {
@@ -95,9 +96,9 @@ TEST(SamplingFlagsTest, LogitBiasesAreReadByToken) {
   EXPECT_EQ(p->logit_bias, (std::vector<runtime::LogitBias>{{7, 2.5f}, {50, -100.f}}));
 }
 
-// --json-schema FILE: compiled for `cohost run` (the client sends the text,
-// JsonSchemaText); an unreadable file, bad JSON or an unsupported keyword are
-// errors naming the flag.
+// --json-schema FILE: read once, compiled for `cohost run` and its text kept
+// for the clients to send; an unreadable file, bad JSON or an unsupported
+// keyword are errors naming the flag.
 TEST(SamplingFlagsTest, AJsonSchemaFileIsReadAndCompiled) {
   const std::string dir = ::testing::TempDir();
   const auto write = [&](const std::string& name, const std::string& text) {
@@ -106,8 +107,10 @@ TEST(SamplingFlagsTest, AJsonSchemaFileIsReadAndCompiled) {
     return path;
   };
   const std::string good = write("good.json", R"({"type":"object","properties":{"a":{}}})");
-  absl::StatusOr<runtime::SamplingParams> p = Parse({"--json-schema", good});
+  std::string text;
+  absl::StatusOr<runtime::SamplingParams> p = Parse({"--json-schema", good}, &text);
   ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(text, R"({"type":"object","properties":{"a":{}}})") << "the file's text, as it is";
   EXPECT_EQ(p->response_format, runtime::ResponseFormat::kJsonSchema);
   ASSERT_NE(p->json_schema, nullptr);
   EXPECT_TRUE(p->Validate(100).ok());
