@@ -66,7 +66,7 @@ void BM_Mask(benchmark::State& state) {
   if (!document.FeedAll(kPrefixes[state.range(0)])) return state.SkipWithError("bad prefix");
   std::vector<float> logits(tokenizer.vocab_size());
   for (auto _ : state) {
-    constraint->Mask(schema, document, {}, absl::MakeSpan(logits));
+    constraint->Mask(schema, document, JsonPhase::kDocument, {}, absl::MakeSpan(logits));
     benchmark::DoNotOptimize(logits.data());
   }
 }
@@ -104,11 +104,12 @@ void BM_SchemaDocument(benchmark::State& state) {
         interned ? table.Compile(schema_json).value()
                  : std::make_shared<const JsonSchema>(JsonSchema::Compile(schema_json).value());
     JsonGrammar document(*schema);
+    JsonPhase phase = JsonPhase::kDocument;
     for (const int32_t id : ids) {
       std::fill(logits.begin(), logits.end(), 0.f);
-      constraint->Mask(schema, document, {}, absl::MakeSpan(logits));
+      constraint->Mask(schema, document, phase, {}, absl::MakeSpan(logits));
       if (logits[id] < 0) return state.SkipWithError("the document's token was masked");
-      constraint->Advance(*schema, id, &document);
+      constraint->Advance(*schema, id, &phase, &document);
     }
     if (!document.Complete()) return state.SkipWithError("the document is not whole");
   }

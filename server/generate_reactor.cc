@@ -411,11 +411,11 @@ absl::Status GenerateReactor::Start(const grpc::ByteBuffer& request_bytes) {
   absl::StatusOr<runtime::GenerateRequest> built =
       BuildGenerateRequest(request, model->tokenizer(), model->request_limits(), &tool_output);
   if (!built.ok()) return built.status();
-  // A JSON response has no think block: it is all text, even where the
-  // generation prompt opened one.
+  // A JSON response has a think block only where its document follows one
+  // (JsonPhase); else it is all text.
   std::optional<runtime::ReasoningSplitter> reasoning;
   if (request.split_reasoning() && model->tokenizer().WritesThinkBlocks() &&
-      built->sampling.response_format == runtime::ResponseFormat::kText) {
+      built->sampling.MayThink()) {
     // Inside the block from the start where the chat's generation prompt
     // opened it (DeepSeek-R1's, Qwen3-Thinking-2507's); a text or token
     // prompt is the client's own.

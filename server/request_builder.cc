@@ -152,6 +152,26 @@ absl::StatusOr<std::shared_ptr<const runtime::JsonSchema>> SchemaFrom(
   return runtime::InternedSchemas::Global().Compile(parsed);
 }
 
+// Where a chat's JSON document starts when its reasoning is split off
+// (split_reasoning): after the think block its model's template has it write
+// first (Qwen3's, unless the chat turns thinking off), or that its generation
+// prompt opens (DeepSeek-R1's), as vLLM's structured output waits for the
+// reasoning parser's end of reasoning. Otherwise at once (the output is the
+// document alone), as it is where the vocabulary has no think tags as
+// tokens, and for a text or token prompt (the client's own).
+runtime::JsonPhase JsonPhaseOf(const v1::GenerateRequest& request, runtime::ResponseFormat format,
+                               const runtime::Tokenizer& tokenizer) {
+  if (format == runtime::ResponseFormat::kText || !request.has_chat() ||
+      !request.split_reasoning() || !tokenizer.WritesThinkBlocks() ||
+      tokenizer.think_open_id() < 0 || tokenizer.think_close_id() < 0) {
+    return runtime::JsonPhase::kDocument;
+  }
+  if (tokenizer.OpensThinkBlock()) return runtime::JsonPhase::kThinking;
+  const v1::ChatInput& chat = request.chat();
+  if (chat.has_enable_thinking() && !chat.enable_thinking()) return runtime::JsonPhase::kDocument;
+  return runtime::JsonPhase::kMayThink;
+}
+
 }  // namespace
 
 absl::StatusOr<runtime::GenerateRequest> BuildGenerateRequest(const v1::GenerateRequest& request,
@@ -205,6 +225,7 @@ absl::StatusOr<runtime::GenerateRequest> BuildGenerateRequest(const v1::Generate
         limits.context_length, request.chat().messages_size()));
   }
   ASSIGN_OR_RETURN(out.prompt_ids, PromptIds(request, tokenizer));
+  out.sampling.json_phase = JsonPhaseOf(request, out.sampling.response_format, tokenizer);
   if (out.prompt_ids.empty()) return absl::InvalidArgumentError("the input encodes to no tokens");
   if (request.has_max_tokens()) {
     // Beyond int32 is beyond every context, said with the value sent.

@@ -54,6 +54,7 @@ struct LiveRequest {
         submitted(now) {
     json_schema = request.sampling.OutputSchema();
     if (json_schema) json.emplace(*json_schema);
+    json_phase = request.sampling.json_phase;
     seq.id = id;
     seq.tokens = request.prompt_ids;
     seq.num_prompt_tokens = static_cast<int32_t>(request.prompt_ids.size());
@@ -75,9 +76,11 @@ struct LiveRequest {
   IncrementalDetokenizer detok;
   StopChecker stops;
   // Set for a JSON response format: its schema, and the document's state
-  // after the tokens sampled so far (masked by Impl::json_constraint).
+  // after the tokens sampled so far (masked by Impl::json_constraint), and
+  // whether it has started (a think block may come first).
   std::shared_ptr<const JsonSchema> json_schema;
   std::optional<JsonGrammar> json;
+  JsonPhase json_phase = JsonPhase::kDocument;
   Clock::time_point submitted;
   Clock::time_point first_scheduled, first_token;
   bool scheduled_once = false;

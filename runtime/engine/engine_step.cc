@@ -77,7 +77,7 @@ bool DeviceSampleInputs(const StepPlan& plan,
       const int32_t words = static_cast<int32_t>((vocab + 63) / 64);
       in->mask_of.push_back(r.json ? static_cast<int32_t>(in->masks.size()) / words : -1);
       if (r.json) {
-        json.AppendMask(r.json_schema, *r.json, r.request.sampling.stop_token_ids,
+        json.AppendMask(r.json_schema, *r.json, r.json_phase, r.request.sampling.stop_token_ids,
                         static_cast<int32_t>(vocab), &in->masks);
       }
     }
@@ -378,7 +378,9 @@ absl::StatusOr<bool> Engine::Step(const StepLimits& limits) {
         for (size_t row = 0; row < sampled.size(); ++row) {
           LiveRequest& r = *sampled[row];
           tokens[row] = s.sampled.ids[row];
-          if (r.json) s.json_constraint->Advance(*r.json_schema, tokens[row], &*r.json);
+          if (r.json) {
+            s.json_constraint->Advance(*r.json_schema, tokens[row], &r.json_phase, &*r.json);
+          }
           if (const std::optional<int32_t> top_n = r.request.sampling.logprobs) {
             const size_t width = 1 + static_cast<size_t>(s.sampled.top);
             r.logprobs = FromRow(
@@ -400,11 +402,13 @@ absl::StatusOr<bool> Engine::Step(const StepLimits& limits) {
                 // Sample rewrites the logits: logprobs read a copy of the model's.
                 if (top_n) raw_logits.assign(logits.begin(), logits.end());
                 if (r.json) {
-                  s.json_constraint->Mask(r.json_schema, *r.json, r.request.sampling.stop_token_ids,
-                                          logits);
+                  s.json_constraint->Mask(r.json_schema, *r.json, r.json_phase,
+                                          r.request.sampling.stop_token_ids, logits);
                 }
                 tokens[row] = r.sampler.Sample(logits, r.seq.tokens, r.seq.num_prompt_tokens);
-                if (r.json) s.json_constraint->Advance(*r.json_schema, tokens[row], &*r.json);
+                if (r.json) {
+                  s.json_constraint->Advance(*r.json_schema, tokens[row], &r.json_phase, &*r.json);
+                }
                 if (top_n) r.logprobs = ComputeLogprobs(raw_logits, tokens[row], *top_n);
               }
             });

@@ -77,13 +77,13 @@ int64_t JsonConstraint::walks() const {
 }
 
 void JsonConstraint::Mask(const std::shared_ptr<const JsonSchema>& schema,
-                          const JsonGrammar& document, absl::Span<const int32_t> stop_ids,
-                          absl::Span<float> logits) const {
+                          const JsonGrammar& document, JsonPhase phase,
+                          absl::Span<const int32_t> stop_ids, absl::Span<float> logits) const {
   // The row's bits, by the one rule of AppendMask (the ends, the stop ids,
   // the ids past the vocabulary), kept by the thread between tokens.
   thread_local std::vector<uint64_t> row;
   row.clear();
-  AppendMask(schema, document, stop_ids, static_cast<int32_t>(logits.size()), &row);
+  AppendMask(schema, document, phase, stop_ids, static_cast<int32_t>(logits.size()), &row);
   for (size_t id = 0; id < logits.size(); ++id) {
     if (((row[id / 64] >> (id % 64)) & 1) == 0) {
       logits[id] = -std::numeric_limits<float>::infinity();
@@ -92,29 +92,53 @@ void JsonConstraint::Mask(const std::shared_ptr<const JsonSchema>& schema,
 }
 
 void JsonConstraint::AppendMask(const std::shared_ptr<const JsonSchema>& schema,
-                                const JsonGrammar& document, absl::Span<const int32_t> stop_ids,
-                                int32_t width, std::vector<uint64_t>* masks) const {
-  const std::shared_ptr<const Allowed> allowed = AllowedAfter(schema, document);
+                                const JsonGrammar& document, JsonPhase phase,
+                                absl::Span<const int32_t> stop_ids, int32_t width,
+                                std::vector<uint64_t>* masks) const {
+  if (!Thinks()) phase = JsonPhase::kDocument;
   const size_t begin = masks->size();
   const size_t words = (static_cast<size_t>(width) + 63) / 64;
   masks->resize(begin + words, 0);
   uint64_t* row = masks->data() + begin;
-  std::copy_n(allowed->bits.begin(), std::min(words, allowed->bits.size()), row);
-  // Ids past the vocabulary (a model's padded rows) stay clear.
-  for (size_t id = static_cast<size_t>(mask_.vocab_size()); id < words * 64; ++id) {
-    row[id / 64] &= ~(uint64_t{1} << (id % 64));
+  const auto set = [row](size_t id, bool on) {
+    const uint64_t bit = uint64_t{1} << (id % 64);
+    row[id / 64] = on ? row[id / 64] | bit : row[id / 64] & ~bit;
+  };
+  // Inside the block: any token, but never an end (the document follows).
+  bool ends = false;
+  if (phase == JsonPhase::kThinking) {
+    std::fill_n(row, words, ~uint64_t{0});
+    for (const int32_t id : end_ids_) set(static_cast<size_t>(id), false);
+  } else {
+    const std::shared_ptr<const Allowed> allowed = AllowedAfter(schema, document);
+    std::copy_n(allowed->bits.begin(), std::min(words, allowed->bits.size()), row);
+    ends = allowed->ends;
+    // Before the document, the output may open the block instead.
+    if (phase == JsonPhase::kMayThink && tokenizer_.think_open_id() < width) {
+      set(static_cast<size_t>(tokenizer_.think_open_id()), true);
+    }
   }
+  // Ids past the vocabulary (a model's padded rows) stay clear.
+  for (size_t id = static_cast<size_t>(mask_.vocab_size()); id < words * 64; ++id) set(id, false);
   // The request's stop ids end it as the ends of generation do: allowed
   // where the document may end, nowhere else.
   for (const int32_t id : stop_ids) {
-    if (id < 0 || id >= width) continue;
-    const uint64_t bit = uint64_t{1} << (id % 64);
-    row[id / 64] = allowed->ends ? row[id / 64] | bit : row[id / 64] & ~bit;
+    if (id >= 0 && id < width) set(static_cast<size_t>(id), ends);
   }
 }
 
-void JsonConstraint::Advance(const JsonSchema& schema, int32_t token, JsonGrammar* document) const {
+void JsonConstraint::Advance(const JsonSchema& schema, int32_t token, JsonPhase* phase,
+                             JsonGrammar* document) const {
   if (tokenizer_.IsEndOfGeneration(token)) return;
+  if (!Thinks()) *phase = JsonPhase::kDocument;
+  if (*phase == JsonPhase::kMayThink) {
+    *phase = token == tokenizer_.think_open_id() ? JsonPhase::kThinking : JsonPhase::kDocument;
+    if (*phase == JsonPhase::kThinking) return;
+  }
+  if (*phase == JsonPhase::kThinking) {
+    if (token == tokenizer_.think_close_id()) *phase = JsonPhase::kDocument;
+    return;
+  }
   // Mask allowed it, so the grammar takes it whole (one that does not leaves
   // the document where its refused byte would have gone).
   document->FeedAll(schema, tokenizer_.TokenBytes(token));

@@ -15,6 +15,14 @@
 // address). A
 // length-limited string's states share a key while their counts are a
 // token or more from each limit (JsonGrammar::MaskKey).
+//
+// A document may follow a think block (JsonPhase, sampling_params.h): while
+// the output may still open one, the mask is the document's start's and the
+// opening tag; inside it every token but the ends of generation (and the
+// request's stop ids) is allowed; its closing tag starts the document. The
+// tags must each be one token of the vocabulary (Thinks): they are in every
+// reasoning model's (Qwen3's, QwQ's, DeepSeek-R1's added <think> and
+// </think>).
 #pragma once
 
 #include <cstdint>
@@ -27,6 +35,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/types/span.h"
 #include "runtime/sampling/json_grammar.h"
+#include "runtime/sampling/sampling_params.h"
 #include "runtime/sampling/token_mask.h"
 #include "runtime/tokenizer/tokenizer.h"
 
@@ -44,23 +53,31 @@ class JsonConstraint {
   const Tokenizer& tokenizer() const { return tokenizer_; }
   // Whether a document can end at all: the vocabulary has an end of generation.
   bool CanEnd() const { return !end_ids_.empty(); }
+  // Whether a document can follow a think block: "<think>" and "</think>"
+  // are each one (special) token.
+  bool Thinks() const {
+    return tokenizer_.think_open_id() >= 0 && tokenizer_.think_close_id() >= 0;
+  }
 
   // logits: [vocab] of one row, masked in place, for a document of
-  // `schema` (kept alive while a mask of it is cached). stop_ids: the
+  // `schema` (kept alive while a mask of it is cached) in `phase` (kDocument
+  // where the vocabulary has no think tags). stop_ids: the
   // request's own stop token ids, which end it as an end of generation does:
   // allowed only where the document may end. Where the vocabulary has no
   // token that continues the document (a vocabulary without some single
   // byte), the ends are allowed: it ends unfinished. Thread-safe.
   void Mask(const std::shared_ptr<const JsonSchema>& schema, const JsonGrammar& document,
-            absl::Span<const int32_t> stop_ids, absl::Span<float> logits) const;
+            JsonPhase phase, absl::Span<const int32_t> stop_ids, absl::Span<float> logits) const;
   // The same mask as bits (Backend::MaskRows's layout: bit t % 64 of word
   // t / 64 set where token t may follow), appended to `masks` for a row of
   // `width` logits (ids past the vocabulary never allowed).
   void AppendMask(const std::shared_ptr<const JsonSchema>& schema, const JsonGrammar& document,
-                  absl::Span<const int32_t> stop_ids, int32_t width,
+                  JsonPhase phase, absl::Span<const int32_t> stop_ids, int32_t width,
                   std::vector<uint64_t>* masks) const;
-  // The document after `token`; an end of generation leaves it as it is.
-  void Advance(const JsonSchema& schema, int32_t token, JsonGrammar* document) const;
+  // The phase and the document after `token`; an end of generation leaves
+  // them as they are.
+  void Advance(const JsonSchema& schema, int32_t token, JsonPhase* phase,
+               JsonGrammar* document) const;
   // The walks over the vocabulary so far: states not found cached.
   int64_t walks() const;
 

@@ -49,6 +49,17 @@ inline bool ByToken(const LogitBias& a, const LogitBias& b) { return a.token < b
 // OpenAI's `{"type": "json_schema"}`).
 enum class ResponseFormat : uint8_t { kText, kJsonObject, kJsonSchema };
 
+// Where a JSON response format's document starts in the output: the server
+// decides for a chat on a model whose template writes think blocks
+// (BuildGenerateRequest), and a vocabulary without both tags as tokens
+// starts it at once (JsonConstraint::Thinks).
+//   kDocument  at the first token;
+//   kMayThink  after a think block the output may open first (Qwen3's);
+//   kThinking  after the block the prompt opened closes (DeepSeek-R1's).
+// Until then the output is free, but for its ends of generation: the
+// document follows the block.
+enum class JsonPhase : uint8_t { kDocument, kMayThink, kThinking };
+
 struct SamplingParams {
   float temperature = 1.0f;               // 0 = greedy (argmax); valid [0, 100]
   int32_t top_k = 0;                      // 0 = off; valid [0, vocab]
@@ -69,10 +80,15 @@ struct SamplingParams {
   std::optional<int32_t> logprobs;
   ResponseFormat response_format = ResponseFormat::kText;
   std::shared_ptr<const JsonSchema> json_schema;  // set with kJsonSchema, compiled
+  JsonPhase json_phase = JsonPhase::kDocument;    // with a JSON response format
 
   // The schema the output is held to: json_schema, JsonSchema::AnyObject()
   // for kJsonObject; null for text.
   std::shared_ptr<const JsonSchema> OutputSchema() const;
+  // Whether the output may hold a think block: text, or JSON that follows one.
+  bool MayThink() const {
+    return response_format == ResponseFormat::kText || json_phase != JsonPhase::kDocument;
+  }
 
   // INVALID_ARGUMENT naming the field and the bad value; NaN and infinities rejected.
   absl::Status Validate(int32_t vocab_size) const;

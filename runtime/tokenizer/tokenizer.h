@@ -64,6 +64,11 @@ class Tokenizer {
   // Its generation prompt opens the block (DeepSeek-R1's,
   // Qwen3-Thinking-2507's, QwQ's): a chat's output starts inside it.
   bool OpensThinkBlock() const { return chat_template_.ok() && chat_template_->opens_think_block; }
+  // "<think>"'s and "</think>"'s ids where each is one special token of the
+  // vocabulary (as in every reasoning model's: added tokens), else -1: what
+  // a JSON document that follows the block needs (JsonConstraint).
+  int32_t think_open_id() const { return think_open_; }
+  int32_t think_close_id() const { return think_close_; }
   // What Decode(skip_special) and the streaming detokenizer leave out:
   // control tokens, the unknown token and unused ones (HF's skip_special_tokens,
   // vLLM's default, drops the first two, llama.cpp's token_to_piece all three;
@@ -116,6 +121,7 @@ class Tokenizer {
   std::vector<bool> end_of_generation_;
   SpecialTokenTrie specials_;  // control and user-defined tokens' spellings
   bool strips_leading_space_ = false;
+  int32_t think_open_ = -1, think_close_ = -1;
   bool prefix_after_special_ = false;  // TokenizerSpec::space_prefix_after_special
   bool nfc_ = false;                   // TokenizerSpec::normalize_nfc
   absl::StatusOr<ChatTemplate> chat_template_;

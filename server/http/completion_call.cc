@@ -78,11 +78,10 @@ absl::Status CompletionCall::Start(std::shared_ptr<scheduler::ServedModel> model
   // A template that opens the block in its generation prompt (DeepSeek-R1's,
   // Qwen3-Thinking-2507's) has the output start inside it; Qwen3's opens
   // none (with thinking off it writes a closed one), so the output starts
-  // outside. A JSON response (a forced call's too) has no think block: it is
-  // all content.
+  // outside. A JSON response (a forced call's too) has a think block only
+  // where its document follows one (JsonPhase); else it is all content.
   split_reasoning_ = options_.split_reasoning && parsed.endpoint == Endpoint::kChatCompletions &&
-                     tokenizer_->WritesThinkBlocks() &&
-                     request.sampling.response_format == runtime::ResponseFormat::kText;
+                     tokenizer_->WritesThinkBlocks() && request.sampling.MayThink();
   // A choice that made calls finishes with "tool_calls", but for a named
   // tool_choice's (as OpenAI's).
   calls_finish_ = parsed.tools.calls_finish();

@@ -567,6 +567,10 @@ void HttpFrontDoor::Prepare(Preparing& p) const {
     return;
   }
   p.tenant = *tenant;
+  // A chat's reasoning is split off unless the operator turned the parser
+  // off (its JSON then follows the think block: JsonPhaseOf).
+  parsed->request.set_split_reasoning(options_.call.split_reasoning &&
+                                      parsed->endpoint == Endpoint::kChatCompletions);
   absl::StatusOr<runtime::GenerateRequest> built = BuildGenerateRequest(
       parsed->request, (*model)->tokenizer(), (*model)->request_limits(), &parsed->tools);
   if (!built.ok()) {

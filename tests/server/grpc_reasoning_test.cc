@@ -28,9 +28,9 @@ using cohost::testing::ScriptedBackend;
 class GrpcReasoningTest : public ::testing::Test {
  protected:
   void Start(const std::string& chat_template = kQwen3Template,
-             const runtime::testing::TinyModelOptions& model = {}) {
+             const runtime::testing::TinyModelOptions& model = {}, bool think_tags = false) {
     absl::StatusOr<std::unique_ptr<cohost::testing::TinyRouter>> tiny =
-        cohost::testing::MakeScriptedRouter(chat_template, &backend_, model);
+        cohost::testing::MakeScriptedRouter(chat_template, &backend_, model, think_tags);
     ASSERT_TRUE(tiny.ok()) << tiny.status();
     tiny_ = *std::move(tiny);
     absl::StatusOr<std::unique_ptr<Server>> server =
@@ -53,9 +53,11 @@ class GrpcReasoningTest : public ::testing::Test {
     size_t tokens = 0;
     grpc::Status status;
   };
-  Split Generate(const std::string& output, bool split, int max_tokens = 64) {
+  Split Generate(const std::string& output, bool split, int max_tokens = 64,
+                 v1::ResponseFormat format = v1::RESPONSE_FORMAT_TEXT) {
     backend_->Script(output);
     v1::GenerateRequest r;
+    r.set_response_format(format);
     r.set_model("tiny");
     v1::ChatMessage* m = r.mutable_chat()->add_messages();
     m->set_role("user");
@@ -102,6 +104,21 @@ TEST_F(GrpcReasoningTest, WhatTheSplitterHeldBackGoesOutAtTheEnd) {
   ASSERT_TRUE(split.status.ok()) << split.status.error_message();
   EXPECT_EQ(split.reasoning, "\nTwo and two.\n</thi");
   EXPECT_EQ(split.text, "");
+}
+
+// A JSON response format follows the think block where the reasoning is
+// split off (and the vocabulary has the tags as tokens); unsplit, the output
+// is the document alone, as text.
+TEST_F(GrpcReasoningTest, AJsonAnswerFollowsItsThinkBlockWhenSplit) {
+  Start(kQwen3Template, {}, /*think_tags=*/true);
+  const std::string output = "<think>\nAn object.\n</think>\n\n{\"a\": 1}";
+  const Split split = Generate(output, /*split=*/true, 64, v1::RESPONSE_FORMAT_JSON_OBJECT);
+  ASSERT_TRUE(split.status.ok()) << split.status.error_message();
+  EXPECT_EQ(split.reasoning, "\nAn object.\n");
+  EXPECT_EQ(split.text, "{\"a\": 1}");
+  const Split raw = Generate("{\"a\": 1}", /*split=*/false, 64, v1::RESPONSE_FORMAT_JSON_OBJECT);
+  EXPECT_EQ(raw.text, "{\"a\": 1}");
+  EXPECT_EQ(raw.reasoning, "");
 }
 
 // A chat with tools: split_tool_calls gives the answer's calls as

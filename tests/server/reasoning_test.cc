@@ -27,10 +27,10 @@ using cohost::testing::kR1Output;
 
 class ReasoningTest : public ScriptedHttpTest {
  protected:
-  void Start(bool split, const char* chat_template = kQwen3Template) {
+  void Start(bool split, const char* chat_template = kQwen3Template, bool think_tags = false) {
     HttpOptions options;
     options.call.split_reasoning = split;
-    StartServer(chat_template, options);
+    StartServer(chat_template, options, {}, think_tags);
   }
 
   // The reply's JSON, after the backend was given `output` to write.
@@ -124,6 +124,38 @@ TEST_F(ReasoningTest, CompletionsAndASplitTurnedOffGiveTheRawText) {
   const Json streamed = Chat(kOutput, {{"stream", true}});
   EXPECT_EQ(streamed.at("content"), kOutput);
   EXPECT_EQ(streamed.at("reasoning"), "");
+}
+
+// A JSON response format on a reasoning model: the document follows the
+// think block (JsonPhase), so the block is the reasoning and the document
+// the content. Where the vocabulary has no think tags as tokens, or the
+// reasoning is not split off, the document starts at once and the output is
+// all content.
+TEST_F(ReasoningTest, AJsonAnswerFollowsItsThinkBlock) {
+  const std::string output = "<think>\nAn object.\n</think>\n\n{\"a\": 1}";
+  const Json json = {{"response_format", {{"type", "json_object"}}}};
+  for (const char* chat_template : {kQwen3Template, cohost::testing::kDeepSeekR1Template}) {
+    SCOPED_TRACE(chat_template);
+    const bool r1 = chat_template != std::string(kQwen3Template);
+    const std::string written = r1 ? output.substr(std::string("<think>").size()) : output;
+    Start(/*split=*/true, chat_template, /*think_tags=*/true);
+    for (const bool stream : {false, true}) {
+      SCOPED_TRACE(stream);
+      Json extra = json;
+      extra["stream"] = stream;
+      const Json reply = Chat(written, extra);
+      const Json& message = stream ? reply : reply.at("choices").at(0).at("message");
+      EXPECT_EQ(message.at("reasoning_content"), "\nAn object.\n");
+      EXPECT_EQ(message.at("content"), "{\"a\": 1}");
+    }
+    TearDown();
+    Start(/*split=*/true, chat_template, /*think_tags=*/false);
+    const Json plain = Chat("{\"a\": 1}", json);
+    const Json& at_once = plain.at("choices").at(0).at("message");
+    EXPECT_EQ(at_once.at("content"), "{\"a\": 1}");
+    EXPECT_FALSE(at_once.contains("reasoning_content")) << "no block to split";
+    TearDown();
+  }
 }
 
 // DeepSeek-R1's prompt opens the block: the output is reasoning until its

@@ -18,6 +18,7 @@
 #include "runtime/sampling/json_grammar.h"
 #include "server/delta_backlog.h"
 #include "server/health_watchdog.h"
+#include "tests/server/scripted_backend.h"
 #include "tests/support/tiny_model.h"
 
 namespace cohost::server {
@@ -395,6 +396,57 @@ TEST_F(RequestBuilderTest, ChatWithoutATemplateIsAFailedPreconditionNotAnUnknown
   second->set_role("tool");
   EXPECT_EQ(Code(r), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(std::string(Build(r).status().message()), ::testing::HasSubstr("no chat template"));
+}
+
+// Where a JSON document starts (runtime::JsonPhase): after the think block a
+// chat's reasoning model writes, where its reasoning is split off and its
+// vocabulary has the tags as tokens; else at once.
+TEST_F(RequestBuilderTest, AChatsJsonFollowsItsThinkBlockWhereTheReasoningIsSplit) {
+  const runtime::RequestLimits limits{/*vocab_size=*/272, /*context_length=*/4096};
+  const auto tokenizer = [](const char* chat_template, bool tags) {
+    runtime::TokenizerSpec spec = tags ? runtime::testing::MakeThinkingTokenizerSpec()
+                                       : runtime::testing::MakeByteTokenizerSpec();
+    spec.chat_template = chat_template;
+    return runtime::Tokenizer::Create(spec).value();
+  };
+  const std::unique_ptr<runtime::Tokenizer> qwen3 =
+      tokenizer(cohost::testing::kQwen3Template, true);
+  const std::unique_ptr<runtime::Tokenizer> r1 =
+      tokenizer(cohost::testing::kDeepSeekR1Template, true);
+  const std::unique_ptr<runtime::Tokenizer> untagged =
+      tokenizer(cohost::testing::kQwen3Template, false);
+  using Edit = std::function<void(v1::GenerateRequest&)>;
+  const auto phase = [&](const runtime::Tokenizer& t, const Edit& edit) {
+    v1::GenerateRequest r;
+    r.set_model("m");
+    v1::ChatMessage* m = r.mutable_chat()->add_messages();
+    m->set_role("user");
+    m->set_content("A JSON object, please.");
+    r.set_response_format(v1::RESPONSE_FORMAT_JSON_OBJECT);
+    r.set_split_reasoning(true);
+    edit(r);
+    absl::StatusOr<runtime::GenerateRequest> g = BuildGenerateRequest(r, t, limits);
+    EXPECT_TRUE(g.ok()) << g.status();
+    return g.ok() ? g->sampling.json_phase : runtime::JsonPhase::kDocument;
+  };
+  using runtime::JsonPhase;
+  const Edit as_is = [](v1::GenerateRequest&) {};
+  EXPECT_EQ(phase(*qwen3, as_is), JsonPhase::kMayThink) << "Qwen3 may think first";
+  EXPECT_EQ(phase(*r1, as_is), JsonPhase::kThinking) << "R1's prompt opened the block";
+  EXPECT_EQ(
+      phase(*qwen3, [](v1::GenerateRequest& r) { r.mutable_chat()->set_enable_thinking(false); }),
+      JsonPhase::kDocument)
+      << "thinking off";
+  EXPECT_EQ(phase(*r1, [](v1::GenerateRequest& r) { r.set_split_reasoning(false); }),
+            JsonPhase::kDocument)
+      << "the output is the document alone";
+  EXPECT_EQ(
+      phase(*r1, [](v1::GenerateRequest& r) { r.set_response_format(v1::RESPONSE_FORMAT_TEXT); }),
+      JsonPhase::kDocument)
+      << "no document";
+  EXPECT_EQ(phase(*untagged, as_is), JsonPhase::kDocument) << "the tags are no tokens";
+  EXPECT_EQ(phase(*qwen3, [](v1::GenerateRequest& r) { r.set_text("{"); }), JsonPhase::kDocument)
+      << "a text prompt is the client's own";
 }
 
 // An empty text, on a model that adds BOS, is BOS alone: unconditional

@@ -76,13 +76,16 @@ inline runtime::testing::TinyModelOptions LongContext() {
 
 // The tiny model on a ScriptedBackend (`*backend` is set to it), with the
 // byte tokenizer and `chat_template`; `model`: its shape (a long template
-// needs a longer context than the default).
+// needs a longer context than the default); `think_tags`: the vocabulary has
+// "<think>" and "</think>" as tokens, as a reasoning model's does (the
+// script still writes bytes).
 inline absl::StatusOr<std::unique_ptr<TinyRouter>> MakeScriptedRouter(
     const std::string& chat_template, ScriptedBackend** backend,
-    const runtime::testing::TinyModelOptions& model = {}) {
+    const runtime::testing::TinyModelOptions& model = {}, bool think_tags = false) {
   auto owned = std::make_unique<ScriptedBackend>();
   *backend = owned.get();
-  runtime::TokenizerSpec spec = runtime::testing::MakeByteTokenizerSpec();
+  runtime::TokenizerSpec spec = think_tags ? runtime::testing::MakeThinkingTokenizerSpec()
+                                           : runtime::testing::MakeByteTokenizerSpec();
   spec.chat_template = chat_template;
   return MakeTinyRouterOn(std::move(owned), spec, {}, {}, {}, model);
 }

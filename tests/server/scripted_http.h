@@ -20,9 +20,9 @@ class ScriptedHttpTest : public ::testing::Test {
  protected:
   // Serves "tiny" with `chat_template`; client_ talks to it.
   void StartServer(const std::string& chat_template, const HttpOptions& options = {},
-                   const runtime::testing::TinyModelOptions& model = {}) {
+                   const runtime::testing::TinyModelOptions& model = {}, bool think_tags = false) {
     absl::StatusOr<std::unique_ptr<cohost::testing::TinyRouter>> tiny =
-        cohost::testing::MakeScriptedRouter(chat_template, &backend_, model);
+        cohost::testing::MakeScriptedRouter(chat_template, &backend_, model, think_tags);
     ASSERT_TRUE(tiny.ok()) << tiny.status();
     tiny_ = *std::move(tiny);
     const StreamDeps deps{tiny_->router.get(), &metrics_, &keys_, StreamLimits{}};

@@ -95,4 +95,12 @@ TokenizerSpec MakeByteTokenizerSpec(int32_t vocab_size) {
   return s;
 }
 
+TokenizerSpec MakeThinkingTokenizerSpec() {
+  TokenizerSpec s = MakeByteTokenizerSpec();
+  s.tokens[kThinkOpen] = "<think>";
+  s.tokens[kThinkClose] = "</think>";
+  s.token_types[kThinkOpen] = s.token_types[kThinkClose] = TokenType::kUserDefined;
+  return s;
+}
+
 }  // namespace cohost::runtime::testing

@@ -34,5 +34,9 @@ ModelFile MakeTinyModelFile(const TinyModelOptions& options = {});
 // Byte-level BPE with no merges: token b < 256 is byte b; token 256 is the
 // end-of-sequence control token "<eos>"; the rest are normal tokens "<tN>".
 TokenizerSpec MakeByteTokenizerSpec(int32_t vocab_size = 272);
+// The same with a reasoning model's think tags as added (user-defined)
+// tokens: "<think>" is kThinkOpen, "</think>" kThinkClose.
+inline constexpr int32_t kThinkOpen = 270, kThinkClose = 271;
+TokenizerSpec MakeThinkingTokenizerSpec();
 
 }  // namespace cohost::runtime::testing

@@ -175,11 +175,12 @@ TEST_F(EngineJsonTest, TheMaskOnTheModelsVocabularyIsTheGrammarTokenByToken) {
       "\"esc\": \"a\\\"b\\u00e9\"}";
   const std::vector<int32_t> ids = tokenizer.Encode(doc, /*add_special=*/false).value();
   JsonGrammar document;
+  JsonPhase phase = JsonPhase::kDocument;
   std::vector<float> logits(tokenizer.vocab_size());
   for (size_t t = 0; t <= ids.size(); ++t) {
     SCOPED_TRACE("after " + tokenizer.Decode(std::vector<int32_t>(ids.begin(), ids.begin() + t)));
     std::fill(logits.begin(), logits.end(), 0.f);
-    constraint.Mask(schema, document, {}, absl::MakeSpan(logits));
+    constraint.Mask(schema, document, JsonPhase::kDocument, {}, absl::MakeSpan(logits));
     int32_t allowed = 0;
     for (int32_t id = 0; id < tokenizer.vocab_size(); ++id) {
       JsonGrammar copy = document;
@@ -193,13 +194,13 @@ TEST_F(EngineJsonTest, TheMaskOnTheModelsVocabularyIsTheGrammarTokenByToken) {
     }
     ASSERT_GT(allowed, 0);
     if (t < ids.size()) {
-      constraint.Advance(*schema, ids[t], &document);
+      constraint.Advance(*schema, ids[t], &phase, &document);
     }
   }
   EXPECT_TRUE(document.Complete());
   // An end of generation leaves the document as it was.
   const JsonGrammar before = document;
-  constraint.Advance(*schema, tokenizer.eos_id(), &document);
+  constraint.Advance(*schema, tokenizer.eos_id(), &phase, &document);
   EXPECT_TRUE(document == before);
 }
 

@@ -3,6 +3,7 @@
 // json_constraint), its cached masks with it.
 #include "runtime/engine/json_constraint.h"
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -39,7 +40,7 @@ class JsonConstraintTest : public ::testing::Test {
   // Masks one row at the start of a document of `schema`.
   void MaskAt(const JsonConstraint& constraint, const std::shared_ptr<const JsonSchema>& schema) {
     std::vector<float> logits(tokenizer_->vocab_size(), 0.f);
-    constraint.Mask(schema, JsonGrammar(*schema), {}, absl::MakeSpan(logits));
+    constraint.Mask(schema, JsonGrammar(*schema), JsonPhase::kDocument, {}, absl::MakeSpan(logits));
     // A document of OneKey starts with '{' (or spaces), nothing else.
     EXPECT_EQ(logits['{'], 0.f);
     EXPECT_LT(logits['"'], 0.f);
@@ -102,6 +103,120 @@ TEST_F(JsonConstraintTest, EnginesOnOneTokenizerShareItsCachedMasks) {
       Engine::Create(model.get(), tokenizer_.get(), config);
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// A document after a think block (JsonPhase): before it, the document's
+// start or the opening tag; inside it, anything but an end (or a stop id);
+// the closing tag starts the document. Without the tags as tokens, the
+// document starts at once.
+TEST_F(JsonConstraintTest, ADocumentMayFollowAThinkBlock) {
+  const std::unique_ptr<Tokenizer> thinking =
+      Tokenizer::Create(testing::MakeThinkingTokenizerSpec()).value();
+  const JsonConstraint constraint(*thinking);
+  ASSERT_TRUE(constraint.Thinks());
+  EXPECT_FALSE(JsonConstraint(*tokenizer_).Thinks()) << "no think tags";
+  const std::shared_ptr<const JsonSchema> schema = OneKey(0);
+  const int32_t eos = thinking->eos_id();
+  const std::vector<int32_t> stop_ids = {'x'};
+  const auto allowed = [&](JsonPhase phase, const JsonGrammar& document) {
+    std::vector<float> logits(thinking->vocab_size(), 0.f);
+    constraint.Mask(schema, document, phase, stop_ids, absl::MakeSpan(logits));
+    std::vector<int32_t> ids;
+    for (int32_t id = 0; id < thinking->vocab_size(); ++id) {
+      if (logits[id] == 0.f) ids.push_back(id);
+    }
+    return ids;
+  };
+  const auto has = [](const std::vector<int32_t>& ids, int32_t id) {
+    return std::find(ids.begin(), ids.end(), id) != ids.end();
+  };
+  JsonGrammar document(*schema);
+  const std::vector<int32_t> start = allowed(JsonPhase::kDocument, document);
+  std::vector<int32_t> may = allowed(JsonPhase::kMayThink, document);
+  EXPECT_TRUE(has(may, testing::kThinkOpen));
+  may.erase(std::find(may.begin(), may.end(), testing::kThinkOpen));
+  EXPECT_EQ(may, start) << "the document's start, and the opening tag";
+  EXPECT_FALSE(has(start, testing::kThinkOpen));
+
+  const std::vector<int32_t> inside = allowed(JsonPhase::kThinking, document);
+  EXPECT_EQ(inside.size(), static_cast<size_t>(thinking->vocab_size() - 2))
+      << "all but the end and the stop id";
+  EXPECT_FALSE(has(inside, eos));
+  EXPECT_FALSE(has(inside, 'x'));
+  EXPECT_TRUE(has(inside, testing::kThinkClose));
+
+  // The phases a token leads to.
+  JsonPhase phase = JsonPhase::kMayThink;
+  constraint.Advance(*schema, testing::kThinkOpen, &phase, &document);
+  EXPECT_EQ(phase, JsonPhase::kThinking);
+  for (const int32_t id : {int32_t{'{'}, testing::kThinkOpen, eos}) {
+    constraint.Advance(*schema, id, &phase, &document);
+    EXPECT_EQ(phase, JsonPhase::kThinking) << id;
+  }
+  EXPECT_TRUE(document == JsonGrammar(*schema)) << "the block's text is no document";
+  constraint.Advance(*schema, testing::kThinkClose, &phase, &document);
+  EXPECT_EQ(phase, JsonPhase::kDocument);
+  EXPECT_TRUE(document == JsonGrammar(*schema));
+  constraint.Advance(*schema, '{', &phase, &document);
+  EXPECT_FALSE(document == JsonGrammar(*schema)) << "the document started";
+  // Not opening the block starts the document at once.
+  JsonGrammar direct(*schema);
+  phase = JsonPhase::kMayThink;
+  constraint.Advance(*schema, '{', &phase, &direct);
+  EXPECT_EQ(phase, JsonPhase::kDocument);
+  EXPECT_TRUE(direct == document);
+
+  // A vocabulary without the tags: every phase is the document's.
+  const JsonConstraint plain(*tokenizer_);
+  std::vector<float> logits(tokenizer_->vocab_size(), 0.f);
+  plain.Mask(schema, JsonGrammar(*schema), JsonPhase::kThinking, {}, absl::MakeSpan(logits));
+  EXPECT_LT(logits['"'], 0.f);
+  EXPECT_LT(logits[eos], 0.f);
+  phase = JsonPhase::kThinking;
+  JsonGrammar plain_document(*schema);
+  plain.Advance(*schema, '{', &phase, &plain_document);
+  EXPECT_EQ(phase, JsonPhase::kDocument);
+  EXPECT_FALSE(plain_document == JsonGrammar(*schema));
+}
+
+// Through the engine: a request whose prompt opened the block is never let
+// end inside it, though its end of generation is the likeliest token; its
+// document follows the closing tag.
+TEST_F(JsonConstraintTest, TheEngineHoldsTheDocumentToAfterTheBlock) {
+  const std::unique_ptr<Tokenizer> thinking =
+      Tokenizer::Create(testing::MakeThinkingTokenizerSpec()).value();
+  std::unique_ptr<kernels::Backend> backend = kernels::MakeCpuBackend(1);
+  std::unique_ptr<Model> model = Model::Create(testing::MakeTinyModelFile(), backend.get()).value();
+  EngineConfig config;
+  config.num_kv_blocks = 64;
+  std::unique_ptr<Engine> engine = Engine::Create(model.get(), thinking.get(), config).value();
+  for (const JsonPhase phase : {JsonPhase::kThinking, JsonPhase::kDocument}) {
+    GenerateRequest request;
+    request.prompt_ids = {'h', 'i', testing::kThinkOpen};
+    request.sampling.temperature = 0;
+    request.sampling.max_tokens = 8;
+    request.sampling.response_format = ResponseFormat::kJsonObject;
+    request.sampling.json_phase = phase;
+    // The end first, then the closing tag, above anything the model says.
+    request.sampling.logit_bias = {{thinking->eos_id(), 100.f}, {testing::kThinkClose, 90.f}};
+    auto sink = std::make_shared<cohost::testing::CollectingSink>();
+    ASSERT_TRUE(engine->Submit(request, sink).ok());
+    testing::RunToIdle(*engine);
+    ASSERT_TRUE(sink->finished());
+    const std::vector<int32_t> ids = sink->ids();
+    ASSERT_FALSE(ids.empty());
+    size_t first = 0;
+    if (phase == JsonPhase::kThinking) {
+      EXPECT_EQ(ids[0], testing::kThinkClose) << "the end is masked inside the block";
+      first = 1;
+    }
+    // Then the document (at once where no block comes first).
+    JsonGrammar document;
+    std::string text;
+    for (size_t i = first; i < ids.size(); ++i) text += thinking->TokenBytes(ids[i]);
+    EXPECT_TRUE(document.FeedAll(text)) << "[" << text << "]";
+    EXPECT_EQ(sink->tokens(), 8) << "no end before the document is whole";
+  }
 }
 
 }  // namespace
