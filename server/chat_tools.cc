@@ -80,7 +80,7 @@ bool AsksToolChoice(const v1::GenerateRequest& request) {
   if (!request.has_chat()) return false;
   const v1::ChatInput& chat = request.chat();
   return chat.tool_choice() != v1::TOOL_CHOICE_AUTO || !chat.tool_choice_function().empty() ||
-         chat.has_parallel_tool_calls();
+         (chat.has_parallel_tool_calls() && !chat.parallel_tool_calls());
 }
 
 absl::StatusOr<ToolOutput> ApplyToolChoice(v1::GenerateRequest* request) {
@@ -129,10 +129,10 @@ absl::StatusOr<ToolOutput> ApplyToolChoice(v1::GenerateRequest* request) {
     }
     return out;
   }
-  if (request->response_format() != v1::RESPONSE_FORMAT_TEXT) {
+  if (request->response_format() != v1::RESPONSE_FORMAT_TEXT || !request->json_schema().empty()) {
     return absl::InvalidArgumentError(
-        "tool_choice cannot force a call with a response_format (the call's arguments are its "
-        "JSON)");
+        "tool_choice cannot force a call with a response_format or json_schema (the call's "
+        "arguments are its JSON)");
   }
   if (choice == v1::TOOL_CHOICE_REQUIRED) {
     // The grammar's enum of names has room for so many.

@@ -53,7 +53,8 @@ struct ToolOutput {
 };
 
 // Whether `request`'s chat asks anything of its tools but the default
-// (AUTO, any number of calls), so that ApplyToolChoice has work to do.
+// (AUTO, any number of calls), so that ApplyToolChoice has work to do (a
+// copy of the request to do it on, in BuildGenerateRequest).
 bool AsksToolChoice(const v1::GenerateRequest& request);
 
 // Applies the chat's tool_choice and parallel_tool_calls to `request`: drops

@@ -160,10 +160,13 @@ absl::StatusOr<std::shared_ptr<const runtime::JsonSchema>> SchemaFrom(
 // document alone), as it is where the vocabulary has no think tags as
 // tokens, and for a text or token prompt (the client's own).
 runtime::JsonPhase JsonPhaseOf(const v1::GenerateRequest& request, runtime::ResponseFormat format,
-                               const runtime::Tokenizer& tokenizer) {
+                               const runtime::Tokenizer& tokenizer, int32_t vocab_size) {
+  // A tag past the model's rows could never be drawn (the block never closes).
+  const auto in_rows = [](int32_t id, int32_t rows) { return id >= 0 && id < rows; };
   if (format == runtime::ResponseFormat::kText || !request.has_chat() ||
       !request.split_reasoning() || !tokenizer.WritesThinkBlocks() ||
-      tokenizer.think_open_id() < 0 || tokenizer.think_close_id() < 0) {
+      !in_rows(tokenizer.think_open_id(), vocab_size) ||
+      !in_rows(tokenizer.think_close_id(), vocab_size)) {
     return runtime::JsonPhase::kDocument;
   }
   if (tokenizer.OpensThinkBlock()) return runtime::JsonPhase::kThinking;
@@ -178,18 +181,6 @@ absl::StatusOr<runtime::GenerateRequest> BuildGenerateRequest(const v1::Generate
                                                               const runtime::Tokenizer& tokenizer,
                                                               const runtime::RequestLimits& limits,
                                                               ToolOutput* tools) {
-  // A tool choice is applied to a copy (a forced call's schema, a stop
-  // string, the tools left out), which is then built as any request.
-  if (AsksToolChoice(request)) {
-    v1::GenerateRequest applied = request;
-    ASSIGN_OR_RETURN(const ToolOutput choice, ApplyToolChoice(&applied));
-    absl::StatusOr<runtime::GenerateRequest> built =
-        BuildGenerateRequest(applied, tokenizer, limits);
-    if (!built.ok()) return InToolTerms(choice, built.status());
-    if (tools != nullptr) *tools = choice;
-    return built;
-  }
-  if (tools != nullptr) *tools = ToolOutput{.calls = request.chat().tools_size() > 0};
   // Cheap checks first: a bad request should not cost a tokenization.
   if (request.has_max_tokens() && request.max_tokens() == 0) {
     return absl::InvalidArgumentError("max_tokens must be >= 1, got 0");
@@ -208,6 +199,20 @@ absl::StatusOr<runtime::GenerateRequest> BuildGenerateRequest(const v1::Generate
         "response_format must be TEXT (0), JSON_OBJECT (1) or JSON_SCHEMA (2), got %d",
         request.response_format()));
   }
+  // A tool choice is applied to a copy (a forced call's schema, a stop
+  // string, the tools left out), which is then built as any request.
+  if (AsksToolChoice(request)) {
+    v1::GenerateRequest applied = request;
+    ASSIGN_OR_RETURN(const ToolOutput choice, ApplyToolChoice(&applied));
+    absl::StatusOr<runtime::GenerateRequest> built =
+        BuildGenerateRequest(applied, tokenizer, limits);
+    if (!built.ok()) return InToolTerms(choice, built.status());
+    if (tools != nullptr) *tools = choice;
+    return built;
+  }
+  if (tools != nullptr) {
+    *tools = ToolOutput{.calls = request.chat().tools_size() > 0, .forced = std::nullopt};
+  }
   runtime::GenerateRequest out;
   out.sampling = SamplingFrom(request);
   ASSIGN_OR_RETURN(out.sampling.json_schema, SchemaFrom(request));
@@ -225,7 +230,8 @@ absl::StatusOr<runtime::GenerateRequest> BuildGenerateRequest(const v1::Generate
         limits.context_length, request.chat().messages_size()));
   }
   ASSIGN_OR_RETURN(out.prompt_ids, PromptIds(request, tokenizer));
-  out.sampling.json_phase = JsonPhaseOf(request, out.sampling.response_format, tokenizer);
+  out.sampling.json_phase =
+      JsonPhaseOf(request, out.sampling.response_format, tokenizer, limits.vocab_size);
   if (out.prompt_ids.empty()) return absl::InvalidArgumentError("the input encodes to no tokens");
   if (request.has_max_tokens()) {
     // Beyond int32 is beyond every context, said with the value sent.

@@ -108,7 +108,9 @@ void JsonConstraint::AppendMask(const std::shared_ptr<const JsonSchema>& schema,
   bool ends = false;
   if (phase == JsonPhase::kThinking) {
     std::fill_n(row, words, ~uint64_t{0});
-    for (const int32_t id : end_ids_) set(static_cast<size_t>(id), false);
+    for (const int32_t id : end_ids_) {
+      if (id < width) set(static_cast<size_t>(id), false);
+    }
   } else {
     const std::shared_ptr<const Allowed> allowed = AllowedAfter(schema, document);
     std::copy_n(allowed->bits.begin(), std::min(words, allowed->bits.size()), row);
@@ -118,12 +120,18 @@ void JsonConstraint::AppendMask(const std::shared_ptr<const JsonSchema>& schema,
       set(static_cast<size_t>(tokenizer_.think_open_id()), true);
     }
   }
-  // Ids past the vocabulary (a model's padded rows) stay clear.
-  for (size_t id = static_cast<size_t>(mask_.vocab_size()); id < words * 64; ++id) set(id, false);
+  // Ids past the vocabulary (a model's padded rows) and the row stay clear.
+  for (size_t id = std::min(static_cast<size_t>(mask_.vocab_size()), static_cast<size_t>(width));
+       id < words * 64; ++id) {
+    set(id, false);
+  }
   // The request's stop ids end it as the ends of generation do: allowed
-  // where the document may end, nowhere else.
+  // where the document may end, nowhere else; inside the block, the closing
+  // tag stays allowed even so (the request then ends with the block).
   for (const int32_t id : stop_ids) {
-    if (id >= 0 && id < width) set(static_cast<size_t>(id), ends);
+    if (id < 0 || id >= width) continue;
+    const bool closes = phase == JsonPhase::kThinking && id == tokenizer_.think_close_id();
+    set(static_cast<size_t>(id), ends || closes);
   }
 }
 

@@ -18,11 +18,11 @@
 //
 // A document may follow a think block (JsonPhase, sampling_params.h): while
 // the output may still open one, the mask is the document's start's and the
-// opening tag; inside it every token but the ends of generation (and the
-// request's stop ids) is allowed; its closing tag starts the document. The
-// tags must each be one token of the vocabulary (Thinks): they are in every
-// reasoning model's (Qwen3's, QwQ's, DeepSeek-R1's added <think> and
-// </think>).
+// opening tag; inside it every token but the ends of generation and the
+// request's stop ids (the closing tag even so) is allowed; its closing tag
+// starts the document. The tags must each be one user-defined token of the
+// vocabulary (Thinks): they are in every reasoning model's (Qwen3's, QwQ's,
+// DeepSeek-R1's added <think> and </think>).
 #pragma once
 
 #include <cstdint>

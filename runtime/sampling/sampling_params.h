@@ -56,8 +56,9 @@ enum class ResponseFormat : uint8_t { kText, kJsonObject, kJsonSchema };
 //   kDocument  at the first token;
 //   kMayThink  after a think block the output may open first (Qwen3's);
 //   kThinking  after the block the prompt opened closes (DeepSeek-R1's).
-// Until then the output is free, but for its ends of generation: the
-// document follows the block.
+// Until then the output is free, but for what would end it (its ends of
+// generation and stop ids, the closing tag excepted): the document follows
+// the block.
 enum class JsonPhase : uint8_t { kDocument, kMayThink, kThinking };
 
 struct SamplingParams {

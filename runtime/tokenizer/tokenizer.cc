@@ -90,8 +90,12 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::Create(const TokenizerSpec
     const bool special = type == TokenType::kControl || type == TokenType::kUserDefined;
     // Special tokens are literal text in every vocabulary format.
     t->token_bytes_[id] = special ? spec.tokens[id] : t->encoder_->PieceBytes(id);
-    if (special && spec.tokens[id] == "<think>" && t->think_open_ < 0) t->think_open_ = id;
-    if (special && spec.tokens[id] == "</think>" && t->think_close_ < 0) t->think_close_ = id;
+    // The think tags as text the detokenizer writes (user-defined, as every
+    // reasoning model's are), so that the output's splitter sees them.
+    if (type == TokenType::kUserDefined) {
+      if (spec.tokens[id] == "<think>" && t->think_open_ < 0) t->think_open_ = id;
+      if (spec.tokens[id] == "</think>" && t->think_close_ < 0) t->think_close_ = id;
+    }
     if (special && !spec.tokens[id].empty()) {
       t->specials_.Add(spec.tokens[id], id, type == TokenType::kControl);
     } else if (type == TokenType::kUnknown && spec.kind == TokenizerKind::kSentencePiece &&

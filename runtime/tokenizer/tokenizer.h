@@ -64,9 +64,10 @@ class Tokenizer {
   // Its generation prompt opens the block (DeepSeek-R1's,
   // Qwen3-Thinking-2507's, QwQ's): a chat's output starts inside it.
   bool OpensThinkBlock() const { return chat_template_.ok() && chat_template_->opens_think_block; }
-  // "<think>"'s and "</think>"'s ids where each is one special token of the
-  // vocabulary (as in every reasoning model's: added tokens), else -1: what
-  // a JSON document that follows the block needs (JsonConstraint).
+  // "<think>"'s and "</think>"'s ids where each is one user-defined token of
+  // the vocabulary (as in every reasoning model's: added tokens that decode
+  // as text), else -1: what a JSON document that follows the block needs
+  // (JsonConstraint).
   int32_t think_open_id() const { return think_open_; }
   int32_t think_close_id() const { return think_close_; }
   // What Decode(skip_special) and the streaming detokenizer leave out:

@@ -136,7 +136,7 @@ absl::Status ParseTool(const Json& tool, size_t i, const OrderedTexts& ordered, 
     out->set_parameters(it->second);
   }
   // `strict` asks that calls keep to the schema: only a forced call is held
-  // to one here (openai_tools.h).
+  // to one here (server/chat_tools.h).
   if (const Json* strict = Field(*function, "strict"); strict != nullptr && !strict->is_boolean()) {
     return Bad(where + ".function.strict", "must be true or false");
   }
@@ -191,6 +191,20 @@ absl::Status InBodyTerms(absl::Status status) {
   for (const std::string_view field : {"tool_choice", "parallel_tool_calls"}) {
     if (message.starts_with(field) && message.substr(field.size()).starts_with(' ')) {
       return WithParam(std::move(status), field);
+    }
+  }
+  // A tool's "tools[i].name" or "tools[i].parameters" (CheckTools) is the
+  // body's "tools[i].function.name" or ".parameters".
+  const size_t close = message.find("].");
+  if (message.starts_with("tools[") && close != std::string_view::npos) {
+    const std::string_view rest = message.substr(close + 2);
+    for (const std::string_view field : {"name", "parameters"}) {
+      if (!rest.starts_with(field)) continue;
+      const auto text = [](std::string_view v) { return absl::string_view(v.data(), v.size()); };
+      const std::string param =
+          absl::StrCat(text(message.substr(0, close + 2)), "function.", text(field));
+      return WithParam(
+          absl::Status(status.code(), absl::StrCat(param, text(rest.substr(field.size())))), param);
     }
   }
   return status;

@@ -28,8 +28,9 @@ absl::Status ParseChatTools(const nlohmann::json& body, std::string_view text,
                             v1::GenerateRequest* out);
 
 // `status`, from building the request (BuildGenerateRequest), naming the
-// body's field it is about where it starts with tool_choice or
-// parallel_tool_calls.
+// body's field it is about where it starts with tool_choice,
+// parallel_tool_calls or a tool's name or parameters (said as the body's
+// tools[i].function.name and .parameters).
 absl::Status InBodyTerms(absl::Status status);
 
 }  // namespace cohost::server::http

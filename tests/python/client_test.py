@@ -292,6 +292,16 @@ def run(binary, client, model):
                   back)
             check(_common.build_request("m", messages=[{"role": "user", "content": "hi"}],
                                         split_tool_calls=True).split_tool_calls, "split_tool_calls")
+            named = _common.build_request(
+                "m", messages=[{"role": "user", "content": "hi"}],
+                tool_choice={"type": "function", "function": {"name": "get_weather"}},
+                parallel_tool_calls=False).chat
+            check(named.tool_choice == pb.TOOL_CHOICE_FUNCTION and
+                  named.tool_choice_function == "get_weather" and
+                  named.HasField("parallel_tool_calls") and not named.parallel_tool_calls, named)
+            check(_common.build_request("m", messages=[{"role": "user", "content": "hi"}],
+                                        tool_choice="required").chat.tool_choice ==
+                  pb.TOOL_CHOICE_REQUIRED, "tool_choice required")
             # Tools reach the server, whose default model's template offers none.
             weather = {"type": "function", "function": {
                 "name": "get_weather", "parameters": {"type": "object"}}}

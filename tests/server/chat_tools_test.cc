@@ -54,10 +54,12 @@ TEST(ChatToolsTest, AutoOffersTheToolsAndAsksNothingMore) {
   EXPECT_EQ(r.stop_size(), 0);
   // parallel_tool_calls true is the default's any number of calls.
   r.mutable_chat()->set_parallel_tool_calls(true);
+  EXPECT_FALSE(AsksToolChoice(r)) << "nothing to apply";
+  r.mutable_chat()->set_parallel_tool_calls(false);
   EXPECT_TRUE(AsksToolChoice(r));
   out = ApplyToolChoice(&r);
   ASSERT_TRUE(out.ok()) << out.status();
-  EXPECT_EQ(r.stop_size(), 0);
+  EXPECT_EQ(r.stop_size(), 1);
   EXPECT_FALSE(AsksToolChoice(r)) << "applied, the fields are reset";
 }
 
@@ -196,6 +198,12 @@ TEST(ChatToolsTest, ChoicesAChatCannotTakeAreRefusedNamingTheField) {
       {"a function with a response format", v1::TOOL_CHOICE_FUNCTION, "get_time", true,
        v1::RESPONSE_FORMAT_JSON_SCHEMA, "tool_choice cannot force a call with a response_format"},
   };
+  // A schema of the client's own beside a forced call, even unasked for.
+  v1::GenerateRequest own = Chat();
+  own.mutable_chat()->set_tool_choice(v1::TOOL_CHOICE_REQUIRED);
+  own.set_json_schema(R"({"type":"object"})");
+  EXPECT_THAT(Message(ApplyToolChoice(&own)),
+              StartsWith("tool_choice cannot force a call with a response_format or json_schema"));
   for (const Case& c : cases) {
     v1::GenerateRequest r = Chat();
     if (!c.tools) r.mutable_chat()->clear_tools();
@@ -233,14 +241,15 @@ TEST(ChatToolsTest, ToolsAreCheckedByName) {
 TEST(ChatToolsTest, ASchemaErrorOfAForcedCallIsTheFunctions) {
   const absl::Status schema =
       absl::InvalidArgumentError("json_schema at /x: minimum is not served");
-  ToolOutput named{.calls = true, .forced = "get_weather"};
+  const ToolOutput named{.calls = true, .forced = "get_weather"};
   EXPECT_EQ(InToolTerms(named, schema).message(),
             "tool_choice holds the answer to the parameters of get_weather at /x: minimum is "
             "not served");
-  ToolOutput any{.calls = true, .forced = ""};
+  const ToolOutput any{.calls = true, .forced = ""};
   EXPECT_THAT(std::string(InToolTerms(any, schema).message()),
               StartsWith("tool_choice holds the answer to the call's schema at /x"));
-  EXPECT_EQ(InToolTerms(ToolOutput{.calls = true}, schema), schema) << "the client's own schema";
+  EXPECT_EQ(InToolTerms(ToolOutput{.calls = true, .forced = std::nullopt}, schema), schema)
+      << "the client's own schema";
 }
 
 }  // namespace

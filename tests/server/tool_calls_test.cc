@@ -37,8 +37,9 @@ constexpr const char* kCall = cohost::testing::kWeatherCall;
 
 class ToolCallsTest : public ScriptedHttpTest {
  protected:
-  void Start(const std::string& chat_template = cohost::testing::Qwen3ToolsTemplate()) {
-    StartServer(chat_template, {}, cohost::testing::LongContext());
+  void Start(const std::string& chat_template = cohost::testing::Qwen3ToolsTemplate(),
+             bool think_tags = false) {
+    StartServer(chat_template, {}, cohost::testing::LongContext(), think_tags);
   }
 
   static Json Body(Json extra = Json::object()) {
@@ -167,6 +168,32 @@ TEST_F(ToolCallsTest, ReasoningThenACall) {
   EXPECT_EQ(choice.at("message").at("reasoning"), "\nThe weather tool.\n");
   EXPECT_TRUE(choice.at("message").at("content").is_null());
   ASSERT_EQ(choice.at("message").at("tool_calls").size(), 1u);
+}
+
+// On a reasoning model (the think tags tokens of its vocabulary), a forced
+// call follows the think block, as any JSON answer does there: the block is
+// the reasoning, the call the rest.
+TEST_F(ToolCallsTest, AForcedCallFollowsTheThinkBlock) {
+  Start(cohost::testing::Qwen3ToolsTemplate(), /*think_tags=*/true);
+  const Json choice =
+      Whole("<think>\nThe weather tool.\n</think>\n\n{\"city\": \"Paris\"}",
+            {{"tool_choice", {{"type", "function"}, {"function", {{"name", "get_weather"}}}}}});
+  EXPECT_EQ(choice.at("message").at("reasoning"), "\nThe weather tool.\n");
+  ASSERT_EQ(choice.at("message").at("tool_calls").size(), 1u);
+  ExpectWeatherCall(choice.at("message").at("tool_calls").at(0));
+}
+
+// A function offered twice is refused in the body's terms (CheckTools says
+// it of the chat's tools[1].name).
+TEST_F(ToolCallsTest, AFunctionOfferedTwiceIsRefusedNamingItsField) {
+  Start();
+  httplib::Result r = Post("ok", Body({{"tools", {kWeather, kWeather}}}));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400);
+  const Json error = Json::parse(r->body).at("error");
+  EXPECT_EQ(error.at("param"), "tools[1].function.name");
+  EXPECT_EQ(error.at("message"),
+            "tools[1].function.name \"get_weather\" names a function already offered");
 }
 
 TEST_F(ToolCallsTest, ACallCutOffIsTextAndFinishesByLength) {

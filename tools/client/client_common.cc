@@ -104,6 +104,7 @@ void FillSampling(const runtime::SamplingParams& p, std::string_view json_schema
   request->clear_stop_token_ids();
   for (int32_t id : p.stop_token_ids) request->add_stop_token_ids(id);
   request->set_ignore_eos(p.ignore_eos);
+  request->clear_json_schema();
   switch (p.response_format) {
     case runtime::ResponseFormat::kText:
       request->set_response_format(v1::RESPONSE_FORMAT_TEXT);

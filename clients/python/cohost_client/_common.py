@@ -80,7 +80,8 @@ def build_request(model, prompt=None, messages=None, tokens=None, max_tokens=Non
                   logit_bias: Optional[Mapping[int, float]] = None, json_schema=None,
                   stop_token_ids: Optional[Sequence[int]] = None, priority: int = 0,
                   split_reasoning=False, tools: Optional[Sequence[Mapping]] = None,
-                  split_tool_calls=False):
+                  split_tool_calls=False, tool_choice=None,
+                  parallel_tool_calls: Optional[bool] = None):
     inputs = [x is not None for x in (prompt, messages, tokens)]
     if sum(inputs) != 1:
         raise ValueError("give exactly one of prompt, messages and tokens")
@@ -90,8 +91,11 @@ def build_request(model, prompt=None, messages=None, tokens=None, max_tokens=Non
     elif messages is not None:
         r.chat.messages.extend(chat_message(m) for m in messages)
         r.chat.tools.extend(tool(t) for t in tools or [])
-    elif tools:
-        raise ValueError("tools go with messages")
+        set_tool_choice(r.chat, tool_choice)
+        if parallel_tool_calls is not None:
+            r.chat.parallel_tool_calls = parallel_tool_calls
+    elif tools or tool_choice is not None or parallel_tool_calls is not None:
+        raise ValueError("tools, tool_choice and parallel_tool_calls go with messages")
     else:
         r.tokens.ids.extend(tokens)
     if max_tokens is not None:
@@ -142,6 +146,23 @@ def chat_message(m):
         message.tool_calls.add(id=call.get("id", ""), name=f["name"],
                                arguments=_json_text(f.get("arguments", {})))
     return message
+
+
+def set_tool_choice(chat, choice):
+    """OpenAI's tool_choice ("auto", "none", "required", or {"type": "function",
+    "function": {"name": ...}}) as ChatInput's tool_choice and tool_choice_function."""
+    modes = {"auto": pb.TOOL_CHOICE_AUTO, "none": pb.TOOL_CHOICE_NONE,
+             "required": pb.TOOL_CHOICE_REQUIRED}
+    if choice is None:
+        return
+    if isinstance(choice, str) and choice in modes:
+        chat.tool_choice = modes[choice]
+    elif isinstance(choice, Mapping) and isinstance(choice.get("function"), Mapping):
+        chat.tool_choice = pb.TOOL_CHOICE_FUNCTION
+        chat.tool_choice_function = choice["function"]["name"]
+    else:
+        raise ValueError('tool_choice is "auto", "none", "required" or '
+                         '{"type": "function", "function": {"name": ...}}')
 
 
 def tool(t):
