@@ -10,8 +10,8 @@
 # a Qwen3-MoE file, models/SmolLM2-135M-Instruct.Qwen3MoE-Q8_0.gguf, and the
 # Q8_0 one as a Mixtral (a Llama file with experts),
 # models/SmolLM2-135M-Instruct.Mixtral-Q8_0.gguf (scripts/make_moe_variant.py),
-# for the experts', and the Qwen3-MoE one's first layers as
-# a Hugging Face checkpoint, models/SmolLM2-135M-Instruct.Qwen3MoE-hf/
+# for the experts', and the first layers of those two as Hugging Face
+# checkpoints, models/SmolLM2-135M-Instruct.{Qwen3MoE,Mixtral}-hf/
 # (scripts/make_hf_moe_variant.py), for the check against transformers. The package goes
 # into a virtual environment outside the checkout ($COHOST_VENV, by default
 # ~/.cache/cohost-venv). Idempotent: files newer than the default model are kept.
@@ -54,16 +54,18 @@ check_reference_files() {
       echo "make_model_variants: WARNING: $name differs from the file llama.cpp's reference numbers were computed on (sha256 $got, expected $want)"
   done < <(python3 -c 'import json,sys
 for m in json.load(open(sys.argv[1]))["models"]: print(m["file"], m["sha256"])' "$ref")
-  # transformers' numbers (tests/data/forward_reference_qwen3moe.json) on the
-  # Qwen3-MoE checkpoint's weights.
-  ref="$root/tests/data/forward_reference_qwen3moe.json"
-  [ -f "$ref" ] || return 0
-  read -r name want < <(python3 -c 'import json,sys
+  # transformers' numbers (tests/data/forward_reference_{qwen3moe,mixtral}.json)
+  # on the checkpoints' weights.
+  for which in qwen3moe mixtral; do
+    ref="$root/tests/data/forward_reference_$which.json"
+    [ -f "$ref" ] || continue
+    read -r name want < <(python3 -c 'import json,sys
 r = json.load(open(sys.argv[1])); print(r["checkpoint"], r["safetensors_sha256"])' "$ref")
-  [ -f "$dir/$name/model.safetensors" ] || return 0
-  got="$(sha256sum "$dir/$name/model.safetensors" | cut -d' ' -f1)"
-  [ "$got" = "$want" ] ||
-    echo "make_model_variants: WARNING: $name/model.safetensors differs from the checkpoint transformers' reference numbers were computed on (sha256 $got, expected $want)"
+    [ -f "$dir/$name/model.safetensors" ] || continue
+    got="$(sha256sum "$dir/$name/model.safetensors" | cut -d' ' -f1)"
+    [ "$got" = "$want" ] ||
+      echo "make_model_variants: WARNING: $name/model.safetensors differs from the checkpoint transformers' reference numbers were computed on (sha256 $got, expected $want)"
+  done
 }
 
 # The BF16 variant as a Hugging Face checkpoint directory (make_hf_variant.py).
@@ -88,9 +90,15 @@ hf_moe="$dir/SmolLM2-135M-Instruct.Qwen3MoE-hf"
 hf_moe_current() {
   fresh "$hf_moe/config.json" "$qwen3moe" "$scripts/make_hf_moe_variant.py" "$scripts/make_hf_variant.py"
 }
+# The Mixtral file's first layers as a Hugging Face checkpoint (make_hf_moe_variant.py).
+hf_mixtral="$dir/SmolLM2-135M-Instruct.Mixtral-hf"
+hf_mixtral_current() {
+  fresh "$hf_mixtral/config.json" "$mixtral" "$scripts/make_hf_moe_variant.py" \
+    "$scripts/make_hf_variant.py"
+}
 
 if [ ${#missing[@]} -eq 0 ] && hf_current && qwen3_current && qwen3moe_current &&
-  mixtral_current && hf_moe_current; then
+  mixtral_current && hf_moe_current && hf_mixtral_current; then
   echo "make_model_variants: present"
   check_reference_files
   exit 0
@@ -144,5 +152,12 @@ if ! hf_moe_current; then
   "$venv/bin/python" "$root/scripts/make_hf_moe_variant.py" "$qwen3moe" "$hf_moe.tmp"
   rm -rf "$hf_moe"
   mv "$hf_moe.tmp" "$hf_moe"
+fi
+if ! hf_mixtral_current; then
+  echo "make_model_variants: writing $hf_mixtral"
+  rm -rf "$hf_mixtral.tmp"
+  "$venv/bin/python" "$root/scripts/make_hf_moe_variant.py" "$mixtral" "$hf_mixtral.tmp"
+  rm -rf "$hf_mixtral"
+  mv "$hf_mixtral.tmp" "$hf_mixtral"
 fi
 check_reference_files

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Writes tests/data/forward_reference_qwen3moe.json: transformers'
-Qwen3MoeForCausalLM, in float32, on the Qwen3-MoE checkpoint
-scripts/make_hf_moe_variant.py writes (models/SmolLM2-135M-Instruct.Qwen3MoE-hf):
-the independent reference for cohost's mixture of experts
+"""Writes tests/data/forward_reference_{qwen3moe,mixtral}.json: transformers'
+Qwen3MoeForCausalLM or MixtralForCausalLM, in float32, on the checkpoint
+scripts/make_hf_moe_variant.py writes (models/SmolLM2-135M-Instruct.
+{Qwen3MoE,Mixtral}-hf): the independent reference for cohost's mixture of
+experts read from Hugging Face checkpoints
 (tests/runtime/model/moe_reference_test.cc).
 
 Per prompt (token ids, so that no tokenizer stands between): the last
@@ -11,9 +12,10 @@ continuation of 12 tokens with each step's top-1 minus top-2 margin; and,
 at the last position, each layer's smallest gap between a token's
 num_experts_per_tok-th and next router logit over the prompt, so that a
 routing near-tie (which would let two correct fp32 engines pick differently)
-is seen rather than guessed. The checkpoint's sha256 is recorded.
+is seen rather than guessed. The checkpoint's sha256 is recorded. Every
+weight must come from the checkpoint (none initialized at random).
 
-Usage: make_moe_reference.py [OUT.json]
+Usage: make_moe_reference.py [qwen3moe|mixtral] [OUT.json]
   (a venv with torch, transformers and numpy; scripts/requirements-reference.txt)
 """
 import hashlib
@@ -27,8 +29,8 @@ import torch
 from transformers import AutoModelForCausalLM
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CHECKPOINT = os.path.join(ROOT, "models", "SmolLM2-135M-Instruct.Qwen3MoE-hf")
-OUT = os.path.join(ROOT, "tests", "data", "forward_reference_qwen3moe.json")
+CHECKPOINTS = {"qwen3moe": "SmolLM2-135M-Instruct.Qwen3MoE-hf",
+               "mixtral": "SmolLM2-135M-Instruct.Mixtral-hf"}
 # SmolLM2's ids of "The capital of France is", "def fibonacci(n):\n" and
 # "1, 2, 3, 4, 5, 6, 7, 8," (its tokenizer's; the test feeds them as ids).
 PROMPTS = [
@@ -43,12 +45,18 @@ RANDOM = 64
 
 
 def main():
-    out = sys.argv[1] if len(sys.argv) > 1 else OUT
+    which = sys.argv[1] if len(sys.argv) > 1 else "qwen3moe"
+    checkpoint = os.path.join(ROOT, "models", CHECKPOINTS[which])
+    out = sys.argv[2] if len(sys.argv) > 2 else os.path.join(
+        ROOT, "tests", "data", f"forward_reference_{which}.json")
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_pretrained(CHECKPOINT, dtype=torch.float32)
+    model, info = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32,
+                                                       output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"], info
     model.eval()
     cfg = model.config
-    assert cfg.norm_topk_prob and cfg.num_experts_per_tok < cfg.num_experts
+    experts = cfg.num_local_experts if which == "mixtral" else cfg.num_experts
+    assert (which == "mixtral" or cfg.norm_topk_prob) and cfg.num_experts_per_tok < experts
     k = cfg.num_experts_per_tok
     gaps = {}
 
@@ -90,7 +98,7 @@ def main():
                 "greedy_margins": margins,
             })
     h = hashlib.sha256()
-    with open(os.path.join(CHECKPOINT, "model.safetensors"), "rb") as f:
+    with open(os.path.join(checkpoint, "model.safetensors"), "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     with open(out, "w") as f:
@@ -98,7 +106,7 @@ def main():
             "generator": "scripts/make_moe_reference.py, transformers " +
                          importlib.metadata.version("transformers") + ", torch " +
                          importlib.metadata.version("torch"),
-            "checkpoint": os.path.basename(CHECKPOINT),
+            "checkpoint": os.path.basename(checkpoint),
             "safetensors_sha256": h.hexdigest(),
             "cases": cases,
         }, f, indent=1)

@@ -1,20 +1,22 @@
 // The mixture of experts against an independent reference: transformers'
-// Qwen3MoeForCausalLM in float32 on the Qwen3-MoE checkpoint
+// Qwen3MoeForCausalLM and MixtralForCausalLM in float32 on the checkpoints
 // scripts/make_hf_moe_variant.py writes (scripts/make_moe_reference.py wrote
-// tests/data/forward_reference_qwen3moe.json), run here through cohost's
-// exact path (fp32 weights, activations and KV cache) from the same files:
-// the Hugging Face names and config of a model with experts, the router,
-// softmax, top-k, the picked probabilities' normalization, each expert's
-// product and their weighted sum. The reference records each layer's
-// smallest router gap on each prompt: fp32 roundoff (~1e-6) cannot flip a
-// pick across gaps of 1e-3, so the logits must agree to fp32's order.
-// (The quantized path against llama.cpp: llamacpp_reference_test's
-// Qwen3MoE file.)
+// tests/data/forward_reference_{qwen3moe,mixtral}.json), run here through
+// cohost's exact path (fp32 weights, activations and KV cache) from the same
+// files: the Hugging Face names and configs of models with experts
+// (Mixtral's block_sparse_moe.experts.E.w1/w3/w2 and its rotate-half q and
+// k), the router, softmax, top-k, the picked probabilities' normalization,
+// each expert's product and their weighted sum. The reference records each
+// layer's smallest router gap on each prompt: fp32 roundoff (~1e-6) cannot
+// flip a pick across gaps of 1e-3, so the logits must agree to fp32's order.
+// (The quantized path against llama.cpp: llamacpp_reference_test's Qwen3MoE
+// and Mixtral files.)
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -35,38 +37,50 @@ constexpr float kLogitTolerance = 1e-3f;
 constexpr float kMinRouterGap = 1e-3f;
 constexpr float kClearMargin = 0.01f;
 
-class MoeReferenceTest : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    std::ifstream f(std::string(COHOST_SOURCE_DIR) + "/tests/data/forward_reference_qwen3moe.json");
-    ASSERT_TRUE(f.good());
-    ref_ = new nlohmann::json(nlohmann::json::parse(f));
-    backend_ = kernels::MakeCpuBackend(0, kernels::DType::kF32).release();
-    const std::string path =
-        std::string(COHOST_SOURCE_DIR) + "/models/" + (*ref_)["checkpoint"].get<std::string>();
-    absl::StatusOr<LoadedModel> m = LoadModel(path, backend_, nullptr, {.keep_quantized = false});
-    ASSERT_TRUE(m.ok()) << m.status();
-    model_ = new LoadedModel(*std::move(m));
-  }
-  static void TearDownTestSuite() {
-    delete model_;
-    delete backend_;
-    delete ref_;
-  }
-  void SetUp() override { ASSERT_NE(model_, nullptr); }
-
-  static nlohmann::json* ref_;
-  static kernels::Backend* backend_;
-  static LoadedModel* model_;
+// One reference's checkpoint, loaded once for its tests.
+struct Reference {
+  std::unique_ptr<nlohmann::json> ref;
+  std::unique_ptr<kernels::Backend> backend;
+  std::unique_ptr<LoadedModel> model;
 };
 
-nlohmann::json* MoeReferenceTest::ref_ = nullptr;
-kernels::Backend* MoeReferenceTest::backend_ = nullptr;
-LoadedModel* MoeReferenceTest::model_ = nullptr;
+class MoeReferenceTest : public ::testing::TestWithParam<const char*> {
+ protected:
+  static void TearDownTestSuite() { loaded_.clear(); }
+  void SetUp() override {
+    std::unique_ptr<Reference>& r = loaded_[GetParam()];
+    if (r == nullptr) {
+      std::ifstream f(std::string(COHOST_SOURCE_DIR) + "/tests/data/forward_reference_" +
+                      GetParam() + ".json");
+      ASSERT_TRUE(f.good()) << GetParam();
+      auto loaded = std::make_unique<Reference>();
+      loaded->ref = std::make_unique<nlohmann::json>(nlohmann::json::parse(f));
+      loaded->backend = kernels::MakeCpuBackend(0, kernels::DType::kF32);
+      const std::string path = std::string(COHOST_SOURCE_DIR) + "/models/" +
+                               (*loaded->ref)["checkpoint"].get<std::string>();
+      absl::StatusOr<LoadedModel> m =
+          LoadModel(path, loaded->backend.get(), nullptr, {.keep_quantized = false});
+      ASSERT_TRUE(m.ok()) << m.status();
+      loaded->model = std::make_unique<LoadedModel>(*std::move(m));
+      r = std::move(loaded);
+    }
+    ref_ = r->ref.get();
+    backend_ = r->backend.get();
+    model_ = r->model.get();
+  }
 
-TEST_F(MoeReferenceTest, ReadsTheCheckpointsExperts) {
+  static std::map<std::string, std::unique_ptr<Reference>> loaded_;
+  const nlohmann::json* ref_ = nullptr;
+  kernels::Backend* backend_ = nullptr;
+  LoadedModel* model_ = nullptr;
+};
+
+std::map<std::string, std::unique_ptr<Reference>> MoeReferenceTest::loaded_;
+
+TEST_P(MoeReferenceTest, ReadsTheCheckpointsExperts) {
   const ModelConfig& c = model_->model->config();
-  EXPECT_EQ(c.architecture, "qwen3moe");
+  // A Mixtral is a Mistral with experts.
+  EXPECT_EQ(c.architecture, GetParam() == std::string("mixtral") ? "mistral" : "qwen3moe");
   EXPECT_EQ(c.num_experts, 4);
   EXPECT_EQ(c.num_experts_used, 2);
   EXPECT_EQ(c.expert_intermediate_size, 1536);
@@ -75,7 +89,7 @@ TEST_F(MoeReferenceTest, ReadsTheCheckpointsExperts) {
             Model::PredictWeightsBytes(c, kernels::DType::kF32, false));
 }
 
-TEST_F(MoeReferenceTest, LastPositionLogitsMatchTransformers) {
+TEST_P(MoeReferenceTest, LastPositionLogitsMatchTransformers) {
   for (const auto& c : (*ref_)["cases"]) {
     const std::vector<int32_t> ids = c["prompt_ids"];
     SCOPED_TRACE(c["prompt_ids"].dump());
@@ -94,7 +108,7 @@ TEST_F(MoeReferenceTest, LastPositionLogitsMatchTransformers) {
   }
 }
 
-TEST_F(MoeReferenceTest, TeacherForcedStepsPickTransformersToken) {
+TEST_P(MoeReferenceTest, TeacherForcedStepsPickTransformersToken) {
   int checked = 0;
   for (const auto& c : (*ref_)["cases"]) {
     std::vector<int32_t> ids = c["prompt_ids"];
@@ -113,6 +127,11 @@ TEST_F(MoeReferenceTest, TeacherForcedStepsPickTransformersToken) {
   }
   EXPECT_GT(checked, 24) << "the check must not be vacuous";
 }
+
+INSTANTIATE_TEST_SUITE_P(Checkpoints, MoeReferenceTest, ::testing::Values("qwen3moe", "mixtral"),
+                         [](const ::testing::TestParamInfo<const char*>& info) {
+                           return std::string(info.param);
+                         });
 
 }  // namespace
 }  // namespace cohost::runtime
