@@ -69,6 +69,29 @@ def check_cli(binary, address, reference):
     check(result["finish_reason"] == "length" or
           list(json.loads(result["text"])) == ["name"], "generate --json-schema: %s" % result)
 
+    # Tools reach the server, whose default model's template offers none; with
+    # tool_choice none they are left out, and the chat is served.
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump([{"type": "function", "function": {
+            "name": "get_weather", "parameters": {"type": "object"}}}], f)
+    offered = cohost("generate", "--server", address, "--model", "default", "--chat",
+                     "--prompt", "Weather?", "--tools", f.name, "--max-tokens", "2")
+    left_out = cohost("generate", "--server", address, "--model", "default", "--chat",
+                      "--prompt", "Weather?", "--tools", f.name, "--tool-choice", "none",
+                      "--max-tokens", "2")
+    unnamed = cohost("generate", "--server", address, "--model", "default", "--chat",
+                     "--prompt", "Weather?", "--tools", f.name, "--tool-choice", "get_time",
+                     "--max-tokens", "2")
+    os.unlink(f.name)
+    check(offered.returncode == 1 and "FAILED_PRECONDITION" in offered.stderr and
+          "tool calling" in offered.stderr, "generate --tools: %s" % offered.stderr)
+    check(left_out.returncode == 0, "generate --tool-choice none: %s" % left_out.stderr)
+    check(unnamed.returncode == 1 and "INVALID_ARGUMENT" in unnamed.stderr and
+          "does not offer" in unnamed.stderr, "generate --tool-choice get_time: %s" % unnamed.stderr)
+    out = cohost("generate", "--server", address, "--model", "default", "--prompt", "hi",
+                 "--tool-choice", "none")
+    check(out.returncode == 1 and "need --chat" in out.stderr, "--tool-choice without --chat")
+
     out = cohost("generate", "--server", address, "--model", "nope", "--prompt", "hi")
     check(out.returncode == 1 and "cohost generate: NOT_FOUND: " in out.stderr,
           "generate with an unknown model: %d %s" % (out.returncode, out.stderr))

@@ -12,6 +12,7 @@
 #include "nlohmann/json.hpp"
 #include "tools/client/client_commands.h"
 #include "tools/client/client_common.h"
+#include "tools/client/tool_flags.h"
 #include "tools/common/arg_parser.h"
 #include "tools/common/sampling_flags.h"
 
@@ -31,6 +32,7 @@ std::vector<FlagSpec> GenerateFlagSpecs() {
       {"json", "", "print one JSON object (cohost run --json's fields) instead of text"},
       {"help", "", "show this help"},
   };
+  for (FlagSpec& s : ToolFlagSpecs()) specs.push_back(std::move(s));
   for (FlagSpec& s : SamplingFlagSpecs()) specs.push_back(std::move(s));
   for (FlagSpec& s : TlsFlagSpecs()) specs.push_back(std::move(s));
   return specs;
@@ -80,6 +82,7 @@ absl::StatusOr<v1::GenerateRequest> RequestFromArgs(const ParsedArgs& args) {
   absl::StatusOr<runtime::SamplingParams> params = SamplingParamsFromArgs(args, &json_schema);
   if (!params.ok()) return params.status();
   FillSampling(*params, json_schema, &request);
+  RETURN_IF_ERROR(AddToolsFromArgs(args, &request));
   return request;
 }
 

@@ -1,0 +1,85 @@
+// `cohost generate`'s tool flags. See tool_flags.h.
+
+#include "tools/client/tool_flags.h"
+
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "nlohmann/json.hpp"
+
+namespace cohost::tools {
+namespace {
+
+using Json = nlohmann::json;
+
+// One of OpenAI's tools ({"type": "function", "function": {...}}, or the
+// function alone) as the chat's.
+absl::Status ReadTool(const Json& t, size_t i, v1::Tool* out) {
+  const std::string where = absl::StrCat("--tools: [", i, "]");
+  const Json& f = t.is_object() && t.contains("function") ? t["function"] : t;
+  if (!f.is_object() || !f.contains("name") || !f["name"].is_string()) {
+    return absl::InvalidArgumentError(where + " is not a function with a name");
+  }
+  out->set_name(f["name"].get<std::string>());
+  if (f.contains("description") && f["description"].is_string()) {
+    out->set_description(f["description"].get<std::string>());
+  }
+  if (f.contains("parameters") && !f["parameters"].is_null()) {
+    if (!f["parameters"].is_object()) {
+      return absl::InvalidArgumentError(where + ".parameters is not a JSON schema (an object)");
+    }
+    out->set_parameters(f["parameters"].dump());
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::vector<FlagSpec> ToolFlagSpecs() {
+  return {
+      {"tools", "FILE", "offer the functions in FILE (OpenAI's tools list) to --chat's chat"},
+      {"tool-choice", "C", "auto, none, required, or the name of the function to call"},
+      {"no-parallel-tool-calls", "", "at most one call: the answer ends as it closes"},
+  };
+}
+
+absl::Status AddToolsFromArgs(const ParsedArgs& args, v1::GenerateRequest* request) {
+  const std::optional<std::string> path = args.Get("tools");
+  const std::optional<std::string> choice = args.Get("tool-choice");
+  const bool one_call = args.Has("no-parallel-tool-calls");
+  if (!path && !choice && !one_call) return absl::OkStatus();
+  if (!request->has_chat()) {
+    return absl::InvalidArgumentError(
+        "--tools, --tool-choice and --no-parallel-tool-calls need --chat");
+  }
+  v1::ChatInput* chat = request->mutable_chat();
+  if (path) {
+    std::ifstream in(*path, std::ios::binary);
+    if (!in.is_open())
+      return absl::NotFoundError(absl::StrCat("--tools ", *path, ": cannot be read"));
+    std::ostringstream text;
+    text << in.rdbuf();
+    const Json list = Json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
+    if (!list.is_array()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--tools ", *path, ": not a JSON list of functions"));
+    }
+    for (size_t i = 0; i < list.size(); ++i) {
+      if (absl::Status s = ReadTool(list[i], i, chat->add_tools()); !s.ok()) return s;
+    }
+  }
+  if (choice == "none") {
+    chat->set_tool_choice(v1::TOOL_CHOICE_NONE);
+  } else if (choice == "required") {
+    chat->set_tool_choice(v1::TOOL_CHOICE_REQUIRED);
+  } else if (choice && *choice != "auto") {
+    chat->set_tool_choice(v1::TOOL_CHOICE_FUNCTION);
+    chat->set_tool_choice_function(*choice);
+  }
+  if (one_call) chat->set_parallel_tool_calls(false);
+  return absl::OkStatus();
+}
+
+}  // namespace cohost::tools
