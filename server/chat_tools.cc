@@ -33,7 +33,38 @@ std::string AnyCallSchema(const google::protobuf::RepeatedPtrField<v1::Tool>& to
   return schema.dump();
 }
 
+// The value bounds HoldableParameters leaves to the model.
+constexpr std::string_view kValueBounds[] = {
+    "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf",
+    "pattern", "format",  "minProperties",    "maxProperties",    "uniqueItems"};
+
+// Drops them from `schema` and the schemas within it.
+void DropValueBounds(nlohmann::ordered_json& schema, int depth) {
+  if (!schema.is_object() || depth > runtime::kMaxSchemaDepth * 2) return;
+  for (const std::string_view key : kValueBounds) schema.erase(std::string(key));
+  for (const char* each : {"properties", "$defs", "definitions"}) {
+    auto it = schema.find(each);
+    if (it == schema.end() || !it->is_object()) continue;
+    for (auto& [name, sub] : it->items()) DropValueBounds(sub, depth + 1);
+  }
+  for (const char* one : {"items", "additionalProperties"}) {
+    if (auto it = schema.find(one); it != schema.end()) DropValueBounds(*it, depth + 1);
+  }
+  for (const char* list : {"anyOf", "oneOf", "allOf"}) {
+    auto it = schema.find(list);
+    if (it == schema.end() || !it->is_array()) continue;
+    for (auto& sub : *it) DropValueBounds(sub, depth + 1);
+  }
+}
+
 }  // namespace
+
+std::string HoldableParameters(const std::string& parameters) {
+  nlohmann::ordered_json schema = nlohmann::ordered_json::parse(parameters, nullptr, false);
+  if (!schema.is_object()) return parameters;  // CheckTools refuses it
+  DropValueBounds(schema, 0);
+  return schema.dump();
+}
 
 std::optional<runtime::ToolCallSplitter> ToolOutput::Splitter() const {
   if (forced) return runtime::ToolCallSplitter::Forced(*forced);
@@ -155,7 +186,8 @@ absl::StatusOr<ToolOutput> ApplyToolChoice(v1::GenerateRequest* request) {
     request->set_response_format(v1::RESPONSE_FORMAT_JSON_OBJECT);
   } else {
     request->set_response_format(v1::RESPONSE_FORMAT_JSON_SCHEMA);
-    request->set_json_schema(chosen->parameters());
+    request->set_json_schema(chosen->strict() ? chosen->parameters()
+                                              : HoldableParameters(chosen->parameters()));
   }
   out.forced = named;
   return out;

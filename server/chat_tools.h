@@ -10,7 +10,10 @@
 //             JSON grammar to {"name": <one of them>, "arguments": <an
 //             object>} (so at most runtime::kMaxSchemaEnum tools);
 //   FUNCTION  the answer is the arguments of one call of the function named,
-//             held to its parameters, as vLLM does.
+//             held to its parameters, as vLLM does: all of them where the
+//             tool is strict; else without the value bounds the grammar
+//             cannot hold (HoldableParameters), which the model is told of
+//             in the prompt and OpenAI's non-strict calls are not held to.
 // A forced call (REQUIRED, FUNCTION) needs tools and takes no
 // response_format beside it. parallel_tool_calls false ends the answer as
 // its first call's block closes (runtime::kToolCallClose a stop string).
@@ -64,6 +67,14 @@ bool AsksToolChoice(const v1::GenerateRequest& request);
 // the answer's calls are. INVALID_ARGUMENT, its message starting with the
 // field's name, for a choice this chat cannot take.
 absl::StatusOr<ToolOutput> ApplyToolChoice(v1::GenerateRequest* request);
+
+// A non-strict tool's parameters as a forced call is held to them: the JSON
+// schema without the value bounds the grammar cannot hold (minimum, maximum,
+// exclusiveMinimum, exclusiveMaximum, multipleOf, pattern, format,
+// minProperties, maxProperties, uniqueItems), at every schema in it (a
+// property of one of those names stays). `parameters` is a JSON object's
+// text (CheckTools); the keys keep their order.
+std::string HoldableParameters(const std::string& parameters);
 
 // `status`, from building a request that ApplyToolChoice gave `tools`, in the
 // chat's terms: a forced call's schema is the function's parameters, not a

@@ -135,10 +135,11 @@ absl::Status ParseTool(const Json& tool, size_t i, const OrderedTexts& ordered, 
     if (it == ordered.parameters.end()) return Bad(where + ".function.parameters", "is malformed");
     out->set_parameters(it->second);
   }
-  // `strict` asks that calls keep to the schema: only a forced call is held
-  // to one here (server/chat_tools.h).
-  if (const Json* strict = Field(*function, "strict"); strict != nullptr && !strict->is_boolean()) {
-    return Bad(where + ".function.strict", "must be true or false");
+  // `strict` asks that calls keep to the whole schema: only a forced call is
+  // held to one here (server/chat_tools.h).
+  if (const Json* strict = Field(*function, "strict")) {
+    if (!strict->is_boolean()) return Bad(where + ".function.strict", "must be true or false");
+    out->set_strict(strict->get<bool>());
   }
   return absl::OkStatus();
 }

@@ -142,6 +142,36 @@ TEST(ChatToolsTest, AFunctionIsOneCallOfItsArgumentsHeldToItsParameters) {
   EXPECT_EQ(r.json_schema(), "");
 }
 
+// A forced call of a tool that is not strict is held to its parameters
+// without the value bounds the grammar cannot hold, at every depth (a
+// property named like one stays); a strict tool's whole schema is kept, for
+// the grammar to refuse what it cannot hold.
+TEST(ChatToolsTest, ANonStrictFunctionsValueBoundsAreLeftToTheModel) {
+  const std::string parameters =
+      R"({"type":"object","properties":{"when":{"type":"string","format":"date-time"},)"
+      R"("format":{"type":"string","pattern":"^[a-z]+$"},)"
+      R"("days":{"type":"array","items":{"type":"integer","minimum":1,"maximum":9},)"
+      R"("uniqueItems":true},"any":{"anyOf":[{"type":"number","multipleOf":2},)"
+      R"({"type":"null"}]},"ref":{"$ref":"#/$defs/r"}},)"
+      R"("$defs":{"r":{"type":"integer","exclusiveMinimum":0}},"minProperties":1})";
+  EXPECT_EQ(HoldableParameters(parameters),
+            R"({"type":"object","properties":{"when":{"type":"string"},)"
+            R"("format":{"type":"string"},"days":{"type":"array","items":{"type":"integer"}},)"
+            R"("any":{"anyOf":[{"type":"number"},{"type":"null"}]},"ref":{"$ref":"#/$defs/r"}},)"
+            R"("$defs":{"r":{"type":"integer"}}})");
+
+  v1::GenerateRequest r = Chat();
+  r.mutable_chat()->mutable_tools(0)->set_parameters(parameters);
+  r.mutable_chat()->set_tool_choice(v1::TOOL_CHOICE_FUNCTION);
+  r.mutable_chat()->set_tool_choice_function("get_weather");
+  v1::GenerateRequest strict = r;
+  ASSERT_TRUE(ApplyToolChoice(&r).ok());
+  EXPECT_EQ(r.json_schema(), HoldableParameters(parameters));
+  strict.mutable_chat()->mutable_tools(0)->set_strict(true);
+  ASSERT_TRUE(ApplyToolChoice(&strict).ok());
+  EXPECT_EQ(strict.json_schema(), parameters) << "held to all of it, or refused";
+}
+
 TEST(ChatToolsTest, RequiredIsOneCallOfAnyOfferedFunction) {
   v1::GenerateRequest r = Chat();
   r.mutable_chat()->set_tool_choice(v1::TOOL_CHOICE_REQUIRED);

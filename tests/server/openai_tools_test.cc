@@ -58,6 +58,8 @@ TEST(OpenAiToolsTest, ToolsAndToolTurnsReachTheChat) {
             R"("days":{"type":"integer"}},"required":["city"]})");
   EXPECT_EQ(chat.tools(1).name(), "get_time");
   EXPECT_EQ(chat.tools(1).parameters(), "");
+  EXPECT_FALSE(chat.tools(0).strict());
+  EXPECT_TRUE(chat.tools(1).strict());
   ASSERT_EQ(chat.messages_size(), 4);
   const v1::ChatMessage& calls = chat.messages(1);
   EXPECT_EQ(calls.role(), "assistant");

@@ -243,7 +243,9 @@ TEST_F(RequestBuilderTest, ToolsAreCheckedAndReachATemplateThatOffersThem) {
   EXPECT_EQ(g->sampling.response_format, runtime::ResponseFormat::kJsonSchema);
   ASSERT_NE(g->sampling.json_schema, nullptr);
   EXPECT_EQ(forced.response_format(), v1::RESPONSE_FORMAT_TEXT) << "the request is left as sent";
-  // Its schema's faults are the function's parameters', not a json_schema's.
+  // Its schema's faults are the function's parameters', not a json_schema's
+  // (a strict function's value bound, which the grammar cannot hold).
+  forced.mutable_chat()->mutable_tools(0)->set_strict(true);
   forced.mutable_chat()->mutable_tools(0)->set_parameters(
       R"({"type":"object","properties":{"days":{"type":"integer","minimum":1}}})");
   const absl::Status unserved = BuildGenerateRequest(forced, *qwen, limits).status();

@@ -252,23 +252,34 @@ TEST_F(ToolCallsTest, ANamedChoiceIsOneCallOfItsArguments) {
 
 // A named function whose parameters the grammar cannot hold is refused in
 // the body's terms (tool_choice and the function), not as a json_schema the
-// client never sent.
+// client never sent: a malformed keyword always, a value bound (minimum)
+// where the function is strict. Not strict, its value bounds are left to the
+// model and the call is held to the rest.
 TEST_F(ToolCallsTest, AForcedCallsSchemaOutsideTheSubsetIsNamedAsTheFunctions) {
   Start();
+  const Json named = {{"type", "function"}, {"function", {{"name", "get_weather"}}}};
+  const auto refusal = [&](const Json& tool) {
+    httplib::Result r = Post("{}", Body({{"tools", {tool}}, {"tool_choice", named}}));
+    EXPECT_TRUE(r);
+    if (!r) return std::string();
+    EXPECT_EQ(r->status, 400);
+    const Json error = Json::parse(r->body)["error"];
+    EXPECT_EQ(error["param"], "tool_choice");
+    return error["message"].get<std::string>();
+  };
   Json tool = kWeather;
   tool["function"]["parameters"]["properties"]["city"]["minLength"] = "two";
-  tool["function"]["parameters"]["properties"]["days"] = {{"type", "integer"}, {"minimum", 1}};
-  const Json body =
-      Body({{"tools", {tool}},
-            {"tool_choice", {{"type", "function"}, {"function", {{"name", "get_weather"}}}}}});
-  httplib::Result r = Post("{}", body);
-  ASSERT_TRUE(r);
-  EXPECT_EQ(r->status, 400);
-  const Json error = Json::parse(r->body)["error"];
-  EXPECT_EQ(error["param"], "tool_choice");
   EXPECT_THAT(
-      error["message"].get<std::string>(),
+      refusal(tool),
       ::testing::StartsWith("tool_choice holds the answer to the parameters of get_weather at "));
+  tool = kWeather;
+  tool["function"]["parameters"]["properties"]["days"] = {{"type", "integer"}, {"minimum", 1}};
+  tool["function"]["strict"] = true;
+  EXPECT_THAT(refusal(tool), ::testing::HasSubstr("minimum"));
+  tool["function"]["strict"] = false;
+  const Json choice = Whole(R"({"city": "Paris"})", {{"tools", {tool}}, {"tool_choice", named}});
+  ASSERT_EQ(choice.at("message").at("tool_calls").size(), 1u);
+  ExpectWeatherCall(choice.at("message").at("tool_calls").at(0));
 }
 
 TEST_F(ToolCallsTest, AModelWithoutToolsRefusesThem) {

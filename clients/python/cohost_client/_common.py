@@ -170,7 +170,8 @@ def tool(t):
     "description", "parameters"}}), or its function alone."""
     f = t.get("function", t)
     return pb.Tool(name=f["name"], description=f.get("description") or "",
-                   parameters=_json_text(f["parameters"]) if f.get("parameters") else "")
+                   parameters=_json_text(f["parameters"]) if f.get("parameters") else "",
+                   strict=bool(f.get("strict")))
 
 
 def to_chunk(message):
