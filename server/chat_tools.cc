@@ -182,12 +182,16 @@ absl::StatusOr<ToolOutput> ApplyToolChoice(v1::GenerateRequest* request) {
   if (chosen == chat->tools().end()) {
     return absl::InvalidArgumentError("tool_choice names a function that tools does not offer");
   }
-  if (chosen->parameters().empty()) {
+  // A function's arguments are an object: parameters of no schema at all
+  // (none, "{}", or nothing but value bounds) hold them to any object, not to
+  // any JSON value.
+  const std::string schema =
+      chosen->strict() ? chosen->parameters() : HoldableParameters(chosen->parameters());
+  if (schema.empty() || nlohmann::ordered_json::parse(schema, nullptr, false).empty()) {
     request->set_response_format(v1::RESPONSE_FORMAT_JSON_OBJECT);
   } else {
     request->set_response_format(v1::RESPONSE_FORMAT_JSON_SCHEMA);
-    request->set_json_schema(chosen->strict() ? chosen->parameters()
-                                              : HoldableParameters(chosen->parameters()));
+    request->set_json_schema(schema);
   }
   out.forced = named;
   return out;

@@ -54,7 +54,7 @@ class JsonConstraint {
   // Whether a document can end at all: the vocabulary has an end of generation.
   bool CanEnd() const { return !end_ids_.empty(); }
   // Whether a document can follow a think block: "<think>" and "</think>"
-  // are each one (special) token.
+  // are each one user-defined token (Tokenizer::think_open_id).
   bool Thinks() const {
     return tokenizer_.think_open_id() >= 0 && tokenizer_.think_close_id() >= 0;
   }

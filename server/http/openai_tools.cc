@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
 #include "runtime/tokenizer/json_rewrite.h"
@@ -194,19 +195,37 @@ absl::Status InBodyTerms(absl::Status status) {
       return WithParam(std::move(status), field);
     }
   }
-  // A tool's "tools[i].name" or "tools[i].parameters" (CheckTools) is the
-  // body's "tools[i].function.name" or ".parameters".
-  const size_t close = message.find("].");
-  if (message.starts_with("tools[") && close != std::string_view::npos) {
-    const std::string_view rest = message.substr(close + 2);
-    for (const std::string_view field : {"name", "parameters"}) {
-      if (!rest.starts_with(field)) continue;
-      const auto text = [](std::string_view v) { return absl::string_view(v.data(), v.size()); };
-      const std::string param =
-          absl::StrCat(text(message.substr(0, close + 2)), "function.", text(field));
-      return WithParam(
-          absl::Status(status.code(), absl::StrCat(param, text(rest.substr(field.size())))), param);
+  // The chat's paths (CheckTools', ChatFrom's) in the body's words: a tool's
+  // "tools[i].name" / ".parameters" and a call's
+  // "messages[i].tool_calls[k].name" / ".arguments" are under "function.".
+  const auto text = [](std::string_view v) { return absl::string_view(v.data(), v.size()); };
+  const auto index = [&](size_t at) {  // past "[digits]" at `at`, or npos
+    size_t i = at;
+    if (i >= message.size() || message[i] != '[') return std::string_view::npos;
+    while (++i < message.size() && absl::ascii_isdigit(static_cast<unsigned char>(message[i]))) {
     }
+    return i > at + 1 && i < message.size() && message[i] == ']' ? i + 1 : std::string_view::npos;
+  };
+  size_t path_end = std::string_view::npos;
+  if (message.starts_with("tools[")) {
+    path_end = index(5);
+  } else if (message.starts_with("messages[")) {
+    const size_t m = index(8);
+    constexpr std::string_view kCalls = ".tool_calls";
+    if (m != std::string_view::npos && message.substr(m).starts_with(kCalls)) {
+      path_end = index(m + kCalls.size());
+    }
+  }
+  if (path_end == std::string_view::npos || !message.substr(path_end).starts_with(".")) {
+    return status;
+  }
+  const std::string_view rest = message.substr(path_end + 1);
+  for (const std::string_view field : {"name", "parameters", "arguments"}) {
+    if (!rest.starts_with(field)) continue;
+    const std::string param =
+        absl::StrCat(text(message.substr(0, path_end + 1)), "function.", text(field));
+    return WithParam(
+        absl::Status(status.code(), absl::StrCat(param, text(rest.substr(field.size())))), param);
   }
   return status;
 }

@@ -29,8 +29,9 @@ absl::Status ParseChatTools(const nlohmann::json& body, std::string_view text,
 
 // `status`, from building the request (BuildGenerateRequest), naming the
 // body's field it is about where it starts with tool_choice,
-// parallel_tool_calls or a tool's name or parameters (said as the body's
-// tools[i].function.name and .parameters).
+// parallel_tool_calls, a tool's name or parameters or a call's name or
+// arguments (said as the body's tools[i].function.name and .parameters,
+// messages[i].tool_calls[k].function.name and .arguments).
 absl::Status InBodyTerms(absl::Status status);
 
 }  // namespace cohost::server::http

@@ -170,6 +170,23 @@ TEST(ChatToolsTest, ANonStrictFunctionsValueBoundsAreLeftToTheModel) {
   strict.mutable_chat()->mutable_tools(0)->set_strict(true);
   ASSERT_TRUE(ApplyToolChoice(&strict).ok());
   EXPECT_EQ(strict.json_schema(), parameters) << "held to all of it, or refused";
+
+  // Parameters of no schema at all hold the arguments to an object, not to
+  // any JSON value: "{}", and what is left of nothing but value bounds.
+  for (const bool strict_tool : {false, true}) {
+    for (const char* none : {"{}", R"({"minProperties": 1})"}) {
+      v1::GenerateRequest q = Chat();
+      q.mutable_chat()->mutable_tools(0)->set_parameters(none);
+      q.mutable_chat()->mutable_tools(0)->set_strict(strict_tool);
+      q.mutable_chat()->set_tool_choice(v1::TOOL_CHOICE_FUNCTION);
+      q.mutable_chat()->set_tool_choice_function("get_weather");
+      ASSERT_TRUE(ApplyToolChoice(&q).ok());
+      const bool object = std::string(none) == "{}" || !strict_tool;
+      EXPECT_EQ(q.response_format(),
+                object ? v1::RESPONSE_FORMAT_JSON_OBJECT : v1::RESPONSE_FORMAT_JSON_SCHEMA)
+          << none << (strict_tool ? " strict" : "");
+    }
+  }
 }
 
 TEST(ChatToolsTest, RequiredIsOneCallOfAnyOfferedFunction) {

@@ -117,6 +117,37 @@ TEST(OpenAiToolsTest, TheChoiceIsReadIntoTheChat) {
   EXPECT_THAT(ErrorBody(built), HasSubstr(R"("param":"tool_choice")"));
   EXPECT_THAT(ErrorBody(InBodyTerms(absl::InvalidArgumentError("tool_choicer is not a field"))),
               HasSubstr(R"("param":null)"));
+  // The chat's paths of a tool and a call, as the body's.
+  const struct {
+    const char* built;
+    const char* said;
+    const char* param;  // null: none
+  } paths[] = {
+      {"tools[1].name \"f\" names a function already offered",
+       "tools[1].function.name \"f\" names a function already offered", "tools[1].function.name"},
+      {"tools[12].parameters must be a JSON object",
+       "tools[12].function.parameters must be a JSON object", "tools[12].function.parameters"},
+      {"messages[3].tool_calls[0].name must be 1-64 of [A-Za-z0-9_-]",
+       "messages[3].tool_calls[0].function.name must be 1-64 of [A-Za-z0-9_-]",
+       "messages[3].tool_calls[0].function.name"},
+      {"messages[3].tool_calls[1].arguments: not JSON",
+       "messages[3].tool_calls[1].function.arguments: not JSON",
+       "messages[3].tool_calls[1].function.arguments"},
+      {"messages[3].tool_calls: only an assistant makes calls",
+       "messages[3].tool_calls: only an assistant makes calls", nullptr},
+      {"messages[3].role must be system, user or assistant",
+       "messages[3].role must be system, user or assistant", nullptr},
+      {"tools[x].name is odd", "tools[x].name is odd", nullptr},
+      {"chat input has 129 tools, at most 128", "chat input has 129 tools, at most 128", nullptr},
+  };
+  for (const auto& p : paths) {
+    const absl::Status said = InBodyTerms(absl::InvalidArgumentError(p.built));
+    EXPECT_EQ(said.message(), p.said);
+    EXPECT_THAT(ErrorBody(said),
+                HasSubstr(p.param != nullptr ? absl::StrCat(R"("param":")", p.param, "\"")
+                                             : std::string(R"("param":null)")))
+        << p.built;
+  }
 }
 
 TEST(OpenAiToolsTest, MalformedToolsAreRefusedByField) {

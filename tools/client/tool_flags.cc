@@ -12,7 +12,9 @@
 namespace cohost::tools {
 namespace {
 
-using Json = nlohmann::json;
+// Ordered: a tool's parameters keep the file's key order, as the prompt
+// shows them.
+using Json = nlohmann::ordered_json;
 
 // One of OpenAI's tools ({"type": "function", "function": {...}}, or the
 // function alone) as the chat's.
@@ -23,8 +25,17 @@ absl::Status ReadTool(const Json& t, size_t i, v1::Tool* out) {
     return absl::InvalidArgumentError(where + " is not a function with a name");
   }
   out->set_name(f["name"].get<std::string>());
-  if (f.contains("description") && f["description"].is_string()) {
+  if (f.contains("description") && !f["description"].is_null()) {
+    if (!f["description"].is_string()) {
+      return absl::InvalidArgumentError(where + ".description is not a string");
+    }
     out->set_description(f["description"].get<std::string>());
+  }
+  if (f.contains("strict") && !f["strict"].is_null()) {
+    if (!f["strict"].is_boolean()) {
+      return absl::InvalidArgumentError(where + ".strict is not true or false");
+    }
+    out->set_strict(f["strict"].get<bool>());
   }
   if (f.contains("parameters") && !f["parameters"].is_null()) {
     if (!f["parameters"].is_object()) {
@@ -40,8 +51,8 @@ absl::Status ReadTool(const Json& t, size_t i, v1::Tool* out) {
 std::vector<FlagSpec> ToolFlagSpecs() {
   return {
       {"tools", "FILE", "offer the functions in FILE (OpenAI's tools list) to --chat's chat"},
-      {"tool-choice", "C", "auto, none, required, or the name of the function to call"},
-      {"no-parallel-tool-calls", "", "at most one call: the answer ends as it closes"},
+      {"tool-choice", "C", "auto, none, required, or the name of the function to call (--chat)"},
+      {"no-parallel-tool-calls", "", "at most one call: the answer ends as it closes (--chat)"},
   };
 }
 
@@ -69,6 +80,9 @@ absl::Status AddToolsFromArgs(const ParsedArgs& args, v1::GenerateRequest* reque
     for (size_t i = 0; i < list.size(); ++i) {
       if (absl::Status s = ReadTool(list[i], i, chat->add_tools()); !s.ok()) return s;
     }
+  }
+  if (choice && choice->empty()) {
+    return absl::InvalidArgumentError("--tool-choice: auto, none, required or a function's name");
   }
   if (choice == "none") {
     chat->set_tool_choice(v1::TOOL_CHOICE_NONE);

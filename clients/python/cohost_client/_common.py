@@ -167,11 +167,11 @@ def set_tool_choice(chat, choice):
 
 def tool(t):
     """A tool as OpenAI's API shapes it ({"type": "function", "function": {"name",
-    "description", "parameters"}}), or its function alone."""
+    "description", "parameters", "strict"}}), or its function alone."""
     f = t.get("function", t)
     return pb.Tool(name=f["name"], description=f.get("description") or "",
                    parameters=_json_text(f["parameters"]) if f.get("parameters") else "",
-                   strict=bool(f.get("strict")))
+                   strict=f.get("strict") is True)
 
 
 def to_chunk(message):
