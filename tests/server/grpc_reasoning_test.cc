@@ -72,6 +72,29 @@ class GrpcReasoningTest : public ::testing::Test {
     return out;
   }
 
+  // "Weather in Paris?", offering get_weather, greedy, up to 200 tokens.
+  static v1::GenerateRequest WeatherChat() {
+    v1::GenerateRequest r;
+    r.set_model("tiny");
+    v1::ChatMessage* m = r.mutable_chat()->add_messages();
+    m->set_role("user");
+    m->set_content("Weather in Paris?");
+    v1::Tool* tool = r.mutable_chat()->add_tools();
+    tool->set_name("get_weather");
+    tool->set_parameters(R"({"type": "object", "properties": {"city": {"type": "string"}}})");
+    r.mutable_sampling()->set_temperature(0);
+    r.set_max_tokens(200);
+    return r;
+  }
+  // The stream's calls, in order.
+  static std::vector<v1::ToolCall> CallsOf(const cohost::testing::StreamResult& result) {
+    std::vector<v1::ToolCall> calls;
+    for (const v1::GenerateResponse& message : result.messages) {
+      calls.insert(calls.end(), message.tool_calls().begin(), message.tool_calls().end());
+    }
+    return calls;
+  }
+
   ServerMetrics metrics_;
   ScriptedBackend* backend_ = nullptr;  // tiny_'s
   std::unique_ptr<cohost::testing::TinyRouter> tiny_;
@@ -130,26 +153,14 @@ TEST_F(GrpcReasoningTest, ToolCallsAreSplitWhenTheRequestAsks) {
       std::string("<think>\nA tool.\n</think>\n\nLet me look.\n") + cohost::testing::kWeatherCall;
   for (const bool split : {true, false}) {
     backend_->Script(output);
-    v1::GenerateRequest r;
-    r.set_model("tiny");
-    v1::ChatMessage* m = r.mutable_chat()->add_messages();
-    m->set_role("user");
-    m->set_content("Weather in Paris?");
-    v1::Tool* tool = r.mutable_chat()->add_tools();
-    tool->set_name("get_weather");
-    tool->set_parameters(R"({"type": "object", "properties": {"city": {"type": "string"}}})");
-    r.mutable_sampling()->set_temperature(0);
-    r.set_max_tokens(200);
+    v1::GenerateRequest r = WeatherChat();
     r.set_split_reasoning(true);
     r.set_split_tool_calls(split);
     const cohost::testing::StreamResult result = cohost::testing::Generate(*stub_, r);
     ASSERT_TRUE(result.status.ok()) << result.status.error_message();
     std::string reasoning;
-    std::vector<v1::ToolCall> calls;
-    for (const v1::GenerateResponse& message : result.messages) {
-      reasoning += message.reasoning();
-      calls.insert(calls.end(), message.tool_calls().begin(), message.tool_calls().end());
-    }
+    for (const v1::GenerateResponse& message : result.messages) reasoning += message.reasoning();
+    const std::vector<v1::ToolCall> calls = CallsOf(result);
     EXPECT_EQ(reasoning, "\nA tool.\n");
     if (!split) {
       EXPECT_EQ(result.text, std::string("Let me look.\n") + cohost::testing::kWeatherCall);
@@ -173,27 +184,11 @@ TEST_F(GrpcReasoningTest, ToolCallsAreSplitWhenTheRequestAsks) {
 TEST_F(GrpcReasoningTest, AForcedCallIsTheWholeAnswer) {
   Start(cohost::testing::Qwen3ToolsTemplate(), cohost::testing::LongContext());
   auto request = [](v1::ToolChoice choice, const std::string& function, bool split) {
-    v1::GenerateRequest r;
-    r.set_model("tiny");
-    v1::ChatMessage* m = r.mutable_chat()->add_messages();
-    m->set_role("user");
-    m->set_content("Weather in Paris?");
-    v1::Tool* tool = r.mutable_chat()->add_tools();
-    tool->set_name("get_weather");
-    tool->set_parameters(R"({"type": "object", "properties": {"city": {"type": "string"}}})");
+    v1::GenerateRequest r = WeatherChat();
     r.mutable_chat()->set_tool_choice(choice);
     r.mutable_chat()->set_tool_choice_function(function);
-    r.mutable_sampling()->set_temperature(0);
-    r.set_max_tokens(200);
     r.set_split_tool_calls(split);
     return r;
-  };
-  auto calls_of = [](const cohost::testing::StreamResult& result) {
-    std::vector<v1::ToolCall> calls;
-    for (const v1::GenerateResponse& message : result.messages) {
-      calls.insert(calls.end(), message.tool_calls().begin(), message.tool_calls().end());
-    }
-    return calls;
   };
   const std::string arguments = R"({"city": "Paris"})";
   backend_->Script(arguments);
@@ -201,7 +196,7 @@ TEST_F(GrpcReasoningTest, AForcedCallIsTheWholeAnswer) {
       *stub_, request(v1::TOOL_CHOICE_FUNCTION, "get_weather", /*split=*/true));
   ASSERT_TRUE(result.status.ok()) << result.status.error_message();
   EXPECT_EQ(result.text, "");
-  std::vector<v1::ToolCall> calls = calls_of(result);
+  std::vector<v1::ToolCall> calls = CallsOf(result);
   ASSERT_EQ(calls.size(), 1u);
   EXPECT_EQ(calls[0].name(), "get_weather");
   EXPECT_EQ(calls[0].arguments(), R"({"city":"Paris"})");
@@ -212,13 +207,13 @@ TEST_F(GrpcReasoningTest, AForcedCallIsTheWholeAnswer) {
       *stub_, request(v1::TOOL_CHOICE_FUNCTION, "get_weather", /*split=*/false));
   ASSERT_TRUE(result.status.ok()) << result.status.error_message();
   EXPECT_EQ(result.text, arguments);
-  EXPECT_TRUE(calls_of(result).empty());
+  EXPECT_TRUE(CallsOf(result).empty());
 
   const std::string call = R"({"name": "get_weather", "arguments": {"city": "Paris"}})";
   backend_->Script(call);
   result = cohost::testing::Generate(*stub_, request(v1::TOOL_CHOICE_REQUIRED, "", true));
   ASSERT_TRUE(result.status.ok()) << result.status.error_message();
-  calls = calls_of(result);
+  calls = CallsOf(result);
   ASSERT_EQ(calls.size(), 1u);
   EXPECT_EQ(calls[0].name(), "get_weather");
 
