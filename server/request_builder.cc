@@ -15,7 +15,7 @@
 #include "nlohmann/json.hpp"
 #include "runtime/loader/loader_json.h"
 #include "runtime/sampling/interned_schemas.h"
-#include "server/chat_tools.h"
+#include "server/tool_choice.h"
 
 namespace cohost::server {
 namespace {

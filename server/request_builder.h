@@ -8,7 +8,7 @@
 #include "runtime/batching/request.h"
 #include "runtime/batching/request_validation.h"
 #include "runtime/tokenizer/tokenizer.h"
-#include "server/chat_tools.h"
+#include "server/tool_choice.h"
 
 namespace cohost::server {
 
@@ -20,7 +20,7 @@ namespace cohost::server {
 // assistant, invalid UTF-8, and
 // max_tokens 0. FAILED_PRECONDITION when chat input meets a model without a
 // usable chat template. A chat's tool_choice and parallel_tool_calls are
-// applied first (ApplyToolChoice, chat_tools.h); `tools`, when given, is set
+// applied first (ApplyToolChoice, tool_choice.h); `tools`, when given, is set
 // to what they ask of the answer.
 absl::StatusOr<runtime::GenerateRequest> BuildGenerateRequest(const v1::GenerateRequest& request,
                                                               const runtime::Tokenizer& tokenizer,

@@ -19,7 +19,7 @@
 
 #include "absl/status/statusor.h"
 #include "cohost/v1/inference.pb.h"
-#include "server/chat_tools.h"
+#include "server/tool_choice.h"
 
 namespace cohost::server::http {
 

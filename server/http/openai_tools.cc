@@ -137,7 +137,7 @@ absl::Status ParseTool(const Json& tool, size_t i, const OrderedTexts& ordered, 
     out->set_parameters(it->second);
   }
   // `strict` asks that calls keep to the whole schema: only a forced call is
-  // held to one here (server/chat_tools.h).
+  // held to one here (server/tool_choice.h).
   if (const Json* strict = Field(*function, "strict")) {
     if (!strict->is_boolean()) return Bad(where + ".function.strict", "must be true or false");
     out->set_strict(strict->get<bool>());

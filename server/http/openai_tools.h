@@ -7,7 +7,7 @@
 //
 // tool_choice ("none", "auto", "required", {"type": "function", "function":
 // {"name": N}}) and parallel_tool_calls are read into the chat's fields of the
-// same names; what they ask of the answer is server/chat_tools.h's (a
+// same names; what they ask of the answer is server/tool_choice.h's (a
 // forced call's finish_reason "tool_calls" for "required", "stop" for a named
 // one, as OpenAI's and vLLM's). Schemas and arguments keep the client's key
 // order (runtime/tokenizer/json_rewrite.h).

@@ -1,7 +1,7 @@
 // OpenAI's tools on /v1/chat/completions, read into the chat (openai_tools.h):
 // the functions and the turns of calls and results, in the client's key
 // order; tool_choice and parallel_tool_calls into the chat's fields (what they
-// ask of the answer is chat_tools_test's); and the malformed ones, refused
+// ask of the answer is tool_choice_test's); and the malformed ones, refused
 // naming their field.
 
 #include "server/http/openai_tools.h"

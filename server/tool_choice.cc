@@ -1,6 +1,6 @@
-// A chat's tools: their checks, and what tool_choice asks. See chat_tools.h.
+// A chat's tools: their checks, and what tool_choice asks. See tool_choice.h.
 
-#include "server/chat_tools.h"
+#include "server/tool_choice.h"
 
 #include <algorithm>
 #include <utility>

@@ -1,9 +1,9 @@
 // What a chat's tool_choice and parallel_tool_calls ask of the answer
-// (server/chat_tools.h), for both front doors: the tools left out, a forced
+// (server/tool_choice.h), for both front doors: the tools left out, a forced
 // call's schema, the stop string that ends one call; the choices a chat
 // cannot take, refused naming the field; and the tools' own checks.
 
-#include "server/chat_tools.h"
+#include "server/tool_choice.h"
 
 #include <string>
 
@@ -41,7 +41,7 @@ std::string Message(const absl::StatusOr<ToolOutput>& out) {
   return std::string(out.status().message());
 }
 
-TEST(ChatToolsTest, AutoOffersTheToolsAndAsksNothingMore) {
+TEST(ToolChoiceTest, AutoOffersTheToolsAndAsksNothingMore) {
   v1::GenerateRequest r = Chat();
   EXPECT_FALSE(AsksToolChoice(r)) << "the default";
   absl::StatusOr<ToolOutput> out = ApplyToolChoice(&r);
@@ -63,7 +63,7 @@ TEST(ChatToolsTest, AutoOffersTheToolsAndAsksNothingMore) {
   EXPECT_FALSE(AsksToolChoice(r)) << "applied, the fields are reset";
 }
 
-TEST(ChatToolsTest, NoneLeavesTheToolsOutButChecksThem) {
+TEST(ToolChoiceTest, NoneLeavesTheToolsOutButChecksThem) {
   v1::GenerateRequest r = Chat();
   r.mutable_chat()->set_tool_choice(v1::TOOL_CHOICE_NONE);
   ASSERT_TRUE(AsksToolChoice(r));
@@ -89,7 +89,7 @@ TEST(ChatToolsTest, NoneLeavesTheToolsOutButChecksThem) {
 
 // parallel_tool_calls false: one call at most, the answer ending where its
 // block closes; a client's 16 stop strings leave no room for it.
-TEST(ChatToolsTest, OneCallEndsTheAnswerAtItsClosingTag) {
+TEST(ToolChoiceTest, OneCallEndsTheAnswerAtItsClosingTag) {
   v1::GenerateRequest r = Chat();
   r.add_stop("END");
   r.mutable_chat()->set_parallel_tool_calls(false);
@@ -116,7 +116,7 @@ TEST(ChatToolsTest, OneCallEndsTheAnswerAtItsClosingTag) {
   EXPECT_TRUE(ApplyToolChoice(&r).ok());
 }
 
-TEST(ChatToolsTest, AFunctionIsOneCallOfItsArgumentsHeldToItsParameters) {
+TEST(ToolChoiceTest, AFunctionIsOneCallOfItsArgumentsHeldToItsParameters) {
   v1::GenerateRequest r = Chat();
   r.mutable_chat()->set_tool_choice(v1::TOOL_CHOICE_FUNCTION);
   r.mutable_chat()->set_tool_choice_function("get_weather");
@@ -146,7 +146,7 @@ TEST(ChatToolsTest, AFunctionIsOneCallOfItsArgumentsHeldToItsParameters) {
 // without the value bounds the grammar cannot hold, at every depth (a
 // property named like one stays); a strict tool's whole schema is kept, for
 // the grammar to refuse what it cannot hold.
-TEST(ChatToolsTest, ANonStrictFunctionsValueBoundsAreLeftToTheModel) {
+TEST(ToolChoiceTest, ANonStrictFunctionsValueBoundsAreLeftToTheModel) {
   const std::string parameters =
       R"({"type":"object","properties":{"when":{"type":"string","format":"date-time"},)"
       R"("format":{"type":"string","pattern":"^[a-z]+$"},)"
@@ -189,7 +189,7 @@ TEST(ChatToolsTest, ANonStrictFunctionsValueBoundsAreLeftToTheModel) {
   }
 }
 
-TEST(ChatToolsTest, RequiredIsOneCallOfAnyOfferedFunction) {
+TEST(ToolChoiceTest, RequiredIsOneCallOfAnyOfferedFunction) {
   v1::GenerateRequest r = Chat();
   r.mutable_chat()->set_tool_choice(v1::TOOL_CHOICE_REQUIRED);
   absl::StatusOr<ToolOutput> out = ApplyToolChoice(&r);
@@ -218,7 +218,7 @@ TEST(ChatToolsTest, RequiredIsOneCallOfAnyOfferedFunction) {
   EXPECT_TRUE(ApplyToolChoice(&r).ok()) << "65 tools";
 }
 
-TEST(ChatToolsTest, ChoicesAChatCannotTakeAreRefusedNamingTheField) {
+TEST(ToolChoiceTest, ChoicesAChatCannotTakeAreRefusedNamingTheField) {
   struct Case {
     const char* what;
     v1::ToolChoice choice;
@@ -263,7 +263,7 @@ TEST(ChatToolsTest, ChoicesAChatCannotTakeAreRefusedNamingTheField) {
   }
 }
 
-TEST(ChatToolsTest, ToolsAreCheckedByName) {
+TEST(ToolChoiceTest, ToolsAreCheckedByName) {
   v1::GenerateRequest r = Chat();
   EXPECT_TRUE(CheckTools(r.chat()).ok());
   r.mutable_chat()->mutable_tools(1)->set_name("get_weather");
@@ -285,7 +285,7 @@ TEST(ChatToolsTest, ToolsAreCheckedByName) {
 
 // A schema the grammar cannot take, in the chat's terms: the function's
 // parameters, not a json_schema the client never sent.
-TEST(ChatToolsTest, ASchemaErrorOfAForcedCallIsTheFunctions) {
+TEST(ToolChoiceTest, ASchemaErrorOfAForcedCallIsTheFunctions) {
   const absl::Status schema =
       absl::InvalidArgumentError("json_schema at /x: minimum is not served");
   const ToolOutput named{.calls = true, .forced = "get_weather"};
