@@ -38,10 +38,20 @@ constexpr std::string_view kValueBounds[] = {
     "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf",
     "pattern", "format",  "minProperties",    "maxProperties",    "uniqueItems"};
 
-// Drops them from `schema` and the schemas within it.
+// Drops them from `schema` and the schemas within it, and so an enum or
+// const of other values than strings (the grammar holds strings' only) and
+// OpenAPI's nullable.
 void DropValueBounds(nlohmann::ordered_json& schema, int depth) {
   if (!schema.is_object() || depth > runtime::kMaxSchemaDepth * 2) return;
   for (const std::string_view key : kValueBounds) schema.erase(std::string(key));
+  schema.erase("nullable");
+  if (auto it = schema.find("const"); it != schema.end() && !it->is_string()) schema.erase(it);
+  if (auto it = schema.find("enum");
+      it != schema.end() &&
+      (!it->is_array() ||
+       std::any_of(it->begin(), it->end(), [](const auto& v) { return !v.is_string(); }))) {
+    schema.erase(it);
+  }
   for (const char* each : {"properties", "$defs", "definitions"}) {
     auto it = schema.find(each);
     if (it == schema.end() || !it->is_object()) continue;

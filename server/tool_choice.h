@@ -71,7 +71,8 @@ absl::StatusOr<ToolOutput> ApplyToolChoice(v1::GenerateRequest* request);
 // A non-strict tool's parameters as a forced call is held to them: the JSON
 // schema without the value bounds the grammar cannot hold (minimum, maximum,
 // exclusiveMinimum, exclusiveMaximum, multipleOf, pattern, format,
-// minProperties, maxProperties, uniqueItems), at every schema in it (a
+// minProperties, maxProperties, uniqueItems, an enum or const of other
+// values than strings, OpenAPI's nullable), at every schema in it (a
 // property of one of those names stays). `parameters` is a JSON object's
 // text (CheckTools); the keys keep their order.
 std::string HoldableParameters(const std::string& parameters);

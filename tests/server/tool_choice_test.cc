@@ -153,12 +153,19 @@ TEST(ToolChoiceTest, ANonStrictFunctionsValueBoundsAreLeftToTheModel) {
       R"("days":{"type":"array","items":{"type":"integer","minimum":1,"maximum":9},)"
       R"("uniqueItems":true},"any":{"anyOf":[{"type":"number","multipleOf":2},)"
       R"({"type":"null"}]},"ref":{"$ref":"#/$defs/r"}},)"
-      R"("$defs":{"r":{"type":"integer","exclusiveMinimum":0}},"minProperties":1})";
+      R"("$defs":{"r":{"type":"integer","exclusiveMinimum":0}},"minProperties":1,)"
+      R"("nullable":true})";
   EXPECT_EQ(HoldableParameters(parameters),
             R"({"type":"object","properties":{"when":{"type":"string"},)"
             R"("format":{"type":"string"},"days":{"type":"array","items":{"type":"integer"}},)"
             R"("any":{"anyOf":[{"type":"number"},{"type":"null"}]},"ref":{"$ref":"#/$defs/r"}},)"
             R"("$defs":{"r":{"type":"integer"}}})");
+  // Enums and consts of strings are held; of other values, left to the model.
+  EXPECT_EQ(HoldableParameters(
+                R"({"type":"object","properties":{"unit":{"type":"string","enum":["c","f"]},)"
+                R"("level":{"type":"integer","enum":[1,2,3]},"v":{"const":"x"},"n":{"const":2}}})"),
+            R"({"type":"object","properties":{"unit":{"type":"string","enum":["c","f"]},)"
+            R"("level":{"type":"integer"},"v":{"const":"x"},"n":{}}})");
 
   v1::GenerateRequest r = Chat();
   r.mutable_chat()->mutable_tools(0)->set_parameters(parameters);
