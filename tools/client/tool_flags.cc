@@ -2,12 +2,12 @@
 
 #include "tools/client/tool_flags.h"
 
-#include <fstream>
-#include <sstream>
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "nlohmann/json.hpp"
+#include "tools/common/json_file.h"
 
 namespace cohost::tools {
 namespace {
@@ -67,12 +67,8 @@ absl::Status AddToolsFromArgs(const ParsedArgs& args, v1::GenerateRequest* reque
   }
   v1::ChatInput* chat = request->mutable_chat();
   if (path) {
-    std::ifstream in(*path, std::ios::binary);
-    if (!in.is_open())
-      return absl::NotFoundError(absl::StrCat("--tools ", *path, ": cannot be read"));
-    std::ostringstream text;
-    text << in.rdbuf();
-    const Json list = Json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
+    ASSIGN_OR_RETURN(const std::string text, ReadFlagFile("--tools", *path));
+    ASSIGN_OR_RETURN(const Json list, ParseFlagJson<Json>("--tools", *path, text));
     if (!list.is_array()) {
       return absl::InvalidArgumentError(
           absl::StrCat("--tools ", *path, ": not a JSON list of functions"));

@@ -4,15 +4,14 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <fstream>
 #include <limits>
 #include <memory>
-#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
 #include "runtime/sampling/json_schema.h"
+#include "tools/common/json_file.h"
 
 namespace cohost::tools {
 
@@ -49,18 +48,11 @@ std::optional<int32_t> TokenId(const std::string& text) {
   return static_cast<int32_t>(v);
 }
 
-// The text of --json-schema's file, if the flag is given; NOT_FOUND naming the
-// path if it cannot be read.
+// The text of --json-schema's file, if the flag is given (ReadFlagFile).
 absl::StatusOr<std::optional<std::string>> JsonSchemaText(const ParsedArgs& args) {
   const std::optional<std::string> path = args.Get("json-schema");
   if (!path) return std::nullopt;
-  std::ifstream in(*path, std::ios::binary);
-  if (!in.is_open()) {
-    return absl::NotFoundError(absl::StrCat("--json-schema ", *path, ": cannot be read"));
-  }
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
+  return ReadFlagFile("--json-schema", *path);
 }
 
 }  // namespace
@@ -131,10 +123,9 @@ absl::StatusOr<runtime::SamplingParams> SamplingParamsFromArgs(const ParsedArgs&
     if (args.Has("json-object")) {
       return absl::InvalidArgumentError("--json-object and --json-schema exclude each other");
     }
-    const nlohmann::json parsed = nlohmann::json::parse(*schema_text, nullptr, false);
-    if (parsed.is_discarded()) {
-      return absl::InvalidArgumentError("--json-schema: the file is not JSON");
-    }
+    ASSIGN_OR_RETURN(
+        const nlohmann::json parsed,
+        ParseFlagJson<nlohmann::json>("--json-schema", *args.Get("json-schema"), *schema_text));
     absl::StatusOr<runtime::JsonSchema> schema = runtime::JsonSchema::Compile(parsed);
     if (!schema.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("--json-schema: ", schema.status().message()));

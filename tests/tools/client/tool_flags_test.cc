@@ -1,6 +1,7 @@
 // `cohost generate`'s tool flags (tool_flags.h): OpenAI's tools list from a
 // file into the chat, in its key order and with each tool's strict; the
-// choice and one-call flags; and the files and values refused.
+// choice and one-call flags; and the files and values refused, a file too
+// big or nested too deep among them (json_file.h).
 
 #include "tools/client/tool_flags.h"
 
@@ -78,7 +79,12 @@ TEST_F(ToolFlagsTest, BadFilesAndValuesAreRefused) {
   } cases[] = {
       {{"--tools", ::testing::TempDir() + "/missing.json"}, "cannot be read"},
       {{"--tools", Write("object.json", R"({"name": "f"})")}, "not a JSON list"},
-      {{"--tools", Write("broken.json", "[{")}, "not a JSON list"},
+      {{"--tools", Write("broken.json", "[{")}, "broken.json: not JSON"},
+      // Bounded, so that a pathological file is an error, not a crash.
+      {{"--tools", Write("deep.json", std::string(100, '[') + std::string(100, ']'))},
+       "not JSON (nested too deep)"},
+      {{"--tools", Write("huge.json", "[" + std::string(size_t{5} << 20, ' ') + "]")},
+       "huge.json: over 4 MiB"},
       {{"--tools", Write("unnamed.json", R"([{"type": "function"}])")}, "[0] is not a function"},
       {{"--tools", Write("entry.json", R"([3])")}, "[0] is not a function"},
       {{"--tools", Write("params.json", R"([{"name": "f", "parameters": [1]}])")},
