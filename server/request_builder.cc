@@ -27,7 +27,6 @@ namespace {
 absl::Status ChatFrom(const v1::ChatInput& chat, const runtime::Tokenizer& tokenizer,
                       std::vector<runtime::ChatMessage>* messages, runtime::ChatOptions* options) {
   if (chat.messages().empty()) return absl::InvalidArgumentError("chat input has no messages");
-  RETURN_IF_ERROR(CheckTools(chat));
   const bool tools = tokenizer.OffersTools();
   messages->reserve(chat.messages_size());
   for (int i = 0; i < chat.messages_size(); ++i) {
@@ -175,6 +174,12 @@ runtime::JsonPhase JsonPhaseOf(const v1::GenerateRequest& request, runtime::Resp
   return runtime::JsonPhase::kMayThink;
 }
 
+// The rest of BuildGenerateRequest, once the cheap checks and the tools' have
+// passed and any tool choice is applied.
+absl::StatusOr<runtime::GenerateRequest> BuildChecked(const v1::GenerateRequest& request,
+                                                      const runtime::Tokenizer& tokenizer,
+                                                      const runtime::RequestLimits& limits);
+
 }  // namespace
 
 absl::StatusOr<runtime::GenerateRequest> BuildGenerateRequest(const v1::GenerateRequest& request,
@@ -199,13 +204,14 @@ absl::StatusOr<runtime::GenerateRequest> BuildGenerateRequest(const v1::Generate
         "response_format must be TEXT (0), JSON_OBJECT (1) or JSON_SCHEMA (2), got %d",
         request.response_format()));
   }
+  // The chat's tools, checked once (the prompt may leave them out).
+  if (request.has_chat()) RETURN_IF_ERROR(CheckTools(request.chat()));
   // A tool choice is applied to a copy (a forced call's schema, a stop
   // string, the tools left out), which is then built as any request.
   if (AsksToolChoice(request)) {
     v1::GenerateRequest applied = request;
     ASSIGN_OR_RETURN(const ToolOutput choice, ApplyToolChoice(&applied));
-    absl::StatusOr<runtime::GenerateRequest> built =
-        BuildGenerateRequest(applied, tokenizer, limits);
+    absl::StatusOr<runtime::GenerateRequest> built = BuildChecked(applied, tokenizer, limits);
     if (!built.ok()) return InToolTerms(choice, built.status());
     if (tools != nullptr) *tools = choice;
     return built;
@@ -213,6 +219,14 @@ absl::StatusOr<runtime::GenerateRequest> BuildGenerateRequest(const v1::Generate
   if (tools != nullptr) {
     *tools = ToolOutput{.calls = request.chat().tools_size() > 0, .forced = std::nullopt};
   }
+  return BuildChecked(request, tokenizer, limits);
+}
+
+namespace {
+
+absl::StatusOr<runtime::GenerateRequest> BuildChecked(const v1::GenerateRequest& request,
+                                                      const runtime::Tokenizer& tokenizer,
+                                                      const runtime::RequestLimits& limits) {
   runtime::GenerateRequest out;
   out.sampling = SamplingFrom(request);
   ASSIGN_OR_RETURN(out.sampling.json_schema, SchemaFrom(request));
@@ -252,4 +266,5 @@ absl::StatusOr<runtime::GenerateRequest> BuildGenerateRequest(const v1::Generate
   return out;
 }
 
+}  // namespace
 }  // namespace cohost::server

@@ -33,7 +33,8 @@ std::string AnyCallSchema(const google::protobuf::RepeatedPtrField<v1::Tool>& to
   return schema.dump();
 }
 
-// The value bounds HoldableParameters leaves to the model.
+// The value bounds a non-strict function's forced call leaves to the model
+// (the grammar cannot hold them; the prompt tells the model of them).
 constexpr std::string_view kValueBounds[] = {
     "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf",
     "pattern", "format",  "minProperties",    "maxProperties",    "uniqueItems"};
@@ -68,13 +69,6 @@ void DropValueBounds(nlohmann::ordered_json& schema, int depth) {
 }
 
 }  // namespace
-
-std::string HoldableParameters(const std::string& parameters) {
-  nlohmann::ordered_json schema = nlohmann::ordered_json::parse(parameters, nullptr, false);
-  if (!schema.is_object()) return parameters;  // CheckTools refuses it
-  DropValueBounds(schema, 0);
-  return schema.dump();
-}
 
 std::optional<runtime::ToolCallSplitter> ToolOutput::Splitter() const {
   if (forced) return runtime::ToolCallSplitter::Forced(*forced);
@@ -148,7 +142,6 @@ absl::StatusOr<ToolOutput> ApplyToolChoice(v1::GenerateRequest* request) {
     if (forced) return absl::InvalidArgumentError("tool_choice needs tools to choose from");
     return out;
   }
-  RETURN_IF_ERROR(CheckTools(*chat));
   // NONE: the model is not told of them (checked all the same), so that it
   // answers in text.
   if (choice == v1::TOOL_CHOICE_NONE) {
@@ -194,14 +187,15 @@ absl::StatusOr<ToolOutput> ApplyToolChoice(v1::GenerateRequest* request) {
   }
   // A function's arguments are an object: parameters of no schema at all
   // (none, "{}", or nothing but value bounds) hold them to any object, not to
-  // any JSON value.
-  const std::string schema =
-      chosen->strict() ? chosen->parameters() : HoldableParameters(chosen->parameters());
-  if (schema.empty() || nlohmann::ordered_json::parse(schema, nullptr, false).empty()) {
+  // any JSON value. A strict function's schema goes as the client wrote it.
+  nlohmann::ordered_json schema =
+      nlohmann::ordered_json::parse(chosen->parameters(), nullptr, /*allow_exceptions=*/false);
+  if (!chosen->strict()) DropValueBounds(schema, 0);
+  if (!schema.is_object() || schema.empty()) {
     request->set_response_format(v1::RESPONSE_FORMAT_JSON_OBJECT);
   } else {
     request->set_response_format(v1::RESPONSE_FORMAT_JSON_SCHEMA);
-    request->set_json_schema(schema);
+    request->set_json_schema(chosen->strict() ? chosen->parameters() : schema.dump());
   }
   out.forced = named;
   return out;

@@ -12,8 +12,13 @@
 //   FUNCTION  the answer is the arguments of one call of the function named,
 //             held to its parameters, as vLLM does: all of them where the
 //             tool is strict; else without the value bounds the grammar
-//             cannot hold (HoldableParameters), which the model is told of
-//             in the prompt and OpenAI's non-strict calls are not held to.
+//             cannot hold (minimum, maximum, exclusiveMinimum/Maximum,
+//             multipleOf, pattern, format, min/maxProperties, uniqueItems,
+//             an enum or const of other values than strings, OpenAPI's
+//             nullable; at every schema in it, properties so named kept),
+//             which the model is told of in the prompt and OpenAI's
+//             non-strict calls are not held to. Parameters of no schema at
+//             all (none, {}, or only such bounds) hold it to any object.
 // A forced call (REQUIRED, FUNCTION) needs tools and takes no
 // response_format beside it. parallel_tool_calls false ends the answer as
 // its first call's block closes (runtime::kToolCallClose a stop string).
@@ -65,17 +70,9 @@ bool AsksToolChoice(const v1::GenerateRequest& request);
 // forced call is held to, or adds the stop string that ends one call; then
 // resets both fields, so that applying it again changes nothing. Returns what
 // the answer's calls are. INVALID_ARGUMENT, its message starting with the
-// field's name, for a choice this chat cannot take.
+// field's name, for a choice this chat cannot take. The chat's tools have
+// passed CheckTools (BuildGenerateRequest checks them first, once).
 absl::StatusOr<ToolOutput> ApplyToolChoice(v1::GenerateRequest* request);
-
-// A non-strict tool's parameters as a forced call is held to them: the JSON
-// schema without the value bounds the grammar cannot hold (minimum, maximum,
-// exclusiveMinimum, exclusiveMaximum, multipleOf, pattern, format,
-// minProperties, maxProperties, uniqueItems, an enum or const of other
-// values than strings, OpenAPI's nullable), at every schema in it (a
-// property of one of those names stays). `parameters` is a JSON object's
-// text (CheckTools); the keys keep their order.
-std::string HoldableParameters(const std::string& parameters);
 
 // `status`, from building a request that ApplyToolChoice gave `tools`, in the
 // chat's terms: a forced call's schema is the function's parameters, not a

@@ -231,6 +231,12 @@ TEST_F(RequestBuilderTest, ToolsAreCheckedAndReachATemplateThatOffersThem) {
   ToolOutput none;
   ASSERT_TRUE(BuildGenerateRequest(plain, *smol, limits, &none).ok());
   EXPECT_FALSE(none.calls);
+  // The tools it leaves out are checked all the same.
+  v1::GenerateRequest bad_none = plain;
+  bad_none.mutable_chat()->mutable_tools(0)->set_name("get weather");
+  const absl::Status refused_none = BuildGenerateRequest(bad_none, *smol, limits).status();
+  EXPECT_EQ(refused_none.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(refused_none.message()), ::testing::StartsWith("tools[0].name must be"));
 
   // A forced call is built from a copy the choice was applied to.
   v1::GenerateRequest forced = r;
