@@ -5,7 +5,8 @@
 // JsonConstraint::Mask on a state it has seen (the mask applied from its
 // cache), building the constraint (once per model), and a whole document of
 // a JSON schema masked token by token, its schema compiled for the request
-// alone (as before InternedSchemas) or shared with the requests before it.
+// alone (as before InternedSchemas) or shared with the requests before it;
+// and the walk inside values held by a pattern or bounds.
 // Run: build/bench/json_mask_bench; results in bench/RESULTS.md.
 
 #include <algorithm>
@@ -55,6 +56,34 @@ void BM_Walk(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_Walk)->ArgName("state")->DenseRange(0, 3)->Unit(benchmark::kMicrosecond);
+
+// The walk inside values held by value keywords (a date-time's pattern, an
+// integer's bounds) beside a free string and a free integer at the same
+// point of their text.
+constexpr char kValueSchema[] = R"({"type": "object", "properties": {
+  "s": {"type": "string"}, "d": {"type": "string", "format": "date-time"},
+  "i": {"type": "integer"}, "n": {"type": "integer", "minimum": 0, "maximum": 100000}}})";
+const char* const kValuePrefixes[] = {
+    "{\"s\": \"2024-",  // a free string
+    "{\"d\": \"2024-",  // a date-time
+    "{\"i\": 12",       // a free integer
+    "{\"n\": 12",       // a bounded one
+};
+
+void BM_WalkValue(benchmark::State& state) {
+  const Tokenizer& tokenizer = DefaultTokenizer();
+  const TokenMask mask(TextTokens(tokenizer));
+  const JsonSchema schema = JsonSchema::Compile(nlohmann::json::parse(kValueSchema)).value();
+  JsonGrammar document(schema);
+  if (!document.FeedAll(schema, kValuePrefixes[state.range(0)])) {
+    return state.SkipWithError("bad prefix");
+  }
+  std::vector<uint8_t> allowed(tokenizer.vocab_size());
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(mask.Allowed(schema, document, absl::MakeSpan(allowed)));
+  }
+}
+BENCHMARK(BM_WalkValue)->ArgName("value")->DenseRange(0, 3)->Unit(benchmark::kMicrosecond);
 
 void BM_Mask(benchmark::State& state) {
   const Tokenizer& tokenizer = DefaultTokenizer();

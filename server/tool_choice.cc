@@ -34,14 +34,15 @@ std::string AnyCallSchema(const google::protobuf::RepeatedPtrField<v1::Tool>& to
 }
 
 // The value bounds a non-strict function's forced call leaves to the model
-// (the grammar cannot hold them; the prompt tells the model of them).
+// (the prompt tells the model of them). The grammar holds some (number
+// bounds, patterns, a few formats; json_schema.h) and refuses the rest, and
+// a call that is not strict is refused for none of them.
 constexpr std::string_view kValueBounds[] = {
     "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf",
     "pattern", "format",  "minProperties",    "maxProperties",    "uniqueItems"};
 
 // Drops them from `schema` and the schemas within it, and so an enum or
-// const of other values than strings (the grammar holds strings' only) and
-// OpenAPI's nullable.
+// const of other values than strings and OpenAPI's nullable.
 void DropValueBounds(nlohmann::ordered_json& schema, int depth) {
   if (!schema.is_object() || depth > runtime::kMaxSchemaDepth * 2) return;
   for (const std::string_view key : kValueBounds) schema.erase(std::string(key));

@@ -1,6 +1,8 @@
 #include "runtime/sampling/json_grammar.h"
 
+#include <algorithm>
 #include <limits>
+#include <string>
 
 namespace cohost::runtime {
 namespace {
@@ -8,6 +10,30 @@ namespace {
 using Kind = SchemaNode::Kind;
 
 constexpr std::string_view kLiterals[] = {"true", "false", "null"};
+constexpr std::string_view kShortEscapes = "\"\\/bfnrt";
+
+// The character a short escape's letter stands for; none (a pattern takes
+// no character 0) for any other byte.
+uint32_t Unescaped(uint8_t letter) {
+  switch (letter) {
+    case 'b':
+      return '\b';
+    case 'f':
+      return '\f';
+    case 'n':
+      return '\n';
+    case 'r':
+      return '\r';
+    case 't':
+      return '\t';
+    case '"':
+    case '\\':
+    case '/':
+      return letter;
+    default:
+      return 0;
+  }
+}
 
 bool IsWhitespace(uint8_t b) { return b == ' ' || b == '\t' || b == '\n' || b == '\r'; }
 bool IsDigit(uint8_t b) { return b >= '0' && b <= '9'; }
@@ -53,14 +79,15 @@ bool JsonGrammar::FeedAll(const JsonSchema& schema, std::string_view bytes) {
 bool JsonGrammar::Complete() const {
   if (head_.mode == Mode::kDone) return true;
   // A number at the top ends where the document does.
-  return head_.mode == Mode::kNumber && head_.depth == 0 &&
-         (head_.sub == kZero || head_.sub == kInt || head_.sub == kFrac || head_.sub == kExpDigits);
+  return head_.mode == Mode::kNumber && head_.depth == 0 && head_.whole;
 }
 
 JsonGrammar JsonGrammar::MaskKey(const JsonSchema& schema, uint32_t lookahead) const {
   JsonGrammar key = *this;
   if (head_.mode != Mode::kString || !head_.counted) return key;
   const SchemaNode& node = schema.node(head_.value);
+  // A pattern's lengths are exact: every count is its own state.
+  if (head_.patterned) return key;
   // A token adds at most `lookahead` characters (one byte at least each).
   const bool past_min = head_.chars >= node.min_length;
   const bool far_from_min = past_min || node.min_length - head_.chars > lookahead;
@@ -105,6 +132,7 @@ bool JsonGrammar::Feed(const JsonSchema& schema, uint8_t byte) {
       head_.sub = kPlain;
       head_.key = true;
       head_.counted = false;
+      head_.patterned = false;
       head_.pos = 0;
       head_.chars = 0;
       // Where other keys are allowed, every name is matched, so that one
@@ -204,19 +232,24 @@ bool JsonGrammar::FeedValueStart(const JsonSchema& schema, uint8_t byte) {
       head_.value = id;
       head_.pos = 0;
       head_.chars = 0;
-      head_.candidates = FirstBits(node.options.size());
+      head_.patterned = node.pattern != SchemaNode::kNoPattern;
+      head_.candidates = head_.patterned ? StringPattern::kStart : FirstBits(node.options.size());
       break;
     case SchemaNode::kStartNumber:
       if (node.kind != Kind::kNumber && node.kind != Kind::kInteger && node.kind != Kind::kAny) {
         return false;
       }
-      head_.mode = Mode::kNumber;
-      head_.integer = node.kind == Kind::kInteger;
-      head_.sub = byte == '-' ? kMinus : byte == '0' ? kZero : kInt;
+      if (!StartNumber(node, id, byte)) return false;
       break;
     default: {
       const bool boolean = start == SchemaNode::kStartBool;
       if (node.kind != (boolean ? Kind::kBoolean : Kind::kNull) && node.kind != Kind::kAny) {
+        return false;
+      }
+      // A boolean's enum: true or false alone.
+      if (boolean && !node.options.empty() &&
+          std::none_of(node.options.begin(), node.options.end(),
+                       [&](const std::string& o) { return static_cast<uint8_t>(o[0]) == byte; })) {
         return false;
       }
       head_.mode = Mode::kLiteral;
@@ -232,6 +265,10 @@ bool JsonGrammar::FeedValueStart(const JsonSchema& schema, uint8_t byte) {
 bool JsonGrammar::FeedString(const JsonSchema& schema, uint8_t byte) {
   const bool between_characters = head_.utf8_left == 0 && head_.sub == kPlain;
   if (between_characters && byte == '"') return CloseString(schema);
+  if (head_.patterned) {
+    const SchemaNode& value = schema.node(head_.value);
+    return FeedPatterned(value, schema.pattern(value.pattern), byte);
+  }
   // Free text (no names or options left to match, no length to keep): the
   // bytes alone, the mask's walk's common case.
   if (head_.candidates == 0 && !head_.counted && !(head_.key && byte == '\\')) {
@@ -274,6 +311,47 @@ bool JsonGrammar::FeedString(const JsonSchema& schema, uint8_t byte) {
   return true;
 }
 
+bool JsonGrammar::FeedPatterned(const SchemaNode& node, const StringPattern& pattern,
+                                uint8_t byte) {
+  if (head_.utf8_left > 0) return FeedStringByte(byte);  // the rest of a non-ASCII character
+  // The pattern's state after character `c`, where a string of the pattern
+  // still ends within the length limits.
+  const auto after = [&](uint32_t c) -> uint64_t {
+    if (c == 0) return 0;
+    const uint64_t next = pattern.Step(head_.candidates, c);
+    if (next == 0 || !head_.counted) return next;
+    const uint32_t chars = head_.chars + 1;
+    if (chars > node.max_length) return 0;
+    const uint32_t least = node.min_length > chars ? node.min_length - chars : 0;
+    const uint32_t most = node.max_length == std::numeric_limits<uint32_t>::max()
+                              ? node.max_length
+                              : node.max_length - chars;
+    return pattern.EndsWithin(next, least, most) ? next : 0;
+  };
+  uint64_t next = 0;
+  if (head_.sub == kEscape) {
+    next = after(Unescaped(byte));  // \u escapes are not written here
+  } else if (byte == '\\') {
+    // Some escape goes on; its letter says which.
+    for (const char e : kShortEscapes) next = next != 0 ? next : after(Unescaped(e));
+    if (next == 0) return false;
+    head_.sub = kEscape;
+    return true;
+  } else {
+    next = after(byte < 0x80 ? byte : StringPattern::kNonAscii);
+  }
+  if (next == 0 || !FeedStringByte(byte)) return false;
+  head_.candidates = next;
+  if (head_.counted) {
+    ++head_.chars;
+    if (node.max_length == std::numeric_limits<uint32_t>::max() && head_.chars >= node.min_length) {
+      head_.counted = false;
+      head_.chars = 0;
+    }
+  }
+  return true;
+}
+
 bool JsonGrammar::CloseString(const JsonSchema& schema) {
   if (head_.key) {
     const Frame& top = Top();
@@ -303,6 +381,7 @@ bool JsonGrammar::CloseString(const JsonSchema& schema) {
     return true;
   }
   const SchemaNode& node = schema.node(head_.value);
+  if (head_.patterned && !schema.pattern(node.pattern).Accepts(head_.candidates)) return false;
   if (!node.options.empty()) {
     bool whole = false;
     for (uint64_t bits = head_.candidates; bits != 0; bits &= bits - 1) {
@@ -315,6 +394,7 @@ bool JsonGrammar::CloseString(const JsonSchema& schema) {
   head_.pos = 0;
   head_.chars = 0;
   head_.counted = false;
+  head_.patterned = false;
   ValueDone(schema);
   return true;
 }
@@ -345,7 +425,7 @@ bool JsonGrammar::FeedStringByte(uint8_t byte) {
         head_.sub = kHex1;
         return true;
       }
-      for (const char c : std::string_view("\"\\/bfnrt")) {
+      for (const char c : kShortEscapes) {
         if (byte == static_cast<uint8_t>(c)) {
           head_.sub = kPlain;
           return true;
@@ -404,17 +484,63 @@ bool JsonGrammar::FeedStringByte(uint8_t byte) {
   return true;
 }
 
-bool JsonGrammar::FeedNumber(const JsonSchema& schema, uint8_t byte) {
+bool JsonGrammar::StartNumber(const SchemaNode& node, SchemaNodeId id, uint8_t byte) {
+  const Head before = head_;
+  head_.mode = Mode::kNumber;
+  head_.value = id;
+  head_.integer = node.kind == Kind::kInteger;
+  head_.candidates = 0;
+  head_.pos = 0;
+  bool goes_on = true;
+  if (!node.options.empty()) {
+    head_.candidates = FirstBits(node.options.size());
+    goes_on = NarrowOptions(node, byte);
+  } else {
+    // As if after a '-': a digit is the first of the integer part.
+    head_.sub = kMinus;
+    head_.negative = byte == '-' && node.bounds.any();
+    if (byte != '-') goes_on = NumberGoesOn(byte, node.bounds.any());
+  }
+  if (goes_on && NumberHolds(node)) return true;
+  head_ = before;
+  return false;
+}
+
+bool JsonGrammar::NarrowOptions(const SchemaNode& node, uint8_t byte) {
+  uint64_t narrowed = 0;
+  for (uint64_t bits = head_.candidates; bits != 0; bits &= bits - 1) {
+    const std::string& option = node.options[__builtin_ctzll(bits)];
+    if (option.size() > head_.pos && static_cast<uint8_t>(option[head_.pos]) == byte) {
+      narrowed |= bits & -bits;
+    }
+  }
+  if (narrowed == 0) return false;
+  head_.candidates = narrowed;
+  ++head_.pos;
+  return true;
+}
+
+bool JsonGrammar::NumberGoesOn(uint8_t byte, bool bounded) {
   const bool digit = IsDigit(byte);
   const bool fraction = !head_.integer && byte == '.';
-  const bool exponent = !head_.integer && (byte == 'e' || byte == 'E');
+  // A bounded number is written without an exponent.
+  const bool exponent = !head_.integer && !bounded && (byte == 'e' || byte == 'E');
+  // Only a bounded number's digits are kept: the states of others' stay
+  // equal (and share a cached mask).
+  const auto integer_digit = [&] {
+    if (bounded) head_.candidates = NumberPrefix::Grown(head_.candidates, byte - '0');
+  };
   switch (head_.sub) {
     case kMinus:
       if (!digit) return false;
       head_.sub = byte == '0' ? kZero : kInt;
+      integer_digit();
       return true;
     case kInt:
-      if (digit) return true;
+      if (digit) {
+        integer_digit();
+        return true;
+      }
       [[fallthrough]];
     case kZero:
       if (fraction) {
@@ -425,18 +551,19 @@ bool JsonGrammar::FeedNumber(const JsonSchema& schema, uint8_t byte) {
         head_.sub = kExp;
         return true;
       }
-      break;
+      return false;
     case kDot:
-      if (!digit) return false;
-      head_.sub = kFrac;
-      return true;
     case kFrac:
-      if (digit) return true;
-      if (exponent) {
+      if (digit) {
+        head_.sub = kFrac;
+        head_.nonzero_fraction = head_.nonzero_fraction || (bounded && byte != '0');
+        return true;
+      }
+      if (head_.sub == kFrac && exponent) {
         head_.sub = kExp;
         return true;
       }
-      break;
+      return false;
     case kExp:
       if (byte == '+' || byte == '-') {
         head_.sub = kExpSign;
@@ -448,17 +575,56 @@ bool JsonGrammar::FeedNumber(const JsonSchema& schema, uint8_t byte) {
       head_.sub = kExpDigits;
       return true;
     case kExpDigits:
-      if (digit) return true;
-      break;
+      return digit;
     default:
       return false;
   }
-  // A number ends at the first byte that cannot continue it (every part that
-  // reaches here is a whole number), and that byte belongs to what follows.
-  const JsonGrammar before = *this;
+}
+
+bool JsonGrammar::NumberHolds(const SchemaNode& node) {
+  if (!node.options.empty()) {
+    head_.whole = false;
+    for (uint64_t bits = head_.candidates; bits != 0; bits &= bits - 1) {
+      head_.whole = head_.whole || node.options[__builtin_ctzll(bits)].size() == head_.pos;
+    }
+    return true;
+  }
+  const bool end_part =
+      head_.sub == kZero || head_.sub == kInt || head_.sub == kFrac || head_.sub == kExpDigits;
+  if (!node.bounds.any()) {
+    head_.whole = end_part;
+    return true;
+  }
+  NumberPrefix prefix;
+  prefix.negative = head_.negative;
+  prefix.digits = head_.sub != kMinus;
+  prefix.more_digits = head_.sub == kInt;
+  prefix.fraction = head_.sub == kDot || head_.sub == kFrac;
+  prefix.nonzero_fraction = head_.nonzero_fraction;
+  prefix.magnitude = head_.candidates;
+  if (!CanReach(node.bounds, head_.integer, prefix)) return false;
+  head_.whole = end_part && Within(node.bounds, prefix);
+  return true;
+}
+
+bool JsonGrammar::FeedNumber(const JsonSchema& schema, uint8_t byte) {
+  const SchemaNode& node = schema.node(head_.value);
+  const Head before = head_;
+  const bool goes_on =
+      node.options.empty() ? NumberGoesOn(byte, node.bounds.any()) : NarrowOptions(node, byte);
+  if (goes_on) {
+    if (NumberHolds(node)) return true;
+    head_ = before;
+    return false;
+  }
+  head_ = before;
+  // A number ends at the first byte that cannot continue it, where it is
+  // whole, and that byte belongs to what follows.
+  if (!head_.whole) return false;
+  const JsonGrammar saved = *this;
   ValueDone(schema);
   if (Feed(schema, byte)) return true;
-  *this = before;
+  *this = saved;
   return false;
 }
 
@@ -499,6 +665,11 @@ void JsonGrammar::ValueDone(const JsonSchema& schema) {
   head_.literal = 0;
   head_.key = false;
   head_.integer = false;
+  head_.negative = false;
+  head_.nonzero_fraction = false;
+  head_.whole = false;
+  head_.candidates = 0;
+  head_.pos = 0;
   head_.value = 0;
   if (head_.depth == 0) {
     head_.mode = Mode::kDone;

@@ -72,8 +72,8 @@ class JsonGrammar {
   friend H AbslHashValue(H h, const JsonGrammar& g) {
     const Head& d = g.head_;
     h = H::combine(std::move(h), d.mode, d.sub, d.literal, d.whitespace, d.newlines, d.utf8_left,
-                   d.utf8_lo, d.utf8_hi, d.key, d.integer, d.counted, d.depth, d.value, d.pos,
-                   d.chars, d.candidates);
+                   d.utf8_lo, d.utf8_hi, d.key, d.integer, d.counted, d.patterned, d.negative,
+                   d.nonzero_fraction, d.whole, d.depth, d.value, d.pos, d.chars, d.candidates);
     for (int i = 0; i < d.depth; ++i) {
       h = H::combine(std::move(h), g.frames_[i].seen, g.frames_[i].count, g.frames_[i].node);
     }
@@ -119,21 +119,27 @@ class JsonGrammar {
 
   struct Head {
     Mode mode = Mode::kValue;
-    uint8_t sub = 0;          // the NumberPart, StringPart or literal byte index
-    uint8_t literal = 0;      // which literal: 0 true, 1 false, 2 null
-    uint8_t whitespace = 0;   // whitespace bytes since the last newline or token
-    uint8_t newlines = 0;     // newlines since the last token
-    uint8_t utf8_left = 0;    // continuation bytes still due in a string
-    uint8_t utf8_lo = 0x80;   // the range of the next one (narrower after
-    uint8_t utf8_hi = 0xBF;   // E0, ED, F0 and F4: no overlong, no surrogate)
-    bool key = false;         // the string is an object's key
-    bool integer = false;     // the number may have no fraction or exponent
-    bool counted = false;     // the string's characters are counted (a length limit)
-    uint8_t depth = 0;        // open containers
-    SchemaNodeId value = 0;   // the value starting next, or the string being read
-    uint16_t pos = 0;         // a key's or enum string's bytes so far, while matched
-    uint32_t chars = 0;       // a length-limited string's characters so far
-    uint64_t candidates = 0;  // the names (of a key) or options still matching
+    uint8_t sub = 0;                // the NumberPart, StringPart or literal byte index
+    uint8_t literal = 0;            // which literal: 0 true, 1 false, 2 null
+    uint8_t whitespace = 0;         // whitespace bytes since the last newline or token
+    uint8_t newlines = 0;           // newlines since the last token
+    uint8_t utf8_left = 0;          // continuation bytes still due in a string
+    uint8_t utf8_lo = 0x80;         // the range of the next one (narrower after
+    uint8_t utf8_hi = 0xBF;         // E0, ED, F0 and F4: no overlong, no surrogate)
+    bool key = false;               // the string is an object's key
+    bool integer = false;           // the number may have no fraction or exponent
+    bool counted = false;           // the string's characters are counted (a length limit)
+    bool patterned = false;         // the string is held to its node's pattern
+    bool negative = false;          // a bounded number's sign
+    bool nonzero_fraction = false;  // and a digit other than 0 after its '.'
+    bool whole = false;             // the number so far may end here
+    uint8_t depth = 0;              // open containers
+    SchemaNodeId value = 0;         // the value starting next, or the string or number being read
+    uint16_t pos = 0;               // a key's or option's bytes so far, while matched
+    uint32_t chars = 0;             // a length-limited string's characters so far
+    // The names (of a key) or options still matching; a pattern's state (of
+    // a string with one); a bounded number's integer part (its magnitude).
+    uint64_t candidates = 0;
     friend bool operator==(const Head&, const Head&) = default;
   };
   // An open container: its node, and (only where its schema limits them)
@@ -156,8 +162,18 @@ class JsonGrammar {
   bool FeedValueStart(const JsonSchema& schema, uint8_t byte);
   bool FeedString(const JsonSchema& schema, uint8_t byte);
   bool FeedStringByte(uint8_t byte);  // the text alone: escapes and UTF-8
+  // A string held to a pattern, character by character.
+  bool FeedPatterned(const SchemaNode& node, const StringPattern& pattern, uint8_t byte);
   bool CloseString(const JsonSchema& schema);
+  bool StartNumber(const SchemaNode& node, SchemaNodeId id, uint8_t byte);
+  // Of a number's options, those that go on with `byte`; false for none.
+  bool NarrowOptions(const SchemaNode& node, uint8_t byte);
   bool FeedNumber(const JsonSchema& schema, uint8_t byte);
+  // The number's grammar alone: `byte` goes on with it (and the state with it).
+  bool NumberGoesOn(uint8_t byte, bool bounded);
+  // After a byte of a number: its prefix is one of the node's, and whether
+  // it may end here.
+  bool NumberHolds(const SchemaNode& node);
   bool FeedLiteral(const JsonSchema& schema, uint8_t byte);
   bool Open(const JsonSchema& schema, SchemaNodeId node);
   bool Close(const JsonSchema& schema, bool object);

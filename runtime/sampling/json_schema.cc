@@ -1,6 +1,8 @@
 #include "runtime/sampling/json_schema.h"
 
 #include <algorithm>
+#include <cmath>
+#include <optional>
 #include <string_view>
 #include <utility>
 
@@ -37,7 +39,13 @@ std::vector<std::string_view> KeywordsOf(Kind kind) {
     case Kind::kArray:
       return {"items", "minItems", "maxItems"};
     case Kind::kString:
-      return {"minLength", "maxLength", "enum", "const"};
+      return {"minLength", "maxLength", "pattern", "format", "enum", "const"};
+    case Kind::kNumber:
+    case Kind::kInteger:
+      return {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "enum", "const"};
+    case Kind::kBoolean:
+    case Kind::kNull:
+      return {"enum", "const"};
     default:
       return {};
   }
@@ -72,6 +80,30 @@ absl::StatusOr<Kind> KindNamed(const Json& name) {
     }
   }
   return absl::InvalidArgumentError(absl::StrCat("an unknown type ", Quote(name.dump())));
+}
+
+// The type of an enum's value: a string, number, boolean or null (an
+// integer is a number: an integer's enum keeps the whole ones).
+Kind KindOf(const Json& v) {
+  if (v.is_string()) return Kind::kString;
+  if (v.is_number()) return Kind::kNumber;
+  if (v.is_boolean()) return Kind::kBoolean;
+  return Kind::kNull;
+}
+
+bool IsOfKind(const Json& v, Kind kind) {
+  if (kind == Kind::kInteger) {
+    return v.is_number_integer() ||
+           (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>());
+  }
+  return KindOf(v) == kind;
+}
+
+// A value within number bounds (an enum's, filtered by them).
+bool WithinBounds(const Json& v, const NumberBounds& b) {
+  const auto x = v.get<long double>();
+  if (b.has_min && (b.min_exclusive ? x <= b.min : x < b.min)) return false;
+  return !(b.has_max && (b.max_exclusive ? x >= b.max : x > b.max));
 }
 
 // A string as JSON writes it between its quotes.
@@ -264,7 +296,7 @@ class SchemaCompiler {
       if (!named.ok()) return Error(where, named.status().message());
       kind = *named;
     } else if (s.contains("enum") || s.contains("const")) {
-      kind = Kind::kString;
+      return CompileEnumTypes(s, where);
     } else if (s.contains("properties")) {
       kind = Kind::kObject;
     } else if (s.contains("items")) {
@@ -294,7 +326,66 @@ class SchemaCompiler {
     if (kind == Kind::kObject) RETURN_IF_ERROR(FillObject(s, id, where));
     if (kind == Kind::kArray) RETURN_IF_ERROR(FillArray(s, id, where));
     if (kind == Kind::kString) RETURN_IF_ERROR(FillString(s, id, where));
+    if (kind == Kind::kNumber || kind == Kind::kInteger) RETURN_IF_ERROR(FillNumber(s, id, where));
+    if (kind == Kind::kBoolean) {
+      ASSIGN_OR_RETURN(const std::vector<Json> values, EnumValuesOf(s, kind, where));
+      for (const Json& v : values) schema_.nodes_[id].options.push_back(v.dump());
+    }
+    if (kind == Kind::kNull) RETURN_IF_ERROR(EnumValuesOf(s, kind, where).status());
     return id;
+  }
+
+  // An enum's (or const's) values, checked: at most kMaxSchemaEnum, each a
+  // string, number, boolean or null.
+  absl::StatusOr<std::vector<Json>> EnumValues(const Json& s, const std::string& where) {
+    std::vector<Json> values;
+    const auto list = s.find("enum");
+    const auto one = s.find("const");
+    if (list != s.end() && one != s.end()) {
+      return Error(where, "enum and const together are not supported");
+    }
+    if (list != s.end()) {
+      if (!list->is_array() || list->empty() ||
+          list->size() > static_cast<size_t>(kMaxSchemaEnum)) {
+        return Error(where, absl::StrCat("enum must list 1 to ", kMaxSchemaEnum, " values"));
+      }
+      values.assign(list->begin(), list->end());
+    } else if (one != s.end()) {
+      values.push_back(*one);
+    }
+    for (const Json& v : values) {
+      if (v.is_object() || v.is_array()) {
+        return Error(where, "enum and const values must be strings, numbers, booleans or null");
+      }
+    }
+    return values;
+  }
+
+  // Those of `kind`; none where the schema lists no values, and an error
+  // where it lists values but none of `kind`.
+  absl::StatusOr<std::vector<Json>> EnumValuesOf(const Json& s, Kind kind,
+                                                 const std::string& where) {
+    ASSIGN_OR_RETURN(std::vector<Json> values, EnumValues(s, where));
+    if (values.empty()) return values;
+    std::vector<Json> of_kind;
+    for (Json& v : values) {
+      if (IsOfKind(v, kind)) of_kind.push_back(std::move(v));
+    }
+    if (of_kind.empty()) {
+      return Error(where, absl::StrCat("enum or const lists no ", KindName(kind), " value"));
+    }
+    return of_kind;
+  }
+
+  // An enum with no type: the types of its values, each holding its own.
+  absl::StatusOr<SchemaNodeId> CompileEnumTypes(const Json& s, const std::string& where) {
+    ASSIGN_OR_RETURN(const std::vector<Json> values, EnumValues(s, where));
+    Json types = Json::array();
+    for (const Json& v : values) {
+      const Json name = KindName(KindOf(v));
+      if (std::find(types.begin(), types.end(), name) == types.end()) types.push_back(name);
+    }
+    return CompileTypeList(s, types, where);
   }
 
   absl::Status FillObject(const Json& s, SchemaNodeId id, const std::string& where) {
@@ -379,39 +470,137 @@ class SchemaCompiler {
   }
 
   absl::Status FillString(const Json& s, SchemaNodeId id, const std::string& where) {
-    std::vector<std::string> options;
-    for (const char* key : {"enum", "const"}) {
-      const auto it = s.find(key);
-      if (it == s.end()) continue;
-      if (!options.empty()) return Error(where, "enum and const together are not supported");
-      const bool constant = std::string_view(key) == "const";
-      if (!constant &&
-          (!it->is_array() || it->empty() || it->size() > static_cast<size_t>(kMaxSchemaEnum))) {
-        return Error(where, absl::StrCat(key, " must list 1 to ", kMaxSchemaEnum, " values"));
-      }
-      const Json one = constant && it->is_string() ? Json::array({*it}) : Json::array();
-      if (constant && one.empty()) return Error(where, "const values must be strings");
-      for (const Json& v : constant ? one : *it) {
-        if (!v.is_string()) return Error(where, absl::StrCat(key, " values must be strings"));
-        std::string encoded = Encoded(v.get<std::string>());
-        if (encoded.size() > static_cast<size_t>(kMaxSchemaNameBytes)) {
-          return Error(where, absl::StrCat(key, " values must be at most ", kMaxSchemaNameBytes,
-                                           " bytes as JSON writes them"));
-        }
-        options.push_back(std::move(encoded));
-      }
-    }
+    ASSIGN_OR_RETURN(const std::vector<Json> values, EnumValuesOf(s, Kind::kString, where));
     ASSIGN_OR_RETURN(const uint32_t min_length, Count(s, "minLength", 0, where));
     ASSIGN_OR_RETURN(const uint32_t max_length,
                      Count(s, "maxLength", std::numeric_limits<uint32_t>::max(), where));
     if (min_length > max_length) return Error(where, "minLength is above maxLength");
-    if (!options.empty() && (min_length > 0 || s.contains("maxLength"))) {
+    if (!values.empty() && (min_length > 0 || s.contains("maxLength"))) {
       return Error(where, "enum or const with a length limit is not supported");
     }
+    ASSIGN_OR_RETURN(std::optional<StringPattern> pattern, PatternOf(s, where));
+    std::vector<std::string> options;
+    for (const Json& v : values) {
+      // An enum's values that do not match its pattern are no values.
+      const std::string& text = v.get_ref<const std::string&>();
+      if (pattern && !pattern->Matches(text)) continue;
+      std::string encoded = Encoded(text);
+      if (encoded.size() > static_cast<size_t>(kMaxSchemaNameBytes)) {
+        return Error(where, absl::StrCat("enum and const values must be at most ",
+                                         kMaxSchemaNameBytes, " bytes as JSON writes them"));
+      }
+      options.push_back(std::move(encoded));
+    }
+    if (!values.empty() && options.empty()) {
+      return Error(where, "no enum or const value matches the pattern or format");
+    }
     SchemaNode& node = schema_.nodes_[id];
+    if (pattern && options.empty()) {
+      if (max_length != std::numeric_limits<uint32_t>::max() &&
+          max_length > StringPattern::kMaxExactLength) {
+        return Error(where, absl::StrCat("a maxLength above ", StringPattern::kMaxExactLength,
+                                         " with a pattern or format is not supported"));
+      }
+      if (!pattern->EndsWithin(StringPattern::kStart, min_length, max_length)) {
+        return Error(where, "no string of the pattern or format has a length within the limits");
+      }
+      if (schema_.patterns_.size() >= static_cast<size_t>(kMaxSchemaPatterns)) {
+        return Error(where, absl::StrCat("more than ", kMaxSchemaPatterns, " patterns or formats"));
+      }
+      node.pattern = static_cast<uint16_t>(schema_.patterns_.size());
+      schema_.patterns_.push_back(*pattern);
+    }
     node.options = std::move(options);
     node.min_length = min_length;
     node.max_length = max_length;
+    return absl::OkStatus();
+  }
+
+  // The string's pattern or format, if it has one.
+  absl::StatusOr<std::optional<StringPattern>> PatternOf(const Json& s, const std::string& where) {
+    const auto pattern = s.find("pattern");
+    const auto format = s.find("format");
+    if (pattern == s.end() && format == s.end()) return std::nullopt;
+    if (pattern != s.end() && format != s.end()) {
+      return Error(where, "pattern and format together are not supported");
+    }
+    const auto text = pattern != s.end() ? pattern : format;
+    if (!text->is_string()) {
+      return Error(where,
+                   absl::StrCat(pattern != s.end() ? "pattern" : "format", " must be a string"));
+    }
+    const std::string& source = text->get_ref<const std::string&>();
+    absl::StatusOr<StringPattern> compiled =
+        pattern != s.end() ? StringPattern::Compile(source) : StringPattern::OfFormat(source);
+    if (!compiled.ok()) return Error(where, compiled.status().message());
+    return *std::move(compiled);
+  }
+
+  absl::Status FillNumber(const Json& s, SchemaNodeId id, const std::string& where) {
+    SchemaNode& node = schema_.nodes_[id];
+    const bool integer = node.kind == Kind::kInteger;
+    NumberBounds bounds;
+    for (const char* key : {"minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"}) {
+      RETURN_IF_ERROR(ReadBound(s, key, integer, bounds, where));
+    }
+    if (!bounds.Satisfiable(integer)) {
+      return Error(where, absl::StrCat("no ", KindName(node.kind), " lies within the bounds"));
+    }
+    ASSIGN_OR_RETURN(const std::vector<Json> values, EnumValuesOf(s, node.kind, where));
+    std::vector<std::string> options;
+    for (const Json& v : values) {
+      if (WithinBounds(v, bounds)) options.push_back(v.dump());
+    }
+    if (!values.empty() && options.empty()) {
+      return Error(where, "no enum or const value lies within the bounds");
+    }
+    SchemaNode& filled = schema_.nodes_[id];
+    filled.options = std::move(options);
+    if (filled.options.empty()) filled.bounds = bounds;
+    return absl::OkStatus();
+  }
+
+  // One of minimum, exclusiveMinimum, maximum, exclusiveMaximum into
+  // `bounds`, the tighter where two bound one side. An integer's bound is
+  // rounded inwards and closed; a number's must be whole. Bounds past
+  // +-2^62 bound nothing, or nothing can meet them.
+  absl::Status ReadBound(const Json& s, const std::string& key, bool integer, NumberBounds& bounds,
+                         const std::string& where) {
+    const auto it = s.find(key);
+    if (it == s.end()) return absl::OkStatus();
+    if (!it->is_number()) return Error(where, absl::StrCat(key, " must be a number"));
+    const bool lower = key == "minimum" || key == "exclusiveMinimum";
+    bool exclusive = key.rfind("exclusive", 0) == 0;
+    constexpr long double kFar = 4611686018427387904.0L;  // 2^62
+    long double v = it->get<long double>();
+    if (v > kFar || v < -kFar) {
+      if (lower == (v < 0)) return absl::OkStatus();  // a bound that bounds nothing
+      return Error(where, absl::StrCat(key, " is beyond what can be met (2^62)"));
+    }
+    if (std::floor(v) != v) {
+      if (!integer) {
+        return Error(where,
+                     absl::StrCat("a fractional ", key, " is supported only with type integer"));
+      }
+      v = lower ? std::ceil(v) : std::floor(v);
+      exclusive = false;
+    }
+    auto value = static_cast<int64_t>(v);
+    if (integer && exclusive) {
+      value += lower ? 1 : -1;
+      exclusive = false;
+    }
+    if (lower) {
+      if (!bounds.has_min || value > bounds.min || (value == bounds.min && exclusive)) {
+        bounds.has_min = true;
+        bounds.min = value;
+        bounds.min_exclusive = exclusive;
+      }
+    } else if (!bounds.has_max || value < bounds.max || (value == bounds.max && exclusive)) {
+      bounds.has_max = true;
+      bounds.max = value;
+      bounds.max_exclusive = exclusive;
+    }
     return absl::OkStatus();
   }
 
@@ -442,10 +631,18 @@ class SchemaCompiler {
       }
     }
     // Each type's node reads its own keywords from `s` itself (no copies).
+    // Where an enum lists values, a type none of them has is no alternative.
+    ASSIGN_OR_RETURN(const std::vector<Json> values, EnumValues(s, where));
     for (const Json& t : types) {
-      ASSIGN_OR_RETURN(const SchemaNodeId part, CompileKind(s, *KindNamed(t), where, true));
+      const Kind kind = *KindNamed(t);
+      if (!values.empty() && std::none_of(values.begin(), values.end(),
+                                          [&](const Json& v) { return IsOfKind(v, kind); })) {
+        continue;
+      }
+      ASSIGN_OR_RETURN(const SchemaNodeId part, CompileKind(s, kind, where, true));
       parts.push_back(part);
     }
+    if (parts.empty()) return Error(where, "enum or const lists no value of the types");
     return Union(parts, where);
   }
 

@@ -10,7 +10,14 @@
 //   properties, required, additionalProperties (false or absent: no other
 //                   keys, as OpenAI's strict mode has it; true or {}: any)
 //   items, minItems, maxItems
-//   minLength, maxLength (in characters), enum and const of strings
+//   minLength, maxLength (in characters)
+//   pattern, format (string_pattern.h says which; not both, and with a
+//                   maxLength only up to StringPattern::kMaxExactLength)
+//   minimum, maximum, exclusiveMinimum, exclusiveMaximum (integers; an
+//                   integer's may be fractional; a bounded number is
+//                   written without an exponent)
+//   enum, const     of strings, numbers, booleans and null; with no type,
+//                   the types of the values listed
 //   anyOf, oneOf    alternatives that start differently (a string or null,
 //                   an object or an array, ...): one of each kind at most
 //   allOf           of one schema
@@ -29,13 +36,16 @@
 
 #include "absl/status/statusor.h"
 #include "nlohmann/json_fwd.hpp"
+#include "runtime/sampling/json_number.h"
+#include "runtime/sampling/string_pattern.h"
 
 namespace cohost::runtime {
 
 // Bounds on what a client's schema may cost.
 inline constexpr int32_t kMaxSchemaNodes = 1024;
 inline constexpr int32_t kMaxSchemaProperties = 64;  // per object
-inline constexpr int32_t kMaxSchemaEnum = 64;        // strings per enum
+inline constexpr int32_t kMaxSchemaEnum = 64;        // values per enum
+inline constexpr int32_t kMaxSchemaPatterns = 64;    // patterns and formats
 inline constexpr int32_t kMaxSchemaNameBytes = 255;  // a property name or enum string, encoded
 inline constexpr int32_t kMaxSchemaDepth = 32;       // JsonGrammar's kMaxJsonDepth
 
@@ -77,9 +87,15 @@ struct SchemaNode {
   // kArray.
   SchemaNodeId items = 0;
   uint32_t min_items = 0, max_items = std::numeric_limits<uint32_t>::max();
-  // kString: the values allowed (encoded as names are); empty: any.
+  // kString: the values allowed (encoded as names are); kNumber, kInteger
+  // and kBoolean: their JSON texts. Empty: any.
   std::vector<std::string> options;
   uint32_t min_length = 0, max_length = std::numeric_limits<uint32_t>::max();
+  // kString: its pattern (JsonSchema::pattern), kNoPattern for none.
+  static constexpr uint16_t kNoPattern = std::numeric_limits<uint16_t>::max();
+  uint16_t pattern = kNoPattern;
+  // kNumber, kInteger without options (which the bounds have filtered).
+  NumberBounds bounds;
   // kUnion: the alternative for each Start, kNone where none starts so.
   SchemaNodeId alternatives[kStarts] = {kNone, kNone, kNone, kNone, kNone, kNone};
   // kAlias.
@@ -93,8 +109,8 @@ struct SchemaNode {
   template <typename H>
   friend H AbslHashValue(H h, const SchemaNode& n) {
     h = H::combine(std::move(h), n.kind, n.names, n.values, n.required, n.additional, n.items,
-                   n.min_items, n.max_items, n.options, n.min_length, n.max_length, n.target,
-                   n.min_depth);
+                   n.min_items, n.max_items, n.options, n.min_length, n.max_length, n.pattern,
+                   n.bounds, n.target, n.min_depth);
     return H::combine_contiguous(std::move(h), n.alternatives, kStarts);
   }
 };
@@ -121,19 +137,21 @@ class JsonSchema {
     return id;
   }
   int32_t num_nodes() const { return static_cast<int32_t>(nodes_.size()); }
+  const StringPattern& pattern(uint16_t i) const { return patterns_[i]; }
 
   // Equal schemas hold documents to the same grammar (what InternedSchemas
   // shares by): annotations, key order and spacing of the source aside.
   friend bool operator==(const JsonSchema&, const JsonSchema&) = default;
   template <typename H>
   friend H AbslHashValue(H h, const JsonSchema& s) {
-    return H::combine(std::move(h), s.nodes_, s.root_);
+    return H::combine(std::move(h), s.nodes_, s.patterns_, s.root_);
   }
 
  private:
   JsonSchema();
   friend class SchemaCompiler;
   std::vector<SchemaNode> nodes_;
+  std::vector<StringPattern> patterns_;
   SchemaNodeId root_ = kAnyObject;
 };
 

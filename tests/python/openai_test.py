@@ -20,6 +20,7 @@ tests/python/requirements.txt (scripts/test_venv.sh makes the venv).
 import argparse
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -137,9 +138,12 @@ def check_json_mode(client):
             text += chunk.choices[0].delta.content or ""
             finish = chunk.choices[0].finish_reason or finish
     check(finish == "length" or isinstance(json.loads(text), dict), text)
-    # A schema, as the openai package sends a Pydantic model's (strict mode).
-    cat = {"type": "object", "additionalProperties": False, "required": ["name", "age"],
-           "properties": {"name": {"type": "string"}, "age": {"type": "integer"},
+    # A schema, as the openai package sends a Pydantic model's (strict mode),
+    # with value bounds and a pattern held too.
+    cat = {"type": "object", "additionalProperties": False, "required": ["name", "age", "chip"],
+           "properties": {"name": {"type": "string"},
+                          "age": {"type": "integer", "minimum": 0, "maximum": 30},
+                          "chip": {"type": "string", "pattern": "^[A-Z]{2}\\d{4}$"},
                           "indoor": {"type": "boolean"}}}
     whole = 0
     for seed in (1, 2, 3):
@@ -152,8 +156,10 @@ def check_json_mode(client):
             continue
         whole += 1
         doc = json.loads(choice.message.content)
-        check(set(doc) <= {"name", "age", "indoor"} and {"name", "age"} <= set(doc), doc)
+        check(set(doc) <= {"name", "age", "chip", "indoor"} and
+              {"name", "age", "chip"} <= set(doc), doc)
         check(isinstance(doc["name"], str) and type(doc["age"]) is int, doc)
+        check(0 <= doc["age"] <= 30 and re.fullmatch(r"[A-Z]{2}\d{4}", doc["chip"]), doc)
     check(whole >= 1, "no schema reply ended by itself")
     # A keyword the grammar does not hold is refused, naming it, not ignored.
     try:
@@ -162,8 +168,9 @@ def check_json_mode(client):
             response_format={"type": "json_schema",
                              "json_schema": {"name": "cat", "schema": {
                                  "type": "object",
-                                 "properties": {"mail": {"type": "string", "format": "email"}}}}})
-        check(False, "a schema with format accepted")
+                                 "properties": {"host": {"type": "string",
+                                                         "format": "hostname"}}}}})
+        check(False, "a schema with an unsupported format accepted")
     except openai.BadRequestError as e:
         check("format" in e.body.get("message", ""), e.body)
 

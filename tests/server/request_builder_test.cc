@@ -249,11 +249,22 @@ TEST_F(RequestBuilderTest, ToolsAreCheckedAndReachATemplateThatOffersThem) {
   EXPECT_EQ(g->sampling.response_format, runtime::ResponseFormat::kJsonSchema);
   ASSERT_NE(g->sampling.json_schema, nullptr);
   EXPECT_EQ(forced.response_format(), v1::RESPONSE_FORMAT_TEXT) << "the request is left as sent";
-  // Its schema's faults are the function's parameters', not a json_schema's
-  // (a strict function's value bound, which the grammar cannot hold).
+  // A strict function's value bounds hold the call.
   forced.mutable_chat()->mutable_tools(0)->set_strict(true);
   forced.mutable_chat()->mutable_tools(0)->set_parameters(
       R"({"type":"object","properties":{"days":{"type":"integer","minimum":1}}})");
+  absl::StatusOr<runtime::GenerateRequest> bounded = BuildGenerateRequest(forced, *qwen, limits);
+  ASSERT_TRUE(bounded.ok()) << bounded.status();
+  const runtime::JsonSchema& held = *bounded->sampling.json_schema;
+  runtime::JsonGrammar days(held);
+  ASSERT_TRUE(days.FeedAll(held, R"({"days":)"));
+  runtime::JsonGrammar one = days;
+  EXPECT_FALSE(days.Feed(held, '0'));
+  EXPECT_TRUE(one.Feed(held, '1'));
+  // Its schema's faults are the function's parameters', not a json_schema's
+  // (a strict function's value bound, which the grammar cannot hold).
+  forced.mutable_chat()->mutable_tools(0)->set_parameters(
+      R"({"type":"object","properties":{"days":{"type":"integer","multipleOf":2}}})");
   const absl::Status unserved = BuildGenerateRequest(forced, *qwen, limits).status();
   EXPECT_EQ(unserved.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(
@@ -291,7 +302,7 @@ TEST_F(RequestBuilderTest, AJsonSchemaIsCompiledOrRefusedWithWhy) {
     const char* says;
   };
   for (const Case& c :
-       {Case{R"({"type":"string","format":"email"})", "\"format\""},
+       {Case{R"({"type":"string","format":"hostname"})", "format"},
         Case{"{not json", "json_schema"},
         Case{R"({"type":"object","type":"array"})", "json_schema"}, Case{"", "JSON_SCHEMA"}}) {
     r.set_json_schema(c.schema);

@@ -252,8 +252,8 @@ TEST_F(ToolCallsTest, ANamedChoiceIsOneCallOfItsArguments) {
 
 // A named function whose parameters the grammar cannot hold is refused in
 // the body's terms (tool_choice and the function), not as a json_schema the
-// client never sent: a malformed keyword always, a value bound (minimum)
-// where the function is strict. Not strict, its value bounds are left to the
+// client never sent: a malformed keyword always, a value bound it cannot
+// hold (multipleOf) where the function is strict. Not strict, its value bounds are left to the
 // model and the call is held to the rest.
 TEST_F(ToolCallsTest, AForcedCallsSchemaOutsideTheSubsetIsNamedAsTheFunctions) {
   Start();
@@ -273,9 +273,9 @@ TEST_F(ToolCallsTest, AForcedCallsSchemaOutsideTheSubsetIsNamedAsTheFunctions) {
       refusal(tool),
       ::testing::StartsWith("tool_choice holds the answer to the parameters of get_weather at "));
   tool = kWeather;
-  tool["function"]["parameters"]["properties"]["days"] = {{"type", "integer"}, {"minimum", 1}};
+  tool["function"]["parameters"]["properties"]["days"] = {{"type", "integer"}, {"multipleOf", 2}};
   tool["function"]["strict"] = true;
-  EXPECT_THAT(refusal(tool), ::testing::HasSubstr("minimum"));
+  EXPECT_THAT(refusal(tool), ::testing::HasSubstr("multipleOf"));
   tool["function"]["strict"] = false;
   const Json choice = Whole(R"({"city": "Paris"})", {{"tools", {tool}}, {"tool_choice", named}});
   ASSERT_EQ(choice.at("message").at("tool_calls").size(), 1u);

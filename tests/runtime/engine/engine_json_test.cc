@@ -3,6 +3,7 @@
 // the start of one), batched beside unconstrained requests.
 
 #include <memory>
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,19 @@ class Sink : public TokenSink {
   FinishInfo info;
   bool finished = false;
 };
+
+// An order: an integer and a number within bounds, a pattern, a format and
+// an enum of numbers and null.
+JsonSchema OrderSchema() {
+  return JsonSchema::Compile(nlohmann::json::parse(R"({"type": "object", "properties": {
+      "age": {"type": "integer", "minimum": 1, "maximum": 30},
+      "score": {"type": "number", "minimum": 0, "maximum": 1},
+      "code": {"type": "string", "pattern": "^[A-Z]{3}-\\d{2}$"},
+      "born": {"type": "string", "format": "date"},
+      "size": {"enum": [1, 2, 3, null]}},
+    "required": ["age", "score", "code", "born", "size"], "additionalProperties": false})"))
+      .value();
+}
 
 class EngineJsonTest : public ::testing::Test {
  protected:
@@ -160,21 +174,55 @@ TEST_F(EngineJsonTest, EveryDrawFollowsTheSchema) {
   EXPECT_GE(whole, 3);
 }
 
+// The value keywords hold every draw: bounds, patterns, a format and an
+// enum of numbers and null, on the model's own tokens.
+TEST_F(EngineJsonTest, ValueKeywordsHoldEveryDraw) {
+  const auto schema = std::make_shared<const JsonSchema>(OrderSchema());
+  std::unique_ptr<Engine> e = MakeEngine();
+  std::vector<std::shared_ptr<Sink>> sinks;
+  for (int draw = 0; draw < 6; ++draw) {
+    GenerateRequest r;
+    r.prompt_ids = Chat("Describe an order as JSON.");
+    r.sampling.temperature = draw == 0 ? 0.f : 1.f;
+    r.sampling.seed = 11 + draw;
+    r.sampling.max_tokens = 120;
+    r.sampling.response_format = ResponseFormat::kJsonSchema;
+    r.sampling.json_schema = schema;
+    sinks.push_back(std::make_shared<Sink>());
+    ASSERT_TRUE(e->Submit(std::move(r), sinks.back()).ok());
+  }
+  RunToIdle(*e);
+  int whole = 0;
+  for (const auto& sink : sinks) {
+    SCOPED_TRACE(sink->text);
+    ASSERT_TRUE(sink->finished);
+    if (sink->info.reason != FinishReason::kStop) continue;
+    ++whole;
+    const nlohmann::json order = nlohmann::json::parse(sink->text);
+    const auto age = order.at("age").get<int64_t>();
+    EXPECT_TRUE(age >= 1 && age <= 30);
+    const auto score = order.at("score").get<double>();
+    EXPECT_TRUE(score >= 0 && score <= 1);
+    EXPECT_TRUE(
+        std::regex_match(order.at("code").get<std::string>(), std::regex("[A-Z]{3}-[0-9]{2}")));
+    EXPECT_TRUE(std::regex_match(order.at("born").get<std::string>(),
+                                 std::regex("[0-9]{4}-[0-9]{2}-[0-9]{2}")));
+    const nlohmann::json& size = order.at("size");
+    EXPECT_TRUE(size.is_null() || size == 1 || size == 2 || size == 3);
+  }
+  EXPECT_GE(whole, 3);
+}
+
 // The mask on the model's own vocabulary (UTF-8 pieces, runs of spaces and
 // newlines, pieces like " {}" and "\":") allows exactly what the grammar
 // takes token by token, at every state of a document tokenized as the model
 // would write it; ends of generation only once it is whole.
-TEST_F(EngineJsonTest, TheMaskOnTheModelsVocabularyIsTheGrammarTokenByToken) {
-  const Tokenizer& tokenizer = *model_->tokenizer;
+void ExpectTheMaskIsTheGrammar(const Tokenizer& tokenizer,
+                               const std::shared_ptr<const JsonSchema>& schema,
+                               const std::string& doc) {
   const JsonConstraint constraint(tokenizer);
-  SamplingParams json_mode;
-  json_mode.response_format = ResponseFormat::kJsonObject;
-  const std::shared_ptr<const JsonSchema> schema = json_mode.OutputSchema();
-  const std::string doc =
-      "{\n  \"name\": \"Zoë 中文 😀\",\n  \"age\": -12.5e3,\n  \"ok\": [true, false, null, {}],"
-      "\"esc\": \"a\\\"b\\u00e9\"}";
   const std::vector<int32_t> ids = tokenizer.Encode(doc, /*add_special=*/false).value();
-  JsonGrammar document;
+  JsonGrammar document(*schema);
   JsonPhase phase = JsonPhase::kDocument;
   std::vector<float> logits(tokenizer.vocab_size());
   for (size_t t = 0; t <= ids.size(); ++t) {
@@ -187,7 +235,7 @@ TEST_F(EngineJsonTest, TheMaskOnTheModelsVocabularyIsTheGrammarTokenByToken) {
       const bool text = !tokenizer.IsSpecial(id) && !tokenizer.SkippedAsSpecial(id);
       const bool want = tokenizer.IsEndOfGeneration(id)
                             ? document.Complete()
-                            : text && copy.FeedAll(tokenizer.TokenBytes(id));
+                            : text && copy.FeedAll(*schema, tokenizer.TokenBytes(id));
       ASSERT_EQ(logits[id] == 0.f, want)
           << "token " << id << " [" << tokenizer.TokenBytes(id) << "]";
       allowed += want;
@@ -202,6 +250,19 @@ TEST_F(EngineJsonTest, TheMaskOnTheModelsVocabularyIsTheGrammarTokenByToken) {
   const JsonGrammar before = document;
   constraint.Advance(*schema, tokenizer.eos_id(), &phase, &document);
   EXPECT_TRUE(document == before);
+}
+
+TEST_F(EngineJsonTest, TheMaskOnTheModelsVocabularyIsTheGrammarTokenByToken) {
+  SamplingParams json_mode;
+  json_mode.response_format = ResponseFormat::kJsonObject;
+  ExpectTheMaskIsTheGrammar(
+      *model_->tokenizer, json_mode.OutputSchema(),
+      "{\n  \"name\": \"Zoë 中文 😀\",\n  \"age\": -12.5e3,\n  \"ok\": [true, false, null, {}],"
+      "\"esc\": \"a\\\"b\\u00e9\"}");
+  // Bounds, patterns and enums: each count and digit its own state.
+  ExpectTheMaskIsTheGrammar(
+      *model_->tokenizer, std::make_shared<const JsonSchema>(OrderSchema()),
+      R"({"age": 27, "score": 0.75, "code": "ABC-12", "born": "2019-11-30", "size": null})");
 }
 
 }  // namespace

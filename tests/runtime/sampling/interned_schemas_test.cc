@@ -84,7 +84,7 @@ TEST(InternedSchemasTest, ACompileErrorIsReturnedEveryTime) {
   InternedSchemas table;
   for (int i = 0; i < 2; ++i) {
     absl::StatusOr<std::shared_ptr<const JsonSchema>> bad =
-        table.Compile(Json::parse(R"({"type": "string", "pattern": "a+"})"));
+        table.Compile(Json::parse(R"j({"type": "string", "pattern": "(?=a)"})j"));
     ASSERT_FALSE(bad.ok());
     EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
     EXPECT_THAT(bad.status().message(), ::testing::HasSubstr("pattern"));

@@ -234,10 +234,9 @@ TEST(JsonSchemaTest, WhatIsNotHeldToIsRefusedByName) {
     const char* says;
   };
   for (const Case& c : {
-           Case{R"({"type":"string","pattern":"^a"})", "\"pattern\""},
-           Case{R"({"type":"string","format":"date-time"})", "\"format\""},
-           Case{R"({"type":"integer","minimum":0})", "\"minimum\""},
-           Case{R"({"type":"object","properties":{"a":{"type":"number","maximum":1}}})",
+           Case{R"({"type":"integer","multipleOf":2})", "\"multipleOf\""},
+           Case{R"({"type":"string","minimum":0})", "\"minimum\""},
+           Case{R"({"type":"object","properties":{"a":{"type":"number","maximum":0.5}}})",
                 "properties.\"a\""},
            Case{R"({"type":"object","required":["b"],"properties":{"a":{}}})", "\"b\""},
            Case{R"({"type":"object","additionalProperties":{"type":"string"}})",
@@ -245,7 +244,7 @@ TEST(JsonSchemaTest, WhatIsNotHeldToIsRefusedByName) {
            Case{R"({"anyOf":[{"type":"object"},{"type":"object","properties":{}}]})", "start"},
            Case{R"({"anyOf":[{"type":"number"},{"type":"integer"}]})", "start"},
            Case{R"({"type":"array","minItems":3,"maxItems":2})", "minItems"},
-           Case{R"({"enum":[1,2]})", "strings"},
+           Case{R"({"enum":[[1,2]]})", "strings, numbers"},
            Case{R"({"$ref":"#/$defs/Missing"})", "$ref"},
            Case{R"({"$ref":"#/$defs/A","$defs":{"A":{"$ref":"#/$defs/A"}}})", "itself"},
            Case{R"({"type":"tuple"})", "unknown type"},

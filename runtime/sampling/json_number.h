@@ -1,0 +1,55 @@
+// The bounds a JSON number is held to (JSON Schema's minimum, maximum,
+// exclusiveMinimum, exclusiveMaximum), and the question JsonGrammar asks of
+// them at every byte of a number: can the text so far still end within
+// them? Bounds are integers (an integer's fractional bound is rounded in
+// when compiled; a number's must be whole), which keeps every answer exact
+// in integer arithmetic: between two integers, all decimals compare alike.
+// A bounded number is written without an exponent.
+#pragma once
+
+#include <cstdint>
+#include <utility>
+
+namespace cohost::runtime {
+
+struct NumberBounds {
+  bool has_min = false, has_max = false;
+  bool min_exclusive = false, max_exclusive = false;
+  int64_t min = 0, max = 0;
+
+  bool any() const { return has_min || has_max; }
+  // Some value of the type (an integer, or any number) lies within.
+  bool Satisfiable(bool integer) const;
+
+  friend bool operator==(const NumberBounds&, const NumberBounds&) = default;
+  template <typename H>
+  friend H AbslHashValue(H h, const NumberBounds& b) {
+    return H::combine(std::move(h), b.has_min, b.has_max, b.min_exclusive, b.max_exclusive, b.min,
+                      b.max);
+  }
+};
+
+// A number's text so far, as the bounds see it.
+struct NumberPrefix {
+  // Past this, an integer part's magnitude is larger than any bound, and
+  // more digits change nothing the bounds can tell (so it stops growing).
+  static constexpr uint64_t kMagnitudeCap = 10'000'000'000'000'000'000u;
+
+  bool negative = false;
+  bool digits = false;            // the integer part has a digit
+  bool more_digits = false;       // it may take more (it is not a lone 0)
+  bool fraction = false;          // a '.' was written
+  bool nonzero_fraction = false;  // and a digit other than 0 after it
+  uint64_t magnitude = 0;         // the integer part's value, capped
+
+  // The magnitude after one more digit of the integer part.
+  static uint64_t Grown(uint64_t magnitude, int digit);
+};
+
+// Some number that starts with the prefix (and has no exponent) lies
+// within the bounds.
+bool CanReach(const NumberBounds& bounds, bool integer, const NumberPrefix& prefix);
+// The prefix as it is, a whole number, lies within them.
+bool Within(const NumberBounds& bounds, const NumberPrefix& prefix);
+
+}  // namespace cohost::runtime

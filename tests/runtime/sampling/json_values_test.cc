@@ -1,0 +1,202 @@
+// The value keywords a schema holds a document to: number bounds, enums
+// of any scalars, patterns and formats (json_number.h, string_pattern.h),
+// byte by byte through JsonGrammar.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <random>
+#include <regex>
+#include <string>
+
+#include "nlohmann/json.hpp"
+#include "runtime/sampling/json_grammar.h"
+#include "runtime/sampling/json_schema.h"
+
+namespace cohost::runtime {
+namespace {
+
+using Json = nlohmann::json;
+using ::testing::HasSubstr;
+
+JsonSchema Compiled(const char* text) {
+  absl::StatusOr<JsonSchema> schema = JsonSchema::Compile(Json::parse(text));
+  EXPECT_TRUE(schema.ok()) << text << ": " << schema.status();
+  return schema.ok() ? *std::move(schema) : JsonSchema::AnyObject();
+}
+
+bool IsDocument(const JsonSchema& schema, std::string_view text) {
+  JsonGrammar g(schema);
+  return g.FeedAll(schema, text) && g.Complete();
+}
+
+// How many bytes of `text` the grammar takes before it refuses one.
+size_t Taken(const JsonSchema& schema, std::string_view text) {
+  JsonGrammar g(schema);
+  size_t n = 0;
+  while (n < text.size() && g.Feed(schema, static_cast<uint8_t>(text[n]))) ++n;
+  return n;
+}
+
+void ExpectDocuments(const char* schema_text, std::vector<const char*> good,
+                     std::vector<const char*> bad) {
+  const JsonSchema schema = Compiled(schema_text);
+  for (const char* g : good) EXPECT_TRUE(IsDocument(schema, g)) << schema_text << "  " << g;
+  for (const char* b : bad) EXPECT_FALSE(IsDocument(schema, b)) << schema_text << "  " << b;
+}
+
+TEST(JsonValuesTest, IntegerBounds) {
+  ExpectDocuments(R"({"type":"integer","minimum":1,"maximum":100})", {"1", "100", "57"},
+                  {"0", "101", "-1", "1000", "5.0", "1e2"});
+  ExpectDocuments(R"({"type":"integer","exclusiveMinimum":0,"exclusiveMaximum":10})", {"1", "9"},
+                  {"0", "10", "-0"});
+  ExpectDocuments(R"({"type":"integer","minimum":-20,"maximum":-10})", {"-10", "-20", "-15"},
+                  {"-9", "-21", "-1", "10"});
+  // A fractional bound of an integer rounds inwards.
+  ExpectDocuments(R"({"type":"integer","minimum":0.5,"exclusiveMaximum":3.5})", {"1", "3"},
+                  {"0", "4"});
+  ExpectDocuments(R"({"type":"integer","minimum":0})", {"0", "-0", "123456789012345678901234"},
+                  {"-1"});
+  // A prefix is refused at the first byte that no number in bounds has.
+  const JsonSchema negative = Compiled(R"({"type":"integer","minimum":-20,"maximum":-10})");
+  EXPECT_EQ(Taken(negative, "-3"), 1u) << "-3... is below -20";
+  EXPECT_EQ(Taken(negative, "-1"), 2u) << "-1 may become -10 to -19";
+  EXPECT_EQ(Taken(negative, "-21"), 2u);
+  EXPECT_EQ(Taken(negative, "5"), 0u);
+}
+
+TEST(JsonValuesTest, NumberBounds) {
+  ExpectDocuments(R"({"type":"number","minimum":0,"maximum":1})",
+                  {"0", "0.5", "1", "1.0", "1.000", "-0", "-0.0", "0.999"},
+                  {"1.5", "1.01", "-0.1", "2", "1e0", "-1"});
+  ExpectDocuments(R"({"type":"number","exclusiveMinimum":0,"exclusiveMaximum":1})",
+                  {"0.5", "0.001"}, {"0", "0.0", "1", "1.0", "-0.5"});
+  ExpectDocuments(R"({"type":"number","minimum":-2.0,"maximum":-1})", {"-1", "-1.5", "-2"},
+                  {"-2.5", "-0.5", "1"});
+  const JsonSchema unit = Compiled(R"({"type":"number","minimum":0,"maximum":1})");
+  EXPECT_EQ(Taken(unit, "1.05"), 3u);
+  EXPECT_EQ(Taken(unit, "12"), 1u);
+  EXPECT_EQ(Taken(unit, "0e1"), 1u) << "no exponent once bounded";
+}
+
+TEST(JsonValuesTest, EnumsOfAnyScalar) {
+  ExpectDocuments(R"({"enum":[1,12,"a",null,true,2.5]})",
+                  {"1", "12", R"("a")", "null", "true", "2.5"},
+                  {"false", "3", "13", "121", R"("b")", "2.50", "1.0"});
+  ExpectDocuments(R"({"type":"object","properties":{"n":{"const":3}},"required":["n"]})",
+                  {R"({"n":3})", R"({"n": 3 })"}, {R"({"n":30})", R"({"n":"3"})"});
+  // A type's enum keeps its own values; bounds filter them.
+  ExpectDocuments(R"({"type":"integer","enum":[1,2.5,3,4.0],"maximum":3})", {"1", "3"},
+                  {"2.5", "4.0"});
+  ExpectDocuments(R"({"type":["string","null"],"enum":["a"]})", {R"("a")"}, {"null"});
+  ExpectDocuments(R"({"type":"boolean","const":false})", {"false"}, {"true"});
+  ExpectDocuments(R"({"type":"array","items":{"enum":[0,1]}})", {"[0,1,1,0]", "[]"},
+                  {"[2]", "[01]"});
+}
+
+TEST(JsonValuesTest, PatternsAndFormats) {
+  ExpectDocuments(R"({"type":"string","pattern":"^[a-z]+$"})", {R"("abc")"},
+                  {R"("")", R"("aB")", R"("a1")"});
+  ExpectDocuments(R"({"type":"string","pattern":"^[a-z]+$","minLength":3,"maxLength":4})",
+                  {R"("abc")", R"("abcd")"}, {R"("ab")", R"("abcde")"});
+  // Characters JSON escapes are written with their short escapes.
+  ExpectDocuments(R"({"type":"string","pattern":"^a\\nb\"$"})", {R"("a\nb\"")"},
+                  {R"("a\u000ab\"")", "\"a\nb\\\"\""});
+  ExpectDocuments(R"({"type":"string","pattern":"^[^@]+@x$"})", {"\"caf\xC3\xA9@x\""}, {R"("@x")"});
+  ExpectDocuments(R"({"type":"string","format":"date-time"})", {R"("2024-06-01T12:30:00Z")"},
+                  {R"("2024-06-01")", R"("2024-02-30T00:00:00Z")"});
+  ExpectDocuments(R"({"type":"string","format":"uuid"})",
+                  {R"("123e4567-e89b-12d3-a456-426614174000")"}, {R"("123e4567")"});
+  // An enum keeps the values its pattern matches.
+  ExpectDocuments(R"({"type":"string","enum":["ab","A1"],"pattern":"^[a-z]+$"})", {R"("ab")"},
+                  {R"("A1")"});
+  // An unanchored pattern matches anywhere.
+  ExpectDocuments(R"({"type":"string","pattern":"\\d"})", {R"("ab3c")", R"("3")"}, {R"("abc")"});
+  // A length within the pattern's reach stops the string in time.
+  const JsonSchema pair = Compiled(R"({"type":"string","pattern":"^(ab)+$","maxLength":5})");
+  EXPECT_EQ(Taken(pair, R"("ababa)"), 5u) << "a fifth character leaves no even length";
+}
+
+TEST(JsonValuesTest, WhatCannotBeHeldIsRefusedByName) {
+  struct Case {
+    const char* schema;
+    const char* says;
+  };
+  for (const Case& c : {
+           Case{R"({"type":"integer","minimum":5,"maximum":4})", "no integer"},
+           Case{R"({"type":"integer","exclusiveMinimum":4,"exclusiveMaximum":5})", "no integer"},
+           Case{R"({"type":"number","minimum":0.5})", "fractional minimum"},
+           Case{R"({"type":"number","exclusiveMinimum":true})", "must be a number"},
+           Case{R"({"type":"integer","minimum":1e30})", "2^62"},
+           Case{R"({"type":"integer","enum":[1,2],"minimum":3})", "within the bounds"},
+           Case{R"({"enum":[{"a":1}]})", "strings, numbers"},
+           Case{R"({"type":"integer","enum":["a"]})", "no integer value"},
+           Case{R"({"type":["integer","null"],"enum":["a"]})", "no value of the types"},
+           Case{R"({"type":"string","pattern":"^[a-z]{2}$","minLength":3})", "length"},
+           Case{R"({"type":"string","pattern":"^a+$","maxLength":300})", "maxLength above"},
+           Case{R"({"type":"string","pattern":"^a","format":"date"})", "together"},
+           Case{R"({"type":"string","format":"hostname"})", "format"},
+           Case{R"j({"type":"string","pattern":"(?!x)"})j", "lookahead"},
+           Case{R"({"type":"string","enum":["b"],"pattern":"^a$"})", "matches"},
+       }) {
+    absl::StatusOr<JsonSchema> s = JsonSchema::Compile(Json::parse(c.schema));
+    ASSERT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument) << c.schema;
+    EXPECT_THAT(std::string(s.status().message()), HasSubstr(c.says)) << c.schema;
+  }
+  // Huge bounds on the open side bound nothing.
+  EXPECT_TRUE(IsDocument(Compiled(R"({"type":"integer","maximum":1e30})"), "99999999999999999999"));
+}
+
+// Random walks over the bytes each state takes never get stuck, and every
+// document they complete holds its values to the schema.
+TEST(JsonValuesTest, WalksEndInDocumentsThatHoldTheirValues) {
+  const char* text = R"({"type":"object","properties":{
+      "i":{"type":"integer","minimum":-15,"maximum":230},
+      "n":{"type":"number","exclusiveMinimum":-1,"maximum":2},
+      "e":{"enum":[7,"x",null,false,70]},
+      "p":{"type":"string","pattern":"^[a-c]{1,3}-\\d$"},
+      "q":{"type":"string","pattern":"^(ab)+$","minLength":3,"maxLength":7},
+      "d":{"type":"string","format":"date"}},
+    "required":["i","n","e","p","q","d"],"additionalProperties":false})";
+  const JsonSchema schema = Compiled(text);
+  const std::regex p_pattern("^[a-c]{1,3}-[0-9]$");
+  const std::regex q_pattern("^(ab)+$");
+  const std::regex d_pattern("^[0-9]{4}-[0-9]{2}-[0-9]{2}$");
+  std::mt19937 rng(11);
+  int completed = 0;
+  for (int walk = 0; walk < 300; ++walk) {
+    JsonGrammar g(schema);
+    std::string doc;
+    for (int step = 0; step < 400 && !g.Complete(); ++step) {
+      std::vector<uint8_t> next;
+      for (int b = 0; b < 256; ++b) {
+        JsonGrammar copy = g;
+        if (copy.Feed(schema, static_cast<uint8_t>(b))) next.push_back(static_cast<uint8_t>(b));
+      }
+      ASSERT_FALSE(next.empty()) << "stuck after " << doc;
+      uint8_t b = next[rng() % next.size()];
+      for (uint8_t s : next) {
+        if ((s == '}' || s == '"' || s == ',') && rng() % 2 == 0) b = s;
+      }
+      ASSERT_TRUE(g.Feed(schema, b));
+      doc += static_cast<char>(b);
+    }
+    if (!g.Complete()) continue;
+    ++completed;
+    const Json d = Json::parse(doc);
+    const auto i = d["i"].get<int64_t>();
+    EXPECT_TRUE(i >= -15 && i <= 230) << doc;
+    const auto n = d["n"].get<double>();
+    EXPECT_TRUE(n > -1 && n <= 2) << doc;
+    EXPECT_TRUE(d["e"] == Json(7) || d["e"] == Json("x") || d["e"].is_null() ||
+                d["e"] == Json(false) || d["e"] == Json(70))
+        << doc;
+    EXPECT_TRUE(std::regex_match(d["p"].get<std::string>(), p_pattern)) << doc;
+    const auto q = d["q"].get<std::string>();
+    EXPECT_TRUE(std::regex_match(q, q_pattern) && q.size() >= 3 && q.size() <= 7) << doc;
+    EXPECT_TRUE(std::regex_match(d["d"].get<std::string>(), d_pattern)) << doc;
+  }
+  EXPECT_GT(completed, 100);
+}
+
+}  // namespace
+}  // namespace cohost::runtime
