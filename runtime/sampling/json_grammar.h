@@ -2,9 +2,13 @@
 // for constrained decoding: the state after any prefix of a document is a
 // value type (a header and the open containers), so the token mask
 // (token_mask.h) copies it at every byte of its walk over the vocabulary.
-// It accepts exactly the prefixes of documents the schema allows (by
-// default JsonSchema::AnyObject(): any document whose top level is an
-// object, OpenAI's `response_format: {"type": "json_object"}`), with strings
+// It accepts the prefixes of documents the schema allows (by default
+// JsonSchema::AnyObject(): any document whose top level is an object,
+// OpenAI's `response_format: {"type": "json_object"}`), some written one way
+// where JSON has several (never a document the schema refuses): an integer
+// without a fraction or exponent, a bounded number without an exponent, an
+// enum's number as its value is written (1, not 1.0), a pattern's string
+// without \u escapes (string_pattern.h for its characters), with strings
 // of valid UTF-8 and no raw control characters, nothing after the document
 // (its end is the end of generation), and two limits that keep a model from
 // looping where the grammar alone would let it:

@@ -1,7 +1,6 @@
 #include "runtime/sampling/json_schema.h"
 
 #include <algorithm>
-#include <cmath>
 #include <optional>
 #include <string_view>
 #include <utility>
@@ -12,6 +11,7 @@
 #include "common/quote.h"
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
+#include "runtime/sampling/schema_values.h"
 
 namespace cohost::runtime {
 
@@ -80,30 +80,6 @@ absl::StatusOr<Kind> KindNamed(const Json& name) {
     }
   }
   return absl::InvalidArgumentError(absl::StrCat("an unknown type ", Quote(name.dump())));
-}
-
-// The type of an enum's value: a string, number, boolean or null (an
-// integer is a number: an integer's enum keeps the whole ones).
-Kind KindOf(const Json& v) {
-  if (v.is_string()) return Kind::kString;
-  if (v.is_number()) return Kind::kNumber;
-  if (v.is_boolean()) return Kind::kBoolean;
-  return Kind::kNull;
-}
-
-bool IsOfKind(const Json& v, Kind kind) {
-  if (kind == Kind::kInteger) {
-    return v.is_number_integer() ||
-           (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>());
-  }
-  return KindOf(v) == kind;
-}
-
-// A value within number bounds (an enum's, filtered by them).
-bool WithinBounds(const Json& v, const NumberBounds& b) {
-  const auto x = v.get<long double>();
-  if (b.has_min && (b.min_exclusive ? x <= b.min : x < b.min)) return false;
-  return !(b.has_max && (b.max_exclusive ? x >= b.max : x > b.max));
 }
 
 // A string as JSON writes it between its quotes.
@@ -257,6 +233,13 @@ class SchemaCompiler {
     return absl::InvalidArgumentError(absl::StrCat("json_schema at ", where, ": ", what));
   }
 
+  // A reader's error, said where.
+  template <typename T>
+  absl::StatusOr<T> At(const std::string& where, absl::StatusOr<T> read) {
+    if (!read.ok()) return Error(where, read.status().message());
+    return read;
+  }
+
   absl::StatusOr<SchemaNodeId> NewNode(const std::string& where) {
     if (schema_.num_nodes() >= kMaxSchemaNodes) {
       return Error(where, absl::StrCat("more than ", kMaxSchemaNodes, " schemas"));
@@ -335,37 +318,11 @@ class SchemaCompiler {
     return id;
   }
 
-  // An enum's (or const's) values, checked: at most kMaxSchemaEnum, each a
-  // string, number, boolean or null.
-  absl::StatusOr<std::vector<Json>> EnumValues(const Json& s, const std::string& where) {
-    std::vector<Json> values;
-    const auto list = s.find("enum");
-    const auto one = s.find("const");
-    if (list != s.end() && one != s.end()) {
-      return Error(where, "enum and const together are not supported");
-    }
-    if (list != s.end()) {
-      if (!list->is_array() || list->empty() ||
-          list->size() > static_cast<size_t>(kMaxSchemaEnum)) {
-        return Error(where, absl::StrCat("enum must list 1 to ", kMaxSchemaEnum, " values"));
-      }
-      values.assign(list->begin(), list->end());
-    } else if (one != s.end()) {
-      values.push_back(*one);
-    }
-    for (const Json& v : values) {
-      if (v.is_object() || v.is_array()) {
-        return Error(where, "enum and const values must be strings, numbers, booleans or null");
-      }
-    }
-    return values;
-  }
-
   // Those of `kind`; none where the schema lists no values, and an error
   // where it lists values but none of `kind`.
   absl::StatusOr<std::vector<Json>> EnumValuesOf(const Json& s, Kind kind,
                                                  const std::string& where) {
-    ASSIGN_OR_RETURN(std::vector<Json> values, EnumValues(s, where));
+    ASSIGN_OR_RETURN(std::vector<Json> values, At(where, EnumValues(s)));
     if (values.empty()) return values;
     std::vector<Json> of_kind;
     for (Json& v : values) {
@@ -379,7 +336,7 @@ class SchemaCompiler {
 
   // An enum with no type: the types of its values, each holding its own.
   absl::StatusOr<SchemaNodeId> CompileEnumTypes(const Json& s, const std::string& where) {
-    ASSIGN_OR_RETURN(const std::vector<Json> values, EnumValues(s, where));
+    ASSIGN_OR_RETURN(const std::vector<Json> values, At(where, EnumValues(s)));
     Json types = Json::array();
     for (const Json& v : values) {
       const Json name = KindName(KindOf(v));
@@ -478,7 +435,11 @@ class SchemaCompiler {
     if (!values.empty() && (min_length > 0 || s.contains("maxLength"))) {
       return Error(where, "enum or const with a length limit is not supported");
     }
-    ASSIGN_OR_RETURN(std::optional<StringPattern> pattern, PatternOf(s, where));
+    if ((s.contains("pattern") || s.contains("format")) &&
+        schema_.patterns_.size() >= static_cast<size_t>(kMaxSchemaPatterns)) {
+      return Error(where, absl::StrCat("more than ", kMaxSchemaPatterns, " patterns or formats"));
+    }
+    ASSIGN_OR_RETURN(std::optional<StringPattern> pattern, At(where, PatternOf(s)));
     std::vector<std::string> options;
     for (const Json& v : values) {
       // An enum's values that do not match its pattern are no values.
@@ -504,9 +465,6 @@ class SchemaCompiler {
       if (!pattern->EndsWithin(StringPattern::kStart, min_length, max_length)) {
         return Error(where, "no string of the pattern or format has a length within the limits");
       }
-      if (schema_.patterns_.size() >= static_cast<size_t>(kMaxSchemaPatterns)) {
-        return Error(where, absl::StrCat("more than ", kMaxSchemaPatterns, " patterns or formats"));
-      }
       node.pattern = static_cast<uint16_t>(schema_.patterns_.size());
       schema_.patterns_.push_back(*pattern);
     }
@@ -516,33 +474,10 @@ class SchemaCompiler {
     return absl::OkStatus();
   }
 
-  // The string's pattern or format, if it has one.
-  absl::StatusOr<std::optional<StringPattern>> PatternOf(const Json& s, const std::string& where) {
-    const auto pattern = s.find("pattern");
-    const auto format = s.find("format");
-    if (pattern == s.end() && format == s.end()) return std::nullopt;
-    if (pattern != s.end() && format != s.end()) {
-      return Error(where, "pattern and format together are not supported");
-    }
-    const auto text = pattern != s.end() ? pattern : format;
-    if (!text->is_string()) {
-      return Error(where,
-                   absl::StrCat(pattern != s.end() ? "pattern" : "format", " must be a string"));
-    }
-    const std::string& source = text->get_ref<const std::string&>();
-    absl::StatusOr<StringPattern> compiled =
-        pattern != s.end() ? StringPattern::Compile(source) : StringPattern::OfFormat(source);
-    if (!compiled.ok()) return Error(where, compiled.status().message());
-    return *std::move(compiled);
-  }
-
   absl::Status FillNumber(const Json& s, SchemaNodeId id, const std::string& where) {
     SchemaNode& node = schema_.nodes_[id];
     const bool integer = node.kind == Kind::kInteger;
-    NumberBounds bounds;
-    for (const char* key : {"minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"}) {
-      RETURN_IF_ERROR(ReadBound(s, key, integer, bounds, where));
-    }
+    ASSIGN_OR_RETURN(const NumberBounds bounds, At(where, NumberBoundsOf(s, integer)));
     if (!bounds.Satisfiable(integer)) {
       return Error(where, absl::StrCat("no ", KindName(node.kind), " lies within the bounds"));
     }
@@ -557,50 +492,6 @@ class SchemaCompiler {
     SchemaNode& filled = schema_.nodes_[id];
     filled.options = std::move(options);
     if (filled.options.empty()) filled.bounds = bounds;
-    return absl::OkStatus();
-  }
-
-  // One of minimum, exclusiveMinimum, maximum, exclusiveMaximum into
-  // `bounds`, the tighter where two bound one side. An integer's bound is
-  // rounded inwards and closed; a number's must be whole. Bounds past
-  // +-2^62 bound nothing, or nothing can meet them.
-  absl::Status ReadBound(const Json& s, const std::string& key, bool integer, NumberBounds& bounds,
-                         const std::string& where) {
-    const auto it = s.find(key);
-    if (it == s.end()) return absl::OkStatus();
-    if (!it->is_number()) return Error(where, absl::StrCat(key, " must be a number"));
-    const bool lower = key == "minimum" || key == "exclusiveMinimum";
-    bool exclusive = key.rfind("exclusive", 0) == 0;
-    constexpr long double kFar = 4611686018427387904.0L;  // 2^62
-    long double v = it->get<long double>();
-    if (v > kFar || v < -kFar) {
-      if (lower == (v < 0)) return absl::OkStatus();  // a bound that bounds nothing
-      return Error(where, absl::StrCat(key, " is beyond what can be met (2^62)"));
-    }
-    if (std::floor(v) != v) {
-      if (!integer) {
-        return Error(where,
-                     absl::StrCat("a fractional ", key, " is supported only with type integer"));
-      }
-      v = lower ? std::ceil(v) : std::floor(v);
-      exclusive = false;
-    }
-    auto value = static_cast<int64_t>(v);
-    if (integer && exclusive) {
-      value += lower ? 1 : -1;
-      exclusive = false;
-    }
-    if (lower) {
-      if (!bounds.has_min || value > bounds.min || (value == bounds.min && exclusive)) {
-        bounds.has_min = true;
-        bounds.min = value;
-        bounds.min_exclusive = exclusive;
-      }
-    } else if (!bounds.has_max || value < bounds.max || (value == bounds.max && exclusive)) {
-      bounds.has_max = true;
-      bounds.max = value;
-      bounds.max_exclusive = exclusive;
-    }
     return absl::OkStatus();
   }
 
@@ -632,7 +523,7 @@ class SchemaCompiler {
     }
     // Each type's node reads its own keywords from `s` itself (no copies).
     // Where an enum lists values, a type none of them has is no alternative.
-    ASSIGN_OR_RETURN(const std::vector<Json> values, EnumValues(s, where));
+    ASSIGN_OR_RETURN(const std::vector<Json> values, At(where, EnumValues(s)));
     for (const Json& t : types) {
       const Kind kind = *KindNamed(t);
       if (!values.empty() && std::none_of(values.begin(), values.end(),

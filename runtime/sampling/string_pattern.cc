@@ -72,9 +72,10 @@ struct Node {
   int min = 1, max = 1;   // kRepeat; max -1: no limit
 };
 
-constexpr int kMaxCount = 1000;     // {n,m}
-constexpr int kMaxNesting = 64;     // groups within groups
-constexpr int kMaxEmitted = 10000;  // nodes written out, counted repeats copied
+constexpr size_t kMaxSource = 4096;  // bytes of the expression
+constexpr int kMaxCount = 1000;      // {n,m}
+constexpr int kMaxNesting = 64;      // groups within groups
+constexpr int kMaxEmitted = 10000;   // nodes written out, counted repeats copied
 
 class Parser {
  public:
@@ -83,6 +84,10 @@ class Parser {
   // The whole expression: its top-level alternatives, each anchored at an
   // end or preceded (followed) there by anything.
   absl::StatusOr<int> Run() {
+    if (s_.size() > kMaxSource) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("pattern: longer than ", kMaxSource, " bytes is not supported"));
+    }
     std::vector<int> alternatives;
     while (true) {
       const bool start = Eat('^');
@@ -478,7 +483,11 @@ absl::StatusOr<StringPattern> StringPattern::OfFormat(std::string_view format) {
   } else if (format == "ipv4") {
     expression = absl::StrCat(kOctet, R"(\.)", kOctet, R"(\.)", kOctet, R"(\.)", kOctet);
   } else if (format == "email") {
-    expression = R"([A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+)";
+    // Dot-atoms (RFC 5321) before the '@'; host labels neither start nor
+    // end with '-'.
+    expression =
+        R"([A-Za-z0-9_%+-]+(\.[A-Za-z0-9_%+-]+)*@)"
+        R"([A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)+)";
   } else {
     return absl::InvalidArgumentError(
         "format: only date, time, date-time, uuid, ipv4 and email are supported");
@@ -487,30 +496,18 @@ absl::StatusOr<StringPattern> StringPattern::OfFormat(std::string_view format) {
 }
 
 void StringPattern::FindLengths() {
-  using Bits = std::array<uint64_t, 4>;
-  const auto shifted = [](const Bits& b) {
-    return Bits{b[0] << 1, (b[1] << 1) | (b[0] >> 63), (b[2] << 1) | (b[1] >> 63),
-                (b[3] << 1) | (b[2] >> 63)};
-  };
-  for (int p = 0; p <= kMaxPositions; ++p) {
-    lengths_[p] = Bits{(accept_ >> p) & 1, 0, 0, 0};
-  }
-  // Follows mostly lead to later positions: from the last one back (the
-  // start's last), a pass settles all but loops, each pass a turn more.
-  for (bool changed = true; changed;) {
-    changed = false;
-    for (int k = 0; k <= kMaxPositions; ++k) {
-      const int p = k < kMaxPositions ? kMaxPositions - 1 - k : kMaxPositions;
-      Bits next = lengths_[p];
-      for (uint64_t bits = follow_[p]; bits != 0; bits &= bits - 1) {
-        const Bits after = shifted(lengths_[__builtin_ctzll(bits)]);
-        for (int w = 0; w < 4; ++w) next[w] |= after[w];
-      }
-      if (next != lengths_[p]) {
-        lengths_[p] = next;
-        changed = true;
-      }
+  // at_k: the positions a string of the pattern ends exactly k characters
+  // after; at_(k+1) those with a follow in at_k.
+  uint64_t at_k = accept_;
+  for (uint32_t k = 0; k <= kMaxExactLength; ++k) {
+    for (uint64_t bits = at_k; bits != 0; bits &= bits - 1) {
+      lengths_[__builtin_ctzll(bits)][k / 64] |= uint64_t{1} << (k % 64);
     }
+    uint64_t next = 0;
+    for (int p = 0; p <= kMaxPositions; ++p) {
+      if ((follow_[p] & at_k) != 0) next |= uint64_t{1} << p;
+    }
+    at_k = next;
   }
   // Positions that reach a loop (every position reaches an end).
   std::array<uint64_t, kMaxPositions + 1> reach = follow_;
@@ -527,12 +524,21 @@ void StringPattern::FindLengths() {
 }
 
 bool StringPattern::EndsWithin(uint64_t state, uint32_t least, uint32_t most) const {
+  if (most == UINT32_MAX && (state & endless_) != 0) return true;
+  // The lengths from `least` to `most` (within the exact ones) as bits.
   const uint32_t top = std::min(most, kMaxExactLength);
+  std::array<uint64_t, 4> window{};
+  for (uint32_t w = 0; w < 4 && least <= top; ++w) {
+    const uint32_t lo = w * 64, hi = lo + 63;
+    if (top < lo || least > hi) continue;
+    const uint32_t from = std::max(least, lo) - lo, to = std::min(top, hi) - lo;
+    const uint64_t upto = to == 63 ? ~uint64_t{0} : (uint64_t{2} << to) - 1;
+    window[w] = upto & ~((uint64_t{1} << from) - 1);
+  }
   for (uint64_t bits = state; bits != 0; bits &= bits - 1) {
-    const int p = __builtin_ctzll(bits);
-    if (most == UINT32_MAX && ((endless_ >> p) & 1) != 0) return true;
-    for (uint32_t k = least; k <= top; ++k) {
-      if ((lengths_[p][k / 64] >> (k % 64)) & 1) return true;
+    const auto& lengths = lengths_[__builtin_ctzll(bits)];
+    for (int w = 0; w < 4; ++w) {
+      if ((lengths[w] & window[w]) != 0) return true;
     }
   }
   return false;

@@ -17,8 +17,10 @@
 // one symbol, which a class holds only where it holds every non-ASCII
 // character (a negated class of ASCII characters, \D, \W). Elsewhere none
 // is written: '.' and \S are ASCII here (U+2028 is no '.', and U+00A0 is a
-// \s), a narrower language than ECMA's, never a wider one. A literal
-// non-ASCII character is refused.
+// \s), a narrower language than ECMA's with the "u" flag (characters,
+// not UTF-16 units, as JSON Schema validators such as ajv match), never a
+// wider one. A literal non-ASCII character is refused. A string held to a
+// pattern writes no \u escapes, and the expression is at most 4096 bytes.
 //
 // A state is the set of positions (the classes of the expression, counted
 // repeats copied out) that the text so far can end on: at most 63, and

@@ -95,7 +95,9 @@ TEST(StringPatternTest, FormatsHoldTheirShape) {
            Case{"ipv4",
                 {"0.0.0.0", "255.255.255.255", "10.1.20.199"},
                 {"256.1.1.1", "01.1.1.1", "1.1.1", "1.1.1.1.1"}},
-           Case{"email", {"a.b+c@example.co.uk", "x@y.z"}, {"a@b", "@b.c", "a b@c.d", "a@b..c"}},
+           Case{"email",
+                {"a.b+c@example.co.uk", "x@y.z", "first_last@sub-domain.example.org"},
+                {"a@b", "@b.c", "a b@c.d", "a@b..c", "a..b@x.y", ".a@x.y", "a@-.y", "a@x-.y"}},
        }) {
     absl::StatusOr<StringPattern> p = StringPattern::OfFormat(c.format);
     ASSERT_TRUE(p.ok()) << c.format << ": " << p.status();
@@ -104,6 +106,10 @@ TEST(StringPatternTest, FormatsHoldTheirShape) {
   }
   EXPECT_THAT(std::string(StringPattern::OfFormat("hostname").status().message()),
               HasSubstr("only date"));
+  // Each fits the automaton's positions.
+  for (const char* format : {"date", "time", "date-time", "uuid", "ipv4", "email"}) {
+    EXPECT_TRUE(StringPattern::OfFormat(format).ok()) << format;
+  }
 }
 
 TEST(StringPatternTest, LengthsAreKnownExactly) {
@@ -154,6 +160,9 @@ TEST(StringPatternTest, WhatIsNotHeldIsRefusedByName) {
     ASSERT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument) << c.pattern;
     EXPECT_THAT(std::string(p.status().message()), HasSubstr(c.says)) << c.pattern;
   }
+  // A client's expression is bounded before it is read.
+  EXPECT_THAT(std::string(StringPattern::Compile(std::string(5000, 'a')).status().message()),
+              HasSubstr("longer than 4096"));
 }
 
 }  // namespace
