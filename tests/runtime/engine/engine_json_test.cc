@@ -68,6 +68,26 @@ class EngineJsonTest : public ::testing::Test {
     return model_->tokenizer->EncodeChat({{"user", user}}, options).value();
   }
   static void RunToIdle(Engine& e) { testing::RunToIdle(e); }
+  // Six answers to `prompt` held to `schema`, run to their end: the first
+  // greedy, the rest at temperature 1 (seeds from `seed`).
+  static std::vector<std::shared_ptr<Sink>> Draws(const std::shared_ptr<const JsonSchema>& schema,
+                                                  const std::string& prompt, uint64_t seed) {
+    std::unique_ptr<Engine> e = MakeEngine();
+    std::vector<std::shared_ptr<Sink>> sinks;
+    for (int draw = 0; draw < 6; ++draw) {
+      GenerateRequest r;
+      r.prompt_ids = Chat(prompt);
+      r.sampling.temperature = draw == 0 ? 0.f : 1.f;
+      r.sampling.seed = seed + draw;
+      r.sampling.max_tokens = 120;
+      r.sampling.response_format = ResponseFormat::kJsonSchema;
+      r.sampling.json_schema = schema;
+      sinks.push_back(std::make_shared<Sink>());
+      EXPECT_TRUE(e->Submit(std::move(r), sinks.back()).ok());
+    }
+    RunToIdle(*e);
+    return sinks;
+  }
   static LoadedModel* model_;
 };
 LoadedModel* EngineJsonTest::model_ = nullptr;
@@ -139,22 +159,8 @@ TEST_F(EngineJsonTest, EveryDrawFollowsTheSchema) {
     "required": ["name", "age", "kind"]})"));
   ASSERT_TRUE(compiled.ok()) << compiled.status();
   const auto schema = std::make_shared<const JsonSchema>(*std::move(compiled));
-  std::unique_ptr<Engine> e = MakeEngine();
-  std::vector<std::shared_ptr<Sink>> sinks;
-  for (int draw = 0; draw < 6; ++draw) {
-    GenerateRequest r;
-    r.prompt_ids = Chat("Describe a pet as JSON.");
-    r.sampling.temperature = draw == 0 ? 0.f : 1.f;
-    r.sampling.seed = 7 + draw;
-    r.sampling.max_tokens = 120;
-    r.sampling.response_format = ResponseFormat::kJsonSchema;
-    r.sampling.json_schema = schema;
-    sinks.push_back(std::make_shared<Sink>());
-    ASSERT_TRUE(e->Submit(std::move(r), sinks.back()).ok());
-  }
-  RunToIdle(*e);
   int whole = 0;
-  for (const auto& sink : sinks) {
+  for (const auto& sink : Draws(schema, "Describe a pet as JSON.", 7)) {
     SCOPED_TRACE(sink->text);
     ASSERT_TRUE(sink->finished);
     JsonGrammar document(*schema);
@@ -178,22 +184,8 @@ TEST_F(EngineJsonTest, EveryDrawFollowsTheSchema) {
 // enum of numbers and null, on the model's own tokens.
 TEST_F(EngineJsonTest, ValueKeywordsHoldEveryDraw) {
   const auto schema = std::make_shared<const JsonSchema>(OrderSchema());
-  std::unique_ptr<Engine> e = MakeEngine();
-  std::vector<std::shared_ptr<Sink>> sinks;
-  for (int draw = 0; draw < 6; ++draw) {
-    GenerateRequest r;
-    r.prompt_ids = Chat("Describe an order as JSON.");
-    r.sampling.temperature = draw == 0 ? 0.f : 1.f;
-    r.sampling.seed = 11 + draw;
-    r.sampling.max_tokens = 120;
-    r.sampling.response_format = ResponseFormat::kJsonSchema;
-    r.sampling.json_schema = schema;
-    sinks.push_back(std::make_shared<Sink>());
-    ASSERT_TRUE(e->Submit(std::move(r), sinks.back()).ok());
-  }
-  RunToIdle(*e);
   int whole = 0;
-  for (const auto& sink : sinks) {
+  for (const auto& sink : Draws(schema, "Describe an order as JSON.", 11)) {
     SCOPED_TRACE(sink->text);
     ASSERT_TRUE(sink->finished);
     if (sink->info.reason != FinishReason::kStop) continue;

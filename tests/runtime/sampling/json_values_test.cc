@@ -11,6 +11,7 @@
 #include "nlohmann/json.hpp"
 #include "runtime/sampling/json_grammar.h"
 #include "runtime/sampling/json_schema.h"
+#include "tests/support/json_walk.h"
 
 namespace cohost::runtime {
 namespace {
@@ -171,24 +172,11 @@ TEST(JsonValuesTest, WalksEndInDocumentsThatHoldTheirValues) {
   std::mt19937 rng(11);
   int completed = 0;
   for (int walk = 0; walk < 300; ++walk) {
-    JsonGrammar g(schema);
-    std::string doc;
-    for (int step = 0; step < 400 && !g.Complete(); ++step) {
-      std::vector<uint8_t> next;
-      for (int b = 0; b < 256; ++b) {
-        JsonGrammar copy = g;
-        if (copy.Feed(schema, static_cast<uint8_t>(b))) next.push_back(static_cast<uint8_t>(b));
-      }
-      ASSERT_FALSE(next.empty()) << "stuck after " << doc;
-      uint8_t b = next[rng() % next.size()];
-      for (uint8_t s : next) {
-        if ((s == '}' || s == '"' || s == ',') && rng() % 2 == 0) b = s;
-      }
-      ASSERT_TRUE(g.Feed(schema, b));
-      doc += static_cast<char>(b);
-    }
-    if (!g.Complete()) continue;
+    const testing::JsonWalk w = testing::WalkJson(schema, rng, 400, 2);
+    ASSERT_FALSE(w.stuck) << "stuck after " << w.doc;
+    if (!w.complete) continue;
     ++completed;
+    const std::string& doc = w.doc;
     const Json d = Json::parse(doc);
     const auto i = d["i"].get<int64_t>();
     EXPECT_TRUE(i >= -15 && i <= 230) << doc;
