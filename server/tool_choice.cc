@@ -20,19 +20,6 @@ namespace {
 
 using Json = nlohmann::json;
 
-// What REQUIRED holds the answer to: one call of an offered function.
-std::string AnyCallSchema(const google::protobuf::RepeatedPtrField<v1::Tool>& tools) {
-  Json names = Json::array();
-  for (const v1::Tool& t : tools) names.push_back(t.name());
-  const Json schema = {{"type", "object"},
-                       {"properties",
-                        {{"name", {{"type", "string"}, {"enum", std::move(names)}}},
-                         {"arguments", {{"type", "object"}, {"additionalProperties", true}}}}},
-                       {"required", {"name", "arguments"}},
-                       {"additionalProperties", false}};
-  return schema.dump();
-}
-
 // The value bounds a non-strict function's forced call leaves to the model
 // (the prompt tells the model of them). The grammar holds some (number
 // bounds, patterns, a few formats; json_schema.h) and refuses the rest, and
@@ -67,6 +54,53 @@ void DropValueBounds(nlohmann::ordered_json& schema, int depth) {
     if (it == schema.end() || !it->is_array()) continue;
     for (auto& sub : *it) DropValueBounds(sub, depth + 1);
   }
+}
+
+// What REQUIRED holds the answer to where a function's parameters are
+// outside the grammar's subset: one call of an offered function, its
+// arguments any object.
+std::string AnyCallSchema(const google::protobuf::RepeatedPtrField<v1::Tool>& tools) {
+  Json names = Json::array();
+  for (const v1::Tool& t : tools) names.push_back(t.name());
+  const Json schema = {{"type", "object"},
+                       {"properties",
+                        {{"name", {{"type", "string"}, {"enum", std::move(names)}}},
+                         {"arguments", {{"type", "object"}, {"additionalProperties", true}}}}},
+                       {"required", {"name", "arguments"}},
+                       {"additionalProperties", false}};
+  return schema.dump();
+}
+
+// The schema a forced call's arguments are held to: a strict function's
+// parameters as written, another's without their value bounds; null where
+// they are no schema at all (none, {}, or only such bounds: any object).
+nlohmann::ordered_json HeldArguments(const v1::Tool& tool) {
+  nlohmann::ordered_json schema =
+      nlohmann::ordered_json::parse(tool.parameters(), nullptr, /*allow_exceptions=*/false);
+  if (!tool.strict()) DropValueBounds(schema, 0);
+  if (!schema.is_object() || schema.empty()) return nullptr;
+  return schema;
+}
+
+// What REQUIRED holds the answer to: one call of an offered function, its
+// arguments held as a forced call of that function is (objects told apart
+// by their "name", runtime/sampling/json_schema.h); AnyCallSchema where
+// the grammar cannot hold some function's parameters.
+std::string CallSchema(const google::protobuf::RepeatedPtrField<v1::Tool>& tools) {
+  nlohmann::ordered_json calls = nlohmann::ordered_json::array();
+  for (const v1::Tool& t : tools) {
+    nlohmann::ordered_json arguments = HeldArguments(t);
+    if (arguments.is_null()) arguments = {{"type", "object"}, {"additionalProperties", true}};
+    calls.push_back({{"type", "object"},
+                     {"properties", {{"name", {{"const", t.name()}}}, {"arguments", arguments}}},
+                     {"required", {"name", "arguments"}},
+                     {"additionalProperties", false}});
+  }
+  const nlohmann::ordered_json schema =
+      calls.size() == 1 ? calls[0] : nlohmann::ordered_json{{"anyOf", calls}};
+  std::string text = schema.dump();
+  if (!runtime::JsonSchema::Compile(Json::parse(text)).ok()) return AnyCallSchema(tools);
+  return text;
 }
 
 }  // namespace
@@ -177,7 +211,7 @@ absl::StatusOr<ToolOutput> ApplyToolChoice(v1::GenerateRequest* request) {
                        " tools (", chat->tools_size(), " given); name the function instead"));
     }
     request->set_response_format(v1::RESPONSE_FORMAT_JSON_SCHEMA);
-    request->set_json_schema(AnyCallSchema(chat->tools()));
+    request->set_json_schema(CallSchema(chat->tools()));
     out.forced = "";
     return out;
   }
@@ -187,12 +221,10 @@ absl::StatusOr<ToolOutput> ApplyToolChoice(v1::GenerateRequest* request) {
     return absl::InvalidArgumentError("tool_choice names a function that tools does not offer");
   }
   // A function's arguments are an object: parameters of no schema at all
-  // (none, "{}", or nothing but value bounds) hold them to any object, not to
-  // any JSON value. A strict function's schema goes as the client wrote it.
-  nlohmann::ordered_json schema =
-      nlohmann::ordered_json::parse(chosen->parameters(), nullptr, /*allow_exceptions=*/false);
-  if (!chosen->strict()) DropValueBounds(schema, 0);
-  if (!schema.is_object() || schema.empty()) {
+  // hold them to any object, not to any JSON value. A strict function's
+  // schema goes as the client wrote it.
+  const nlohmann::ordered_json schema = HeldArguments(*chosen);
+  if (schema.is_null()) {
     request->set_response_format(v1::RESPONSE_FORMAT_JSON_OBJECT);
   } else {
     request->set_response_format(v1::RESPONSE_FORMAT_JSON_SCHEMA);

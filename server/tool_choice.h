@@ -7,8 +7,11 @@
 //   NONE      the tools are checked but left out of the prompt: the answer
 //             is text (vLLM offers them and leaves the answer unparsed);
 //   REQUIRED  the answer is one call of an offered function, held by the
-//             JSON grammar to {"name": <one of them>, "arguments": <an
-//             object>} (so at most runtime::kMaxSchemaEnum tools);
+//             JSON grammar to {"name": <one of them>, "arguments": <its
+//             arguments, held as FUNCTION holds them>}, the name first (so
+//             at most runtime::kMaxSchemaEnum tools); where the grammar
+//             cannot hold some function's parameters, every call's
+//             arguments are any object;
 //   FUNCTION  the answer is the arguments of one call of the function named,
 //             held to its parameters, as vLLM does: all of them where the
 //             tool is strict; else without its value bounds (minimum,

@@ -382,14 +382,21 @@ bool JsonGrammar::CloseString(const JsonSchema& schema) {
   }
   const SchemaNode& node = schema.node(head_.value);
   if (head_.patterned && !schema.pattern(node.pattern).Accepts(head_.candidates)) return false;
-  if (!node.options.empty()) {
-    bool whole = false;
-    for (uint64_t bits = head_.candidates; bits != 0; bits &= bits - 1) {
-      whole = whole || node.options[__builtin_ctzll(bits)].size() == head_.pos;
-    }
-    if (!whole) return false;
+  int option = -1;
+  for (uint64_t bits = head_.candidates; bits != 0 && !node.options.empty(); bits &= bits - 1) {
+    if (node.options[__builtin_ctzll(bits)].size() == head_.pos) option = __builtin_ctzll(bits);
   }
+  if (!node.options.empty() && option < 0) return false;
   if (head_.counted && head_.chars < node.min_length) return false;
+  if (option >= 0 && head_.depth > 0 && !schema.node(Top().node).variants.empty()) {
+    // A tag: the object is its variant from here on, the tag written.
+    const SchemaNode& tagged = schema.node(Top().node);
+    const SchemaNodeId variant = tagged.variants[option];
+    const std::vector<std::string>& names = schema.node(variant).names;
+    const auto tag = std::find(names.begin(), names.end(), tagged.names[0]) - names.begin();
+    Top().node = variant;
+    Top().seen = uint64_t{1} << tag;
+  }
   head_.candidates = 0;
   head_.pos = 0;
   head_.chars = 0;

@@ -20,9 +20,12 @@ using Kind = SchemaNode::Kind;
 
 namespace {
 
-constexpr std::string_view kAnnotations[] = {"title",    "description", "default",  "examples",
-                                             "$schema",  "$id",         "$comment", "deprecated",
-                                             "readOnly", "writeOnly",   "$defs",    "definitions"};
+constexpr std::string_view kAnnotations[] = {"title", "description", "default", "examples",
+                                             "$schema", "$id", "$comment", "deprecated", "readOnly",
+                                             "writeOnly", "$defs", "definitions",
+                                             // OpenAPI's (Pydantic writes it beside a oneOf of
+                                             // objects): the tag is found, not named.
+                                             "discriminator"};
 
 bool IsAnnotation(std::string_view key) {
   for (std::string_view a : kAnnotations) {
@@ -217,6 +220,10 @@ class SchemaCompiler {
       }
       case Kind::kObject: {
         uint16_t deepest = 0;
+        // A tagged object is as deep as its deepest variant: it starts only
+        // where any may follow its tag.
+        for (const SchemaNodeId v : node.variants) deepest = std::max(deepest, of(v));
+        if (!node.variants.empty()) return deepest;
         for (size_t i = 0; i < node.names.size(); ++i) {
           if ((node.required >> i) & 1) deepest = std::max(deepest, of(node.values[i]));
         }
@@ -545,10 +552,10 @@ class SchemaCompiler {
             where, absl::StrCat("the keyword ", Quote(key), " beside ", name, " is not supported"));
       }
     }
-    // Alternatives must start differently: there are six ways to start.
-    if (!list.is_array() || list.empty() || list.size() > SchemaNode::kStarts) {
-      return Error(where, absl::StrCat(name, " must list 1 to ", int{SchemaNode::kStarts},
-                                       " schemas (each starting differently)"));
+    // Alternatives must start differently (there are six ways to start),
+    // but for objects told apart by a tag.
+    if (!list.is_array() || list.empty() || list.size() > static_cast<size_t>(kMaxSchemaEnum)) {
+      return Error(where, absl::StrCat(name, " must list 1 to ", kMaxSchemaEnum, " schemas"));
     }
     if (std::string_view(name) == "allOf") {
       if (list.size() != 1) return Error(where, "allOf of more than one schema is not supported");
@@ -586,9 +593,22 @@ class SchemaCompiler {
     SchemaNodeId alternatives[SchemaNode::kStarts] = {SchemaNode::kNone, SchemaNode::kNone,
                                                       SchemaNode::kNone, SchemaNode::kNone,
                                                       SchemaNode::kNone, SchemaNode::kNone};
-    const std::vector<SchemaNodeId> parts = unions_[u].parts;
-    for (const SchemaNodeId part : parts) {
+    std::vector<SchemaNodeId> parts;
+    std::vector<SchemaNodeId> objects;  // one alternative, or told apart by a tag
+    for (const SchemaNodeId part : unions_[u].parts) {
       const SchemaNodeId resolved = schema_.Resolve(part);
+      if (schema_.nodes_[resolved].kind == Kind::kObject) {
+        objects.push_back(resolved);
+      } else {
+        parts.push_back(resolved);
+      }
+    }
+    if (objects.size() == 1) parts.push_back(objects[0]);
+    if (objects.size() > 1) {
+      ASSIGN_OR_RETURN(const SchemaNodeId tagged, Tagged(objects, unions_[u].where));
+      parts.push_back(tagged);
+    }
+    for (const SchemaNodeId resolved : parts) {
       for (size_t v = 0; v < unions_.size(); ++v) {
         if (unions_[v].id == resolved) RETURN_IF_ERROR(ResolveUnion(v));
       }
@@ -599,8 +619,8 @@ class SchemaCompiler {
         if (!starts[i]) continue;
         if (alternatives[i] != SchemaNode::kNone) {
           return Error(unions_[u].where,
-                       "alternatives that can start the same way (two objects, two arrays, a "
-                       "number and an integer, ...) are not supported");
+                       "alternatives that can start the same way (two arrays, a number and an "
+                       "integer, objects not told apart by a tag, ...) are not supported");
         }
         alternatives[i] = p.kind == Kind::kUnion ? p.alternatives[i] : resolved;
       }
@@ -609,6 +629,43 @@ class SchemaCompiler {
     for (int i = 0; i < SchemaNode::kStarts; ++i) node.alternatives[i] = alternatives[i];
     unions_[u].resolved = true;
     return absl::OkStatus();
+  }
+
+  // One object node for several told apart by a tag: the first property
+  // that each requires and holds to a string of its own (a const).
+  absl::StatusOr<SchemaNodeId> Tagged(const std::vector<SchemaNodeId>& objects,
+                                      const std::string& where) {
+    const std::vector<std::string> names = schema_.nodes_[objects[0]].names;
+    for (const std::string& name : names) {
+      std::vector<std::string> tags;
+      for (const SchemaNodeId id : objects) {
+        const SchemaNode& object = schema_.nodes_[id];
+        const auto at = std::find(object.names.begin(), object.names.end(), name);
+        const size_t i = at - object.names.begin();
+        if (at == object.names.end() || ((object.required >> i) & 1) == 0) break;
+        const SchemaNode& value = schema_.nodes_[schema_.Resolve(object.values[i])];
+        if (value.kind != Kind::kString || value.options.size() != 1 ||
+            std::find(tags.begin(), tags.end(), value.options[0]) != tags.end()) {
+          break;
+        }
+        tags.push_back(value.options[0]);
+      }
+      if (tags.size() != objects.size()) continue;
+      ASSIGN_OR_RETURN(const SchemaNodeId tag, NewNode(where));
+      schema_.nodes_[tag].kind = Kind::kString;
+      schema_.nodes_[tag].options = std::move(tags);
+      ASSIGN_OR_RETURN(const SchemaNodeId id, NewNode(where));
+      SchemaNode& tagged = schema_.nodes_[id];
+      tagged.kind = Kind::kObject;
+      tagged.names = {name};
+      tagged.values = {tag};
+      tagged.required = 1;
+      tagged.variants = objects;
+      return id;
+    }
+    return Error(where,
+                 "objects as alternatives need a tag: a property each requires, held to a "
+                 "string of its own (a const)");
   }
 
   absl::StatusOr<SchemaNodeId> CompileRef(const Json& s, const Json& ref,

@@ -19,12 +19,16 @@
 //   enum, const     of strings, numbers, booleans and null; with no type,
 //                   the types of the values listed
 //   anyOf, oneOf    alternatives that start differently (a string or null,
-//                   an object or an array, ...): one of each kind at most
+//                   an object or an array, ...): one of each kind at most,
+//                   but for objects told apart by a tag: a property each
+//                   requires, held to a string of its own (a const), which
+//                   is written first (at most kMaxSchemaEnum of them)
 //   allOf           of one schema
 //   $ref            "#", "#/$defs/NAME" or "#/definitions/NAME" (recursion
 //                   allowed)
 // Annotations (title, description, default, examples, $schema, $id,
-// $comment, deprecated, readOnly, writeOnly) are ignored. An object's
+// $comment, deprecated, readOnly, writeOnly, OpenAPI's discriminator) are
+// ignored. An object's
 // properties may come in any order, each at most once.
 #pragma once
 
@@ -84,6 +88,10 @@ struct SchemaNode {
   std::vector<SchemaNodeId> values;
   uint64_t required = 0;
   bool additional = false;  // other keys allowed, any value
+  // kObject standing for objects told apart by a tag: its one property
+  // (written first) is a string of one option per variant, and once written
+  // the object is variants[option] (JsonSchema::Compile's anyOf of objects).
+  std::vector<SchemaNodeId> variants;
   // kArray.
   SchemaNodeId items = 0;
   uint32_t min_items = 0, max_items = std::numeric_limits<uint32_t>::max();
@@ -108,9 +116,9 @@ struct SchemaNode {
   friend bool operator==(const SchemaNode&, const SchemaNode&) = default;
   template <typename H>
   friend H AbslHashValue(H h, const SchemaNode& n) {
-    h = H::combine(std::move(h), n.kind, n.names, n.values, n.required, n.additional, n.items,
-                   n.min_items, n.max_items, n.options, n.min_length, n.max_length, n.pattern,
-                   n.bounds, n.target, n.min_depth);
+    h = H::combine(std::move(h), n.kind, n.names, n.values, n.required, n.additional, n.variants,
+                   n.items, n.min_items, n.max_items, n.options, n.min_length, n.max_length,
+                   n.pattern, n.bounds, n.target, n.min_depth);
     return H::combine_contiguous(std::move(h), n.alternatives, kStarts);
   }
 };

@@ -11,6 +11,8 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "runtime/sampling/json_grammar.h"
+#include "runtime/sampling/json_schema.h"
 #include "runtime/sampling/sampling_params.h"
 
 namespace cohost::server {
@@ -202,10 +204,37 @@ TEST(ToolChoiceTest, RequiredIsOneCallOfAnyOfferedFunction) {
   EXPECT_EQ(out->forced, "");
   EXPECT_TRUE(out->calls_finish());
   EXPECT_EQ(r.response_format(), v1::RESPONSE_FORMAT_JSON_SCHEMA);
+  // A call of each function, told apart by its name, its arguments held as
+  // a forced call of that function is.
   const Json schema = Json::parse(r.json_schema());
-  EXPECT_EQ(schema["properties"]["name"]["enum"], Json::array({"get_weather", "get_time"}));
-  EXPECT_EQ(schema["required"], Json::array({"name", "arguments"}));
-  EXPECT_EQ(schema["additionalProperties"], false);
+  ASSERT_EQ(schema["anyOf"].size(), 2u);
+  EXPECT_EQ(schema["anyOf"][0]["properties"]["name"]["const"], "get_weather");
+  EXPECT_EQ(schema["anyOf"][0]["properties"]["arguments"], Json::parse(kWeatherParameters));
+  EXPECT_EQ(schema["anyOf"][1]["properties"]["arguments"]["additionalProperties"], true);
+  EXPECT_EQ(schema["anyOf"][1]["required"], Json::array({"name", "arguments"}));
+  const runtime::JsonSchema held = runtime::JsonSchema::Compile(schema).value();
+  const auto document = [&](std::string_view text) {
+    runtime::JsonGrammar g(held);
+    return g.FeedAll(held, text) && g.Complete();
+  };
+  EXPECT_TRUE(document(R"({"name": "get_weather", "arguments": {"city": "Paris"}})"));
+  EXPECT_TRUE(document(R"({"name":"get_time","arguments":{"zone":"UTC"}})"));
+  EXPECT_FALSE(document(R"({"name":"get_weather","arguments":{}})")) << "city is required";
+  EXPECT_FALSE(document(R"({"name":"get_weather","arguments":{"zone":"UTC"}})"));
+  EXPECT_FALSE(document(R"({"arguments":{},"name":"get_time"})")) << "the name comes first";
+  EXPECT_FALSE(document(R"({"name":"get_date","arguments":{}})"));
+
+  // Where the grammar cannot hold a function's parameters, every call's
+  // arguments are any object (the names still held).
+  v1::GenerateRequest odd = Chat();
+  odd.mutable_chat()->mutable_tools(0)->set_strict(true);
+  odd.mutable_chat()->mutable_tools(0)->set_parameters(
+      R"({"type":"object","properties":{"n":{"type":"integer","multipleOf":2}}})");
+  odd.mutable_chat()->set_tool_choice(v1::TOOL_CHOICE_REQUIRED);
+  ASSERT_TRUE(ApplyToolChoice(&odd).ok());
+  const Json any = Json::parse(odd.json_schema());
+  EXPECT_EQ(any["properties"]["name"]["enum"], Json::array({"get_weather", "get_time"}));
+  EXPECT_EQ(any["properties"]["arguments"]["additionalProperties"], true);
 
   // The grammar's enum of names holds 64: more is refused, where AUTO takes them.
   r = Chat();

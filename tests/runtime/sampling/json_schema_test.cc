@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
 #include "runtime/sampling/json_grammar.h"
+#include "tests/support/json_walk.h"
 
 namespace cohost::runtime {
 namespace {
@@ -179,6 +180,42 @@ TEST(JsonSchemaTest, CountsStopWhereTheyNoLongerMatter) {
   EXPECT_FALSE(IsDocument(s, R"({"l":[]})"));
 }
 
+// Objects as alternatives, told apart by a tag (a property each requires
+// and holds to a string of its own): the tag comes first, and the object is
+// its variant from there on (Pydantic's discriminated unions, a call of one
+// of several functions).
+constexpr char kPets[] = R"({"oneOf": [
+    {"type": "object", "properties": {"kind": {"const": "cat"}, "lives": {"type": "integer"}},
+     "required": ["kind", "lives"]},
+    {"type": "object", "properties": {"kind": {"const": "dog"}, "breed": {"type": "string"}},
+     "required": ["kind"], "additionalProperties": true},
+    {"type": "null"}],
+  "discriminator": {"propertyName": "kind"}})";
+
+TEST(JsonSchemaTest, ObjectsToldApartByATagAreAlternatives) {
+  const JsonSchema pets = Compiled(kPets);
+  for (const char* good : {R"({"kind":"cat","lives":9})", R"({"kind": "dog"})",
+                           R"({"kind":"dog","breed":"pug","age":3})", "null"}) {
+    EXPECT_TRUE(IsDocument(pets, good)) << good;
+  }
+  for (const char* bad :
+       {R"({"kind":"cat"})", R"({"kind":"cat","breed":"pug"})", R"({"lives":9,"kind":"cat"})",
+        R"({"kind":"cow"})", "{}", R"({"kind":"cat","kind":"cat","lives":1})"}) {
+    EXPECT_FALSE(IsDocument(pets, bad)) << bad;
+  }
+  for (const char* untagged : {
+           R"({"anyOf":[{"type":"object"},{"type":"object","properties":{}}]})",
+           R"({"anyOf":[{"properties":{"k":{"const":"a"}},"required":["k"]},)"
+           R"({"properties":{"k":{"const":"a"}},"required":["k"]}]})",
+           R"({"anyOf":[{"properties":{"k":{"const":"a"}},"required":["k"]},)"
+           R"({"properties":{"k":{"const":"b"}}}]})",
+       }) {
+    absl::StatusOr<JsonSchema> s = JsonSchema::Compile(Json::parse(untagged));
+    ASSERT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument) << untagged;
+    EXPECT_THAT(std::string(s.status().message()), HasSubstr("tag")) << untagged;
+  }
+}
+
 // References that come back to themselves, through other references or
 // requirements, never hang or crash: refused, or compiled where a finite
 // document exists.
@@ -241,7 +278,7 @@ TEST(JsonSchemaTest, WhatIsNotHeldToIsRefusedByName) {
            Case{R"({"type":"object","required":["b"],"properties":{"a":{}}})", "\"b\""},
            Case{R"({"type":"object","additionalProperties":{"type":"string"}})",
                 "additionalProperties"},
-           Case{R"({"anyOf":[{"type":"object"},{"type":"object","properties":{}}]})", "start"},
+           Case{R"({"anyOf":[{"type":"object"},{"type":"object","properties":{}}]})", "tag"},
            Case{R"({"anyOf":[{"type":"number"},{"type":"integer"}]})", "start"},
            Case{R"({"type":"array","minItems":3,"maxItems":2})", "minItems"},
            Case{R"({"enum":[[1,2]]})", "strings, numbers"},
@@ -249,7 +286,7 @@ TEST(JsonSchemaTest, WhatIsNotHeldToIsRefusedByName) {
            Case{R"({"$ref":"#/$defs/A","$defs":{"A":{"$ref":"#/$defs/A"}}})", "itself"},
            Case{R"({"type":"tuple"})", "unknown type"},
            Case{R"({"type":["string","string"]})", "twice"},
-           Case{R"({"anyOf":[true,true,true,true,true,true,true]})", "1 to 6"},
+           Case{R"({"anyOf":[true,true]})", "start"},
            Case{R"(false)", "false"},
            Case{R"({"allOf":[{"type":"string"},{"minLength":1}]})", "allOf"},
            Case{R"({"not":{"type":"null"}})", "\"not\""},
@@ -290,7 +327,7 @@ TEST(JsonSchemaTest, WhatIsNotHeldToIsRefusedByName) {
 // whole): random walks over the bytes each state takes never get stuck,
 // and what they complete parses as JSON.
 TEST(JsonSchemaTest, NoPrefixItTakesIsADeadEnd) {
-  for (const char* text : {kPet,
+  for (const char* text : {kPet, kPets,
                            R"({"type":"object","properties":{"a":{"type":"array","minItems":2,)"
                            R"("maxItems":3,"items":{"enum":["x","xy","z"]}},)"
                            R"("b":{"type":"string","minLength":3,"maxLength":4}},)"
@@ -303,28 +340,13 @@ TEST(JsonSchemaTest, NoPrefixItTakesIsADeadEnd) {
     std::mt19937 rng(3);
     int completed = 0;
     for (int walk = 0; walk < 200; ++walk) {
-      JsonGrammar g(schema);
-      std::string doc;
-      for (int step = 0; step < 300 && !g.Complete(); ++step) {
-        std::vector<uint8_t> next;
-        for (int b = 0; b < 256; ++b) {
-          JsonGrammar copy = g;
-          if (copy.Feed(schema, static_cast<uint8_t>(b))) next.push_back(static_cast<uint8_t>(b));
-        }
-        ASSERT_FALSE(next.empty()) << text << "\nstuck after " << doc;
-        // Structure more often than text, so that walks end.
-        uint8_t b = next[rng() % next.size()];
-        for (uint8_t s : next) {
-          if ((s == '}' || s == ']' || s == '"' || s == ',') && rng() % 3 == 0) b = s;
-        }
-        ASSERT_TRUE(g.Feed(schema, b));
-        doc += static_cast<char>(b);
-      }
-      if (g.Complete()) {
+      const testing::JsonWalk w = testing::WalkJson(schema, rng, 300, 3);
+      ASSERT_FALSE(w.stuck) << text << "\nstuck after " << w.doc;
+      if (w.complete) {
         ++completed;
         // nlohmann also refuses numbers past a double's range: JSON all the same.
-        if (std::regex_search(doc, std::regex("[eE][-+]?[0-9]{3}"))) continue;
-        EXPECT_TRUE(Json::accept(doc)) << doc;
+        if (std::regex_search(w.doc, std::regex("[eE][-+]?[0-9]{3}"))) continue;
+        EXPECT_TRUE(Json::accept(w.doc)) << w.doc;
       }
     }
     EXPECT_GT(completed, 20) << text;
