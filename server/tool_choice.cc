@@ -82,14 +82,34 @@ nlohmann::ordered_json HeldArguments(const v1::Tool& tool) {
   return schema;
 }
 
+// `schema` or a schema within it has a $ref (bounded: CheckTools parsed it
+// within its depth limit).
+bool HasRef(const nlohmann::ordered_json& schema) {
+  if (schema.is_object()) {
+    if (schema.contains("$ref")) return true;
+    for (const auto& [key, value] : schema.items()) {
+      if (HasRef(value)) return true;
+    }
+  }
+  if (schema.is_array()) {
+    for (const auto& value : schema) {
+      if (HasRef(value)) return true;
+    }
+  }
+  return false;
+}
+
 // What REQUIRED holds the answer to: one call of an offered function, its
 // arguments held as a forced call of that function is (objects told apart
-// by their "name", runtime/sampling/json_schema.h); AnyCallSchema where
-// the grammar cannot hold some function's parameters.
+// by their "name", runtime/sampling/json_schema.h). AnyCallSchema where
+// that cannot be: a function's parameters with a $ref (which would point
+// into the calls' schema, not the function's), or calls whose schema the
+// grammar cannot hold (a keyword outside its subset, its limits).
 std::string CallSchema(const google::protobuf::RepeatedPtrField<v1::Tool>& tools) {
   nlohmann::ordered_json calls = nlohmann::ordered_json::array();
   for (const v1::Tool& t : tools) {
     nlohmann::ordered_json arguments = HeldArguments(t);
+    if (HasRef(arguments)) return AnyCallSchema(tools);
     if (arguments.is_null()) arguments = {{"type", "object"}, {"additionalProperties", true}};
     calls.push_back({{"type", "object"},
                      {"properties", {{"name", {{"const", t.name()}}}, {"arguments", arguments}}},
@@ -99,7 +119,9 @@ std::string CallSchema(const google::protobuf::RepeatedPtrField<v1::Tool>& tools
   const nlohmann::ordered_json schema =
       calls.size() == 1 ? calls[0] : nlohmann::ordered_json{{"anyOf", calls}};
   std::string text = schema.dump();
-  if (!runtime::JsonSchema::Compile(Json::parse(text)).ok()) return AnyCallSchema(tools);
+  // Read as the request builder reads it (runtime::ParseJsonStrict's limits).
+  absl::StatusOr<Json> parsed = runtime::ParseJsonStrict(text, "json_schema");
+  if (!parsed.ok() || !runtime::JsonSchema::Compile(*parsed).ok()) return AnyCallSchema(tools);
   return text;
 }
 

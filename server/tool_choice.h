@@ -8,10 +8,11 @@
 //             is text (vLLM offers them and leaves the answer unparsed);
 //   REQUIRED  the answer is one call of an offered function, held by the
 //             JSON grammar to {"name": <one of them>, "arguments": <its
-//             arguments, held as FUNCTION holds them>}, the name first (so
-//             at most runtime::kMaxSchemaEnum tools); where the grammar
-//             cannot hold some function's parameters, every call's
-//             arguments are any object;
+//             arguments, held as FUNCTION holds them>}, with several tools
+//             the name first (so at most runtime::kMaxSchemaEnum tools);
+//             where a function's parameters have a $ref, or the grammar
+//             cannot hold the calls' schema, every call's arguments are any
+//             object;
 //   FUNCTION  the answer is the arguments of one call of the function named,
 //             held to its parameters, as vLLM does: all of them where the
 //             tool is strict; else without its value bounds (minimum,

@@ -234,6 +234,13 @@ bool JsonGrammar::FeedValueStart(const JsonSchema& schema, uint8_t byte) {
       head_.chars = 0;
       head_.patterned = node.pattern != SchemaNode::kNoPattern;
       head_.candidates = head_.patterned ? StringPattern::kStart : FirstBits(node.options.size());
+      // A tag offers the variants that fit where its object is.
+      if (head_.depth > 0 && !schema.node(Top().node).variants.empty()) {
+        const std::vector<SchemaNodeId>& variants = schema.node(Top().node).variants;
+        for (size_t k = 0; k < variants.size(); ++k) {
+          if (!Fits(schema, variants[k], head_.depth - 1)) head_.candidates &= ~(uint64_t{1} << k);
+        }
+      }
       break;
     case SchemaNode::kStartNumber:
       if (node.kind != Kind::kNumber && node.kind != Kind::kInteger && node.kind != Kind::kAny) {

@@ -8,7 +8,8 @@
 // where JSON has several (never a document the schema refuses): an integer
 // without a fraction or exponent, a bounded number without an exponent, an
 // enum's number as its value is written (1, not 1.0), a pattern's string
-// without \u escapes (string_pattern.h for its characters), with strings
+// without \u escapes (string_pattern.h for its characters), a tagged
+// object's tag first (JsonSchema's objects told apart by a tag), with strings
 // of valid UTF-8 and no raw control characters, nothing after the document
 // (its end is the end of generation), and two limits that keep a model from
 // looping where the grammar alone would let it:

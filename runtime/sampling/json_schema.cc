@@ -220,10 +220,13 @@ class SchemaCompiler {
       }
       case Kind::kObject: {
         uint16_t deepest = 0;
-        // A tagged object is as deep as its deepest variant: it starts only
-        // where any may follow its tag.
-        for (const SchemaNodeId v : node.variants) deepest = std::max(deepest, of(v));
-        if (!node.variants.empty()) return deepest;
+        // A tagged object is as deep as its shallowest variant (its tag
+        // offers only the variants that fit where it is).
+        if (!node.variants.empty()) {
+          uint16_t shallowest = SchemaNode::kUnbounded;
+          for (const SchemaNodeId v : node.variants) shallowest = std::min(shallowest, of(v));
+          return shallowest;
+        }
         for (size_t i = 0; i < node.names.size(); ++i) {
           if ((node.required >> i) & 1) deepest = std::max(deepest, of(node.values[i]));
         }
@@ -664,8 +667,8 @@ class SchemaCompiler {
       return id;
     }
     return Error(where,
-                 "objects as alternatives need a tag: a property each requires, held to a "
-                 "string of its own (a const)");
+                 "objects as alternatives need a tag (a property each requires, held to a "
+                 "string of its own: a const)");
   }
 
   absl::StatusOr<SchemaNodeId> CompileRef(const Json& s, const Json& ref,

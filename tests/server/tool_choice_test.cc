@@ -235,6 +235,22 @@ TEST(ToolChoiceTest, RequiredIsOneCallOfAnyOfferedFunction) {
   const Json any = Json::parse(odd.json_schema());
   EXPECT_EQ(any["properties"]["name"]["enum"], Json::array({"get_weather", "get_time"}));
   EXPECT_EQ(any["properties"]["arguments"]["additionalProperties"], true);
+  // And where one has a $ref: it would point into the calls' schema.
+  odd = Chat();
+  odd.mutable_chat()->mutable_tools(0)->set_parameters(
+      R"({"type":"object","properties":{"kids":{"type":"array","items":{"$ref":"#"}}}})");
+  odd.mutable_chat()->set_tool_choice(v1::TOOL_CHOICE_REQUIRED);
+  ASSERT_TRUE(ApplyToolChoice(&odd).ok());
+  EXPECT_EQ(Json::parse(odd.json_schema())["properties"]["arguments"]["additionalProperties"],
+            true);
+  // One function: its call alone.
+  v1::GenerateRequest one = Chat();
+  one.mutable_chat()->mutable_tools()->RemoveLast();
+  one.mutable_chat()->set_tool_choice(v1::TOOL_CHOICE_REQUIRED);
+  ASSERT_TRUE(ApplyToolChoice(&one).ok());
+  const Json call = Json::parse(one.json_schema());
+  EXPECT_EQ(call["properties"]["name"]["const"], "get_weather");
+  EXPECT_EQ(call["properties"]["arguments"], Json::parse(kWeatherParameters));
 
   // The grammar's enum of names holds 64: more is refused, where AUTO takes them.
   r = Chat();
@@ -243,6 +259,7 @@ TEST(ToolChoiceTest, RequiredIsOneCallOfAnyOfferedFunction) {
   }
   r.mutable_chat()->set_tool_choice(v1::TOOL_CHOICE_REQUIRED);
   EXPECT_TRUE(ApplyToolChoice(&r).ok()) << "64 tools";
+  EXPECT_EQ(Json::parse(r.json_schema())["anyOf"].size(), 64u) << "a call of each, held";
   r.mutable_chat()->add_tools()->set_name("f64");
   r.set_response_format(v1::RESPONSE_FORMAT_TEXT);
   r.clear_json_schema();

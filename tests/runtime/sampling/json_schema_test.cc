@@ -212,8 +212,32 @@ TEST(JsonSchemaTest, ObjectsToldApartByATagAreAlternatives) {
        }) {
     absl::StatusOr<JsonSchema> s = JsonSchema::Compile(Json::parse(untagged));
     ASSERT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument) << untagged;
-    EXPECT_THAT(std::string(s.status().message()), HasSubstr("tag")) << untagged;
+    EXPECT_THAT(std::string(s.status().message()), HasSubstr("need a tag")) << untagged;
   }
+  // A recursive union: a variant holds the union again, and a shallow one
+  // ends it. Where a deep variant no longer fits, its tag is not offered.
+  const JsonSchema expr = Compiled(R"({"$ref": "#/$defs/E", "$defs": {"E": {"oneOf": [
+      {"type": "object", "properties": {"op": {"const": "lit"}, "v": {"type": "integer"}},
+       "required": ["op", "v"]},
+      {"type": "object", "properties": {"op": {"const": "neg"}, "arg": {"$ref": "#/$defs/E"}},
+       "required": ["op", "arg"]}]}}})");
+  EXPECT_TRUE(IsDocument(expr, R"({"op":"neg","arg":{"op":"neg","arg":{"op":"lit","v":1}}})"));
+  EXPECT_FALSE(IsDocument(expr, R"({"op":"neg","arg":{"op":"lit"}})"));
+  JsonGrammar deep(expr);
+  for (int i = 1; i < kMaxJsonDepth; ++i) ASSERT_TRUE(deep.FeedAll(expr, R"({"op":"neg","arg":)"));
+  ASSERT_TRUE(deep.FeedAll(expr, R"({"op":")"));
+  JsonGrammar neg = deep;
+  EXPECT_FALSE(neg.Feed(expr, 'n')) << "no room for another neg's arg";
+  EXPECT_TRUE(deep.FeedAll(expr, R"(lit","v":0})"));
+  // Objects beyond six starts: up to 64 alternatives.
+  Json many = {{"anyOf", Json::array()}};
+  for (int i = 0; i <= kMaxSchemaEnum; ++i) {
+    many["anyOf"].push_back(
+        {{"properties", {{"k", {{"const", absl::StrCat("t", i)}}}}}, {"required", {"k"}}});
+  }
+  EXPECT_THAT(std::string(JsonSchema::Compile(many).status().message()), HasSubstr("1 to 64"));
+  many["anyOf"].erase(many["anyOf"].size() - 1);
+  EXPECT_TRUE(JsonSchema::Compile(many).ok());
 }
 
 // References that come back to themselves, through other references or
