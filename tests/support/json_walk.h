@@ -1,15 +1,35 @@
-// A random walk over the bytes a JsonGrammar takes, for tests that no
-// prefix it takes is a dead end and that what it completes holds.
+// Documents of a JSON Schema for the grammar's tests: a schema compiled
+// from its text, whether a text is a whole document of it, and a random
+// walk over the bytes a JsonGrammar takes (no prefix it takes is a dead
+// end, and what it completes holds).
 #pragma once
+
+#include <gtest/gtest.h>
 
 #include <random>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "nlohmann/json.hpp"
 #include "runtime/sampling/json_grammar.h"
 #include "runtime/sampling/json_schema.h"
 
 namespace cohost::runtime::testing {
+
+// `text`'s schema; a failure of the test (and any object) where it does
+// not compile.
+inline JsonSchema CompiledSchema(std::string_view text) {
+  absl::StatusOr<JsonSchema> schema = JsonSchema::Compile(nlohmann::json::parse(text));
+  EXPECT_TRUE(schema.ok()) << text << ": " << schema.status();
+  return schema.ok() ? *std::move(schema) : JsonSchema::AnyObject();
+}
+
+// `text` is a whole document of `schema`.
+inline bool IsDocument(const JsonSchema& schema, std::string_view text) {
+  JsonGrammar g(schema);
+  return g.FeedAll(schema, text) && g.Complete();
+}
 
 struct JsonWalk {
   std::string doc;        // the bytes taken

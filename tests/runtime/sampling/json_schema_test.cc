@@ -18,16 +18,8 @@ namespace {
 using Json = nlohmann::json;
 using ::testing::HasSubstr;
 
-JsonSchema Compiled(const char* text) {
-  absl::StatusOr<JsonSchema> schema = JsonSchema::Compile(Json::parse(text));
-  EXPECT_TRUE(schema.ok()) << schema.status();
-  return schema.ok() ? *std::move(schema) : JsonSchema::AnyObject();
-}
-
-bool IsDocument(const JsonSchema& schema, std::string_view text) {
-  JsonGrammar g(schema);
-  return g.FeedAll(schema, text) && g.Complete();
-}
+using testing::CompiledSchema;
+using testing::IsDocument;
 
 // A Pydantic model's schema: required and optional fields, an enum, a
 // bounded list, an Optional of another model through $defs.
@@ -48,7 +40,7 @@ constexpr char kPet[] = R"({
 })";
 
 TEST(JsonSchemaTest, APydanticModelsDocumentsAndNothingElse) {
-  const JsonSchema pet = Compiled(kPet);
+  const JsonSchema pet = CompiledSchema(kPet);
   for (const char* good : {
            R"({"name":"Rex","age":3})",
            R"({"age": 3, "name": "Rex"})",
@@ -78,7 +70,7 @@ TEST(JsonSchemaTest, APydanticModelsDocumentsAndNothingElse) {
 }
 
 TEST(JsonSchemaTest, StringsKeepTheirLengthsAndOptions) {
-  const JsonSchema s = Compiled(
+  const JsonSchema s = CompiledSchema(
       R"({"type":"object","properties":{"code":{"type":"string","minLength":2,"maxLength":3},)"
       R"("either":{"type":["string","null"],"maxLength":1},"c":{"const":"a\"b"}}})");
   EXPECT_TRUE(IsDocument(s, R"({"code":"ab"})"));
@@ -101,12 +93,12 @@ TEST(JsonSchemaTest, StringsKeepTheirLengthsAndOptions) {
 }
 
 TEST(JsonSchemaTest, AnyTopLevelValueAndRecursion) {
-  const JsonSchema answer = Compiled(R"({"enum":["yes","no"]})");
+  const JsonSchema answer = CompiledSchema(R"({"enum":["yes","no"]})");
   EXPECT_TRUE(IsDocument(answer, R"("yes")"));
   EXPECT_FALSE(IsDocument(answer, R"("y")"));
   EXPECT_FALSE(IsDocument(answer, R"({})"));
 
-  const JsonSchema integer = Compiled(R"({"type":"integer"})");
+  const JsonSchema integer = CompiledSchema(R"({"type":"integer"})");
   JsonGrammar n(integer);
   ASSERT_TRUE(n.FeedAll(integer, "-12"));
   EXPECT_TRUE(n.Complete()) << "a number at the top ends with the document";
@@ -114,14 +106,14 @@ TEST(JsonSchemaTest, AnyTopLevelValueAndRecursion) {
   EXPECT_TRUE(n.Feed(integer, '3'));
 
   const JsonSchema tree =
-      Compiled(R"({"type":"object","properties":{"v":{"type":"integer"},)"
-               R"("kids":{"type":"array","items":{"$ref":"#"}}},"required":["v"]})");
+      CompiledSchema(R"({"type":"object","properties":{"v":{"type":"integer"},)"
+                     R"("kids":{"type":"array","items":{"$ref":"#"}}},"required":["v"]})");
   EXPECT_TRUE(IsDocument(tree, R"({"v":1,"kids":[{"v":2},{"v":3,"kids":[{"v":4}]}]})"));
   EXPECT_FALSE(IsDocument(tree, R"({"v":1,"kids":[{"kids":[]}]})"));
 
   // A Pydantic model that refers to itself through an Optional: the union's
   // alternative is the schema still being compiled.
-  const JsonSchema list = Compiled(
+  const JsonSchema list = CompiledSchema(
       R"({"$ref":"#/$defs/Node","$defs":{"Node":{"type":"object","properties":{)"
       R"("v":{"type":"integer"},"next":{"anyOf":[{"$ref":"#/$defs/Node"},{"type":"null"}]}},)"
       R"("required":["v","next"]}}})");
@@ -130,13 +122,13 @@ TEST(JsonSchemaTest, AnyTopLevelValueAndRecursion) {
   EXPECT_FALSE(IsDocument(list, R"({"v":1,"next":[]})"));
 
   const JsonSchema defs =
-      Compiled(R"({"$ref":"#/definitions/A","definitions":{"A":{"$ref":"#/$defs/B"}},)"
-               R"("$defs":{"B":{"type":"array","items":{"type":"boolean"},"minItems":1}}})");
+      CompiledSchema(R"({"$ref":"#/definitions/A","definitions":{"A":{"$ref":"#/$defs/B"}},)"
+                     R"("$defs":{"B":{"type":"array","items":{"type":"boolean"},"minItems":1}}})");
   EXPECT_TRUE(IsDocument(defs, "[true,false]"));
   EXPECT_FALSE(IsDocument(defs, "[]"));
 
-  const JsonSchema free = Compiled(R"({"type":"object","additionalProperties":true,)"
-                                   R"("properties":{"id":{"type":"integer"}}})");
+  const JsonSchema free = CompiledSchema(R"({"type":"object","additionalProperties":true,)"
+                                         R"("properties":{"id":{"type":"integer"}}})");
   EXPECT_TRUE(IsDocument(free, R"({"x":[1,{"y":null}],"id":7})"));
   EXPECT_FALSE(IsDocument(free, R"({"id":"7"})")) << "a listed key keeps its schema";
 }
@@ -144,8 +136,8 @@ TEST(JsonSchemaTest, AnyTopLevelValueAndRecursion) {
 // Where other keys are allowed, a listed name still keeps its schema: not
 // twice, not spelled with escapes.
 TEST(JsonSchemaTest, AListedKeyCannotBeWrittenAgainAsAnotherKey) {
-  const JsonSchema s = Compiled(R"({"type":"object","additionalProperties":true,)"
-                                R"("properties":{"id":{"type":"integer"}}})");
+  const JsonSchema s = CompiledSchema(R"({"type":"object","additionalProperties":true,)"
+                                      R"("properties":{"id":{"type":"integer"}}})");
   EXPECT_TRUE(IsDocument(s, R"({"id":7,"idx":"x"})"));
   EXPECT_FALSE(IsDocument(s, R"({"id":7,"id":"x"})"));
   EXPECT_FALSE(IsDocument(s, R"({"\u0069d":"x"})"));
@@ -154,8 +146,8 @@ TEST(JsonSchemaTest, AListedKeyCannotBeWrittenAgainAsAnotherKey) {
       << "without names, any key, as JSON allows";
   // A name with an escape of its own is matched as JSON writes it, and not
   // left inside the escape for another spelling of the same name.
-  const JsonSchema quoted = Compiled(R"({"type":"object","additionalProperties":true,)"
-                                     R"("properties":{"a\"b":{"type":"integer"}}})");
+  const JsonSchema quoted = CompiledSchema(R"({"type":"object","additionalProperties":true,)"
+                                           R"("properties":{"a\"b":{"type":"integer"}}})");
   EXPECT_TRUE(IsDocument(quoted, R"({"a\"b":1})"));
   EXPECT_FALSE(IsDocument(quoted, R"({"a\u0022b":"x"})"));
   EXPECT_FALSE(IsDocument(quoted, R"({"a\"b":1,"a\"b":2})"));
@@ -164,9 +156,9 @@ TEST(JsonSchemaTest, AListedKeyCannotBeWrittenAgainAsAnotherKey) {
 // Past a minimum with no maximum, nothing more is counted: the states of
 // the rest of the string (or list) are equal, and share a cached mask.
 TEST(JsonSchemaTest, CountsStopWhereTheyNoLongerMatter) {
-  const JsonSchema s = Compiled(R"({"type":"object","properties":{)"
-                                R"("s":{"type":"string","minLength":2},)"
-                                R"("l":{"type":"array","minItems":1}}})");
+  const JsonSchema s = CompiledSchema(R"({"type":"object","properties":{)"
+                                      R"("s":{"type":"string","minLength":2},)"
+                                      R"("l":{"type":"array","minItems":1}}})");
   JsonGrammar a(s), b(s), c(s);
   ASSERT_TRUE(a.FeedAll(s, R"({"s":"abc)"));
   ASSERT_TRUE(b.FeedAll(s, R"({"s":"abcdefg)"));
@@ -193,7 +185,7 @@ constexpr char kPets[] = R"({"oneOf": [
   "discriminator": {"propertyName": "kind"}})";
 
 TEST(JsonSchemaTest, ObjectsToldApartByATagAreAlternatives) {
-  const JsonSchema pets = Compiled(kPets);
+  const JsonSchema pets = CompiledSchema(kPets);
   for (const char* good : {R"({"kind":"cat","lives":9})", R"({"kind": "dog"})",
                            R"({"kind":"dog","breed":"pug","age":3})", "null"}) {
     EXPECT_TRUE(IsDocument(pets, good)) << good;
@@ -216,7 +208,7 @@ TEST(JsonSchemaTest, ObjectsToldApartByATagAreAlternatives) {
   }
   // A recursive union: a variant holds the union again, and a shallow one
   // ends it. Where a deep variant no longer fits, its tag is not offered.
-  const JsonSchema expr = Compiled(R"({"$ref": "#/$defs/E", "$defs": {"E": {"oneOf": [
+  const JsonSchema expr = CompiledSchema(R"({"$ref": "#/$defs/E", "$defs": {"E": {"oneOf": [
       {"type": "object", "properties": {"op": {"const": "lit"}, "v": {"type": "integer"}},
        "required": ["op", "v"]},
       {"type": "object", "properties": {"op": {"const": "neg"}, "arg": {"$ref": "#/$defs/E"}},
@@ -263,20 +255,21 @@ TEST(JsonSchemaTest, ReferencesAndDepthAreCheckedWhenCompiled) {
   EXPECT_THAT(std::string(JsonSchema::Compile(Json::parse(deep + "{}" + close)).status().message()),
               HasSubstr("deeper"));
 
-  const JsonSchema hash = Compiled(R"({"$ref":"#/$defs/Node","$defs":{"Node":{"type":"object",)"
-                                   R"("properties":{"next":{"$ref":"#"}}}}})");
+  const JsonSchema hash =
+      CompiledSchema(R"({"$ref":"#/$defs/Node","$defs":{"Node":{"type":"object",)"
+                     R"("properties":{"next":{"$ref":"#"}}}}})");
   EXPECT_TRUE(IsDocument(hash, R"({"next":{"next":{}}})"));
   const JsonSchema through_alias =
-      Compiled(R"({"$ref":"#/$defs/A","$defs":{"A":{"$ref":"#/$defs/B"},)"
-               R"("B":{"type":"object","properties":{"c":{"$ref":"#/$defs/A"}}}}})");
+      CompiledSchema(R"({"$ref":"#/$defs/A","$defs":{"A":{"$ref":"#/$defs/B"},)"
+                     R"("B":{"type":"object","properties":{"c":{"$ref":"#/$defs/A"}}}}})");
   EXPECT_TRUE(IsDocument(through_alias, R"({"c":{"c":{}}})"));
   EXPECT_FALSE(IsDocument(through_alias, R"({"c":{"d":{}}})"));
 
   // A tree as deep as the limit: where a child could not close in time, no
   // child starts, and the document can still end.
   const JsonSchema tree =
-      Compiled(R"({"type":"object","properties":{"v":{"type":"integer"},)"
-               R"("kids":{"type":"array","items":{"$ref":"#"}}},"required":["v"]})");
+      CompiledSchema(R"({"type":"object","properties":{"v":{"type":"integer"},)"
+                     R"("kids":{"type":"array","items":{"$ref":"#"}}},"required":["v"]})");
   JsonGrammar g(tree);
   for (int i = 0; i < kMaxJsonDepth / 2 - 1; ++i)
     ASSERT_TRUE(g.FeedAll(tree, R"({"v":1,"kids":[)"));
@@ -333,7 +326,7 @@ TEST(JsonSchemaTest, WhatIsNotHeldToIsRefusedByName) {
   EXPECT_THAT(std::string(JsonSchema::Compile(chain).status().message()), HasSubstr("nested"));
   // A type list's keywords are each type's own, read in place.
   const JsonSchema list =
-      Compiled(R"({"type":["array","null"],"items":{"type":"string"},"maxItems":1})");
+      CompiledSchema(R"({"type":["array","null"],"items":{"type":"string"},"maxItems":1})");
   EXPECT_TRUE(IsDocument(list, R"(["a"])"));
   EXPECT_TRUE(IsDocument(list, "null"));
   EXPECT_FALSE(IsDocument(list, R"(["a","b"])"));
@@ -360,7 +353,7 @@ TEST(JsonSchemaTest, NoPrefixItTakesIsADeadEnd) {
                            R"({"type":"object","properties":{"v":{"type":"integer"},)"
                            R"("kids":{"type":"array","items":{"$ref":"#"}}},"required":["v"]})",
                            R"({"type":"object","properties":{"t":{"$ref":"#"}}})"}) {
-    const JsonSchema schema = Compiled(text);
+    const JsonSchema schema = CompiledSchema(text);
     std::mt19937 rng(3);
     int completed = 0;
     for (int walk = 0; walk < 200; ++walk) {

@@ -19,16 +19,8 @@ namespace {
 using Json = nlohmann::json;
 using ::testing::HasSubstr;
 
-JsonSchema Compiled(const char* text) {
-  absl::StatusOr<JsonSchema> schema = JsonSchema::Compile(Json::parse(text));
-  EXPECT_TRUE(schema.ok()) << text << ": " << schema.status();
-  return schema.ok() ? *std::move(schema) : JsonSchema::AnyObject();
-}
-
-bool IsDocument(const JsonSchema& schema, std::string_view text) {
-  JsonGrammar g(schema);
-  return g.FeedAll(schema, text) && g.Complete();
-}
+using testing::CompiledSchema;
+using testing::IsDocument;
 
 // How many bytes of `text` the grammar takes before it refuses one.
 size_t Taken(const JsonSchema& schema, std::string_view text) {
@@ -40,7 +32,7 @@ size_t Taken(const JsonSchema& schema, std::string_view text) {
 
 void ExpectDocuments(const char* schema_text, std::vector<const char*> good,
                      std::vector<const char*> bad) {
-  const JsonSchema schema = Compiled(schema_text);
+  const JsonSchema schema = CompiledSchema(schema_text);
   for (const char* g : good) EXPECT_TRUE(IsDocument(schema, g)) << schema_text << "  " << g;
   for (const char* b : bad) EXPECT_FALSE(IsDocument(schema, b)) << schema_text << "  " << b;
 }
@@ -60,7 +52,7 @@ TEST(JsonValuesTest, IntegerBounds) {
   ExpectDocuments(R"({"type":"integer","minimum":0})", {"0", "-0", "123456789012345678901234"},
                   {"-1"});
   // A prefix is refused at the first byte that no number in bounds has.
-  const JsonSchema negative = Compiled(R"({"type":"integer","minimum":-20,"maximum":-10})");
+  const JsonSchema negative = CompiledSchema(R"({"type":"integer","minimum":-20,"maximum":-10})");
   EXPECT_EQ(Taken(negative, "-3"), 1u) << "-3... is below -20";
   EXPECT_EQ(Taken(negative, "-1"), 2u) << "-1 may become -10 to -19";
   EXPECT_EQ(Taken(negative, "-21"), 2u);
@@ -75,7 +67,7 @@ TEST(JsonValuesTest, NumberBounds) {
                   {"0.5", "0.001"}, {"0", "0.0", "1", "1.0", "-0.5"});
   ExpectDocuments(R"({"type":"number","minimum":-2.0,"maximum":-1})", {"-1", "-1.5", "-2"},
                   {"-2.5", "-0.5", "1"});
-  const JsonSchema unit = Compiled(R"({"type":"number","minimum":0,"maximum":1})");
+  const JsonSchema unit = CompiledSchema(R"({"type":"number","minimum":0,"maximum":1})");
   EXPECT_EQ(Taken(unit, "1.05"), 3u);
   EXPECT_EQ(Taken(unit, "12"), 1u);
   EXPECT_EQ(Taken(unit, "0e1"), 1u) << "no exponent once bounded";
@@ -116,7 +108,7 @@ TEST(JsonValuesTest, PatternsAndFormats) {
   // An unanchored pattern matches anywhere.
   ExpectDocuments(R"({"type":"string","pattern":"\\d"})", {R"("ab3c")", R"("3")"}, {R"("abc")"});
   // A length within the pattern's reach stops the string in time.
-  const JsonSchema pair = Compiled(R"({"type":"string","pattern":"^(ab)+$","maxLength":5})");
+  const JsonSchema pair = CompiledSchema(R"({"type":"string","pattern":"^(ab)+$","maxLength":5})");
   EXPECT_EQ(Taken(pair, R"("ababa)"), 5u) << "a fifth character leaves no even length";
 }
 
@@ -165,7 +157,7 @@ TEST(JsonValuesTest, WalksEndInDocumentsThatHoldTheirValues) {
       "q":{"type":"string","pattern":"^(ab)+$","minLength":3,"maxLength":7},
       "d":{"type":"string","format":"date"}},
     "required":["i","n","e","p","q","d"],"additionalProperties":false})";
-  const JsonSchema schema = Compiled(text);
+  const JsonSchema schema = CompiledSchema(text);
   const std::regex p_pattern("^[a-c]{1,3}-[0-9]$");
   const std::regex q_pattern("^(ab)+$");
   const std::regex d_pattern("^[0-9]{4}-[0-9]{2}-[0-9]{2}$");
