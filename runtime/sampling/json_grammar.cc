@@ -84,10 +84,9 @@ bool JsonGrammar::Complete() const {
 
 JsonGrammar JsonGrammar::MaskKey(const JsonSchema& schema, uint32_t lookahead) const {
   JsonGrammar key = *this;
-  if (head_.mode != Mode::kString || !head_.counted) return key;
-  const SchemaNode& node = schema.node(head_.value);
   // A pattern's lengths are exact: every count is its own state.
-  if (head_.patterned) return key;
+  if (head_.mode != Mode::kString || !head_.counted || head_.patterned) return key;
+  const SchemaNode& node = schema.node(head_.value);
   // A token adds at most `lookahead` characters (one byte at least each).
   const bool past_min = head_.chars >= node.min_length;
   const bool far_from_min = past_min || node.min_length - head_.chars > lookahead;

@@ -485,13 +485,13 @@ class SchemaCompiler {
   }
 
   absl::Status FillNumber(const Json& s, SchemaNodeId id, const std::string& where) {
-    SchemaNode& node = schema_.nodes_[id];
-    const bool integer = node.kind == Kind::kInteger;
+    const Kind kind = schema_.nodes_[id].kind;
+    const bool integer = kind == Kind::kInteger;
     ASSIGN_OR_RETURN(const NumberBounds bounds, At(where, NumberBoundsOf(s, integer)));
     if (!bounds.Satisfiable(integer)) {
-      return Error(where, absl::StrCat("no ", KindName(node.kind), " lies within the bounds"));
+      return Error(where, absl::StrCat("no ", KindName(kind), " lies within the bounds"));
     }
-    ASSIGN_OR_RETURN(const std::vector<Json> values, EnumValuesOf(s, node.kind, where));
+    ASSIGN_OR_RETURN(const std::vector<Json> values, EnumValuesOf(s, kind, where));
     std::vector<std::string> options;
     for (const Json& v : values) {
       if (WithinBounds(v, bounds)) options.push_back(v.dump());
@@ -499,9 +499,9 @@ class SchemaCompiler {
     if (!values.empty() && options.empty()) {
       return Error(where, "no enum or const value lies within the bounds");
     }
-    SchemaNode& filled = schema_.nodes_[id];
-    filled.options = std::move(options);
-    if (filled.options.empty()) filled.bounds = bounds;
+    SchemaNode& node = schema_.nodes_[id];
+    node.options = std::move(options);
+    if (node.options.empty()) node.bounds = bounds;
     return absl::OkStatus();
   }
 

@@ -146,15 +146,19 @@ TEST(ToolChoiceTest, AFunctionIsOneCallOfItsArgumentsHeldToItsParameters) {
 // property named like one stays); a strict tool's whole schema is kept, for
 // the grammar to refuse what it cannot hold.
 TEST(ToolChoiceTest, ANonStrictFunctionsValueBoundsAreLeftToTheModel) {
-  // The schema a forced call of get_weather with `parameters` is held to.
-  const auto held = [](const std::string& parameters, bool strict) {
+  // A forced call of get_weather with `parameters`, its choice applied.
+  const auto forced = [](const std::string& parameters, bool strict) {
     v1::GenerateRequest r = Chat();
     r.mutable_chat()->mutable_tools(0)->set_parameters(parameters);
     r.mutable_chat()->mutable_tools(0)->set_strict(strict);
     r.mutable_chat()->set_tool_choice(v1::TOOL_CHOICE_FUNCTION);
     r.mutable_chat()->set_tool_choice_function("get_weather");
-    EXPECT_TRUE(ApplyToolChoice(&r).ok());
-    return r.json_schema();
+    EXPECT_TRUE(ApplyToolChoice(&r).ok()) << parameters;
+    return r;
+  };
+  // The schema it is held to.
+  const auto held = [&](const std::string& parameters, bool strict) {
+    return forced(parameters, strict).json_schema();
   };
   const std::string parameters =
       R"({"type":"object","properties":{"when":{"type":"string","format":"date-time"},)"
@@ -182,12 +186,7 @@ TEST(ToolChoiceTest, ANonStrictFunctionsValueBoundsAreLeftToTheModel) {
   // any JSON value: "{}", and what is left of nothing but value bounds.
   for (const bool strict_tool : {false, true}) {
     for (const char* none : {"{}", R"({"minProperties": 1})"}) {
-      v1::GenerateRequest q = Chat();
-      q.mutable_chat()->mutable_tools(0)->set_parameters(none);
-      q.mutable_chat()->mutable_tools(0)->set_strict(strict_tool);
-      q.mutable_chat()->set_tool_choice(v1::TOOL_CHOICE_FUNCTION);
-      q.mutable_chat()->set_tool_choice_function("get_weather");
-      ASSERT_TRUE(ApplyToolChoice(&q).ok());
+      const v1::GenerateRequest q = forced(none, strict_tool);
       const bool object = std::string(none) == "{}" || !strict_tool;
       EXPECT_EQ(q.response_format(),
                 object ? v1::RESPONSE_FORMAT_JSON_OBJECT : v1::RESPONSE_FORMAT_JSON_SCHEMA)
