@@ -3,6 +3,7 @@
 #include "server/tool_choice.h"
 
 #include <algorithm>
+#include <span>
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
@@ -20,39 +21,82 @@ namespace {
 
 using Json = nlohmann::json;
 
-// The value bounds a non-strict function's forced call leaves to the model
-// (the prompt tells the model of them). The grammar holds some (number
-// bounds, patterns, a few formats; json_schema.h) and refuses the rest, and
-// a call that is not strict is refused for none of them.
+// Keywords of a non-strict function's parameters that its forced call
+// leaves to the model (the prompt tells the model of them), as OpenAI's
+// non-strict calls are not held to them, and a call that is not strict is
+// refused for none of them. The grammar holds none of these:
+constexpr std::string_view kUnheldBounds[] = {"multipleOf", "minProperties", "maxProperties",
+                                              "uniqueItems", "nullable"};
+// and these only where it can (json_schema.h: integral number bounds, some
+// patterns and formats, enums and consts of scalars):
 constexpr std::string_view kValueBounds[] = {
-    "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf",
-    "pattern", "format",  "minProperties",    "maxProperties",    "uniqueItems"};
+    "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "pattern", "format",
+    "enum",    "const"};
+// The keywords that hold schemas within a schema, or stand for it.
+constexpr std::string_view kStructure[] = {"properties", "required", "additionalProperties",
+                                           "items",      "$defs",    "definitions",
+                                           "anyOf",      "oneOf",    "allOf",
+                                           "$ref"};
 
-// Drops them from `schema` and the schemas within it, and so an enum or
-// const of other values than strings and OpenAPI's nullable.
-void DropValueBounds(nlohmann::ordered_json& schema, int depth) {
+// `schema` is one the grammar holds, read as the request builder reads it
+// (runtime::ParseJsonStrict's limits).
+bool Compiles(const std::string& schema) {
+  absl::StatusOr<Json> parsed = runtime::ParseJsonStrict(schema, "json_schema");
+  return parsed.ok() && runtime::JsonSchema::Compile(*parsed).ok();
+}
+
+bool IsOneOf(std::string_view key, std::span<const std::string_view> keys) {
+  return std::find(keys.begin(), keys.end(), key) != keys.end();
+}
+
+// The grammar holds `schema`'s own value bounds: it compiles without the
+// schemas within it. (Beside a combination or a $ref, bounds are refused.)
+bool HoldsOwnBounds(const nlohmann::ordered_json& schema) {
+  nlohmann::ordered_json own = nlohmann::ordered_json::object();
+  for (const auto& [key, value] : schema.items()) {
+    if (key == "anyOf" || key == "oneOf" || key == "allOf" || key == "$ref") return false;
+    if (!IsOneOf(key, kStructure)) own[key] = value;
+  }
+  return Compiles(own.dump());
+}
+
+// An enum or const of strings alone: the grammar held those before it held
+// any other value bound, so they are kept even where the rest are dropped.
+bool IsStringValues(std::string_view key, const nlohmann::ordered_json& value) {
+  if (key == "const") return value.is_string();
+  return key == "enum" && value.is_array() &&
+         std::all_of(value.begin(), value.end(), [](const auto& v) { return v.is_string(); });
+}
+
+// Drops from `schema` and the schemas within it the bounds above that are
+// left to the model: every one the grammar never holds, and, at each
+// schema, its value bounds where the grammar cannot hold them there (or
+// everywhere, with `keep_held` false), but for enums and consts of strings.
+void DropLooseBounds(nlohmann::ordered_json& schema, int depth, bool keep_held) {
   if (!schema.is_object() || depth > runtime::kMaxSchemaDepth * 2) return;
-  for (const std::string_view key : kValueBounds) schema.erase(std::string(key));
-  schema.erase("nullable");
-  if (auto it = schema.find("const"); it != schema.end() && !it->is_string()) schema.erase(it);
-  if (auto it = schema.find("enum");
-      it != schema.end() &&
-      (!it->is_array() ||
-       std::any_of(it->begin(), it->end(), [](const auto& v) { return !v.is_string(); }))) {
-    schema.erase(it);
+  for (const std::string_view key : kUnheldBounds) schema.erase(std::string(key));
+  const auto loose = [&](const std::string_view key) {
+    const auto it = schema.find(std::string(key));
+    return it != schema.end() && !IsStringValues(key, *it);
+  };
+  if (std::any_of(std::begin(kValueBounds), std::end(kValueBounds), loose) &&
+      (!keep_held || !HoldsOwnBounds(schema))) {
+    for (const std::string_view key : kValueBounds) {
+      if (loose(key)) schema.erase(std::string(key));
+    }
   }
   for (const char* each : {"properties", "$defs", "definitions"}) {
     auto it = schema.find(each);
     if (it == schema.end() || !it->is_object()) continue;
-    for (auto& [name, sub] : it->items()) DropValueBounds(sub, depth + 1);
+    for (auto& [name, sub] : it->items()) DropLooseBounds(sub, depth + 1, keep_held);
   }
   for (const char* one : {"items", "additionalProperties"}) {
-    if (auto it = schema.find(one); it != schema.end()) DropValueBounds(*it, depth + 1);
+    if (auto it = schema.find(one); it != schema.end()) DropLooseBounds(*it, depth + 1, keep_held);
   }
   for (const char* list : {"anyOf", "oneOf", "allOf"}) {
     auto it = schema.find(list);
     if (it == schema.end() || !it->is_array()) continue;
-    for (auto& sub : *it) DropValueBounds(sub, depth + 1);
+    for (auto& sub : *it) DropLooseBounds(sub, depth + 1, keep_held);
   }
 }
 
@@ -72,12 +116,22 @@ std::string AnyCallSchema(const google::protobuf::RepeatedPtrField<v1::Tool>& to
 }
 
 // The schema a forced call's arguments are held to: a strict function's
-// parameters as written, another's without their value bounds; null where
-// they are no schema at all (none, {}, or only such bounds: any object).
+// parameters as written; another's without the bounds it leaves to the
+// model (each schema's held where the grammar holds them there, and all of
+// them where it cannot hold them all together: its limits on patterns); null
+// where they are no schema at all (none, {}, or only such bounds: any object).
 nlohmann::ordered_json HeldArguments(const v1::Tool& tool) {
   nlohmann::ordered_json schema =
       nlohmann::ordered_json::parse(tool.parameters(), nullptr, /*allow_exceptions=*/false);
-  if (!tool.strict()) DropValueBounds(schema, 0);
+  if (!tool.strict() && schema.is_object()) {
+    nlohmann::ordered_json held = schema;
+    DropLooseBounds(held, 0, /*keep_held=*/true);
+    if (Compiles(held.dump())) {
+      schema = std::move(held);
+    } else {
+      DropLooseBounds(schema, 0, /*keep_held=*/false);
+    }
+  }
   if (!schema.is_object() || schema.empty()) return nullptr;
   return schema;
 }
@@ -119,9 +173,7 @@ std::string CallSchema(const google::protobuf::RepeatedPtrField<v1::Tool>& tools
   const nlohmann::ordered_json schema =
       calls.size() == 1 ? calls[0] : nlohmann::ordered_json{{"anyOf", calls}};
   std::string text = schema.dump();
-  // Read as the request builder reads it (runtime::ParseJsonStrict's limits).
-  absl::StatusOr<Json> parsed = runtime::ParseJsonStrict(text, "json_schema");
-  if (!parsed.ok() || !runtime::JsonSchema::Compile(*parsed).ok()) return AnyCallSchema(tools);
+  if (!Compiles(text)) return AnyCallSchema(tools);
   return text;
 }
 

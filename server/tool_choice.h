@@ -15,14 +15,17 @@
 //             object;
 //   FUNCTION  the answer is the arguments of one call of the function named,
 //             held to its parameters, as vLLM does: all of them where the
-//             tool is strict; else without its value bounds (minimum,
-//             maximum, exclusiveMinimum/Maximum, multipleOf, pattern, format,
-//             min/maxProperties, uniqueItems, an enum or const of other
-//             values than strings, OpenAPI's nullable; at every schema in
-//             it, properties so named kept), which the model is told of in
-//             the prompt and OpenAI's non-strict calls are not held to (the
-//             grammar holds only some, and such a call is refused for none). Parameters of no
-//             schema at all (none, {}, or only such bounds) hold it to any object.
+//             tool is strict; else but for the value bounds the grammar
+//             cannot hold, which the model is told of in the prompt and
+//             OpenAI's non-strict calls are not held to (such a call is
+//             refused for none): those it never holds (multipleOf,
+//             min/maxProperties, uniqueItems, OpenAPI's nullable) at every
+//             schema in it (properties so named kept), and a schema's others
+//             (number bounds, pattern, format, an enum or const of other
+//             values than strings) where the grammar cannot hold them there,
+//             or everywhere where it cannot hold them together. Parameters of
+//             no schema at all (none, {}, or only such bounds) hold it to
+//             any object.
 // A forced call (REQUIRED, FUNCTION) needs tools and takes no
 // response_format beside it. parallel_tool_calls false ends the answer as
 // its first call's block closes (runtime::kToolCallClose a stop string).

@@ -249,18 +249,22 @@ TEST_F(RequestBuilderTest, ToolsAreCheckedAndReachATemplateThatOffersThem) {
   EXPECT_EQ(g->sampling.response_format, runtime::ResponseFormat::kJsonSchema);
   ASSERT_NE(g->sampling.json_schema, nullptr);
   EXPECT_EQ(forced.response_format(), v1::RESPONSE_FORMAT_TEXT) << "the request is left as sent";
-  // A strict function's value bounds hold the call.
-  forced.mutable_chat()->mutable_tools(0)->set_strict(true);
+  // A function's value bounds that the grammar holds hold the call, strict
+  // or not.
   forced.mutable_chat()->mutable_tools(0)->set_parameters(
       R"({"type":"object","properties":{"days":{"type":"integer","minimum":1}}})");
-  absl::StatusOr<runtime::GenerateRequest> bounded = BuildGenerateRequest(forced, *qwen, limits);
-  ASSERT_TRUE(bounded.ok()) << bounded.status();
-  const runtime::JsonSchema& held = *bounded->sampling.json_schema;
-  runtime::JsonGrammar days(held);
-  ASSERT_TRUE(days.FeedAll(held, R"({"days":)"));
-  runtime::JsonGrammar one = days;
-  EXPECT_FALSE(days.Feed(held, '0'));
-  EXPECT_TRUE(one.Feed(held, '1'));
+  for (const bool strict : {true, false}) {
+    forced.mutable_chat()->mutable_tools(0)->set_strict(strict);
+    absl::StatusOr<runtime::GenerateRequest> bounded = BuildGenerateRequest(forced, *qwen, limits);
+    ASSERT_TRUE(bounded.ok()) << bounded.status();
+    const runtime::JsonSchema& held = *bounded->sampling.json_schema;
+    runtime::JsonGrammar days(held);
+    ASSERT_TRUE(days.FeedAll(held, R"({"days":)"));
+    runtime::JsonGrammar one = days;
+    EXPECT_FALSE(days.Feed(held, '0')) << strict;
+    EXPECT_TRUE(one.Feed(held, '1'));
+  }
+  forced.mutable_chat()->mutable_tools(0)->set_strict(true);
   // Its schema's faults are the function's parameters', not a json_schema's
   // (a strict function's value bound, which the grammar cannot hold).
   forced.mutable_chat()->mutable_tools(0)->set_parameters(

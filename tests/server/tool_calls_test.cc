@@ -253,8 +253,8 @@ TEST_F(ToolCallsTest, ANamedChoiceIsOneCallOfItsArguments) {
 // A named function whose parameters the grammar cannot hold is refused in
 // the body's terms (tool_choice and the function), not as a json_schema the
 // client never sent: a malformed keyword always, a value bound it cannot
-// hold (multipleOf) where the function is strict. Not strict, its value bounds are left to the
-// model and the call is held to the rest.
+// hold (multipleOf) where the function is strict. Not strict, the bounds it
+// cannot hold are left to the model and the call is held to the rest.
 TEST_F(ToolCallsTest, AForcedCallsSchemaOutsideTheSubsetIsNamedAsTheFunctions) {
   Start();
   const Json named = {{"type", "function"}, {"function", {{"name", "get_weather"}}}};

@@ -141,11 +141,12 @@ TEST(ToolChoiceTest, AFunctionIsOneCallOfItsArgumentsHeldToItsParameters) {
   EXPECT_EQ(r.json_schema(), "");
 }
 
-// A forced call of a tool that is not strict is held to its parameters
-// without the value bounds the grammar cannot hold, at every depth (a
-// property named like one stays); a strict tool's whole schema is kept, for
-// the grammar to refuse what it cannot hold.
-TEST(ToolChoiceTest, ANonStrictFunctionsValueBoundsAreLeftToTheModel) {
+// A forced call of a tool that is not strict is held to its parameters but
+// for the value bounds the grammar cannot hold: those it never holds, at
+// every depth (a property named like one stays), and at each schema, its
+// value bounds where the grammar cannot hold them there. A strict tool's
+// whole schema is kept, for the grammar to refuse what it cannot hold.
+TEST(ToolChoiceTest, ANonStrictFunctionsUnheldBoundsAreLeftToTheModel) {
   // A forced call of get_weather with `parameters`, its choice applied.
   const auto forced = [](const std::string& parameters, bool strict) {
     v1::GenerateRequest r = Chat();
@@ -169,16 +170,42 @@ TEST(ToolChoiceTest, ANonStrictFunctionsValueBoundsAreLeftToTheModel) {
       R"("$defs":{"r":{"type":"integer","exclusiveMinimum":0}},"minProperties":1,)"
       R"("nullable":true})";
   EXPECT_EQ(held(parameters, /*strict=*/false),
-            R"({"type":"object","properties":{"when":{"type":"string"},)"
-            R"("format":{"type":"string"},"days":{"type":"array","items":{"type":"integer"}},)"
+            R"({"type":"object","properties":{"when":{"type":"string","format":"date-time"},)"
+            R"("format":{"type":"string","pattern":"^[a-z]+$"},)"
+            R"("days":{"type":"array","items":{"type":"integer","minimum":1,"maximum":9}},)"
             R"("any":{"anyOf":[{"type":"number"},{"type":"null"}]},"ref":{"$ref":"#/$defs/r"}},)"
-            R"("$defs":{"r":{"type":"integer"}}})");
-  // Enums and consts of strings are held; of other values, left to the model.
-  EXPECT_EQ(held(R"({"type":"object","properties":{"unit":{"type":"string","enum":["c","f"]},)"
-                 R"("level":{"type":"integer","enum":[1,2,3]},"v":{"const":"x"},"n":{"const":2}}})",
-                 /*strict=*/false),
-            R"({"type":"object","properties":{"unit":{"type":"string","enum":["c","f"]},)"
-            R"("level":{"type":"integer"},"v":{"const":"x"},"n":{}}})");
+            R"("$defs":{"r":{"type":"integer","exclusiveMinimum":0}}})");
+  // Enums and consts of any scalar are held.
+  const std::string values =
+      R"({"type":"object","properties":{"unit":{"type":"string","enum":["c","f"]},)"
+      R"("level":{"type":"integer","enum":[1,2,3]},"v":{"const":"x"},"n":{"const":2}}})";
+  EXPECT_EQ(held(values, /*strict=*/false), values);
+  // Each schema's bounds the grammar cannot hold there are left to the
+  // model, and only its: a number's fractional bound, a format it does not
+  // know, a pattern outside its subset, bounds beside a combination.
+  EXPECT_EQ(
+      held(R"({"type":"object","properties":{"p":{"type":"number","minimum":0,"maximum":0.5},)"
+           R"("n":{"type":"number","minimum":0,"maximum":5},)"
+           R"("site":{"type":"string","format":"uri","maxLength":2083},)"
+           R"("code":{"type":"string","pattern":"^(?=a)\\w+$"},)"
+           R"("zip":{"type":"string","pattern":"^[0-9]{5}$"},)"
+           R"("k":{"anyOf":[{"type":"integer"},{"type":"null"}],"minimum":1}}})",
+           /*strict=*/false),
+      R"({"type":"object","properties":{"p":{"type":"number"},)"
+      R"("n":{"type":"number","minimum":0,"maximum":5},)"
+      R"("site":{"type":"string","maxLength":2083},"code":{"type":"string"},)"
+      R"("zip":{"type":"string","pattern":"^[0-9]{5}$"},)"
+      R"("k":{"anyOf":[{"type":"integer"},{"type":"null"}]}}})");
+  // Where the grammar cannot hold them all together (more patterns than
+  // runtime::kMaxSchemaPatterns), they are all left to the model.
+  std::string many = R"({"type":"object","properties":{)";
+  std::string loose = many;
+  for (int i = 0; i <= runtime::kMaxSchemaPatterns; ++i) {
+    const std::string sep = i > 0 ? "," : "";
+    absl::StrAppend(&many, sep, "\"p", i, R"(":{"type":"string","format":"date"})");
+    absl::StrAppend(&loose, sep, "\"p", i, R"(":{"type":"string"})");
+  }
+  EXPECT_EQ(held(many + "}}", /*strict=*/false), loose + "}}");
 
   EXPECT_EQ(held(parameters, /*strict=*/true), parameters) << "held to all of it, or refused";
 
