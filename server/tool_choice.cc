@@ -153,25 +153,52 @@ bool HasRef(const nlohmann::ordered_json& schema) {
   return false;
 }
 
+// Points each $ref within `schema` ("#", "#/$defs/A", ...) to the same
+// place once `schema` is moved to `base` ("#/$defs/f"). A $ref that is no
+// pointer into the schema is left for the grammar to refuse.
+void RebaseRefs(nlohmann::ordered_json& schema, std::string_view base) {
+  if (schema.is_object()) {
+    const auto ref = schema.find("$ref");
+    if (ref != schema.end() && ref->is_string()) {
+      const std::string& path = ref->get_ref<const std::string&>();
+      if (path.starts_with("#")) *ref = std::string(base) + path.substr(1);
+    }
+    for (auto& [key, value] : schema.items()) {
+      if (key != "$ref") RebaseRefs(value, base);
+    }
+  }
+  if (schema.is_array()) {
+    for (auto& value : schema) RebaseRefs(value, base);
+  }
+}
+
 // What REQUIRED holds the answer to: one call of an offered function, its
 // arguments held as a forced call of that function is (objects told apart
-// by their "name", runtime/sampling/json_schema.h). AnyCallSchema where
-// that cannot be: a function's parameters with a $ref (which would point
-// into the calls' schema, not the function's), or calls whose schema the
-// grammar cannot hold (a keyword outside its subset, its limits).
+// by their "name", runtime/sampling/json_schema.h). A function's
+// parameters with a $ref move under the root's $defs, named for the
+// function, so that its references still point into them. AnyCallSchema
+// where the grammar cannot hold the calls' schema (a keyword outside its
+// subset, its limits).
 std::string CallSchema(const google::protobuf::RepeatedPtrField<v1::Tool>& tools) {
   nlohmann::ordered_json calls = nlohmann::ordered_json::array();
+  nlohmann::ordered_json defs = nlohmann::ordered_json::object();
   for (const v1::Tool& t : tools) {
     nlohmann::ordered_json arguments = HeldArguments(t);
-    if (HasRef(arguments)) return AnyCallSchema(tools);
     if (arguments.is_null()) arguments = {{"type", "object"}, {"additionalProperties", true}};
+    if (HasRef(arguments)) {
+      const std::string base = absl::StrCat("#/$defs/", t.name());
+      RebaseRefs(arguments, base);
+      defs[t.name()] = std::move(arguments);
+      arguments = {{"$ref", base}};
+    }
     calls.push_back({{"type", "object"},
                      {"properties", {{"name", {{"const", t.name()}}}, {"arguments", arguments}}},
                      {"required", {"name", "arguments"}},
                      {"additionalProperties", false}});
   }
-  const nlohmann::ordered_json schema =
+  nlohmann::ordered_json schema =
       calls.size() == 1 ? calls[0] : nlohmann::ordered_json{{"anyOf", calls}};
+  if (!defs.empty()) schema["$defs"] = std::move(defs);
   std::string text = schema.dump();
   if (!Compiles(text)) return AnyCallSchema(tools);
   return text;

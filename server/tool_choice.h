@@ -10,9 +10,9 @@
 //             JSON grammar to {"name": <one of them>, "arguments": <its
 //             arguments, held as FUNCTION holds them>}, with several tools
 //             the name first (so at most runtime::kMaxSchemaEnum tools);
-//             where a function's parameters have a $ref, or the grammar
-//             cannot hold the calls' schema, every call's arguments are any
-//             object;
+//             a function's parameters with a $ref move under the root's
+//             $defs, named for it; where the grammar cannot hold the calls'
+//             schema, every call's arguments are any object;
 //   FUNCTION  the answer is the arguments of one call of the function named,
 //             held to its parameters, as vLLM does: all of them where the
 //             tool is strict; else but for the value bounds the grammar

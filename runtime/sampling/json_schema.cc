@@ -1,6 +1,7 @@
 #include "runtime/sampling/json_schema.h"
 
 #include <algorithm>
+#include <charconv>
 #include <optional>
 #include <string_view>
 #include <utility>
@@ -671,6 +672,48 @@ class SchemaCompiler {
                  "string of its own: a const)");
   }
 
+  // What a $ref's JSON pointer into the root names ("#", "#/$defs/A",
+  // "#/$defs/f/properties/x", with ~0 and ~1 escapes): null where it
+  // names nothing.
+  const Json* Pointed(std::string_view path) const {
+    if (path.empty() || path[0] != '#') return nullptr;
+    path.remove_prefix(1);
+    const Json* at = &root_;
+    while (!path.empty()) {
+      if (path[0] != '/') return nullptr;
+      path.remove_prefix(1);
+      const size_t end = std::min(path.find('/'), path.size());
+      std::string token;
+      for (size_t i = 0; i < end; ++i) {
+        if (path[i] != '~') {
+          token += path[i];
+        } else if (i + 1 < end && (path[i + 1] == '0' || path[i + 1] == '1')) {
+          token += path[++i] == '0' ? '~' : '/';
+        } else {
+          return nullptr;
+        }
+      }
+      path.remove_prefix(end);
+      if (at->is_object()) {
+        const auto it = at->find(token);
+        if (it == at->end()) return nullptr;
+        at = &*it;
+      } else if (at->is_array()) {
+        size_t index = 0;
+        const char* last = token.data() + token.size();
+        const auto [stop, error] = std::from_chars(token.data(), last, index);
+        if (token.empty() || error != std::errc() || stop != last || index >= at->size() ||
+            (token.size() > 1 && token[0] == '0')) {
+          return nullptr;
+        }
+        at = &(*at)[index];
+      } else {
+        return nullptr;
+      }
+    }
+    return at;
+  }
+
   absl::StatusOr<SchemaNodeId> CompileRef(const Json& s, const Json& ref,
                                           const std::string& where) {
     for (const auto& [key, value] : s.items()) {
@@ -682,24 +725,11 @@ class SchemaCompiler {
     if (!ref.is_string()) return Error(where, "$ref must be a string");
     const std::string& path = ref.get_ref<const std::string&>();
     if (const auto it = refs_.find(path); it != refs_.end()) return it->second;
-    const Json* target = nullptr;
-    if (path == "#") {
-      target = &root_;
-    } else {
-      for (const char* prefix : {"#/$defs/", "#/definitions/"}) {
-        const std::string_view p(prefix);
-        if (path.compare(0, p.size(), p) != 0) continue;
-        const std::string name = path.substr(p.size());
-        const auto defs = root_.find(std::string(p.substr(2, p.size() - 3)));
-        if (defs != root_.end() && defs->is_object()) {
-          const auto def = defs->find(name);
-          if (def != defs->end()) target = &*def;
-        }
-      }
-    }
+    const Json* target = Pointed(path);
     if (target == nullptr) {
       return Error(where, absl::StrCat("$ref ", Quote(path),
-                                       " is not \"#\" or a name under #/$defs or #/definitions"));
+                                       " points to nothing in this schema (\"#\" and a JSON "
+                                       "pointer after it are taken)"));
     }
     // An alias, made before its schema is compiled, so that a reference
     // back to it from inside (a tree's children) finds it.

@@ -24,8 +24,8 @@
 //                   requires, held to a string of its own (a const), which
 //                   is written first (at most kMaxSchemaEnum of them)
 //   allOf           of one schema
-//   $ref            "#", "#/$defs/NAME" or "#/definitions/NAME" (recursion
-//                   allowed)
+//   $ref            "#" or a JSON pointer after it into the schema
+//                   ("#/$defs/NAME", "#/properties/a"; recursion allowed)
 // Annotations (title, description, default, examples, $schema, $id,
 // $comment, deprecated, readOnly, writeOnly, OpenAPI's discriminator) are
 // ignored. An object's

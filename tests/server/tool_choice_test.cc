@@ -261,14 +261,32 @@ TEST(ToolChoiceTest, RequiredIsOneCallOfAnyOfferedFunction) {
   const Json any = Json::parse(odd.json_schema());
   EXPECT_EQ(any["properties"]["name"]["enum"], Json::array({"get_weather", "get_time"}));
   EXPECT_EQ(any["properties"]["arguments"]["additionalProperties"], true);
-  // And where one has a $ref: it would point into the calls' schema.
-  odd = Chat();
-  odd.mutable_chat()->mutable_tools(0)->set_parameters(
-      R"({"type":"object","properties":{"kids":{"type":"array","items":{"$ref":"#"}}}})");
-  odd.mutable_chat()->set_tool_choice(v1::TOOL_CHOICE_REQUIRED);
-  ASSERT_TRUE(ApplyToolChoice(&odd).ok());
-  EXPECT_EQ(Json::parse(odd.json_schema())["properties"]["arguments"]["additionalProperties"],
-            true);
+  // Parameters with a $ref move under the root's $defs, their references
+  // with them, and hold the call's arguments there.
+  v1::GenerateRequest refs = Chat();
+  refs.mutable_chat()->mutable_tools(0)->set_parameters(
+      R"({"type":"object","properties":{"kids":{"type":"array","items":{"$ref":"#"}},)"
+      R"("unit":{"$ref":"#/$defs/Unit"}},"$defs":{"Unit":{"enum":["c","f"]}}})");
+  refs.mutable_chat()->mutable_tools(1)->set_parameters(
+      R"({"$ref":"#/definitions/Z","definitions":{"Z":{"type":"object",)"
+      R"("properties":{"zone":{"type":"string"}},"required":["zone"]}}})");
+  refs.mutable_chat()->set_tool_choice(v1::TOOL_CHOICE_REQUIRED);
+  ASSERT_TRUE(ApplyToolChoice(&refs).ok());
+  const Json moved = Json::parse(refs.json_schema());
+  EXPECT_EQ(moved["anyOf"][0]["properties"]["arguments"], Json({{"$ref", "#/$defs/get_weather"}}));
+  EXPECT_EQ(moved["$defs"]["get_weather"]["properties"]["unit"]["$ref"],
+            "#/$defs/get_weather/$defs/Unit");
+  EXPECT_EQ(moved["$defs"]["get_time"]["$ref"], "#/$defs/get_time/definitions/Z");
+  const runtime::JsonSchema ref_held = runtime::JsonSchema::Compile(moved).value();
+  const auto ref_document = [&](std::string_view text) {
+    runtime::JsonGrammar g(ref_held);
+    return g.FeedAll(ref_held, text) && g.Complete();
+  };
+  EXPECT_TRUE(ref_document(
+      R"({"name":"get_weather","arguments":{"kids":[{"unit":"c","kids":[]}],"unit":"f"}})"));
+  EXPECT_FALSE(ref_document(R"({"name":"get_weather","arguments":{"kids":[{"unit":"k"}]}})"));
+  EXPECT_TRUE(ref_document(R"({"name":"get_time","arguments":{"zone":"UTC"}})"));
+  EXPECT_FALSE(ref_document(R"({"name":"get_time","arguments":{}})")) << "zone is required";
   // One function: its call alone.
   v1::GenerateRequest one = Chat();
   one.mutable_chat()->mutable_tools()->RemoveLast();

@@ -127,6 +127,18 @@ TEST(JsonSchemaTest, AnyTopLevelValueAndRecursion) {
   EXPECT_TRUE(IsDocument(defs, "[true,false]"));
   EXPECT_FALSE(IsDocument(defs, "[]"));
 
+  // A $ref is a JSON pointer into the schema, at any depth, escapes and
+  // array indices read.
+  const JsonSchema pointers =
+      CompiledSchema(R"({"type":"object","properties":{"a":{"type":"integer","minimum":1},)"
+                     R"("b":{"$ref":"#/properties/a"},"c":{"$ref":"#/$defs/f/$defs/x~1y"},)"
+                     R"("d":{"$ref":"#/$defs/g/anyOf/1"}},"required":["a","b","c","d"],)"
+                     R"("$defs":{"f":{"$defs":{"x/y":{"enum":["~"]}}},)"
+                     R"("g":{"anyOf":[{"type":"string"},{"type":"boolean"}]}}})");
+  EXPECT_TRUE(IsDocument(pointers, R"({"a":1,"b":2,"c":"~","d":true})"));
+  EXPECT_FALSE(IsDocument(pointers, R"({"a":1,"b":0,"c":"~","d":true})"));
+  EXPECT_FALSE(IsDocument(pointers, R"({"a":1,"b":2,"c":"~","d":"t"})"));
+
   const JsonSchema free = CompiledSchema(R"({"type":"object","additionalProperties":true,)"
                                          R"("properties":{"id":{"type":"integer"}}})");
   EXPECT_TRUE(IsDocument(free, R"({"x":[1,{"y":null}],"id":7})"));
@@ -300,6 +312,14 @@ TEST(JsonSchemaTest, WhatIsNotHeldToIsRefusedByName) {
            Case{R"({"type":"array","minItems":3,"maxItems":2})", "minItems"},
            Case{R"({"enum":[[1,2]]})", "strings, numbers"},
            Case{R"({"$ref":"#/$defs/Missing"})", "$ref"},
+           Case{R"({"$ref":"#/$defs/a~2","$defs":{"a~2":{}}})", "points to nothing"},
+           Case{R"({"$ref":"#$defs/a","$defs":{"a":{}}})", "points to nothing"},
+           Case{R"({"$ref":"other.json#/a"})", "points to nothing"},
+           Case{R"({"$ref":"#/$defs/a/anyOf/01","$defs":{"a":{"anyOf":[{},{}]}}})",
+                "points to nothing"},
+           Case{R"({"$ref":"#/$defs/a/anyOf/2","$defs":{"a":{"anyOf":[{},{}]}}})",
+                "points to nothing"},
+           Case{R"({"$ref":"#/$defs/a/type","$defs":{"a":{"type":"string"}}})", "must be"},
            Case{R"({"$ref":"#/$defs/A","$defs":{"A":{"$ref":"#/$defs/A"}}})", "itself"},
            Case{R"({"type":"tuple"})", "unknown type"},
            Case{R"({"type":["string","string"]})", "twice"},
