@@ -206,9 +206,9 @@ std::string CallSchema(const google::protobuf::RepeatedPtrField<v1::Tool>& tools
 
 }  // namespace
 
-std::optional<runtime::ToolCallSplitter> ToolOutput::Splitter() const {
-  if (forced) return runtime::ToolCallSplitter::Forced(*forced);
-  if (calls) return runtime::ToolCallSplitter();
+std::optional<runtime::ToolCallSplitter> ToolOutput::Splitter(bool stream) const {
+  if (forced) return runtime::ToolCallSplitter::Forced(*forced, stream);
+  if (calls) return runtime::ToolCallSplitter(stream);
   return std::nullopt;
 }
 

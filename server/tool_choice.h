@@ -63,8 +63,9 @@ struct ToolOutput {
   std::optional<std::string> forced;
   // OpenAI's finish_reason "tool_calls" after a call (not after a named one's).
   bool calls_finish() const { return calls && !(forced && !forced->empty()); }
-  // What finds the calls in the output; none where it makes none.
-  std::optional<runtime::ToolCallSplitter> Splitter() const;
+  // What finds the calls in the output (`stream`: each given out in pieces
+  // as it is written); none where it makes none.
+  std::optional<runtime::ToolCallSplitter> Splitter(bool stream = false) const;
 };
 
 // Whether `request`'s chat asks anything of its tools but the default

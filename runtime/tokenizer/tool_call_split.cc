@@ -63,8 +63,8 @@ bool ParseToolCallJson(std::string_view json, ParsedToolCall* call) {
   return true;
 }
 
-ToolCallSplitter ToolCallSplitter::Forced(std::string name) {
-  ToolCallSplitter s;
+ToolCallSplitter ToolCallSplitter::Forced(std::string name, bool stream) {
+  ToolCallSplitter s(stream);
   s.state_ = State::kForced;
   s.name_ = std::move(name);
   return s;
@@ -75,6 +75,24 @@ void ToolCallSplitter::Walk(std::string_view text, Parts* out) {
   while (true) {
     if (state_ == State::kBlock) {
       const size_t close = text.find(kToolCallClose, scanned_);
+      if (stream_ && opening_ != CallOpening::kNone) {
+        std::string_view body = text.substr(0, close);
+        if (opening_ == CallOpening::kMore) OpenCall(&body, out);
+        if (opening_ == CallOpening::kCall) {
+          if (close == std::string_view::npos) {
+            // A closing tag may start in the last bytes: they are held.
+            const size_t keep = PartialTagSuffix(body, kToolCallClose);
+            FeedArguments(body.substr(0, body.size() - keep), out);
+            held_.assign(body.substr(body.size() - keep));
+            scanned_ = 0;
+            return;
+          }
+          FeedArguments(body, out);
+          EndCall(out);
+          text.remove_prefix(close + kToolCallClose.size());
+          continue;
+        }
+      }
       if (close == std::string_view::npos) {
         held_.assign(text);
         // A closing tag may start in the last bytes: they are read again.
@@ -124,12 +142,72 @@ void ToolCallSplitter::EndBlock(std::string_view body, bool closed, Parts* out) 
   }
   space_.clear();
   state_ = State::kText;
+  opening_ = CallOpening::kMore;
+}
+
+void ToolCallSplitter::OpenCall(std::string_view* text, Parts* out) {
+  std::string name;
+  size_t start = 0;
+  opening_ = MatchCallOpening(*text, &name, &start);
+  if (opening_ != CallOpening::kCall) return;
+  out->calls.push_back({NewToolCallId(), std::move(name), {}});
+  arguments_ = ObjectCompactor();
+  tail_.clear();
+  text->remove_prefix(start);
+}
+
+void ToolCallSplitter::FeedArguments(std::string_view text, Parts* out) {
+  if (!arguments_.done()) {
+    std::string piece;
+    text.remove_prefix(arguments_.Feed(text, &piece));
+    if (!piece.empty()) {
+      // The call's last piece in these parts takes it (its first, or one
+      // given out before them).
+      if (out->calls.empty()) out->calls.emplace_back();
+      out->calls.back().arguments += piece;
+    }
+  }
+  tail_.append(text);
+}
+
+void ToolCallSplitter::EndCall(Parts* out) {
+  std::string rest;
+  for (const char c : tail_) {
+    if (!IsBlockSpace(c)) rest.push_back(c);
+  }
+  if (!rest.empty() && rest != "}") out->content.append(tail_);
+  tail_.clear();
+  space_.clear();
+  state_ = State::kText;
+  opening_ = CallOpening::kMore;
+  after_call_ = true;
 }
 
 ToolCallSplitter::Parts ToolCallSplitter::Push(std::string_view delta) {
   Parts out;
   if (state_ == State::kForced) {
-    held_.append(delta);
+    if (!stream_) {
+      held_.append(delta);
+    } else if (opening_ == CallOpening::kCall) {
+      FeedArguments(delta, &out);
+    } else if (!name_.empty()) {
+      // The output is the arguments: the call opens with it.
+      if (delta.empty()) return out;
+      out.calls.push_back({NewToolCallId(), name_, {}});
+      opening_ = CallOpening::kCall;
+      arguments_ = ObjectCompactor();
+      FeedArguments(delta, &out);
+    } else {
+      held_.append(delta);
+      if (opening_ == CallOpening::kMore) {
+        std::string_view text = held_;
+        OpenCall(&text, &out);
+        if (opening_ == CallOpening::kCall) {
+          FeedArguments(text, &out);
+          held_.clear();
+        }
+      }
+    }
     return out;
   }
   const bool all_space = std::all_of(delta.begin(), delta.end(), IsBlockSpace);
@@ -140,7 +218,7 @@ ToolCallSplitter::Parts ToolCallSplitter::Push(std::string_view delta) {
     return out;
   }
   held_.append(delta);
-  if (state_ == State::kBlock) {
+  if (state_ == State::kBlock && (!stream_ || opening_ == CallOpening::kNone)) {
     if (held_.find(kToolCallClose, scanned_) == std::string::npos) {
       scanned_ = held_.size() - std::min(held_.size(), kToolCallClose.size() - 1);
       return out;
@@ -155,6 +233,13 @@ ToolCallSplitter::Parts ToolCallSplitter::Push(std::string_view delta) {
 ToolCallSplitter::Parts ToolCallSplitter::Finish() {
   Parts out;
   const std::string held = std::exchange(held_, std::string());
+  if (opening_ == CallOpening::kCall) {
+    // A streamed call the output ends inside, or after: what is held (a
+    // closing tag's start that never came) is its arguments'.
+    FeedArguments(held, &out);
+    EndCall(&out);
+    return out;
+  }
   switch (state_) {
     case State::kForced: {
       ParsedToolCall call{NewToolCallId(), name_, {}};

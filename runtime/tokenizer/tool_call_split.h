@@ -14,11 +14,24 @@
 // before the first block of a whole output, and drops a whole output's
 // calls when one block is not JSON; streamed, it does otherwise.) The split
 // is the same however the output is cut into deltas.
+//
+// Streamed (OpenAI's streamed tool_calls), a call is given out as the model
+// writes it: once its JSON has told its name and opened its arguments'
+// object (`{"name": "f", "arguments": {`, call_stream.h), its id and name,
+// then its arguments' text, compact, as it comes; the block is a call from
+// then on, even if its JSON goes wrong later (as vLLM's), and a block the
+// output ends inside is a call with the arguments written so far (finish
+// reason "length" says so). What the block holds after the arguments but
+// for whitespace and the closing brace is text. A block that starts
+// otherwise (another key order, arguments as a string) is read whole, as
+// above.
 #pragma once
 
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "runtime/tokenizer/call_stream.h"
 
 namespace cohost::runtime {
 
@@ -30,6 +43,9 @@ struct ParsedToolCall {
   std::string name;
   std::string arguments;  // a JSON object, compact
 };
+// Streamed, a call comes in pieces: its first with its id and name (and
+// the arguments' text so far), each further one (id and name empty) with
+// more of the arguments' text of the last call begun.
 
 // A new call's id (thread-safe).
 std::string NewToolCallId();
@@ -41,13 +57,16 @@ class ToolCallSplitter {
     std::vector<ParsedToolCall> calls;
   };
 
-  // Finds the calls in the output's blocks.
-  ToolCallSplitter() = default;
+  // Finds the calls in the output's blocks; `stream` gives each out in
+  // pieces as the model writes it.
+  explicit ToolCallSplitter(bool stream = false) : stream_(stream) {}
   // The output is one call, given out at Finish (as text if it is not one):
   // the arguments of `name` (a grammar held them to the function's
   // parameters, as for OpenAI's named tool_choice), or, when `name` is
   // empty, a block's JSON ({"name": ..., "arguments": ...}; "required").
-  static ToolCallSplitter Forced(std::string name);
+  // Streamed, the arguments are given out as they come (of a call's JSON,
+  // once it has told its name and opened them).
+  static ToolCallSplitter Forced(std::string name, bool stream = false);
 
   // The parts of `delta` known now. Text that could still open a block
   // ("<tool_c"), whitespace before it, and a block not yet closed are held
@@ -63,9 +82,26 @@ class ToolCallSplitter {
   void Walk(std::string_view text, Parts* out);
   // Ends the block whose JSON is `body`: a call, or text again.
   void EndBlock(std::string_view body, bool closed, Parts* out);
+  // Streamed: reads the start of a call's JSON in `text` (a block's, up to
+  // its closing tag if it has come; a forced call's). Once it has opened
+  // the arguments, gives out the call's first piece and drops what was
+  // read; once it cannot, leaves the call to be read whole (opening_ kNone).
+  void OpenCall(std::string_view* text, Parts* out);
+  // Streamed: gives out what `text` adds to the open call's arguments (the
+  // rest of the block after them kept in tail_).
+  void FeedArguments(std::string_view text, Parts* out);
+  // Streamed: ends the open call: what its block held after the arguments
+  // is text, but for whitespace and the closing brace.
+  void EndCall(Parts* out);
 
   State state_ = State::kText;
-  std::string name_;   // kForced
+  bool stream_ = false;
+  // Streamed: how far the current block's (or forced call's) JSON has
+  // opened a call; kCall once its arguments are being given out.
+  CallOpening opening_ = CallOpening::kMore;
+  ObjectCompactor arguments_;  // opening_ kCall
+  std::string tail_;           // opening_ kCall: the block's text after the arguments
+  std::string name_;           // kForced
   std::string held_;   // kText: whitespace and a possible tag's start; else the block's text
   std::string space_;  // kBlock: the whitespace before its tag, given out if not a call
   // The text a Walk reads: held_'s buffer swapped out, so that neither is

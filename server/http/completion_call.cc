@@ -91,7 +91,8 @@ absl::Status CompletionCall::Start(std::shared_ptr<scheduler::ServedModel> model
     for (Choice& c : choices_) {
       std::optional<runtime::ReasoningSplitter> reasoning;
       if (split_reasoning_) reasoning.emplace(tokenizer_->OpensThinkBlock());
-      c.split = runtime::OutputSplitter(std::move(reasoning), parsed.tools.Splitter());
+      // Streamed, a call is given out as it is written (OpenAI's pieces).
+      c.split = runtime::OutputSplitter(std::move(reasoning), parsed.tools.Splitter(stream_));
     }
   }
   timings_.assign(static_cast<size_t>(parsed.n), StreamTiming(deps_.metrics, arrival_));
@@ -235,7 +236,12 @@ size_t CompletionCall::Choice::Take(std::string_view delta, bool end) {
   pending += parts.content;
   for (runtime::ParsedToolCall& call : parts.calls) {
     adds += ToolCallBytes(call);
-    pending_calls.push_back(std::move(call));
+    // A streamed call's further piece joins one not written yet.
+    if (call.id.empty() && !pending_calls.empty()) {
+      pending_calls.back().arguments += call.arguments;
+    } else {
+      pending_calls.push_back(std::move(call));
+    }
   }
   return adds;
 }

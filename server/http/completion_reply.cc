@@ -233,7 +233,7 @@ bool CompletionCall::Pump() {
     if (!s.text.empty() || !s.reasoning.empty() || !s.calls.empty() || !s.logprobs.empty()) {
       ChunkDelta delta{index,   !c.first_sent, s.text,   s.reasoning, std::nullopt,
                        nullptr, c.text_offset, &s.calls, c.calls_sent};
-      c.calls_sent += static_cast<int>(s.calls.size());
+      for (const runtime::ParsedToolCall& call : s.calls) c.calls_sent += call.id.empty() ? 0 : 1;
       std::vector<ShownToken> shown;
       if (logprobs_) {
         shown = Show(model_->tokenizer(), s.logprobs);

@@ -152,14 +152,21 @@ Json LogprobsJson(Endpoint endpoint, const std::vector<ShownToken>& tokens,
               {"text_offset", std::move(offsets)}};
 }
 
-// A message's tool_calls; a stream's (`first` >= 0) number theirs.
+// A message's tool_calls; a stream's (`first` >= 0, the index of the
+// first call begun here) number theirs, and a call's further piece (no id)
+// is its index and more of its arguments.
 Json ToolCallsJson(const std::vector<runtime::ParsedToolCall>& calls, int first) {
   Json list = Json::array();
-  for (size_t i = 0; i < calls.size(); ++i) {
-    Json call{{"id", calls[i].id},
+  int next = first;
+  for (const runtime::ParsedToolCall& c : calls) {
+    if (c.id.empty()) {
+      list.push_back({{"index", next - 1}, {"function", {{"arguments", c.arguments}}}});
+      continue;
+    }
+    Json call{{"id", c.id},
               {"type", "function"},
-              {"function", {{"name", calls[i].name}, {"arguments", calls[i].arguments}}}};
-    if (first >= 0) call["index"] = first + static_cast<int>(i);
+              {"function", {{"name", c.name}, {"arguments", c.arguments}}}};
+    if (first >= 0) call["index"] = next++;
     list.push_back(std::move(call));
   }
   return list;

@@ -97,8 +97,9 @@ struct ChunkDelta {
   std::optional<std::string_view> finish_reason;      // on the choice's last chunk
   const std::vector<ShownToken>* logprobs = nullptr;  // this chunk's tokens, when asked
   TextOffset text_offset;  // /v1/completions: where this chunk's text starts
-  // Chat: calls made since the last chunk, each whole, numbered from
-  // `first_call_index`.
+  // Chat: the pieces of calls written since the last chunk (a call's first,
+  // with its id and name, numbered from `first_call_index`; a further one,
+  // without, more of the last call's arguments).
   const std::vector<runtime::ParsedToolCall>* tool_calls = nullptr;
   int first_call_index = 0;
 };

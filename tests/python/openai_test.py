@@ -304,8 +304,8 @@ def check_tools(binary, model, key_file, tmp):
     """Function calling through the official client's types and stream helper,
     on the default model served with Qwen3's chat template (a config file's
     chat_template), which offers tools: a named tool_choice holds the answer
-    to the function's parameters and gives one call, whole, streamed and
-    parsed into a pydantic model; tool_choice "none" leaves the tools out of
+    to the function's parameters and gives one call, whole, streamed (its
+    arguments in pieces) and parsed into a pydantic model; tool_choice "none" leaves the tools out of
     the prompt; a conversation with a call and its result is served."""
     import pydantic
 
@@ -342,6 +342,8 @@ def check_tools(binary, model, key_file, tmp):
             events = [event.type for event in stream]
             final = stream.get_final_completion()
         check("tool_calls.function.arguments.done" in events, events)
+        # The arguments go out as the model writes them, not whole at the end.
+        check(events.count("tool_calls.function.arguments.delta") > 1, events)
         streamed = check_weather_call(final.choices[0].message, final.choices[0].finish_reason)
         check(streamed.function.arguments == call.function.arguments,
               "streamed %r, whole %r" % (streamed.function.arguments, call.function.arguments))

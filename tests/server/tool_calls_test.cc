@@ -11,6 +11,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -85,6 +86,32 @@ void ExpectWeatherCall(const Json& call) {
   EXPECT_EQ(call.at("function").at("arguments"), R"({"city":"Paris"})");
 }
 
+// The calls a stream's chunks make, joined as OpenAI's clients join them:
+// a call's first piece has its id, type and name; each further one, its
+// index and more of its arguments.
+std::vector<Json> JoinedCalls(const std::vector<Json>& chunks) {
+  std::vector<Json> calls;
+  for (const Json& c : chunks) {
+    if (!c.at("delta").contains("tool_calls")) continue;
+    for (const Json& piece : c.at("delta").at("tool_calls")) {
+      const size_t index = piece.at("index").get<size_t>();
+      if (index == calls.size()) {
+        EXPECT_TRUE(piece.contains("id")) << "a call begins with its id";
+        calls.push_back(piece);
+        calls.back().erase("index");
+        continue;
+      }
+      EXPECT_EQ(index + 1, calls.size()) << "pieces come call after call";
+      EXPECT_FALSE(piece.contains("id") || piece.at("function").contains("name"));
+      if (index + 1 != calls.size()) continue;
+      calls.back()["function"]["arguments"] =
+          calls.back()["function"]["arguments"].get<std::string>() +
+          piece.at("function").at("arguments").get<std::string>();
+    }
+  }
+  return calls;
+}
+
 TEST_F(ToolCallsTest, TheAnswersCallsAreToolCalls) {
   Start();
   const Json choice = Whole(std::string("Let me look.\n") + kCall);
@@ -108,24 +135,21 @@ TEST_F(ToolCallsTest, TheAnswersCallsAreToolCalls) {
   EXPECT_FALSE(plain.at("message").contains("tool_calls"));
 }
 
-TEST_F(ToolCallsTest, StreamedEachCallIsOneDelta) {
+// Streamed, a call goes out in pieces as the model writes it: its id and
+// name once its arguments open, then their text.
+TEST_F(ToolCallsTest, StreamedACallComesInPiecesAsItIsWritten) {
   Start();
   const std::vector<Json> chunks = Streamed(std::string("Let me look.\n") + kCall + "\n" + kCall);
   std::string content;
-  std::vector<Json> calls;
   for (const Json& c : chunks) {
     const Json& delta = c.at("delta");
     if (delta.contains("content") && delta["content"].is_string()) content += delta["content"];
-    if (delta.contains("tool_calls")) {
-      for (const Json& call : delta["tool_calls"]) calls.push_back(call);
-    }
   }
   EXPECT_EQ(content, "Let me look.");
+  const std::vector<Json> calls = JoinedCalls(chunks);
   ASSERT_EQ(calls.size(), 2u);
-  for (size_t i = 0; i < calls.size(); ++i) {
-    EXPECT_EQ(calls[i].at("index"), i);
-    ExpectWeatherCall(calls[i]);
-  }
+  for (const Json& call : calls) ExpectWeatherCall(call);
+  EXPECT_NE(calls[0].at("id"), calls[1].at("id"));
   ASSERT_FALSE(chunks.empty());
   EXPECT_EQ(chunks.back().at("finish_reason"), "tool_calls");
 
@@ -155,9 +179,7 @@ TEST_F(ToolCallsTest, OneCallAtMost) {
   ExpectWeatherCall(choice["message"]["tool_calls"][0]);
   EXPECT_LT(reply["usage"]["completion_tokens"].get<size_t>(), output.size() / 2 + 20);
   const std::vector<Json> chunks = Streamed(output, {{"parallel_tool_calls", false}});
-  int calls = 0;
-  for (const Json& c : chunks) calls += c["delta"].contains("tool_calls");
-  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(JoinedCalls(chunks).size(), 1u);
   EXPECT_EQ(chunks.back()["finish_reason"], "tool_calls");
 }
 
@@ -203,6 +225,14 @@ TEST_F(ToolCallsTest, ACallCutOffIsTextAndFinishesByLength) {
   EXPECT_EQ(choice.at("finish_reason"), "length");
   EXPECT_EQ(choice.at("message").at("content"), output.substr(0, 30));
   EXPECT_FALSE(choice.at("message").contains("tool_calls"));
+  // Streamed, a block is a call once its arguments open (its pieces have
+  // gone out): cut off inside them, the call has what was written of them.
+  const size_t inside = output.find("Par") + 3;
+  const std::vector<Json> chunks = Streamed(output, {{"max_tokens", inside}});
+  const std::vector<Json> calls = JoinedCalls(chunks);
+  ASSERT_EQ(calls.size(), 1u);
+  EXPECT_EQ(calls[0]["function"]["arguments"], R"({"city":"Par)");
+  EXPECT_EQ(chunks.back()["finish_reason"], "length");
 }
 
 TEST_F(ToolCallsTest, ToolChoiceNoneOffersNoToolsAndParsesNothing) {
@@ -233,13 +263,9 @@ TEST_F(ToolCallsTest, ANamedChoiceIsOneCallOfItsArguments) {
 
   const std::vector<Json> chunks = Streamed(R"({"city": "Paris"})", named);
   ASSERT_FALSE(chunks.empty());
-  int calls = 0;
-  for (const Json& c : chunks) {
-    if (!c.at("delta").contains("tool_calls")) continue;
-    ++calls;
-    ExpectWeatherCall(c.at("delta").at("tool_calls").at(0));
-  }
-  EXPECT_EQ(calls, 1);
+  const std::vector<Json> calls = JoinedCalls(chunks);
+  ASSERT_EQ(calls.size(), 1u);
+  ExpectWeatherCall(calls[0]);
   EXPECT_EQ(chunks.back().at("finish_reason"), "stop");
 
   // "required": one call of any function, written as the model writes one.
