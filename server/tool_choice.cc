@@ -3,8 +3,11 @@
 #include "server/tool_choice.h"
 
 #include <algorithm>
+#include <optional>
 #include <span>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
@@ -68,19 +71,29 @@ bool IsStringValues(std::string_view key, const nlohmann::ordered_json& value) {
          std::all_of(value.begin(), value.end(), [](const auto& v) { return v.is_string(); });
 }
 
+// How LoosenBounds goes over a schema.
+struct Loosening {
+  bool keep_held = true;  // keep the value bounds the grammar holds where they are
+  int visits = 0;         // schemas gone over, at most kMaxLooseningVisits
+};
+// Past the compiler's own bound on schemas: a schema that needs more is
+// refused by it in any case.
+constexpr int kMaxLooseningVisits = 4 * runtime::kMaxSchemaNodes;
+
 // Drops from `schema` and the schemas within it the bounds above that are
 // left to the model: every one the grammar never holds, and, at each
 // schema, its value bounds where the grammar cannot hold them there (or
-// everywhere, with `keep_held` false), but for enums and consts of strings.
-void DropLooseBounds(nlohmann::ordered_json& schema, int depth, bool keep_held) {
+// everywhere, without keep_held), but for enums and consts of strings.
+void DropLooseBounds(nlohmann::ordered_json& schema, int depth, Loosening& l) {
   if (!schema.is_object() || depth > runtime::kMaxSchemaDepth * 2) return;
+  if (++l.visits > kMaxLooseningVisits) return;
   for (const std::string_view key : kUnheldBounds) schema.erase(std::string(key));
   const auto loose = [&](const std::string_view key) {
     const auto it = schema.find(std::string(key));
     return it != schema.end() && !IsStringValues(key, *it);
   };
   if (std::any_of(std::begin(kValueBounds), std::end(kValueBounds), loose) &&
-      (!keep_held || !HoldsOwnBounds(schema))) {
+      (!l.keep_held || !HoldsOwnBounds(schema))) {
     for (const std::string_view key : kValueBounds) {
       if (loose(key)) schema.erase(std::string(key));
     }
@@ -88,16 +101,23 @@ void DropLooseBounds(nlohmann::ordered_json& schema, int depth, bool keep_held) 
   for (const char* each : {"properties", "$defs", "definitions"}) {
     auto it = schema.find(each);
     if (it == schema.end() || !it->is_object()) continue;
-    for (auto& [name, sub] : it->items()) DropLooseBounds(sub, depth + 1, keep_held);
+    for (auto& [name, sub] : it->items()) DropLooseBounds(sub, depth + 1, l);
   }
   for (const char* one : {"items", "additionalProperties"}) {
-    if (auto it = schema.find(one); it != schema.end()) DropLooseBounds(*it, depth + 1, keep_held);
+    if (auto it = schema.find(one); it != schema.end()) DropLooseBounds(*it, depth + 1, l);
   }
   for (const char* list : {"anyOf", "oneOf", "allOf"}) {
     auto it = schema.find(list);
     if (it == schema.end() || !it->is_array()) continue;
-    for (auto& sub : *it) DropLooseBounds(sub, depth + 1, keep_held);
+    for (auto& sub : *it) DropLooseBounds(sub, depth + 1, l);
   }
+}
+
+// DropLooseBounds over `root`. (A $ref's target is among the schemas gone
+// over: the grammar takes no other place for one to point to.)
+void LoosenBounds(nlohmann::ordered_json& root, bool keep_held) {
+  Loosening l{.keep_held = keep_held};
+  DropLooseBounds(root, 0, l);
 }
 
 // What REQUIRED holds the answer to where a function's parameters are
@@ -120,17 +140,19 @@ std::string AnyCallSchema(const google::protobuf::RepeatedPtrField<v1::Tool>& to
 // model (each schema's held where the grammar holds them there, and all of
 // them where it cannot hold them all together: its limits on patterns); null
 // where they are no schema at all (none, {}, or only such bounds: any object).
-nlohmann::ordered_json HeldArguments(const v1::Tool& tool) {
+// (`keep_held` false: all of them.)
+nlohmann::ordered_json HeldArguments(const v1::Tool& tool, bool keep_held = true) {
   nlohmann::ordered_json schema =
       nlohmann::ordered_json::parse(tool.parameters(), nullptr, /*allow_exceptions=*/false);
-  if (!tool.strict() && schema.is_object()) {
+  // Parameters the grammar holds as they are lose nothing.
+  if (!tool.strict() && schema.is_object() && !(keep_held && Compiles(tool.parameters()))) {
     nlohmann::ordered_json held = schema;
-    DropLooseBounds(held, 0, /*keep_held=*/true);
-    if (Compiles(held.dump())) {
-      schema = std::move(held);
-    } else {
-      DropLooseBounds(schema, 0, /*keep_held=*/false);
+    LoosenBounds(held, keep_held);
+    if (keep_held && !Compiles(held.dump())) {
+      held = schema;  // they cannot be held together: all of them go
+      LoosenBounds(held, /*keep_held=*/false);
     }
+    schema = std::move(held);
   }
   if (!schema.is_object() || schema.empty()) return nullptr;
   return schema;
@@ -155,16 +177,17 @@ bool HasRef(const nlohmann::ordered_json& schema) {
 
 // Points each $ref within `schema` ("#", "#/$defs/A", ...) to the same
 // place once `schema` is moved to `base` ("#/$defs/f"). A $ref that is no
-// pointer into the schema is left for the grammar to refuse.
+// pointer into the schema ("#anchor", another document) is left for the
+// grammar to refuse.
 void RebaseRefs(nlohmann::ordered_json& schema, std::string_view base) {
   if (schema.is_object()) {
-    const auto ref = schema.find("$ref");
-    if (ref != schema.end() && ref->is_string()) {
-      const std::string& path = ref->get_ref<const std::string&>();
-      if (path.starts_with("#")) *ref = std::string(base) + path.substr(1);
-    }
     for (auto& [key, value] : schema.items()) {
-      if (key != "$ref") RebaseRefs(value, base);
+      if (key != "$ref" || !value.is_string()) {
+        RebaseRefs(value, base);
+        continue;
+      }
+      const std::string& path = value.get_ref<const std::string&>();
+      if (path == "#" || path.starts_with("#/")) value = std::string(base) + path.substr(1);
     }
   }
   if (schema.is_array()) {
@@ -172,18 +195,15 @@ void RebaseRefs(nlohmann::ordered_json& schema, std::string_view base) {
   }
 }
 
-// What REQUIRED holds the answer to: one call of an offered function, its
-// arguments held as a forced call of that function is (objects told apart
-// by their "name", runtime/sampling/json_schema.h). A function's
-// parameters with a $ref move under the root's $defs, named for the
-// function, so that its references still point into them. AnyCallSchema
-// where the grammar cannot hold the calls' schema (a keyword outside its
-// subset, its limits).
-std::string CallSchema(const google::protobuf::RepeatedPtrField<v1::Tool>& tools) {
+// The calls' schema of CallSchema, where the grammar holds it (each
+// non-strict function's value bounds kept where the grammar holds them,
+// or, without `keep_held`, none).
+std::optional<std::string> HeldCallsSchema(
+    const google::protobuf::RepeatedPtrField<v1::Tool>& tools, bool keep_held) {
   nlohmann::ordered_json calls = nlohmann::ordered_json::array();
   nlohmann::ordered_json defs = nlohmann::ordered_json::object();
   for (const v1::Tool& t : tools) {
-    nlohmann::ordered_json arguments = HeldArguments(t);
+    nlohmann::ordered_json arguments = HeldArguments(t, keep_held);
     if (arguments.is_null()) arguments = {{"type", "object"}, {"additionalProperties", true}};
     if (HasRef(arguments)) {
       const std::string base = absl::StrCat("#/$defs/", t.name());
@@ -200,8 +220,24 @@ std::string CallSchema(const google::protobuf::RepeatedPtrField<v1::Tool>& tools
       calls.size() == 1 ? calls[0] : nlohmann::ordered_json{{"anyOf", calls}};
   if (!defs.empty()) schema["$defs"] = std::move(defs);
   std::string text = schema.dump();
-  if (!Compiles(text)) return AnyCallSchema(tools);
+  if (!Compiles(text)) return std::nullopt;
   return text;
+}
+
+// What REQUIRED holds the answer to: one call of an offered function, its
+// arguments held as a forced call of that function is (objects told apart
+// by their "name", runtime/sampling/json_schema.h). A function's
+// parameters with a $ref move under the root's $defs, named for the
+// function, so that its references still point into them. Where the
+// grammar cannot hold the calls' schema with the non-strict functions'
+// value bounds (their patterns together past its limit), without them;
+// where not even so (a strict function's keyword outside its subset, its
+// limits), AnyCallSchema.
+std::string CallSchema(const google::protobuf::RepeatedPtrField<v1::Tool>& tools) {
+  for (const bool keep_held : {true, false}) {
+    if (std::optional<std::string> held = HeldCallsSchema(tools, keep_held)) return *held;
+  }
+  return AnyCallSchema(tools);
 }
 
 }  // namespace

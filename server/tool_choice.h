@@ -12,7 +12,8 @@
 //             the name first (so at most runtime::kMaxSchemaEnum tools);
 //             a function's parameters with a $ref move under the root's
 //             $defs, named for it; where the grammar cannot hold the calls'
-//             schema, every call's arguments are any object;
+//             schema with the non-strict functions' value bounds, they go;
+//             where not even so, every call's arguments are any object;
 //   FUNCTION  the answer is the arguments of one call of the function named,
 //             held to its parameters, as vLLM does: all of them where the
 //             tool is strict; else but for the value bounds the grammar

@@ -1,7 +1,6 @@
 #include "runtime/sampling/json_schema.h"
 
 #include <algorithm>
-#include <charconv>
 #include <optional>
 #include <string_view>
 #include <utility>
@@ -12,6 +11,7 @@
 #include "common/quote.h"
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
+#include "runtime/sampling/json_pointer.h"
 #include "runtime/sampling/schema_values.h"
 
 namespace cohost::runtime {
@@ -672,48 +672,6 @@ class SchemaCompiler {
                  "string of its own: a const)");
   }
 
-  // What a $ref's JSON pointer into the root names ("#", "#/$defs/A",
-  // "#/$defs/f/properties/x", with ~0 and ~1 escapes): null where it
-  // names nothing.
-  const Json* Pointed(std::string_view path) const {
-    if (path.empty() || path[0] != '#') return nullptr;
-    path.remove_prefix(1);
-    const Json* at = &root_;
-    while (!path.empty()) {
-      if (path[0] != '/') return nullptr;
-      path.remove_prefix(1);
-      const size_t end = std::min(path.find('/'), path.size());
-      std::string token;
-      for (size_t i = 0; i < end; ++i) {
-        if (path[i] != '~') {
-          token += path[i];
-        } else if (i + 1 < end && (path[i + 1] == '0' || path[i + 1] == '1')) {
-          token += path[++i] == '0' ? '~' : '/';
-        } else {
-          return nullptr;
-        }
-      }
-      path.remove_prefix(end);
-      if (at->is_object()) {
-        const auto it = at->find(token);
-        if (it == at->end()) return nullptr;
-        at = &*it;
-      } else if (at->is_array()) {
-        size_t index = 0;
-        const char* last = token.data() + token.size();
-        const auto [stop, error] = std::from_chars(token.data(), last, index);
-        if (token.empty() || error != std::errc() || stop != last || index >= at->size() ||
-            (token.size() > 1 && token[0] == '0')) {
-          return nullptr;
-        }
-        at = &(*at)[index];
-      } else {
-        return nullptr;
-      }
-    }
-    return at;
-  }
-
   absl::StatusOr<SchemaNodeId> CompileRef(const Json& s, const Json& ref,
                                           const std::string& where) {
     for (const auto& [key, value] : s.items()) {
@@ -725,7 +683,7 @@ class SchemaCompiler {
     if (!ref.is_string()) return Error(where, "$ref must be a string");
     const std::string& path = ref.get_ref<const std::string&>();
     if (const auto it = refs_.find(path); it != refs_.end()) return it->second;
-    const Json* target = Pointed(path);
+    const Json* target = PointerTarget(root_, path);
     if (target == nullptr) {
       return Error(where, absl::StrCat("$ref ", Quote(path),
                                        " points to nothing in this schema (\"#\" and a JSON "

@@ -25,7 +25,10 @@
 //                   is written first (at most kMaxSchemaEnum of them)
 //   allOf           of one schema
 //   $ref            "#" or a JSON pointer after it into the schema
-//                   ("#/$defs/NAME", "#/properties/a"; recursion allowed)
+//                   ("#/$defs/NAME", "#/properties/a"; json_pointer.h;
+//                   recursion allowed). A target is compiled once per $ref
+//                   text, apart from where it stands: a place both
+//                   referred to and in place counts twice toward the limits
 // Annotations (title, description, default, examples, $schema, $id,
 // $comment, deprecated, readOnly, writeOnly, OpenAPI's discriminator) are
 // ignored. An object's

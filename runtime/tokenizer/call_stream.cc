@@ -43,9 +43,14 @@ CallOpening MatchCallOpening(std::string_view text, std::string* name, size_t* a
     return CallOpening::kCall;
   };
   const CallOpening got = opening();
-  if (got == CallOpening::kMore && text.size() > kMaxCallOpeningBytes) return CallOpening::kNone;
-  if (got == CallOpening::kCall) *arguments = at - 1;
-  return got;
+  // Taken only within the bound, however the text came: an opening that
+  // ends past it is no opening, nor is one still to end once past it.
+  if (got == CallOpening::kCall && at <= kMaxCallOpeningBytes) {
+    *arguments = at - 1;
+    return got;
+  }
+  if (got == CallOpening::kNone || text.size() >= kMaxCallOpeningBytes) return CallOpening::kNone;
+  return CallOpening::kMore;
 }
 
 size_t ObjectCompactor::Feed(std::string_view text, std::string* out) {

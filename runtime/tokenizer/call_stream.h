@@ -15,8 +15,8 @@ namespace cohost::runtime {
 enum class CallOpening {
   kMore,  // every byte so far fits it: more is needed to know
   kNone,  // it is not (another key order, arguments as a string, a name
-          // with escapes, or over kMaxCallOpeningBytes): the call is read
-          // whole, once its JSON ends
+          // with escapes, or longer than kMaxCallOpeningBytes): the call is
+          // read whole, once its JSON ends
   kCall,  // `name` is set, and the arguments' object starts at `arguments`
 };
 inline constexpr size_t kMaxCallOpeningBytes = 512;

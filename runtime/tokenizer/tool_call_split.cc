@@ -234,9 +234,10 @@ ToolCallSplitter::Parts ToolCallSplitter::Finish() {
   Parts out;
   const std::string held = std::exchange(held_, std::string());
   if (opening_ == CallOpening::kCall) {
-    // A streamed call the output ends inside, or after: what is held (a
-    // closing tag's start that never came) is its arguments'.
-    FeedArguments(held, &out);
+    // A streamed call the output ends inside, or after. What is held is a
+    // closing tag's start that never came: text of the arguments while they
+    // are open; else the block's end, dropped.
+    if (!arguments_.done()) FeedArguments(held, &out);
     EndCall(&out);
     return out;
   }

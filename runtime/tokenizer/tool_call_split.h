@@ -21,10 +21,12 @@
 // then its arguments' text, compact, as it comes; the block is a call from
 // then on, even if its JSON goes wrong later (as vLLM's), and a block the
 // output ends inside is a call with the arguments written so far (finish
-// reason "length" says so). What the block holds after the arguments but
-// for whitespace and the closing brace is text. A block that starts
-// otherwise (another key order, arguments as a string) is read whole, as
-// above.
+// reason "length" says so). The rest of the block after the arguments is
+// text, unless it is whitespace and the closing brace alone. A block that
+// starts otherwise (another key order, arguments as a string) is read
+// whole, as above. Streamed arguments keep a string's escapes as the model
+// wrote them ("\u00e9"), where whole ones are written again ("é"): the same
+// JSON values.
 #pragma once
 
 #include <string>
@@ -91,7 +93,7 @@ class ToolCallSplitter {
   // rest of the block after them kept in tail_).
   void FeedArguments(std::string_view text, Parts* out);
   // Streamed: ends the open call: what its block held after the arguments
-  // is text, but for whitespace and the closing brace.
+  // is text, unless it is whitespace and the closing brace alone.
   void EndCall(Parts* out);
 
   State state_ = State::kText;

@@ -345,7 +345,7 @@ def check_tools(binary, model, key_file, tmp):
         # The arguments go out as the model writes them, not whole at the end.
         check(events.count("tool_calls.function.arguments.delta") > 1, events)
         streamed = check_weather_call(final.choices[0].message, final.choices[0].finish_reason)
-        check(streamed.function.arguments == call.function.arguments,
+        check(json.loads(streamed.function.arguments) == json.loads(call.function.arguments),
               "streamed %r, whole %r" % (streamed.function.arguments, call.function.arguments))
 
         class GetWeather(pydantic.BaseModel):

@@ -287,6 +287,37 @@ TEST(ToolChoiceTest, RequiredIsOneCallOfAnyOfferedFunction) {
   EXPECT_FALSE(ref_document(R"({"name":"get_weather","arguments":{"kids":[{"unit":"k"}]}})"));
   EXPECT_TRUE(ref_document(R"({"name":"get_time","arguments":{"zone":"UTC"}})"));
   EXPECT_FALSE(ref_document(R"({"name":"get_time","arguments":{}})")) << "zone is required";
+  // An anchor is no pointer: it is left as written, for the grammar to
+  // refuse (not moved to point at another function's parameters).
+  v1::GenerateRequest anchor = Chat();
+  anchor.mutable_chat()->mutable_tools(0)->set_parameters(
+      R"({"type":"object","properties":{"a":{"$ref":"#x"}}})");
+  anchor.mutable_chat()->mutable_tools(1)->set_name("get_weatherx");
+  anchor.mutable_chat()->mutable_tools(1)->set_parameters(
+      R"({"type":"object","properties":{"kids":{"type":"array","items":{"$ref":"#"}}}})");
+  anchor.mutable_chat()->set_tool_choice(v1::TOOL_CHOICE_REQUIRED);
+  ASSERT_TRUE(ApplyToolChoice(&anchor).ok());
+  EXPECT_EQ(Json::parse(anchor.json_schema())["properties"]["arguments"]["additionalProperties"],
+            true);
+
+  // Non-strict functions whose patterns the grammar holds alone but not
+  // together (past runtime::kMaxSchemaPatterns) are held without them.
+  v1::GenerateRequest dates = Chat();
+  for (int t = 0; t < 2; ++t) {
+    std::string parameters = R"({"type":"object","properties":{)";
+    for (int i = 0; i < 40; ++i) {
+      absl::StrAppend(&parameters, i > 0 ? "," : "", "\"d", i,
+                      R"(":{"type":"string","format":"date"})");
+    }
+    dates.mutable_chat()->mutable_tools(t)->set_parameters(parameters + "}}");
+  }
+  dates.mutable_chat()->set_tool_choice(v1::TOOL_CHOICE_REQUIRED);
+  ASSERT_TRUE(ApplyToolChoice(&dates).ok());
+  const Json loose = Json::parse(dates.json_schema());
+  ASSERT_TRUE(loose.contains("anyOf")) << loose;
+  EXPECT_EQ(loose["anyOf"][1]["properties"]["arguments"]["properties"]["d39"],
+            Json({{"type", "string"}}));
+
   // One function: its call alone.
   v1::GenerateRequest one = Chat();
   one.mutable_chat()->mutable_tools()->RemoveLast();

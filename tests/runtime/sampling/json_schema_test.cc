@@ -132,10 +132,13 @@ TEST(JsonSchemaTest, AnyTopLevelValueAndRecursion) {
   const JsonSchema pointers =
       CompiledSchema(R"({"type":"object","properties":{"a":{"type":"integer","minimum":1},)"
                      R"("b":{"$ref":"#/properties/a"},"c":{"$ref":"#/$defs/f/$defs/x~1y"},)"
-                     R"("d":{"$ref":"#/$defs/g/anyOf/1"}},"required":["a","b","c","d"],)"
-                     R"("$defs":{"f":{"$defs":{"x/y":{"enum":["~"]}}},)"
+                     R"("d":{"$ref":"#/$defs/g/anyOf/1"},"e":{"$ref":"#/$defs/h%20i"}},)"
+                     R"("required":["a","b","c","d"],"$defs":{"h i":{"type":"null"},)"
+                     R"("f":{"$defs":{"x/y":{"enum":["~"]}}},)"
                      R"("g":{"anyOf":[{"type":"string"},{"type":"boolean"}]}}})");
   EXPECT_TRUE(IsDocument(pointers, R"({"a":1,"b":2,"c":"~","d":true})"));
+  EXPECT_TRUE(IsDocument(pointers, R"({"a":1,"b":2,"c":"~","d":true,"e":null})"));
+  EXPECT_FALSE(IsDocument(pointers, R"({"a":1,"b":2,"c":"~","d":true,"e":0})"));
   EXPECT_FALSE(IsDocument(pointers, R"({"a":1,"b":0,"c":"~","d":true})"));
   EXPECT_FALSE(IsDocument(pointers, R"({"a":1,"b":2,"c":"~","d":"t"})"));
 
@@ -314,6 +317,8 @@ TEST(JsonSchemaTest, WhatIsNotHeldToIsRefusedByName) {
            Case{R"({"$ref":"#/$defs/Missing"})", "$ref"},
            Case{R"({"$ref":"#/$defs/a~2","$defs":{"a~2":{}}})", "points to nothing"},
            Case{R"({"$ref":"#$defs/a","$defs":{"a":{}}})", "points to nothing"},
+           Case{R"({"$ref":"#/$defs/a%2","$defs":{"a%2":{}}})", "points to nothing"},
+           Case{R"({"$ref":"#/$defs/a%zz","$defs":{"a%zz":{}}})", "points to nothing"},
            Case{R"({"$ref":"other.json#/a"})", "points to nothing"},
            Case{R"({"$ref":"#/$defs/a/anyOf/01","$defs":{"a":{"anyOf":[{},{}]}}})",
                 "points to nothing"},

@@ -1,7 +1,8 @@
 // Calls given out as the model writes them: where a call's JSON opens its
 // arguments (call_stream.h), their compact text as it comes, and the
 // streamed ToolCallSplitter, whose pieces join into the calls the whole
-// split reads, however the output is cut into deltas.
+// split reads (for strings without escapes, which only the whole split
+// writes again), however the output is cut into deltas.
 
 #include "runtime/tokenizer/call_stream.h"
 
@@ -148,6 +149,12 @@ TEST(StreamedCallsTest, JoinIntoTheCallsOfTheWholeSplit) {
   ExpectSameAsWhole("<tool_calls> and <tool_c");
   // A model that stops after its JSON.
   ExpectSameAsWhole("<tool_call>\n{\"name\": \"f\", \"arguments\": {\"x\": 1}}\n");
+  // An opening longer than the bound is no opening, in one delta too (a
+  // block cut off is then text).
+  ExpectSameAsWhole("<tool_call>{\"name\": \"f\"" + std::string(600, ' ') +
+                    ", \"arguments\": {\"x\": 1");
+  ExpectSameAsWhole("<tool_call>{\"name\": \"f\"" + std::string(600, ' ') +
+                    ", \"arguments\": {\"x\": 1}}</tool_call>");
   // Forced calls.
   ExpectSameAsWhole(R"( {"city": "Paris", "when": [null, 1]} )", /*forced=*/true, "f");
   ExpectSameAsWhole(R"({"name": "g", "arguments": {"b": 1, "a": 2}})", /*forced=*/true);
@@ -201,6 +208,15 @@ TEST(StreamedCallsTest, ABlockIsACallOnceItsArgumentsOpen) {
             "<tool_call>{\"name\": \"f\", \"arguments\": {}, \"x\": 1}</tool_call>", 4);
   EXPECT_EQ(Show(Joined(extra.pieces)), "f{};");
   EXPECT_EQ(extra.content, ", \"x\": 1}");
+  // A closing tag cut off after the arguments is the block's end.
+  const Streamed closing =
+      Split(ToolCallSplitter(true), "<tool_call>{\"name\": \"f\", \"arguments\": {}}\n</tool_c", 5);
+  EXPECT_EQ(Show(Joined(closing.pieces)), "f{};");
+  EXPECT_EQ(closing.content, "");
+  // Escapes stay as written (the whole split writes them again).
+  const Streamed escaped =
+      Split(ToolCallSplitter(true), R"(<tool_call>{"name": "f", "arguments": {"c": "\u00e9"}})", 3);
+  EXPECT_EQ(Show(Joined(escaped.pieces)), R"(f{"c":"\u00e9"};)");
   // A forced call the output ends inside.
   cut = Split(ToolCallSplitter::Forced("f", true), "{\"city\": \"Par", 1);
   EXPECT_EQ(cut.content, "");
