@@ -24,11 +24,11 @@ struct ChatToolCall {
 struct ChatMessage {
   std::string role;  // "system", "user", "assistant", "tool" (others pass through)
   std::string content;
-  std::vector<ChatToolCall> tool_calls;  // an assistant turn's calls
+  std::vector<ChatToolCall> tool_calls = {};  // an assistant turn's calls
   // An assistant turn's reasoning apart from its content (vLLM's
   // reasoning_content), which Qwen3's template writes as the turn's think
   // block where it writes one; unset, it reads the block from the content.
-  std::optional<std::string> reasoning;
+  std::optional<std::string> reasoning = std::nullopt;
 };
 
 // A function the model may call (OpenAI's tools of type "function").
@@ -111,14 +111,14 @@ struct ChatOptions {
   // template does, so that the model answers without reasoning first. Only
   // where the template reads it (ChatTemplate::thinking_switch), as a
   // template ignores variables it does not use; nullopt: its default.
-  std::optional<bool> enable_thinking;
+  std::optional<bool> enable_thinking = std::nullopt;
   // The template variable `date_string` (Llama 3.1's and later's "Today
   // Date"); nullopt: the template's default.
-  std::optional<std::string> date_string;
+  std::optional<std::string> date_string = std::nullopt;
   // The template variable `tools`: the functions the model may call, where
   // the template offers them (ChatTemplate::hermes_tools; see
   // CheckToolsServed).
-  std::vector<ChatTool> tools;
+  std::vector<ChatTool> tools = {};
 };
 
 // Picks the format from the template source. NOT_FOUND for an empty source,

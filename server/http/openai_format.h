@@ -68,10 +68,10 @@ struct ChoiceResult {
   std::optional<std::vector<ShownToken>> logprobs;  // when the request asked
   // When the reasoning was split from the answer (CallOptions::split_reasoning):
   // the message's `reasoning` and `reasoning_content`, null when empty.
-  std::optional<std::string> reasoning;
+  std::optional<std::string> reasoning = std::nullopt;
   // The answer's calls: the message's `tool_calls` (its content null when
   // empty); finish_reason "tool_calls" after them when `calls_finish`.
-  std::vector<runtime::ParsedToolCall> tool_calls;
+  std::vector<runtime::ParsedToolCall> tool_calls = {};
   bool calls_finish = true;
 };
 

@@ -263,7 +263,9 @@ TEST_P(HalfGemmRoundedTest, TheyTakeTheirRowsAndARowsOutputsDoNotDependOnItsBatc
     std::vector<float> path(static_cast<size_t>(m) * kN), chosen(path.size());
     cpu::HalfGemm(a.data(), ref, nullptr, m, kN, kWidth, path.data(), kN, pool, GetParam());
     cpu::HalfGemm(a.data(), ref, nullptr, m, kN, kWidth, chosen.data(), kN, pool);
-    if (Chosen()) EXPECT_EQ(chosen, path);
+    if (Chosen()) {
+      EXPECT_EQ(chosen, path);
+    }
     // The same rows from row 9 of a longer batch, among other rows.
     constexpr int32_t kBefore = 9, kAfter = 20;
     std::vector<float> longer(static_cast<size_t>(kBefore + m + kAfter) * kWidth);

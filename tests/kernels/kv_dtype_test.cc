@@ -318,7 +318,7 @@ TEST_P(KvDtypeTest, AttentionReadsNarrowPagesAsTheirFp32Values) {
 // same token gets attended alone, as a decode would, for every page dtype.
 TEST_P(KvDtypeTest, EachRowOfAChunkGetsTheBitsItGetsAlone) {
   const auto [bs, hd] = GetParam();
-  const int32_t nh = AttentionCase::kHeads, nkv = AttentionCase::kKvHeads;
+  const int32_t nh = AttentionCase::kHeads;
   const AttentionCase c(bs, hd, rng_);
   const PagedBatch& b = c.b;
   for (DType t : {DType::kF32, DType::kF16, DType::kBF16}) {
@@ -353,7 +353,7 @@ TEST_P(KvDtypeTest, AttentionHasTheSameBitsOnEveryPathAndPool) {
     GTEST_SKIP() << "this CPU has no AVX2/FMA/F16C (" << f.Summary() << ")";
   }
   const auto [bs, hd] = GetParam();
-  const int32_t nh = AttentionCase::kHeads, nkv = AttentionCase::kKvHeads;
+  const int32_t nh = AttentionCase::kHeads;
   const AttentionCase c(bs, hd, rng_);
   const PagedBatch& b = c.b;
   std::vector<cpu::KernelCap> caps = {cpu::KernelCap::kAvx2};

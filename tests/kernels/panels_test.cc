@@ -266,7 +266,9 @@ TEST(PanelBackendTest, TheCpuBackendPrefersPanelsWhereItsTableReadsThem) {
                                           ? WeightLayout::kPanels16
                                           : WeightLayout::kRows)
         << WeightFormatName(f);
-    if (!HasPanels(f)) EXPECT_EQ(be->PreferredLayout(f), WeightLayout::kRows);
+    if (!HasPanels(f)) {
+      EXPECT_EQ(be->PreferredLayout(f), WeightLayout::kRows);
+    }
   }
 }
 

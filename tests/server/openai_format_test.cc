@@ -87,8 +87,8 @@ TEST(OpenAiFormatTest, TopLogprobsKeepOneEntryPerShownText) {
 // exactly as escaped, and each logprobs entry at most its estimate, in
 // chat's layout (the larger) with tokens that escape the most.
 TEST(OpenAiFormatTest, TheWholeReplysSizeCountsAreTheBodysOwn) {
-  for (const std::string text : {std::string("plain words"), std::string("q\"b\\s\n\t"),
-                                 std::string("\x01\x1f ctl"), std::string("caf\xC3\xA9")}) {
+  for (const std::string& text : {std::string("plain words"), std::string("q\"b\\s\n\t"),
+                                  std::string("\x01\x1f ctl"), std::string("caf\xC3\xA9")}) {
     EXPECT_EQ(JsonTextBytes(text), Json(text).dump().size() - 2) << text;
   }
   const std::vector<std::string> tokens = {"a", " the", "\x01\x02\x03", "\"\"", "\xE4"};

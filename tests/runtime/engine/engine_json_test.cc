@@ -175,7 +175,9 @@ TEST_F(EngineJsonTest, EveryDrawFollowsTheSchema) {
     for (const auto& [key, value] : pet.items()) {
       EXPECT_TRUE(key == "name" || key == "age" || key == "kind" || key == "toys") << key;
     }
-    if (pet.contains("toys")) EXPECT_LE(pet["toys"].size(), 3u);
+    if (pet.contains("toys")) {
+      EXPECT_LE(pet["toys"].size(), 3u);
+    }
   }
   EXPECT_GE(whole, 3);
 }

@@ -589,7 +589,9 @@ TEST_F(EngineTest, DestroyedWithAbortsPendingItEndsThemWithTheirReason) {
     absl::StatusOr<RequestId> id = e->Submit(Request(6, 50, i), sinks.back());
     ASSERT_TRUE(id.ok()) << id.status();
     ids.push_back(*id);
-    if (i == 0) ASSERT_TRUE(e->Step().ok());  // the first runs; the others wait in the inbox
+    if (i == 0) {
+      ASSERT_TRUE(e->Step().ok());  // the first runs; the others wait in the inbox
+    }
   }
   e->Abort(ids[0], absl::UnavailableError("model \"m\" was unloaded"));
   e->Abort(ids[1], absl::UnavailableError("model \"m\" was unloaded"));
@@ -916,7 +918,9 @@ TEST_F(EngineTest, TheSnapshotTellsWhatClosesTheShortPromptLane) {
     ASSERT_TRUE(e->Step().ok());
     const EngineStats s = e->Stats();
     seen = s.num_preemptions > 0 && s.num_waiting > 0;
-    if (seen) EXPECT_TRUE(s.preempted_waiting) << "a preempted decode is queued";
+    if (seen) {
+      EXPECT_TRUE(s.preempted_waiting) << "a preempted decode is queued";
+    }
   }
   EXPECT_TRUE(seen) << "the cache is small enough to preempt";
   RunToIdle(*e);

@@ -79,7 +79,9 @@ TEST(ChatTemplateTest, ContentSpansCoverTheMessagesTextOnly) {
     std::vector<std::string> got;
     for (size_t i = 0; i < spans.size(); ++i) {
       ASSERT_LE(spans[i].end, text.size());
-      if (i > 0) EXPECT_GE(spans[i].begin, spans[i - 1].end) << "ascending, disjoint";
+      if (i > 0) {
+        EXPECT_GE(spans[i].begin, spans[i - 1].end) << "ascending, disjoint";
+      }
       got.push_back(text.substr(spans[i].begin, spans[i].end - spans[i].begin));
     }
     EXPECT_EQ(got, c.want) << text;
