@@ -504,6 +504,7 @@ bool JsonGrammar::StartNumber(const SchemaNode& node, SchemaNodeId id, uint8_t b
   head_.integer = node.kind == Kind::kInteger;
   head_.candidates = 0;
   head_.pos = 0;
+  head_.chars = 0;
   bool goes_on = true;
   if (!node.options.empty()) {
     head_.candidates = FirstBits(node.options.size());
@@ -512,7 +513,7 @@ bool JsonGrammar::StartNumber(const SchemaNode& node, SchemaNodeId id, uint8_t b
     // As if after a '-': a digit is the first of the integer part.
     head_.sub = kMinus;
     head_.negative = byte == '-' && node.bounds.any();
-    if (byte != '-') goes_on = NumberGoesOn(byte, node.bounds.any());
+    if (byte != '-') goes_on = NumberGoesOn(byte, node.bounds.any(), node.bounds.scale);
   }
   if (goes_on && NumberHolds(node)) return true;
   head_ = before;
@@ -533,7 +534,7 @@ bool JsonGrammar::NarrowOptions(const SchemaNode& node, uint8_t byte) {
   return true;
 }
 
-bool JsonGrammar::NumberGoesOn(uint8_t byte, bool bounded) {
+bool JsonGrammar::NumberGoesOn(uint8_t byte, bool bounded, int scale) {
   const bool digit = IsDigit(byte);
   const bool fraction = !head_.integer && byte == '.';
   // A bounded number is written without an exponent.
@@ -569,7 +570,13 @@ bool JsonGrammar::NumberGoesOn(uint8_t byte, bool bounded) {
     case kFrac:
       if (digit) {
         head_.sub = kFrac;
-        head_.nonzero_fraction = head_.nonzero_fraction || (bounded && byte != '0');
+        // The bounds' units' digits are kept; past them, whether any is not 0.
+        if (bounded && head_.pos < scale) {
+          head_.chars = head_.chars * 10 + (byte - '0');
+          ++head_.pos;
+        } else {
+          head_.nonzero_fraction = head_.nonzero_fraction || (bounded && byte != '0');
+        }
         return true;
       }
       if (head_.sub == kFrac && exponent) {
@@ -613,6 +620,8 @@ bool JsonGrammar::NumberHolds(const SchemaNode& node) {
   prefix.digits = head_.sub != kMinus;
   prefix.more_digits = head_.sub == kInt;
   prefix.fraction = head_.sub == kDot || head_.sub == kFrac;
+  prefix.fraction_digits = static_cast<uint8_t>(head_.pos);
+  prefix.fraction_value = head_.chars;
   prefix.nonzero_fraction = head_.nonzero_fraction;
   prefix.magnitude = head_.candidates;
   if (!CanReach(node.bounds, head_.integer, prefix)) return false;
@@ -623,8 +632,9 @@ bool JsonGrammar::NumberHolds(const SchemaNode& node) {
 bool JsonGrammar::FeedNumber(const JsonSchema& schema, uint8_t byte) {
   const SchemaNode& node = schema.node(head_.value);
   const Head before = head_;
-  const bool goes_on =
-      node.options.empty() ? NumberGoesOn(byte, node.bounds.any()) : NarrowOptions(node, byte);
+  const bool goes_on = node.options.empty()
+                           ? NumberGoesOn(byte, node.bounds.any(), node.bounds.scale)
+                           : NarrowOptions(node, byte);
   if (goes_on) {
     if (NumberHolds(node)) return true;
     head_ = before;
@@ -683,6 +693,7 @@ void JsonGrammar::ValueDone(const JsonSchema& schema) {
   head_.whole = false;
   head_.candidates = 0;
   head_.pos = 0;
+  head_.chars = 0;
   head_.value = 0;
   if (head_.depth == 0) {
     head_.mode = Mode::kDone;

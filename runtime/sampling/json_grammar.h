@@ -136,12 +136,16 @@ class JsonGrammar {
     bool counted = false;           // the string's characters are counted (a length limit)
     bool patterned = false;         // the string is held to its node's pattern
     bool negative = false;          // a bounded number's sign
-    bool nonzero_fraction = false;  // and a digit other than 0 after its '.'
+    bool nonzero_fraction = false;  // and a digit other than 0 after its '.' (past pos)
     bool whole = false;             // the number so far may end here
     uint8_t depth = 0;              // open containers
     SchemaNodeId value = 0;         // the value starting next, or the string or number being read
-    uint16_t pos = 0;               // a key's or option's bytes so far, while matched
-    uint32_t chars = 0;             // a length-limited string's characters so far
+    // A key's or option's bytes so far, while matched; a bounded number's
+    // fraction digits within its bounds' scale.
+    uint16_t pos = 0;
+    // A length-limited string's characters so far; the value of a bounded
+    // number's fraction digits within its bounds' scale.
+    uint32_t chars = 0;
     // The names (of a key) or options still matching; a pattern's state (of
     // a string with one); a bounded number's integer part (its magnitude).
     uint64_t candidates = 0;
@@ -174,8 +178,9 @@ class JsonGrammar {
   // Of a number's options, those that go on with `byte`; false for none.
   bool NarrowOptions(const SchemaNode& node, uint8_t byte);
   bool FeedNumber(const JsonSchema& schema, uint8_t byte);
-  // The number's grammar alone: `byte` goes on with it (and the state with it).
-  bool NumberGoesOn(uint8_t byte, bool bounded);
+  // The number's grammar alone: `byte` goes on with it (and the state with
+  // it; a bounded number's digits as its bounds' units of 10^-scale see them).
+  bool NumberGoesOn(uint8_t byte, bool bounded, int scale);
   // After a byte of a number: its prefix is one of the node's, and whether
   // it may end here.
   bool NumberHolds(const SchemaNode& node);

@@ -7,6 +7,14 @@ namespace {
 
 using Wide = __int128;
 constexpr Wide kInf = Wide{1} << 100;  // beyond every bound and magnitude
+// Beyond every finite bound (|bound| <= 2^62, any scale).
+constexpr Wide kPastBounds = Wide{1} << 63;
+
+Wide PowerOfTen(int n) {
+  Wide p = 1;
+  for (int i = 0; i < n; ++i) p *= 10;
+  return p;
+}
 
 // An interval of the real line, each end open or closed (+-kInf: no end).
 struct Range {
@@ -43,6 +51,17 @@ bool Meet(const Range& x, const Range& y, bool integer) {
   return lo < hi || (lo == hi && !lo_open && !hi_open);
 }
 
+// In units of 10^-scale: the written digits' value, m.ddd with the
+// fraction's first `scale` digits.
+Wide Written(const NumberBounds& bounds, const NumberPrefix& prefix) {
+  const Wide unit = PowerOfTen(bounds.scale);
+  Wide w = Wide{prefix.magnitude} * unit;
+  if (prefix.fraction) {
+    w += Wide{prefix.fraction_value} * PowerOfTen(bounds.scale - prefix.fraction_digits);
+  }
+  return w;
+}
+
 }  // namespace
 
 bool NumberBounds::Satisfiable(bool integer) const {
@@ -57,17 +76,26 @@ uint64_t NumberPrefix::Grown(uint64_t magnitude, int digit) {
 bool CanReach(const NumberBounds& bounds, bool integer, const NumberPrefix& prefix) {
   const Range allowed = Magnitudes(bounds, prefix.negative);
   if (!prefix.digits) return Meet({0, false, kInf, false}, allowed, integer);
-  const Wide m = prefix.magnitude;
-  // m.ddd...: m itself (while the fraction is all zeros) up to m + 1.
-  if (prefix.fraction) return Meet({m, prefix.nonzero_fraction, m + 1, true}, allowed, false);
+  const Wide unit = PowerOfTen(bounds.scale);
+  const Wide w = Written(bounds, prefix);
+  // m.ddd...: the digits as written (while what follows the scale's digits
+  // is all zeros) up to the next step of the last digit written.
+  if (prefix.fraction) {
+    const Wide step = PowerOfTen(bounds.scale - prefix.fraction_digits);
+    return Meet({w, prefix.nonzero_fraction, w + step, true}, allowed, false);
+  }
   // A lone 0: itself, or 0.ddd... for a number.
-  if (!prefix.more_digits) return Meet({0, false, 1, true}, allowed, integer);
+  if (!prefix.more_digits) return Meet({0, false, unit, true}, allowed, integer);
   // m followed by k more digits (and, for a number, a fraction): the
-  // magnitudes from m * 10^k up to (m + 1) * 10^k, for some k.
-  // (Every bound is below 10^19 <= m * 10^19, and m * 10^19 fits.)
-  Wide scale = 1;
-  for (int k = 0; k <= 19 && m * scale <= allowed.hi; ++k, scale *= 10) {
-    if (Meet({m * scale, false, (m + 1) * scale, true}, allowed, integer)) return true;
+  // magnitudes from m * 10^k up to (m + 1) * 10^k, for some k. Once they
+  // start past every finite bound, they meet the allowed ones only where
+  // those have no end (and stop before any product overflows).
+  Wide step = unit;
+  for (int k = 0; k <= 19; ++k, step *= 10) {
+    const Wide lo = Wide{prefix.magnitude} * step;
+    if (lo > kPastBounds) return allowed.hi >= kInf;
+    if (lo > allowed.hi) return false;
+    if (Meet({lo, false, lo + step, true}, allowed, integer)) return true;
   }
   return false;
 }
@@ -75,13 +103,13 @@ bool CanReach(const NumberBounds& bounds, bool integer, const NumberPrefix& pref
 bool Within(const NumberBounds& bounds, const NumberPrefix& prefix) {
   if (!prefix.digits) return false;
   const Range allowed = Magnitudes(bounds, prefix.negative);
-  const Wide m = prefix.magnitude;
-  // Bounds are integers: every point strictly between m and m + 1 compares
-  // with them as any other does.
+  const Wide w = Written(bounds, prefix);
+  // Bounds are whole units: every point strictly between w and w + 1
+  // compares with them as any other does.
   if (prefix.fraction && prefix.nonzero_fraction) {
-    return Meet({m, true, m + 1, true}, allowed, false);
+    return Meet({w, true, w + 1, true}, allowed, false);
   }
-  return Meet({m, false, m, false}, allowed, false);
+  return Meet({w, false, w, false}, allowed, false);
 }
 
 }  // namespace cohost::runtime

@@ -1,10 +1,11 @@
 // The bounds a JSON number is held to (JSON Schema's minimum, maximum,
 // exclusiveMinimum, exclusiveMaximum), and the question JsonGrammar asks of
 // them at every byte of a number: can the text so far still end within
-// them? Bounds are integers (an integer's fractional bound is rounded in
-// when compiled; a number's must be whole), which keeps every answer exact
-// in integer arithmetic: between two integers, all decimals compare alike.
-// A bounded number is written without an exponent.
+// them? Bounds are integers in units of 10^-scale (a number's bounds with
+// up to kMaxBoundDecimals decimals, `scale` the most any has; an integer's
+// are whole, a fractional one rounded in when compiled), which keeps every
+// answer exact in integer arithmetic: between two such units, all decimals
+// compare alike. A bounded number is written without an exponent.
 #pragma once
 
 #include <cstdint>
@@ -12,9 +13,14 @@
 
 namespace cohost::runtime {
 
+// The most decimals a bound keeps: one with more is rounded in (narrower,
+// never wider).
+inline constexpr int kMaxBoundDecimals = 6;
+
 struct NumberBounds {
   bool has_min = false, has_max = false;
   bool min_exclusive = false, max_exclusive = false;
+  uint8_t scale = 0;  // min and max count units of 10^-scale
   int64_t min = 0, max = 0;
 
   bool any() const { return has_min || has_max; }
@@ -24,8 +30,8 @@ struct NumberBounds {
   friend bool operator==(const NumberBounds&, const NumberBounds&) = default;
   template <typename H>
   friend H AbslHashValue(H h, const NumberBounds& b) {
-    return H::combine(std::move(h), b.has_min, b.has_max, b.min_exclusive, b.max_exclusive, b.min,
-                      b.max);
+    return H::combine(std::move(h), b.has_min, b.has_max, b.min_exclusive, b.max_exclusive, b.scale,
+                      b.min, b.max);
   }
 };
 
@@ -39,7 +45,9 @@ struct NumberPrefix {
   bool digits = false;            // the integer part has a digit
   bool more_digits = false;       // it may take more (it is not a lone 0)
   bool fraction = false;          // a '.' was written
-  bool nonzero_fraction = false;  // and a digit other than 0 after it
+  uint8_t fraction_digits = 0;    // the digits after it, up to the bounds' scale
+  uint32_t fraction_value = 0;    // their value
+  bool nonzero_fraction = false;  // a digit other than 0 after those
   uint64_t magnitude = 0;         // the integer part's value, capped
 
   // The magnitude after one more digit of the integer part.

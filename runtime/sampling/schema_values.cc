@@ -1,6 +1,9 @@
 #include "runtime/sampling/schema_values.h"
 
+#include <algorithm>
+#include <charconv>
 #include <cmath>
+#include <cstdint>
 #include <string>
 
 #include "absl/status/status.h"
@@ -53,7 +56,100 @@ bool IsOfKind(const Json& value, Kind kind) {
 
 namespace {
 
-// One of the four keywords into `bounds`.
+constexpr uint64_t kFar = uint64_t{1} << 62;  // past this, a bound is held at it
+
+// A JSON number as a decimal: its digits (no leading or trailing zeros;
+// empty for 0) times 10^exponent. A float's are those of the shortest text
+// that reads back as it, which is what its writer wrote, where it wrote
+// what a double holds ("0.1", not 0.1000000000000000055...).
+struct Decimal {
+  bool negative = false;
+  std::string digits;
+  int exponent = 0;
+};
+
+Decimal DecimalOf(const Json& value) {
+  std::string text;
+  if (value.is_number_integer()) {
+    text = value.dump();
+  } else {
+    char buffer[64];
+    const auto written = std::to_chars(buffer, buffer + sizeof buffer, value.get<double>());
+    text.assign(buffer, written.ptr);
+  }
+  Decimal d;
+  size_t at = 0;
+  if (at < text.size() && text[at] == '-') {
+    d.negative = true;
+    ++at;
+  }
+  int fraction_digits = 0;
+  bool point = false;
+  for (; at < text.size() && text[at] != 'e'; ++at) {
+    if (text[at] == '.') {
+      point = true;
+      continue;
+    }
+    if (!(d.digits.empty() && text[at] == '0')) d.digits.push_back(text[at]);
+    if (point) ++fraction_digits;
+  }
+  int exponent = 0;
+  if (at < text.size()) {
+    std::from_chars(text.data() + at + (text[at + 1] == '+' ? 2 : 1), text.data() + text.size(),
+                    exponent);
+  }
+  d.exponent = exponent - fraction_digits;
+  while (!d.digits.empty() && d.digits.back() == '0') {
+    d.digits.pop_back();
+    ++d.exponent;
+  }
+  return d;
+}
+
+// The decimals a number has (0 for an integer).
+int DecimalsOf(const Json& value) {
+  const Decimal d = DecimalOf(value);
+  return d.digits.empty() ? 0 : std::max(0, -d.exponent);
+}
+
+// A number in units of 10^-scale: the floor of that, whether it is exact,
+// and whether its magnitude is past kFar (floor then unset).
+struct Scaled {
+  bool negative = false;
+  bool far = false;
+  bool exact = true;
+  int64_t floor = 0;
+};
+
+Scaled ScaleOf(const Json& value, int scale) {
+  const Decimal d = DecimalOf(value);
+  Scaled s;
+  s.negative = d.negative && !d.digits.empty();
+  const int shift = d.exponent + scale;
+  size_t whole = d.digits.size();  // the digits before the point, once scaled
+  if (shift < 0) {
+    const size_t dropped = std::min(d.digits.size(), static_cast<size_t>(-shift));
+    whole -= dropped;
+    s.exact = d.digits.find_first_not_of('0', whole) == std::string::npos;
+  }
+  const size_t zeros = shift > 0 ? static_cast<size_t>(shift) : 0;
+  if (whole + zeros > 19) {
+    s.far = true;
+    return s;
+  }
+  uint64_t magnitude = 0;
+  for (size_t i = 0; i < whole; ++i) magnitude = magnitude * 10 + (d.digits[i] - '0');
+  for (size_t i = 0; i < zeros; ++i) magnitude *= 10;
+  if (magnitude > kFar) {
+    s.far = true;
+    return s;
+  }
+  const auto m = static_cast<int64_t>(magnitude);
+  s.floor = s.negative ? -m - (s.exact ? 0 : 1) : m;
+  return s;
+}
+
+// One of the four keywords into `bounds`, in its units.
 absl::Status ReadBound(const Json& schema, const std::string& key, bool integer,
                        NumberBounds& bounds) {
   const auto it = schema.find(key);
@@ -61,24 +157,19 @@ absl::Status ReadBound(const Json& schema, const std::string& key, bool integer,
   if (!it->is_number()) return absl::InvalidArgumentError(absl::StrCat(key, " must be a number"));
   const bool lower = key == "minimum" || key == "exclusiveMinimum";
   bool exclusive = key.rfind("exclusive", 0) == 0;
-  constexpr long double kFar = 4611686018427387904.0L;  // 2^62
-  auto v = it->get<long double>();
-  if (v > kFar || v < -kFar) {
-    if (lower != (v < 0)) {
+  const Scaled s = ScaleOf(*it, bounds.scale);
+  int64_t value = s.floor;
+  if (s.far) {
+    if (lower != s.negative) {
       return absl::InvalidArgumentError(absl::StrCat(key, " is beyond what can be met (2^62)"));
     }
-    v = v < 0 ? -kFar : kFar;
+    value = s.negative ? -static_cast<int64_t>(kFar) : static_cast<int64_t>(kFar);
+    exclusive = false;
+  } else if (!s.exact) {
+    // Rounded in to the units (closed: narrower, never wider).
+    value = lower ? s.floor + 1 : s.floor;
     exclusive = false;
   }
-  if (std::floor(v) != v) {
-    if (!integer) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("a fractional ", key, " is supported only with type integer"));
-    }
-    v = lower ? std::ceil(v) : std::floor(v);
-    exclusive = false;
-  }
-  auto value = static_cast<int64_t>(v);
   if (integer && exclusive) {
     value += lower ? 1 : -1;
     exclusive = false;
@@ -97,20 +188,43 @@ absl::Status ReadBound(const Json& schema, const std::string& key, bool integer,
   return absl::OkStatus();
 }
 
+constexpr const char* kBoundKeys[] = {"minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"};
+
 }  // namespace
 
 absl::StatusOr<NumberBounds> NumberBoundsOf(const Json& schema, bool integer) {
   NumberBounds bounds;
-  for (const char* key : {"minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"}) {
+  // A number's units are the finest its bounds need (up to
+  // kMaxBoundDecimals); an integer's are whole.
+  if (!integer) {
+    for (const char* key : kBoundKeys) {
+      const auto it = schema.find(key);
+      if (it == schema.end() || !it->is_number()) continue;
+      const int decimals = std::min(DecimalsOf(*it), kMaxBoundDecimals);
+      bounds.scale = static_cast<uint8_t>(std::max<int>(bounds.scale, decimals));
+    }
+  }
+  for (const char* key : kBoundKeys) {
     if (absl::Status read = ReadBound(schema, key, integer, bounds); !read.ok()) return read;
   }
   return bounds;
 }
 
 bool WithinBounds(const Json& value, const NumberBounds& bounds) {
-  const auto x = value.get<long double>();
-  if (bounds.has_min && (bounds.min_exclusive ? x <= bounds.min : x < bounds.min)) return false;
-  return !(bounds.has_max && (bounds.max_exclusive ? x >= bounds.max : x > bounds.max));
+  const Scaled s = ScaleOf(value, bounds.scale);
+  // Past every bound (they are held within kFar).
+  if (s.far) return s.negative ? !bounds.has_min : !bounds.has_max;
+  // Not exact, the value lies strictly between floor and floor + 1, and
+  // compares with whole units as floor + 1/2 does.
+  if (bounds.has_min &&
+      (s.exact && bounds.min_exclusive ? s.floor <= bounds.min : s.floor < bounds.min)) {
+    return false;
+  }
+  if (bounds.has_max &&
+      (s.exact && !bounds.max_exclusive ? s.floor > bounds.max : s.floor >= bounds.max)) {
+    return false;
+  }
+  return true;
 }
 
 absl::StatusOr<std::optional<StringPattern>> PatternOf(const Json& schema) {

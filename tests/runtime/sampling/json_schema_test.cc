@@ -305,7 +305,7 @@ TEST(JsonSchemaTest, WhatIsNotHeldToIsRefusedByName) {
   for (const Case& c : {
            Case{R"({"type":"integer","multipleOf":2})", "\"multipleOf\""},
            Case{R"({"type":"string","minimum":0})", "\"minimum\""},
-           Case{R"({"type":"object","properties":{"a":{"type":"number","maximum":0.5}}})",
+           Case{R"({"type":"object","properties":{"a":{"type":"number","multipleOf":0.5}}})",
                 "properties.\"a\""},
            Case{R"({"type":"object","required":["b"],"properties":{"a":{}}})", "\"b\""},
            Case{R"({"type":"object","additionalProperties":{"type":"string"}})",

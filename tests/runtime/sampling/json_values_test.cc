@@ -73,6 +73,73 @@ TEST(JsonValuesTest, NumberBounds) {
   EXPECT_EQ(Taken(unit, "0e1"), 1u) << "no exponent once bounded";
 }
 
+// A number's fractional bounds count units of their finest decimal.
+TEST(JsonValuesTest, FractionalNumberBounds) {
+  ExpectDocuments(R"({"type":"number","minimum":0,"maximum":0.5})",
+                  {"0", "0.5", "0.25", "0.5000", "0.49999", "-0"},
+                  {"0.51", "0.5001", "1", "-0.1", "0.50000001"});
+  ExpectDocuments(R"({"type":"number","exclusiveMinimum":0.1,"exclusiveMaximum":0.3})",
+                  {"0.2", "0.10001", "0.29999", "0.11"},
+                  {"0.1", "0.3", "0.10000", "0.05", "0.3001"});
+  ExpectDocuments(R"({"type":"number","minimum":-1.25,"maximum":2.5})",
+                  {"-1.25", "-1.2", "2.5", "0", "-1.2500"}, {"-1.26", "-1.250001", "2.51", "-2"});
+  // Past kMaxBoundDecimals, a bound is rounded in (narrower, never wider).
+  ExpectDocuments(R"({"type":"number","minimum":0.0000001})", {"0.000001", "1"},
+                  {"0", "0.0000001", "-1"});
+  // An enum keeps the values within (exactly: 0.3 is not 0.29999...).
+  ExpectDocuments(R"({"type":"number","enum":[0.1,0.2,0.3],"maximum":0.2})", {"0.1", "0.2"},
+                  {"0.3"});
+  ExpectDocuments(R"({"type":"number","enum":[0.1,0.3],"exclusiveMinimum":0.1})", {"0.3"}, {"0.1"});
+  const JsonSchema half = CompiledSchema(R"({"type":"number","minimum":0,"maximum":0.5})");
+  EXPECT_EQ(Taken(half, "0.6"), 2u);
+  EXPECT_EQ(Taken(half, "0.50001"), 6u);
+  EXPECT_EQ(Taken(half, "3"), 0u);
+}
+
+// Random bounds of up to three decimals against random decimals: the
+// grammar's verdict is the exact one.
+TEST(JsonValuesTest, FractionalBoundsAgreeWithExactArithmetic) {
+  std::mt19937 rng(11);
+  // x / 10^k as JSON text.
+  const auto text = [](int64_t x, int k) {
+    const int64_t unit = static_cast<int64_t>(std::pow(10, k));
+    std::string s = x < 0 ? "-" : "";
+    const int64_t m = x < 0 ? -x : x;
+    s += std::to_string(m / unit);
+    if (k > 0) {
+      const std::string frac = std::to_string(m % unit);
+      s.push_back('.');
+      s.append(static_cast<size_t>(k) - frac.size(), '0');
+      s += frac;
+    }
+    return s;
+  };
+  for (int round = 0; round < 200; ++round) {
+    const int64_t lo = static_cast<int64_t>(rng() % 4001) - 2000;  // thousandths
+    const int64_t hi = lo + static_cast<int64_t>(rng() % 3000);
+    const bool lo_open = rng() % 2, hi_open = rng() % 2;
+    const std::string schema_text =
+        std::string(R"({"type":"number",")") + (lo_open ? "exclusiveMinimum" : "minimum") +
+        "\":" + text(lo, 3) + ",\"" + (hi_open ? "exclusiveMaximum" : "maximum") +
+        "\":" + text(hi, 3) + "}";
+    const absl::StatusOr<JsonSchema> schema = JsonSchema::Compile(Json::parse(schema_text));
+    if (!schema.ok()) {
+      EXPECT_TRUE(lo == hi && (lo_open || hi_open)) << schema_text << schema.status();
+      continue;
+    }
+    for (int i = 0; i < 30; ++i) {
+      const int k = static_cast<int>(rng() % 6);
+      const int64_t unit = static_cast<int64_t>(std::pow(10, k));
+      const int64_t x = static_cast<int64_t>(rng() % (6000 * unit)) - 3000 * unit;
+      // x / 10^k against b / 1000: x * 1000 against b * 10^k.
+      const int64_t v = x * 1000;
+      const bool within =
+          (lo_open ? v > lo * unit : v >= lo * unit) && (hi_open ? v < hi * unit : v <= hi * unit);
+      EXPECT_EQ(IsDocument(*schema, text(x, k)), within) << schema_text << "  " << text(x, k);
+    }
+  }
+}
+
 TEST(JsonValuesTest, EnumsOfAnyScalar) {
   // An enum's number is written as its value is (1, not 1.0).
   ExpectDocuments(R"({"enum":[1,12,"a",null,true,2.5]})",
@@ -120,7 +187,7 @@ TEST(JsonValuesTest, WhatCannotBeHeldIsRefusedByName) {
   for (const Case& c : {
            Case{R"({"type":"integer","minimum":5,"maximum":4})", "no integer"},
            Case{R"({"type":"integer","exclusiveMinimum":4,"exclusiveMaximum":5})", "no integer"},
-           Case{R"({"type":"number","minimum":0.5})", "fractional minimum"},
+           Case{R"({"type":"number","minimum":0.5,"exclusiveMaximum":0.5})", "no number"},
            Case{R"({"type":"number","exclusiveMinimum":true})", "must be a number"},
            Case{R"({"type":"integer","minimum":1e30})", "2^62"},
            Case{R"({"type":"integer","enum":[1,2],"minimum":3})", "within the bounds"},
