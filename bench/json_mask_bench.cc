@@ -62,12 +62,15 @@ BENCHMARK(BM_Walk)->ArgName("state")->DenseRange(0, 3)->Unit(benchmark::kMicrose
 // point of their text.
 constexpr char kValueSchema[] = R"({"type": "object", "properties": {
   "s": {"type": "string"}, "d": {"type": "string", "format": "date-time"},
-  "i": {"type": "integer"}, "n": {"type": "integer", "minimum": 0, "maximum": 100000}}})";
+  "i": {"type": "integer"}, "n": {"type": "integer", "minimum": 0, "maximum": 100000},
+  "x": {"type": "number"}, "f": {"type": "number", "minimum": 0, "maximum": 0.5}}})";
 const char* const kValuePrefixes[] = {
     "{\"s\": \"2024-",  // a free string
     "{\"d\": \"2024-",  // a date-time
     "{\"i\": 12",       // a free integer
     "{\"n\": 12",       // a bounded one
+    "{\"x\": 0.1",      // a free number, in its fraction
+    "{\"f\": 0.1",      // one with fractional bounds
 };
 
 void BM_WalkValue(benchmark::State& state) {
@@ -83,7 +86,7 @@ void BM_WalkValue(benchmark::State& state) {
     benchmark::DoNotOptimize(mask.Allowed(schema, document, absl::MakeSpan(allowed)));
   }
 }
-BENCHMARK(BM_WalkValue)->ArgName("value")->DenseRange(0, 3)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_WalkValue)->ArgName("value")->DenseRange(0, 5)->Unit(benchmark::kMicrosecond);
 
 void BM_Mask(benchmark::State& state) {
   const Tokenizer& tokenizer = DefaultTokenizer();
