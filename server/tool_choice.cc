@@ -18,6 +18,7 @@
 #include "runtime/loader/loader_json.h"
 #include "runtime/sampling/json_schema.h"
 #include "runtime/sampling/sampling_params.h"
+#include "runtime/sampling/schema_values.h"
 
 namespace cohost::server {
 namespace {
@@ -30,8 +31,8 @@ using Json = nlohmann::json;
 // refused for none of them. The grammar holds none of these:
 constexpr std::string_view kUnheldBounds[] = {"multipleOf", "minProperties", "maxProperties",
                                               "uniqueItems", "nullable"};
-// and these only where it can (json_schema.h: integral number bounds, some
-// patterns and formats, enums and consts of scalars):
+// and these only where it can (json_schema.h: number bounds to six
+// decimals, some patterns and formats, enums and consts of scalars):
 constexpr std::string_view kValueBounds[] = {
     "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "pattern", "format",
     "enum",    "const"};
@@ -52,15 +53,34 @@ bool IsOneOf(std::string_view key, std::span<const std::string_view> keys) {
   return std::find(keys.begin(), keys.end(), key) != keys.end();
 }
 
-// The grammar holds `schema`'s own value bounds: it compiles without the
-// schemas within it. (Beside a combination or a $ref, bounds are refused.)
+// `schema`'s type is `name`, or a list with it.
+bool NamesType(const Json& schema, const char* name) {
+  const auto type = schema.find("type");
+  if (type == schema.end()) return false;
+  if (type->is_array()) return std::find(type->begin(), type->end(), Json(name)) != type->end();
+  return *type == name;
+}
+
+// The grammar holds `schema`'s own value bounds as written: it compiles
+// without the schemas within it, and a number's bounds need no rounding in
+// (runtime::NumberBoundsOf's units). (Beside a combination or a $ref,
+// bounds are refused.)
 bool HoldsOwnBounds(const nlohmann::ordered_json& schema) {
   nlohmann::ordered_json own = nlohmann::ordered_json::object();
   for (const auto& [key, value] : schema.items()) {
     if (key == "anyOf" || key == "oneOf" || key == "allOf" || key == "$ref") return false;
     if (!IsOneOf(key, kStructure)) own[key] = value;
   }
-  return Compiles(own.dump());
+  absl::StatusOr<Json> probe = runtime::ParseJsonStrict(own.dump(), "json_schema");
+  if (!probe.ok() || !runtime::JsonSchema::Compile(*probe).ok()) return false;
+  for (const bool integer : {false, true}) {
+    bool narrowed = false;
+    if (NamesType(*probe, integer ? "integer" : "number") &&
+        runtime::NumberBoundsOf(*probe, integer, &narrowed).ok() && narrowed) {
+      return false;
+    }
+  }
+  return true;
 }
 
 // An enum or const of strings alone: the grammar held those before it held

@@ -1,11 +1,12 @@
 // The bounds a JSON number is held to (JSON Schema's minimum, maximum,
 // exclusiveMinimum, exclusiveMaximum), and the question JsonGrammar asks of
 // them at every byte of a number: can the text so far still end within
-// them? Bounds are integers in units of 10^-scale (a number's bounds with
-// up to kMaxBoundDecimals decimals, `scale` the most any has; an integer's
-// are whole, a fractional one rounded in when compiled), which keeps every
-// answer exact in integer arithmetic: between two such units, all decimals
-// compare alike. A bounded number is written without an exponent.
+// them? Bounds are integers in units of 10^-scale (a number's as fine as
+// its bounds' decimals, up to kMaxBoundDecimals and within 2^62 units; an
+// integer's whole; a finer bound rounded in when compiled:
+// schema_values.h), which keeps every answer exact in integer arithmetic:
+// between two such units, all decimals compare alike. A bounded number is
+// written without an exponent.
 #pragma once
 
 #include <cstdint>

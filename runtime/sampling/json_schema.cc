@@ -488,14 +488,19 @@ class SchemaCompiler {
   absl::Status FillNumber(const Json& s, SchemaNodeId id, const std::string& where) {
     const Kind kind = schema_.nodes_[id].kind;
     const bool integer = kind == Kind::kInteger;
-    ASSIGN_OR_RETURN(const NumberBounds bounds, At(where, NumberBoundsOf(s, integer)));
-    if (!bounds.Satisfiable(integer)) {
-      return Error(where, absl::StrCat("no ", KindName(kind), " lies within the bounds"));
-    }
+    bool narrowed = false;
+    ASSIGN_OR_RETURN(const NumberBounds bounds, At(where, NumberBoundsOf(s, integer, &narrowed)));
     ASSIGN_OR_RETURN(const std::vector<Json> values, EnumValuesOf(s, kind, where));
+    // An enum's values are filtered by the bounds as written.
+    if (values.empty() && !bounds.Satisfiable(integer)) {
+      return Error(where, absl::StrCat("no ", KindName(kind), " lies within the bounds",
+                                       narrowed ? absl::StrCat(" held to ", kMaxBoundDecimals,
+                                                               " decimals and 2^62 units")
+                                                : ""));
+    }
     std::vector<std::string> options;
     for (const Json& v : values) {
-      if (WithinBounds(v, bounds)) options.push_back(v.dump());
+      if (WithinBounds(v, s)) options.push_back(v.dump());
     }
     if (!values.empty() && options.empty()) {
       return Error(where, "no enum or const value lies within the bounds");

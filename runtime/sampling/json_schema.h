@@ -14,9 +14,10 @@
 //   pattern, format (string_pattern.h says which; not both, and with a
 //                   maxLength only up to StringPattern::kMaxExactLength)
 //   minimum, maximum, exclusiveMinimum, exclusiveMaximum (a number's to
-//                   kMaxBoundDecimals decimals, an integer's whole: finer
-//                   ones rounded in; a bounded number is written without
-//                   an exponent)
+//                   kMaxBoundDecimals decimals, fewer where one is large,
+//                   an integer's whole: finer ones rounded in (an enum's
+//                   values compared exactly); a bounded number is written
+//                   without an exponent)
 //   enum, const     of strings, numbers, booleans and null; with no type,
 //                   the types of the values listed
 //   anyOf, oneOf    alternatives that start differently (a string or null,

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -59,9 +61,10 @@ namespace {
 constexpr uint64_t kFar = uint64_t{1} << 62;  // past this, a bound is held at it
 
 // A JSON number as a decimal: its digits (no leading or trailing zeros;
-// empty for 0) times 10^exponent. A float's are those of the shortest text
-// that reads back as it, which is what its writer wrote, where it wrote
-// what a double holds ("0.1", not 0.1000000000000000055...).
+// empty for 0) times 10^exponent. A float's are those of its text as the
+// grammar writes an enum's value (nlohmann's, a short text that reads back
+// as the double: "0.1", not 0.1000000000000000055...), which is what its
+// writer wrote wherever a double holds that.
 struct Decimal {
   bool negative = false;
   std::string digits;
@@ -69,14 +72,7 @@ struct Decimal {
 };
 
 Decimal DecimalOf(const Json& value) {
-  std::string text;
-  if (value.is_number_integer()) {
-    text = value.dump();
-  } else {
-    char buffer[64];
-    const auto written = std::to_chars(buffer, buffer + sizeof buffer, value.get<double>());
-    text.assign(buffer, written.ptr);
-  }
+  const std::string text = value.dump();
   Decimal d;
   size_t at = 0;
   if (at < text.size() && text[at] == '-') {
@@ -94,7 +90,7 @@ Decimal DecimalOf(const Json& value) {
     if (point) ++fraction_digits;
   }
   int exponent = 0;
-  if (at < text.size()) {
+  if (at + 1 < text.size()) {
     std::from_chars(text.data() + at + (text[at + 1] == '+' ? 2 : 1), text.data() + text.size(),
                     exponent);
   }
@@ -110,6 +106,24 @@ Decimal DecimalOf(const Json& value) {
 int DecimalsOf(const Json& value) {
   const Decimal d = DecimalOf(value);
   return d.digits.empty() ? 0 : std::max(0, -d.exponent);
+}
+
+// -1, 0 or 1 as a is below, equal to or above b, exactly.
+int Compare(const Decimal& a, const Decimal& b) {
+  const auto sign = [](const Decimal& d) { return d.digits.empty() ? 0 : d.negative ? -1 : 1; };
+  const int sa = sign(a), sb = sign(b);
+  if (sa != sb) return sa < sb ? -1 : 1;
+  if (sa == 0) return 0;
+  // |d| is 0.DIGITS times 10^(its digits + exponent); digits without
+  // trailing zeros compare as strings.
+  const long ea = static_cast<long>(a.digits.size()) + a.exponent;
+  const long eb = static_cast<long>(b.digits.size()) + b.exponent;
+  int magnitude = ea < eb ? -1 : ea > eb ? 1 : 0;
+  if (magnitude == 0) {
+    const int c = a.digits.compare(b.digits);
+    magnitude = c < 0 ? -1 : c > 0 ? 1 : 0;
+  }
+  return sa * magnitude;
 }
 
 // A number in units of 10^-scale: the floor of that, whether it is exact,
@@ -149,9 +163,11 @@ Scaled ScaleOf(const Json& value, int scale) {
   return s;
 }
 
-// One of the four keywords into `bounds`, in its units.
+// One of the four keywords into `bounds`, in its units; `narrowed` set
+// where a number's bound is rounded in or held at kFar (an integer's
+// rounding loses no integer).
 absl::Status ReadBound(const Json& schema, const std::string& key, bool integer,
-                       NumberBounds& bounds) {
+                       NumberBounds& bounds, bool& narrowed) {
   const auto it = schema.find(key);
   if (it == schema.end()) return absl::OkStatus();
   if (!it->is_number()) return absl::InvalidArgumentError(absl::StrCat(key, " must be a number"));
@@ -165,10 +181,12 @@ absl::Status ReadBound(const Json& schema, const std::string& key, bool integer,
     }
     value = s.negative ? -static_cast<int64_t>(kFar) : static_cast<int64_t>(kFar);
     exclusive = false;
+    narrowed = true;
   } else if (!s.exact) {
     // Rounded in to the units (closed: narrower, never wider).
     value = lower ? s.floor + 1 : s.floor;
     exclusive = false;
+    narrowed = narrowed || !integer;
   }
   if (integer && exclusive) {
     value += lower ? 1 : -1;
@@ -192,37 +210,47 @@ constexpr const char* kBoundKeys[] = {"minimum", "exclusiveMinimum", "maximum", 
 
 }  // namespace
 
-absl::StatusOr<NumberBounds> NumberBoundsOf(const Json& schema, bool integer) {
+absl::StatusOr<NumberBounds> NumberBoundsOf(const Json& schema, bool integer, bool* narrowed) {
   NumberBounds bounds;
-  // A number's units are the finest its bounds need (up to
-  // kMaxBoundDecimals); an integer's are whole.
+  // A number's units are the finest its bounds need, up to
+  // kMaxBoundDecimals and as fine as keeps every bound within +-2^62 (as
+  // written) within kFar units; an integer's are whole.
   if (!integer) {
+    std::vector<const Json*> written;
+    int scale = 0;
     for (const char* key : kBoundKeys) {
       const auto it = schema.find(key);
       if (it == schema.end() || !it->is_number()) continue;
-      const int decimals = std::min(DecimalsOf(*it), kMaxBoundDecimals);
-      bounds.scale = static_cast<uint8_t>(std::max<int>(bounds.scale, decimals));
+      written.push_back(&*it);
+      scale = std::max(scale, std::min(DecimalsOf(*it), kMaxBoundDecimals));
+    }
+    const auto too_fine = [&](int s) {
+      return std::any_of(written.begin(), written.end(),
+                         [&](const Json* b) { return ScaleOf(*b, s).far && !ScaleOf(*b, 0).far; });
+    };
+    while (scale > 0 && too_fine(scale)) --scale;
+    bounds.scale = static_cast<uint8_t>(scale);
+  }
+  bool rounded = false;
+  for (const char* key : kBoundKeys) {
+    if (absl::Status read = ReadBound(schema, key, integer, bounds, rounded); !read.ok()) {
+      return read;
     }
   }
-  for (const char* key : kBoundKeys) {
-    if (absl::Status read = ReadBound(schema, key, integer, bounds); !read.ok()) return read;
-  }
+  if (narrowed != nullptr) *narrowed = rounded;
   return bounds;
 }
 
-bool WithinBounds(const Json& value, const NumberBounds& bounds) {
-  const Scaled s = ScaleOf(value, bounds.scale);
-  // Past every bound (they are held within kFar).
-  if (s.far) return s.negative ? !bounds.has_min : !bounds.has_max;
-  // Not exact, the value lies strictly between floor and floor + 1, and
-  // compares with whole units as floor + 1/2 does.
-  if (bounds.has_min &&
-      (s.exact && bounds.min_exclusive ? s.floor <= bounds.min : s.floor < bounds.min)) {
-    return false;
-  }
-  if (bounds.has_max &&
-      (s.exact && !bounds.max_exclusive ? s.floor > bounds.max : s.floor >= bounds.max)) {
-    return false;
+bool WithinBounds(const Json& value, const Json& schema) {
+  const Decimal v = DecimalOf(value);
+  for (const char* key : kBoundKeys) {
+    const auto it = schema.find(key);
+    if (it == schema.end() || !it->is_number()) continue;
+    const int c = Compare(v, DecimalOf(*it));
+    const std::string_view k(key);
+    const bool exclusive = k.starts_with("exclusive");
+    const bool lower = k == "minimum" || k == "exclusiveMinimum";
+    if (lower ? (exclusive ? c <= 0 : c < 0) : (exclusive ? c >= 0 : c > 0)) return false;
   }
   return true;
 }

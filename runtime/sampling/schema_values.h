@@ -24,14 +24,19 @@ SchemaNode::Kind KindOf(const nlohmann::json& value);
 // `value` is of `kind`; an integer is a whole number (1.0 too).
 bool IsOfKind(const nlohmann::json& value, SchemaNode::Kind kind);
 
-// minimum, exclusiveMinimum, maximum and exclusiveMaximum, the tighter
-// where two bound one side. An integer's bounds are rounded inwards and
-// closed; a number's must be whole. A bound past +-2^62 is held at 2^62
-// on its own side (narrower, never wider), and one past it on the far side
-// can never be met.
-absl::StatusOr<NumberBounds> NumberBoundsOf(const nlohmann::json& schema, bool integer);
-// A number value (an enum's) lies within the bounds.
-bool WithinBounds(const nlohmann::json& value, const NumberBounds& bounds);
+// minimum, exclusiveMinimum, maximum and exclusiveMaximum in units of
+// 10^-scale (json_number.h), the tighter where two bound one side. A
+// number's units are its bounds' finest decimal, up to kMaxBoundDecimals
+// and as fine as keeps them within 2^62 units; an integer's are whole. A
+// bound finer than its units is rounded in and closed; one past +-2^62 is
+// held at 2^62 units on its own side (narrower, never wider), and one past
+// it on the far side can never be met. `narrowed`, where given: a number's
+// bound was rounded in or held so (an integer's rounding loses no integer).
+absl::StatusOr<NumberBounds> NumberBoundsOf(const nlohmann::json& schema, bool integer,
+                                            bool* narrowed = nullptr);
+// A number value (an enum's) lies within `schema`'s bounds as written,
+// compared exactly as decimals (no units, no rounding).
+bool WithinBounds(const nlohmann::json& value, const nlohmann::json& schema);
 
 // The string's pattern or format, compiled; none where it has neither.
 absl::StatusOr<std::optional<StringPattern>> PatternOf(const nlohmann::json& schema);

@@ -471,6 +471,11 @@ absl::StatusOr<StringPattern> StringPattern::OfFormat(std::string_view format) {
   static constexpr absl::string_view kTime =
       R"(([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d+)?(Z|[+-]([01]\d|2[0-3]):[0-5]\d))";
   static constexpr absl::string_view kOctet = R"((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d))";
+  // A host's labels: letters, digits and '-' inside (RFC 1123; their bound
+  // of 63 bytes is not held: it would take more positions than there are).
+  static constexpr absl::string_view kLabel = R"([A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)";
+  // RFC 3339's duration (appendix A): hours, minutes, seconds after a T.
+  static constexpr absl::string_view kDurationTime = R"(T(\d+H(\d+M(\d+S)?)?|\d+M(\d+S)?|\d+S))";
   std::string expression;
   if (format == "date") {
     expression = std::string(kDate);
@@ -486,11 +491,18 @@ absl::StatusOr<StringPattern> StringPattern::OfFormat(std::string_view format) {
     // Dot-atoms (RFC 5321) before the '@'; host labels neither start nor
     // end with '-'.
     expression =
-        R"([A-Za-z0-9_%+-]+(\.[A-Za-z0-9_%+-]+)*@)"
-        R"([A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)+)";
+        absl::StrCat(R"([A-Za-z0-9_%+-]+(\.[A-Za-z0-9_%+-]+)*@)", kLabel, R"((\.)", kLabel, ")+");
+  } else if (format == "hostname") {
+    expression = absl::StrCat(kLabel, R"((\.)", kLabel, ")*");
+  } else if (format == "duration") {
+    // Days, months and years (each with what follows it), then the time;
+    // the time alone; or weeks.
+    expression = absl::StrCat(R"(P((\d+D|\d+M(\d+D)?|\d+Y(\d+M(\d+D)?)?)()", kDurationTime, ")?|",
+                              kDurationTime, R"(|\d+W))");
   } else {
     return absl::InvalidArgumentError(
-        "format: only date, time, date-time, uuid, ipv4 and email are supported");
+        "format: only date, time, date-time, duration, uuid, ipv4, email and hostname are "
+        "supported");
   }
   return Compile(absl::StrCat("^", expression, "$"));
 }

@@ -49,8 +49,10 @@ class StringPattern {
   // only the offset).
   static absl::StatusOr<StringPattern> Compile(std::string_view pattern);
   // "date", "time", "date-time" (RFC 3339; no leap day or leap second),
-  // "uuid", "ipv4", "email" (name@host.domain, ASCII); INVALID_ARGUMENT for
-  // any other.
+  // "duration" (RFC 3339's appendix A), "uuid", "ipv4", "email"
+  // (name@host.domain, ASCII), "hostname" (RFC 1123's labels, without their
+  // 63-byte bound: wider there); INVALID_ARGUMENT for any other (ipv6's
+  // forms take more positions than there are).
   static absl::StatusOr<StringPattern> OfFormat(std::string_view format);
 
   // The state after one more character (its ASCII code, or kNonAscii); 0

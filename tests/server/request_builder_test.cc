@@ -306,8 +306,7 @@ TEST_F(RequestBuilderTest, AJsonSchemaIsCompiledOrRefusedWithWhy) {
     const char* says;
   };
   for (const Case& c :
-       {Case{R"({"type":"string","format":"hostname"})", "format"},
-        Case{"{not json", "json_schema"},
+       {Case{R"({"type":"string","format":"ipv6"})", "format"}, Case{"{not json", "json_schema"},
         Case{R"({"type":"object","type":"array"})", "json_schema"}, Case{"", "JSON_SCHEMA"}}) {
     r.set_json_schema(c.schema);
     EXPECT_EQ(Code(r), absl::StatusCode::kInvalidArgument) << c.schema;

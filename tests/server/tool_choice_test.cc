@@ -182,19 +182,21 @@ TEST(ToolChoiceTest, ANonStrictFunctionsUnheldBoundsAreLeftToTheModel) {
   EXPECT_EQ(held(values, /*strict=*/false), values);
   // Each schema's bounds the grammar cannot hold there are left to the
   // model, and only its: bounds no integer meets, a format it does not
-  // know, a pattern outside its subset, bounds beside a combination.
+  // know, a pattern outside its subset, bounds beside a combination, a bound
+  // finer than it holds (it would round it in).
   EXPECT_EQ(held(R"({"type":"object","properties":{"p":{"type":"integer","minimum":5,"maximum":4},)"
                  R"("n":{"type":"number","minimum":0,"maximum":0.5},)"
                  R"("site":{"type":"string","format":"uri","maxLength":2083},)"
                  R"("code":{"type":"string","pattern":"^(?=a)\\w+$"},)"
                  R"("zip":{"type":"string","pattern":"^[0-9]{5}$"},)"
-                 R"("k":{"anyOf":[{"type":"integer"},{"type":"null"}],"minimum":1}}})",
+                 R"("k":{"anyOf":[{"type":"integer"},{"type":"null"}],"minimum":1},)"
+                 R"("r":{"type":"number","minimum":0.0000001}}})",
                  /*strict=*/false),
             R"({"type":"object","properties":{"p":{"type":"integer"},)"
             R"("n":{"type":"number","minimum":0,"maximum":0.5},)"
             R"("site":{"type":"string","maxLength":2083},"code":{"type":"string"},)"
             R"("zip":{"type":"string","pattern":"^[0-9]{5}$"},)"
-            R"("k":{"anyOf":[{"type":"integer"},{"type":"null"}]}}})");
+            R"("k":{"anyOf":[{"type":"integer"},{"type":"null"}]},"r":{"type":"number"}}})");
   // Where the grammar cannot hold them all together (more patterns than
   // runtime::kMaxSchemaPatterns), they are all left to the model.
   std::string many = R"({"type":"object","properties":{)";

@@ -96,14 +96,19 @@ TEST(JsonValuesTest, FractionalNumberBounds) {
   EXPECT_EQ(Taken(half, "3"), 0u);
 }
 
-// Random bounds of up to three decimals against random decimals: the
-// grammar's verdict is the exact one.
+// Random bounds of up to six decimals against random decimals of up to
+// eight: the grammar's verdict is the exact one.
 TEST(JsonValuesTest, FractionalBoundsAgreeWithExactArithmetic) {
   std::mt19937 rng(11);
-  // x / 10^k as JSON text.
-  const auto text = [](int64_t x, int k) {
-    const int64_t unit = static_cast<int64_t>(std::pow(10, k));
-    std::string s = x < 0 ? "-" : "";
+  const auto power = [](int k) {
+    int64_t p = 1;
+    for (int i = 0; i < k; ++i) p *= 10;
+    return p;
+  };
+  // x / 10^k as JSON text ("-0.000" for a negative zero).
+  const auto text = [&](int64_t x, int k, bool negative_zero = false) {
+    const int64_t unit = power(k);
+    std::string s = x < 0 || (x == 0 && negative_zero) ? "-" : "";
     const int64_t m = x < 0 ? -x : x;
     s += std::to_string(m / unit);
     if (k > 0) {
@@ -114,30 +119,48 @@ TEST(JsonValuesTest, FractionalBoundsAgreeWithExactArithmetic) {
     }
     return s;
   };
-  for (int round = 0; round < 200; ++round) {
-    const int64_t lo = static_cast<int64_t>(rng() % 4001) - 2000;  // thousandths
-    const int64_t hi = lo + static_cast<int64_t>(rng() % 3000);
+  constexpr int kFine = 14;  // the units every value and bound is compared in
+  for (int round = 0; round < 300; ++round) {
+    const int lo_k = static_cast<int>(rng() % 7), hi_k = static_cast<int>(rng() % 7);
+    const int64_t lo = static_cast<int64_t>(rng() % (4001 * power(lo_k))) - 2000 * power(lo_k);
+    const int64_t hi = static_cast<int64_t>(rng() % (4001 * power(hi_k))) - 2000 * power(hi_k);
     const bool lo_open = rng() % 2, hi_open = rng() % 2;
     const std::string schema_text =
         std::string(R"({"type":"number",")") + (lo_open ? "exclusiveMinimum" : "minimum") +
-        "\":" + text(lo, 3) + ",\"" + (hi_open ? "exclusiveMaximum" : "maximum") +
-        "\":" + text(hi, 3) + "}";
+        "\":" + text(lo, lo_k) + ",\"" + (hi_open ? "exclusiveMaximum" : "maximum") +
+        "\":" + text(hi, hi_k) + "}";
+    const int64_t lo_fine = lo * power(kFine - lo_k), hi_fine = hi * power(kFine - hi_k);
     const absl::StatusOr<JsonSchema> schema = JsonSchema::Compile(Json::parse(schema_text));
-    if (!schema.ok()) {
-      EXPECT_TRUE(lo == hi && (lo_open || hi_open)) << schema_text << schema.status();
-      continue;
-    }
+    const bool empty = lo_fine > hi_fine || (lo_fine == hi_fine && (lo_open || hi_open));
+    ASSERT_EQ(schema.ok(), !empty) << schema_text << schema.status();
+    if (empty) continue;
     for (int i = 0; i < 30; ++i) {
-      const int k = static_cast<int>(rng() % 6);
-      const int64_t unit = static_cast<int64_t>(std::pow(10, k));
-      const int64_t x = static_cast<int64_t>(rng() % (6000 * unit)) - 3000 * unit;
-      // x / 10^k against b / 1000: x * 1000 against b * 10^k.
-      const int64_t v = x * 1000;
+      const int k = static_cast<int>(rng() % 9);
+      const int64_t x = static_cast<int64_t>(rng() % (6000 * power(k))) - 3000 * power(k);
+      const int64_t v = x * power(kFine - k);
       const bool within =
-          (lo_open ? v > lo * unit : v >= lo * unit) && (hi_open ? v < hi * unit : v <= hi * unit);
-      EXPECT_EQ(IsDocument(*schema, text(x, k)), within) << schema_text << "  " << text(x, k);
+          (lo_open ? v > lo_fine : v >= lo_fine) && (hi_open ? v < hi_fine : v <= hi_fine);
+      const std::string value = text(x, k, /*negative_zero=*/x == 0 && rng() % 2);
+      EXPECT_EQ(IsDocument(*schema, value), within) << schema_text << "  " << value;
     }
   }
+}
+
+// Bounds and enums where rounding would show: enum values are filtered by
+// the bounds as written; units coarse enough for a large bound; a range
+// that only rounding empties says so.
+TEST(JsonValuesTest, BoundsPastTheirUnits) {
+  ExpectDocuments(R"({"type":"number","enum":[0.1234567,0.1234568],"maximum":0.1234567})",
+                  {"0.1234567"}, {"0.1234568"});
+  // (An enum's number is written as its value dumps: 5e-07.)
+  ExpectDocuments(R"({"enum":[0.0000005,1],"minimum":0.0000001})", {"5e-07", "1"},
+                  {"0", "0.0000005"});
+  ExpectDocuments(R"({"type":"number","minimum":0.001,"maximum":9007199254740991})",
+                  {"5000000000000000", "9007199254740991", "1"}, {"9007199254740992", "-1", "0"});
+  absl::StatusOr<JsonSchema> tiny =
+      JsonSchema::Compile(Json::parse(R"({"type":"number","exclusiveMinimum":0,"maximum":1e-7})"));
+  ASSERT_FALSE(tiny.ok());
+  EXPECT_THAT(std::string(tiny.status().message()), HasSubstr("held to 6 decimals"));
 }
 
 TEST(JsonValuesTest, EnumsOfAnyScalar) {
@@ -197,7 +220,7 @@ TEST(JsonValuesTest, WhatCannotBeHeldIsRefusedByName) {
            Case{R"({"type":"string","pattern":"^[a-z]{2}$","minLength":3})", "length"},
            Case{R"({"type":"string","pattern":"^a+$","maxLength":300})", "maxLength above"},
            Case{R"({"type":"string","pattern":"^a","format":"date"})", "together"},
-           Case{R"({"type":"string","format":"hostname"})", "format"},
+           Case{R"({"type":"string","format":"ipv6"})", "format"},
            Case{R"j({"type":"string","pattern":"(?!x)"})j", "lookahead"},
            Case{R"({"type":"string","enum":["b"],"pattern":"^a$"})", "matches"},
        }) {
@@ -222,8 +245,10 @@ TEST(JsonValuesTest, WalksEndInDocumentsThatHoldTheirValues) {
       "e":{"enum":[7,"x",null,false,70]},
       "p":{"type":"string","pattern":"^[a-c]{1,3}-\\d$"},
       "q":{"type":"string","pattern":"^(ab)+$","minLength":3,"maxLength":7},
-      "d":{"type":"string","format":"date"}},
-    "required":["i","n","e","p","q","d"],"additionalProperties":false})";
+      "d":{"type":"string","format":"date"},
+      "f":{"type":"number","exclusiveMinimum":-0.25,"maximum":0.125},
+      "g":{"type":"number","minimum":0.000001,"exclusiveMaximum":0.000003}},
+    "required":["i","n","e","p","q","d","f","g"],"additionalProperties":false})";
   const JsonSchema schema = CompiledSchema(text);
   const std::regex p_pattern("^[a-c]{1,3}-[0-9]$");
   const std::regex q_pattern("^(ab)+$");
@@ -248,6 +273,11 @@ TEST(JsonValuesTest, WalksEndInDocumentsThatHoldTheirValues) {
     const auto q = d["q"].get<std::string>();
     EXPECT_TRUE(std::regex_match(q, q_pattern) && q.size() >= 3 && q.size() <= 7) << doc;
     EXPECT_TRUE(std::regex_match(d["d"].get<std::string>(), d_pattern)) << doc;
+    // (Closed on doubles: a decimal within reads as a double within them.)
+    const auto f = d["f"].get<double>();
+    EXPECT_TRUE(f >= -0.25 && f <= 0.125) << doc;
+    const auto g = d["g"].get<double>();
+    EXPECT_TRUE(g >= 0.000001 && g <= 0.000003) << doc;
   }
   EXPECT_GT(completed, 100);
 }

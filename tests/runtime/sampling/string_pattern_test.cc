@@ -98,16 +98,24 @@ TEST(StringPatternTest, FormatsHoldTheirShape) {
            Case{"email",
                 {"a.b+c@example.co.uk", "x@y.z", "first_last@sub-domain.example.org"},
                 {"a@b", "@b.c", "a b@c.d", "a@b..c", "a..b@x.y", ".a@x.y", "a@-.y", "a@x-.y"}},
+           Case{"hostname",
+                {"localhost", "example.com", "a-b.c1.D2", "x"},
+                {"", "-a.com", "a-.com", "a..b", ".a", "a.", "a_b.com", "a b"}},
+           Case{"duration",
+                {"P1D", "P3Y6M4DT12H30M5S", "PT20M", "PT1H", "P2W", "P1M", "P1Y2M", "PT36S",
+                 "P1DT2H"},
+                {"P", "PT", "P1H", "PT1D", "P1DT", "1D", "P1W2D", "P1S", "PT1H1S", "P1D2Y"}},
        }) {
     absl::StatusOr<StringPattern> p = StringPattern::OfFormat(c.format);
     ASSERT_TRUE(p.ok()) << c.format << ": " << p.status();
     for (const char* s : c.good) EXPECT_TRUE(p->Matches(s)) << c.format << " " << s;
     for (const char* s : c.bad) EXPECT_FALSE(p->Matches(s)) << c.format << " " << s;
   }
-  EXPECT_THAT(std::string(StringPattern::OfFormat("hostname").status().message()),
+  EXPECT_THAT(std::string(StringPattern::OfFormat("ipv6").status().message()),
               HasSubstr("only date"));
   // Each fits the automaton's positions.
-  for (const char* format : {"date", "time", "date-time", "uuid", "ipv4", "email"}) {
+  for (const char* format :
+       {"date", "time", "date-time", "duration", "uuid", "ipv4", "email", "hostname"}) {
     EXPECT_TRUE(StringPattern::OfFormat(format).ok()) << format;
   }
 }
