@@ -1,8 +1,8 @@
 // What a JSON Schema `$ref` within one document names: "#", or a JSON
 // pointer after it (RFC 6901: "/"-separated tokens, ~0 for "~" and ~1 for
 // "/"; in a URI fragment, %XX escapes too), each token an object's key or
-// an array's index. The one reading of a $ref, for the schema compiler and
-// for what the server rewrites in a client's schemas (server/tool_choice.cc).
+// an array's index. The one reading of a $ref's pointer (the schema
+// compiler's).
 #pragma once
 
 #include <algorithm>

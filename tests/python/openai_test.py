@@ -169,7 +169,7 @@ def check_json_mode(client):
                              "json_schema": {"name": "cat", "schema": {
                                  "type": "object",
                                  "properties": {"host": {"type": "string",
-                                                         "format": "hostname"}}}}})
+                                                         "format": "ipv6"}}}}})
         check(False, "a schema with an unsupported format accepted")
     except openai.BadRequestError as e:
         check("format" in e.body.get("message", ""), e.body)
