@@ -164,8 +164,7 @@ std::string AnyCallSchema(const google::protobuf::RepeatedPtrField<v1::Tool>& to
 nlohmann::ordered_json HeldArguments(const v1::Tool& tool, bool keep_held = true) {
   nlohmann::ordered_json schema =
       nlohmann::ordered_json::parse(tool.parameters(), nullptr, /*allow_exceptions=*/false);
-  // Parameters the grammar holds as they are lose nothing.
-  if (!tool.strict() && schema.is_object() && !(keep_held && Compiles(tool.parameters()))) {
+  if (!tool.strict() && schema.is_object()) {
     nlohmann::ordered_json held = schema;
     LoosenBounds(held, keep_held);
     if (keep_held && !Compiles(held.dump())) {

@@ -197,6 +197,11 @@ TEST(ToolChoiceTest, ANonStrictFunctionsUnheldBoundsAreLeftToTheModel) {
             R"("site":{"type":"string","maxLength":2083},"code":{"type":"string"},)"
             R"("zip":{"type":"string","pattern":"^[0-9]{5}$"},)"
             R"("k":{"anyOf":[{"type":"integer"},{"type":"null"}]},"r":{"type":"number"}}})");
+  // A bound finer than the grammar's units is left to the model, though
+  // the schema compiles (it would be held narrower, rounded in).
+  EXPECT_EQ(held(R"({"type":"object","properties":{"r":{"type":"number","minimum":0.0000001}}})",
+                 /*strict=*/false),
+            R"({"type":"object","properties":{"r":{"type":"number"}}})");
   // Where the grammar cannot hold them all together (more patterns than
   // runtime::kMaxSchemaPatterns), they are all left to the model.
   std::string many = R"({"type":"object","properties":{)";
