@@ -42,12 +42,15 @@ constexpr std::string_view kStructure[] = {"properties", "required", "additional
                                            "anyOf",      "oneOf",    "allOf",
                                            "$ref"};
 
-// `schema` is one the grammar holds, read as the request builder reads it
-// (runtime::ParseJsonStrict's limits).
-bool Compiles(const std::string& schema) {
+// `schema` read as the request builder reads it (runtime::ParseJsonStrict's
+// limits), where the grammar holds it; nullopt where not.
+std::optional<Json> HeldSchema(const std::string& schema) {
   absl::StatusOr<Json> parsed = runtime::ParseJsonStrict(schema, "json_schema");
-  return parsed.ok() && runtime::JsonSchema::Compile(*parsed).ok();
+  if (!parsed.ok() || !runtime::JsonSchema::Compile(*parsed).ok()) return std::nullopt;
+  return *std::move(parsed);
 }
+
+bool Compiles(const std::string& schema) { return HeldSchema(schema).has_value(); }
 
 bool IsOneOf(std::string_view key, std::span<const std::string_view> keys) {
   return std::find(keys.begin(), keys.end(), key) != keys.end();
@@ -71,8 +74,8 @@ bool HoldsOwnBounds(const nlohmann::ordered_json& schema) {
     if (key == "anyOf" || key == "oneOf" || key == "allOf" || key == "$ref") return false;
     if (!IsOneOf(key, kStructure)) own[key] = value;
   }
-  absl::StatusOr<Json> probe = runtime::ParseJsonStrict(own.dump(), "json_schema");
-  if (!probe.ok() || !runtime::JsonSchema::Compile(*probe).ok()) return false;
+  const std::optional<Json> probe = HeldSchema(own.dump());
+  if (!probe) return false;
   for (const bool integer : {false, true}) {
     bool narrowed = false;
     if (NamesType(*probe, integer ? "integer" : "number") &&

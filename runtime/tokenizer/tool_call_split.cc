@@ -150,10 +150,15 @@ void ToolCallSplitter::OpenCall(std::string_view* text, Parts* out) {
   size_t start = 0;
   opening_ = MatchCallOpening(*text, &name, &start);
   if (opening_ != CallOpening::kCall) return;
+  BeginCall(std::move(name), out);
+  text->remove_prefix(start);
+}
+
+void ToolCallSplitter::BeginCall(std::string name, Parts* out) {
   out->calls.push_back({NewToolCallId(), std::move(name), {}});
+  opening_ = CallOpening::kCall;
   arguments_ = ObjectCompactor();
   tail_.clear();
-  text->remove_prefix(start);
 }
 
 void ToolCallSplitter::FeedArguments(std::string_view text, Parts* out) {
@@ -193,9 +198,7 @@ ToolCallSplitter::Parts ToolCallSplitter::Push(std::string_view delta) {
     } else if (!name_.empty()) {
       // The output is the arguments: the call opens with it.
       if (delta.empty()) return out;
-      out.calls.push_back({NewToolCallId(), name_, {}});
-      opening_ = CallOpening::kCall;
-      arguments_ = ObjectCompactor();
+      BeginCall(name_, &out);
       FeedArguments(delta, &out);
     } else {
       held_.append(delta);

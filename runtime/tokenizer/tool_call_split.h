@@ -89,6 +89,8 @@ class ToolCallSplitter {
   // the arguments, gives out the call's first piece and drops what was
   // read; once it cannot, leaves the call to be read whole (opening_ kNone).
   void OpenCall(std::string_view* text, Parts* out);
+  // Streamed: gives out a call's first piece; its arguments come next.
+  void BeginCall(std::string name, Parts* out);
   // Streamed: gives out what `text` adds to the open call's arguments (the
   // rest of the block after them kept in tail_).
   void FeedArguments(std::string_view text, Parts* out);
