@@ -25,6 +25,21 @@ void AppendLogprobs(const runtime::TokenLogprobs& in, v1::Logprobs* out) {
   }
 }
 
+// A call, or a streamed call's further piece: one that follows a piece of
+// its call in the message joins it.
+void AppendToolCall(const runtime::ParsedToolCall& c, v1::GenerateResponse* out) {
+  const int n = out->tool_calls_size();
+  if (c.id.empty() && n > 0 && out->tool_calls(n - 1).index() == static_cast<uint32_t>(c.index)) {
+    out->mutable_tool_calls(n - 1)->mutable_arguments()->append(c.arguments);
+    return;
+  }
+  v1::ToolCall* call = out->add_tool_calls();
+  call->set_id(c.id);
+  call->set_name(c.name);
+  call->set_arguments(c.arguments);
+  call->set_index(static_cast<uint32_t>(c.index));
+}
+
 }  // namespace
 
 void DeltaBacklog::Push(runtime::TokenDelta delta, std::string reasoning,
@@ -46,12 +61,7 @@ void DeltaBacklog::TakeInto(v1::GenerateResponse* out, size_t max_bytes) {
     if (taken > 0 && taken + b > max_bytes) break;
     out->mutable_text()->append(d.text);
     out->mutable_reasoning()->append(e.reasoning);
-    for (const runtime::ParsedToolCall& c : e.calls) {
-      v1::ToolCall* call = out->add_tool_calls();
-      call->set_id(c.id);
-      call->set_name(c.name);
-      call->set_arguments(c.arguments);
-    }
+    for (const runtime::ParsedToolCall& c : e.calls) AppendToolCall(c, out);
     out->mutable_token_ids()->Add(d.token_ids.begin(), d.token_ids.end());
     for (const runtime::TokenLogprobs& l : d.logprobs) AppendLogprobs(l, out->add_logprobs());
     taken += b;

@@ -1,10 +1,10 @@
 // Output a stream has produced but not yet written: engine deltas (and the
 // reasoning and calls split from their text, if any) queued behind the write
 // in flight, taken out as coalesced messages (text and reasoning
-// concatenated, token ids, their logprobs and the calls appended) of bounded
-// size. Nothing is ever dropped
-// or split: a single delta larger than the bound goes out alone. Not
-// thread-safe (the reactor guards it).
+// concatenated, token ids, their logprobs and the calls appended, a streamed
+// call's pieces joined) of bounded size. Nothing is ever dropped or split: a
+// single delta larger than the bound goes out alone. Not thread-safe (the
+// reactor guards it).
 #pragma once
 
 #include <cstddef>

@@ -424,7 +424,9 @@ absl::Status GenerateReactor::Start(const grpc::ByteBuffer& request_bytes) {
   // The chat's tools were offered (BuildGenerateRequest refuses them where
   // the template has none); a forced call is the whole output.
   std::optional<runtime::ToolCallSplitter> tools;
-  if (request.split_tool_calls()) tools = tool_output.Splitter();
+  if (request.split_tool_calls() || request.stream_tool_calls()) {
+    tools = tool_output.Splitter(request.stream_tool_calls());
+  }
   shared_->split = runtime::OutputSplitter(std::move(reasoning), std::move(tools));
   built->tenant = *std::move(tenant);
   built->deadline = *deadline;

@@ -129,8 +129,9 @@ void ToolCallSplitter::Walk(std::string_view text, Parts* out) {
 }
 
 void ToolCallSplitter::EndBlock(std::string_view body, bool closed, Parts* out) {
-  ParsedToolCall call{NewToolCallId(), {}, {}};
+  ParsedToolCall call{NewToolCallId(), {}, {}, calls_};
   if (ParseToolCallJson(body, &call)) {
+    ++calls_;
     out->calls.push_back(std::move(call));
     after_call_ = true;
   } else {
@@ -155,7 +156,7 @@ void ToolCallSplitter::OpenCall(std::string_view* text, Parts* out) {
 }
 
 void ToolCallSplitter::BeginCall(std::string name, Parts* out) {
-  out->calls.push_back({NewToolCallId(), std::move(name), {}});
+  out->calls.push_back({NewToolCallId(), std::move(name), {}, calls_++});
   opening_ = CallOpening::kCall;
   arguments_ = ObjectCompactor();
   tail_.clear();
@@ -168,7 +169,7 @@ void ToolCallSplitter::FeedArguments(std::string_view text, Parts* out) {
     if (!piece.empty()) {
       // The call's last piece in these parts takes it (its first, or one
       // given out before them).
-      if (out->calls.empty()) out->calls.emplace_back();
+      if (out->calls.empty()) out->calls.push_back({{}, {}, {}, calls_ - 1});
       out->calls.back().arguments += piece;
     }
   }
@@ -246,7 +247,7 @@ ToolCallSplitter::Parts ToolCallSplitter::Finish() {
   }
   switch (state_) {
     case State::kForced: {
-      ParsedToolCall call{NewToolCallId(), name_, {}};
+      ParsedToolCall call{NewToolCallId(), name_, {}, calls_};
       bool made = false;
       if (name_.empty()) {
         made = ParseToolCallJson(held, &call);
@@ -255,6 +256,7 @@ ToolCallSplitter::Parts ToolCallSplitter::Finish() {
         made = true;
       }
       if (made) {
+        ++calls_;
         out.calls.push_back(std::move(call));
       } else {
         out.content = held;

@@ -44,10 +44,12 @@ struct ParsedToolCall {
   std::string id;  // "call_" and 24 random letters and digits, as OpenAI's
   std::string name;
   std::string arguments;  // a JSON object, compact
+  // The call's place among the output's calls (0, 1, ...).
+  int index = 0;
 };
 // Streamed, a call comes in pieces: its first with its id and name (and
 // the arguments' text so far), each further one (id and name empty) with
-// more of the arguments' text of the last call begun.
+// more of the arguments' text of the last call begun, and its index.
 
 // A new call's id (thread-safe).
 std::string NewToolCallId();
@@ -113,6 +115,7 @@ class ToolCallSplitter {
   std::string walking_;
   size_t scanned_ = 0;       // kBlock: held_'s bytes known to hold no closing tag's start
   bool after_call_ = false;  // kText: whitespace after a call's block is dropped
+  int calls_ = 0;            // calls begun (the next one's index)
 };
 
 // The call a block's JSON makes (its id left as it is); false (and `call`

@@ -124,7 +124,7 @@ class CompletionCall : public std::enable_shared_from_this<CompletionCall> {
     bool first_sent = false;
     bool last_sent = false;
     TextOffset text_offset;  // /v1/completions logprobs: characters of token text sent
-    int calls_sent = 0;      // chat: tool calls sent (a stream's)
+    bool call_sent = false;  // chat: a tool call sent (a stream's)
   };
 
   // Submits choice `index` (its seed moved on by index).

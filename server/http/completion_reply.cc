@@ -231,9 +231,9 @@ bool CompletionCall::Pump() {
     const Snapshot& s = snap[i];
     const int index = static_cast<int>(i);
     if (!s.text.empty() || !s.reasoning.empty() || !s.calls.empty() || !s.logprobs.empty()) {
-      ChunkDelta delta{index,   !c.first_sent, s.text,   s.reasoning, std::nullopt,
-                       nullptr, c.text_offset, &s.calls, c.calls_sent};
-      for (const runtime::ParsedToolCall& call : s.calls) c.calls_sent += call.id.empty() ? 0 : 1;
+      ChunkDelta delta{index,        !c.first_sent, s.text,        s.reasoning,
+                       std::nullopt, nullptr,       c.text_offset, &s.calls};
+      c.call_sent = c.call_sent || !s.calls.empty();
       std::vector<ShownToken> shown;
       if (logprobs_) {
         shown = Show(model_->tokenizer(), s.logprobs);
@@ -248,7 +248,7 @@ bool CompletionCall::Pump() {
         ChunkDelta last;
         last.index = index;
         last.first = !c.first_sent;
-        last.finish_reason = OpenAiFinishReason(s.reason, c.calls_sent > 0 && calls_finish_);
+        last.finish_reason = OpenAiFinishReason(s.reason, c.call_sent && calls_finish_);
         events += ChunkEvent(header_, last, include_usage_);
         c.first_sent = true;
       } else if (!failure) {

@@ -152,21 +152,19 @@ Json LogprobsJson(Endpoint endpoint, const std::vector<ShownToken>& tokens,
               {"text_offset", std::move(offsets)}};
 }
 
-// A message's tool_calls; a stream's (`first` >= 0, the index of the
-// first call begun here) number theirs, and a call's further piece (no id)
-// is its index and more of its arguments.
-Json ToolCallsJson(const std::vector<runtime::ParsedToolCall>& calls, int first) {
+// A message's tool_calls; a stream's number theirs, and a call's further
+// piece (no id) is its index and more of its arguments.
+Json ToolCallsJson(const std::vector<runtime::ParsedToolCall>& calls, bool stream) {
   Json list = Json::array();
-  int next = first;
   for (const runtime::ParsedToolCall& c : calls) {
     if (c.id.empty()) {
-      list.push_back({{"index", next - 1}, {"function", {{"arguments", c.arguments}}}});
+      list.push_back({{"index", c.index}, {"function", {{"arguments", c.arguments}}}});
       continue;
     }
     Json call{{"id", c.id},
               {"type", "function"},
               {"function", {{"name", c.name}, {"arguments", c.arguments}}}};
-    if (first >= 0) call["index"] = next++;
+    if (stream) call["index"] = c.index;
     list.push_back(std::move(call));
   }
   return list;
@@ -272,7 +270,7 @@ std::string CompletionBody(const ResponseHeader& h, const std::vector<ChoiceResu
       c["message"] = {
           {"role", "assistant"},
           {"content", calls && choice.text.empty() ? Json(nullptr) : Json(choice.text)}};
-      if (calls) c["message"]["tool_calls"] = ToolCallsJson(choice.tool_calls, /*first=*/-1);
+      if (calls) c["message"]["tool_calls"] = ToolCallsJson(choice.tool_calls, /*stream=*/false);
       if (const std::optional<std::string>& r = choice.reasoning) {
         // vLLM's name, and the one DeepSeek and llama.cpp's server use.
         const Json shown = r->empty() ? Json(nullptr) : Json(*r);
@@ -308,7 +306,7 @@ std::string ChunkEvent(const ResponseHeader& h, const ChunkDelta& d, bool with_u
       delta["reasoning"] = std::string(d.reasoning);
       delta["reasoning_content"] = std::string(d.reasoning);
     }
-    if (calls) delta["tool_calls"] = ToolCallsJson(*d.tool_calls, d.first_call_index);
+    if (calls) delta["tool_calls"] = ToolCallsJson(*d.tool_calls, /*stream=*/true);
     c["delta"] = std::move(delta);
   } else {
     c["text"] = std::string(d.text);

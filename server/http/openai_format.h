@@ -98,10 +98,8 @@ struct ChunkDelta {
   const std::vector<ShownToken>* logprobs = nullptr;  // this chunk's tokens, when asked
   TextOffset text_offset;  // /v1/completions: where this chunk's text starts
   // Chat: the pieces of calls written since the last chunk (a call's first,
-  // with its id and name, numbered from `first_call_index`; a further one,
-  // without, more of the last call's arguments).
+  // with its id and name; a further one, without, more of its arguments).
   const std::vector<runtime::ParsedToolCall>* tool_calls = nullptr;
-  int first_call_index = 0;
 };
 
 // Where the text after `tokens` starts, for text that starts at `offset`.

@@ -308,8 +308,27 @@ def run(binary, client, model):
             from cohost_client.v1 import inference_pb2 as pb
             chunk = _common.to_chunk(pb.GenerateResponse(tool_calls=[
                 pb.ToolCall(id="call_1", name="get_weather", arguments='{"city":"Oslo"}')]))
-            check(chunk.tool_calls == [{"id": "call_1", "type": "function", "function": {
-                "name": "get_weather", "arguments": '{"city":"Oslo"}'}}], chunk.tool_calls)
+            check(chunk.tool_calls == [{"index": 0, "id": "call_1", "type": "function",
+                                        "function": {"name": "get_weather",
+                                                     "arguments": '{"city":"Oslo"}'}}],
+                  chunk.tool_calls)
+            # Streamed pieces (stream_tool_calls) join by index into the calls.
+            pieces = [c for m in (
+                pb.GenerateResponse(tool_calls=[pb.ToolCall(id="call_1", name="get_weather",
+                                                            arguments='{"ci')]),
+                pb.GenerateResponse(tool_calls=[
+                    pb.ToolCall(arguments='ty":"Oslo"}'),
+                    pb.ToolCall(id="call_2", name="now", arguments="{}", index=1)]))
+                for c in _common.to_chunk(m).tool_calls]
+            check(pieces[1] == {"index": 0, "function": {"arguments": 'ty":"Oslo"}'}}, pieces)
+            check(cohost_client.join_tool_calls(pieces) == [
+                {"index": 0, "id": "call_1", "type": "function",
+                 "function": {"name": "get_weather", "arguments": '{"city":"Oslo"}'}},
+                {"index": 1, "id": "call_2", "type": "function",
+                 "function": {"name": "now", "arguments": "{}"}}], pieces)
+            check(_common.build_request("m", messages=[{"role": "user", "content": "hi"}],
+                                        stream_tool_calls=True).stream_tool_calls,
+                  "stream_tool_calls")
             back = _common.chat_message({"role": "assistant", "tool_calls": chunk.tool_calls})
             check(back.tool_calls[0].name == "get_weather" and back.tool_calls[0].id == "call_1",
                   back)

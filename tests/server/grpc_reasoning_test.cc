@@ -1,9 +1,9 @@
 // A reasoning model's think block over gRPC: GenerateRequest.split_reasoning
 // puts the block of a model whose template writes one in
 // GenerateResponse.reasoning, the rest in text; unset, the text is raw. And
-// split_tool_calls: the answer's calls in GenerateResponse.tool_calls, and a
-// tool_choice's forced call. The tiny model on a backend whose sampler writes
-// a scripted output. (Apart from the HTTP front door's reasoning_test: gRPC's
+// split_tool_calls: the answer's calls in GenerateResponse.tool_calls (or
+// their pieces, stream_tool_calls), and a tool_choice's forced call. The tiny model on a backend
+// whose sampler writes a scripted output. (Apart from the HTTP front door's reasoning_test: gRPC's
 // library is not instrumented, so its servers stay out of the ThreadSanitizer
 // run.)
 
@@ -177,6 +177,73 @@ TEST_F(GrpcReasoningTest, ToolCallsAreSplitWhenTheRequestAsks) {
   }
 }
 
+// stream_tool_calls: each call comes in pieces as the model writes it, the
+// first with its index, id and name, the rest with its index and more of
+// its arguments; joined by index, they are the calls split_tool_calls
+// gives whole. A call the output is cut inside comes with the arguments
+// written so far (split_tool_calls alone leaves it text).
+TEST_F(GrpcReasoningTest, StreamedToolCallsComeInPiecesThatJoinIntoTheCalls) {
+  Start(cohost::testing::Qwen3ToolsTemplate(), cohost::testing::LongContext());
+  const std::string output = std::string("Let me look.\n") + cohost::testing::kWeatherCall +
+                             "\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": "
+                             "{\"city\": \"Oslo\", \"days\": [1, 2]}}\n</tool_call>";
+  backend_->Script(output);
+  v1::GenerateRequest r = WeatherChat();
+  r.set_split_tool_calls(true);
+  const cohost::testing::StreamResult whole = cohost::testing::Generate(*stub_, r);
+  ASSERT_TRUE(whole.status.ok()) << whole.status.error_message();
+  const std::vector<v1::ToolCall> want = CallsOf(whole);
+  ASSERT_EQ(want.size(), 2u);
+  EXPECT_EQ(want[0].index(), 0u);
+  EXPECT_EQ(want[1].index(), 1u);
+  EXPECT_EQ(want[1].arguments(), R"({"city":"Oslo","days":[1,2]})");
+
+  backend_->Script(output);
+  r = WeatherChat();
+  r.set_stream_tool_calls(true);  // split_tool_calls unset: implied
+  const cohost::testing::StreamResult streamed = cohost::testing::Generate(*stub_, r);
+  ASSERT_TRUE(streamed.status.ok()) << streamed.status.error_message();
+  EXPECT_EQ(streamed.text, "Let me look.");
+  std::vector<v1::ToolCall> joined;
+  for (const v1::ToolCall& piece : CallsOf(streamed)) {
+    if (piece.index() == joined.size()) {
+      EXPECT_EQ(piece.id().substr(0, 5), "call_") << "a call's first piece has its id";
+      EXPECT_EQ(piece.name(), "get_weather");
+      joined.push_back(piece);
+      continue;
+    }
+    ASSERT_EQ(piece.index() + 1, joined.size()) << "a further piece is of the last call begun";
+    EXPECT_EQ(piece.id(), "");
+    EXPECT_EQ(piece.name(), "");
+    joined.back().mutable_arguments()->append(piece.arguments());
+  }
+  ASSERT_EQ(joined.size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i) EXPECT_EQ(joined[i].arguments(), want[i].arguments());
+  EXPECT_EQ(streamed.token_ids.size(), output.size() + 1) << "every token goes out";
+
+  // Cut inside the first call's arguments.
+  const size_t cut = std::string(output).find("Paris") + 2;
+  for (const bool stream : {true, false}) {
+    backend_->Script(output);
+    r = WeatherChat();
+    r.set_split_tool_calls(true);
+    r.set_stream_tool_calls(stream);
+    r.set_max_tokens(static_cast<uint32_t>(cut));
+    const cohost::testing::StreamResult result = cohost::testing::Generate(*stub_, r);
+    ASSERT_TRUE(result.status.ok()) << result.status.error_message();
+    EXPECT_EQ(result.last().finish_reason(), v1::FINISH_REASON_LENGTH);
+    if (!stream) {
+      EXPECT_TRUE(CallsOf(result).empty());
+      EXPECT_EQ(result.text, output.substr(0, cut));
+      continue;
+    }
+    EXPECT_EQ(result.text, "Let me look.");
+    std::string arguments;
+    for (const v1::ToolCall& piece : CallsOf(result)) arguments += piece.arguments();
+    EXPECT_EQ(arguments, R"({"city":"Pa)");
+  }
+}
+
 // tool_choice over gRPC: a named function's call is the whole answer, given
 // as one tool_calls entry (split_tool_calls) or as its arguments' text;
 // "required"'s is the call's JSON. A choice the chat cannot take is
@@ -208,6 +275,23 @@ TEST_F(GrpcReasoningTest, AForcedCallIsTheWholeAnswer) {
   ASSERT_TRUE(result.status.ok()) << result.status.error_message();
   EXPECT_EQ(result.text, arguments);
   EXPECT_TRUE(CallsOf(result).empty());
+
+  // Streamed: the arguments from their first byte, in pieces of one call.
+  backend_->Script(arguments);
+  v1::GenerateRequest streamed = request(v1::TOOL_CHOICE_FUNCTION, "get_weather", true);
+  streamed.set_stream_tool_calls(true);
+  result = cohost::testing::Generate(*stub_, streamed);
+  ASSERT_TRUE(result.status.ok()) << result.status.error_message();
+  EXPECT_EQ(result.text, "");
+  calls = CallsOf(result);
+  ASSERT_FALSE(calls.empty());
+  EXPECT_EQ(calls[0].name(), "get_weather");
+  std::string joined;
+  for (const v1::ToolCall& piece : calls) {
+    EXPECT_EQ(piece.index(), 0u);
+    joined += piece.arguments();
+  }
+  EXPECT_EQ(joined, R"({"city":"Paris"})");
 
   const std::string call = R"({"name": "get_weather", "arguments": {"city": "Paris"}})";
   backend_->Script(call);

@@ -594,6 +594,33 @@ TEST(DeltaBacklogTest, ADeltaBiggerThanTheBoundGoesAloneAndWhole) {
   EXPECT_EQ(b.bytes(), 0u);
 }
 
+// A streamed call's pieces taken into one message join into one ToolCall;
+// pieces of different calls, or taken into different messages, do not.
+TEST(DeltaBacklogTest, AStreamedCallsPiecesJoinWithinAMessage) {
+  using Call = runtime::ParsedToolCall;
+  DeltaBacklog b;
+  b.Push(Delta(1, ""), "", {Call{"call_a", "f", "{\"x\":", 0}});
+  b.Push(Delta(2, ""), "", {Call{"", "", "1}", 0}, Call{"call_b", "g", "{", 1}});
+  b.Push(Delta(3, ""), "", {Call{"", "", "}", 1}});
+  b.Push(Delta(4, ""), "", {Call{"", "", "", 1}});
+  v1::GenerateResponse first, second;
+  b.TakeInto(&first, 16 + 14);  // the first two deltas: a token id and the calls' fields each
+  b.TakeInto(&second, 1024);
+  ASSERT_EQ(first.tool_calls_size(), 2);
+  EXPECT_EQ(first.tool_calls(0).id(), "call_a");
+  EXPECT_EQ(first.tool_calls(0).name(), "f");
+  EXPECT_EQ(first.tool_calls(0).arguments(), "{\"x\":1}");
+  EXPECT_EQ(first.tool_calls(0).index(), 0u);
+  EXPECT_EQ(first.tool_calls(1).id(), "call_b");
+  EXPECT_EQ(first.tool_calls(1).arguments(), "{");
+  EXPECT_EQ(first.tool_calls(1).index(), 1u);
+  ASSERT_EQ(second.tool_calls_size(), 1) << "a message's pieces of one call are one";
+  EXPECT_EQ(second.tool_calls(0).id(), "");
+  EXPECT_EQ(second.tool_calls(0).name(), "");
+  EXPECT_EQ(second.tool_calls(0).arguments(), "}");
+  EXPECT_EQ(second.tool_calls(0).index(), 1u);
+}
+
 TEST(ProgressTrackerTest, StalledOnlyWithWorkAndNoStepsForTheTimeout) {
   using Clock = ProgressTracker::Clock;
   using std::chrono::seconds;

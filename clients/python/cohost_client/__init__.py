@@ -6,7 +6,7 @@
             print(chunk.text, end="", flush=True)
 """
 
-from ._common import Chunk, Logprobs, ModelInfo, TokenLogprob, Timings, Usage
+from ._common import Chunk, Logprobs, ModelInfo, TokenLogprob, Timings, Usage, join_tool_calls
 from .aio import AsyncClient
 from .client import Client
 from .errors import (CohostError, DeadlineExceeded, FailedPrecondition, InvalidArgument,
@@ -16,4 +16,5 @@ __all__ = [
     "AsyncClient", "Chunk", "Client", "CohostError", "DeadlineExceeded", "FailedPrecondition",
     "InvalidArgument", "Logprobs", "ModelInfo", "NotFound", "PermissionDenied",
     "ResourceExhausted", "Timings", "TokenLogprob", "Unauthenticated", "Unavailable", "Usage",
+    "join_tool_calls",
 ]

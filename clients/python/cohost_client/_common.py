@@ -57,8 +57,11 @@ class Chunk:
     logprobs: List[Logprobs] = dataclasses.field(default_factory=list)  # one per token, if asked
     reasoning: str = ""  # new think-block text, with split_reasoning
     # Calls the answer made, with split_tool_calls, each as OpenAI's API shapes
-    # one ({"id", "type": "function", "function": {"name", "arguments"}}), so
-    # that an assistant message can carry them back.
+    # one ({"index", "id", "type": "function", "function": {"name",
+    # "arguments"}}), so that an assistant message can carry them back. With
+    # stream_tool_calls, their pieces as OpenAI's streamed deltas: a call's
+    # first as that, each further one {"index", "function": {"arguments"}}
+    # (join_tool_calls joins them).
     tool_calls: List[dict] = dataclasses.field(default_factory=list)
 
 
@@ -81,7 +84,7 @@ def build_request(model, prompt=None, messages=None, tokens=None, max_tokens=Non
                   stop_token_ids: Optional[Sequence[int]] = None, priority: int = 0,
                   split_reasoning=False, tools: Optional[Sequence[Mapping]] = None,
                   split_tool_calls=False, tool_choice=None,
-                  parallel_tool_calls: Optional[bool] = None):
+                  parallel_tool_calls: Optional[bool] = None, stream_tool_calls=False):
     inputs = [x is not None for x in (prompt, messages, tokens)]
     if sum(inputs) != 1:
         raise ValueError("give exactly one of prompt, messages and tokens")
@@ -113,6 +116,7 @@ def build_request(model, prompt=None, messages=None, tokens=None, max_tokens=Non
     r.priority = priority
     r.split_reasoning = split_reasoning
     r.split_tool_calls = split_tool_calls
+    r.stream_tool_calls = stream_tool_calls
     for name, value in (("temperature", temperature), ("top_p", top_p), ("top_k", top_k),
                         ("min_p", min_p), ("seed", seed),
                         ("repetition_penalty", repetition_penalty),
@@ -174,12 +178,33 @@ def tool(t):
                    strict=f.get("strict") is True)
 
 
+def _tool_call(c):
+    """A response's call, or a streamed call's further piece (no id)."""
+    if not c.id:
+        return {"index": c.index, "function": {"arguments": c.arguments}}
+    return {"index": c.index, "id": c.id, "type": "function",
+            "function": {"name": c.name, "arguments": c.arguments}}
+
+
+def join_tool_calls(pieces):
+    """The calls a stream's tool_calls pieces (stream_tool_calls) make, joined
+    by index as OpenAI's clients join streamed deltas, in index order."""
+    calls = {}
+    for p in pieces:
+        f = p.get("function", {})
+        call = calls.setdefault(p["index"], {"index": p["index"], "id": "", "type": "function",
+                                             "function": {"name": "", "arguments": ""}})
+        if p.get("id"):
+            call["id"] = p["id"]
+            call["function"]["name"] = f.get("name", "")
+        call["function"]["arguments"] += f.get("arguments", "")
+    return [calls[i] for i in sorted(calls)]
+
+
 def to_chunk(message):
     chunk = Chunk(text=message.text, token_ids=list(message.token_ids),
                   request_id=message.request_id, reasoning=message.reasoning,
-                  tool_calls=[{"id": c.id, "type": "function",
-                               "function": {"name": c.name, "arguments": c.arguments}}
-                              for c in message.tool_calls])
+                  tool_calls=[_tool_call(c) for c in message.tool_calls])
     for lp in message.logprobs:
         chunk.logprobs.append(Logprobs(
             TokenLogprob(lp.chosen.token_id, lp.chosen.logprob),

@@ -94,25 +94,30 @@ Streamed Split(ToolCallSplitter s, std::string_view text, size_t step) {
   return all;
 }
 
-// The calls the pieces make: a piece with an id begins one, and one
-// without adds to the last begun's arguments.
+// The calls the pieces make: a piece with an id begins one (the next
+// index), and one without adds to the last begun's arguments (its index).
 std::vector<ParsedToolCall> Joined(const std::vector<ParsedToolCall>& pieces) {
   std::vector<ParsedToolCall> calls;
   for (const ParsedToolCall& p : pieces) {
     if (!p.id.empty()) {
+      EXPECT_EQ(p.index, static_cast<int>(calls.size()));
       calls.push_back(p);
       continue;
     }
     EXPECT_TRUE(p.name.empty());
     EXPECT_FALSE(calls.empty()) << "a further piece before any call";
-    if (!calls.empty()) calls.back().arguments += p.arguments;
+    if (calls.empty()) continue;
+    EXPECT_EQ(p.index, calls.back().index);
+    calls.back().arguments += p.arguments;
   }
   return calls;
 }
 
 std::string Show(const std::vector<ParsedToolCall>& calls) {
   std::string out;
-  for (const ParsedToolCall& c : calls) out += c.name + c.arguments + ";";
+  for (const ParsedToolCall& c : calls) {
+    out += std::to_string(c.index) + ":" + c.name + c.arguments + ";";
+  }
   return out;
 }
 
@@ -145,6 +150,9 @@ TEST(StreamedCallsTest, JoinIntoTheCallsOfTheWholeSplit) {
   ExpectSameAsWhole(R"(<tool_call>{"arguments": {"z": 1}, "name": "f"}</tool_call>)");
   ExpectSameAsWhole(R"(<tool_call>{"name": "f", "arguments": "{\"b\": 2}"}</tool_call>)");
   ExpectSameAsWhole(R"(<tool_call>{"name": "now"}</tool_call> x)");
+  // Calls read whole and streamed ones are numbered in one sequence.
+  ExpectSameAsWhole(R"(<tool_call>{"arguments": {}, "name": "a"}</tool_call>
+<tool_call>{"name": "b", "arguments": {"y": 2}}</tool_call><tool_call>{"name": "c"}</tool_call>)");
   ExpectSameAsWhole("a <tool_call>not json</tool_call> b");
   ExpectSameAsWhole("<tool_calls> and <tool_c");
   // A model that stops after its JSON.
@@ -196,7 +204,7 @@ TEST(StreamedCallsTest, ABlockIsACallOnceItsArgumentsOpen) {
                        "{\"x\": [1, 2</tool_",
                        3);
   EXPECT_EQ(cut.content, "ok");
-  EXPECT_EQ(Show(Joined(cut.pieces)), "f{\"x\":[1,2</tool_;");
+  EXPECT_EQ(Show(Joined(cut.pieces)), "0:f{\"x\":[1,2</tool_;");
   // Before the arguments open, it is still text.
   cut = Split(ToolCallSplitter(true), "ok <tool_call>{\"name\": \"f\", \"argu", 2);
   EXPECT_EQ(cut.content, "ok <tool_call>{\"name\": \"f\", \"argu");
@@ -206,21 +214,21 @@ TEST(StreamedCallsTest, ABlockIsACallOnceItsArgumentsOpen) {
   const Streamed extra =
       Split(ToolCallSplitter(true),
             "<tool_call>{\"name\": \"f\", \"arguments\": {}, \"x\": 1}</tool_call>", 4);
-  EXPECT_EQ(Show(Joined(extra.pieces)), "f{};");
+  EXPECT_EQ(Show(Joined(extra.pieces)), "0:f{};");
   EXPECT_EQ(extra.content, ", \"x\": 1}");
   // A closing tag cut off after the arguments is the block's end.
   const Streamed closing =
       Split(ToolCallSplitter(true), "<tool_call>{\"name\": \"f\", \"arguments\": {}}\n</tool_c", 5);
-  EXPECT_EQ(Show(Joined(closing.pieces)), "f{};");
+  EXPECT_EQ(Show(Joined(closing.pieces)), "0:f{};");
   EXPECT_EQ(closing.content, "");
   // Escapes stay as written (the whole split writes them again).
   const Streamed escaped =
       Split(ToolCallSplitter(true), R"(<tool_call>{"name": "f", "arguments": {"c": "\u00e9"}})", 3);
-  EXPECT_EQ(Show(Joined(escaped.pieces)), R"(f{"c":"\u00e9"};)");
+  EXPECT_EQ(Show(Joined(escaped.pieces)), R"(0:f{"c":"\u00e9"};)");
   // A forced call the output ends inside.
   cut = Split(ToolCallSplitter::Forced("f", true), "{\"city\": \"Par", 1);
   EXPECT_EQ(cut.content, "");
-  EXPECT_EQ(Show(Joined(cut.pieces)), "f{\"city\":\"Par;");
+  EXPECT_EQ(Show(Joined(cut.pieces)), "0:f{\"city\":\"Par;");
 }
 
 }  // namespace
