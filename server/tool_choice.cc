@@ -29,13 +29,14 @@ using Json = nlohmann::json;
 // leaves to the model (the prompt tells the model of them), as OpenAI's
 // non-strict calls are not held to them, and a call that is not strict is
 // refused for none of them. The grammar holds none of these:
-constexpr std::string_view kUnheldBounds[] = {"multipleOf", "minProperties", "maxProperties",
-                                              "uniqueItems", "nullable"};
+constexpr std::string_view kUnheldBounds[] = {"minProperties", "maxProperties", "uniqueItems",
+                                              "nullable"};
 // and these only where it can (json_schema.h: number bounds to six
-// decimals, some patterns and formats, enums and consts of scalars):
-constexpr std::string_view kValueBounds[] = {
-    "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "pattern", "format",
-    "enum",    "const"};
+// decimals, whole multiples, some patterns and formats, enums and consts
+// of scalars):
+constexpr std::string_view kValueBounds[] = {"minimum",          "maximum",    "exclusiveMinimum",
+                                             "exclusiveMaximum", "multipleOf", "pattern",
+                                             "format",           "enum",       "const"};
 // The keywords that hold schemas within a schema, or stand for it.
 constexpr std::string_view kStructure[] = {"properties", "required", "additionalProperties",
                                            "items",      "$defs",    "definitions",

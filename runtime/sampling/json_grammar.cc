@@ -513,7 +513,7 @@ bool JsonGrammar::StartNumber(const SchemaNode& node, SchemaNodeId id, uint8_t b
     // As if after a '-': a digit is the first of the integer part.
     head_.sub = kMinus;
     head_.negative = byte == '-' && node.bounds.any();
-    if (byte != '-') goes_on = NumberGoesOn(byte, node.bounds.any(), node.bounds.scale);
+    if (byte != '-') goes_on = NumberGoesOn(byte, node.bounds);
   }
   if (goes_on && NumberHolds(node)) return true;
   head_ = before;
@@ -534,7 +534,9 @@ bool JsonGrammar::NarrowOptions(const SchemaNode& node, uint8_t byte) {
   return true;
 }
 
-bool JsonGrammar::NumberGoesOn(uint8_t byte, bool bounded, int scale) {
+bool JsonGrammar::NumberGoesOn(uint8_t byte, const NumberBounds& bounds) {
+  const bool bounded = bounds.any();
+  const int scale = bounds.scale;
   const bool digit = IsDigit(byte);
   const bool fraction = !head_.integer && byte == '.';
   // A bounded number is written without an exponent.
@@ -542,7 +544,10 @@ bool JsonGrammar::NumberGoesOn(uint8_t byte, bool bounded, int scale) {
   // Only a bounded number's digits are kept: the states of others' stay
   // equal (and share a cached mask).
   const auto integer_digit = [&] {
-    if (bounded) head_.candidates = NumberPrefix::Grown(head_.candidates, byte - '0');
+    if (!bounded) return;
+    head_.candidates = NumberPrefix::Grown(head_.candidates, byte - '0');
+    if (bounds.multiple > 1)
+      head_.chars = NumberPrefix::Grown(head_.chars, byte - '0', bounds.multiple);
   };
   switch (head_.sub) {
     case kMinus:
@@ -624,6 +629,7 @@ bool JsonGrammar::NumberHolds(const SchemaNode& node) {
   prefix.fraction_value = head_.chars;
   prefix.nonzero_fraction = head_.nonzero_fraction;
   prefix.magnitude = head_.candidates;
+  if (node.bounds.multiple > 1) prefix.remainder = head_.chars;
   if (!CanReach(node.bounds, head_.integer, prefix)) return false;
   head_.whole = end_part && Within(node.bounds, prefix);
   return true;
@@ -632,9 +638,8 @@ bool JsonGrammar::NumberHolds(const SchemaNode& node) {
 bool JsonGrammar::FeedNumber(const JsonSchema& schema, uint8_t byte) {
   const SchemaNode& node = schema.node(head_.value);
   const Head before = head_;
-  const bool goes_on = node.options.empty()
-                           ? NumberGoesOn(byte, node.bounds.any(), node.bounds.scale)
-                           : NarrowOptions(node, byte);
+  const bool goes_on =
+      node.options.empty() ? NumberGoesOn(byte, node.bounds) : NarrowOptions(node, byte);
   if (goes_on) {
     if (NumberHolds(node)) return true;
     head_ = before;

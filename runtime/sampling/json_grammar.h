@@ -6,7 +6,8 @@
 // JsonSchema::AnyObject(): any document whose top level is an object,
 // OpenAI's `response_format: {"type": "json_object"}`), some written one way
 // where JSON has several (never a document the schema refuses): an integer
-// without a fraction or exponent, a bounded number without an exponent, an
+// (and a number whose multipleOf is whole) without a fraction or exponent,
+// a bounded number without an exponent, an
 // enum's number as its value is written (1, not 1.0), a pattern's string
 // without \u escapes (string_pattern.h for its characters), a tagged
 // object's tag first (JsonSchema's objects told apart by a tag), with strings
@@ -144,7 +145,8 @@ class JsonGrammar {
     // fraction digits within its bounds' scale.
     uint16_t pos = 0;
     // A length-limited string's characters so far; the value of a bounded
-    // number's fraction digits within its bounds' scale.
+    // number's fraction digits within its bounds' scale; an integer's
+    // remainder mod its bounds' multiple.
     uint32_t chars = 0;
     // The names (of a key) or options still matching; a pattern's state (of
     // a string with one); a bounded number's integer part (its magnitude).
@@ -180,7 +182,7 @@ class JsonGrammar {
   bool FeedNumber(const JsonSchema& schema, uint8_t byte);
   // The number's grammar alone: `byte` goes on with it (and the state with
   // it; a bounded number's digits as its bounds' units of 10^-scale see them).
-  bool NumberGoesOn(uint8_t byte, bool bounded, int scale);
+  bool NumberGoesOn(uint8_t byte, const NumberBounds& bounds);
   // After a byte of a number: its prefix is one of the node's, and whether
   // it may end here.
   bool NumberHolds(const SchemaNode& node);

@@ -51,6 +51,23 @@ bool Meet(const Range& x, const Range& y, bool integer) {
   return lo < hi || (lo == hi && !lo_open && !hi_open);
 }
 
+Wide FloorDiv(Wide a, Wide b) {
+  const Wide q = a / b;
+  return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
+}
+
+// x and y share an integer that is a multiple of `multiple` (> 1).
+bool MeetMultiple(const Range& x, const Range& y, uint32_t multiple) {
+  const Wide lo = std::max(x.lo + x.lo_open, y.lo + y.lo_open);
+  const Wide hi = std::min(x.hi - x.hi_open, y.hi - y.hi_open);
+  return lo <= hi && FloorDiv(hi, multiple) * multiple >= lo;
+}
+
+// x and y share a value the bounds allow of their type (ends in their units).
+bool MeetValue(const Range& x, const Range& y, const NumberBounds& b, bool integer) {
+  return b.multiple > 1 ? MeetMultiple(x, y, b.multiple) : Meet(x, y, integer || b.multiple == 1);
+}
+
 // In units of 10^-scale: the written digits' value, m.ddd with the
 // fraction's first `scale` digits.
 Wide Written(const NumberBounds& bounds, const NumberPrefix& prefix) {
@@ -65,7 +82,7 @@ Wide Written(const NumberBounds& bounds, const NumberPrefix& prefix) {
 }  // namespace
 
 bool NumberBounds::Satisfiable(bool integer) const {
-  return Meet(Values(*this), {-kInf, false, kInf, false}, integer);
+  return MeetValue(Values(*this), {-kInf, false, kInf, false}, *this, integer);
 }
 
 uint64_t NumberPrefix::Grown(uint64_t magnitude, int digit) {
@@ -75,7 +92,8 @@ uint64_t NumberPrefix::Grown(uint64_t magnitude, int digit) {
 
 bool CanReach(const NumberBounds& bounds, bool integer, const NumberPrefix& prefix) {
   const Range allowed = Magnitudes(bounds, prefix.negative);
-  if (!prefix.digits) return Meet({0, false, kInf, false}, allowed, integer);
+  const auto meets = [&](const Range& r) { return MeetValue(r, allowed, bounds, integer); };
+  if (!prefix.digits) return meets({0, false, kInf, false});
   const Wide unit = PowerOfTen(bounds.scale);
   const Wide w = Written(bounds, prefix);
   // m.ddd...: the digits as written (while what follows the scale's digits
@@ -85,7 +103,7 @@ bool CanReach(const NumberBounds& bounds, bool integer, const NumberPrefix& pref
     return Meet({w, prefix.nonzero_fraction, w + step, true}, allowed, false);
   }
   // A lone 0: itself, or 0.ddd... for a number.
-  if (!prefix.more_digits) return Meet({0, false, unit, true}, allowed, integer);
+  if (!prefix.more_digits) return meets({0, false, unit, true});
   // m followed by k more digits (and, for a number, a fraction): the
   // magnitudes from m * 10^k up to (m + 1) * 10^k, for some k. Once they
   // start past every finite bound, they meet the allowed ones only where
@@ -95,7 +113,7 @@ bool CanReach(const NumberBounds& bounds, bool integer, const NumberPrefix& pref
     const Wide lo = Wide{prefix.magnitude} * step;
     if (lo > kPastBounds) return allowed.hi >= kInf;
     if (lo > allowed.hi) return false;
-    if (Meet({lo, false, lo + step, true}, allowed, integer)) return true;
+    if (meets({lo, false, lo + step, true})) return true;
   }
   return false;
 }
@@ -109,6 +127,7 @@ bool Within(const NumberBounds& bounds, const NumberPrefix& prefix) {
   if (prefix.fraction && prefix.nonzero_fraction) {
     return Meet({w, true, w + 1, true}, allowed, false);
   }
+  if (bounds.multiple > 1 && prefix.remainder != 0) return false;
   return Meet({w, false, w, false}, allowed, false);
 }
 

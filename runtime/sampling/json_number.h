@@ -6,7 +6,9 @@
 // integer's whole; a finer bound rounded in when compiled:
 // schema_values.h), which keeps every answer exact in integer arithmetic:
 // between two such units, all decimals compare alike. A bounded number is
-// written without an exponent.
+// written without an exponent. JSON Schema's multipleOf is held where its
+// values are whole (an integer's, or a number's whole multipleOf): as the
+// integer they are multiples of.
 #pragma once
 
 #include <cstdint>
@@ -17,14 +19,19 @@ namespace cohost::runtime {
 // The most decimals a bound keeps: one with more is rounded in (narrower,
 // never wider).
 inline constexpr int kMaxBoundDecimals = 6;
+// The largest multiple held (a value's remainder is grammar state).
+inline constexpr uint32_t kMaxMultiple = 1'000'000'000;
 
 struct NumberBounds {
   bool has_min = false, has_max = false;
   bool min_exclusive = false, max_exclusive = false;
   uint8_t scale = 0;  // min and max count units of 10^-scale
   int64_t min = 0, max = 0;
+  // Not 0: the values are integers (scale 0), multiples of this (1: any).
+  uint32_t multiple = 0;
 
-  bool any() const { return has_min || has_max; }
+  // The values are held to something (and their digits are kept).
+  bool any() const { return has_min || has_max || multiple > 1; }
   // Some value of the type (an integer, or any number) lies within.
   bool Satisfiable(bool integer) const;
 
@@ -32,7 +39,7 @@ struct NumberBounds {
   template <typename H>
   friend H AbslHashValue(H h, const NumberBounds& b) {
     return H::combine(std::move(h), b.has_min, b.has_max, b.min_exclusive, b.max_exclusive, b.scale,
-                      b.min, b.max);
+                      b.min, b.max, b.multiple);
   }
 };
 
@@ -50,9 +57,15 @@ struct NumberPrefix {
   uint32_t fraction_value = 0;    // their value
   bool nonzero_fraction = false;  // a digit other than 0 after those
   uint64_t magnitude = 0;         // the integer part's value, capped
+  uint32_t remainder = 0;         // its value mod the bounds' multiple (where > 1)
 
   // The magnitude after one more digit of the integer part.
   static uint64_t Grown(uint64_t magnitude, int digit);
+  // The remainder mod `multiple` after one more digit.
+  static uint32_t Grown(uint32_t remainder, int digit, uint32_t multiple) {
+    return static_cast<uint32_t>((uint64_t{remainder} * 10 + static_cast<uint64_t>(digit)) %
+                                 multiple);
+  }
 };
 
 // Some number that starts with the prefix (and has no exponent) lies

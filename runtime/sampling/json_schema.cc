@@ -46,7 +46,8 @@ std::vector<std::string_view> KeywordsOf(Kind kind) {
       return {"minLength", "maxLength", "pattern", "format", "enum", "const"};
     case Kind::kNumber:
     case Kind::kInteger:
-      return {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "enum", "const"};
+      return {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf",
+              "enum",    "const"};
     case Kind::kBoolean:
     case Kind::kNull:
       return {"enum", "const"};
@@ -493,7 +494,9 @@ class SchemaCompiler {
     ASSIGN_OR_RETURN(const std::vector<Json> values, EnumValuesOf(s, kind, where));
     // An enum's values are filtered by the bounds as written.
     if (values.empty() && !bounds.Satisfiable(integer)) {
-      return Error(where, absl::StrCat("no ", KindName(kind), " lies within the bounds",
+      return Error(where, absl::StrCat("no ", KindName(kind),
+                                       bounds.multiple != 0 ? " multiple of multipleOf" : "",
+                                       " lies within the bounds",
                                        narrowed ? absl::StrCat(" held to ", kMaxBoundDecimals,
                                                                " decimals and 2^62 units")
                                                 : ""));
@@ -508,6 +511,8 @@ class SchemaCompiler {
     SchemaNode& node = schema_.nodes_[id];
     node.options = std::move(options);
     if (node.options.empty()) node.bounds = bounds;
+    // A number held to whole multiples is an integer (written as one).
+    if (bounds.multiple != 0) node.kind = Kind::kInteger;
     return absl::OkStatus();
   }
 

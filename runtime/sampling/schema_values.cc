@@ -208,10 +208,50 @@ absl::Status ReadBound(const Json& schema, const std::string& key, bool integer,
 
 constexpr const char* kBoundKeys[] = {"minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"};
 
+// The integer whose multiples an integer `d` is a multiple of is d's
+// numerator once reduced: of D / 10^k, D / gcd(D, 10^k) (at most kMaxMultiple).
+absl::StatusOr<uint32_t> WholeMultiple(const Decimal& d) {
+  const absl::Status too_big = absl::InvalidArgumentError(
+      absl::StrCat("multipleOf holds integers to multiples of at most ", kMaxMultiple));
+  if (d.digits.size() + static_cast<size_t>(std::max(d.exponent, 0)) > 18) return too_big;
+  uint64_t k = 0;
+  for (const char c : d.digits) k = k * 10 + static_cast<uint64_t>(c - '0');
+  for (int i = 0; i < d.exponent; ++i) k *= 10;
+  // Each factor 2 or 5 of D that 10^k holds cancels.
+  for (int i = 0; i < -d.exponent && i < 64; ++i) {
+    if (k % 2 == 0) k /= 2;
+    if (k % 5 == 0) k /= 5;
+  }
+  if (k > kMaxMultiple) return too_big;
+  return static_cast<uint32_t>(k);
+}
+
+// multipleOf as the integer its values are whole multiples of (0: none).
+// A number's must be whole; an integer's may have decimals (2.5 holds
+// integers to multiples of 5).
+absl::StatusOr<uint32_t> MultipleOf(const Json& schema, bool integer) {
+  const auto it = schema.find("multipleOf");
+  if (it == schema.end()) return 0;
+  const Decimal d = DecimalOf(*it);
+  if (!it->is_number() || d.negative || d.digits.empty()) {
+    return absl::InvalidArgumentError("multipleOf must be a number above 0");
+  }
+  if (!integer && d.exponent < 0) {
+    return absl::InvalidArgumentError(
+        "a multipleOf with decimals is supported with type integer only");
+  }
+  return WholeMultiple(d);
+}
+
 }  // namespace
 
 absl::StatusOr<NumberBounds> NumberBoundsOf(const Json& schema, bool integer, bool* narrowed) {
   NumberBounds bounds;
+  absl::StatusOr<uint32_t> multiple = MultipleOf(schema, integer);
+  if (!multiple.ok()) return multiple.status();
+  // Whole multiples are integers, their bounds an integer's.
+  bounds.multiple = *multiple;
+  integer = integer || bounds.multiple != 0;
   // A number's units are the finest its bounds need, up to
   // kMaxBoundDecimals and as fine as keeps every bound within +-2^62 (as
   // written) within kFar units; an integer's are whole.
@@ -243,6 +283,16 @@ absl::StatusOr<NumberBounds> NumberBoundsOf(const Json& schema, bool integer, bo
 
 bool WithinBounds(const Json& value, const Json& schema) {
   const Decimal v = DecimalOf(value);
+  if (schema.contains("multipleOf")) {
+    // A whole value, a multiple of the integer (of a schema that compiled).
+    const absl::StatusOr<uint32_t> multiple = MultipleOf(schema, /*integer=*/true);
+    if (!multiple.ok() || v.exponent < 0) return false;
+    uint64_t remainder = 0;
+    for (const char c : v.digits)
+      remainder = (remainder * 10 + static_cast<uint64_t>(c - '0')) % *multiple;
+    for (int i = 0; i < v.exponent && remainder != 0; ++i) remainder = remainder * 10 % *multiple;
+    if (remainder != 0) return false;
+  }
   for (const char* key : kBoundKeys) {
     const auto it = schema.find(key);
     if (it == schema.end() || !it->is_number()) continue;

@@ -32,10 +32,14 @@ bool IsOfKind(const nlohmann::json& value, SchemaNode::Kind kind);
 // held at 2^62 units on its own side (narrower, never wider), and one past
 // it on the far side can never be met. `narrowed`, where given: a number's
 // bound was rounded in or held so (an integer's rounding loses no integer).
+// And multipleOf, as the integer its values are whole multiples of (a
+// number's must be whole, and its values then are integers, bounds and
+// all; an integer's may have decimals: 2.5 holds it to multiples of 5).
 absl::StatusOr<NumberBounds> NumberBoundsOf(const nlohmann::json& schema, bool integer,
                                             bool* narrowed = nullptr);
 // A number value (an enum's) lies within `schema`'s bounds as written,
-// compared exactly as decimals (no units, no rounding).
+// compared exactly as decimals (no units, no rounding), and is a multiple
+// of its multipleOf.
 bool WithinBounds(const nlohmann::json& value, const nlohmann::json& schema);
 
 // The string's pattern or format, compiled; none where it has neither.

@@ -164,15 +164,16 @@ TEST(ToolChoiceTest, ANonStrictFunctionsUnheldBoundsAreLeftToTheModel) {
   const std::string parameters =
       R"({"type":"object","properties":{"when":{"type":"string","format":"date-time"},)"
       R"("format":{"type":"string","pattern":"^[a-z]+$"},)"
-      R"("days":{"type":"array","items":{"type":"integer","minimum":1,"maximum":9},)"
-      R"("uniqueItems":true},"any":{"anyOf":[{"type":"number","multipleOf":2},)"
+      R"("days":{"type":"array","items":{"type":"integer","minimum":1,"maximum":9,)"
+      R"("multipleOf":3},"uniqueItems":true},"any":{"anyOf":[{"type":"number","multipleOf":0.5},)"
       R"({"type":"null"}]},"ref":{"$ref":"#/$defs/r"}},)"
       R"("$defs":{"r":{"type":"integer","exclusiveMinimum":0}},"minProperties":1,)"
       R"("nullable":true})";
   EXPECT_EQ(held(parameters, /*strict=*/false),
             R"({"type":"object","properties":{"when":{"type":"string","format":"date-time"},)"
             R"("format":{"type":"string","pattern":"^[a-z]+$"},)"
-            R"("days":{"type":"array","items":{"type":"integer","minimum":1,"maximum":9}},)"
+            R"("days":{"type":"array","items":{"type":"integer","minimum":1,"maximum":9,)"
+            R"("multipleOf":3}},)"
             R"("any":{"anyOf":[{"type":"number"},{"type":"null"}]},"ref":{"$ref":"#/$defs/r"}},)"
             R"("$defs":{"r":{"type":"integer","exclusiveMinimum":0}}})");
   // Enums and consts of any scalar are held.
@@ -261,7 +262,7 @@ TEST(ToolChoiceTest, RequiredIsOneCallOfAnyOfferedFunction) {
   v1::GenerateRequest odd = Chat();
   odd.mutable_chat()->mutable_tools(0)->set_strict(true);
   odd.mutable_chat()->mutable_tools(0)->set_parameters(
-      R"({"type":"object","properties":{"n":{"type":"integer","multipleOf":2}}})");
+      R"({"type":"object","properties":{"n":{"type":"number","multipleOf":0.5}}})");
   odd.mutable_chat()->set_tool_choice(v1::TOOL_CHOICE_REQUIRED);
   ASSERT_TRUE(ApplyToolChoice(&odd).ok());
   const Json any = Json::parse(odd.json_schema());

@@ -303,7 +303,7 @@ TEST(JsonSchemaTest, WhatIsNotHeldToIsRefusedByName) {
     const char* says;
   };
   for (const Case& c : {
-           Case{R"({"type":"integer","multipleOf":2})", "\"multipleOf\""},
+           Case{R"({"type":"string","multipleOf":2})", "\"multipleOf\""},
            Case{R"({"type":"string","minimum":0})", "\"minimum\""},
            Case{R"({"type":"object","properties":{"a":{"type":"number","multipleOf":0.5}}})",
                 "properties.\"a\""},

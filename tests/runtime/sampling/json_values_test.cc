@@ -1,5 +1,5 @@
-// The value keywords a schema holds a document to: number bounds, enums
-// of any scalars, patterns and formats (json_number.h, string_pattern.h),
+// The value keywords a schema holds a document to: number bounds and
+// multipleOf, enums of any scalars, patterns and formats (json_number.h, string_pattern.h),
 // byte by byte through JsonGrammar.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -146,6 +146,56 @@ TEST(JsonValuesTest, FractionalBoundsAgreeWithExactArithmetic) {
   }
 }
 
+// multipleOf holds an integer (or a number whose multipleOf is whole,
+// written as one) to the multiples, with its bounds; an integer's multipleOf
+// may have decimals (its values are multiples of the reduced numerator).
+TEST(JsonValuesTest, MultipleOf) {
+  ExpectDocuments(R"({"type":"integer","multipleOf":5,"minimum":3,"maximum":22})",
+                  {"5", "10", "20", "15"}, {"0", "3", "25", "12", "-5", "10.0"});
+  ExpectDocuments(R"({"type":"integer","multipleOf":7})",
+                  {"0", "-0", "7", "-14", "7000000000000000000000000000000"},
+                  {"1", "-15", "7000000000000000000000000000001"});
+  ExpectDocuments(R"({"type":"integer","multipleOf":2.5})", {"5", "-10", "0"}, {"2", "7", "2.5"});
+  ExpectDocuments(R"({"type":"integer","multipleOf":0.1})", {"1", "-3", "17"}, {"0.1"});
+  ExpectDocuments(R"({"type":"number","multipleOf":3,"maximum":10.5})", {"3", "9", "-3", "0"},
+                  {"3.0", "12", "4", "1.5"});
+  ExpectDocuments(R"({"type":"number","multipleOf":1,"exclusiveMinimum":0.5})", {"1", "2"},
+                  {"0", "0.75", "1.5"});
+  ExpectDocuments(R"({"type":"integer","enum":[3,4,6,9],"multipleOf":3})", {"3", "6", "9"}, {"4"});
+  const JsonSchema fives =
+      CompiledSchema(R"({"type":"integer","multipleOf":5,"minimum":3,"maximum":22})");
+  EXPECT_EQ(Taken(fives, "3"), 0u) << "no multiple of 5 in 3..22 starts with 3";
+  EXPECT_EQ(Taken(fives, "2"), 1u) << "20";
+  EXPECT_EQ(Taken(fives, "21"), 1u);
+}
+
+// Random bounds and multiples against every integer near them: the
+// grammar's verdict is the exact one, and a schema is refused exactly
+// where no value is left.
+TEST(JsonValuesTest, MultipleOfAgreesWithExactArithmetic) {
+  std::mt19937 rng(5);
+  for (int round = 0; round < 60; ++round) {
+    const int64_t k = 1 + static_cast<int64_t>(rng() % 40);
+    const bool has_lo = rng() % 4 != 0, has_hi = rng() % 4 != 0;
+    const int64_t lo = static_cast<int64_t>(rng() % 1001) - 500;
+    const int64_t hi = lo + static_cast<int64_t>(rng() % 200) - 20;
+    Json schema_json{{"type", "integer"}, {"multipleOf", k}};
+    if (has_lo) schema_json["minimum"] = lo;
+    if (has_hi) schema_json["maximum"] = hi;
+    const auto allowed = [&](int64_t v) {
+      return v % k == 0 && (!has_lo || v >= lo) && (!has_hi || v <= hi);
+    };
+    bool any = !has_lo || !has_hi;
+    for (int64_t v = lo; v <= hi && !any; ++v) any = allowed(v);
+    const absl::StatusOr<JsonSchema> schema = JsonSchema::Compile(schema_json);
+    ASSERT_EQ(schema.ok(), any) << schema_json.dump() << schema.status();
+    if (!any) continue;
+    for (int64_t v = -700; v <= 700; ++v) {
+      EXPECT_EQ(IsDocument(*schema, std::to_string(v)), allowed(v)) << schema_json.dump() << v;
+    }
+  }
+}
+
 // Bounds and enums where rounding would show: enum values are filtered by
 // the bounds as written; units coarse enough for a large bound; a range
 // that only rounding empties says so.
@@ -223,6 +273,14 @@ TEST(JsonValuesTest, WhatCannotBeHeldIsRefusedByName) {
            Case{R"({"type":"string","format":"ipv6"})", "format"},
            Case{R"j({"type":"string","pattern":"(?!x)"})j", "lookahead"},
            Case{R"({"type":"string","enum":["b"],"pattern":"^a$"})", "matches"},
+           Case{R"({"type":"integer","multipleOf":0})", "above 0"},
+           Case{R"({"type":"integer","multipleOf":-2})", "above 0"},
+           Case{R"({"type":"integer","multipleOf":"2"})", "above 0"},
+           Case{R"({"type":"number","multipleOf":0.5})", "type integer only"},
+           Case{R"({"type":"integer","multipleOf":1e10})", "at most 1000000000"},
+           Case{R"({"type":"integer","multipleOf":5,"minimum":1,"maximum":4})",
+                "no integer multiple of multipleOf"},
+           Case{R"({"type":"string","multipleOf":2})", "multipleOf"},
        }) {
     absl::StatusOr<JsonSchema> s = JsonSchema::Compile(Json::parse(c.schema));
     ASSERT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument) << c.schema;
@@ -247,8 +305,9 @@ TEST(JsonValuesTest, WalksEndInDocumentsThatHoldTheirValues) {
       "q":{"type":"string","pattern":"^(ab)+$","minLength":3,"maxLength":7},
       "d":{"type":"string","format":"date"},
       "f":{"type":"number","exclusiveMinimum":-0.25,"maximum":0.125},
-      "g":{"type":"number","minimum":0.000001,"exclusiveMaximum":0.000003}},
-    "required":["i","n","e","p","q","d","f","g"],"additionalProperties":false})";
+      "g":{"type":"number","minimum":0.000001,"exclusiveMaximum":0.000003},
+      "m":{"type":"integer","minimum":-40,"exclusiveMaximum":1000,"multipleOf":7}},
+    "required":["i","n","e","p","q","d","f","g","m"],"additionalProperties":false})";
   const JsonSchema schema = CompiledSchema(text);
   const std::regex p_pattern("^[a-c]{1,3}-[0-9]$");
   const std::regex q_pattern("^(ab)+$");
@@ -278,6 +337,8 @@ TEST(JsonValuesTest, WalksEndInDocumentsThatHoldTheirValues) {
     EXPECT_TRUE(f >= -0.25 && f <= 0.125) << doc;
     const auto g = d["g"].get<double>();
     EXPECT_TRUE(g >= 0.000001 && g <= 0.000003) << doc;
+    const auto m = d["m"].get<int64_t>();
+    EXPECT_TRUE(m >= -40 && m < 1000 && m % 7 == 0) << doc;
   }
   EXPECT_GT(completed, 100);
 }
