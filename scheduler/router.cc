@@ -33,11 +33,12 @@ namespace {
 // its own engine).
 class AdmissionSink : public runtime::TokenSink {
  public:
-  // `tenant`: the request's place in its tenant's books, in `tenants`.
+  // `tenant`: the request's place in its tenant's books, in `tenants` (its
+  // stream open while this or `inner` holds it: KeepOpen).
   // `predicted`: the request's TTFT as predicted at admission, recorded
   // against the actual one (from `arrival`) at its first token.
   AdmissionSink(ServedModel* model, std::unique_ptr<Admission::Ticket> ticket,
-                std::shared_ptr<TenantBook> tenants, std::unique_ptr<TenantBook::Ticket> tenant,
+                std::shared_ptr<TenantBook> tenants, std::shared_ptr<TenantBook::Ticket> tenant,
                 std::shared_ptr<runtime::TokenSink> inner,
                 std::optional<runtime::Clock::duration> predicted,
                 runtime::Clock::time_point arrival)
@@ -67,9 +68,11 @@ class AdmissionSink : public runtime::TokenSink {
     // A stop string's tokens were generated but never sent: charged here.
     const int64_t unsent = info.completion_tokens - charged_;
     if (unsent > 0) tenants_->Generated(*tenant_, unsent);
-    // The books first, so whoever the inner sink wakes sees them settled.
+    // The books first, so whoever the inner sink wakes sees them settled
+    // (the tenant's stream stays open only where the inner sink keeps it).
     model_->admission().Finished(*ticket_);
     tenants_->Finished(*tenant_);
+    tenant_.reset();
     inner_->OnFinish(info);
   }
 
@@ -82,7 +85,7 @@ class AdmissionSink : public runtime::TokenSink {
   // Shared with the Router: a model (and so this sink, its engine's) may
   // outlive the Router while a call still holds it.
   std::shared_ptr<TenantBook> tenants_;
-  const std::unique_ptr<TenantBook::Ticket> tenant_;
+  std::shared_ptr<TenantBook::Ticket> tenant_;  // until OnFinish
   std::shared_ptr<runtime::TokenSink> inner_;
   int64_t charged_ = 0;  // generated tokens charged to the tenant so far
   std::optional<runtime::Clock::duration> predicted_;  // until the first token
@@ -564,8 +567,11 @@ absl::StatusOr<runtime::RequestId> Router::Submit(const std::shared_ptr<ServedMo
     return ticket.status();
   }
   request.tenant_weight = tenants_->Weight(request.tenant);
+  // The tenant's stream stays open while the front door still writes.
+  std::shared_ptr<TenantBook::Ticket> stream = std::move(tenant);
+  sink->KeepOpen(stream);
   auto admission =
-      std::make_shared<AdmissionSink>(model.get(), *std::move(ticket), tenants_, std::move(tenant),
+      std::make_shared<AdmissionSink>(model.get(), *std::move(ticket), tenants_, std::move(stream),
                                       std::move(sink), predicted, request.arrival.value_or(now));
   const runtime::RequestId id = next_id_.fetch_add(1);
   bool needs_load = false;

@@ -1,6 +1,7 @@
 #include "scheduler/tenants.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <utility>
@@ -14,7 +15,9 @@ namespace cohost::scheduler {
 
 struct TenantBook::Ticket::State {
   TenantLimits limits;
-  int32_t streams = 0;
+  // Counted up under the book's lock; down by a ticket as it goes, with or
+  // without it (only ever lowering what Admit weighs).
+  std::atomic<int32_t> streams{0};
   int64_t queued_prompt_tokens = 0;
   double bucket = 0;  // tokens it may still use; below 0 after generation ran over
   runtime::Clock::time_point refilled;
@@ -40,6 +43,10 @@ struct TenantBook::Ticket::State {
 const TenantLimits& TenantPolicy::For(const std::string& tenant) const {
   auto it = named.find(tenant);
   return it == named.end() ? defaults : it->second;
+}
+
+TenantBook::Ticket::~Ticket() {
+  if (state_ != nullptr && !closed_) state_->streams.fetch_sub(1, std::memory_order_release);
 }
 
 TenantBook::TenantBook(TenantPolicy policy) : policy_(std::move(policy)) {}
@@ -103,11 +110,12 @@ absl::StatusOr<std::unique_ptr<TenantBook::Ticket>> TenantBook::Admit(
   }
   State& s = *it->second;
   s.Refill(now);
-  if (limits.max_streams > 0 && s.streams >= limits.max_streams) {
+  const int32_t streams = s.streams.load(std::memory_order_acquire);
+  if (limits.max_streams > 0 && streams >= limits.max_streams) {
     return RetryLater(
         "tenant_streams", std::chrono::milliseconds(kBudgetPushbackMs),
         absl::StrFormat("tenant %s has %d requests in flight, its limit (max_streams); retry later",
-                        Quote(tenant), s.streams));
+                        Quote(tenant), streams));
   }
   if (limits.max_queued_prompt_tokens > 0 &&
       s.queued_prompt_tokens + prompt_tokens > limits.max_queued_prompt_tokens) {
@@ -126,7 +134,7 @@ absl::StatusOr<std::unique_ptr<TenantBook::Ticket>> TenantBook::Admit(
         absl::StrFormat("tenant %s is over its budget of %d tokens per minute; retry in %d ms",
                         Quote(tenant), limits.tokens_per_minute, pushback_ms));
   }
-  ++s.streams;
+  s.streams.fetch_add(1, std::memory_order_relaxed);
   s.queued_prompt_tokens += prompt_tokens;
   if (limits.tokens_per_minute > 0) s.bucket -= static_cast<double>(prompt_tokens);
   ticket->state_ = it->second;
@@ -141,7 +149,9 @@ void TenantBook::Refused(Ticket& ticket) {
     s->bucket = std::min(static_cast<double>(s->limits.tokens_per_minute),
                          s->bucket + static_cast<double>(ticket.prompt_tokens_));
   }
-  CloseLocked(ticket, *s);
+  FinishLocked(ticket, *s);
+  ticket.closed_ = true;
+  s->streams.fetch_sub(1, std::memory_order_release);
 }
 
 void TenantBook::Scheduled(Ticket& ticket) {
@@ -163,14 +173,13 @@ void TenantBook::Finished(Ticket& ticket) {
   std::lock_guard<std::mutex> lock(mu_);
   State* s = ticket.state_.get();
   if (s == nullptr || ticket.finished_) return;
-  CloseLocked(ticket, *s);
+  FinishLocked(ticket, *s);
 }
 
-void TenantBook::CloseLocked(Ticket& ticket, State& s) {
+void TenantBook::FinishLocked(Ticket& ticket, State& s) {
   if (ticket.queued_) s.queued_prompt_tokens -= ticket.prompt_tokens_;
   ticket.queued_ = false;
   ticket.finished_ = true;
-  --s.streams;
 }
 
 size_t TenantBook::tracked() const {

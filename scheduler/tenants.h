@@ -22,9 +22,11 @@
 namespace cohost::scheduler {
 
 struct TenantLimits {
-  double weight = 1;                     // > 0
-  int64_t tokens_per_minute = 0;         // prompt + generated; 0: no limit
-  int32_t max_streams = 0;               // requests in flight; 0: no limit
+  double weight = 1;              // > 0
+  int64_t tokens_per_minute = 0;  // prompt + generated; 0: no limit
+  // Requests in flight, each until its output is written (a finished one
+  // whose client has not read it all still counts); 0: no limit.
+  int32_t max_streams = 0;
   int64_t max_queued_prompt_tokens = 0;  // admitted, not yet scheduled; 0: no limit
   // The highest priority its requests may ask for: a client may lower its
   // requests' priority, but starting ahead of the model's other waiting
@@ -57,15 +59,24 @@ class TenantBook {
   static constexpr size_t kMaxTracked = 4096;
 
   // One admitted request's place in its tenant's books; changed only through
-  // the book that issued it.
+  // the book that issued it. Its stream is open until it is Refused or
+  // destroyed (after Finished: while its output is still being written, its
+  // front door keeps it, runtime::TokenSink::KeepOpen).
   class Ticket {
+   public:
+    Ticket() = default;
+    Ticket(const Ticket&) = delete;
+    Ticket& operator=(const Ticket&) = delete;
+    ~Ticket();
+
    private:
     friend class TenantBook;
     struct State;
     std::shared_ptr<State> state_;  // null: the tenant has no budget
     int64_t prompt_tokens_ = 0;
     bool queued_ = true;
-    bool finished_ = false;
+    bool finished_ = false;  // the engine is done with it (or it was refused)
+    bool closed_ = false;    // its stream was closed (Refused)
   };
 
   explicit TenantBook(TenantPolicy policy = {});
@@ -91,7 +102,8 @@ class TenantBook {
   void Scheduled(Ticket& ticket);
   // `tokens` generated: charged to the tenant's rate.
   void Generated(Ticket& ticket, int64_t tokens);
-  // Finished, whatever the way: the stream closes.
+  // Finished, whatever the way: its prompt is no longer queued (its stream
+  // closes when the ticket goes).
   void Finished(Ticket& ticket);
 
   double Weight(const std::string& tenant) const { return policy_.For(tenant).weight; }
@@ -102,8 +114,8 @@ class TenantBook {
   using State = Ticket::State;
   // Drops tenants at rest; under mu_.
   void PruneLocked(runtime::Clock::time_point now);
-  // Ends a live ticket's stream and any queued prompt; under mu_.
-  void CloseLocked(Ticket& ticket, State& s);
+  // Ends a live ticket's queued prompt; under mu_.
+  void FinishLocked(Ticket& ticket, State& s);
 
   const TenantPolicy policy_;
   mutable std::mutex mu_;

@@ -122,6 +122,9 @@ struct GenerateReactor::Shared {
   bool final_sent = false;
   bool submitted = false;
   runtime::RequestId id = 0;
+  // The request's tenant stream, open until the call's end is sent
+  // (KeepOpen; the engine's sink holds it too until the request ends).
+  std::shared_ptr<const void> open;
   bool engine_finished = false;
   runtime::FinishInfo info;  // once engine_finished; timings from the server's view
 
@@ -189,6 +192,7 @@ using Shared = GenerateReactor::Shared;
 void PumpOnce(Shared& s) {
   GenerateReactor* reactor = nullptr;
   std::optional<grpc::Status> finish;
+  std::shared_ptr<const void> open;  // the tenant's stream, closed as the call ends
   std::optional<std::chrono::milliseconds> pushback;
   std::string reason;     // a failure's, for the metrics
   bool admitted = false;  // the failure came after admission
@@ -221,8 +225,12 @@ void PumpOnce(Shared& s) {
     } else {
       return;  // waiting for the engine
     }
-    if (finish) s.finish_called = true;
+    if (finish) {
+      s.finish_called = true;
+      open = std::move(s.open);
+    }
   }
+  open.reset();  // before the client can see the end
   if (!finish) {
     reactor->StartWrite(&s.out_bytes);
     return;
@@ -304,6 +312,10 @@ class StreamSink final : public runtime::TokenSink {
   explicit StreamSink(std::shared_ptr<Shared> shared) : s_(std::move(shared)) {}
 
   void OnScheduled() override { s_->timing.OnScheduled(); }
+  void KeepOpen(std::shared_ptr<const void> open) override {
+    std::lock_guard<std::mutex> lock(s_->mu);
+    s_->open = std::move(open);
+  }
 
   bool OnDelta(const runtime::TokenDelta& delta) override {
     bool keep = true;
@@ -453,11 +465,14 @@ void GenerateReactor::FinishEarly(const absl::Status& status) {
   }
   const grpc::Status grpc_status = ToGrpcStatus(status);
   shared_->RecordError(grpc_status.error_code(), scheduler::RefusalReason(status));
+  std::shared_ptr<const void> open;
   {
     std::lock_guard<std::mutex> lock(shared_->mu);
     if (shared_->finish_called) return;
     shared_->finish_called = true;
+    open = std::move(shared_->open);
   }
+  open.reset();
   Finish(grpc_status);
 }
 

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -88,6 +89,13 @@ class TokenSink {
   virtual bool OnDelta(const TokenDelta& delta) = 0;
   // Exactly once, last.
   virtual void OnFinish(const FinishInfo& info) = 0;
+  // Before the request is submitted, from whoever admitted it (the Router):
+  // the request counts as open (a stream of its tenant's) while anyone
+  // holds `open`. A sink whose consumer writes output after OnFinish (a
+  // front door's backlog for a slow client) keeps it until that output is
+  // written or given up; by default it goes at once, and the request is
+  // open until the engine is done with it.
+  virtual void KeepOpen(std::shared_ptr<const void> open) { (void)open; }
 };
 
 }  // namespace cohost::runtime

@@ -26,6 +26,7 @@ class ChoiceSink final : public runtime::TokenSink {
   void OnScheduled() override { call_->OnScheduled(index_); }
   bool OnDelta(const runtime::TokenDelta& delta) override { return call_->OnDelta(index_, delta); }
   void OnFinish(const runtime::FinishInfo& info) override { call_->OnFinish(index_, info); }
+  void KeepOpen(std::shared_ptr<const void> open) override { call_->KeepOpen(std::move(open)); }
 
  private:
   std::shared_ptr<CompletionCall> call_;
@@ -334,6 +335,19 @@ void CompletionCall::ClientLeft() {
   }
   // Nobody reads it: 499, as nginx logs a client that closed its request.
   SendJson(TakeRequest(), 499, "{}");
+}
+
+void CompletionCall::KeepOpen(std::shared_ptr<const void> open) {
+  std::lock_guard<std::mutex> lock(mu_);
+  open_.push_back(std::move(open));
+}
+
+void CompletionCall::CloseStreams() {
+  std::vector<std::shared_ptr<const void>> open;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    open.swap(open_);
+  }
 }
 
 void CompletionCall::ReleaseModel() {

@@ -99,6 +99,12 @@ class CompletionCall : public std::enable_shared_from_this<CompletionCall> {
   // engine cannot be detached from inside its step).
   void ReleaseModel();
 
+  // A choice's tenant stream (runtime::TokenSink::KeepOpen), open until
+  // CloseStreams (the front door: as the reply ends), or, for a reply that
+  // drains past its end, until the call goes.
+  void KeepOpen(std::shared_ptr<const void> open);
+  void CloseStreams();
+
   // Engine thread (the sinks).
   void OnScheduled(int index);
   bool OnDelta(int index, const runtime::TokenDelta& delta);
@@ -193,7 +199,8 @@ class CompletionCall : public std::enable_shared_from_this<CompletionCall> {
   bool too_large_ = false;     // it passed max_whole_reply_bytes_
   bool wake_pending_ = false;  // the loop was woken and has not pumped since
   std::vector<Choice> choices_;
-  std::vector<StreamTiming> timings_;  // each choice's, touched by its sink only
+  std::vector<StreamTiming> timings_;              // each choice's, touched by its sink only
+  std::vector<std::shared_ptr<const void>> open_;  // under mu_: KeepOpen's
 };
 
 }  // namespace cohost::server::http

@@ -298,6 +298,7 @@ void HttpFrontDoor::Forget(CompletionCall* call, bool closing) {
   auto it = live_.find(call);
   if (it == live_.end()) return;
   std::shared_ptr<CompletionCall> held = std::move(it->second.call);
+  bool drains = false;
   // Only if it is still this call's (a kept-alive connection's next call
   // may have taken it since).
   if (auto c = by_connection_.find(it->second.connection);
@@ -307,10 +308,14 @@ void HttpFrontDoor::Forget(CompletionCall* call, bool closing) {
     if (unsent > deps_.limits.max_backlog_bytes) {
       draining_[it->second.connection] = {
           std::chrono::steady_clock::now() + deps_.limits.write_stall_timeout, unsent, held};
+      drains = true;
     }
   }
   live_.erase(it);
   held->ReleaseModel();  // here, on the loop thread, never on an engine's
+  // Its tenant streams close now, or, for a reply past the backlog bound,
+  // once it drains (the draining entry holds the call).
+  if (!drains) held->CloseStreams();
 }
 
 void HttpFrontDoor::RecordError(const absl::Status& status, std::string_view model) {

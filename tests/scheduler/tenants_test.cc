@@ -76,6 +76,9 @@ TEST(TenantBookTest, StreamsAndQueuedPromptTokens) {
   EXPECT_EQ(RefusalReason(third.status()), "tenant_streams");
   EXPECT_TRUE(book.Admit("alice", 1, kT0).ok()) << "another tenant is not refused";
   book.Finished(**first);
+  EXPECT_EQ(book.Admit("bob", 1, kT0).status().code(), absl::StatusCode::kResourceExhausted)
+      << "a finished request's stream is open while its ticket is held (its output written)";
+  first->reset();
   EXPECT_TRUE(book.Admit("bob", 1, kT0).ok()) << "a stream closed";
   EXPECT_EQ(book.Admit("bob", 101, kT0).status().code(), absl::StatusCode::kInvalidArgument);
 }

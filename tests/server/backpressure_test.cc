@@ -28,8 +28,8 @@ using ::cohost::testing::WaitFor;
 
 class BackpressureTest : public ::testing::Test {
  protected:
-  void Start(const StreamLimits& limits) {
-    absl::StatusOr<std::unique_ptr<testing::TinyRouter>> tiny = testing::MakeTinyRouter();
+  void Start(const StreamLimits& limits, const scheduler::RouterOptions& router = {}) {
+    absl::StatusOr<std::unique_ptr<testing::TinyRouter>> tiny = testing::MakeTinyRouterWith(router);
     ASSERT_TRUE(tiny.ok()) << tiny.status();
     tiny_ = *std::move(tiny);
 
@@ -215,6 +215,48 @@ TEST_F(BackpressureTest, AClientThatReadsTooSlowlyIsCutOffAtItsDrainDeadline) {
   const Collected next = ReadWithPause(*stub_, Request(240), [] {});
   EXPECT_TRUE(next.status.ok()) << next.status.error_message();
   EXPECT_EQ(next.ids.size(), 240u);
+}
+
+// A tenant's stream stays open while its output is still being written: a
+// call whose request ended but whose client has not read it all counts
+// against max_streams (before, it was let go of as its request ended, and a
+// tenant that never read could hold the output of any number of calls);
+// once read, it is let go of before the client sees the call end, so that a
+// next call at once is admitted.
+TEST_F(BackpressureTest, AnUnreadCallKeepsItsTenantsStreamOpen) {
+  scheduler::RouterOptions router;
+  router.tenants.defaults.max_streams = 1;
+  Start(StreamLimits{}, router);
+  const auto call = [&](grpc::ClientContext* ctx, int max_tokens) {
+    ctx->AddMetadata("x-cohost-tenant", "bob");
+    return stub_->Generate(ctx, Request(max_tokens));
+  };
+  grpc::ClientContext first_ctx;
+  auto first = call(&first_ctx, 240);
+  v1::GenerateResponse msg;
+  ASSERT_TRUE(first->Read(&msg));
+  ASSERT_TRUE(WaitFor([&] { return Stats().num_requests_finished == 1; }, seconds(30)));
+  {
+    grpc::ClientContext ctx;
+    auto second = call(&ctx, 4);
+    while (second->Read(&msg)) {
+    }
+    const grpc::Status refused = second->Finish();
+    EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+        << refused.error_message();
+    EXPECT_THAT(refused.error_message(), ::testing::HasSubstr("max_streams"));
+  }
+  while (first->Read(&msg)) {
+  }
+  ASSERT_TRUE(first->Finish().ok());
+  for (int i = 0; i < 3; ++i) {
+    grpc::ClientContext ctx;
+    auto next = call(&ctx, 4);
+    while (next->Read(&msg)) {
+    }
+    const grpc::Status status = next->Finish();
+    EXPECT_TRUE(status.ok()) << i << ": " << status.error_message();
+  }
 }
 
 // A call whose client stopped reading does not keep its model: unloading it
