@@ -24,8 +24,9 @@ namespace cohost::scheduler {
 struct TenantLimits {
   double weight = 1;              // > 0
   int64_t tokens_per_minute = 0;  // prompt + generated; 0: no limit
-  // Requests in flight, each until its output is written (a finished one
-  // whose client has not read it all still counts); 0: no limit.
+  // Requests in flight, each until the server has handed all its output to
+  // the transport (a finished one whose output waits on a slow client still
+  // counts); 0: no limit.
   int32_t max_streams = 0;
   int64_t max_queued_prompt_tokens = 0;  // admitted, not yet scheduled; 0: no limit
   // The highest priority its requests may ask for: a client may lower its

@@ -122,8 +122,9 @@ struct GenerateReactor::Shared {
   bool final_sent = false;
   bool submitted = false;
   runtime::RequestId id = 0;
-  // The request's tenant stream, open until the call's end is sent
-  // (KeepOpen; the engine's sink holds it too until the request ends).
+  // The request's tenant stream, open until all its output is handed to the
+  // transport or the call ends (KeepOpen; the engine's sink holds it too
+  // until the request ends).
   std::shared_ptr<const void> open;
   bool engine_finished = false;
   runtime::FinishInfo info;  // once engine_finished; timings from the server's view
@@ -192,7 +193,9 @@ using Shared = GenerateReactor::Shared;
 void PumpOnce(Shared& s) {
   GenerateReactor* reactor = nullptr;
   std::optional<grpc::Status> finish;
-  std::shared_ptr<const void> open;  // the tenant's stream, closed as the call ends
+  // The tenant's stream, closed once all the output is handed to the
+  // transport (as its last message's write starts), or as the call ends.
+  std::shared_ptr<const void> open;
   std::optional<std::chrono::milliseconds> pushback;
   std::string reason;     // a failure's, for the metrics
   bool admitted = false;  // the failure came after admission
@@ -213,6 +216,8 @@ void PumpOnce(Shared& s) {
       s.BuildMessageLocked();
       s.write_in_flight = true;
       ++s.writes_started;
+      // The last message goes to the transport: the client may act on it.
+      if (s.final_sent) open = std::move(s.open);
     } else if (s.engine_finished) {
       finish = s.FinalStatus();
       // A refusal after admission (no room on the device, a failed load) says

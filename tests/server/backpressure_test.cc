@@ -217,16 +217,18 @@ TEST_F(BackpressureTest, AClientThatReadsTooSlowlyIsCutOffAtItsDrainDeadline) {
   EXPECT_EQ(next.ids.size(), 240u);
 }
 
-// A tenant's stream stays open while its output is still being written: a
-// call whose request ended but whose client has not read it all counts
-// against max_streams (before, it was let go of as its request ended, and a
-// tenant that never read could hold the output of any number of calls);
-// once read, it is let go of before the client sees the call end, so that a
-// next call at once is admitted.
+// A tenant's stream stays open while the server still holds its output: a
+// call whose request ended but whose client has not read it counts against
+// max_streams (before, it was let go of as its request ended, and a tenant
+// that never read could hold the output of any number of calls); once its
+// last message goes to the transport, it is let go of, before the client
+// can see the end, so that a next call at once is admitted.
 TEST_F(BackpressureTest, AnUnreadCallKeepsItsTenantsStreamOpen) {
   scheduler::RouterOptions router;
   router.tenants.defaults.max_streams = 1;
-  Start(StreamLimits{}, router);
+  StreamLimits limits;
+  limits.max_message_bytes = 64;  // many messages, which wait on the reader
+  Start(limits, router);
   const auto call = [&](grpc::ClientContext* ctx, int max_tokens) {
     ctx->AddMetadata("x-cohost-tenant", "bob");
     return stub_->Generate(ctx, Request(max_tokens));
