@@ -112,6 +112,14 @@ void DropLooseBounds(nlohmann::ordered_json& schema, int depth, Loosening& l) {
   if (!schema.is_object() || depth > runtime::kMaxSchemaDepth * 2) return;
   if (++l.visits > kMaxLooseningVisits) return;
   for (const std::string_view key : kUnheldBounds) schema.erase(std::string(key));
+  // A multipleOf the grammar cannot hold goes alone where that keeps the
+  // rest held (finer than its decimals, beside bounds it holds).
+  if (const auto multiple = schema.find("multipleOf");
+      l.keep_held && multiple != schema.end() && !HoldsOwnBounds(schema)) {
+    nlohmann::ordered_json value = std::move(*multiple);
+    schema.erase(multiple);
+    if (!HoldsOwnBounds(schema)) schema["multipleOf"] = std::move(value);
+  }
   const auto loose = [&](const std::string_view key) {
     const auto it = schema.find(std::string(key));
     return it != schema.end() && !IsStringValues(key, *it);

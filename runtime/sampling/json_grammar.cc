@@ -505,6 +505,7 @@ bool JsonGrammar::StartNumber(const SchemaNode& node, SchemaNodeId id, uint8_t b
   head_.candidates = 0;
   head_.pos = 0;
   head_.chars = 0;
+  head_.remainder = 0;
   bool goes_on = true;
   if (!node.options.empty()) {
     head_.candidates = FirstBits(node.options.size());
@@ -546,8 +547,9 @@ bool JsonGrammar::NumberGoesOn(uint8_t byte, const NumberBounds& bounds) {
   const auto integer_digit = [&] {
     if (!bounded) return;
     head_.candidates = NumberPrefix::Grown(head_.candidates, byte - '0');
-    if (bounds.multiple > 1)
-      head_.chars = NumberPrefix::Grown(head_.chars, byte - '0', bounds.multiple);
+    if (bounds.multiple > 1) {
+      head_.remainder = NumberPrefix::Grown(head_.remainder, byte - '0', bounds.multiple);
+    }
   };
   switch (head_.sub) {
     case kMinus:
@@ -629,7 +631,7 @@ bool JsonGrammar::NumberHolds(const SchemaNode& node) {
   prefix.fraction_value = head_.chars;
   prefix.nonzero_fraction = head_.nonzero_fraction;
   prefix.magnitude = head_.candidates;
-  if (node.bounds.multiple > 1) prefix.remainder = head_.chars;
+  prefix.remainder = head_.remainder;
   if (!CanReach(node.bounds, head_.integer, prefix)) return false;
   head_.whole = end_part && Within(node.bounds, prefix);
   return true;
@@ -699,6 +701,7 @@ void JsonGrammar::ValueDone(const JsonSchema& schema) {
   head_.candidates = 0;
   head_.pos = 0;
   head_.chars = 0;
+  head_.remainder = 0;
   head_.value = 0;
   if (head_.depth == 0) {
     head_.mode = Mode::kDone;

@@ -7,7 +7,7 @@
 // OpenAI's `response_format: {"type": "json_object"}`), some written one way
 // where JSON has several (never a document the schema refuses): an integer
 // (and a number whose multipleOf is whole) without a fraction or exponent,
-// a bounded number without an exponent, an
+// a bounded number (or one with a multipleOf) without an exponent, an
 // enum's number as its value is written (1, not 1.0), a pattern's string
 // without \u escapes (string_pattern.h for its characters), a tagged
 // object's tag first (JsonSchema's objects told apart by a tag), with strings
@@ -79,7 +79,8 @@ class JsonGrammar {
     const Head& d = g.head_;
     h = H::combine(std::move(h), d.mode, d.sub, d.literal, d.whitespace, d.newlines, d.utf8_left,
                    d.utf8_lo, d.utf8_hi, d.key, d.integer, d.counted, d.patterned, d.negative,
-                   d.nonzero_fraction, d.whole, d.depth, d.value, d.pos, d.chars, d.candidates);
+                   d.nonzero_fraction, d.whole, d.depth, d.value, d.pos, d.chars, d.candidates,
+                   d.remainder);
     for (int i = 0; i < d.depth; ++i) {
       h = H::combine(std::move(h), g.frames_[i].seen, g.frames_[i].count, g.frames_[i].node);
     }
@@ -145,12 +146,13 @@ class JsonGrammar {
     // fraction digits within its bounds' scale.
     uint16_t pos = 0;
     // A length-limited string's characters so far; the value of a bounded
-    // number's fraction digits within its bounds' scale; an integer's
-    // remainder mod its bounds' multiple.
+    // number's fraction digits within its bounds' scale.
     uint32_t chars = 0;
     // The names (of a key) or options still matching; a pattern's state (of
     // a string with one); a bounded number's integer part (its magnitude).
     uint64_t candidates = 0;
+    // A number's integer part mod its bounds' multiple (where it has one).
+    uint32_t remainder = 0;
     friend bool operator==(const Head&, const Head&) = default;
   };
   // An open container: its node, and (only where its schema limits them)

@@ -65,7 +65,18 @@ bool MeetMultiple(const Range& x, const Range& y, uint32_t multiple) {
 
 // x and y share a value the bounds allow of their type (ends in their units).
 bool MeetValue(const Range& x, const Range& y, const NumberBounds& b, bool integer) {
-  return b.multiple > 1 ? MeetMultiple(x, y, b.multiple) : Meet(x, y, integer || b.multiple == 1);
+  return b.multiple != 0 ? MeetMultiple(x, y, b.multiple) : Meet(x, y, integer);
+}
+
+// The written digits' value in units mod the bounds' multiple (exact past
+// the magnitude's cap: from the integer part's remainder).
+Wide Remainder(const NumberBounds& bounds, const NumberPrefix& prefix) {
+  const Wide m = bounds.multiple;
+  Wide r = Wide{prefix.remainder} * PowerOfTen(bounds.scale) % m;
+  if (prefix.fraction) {
+    r += Wide{prefix.fraction_value} * PowerOfTen(bounds.scale - prefix.fraction_digits) % m;
+  }
+  return r % m;
 }
 
 // In units of 10^-scale: the written digits' value, m.ddd with the
@@ -100,7 +111,17 @@ bool CanReach(const NumberBounds& bounds, bool integer, const NumberPrefix& pref
   // is all zeros) up to the next step of the last digit written.
   if (prefix.fraction) {
     const Wide step = PowerOfTen(bounds.scale - prefix.fraction_digits);
-    return Meet({w, prefix.nonzero_fraction, w + step, true}, allowed, false);
+    if (bounds.multiple == 0)
+      return Meet({w, prefix.nonzero_fraction, w + step, true}, allowed, false);
+    // Multiples are whole units: no digit past them but 0.
+    if (prefix.nonzero_fraction) return false;
+    if (prefix.magnitude >= NumberPrefix::kMagnitudeCap) {
+      // Past every bound: the next multiple within the step, if the values
+      // there are allowed.
+      return allowed.hi >= kInf &&
+             (bounds.multiple - Remainder(bounds, prefix)) % bounds.multiple < step;
+    }
+    return MeetMultiple({w, false, w + step, true}, allowed, bounds.multiple);
   }
   // A lone 0: itself, or 0.ddd... for a number.
   if (!prefix.more_digits) return meets({0, false, unit, true});
@@ -125,9 +146,9 @@ bool Within(const NumberBounds& bounds, const NumberPrefix& prefix) {
   // Bounds are whole units: every point strictly between w and w + 1
   // compares with them as any other does.
   if (prefix.fraction && prefix.nonzero_fraction) {
-    return Meet({w, true, w + 1, true}, allowed, false);
+    return bounds.multiple == 0 && Meet({w, true, w + 1, true}, allowed, false);
   }
-  if (bounds.multiple > 1 && prefix.remainder != 0) return false;
+  if (bounds.multiple > 1 && Remainder(bounds, prefix) != 0) return false;
   return Meet({w, false, w, false}, allowed, false);
 }
 

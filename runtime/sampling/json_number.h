@@ -6,9 +6,10 @@
 // integer's whole; a finer bound rounded in when compiled:
 // schema_values.h), which keeps every answer exact in integer arithmetic:
 // between two such units, all decimals compare alike. A bounded number is
-// written without an exponent. JSON Schema's multipleOf is held where its
-// values are whole (an integer's, or a number's whole multipleOf): as the
-// integer they are multiples of.
+// written without an exponent. JSON Schema's multipleOf is held in the same
+// units: an integer's (or a number's whole multipleOf, whose values are
+// integers) as the integer its values are multiples of, a number's as a
+// count of units of 10^-scale (no more decimals than the bounds' units).
 #pragma once
 
 #include <cstdint>
@@ -27,11 +28,12 @@ struct NumberBounds {
   bool min_exclusive = false, max_exclusive = false;
   uint8_t scale = 0;  // min and max count units of 10^-scale
   int64_t min = 0, max = 0;
-  // Not 0: the values are integers (scale 0), multiples of this (1: any).
+  // Not 0: the values are multiples of this many units (1: any value of at
+  // most `scale` decimals; an integer's: any integer).
   uint32_t multiple = 0;
 
   // The values are held to something (and their digits are kept).
-  bool any() const { return has_min || has_max || multiple > 1; }
+  bool any() const { return has_min || has_max || multiple != 0; }
   // Some value of the type (an integer, or any number) lies within.
   bool Satisfiable(bool integer) const;
 
@@ -57,7 +59,7 @@ struct NumberPrefix {
   uint32_t fraction_value = 0;    // their value
   bool nonzero_fraction = false;  // a digit other than 0 after those
   uint64_t magnitude = 0;         // the integer part's value, capped
-  uint32_t remainder = 0;         // its value mod the bounds' multiple (where > 1)
+  uint32_t remainder = 0;         // the integer part's value mod the bounds' multiple
 
   // The magnitude after one more digit of the integer part.
   static uint64_t Grown(uint64_t magnitude, int digit);

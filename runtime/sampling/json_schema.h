@@ -18,10 +18,12 @@
 //                   an integer's whole: finer ones rounded in (an enum's
 //                   values compared exactly); a bounded number is written
 //                   without an exponent)
-//   multipleOf      where its values are whole (json_number.h): on an
-//                   integer, any (2.5 holds it to multiples of 5); on a
-//                   number, a whole one, whose values are then written as
-//                   integers; the multiple at most kMaxMultiple
+//   multipleOf      (json_number.h) on an integer, any (2.5 holds it to
+//                   multiples of 5); on a number, a whole one (whose values
+//                   are then written as integers) or one of up to
+//                   kMaxBoundDecimals decimals (values written with no
+//                   other digit past its decimals than 0); at most
+//                   kMaxMultiple units
 //   enum, const     of strings, numbers, booleans and null; with no type,
 //                   the types of the values listed
 //   anyOf, oneOf    alternatives that start differently (a string or null,

@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -208,56 +209,88 @@ absl::Status ReadBound(const Json& schema, const std::string& key, bool integer,
 
 constexpr const char* kBoundKeys[] = {"minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"};
 
-// The integer whose multiples an integer `d` is a multiple of is d's
-// numerator once reduced: of D / 10^k, D / gcd(D, 10^k) (at most kMaxMultiple).
-absl::StatusOr<uint32_t> WholeMultiple(const Decimal& d) {
-  const absl::Status too_big = absl::InvalidArgumentError(
-      absl::StrCat("multipleOf holds integers to multiples of at most ", kMaxMultiple));
-  if (d.digits.size() + static_cast<size_t>(std::max(d.exponent, 0)) > 18) return too_big;
+absl::Status MultipleTooBig() {
+  return absl::InvalidArgumentError(absl::StrCat("multipleOf holds values to multiples of at most ",
+                                                 kMaxMultiple, " of their units (10^-decimals)"));
+}
+
+// D of d = D * 10^exponent (at most 18 digits, checked by the caller).
+uint64_t DigitsValue(const Decimal& d) {
   uint64_t k = 0;
   for (const char c : d.digits) k = k * 10 + static_cast<uint64_t>(c - '0');
+  return k;
+}
+
+// The integer whose multiples an integer that is a multiple of `d` is:
+// d's numerator once reduced, of D / 10^k, D / gcd(D, 10^k).
+absl::StatusOr<uint32_t> WholeMultiple(const Decimal& d) {
+  if (d.digits.size() + static_cast<size_t>(std::max(d.exponent, 0)) > 18) return MultipleTooBig();
+  uint64_t k = DigitsValue(d);
   for (int i = 0; i < d.exponent; ++i) k *= 10;
   // Each factor 2 or 5 of D that 10^k holds cancels.
   for (int i = 0; i < -d.exponent && i < 64; ++i) {
     if (k % 2 == 0) k /= 2;
     if (k % 5 == 0) k /= 5;
   }
-  if (k > kMaxMultiple) return too_big;
+  if (k > kMaxMultiple) return MultipleTooBig();
   return static_cast<uint32_t>(k);
 }
 
-// multipleOf as the integer its values are whole multiples of (0: none).
-// A number's must be whole; an integer's may have decimals (2.5 holds
-// integers to multiples of 5).
-absl::StatusOr<uint32_t> MultipleOf(const Json& schema, bool integer) {
+// The schema's multipleOf, where it has one (a number above 0).
+absl::StatusOr<std::optional<Decimal>> MultipleOf(const Json& schema) {
   const auto it = schema.find("multipleOf");
-  if (it == schema.end()) return 0;
+  if (it == schema.end()) return std::nullopt;
   const Decimal d = DecimalOf(*it);
   if (!it->is_number() || d.negative || d.digits.empty()) {
     return absl::InvalidArgumentError("multipleOf must be a number above 0");
   }
-  if (!integer && d.exponent < 0) {
-    return absl::InvalidArgumentError(
-        "a multipleOf with decimals is supported with type integer only");
-  }
-  return WholeMultiple(d);
+  return d;
+}
+
+// `v` is a multiple of `m` (> 0), exactly: v * 10^-e / M is whole, for m =
+// M * 10^e (v's digits have no trailing zeros: fewer decimals than m's
+// are no multiple).
+bool IsMultiple(const Decimal& v, const Decimal& m) {
+  const int shift = v.exponent - m.exponent;
+  if (v.digits.empty()) return true;
+  if (shift < 0 || m.digits.size() > 18) return false;
+  const uint64_t divisor = DigitsValue(m);
+  uint64_t remainder = 0;
+  for (const char c : v.digits)
+    remainder = (remainder * 10 + static_cast<uint64_t>(c - '0')) % divisor;
+  for (int i = 0; i < shift && remainder != 0; ++i) remainder = remainder * 10 % divisor;
+  return remainder == 0;
 }
 
 }  // namespace
 
 absl::StatusOr<NumberBounds> NumberBoundsOf(const Json& schema, bool integer, bool* narrowed) {
   NumberBounds bounds;
-  absl::StatusOr<uint32_t> multiple = MultipleOf(schema, integer);
+  absl::StatusOr<std::optional<Decimal>> multiple = MultipleOf(schema);
   if (!multiple.ok()) return multiple.status();
-  // Whole multiples are integers, their bounds an integer's.
-  bounds.multiple = *multiple;
-  integer = integer || bounds.multiple != 0;
+  // An integer's multiples, or a number's whole ones: integers, with an
+  // integer's bounds; a number's with decimals: units as fine as they are.
+  int multiple_decimals = 0;
+  if (*multiple && (integer || (*multiple)->exponent >= 0)) {
+    absl::StatusOr<uint32_t> whole = WholeMultiple(**multiple);
+    if (!whole.ok()) return whole.status();
+    bounds.multiple = *whole;
+    integer = true;
+  } else if (*multiple) {
+    multiple_decimals = -(*multiple)->exponent;
+    if (multiple_decimals > kMaxBoundDecimals) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("multipleOf is supported to ", kMaxBoundDecimals, " decimals"));
+    }
+    if ((*multiple)->digits.size() > 18) return MultipleTooBig();
+  }
   // A number's units are the finest its bounds need, up to
   // kMaxBoundDecimals and as fine as keeps every bound within +-2^62 (as
-  // written) within kFar units; an integer's are whole.
+  // written) within kFar units (never coarser than its multipleOf); an
+  // integer's are whole.
   if (!integer) {
     std::vector<const Json*> written;
-    int scale = 0;
+    int scale = multiple_decimals;
     for (const char* key : kBoundKeys) {
       const auto it = schema.find(key);
       if (it == schema.end() || !it->is_number()) continue;
@@ -268,8 +301,15 @@ absl::StatusOr<NumberBounds> NumberBoundsOf(const Json& schema, bool integer, bo
       return std::any_of(written.begin(), written.end(),
                          [&](const Json* b) { return ScaleOf(*b, s).far && !ScaleOf(*b, 0).far; });
     };
-    while (scale > 0 && too_fine(scale)) --scale;
+    while (scale > multiple_decimals && too_fine(scale)) --scale;
     bounds.scale = static_cast<uint8_t>(scale);
+    if (*multiple) {
+      // The multipleOf in units of 10^-scale.
+      uint64_t units = DigitsValue(**multiple);
+      for (int i = multiple_decimals; i < scale && units <= kMaxMultiple; ++i) units *= 10;
+      if (units > kMaxMultiple) return MultipleTooBig();
+      bounds.multiple = static_cast<uint32_t>(units);
+    }
   }
   bool rounded = false;
   for (const char* key : kBoundKeys) {
@@ -283,15 +323,9 @@ absl::StatusOr<NumberBounds> NumberBoundsOf(const Json& schema, bool integer, bo
 
 bool WithinBounds(const Json& value, const Json& schema) {
   const Decimal v = DecimalOf(value);
-  if (schema.contains("multipleOf")) {
-    // A whole value, a multiple of the integer (of a schema that compiled).
-    const absl::StatusOr<uint32_t> multiple = MultipleOf(schema, /*integer=*/true);
-    if (!multiple.ok() || v.exponent < 0) return false;
-    uint64_t remainder = 0;
-    for (const char c : v.digits)
-      remainder = (remainder * 10 + static_cast<uint64_t>(c - '0')) % *multiple;
-    for (int i = 0; i < v.exponent && remainder != 0; ++i) remainder = remainder * 10 % *multiple;
-    if (remainder != 0) return false;
+  if (const absl::StatusOr<std::optional<Decimal>> multiple = MultipleOf(schema);
+      !multiple.ok() || (*multiple && !IsMultiple(v, **multiple))) {
+    return false;
   }
   for (const char* key : kBoundKeys) {
     const auto it = schema.find(key);

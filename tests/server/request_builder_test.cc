@@ -268,7 +268,7 @@ TEST_F(RequestBuilderTest, ToolsAreCheckedAndReachATemplateThatOffersThem) {
   // Its schema's faults are the function's parameters', not a json_schema's
   // (a strict function's value bound, which the grammar cannot hold).
   forced.mutable_chat()->mutable_tools(0)->set_parameters(
-      R"({"type":"object","properties":{"days":{"type":"number","multipleOf":0.5}}})");
+      R"({"type":"object","properties":{"days":{"type":"number","multipleOf":0.0000001}}})");
   const absl::Status unserved = BuildGenerateRequest(forced, *qwen, limits).status();
   EXPECT_EQ(unserved.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(

@@ -279,7 +279,7 @@ TEST_F(ToolCallsTest, ANamedChoiceIsOneCallOfItsArguments) {
 // A named function whose parameters the grammar cannot hold is refused in
 // the body's terms (tool_choice and the function), not as a json_schema the
 // client never sent: a malformed keyword always, a value bound it cannot
-// hold (a number's fractional multipleOf) where the function is strict. Not strict, the bounds it
+// hold (a multipleOf finer than 6 decimals) where the function is strict. Not strict, the bounds it
 // cannot hold are left to the model and the call is held to the rest.
 TEST_F(ToolCallsTest, AForcedCallsSchemaOutsideTheSubsetIsNamedAsTheFunctions) {
   Start();
@@ -299,7 +299,8 @@ TEST_F(ToolCallsTest, AForcedCallsSchemaOutsideTheSubsetIsNamedAsTheFunctions) {
       refusal(tool),
       ::testing::StartsWith("tool_choice holds the answer to the parameters of get_weather at "));
   tool = kWeather;
-  tool["function"]["parameters"]["properties"]["days"] = {{"type", "number"}, {"multipleOf", 0.5}};
+  tool["function"]["parameters"]["properties"]["days"] = {{"type", "number"},
+                                                          {"multipleOf", 0.0000001}};
   tool["function"]["strict"] = true;
   EXPECT_THAT(refusal(tool), ::testing::HasSubstr("multipleOf"));
   tool["function"]["strict"] = false;

@@ -165,7 +165,7 @@ TEST(ToolChoiceTest, ANonStrictFunctionsUnheldBoundsAreLeftToTheModel) {
       R"({"type":"object","properties":{"when":{"type":"string","format":"date-time"},)"
       R"("format":{"type":"string","pattern":"^[a-z]+$"},)"
       R"("days":{"type":"array","items":{"type":"integer","minimum":1,"maximum":9,)"
-      R"("multipleOf":3},"uniqueItems":true},"any":{"anyOf":[{"type":"number","multipleOf":0.5},)"
+      R"("multipleOf":3},"uniqueItems":true},"any":{"anyOf":[{"type":"number","multipleOf":0.0000001},)"
       R"({"type":"null"}]},"ref":{"$ref":"#/$defs/r"}},)"
       R"("$defs":{"r":{"type":"integer","exclusiveMinimum":0}},"minProperties":1,)"
       R"("nullable":true})";
@@ -184,20 +184,25 @@ TEST(ToolChoiceTest, ANonStrictFunctionsUnheldBoundsAreLeftToTheModel) {
   // Each schema's bounds the grammar cannot hold there are left to the
   // model, and only its: bounds no integer meets, a format it does not
   // know, a pattern outside its subset, bounds beside a combination, a bound
-  // finer than it holds (it would round it in).
+  // finer than it holds (it would round it in), a multipleOf finer than it
+  // holds (alone, where the rest hold).
   EXPECT_EQ(held(R"({"type":"object","properties":{"p":{"type":"integer","minimum":5,"maximum":4},)"
                  R"("n":{"type":"number","minimum":0,"maximum":0.5},)"
                  R"("site":{"type":"string","format":"uri","maxLength":2083},)"
                  R"("code":{"type":"string","pattern":"^(?=a)\\w+$"},)"
                  R"("zip":{"type":"string","pattern":"^[0-9]{5}$"},)"
                  R"("k":{"anyOf":[{"type":"integer"},{"type":"null"}],"minimum":1},)"
-                 R"("r":{"type":"number","minimum":0.0000001}}})",
+                 R"("r":{"type":"number","minimum":0.0000001},)"
+                 R"("m":{"type":"number","minimum":0,"maximum":1,"multipleOf":0.0000001},)"
+                 R"("c":{"type":"number","minimum":0,"multipleOf":0.01}}})",
                  /*strict=*/false),
             R"({"type":"object","properties":{"p":{"type":"integer"},)"
             R"("n":{"type":"number","minimum":0,"maximum":0.5},)"
             R"("site":{"type":"string","maxLength":2083},"code":{"type":"string"},)"
             R"("zip":{"type":"string","pattern":"^[0-9]{5}$"},)"
-            R"("k":{"anyOf":[{"type":"integer"},{"type":"null"}]},"r":{"type":"number"}}})");
+            R"("k":{"anyOf":[{"type":"integer"},{"type":"null"}]},"r":{"type":"number"},)"
+            R"("m":{"type":"number","minimum":0,"maximum":1},)"
+            R"("c":{"type":"number","minimum":0,"multipleOf":0.01}}})");
   // A bound finer than the grammar's units is left to the model, though
   // the schema compiles (it would be held narrower, rounded in).
   EXPECT_EQ(held(R"({"type":"object","properties":{"r":{"type":"number","minimum":0.0000001}}})",
@@ -262,7 +267,7 @@ TEST(ToolChoiceTest, RequiredIsOneCallOfAnyOfferedFunction) {
   v1::GenerateRequest odd = Chat();
   odd.mutable_chat()->mutable_tools(0)->set_strict(true);
   odd.mutable_chat()->mutable_tools(0)->set_parameters(
-      R"({"type":"object","properties":{"n":{"type":"number","multipleOf":0.5}}})");
+      R"({"type":"object","properties":{"n":{"type":"number","multipleOf":0.0000001}}})");
   odd.mutable_chat()->set_tool_choice(v1::TOOL_CHOICE_REQUIRED);
   ASSERT_TRUE(ApplyToolChoice(&odd).ok());
   const Json any = Json::parse(odd.json_schema());

@@ -305,7 +305,7 @@ TEST(JsonSchemaTest, WhatIsNotHeldToIsRefusedByName) {
   for (const Case& c : {
            Case{R"({"type":"string","multipleOf":2})", "\"multipleOf\""},
            Case{R"({"type":"string","minimum":0})", "\"minimum\""},
-           Case{R"({"type":"object","properties":{"a":{"type":"number","multipleOf":0.5}}})",
+           Case{R"({"type":"object","properties":{"a":{"type":"number","multipleOf":0.0000001}}})",
                 "properties.\"a\""},
            Case{R"({"type":"object","required":["b"],"properties":{"a":{}}})", "\"b\""},
            Case{R"({"type":"object","additionalProperties":{"type":"string"}})",

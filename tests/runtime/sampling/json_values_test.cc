@@ -4,6 +4,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <random>
 #include <regex>
 #include <string>
@@ -148,7 +149,9 @@ TEST(JsonValuesTest, FractionalBoundsAgreeWithExactArithmetic) {
 
 // multipleOf holds an integer (or a number whose multipleOf is whole,
 // written as one) to the multiples, with its bounds; an integer's multipleOf
-// may have decimals (its values are multiples of the reduced numerator).
+// may have decimals (its values are multiples of the reduced numerator); a
+// number's with decimals counts units of its decimals (no other digit past
+// them than 0).
 TEST(JsonValuesTest, MultipleOf) {
   ExpectDocuments(R"({"type":"integer","multipleOf":5,"minimum":3,"maximum":22})",
                   {"5", "10", "20", "15"}, {"0", "3", "25", "12", "-5", "10.0"});
@@ -162,6 +165,25 @@ TEST(JsonValuesTest, MultipleOf) {
   ExpectDocuments(R"({"type":"number","multipleOf":1,"exclusiveMinimum":0.5})", {"1", "2"},
                   {"0", "0.75", "1.5"});
   ExpectDocuments(R"({"type":"integer","enum":[3,4,6,9],"multipleOf":3})", {"3", "6", "9"}, {"4"});
+  ExpectDocuments(
+      R"({"type":"number","multipleOf":0.01})",
+      {"0", "0.01", "1.5", "12.34", "-3", "1.50", "1.5000", "123456789012345678901234567.89"},
+      {"0.001", "1.234", "1e2", "0.015"});
+  ExpectDocuments(R"({"type":"number","multipleOf":0.25,"minimum":0,"maximum":1})",
+                  {"0", "0.25", "0.5", "0.75", "1", "0.50", "1.00"},
+                  {"0.3", "1.25", "-0.25", "0.125"});
+  ExpectDocuments(R"({"type":"number","multipleOf":0.3,"exclusiveMinimum":-1})",
+                  {"-0.9", "0.3", "0.6", "3", "30000000000000000000000.3"},
+                  {"-1.2", "0.1", "1", "30000000000000000000000.1"});
+  ExpectDocuments(R"({"type":"number","enum":[0.1,0.2,0.25,1],"multipleOf":0.05})",
+                  {"0.1", "0.2", "0.25", "1"}, {});
+  ExpectDocuments(R"({"type":"number","enum":[0.1,0.4,0.25],"multipleOf":0.2})", {"0.4"},
+                  {"0.1", "0.25"});
+  const JsonSchema quarters =
+      CompiledSchema(R"({"type":"number","multipleOf":0.25,"minimum":0,"maximum":1})");
+  EXPECT_EQ(Taken(quarters, "0.3"), 2u) << "0.3... holds no multiple of 0.25";
+  EXPECT_EQ(Taken(quarters, "0.2"), 3u) << "0.25";
+  EXPECT_EQ(Taken(quarters, "0.251"), 4u) << "no digit past the units but 0";
   const JsonSchema fives =
       CompiledSchema(R"({"type":"integer","multipleOf":5,"minimum":3,"maximum":22})");
   EXPECT_EQ(Taken(fives, "3"), 0u) << "no multiple of 5 in 3..22 starts with 3";
@@ -192,6 +214,48 @@ TEST(JsonValuesTest, MultipleOfAgreesWithExactArithmetic) {
     if (!any) continue;
     for (int64_t v = -700; v <= 700; ++v) {
       EXPECT_EQ(IsDocument(*schema, std::to_string(v)), allowed(v)) << schema_json.dump() << v;
+    }
+  }
+}
+
+// Random fractional multiples and bounds against decimals of up to four
+// places: the grammar's verdict is the exact one.
+TEST(JsonValuesTest, FractionalMultipleOfAgreesWithExactArithmetic) {
+  std::mt19937 rng(17);
+  // x / 10^4 as JSON text.
+  const auto text = [](int64_t x) {
+    std::string s = x < 0 ? "-" : "";
+    const int64_t m = x < 0 ? -x : x;
+    const std::string frac = std::to_string(m % 10000);
+    return s + std::to_string(m / 10000) + "." + std::string(4 - frac.size(), '0') + frac;
+  };
+  for (int round = 0; round < 40; ++round) {
+    // A multiple of k / 10^d, d of 1 to 3, not whole (in units of 10^-4:
+    // k * 10^(4-d)).
+    const int d = 1 + static_cast<int>(rng() % 3);
+    int64_t k = 1 + static_cast<int64_t>(rng() % 30);
+    if (k % 10 == 0) ++k;
+    int64_t step = k;
+    for (int i = d; i < 4; ++i) step *= 10;
+    Json schema_json{{"type", "number"}};
+    std::string m = std::to_string(k);
+    while (static_cast<int>(m.size()) <= d) m.insert(m.begin(), '0');
+    m.insert(m.end() - d, '.');
+    schema_json["multipleOf"] = Json::parse(m);
+    const bool has_lo = rng() % 3 != 0, has_hi = rng() % 3 != 0;
+    const int64_t lo = static_cast<int64_t>(rng() % 40001) - 20000;  // units of 10^-4
+    const int64_t hi = lo + static_cast<int64_t>(rng() % 30000);
+    if (has_lo) schema_json["minimum"] = Json::parse(text(lo));
+    if (has_hi) schema_json["exclusiveMaximum"] = Json::parse(text(hi));
+    bool any = !has_lo || !has_hi;
+    for (int64_t v = lo; v < hi && !any; ++v) any = v % step == 0;
+    const absl::StatusOr<JsonSchema> schema = JsonSchema::Compile(schema_json);
+    ASSERT_EQ(schema.ok(), any) << schema_json.dump() << schema.status();
+    if (!any) continue;
+    for (int i = 0; i < 300; ++i) {
+      const int64_t v = static_cast<int64_t>(rng() % 60001) - 30000;
+      const bool within = v % step == 0 && (!has_lo || v >= lo) && (!has_hi || v < hi);
+      EXPECT_EQ(IsDocument(*schema, text(v)), within) << schema_json.dump() << "  " << text(v);
     }
   }
 }
@@ -276,7 +340,7 @@ TEST(JsonValuesTest, WhatCannotBeHeldIsRefusedByName) {
            Case{R"({"type":"integer","multipleOf":0})", "above 0"},
            Case{R"({"type":"integer","multipleOf":-2})", "above 0"},
            Case{R"({"type":"integer","multipleOf":"2"})", "above 0"},
-           Case{R"({"type":"number","multipleOf":0.5})", "type integer only"},
+           Case{R"({"type":"number","multipleOf":0.0000001})", "6 decimals"},
            Case{R"({"type":"integer","multipleOf":1e10})", "at most 1000000000"},
            Case{R"({"type":"integer","multipleOf":5,"minimum":1,"maximum":4})",
                 "no integer multiple of multipleOf"},
@@ -306,8 +370,9 @@ TEST(JsonValuesTest, WalksEndInDocumentsThatHoldTheirValues) {
       "d":{"type":"string","format":"date"},
       "f":{"type":"number","exclusiveMinimum":-0.25,"maximum":0.125},
       "g":{"type":"number","minimum":0.000001,"exclusiveMaximum":0.000003},
-      "m":{"type":"integer","minimum":-40,"exclusiveMaximum":1000,"multipleOf":7}},
-    "required":["i","n","e","p","q","d","f","g","m"],"additionalProperties":false})";
+      "m":{"type":"integer","minimum":-40,"exclusiveMaximum":1000,"multipleOf":7},
+      "c":{"type":"number","minimum":-3,"exclusiveMaximum":7.5,"multipleOf":0.25}},
+    "required":["i","n","e","p","q","d","f","g","m","c"],"additionalProperties":false})";
   const JsonSchema schema = CompiledSchema(text);
   const std::regex p_pattern("^[a-c]{1,3}-[0-9]$");
   const std::regex q_pattern("^(ab)+$");
@@ -339,6 +404,9 @@ TEST(JsonValuesTest, WalksEndInDocumentsThatHoldTheirValues) {
     EXPECT_TRUE(g >= 0.000001 && g <= 0.000003) << doc;
     const auto m = d["m"].get<int64_t>();
     EXPECT_TRUE(m >= -40 && m < 1000 && m % 7 == 0) << doc;
+    // (A multiple of 0.25 is exact as a double.)
+    const auto c = d["c"].get<double>();
+    EXPECT_TRUE(c >= -3 && c < 7.5 && std::floor(c * 4) == c * 4) << doc;
   }
   EXPECT_GT(completed, 100);
 }
