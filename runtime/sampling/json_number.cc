@@ -111,8 +111,9 @@ bool CanReach(const NumberBounds& bounds, bool integer, const NumberPrefix& pref
   // is all zeros) up to the next step of the last digit written.
   if (prefix.fraction) {
     const Wide step = PowerOfTen(bounds.scale - prefix.fraction_digits);
-    if (bounds.multiple == 0)
+    if (bounds.multiple == 0) {
       return Meet({w, prefix.nonzero_fraction, w + step, true}, allowed, false);
+    }
     // Multiples are whole units: no digit past them but 0.
     if (prefix.nonzero_fraction) return false;
     if (prefix.magnitude >= NumberPrefix::kMagnitudeCap) {

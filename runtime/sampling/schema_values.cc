@@ -256,8 +256,9 @@ bool IsMultiple(const Decimal& v, const Decimal& m) {
   if (shift < 0 || m.digits.size() > 18) return false;
   const uint64_t divisor = DigitsValue(m);
   uint64_t remainder = 0;
-  for (const char c : v.digits)
+  for (const char c : v.digits) {
     remainder = (remainder * 10 + static_cast<uint64_t>(c - '0')) % divisor;
+  }
   for (int i = 0; i < shift && remainder != 0; ++i) remainder = remainder * 10 % divisor;
   return remainder == 0;
 }

@@ -329,6 +329,11 @@ def run(binary, client, model):
             check(_common.build_request("m", messages=[{"role": "user", "content": "hi"}],
                                         stream_tool_calls=True).stream_tool_calls,
                   "stream_tool_calls")
+            try:
+                _common.chat_message({"role": "assistant", "tool_calls": pieces})
+                raise AssertionError("a streamed piece went back as a call")
+            except ValueError as e:
+                check("join_tool_calls" in str(e), e)
             back = _common.chat_message({"role": "assistant", "tool_calls": chunk.tool_calls})
             check(back.tool_calls[0].name == "get_weather" and back.tool_calls[0].id == "call_1",
                   back)

@@ -147,6 +147,9 @@ def chat_message(m):
         message.reasoning = reasoning
     for call in m.get("tool_calls") or []:
         f = call.get("function", call)
+        if "name" not in f:
+            raise ValueError("a tool call without a name (a streamed piece? join a stream's "
+                             "pieces with join_tool_calls first)")
         message.tool_calls.add(id=call.get("id", ""), name=f["name"],
                                arguments=_json_text(f.get("arguments", {})))
     return message
