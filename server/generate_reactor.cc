@@ -428,6 +428,10 @@ absl::Status GenerateReactor::Start(const grpc::ByteBuffer& request_bytes) {
   absl::StatusOr<runtime::GenerateRequest> built =
       BuildGenerateRequest(request, model->tokenizer(), model->request_limits(), &tool_output);
   if (!built.ok()) return built.status();
+  if (tool_output.fallback != ForcedFallback::kNone && deps_.metrics != nullptr) {
+    deps_.metrics->RecordForcedCallFallback(model->name(),
+                                            ForcedFallbackName(tool_output.fallback));
+  }
   // A JSON response has a think block only where its document follows one
   // (JsonPhase); else it is all text.
   std::optional<runtime::ReasoningSplitter> reasoning;

@@ -68,6 +68,8 @@ struct ModelMetrics {
   std::array<std::atomic<uint64_t>, kNumReasons> finished{};  // by FinishReason
   std::atomic<uint64_t> prompt_tokens{0}, cached_prompt_tokens{0}, generation_tokens{0},
       cancellations{0};
+  // Forced tool calls held to less than their schema, by what they fell to.
+  std::atomic<uint64_t> fallbacks_no_value_bounds{0}, fallbacks_any_arguments{0};
 };
 
 struct TenantMetrics {
@@ -303,6 +305,12 @@ void ServerMetrics::RecordError(std::string_view model, std::string_view code) {
   ++impl_->errors[{std::string(model), std::string(code)}];
 }
 
+void ServerMetrics::RecordForcedCallFallback(std::string_view model, std::string_view to) {
+  ModelMetrics& m = impl_->For(model);
+  (to == "any_arguments" ? m.fallbacks_any_arguments : m.fallbacks_no_value_bounds)
+      .fetch_add(1, std::memory_order_relaxed);
+}
+
 void ServerMetrics::ObserveTenantTimeToFirstToken(std::string_view tenant, double seconds) {
   impl_->Tenant(tenant)->ttft.Observe(seconds);
 }
@@ -430,6 +438,18 @@ std::string ServerMetrics::Render(const std::vector<ModelGauges>& gauges,
       Sample(&out, "cohost_request_errors_total",
              Cat({ModelLabel(key.first), ",code=\"", EscapeLabel(key.second), "\""}),
              std::to_string(n));
+    }
+  }
+  Header(&out, "cohost_forced_call_fallbacks_total", "counter",
+         "Requests whose forced tool call (tool_choice) is held to less than its schema, the "
+         "grammar's limits past: a non-strict function's value bounds all left to the model "
+         "(no_value_bounds), or every call's arguments any object (any_arguments).");
+  for (const auto& [model, m] : models) {
+    for (const auto& [to, field] :
+         {std::pair{"no_value_bounds", &ModelMetrics::fallbacks_no_value_bounds},
+          std::pair{"any_arguments", &ModelMetrics::fallbacks_any_arguments}}) {
+      Sample(&out, "cohost_forced_call_fallbacks_total", Cat({labels[model], ",to=\"", to, "\""}),
+             std::to_string((m->*field).load(std::memory_order_relaxed)));
     }
   }
   counter("cohost_prompt_tokens_total",

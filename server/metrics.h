@@ -69,6 +69,10 @@ class ServerMetrics {
   // A request that failed with a gRPC status code (its canonical name, e.g.
   // "RESOURCE_EXHAUSTED"); model is "" when it named no known model.
   void RecordError(std::string_view model, std::string_view code);
+  // A request whose forced tool call is held to less than its schema, the
+  // grammar's limits past (`to`: "no_value_bounds" or "any_arguments",
+  // ForcedFallbackName).
+  void RecordForcedCallFallback(std::string_view model, std::string_view to);
   // One attempt to load a model's weights: counted by result, and its
   // seconds observed when it succeeded.
   void RecordModelLoad(std::string_view model, bool ok, double seconds);

@@ -172,8 +172,10 @@ std::string AnyCallSchema(const google::protobuf::RepeatedPtrField<v1::Tool>& to
 // model (each schema's held where the grammar holds them there, and all of
 // them where it cannot hold them all together: its limits on patterns); null
 // where they are no schema at all (none, {}, or only such bounds: any object).
-// (`keep_held` false: all of them.)
-nlohmann::ordered_json HeldArguments(const v1::Tool& tool, bool keep_held = true) {
+// (`keep_held` false: all of them.) `fallback` is set where they all went
+// though some were to be kept.
+nlohmann::ordered_json HeldArguments(const v1::Tool& tool, bool keep_held,
+                                     ForcedFallback* fallback) {
   nlohmann::ordered_json schema =
       nlohmann::ordered_json::parse(tool.parameters(), nullptr, /*allow_exceptions=*/false);
   if (!tool.strict() && schema.is_object()) {
@@ -182,6 +184,7 @@ nlohmann::ordered_json HeldArguments(const v1::Tool& tool, bool keep_held = true
     if (keep_held && !Compiles(held.dump())) {
       held = schema;  // they cannot be held together: all of them go
       LoosenBounds(held, /*keep_held=*/false);
+      *fallback = ForcedFallback::kNoValueBounds;
     }
     schema = std::move(held);
   }
@@ -228,13 +231,14 @@ void RebaseRefs(nlohmann::ordered_json& schema, std::string_view base) {
 
 // The calls' schema of CallSchema, where the grammar holds it (each
 // non-strict function's value bounds kept where the grammar holds them,
-// or, without `keep_held`, none).
+// or, without `keep_held`, none; `fallback` as HeldArguments sets it).
 std::optional<std::string> HeldCallsSchema(
-    const google::protobuf::RepeatedPtrField<v1::Tool>& tools, bool keep_held) {
+    const google::protobuf::RepeatedPtrField<v1::Tool>& tools, bool keep_held,
+    ForcedFallback* fallback) {
   nlohmann::ordered_json calls = nlohmann::ordered_json::array();
   nlohmann::ordered_json defs = nlohmann::ordered_json::object();
   for (const v1::Tool& t : tools) {
-    nlohmann::ordered_json arguments = HeldArguments(t, keep_held);
+    nlohmann::ordered_json arguments = HeldArguments(t, keep_held, fallback);
     if (arguments.is_null()) arguments = {{"type", "object"}, {"additionalProperties", true}};
     if (HasRef(arguments)) {
       const std::string base = absl::StrCat("#/$defs/", t.name());
@@ -263,15 +267,34 @@ std::optional<std::string> HeldCallsSchema(
 // grammar cannot hold the calls' schema with the non-strict functions'
 // value bounds (their patterns together past its limit), without them;
 // where not even so (a strict function's keyword outside its subset, its
-// limits), AnyCallSchema.
-std::string CallSchema(const google::protobuf::RepeatedPtrField<v1::Tool>& tools) {
+// limits), AnyCallSchema. `fallback`: which of those it came to.
+std::string CallSchema(const google::protobuf::RepeatedPtrField<v1::Tool>& tools,
+                       ForcedFallback* fallback) {
   for (const bool keep_held : {true, false}) {
-    if (std::optional<std::string> held = HeldCallsSchema(tools, keep_held)) return *held;
+    ForcedFallback held_fallback =
+        keep_held ? ForcedFallback::kNone : ForcedFallback::kNoValueBounds;
+    if (std::optional<std::string> held = HeldCallsSchema(tools, keep_held, &held_fallback)) {
+      *fallback = held_fallback;
+      return *held;
+    }
   }
+  *fallback = ForcedFallback::kAnyArguments;
   return AnyCallSchema(tools);
 }
 
 }  // namespace
+
+std::string_view ForcedFallbackName(ForcedFallback fallback) {
+  switch (fallback) {
+    case ForcedFallback::kNoValueBounds:
+      return "no_value_bounds";
+    case ForcedFallback::kAnyArguments:
+      return "any_arguments";
+    case ForcedFallback::kNone:
+      break;
+  }
+  return "";
+}
 
 std::optional<runtime::ToolCallSplitter> ToolOutput::Splitter(bool stream) const {
   if (forced) return runtime::ToolCallSplitter::Forced(*forced, stream);
@@ -379,7 +402,7 @@ absl::StatusOr<ToolOutput> ApplyToolChoice(v1::GenerateRequest* request) {
                        " tools (", chat->tools_size(), " given); name the function instead"));
     }
     request->set_response_format(v1::RESPONSE_FORMAT_JSON_SCHEMA);
-    request->set_json_schema(CallSchema(chat->tools()));
+    request->set_json_schema(CallSchema(chat->tools(), &out.fallback));
     out.forced = "";
     return out;
   }
@@ -391,7 +414,7 @@ absl::StatusOr<ToolOutput> ApplyToolChoice(v1::GenerateRequest* request) {
   // A function's arguments are an object: parameters of no schema at all
   // hold them to any object, not to any JSON value. A strict function's
   // schema goes as the client wrote it.
-  const nlohmann::ordered_json schema = HeldArguments(*chosen);
+  const nlohmann::ordered_json schema = HeldArguments(*chosen, /*keep_held=*/true, &out.fallback);
   if (schema.is_null()) {
     request->set_response_format(v1::RESPONSE_FORMAT_JSON_OBJECT);
   } else {

@@ -19,12 +19,13 @@
 //             tool is strict; else but for the value bounds the grammar
 //             cannot hold, which the model is told of in the prompt and
 //             OpenAI's non-strict calls are not held to (such a call is
-//             refused for none): those it never holds (multipleOf,
-//             min/maxProperties, uniqueItems, OpenAPI's nullable) at every
-//             schema in it (properties so named kept), and a schema's others
-//             (number bounds, pattern, format, an enum or const of other
-//             values than strings) where the grammar cannot hold them there,
-//             or everywhere where it cannot hold them together. Parameters of
+//             refused for none): those it never holds (min/maxProperties,
+//             uniqueItems, OpenAPI's nullable) at every schema in it
+//             (properties so named kept), a multipleOf it cannot hold alone
+//             where the rest hold, and a schema's others (number bounds,
+//             multipleOf, pattern, format, an enum or const of other values
+//             than strings) where the grammar cannot hold them there, or
+//             everywhere where it cannot hold them together. Parameters of
 //             no schema at all (none, {}, or only such bounds) hold it to
 //             any object.
 // A forced call (REQUIRED, FUNCTION) needs tools and takes no
@@ -56,12 +57,24 @@ absl::Status CheckJsonObject(const std::string& text, const std::string& what);
 // parameters (where given) a JSON object. INVALID_ARGUMENT naming the tool.
 absl::Status CheckTools(const v1::ChatInput& chat);
 
+// Where the grammar could not hold a forced call's schema as the rules
+// above ask, what the call was held to instead (counted by the front doors:
+// ServerMetrics::RecordForcedCallFallback).
+enum class ForcedFallback {
+  kNone,
+  kNoValueBounds,  // every value bound of a non-strict function left to the model
+  kAnyArguments,   // REQUIRED: every call's arguments any object
+};
+// "no_value_bounds", "any_arguments" ("" for kNone).
+std::string_view ForcedFallbackName(ForcedFallback fallback);
+
 // What the chat's tool_choice asks of the answer.
 struct ToolOutput {
   bool calls = false;  // its calls are the answer's to give out (tools were offered)
   // Set: the whole output is one call: the arguments of this function, or
   // (empty) a call's {"name", "arguments"} object.
   std::optional<std::string> forced;
+  ForcedFallback fallback = ForcedFallback::kNone;  // of a forced call's schema
   // OpenAI's finish_reason "tool_calls" after a call (not after a named one's).
   bool calls_finish() const { return calls && !(forced && !forced->empty()); }
   // What finds the calls in the output (`stream`: each given out in pieces

@@ -582,6 +582,10 @@ void HttpFrontDoor::Prepare(Preparing& p) const {
     p.status = InBodyTerms(built.status());
     return;
   }
+  if (parsed->tools.fallback != ForcedFallback::kNone && deps_.metrics != nullptr) {
+    deps_.metrics->RecordForcedCallFallback((*model)->name(),
+                                            ForcedFallbackName(parsed->tools.fallback));
+  }
   built->tenant = *std::move(tenant);
   p.model = *std::move(model);
   p.parsed = *std::move(parsed);

@@ -150,8 +150,17 @@ TEST(ServerMetricsTest, CountersByFinishReasonAndErrorCode) {
   m.RecordError("m", "RESOURCE_EXHAUSTED");
   m.RecordError("m", "INVALID_ARGUMENT");
   m.RecordError("", "NOT_FOUND");
+  m.RecordForcedCallFallback("m", "any_arguments");
+  m.RecordForcedCallFallback("m", "any_arguments");
+  m.RecordForcedCallFallback("other", "no_value_bounds");
 
   const auto s = Samples(m.Render({}));
+  const auto fallbacks = [&](const std::string& model, const std::string& to) {
+    return Get(s, "cohost_forced_call_fallbacks_total{model=\"" + model + "\",to=\"" + to + "\"}");
+  };
+  EXPECT_EQ(fallbacks("m", "any_arguments"), "2");
+  EXPECT_EQ(fallbacks("m", "no_value_bounds"), "0");
+  EXPECT_EQ(fallbacks("other", "no_value_bounds"), "1");
   const auto reason = [&](const std::string& model, const std::string& r) {
     return Get(s, "cohost_requests_total{model=\"" + model + "\",finish_reason=\"" + r + "\"}");
   };
@@ -398,6 +407,7 @@ TEST(ServerMetricsTest, ExpositionStructure) {
       {"cohost_generation_tokens_total", "counter"},
       {"cohost_preemptions_total", "counter"},
       {"cohost_request_cancellations_total", "counter"},
+      {"cohost_forced_call_fallbacks_total", "counter"},
       {"cohost_running_requests", "gauge"},
       {"cohost_waiting_requests", "gauge"},
       {"cohost_kv_cache_usage_ratio", "gauge"},

@@ -218,6 +218,14 @@ TEST(ToolChoiceTest, ANonStrictFunctionsUnheldBoundsAreLeftToTheModel) {
     absl::StrAppend(&loose, sep, "\"p", i, R"(":{"type":"string"})");
   }
   EXPECT_EQ(held(many + "}}", /*strict=*/false), loose + "}}");
+  // (A fallback, which the metrics count.)
+  v1::GenerateRequest all_go = Chat();
+  all_go.mutable_chat()->mutable_tools(0)->set_parameters(many + "}}");
+  all_go.mutable_chat()->set_tool_choice(v1::TOOL_CHOICE_FUNCTION);
+  all_go.mutable_chat()->set_tool_choice_function("get_weather");
+  const absl::StatusOr<ToolOutput> all_go_output = ApplyToolChoice(&all_go);
+  ASSERT_TRUE(all_go_output.ok());
+  EXPECT_EQ(all_go_output->fallback, ForcedFallback::kNoValueBounds);
 
   EXPECT_EQ(held(parameters, /*strict=*/true), parameters) << "held to all of it, or refused";
 
@@ -269,7 +277,9 @@ TEST(ToolChoiceTest, RequiredIsOneCallOfAnyOfferedFunction) {
   odd.mutable_chat()->mutable_tools(0)->set_parameters(
       R"({"type":"object","properties":{"n":{"type":"number","multipleOf":0.0000001}}})");
   odd.mutable_chat()->set_tool_choice(v1::TOOL_CHOICE_REQUIRED);
-  ASSERT_TRUE(ApplyToolChoice(&odd).ok());
+  const absl::StatusOr<ToolOutput> odd_output = ApplyToolChoice(&odd);
+  ASSERT_TRUE(odd_output.ok());
+  EXPECT_EQ(odd_output->fallback, ForcedFallback::kAnyArguments) << "the metrics count it";
   const Json any = Json::parse(odd.json_schema());
   EXPECT_EQ(any["properties"]["name"]["enum"], Json::array({"get_weather", "get_time"}));
   EXPECT_EQ(any["properties"]["arguments"]["additionalProperties"], true);
@@ -324,7 +334,9 @@ TEST(ToolChoiceTest, RequiredIsOneCallOfAnyOfferedFunction) {
     dates.mutable_chat()->mutable_tools(t)->set_parameters(parameters + "}}");
   }
   dates.mutable_chat()->set_tool_choice(v1::TOOL_CHOICE_REQUIRED);
-  ASSERT_TRUE(ApplyToolChoice(&dates).ok());
+  const absl::StatusOr<ToolOutput> dates_output = ApplyToolChoice(&dates);
+  ASSERT_TRUE(dates_output.ok());
+  EXPECT_EQ(dates_output->fallback, ForcedFallback::kNoValueBounds);
   const Json loose = Json::parse(dates.json_schema());
   ASSERT_TRUE(loose.contains("anyOf")) << loose;
   EXPECT_EQ(loose["anyOf"][1]["properties"]["arguments"]["properties"]["d39"],
@@ -334,7 +346,9 @@ TEST(ToolChoiceTest, RequiredIsOneCallOfAnyOfferedFunction) {
   v1::GenerateRequest one = Chat();
   one.mutable_chat()->mutable_tools()->RemoveLast();
   one.mutable_chat()->set_tool_choice(v1::TOOL_CHOICE_REQUIRED);
-  ASSERT_TRUE(ApplyToolChoice(&one).ok());
+  const absl::StatusOr<ToolOutput> one_output = ApplyToolChoice(&one);
+  ASSERT_TRUE(one_output.ok());
+  EXPECT_EQ(one_output->fallback, ForcedFallback::kNone);
   const Json call = Json::parse(one.json_schema());
   EXPECT_EQ(call["properties"]["name"]["const"], "get_weather");
   EXPECT_EQ(call["properties"]["arguments"], Json::parse(kWeatherParameters));
