@@ -31,9 +31,8 @@ using Json = nlohmann::json;
 // refused for none of them. The grammar holds none of these:
 constexpr std::string_view kUnheldBounds[] = {"minProperties", "maxProperties", "uniqueItems",
                                               "nullable"};
-// and these only where it can (json_schema.h: number bounds to six
-// decimals, whole multiples, some patterns and formats, enums and consts
-// of scalars):
+// and these only where it can (json_schema.h: number bounds and multiples
+// to six decimals, some patterns and formats, enums and consts of scalars):
 constexpr std::string_view kValueBounds[] = {"minimum",          "maximum",    "exclusiveMinimum",
                                              "exclusiveMaximum", "multipleOf", "pattern",
                                              "format",           "enum",       "const"};
@@ -112,22 +111,19 @@ void DropLooseBounds(nlohmann::ordered_json& schema, int depth, Loosening& l) {
   if (!schema.is_object() || depth > runtime::kMaxSchemaDepth * 2) return;
   if (++l.visits > kMaxLooseningVisits) return;
   for (const std::string_view key : kUnheldBounds) schema.erase(std::string(key));
-  // A multipleOf the grammar cannot hold goes alone where that keeps the
-  // rest held (finer than its decimals, beside bounds it holds).
-  if (const auto multiple = schema.find("multipleOf");
-      l.keep_held && multiple != schema.end() && !HoldsOwnBounds(schema)) {
-    nlohmann::ordered_json value = std::move(*multiple);
-    schema.erase(multiple);
-    if (!HoldsOwnBounds(schema)) schema["multipleOf"] = std::move(value);
-  }
   const auto loose = [&](const std::string_view key) {
     const auto it = schema.find(std::string(key));
     return it != schema.end() && !IsStringValues(key, *it);
   };
-  if (std::any_of(std::begin(kValueBounds), std::end(kValueBounds), loose) &&
-      (!l.keep_held || !HoldsOwnBounds(schema))) {
-    for (const std::string_view key : kValueBounds) {
-      if (loose(key)) schema.erase(std::string(key));
+  if (std::any_of(std::begin(kValueBounds), std::end(kValueBounds), loose)) {
+    bool held = l.keep_held && HoldsOwnBounds(schema);
+    // A multipleOf the grammar cannot hold (finer than its decimals) goes
+    // alone where that keeps the rest held.
+    if (!held && l.keep_held && schema.erase("multipleOf") > 0) held = HoldsOwnBounds(schema);
+    if (!held) {
+      for (const std::string_view key : kValueBounds) {
+        if (loose(key)) schema.erase(std::string(key));
+      }
     }
   }
   for (const char* each : {"properties", "$defs", "definitions"}) {

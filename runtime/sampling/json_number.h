@@ -34,6 +34,9 @@ struct NumberBounds {
 
   // The values are held to something (and their digits are kept).
   bool any() const { return has_min || has_max || multiple != 0; }
+  // The values are integers: multiples of whole units (a number's whole
+  // multipleOf makes its node an integer's).
+  bool whole_multiples() const { return multiple != 0 && scale == 0; }
   // Some value of the type (an integer, or any number) lies within.
   bool Satisfiable(bool integer) const;
 

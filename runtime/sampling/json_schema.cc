@@ -512,7 +512,7 @@ class SchemaCompiler {
     node.options = std::move(options);
     if (node.options.empty()) node.bounds = bounds;
     // A number held to whole multiples is an integer (written as one).
-    if (bounds.multiple != 0 && bounds.scale == 0) node.kind = Kind::kInteger;
+    if (bounds.whole_multiples()) node.kind = Kind::kInteger;
     return absl::OkStatus();
   }
 

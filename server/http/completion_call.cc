@@ -343,7 +343,7 @@ void CompletionCall::KeepOpen(std::shared_ptr<const void> open) {
 }
 
 void CompletionCall::CloseStreams() {
-  std::vector<std::shared_ptr<const void>> open;
+  std::vector<std::shared_ptr<const void>> open;  // let go of outside the lock
   {
     std::lock_guard<std::mutex> lock(mu_);
     open.swap(open_);
