@@ -21,7 +21,7 @@ not_built='_NOT_BUILT$|^python_client_test$|^openai_test$|^client_link_test$|^ke
 
 # The fuzz targets' corpora (tests/fuzz) replay there too, but the request
 # targets', which need the server's libraries.
-fuzz_targets="json_schema_fuzz string_pattern_fuzz gguf_fuzz safetensors_fuzz tokenizer_json_fuzz hf_config_fuzz chat_template_fuzz"
+fuzz_targets="json_schema_fuzz string_pattern_fuzz gguf_fuzz safetensors_fuzz tokenizer_json_fuzz hf_config_fuzz chat_template_fuzz engine_fuzz output_split_fuzz"
 
 echo "== AddressSanitizer: loaders, tokenizers, JSON schemas and grammars, batching, engine, fuzz corpora =="
 COHOST_BUILD_DIR="$root/build-asan" \

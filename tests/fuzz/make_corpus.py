@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """Writes the binary seeds of tests/fuzz/corpus: tiny GGUF models (the `gguf`
 package: run with ~/.cache/cohost-venv/bin/python, which
-scripts/make_model_variants.sh makes), a safetensors file, and gRPC
+scripts/make_model_variants.sh makes), a safetensors file, gRPC
 GenerateRequests in protobuf's wire format (encoded here, field numbers from
-proto/cohost/v1/inference.proto). The text seeds are written by hand.
+proto/cohost/v1/inference.proto) and engine_fuzz's scripts. The text seeds
+are written by hand.
 
     ~/.cache/cohost-venv/bin/python tests/fuzz/make_corpus.py
 """
 import json
 import pathlib
+import random
 import struct
 
 import gguf
@@ -172,6 +174,13 @@ def grpc_requests():
     }
 
 
+def engine_scripts():
+    """engine_fuzz's input is a script of bytes: a few random ones."""
+    rng = random.Random(11)
+    return {f"script{i}": bytes(rng.randrange(256) for _ in range(n))
+            for i, n in enumerate((64, 200, 600))}
+
+
 def main():
     Q = gguf.GGMLQuantizationType
     gguf_dir = CORPUS / "gguf_fuzz"
@@ -189,6 +198,10 @@ def main():
     grpc_dir.mkdir(parents=True, exist_ok=True)
     for name, data in grpc_requests().items():
         (grpc_dir / name).write_bytes(data)
+    engine_dir = CORPUS / "engine_fuzz"
+    engine_dir.mkdir(parents=True, exist_ok=True)
+    for name, data in engine_scripts().items():
+        (engine_dir / name).write_bytes(data)
 
 
 if __name__ == "__main__":

@@ -71,9 +71,13 @@ class DocumentSax {
   bool end_object() { return Close(); }
   bool start_array(std::size_t) { return Open(Json::array()); }
   bool end_array() { return Close(); }
-  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) {
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& e) {
+    error_ = e.what();
+    error_id_ = e.id;
     return false;
   }
+  const std::string& error() const { return error_; }
+  int error_id() const { return error_id_; }
 
  private:
   bool Number(const std::string& text) { return Put(Json::object({{kNumberKey, text}})); }
@@ -105,15 +109,20 @@ class DocumentSax {
   Json* root_;
   std::vector<Json*> open_;
   std::string key_;
+  std::string error_;
+  int error_id_ = 0;
 };
 
-// `text` as DocumentSax reads it; throws what nlohmann::json::parse throws
-// for what is no JSON (out_of_range 406: a number past a double's range).
-inline nlohmann::json ParseDocument(const std::string& text) {
+// `text` as DocumentSax reads it, or nullopt with nlohmann's error (its id
+// 406: a number past a double's range) where it takes none.
+inline std::optional<nlohmann::json> ParseDocument(const std::string& text, int* error_id,
+                                                   std::string* error) {
   nlohmann::json root;
   DocumentSax sax(&root);
-  nlohmann::json::sax_parse(text, &sax);
-  return root;
+  if (nlohmann::json::sax_parse(text, &sax)) return root;
+  *error_id = sax.error_id();
+  *error = sax.error();
+  return std::nullopt;
 }
 
 class SchemaCheck {
