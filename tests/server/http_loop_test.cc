@@ -43,8 +43,12 @@ constexpr char kCompletion[] =
 
 class HttpLoopTest : public ::testing::Test {
  protected:
-  void Start(const HttpOptions& options, const StreamLimits& limits = {}) {
-    absl::StatusOr<std::unique_ptr<testing::TinyRouter>> tiny = testing::MakeTinyRouter({}, {});
+  // `router`, where given, in place of the default router options.
+  void Start(const HttpOptions& options, const StreamLimits& limits = {},
+             const scheduler::RouterOptions* router = nullptr) {
+    absl::StatusOr<std::unique_ptr<testing::TinyRouter>> tiny =
+        router != nullptr ? testing::MakeTinyRouterWith(*router, {})
+                          : testing::MakeTinyRouter({}, {});
     ASSERT_TRUE(tiny.ok()) << tiny.status();
     tiny_ = *std::move(tiny);
     const StreamDeps deps{tiny_->router.get(), &metrics_, &keys_, limits};
@@ -431,6 +435,60 @@ TEST_F(HttpLoopTest, AWholeReplyItsClientDoesNotReadIsCutOff) {
   ASSERT_GE(next, 0);
   EXPECT_THAT(testing::ReadUntil(next, "\"completion_tokens\":4", std::chrono::seconds(30)),
               StartsWith("HTTP/1.1 200"));
+}
+
+// A whole reply still past the backlog bound when its call ends keeps its
+// tenant's streams open until it drains: the server still holds the
+// tenant's output, so the tenant's next call meanwhile is refused
+// (max_streams), and once the client has read the reply, it is served.
+TEST_F(HttpLoopTest, AWholeReplyStillDrainingKeepsItsTenantsStreams) {
+  StreamLimits limits;
+  limits.max_backlog_bytes = 16 << 10;
+  limits.write_stall_timeout = std::chrono::seconds(60);  // the client reads late, not never
+  HttpOptions options;
+  options.socket_send_buffer = 16 << 10;  // else the kernel takes the whole reply
+  scheduler::RouterOptions router;
+  router.tenants.defaults.max_streams = 8;  // the big call's eight choices
+  Start(options, limits, &router);
+  std::shared_ptr<scheduler::ServedModel> model = *tiny_->router->Find("tiny");
+  const long holders = model.use_count();
+  const int64_t finished = Stats().num_requests_finished;
+  const std::string body =
+      R"({"model":"tiny","prompt":[72,105,33,10],"max_tokens":200,"n":8,"logprobs":5,)"
+      R"("temperature":0,"ignore_eos":true})";
+  const int slow = testing::ConnectLoopback(door_->port(), 4096);
+  ASSERT_GE(slow, 0);
+  fds_.push_back(slow);
+  ASSERT_TRUE(testing::SendAll(
+      slow,
+      "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "Content-Length: " +
+          std::to_string(body.size()) + "\r\n\r\n" + body));
+  ASSERT_TRUE(testing::WaitFor([&] { return Stats().num_requests_finished == finished + 8; },
+                               std::chrono::seconds(60)));
+  // The front door is done with the call (it lets go of the model as it
+  // forgets it); its reply waits for the client.
+  ASSERT_TRUE(
+      testing::WaitFor([&] { return model.use_count() == holders; }, std::chrono::seconds(30)));
+  const int refused = SendCompletion();
+  ASSERT_GE(refused, 0);
+  const std::string answer = testing::ReadUntil(refused, "max_streams", std::chrono::seconds(30));
+  EXPECT_THAT(answer, StartsWith("HTTP/1.1 429")) << answer;
+  EXPECT_THAT(answer, HasSubstr("max_streams"));
+  // Read, the reply drains, and the streams close with it.
+  EXPECT_THAT(testing::ReadUntil(slow, "\"total_tokens\"", std::chrono::seconds(60)),
+              StartsWith("HTTP/1.1 200"));
+  EXPECT_TRUE(testing::WaitFor(
+      [&] {
+        const int next = SendCompletion();
+        const bool served =
+            next >= 0 && testing::ReadUntil(next, "\r\n\r\n", std::chrono::seconds(30))
+                             .starts_with("HTTP/1.1 200");
+        if (next >= 0) Close(next);
+        return served;
+      },
+      std::chrono::seconds(30)))
+      << "the drained reply's streams stayed open";
 }
 
 // Stopping with a request held in preparation ends it (the connection
