@@ -32,6 +32,7 @@ fi
 if ! command -v clang++ >/dev/null || ! ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1; then
   sudo=()
   [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  "${sudo[@]}" apt-get update -qq
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
     clang libclang-rt-dev
 fi
@@ -44,6 +45,8 @@ fi
 mkdir -p "$build/corpus/$target" "$build/crashes"
 dict=()
 [ -f "$root/tests/fuzz/${target%_fuzz}.dict" ] && dict=(-dict="$root/tests/fuzz/${target%_fuzz}.dict")
+more=()  # tests/fuzz/CMakeLists.txt's MORE_CORPUS
+[ "$target" = chat_template_fuzz ] && more=("$root/tests/data/chat_templates")
 exec "$build/tests/fuzz/$target" -max_total_time="$seconds" -rss_limit_mb=4096 -timeout=20 \
   -artifact_prefix="$build/crashes/$target-" "${dict[@]}" "$@" \
-  "$build/corpus/$target" "$root/tests/fuzz/corpus/$target"
+  "$build/corpus/$target" "$root/tests/fuzz/corpus/$target" "${more[@]}"

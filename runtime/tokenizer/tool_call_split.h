@@ -26,7 +26,9 @@
 // starts otherwise (another key order, arguments as a string) is read
 // whole, as above. Streamed arguments keep a string's escapes as the model
 // wrote them ("\u00e9"), where whole ones are written again ("é"): the same
-// JSON values.
+// JSON values. Streamed or forced too, the calls (their pieces joined by
+// index) and the text are the same however the output is cut into deltas
+// (tests/fuzz/output_split_fuzz.cc holds it to that).
 #pragma once
 
 #include <string>

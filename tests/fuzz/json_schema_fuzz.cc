@@ -18,8 +18,11 @@
 #include "tests/fuzz/fuzz_target.h"
 #include "tests/fuzz/schema_check.h"
 
-namespace cohost::runtime {
+namespace cohost::fuzz {
 namespace {
+
+using runtime::JsonGrammar;
+using runtime::JsonSchema;
 
 // Bytes that close what is open first, then those that start the shortest
 // values, then the rest: a walk by it ends where the schema lets it.
@@ -86,20 +89,19 @@ void Run(std::string_view input) {
   if (!state.Complete()) return;
   int error_id = 0;
   std::string error;
-  const std::optional<nlohmann::json> value =
-      cohost::fuzz::ParseDocument(written, &error_id, &error);
+  const std::optional<nlohmann::json> value = ParseDocument(written, &error_id, &error);
   // RFC 8259 sets no range on numbers; nlohmann refuses those past a
   // double's (406), as many parsers do. An unbounded number may be one.
   if (!value && error_id == 406) return;
   FUZZ_CHECK(value, "ends a document that is no JSON (%s): %s", error.c_str(), written.c_str());
-  FUZZ_CHECK(cohost::fuzz::SchemaCheck(parsed).Valid(*value),
-             "ends a document the schema refuses: %s", written.c_str());
+  FUZZ_CHECK(SchemaCheck(parsed).Valid(*value), "ends a document the schema refuses: %s",
+             written.c_str());
 }
 
 }  // namespace
-}  // namespace cohost::runtime
+}  // namespace cohost::fuzz
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  cohost::runtime::Run(std::string_view(reinterpret_cast<const char*>(data), size));
+  cohost::fuzz::Run(std::string_view(reinterpret_cast<const char*>(data), size));
   return 0;
 }

@@ -2,51 +2,28 @@
 // (draft 2020-12), for the keywords cohost's schemas use: written apart from
 // runtime/sampling, as the oracle json_schema_fuzz holds the grammar's
 // documents to. Formats are not checked (annotations by the standard's
-// default); patterns are searched by PCRE2 (JavaScript's \u, a '$' that
-// ends only at the end, UTF-8), and one PCRE2 cannot take is not checked.
-// Keywords it does not know are annotations. The document's numbers are
-// read as written (ParseDocument: a double would round away what
-// multipleOf and "integer" look at); bounds compare as long doubles
-// (rounding is monotonic: a value within a bound is never found outside
-// it), multipleOf and enum values exactly in decimal where the digits fit.
+// default); patterns are searched by PCRE2 (pcre2_search.h), and one it
+// cannot take as ECMA-262 reads it is not checked. Keywords it does not
+// know are annotations. The document's numbers are read as written
+// (ParseDocument: a double would round away what multipleOf, "integer" and
+// a bound's last digits look at) and compared exactly in decimal with the
+// schema's (as the compiler reads them: doubles, written shortest); a
+// multipleOf whose quotient's digits do not fit 128 bits is not checked.
 #pragma once
 
-#define PCRE2_CODE_UNIT_WIDTH 8
-#include <pcre2.h>
-
-#include <cmath>
-#include <cstdlib>
+#include <algorithm>
+#include <cctype>
+#include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 #include "nlohmann/json.hpp"
+#include "tests/fuzz/pcre2_search.h"
 
 namespace cohost::fuzz {
-
-// PCRE2's search of `pattern` in `text`; nullopt where it refuses the
-// pattern or gives up (its match limit).
-inline std::optional<bool> Pcre2Search(std::string_view pattern, std::string_view text,
-                                       uint32_t flags = 0) {
-  int error = 0;
-  PCRE2_SIZE offset = 0;
-  pcre2_code* code =
-      pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
-                    PCRE2_ALT_BSUX | PCRE2_DOLLAR_ENDONLY | flags, &error, &offset, nullptr);
-  if (code == nullptr) return std::nullopt;
-  pcre2_match_context* context = pcre2_match_context_create(nullptr);
-  pcre2_set_match_limit(context, 100000);
-  pcre2_match_data* data = pcre2_match_data_create_from_pattern(code, nullptr);
-  const int rc = pcre2_match(code, reinterpret_cast<PCRE2_SPTR>(text.data()), text.size(), 0, 0,
-                             data, context);
-  pcre2_match_data_free(data);
-  pcre2_match_context_free(context);
-  pcre2_code_free(code);
-  if (rc >= 0) return true;
-  if (rc == PCRE2_ERROR_NOMATCH) return false;
-  return std::nullopt;
-}
 
 // A document as nlohmann's DOM, but each number an object holding its text
 // as written under the key kNumberKey (no document has it: not UTF-8).
@@ -135,63 +112,90 @@ class SchemaCheck {
  private:
   using Json = nlohmann::json;
 
-  // A decimal's digits and scale: value = digits * 10^-scale; nullopt past
-  // what __int128 holds.
+  // A decimal: its sign, its significant digits (no leading or trailing
+  // zeros; none for zero) and the power of ten of the first, value =
+  // 0.d1d2... * 10^point. Exponents are saturated at a million.
   struct Decimal {
-    __int128 digits = 0;
-    int scale = 0;
+    bool negative = false;
+    std::string digits;
+    int64_t point = 0;
   };
-  static std::optional<Decimal> ParseDecimal(const std::string& text, int max_digits = 30) {
+  static Decimal ParseDecimal(std::string_view text) {
     Decimal d;
     size_t i = 0;
-    const bool negative = i < text.size() && text[i] == '-';
-    if (negative) ++i;
-    int significant = 0;
+    if (i < text.size() && text[i] == '-') {
+      d.negative = true;
+      ++i;
+    }
+    std::string mantissa;
+    int64_t whole_digits = 0;
     bool fraction = false;
     for (; i < text.size() && text[i] != 'e' && text[i] != 'E'; ++i) {
       if (text[i] == '.') {
         fraction = true;
         continue;
       }
-      if (d.digits == 0 && text[i] == '0') {
-        if (fraction) ++d.scale;
-        continue;
-      }
-      if (++significant > max_digits) return std::nullopt;
-      d.digits = d.digits * 10 + (text[i] - '0');
-      if (fraction) ++d.scale;
+      mantissa.push_back(text[i]);
+      if (!fraction) ++whole_digits;
     }
-    if (i < text.size()) d.scale -= std::atoi(text.c_str() + i + 1);
-    if (d.scale < -30 || d.scale > 30) return std::nullopt;
-    for (; d.scale < 0; ++d.scale) d.digits *= 10;
-    if (negative) d.digits = -d.digits;
+    int64_t exponent = 0;
+    if (i < text.size()) {
+      ++i;
+      const bool negative = i < text.size() && text[i] == '-';
+      if (i < text.size() && (text[i] == '-' || text[i] == '+')) ++i;
+      for (; i < text.size(); ++i)
+        exponent = std::min<int64_t>(exponent * 10 + (text[i] - '0'), 1000000);
+      if (negative) exponent = -exponent;
+    }
+    const size_t first = mantissa.find_first_not_of('0');
+    if (first == std::string::npos) return {};  // zero, -0 too
+    d.digits = mantissa.substr(first, mantissa.find_last_not_of('0') - first + 1);
+    d.point = whole_digits - static_cast<int64_t>(first) + exponent;
     return d;
+  }
+  // Below 0, 0 or above 0 as a is below, equal to or above b.
+  static int Compare(const Decimal& a, const Decimal& b) {
+    const int sa = a.digits.empty() ? 0 : a.negative ? -1 : 1;
+    const int sb = b.digits.empty() ? 0 : b.negative ? -1 : 1;
+    if (sa != sb || sa == 0) return sa - sb;
+    // Digit strings without trailing zeros, under one point, order as
+    // their values' magnitudes.
+    const int magnitude =
+        a.point != b.point ? (a.point < b.point ? -1 : 1) : a.digits.compare(b.digits);
+    return sa * (magnitude < 0 ? -1 : magnitude > 0 ? 1 : 0);
+  }
+  // The schema's number as the compiler reads it (a double, written shortest).
+  static Decimal SchemaNumber(const Json& number) { return ParseDecimal(number.dump()); }
+
+  // value / multiple is an integer: V * 10^k divisible by M, where value =
+  // V * 10^(point - |V|), multiple = M * 10^(...), k the difference of those
+  // exponents (V's last digit is not 0, so k < 0 leaves a fraction). V mod M
+  // digit by digit; nullopt where M passes 18 digits (never a double's).
+  static std::optional<bool> IsMultiple(const Decimal& value, const Decimal& multiple) {
+    if (multiple.digits.empty() || multiple.digits.size() > 18) return std::nullopt;
+    if (value.digits.empty()) return true;
+    const int64_t k = (value.point - static_cast<int64_t>(value.digits.size())) -
+                      (multiple.point - static_cast<int64_t>(multiple.digits.size()));
+    if (k < 0) return false;
+    const __int128 m = std::stoll(multiple.digits);
+    __int128 rest = 0;
+    for (const char c : value.digits) rest = (rest * 10 + (c - '0')) % m;
+    for (int64_t j = 0; j < k && rest != 0; ++j) rest = rest * 10 % m;
+    return rest == 0;
   }
 
   static bool IsNumber(const Json& value) {
     return value.is_object() && value.size() == 1 && value.contains(kNumberKey);
   }
-  static const std::string& NumberText(const Json& value) {
-    return value.at(kNumberKey).get_ref<const std::string&>();
-  }
-  static long double Approx(const std::string& text) { return std::strtold(text.c_str(), nullptr); }
-
-  // The schema's number (a double, as the compiler reads it) and the
-  // document's (as written) are one value; where the digits do not fit, as
-  // long doubles.
-  static bool SameNumber(const Json& schema_number, const std::string& text) {
-    const std::optional<Decimal> a = ParseDecimal(schema_number.dump());
-    const std::optional<Decimal> b = ParseDecimal(text);
-    if (!a || !b) return Approx(schema_number.dump()) == Approx(text);
-    __int128 x = a->digits, y = b->digits;
-    for (int s = a->scale; s < b->scale; ++s) x *= 10;
-    for (int s = b->scale; s < a->scale; ++s) y *= 10;
-    return x == y;
+  static Decimal NumberOf(const Json& value) {
+    return ParseDecimal(value.at(kNumberKey).get_ref<const std::string&>());
   }
 
   // A schema's value (enum, const) equals the document's, numbers by value.
   static bool Equal(const Json& want, const Json& value) {
-    if (IsNumber(value)) return want.is_number() && SameNumber(want, NumberText(value));
+    if (IsNumber(value)) {
+      return want.is_number() && Compare(SchemaNumber(want), NumberOf(value)) == 0;
+    }
     if (want.is_array() && value.is_array()) {
       if (want.size() != value.size()) return false;
       for (size_t i = 0; i < want.size(); ++i) {
@@ -209,19 +213,8 @@ class SchemaCheck {
     return want == value;
   }
 
-  // value / multiple is an integer; nullopt where the digits do not fit.
-  static std::optional<bool> IsMultiple(const std::string& value, const Json& multiple) {
-    const std::optional<Decimal> v = ParseDecimal(value);
-    const std::optional<Decimal> m = ParseDecimal(multiple.dump());
-    if (!v || !m || m->digits == 0) return std::nullopt;
-    __int128 a = v->digits, b = m->digits;
-    for (int s = v->scale; s < m->scale; ++s) a *= 10;
-    for (int s = m->scale; s < v->scale; ++s) b *= 10;
-    return a % b == 0;
-  }
-
   static bool IsType(const std::string& type, const Json& value) {
-    if (type == "object") return value.is_object();
+    if (type == "object") return value.is_object() && !IsNumber(value);
     if (type == "array") return value.is_array();
     if (type == "string") return value.is_string();
     if (type == "boolean") return value.is_boolean();
@@ -229,16 +222,8 @@ class SchemaCheck {
     if (type == "number") return IsNumber(value);
     if (type == "integer") {
       if (!IsNumber(value)) return false;
-      const std::optional<Decimal> d = ParseDecimal(NumberText(value));
-      if (!d) {  // as a long double: its rounding keeps an integer one
-        const long double v = Approx(NumberText(value));
-        return std::floor(v) == v;
-      }
-      __int128 digits = d->digits;
-      for (int s = 0; s < d->scale; ++s, digits /= 10) {
-        if (digits % 10 != 0) return false;
-      }
-      return true;
+      const Decimal d = NumberOf(value);
+      return d.point >= static_cast<int64_t>(d.digits.size());
     }
     return false;
   }
@@ -249,24 +234,44 @@ class SchemaCheck {
     return n;
   }
 
+  // A $ref's target: its fragment percent-decoded (RFC 6901's section 6),
+  // then read as a JSON pointer. Null where it names nothing, or holds an
+  // encoded '/' (a separator to the standard, a key's character to some).
   const Json* Resolve(const std::string& ref) const {
     if (ref == "#") return &root_;
     if (ref.rfind("#/", 0) != 0) return nullptr;
+    std::string pointer;
+    for (size_t i = 1; i < ref.size(); ++i) {
+      if (ref[i] != '%') {
+        pointer += ref[i];
+        continue;
+      }
+      if (i + 2 >= ref.size() || !std::isxdigit(static_cast<uint8_t>(ref[i + 1])) ||
+          !std::isxdigit(static_cast<uint8_t>(ref[i + 2]))) {
+        return nullptr;
+      }
+      const char c = static_cast<char>(std::stoi(ref.substr(i + 1, 2), nullptr, 16));
+      if (c == '/') return nullptr;
+      pointer += c;
+      i += 2;
+    }
     try {
-      const Json::json_pointer pointer(ref.substr(1));
-      return root_.contains(pointer) ? &root_.at(pointer) : nullptr;
+      const Json::json_pointer at(pointer);
+      return root_.contains(at) ? &root_.at(at) : nullptr;
     } catch (const Json::exception&) {
       return nullptr;
     }
   }
 
-  bool Valid(const Json& schema, const Json& value, int depth) const {
-    if (depth > 64) return true;  // a $ref loop: what the compiler bounds
+  // `hops`: $refs followed since the last step into a child value (a loop
+  // of them, which the compiler bounds, ends the check).
+  bool Valid(const Json& schema, const Json& value, int hops) const {
+    if (hops > 64) return true;
     if (schema.is_boolean()) return schema.get<bool>();
     if (!schema.is_object()) return true;
     if (auto it = schema.find("$ref"); it != schema.end() && it->is_string()) {
       const Json* target = Resolve(it->get<std::string>());
-      if (target != nullptr && !Valid(*target, value, depth + 1)) return false;
+      if (target != nullptr && !Valid(*target, value, hops + 1)) return false;
     }
     if (auto it = schema.find("type"); it != schema.end()) {
       bool any = false;
@@ -285,20 +290,20 @@ class SchemaCheck {
     if (auto it = schema.find("const"); it != schema.end() && !Equal(*it, value)) return false;
     if (auto it = schema.find("allOf"); it != schema.end() && it->is_array()) {
       for (const Json& s : *it) {
-        if (!Valid(s, value, depth + 1)) return false;
+        if (!Valid(s, value, hops)) return false;
       }
     }
     if (auto it = schema.find("anyOf"); it != schema.end() && it->is_array()) {
       bool any = false;
-      for (const Json& s : *it) any = any || Valid(s, value, depth + 1);
+      for (const Json& s : *it) any = any || Valid(s, value, hops);
       if (!any) return false;
     }
     if (auto it = schema.find("oneOf"); it != schema.end() && it->is_array()) {
       int valid = 0;
-      for (const Json& s : *it) valid += Valid(s, value, depth + 1);
+      for (const Json& s : *it) valid += Valid(s, value, hops);
       if (valid != 1) return false;
     }
-    if (IsNumber(value)) return ValidNumber(schema, NumberText(value));
+    if (IsNumber(value)) return ValidNumber(schema, NumberOf(value));
     if (value.is_string()) return ValidString(schema, value.get<std::string>());
     if (value.is_array()) {
       if (auto it = schema.find("minItems");
@@ -311,7 +316,7 @@ class SchemaCheck {
       }
       if (auto it = schema.find("items"); it != schema.end()) {
         for (const Json& item : value) {
-          if (!Valid(*it, item, depth + 1)) return false;
+          if (!Valid(*it, item, 0)) return false;
         }
       }
     }
@@ -328,8 +333,8 @@ class SchemaCheck {
       const auto additional = schema.find("additionalProperties");
       for (const auto& [key, item] : value.items()) {
         if (properties != nullptr && properties->contains(key)) {
-          if (!Valid((*properties)[key], item, depth + 1)) return false;
-        } else if (additional != schema.end() && !Valid(*additional, item, depth + 1)) {
+          if (!Valid((*properties)[key], item, 0)) return false;
+        } else if (additional != schema.end() && !Valid(*additional, item, 0)) {
           return false;
         }
       }
@@ -337,20 +342,17 @@ class SchemaCheck {
     return true;
   }
 
-  static bool ValidNumber(const Json& schema, const std::string& value) {
-    const long double v = Approx(value);
-    const auto bound = [&](const char* name) -> std::optional<long double> {
+  static bool ValidNumber(const Json& schema, const Decimal& v) {
+    const auto bound = [&](const char* name) -> std::optional<Decimal> {
       auto it = schema.find(name);
       if (it == schema.end() || !it->is_number()) return std::nullopt;
-      return Approx(it->dump());
+      return SchemaNumber(*it);
     };
-    if (auto b = bound("minimum"); b && v < *b) return false;
-    if (auto b = bound("maximum"); b && v > *b) return false;
-    if (auto b = bound("exclusiveMinimum"); b && v <= *b) return false;
-    if (auto b = bound("exclusiveMaximum"); b && v >= *b) return false;
-    if (auto it = schema.find("multipleOf"); it != schema.end() && it->is_number()) {
-      if (IsMultiple(value, *it) == false) return false;
-    }
+    if (auto b = bound("minimum"); b && Compare(v, *b) < 0) return false;
+    if (auto b = bound("maximum"); b && Compare(v, *b) > 0) return false;
+    if (auto b = bound("exclusiveMinimum"); b && Compare(v, *b) <= 0) return false;
+    if (auto b = bound("exclusiveMaximum"); b && Compare(v, *b) >= 0) return false;
+    if (auto m = bound("multipleOf"); m && IsMultiple(v, *m) == false) return false;
     return true;
   }
 
@@ -364,7 +366,8 @@ class SchemaCheck {
         it != schema.end() && it->is_number() && n > it->get<double>()) {
       return false;
     }
-    if (auto it = schema.find("pattern"); it != schema.end() && it->is_string()) {
+    if (auto it = schema.find("pattern");
+        it != schema.end() && it->is_string() && EcmaComparable(it->get<std::string>())) {
       if (Pcre2Search(it->get<std::string>(), s, PCRE2_UTF) == false) return false;
     }
     return true;

@@ -83,6 +83,27 @@ class HttpLoopTest : public ::testing::Test {
         "Content-Length: " +
         std::to_string(sizeof kCompletion - 1) + "\r\n\r\n" + kCompletion);
   }
+  // Eight choices of 200 tokens with their top logprobs (hundreds of KB)
+  // posted from a client window of a few KB that does not read: its
+  // connection once the engine has finished them all (-1 on failure).
+  int SendUnreadReply() {
+    const int64_t finished = Stats().num_requests_finished;
+    const std::string body =
+        R"({"model":"tiny","prompt":[72,105,33,10],"max_tokens":200,"n":8,"logprobs":5,)"
+        R"("temperature":0,"ignore_eos":true})";
+    const int fd = testing::ConnectLoopback(door_->port(), 4096);
+    if (fd < 0) return -1;
+    fds_.push_back(fd);
+    const bool sent = testing::SendAll(
+        fd,
+        "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        "Content-Length: " +
+            std::to_string(body.size()) + "\r\n\r\n" + body);
+    return sent && testing::WaitFor([&] { return Stats().num_requests_finished == finished + 8; },
+                                    std::chrono::seconds(60))
+               ? fd
+               : -1;
+  }
   // Two connections at most, 60 s for a request, `at_cap` at the cap.
   static HttpOptions TwoRooms(std::chrono::milliseconds at_cap) {
     HttpOptions options;
@@ -408,22 +429,8 @@ TEST_F(HttpLoopTest, AWholeReplyItsClientDoesNotReadIsCutOff) {
   HttpOptions options;
   options.socket_send_buffer = 16 << 10;  // else the kernel takes the whole reply
   Start(options, limits);
-  const int64_t finished = Stats().num_requests_finished;
-  // Eight choices of 200 tokens with their top logprobs: hundreds of KB,
-  // against a client window of a few KB.
-  const std::string body =
-      R"({"model":"tiny","prompt":[72,105,33,10],"max_tokens":200,"n":8,"logprobs":5,)"
-      R"("temperature":0,"ignore_eos":true})";
-  const int fd = testing::ConnectLoopback(door_->port(), 4096);
+  const int fd = SendUnreadReply();
   ASSERT_GE(fd, 0);
-  fds_.push_back(fd);
-  ASSERT_TRUE(testing::SendAll(
-      fd,
-      "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-      "Content-Length: " +
-          std::to_string(body.size()) + "\r\n\r\n" + body));
-  ASSERT_TRUE(testing::WaitFor([&] { return Stats().num_requests_finished == finished + 8; },
-                               std::chrono::seconds(60)));
   EXPECT_TRUE(testing::WaitFor(
       [&] { return metrics_.Render({}).find(R"(reason="slow_reader"} 1)") != std::string::npos; },
       std::chrono::seconds(10)))
@@ -452,20 +459,8 @@ TEST_F(HttpLoopTest, AWholeReplyStillDrainingKeepsItsTenantsStreams) {
   Start(options, limits, &router);
   std::shared_ptr<scheduler::ServedModel> model = *tiny_->router->Find("tiny");
   const long holders = model.use_count();
-  const int64_t finished = Stats().num_requests_finished;
-  const std::string body =
-      R"({"model":"tiny","prompt":[72,105,33,10],"max_tokens":200,"n":8,"logprobs":5,)"
-      R"("temperature":0,"ignore_eos":true})";
-  const int slow = testing::ConnectLoopback(door_->port(), 4096);
+  const int slow = SendUnreadReply();
   ASSERT_GE(slow, 0);
-  fds_.push_back(slow);
-  ASSERT_TRUE(testing::SendAll(
-      slow,
-      "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-      "Content-Length: " +
-          std::to_string(body.size()) + "\r\n\r\n" + body));
-  ASSERT_TRUE(testing::WaitFor([&] { return Stats().num_requests_finished == finished + 8; },
-                               std::chrono::seconds(60)));
   // The front door is done with the call (it lets go of the model as it
   // forgets it); its reply waits for the client.
   ASSERT_TRUE(
