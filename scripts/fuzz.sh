@@ -12,7 +12,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 build="${COHOST_FUZZ_BUILD_DIR:-$root/build-fuzz}"
 targets=(json_schema_fuzz string_pattern_fuzz openai_request_fuzz grpc_request_fuzz gguf_fuzz
          safetensors_fuzz tokenizer_json_fuzz hf_config_fuzz chat_template_fuzz engine_fuzz
-         output_split_fuzz)
+         output_split_fuzz http_fuzz)
 if [ "${1:-}" = "--list" ] || [ $# -lt 1 ]; then
   printf '%s\n' "${targets[@]}"
   [ $# -ge 1 ] && exit 0

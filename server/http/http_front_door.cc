@@ -222,6 +222,26 @@ bool AmbiguousFraming(evhttp_request* req) {
          (codings == 1 && http10) || (!reads_body && (codings == 1 || !empty_length));
 }
 
+// HTTP/1.x is served, a later 1.x as 1.1 (RFC 9112, section 2.3); any other
+// major version gets 505 and the connection closes. evhttp writes the
+// request's own version in its reply's status line, so the reply is set to
+// 1.1 first ("HTTP/0.1 404" or "HTTP/1.7 200" otherwise). True where the
+// request is answered here.
+bool RefusedVersion(evhttp_request* req) {
+  // evhttp keeps them as chars (a version past 127 wraps): read unsigned.
+  const int major = static_cast<unsigned char>(req->major);
+  const int minor = static_cast<unsigned char>(req->minor);
+  if (major == 1 && minor <= 1) return false;
+  req->major = 1;
+  req->minor = 1;
+  if (major == 1) return false;
+  evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+  SendJson(req, 505,
+           ErrorBody(absl::InvalidArgumentError(absl::StrCat(
+               "HTTP/", major, ".", minor, " is not supported: use HTTP/1.1 or HTTP/1.0"))));
+  return true;
+}
+
 }  // namespace
 
 void HttpFrontDoor::OnLivenessTick(int, short, void* self) {
@@ -411,6 +431,7 @@ void HttpFrontDoor::OnRequest(evhttp_request* req, void* self) {
     evhttp_add_header(out, "Access-Control-Allow-Origin", d->options_.cors_origin.c_str());
     evhttp_add_header(out, "Access-Control-Expose-Headers", "Retry-After");
   }
+  if (RefusedVersion(req)) return;
   if (AmbiguousFraming(req)) {
     evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
     return SendError(req,

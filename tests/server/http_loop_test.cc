@@ -151,6 +151,26 @@ class HttpLoopTest : public ::testing::Test {
   std::vector<int> fds_;
 };
 
+// HTTP/1.0 and 1.1 are served, a later 1.x as 1.1; HTTP/0.x is 505 and the
+// connection closes. Each reply's status line says HTTP/1.1 (evhttp would
+// echo the request's "HTTP/0.1"). (evhttp itself refuses 2.0 and later, with
+// its own 400.)
+TEST_F(HttpLoopTest, AnotherHttpMajorVersionIs505) {
+  Start({});
+  for (const char* version : {"HTTP/0.1", "HTTP/0.9"}) {
+    const int fd = Send(std::string("GET /health ") + version + "\r\nHost: x\r\n\r\n");
+    ASSERT_GE(fd, 0);
+    const std::string reply = testing::ReadUntil(fd, "}", std::chrono::seconds(10));
+    EXPECT_THAT(reply, StartsWith("HTTP/1.1 505 HTTP Version Not Supported")) << version;
+    EXPECT_THAT(reply, HasSubstr("is not supported: use HTTP/1.1 or HTTP/1.0")) << reply;
+    EXPECT_TRUE(testing::ClosedByPeerWithin(fd, std::chrono::seconds(10))) << version;
+  }
+  const int later = Send("GET /health HTTP/1.7\r\nHost: x\r\n\r\n");
+  ASSERT_GE(later, 0);
+  EXPECT_THAT(testing::ReadUntil(later, "\r\n", std::chrono::seconds(10)),
+              StartsWith("HTTP/1.1 200"));
+}
+
 TEST_F(HttpLoopTest, AtTheCapNewConnectionsWaitUntilOneCloses) {
   HttpOptions options;
   options.max_connections = 2;
